@@ -1,0 +1,151 @@
+import { z } from 'zod';
+
+/**
+ * Every setting of the server, read from the environment once at start and validated here.
+ * A bad value stops the server with a message naming the variable (see `loadConfig`).
+ * The README's "Configuration" table documents each of them with its default.
+ */
+
+const port = z.coerce
+  .number({ error: 'must be a number' })
+  .int('must be a whole number')
+  .min(0, 'must be between 0 and 65535')
+  .max(65535, 'must be between 0 and 65535');
+
+const positiveInt = z.coerce
+  .number({ error: 'must be a number' })
+  .int('must be a whole number')
+  .positive('must be greater than 0');
+
+const flag = z
+  .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'], {
+    error: 'must be one of 1, 0, true, false, yes, no, on, off',
+  })
+  .transform((value) => ['1', 'true', 'yes', 'on'].includes(value));
+
+export type Role = 'user' | 'admin';
+export interface ApiToken {
+  userId: string;
+  role: Role;
+  token: string;
+}
+
+/** `userId:role:token,…`, e.g. `alice:user:s3cret,ops:admin:t0ken`. */
+const authTokens = z
+  .string()
+  .optional()
+  .transform((raw, ctx): ApiToken[] => {
+    if (!raw?.trim()) return [];
+    const tokens: ApiToken[] = [];
+    for (const [index, entry] of raw.split(',').entries()) {
+      const [userId, role, ...rest] = entry.trim().split(':');
+      const token = rest.join(':');
+      if (!userId || !token || (role !== 'user' && role !== 'admin')) {
+        // Never echo the entry itself: it holds a secret.
+        ctx.addIssue({
+          code: 'custom',
+          message: `entry ${index + 1} must look like userId:role:token with role "user" or "admin"`,
+        });
+        return z.NEVER;
+      }
+      if (token.length < 8) {
+        ctx.addIssue({ code: 'custom', message: `entry ${index + 1}: token must be at least 8 characters` });
+        return z.NEVER;
+      }
+      tokens.push({ userId, role, token });
+    }
+    return tokens;
+  });
+
+const databaseUrl = z
+  .string()
+  .default('file:./data/market.db')
+  .refine((url) => url.startsWith('file:') || /^postgres(ql)?:\/\//.test(url), {
+    message: 'must be file:<path> (SQLite) or postgresql://… (PostgreSQL)',
+  });
+
+const schema = z.object({
+  /** TCP port of the HTTP server. @default 4000 */
+  PORT: port.default(4000),
+  /** Interface to bind. Must be loopback when no authentication is configured. @default 127.0.0.1 */
+  HOST: z.string().min(1).default('127.0.0.1'),
+  /** pino level. @default info */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** `file:<path>` for SQLite, `postgresql://…` for PostgreSQL. @default file:./data/market.db */
+  DATABASE_URL: databaseUrl,
+  /** Seed demo data into an empty database. @default true */
+  DEMO_DATA: flag.default(true),
+  /** Bearer tokens, `userId:role:token,…`. @default none */
+  AUTH_TOKENS: authTokens,
+  /** Trusted gateway header carrying the user id (e.g. X-Bfl-User). @default none */
+  AUTH_USER_HEADER: z.string().min(1).optional(),
+  /** User ids that the gateway header marks as admins, comma-separated. @default none */
+  AUTH_ADMIN_USERS: z
+    .string()
+    .optional()
+    .transform((raw) => (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean)),
+  /** Largest `first`/`last` a connection accepts. @default 100 */
+  MAX_PAGE_SIZE: positiveInt.max(1000, 'must be at most 1000').default(100),
+  /** Largest request body in bytes. @default 1048576 */
+  MAX_BODY_BYTES: positiveInt.default(1024 * 1024),
+  /** Deepest selection a query may nest. @default 12 */
+  MAX_QUERY_DEPTH: positiveInt.default(12),
+});
+
+export type Config = {
+  port: number;
+  host: string;
+  logLevel: z.infer<typeof schema>['LOG_LEVEL'];
+  databaseUrl: string;
+  demoData: boolean;
+  auth: {
+    tokens: ApiToken[];
+    userHeader: string | undefined;
+    adminUsers: string[];
+    /** No tokens and no gateway header: a single local admin, loopback only. */
+    localDevelopment: boolean;
+  };
+  maxPageSize: number;
+  maxBodyBytes: number;
+  maxQueryDepth: number;
+};
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1']);
+
+/** Reads and validates the environment; throws a ConfigError listing every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings count as unset, as in most deployment tools.
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const localDevelopment = e.AUTH_TOKENS.length === 0 && !e.AUTH_USER_HEADER;
+  if (localDevelopment && !LOOPBACK_HOSTS.has(e.HOST)) {
+    throw new ConfigError(
+      `Invalid configuration:\n  HOST: without AUTH_TOKENS or AUTH_USER_HEADER the server runs in local development mode and binds only to 127.0.0.1 (got ${e.HOST})`,
+    );
+  }
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    logLevel: e.LOG_LEVEL,
+    databaseUrl: e.DATABASE_URL,
+    demoData: e.DEMO_DATA,
+    auth: {
+      tokens: e.AUTH_TOKENS,
+      userHeader: e.AUTH_USER_HEADER,
+      adminUsers: e.AUTH_ADMIN_USERS,
+      localDevelopment,
+    },
+    maxPageSize: e.MAX_PAGE_SIZE,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    maxQueryDepth: e.MAX_QUERY_DEPTH,
+  };
+}

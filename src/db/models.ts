@@ -1,0 +1,10 @@
+// Row types of the data model, shared by both providers' clients (see Db in client.ts).
+export type {
+  AppState as AppRow,
+  CatalogApp as CatalogAppRow,
+  HistoryRecord as HistoryRow,
+  MarketSource as MarketSourceRow,
+  Payment as PaymentRow,
+  Prisma,
+  Task as TaskRow,
+} from '../generated/prisma-sqlite/client.js';

@@ -1,0 +1,38 @@
+import { GraphQLError } from 'graphql';
+import { maskError as yogaMaskError } from 'graphql-yoga';
+import { DomainError, ValidationError } from '../services/errors.js';
+
+const HTTP_STATUS: Partial<Record<DomainError['code'], number>> = { UNAUTHENTICATED: 401 };
+
+/** A GraphQL error carrying the domain error's code (and field issues) in `extensions`. */
+export function domainGraphQLError(error: DomainError, from?: GraphQLError): GraphQLError {
+  const status = HTTP_STATUS[error.code];
+  return new GraphQLError(error.message, {
+    nodes: from?.nodes,
+    source: from?.source,
+    positions: from?.positions,
+    path: from?.path,
+    extensions: {
+      code: error.code,
+      ...(error instanceof ValidationError && error.issues.length ? { issues: error.issues } : {}),
+      ...(status ? { http: { status } } : {}),
+    },
+  });
+}
+
+/**
+ * Yoga's error mask: expected domain errors keep their message and get `extensions.code`;
+ * everything else is masked by Yoga's default ("Unexpected error.") after `onUnexpected` logs it.
+ */
+export function createErrorMasker(onUnexpected: (error: unknown) => void) {
+  return (error: unknown, message: string, isDev?: boolean): Error => {
+    const original = error instanceof GraphQLError ? error.originalError : error;
+    if (original instanceof DomainError) {
+      return domainGraphQLError(original, error instanceof GraphQLError ? error : undefined);
+    }
+    if (original instanceof GraphQLError && original.extensions?.code) return original;
+    if (error instanceof GraphQLError && !error.originalError) return error;
+    onUnexpected(original);
+    return yogaMaskError(error, message, isDev);
+  };
+}

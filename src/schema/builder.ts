@@ -1,0 +1,60 @@
+import SchemaBuilder from '@pothos/core';
+import ErrorsPlugin from '@pothos/plugin-errors';
+import RelayPlugin from '@pothos/plugin-relay';
+import type { Viewer } from '../auth/viewer.js';
+import type { Logger } from '../logger.js';
+import type { Services } from '../services/index.js';
+import type { Loaders } from '../services/loaders.js';
+import { decodeGlobalId } from './global-id.js';
+
+/** Per-request data: who asks, the services, and this request's batching loaders. */
+export interface Context {
+  viewer: Viewer;
+  services: Services;
+  loaders: Loaders;
+  requestId: string;
+  logger: Logger;
+}
+
+export const builder = new SchemaBuilder<{
+  Context: Context;
+  DefaultFieldNullability: false;
+  DefaultEdgesNullability: false;
+  DefaultNodeNullability: false;
+  Connection: { totalCount: () => number | Promise<number> };
+  Scalars: {
+    ID: { Input: string; Output: string | number };
+    DateTime: { Input: Date; Output: Date };
+    JSON: { Input: unknown; Output: unknown };
+  };
+}>({
+  plugins: [ErrorsPlugin, RelayPlugin],
+  defaultFieldNullability: false,
+  errors: { defaultTypes: [] },
+  relay: {
+    clientMutationId: 'omit',
+    cursorType: 'String',
+    edgesFieldOptions: { nullable: false, description: 'The items of this page with their cursors.' },
+    nodeFieldOptions: { nullable: false, description: 'The item.' },
+    cursorFieldOptions: { description: 'Opaque cursor of this item, for `after`/`before`.' },
+    pageInfoFieldOptions: { description: 'Where this page sits in the whole list.' },
+    hasNextPageFieldOptions: { description: 'Whether more items follow this page.' },
+    hasPreviousPageFieldOptions: { description: 'Whether items precede this page.' },
+    startCursorFieldOptions: { description: 'Cursor of the first item of this page.' },
+    endCursorFieldOptions: { description: 'Cursor of the last item of this page.' },
+    firstArgOptions: { description: 'Return at most this many items from the start (after `after`).' },
+    lastArgOptions: { description: 'Return at most this many items from the end (before `before`).' },
+    afterArgOptions: { description: 'Return items after this cursor.' },
+    beforeArgOptions: { description: 'Return items before this cursor.' },
+    pageInfoTypeOptions: { description: 'Relay pagination state of a connection.' },
+    nodeTypeOptions: { description: 'An object with a globally unique, opaque id, refetchable with `node(id:)`.' },
+    idFieldOptions: { description: 'Globally unique opaque id of this object.' },
+    nodeQueryOptions: { description: 'Refetch any object by its global id; null when it does not exist or is not yours.' },
+    nodesQueryOptions: false,
+    defaultConnectionTypeOptions: { description: 'A page of a list, with Relay cursors and the total count.' },
+    defaultEdgeTypeOptions: { description: 'One item of a page and its cursor.' },
+    decodeGlobalID: decodeGlobalId,
+  },
+});
+
+builder.queryType({ description: 'Reads of the Market runtime.' });

@@ -1,0 +1,80 @@
+import {
+  ConflictError,
+  DomainError,
+  ERROR_CODES,
+  type FieldIssue,
+  ForbiddenError,
+  InvalidStateError,
+  NotFoundError,
+  UnauthenticatedError,
+  UpstreamError,
+  ValidationError,
+} from '../services/errors.js';
+import { builder } from './builder.js';
+
+const CODE_DESCRIPTIONS: Record<(typeof ERROR_CODES)[number], string> = {
+  NOT_FOUND: 'The app, version, task or payment does not exist (or is not yours).',
+  VALIDATION: 'The input is malformed; `issues` says which fields.',
+  CONFLICT: 'Another active task already exists for the same app.',
+  FORBIDDEN: 'You may not act on or read this object.',
+  UNAUTHENTICATED: 'No valid credentials were sent.',
+  INVALID_STATE: 'The operation does not apply in the object\'s current state.',
+  UPSTREAM: 'A service this API depends on failed.',
+};
+
+export const ErrorCodeEnum = builder.enumType('ErrorCode', {
+  description: 'Stable machine-readable class of an expected error.',
+  values: Object.fromEntries(ERROR_CODES.map((code) => [code, { description: CODE_DESCRIPTIONS[code] }])),
+});
+
+export const ErrorInterface = builder.interfaceRef<DomainError>('Error').implement({
+  description: 'An expected failure of a mutation, returned as data in its result union.',
+  fields: (t) => ({
+    message: t.exposeString('message', { description: 'What went wrong, for a person.' }),
+    code: t.field({ type: ErrorCodeEnum, description: 'What went wrong, for a program.', resolve: (error) => error.code }),
+  }),
+});
+
+const FieldIssueRef = builder.objectRef<FieldIssue>('FieldIssue').implement({
+  description: 'One invalid input field.',
+  fields: (t) => ({
+    path: t.exposeString('path', { description: 'Dotted path of the field in the input, e.g. `envs.0.name`.' }),
+    message: t.exposeString('message', { description: 'What is wrong with it.' }),
+  }),
+});
+
+function errorType(cls: new (message: string) => DomainError, name: string, description: string) {
+  return builder.objectType(cls, {
+    name,
+    description,
+    interfaces: [ErrorInterface],
+    isTypeOf: (value) => value instanceof cls,
+    fields: () => ({}),
+  });
+}
+
+errorType(NotFoundError, 'NotFoundError', 'The target does not exist or is not visible to you.');
+errorType(ConflictError, 'ConflictError', 'Another active task exists for the same (user, source, app).');
+errorType(ForbiddenError, 'ForbiddenError', 'You may not act on this object.');
+errorType(InvalidStateError, 'InvalidStateError', 'The operation does not apply in the current state.');
+errorType(UpstreamError, 'UpstreamError', 'A dependency (app service, developer service) failed.');
+errorType(UnauthenticatedError, 'UnauthenticatedError', 'No valid credentials were sent.');
+builder.objectType(ValidationError, {
+  name: 'ValidationError',
+  description: 'The input is malformed.',
+  interfaces: [ErrorInterface],
+  isTypeOf: (value) => value instanceof ValidationError,
+  fields: (t) => ({
+    issues: t.field({ type: [FieldIssueRef], description: 'The invalid fields.', resolve: (error) => error.issues }),
+  }),
+});
+
+/** The error classes every mutation result union lists (services throw these). */
+export const MUTATION_ERRORS = [
+  NotFoundError,
+  ValidationError,
+  ConflictError,
+  ForbiddenError,
+  InvalidStateError,
+  UpstreamError,
+];

@@ -1,0 +1,22 @@
+import { ValidationError } from '../services/errors.js';
+
+/**
+ * Global ids are base64url("Type:id"). A malformed id is a client error with a clear message,
+ * not an internal one.
+ */
+export function decodeGlobalId(globalId: string): { typename: string; id: string } {
+  const decoded = Buffer.from(globalId, 'base64').toString('utf8');
+  const separator = decoded.indexOf(':');
+  const typename = decoded.slice(0, separator);
+  const id = decoded.slice(separator + 1);
+  if (separator <= 0 || !id || !/^[A-Za-z]+$/.test(typename)) {
+    throw new ValidationError(`"${globalId}" is not a valid id`, [{ path: 'id', message: 'malformed id' }]);
+  }
+  return { typename, id };
+}
+
+/** The numeric row id inside a global id; anything else is treated as not found. */
+export function rowId(id: string | number): number | null {
+  const value = Number(id);
+  return Number.isSafeInteger(value) && value > 0 ? value : null;
+}

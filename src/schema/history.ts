@@ -1,0 +1,46 @@
+import { builder } from './builder.js';
+import { connectionType } from './connections.js';
+import { rowId } from './global-id.js';
+import { HistoryRecordRef } from './refs.js';
+
+builder.node(HistoryRecordRef, {
+  description: 'An audit record of a task transition or payment milestone.',
+  id: { resolve: (record) => record.id },
+  loadOne: (id, ctx) => {
+    const row = rowId(id);
+    return row === null ? null : ctx.services.history.getById(ctx.viewer, row);
+  },
+  fields: (t) => ({
+    type: t.exposeString('type', { description: 'Record type, e.g. `ACTION_INSTALL`, `SYSTEM_INSTALL_SUCCEED`, `system`.' }),
+    message: t.exposeString('message', { description: 'What happened.' }),
+    app: t.exposeString('app', { nullable: true, description: 'App concerned.' }),
+    userId: t.exposeString('userId', { description: 'User concerned.' }),
+    time: t.field({ type: 'DateTime', description: 'When it happened.', resolve: (record) => record.time }),
+    extended: t.field({ type: 'JSON', nullable: true, description: 'Details (task id, status, …).', resolve: (record) => record.extended }),
+  }),
+});
+
+const HistoryRecordConnection = connectionType(HistoryRecordRef, 'HistoryRecord', 'history records');
+
+const HistoryFilterInput = builder.inputType('HistoryFilter', {
+  description: 'Filters on history records; all given conditions must hold.',
+  fields: (t) => ({
+    type: t.stringList({ description: 'Only these record types.' }),
+    app: t.string({ description: 'Only this app.' }),
+    userId: t.string({ description: 'Only this user (admins only).' }),
+    from: t.field({ type: 'DateTime', description: 'Only records at or after this time.' }),
+    to: t.field({ type: 'DateTime', description: 'Only records at or before this time.' }),
+  }),
+});
+
+builder.queryField('history', (t) =>
+  t.connection(
+    {
+      type: HistoryRecordRef,
+      description: 'Audit history (yours, or everyone\'s for admins), newest first.',
+      args: { filter: t.arg({ type: HistoryFilterInput, description: 'Which records.' }) },
+      resolve: (_root, { filter, ...page }, ctx) => ctx.services.history.list(ctx.viewer, filter ?? {}, page),
+    },
+    HistoryRecordConnection,
+  ),
+);

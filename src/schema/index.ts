@@ -1,0 +1,13 @@
+import { lexicographicSortSchema } from 'graphql';
+import { builder } from './builder.js';
+import './scalars.js';
+import './errors.js';
+import './viewer.js';
+import './tasks.js';
+import './apps.js';
+import './payments.js';
+import './history.js';
+import './catalog.js';
+
+/** The whole schema, sorted so its printed form is stable. Building it opens no database. */
+export const schema = lexicographicSortSchema(builder.toSchema());

@@ -1,0 +1,67 @@
+import { builder } from './builder.js';
+import { connectionType } from './connections.js';
+import { rowId } from './global-id.js';
+import { PaymentRef, PaymentStatusEnum } from './refs.js';
+
+builder.node(PaymentRef, {
+  description: 'Purchase state of one paid app product for one user. Secrets (signature, credential) are never exposed.',
+  id: { resolve: (payment) => payment.id },
+  loadOne: (id, ctx) => {
+    const row = rowId(id);
+    return row === null ? null : ctx.services.payments.getById(ctx.viewer, row);
+  },
+  fields: (t) => ({
+    userId: t.exposeString('userId', { description: 'The buyer.' }),
+    sourceId: t.exposeString('sourceId', { description: 'Market source of the app.' }),
+    appId: t.exposeString('appId', { description: 'Catalogue id of the app.' }),
+    appName: t.exposeString('appName', { description: 'App name.' }),
+    productId: t.exposeString('productId', { description: 'Product bought.' }),
+    status: t.field({
+      type: PaymentStatusEnum,
+      description: 'Status as a frontend shows it, derived from the five axes below.',
+      resolve: (payment, _args, ctx) => ctx.services.payments.statusOf(payment),
+    }),
+    paymentNeed: t.exposeString('paymentNeed', { description: 'Axis 1: whether payment is needed (`required`, `not_required`, errors).' }),
+    developerSync: t.exposeString('developerSync', { description: 'Axis 2: credential sync with the developer service.' }),
+    larePassSync: t.exposeString('larePassSync', { description: 'Axis 3: signature sync with LarePass.' }),
+    signatureStatus: t.exposeString('signatureStatus', { description: 'Axis 4: signature state.' }),
+    paymentStatus: t.exposeString('paymentStatus', { description: 'Axis 5: payment progress.' }),
+    txHash: t.exposeString('txHash', { nullable: true, description: 'On-chain transaction of the payment.' }),
+    createdAt: t.field({ type: 'DateTime', description: 'When the purchase started.', resolve: (p) => p.createdAt }),
+    updatedAt: t.field({ type: 'DateTime', description: 'Last change.', resolve: (p) => p.updatedAt }),
+  }),
+});
+
+const PaymentConnection = connectionType(PaymentRef, 'Payment', 'payments');
+
+const PaymentFilterInput = builder.inputType('PaymentFilter', {
+  description: 'Filters on payments; all given conditions must hold.',
+  fields: (t) => ({
+    userId: t.string({ description: 'Only this user\'s payments (admins only).' }),
+    sourceId: t.string({ description: 'Only this market source.' }),
+    appId: t.string({ description: 'Only this app.' }),
+    status: t.field({ type: [PaymentStatusEnum], description: 'Only payments in one of these statuses.' }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  payments: t.connection(
+    {
+      type: PaymentRef,
+      description: 'Payment states (yours, or everyone\'s for admins), newest first.',
+      args: { filter: t.arg({ type: PaymentFilterInput, description: 'Which payments.' }) },
+      resolve: (_root, { filter, ...page }, ctx) => ctx.services.payments.list(ctx.viewer, filter ?? {}, page),
+    },
+    PaymentConnection,
+  ),
+  paymentStatus: t.field({
+    type: PaymentRef,
+    nullable: true,
+    description: 'Your payment state for an app; null for an app you never started to buy.',
+    args: {
+      sourceId: t.arg.string({ required: true, description: 'Market source id.' }),
+      appId: t.arg.string({ required: true, description: 'Catalogue app id.' }),
+    },
+    resolve: (_root, { sourceId, appId }, ctx) => ctx.services.payments.forApp(ctx.viewer, sourceId, appId),
+  }),
+}));

@@ -1,0 +1,66 @@
+/**
+ * Expected failures. Services throw these; the schema turns them into typed mutation results
+ * (errors plugin) or into GraphQL errors with `extensions.code` on queries. Anything else that
+ * escapes is unexpected and stays masked.
+ */
+export const ERROR_CODES = [
+  'NOT_FOUND',
+  'VALIDATION',
+  'CONFLICT',
+  'FORBIDDEN',
+  'UNAUTHENTICATED',
+  'INVALID_STATE',
+  'UPSTREAM',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export abstract class DomainError extends Error {
+  abstract readonly code: ErrorCode;
+}
+
+export class NotFoundError extends DomainError {
+  override name = 'NotFoundError';
+  readonly code = 'NOT_FOUND';
+}
+
+export interface FieldIssue {
+  /** Dotted path of the offending input field, e.g. `input.envs.0.name`. */
+  path: string;
+  message: string;
+}
+
+export class ValidationError extends DomainError {
+  override name = 'ValidationError';
+  readonly code = 'VALIDATION';
+  constructor(
+    message: string,
+    readonly issues: FieldIssue[] = [],
+  ) {
+    super(message);
+  }
+}
+
+export class ConflictError extends DomainError {
+  override name = 'ConflictError';
+  readonly code = 'CONFLICT';
+}
+
+export class ForbiddenError extends DomainError {
+  override name = 'ForbiddenError';
+  readonly code = 'FORBIDDEN';
+}
+
+export class UnauthenticatedError extends DomainError {
+  override name = 'UnauthenticatedError';
+  readonly code = 'UNAUTHENTICATED';
+}
+
+export class InvalidStateError extends DomainError {
+  override name = 'InvalidStateError';
+  readonly code = 'INVALID_STATE';
+}
+
+export class UpstreamError extends DomainError {
+  override name = 'UpstreamError';
+  readonly code = 'UPSTREAM';
+}

@@ -1,0 +1,92 @@
+import { canSee, userScope, type Viewer } from '../auth/viewer.js';
+import type { Db } from '../db/client.js';
+import type { AppRow, Prisma, TaskRow } from '../db/models.js';
+import { type AppKey, appKeyString } from './app-key.js';
+import { type AppStage, deriveStage, type Health, type StageAndHealth } from './app-stage.js';
+import { type Connection, type PageArgs, paginateArray, paginateQuery } from './pagination.js';
+
+export interface AppFilter {
+  userId?: string | null;
+  sourceId?: string | null;
+  appName?: string | null;
+  stage?: AppStage[] | null;
+  health?: Health | null;
+}
+
+export const APP_CURSOR = 'app';
+
+/** Reads of the per-user app state rows ("apps"), with the derived stage and health. */
+export class InstalledAppService {
+  constructor(
+    private readonly db: Db,
+    private readonly maxPageSize: number,
+  ) {}
+
+  async list(viewer: Viewer, filter: AppFilter = {}, page: PageArgs = {}): Promise<Connection<AppRow>> {
+    const userId = userScope(viewer, filter.userId);
+    const where: Prisma.AppStateWhereInput = {
+      ...(userId !== undefined ? { userId } : {}),
+      ...(filter.sourceId ? { sourceId: filter.sourceId } : {}),
+      ...(filter.appName ? { appName: filter.appName } : {}),
+    };
+    if (!filter.stage?.length && !filter.health) {
+      return paginateQuery(
+        APP_CURSOR,
+        page,
+        this.maxPageSize,
+        (window) => this.db.appState.findMany({ ...window, where: { ...where, ...window.where } }),
+        () => this.db.appState.count({ where }),
+      );
+    }
+    // Stage and health are derived, so these filters apply after reading the rows the SQL
+    // filters leave (one query for the rows, one for their active tasks).
+    const rows = await this.db.appState.findMany({ where });
+    const stages = await this.stagesOf(rows);
+    const wanted = rows.filter((row, index) => {
+      const derived = stages[index] as StageAndHealth;
+      return (
+        (!filter.stage?.length || filter.stage.includes(derived.stage)) &&
+        (!filter.health || filter.health === derived.health)
+      );
+    });
+    return paginateArray(APP_CURSOR, page, this.maxPageSize, wanted);
+  }
+
+  /** One app of one user; admins may name the user, others read their own. */
+  async get(viewer: Viewer, key: { sourceId: string; appName: string; userId?: string | null }): Promise<AppRow | null> {
+    const userId = userScope(viewer, key.userId) ?? viewer.userId;
+    return this.db.appState.findUnique({
+      where: { userId_sourceId_appName: { userId, sourceId: key.sourceId, appName: key.appName } },
+    });
+  }
+
+  async getById(viewer: Viewer, id: number): Promise<AppRow | null> {
+    const row = await this.db.appState.findUnique({ where: { id } });
+    return row && canSee(viewer, row.userId) ? row : null;
+  }
+
+  /** Batch read by app key (for Task.app); missing keys give null. */
+  async byKeys(keys: readonly AppKey[]): Promise<(AppRow | null)[]> {
+    const rows = await this.db.appState.findMany({
+      where: { OR: keys.map(({ userId, sourceId, appName }) => ({ userId, sourceId, appName })) },
+    });
+    const byKey = new Map(rows.map((row) => [appKeyString(row), row]));
+    return keys.map((key) => byKey.get(appKeyString(key)) ?? null);
+  }
+
+  /** Active (pending or running) task of each app, in one query. */
+  async activeTasks(keys: readonly AppKey[]): Promise<(TaskRow | null)[]> {
+    const wanted = keys.map(appKeyString);
+    const tasks = await this.db.task.findMany({ where: { activeKey: { in: [...new Set(wanted)] } } });
+    const byKey = new Map(tasks.map((task) => [task.activeKey, task]));
+    return wanted.map((key) => byKey.get(key) ?? null);
+  }
+
+  /** Stage and health of each row (batched over the rows' active tasks). */
+  async stagesOf(rows: readonly AppRow[]): Promise<StageAndHealth[]> {
+    const tasks = await this.activeTasks(rows);
+    return rows.map((row, index) =>
+      deriveStage({ state: row.state, progress: row.progress, activeTask: tasks[index] ?? null }),
+    );
+  }
+}

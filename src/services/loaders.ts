@@ -1,0 +1,68 @@
+import DataLoader from 'dataloader';
+import type { AppRow, TaskRow } from '../db/models.js';
+import { type AppKey, appKeyString } from './app-key.js';
+import { deriveStage, type StageAndHealth } from './app-stage.js';
+import type { Services } from './index.js';
+import type { Connection, PageArgs } from './pagination.js';
+import type { TaskStatus } from './task-service.js';
+
+type AppTasksArgs = PageArgs & { status?: TaskStatus[] | null };
+
+/**
+ * Per-request batching: every nested field that reads the database (App.activeTask, App.stage,
+ * App.tasks, Task.app, CatalogApp.categories) goes through one of these, so a list of N parents
+ * costs one query per field, not N.
+ */
+export function createLoaders(services: Services) {
+  const activeTask = new DataLoader<AppKey, TaskRow | null, string>((keys) => services.apps.activeTasks(keys), {
+    cacheKeyFn: appKeyString,
+  });
+
+  const appStage = new DataLoader<AppRow, StageAndHealth, number>(
+    async (rows) => {
+      const tasks = await activeTask.loadMany(rows);
+      return rows.map((row, index) => {
+        const task = tasks[index];
+        if (task instanceof Error) return task;
+        return deriveStage({ state: row.state, progress: row.progress, activeTask: task ?? null });
+      });
+    },
+    { cacheKeyFn: (row) => row.id },
+  );
+
+  const appByKey = new DataLoader<AppKey, AppRow | null, string>((keys) => services.apps.byKeys(keys), {
+    cacheKeyFn: appKeyString,
+  });
+
+  // Apps asking for their task lists with the same arguments share one query.
+  const appTasks = new DataLoader<{ app: AppKey; args: AppTasksArgs }, Connection<TaskRow>, string>(
+    async (requests) => {
+      const groups = new Map<string, number[]>();
+      requests.forEach((request, index) => {
+        const key = JSON.stringify(request.args);
+        groups.set(key, [...(groups.get(key) ?? []), index]);
+      });
+      const results: Connection<TaskRow>[] = new Array(requests.length);
+      await Promise.all(
+        [...groups.values()].map(async (indexes) => {
+          const first = requests[indexes[0] as number] as { args: AppTasksArgs };
+          const pages = await services.tasks.tasksOfApps(
+            indexes.map((index) => (requests[index] as { app: AppKey }).app),
+            first.args,
+          );
+          indexes.forEach((index, position) => {
+            results[index] = pages[position] as Connection<TaskRow>;
+          });
+        }),
+      );
+      return results;
+    },
+    { cacheKeyFn: (request) => `${appKeyString(request.app)}|${JSON.stringify(request.args)}` },
+  );
+
+  const catalogCategories = new DataLoader<number, string[]>((ids) => services.catalog.categoriesOf(ids));
+
+  return { activeTask, appStage, appByKey, appTasks, catalogCategories };
+}
+
+export type Loaders = ReturnType<typeof createLoaders>;

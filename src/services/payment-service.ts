@@ -1,0 +1,61 @@
+import { canSee, userScope, type Viewer } from '../auth/viewer.js';
+import type { Db } from '../db/client.js';
+import type { PaymentRow, Prisma } from '../db/models.js';
+import { NotFoundError } from './errors.js';
+import { type Connection, type PageArgs, paginateArray, paginateQuery } from './pagination.js';
+import { derivePaymentStatus, type PaymentStatus } from './payment-status.js';
+
+export interface PaymentFilter {
+  userId?: string | null;
+  sourceId?: string | null;
+  appId?: string | null;
+  status?: PaymentStatus[] | null;
+}
+
+export const PAYMENT_CURSOR = 'payment';
+
+/** Reads of payment states. Their secrets (JWS, VC) never leave this layer through the schema. */
+export class PaymentService {
+  constructor(
+    private readonly db: Db,
+    private readonly maxPageSize: number,
+  ) {}
+
+  statusOf(payment: PaymentRow): PaymentStatus {
+    return derivePaymentStatus(payment);
+  }
+
+  async list(viewer: Viewer, filter: PaymentFilter = {}, page: PageArgs = {}): Promise<Connection<PaymentRow>> {
+    const userId = userScope(viewer, filter.userId);
+    const where: Prisma.PaymentWhereInput = {
+      ...(userId !== undefined ? { userId } : {}),
+      ...(filter.sourceId ? { sourceId: filter.sourceId } : {}),
+      ...(filter.appId ? { appId: filter.appId } : {}),
+    };
+    if (!filter.status?.length) {
+      return paginateQuery(
+        PAYMENT_CURSOR,
+        page,
+        this.maxPageSize,
+        (window) => this.db.payment.findMany({ ...window, where: { AND: [where, window.where] } }),
+        () => this.db.payment.count({ where }),
+      );
+    }
+    // The status is derived from five columns, so that filter applies after the SQL ones.
+    const wanted = filter.status;
+    const rows = await this.db.payment.findMany({ where });
+    return paginateArray(PAYMENT_CURSOR, page, this.maxPageSize, rows.filter((row) => wanted.includes(this.statusOf(row))));
+  }
+
+  /** The viewer's payment for an app of a source: null for an app they never started to buy. */
+  async forApp(viewer: Viewer, sourceId: string, appId: string): Promise<PaymentRow | null> {
+    const app = await this.db.catalogApp.findUnique({ where: { sourceId_appId: { sourceId, appId } } });
+    if (!app) throw new NotFoundError(`App ${appId} is not in the catalogue of source ${sourceId}`);
+    return this.db.payment.findFirst({ where: { userId: viewer.userId, sourceId, appId }, orderBy: { id: 'desc' } });
+  }
+
+  async getById(viewer: Viewer, id: number): Promise<PaymentRow | null> {
+    const row = await this.db.payment.findUnique({ where: { id } });
+    return row && canSee(viewer, row.userId) ? row : null;
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * The frontend-visible payment status (market-domain §4.6, the status-query rules), derived from
+ * the five axes. Every read path uses this one function.
+ */
+
+export const PAYMENT_STATUSES = [
+  'FREE',
+  'NOT_BUY',
+  'NOT_EVALUATED',
+  'SYNCING',
+  'SIGNATURE_REQUIRED',
+  'SIGNATURE_NO_RECORD',
+  'SIGNATURE_NEED_RESIGN',
+  'PAYMENT_REQUIRED',
+  'PAYMENT_RETRY_REQUIRED',
+  'NOTIFICATION_SENT',
+  'PAYMENT_FRONTEND_STARTED',
+  'WAITING_DEVELOPER_CONFIRMATION',
+  'PURCHASED',
+] as const;
+export type PaymentStatus = (typeof PAYMENT_STATUSES)[number];
+
+export interface PaymentAxes {
+  paymentNeed: string;
+  developerSync: string;
+  signatureStatus: string;
+  paymentStatus: string;
+  productId: string;
+  jws?: string | null;
+  vc?: string | null;
+}
+
+export function derivePaymentStatus(p: PaymentAxes): PaymentStatus {
+  if (p.paymentNeed === 'not_required') return 'FREE';
+  const sig = p.signatureStatus;
+  if (p.vc && p.developerSync === 'completed') return 'PURCHASED';
+  if (p.paymentStatus === 'frontend_completed') return 'WAITING_DEVELOPER_CONFIRMATION';
+  if (p.paymentStatus === 'frontend_started') return 'PAYMENT_FRONTEND_STARTED';
+  if (p.paymentStatus === 'notification_sent') {
+    if (sig === 'required_and_signed') return 'PAYMENT_REQUIRED';
+    if (p.jws && sig === 'error_need_resign') return 'SIGNATURE_NEED_RESIGN';
+    if (p.jws && sig === 'error_no_record') return 'PAYMENT_RETRY_REQUIRED';
+    if (p.jws) return 'PAYMENT_REQUIRED';
+    return 'NOTIFICATION_SENT';
+  }
+  if (sig === 'required_and_signed') return 'PAYMENT_REQUIRED';
+  if (sig === 'required' || sig === 'required_but_pending') return 'SIGNATURE_REQUIRED';
+  if (sig === 'error_no_record') return 'SIGNATURE_NO_RECORD';
+  if (sig === 'error_need_resign') return 'SIGNATURE_NEED_RESIGN';
+  return p.productId ? 'NOT_BUY' : 'NOT_EVALUATED';
+}

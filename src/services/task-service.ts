@@ -1,0 +1,90 @@
+import { canSee, userScope, type Viewer } from '../auth/viewer.js';
+import type { Db } from '../db/client.js';
+import type { Prisma, TaskRow } from '../db/models.js';
+import { type AppKey, appKeyString } from './app-key.js';
+import { type Connection, type PageArgs, paginateArray, paginateQuery } from './pagination.js';
+
+export const TASK_TYPES = ['INSTALL', 'UNINSTALL', 'UPGRADE', 'CLONE', 'CANCEL'] as const;
+export type TaskType = (typeof TASK_TYPES)[number];
+export const TASK_STATUSES = ['PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELED'] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+
+export interface TaskFilter {
+  userId?: string | null;
+  sourceId?: string | null;
+  appName?: string | null;
+  status?: TaskStatus[] | null;
+  type?: TaskType[] | null;
+  createdAfter?: Date | null;
+  createdBefore?: Date | null;
+}
+
+export const TASK_CURSOR = 'task';
+
+/** Reads of tasks. (Creating and running them is the task engine's job.) */
+export class TaskService {
+  constructor(
+    private readonly db: Db,
+    private readonly maxPageSize: number,
+  ) {}
+
+  async list(viewer: Viewer, filter: TaskFilter = {}, page: PageArgs = {}): Promise<Connection<TaskRow>> {
+    const userId = userScope(viewer, filter.userId);
+    const where: Prisma.TaskWhereInput = {
+      ...(userId !== undefined ? { userId } : {}),
+      ...(filter.sourceId ? { sourceId: filter.sourceId } : {}),
+      ...(filter.appName ? { appName: filter.appName } : {}),
+      ...(filter.status?.length ? { status: { in: filter.status } } : {}),
+      ...(filter.type?.length ? { type: { in: filter.type } } : {}),
+      ...(filter.createdAfter || filter.createdBefore
+        ? {
+            createdAt: {
+              ...(filter.createdAfter ? { gte: filter.createdAfter } : {}),
+              ...(filter.createdBefore ? { lte: filter.createdBefore } : {}),
+            },
+          }
+        : {}),
+    };
+    return paginateQuery(
+      TASK_CURSOR,
+      page,
+      this.maxPageSize,
+      (window) => this.db.task.findMany({ ...window, where: { AND: [where, window.where] } }),
+      () => this.db.task.count({ where }),
+    );
+  }
+
+  /** By the task's own id; null when it does not exist or belongs to someone the viewer may not see. */
+  async get(viewer: Viewer, taskId: string): Promise<TaskRow | null> {
+    const task = await this.db.task.findUnique({ where: { taskId } });
+    return task && canSee(viewer, task.userId) ? task : null;
+  }
+
+  async byTaskIds(taskIds: readonly string[]): Promise<(TaskRow | null)[]> {
+    const rows = await this.db.task.findMany({ where: { taskId: { in: [...taskIds] } } });
+    const byId = new Map(rows.map((row) => [row.taskId, row]));
+    return taskIds.map((taskId) => byId.get(taskId) ?? null);
+  }
+
+  /**
+   * The task lists of several apps with the same arguments, in one query: `App.tasks` under a
+   * list of apps. An app has few tasks, so each app's page is cut in memory.
+   */
+  async tasksOfApps(
+    keys: readonly AppKey[],
+    args: PageArgs & { status?: TaskStatus[] | null },
+  ): Promise<Connection<TaskRow>[]> {
+    const rows = await this.db.task.findMany({
+      where: {
+        OR: keys.map(({ userId, sourceId, appName }) => ({ userId, sourceId, appName })),
+        ...(args.status?.length ? { status: { in: args.status } } : {}),
+      },
+    });
+    const byApp = new Map<string, TaskRow[]>();
+    for (const row of rows) {
+      const key = appKeyString(row);
+      byApp.set(key, [...(byApp.get(key) ?? []), row]);
+    }
+    return keys.map((key) => paginateArray(TASK_CURSOR, args, this.maxPageSize, byApp.get(appKeyString(key)) ?? []));
+  }
+}
