@@ -49,7 +49,10 @@ export const builder = new SchemaBuilder<{
     pageInfoTypeOptions: { description: 'Relay pagination state of a connection.' },
     nodeTypeOptions: { description: 'An object with a globally unique, opaque id, refetchable with `node(id:)`.' },
     idFieldOptions: { description: 'Globally unique opaque id of this object.' },
-    nodeQueryOptions: { description: 'Refetch any object by its global id; null when it does not exist or is not yours.' },
+    nodeQueryOptions: {
+      description: 'Refetch any object by its global id; null when it does not exist or is not yours.',
+      args: { id: { description: 'The global id (the `id` field of any Node).' } },
+    },
     nodesQueryOptions: false,
     defaultConnectionTypeOptions: { description: 'A page of a list, with Relay cursors and the total count.' },
     defaultEdgeTypeOptions: { description: 'One item of a page and its cursor.' },

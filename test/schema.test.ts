@@ -1,0 +1,107 @@
+import { readFileSync } from 'node:fs';
+import {
+  buildSchema,
+  getNamedType,
+  isEnumType,
+  isInputObjectType,
+  isInterfaceType,
+  isObjectType,
+  isUnionType,
+  printSchema,
+} from 'graphql';
+import { describe, expect, test } from 'vitest';
+import { schema } from '../src/schema/index.js';
+
+const contractSdl = readFileSync(new URL('./fixtures/api-contract.graphql', import.meta.url), 'utf8');
+// The contract describes connections and mutation result unions in comments; stand-ins make it
+// buildable, and those types are checked by the dedicated tests below instead.
+const described = [...new Set(contractSdl.match(/\b\w+(Connection|Result)\b/g))].filter(
+  (name) => !new RegExp(`(type|union|scalar) ${name}\\b`).test(contractSdl),
+);
+const contract = buildSchema(`${contractSdl}\n${described.map((name) => `scalar ${name}`).join('\n')}`);
+
+/**
+ * Contract types that later issues add (mutations: #3/#5, runtime and subscriptions: #4). Each
+ * issue removes its names from here; everything else in the contract must already exist.
+ */
+const NOT_YET_BUILT = new Set([
+  'Mutation', 'Subscription', 'RuntimeSnapshot', 'RuntimeSummary', 'StageCount', 'SnapshotFilter',
+  'Component', 'ComponentState', 'ChartRepoStatus', 'RuntimeEvent', 'RuntimeEventKind',
+  'EnvInput', 'EntranceInput', 'InstallAppInput', 'UpgradeAppInput', 'UninstallAppInput', 'CloneAppInput',
+  'CancelTaskInput', 'RetryTaskInput', 'PurchaseAppInput', 'StartFrontendPaymentInput',
+  'SubmitPaymentTransactionInput', 'SubmitSignatureInput', 'SignatureCallbackInput',
+  'InstallAppSuccess', 'UpgradeAppSuccess', 'UninstallAppSuccess', 'CloneAppSuccess', 'CancelTaskSuccess',
+  'RetryTaskSuccess', 'PurchaseAppSuccess', 'RestorePurchaseSuccess', 'StartFrontendPaymentSuccess',
+  'SubmitPaymentTransactionSuccess', 'SubmitSignatureSuccess', 'SignatureCallbackSuccess',
+]);
+const NOT_YET_BUILT_QUERIES = new Set(['runtimeSnapshot', 'components', 'chartRepo']);
+
+describe('the printed schema', () => {
+  test('schema.graphql is what the code builds (run `npm run schema:print` after schema changes)', () => {
+    expect(readFileSync(new URL('../schema.graphql', import.meta.url), 'utf8')).toBe(`${printSchema(schema)}\n`);
+  });
+
+  test('every type, field, argument and enum value has a description', () => {
+    const missing: string[] = [];
+    for (const type of Object.values(schema.getTypeMap())) {
+      if (type.name.startsWith('__') || ['String', 'Int', 'Float', 'Boolean', 'ID'].includes(type.name)) continue;
+      if (!type.description) missing.push(type.name);
+      if (isObjectType(type) || isInterfaceType(type) || isInputObjectType(type)) {
+        for (const field of Object.values(type.getFields())) {
+          if (!field.description) missing.push(`${type.name}.${field.name}`);
+          for (const arg of 'args' in field ? field.args : []) {
+            if (!arg.description) missing.push(`${type.name}.${field.name}(${arg.name})`);
+          }
+        }
+      }
+      if (isEnumType(type)) {
+        for (const value of type.getValues()) if (!value.description) missing.push(`${type.name}.${value.name}`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+});
+
+describe('the API contract (reference/api-contract.graphql)', () => {
+  const built = Object.values(contract.getTypeMap()).filter(
+    (type) => !type.name.startsWith('__') && !NOT_YET_BUILT.has(type.name) && !described.includes(type.name),
+  );
+
+  test.each(built.map((type) => [type.name, type] as const))('%s exists with the contract\'s fields and types', (name, expected) => {
+    const actual = schema.getType(name);
+    expect(actual, `type ${name}`).toBeDefined();
+    expect(actual?.constructor.name).toBe(expected.constructor.name);
+    if (isEnumType(expected) && isEnumType(actual)) {
+      expect(actual.getValues().map((v) => v.name).sort()).toEqual(expected.getValues().map((v) => v.name).sort());
+    }
+    if ((isObjectType(expected) || isInterfaceType(expected) || isInputObjectType(expected)) && actual && 'getFields' in actual) {
+      const actualFields = actual.getFields();
+      for (const [fieldName, field] of Object.entries(expected.getFields())) {
+        if (name === 'Query' && NOT_YET_BUILT_QUERIES.has(fieldName)) continue;
+        const mine = actualFields[fieldName];
+        expect(mine, `${name}.${fieldName}`).toBeDefined();
+        expect(String(mine?.type), `${name}.${fieldName} type`).toBe(String(field.type));
+        for (const arg of 'args' in field ? field.args : []) {
+          const myArg = mine && 'args' in mine ? mine.args.find((a) => a.name === arg.name) : undefined;
+          expect(String(myArg?.type), `${name}.${fieldName}(${arg.name})`).toBe(String(arg.type));
+        }
+      }
+      if (isObjectType(expected) && isObjectType(actual)) {
+        expect(actual.getInterfaces().map((i) => i.name)).toEqual(expect.arrayContaining(expected.getInterfaces().map((i) => i.name)));
+      }
+    }
+    expect(isUnionType(actual)).toBe(isUnionType(expected));
+  });
+
+  test('connections follow the Relay shape for App, Task, Payment, HistoryRecord and CatalogApp', () => {
+    for (const node of ['App', 'Task', 'Payment', 'HistoryRecord', 'CatalogApp']) {
+      const connection = schema.getType(`${node}Connection`);
+      expect(isObjectType(connection), `${node}Connection`).toBe(true);
+      if (!isObjectType(connection)) continue;
+      const fields = connection.getFields();
+      expect(String(fields.totalCount?.type)).toBe('Int!');
+      expect(String(fields.pageInfo?.type)).toBe('PageInfo!');
+      expect(fields.edges && getNamedType(fields.edges.type).name).toBe(`${node}Edge`);
+    }
+  });
+});

@@ -1,0 +1,108 @@
+import { Writable } from 'node:stream';
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import { print } from 'graphql';
+import { type App, buildApp } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/logger.js';
+import { createTestDatabase, type DatabaseKind, type TestDatabase } from './databases.js';
+
+export const TOKENS = {
+  alice: 'alice-token-0001',
+  bob: 'bob-token-0002',
+  ops: 'ops-admin-token-0003',
+} as const;
+
+/** alice and bob are users, ops is an admin. */
+export const AUTH_ENV = {
+  AUTH_TOKENS: `alice:user:${TOKENS.alice},bob:user:${TOKENS.bob},ops:admin:${TOKENS.ops}`,
+};
+
+export interface TestServer {
+  app: App;
+  url: string;
+  graphqlUrl: string;
+  database: TestDatabase;
+  /** Every JSON log line the server wrote. */
+  logs: string[];
+  /** Every SQL statement Prisma sent, in order (only when `recordQueries` was set). */
+  queries: string[];
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  env?: Record<string, string>;
+  recordQueries?: boolean;
+}
+
+/** A real server on port 0 over its own fresh database, with demo data unless DEMO_DATA=0. */
+export async function startTestServer(kind: DatabaseKind, options: StartOptions = {}): Promise<TestServer> {
+  const database = await createTestDatabase(kind);
+  const config = loadConfig({ DATABASE_URL: database.url, PORT: '0', LOG_LEVEL: 'info', ...options.env });
+  const logs: string[] = [];
+  const queries: string[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      logs.push(...String(chunk).split('\n').filter(Boolean));
+      done();
+    },
+  });
+  const app = buildApp(config, {
+    logger: createLogger('info', sink),
+    ...(options.recordQueries ? { prisma: { onQuery: (sql: string) => queries.push(sql) } } : {}),
+  });
+  const { url } = await app.start(0);
+  return {
+    app,
+    url,
+    graphqlUrl: `${url}/graphql`,
+    database,
+    logs,
+    queries,
+    async stop() {
+      await app.stop();
+      await database.drop();
+    },
+  };
+}
+
+export interface GraphQLResponse<T> {
+  status: number;
+  headers: Headers;
+  data?: T | null;
+  errors?: { message: string; path?: string[]; extensions?: { code?: string; [key: string]: unknown } }[];
+}
+
+/** POSTs a typed document; `token` selects the Bearer token. */
+export async function execute<T, V>(
+  server: Pick<TestServer, 'graphqlUrl'>,
+  document: TypedDocumentNode<T, V>,
+  variables?: NoInfer<V>,
+  options?: { token?: string; headers?: Record<string, string> },
+): Promise<GraphQLResponse<T>> {
+  const response = await fetch(server.graphqlUrl, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/graphql-response+json',
+      ...(options?.token ? { authorization: `Bearer ${options.token}` } : {}),
+      ...options?.headers,
+    },
+    body: JSON.stringify({ query: print(document), variables }),
+  });
+  const body = (await response.json()) as Omit<GraphQLResponse<T>, 'status' | 'headers'>;
+  return { status: response.status, headers: response.headers, ...body };
+}
+
+/** The data of a response that must have no errors; otherwise fails showing the errors. */
+export function dataOf<T>(response: GraphQLResponse<T>): T {
+  if (response.errors?.length || !response.data) {
+    throw new Error(`Expected no GraphQL errors, got (HTTP ${response.status}): ${JSON.stringify(response.errors, null, 2)}`);
+  }
+  return response.data;
+}
+
+/** The error codes of a response that must have failed. */
+export function errorCodes(response: GraphQLResponse<unknown>): (string | undefined)[] {
+  if (!response.errors?.length) throw new Error(`Expected GraphQL errors, got data: ${JSON.stringify(response.data)}`);
+  return response.errors.map((error) => error.extensions?.code);
+}
