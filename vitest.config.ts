@@ -13,5 +13,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Each file owns its servers and databases, so files run in parallel on the two cores.
     pool: 'forks',
+    // CI (.ci/run) reads the counts from the JSON report.
+    reporters: process.env.CI ? ['default', ['json', { outputFile: 'test-results/vitest.json' }]] : ['default'],
   },
 });

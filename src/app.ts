@@ -9,9 +9,9 @@ import type { Config } from './config.js';
 import { createPrismaClient, type Db, type PrismaOptions } from './db/client.js';
 import { seedDemoData } from './db/demo-data.js';
 import { createErrorMasker, domainGraphQLError } from './http/graphql-errors.js';
-import { type Logger } from './logger.js';
-import { schema } from './schema/index.js';
+import type { Logger } from './logger.js';
 import type { Context } from './schema/builder.js';
+import { schema } from './schema/index.js';
 import { DomainError } from './services/errors.js';
 import { createServices, type Services } from './services/index.js';
 import { createLoaders } from './services/loaders.js';
@@ -35,6 +35,9 @@ export interface App {
 }
 
 const REQUEST_ID = /^[\w.-]{1,64}$/;
+
+/** What the HTTP layer learns about a request on its way through, for the request log line. */
+type TrackedRequest = IncomingMessage & { requestId?: string; userId?: string; operationName?: string };
 
 const DEFAULT_QUERY = `# Welcome to the Market Runtime GraphQL API.
 # Press the run button to see the apps and their active tasks.
@@ -80,7 +83,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
     },
   };
 
-  const yoga = createYoga<{ req: IncomingMessage & { requestId?: string } }, Context>({
+  const yoga = createYoga<{ req: TrackedRequest }, Context>({
     schema,
     graphqlEndpoint: '/graphql',
     landingPage: false,
@@ -97,14 +100,16 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
         blockFieldSuggestion: { enabled: false },
       }),
     ],
-    context: ({ request, req }) => {
+    context: ({ request, req, params }) => {
       const requestId = req?.requestId ?? randomUUID();
+      if (req) req.operationName = params.operationName ?? undefined;
       let viewer: Context['viewer'];
       try {
         viewer = authenticator.fromHeaders(request.headers);
       } catch (error) {
         throw error instanceof DomainError ? domainGraphQLError(error) : error;
       }
+      if (req) req.userId = viewer.userId;
       return {
         viewer,
         services,
@@ -129,14 +134,22 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
     res.end(JSON.stringify(body));
   }
 
-  const server = createServer(async (req: IncomingMessage & { requestId?: string }, res) => {
+  const server = createServer(async (req: TrackedRequest, res) => {
     const started = performance.now();
     const requestId = requestIdOf(req);
     req.requestId = requestId;
     res.setHeader('x-request-id', requestId);
     res.on('finish', () => {
       logger.info(
-        { requestId, method: req.method, path: req.url?.split('?')[0], status: res.statusCode, ms: Math.round(performance.now() - started) },
+        {
+          requestId,
+          method: req.method,
+          path: req.url?.split('?')[0],
+          status: res.statusCode,
+          ms: Math.round(performance.now() - started),
+          ...(req.userId ? { userId: req.userId } : {}),
+          ...(req.operationName ? { operation: req.operationName } : {}),
+        },
         'request',
       );
     });
@@ -144,9 +157,13 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
     if (path === '/health') return json(res, 200, { status: 'ok' });
     if (path === '/readiness') {
       const ready = await readiness();
-      return json(res, ready.ok ? 200 : 503, ready.ok ? { status: 'ready' } : { status: 'not ready', error: ready.error });
+      return json(
+        res,
+        ready.ok ? 200 : 503,
+        ready.ok ? { status: 'ready' } : { status: 'not ready', error: ready.error },
+      );
     }
-    if (path === '/' ) {
+    if (path === '/') {
       res.writeHead(302, { location: '/graphql' });
       return res.end();
     }

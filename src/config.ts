@@ -83,7 +83,12 @@ const schema = z.object({
   AUTH_ADMIN_USERS: z
     .string()
     .optional()
-    .transform((raw) => (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean)),
+    .transform((raw) =>
+      (raw ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
   /** Largest `first`/`last` a connection accepts. @default 100 */
   MAX_PAGE_SIZE: positiveInt.max(1000, 'must be at most 1000').default(100),
   /** Largest request body in bytes. @default 1048576 */

@@ -12,7 +12,10 @@ async function main() {
   }
   const app = buildApp(config, { logger });
   const { url } = await app.start();
-  logger.info({ url: `${url}/graphql`, database: config.databaseUrl.startsWith('file:') ? 'sqlite' : 'postgresql' }, 'Market Runtime GraphQL API listening');
+  logger.info(
+    { url: `${url}/graphql`, database: config.databaseUrl.startsWith('file:') ? 'sqlite' : 'postgresql' },
+    'Market Runtime GraphQL API listening',
+  );
 
   let stopping = false;
   const shutdown = async (signal: string) => {

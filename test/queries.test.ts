@@ -24,7 +24,7 @@ describe.each(databases)('read API on %s', (kind) => {
   afterAll(() => server?.stop());
 
   describe('apps', () => {
-    test('a user sees only their own apps; an admin sees everyone\'s and may filter by user', async () => {
+    test("a user sees only their own apps; an admin sees everyone's and may filter by user", async () => {
       const alice = dataOf(await execute(server, AppsQuery, { first: 50 }, { token: TOKENS.alice }));
       const owners = new Set(alice.apps.edges.map((edge) => edge.node.userId));
       expect([...owners]).toEqual(['alice']);
@@ -46,16 +46,28 @@ describe.each(databases)('read API on %s', (kind) => {
     });
 
     test('stage and health are derived from the app-service state and the active task', async () => {
-      const { apps } = dataOf(await execute(server, AppsQuery, { filter: { userId: 'alice' }, first: 50 }, { token: TOKENS.ops }));
+      const { apps } = dataOf(
+        await execute(server, AppsQuery, { filter: { userId: 'alice' }, first: 50 }, { token: TOKENS.ops }),
+      );
       const byName = Object.fromEntries(apps.edges.map(({ node }) => [node.appName, node]));
-      expect(byName.jellyfin).toMatchObject({ state: 'running', stage: 'RUNNING', health: 'HEALTHY', activeTask: null });
+      expect(byName.jellyfin).toMatchObject({
+        state: 'running',
+        stage: 'RUNNING',
+        health: 'HEALTHY',
+        activeTask: null,
+      });
       expect(byName.ollama).toMatchObject({ state: 'stopped', stage: 'STOPPED', health: 'UNHEALTHY' });
       expect(byName.nextcloud).toMatchObject({ state: 'installFailed', stage: 'FAILED', health: 'UNHEALTHY' });
       expect(byName.nextcloud?.reason).toContain('NEXTCLOUD_ADMIN_PASSWORD');
 
       // bob's code-server is downloading, but a RUNNING install task decides the stage.
       const codeServer = dataOf(
-        await execute(server, AppQuery, { sourceId: 'market.olares', appName: 'code-server', userId: 'bob' }, { token: TOKENS.ops }),
+        await execute(
+          server,
+          AppQuery,
+          { sourceId: 'market.olares', appName: 'code-server', userId: 'bob' },
+          { token: TOKENS.ops },
+        ),
       ).app;
       expect(codeServer).toMatchObject({ stage: 'INSTALLING', health: 'UNKNOWN' });
     });
@@ -65,21 +77,34 @@ describe.each(databases)('read API on %s', (kind) => {
       expect(failed.apps.edges.map((edge) => edge.node.appName)).toEqual(['nextcloud']);
       expect(failed.apps.totalCount).toBe(1);
 
-      const unhealthy = dataOf(await execute(server, AppsQuery, { filter: { health: 'UNHEALTHY' } }, { token: TOKENS.ops }));
+      const unhealthy = dataOf(
+        await execute(server, AppsQuery, { filter: { health: 'UNHEALTHY' } }, { token: TOKENS.ops }),
+      );
       expect(unhealthy.apps.edges.map((edge) => edge.node.health)).toEqual(unhealthy.apps.edges.map(() => 'UNHEALTHY'));
       expect(unhealthy.apps.totalCount).toBe(2);
 
-      const byName = dataOf(await execute(server, AppsQuery, { filter: { sourceId: 'market.olares', appName: 'gitea' } }, { token: TOKENS.ops }));
+      const byName = dataOf(
+        await execute(
+          server,
+          AppsQuery,
+          { filter: { sourceId: 'market.olares', appName: 'gitea' } },
+          { token: TOKENS.ops },
+        ),
+      );
       expect(byName.apps.edges.map((edge) => `${edge.node.userId}/${edge.node.appName}`)).toEqual(['bob/gitea']);
       const none = dataOf(await execute(server, AppsQuery, { filter: { sourceId: 'upload' } }, { token: TOKENS.ops }));
       expect(none.apps).toMatchObject({ totalCount: 0, edges: [], pageInfo: { hasNextPage: false, endCursor: null } });
     });
 
     test('app(sourceId, appName) returns your app, or null when you have not installed it', async () => {
-      const mine = dataOf(await execute(server, AppQuery, { sourceId: 'market.olares', appName: 'jellyfin' }, { token: TOKENS.alice }));
+      const mine = dataOf(
+        await execute(server, AppQuery, { sourceId: 'market.olares', appName: 'jellyfin' }, { token: TOKENS.alice }),
+      );
       expect(mine.app).toMatchObject({ userId: 'alice', appName: 'jellyfin' });
       expect(mine.app?.tasks.edges.map((edge) => edge.node.status)).toEqual(['COMPLETED']);
-      const notMine = dataOf(await execute(server, AppQuery, { sourceId: 'market.olares', appName: 'gitea' }, { token: TOKENS.alice }));
+      const notMine = dataOf(
+        await execute(server, AppQuery, { sourceId: 'market.olares', appName: 'gitea' }, { token: TOKENS.alice }),
+      );
       expect(notMine.app).toBeNull();
     });
   });
@@ -151,20 +176,30 @@ describe.each(databases)('read API on %s', (kind) => {
 
   describe('tasks', () => {
     test('filters by status, type, app and creation time', async () => {
-      const failed = dataOf(await execute(server, TasksQuery, { filter: { status: ['FAILED'] } }, { token: TOKENS.ops })).tasks;
+      const failed = dataOf(
+        await execute(server, TasksQuery, { filter: { status: ['FAILED'] } }, { token: TOKENS.ops }),
+      ).tasks;
       expect(failed.edges.map((edge) => edge.node.status)).toEqual(failed.edges.map(() => 'FAILED'));
       expect(failed.totalCount).toBe(await server.app.db.task.count({ where: { status: 'FAILED' } }));
       expect(failed.edges[0]?.node.error).toMatch(/NEXTCLOUD_ADMIN_PASSWORD/);
 
-      const uninstalls = dataOf(await execute(server, TasksQuery, { filter: { type: ['UNINSTALL'] } }, { token: TOKENS.ops })).tasks;
+      const uninstalls = dataOf(
+        await execute(server, TasksQuery, { filter: { type: ['UNINSTALL'] } }, { token: TOKENS.ops }),
+      ).tasks;
       expect(uninstalls.edges.map((edge) => [edge.node.appName, edge.node.app])).toEqual([['navidrome', null]]);
 
-      const all = dataOf(await execute(server, TasksQuery, { first: 100 }, { token: TOKENS.ops })).tasks.edges.map((e) => e.node);
+      const all = dataOf(await execute(server, TasksQuery, { first: 100 }, { token: TOKENS.ops })).tasks.edges.map(
+        (e) => e.node,
+      );
       const middle = all[Math.floor(all.length / 2)]?.createdAt as string;
-      const recent = dataOf(await execute(server, TasksQuery, { filter: { createdAfter: middle }, first: 100 }, { token: TOKENS.ops })).tasks;
+      const recent = dataOf(
+        await execute(server, TasksQuery, { filter: { createdAfter: middle }, first: 100 }, { token: TOKENS.ops }),
+      ).tasks;
       expect(recent.edges.length).toBe(all.filter((task) => task.createdAt >= middle).length);
       expect(recent.edges.every((edge) => edge.node.createdAt >= middle)).toBe(true);
-      const older = dataOf(await execute(server, TasksQuery, { filter: { createdBefore: middle }, first: 100 }, { token: TOKENS.ops })).tasks;
+      const older = dataOf(
+        await execute(server, TasksQuery, { filter: { createdBefore: middle }, first: 100 }, { token: TOKENS.ops }),
+      ).tasks;
       expect(older.edges.every((edge) => edge.node.createdAt <= middle)).toBe(true);
     });
 
@@ -173,15 +208,23 @@ describe.each(databases)('read API on %s', (kind) => {
       expect(bob.edges.length).toBeGreaterThan(0);
       expect(bob.edges.every((edge) => edge.node.userId === 'bob')).toBe(true);
       const bobsTaskId = bob.edges[0]?.node.taskId as string;
-      expect(dataOf(await execute(server, TaskQuery, { taskId: bobsTaskId }, { token: TOKENS.bob })).task?.taskId).toBe(bobsTaskId);
+      expect(dataOf(await execute(server, TaskQuery, { taskId: bobsTaskId }, { token: TOKENS.bob })).task?.taskId).toBe(
+        bobsTaskId,
+      );
       expect(dataOf(await execute(server, TaskQuery, { taskId: bobsTaskId }, { token: TOKENS.alice })).task).toBeNull();
-      expect(dataOf(await execute(server, TaskQuery, { taskId: 'no-such-task' }, { token: TOKENS.ops })).task).toBeNull();
+      expect(
+        dataOf(await execute(server, TaskQuery, { taskId: 'no-such-task' }, { token: TOKENS.ops })).task,
+      ).toBeNull();
     });
 
     test('an unknown enum value in a filter is a GraphQL validation error', async () => {
       const response = await fetch(server.graphqlUrl, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json', authorization: `Bearer ${TOKENS.ops}` },
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/graphql-response+json',
+          authorization: `Bearer ${TOKENS.ops}`,
+        },
         body: JSON.stringify({ query: '{ tasks(filter: { status: [DONE] }) { totalCount } }' }),
       });
       expect(response.status).toBe(400);
@@ -191,7 +234,10 @@ describe.each(databases)('read API on %s', (kind) => {
       const viaVariable = await fetch(server.graphqlUrl, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.ops}` },
-        body: JSON.stringify({ query: 'query($s: [TaskStatus!]) { tasks(filter: { status: $s }) { totalCount } }', variables: { s: ['DONE'] } }),
+        body: JSON.stringify({
+          query: 'query($s: [TaskStatus!]) { tasks(filter: { status: $s }) { totalCount } }',
+          variables: { s: ['DONE'] },
+        }),
       });
       const variableBody = (await viaVariable.json()) as { errors: { message: string }[] };
       expect(variableBody.errors[0]?.message).toMatch(/DONE/);
@@ -203,9 +249,11 @@ describe.each(databases)('read API on %s', (kind) => {
       const app = dataOf(await execute(server, AppsQuery, { first: 1 }, { token: TOKENS.ops })).apps.edges[0]?.node;
       const task = dataOf(await execute(server, TasksQuery, { first: 1 }, { token: TOKENS.ops })).tasks.edges[0]?.node;
       const payment = dataOf(await execute(server, PaymentsQuery, {}, { token: TOKENS.ops })).payments.edges[0]?.node;
-      const record = dataOf(await execute(server, HistoryQuery, { first: 1 }, { token: TOKENS.ops })).history.edges[0]?.node;
+      const record = dataOf(await execute(server, HistoryQuery, { first: 1 }, { token: TOKENS.ops })).history.edges[0]
+        ?.node;
       const source = dataOf(await execute(server, MarketSourcesQuery, {}, { token: TOKENS.ops })).marketSources[0];
-      const catalogApp = dataOf(await execute(server, CatalogQuery, { first: 1 }, { token: TOKENS.ops })).catalog.edges[0]?.node;
+      const catalogApp = dataOf(await execute(server, CatalogQuery, { first: 1 }, { token: TOKENS.ops })).catalog
+        .edges[0]?.node;
       const cases = [
         [app?.id, 'App'],
         [task?.id, 'Task'],
@@ -220,10 +268,16 @@ describe.each(databases)('read API on %s', (kind) => {
       }
     });
 
-    test('another user\'s objects are null, and malformed ids get a VALIDATION error', async () => {
-      const bobsApp = dataOf(await execute(server, AppsQuery, { filter: { userId: 'bob' }, first: 1 }, { token: TOKENS.ops })).apps.edges[0]?.node;
-      expect(dataOf(await execute(server, NodeQuery, { id: bobsApp?.id as string }, { token: TOKENS.alice })).node).toBeNull();
-      expect(dataOf(await execute(server, NodeQuery, { id: bobsApp?.id as string }, { token: TOKENS.bob })).node).toMatchObject({ userId: 'bob' });
+    test("another user's objects are null, and malformed ids get a VALIDATION error", async () => {
+      const bobsApp = dataOf(
+        await execute(server, AppsQuery, { filter: { userId: 'bob' }, first: 1 }, { token: TOKENS.ops }),
+      ).apps.edges[0]?.node;
+      expect(
+        dataOf(await execute(server, NodeQuery, { id: bobsApp?.id as string }, { token: TOKENS.alice })).node,
+      ).toBeNull();
+      expect(
+        dataOf(await execute(server, NodeQuery, { id: bobsApp?.id as string }, { token: TOKENS.bob })).node,
+      ).toMatchObject({ userId: 'bob' });
 
       const garbage = await execute(server, NodeQuery, { id: 'definitely not an id' }, { token: TOKENS.ops });
       expect(errorCodes(garbage)).toEqual(['VALIDATION']);
@@ -239,15 +293,42 @@ describe.each(databases)('read API on %s', (kind) => {
       const bob = dataOf(await execute(server, PaymentsQuery, {}, { token: TOKENS.bob })).payments;
       expect(bob.edges.map((edge) => [edge.node.appId, edge.node.status])).toEqual([['comfyui', 'PAYMENT_REQUIRED']]);
 
-      const filtered = dataOf(await execute(server, PaymentsQuery, { filter: { status: ['PURCHASED'] } }, { token: TOKENS.ops })).payments;
+      const filtered = dataOf(
+        await execute(server, PaymentsQuery, { filter: { status: ['PURCHASED'] } }, { token: TOKENS.ops }),
+      ).payments;
       expect(filtered.edges.map((edge) => edge.node.userId)).toEqual(['alice']);
-      expect(errorCodes(await execute(server, PaymentsQuery, { filter: { userId: 'alice' } }, { token: TOKENS.bob }))).toEqual(['FORBIDDEN']);
+      expect(
+        errorCodes(await execute(server, PaymentsQuery, { filter: { userId: 'alice' } }, { token: TOKENS.bob })),
+      ).toEqual(['FORBIDDEN']);
     });
 
     test('paymentStatus is yours, null when you never started to buy, NOT_FOUND for unknown apps', async () => {
-      expect(dataOf(await execute(server, PaymentStatusQuery, { sourceId: 'market.olares', appId: 'plex' }, { token: TOKENS.alice })).paymentStatus).toMatchObject({ userId: 'alice', status: 'PURCHASED' });
-      expect(dataOf(await execute(server, PaymentStatusQuery, { sourceId: 'market.olares', appId: 'plex' }, { token: TOKENS.bob })).paymentStatus).toBeNull();
-      const unknown = await execute(server, PaymentStatusQuery, { sourceId: 'market.olares', appId: 'no-such-app' }, { token: TOKENS.bob });
+      expect(
+        dataOf(
+          await execute(
+            server,
+            PaymentStatusQuery,
+            { sourceId: 'market.olares', appId: 'plex' },
+            { token: TOKENS.alice },
+          ),
+        ).paymentStatus,
+      ).toMatchObject({ userId: 'alice', status: 'PURCHASED' });
+      expect(
+        dataOf(
+          await execute(
+            server,
+            PaymentStatusQuery,
+            { sourceId: 'market.olares', appId: 'plex' },
+            { token: TOKENS.bob },
+          ),
+        ).paymentStatus,
+      ).toBeNull();
+      const unknown = await execute(
+        server,
+        PaymentStatusQuery,
+        { sourceId: 'market.olares', appId: 'no-such-app' },
+        { token: TOKENS.bob },
+      );
       expect(errorCodes(unknown)).toEqual(['NOT_FOUND']);
     });
 
@@ -264,19 +345,36 @@ describe.each(databases)('read API on %s', (kind) => {
 
   describe('history', () => {
     test('filters by type, app and time; users see only their own records', async () => {
-      const installs = dataOf(await execute(server, HistoryQuery, { filter: { type: ['ACTION_INSTALL'] }, first: 100 }, { token: TOKENS.alice })).history;
-      expect(installs.totalCount).toBe(await server.app.db.historyRecord.count({ where: { userId: 'alice', type: 'ACTION_INSTALL' } }));
-      expect(installs.edges.every((edge) => edge.node.type === 'ACTION_INSTALL' && edge.node.userId === 'alice')).toBe(true);
+      const installs = dataOf(
+        await execute(
+          server,
+          HistoryQuery,
+          { filter: { type: ['ACTION_INSTALL'] }, first: 100 },
+          { token: TOKENS.alice },
+        ),
+      ).history;
+      expect(installs.totalCount).toBe(
+        await server.app.db.historyRecord.count({ where: { userId: 'alice', type: 'ACTION_INSTALL' } }),
+      );
+      expect(installs.edges.every((edge) => edge.node.type === 'ACTION_INSTALL' && edge.node.userId === 'alice')).toBe(
+        true,
+      );
 
-      const jellyfin = dataOf(await execute(server, HistoryQuery, { filter: { app: 'jellyfin' } }, { token: TOKENS.alice })).history;
+      const jellyfin = dataOf(
+        await execute(server, HistoryQuery, { filter: { app: 'jellyfin' } }, { token: TOKENS.alice }),
+      ).history;
       expect(jellyfin.edges.length).toBeGreaterThan(0);
       expect(jellyfin.edges.every((edge) => edge.node.app === 'jellyfin')).toBe(true);
 
-      const all = dataOf(await execute(server, HistoryQuery, { first: 100 }, { token: TOKENS.ops })).history.edges.map((e) => e.node);
+      const all = dataOf(await execute(server, HistoryQuery, { first: 100 }, { token: TOKENS.ops })).history.edges.map(
+        (e) => e.node,
+      );
       const times = all.map((record) => record.time).sort();
       const from = times[Math.floor(times.length / 3)] as string;
       const to = times[Math.floor((2 * times.length) / 3)] as string;
-      const window = dataOf(await execute(server, HistoryQuery, { filter: { from, to }, first: 100 }, { token: TOKENS.ops })).history;
+      const window = dataOf(
+        await execute(server, HistoryQuery, { filter: { from, to }, first: 100 }, { token: TOKENS.ops }),
+      ).history;
       expect(window.totalCount).toBe(times.filter((time) => time >= from && time <= to).length);
     });
   });
@@ -296,7 +394,11 @@ describe.each(databases)('read API on %s', (kind) => {
       const { catalog } = dataOf(await execute(server, CatalogQuery, { first: 100 }, { token: TOKENS.alice }));
       expect(catalog.totalCount).toBeGreaterThanOrEqual(30);
       expect(catalog.edges.filter((edge) => edge.node.paid).length).toBeGreaterThan(0);
-      expect(catalog.edges.every((edge) => edge.node.versions.includes(edge.node.version) && edge.node.categories.length > 0)).toBe(true);
+      expect(
+        catalog.edges.every(
+          (edge) => edge.node.versions.includes(edge.node.version) && edge.node.categories.length > 0,
+        ),
+      ).toBe(true);
     });
 
     test('search is case-insensitive; category and source filters narrow the list', async () => {
@@ -304,10 +406,14 @@ describe.each(databases)('read API on %s', (kind) => {
         const { catalog } = dataOf(await execute(server, CatalogQuery, { search }, { token: TOKENS.alice }));
         expect(catalog.edges.map((edge) => edge.node.name)).toEqual(['jellyfin']);
       }
-      const ai = dataOf(await execute(server, CatalogQuery, { category: 'AI', first: 100 }, { token: TOKENS.alice })).catalog;
+      const ai = dataOf(
+        await execute(server, CatalogQuery, { category: 'AI', first: 100 }, { token: TOKENS.alice }),
+      ).catalog;
       expect(ai.totalCount).toBeGreaterThan(1);
       expect(ai.edges.every((edge) => edge.node.categories.includes('AI'))).toBe(true);
-      const upload = dataOf(await execute(server, CatalogQuery, { sourceId: 'upload' }, { token: TOKENS.alice })).catalog;
+      const upload = dataOf(
+        await execute(server, CatalogQuery, { sourceId: 'upload' }, { token: TOKENS.alice }),
+      ).catalog;
       expect(upload.edges.map((edge) => edge.node.sourceId)).toEqual(['upload']);
     });
   });

@@ -25,14 +25,42 @@ const contract = buildSchema(`${contractSdl}\n${described.map((name) => `scalar 
  * issue removes its names from here; everything else in the contract must already exist.
  */
 const NOT_YET_BUILT = new Set([
-  'Mutation', 'Subscription', 'RuntimeSnapshot', 'RuntimeSummary', 'StageCount', 'SnapshotFilter',
-  'Component', 'ComponentState', 'ChartRepoStatus', 'RuntimeEvent', 'RuntimeEventKind',
-  'EnvInput', 'EntranceInput', 'InstallAppInput', 'UpgradeAppInput', 'UninstallAppInput', 'CloneAppInput',
-  'CancelTaskInput', 'RetryTaskInput', 'PurchaseAppInput', 'StartFrontendPaymentInput',
-  'SubmitPaymentTransactionInput', 'SubmitSignatureInput', 'SignatureCallbackInput',
-  'InstallAppSuccess', 'UpgradeAppSuccess', 'UninstallAppSuccess', 'CloneAppSuccess', 'CancelTaskSuccess',
-  'RetryTaskSuccess', 'PurchaseAppSuccess', 'RestorePurchaseSuccess', 'StartFrontendPaymentSuccess',
-  'SubmitPaymentTransactionSuccess', 'SubmitSignatureSuccess', 'SignatureCallbackSuccess',
+  'Mutation',
+  'Subscription',
+  'RuntimeSnapshot',
+  'RuntimeSummary',
+  'StageCount',
+  'SnapshotFilter',
+  'Component',
+  'ComponentState',
+  'ChartRepoStatus',
+  'RuntimeEvent',
+  'RuntimeEventKind',
+  'EnvInput',
+  'EntranceInput',
+  'InstallAppInput',
+  'UpgradeAppInput',
+  'UninstallAppInput',
+  'CloneAppInput',
+  'CancelTaskInput',
+  'RetryTaskInput',
+  'PurchaseAppInput',
+  'StartFrontendPaymentInput',
+  'SubmitPaymentTransactionInput',
+  'SubmitSignatureInput',
+  'SignatureCallbackInput',
+  'InstallAppSuccess',
+  'UpgradeAppSuccess',
+  'UninstallAppSuccess',
+  'CloneAppSuccess',
+  'CancelTaskSuccess',
+  'RetryTaskSuccess',
+  'PurchaseAppSuccess',
+  'RestorePurchaseSuccess',
+  'StartFrontendPaymentSuccess',
+  'SubmitPaymentTransactionSuccess',
+  'SubmitSignatureSuccess',
+  'SignatureCallbackSuccess',
 ]);
 const NOT_YET_BUILT_QUERIES = new Set(['runtimeSnapshot', 'components', 'chartRepo']);
 
@@ -67,31 +95,50 @@ describe('the API contract (reference/api-contract.graphql)', () => {
     (type) => !type.name.startsWith('__') && !NOT_YET_BUILT.has(type.name) && !described.includes(type.name),
   );
 
-  test.each(built.map((type) => [type.name, type] as const))('%s exists with the contract\'s fields and types', (name, expected) => {
-    const actual = schema.getType(name);
-    expect(actual, `type ${name}`).toBeDefined();
-    expect(actual?.constructor.name).toBe(expected.constructor.name);
-    if (isEnumType(expected) && isEnumType(actual)) {
-      expect(actual.getValues().map((v) => v.name).sort()).toEqual(expected.getValues().map((v) => v.name).sort());
-    }
-    if ((isObjectType(expected) || isInterfaceType(expected) || isInputObjectType(expected)) && actual && 'getFields' in actual) {
-      const actualFields = actual.getFields();
-      for (const [fieldName, field] of Object.entries(expected.getFields())) {
-        if (name === 'Query' && NOT_YET_BUILT_QUERIES.has(fieldName)) continue;
-        const mine = actualFields[fieldName];
-        expect(mine, `${name}.${fieldName}`).toBeDefined();
-        expect(String(mine?.type), `${name}.${fieldName} type`).toBe(String(field.type));
-        for (const arg of 'args' in field ? field.args : []) {
-          const myArg = mine && 'args' in mine ? mine.args.find((a) => a.name === arg.name) : undefined;
-          expect(String(myArg?.type), `${name}.${fieldName}(${arg.name})`).toBe(String(arg.type));
+  test.each(built.map((type) => [type.name, type] as const))(
+    "%s exists with the contract's fields and types",
+    (name, expected) => {
+      const actual = schema.getType(name);
+      expect(actual, `type ${name}`).toBeDefined();
+      expect(actual?.constructor.name).toBe(expected.constructor.name);
+      if (isEnumType(expected) && isEnumType(actual)) {
+        expect(
+          actual
+            .getValues()
+            .map((v) => v.name)
+            .sort(),
+        ).toEqual(
+          expected
+            .getValues()
+            .map((v) => v.name)
+            .sort(),
+        );
+      }
+      if (
+        (isObjectType(expected) || isInterfaceType(expected) || isInputObjectType(expected)) &&
+        actual &&
+        'getFields' in actual
+      ) {
+        const actualFields = actual.getFields();
+        for (const [fieldName, field] of Object.entries(expected.getFields())) {
+          if (name === 'Query' && NOT_YET_BUILT_QUERIES.has(fieldName)) continue;
+          const mine = actualFields[fieldName];
+          expect(mine, `${name}.${fieldName}`).toBeDefined();
+          expect(String(mine?.type), `${name}.${fieldName} type`).toBe(String(field.type));
+          for (const arg of 'args' in field ? field.args : []) {
+            const myArg = mine && 'args' in mine ? mine.args.find((a) => a.name === arg.name) : undefined;
+            expect(String(myArg?.type), `${name}.${fieldName}(${arg.name})`).toBe(String(arg.type));
+          }
+        }
+        if (isObjectType(expected) && isObjectType(actual)) {
+          expect(actual.getInterfaces().map((i) => i.name)).toEqual(
+            expect.arrayContaining(expected.getInterfaces().map((i) => i.name)),
+          );
         }
       }
-      if (isObjectType(expected) && isObjectType(actual)) {
-        expect(actual.getInterfaces().map((i) => i.name)).toEqual(expect.arrayContaining(expected.getInterfaces().map((i) => i.name)));
-      }
-    }
-    expect(isUnionType(actual)).toBe(isUnionType(expected));
-  });
+      expect(isUnionType(actual)).toBe(isUnionType(expected));
+    },
+  );
 
   test('connections follow the Relay shape for App, Task, Payment, HistoryRecord and CatalogApp', () => {
     for (const node of ['App', 'Task', 'Payment', 'HistoryRecord', 'CatalogApp']) {

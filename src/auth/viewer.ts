@@ -24,9 +24,7 @@ export class Authenticator {
   private readonly tokens: Map<string, Viewer>;
 
   constructor(private readonly auth: Config['auth']) {
-    this.tokens = new Map(
-      auth.tokens.map((t) => [sha256(t.token), { userId: t.userId, isAdmin: t.role === 'admin' }]),
-    );
+    this.tokens = new Map(auth.tokens.map((t) => [sha256(t.token), { userId: t.userId, isAdmin: t.role === 'admin' }]));
   }
 
   /** `authorization` is the Authorization header or graphql-ws `connectionParams.authorization`. */
@@ -63,7 +61,7 @@ export class Authenticator {
 export function userScope(viewer: Viewer, requestedUserId?: string | null): string | undefined {
   if (viewer.isAdmin) return requestedUserId ?? undefined;
   if (requestedUserId != null && requestedUserId !== viewer.userId) {
-    throw new ForbiddenError('Only admins may read another user\'s data (filter userId)');
+    throw new ForbiddenError("Only admins may read another user's data (filter userId)");
   }
   return viewer.userId;
 }

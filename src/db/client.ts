@@ -41,9 +41,8 @@ export function createPrismaClient(url: string, options: PrismaOptions = {}): Db
   }
   if (options.onQuery) {
     const onQuery = options.onQuery;
-    (client as unknown as { $on(event: 'query', cb: (e: { query: string }) => void): void }).$on(
-      'query',
-      (event) => onQuery(event.query),
+    (client as unknown as { $on(event: 'query', cb: (e: { query: string }) => void): void }).$on('query', (event) =>
+      onQuery(event.query),
     );
   }
   return client;

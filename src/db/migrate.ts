@@ -69,8 +69,7 @@ function pendingMigrations(all: Migration[], applied: AppliedRow[]): Migration[]
 export async function migrateDatabase(url: string, root?: string): Promise<MigrationResult> {
   const provider = databaseProvider(url);
   const migrations = readMigrations(provider, root);
-  const applied =
-    provider === 'sqlite' ? migrateSqlite(url, migrations) : await migratePostgres(url, migrations);
+  const applied = provider === 'sqlite' ? migrateSqlite(url, migrations) : await migratePostgres(url, migrations);
   return { provider, applied };
 }
 

@@ -5,7 +5,8 @@ import { AppRef, AppStageEnum, HealthEnum, TaskRef, TaskStatusEnum } from './ref
 import { TaskConnection } from './tasks.js';
 
 builder.node(AppRef, {
-  description: 'One app of one user in one market source: its operation state as reported by the app service, and the derived stage.',
+  description:
+    'One app of one user in one market source: its operation state as reported by the app service, and the derived stage.',
   id: { resolve: (app) => app.id },
   loadOne: (id, ctx) => {
     const row = rowId(id);
@@ -14,7 +15,7 @@ builder.node(AppRef, {
   fields: (t) => ({
     userId: t.exposeString('userId', { description: 'Owner of the app.' }),
     sourceId: t.exposeString('sourceId', { description: 'Market source the app was installed from.' }),
-    appName: t.exposeString('appName', { description: 'App name (for a clone: the clone\'s own name).' }),
+    appName: t.exposeString('appName', { description: "App name (for a clone: the clone's own name)." }),
     stage: t.field({
       type: AppStageEnum,
       description: 'What the app is doing now, derived from `state` and the active task.',
@@ -25,13 +26,36 @@ builder.node(AppRef, {
       description: 'Health derived with the stage.',
       resolve: async (app, _args, ctx) => (await ctx.loaders.appStage.load(app)).health,
     }),
-    installedVersion: t.exposeString('installedVersion', { nullable: true, description: 'Version currently installed.' }),
-    targetVersion: t.exposeString('targetVersion', { nullable: true, description: 'Version the current operation moves to.' }),
-    state: t.exposeString('state', { nullable: true, description: 'Raw app-service state (e.g. `running`, `downloading`, `installFailed`); empty while an operation is pending.' }),
-    progress: t.exposeString('progress', { nullable: true, description: 'Raw progress text reported by the app service.' }),
-    reason: t.exposeString('reason', { nullable: true, description: 'Why the app is in this state (e.g. a failure reason).' }),
-    cfgType: t.exposeString('cfgType', { nullable: true, description: 'Kind of app from its manifest: `app`, `middleware`, …' }),
-    updatedAt: t.field({ type: 'DateTime', description: 'When this state last changed.', resolve: (app) => app.updatedAt }),
+    installedVersion: t.exposeString('installedVersion', {
+      nullable: true,
+      description: 'Version currently installed.',
+    }),
+    targetVersion: t.exposeString('targetVersion', {
+      nullable: true,
+      description: 'Version the current operation moves to.',
+    }),
+    state: t.exposeString('state', {
+      nullable: true,
+      description:
+        'Raw app-service state (e.g. `running`, `downloading`, `installFailed`); empty while an operation is pending.',
+    }),
+    progress: t.exposeString('progress', {
+      nullable: true,
+      description: 'Raw progress text reported by the app service.',
+    }),
+    reason: t.exposeString('reason', {
+      nullable: true,
+      description: 'Why the app is in this state (e.g. a failure reason).',
+    }),
+    cfgType: t.exposeString('cfgType', {
+      nullable: true,
+      description: 'Kind of app from its manifest: `app`, `middleware`, …',
+    }),
+    updatedAt: t.field({
+      type: 'DateTime',
+      description: 'When this state last changed.',
+      resolve: (app) => app.updatedAt,
+    }),
     activeTask: t.field({
       type: TaskRef,
       nullable: true,
@@ -42,7 +66,9 @@ builder.node(AppRef, {
       {
         type: TaskRef,
         description: 'Tasks of this app, newest first.',
-        args: { status: t.arg({ type: [TaskStatusEnum], required: false, description: 'Only tasks in these statuses.' }) },
+        args: {
+          status: t.arg({ type: [TaskStatusEnum], required: false, description: 'Only tasks in these statuses.' }),
+        },
         resolve: (app, args, ctx) => ctx.loaders.appTasks.load({ app, args }),
       },
       TaskConnection,
@@ -55,7 +81,7 @@ export const AppConnection = connectionType(AppRef, 'App', 'apps');
 const AppFilterInput = builder.inputType('AppFilter', {
   description: 'Filters on apps; all given conditions must hold.',
   fields: (t) => ({
-    userId: t.string({ description: 'Only this user\'s apps (admins only; others always see their own).' }),
+    userId: t.string({ description: "Only this user's apps (admins only; others always see their own)." }),
     sourceId: t.string({ description: 'Only apps from this market source.' }),
     appName: t.string({ description: 'Only this app name.' }),
     stage: t.field({ type: [AppStageEnum], description: 'Only apps in one of these stages.' }),
@@ -67,7 +93,7 @@ builder.queryFields((t) => ({
   apps: t.connection(
     {
       type: AppRef,
-      description: 'Apps of users (yours, or everyone\'s for admins), newest first.',
+      description: "Apps of users (yours, or everyone's for admins), newest first.",
       args: { filter: t.arg({ type: AppFilterInput, description: 'Which apps.' }) },
       resolve: (_root, { filter, ...page }, ctx) => ctx.services.apps.list(ctx.viewer, filter ?? {}, page),
     },

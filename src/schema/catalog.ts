@@ -29,13 +29,23 @@ builder.node(CatalogAppRef, {
     appId: t.exposeString('appId', { description: 'Catalogue id within the source.' }),
     name: t.exposeString('name', { description: 'App name, as used by install.' }),
     version: t.exposeString('version', { description: 'Latest version.' }),
-    versions: t.stringList({ description: 'Every installable version, newest first.', resolve: (app) => app.versions as string[] }),
+    versions: t.stringList({
+      description: 'Every installable version, newest first.',
+      resolve: (app) => app.versions as string[],
+    }),
     cfgType: t.exposeString('cfgType', { description: '`app`, `middleware`, …' }),
     title: t.exposeString('title', { nullable: true, description: 'Display title.' }),
     description: t.exposeString('description', { nullable: true, description: 'Short description.' }),
-    categories: t.stringList({ description: 'Categories.', resolve: (app, _args, ctx) => ctx.loaders.catalogCategories.load(app.id) }),
+    categories: t.stringList({
+      description: 'Categories.',
+      resolve: (app, _args, ctx) => ctx.loaders.catalogCategories.load(app.id),
+    }),
     paid: t.exposeBoolean('paid', { description: 'Whether it must be bought before install.' }),
-    entry: t.field({ type: 'JSON', description: 'The full catalogue entry (manifest fields).', resolve: (app) => app.entry }),
+    entry: t.field({
+      type: 'JSON',
+      description: 'The full catalogue entry (manifest fields).',
+      resolve: (app) => app.entry,
+    }),
   }),
 });
 

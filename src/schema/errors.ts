@@ -1,6 +1,6 @@
 import {
   ConflictError,
-  DomainError,
+  type DomainError,
   ERROR_CODES,
   type FieldIssue,
   ForbiddenError,
@@ -18,7 +18,7 @@ const CODE_DESCRIPTIONS: Record<(typeof ERROR_CODES)[number], string> = {
   CONFLICT: 'Another active task already exists for the same app.',
   FORBIDDEN: 'You may not act on or read this object.',
   UNAUTHENTICATED: 'No valid credentials were sent.',
-  INVALID_STATE: 'The operation does not apply in the object\'s current state.',
+  INVALID_STATE: "The operation does not apply in the object's current state.",
   UPSTREAM: 'A service this API depends on failed.',
 };
 
@@ -31,7 +31,11 @@ export const ErrorInterface = builder.interfaceRef<DomainError>('Error').impleme
   description: 'An expected failure of a mutation, returned as data in its result union.',
   fields: (t) => ({
     message: t.exposeString('message', { description: 'What went wrong, for a person.' }),
-    code: t.field({ type: ErrorCodeEnum, description: 'What went wrong, for a program.', resolve: (error) => error.code }),
+    code: t.field({
+      type: ErrorCodeEnum,
+      description: 'What went wrong, for a program.',
+      resolve: (error) => error.code,
+    }),
   }),
 });
 

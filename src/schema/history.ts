@@ -11,12 +11,19 @@ builder.node(HistoryRecordRef, {
     return row === null ? null : ctx.services.history.getById(ctx.viewer, row);
   },
   fields: (t) => ({
-    type: t.exposeString('type', { description: 'Record type, e.g. `ACTION_INSTALL`, `SYSTEM_INSTALL_SUCCEED`, `system`.' }),
+    type: t.exposeString('type', {
+      description: 'Record type, e.g. `ACTION_INSTALL`, `SYSTEM_INSTALL_SUCCEED`, `system`.',
+    }),
     message: t.exposeString('message', { description: 'What happened.' }),
     app: t.exposeString('app', { nullable: true, description: 'App concerned.' }),
     userId: t.exposeString('userId', { description: 'User concerned.' }),
     time: t.field({ type: 'DateTime', description: 'When it happened.', resolve: (record) => record.time }),
-    extended: t.field({ type: 'JSON', nullable: true, description: 'Details (task id, status, …).', resolve: (record) => record.extended }),
+    extended: t.field({
+      type: 'JSON',
+      nullable: true,
+      description: 'Details (task id, status, …).',
+      resolve: (record) => record.extended,
+    }),
   }),
 });
 
@@ -37,7 +44,7 @@ builder.queryField('history', (t) =>
   t.connection(
     {
       type: HistoryRecordRef,
-      description: 'Audit history (yours, or everyone\'s for admins), newest first.',
+      description: "Audit history (yours, or everyone's for admins), newest first.",
       args: { filter: t.arg({ type: HistoryFilterInput, description: 'Which records.' }) },
       resolve: (_root, { filter, ...page }, ctx) => ctx.services.history.list(ctx.viewer, filter ?? {}, page),
     },

@@ -4,7 +4,8 @@ import { rowId } from './global-id.js';
 import { PaymentRef, PaymentStatusEnum } from './refs.js';
 
 builder.node(PaymentRef, {
-  description: 'Purchase state of one paid app product for one user. Secrets (signature, credential) are never exposed.',
+  description:
+    'Purchase state of one paid app product for one user. Secrets (signature, credential) are never exposed.',
   id: { resolve: (payment) => payment.id },
   loadOne: (id, ctx) => {
     const row = rowId(id);
@@ -21,8 +22,12 @@ builder.node(PaymentRef, {
       description: 'Status as a frontend shows it, derived from the five axes below.',
       resolve: (payment, _args, ctx) => ctx.services.payments.statusOf(payment),
     }),
-    paymentNeed: t.exposeString('paymentNeed', { description: 'Axis 1: whether payment is needed (`required`, `not_required`, errors).' }),
-    developerSync: t.exposeString('developerSync', { description: 'Axis 2: credential sync with the developer service.' }),
+    paymentNeed: t.exposeString('paymentNeed', {
+      description: 'Axis 1: whether payment is needed (`required`, `not_required`, errors).',
+    }),
+    developerSync: t.exposeString('developerSync', {
+      description: 'Axis 2: credential sync with the developer service.',
+    }),
     larePassSync: t.exposeString('larePassSync', { description: 'Axis 3: signature sync with LarePass.' }),
     signatureStatus: t.exposeString('signatureStatus', { description: 'Axis 4: signature state.' }),
     paymentStatus: t.exposeString('paymentStatus', { description: 'Axis 5: payment progress.' }),
@@ -37,7 +42,7 @@ const PaymentConnection = connectionType(PaymentRef, 'Payment', 'payments');
 const PaymentFilterInput = builder.inputType('PaymentFilter', {
   description: 'Filters on payments; all given conditions must hold.',
   fields: (t) => ({
-    userId: t.string({ description: 'Only this user\'s payments (admins only).' }),
+    userId: t.string({ description: "Only this user's payments (admins only)." }),
     sourceId: t.string({ description: 'Only this market source.' }),
     appId: t.string({ description: 'Only this app.' }),
     status: t.field({ type: [PaymentStatusEnum], description: 'Only payments in one of these statuses.' }),
@@ -48,7 +53,7 @@ builder.queryFields((t) => ({
   payments: t.connection(
     {
       type: PaymentRef,
-      description: 'Payment states (yours, or everyone\'s for admins), newest first.',
+      description: "Payment states (yours, or everyone's for admins), newest first.",
       args: { filter: t.arg({ type: PaymentFilterInput, description: 'Which payments.' }) },
       resolve: (_root, { filter, ...page }, ctx) => ctx.services.payments.list(ctx.viewer, filter ?? {}, page),
     },

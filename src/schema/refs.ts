@@ -26,7 +26,7 @@ export const AppStageEnum = builder.enumType('AppStage', {
   values: values(APP_STAGES, {
     UNKNOWN: 'Not known yet.',
     FETCHING: 'Images or data are being downloaded.',
-    HYDRATING: 'The market is preparing the app\'s chart.',
+    HYDRATING: "The market is preparing the app's chart.",
     INSTALLING: 'Being installed (or cloned).',
     RUNNING: 'Installed and running.',
     UPGRADING: 'Being upgraded to another version.',
@@ -81,7 +81,7 @@ export const PaymentStatusEnum = builder.enumType('PaymentStatus', {
     PAYMENT_RETRY_REQUIRED: 'The payment was not found; pay again.',
     NOTIFICATION_SENT: 'The payment request was sent to the user.',
     PAYMENT_FRONTEND_STARTED: 'The user is paying.',
-    WAITING_DEVELOPER_CONFIRMATION: 'Paid; waiting for the developer\'s credential.',
+    WAITING_DEVELOPER_CONFIRMATION: "Paid; waiting for the developer's credential.",
     PURCHASED: 'Bought; the credential is held.',
   }),
 });

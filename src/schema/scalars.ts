@@ -8,7 +8,9 @@ function parseDateTime(value: unknown): Date {
     const date = new Date(value);
     if (!Number.isNaN(date.getTime())) return date;
   }
-  throw new GraphQLError(`DateTime must be an ISO-8601 string with a time zone, e.g. 2026-01-31T12:00:00Z (got ${JSON.stringify(value)})`);
+  throw new GraphQLError(
+    `DateTime must be an ISO-8601 string with a time zone, e.g. 2026-01-31T12:00:00Z (got ${JSON.stringify(value)})`,
+  );
 }
 
 builder.scalarType('DateTime', {

@@ -3,28 +3,57 @@ import { connectionType } from './connections.js';
 import { AppRef, TaskRef, TaskStatusEnum, TaskTypeEnum } from './refs.js';
 
 builder.node(TaskRef, {
-  description: 'An operation (install, uninstall, upgrade, clone, cancel) requested by a user and executed against the app service.',
+  description:
+    'An operation (install, uninstall, upgrade, clone, cancel) requested by a user and executed against the app service.',
   id: { resolve: (task) => task.taskId },
   loadOne: (taskId, ctx) => ctx.services.tasks.get(ctx.viewer, String(taskId)),
   fields: (t) => ({
-    taskId: t.exposeString('taskId', { description: 'The task\'s own id, also accepted by `task(taskId:)`.' }),
+    taskId: t.exposeString('taskId', { description: "The task's own id, also accepted by `task(taskId:)`." }),
     type: t.field({ type: TaskTypeEnum, description: 'What the task does.', resolve: (task) => task.type as never }),
-    status: t.field({ type: TaskStatusEnum, description: 'Where the task is in its lifecycle.', resolve: (task) => task.status as never }),
-    progress: t.exposeInt('progress', { description: 'Progress 0–100 from the app service\'s state events; 100 once completed.' }),
+    status: t.field({
+      type: TaskStatusEnum,
+      description: 'Where the task is in its lifecycle.',
+      resolve: (task) => task.status as never,
+    }),
+    progress: t.exposeInt('progress', {
+      description: "Progress 0–100 from the app service's state events; 100 once completed.",
+    }),
     userId: t.exposeString('userId', { description: 'Who requested it.' }),
     sourceId: t.exposeString('sourceId', { description: 'Market source of the app.' }),
     appName: t.exposeString('appName', { description: 'App the task acts on (for a clone: the new name).' }),
     version: t.exposeString('version', { nullable: true, description: 'Version installed or upgraded to.' }),
     opId: t.exposeString('opId', { nullable: true, description: 'Operation id issued by the app service.' }),
-    error: t.exposeString('error', { nullable: true, description: 'Why the task failed, including the app service\'s own message.' }),
-    result: t.field({ type: 'JSON', nullable: true, description: 'Result envelope of the operation.', resolve: (task) => task.result }),
-    createdAt: t.field({ type: 'DateTime', description: 'When the task was accepted.', resolve: (task) => task.createdAt }),
-    startedAt: t.field({ type: 'DateTime', nullable: true, description: 'When a worker started it.', resolve: (task) => task.startedAt }),
-    completedAt: t.field({ type: 'DateTime', nullable: true, description: 'When it reached a terminal status.', resolve: (task) => task.completedAt }),
+    error: t.exposeString('error', {
+      nullable: true,
+      description: "Why the task failed, including the app service's own message.",
+    }),
+    result: t.field({
+      type: 'JSON',
+      nullable: true,
+      description: 'Result envelope of the operation.',
+      resolve: (task) => task.result,
+    }),
+    createdAt: t.field({
+      type: 'DateTime',
+      description: 'When the task was accepted.',
+      resolve: (task) => task.createdAt,
+    }),
+    startedAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description: 'When a worker started it.',
+      resolve: (task) => task.startedAt,
+    }),
+    completedAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description: 'When it reached a terminal status.',
+      resolve: (task) => task.completedAt,
+    }),
     app: t.field({
       type: AppRef,
       nullable: true,
-      description: 'The app\'s current state; null once the app is gone (e.g. after uninstall).',
+      description: "The app's current state; null once the app is gone (e.g. after uninstall).",
       resolve: (task, _args, ctx) => ctx.loaders.appByKey.load(task),
     }),
   }),
@@ -35,7 +64,7 @@ export const TaskConnection = connectionType(TaskRef, 'Task', 'tasks');
 const TaskFilterInput = builder.inputType('TaskFilter', {
   description: 'Filters on tasks; all given conditions must hold.',
   fields: (t) => ({
-    userId: t.string({ description: 'Only this user\'s tasks (admins only; others always see their own).' }),
+    userId: t.string({ description: "Only this user's tasks (admins only; others always see their own)." }),
     sourceId: t.string({ description: 'Only tasks on this market source.' }),
     appName: t.string({ description: 'Only tasks of this app.' }),
     status: t.field({ type: [TaskStatusEnum], description: 'Only tasks in one of these statuses.' }),
@@ -49,7 +78,7 @@ builder.queryFields((t) => ({
   tasks: t.connection(
     {
       type: TaskRef,
-      description: 'Tasks (yours, or everyone\'s for admins), newest first.',
+      description: "Tasks (yours, or everyone's for admins), newest first.",
       args: { filter: t.arg({ type: TaskFilterInput, description: 'Which tasks.' }) },
       resolve: (_root, { filter, ...page }, ctx) => ctx.services.tasks.list(ctx.viewer, filter ?? {}, page),
     },

@@ -5,7 +5,7 @@ const ViewerRef = builder.objectRef<Viewer>('Viewer').implement({
   description: 'The identity a request runs as.',
   fields: (t) => ({
     userId: t.exposeString('userId', { description: 'User id.' }),
-    isAdmin: t.exposeBoolean('isAdmin', { description: 'Whether this user sees and may act on every user\'s data.' }),
+    isAdmin: t.exposeBoolean('isAdmin', { description: "Whether this user sees and may act on every user's data." }),
   }),
 });
 

@@ -1,6 +1,11 @@
 /**
  * The runtime stage and health of an app: a display-only projection of the raw app-service
  * state and the app's active task (market-domain §2.9). This is the one place it is decided.
+ *
+ * Two deliberate departures from the original substring rules, which showed an app being
+ * removed as "installing" (`uninstalling` contains `installing`) and one still initialising as
+ * healthy and running: `uninstalling` → UNINSTALLING, `upgrading` → UPGRADING and
+ * `initializing` → INSTALLING, each with unknown health.
  */
 
 export const APP_STAGES = [
@@ -44,7 +49,9 @@ function fromState(raw: string): StageAndHealth {
   if (state.includes('stopped')) return { stage: 'STOPPED', health: 'UNHEALTHY' };
   if (state.includes('running')) return { stage: 'RUNNING', health: 'HEALTHY' };
   if (FETCHING_WORDS.some((word) => state.includes(word))) return { stage: 'FETCHING', health: 'UNKNOWN' };
-  if (state.includes('installing')) return { stage: 'INSTALLING', health: 'UNKNOWN' };
+  if (state.includes('uninstalling')) return { stage: 'UNINSTALLING', health: 'UNKNOWN' };
+  if (state.includes('upgrading')) return { stage: 'UPGRADING', health: 'UNKNOWN' };
+  if (state.includes('installing') || state.includes('initializing')) return { stage: 'INSTALLING', health: 'UNKNOWN' };
   return { stage: 'RUNNING', health: 'HEALTHY' };
 }
 

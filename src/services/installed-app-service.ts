@@ -42,7 +42,7 @@ export class InstalledAppService {
     // filters leave (one query for the rows, one for their active tasks).
     const rows = await this.db.appState.findMany({ where });
     const stages = await this.stagesOf(rows);
-    const wanted = rows.filter((row, index) => {
+    const wanted = rows.filter((_row, index) => {
       const derived = stages[index] as StageAndHealth;
       return (
         (!filter.stage?.length || filter.stage.includes(derived.stage)) &&
@@ -53,7 +53,10 @@ export class InstalledAppService {
   }
 
   /** One app of one user; admins may name the user, others read their own. */
-  async get(viewer: Viewer, key: { sourceId: string; appName: string; userId?: string | null }): Promise<AppRow | null> {
+  async get(
+    viewer: Viewer,
+    key: { sourceId: string; appName: string; userId?: string | null },
+  ): Promise<AppRow | null> {
     const userId = userScope(viewer, key.userId) ?? viewer.userId;
     return this.db.appState.findUnique({
       where: { userId_sourceId_appName: { userId, sourceId: key.sourceId, appName: key.appName } },

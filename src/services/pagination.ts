@@ -66,7 +66,8 @@ export function pageWindow(kind: string, args: PageArgs, maxPageSize: number): P
     ['last', last],
   ] as const) {
     if (value == null) continue;
-    if (value < 0) throw new ValidationError(`Argument "${name}" must not be negative`, [{ path: name, message: 'negative' }]);
+    if (value < 0)
+      throw new ValidationError(`Argument "${name}" must not be negative`, [{ path: name, message: 'negative' }]);
     if (value > maxPageSize) {
       throw new ValidationError(`Argument "${name}" must be at most ${maxPageSize} (the maximum page size)`, [
         { path: name, message: `above ${maxPageSize}` },

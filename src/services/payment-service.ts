@@ -44,7 +44,12 @@ export class PaymentService {
     // The status is derived from five columns, so that filter applies after the SQL ones.
     const wanted = filter.status;
     const rows = await this.db.payment.findMany({ where });
-    return paginateArray(PAYMENT_CURSOR, page, this.maxPageSize, rows.filter((row) => wanted.includes(this.statusOf(row))));
+    return paginateArray(
+      PAYMENT_CURSOR,
+      page,
+      this.maxPageSize,
+      rows.filter((row) => wanted.includes(this.statusOf(row))),
+    );
   }
 
   /** The viewer's payment for an app of a source: null for an app they never started to buy. */

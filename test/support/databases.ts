@@ -47,7 +47,11 @@ export async function createTestDatabase(kind: DatabaseKind): Promise<TestDataba
   let database: TestDatabase;
   if (kind === 'sqlite') {
     const dir = mkdtempSync(path.join(tmpdir(), 'market-test-'));
-    database = { kind, url: `file:${path.join(dir, 'test.db')}`, drop: async () => rmSync(dir, { recursive: true, force: true }) };
+    database = {
+      kind,
+      url: `file:${path.join(dir, 'test.db')}`,
+      drop: async () => rmSync(dir, { recursive: true, force: true }),
+    };
   } else {
     const name = `market_test_${randomBytes(6).toString('hex')}`;
     const admin = new pg.Client({ connectionString: POSTGRES_URL });

@@ -96,7 +96,9 @@ export async function execute<T, V>(
 /** The data of a response that must have no errors; otherwise fails showing the errors. */
 export function dataOf<T>(response: GraphQLResponse<T>): T {
   if (response.errors?.length || !response.data) {
-    throw new Error(`Expected no GraphQL errors, got (HTTP ${response.status}): ${JSON.stringify(response.errors, null, 2)}`);
+    throw new Error(
+      `Expected no GraphQL errors, got (HTTP ${response.status}): ${JSON.stringify(response.errors, null, 2)}`,
+    );
   }
   return response.data;
 }

@@ -1,0 +1,71 @@
+import { describe, expect, test } from 'vitest';
+import { deriveStage } from '../src/services/app-stage.js';
+
+describe('stage and health derivation (market-domain §2.9)', () => {
+  test.each([
+    ['', 'RUNNING', 'HEALTHY'],
+    ['running', 'RUNNING', 'HEALTHY'],
+    ['installFailed', 'FAILED', 'UNHEALTHY'],
+    ['downloadFailed', 'FAILED', 'UNHEALTHY'],
+    ['installingCanceled', 'FAILED', 'UNHEALTHY'],
+    ['pendingCanceled', 'FAILED', 'UNHEALTHY'],
+    ['cancelled', 'FAILED', 'UNHEALTHY'],
+    ['error', 'FAILED', 'UNHEALTHY'],
+    ['stopped', 'STOPPED', 'UNHEALTHY'],
+    ['downloading', 'FETCHING', 'UNKNOWN'],
+    ['syncing', 'FETCHING', 'UNKNOWN'],
+    ['installing', 'INSTALLING', 'UNKNOWN'],
+    ['initializing', 'INSTALLING', 'UNKNOWN'],
+    ['uninstalling', 'UNINSTALLING', 'UNKNOWN'],
+    ['upgrading', 'UPGRADING', 'UNKNOWN'],
+    ['resuming', 'RUNNING', 'HEALTHY'],
+    ['RUNNING', 'RUNNING', 'HEALTHY'],
+  ])('state %j → %s / %s', (state, stage, health) => {
+    expect(deriveStage({ state })).toEqual({ stage, health });
+  });
+
+  test('rules apply in order: failure words first, then stopped, running, fetching', () => {
+    expect(deriveStage({ state: 'downloadingCanceling' })).toEqual({ stage: 'FETCHING', health: 'UNKNOWN' });
+    expect(deriveStage({ state: 'installingCancelFailed' })).toEqual({ stage: 'FAILED', health: 'UNHEALTHY' });
+  });
+
+  test('a running app whose progress says it is downloading is fetching', () => {
+    expect(deriveStage({ state: 'running', progress: 'Downloading images' })).toEqual({
+      stage: 'FETCHING',
+      health: 'UNKNOWN',
+    });
+  });
+
+  test.each([
+    ['INSTALL', 'INSTALLING'],
+    ['CLONE', 'INSTALLING'],
+    ['UPGRADE', 'UPGRADING'],
+    ['UNINSTALL', 'UNINSTALLING'],
+  ])('a RUNNING %s task makes the stage %s with unknown health, whatever the state', (type, stage) => {
+    for (const state of ['running', 'installFailed', 'stopped', 'downloading']) {
+      expect(deriveStage({ state, activeTask: { type, status: 'RUNNING' } })).toEqual({ stage, health: 'UNKNOWN' });
+    }
+  });
+
+  test('a PENDING task overrides only a fetching or running stage, keeping the health', () => {
+    expect(deriveStage({ state: 'running', activeTask: { type: 'UPGRADE', status: 'PENDING' } })).toEqual({
+      stage: 'UPGRADING',
+      health: 'HEALTHY',
+    });
+    expect(deriveStage({ state: 'downloading', activeTask: { type: 'INSTALL', status: 'PENDING' } })).toEqual({
+      stage: 'INSTALLING',
+      health: 'UNKNOWN',
+    });
+    expect(deriveStage({ state: 'stopped', activeTask: { type: 'UNINSTALL', status: 'PENDING' } })).toEqual({
+      stage: 'STOPPED',
+      health: 'UNHEALTHY',
+    });
+  });
+
+  test('CANCEL tasks never change the stage', () => {
+    expect(deriveStage({ state: 'downloading', activeTask: { type: 'CANCEL', status: 'RUNNING' } })).toEqual({
+      stage: 'FETCHING',
+      health: 'UNKNOWN',
+    });
+  });
+});

@@ -1,0 +1,62 @@
+import { spawnSync } from 'node:child_process';
+import { describe, expect, test } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+describe('configuration', () => {
+  test('defaults: port 4000 on 127.0.0.1, SQLite under ./data, demo data, local development mode', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      port: 4000,
+      host: '127.0.0.1',
+      databaseUrl: 'file:./data/market.db',
+      demoData: true,
+      maxPageSize: 100,
+      auth: { localDevelopment: true, tokens: [] },
+    });
+  });
+
+  test('AUTH_TOKENS parses userId:role:token entries', () => {
+    const config = loadConfig({ AUTH_TOKENS: 'alice:user:alice-secret-1, ops:admin:ops-secret-22' });
+    expect(config.auth.tokens).toEqual([
+      { userId: 'alice', role: 'user', token: 'alice-secret-1' },
+      { userId: 'ops', role: 'admin', token: 'ops-secret-22' },
+    ]);
+    expect(config.auth.localDevelopment).toBe(false);
+  });
+
+  test.each([
+    [{ PORT: 'abc' }, /PORT: must be a number/],
+    [{ PORT: '70000' }, /PORT: must be between 0 and 65535/],
+    [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL: must be file:<path>/],
+    [{ DEMO_DATA: 'maybe' }, /DEMO_DATA: must be one of/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
+    [{ MAX_PAGE_SIZE: '0' }, /MAX_PAGE_SIZE: must be greater than 0/],
+    [{ AUTH_TOKENS: 'alice:superuser:alice-secret-1' }, /AUTH_TOKENS: entry 1 must look like userId:role:token/],
+    [{ AUTH_TOKENS: 'alice:user:short' }, /AUTH_TOKENS: entry 1: token must be at least 8 characters/],
+    [{ HOST: '0.0.0.0' }, /HOST: without AUTH_TOKENS or AUTH_USER_HEADER/],
+  ])('%o is refused with a message naming the variable', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  test('a rejected AUTH_TOKENS entry is not echoed (it holds a secret)', () => {
+    expect(() => loadConfig({ AUTH_TOKENS: 'alice:root:my-very-secret' })).toThrow(
+      expect.objectContaining({ message: expect.not.stringContaining('my-very-secret') }),
+    );
+  });
+
+  test('binding beyond loopback is allowed once authentication is configured', () => {
+    expect(loadConfig({ HOST: '0.0.0.0', AUTH_USER_HEADER: 'X-Bfl-User' }).host).toBe('0.0.0.0');
+  });
+
+  test('the server process exits non-zero with a clear message on a bad value', () => {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/index.ts'], {
+      env: { ...process.env, PORT: 'abc' },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('Invalid configuration');
+    expect(result.stderr).toContain('PORT: must be a number');
+  });
+});

@@ -1,0 +1,46 @@
+import { mkdirSync } from 'node:fs';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { chromiumAvailable, launchChromium } from './support/browser.js';
+import { startTestServer, type TestServer } from './support/server.js';
+
+describe.skipIf(!chromiumAvailable())('GraphiQL in a real browser', () => {
+  let server: TestServer;
+  let browser: Browser;
+  beforeAll(async () => {
+    server = await startTestServer('sqlite');
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  test('opens offline (no request leaves the machine), runs the default query and shows the result', async () => {
+    const page = await browser.newPage();
+    const external: string[] = [];
+    page.on('request', (request) => {
+      const url = new URL(request.url());
+      if (!['127.0.0.1', 'localhost'].includes(url.hostname) && url.protocol.startsWith('http'))
+        external.push(request.url());
+    });
+    await page.goto(server.graphqlUrl);
+    await page
+      .getByRole('button', { name: /execute query/i })
+      .first()
+      .waitFor({ timeout: 20_000 });
+    await page
+      .getByRole('button', { name: /execute query/i })
+      .first()
+      .click();
+    const result = page.locator('.graphiql-response');
+    await expect.poll(async () => result.innerText(), { timeout: 15_000 }).toContain('"totalCount"');
+    // CodeMirror renders spaces as non-breaking ones; compare on normalised whitespace.
+    const text = (await result.innerText()).replace(/\s+/g, ' ');
+    expect(text).toContain('"userId": "admin"');
+    expect(text).toMatch(/"stage": "(RUNNING|INSTALLING|FAILED|STOPPED|FETCHING)"/);
+    mkdirSync('test-results', { recursive: true });
+    await page.screenshot({ path: 'test-results/graphiql.png' });
+    expect(external).toEqual([]);
+  });
+});

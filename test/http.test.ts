@@ -1,0 +1,106 @@
+import { serverAudits } from 'graphql-http';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { availableDatabases, POSTGRES_URL } from './support/databases.js';
+import { startTestServer, type TestServer } from './support/server.js';
+
+const databases = await availableDatabases();
+
+describe('GraphQL over HTTP', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer('sqlite', { env: { MAX_BODY_BYTES: '4096' } });
+  });
+  afterAll(() => server?.stop());
+
+  describe('graphql-http compliance audits', () => {
+    const audits = serverAudits({ url: () => server.graphqlUrl });
+    test.each(audits.filter((audit) => audit.name.startsWith('MUST')).map((audit) => [audit.name, audit] as const))(
+      '%s',
+      async (_name, audit) => {
+        const result = await audit.fn();
+        expect(result.status, 'reason' in result ? result.reason : '').toBe('ok');
+      },
+    );
+  });
+
+  const post = (body: string, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
+    fetch(server.graphqlUrl, { method: 'POST', headers, body });
+
+  test('a malformed JSON body is a 400 with a clear error', async () => {
+    const response = await post('{"query": "{ viewer { userId } ');
+    expect(response.status).toBe(400);
+    const body = (await response.json()) as { errors: { message: string }[] };
+    expect(body.errors[0]?.message).toMatch(/JSON/i);
+  });
+
+  test('an unsupported content type is refused (415)', async () => {
+    const response = await post('query { viewer { userId } }', { 'content-type': 'text/xml' });
+    expect(response.status).toBe(415);
+  });
+
+  test('a body over MAX_BODY_BYTES is refused with 413 before it is parsed', async () => {
+    const response = await post(JSON.stringify({ query: `{ viewer { userId } } # ${'x'.repeat(5000)}` }));
+    expect(response.status).toBe(413);
+    const body = (await response.json()) as { errors: { message: string }[] };
+    expect(body.errors[0]?.message).toContain('4096 bytes');
+  });
+
+  test('a query nested deeper than MAX_QUERY_DEPTH is rejected', async () => {
+    const hops = 6; // apps.edges.node + 6 × activeTask.app = depth 15 > 12
+    const deep = `{ apps { edges { node { ${'activeTask { app { '.repeat(hops)}appName${' } }'.repeat(hops)} } } } }`;
+    const response = await post(JSON.stringify({ query: deep }));
+    const body = (await response.json()) as { errors: { message: string }[] };
+    expect(body.errors[0]?.message).toMatch(/depth/i);
+  });
+
+  test('unexpected errors are masked: no stack trace or internals reach the client', async () => {
+    const response = await post(JSON.stringify({ query: '{ viewer { userId } }', variables: 'not an object' }));
+    const text = await response.text();
+    expect(text).not.toMatch(/at .*\.ts:\d+/);
+    expect(text).not.toContain('prisma');
+  });
+
+  test('every response carries a request id; a sane caller id is echoed, a weird one replaced', async () => {
+    const mine = await post(JSON.stringify({ query: '{ viewer { userId } }' }), {
+      'content-type': 'application/json',
+      'x-request-id': 'trace-123',
+    });
+    expect(mine.headers.get('x-request-id')).toBe('trace-123');
+    const weird = await post(JSON.stringify({ query: '{ viewer { userId } }' }), {
+      'content-type': 'application/json',
+      'x-request-id': 'bad id\twith spaces',
+    });
+    expect(weird.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(server.logs.some((line) => line.includes('"requestId":"trace-123"'))).toBe(true);
+  });
+
+  test('GET /health is alive and GET /readiness checks the database', async () => {
+    const health = await fetch(`${server.url}/health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: 'ok' });
+    const readiness = await fetch(`${server.url}/readiness`);
+    expect(readiness.status).toBe(200);
+    expect(await readiness.json()).toEqual({ status: 'ready' });
+  });
+});
+
+describe.skipIf(!databases.includes('postgresql'))('readiness when the database goes away', () => {
+  test('GET /readiness turns 503 while /health stays 200', async () => {
+    const server = await startTestServer('postgresql');
+    try {
+      expect((await fetch(`${server.url}/readiness`)).status).toBe(200);
+      const name = new URL(server.database.url).pathname.slice(1);
+      const admin = new pg.Client({ connectionString: POSTGRES_URL });
+      await admin.connect();
+      await admin.query(`DROP DATABASE ${name} WITH (FORCE)`);
+      await admin.end();
+      const readiness = await fetch(`${server.url}/readiness`);
+      expect(readiness.status).toBe(503);
+      expect(await readiness.json()).toEqual({ status: 'not ready', error: 'database unreachable' });
+      expect((await fetch(`${server.url}/health`)).status).toBe(200);
+    } finally {
+      await server.stop();
+    }
+  });
+});

@@ -1,0 +1,67 @@
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, test } from 'vitest';
+import { createPrismaClient } from '../src/db/client.js';
+import { MigrationError, migrateDatabase, readMigrations } from '../src/db/migrate.js';
+import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
+
+const databases = await availableDatabases();
+const MIGRATIONS = fileURLToPath(new URL('../prisma/migrations', import.meta.url));
+
+describe.each(databases)('migrations on %s', (kind) => {
+  const created: TestDatabase[] = [];
+  afterEach(async () => {
+    for (const database of created.splice(0)) await database.drop();
+  });
+
+  test('a fresh database gets every migration once, recorded like Prisma records them', async () => {
+    const database = await createTestDatabase(kind); // runs migrateDatabase
+    created.push(database);
+    const db = createPrismaClient(database.url);
+    try {
+      const rows = await db.$queryRawUnsafe<{ migration_name: string; checksum: string; finished_at: unknown }[]>(
+        'SELECT migration_name, checksum, finished_at FROM "_prisma_migrations" ORDER BY migration_name',
+      );
+      const expected = readMigrations(kind);
+      expect(rows.map((row) => [row.migration_name, row.checksum])).toEqual(expected.map((m) => [m.name, m.checksum]));
+      expect(rows.every((row) => row.finished_at !== null)).toBe(true);
+      // the schema is usable
+      expect(await db.task.count()).toBe(0);
+    } finally {
+      await db.$disconnect();
+    }
+    // running again applies nothing
+    expect((await migrateDatabase(database.url)).applied).toEqual([]);
+  });
+
+  test('instances migrating at the same time apply each migration exactly once', async () => {
+    const database = await createTestDatabase(kind);
+    created.push(database);
+    // a copy of the migrations with one more, so there is something left to apply concurrently
+    const root = mkdtempSync(path.join(tmpdir(), 'migrations-'));
+    cpSync(MIGRATIONS, root, { recursive: true });
+    const extra = path.join(root, kind, '9999_test_extra');
+    cpSync(path.join(root, kind, '0001_init'), extra, { recursive: true });
+    writeFileSync(path.join(extra, 'migration.sql'), 'CREATE TABLE "ConcurrencyProbe" ("id" INTEGER PRIMARY KEY);');
+    const results = await Promise.all([1, 2, 3].map(() => migrateDatabase(database.url, root)));
+    expect(results.flatMap((result) => result.applied)).toEqual(['9999_test_extra']);
+  });
+
+  test('an applied migration that was edited afterwards is refused', async () => {
+    const database = await createTestDatabase(kind);
+    created.push(database);
+    const root = mkdtempSync(path.join(tmpdir(), 'migrations-'));
+    cpSync(MIGRATIONS, root, { recursive: true });
+    writeFileSync(path.join(root, kind, '0001_init', 'migration.sql'), '-- edited\n');
+    await expect(migrateDatabase(database.url, root)).rejects.toThrow(MigrationError);
+    await expect(migrateDatabase(database.url, root)).rejects.toThrow(/0001_init was changed after it was applied/);
+  });
+});
+
+test('every change to prisma/schema.prisma has a migration (run `npm run migrations:diff -- <name>`)', () => {
+  const schema = readFileSync(new URL('../prisma/schema.prisma', import.meta.url), 'utf8');
+  const snapshot = readFileSync(new URL('../prisma/migrations/schema.snapshot.prisma', import.meta.url), 'utf8');
+  expect(snapshot).toBe(schema);
+});

@@ -1,0 +1,64 @@
+import { describe, expect, test } from 'vitest';
+import { derivePaymentStatus, type PaymentAxes } from '../src/services/payment-status.js';
+
+const base: PaymentAxes = {
+  paymentNeed: 'required',
+  developerSync: 'not_started',
+  signatureStatus: 'not_evaluated',
+  paymentStatus: 'not_evaluated',
+  productId: 'p-1',
+  jws: null,
+  vc: null,
+};
+
+describe('frontend payment status (market-domain §4.6 status-query rules)', () => {
+  test.each<[string, Partial<PaymentAxes>, string]>([
+    ['need not_required', { paymentNeed: 'not_required' }, 'FREE'],
+    [
+      '1: VC present and developer sync completed',
+      { vc: 'vc', developerSync: 'completed', paymentStatus: 'frontend_started' },
+      'PURCHASED',
+    ],
+    [
+      '1 needs both: VC without completed sync',
+      { vc: 'vc', developerSync: 'in_progress', paymentStatus: 'frontend_completed' },
+      'WAITING_DEVELOPER_CONFIRMATION',
+    ],
+    ['2: frontend completed', { paymentStatus: 'frontend_completed' }, 'WAITING_DEVELOPER_CONFIRMATION'],
+    ['3: frontend started', { paymentStatus: 'frontend_started' }, 'PAYMENT_FRONTEND_STARTED'],
+    [
+      '4: notification sent + signed',
+      { paymentStatus: 'notification_sent', signatureStatus: 'required_and_signed' },
+      'PAYMENT_REQUIRED',
+    ],
+    [
+      '4: notification sent + JWS + need re-sign',
+      { paymentStatus: 'notification_sent', signatureStatus: 'error_need_resign', jws: 'j' },
+      'SIGNATURE_NEED_RESIGN',
+    ],
+    [
+      '4: notification sent + JWS + no record',
+      { paymentStatus: 'notification_sent', signatureStatus: 'error_no_record', jws: 'j' },
+      'PAYMENT_RETRY_REQUIRED',
+    ],
+    [
+      '4: notification sent + JWS',
+      { paymentStatus: 'notification_sent', signatureStatus: 'required', jws: 'j' },
+      'PAYMENT_REQUIRED',
+    ],
+    [
+      '4: notification sent, nothing else',
+      { paymentStatus: 'notification_sent', signatureStatus: 'required' },
+      'NOTIFICATION_SENT',
+    ],
+    ['5: signed', { signatureStatus: 'required_and_signed' }, 'PAYMENT_REQUIRED'],
+    ['6: signature required', { signatureStatus: 'required' }, 'SIGNATURE_REQUIRED'],
+    ['6: signature required but pending', { signatureStatus: 'required_but_pending' }, 'SIGNATURE_REQUIRED'],
+    ['7: no record', { signatureStatus: 'error_no_record' }, 'SIGNATURE_NO_RECORD'],
+    ['7: need re-sign', { signatureStatus: 'error_need_resign' }, 'SIGNATURE_NEED_RESIGN'],
+    ['8: nothing yet, with a product', {}, 'NOT_BUY'],
+    ['8: nothing yet, no product', { productId: '' }, 'NOT_EVALUATED'],
+  ])('%s → %s', (_rule, axes, status) => {
+    expect(derivePaymentStatus({ ...base, ...axes })).toBe(status);
+  });
+});
