@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
@@ -8,6 +8,7 @@ import { Authenticator } from './auth/viewer.js';
 import type { Config } from './config.js';
 import { createPrismaClient, type Db, type PrismaOptions } from './db/client.js';
 import { seedDemoData } from './db/demo-data.js';
+import { parseAppStateEvent } from './engine/app-state-event.js';
 import { createErrorMasker, domainGraphQLError } from './http/graphql-errors.js';
 import type { Logger } from './logger.js';
 import type { Context } from './schema/builder.js';
@@ -15,6 +16,7 @@ import { schema } from './schema/index.js';
 import { DomainError } from './services/errors.js';
 import { createServices, type Services } from './services/index.js';
 import { createLoaders } from './services/loaders.js';
+import { type PeriodicJob, startPeriodicJob } from './services/periodic-job.js';
 
 export interface AppOptions {
   logger: Logger;
@@ -65,7 +67,8 @@ function requestIdOf(req: IncomingMessage): string {
  */
 export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppOptions): App {
   const db = createPrismaClient(config.databaseUrl, prismaOptions);
-  const services = createServices({ db, maxPageSize: config.maxPageSize });
+  const services = createServices({ db, config, logger });
+  const jobs: PeriodicJob[] = [];
   const authenticator = new Authenticator(config.auth);
 
   // Rejects bodies over the limit before Yoga reads them.
@@ -170,6 +173,35 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
     return yoga(req, res, { req });
   });
 
+  /**
+   * State-event intake of the real app service (HTTP mode): `POST /events/app-state` with
+   * `Authorization: Bearer <APP_SERVICE_EVENT_SECRET>` and one §6.5 event as JSON. 202 once the
+   * event is applied; older events than the app's current state are accepted and ignored.
+   */
+  async function receiveAppStateEvent(req: IncomingMessage, res: ServerResponse, secret: string) {
+    if (req.method !== 'POST') return json(res, 405, { error: 'use POST' });
+    const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+    const digest = (value: string) => createHash('sha256').update(value).digest();
+    if (!timingSafeEqual(digest(given), digest(secret))) return json(res, 401, { error: 'invalid event secret' });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > config.maxBodyBytes) return json(res, 413, { error: `body larger than ${config.maxBodyBytes} bytes` });
+      chunks.push(chunk as Buffer);
+    }
+    let event: ReturnType<typeof parseAppStateEvent>;
+    try {
+      event = parseAppStateEvent(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+    } catch (error) {
+      return json(res, 400, {
+        error: error instanceof DomainError ? error.message : 'body must be a JSON app-state event',
+      });
+    }
+    await services.engine.onAppState(event);
+    return json(res, 202, { accepted: true });
+  }
+
   const sockets = new Set<Socket>();
   server.on('connection', (socket) => {
     sockets.add(socket);
@@ -188,6 +220,34 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
           `The database is not ready (${(error as Error).message.split('\n')[0]}). Run "npm run db:migrate" first.`,
         );
       }
+      await services.engine.start();
+      jobs.push(
+        startPeriodicJob(
+          'history cleanup',
+          config.history.cleanupIntervalMs,
+          async () => {
+            const cutoff = new Date(Date.now() - config.history.retentionDays * 24 * 60 * 60 * 1000);
+            const removed = await services.history.removeOlderThan(cutoff);
+            if (removed) logger.info({ removed, cutoff }, 'removed old history records');
+          },
+          logger,
+        ),
+      );
+      await jobs[0]?.firstRun; // old history is gone before the first request
+      const { appService } = services;
+      if (config.appService.kind === 'http' && appService.listApps) {
+        const listApps = appService.listApps.bind(appService);
+        jobs.push(
+          startPeriodicJob(
+            'app-service reconciliation',
+            config.appService.reconcileIntervalMs,
+            async () => {
+              for (const event of await listApps()) await services.engine.onAppState(event);
+            },
+            logger,
+          ),
+        );
+      }
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, config.host, () => resolve());
@@ -198,6 +258,8 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
       return { port: actualPort, url: `http://${host}:${actualPort}` };
     },
     async stop() {
+      await Promise.all(jobs.splice(0).map((job) => job.stop()));
+      await services.engine.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const socket of sockets) socket.destroy();
       await closed;

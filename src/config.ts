@@ -17,6 +17,13 @@ const positiveInt = z.coerce
   .int('must be a whole number')
   .positive('must be greater than 0');
 
+const nonNegativeInt = z.coerce
+  .number({ error: 'must be a number' })
+  .int('must be a whole number')
+  .min(0, 'must be 0 or more');
+
+const optionalUrl = z.url({ error: 'must be an absolute http(s) URL' }).optional();
+
 const flag = z
   .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'], {
     error: 'must be one of 1, 0, true, false, yes, no, on, off',
@@ -95,6 +102,40 @@ const schema = z.object({
   MAX_BODY_BYTES: positiveInt.default(1024 * 1024),
   /** Deepest selection a query may nest. @default 12 */
   MAX_QUERY_DEPTH: positiveInt.default(12),
+  /** Tasks executed at once by this instance. @default 4 */
+  TASK_CONCURRENCY: positiveInt.max(64, 'must be at most 64').default(4),
+  /** A task still running after this long fails. @default 1800000 (30 min) */
+  TASK_TIMEOUT_MS: positiveInt.default(30 * 60 * 1000),
+  /** How often the engine looks for pending tasks it was not told about (other instances). @default 2000 */
+  TASK_POLL_INTERVAL_MS: positiveInt.default(2000),
+  /** Pace of the simulated app service, per state step. @default 800 */
+  SIMULATED_STEP_MS: nonNegativeInt.default(800),
+  /** Apps whose operations the simulated app service fails: comma-separated names, `*` wildcards. @default none */
+  SIMULATED_FAIL_APPS: z
+    .string()
+    .optional()
+    .transform((raw) =>
+      (raw ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
+  /** Base URL of the real app service; unset → the simulated one. @default none */
+  APP_SERVICE_URL: optionalUrl,
+  /** Credential this server sends to the app service as X-Authorization. @default none */
+  APP_SERVICE_TOKEN: z.string().min(1).optional(),
+  /** Timeout of one app-service call. @default 120000 */
+  APP_SERVICE_TIMEOUT_MS: positiveInt.default(120_000),
+  /** Shared secret the app service sends (Bearer) with POST /events/app-state. Required with APP_SERVICE_URL. */
+  APP_SERVICE_EVENT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Chart repository URL passed to the app service as `repoUrl`. @default http://127.0.0.1:82/ */
+  APP_SERVICE_REPO_URL: z.url({ error: 'must be an absolute http(s) URL' }).default('http://127.0.0.1:82/'),
+  /** Period of reconciliation against the app service's app list (HTTP mode). @default 60000 */
+  RECONCILE_INTERVAL_MS: positiveInt.default(60_000),
+  /** History records older than this are removed. @default 30 */
+  HISTORY_RETENTION_DAYS: positiveInt.default(30),
+  /** How often the history cleanup runs. @default 3600000 (1 h) */
+  HISTORY_CLEANUP_INTERVAL_MS: positiveInt.default(60 * 60 * 1000),
 });
 
 export type Config = {
@@ -113,6 +154,19 @@ export type Config = {
   maxPageSize: number;
   maxBodyBytes: number;
   maxQueryDepth: number;
+  tasks: { concurrency: number; timeoutMs: number; pollIntervalMs: number };
+  appService:
+    | { kind: 'simulated'; stepMs: number; failApps: string[] }
+    | {
+        kind: 'http';
+        url: string;
+        token: string | undefined;
+        timeoutMs: number;
+        eventSecret: string;
+        repoUrl: string;
+        reconcileIntervalMs: number;
+      };
+  history: { retentionDays: number; cleanupIntervalMs: number };
 };
 
 export class ConfigError extends Error {
@@ -137,6 +191,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       `Invalid configuration:\n  HOST: without AUTH_TOKENS or AUTH_USER_HEADER the server runs in local development mode and binds only to 127.0.0.1 (got ${e.HOST})`,
     );
   }
+  if (e.APP_SERVICE_URL && !e.APP_SERVICE_EVENT_SECRET) {
+    throw new ConfigError(
+      "Invalid configuration:\n  APP_SERVICE_EVENT_SECRET: required with APP_SERVICE_URL (it authenticates the app service's state events)",
+    );
+  }
   return {
     port: e.PORT,
     host: e.HOST,
@@ -152,5 +211,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxPageSize: e.MAX_PAGE_SIZE,
     maxBodyBytes: e.MAX_BODY_BYTES,
     maxQueryDepth: e.MAX_QUERY_DEPTH,
+    tasks: { concurrency: e.TASK_CONCURRENCY, timeoutMs: e.TASK_TIMEOUT_MS, pollIntervalMs: e.TASK_POLL_INTERVAL_MS },
+    appService: e.APP_SERVICE_URL
+      ? {
+          kind: 'http',
+          url: e.APP_SERVICE_URL,
+          token: e.APP_SERVICE_TOKEN,
+          timeoutMs: e.APP_SERVICE_TIMEOUT_MS,
+          eventSecret: e.APP_SERVICE_EVENT_SECRET as string,
+          repoUrl: e.APP_SERVICE_REPO_URL,
+          reconcileIntervalMs: e.RECONCILE_INTERVAL_MS,
+        }
+      : { kind: 'simulated', stepMs: e.SIMULATED_STEP_MS, failApps: e.SIMULATED_FAIL_APPS },
+    history: { retentionDays: e.HISTORY_RETENTION_DAYS, cleanupIntervalMs: e.HISTORY_CLEANUP_INTERVAL_MS },
   };
 }

@@ -38,7 +38,11 @@ async function addApps(server: TestServer, count: number, offset: number) {
 describe.each(databases)('nested fields are batched on %s (no N+1)', (kind) => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startTestServer(kind, { recordQueries: true });
+    // No demo data and no background polling: every statement recorded is the query's own.
+    server = await startTestServer(kind, {
+      recordQueries: true,
+      env: { DEMO_DATA: '0', TASK_POLL_INTERVAL_MS: '3600000' },
+    });
   });
   afterAll(() => server?.stop());
 

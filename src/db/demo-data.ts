@@ -446,6 +446,8 @@ export async function seedDemoData(db: Db, now = new Date()): Promise<boolean> {
     for (const [index, install] of INSTALLS.entries()) {
       const eventTime = at(120 - index * 5);
       const app = APPS.find((candidate) => candidate.name === install.appName);
+      const failed = install.state.endsWith('Failed');
+      const active = ['downloading', 'installing'].includes(install.state);
       await tx.appState.create({
         data: {
           userId: install.userId,
@@ -453,7 +455,8 @@ export async function seedDemoData(db: Db, now = new Date()): Promise<boolean> {
           appName: install.appName,
           title: app?.title ?? install.appName,
           cfgType: app?.cfgType ?? 'app',
-          installedVersion: install.version,
+          // An app still being installed, or whose install failed, has no installed version yet.
+          installedVersion: failed || active ? null : install.version,
           targetVersion: install.version,
           state: install.state,
           progress: install.progress ?? null,
@@ -463,8 +466,6 @@ export async function seedDemoData(db: Db, now = new Date()): Promise<boolean> {
           eventTime,
         },
       });
-      const failed = install.state.endsWith('Failed');
-      const active = ['downloading', 'installing'].includes(install.state);
       const taskId = `demo-${String(index + 1).padStart(4, '0')}`;
       const type = install.opType === 'upgrade' ? 'UPGRADE' : 'INSTALL';
       const createdAt = at(125 - index * 5);
@@ -472,20 +473,23 @@ export async function seedDemoData(db: Db, now = new Date()): Promise<boolean> {
         data: {
           taskId,
           type,
-          // Demo tasks that are still "active" were accepted earlier and are shown as running;
-          // they hold the one-active-task slot of their app like any real task.
-          status: failed ? 'FAILED' : active ? 'RUNNING' : 'COMPLETED',
+          // Operations still in progress are seeded as PENDING tasks: the task engine picks them
+          // up at start and runs them against the app service, so the demo is live from the
+          // first second. They hold the one-active-task slot of their app like any task.
+          status: failed ? 'FAILED' : active ? 'PENDING' : 'COMPLETED',
           activeKey: active ? `${install.userId}/${REMOTE_SOURCE}/${install.appName}` : null,
           userId: install.userId,
           sourceId: REMOTE_SOURCE,
           appName: install.appName,
           version: install.version,
-          opId: `demo-op-${index + 1}`,
-          progress: failed ? 0 : active ? Math.round(Number(install.progress ?? 0)) : 100,
-          metadata: { cfgType: app?.cfgType ?? 'app', source: REMOTE_SOURCE },
-          error: failed ? `install failed: ${install.reason}` : null,
+          opId: active ? null : `demo-op-${index + 1}`,
+          progress: failed || active ? 0 : 100,
+          metadata: { cfgType: app?.cfgType ?? 'app', envs: [], appId: install.appName },
+          error: failed
+            ? `install of ${install.appName} failed on the app service (installFailed): ${install.reason}`
+            : null,
           createdAt,
-          startedAt: createdAt,
+          startedAt: active ? null : createdAt,
           completedAt: active ? null : eventTime,
         },
       });
@@ -525,7 +529,7 @@ export async function seedDemoData(db: Db, now = new Date()): Promise<boolean> {
         appName: 'navidrome',
         version: '0.53.3',
         progress: 100,
-        metadata: { source: REMOTE_SOURCE, all: false, deleteData: false },
+        metadata: { cfgType: 'app', envs: [], uninstall: { all: false, deleteData: false } },
         createdAt: at(300),
         startedAt: at(300),
         completedAt: at(299),

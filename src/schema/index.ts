@@ -8,6 +8,7 @@ import './apps.js';
 import './payments.js';
 import './history.js';
 import './catalog.js';
+import './operations.js';
 
 /** The whole schema, sorted so its printed form is stable. Building it opens no database. */
 export const schema = lexicographicSortSchema(builder.toSchema());

@@ -50,6 +50,10 @@ builder.node(TaskRef, {
       description: 'When it reached a terminal status.',
       resolve: (task) => task.completedAt,
     }),
+    retryOfTaskId: t.exposeString('retryOfTaskId', {
+      nullable: true,
+      description: 'The failed or canceled task this one retries (retryTask).',
+    }),
     app: t.field({
       type: AppRef,
       nullable: true,

@@ -13,6 +13,29 @@ export interface HistoryFilter {
 
 export const HISTORY_CURSOR = 'history';
 
+/** History types, after the original (market-domain §5). */
+export type HistoryType =
+  | 'ACTION_INSTALL'
+  | 'ACTION_UNINSTALL'
+  | 'ACTION_CANCEL'
+  | 'ACTION_UPGRADE'
+  | 'SYSTEM_INSTALL_SUCCEED'
+  | 'SYSTEM_INSTALL_FAILED'
+  | 'action'
+  | 'system';
+
+export interface HistoryEntry {
+  type: HistoryType;
+  message: string;
+  app: string | null;
+  userId: string;
+  time: Date;
+  extended?: Prisma.InputJsonValue;
+}
+
+/** The part of a Prisma client (or transaction) history writes need. */
+type HistoryWriter = Pick<Db, 'historyRecord'>;
+
 /** Reads of the audit history, newest record first. */
 export class HistoryService {
   constructor(
@@ -37,6 +60,17 @@ export class HistoryService {
       (window) => this.db.historyRecord.findMany({ ...window, where: { AND: [where, window.where] } }),
       () => this.db.historyRecord.count({ where }),
     );
+  }
+
+  /** Appends records; pass the transaction the transition is written in, so both commit together. */
+  async record(entries: HistoryEntry[], tx: HistoryWriter = this.db): Promise<void> {
+    if (entries.length) await tx.historyRecord.createMany({ data: entries });
+  }
+
+  /** Removes records older than the retention; returns how many. */
+  async removeOlderThan(cutoff: Date): Promise<number> {
+    const { count } = await this.db.historyRecord.deleteMany({ where: { time: { lt: cutoff } } });
+    return count;
   }
 
   async getById(viewer: Viewer, id: number): Promise<HistoryRow | null> {

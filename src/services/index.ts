@@ -1,23 +1,37 @@
+import type { Config } from '../config.js';
 import type { Db } from '../db/client.js';
+import { createAppService } from '../engine/create-app-service.js';
+import { TaskEngine } from '../engine/task-engine.js';
+import type { Logger } from '../logger.js';
 import { CatalogService } from './catalog-service.js';
 import { HistoryService } from './history-service.js';
 import { InstalledAppService } from './installed-app-service.js';
+import { OperationService } from './operation-service.js';
 import { PaymentService } from './payment-service.js';
 import { TaskService } from './task-service.js';
 
 export interface ServiceDeps {
   db: Db;
-  maxPageSize: number;
+  config: Config;
+  logger: Logger;
 }
 
-/** The composition root of the domain services. */
-export function createServices({ db, maxPageSize }: ServiceDeps) {
+/** The composition root of the domain services and the task engine. */
+export function createServices({ db, config, logger }: ServiceDeps) {
+  const { maxPageSize } = config;
+  const history = new HistoryService(db, maxPageSize);
+  // The app service reports state events to the engine, which itself drives the app service.
+  const appService = createAppService(config.appService, (event) => engine.onAppState(event), logger);
+  const engine = new TaskEngine(db, appService, history, logger.child({ component: 'task-engine' }), config.tasks);
   return {
     apps: new InstalledAppService(db, maxPageSize),
     tasks: new TaskService(db, maxPageSize),
     payments: new PaymentService(db, maxPageSize),
-    history: new HistoryService(db, maxPageSize),
+    history,
     catalog: new CatalogService(db, maxPageSize),
+    operations: new OperationService(db, history, engine),
+    engine,
+    appService,
   };
 }
 

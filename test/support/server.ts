@@ -37,7 +37,14 @@ export interface StartOptions {
 /** A real server on port 0 over its own fresh database, with demo data unless DEMO_DATA=0. */
 export async function startTestServer(kind: DatabaseKind, options: StartOptions = {}): Promise<TestServer> {
   const database = await createTestDatabase(kind);
-  const config = loadConfig({ DATABASE_URL: database.url, PORT: '0', LOG_LEVEL: 'info', ...options.env });
+  // The simulated app service stands still unless a test sets its pace, so reads see a fixed state.
+  const config = loadConfig({
+    DATABASE_URL: database.url,
+    PORT: '0',
+    LOG_LEVEL: 'info',
+    SIMULATED_STEP_MS: '600000',
+    ...options.env,
+  });
   const logs: string[] = [];
   const queries: string[] = [];
   const sink = new Writable({
@@ -51,6 +58,8 @@ export async function startTestServer(kind: DatabaseKind, options: StartOptions 
     ...(options.recordQueries ? { prisma: { onQuery: (sql: string) => queries.push(sql) } } : {}),
   });
   const { url } = await app.start(0);
+  // Tests start from a known point: the engine has claimed what was pending (demo tasks).
+  await app.services.engine.settled();
   return {
     app,
     url,
@@ -70,6 +79,20 @@ export interface GraphQLResponse<T> {
   headers: Headers;
   data?: T | null;
   errors?: { message: string; path?: string[]; extensions?: { code?: string; [key: string]: unknown } }[];
+}
+
+/**
+ * Polls `probe` until it returns a value that is not undefined (or the deadline passes). For
+ * state that changes in the background (task engine); the deadline only bounds a failing test.
+ */
+export async function waitFor<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 /** POSTs a typed document; `token` selects the Bearer token. */

@@ -1,0 +1,108 @@
+import { z } from 'zod';
+import { type FieldIssue, ValidationError } from '../services/errors.js';
+import type { AppStateEvent } from './app-service.js';
+
+/**
+ * Validation of the state events the app service POSTs to our intake (`POST /events/app-state`,
+ * market-domain §6.5). The intake is reachable from the cluster, so every string is bounded: a
+ * broken or hostile sender must not be able to store huge values on the app's state row.
+ */
+
+/** Events without a market source come from the default catalogue, as in the Go market. */
+export const DEFAULT_MARKET_SOURCE = 'market.olares';
+
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$/;
+
+/**
+ * Parses an RFC 3339 time as Go writes it (`time.RFC3339Nano`: up to nine fraction digits).
+ * A JavaScript Date holds milliseconds, so digits below that are cut, not rounded: rounding up
+ * could move an event past a newer one. Returns null for anything else, including impossible
+ * dates such as February 31 that `Date.parse` would silently roll over.
+ */
+export function parseRfc3339Time(value: string): Date | null {
+  const match = RFC3339.exec(value);
+  if (!match) return null;
+  const [, year, month, day, hour, minute, second, fraction = '', zone] = match;
+  const calendarDay = new Date(Date.UTC(Number(year), Number(month) - 1, Number(day)));
+  if (calendarDay.getUTCMonth() !== Number(month) - 1 || calendarDay.getUTCDate() !== Number(day)) return null;
+  if (Number(hour) > 23 || Number(minute) > 59 || Number(second) > 59) return null;
+  const millis = fraction.slice(0, 3).padEnd(3, '0');
+  const time = Date.parse(`${year}-${month}-${day}T${hour}:${minute}:${second}.${millis}${zone?.toUpperCase()}`);
+  return Number.isNaN(time) ? null : new Date(time);
+}
+
+function text(max: number) {
+  return z
+    .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
+    .max(max, `must be at most ${max} characters`);
+}
+
+function requiredText(max: number) {
+  return text(max).min(1, 'must not be empty');
+}
+
+/** Go writes unset strings as "" (or null for pointers); both mean "not given" here. */
+function optionalText(max: number) {
+  return text(max)
+    .nullish()
+    .transform((value) => value || null);
+}
+
+const eventSchema = z.object({
+  name: requiredText(128),
+  user: requiredText(128),
+  state: requiredText(64),
+  createTime: text(64).transform((value, ctx) => {
+    const time = parseRfc3339Time(value);
+    if (!time) {
+      ctx.addIssue({ code: 'custom', message: 'must be an RFC 3339 time, e.g. 2026-11-22T10:00:00.123456789Z' });
+      return z.NEVER;
+    }
+    return time;
+  }),
+  marketSource: optionalText(128),
+  rawAppName: optionalText(128),
+  opID: optionalText(128),
+  opType: optionalText(64),
+  // Progress is text ("42.5") in the Go struct, but a number is what a sender most plausibly sends instead.
+  progress: z
+    .union([z.string().max(64), z.number().finite()], { error: 'must be a string of at most 64 characters' })
+    .nullish()
+    .transform((value) => (value === null || value === undefined || value === '' ? null : String(value))),
+  reason: optionalText(2000),
+  message: optionalText(2000),
+  // eventID, title, entranceStatuses and sharedEntrances are not kept, so they are not read.
+});
+
+/** Turns the body of a state event into an AppStateEvent, or throws a ValidationError naming each bad field. */
+export function parseAppStateEvent(body: unknown): AppStateEvent {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ValidationError('invalid app-state event: body must be a JSON object', [
+      { path: 'body', message: 'must be a JSON object' },
+    ]);
+  }
+  const parsed = eventSchema.safeParse(body);
+  if (!parsed.success) {
+    const issues: FieldIssue[] = [];
+    for (const issue of parsed.error.issues) {
+      const path = issue.path.join('.');
+      if (!issues.some((known) => known.path === path)) issues.push({ path, message: issue.message });
+    }
+    const summary = issues.map((issue) => `${issue.path} ${issue.message}`).join('; ');
+    throw new ValidationError(`invalid app-state event: ${summary}`, issues);
+  }
+  const event = parsed.data;
+  return {
+    userId: event.user,
+    sourceId: event.marketSource ?? DEFAULT_MARKET_SOURCE,
+    appName: event.name,
+    rawAppName: event.rawAppName,
+    opId: event.opID,
+    opType: event.opType,
+    state: event.state,
+    progress: event.progress,
+    reason: event.reason,
+    message: event.message,
+    createTime: event.createTime,
+  };
+}

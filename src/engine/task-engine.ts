@@ -1,0 +1,419 @@
+import type { Db } from '../db/client.js';
+import type { AppRow, Prisma, TaskRow } from '../db/models.js';
+import type { Logger } from '../logger.js';
+import { appKeyString } from '../services/app-key.js';
+import { UpstreamError } from '../services/errors.js';
+import type { HistoryEntry, HistoryService } from '../services/history-service.js';
+import type { TaskStatus } from '../services/task-service.js';
+import { type AppService, AppServiceError, type AppStateEvent, type OperationRequest } from './app-service.js';
+import { isOperationType, readMetadata } from './task-metadata.js';
+
+type Terminal = Extract<TaskStatus, 'COMPLETED' | 'FAILED' | 'CANCELED'>;
+
+export interface TaskEngineOptions {
+  concurrency: number;
+  timeoutMs: number;
+  /** How often to look for pending tasks nobody told us about (e.g. created by another instance). */
+  pollIntervalMs: number;
+}
+
+/** Progress (0–100) a task has reached when the app service reports a state. */
+function progressOf(state: string, progressText: string | null | undefined): number | null {
+  const s = state.toLowerCase();
+  if (s === 'pending') return 5;
+  if (s === 'downloading') {
+    const percent = Math.min(100, Math.max(0, Number(progressText) || 0));
+    return Math.round(10 + percent / 2); // 10..60
+  }
+  if (s === 'installing' || s === 'upgrading' || s === 'uninstalling') return 70;
+  if (s === 'initializing') return 85;
+  return null;
+}
+
+/** What a reported state means for the task of the matching type, if it ends it. */
+function outcomeOf(taskType: string, state: string): Terminal | null {
+  const s = state.toLowerCase();
+  if (s.includes('failed')) return 'FAILED';
+  if (s.endsWith('canceled') || s.endsWith('cancelled')) return 'CANCELED';
+  if (taskType === 'UNINSTALL') return s === 'uninstalled' ? 'COMPLETED' : null;
+  return s === 'running' ? 'COMPLETED' : null;
+}
+
+const HISTORY_ON_END: Record<Terminal, (type: string) => HistoryEntry['type']> = {
+  COMPLETED: (type) => (type === 'UNINSTALL' ? 'system' : 'SYSTEM_INSTALL_SUCCEED'),
+  FAILED: (type) => (type === 'UNINSTALL' ? 'system' : 'SYSTEM_INSTALL_FAILED'),
+  CANCELED: () => 'ACTION_CANCEL',
+};
+
+/**
+ * Runs tasks against the app service. Tasks are rows first: a worker claims the oldest PENDING
+ * one with a conditional update (so instances sharing a database never run a task twice), asks
+ * the app service to start it, and the task then follows the app service's state events until
+ * they end it. One active task per app is guaranteed by the database (`Task.activeKey`).
+ */
+export class TaskEngine {
+  private readonly inFlight = new Set<string>();
+  private readonly timeouts = new Map<string, NodeJS.Timeout>();
+  private pollTimer: NodeJS.Timeout | undefined;
+  private pumping: Promise<void> | null = null;
+  private pumpAgain = false;
+  private stopped = true;
+
+  constructor(
+    private readonly db: Db,
+    private readonly appService: AppService,
+    private readonly history: HistoryService,
+    private readonly logger: Logger,
+    private readonly options: TaskEngineOptions,
+  ) {}
+
+  /** Recovers what a previous process left running, then starts taking tasks. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    await this.recoverInterrupted();
+    this.pollTimer = setInterval(() => this.notify(), this.options.pollIntervalMs);
+    this.pollTimer.unref();
+    this.notify();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.pollTimer);
+    for (const timer of this.timeouts.values()) clearTimeout(timer);
+    this.timeouts.clear();
+    await this.pumping;
+    await this.appService.close();
+  }
+
+  /** Resolves once the claiming in progress (if any) is done: every free worker has its task. */
+  async settled(): Promise<void> {
+    while (this.pumping) await this.pumping;
+  }
+
+  /** Counts for health reporting. */
+  get running(): number {
+    return this.inFlight.size;
+  }
+
+  /** Something may be pending: take as many tasks as there are free workers. */
+  notify(): void {
+    if (this.stopped) return;
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = this.pump()
+      .catch((error) => this.logger.error({ err: error }, 'task engine failed to claim tasks'))
+      .finally(() => {
+        this.pumping = null;
+        if (this.pumpAgain) {
+          this.pumpAgain = false;
+          this.notify();
+        }
+      });
+  }
+
+  private async pump(): Promise<void> {
+    while (!this.stopped && this.inFlight.size < this.options.concurrency) {
+      const candidates = await this.db.task.findMany({
+        where: { status: 'PENDING' },
+        orderBy: { id: 'asc' },
+        take: this.options.concurrency - this.inFlight.size,
+      });
+      if (candidates.length === 0) return;
+      let claimedAny = false;
+      for (const candidate of candidates) {
+        const startedAt = new Date();
+        const { count } = await this.db.task.updateMany({
+          where: { id: candidate.id, status: 'PENDING' },
+          data: { status: 'RUNNING', startedAt },
+        });
+        if (count === 0) continue; // canceled, or claimed by another instance
+        claimedAny = true;
+        const task = { ...candidate, status: 'RUNNING', startedAt };
+        this.inFlight.add(task.taskId);
+        await this.history.record([this.entry(task, 'action', `${task.type.toLowerCase()} ${task.appName} started`)]);
+        void this.execute(task);
+      }
+      if (!claimedAny) return;
+    }
+  }
+
+  private async execute(task: TaskRow): Promise<void> {
+    if (!isOperationType(task.type)) {
+      await this.finish(task.taskId, 'FAILED', { error: `task type ${task.type} cannot be executed` });
+      return;
+    }
+    this.timeouts.set(
+      task.taskId,
+      setTimeout(() => {
+        void this.finish(task.taskId, 'FAILED', {
+          error: `timed out: the app service did not finish within ${this.options.timeoutMs} ms (TASK_TIMEOUT_MS)`,
+        });
+      }, this.options.timeoutMs),
+    );
+    try {
+      const operation = await this.operationOf(task);
+      const { opId } = await this.appService.start(operation);
+      if (opId) {
+        // Only while still running: the first events may already have finished the task.
+        await this.db.task.updateMany({ where: { taskId: task.taskId, status: 'RUNNING' }, data: { opId } });
+        await this.db.appState.updateMany({
+          where: { userId: task.userId, sourceId: task.sourceId, appName: task.appName },
+          data: { opId, opType: task.type.toLowerCase() },
+        });
+      }
+    } catch (error) {
+      if (error instanceof AppServiceError) {
+        await this.finish(task.taskId, 'FAILED', {
+          error: error.message,
+          result: {
+            backend_response: {
+              code: error.details.code ?? error.details.status ?? null,
+              message: error.message,
+              data: (error.details.data ?? null) as Prisma.InputJsonValue,
+            },
+          },
+        });
+      } else {
+        this.logger.error({ err: error, taskId: task.taskId }, 'task execution failed unexpectedly');
+        await this.finish(task.taskId, 'FAILED', {
+          error: 'internal error while sending the operation to the app service',
+        });
+      }
+    }
+  }
+
+  /** The request sent to the app service; a paid app gets the buyer's credential as an env. */
+  private async operationOf(task: TaskRow): Promise<OperationRequest> {
+    const metadata = readMetadata(task.metadata);
+    const envs = [...metadata.envs];
+    if (metadata.paid && metadata.appId && (task.type === 'INSTALL' || task.type === 'CLONE')) {
+      const payment = await this.db.payment.findFirst({
+        where: { userId: task.userId, appId: metadata.appId, vc: { not: null } },
+        orderBy: { id: 'desc' },
+      });
+      if (payment?.vc) envs.push({ name: 'VERIFIABLE_CREDENTIAL', value: payment.vc });
+    }
+    return {
+      type: task.type as OperationRequest['type'],
+      userId: task.userId,
+      sourceId: task.sourceId,
+      appName: task.appName,
+      version: task.version,
+      cfgType: metadata.cfgType,
+      envs,
+      ...(metadata.clone ? { clone: metadata.clone } : {}),
+      ...(metadata.uninstall ? { uninstall: metadata.uninstall } : {}),
+    };
+  }
+
+  /**
+   * An app-service state report. Newer than what we have → the app's state row takes it, and the
+   * app's active task moves on (progress, or its end). Older ones change nothing.
+   */
+  async onAppState(event: AppStateEvent): Promise<void> {
+    try {
+      const applied = await this.applyToStateRow(event);
+      if (!applied) return;
+      const task = await this.db.task.findUnique({ where: { activeKey: appKeyString(event) } });
+      if (!task || task.status !== 'RUNNING') return;
+      // Reports about another operation, or from before this task started, are not about it.
+      if (event.opId && task.opId && event.opId !== task.opId) return;
+      if (task.startedAt && event.createTime < task.startedAt) return;
+      const outcome = outcomeOf(task.type, event.state);
+      if (outcome) {
+        const reason = [event.reason, event.message]
+          .filter(Boolean)
+          .filter((v, i, all) => all.indexOf(v) === i)
+          .join(': ');
+        await this.finish(task.taskId, outcome, {
+          ...(outcome === 'FAILED'
+            ? {
+                error: `${task.type.toLowerCase()} of ${task.appName} failed on the app service (${event.state})${reason ? `: ${reason}` : ''}`,
+              }
+            : {}),
+          ...(outcome === 'CANCELED' && reason ? { error: reason } : {}),
+        });
+        return;
+      }
+      const progress = progressOf(event.state, event.progress);
+      if (progress !== null && progress > task.progress) {
+        // Monotonic: a late or repeated report never moves progress back.
+        await this.db.task.updateMany({
+          where: { id: task.id, status: 'RUNNING', progress: { lt: progress } },
+          data: { progress },
+        });
+      }
+    } catch (error) {
+      this.logger.error(
+        { err: error, app: event.appName, userId: event.userId },
+        'could not apply an app-service state event',
+      );
+    }
+  }
+
+  /** Writes the event into the app's state row unless the row already has a newer one. */
+  private async applyToStateRow(event: AppStateEvent): Promise<boolean> {
+    const where = { userId: event.userId, sourceId: event.sourceId, appName: event.appName };
+    const data = {
+      state: event.state,
+      progress: event.progress ?? null,
+      reason: event.reason ?? null,
+      message: event.message ?? null,
+      eventTime: event.createTime,
+      ...(event.opId ? { opId: event.opId } : {}),
+      ...(event.opType ? { opType: event.opType } : {}),
+      ...(event.rawAppName ? { rawAppName: event.rawAppName } : {}),
+    };
+    const { count } = await this.db.appState.updateMany({
+      where: { ...where, eventTime: { lte: event.createTime } },
+      data,
+    });
+    if (count > 0) return true;
+    if (await this.db.appState.findFirst({ where })) return false; // we hold a newer state
+    if (event.state.toLowerCase() === 'uninstalled') return false; // nothing to remove
+    try {
+      await this.db.appState.create({ data: { ...where, ...data } });
+      return true;
+    } catch {
+      return false; // created concurrently by a newer event
+    }
+  }
+
+  /**
+   * Ends a RUNNING task (once: a conditional update), and in the same transaction its app's row
+   * and the history record. Completed installs record the installed version; a completed
+   * uninstall removes the app's row.
+   */
+  async finish(
+    taskId: string,
+    status: Terminal,
+    details: { error?: string; result?: Prisma.InputJsonValue } = {},
+  ): Promise<boolean> {
+    clearTimeout(this.timeouts.get(taskId));
+    this.timeouts.delete(taskId);
+    this.inFlight.delete(taskId);
+    const now = new Date();
+    const ended = await this.db.$transaction(async (tx) => {
+      const { count } = await tx.task.updateMany({
+        where: { taskId, status: { in: ['RUNNING', 'PENDING'] } },
+        data: {
+          status,
+          activeKey: null,
+          completedAt: now,
+          ...(status === 'COMPLETED' ? { progress: 100 } : {}),
+          ...(details.error ? { error: details.error.slice(0, 2000) } : {}),
+          ...(details.result ? { result: details.result } : {}),
+        },
+      });
+      if (count === 0) return null;
+      const task = (await tx.task.findUnique({ where: { taskId } })) as TaskRow;
+      const appWhere = { userId: task.userId, sourceId: task.sourceId, appName: task.appName };
+      const row = await tx.appState.findUnique({ where: { userId_sourceId_appName: appWhere } });
+      await this.updateAppOnEnd(tx, task, status, row, details.error);
+      await this.history.record(
+        [
+          this.entry(
+            task,
+            HISTORY_ON_END[status](task.type),
+            `${task.type.toLowerCase()} ${task.appName} ${status === 'COMPLETED' ? 'completed' : status.toLowerCase()}`,
+          ),
+        ],
+        tx,
+      );
+      return task;
+    });
+    if (ended) this.logger.info({ taskId, status, app: ended.appName, userId: ended.userId }, 'task ended');
+    this.notify(); // a worker is free
+    return ended !== null;
+  }
+
+  private async updateAppOnEnd(
+    tx: Prisma.TransactionClient,
+    task: TaskRow,
+    status: Terminal,
+    row: AppRow | null,
+    error: string | undefined,
+  ) {
+    if (!row) return;
+    const where = { id: row.id };
+    if (status === 'COMPLETED') {
+      if (task.type === 'UNINSTALL') await tx.appState.delete({ where });
+      else await tx.appState.update({ where, data: { installedVersion: task.version ?? row.installedVersion } });
+      return;
+    }
+    const neverInstalled = !row.installedVersion;
+    if (status === 'CANCELED' && neverInstalled && task.type !== 'UNINSTALL') {
+      await tx.appState.delete({ where }); // a canceled first install leaves nothing behind
+      return;
+    }
+    if (status === 'FAILED' && !row.state.toLowerCase().includes('failed')) {
+      // The app service never reported the failure (it refused the operation, or timed out):
+      // show it on the app too, with the reason.
+      await tx.appState.update({
+        where,
+        data: { state: `${task.type.toLowerCase()}Failed`, reason: (error ?? 'failed').slice(0, 200) },
+      });
+    }
+  }
+
+  /** Asks the app service to cancel a running task; the task ends CANCELED when it confirms. */
+  async requestCancel(task: TaskRow): Promise<void> {
+    if (!isOperationType(task.type)) return;
+    try {
+      await this.appService.cancel({
+        userId: task.userId,
+        sourceId: task.sourceId,
+        appName: task.appName,
+        type: task.type,
+        opId: task.opId,
+      });
+    } catch (error) {
+      if (error instanceof AppServiceError)
+        throw new UpstreamError(`The app service could not cancel: ${error.message}`);
+      throw error;
+    }
+  }
+
+  /**
+   * After a crash or kill: a RUNNING task the app service never accepted (no op id) goes back to
+   * PENDING and runs again; one it accepted may still be running there, so it fails with reason
+   * "interrupted" rather than being sent twice. Nothing stays RUNNING without a worker.
+   */
+  private async recoverInterrupted(): Promise<void> {
+    const orphans = await this.db.task.findMany({ where: { status: 'RUNNING' } });
+    for (const task of orphans) {
+      if (!task.opId) {
+        await this.db.task.updateMany({
+          where: { id: task.id, status: 'RUNNING' },
+          data: { status: 'PENDING', startedAt: null },
+        });
+        this.logger.warn({ taskId: task.taskId }, 'requeued a task interrupted before the app service accepted it');
+      } else {
+        await this.finish(task.taskId, 'FAILED', {
+          error:
+            'interrupted: the server stopped while the app service was running this operation; check the app and retry the task',
+        });
+        this.logger.warn({ taskId: task.taskId }, 'failed a task interrupted while the app service ran it');
+      }
+    }
+  }
+
+  private entry(task: TaskRow, type: HistoryEntry['type'], message: string): HistoryEntry {
+    return {
+      type,
+      message,
+      app: task.appName,
+      userId: task.userId,
+      time: new Date(),
+      extended: {
+        taskId: task.taskId,
+        taskType: task.type,
+        status: task.status,
+        version: task.version,
+        error: task.error,
+      },
+    };
+  }
+}

@@ -1,0 +1,416 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { canSee, type Viewer } from '../auth/viewer.js';
+import type { Db } from '../db/client.js';
+import type { AppRow, CatalogAppRow, TaskRow } from '../db/models.js';
+import type { EnvVar } from '../engine/app-service.js';
+import type { TaskEngine } from '../engine/task-engine.js';
+import { readMetadata, type TaskMetadata } from '../engine/task-metadata.js';
+import { type AppKey, appKeyString } from './app-key.js';
+import { ConflictError, ForbiddenError, InvalidStateError, NotFoundError, ValidationError } from './errors.js';
+import type { HistoryService } from './history-service.js';
+import { derivePaymentStatus } from './payment-status.js';
+import type { TaskType } from './task-service.js';
+
+const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+
+const trimmed = (label: string, max: number) =>
+  z.string().trim().min(1, `${label} must not be empty`).max(max, `${label} must be at most ${max} characters`);
+
+const envs = z
+  .array(
+    z.object({
+      name: z.string().trim().regex(ENV_NAME, 'env names are letters, digits and _, not starting with a digit'),
+      value: z.string().max(4096, 'env values must be at most 4096 characters').nullish(),
+      valueFrom: z.string().trim().regex(ENV_NAME, 'valueFrom must name an env var').nullish(),
+    }),
+  )
+  .max(100, 'at most 100 envs')
+  .nullish()
+  .transform((list) => list ?? [])
+  .refine((list) => new Set(list.map((env) => env.name)).size === list.length, 'env names must be unique');
+
+const common = {
+  sourceId: trimmed('sourceId', 64),
+  appName: trimmed('appName', 128).regex(APP_NAME, 'appName may contain letters, digits, ".", "_" and "-"'),
+  idempotencyKey: trimmed('idempotencyKey', 128).nullish(),
+};
+
+const installInput = z.object({ ...common, version: trimmed('version', 64), envs });
+const uninstallInput = z.object({
+  ...common,
+  version: trimmed('version', 64).nullish(),
+  all: z.boolean().nullish(),
+  deleteData: z.boolean().nullish(),
+});
+const cloneInput = z.object({
+  ...common,
+  title: trimmed('title', 64),
+  envs,
+  entrances: z
+    .array(z.object({ name: trimmed('entrance name', 64), title: trimmed('entrance title', 64) }))
+    .max(20)
+    .nullish()
+    .transform((list) => list ?? []),
+});
+
+export type InstallInput = z.input<typeof installInput>;
+export type UninstallInput = z.input<typeof uninstallInput>;
+export type CloneInput = z.input<typeof cloneInput>;
+
+function parse<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const issues = result.error.issues.map((issue) => ({
+    path: issue.path.join('.') || 'input',
+    message: issue.message,
+  }));
+  throw new ValidationError(`Invalid input: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
+}
+
+/** `YYYYMMDDhhmmss-` + 10 random base-36 characters: sortable by eye, unguessable. */
+function newTaskId(now: Date): string {
+  const stamp = now.toISOString().replace(/[-:T]/g, '').slice(0, 14);
+  const random = BigInt(`0x${randomBytes(8).toString('hex')}`)
+    .toString(36)
+    .padStart(10, '0')
+    .slice(-10);
+  return `${stamp}-${random}`;
+}
+
+/**
+ * The clone's name: raw name + first 6 hex of a SHA-256 over the request (as the original), so
+ * the same clone request names the same app and different titles or envs name different ones.
+ */
+export function cloneName(raw: {
+  sourceId: string;
+  appName: string;
+  title: string;
+  envs: EnvVar[];
+  entrances: { name: string; title: string }[];
+}): { name: string; requestHash: string } {
+  const canonical = JSON.stringify({
+    source: raw.sourceId,
+    app_name: raw.appName,
+    title: raw.title,
+    envs: [...raw.envs].sort((a, b) => a.name.localeCompare(b.name)),
+    entrances: [...raw.entrances].sort((a, b) => a.name.localeCompare(b.name)),
+  });
+  const requestHash = createHash('sha256').update(canonical).digest('hex');
+  return { name: `${raw.appName}${requestHash.slice(0, 6)}`, requestHash };
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: string }).code === 'P2002';
+}
+
+interface NewTask {
+  type: Exclude<TaskType, 'CANCEL'>;
+  key: AppKey;
+  version: string | null;
+  metadata: TaskMetadata;
+  idempotencyKey: string | null;
+  retryOfTaskId?: string;
+  /** Fields for a new app-state row (first install, clone). */
+  app: { cfgType: string; title: string | null; rawAppName?: string };
+}
+
+/**
+ * What users ask the app service to do: validates the request, checks it against the catalogue
+ * and the app's state, and persists it as a PENDING task (with the app's state row and a history
+ * record, in one transaction) before the task engine is told. A refused request changes nothing.
+ */
+export class OperationService {
+  constructor(
+    private readonly db: Db,
+    private readonly history: HistoryService,
+    private readonly engine: Pick<TaskEngine, 'notify' | 'finish' | 'requestCancel'>,
+  ) {}
+
+  async install(viewer: Viewer, rawInput: InstallInput, retryOfTaskId?: string): Promise<TaskRow> {
+    const input = parse(installInput, rawInput);
+    const key = { userId: viewer.userId, sourceId: input.sourceId, appName: input.appName };
+    const existing = await this.replay(viewer, input.idempotencyKey, 'INSTALL', key);
+    if (existing) return existing;
+    const app = await this.catalogueVersion(input.sourceId, input.appName, input.version);
+    const row = await this.appRow(key);
+    if (row?.installedVersion && !row.state.toLowerCase().includes('failed')) {
+      throw new InvalidStateError(
+        `${input.appName} is already installed (version ${row.installedVersion}); use upgradeApp to change its version`,
+      );
+    }
+    await this.assertPurchased(viewer, app);
+    return this.create({
+      type: 'INSTALL',
+      key,
+      version: input.version,
+      metadata: { cfgType: app.cfgType, envs: input.envs, appId: app.appId, ...(app.paid ? { paid: true } : {}) },
+      idempotencyKey: input.idempotencyKey ?? null,
+      app: { cfgType: app.cfgType, title: app.title },
+      ...(retryOfTaskId ? { retryOfTaskId } : {}),
+    });
+  }
+
+  async upgrade(viewer: Viewer, rawInput: InstallInput, retryOfTaskId?: string): Promise<TaskRow> {
+    const input = parse(installInput, rawInput);
+    const key = { userId: viewer.userId, sourceId: input.sourceId, appName: input.appName };
+    const existing = await this.replay(viewer, input.idempotencyKey, 'UPGRADE', key);
+    if (existing) return existing;
+    const row = await this.installedRow(key, 'upgrade');
+    // A clone upgrades along its original's catalogue entry.
+    const app = await this.catalogueVersion(input.sourceId, row.rawAppName ?? input.appName, input.version);
+    if (row.installedVersion === input.version) {
+      throw new InvalidStateError(`${input.appName} is already at version ${input.version}`);
+    }
+    return this.create({
+      type: 'UPGRADE',
+      key,
+      version: input.version,
+      metadata: { cfgType: app.cfgType, envs: input.envs, appId: app.appId },
+      idempotencyKey: input.idempotencyKey ?? null,
+      app: { cfgType: app.cfgType, title: app.title },
+      ...(retryOfTaskId ? { retryOfTaskId } : {}),
+    });
+  }
+
+  async uninstall(viewer: Viewer, rawInput: UninstallInput, retryOfTaskId?: string): Promise<TaskRow> {
+    const input = parse(uninstallInput, rawInput);
+    const key = { userId: viewer.userId, sourceId: input.sourceId, appName: input.appName };
+    const existing = await this.replay(viewer, input.idempotencyKey, 'UNINSTALL', key);
+    if (existing) return existing;
+    const row = await this.installedRow(key, 'uninstall');
+    if (input.version && input.version !== row.installedVersion) {
+      throw new InvalidStateError(
+        `${input.appName} is installed at version ${row.installedVersion}, not ${input.version}`,
+      );
+    }
+    return this.create({
+      type: 'UNINSTALL',
+      key,
+      version: row.installedVersion,
+      metadata: {
+        cfgType: row.cfgType ?? 'app',
+        envs: [],
+        uninstall: { all: input.all ?? false, deleteData: input.deleteData ?? false },
+      },
+      idempotencyKey: input.idempotencyKey ?? null,
+      app: { cfgType: row.cfgType ?? 'app', title: row.title },
+      ...(retryOfTaskId ? { retryOfTaskId } : {}),
+    });
+  }
+
+  async clone(viewer: Viewer, rawInput: CloneInput, retryOfTaskId?: string): Promise<TaskRow> {
+    const input = parse(cloneInput, rawInput);
+    const { name, requestHash } = cloneName(input);
+    const key = { userId: viewer.userId, sourceId: input.sourceId, appName: name };
+    const existing = await this.replay(viewer, input.idempotencyKey, 'CLONE', key);
+    if (existing) return existing;
+    const original = await this.installedRow({ ...key, appName: input.appName }, 'clone');
+    const cloneRow = await this.appRow(key);
+    if (cloneRow?.installedVersion) {
+      throw new InvalidStateError(`A clone of ${input.appName} with these settings already exists (${name})`);
+    }
+    return this.create({
+      type: 'CLONE',
+      key,
+      version: original.installedVersion,
+      metadata: {
+        cfgType: original.cfgType ?? 'app',
+        envs: input.envs,
+        clone: { rawAppName: input.appName, title: input.title, requestHash, entrances: input.entrances },
+      },
+      idempotencyKey: input.idempotencyKey ?? null,
+      app: { cfgType: original.cfgType ?? 'app', title: input.title, rawAppName: input.appName },
+      ...(retryOfTaskId ? { retryOfTaskId } : {}),
+    });
+  }
+
+  /** Cancels a pending task at once; asks the app service to cancel a running one. */
+  async cancel(viewer: Viewer, taskId: string): Promise<TaskRow> {
+    const task = await this.ownTask(viewer, taskId);
+    if (task.status === 'PENDING') {
+      if (await this.engine.finish(task.taskId, 'CANCELED', { error: `canceled by ${viewer.userId}` })) {
+        return (await this.db.task.findUnique({ where: { taskId } })) as TaskRow;
+      }
+    }
+    const current = (await this.db.task.findUnique({ where: { taskId } })) as TaskRow;
+    if (current.status !== 'RUNNING') {
+      throw new InvalidStateError(`Task ${taskId} is already ${current.status} and cannot be canceled`);
+    }
+    await this.engine.requestCancel(current);
+    await this.history.record([
+      {
+        type: 'ACTION_CANCEL',
+        message: `cancel ${current.type.toLowerCase()} ${current.appName} requested`,
+        app: current.appName,
+        userId: current.userId,
+        time: new Date(),
+        extended: { taskId, requestedBy: viewer.userId },
+      },
+    ]);
+    return (await this.db.task.findUnique({ where: { taskId } })) as TaskRow;
+  }
+
+  /** Re-submits a failed or canceled task with the same parameters, linked to it. */
+  async retry(viewer: Viewer, taskId: string): Promise<TaskRow> {
+    const task = await this.ownTask(viewer, taskId);
+    if (task.status !== 'FAILED' && task.status !== 'CANCELED') {
+      throw new InvalidStateError(`Only FAILED or CANCELED tasks can be retried; task ${taskId} is ${task.status}`);
+    }
+    // The retry acts as the task's owner, even when an admin asks for it.
+    const owner: Viewer = { userId: task.userId, isAdmin: false };
+    const metadata = readMetadata(task.metadata);
+    const base = { sourceId: task.sourceId, appName: task.appName, envs: metadata.envs };
+    switch (task.type) {
+      case 'INSTALL':
+        return this.install(owner, { ...base, version: task.version ?? '' }, taskId);
+      case 'UPGRADE':
+        return this.upgrade(owner, { ...base, version: task.version ?? '' }, taskId);
+      case 'UNINSTALL':
+        return this.uninstall(owner, { ...base, ...metadata.uninstall }, taskId);
+      case 'CLONE':
+        return this.clone(
+          owner,
+          {
+            ...base,
+            appName: metadata.clone?.rawAppName ?? task.appName,
+            title: metadata.clone?.title ?? task.appName,
+            entrances: metadata.clone?.entrances ?? [],
+          },
+          taskId,
+        );
+      default:
+        throw new InvalidStateError(`Tasks of type ${task.type} cannot be retried`);
+    }
+  }
+
+  private async ownTask(viewer: Viewer, taskId: string): Promise<TaskRow> {
+    const task = await this.db.task.findUnique({ where: { taskId } });
+    if (!task) throw new NotFoundError(`Task ${taskId} does not exist`);
+    if (!canSee(viewer, task.userId)) throw new ForbiddenError(`Task ${taskId} belongs to another user`);
+    return task;
+  }
+
+  /** The original task of a repeated request (same user, same idempotency key). */
+  private async replay(viewer: Viewer, idempotencyKey: string | null | undefined, type: TaskType, key: AppKey) {
+    if (!idempotencyKey) return null;
+    const task = await this.db.task.findUnique({
+      where: { userId_idempotencyKey: { userId: viewer.userId, idempotencyKey } },
+    });
+    if (task && (task.type !== type || appKeyString(task) !== appKeyString(key))) {
+      throw new ValidationError(`idempotencyKey "${idempotencyKey}" was already used for another request`, [
+        { path: 'idempotencyKey', message: 'used for another request' },
+      ]);
+    }
+    return task;
+  }
+
+  private async catalogueVersion(sourceId: string, appName: string, version: string): Promise<CatalogAppRow> {
+    const source = await this.db.marketSource.findUnique({ where: { sourceId } });
+    if (!source) throw new NotFoundError(`Market source ${sourceId} does not exist`);
+    const app = await this.db.catalogApp.findUnique({ where: { sourceId_name: { sourceId, name: appName } } });
+    if (!app) throw new NotFoundError(`App ${appName} is not in the catalogue of ${sourceId}`);
+    if (!(app.versions as string[]).includes(version)) {
+      throw new NotFoundError(
+        `Version ${version} of ${appName} is not in the catalogue of ${sourceId} (available: ${(app.versions as string[]).join(', ')})`,
+      );
+    }
+    return app;
+  }
+
+  private appRow(key: AppKey): Promise<AppRow | null> {
+    return this.db.appState.findUnique({ where: { userId_sourceId_appName: key } });
+  }
+
+  private async installedRow(key: AppKey, operation: string): Promise<AppRow & { installedVersion: string }> {
+    const row = await this.appRow(key);
+    if (!row?.installedVersion) {
+      throw new InvalidStateError(`${key.appName} is not installed from ${key.sourceId}, so it cannot ${operation}`);
+    }
+    return row as AppRow & { installedVersion: string };
+  }
+
+  private async assertPurchased(viewer: Viewer, app: CatalogAppRow): Promise<void> {
+    if (!app.paid) return;
+    const payment = await this.db.payment.findFirst({
+      where: { userId: viewer.userId, sourceId: app.sourceId, appId: app.appId },
+      orderBy: { id: 'desc' },
+    });
+    if (!payment || derivePaymentStatus(payment) !== 'PURCHASED') {
+      throw new InvalidStateError(`payment required: ${app.name} is a paid app; purchase it first (purchaseApp)`);
+    }
+  }
+
+  private async create(request: NewTask): Promise<TaskRow> {
+    const now = new Date();
+    try {
+      const task = await this.db.$transaction(async (tx) => {
+        const task = await tx.task.create({
+          data: {
+            taskId: newTaskId(now),
+            type: request.type,
+            status: 'PENDING',
+            ...request.key,
+            version: request.version,
+            metadata: request.metadata as object,
+            idempotencyKey: request.idempotencyKey,
+            activeKey: appKeyString(request.key),
+            retryOfTaskId: request.retryOfTaskId ?? null,
+            createdAt: now,
+          },
+        });
+        await tx.appState.upsert({
+          where: { userId_sourceId_appName: request.key },
+          create: {
+            ...request.key,
+            state: 'pending',
+            opType: request.type.toLowerCase(),
+            targetVersion: request.version,
+            cfgType: request.app.cfgType,
+            title: request.app.title,
+            rawAppName: request.app.rawAppName ?? null,
+            eventTime: now,
+          },
+          update: { opType: request.type.toLowerCase(), opId: null, targetVersion: request.version },
+        });
+        await this.history.record(
+          [
+            {
+              type: `ACTION_${request.type === 'CLONE' ? 'INSTALL' : request.type}`,
+              message: `${request.type.toLowerCase()} ${request.key.appName}`,
+              app: request.key.appName,
+              userId: request.key.userId,
+              time: now,
+              extended: {
+                taskId: task.taskId,
+                taskType: task.type,
+                status: task.status,
+                version: task.version,
+                retryOf: task.retryOfTaskId,
+              },
+            },
+          ],
+          tx,
+        );
+        return task;
+      });
+      this.engine.notify();
+      return task;
+    } catch (error) {
+      if (!isUniqueViolation(error)) throw error;
+      // Lost a race: the same idempotent request, or another active task for this app.
+      const replayed = await this.replay(
+        { userId: request.key.userId, isAdmin: false },
+        request.idempotencyKey,
+        request.type,
+        request.key,
+      );
+      if (replayed) return replayed;
+      const active = await this.db.task.findUnique({ where: { activeKey: appKeyString(request.key) } });
+      throw new ConflictError(
+        `${request.key.appName} already has an active task${active ? ` (${active.taskId}, ${active.type} ${active.status})` : ''}; wait for it or cancel it`,
+      );
+    }
+  }
+}
