@@ -166,6 +166,9 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
         ready.ok ? { status: 'ready' } : { status: 'not ready', error: ready.error },
       );
     }
+    if (path === '/events/app-state' && config.appService.kind === 'http') {
+      return receiveAppStateEvent(req, res, config.appService.eventSecret);
+    }
     if (path === '/') {
       res.writeHead(302, { location: '/graphql' });
       return res.end();

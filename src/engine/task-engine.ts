@@ -217,7 +217,7 @@ export class TaskEngine {
       const applied = await this.applyToStateRow(event);
       if (!applied) return;
       const task = await this.db.task.findUnique({ where: { activeKey: appKeyString(event) } });
-      if (!task || task.status !== 'RUNNING') return;
+      if (task?.status !== 'RUNNING') return;
       // Reports about another operation, or from before this task started, are not about it.
       if (event.opId && task.opId && event.opId !== task.opId) return;
       if (task.startedAt && event.createTime < task.startedAt) return;

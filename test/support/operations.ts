@@ -118,3 +118,74 @@ export const MarketSourcesQuery = graphql(`
     marketSources { id sourceId title type baseUrl priority isActive }
   }
 `);
+
+export const InstallAppMutation = graphql(`
+  mutation InstallApp($input: InstallAppInput!) {
+    installApp(input: $input) {
+      __typename
+      ... on InstallAppSuccess { task { taskId type status progress userId appName version } }
+      ... on Error { code message }
+      ... on ValidationError { issues { path message } }
+    }
+  }
+`);
+
+export const UpgradeAppMutation = graphql(`
+  mutation UpgradeApp($input: UpgradeAppInput!) {
+    upgradeApp(input: $input) {
+      __typename
+      ... on UpgradeAppSuccess { task { taskId type status version } }
+      ... on Error { code message }
+    }
+  }
+`);
+
+export const UninstallAppMutation = graphql(`
+  mutation UninstallApp($input: UninstallAppInput!) {
+    uninstallApp(input: $input) {
+      __typename
+      ... on UninstallAppSuccess { task { taskId type status version } }
+      ... on Error { code message }
+    }
+  }
+`);
+
+export const CloneAppMutation = graphql(`
+  mutation CloneApp($input: CloneAppInput!) {
+    cloneApp(input: $input) {
+      __typename
+      ... on CloneAppSuccess { task { taskId type status appName version } }
+      ... on Error { code message }
+      ... on ValidationError { issues { path message } }
+    }
+  }
+`);
+
+export const CancelTaskMutation = graphql(`
+  mutation CancelTask($input: CancelTaskInput!) {
+    cancelTask(input: $input) {
+      __typename
+      ... on CancelTaskSuccess { task { taskId status error } }
+      ... on Error { code message }
+    }
+  }
+`);
+
+export const RetryTaskMutation = graphql(`
+  mutation RetryTask($input: RetryTaskInput!) {
+    retryTask(input: $input) {
+      __typename
+      ... on RetryTaskSuccess { task { taskId status retryOfTaskId type appName version } }
+      ... on Error { code message }
+    }
+  }
+`);
+
+export const TaskDetailQuery = graphql(`
+  query TaskDetail($taskId: String!) {
+    task(taskId: $taskId) {
+      taskId type status progress error opId startedAt completedAt retryOfTaskId
+      app { appName stage health state installedVersion targetVersion reason }
+    }
+  }
+`);

@@ -1,0 +1,180 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { availableDatabases } from './support/databases.js';
+import { type FakeAppService, sendEvent, startFakeAppService } from './support/fake-app-service.js';
+import { AppQuery, InstallAppMutation, TaskDetailQuery } from './support/operations.js';
+import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
+
+const [kind] = await availableDatabases();
+const SECRET = 'app-service-event-secret-0001';
+const SOURCE = 'market.olares';
+
+describe('task engine against a real app service over HTTP (APP_SERVICE_URL)', () => {
+  let fake: FakeAppService;
+  let server: TestServer;
+  let intake: string;
+  beforeAll(async () => {
+    fake = await startFakeAppService({
+      // What the app service lists for reconciliation: an app that bob installed outside the market.
+      apps: [
+        {
+          name: 'uptime-kuma',
+          owner: 'bob',
+          state: 'running',
+          marketSource: SOURCE,
+          statusTime: '2026-11-01T10:00:00Z',
+        },
+      ],
+    });
+    server = await startTestServer(kind ?? 'sqlite', {
+      env: {
+        ...AUTH_ENV,
+        APP_SERVICE_URL: fake.url,
+        APP_SERVICE_EVENT_SECRET: SECRET,
+        APP_SERVICE_TOKEN: 'service-credential-0001',
+        APP_SERVICE_TIMEOUT_MS: '2000',
+        RECONCILE_INTERVAL_MS: '3600000',
+      },
+    });
+    intake = `${server.url}/events/app-state`;
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await fake?.stop();
+  });
+
+  const task = async (taskId: string) =>
+    dataOf(await execute(server, TaskDetailQuery, { taskId }, { token: TOKENS.ops })).task;
+
+  async function install(appName: string, version: string) {
+    const result = dataOf(
+      await execute(
+        server,
+        InstallAppMutation,
+        { input: { sourceId: SOURCE, appName, version } },
+        { token: TOKENS.alice },
+      ),
+    ).installApp;
+    if (result.__typename !== 'InstallAppSuccess') throw new Error(`install refused: ${JSON.stringify(result)}`);
+    return result.task.taskId;
+  }
+
+  const at = (offsetMs: number) => new Date(Date.now() + offsetMs).toISOString();
+
+  test('an install is sent as documented, then follows the state events to COMPLETED with monotonic progress', async () => {
+    const taskId = await install('navidrome', '0.53.3');
+    const running = await waitFor(async () => {
+      const current = await task(taskId);
+      return current?.status === 'RUNNING' && current.opId ? current : undefined;
+    }, 'the task to be accepted by the app service');
+    const request = fake.requests.find((r) => r.path === '/app-service/v1/apps/navidrome/install');
+    expect(request?.method).toBe('POST');
+    expect(request?.headers['x-bfl-user']).toBe('alice');
+    expect(request?.headers['x-authorization']).toBe('service-credential-0001');
+    expect(request?.body).toMatchObject({
+      source: 'market',
+      x_market_user: 'alice',
+      x_market_source: SOURCE,
+      envs: [],
+    });
+    const opID = running.opId as string;
+
+    const event = (state: string, createTime: string, progress?: string) =>
+      sendEvent(intake, SECRET, {
+        name: 'navidrome',
+        user: 'alice',
+        marketSource: SOURCE,
+        opID,
+        opType: 'install',
+        state,
+        createTime,
+        ...(progress ? { progress } : {}),
+      });
+
+    expect(await event('downloading', at(1000), '50')).toBe(202);
+    expect((await task(taskId))?.progress).toBe(35);
+    expect(await event('installing', at(2000))).toBe(202);
+    expect((await task(taskId))?.progress).toBe(70);
+    // An older event arrives late: the app keeps its newer state and progress does not go back.
+    expect(await event('downloading', at(1500), '10')).toBe(202);
+    const afterLate = await task(taskId);
+    expect(afterLate).toMatchObject({ progress: 70, app: { state: 'installing' } });
+    expect(await event('running', at(3000))).toBe(202);
+    expect(await task(taskId)).toMatchObject({
+      status: 'COMPLETED',
+      progress: 100,
+      app: { state: 'running', stage: 'RUNNING', installedVersion: '0.53.3' },
+    });
+  });
+
+  test('a business error from the app service (422 missing env values) fails the task with its message and data', async () => {
+    fake.setBehaviour('install', {
+      respond: 'business-error',
+      code: 422,
+      message: 'missing env values',
+      data: { type: 'appenv', missingValues: [{ envName: 'DB_PASSWORD' }] },
+    });
+    try {
+      const taskId = await install('paperless-ngx', '2.13.5');
+      const failed = await waitFor(async () => {
+        const current = await task(taskId);
+        return current?.status === 'FAILED' ? current : undefined;
+      }, 'the task to fail');
+      expect(failed.error).toMatch(/missing env values/);
+      expect(failed.app).toMatchObject({ stage: 'FAILED', state: 'installFailed' });
+      const row = await server.app.db.task.findUnique({ where: { taskId } });
+      expect(JSON.stringify(row?.result)).toContain('DB_PASSWORD');
+      expect(JSON.stringify(row)).not.toContain('service-credential-0001');
+    } finally {
+      fake.setBehaviour('install', { respond: 'accept' });
+    }
+  });
+
+  test('an unavailable app service fails the task saying so', async () => {
+    fake.setBehaviour('install', { respond: 'http-error', status: 503 });
+    try {
+      const taskId = await install('syncthing', '1.28.1');
+      const failed = await waitFor(async () => {
+        const current = await task(taskId);
+        return current?.status === 'FAILED' ? current : undefined;
+      }, 'the task to fail');
+      expect(failed.error).toMatch(/unavailable|503/i);
+    } finally {
+      fake.setBehaviour('install', { respond: 'accept' });
+    }
+  });
+
+  test('the event intake refuses a wrong secret (401) and a malformed event (400), changing nothing', async () => {
+    const before = await server.app.db.appState.findMany();
+    expect(
+      await sendEvent(intake, 'not-the-secret-at-all', {
+        name: 'gitea',
+        user: 'alice',
+        state: 'running',
+        createTime: at(0),
+      }),
+    ).toBe(401);
+    const bad = await fetch(intake, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${SECRET}`, 'content-type': 'application/json' },
+      body: '{"name":"gitea"}',
+    });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: string }).error).toMatch(/user|state|createTime/);
+    expect(await server.app.db.appState.findMany()).toEqual(before);
+  });
+
+  test('reconciliation brings in apps the app service reports', async () => {
+    const app = await waitFor(async () => {
+      const found = dataOf(
+        await execute(
+          server,
+          AppQuery,
+          { sourceId: SOURCE, appName: 'uptime-kuma', userId: 'bob' },
+          { token: TOKENS.ops },
+        ),
+      ).app;
+      return found ?? undefined;
+    }, 'the reconciled app');
+    expect(app).toMatchObject({ userId: 'bob', stage: 'RUNNING', health: 'HEALTHY' });
+  });
+});

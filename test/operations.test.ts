@@ -1,0 +1,516 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { availableDatabases } from './support/databases.js';
+import {
+  AppQuery,
+  CancelTaskMutation,
+  CloneAppMutation,
+  HistoryQuery,
+  InstallAppMutation,
+  RetryTaskMutation,
+  TaskDetailQuery,
+  TasksQuery,
+  UninstallAppMutation,
+  UpgradeAppMutation,
+} from './support/operations.js';
+import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
+
+const databases = await availableDatabases();
+const SOURCE = 'market.olares';
+
+/** Waits until the task is in one of `statuses` and returns its details (read as the admin). */
+function waitForTask(server: TestServer, taskId: string, statuses: string[]) {
+  return waitFor(
+    async () => {
+      const { task } = dataOf(await execute(server, TaskDetailQuery, { taskId }, { token: TOKENS.ops }));
+      return task && statuses.includes(task.status) ? task : undefined;
+    },
+    `task ${taskId} to be ${statuses.join(' or ')}`,
+  );
+}
+
+/** Row counts of everything a mutation may write: a refused one must leave them all unchanged. */
+async function snapshot(server: TestServer) {
+  const { db } = server.app;
+  return {
+    tasks: await db.task.count(),
+    apps: await db.appState.findMany({ orderBy: { id: 'asc' } }),
+    history: await db.historyRecord.count(),
+  };
+}
+
+describe.each(databases)('operations on %s', (kind) => {
+  describe('with a fast simulated app service', () => {
+    let server: TestServer;
+    beforeAll(async () => {
+      server = await startTestServer(kind, {
+        env: { ...AUTH_ENV, SIMULATED_STEP_MS: '0', SIMULATED_FAIL_APPS: 'photoprism,bad-*' },
+      });
+    });
+    afterAll(() => server?.stop());
+
+    test('installApp returns a PENDING task that runs to COMPLETED; the app then runs at that version', async () => {
+      const result = dataOf(
+        await execute(
+          server,
+          InstallAppMutation,
+          {
+            input: {
+              sourceId: SOURCE,
+              appName: 'vaultwarden',
+              version: '1.32.0',
+              envs: [{ name: 'ADMIN_EMAIL', value: 'a@example.org' }],
+            },
+          },
+          { token: TOKENS.alice },
+        ),
+      ).installApp;
+      expect(result).toMatchObject({
+        __typename: 'InstallAppSuccess',
+        task: { type: 'INSTALL', status: 'PENDING', userId: 'alice', version: '1.32.0' },
+      });
+      const taskId = result.__typename === 'InstallAppSuccess' ? result.task.taskId : '';
+      const done = await waitForTask(server, taskId, ['COMPLETED', 'FAILED']);
+      expect(done).toMatchObject({ status: 'COMPLETED', progress: 100, error: null });
+      expect(done.opId).toMatch(/^sim-/);
+      expect(done.startedAt && done.completedAt && done.startedAt <= done.completedAt).toBe(true);
+      expect(done.app).toMatchObject({
+        stage: 'RUNNING',
+        health: 'HEALTHY',
+        state: 'running',
+        installedVersion: '1.32.0',
+      });
+
+      const history = dataOf(
+        await execute(server, HistoryQuery, { filter: { app: 'vaultwarden' }, first: 10 }, { token: TOKENS.alice }),
+      ).history;
+      expect(history.edges.map((edge) => edge.node.type).reverse()).toEqual([
+        'ACTION_INSTALL',
+        'action',
+        'SYSTEM_INSTALL_SUCCEED',
+      ]);
+      expect(history.edges.every((edge) => (edge.node.extended as { taskId: string }).taskId === taskId)).toBe(true);
+    });
+
+    test('a failure on the app service fails the task with a reason a person can act on', async () => {
+      const result = dataOf(
+        await execute(
+          server,
+          InstallAppMutation,
+          { input: { sourceId: SOURCE, appName: 'photoprism', version: '240915' } },
+          { token: TOKENS.alice },
+        ),
+      ).installApp;
+      const taskId = result.__typename === 'InstallAppSuccess' ? result.task.taskId : '';
+      const failed = await waitForTask(server, taskId, ['FAILED', 'COMPLETED']);
+      expect(failed.status).toBe('FAILED');
+      expect(failed.error).toMatch(/install of photoprism failed on the app service \(installFailed\)/);
+      expect(failed.error).toContain('SIMULATED_FAIL_APPS');
+      expect(failed.app).toMatchObject({
+        stage: 'FAILED',
+        health: 'UNHEALTHY',
+        state: 'installFailed',
+        installedVersion: null,
+      });
+
+      // retryTask: a new task with the same parameters, linked to the old one
+      const retried = dataOf(
+        await execute(server, RetryTaskMutation, { input: { taskId } }, { token: TOKENS.alice }),
+      ).retryTask;
+      expect(retried).toMatchObject({
+        __typename: 'RetryTaskSuccess',
+        task: { retryOfTaskId: taskId, type: 'INSTALL', appName: 'photoprism', version: '240915' },
+      });
+      const retryId = retried.__typename === 'RetryTaskSuccess' ? retried.task.taskId : '';
+      expect(retryId).not.toBe(taskId);
+      expect((await waitForTask(server, retryId, ['FAILED', 'COMPLETED'])).status).toBe('FAILED');
+    });
+
+    test('upgradeApp moves an installed app to another version; uninstallApp removes it', async () => {
+      const upgrade = dataOf(
+        await execute(
+          server,
+          UpgradeAppMutation,
+          { input: { sourceId: SOURCE, appName: 'jellyfin', version: '1.1.3' } },
+          { token: TOKENS.alice },
+        ),
+      ).upgradeApp;
+      const upgradeId = upgrade.__typename === 'UpgradeAppSuccess' ? upgrade.task.taskId : '';
+      expect(await waitForTask(server, upgradeId, ['COMPLETED', 'FAILED'])).toMatchObject({
+        status: 'COMPLETED',
+        app: { installedVersion: '1.1.3', stage: 'RUNNING' },
+      });
+
+      const uninstall = dataOf(
+        await execute(
+          server,
+          UninstallAppMutation,
+          { input: { sourceId: SOURCE, appName: 'jellyfin', version: '1.1.3', deleteData: true } },
+          { token: TOKENS.alice },
+        ),
+      ).uninstallApp;
+      expect(uninstall).toMatchObject({
+        __typename: 'UninstallAppSuccess',
+        task: { type: 'UNINSTALL', version: '1.1.3' },
+      });
+      const uninstallId = uninstall.__typename === 'UninstallAppSuccess' ? uninstall.task.taskId : '';
+      const done = await waitForTask(server, uninstallId, ['COMPLETED', 'FAILED']);
+      expect(done).toMatchObject({ status: 'COMPLETED', app: null });
+      expect(
+        dataOf(await execute(server, AppQuery, { sourceId: SOURCE, appName: 'jellyfin' }, { token: TOKENS.alice })).app,
+      ).toBeNull();
+    });
+
+    test('cloneApp installs a second instance named raw name + 6 hex; the same clone twice is refused', async () => {
+      const input = {
+        sourceId: SOURCE,
+        appName: 'immich',
+        title: 'Family photos',
+        entrances: [{ name: 'web', title: 'Family' }],
+      };
+      const clone = dataOf(await execute(server, CloneAppMutation, { input }, { token: TOKENS.alice })).cloneApp;
+      expect(clone.__typename).toBe('CloneAppSuccess');
+      const task = clone.__typename === 'CloneAppSuccess' ? clone.task : null;
+      expect(task?.appName).toMatch(/^immich[0-9a-f]{6}$/);
+      expect(task?.version).toBe('1.120.1'); // the original's installed version
+      const done = await waitForTask(server, task?.taskId ?? '', ['COMPLETED', 'FAILED']);
+      expect(done).toMatchObject({ status: 'COMPLETED', app: { stage: 'RUNNING', installedVersion: '1.120.1' } });
+
+      const again = dataOf(await execute(server, CloneAppMutation, { input }, { token: TOKENS.alice })).cloneApp;
+      expect(again).toMatchObject({ __typename: 'InvalidStateError', code: 'INVALID_STATE' });
+      const otherTitle = dataOf(
+        await execute(server, CloneAppMutation, { input: { ...input, title: 'Work photos' } }, { token: TOKENS.alice }),
+      ).cloneApp;
+      expect(otherTitle.__typename).toBe('CloneAppSuccess');
+      if (otherTitle.__typename !== 'CloneAppSuccess') return;
+      expect(otherTitle.task.appName).not.toBe(task?.appName);
+      await waitForTask(server, otherTitle.task.taskId, ['COMPLETED']);
+    });
+
+    test.each(
+      (
+        [
+          [
+            'an unknown app',
+            InstallAppMutation,
+            { sourceId: SOURCE, appName: 'no-such-app', version: '1.0.0' },
+            'NOT_FOUND',
+            /not in the catalogue/,
+          ],
+          [
+            'an unknown version',
+            InstallAppMutation,
+            { sourceId: SOURCE, appName: 'gitea', version: '0.0.1' },
+            'NOT_FOUND',
+            /Version 0.0.1 of gitea.*available: 1.22.4, 1.22.0/,
+          ],
+          [
+            'an unknown source',
+            InstallAppMutation,
+            { sourceId: 'nowhere', appName: 'gitea', version: '1.22.4' },
+            'NOT_FOUND',
+            /Market source nowhere/,
+          ],
+          [
+            'an empty app name',
+            InstallAppMutation,
+            { sourceId: SOURCE, appName: ' ', version: '1.22.4' },
+            'VALIDATION',
+            /appName/,
+          ],
+          [
+            'a malformed env name',
+            InstallAppMutation,
+            { sourceId: SOURCE, appName: 'gitea', version: '1.22.4', envs: [{ name: '9LIVES', value: 'x' }] },
+            'VALIDATION',
+            /envs.0.name/,
+          ],
+          [
+            'duplicate env names',
+            InstallAppMutation,
+            { sourceId: SOURCE, appName: 'gitea', version: '1.22.4', envs: [{ name: 'A' }, { name: 'A' }] },
+            'VALIDATION',
+            /unique/,
+          ],
+          [
+            'an app already installed',
+            InstallAppMutation,
+            { sourceId: SOURCE, appName: 'immich', version: '1.119.0' },
+            'INVALID_STATE',
+            /already installed.*upgradeApp/,
+          ],
+          [
+            'a paid app not bought',
+            InstallAppMutation,
+            { sourceId: SOURCE, appName: 'rocketchat', version: '7.1.0' },
+            'INVALID_STATE',
+            /payment required/,
+          ],
+          [
+            'an upgrade of an app not installed',
+            UpgradeAppMutation,
+            { sourceId: SOURCE, appName: 'gitea', version: '1.22.4' },
+            'INVALID_STATE',
+            /not installed/,
+          ],
+          [
+            'an upgrade to the installed version',
+            UpgradeAppMutation,
+            { sourceId: SOURCE, appName: 'immich', version: '1.120.1' },
+            'INVALID_STATE',
+            /already at version/,
+          ],
+          [
+            'an uninstall of an app that never installed',
+            UninstallAppMutation,
+            { sourceId: SOURCE, appName: 'nextcloud' },
+            'INVALID_STATE',
+            /not installed/,
+          ],
+          [
+            'an uninstall naming the wrong version',
+            UninstallAppMutation,
+            { sourceId: SOURCE, appName: 'immich', version: '1.0.0' },
+            'INVALID_STATE',
+            /installed at version 1.120.1/,
+          ],
+          [
+            'a clone of an app not installed',
+            CloneAppMutation,
+            { sourceId: SOURCE, appName: 'gitea', title: 'Second' },
+            'INVALID_STATE',
+            /not installed/,
+          ],
+          [
+            'a clone without a title',
+            CloneAppMutation,
+            { sourceId: SOURCE, appName: 'immich', title: '   ' },
+            'VALIDATION',
+            /title/,
+          ],
+        ] as const
+      ).map(([name, document, input, code, message]) => ({ name, document, input, code, message })),
+    )('$name is refused with $code and changes nothing', async ({ document, input, code, message }) => {
+      const before = await snapshot(server);
+      const response = dataOf(
+        await execute(
+          server,
+          document as typeof InstallAppMutation,
+          { input: input as never },
+          { token: TOKENS.alice },
+        ),
+      );
+      const result = Object.values(response)[0] as { __typename: string; code?: string; message?: string };
+      expect(result.code).toBe(code);
+      expect(result.message).toMatch(message);
+      expect(await snapshot(server)).toEqual(before);
+    });
+
+    test('retry and cancel check ownership, existence and state', async () => {
+      const { tasks } = dataOf(
+        await execute(
+          server,
+          TasksQuery,
+          { filter: { status: ['COMPLETED'], userId: 'alice' }, first: 1 },
+          { token: TOKENS.ops },
+        ),
+      );
+      const completed = tasks.edges[0]?.node.taskId as string;
+      const retryDone = dataOf(
+        await execute(server, RetryTaskMutation, { input: { taskId: completed } }, { token: TOKENS.alice }),
+      ).retryTask;
+      expect(retryDone).toMatchObject({
+        code: 'INVALID_STATE',
+        message: expect.stringMatching(/Only FAILED or CANCELED/),
+      });
+      const cancelDone = dataOf(
+        await execute(server, CancelTaskMutation, { input: { taskId: completed } }, { token: TOKENS.alice }),
+      ).cancelTask;
+      expect(cancelDone).toMatchObject({ code: 'INVALID_STATE', message: expect.stringMatching(/already COMPLETED/) });
+      const notYours = dataOf(
+        await execute(server, RetryTaskMutation, { input: { taskId: completed } }, { token: TOKENS.bob }),
+      ).retryTask;
+      expect(notYours).toMatchObject({ code: 'FORBIDDEN' });
+      const unknown = dataOf(
+        await execute(server, CancelTaskMutation, { input: { taskId: 'no-such-task' } }, { token: TOKENS.bob }),
+      ).cancelTask;
+      expect(unknown).toMatchObject({ code: 'NOT_FOUND' });
+    });
+
+    test('no auth token is stored in tasks, app states or history, nor logged', async () => {
+      const { db } = server.app;
+      const stored = JSON.stringify([
+        await db.task.findMany(),
+        await db.appState.findMany(),
+        await db.historyRecord.findMany(),
+      ]);
+      const logs = server.logs.join('\n');
+      for (const token of Object.values(TOKENS)) {
+        expect(stored).not.toContain(token);
+        expect(logs).not.toContain(token);
+      }
+    });
+  });
+
+  describe('with an app service that stands still (tasks stay active)', () => {
+    let server: TestServer;
+    beforeAll(async () => {
+      // Two workers, both taken by the demo data's pending installs: new tasks stay PENDING.
+      server = await startTestServer(kind, { env: { ...AUTH_ENV, TASK_CONCURRENCY: '2' } });
+    });
+    afterAll(() => server?.stop());
+
+    const install = (appName: string, version: string, token: string, idempotencyKey?: string) =>
+      execute(
+        server,
+        InstallAppMutation,
+        { input: { sourceId: SOURCE, appName, version, ...(idempotencyKey ? { idempotencyKey } : {}) } },
+        { token },
+      );
+
+    test('workers never run more than TASK_CONCURRENCY tasks; the rest wait in FIFO order', async () => {
+      const results = [];
+      for (const app of [
+        ['n8n', '1.70.1'],
+        ['ghost', '5.104.2'],
+        ['wordpress', '6.7.1'],
+      ] as const) {
+        results.push(dataOf(await install(app[0], app[1], TOKENS.alice)).installApp);
+      }
+      expect(results.map((r) => r.__typename === 'InstallAppSuccess' && r.task.status)).toEqual([
+        'PENDING',
+        'PENDING',
+        'PENDING',
+      ]);
+      const running = dataOf(
+        await execute(server, TasksQuery, { filter: { status: ['RUNNING'] } }, { token: TOKENS.ops }),
+      ).tasks;
+      expect(running.totalCount).toBe(2);
+
+      // Canceling a running task frees a worker: the oldest pending task (n8n) takes it.
+      const oldestRunning = running.edges.at(-1)?.node;
+      const cancel = dataOf(
+        await execute(
+          server,
+          CancelTaskMutation,
+          { input: { taskId: oldestRunning?.taskId as string } },
+          { token: TOKENS.ops },
+        ),
+      ).cancelTask;
+      expect(cancel.__typename).toBe('CancelTaskSuccess');
+      const canceled = await waitForTask(server, oldestRunning?.taskId as string, ['CANCELED']);
+      expect(canceled.app).toBeNull(); // its first install never finished: nothing is left behind
+      const n8n = results[0]?.__typename === 'InstallAppSuccess' ? results[0].task.taskId : '';
+      await waitForTask(server, n8n, ['RUNNING']);
+      const stillPending = dataOf(
+        await execute(server, TasksQuery, { filter: { status: ['PENDING'], userId: 'alice' } }, { token: TOKENS.ops }),
+      ).tasks;
+      expect(stillPending.edges.map((edge) => edge.node.appName).sort()).toEqual(['ghost', 'wordpress']);
+      expect(
+        dataOf(await execute(server, TasksQuery, { filter: { status: ['RUNNING'] } }, { token: TOKENS.ops })).tasks
+          .totalCount,
+      ).toBe(2);
+    });
+
+    test('a PENDING task is canceled at once, by its owner or an admin but not by another user', async () => {
+      const pending = dataOf(
+        await execute(
+          server,
+          TasksQuery,
+          { filter: { status: ['PENDING'], appName: 'ghost' } },
+          { token: TOKENS.alice },
+        ),
+      ).tasks.edges[0]?.node;
+      const taskId = pending?.taskId as string;
+      const byBob = dataOf(
+        await execute(server, CancelTaskMutation, { input: { taskId } }, { token: TOKENS.bob }),
+      ).cancelTask;
+      expect(byBob).toMatchObject({ __typename: 'ForbiddenError', code: 'FORBIDDEN' });
+      const byAlice = dataOf(
+        await execute(server, CancelTaskMutation, { input: { taskId } }, { token: TOKENS.alice }),
+      ).cancelTask;
+      expect(byAlice).toMatchObject({
+        __typename: 'CancelTaskSuccess',
+        task: { status: 'CANCELED', error: 'canceled by alice' },
+      });
+      expect(
+        dataOf(await execute(server, AppQuery, { sourceId: SOURCE, appName: 'ghost' }, { token: TOKENS.alice })).app,
+      ).toBeNull();
+      const history = dataOf(
+        await execute(
+          server,
+          HistoryQuery,
+          { filter: { app: 'ghost', type: ['ACTION_CANCEL'] } },
+          { token: TOKENS.alice },
+        ),
+      ).history;
+      expect(history.totalCount).toBe(1);
+      // and it can be retried
+      const retry = dataOf(
+        await execute(server, RetryTaskMutation, { input: { taskId } }, { token: TOKENS.ops }),
+      ).retryTask;
+      expect(retry).toMatchObject({
+        __typename: 'RetryTaskSuccess',
+        task: { retryOfTaskId: taskId, status: 'PENDING' },
+      });
+    });
+
+    test('many concurrent installs of one app: exactly one is accepted, the rest get CONFLICT', async () => {
+      const responses = await Promise.all(Array.from({ length: 25 }, () => install('mastodon', '4.3.2', TOKENS.bob)));
+      const results = responses.map((response) => dataOf(response).installApp);
+      expect(results.filter((r) => r.__typename === 'InstallAppSuccess')).toHaveLength(1);
+      const conflicts = results.filter((r) => r.__typename === 'ConflictError');
+      expect(conflicts).toHaveLength(24);
+      expect(conflicts[0]).toMatchObject({
+        code: 'CONFLICT',
+        message: expect.stringMatching(/mastodon already has an active task/),
+      });
+      expect(await server.app.db.task.count({ where: { userId: 'bob', appName: 'mastodon' } })).toBe(1);
+      expect(await server.app.db.historyRecord.count({ where: { userId: 'bob', app: 'mastodon' } })).toBe(1);
+    });
+
+    test('the same idempotencyKey returns the original task, even under concurrency', async () => {
+      const responses = await Promise.all(
+        Array.from({ length: 10 }, () => install('excalidraw', '0.17.6', TOKENS.bob, 'bob-excalidraw-1')),
+      );
+      const ids = new Set(
+        responses.map((response) => {
+          const result = dataOf(response).installApp;
+          return result.__typename === 'InstallAppSuccess' ? result.task.taskId : result.__typename;
+        }),
+      );
+      expect(ids.size).toBe(1);
+      expect([...ids][0]).toMatch(/^\d{14}-/);
+      expect(await server.app.db.task.count({ where: { userId: 'bob', appName: 'excalidraw' } })).toBe(1);
+      // the key is per user: alice's identical key is her own request
+      const alice = dataOf(await install('excalidraw', '0.17.6', TOKENS.alice, 'bob-excalidraw-1')).installApp;
+      expect(alice.__typename === 'InstallAppSuccess' && alice.task.userId).toBe('alice');
+      // reusing a key for a different request is a client error
+      const reused = dataOf(await install('stirling-pdf', '0.36.6', TOKENS.bob, 'bob-excalidraw-1')).installApp;
+      expect(reused).toMatchObject({
+        code: 'VALIDATION',
+        message: expect.stringMatching(/already used for another request/),
+      });
+    });
+  });
+
+  describe('with TASK_TIMEOUT_MS', () => {
+    let server: TestServer;
+    beforeAll(async () => {
+      server = await startTestServer(kind, { env: { TASK_TIMEOUT_MS: '300' } });
+    });
+    afterAll(() => server?.stop());
+
+    test('an operation the app service does not finish in time fails with the reason', async () => {
+      const result = dataOf(
+        await execute(server, InstallAppMutation, {
+          input: { sourceId: SOURCE, appName: 'grafana', version: '11.4.0' },
+        }),
+      ).installApp;
+      const taskId = result.__typename === 'InstallAppSuccess' ? result.task.taskId : '';
+      const failed = await waitForTask(server, taskId, ['FAILED', 'COMPLETED']);
+      expect(failed.status).toBe('FAILED');
+      expect(failed.error).toMatch(/timed out.*300 ms \(TASK_TIMEOUT_MS\)/);
+      expect(failed.app).toMatchObject({ stage: 'FAILED', state: 'installFailed' });
+    });
+  });
+});
