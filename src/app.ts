@@ -3,7 +3,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
+import type { ExecutionArgs, execute, subscribe } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, type Plugin } from 'graphql-yoga';
+import { WebSocketServer } from 'ws';
 import { Authenticator } from './auth/viewer.js';
 import type { Config } from './config.js';
 import { createPrismaClient, type Db, type PrismaOptions } from './db/client.js';
@@ -34,6 +37,12 @@ export interface App {
   services: Services;
   db: Db;
   server: Server;
+}
+
+/** Yoga's enveloped execute/subscribe, passed to graphql-ws through `rootValue`. */
+interface EnvelopedRoot {
+  execute: (args: ExecutionArgs) => ReturnType<typeof execute>;
+  subscribe: (args: ExecutionArgs) => ReturnType<typeof subscribe>;
 }
 
 const REQUEST_ID = /^[\w.-]{1,64}$/;
@@ -86,7 +95,15 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
     },
   };
 
-  const yoga = createYoga<{ req: TrackedRequest }, Context>({
+  /** WebSocket operations carry their credentials in graphql-ws `connectionParams`. */
+  type ConnectionParams = Record<string, unknown> | undefined;
+  const fromConnectionParams = (params: ConnectionParams) => {
+    const text = (key: string | undefined) =>
+      key && typeof params?.[key] === 'string' ? (params[key] as string) : null;
+    return authenticator.authenticate(text('authorization') ?? text('Authorization'), text(config.auth.userHeader));
+  };
+
+  const yoga = createYoga<{ req: TrackedRequest; connectionParams?: ConnectionParams }, Context>({
     schema,
     graphqlEndpoint: '/graphql',
     landingPage: false,
@@ -103,12 +120,13 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
         blockFieldSuggestion: { enabled: false },
       }),
     ],
-    context: ({ request, req, params }) => {
+    context: ({ request, req, params, connectionParams }) => {
       const requestId = req?.requestId ?? randomUUID();
       if (req) req.operationName = params.operationName ?? undefined;
       let viewer: Context['viewer'];
       try {
-        viewer = authenticator.fromHeaders(request.headers);
+        // graphql-ws hands us the upgrade request without a fetch Request: its identity is in connectionParams.
+        viewer = request ? authenticator.fromHeaders(request.headers) : fromConnectionParams(connectionParams);
       } catch (error) {
         throw error instanceof DomainError ? domainGraphQLError(error) : error;
       }
@@ -205,6 +223,50 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
     return json(res, 202, { accepted: true });
   }
 
+  // graphql-ws on the same path, through Yoga's envelop pipeline (same schema, plugins, context).
+  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
+  const wsServer = useServer(
+    {
+      execute: (args) => (args.rootValue as EnvelopedRoot).execute(args),
+      subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args),
+      onConnect: (ctx) => {
+        try {
+          fromConnectionParams(ctx.connectionParams);
+          return true;
+        } catch {
+          return false; // closes with 4403 Forbidden
+        }
+      },
+      onSubscribe: async (ctx, _id, params) => {
+        const {
+          schema: enveloped,
+          execute,
+          subscribe,
+          contextFactory,
+          parse,
+          validate,
+        } = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params,
+          connectionParams: ctx.connectionParams,
+        });
+        const args = {
+          schema: enveloped,
+          operationName: params.operationName,
+          document: parse(params.query),
+          variableValues: params.variables,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe } satisfies EnvelopedRoot,
+        };
+        const errors = validate(args.schema, args.document);
+        return errors.length ? errors : args;
+      },
+    },
+    wss,
+  );
+
   const sockets = new Set<Socket>();
   server.on('connection', (socket) => {
     sockets.add(socket);
@@ -224,6 +286,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
         );
       }
       await services.engine.start();
+      await services.purchases.resumePolling();
       jobs.push(
         startPeriodicJob(
           'history cleanup',
@@ -263,10 +326,23 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
     async stop() {
       await Promise.all(jobs.splice(0).map((job) => job.stop()));
       await services.engine.stop();
+      services.purchases.stop();
+      await wsServer.dispose();
+      for (const client of wss.clients) client.terminate();
+      wss.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const socket of sockets) socket.destroy();
       await closed;
-      await db.$disconnect();
+      // A database that vanished can leave the driver's pool waiting forever: bound the wait.
+      let timer: NodeJS.Timeout | undefined;
+      const gaveUp = await Promise.race([
+        db.$disconnect().then(() => false),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(true), 5000);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (gaveUp) logger.warn('the database connection did not close within 5 s; leaving it');
     },
   };
 }

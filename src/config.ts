@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseSimulatedOutcomes } from './payments/simulated-developer-service.js';
 
 /**
  * Every setting of the server, read from the environment once at start and validated here.
@@ -108,6 +109,8 @@ const schema = z.object({
   TASK_TIMEOUT_MS: positiveInt.default(30 * 60 * 1000),
   /** How often the engine looks for pending tasks it was not told about (other instances). @default 2000 */
   TASK_POLL_INTERVAL_MS: positiveInt.default(2000),
+  /** A running task whose instance stopped renewing its heartbeat for this long is recovered. @default 30000 */
+  TASK_LEASE_MS: positiveInt.default(30_000),
   /** Pace of the simulated app service, per state step. @default 800 */
   SIMULATED_STEP_MS: nonNegativeInt.default(800),
   /** Apps whose operations the simulated app service fails: comma-separated names, `*` wildcards. @default none */
@@ -132,6 +135,21 @@ const schema = z.object({
   APP_SERVICE_REPO_URL: z.url({ error: 'must be an absolute http(s) URL' }).default('http://127.0.0.1:82/'),
   /** Period of reconciliation against the app service's app list (HTTP mode). @default 60000 */
   RECONCILE_INTERVAL_MS: positiveInt.default(60_000),
+  /** Credential queries per polling round (T8). @default 20 */
+  PAYMENT_POLL_ATTEMPTS: positiveInt.max(1000, 'must be at most 1000').default(20),
+  /** Pause between credential queries. @default 5000 */
+  PAYMENT_POLL_INTERVAL_MS: positiveInt.default(5000),
+  /** Developer credential endpoint with a {developer} placeholder; unset → simulated. @default none */
+  DEVELOPER_SERVICE_URL_TEMPLATE: z
+    .string()
+    .refine((value) => /^https?:\/\/.+/.test(value) && value.includes('{developer}'), {
+      message: 'must be an http(s) URL containing {developer}',
+    })
+    .optional(),
+  /** Timeout of one developer-service call. @default 10000 */
+  DEVELOPER_SERVICE_TIMEOUT_MS: positiveInt.default(10_000),
+  /** Outcomes of the simulated developer service, `productId=outcome,…`. @default every product: vc-after-2 */
+  SIMULATED_DEVELOPER_OUTCOMES: z.string().optional(),
   /** History records older than this are removed. @default 30 */
   HISTORY_RETENTION_DAYS: positiveInt.default(30),
   /** How often the history cleanup runs. @default 3600000 (1 h) */
@@ -154,7 +172,7 @@ export type Config = {
   maxPageSize: number;
   maxBodyBytes: number;
   maxQueryDepth: number;
-  tasks: { concurrency: number; timeoutMs: number; pollIntervalMs: number };
+  tasks: { concurrency: number; timeoutMs: number; pollIntervalMs: number; leaseMs: number };
   appService:
     | { kind: 'simulated'; stepMs: number; failApps: string[] }
     | {
@@ -167,6 +185,13 @@ export type Config = {
         reconcileIntervalMs: number;
       };
   history: { retentionDays: number; cleanupIntervalMs: number };
+  payments: {
+    pollAttempts: number;
+    pollIntervalMs: number;
+    developerService:
+      | { kind: 'simulated'; outcomes: string | undefined }
+      | { kind: 'http'; urlTemplate: string; timeoutMs: number };
+  };
 };
 
 export class ConfigError extends Error {
@@ -191,6 +216,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       `Invalid configuration:\n  HOST: without AUTH_TOKENS or AUTH_USER_HEADER the server runs in local development mode and binds only to 127.0.0.1 (got ${e.HOST})`,
     );
   }
+  try {
+    parseSimulatedOutcomes(e.SIMULATED_DEVELOPER_OUTCOMES);
+  } catch (error) {
+    throw new ConfigError(`Invalid configuration:\n  SIMULATED_DEVELOPER_OUTCOMES: ${(error as Error).message}`);
+  }
   if (e.APP_SERVICE_URL && !e.APP_SERVICE_EVENT_SECRET) {
     throw new ConfigError(
       "Invalid configuration:\n  APP_SERVICE_EVENT_SECRET: required with APP_SERVICE_URL (it authenticates the app service's state events)",
@@ -211,7 +241,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxPageSize: e.MAX_PAGE_SIZE,
     maxBodyBytes: e.MAX_BODY_BYTES,
     maxQueryDepth: e.MAX_QUERY_DEPTH,
-    tasks: { concurrency: e.TASK_CONCURRENCY, timeoutMs: e.TASK_TIMEOUT_MS, pollIntervalMs: e.TASK_POLL_INTERVAL_MS },
+    tasks: {
+      concurrency: e.TASK_CONCURRENCY,
+      timeoutMs: e.TASK_TIMEOUT_MS,
+      pollIntervalMs: e.TASK_POLL_INTERVAL_MS,
+      leaseMs: e.TASK_LEASE_MS,
+    },
     appService: e.APP_SERVICE_URL
       ? {
           kind: 'http',
@@ -224,5 +259,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         }
       : { kind: 'simulated', stepMs: e.SIMULATED_STEP_MS, failApps: e.SIMULATED_FAIL_APPS },
     history: { retentionDays: e.HISTORY_RETENTION_DAYS, cleanupIntervalMs: e.HISTORY_CLEANUP_INTERVAL_MS },
+    payments: {
+      pollAttempts: e.PAYMENT_POLL_ATTEMPTS,
+      pollIntervalMs: e.PAYMENT_POLL_INTERVAL_MS,
+      developerService: e.DEVELOPER_SERVICE_URL_TEMPLATE
+        ? { kind: 'http', urlTemplate: e.DEVELOPER_SERVICE_URL_TEMPLATE, timeoutMs: e.DEVELOPER_SERVICE_TIMEOUT_MS }
+        : { kind: 'simulated', outcomes: e.SIMULATED_DEVELOPER_OUTCOMES },
+    },
   };
 }

@@ -5,6 +5,7 @@ export type {
   HistoryRecord as HistoryRow,
   MarketSource as MarketSourceRow,
   Payment as PaymentRow,
+  PaymentNotification as PaymentNotificationRow,
   Prisma,
   Task as TaskRow,
 } from '../generated/prisma-sqlite/client.js';

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/client.js';
 import type { AppRow, Prisma, TaskRow } from '../db/models.js';
 import type { Logger } from '../logger.js';
@@ -15,6 +16,8 @@ export interface TaskEngineOptions {
   timeoutMs: number;
   /** How often to look for pending tasks nobody told us about (e.g. created by another instance). */
   pollIntervalMs: number;
+  /** A RUNNING task whose worker has not renewed its heartbeat for this long is taken over. */
+  leaseMs: number;
 }
 
 /** Progress (0–100) a task has reached when the app service reports a state. */
@@ -52,7 +55,10 @@ const HISTORY_ON_END: Record<Terminal, (type: string) => HistoryEntry['type']> =
  * they end it. One active task per app is guaranteed by the database (`Task.activeKey`).
  */
 export class TaskEngine {
+  /** Identifies this process's workers on the rows they claim. */
+  readonly instanceId = randomUUID();
   private readonly inFlight = new Set<string>();
+  private heartbeatTimer: NodeJS.Timeout | undefined;
   private readonly timeouts = new Map<string, NodeJS.Timeout>();
   private pollTimer: NodeJS.Timeout | undefined;
   private pumping: Promise<void> | null = null;
@@ -67,18 +73,28 @@ export class TaskEngine {
     private readonly options: TaskEngineOptions,
   ) {}
 
-  /** Recovers what a previous process left running, then starts taking tasks. */
+  /** Recovers what a dead worker left running, then starts taking tasks. */
   async start(): Promise<void> {
     this.stopped = false;
-    await this.recoverInterrupted();
+    await this.recoverAbandoned();
     this.pollTimer = setInterval(() => this.notify(), this.options.pollIntervalMs);
     this.pollTimer.unref();
+    this.heartbeatTimer = setInterval(
+      () => {
+        this.heartbeat()
+          .then(() => this.recoverAbandoned())
+          .catch((error) => this.logger.error({ err: error }, 'task engine heartbeat failed'));
+      },
+      Math.max(50, Math.floor(this.options.leaseMs / 3)),
+    );
+    this.heartbeatTimer.unref();
     this.notify();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.pollTimer);
+    clearInterval(this.heartbeatTimer);
     for (const timer of this.timeouts.values()) clearTimeout(timer);
     this.timeouts.clear();
     await this.pumping;
@@ -126,14 +142,16 @@ export class TaskEngine {
         const startedAt = new Date();
         const { count } = await this.db.task.updateMany({
           where: { id: candidate.id, status: 'PENDING' },
-          data: { status: 'RUNNING', startedAt },
+          data: { status: 'RUNNING', startedAt, workerId: this.instanceId, heartbeatAt: startedAt, dispatchedAt: null },
         });
         if (count === 0) continue; // canceled, or claimed by another instance
         claimedAny = true;
         const task = { ...candidate, status: 'RUNNING', startedAt };
         this.inFlight.add(task.taskId);
         await this.history.record([this.entry(task, 'action', `${task.type.toLowerCase()} ${task.appName} started`)]);
-        void this.execute(task);
+        void this.execute(task).catch((error) =>
+          this.logger.error({ err: error, taskId: task.taskId }, 'task execution failed unexpectedly'),
+        );
       }
       if (!claimedAny) return;
     }
@@ -147,13 +165,18 @@ export class TaskEngine {
     this.timeouts.set(
       task.taskId,
       setTimeout(() => {
-        void this.finish(task.taskId, 'FAILED', {
+        this.finish(task.taskId, 'FAILED', {
           error: `timed out: the app service did not finish within ${this.options.timeoutMs} ms (TASK_TIMEOUT_MS)`,
-        });
+        }).catch((error) => this.logger.error({ err: error, taskId: task.taskId }, 'could not time out a task'));
       }, this.options.timeoutMs),
     );
     try {
       const operation = await this.operationOf(task);
+      // Recorded before sending: from here on, a crash must not send it a second time.
+      await this.db.task.updateMany({
+        where: { taskId: task.taskId, status: 'RUNNING' },
+        data: { dispatchedAt: new Date() },
+      });
       const { opId } = await this.appService.start(operation);
       if (opId) {
         // Only while still running: the first events may already have finished the task.
@@ -376,28 +399,53 @@ export class TaskEngine {
     }
   }
 
+  /** Renews the lease of this instance's running tasks; forgets tasks ended elsewhere. */
+  private async heartbeat(): Promise<void> {
+    if (this.inFlight.size === 0) return;
+    await this.db.task.updateMany({
+      where: { workerId: this.instanceId, status: 'RUNNING' },
+      data: { heartbeatAt: new Date() },
+    });
+    const ended = await this.db.task.findMany({
+      where: { taskId: { in: [...this.inFlight] }, status: { not: 'RUNNING' } },
+      select: { taskId: true },
+    });
+    for (const { taskId } of ended) {
+      clearTimeout(this.timeouts.get(taskId));
+      this.timeouts.delete(taskId);
+      this.inFlight.delete(taskId);
+    }
+  }
+
   /**
-   * After a crash or kill: a RUNNING task the app service never accepted (no op id) goes back to
-   * PENDING and runs again; one it accepted may still be running there, so it fails with reason
-   * "interrupted" rather than being sent twice. Nothing stays RUNNING without a worker.
+   * Tasks whose worker died (crash, kill -9, lost machine): RUNNING with a heartbeat older than
+   * the lease. One that was never sent to the app service goes back to PENDING and runs again;
+   * one that was sent may still be running there, so it fails with reason "interrupted" rather
+   * than being sent twice. Tasks of live instances are left alone.
    */
-  private async recoverInterrupted(): Promise<void> {
-    const orphans = await this.db.task.findMany({ where: { status: 'RUNNING' } });
+  private async recoverAbandoned(): Promise<void> {
+    const expired = new Date(Date.now() - this.options.leaseMs);
+    const orphans = await this.db.task.findMany({
+      where: { status: 'RUNNING', OR: [{ heartbeatAt: null }, { heartbeatAt: { lt: expired } }] },
+    });
     for (const task of orphans) {
-      if (!task.opId) {
-        await this.db.task.updateMany({
-          where: { id: task.id, status: 'RUNNING' },
-          data: { status: 'PENDING', startedAt: null },
+      if (this.inFlight.has(task.taskId)) continue;
+      if (!task.dispatchedAt) {
+        const { count } = await this.db.task.updateMany({
+          where: { id: task.id, status: 'RUNNING', heartbeatAt: task.heartbeatAt },
+          data: { status: 'PENDING', startedAt: null, workerId: null, heartbeatAt: null },
         });
-        this.logger.warn({ taskId: task.taskId }, 'requeued a task interrupted before the app service accepted it');
-      } else {
+        if (count) this.logger.warn({ taskId: task.taskId }, 'requeued a task whose worker died before sending it');
+      } else if (
         await this.finish(task.taskId, 'FAILED', {
           error:
             'interrupted: the server stopped while the app service was running this operation; check the app and retry the task',
-        });
-        this.logger.warn({ taskId: task.taskId }, 'failed a task interrupted while the app service ran it');
+        })
+      ) {
+        this.logger.warn({ taskId: task.taskId }, 'failed a task whose worker died while the app service ran it');
       }
     }
+    if (orphans.length) this.notify();
   }
 
   private entry(task: TaskRow, type: HistoryEntry['type'], message: string): HistoryEntry {

@@ -61,3 +61,6 @@ export const builder = new SchemaBuilder<{
 });
 
 builder.queryType({ description: 'Reads of the Market runtime.' });
+builder.subscriptionType({
+  description: 'Live changes, over graphql-ws (WebSocket on /graphql) or server-sent events.',
+});

@@ -9,6 +9,7 @@ import './payments.js';
 import './history.js';
 import './catalog.js';
 import './operations.js';
+import './purchases.js';
 
 /** The whole schema, sorted so its printed form is stable. Building it opens no database. */
 export const schema = lexicographicSortSchema(builder.toSchema());

@@ -1,7 +1,26 @@
+import type { PaymentNotificationRow } from '../db/models.js';
 import { builder } from './builder.js';
 import { connectionType } from './connections.js';
 import { rowId } from './global-id.js';
 import { PaymentRef, PaymentStatusEnum } from './refs.js';
+
+const PaymentNotificationRef = builder.objectRef<PaymentNotificationRow>('PaymentNotification').implement({
+  description: "A push to the buyer's frontend or signing wallet (LarePass).",
+  fields: (t) => ({
+    channel: t.exposeString('channel', { description: '`frontend` or `larepass`.' }),
+    topic: t.exposeString('topic', {
+      description:
+        '`payment_state_update`, `market_payment` (sign request), `fetch_payment_signature` or `save_payment_vc`.',
+    }),
+    status: t.exposeString('status', { nullable: true, description: 'Status pushed to the frontend.' }),
+    payload: t.field({
+      type: 'JSON',
+      description: 'What was pushed (credentials redacted).',
+      resolve: (n) => n.payload,
+    }),
+    createdAt: t.field({ type: 'DateTime', description: 'When it was pushed.', resolve: (n) => n.createdAt }),
+  }),
+});
 
 builder.node(PaymentRef, {
   description:
@@ -32,6 +51,21 @@ builder.node(PaymentRef, {
     signatureStatus: t.exposeString('signatureStatus', { description: 'Axis 4: signature state.' }),
     paymentStatus: t.exposeString('paymentStatus', { description: 'Axis 5: payment progress.' }),
     txHash: t.exposeString('txHash', { nullable: true, description: 'On-chain transaction of the payment.' }),
+    developerName: t.exposeString('developerName', {
+      nullable: true,
+      description: 'Developer the app is bought from.',
+    }),
+    frontendData: t.field({
+      type: 'JSON',
+      nullable: true,
+      description: 'What the frontend stored while paying (startFrontendPayment); cleared once purchased.',
+      resolve: (payment) => payment.frontendData,
+    }),
+    notifications: t.field({
+      type: [PaymentNotificationRef],
+      description: "Pushes sent to the buyer's frontend and signing wallet, oldest first (secrets redacted).",
+      resolve: (payment, _args, ctx) => ctx.services.payments.notifications(payment),
+    }),
     createdAt: t.field({ type: 'DateTime', description: 'When the purchase started.', resolve: (p) => p.createdAt }),
     updatedAt: t.field({ type: 'DateTime', description: 'Last change.', resolve: (p) => p.updatedAt }),
   }),
@@ -48,6 +82,16 @@ const PaymentFilterInput = builder.inputType('PaymentFilter', {
     status: t.field({ type: [PaymentStatusEnum], description: 'Only payments in one of these statuses.' }),
   }),
 });
+
+builder.subscriptionField('paymentUpdated', (t) =>
+  t.field({
+    type: PaymentRef,
+    description: "Each change of a payment you may see (yours; everyone's for admins) that matches the filter.",
+    args: { filter: t.arg({ type: PaymentFilterInput, description: 'Which payments.' }) },
+    subscribe: (_root, { filter }, ctx) => ctx.services.payments.subscribe(ctx.viewer, filter ?? {}),
+    resolve: (payment) => payment,
+  }),
+);
 
 builder.queryFields((t) => ({
   payments: t.connection(

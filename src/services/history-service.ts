@@ -22,7 +22,9 @@ export type HistoryType =
   | 'SYSTEM_INSTALL_SUCCEED'
   | 'SYSTEM_INSTALL_FAILED'
   | 'action'
-  | 'system';
+  | 'system'
+  /** A payment milestone: the buyer-visible status changed. */
+  | 'PAYMENT';
 
 export interface HistoryEntry {
   type: HistoryType;

@@ -3,6 +3,9 @@ import type { Db } from '../db/client.js';
 import { createAppService } from '../engine/create-app-service.js';
 import { TaskEngine } from '../engine/task-engine.js';
 import type { Logger } from '../logger.js';
+import { createDeveloperService } from '../payments/create-developer-service.js';
+import { PurchaseService } from '../payments/purchase-service.js';
+import { createEventBus } from '../pubsub.js';
 import { CatalogService } from './catalog-service.js';
 import { HistoryService } from './history-service.js';
 import { InstalledAppService } from './installed-app-service.js';
@@ -19,6 +22,7 @@ export interface ServiceDeps {
 /** The composition root of the domain services and the task engine. */
 export function createServices({ db, config, logger }: ServiceDeps) {
   const { maxPageSize } = config;
+  const bus = createEventBus();
   const history = new HistoryService(db, maxPageSize);
   // The app service reports state events to the engine, which itself drives the app service.
   const appService = createAppService(config.appService, (event) => engine.onAppState(event), logger);
@@ -26,12 +30,21 @@ export function createServices({ db, config, logger }: ServiceDeps) {
   return {
     apps: new InstalledAppService(db, maxPageSize),
     tasks: new TaskService(db, maxPageSize),
-    payments: new PaymentService(db, maxPageSize),
+    payments: new PaymentService(db, maxPageSize, bus),
+    purchases: new PurchaseService(
+      db,
+      history,
+      createDeveloperService(config.payments.developerService, logger),
+      bus,
+      logger.child({ component: 'purchases' }),
+      { attempts: config.payments.pollAttempts, intervalMs: config.payments.pollIntervalMs },
+    ),
     history,
     catalog: new CatalogService(db, maxPageSize),
     operations: new OperationService(db, history, engine),
     engine,
     appService,
+    bus,
   };
 }
 

@@ -1,6 +1,8 @@
+import { filter, map, pipe } from 'graphql-yoga';
 import { canSee, userScope, type Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
 import type { PaymentRow, Prisma } from '../db/models.js';
+import type { EventBus } from '../pubsub.js';
 import { NotFoundError } from './errors.js';
 import { type Connection, type PageArgs, paginateArray, paginateQuery } from './pagination.js';
 import { derivePaymentStatus, type PaymentStatus } from './payment-status.js';
@@ -19,7 +21,36 @@ export class PaymentService {
   constructor(
     private readonly db: Db,
     private readonly maxPageSize: number,
+    private readonly bus: EventBus,
   ) {}
+
+  /**
+   * Changes of the payments the viewer may see that match the filter, re-read at delivery (so the
+   * status is current and nothing but the schema's fields leaves the service).
+   */
+  subscribe(viewer: Viewer, filter_: PaymentFilter = {}): AsyncIterable<PaymentRow> {
+    const userId = userScope(viewer, filter_.userId);
+    const statuses = filter_.status?.length ? filter_.status : null;
+    return pipe(
+      this.bus.subscribe('payment:updated'),
+      filter(
+        (event) =>
+          (userId === undefined || event.userId === userId) &&
+          (!filter_.sourceId || event.sourceId === filter_.sourceId) &&
+          (!filter_.appId || event.appId === filter_.appId),
+      ),
+      map((event) => this.db.payment.findUnique({ where: { id: event.paymentId } })),
+      filter(
+        (payment): payment is PaymentRow =>
+          payment !== null && (!statuses || statuses.includes(this.statusOf(payment))),
+      ),
+    );
+  }
+
+  /** Pushes recorded for the buyer's frontend and wallet, oldest first. */
+  notifications(payment: PaymentRow) {
+    return this.db.paymentNotification.findMany({ where: { paymentId: payment.id }, orderBy: { id: 'asc' } });
+  }
 
   statusOf(payment: PaymentRow): PaymentStatus {
     return derivePaymentStatus(payment);

@@ -32,11 +32,13 @@ export interface TestServer {
 export interface StartOptions {
   env?: Record<string, string>;
   recordQueries?: boolean;
+  /** Share another server's database (a second instance); it is dropped by whoever created it. */
+  database?: TestDatabase;
 }
 
 /** A real server on port 0 over its own fresh database, with demo data unless DEMO_DATA=0. */
 export async function startTestServer(kind: DatabaseKind, options: StartOptions = {}): Promise<TestServer> {
-  const database = await createTestDatabase(kind);
+  const database = options.database ?? (await createTestDatabase(kind));
   // The simulated app service stands still unless a test sets its pace, so reads see a fixed state.
   const config = loadConfig({
     DATABASE_URL: database.url,
@@ -69,7 +71,7 @@ export async function startTestServer(kind: DatabaseKind, options: StartOptions 
     queries,
     async stop() {
       await app.stop();
-      await database.drop();
+      if (!options.database) await database.drop();
     },
   };
 }

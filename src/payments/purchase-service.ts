@@ -1,0 +1,542 @@
+import { z } from 'zod';
+import type { Viewer } from '../auth/viewer.js';
+import type { Db } from '../db/client.js';
+import type { CatalogAppRow, PaymentRow, Prisma } from '../db/models.js';
+import type { Logger } from '../logger.js';
+import type { EventBus } from '../pubsub.js';
+import { InvalidStateError, NotFoundError, UpstreamError, ValidationError } from '../services/errors.js';
+import type { HistoryService } from '../services/history-service.js';
+import { derivePaymentStatus, type PaymentStatus } from '../services/payment-status.js';
+import { type DeveloperService, DeveloperServiceError, type GrantResult } from './developer-service.js';
+
+/**
+ * The purchase state machine of paid apps (market-domain §4.4, triggers T1–T10) over the five
+ * axes of a payment row. Every change goes through `commit`: one transaction writes the row, the
+ * pushes to the frontend and the signing wallet (§4.7, recorded, never dropped) and a history
+ * record when the visible status moves; then `payment:updated` is published.
+ *
+ * Departures from the original, on purpose: polling the developer for the credential starts
+ * when the buyer has paid (or started paying), not right after signing; and Buy on a state
+ * whose signature was never evaluated asks for a signature at once.
+ */
+
+export interface PollingOptions {
+  attempts: number;
+  intervalMs: number;
+}
+
+interface Push {
+  channel: 'frontend' | 'larepass';
+  topic: 'payment_state_update' | 'market_payment' | 'fetch_payment_signature' | 'save_payment_vc';
+  status?: string;
+  payload: Prisma.InputJsonValue;
+}
+
+type Patch = Prisma.PaymentUpdateInput;
+
+const EARLY_PAYMENT = ['not_evaluated', 'not_notified'];
+const SIGNATURE_BLOCKS_SYNC = ['required', 'required_but_pending', 'error_need_resign', 'error_no_record'];
+
+const appRef = z.object({ sourceId: z.string().trim().min(1).max(64), appId: z.string().trim().min(1).max(128) });
+const productRef = z.object({ productId: z.string().trim().min(1, 'productId must not be empty').max(128) });
+const jws = z.string().trim().min(1, 'jws must not be empty').max(16_384);
+const txHash = z
+  .string()
+  .trim()
+  .regex(/^0x[0-9a-fA-F]{1,128}$/, 'txHash must be a 0x-prefixed hex transaction hash');
+
+function parse<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const issues = result.error.issues.map((issue) => ({
+    path: issue.path.join('.') || 'input',
+    message: issue.message,
+  }));
+  throw new ValidationError(`Invalid input: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
+}
+
+/** productId of a paid app: price.paid.product_id → first product → the app id (§4.1). */
+function productIdOf(app: CatalogAppRow): string {
+  const price = (app.price ?? {}) as { paid?: { product_id?: string }; products?: { product_id?: string }[] };
+  return price.paid?.product_id || price.products?.[0]?.product_id || app.appId;
+}
+
+function developerOf(app: CatalogAppRow): string | null {
+  return ((app.price ?? {}) as { developer?: string }).developer || null;
+}
+
+export class PurchaseService {
+  /** Payment ids with a polling round running in this process (the database guards across instances). */
+  private readonly pollers = new Map<number, NodeJS.Timeout | null>();
+  private stopped = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly history: HistoryService,
+    private readonly developers: DeveloperService,
+    private readonly bus: EventBus,
+    private readonly logger: Logger,
+    private readonly polling: PollingOptions,
+  ) {}
+
+  // ── mutations ────────────────────────────────────────────────────────────────────────────
+
+  /** T5, the buyer clicks Buy (creating the state with T1 first). */
+  async purchase(viewer: Viewer, input: { sourceId: string; appId: string }): Promise<PaymentRow> {
+    const { sourceId, appId } = parse(appRef, input);
+    let payment = await this.stateFor(viewer, sourceId, appId);
+    if (payment.vc && payment.developerSync === 'completed') return payment; // already bought
+    payment = await this.commit(payment, { paymentNeed: 'required' });
+    const sig = payment.signatureStatus;
+    if (sig === 'error_no_record') return payment; // the developer must find the payment first (restore)
+    if (sig === 'error_need_resign' || sig === 'required' || sig === 'not_evaluated') {
+      return this.requestSignature(payment, sig === 'error_need_resign');
+    }
+    if (sig === 'required_and_signed') {
+      if (payment.paymentStatus === 'frontend_completed') {
+        this.startPolling(payment);
+        return payment;
+      }
+      if (EARLY_PAYMENT.includes(payment.paymentStatus)) {
+        return this.commit(payment, { paymentStatus: 'notification_sent' }, [this.paymentRequired(payment)]);
+      }
+    }
+    return payment;
+  }
+
+  /** T10, "restore purchase" on a new device. */
+  async restore(viewer: Viewer, input: { sourceId: string; appId: string }): Promise<PaymentRow> {
+    const { sourceId, appId } = parse(appRef, input);
+    const payment = await this.stateFor(viewer, sourceId, appId);
+    if (payment.vc && payment.developerSync === 'completed') return payment;
+    const sig = payment.signatureStatus;
+    if (sig === 'required_and_signed' && payment.jws) {
+      this.startPolling(payment, { force: true });
+      return payment;
+    }
+    if (sig === 'not_evaluated' || sig === 'required' || sig === 'required_but_pending') {
+      // A restore goes straight from signing to asking the developer (see submitSignature).
+      const patch: Patch = EARLY_PAYMENT.includes(payment.paymentStatus) ? { paymentStatus: 'notification_sent' } : {};
+      return this.requestSignature(await this.commit(payment, patch), false);
+    }
+    if (sig === 'error_need_resign') return this.requestSignature(payment, true);
+    return payment; // error_no_record: the status says so; nothing to push
+  }
+
+  /** T6, the signing wallet returns the buyer's signature. */
+  async submitSignature(
+    viewer: Viewer,
+    input: { productId: string; jws: string; txHash?: string | null },
+  ): Promise<PaymentRow> {
+    const { productId } = parse(productRef, input);
+    const signature = parse(jws, input.jws);
+    const hash = input.txHash ? parse(txHash, input.txHash) : null;
+    let payment = await this.byProduct(viewer, productId);
+    if (payment.vc && payment.developerSync === 'completed') {
+      throw new InvalidStateError(`${payment.appName} is already purchased`);
+    }
+    const pushes: Push[] = [];
+    const patch: Patch = { signatureStatus: 'required_and_signed', jws: signature, larePassSync: 'completed' };
+    if (hash) patch.txHash = hash;
+    if (EARLY_PAYMENT.includes(payment.paymentStatus)) {
+      patch.paymentStatus = 'notification_sent';
+      pushes.push(this.paymentRequired(payment));
+    }
+    payment = await this.commit(payment, patch, pushes);
+    // Only ask the developer once the buyer paid, or has started to (the original polled at once).
+    if (['frontend_started', 'frontend_completed'].includes(payment.paymentStatus) || hash) this.startPolling(payment);
+    return payment;
+  }
+
+  /** T3, the signing wallet answers whether it already holds a signature for the product. */
+  async signatureCallback(
+    viewer: Viewer,
+    input: { productId: string; signed: boolean; jws?: string | null },
+  ): Promise<PaymentRow> {
+    const { productId } = parse(productRef, input);
+    if (input.signed && !input.jws?.trim()) {
+      throw new ValidationError('jws is required when signed is true', [
+        { path: 'jws', message: 'required when signed' },
+      ]);
+    }
+    const payment = await this.byProduct(viewer, productId);
+    if (!input.signed) return this.commit(payment, { larePassSync: 'completed', signatureStatus: 'required' });
+    const signed = await this.commit(payment, {
+      larePassSync: 'completed',
+      signatureStatus: 'required_and_signed',
+      jws: parse(jws, input.jws),
+    });
+    return this.queryOnce(signed); // T4
+  }
+
+  /** T7a, the frontend is about to pay. */
+  async startFrontendPayment(
+    viewer: Viewer,
+    input: { sourceId: string; appId: string; productId: string; frontendData?: unknown },
+  ): Promise<PaymentRow> {
+    const payment = await this.existing(viewer, input);
+    this.assertSignedAndUnpaid(payment);
+    return this.commit(payment, {
+      paymentStatus: 'frontend_started',
+      frontendData: (input.frontendData ?? {}) as Prisma.InputJsonValue,
+    });
+  }
+
+  /** T7b, the frontend reports the on-chain transaction: wait for the developer's confirmation. */
+  async submitTransaction(
+    viewer: Viewer,
+    input: { sourceId: string; appId: string; productId: string; txHash: string },
+  ): Promise<PaymentRow> {
+    const hash = parse(txHash, input.txHash);
+    const payment = await this.existing(viewer, input);
+    this.assertSignedAndUnpaid(payment);
+    const updated = await this.commit(payment, { paymentStatus: 'frontend_completed', txHash: hash }, [
+      this.frontendPush(payment, 'waiting_developer_confirmation'),
+    ]);
+    this.startPolling(updated, { force: true });
+    return updated;
+  }
+
+  // ── polling (T8) ─────────────────────────────────────────────────────────────────────────
+
+  /** Resumes the polling rounds a previous process left in progress. */
+  async resumePolling(): Promise<void> {
+    const inProgress = await this.db.payment.findMany({ where: { developerSync: 'in_progress', vc: null } });
+    for (const payment of inProgress) {
+      this.logger.info({ paymentId: payment.id, attempts: payment.pollAttempts }, 'resuming credential polling');
+      this.schedulePoll(payment.id, 0);
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const timer of this.pollers.values()) if (timer) clearTimeout(timer);
+    this.pollers.clear();
+  }
+
+  /**
+   * Starts a polling round unless one is running: the claim is a conditional update of
+   * `developerSync` to in_progress, so two requests (or instances) never poll the same payment.
+   */
+  private startPolling(payment: PaymentRow, options: { force?: boolean } = {}): void {
+    void (async () => {
+      const { count } = await this.db.payment.updateMany({
+        where: {
+          id: payment.id,
+          vc: null,
+          developerSync: options.force ? { not: 'in_progress' } : { in: ['not_started', 'failed'] },
+        },
+        data: { developerSync: 'in_progress', pollAttempts: 0 },
+      });
+      if (count === 0) return;
+      await this.publish(payment);
+      this.schedulePoll(payment.id, 0);
+    })().catch((error) => this.logger.error({ err: error, paymentId: payment.id }, 'could not start polling'));
+  }
+
+  private schedulePoll(paymentId: number, delayMs: number): void {
+    if (this.stopped || (this.pollers.has(paymentId) && delayMs === 0 && this.pollers.get(paymentId) !== null)) return;
+    const timer = setTimeout(() => {
+      this.pollers.set(paymentId, null);
+      void this.pollOnce(paymentId)
+        .catch((error) => this.logger.error({ err: error, paymentId }, 'credential polling failed'))
+        .finally(() => {
+          if (this.pollers.get(paymentId) === null) this.pollers.delete(paymentId);
+        });
+    }, delayMs);
+    timer.unref();
+    this.pollers.set(paymentId, timer);
+  }
+
+  private async pollOnce(paymentId: number): Promise<void> {
+    const payment = await this.db.payment.findUnique({ where: { id: paymentId } });
+    if (payment?.developerSync !== 'in_progress') return;
+    if (payment.vc || !payment.jws) {
+      await this.commit(payment, { developerSync: payment.vc ? 'completed' : 'failed' });
+      return;
+    }
+    const attempt = payment.pollAttempts + 1;
+    const last = attempt >= this.polling.attempts;
+    let result: GrantResult | null = null;
+    try {
+      result = await this.developers.activateAndGrant({
+        developerName: payment.developerName ?? '',
+        productId: payment.productId,
+        jws: payment.jws,
+      });
+    } catch (error) {
+      this.logger.warn({ paymentId, attempt, err: (error as Error).message }, 'credential query failed');
+    }
+    if (result?.outcome === 'granted') return void (await this.granted(payment, result.vc));
+    if (result?.outcome === 'need_resign') return void (await this.needResign(payment));
+    if (last) {
+      // Exhausted: "no record" answers mean the developer never saw the payment; errors mean we
+      // could not ask.
+      if (result?.outcome === 'no_record') await this.noRecord(payment);
+      else await this.commit(payment, { developerSync: 'failed', pollAttempts: attempt });
+      return;
+    }
+    await this.db.payment.update({ where: { id: paymentId }, data: { pollAttempts: attempt } });
+    this.schedulePoll(paymentId, this.polling.intervalMs);
+  }
+
+  /** T4: one credential query right after the wallet confirmed an existing signature. */
+  private async queryOnce(payment: PaymentRow): Promise<PaymentRow> {
+    try {
+      const result = await this.developers.activateAndGrant({
+        developerName: payment.developerName ?? '',
+        productId: payment.productId,
+        jws: payment.jws ?? '',
+      });
+      if (result.outcome === 'granted') return this.granted(payment, result.vc);
+      if (result.outcome === 'need_resign') return this.needResign(payment);
+      return this.noRecord(payment);
+    } catch (error) {
+      if (!(error instanceof DeveloperServiceError)) throw error;
+      return this.commit(payment, { developerSync: 'failed' });
+    }
+  }
+
+  /** T9: the credential arrived. */
+  private granted(payment: PaymentRow, vc: string): Promise<PaymentRow> {
+    return this.commit(
+      payment,
+      { vc, developerSync: 'completed', paymentStatus: 'developer_confirmed', frontendData: undefined },
+      [
+        this.frontendPush(payment, 'purchased'),
+        {
+          channel: 'larepass',
+          topic: 'save_payment_vc',
+          payload: {
+            product_id: payment.productId,
+            app_id: payment.appId,
+            app_name: payment.appName,
+            developer_name: payment.developerName,
+            tx_hash: payment.txHash,
+            user_id: payment.userId,
+            vc: '[redacted]',
+          },
+        },
+      ],
+    );
+  }
+
+  private noRecord(payment: PaymentRow): Promise<PaymentRow> {
+    const status = payment.paymentStatus === 'notification_sent' ? 'payment_retry_required' : 'signature_no_record';
+    return this.commit(payment, { developerSync: 'completed', signatureStatus: 'error_no_record' }, [
+      this.frontendPush(payment, status),
+    ]);
+  }
+
+  private needResign(payment: PaymentRow): Promise<PaymentRow> {
+    return this.commit(payment, { developerSync: 'completed', signatureStatus: 'error_need_resign' }, [
+      this.frontendPush(payment, 'signature_need_resign'),
+    ]);
+  }
+
+  // ── building blocks ──────────────────────────────────────────────────────────────────────
+
+  /** Asks the wallet to sign (T5), resetting an invalid signature first when `resign`. */
+  private requestSignature(payment: PaymentRow, resign: boolean): Promise<PaymentRow> {
+    const signBody = {
+      product_id: payment.productId,
+      application_verifiable_credential: {
+        productId: payment.productId,
+        ...(payment.txHash ? { txHash: payment.txHash } : {}),
+      },
+      product_credential_manifest: `manifest:${payment.developerName}:${payment.productId}`,
+    };
+    return this.commit(
+      payment,
+      {
+        signatureStatus: 'required',
+        larePassSync: 'in_progress',
+        signBody,
+        ...(resign ? { jws: null } : {}),
+      },
+      [
+        { channel: 'larepass', topic: 'market_payment', payload: { sign_body: signBody, is_resign: resign } },
+        this.frontendPush(payment, 'signature_required'),
+      ],
+    );
+  }
+
+  private paymentRequired(payment: PaymentRow): Push {
+    return {
+      ...this.frontendPush(payment, 'payment_required'),
+      payload: {
+        app_id: payment.appId,
+        app_name: payment.appName,
+        source_id: payment.sourceId,
+        status: 'payment_required',
+        payment_data: {
+          to: (payment.developer as { did?: string } | null)?.did ?? null,
+          product: [{ product_id: payment.productId }],
+        },
+      },
+    };
+  }
+
+  private frontendPush(payment: PaymentRow, status: string): Push {
+    return {
+      channel: 'frontend',
+      topic: 'payment_state_update',
+      status,
+      payload: { app_id: payment.appId, app_name: payment.appName, source_id: payment.sourceId, status },
+    };
+  }
+
+  private assertSignedAndUnpaid(payment: PaymentRow) {
+    if (payment.vc && payment.developerSync === 'completed') {
+      throw new InvalidStateError(`${payment.appName} is already purchased`);
+    }
+    if (payment.signatureStatus !== 'required_and_signed') {
+      throw new InvalidStateError(
+        `The purchase of ${payment.appName} must be signed first (status ${derivePaymentStatus(payment)})`,
+      );
+    }
+  }
+
+  /**
+   * The viewer's state for a paid app, created by T1 (developer lookup) when missing or when an
+   * earlier lookup failed. A failed lookup is recorded on the state, then reported as UPSTREAM.
+   */
+  private async stateFor(viewer: Viewer, sourceId: string, appId: string): Promise<PaymentRow> {
+    const app = await this.db.catalogApp.findUnique({ where: { sourceId_appId: { sourceId, appId } } });
+    if (!app) throw new NotFoundError(`App ${appId} is not in the catalogue of ${sourceId}`);
+    if (!app.paid) throw new InvalidStateError(`${app.name} is free: there is nothing to buy`);
+    const productId = productIdOf(app);
+    const where = { userId_appId_productId: { userId: viewer.userId, appId, productId } };
+    const existing = await this.db.payment.findUnique({ where });
+    if (existing && !existing.paymentNeed.startsWith('error_')) return existing;
+
+    const developerName = developerOf(app);
+    let axes: Pick<PaymentRow, 'paymentNeed' | 'developerSync'> & { developer?: Prisma.InputJsonValue };
+    let lookupFailure: string | null = null;
+    try {
+      const developer = developerName ? await this.developers.lookup(developerName) : null;
+      axes = developer
+        ? { paymentNeed: 'required', developerSync: 'not_started', developer: { ...developer } }
+        : { paymentNeed: 'error_missing_developer', developerSync: 'failed' };
+    } catch (error) {
+      if (!(error instanceof DeveloperServiceError)) throw error;
+      lookupFailure = error.message;
+      axes = { paymentNeed: 'error_developer_fetch_failed', developerSync: 'failed' };
+    }
+    const data = {
+      ...axes,
+      larePassSync: 'not_started',
+      signatureStatus: 'not_evaluated',
+      paymentStatus: 'not_evaluated',
+      developerName,
+    };
+    const payment = existing
+      ? await this.commit(existing, data)
+      : await this.created({ userId: viewer.userId, sourceId, appId, appName: app.name, productId, ...data });
+    if (lookupFailure) throw new UpstreamError(`The developer service could not be reached: ${lookupFailure}`);
+    if (payment.paymentNeed === 'error_missing_developer') {
+      throw new InvalidStateError(`${app.name} names no developer to buy it from`);
+    }
+    return this.syncKick(payment);
+  }
+
+  /** T2: ask the wallet for an existing signature, unless the signature state rules it out. */
+  private async syncKick(payment: PaymentRow): Promise<PaymentRow> {
+    if (SIGNATURE_BLOCKS_SYNC.includes(payment.signatureStatus)) return payment;
+    if (payment.larePassSync === 'not_started' || payment.larePassSync === 'in_progress') {
+      return this.commit(payment, { larePassSync: 'in_progress' }, [
+        { channel: 'larepass', topic: 'fetch_payment_signature', payload: { product_id: payment.productId } },
+      ]);
+    }
+    return payment;
+  }
+
+  private async created(data: Prisma.PaymentUncheckedCreateInput): Promise<PaymentRow> {
+    try {
+      const payment = await this.db.payment.create({ data });
+      await this.recordMilestone(this.db, null, payment);
+      await this.publish(payment);
+      return payment;
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'P2002') throw error;
+      // Created concurrently by the same buyer's other request: use that one.
+      return (await this.db.payment.findUnique({
+        where: { userId_appId_productId: { userId: data.userId, appId: data.appId, productId: data.productId } },
+      })) as PaymentRow;
+    }
+  }
+
+  private async byProduct(viewer: Viewer, productId: string): Promise<PaymentRow> {
+    const payment = await this.db.payment.findFirst({
+      where: { userId: viewer.userId, productId },
+      orderBy: { id: 'desc' },
+    });
+    if (!payment) throw new NotFoundError(`You have no purchase of product ${productId}`);
+    return payment;
+  }
+
+  private async existing(viewer: Viewer, input: { sourceId: string; appId: string; productId: string }) {
+    const { sourceId, appId } = parse(appRef, input);
+    const { productId } = parse(productRef, input);
+    const payment = await this.db.payment.findUnique({
+      where: { userId_appId_productId: { userId: viewer.userId, appId, productId } },
+    });
+    if (!payment || payment.sourceId !== sourceId) {
+      throw new NotFoundError(
+        `You have no purchase of ${appId} (product ${productId}) in ${sourceId}; call purchaseApp first`,
+      );
+    }
+    return payment;
+  }
+
+  /** Writes a change with its pushes and history in one transaction, then publishes it. */
+  private async commit(payment: PaymentRow, patch: Patch, pushes: Push[] = []): Promise<PaymentRow> {
+    const updated = await this.db.$transaction(async (tx) => {
+      const row = await tx.payment.update({ where: { id: payment.id }, data: patch });
+      if (pushes.length) {
+        await tx.paymentNotification.createMany({
+          data: pushes.map((push) => ({
+            paymentId: row.id,
+            userId: row.userId,
+            channel: push.channel,
+            topic: push.topic,
+            status: push.status ?? null,
+            payload: push.payload,
+          })),
+        });
+      }
+      await this.recordMilestone(tx, payment, row);
+      return row;
+    });
+    await this.publish(updated);
+    return updated;
+  }
+
+  /** A history record whenever the visible status changes (never with a secret). */
+  private async recordMilestone(tx: Pick<Db, 'historyRecord'>, before: PaymentRow | null, after: PaymentRow) {
+    const status: PaymentStatus = derivePaymentStatus(after);
+    if (before && derivePaymentStatus(before) === status) return;
+    await this.history.record(
+      [
+        {
+          type: 'PAYMENT',
+          message: `payment of ${after.appName}: ${status.toLowerCase().replaceAll('_', ' ')}`,
+          app: after.appName,
+          userId: after.userId,
+          time: new Date(),
+          extended: { paymentId: after.id, productId: after.productId, status },
+        },
+      ],
+      tx,
+    );
+  }
+
+  private async publish(payment: PaymentRow) {
+    this.bus.publish('payment:updated', {
+      paymentId: payment.id,
+      userId: payment.userId,
+      sourceId: payment.sourceId,
+      appId: payment.appId,
+    });
+  }
+}

@@ -1,0 +1,111 @@
+import { builder } from './builder.js';
+import { MUTATION_ERRORS } from './errors.js';
+import { PaymentRef } from './refs.js';
+
+const PurchaseAppInput = builder.inputType('PurchaseAppInput', {
+  description: 'A paid app of a market source.',
+  fields: (t) => ({
+    sourceId: t.string({ required: true, description: 'Market source of the app.' }),
+    appId: t.string({ required: true, description: 'Catalogue id of the app.' }),
+  }),
+});
+
+const StartFrontendPaymentInput = builder.inputType('StartFrontendPaymentInput', {
+  description: 'The frontend is about to pay.',
+  fields: (t) => ({
+    sourceId: t.string({ required: true, description: 'Market source of the app.' }),
+    appId: t.string({ required: true, description: 'Catalogue id of the app.' }),
+    productId: t.string({ required: true, description: 'Product being paid for.' }),
+    frontendData: t.field({
+      type: 'JSON',
+      description: 'Whatever the frontend wants kept while it pays (cleared on purchase).',
+    }),
+  }),
+});
+
+const SubmitPaymentTransactionInput = builder.inputType('SubmitPaymentTransactionInput', {
+  description: 'The frontend paid: the on-chain transaction to confirm with the developer.',
+  fields: (t) => ({
+    sourceId: t.string({ required: true, description: 'Market source of the app.' }),
+    appId: t.string({ required: true, description: 'Catalogue id of the app.' }),
+    productId: t.string({ required: true, description: 'Product paid for.' }),
+    txHash: t.string({ required: true, description: 'The 0x-prefixed transaction hash.' }),
+  }),
+});
+
+const SubmitSignatureInput = builder.inputType('SubmitSignatureInput', {
+  description: "The signing wallet (LarePass) returns the buyer's signature of the purchase.",
+  fields: (t) => ({
+    productId: t.string({ required: true, description: 'Product signed for.' }),
+    jws: t.string({ required: true, description: 'The signature (JWS). Stored, never shown again.' }),
+    txHash: t.string({ description: 'Transaction hash, when the wallet already knows it.' }),
+  }),
+});
+
+const SignatureCallbackInput = builder.inputType('SignatureCallbackInput', {
+  description: 'The signing wallet answers whether it already holds a signature for the product.',
+  fields: (t) => ({
+    productId: t.string({ required: true, description: 'Product asked about.' }),
+    signed: t.boolean({ required: true, description: 'Whether a signature exists.' }),
+    jws: t.string({ description: 'The existing signature; required when `signed`.' }),
+  }),
+});
+
+const Name = (name: string) => name.charAt(0).toUpperCase() + name.slice(1);
+const paymentResult = (name: string, description: string) => ({
+  types: MUTATION_ERRORS,
+  union: { name: `${Name(name)}Result`, description: `Result of ${name}: the payment, or why it was refused.` },
+  result: { name: `${Name(name)}Success`, description },
+  dataField: { name: 'payment', description: 'The payment state after the change.' },
+});
+
+builder.mutationFields((t) => ({
+  purchaseApp: t.field({
+    type: PaymentRef,
+    description: "Buy a paid app: creates the purchase state and asks the buyer's wallet to sign.",
+    errors: paymentResult('purchaseApp', 'The purchase moved on.'),
+    args: { input: t.arg({ type: PurchaseAppInput, required: true, description: 'Which app.' }) },
+    resolve: (_root, { input }, ctx) => ctx.services.purchases.purchase(ctx.viewer, input),
+  }),
+  restorePurchase: t.field({
+    type: PaymentRef,
+    description: 'Restore an earlier purchase (new device, reinstall).',
+    errors: paymentResult('restorePurchase', 'The restore moved on.'),
+    args: { input: t.arg({ type: PurchaseAppInput, required: true, description: 'Which app.' }) },
+    resolve: (_root, { input }, ctx) => ctx.services.purchases.restore(ctx.viewer, input),
+  }),
+  startFrontendPayment: t.field({
+    type: PaymentRef,
+    description: 'The frontend starts paying for a signed purchase.',
+    errors: paymentResult('startFrontendPayment', 'The payment is marked as started.'),
+    args: { input: t.arg({ type: StartFrontendPaymentInput, required: true, description: 'Which purchase.' }) },
+    resolve: (_root, { input }, ctx) => ctx.services.purchases.startFrontendPayment(ctx.viewer, input),
+  }),
+  submitPaymentTransaction: t.field({
+    type: PaymentRef,
+    description: 'The frontend paid: wait for the developer to confirm it and grant the credential.',
+    errors: paymentResult('submitPaymentTransaction', 'The transaction is recorded; polling the developer started.'),
+    args: {
+      input: t.arg({
+        type: SubmitPaymentTransactionInput,
+        required: true,
+        description: 'Which purchase and transaction.',
+      }),
+    },
+    resolve: (_root, { input }, ctx) => ctx.services.purchases.submitTransaction(ctx.viewer, input),
+  }),
+  submitSignature: t.field({
+    type: PaymentRef,
+    description: "The signing wallet delivers the buyer's signature.",
+    errors: paymentResult('submitSignature', 'The signature is recorded.'),
+    args: { input: t.arg({ type: SubmitSignatureInput, required: true, description: 'The signature.' }) },
+    resolve: (_root, { input }, ctx) => ctx.services.purchases.submitSignature(ctx.viewer, input),
+  }),
+  signatureCallback: t.field({
+    type: PaymentRef,
+    description: 'The signing wallet answers the question for an existing signature.',
+    errors: paymentResult('signatureCallback', 'The answer is recorded.'),
+    args: { input: t.arg({ type: SignatureCallbackInput, required: true, description: 'The answer.' }) },
+    resolve: (_root, { input }, ctx) => ctx.services.purchases.signatureCallback(ctx.viewer, input),
+  }),
+}));

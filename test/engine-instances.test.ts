@@ -1,0 +1,41 @@
+import { afterAll, describe, expect, test } from 'vitest';
+import { availableDatabases } from './support/databases.js';
+import { InstallAppMutation, TaskDetailQuery } from './support/operations.js';
+import { dataOf, execute, startTestServer, type TestServer, waitFor } from './support/server.js';
+
+const databases = await availableDatabases();
+
+describe.each(databases)('several instances on one %s database', (kind) => {
+  const servers: TestServer[] = [];
+  afterAll(async () => {
+    // the first server created the database and drops it, so it stops last
+    for (const server of servers.reverse()) await server.stop().catch(() => {});
+  });
+
+  test('a starting instance leaves the running tasks of a live one alone, and takes them over once it dies', async () => {
+    const env = { TASK_LEASE_MS: '600', DEMO_DATA: '1' };
+    const a = await startTestServer(kind, { env });
+    servers.push(a);
+    const installed = dataOf(
+      await execute(a, InstallAppMutation, { input: { sourceId: 'market.olares', appName: 'n8n', version: '1.70.1' } }),
+    ).installApp;
+    const taskId = installed.__typename === 'InstallAppSuccess' ? installed.task.taskId : '';
+    const task = async () => dataOf(await execute(a, TaskDetailQuery, { taskId })).task;
+    await waitFor(async () => ((await task())?.opId ? true : undefined), 'instance A to send the task');
+
+    // B's start-up recovery runs before start() returns: it must leave A's live task alone.
+    const b = await startTestServer(kind, { env, database: a.database });
+    servers.push(b);
+    const before = await b.app.db.task.findUnique({ where: { taskId } });
+    expect(before?.status).toBe('RUNNING');
+    expect(before?.workerId).toBe(a.app.services.engine.instanceId);
+
+    // A dies without finishing (its process would be gone): B takes the task over after the lease.
+    await a.app.stop();
+    const taken = await waitFor(async () => {
+      const row = await b.app.db.task.findUnique({ where: { taskId } });
+      return row?.status === 'FAILED' ? row : undefined;
+    }, 'instance B to recover the task');
+    expect(taken.error).toMatch(/^interrupted:/);
+  });
+});
