@@ -2,6 +2,7 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { useGraphQLSSE } from '@graphql-yoga/plugin-graphql-sse';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import type { ExecutionArgs, execute, subscribe } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
@@ -9,7 +10,7 @@ import { createYoga, type Plugin } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import { Authenticator } from './auth/viewer.js';
 import type { Config } from './config.js';
-import { createPrismaClient, type Db, type PrismaOptions } from './db/client.js';
+import { createPrismaClient, type Db, type PrismaOptions, prepareDatabase } from './db/client.js';
 import { seedDemoData } from './db/demo-data.js';
 import { parseAppStateEvent } from './engine/app-state-event.js';
 import { createErrorMasker, domainGraphQLError } from './http/graphql-errors.js';
@@ -115,6 +116,8 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
     },
     plugins: [
       bodyLimit,
+      // graphql-sse protocol on /graphql/stream (Yoga's own SSE on /graphql works as well).
+      useGraphQLSSE(),
       EnvelopArmorPlugin({
         maxDepth: { n: config.maxQueryDepth, ignoreIntrospection: true },
         blockFieldSuggestion: { enabled: false },
@@ -279,6 +282,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
     server,
     async start(port = config.port) {
       try {
+        await prepareDatabase(db, config.databaseUrl);
         if (config.demoData && (await seedDemoData(db))) logger.info('seeded demo data into the empty database');
       } catch (error) {
         throw new Error(

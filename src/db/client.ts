@@ -47,3 +47,15 @@ export function createPrismaClient(url: string, options: PrismaOptions = {}): Db
   }
   return client;
 }
+
+/**
+ * Per-connection settings, applied once at start. SQLite (one connection through the adapter):
+ * WAL journal (set by the migration step) with `synchronous = NORMAL`, SQLite's recommended
+ * pairing: a commit no longer waits for an fsync, a crash of the process loses nothing, and only
+ * a power cut can lose the last commits (never corrupts the file).
+ */
+export async function prepareDatabase(db: Db, url: string): Promise<void> {
+  if (databaseProvider(url) !== 'sqlite') return;
+  await db.$queryRawUnsafe('PRAGMA synchronous = NORMAL');
+  await db.$queryRawUnsafe('PRAGMA busy_timeout = 5000');
+}

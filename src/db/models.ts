@@ -9,3 +9,6 @@ export type {
   Prisma,
   Task as TaskRow,
 } from '../generated/prisma-sqlite/client.js';
+
+/** Writes SQL NULL into a Json column (plain `null` is not allowed there, `undefined` means "unchanged"). */
+export { DbNull } from '../generated/prisma-sqlite/internal/prismaNamespace.js';

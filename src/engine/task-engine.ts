@@ -57,7 +57,8 @@ const HISTORY_ON_END: Record<Terminal, (type: string) => HistoryEntry['type']> =
 export class TaskEngine {
   /** Identifies this process's workers on the rows they claim. */
   readonly instanceId = randomUUID();
-  private readonly inFlight = new Set<string>();
+  /** Tasks this instance's workers run, by task id (also answers state events without a query). */
+  private readonly inFlight = new Map<string, TaskRow>();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private readonly timeouts = new Map<string, NodeJS.Timeout>();
   private pollTimer: NodeJS.Timeout | undefined;
@@ -146,8 +147,8 @@ export class TaskEngine {
         });
         if (count === 0) continue; // canceled, or claimed by another instance
         claimedAny = true;
-        const task = { ...candidate, status: 'RUNNING', startedAt };
-        this.inFlight.add(task.taskId);
+        const task = { ...candidate, status: 'RUNNING', startedAt, dispatchedAt: null };
+        this.inFlight.set(task.taskId, task);
         await this.history.record([this.entry(task, 'action', `${task.type.toLowerCase()} ${task.appName} started`)]);
         void this.execute(task).catch((error) =>
           this.logger.error({ err: error, taskId: task.taskId }, 'task execution failed unexpectedly'),
@@ -179,6 +180,8 @@ export class TaskEngine {
       });
       const { opId } = await this.appService.start(operation);
       if (opId) {
+        const supervised = this.inFlight.get(task.taskId);
+        if (supervised) supervised.opId = opId;
         // Only while still running: the first events may already have finished the task.
         await this.db.task.updateMany({ where: { taskId: task.taskId, status: 'RUNNING' }, data: { opId } });
         await this.db.appState.updateMany({
@@ -237,37 +240,43 @@ export class TaskEngine {
    */
   async onAppState(event: AppStateEvent): Promise<void> {
     try {
-      const applied = await this.applyToStateRow(event);
-      if (!applied) return;
-      const task = await this.db.task.findUnique({ where: { activeKey: appKeyString(event) } });
-      if (task?.status !== 'RUNNING') return;
+      const key = appKeyString(event);
+      const task = this.supervised(key) ?? (await this.db.task.findUnique({ where: { activeKey: key } }));
       // Reports about another operation, or from before this task started, are not about it.
-      if (event.opId && task.opId && event.opId !== task.opId) return;
-      if (task.startedAt && event.createTime < task.startedAt) return;
-      const outcome = outcomeOf(task.type, event.state);
-      if (outcome) {
-        const reason = [event.reason, event.message]
-          .filter(Boolean)
-          .filter((v, i, all) => all.indexOf(v) === i)
-          .join(': ');
-        await this.finish(task.taskId, outcome, {
-          ...(outcome === 'FAILED'
-            ? {
-                error: `${task.type.toLowerCase()} of ${task.appName} failed on the app service (${event.state})${reason ? `: ${reason}` : ''}`,
-              }
-            : {}),
-          ...(outcome === 'CANCELED' && reason ? { error: reason } : {}),
-        });
+      const concerned =
+        task?.status === 'RUNNING' &&
+        !(event.opId && task.opId && event.opId !== task.opId) &&
+        !(task.startedAt && event.createTime < task.startedAt);
+      const outcome = concerned ? outcomeOf(task.type, event.state) : null;
+      const progress = concerned ? progressOf(event.state, event.progress) : null;
+      if (task && concerned && !outcome && progress !== null && progress > task.progress) {
+        // The common case, one commit: the app's state and the task's progress. Progress is
+        // monotonic (a late or repeated report never moves it back).
+        const [applied] = await this.db.$transaction([
+          this.db.appState.updateMany(this.stateRowUpdate(event)),
+          this.db.task.updateMany({
+            where: { id: task.id, status: 'RUNNING', progress: { lt: progress } },
+            data: { progress },
+          }),
+        ]);
+        task.progress = progress;
+        if (applied.count === 0) await this.createStateRow(event);
         return;
       }
-      const progress = progressOf(event.state, event.progress);
-      if (progress !== null && progress > task.progress) {
-        // Monotonic: a late or repeated report never moves progress back.
-        await this.db.task.updateMany({
-          where: { id: task.id, status: 'RUNNING', progress: { lt: progress } },
-          data: { progress },
-        });
-      }
+      const applied = await this.applyToStateRow(event);
+      if (!applied || !task || !outcome) return;
+      const reason = [event.reason, event.message]
+        .filter(Boolean)
+        .filter((v, i, all) => all.indexOf(v) === i)
+        .join(': ');
+      await this.finish(task.taskId, outcome, {
+        ...(outcome === 'FAILED'
+          ? {
+              error: `${task.type.toLowerCase()} of ${task.appName} failed on the app service (${event.state})${reason ? `: ${reason}` : ''}`,
+            }
+          : {}),
+        ...(outcome === 'CANCELED' && reason ? { error: reason } : {}),
+      });
     } catch (error) {
       this.logger.error(
         { err: error, app: event.appName, userId: event.userId },
@@ -276,28 +285,47 @@ export class TaskEngine {
     }
   }
 
+  /** The running task of an app among this instance's own, if it runs here. */
+  private supervised(key: string): TaskRow | undefined {
+    for (const task of this.inFlight.values()) if (task.activeKey === key) return task;
+    return undefined;
+  }
+
+  /** The guarded update: only a row whose last event is not newer than this one takes it. */
+  private stateRowUpdate(event: AppStateEvent) {
+    return {
+      where: {
+        userId: event.userId,
+        sourceId: event.sourceId,
+        appName: event.appName,
+        eventTime: { lte: event.createTime },
+      },
+      data: {
+        state: event.state,
+        progress: event.progress ?? null,
+        reason: event.reason ?? null,
+        message: event.message ?? null,
+        eventTime: event.createTime,
+        ...(event.opId ? { opId: event.opId } : {}),
+        ...(event.opType ? { opType: event.opType } : {}),
+        ...(event.rawAppName ? { rawAppName: event.rawAppName } : {}),
+      },
+    };
+  }
+
   /** Writes the event into the app's state row unless the row already has a newer one. */
   private async applyToStateRow(event: AppStateEvent): Promise<boolean> {
+    const { count } = await this.db.appState.updateMany(this.stateRowUpdate(event));
+    return count > 0 || this.createStateRow(event);
+  }
+
+  /** An app we had no row for (installed outside the market, or reconciled): create it. */
+  private async createStateRow(event: AppStateEvent): Promise<boolean> {
     const where = { userId: event.userId, sourceId: event.sourceId, appName: event.appName };
-    const data = {
-      state: event.state,
-      progress: event.progress ?? null,
-      reason: event.reason ?? null,
-      message: event.message ?? null,
-      eventTime: event.createTime,
-      ...(event.opId ? { opId: event.opId } : {}),
-      ...(event.opType ? { opType: event.opType } : {}),
-      ...(event.rawAppName ? { rawAppName: event.rawAppName } : {}),
-    };
-    const { count } = await this.db.appState.updateMany({
-      where: { ...where, eventTime: { lte: event.createTime } },
-      data,
-    });
-    if (count > 0) return true;
     if (await this.db.appState.findFirst({ where })) return false; // we hold a newer state
     if (event.state.toLowerCase() === 'uninstalled') return false; // nothing to remove
     try {
-      await this.db.appState.create({ data: { ...where, ...data } });
+      await this.db.appState.create({ data: { ...where, ...this.stateRowUpdate(event).data } });
       return true;
     } catch {
       return false; // created concurrently by a newer event
@@ -407,7 +435,7 @@ export class TaskEngine {
       data: { heartbeatAt: new Date() },
     });
     const ended = await this.db.task.findMany({
-      where: { taskId: { in: [...this.inFlight] }, status: { not: 'RUNNING' } },
+      where: { taskId: { in: [...this.inFlight.keys()] }, status: { not: 'RUNNING' } },
       select: { taskId: true },
     });
     for (const { taskId } of ended) {

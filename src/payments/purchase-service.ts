@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
-import type { CatalogAppRow, PaymentRow, Prisma } from '../db/models.js';
+import { type CatalogAppRow, DbNull, type PaymentRow, type Prisma } from '../db/models.js';
 import type { Logger } from '../logger.js';
 import type { EventBus } from '../pubsub.js';
 import { InvalidStateError, NotFoundError, UpstreamError, ValidationError } from '../services/errors.js';
@@ -93,10 +93,7 @@ export class PurchaseService {
       return this.requestSignature(payment, sig === 'error_need_resign');
     }
     if (sig === 'required_and_signed') {
-      if (payment.paymentStatus === 'frontend_completed') {
-        this.startPolling(payment);
-        return payment;
-      }
+      if (payment.paymentStatus === 'frontend_completed') return this.startPolling(payment);
       if (EARLY_PAYMENT.includes(payment.paymentStatus)) {
         return this.commit(payment, { paymentStatus: 'notification_sent' }, [this.paymentRequired(payment)]);
       }
@@ -110,10 +107,7 @@ export class PurchaseService {
     const payment = await this.stateFor(viewer, sourceId, appId);
     if (payment.vc && payment.developerSync === 'completed') return payment;
     const sig = payment.signatureStatus;
-    if (sig === 'required_and_signed' && payment.jws) {
-      this.startPolling(payment, { force: true });
-      return payment;
-    }
+    if (sig === 'required_and_signed' && payment.jws) return this.startPolling(payment, { force: true });
     if (sig === 'not_evaluated' || sig === 'required' || sig === 'required_but_pending') {
       // A restore goes straight from signing to asking the developer (see submitSignature).
       const patch: Patch = EARLY_PAYMENT.includes(payment.paymentStatus) ? { paymentStatus: 'notification_sent' } : {};
@@ -144,7 +138,9 @@ export class PurchaseService {
     }
     payment = await this.commit(payment, patch, pushes);
     // Only ask the developer once the buyer paid, or has started to (the original polled at once).
-    if (['frontend_started', 'frontend_completed'].includes(payment.paymentStatus) || hash) this.startPolling(payment);
+    if (['frontend_started', 'frontend_completed'].includes(payment.paymentStatus) || hash) {
+      return this.startPolling(payment);
+    }
     return payment;
   }
 
@@ -193,8 +189,7 @@ export class PurchaseService {
     const updated = await this.commit(payment, { paymentStatus: 'frontend_completed', txHash: hash }, [
       this.frontendPush(payment, 'waiting_developer_confirmation'),
     ]);
-    this.startPolling(updated, { force: true });
-    return updated;
+    return this.startPolling(updated, { force: true });
   }
 
   // ── polling (T8) ─────────────────────────────────────────────────────────────────────────
@@ -217,21 +212,22 @@ export class PurchaseService {
   /**
    * Starts a polling round unless one is running: the claim is a conditional update of
    * `developerSync` to in_progress, so two requests (or instances) never poll the same payment.
+   * Resolves with the payment as the claim left it; the queries run in the background.
    */
-  private startPolling(payment: PaymentRow, options: { force?: boolean } = {}): void {
-    void (async () => {
-      const { count } = await this.db.payment.updateMany({
-        where: {
-          id: payment.id,
-          vc: null,
-          developerSync: options.force ? { not: 'in_progress' } : { in: ['not_started', 'failed'] },
-        },
-        data: { developerSync: 'in_progress', pollAttempts: 0 },
-      });
-      if (count === 0) return;
-      await this.publish(payment);
-      this.schedulePoll(payment.id, 0);
-    })().catch((error) => this.logger.error({ err: error, paymentId: payment.id }, 'could not start polling'));
+  private async startPolling(payment: PaymentRow, options: { force?: boolean } = {}): Promise<PaymentRow> {
+    const { count } = await this.db.payment.updateMany({
+      where: {
+        id: payment.id,
+        vc: null,
+        developerSync: options.force ? { not: 'in_progress' } : { in: ['not_started', 'failed'] },
+      },
+      data: { developerSync: 'in_progress', pollAttempts: 0 },
+    });
+    const current = (await this.db.payment.findUnique({ where: { id: payment.id } })) as PaymentRow;
+    if (count === 0) return current;
+    await this.publish(current);
+    this.schedulePoll(payment.id, 0);
+    return current;
   }
 
   private schedulePoll(paymentId: number, delayMs: number): void {
@@ -301,7 +297,7 @@ export class PurchaseService {
   private granted(payment: PaymentRow, vc: string): Promise<PaymentRow> {
     return this.commit(
       payment,
-      { vc, developerSync: 'completed', paymentStatus: 'developer_confirmed', frontendData: undefined },
+      { vc, developerSync: 'completed', paymentStatus: 'developer_confirmed', frontendData: DbNull },
       [
         this.frontendPush(payment, 'purchased'),
         {

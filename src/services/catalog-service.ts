@@ -10,12 +10,42 @@ export interface CatalogFilter {
 
 export const CATALOG_CURSOR = 'catalog';
 
+/**
+ * How long a catalogue entry read for a mutation is reused. The catalogue changes rarely (a sync
+ * every few minutes in the original) while every install reads it: caching takes two queries off
+ * each mutation. A change shows within this time.
+ */
+const LOOKUP_CACHE_MS = 10_000;
+
 /** The app catalogue and the market sources it comes from. Visible to every user. */
 export class CatalogService {
+  private readonly lookups = new Map<string, { at: number; value: Promise<unknown> }>();
+
   constructor(
     private readonly db: Db,
     private readonly maxPageSize: number,
   ) {}
+
+  private cached<T>(key: string, load: () => Promise<T>): Promise<T> {
+    const hit = this.lookups.get(key);
+    if (hit && Date.now() - hit.at < LOOKUP_CACHE_MS) return hit.value as Promise<T>;
+    const value = load();
+    this.lookups.set(key, { at: Date.now(), value });
+    value.catch(() => this.lookups.delete(key)); // never cache a failure
+    return value;
+  }
+
+  /** The catalogue entry `name` of a source (cached briefly, see LOOKUP_CACHE_MS). */
+  findApp(sourceId: string, name: string): Promise<CatalogAppRow | null> {
+    return this.cached(`app/${sourceId}/${name}`, () =>
+      this.db.catalogApp.findUnique({ where: { sourceId_name: { sourceId, name } } }),
+    );
+  }
+
+  /** Whether a market source exists (cached briefly). */
+  async sourceExists(sourceId: string): Promise<boolean> {
+    return (await this.cached(`source/${sourceId}`, () => this.marketSource(sourceId))) !== null;
+  }
 
   /** Visible sources: the active remote plus every local source, highest priority first. */
   marketSources(): Promise<MarketSourceRow[]> {

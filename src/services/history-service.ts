@@ -69,6 +69,11 @@ export class HistoryService {
     if (entries.length) await tx.historyRecord.createMany({ data: entries });
   }
 
+  /** One record as a query to put in a batch transaction (not sent until that runs). */
+  recordOne(entry: HistoryEntry) {
+    return this.db.historyRecord.create({ data: entry });
+  }
+
   /** Removes records older than the retention; returns how many. */
   async removeOlderThan(cutoff: Date): Promise<number> {
     const { count } = await this.db.historyRecord.deleteMany({ where: { time: { lt: cutoff } } });

@@ -27,6 +27,7 @@ export function createServices({ db, config, logger }: ServiceDeps) {
   // The app service reports state events to the engine, which itself drives the app service.
   const appService = createAppService(config.appService, (event) => engine.onAppState(event), logger);
   const engine = new TaskEngine(db, appService, history, logger.child({ component: 'task-engine' }), config.tasks);
+  const catalog = new CatalogService(db, maxPageSize);
   return {
     apps: new InstalledAppService(db, maxPageSize),
     tasks: new TaskService(db, maxPageSize),
@@ -40,8 +41,8 @@ export function createServices({ db, config, logger }: ServiceDeps) {
       { attempts: config.payments.pollAttempts, intervalMs: config.payments.pollIntervalMs },
     ),
     history,
-    catalog: new CatalogService(db, maxPageSize),
-    operations: new OperationService(db, history, engine),
+    catalog,
+    operations: new OperationService(db, catalog, history, engine),
     engine,
     appService,
     bus,

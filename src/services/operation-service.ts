@@ -7,6 +7,7 @@ import type { EnvVar } from '../engine/app-service.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import { readMetadata, type TaskMetadata } from '../engine/task-metadata.js';
 import { type AppKey, appKeyString } from './app-key.js';
+import type { CatalogService } from './catalog-service.js';
 import { ConflictError, ForbiddenError, InvalidStateError, NotFoundError, ValidationError } from './errors.js';
 import type { HistoryService } from './history-service.js';
 import { derivePaymentStatus } from './payment-status.js';
@@ -124,6 +125,7 @@ interface NewTask {
 export class OperationService {
   constructor(
     private readonly db: Db,
+    private readonly catalog: CatalogService,
     private readonly history: HistoryService,
     private readonly engine: Pick<TaskEngine, 'notify' | 'finish' | 'requestCancel'>,
   ) {}
@@ -307,9 +309,11 @@ export class OperationService {
   }
 
   private async catalogueVersion(sourceId: string, appName: string, version: string): Promise<CatalogAppRow> {
-    const source = await this.db.marketSource.findUnique({ where: { sourceId } });
-    if (!source) throw new NotFoundError(`Market source ${sourceId} does not exist`);
-    const app = await this.db.catalogApp.findUnique({ where: { sourceId_name: { sourceId, name: appName } } });
+    const [sourceExists, app] = await Promise.all([
+      this.catalog.sourceExists(sourceId),
+      this.catalog.findApp(sourceId, appName),
+    ]);
+    if (!sourceExists) throw new NotFoundError(`Market source ${sourceId} does not exist`);
     if (!app) throw new NotFoundError(`App ${appName} is not in the catalogue of ${sourceId}`);
     if (!(app.versions as string[]).includes(version)) {
       throw new NotFoundError(
@@ -345,10 +349,13 @@ export class OperationService {
   private async create(request: NewTask): Promise<TaskRow> {
     const now = new Date();
     try {
-      const task = await this.db.$transaction(async (tx) => {
-        const task = await tx.task.create({
+      const taskId = newTaskId(now);
+      // One batch transaction (three statements, no interactive round trips): the task, its app's
+      // state row and the history record commit together or not at all.
+      const [task] = await this.db.$transaction([
+        this.db.task.create({
           data: {
-            taskId: newTaskId(now),
+            taskId,
             type: request.type,
             status: 'PENDING',
             ...request.key,
@@ -359,8 +366,8 @@ export class OperationService {
             retryOfTaskId: request.retryOfTaskId ?? null,
             createdAt: now,
           },
-        });
-        await tx.appState.upsert({
+        }),
+        this.db.appState.upsert({
           where: { userId_sourceId_appName: request.key },
           create: {
             ...request.key,
@@ -373,28 +380,22 @@ export class OperationService {
             eventTime: now,
           },
           update: { opType: request.type.toLowerCase(), opId: null, targetVersion: request.version },
-        });
-        await this.history.record(
-          [
-            {
-              type: `ACTION_${request.type === 'CLONE' ? 'INSTALL' : request.type}`,
-              message: `${request.type.toLowerCase()} ${request.key.appName}`,
-              app: request.key.appName,
-              userId: request.key.userId,
-              time: now,
-              extended: {
-                taskId: task.taskId,
-                taskType: task.type,
-                status: task.status,
-                version: task.version,
-                retryOf: task.retryOfTaskId,
-              },
-            },
-          ],
-          tx,
-        );
-        return task;
-      });
+        }),
+        this.history.recordOne({
+          type: `ACTION_${request.type === 'CLONE' ? 'INSTALL' : request.type}`,
+          message: `${request.type.toLowerCase()} ${request.key.appName}`,
+          app: request.key.appName,
+          userId: request.key.userId,
+          time: now,
+          extended: {
+            taskId,
+            taskType: request.type,
+            status: 'PENDING',
+            version: request.version,
+            retryOf: request.retryOfTaskId ?? null,
+          },
+        }),
+      ]);
       this.engine.notify();
       return task;
     } catch (error) {

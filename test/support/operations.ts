@@ -189,3 +189,78 @@ export const TaskDetailQuery = graphql(`
     }
   }
 `);
+
+export const PurchaseAppMutation = graphql(`
+  mutation PurchaseApp($input: PurchaseAppInput!) {
+    purchaseApp(input: $input) {
+      __typename
+      ... on PurchaseAppSuccess { payment { id userId appId productId status paymentNeed developerSync larePassSync signatureStatus paymentStatus notifications { channel topic status payload } } }
+      ... on Error { code message }
+    }
+  }
+`);
+
+export const RestorePurchaseMutation = graphql(`
+  mutation RestorePurchase($input: PurchaseAppInput!) {
+    restorePurchase(input: $input) {
+      __typename
+      ... on RestorePurchaseSuccess { payment { id status developerSync signatureStatus paymentStatus } }
+      ... on Error { code message }
+    }
+  }
+`);
+
+export const SubmitSignatureMutation = graphql(`
+  mutation SubmitSignature($input: SubmitSignatureInput!) {
+    submitSignature(input: $input) {
+      __typename
+      ... on SubmitSignatureSuccess { payment { id status signatureStatus paymentStatus larePassSync } }
+      ... on Error { code message }
+    }
+  }
+`);
+
+export const SignatureCallbackMutation = graphql(`
+  mutation SignatureCallback($input: SignatureCallbackInput!) {
+    signatureCallback(input: $input) {
+      __typename
+      ... on SignatureCallbackSuccess { payment { id status developerSync signatureStatus larePassSync } }
+      ... on Error { code message }
+    }
+  }
+`);
+
+export const StartFrontendPaymentMutation = graphql(`
+  mutation StartFrontendPayment($input: StartFrontendPaymentInput!) {
+    startFrontendPayment(input: $input) {
+      __typename
+      ... on StartFrontendPaymentSuccess { payment { id status paymentStatus frontendData } }
+      ... on Error { code message }
+    }
+  }
+`);
+
+export const SubmitPaymentTransactionMutation = graphql(`
+  mutation SubmitPaymentTransaction($input: SubmitPaymentTransactionInput!) {
+    submitPaymentTransaction(input: $input) {
+      __typename
+      ... on SubmitPaymentTransactionSuccess { payment { id status paymentStatus txHash developerSync } }
+      ... on Error { code message }
+    }
+  }
+`);
+
+export const PaymentUpdatedSubscription = graphql(`
+  subscription PaymentUpdated($filter: PaymentFilter) {
+    paymentUpdated(filter: $filter) { id userId appId status developerSync signatureStatus paymentStatus }
+  }
+`);
+
+export const PaymentDetailQuery = graphql(`
+  query PaymentDetail($sourceId: String!, $appId: String!) {
+    paymentStatus(sourceId: $sourceId, appId: $appId) {
+      id userId status paymentNeed developerSync larePassSync signatureStatus paymentStatus txHash frontendData developerName
+      notifications { channel topic status payload }
+    }
+  }
+`);

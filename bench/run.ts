@@ -1,0 +1,166 @@
+/**
+ * The benchmark harness (`npm run bench`, or `npx tsx bench/run.ts`): runs every benchmark, writes
+ * bench/results/<name>.json and bench/results/summary.md, and prints a short table.
+ *
+ *   --quick             short smoke version (small counts), results in bench/results/quick/
+ *   --only <name>       run only the named benchmark(s), comma-separated
+ *   --concurrency <n>   clients per side (default 8)
+ *   --cpu-prof <dir>    write V8 CPU profiles of the subject server process into <dir>
+ *                       (summarise one with: npx tsx bench/lib/profile-summary.ts <file>)
+ *   --no-engine         diagnostic: stop the task engine in the subject server, to show its
+ *                       share of the time; results go to bench/results/diagnostic/, never pass
+ *
+ * Exit code: 0 when every benchmark ran without errors (a missed target is reported, not an exit
+ * failure, in the full run); 1 on any error; in --quick mode also 1 when a ratio misses the
+ * target by more than the smoke tolerance, so a large regression fails loudly in CI.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { installRate } from './install-rate.js';
+import { type BenchResult, formatFigure, machineInfo, summaryMarkdown } from './lib/report.js';
+
+type Mode = 'full' | 'quick';
+
+interface Settings {
+  concurrency: number;
+  cpuProfDir?: string;
+  /** false only for the --no-engine diagnostic. */
+  engine: boolean;
+}
+
+interface Benchmark {
+  name: string;
+  run(mode: Mode, settings: Settings): Promise<BenchResult>;
+}
+
+/** Every benchmark of the harness; add new ones here. */
+const BENCHMARKS: Benchmark[] = [
+  {
+    name: 'install-rate',
+    run: (mode, { concurrency, cpuProfDir, engine }) =>
+      installRate({
+        concurrency,
+        engine,
+        ...(mode === 'quick' ? { warmup: 50, perRep: 150, reps: 2 } : { warmup: 300, perRep: 1000, reps: 3 }),
+        ...(cpuProfDir ? { cpuProfDir } : {}),
+        log: (line) => console.log(line),
+      }),
+  },
+];
+
+/**
+ * In --quick mode a ratio fails the run only beyond target × this factor (target ÷ it for "≤"
+ * targets): short runs on 2 shared cores are noisy (install-rate's quick ratio ranged 0.28–0.37 on
+ * the same code), so this catches large regressions, not a missed target.
+ */
+const SMOKE_TOLERANCE = 0.3;
+
+const RESULTS_DIR = fileURLToPath(new URL('./results', import.meta.url));
+
+function smokeBound(result: BenchResult): number {
+  return result.target.op === '>=' ? result.target.value * SMOKE_TOLERANCE : result.target.value / SMOKE_TOLERANCE;
+}
+
+function withinSmokeBound(result: BenchResult): boolean {
+  const bound = smokeBound(result);
+  return result.target.op === '>=' ? result.ratio >= bound : result.ratio <= bound;
+}
+
+function printTable(results: BenchResult[]): void {
+  const rows = [
+    ['benchmark', 'subject', 'baseline', 'ratio', 'target', 'errors', 'result'],
+    ...results.map((r) => [
+      r.name,
+      formatFigure(r.subject),
+      formatFigure(r.baseline),
+      r.ratio.toFixed(3),
+      `${r.target.op} ${r.target.value}`,
+      String(r.errors),
+      r.pass ? 'pass' : 'FAIL',
+    ]),
+  ];
+  const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
+  for (const [index, row] of rows.entries()) {
+    console.log(row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  '));
+    if (index === 0) console.log(widths.map((width) => '-'.repeat(width)).join('  '));
+  }
+  for (const r of results) {
+    console.log(`\n${r.name}:`);
+    for (const [label, value] of Object.entries(r.metrics)) console.log(`  ${label}: ${value}`);
+  }
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      concurrency: { type: 'string', default: '8' },
+      'cpu-prof': { type: 'string' },
+      'no-engine': { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const mode: Mode = values.quick ? 'quick' : 'full';
+  const concurrency = Number(values.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error('--concurrency must be a positive integer');
+  const only = values.only?.split(',').map((name) => name.trim());
+  const selected = only ? BENCHMARKS.filter((bench) => only.includes(bench.name)) : BENCHMARKS;
+  if (selected.length === 0) throw new Error(`no benchmark named ${values.only}`);
+  const cpuProfDir = values['cpu-prof'] ? path.resolve(values['cpu-prof']) : undefined;
+
+  const engine = !values['no-engine'];
+  const outDir = engine
+    ? mode === 'quick'
+      ? path.join(RESULTS_DIR, 'quick')
+      : RESULTS_DIR
+    : path.join(RESULTS_DIR, 'diagnostic', mode);
+  mkdirSync(outDir, { recursive: true });
+  const machine = machineInfo();
+  console.log(
+    `bench (${mode}): ${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}, ${concurrency} clients per side`,
+  );
+
+  const results: BenchResult[] = [];
+  for (const bench of selected) {
+    console.log(`\n> ${bench.name}`);
+    const started = performance.now();
+    const result = await bench.run(mode, { concurrency, engine, ...(cpuProfDir ? { cpuProfDir } : {}) });
+    console.log(`  done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    results.push(result);
+    writeFileSync(
+      path.join(outDir, `${result.name}.json`),
+      `${JSON.stringify({ ...result, mode, machine }, null, 2)}\n`,
+    );
+  }
+  writeFileSync(path.join(outDir, 'summary.md'), summaryMarkdown(results, machine, mode));
+
+  console.log('');
+  printTable(results);
+  console.log(`\nwrote ${path.relative(process.cwd(), outDir) || '.'}/summary.md and one JSON report per benchmark`);
+
+  let failed = false;
+  for (const r of results) {
+    if (r.errors > 0) {
+      console.error(`${r.name}: ${r.errors} errors`);
+      failed = true;
+    }
+    if (mode === 'quick' && engine && !withinSmokeBound(r)) {
+      console.error(`${r.name}: ratio ${r.ratio.toFixed(3)} is beyond the smoke bound ${smokeBound(r)}`);
+      failed = true;
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    console.error(error);
+    process.exitCode = 1;
+  },
+);

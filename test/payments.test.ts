@@ -1,0 +1,527 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createPrismaClient } from '../src/db/client.js';
+import { availableDatabases } from './support/databases.js';
+import { type FakeAppService, sendEvent, startFakeAppService } from './support/fake-app-service.js';
+import { startFakeDeveloperService } from './support/fake-developer-service.js';
+import {
+  InstallAppMutation,
+  NodeQuery,
+  PaymentDetailQuery,
+  PaymentStatusQuery,
+  PaymentsQuery,
+  PaymentUpdatedSubscription,
+  PurchaseAppMutation,
+  RestorePurchaseMutation,
+  SignatureCallbackMutation,
+  StartFrontendPaymentMutation,
+  SubmitPaymentTransactionMutation,
+  SubmitSignatureMutation,
+  TaskDetailQuery,
+} from './support/operations.js';
+import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
+import { subscribe } from './support/subscriptions.js';
+
+const databases = await availableDatabases();
+const SOURCE = 'market.olares';
+const SECRET = 'app-service-event-secret-0002';
+const JWS = 'eyJhbGciOiJFUzI1NiJ9.alice-signs-comfyui.c2lnbmF0dXJl';
+
+/** The payment as its owner sees it. */
+async function payment(server: TestServer, token: string, appId: string) {
+  return dataOf(await execute(server, PaymentDetailQuery, { sourceId: SOURCE, appId }, { token })).paymentStatus;
+}
+
+function success<T extends { __typename: string }>(result: T): Extract<T, { payment: unknown }>['payment'] {
+  if (!('payment' in result)) throw new Error(`expected success, got ${JSON.stringify(result)}`);
+  return (result as { payment: unknown }).payment as never;
+}
+
+describe.each(databases)('payments on %s', (kind) => {
+  describe('a first purchase, end to end', () => {
+    let fakeAppService: FakeAppService;
+    let server: TestServer;
+    beforeAll(async () => {
+      fakeAppService = await startFakeAppService();
+      server = await startTestServer(kind, {
+        env: {
+          ...AUTH_ENV,
+          APP_SERVICE_URL: fakeAppService.url,
+          APP_SERVICE_EVENT_SECRET: SECRET,
+          RECONCILE_INTERVAL_MS: '3600000',
+          PAYMENT_POLL_INTERVAL_MS: '50',
+          PAYMENT_POLL_ATTEMPTS: '5',
+          SIMULATED_DEVELOPER_OUTCOMES: 'comfyui-license=vc-after-3',
+        },
+      });
+    });
+    afterAll(async () => {
+      await server?.stop();
+      await fakeAppService?.stop();
+    });
+
+    test('not bought → signature required → payment required → paying → waiting → purchased, seen live; then the paid install gets the credential', async () => {
+      const mine = await subscribe(
+        server,
+        PaymentUpdatedSubscription,
+        { filter: { appId: 'comfyui' } },
+        { token: TOKENS.alice },
+      );
+      const bobs = await subscribe(server, PaymentUpdatedSubscription, {}, { token: TOKENS.bob });
+      try {
+        expect(await payment(server, TOKENS.alice, 'comfyui')).toBeNull(); // never started to buy
+        const refused = dataOf(
+          await execute(
+            server,
+            InstallAppMutation,
+            { input: { sourceId: SOURCE, appName: 'comfyui', version: '0.3.7' } },
+            { token: TOKENS.alice },
+          ),
+        ).installApp;
+        expect(refused).toMatchObject({ code: 'INVALID_STATE', message: expect.stringMatching(/payment required/) });
+
+        const bought = success(
+          dataOf(
+            await execute(
+              server,
+              PurchaseAppMutation,
+              { input: { sourceId: SOURCE, appId: 'comfyui' } },
+              { token: TOKENS.alice },
+            ),
+          ).purchaseApp,
+        );
+        expect(bought).toMatchObject({
+          status: 'SIGNATURE_REQUIRED',
+          paymentNeed: 'required',
+          productId: 'comfyui-license',
+          larePassSync: 'in_progress',
+        });
+        // the wallet was asked to sign, and the frontend told so — recorded, not dropped
+        expect(bought.notifications.map((n) => `${n.channel}:${n.topic}:${n.status ?? ''}`)).toEqual(
+          expect.arrayContaining(['larepass:market_payment:', 'frontend:payment_state_update:signature_required']),
+        );
+
+        const signed = success(
+          dataOf(
+            await execute(
+              server,
+              SubmitSignatureMutation,
+              { input: { productId: 'comfyui-license', jws: JWS } },
+              { token: TOKENS.alice },
+            ),
+          ).submitSignature,
+        );
+        expect(signed).toMatchObject({
+          status: 'PAYMENT_REQUIRED',
+          signatureStatus: 'required_and_signed',
+          paymentStatus: 'notification_sent',
+        });
+
+        const paying = success(
+          dataOf(
+            await execute(
+              server,
+              StartFrontendPaymentMutation,
+              {
+                input: {
+                  sourceId: SOURCE,
+                  appId: 'comfyui',
+                  productId: 'comfyui-license',
+                  frontendData: { wallet: 'metamask' },
+                },
+              },
+              { token: TOKENS.alice },
+            ),
+          ).startFrontendPayment,
+        );
+        expect(paying).toMatchObject({ status: 'PAYMENT_FRONTEND_STARTED', frontendData: { wallet: 'metamask' } });
+
+        const paid = success(
+          dataOf(
+            await execute(
+              server,
+              SubmitPaymentTransactionMutation,
+              { input: { sourceId: SOURCE, appId: 'comfyui', productId: 'comfyui-license', txHash: '0xabc123' } },
+              { token: TOKENS.alice },
+            ),
+          ).submitPaymentTransaction,
+        );
+        expect(paid).toMatchObject({ status: 'WAITING_DEVELOPER_CONFIRMATION', txHash: '0xabc123' });
+
+        const seen = await mine.until((event) => event.paymentUpdated.status === 'PURCHASED');
+        const statuses = seen.map((event) => event.paymentUpdated.status).filter((s, i, all) => s !== all[i - 1]);
+        // The state is created (NOT_BUY) in the same request that asks for the signature; that first
+        // event may race the subscription's registration, everything after it may not.
+        if (statuses[0] === 'NOT_BUY') statuses.shift();
+        expect(statuses).toEqual([
+          'SIGNATURE_REQUIRED',
+          'PAYMENT_REQUIRED',
+          'PAYMENT_FRONTEND_STARTED',
+          'WAITING_DEVELOPER_CONFIRMATION',
+          'PURCHASED',
+        ]);
+        expect(seen.every((event) => event.paymentUpdated.userId === 'alice')).toBe(true);
+
+        const purchased = await payment(server, TOKENS.alice, 'comfyui');
+        expect(purchased).toMatchObject({
+          status: 'PURCHASED',
+          developerSync: 'completed',
+          paymentStatus: 'developer_confirmed',
+          frontendData: null,
+        });
+        expect(purchased?.notifications.map((n) => n.status ?? n.topic)).toEqual(
+          expect.arrayContaining(['purchased', 'save_payment_vc']),
+        );
+
+        // the paid install now goes through, and the credential reaches the app service as an env
+        const install = dataOf(
+          await execute(
+            server,
+            InstallAppMutation,
+            { input: { sourceId: SOURCE, appName: 'comfyui', version: '0.3.7' } },
+            { token: TOKENS.alice },
+          ),
+        ).installApp;
+        expect(install.__typename).toBe('InstallAppSuccess');
+        const taskId = install.__typename === 'InstallAppSuccess' ? install.task.taskId : '';
+        const request = await waitFor(
+          async () => fakeAppService.requests.find((r) => r.path === '/app-service/v1/apps/comfyui/install'),
+          'the install request',
+        );
+        const vc = (await server.app.db.payment.findFirst({ where: { userId: 'alice', appId: 'comfyui' } }))
+          ?.vc as string;
+        expect(vc).toMatch(/^vc:sim:comfyui-license:/);
+        expect((request.body as { envs: { envName: string; value: string }[] }).envs).toContainEqual({
+          envName: 'VERIFIABLE_CREDENTIAL',
+          value: vc,
+        });
+        const task = await waitFor(async () => {
+          const t = dataOf(await execute(server, TaskDetailQuery, { taskId }, { token: TOKENS.alice })).task;
+          return t?.opId ? t : undefined;
+        }, 'the op id');
+        await sendEvent(`${server.url}/events/app-state`, SECRET, {
+          name: 'comfyui',
+          user: 'alice',
+          marketSource: SOURCE,
+          opID: task.opId as string,
+          state: 'running',
+          createTime: new Date(Date.now() + 1000).toISOString(),
+        });
+        expect(dataOf(await execute(server, TaskDetailQuery, { taskId }, { token: TOKENS.alice })).task?.status).toBe(
+          'COMPLETED',
+        );
+
+        // secrets stay where they belong: not in the task, history, logs or any response
+        const stored = JSON.stringify([
+          await server.app.db.task.findMany(),
+          await server.app.db.historyRecord.findMany(),
+          await server.app.db.paymentNotification.findMany(),
+        ]);
+        for (const secret of [JWS, vc]) {
+          expect(stored).not.toContain(secret);
+          expect(server.logs.join('\n')).not.toContain(secret);
+          expect(JSON.stringify(mine.received)).not.toContain(secret);
+        }
+        // bob, subscribed at the same time, saw none of it
+        expect(bobs.received.filter((event) => event.paymentUpdated.userId !== 'bob')).toEqual([]);
+      } finally {
+        await mine.close();
+        await bobs.close();
+      }
+    });
+  });
+
+  describe('triggers and rules', () => {
+    let developer: Awaited<ReturnType<typeof startFakeDeveloperService>>;
+    let server: TestServer;
+    beforeAll(async () => {
+      developer = await startFakeDeveloperService();
+      server = await startTestServer(kind, {
+        env: {
+          ...AUTH_ENV,
+          DEVELOPER_SERVICE_URL_TEMPLATE: developer.urlTemplate,
+          PAYMENT_POLL_INTERVAL_MS: '30',
+          PAYMENT_POLL_ATTEMPTS: '4',
+        },
+      });
+    });
+    afterAll(async () => {
+      await server?.stop();
+      await developer?.stop();
+    });
+
+    const purchase = async (token: string, appId: string) =>
+      dataOf(await execute(server, PurchaseAppMutation, { input: { sourceId: SOURCE, appId } }, { token })).purchaseApp;
+
+    test('restore on a new device: an existing signature is confirmed with the developer (codes 1501, 1501, then 0)', async () => {
+      developer.setBehaviour({
+        respond: 'sequence',
+        steps: [
+          { respond: 'json', body: { code: 1501 } },
+          { respond: 'json', body: { code: 1501 } },
+          { respond: 'grant', vc: 'vc-bob-comfyui' },
+        ],
+      });
+      const before = developer.requests.length;
+      // bob signed for ComfyUI earlier (demo data) but never got the credential
+      const restored = dataOf(
+        await execute(
+          server,
+          RestorePurchaseMutation,
+          { input: { sourceId: SOURCE, appId: 'comfyui' } },
+          { token: TOKENS.bob },
+        ),
+      ).restorePurchase;
+      expect(restored.__typename).toBe('RestorePurchaseSuccess');
+      const done = await waitFor(async () => {
+        const p = await payment(server, TOKENS.bob, 'comfyui');
+        return p?.status === 'PURCHASED' ? p : undefined;
+      }, 'the restored purchase');
+      expect(done).toMatchObject({ developerSync: 'completed', paymentStatus: 'developer_confirmed' });
+      expect(developer.requests.length - before).toBe(3);
+      expect(developer.requests.at(-1)).toMatchObject({ method: 'POST', developer: 'demo-developer' });
+    });
+
+    test('the wallet says it already holds a signature (T3) and the developer asks for a new one (1604): re-sign', async () => {
+      developer.setBehaviour({ respond: 'json', body: { code: 1604 } });
+      expect(success(await purchase(TOKENS.alice, 'rocketchat'))).toMatchObject({ status: 'SIGNATURE_REQUIRED' });
+      const callback = success(
+        dataOf(
+          await execute(
+            server,
+            SignatureCallbackMutation,
+            { input: { productId: 'rocketchat-license', signed: true, jws: 'old.signature.jws' } },
+            { token: TOKENS.alice },
+          ),
+        ).signatureCallback,
+      );
+      expect(callback).toMatchObject({
+        status: 'SIGNATURE_NEED_RESIGN',
+        signatureStatus: 'error_need_resign',
+        developerSync: 'completed',
+      });
+      // Buy again: the invalid signature is dropped and the wallet asked to sign anew
+      const again = success(await purchase(TOKENS.alice, 'rocketchat'));
+      expect(again).toMatchObject({ status: 'SIGNATURE_REQUIRED', signatureStatus: 'required' });
+      expect(again.notifications.filter((n) => n.topic === 'market_payment').at(-1)?.payload).toMatchObject({
+        is_resign: true,
+      });
+      expect(
+        (await server.app.db.payment.findFirst({ where: { userId: 'alice', appId: 'rocketchat' } }))?.jws,
+      ).toBeNull();
+    });
+
+    test.each([
+      [
+        'no record (1501) until the attempts run out',
+        { respond: 'json', body: { code: 1501 } },
+        { developerSync: 'completed', signatureStatus: 'error_no_record' },
+        4,
+      ],
+      [
+        'an unknown code (7) counts as no record',
+        { respond: 'json', body: { code: 7 } },
+        { developerSync: 'completed', signatureStatus: 'error_no_record' },
+        4,
+      ],
+      [
+        'network errors until the attempts run out',
+        { respond: 'http-error', status: 502 },
+        { developerSync: 'failed', signatureStatus: 'required_and_signed' },
+        4,
+      ],
+      [
+        'an invalid signature (1100) stops at once',
+        { respond: 'json', body: { code: 1100 } },
+        { developerSync: 'completed', signatureStatus: 'error_need_resign' },
+        1,
+      ],
+      [
+        'code 1101 stops at once too',
+        { respond: 'json', body: { code: 1101 } },
+        { developerSync: 'completed', signatureStatus: 'error_need_resign' },
+        1,
+      ],
+    ] as const)('polling after payment: %s', async (_name, behaviour, expected, queries) => {
+      const appId = 'actual-budget';
+      await server.app.db.payment.deleteMany({ where: { userId: 'alice', appId } });
+      developer.setBehaviour(behaviour as never);
+      success(await purchase(TOKENS.alice, appId));
+      success(
+        dataOf(
+          await execute(
+            server,
+            SubmitSignatureMutation,
+            { input: { productId: 'actual-budget-license', jws: 'alice.budget.jws' } },
+            { token: TOKENS.alice },
+          ),
+        ).submitSignature,
+      );
+      const before = developer.requests.length;
+      success(
+        dataOf(
+          await execute(
+            server,
+            SubmitPaymentTransactionMutation,
+            { input: { sourceId: SOURCE, appId, productId: 'actual-budget-license', txHash: '0xfeed' } },
+            { token: TOKENS.alice },
+          ),
+        ).submitPaymentTransaction,
+      );
+      const ended = await waitFor(async () => {
+        const p = await payment(server, TOKENS.alice, appId);
+        return p && p.developerSync !== 'in_progress' ? p : undefined;
+      }, 'polling to end');
+      expect(ended).toMatchObject(expected);
+      expect(developer.requests.length - before).toBe(queries);
+    });
+
+    test('never two pollers for one payment, however many times the payment is reported', async () => {
+      const appId = 'actual-budget';
+      await server.app.db.payment.deleteMany({ where: { userId: 'alice', appId } });
+      developer.setBehaviour({
+        respond: 'sequence',
+        steps: [
+          { respond: 'json', body: { code: 1501 } },
+          { respond: 'json', body: { code: 1501 } },
+          { respond: 'grant' },
+        ],
+      });
+      success(await purchase(TOKENS.alice, appId));
+      success(
+        dataOf(
+          await execute(
+            server,
+            SubmitSignatureMutation,
+            { input: { productId: 'actual-budget-license', jws: 'alice.budget.jws2' } },
+            { token: TOKENS.alice },
+          ),
+        ).submitSignature,
+      );
+      const before = developer.requests.length;
+      const input = { sourceId: SOURCE, appId, productId: 'actual-budget-license', txHash: '0xbeef' };
+      await Promise.all(
+        Array.from({ length: 6 }, () =>
+          execute(server, SubmitPaymentTransactionMutation, { input }, { token: TOKENS.alice }),
+        ),
+      );
+      await waitFor(
+        async () => ((await payment(server, TOKENS.alice, appId))?.status === 'PURCHASED' ? true : undefined),
+        'the purchase',
+      );
+      expect(developer.requests.length - before).toBe(3);
+    });
+
+    test.each([
+      ['a free app', PurchaseAppMutation, { sourceId: SOURCE, appId: 'jellyfin' }, 'INVALID_STATE'],
+      ['an unknown app', PurchaseAppMutation, { sourceId: SOURCE, appId: 'nope' }, 'NOT_FOUND'],
+      [
+        'paying before signing',
+        StartFrontendPaymentMutation,
+        { sourceId: SOURCE, appId: 'plex', productId: 'plex-license' },
+        'NOT_FOUND',
+      ],
+      [
+        'a malformed transaction hash',
+        SubmitPaymentTransactionMutation,
+        { sourceId: SOURCE, appId: 'comfyui', productId: 'comfyui-license', txHash: 'not-hex' },
+        'VALIDATION',
+      ],
+      [
+        'a signature for a product never bought',
+        SubmitSignatureMutation,
+        { productId: 'nobody-license', jws: 'x.y.z' },
+        'NOT_FOUND',
+      ],
+      [
+        'signed without the signature',
+        SignatureCallbackMutation,
+        { productId: 'rocketchat-license', signed: true },
+        'VALIDATION',
+      ],
+      ['an empty signature', SubmitSignatureMutation, { productId: 'rocketchat-license', jws: '  ' }, 'VALIDATION'],
+    ] as const)('%s is refused with %s, changing nothing', async (_name, document, input, code) => {
+      const before = await server.app.db.payment.findMany({ orderBy: { id: 'asc' } });
+      const response = dataOf(
+        await execute(server, document as typeof PurchaseAppMutation, { input: input as never }, { token: TOKENS.bob }),
+      );
+      expect(Object.values(response)[0]).toMatchObject({ code });
+      expect(await server.app.db.payment.findMany({ orderBy: { id: 'asc' } })).toEqual(before);
+    });
+
+    test("a user never reads or moves another user's payment; admins read all", async () => {
+      const alices = dataOf(
+        await execute(server, PaymentsQuery, { filter: { appId: 'plex' } }, { token: TOKENS.alice }),
+      ).payments.edges[0]?.node;
+      expect(alices?.userId).toBe('alice');
+      expect(
+        dataOf(await execute(server, NodeQuery, { id: alices?.id as string }, { token: TOKENS.bob })).node,
+      ).toBeNull();
+      expect(
+        dataOf(await execute(server, PaymentsQuery, {}, { token: TOKENS.bob })).payments.edges.every(
+          (e) => e.node.userId === 'bob',
+        ),
+      ).toBe(true);
+      expect(dataOf(await execute(server, PaymentsQuery, {}, { token: TOKENS.ops })).payments.totalCount).toBe(
+        await server.app.db.payment.count(),
+      );
+      // bob "submitting a signature" for alice's product only ever touches bob's own purchases
+      const hijack = dataOf(
+        await execute(
+          server,
+          SubmitSignatureMutation,
+          { input: { productId: 'plex-license', jws: 'bob.jws' } },
+          { token: TOKENS.bob },
+        ),
+      ).submitSignature;
+      expect(hijack).toMatchObject({ code: 'NOT_FOUND' });
+      expect(
+        dataOf(await execute(server, PaymentStatusQuery, { sourceId: SOURCE, appId: 'plex' }, { token: TOKENS.alice }))
+          .paymentStatus?.status,
+      ).toBe('PURCHASED');
+    });
+  });
+
+  describe('polling survives a restart', () => {
+    test('a polling round in progress when the server stops resumes in the next one, where it left off', async () => {
+      const env = {
+        ...AUTH_ENV,
+        PAYMENT_POLL_INTERVAL_MS: '100',
+        PAYMENT_POLL_ATTEMPTS: '20',
+        SIMULATED_DEVELOPER_OUTCOMES: 'comfyui-license=vc-after-6',
+      };
+      const first = await startTestServer(kind, { env });
+      let second: TestServer | undefined;
+      try {
+        // bob signed for ComfyUI earlier (demo data); he pays now, and polling starts
+        const input = { sourceId: SOURCE, appId: 'comfyui', productId: 'comfyui-license', txHash: '0x01' };
+        success(
+          dataOf(await execute(first, SubmitPaymentTransactionMutation, { input }, { token: TOKENS.bob }))
+            .submitPaymentTransaction,
+        );
+        await waitFor(async () => {
+          const row = await first.app.db.payment.findFirst({ where: { userId: 'bob', appId: 'comfyui' } });
+          return row && row.pollAttempts >= 2 ? row : undefined;
+        }, 'two credential queries');
+        await first.app.stop();
+        const db = createPrismaClient(first.database.url);
+        const atStop = await db.payment
+          .findFirst({ where: { userId: 'bob', appId: 'comfyui' } })
+          .finally(() => db.$disconnect());
+        expect(atStop).toMatchObject({ developerSync: 'in_progress', vc: null });
+
+        second = await startTestServer(kind, { env, database: first.database });
+        const done = await waitFor(async () => {
+          const row = await second?.app.db.payment.findFirst({ where: { userId: 'bob', appId: 'comfyui' } });
+          return row?.vc ? row : undefined;
+        }, 'the resumed polling to get the credential');
+        expect(done).toMatchObject({ developerSync: 'completed', paymentStatus: 'developer_confirmed' });
+        // It went on counting from where it stopped: the new process's simulated developer
+        // (which remembers nothing) answered "no record" 5 times and granted at the 6th query.
+        expect(done.pollAttempts).toBe((atStop?.pollAttempts ?? 0) + 5);
+      } finally {
+        await second?.stop();
+        await first.database.drop();
+      }
+    });
+  });
+});
