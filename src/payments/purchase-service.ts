@@ -192,6 +192,16 @@ export class PurchaseService {
     return this.startPolling(updated, { force: true });
   }
 
+  /** T11: push the credential to the signing wallet again (e.g. it lost it). */
+  async resendCredential(viewer: Viewer, input: { productId: string }): Promise<PaymentRow> {
+    const { productId } = parse(productRef, input);
+    const payment = await this.byProduct(viewer, productId);
+    if (!payment.vc || payment.developerSync !== 'completed' || payment.paymentStatus !== 'developer_confirmed') {
+      throw new InvalidStateError(`There is no confirmed credential for ${payment.appName} to send again`);
+    }
+    return this.commit(payment, {}, [this.credentialPush(payment)]);
+  }
+
   // ── polling (T8) ─────────────────────────────────────────────────────────────────────────
 
   /** Resumes the polling rounds a previous process left in progress. */
@@ -298,22 +308,7 @@ export class PurchaseService {
     return this.commit(
       payment,
       { vc, developerSync: 'completed', paymentStatus: 'developer_confirmed', frontendData: DbNull },
-      [
-        this.frontendPush(payment, 'purchased'),
-        {
-          channel: 'larepass',
-          topic: 'save_payment_vc',
-          payload: {
-            product_id: payment.productId,
-            app_id: payment.appId,
-            app_name: payment.appName,
-            developer_name: payment.developerName,
-            tx_hash: payment.txHash,
-            user_id: payment.userId,
-            vc: '[redacted]',
-          },
-        },
-      ],
+      [this.frontendPush(payment, 'purchased'), this.credentialPush(payment)],
     );
   }
 
@@ -355,6 +350,23 @@ export class PurchaseService {
         this.frontendPush(payment, 'signature_required'),
       ],
     );
+  }
+
+  /** The credential for the wallet to keep; recorded without the credential itself. */
+  private credentialPush(payment: PaymentRow): Push {
+    return {
+      channel: 'larepass',
+      topic: 'save_payment_vc',
+      payload: {
+        product_id: payment.productId,
+        app_id: payment.appId,
+        app_name: payment.appName,
+        developer_name: payment.developerName,
+        tx_hash: payment.txHash,
+        user_id: payment.userId,
+        vc: '[redacted]',
+      },
+    };
   }
 
   private paymentRequired(payment: PaymentRow): Push {

@@ -51,6 +51,11 @@ const SignatureCallbackInput = builder.inputType('SignatureCallbackInput', {
   }),
 });
 
+const ResendPaymentCredentialInput = builder.inputType('ResendPaymentCredentialInput', {
+  description: 'Send the purchase credential to the signing wallet again.',
+  fields: (t) => ({ productId: t.string({ required: true, description: 'Product bought.' }) }),
+});
+
 const Name = (name: string) => name.charAt(0).toUpperCase() + name.slice(1);
 const paymentResult = (name: string, description: string) => ({
   types: MUTATION_ERRORS,
@@ -100,6 +105,14 @@ builder.mutationFields((t) => ({
     errors: paymentResult('submitSignature', 'The signature is recorded.'),
     args: { input: t.arg({ type: SubmitSignatureInput, required: true, description: 'The signature.' }) },
     resolve: (_root, { input }, ctx) => ctx.services.purchases.submitSignature(ctx.viewer, input),
+  }),
+  resendPaymentCredential: t.field({
+    type: PaymentRef,
+    description:
+      "Push the purchase credential to the buyer's signing wallet again (it is recorded in `notifications`).",
+    errors: paymentResult('resendPaymentCredential', 'The credential was pushed again.'),
+    args: { input: t.arg({ type: ResendPaymentCredentialInput, required: true, description: 'Which product.' }) },
+    resolve: (_root, { input }, ctx) => ctx.services.purchases.resendCredential(ctx.viewer, input),
   }),
   signatureCallback: t.field({
     type: PaymentRef,

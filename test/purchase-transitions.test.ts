@@ -1,0 +1,354 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { Viewer } from '../src/auth/viewer.js';
+import type { PaymentRow } from '../src/db/models.js';
+import { derivePaymentStatus } from '../src/services/payment-status.js';
+import { type DeveloperBehaviour, startFakeDeveloperService } from './support/fake-developer-service.js';
+import { startTestServer, type TestServer, waitFor } from './support/server.js';
+
+/**
+ * Every trigger of the purchase state machine (market-domain §4.4) from a given state, through
+ * the service, against a real database and a fake developer service over HTTP: the axes after it,
+ * the visible status, and what was pushed to the frontend and the wallet.
+ */
+
+type Axes = Pick<PaymentRow, 'paymentNeed' | 'developerSync' | 'larePassSync' | 'signatureStatus' | 'paymentStatus'>;
+type Trigger =
+  | 'purchase'
+  | 'restore'
+  | 'signed'
+  | 'notSigned'
+  | 'submitSignature'
+  | 'startFrontend'
+  | 'submitTransaction'
+  | 'resend';
+
+interface Row {
+  name: string;
+  /** null: no payment state yet. */
+  from: (Partial<Axes> & { jws?: string | null; vc?: string | null }) | null;
+  trigger: Trigger;
+  developer?: DeveloperBehaviour;
+  expect: Partial<Axes> & { status: string; jws?: null };
+  pushes?: string[];
+  error?: string;
+}
+
+const FRESH: Axes = {
+  paymentNeed: 'required',
+  developerSync: 'not_started',
+  larePassSync: 'not_started',
+  signatureStatus: 'not_evaluated',
+  paymentStatus: 'not_evaluated',
+};
+const SIGNED = { signatureStatus: 'required_and_signed', larePassSync: 'completed', jws: 'signed.jws.value' };
+const PURCHASED = { ...SIGNED, developerSync: 'completed', paymentStatus: 'developer_confirmed', vc: 'vc-held' };
+
+const ROWS: Row[] = [
+  {
+    name: 'T1+T2+T5 Buy with no state: created, wallet asked for an existing signature and to sign',
+    from: null,
+    trigger: 'purchase',
+    expect: {
+      paymentNeed: 'required',
+      larePassSync: 'in_progress',
+      signatureStatus: 'required',
+      status: 'SIGNATURE_REQUIRED',
+    },
+    pushes: ['larepass:fetch_payment_signature', 'larepass:market_payment', 'frontend:signature_required'],
+  },
+  {
+    name: 'T5 Buy when the developer had no record: nothing to do',
+    from: { signatureStatus: 'error_no_record', jws: 'x' },
+    trigger: 'purchase',
+    expect: { signatureStatus: 'error_no_record', status: 'SIGNATURE_NO_RECORD' },
+    pushes: [],
+  },
+  {
+    name: 'T5 Buy after "sign again": the old signature is dropped, a re-sign is requested',
+    from: { signatureStatus: 'error_need_resign', jws: 'old' },
+    trigger: 'purchase',
+    expect: { signatureStatus: 'required', jws: null, status: 'SIGNATURE_REQUIRED' },
+    pushes: ['larepass:market_payment', 'frontend:signature_required'],
+  },
+  {
+    name: 'T5 Buy when signed: the frontend is asked to pay',
+    from: { ...SIGNED },
+    trigger: 'purchase',
+    expect: { paymentStatus: 'notification_sent', status: 'PAYMENT_REQUIRED' },
+    pushes: ['frontend:payment_required'],
+  },
+  {
+    name: 'T5 Buy when paid but unconfirmed: polling starts',
+    from: { ...SIGNED, paymentStatus: 'frontend_completed' },
+    trigger: 'purchase',
+    developer: { respond: 'grant' },
+    expect: { developerSync: 'completed', status: 'PURCHASED' },
+  },
+  {
+    name: 'T5 Buy when purchased: unchanged',
+    from: { ...PURCHASED },
+    trigger: 'purchase',
+    expect: { status: 'PURCHASED' },
+    pushes: [],
+  },
+  {
+    name: 'T3 the wallet has no signature: one is required',
+    from: { larePassSync: 'in_progress' },
+    trigger: 'notSigned',
+    expect: { larePassSync: 'completed', signatureStatus: 'required', status: 'SIGNATURE_REQUIRED' },
+    pushes: [],
+  },
+  {
+    name: 'T3+T4 existing signature, developer grants (code 0): purchased',
+    from: { larePassSync: 'in_progress' },
+    trigger: 'signed',
+    developer: { respond: 'grant' },
+    expect: { developerSync: 'completed', paymentStatus: 'developer_confirmed', status: 'PURCHASED' },
+    pushes: ['frontend:purchased', 'larepass:save_payment_vc'],
+  },
+  {
+    name: 'T3+T4 existing signature, developer has no record (1501)',
+    from: {},
+    trigger: 'signed',
+    developer: { respond: 'json', body: { code: 1501 } },
+    expect: { developerSync: 'completed', signatureStatus: 'error_no_record', status: 'SIGNATURE_NO_RECORD' },
+    pushes: ['frontend:signature_no_record'],
+  },
+  {
+    name: 'T3+T4 existing signature, no record (1502)',
+    from: {},
+    trigger: 'signed',
+    developer: { respond: 'json', body: { code: 1502 } },
+    expect: { signatureStatus: 'error_no_record', status: 'SIGNATURE_NO_RECORD' },
+  },
+  {
+    name: 'T3+T4 existing signature, unknown code (42) counts as no record',
+    from: {},
+    trigger: 'signed',
+    developer: { respond: 'json', body: { code: 42 } },
+    expect: { signatureStatus: 'error_no_record', status: 'SIGNATURE_NO_RECORD' },
+  },
+  {
+    name: 'T3+T4 existing signature, developer wants a new one (1100)',
+    from: {},
+    trigger: 'signed',
+    developer: { respond: 'json', body: { code: 1100 } },
+    expect: { developerSync: 'completed', signatureStatus: 'error_need_resign', status: 'SIGNATURE_NEED_RESIGN' },
+    pushes: ['frontend:signature_need_resign'],
+  },
+  {
+    name: 'T3+T4 existing signature, developer wants a new one (1101)',
+    from: {},
+    trigger: 'signed',
+    developer: { respond: 'json', body: { code: 1101 } },
+    expect: { signatureStatus: 'error_need_resign', status: 'SIGNATURE_NEED_RESIGN' },
+  },
+  {
+    name: 'T3+T4 existing signature, developer wants a new one (1604)',
+    from: {},
+    trigger: 'signed',
+    developer: { respond: 'json', body: { code: 1604 } },
+    expect: { signatureStatus: 'error_need_resign', status: 'SIGNATURE_NEED_RESIGN' },
+  },
+  {
+    name: 'T3+T4 existing signature, developer unreachable: sync failed',
+    from: {},
+    trigger: 'signed',
+    developer: { respond: 'http-error', status: 503 },
+    expect: { developerSync: 'failed', signatureStatus: 'required_and_signed', status: 'PAYMENT_REQUIRED' },
+    pushes: [],
+  },
+  {
+    name: 'T6 signature before any payment: the frontend is asked to pay, no polling yet',
+    from: { signatureStatus: 'required', larePassSync: 'in_progress' },
+    trigger: 'submitSignature',
+    expect: {
+      signatureStatus: 'required_and_signed',
+      larePassSync: 'completed',
+      paymentStatus: 'notification_sent',
+      developerSync: 'not_started',
+      status: 'PAYMENT_REQUIRED',
+    },
+    pushes: ['frontend:payment_required'],
+  },
+  {
+    name: 'T6 signature while paying: polling starts',
+    from: { signatureStatus: 'required', paymentStatus: 'frontend_started' },
+    trigger: 'submitSignature',
+    developer: { respond: 'grant' },
+    expect: { status: 'PURCHASED' },
+  },
+  {
+    name: 'T7a the frontend starts paying a signed purchase',
+    from: { ...SIGNED, paymentStatus: 'notification_sent' },
+    trigger: 'startFrontend',
+    expect: { paymentStatus: 'frontend_started', status: 'PAYMENT_FRONTEND_STARTED' },
+    pushes: [],
+  },
+  {
+    name: 'T7a paying before signing is refused',
+    from: { signatureStatus: 'required' },
+    trigger: 'startFrontend',
+    expect: { status: 'SIGNATURE_REQUIRED' },
+    error: 'INVALID_STATE',
+  },
+  {
+    name: 'T7b+T8+T9 the frontend paid: waiting, then the credential after two "no record"',
+    from: { ...SIGNED, paymentStatus: 'frontend_started' },
+    trigger: 'submitTransaction',
+    developer: {
+      respond: 'sequence',
+      steps: [
+        { respond: 'json', body: { code: 1501 } },
+        { respond: 'json', body: { code: 1501 } },
+        { respond: 'grant' },
+      ],
+    },
+    expect: { developerSync: 'completed', status: 'PURCHASED' },
+    pushes: ['frontend:waiting_developer_confirmation', 'frontend:purchased', 'larepass:save_payment_vc'],
+  },
+  {
+    name: 'T7b+T8 exhausted with "no record": the signature is marked no record',
+    from: { ...SIGNED, paymentStatus: 'frontend_started' },
+    trigger: 'submitTransaction',
+    developer: { respond: 'json', body: { code: 1501 } },
+    expect: {
+      developerSync: 'completed',
+      signatureStatus: 'error_no_record',
+      status: 'WAITING_DEVELOPER_CONFIRMATION',
+    },
+    pushes: ['frontend:waiting_developer_confirmation', 'frontend:signature_no_record'],
+  },
+  {
+    name: 'T7b+T8 exhausted with network errors: sync failed',
+    from: { ...SIGNED, paymentStatus: 'frontend_started' },
+    trigger: 'submitTransaction',
+    developer: { respond: 'http-error', status: 500 },
+    expect: { developerSync: 'failed', status: 'WAITING_DEVELOPER_CONFIRMATION' },
+  },
+  {
+    name: 'T10 restore when purchased: purchased',
+    from: { ...PURCHASED },
+    trigger: 'restore',
+    expect: { status: 'PURCHASED' },
+    pushes: [],
+  },
+  {
+    name: 'T10 restore with a signature: the developer is asked',
+    from: { ...SIGNED, paymentStatus: 'notification_sent' },
+    trigger: 'restore',
+    developer: { respond: 'grant' },
+    expect: { status: 'PURCHASED' },
+  },
+  {
+    name: 'T10 restore with no signature: sign, then straight to the developer',
+    from: {},
+    trigger: 'restore',
+    expect: {
+      signatureStatus: 'required',
+      larePassSync: 'in_progress',
+      paymentStatus: 'notification_sent',
+      status: 'NOTIFICATION_SENT',
+    },
+    pushes: ['larepass:market_payment', 'frontend:signature_required'],
+  },
+  {
+    name: 'T10 restore after "sign again": re-sign',
+    from: { signatureStatus: 'error_need_resign', jws: 'old' },
+    trigger: 'restore',
+    expect: { signatureStatus: 'required', jws: null, status: 'SIGNATURE_REQUIRED' },
+    pushes: ['larepass:market_payment', 'frontend:signature_required'],
+  },
+  {
+    name: 'T10 restore after "no record": says so',
+    from: { signatureStatus: 'error_no_record', jws: 'x' },
+    trigger: 'restore',
+    expect: { status: 'SIGNATURE_NO_RECORD' },
+    pushes: [],
+  },
+  {
+    name: 'T11 resend the credential of a purchase',
+    from: { ...PURCHASED },
+    trigger: 'resend',
+    expect: { status: 'PURCHASED' },
+    pushes: ['larepass:save_payment_vc'],
+  },
+  {
+    name: 'T11 resend without a credential is refused',
+    from: { ...SIGNED },
+    trigger: 'resend',
+    expect: { status: 'PAYMENT_REQUIRED' },
+    error: 'INVALID_STATE',
+  },
+];
+
+describe('purchase state machine transitions (§4.4)', () => {
+  let developer: Awaited<ReturnType<typeof startFakeDeveloperService>>;
+  let server: TestServer;
+  beforeAll(async () => {
+    developer = await startFakeDeveloperService();
+    server = await startTestServer('sqlite', {
+      env: {
+        DEVELOPER_SERVICE_URL_TEMPLATE: developer.urlTemplate,
+        PAYMENT_POLL_INTERVAL_MS: '10',
+        PAYMENT_POLL_ATTEMPTS: '3',
+      },
+    });
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await developer?.stop();
+  });
+
+  test.each(ROWS.map((row, index) => ({ ...row, index })))('$name', async (row) => {
+    const { db, services } = server.app;
+    const viewer: Viewer = { userId: `buyer-${row.index}`, isAdmin: false };
+    const product = { sourceId: 'market.olares', appId: 'comfyui', productId: 'comfyui-license' };
+    developer.setBehaviour(row.developer ?? { respond: 'http-error', status: 599 });
+    const requestsBefore = developer.requests.length;
+    if (row.from) {
+      await db.payment.create({
+        data: {
+          userId: viewer.userId,
+          ...product,
+          appName: 'comfyui',
+          developerName: 'demo-developer',
+          ...FRESH,
+          ...row.from,
+        },
+      });
+    }
+    const purchases = services.purchases;
+    const run: Record<Trigger, () => Promise<unknown>> = {
+      purchase: () => purchases.purchase(viewer, product),
+      restore: () => purchases.restore(viewer, product),
+      signed: () =>
+        purchases.signatureCallback(viewer, { productId: product.productId, signed: true, jws: 'wallet.jws.value' }),
+      notSigned: () => purchases.signatureCallback(viewer, { productId: product.productId, signed: false }),
+      submitSignature: () => purchases.submitSignature(viewer, { productId: product.productId, jws: 'new.jws.value' }),
+      startFrontend: () => purchases.startFrontendPayment(viewer, { ...product, frontendData: { step: 1 } }),
+      submitTransaction: () => purchases.submitTransaction(viewer, { ...product, txHash: '0xabc' }),
+      resend: () => purchases.resendCredential(viewer, { productId: product.productId }),
+    };
+    if (row.error) {
+      await expect(run[row.trigger]()).rejects.toMatchObject({ code: row.error });
+    } else {
+      await run[row.trigger]();
+    }
+    const after = await waitFor(async () => {
+      const payment = await db.payment.findFirst({ where: { userId: viewer.userId } });
+      return payment && payment.developerSync !== 'in_progress' ? payment : undefined;
+    }, 'the transition (and any polling) to finish');
+    const { status, ...axes } = row.expect;
+    expect({ ...after, status: derivePaymentStatus(after) }).toMatchObject({ ...axes, status });
+    if (row.pushes) {
+      // each row has a buyer of its own: all of the buyer's pushes come from this transition
+      const pushes = await db.paymentNotification.findMany({
+        where: { userId: viewer.userId },
+        orderBy: { id: 'asc' },
+      });
+      expect(pushes.map((n) => `${n.channel}:${n.status ?? n.topic}`)).toEqual(row.pushes);
+    }
+    if (!row.developer) expect(developer.requests.length).toBe(requestsBefore);
+  });
+});
