@@ -27,6 +27,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createPrismaClient, type Db, prepareDatabase } from '../src/db/client.js';
 import { migrateDatabase } from '../src/db/migrate.js';
+import { newTaskId } from '../src/services/operation-service.js';
 import {
   BENCH_SOURCE,
   BENCH_VERSION,
@@ -288,16 +289,6 @@ async function installOverHttp(agent: http.Agent, url: URL, appName: string, tal
   } else {
     tally.success(latency);
   }
-}
-
-/** Same format as OperationService's task ids: `YYYYMMDDhhmmss-` + 10 random base-36 characters. */
-function newTaskId(now: Date): string {
-  const stamp = now.toISOString().replace(/[-:T]/g, '').slice(0, 14);
-  const random = BigInt(`0x${randomBytes(8).toString('hex')}`)
-    .toString(36)
-    .padStart(10, '0')
-    .slice(-10);
-  return `${stamp}-${random}`;
 }
 
 /** The baseline's unit of work: the rows OperationService.create writes for one install, in one transaction. */

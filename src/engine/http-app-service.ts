@@ -1,3 +1,4 @@
+import { isRecord, isTimeout, networkProblem } from '../http/fetch-errors.js';
 import type { Logger } from '../logger.js';
 import {
   type AppService,
@@ -307,10 +308,6 @@ function toWireEnv(env: EnvVar): WireEnv {
   };
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 function asEnvelope(status: number, body: unknown): Envelope | null {
   if (!isRecord(body) || typeof body.code !== 'number') return null;
   const message = typeof body.message === 'string' ? body.message.trim().slice(0, MAX_UPSTREAM_MESSAGE) : '';
@@ -324,20 +321,6 @@ function opIdOf(data: unknown): string | null {
 /** A non-empty string, or null: the app service writes unset fields as "". */
 function textOf(value: unknown): string | null {
   return typeof value === 'string' && value !== '' ? value : null;
-}
-
-function isTimeout(error: unknown): boolean {
-  return (
-    error instanceof Error &&
-    (error.name === 'TimeoutError' || (error.cause as Error | undefined)?.name === 'TimeoutError')
-  );
-}
-
-/** fetch says only "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND …) is in its cause. */
-function networkProblem(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const cause = error.cause as (Error & { code?: string }) | undefined;
-  return cause?.code ?? cause?.message ?? error.message;
 }
 
 /** One item of `/all/apps` as a state event, or why it cannot be one. */

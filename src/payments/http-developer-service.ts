@@ -1,3 +1,4 @@
+import { isRecord, isTimeout, networkProblem } from '../http/fetch-errors.js';
 import type { Logger } from '../logger.js';
 import {
   type DeveloperInfo,
@@ -159,22 +160,4 @@ function fillTemplate(template: string, developerName: string): string {
 /** The developer may quote the signature back at us; it must not travel on in an error. */
 function redact(message: string, jws: string): string {
   return jws === '' ? message : message.split(jws).join('[redacted]');
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function isTimeout(error: unknown): boolean {
-  return (
-    error instanceof Error &&
-    (error.name === 'TimeoutError' || (error.cause as Error | undefined)?.name === 'TimeoutError')
-  );
-}
-
-/** fetch says only "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND …) is in its cause. */
-function networkProblem(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const cause = error.cause as (Error & { code?: string }) | undefined;
-  return cause?.code ?? cause?.message ?? error.message;
 }

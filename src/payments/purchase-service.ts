@@ -6,6 +6,7 @@ import type { Logger } from '../logger.js';
 import type { EventBus } from '../pubsub.js';
 import { InvalidStateError, NotFoundError, UpstreamError, ValidationError } from '../services/errors.js';
 import type { HistoryService } from '../services/history-service.js';
+import { parseInput } from '../services/parse-input.js';
 import { derivePaymentStatus, type PaymentStatus } from '../services/payment-status.js';
 import { type DeveloperService, DeveloperServiceError, type GrantResult } from './developer-service.js';
 
@@ -45,16 +46,6 @@ const txHash = z
   .trim()
   .regex(/^0x[0-9a-fA-F]{1,128}$/, 'txHash must be a 0x-prefixed hex transaction hash');
 
-function parse<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
-  const result = schema.safeParse(input);
-  if (result.success) return result.data;
-  const issues = result.error.issues.map((issue) => ({
-    path: issue.path.join('.') || 'input',
-    message: issue.message,
-  }));
-  throw new ValidationError(`Invalid input: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
-}
-
 /** productId of a paid app: price.paid.product_id → first product → the app id (§4.1). */
 function productIdOf(app: CatalogAppRow): string {
   const price = (app.price ?? {}) as { paid?: { product_id?: string }; products?: { product_id?: string }[] };
@@ -83,7 +74,7 @@ export class PurchaseService {
 
   /** T5, the buyer clicks Buy (creating the state with T1 first). */
   async purchase(viewer: Viewer, input: { sourceId: string; appId: string }): Promise<PaymentRow> {
-    const { sourceId, appId } = parse(appRef, input);
+    const { sourceId, appId } = parseInput(appRef, input);
     let payment = await this.stateFor(viewer, sourceId, appId);
     if (payment.vc && payment.developerSync === 'completed') return payment; // already bought
     payment = await this.commit(payment, { paymentNeed: 'required' });
@@ -103,7 +94,7 @@ export class PurchaseService {
 
   /** T10, "restore purchase" on a new device. */
   async restore(viewer: Viewer, input: { sourceId: string; appId: string }): Promise<PaymentRow> {
-    const { sourceId, appId } = parse(appRef, input);
+    const { sourceId, appId } = parseInput(appRef, input);
     const payment = await this.stateFor(viewer, sourceId, appId);
     if (payment.vc && payment.developerSync === 'completed') return payment;
     const sig = payment.signatureStatus;
@@ -122,9 +113,9 @@ export class PurchaseService {
     viewer: Viewer,
     input: { productId: string; jws: string; txHash?: string | null },
   ): Promise<PaymentRow> {
-    const { productId } = parse(productRef, input);
-    const signature = parse(jws, input.jws);
-    const hash = input.txHash ? parse(txHash, input.txHash) : null;
+    const { productId } = parseInput(productRef, input);
+    const signature = parseInput(jws, input.jws);
+    const hash = input.txHash ? parseInput(txHash, input.txHash) : null;
     let payment = await this.byProduct(viewer, productId);
     if (payment.vc && payment.developerSync === 'completed') {
       throw new InvalidStateError(`${payment.appName} is already purchased`);
@@ -149,7 +140,7 @@ export class PurchaseService {
     viewer: Viewer,
     input: { productId: string; signed: boolean; jws?: string | null },
   ): Promise<PaymentRow> {
-    const { productId } = parse(productRef, input);
+    const { productId } = parseInput(productRef, input);
     if (input.signed && !input.jws?.trim()) {
       throw new ValidationError('jws is required when signed is true', [
         { path: 'jws', message: 'required when signed' },
@@ -160,7 +151,7 @@ export class PurchaseService {
     const signed = await this.commit(payment, {
       larePassSync: 'completed',
       signatureStatus: 'required_and_signed',
-      jws: parse(jws, input.jws),
+      jws: parseInput(jws, input.jws),
     });
     return this.queryOnce(signed); // T4
   }
@@ -183,7 +174,7 @@ export class PurchaseService {
     viewer: Viewer,
     input: { sourceId: string; appId: string; productId: string; txHash: string },
   ): Promise<PaymentRow> {
-    const hash = parse(txHash, input.txHash);
+    const hash = parseInput(txHash, input.txHash);
     const payment = await this.existing(viewer, input);
     this.assertSignedAndUnpaid(payment);
     const updated = await this.commit(payment, { paymentStatus: 'frontend_completed', txHash: hash }, [
@@ -194,7 +185,7 @@ export class PurchaseService {
 
   /** T11: push the credential to the signing wallet again (e.g. it lost it). */
   async resendCredential(viewer: Viewer, input: { productId: string }): Promise<PaymentRow> {
-    const { productId } = parse(productRef, input);
+    const { productId } = parseInput(productRef, input);
     const payment = await this.byProduct(viewer, productId);
     if (!payment.vc || payment.developerSync !== 'completed' || payment.paymentStatus !== 'developer_confirmed') {
       throw new InvalidStateError(`There is no confirmed credential for ${payment.appName} to send again`);
@@ -484,8 +475,8 @@ export class PurchaseService {
   }
 
   private async existing(viewer: Viewer, input: { sourceId: string; appId: string; productId: string }) {
-    const { sourceId, appId } = parse(appRef, input);
-    const { productId } = parse(productRef, input);
+    const { sourceId, appId } = parseInput(appRef, input);
+    const { productId } = parseInput(productRef, input);
     const payment = await this.db.payment.findUnique({
       where: { userId_appId_productId: { userId: viewer.userId, appId, productId } },
     });

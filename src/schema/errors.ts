@@ -73,6 +73,27 @@ builder.objectType(ValidationError, {
   }),
 });
 
+/**
+ * The errors-plugin options of a mutation `name`: its result is the union `<Name>Result` of
+ * `<Name>Success { <dataField> }` and the expected error types (the contract's convention).
+ */
+export function mutationResult(
+  name: string,
+  dataField: { name: string; description: string },
+  successDescription: string,
+) {
+  const typeName = name.charAt(0).toUpperCase() + name.slice(1);
+  return {
+    types: MUTATION_ERRORS,
+    union: {
+      name: `${typeName}Result`,
+      description: `Result of ${name}: the ${dataField.name}, or why it was refused.`,
+    },
+    result: { name: `${typeName}Success`, description: successDescription },
+    dataField,
+  };
+}
+
 /** The error classes every mutation result union lists (services throw these). */
 export const MUTATION_ERRORS = [
   NotFoundError,

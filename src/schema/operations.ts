@@ -1,5 +1,5 @@
 import { builder } from './builder.js';
-import { MUTATION_ERRORS } from './errors.js';
+import { mutationResult } from './errors.js';
 import { TaskRef } from './refs.js';
 
 builder.mutationType({ description: 'Changes: operations on apps (executed as tasks) and purchases.' });
@@ -78,15 +78,10 @@ const TaskIdInput = (name: string, description: string) =>
 const CancelTaskInput = TaskIdInput('CancelTaskInput', 'Cancel a pending or running task.');
 const RetryTaskInput = TaskIdInput('RetryTaskInput', 'Run a failed or canceled task again.');
 
-const Name = (name: string) => name.charAt(0).toUpperCase() + name.slice(1);
+const taskResult = (name: string, successDescription: string) =>
+  mutationResult(name, { name: 'task', description: 'The task.' }, successDescription);
 
 builder.mutationFields((t) => {
-  const taskResult = (name: string, successDescription: string) => ({
-    types: MUTATION_ERRORS,
-    union: { name: `${Name(name)}Result`, description: `Result of ${name}: the task, or why it was refused.` },
-    result: { name: `${Name(name)}Success`, description: successDescription },
-    dataField: { name: 'task', description: 'The task.' },
-  });
   return {
     installApp: t.field({
       type: TaskRef,

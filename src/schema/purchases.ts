@@ -1,5 +1,5 @@
 import { builder } from './builder.js';
-import { MUTATION_ERRORS } from './errors.js';
+import { mutationResult } from './errors.js';
 import { PaymentRef } from './refs.js';
 
 const PurchaseAppInput = builder.inputType('PurchaseAppInput', {
@@ -56,13 +56,8 @@ const ResendPaymentCredentialInput = builder.inputType('ResendPaymentCredentialI
   fields: (t) => ({ productId: t.string({ required: true, description: 'Product bought.' }) }),
 });
 
-const Name = (name: string) => name.charAt(0).toUpperCase() + name.slice(1);
-const paymentResult = (name: string, description: string) => ({
-  types: MUTATION_ERRORS,
-  union: { name: `${Name(name)}Result`, description: `Result of ${name}: the payment, or why it was refused.` },
-  result: { name: `${Name(name)}Success`, description },
-  dataField: { name: 'payment', description: 'The payment state after the change.' },
-});
+const paymentResult = (name: string, successDescription: string) =>
+  mutationResult(name, { name: 'payment', description: 'The payment state after the change.' }, successDescription);
 
 builder.mutationFields((t) => ({
   purchaseApp: t.field({

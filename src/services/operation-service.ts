@@ -10,6 +10,7 @@ import { type AppKey, appKeyString } from './app-key.js';
 import type { CatalogService } from './catalog-service.js';
 import { ConflictError, ForbiddenError, InvalidStateError, NotFoundError, ValidationError } from './errors.js';
 import type { HistoryService } from './history-service.js';
+import { parseInput } from './parse-input.js';
 import { derivePaymentStatus } from './payment-status.js';
 import type { TaskType } from './task-service.js';
 
@@ -60,18 +61,8 @@ export type InstallInput = z.input<typeof installInput>;
 export type UninstallInput = z.input<typeof uninstallInput>;
 export type CloneInput = z.input<typeof cloneInput>;
 
-function parse<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
-  const result = schema.safeParse(input);
-  if (result.success) return result.data;
-  const issues = result.error.issues.map((issue) => ({
-    path: issue.path.join('.') || 'input',
-    message: issue.message,
-  }));
-  throw new ValidationError(`Invalid input: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
-}
-
 /** `YYYYMMDDhhmmss-` + 10 random base-36 characters: sortable by eye, unguessable. */
-function newTaskId(now: Date): string {
+export function newTaskId(now: Date): string {
   const stamp = now.toISOString().replace(/[-:T]/g, '').slice(0, 14);
   const random = BigInt(`0x${randomBytes(8).toString('hex')}`)
     .toString(36)
@@ -131,7 +122,7 @@ export class OperationService {
   ) {}
 
   async install(viewer: Viewer, rawInput: InstallInput, retryOfTaskId?: string): Promise<TaskRow> {
-    const input = parse(installInput, rawInput);
+    const input = parseInput(installInput, rawInput);
     const key = { userId: viewer.userId, sourceId: input.sourceId, appName: input.appName };
     const existing = await this.replay(viewer, input.idempotencyKey, 'INSTALL', key);
     if (existing) return existing;
@@ -155,7 +146,7 @@ export class OperationService {
   }
 
   async upgrade(viewer: Viewer, rawInput: InstallInput, retryOfTaskId?: string): Promise<TaskRow> {
-    const input = parse(installInput, rawInput);
+    const input = parseInput(installInput, rawInput);
     const key = { userId: viewer.userId, sourceId: input.sourceId, appName: input.appName };
     const existing = await this.replay(viewer, input.idempotencyKey, 'UPGRADE', key);
     if (existing) return existing;
@@ -177,7 +168,7 @@ export class OperationService {
   }
 
   async uninstall(viewer: Viewer, rawInput: UninstallInput, retryOfTaskId?: string): Promise<TaskRow> {
-    const input = parse(uninstallInput, rawInput);
+    const input = parseInput(uninstallInput, rawInput);
     const key = { userId: viewer.userId, sourceId: input.sourceId, appName: input.appName };
     const existing = await this.replay(viewer, input.idempotencyKey, 'UNINSTALL', key);
     if (existing) return existing;
@@ -203,7 +194,7 @@ export class OperationService {
   }
 
   async clone(viewer: Viewer, rawInput: CloneInput, retryOfTaskId?: string): Promise<TaskRow> {
-    const input = parse(cloneInput, rawInput);
+    const input = parseInput(cloneInput, rawInput);
     const { name, requestHash } = cloneName(input);
     const key = { userId: viewer.userId, sourceId: input.sourceId, appName: name };
     const existing = await this.replay(viewer, input.idempotencyKey, 'CLONE', key);
