@@ -290,20 +290,26 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
         );
       }
       await services.engine.start();
-      await services.purchases.resumePolling();
       jobs.push(
         startPeriodicJob(
-          'history cleanup',
-          config.history.cleanupIntervalMs,
-          async () => {
-            const cutoff = new Date(Date.now() - config.history.retentionDays * 24 * 60 * 60 * 1000);
-            const removed = await services.history.removeOlderThan(cutoff);
-            if (removed) logger.info({ removed, cutoff }, 'removed old history records');
-          },
+          'payment polling recovery',
+          services.purchases.resumeIntervalMs,
+          () => services.purchases.resumePolling(),
           logger,
         ),
       );
-      await jobs[0]?.firstRun; // old history is gone before the first request
+      const historyCleanup = startPeriodicJob(
+        'history cleanup',
+        config.history.cleanupIntervalMs,
+        async () => {
+          const cutoff = new Date(Date.now() - config.history.retentionDays * 24 * 60 * 60 * 1000);
+          const removed = await services.history.removeOlderThan(cutoff);
+          if (removed) logger.info({ removed, cutoff }, 'removed old history records');
+        },
+        logger,
+      );
+      jobs.push(historyCleanup);
+      await historyCleanup.firstRun; // old history is gone before the first request
       const { appService } = services;
       if (config.appService.kind === 'http' && appService.listApps) {
         const listApps = appService.listApps.bind(appService);

@@ -195,13 +195,39 @@ export class PurchaseService {
 
   // ── polling (T8) ─────────────────────────────────────────────────────────────────────────
 
-  /** Resumes the polling rounds a previous process left in progress. */
+  /**
+   * A polling round whose payment row has not moved for this long lost its poller (the process
+   * died): a live poller touches the row at every attempt.
+   */
+  private get staleAfterMs(): number {
+    return Math.max(3 * this.polling.intervalMs, 2000);
+  }
+
+  /**
+   * Resumes polling rounds whose poller died (a previous process, or another instance that is
+   * gone), from the attempt they reached. Runs at start and periodically; a conditional update
+   * claims each round, so two instances never resume the same one.
+   */
   async resumePolling(): Promise<void> {
-    const inProgress = await this.db.payment.findMany({ where: { developerSync: 'in_progress', vc: null } });
-    for (const payment of inProgress) {
+    const staleBefore = new Date(Date.now() - this.staleAfterMs);
+    const orphans = await this.db.payment.findMany({
+      where: { developerSync: 'in_progress', vc: null, updatedAt: { lt: staleBefore } },
+    });
+    for (const payment of orphans) {
+      if (this.pollers.has(payment.id)) continue;
+      const { count } = await this.db.payment.updateMany({
+        where: { id: payment.id, developerSync: 'in_progress', updatedAt: payment.updatedAt },
+        data: { pollAttempts: payment.pollAttempts }, // touches updatedAt: this instance owns it now
+      });
+      if (count === 0) continue;
       this.logger.info({ paymentId: payment.id, attempts: payment.pollAttempts }, 'resuming credential polling');
       this.schedulePoll(payment.id, 0);
     }
+  }
+
+  /** How often to look for polling rounds to resume. */
+  get resumeIntervalMs(): number {
+    return this.staleAfterMs;
   }
 
   stop(): void {

@@ -27,6 +27,8 @@ export async function subscribe<T, V>(
     webSocketImpl: WebSocket,
     retryAttempts: 0,
     lazy: false,
+    // Connection failures reach the test through the 'closed' listener below, not the console.
+    onNonLazyError: () => {},
     connectionParams: options.token ? { authorization: `Bearer ${options.token}` } : {},
   });
   const queue: T[] = [];
