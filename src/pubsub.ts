@@ -12,8 +12,29 @@ export interface PaymentChanged {
   appId: string;
 }
 
+export interface TaskChanged {
+  taskId: string;
+  userId: string;
+  sourceId: string;
+  appName: string;
+}
+
+export interface AppChanged {
+  userId: string;
+  sourceId: string;
+  appName: string;
+}
+
+export interface HistoryAdded {
+  id: number;
+  userId: string;
+}
+
 export type Topics = {
   'payment:updated': [event: PaymentChanged];
+  'task:updated': [event: TaskChanged];
+  'app:updated': [event: AppChanged];
+  'history:added': [event: HistoryAdded];
 };
 
 /** In-process pub/sub (one instance). */
@@ -22,3 +43,20 @@ export function createEventBus() {
 }
 
 export type EventBus = ReturnType<typeof createEventBus>;
+
+/** Announces committed changes: call after the transaction that made them. */
+export class ChangeFeed {
+  constructor(private readonly bus: EventBus) {}
+
+  task({ taskId, userId, sourceId, appName }: TaskChanged): void {
+    this.bus.publish('task:updated', { taskId, userId, sourceId, appName });
+  }
+
+  app({ userId, sourceId, appName }: AppChanged): void {
+    this.bus.publish('app:updated', { userId, sourceId, appName });
+  }
+
+  history(records: readonly HistoryAdded[]): void {
+    for (const { id, userId } of records) this.bus.publish('history:added', { id, userId });
+  }
+}

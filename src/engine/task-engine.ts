@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/client.js';
 import type { AppRow, Prisma, TaskRow } from '../db/models.js';
 import type { Logger } from '../logger.js';
+import type { ChangeFeed } from '../pubsub.js';
 import { appKeyString } from '../services/app-key.js';
 import { UpstreamError } from '../services/errors.js';
 import type { HistoryEntry, HistoryService } from '../services/history-service.js';
@@ -70,6 +71,7 @@ export class TaskEngine {
     private readonly db: Db,
     private readonly appService: AppService,
     private readonly history: HistoryService,
+    private readonly feed: ChangeFeed,
     private readonly logger: Logger,
     private readonly options: TaskEngineOptions,
   ) {}
@@ -149,6 +151,7 @@ export class TaskEngine {
         claimedAny = true;
         const task = { ...candidate, status: 'RUNNING', startedAt, dispatchedAt: null };
         this.inFlight.set(task.taskId, task);
+        this.feed.task(task);
         await this.history.record([this.entry(task, 'action', `${task.type.toLowerCase()} ${task.appName} started`)]);
         void this.execute(task).catch((error) =>
           this.logger.error({ err: error, taskId: task.taskId }, 'task execution failed unexpectedly'),
@@ -188,6 +191,7 @@ export class TaskEngine {
           where: { userId: task.userId, sourceId: task.sourceId, appName: task.appName },
           data: { opId, opType: task.type.toLowerCase() },
         });
+        this.feed.task(task);
       }
     } catch (error) {
       if (error instanceof AppServiceError) {
@@ -260,10 +264,12 @@ export class TaskEngine {
           }),
         ]);
         task.progress = progress;
-        if (applied.count === 0) await this.createStateRow(event);
+        if (applied.count > 0 || (await this.createStateRow(event))) this.feed.app(event);
+        this.feed.task(task);
         return;
       }
       const applied = await this.applyToStateRow(event);
+      if (applied) this.feed.app(event);
       if (!applied || !task || !outcome) return;
       const reason = [event.reason, event.message]
         .filter(Boolean)
@@ -363,7 +369,7 @@ export class TaskEngine {
       const appWhere = { userId: task.userId, sourceId: task.sourceId, appName: task.appName };
       const row = await tx.appState.findUnique({ where: { userId_sourceId_appName: appWhere } });
       await this.updateAppOnEnd(tx, task, status, row, details.error);
-      await this.history.record(
+      const records = await this.history.record(
         [
           this.entry(
             task,
@@ -373,9 +379,14 @@ export class TaskEngine {
         ],
         tx,
       );
-      return task;
+      return { task, records };
     });
-    if (ended) this.logger.info({ taskId, status, app: ended.appName, userId: ended.userId }, 'task ended');
+    if (ended) {
+      this.feed.task(ended.task);
+      this.feed.app(ended.task);
+      this.feed.history(ended.records);
+      this.logger.info({ taskId, status, app: ended.task.appName, userId: ended.task.userId }, 'task ended');
+    }
     this.notify(); // a worker is free
     return ended !== null;
   }
@@ -463,7 +474,10 @@ export class TaskEngine {
           where: { id: task.id, status: 'RUNNING', heartbeatAt: task.heartbeatAt },
           data: { status: 'PENDING', startedAt: null, workerId: null, heartbeatAt: null },
         });
-        if (count) this.logger.warn({ taskId: task.taskId }, 'requeued a task whose worker died before sending it');
+        if (count) {
+          this.feed.task(task);
+          this.logger.warn({ taskId: task.taskId }, 'requeued a task whose worker died before sending it');
+        }
       } else if (
         await this.finish(task.taskId, 'FAILED', {
           error:

@@ -3,7 +3,7 @@ import type { Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
 import { type CatalogAppRow, DbNull, type PaymentRow, type Prisma } from '../db/models.js';
 import type { Logger } from '../logger.js';
-import type { EventBus } from '../pubsub.js';
+import type { ChangeFeed, EventBus } from '../pubsub.js';
 import { InvalidStateError, NotFoundError, UpstreamError, ValidationError } from '../services/errors.js';
 import type { HistoryService } from '../services/history-service.js';
 import { parseInput } from '../services/parse-input.js';
@@ -66,6 +66,7 @@ export class PurchaseService {
     private readonly history: HistoryService,
     private readonly developers: DeveloperService,
     private readonly bus: EventBus,
+    private readonly feed: ChangeFeed,
     private readonly logger: Logger,
     private readonly polling: PollingOptions,
   ) {}
@@ -479,7 +480,7 @@ export class PurchaseService {
   private async created(data: Prisma.PaymentUncheckedCreateInput): Promise<PaymentRow> {
     try {
       const payment = await this.db.payment.create({ data });
-      await this.recordMilestone(this.db, null, payment);
+      this.feed.history(await this.recordMilestone(this.db, null, payment));
       await this.publish(payment);
       return payment;
     } catch (error) {
@@ -516,7 +517,7 @@ export class PurchaseService {
 
   /** Writes a change with its pushes and history in one transaction, then publishes it. */
   private async commit(payment: PaymentRow, patch: Patch, pushes: Push[] = []): Promise<PaymentRow> {
-    const updated = await this.db.$transaction(async (tx) => {
+    const { updated, records } = await this.db.$transaction(async (tx) => {
       const row = await tx.payment.update({ where: { id: payment.id }, data: patch });
       if (pushes.length) {
         await tx.paymentNotification.createMany({
@@ -530,9 +531,9 @@ export class PurchaseService {
           })),
         });
       }
-      await this.recordMilestone(tx, payment, row);
-      return row;
+      return { updated: row, records: await this.recordMilestone(tx, payment, row) };
     });
+    this.feed.history(records);
     await this.publish(updated);
     return updated;
   }
@@ -540,8 +541,8 @@ export class PurchaseService {
   /** A history record whenever the visible status changes (never with a secret). */
   private async recordMilestone(tx: Pick<Db, 'historyRecord'>, before: PaymentRow | null, after: PaymentRow) {
     const status: PaymentStatus = derivePaymentStatus(after);
-    if (before && derivePaymentStatus(before) === status) return;
-    await this.history.record(
+    if (before && derivePaymentStatus(before) === status) return [];
+    return this.history.record(
       [
         {
           type: 'PAYMENT',

@@ -89,6 +89,16 @@ const AppFilterInput = builder.inputType('AppFilter', {
   }),
 });
 
+builder.subscriptionField('appUpdated', (t) =>
+  t.field({
+    type: AppRef,
+    description: 'Each change of an app you may see (state, progress, versions) that matches the filter.',
+    args: { filter: t.arg({ type: AppFilterInput, description: 'Which apps.' }) },
+    subscribe: (_root, { filter }, ctx) => ctx.services.apps.subscribe(ctx.viewer, filter ?? {}),
+    resolve: (app) => app,
+  }),
+);
+
 builder.queryFields((t) => ({
   apps: t.connection(
     {

@@ -40,6 +40,16 @@ const HistoryFilterInput = builder.inputType('HistoryFilter', {
   }),
 });
 
+builder.subscriptionField('historyAdded', (t) =>
+  t.field({
+    type: HistoryRecordRef,
+    description: 'Each new history record you may see that matches the filter.',
+    args: { filter: t.arg({ type: HistoryFilterInput, description: 'Which records.' }) },
+    subscribe: (_root, { filter }, ctx) => ctx.services.history.subscribe(ctx.viewer, filter ?? {}),
+    resolve: (record) => record,
+  }),
+);
+
 builder.queryField('history', (t) =>
   t.connection(
     {

@@ -78,6 +78,19 @@ const TaskFilterInput = builder.inputType('TaskFilter', {
   }),
 });
 
+builder.subscriptionField('taskUpdated', (t) =>
+  t.field({
+    type: TaskRef,
+    description: 'Each change of a task you may see (status, progress, op id) that matches the filter, or of one task.',
+    args: {
+      filter: t.arg({ type: TaskFilterInput, description: 'Which tasks.' }),
+      taskId: t.arg.string({ description: 'Only this task.' }),
+    },
+    subscribe: (_root, { filter, taskId }, ctx) => ctx.services.tasks.subscribe(ctx.viewer, filter ?? {}, taskId),
+    resolve: (task) => task,
+  }),
+);
+
 builder.queryFields((t) => ({
   tasks: t.connection(
     {

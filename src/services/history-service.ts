@@ -1,6 +1,8 @@
+import { filter, map, pipe } from 'graphql-yoga';
 import { canSee, userScope, type Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
 import type { HistoryRow, Prisma } from '../db/models.js';
+import type { ChangeFeed, EventBus } from '../pubsub.js';
 import { type Connection, type PageArgs, paginateQuery } from './pagination.js';
 
 export interface HistoryFilter {
@@ -43,7 +45,27 @@ export class HistoryService {
   constructor(
     private readonly db: Db,
     private readonly maxPageSize: number,
+    private readonly feed: ChangeFeed,
+    private readonly bus: EventBus,
   ) {}
+
+  /** New records the viewer may see that match the filter (read for each subscriber). */
+  subscribe(viewer: Viewer, filter_: HistoryFilter = {}): AsyncIterable<HistoryRow> {
+    const userId = userScope(viewer, filter_.userId);
+    return pipe(
+      this.bus.subscribe('history:added'),
+      filter((event) => userId === undefined || event.userId === userId),
+      map((event) => this.db.historyRecord.findUnique({ where: { id: event.id } })),
+      filter(
+        (row): row is HistoryRow =>
+          row !== null &&
+          (!filter_.type?.length || filter_.type.includes(row.type)) &&
+          (!filter_.app || row.app === filter_.app) &&
+          (!filter_.from || row.time >= filter_.from) &&
+          (!filter_.to || row.time <= filter_.to),
+      ),
+    );
+  }
 
   async list(viewer: Viewer, filter: HistoryFilter = {}, page: PageArgs = {}): Promise<Connection<HistoryRow>> {
     const userId = userScope(viewer, filter.userId);
@@ -64,9 +86,15 @@ export class HistoryService {
     );
   }
 
-  /** Appends records; pass the transaction the transition is written in, so both commit together. */
-  async record(entries: HistoryEntry[], tx: HistoryWriter = this.db): Promise<void> {
-    if (entries.length) await tx.historyRecord.createMany({ data: entries });
+  /**
+   * Appends records. Given a transaction (so the records commit with the transition), it
+   * returns them for the caller to announce after the commit; without one they are announced now.
+   */
+  async record(entries: HistoryEntry[], tx?: HistoryWriter): Promise<HistoryRow[]> {
+    const rows: HistoryRow[] = [];
+    for (const data of entries) rows.push(await (tx ?? this.db).historyRecord.create({ data }));
+    if (!tx) this.feed.history(rows);
+    return rows;
   }
 
   /** One record as a query to put in a batch transaction (not sent until that runs). */

@@ -5,7 +5,7 @@ import { TaskEngine } from '../engine/task-engine.js';
 import type { Logger } from '../logger.js';
 import { createDeveloperService } from '../payments/create-developer-service.js';
 import { PurchaseService } from '../payments/purchase-service.js';
-import { createEventBus } from '../pubsub.js';
+import { ChangeFeed, createEventBus } from '../pubsub.js';
 import { CatalogService } from './catalog-service.js';
 import { HistoryService } from './history-service.js';
 import { InstalledAppService } from './installed-app-service.js';
@@ -23,26 +23,35 @@ export interface ServiceDeps {
 export function createServices({ db, config, logger }: ServiceDeps) {
   const { maxPageSize } = config;
   const bus = createEventBus();
-  const history = new HistoryService(db, maxPageSize);
+  const feed = new ChangeFeed(bus);
+  const history = new HistoryService(db, maxPageSize, feed, bus);
   // The app service reports state events to the engine, which itself drives the app service.
   const appService = createAppService(config.appService, (event) => engine.onAppState(event), logger);
-  const engine = new TaskEngine(db, appService, history, logger.child({ component: 'task-engine' }), config.tasks);
+  const engine = new TaskEngine(
+    db,
+    appService,
+    history,
+    feed,
+    logger.child({ component: 'task-engine' }),
+    config.tasks,
+  );
   const catalog = new CatalogService(db, maxPageSize);
   return {
-    apps: new InstalledAppService(db, maxPageSize),
-    tasks: new TaskService(db, maxPageSize),
+    apps: new InstalledAppService(db, maxPageSize, bus),
+    tasks: new TaskService(db, maxPageSize, bus),
     payments: new PaymentService(db, maxPageSize, bus),
     purchases: new PurchaseService(
       db,
       history,
       createDeveloperService(config.payments.developerService, logger),
       bus,
+      feed,
       logger.child({ component: 'purchases' }),
       { attempts: config.payments.pollAttempts, intervalMs: config.payments.pollIntervalMs },
     ),
     history,
     catalog,
-    operations: new OperationService(db, catalog, history, engine),
+    operations: new OperationService(db, catalog, history, feed, engine),
     engine,
     appService,
     bus,

@@ -1,6 +1,8 @@
+import { filter, map, pipe } from 'graphql-yoga';
 import { canSee, userScope, type Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
 import type { AppRow, Prisma, TaskRow } from '../db/models.js';
+import type { EventBus } from '../pubsub.js';
 import { type AppKey, appKeyString } from './app-key.js';
 import { type AppStage, deriveStage, type Health, type StageAndHealth } from './app-stage.js';
 import { type Connection, type PageArgs, paginateArray, paginateQuery } from './pagination.js';
@@ -20,7 +22,35 @@ export class InstalledAppService {
   constructor(
     private readonly db: Db,
     private readonly maxPageSize: number,
+    private readonly bus: EventBus,
   ) {}
+
+  /**
+   * Every change of an app the viewer may see matching the filter, read per subscriber. An app
+   * that is gone (uninstalled) has no row to send; its removal shows through its task.
+   */
+  subscribe(viewer: Viewer, filter_: AppFilter = {}): AsyncIterable<AppRow> {
+    const userId = userScope(viewer, filter_.userId);
+    return pipe(
+      this.bus.subscribe('app:updated'),
+      filter(
+        (event) =>
+          (userId === undefined || event.userId === userId) &&
+          (!filter_.sourceId || event.sourceId === filter_.sourceId) &&
+          (!filter_.appName || event.appName === filter_.appName),
+      ),
+      map(async (event) => {
+        const row = await this.db.appState.findUnique({ where: { userId_sourceId_appName: event } });
+        if (!row || (!filter_.stage?.length && !filter_.health)) return row;
+        const [derived] = await this.stagesOf([row]);
+        const wanted =
+          (!filter_.stage?.length || filter_.stage.includes(derived?.stage as AppStage)) &&
+          (!filter_.health || filter_.health === derived?.health);
+        return wanted ? row : null;
+      }),
+      filter((row): row is AppRow => row !== null),
+    );
+  }
 
   async list(viewer: Viewer, filter: AppFilter = {}, page: PageArgs = {}): Promise<Connection<AppRow>> {
     const userId = userScope(viewer, filter.userId);

@@ -1,6 +1,6 @@
 import DataLoader from 'dataloader';
 import type { AppRow, TaskRow } from '../db/models.js';
-import { type AppKey, appKeyString } from './app-key.js';
+import type { AppKey } from './app-key.js';
 import { deriveStage, type StageAndHealth } from './app-stage.js';
 import type { Services } from './index.js';
 import type { Connection, PageArgs } from './pagination.js';
@@ -12,27 +12,25 @@ type AppTasksArgs = PageArgs & { status?: TaskStatus[] | null };
  * Per-request batching: every nested field that reads the database (App.activeTask, App.stage,
  * App.tasks, Task.app, CatalogApp.categories) goes through one of these, so a list of N parents
  * costs one query per field, not N.
+ *
+ * They batch but do not cache (`cache: false`): a subscription keeps one context for its whole
+ * life, and a cached active task would make every later event show a stale stage.
  */
+const BATCH_ONLY = { cache: false } as const;
+
 export function createLoaders(services: Services) {
-  const activeTask = new DataLoader<AppKey, TaskRow | null, string>((keys) => services.apps.activeTasks(keys), {
-    cacheKeyFn: appKeyString,
-  });
+  const activeTask = new DataLoader<AppKey, TaskRow | null>((keys) => services.apps.activeTasks(keys), BATCH_ONLY);
 
-  const appStage = new DataLoader<AppRow, StageAndHealth, number>(
-    async (rows) => {
-      const tasks = await activeTask.loadMany(rows);
-      return rows.map((row, index) => {
-        const task = tasks[index];
-        if (task instanceof Error) return task;
-        return deriveStage({ state: row.state, progress: row.progress, activeTask: task ?? null });
-      });
-    },
-    { cacheKeyFn: (row) => row.id },
-  );
+  const appStage = new DataLoader<AppRow, StageAndHealth, number>(async (rows) => {
+    const tasks = await activeTask.loadMany(rows);
+    return rows.map((row, index) => {
+      const task = tasks[index];
+      if (task instanceof Error) return task;
+      return deriveStage({ state: row.state, progress: row.progress, activeTask: task ?? null });
+    });
+  }, BATCH_ONLY);
 
-  const appByKey = new DataLoader<AppKey, AppRow | null, string>((keys) => services.apps.byKeys(keys), {
-    cacheKeyFn: appKeyString,
-  });
+  const appByKey = new DataLoader<AppKey, AppRow | null>((keys) => services.apps.byKeys(keys), BATCH_ONLY);
 
   // Apps asking for their task lists with the same arguments share one query.
   const appTasks = new DataLoader<{ app: AppKey; args: AppTasksArgs }, Connection<TaskRow>, string>(
@@ -57,10 +55,10 @@ export function createLoaders(services: Services) {
       );
       return results;
     },
-    { cacheKeyFn: (request) => `${appKeyString(request.app)}|${JSON.stringify(request.args)}` },
+    BATCH_ONLY,
   );
 
-  const catalogCategories = new DataLoader<number, string[]>((ids) => services.catalog.categoriesOf(ids));
+  const catalogCategories = new DataLoader<number, string[]>((ids) => services.catalog.categoriesOf(ids), BATCH_ONLY);
 
   return { activeTask, appStage, appByKey, appTasks, catalogCategories };
 }

@@ -6,6 +6,7 @@ import type { AppRow, CatalogAppRow, TaskRow } from '../db/models.js';
 import type { EnvVar } from '../engine/app-service.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import { readMetadata, type TaskMetadata } from '../engine/task-metadata.js';
+import type { ChangeFeed } from '../pubsub.js';
 import { type AppKey, appKeyString } from './app-key.js';
 import type { CatalogService } from './catalog-service.js';
 import { ConflictError, ForbiddenError, InvalidStateError, NotFoundError, ValidationError } from './errors.js';
@@ -118,6 +119,7 @@ export class OperationService {
     private readonly db: Db,
     private readonly catalog: CatalogService,
     private readonly history: HistoryService,
+    private readonly feed: ChangeFeed,
     private readonly engine: Pick<TaskEngine, 'notify' | 'finish' | 'requestCancel'>,
   ) {}
 
@@ -343,7 +345,7 @@ export class OperationService {
       const taskId = newTaskId(now);
       // One batch transaction (three statements, no interactive round trips): the task, its app's
       // state row and the history record commit together or not at all.
-      const [task] = await this.db.$transaction([
+      const [task, , record] = await this.db.$transaction([
         this.db.task.create({
           data: {
             taskId,
@@ -387,6 +389,9 @@ export class OperationService {
           },
         }),
       ]);
+      this.feed.task(task);
+      this.feed.app(request.key);
+      this.feed.history([record]);
       this.engine.notify();
       return task;
     } catch (error) {

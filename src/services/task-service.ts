@@ -1,6 +1,8 @@
+import { filter, map, pipe } from 'graphql-yoga';
 import { canSee, userScope, type Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
 import type { Prisma, TaskRow } from '../db/models.js';
+import type { EventBus } from '../pubsub.js';
 import { type AppKey, appKeyString } from './app-key.js';
 import { type Connection, type PageArgs, paginateArray, paginateQuery } from './pagination.js';
 
@@ -26,7 +28,32 @@ export class TaskService {
   constructor(
     private readonly db: Db,
     private readonly maxPageSize: number,
+    private readonly bus: EventBus,
   ) {}
+
+  /** Every change of a task the viewer may see matching the filter (or one task), read per subscriber. */
+  subscribe(viewer: Viewer, filter_: TaskFilter = {}, taskId?: string | null): AsyncIterable<TaskRow> {
+    const userId = userScope(viewer, filter_.userId);
+    return pipe(
+      this.bus.subscribe('task:updated'),
+      filter(
+        (event) =>
+          (userId === undefined || event.userId === userId) &&
+          (!taskId || event.taskId === taskId) &&
+          (!filter_.sourceId || event.sourceId === filter_.sourceId) &&
+          (!filter_.appName || event.appName === filter_.appName),
+      ),
+      map((event) => this.db.task.findUnique({ where: { taskId: event.taskId } })),
+      filter(
+        (task): task is TaskRow =>
+          task !== null &&
+          (!filter_.status?.length || filter_.status.includes(task.status as TaskStatus)) &&
+          (!filter_.type?.length || filter_.type.includes(task.type as TaskType)) &&
+          (!filter_.createdAfter || task.createdAt >= filter_.createdAfter) &&
+          (!filter_.createdBefore || task.createdAt <= filter_.createdBefore),
+      ),
+    );
+  }
 
   async list(viewer: Viewer, filter: TaskFilter = {}, page: PageArgs = {}): Promise<Connection<TaskRow>> {
     const userId = userScope(viewer, filter.userId);

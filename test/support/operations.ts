@@ -264,3 +264,21 @@ export const PaymentDetailQuery = graphql(`
     }
   }
 `);
+
+export const TaskUpdatedSubscription = graphql(`
+  subscription TaskUpdated($filter: TaskFilter, $taskId: String) {
+    taskUpdated(filter: $filter, taskId: $taskId) { taskId userId appName status progress }
+  }
+`);
+
+export const AppUpdatedSubscription = graphql(`
+  subscription AppUpdated($filter: AppFilter) {
+    appUpdated(filter: $filter) { userId appName state stage health installedVersion }
+  }
+`);
+
+export const HistoryAddedSubscription = graphql(`
+  subscription HistoryAdded($filter: HistoryFilter) {
+    historyAdded(filter: $filter) { type message app userId }
+  }
+`);
