@@ -9,8 +9,11 @@ import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, type Plugin } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import { Authenticator } from './auth/viewer.js';
+import { ChartRepoSource } from './collector/chart-repo-source.js';
+import { appServiceSource, databaseSource, jobsSource, pubsubSource, taskEngineSource } from './collector/sources.js';
+import { StateCollector } from './collector/state-collector.js';
 import type { Config } from './config.js';
-import { createPrismaClient, type Db, type PrismaOptions, prepareDatabase } from './db/client.js';
+import { createPrismaClient, type Db, databaseProvider, type PrismaOptions, prepareDatabase } from './db/client.js';
 import { seedDemoData } from './db/demo-data.js';
 import { parseAppStateEvent } from './engine/app-state-event.js';
 import { createErrorMasker, domainGraphQLError } from './http/graphql-errors.js';
@@ -79,6 +82,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
   const db = createPrismaClient(config.databaseUrl, prismaOptions);
   const services = createServices({ db, config, logger });
   const jobs: PeriodicJob[] = [];
+  let collector: StateCollector | null = null;
   const authenticator = new Authenticator(config.auth);
 
   // Rejects bodies over the limit before Yoga reads them.
@@ -290,14 +294,13 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
         );
       }
       await services.engine.start();
-      jobs.push(
-        startPeriodicJob(
-          'payment polling recovery',
-          services.purchases.resumeIntervalMs,
-          () => services.purchases.resumePolling(),
-          logger,
-        ),
+      const paymentRecovery = startPeriodicJob(
+        'payment polling recovery',
+        services.purchases.resumeIntervalMs,
+        () => services.purchases.resumePolling(),
+        logger,
       );
+      jobs.push(paymentRecovery);
       const historyCleanup = startPeriodicJob(
         'history cleanup',
         config.history.cleanupIntervalMs,
@@ -311,19 +314,44 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
       jobs.push(historyCleanup);
       await historyCleanup.firstRun; // old history is gone before the first request
       const { appService } = services;
+      let reconciliation: PeriodicJob | null = null;
       if (config.appService.kind === 'http' && appService.listApps) {
         const listApps = appService.listApps.bind(appService);
-        jobs.push(
-          startPeriodicJob(
-            'app-service reconciliation',
-            config.appService.reconcileIntervalMs,
-            async () => {
-              for (const event of await listApps()) await services.engine.onAppState(event);
-            },
-            logger,
-          ),
+        reconciliation = startPeriodicJob(
+          'app-service reconciliation',
+          config.appService.reconcileIntervalMs,
+          async () => {
+            for (const event of await listApps()) await services.engine.onAppState(event);
+          },
+          logger,
         );
+        jobs.push(reconciliation);
       }
+      const collectorLogger = logger.child({ component: 'collector' });
+      collector = new StateCollector(
+        db,
+        services.store,
+        services.bus,
+        [
+          databaseSource(db, databaseProvider(config.databaseUrl)),
+          taskEngineSource(db, services.engine, config.tasks.concurrency),
+          pubsubSource(),
+          appServiceSource(config.appService.kind, () => reconciliation?.status() ?? null),
+          jobsSource(() => [
+            { component: 'history_cleanup', status: historyCleanup.status() },
+            { component: 'payment_polling', status: paymentRecovery.status() },
+          ]),
+        ],
+        config.runtime.chartRepoUrl
+          ? new ChartRepoSource({ baseUrl: config.runtime.chartRepoUrl, logger: collectorLogger })
+          : null,
+        collectorLogger,
+        {
+          intervalMs: config.runtime.collectIntervalMs,
+          sourceTimeoutMs: Math.min(config.runtime.collectIntervalMs, 10_000),
+        },
+      );
+      await collector.start();
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, config.host, () => resolve());
@@ -334,6 +362,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
       return { port: actualPort, url: `http://${host}:${actualPort}` };
     },
     async stop() {
+      await collector?.stop();
       await Promise.all(jobs.splice(0).map((job) => job.stop()));
       await services.engine.stop();
       services.purchases.stop();

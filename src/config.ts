@@ -150,6 +150,20 @@ const schema = z.object({
   DEVELOPER_SERVICE_TIMEOUT_MS: positiveInt.default(10_000),
   /** Outcomes of the simulated developer service, `productId=outcome,…`. @default every product: vc-after-2 */
   SIMULATED_DEVELOPER_OUTCOMES: z.string().optional(),
+  /** Period of the poll-only runtime sources (component health, chart repo). @default 5000 */
+  COLLECT_INTERVAL_MS: positiveInt.default(5000),
+  /** Runtime events kept for clients resuming with `since`. @default 10000 */
+  RUNTIME_EVENT_BUFFER: positiveInt.max(1_000_000, 'must be at most 1000000').default(10_000),
+  /** Events one slow subscriber may have waiting before it gets RESYNC instead. @default 1000 */
+  RUNTIME_SUBSCRIBER_BUFFER: positiveInt.default(1000),
+  /** Most runtimeSnapshot pushes per second per subscriber. @default 5 */
+  SNAPSHOT_MAX_HZ: z.coerce
+    .number({ error: 'must be a number' })
+    .positive('must be greater than 0')
+    .max(100, 'must be at most 100')
+    .default(5),
+  /** Chart repository base URL; unset → the chart_repo source is disabled. @default none */
+  CHART_REPO_URL: optionalUrl,
   /** History records older than this are removed. @default 30 */
   HISTORY_RETENTION_DAYS: positiveInt.default(30),
   /** How often the history cleanup runs. @default 3600000 (1 h) */
@@ -185,6 +199,13 @@ export type Config = {
         reconcileIntervalMs: number;
       };
   history: { retentionDays: number; cleanupIntervalMs: number };
+  runtime: {
+    collectIntervalMs: number;
+    eventBuffer: number;
+    subscriberBuffer: number;
+    snapshotMaxHz: number;
+    chartRepoUrl: string | undefined;
+  };
   payments: {
     pollAttempts: number;
     pollIntervalMs: number;
@@ -259,6 +280,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         }
       : { kind: 'simulated', stepMs: e.SIMULATED_STEP_MS, failApps: e.SIMULATED_FAIL_APPS },
     history: { retentionDays: e.HISTORY_RETENTION_DAYS, cleanupIntervalMs: e.HISTORY_CLEANUP_INTERVAL_MS },
+    runtime: {
+      collectIntervalMs: e.COLLECT_INTERVAL_MS,
+      eventBuffer: e.RUNTIME_EVENT_BUFFER,
+      subscriberBuffer: e.RUNTIME_SUBSCRIBER_BUFFER,
+      snapshotMaxHz: e.SNAPSHOT_MAX_HZ,
+      chartRepoUrl: e.CHART_REPO_URL,
+    },
     payments: {
       pollAttempts: e.PAYMENT_POLL_ATTEMPTS,
       pollIntervalMs: e.PAYMENT_POLL_INTERVAL_MS,

@@ -1,3 +1,4 @@
+import type { StageAndHealth } from '../services/app-stage.js';
 import { builder } from './builder.js';
 import { connectionType } from './connections.js';
 import { rowId } from './global-id.js';
@@ -19,12 +20,15 @@ builder.node(AppRef, {
     stage: t.field({
       type: AppStageEnum,
       description: 'What the app is doing now, derived from `state` and the active task.',
-      resolve: async (app, _args, ctx) => (await ctx.loaders.appStage.load(app)).stage,
+      // Apps from the runtime state carry their stage; others derive it (batched).
+      resolve: async (app, _args, ctx) =>
+        ('derived' in app ? (app.derived as StageAndHealth) : await ctx.loaders.appStage.load(app)).stage,
     }),
     health: t.field({
       type: HealthEnum,
       description: 'Health derived with the stage.',
-      resolve: async (app, _args, ctx) => (await ctx.loaders.appStage.load(app)).health,
+      resolve: async (app, _args, ctx) =>
+        ('derived' in app ? (app.derived as StageAndHealth) : await ctx.loaders.appStage.load(app)).health,
     }),
     installedVersion: t.exposeString('installedVersion', {
       nullable: true,

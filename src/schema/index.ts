@@ -10,6 +10,7 @@ import './history.js';
 import './catalog.js';
 import './operations.js';
 import './purchases.js';
+import './runtime.js';
 
 /** The whole schema, sorted so its printed form is stable. Building it opens no database. */
 export const schema = lexicographicSortSchema(builder.toSchema());

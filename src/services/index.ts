@@ -1,3 +1,5 @@
+import { RuntimeService } from '../collector/runtime-service.js';
+import { StateStore } from '../collector/state-store.js';
 import type { Config } from '../config.js';
 import type { Db } from '../db/client.js';
 import { createAppService } from '../engine/create-app-service.js';
@@ -36,6 +38,8 @@ export function createServices({ db, config, logger }: ServiceDeps) {
     config.tasks,
   );
   const catalog = new CatalogService(db, maxPageSize);
+  // Active tasks plus this many finished ones are kept in the runtime state.
+  const store = new StateStore({ bufferSize: config.runtime.eventBuffer, recentFinishedTasks: 100 });
   return {
     apps: new InstalledAppService(db, maxPageSize, bus),
     tasks: new TaskService(db, maxPageSize, bus),
@@ -55,6 +59,11 @@ export function createServices({ db, config, logger }: ServiceDeps) {
     engine,
     appService,
     bus,
+    store,
+    runtime: new RuntimeService(store, {
+      snapshotMaxHz: config.runtime.snapshotMaxHz,
+      subscriberBuffer: config.runtime.subscriberBuffer,
+    }),
   };
 }
 

@@ -1,8 +1,20 @@
 import type { Logger } from '../logger.js';
 
+/** What a job's last run did, for health reporting (the collector shows it as a component). */
+export interface JobStatus {
+  name: string;
+  intervalMs: number;
+  runs: number;
+  lastStartedAt: Date | null;
+  lastDurationMs: number | null;
+  /** The last run's error message, or null when it succeeded. */
+  lastError: string | null;
+}
+
 export interface PeriodicJob {
   /** Settles when the first run (started at once) is over. */
   firstRun: Promise<void>;
+  status(): JobStatus;
   stop(): Promise<void>;
 }
 
@@ -16,12 +28,23 @@ export function startPeriodicJob(
   work: () => Promise<void>,
   logger: Logger,
 ): PeriodicJob {
+  const state: JobStatus = { name, intervalMs, runs: 0, lastStartedAt: null, lastDurationMs: null, lastError: null };
   let running: Promise<void> | null = null;
   const run = (): void => {
     if (running) return;
+    const started = performance.now();
+    state.lastStartedAt = new Date();
     running = work()
-      .catch((error) => logger.error({ err: error, job: name }, `${name} failed`))
+      .then(() => {
+        state.lastError = null;
+      })
+      .catch((error) => {
+        state.lastError = error instanceof Error ? error.message : String(error);
+        logger.error({ err: error, job: name }, `${name} failed`);
+      })
       .finally(() => {
+        state.runs += 1;
+        state.lastDurationMs = Math.round(performance.now() - started);
         running = null;
       });
   };
@@ -31,6 +54,7 @@ export function startPeriodicJob(
   timer.unref();
   return {
     firstRun,
+    status: () => ({ ...state }),
     async stop() {
       clearInterval(timer);
       await running;

@@ -282,3 +282,35 @@ export const HistoryAddedSubscription = graphql(`
     historyAdded(filter: $filter) { type message app userId }
   }
 `);
+
+export const RuntimeSnapshotQuery = graphql(`
+  query RuntimeSnapshot($filter: SnapshotFilter) {
+    runtimeSnapshot(filter: $filter) {
+      sequence
+      summary { totalApps healthyApps unhealthyApps appsByStage { stage count } totalTasks pendingTasks runningTasks completedTasks failedTasks canceledTasks activeComponents }
+      apps { userId appName stage health }
+      tasks { taskId userId status }
+      components { name state healthy message metrics }
+      chartRepo { reachable lastError apps }
+    }
+  }
+`);
+
+export const RuntimeEventsSubscription = graphql(`
+  subscription RuntimeEvents($filter: SnapshotFilter, $since: Float) {
+    runtimeEvents(filter: $filter, since: $since) {
+      sequence kind
+      app { userId appName stage }
+      removedApp { userId appName }
+      task { taskId userId appName status progress }
+      component { name state }
+      summary { totalApps runningTasks completedTasks }
+    }
+  }
+`);
+
+export const RuntimeSnapshotSubscription = graphql(`
+  subscription RuntimeSnapshotLive($filter: SnapshotFilter) {
+    runtimeSnapshot(filter: $filter) { sequence tasks { taskId status progress } }
+  }
+`);

@@ -1,0 +1,260 @@
+import type { RuntimeEventView } from '../collector/runtime-service.js';
+import type {
+  ChartRepoView,
+  ComponentStatus,
+  RuntimeSummary,
+  Snapshot,
+  SnapshotFilter,
+} from '../collector/state-store.js';
+import type { AppKey } from '../services/app-key.js';
+import { builder } from './builder.js';
+import { AppRef, AppStageEnum, HealthEnum, TaskRef, TaskStatusEnum, TaskTypeEnum } from './refs.js';
+
+const ComponentStateEnum = builder.enumType('ComponentState', {
+  description: 'State of a system component.',
+  values: {
+    RUNNING: { description: 'Working.' },
+    DEGRADED: { description: 'Working, with problems (see message).' },
+    STOPPED: { description: 'Not running.' },
+    ERROR: { description: 'Failing (see message).' },
+    DISABLED: { description: 'Not configured, on purpose.' },
+  },
+});
+
+const ComponentRef = builder.objectRef<ComponentStatus>('Component').implement({
+  description:
+    'Health of one part of the system: task_engine, collector, database, pubsub, app_service, chart_repo, history_cleanup, payment_polling.',
+  fields: (t) => ({
+    name: t.exposeString('name', { description: 'Component name.' }),
+    healthy: t.exposeBoolean('healthy', { description: 'Whether it works as it should.' }),
+    state: t.field({ type: ComponentStateEnum, description: 'Its state.', resolve: (c) => c.state }),
+    message: t.exposeString('message', { nullable: true, description: 'What is wrong, when something is.' }),
+    lastCheck: t.field({ type: 'DateTime', description: 'When it was last checked.', resolve: (c) => c.lastCheck }),
+    metrics: t.field({
+      type: 'JSON',
+      nullable: true,
+      description: 'Figures of the component (queue lengths, latencies …).',
+      resolve: (c) => c.metrics,
+    }),
+  }),
+});
+
+const ChartRepoStatusRef = builder.objectRef<ChartRepoView>('ChartRepoStatus').implement({
+  description: 'What the chart repository reports about app processing, images and its task queues.',
+  fields: (t) => ({
+    reachable: t.exposeBoolean('reachable', { description: 'Whether the last collection reached it.' }),
+    lastError: t.exposeString('lastError', {
+      nullable: true,
+      description: 'Why the last collection failed (partly or wholly).',
+    }),
+    lastUpdate: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description: 'When its data was last fetched.',
+      resolve: (c) => c.lastUpdate,
+    }),
+    system: t.field({
+      type: 'JSON',
+      nullable: true,
+      description: 'System block (version, uptime, resources).',
+      resolve: (c) => c.system,
+    }),
+    apps: t.field({ type: 'JSON', nullable: true, description: 'App processing states.', resolve: (c) => c.apps }),
+    images: t.field({
+      type: 'JSON',
+      nullable: true,
+      description: 'Image download and analysis states.',
+      resolve: (c) => c.images,
+    }),
+    tasks: t.field({
+      type: 'JSON',
+      nullable: true,
+      description: 'Hydrator and image-analyzer queues.',
+      resolve: (c) => c.tasks,
+    }),
+  }),
+});
+
+const StageCountRef = builder.objectRef<{ stage: string; count: number }>('StageCount').implement({
+  description: 'How many apps are in one stage.',
+  fields: (t) => ({
+    stage: t.field({ type: AppStageEnum, description: 'The stage.', resolve: (s) => s.stage as never }),
+    count: t.exposeInt('count', { description: 'Apps in it.' }),
+  }),
+});
+
+const RuntimeSummaryRef = builder.objectRef<RuntimeSummary>('RuntimeSummary').implement({
+  description: 'Counts over the (filtered) runtime state.',
+  fields: (t) => ({
+    totalApps: t.exposeInt('totalApps', { description: 'Apps.' }),
+    healthyApps: t.exposeInt('healthyApps', { description: 'Healthy apps.' }),
+    unhealthyApps: t.exposeInt('unhealthyApps', { description: 'Unhealthy apps.' }),
+    appsByStage: t.field({
+      type: [StageCountRef],
+      description: 'Apps per stage (stages with none are left out).',
+      resolve: (s) => s.appsByStage,
+    }),
+    totalTasks: t.exposeInt('totalTasks', { description: 'Tasks held (active and recent finished).' }),
+    pendingTasks: t.exposeInt('pendingTasks', { description: 'Pending tasks.' }),
+    runningTasks: t.exposeInt('runningTasks', { description: 'Running tasks.' }),
+    completedTasks: t.exposeInt('completedTasks', { description: 'Completed tasks (recent).' }),
+    failedTasks: t.exposeInt('failedTasks', { description: 'Failed tasks (recent).' }),
+    canceledTasks: t.exposeInt('canceledTasks', { description: 'Canceled tasks (recent).' }),
+    activeComponents: t.exposeInt('activeComponents', { description: 'Components healthy and running.' }),
+  }),
+});
+
+const RuntimeSnapshotRef = builder.objectRef<Snapshot>('RuntimeSnapshot').implement({
+  description: 'The runtime state at one sequence number: apps, tasks, components and chart repo, with a summary.',
+  fields: (t) => ({
+    sequence: t.float({ description: 'Sequence number of the last change included.', resolve: (s) => s.sequence }),
+    generatedAt: t.field({ type: 'DateTime', description: 'When it was taken.', resolve: (s) => s.generatedAt }),
+    summary: t.field({
+      type: RuntimeSummaryRef,
+      description: 'Counts over the filtered content.',
+      resolve: (s) => s.summary,
+    }),
+    apps: t.field({ type: [AppRef], description: 'Apps matching the filter.', resolve: (s) => s.apps }),
+    tasks: t.field({
+      type: [TaskRef],
+      description: 'Active and recent tasks matching the filter, newest first.',
+      resolve: (s) => s.tasks,
+    }),
+    components: t.field({
+      type: [ComponentRef],
+      description: 'Every component (never filtered).',
+      resolve: (s) => s.components,
+    }),
+    chartRepo: t.field({
+      type: ChartRepoStatusRef,
+      nullable: true,
+      description: 'Chart repo status (kept when filtering).',
+      resolve: (s) => s.chartRepo,
+    }),
+  }),
+});
+
+const SnapshotFilterInput = builder.inputType('SnapshotFilter', {
+  description: 'Filters on the runtime state; all given conditions must hold.',
+  fields: (t) => ({
+    userId: t.string({ description: "Only this user's apps and tasks (admins only)." }),
+    sourceId: t.string({ description: 'Only this market source.' }),
+    appName: t.string({ description: 'Only this app.' }),
+    taskStatus: t.field({ type: [TaskStatusEnum], description: 'Only tasks in these statuses.' }),
+    taskType: t.field({ type: [TaskTypeEnum], description: 'Only tasks of these types.' }),
+    stage: t.field({ type: [AppStageEnum], description: 'Only apps in these stages.' }),
+    health: t.field({ type: HealthEnum, description: 'Only apps with this health.' }),
+  }),
+});
+
+const RuntimeEventKindEnum = builder.enumType('RuntimeEventKind', {
+  description: 'What a runtime event is about.',
+  values: {
+    APP_CHANGED: { description: 'An app changed (`app`).' },
+    APP_REMOVED: { description: 'An app is gone (`removedApp`).' },
+    TASK_CHANGED: { description: 'A task changed (`task`).' },
+    TASK_REMOVED: { description: 'A finished task left the runtime state (`task`).' },
+    COMPONENT_CHANGED: { description: 'A component changed (`component`).' },
+    CHART_REPO_CHANGED: { description: 'The chart repo status changed (`chartRepo`).' },
+    RESYNC: { description: 'Events were missed: refetch the snapshot and subscribe again from its sequence.' },
+  },
+});
+
+const RemovedAppRef = builder.objectRef<AppKey>('RemovedApp').implement({
+  description: 'The identity of an app that is gone.',
+  fields: (t) => ({
+    userId: t.exposeString('userId', { description: 'Owner.' }),
+    sourceId: t.exposeString('sourceId', { description: 'Market source.' }),
+    appName: t.exposeString('appName', { description: 'App name.' }),
+  }),
+});
+
+const RuntimeEventRef = builder.objectRef<RuntimeEventView>('RuntimeEvent').implement({
+  description: 'One change of the runtime state.',
+  fields: (t) => ({
+    sequence: t.float({
+      description: 'Its sequence number; pass the last one seen as `since` when reconnecting.',
+      resolve: (e) => e.sequence,
+    }),
+    kind: t.field({ type: RuntimeEventKindEnum, description: 'What changed.', resolve: (e) => e.kind }),
+    at: t.field({ type: 'DateTime', description: 'When.', resolve: (e) => e.at }),
+    app: t.field({
+      type: AppRef,
+      nullable: true,
+      description: 'The app (APP_CHANGED).',
+      resolve: (e) => e.app ?? null,
+    }),
+    removedApp: t.field({
+      type: RemovedAppRef,
+      nullable: true,
+      description: 'The app that is gone (APP_REMOVED).',
+      resolve: (e) => e.appKey ?? null,
+    }),
+    task: t.field({
+      type: TaskRef,
+      nullable: true,
+      description: 'The task (TASK_CHANGED, TASK_REMOVED).',
+      resolve: (e) => e.task ?? null,
+    }),
+    component: t.field({
+      type: ComponentRef,
+      nullable: true,
+      description: 'The component (COMPONENT_CHANGED).',
+      resolve: (e) => e.component ?? null,
+    }),
+    chartRepo: t.field({
+      type: ChartRepoStatusRef,
+      nullable: true,
+      description: 'The chart repo status (CHART_REPO_CHANGED).',
+      resolve: (e) => e.chartRepo ?? null,
+    }),
+    summary: t.field({
+      type: RuntimeSummaryRef,
+      nullable: true,
+      description: 'The summary over your filter after this change.',
+      resolve: (e) => e.summary,
+    }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  runtimeSnapshot: t.field({
+    type: RuntimeSnapshotRef,
+    description: "The runtime state now (yours; everyone's for admins), filtered, with its summary.",
+    args: { filter: t.arg({ type: SnapshotFilterInput, description: 'Which apps and tasks.' }) },
+    resolve: (_root, { filter }, ctx) => ctx.services.runtime.snapshot(ctx.viewer, (filter ?? {}) as SnapshotFilter),
+  }),
+  components: t.field({
+    type: [ComponentRef],
+    description: 'Health of every component.',
+    resolve: (_root, _args, ctx) => ctx.services.runtime.components(),
+  }),
+  chartRepo: t.field({
+    type: ChartRepoStatusRef,
+    nullable: true,
+    description: 'What the chart repository reports; null before the first collection (or when disabled).',
+    resolve: (_root, _args, ctx) => ctx.services.runtime.chartRepo(),
+  }),
+}));
+
+builder.subscriptionFields((t) => ({
+  runtimeEvents: t.field({
+    type: RuntimeEventRef,
+    description:
+      'Every change of the runtime state within your filter, with sequence numbers; with `since`, what you missed first (or RESYNC).',
+    args: {
+      filter: t.arg({ type: SnapshotFilterInput, description: 'Which apps and tasks.' }),
+      since: t.arg.float({ description: 'The last sequence you saw.' }),
+    },
+    subscribe: (_root, { filter, since }, ctx) =>
+      ctx.services.runtime.events(ctx.viewer, (filter ?? {}) as SnapshotFilter, since),
+    resolve: (event) => event,
+  }),
+  runtimeSnapshot: t.field({
+    type: RuntimeSnapshotRef,
+    description: 'The filtered snapshot at once, then again after changes (at most SNAPSHOT_MAX_HZ a second).',
+    args: { filter: t.arg({ type: SnapshotFilterInput, description: 'Which apps and tasks.' }) },
+    subscribe: (_root, { filter }, ctx) => ctx.services.runtime.snapshots(ctx.viewer, (filter ?? {}) as SnapshotFilter),
+    resolve: (snapshot) => snapshot,
+  }),
+}));

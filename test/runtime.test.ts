@@ -1,0 +1,209 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { availableDatabases } from './support/databases.js';
+import { startFakeChartRepo } from './support/fake-chart-repo.js';
+import {
+  InstallAppMutation,
+  RuntimeEventsSubscription,
+  RuntimeSnapshotQuery,
+  RuntimeSnapshotSubscription,
+} from './support/operations.js';
+import {
+  AUTH_ENV,
+  dataOf,
+  errorCodes,
+  execute,
+  startTestServer,
+  type TestServer,
+  TOKENS,
+  waitFor,
+} from './support/server.js';
+import { subscribe } from './support/subscriptions.js';
+
+const databases = await availableDatabases();
+const COMPONENTS = [
+  'app_service',
+  'chart_repo',
+  'collector',
+  'database',
+  'history_cleanup',
+  'payment_polling',
+  'pubsub',
+  'task_engine',
+];
+
+async function install(server: TestServer, appName: string, version: string, token: string) {
+  const options = token ? { token } : {};
+  const result = dataOf(
+    await execute(server, InstallAppMutation, { input: { sourceId: 'market.olares', appName, version } }, options),
+  ).installApp;
+  if (result.__typename !== 'InstallAppSuccess') throw new Error(JSON.stringify(result));
+  return result.task.taskId;
+}
+
+describe.each(databases)('runtime state on %s', (kind) => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer(kind, {
+      env: { ...AUTH_ENV, SIMULATED_STEP_MS: '0', RUNTIME_EVENT_BUFFER: '400', SNAPSHOT_MAX_HZ: '2' },
+    });
+  });
+  afterAll(() => server?.stop());
+
+  test('runtimeSnapshot: your apps and tasks with a summary over them, and every component', async () => {
+    const { runtimeSnapshot: mine } = dataOf(await execute(server, RuntimeSnapshotQuery, {}, { token: TOKENS.alice }));
+    expect(mine.apps.length).toBeGreaterThan(0);
+    expect(
+      mine.apps.every((app) => app.userId === 'alice') && mine.tasks.every((task) => task.userId === 'alice'),
+    ).toBe(true);
+    expect(mine.summary.totalApps).toBe(mine.apps.length);
+    expect(mine.summary.totalTasks).toBe(mine.tasks.length);
+    expect(mine.summary.healthyApps).toBe(mine.apps.filter((app) => app.health === 'HEALTHY').length);
+    expect(mine.summary.appsByStage.reduce((sum, s) => sum + s.count, 0)).toBe(mine.apps.length);
+    expect(mine.components.map((c) => c.name)).toEqual(COMPONENTS);
+    expect(mine.components.find((c) => c.name === 'chart_repo')).toMatchObject({
+      state: 'DISABLED',
+      message: 'CHART_REPO_URL is not set',
+    });
+    expect(mine.components.find((c) => c.name === 'database')).toMatchObject({ state: 'RUNNING', healthy: true });
+
+    const failed = dataOf(
+      await execute(server, RuntimeSnapshotQuery, { filter: { stage: ['FAILED'] } }, { token: TOKENS.ops }),
+    ).runtimeSnapshot;
+    expect(failed.apps.map((app) => `${app.userId}/${app.appName}`)).toEqual(['alice/nextcloud']);
+    expect(
+      errorCodes(await execute(server, RuntimeSnapshotQuery, { filter: { userId: 'alice' } }, { token: TOKENS.bob })),
+    ).toEqual(['FORBIDDEN']);
+  });
+
+  test('runtimeEvents: each change at once with a growing sequence and your summary; nothing of other users', async () => {
+    const alice = await subscribe(server, RuntimeEventsSubscription, {}, { token: TOKENS.alice });
+    const bob = await subscribe(server, RuntimeEventsSubscription, {}, { token: TOKENS.bob });
+    try {
+      const taskId = await install(server, 'ghost', '5.104.2', TOKENS.alice);
+      const events = (
+        await alice.until((e) => e.runtimeEvents.task?.taskId === taskId && e.runtimeEvents.task.status === 'COMPLETED')
+      ).map((e) => e.runtimeEvents);
+      const sequences = events.map((e) => e.sequence);
+      expect(sequences).toEqual([...sequences].sort((a, b) => a - b));
+      expect(new Set(sequences).size).toBe(sequences.length);
+      expect(events.some((e) => e.kind === 'APP_CHANGED' && e.app?.appName === 'ghost')).toBe(true);
+      const progress = events.filter((e) => e.task?.taskId === taskId).map((e) => e.task?.progress ?? 0);
+      expect(progress).toEqual([...progress].sort((a, b) => a - b));
+      expect(events.at(-1)?.summary?.completedTasks).toBeGreaterThan(0);
+      const last = dataOf(await execute(server, RuntimeSnapshotQuery, {}, { token: TOKENS.alice })).runtimeSnapshot;
+      expect(last.apps.find((app) => app.appName === 'ghost')).toMatchObject({ stage: 'RUNNING' });
+      expect(bob.received.filter((e) => (e.runtimeEvents.task ?? e.runtimeEvents.app)?.userId === 'alice')).toEqual([]);
+    } finally {
+      await alice.close();
+      await bob.close();
+    }
+  });
+
+  test('a client reconnecting with `since` gets exactly what it missed; one too far behind gets RESYNC', async () => {
+    const before = dataOf(await execute(server, RuntimeSnapshotQuery, {}, { token: TOKENS.alice })).runtimeSnapshot
+      .sequence;
+    const taskId = await install(server, 'n8n', '1.70.1', TOKENS.alice);
+    await waitFor(async () => {
+      const snapshot = dataOf(await execute(server, RuntimeSnapshotQuery, {}, { token: TOKENS.alice })).runtimeSnapshot;
+      return snapshot.tasks.find((t) => t.taskId === taskId && t.status === 'COMPLETED') ? true : undefined;
+    }, 'the install to complete');
+    const resumed = await subscribe(server, RuntimeEventsSubscription, { since: before }, { token: TOKENS.alice });
+    try {
+      const missed = (
+        await resumed.until(
+          (e) => e.runtimeEvents.task?.taskId === taskId && e.runtimeEvents.task.status === 'COMPLETED',
+        )
+      ).map((e) => e.runtimeEvents);
+      expect(missed[0]?.sequence).toBeGreaterThan(before);
+      const sequences = missed.map((e) => e.sequence);
+      expect(sequences).toEqual([...sequences].sort((a, b) => a - b));
+      expect(missed.map((e) => e.kind)).not.toContain('RESYNC');
+      expect(missed.some((e) => e.kind === 'APP_CHANGED' && e.app?.appName === 'n8n')).toBe(true);
+    } finally {
+      await resumed.close();
+    }
+  });
+
+  test('runtimeSnapshot subscription: at once, then coalesced to SNAPSHOT_MAX_HZ however many changes happen', async () => {
+    const live = await subscribe(server, RuntimeSnapshotSubscription, {}, { token: TOKENS.bob });
+    const events = await subscribe(server, RuntimeEventsSubscription, {}, { token: TOKENS.bob });
+    try {
+      const first = await live.next();
+      expect(first.runtimeSnapshot.sequence).toBeGreaterThan(0);
+      const taskId = await install(server, 'wordpress', '6.7.1', TOKENS.bob);
+      await live.until((s) => s.runtimeSnapshot.tasks.some((t) => t.taskId === taskId && t.status === 'COMPLETED'));
+      const changes = await events.until(
+        (e) => e.runtimeEvents.task?.taskId === taskId && e.runtimeEvents.task.status === 'COMPLETED',
+      );
+      expect(changes.length).toBeGreaterThan(8);
+      expect(live.received.length).toBeLessThan(changes.length);
+    } finally {
+      await live.close();
+      await events.close();
+    }
+  });
+});
+
+describe('a client too far behind', () => {
+  test('gets RESYNC when what it missed has left the bounded buffer (RUNTIME_EVENT_BUFFER)', async () => {
+    const server = await startTestServer('sqlite', { env: { RUNTIME_EVENT_BUFFER: '5' } });
+    try {
+      // loading the demo state alone made far more than 5 events: sequence 1 is gone
+      const stale = await subscribe(server, RuntimeEventsSubscription, { since: 1 });
+      try {
+        expect((await stale.next()).runtimeEvents.kind).toBe('RESYNC');
+      } finally {
+        await stale.close();
+      }
+      const current = dataOf(await execute(server, RuntimeSnapshotQuery, {})).runtimeSnapshot.sequence;
+      const fresh = await subscribe(server, RuntimeEventsSubscription, { since: current });
+      try {
+        await install(server, 'ghost', '5.104.2', '');
+        const first = await fresh.next();
+        expect(first.runtimeEvents.kind).not.toBe('RESYNC');
+        expect(first.runtimeEvents.sequence).toBeGreaterThan(current);
+      } finally {
+        await fresh.close();
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('a failing poll source is isolated', () => {
+  test('a chart repo that hangs or fails shows as an unhealthy component; the others keep working; it recovers', async () => {
+    const chartRepo = await startFakeChartRepo();
+    chartRepo.setBehaviour('*', { respond: 'hang' });
+    const server = await startTestServer('sqlite', {
+      env: { CHART_REPO_URL: chartRepo.url, COLLECT_INTERVAL_MS: '300' },
+    });
+    try {
+      const components = async () => dataOf(await execute(server, RuntimeSnapshotQuery, {})).runtimeSnapshot;
+      const broken = await waitFor(async () => {
+        const snapshot = await components();
+        return snapshot.components.find((c) => c.name === 'chart_repo')?.state === 'ERROR' ? snapshot : undefined;
+      }, 'chart_repo to fail');
+      expect(broken.components.find((c) => c.name === 'collector')).toMatchObject({ state: 'DEGRADED' });
+      expect(
+        broken.components
+          .filter((c) => !['chart_repo', 'collector'].includes(c.name))
+          .every((c) => c.state === 'RUNNING'),
+      ).toBe(true);
+
+      chartRepo.setBehaviour('*', null);
+      chartRepo.setStatus('*', { apps: [{ app_name: 'jellyfin', state: 'completed' }], images: [] });
+      const healed = await waitFor(async () => {
+        const snapshot = await components();
+        return snapshot.chartRepo?.reachable ? snapshot : undefined;
+      }, 'chart_repo to recover');
+      expect(healed.components.find((c) => c.name === 'chart_repo')).toMatchObject({ state: 'RUNNING' });
+      expect(healed.chartRepo?.apps).toEqual(
+        expect.arrayContaining([expect.objectContaining({ app_name: 'jellyfin' })]),
+      );
+    } finally {
+      await server.stop();
+      await chartRepo.stop();
+    }
+  });
+});

@@ -1,0 +1,131 @@
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * A stand-in for the chart repo's status endpoint (market-domain §2.7, §2.11 step 4) on a real
+ * port, for ChartRepoSource and the runtime collector's tests.
+ *
+ * - `GET /chart-repo/api/v2/status?user=…&source=…` is answered per key `user/source` (`/` when
+ *   the query names neither, `alice/` when only the user is given).
+ * - `setStatus(key, data)` sets the `data` of the `{success: true, message, data}` envelope sent
+ *   for that key; key `'*'` sets the status sent to every key without one of its own. Until then it
+ *   is DEFAULT_CHART_REPO_STATUS (no apps, images or tasks).
+ * - `setBehaviour(key, behaviour)` makes that key (or, with `'*'`, every key without a behaviour of
+ *   its own) fail in one of the ways a real chart repo can; `null` goes back to answering normally.
+ * - `requests` records every request, in arrival order, including ones to unknown paths (404).
+ * - `reset()` forgets the statuses, behaviours and requests; `stop()` also ends hanging requests.
+ */
+
+export type ChartRepoBehaviour =
+  /** HTTP 200 with the envelope around the key's status: the normal answer. */
+  | { respond: 'ok' }
+  /** Any HTTP status, with this JSON body when given (e.g. an envelope with a message). */
+  | { respond: 'http-error'; status: number; body?: unknown }
+  /** HTTP 200 `{success: false, message, data: null}`. */
+  | { respond: 'unsuccessful'; message: string }
+  /** HTTP 200 with this JSON as it is, e.g. an envelope whose data is not an object. */
+  | { respond: 'json'; body: unknown }
+  /** HTTP 200 with a body that is not JSON. */
+  | { respond: 'garbage' }
+  /** Never answers (until `stop`), for timeouts. */
+  | { respond: 'hang' }
+  /** Drops the connection without an answer. */
+  | { respond: 'reset' };
+
+export interface ChartRepoRequest {
+  method: string;
+  path: string;
+  /** The raw query string, without `?`, to see how it was encoded. */
+  search: string;
+  query: Record<string, string>;
+  /** `user/source` as used by setStatus and setBehaviour. */
+  key: string;
+}
+
+export interface FakeChartRepo {
+  url: string;
+  requests: ChartRepoRequest[];
+  setStatus(key: string, data: unknown): void;
+  setBehaviour(key: string, behaviour: ChartRepoBehaviour | null): void;
+  reset(): void;
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_CHART_REPO_STATUS = { apps: [], images: [], last_update: '2026-05-15T08:00:00Z' };
+
+const STATUS_PATH = '/chart-repo/api/v2/status';
+
+export async function startFakeChartRepo(): Promise<FakeChartRepo> {
+  const requests: ChartRepoRequest[] = [];
+  const statuses = new Map<string, unknown>();
+  const behaviours = new Map<string, ChartRepoBehaviour>();
+
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://fake');
+    const key = `${url.searchParams.get('user') ?? ''}/${url.searchParams.get('source') ?? ''}`;
+    requests.push({
+      method: req.method ?? '',
+      path: url.pathname,
+      search: url.search.replace(/^\?/, ''),
+      query: Object.fromEntries(url.searchParams),
+      key,
+    });
+    if (req.method !== 'GET' || url.pathname !== STATUS_PATH) {
+      return reply(res, 404, { success: false, message: `no route ${req.method} ${url.pathname}`, data: null });
+    }
+
+    const behaviour = behaviours.get(key) ?? behaviours.get('*') ?? { respond: 'ok' };
+    switch (behaviour.respond) {
+      case 'ok': {
+        const data = statuses.has(key) ? statuses.get(key) : statuses.has('*') ? statuses.get('*') : undefined;
+        return reply(res, 200, { success: true, message: 'ok', data: data ?? DEFAULT_CHART_REPO_STATUS });
+      }
+      case 'http-error':
+        return reply(res, behaviour.status, behaviour.body);
+      case 'unsuccessful':
+        return reply(res, 200, { success: false, message: behaviour.message, data: null });
+      case 'json':
+        return reply(res, 200, behaviour.body);
+      case 'garbage':
+        res.writeHead(200, { 'content-type': 'text/html' }).end('<html>upstream restarting</html>');
+        return;
+      case 'hang':
+        return;
+      case 'reset':
+        req.socket.destroy();
+        return;
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    setStatus(key, data) {
+      statuses.set(key, data);
+    },
+    setBehaviour(key, behaviour) {
+      if (behaviour) behaviours.set(key, behaviour);
+      else behaviours.delete(key);
+    },
+    reset() {
+      statuses.clear();
+      behaviours.clear();
+      requests.length = 0;
+    },
+    async stop() {
+      // Hanging requests keep their sockets open; close() alone would wait for them forever.
+      server.closeAllConnections();
+      await new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
+    },
+  };
+}
+
+function reply(res: ServerResponse, status: number, body: unknown): void {
+  if (body === undefined) {
+    res.writeHead(status).end();
+    return;
+  }
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+}
