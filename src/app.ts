@@ -1,4 +1,5 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
@@ -48,6 +49,20 @@ interface EnvelopedRoot {
   execute: (args: ExecutionArgs) => ReturnType<typeof execute>;
   subscribe: (args: ExecutionArgs) => ReturnType<typeof subscribe>;
 }
+
+/** The live dashboard: a static page that talks to /graphql over graphql-ws. */
+const DASHBOARD: Record<string, { type: string; body: string }> = Object.fromEntries(
+  (
+    [
+      ['/dashboard', 'dashboard.html', 'text/html; charset=utf-8'],
+      ['/dashboard/dashboard.js', 'dashboard.js', 'text/javascript; charset=utf-8'],
+      ['/dashboard/dashboard.css', 'dashboard.css', 'text/css; charset=utf-8'],
+    ] as const
+  ).map(([route, file, type]) => [
+    route,
+    { type, body: readFileSync(new URL(`./dashboard/${file}`, import.meta.url), 'utf8') },
+  ]),
+);
 
 const REQUEST_ID = /^[\w.-]{1,64}$/;
 
@@ -190,6 +205,17 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
         ready.ok ? 200 : 503,
         ready.ok ? { status: 'ready' } : { status: 'not ready', error: ready.error },
       );
+    }
+    const asset = DASHBOARD[path ?? ''];
+    if (asset && req.method === 'GET') {
+      res.writeHead(200, {
+        'content-type': asset.type,
+        'cache-control': 'no-cache',
+        // Everything the page needs comes from this server; nothing else may load.
+        'content-security-policy':
+          "default-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+      });
+      return res.end(asset.body);
     }
     if (path === '/events/app-state' && config.appService.kind === 'http') {
       return receiveAppStateEvent(req, res, config.appService.eventSecret);

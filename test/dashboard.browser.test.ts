@@ -1,0 +1,57 @@
+import { mkdirSync } from 'node:fs';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { chromiumAvailable, launchChromium } from './support/browser.js';
+import { InstallAppMutation } from './support/operations.js';
+import { dataOf, execute, startTestServer, type TestServer } from './support/server.js';
+
+describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', () => {
+  let server: TestServer;
+  let browser: Browser;
+  beforeAll(async () => {
+    server = await startTestServer('sqlite', { env: { SIMULATED_STEP_MS: '150' } });
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  test('an install triggered by a mutation appears and reaches 100% without a reload, over the WebSocket only', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const external: string[] = [];
+    page.on('request', (request) => {
+      const url = new URL(request.url());
+      if (!['127.0.0.1', 'localhost'].includes(url.hostname)) external.push(request.url());
+    });
+    const polls: string[] = [];
+    page.on('request', (request) => {
+      if (request.url().includes('/graphql') && request.resourceType() !== 'websocket') polls.push(request.url());
+    });
+    await page.goto(`${server.url}/dashboard`);
+    await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
+    await expect.poll(() => page.locator('[data-component]').count()).toBe(8);
+
+    const result = dataOf(
+      await execute(server, InstallAppMutation, {
+        input: { sourceId: 'market.olares', appName: 'excalidraw', version: '0.17.6' },
+      }),
+    ).installApp;
+    const taskId = result.__typename === 'InstallAppSuccess' ? result.task.taskId : '';
+    const row = page.locator(`tr[data-task-id="${taskId}"]`);
+    await row.waitFor({ timeout: 15_000 });
+    await expect
+      .poll(() => row.locator('[role=progressbar]').getAttribute('aria-valuenow'), { timeout: 20_000 })
+      .toBe('100');
+    expect(await row.locator('.badge').innerText()).toBe('COMPLETED');
+    expect(await page.locator('tr[data-app="admin/market.olares/excalidraw"] .badge').first().innerText()).toBe(
+      'RUNNING',
+    );
+
+    mkdirSync('test-results', { recursive: true });
+    await page.screenshot({ path: 'test-results/dashboard.png', fullPage: true });
+
+    expect(polls).toEqual([]); // no polling: everything came over the WebSocket
+    expect(external).toEqual([]);
+  });
+});
