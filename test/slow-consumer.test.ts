@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import WebSocket from 'ws';
+import { RuntimeEventsSubscription } from './support/operations.js';
+import { startTestServer, type TestServer, waitFor } from './support/server.js';
+import { subscribe } from './support/subscriptions.js';
+
+/** A graphql-transport-ws client by hand, so the test can stop reading its socket. */
+async function rawSubscriber(url: string) {
+  const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
+  await new Promise((resolve, reject) => {
+    socket.once('open', resolve);
+    socket.once('error', reject);
+  });
+  const acknowledged = new Promise((resolve) => socket.once('message', resolve));
+  socket.send(JSON.stringify({ type: 'connection_init', payload: {} }));
+  await acknowledged;
+  socket.send(
+    JSON.stringify({
+      id: '1',
+      type: 'subscribe',
+      payload: { query: 'subscription { runtimeEvents { sequence kind component { name metrics } } }' },
+    }),
+  );
+  const kinds: string[] = [];
+  socket.on('message', (data) => {
+    const message = JSON.parse(String(data)) as {
+      type: string;
+      payload?: { data?: { runtimeEvents?: { kind: string } } };
+    };
+    const kind = message.payload?.data?.runtimeEvents?.kind;
+    if (kind) kinds.push(kind);
+  });
+  return { socket, kinds };
+}
+
+describe('a subscriber that stops reading', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer('sqlite', {
+      env: { WS_MAX_BUFFERED_BYTES: '65536', COLLECT_INTERVAL_MS: '3600000' },
+    });
+  });
+  afterAll(() => server?.stop());
+
+  test('gets RESYNC once more than RUNTIME_SUBSCRIBER_BUFFER events wait for it; others get every event meanwhile', async () => {
+    const slow = await rawSubscriber(server.url);
+    // `since` makes delivery independent of when the server registers the subscription.
+    const healthy = await subscribe(server, RuntimeEventsSubscription, {
+      since: server.app.services.store.lastSequence,
+    });
+    try {
+      // The slow client stops reading: once the sockets' buffers are full, its events wait in
+      // the server (graphql-ws sends one message at a time).
+      (slow.socket as unknown as { _socket: { pause(): void } })._socket.pause();
+      const { store } = server.app.services;
+      const first = store.lastSequence + 1;
+      const bulky = 'x'.repeat(64 * 1024); // enough to outgrow the kernel's socket buffers
+      // Changes come in bursts the healthy subscriber keeps up with (each within its buffer).
+      const seen: number[] = [];
+      for (let burst = 0; burst < 30; burst += 1) {
+        for (let i = 0; i < 50; i += 1) {
+          const metrics = { burst, i, bulky };
+          store.putComponent({
+            name: 'probe',
+            healthy: true,
+            state: 'RUNNING',
+            message: null,
+            lastCheck: new Date(),
+            metrics,
+          });
+        }
+        const last = store.lastSequence;
+        const events = await healthy.until((e) => e.runtimeEvents.sequence === last);
+        seen.push(...events.map((e) => e.runtimeEvents.sequence));
+      }
+      const expected = Array.from({ length: store.lastSequence - first + 1 }, (_, i) => first + i);
+      expect(seen.filter((sequence) => sequence >= first)).toEqual(expected);
+
+      // It reads again: it gets what was waiting, then RESYNC (refetch the snapshot) instead of
+      // everything it missed, and never more than the buffer held.
+      (slow.socket as unknown as { _socket: { resume(): void } })._socket.resume();
+      await waitFor(
+        async () => (slow.kinds.includes('RESYNC') ? true : undefined),
+        'the slow subscriber to get RESYNC',
+      );
+      expect(slow.kinds.length).toBeLessThan(1500);
+    } finally {
+      slow.socket.terminate();
+      await healthy.close();
+    }
+  });
+});
