@@ -14,7 +14,8 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
   });
   afterAll(async () => {
     await browser?.close();
-    await server?.stop();
+    await server?.app.stop().catch(() => {}); // may already be stopped by the restart test
+    await server?.database.drop();
   });
 
   test('an install triggered by a mutation appears and reaches 100% without a reload, over the WebSocket only', async () => {
@@ -53,5 +54,34 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
 
     expect(polls).toEqual([]); // no polling: everything came over the WebSocket
     expect(external).toEqual([]);
+  });
+
+  test('when the server restarts, the page reconnects by itself and shows the new state', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${server.url}/dashboard`);
+    await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
+    const port = new URL(server.url).port;
+
+    // Stop the server (every socket closes), start another on the same port and database.
+    await server.app.stop();
+    await expect.poll(() => page.locator('#connection').getAttribute('data-state')).toBe('reconnecting');
+    const restarted = await startTestServer('sqlite', {
+      env: { SIMULATED_STEP_MS: '150', PORT: port },
+      database: server.database,
+    });
+    try {
+      await expect
+        .poll(() => page.locator('#connection').innerText(), { timeout: 20_000 })
+        .toMatch(/^live .*reconnect/);
+      const result = dataOf(
+        await execute(restarted, InstallAppMutation, {
+          input: { sourceId: 'market.olares', appName: 'ghost', version: '5.104.2' },
+        }),
+      ).installApp;
+      const taskId = result.__typename === 'InstallAppSuccess' ? result.task.taskId : '';
+      await page.locator(`tr[data-task-id="${taskId}"]`).waitFor({ timeout: 15_000 });
+    } finally {
+      await restarted.stop();
+    }
   });
 });

@@ -145,15 +145,23 @@ describe.each(databases)('runtime state on %s', (kind) => {
 });
 
 describe('a client too far behind', () => {
-  test('gets RESYNC when what it missed has left the bounded buffer (RUNTIME_EVENT_BUFFER)', async () => {
+  test('gets RESYNC when what it missed has left the bounded buffer (RUNTIME_EVENT_BUFFER), or comes from another process', async () => {
     const server = await startTestServer('sqlite', { env: { RUNTIME_EVENT_BUFFER: '5' } });
     try {
-      // loading the demo state alone made far more than 5 events: sequence 1 is gone
-      const stale = await subscribe(server, RuntimeEventsSubscription, { since: 1 });
+      // loading the demo state alone made far more than 5 events: the first ones are gone
+      const current0 = dataOf(await execute(server, RuntimeSnapshotQuery, {})).runtimeSnapshot.sequence;
+      const stale = await subscribe(server, RuntimeEventsSubscription, { since: current0 - 20 });
       try {
         expect((await stale.next()).runtimeEvents.kind).toBe('RESYNC');
       } finally {
         await stale.close();
+      }
+      // a position this process never had (a later process's numbering) is not a position here
+      const foreign = await subscribe(server, RuntimeEventsSubscription, { since: current0 + 1_000_000 });
+      try {
+        expect((await foreign.next()).runtimeEvents.kind).toBe('RESYNC');
+      } finally {
+        await foreign.close();
       }
       const current = dataOf(await execute(server, RuntimeSnapshotQuery, {})).runtimeSnapshot.sequence;
       const fresh = await subscribe(server, RuntimeEventsSubscription, { since: current });

@@ -117,12 +117,19 @@ export class StateStore {
   private readonly tasks = new Map<string, TaskRow>();
   private readonly components = new Map<string, ComponentStatus>();
   private chartRepo: ChartRepoView | null = null;
-  private sequence = 0;
+  private sequence: number;
   /** The last `bufferSize` events, oldest first. */
   private readonly buffer: RuntimeEvent[] = [];
   private readonly listeners = new Set<(event: RuntimeEvent) => void>();
 
-  constructor(private readonly options: { bufferSize: number; recentFinishedTasks: number }) {}
+  constructor(
+    private readonly options: { bufferSize: number; recentFinishedTasks: number; firstSequence?: number },
+  ) {
+    // Sequences start from the start time in microseconds, so a later process (or a restarted
+    // one) numbers above an earlier one: a client's `since` from another process is never taken
+    // for a position in this one's stream (it gets RESYNC). Stays exact in a double for centuries.
+    this.sequence = options.firstSequence ?? Date.now() * 1000;
+  }
 
   get lastSequence(): number {
     return this.sequence;
@@ -179,9 +186,13 @@ export class StateStore {
     return this.components.get(name);
   }
 
-  /** Events after `since`, or null when some of them already left the buffer (resync needed). */
+  /**
+   * Events after `since`, or null when the client must resync: some already left the buffer, or
+   * `since` is not a position in this stream at all (ahead of it: another process's numbering).
+   */
   eventsSince(since: number): RuntimeEvent[] | null {
-    if (since >= this.sequence) return [];
+    if (since > this.sequence) return null;
+    if (since === this.sequence) return [];
     const oldest = this.buffer[0]?.sequence ?? this.sequence + 1;
     if (since + 1 < oldest) return null;
     return this.buffer.filter((event) => event.sequence > since);

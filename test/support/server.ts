@@ -59,7 +59,7 @@ export async function startTestServer(kind: DatabaseKind, options: StartOptions 
     logger: createLogger('info', sink),
     ...(options.recordQueries ? { prisma: { onQuery: (sql: string) => queries.push(sql) } } : {}),
   });
-  const { url } = await app.start(0);
+  const { url } = await app.start(config.port);
   // Tests start from a known point: the engine has claimed what was pending (demo tasks).
   await app.services.engine.settled();
   return {
