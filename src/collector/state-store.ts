@@ -122,9 +122,7 @@ export class StateStore {
   private readonly buffer: RuntimeEvent[] = [];
   private readonly listeners = new Set<(event: RuntimeEvent) => void>();
 
-  constructor(
-    private readonly options: { bufferSize: number; recentFinishedTasks: number; firstSequence?: number },
-  ) {
+  constructor(private readonly options: { bufferSize: number; recentFinishedTasks: number; firstSequence?: number }) {
     // Sequences start from the start time in microseconds, so a later process (or a restarted
     // one) numbers above an earlier one: a client's `since` from another process is never taken
     // for a position in this one's stream (it gets RESYNC). Stays exact in a double for centuries.
