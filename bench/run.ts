@@ -18,6 +18,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { fanout } from './fanout.js';
 import { installRate } from './install-rate.js';
 import { type BenchResult, formatFigure, machineInfo, summaryMarkdown } from './lib/report.js';
 
@@ -44,6 +45,23 @@ const BENCHMARKS: Benchmark[] = [
         concurrency,
         engine,
         ...(mode === 'quick' ? { warmup: 50, perRep: 150, reps: 2 } : { warmup: 300, perRep: 1000, reps: 3 }),
+        ...(cpuProfDir ? { cpuProfDir } : {}),
+        log: (line) => console.log(line),
+      }),
+  },
+  {
+    name: 'fanout',
+    run: (mode, { cpuProfDir }) =>
+      fanout({
+        ...(mode === 'quick'
+          ? { sizes: [{ subscribers: 200, events: 40, intervalMs: 30 }], reps: 1, idleMs: 2000 }
+          : {
+              sizes: [
+                { subscribers: 1000, events: 40, intervalMs: 200 },
+                { subscribers: 10_000, events: 8, intervalMs: 2000 },
+              ],
+              reps: 3,
+            }),
         ...(cpuProfDir ? { cpuProfDir } : {}),
         log: (line) => console.log(line),
       }),

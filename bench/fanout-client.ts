@@ -1,0 +1,270 @@
+/**
+ * Load client of the fan-out benchmark (bench/fanout.ts): N WebSocket connections from one process
+ * (pinned to the other core), each speaking graphql-transport-ws directly with the `ws` package
+ * (connection_init, then one `subscribe` with id "1"): no client library between the socket and
+ * the count, so this process stays cheap. Every frame is parsed and checked; the receipt time of
+ * each frame of the armed window is kept, and the parent is told once every client has every
+ * event of the window.
+ */
+import WebSocket from 'ws';
+import { cpuSample, failed, fdLimit, send, serve } from './lib/fanout-child.js';
+import {
+  BENCH_TASK_ID,
+  type ClientRequest,
+  type ConnectResult,
+  epochMs,
+  FANOUT_QUERY,
+  SUBSCRIPTION_ID,
+  type WindowResult,
+} from './lib/fanout-protocol.js';
+
+const MAX_SAMPLES = 5;
+
+interface Connection {
+  socket: WebSocket;
+  /** Index of the last event this connection received, for order and duplicate checks. */
+  last: number;
+  subscribed: boolean;
+}
+
+interface Frame {
+  id?: string;
+  type?: string;
+  payload?: {
+    data?: { runtimeEvents?: { kind?: string; task?: { taskId?: string; progress?: number } | null } };
+    errors?: unknown[];
+  };
+}
+
+const connections = new Set<Connection>();
+
+/** The armed window. */
+const window = {
+  first: 0,
+  count: 0,
+  expected: 0,
+  received: 0,
+  other: 0,
+  stale: 0,
+  errors: 0,
+  errorSamples: [] as string[],
+  /** receipts[k * size + j]: epoch ms of the j-th receipt of event first + k. */
+  receipts: new Float64Array(0),
+  counts: new Int32Array(0),
+  size: 0,
+  cpuStart: 0,
+  wallStart: 0,
+  cpuEnd: -1,
+  wallEnd: -1,
+  active: false,
+};
+
+function error(detail: string): void {
+  window.errors += 1;
+  if (window.errorSamples.length < MAX_SAMPLES) window.errorSamples.push(detail.slice(0, 300));
+}
+
+function onFrame(connection: Connection, data: WebSocket.RawData, at: number) {
+  let frame: Frame;
+  try {
+    frame = JSON.parse(String(data)) as Frame;
+  } catch {
+    return error(`unparsable frame: ${String(data).slice(0, 200)}`);
+  }
+  if (frame.type === 'ping') {
+    connection.socket.send('{"type":"pong"}');
+    return;
+  }
+  if (frame.type === 'pong') return;
+  if (frame.type !== 'next' || frame.id !== SUBSCRIPTION_ID) return error(`unexpected frame: ${String(data)}`);
+  if (frame.payload?.errors?.length) return error(`errors: ${JSON.stringify(frame.payload.errors)}`);
+  const event = frame.payload?.data?.runtimeEvents;
+  const index = event?.task?.progress;
+  if (event?.kind !== 'TASK_CHANGED' || event.task?.taskId !== BENCH_TASK_ID || typeof index !== 'number') {
+    window.other += 1;
+    return;
+  }
+  if (index <= connection.last) return error(`event ${index} after ${connection.last} on one connection`);
+  connection.last = index;
+  if (!window.active) return;
+  const k = index - window.first;
+  if (k < 0) {
+    window.stale += 1;
+    return;
+  }
+  if (k >= window.count) return error(`event ${index} beyond the window ${window.first}+${window.count}`);
+  const j = window.counts[k] as number;
+  if (j >= window.size) return error(`event ${index} received more than ${window.size} times`);
+  window.receipts[k * window.size + j] = at;
+  window.counts[k] = j + 1;
+  window.received += 1;
+  if (window.received === window.expected) {
+    const cpu = cpuSample();
+    window.cpuEnd = cpu.cpuMicros;
+    window.wallEnd = cpu.wallMs;
+    send({ type: 'complete' });
+  }
+}
+
+function open(url: string, errors: string[]): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = new WebSocket(url, 'graphql-transport-ws', { perMessageDeflate: false });
+    const connection: Connection = { socket, last: Number.NEGATIVE_INFINITY, subscribed: false };
+    let settled = false;
+    const settle = (ok: boolean, detail?: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (!ok && detail && errors.length < MAX_SAMPLES) errors.push(detail);
+      if (!ok) socket.terminate();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => settle(false, 'no connection_ack within 30 s'), 30_000);
+    socket.on('open', () => socket.send('{"type":"connection_init","payload":{}}'));
+    socket.on('message', (data) => {
+      if (connection.subscribed) return onFrame(connection, data, epochMs());
+      if (String(data) !== '{"type":"connection_ack"}' && !String(data).includes('"connection_ack"')) {
+        return settle(false, `expected connection_ack, got ${String(data).slice(0, 200)}`);
+      }
+      socket.send(JSON.stringify({ id: SUBSCRIPTION_ID, type: 'subscribe', payload: { query: FANOUT_QUERY } }));
+      connection.subscribed = true;
+      connections.add(connection);
+      settle(true);
+    });
+    socket.on('error', (err) => settle(false, `socket error: ${err.message}`));
+    socket.on('close', (code, reason) => {
+      if (connections.delete(connection) && window.active) error(`socket closed: ${code} ${String(reason)}`);
+      settle(false, `closed before connection_ack: ${code} ${String(reason)}`);
+    });
+  });
+}
+
+async function connect(url: string, count: number, concurrency: number): Promise<ConnectResult> {
+  const started = performance.now();
+  const wsUrl = `${url.replace(/^http/, 'ws')}/graphql`;
+  const errorSamples: string[] = [];
+  let next = 0;
+  let subscribed = 0;
+  let failedCount = 0;
+  const worker = async () => {
+    while (next < count) {
+      next += 1;
+      if (await open(wsUrl, errorSamples)) subscribed += 1;
+      else failedCount += 1;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  return { subscribed, failed: failedCount, ms: performance.now() - started, errorSamples };
+}
+
+function arm(first: number, count: number): boolean {
+  const size = connections.size;
+  Object.assign(window, {
+    first,
+    count,
+    size,
+    expected: size * count,
+    received: 0,
+    other: 0,
+    stale: 0,
+    errors: 0,
+    errorSamples: [],
+    receipts: new Float64Array(size * count),
+    counts: new Int32Array(count),
+    cpuEnd: -1,
+    wallEnd: -1,
+    active: true,
+  });
+  const cpu = cpuSample();
+  window.cpuStart = cpu.cpuMicros;
+  window.wallStart = cpu.wallMs;
+  return true;
+}
+
+function collect(published: number[]): WindowResult {
+  window.active = false;
+  if (window.cpuEnd < 0) {
+    const cpu = cpuSample();
+    window.cpuEnd = cpu.cpuMicros;
+    window.wallEnd = cpu.wallMs;
+  }
+  const latenciesMs: number[] = [];
+  const lastMs: number[] = [];
+  const firstMs: number[] = [];
+  for (let k = 0; k < window.count; k++) {
+    const publishedAt = published[k] ?? Number.NaN;
+    let first = Number.POSITIVE_INFINITY;
+    let last = Number.NEGATIVE_INFINITY;
+    const received = window.counts[k] as number;
+    for (let j = 0; j < received; j++) {
+      const latency = (window.receipts[k * window.size + j] as number) - publishedAt;
+      latenciesMs.push(Math.round(latency * 1000) / 1000);
+      if (latency < first) first = latency;
+      if (latency > last) last = latency;
+    }
+    lastMs.push(received ? last : Number.NaN);
+    firstMs.push(received ? first : Number.NaN);
+  }
+  return {
+    expected: window.expected,
+    received: window.received,
+    other: window.other,
+    stale: window.stale,
+    errors: window.errors,
+    errorSamples: window.errorSamples,
+    latenciesMs,
+    lastMs,
+    firstMs,
+    counts: Array.from(window.counts),
+    cpuMicros: window.cpuEnd - window.cpuStart,
+    wallMs: window.wallEnd - window.wallStart,
+  };
+}
+
+async function closeAll(): Promise<number> {
+  const closing = [...connections].map(
+    ({ socket }) =>
+      new Promise<void>((resolve) => {
+        if (socket.readyState === WebSocket.CLOSED) return resolve();
+        const timer = setTimeout(() => {
+          socket.terminate();
+          resolve();
+        }, 5000);
+        socket.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        socket.close(1000, 'bench done');
+      }),
+  );
+  const count = closing.length;
+  connections.clear();
+  await Promise.all(closing);
+  return count;
+}
+
+serve<ClientRequest>(
+  async (request) => {
+    switch (request.type) {
+      case 'connect':
+        return connect(request.url, request.count, request.concurrency);
+      case 'arm':
+        return arm(request.first, request.count);
+      case 'collect':
+        return collect(request.published);
+      case 'close':
+        return closeAll();
+      case 'stop':
+        return true;
+    }
+  },
+  async () => {
+    await closeAll();
+  },
+);
+
+try {
+  send({ type: 'ready', fdLimit: fdLimit(), pid: process.pid });
+} catch (error) {
+  failed(error);
+}

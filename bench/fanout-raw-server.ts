@@ -1,0 +1,90 @@
+/**
+ * Baseline of the fan-out benchmark (bench/fanout.ts): a raw `ws` WebSocketServer on a plain
+ * node:http server, in its own process, speaking just enough of graphql-transport-ws for the same
+ * load client (connection_init → connection_ack, subscribe, complete, ping → pong). On a `burst`
+ * request it makes the same events at the same rate and, per event, serializes the same `next`
+ * frame once and sends that string to every subscribed socket: the least work a WebSocket server
+ * can do to deliver an event. Same IPC requests as fanout-server.ts.
+ */
+import { createServer } from 'node:http';
+import { setTimeout as delay } from 'node:timers/promises';
+import { type WebSocket, WebSocketServer } from 'ws';
+import { CpuProfiler, cpuSample, failed, fdLimit, heapSample, send, serve } from './lib/fanout-child.js';
+import { type BurstResult, epochMs, nextFrame, type ServerRequest } from './lib/fanout-protocol.js';
+
+async function main(): Promise<void> {
+  const server = createServer((_req, res) => {
+    res.writeHead(404).end();
+  });
+  const wss = new WebSocketServer({ server, path: '/graphql' });
+  const subscribed = new Set<WebSocket>();
+  wss.on('connection', (socket) => {
+    socket.on('message', (data) => {
+      let message: { type?: string; id?: string };
+      try {
+        message = JSON.parse(String(data)) as typeof message;
+      } catch {
+        socket.close(4400, 'Invalid message received');
+        return;
+      }
+      if (message.type === 'connection_init') socket.send('{"type":"connection_ack"}');
+      else if (message.type === 'subscribe') subscribed.add(socket);
+      else if (message.type === 'complete') subscribed.delete(socket);
+      else if (message.type === 'ping') socket.send('{"type":"pong"}');
+    });
+    socket.on('close', () => subscribed.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  const profiler = new CpuProfiler();
+  let sequence = 0;
+
+  async function burst(first: number, count: number, intervalMs: number): Promise<BurstResult> {
+    const published: number[] = [];
+    let maxTimerLagMs = 0;
+    const start = performance.now();
+    for (let k = 0; k < count; k++) {
+      const due = start + k * intervalMs;
+      if (k > 0) await delay(Math.max(0, due - performance.now()));
+      maxTimerLagMs = Math.max(maxTimerLagMs, performance.now() - due);
+      published.push(epochMs());
+      sequence += 1;
+      const frame = nextFrame(sequence, first + k);
+      for (const socket of subscribed) socket.send(frame);
+    }
+    return { published, maxTimerLagMs };
+  }
+
+  serve<ServerRequest>(
+    async (request) => {
+      switch (request.type) {
+        case 'cpu':
+          return cpuSample();
+        case 'heap':
+          return heapSample();
+        case 'connections':
+          return new Promise<number>((resolve, reject) =>
+            server.getConnections((error, connections) => (error ? reject(error) : resolve(connections))),
+          );
+        case 'burst':
+          return burst(request.first, request.count, request.intervalMs);
+        case 'profile':
+          return request.action === 'start' ? profiler.start() : profiler.stop(request.file);
+        case 'stop':
+          return true;
+      }
+    },
+    async () => {
+      for (const socket of wss.clients) socket.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  );
+  send({ type: 'ready', url: `http://127.0.0.1:${port}`, fdLimit: fdLimit(), pid: process.pid });
+}
+
+main().catch(failed);

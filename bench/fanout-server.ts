@@ -1,0 +1,117 @@
+/**
+ * Subject of the fan-out benchmark (bench/fanout.ts): the real server (`buildApp`) in its own
+ * process, local development mode (no auth; every connection is the admin), over a fresh migrated
+ * SQLite file (DATABASE_URL) with the demo data, graphql-ws on /graphql.
+ *
+ * On a `burst` request it makes changes at a fixed rate by calling `services.store.putTask(...)`,
+ * the StateStore's own entry point that the collector calls for every task change: each call emits
+ * one TASK_CHANGED runtime event, which the `runtimeEvents` subscriptions deliver to every
+ * subscriber. The changed task is one RUNNING bench task whose `progress` carries the event's
+ * index, so clients can tell events apart. The change time is stamped just before the call (the
+ * store notifies its listeners synchronously, inside the call).
+ *
+ * The poll-only collector cycle is set to an hour, so no COMPONENT_CHANGED event lands in a
+ * measured window; the task engine runs as usual (the demo's PENDING tasks finish at start-up).
+ */
+import { setTimeout as delay } from 'node:timers/promises';
+import { buildApp } from '../src/app.js';
+import { loadConfig } from '../src/config.js';
+import type { TaskRow } from '../src/db/models.js';
+import { createLogger } from '../src/logger.js';
+import { CpuProfiler, cpuSample, failed, fdLimit, heapSample, send, serve } from './lib/fanout-child.js';
+import { BENCH_TASK_APP, BENCH_TASK_ID, type BurstResult, epochMs, type ServerRequest } from './lib/fanout-protocol.js';
+
+async function main(): Promise<void> {
+  const databaseUrl = process.env.DATABASE_URL;
+  if (!databaseUrl?.startsWith('file:')) throw new Error('DATABASE_URL must be a file: URL');
+  // An explicit environment, not process.env: stray AUTH_* variables would leave local mode.
+  const config = loadConfig({
+    DATABASE_URL: databaseUrl,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+    DEMO_DATA: '1',
+    SIMULATED_STEP_MS: '0',
+    COLLECT_INTERVAL_MS: '3600000',
+  });
+  const app = buildApp(config, { logger: createLogger('silent') });
+  const { url } = await app.start(0);
+  const { store } = app.services;
+  const profiler = new CpuProfiler();
+
+  const created = new Date();
+  const task: TaskRow = {
+    id: 1_000_000_000,
+    taskId: BENCH_TASK_ID,
+    type: 'INSTALL',
+    status: 'RUNNING',
+    userId: 'admin',
+    sourceId: 'market.olares',
+    appName: BENCH_TASK_APP,
+    version: '1.0.0',
+    opId: 'bench-fanout-op',
+    progress: 0,
+    metadata: { cfgType: 'app', envs: [], appId: BENCH_TASK_APP },
+    result: null,
+    error: null,
+    idempotencyKey: null,
+    activeKey: `admin/market.olares/${BENCH_TASK_APP}`,
+    retryOfTaskId: null,
+    workerId: null,
+    heartbeatAt: null,
+    dispatchedAt: created,
+    createdAt: created,
+    startedAt: created,
+    completedAt: null,
+    updatedAt: created,
+  };
+
+  async function burst(first: number, count: number, intervalMs: number): Promise<BurstResult> {
+    const published: number[] = [];
+    let maxTimerLagMs = 0;
+    const start = performance.now();
+    for (let k = 0; k < count; k++) {
+      const due = start + k * intervalMs;
+      if (k > 0) await delay(Math.max(0, due - performance.now()));
+      maxTimerLagMs = Math.max(maxTimerLagMs, performance.now() - due);
+      published.push(epochMs());
+      store.putTask({ ...task, progress: first + k, updatedAt: new Date() });
+    }
+    return { published, maxTimerLagMs };
+  }
+
+  serve<ServerRequest>(
+    async (request) => {
+      switch (request.type) {
+        case 'cpu':
+          return cpuSample();
+        case 'heap':
+          return heapSample();
+        case 'connections':
+          return new Promise<number>((resolve, reject) =>
+            app.server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
+          );
+        case 'burst':
+          return burst(request.first, request.count, request.intervalMs);
+        case 'profile':
+          return request.action === 'start' ? profiler.start() : profiler.stop(request.file);
+        case 'stop':
+          return true;
+      }
+    },
+    () => app.stop(),
+  );
+  send({
+    type: 'ready',
+    url,
+    fdLimit: fdLimit(),
+    pid: process.pid,
+    detail: {
+      storeSequence: store.lastSequence,
+      storeTasks: store.summary().totalTasks,
+      storeApps: store.summary().totalApps,
+    },
+  });
+}
+
+main().catch(failed);
