@@ -232,7 +232,7 @@ export class StateCollector {
   }
 
   private activeTasks(): TaskRow[] {
-    return this.store.snapshot({ taskStatus: ['PENDING', 'RUNNING'] }).tasks;
+    return this.store.activeTasks();
   }
 
   private withStage(app: RuntimeApp | Omit<RuntimeApp, 'derived'>, active: TaskRow[]): RuntimeApp {

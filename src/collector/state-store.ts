@@ -180,6 +180,11 @@ export class StateStore {
     return this.apps.get(appKeyString(key));
   }
 
+  /** Pending and running tasks (they are always held), without building a snapshot. */
+  activeTasks(): TaskRow[] {
+    return [...this.tasks.values()].filter((task) => ACTIVE.includes(task.status));
+  }
+
   component(name: string): ComponentStatus | undefined {
     return this.components.get(name);
   }

@@ -1,6 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/client.js';
-import type { AppRow, Prisma, TaskRow } from '../db/models.js';
+import {
+  applyReportedState,
+  claimPendingTasks,
+  endTask,
+  markDispatched,
+  type ReportedState,
+  raiseProgress,
+  setAppOperation,
+  setInstalledVersion,
+  setTaskOpId,
+} from '../db/hot-path-sql.js';
+import type { HistoryRow, Prisma, TaskRow } from '../db/models.js';
 import type { Logger } from '../logger.js';
 import type { ChangeFeed } from '../pubsub.js';
 import { appKeyString } from '../services/app-key.js';
@@ -134,30 +145,25 @@ export class TaskEngine {
 
   private async pump(): Promise<void> {
     while (!this.stopped && this.inFlight.size < this.options.concurrency) {
-      const candidates = await this.db.task.findMany({
-        where: { status: 'PENDING' },
-        orderBy: { id: 'asc' },
-        take: this.options.concurrency - this.inFlight.size,
-      });
-      if (candidates.length === 0) return;
-      let claimedAny = false;
-      for (const candidate of candidates) {
-        const startedAt = new Date();
-        const { count } = await this.db.task.updateMany({
-          where: { id: candidate.id, status: 'PENDING' },
-          data: { status: 'RUNNING', startedAt, workerId: this.instanceId, heartbeatAt: startedAt, dispatchedAt: null },
-        });
-        if (count === 0) continue; // canceled, or claimed by another instance
-        claimedAny = true;
-        const task = { ...candidate, status: 'RUNNING', startedAt, dispatchedAt: null };
+      // One statement claims what the free workers can take (see claimPendingTasks).
+      const free = this.options.concurrency - this.inFlight.size;
+      const claimed = await claimPendingTasks(this.db, this.instanceId, new Date(), free);
+      if (claimed.length === 0) return; // nothing pending (or other instances took it first)
+      for (const task of claimed) {
         this.inFlight.set(task.taskId, task);
         this.feed.task(task);
-        await this.history.record([this.entry(task, 'action', `${task.type.toLowerCase()} ${task.appName} started`)]);
+      }
+      const records: HistoryRow[] = [];
+      for (const task of claimed) {
+        const entry = this.entry(task, 'action', `${task.type.toLowerCase()} ${task.appName} started`);
+        records.push(...(await this.history.recordOne(entry)));
+      }
+      this.feed.history(records);
+      for (const task of claimed) {
         void this.execute(task).catch((error) =>
           this.logger.error({ err: error, taskId: task.taskId }, 'task execution failed unexpectedly'),
         );
       }
-      if (!claimedAny) return;
     }
   }
 
@@ -176,21 +182,24 @@ export class TaskEngine {
     );
     try {
       const operation = await this.operationOf(task);
-      // Recorded before sending: from here on, a crash must not send it a second time.
-      await this.db.task.updateMany({
-        where: { taskId: task.taskId, status: 'RUNNING' },
-        data: { dispatchedAt: new Date() },
-      });
+      // Recorded before sending: from here on, a crash must not send it a second time. A task
+      // that is no longer ours to run (canceled meanwhile) is not sent at all.
+      if (!(await markDispatched(this.db, task.taskId, this.instanceId, new Date()))) {
+        this.forget(task.taskId);
+        return;
+      }
       const { opId } = await this.appService.start(operation);
       if (opId) {
         const supervised = this.inFlight.get(task.taskId);
         if (supervised) supervised.opId = opId;
-        // Only while still running: the first events may already have finished the task.
-        await this.db.task.updateMany({ where: { taskId: task.taskId, status: 'RUNNING' }, data: { opId } });
-        await this.db.appState.updateMany({
-          where: { userId: task.userId, sourceId: task.sourceId, appName: task.appName },
-          data: { opId, opType: task.type.toLowerCase() },
-        });
+        // The task's op id only while it still runs: the first events may already have ended it.
+        // App state row first, then the task: the order of the event transaction below, so the
+        // two never deadlock on PostgreSQL (the first events arrive while this one commits).
+        const now = new Date();
+        await this.db.$transaction([
+          setAppOperation(this.db, task, opId, task.type.toLowerCase(), now),
+          setTaskOpId(this.db, task.taskId, opId, now),
+        ]);
         this.feed.task(task);
       }
     } catch (error) {
@@ -256,33 +265,20 @@ export class TaskEngine {
       if (task && concerned && !outcome && progress !== null && progress > task.progress) {
         // The common case, one commit: the app's state and the task's progress. Progress is
         // monotonic (a late or repeated report never moves it back).
+        const now = new Date();
         const [applied] = await this.db.$transaction([
-          this.db.appState.updateMany(this.stateRowUpdate(event)),
-          this.db.task.updateMany({
-            where: { id: task.id, status: 'RUNNING', progress: { lt: progress } },
-            data: { progress },
-          }),
+          applyReportedState(this.db, this.reported(event), now),
+          raiseProgress(this.db, task.taskId, progress, now),
         ]);
         task.progress = progress;
-        if (applied.count > 0 || (await this.createStateRow(event))) this.feed.app(event);
+        if (applied > 0 || (await this.createStateRow(event))) this.feed.app(event);
         this.feed.task(task);
         return;
       }
       const applied = await this.applyToStateRow(event);
       if (applied) this.feed.app(event);
       if (!applied || !task || !outcome) return;
-      const reason = [event.reason, event.message]
-        .filter(Boolean)
-        .filter((v, i, all) => all.indexOf(v) === i)
-        .join(': ');
-      await this.finish(task.taskId, outcome, {
-        ...(outcome === 'FAILED'
-          ? {
-              error: `${task.type.toLowerCase()} of ${task.appName} failed on the app service (${event.state})${reason ? `: ${reason}` : ''}`,
-            }
-          : {}),
-        ...(outcome === 'CANCELED' && reason ? { error: reason } : {}),
-      });
+      await this.finish(task.taskId, outcome, this.endDetails(task, event, outcome));
     } catch (error) {
       this.logger.error(
         { err: error, app: event.appName, userId: event.userId },
@@ -291,37 +287,46 @@ export class TaskEngine {
     }
   }
 
+  /** What an ending report says about the task: the app service's reason for a failure or cancel. */
+  private endDetails(task: TaskRow, event: AppStateEvent, outcome: Terminal): { error?: string } {
+    const reason = [event.reason, event.message]
+      .filter(Boolean)
+      .filter((v, i, all) => all.indexOf(v) === i)
+      .join(': ');
+    if (outcome === 'FAILED') {
+      return {
+        error: `${task.type.toLowerCase()} of ${task.appName} failed on the app service (${event.state})${reason ? `: ${reason}` : ''}`,
+      };
+    }
+    return outcome === 'CANCELED' && reason ? { error: reason } : {};
+  }
+
   /** The running task of an app among this instance's own, if it runs here. */
   private supervised(key: string): TaskRow | undefined {
     for (const task of this.inFlight.values()) if (task.activeKey === key) return task;
     return undefined;
   }
 
-  /** The guarded update: only a row whose last event is not newer than this one takes it. */
-  private stateRowUpdate(event: AppStateEvent) {
+  /** An event as the app's state row stores it. */
+  private reported(event: AppStateEvent): ReportedState {
     return {
-      where: {
-        userId: event.userId,
-        sourceId: event.sourceId,
-        appName: event.appName,
-        eventTime: { lte: event.createTime },
-      },
-      data: {
-        state: event.state,
-        progress: event.progress ?? null,
-        reason: event.reason ?? null,
-        message: event.message ?? null,
-        eventTime: event.createTime,
-        ...(event.opId ? { opId: event.opId } : {}),
-        ...(event.opType ? { opType: event.opType } : {}),
-        ...(event.rawAppName ? { rawAppName: event.rawAppName } : {}),
-      },
+      userId: event.userId,
+      sourceId: event.sourceId,
+      appName: event.appName,
+      state: event.state,
+      progress: event.progress ?? null,
+      reason: event.reason ?? null,
+      message: event.message ?? null,
+      eventTime: event.createTime,
+      opId: event.opId ?? null,
+      opType: event.opType ?? null,
+      rawAppName: event.rawAppName ?? null,
     };
   }
 
   /** Writes the event into the app's state row unless the row already has a newer one. */
   private async applyToStateRow(event: AppStateEvent): Promise<boolean> {
-    const { count } = await this.db.appState.updateMany(this.stateRowUpdate(event));
+    const count = await applyReportedState(this.db, this.reported(event), new Date());
     return count > 0 || this.createStateRow(event);
   }
 
@@ -331,7 +336,7 @@ export class TaskEngine {
     if (await this.db.appState.findFirst({ where })) return false; // we hold a newer state
     if (event.state.toLowerCase() === 'uninstalled') return false; // nothing to remove
     try {
-      await this.db.appState.create({ data: { ...where, ...this.stateRowUpdate(event).data } });
+      await this.db.appState.create({ data: this.reported(event) });
       return true;
     } catch {
       return false; // created concurrently by a newer event
@@ -341,46 +346,36 @@ export class TaskEngine {
   /**
    * Ends a RUNNING task (once: a conditional update), and in the same transaction its app's row
    * and the history record. Completed installs record the installed version; a completed
-   * uninstall removes the app's row.
+   * uninstall removes the app's row. False when the task had already ended.
    */
   async finish(
     taskId: string,
     status: Terminal,
     details: { error?: string; result?: Prisma.InputJsonValue } = {},
   ): Promise<boolean> {
-    clearTimeout(this.timeouts.get(taskId));
-    this.timeouts.delete(taskId);
-    this.inFlight.delete(taskId);
     const now = new Date();
     const ended = await this.db.$transaction(async (tx) => {
-      const { count } = await tx.task.updateMany({
-        where: { taskId, status: { in: ['RUNNING', 'PENDING'] } },
-        data: {
-          status,
-          activeKey: null,
-          completedAt: now,
-          ...(status === 'COMPLETED' ? { progress: 100 } : {}),
-          ...(details.error ? { error: details.error.slice(0, 2000) } : {}),
-          ...(details.result ? { result: details.result } : {}),
-        },
+      const task = await endTask(tx, taskId, {
+        status,
+        now,
+        ...(status === 'COMPLETED' ? { progress: 100 } : {}),
+        ...(details.error ? { error: details.error.slice(0, 2000) } : {}),
+        ...(details.result ? { result: details.result } : {}),
       });
-      if (count === 0) return null;
-      const task = (await tx.task.findUnique({ where: { taskId } })) as TaskRow;
-      const appWhere = { userId: task.userId, sourceId: task.sourceId, appName: task.appName };
-      const row = await tx.appState.findUnique({ where: { userId_sourceId_appName: appWhere } });
-      await this.updateAppOnEnd(tx, task, status, row, details.error);
-      const records = await this.history.record(
-        [
-          this.entry(
-            task,
-            HISTORY_ON_END[status](task.type),
-            `${task.type.toLowerCase()} ${task.appName} ${status === 'COMPLETED' ? 'completed' : status.toLowerCase()}`,
-          ),
-        ],
+      if (!task) return null;
+      await this.updateAppOnEnd(tx, task, status, now, details.error);
+      const records = await this.history.recordOne(
+        this.entry(
+          task,
+          HISTORY_ON_END[status](task.type),
+          `${task.type.toLowerCase()} ${task.appName} ${status === 'COMPLETED' ? 'completed' : status.toLowerCase()}`,
+        ),
         tx,
       );
       return { task, records };
     });
+    // Only once that committed: should it fail, the task stays supervised (its timeout still ends it).
+    this.forget(taskId);
     if (ended) {
       this.feed.task(ended.task);
       this.feed.app(ended.task);
@@ -395,14 +390,20 @@ export class TaskEngine {
     tx: Prisma.TransactionClient,
     task: TaskRow,
     status: Terminal,
-    row: AppRow | null,
+    now: Date,
     error: string | undefined,
   ) {
+    const key = { userId: task.userId, sourceId: task.sourceId, appName: task.appName };
+    if (status === 'COMPLETED' && task.type !== 'UNINSTALL') {
+      // The common end, without reading the row first.
+      if (task.version) await setInstalledVersion(tx, key, task.version, now);
+      return;
+    }
+    const row = await tx.appState.findUnique({ where: { userId_sourceId_appName: key } });
     if (!row) return;
     const where = { id: row.id };
     if (status === 'COMPLETED') {
-      if (task.type === 'UNINSTALL') await tx.appState.delete({ where });
-      else await tx.appState.update({ where, data: { installedVersion: task.version ?? row.installedVersion } });
+      await tx.appState.delete({ where }); // a completed uninstall
       return;
     }
     const neverInstalled = !row.installedVersion;
@@ -449,11 +450,14 @@ export class TaskEngine {
       where: { taskId: { in: [...this.inFlight.keys()] }, status: { not: 'RUNNING' } },
       select: { taskId: true },
     });
-    for (const { taskId } of ended) {
-      clearTimeout(this.timeouts.get(taskId));
-      this.timeouts.delete(taskId);
-      this.inFlight.delete(taskId);
-    }
+    for (const { taskId } of ended) this.forget(taskId);
+  }
+
+  /** Stops supervising a task (it ended, or is no longer this worker's). */
+  private forget(taskId: string): void {
+    clearTimeout(this.timeouts.get(taskId));
+    this.timeouts.delete(taskId);
+    this.inFlight.delete(taskId);
   }
 
   /**

@@ -1,6 +1,7 @@
 import { filter, map, pipe } from 'graphql-yoga';
 import { canSee, userScope, type Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
+import { insertHistory, type SqlClient } from '../db/hot-path-sql.js';
 import type { HistoryRow, Prisma } from '../db/models.js';
 import type { ChangeFeed, EventBus } from '../pubsub.js';
 import { type Connection, type PageArgs, paginateQuery } from './pagination.js';
@@ -97,9 +98,13 @@ export class HistoryService {
     return rows;
   }
 
-  /** One record as a query to put in a batch transaction (not sent until that runs). */
-  recordOne(entry: HistoryEntry) {
-    return this.db.historyRecord.create({ data: entry });
+  /**
+   * One record as a statement (one row in the returned array): put in a batch transaction (not
+   * sent until that runs), or awaited, in an interactive one (`client`). The caller announces the
+   * record once its transaction committed. Raw SQL (db/hot-path-sql.ts): every task writes these.
+   */
+  recordOne(entry: HistoryEntry, client: SqlClient = this.db) {
+    return insertHistory(client, entry);
   }
 
   /** Removes records older than the retention; returns how many. */

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { canSee, type Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
+import { findAppState, insertTask, isUniqueViolation, upsertAppStateForTask } from '../db/hot-path-sql.js';
 import type { AppRow, CatalogAppRow, TaskRow } from '../db/models.js';
 import type { EnvVar } from '../engine/app-service.js';
 import type { TaskEngine } from '../engine/task-engine.js';
@@ -92,10 +93,6 @@ export function cloneName(raw: {
   });
   const requestHash = createHash('sha256').update(canonical).digest('hex');
   return { name: `${raw.appName}${requestHash.slice(0, 6)}`, requestHash };
-}
-
-function isUniqueViolation(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && (error as { code?: string }).code === 'P2002';
 }
 
 interface NewTask {
@@ -317,7 +314,7 @@ export class OperationService {
   }
 
   private appRow(key: AppKey): Promise<AppRow | null> {
-    return this.db.appState.findUnique({ where: { userId_sourceId_appName: key } });
+    return findAppState(this.db, key);
   }
 
   private async installedRow(key: AppKey, operation: string): Promise<AppRow & { installedVersion: string }> {
@@ -344,35 +341,28 @@ export class OperationService {
     try {
       const taskId = newTaskId(now);
       // One batch transaction (three statements, no interactive round trips): the task, its app's
-      // state row and the history record commit together or not at all.
-      const [task, , record] = await this.db.$transaction([
-        this.db.task.create({
-          data: {
-            taskId,
-            type: request.type,
-            status: 'PENDING',
-            ...request.key,
-            version: request.version,
-            metadata: request.metadata as object,
-            idempotencyKey: request.idempotencyKey,
-            activeKey: appKeyString(request.key),
-            retryOfTaskId: request.retryOfTaskId ?? null,
-            createdAt: now,
-          },
+      // state row and the history record commit together or not at all. Raw SQL
+      // (db/hot-path-sql.ts): every install runs these.
+      const [[task], , records] = await this.db.$transaction([
+        insertTask(this.db, {
+          taskId,
+          type: request.type,
+          ...request.key,
+          version: request.version,
+          metadata: request.metadata,
+          idempotencyKey: request.idempotencyKey,
+          activeKey: appKeyString(request.key),
+          retryOfTaskId: request.retryOfTaskId ?? null,
+          createdAt: now,
         }),
-        this.db.appState.upsert({
-          where: { userId_sourceId_appName: request.key },
-          create: {
-            ...request.key,
-            state: 'pending',
-            opType: request.type.toLowerCase(),
-            targetVersion: request.version,
-            cfgType: request.app.cfgType,
-            title: request.app.title,
-            rawAppName: request.app.rawAppName ?? null,
-            eventTime: now,
-          },
-          update: { opType: request.type.toLowerCase(), opId: null, targetVersion: request.version },
+        upsertAppStateForTask(this.db, {
+          ...request.key,
+          opType: request.type.toLowerCase(),
+          targetVersion: request.version,
+          cfgType: request.app.cfgType,
+          title: request.app.title,
+          rawAppName: request.app.rawAppName ?? null,
+          now,
         }),
         this.history.recordOne({
           type: `ACTION_${request.type === 'CLONE' ? 'INSTALL' : request.type}`,
@@ -389,9 +379,10 @@ export class OperationService {
           },
         }),
       ]);
+      if (!task) throw new Error(`task ${taskId} was not written`);
       this.feed.task(task);
       this.feed.app(request.key);
-      this.feed.history([record]);
+      this.feed.history(records);
       this.engine.notify();
       return task;
     } catch (error) {
