@@ -41,7 +41,9 @@ async function main(): Promise<void> {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   const profiler = new CpuProfiler();
-  let sequence = 0;
+  // Same magnitude as the StateStore's sequence (it starts at the process start time × 1000), so
+  // the frame has the same length as the subject's.
+  let sequence = Date.now() * 1000;
 
   async function burst(first: number, count: number, intervalMs: number): Promise<BurstResult> {
     const published: number[] = [];
