@@ -5,8 +5,6 @@ import type { Socket } from 'node:net';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { useGraphQLSSE } from '@graphql-yoga/plugin-graphql-sse';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
-import type { ExecutionArgs, execute, subscribe } from 'graphql';
-import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, type Plugin } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import { Authenticator } from './auth/viewer.js';
@@ -25,6 +23,8 @@ import { DomainError } from './services/errors.js';
 import { createServices, type Services } from './services/index.js';
 import { createLoaders } from './services/loaders.js';
 import { type PeriodicJob, startPeriodicJob } from './services/periodic-job.js';
+import { SubscriptionCohorts, useMissedEventsExecution } from './subscriptions/cohorts.js';
+import { WsTransport } from './subscriptions/ws-transport.js';
 
 export interface AppOptions {
   logger: Logger;
@@ -42,12 +42,8 @@ export interface App {
   services: Services;
   db: Db;
   server: Server;
-}
-
-/** Yoga's enveloped execute/subscribe, passed to graphql-ws through `rootValue`. */
-interface EnvelopedRoot {
-  execute: (args: ExecutionArgs) => ReturnType<typeof execute>;
-  subscribe: (args: ExecutionArgs) => ReturnType<typeof subscribe>;
+  /** WebSocket connections, subscription cohorts and subscriptions now open. */
+  subscriptionStats(): { connections: number; cohorts: number; subscriptions: number };
 }
 
 /** The live dashboard: a static page that talks to /graphql over graphql-ws. */
@@ -137,6 +133,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
       bodyLimit,
       // graphql-sse protocol on /graphql/stream (Yoga's own SSE on /graphql works as well).
       useGraphQLSSE(),
+      useMissedEventsExecution,
       EnvelopArmorPlugin({
         maxDepth: { n: config.maxQueryDepth, ignoreIntrospection: true },
         blockFieldSuggestion: { enabled: false },
@@ -256,49 +253,19 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
     return json(res, 202, { accepted: true });
   }
 
-  // graphql-ws on the same path, through Yoga's envelop pipeline (same schema, plugins, context).
+  // graphql-transport-ws on the same path, through Yoga's envelop pipeline (same schema, plugins,
+  // context), with subscriptions of the same document, variables and scope sharing one execution.
   const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
-  const wsServer = useServer(
-    {
-      execute: (args) => (args.rootValue as EnvelopedRoot).execute(args),
-      subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args),
-      onConnect: (ctx) => {
-        try {
-          fromConnectionParams(ctx.connectionParams);
-          return true;
-        } catch {
-          return false; // closes with 4403 Forbidden
-        }
-      },
-      onSubscribe: async (ctx, _id, params) => {
-        const {
-          schema: enveloped,
-          execute,
-          subscribe,
-          contextFactory,
-          parse,
-          validate,
-        } = yoga.getEnveloped({
-          ...ctx,
-          req: ctx.extra.request,
-          socket: ctx.extra.socket,
-          params,
-          connectionParams: ctx.connectionParams,
-        });
-        const args = {
-          schema: enveloped,
-          operationName: params.operationName,
-          document: parse(params.query),
-          variableValues: params.variables,
-          contextValue: await contextFactory(),
-          rootValue: { execute, subscribe } satisfies EnvelopedRoot,
-        };
-        const errors = validate(args.schema, args.document);
-        return errors.length ? errors : args;
-      },
-    },
-    wss,
-  );
+  const wsTransport = new WsTransport(wss, {
+    authenticate: fromConnectionParams,
+    pipeline: (params, connectionParams) => yoga.getEnveloped({ params, connectionParams }),
+    cohorts: new SubscriptionCohorts(),
+    maxBufferedBytes: config.runtime.wsMaxBufferedBytes,
+    subscriberBuffer: config.runtime.subscriberBuffer,
+    keepAliveMs: config.runtime.wsKeepAliveMs,
+    connectionInitWaitMs: 3000,
+    logger: logger.child({ component: 'graphql-ws' }),
+  });
 
   const sockets = new Set<Socket>();
   server.on('connection', (socket) => {
@@ -310,6 +277,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
     services,
     db,
     server,
+    subscriptionStats: () => wsTransport.stats(),
     async start(port = config.port) {
       try {
         await prepareDatabase(db, config.databaseUrl);
@@ -361,7 +329,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
         [
           databaseSource(db, databaseProvider(config.databaseUrl)),
           taskEngineSource(db, services.engine, config.tasks.concurrency),
-          pubsubSource(),
+          pubsubSource(() => wsTransport.stats()),
           appServiceSource(config.appService.kind, () => reconciliation?.status() ?? null),
           jobsSource(() => [
             { component: 'history_cleanup', status: historyCleanup.status() },
@@ -392,9 +360,9 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
       await Promise.all(jobs.splice(0).map((job) => job.stop()));
       await services.engine.stop();
       services.purchases.stop();
-      await wsServer.dispose();
+      const wsClosed = wsTransport.dispose();
       for (const client of wss.clients) client.terminate();
-      wss.close();
+      await wsClosed;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const socket of sockets) socket.destroy();
       await closed;

@@ -69,7 +69,7 @@ export class RuntimeService {
           waiting -= 1;
           if (overflowed && waiting === 0) {
             overflowed = false;
-            send(this.resync());
+            send(this.resyncEvent());
           }
         });
       };
@@ -83,7 +83,7 @@ export class RuntimeService {
       const unsubscribe = this.store.onEvent(deliver);
       if (since != null) {
         const missed = this.store.eventsSince(since);
-        if (missed === null) send(this.resync());
+        if (missed === null) send(this.resyncEvent());
         else for (const event of missed) deliver(event);
       }
       await stop;
@@ -116,7 +116,12 @@ export class RuntimeService {
     });
   }
 
-  private resync(): RuntimeEvent {
+  /** A RESYNC event for the viewer's filter: refetch the snapshot, subscribe again from its sequence. */
+  resync(viewer: Viewer, filter: SnapshotFilter = {}): RuntimeEventView {
+    return { ...this.resyncEvent(), summary: this.store.summary(this.scoped(viewer, filter)) };
+  }
+
+  private resyncEvent(): RuntimeEvent {
     return { sequence: this.store.lastSequence, kind: 'RESYNC', at: new Date() };
   }
 }

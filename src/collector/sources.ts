@@ -48,12 +48,14 @@ export function taskEngineSource(
   };
 }
 
-/** `pubsub`: in-process here; a Redis bus (scale-out) would report its connection. */
-export function pubsubSource(): PollSource {
+/** `pubsub`: the in-process event bus, with the WebSocket fan-out's connections, cohorts and subscriptions. */
+export function pubsubSource(subscriptions: () => Record<string, number>): PollSource {
   return {
     name: 'pubsub',
     async collect() {
-      return [{ name: 'pubsub', healthy: true, state: 'RUNNING', message: null, metrics: { kind: 'in-process' } }];
+      // The bus is in-process; the figures are the WebSocket side of the fan-out.
+      const metrics = { kind: 'in-process', ...subscriptions() };
+      return [{ name: 'pubsub', healthy: true, state: 'RUNNING', message: null, metrics }];
     },
   };
 }

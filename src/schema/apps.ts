@@ -1,4 +1,5 @@
 import type { StageAndHealth } from '../services/app-stage.js';
+import { eventOrMissed } from '../subscriptions/cohorts.js';
 import { builder } from './builder.js';
 import { connectionType } from './connections.js';
 import { rowId } from './global-id.js';
@@ -99,7 +100,7 @@ builder.subscriptionField('appUpdated', (t) =>
     description: 'Each change of an app you may see (state, progress, versions) that matches the filter.',
     args: { filter: t.arg({ type: AppFilterInput, description: 'Which apps.' }) },
     subscribe: (_root, { filter }, ctx) => ctx.services.apps.subscribe(ctx.viewer, filter ?? {}),
-    resolve: (app) => app,
+    resolve: (app) => eventOrMissed(app, 'query apps to see their current state'),
   }),
 );
 

@@ -1,3 +1,4 @@
+import { eventOrMissed } from '../subscriptions/cohorts.js';
 import { builder } from './builder.js';
 import { connectionType } from './connections.js';
 import { rowId } from './global-id.js';
@@ -46,7 +47,7 @@ builder.subscriptionField('historyAdded', (t) =>
     description: 'Each new history record you may see that matches the filter.',
     args: { filter: t.arg({ type: HistoryFilterInput, description: 'Which records.' }) },
     subscribe: (_root, { filter }, ctx) => ctx.services.history.subscribe(ctx.viewer, filter ?? {}),
-    resolve: (record) => record,
+    resolve: (record) => eventOrMissed(record, 'query history for the records you missed'),
   }),
 );
 

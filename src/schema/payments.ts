@@ -1,4 +1,5 @@
 import type { PaymentNotificationRow } from '../db/models.js';
+import { eventOrMissed } from '../subscriptions/cohorts.js';
 import { builder } from './builder.js';
 import { connectionType } from './connections.js';
 import { rowId } from './global-id.js';
@@ -89,7 +90,7 @@ builder.subscriptionField('paymentUpdated', (t) =>
     description: "Each change of a payment you may see (yours; everyone's for admins) that matches the filter.",
     args: { filter: t.arg({ type: PaymentFilterInput, description: 'Which payments.' }) },
     subscribe: (_root, { filter }, ctx) => ctx.services.payments.subscribe(ctx.viewer, filter ?? {}),
-    resolve: (payment) => payment,
+    resolve: (payment) => eventOrMissed(payment, 'query payments to see their current state'),
   }),
 );
 

@@ -7,6 +7,7 @@ import type {
   SnapshotFilter,
 } from '../collector/state-store.js';
 import type { AppKey } from '../services/app-key.js';
+import { fanOut, isMissedEvents } from '../subscriptions/cohorts.js';
 import { builder } from './builder.js';
 import { AppRef, AppStageEnum, HealthEnum, TaskRef, TaskStatusEnum, TaskTypeEnum } from './refs.js';
 
@@ -246,15 +247,22 @@ builder.subscriptionFields((t) => ({
       filter: t.arg({ type: SnapshotFilterInput, description: 'Which apps and tasks.' }),
       since: t.arg.float({ description: 'The last sequence you saw.' }),
     },
+    // Replaying from `since` depends on when the stream starts, so only live streams are shared.
+    extensions: fanOut(({ since }) => (since == null ? 'events' : 'alone')),
     subscribe: (_root, { filter, since }, ctx) =>
       ctx.services.runtime.events(ctx.viewer, (filter ?? {}) as SnapshotFilter, since),
-    resolve: (event) => event,
+    // A subscriber that read too slowly and missed events is told to refetch the snapshot.
+    resolve: (event, { filter }, ctx) =>
+      isMissedEvents(event) ? ctx.services.runtime.resync(ctx.viewer, (filter ?? {}) as SnapshotFilter) : event,
   }),
   runtimeSnapshot: t.field({
     type: RuntimeSnapshotRef,
     description: 'The filtered snapshot at once, then again after changes (at most SNAPSHOT_MAX_HZ a second).',
     args: { filter: t.arg({ type: SnapshotFilterInput, description: 'Which apps and tasks.' }) },
+    // Each snapshot replaces the one before: a late subscriber starts from the latest one.
+    extensions: fanOut(() => 'latest'),
     subscribe: (_root, { filter }, ctx) => ctx.services.runtime.snapshots(ctx.viewer, (filter ?? {}) as SnapshotFilter),
-    resolve: (snapshot) => snapshot,
+    resolve: (snapshot, { filter }, ctx) =>
+      isMissedEvents(snapshot) ? ctx.services.runtime.snapshot(ctx.viewer, (filter ?? {}) as SnapshotFilter) : snapshot,
   }),
 }));

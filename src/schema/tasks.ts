@@ -1,3 +1,4 @@
+import { eventOrMissed } from '../subscriptions/cohorts.js';
 import { builder } from './builder.js';
 import { connectionType } from './connections.js';
 import { AppRef, TaskRef, TaskStatusEnum, TaskTypeEnum } from './refs.js';
@@ -87,7 +88,7 @@ builder.subscriptionField('taskUpdated', (t) =>
       taskId: t.arg.string({ description: 'Only this task.' }),
     },
     subscribe: (_root, { filter, taskId }, ctx) => ctx.services.tasks.subscribe(ctx.viewer, filter ?? {}, taskId),
-    resolve: (task) => task,
+    resolve: (task) => eventOrMissed(task, 'query tasks to see their current state'),
   }),
 );
 

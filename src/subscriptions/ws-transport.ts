@@ -1,0 +1,367 @@
+import type { IncomingMessage } from 'node:http';
+import { type ExecutionArgs, type ExecutionResult, GraphQLError, getOperationAST } from 'graphql';
+import {
+  CloseCode,
+  GRAPHQL_TRANSPORT_WS_PROTOCOL,
+  handleProtocols,
+  MessageType,
+  parseMessage,
+  type SubscribePayload,
+  stringifyMessage,
+} from 'graphql-ws';
+import type { WebSocket, WebSocketServer } from 'ws';
+import type { Viewer } from '../auth/viewer.js';
+import type { Logger } from '../logger.js';
+import {
+  type Cohort,
+  type CohortMember,
+  type CohortSource,
+  cohortKey,
+  type Delivery,
+  fanOutMode,
+  type SubscriptionCohorts,
+} from './cohorts.js';
+
+/**
+ * The graphql-transport-ws protocol (graphql-ws's, whose message types, parser and close codes
+ * this uses) served over `ws`, with subscription fan-out: a subscription joins the cohort of its
+ * document, variables and scope (cohorts.ts), and each event is one serialized payload spliced
+ * into every member's `next` frame. graphql-ws's own server runs one execution and one
+ * `JSON.stringify` per subscriber per event, and awaits every send, which is what this replaces.
+ *
+ * Slow consumers: a frame is written at once while the socket has at most `maxBufferedBytes`
+ * unsent; beyond that the subscription's frames wait in its own queue of at most
+ * `subscriberBuffer`. When that overflows, the queue is dropped and, once the socket drains, the
+ * subscription gets what its cohort gives a member that missed events (`Cohort.catchUp`: the
+ * latest snapshot, a RESYNC, or an error naming what to refetch). Memory per subscriber is
+ * bounded, and nobody else waits.
+ */
+
+/** What the transport needs from the GraphQL server: Yoga's envelop pipeline for one operation. */
+export interface OperationPipeline {
+  schema: ExecutionArgs['schema'];
+  parse(source: string): ExecutionArgs['document'];
+  validate(schema: ExecutionArgs['schema'], document: ExecutionArgs['document']): readonly GraphQLError[];
+  contextFactory(): Promise<unknown> | unknown;
+  execute(args: ExecutionArgs): Promise<ExecutionResult> | ExecutionResult;
+  subscribe(args: ExecutionArgs): Promise<AsyncIterable<ExecutionResult> | ExecutionResult>;
+}
+
+export interface WsTransportOptions {
+  /** Authenticates `connection_init`'s payload; throws when the credentials are not accepted. */
+  authenticate(connectionParams: Record<string, unknown> | undefined): Viewer;
+  /** The pipeline for one operation of a connection. */
+  pipeline(params: SubscribePayload, connectionParams: Record<string, unknown> | undefined): OperationPipeline;
+  cohorts: SubscriptionCohorts;
+  /** Unsent bytes a socket may hold before its subscriptions queue instead. */
+  maxBufferedBytes: number;
+  /** Results one subscription may have queued before it overflows. */
+  subscriberBuffer: number;
+  /** Ping period; a connection that has not answered the previous ping is closed. */
+  keepAliveMs: number;
+  /** How long a connection may take to send `connection_init`. */
+  connectionInitWaitMs: number;
+  logger: Logger;
+}
+
+interface Operation {
+  /** Leaves the cohort or abandons the query. */
+  stop(): void;
+}
+
+/** One WebSocket connection speaking graphql-transport-ws. */
+class Connection {
+  viewer: Viewer | null = null;
+  connectionParams: Record<string, unknown> | undefined;
+  initReceived = false;
+  alive = true;
+  readonly operations = new Map<string, Operation>();
+  /** Subscriptions with frames waiting for the socket to drain. */
+  private readonly waiting = new Set<Subscription>();
+  private draining = false;
+
+  constructor(
+    readonly socket: WebSocket,
+    readonly transport: WsTransport,
+  ) {}
+
+  send(frame: string): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(frame);
+  }
+
+  close(code: number, reason: string): void {
+    this.socket.close(code, reason);
+  }
+
+  get congested(): boolean {
+    return this.socket.bufferedAmount > this.transport.options.maxBufferedBytes;
+  }
+
+  /**
+   * Calls the waiting subscriptions back once everything written so far has left the process: the
+   * write callback of a ping queued behind it is that signal (ws has no drain event of its own).
+   */
+  waitForDrain(subscription: Subscription): void {
+    this.waiting.add(subscription);
+    if (this.draining || this.socket.readyState !== this.socket.OPEN) return;
+    this.draining = true;
+    this.socket.ping(undefined, undefined, () => {
+      this.draining = false;
+      const waiting = [...this.waiting];
+      this.waiting.clear();
+      for (const each of waiting) each.flush();
+    });
+  }
+
+  dispose(): void {
+    this.waiting.clear();
+    for (const operation of this.operations.values()) operation.stop();
+    this.operations.clear();
+  }
+}
+
+/** A subscription of one connection: a cohort member with its own bounded queue. */
+class Subscription implements CohortMember {
+  private readonly prefix: string;
+  private queue: Delivery[] = [];
+  private overflowed = false;
+  private ended = false;
+  cohort: Cohort | null = null;
+
+  constructor(
+    private readonly connection: Connection,
+    private readonly id: string,
+  ) {
+    this.prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+  }
+
+  deliver(delivery: Delivery): void {
+    if (this.ended || this.overflowed) return;
+    const { connection } = this;
+    if (this.queue.length === 0 && !connection.congested) {
+      connection.send(`${this.prefix}${delivery.json}}`);
+      return;
+    }
+    if (this.queue.length >= connection.transport.options.subscriberBuffer) {
+      this.queue = [];
+      this.overflowed = true;
+    } else {
+      this.queue.push(delivery);
+    }
+    connection.waitForDrain(this);
+  }
+
+  /** The socket drained: send what waited, then (after an overflow) the cohort's catch-up. */
+  flush(): void {
+    const { connection } = this;
+    while (this.queue.length && !connection.congested) {
+      connection.send(`${this.prefix}${(this.queue.shift() as Delivery).json}}`);
+    }
+    if (this.queue.length) {
+      connection.waitForDrain(this);
+      return;
+    }
+    if (!this.overflowed || !this.cohort) return;
+    this.cohort
+      .catchUp()
+      .then((delivery) => {
+        if (this.ended) return;
+        this.overflowed = false;
+        this.deliver(delivery);
+      })
+      .catch((error: unknown) => {
+        connection.transport.options.logger.error({ err: error }, 'could not catch up a slow subscriber');
+        this.stop();
+        connection.send(stringifyMessage({ id: this.id, type: MessageType.Complete }));
+      });
+  }
+
+  end(errors?: readonly GraphQLError[]): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.connection.operations.delete(this.id);
+    if (errors?.length) {
+      this.connection.send(
+        stringifyMessage({ id: this.id, type: MessageType.Error, payload: errors.map((e) => e.toJSON()) }),
+      );
+    } else {
+      this.connection.send(stringifyMessage({ id: this.id, type: MessageType.Complete }));
+    }
+  }
+
+  stop(): void {
+    this.ended = true;
+    this.queue = [];
+    this.cohort?.remove(this);
+  }
+}
+
+export class WsTransport {
+  private readonly connections = new Set<Connection>();
+  private readonly keepAlive: NodeJS.Timeout;
+
+  constructor(
+    private readonly wss: WebSocketServer,
+    readonly options: WsTransportOptions,
+  ) {
+    wss.options.handleProtocols = handleProtocols;
+    wss.on('connection', (socket, request) => this.open(socket, request));
+    // One timer for every connection: each period, close those that did not answer the last ping.
+    this.keepAlive = setInterval(() => {
+      for (const connection of this.connections) {
+        if (!connection.alive) {
+          connection.socket.terminate();
+          continue;
+        }
+        connection.alive = false;
+        connection.socket.ping();
+      }
+    }, options.keepAliveMs);
+    this.keepAlive.unref();
+  }
+
+  /** Figures for the components view. */
+  stats() {
+    return { connections: this.connections.size, ...this.options.cohorts.stats() };
+  }
+
+  async dispose(): Promise<void> {
+    clearInterval(this.keepAlive);
+    for (const connection of this.connections) connection.socket.close(1001, 'Going away');
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+
+  private open(socket: WebSocket, _request: IncomingMessage): void {
+    if (socket.protocol !== GRAPHQL_TRANSPORT_WS_PROTOCOL) {
+      socket.close(CloseCode.SubprotocolNotAcceptable, 'Subprotocol not acceptable');
+      return;
+    }
+    const connection = new Connection(socket, this);
+    this.connections.add(connection);
+    const initTimeout = setTimeout(() => {
+      if (!connection.viewer)
+        connection.close(CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
+    }, this.options.connectionInitWaitMs);
+    socket.on('pong', () => {
+      connection.alive = true;
+    });
+    socket.on('message', (data) => {
+      this.receive(connection, String(data)).catch((error: unknown) => {
+        this.options.logger.error({ err: error }, 'graphql-ws message handling failed');
+        connection.close(CloseCode.InternalServerError, 'Internal server error');
+      });
+    });
+    socket.once('error', () => socket.terminate());
+    socket.once('close', () => {
+      clearTimeout(initTimeout);
+      this.connections.delete(connection);
+      connection.dispose();
+    });
+  }
+
+  private async receive(connection: Connection, data: string): Promise<void> {
+    let message: ReturnType<typeof parseMessage>;
+    try {
+      message = parseMessage(data);
+    } catch (error) {
+      return connection.close(CloseCode.BadRequest, (error as Error).message.slice(0, 120));
+    }
+    switch (message.type) {
+      case MessageType.ConnectionInit: {
+        if (connection.initReceived) {
+          return connection.close(CloseCode.TooManyInitialisationRequests, 'Too many initialisation requests');
+        }
+        connection.initReceived = true;
+        try {
+          connection.connectionParams = message.payload;
+          connection.viewer = this.options.authenticate(message.payload);
+        } catch {
+          return connection.close(CloseCode.Forbidden, 'Forbidden');
+        }
+        return connection.send(stringifyMessage({ type: MessageType.ConnectionAck }));
+      }
+      case MessageType.Ping:
+        return connection.send(stringifyMessage({ type: MessageType.Pong, payload: message.payload }));
+      case MessageType.Pong:
+        return;
+      case MessageType.Subscribe: {
+        if (!connection.viewer) return connection.close(CloseCode.Unauthorized, 'Unauthorized');
+        if (connection.operations.has(message.id)) {
+          return connection.close(CloseCode.SubscriberAlreadyExists, `Subscriber for ${message.id} already exists`);
+        }
+        return this.subscribe(connection, message.id, message.payload);
+      }
+      case MessageType.Complete: {
+        const operation = connection.operations.get(message.id);
+        connection.operations.delete(message.id);
+        return operation?.stop();
+      }
+      default:
+        return connection.close(CloseCode.BadRequest, `Unexpected message of type ${message.type} received`);
+    }
+  }
+
+  private async subscribe(connection: Connection, id: string, payload: SubscribePayload): Promise<void> {
+    const viewer = connection.viewer as Viewer;
+    const scope = `${viewer.isAdmin ? 'admin' : 'user'}:${viewer.userId}`;
+    const key = cohortKey(scope, payload.query, payload.operationName, payload.variables);
+
+    // The common case, another subscriber asked the same: join without parsing anything.
+    const existing = this.options.cohorts.find(key);
+    if (existing) return this.join(connection, id, key, existing.mode, null);
+
+    const pipeline = this.options.pipeline(payload, connection.connectionParams);
+    const fail = (errors: readonly GraphQLError[]) =>
+      connection.send(stringifyMessage({ id, type: MessageType.Error, payload: errors.map((e) => e.toJSON()) }));
+    let document: ExecutionArgs['document'];
+    try {
+      document = pipeline.parse(payload.query);
+    } catch (error) {
+      return fail([error instanceof GraphQLError ? error : new GraphQLError((error as Error).message)]);
+    }
+    const errors = pipeline.validate(pipeline.schema, document);
+    if (errors.length) return fail(errors);
+    const operation = getOperationAST(document, payload.operationName);
+    if (!operation) return fail([new GraphQLError('Unable to identify operation')]);
+
+    // Placeholder until the context exists: a `complete` meanwhile cancels the operation.
+    let canceled = false;
+    connection.operations.set(id, { stop: () => (canceled = true) });
+    const args: ExecutionArgs = {
+      schema: pipeline.schema,
+      document,
+      operationName: payload.operationName,
+      variableValues: payload.variables,
+      contextValue: await pipeline.contextFactory(),
+    };
+    if (canceled || connection.socket.readyState !== connection.socket.OPEN) return;
+
+    if (operation.operation !== 'subscription') {
+      const result = await pipeline.execute(args);
+      if (canceled || !connection.operations.has(id)) return;
+      connection.operations.delete(id);
+      connection.send(stringifyMessage({ id, type: MessageType.Next, payload: result }));
+      return connection.send(stringifyMessage({ id, type: MessageType.Complete }));
+    }
+    const mode = fanOutMode(pipeline.schema, document, payload.operationName, payload.variables);
+    this.join(connection, id, key, mode, {
+      subscribe: async () => pipeline.subscribe(args),
+      execute: async (rootValue) => pipeline.execute({ ...args, rootValue }),
+    });
+  }
+
+  private join(
+    connection: Connection,
+    id: string,
+    key: string,
+    mode: ReturnType<typeof fanOutMode>,
+    source: CohortSource | null,
+  ): void {
+    const subscription = new Subscription(connection, id);
+    connection.operations.set(id, subscription);
+    subscription.cohort = this.options.cohorts.join(key, mode, subscription, () => {
+      if (!source) throw new Error('a cohort to join was expected');
+      return source;
+    });
+  }
+}
