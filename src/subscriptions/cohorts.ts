@@ -64,12 +64,24 @@ export const useMissedEventsExecution: Plugin = {
 /** One result of a cohort's execution, serialized at most once for all members. */
 export class Delivery {
   private serialized: string | undefined;
+  private lastFrame: { prefix: string; bytes: Buffer } | undefined;
   constructor(readonly result: ExecutionResult) {}
 
   /** The result as JSON (GraphQL errors serialize through their own `toJSON`). */
   get json(): string {
     this.serialized ??= JSON.stringify(this.result);
     return this.serialized;
+  }
+
+  /**
+   * `prefix` + JSON + `suffix`, as UTF-8, kept for the next member with the same prefix: members
+   * often share it (clients number their subscriptions alike), and then they share the bytes too.
+   */
+  framed(prefix: string, suffix: string): Buffer {
+    if (this.lastFrame?.prefix !== prefix) {
+      this.lastFrame = { prefix, bytes: Buffer.from(`${prefix}${this.json}${suffix}`) };
+    }
+    return this.lastFrame.bytes;
   }
 }
 

@@ -64,6 +64,9 @@ export interface WsTransportOptions {
   logger: Logger;
 }
 
+/** Frames are JSON text, even when handed to ws as bytes. */
+const TEXT = { binary: false } as const;
+
 interface Operation {
   /** Leaves the cohort or abandons the query. */
   stop(): void;
@@ -85,8 +88,8 @@ class Connection {
     readonly transport: WsTransport,
   ) {}
 
-  send(frame: string): void {
-    if (this.socket.readyState === this.socket.OPEN) this.socket.send(frame);
+  send(frame: string | Buffer): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(frame, TEXT);
   }
 
   close(code: number, reason: string): void {
@@ -139,7 +142,7 @@ class Subscription implements CohortMember {
     if (this.ended || this.overflowed) return;
     const { connection } = this;
     if (this.queue.length === 0 && !connection.congested) {
-      connection.send(`${this.prefix}${delivery.json}}`);
+      connection.send(delivery.framed(this.prefix, '}'));
       return;
     }
     if (this.queue.length >= connection.transport.options.subscriberBuffer) {
@@ -155,7 +158,7 @@ class Subscription implements CohortMember {
   flush(): void {
     const { connection } = this;
     while (this.queue.length && !connection.congested) {
-      connection.send(`${this.prefix}${(this.queue.shift() as Delivery).json}}`);
+      connection.send((this.queue.shift() as Delivery).framed(this.prefix, '}'));
     }
     if (this.queue.length) {
       connection.waitForDrain(this);
