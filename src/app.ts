@@ -24,6 +24,7 @@ import { createServices, type Services } from './services/index.js';
 import { createLoaders } from './services/loaders.js';
 import { type PeriodicJob, startPeriodicJob } from './services/periodic-job.js';
 import { SubscriptionCohorts, useMissedEventsExecution } from './subscriptions/cohorts.js';
+import { SseTransport } from './subscriptions/sse-transport.js';
 import { WsTransport } from './subscriptions/ws-transport.js';
 
 export interface AppOptions {
@@ -43,7 +44,7 @@ export interface App {
   db: Db;
   server: Server;
   /** WebSocket connections, subscription cohorts and subscriptions now open. */
-  subscriptionStats(): { connections: number; cohorts: number; subscriptions: number };
+  subscriptionStats(): { connections: number; streams: number; cohorts: number; subscriptions: number };
 }
 
 /** The live dashboard: a static page that talks to /graphql over graphql-ws. */
@@ -221,6 +222,13 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
       res.writeHead(302, { location: '/graphql' });
       return res.end();
     }
+    if (path && sseTransport.accepts(req, path)) {
+      return sseTransport.handle(req, res).catch((error: unknown) => {
+        logger.error({ err: error }, 'SSE request failed');
+        if (!res.headersSent) json(res, 500, { errors: [{ message: 'Unexpected error.' }] });
+        else res.end();
+      });
+    }
     return yoga(req, res, { req });
   });
 
@@ -253,16 +261,39 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
     return json(res, 202, { accepted: true });
   }
 
+  // Subscribers over WebSockets and SSE with the same document, variables and scope share one
+  // execution (both transports run the same pipeline, so their results are the same).
+  const cohorts = new SubscriptionCohorts();
+  const sseTransport = new SseTransport({
+    authenticate: (headers) => authenticator.fromHeaders(headers),
+    pipeline: (params, headers, req) => yoga.getEnveloped({ params, request: { headers }, req }),
+    cohorts,
+    maxBufferedBytes: config.runtime.maxBufferedBytes,
+    subscriberBuffer: config.runtime.subscriberBuffer,
+    keepAliveMs: config.runtime.keepAliveMs,
+    maxBodyBytes: config.maxBodyBytes,
+    errorBody: (error) => {
+      const graphqlError = domainGraphQLError(error);
+      const status = (graphqlError.extensions.http as { status?: number } | undefined)?.status ?? 400;
+      return { status, body: { errors: [graphqlError.toJSON()] } };
+    },
+    identify: (req: TrackedRequest, viewer, operationName) => {
+      req.userId = viewer.userId;
+      req.operationName = operationName ?? undefined;
+    },
+    logger: logger.child({ component: 'sse' }),
+  });
+
   // graphql-transport-ws on the same path, through Yoga's envelop pipeline (same schema, plugins,
   // context), with subscriptions of the same document, variables and scope sharing one execution.
   const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
   const wsTransport = new WsTransport(wss, {
     authenticate: fromConnectionParams,
     pipeline: (params, connectionParams) => yoga.getEnveloped({ params, connectionParams }),
-    cohorts: new SubscriptionCohorts(),
-    maxBufferedBytes: config.runtime.wsMaxBufferedBytes,
+    cohorts,
+    maxBufferedBytes: config.runtime.maxBufferedBytes,
     subscriberBuffer: config.runtime.subscriberBuffer,
-    keepAliveMs: config.runtime.wsKeepAliveMs,
+    keepAliveMs: config.runtime.keepAliveMs,
     connectionInitWaitMs: 3000,
     logger: logger.child({ component: 'graphql-ws' }),
   });
@@ -277,7 +308,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
     services,
     db,
     server,
-    subscriptionStats: () => wsTransport.stats(),
+    subscriptionStats: () => ({ ...wsTransport.stats(), ...sseTransport.stats() }),
     async start(port = config.port) {
       try {
         await prepareDatabase(db, config.databaseUrl);
@@ -329,7 +360,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
         [
           databaseSource(db, databaseProvider(config.databaseUrl)),
           taskEngineSource(db, services.engine, config.tasks.concurrency),
-          pubsubSource(() => wsTransport.stats()),
+          pubsubSource(() => ({ ...wsTransport.stats(), ...sseTransport.stats() })),
           appServiceSource(config.appService.kind, () => reconciliation?.status() ?? null),
           jobsSource(() => [
             { component: 'history_cleanup', status: historyCleanup.status() },
@@ -360,6 +391,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
       await Promise.all(jobs.splice(0).map((job) => job.stop()));
       await services.engine.stop();
       services.purchases.stop();
+      sseTransport.dispose();
       const wsClosed = wsTransport.dispose();
       for (const client of wss.clients) client.terminate();
       await wsClosed;

@@ -156,10 +156,10 @@ const schema = z.object({
   RUNTIME_EVENT_BUFFER: positiveInt.max(1_000_000, 'must be at most 1000000').default(10_000),
   /** Events one slow subscriber may have waiting before it gets RESYNC instead. @default 1000 */
   RUNTIME_SUBSCRIBER_BUFFER: positiveInt.default(1000),
-  /** Unsent bytes a WebSocket may hold before its subscriptions queue instead. @default 1048576 */
-  WS_MAX_BUFFERED_BYTES: positiveInt.default(1024 * 1024),
-  /** WebSocket ping period; a connection that missed the previous pong is closed. @default 12000 */
-  WS_KEEPALIVE_MS: positiveInt.default(12_000),
+  /** Unsent bytes a WebSocket or SSE response may hold before its subscriptions queue instead. @default 1048576 */
+  SUBSCRIPTION_MAX_BUFFERED_BYTES: positiveInt.default(1024 * 1024),
+  /** WebSocket ping and SSE keep-alive period. @default 12000 */
+  SUBSCRIPTION_KEEPALIVE_MS: positiveInt.default(12_000),
   /** Most runtimeSnapshot pushes per second per subscriber. @default 5 */
   SNAPSHOT_MAX_HZ: z.coerce
     .number({ error: 'must be a number' })
@@ -207,8 +207,8 @@ export type Config = {
     collectIntervalMs: number;
     eventBuffer: number;
     subscriberBuffer: number;
-    wsMaxBufferedBytes: number;
-    wsKeepAliveMs: number;
+    maxBufferedBytes: number;
+    keepAliveMs: number;
     snapshotMaxHz: number;
     chartRepoUrl: string | undefined;
   };
@@ -290,8 +290,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       collectIntervalMs: e.COLLECT_INTERVAL_MS,
       eventBuffer: e.RUNTIME_EVENT_BUFFER,
       subscriberBuffer: e.RUNTIME_SUBSCRIBER_BUFFER,
-      wsMaxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
-      wsKeepAliveMs: e.WS_KEEPALIVE_MS,
+      maxBufferedBytes: e.SUBSCRIPTION_MAX_BUFFERED_BYTES,
+      keepAliveMs: e.SUBSCRIPTION_KEEPALIVE_MS,
       snapshotMaxHz: e.SNAPSHOT_MAX_HZ,
       chartRepoUrl: e.CHART_REPO_URL,
     },

@@ -37,7 +37,7 @@ describe('a subscriber that stops reading', () => {
   let server: TestServer;
   beforeAll(async () => {
     server = await startTestServer('sqlite', {
-      env: { WS_MAX_BUFFERED_BYTES: '65536', COLLECT_INTERVAL_MS: '3600000' },
+      env: { SUBSCRIPTION_MAX_BUFFERED_BYTES: '65536', COLLECT_INTERVAL_MS: '3600000' },
     });
   });
   afterAll(() => server?.stop());

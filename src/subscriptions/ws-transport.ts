@@ -1,5 +1,4 @@
 import type { IncomingMessage } from 'node:http';
-import { type ExecutionArgs, type ExecutionResult, GraphQLError, getOperationAST } from 'graphql';
 import {
   CloseCode,
   GRAPHQL_TRANSPORT_WS_PROTOCOL,
@@ -12,15 +11,9 @@ import {
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { Viewer } from '../auth/viewer.js';
 import type { Logger } from '../logger.js';
-import {
-  type Cohort,
-  type CohortMember,
-  type CohortSource,
-  cohortKey,
-  type Delivery,
-  fanOutMode,
-  type SubscriptionCohorts,
-} from './cohorts.js';
+import { type CohortSource, cohortKey, fanOutMode, type SubscriptionCohorts } from './cohorts.js';
+import { type Outlet, QueuedMember } from './member.js';
+import { cohortSource, executionArgs, type OperationPipeline, prepareOperation, scopeOf } from './operation.js';
 
 /**
  * The graphql-transport-ws protocol (graphql-ws's, whose message types, parser and close codes
@@ -28,24 +21,9 @@ import {
  * document, variables and scope (cohorts.ts), and each event is one serialized payload spliced
  * into every member's `next` frame. graphql-ws's own server runs one execution and one
  * `JSON.stringify` per subscriber per event, and awaits every send, which is what this replaces.
- *
- * Slow consumers: a frame is written at once while the socket has at most `maxBufferedBytes`
- * unsent; beyond that the subscription's frames wait in its own queue of at most
- * `subscriberBuffer`. When that overflows, the queue is dropped and, once the socket drains, the
- * subscription gets what its cohort gives a member that missed events (`Cohort.catchUp`: the
- * latest snapshot, a RESYNC, or an error naming what to refetch). Memory per subscriber is
- * bounded, and nobody else waits.
+ * Slow consumers: see QueuedMember (member.ts); a socket counts as congested past
+ * `maxBufferedBytes` unsent.
  */
-
-/** What the transport needs from the GraphQL server: Yoga's envelop pipeline for one operation. */
-export interface OperationPipeline {
-  schema: ExecutionArgs['schema'];
-  parse(source: string): ExecutionArgs['document'];
-  validate(schema: ExecutionArgs['schema'], document: ExecutionArgs['document']): readonly GraphQLError[];
-  contextFactory(): Promise<unknown> | unknown;
-  execute(args: ExecutionArgs): Promise<ExecutionResult> | ExecutionResult;
-  subscribe(args: ExecutionArgs): Promise<AsyncIterable<ExecutionResult> | ExecutionResult>;
-}
 
 export interface WsTransportOptions {
   /** Authenticates `connection_init`'s payload; throws when the credentials are not accepted. */
@@ -73,14 +51,14 @@ interface Operation {
 }
 
 /** One WebSocket connection speaking graphql-transport-ws. */
-class Connection {
+class Connection implements Outlet {
   viewer: Viewer | null = null;
   connectionParams: Record<string, unknown> | undefined;
   initReceived = false;
   alive = true;
   readonly operations = new Map<string, Operation>();
   /** Subscriptions with frames waiting for the socket to drain. */
-  private readonly waiting = new Set<Subscription>();
+  private readonly waiting = new Set<QueuedMember>();
   private draining = false;
 
   constructor(
@@ -88,7 +66,11 @@ class Connection {
     readonly transport: WsTransport,
   ) {}
 
-  send(frame: string | Buffer): void {
+  send(message: string): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(message);
+  }
+
+  write(frame: Buffer): void {
     if (this.socket.readyState === this.socket.OPEN) this.socket.send(frame, TEXT);
   }
 
@@ -104,8 +86,8 @@ class Connection {
    * Calls the waiting subscriptions back once everything written so far has left the process: the
    * write callback of a ping queued behind it is that signal (ws has no drain event of its own).
    */
-  waitForDrain(subscription: Subscription): void {
-    this.waiting.add(subscription);
+  waitForDrain(member: QueuedMember): void {
+    this.waiting.add(member);
     if (this.draining || this.socket.readyState !== this.socket.OPEN) return;
     this.draining = true;
     this.socket.ping(undefined, undefined, () => {
@@ -120,82 +102,6 @@ class Connection {
     this.waiting.clear();
     for (const operation of this.operations.values()) operation.stop();
     this.operations.clear();
-  }
-}
-
-/** A subscription of one connection: a cohort member with its own bounded queue. */
-class Subscription implements CohortMember {
-  private readonly prefix: string;
-  private queue: Delivery[] = [];
-  private overflowed = false;
-  private ended = false;
-  cohort: Cohort | null = null;
-
-  constructor(
-    private readonly connection: Connection,
-    private readonly id: string,
-  ) {
-    this.prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
-  }
-
-  deliver(delivery: Delivery): void {
-    if (this.ended || this.overflowed) return;
-    const { connection } = this;
-    if (this.queue.length === 0 && !connection.congested) {
-      connection.send(delivery.framed(this.prefix, '}'));
-      return;
-    }
-    if (this.queue.length >= connection.transport.options.subscriberBuffer) {
-      this.queue = [];
-      this.overflowed = true;
-    } else {
-      this.queue.push(delivery);
-    }
-    connection.waitForDrain(this);
-  }
-
-  /** The socket drained: send what waited, then (after an overflow) the cohort's catch-up. */
-  flush(): void {
-    const { connection } = this;
-    while (this.queue.length && !connection.congested) {
-      connection.send((this.queue.shift() as Delivery).framed(this.prefix, '}'));
-    }
-    if (this.queue.length) {
-      connection.waitForDrain(this);
-      return;
-    }
-    if (!this.overflowed || !this.cohort) return;
-    this.cohort
-      .catchUp()
-      .then((delivery) => {
-        if (this.ended) return;
-        this.overflowed = false;
-        this.deliver(delivery);
-      })
-      .catch((error: unknown) => {
-        connection.transport.options.logger.error({ err: error }, 'could not catch up a slow subscriber');
-        this.stop();
-        connection.send(stringifyMessage({ id: this.id, type: MessageType.Complete }));
-      });
-  }
-
-  end(errors?: readonly GraphQLError[]): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.connection.operations.delete(this.id);
-    if (errors?.length) {
-      this.connection.send(
-        stringifyMessage({ id: this.id, type: MessageType.Error, payload: errors.map((e) => e.toJSON()) }),
-      );
-    } else {
-      this.connection.send(stringifyMessage({ id: this.id, type: MessageType.Complete }));
-    }
-  }
-
-  stop(): void {
-    this.ended = true;
-    this.queue = [];
-    this.cohort?.remove(this);
   }
 }
 
@@ -305,52 +211,37 @@ export class WsTransport {
   }
 
   private async subscribe(connection: Connection, id: string, payload: SubscribePayload): Promise<void> {
-    const viewer = connection.viewer as Viewer;
-    const scope = `${viewer.isAdmin ? 'admin' : 'user'}:${viewer.userId}`;
-    const key = cohortKey(scope, payload.query, payload.operationName, payload.variables);
-
+    const key = cohortKey(
+      scopeOf(connection.viewer as Viewer),
+      payload.query,
+      payload.operationName,
+      payload.variables,
+    );
     // The common case, another subscriber asked the same: join without parsing anything.
     const existing = this.options.cohorts.find(key);
     if (existing) return this.join(connection, id, key, existing.mode, null);
 
     const pipeline = this.options.pipeline(payload, connection.connectionParams);
-    const fail = (errors: readonly GraphQLError[]) =>
-      connection.send(stringifyMessage({ id, type: MessageType.Error, payload: errors.map((e) => e.toJSON()) }));
-    let document: ExecutionArgs['document'];
-    try {
-      document = pipeline.parse(payload.query);
-    } catch (error) {
-      return fail([error instanceof GraphQLError ? error : new GraphQLError((error as Error).message)]);
+    const prepared = prepareOperation(pipeline, payload);
+    if ('errors' in prepared) {
+      const errors = prepared.errors.map((e) => e.toJSON());
+      return connection.send(stringifyMessage({ id, type: MessageType.Error, payload: errors }));
     }
-    const errors = pipeline.validate(pipeline.schema, document);
-    if (errors.length) return fail(errors);
-    const operation = getOperationAST(document, payload.operationName);
-    if (!operation) return fail([new GraphQLError('Unable to identify operation')]);
-
     // Placeholder until the context exists: a `complete` meanwhile cancels the operation.
     let canceled = false;
     connection.operations.set(id, { stop: () => (canceled = true) });
-    const args: ExecutionArgs = {
-      schema: pipeline.schema,
-      document,
-      operationName: payload.operationName,
-      variableValues: payload.variables,
-      contextValue: await pipeline.contextFactory(),
-    };
+    const args = await executionArgs(pipeline, prepared.document, payload);
     if (canceled || connection.socket.readyState !== connection.socket.OPEN) return;
 
-    if (operation.operation !== 'subscription') {
+    if (prepared.type !== 'subscription') {
       const result = await pipeline.execute(args);
       if (canceled || !connection.operations.has(id)) return;
       connection.operations.delete(id);
       connection.send(stringifyMessage({ id, type: MessageType.Next, payload: result }));
       return connection.send(stringifyMessage({ id, type: MessageType.Complete }));
     }
-    const mode = fanOutMode(pipeline.schema, document, payload.operationName, payload.variables);
-    this.join(connection, id, key, mode, {
-      subscribe: async () => pipeline.subscribe(args),
-      execute: async (rootValue) => pipeline.execute({ ...args, rootValue }),
-    });
+    const mode = fanOutMode(pipeline.schema, prepared.document, payload.operationName, payload.variables);
+    this.join(connection, id, key, mode, cohortSource(pipeline, args));
   }
 
   private join(
@@ -360,9 +251,23 @@ export class WsTransport {
     mode: ReturnType<typeof fanOutMode>,
     source: CohortSource | null,
   ): void {
-    const subscription = new Subscription(connection, id);
-    connection.operations.set(id, subscription);
-    subscription.cohort = this.options.cohorts.join(key, mode, subscription, () => {
+    const prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+    const member = new QueuedMember({
+      outlet: connection,
+      frame: (delivery) => delivery.framed(prefix, '}'),
+      limit: this.options.subscriberBuffer,
+      finish: (errors) => {
+        connection.operations.delete(id);
+        connection.send(
+          errors?.length
+            ? stringifyMessage({ id, type: MessageType.Error, payload: errors.map((e) => e.toJSON()) })
+            : stringifyMessage({ id, type: MessageType.Complete }),
+        );
+      },
+      logger: this.options.logger,
+    });
+    connection.operations.set(id, member);
+    member.cohort = this.options.cohorts.join(key, mode, member, () => {
       if (!source) throw new Error('a cohort to join was expected');
       return source;
     });

@@ -1,0 +1,248 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { GraphQLError } from 'graphql';
+import type { Viewer } from '../auth/viewer.js';
+import type { Logger } from '../logger.js';
+import { DomainError } from '../services/errors.js';
+import { cohortKey, fanOutMode, type SubscriptionCohorts } from './cohorts.js';
+import { type Outlet, QueuedMember } from './member.js';
+import {
+  cohortSource,
+  executionArgs,
+  type OperationPipeline,
+  type OperationRequest,
+  prepareOperation,
+  scopeOf,
+} from './operation.js';
+
+/**
+ * Server-sent events, one operation per request ("distinct connections"): the graphql-sse protocol
+ * on `/graphql/stream` and Yoga's plain SSE on `/graphql` with `Accept: text/event-stream` (the
+ * same wire format). Subscriptions join the same cohorts as WebSocket ones (cohorts.ts), and each
+ * event is written as bytes shared by every SSE member of the cohort: `event: next` with the
+ * serialized result. Slow consumers follow QueuedMember's policy (member.ts); a response counts as
+ * congested past `maxBufferedBytes` unwritten.
+ *
+ * graphql-sse's single-connection mode (PUT reservations, event-stream tokens) stays with Yoga's
+ * graphql-sse plugin, which runs the same pipeline.
+ */
+
+export interface SseTransportOptions {
+  /** The viewer of a request's headers; throws a DomainError when its credentials are refused. */
+  authenticate(headers: Headers): Viewer;
+  /** The pipeline for one operation of a request. */
+  pipeline(request: OperationRequest, headers: Headers, req: IncomingMessage): OperationPipeline;
+  cohorts: SubscriptionCohorts;
+  maxBufferedBytes: number;
+  subscriberBuffer: number;
+  /** Period of the comment line that keeps idle streams (and proxies) open. */
+  keepAliveMs: number;
+  maxBodyBytes: number;
+  /** Turns a refused credential into the JSON error body and status to answer with. */
+  errorBody(error: DomainError): { status: number; body: unknown };
+  /** Tells the request log who asked what (the pipeline's context does it when it runs). */
+  identify(req: IncomingMessage, viewer: Viewer, operationName: string | null | undefined): void;
+  logger: Logger;
+}
+
+const STREAM_HEADERS = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache',
+  connection: 'keep-alive',
+  'content-encoding': 'none',
+  'x-accel-buffering': 'no', // nginx: do not buffer the stream
+};
+const NEXT = 'event: next\ndata: ';
+const END_OF_EVENT = '\n\n';
+const COMPLETE = 'event: complete\ndata:\n\n';
+const KEEP_ALIVE = ':\n\n';
+
+class BadRequest extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** One SSE response. */
+class Stream implements Outlet {
+  private draining = false;
+
+  constructor(
+    readonly res: ServerResponse,
+    private readonly maxBufferedBytes: number,
+  ) {}
+
+  write(frame: Buffer | string): void {
+    if (!this.res.writableEnded) this.res.write(frame);
+  }
+
+  get congested(): boolean {
+    return this.res.writableLength > this.maxBufferedBytes;
+  }
+
+  waitForDrain(member: QueuedMember): void {
+    if (this.draining) return;
+    this.draining = true;
+    this.res.once('drain', () => {
+      this.draining = false;
+      member.flush();
+    });
+  }
+
+  end(tail: string): void {
+    if (!this.res.writableEnded) this.res.end(tail);
+  }
+}
+
+export class SseTransport {
+  private readonly streams = new Set<Stream>();
+  private readonly keepAlive: NodeJS.Timeout;
+
+  constructor(readonly options: SseTransportOptions) {
+    // One timer for every stream rather than one per stream.
+    this.keepAlive = setInterval(() => {
+      for (const stream of this.streams) stream.write(KEEP_ALIVE);
+    }, options.keepAliveMs);
+    this.keepAlive.unref();
+  }
+
+  /** Whether `req` is a distinct-connection SSE request for this transport. */
+  accepts(req: IncomingMessage, path: string): boolean {
+    if (req.method !== 'GET' && req.method !== 'POST') return false;
+    if (path === '/graphql/stream') {
+      // A reserved stream or an operation for one (single-connection mode) is the plugin's.
+      return !req.headers['x-graphql-event-stream-token'] && !req.url?.includes('token=');
+    }
+    return path === '/graphql' && (req.headers.accept ?? '').includes('text/event-stream');
+  }
+
+  stats(): { streams: number } {
+    return { streams: this.streams.size };
+  }
+
+  dispose(): void {
+    clearInterval(this.keepAlive);
+    for (const stream of this.streams) stream.end(COMPLETE);
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const headers = new Headers();
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
+    }
+    let request: OperationRequest;
+    let viewer: Viewer;
+    try {
+      request = await this.readRequest(req);
+      viewer = this.options.authenticate(headers);
+    } catch (error) {
+      if (error instanceof DomainError) {
+        const { status, body } = this.options.errorBody(error);
+        return json(res, status, body);
+      }
+      if (error instanceof BadRequest) return json(res, error.status, { errors: [{ message: error.message }] });
+      throw error;
+    }
+
+    this.options.identify(req, viewer, request.operationName);
+    const key = cohortKey(scopeOf(viewer), request.query, request.operationName, request.variables);
+    const existing = this.options.cohorts.find(key);
+    if (existing) return this.join(res, key, existing.mode, null);
+
+    const pipeline = this.options.pipeline(request, headers, req);
+    const prepared = prepareOperation(pipeline, request);
+    if ('errors' in prepared) return json(res, 400, { errors: prepared.errors.map((e) => e.toJSON()) });
+    const args = await executionArgs(pipeline, prepared.document, request);
+    if (prepared.type !== 'subscription') {
+      const result = await pipeline.execute(args);
+      res.writeHead(200, STREAM_HEADERS);
+      return void res.end(`${NEXT}${JSON.stringify(result)}${END_OF_EVENT}${COMPLETE}`);
+    }
+    const mode = fanOutMode(pipeline.schema, prepared.document, request.operationName, request.variables);
+    this.join(res, key, mode, cohortSource(pipeline, args));
+  }
+
+  private join(
+    res: ServerResponse,
+    key: string,
+    mode: ReturnType<typeof fanOutMode>,
+    source: ReturnType<typeof cohortSource> | null,
+  ): void {
+    const stream = new Stream(res, this.options.maxBufferedBytes);
+    res.writeHead(200, STREAM_HEADERS);
+    // Some clients only report the stream open once a first byte arrives.
+    stream.write(KEEP_ALIVE);
+    this.streams.add(stream);
+    const member = new QueuedMember({
+      outlet: stream,
+      frame: (delivery) => delivery.framed(NEXT, END_OF_EVENT),
+      limit: this.options.subscriberBuffer,
+      finish: (errors?: readonly GraphQLError[]) => {
+        this.streams.delete(stream);
+        const error = errors?.length ? `${NEXT}${JSON.stringify({ errors })}${END_OF_EVENT}` : '';
+        stream.end(`${error}${COMPLETE}`);
+      },
+      logger: this.options.logger,
+    });
+    res.once('close', () => {
+      this.streams.delete(stream);
+      member.stop();
+    });
+    member.cohort = this.options.cohorts.join(key, mode, member, () => {
+      if (!source) throw new Error('a cohort to join was expected');
+      return source;
+    });
+  }
+
+  /** The operation from the query string (GET) or the JSON body (POST). */
+  private async readRequest(req: IncomingMessage): Promise<OperationRequest> {
+    let params: Record<string, unknown>;
+    if (req.method === 'GET') {
+      const search = new URL(req.url ?? '/', 'http://localhost').searchParams;
+      params = Object.fromEntries(search);
+      if (typeof params.variables === 'string') params.variables = parseJson(params.variables, 'variables');
+    } else {
+      if (!(req.headers['content-type'] ?? '').includes('application/json')) {
+        throw new BadRequest(415, 'POST bodies must be application/json');
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of req) {
+        size += (chunk as Buffer).length;
+        if (size > this.options.maxBodyBytes) {
+          throw new BadRequest(413, `Request body is larger than ${this.options.maxBodyBytes} bytes`);
+        }
+        chunks.push(chunk as Buffer);
+      }
+      const body = parseJson(Buffer.concat(chunks).toString('utf8'), 'body');
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+        throw new BadRequest(400, 'The body must be a JSON object');
+      }
+      params = body as Record<string, unknown>;
+    }
+    const { query, operationName, variables } = params;
+    if (typeof query !== 'string' || !query) throw new BadRequest(400, 'Missing query');
+    if (operationName != null && typeof operationName !== 'string') {
+      throw new BadRequest(400, 'operationName must be a string');
+    }
+    if (variables != null && (typeof variables !== 'object' || Array.isArray(variables))) {
+      throw new BadRequest(400, 'variables must be an object');
+    }
+    return { query, operationName, variables: variables as Record<string, unknown> | null | undefined };
+  }
+}
+
+function parseJson(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new BadRequest(400, `${what} is not valid JSON`);
+  }
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
+  res.end(JSON.stringify(body));
+}

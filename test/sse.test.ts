@@ -1,0 +1,161 @@
+import { print } from 'graphql';
+import { createClient } from 'graphql-sse';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
+import { HistoryAddedSubscription } from './support/operations.js';
+import { AUTH_ENV, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
+import { subscribe } from './support/subscriptions.js';
+
+const HISTORY = 'subscription { historyAdded { id userId type } }';
+
+/** An SSE request read by hand: the raw text as it arrives, to see the wire format. */
+async function rawStream(server: TestServer, path: string, init: RequestInit & { token?: string } = {}) {
+  const abort = new AbortController();
+  const response = await fetch(`${server.url}${path}`, {
+    ...init,
+    signal: abort.signal,
+    headers: {
+      accept: 'text/event-stream',
+      ...(init.token ? { authorization: `Bearer ${init.token}` } : {}),
+      ...(init.body ? { 'content-type': 'application/json' } : {}),
+    },
+  });
+  let text = '';
+  let ended = false;
+  const reading = (async () => {
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        text += decoder.decode(chunk, { stream: true });
+      }
+    } catch {
+      // aborted
+    }
+    ended = true;
+  })();
+  return {
+    response,
+    get text() {
+      return text;
+    },
+    get ended() {
+      return ended;
+    },
+    /** The `data` of every `next` event so far. */
+    nexts(): unknown[] {
+      return [...text.matchAll(/event: next\ndata: (.*)\n\n/g)].map((m) => JSON.parse(m[1] as string));
+    },
+    async close() {
+      abort.abort();
+      await reading;
+    },
+  };
+}
+
+describe('server-sent events', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer('sqlite', { env: AUTH_ENV });
+  });
+  afterAll(() => server?.stop());
+
+  async function announceHistory(): Promise<void> {
+    const record = await server.app.db.historyRecord.findFirstOrThrow({ where: { userId: 'alice' } });
+    server.app.services.bus.publish('history:added', { id: record.id, userId: 'alice' });
+  }
+
+  test("Yoga's plain SSE on /graphql (GET, Accept: text/event-stream): a comment at once, then `next` events", async () => {
+    const stream = await rawStream(server, `/graphql?query=${encodeURIComponent(HISTORY)}`, { token: TOKENS.ops });
+    try {
+      expect(stream.response.status).toBe(200);
+      expect(stream.response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      await waitFor(async () => {
+        if (stream.nexts().length) return true;
+        await announceHistory();
+        return undefined;
+      }, 'an event');
+      expect(stream.text.startsWith(':\n\n')).toBe(true);
+      expect(stream.nexts()[0]).toMatchObject({ data: { historyAdded: { userId: 'alice' } } });
+    } finally {
+      await stream.close();
+    }
+  });
+
+  test('a query over SSE (POST): one `next`, then `complete`, and the response ends', async () => {
+    const stream = await rawStream(server, '/graphql/stream', {
+      method: 'POST',
+      token: TOKENS.alice,
+      body: JSON.stringify({ query: '{ viewer { userId } }' }),
+    });
+    await waitFor(async () => (stream.ended ? true : undefined), 'the response to end');
+    expect(stream.text).toBe('event: next\ndata: {"data":{"viewer":{"userId":"alice"}}}\n\nevent: complete\ndata:\n\n');
+  });
+
+  test('bad requests are refused before any stream starts, with nothing subscribed', async () => {
+    const noToken = await fetch(`${server.url}/graphql/stream?query=${encodeURIComponent(HISTORY)}`);
+    expect(noToken.status).toBe(401);
+    expect(await noToken.json()).toMatchObject({ errors: [{ extensions: { code: 'UNAUTHENTICATED' } }] });
+
+    const headers = { authorization: `Bearer ${TOKENS.ops}`, 'content-type': 'application/json' };
+    const invalid = await fetch(`${server.url}/graphql/stream`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ query: 'subscription { noSuchField }' }),
+    });
+    expect(invalid.status).toBe(400);
+    expect(await invalid.json()).toMatchObject({ errors: [{ message: expect.stringMatching(/noSuchField/) }] });
+
+    const garbage = await fetch(`${server.url}/graphql/stream`, { method: 'POST', headers, body: '{not json' });
+    expect(garbage.status).toBe(400);
+    const badVariables = await fetch(
+      `${server.url}/graphql/stream?query=${encodeURIComponent(HISTORY)}&variables=${encodeURIComponent('[1]')}`,
+      { headers },
+    );
+    expect(badVariables.status).toBe(400);
+    expect(server.app.subscriptionStats()).toMatchObject({ streams: 0, subscriptions: 0 });
+  });
+
+  test("a non-admin asking for another user's history gets FORBIDDEN as an event, then `complete`", async () => {
+    const stream = await rawStream(server, '/graphql/stream', {
+      method: 'POST',
+      token: TOKENS.bob,
+      body: JSON.stringify({ query: 'subscription { historyAdded(filter: { userId: "alice" }) { id } }' }),
+    });
+    await waitFor(async () => (stream.ended ? true : undefined), 'the response to end');
+    expect(stream.nexts()).toMatchObject([{ errors: [{ extensions: { code: 'FORBIDDEN' } }] }]);
+    expect(stream.text.endsWith('event: complete\ndata:\n\n')).toBe(true);
+  });
+
+  test('graphql-sse and graphql-ws subscribers of the same document share one execution', async () => {
+    await waitFor(
+      async () => (server.app.subscriptionStats().subscriptions === 0 ? true : undefined),
+      'no subscription left over',
+    );
+    const executions = vi.spyOn(server.app.services.history, 'subscribe');
+    const sseEvents: unknown[] = [];
+    const client = createClient({
+      url: `${server.url}/graphql/stream`,
+      headers: { authorization: `Bearer ${TOKENS.ops}` },
+      retryAttempts: 0,
+    });
+    const dispose = client.subscribe(
+      { query: print(HistoryAddedSubscription), variables: {} },
+      { next: (value) => sseEvents.push(value), error: (error) => sseEvents.push({ error }), complete: () => {} },
+    );
+    const ws = await subscribe(server, HistoryAddedSubscription, {}, { token: TOKENS.ops });
+    try {
+      await waitFor(async () => {
+        if (sseEvents.length && ws.received.length) return true;
+        await announceHistory();
+        return undefined;
+      }, 'both to be live');
+      expect(executions.mock.calls.length).toBe(1);
+      expect(server.app.subscriptionStats()).toMatchObject({ cohorts: 1, subscriptions: 2, streams: 1 });
+      expect(sseEvents[0]).toEqual({ data: ws.received[0] });
+    } finally {
+      executions.mockRestore();
+      dispose();
+      client.dispose();
+      await ws.close();
+    }
+  });
+});
