@@ -6,6 +6,7 @@
  * each frame of the armed window is kept, and the parent is told once every client has every
  * event of the window.
  */
+import http from 'node:http';
 import WebSocket from 'ws';
 import { cpuSample, failed, fdLimit, send, serve } from './lib/fanout-child.js';
 import {
@@ -15,13 +16,15 @@ import {
   epochMs,
   FANOUT_QUERY,
   SUBSCRIPTION_ID,
+  type Transport,
   type WindowResult,
 } from './lib/fanout-protocol.js';
 
 const MAX_SAMPLES = 5;
 
 interface Connection {
-  socket: WebSocket;
+  /** Closes the connection; resolves once it is closed. */
+  close(): Promise<void>;
   /** Index of the last event this connection received, for order and duplicate checks. */
   last: number;
   subscribed: boolean;
@@ -64,7 +67,7 @@ function error(detail: string): void {
   if (window.errorSamples.length < MAX_SAMPLES) window.errorSamples.push(detail.slice(0, 300));
 }
 
-function onFrame(connection: Connection, data: WebSocket.RawData, at: number) {
+function onFrame(connection: Connection, socket: WebSocket, data: WebSocket.RawData, at: number) {
   let frame: Frame;
   try {
     frame = JSON.parse(String(data)) as Frame;
@@ -72,13 +75,18 @@ function onFrame(connection: Connection, data: WebSocket.RawData, at: number) {
     return error(`unparsable frame: ${String(data).slice(0, 200)}`);
   }
   if (frame.type === 'ping') {
-    connection.socket.send('{"type":"pong"}');
+    socket.send('{"type":"pong"}');
     return;
   }
   if (frame.type === 'pong') return;
   if (frame.type !== 'next' || frame.id !== SUBSCRIPTION_ID) return error(`unexpected frame: ${String(data)}`);
-  if (frame.payload?.errors?.length) return error(`errors: ${JSON.stringify(frame.payload.errors)}`);
-  const event = frame.payload?.data?.runtimeEvents;
+  onResult(connection, frame.payload, at);
+}
+
+/** One result of the subscription (a graphql-ws `next` payload, an SSE `next` event's data). */
+function onResult(connection: Connection, payload: Frame['payload'], at: number) {
+  if (payload?.errors?.length) return error(`errors: ${JSON.stringify(payload.errors)}`);
+  const event = payload?.data?.runtimeEvents;
   const index = event?.task?.progress;
   if (event?.kind !== 'TASK_CHANGED' || event.task?.taskId !== BENCH_TASK_ID || typeof index !== 'number') {
     window.other += 1;
@@ -109,7 +117,23 @@ function onFrame(connection: Connection, data: WebSocket.RawData, at: number) {
 function open(url: string, errors: string[]): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = new WebSocket(url, 'graphql-transport-ws', { perMessageDeflate: false });
-    const connection: Connection = { socket, last: Number.NEGATIVE_INFINITY, subscribed: false };
+    const connection: Connection = {
+      close: () =>
+        new Promise<void>((done) => {
+          if (socket.readyState === WebSocket.CLOSED) return done();
+          const timer = setTimeout(() => {
+            socket.terminate();
+            done();
+          }, 5000);
+          socket.once('close', () => {
+            clearTimeout(timer);
+            done();
+          });
+          socket.close(1000, 'bench done');
+        }),
+      last: Number.NEGATIVE_INFINITY,
+      subscribed: false,
+    };
     let settled = false;
     const settle = (ok: boolean, detail?: string) => {
       if (settled) return;
@@ -122,7 +146,7 @@ function open(url: string, errors: string[]): Promise<boolean> {
     const timer = setTimeout(() => settle(false, 'no connection_ack within 30 s'), 30_000);
     socket.on('open', () => socket.send('{"type":"connection_init","payload":{}}'));
     socket.on('message', (data) => {
-      if (connection.subscribed) return onFrame(connection, data, epochMs());
+      if (connection.subscribed) return onFrame(connection, socket, data, epochMs());
       if (String(data) !== '{"type":"connection_ack"}' && !String(data).includes('"connection_ack"')) {
         return settle(false, `expected connection_ack, got ${String(data).slice(0, 200)}`);
       }
@@ -139,7 +163,81 @@ function open(url: string, errors: string[]): Promise<boolean> {
   });
 }
 
-async function connect(url: string, count: number, concurrency: number): Promise<ConnectResult> {
+/**
+ * One SSE subscription: POST /graphql/stream (graphql-sse, distinct connections) with the same
+ * operation; `event: next` blocks carry the results. Settles once the response headers arrive.
+ */
+function openSse(url: string, errors: string[]): Promise<boolean> {
+  return new Promise((resolve) => {
+    const body = JSON.stringify({ query: FANOUT_QUERY });
+    const request = http.request(`${url}/graphql/stream`, {
+      method: 'POST',
+      agent: sseAgent,
+      headers: {
+        accept: 'text/event-stream',
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+      },
+    });
+    const connection: Connection = {
+      close: () =>
+        new Promise<void>((done) => {
+          if (request.destroyed) return done();
+          request.once('close', () => done());
+          request.destroy();
+        }),
+      last: Number.NEGATIVE_INFINITY,
+      subscribed: false,
+    };
+    let settled = false;
+    const settle = (ok: boolean, detail?: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (!ok && detail && errors.length < MAX_SAMPLES) errors.push(detail);
+      if (!ok) request.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => settle(false, 'no response within 30 s'), 30_000);
+    request.on('response', (response) => {
+      if (response.statusCode !== 200) return settle(false, `status ${response.statusCode}`);
+      response.setEncoding('utf8');
+      let buffered = '';
+      response.on('data', (chunk: string) => {
+        const at = epochMs();
+        buffered += chunk;
+        for (let end = buffered.indexOf('\n\n'); end >= 0; end = buffered.indexOf('\n\n')) {
+          const block = buffered.slice(0, end);
+          buffered = buffered.slice(end + 2);
+          if (block.startsWith(':')) continue; // keep-alive comment
+          if (!block.startsWith(SSE_NEXT)) {
+            error(`unexpected SSE block: ${block.slice(0, 200)}`);
+            continue;
+          }
+          try {
+            onResult(connection, JSON.parse(block.slice(SSE_NEXT.length)) as Frame['payload'], at);
+          } catch {
+            error(`unparsable SSE data: ${block.slice(0, 200)}`);
+          }
+        }
+      });
+      response.on('close', () => {
+        if (connections.delete(connection) && window.active) error('SSE response ended');
+      });
+      connection.subscribed = true;
+      connections.add(connection);
+      settle(true);
+    });
+    request.on('error', (err) => settle(false, `request error: ${err.message}`));
+    request.end(body);
+  });
+}
+
+const SSE_NEXT = 'event: next\ndata: ';
+/** No pooling: every subscription is its own connection, as graphql-sse's distinct-connections mode. */
+const sseAgent = new http.Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
+
+async function connect(url: string, count: number, concurrency: number, transport: Transport): Promise<ConnectResult> {
   const started = performance.now();
   const wsUrl = `${url.replace(/^http/, 'ws')}/graphql`;
   const errorSamples: string[] = [];
@@ -149,7 +247,7 @@ async function connect(url: string, count: number, concurrency: number): Promise
   const worker = async () => {
     while (next < count) {
       next += 1;
-      if (await open(wsUrl, errorSamples)) subscribed += 1;
+      if (await (transport === 'sse' ? openSse(url, errorSamples) : open(wsUrl, errorSamples))) subscribed += 1;
       else failedCount += 1;
     }
   };
@@ -222,21 +320,7 @@ function collect(published: number[]): WindowResult {
 }
 
 async function closeAll(): Promise<number> {
-  const closing = [...connections].map(
-    ({ socket }) =>
-      new Promise<void>((resolve) => {
-        if (socket.readyState === WebSocket.CLOSED) return resolve();
-        const timer = setTimeout(() => {
-          socket.terminate();
-          resolve();
-        }, 5000);
-        socket.once('close', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-        socket.close(1000, 'bench done');
-      }),
-  );
+  const closing = [...connections].map((connection) => connection.close());
   const count = closing.length;
   connections.clear();
   await Promise.all(closing);
@@ -247,7 +331,7 @@ serve<ClientRequest>(
   async (request) => {
     switch (request.type) {
       case 'connect':
-        return connect(request.url, request.count, request.concurrency);
+        return connect(request.url, request.count, request.concurrency, request.transport ?? 'ws');
       case 'arm':
         return arm(request.first, request.count);
       case 'collect':

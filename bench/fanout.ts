@@ -38,6 +38,7 @@ import type {
   CpuSample,
   HeapSample,
   ServerRequest,
+  Transport,
   WindowResult,
 } from './lib/fanout-protocol.js';
 import { FANOUT_QUERY } from './lib/fanout-protocol.js';
@@ -63,6 +64,12 @@ export interface FanoutOptions {
   idleMs?: number;
   /** Directory for V8 CPU profiles of both servers over their measured windows, if wanted. */
   cpuProfDir?: string;
+  /**
+   * What is compared: `raw-ws` (default) the real server's graphql-ws subscribers against a raw ws
+   * server; `ws-sse` the real server's SSE subscribers (subject) against its graphql-ws ones
+   * (baseline), each side a server process of its own.
+   */
+  pair?: Pair;
   log?: (line: string) => void;
 }
 
@@ -92,6 +99,22 @@ const DISTURBED_CORES = 0.3;
 const MAX_ERROR_SAMPLES = 8;
 
 type SideName = 'subject' | 'baseline';
+export type Pair = 'raw-ws' | 'ws-sse';
+
+/** The two sides of a pair: which server, over which transport its clients subscribe. */
+function sideSpecs(pair: Pair, databaseUrl: (name: SideName) => string) {
+  const specs: { name: SideName; entry: string; env: Record<string, string>; transport: Transport }[] =
+    pair === 'raw-ws'
+      ? [
+          { name: 'baseline', entry: RAW_ENTRY, env: {}, transport: 'ws' },
+          { name: 'subject', entry: SERVER_ENTRY, env: { DATABASE_URL: databaseUrl('subject') }, transport: 'ws' },
+        ]
+      : [
+          { name: 'baseline', entry: SERVER_ENTRY, env: { DATABASE_URL: databaseUrl('baseline') }, transport: 'ws' },
+          { name: 'subject', entry: SERVER_ENTRY, env: { DATABASE_URL: databaseUrl('subject') }, transport: 'sse' },
+        ];
+  return specs;
+}
 
 interface Rep {
   /** Frames delivered in the window: the armed events' and any other. */
@@ -125,6 +148,7 @@ interface Rep {
 
 interface Side {
   name: SideName;
+  transport: Transport;
   server: Child<ServerRequest>;
   client: Child<ClientRequest>;
   url: string;
@@ -283,7 +307,7 @@ async function untilLive(side: Side, expected: number): Promise<number> {
   return PROBE_ATTEMPTS;
 }
 
-async function measureSize(size: FanoutSize, options: FanoutOptions, register: (child: Child<never>) => void) {
+export async function measureSize(size: FanoutSize, options: FanoutOptions, register: (child: Child<never>) => void) {
   const log = options.log ?? (() => {});
   const { subscribers, events, intervalMs } = size;
   const result: SizeResult = { subscribers, events, intervalMs };
@@ -292,8 +316,9 @@ async function measureSize(size: FanoutSize, options: FanoutOptions, register: (
   const dir = mkdtempSync(path.join(tmpdir(), 'market-bench-fanout-'));
   const sides: Side[] = [];
   try {
-    const databaseUrl = `file:${path.join(dir, 'subject.db')}`;
-    await migrateDatabase(databaseUrl);
+    const databaseUrl = (name: SideName) => `file:${path.join(dir, `${name}.db`)}`;
+    const specs = sideSpecs(options.pair ?? 'raw-ws', databaseUrl);
+    for (const spec of specs) if (spec.env.DATABASE_URL) await migrateDatabase(spec.env.DATABASE_URL);
     const launchServer = (entry: string, name: string, env: Record<string, string> = {}) =>
       Child.launch<ServerRequest>(entry, {
         name,
@@ -303,16 +328,14 @@ async function measureSize(size: FanoutSize, options: FanoutOptions, register: (
         execArgv: ['--expose-gc'],
       });
     const launchClient = (name: string) => Child.launch<ClientRequest>(CLIENT_ENTRY, { name, core: CLIENT_CORE, fds });
-    for (const [name, entry, env] of [
-      ['baseline', RAW_ENTRY, {}],
-      ['subject', SERVER_ENTRY, { DATABASE_URL: databaseUrl }],
-    ] as const) {
+    for (const { name, entry, env, transport } of specs) {
       const server = await launchServer(entry, `${name} server`, env);
       register(server as Child<never>);
       const client = await launchClient(`${name} client`);
       register(client as Child<never>);
       sides.push({
         name,
+        transport,
         server,
         client,
         url: server.ready.url ?? '',
@@ -340,6 +363,7 @@ async function measureSize(size: FanoutSize, options: FanoutOptions, register: (
         url: side.url,
         count: PRIMER,
         concurrency: PRIMER,
+        transport: side.transport,
       });
       if (primer.failed) sideError(side, `primer: ${primer.failed} connections failed: ${primer.errorSamples[0]}`);
       await untilLive(side, primer.subscribed);
@@ -353,6 +377,7 @@ async function measureSize(size: FanoutSize, options: FanoutOptions, register: (
         url: side.url,
         count: subscribers,
         concurrency: options.connectConcurrency ?? 100,
+        transport: side.transport,
       });
       if (side.connect.failed) {
         sideError(side, `${side.connect.failed} connections failed: ${side.connect.errorSamples.join(' | ')}`);
@@ -437,7 +462,8 @@ const ms = (value: number) => `${value.toFixed(1)} ms`;
 const µs = (value: number) => `${value.toFixed(2)} µs`;
 const verdict = (ok: boolean) => (ok ? 'pass' : 'FAIL');
 
-export async function fanout(options: FanoutOptions): Promise<BenchResult> {
+/** Every size of `options`, in turn; a size that fails is reported as skipped with its error. */
+export async function measureSizes(options: FanoutOptions): Promise<{ sizes: SizeResult[]; thrown: unknown }> {
   const log = options.log ?? (() => {});
   const children = new Set<Child<never>>();
   const onSignal = () => {
@@ -467,7 +493,11 @@ export async function fanout(options: FanoutOptions): Promise<BenchResult> {
     process.off('SIGTERM', onSignal);
     for (const child of children) child.kill();
   }
+  return { sizes, thrown };
+}
 
+export async function fanout(options: FanoutOptions): Promise<BenchResult> {
+  const { sizes, thrown } = await measureSizes(options);
   const measured = sizes.filter(
     (size): size is Required<Pick<SizeResult, 'sides' | 'ratios'>> & SizeResult => !!size.sides && !!size.ratios,
   );

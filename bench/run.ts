@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util';
 import { fanout } from './fanout.js';
 import { installRate } from './install-rate.js';
 import { type BenchResult, formatFigure, machineInfo, summaryMarkdown } from './lib/report.js';
+import { sseFanout } from './sse-fanout.js';
 
 type Mode = 'full' | 'quick';
 
@@ -61,6 +62,24 @@ const BENCHMARKS: Benchmark[] = [
                 { subscribers: 10_000, events: 8, intervalMs: 2000 },
               ],
               reps: 3,
+            }),
+        ...(cpuProfDir ? { cpuProfDir } : {}),
+        log: (line) => console.log(line),
+      }),
+  },
+  {
+    name: 'sse',
+    run: (mode, { cpuProfDir }) =>
+      sseFanout({
+        ...(mode === 'quick'
+          ? { sizes: [{ subscribers: 200, events: 40, intervalMs: 30 }], reps: 1, idleMs: 2000 }
+          : {
+              sizes: [
+                { subscribers: 1000, events: 40, intervalMs: 200 },
+                { subscribers: 10_000, events: 8, intervalMs: 2000 },
+              ],
+              reps: 3,
+              idleMs: 2000,
             }),
         ...(cpuProfDir ? { cpuProfDir } : {}),
         log: (line) => console.log(line),

@@ -51,8 +51,11 @@ export type ServerRequest =
 
 // ---- load client (fanout-client.ts) ----
 
+export type Transport = 'ws' | 'sse';
+
 export type ClientRequest =
-  | { id: number; type: 'connect'; url: string; count: number; concurrency: number }
+  /** Opens `count` subscriptions, each on its own connection: graphql-ws, or SSE (POST /graphql/stream). */
+  | { id: number; type: 'connect'; url: string; count: number; concurrency: number; transport?: Transport }
   /** Opens a measurement window for events first … first + count - 1. */
   | { id: number; type: 'arm'; first: number; count: number }
   /** Closes the window; `published[k]` is the epoch ms of event first + k. */
