@@ -125,6 +125,31 @@ describe('server-sent events', () => {
     expect(stream.text.endsWith('event: complete\ndata:\n\n')).toBe(true);
   });
 
+  test("graphql-sse's single-connection mode (reservation, then operations on it) is served too", async () => {
+    const events: unknown[] = [];
+    const client = createClient({
+      singleConnection: true,
+      url: `${server.url}/graphql/stream`,
+      headers: { authorization: `Bearer ${TOKENS.ops}` },
+      retryAttempts: 0,
+    });
+    const dispose = client.subscribe(
+      { query: HISTORY },
+      { next: (value) => events.push(value), error: (error) => events.push({ error }), complete: () => {} },
+    );
+    try {
+      await waitFor(async () => {
+        if (events.length) return true;
+        await announceHistory();
+        return undefined;
+      }, 'an event over the single connection');
+      expect(events[0]).toMatchObject({ data: { historyAdded: { userId: 'alice' } } });
+    } finally {
+      dispose();
+      client.dispose();
+    }
+  });
+
   test('graphql-sse and graphql-ws subscribers of the same document share one execution', async () => {
     await waitFor(
       async () => (server.app.subscriptionStats().subscriptions === 0 ? true : undefined),
