@@ -55,8 +55,10 @@ export class RuntimeService {
   /**
    * Change events for the viewer's filter, each with the summary over that filter. With `since`,
    * first what was missed after that sequence — or a RESYNC when the buffer no longer has it.
-   * A subscriber that falls more than `subscriberBuffer` events behind is sent RESYNC (and should
-   * refetch the snapshot) instead of making the server hold an unbounded backlog.
+   * A reader that falls more than `subscriberBuffer` events behind is sent RESYNC (and should
+   * refetch the snapshot) instead of making the server hold an unbounded backlog. Over the
+   * streaming transports the reader is a cohort's execution, which keeps up unless executing
+   * itself is too slow; slow clients are the transports' business (src/subscriptions/member.ts).
    */
   events(viewer: Viewer, filter: SnapshotFilter = {}, since?: number | null): AsyncIterable<RuntimeEventView> {
     const scope = this.scoped(viewer, filter);
