@@ -211,6 +211,70 @@ describe('subscription fan-out over graphql-ws', () => {
   });
 });
 
+describe('subscribe / unsubscribe churn', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer('sqlite', { env: AUTH_ENV });
+  });
+  afterAll(() => server?.stop());
+
+  test('leaves no listener, cohort or subscription behind', async () => {
+    const { store } = server.app.services;
+    // Counts the runtime store's listeners as the subscriptions add and remove them.
+    let listening = 0;
+    const onEvent = store.onEvent.bind(store);
+    const spy = vi.spyOn(store, 'onEvent').mockImplementation((listener) => {
+      listening += 1;
+      const off = onEvent(listener);
+      return () => {
+        listening -= 1;
+        return off();
+      };
+    });
+    try {
+      for (let round = 0; round < 20; round += 1) {
+        const clients = await Promise.all(
+          Array.from({ length: 5 }, async (_, i) => {
+            const client = await rawClient(server);
+            // Shared cohorts, one alone (`since`), and a snapshot stream.
+            client.send({
+              id: 'a',
+              type: 'subscribe',
+              payload: { query: 'subscription { runtimeEvents { sequence } }' },
+            });
+            client.send({
+              id: 'b',
+              type: 'subscribe',
+              payload: { query: `subscription { runtimeEvents(since: ${store.lastSequence}) { sequence } }` },
+            });
+            client.send({
+              id: 'c',
+              type: 'subscribe',
+              payload: { query: 'subscription { runtimeSnapshot { sequence } }' },
+            });
+            if (i % 2) client.send({ id: 'a', type: 'complete' });
+            return client;
+          }),
+        );
+        await waitFor(
+          async () => (server.app.subscriptionStats().subscriptions >= 10 ? true : undefined),
+          'the subscriptions to start',
+        );
+        for (const client of clients) client.socket.close();
+      }
+      await waitFor(async () => {
+        const stats = server.app.subscriptionStats();
+        return stats.connections === 0 && stats.subscriptions === 0 && stats.cohorts === 0 && listening === 0
+          ? true
+          : undefined;
+      }, 'everything to be released');
+      expect(spy.mock.calls.length).toBeGreaterThan(20);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+});
+
 describe('graphql-transport-ws protocol', () => {
   let server: TestServer;
   beforeAll(async () => {
