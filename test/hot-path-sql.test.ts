@@ -5,6 +5,8 @@ import {
   claimPendingTasks,
   endTask,
   findAppState,
+  findAppStates,
+  findTasks,
   insertHistory,
   insertTask,
   isUniqueViolation,
@@ -213,6 +215,44 @@ describe.each(databases)('hot-path SQL on %s', (kind) => {
     expect(await setTaskOpId(db, 'task-c1', 'op-late', later(107))).toBe(0); // only while running
     expect(await db.task.findUnique({ where: { taskId: 'task-c1' } })).toEqual(ended);
     expect(await markDispatched(db, 'task-c1', 'worker-a', later(108))).toBe(false); // no longer running
+  });
+
+  test('the read-back of several tasks and app rows returns what Prisma reads, and nothing for unknown keys', async () => {
+    for (const name of ['read-a', 'read-b']) {
+      await insertTask(db, newTask(name));
+      await upsertAppStateForTask(db, {
+        ...key(name),
+        opType: 'install',
+        targetVersion: '1.0.0',
+        cfgType: 'app',
+        title: `it's "${name}"`,
+        rawAppName: null,
+        now: T0,
+      });
+    }
+    await endTask(db, 'task-read-b', { status: 'FAILED', now: later(1), error: 'boom', result: { a: [1] } });
+    const byId = <T extends { id: number }>(rows: T[]) => [...rows].sort((a, b) => a.id - b.id);
+
+    const tasks = await findTasks(db, ['task-read-a', 'task-read-b', 'task-unknown']);
+    expect(byId(tasks)).toEqual(
+      await db.task.findMany({ where: { taskId: { in: ['task-read-a', 'task-read-b'] } }, orderBy: { id: 'asc' } }),
+    );
+    expect(await findTasks(db, [])).toEqual([]);
+
+    const apps = await findAppStates(db, [
+      key('read-a'),
+      key('read-b'),
+      key('read-unknown'),
+      { ...key('read-a'), userId: 'bob' },
+    ]);
+    expect(byId(apps)).toEqual(
+      await db.appState.findMany({ where: { appName: { in: ['read-a', 'read-b'] } }, orderBy: { id: 'asc' } }),
+    );
+    // Each key matches as a whole: alice's read-a and bob's read-b is not alice's read-b.
+    expect(await findAppStates(db, [key('read-a'), { ...key('read-b'), userId: 'bob' }])).toMatchObject([
+      { userId: 'alice', appName: 'read-a' },
+    ]);
+    expect(await findAppStates(db, [])).toEqual([]);
   });
 
   test('a unique violation is recognised from the raw statements as from the query API', async () => {

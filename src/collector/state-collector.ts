@@ -1,14 +1,18 @@
 import type { Db } from '../db/client.js';
-import type { TaskRow } from '../db/models.js';
+import { findAppStates, findTasks } from '../db/hot-path-sql.js';
+import type { AppRow, TaskRow } from '../db/models.js';
 import type { Logger } from '../logger.js';
 import type { EventBus } from '../pubsub.js';
-import type { AppKey } from '../services/app-key.js';
+import { type AppKey, appKeyString } from '../services/app-key.js';
 import { deriveStage } from '../services/app-stage.js';
 import type { JobStatus } from '../services/periodic-job.js';
 import type { ChartRepoView, ComponentState, ComponentStatus, RuntimeApp, StateStore } from './state-store.js';
 
 /** How many finished tasks the store loads at start (it keeps the most recent ones). */
 const RECENT_FINISHED_AT_START = 100;
+
+/** Most tasks, and most apps, one read-back statement asks for (each costs bound parameters). */
+const READ_BATCH = 200;
 
 /** One poll-only source: it reports components (and may update the store itself). */
 export interface PollSource {
@@ -52,16 +56,29 @@ export function jobComponent(name: string, status: JobStatus | null) {
 }
 
 /**
- * Fills the StateStore. Internal changes (the task engine, app-state events, mutations) arrive
- * through the event bus and are applied at once; poll-only sources (component health, chart
- * repo) are collected at start and every `intervalMs`, each isolated: one that fails, hangs or
- * returns garbage shows as an unhealthy component and never stops the others.
+ * Fills the StateStore. Internal changes (the task engine, app-state events, mutations) are
+ * announced on the event bus, and the collector reads the changed rows back (see refreshStale).
+ * Poll-only sources (component health, chart repo) are collected at start and every
+ * `intervalMs`, each isolated: one that fails, hangs or returns garbage shows as an unhealthy
+ * component and never stops the others.
  */
 export class StateCollector {
   private timer: NodeJS.Timeout | undefined;
   private readonly iterators: AsyncIterator<unknown>[] = [];
   private cycle: Promise<void> | null = null;
   private lastCycle: { at: Date; durationMs: number; errors: Record<string, string> } | null = null;
+  /** Announced changes not read back yet: task ids, and app keys by their string form. */
+  private readonly staleTasks = new Set<string>();
+  private readonly staleApps = new Map<string, AppKey>();
+  /** The read-back loop while it runs. */
+  private refreshing: Promise<void> | null = null;
+  /** Read-backs wait for the initial load: it may have read older rows than they would. */
+  private loaded = false;
+  /**
+   * The active task of each app by app key, as last put into the store: what an app's stage is
+   * derived from, found without scanning every task the store holds on each change.
+   */
+  private readonly activeByApp = new Map<string, TaskRow>();
 
   constructor(
     private readonly db: Db,
@@ -74,9 +91,18 @@ export class StateCollector {
   ) {}
 
   async start(): Promise<void> {
+    // Listening before the load: a change committed while it runs is read back after it.
+    this.follow(this.bus.subscribe('task:updated'), (event) => this.staleTasks.add(event.taskId));
+    this.follow(this.bus.subscribe('app:updated'), (event) =>
+      this.staleApps.set(appKeyString(event), {
+        userId: event.userId,
+        sourceId: event.sourceId,
+        appName: event.appName,
+      }),
+    );
     await this.loadInitialState();
-    this.follow('task:updated', this.bus.subscribe('task:updated'), (event) => this.refreshTask(event.taskId));
-    this.follow('app:updated', this.bus.subscribe('app:updated'), (event) => this.refreshApp(event));
+    this.loaded = true;
+    this.scheduleRefresh();
     await this.collect();
     this.timer = setInterval(() => void this.collect(), this.options.intervalMs);
     this.timer.unref();
@@ -85,6 +111,7 @@ export class StateCollector {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     for (const iterator of this.iterators.splice(0)) await iterator.return?.();
+    while (this.refreshing) await this.refreshing;
     await this.cycle;
   }
 
@@ -190,62 +217,105 @@ export class StateCollector {
       }),
       this.db.appState.findMany(),
     ]);
-    for (const task of [...recent.reverse(), ...active]) this.store.putTask(task);
-    for (const app of apps) this.store.putApp(this.withStage(app, active));
+    for (const task of [...recent.reverse(), ...active]) this.putTask(task);
+    for (const app of apps) this.store.putApp(this.withStage(app));
   }
 
-  /** Applies each event of a topic in order, until stopped; a failed event is logged and skipped. */
-  private follow<E>(topic: string, events: AsyncIterable<E>, apply: (event: E) => Promise<void>): void {
+  /** Marks what each announcement names as stale, until stopped; the read-back follows. */
+  private follow<E>(events: AsyncIterable<E>, markStale: (event: E) => void): void {
     const iterator = events[Symbol.asyncIterator]();
     this.iterators.push(iterator);
     void (async () => {
       for (;;) {
         const next = await iterator.next();
         if (next.done) return;
-        try {
-          await apply(next.value);
-        } catch (error) {
-          this.logger.error({ err: error, topic }, 'could not apply a change to the runtime state');
-        }
+        markStale(next.value);
+        this.scheduleRefresh();
       }
     })();
   }
 
-  private async refreshTask(taskId: string): Promise<void> {
-    const task = await this.db.task.findUnique({ where: { taskId } });
-    if (!task) return;
-    this.store.putTask(task);
-    // The app's stage depends on its active task: re-derive it.
-    const app = this.store.app(task);
-    if (app) {
-      const updated = this.withStage(app, this.activeTasks());
+  /** Starts the read-back loop unless it runs already (it takes up whatever is stale when it gets there). */
+  private scheduleRefresh(): void {
+    if (this.refreshing || !this.loaded || (this.staleTasks.size === 0 && this.staleApps.size === 0)) return;
+    this.refreshing = this.refreshStale().finally(() => {
+      this.refreshing = null;
+      this.scheduleRefresh(); // marked after the loop's last look
+    });
+  }
+
+  /**
+   * Reads the stale tasks and apps back into the store, a batch per statement, until none is
+   * left. An install announces ~18 changes of the same task and app within milliseconds; each
+   * key waits here once however often it is announced, and a key announced again while it is
+   * being read is stale again and read once more after. Every announcement follows its commit,
+   * so the last read of a key always sees its latest committed row.
+   */
+  private async refreshStale(): Promise<void> {
+    while (this.staleTasks.size > 0 || this.staleApps.size > 0) {
+      // A commit is announced as a task and its app together, and each announcement reaches us
+      // a few microtasks later: let this turn's arrive, and read them with one statement each.
+      await new Promise((resolve) => setImmediate(resolve));
+      const taskIds = takeFirst(this.staleTasks, READ_BATCH);
+      const appKeys = takeFirst(this.staleApps, READ_BATCH);
+      try {
+        const [tasks, apps] = await Promise.all([findTasks(this.db, taskIds), findAppStates(this.db, appKeys)]);
+        this.apply(tasks, appKeys, apps);
+      } catch (error) {
+        // As an announcement whose read fails: logged and skipped; the next change of the same
+        // task or app reads it again.
+        this.logger.error({ err: error }, 'could not apply a change to the runtime state');
+      }
+    }
+  }
+
+  /** Tasks and app rows as read back; an app asked for but not read has no row any more. */
+  private apply(tasks: TaskRow[], appKeys: AppKey[], apps: AppRow[]): void {
+    // An app's stage depends on its active task, so it is derived after the tasks are in.
+    for (const task of tasks) this.putTask(task);
+    const rows = new Map(apps.map((row) => [appKeyString(row), row]));
+    for (const key of appKeys) {
+      const row = rows.get(appKeyString(key));
+      if (row) this.store.putApp(this.withStage(row));
+      else this.store.removeApp(key);
+    }
+    // The apps of changed tasks that were not read back themselves: re-derive their stage, and
+    // put them only when it moved.
+    const derived = new Set(appKeys.map(appKeyString));
+    for (const task of tasks) {
+      const key = appKeyString(task);
+      if (derived.has(key)) continue;
+      derived.add(key);
+      const app = this.store.app(task);
+      if (!app) continue;
+      const updated = this.withStage(app);
       if (updated.derived.stage !== app.derived.stage || updated.derived.health !== app.derived.health) {
         this.store.putApp(updated);
       }
     }
   }
 
-  private async refreshApp(key: AppKey): Promise<void> {
-    const row = await this.db.appState.findUnique({ where: { userId_sourceId_appName: key } });
-    if (!row) this.store.removeApp(key);
-    else this.store.putApp(this.withStage(row, this.activeTasks()));
+  /** Puts a task into the store, keeping activeByApp in step with it. */
+  private putTask(task: TaskRow): void {
+    this.store.putTask(task);
+    const key = appKeyString(task);
+    if (task.status === 'PENDING' || task.status === 'RUNNING') this.activeByApp.set(key, task);
+    else if (this.activeByApp.get(key)?.taskId === task.taskId) this.activeByApp.delete(key);
   }
 
-  private activeTasks(): TaskRow[] {
-    return this.store.activeTasks();
+  private withStage(app: RuntimeApp | Omit<RuntimeApp, 'derived'>): RuntimeApp {
+    const activeTask = this.activeByApp.get(appKeyString(app)) ?? null;
+    return { ...app, derived: deriveStage({ state: app.state, progress: app.progress, activeTask }) };
   }
+}
 
-  private withStage(app: RuntimeApp | Omit<RuntimeApp, 'derived'>, active: TaskRow[]): RuntimeApp {
-    const activeTask = active.find(
-      (task) =>
-        task.userId === app.userId &&
-        task.sourceId === app.sourceId &&
-        task.appName === app.appName &&
-        ['PENDING', 'RUNNING'].includes(task.status),
-    );
-    return {
-      ...app,
-      derived: deriveStage({ state: app.state, progress: app.progress, activeTask: activeTask ?? null }),
-    };
+/** Removes and returns the first `limit` values of a set or map (the oldest marked). */
+function takeFirst<K, V>(stale: { entries(): Iterable<[K, V]>; delete(key: K): boolean }, limit: number): V[] {
+  const taken: V[] = [];
+  for (const [key, value] of stale.entries()) {
+    if (taken.length === limit) break;
+    taken.push(value);
+    stale.delete(key); // deleting the entry being visited is safe while iterating
   }
+  return taken;
 }

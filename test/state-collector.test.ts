@@ -1,0 +1,139 @@
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { StateCollector } from '../src/collector/state-collector.js';
+import { StateStore } from '../src/collector/state-store.js';
+import { createPrismaClient, type Db } from '../src/db/client.js';
+import { insertTask, raiseProgress, upsertAppStateForTask } from '../src/db/hot-path-sql.js';
+import { createLogger } from '../src/logger.js';
+import { ChangeFeed, createEventBus, type EventBus } from '../src/pubsub.js';
+import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
+
+/**
+ * How the collector reads announced changes back into the StateStore: announcements of the same
+ * task or app are coalesced (one read however many arrive together), and one arriving while its
+ * key is being read is read again, so the store always ends with the latest committed row.
+ */
+
+const databases = await availableDatabases();
+const key = { userId: 'alice', sourceId: 'market.olares', appName: 'n8n' };
+
+/** Lets every pending microtask run: announcements reach the collector a few microtasks after publishing. */
+const afterMicrotasks = () => new Promise((resolve) => setImmediate(resolve));
+
+describe.each(databases)('state collector on %s', (kind) => {
+  let database: TestDatabase;
+  let db: Db;
+  let bus: EventBus;
+  let feed: ChangeFeed;
+  let store: StateStore;
+  /** Read-back statements of the collector, by table. */
+  let reads: { Task: number; AppState: number };
+
+  beforeEach(async () => {
+    database = await createTestDatabase(kind);
+    reads = { Task: 0, AppState: 0 };
+    db = createPrismaClient(database.url, {
+      onQuery: (sql) => {
+        const table = /^\s*SELECT \* FROM "(Task|AppState)"/.exec(sql)?.[1] as 'Task' | 'AppState' | undefined;
+        if (table) reads[table] += 1;
+      },
+    });
+    bus = createEventBus();
+    feed = new ChangeFeed(bus);
+    store = new StateStore({ bufferSize: 1000, recentFinishedTasks: 100 });
+  });
+  afterEach(async () => {
+    await db?.$disconnect();
+    await database?.drop();
+  });
+
+  function collector(client: Db = db): StateCollector {
+    return new StateCollector(client, store, bus, [], null, createLogger('silent'), {
+      intervalMs: 3_600_000,
+      sourceTimeoutMs: 1000,
+    });
+  }
+
+  async function createTask() {
+    const now = new Date();
+    const [task] = await insertTask(db, {
+      taskId: 'task-1',
+      type: 'INSTALL',
+      ...key,
+      version: '1.70.1',
+      metadata: { cfgType: 'app', envs: [] },
+      idempotencyKey: null,
+      activeKey: `${key.userId}/${key.sourceId}/${key.appName}`,
+      retryOfTaskId: null,
+      createdAt: now,
+    });
+    await upsertAppStateForTask(db, {
+      ...key,
+      opType: 'install',
+      targetVersion: '1.70.1',
+      cfgType: 'app',
+      title: 'n8n',
+      rawAppName: null,
+      now,
+    });
+    await db.task.update({ where: { taskId: 'task-1' }, data: { status: 'RUNNING' } });
+    return task!;
+  }
+
+  test('announcements of one task and app arriving together are read back once each', async () => {
+    const task = await createTask();
+    const subject = collector();
+    await subject.start();
+    expect(store.activeTasks()).toMatchObject([{ taskId: 'task-1', status: 'RUNNING', progress: 0 }]);
+    reads = { Task: 0, AppState: 0 };
+
+    for (const progress of [5, 10, 35, 60, 70, 85]) await raiseProgress(db, task.taskId, progress, new Date());
+    // As the engine announces each of those commits, only all within one turn of the event loop.
+    for (let step = 0; step < 6; step++) {
+      feed.task(task);
+      feed.app(key);
+    }
+    await afterMicrotasks(); // every announcement has arrived (and nothing was read yet)
+    await subject.stop(); // returns once what was announced is read back
+
+    expect(reads).toEqual({ Task: 1, AppState: 1 });
+    expect(store.activeTasks()).toEqual([await db.task.findUnique({ where: { taskId: 'task-1' } })]);
+    expect(store.app(key)).toMatchObject({ state: 'pending', derived: { stage: 'INSTALLING' } });
+  });
+
+  test('a change announced while its task is being read is read again: the store ends with the latest row', async () => {
+    const task = await createTask();
+    // Holds the first task read-back's rows, once, until the test has committed and announced
+    // another change of the same task.
+    let hold: ((rows: unknown) => Promise<unknown>) | null = null;
+    const client = new Proxy(db, {
+      get(target, property, receiver) {
+        if (property !== '$queryRaw') return Reflect.get(target, property, receiver);
+        return async (...args: Parameters<Db['$queryRaw']>) => {
+          const rows = await target.$queryRaw(...args);
+          const held = hold;
+          hold = null;
+          return held ? held(rows) : rows;
+        };
+      },
+    });
+    const subject = collector(client);
+    await subject.start();
+
+    const heldRows = new Promise<unknown>((resolve) => {
+      hold = async (rows) => {
+        await raiseProgress(db, task.taskId, 35, new Date());
+        feed.task(task);
+        await afterMicrotasks(); // the announcement has arrived while the read is in flight
+        resolve(rows);
+        return rows;
+      };
+    });
+    await raiseProgress(db, task.taskId, 5, new Date());
+    feed.task(task);
+    expect(await heldRows).toMatchObject([{ taskId: 'task-1', progress: 5 }]);
+    await subject.stop();
+
+    expect(reads.Task).toBe(2);
+    expect(store.activeTasks()).toMatchObject([{ taskId: 'task-1', progress: 35 }]);
+  });
+});
