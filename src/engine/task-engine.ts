@@ -65,6 +65,13 @@ const HISTORY_ON_END: Record<Terminal, (type: string) => HistoryEntry['type']> =
  * one with a conditional update (so instances sharing a database never run a task twice), asks
  * the app service to start it, and the task then follows the app service's state events until
  * they end it. One active task per app is guaranteed by the database (`Task.activeKey`).
+ *
+ * LOCK ORDER: every transaction that writes both a task and its app's state row writes the task
+ * first: the mutation (OperationService.create), the op id and progress transactions here, and
+ * finish (which only learns the app from the task it ends). On PostgreSQL two transactions
+ * taking the two row locks in opposite orders deadlock and one is aborted: a progress report
+ * committing while a timeout or cancel ends the task would lose the end and leave the task
+ * RUNNING (test/engine-lock-order.test.ts).
  */
 export class TaskEngine {
   /** Identifies this process's workers on the rows they claim. */
@@ -193,12 +200,11 @@ export class TaskEngine {
         const supervised = this.inFlight.get(task.taskId);
         if (supervised) supervised.opId = opId;
         // The task's op id only while it still runs: the first events may already have ended it.
-        // App state row first, then the task: the order of the event transaction below, so the
-        // two never deadlock on PostgreSQL (the first events arrive while this one commits).
+        // The task first, then its app's state row (see LOCK ORDER on the class).
         const now = new Date();
         await this.db.$transaction([
-          setAppOperation(this.db, task, opId, task.type.toLowerCase(), now),
           setTaskOpId(this.db, task.taskId, opId, now),
+          setAppOperation(this.db, task, opId, task.type.toLowerCase(), now),
         ]);
         this.feed.task(task);
       }
@@ -263,12 +269,12 @@ export class TaskEngine {
       const outcome = concerned ? outcomeOf(task.type, event.state) : null;
       const progress = concerned ? progressOf(event.state, event.progress) : null;
       if (task && concerned && !outcome && progress !== null && progress > task.progress) {
-        // The common case, one commit: the app's state and the task's progress. Progress is
-        // monotonic (a late or repeated report never moves it back).
+        // The common case, one commit: the task's progress, then the app's state (LOCK ORDER on
+        // the class). Progress is monotonic (a late or repeated report never moves it back).
         const now = new Date();
-        const [applied] = await this.db.$transaction([
-          applyReportedState(this.db, this.reported(event), now),
+        const [, applied] = await this.db.$transaction([
           raiseProgress(this.db, task.taskId, progress, now),
+          applyReportedState(this.db, this.reported(event), now),
         ]);
         task.progress = progress;
         if (applied > 0 || (await this.createStateRow(event))) this.feed.app(event);
