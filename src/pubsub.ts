@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { createPubSub } from 'graphql-yoga';
 
 /**
@@ -39,7 +40,11 @@ export type Topics = {
 
 /** In-process pub/sub (one instance). */
 export function createEventBus() {
-  return createPubSub<Topics>();
+  const eventTarget = new EventTarget();
+  // Every subscription cohort listens on its topic: many listeners are the normal case here,
+  // not the leak Node's default warning (past 10) is meant to catch.
+  setMaxListeners(0, eventTarget);
+  return createPubSub<Topics>({ eventTarget });
 }
 
 export type EventBus = ReturnType<typeof createEventBus>;
