@@ -1,13 +1,14 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createPrismaClient, type Db } from '../src/db/client.js';
-import { claimPendingTasks, insertTask, upsertAppStateForTask } from '../src/db/hot-path-sql.js';
+import { claimPendingTasks } from '../src/db/hot-path-sql.js';
 import type { AppService } from '../src/engine/app-service.js';
 import { TaskEngine } from '../src/engine/task-engine.js';
 import { createLogger } from '../src/logger.js';
 import { ChangeFeed, createEventBus } from '../src/pubsub.js';
 import { HistoryService } from '../src/services/history-service.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
+import { createPendingInstall } from './support/rows.js';
 import { waitFor } from './support/server.js';
 
 /**
@@ -68,26 +69,7 @@ describe.skipIf(!databases.includes('postgresql'))('task engine lock order on po
 
   test('a task timing out while a progress report of it commits: both succeed', async () => {
     const started = new Date();
-    await insertTask(db, {
-      taskId: 'task-lock-order',
-      type: 'INSTALL',
-      ...key,
-      version: '1.70.1',
-      metadata: { cfgType: 'app', envs: [] },
-      idempotencyKey: null,
-      activeKey: `${key.userId}/${key.sourceId}/${key.appName}`,
-      retryOfTaskId: null,
-      createdAt: started,
-    });
-    await upsertAppStateForTask(db, {
-      ...key,
-      opType: 'install',
-      targetVersion: '1.70.1',
-      cfgType: 'app',
-      title: 'n8n',
-      rawAppName: null,
-      now: started,
-    });
+    await createPendingInstall(db, key, 'task-lock-order', started);
     await claimPendingTasks(db, 'another-instance', started, 1);
     const subject = engine();
 

@@ -5,7 +5,7 @@ import {
   RuntimeEventsSubscription,
   RuntimeSnapshotSubscription,
 } from './support/operations.js';
-import { AUTH_ENV, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
+import { AUTH_ENV, announceHistory, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
 import { type Subscription, subscribe } from './support/subscriptions.js';
 
 /** A graphql-transport-ws client by hand, to see the protocol's frames and close codes as sent. */
@@ -38,17 +38,11 @@ describe('subscription fan-out over graphql-ws', () => {
   });
   afterAll(() => server?.stop());
 
-  /** An existing history record of alice's, announced again as if it had just been added. */
-  async function announceHistory(): Promise<void> {
-    const record = await server.app.db.historyRecord.findFirstOrThrow({ where: { userId: 'alice' } });
-    server.app.services.bus.publish('history:added', { id: record.id, userId: 'alice' });
-  }
-
   /** Announces until every subscriber has received something: from then on all are live. */
   async function untilAllLive(subscribers: Subscription<unknown>[]): Promise<void> {
     await waitFor(async () => {
       if (subscribers.every((s) => s.received.length > 0)) return true;
-      await announceHistory();
+      await announceHistory(server);
       return undefined;
     }, 'every subscription to be live');
   }
@@ -114,11 +108,10 @@ describe('subscription fan-out over graphql-ws', () => {
     const alice = await subscribe(server, HistoryAddedSubscription, {}, { token: TOKENS.alice });
     const bob = await subscribe(server, HistoryAddedSubscription, {}, { token: TOKENS.bob });
     try {
-      const bobs = await server.app.db.historyRecord.findFirstOrThrow({ where: { userId: 'bob' } });
       await waitFor(async () => {
         if (alice.received.length && bob.received.length) return true;
-        await announceHistory();
-        server.app.services.bus.publish('history:added', { id: bobs.id, userId: 'bob' });
+        await announceHistory(server);
+        await announceHistory(server, 'bob');
         return undefined;
       }, 'both subscriptions to be live');
       expect(alice.received.every((r) => r.historyAdded.userId === 'alice')).toBe(true);
@@ -185,7 +178,7 @@ describe('subscription fan-out over graphql-ws', () => {
     try {
       await waitFor(async () => {
         if (staying.received.length && leaving.frames.length > 1 && other.frames.length > 1) return true;
-        await announceHistory();
+        await announceHistory(server);
         return undefined;
       }, 'all three to be live');
       // The raw clients asked the same thing: their frames are byte-for-byte the same.
@@ -197,7 +190,7 @@ describe('subscription fan-out over graphql-ws', () => {
       // The socket is ordered: once this ping's pong is back, the server has handled `complete`.
       leaving.send({ type: 'ping' });
       await waitFor(async () => (leaving.frames.at(-1)?.type === 'pong' ? true : undefined), 'pong');
-      await announceHistory();
+      await announceHistory(server);
       await waitFor(
         async () => (staying.received.length > before && other.frames.length > otherBefore ? true : undefined),
         'the others to get the next event',

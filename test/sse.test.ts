@@ -2,7 +2,7 @@ import { print } from 'graphql';
 import { createClient } from 'graphql-sse';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { HistoryAddedSubscription } from './support/operations.js';
-import { AUTH_ENV, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
+import { AUTH_ENV, announceHistory, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
 import { subscribe } from './support/subscriptions.js';
 
 const HISTORY = 'subscription { historyAdded { id userId type } }';
@@ -58,11 +58,6 @@ describe('server-sent events', () => {
   });
   afterAll(() => server?.stop());
 
-  async function announceHistory(): Promise<void> {
-    const record = await server.app.db.historyRecord.findFirstOrThrow({ where: { userId: 'alice' } });
-    server.app.services.bus.publish('history:added', { id: record.id, userId: 'alice' });
-  }
-
   test("Yoga's plain SSE on /graphql (GET, Accept: text/event-stream): a comment at once, then `next` events", async () => {
     const stream = await rawStream(server, `/graphql?query=${encodeURIComponent(HISTORY)}`, { token: TOKENS.ops });
     try {
@@ -70,7 +65,7 @@ describe('server-sent events', () => {
       expect(stream.response.headers.get('content-type')).toMatch(/^text\/event-stream/);
       await waitFor(async () => {
         if (stream.nexts().length) return true;
-        await announceHistory();
+        await announceHistory(server);
         return undefined;
       }, 'an event');
       expect(stream.text.startsWith(':\n\n')).toBe(true);
@@ -140,7 +135,7 @@ describe('server-sent events', () => {
     try {
       await waitFor(async () => {
         if (events.length) return true;
-        await announceHistory();
+        await announceHistory(server);
         return undefined;
       }, 'an event over the single connection');
       expect(events[0]).toMatchObject({ data: { historyAdded: { userId: 'alice' } } });
@@ -170,7 +165,7 @@ describe('server-sent events', () => {
     try {
       await waitFor(async () => {
         if (sseEvents.length && ws.received.length) return true;
-        await announceHistory();
+        await announceHistory(server);
         return undefined;
       }, 'both to be live');
       expect(executions.mock.calls.length).toBe(1);

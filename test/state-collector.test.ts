@@ -2,10 +2,11 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { StateCollector } from '../src/collector/state-collector.js';
 import { StateStore } from '../src/collector/state-store.js';
 import { createPrismaClient, type Db } from '../src/db/client.js';
-import { insertTask, raiseProgress, upsertAppStateForTask } from '../src/db/hot-path-sql.js';
+import { raiseProgress } from '../src/db/hot-path-sql.js';
 import { createLogger } from '../src/logger.js';
 import { ChangeFeed, createEventBus, type EventBus } from '../src/pubsub.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
+import { createPendingInstall } from './support/rows.js';
 
 /**
  * How the collector reads announced changes back into the StateStore: announcements of the same
@@ -54,29 +55,9 @@ describe.each(databases)('state collector on %s', (kind) => {
   }
 
   async function createTask() {
-    const now = new Date();
-    const [task] = await insertTask(db, {
-      taskId: 'task-1',
-      type: 'INSTALL',
-      ...key,
-      version: '1.70.1',
-      metadata: { cfgType: 'app', envs: [] },
-      idempotencyKey: null,
-      activeKey: `${key.userId}/${key.sourceId}/${key.appName}`,
-      retryOfTaskId: null,
-      createdAt: now,
-    });
-    await upsertAppStateForTask(db, {
-      ...key,
-      opType: 'install',
-      targetVersion: '1.70.1',
-      cfgType: 'app',
-      title: 'n8n',
-      rawAppName: null,
-      now,
-    });
+    const task = await createPendingInstall(db, key, 'task-1');
     await db.task.update({ where: { taskId: 'task-1' }, data: { status: 'RUNNING' } });
-    return task!;
+    return task;
   }
 
   test('announcements of one task and app arriving together are read back once each', async () => {

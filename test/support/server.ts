@@ -133,3 +133,12 @@ export function errorCodes(response: GraphQLResponse<unknown>): (string | undefi
   if (!response.errors?.length) throw new Error(`Expected GraphQL errors, got data: ${JSON.stringify(response.data)}`);
   return response.errors.map((error) => error.extensions?.code);
 }
+
+/**
+ * Announces one of `userId`'s existing history records again, as if it had just been added: a
+ * `historyAdded` event to drive subscriptions without changing anything else.
+ */
+export async function announceHistory(server: TestServer, userId = 'alice'): Promise<void> {
+  const record = await server.app.db.historyRecord.findFirstOrThrow({ where: { userId } });
+  server.app.services.bus.publish('history:added', { id: record.id, userId });
+}

@@ -1,0 +1,32 @@
+import type { Db } from '../../src/db/client.js';
+import { insertTask, upsertAppStateForTask } from '../../src/db/hot-path-sql.js';
+import type { AppKey } from '../../src/services/app-key.js';
+
+/**
+ * A PENDING install of `key` at version 1.70.1 with its app state row, written as the mutation
+ * writes them: for tests that drive the engine or the collector without going through the API.
+ */
+export async function createPendingInstall(db: Db, key: AppKey, taskId: string, at = new Date()) {
+  const [task] = await insertTask(db, {
+    taskId,
+    type: 'INSTALL',
+    ...key,
+    version: '1.70.1',
+    metadata: { cfgType: 'app', envs: [] },
+    idempotencyKey: null,
+    activeKey: `${key.userId}/${key.sourceId}/${key.appName}`,
+    retryOfTaskId: null,
+    createdAt: at,
+  });
+  await upsertAppStateForTask(db, {
+    ...key,
+    opType: 'install',
+    targetVersion: '1.70.1',
+    cfgType: 'app',
+    title: key.appName,
+    rawAppName: null,
+    now: at,
+  });
+  if (!task) throw new Error(`task ${taskId} was not written`);
+  return task;
+}
