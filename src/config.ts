@@ -158,7 +158,7 @@ const schema = z.object({
   RUNTIME_SUBSCRIBER_BUFFER: positiveInt.default(1000),
   /** Unsent bytes a WebSocket or SSE response may hold before its subscriptions queue instead. @default 1048576 */
   SUBSCRIPTION_MAX_BUFFERED_BYTES: positiveInt.default(1024 * 1024),
-  /** WebSocket ping and SSE keep-alive period. @default 12000 */
+  /** Keep-alive period: silent WebSockets are pinged (and closed without an answer), idle SSE streams get a comment. @default 12000 */
   SUBSCRIPTION_KEEPALIVE_MS: positiveInt.default(12_000),
   /** Most runtimeSnapshot pushes per second per subscriber. @default 5 */
   SNAPSHOT_MAX_HZ: z.coerce

@@ -12,8 +12,11 @@ import { type Subscription, subscribe } from './support/subscriptions.js';
 async function rawClient(
   server: TestServer,
   init: Record<string, unknown> | null = { authorization: `Bearer ${TOKENS.ops}` },
+  { answerPings = true } = {},
 ) {
-  const socket = new WebSocket(`${server.url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
+  const socket = new WebSocket(`${server.url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws', {
+    autoPong: answerPings,
+  });
   const frames: Record<string, unknown>[] = [];
   const closed = new Promise<{ code: number; reason: string }>((resolve) =>
     socket.once('close', (code, reason) => resolve({ code, reason: String(reason) })),
@@ -265,6 +268,29 @@ describe('subscribe / unsubscribe churn', () => {
     } finally {
       spy.mockRestore();
     }
+  });
+});
+
+describe('keep-alive', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer('sqlite', { env: { ...AUTH_ENV, SUBSCRIPTION_KEEPALIVE_MS: '100' } });
+  });
+  afterAll(() => server?.stop());
+
+  test('a silent connection is pinged and closed when it does not answer; one that answers stays', async () => {
+    const answering = await rawClient(server);
+    const silent = await rawClient(server, undefined, { answerPings: false });
+    let pinged = false;
+    silent.socket.once('ping', () => {
+      pinged = true;
+    });
+    // Closing takes a tick without traffic (ping), then a tick without an answer: the answering
+    // client has been through the same ticks by then.
+    expect((await silent.closed).code).toBe(1006);
+    expect(pinged).toBe(true);
+    expect(answering.socket.readyState).toBe(WebSocket.OPEN);
+    answering.socket.close();
   });
 });
 

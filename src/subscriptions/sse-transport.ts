@@ -3,8 +3,8 @@ import type { GraphQLError } from 'graphql';
 import type { Viewer } from '../auth/viewer.js';
 import type { Logger } from '../logger.js';
 import { DomainError } from '../services/errors.js';
-import { cohortKey, fanOutMode, type SubscriptionCohorts } from './cohorts.js';
-import { type Outlet, QueuedMember } from './member.js';
+import { cohortKey, type Delivery, fanOutMode, type SubscriptionCohorts } from './cohorts.js';
+import { type MemberPolicy, type Outlet, QueuedMember } from './member.js';
 import {
   cohortSource,
   executionArgs,
@@ -68,6 +68,8 @@ class BadRequest extends Error {
 /** One SSE response. */
 class Stream implements Outlet {
   private draining = false;
+  /** Something was written since the last keep-alive tick. */
+  active = true;
 
   constructor(
     readonly res: ServerResponse,
@@ -75,6 +77,7 @@ class Stream implements Outlet {
   ) {}
 
   write(frame: Buffer | string): void {
+    this.active = true;
     if (!this.res.writableEnded) this.res.write(frame);
   }
 
@@ -99,11 +102,16 @@ class Stream implements Outlet {
 export class SseTransport {
   private readonly streams = new Set<Stream>();
   private readonly keepAlive: NodeJS.Timeout;
+  private readonly memberPolicy: MemberPolicy;
 
   constructor(readonly options: SseTransportOptions) {
-    // One timer for every stream rather than one per stream.
+    this.memberPolicy = { limit: options.subscriberBuffer, logger: options.logger };
+    // One timer for every stream rather than one per stream; a stream with events needs none.
     this.keepAlive = setInterval(() => {
-      for (const stream of this.streams) stream.write(KEEP_ALIVE);
+      for (const stream of this.streams) {
+        if (stream.active) stream.active = false;
+        else stream.write(KEEP_ALIVE);
+      }
     }, options.keepAliveMs);
     this.keepAlive.unref();
   }
@@ -175,17 +183,7 @@ export class SseTransport {
     // Some clients only report the stream open once a first byte arrives.
     stream.write(KEEP_ALIVE);
     this.streams.add(stream);
-    const member = new QueuedMember({
-      outlet: stream,
-      frame: (delivery) => delivery.framed(NEXT, END_OF_EVENT),
-      limit: this.options.subscriberBuffer,
-      finish: (errors?: readonly GraphQLError[]) => {
-        this.streams.delete(stream);
-        const error = errors?.length ? `${NEXT}${JSON.stringify({ errors })}${END_OF_EVENT}` : '';
-        stream.end(`${error}${COMPLETE}`);
-      },
-      logger: this.options.logger,
-    });
+    const member = new SseSubscription(stream, this.memberPolicy, () => this.streams.delete(stream));
     res.once('close', () => {
       this.streams.delete(stream);
       member.stop();
@@ -231,6 +229,27 @@ export class SseTransport {
       throw new BadRequest(400, 'variables must be an object');
     }
     return { query, operationName, variables: variables as Record<string, unknown> | null | undefined };
+  }
+}
+
+/** The subscription of one SSE response. */
+class SseSubscription extends QueuedMember {
+  constructor(
+    private readonly stream: Stream,
+    policy: MemberPolicy,
+    private readonly onFinish: () => void,
+  ) {
+    super(stream, policy);
+  }
+
+  protected frame(delivery: Delivery): Buffer {
+    return delivery.framed(NEXT, END_OF_EVENT);
+  }
+
+  protected finish(errors?: readonly GraphQLError[]): void {
+    this.onFinish();
+    const error = errors?.length ? `${NEXT}${JSON.stringify({ errors })}${END_OF_EVENT}` : '';
+    this.stream.end(`${error}${COMPLETE}`);
   }
 }
 

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { GraphQLError } from 'graphql';
 import {
   CloseCode,
   GRAPHQL_TRANSPORT_WS_PROTOCOL,
@@ -11,8 +12,8 @@ import {
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { Viewer } from '../auth/viewer.js';
 import type { Logger } from '../logger.js';
-import { type CohortSource, cohortKey, fanOutMode, type SubscriptionCohorts } from './cohorts.js';
-import { type Outlet, QueuedMember } from './member.js';
+import { type CohortSource, cohortKey, type Delivery, fanOutMode, type SubscriptionCohorts } from './cohorts.js';
+import { type MemberPolicy, type Outlet, QueuedMember } from './member.js';
 import { cohortSource, executionArgs, type OperationPipeline, prepareOperation, scopeOf } from './operation.js';
 
 /**
@@ -55,11 +56,15 @@ class Connection implements Outlet {
   viewer: Viewer | null = null;
   connectionParams: Record<string, unknown> | undefined;
   initReceived = false;
-  alive = true;
+  /** Until `connection_init`: closes the connection when it does not come in time. */
+  initTimer: NodeJS.Timeout | null = null;
+  /** Keep-alive: anything was sent or received since the last tick. */
+  active = true;
+  /** Keep-alive: a ping went out at the last tick and nothing has come back since. */
+  awaitingPong = false;
   readonly operations = new Map<string, Operation>();
-  /** Subscriptions with frames waiting for the socket to drain. */
-  private readonly waiting = new Set<QueuedMember>();
-  private draining = false;
+  /** Subscriptions with frames waiting for the socket to drain; null while none wait. */
+  private waiting: Set<QueuedMember> | null = null;
 
   constructor(
     readonly socket: WebSocket,
@@ -67,11 +72,19 @@ class Connection implements Outlet {
   ) {}
 
   send(message: string): void {
+    this.active = true;
     if (this.socket.readyState === this.socket.OPEN) this.socket.send(message);
   }
 
   write(frame: Buffer): void {
+    this.active = true;
     if (this.socket.readyState === this.socket.OPEN) this.socket.send(frame, TEXT);
+  }
+
+  /** Something came from the client: it is alive. */
+  heard(): void {
+    this.active = true;
+    this.awaitingPong = false;
   }
 
   close(code: number, reason: string): void {
@@ -87,19 +100,22 @@ class Connection implements Outlet {
    * write callback of a ping queued behind it is that signal (ws has no drain event of its own).
    */
   waitForDrain(member: QueuedMember): void {
-    this.waiting.add(member);
-    if (this.draining || this.socket.readyState !== this.socket.OPEN) return;
-    this.draining = true;
+    if (this.waiting) {
+      this.waiting.add(member);
+      return;
+    }
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    const waiting = new Set([member]);
+    this.waiting = waiting;
     this.socket.ping(undefined, undefined, () => {
-      this.draining = false;
-      const waiting = [...this.waiting];
-      this.waiting.clear();
+      this.waiting = null;
       for (const each of waiting) each.flush();
     });
   }
 
   dispose(): void {
-    this.waiting.clear();
+    if (this.initTimer) clearTimeout(this.initTimer);
+    this.waiting = null;
     for (const operation of this.operations.values()) operation.stop();
     this.operations.clear();
   }
@@ -108,22 +124,29 @@ class Connection implements Outlet {
 export class WsTransport {
   private readonly connections = new Set<Connection>();
   private readonly keepAlive: NodeJS.Timeout;
+  private readonly memberPolicy: MemberPolicy;
 
   constructor(
     private readonly wss: WebSocketServer,
     readonly options: WsTransportOptions,
   ) {
+    this.memberPolicy = { limit: options.subscriberBuffer, logger: options.logger };
     wss.options.handleProtocols = handleProtocols;
     wss.on('connection', (socket, request) => this.open(socket, request));
-    // One timer for every connection: each period, close those that did not answer the last ping.
+    // One timer for every connection. A connection with traffic either way since the last tick
+    // needs nothing (the traffic keeps proxies from closing it; a dead peer shows as write errors
+    // and a full buffer, which the slow-consumer policy bounds). A silent one is pinged, and
+    // closed at the next tick if nothing came back.
     this.keepAlive = setInterval(() => {
       for (const connection of this.connections) {
-        if (!connection.alive) {
+        if (connection.awaitingPong) {
           connection.socket.terminate();
-          continue;
+        } else if (connection.active) {
+          connection.active = false;
+        } else {
+          connection.awaitingPong = true;
+          connection.socket.ping();
         }
-        connection.alive = false;
-        connection.socket.ping();
       }
     }, options.keepAliveMs);
     this.keepAlive.unref();
@@ -147,14 +170,12 @@ export class WsTransport {
     }
     const connection = new Connection(socket, this);
     this.connections.add(connection);
-    const initTimeout = setTimeout(() => {
-      if (!connection.viewer)
-        connection.close(CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
+    connection.initTimer = setTimeout(() => {
+      connection.close(CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
     }, this.options.connectionInitWaitMs);
-    socket.on('pong', () => {
-      connection.alive = true;
-    });
+    socket.on('pong', () => connection.heard());
     socket.on('message', (data) => {
+      connection.heard();
       this.receive(connection, String(data)).catch((error: unknown) => {
         this.options.logger.error({ err: error }, 'graphql-ws message handling failed');
         connection.close(CloseCode.InternalServerError, 'Internal server error');
@@ -162,7 +183,6 @@ export class WsTransport {
     });
     socket.once('error', () => socket.terminate());
     socket.once('close', () => {
-      clearTimeout(initTimeout);
       this.connections.delete(connection);
       connection.dispose();
     });
@@ -181,6 +201,8 @@ export class WsTransport {
           return connection.close(CloseCode.TooManyInitialisationRequests, 'Too many initialisation requests');
         }
         connection.initReceived = true;
+        if (connection.initTimer) clearTimeout(connection.initTimer);
+        connection.initTimer = null;
         try {
           connection.connectionParams = message.payload;
           connection.viewer = this.options.authenticate(message.payload);
@@ -251,25 +273,39 @@ export class WsTransport {
     mode: ReturnType<typeof fanOutMode>,
     source: CohortSource | null,
   ): void {
-    const prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
-    const member = new QueuedMember({
-      outlet: connection,
-      frame: (delivery) => delivery.framed(prefix, '}'),
-      limit: this.options.subscriberBuffer,
-      finish: (errors) => {
-        connection.operations.delete(id);
-        connection.send(
-          errors?.length
-            ? stringifyMessage({ id, type: MessageType.Error, payload: errors.map((e) => e.toJSON()) })
-            : stringifyMessage({ id, type: MessageType.Complete }),
-        );
-      },
-      logger: this.options.logger,
-    });
-    connection.operations.set(id, member);
-    member.cohort = this.options.cohorts.join(key, mode, member, () => {
+    const subscription = new WsSubscription(connection, id, this.memberPolicy);
+    connection.operations.set(id, subscription);
+    subscription.cohort = this.options.cohorts.join(key, mode, subscription, () => {
       if (!source) throw new Error('a cohort to join was expected');
       return source;
     });
+  }
+}
+
+/** A subscription of one connection: its `next` frames carry its id. */
+class WsSubscription extends QueuedMember {
+  private readonly prefix: string;
+
+  constructor(
+    private readonly connection: Connection,
+    private readonly id: string,
+    policy: MemberPolicy,
+  ) {
+    super(connection, policy);
+    this.prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+  }
+
+  protected frame(delivery: Delivery): Buffer {
+    return delivery.framed(this.prefix, '}');
+  }
+
+  protected finish(errors?: readonly GraphQLError[]): void {
+    const { connection, id } = this;
+    connection.operations.delete(id);
+    connection.send(
+      errors?.length
+        ? stringifyMessage({ id, type: MessageType.Error, payload: errors.map((e) => e.toJSON()) })
+        : stringifyMessage({ id, type: MessageType.Complete }),
+    );
   }
 }
