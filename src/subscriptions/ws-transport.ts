@@ -36,7 +36,7 @@ export interface WsTransportOptions {
   maxBufferedBytes: number;
   /** Results one subscription may have queued before it overflows. */
   subscriberBuffer: number;
-  /** Ping period; a connection that has not answered the previous ping is closed. */
+  /** Keep-alive period: a connection silent for a whole period is pinged, and closed if it stays silent. */
   keepAliveMs: number;
   /** How long a connection may take to send `connection_init`. */
   connectionInitWaitMs: number;
