@@ -6,6 +6,7 @@ import {
   endTask,
   findAppState,
   findAppStates,
+  findCatalogApp,
   findTasks,
   insertHistory,
   insertTask,
@@ -17,12 +18,13 @@ import {
   setTaskOpId,
   upsertAppStateForTask,
 } from '../src/db/hot-path-sql.js';
+import { JsonNull } from '../src/generated/prisma-sqlite/internal/prismaNamespace.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 
 /**
  * The contract of src/db/hot-path-sql.ts: rows its raw statements write read back through Prisma
- * exactly as the rows Prisma's query API writes, on both providers, and its conditional
- * statements keep their conditions.
+ * exactly as the rows Prisma's query API writes, rows they read are exactly what the query API
+ * returns, on both providers, and its conditional statements keep their conditions.
  */
 
 const databases = await availableDatabases();
@@ -253,6 +255,61 @@ describe.each(databases)('hot-path SQL on %s', (kind) => {
       { userId: 'alice', appName: 'read-a' },
     ]);
     expect(await findAppStates(db, [])).toEqual([]);
+  });
+
+  test('the catalogue lookup returns exactly what Prisma’s findUnique returns, and null where it does', async () => {
+    const entry = (sourceId: string, name: string) => ({
+      sourceId,
+      appId: `${sourceId}/${name}`,
+      name,
+      version: '1.70.1',
+      versions: ['1.70.1', '1.69.0'],
+      searchText: name,
+      entry: { chart: `${name}-1.70.1.tgz`, ports: [5678], options: { nested: null, flag: true } },
+    });
+    await db.catalogApp.create({
+      data: {
+        ...entry('market.olares', 'n8n'),
+        cfgType: 'middleware',
+        title: 'n8n',
+        description: 'it\'s "quoted" — ünïcode',
+        paid: true,
+        price: { amount: '9.99', currency: 'USD', tiers: [1, 2.5] },
+        createdAt: T0,
+        updatedAt: later(1),
+      },
+    });
+    // The same name in another source, with every optional column left to its default or null;
+    // and a JSON null price (not SQL NULL), which Prisma also reads back as null.
+    await db.catalogApp.create({ data: entry('market.local', 'n8n') });
+    await db.catalogApp.createMany({ data: [{ ...entry('market.local', 'local-only'), price: JsonNull }] });
+
+    const lookups: [string, string][] = [
+      ['market.olares', 'n8n'],
+      ['market.local', 'n8n'],
+      ['market.local', 'local-only'],
+      ['market.olares', 'local-only'], // another source's app
+      ['market.olares', 'no-such-app'],
+      ['market.olares', 'N8N'], // names match exactly, case included
+      ['nowhere', 'n8n'],
+    ];
+    const found = [];
+    for (const [sourceId, name] of lookups) {
+      const raw = await findCatalogApp(db, sourceId, name);
+      const viaPrisma = await db.catalogApp.findUnique({ where: { sourceId_name: { sourceId, name } } });
+      expect(raw, `${sourceId}/${name}`).toStrictEqual(viaPrisma);
+      found.push(raw && `${raw.sourceId}/${raw.name}`);
+    }
+    expect(found).toEqual(['market.olares/n8n', 'market.local/n8n', 'market.local/local-only', null, null, null, null]);
+    // Typed as Prisma types them (not SQLite's 0/1 or JSON text), so the callers' checks hold.
+    expect(await findCatalogApp(db, 'market.olares', 'n8n')).toMatchObject({
+      paid: true,
+      versions: ['1.70.1', '1.69.0'],
+      price: { amount: '9.99', currency: 'USD', tiers: [1, 2.5] },
+      createdAt: T0,
+      updatedAt: later(1),
+    });
+    expect(await findCatalogApp(db, 'market.local', 'n8n')).toMatchObject({ paid: false, price: null, title: null });
   });
 
   test('a unique violation is recognised from the raw statements as from the query API', async () => {

@@ -1,17 +1,19 @@
 import { join, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
 import type { Db } from './client.js';
-import type { AppRow, HistoryRow, Prisma, TaskRow } from './models.js';
+import type { AppRow, CatalogAppRow, HistoryRow, Prisma, TaskRow } from './models.js';
 
 /**
- * Hand-written SQL for the statements every install runs: the mutation's writes, the task
- * engine's claim, progress and end, and the runtime collector's reads of what changed. Through Prisma's query API each of these costs 4–5× the
- * same statement sent with `$queryRaw`/`$executeRaw` (Prisma's query compiler and result mapping
- * dominate; measured on SQLite: an updateMany 550 µs CPU vs 110 µs raw, a create 2 ms vs 0.45 ms).
+ * Hand-written SQL for the statements every install runs: the mutation's catalogue lookup and
+ * writes, the task engine's claim, progress and end, and the runtime collector's reads of what
+ * changed. Through Prisma's query API each of these costs 4–5× the same statement sent with
+ * `$queryRaw`/`$executeRaw` (Prisma's query compiler and result mapping dominate; measured on
+ * SQLite: an updateMany 550 µs CPU vs 110 µs raw, a create 2 ms vs 0.45 ms).
  * Everything else, and every rare path, stays on the query API.
  *
  * The contract, checked on both providers by test/hot-path-sql.test.ts: a row these statements
- * write reads back through Prisma exactly as the row Prisma would have written, so the rest of
- * the code cannot tell them apart. One SQL text serves SQLite and PostgreSQL, which is why:
+ * write reads back through Prisma exactly as the row Prisma would have written, and a row they
+ * read is exactly what Prisma's query API returns for it, so the rest of the code cannot tell
+ * them apart. One SQL text serves SQLite and PostgreSQL, which is why:
  * - identifiers are quoted as Prisma names them ("Task", "appName");
  * - parameters carry no casts: PostgreSQL infers each one's type from the column it is written to
  *   or compared with (so JSON goes in as its text and lands as jsonb);
@@ -19,8 +21,8 @@ import type { AppRow, HistoryRow, Prisma, TaskRow } from './models.js';
  *   (`2026-11-22T18:14:09.003+00:00`), so text comparisons such as `"eventTime" <= ?` still order
  *   correctly; `@updatedAt` and `@default(now())` columns are set here, as Prisma's client sets
  *   them itself (the database defaults would store another format on SQLite);
- * - rows come back with `RETURNING *`, which both adapters type like Prisma's own results (Dates,
- *   parsed JSON).
+ * - rows come back with `RETURNING *` (or `SELECT *`), which both adapters type like Prisma's own
+ *   results (Dates, booleans, parsed JSON).
  */
 
 /** A client or an interactive transaction: all these statements need. */
@@ -109,6 +111,16 @@ export function insertHistory(db: SqlClient, record: NewHistoryRecord): Prisma.P
     INSERT INTO "HistoryRecord" ("type", "message", "app", "userId", "time", "extended")
     VALUES (${record.type}, ${record.message}, ${record.app}, ${record.userId}, ${record.time}, ${json(record.extended)})
     RETURNING *`;
+}
+
+/**
+ * The catalogue entry `name` of a source, if there is one: what `catalogApp.findUnique` on
+ * `sourceId_name` returns. Exact, case-sensitive match on both providers (the unique index).
+ */
+export async function findCatalogApp(db: SqlClient, sourceId: string, name: string): Promise<CatalogAppRow | null> {
+  const rows = await db.$queryRaw<CatalogAppRow[]>`
+    SELECT * FROM "CatalogApp" WHERE "sourceId" = ${sourceId} AND "name" = ${name}`;
+  return rows[0] ?? null;
 }
 
 /** The app's state row, if it has one. */

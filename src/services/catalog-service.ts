@@ -1,4 +1,5 @@
 import type { Db } from '../db/client.js';
+import { findCatalogApp } from '../db/hot-path-sql.js';
 import type { CatalogAppRow, MarketSourceRow, Prisma } from '../db/models.js';
 import { type Connection, type PageArgs, paginateQuery } from './pagination.js';
 
@@ -15,31 +16,80 @@ export const CATALOG_CURSOR = 'catalog';
  * every few minutes in the original) while every install reads it: caching takes two queries off
  * each mutation. A change shows within this time.
  */
-const LOOKUP_CACHE_MS = 10_000;
+export const LOOKUP_CACHE_MS = 10_000;
+
+/**
+ * Most lookups the cache holds. Expired entries are dropped as new ones come in, so it normally
+ * holds what was looked up in the last LOOKUP_CACHE_MS; the cap also bounds it when requests name
+ * more distinct (or nonexistent) apps than that in one period. An entry is a small row.
+ */
+const LOOKUP_CACHE_MAX_ENTRIES = 10_000;
+
+export interface LookupCacheOptions {
+  /** Default LOOKUP_CACHE_MAX_ENTRIES. */
+  maxEntries?: number;
+  /** A monotonic clock in ms; default `performance.now`. */
+  now?: () => number;
+}
+
+interface Lookup {
+  at: number;
+  value: Promise<unknown>;
+}
 
 /** The app catalogue and the market sources it comes from. Visible to every user. */
 export class CatalogService {
-  private readonly lookups = new Map<string, { at: number; value: Promise<unknown> }>();
+  /**
+   * Insertion order is the order of `at` (an entry is re-inserted, never updated in place), so
+   * the expired entries are always the first ones: dropping them costs nothing per lookup.
+   */
+  private readonly lookups = new Map<string, Lookup>();
+  private readonly maxLookups: number;
+  private readonly now: () => number;
 
   constructor(
     private readonly db: Db,
     private readonly maxPageSize: number,
-  ) {}
-
-  private cached<T>(key: string, load: () => Promise<T>): Promise<T> {
-    const hit = this.lookups.get(key);
-    if (hit && Date.now() - hit.at < LOOKUP_CACHE_MS) return hit.value as Promise<T>;
-    const value = load();
-    this.lookups.set(key, { at: Date.now(), value });
-    value.catch(() => this.lookups.delete(key)); // never cache a failure
-    return value;
+    cache: LookupCacheOptions = {},
+  ) {
+    this.maxLookups = cache.maxEntries ?? LOOKUP_CACHE_MAX_ENTRIES;
+    this.now = cache.now ?? (() => performance.now());
   }
 
-  /** The catalogue entry `name` of a source (cached briefly, see LOOKUP_CACHE_MS). */
+  /** Entries in the lookup cache (for tests and diagnostics). */
+  get lookupCacheSize(): number {
+    return this.lookups.size;
+  }
+
+  private cached<T>(key: string, load: () => Promise<T>): Promise<T> {
+    const now = this.now();
+    const hit = this.lookups.get(key);
+    if (hit && now - hit.at < LOOKUP_CACHE_MS) return hit.value as Promise<T>;
+    this.lookups.delete(key);
+    this.evict(now);
+    const entry: Lookup = { at: now, value: load() };
+    this.lookups.set(key, entry);
+    // Never cache a failure (but leave alone a newer entry that replaced this one meanwhile).
+    entry.value.catch(() => {
+      if (this.lookups.get(key) === entry) this.lookups.delete(key);
+    });
+    return entry.value as Promise<T>;
+  }
+
+  /** Drops the expired entries, then the oldest ones while the cache is full, to make room for one. */
+  private evict(now: number): void {
+    for (const [key, entry] of this.lookups) {
+      if (now - entry.at < LOOKUP_CACHE_MS && this.lookups.size < this.maxLookups) return;
+      this.lookups.delete(key);
+    }
+  }
+
+  /**
+   * The catalogue entry `name` of a source (cached briefly, see LOOKUP_CACHE_MS). Raw SQL
+   * (db/hot-path-sql.ts): every install and upgrade runs it, usually for an app not in the cache.
+   */
   findApp(sourceId: string, name: string): Promise<CatalogAppRow | null> {
-    return this.cached(`app/${sourceId}/${name}`, () =>
-      this.db.catalogApp.findUnique({ where: { sourceId_name: { sourceId, name } } }),
-    );
+    return this.cached(`app/${sourceId}/${name}`, () => findCatalogApp(this.db, sourceId, name));
   }
 
   /** Whether a market source exists (cached briefly). */
