@@ -114,6 +114,29 @@ function onResult(connection: Connection, payload: Frame['payload'], at: number)
   }
 }
 
+/**
+ * How a connection attempt ends, once: ok, or failed with a sample of why (then `abort`); failed
+ * after 30 s with `timeoutDetail` when it has not ended by then.
+ */
+function settler(
+  resolve: (ok: boolean) => void,
+  errors: string[],
+  abort: () => void,
+  timeoutDetail: string,
+): (ok: boolean, detail?: string) => void {
+  let settled = false;
+  const settle = (ok: boolean, detail?: string) => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    if (!ok && detail && errors.length < MAX_SAMPLES) errors.push(detail);
+    if (!ok) abort();
+    resolve(ok);
+  };
+  const timer = setTimeout(() => settle(false, timeoutDetail), 30_000);
+  return settle;
+}
+
 function open(url: string, errors: string[]): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = new WebSocket(url, 'graphql-transport-ws', { perMessageDeflate: false });
@@ -134,16 +157,7 @@ function open(url: string, errors: string[]): Promise<boolean> {
       last: Number.NEGATIVE_INFINITY,
       subscribed: false,
     };
-    let settled = false;
-    const settle = (ok: boolean, detail?: string) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if (!ok && detail && errors.length < MAX_SAMPLES) errors.push(detail);
-      if (!ok) socket.terminate();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => settle(false, 'no connection_ack within 30 s'), 30_000);
+    const settle = settler(resolve, errors, () => socket.terminate(), 'no connection_ack within 30 s');
     socket.on('open', () => socket.send('{"type":"connection_init","payload":{}}'));
     socket.on('message', (data) => {
       if (connection.subscribed) return onFrame(connection, socket, data, epochMs());
@@ -189,16 +203,7 @@ function openSse(url: string, errors: string[]): Promise<boolean> {
       last: Number.NEGATIVE_INFINITY,
       subscribed: false,
     };
-    let settled = false;
-    const settle = (ok: boolean, detail?: string) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if (!ok && detail && errors.length < MAX_SAMPLES) errors.push(detail);
-      if (!ok) request.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => settle(false, 'no response within 30 s'), 30_000);
+    const settle = settler(resolve, errors, () => request.destroy(), 'no response within 30 s');
     request.on('response', (response) => {
       if (response.statusCode !== 200) return settle(false, `status ${response.statusCode}`);
       response.setEncoding('utf8');
