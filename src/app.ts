@@ -298,6 +298,13 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
     logger: logger.child({ component: 'graphql-ws' }),
   });
 
+  /** What the `pubsub` component reports: the fan-out across both transports. */
+  const subscriptionStats = () => ({
+    connections: wsTransport.connectionCount,
+    streams: sseTransport.streamCount,
+    ...cohorts.stats(),
+  });
+
   const sockets = new Set<Socket>();
   server.on('connection', (socket) => {
     sockets.add(socket);
@@ -308,7 +315,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
     services,
     db,
     server,
-    subscriptionStats: () => ({ ...wsTransport.stats(), ...sseTransport.stats() }),
+    subscriptionStats,
     async start(port = config.port) {
       try {
         await prepareDatabase(db, config.databaseUrl);
@@ -360,7 +367,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
         [
           databaseSource(db, databaseProvider(config.databaseUrl)),
           taskEngineSource(db, services.engine, config.tasks.concurrency),
-          pubsubSource(() => ({ ...wsTransport.stats(), ...sseTransport.stats() })),
+          pubsubSource(subscriptionStats),
           appServiceSource(config.appService.kind, () => reconciliation?.status() ?? null),
           jobsSource(() => [
             { component: 'history_cleanup', status: historyCleanup.status() },

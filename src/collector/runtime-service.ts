@@ -2,6 +2,7 @@ import { Repeater } from 'graphql-yoga';
 import { userScope, type Viewer } from '../auth/viewer.js';
 import {
   appMatches,
+  type ChartRepoView,
   type ComponentStatus,
   type RuntimeEvent,
   type RuntimeSummary,
@@ -38,11 +39,11 @@ export class RuntimeService {
   }
 
   components(): ComponentStatus[] {
-    return this.store.snapshot({ userId: '\u0000' }).components;
+    return this.store.allComponents();
   }
 
-  chartRepo() {
-    return this.store.snapshot({ userId: '\u0000' }).chartRepo;
+  chartRepo(): ChartRepoView | null {
+    return this.store.chartRepoStatus();
   }
 
   private visible(event: RuntimeEvent, filter: SnapshotFilter): boolean {

@@ -189,6 +189,16 @@ export class StateStore {
     return this.components.get(name);
   }
 
+  /** Every component, by name (never filtered). */
+  allComponents(): ComponentStatus[] {
+    return [...this.components.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** The chart repo status; null before the first collection (or when disabled). */
+  chartRepoStatus(): ChartRepoView | null {
+    return this.chartRepo;
+  }
+
   /**
    * Events after `since`, or null when the client must resync: some already left the buffer, or
    * `since` is not a position in this stream at all (ahead of it: another process's numbering).
@@ -204,7 +214,7 @@ export class StateStore {
   snapshot(filter: SnapshotFilter = {}): Snapshot {
     const apps = [...this.apps.values()].filter((app) => appMatches(app, filter));
     const tasks = [...this.tasks.values()].filter((task) => taskMatches(task, filter)).sort((a, b) => b.id - a.id);
-    const components = [...this.components.values()].sort((a, b) => a.name.localeCompare(b.name));
+    const components = this.allComponents();
     return {
       sequence: this.sequence,
       generatedAt: new Date(),

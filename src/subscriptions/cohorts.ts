@@ -123,10 +123,6 @@ export class Cohort {
     return this.members.size;
   }
 
-  get isOpen(): boolean {
-    return !this.closed;
-  }
-
   add(member: CohortMember): void {
     this.members.add(member);
     if (this.latest) member.deliver(this.latest);

@@ -126,8 +126,9 @@ export class SseTransport {
     return path === '/graphql' && (req.headers.accept ?? '').includes('text/event-stream');
   }
 
-  stats(): { streams: number } {
-    return { streams: this.streams.size };
+  /** Open SSE streams. */
+  get streamCount(): number {
+    return this.streams.size;
   }
 
   dispose(): void {

@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import type { GraphQLError } from 'graphql';
 import {
   CloseCode,
@@ -132,7 +131,7 @@ export class WsTransport {
   ) {
     this.memberPolicy = { limit: options.subscriberBuffer, logger: options.logger };
     wss.options.handleProtocols = handleProtocols;
-    wss.on('connection', (socket, request) => this.open(socket, request));
+    wss.on('connection', (socket) => this.open(socket));
     // One timer for every connection. A connection with traffic either way since the last tick
     // needs nothing (the traffic keeps proxies from closing it; a dead peer shows as write errors
     // and a full buffer, which the slow-consumer policy bounds). A silent one is pinged, and
@@ -152,9 +151,9 @@ export class WsTransport {
     this.keepAlive.unref();
   }
 
-  /** Figures for the components view. */
-  stats() {
-    return { connections: this.connections.size, ...this.options.cohorts.stats() };
+  /** Open WebSocket connections. */
+  get connectionCount(): number {
+    return this.connections.size;
   }
 
   async dispose(): Promise<void> {
@@ -163,7 +162,7 @@ export class WsTransport {
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 
-  private open(socket: WebSocket, _request: IncomingMessage): void {
+  private open(socket: WebSocket): void {
     if (socket.protocol !== GRAPHQL_TRANSPORT_WS_PROTOCOL) {
       socket.close(CloseCode.SubprotocolNotAcceptable, 'Subprotocol not acceptable');
       return;
