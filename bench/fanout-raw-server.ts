@@ -7,10 +7,9 @@
  * can do to deliver an event. Same IPC requests as fanout-server.ts.
  */
 import { createServer } from 'node:http';
-import { setTimeout as delay } from 'node:timers/promises';
 import { type WebSocket, WebSocketServer } from 'ws';
-import { CpuProfiler, cpuSample, failed, fdLimit, heapSample, send, serve } from './lib/fanout-child.js';
-import { type BurstResult, epochMs, nextFrame, type ServerRequest } from './lib/fanout-protocol.js';
+import { failed, fdLimit, send, serveFanoutServer } from './lib/fanout-child.js';
+import { nextFrame } from './lib/fanout-protocol.js';
 
 async function main(): Promise<void> {
   const server = createServer((_req, res) => {
@@ -40,45 +39,15 @@ async function main(): Promise<void> {
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
-  const profiler = new CpuProfiler();
   // Same magnitude as the StateStore's sequence (it starts at the process start time × 1000), so
   // the frame has the same length as the subject's.
   let sequence = Date.now() * 1000;
-
-  async function burst(first: number, count: number, intervalMs: number): Promise<BurstResult> {
-    const published: number[] = [];
-    let maxTimerLagMs = 0;
-    const start = performance.now();
-    for (let k = 0; k < count; k++) {
-      const due = start + k * intervalMs;
-      if (k > 0) await delay(Math.max(0, due - performance.now()));
-      maxTimerLagMs = Math.max(maxTimerLagMs, performance.now() - due);
-      published.push(epochMs());
+  serveFanoutServer(
+    server,
+    (index) => {
       sequence += 1;
-      const frame = nextFrame(sequence, first + k);
+      const frame = nextFrame(sequence, index);
       for (const socket of subscribed) socket.send(frame);
-    }
-    return { published, maxTimerLagMs };
-  }
-
-  serve<ServerRequest>(
-    async (request) => {
-      switch (request.type) {
-        case 'cpu':
-          return cpuSample();
-        case 'heap':
-          return heapSample();
-        case 'connections':
-          return new Promise<number>((resolve, reject) =>
-            server.getConnections((error, connections) => (error ? reject(error) : resolve(connections))),
-          );
-        case 'burst':
-          return burst(request.first, request.count, request.intervalMs);
-        case 'profile':
-          return request.action === 'start' ? profiler.start() : profiler.stop(request.file);
-        case 'stop':
-          return true;
-      }
     },
     async () => {
       for (const socket of wss.clients) socket.terminate();

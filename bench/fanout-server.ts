@@ -13,13 +13,12 @@
  * The poll-only collector cycle is set to an hour, so no COMPONENT_CHANGED event lands in a
  * measured window; the task engine runs as usual (the demo's PENDING tasks finish at start-up).
  */
-import { setTimeout as delay } from 'node:timers/promises';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import type { TaskRow } from '../src/db/models.js';
 import { createLogger } from '../src/logger.js';
-import { CpuProfiler, cpuSample, failed, fdLimit, heapSample, send, serve } from './lib/fanout-child.js';
-import { BENCH_TASK_APP, BENCH_TASK_ID, type BurstResult, epochMs, type ServerRequest } from './lib/fanout-protocol.js';
+import { failed, fdLimit, send, serveFanoutServer } from './lib/fanout-child.js';
+import { BENCH_TASK_APP, BENCH_TASK_ID } from './lib/fanout-protocol.js';
 
 async function main(): Promise<void> {
   const databaseUrl = process.env.DATABASE_URL;
@@ -37,7 +36,6 @@ async function main(): Promise<void> {
   const app = buildApp(config, { logger: createLogger('silent') });
   const { url } = await app.start(0);
   const { store } = app.services;
-  const profiler = new CpuProfiler();
 
   const created = new Date();
   const task: TaskRow = {
@@ -66,39 +64,9 @@ async function main(): Promise<void> {
     updatedAt: created,
   };
 
-  async function burst(first: number, count: number, intervalMs: number): Promise<BurstResult> {
-    const published: number[] = [];
-    let maxTimerLagMs = 0;
-    const start = performance.now();
-    for (let k = 0; k < count; k++) {
-      const due = start + k * intervalMs;
-      if (k > 0) await delay(Math.max(0, due - performance.now()));
-      maxTimerLagMs = Math.max(maxTimerLagMs, performance.now() - due);
-      published.push(epochMs());
-      store.putTask({ ...task, progress: first + k, updatedAt: new Date() });
-    }
-    return { published, maxTimerLagMs };
-  }
-
-  serve<ServerRequest>(
-    async (request) => {
-      switch (request.type) {
-        case 'cpu':
-          return cpuSample();
-        case 'heap':
-          return heapSample();
-        case 'connections':
-          return new Promise<number>((resolve, reject) =>
-            app.server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
-          );
-        case 'burst':
-          return burst(request.first, request.count, request.intervalMs);
-        case 'profile':
-          return request.action === 'start' ? profiler.start() : profiler.stop(request.file);
-        case 'stop':
-          return true;
-      }
-    },
+  serveFanoutServer(
+    app.server,
+    (index) => store.putTask({ ...task, progress: index, updatedAt: new Date() }),
     () => app.stop(),
   );
   send({

@@ -4,9 +4,17 @@
  * the measured windows, not start-up and connection set-up).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { Session } from 'node:inspector/promises';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { ChildMessage, CpuSample, HeapSample } from './fanout-protocol.js';
+import {
+  type BurstResult,
+  type ChildMessage,
+  type CpuSample,
+  epochMs,
+  type HeapSample,
+  type ServerRequest,
+} from './fanout-protocol.js';
 
 export function send(message: ChildMessage): void {
   process.send?.(message);
@@ -104,4 +112,44 @@ export class CpuProfiler {
     writeFileSync(file, JSON.stringify(profile));
     return file;
   }
+}
+
+/**
+ * Serves a fan-out server's requests (both the subject and the raw baseline): samples, its open
+ * connections, and bursts of changes, `change(index)` being the server's way of making one.
+ * Each change is stamped just before it is made; the bursts keep their pace with timers.
+ */
+export function serveFanoutServer(server: Server, change: (index: number) => void, onStop: () => Promise<void>): void {
+  const profiler = new CpuProfiler();
+  async function burst(first: number, count: number, intervalMs: number): Promise<BurstResult> {
+    const published: number[] = [];
+    let maxTimerLagMs = 0;
+    const start = performance.now();
+    for (let k = 0; k < count; k++) {
+      const due = start + k * intervalMs;
+      if (k > 0) await delay(Math.max(0, due - performance.now()));
+      maxTimerLagMs = Math.max(maxTimerLagMs, performance.now() - due);
+      published.push(epochMs());
+      change(first + k);
+    }
+    return { published, maxTimerLagMs };
+  }
+  serve<ServerRequest>(async (request) => {
+    switch (request.type) {
+      case 'cpu':
+        return cpuSample();
+      case 'heap':
+        return heapSample();
+      case 'connections':
+        return new Promise<number>((resolve, reject) =>
+          server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
+        );
+      case 'burst':
+        return burst(request.first, request.count, request.intervalMs);
+      case 'profile':
+        return request.action === 'start' ? profiler.start() : profiler.stop(request.file);
+      case 'stop':
+        return true;
+    }
+  }, onStop);
 }
