@@ -6,7 +6,7 @@ import {
   type OperationTypeNode,
 } from 'graphql';
 import type { Viewer } from '../auth/viewer.js';
-import type { CohortSource } from './cohorts.js';
+import { type CohortSource, type FanOutMode, fanOutMode } from './cohorts.js';
 
 /**
  * The steps both streaming transports (WebSocket and SSE) take with one operation, through Yoga's
@@ -35,11 +35,16 @@ export function scopeOf(viewer: Viewer): string {
   return `${viewer.isAdmin ? 'admin' : 'user'}:${viewer.userId}`;
 }
 
-/** Parses and validates; the errors to answer with, or the document and its operation type. */
+/**
+ * Parses and validates: the errors to answer with, or the document, its operation type and, for
+ * a subscription, how it may be shared.
+ */
 export function prepareOperation(
   pipeline: OperationPipeline,
   request: OperationRequest,
-): { errors: readonly GraphQLError[] } | { document: ExecutionArgs['document']; type: OperationTypeNode } {
+):
+  | { errors: readonly GraphQLError[] }
+  | { document: ExecutionArgs['document']; type: OperationTypeNode; mode: FanOutMode } {
   let document: ExecutionArgs['document'];
   try {
     document = pipeline.parse(request.query);
@@ -50,7 +55,11 @@ export function prepareOperation(
   if (errors.length) return { errors };
   const operation = getOperationAST(document, request.operationName);
   if (!operation) return { errors: [new GraphQLError('Unable to identify operation')] };
-  return { document, type: operation.operation };
+  const mode =
+    operation.operation === 'subscription'
+      ? fanOutMode(pipeline.schema, document, request.operationName, request.variables)
+      : 'alone';
+  return { document, type: operation.operation, mode };
 }
 
 export async function executionArgs(

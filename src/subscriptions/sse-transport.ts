@@ -3,7 +3,7 @@ import type { GraphQLError } from 'graphql';
 import type { Viewer } from '../auth/viewer.js';
 import type { Logger } from '../logger.js';
 import { DomainError } from '../services/errors.js';
-import { cohortKey, type Delivery, fanOutMode, type SubscriptionCohorts } from './cohorts.js';
+import { cohortKey, type Delivery, type FanOutMode, type SubscriptionCohorts } from './cohorts.js';
 import { type MemberPolicy, type Outlet, QueuedMember } from './member.js';
 import {
   cohortSource,
@@ -169,14 +169,13 @@ export class SseTransport {
       res.writeHead(200, STREAM_HEADERS);
       return void res.end(`${NEXT}${JSON.stringify(result)}${END_OF_EVENT}${COMPLETE}`);
     }
-    const mode = fanOutMode(pipeline.schema, prepared.document, request.operationName, request.variables);
-    this.join(res, key, mode, cohortSource(pipeline, args));
+    this.join(res, key, prepared.mode, cohortSource(pipeline, args));
   }
 
   private join(
     res: ServerResponse,
     key: string,
-    mode: ReturnType<typeof fanOutMode>,
+    mode: FanOutMode,
     source: ReturnType<typeof cohortSource> | null,
   ): void {
     const stream = new Stream(res, this.options.maxBufferedBytes);

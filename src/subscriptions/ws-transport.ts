@@ -11,7 +11,7 @@ import {
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { Viewer } from '../auth/viewer.js';
 import type { Logger } from '../logger.js';
-import { type CohortSource, cohortKey, type Delivery, fanOutMode, type SubscriptionCohorts } from './cohorts.js';
+import { type CohortSource, cohortKey, type Delivery, type FanOutMode, type SubscriptionCohorts } from './cohorts.js';
 import { type MemberPolicy, type Outlet, QueuedMember } from './member.js';
 import { cohortSource, executionArgs, type OperationPipeline, prepareOperation, scopeOf } from './operation.js';
 
@@ -261,17 +261,10 @@ export class WsTransport {
       connection.send(stringifyMessage({ id, type: MessageType.Next, payload: result }));
       return connection.send(stringifyMessage({ id, type: MessageType.Complete }));
     }
-    const mode = fanOutMode(pipeline.schema, prepared.document, payload.operationName, payload.variables);
-    this.join(connection, id, key, mode, cohortSource(pipeline, args));
+    this.join(connection, id, key, prepared.mode, cohortSource(pipeline, args));
   }
 
-  private join(
-    connection: Connection,
-    id: string,
-    key: string,
-    mode: ReturnType<typeof fanOutMode>,
-    source: CohortSource | null,
-  ): void {
+  private join(connection: Connection, id: string, key: string, mode: FanOutMode, source: CohortSource | null): void {
     const subscription = new WsSubscription(connection, id, this.memberPolicy);
     connection.operations.set(id, subscription);
     subscription.cohort = this.options.cohorts.join(key, mode, subscription, () => {
