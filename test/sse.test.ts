@@ -63,6 +63,9 @@ describe('server-sent events', () => {
     try {
       expect(stream.response.status).toBe(200);
       expect(stream.response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      // The stream runs until the connection closes: no chunk framing around every event.
+      expect(stream.response.headers.get('transfer-encoding')).toBeNull();
+      expect(stream.response.headers.get('connection')).toBe('close');
       await waitFor(async () => {
         if (stream.nexts().length) return true;
         await announceHistory(server);
