@@ -103,6 +103,61 @@ const schema = z.object({
   MAX_BODY_BYTES: positiveInt.default(1024 * 1024),
   /** Deepest selection a query may nest. @default 12 */
   MAX_QUERY_DEPTH: positiveInt.default(12),
+  /** Most items in one list input (a filter's values, envs, ids). @default 100 */
+  MAX_INPUT_LIST_LENGTH: positiveInt.default(100),
+  /** Longest string input, in characters. @default 4096 */
+  MAX_INPUT_STRING_LENGTH: positiveInt.default(4096),
+  /** Deepest nesting of a JSON scalar input. @default 8 */
+  MAX_INPUT_JSON_DEPTH: positiveInt.max(64, 'must be at most 64').default(8),
+  /** Origins (scheme://host[:port]) that browsers may call the API from; unset → same origin only. @default none */
+  CORS_ORIGINS: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const origins = (raw ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+      for (const origin of origins) {
+        if (!/^https?:\/\/[^/?#\s]+$/.test(origin)) {
+          ctx.addIssue({ code: 'custom', message: `${origin} is not an origin like https://example.com[:port]` });
+          return z.NEVER;
+        }
+      }
+      return origins;
+    }),
+  /** Subscriptions (and operations in flight) one WebSocket connection may hold. @default 100 */
+  MAX_SUBSCRIPTIONS_PER_CONNECTION: positiveInt.default(100),
+  /** WebSocket connections plus SSE streams one user may hold open. @default 50 */
+  MAX_CONNECTIONS_PER_USER: positiveInt.default(50),
+  /** WebSocket connections and SSE streams the instance holds in all, authenticated or not. @default 20000 */
+  MAX_CONNECTIONS: positiveInt.default(20_000),
+  /** Mutations per second a user's bucket refills with; 0 turns the limit off. @default 10 */
+  MUTATION_RATE_PER_S: z.coerce.number({ error: 'must be a number' }).min(0, 'must be 0 or more').default(10),
+  /** Mutations a user may send at once before the rate applies (the bucket's size). @default 60 */
+  MUTATION_BURST: positiveInt.default(60),
+  /** Serve GraphiQL on GET /graphql. @default on only in local development mode */
+  GRAPHIQL: flag.optional(),
+  /** Answer introspection queries. @default on only in local development mode */
+  INTROSPECTION: flag.optional(),
+  /** Path of a persisted-documents manifest (hash → document): only those operations run. @default none */
+  PERSISTED_DOCUMENTS: z.string().min(1).optional(),
+  /** HS256 secret for JWT bearer tokens (32+ characters). @default none */
+  AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  /** PEM public key (SPKI) for RS256/ES256 JWTs, or a path to one. @default none */
+  AUTH_JWT_PUBLIC_KEY: z.string().min(1).optional(),
+  /** Path of a JWKS file (RS256/ES256 keys by kid). @default none */
+  AUTH_JWT_JWKS_FILE: z.string().min(1).optional(),
+  /** Required `iss` of JWTs. @default none (not checked) */
+  AUTH_JWT_ISSUER: z.string().min(1).optional(),
+  /** Required `aud` of JWTs. @default none (not checked) */
+  AUTH_JWT_AUDIENCE: z.string().min(1).optional(),
+  /** Clock skew tolerated on exp/nbf/iat, in seconds. @default 30 */
+  AUTH_JWT_CLOCK_SKEW_S: nonNegativeInt.max(600, 'must be at most 600').default(30),
+  /** Claim holding the user id. @default sub */
+  AUTH_JWT_USER_CLAIM: z.string().min(1).default('sub'),
+  /** Claim holding the role (a string or a list); the value "admin" makes an admin. @default role */
+  AUTH_JWT_ROLE_CLAIM: z.string().min(1).default('role'),
   /** Tasks executed at once by this instance. @default 4 */
   TASK_CONCURRENCY: positiveInt.max(64, 'must be at most 64').default(4),
   /** A task still running after this long fails. @default 1800000 (30 min) */
@@ -184,9 +239,19 @@ export type Config = {
     tokens: ApiToken[];
     userHeader: string | undefined;
     adminUsers: string[];
-    /** No tokens and no gateway header: a single local admin, loopback only. */
+    jwt: JwtConfig | null;
+    /** No tokens, no JWT and no gateway header: a single local admin, loopback only. */
     localDevelopment: boolean;
   };
+  /** Origins allowed to call the API from a browser, besides the server's own. */
+  corsOrigins: string[];
+  inputLimits: { maxListLength: number; maxStringLength: number; maxJsonDepth: number };
+  connectionLimits: { perConnectionSubscriptions: number; perUser: number; total: number };
+  /** Per-user token bucket for mutations; null when off. */
+  mutationRateLimit: { perSecond: number; burst: number } | null;
+  graphiql: boolean;
+  introspection: boolean;
+  persistedDocuments: string | undefined;
   maxPageSize: number;
   maxBodyBytes: number;
   maxQueryDepth: number;
@@ -221,6 +286,18 @@ export type Config = {
   };
 };
 
+export interface JwtConfig {
+  /** Exactly one key source is set. */
+  secret: string | undefined;
+  publicKey: string | undefined;
+  jwksFile: string | undefined;
+  issuer: string | undefined;
+  audience: string | undefined;
+  clockSkewS: number;
+  userClaim: string;
+  roleClaim: string;
+}
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
@@ -237,10 +314,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
-  const localDevelopment = e.AUTH_TOKENS.length === 0 && !e.AUTH_USER_HEADER;
+  const jwtKeys = [e.AUTH_JWT_SECRET, e.AUTH_JWT_PUBLIC_KEY, e.AUTH_JWT_JWKS_FILE].filter(Boolean).length;
+  if (jwtKeys > 1) {
+    throw new ConfigError(
+      'Invalid configuration:\n  AUTH_JWT_SECRET: set only one of AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY and AUTH_JWT_JWKS_FILE',
+    );
+  }
+  const jwt: JwtConfig | null = jwtKeys
+    ? {
+        secret: e.AUTH_JWT_SECRET,
+        publicKey: e.AUTH_JWT_PUBLIC_KEY,
+        jwksFile: e.AUTH_JWT_JWKS_FILE,
+        issuer: e.AUTH_JWT_ISSUER,
+        audience: e.AUTH_JWT_AUDIENCE,
+        clockSkewS: e.AUTH_JWT_CLOCK_SKEW_S,
+        userClaim: e.AUTH_JWT_USER_CLAIM,
+        roleClaim: e.AUTH_JWT_ROLE_CLAIM,
+      }
+    : null;
+  const localDevelopment = e.AUTH_TOKENS.length === 0 && !e.AUTH_USER_HEADER && !jwt;
   if (localDevelopment && !LOOPBACK_HOSTS.has(e.HOST)) {
     throw new ConfigError(
-      `Invalid configuration:\n  HOST: without AUTH_TOKENS or AUTH_USER_HEADER the server runs in local development mode and binds only to 127.0.0.1 (got ${e.HOST})`,
+      `Invalid configuration:\n  HOST: without AUTH_TOKENS, AUTH_JWT_* or AUTH_USER_HEADER the server runs in local development mode and binds only to 127.0.0.1 (got ${e.HOST})`,
     );
   }
   try {
@@ -263,8 +358,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       tokens: e.AUTH_TOKENS,
       userHeader: e.AUTH_USER_HEADER,
       adminUsers: e.AUTH_ADMIN_USERS,
+      jwt,
       localDevelopment,
     },
+    corsOrigins: e.CORS_ORIGINS,
+    inputLimits: {
+      maxListLength: e.MAX_INPUT_LIST_LENGTH,
+      maxStringLength: e.MAX_INPUT_STRING_LENGTH,
+      maxJsonDepth: e.MAX_INPUT_JSON_DEPTH,
+    },
+    connectionLimits: {
+      perConnectionSubscriptions: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
+      perUser: e.MAX_CONNECTIONS_PER_USER,
+      total: e.MAX_CONNECTIONS,
+    },
+    mutationRateLimit: e.MUTATION_RATE_PER_S > 0 ? { perSecond: e.MUTATION_RATE_PER_S, burst: e.MUTATION_BURST } : null,
+    graphiql: e.GRAPHIQL ?? localDevelopment,
+    introspection: e.INTROSPECTION ?? localDevelopment,
+    persistedDocuments: e.PERSISTED_DOCUMENTS,
     maxPageSize: e.MAX_PAGE_SIZE,
     maxBodyBytes: e.MAX_BODY_BYTES,
     maxQueryDepth: e.MAX_QUERY_DEPTH,
