@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { PrismaBetterSQLite3 } from '@prisma/adapter-better-sqlite3';
 import { PrismaPg } from '@prisma/adapter-pg';
+import type { PoolClient } from 'pg';
 import { PrismaClient as PostgresPrismaClient } from '../generated/prisma-postgres/client.js';
 import { PrismaClient as SqlitePrismaClient } from '../generated/prisma-sqlite/client.js';
 
@@ -28,6 +29,58 @@ export interface PrismaOptions {
   onQuery?: (sql: string) => void;
 }
 
+/**
+ * Bounds of the PostgreSQL connection pool (pg's Pool options), so that a database that vanishes
+ * (stopped, or the network cut or blackholed) makes queries fail instead of waiting forever, and
+ * the pool recovers by itself once it is back. A connection not established within 5 s fails its
+ * query (pg's default is to wait forever); a query with no answer within 60 s fails and its
+ * connection is dropped, the backstop for a connection that died silently (no query of this
+ * service legitimately runs that long); TCP keep-alive lets the kernel notice dead idle
+ * connections. pg's pool discards a connection that failed rather than handing it out again.
+ */
+export const POSTGRES_POOL = {
+  connectionTimeoutMillis: 5_000,
+  query_timeout: 60_000,
+  idleTimeoutMillis: 10_000,
+  keepAlive: true,
+} as const;
+
+type PostgresAdapter = Awaited<ReturnType<PrismaPg['connect']>>;
+type PostgresTransaction = Awaited<ReturnType<PostgresAdapter['startTransaction']>>;
+
+/**
+ * PrismaPg, without its connection leak. Prisma 6.19 ends an interactive transaction by sending
+ * COMMIT or ROLLBACK and only then hands the connection back to the pool; when that statement
+ * fails (above all when the connection died with the database), the connection is never handed
+ * back. Each transaction a database outage interrupts would cost the pool one connection for
+ * good, until none is left and every query waits in vain after the database returned. Here a
+ * failed COMMIT or ROLLBACK hands the connection back as broken, so the pool closes it.
+ */
+class LeakFreePrismaPg extends PrismaPg {
+  override async connect(): Promise<PostgresAdapter> {
+    const adapter = await super.connect();
+    const startTransaction = adapter.startTransaction.bind(adapter);
+    adapter.startTransaction = async (isolationLevel) => releasedOnFailedEnd(await startTransaction(isolationLevel));
+    return adapter;
+  }
+}
+
+function releasedOnFailedEnd(transaction: PostgresTransaction): PostgresTransaction {
+  const executeRaw = transaction.executeRaw.bind(transaction);
+  transaction.executeRaw = async (query) => {
+    try {
+      return await executeRaw(query);
+    } catch (error) {
+      if (query.sql === 'COMMIT' || query.sql === 'ROLLBACK') {
+        // The adapter's own connection (a protected field): Prisma will not release it now.
+        (transaction as unknown as { client: PoolClient }).client.release(error as Error);
+      }
+      throw error;
+    }
+  };
+  return transaction;
+}
+
 export function createPrismaClient(url: string, options: PrismaOptions = {}): Db {
   const log = options.onQuery ? [{ emit: 'event' as const, level: 'query' as const }] : [];
   let client: Db;
@@ -36,7 +89,7 @@ export function createPrismaClient(url: string, options: PrismaOptions = {}): Db
     mkdirSync(path.dirname(file), { recursive: true });
     client = new SqlitePrismaClient({ adapter: new PrismaBetterSQLite3({ url: file }), log });
   } else {
-    const adapter = new PrismaPg({ connectionString: url });
+    const adapter = new LeakFreePrismaPg({ connectionString: url, ...POSTGRES_POOL });
     client = new PostgresPrismaClient({ adapter, log }) as unknown as Db;
   }
   if (options.onQuery) {

@@ -15,6 +15,12 @@ export interface EnvVar {
   value?: string | null;
   /** Take the value from another env var (`valueFrom.envName` on the wire). */
   valueFrom?: string | null;
+  /**
+   * The value must never be shown back: it is redacted from everything the app service answers.
+   * Envs named like secrets (VERIFIABLE_CREDENTIAL, *TOKEN*, *SECRET*, *PASSWORD*, *KEY*,
+   * *CREDENTIAL*) are treated as secret without it (src/services/redact.ts). Not sent on the wire.
+   */
+  secret?: boolean | null;
 }
 
 export interface OperationRequest {
@@ -71,7 +77,10 @@ export class AppServiceError extends Error {
   constructor(
     readonly kind: AppServiceErrorKind,
     message: string,
-    /** The app service's own code and data (e.g. the 422 `appenv` payload), passed to the user. */
+    /**
+     * The app service's own code and data (e.g. the 422 `appenv` payload), passed to the user: an
+     * implementation redacts secrets from it (and from the message) before throwing.
+     */
     readonly details: { status?: number; code?: number; data?: unknown } = {},
   ) {
     super(message);
@@ -89,5 +98,5 @@ export interface AppService {
   close(): Promise<void>;
 }
 
-/** Where app services deliver state events (the task engine). */
-export type AppStateSink = (event: AppStateEvent) => Promise<void>;
+/** Where app services deliver state events (the task engine): false when it could not apply one. */
+export type AppStateSink = (event: AppStateEvent) => Promise<boolean>;

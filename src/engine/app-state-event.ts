@@ -1,11 +1,16 @@
 import { z } from 'zod';
 import { type FieldIssue, ValidationError } from '../services/errors.js';
+import { redactSecrets } from '../services/redact.js';
 import type { AppStateEvent } from './app-service.js';
 
 /**
  * Validation of the state events the app service POSTs to our intake (`POST /events/app-state`,
  * market-domain §6.5). The intake is reachable from the cluster, so every string is bounded: a
  * broken or hostile sender must not be able to store huge values on the app's state row.
+ *
+ * Every value that passes can be stored by both databases. PostgreSQL refuses U+0000 in text:
+ * free text (progress, reason, message) loses it, since it carries nothing there; a name or an
+ * identifier with one names nothing that can exist, so the event is malformed.
  */
 
 /** Events without a market source come from the default catalogue, as in the Go market. */
@@ -37,21 +42,34 @@ function text(max: number) {
     .max(max, `must be at most ${max} characters`);
 }
 
-function requiredText(max: number) {
-  return text(max).min(1, 'must not be empty');
+const NUL = '\u0000';
+
+/** Names, identifiers and states. */
+function name(max: number) {
+  return text(max).refine((value) => !value.includes(NUL), 'must not contain U+0000');
+}
+
+function requiredName(max: number) {
+  return name(max).min(1, 'must not be empty');
 }
 
 /** Go writes unset strings as "" (or null for pointers); both mean "not given" here. */
-function optionalText(max: number) {
-  return text(max)
+function optionalName(max: number) {
+  return name(max)
     .nullish()
     .transform((value) => value || null);
 }
 
+function optionalFreeText(max: number) {
+  return text(max)
+    .nullish()
+    .transform((value) => value?.replaceAll(NUL, '') || null);
+}
+
 const eventSchema = z.object({
-  name: requiredText(128),
-  user: requiredText(128),
-  state: requiredText(64),
+  name: requiredName(128),
+  user: requiredName(128),
+  state: requiredName(64),
   createTime: text(64).transform((value, ctx) => {
     const time = parseRfc3339Time(value);
     if (!time) {
@@ -60,17 +78,17 @@ const eventSchema = z.object({
     }
     return time;
   }),
-  marketSource: optionalText(128),
-  rawAppName: optionalText(128),
-  opID: optionalText(128),
-  opType: optionalText(64),
+  marketSource: optionalName(128),
+  rawAppName: optionalName(128),
+  opID: optionalName(128),
+  opType: optionalName(64),
   // Progress is text ("42.5") in the Go struct, but a number is what a sender most plausibly sends instead.
   progress: z
     .union([z.string().max(64), z.number().finite()], { error: 'must be a string of at most 64 characters' })
     .nullish()
-    .transform((value) => (value === null || value === undefined || value === '' ? null : String(value))),
-  reason: optionalText(2000),
-  message: optionalText(2000),
+    .transform((value) => (value === null || value === undefined ? null : String(value).replaceAll(NUL, '') || null)),
+  reason: optionalFreeText(2000),
+  message: optionalFreeText(2000),
   // eventID, title, entranceStatuses and sharedEntrances are not kept, so they are not read.
 });
 
@@ -101,8 +119,9 @@ export function parseAppStateEvent(body: unknown): AppStateEvent {
     opType: event.opType,
     state: event.state,
     progress: event.progress,
-    reason: event.reason,
-    message: event.message,
+    // Upstream text, stored on the app and the task and published: it may quote the request's secrets.
+    reason: event.reason && redactSecrets(event.reason),
+    message: event.message && redactSecrets(event.message),
     createTime: event.createTime,
   };
 }

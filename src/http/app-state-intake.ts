@@ -1,0 +1,57 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AppStateEvent } from '../engine/app-service.js';
+import { parseAppStateEvent } from '../engine/app-state-event.js';
+import { DomainError } from '../services/errors.js';
+import { BodyTooLarge, readBody } from './body.js';
+
+export interface AppStateIntakeOptions {
+  /** The Bearer secret the app service sends (APP_SERVICE_EVENT_SECRET). */
+  secret: string;
+  maxBodyBytes: number;
+  /** Applies one event: false when the database could not take it (TaskEngine.onAppState). Never throws. */
+  apply: (event: AppStateEvent) => Promise<boolean>;
+}
+
+/** What the app service reads on a 503: no stack, no SQL, only what to do. */
+const NOT_APPLIED = { error: 'database unavailable: the event was not applied; send it again' };
+
+/**
+ * State-event intake of the real app service (HTTP mode): `POST /events/app-state` with
+ * `Authorization: Bearer <APP_SERVICE_EVENT_SECRET>` and one §6.5 event as JSON. 202 once the
+ * event is applied (one older than the app's current state is accepted and ignored); 400 when it
+ * is malformed; 503 when the database could not take it, so that the app service sends it again.
+ */
+export async function receiveAppStateEvent(
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: AppStateIntakeOptions,
+): Promise<void> {
+  if (req.method !== 'POST') return json(res, 405, { error: 'use POST' });
+  const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+  const digest = (value: string) => createHash('sha256').update(value).digest();
+  if (!timingSafeEqual(digest(given), digest(options.secret))) return json(res, 401, { error: 'invalid event secret' });
+  let body: Buffer;
+  try {
+    body = await readBody(req, options.maxBodyBytes);
+  } catch (error) {
+    if (!(error instanceof BodyTooLarge)) throw error;
+    res.setHeader('connection', 'close'); // the rest of the body is not read
+    return json(res, 413, { error: error.message });
+  }
+  let event: AppStateEvent;
+  try {
+    event = parseAppStateEvent(JSON.parse(body.toString('utf8')));
+  } catch (error) {
+    return json(res, 400, {
+      error: error instanceof DomainError ? error.message : 'body must be a JSON app-state event',
+    });
+  }
+  if (!(await options.apply(event))) return json(res, 503, NOT_APPLIED);
+  return json(res, 202, { accepted: true });
+}
+
+function json(res: ServerResponse, status: number, body: unknown) {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(body));
+}
