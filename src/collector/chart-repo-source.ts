@@ -1,12 +1,15 @@
 import { parseRfc3339Time } from '../engine/app-state-event.js';
 import { isRecord, isTimeout, networkProblem } from '../http/fetch-errors.js';
 import type { Logger } from '../logger.js';
+import { redactSecrets } from '../services/redact.js';
 
 /**
  * Polls the chart repo's status endpoint once per (user, source) and merges the answers into one
  * ChartRepoStatus (market-domain §2.7, §2.11 step 4). It never throws: a call that fails is
  * described in `lastError`, and when every call fails the last good data is kept, so one bad tick
- * does not blank the dashboard.
+ * does not blank the dashboard. The same status is also built per user over that user's own calls
+ * only (`byUser`), since a non-admin may see nothing of another user's apps, images, tasks or
+ * failures (the scoping itself is RuntimeService's). Upstream text in `lastError` carries no secret.
  *
  * The nested blocks keep the chart repo's own snake_case field names, with two normalisations:
  * every timestamp field becomes an ISO string (or null when absent, unparseable or Go's zero
@@ -23,6 +26,13 @@ export interface ChartRepoStatus {
   apps: unknown[];
   images: unknown[];
   tasks: { hydrator: Record<string, unknown> | null; imageAnalyzer: Record<string, unknown> | null } | null;
+}
+
+/** One collect: the status over every call (what admins see), and each user's over their own calls. */
+export interface ChartRepoCollection {
+  all: ChartRepoStatus;
+  /** By user id; a user on whose behalf no call was made (no apps) has none. */
+  byUser: ReadonlyMap<string, ChartRepoStatus>;
 }
 
 export interface ChartRepoSourceOptions {
@@ -73,14 +83,19 @@ interface Answer {
   imageAnalyzer: Record<string, unknown> | null;
 }
 
-type Outcome = { ok: true; answer: Answer } | { ok: false; call: string; problem: string };
+type Outcome = ({ ok: true; answer: Answer } | { ok: false; call: string; problem: string }) & {
+  /** On whose behalf the call was made; null for the call for all users. */
+  userId: string | null;
+};
 
 export class ChartRepoSource {
   private readonly baseUrl: string;
   private readonly timeoutMs: number;
   private readonly logger: Logger;
-  private latest: ChartRepoStatus | null = null;
+  private latest: ChartRepoCollection | null = null;
   private lastGood: ChartRepoStatus | null = null;
+  /** Each user's last reachable status, for the users of the latest collect. */
+  private lastGoodByUser = new Map<string, ChartRepoStatus>();
   private collectsStarted = 0;
   /** The start number of the collect whose result is `latest`, so an overtaken collect cannot overwrite a newer one. */
   private latestCollect = 0;
@@ -94,7 +109,7 @@ export class ChartRepoSource {
 
   /** The last status returned by collect (null before the first). */
   get current(): ChartRepoStatus | null {
-    return this.latest;
+    return this.latest?.all ?? null;
   }
 
   /**
@@ -103,33 +118,40 @@ export class ChartRepoSource {
    * chart repo answers for everyone.
    */
   async collect(pairs: ChartRepoPair[], now: Date = new Date()): Promise<ChartRepoStatus> {
+    return (await this.collectByUser(pairs, now)).all;
+  }
+
+  /** As collect, with each user's status over their own calls besides (same rules, their own last good data). */
+  async collectByUser(pairs: ChartRepoPair[], now: Date = new Date()): Promise<ChartRepoCollection> {
     const collect = ++this.collectsStarted;
     const calls = pairs.length === 0 ? [null] : uniquePairs(pairs);
     const outcomes = await mapBounded(calls, MAX_PARALLEL_CALLS, (pair) => this.fetchOne(pair));
 
-    const answers: Answer[] = [];
-    const failures: { call: string; problem: string }[] = [];
+    const all = merge(outcomes, now, this.lastGood);
+    const byUser = new Map<string, ChartRepoStatus>();
+    const outcomesByUser = new Map<string, Outcome[]>();
     for (const outcome of outcomes) {
-      if (outcome.ok) answers.push(outcome.answer);
-      else failures.push(outcome);
+      if (outcome.userId === null) continue;
+      outcomesByUser.set(outcome.userId, [...(outcomesByUser.get(outcome.userId) ?? []), outcome]);
     }
-    const lastError = failures.length === 0 ? null : describeFailures(failures, calls.length);
-
-    let status: ChartRepoStatus;
-    if (answers.length > 0) {
-      status = { reachable: true, lastError, lastUpdate: now, ...aggregate(answers) };
-    } else {
-      const kept = this.lastGood ?? { lastUpdate: null, system: null, apps: [], images: [], tasks: null };
-      status = { ...kept, reachable: false, lastError };
+    for (const [userId, own] of outcomesByUser) {
+      byUser.set(userId, merge(own, now, this.lastGoodByUser.get(userId) ?? null));
     }
 
     if (collect > this.latestCollect) {
       this.latestCollect = collect;
-      this.latest = status;
-      if (status.reachable) this.lastGood = status;
-      this.logOutcome(status, failures.length, calls.length);
+      this.latest = { all, byUser };
+      if (all.reachable) this.lastGood = all;
+      // Only the users of this collect: one whose apps are gone is forgotten.
+      const lastGoodByUser = new Map<string, ChartRepoStatus>();
+      for (const [userId, status] of byUser) {
+        const good = status.reachable ? status : this.lastGoodByUser.get(userId);
+        if (good) lastGoodByUser.set(userId, good);
+      }
+      this.lastGoodByUser = lastGoodByUser;
+      this.logOutcome(all, outcomes.filter((outcome) => !outcome.ok).length, calls.length);
     }
-    return status;
+    return { all, byUser };
   }
 
   /** Warns when the failures change rather than on every tick, so a chart repo that stays down is one log line. */
@@ -148,10 +170,12 @@ export class ChartRepoSource {
 
   private async fetchOne(pair: ChartRepoPair | null): Promise<Outcome> {
     const call = pair ? `${pair.userId}/${pair.sourceId}` : 'all users';
+    const userId = pair?.userId ?? null;
     const query = pair
       ? `user=${encodeURIComponent(pair.userId)}&source=${encodeURIComponent(pair.sourceId)}&include=apps,images,tasks`
       : 'include=apps,images,tasks';
-    const fail = (problem: string): Outcome => ({ ok: false, call, problem });
+    // Shown on the dashboard and logged: nothing secret-shaped an upstream wrote travels on.
+    const fail = (problem: string): Outcome => ({ ok: false, call, problem: redactSecrets(problem), userId });
 
     const startedAt = performance.now();
     let response: Response;
@@ -188,13 +212,35 @@ export class ChartRepoSource {
     if (!isRecord(body.data)) return fail('the answer has no status object in data');
 
     try {
-      return { ok: true, answer: readAnswer(body.data) };
+      return { ok: true, answer: readAnswer(body.data), userId };
     } catch (error) {
       // A bug here must cost one call, not the whole collect; the message is enough, the stack goes to the log.
       this.logger.error({ call, err: error }, 'could not read a chart repo status');
       return fail(`the status could not be read (${error instanceof Error ? error.message : String(error)})`);
     }
   }
+}
+
+/** The status over some calls' outcomes; `kept` gives the data when none of them was answered. */
+function merge(outcomes: Outcome[], now: Date, kept: ChartRepoStatus | null): ChartRepoStatus {
+  const answers: Answer[] = [];
+  const failures: { call: string; problem: string }[] = [];
+  for (const outcome of outcomes) {
+    if (outcome.ok) answers.push(outcome.answer);
+    else failures.push(outcome);
+  }
+  const lastError = failures.length === 0 ? null : describeFailures(failures, outcomes.length);
+  if (answers.length > 0) return { reachable: true, lastError, lastUpdate: now, ...aggregate(answers) };
+  const data = kept ?? { lastUpdate: null, system: null, apps: [], images: [], tasks: null };
+  return {
+    reachable: false,
+    lastError,
+    lastUpdate: data.lastUpdate,
+    system: data.system,
+    apps: data.apps,
+    images: data.images,
+    tasks: data.tasks,
+  };
 }
 
 function uniquePairs(pairs: ChartRepoPair[]): ChartRepoPair[] {
@@ -222,10 +268,13 @@ async function mapBounded<T, R>(items: T[], limit: number, work: (item: T) => Pr
   return results;
 }
 
-/** The first line of an upstream message, capped, since a Go panic message may carry a whole trace. */
+/**
+ * The first line of an upstream message, capped, since a Go panic message may carry a whole trace;
+ * redacted before it is cut, so a cut cannot leave a piece of a secret unrecognised.
+ */
 function upstreamMessage(value: unknown): string {
   if (typeof value !== 'string') return '';
-  const firstLine = value.trim().split('\n', 1)[0] ?? '';
+  const firstLine = redactSecrets((value.trim().split('\n', 1)[0] ?? '').slice(0, 4 * MAX_UPSTREAM_MESSAGE));
   return firstLine.length > MAX_UPSTREAM_MESSAGE ? `${firstLine.slice(0, MAX_UPSTREAM_MESSAGE)}…` : firstLine;
 }
 

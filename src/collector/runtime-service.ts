@@ -2,6 +2,7 @@ import { Repeater } from 'graphql-yoga';
 import { userScope, type Viewer } from '../auth/viewer.js';
 import {
   appMatches,
+  type ChartRepoState,
   type ChartRepoView,
   type ComponentStatus,
   type RuntimeEvent,
@@ -9,6 +10,7 @@ import {
   type Snapshot,
   type SnapshotFilter,
   type StateStore,
+  sameChartRepo,
   taskMatches,
 } from './state-store.js';
 
@@ -21,7 +23,14 @@ export interface RuntimeOptions {
   subscriberBuffer: number;
 }
 
-/** Runtime reads and live streams, scoped to what the viewer may see. */
+/** Why a non-admin's chart_repo component is unhealthy when none of their own calls says why. */
+const CHART_REPO_UNAVAILABLE = 'the chart repo status could not be collected';
+
+/**
+ * Runtime reads and live streams, scoped to what the viewer may see: a non-admin sees their own
+ * apps and tasks, and of the chart repo only what was collected on their behalf (their own
+ * (user, source) calls: apps, images, tasks, failures, counts); components are everyone's.
+ */
 export class RuntimeService {
   constructor(
     private readonly store: StateStore,
@@ -35,22 +44,63 @@ export class RuntimeService {
   }
 
   snapshot(viewer: Viewer, filter?: SnapshotFilter): Snapshot {
-    return this.store.snapshot(this.scoped(viewer, filter));
+    return this.scopedSnapshot(viewer, this.store.snapshot(this.scoped(viewer, filter)));
   }
 
-  components(): ComponentStatus[] {
-    return this.store.allComponents();
+  components(viewer: Viewer): ComponentStatus[] {
+    return this.store.allComponents().map((component) => this.scopedComponent(viewer, component));
   }
 
-  chartRepo(): ChartRepoView | null {
-    return this.store.chartRepoStatus();
+  chartRepo(viewer: Viewer): ChartRepoView | null {
+    return chartRepoFor(viewer, this.store.chartRepoState());
   }
 
-  private visible(event: RuntimeEvent, filter: SnapshotFilter): boolean {
+  private scopedSnapshot(viewer: Viewer, snapshot: Snapshot): Snapshot {
+    if (viewer.isAdmin) return snapshot;
+    return {
+      ...snapshot,
+      components: snapshot.components.map((component) => this.scopedComponent(viewer, component)),
+      chartRepo: chartRepoFor(viewer, this.store.chartRepoState()),
+    };
+  }
+
+  /**
+   * The chart_repo component's message is the collect's lastError and its metrics count every
+   * user's apps: a non-admin gets theirs instead (its state is the chart repo's own health).
+   */
+  private scopedComponent(viewer: Viewer, component: ComponentStatus): ComponentStatus {
+    if (viewer.isAdmin || component.name !== 'chart_repo' || component.state === 'DISABLED') return component;
+    const mine = chartRepoFor(viewer, this.store.chartRepoState());
+    return {
+      ...component,
+      message: mine?.lastError ?? (component.healthy ? null : CHART_REPO_UNAVAILABLE),
+      metrics: {
+        apps: Array.isArray(mine?.apps) ? mine.apps.length : 0,
+        lastUpdate: mine?.lastUpdate?.toISOString() ?? null,
+      },
+    };
+  }
+
+  /** The event as the viewer may see it (the chart repo their own). */
+  private scopedEvent(viewer: Viewer, event: RuntimeEvent): RuntimeEvent {
+    if (viewer.isAdmin) return event;
+    if (event.component) return { ...event, component: this.scopedComponent(viewer, event.component) };
+    if (event.chartRepoChange) {
+      return { ...event, chartRepo: chartRepoFor(viewer, event.chartRepoChange.after) ?? undefined };
+    }
+    return event;
+  }
+
+  private visible(viewer: Viewer, event: RuntimeEvent, filter: SnapshotFilter): boolean {
     if (event.app) return appMatches(event.app, filter);
     if (event.appKey) return appMatches(event.appKey, filter);
     if (event.task) return taskMatches(event.task, filter);
-    return true; // components and chart repo concern everyone
+    // A change of the chart repo reaches a non-admin only when their own part of it changed.
+    if (event.chartRepoChange && !viewer.isAdmin) {
+      const { before, after } = event.chartRepoChange;
+      return !sameChartRepo(chartRepoFor(viewer, before), chartRepoFor(viewer, after));
+    }
+    return true; // components concern everyone
   }
 
   /**
@@ -68,7 +118,7 @@ export class RuntimeService {
       let overflowed = false;
       const send = (event: RuntimeEvent) => {
         waiting += 1;
-        push({ ...event, summary: this.store.summary(scope) }).then(() => {
+        push({ ...this.scopedEvent(viewer, event), summary: this.store.summary(scope) }).then(() => {
           waiting -= 1;
           if (overflowed && waiting === 0) {
             overflowed = false;
@@ -77,7 +127,7 @@ export class RuntimeService {
         });
       };
       const deliver = (event: RuntimeEvent) => {
-        if (!this.visible(event, scope)) return;
+        if (!this.visible(viewer, event, scope)) return;
         if (waiting >= this.options.subscriberBuffer) overflowed = true;
         else if (!overflowed) send(event);
       };
@@ -101,14 +151,14 @@ export class RuntimeService {
     return new Repeater<Snapshot>(async (push, stop) => {
       let timer: NodeJS.Timeout | undefined;
       let lastSent = Date.now();
-      void push(this.store.snapshot(scope));
+      void push(this.scopedSnapshot(viewer, this.store.snapshot(scope)));
       const unsubscribe = this.store.onEvent((event) => {
-        if (timer || !this.visible(event, scope)) return;
+        if (timer || !this.visible(viewer, event, scope)) return;
         timer = setTimeout(
           () => {
             timer = undefined;
             lastSent = Date.now();
-            void push(this.store.snapshot(scope));
+            void push(this.scopedSnapshot(viewer, this.store.snapshot(scope)));
           },
           Math.max(0, lastSent + minGapMs - Date.now()),
         );
@@ -127,4 +177,24 @@ export class RuntimeService {
   private resyncEvent(): RuntimeEvent {
     return { sequence: this.store.lastSequence, kind: 'RESYNC', at: new Date() };
   }
+}
+
+/**
+ * The chart repo as a viewer may see it: all of it for admins; for anyone else only the status
+ * built from the calls made on their behalf. A user with none (no apps) sees an empty status that
+ * only tells whether the chart repo could be reached, without naming whose calls failed.
+ */
+export function chartRepoFor(viewer: Viewer, state: ChartRepoState | null): ChartRepoView | null {
+  if (!state || viewer.isAdmin) return state?.all ?? null;
+  const own = state.byUser.get(viewer.userId);
+  if (own) return own;
+  return {
+    reachable: state.all.reachable,
+    lastError: state.all.reachable ? null : CHART_REPO_UNAVAILABLE,
+    lastUpdate: null,
+    system: null,
+    apps: [],
+    images: [],
+    tasks: null,
+  };
 }

@@ -21,7 +21,10 @@ export interface PollSource {
 }
 
 export interface ChartRepoProbe {
-  collect(pairs: { userId: string; sourceId: string }[]): Promise<ChartRepoView>;
+  /** The status over every (user, source) call, and each user's own over their calls. */
+  collectByUser(
+    pairs: { userId: string; sourceId: string }[],
+  ): Promise<{ all: ChartRepoView; byUser: ReadonlyMap<string, ChartRepoView> }>;
 }
 
 export interface CollectorOptions {
@@ -137,8 +140,8 @@ export class StateCollector {
       work.push({
         name: 'chart_repo',
         run: async () => {
-          const status = await probe.collect(this.userSourcePairs());
-          this.store.setChartRepo(status);
+          const { all: status, byUser } = await probe.collectByUser(this.userSourcePairs());
+          this.store.setChartRepo(status, byUser);
           this.store.putComponent({
             ...component(
               'chart_repo',

@@ -31,6 +31,15 @@ export interface ChartRepoView {
   tasks: unknown;
 }
 
+/**
+ * The chart repo as collected: the status over every (user, source) call, and each user's own over
+ * the calls made on their behalf (who may see which is RuntimeService's rule).
+ */
+export interface ChartRepoState {
+  all: ChartRepoView;
+  byUser: ReadonlyMap<string, ChartRepoView>;
+}
+
 /** An app as the runtime sees it: its state row with the stage derived when it last changed. */
 export type RuntimeApp = AppRow & { derived: StageAndHealth };
 
@@ -52,7 +61,10 @@ export interface RuntimeEvent {
   appKey?: AppKey;
   task?: TaskRow;
   component?: ComponentStatus;
+  /** The status over every call (CHART_REPO_CHANGED); a user is shown their own from `chartRepoChange`. */
   chartRepo?: ChartRepoView;
+  /** The chart repo before and after the change, per user too (CHART_REPO_CHANGED). */
+  chartRepoChange?: { before: ChartRepoState | null; after: ChartRepoState };
 }
 
 export interface SnapshotFilter {
@@ -112,11 +124,17 @@ export function taskMatches(task: TaskRow, filter: SnapshotFilter): boolean {
   return true;
 }
 
+/** Whether two chart repo statuses say the same (lastUpdate moves every collect; alone it is no change). */
+export function sameChartRepo(a: ChartRepoView | null, b: ChartRepoView | null): boolean {
+  if (a === null || b === null) return a === b;
+  return JSON.stringify({ ...a, lastUpdate: null }) === JSON.stringify({ ...b, lastUpdate: null });
+}
+
 export class StateStore {
   private readonly apps = new Map<string, RuntimeApp>();
   private readonly tasks = new Map<string, TaskRow>();
   private readonly components = new Map<string, ComponentStatus>();
-  private chartRepo: ChartRepoView | null = null;
+  private chartRepo: ChartRepoState | null = null;
   private sequence: number;
   /** The last `bufferSize` events, oldest first. */
   private readonly buffer: RuntimeEvent[] = [];
@@ -169,11 +187,16 @@ export class StateStore {
     }
   }
 
-  setChartRepo(status: ChartRepoView): void {
+  /** A new chart repo status, with each user's own; an event when any of them says something new. */
+  setChartRepo(status: ChartRepoView, byUser: ReadonlyMap<string, ChartRepoView> = new Map()): void {
+    const before = this.chartRepo;
+    const after: ChartRepoState = { all: status, byUser };
+    this.chartRepo = after;
     const changed =
-      JSON.stringify({ ...status, lastUpdate: null }) !== JSON.stringify({ ...this.chartRepo, lastUpdate: null });
-    this.chartRepo = status;
-    if (changed) this.emit({ kind: 'CHART_REPO_CHANGED', chartRepo: status });
+      !sameChartRepo(before?.all ?? null, status) ||
+      before?.byUser.size !== byUser.size ||
+      [...byUser].some(([userId, view]) => !sameChartRepo(before?.byUser.get(userId) ?? null, view));
+    if (changed) this.emit({ kind: 'CHART_REPO_CHANGED', chartRepo: status, chartRepoChange: { before, after } });
   }
 
   app(key: AppKey): RuntimeApp | undefined {
@@ -194,8 +217,13 @@ export class StateStore {
     return [...this.components.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  /** The chart repo status; null before the first collection (or when disabled). */
+  /** The chart repo status over every call; null before the first collection (or when disabled). */
   chartRepoStatus(): ChartRepoView | null {
+    return this.chartRepo?.all ?? null;
+  }
+
+  /** The chart repo status with each user's own; null before the first collection (or when disabled). */
+  chartRepoState(): ChartRepoState | null {
     return this.chartRepo;
   }
 
@@ -222,7 +250,7 @@ export class StateStore {
       apps,
       tasks,
       components,
-      chartRepo: this.chartRepo,
+      chartRepo: this.chartRepo?.all ?? null,
     };
   }
 

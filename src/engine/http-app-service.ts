@@ -1,5 +1,6 @@
 import { isRecord, isTimeout, networkProblem } from '../http/fetch-errors.js';
 import type { Logger } from '../logger.js';
+import { redactSecrets, redactSecretsIn, rememberSecret, secretEnvValues } from '../services/redact.js';
 import {
   type AppService,
   AppServiceError,
@@ -14,8 +15,11 @@ import { DEFAULT_MARKET_SOURCE, parseRfc3339Time } from './app-state-event.js';
 
 /**
  * The real app service over HTTP (market-domain §3.8). Every failure becomes an AppServiceError
- * whose message a person can read and act on; the task engine stores it on the failed task, so
- * the messages never carry our service credential.
+ * whose message a person can read and act on; the task engine stores it on the failed task and
+ * shows it to the user, so neither its message nor its details carry a secret: not our service
+ * credential, not the buyer's credential or any other secret env the request carried, even when
+ * the app service quotes the request back ("invalid request {…}"), and nothing secret-shaped
+ * (src/services/redact.ts).
  */
 
 export interface HttpAppServiceOptions {
@@ -51,10 +55,18 @@ interface Call {
   /** Whose request it is; listing apps is on nobody's behalf. */
   caller?: { userId: string; sourceId: string };
   body?: unknown;
+  /** Secret values the body carries; redacted from whatever the app service answers. */
+  secrets?: string[];
 }
 
 /** Long enough for any real explanation, short enough that a stack trace does not end up on a task. */
 const MAX_UPSTREAM_MESSAGE = 500;
+
+/** Upstream names in a log line: enough to find the app, never a whole body. */
+const MAX_LOGGED_TEXT = 128;
+
+/** A listed app's reason and message, as long as the event intake accepts them (app-state-event.ts). */
+const MAX_STORED_TEXT = 2000;
 
 const VERBS: Record<OperationType, string> = {
   INSTALL: 'install',
@@ -74,6 +86,8 @@ export class HttpAppService implements AppService {
   constructor(options: HttpAppServiceOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
     this.token = options.token || undefined;
+    // Redacted from every upstream text this process handles, not only this client's answers.
+    rememberSecret(this.token);
     this.timeoutMs = options.timeoutMs;
     this.repoUrl = options.repoUrl;
     this.logger = options.logger;
@@ -81,22 +95,27 @@ export class HttpAppService implements AppService {
 
   async start(operation: OperationRequest): Promise<{ opId: string | null }> {
     const action = `${VERBS[operation.type]} of ${operation.appName}`;
+    const secrets = secretEnvValues(operation.envs);
+    // Remembered before sending: the state events that quote them arrive later, through another door.
+    rememberSecret(...secrets);
     const envelope = await this.send({
       method: 'POST',
       path: `/app-service/v1/apps/${encodeURIComponent(operation.appName)}/${operationPath(operation.type)}`,
       action,
       caller: operation,
       body: this.operationBody(operation),
+      secrets,
     });
-    this.ensureAccepted(envelope, action);
+    this.ensureAccepted(envelope, action, secrets);
     const opId = opIdOf(envelope.data);
     // Without an op id the state events of this install cannot be told apart from an earlier one.
     if (opId === null && (operation.type === 'INSTALL' || operation.type === 'CLONE')) {
-      throw this.failure('invalid_response', `app service accepted ${action} but returned no operation id`, {
-        status: envelope.status,
-        code: envelope.code,
-        data: envelope.data,
-      });
+      throw this.failure(
+        'invalid_response',
+        `app service accepted ${action} but returned no operation id`,
+        { status: envelope.status, code: envelope.code, data: envelope.data },
+        secrets,
+      );
     }
     return { opId };
   }
@@ -135,7 +154,7 @@ export class HttpAppService implements AppService {
       if (typeof read === 'string') {
         const { name, owner } = isRecord(item) ? item : {};
         this.logger.warn(
-          { app: textOf(name), owner: textOf(owner), problem: read },
+          { app: loggable(name), owner: loggable(owner), problem: loggable(read) },
           'skipping an app the app service listed',
         );
       } else {
@@ -191,7 +210,7 @@ export class HttpAppService implements AppService {
   /** A call whose answer must be the `{ code, message, data }` envelope. */
   private async send(call: Call): Promise<Envelope> {
     const { status, body } = await this.request(call);
-    return this.envelopeOf(status, body, call.action);
+    return this.envelopeOf(status, body, call.action, call.secrets);
   }
 
   /** Sends one request and returns its parsed JSON body, or throws the AppServiceError that describes what went wrong. */
@@ -240,46 +259,56 @@ export class HttpAppService implements AppService {
     if (status >= 200 && status < 300) {
       if (isJson) return { status, body };
       const message = `app service answered ${call.action} with a body that is not JSON`;
-      throw this.failure('invalid_response', message, { status });
+      throw this.failure('invalid_response', message, { status }, call.secrets);
     }
 
-    const envelope = isJson ? asEnvelope(status, body) : null;
+    const envelope = isJson ? asEnvelope(status, body, this.secretsOf(call.secrets)) : null;
     const details = envelope ? { status, code: envelope.code, data: envelope.data } : { status };
     const explanation = envelope?.message ? `: ${envelope.message}` : '';
     const [kind, message] = describeHttpFailure(status, call.action, explanation);
-    throw this.failure(kind, message, details);
+    throw this.failure(kind, message, details, call.secrets);
   }
 
-  private envelopeOf(status: number, body: unknown, action: string): Envelope {
-    const envelope = asEnvelope(status, body);
+  private envelopeOf(status: number, body: unknown, action: string, secrets?: string[]): Envelope {
+    const envelope = asEnvelope(status, body, this.secretsOf(secrets));
     if (envelope) return envelope;
     const message = `app service answered ${action} without the {code, message, data} envelope`;
-    throw this.failure('invalid_response', message, { status });
+    throw this.failure('invalid_response', message, { status }, secrets);
   }
 
   /** HTTP 200 with another code is the app service saying no, e.g. 422 when env values are missing. */
-  private ensureAccepted(envelope: Envelope, action: string): void {
+  private ensureAccepted(envelope: Envelope, action: string, secrets?: string[]): void {
     if (envelope.code === 200) return;
     const explanation = envelope.message || `code ${envelope.code}`;
-    throw this.failure('rejected', `app service rejected ${action}: ${explanation}`, {
-      status: envelope.status,
-      code: envelope.code,
-      data: envelope.data,
-    });
+    throw this.failure(
+      'rejected',
+      `app service rejected ${action}: ${explanation}`,
+      { status: envelope.status, code: envelope.code, data: envelope.data },
+      secrets,
+    );
+  }
+
+  /** Our token and the request's own secrets: what a failure's text is cleaned of by value. */
+  private secretsOf(secrets: string[] = []): string[] {
+    return this.token ? [this.token, ...secrets] : secrets;
   }
 
   /**
    * Every error goes through here, so neither its message nor the data shown to the user can carry
-   * the token, even when the app service echoes it back.
+   * a secret, even when the app service echoes the request back. (The envelope's message was
+   * already redacted before it was cut to length, so a cut cannot leave a piece behind.)
    */
-  private failure(kind: AppServiceErrorKind, message: string, details?: AppServiceError['details']): AppServiceError {
-    const token = this.token;
-    if (!token) return new AppServiceError(kind, message, details);
-    const redact = (text: string) => text.split(token).join('[redacted]');
-    const data = details?.data === undefined ? undefined : JSON.parse(redact(JSON.stringify(details.data)));
+  private failure(
+    kind: AppServiceErrorKind,
+    message: string,
+    details?: AppServiceError['details'],
+    secrets?: string[],
+  ): AppServiceError {
+    const known = this.secretsOf(secrets);
+    const data = details?.data === undefined ? undefined : redactSecretsIn(details.data, known);
     return new AppServiceError(
       kind,
-      redact(message),
+      redactSecrets(message, known),
       details && { ...details, ...(data === undefined ? {} : { data }) },
     );
   }
@@ -308,10 +337,19 @@ function toWireEnv(env: EnvVar): WireEnv {
   };
 }
 
-function asEnvelope(status: number, body: unknown): Envelope | null {
+/** The envelope of an answer, its message already without secrets (redacted before it is cut to length). */
+function asEnvelope(status: number, body: unknown, secrets: string[]): Envelope | null {
   if (!isRecord(body) || typeof body.code !== 'number') return null;
-  const message = typeof body.message === 'string' ? body.message.trim().slice(0, MAX_UPSTREAM_MESSAGE) : '';
+  const message =
+    typeof body.message === 'string' ? redactSecrets(body.message.trim(), secrets).slice(0, MAX_UPSTREAM_MESSAGE) : '';
   return { status, code: body.code, message, data: body.data ?? null };
+}
+
+/** Upstream text for a log line: bounded, and without secrets. */
+function loggable(value: unknown): string | null {
+  const text = textOf(value);
+  // Redacted before it is cut, so a cut cannot leave a piece of a secret unrecognised.
+  return text === null ? null : redactSecrets(text.slice(0, 4 * MAX_LOGGED_TEXT)).slice(0, MAX_LOGGED_TEXT);
 }
 
 function opIdOf(data: unknown): string | null {
@@ -321,6 +359,12 @@ function opIdOf(data: unknown): string | null {
 /** A non-empty string, or null: the app service writes unset fields as "". */
 function textOf(value: unknown): string | null {
   return typeof value === 'string' && value !== '' ? value : null;
+}
+
+/** Upstream text stored on the app: without secrets, and bounded as the event intake bounds it. */
+function redactedTextOf(value: unknown): string | null {
+  const text = textOf(value);
+  return text === null ? null : redactSecrets(text).slice(0, MAX_STORED_TEXT);
 }
 
 /** One item of `/all/apps` as a state event, or why it cannot be one. */
@@ -347,8 +391,9 @@ function readListedApp(item: unknown): AppStateEvent | string {
     opType: textOf(item.opType),
     state,
     progress,
-    reason: textOf(item.reason),
-    message: textOf(item.message),
+    // Upstream text that is stored on the app and shown to its owner.
+    reason: redactedTextOf(item.reason),
+    message: redactedTextOf(item.message),
     createTime,
   };
 }

@@ -1,5 +1,6 @@
 import { isRecord, isTimeout, networkProblem } from '../http/fetch-errors.js';
 import type { Logger } from '../logger.js';
+import { redactSecrets, rememberSecret } from '../services/redact.js';
 import {
   type DeveloperInfo,
   type DeveloperService,
@@ -12,7 +13,8 @@ import {
  * at an address derived from their name, so the URL is a template. Failures to get an answer at
  * all throw DeveloperServiceError (the poller retries those, §4.4 T8); answers the developer did
  * give are mapped to a GrantResult. The buyer's JWS is a bearer proof of purchase: it is sent in
- * the body only and appears in no error message or log line, even when the developer echoes it.
+ * the body only and appears in no error message or log line, even when the developer echoes it;
+ * neither does the credential it grants, nor anything secret-shaped (src/services/redact.ts).
  */
 
 export interface HttpDeveloperServiceOptions {
@@ -63,7 +65,9 @@ export class HttpDeveloperService implements DeveloperService {
   async activateAndGrant(request: { developerName: string; productId: string; jws: string }): Promise<GrantResult> {
     const { developerName, productId, jws } = request;
     const who = `developer service of ${developerName}`;
-    const fail = (message: string) => new DeveloperServiceError(redact(message, jws));
+    // Remembered so that wherever it is quoted back later (another upstream's error) it is redacted too.
+    rememberSecret(jws);
+    const fail = (message: string) => new DeveloperServiceError(redactSecrets(message, [jws]));
     const url = fillTemplate(this.urlTemplate, developerName);
     if (developerName.trim() === '' || !URL.canParse(url)) {
       throw fail(`${who} has no valid URL: ${url}`);
@@ -99,13 +103,14 @@ export class HttpDeveloperService implements DeveloperService {
     if (status < 200 || status >= 300) {
       this.logger.debug({ developer: developerName, productId, status, durationMs }, 'developer service call');
       // Redacted before it is cut short, so a cut cannot leave part of the signature behind.
-      const explanation = isJson ? redact(errorTextOf(body), jws).slice(0, MAX_UPSTREAM_MESSAGE) : '';
+      const explanation = isJson ? redactSecrets(errorTextOf(body), [jws]).slice(0, MAX_UPSTREAM_MESSAGE) : '';
       throw fail(`${who} answered HTTP ${status}${explanation ? `: ${explanation}` : ''}`);
     }
     if (!isJson) throw fail(`${who} answered HTTP ${status} with a body that is not JSON`);
     if (!isRecord(body)) throw fail(`${who} answered HTTP ${status} with JSON that is not an object`);
 
     const { result, code } = classify(body);
+    if (result.outcome === 'granted') rememberSecret(result.vc);
     this.logger.debug(
       { developer: developerName, productId, status, code, outcome: result.outcome, durationMs },
       'developer service call',
@@ -155,9 +160,4 @@ function errorTextOf(body: unknown): string {
 
 function fillTemplate(template: string, developerName: string): string {
   return template.replaceAll(PLACEHOLDER, encodeURIComponent(developerName.toLowerCase()));
-}
-
-/** The developer may quote the signature back at us; it must not travel on in an error. */
-function redact(message: string, jws: string): string {
-  return jws === '' ? message : message.split(jws).join('[redacted]');
 }

@@ -41,7 +41,8 @@ const ComponentRef = builder.objectRef<ComponentStatus>('Component').implement({
 });
 
 const ChartRepoStatusRef = builder.objectRef<ChartRepoView>('ChartRepoStatus').implement({
-  description: 'What the chart repository reports about app processing, images and its task queues.',
+  description:
+    "What the chart repository reports about app processing, images and its task queues. A user sees only what was collected for their own (user, source) pairs, failures included; admins see everyone's.",
   fields: (t) => ({
     reachable: t.exposeBoolean('reachable', { description: 'Whether the last collection reached it.' }),
     lastError: t.exposeString('lastError', {
@@ -228,13 +229,14 @@ builder.queryFields((t) => ({
   components: t.field({
     type: [ComponentRef],
     description: 'Health of every component.',
-    resolve: (_root, _args, ctx) => ctx.services.runtime.components(),
+    resolve: (_root, _args, ctx) => ctx.services.runtime.components(ctx.viewer),
   }),
   chartRepo: t.field({
     type: ChartRepoStatusRef,
     nullable: true,
-    description: 'What the chart repository reports; null before the first collection (or when disabled).',
-    resolve: (_root, _args, ctx) => ctx.services.runtime.chartRepo(),
+    description:
+      "What the chart repository reports (yours; everyone's for admins); null before the first collection (or when disabled).",
+    resolve: (_root, _args, ctx) => ctx.services.runtime.chartRepo(ctx.viewer),
   }),
 }));
 

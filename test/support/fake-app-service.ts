@@ -21,7 +21,13 @@ export type Behaviour =
   /** HTTP 200 with a body that is not JSON. */
   | { respond: 'garbage' }
   /** Never answers (until `stop`). */
-  | { respond: 'hang' };
+  | { respond: 'hang' }
+  /**
+   * Quotes the request back, as real app services do in their errors: HTTP `status` (200 unless
+   * given) with `{code, message: prefix + the raw request body, data: {request: the parsed body}}`,
+   * secrets and all.
+   */
+  | { respond: 'quote-request'; code: number; prefix: string; status?: number };
 
 export interface RecordedRequest {
   method: string;
@@ -105,6 +111,12 @@ export async function startFakeAppService(options: { apps?: unknown[] } = {}): P
         return;
       case 'hang':
         return;
+      case 'quote-request':
+        return reply(res, behaviour.status ?? 200, {
+          code: behaviour.code,
+          message: `${behaviour.prefix}${text}`,
+          data: { request: request.body ?? null },
+        });
     }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -8,10 +8,12 @@ import type { AddressInfo } from 'node:net';
  * - `GET /chart-repo/api/v2/status?user=…&source=…` is answered per key `user/source` (`/` when
  *   the query names neither, `alice/` when only the user is given).
  * - `setStatus(key, data)` sets the `data` of the `{success: true, message, data}` envelope sent
- *   for that key; key `'*'` sets the status sent to every key without one of its own. Until then it
- *   is DEFAULT_CHART_REPO_STATUS (no apps, images or tasks).
- * - `setBehaviour(key, behaviour)` makes that key (or, with `'*'`, every key without a behaviour of
- *   its own) fail in one of the ways a real chart repo can; `null` goes back to answering normally.
+ *   for that key; key `'alice/*'` sets it for every source of that user without one of its own, and
+ *   `'*'` for every key without either. Until then it is DEFAULT_CHART_REPO_STATUS (no apps, images
+ *   or tasks).
+ * - `setBehaviour(key, behaviour)` makes that key (or, with `'alice/*'` or `'*'`, every key of that
+ *   user or every key, without a behaviour of its own) fail in one of the ways a real chart repo
+ *   can; `null` goes back to answering normally.
  * - `requests` records every request, in arrival order, including ones to unknown paths (404).
  * - `reset()` forgets the statuses, behaviours and requests; `stop()` also ends hanging requests.
  */
@@ -74,10 +76,12 @@ export async function startFakeChartRepo(): Promise<FakeChartRepo> {
       return reply(res, 404, { success: false, message: `no route ${req.method} ${url.pathname}`, data: null });
     }
 
-    const behaviour = behaviours.get(key) ?? behaviours.get('*') ?? { respond: 'ok' };
+    const userKey = `${url.searchParams.get('user') ?? ''}/*`;
+    const behaviour = behaviours.get(key) ?? behaviours.get(userKey) ?? behaviours.get('*') ?? { respond: 'ok' };
     switch (behaviour.respond) {
       case 'ok': {
-        const data = statuses.has(key) ? statuses.get(key) : statuses.has('*') ? statuses.get('*') : undefined;
+        const owner = [key, userKey, '*'].find((candidate) => statuses.has(candidate));
+        const data = owner === undefined ? undefined : statuses.get(owner);
         return reply(res, 200, { success: true, message: 'ok', data: data ?? DEFAULT_CHART_REPO_STATUS });
       }
       case 'http-error':

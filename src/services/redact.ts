@@ -1,0 +1,357 @@
+/**
+ * Redaction of secrets from text that comes back from upstream services (the app service, the
+ * developers' credential services, the chart repo) before it is stored, published or logged.
+ * Upstreams quote our own requests back at us ("invalid request {…the whole body…}"), and those
+ * requests carry the buyer's credential, secret env values and our service token. Two rules, each
+ * covering what the other cannot:
+ *
+ * - **Known values**: the exact secrets a request carried, and every secret this process sent
+ *   upstream lately (`rememberSecret`), so a state event that arrives minutes later quoting the
+ *   credential is cleaned too. Any piece of one that is long enough to matter is redacted as well,
+ *   because an upstream may cut a quoted body short (see KNOWN_PIECE).
+ * - **Shapes**, for secrets whose value we never knew: JWT/JWS (`eyJ….….…`), `Bearer …`, and a
+ *   value next to a secret-like name (`"token":"…"`, `password=…`, an env entry
+ *   `{"envName":"VERIFIABLE_CREDENTIAL","value":"…"}` in JSON or Go's `%+v`).
+ *
+ * Imports nothing from the rest of src, so every boundary can use it.
+ */
+
+export const REDACTED = '[redacted]';
+
+/**
+ * Shorter values are not remembered or matched by value: redacting every "1234" in a message
+ * would garble it, and such a value is still caught by shape when it is quoted next to its name.
+ */
+const MIN_KNOWN_LENGTH = 6;
+
+/**
+ * Any run of at least this many characters of a known secret is redacted (aligned pieces are
+ * indexed, so a cut-off prefix or suffix of 16+ characters and any inner piece of 31+ are found).
+ */
+const KNOWN_PIECE = 16;
+
+/** Secrets this process remembers; the oldest are forgotten first. Bounds memory and index size. */
+const MAX_REMEMBERED = 2_000;
+
+/** Deeper JSON than this is not walked but replaced: a hostile upstream must not exhaust the stack. */
+const MAX_JSON_DEPTH = 64;
+
+/** Substrings of a name (lower-cased, separators removed) that make it name a secret. */
+const SECRET_NAME_PARTS = ['token', 'secret', 'passw', 'pwd', 'credential', 'authoriz', 'signature', 'cookie', 'key'];
+/** Whole words that do (too short to match as substrings). */
+const SECRET_NAME_WORDS = new Set(['vc', 'jws', 'jwt', 'sig', 'auth', 'pass', 'bearer']);
+
+/**
+ * Whether a name (env var, JSON field, header, query parameter) names a secret: *TOKEN*,
+ * *SECRET*, *PASSWORD*, *KEY*, *CREDENTIAL*, authorization, signature, vc, jws …
+ */
+export function isSecretName(name: string): boolean {
+  const words = name
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
+    .filter(Boolean);
+  const joined = words.join('');
+  // A field called just "key" is an identifier far more often than a secret.
+  if (joined === 'key' || joined === 'keys') return false;
+  return SECRET_NAME_PARTS.some((part) => joined.includes(part)) || words.some((word) => SECRET_NAME_WORDS.has(word));
+}
+
+export interface EnvLike {
+  name: string;
+  value?: string | null;
+  secret?: boolean | null;
+}
+
+/** An env whose value must never be shown back: marked secret, or named like a secret. */
+export function isSecretEnv(env: EnvLike): boolean {
+  return env.secret === true || isSecretName(env.name);
+}
+
+/** The values of the secret envs among `envs`. */
+export function secretEnvValues(envs: readonly EnvLike[]): string[] {
+  return envs.filter((env) => env.value && isSecretEnv(env)).map((env) => env.value as string);
+}
+
+interface Piece {
+  secret: string;
+  offset: number;
+}
+
+/** Known secret values, indexed by aligned pieces of KNOWN_PIECE characters. */
+class KnownValues {
+  /** Insertion order is age: the first is forgotten first. */
+  private readonly values = new Set<string>();
+  /** Values shorter than KNOWN_PIECE, matched whole. */
+  private readonly short = new Set<string>();
+  private readonly pieces = new Map<string, Piece[]>();
+
+  constructor(private readonly max: number) {}
+
+  get size(): number {
+    return this.values.size;
+  }
+
+  add(value: string): void {
+    for (const form of formsOf(value)) {
+      if (this.values.has(form)) {
+        // Seen again: it is recent now.
+        this.values.delete(form);
+        this.values.add(form);
+        continue;
+      }
+      this.values.add(form);
+      if (form.length < KNOWN_PIECE) this.short.add(form);
+      else
+        for (const [piece, offset] of piecesOf(form))
+          this.pieces.set(piece, [...(this.pieces.get(piece) ?? []), { secret: form, offset }]);
+      if (this.values.size > this.max) this.forget(this.values.values().next().value as string);
+    }
+  }
+
+  private forget(value: string): void {
+    this.values.delete(value);
+    this.short.delete(value);
+    for (const [piece] of piecesOf(value)) {
+      const left = (this.pieces.get(piece) ?? []).filter((entry) => entry.secret !== value);
+      if (left.length) this.pieces.set(piece, left);
+      else this.pieces.delete(piece);
+    }
+  }
+
+  /** Character ranges of `text` that are (pieces of) known values. */
+  ranges(text: string): [number, number][] {
+    const ranges: [number, number][] = [];
+    for (const value of this.short) {
+      for (let at = text.indexOf(value); at !== -1; at = text.indexOf(value, at + value.length)) {
+        ranges.push([at, at + value.length]);
+      }
+    }
+    if (this.pieces.size === 0) return ranges;
+    for (let i = 0; i + KNOWN_PIECE <= text.length; i++) {
+      for (const { secret, offset } of this.pieces.get(text.slice(i, i + KNOWN_PIECE)) ?? []) {
+        // Grow the match both ways for as long as text and secret agree.
+        let start = i;
+        let from = offset;
+        while (start > 0 && from > 0 && text[start - 1] === secret[from - 1]) {
+          start--;
+          from--;
+        }
+        let end = i + KNOWN_PIECE;
+        let to = offset + KNOWN_PIECE;
+        while (end < text.length && to < secret.length && text[end] === secret[to]) {
+          end++;
+          to++;
+        }
+        ranges.push([start, end]);
+      }
+    }
+    return ranges;
+  }
+}
+
+/** The value as it may appear in text: as is, JSON-escaped, URL-encoded. */
+function formsOf(value: string): string[] {
+  if (value.length < MIN_KNOWN_LENGTH) return [];
+  const forms = new Set([value, JSON.stringify(value).slice(1, -1), encodeURIComponent(value)]);
+  return [...forms];
+}
+
+/** Aligned pieces (every KNOWN_PIECE characters, plus the last ones) with their offsets. */
+function piecesOf(value: string): [string, number][] {
+  const pieces: [string, number][] = [];
+  for (let offset = 0; offset + KNOWN_PIECE <= value.length; offset += KNOWN_PIECE) {
+    pieces.push([value.slice(offset, offset + KNOWN_PIECE), offset]);
+  }
+  const last = value.length - KNOWN_PIECE;
+  if (last % KNOWN_PIECE !== 0) pieces.push([value.slice(last), last]);
+  return pieces;
+}
+
+function replaceRanges(text: string, ranges: [number, number][]): string {
+  if (ranges.length === 0) return text;
+  ranges.sort((a, b) => a[0] - b[0]);
+  let out = '';
+  let at = 0;
+  for (const [start, end] of ranges) {
+    if (end <= at) continue;
+    out += text.slice(at, Math.max(at, start));
+    if (start >= at) out += REDACTED;
+    at = end;
+  }
+  return out + text.slice(at);
+}
+
+// ── shapes ───────────────────────────────────────────────────────────────────────────────
+
+/** A JWT/JWS (header `{"` is `eyJ` in base64url), whole or cut short. */
+const JWT = /\beyJ[A-Za-z0-9_-]{2,}(?:\.[A-Za-z0-9_-]*){0,2}/g;
+
+/** An HTTP credential after its scheme. */
+const SCHEME_CREDENTIAL = /\b([Bb]earer|Basic)(\s+)(?!\[redacted\])[A-Za-z0-9\-._~+/]+=*/g;
+
+/** `name` `:`/`=` — the value is read by readValue. Quotes may be escaped (JSON quoted in JSON). */
+const NAME_AND_SEPARATOR = /(?:\\?["'])?([A-Za-z_][\w.-]*)(?:\\?["'])?\s*[:=]\s*/g;
+
+/** A name followed by its value under a `value` key: `"X","value":"…"`, `X Value:…` (Go %+v), `X, value=…`. */
+const NAME_THEN_VALUE = /([A-Za-z_][\w.-]*)(?:\\?["'])?\s*[,;]?\s*(?:\\?["'])?value(?:\\?["'])?\s*[:=]\s*/gi;
+
+/** The same pair the other way round: `"value":"…","envName":"X"`. */
+const VALUE_THEN_NAME =
+  /((?:\\?["'])?value(?:\\?["'])?\s*[:=]\s*)(\\?"[^"]*?\\?"|\\?'[^']*?\\?'|[^\s"',;{}[\]]+)(\s*[,;]?\s*(?:\\?["'])?(?:env_?name|name|key)(?:\\?["'])?\s*[:=]\s*(?:\\?["'])?)([A-Za-z_][\w.-]*)/gi;
+
+interface ValueSpan {
+  end: number;
+  /** The opening quote as written (possibly escaped), or '' for a bare or bracketed value. */
+  quote: string;
+  /** Whether a quoted value has its closing quote (an upstream may have cut it off). */
+  closed: boolean;
+  /** Whether there is anything between the quotes (or any bare value at all). */
+  empty: boolean;
+}
+
+/** The value starting at `start`: a quoted string, a bracketed JSON value, or a bare word. */
+function valueAt(text: string, start: number): ValueSpan {
+  const rest = text.slice(start);
+  const quote = /^\\?(["'])/.exec(rest);
+  if (quote) {
+    const close = new RegExp(`\\\\?\\${quote[1]}`, 'g');
+    close.lastIndex = quote[0].length;
+    const found = close.exec(rest);
+    // A quoted value cut off by the upstream runs to the end of the text.
+    if (!found) return { end: text.length, quote: quote[0], closed: false, empty: rest.length === quote[0].length };
+    return {
+      end: start + found.index + found[0].length,
+      quote: quote[0],
+      closed: true,
+      empty: found.index === quote[0].length,
+    };
+  }
+  if (rest[0] === '{' || rest[0] === '[') {
+    let depth = 0;
+    for (let i = 0; i < rest.length; i++) {
+      const c = rest[i];
+      if (c === '{' || c === '[') depth++;
+      else if (c === '}' || c === ']') depth--;
+      if (depth === 0) return { end: start + i + 1, quote: '', closed: true, empty: i === 1 };
+    }
+    return { end: text.length, quote: '', closed: false, empty: false };
+  }
+  const bare = /^(?:(?:[Bb]earer|Basic)\s+)?[^\s"',;&{}[\]()<>]*/.exec(rest)?.[0] ?? '';
+  return { end: start + bare.length, quote: '', closed: true, empty: bare === '' };
+}
+
+/** Whether the value at `start` was redacted already (by value, or as a scheme's credential). */
+function alreadyRedacted(text: string, start: number): boolean {
+  return /^(?:\\?["'])?(?:(?:[Bb]earer|Basic)\s+)?\[redacted\]/.test(text.slice(start, start + 40));
+}
+
+/** Replaces the value after each match of `pattern` whose name (group 1) is a secret's. */
+function redactValuesAfter(text: string, pattern: RegExp): string {
+  let out = '';
+  let at = 0;
+  pattern.lastIndex = 0;
+  for (let match = pattern.exec(text); match; match = pattern.exec(text)) {
+    const start = match.index + match[0].length;
+    if (!isSecretName(match[1] as string) || alreadyRedacted(text, start)) continue;
+    const value = valueAt(text, start);
+    if (value.empty) continue;
+    out += text.slice(at, start) + value.quote + REDACTED + (value.quote && value.closed ? value.quote : '');
+    at = value.end;
+    pattern.lastIndex = Math.max(value.end, pattern.lastIndex);
+  }
+  return out + text.slice(at);
+}
+
+function redactShapes(text: string): string {
+  let out = text.replace(JWT, REDACTED).replace(SCHEME_CREDENTIAL, `$1$2${REDACTED}`);
+  out = out.replace(VALUE_THEN_NAME, (whole, before: string, value: string, between: string, name: string) => {
+    if (!isSecretName(name) || value.replace(/^\\?["']/, '').startsWith(REDACTED)) return whole;
+    const quote = /^\\?["']/.exec(value)?.[0] ?? '';
+    return `${before}${quote}${REDACTED}${quote}${between}${name}`;
+  });
+  out = redactValuesAfter(out, NAME_THEN_VALUE);
+  return redactValuesAfter(out, NAME_AND_SEPARATOR);
+}
+
+// ── the redactor ─────────────────────────────────────────────────────────────────────────
+
+/** Redacts known secret values and secret-shaped text; `remember` adds values to know. */
+export class SecretRedactor {
+  private readonly known: KnownValues;
+
+  constructor(options: { maxRemembered?: number } = {}) {
+    this.known = new KnownValues(options.maxRemembered ?? MAX_REMEMBERED);
+  }
+
+  /** Values too short to match safely are ignored (see MIN_KNOWN_LENGTH). */
+  remember(...values: (string | null | undefined)[]): void {
+    for (const value of values) if (value) this.known.add(value);
+  }
+
+  get remembered(): number {
+    return this.known.size;
+  }
+
+  /** `text` without known secrets (remembered, and the request's own `secrets`) or secret-shaped parts. */
+  text(text: string, secrets: readonly (string | null | undefined)[] = []): string {
+    if (text === '') return text;
+    let ranges = this.known.ranges(text);
+    const extra = secrets.filter((secret): secret is string => !!secret && secret.length >= MIN_KNOWN_LENGTH);
+    if (extra.length) {
+      const local = new KnownValues(Number.POSITIVE_INFINITY);
+      for (const secret of extra) local.add(secret);
+      ranges = ranges.concat(local.ranges(text));
+    }
+    return redactShapes(replaceRanges(text, ranges));
+  }
+
+  /**
+   * A JSON value with every string redacted as `text` does, every field named like a secret
+   * replaced, and the value of every env entry (`{envName|name, value}`) that names a secret.
+   */
+  json<T>(value: T, secrets: readonly (string | null | undefined)[] = []): T {
+    return this.walk(value, secrets, 0) as T;
+  }
+
+  private walk(value: unknown, secrets: readonly (string | null | undefined)[], depth: number): unknown {
+    if (typeof value === 'string') return this.text(value, secrets);
+    if (value === null || typeof value !== 'object') return value;
+    if (depth >= MAX_JSON_DEPTH) return REDACTED;
+    if (Array.isArray(value)) return value.map((item) => this.walk(item, secrets, depth + 1));
+    const record = value as Record<string, unknown>;
+    const entryName = [record.envName, record.name, record.key].find((name) => typeof name === 'string') as
+      | string
+      | undefined;
+    const secretEntry = entryName !== undefined && isSecretName(entryName);
+    const copy: Record<string, unknown> = {};
+    for (const [key, field] of Object.entries(record)) {
+      const hidden = (isSecretName(key) || (secretEntry && key.toLowerCase() === 'value')) && isShown(field);
+      copy[this.text(key, secrets)] = hidden ? REDACTED : this.walk(field, secrets, depth + 1);
+    }
+    return copy;
+  }
+}
+
+/** Null, booleans and empty strings say nothing about a secret; any other value may be one. */
+function isShown(value: unknown): boolean {
+  return value !== null && value !== undefined && typeof value !== 'boolean' && value !== '';
+}
+
+/** The process's redactor: what one boundary sent upstream is redacted wherever upstream text comes back. */
+const upstream = new SecretRedactor();
+
+/** Remembers secrets this process sends upstream (credentials, secret envs, tokens), for later redaction. */
+export function rememberSecret(...values: (string | null | undefined)[]): void {
+  upstream.remember(...values);
+}
+
+/** Upstream text without secrets: the remembered ones, `secrets` (the request's own) and secret shapes. */
+export function redactSecrets(text: string, secrets: readonly (string | null | undefined)[] = []): string {
+  return upstream.text(text, secrets);
+}
+
+/** Upstream JSON without secrets (see SecretRedactor.json). */
+export function redactSecretsIn<T>(value: T, secrets: readonly (string | null | undefined)[] = []): T {
+  return upstream.json(value, secrets);
+}
