@@ -6,6 +6,7 @@ import {
   type OperationTypeNode,
 } from 'graphql';
 import type { Viewer } from '../auth/viewer.js';
+import { documentSource } from '../http/persisted-documents.js';
 import { type CohortSource, type FanOutMode, fanOutMode } from './cohorts.js';
 
 /**
@@ -28,6 +29,28 @@ export interface OperationRequest {
   query: string;
   operationName?: string | null;
   variables?: Record<string, unknown> | null;
+}
+
+/**
+ * The operation a client's parameters ask for (a graphql-ws `subscribe` payload, an SSE request's
+ * query string or body), with `query` the text to parse: the document itself, or the placeholder
+ * of the persisted document it names by id (`documentId`, `extensions.persistedQuery`), which
+ * Yoga's persisted-documents plugin resolves when parsing (http/persisted-documents.ts). The
+ * placeholder is unique per id, so cohorts of different persisted documents never share a key.
+ * `query` is empty when the parameters name no document.
+ */
+export function operationRequest(params: {
+  query?: unknown;
+  operationName?: unknown;
+  variables?: unknown;
+  documentId?: unknown;
+  extensions?: unknown;
+}): OperationRequest {
+  return {
+    query: documentSource(params) ?? '',
+    operationName: params.operationName as OperationRequest['operationName'],
+    variables: params.variables as OperationRequest['variables'],
+  };
 }
 
 /** Who may see what: subscribers in the same scope may share results. */

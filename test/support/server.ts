@@ -97,12 +97,22 @@ export async function waitFor<T>(probe: () => Promise<T | undefined>, what: stri
   }
 }
 
-/** POSTs a typed document; `token` selects the Bearer token. */
+/** The persisted-document id codegen gave a typed document (`__meta__.hash`, see codegen.yml). */
+export function documentIdOf<T, V>(document: TypedDocumentNode<T, V>): string {
+  const id = (document as { __meta__?: { hash?: string } }).__meta__?.hash;
+  if (!id) throw new Error('This document has no persisted-document id: run `npm run codegen`.');
+  return id;
+}
+
+/**
+ * POSTs a typed document; `token` selects the Bearer token; `persisted` sends the document's id
+ * (`documentId`) instead of its text, as a client of a PERSISTED_DOCUMENTS server does.
+ */
 export async function execute<T, V>(
   server: Pick<TestServer, 'graphqlUrl'>,
   document: TypedDocumentNode<T, V>,
   variables?: NoInfer<V>,
-  options?: { token?: string; headers?: Record<string, string> },
+  options?: { token?: string; headers?: Record<string, string>; persisted?: boolean },
 ): Promise<GraphQLResponse<T>> {
   const response = await fetch(server.graphqlUrl, {
     method: 'POST',
@@ -112,7 +122,10 @@ export async function execute<T, V>(
       ...(options?.token ? { authorization: `Bearer ${options.token}` } : {}),
       ...options?.headers,
     },
-    body: JSON.stringify({ query: print(document), variables }),
+    body: JSON.stringify({
+      ...(options?.persisted ? { documentId: documentIdOf(document) } : { query: print(document) }),
+      variables,
+    }),
   });
   const body = (await response.json()) as Omit<GraphQLResponse<T>, 'status' | 'headers'>;
   return { status: response.status, headers: response.headers, ...body };

@@ -1,0 +1,554 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { print } from 'graphql';
+import { type Client, createClient, type FormattedExecutionResult, type SubscribePayload } from 'graphql-ws';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import WebSocket from 'ws';
+import { buildApp } from '../src/app.js';
+import { loadConfig } from '../src/config.js';
+import { TokenBuckets } from '../src/http/rate-limit.js';
+import { createLogger } from '../src/logger.js';
+import { availableDatabases } from './support/databases.js';
+import {
+  CancelTaskMutation,
+  HistoryAddedSubscription,
+  InstallAppMutation,
+  PaymentUpdatedSubscription,
+  PurchaseAppMutation,
+  ViewerQuery,
+} from './support/operations.js';
+import {
+  AUTH_ENV,
+  announceHistory,
+  dataOf,
+  documentIdOf,
+  execute,
+  type GraphQLResponse,
+  startTestServer,
+  type TestServer,
+  TOKENS,
+} from './support/server.js';
+
+const databases = await availableDatabases();
+
+/** What graphql-ws clients receive. */
+type Result = FormattedExecutionResult<Record<string, unknown>, unknown>;
+
+/** The example manifest `npm run codegen` writes from the tests' (and the dashboard's) documents. */
+const MANIFEST = new URL('./gql/persisted-documents.json', import.meta.url).pathname;
+const manifest = JSON.parse(readFileSync(MANIFEST, 'utf8')) as Record<string, string>;
+
+const INTROSPECTION = '{ __schema { queryType { name } } }';
+const TYPE_INTROSPECTION = '{ __type(name: "App") { name } }';
+const INTROSPECTION_OFF = /introspection has been disabled/;
+/** A valid document of this API that is in no manifest. */
+const ARBITRARY = '{ viewer { userId } }';
+
+/** POSTs raw GraphQL parameters to /graphql. */
+async function post(server: TestServer, body: unknown, token?: string): Promise<GraphQLResponse<unknown>> {
+  const response = await fetch(server.graphqlUrl, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/graphql-response+json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body: JSON.stringify(body),
+  });
+  return { status: response.status, headers: response.headers, ...((await response.json()) as object) };
+}
+
+/** One operation over SSE (graphql-sse's distinct connections): the `next` payloads, or the refusal. */
+async function overSse(server: TestServer, body: unknown, token: string) {
+  const response = await fetch(`${server.url}/graphql/stream`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${token}` },
+    body: JSON.stringify(body),
+  });
+  const text = await response.text(); // a query's stream ends after its result
+  if (!response.headers.get('content-type')?.startsWith('text/event-stream')) {
+    return { status: response.status, nexts: [], refusal: JSON.parse(text) as GraphQLResponse<unknown> };
+  }
+  const nexts = [...text.matchAll(/event: next\ndata: (.*)\n\n/g)].map((m) => JSON.parse(m[1] as string));
+  return { status: response.status, nexts: nexts as Result[], refusal: null };
+}
+
+/** A real graphql-ws client; `run` sends one operation and resolves with its results or its error. */
+function wsClient(server: TestServer, token: string) {
+  const client: Client = createClient({
+    url: `${server.url.replace(/^http/, 'ws')}/graphql`,
+    webSocketImpl: WebSocket,
+    retryAttempts: 0,
+    connectionParams: { authorization: `Bearer ${token}` },
+  });
+  return {
+    client,
+    run(payload: SubscribePayload & { documentId?: string }) {
+      return new Promise<{ results: Result[]; error?: unknown }>((resolve) => {
+        const results: Result[] = [];
+        client.subscribe(payload, {
+          next: (result) => results.push(result),
+          error: (error) => resolve({ results, error }),
+          complete: () => resolve({ results }),
+        });
+      });
+    },
+    dispose: () => client.dispose(),
+  };
+}
+
+/** APQ's way of naming a document: the bare sha256 hex in `extensions.persistedQuery`. */
+function apq(id: string) {
+  return { persistedQuery: { version: 1, sha256Hash: id.replace(/^sha256:/, '') } };
+}
+
+/**
+ * The server's own process (`src/index.ts`) started with `env`: its exit code and stderr. A
+ * server that starts when it should not is killed after a minute (and the test fails).
+ */
+function runServer(env: Record<string, string>): Promise<{ code: number; stderr: string }> {
+  const tsx = new URL('../node_modules/.bin/tsx', import.meta.url).pathname;
+  const entry = new URL('../src/index.ts', import.meta.url).pathname;
+  const options = { env: { PATH: process.env.PATH ?? '', PORT: '0', ...env }, timeout: 60_000 };
+  return promisify(execFile)(tsx, [entry], options).then(
+    () => ({ code: 0, stderr: '' }),
+    (error: { code: number; stderr: string }) => error,
+  );
+}
+
+const scratch = mkdtempSync(path.join(tmpdir(), 'market-manifest-'));
+/**
+ * The server process with a manifest that is not there. Started before everything else: loading
+ * the app under tsx takes seconds, which then overlap the other tests.
+ */
+let missingManifest: ReturnType<typeof runServer>;
+beforeAll(() => {
+  missingManifest = runServer({
+    DATABASE_URL: `file:${path.join(scratch, 'process.db')}`,
+    PERSISTED_DOCUMENTS: path.join(scratch, 'nowhere.json'),
+    LOG_LEVEL: 'silent',
+  });
+});
+afterAll(async () => {
+  await missingManifest;
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+describe.each(databases)('production switches (%s)', (kind) => {
+  describe('GraphiQL and introspection', () => {
+    let local: TestServer;
+    let authenticated: TestServer;
+    let localOff: TestServer;
+    let authenticatedOn: TestServer;
+    beforeAll(async () => {
+      // One after the other: four seedings at once can outlast PostgreSQL's transaction timeout.
+      local = await startTestServer(kind);
+      authenticated = await startTestServer(kind, { env: AUTH_ENV });
+      localOff = await startTestServer(kind, { env: { GRAPHIQL: '0', INTROSPECTION: '0' } });
+      authenticatedOn = await startTestServer(kind, { env: { ...AUTH_ENV, GRAPHIQL: '1', INTROSPECTION: '1' } });
+    });
+    afterAll(() => Promise.all([local, authenticated, localOff, authenticatedOn].map((server) => server?.stop())));
+
+    const openGraphiql = (server: TestServer) => fetch(server.graphqlUrl, { headers: { accept: 'text/html' } });
+
+    test('GraphiQL is served by default in local development mode and when GRAPHIQL=1', async () => {
+      for (const server of [local, authenticatedOn]) {
+        const response = await openGraphiql(server);
+        expect(response.status).toBe(200);
+        expect(response.headers.get('content-type')).toMatch(/^text\/html/);
+        expect(await response.text()).toContain('Market Runtime GraphQL API');
+      }
+    });
+
+    test('GraphiQL is not served by default under authentication, nor when GRAPHIQL=0: Yoga answers as without it', async () => {
+      for (const server of [authenticated, localOff]) {
+        const response = await openGraphiql(server);
+        // A browser's request for a page: no result format it accepts, so Yoga refuses it.
+        expect(response.status).toBe(406);
+        expect(response.headers.get('content-type') ?? '').not.toMatch(/text\/html/);
+        expect(await response.text()).not.toContain('Market Runtime GraphQL API');
+      }
+    });
+
+    test('introspection works by default in local development mode and when INTROSPECTION=1', async () => {
+      expect(dataOf(await post(local, { query: INTROSPECTION }))).toEqual({
+        __schema: { queryType: { name: 'Query' } },
+      });
+      expect(dataOf(await post(authenticatedOn, { query: TYPE_INTROSPECTION }, TOKENS.alice))).toEqual({
+        __type: { name: 'App' },
+      });
+    });
+
+    test('with introspection off (INTROSPECTION=0, or by default under authentication), __schema and __type fail validation over HTTP', async () => {
+      for (const [server, token] of [
+        [localOff, undefined],
+        [authenticated, TOKENS.alice],
+      ] as const) {
+        for (const query of [INTROSPECTION, TYPE_INTROSPECTION]) {
+          const response = await post(server, { query }, token);
+          expect(response.status).toBe(400);
+          expect(response.data).toBeUndefined();
+          expect(response.errors?.[0]?.message).toMatch(INTROSPECTION_OFF);
+        }
+        // __typename is not introspection of the schema.
+        expect(dataOf(await post(server, { query: '{ __typename viewer { __typename } }' }, token))).toEqual({
+          __typename: 'Query',
+          viewer: { __typename: 'Viewer' },
+        });
+      }
+    });
+
+    test('with introspection off, __schema fails validation over graphql-ws and SSE as well', async () => {
+      const ws = wsClient(authenticated, TOKENS.alice);
+      try {
+        const { results, error } = await ws.run({ query: INTROSPECTION });
+        expect(results).toEqual([]);
+        expect((error as { message: string }[])[0]?.message).toMatch(INTROSPECTION_OFF);
+        expect((await ws.run({ query: '{ __typename }' })).results).toEqual([{ data: { __typename: 'Query' } }]);
+      } finally {
+        await ws.dispose();
+      }
+
+      const sse = await overSse(authenticated, { query: TYPE_INTROSPECTION }, TOKENS.alice);
+      expect(sse.status).toBe(400);
+      expect(sse.refusal?.errors?.[0]?.message).toMatch(INTROSPECTION_OFF);
+      expect((await overSse(authenticated, { query: '{ __typename }' }, TOKENS.alice)).nexts).toEqual([
+        { data: { __typename: 'Query' } },
+      ]);
+    });
+  });
+
+  describe('persisted documents (PERSISTED_DOCUMENTS)', () => {
+    let server: TestServer;
+    beforeAll(async () => {
+      server = await startTestServer(kind, { env: { ...AUTH_ENV, PERSISTED_DOCUMENTS: MANIFEST } });
+    });
+    afterAll(() => server?.stop());
+
+    const viewerId = documentIdOf(ViewerQuery);
+    const unknownId = `sha256:${'0'.repeat(64)}`;
+
+    test('over HTTP, a known documentId runs (POST and GET), as does APQ’s sha256Hash', async () => {
+      const alice = { viewer: { userId: 'alice', isAdmin: false } };
+      expect(dataOf(await execute(server, ViewerQuery, {}, { token: TOKENS.alice, persisted: true }))).toEqual(alice);
+
+      const get = await fetch(`${server.graphqlUrl}?documentId=${encodeURIComponent(viewerId)}`, {
+        headers: { authorization: `Bearer ${TOKENS.alice}`, accept: 'application/graphql-response+json' },
+      });
+      expect(await get.json()).toEqual({ data: alice });
+
+      expect(dataOf(await post(server, { extensions: apq(viewerId) }, TOKENS.alice))).toEqual(alice);
+    });
+
+    test('over HTTP, a mutation by its documentId runs', async () => {
+      const response = await execute(
+        server,
+        CancelTaskMutation,
+        { input: { taskId: 'no-such-task' } },
+        { token: TOKENS.alice, persisted: true },
+      );
+      expect(dataOf(response).cancelTask).toMatchObject({ __typename: 'NotFoundError', code: 'NOT_FOUND' });
+    });
+
+    test('over HTTP, a document sent as text runs only when it is the manifest’s own text (whitespace aside)', async () => {
+      const text = manifest[viewerId] as string;
+      const spaced = text.replaceAll(' ', '\n  ');
+      expect(dataOf(await post(server, { query: spaced }, TOKENS.alice))).toEqual({
+        viewer: { userId: 'alice', isAdmin: false },
+      });
+      // The same operation as the frontend wrote it (fields unsorted) is not the manifest's text.
+      const asWritten = await post(server, { query: print(ViewerQuery) }, TOKENS.alice);
+      expect(asWritten.status).toBe(400);
+      expect(asWritten.errors?.[0]?.extensions?.code).toBe('PERSISTED_DOCUMENT_REQUIRED');
+    });
+
+    test('over HTTP, an unknown id and an arbitrary document are refused with their codes', async () => {
+      const unknown = await post(server, { documentId: unknownId }, TOKENS.alice);
+      expect(unknown.status).toBe(400);
+      expect(unknown.errors).toEqual([
+        expect.objectContaining({
+          message: expect.stringContaining('No persisted document has the id'),
+          extensions: { code: 'PERSISTED_QUERY_NOT_FOUND' },
+        }),
+      ]);
+      const unknownApq = await post(server, { extensions: apq(unknownId) }, TOKENS.alice);
+      expect(unknownApq.errors?.[0]?.extensions?.code).toBe('PERSISTED_QUERY_NOT_FOUND');
+
+      for (const query of [
+        ARBITRARY,
+        INTROSPECTION,
+        'mutation { cancelTask(input: { taskId: "x" }) { __typename } }',
+      ]) {
+        const refused = await post(server, { query }, TOKENS.alice);
+        expect(refused.status).toBe(400);
+        expect(refused.errors).toEqual([
+          expect.objectContaining({
+            message: expect.stringContaining('runs only persisted documents'),
+            extensions: { code: 'PERSISTED_DOCUMENT_REQUIRED' },
+          }),
+        ]);
+      }
+    });
+
+    test('over graphql-ws, a known id runs a query and a subscription; unknown ids and arbitrary documents are refused', async () => {
+      const ws = wsClient(server, TOKENS.alice);
+      try {
+        // graphql-ws requires a `query` string: a persisted client sends an empty one.
+        expect(await ws.run({ query: '', extensions: apq(viewerId) })).toEqual({
+          results: [{ data: { viewer: { userId: 'alice', isAdmin: false } } }],
+        });
+        expect(await ws.run({ query: '', documentId: viewerId })).toEqual({
+          results: [{ data: { viewer: { userId: 'alice', isAdmin: false } } }],
+        });
+
+        const unknown = await ws.run({ query: '', documentId: unknownId });
+        expect(unknown.error).toEqual([
+          expect.objectContaining({ extensions: expect.objectContaining({ code: 'PERSISTED_QUERY_NOT_FOUND' }) }),
+        ]);
+        for (const query of [ARBITRARY, print(ViewerQuery), INTROSPECTION]) {
+          const refused = await ws.run({ query });
+          expect(refused.error).toEqual([
+            expect.objectContaining({ extensions: expect.objectContaining({ code: 'PERSISTED_DOCUMENT_REQUIRED' }) }),
+          ]);
+        }
+      } finally {
+        await ws.dispose();
+      }
+    });
+
+    test('over graphql-ws, subscriptions named only by their ids get their own documents’ events', async () => {
+      const ws = wsClient(server, TOKENS.alice);
+      const history: Result[] = [];
+      const payments: Result[] = [];
+      let historyArrived!: () => void;
+      const historyDelivered = new Promise<void>((resolve) => {
+        historyArrived = resolve;
+      });
+      let paymentArrived!: () => void;
+      const paymentDelivered = new Promise<void>((resolve) => {
+        paymentArrived = resolve;
+      });
+      try {
+        // Same (empty) text and variables, different ids: if the two shared one execution, the
+        // payment subscription would get the history event first.
+        const sink = (into: Result[], arrived: () => void) => ({
+          next: (result: Result) => {
+            into.push(result);
+            arrived();
+          },
+          error: (error: unknown) => {
+            into.push({ errors: error as never });
+            arrived();
+          },
+          complete: () => {},
+        });
+        const connected = new Promise<void>((resolve) => ws.client.on('connected', () => resolve()));
+        ws.client.subscribe(
+          { query: '', extensions: apq(documentIdOf(HistoryAddedSubscription)), variables: {} },
+          sink(history, historyArrived),
+        );
+        ws.client.subscribe(
+          { query: '', extensions: apq(documentIdOf(PaymentUpdatedSubscription)), variables: {} },
+          sink(payments, paymentArrived),
+        );
+        await connected;
+        // The subscriptions are in place once a later operation on the socket has answered.
+        await ws.run({ query: '', documentId: viewerId });
+        await announceHistory(server);
+        await historyDelivered;
+        const purchase = await execute(
+          server,
+          PurchaseAppMutation,
+          { input: { sourceId: 'market.olares', appId: 'rocketchat' } },
+          { token: TOKENS.alice, persisted: true },
+        );
+        dataOf(purchase);
+        await paymentDelivered;
+        expect(history[0]).toMatchObject({ data: { historyAdded: { userId: 'alice' } } });
+        expect(payments[0]).toMatchObject({ data: { paymentUpdated: { userId: 'alice', appId: 'rocketchat' } } });
+      } finally {
+        await ws.dispose();
+      }
+    });
+
+    test('over SSE, a known id runs; an unknown id and an arbitrary document are refused', async () => {
+      expect((await overSse(server, { documentId: viewerId }, TOKENS.alice)).nexts).toEqual([
+        { data: { viewer: { userId: 'alice', isAdmin: false } } },
+      ]);
+      expect((await overSse(server, { extensions: apq(viewerId) }, TOKENS.alice)).nexts).toHaveLength(1);
+
+      const unknown = await overSse(server, { documentId: unknownId }, TOKENS.alice);
+      expect(unknown.status).toBe(400);
+      expect(unknown.refusal?.errors?.[0]?.extensions?.code).toBe('PERSISTED_QUERY_NOT_FOUND');
+      const arbitrary = await overSse(server, { query: ARBITRARY }, TOKENS.alice);
+      expect(arbitrary.status).toBe(400);
+      expect(arbitrary.refusal?.errors?.[0]?.extensions?.code).toBe('PERSISTED_DOCUMENT_REQUIRED');
+    });
+
+    test('the dashboard’s documents, as dashboard.js sends them, are in the manifest and run over graphql-ws', async () => {
+      const source = readFileSync(new URL('../src/dashboard/dashboard.js', import.meta.url), 'utf8');
+      const documents = [...source.matchAll(/\/\* GraphQL \*\/ `([^`]*)`/g)].map((m) => m[1] as string);
+      expect(documents).toHaveLength(2);
+      const texts = new Set(Object.values(manifest));
+      for (const document of documents) expect(texts).toContain(document.replace(/\s+/g, ' ').trim());
+
+      const ws = wsClient(server, TOKENS.ops);
+      try {
+        const [snapshot, events] = documents as [string, string];
+        const first = (query: string, variables?: Record<string, unknown>) =>
+          new Promise<Result>((resolve, reject) => {
+            const dispose = ws.client.subscribe(
+              { query, variables },
+              {
+                next: (result) => {
+                  dispose();
+                  resolve(result);
+                },
+                error: reject,
+                complete: () => {},
+              },
+            );
+          });
+        const initial = await first(snapshot);
+        expect(initial.errors).toBeUndefined();
+        const { sequence } = (initial.data as { runtimeSnapshot: { sequence: number } }).runtimeSnapshot;
+        const event = first(events, { since: sequence });
+        // The subscription is in place once a later operation on the socket has answered.
+        await ws.run({ query: '', documentId: viewerId });
+        const install = await execute(
+          server,
+          InstallAppMutation,
+          { input: { sourceId: 'market.olares', appName: 'excalidraw', version: '0.17.6' } },
+          { token: TOKENS.ops, persisted: true },
+        );
+        expect(dataOf(install).installApp.__typename).toBe('InstallAppSuccess');
+        expect(await event).toMatchObject({ data: { runtimeEvents: { sequence: expect.any(Number) } } });
+      } finally {
+        await ws.dispose();
+      }
+    });
+  });
+
+  describe('mutation rate limit (MUTATION_RATE_PER_S, MUTATION_BURST)', () => {
+    let server: TestServer;
+    beforeAll(async () => {
+      server = await startTestServer(kind, { env: { ...AUTH_ENV, MUTATION_RATE_PER_S: '1', MUTATION_BURST: '3' } });
+    });
+    afterAll(() => server?.stop());
+
+    const cancel = (token: string) =>
+      execute(server, CancelTaskMutation, { input: { taskId: 'no-such-task' } }, { token });
+
+    test('over HTTP: a burst, then RATE_LIMITED with 429 and Retry-After; other users and queries go on; after the advertised wait it works again', async () => {
+      let accepted = 0;
+      let limited: GraphQLResponse<unknown> | undefined;
+      // The bucket refills at 1/s while we send, so allow for a token or two more than the burst.
+      while (!limited && accepted < 10) {
+        const response = await cancel(TOKENS.alice);
+        if (response.errors) limited = response;
+        else accepted += 1;
+      }
+      expect(accepted).toBeGreaterThanOrEqual(3);
+      expect(limited?.status).toBe(429);
+      const error = limited?.errors?.[0];
+      expect(error?.extensions?.code).toBe('RATE_LIMITED');
+      const retryAfterMs = error?.extensions?.retryAfterMs as number;
+      expect(retryAfterMs).toBeGreaterThan(0);
+      expect(retryAfterMs).toBeLessThanOrEqual(1000);
+      expect(limited?.headers.get('retry-after')).toBe(String(Math.ceil(retryAfterMs / 1000)));
+      expect(error?.message).toMatch(/retry in \d+\.\d s/);
+      expect(limited?.data ?? null).toBeNull();
+
+      // Per user: bob has his own bucket; and queries take no tokens.
+      expect(dataOf(await cancel(TOKENS.bob)).cancelTask).toMatchObject({ code: 'NOT_FOUND' });
+      expect(dataOf(await execute(server, ViewerQuery, {}, { token: TOKENS.alice })).viewer.userId).toBe('alice');
+
+      // The behaviour under test is time: the advertised wait is what it takes.
+      await sleep(retryAfterMs);
+      expect(dataOf(await cancel(TOKENS.alice)).cancelTask).toMatchObject({ code: 'NOT_FOUND' });
+    });
+
+    test('over graphql-ws: the same bucket and error, without an HTTP status', async () => {
+      const ws = wsClient(server, TOKENS.ops);
+      try {
+        let accepted = 0;
+        let limited: Result | undefined;
+        const mutation = { query: print(CancelTaskMutation), variables: { input: { taskId: 'no-such-task' } } };
+        while (!limited && accepted < 10) {
+          const { results } = await ws.run(mutation);
+          if (results[0]?.errors) limited = results[0];
+          else accepted += 1;
+        }
+        expect(accepted).toBeGreaterThanOrEqual(3);
+        const error = limited?.errors?.[0] as { message: string; extensions: Record<string, unknown> } | undefined;
+        expect(error?.extensions.code).toBe('RATE_LIMITED');
+        expect(error?.extensions.retryAfterMs).toEqual(expect.any(Number));
+        expect(error?.message).toMatch(/retry in/);
+        // Queries over the same socket are not limited.
+        expect((await ws.run({ query: print(ViewerQuery) })).results[0]?.data).toMatchObject({
+          viewer: { userId: 'ops' },
+        });
+      } finally {
+        await ws.dispose();
+      }
+    });
+  });
+});
+
+describe('a bad PERSISTED_DOCUMENTS manifest stops start-up', () => {
+  const dir = scratch;
+  const [viewerId, viewerText] = Object.entries(manifest)[0] as [string, string];
+  const manifests: [string, string | null, RegExp][] = [
+    ['missing', null, /cannot be read \(ENOENT\)/],
+    ['not JSON', '{"sha256:', /is not JSON/],
+    ['an array', '[]', /must be a JSON object/],
+    ['empty', '{}', /has no documents/],
+    ['a document that is not a string', JSON.stringify({ [viewerId]: 1 }), /must be a document/],
+    ['a document edited after hashing', JSON.stringify({ [viewerId]: `${viewerText} ` }), /not the one its sha256/],
+    ['a document that does not parse', JSON.stringify({ 'my-id': 'query {' }), /does not parse/],
+  ];
+
+  test.each(manifests)('%s: building the server fails, naming PERSISTED_DOCUMENTS', (name, content, reason) => {
+    const file = path.join(dir, `${name.replaceAll(' ', '-')}.json`);
+    if (content !== null) writeFileSync(file, content);
+    const config = loadConfig({
+      ...AUTH_ENV,
+      DATABASE_URL: `file:${path.join(dir, 'unused.db')}`,
+      PERSISTED_DOCUMENTS: file,
+    });
+    const build = () => buildApp(config, { logger: createLogger('silent') });
+    expect(build).toThrow(/PERSISTED_DOCUMENTS: /);
+    expect(build).toThrow(reason);
+  });
+
+  test('the server process exits with status 1 and says why', async () => {
+    const exit = await missingManifest;
+    expect(exit.code).toBe(1);
+    expect(exit.stderr).toContain('PERSISTED_DOCUMENTS: ');
+    expect(exit.stderr).toContain('nowhere.json cannot be read (ENOENT)');
+  });
+});
+
+describe('token buckets', () => {
+  test('a bucket gives its burst at once, then one token per 1/rate s; buckets that refilled are dropped', () => {
+    let now = 0;
+    const buckets = new TokenBuckets(10, 3, () => now);
+    expect([buckets.take('a'), buckets.take('a'), buckets.take('a')]).toEqual([0, 0, 0]);
+    expect(buckets.take('a')).toBe(100);
+    now += 50;
+    expect(buckets.take('a')).toBe(50);
+    now += 50;
+    expect(buckets.take('a')).toBe(0);
+
+    for (let user = 0; user < 1000; user += 1) buckets.take(`user-${user}`);
+    expect(buckets.size).toBe(1001);
+    // After a full refill period, every idle bucket is full again: the next take drops them.
+    now += 300;
+    buckets.take('b');
+    expect(buckets.size).toBe(1);
+  });
+});
