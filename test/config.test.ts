@@ -33,7 +33,11 @@ describe('configuration', () => {
     [{ MAX_PAGE_SIZE: '0' }, /MAX_PAGE_SIZE: must be greater than 0/],
     [{ AUTH_TOKENS: 'alice:superuser:alice-secret-1' }, /AUTH_TOKENS: entry 1 must look like userId:role:token/],
     [{ AUTH_TOKENS: 'alice:user:short' }, /AUTH_TOKENS: entry 1: token must be at least 8 characters/],
-    [{ HOST: '0.0.0.0' }, /HOST: without AUTH_TOKENS or AUTH_USER_HEADER/],
+    [{ HOST: '0.0.0.0' }, /HOST: without AUTH_TOKENS, AUTH_JWT_\* or AUTH_USER_HEADER/],
+    [{ AUTH_JWT_SECRET: 'too-short' }, /AUTH_JWT_SECRET: must be at least 32 characters/],
+    [{ AUTH_JWT_SECRET: 'x'.repeat(32), AUTH_JWT_JWKS_FILE: 'keys.json' }, /set only one of AUTH_JWT_SECRET/],
+    [{ CORS_ORIGINS: 'https://ok.example,evil.example/path' }, /CORS_ORIGINS: evil.example\/path is not an origin/],
+    [{ MAX_CONNECTIONS_PER_USER: '0' }, /MAX_CONNECTIONS_PER_USER: must be greater than 0/],
   ])('%o is refused with a message naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
@@ -47,6 +51,7 @@ describe('configuration', () => {
 
   test('binding beyond loopback is allowed once authentication is configured', () => {
     expect(loadConfig({ HOST: '0.0.0.0', AUTH_USER_HEADER: 'X-Bfl-User' }).host).toBe('0.0.0.0');
+    expect(loadConfig({ HOST: '0.0.0.0', AUTH_JWT_SECRET: 'x'.repeat(32) }).auth.localDevelopment).toBe(false);
   });
 
   test('the server process exits non-zero with a clear message on a bad value', () => {

@@ -123,29 +123,28 @@ describe('server-sent events', () => {
     expect(stream.text.endsWith('event: complete\ndata:\n\n')).toBe(true);
   });
 
-  test("graphql-sse's single-connection mode (reservation, then operations on it) is served too", async () => {
-    const events: unknown[] = [];
-    const client = createClient({
-      singleConnection: true,
-      url: `${server.url}/graphql/stream`,
+  test("graphql-sse's single-connection mode is refused: no reservation is created, the client is told", async () => {
+    // A reservation is state any client could create before authenticating (and never expired).
+    const reserve = await fetch(`${server.url}/graphql/stream`, {
+      method: 'PUT',
       headers: { authorization: `Bearer ${TOKENS.ops}` },
-      retryAttempts: 0,
     });
-    const dispose = client.subscribe(
-      { query: HISTORY },
-      { next: (value) => events.push(value), error: (error) => events.push({ error }), complete: () => {} },
-    );
-    try {
-      await waitFor(async () => {
-        if (events.length) return true;
-        await announceHistory(server);
-        return undefined;
-      }, 'an event over the single connection');
-      expect(events[0]).toMatchObject({ data: { historyAdded: { userId: 'alice' } } });
-    } finally {
-      dispose();
-      client.dispose();
-    }
+    expect(reserve.status).toBe(405);
+    expect(JSON.stringify(await reserve.json())).toContain('single-connection');
+
+    const outcome = await new Promise<unknown>((resolve) => {
+      const client = createClient({
+        singleConnection: true,
+        url: `${server.url}/graphql/stream`,
+        headers: { authorization: `Bearer ${TOKENS.ops}` },
+        retryAttempts: 0,
+      });
+      client.subscribe(
+        { query: HISTORY },
+        { next: (value) => resolve({ value }), error: (error) => resolve({ error }), complete: () => resolve('complete') },
+      );
+    });
+    expect(outcome).toHaveProperty('error');
   });
 
   test('graphql-sse and graphql-ws subscribers of the same document share one execution', async () => {

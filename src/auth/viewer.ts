@@ -1,44 +1,59 @@
 import { createHash } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Config } from '../config.js';
 import { ForbiddenError, UnauthenticatedError } from '../services/errors.js';
+import { JwtRejected, JwtVerifier } from './jwt.js';
 
 /** Who is asking. Every service call that reads or changes user data takes one. */
 export interface Viewer {
   userId: string;
   isAdmin: boolean;
+  /** When the credential stops being valid (ms since the epoch), for credentials that expire (JWT). */
+  expiresAt?: number;
 }
 
 /** The viewer of local development mode (no authentication configured). */
 export const LOCAL_ADMIN: Viewer = Object.freeze({ userId: 'admin', isAdmin: true });
 
+/**
+ * What a request presents. Only the transport decides where each part comes from: the gateway
+ * header is read from the HTTP request (or the WebSocket upgrade request), which a gateway can
+ * strip and set; never from anything the client writes inside the protocol (graphql-ws
+ * `connectionParams`), which no gateway sees.
+ */
+export interface Credentials {
+  /** `Authorization` header, or graphql-ws `connectionParams.authorization`: a credential we verify. */
+  authorization: string | null | undefined;
+  /** The AUTH_USER_HEADER value of the HTTP or upgrade request. */
+  gatewayUser: string | null | undefined;
+}
+
 const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
+/** Gateway user ids: what the original system's users look like, bounded. */
+const GATEWAY_USER = /^[\w.@:-]{1,128}$/;
 
 /**
- * Resolves the viewer of a request from its headers:
- * `Authorization: Bearer <token>` (tokens from AUTH_TOKENS), else the trusted gateway header
- * (AUTH_USER_HEADER) when configured, else — only when no authentication is configured at all —
- * the local admin. A presented but unknown token is rejected, never downgraded.
+ * Resolves the viewer of a request. `Authorization: Bearer <credential>` wins: a static token
+ * (AUTH_TOKENS) or a JWT (AUTH_JWT_*); a presented credential that is not accepted is rejected,
+ * never downgraded to another identity. Without one, the trusted gateway header (AUTH_USER_HEADER)
+ * when configured, else — only when no authentication is configured at all — the local admin.
  */
 export class Authenticator {
   /** Keyed by the token's hash, so the secrets themselves are not kept in a lookup table. */
   private readonly tokens: Map<string, Viewer>;
+  private readonly jwt: JwtVerifier | null;
 
   constructor(private readonly auth: Config['auth']) {
     this.tokens = new Map(auth.tokens.map((t) => [sha256(t.token), { userId: t.userId, isAdmin: t.role === 'admin' }]));
+    this.jwt = auth.jwt ? new JwtVerifier(auth.jwt) : null;
   }
 
-  /** `authorization` is the Authorization header or graphql-ws `connectionParams.authorization`. */
-  authenticate(authorization: string | null | undefined, gatewayUser?: string | null): Viewer {
+  async authenticate({ authorization, gatewayUser }: Credentials): Promise<Viewer> {
     if (this.auth.localDevelopment) return LOCAL_ADMIN;
-    if (authorization) {
-      const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
-      if (!match) throw new UnauthenticatedError('Authorization header must be "Bearer <token>"');
-      const viewer = this.tokens.get(sha256(match[1] as string));
-      if (!viewer) throw new UnauthenticatedError('Invalid or expired token');
-      return viewer;
-    }
+    if (authorization) return this.verify(authorization);
     if (this.auth.userHeader && gatewayUser?.trim()) {
       const userId = gatewayUser.trim();
+      if (!GATEWAY_USER.test(userId)) throw new UnauthenticatedError(`${this.auth.userHeader} is not a valid user id`);
       return { userId, isAdmin: this.auth.adminUsers.includes(userId) };
     }
     throw new UnauthenticatedError(
@@ -48,9 +63,40 @@ export class Authenticator {
     );
   }
 
-  fromHeaders(headers: Headers): Viewer {
-    const gatewayUser = this.auth.userHeader ? headers.get(this.auth.userHeader) : null;
-    return this.authenticate(headers.get('authorization'), gatewayUser);
+  /** The credentials of an HTTP request (or a WebSocket upgrade request). */
+  credentialsOf(headers: Pick<Headers, 'get'> | IncomingHttpHeaders): Credentials {
+    // Fetch-API headers (Yoga's, which are not always the global class) or Node's header object.
+    const get = (name: string): string | null => {
+      if (typeof headers.get === 'function') return (headers as Pick<Headers, 'get'>).get(name);
+      const value = (headers as IncomingHttpHeaders)[name.toLowerCase()];
+      return typeof value === 'string' ? value : null;
+    };
+    return {
+      authorization: get('authorization'),
+      gatewayUser: this.auth.userHeader ? get(this.auth.userHeader) : null,
+    };
+  }
+
+  fromHeaders(headers: Pick<Headers, 'get'> | IncomingHttpHeaders): Promise<Viewer> {
+    return this.authenticate(this.credentialsOf(headers));
+  }
+
+  private async verify(authorization: string): Promise<Viewer> {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+    if (!match) throw new UnauthenticatedError('Authorization must be "Bearer <token>"');
+    const credential = match[1] as string;
+    const viewer = this.tokens.get(sha256(credential));
+    if (viewer) return viewer;
+    if (this.jwt && credential.split('.').length === 3) {
+      try {
+        const { userId, isAdmin, expiresAt } = await this.jwt.verify(credential);
+        return expiresAt === undefined ? { userId, isAdmin } : { userId, isAdmin, expiresAt };
+      } catch (error) {
+        if (error instanceof JwtRejected) throw new UnauthenticatedError(error.message);
+        throw error;
+      }
+    }
+    throw new UnauthenticatedError('Invalid or expired token');
   }
 }
 

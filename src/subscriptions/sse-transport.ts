@@ -1,15 +1,18 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { GraphQLError } from 'graphql';
+import { GraphQLError } from 'graphql';
 import type { Viewer } from '../auth/viewer.js';
+import { BodyTooLarge, readBody } from '../http/body.js';
 import type { Logger } from '../logger.js';
 import { DomainError } from '../services/errors.js';
 import { cohortKey, type Delivery, type FanOutMode, type SubscriptionCohorts } from './cohorts.js';
+import type { ConnectionBudget } from './connection-budget.js';
 import { type MemberPolicy, type Outlet, QueuedMember } from './member.js';
 import {
   cohortSource,
   executionArgs,
   type OperationPipeline,
   type OperationRequest,
+  operationRequest,
   prepareOperation,
   scopeOf,
 } from './operation.js';
@@ -22,16 +25,19 @@ import {
  * serialized result. Slow consumers follow QueuedMember's policy (member.ts); a response counts as
  * congested past `maxBufferedBytes` unwritten.
  *
- * graphql-sse's single-connection mode (PUT reservations, event-stream tokens) stays with Yoga's
- * graphql-sse plugin, which runs the same pipeline.
+ * graphql-sse's single-connection mode (PUT reservations, event-stream tokens) is not served: its
+ * reservations are state a client creates before any operation, and graphql-sse clients use
+ * distinct connections unless told otherwise. Such requests get 405.
  */
 
 export interface SseTransportOptions {
-  /** The viewer of a request's headers; throws a DomainError when its credentials are refused. */
-  authenticate(headers: Headers): Viewer;
-  /** The pipeline for one operation of a request. */
-  pipeline(request: OperationRequest, headers: Headers, req: IncomingMessage): OperationPipeline;
+  /** The viewer of a request; rejects with a DomainError when its credentials are refused. */
+  authenticate(req: IncomingMessage): Promise<Viewer>;
+  /** The pipeline for one operation of a request, run as its viewer. */
+  pipeline(request: OperationRequest, viewer: Viewer, req: IncomingMessage): OperationPipeline;
   cohorts: SubscriptionCohorts;
+  /** Streams in all and per user (shared with WebSocket connections). */
+  budget: ConnectionBudget;
   maxBufferedBytes: number;
   subscriberBuffer: number;
   /** Period of the comment line that keeps idle streams (and proxies) open. */
@@ -127,14 +133,14 @@ export class SseTransport {
     this.keepAlive.unref();
   }
 
-  /** Whether `req` is a distinct-connection SSE request for this transport. */
+  /** Whether `req` is an SSE request for this transport (OPTIONS preflights are Yoga's, for CORS). */
   accepts(req: IncomingMessage, path: string): boolean {
-    if (req.method !== 'GET' && req.method !== 'POST') return false;
-    if (path === '/graphql/stream') {
-      // A reserved stream or an operation for one (single-connection mode) is the plugin's.
-      return !req.headers['x-graphql-event-stream-token'] && !req.url?.includes('token=');
-    }
-    return path === '/graphql' && (req.headers.accept ?? '').includes('text/event-stream');
+    if (path === '/graphql/stream') return req.method !== 'OPTIONS';
+    return (
+      path === '/graphql' &&
+      (req.method === 'GET' || req.method === 'POST') &&
+      (req.headers.accept ?? '').includes('text/event-stream')
+    );
   }
 
   /** Open SSE streams. */
@@ -148,54 +154,74 @@ export class SseTransport {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const headers = new Headers();
-    for (const [name, value] of Object.entries(req.headers)) {
-      if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
-    }
     let request: OperationRequest;
     let viewer: Viewer;
     try {
+      if (req.method !== 'GET' && req.method !== 'POST') {
+        throw new BadRequest(405, "Use GET or POST (graphql-sse's single-connection mode is not served)");
+      }
       request = await this.readRequest(req);
-      viewer = this.options.authenticate(headers);
+      viewer = await this.options.authenticate(req);
     } catch (error) {
       if (error instanceof DomainError) {
         const { status, body } = this.options.errorBody(error);
         return json(res, status, body);
       }
       if (error instanceof BadRequest) return json(res, error.status, { errors: [{ message: error.message }] });
+      if (error instanceof BodyTooLarge) return json(res, 413, { errors: [{ message: error.message }] }, true);
       throw error;
     }
 
     this.options.identify(req, viewer, request.operationName);
     const key = cohortKey(scopeOf(viewer), request.query, request.operationName, request.variables);
     const existing = this.options.cohorts.find(key);
-    if (existing) return this.join(res, key, existing.mode, null);
+    if (existing) return this.join(res, viewer, key, existing.mode, null);
 
-    const pipeline = this.options.pipeline(request, headers, req);
+    const pipeline = this.options.pipeline(request, viewer, req);
     const prepared = prepareOperation(pipeline, request);
     if ('errors' in prepared) return json(res, 400, { errors: prepared.errors.map((e) => e.toJSON()) });
+    if (prepared.type === 'mutation' && req.method !== 'POST') {
+      // A GET can be sent by any page (a link, an image): it must never change anything.
+      return json(res, 405, { errors: [{ message: 'Mutations are only accepted in a POST request' }] });
+    }
     const args = await executionArgs(pipeline, prepared.document, request);
     if (prepared.type !== 'subscription') {
       const result = await pipeline.execute(args);
       startStream(res);
       return void res.end(`${NEXT}${JSON.stringify(result)}${END_OF_EVENT}${COMPLETE}`);
     }
-    this.join(res, key, prepared.mode, cohortSource(pipeline, args));
+    this.join(res, viewer, key, prepared.mode, cohortSource(pipeline, args));
   }
 
   private join(
     res: ServerResponse,
+    viewer: Viewer,
     key: string,
     mode: FanOutMode,
     source: ReturnType<typeof cohortSource> | null,
   ): void {
+    const { budget } = this.options;
+    if (!budget.tryOpen()) {
+      tooMany(res, 'Too many streams (MAX_CONNECTIONS)');
+      return;
+    }
+    if (!budget.tryClaim(viewer.userId)) {
+      budget.close();
+      tooMany(res, 'Too many connections and streams for this user (MAX_CONNECTIONS_PER_USER)');
+      return;
+    }
     const stream = new Stream(res, this.options.maxBufferedBytes);
     startStream(res);
     // Some clients only report the stream open once a first byte arrives.
     stream.write(KEEP_ALIVE);
     this.streams.add(stream);
     const member = new SseSubscription(stream, this.memberPolicy, () => this.streams.delete(stream));
+    const lifetime = viewer.expiresAt === undefined ? Infinity : viewer.expiresAt - Date.now();
+    const expiry = lifetime < MAX_TIMER_MS ? setTimeout(() => member.expire(), lifetime).unref() : undefined;
     res.once('close', () => {
+      clearTimeout(expiry);
+      budget.close();
+      budget.release(viewer.userId);
       this.streams.delete(stream);
       member.stop();
     });
@@ -216,30 +242,22 @@ export class SseTransport {
       if (!(req.headers['content-type'] ?? '').includes('application/json')) {
         throw new BadRequest(415, 'POST bodies must be application/json');
       }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of req) {
-        size += (chunk as Buffer).length;
-        if (size > this.options.maxBodyBytes) {
-          throw new BadRequest(413, `Request body is larger than ${this.options.maxBodyBytes} bytes`);
-        }
-        chunks.push(chunk as Buffer);
-      }
-      const body = parseJson(Buffer.concat(chunks).toString('utf8'), 'body');
+      const body = parseJson((await readBody(req, this.options.maxBodyBytes)).toString('utf8'), 'body');
       if (typeof body !== 'object' || body === null || Array.isArray(body)) {
         throw new BadRequest(400, 'The body must be a JSON object');
       }
       params = body as Record<string, unknown>;
     }
-    const { query, operationName, variables } = params;
-    if (typeof query !== 'string' || !query) throw new BadRequest(400, 'Missing query');
+    const { operationName, variables } = params;
+    const request = operationRequest(params);
+    if (!request.query) throw new BadRequest(400, 'Missing query');
     if (operationName != null && typeof operationName !== 'string') {
       throw new BadRequest(400, 'operationName must be a string');
     }
     if (variables != null && (typeof variables !== 'object' || Array.isArray(variables))) {
       throw new BadRequest(400, 'variables must be an object');
     }
-    return { query, operationName, variables: variables as Record<string, unknown> | null | undefined };
+    return request;
   }
 }
 
@@ -262,6 +280,12 @@ class SseSubscription extends QueuedMember {
     const error = errors?.length ? `${NEXT}${JSON.stringify({ errors })}${END_OF_EVENT}` : '';
     this.stream.end(`${error}${COMPLETE}`);
   }
+
+  /** The viewer's credential expired: the stream ends with an error saying so. */
+  expire(): void {
+    this.stop();
+    this.finish([new GraphQLError('Token expired', { extensions: { code: 'UNAUTHENTICATED' } })]);
+  }
 }
 
 function parseJson(text: string, what: string): unknown {
@@ -272,7 +296,18 @@ function parseJson(text: string, what: string): unknown {
   }
 }
 
-function json(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
+/** A JSON answer; `close` ends the connection too (a body left unread must not be read on). */
+function json(res: ServerResponse, status: number, body: unknown, close = false): void {
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    ...(close ? { connection: 'close' } : {}),
+  });
   res.end(JSON.stringify(body));
 }
+
+function tooMany(res: ServerResponse, message: string): void {
+  json(res, 429, { errors: [{ message, extensions: { code: 'LIMIT_EXCEEDED' } }] });
+}
+
+/** setTimeout's largest delay (24.8 days): a token valid for longer is not timed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { GraphQLError } from 'graphql';
 import {
   CloseCode,
@@ -12,8 +13,16 @@ import type { WebSocket, WebSocketServer } from 'ws';
 import type { Viewer } from '../auth/viewer.js';
 import type { Logger } from '../logger.js';
 import { type CohortSource, cohortKey, type Delivery, type FanOutMode, type SubscriptionCohorts } from './cohorts.js';
+import type { ConnectionBudget } from './connection-budget.js';
 import { type MemberPolicy, type Outlet, QueuedMember } from './member.js';
-import { cohortSource, executionArgs, type OperationPipeline, prepareOperation, scopeOf } from './operation.js';
+import {
+  cohortSource,
+  executionArgs,
+  type OperationPipeline,
+  operationRequest,
+  prepareOperation,
+  scopeOf,
+} from './operation.js';
 
 /**
  * The graphql-transport-ws protocol (graphql-ws's, whose message types, parser and close codes
@@ -26,10 +35,17 @@ import { cohortSource, executionArgs, type OperationPipeline, prepareOperation, 
  */
 
 export interface WsTransportOptions {
-  /** Authenticates `connection_init`'s payload; throws when the credentials are not accepted. */
-  authenticate(connectionParams: Record<string, unknown> | undefined): Viewer;
-  /** The pipeline for one operation of a connection. */
-  pipeline(params: SubscribePayload, connectionParams: Record<string, unknown> | undefined): OperationPipeline;
+  /**
+   * The viewer of a connection, from `connection_init`'s payload and the upgrade request (which
+   * carries the gateway's headers); rejects when the credentials are not accepted.
+   */
+  authenticate(connectionParams: Record<string, unknown> | undefined, upgrade: IncomingMessage): Promise<Viewer>;
+  /** The pipeline for one operation of a connection, run as its viewer. */
+  pipeline(params: SubscribePayload, viewer: Viewer): OperationPipeline;
+  /** Connections in all and per user. */
+  budget: ConnectionBudget;
+  /** Operations (subscriptions and queries in flight) one connection may hold. */
+  maxOperations: number;
   cohorts: SubscriptionCohorts;
   /** Unsent bytes a socket may hold before its subscriptions queue instead. */
   maxBufferedBytes: number;
@@ -42,6 +58,11 @@ export interface WsTransportOptions {
   logger: Logger;
 }
 
+/** Close code of a connection over a limit (graphql-ws has none; 4429 mirrors HTTP 429). */
+const TOO_MANY = 4429;
+/** setTimeout's largest delay (24.8 days): a token valid for longer is not timed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Frames are JSON text, even when handed to ws as bytes. */
 const TEXT = { binary: false } as const;
 
@@ -53,10 +74,11 @@ interface Operation {
 /** One WebSocket connection speaking graphql-transport-ws. */
 class Connection implements Outlet {
   viewer: Viewer | null = null;
-  connectionParams: Record<string, unknown> | undefined;
   initReceived = false;
   /** Until `connection_init`: closes the connection when it does not come in time. */
   initTimer: NodeJS.Timeout | null = null;
+  /** Closes the connection when its credential expires. */
+  expiryTimer: NodeJS.Timeout | null = null;
   /** Keep-alive: anything was sent or received since the last tick. */
   active = true;
   /** Keep-alive: a ping went out at the last tick and nothing has come back since. */
@@ -68,6 +90,8 @@ class Connection implements Outlet {
   constructor(
     readonly socket: WebSocket,
     readonly transport: WsTransport,
+    /** The HTTP upgrade request: its headers are the gateway's, not the client's payload. */
+    readonly upgrade: IncomingMessage,
   ) {}
 
   send(message: string): void {
@@ -114,6 +138,7 @@ class Connection implements Outlet {
 
   dispose(): void {
     if (this.initTimer) clearTimeout(this.initTimer);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
     this.waiting = null;
     for (const operation of this.operations.values()) operation.stop();
     this.operations.clear();
@@ -131,7 +156,7 @@ export class WsTransport {
   ) {
     this.memberPolicy = { limit: options.subscriberBuffer, logger: options.logger };
     wss.options.handleProtocols = handleProtocols;
-    wss.on('connection', (socket) => this.open(socket));
+    wss.on('connection', (socket, request) => this.open(socket, request));
     // One timer for every connection. A connection with traffic either way since the last tick
     // needs nothing (the traffic keeps proxies from closing it; a dead peer shows as write errors
     // and a full buffer, which the slow-consumer policy bounds). A silent one is pinged, and
@@ -162,12 +187,17 @@ export class WsTransport {
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 
-  private open(socket: WebSocket): void {
+  private open(socket: WebSocket, upgrade: IncomingMessage): void {
     if (socket.protocol !== GRAPHQL_TRANSPORT_WS_PROTOCOL) {
       socket.close(CloseCode.SubprotocolNotAcceptable, 'Subprotocol not acceptable');
       return;
     }
-    const connection = new Connection(socket, this);
+    const { budget } = this.options;
+    if (!budget.tryOpen()) {
+      socket.close(TOO_MANY, 'Too many connections (MAX_CONNECTIONS)');
+      return;
+    }
+    const connection = new Connection(socket, this, upgrade);
     this.connections.add(connection);
     connection.initTimer = setTimeout(() => {
       connection.close(CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
@@ -184,6 +214,8 @@ export class WsTransport {
     socket.once('close', () => {
       this.connections.delete(connection);
       connection.dispose();
+      budget.close();
+      if (connection.viewer) budget.release(connection.viewer.userId);
     });
   }
 
@@ -202,13 +234,7 @@ export class WsTransport {
         connection.initReceived = true;
         if (connection.initTimer) clearTimeout(connection.initTimer);
         connection.initTimer = null;
-        try {
-          connection.connectionParams = message.payload;
-          connection.viewer = this.options.authenticate(message.payload);
-        } catch {
-          return connection.close(CloseCode.Forbidden, 'Forbidden');
-        }
-        return connection.send(stringifyMessage({ type: MessageType.ConnectionAck }));
+        return this.authenticate(connection, message.payload);
       }
       case MessageType.Ping:
         return connection.send(stringifyMessage({ type: MessageType.Pong, payload: message.payload }));
@@ -218,6 +244,20 @@ export class WsTransport {
         if (!connection.viewer) return connection.close(CloseCode.Unauthorized, 'Unauthorized');
         if (connection.operations.has(message.id)) {
           return connection.close(CloseCode.SubscriberAlreadyExists, `Subscriber for ${message.id} already exists`);
+        }
+        if (connection.operations.size >= this.options.maxOperations) {
+          return connection.send(
+            stringifyMessage({
+              id: message.id,
+              type: MessageType.Error,
+              payload: [
+                {
+                  message: `A connection may hold at most ${this.options.maxOperations} operations (MAX_SUBSCRIPTIONS_PER_CONNECTION)`,
+                  extensions: { code: 'LIMIT_EXCEEDED' },
+                },
+              ],
+            }),
+          );
         }
         return this.subscribe(connection, message.id, message.payload);
       }
@@ -231,7 +271,33 @@ export class WsTransport {
     }
   }
 
-  private async subscribe(connection: Connection, id: string, payload: SubscribePayload): Promise<void> {
+  /**
+   * `connection_init`: the viewer comes from verified credentials (the payload's `authorization`,
+   * or the upgrade request's headers, where a gateway puts its user header); a connection whose
+   * credentials are refused, or whose user holds too many connections, is closed.
+   */
+  private async authenticate(connection: Connection, params: Record<string, unknown> | undefined): Promise<void> {
+    let viewer: Viewer;
+    try {
+      viewer = await this.options.authenticate(params, connection.upgrade);
+    } catch {
+      return connection.close(CloseCode.Forbidden, 'Forbidden');
+    }
+    if (connection.socket.readyState !== connection.socket.OPEN) return;
+    if (!this.options.budget.tryClaim(viewer.userId)) {
+      return connection.close(TOO_MANY, 'Too many connections for this user (MAX_CONNECTIONS_PER_USER)');
+    }
+    connection.viewer = viewer;
+    const lifetime = viewer.expiresAt === undefined ? Infinity : viewer.expiresAt - Date.now();
+    if (lifetime < MAX_TIMER_MS) {
+      connection.expiryTimer = setTimeout(() => connection.close(CloseCode.Forbidden, 'Token expired'), lifetime);
+      connection.expiryTimer.unref();
+    }
+    connection.send(stringifyMessage({ type: MessageType.ConnectionAck }));
+  }
+
+  private async subscribe(connection: Connection, id: string, sent: SubscribePayload): Promise<void> {
+    const payload = operationRequest(sent);
     const key = cohortKey(
       scopeOf(connection.viewer as Viewer),
       payload.query,
@@ -242,7 +308,7 @@ export class WsTransport {
     const existing = this.options.cohorts.find(key);
     if (existing) return this.join(connection, id, key, existing.mode, null);
 
-    const pipeline = this.options.pipeline(payload, connection.connectionParams);
+    const pipeline = this.options.pipeline(payload, connection.viewer as Viewer);
     const prepared = prepareOperation(pipeline, payload);
     if ('errors' in prepared) {
       const errors = prepared.errors.map((e) => e.toJSON());

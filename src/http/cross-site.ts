@@ -1,0 +1,66 @@
+import type { IncomingMessage } from 'node:http';
+
+/**
+ * Which web pages may drive the API from a browser. A browser attaches the user's cookies (behind
+ * a cookie-authenticating gateway) and, in local development mode, every request is the admin: so
+ * a page of another site must not be able to send a mutation. Three rules together close that:
+ * - only the server's own origin and the `CORS_ORIGINS` allow-list get CORS headers (Yoga's
+ *   `cors` option) and may open a WebSocket (browsers always send `Origin` on an upgrade);
+ * - a request whose `Origin` is present and not allowed is refused before it runs;
+ * - a POST must be `application/json`, which a browser only sends cross-site after a CORS
+ *   preflight; forms (`x-www-form-urlencoded`, `multipart/form-data`, `text/plain`) are refused,
+ *   and mutations never run over GET (Yoga's rule for /graphql, the SSE transport's for its own).
+ * Non-browser clients send no `Origin` and are unaffected.
+ */
+export class OriginPolicy {
+  constructor(private readonly allowList: readonly string[]) {}
+
+  /** Whether a page at `origin` may call this server, reached under the `host` header. */
+  allows(origin: string | null | undefined, host: string | null | undefined): boolean {
+    if (!origin) return true;
+    return this.allowList.includes(origin) || this.isSameOrigin(origin, host);
+  }
+
+  /** Whether a cross-origin page may read responses: only the allow-list gets CORS headers. */
+  allowsCrossOrigin(origin: string): boolean {
+    return this.allowList.includes(origin);
+  }
+
+  private isSameOrigin(origin: string, host: string | null | undefined): boolean {
+    if (!host) return false;
+    try {
+      const url = new URL(origin);
+      return (url.protocol === 'http:' || url.protocol === 'https:') && url.host === host;
+    } catch {
+      return false; // "null" (sandboxed frames, file://) and anything malformed
+    }
+  }
+}
+
+/** A refusal to answer with, before the request runs. */
+export interface Refusal {
+  status: number;
+  code: string;
+  message: string;
+}
+
+/** Why a request to a GraphQL endpoint must not run, if it must not. */
+export function refuseCrossSite(req: IncomingMessage, policy: OriginPolicy): Refusal | null {
+  const origin = req.headers.origin;
+  if (!policy.allows(origin, req.headers.host)) {
+    return { status: 403, code: 'FORBIDDEN', message: `Origin ${origin?.slice(0, 200)} is not allowed (CORS_ORIGINS)` };
+  }
+  if (req.method === 'POST' && !isJson(req.headers['content-type'])) {
+    return {
+      status: 415,
+      code: 'VALIDATION',
+      message: 'POST bodies must be application/json (forms and multipart are not accepted)',
+    };
+  }
+  return null;
+}
+
+function isJson(contentType: string | undefined): boolean {
+  const type = contentType?.split(';')[0]?.trim().toLowerCase();
+  return type === 'application/json' || type === 'application/graphql-response+json';
+}

@@ -1,0 +1,441 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { exportJWK, exportSPKI, generateKeyPair, SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { Authenticator } from '../src/auth/viewer.js';
+import { loadConfig } from '../src/config.js';
+import { ViewerQuery } from './support/operations.js';
+import { openRawSocket } from './support/raw-ws.js';
+import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS } from './support/server.js';
+
+/**
+ * The edge of the server probed as an attacker would: who a connection is, which pages may drive
+ * the API, and the limits every client-controlled resource has. Each case failed before its fix.
+ */
+
+const VIEWER = 'query { viewer { userId isAdmin } }';
+const INSTALL = 'mutation { installApp(input: { sourceId: "market.olares", appName: "n8n", version: "1.70.1" }) { __typename } }';
+
+async function taskCount(server: TestServer): Promise<number> {
+  return server.app.db.task.count();
+}
+
+/** Authenticates a raw socket and asks who it is. */
+async function viewerOverSocket(
+  url: string,
+  headers: Record<string, string>,
+  payload: Record<string, unknown>,
+): Promise<unknown> {
+  const socket = await openRawSocket(url, { headers });
+  socket.send({ type: 'connection_init', payload });
+  await socket.nextOfType('connection_ack');
+  socket.send({ id: '1', type: 'subscribe', payload: { query: VIEWER } });
+  const next = await socket.nextOfType('next');
+  socket.socket.close();
+  return (next.payload as { data: unknown }).data;
+}
+
+describe('gateway mode: the identity comes from the gateway, never from the client', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer('sqlite', {
+      env: { ...AUTH_ENV, AUTH_USER_HEADER: 'X-Bfl-User', AUTH_ADMIN_USERS: 'ops' },
+    });
+  });
+  afterAll(() => server?.stop());
+
+  test('a user name in connectionParams is no identity: 4403 without a gateway header', async () => {
+    for (const payload of [{ 'X-Bfl-User': 'admin' }, { 'X-Bfl-User': 'ops', authorization: '' }, {}]) {
+      const socket = await openRawSocket(server.url);
+      socket.send({ type: 'connection_init', payload });
+      expect(await socket.closed).toMatchObject({ code: 4403 });
+    }
+  });
+
+  test('the header the gateway set on the upgrade request names the user; the payload cannot change it', async () => {
+    expect(await viewerOverSocket(server.url, { 'X-Bfl-User': 'alice' }, {})).toEqual({
+      viewer: { userId: 'alice', isAdmin: false },
+    });
+    expect(await viewerOverSocket(server.url, { 'X-Bfl-User': 'alice' }, { 'X-Bfl-User': 'ops' })).toEqual({
+      viewer: { userId: 'alice', isAdmin: false },
+    });
+    expect(await viewerOverSocket(server.url, { 'X-Bfl-User': 'ops' }, {})).toEqual({
+      viewer: { userId: 'ops', isAdmin: true },
+    });
+  });
+
+  test('a bearer token in connectionParams still works, and a bad one is refused, not downgraded', async () => {
+    expect(await viewerOverSocket(server.url, {}, { authorization: `Bearer ${TOKENS.bob}` })).toEqual({
+      viewer: { userId: 'bob', isAdmin: false },
+    });
+    const socket = await openRawSocket(server.url, { headers: { 'X-Bfl-User': 'alice' } });
+    socket.send({ type: 'connection_init', payload: { authorization: 'Bearer not-a-valid-token' } });
+    expect(await socket.closed).toMatchObject({ code: 4403 });
+  });
+
+  test('a gateway header that is not a user id is refused', async () => {
+    const response = await execute(server, ViewerQuery, {}, { headers: { 'X-Bfl-User': 'a'.repeat(500) } });
+    expect(response.status).toBe(401);
+  });
+});
+
+describe('cross-site requests cannot change anything', () => {
+  let server: TestServer;
+  const ALLOWED = 'https://console.example.com';
+  beforeAll(async () => {
+    server = await startTestServer('sqlite', { env: { ...AUTH_ENV, CORS_ORIGINS: ALLOWED } });
+  });
+  afterAll(() => server?.stop());
+
+  const auth = { authorization: `Bearer ${TOKENS.alice}` };
+
+  test('mutations never run over GET: /graphql/stream, /graphql with text/event-stream, plain /graphql', async () => {
+    const before = await taskCount(server);
+    const query = encodeURIComponent(INSTALL);
+    const streamGet = await fetch(`${server.url}/graphql/stream?query=${query}`, { headers: auth });
+    expect(streamGet.status).toBe(405);
+    const sseGet = await fetch(`${server.url}/graphql?query=${query}`, {
+      headers: { ...auth, accept: 'text/event-stream' },
+    });
+    expect(sseGet.status).toBe(405);
+    const plainGet = await fetch(`${server.url}/graphql?query=${query}`, {
+      headers: { ...auth, accept: 'application/json' },
+    });
+    expect(plainGet.status).toBe(405);
+    expect(await taskCount(server)).toBe(before);
+    // The same mutation as a JSON POST does run: the refusals above are about the method alone.
+    const post = await fetch(`${server.url}/graphql`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ query: INSTALL }),
+    });
+    expect(await post.json()).toEqual({ data: { installApp: { __typename: 'InstallAppSuccess' } } });
+    expect(await taskCount(server)).toBe(before + 1);
+  });
+
+  test('form and multipart POSTs (what a page can send without a preflight) are refused with 415', async () => {
+    const before = await taskCount(server);
+    const form = new URLSearchParams({ query: INSTALL });
+    const multipart = new FormData();
+    multipart.set('operations', JSON.stringify({ query: INSTALL }));
+    for (const url of [`${server.url}/graphql`, `${server.url}/graphql/stream`]) {
+      for (const body of [form, multipart, JSON.stringify({ query: INSTALL })]) {
+        const response = await fetch(url, { method: 'POST', headers: auth, body });
+        expect(response.status, `${url} ${typeof body}`).toBe(415);
+      }
+    }
+    expect(await taskCount(server)).toBe(before);
+  });
+
+  test('CORS: only the allow-list gets CORS headers; other origins are refused before running', async () => {
+    const preflight = (origin: string) =>
+      fetch(`${server.url}/graphql`, {
+        method: 'OPTIONS',
+        headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+      });
+    const evil = await preflight('https://evil.example');
+    expect(evil.headers.get('access-control-allow-origin')).toBeNull();
+    const allowed = await preflight(ALLOWED);
+    expect(allowed.headers.get('access-control-allow-origin')).toBe(ALLOWED);
+    expect(allowed.headers.get('access-control-allow-credentials')).toBe('true');
+
+    const before = await taskCount(server);
+    const post = (origin: string) =>
+      fetch(`${server.url}/graphql`, {
+        method: 'POST',
+        headers: { ...auth, origin, 'content-type': 'application/json' },
+        body: JSON.stringify({ query: VIEWER }),
+      });
+    expect((await post('https://evil.example')).status).toBe(403);
+    expect((await post('null')).status).toBe(403);
+    expect((await post(ALLOWED)).status).toBe(200);
+    expect((await post(server.url)).status).toBe(200); // the server's own pages
+    expect(await taskCount(server)).toBe(before);
+  });
+
+  test('WebSockets: an Origin outside the list is refused at the upgrade; no Origin (not a browser) is fine', async () => {
+    await expect(openRawSocket(server.url, { headers: { origin: 'https://evil.example' } })).rejects.toThrow(/403/);
+    for (const headers of [{}, { origin: ALLOWED }, { origin: server.url }] as Record<string, string>[]) {
+      const socket = await openRawSocket(server.url, { headers });
+      socket.send({ type: 'connection_init', payload: { authorization: `Bearer ${TOKENS.alice}` } });
+      await socket.nextOfType('connection_ack');
+      socket.socket.close();
+    }
+  });
+});
+
+describe('local development mode (every request is the admin) is not drivable by other sites', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer('sqlite');
+  });
+  afterAll(() => server?.stop());
+
+  test('a page of another site can neither POST nor open a socket', async () => {
+    const response = await fetch(`${server.url}/graphql`, {
+      method: 'POST',
+      headers: { origin: 'https://evil.example', 'content-type': 'application/json' },
+      body: JSON.stringify({ query: INSTALL }),
+    });
+    expect(response.status).toBe(403);
+    await expect(openRawSocket(server.url, { headers: { origin: 'https://evil.example' } })).rejects.toThrow(/403/);
+  });
+});
+
+/** POSTs `size` bytes with chunked encoding (no content-length); the status the server answers. */
+function postChunked(url: string, size: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.alice}` },
+    });
+    request.on('response', (response) => {
+      response.resume();
+      resolve(response.statusCode ?? 0);
+    });
+    // The server may close the connection while we are still writing: that is the point.
+    request.on('error', (error) => (request.writableEnded ? undefined : reject(error)));
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    let sent = 0;
+    const write = () => {
+      while (sent < size) {
+        sent += chunk.length;
+        if (!request.write(chunk)) return void request.once('drain', write);
+      }
+      request.end();
+    };
+    write();
+  });
+}
+
+describe('every client-controlled resource has a limit, enforced before its cost is paid', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer('sqlite', {
+      env: {
+        ...AUTH_ENV,
+        MAX_BODY_BYTES: String(64 * 1024),
+        MAX_SUBSCRIPTIONS_PER_CONNECTION: '3',
+        MAX_CONNECTIONS_PER_USER: '2',
+      },
+    });
+  });
+  afterAll(() => server?.stop());
+
+  test('a WebSocket frame larger than MAX_BODY_BYTES is refused (1009) before connection_init', async () => {
+    const socket = await openRawSocket(server.url);
+    socket.socket.send(Buffer.alloc(256 * 1024, 0x20));
+    expect(await socket.closed).toMatchObject({ code: 1009 });
+  });
+
+  test('a chunked body over MAX_BODY_BYTES gets 413 on /graphql and /graphql/stream', async () => {
+    expect(await postChunked(`${server.url}/graphql`, 1024 * 1024)).toBe(413);
+    expect(await postChunked(`${server.url}/graphql/stream`, 1024 * 1024)).toBe(413);
+  });
+
+  test('operations per connection are capped: the one over the limit gets LIMIT_EXCEEDED, the others go on', async () => {
+    const socket = await openRawSocket(server.url);
+    socket.send({ type: 'connection_init', payload: { authorization: `Bearer ${TOKENS.alice}` } });
+    await socket.nextOfType('connection_ack');
+    for (const id of ['1', '2', '3', '4']) {
+      socket.send({ id, type: 'subscribe', payload: { query: `subscription S${id} { taskUpdated { taskId } }` } });
+    }
+    const refused = await socket.nextOfType('error');
+    expect(refused).toMatchObject({ id: '4', payload: [{ extensions: { code: 'LIMIT_EXCEEDED' } }] });
+    socket.send({ id: '1', type: 'complete' });
+    socket.send({ id: '5', type: 'subscribe', payload: { query: VIEWER } });
+    expect(await socket.nextOfType('next')).toMatchObject({
+      id: '5',
+      payload: { data: { viewer: { userId: 'alice' } } },
+    });
+    socket.socket.close();
+  });
+
+  test('connections and streams per user are capped (4429 / 429); other users are unaffected', async () => {
+    const open = async (token: string) => {
+      const socket = await openRawSocket(server.url);
+      socket.send({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } });
+      return socket;
+    };
+    const first = await open(TOKENS.alice);
+    await first.nextOfType('connection_ack');
+    const second = await open(TOKENS.alice);
+    await second.nextOfType('connection_ack');
+    const third = await open(TOKENS.alice);
+    expect(await third.closed).toMatchObject({ code: 4429 });
+    const stream = await fetch(`${server.url}/graphql/stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.alice}` },
+      body: JSON.stringify({ query: 'subscription { taskUpdated { taskId } }' }),
+    });
+    expect(stream.status).toBe(429);
+    expect(JSON.stringify(await stream.json())).toContain('LIMIT_EXCEEDED');
+    const bobs = await open(TOKENS.bob);
+    await bobs.nextOfType('connection_ack');
+    // A place is given back when a connection closes.
+    first.socket.close();
+    await first.closed;
+    const again = await open(TOKENS.alice);
+    await again.nextOfType('connection_ack');
+    for (const socket of [second, bobs, again]) socket.socket.close();
+  });
+});
+
+describe('request logs and error bodies', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer('sqlite', { env: AUTH_ENV });
+  });
+  afterAll(() => server?.stop());
+
+  test('a huge operationName is not copied into the log', async () => {
+    const operationName = 'A'.repeat(900 * 1024);
+    const query = encodeURIComponent(VIEWER);
+    const response = await fetch(`${server.url}/graphql/stream?query=${query}&operationName=${'B'.repeat(8000)}`, {
+      headers: { authorization: `Bearer ${TOKENS.alice}` },
+    });
+    await response.text();
+    const posted = await fetch(`${server.url}/graphql/stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.alice}` },
+      body: JSON.stringify({ query: VIEWER, operationName }),
+    });
+    await posted.text();
+    expect(Math.max(...server.logs.map((line) => line.length))).toBeLessThan(2000);
+    expect(server.logs.some((line) => line.includes('"operation":"[invalid name]"'))).toBe(true);
+  });
+
+  test('SSE error bodies carry the code, not the transport internals (extensions.http)', async () => {
+    const response = await fetch(`${server.url}/graphql/stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: VIEWER }),
+    });
+    expect(response.status).toBe(401);
+    const body = (await response.json()) as { errors: { extensions: Record<string, unknown> }[] };
+    expect(body.errors[0]?.extensions).toEqual({ code: 'UNAUTHENTICATED' });
+  });
+});
+
+describe('JWT bearer tokens', () => {
+  const SECRET = 'a-test-secret-of-at-least-32-characters!';
+  const key = new TextEncoder().encode(SECRET);
+  let server: TestServer;
+  const sign = (claims: Record<string, unknown>, subject: string, expires: string | number = '10m') =>
+    new SignJWT(claims)
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject(subject)
+      .setIssuer('https://id.example')
+      .setAudience('market')
+      .setIssuedAt()
+      .setExpirationTime(expires)
+      .sign(key);
+
+  beforeAll(async () => {
+    server = await startTestServer('sqlite', {
+      env: { AUTH_JWT_SECRET: SECRET, AUTH_JWT_ISSUER: 'https://id.example', AUTH_JWT_AUDIENCE: 'market' },
+    });
+  });
+  afterAll(() => server?.stop());
+
+  test('HTTP: the subject is the user, the role claim makes an admin; wrong issuer, audience, key or expiry are 401', async () => {
+    const alice = await sign({}, 'alice');
+    expect(dataOf(await execute(server, ViewerQuery, {}, { token: alice })).viewer).toEqual({
+      userId: 'alice',
+      isAdmin: false,
+    });
+    const ops = await sign({ role: ['user', 'admin'] }, 'ops');
+    expect(dataOf(await execute(server, ViewerQuery, {}, { token: ops })).viewer.isAdmin).toBe(true);
+
+    const refused = [
+      await new SignJWT({})
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject('alice')
+        .setIssuer('https://other')
+        .setAudience('market')
+        .setExpirationTime('10m')
+        .sign(key),
+      await new SignJWT({})
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject('alice')
+        .setIssuer('https://id.example')
+        .setAudience('other')
+        .setExpirationTime('10m')
+        .sign(key),
+      await new SignJWT({})
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject('alice')
+        .setIssuer('https://id.example')
+        .setAudience('market')
+        .setExpirationTime('10m')
+        .sign(new TextEncoder().encode('another-secret-of-at-least-32-characters')),
+      await sign({}, 'alice', Math.floor(Date.now() / 1000) - 120),
+      // alg "none": an unsigned token with the right claims
+      `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'admin', role: 'admin', iss: 'https://id.example', aud: 'market' })).toString('base64url')}.`,
+    ];
+    for (const token of refused) {
+      const response = await execute(server, ViewerQuery, {}, { token });
+      expect(response.status).toBe(401);
+      expect(response.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+    }
+  });
+
+  test('a socket and an SSE stream whose token expires are closed when it does', async () => {
+    const shortLived = await sign({}, 'alice', Math.floor(Date.now() / 1000) + 2);
+    const socket = await openRawSocket(server.url);
+    socket.send({ type: 'connection_init', payload: { authorization: `Bearer ${shortLived}` } });
+    await socket.nextOfType('connection_ack');
+    const stream = await fetch(`${server.url}/graphql/stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${shortLived}` },
+      body: JSON.stringify({ query: 'subscription { taskUpdated { taskId } }' }),
+    });
+    expect(stream.status).toBe(200);
+    // Waiting out the token's lifetime is the behaviour under test.
+    expect(await socket.closed).toMatchObject({ code: 4403, reason: 'Token expired' });
+    const text = await stream.text();
+    expect(text).toContain('Token expired');
+    expect(text).toContain('UNAUTHENTICATED');
+  });
+
+  test('RS256 with a PEM public key and ES256 with a JWKS file', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'jwt-keys-'));
+    const rsa = await generateKeyPair('RS256');
+    const ec = await generateKeyPair('ES256');
+    const jwks = path.join(dir, 'jwks.json');
+    writeFileSync(jwks, JSON.stringify({ keys: [{ ...(await exportJWK(ec.publicKey)), kid: 'k1', alg: 'ES256' }] }));
+    const byPem = new Authenticator(loadConfig({ AUTH_JWT_PUBLIC_KEY: await exportSPKI(rsa.publicKey) }).auth);
+    const byJwks = new Authenticator(loadConfig({ AUTH_JWT_JWKS_FILE: jwks }).auth);
+    const rs = await new SignJWT({ role: 'admin' })
+      .setProtectedHeader({ alg: 'RS256' })
+      .setSubject('ops')
+      .setExpirationTime('5m')
+      .sign(rsa.privateKey);
+    const es = await new SignJWT({})
+      .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+      .setSubject('bob')
+      .setExpirationTime('5m')
+      .sign(ec.privateKey);
+    expect(await byPem.authenticate({ authorization: `Bearer ${rs}`, gatewayUser: null })).toMatchObject({
+      userId: 'ops',
+      isAdmin: true,
+    });
+    expect(await byJwks.authenticate({ authorization: `Bearer ${es}`, gatewayUser: null })).toMatchObject({
+      userId: 'bob',
+      isAdmin: false,
+    });
+    // Keys are not interchangeable, and an HS256 token signed with the public key is refused.
+    await expect(byPem.authenticate({ authorization: `Bearer ${es}`, gatewayUser: null })).rejects.toThrow();
+    await expect(byJwks.authenticate({ authorization: `Bearer ${rs}`, gatewayUser: null })).rejects.toThrow();
+    const confused = await new SignJWT({ role: 'admin' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('ops')
+      .setExpirationTime('5m')
+      .sign(new TextEncoder().encode(await exportSPKI(rsa.publicKey)));
+    await expect(byPem.authenticate({ authorization: `Bearer ${confused}`, gatewayUser: null })).rejects.toThrow(
+      /algorithm|Invalid/,
+    );
+  });
+});
