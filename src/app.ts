@@ -1,21 +1,25 @@
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
-import { useGraphQLSSE } from '@graphql-yoga/plugin-graphql-sse';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
-import { createYoga, type Plugin } from 'graphql-yoga';
+import { createYoga } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
-import { Authenticator } from './auth/viewer.js';
+import { Authenticator, type Viewer } from './auth/viewer.js';
 import { ChartRepoSource } from './collector/chart-repo-source.js';
 import { appServiceSource, databaseSource, jobsSource, pubsubSource, taskEngineSource } from './collector/sources.js';
 import { StateCollector } from './collector/state-collector.js';
 import type { Config } from './config.js';
 import { createPrismaClient, type Db, databaseProvider, type PrismaOptions, prepareDatabase } from './db/client.js';
 import { seedDemoData } from './db/demo-data.js';
-import { parseAppStateEvent } from './engine/app-state-event.js';
+import { receiveAppStateEvent } from './http/app-state-intake.js';
+import { BodyTooLarge, readBody } from './http/body.js';
+import { OriginPolicy, refuseCrossSite } from './http/cross-site.js';
 import { createErrorMasker, domainGraphQLError } from './http/graphql-errors.js';
+import { useInputBounds } from './http/input-bounds.js';
+import { productionSwitches } from './http/production-switches.js';
+import { checkReadiness } from './http/readiness.js';
 import type { Logger } from './logger.js';
 import type { Context } from './schema/builder.js';
 import { schema } from './schema/index.js';
@@ -24,6 +28,7 @@ import { createServices, type Services } from './services/index.js';
 import { createLoaders } from './services/loaders.js';
 import { type PeriodicJob, startPeriodicJob } from './services/periodic-job.js';
 import { SubscriptionCohorts, useMissedEventsExecution } from './subscriptions/cohorts.js';
+import { ConnectionBudget } from './subscriptions/connection-budget.js';
 import { SseTransport } from './subscriptions/sse-transport.js';
 import { WsTransport } from './subscriptions/ws-transport.js';
 
@@ -62,9 +67,26 @@ const DASHBOARD: Record<string, { type: string; body: string }> = Object.fromEnt
 );
 
 const REQUEST_ID = /^[\w.-]{1,64}$/;
+/** A GraphQL name as the spec defines it, bounded: anything else is not copied into the log. */
+const OPERATION_NAME = /^[_A-Za-z][_0-9A-Za-z]{0,99}$/;
 
 /** What the HTTP layer learns about a request on its way through, for the request log line. */
-type TrackedRequest = IncomingMessage & { requestId?: string; userId?: string; operationName?: string };
+type TrackedRequest = IncomingMessage & {
+  requestId?: string;
+  userId?: string;
+  operationName?: string;
+  /** The body, read (and bounded) before Yoga sees the request; Yoga uses it as is. */
+  body?: Buffer;
+};
+
+/** The operation name as the request log shows it: client-controlled, so only a valid, short name. */
+function loggedOperationName(name: unknown): string | undefined {
+  if (typeof name !== 'string' || !name) return undefined;
+  return OPERATION_NAME.test(name) ? name : '[invalid name]';
+}
+
+/** graphql-sse's distinct-connections endpoint, beside Yoga's own SSE on /graphql. */
+const STREAM_PATH = '/graphql/stream';
 
 const DEFAULT_QUERY = `# Welcome to the Market Runtime GraphQL API.
 # Press the run button to see the apps and their active tasks.
@@ -96,57 +118,63 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
   const jobs: PeriodicJob[] = [];
   let collector: StateCollector | null = null;
   const authenticator = new Authenticator(config.auth);
+  const origins = new OriginPolicy(config.corsOrigins);
+  const connectionBudget = new ConnectionBudget(config.connectionLimits);
 
-  // Rejects bodies over the limit before Yoga reads them.
-  const bodyLimit: Plugin = {
-    onRequest({ request, endResponse, fetchAPI }) {
-      const length = Number(request.headers.get('content-length') ?? 0);
-      if (length > config.maxBodyBytes) {
-        endResponse(
-          new fetchAPI.Response(
-            JSON.stringify({ errors: [{ message: `Request body is larger than ${config.maxBodyBytes} bytes` }] }),
-            { status: 413, headers: { 'content-type': 'application/json' } },
-          ),
-        );
-      }
-    },
+  /**
+   * A WebSocket's credentials: a verified one from `connectionParams.authorization`, or the
+   * upgrade request's headers (a gateway's user header, an Authorization header). A user name the
+   * client writes into `connectionParams` is never an identity: no gateway sees or strips it.
+   */
+  const authenticateSocket = (params: Record<string, unknown> | undefined, upgrade: IncomingMessage) => {
+    const fromUpgrade = authenticator.credentialsOf(upgrade.headers);
+    const given = params?.authorization ?? params?.Authorization;
+    return authenticator.authenticate({
+      authorization: typeof given === 'string' && given ? given : fromUpgrade.authorization,
+      gatewayUser: fromUpgrade.gatewayUser,
+    });
   };
 
-  /** WebSocket operations carry their credentials in graphql-ws `connectionParams`. */
-  type ConnectionParams = Record<string, unknown> | undefined;
-  const fromConnectionParams = (params: ConnectionParams) => {
-    const text = (key: string | undefined) =>
-      key && typeof params?.[key] === 'string' ? (params[key] as string) : null;
-    return authenticator.authenticate(text('authorization') ?? text('Authorization'), text(config.auth.userHeader));
-  };
-
-  const yoga = createYoga<{ req: TrackedRequest; connectionParams?: ConnectionParams }, Context>({
+  /** The streaming transports authenticate once per connection and hand the viewer in. */
+  const yoga = createYoga<{ req?: TrackedRequest; viewer?: Viewer }, Context>({
     schema,
     graphqlEndpoint: '/graphql',
     landingPage: false,
     logging: false,
-    graphiql: { title: 'Market Runtime GraphQL API', defaultQuery: DEFAULT_QUERY },
+    // Off (GRAPHIQL=0, the default unless in local development mode): Yoga answers as without it.
+    graphiql: config.graphiql && { title: 'Market Runtime GraphQL API', defaultQuery: DEFAULT_QUERY },
     renderGraphiQL,
     maskedErrors: {
       maskError: createErrorMasker((error) => logger.error({ err: error }, 'unexpected error in a GraphQL operation')),
     },
+    // Browsers: only the allow-list gets CORS headers (the server's own pages need none).
+    cors: (request) => {
+      const origin = request.headers.get('origin');
+      if (!origin || !origins.allowsCrossOrigin(origin)) return false;
+      return {
+        origin: [origin],
+        credentials: true,
+        methods: ['GET', 'POST'],
+        allowedHeaders: ['content-type', 'authorization', 'accept', 'x-request-id'],
+        maxAge: 600,
+      };
+    },
     plugins: [
-      bodyLimit,
-      // graphql-sse protocol on /graphql/stream (Yoga's own SSE on /graphql works as well).
-      useGraphQLSSE(),
+      // First, so that a refused document is never parsed and a limited mutation never runs.
+      ...productionSwitches(config),
       useMissedEventsExecution,
       EnvelopArmorPlugin({
         maxDepth: { n: config.maxQueryDepth, ignoreIntrospection: true },
         blockFieldSuggestion: { enabled: false },
       }),
+      useInputBounds(config.inputLimits),
     ],
-    context: ({ request, req, params, connectionParams }) => {
+    context: async ({ request, req, params, viewer: given }) => {
       const requestId = req?.requestId ?? randomUUID();
-      if (req) req.operationName = params.operationName ?? undefined;
+      if (req) req.operationName = loggedOperationName(params.operationName);
       let viewer: Context['viewer'];
       try {
-        // graphql-ws hands us the upgrade request without a fetch Request: its identity is in connectionParams.
-        viewer = request ? authenticator.fromHeaders(request.headers) : fromConnectionParams(connectionParams);
+        viewer = given ?? (await authenticator.fromHeaders(request.headers));
       } catch (error) {
         throw error instanceof DomainError ? domainGraphQLError(error) : error;
       }
@@ -161,15 +189,6 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
     },
   });
 
-  async function readiness(): Promise<{ ok: boolean; error?: string }> {
-    try {
-      await db.$queryRawUnsafe('SELECT 1');
-      return { ok: true };
-    } catch {
-      return { ok: false, error: 'database unreachable' };
-    }
-  }
-
   function json(res: ServerResponse, status: number, body: unknown) {
     res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
     res.end(JSON.stringify(body));
@@ -179,13 +198,14 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
     const started = performance.now();
     const requestId = requestIdOf(req);
     req.requestId = requestId;
+    const path = req.url?.split('?')[0];
     res.setHeader('x-request-id', requestId);
     res.on('finish', () => {
       logger.info(
         {
           requestId,
-          method: req.method,
-          path: req.url?.split('?')[0],
+          method: req.method?.slice(0, 16),
+          path: path?.slice(0, 200),
           status: res.statusCode,
           ms: Math.round(performance.now() - started),
           ...(req.userId ? { userId: req.userId } : {}),
@@ -194,10 +214,9 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
         'request',
       );
     });
-    const path = req.url?.split('?')[0];
     if (path === '/health') return json(res, 200, { status: 'ok' });
     if (path === '/readiness') {
-      const ready = await readiness();
+      const ready = await checkReadiness(db);
       return json(
         res,
         ready.ok ? 200 : 503,
@@ -216,11 +235,22 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
       return res.end(asset.body);
     }
     if (path === '/events/app-state' && config.appService.kind === 'http') {
-      return receiveAppStateEvent(req, res, config.appService.eventSecret);
+      return receiveAppStateEvent(req, res, {
+        secret: config.appService.eventSecret,
+        maxBodyBytes: config.maxBodyBytes,
+        apply: (event) => services.engine.onAppState(event),
+      });
     }
     if (path === '/') {
       res.writeHead(302, { location: '/graphql' });
       return res.end();
+    }
+    if (path === yoga.graphqlEndpoint || path === STREAM_PATH) {
+      const refusal = refuseCrossSite(req, origins);
+      if (refusal)
+        return json(res, refusal.status, {
+          errors: [{ message: refusal.message, extensions: { code: refusal.code } }],
+        });
     }
     if (path && sseTransport.accepts(req, path)) {
       return sseTransport.handle(req, res).catch((error: unknown) => {
@@ -229,68 +259,62 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
         else res.end();
       });
     }
+    if (req.method === 'POST' && path === yoga.graphqlEndpoint) {
+      try {
+        req.body = await readBody(req, config.maxBodyBytes);
+      } catch (error) {
+        if (!(error instanceof BodyTooLarge)) throw error;
+        res.setHeader('connection', 'close'); // the rest of the body is not read
+        return json(res, 413, { errors: [{ message: error.message, extensions: { code: 'VALIDATION' } }] });
+      }
+    }
     return yoga(req, res, { req });
   });
-
-  /**
-   * State-event intake of the real app service (HTTP mode): `POST /events/app-state` with
-   * `Authorization: Bearer <APP_SERVICE_EVENT_SECRET>` and one §6.5 event as JSON. 202 once the
-   * event is applied; older events than the app's current state are accepted and ignored.
-   */
-  async function receiveAppStateEvent(req: IncomingMessage, res: ServerResponse, secret: string) {
-    if (req.method !== 'POST') return json(res, 405, { error: 'use POST' });
-    const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
-    const digest = (value: string) => createHash('sha256').update(value).digest();
-    if (!timingSafeEqual(digest(given), digest(secret))) return json(res, 401, { error: 'invalid event secret' });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of req) {
-      size += (chunk as Buffer).length;
-      if (size > config.maxBodyBytes) return json(res, 413, { error: `body larger than ${config.maxBodyBytes} bytes` });
-      chunks.push(chunk as Buffer);
-    }
-    let event: ReturnType<typeof parseAppStateEvent>;
-    try {
-      event = parseAppStateEvent(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-    } catch (error) {
-      return json(res, 400, {
-        error: error instanceof DomainError ? error.message : 'body must be a JSON app-state event',
-      });
-    }
-    await services.engine.onAppState(event);
-    return json(res, 202, { accepted: true });
-  }
 
   // Subscribers over WebSockets and SSE with the same document, variables and scope share one
   // execution (both transports run the same pipeline, so their results are the same).
   const cohorts = new SubscriptionCohorts();
   const sseTransport = new SseTransport({
-    authenticate: (headers) => authenticator.fromHeaders(headers),
-    pipeline: (params, headers, req) => yoga.getEnveloped({ params, request: { headers }, req }),
+    authenticate: (req) => authenticator.fromHeaders(req.headers),
+    pipeline: (params, viewer, req) => yoga.getEnveloped({ params, viewer, req }),
     cohorts,
+    budget: connectionBudget,
     maxBufferedBytes: config.runtime.maxBufferedBytes,
     subscriberBuffer: config.runtime.subscriberBuffer,
     keepAliveMs: config.runtime.keepAliveMs,
     maxBodyBytes: config.maxBodyBytes,
     errorBody: (error) => {
-      const graphqlError = domainGraphQLError(error);
-      const status = (graphqlError.extensions.http as { status?: number } | undefined)?.status ?? 400;
-      return { status, body: { errors: [graphqlError.toJSON()] } };
+      // The status goes into the response line; the body keeps only the code (as Yoga's does).
+      const { http, ...extensions } = domainGraphQLError(error).extensions as { http?: { status?: number } };
+      return {
+        status: http?.status ?? 400,
+        body: { errors: [{ message: error.message, extensions }] },
+      };
     },
     identify: (req: TrackedRequest, viewer, operationName) => {
       req.userId = viewer.userId;
-      req.operationName = operationName ?? undefined;
+      req.operationName = loggedOperationName(operationName);
     },
     logger: logger.child({ component: 'sse' }),
   });
 
   // graphql-transport-ws on the same path, through Yoga's envelop pipeline (same schema, plugins,
   // context), with subscriptions of the same document, variables and scope sharing one execution.
-  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
+  const wss = new WebSocketServer({
+    server,
+    path: yoga.graphqlEndpoint,
+    // ws refuses a larger frame from its header (close 1009) before reading it.
+    maxPayload: config.maxBodyBytes,
+    // Browsers always send Origin on an upgrade: pages of other sites may not connect.
+    verifyClient: ({ req }: { req: IncomingMessage }, done: (ok: boolean, status?: number, message?: string) => void) =>
+      done(origins.allows(req.headers.origin, req.headers.host), 403, 'Origin not allowed (CORS_ORIGINS)'),
+  });
   const wsTransport = new WsTransport(wss, {
-    authenticate: fromConnectionParams,
-    pipeline: (params, connectionParams) => yoga.getEnveloped({ params, connectionParams }),
+    authenticate: authenticateSocket,
+    pipeline: (params, viewer) => yoga.getEnveloped({ params, viewer }),
     cohorts,
+    budget: connectionBudget,
+    maxOperations: config.connectionLimits.perConnectionSubscriptions,
     maxBufferedBytes: config.runtime.maxBufferedBytes,
     subscriberBuffer: config.runtime.subscriberBuffer,
     keepAliveMs: config.runtime.keepAliveMs,

@@ -105,8 +105,8 @@ const schema = z.object({
   MAX_QUERY_DEPTH: positiveInt.default(12),
   /** Most items in one list input (a filter's values, envs, ids). @default 100 */
   MAX_INPUT_LIST_LENGTH: positiveInt.default(100),
-  /** Longest string input, in characters. @default 4096 */
-  MAX_INPUT_STRING_LENGTH: positiveInt.default(4096),
+  /** Longest string input, in characters (a wallet's JWS signature runs to several KiB). @default 16384 */
+  MAX_INPUT_STRING_LENGTH: positiveInt.default(16_384),
   /** Deepest nesting of a JSON scalar input. @default 8 */
   MAX_INPUT_JSON_DEPTH: positiveInt.max(64, 'must be at most 64').default(8),
   /** Origins (scheme://host[:port]) that browsers may call the API from; unset → same origin only. @default none */

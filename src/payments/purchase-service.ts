@@ -515,9 +515,20 @@ export class PurchaseService {
     return payment;
   }
 
-  /** Writes a change with its pushes and history in one transaction, then publishes it. */
+  /**
+   * Writes a change with its pushes and history in one transaction, then publishes it.
+   *
+   * Whether the visible status moved is decided against the row as it is inside the transaction,
+   * not against `payment` (read earlier, perhaps before a concurrent request of the same buyer
+   * committed the very same move: twenty concurrent Buy clicks recorded twenty milestones). The
+   * row is locked first, so no other commit changes it between that read and the update: on
+   * PostgreSQL by a no-op UPDATE (the Prisma API has no `SELECT … FOR UPDATE`; one SQL text for
+   * both providers); SQLite runs one write transaction at a time anyway.
+   */
   private async commit(payment: PaymentRow, patch: Patch, pushes: Push[] = []): Promise<PaymentRow> {
     const { updated, records } = await this.db.$transaction(async (tx) => {
+      await tx.$executeRaw`UPDATE "Payment" SET "pollAttempts" = "pollAttempts" WHERE "id" = ${payment.id}`;
+      const before = (await tx.payment.findUnique({ where: { id: payment.id } })) ?? payment;
       const row = await tx.payment.update({ where: { id: payment.id }, data: patch });
       if (pushes.length) {
         await tx.paymentNotification.createMany({
@@ -531,7 +542,7 @@ export class PurchaseService {
           })),
         });
       }
-      return { updated: row, records: await this.recordMilestone(tx, payment, row) };
+      return { updated: row, records: await this.recordMilestone(tx, before, row) };
     });
     this.feed.history(records);
     await this.publish(updated);

@@ -63,7 +63,10 @@ builder.queryFields((t) => ({
       description: 'The app catalogue.',
       args: {
         sourceId: t.arg.string({ description: 'Only apps of this source.' }),
-        search: t.arg.string({ description: 'Case-insensitive text in the name, title or description.' }),
+        search: t.arg.string({
+          description:
+            'Case-insensitive text in the name, title or description, at most 200 characters; `%`, `_` and `\\` each match any one character.',
+        }),
         category: t.arg.string({ description: 'Only apps in this category.' }),
       },
       resolve: (_root, { sourceId, search, category, ...page }, ctx) =>

@@ -1,4 +1,5 @@
 import { ValidationError } from '../services/errors.js';
+import { MAX_ROW_ID } from '../services/pagination.js';
 
 /**
  * Global ids are base64url("Type:id"). A malformed id is a client error with a clear message,
@@ -15,8 +16,8 @@ export function decodeGlobalId(globalId: string): { typename: string; id: string
   return { typename, id };
 }
 
-/** The numeric row id inside a global id; anything else is treated as not found. */
+/** The numeric row id inside a global id; anything else (or past MAX_ROW_ID) is treated as not found. */
 export function rowId(id: string | number): number | null {
   const value = Number(id);
-  return Number.isSafeInteger(value) && value > 0 ? value : null;
+  return Number.isInteger(value) && value > 0 && value <= MAX_ROW_ID ? value : null;
 }

@@ -1,6 +1,7 @@
 import type { Db } from '../db/client.js';
 import { findCatalogApp } from '../db/hot-path-sql.js';
 import type { CatalogAppRow, MarketSourceRow, Prisma } from '../db/models.js';
+import { ValidationError } from './errors.js';
 import { type Connection, type PageArgs, paginateQuery } from './pagination.js';
 
 export interface CatalogFilter {
@@ -10,6 +11,25 @@ export interface CatalogFilter {
 }
 
 export const CATALOG_CURSOR = 'catalog';
+
+/**
+ * Longest catalogue search text. A search is a substring of an app's name, title and description
+ * (`searchText`), which are short: nothing longer can match, and SQLite refuses LIKE patterns
+ * past 50,000 bytes while PostgreSQL would scan with any length.
+ */
+export const MAX_SEARCH_LENGTH = 200;
+
+/** Longest source id or category name a filter may name (the columns hold short names). */
+const MAX_NAME_LENGTH = 128;
+
+/**
+ * The LIKE pattern of a search (Prisma's `contains` does not escape). `%` would match any run of
+ * characters, and `\` is PostgreSQL's escape character but a plain one in SQLite: both become
+ * `_` (any one character, the same on both databases), as `_` itself already is.
+ */
+export function searchPattern(search: string): string {
+  return search.trim().toLowerCase().replace(/[%\\]/g, '_');
+}
 
 /**
  * How long a catalogue entry read for a mutation is reused. The catalogue changes rarely (a sync
@@ -110,7 +130,18 @@ export class CatalogService {
   }
 
   list(filter: CatalogFilter = {}, page: PageArgs = {}): Promise<Connection<CatalogAppRow>> {
-    const search = filter.search?.trim().toLowerCase();
+    for (const [name, value, max] of [
+      ['search', filter.search, MAX_SEARCH_LENGTH],
+      ['sourceId', filter.sourceId, MAX_NAME_LENGTH],
+      ['category', filter.category, MAX_NAME_LENGTH],
+    ] as const) {
+      if (value && value.length > max) {
+        throw new ValidationError(`Argument "${name}" must be at most ${max} characters`, [
+          { path: name, message: `longer than ${max} characters` },
+        ]);
+      }
+    }
+    const search = filter.search ? searchPattern(filter.search) : '';
     const where: Prisma.CatalogAppWhereInput = {
       ...(filter.sourceId ? { sourceId: filter.sourceId } : {}),
       ...(search ? { searchText: { contains: search } } : {}),

@@ -10,7 +10,7 @@ import { readMetadata, type TaskMetadata } from '../engine/task-metadata.js';
 import type { ChangeFeed } from '../pubsub.js';
 import { type AppKey, appKeyString } from './app-key.js';
 import type { CatalogService } from './catalog-service.js';
-import { ConflictError, ForbiddenError, InvalidStateError, NotFoundError, ValidationError } from './errors.js';
+import { ConflictError, InvalidStateError, NotFoundError, ValidationError } from './errors.js';
 import type { HistoryService } from './history-service.js';
 import { parseInput } from './parse-input.js';
 import { derivePaymentStatus } from './payment-status.js';
@@ -57,6 +57,11 @@ const cloneInput = z.object({
     .max(20)
     .nullish()
     .transform((list) => list ?? []),
+});
+
+/** Task ids are `YYYYMMDDhhmmss-` + 10 characters (see newTaskId); anything much longer is not one. */
+const taskRef = z.object({
+  taskId: z.string().min(1, 'taskId must not be empty').max(64, 'taskId must be at most 64 characters'),
 });
 
 export type InstallInput = z.input<typeof installInput>;
@@ -277,10 +282,15 @@ export class OperationService {
     }
   }
 
+  /**
+   * The task, when the viewer may act on it. Someone else's task is NOT_FOUND with the same
+   * message as an unknown id, as reads answer null for it: the answer must not tell which task
+   * ids exist.
+   */
   private async ownTask(viewer: Viewer, taskId: string): Promise<TaskRow> {
+    parseInput(taskRef, { taskId });
     const task = await this.db.task.findUnique({ where: { taskId } });
-    if (!task) throw new NotFoundError(`Task ${taskId} does not exist`);
-    if (!canSee(viewer, task.userId)) throw new ForbiddenError(`Task ${taskId} belongs to another user`);
+    if (!task || !canSee(viewer, task.userId)) throw new NotFoundError(`Task ${taskId} does not exist`);
     return task;
   }
 

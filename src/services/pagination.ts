@@ -32,6 +32,12 @@ export interface Connection<T> {
 
 export const DEFAULT_PAGE_SIZE = 20;
 
+/**
+ * The largest row id: ids are `Int`, a 32-bit `integer` on PostgreSQL, which refuses to compare
+ * with anything larger (SQLite would not mind). A cursor or global id beyond it names no row.
+ */
+export const MAX_ROW_ID = 2_147_483_647;
+
 export function encodeCursor(kind: string, id: number): string {
   return Buffer.from(`${kind}:${id}`).toString('base64url');
 }
@@ -40,7 +46,7 @@ export function decodeCursor(kind: string, cursor: string, argName: string): num
   const decoded = Buffer.from(cursor, 'base64url').toString('utf8');
   const [cursorKind, rawId] = decoded.split(':');
   const id = Number(rawId);
-  if (cursorKind !== kind || !Number.isSafeInteger(id) || id < 0 || encodeCursor(kind, id) !== cursor) {
+  if (cursorKind !== kind || !Number.isInteger(id) || id < 0 || id > MAX_ROW_ID || encodeCursor(kind, id) !== cursor) {
     throw new ValidationError(`Argument "${argName}" is not a valid cursor for this list`, [
       { path: argName, message: 'malformed cursor' },
     ]);

@@ -61,8 +61,9 @@ export class TaskService {
       ...(userId !== undefined ? { userId } : {}),
       ...(filter.sourceId ? { sourceId: filter.sourceId } : {}),
       ...(filter.appName ? { appName: filter.appName } : {}),
-      ...(filter.status?.length ? { status: { in: filter.status } } : {}),
-      ...(filter.type?.length ? { type: { in: filter.type } } : {}),
+      // Distinct values: an IN list is never longer than the enum, however long the filter's list.
+      ...(filter.status?.length ? { status: { in: [...new Set(filter.status)] } } : {}),
+      ...(filter.type?.length ? { type: { in: [...new Set(filter.type)] } } : {}),
       ...(filter.createdAfter || filter.createdBefore
         ? {
             createdAt: {
@@ -104,7 +105,7 @@ export class TaskService {
     const rows = await this.db.task.findMany({
       where: {
         OR: keys.map(({ userId, sourceId, appName }) => ({ userId, sourceId, appName })),
-        ...(args.status?.length ? { status: { in: args.status } } : {}),
+        ...(args.status?.length ? { status: { in: [...new Set(args.status)] } } : {}),
       },
     });
     const byApp = new Map<string, TaskRow[]>();

@@ -1,0 +1,369 @@
+import {
+  type ExecutionArgs,
+  type ExecutionResult,
+  GraphQLError,
+  type GraphQLInputType,
+  getNullableType,
+  getOperationAST,
+  isInputObjectType,
+  isInputType,
+  isListType,
+  Kind,
+  typeFromAST,
+  type ValidationRule,
+  type ValueNode,
+} from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+
+/**
+ * Bounds on what a client may send as input, checked once for every operation on every transport
+ * (HTTP, graphql-ws and SSE all run Yoga's envelop pipeline) before any resolver runs:
+ *
+ * - literal arguments and variable defaults: a validation rule (cached with the document by Yoga);
+ * - variables: on execute/subscribe, walking the raw values along their declared types;
+ * - a GET (or form-encoded POST) whose `variables`/`extensions` is not JSON: 400 instead of a
+ *   parser crash.
+ *
+ * Lists (and JSON objects) of more than `maxListLength` entries, strings longer than
+ * `maxStringLength` or containing U+0000 or an unpaired surrogate (PostgreSQL cannot store either;
+ * SQLite would, so the databases would disagree), and JSON values nested deeper than
+ * `maxJsonDepth` are refused with `extensions.code: 'VALIDATION'` naming the input and the bound.
+ * Errors graphql-js itself raises while coercing variables (wrong type, unknown enum value, a
+ * scalar's parse error) get the same code, instead of being taken for unexpected failures.
+ */
+
+/** `config.inputLimits`. */
+export interface InputLimits {
+  /** Most entries of a list or JSON object (MAX_INPUT_LIST_LENGTH). @default 100 */
+  maxListLength: number;
+  /** Most UTF-16 code units of a string, JSON strings and keys included (MAX_INPUT_STRING_LENGTH). @default 16384 */
+  maxStringLength: number;
+  /** Deepest nesting of arrays and objects in a JSON value (MAX_INPUT_JSON_DEPTH). @default 8 */
+  maxJsonDepth: number;
+}
+
+/** Where in an input a value sits, built into a string only when something is wrong there. */
+interface InputPath {
+  readonly prev: InputPath | undefined;
+  readonly key: string | number;
+}
+
+function printPath(path: InputPath): string {
+  let text = '';
+  for (let at: InputPath | undefined = path; at; at = at.prev) {
+    const { key } = at;
+    text = typeof key === 'number' ? `[${key}]${text}` : at.prev ? `.${key}${text}` : `${key}${text}`;
+  }
+  return text;
+}
+
+class BoundExceeded extends Error {
+  constructor(
+    readonly path: InputPath,
+    readonly problem: string,
+  ) {
+    super(problem);
+  }
+}
+
+/** A client's input error: a code, the path in `issues` (as a ValidationError has), no cause to mask. */
+function validationError(
+  message: string,
+  issue: { path: string; message: string },
+  options: { nodes?: GraphQLError['nodes']; status?: number },
+) {
+  return new GraphQLError(message, {
+    nodes: options.nodes ?? null,
+    extensions: {
+      code: 'VALIDATION',
+      issues: [issue],
+      ...(options.status ? { http: { status: options.status } } : {}),
+    },
+  });
+}
+
+const NUL = '\u0000';
+/** In a `u` regex a surrogate pair is one code point: this matches only unpaired halves. */
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/** The checks themselves, over raw JSON values (variables) and over literals (documents). */
+export class InputBounds {
+  constructor(readonly limits: InputLimits) {}
+
+  private string(value: string, path: InputPath): void {
+    const { maxStringLength } = this.limits;
+    if (value.length > maxStringLength) {
+      throw new BoundExceeded(path, `is ${value.length} characters long; at most ${maxStringLength} are accepted`);
+    }
+    if (value.includes(NUL)) throw new BoundExceeded(path, 'contains a NUL character (U+0000), which is not accepted');
+    if (LONE_SURROGATE.test(value)) {
+      throw new BoundExceeded(path, 'contains an unpaired UTF-16 surrogate: it is not valid Unicode text');
+    }
+  }
+
+  private entries(count: number, path: InputPath, what: string): void {
+    if (count > this.limits.maxListLength) {
+      throw new BoundExceeded(path, `has ${count} ${what}; at most ${this.limits.maxListLength} are accepted`);
+    }
+  }
+
+  private depth(level: number, path: InputPath): void {
+    if (level > this.limits.maxJsonDepth) {
+      throw new BoundExceeded(
+        path,
+        `is nested more than ${this.limits.maxJsonDepth} levels deep; at most ${this.limits.maxJsonDepth} are accepted`,
+      );
+    }
+  }
+
+  /** A raw value at a position of `type` (or of no known type: any JSON). */
+  value(value: unknown, type: GraphQLInputType | undefined, path: InputPath): void {
+    if (value === null || value === undefined) return;
+    const nullable = type && getNullableType(type);
+    if (nullable && isListType(nullable)) {
+      if (Array.isArray(value)) {
+        this.entries(value.length, path, 'items');
+        for (let index = 0; index < value.length; index++) {
+          this.value(value[index], nullable.ofType, { prev: path, key: index });
+        }
+      } else {
+        this.value(value, nullable.ofType, path); // coerced as a list of one
+      }
+    } else if (nullable && isInputObjectType(nullable) && typeof value === 'object' && !Array.isArray(value)) {
+      const fields = nullable.getFields();
+      const keys = Object.keys(value);
+      this.entries(keys.length, path, 'fields');
+      for (const key of keys) {
+        // Unknown fields are refused by coercion, which quotes them: they are bounded all the same.
+        this.value((value as Record<string, unknown>)[key], fields[key]?.type, { prev: path, key });
+      }
+    } else {
+      // A leaf (scalar, enum), or a value of the wrong shape that coercion will refuse: any JSON.
+      this.json(value, path, 1);
+    }
+  }
+
+  private json(value: unknown, path: InputPath, level: number): void {
+    if (typeof value === 'string') {
+      this.string(value, path);
+    } else if (Array.isArray(value)) {
+      this.depth(level, path);
+      this.entries(value.length, path, 'items');
+      for (let index = 0; index < value.length; index++) this.json(value[index], { prev: path, key: index }, level + 1);
+    } else if (typeof value === 'object' && value !== null) {
+      this.depth(level, path);
+      const keys = Object.keys(value);
+      this.entries(keys.length, path, 'fields');
+      for (const key of keys) {
+        const at = { prev: path, key };
+        this.string(key, at);
+        this.json((value as Record<string, unknown>)[key], at, level + 1);
+      }
+    }
+  }
+
+  /** A literal at a position of `type`; variables inside it are checked with the variables. */
+  literal(node: ValueNode, type: GraphQLInputType | undefined, path: InputPath): void {
+    const nullable = type && getNullableType(type);
+    if (nullable && isListType(nullable)) {
+      if (node.kind === Kind.LIST) {
+        this.entries(node.values.length, path, 'items');
+        for (const [index, item] of node.values.entries()) {
+          this.literal(item, nullable.ofType, { prev: path, key: index });
+        }
+      } else {
+        this.literal(node, nullable.ofType, path);
+      }
+    } else if (nullable && isInputObjectType(nullable) && node.kind === Kind.OBJECT) {
+      const fields = nullable.getFields();
+      this.entries(node.fields.length, path, 'fields');
+      for (const field of node.fields) {
+        this.literal(field.value, fields[field.name.value]?.type, { prev: path, key: field.name.value });
+      }
+    } else {
+      this.jsonLiteral(node, path, 1);
+    }
+  }
+
+  private jsonLiteral(node: ValueNode, path: InputPath, level: number): void {
+    if (node.kind === Kind.STRING) {
+      this.string(node.value, path);
+    } else if (node.kind === Kind.LIST) {
+      this.depth(level, path);
+      this.entries(node.values.length, path, 'items');
+      for (const [index, item] of node.values.entries()) this.jsonLiteral(item, { prev: path, key: index }, level + 1);
+    } else if (node.kind === Kind.OBJECT) {
+      this.depth(level, path);
+      this.entries(node.fields.length, path, 'fields');
+      for (const field of node.fields) this.jsonLiteral(field.value, { prev: path, key: field.name.value }, level + 1);
+    }
+  }
+
+  /** The first bound the operation's variables exceed, as the error to answer with; else null. */
+  checkVariables(args: Pick<ExecutionArgs, 'schema' | 'document' | 'operationName' | 'variableValues'>) {
+    const variables = args.variableValues;
+    if (!variables) return null;
+    const operation = getOperationAST(args.document, args.operationName);
+    for (const definition of operation?.variableDefinitions ?? []) {
+      const name = definition.variable.name.value;
+      const type = typeFromAST(args.schema, definition.type);
+      try {
+        this.value(variables[name], type && isInputType(type) ? type : undefined, { prev: undefined, key: `$${name}` });
+      } catch (error) {
+        if (!(error instanceof BoundExceeded)) throw error;
+        const path = printPath(error.path);
+        return validationError(
+          `Variable ${path} ${error.problem}.`,
+          { path, message: error.problem },
+          { nodes: [definition], status: 400 },
+        );
+      }
+    }
+    return null;
+  }
+
+  /** The validation rule for literal arguments and variable defaults. */
+  readonly rule: ValidationRule = (context) => {
+    const report = (run: () => void, nodes: GraphQLError['nodes']) => {
+      try {
+        run();
+      } catch (error) {
+        if (!(error instanceof BoundExceeded)) throw error;
+        const path = printPath(error.path);
+        context.reportError(
+          validationError(`Argument ${path} ${error.problem}.`, { path, message: error.problem }, { nodes }),
+        );
+      }
+    };
+    return {
+      Argument: (node) => {
+        const argument = context.getArgument();
+        const owner = context.getDirective() ? `@${context.getDirective()?.name}` : context.getFieldDef()?.name;
+        const root = { prev: undefined, key: `${owner ?? '?'}(${node.name.value})` };
+        report(() => this.literal(node.value, argument?.type, root), [node]);
+        return false;
+      },
+      VariableDefinition: (node) => {
+        const { defaultValue } = node;
+        if (!defaultValue) return false;
+        const type = typeFromAST(context.getSchema(), node.type);
+        const root = { prev: undefined, key: `$${node.variable.name.value} (default)` };
+        report(() => this.literal(defaultValue, type && isInputType(type) ? type : undefined, root), [node]);
+        return false;
+      },
+    };
+  };
+}
+
+/**
+ * A result without `data` is a request error (a variable that does not coerce, a required one
+ * missing): the client's mistake. The executor reports a coercion error as a GraphQLError wrapping
+ * the scalar's or enum's own GraphQLError, which the error masker would take for an unexpected
+ * failure and log. Returned as plain VALIDATION errors (HTTP 400) instead; an error wrapping
+ * anything but a GraphQLError (a bug in a scalar) is left to the masker.
+ */
+function asRequestErrors(result: ExecutionResult): ExecutionResult | null {
+  if (!result.errors?.length || 'data' in result) return null;
+  const fromInput = (error: GraphQLError) => {
+    let cause: unknown = error.originalError;
+    while (cause instanceof GraphQLError) cause = cause.originalError;
+    return cause === undefined || cause === null;
+  };
+  if (!result.errors.every(fromInput)) return null;
+  return {
+    ...result,
+    errors: result.errors.map(
+      (error) =>
+        new GraphQLError(error.message, {
+          nodes: error.nodes ?? null,
+          source: error.source ?? null,
+          positions: error.positions ?? null,
+          extensions: { ...error.extensions, code: 'VALIDATION', http: { status: 400 } },
+        }),
+    ),
+  };
+}
+
+function isResult(value: unknown): value is ExecutionResult {
+  return typeof value === 'object' && value !== null && !(Symbol.asyncIterator in value);
+}
+
+/** Whether `text` parses as JSON (only called once a parse already failed). */
+function isJson(text: string | null): boolean {
+  if (!text) return true;
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The envelop/Yoga plugin enforcing `limits` (see InputBounds). */
+export function useInputBounds(limits: InputLimits): Plugin {
+  const bounds = new InputBounds(limits);
+  return {
+    onRequestParse({ request, requestParser, setRequestParser }) {
+      if (!requestParser || (request.method !== 'GET' && request.method !== 'POST')) return;
+      // Yoga's GET and form-encoded parsers JSON.parse `variables` and `extensions` unguarded:
+      // the SyntaxError would surface as an internal error (HTTP 500).
+      setRequestParser(async (req) => {
+        try {
+          return await requestParser(req);
+        } catch (error) {
+          if (!(error instanceof SyntaxError)) throw error;
+          const search = new URL(req.url).searchParams;
+          const bad =
+            req.method === 'GET' ? ['variables', 'extensions'].find((name) => !isJson(search.get(name))) : null;
+          const what = bad ? `The "${bad}" parameter` : 'The "variables" or "extensions" parameter';
+          throw validationError(
+            `${what} is not valid JSON.`,
+            { path: bad ?? 'variables', message: 'not valid JSON' },
+            { status: 400 },
+          );
+        }
+      });
+    },
+    onValidate({ addValidationRule, validateFn, setValidationFn }) {
+      addValidationRule(bounds.rule);
+      // Some rules (graphql-armor's cost and alias limits) throw their GraphQLError instead of
+      // reporting it: it would reach the client without a code, with HTTP 200. Returned, it is a
+      // validation error like the others (Yoga adds the 400).
+      setValidationFn((...args) => {
+        try {
+          return validateFn(...args);
+        } catch (error) {
+          if (!(error instanceof GraphQLError) || error.originalError) throw error;
+          return [
+            new GraphQLError(error.message, {
+              nodes: error.nodes ?? null,
+              source: error.source ?? null,
+              positions: error.positions ?? null,
+              extensions: { ...error.extensions, code: error.extensions.code ?? 'GRAPHQL_VALIDATION_FAILED' },
+            }),
+          ];
+        }
+      });
+    },
+    onExecute({ args, setResultAndStopExecution }) {
+      const refused = bounds.checkVariables(args);
+      if (refused) return setResultAndStopExecution({ errors: [refused] });
+      return {
+        onExecuteDone({ result, setResult }) {
+          const rewritten = isResult(result) ? asRequestErrors(result) : null;
+          if (rewritten) setResult(rewritten);
+        },
+      };
+    },
+    onSubscribe({ args, setResultAndStopExecution }) {
+      const refused = bounds.checkVariables(args);
+      if (refused) return setResultAndStopExecution({ errors: [refused] });
+      return {
+        onSubscribeResult({ result, setResult }) {
+          const rewritten = isResult(result) ? asRequestErrors(result) : null;
+          if (rewritten) setResult(rewritten);
+        },
+      };
+    },
+  };
+}

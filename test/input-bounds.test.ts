@@ -1,0 +1,311 @@
+import { parse } from 'graphql';
+import { afterAll, beforeAll, beforeEach, describe, expect, test, vi } from 'vitest';
+import { availableDatabases } from './support/databases.js';
+import { AUTH_ENV, startTestServer, type TestServer, TOKENS } from './support/server.js';
+import { subscribe } from './support/subscriptions.js';
+import { codesOf, engineAtRest, errorLogs, fingerprint, type RawResponse, rawRequest } from './support/untyped.js';
+
+const databases = await availableDatabases();
+
+/** `{ a: { a: … 1 } }`, `levels` objects deep. */
+function nested(levels: number): unknown {
+  let value: unknown = 1;
+  for (let level = 0; level < levels; level++) value = { a: value };
+  return value;
+}
+
+const TASKS = 'query Tasks($status: [TaskStatus!]) { tasks(filter: { status: $status }) { totalCount } }';
+const HISTORY = 'query History($filter: HistoryFilter) { history(filter: $filter) { totalCount } }';
+const CATALOG = 'query Catalog($search: String) { catalog(search: $search) { totalCount edges { node { name } } } }';
+const INSTALL =
+  'mutation Install($input: InstallAppInput!) { installApp(input: $input) { __typename ... on Error { code message } } }';
+const START_PAYMENT = `mutation Start($input: StartFrontendPaymentInput!) {
+  startFrontendPayment(input: $input) { __typename ... on Error { code message } ... on StartFrontendPaymentSuccess { payment { status } } }
+}`;
+const BOBS_PAYMENT = { sourceId: 'market.olares', appId: 'comfyui', productId: 'comfyui-license' };
+
+/** The one error of a refused request: code VALIDATION, and the message it must carry. */
+function expectValidation(response: RawResponse, message: RegExp, status = 400) {
+  expect(response.status, response.text).toBe(status);
+  expect(codesOf(response)).toEqual(['VALIDATION']);
+  expect(response.body?.errors?.[0]?.message).toMatch(message);
+  expect(response.body?.data ?? null).toBeNull();
+}
+
+describe.each(databases)('client mistakes are VALIDATION errors with a documented bound, on %s', (kind) => {
+  let server: TestServer;
+  /** Where this test's log lines start, and the database before it. */
+  let logsFrom: number;
+  let before: string;
+
+  beforeAll(async () => {
+    // A string bound below the default, so that the probes stay small.
+    server = await startTestServer(kind, {
+      env: { ...AUTH_ENV, MUTATION_RATE_PER_S: '0', MAX_INPUT_STRING_LENGTH: '4096' },
+    });
+    await engineAtRest(server);
+  });
+  afterAll(() => server?.stop());
+  beforeEach(async () => {
+    logsFrom = server.logs.length;
+    before = await fingerprint(server.app.db);
+  });
+
+  /** Nothing changed and nothing was logged as an error: the refusal was the client's mistake. */
+  async function expectNoTrace() {
+    expect(await fingerprint(server.app.db)).toBe(before);
+    expect(errorLogs(server, logsFrom)).toEqual([]);
+  }
+
+  test('malformed `variables` or `extensions` JSON in a GET is a 400 naming the parameter', async () => {
+    const query = encodeURIComponent('{ viewer { userId } }');
+    for (const [param, text] of [
+      ['variables', '{bad'],
+      ['extensions', '{"persistedQuery":'],
+    ] as const) {
+      const response = await rawRequest(
+        server,
+        { query: '' },
+        { method: 'GET', search: `query=${query}&${param}=${encodeURIComponent(text)}`, token: TOKENS.alice },
+      );
+      expectValidation(response, new RegExp(`"${param}" parameter is not valid JSON`));
+    }
+    await expectNoTrace();
+  });
+
+  test('a filter list of 40,000 values is refused before any resolver runs', async () => {
+    const list = vi.spyOn(server.app.services.tasks, 'list');
+    try {
+      const statuses = await rawRequest(
+        server,
+        { query: TASKS, variables: { status: Array(40_000).fill('PENDING') } },
+        { token: TOKENS.alice },
+      );
+      expectValidation(statuses, /^Variable \$status has 40000 items; at most 100 are accepted\.$/);
+      expect(statuses.body?.errors?.[0]?.extensions?.issues).toEqual([
+        { path: '$status', message: 'has 40000 items; at most 100 are accepted' },
+      ]);
+      expect(list).not.toHaveBeenCalled();
+    } finally {
+      list.mockRestore();
+    }
+    const types = Array.from({ length: 40_000 }, (_, index) => `TYPE_${index}`);
+    const history = await rawRequest(
+      server,
+      { query: HISTORY, variables: { filter: { type: types } } },
+      {
+        token: TOKENS.ops,
+      },
+    );
+    expectValidation(history, /^Variable \$filter\.type has 40000 items/);
+    // Written into the document: a validation error, refused the same way.
+    const literal = `{ history(filter: { type: [${Array(101).fill('"x"').join(',')}] }) { totalCount } }`;
+    expectValidation(
+      await rawRequest(server, { query: literal }, { token: TOKENS.ops }),
+      /history\(filter\)\.type has 101/,
+    );
+    // At the bound, the list is served.
+    const atBound = await rawRequest(
+      server,
+      { query: TASKS, variables: { status: Array(100).fill('FAILED') } },
+      {
+        token: TOKENS.alice,
+      },
+    );
+    expect(atBound.body).toEqual({ data: { tasks: { totalCount: 1 } } });
+    await expectNoTrace();
+  });
+
+  test('a 900 KB catalogue search is refused; past 200 characters too; LIKE wildcards match one character on both databases', async () => {
+    expectValidation(
+      await rawRequest(server, { query: CATALOG, variables: { search: 'a%'.repeat(450_000) } }, { token: TOKENS.bob }),
+      /^Variable \$search is 900000 characters long; at most 4096 are accepted\.$/,
+    );
+    const long = await rawRequest(
+      server,
+      { query: CATALOG, variables: { search: 'x'.repeat(201) } },
+      {
+        token: TOKENS.bob,
+      },
+    );
+    expect(long.status).toBe(200);
+    expect(codesOf(long)).toEqual(['VALIDATION']);
+    expect(long.body?.errors?.[0]?.message).toBe('Argument "search" must be at most 200 characters');
+    // `\` is PostgreSQL's LIKE escape but a plain character in SQLite: both now read it as "any one".
+    for (const search of ['jelly\\', 'jelly%', 'JELLY_']) {
+      const found = await rawRequest(server, { query: CATALOG, variables: { search } }, { token: TOKENS.bob });
+      expect(found.body, search).toEqual({
+        data: { catalog: { totalCount: 1, edges: [{ node: { name: 'jellyfin' } }] } },
+      });
+    }
+    await expectNoTrace();
+  });
+
+  test('a NUL byte or an unpaired surrogate in a string input is refused, in a variable or a literal, and nothing is written', async () => {
+    const install = (idempotencyKey: string) =>
+      rawRequest(
+        server,
+        {
+          query: INSTALL,
+          variables: { input: { sourceId: 'market.olares', appName: 'n8n', version: '1.70.1', idempotencyKey } },
+        },
+        { token: TOKENS.bob },
+      );
+    expectValidation(await install('key\u0000'), /^Variable \$input\.idempotencyKey contains a NUL character/);
+    expectValidation(
+      await install('key\ud800'),
+      /^Variable \$input\.idempotencyKey contains an unpaired UTF-16 surrogate/,
+    );
+    const literal = '{ history(filter: { app: "a\\u0000b" }) { totalCount } }';
+    expectValidation(
+      await rawRequest(server, { query: literal }, { token: TOKENS.bob }),
+      /^Argument history\(filter\)\.app contains a NUL character/,
+    );
+    await expectNoTrace();
+  });
+
+  test('DateTime years outside 0001–9999 (in UTC) and impossible dates are refused; the bounds themselves work', async () => {
+    const query = 'query Since($after: DateTime) { tasks(filter: { createdAfter: $after }) { totalCount } }';
+    for (const [after, message] of [
+      ['0000-01-01T00:00:00Z', /out of range: from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59\.999Z/],
+      ['0001-01-01T00:00:00+01:00', /out of range/],
+      ['9999-12-31T23:30:00-01:00', /out of range/],
+      ['2026-02-30T00:00:00Z', /is not a valid date and time/],
+      ['2026-01-01T24:00:00Z', /is not a valid date and time/],
+      ['+275760-09-13T00:00:00Z', /must be an ISO-8601 string/],
+    ] as const) {
+      expectValidation(await rawRequest(server, { query, variables: { after } }, { token: TOKENS.alice }), message);
+    }
+    const literal = await rawRequest(
+      server,
+      { query: '{ tasks(filter: { createdAfter: "0000-01-01T00:00:00Z" }) { totalCount } }' },
+      {
+        token: TOKENS.alice,
+      },
+    );
+    expectValidation(literal, /out of range/);
+    expect(literal.body?.errors?.[0]).toMatchObject({ locations: [{ line: 1, column: 33 }] });
+    const alicesTasks = await server.app.db.task.count({ where: { userId: 'alice' } });
+    for (const [after, totalCount] of [
+      ['0001-01-01T00:00:00Z', alicesTasks],
+      ['9999-12-31T23:59:59.999Z', 0],
+    ] as const) {
+      const served = await rawRequest(server, { query, variables: { after } }, { token: TOKENS.alice });
+      expect(served.body, after).toEqual({ data: { tasks: { totalCount } } });
+    }
+    await expectNoTrace();
+  });
+
+  test('JSON nested 500 deep in a mutation input is refused and the payment is untouched; 8 levels are accepted', async () => {
+    const deep = await rawRequest(
+      server,
+      { query: START_PAYMENT, variables: { input: { ...BOBS_PAYMENT, frontendData: nested(500) } } },
+      { token: TOKENS.bob },
+    );
+    expectValidation(deep, /^Variable \$input\.frontendData(\.a){8} is nested more than 8 levels deep/);
+    const literal = `mutation { startFrontendPayment(input: { sourceId: "market.olares", appId: "comfyui", productId: "comfyui-license", frontendData: ${JSON.stringify(nested(9)).replaceAll('"a"', 'a')} }) { __typename } }`;
+    expectValidation(
+      await rawRequest(server, { query: literal }, { token: TOKENS.bob }),
+      /^Argument startFrontendPayment\(input\)\.frontendData(\.a){8} is nested more than 8 levels deep/,
+    );
+    await expectNoTrace();
+    const atBound = await rawRequest(
+      server,
+      { query: START_PAYMENT, variables: { input: { ...BOBS_PAYMENT, frontendData: nested(8) } } },
+      { token: TOKENS.bob },
+    );
+    expect(atBound.body).toEqual({
+      data: {
+        startFrontendPayment: {
+          __typename: 'StartFrontendPaymentSuccess',
+          payment: { status: 'PAYMENT_FRONTEND_STARTED' },
+        },
+      },
+    });
+  });
+
+  test('variables of the wrong type or an unknown enum value are VALIDATION errors, not logged as unexpected', async () => {
+    const wrongType = await rawRequest(
+      server,
+      { query: 'query($n: Int) { tasks(first: $n) { totalCount } }', variables: { n: 'abc' } },
+      {
+        token: TOKENS.alice,
+      },
+    );
+    expectValidation(wrongType, /^Variable "\$n" got invalid value "abc"; Int cannot represent/);
+    const unknownEnum = await rawRequest(
+      server,
+      { query: TASKS, variables: { status: ['NOPE'] } },
+      { token: TOKENS.alice },
+    );
+    expectValidation(unknownEnum, /Value "NOPE" does not exist in "TaskStatus" enum/);
+    await expectNoTrace();
+  });
+
+  test("cancelTask and retryTask on another user's task answer NOT_FOUND, exactly as for an unknown id", async () => {
+    const mutation = (name: string, taskId: string) =>
+      rawRequest(
+        server,
+        { query: `mutation { ${name}(input: { taskId: "${taskId}" }) { __typename ... on Error { code message } } }` },
+        {
+          token: TOKENS.bob,
+        },
+      );
+    for (const name of ['cancelTask', 'retryTask']) {
+      // demo-0004 is alice's failed nextcloud install.
+      const alices = (await mutation(name, 'demo-0004')).body?.data?.[name];
+      const unknown = (await mutation(name, 'demo-9999')).body?.data?.[name];
+      expect(alices).toEqual({
+        __typename: 'NotFoundError',
+        code: 'NOT_FOUND',
+        message: 'Task demo-0004 does not exist',
+      });
+      expect(unknown).toEqual({
+        __typename: 'NotFoundError',
+        code: 'NOT_FOUND',
+        message: 'Task demo-9999 does not exist',
+      });
+    }
+    await expectNoTrace();
+  });
+
+  test('the same bounds hold over graphql-ws and server-sent events', async () => {
+    const document = parse(
+      'subscription Tasks($status: [TaskStatus!]) { taskUpdated(filter: { status: $status }) { taskId } }',
+    );
+    const ws = await subscribe(server, document, { status: Array(40_000).fill('RUNNING') }, { token: TOKENS.alice });
+    try {
+      await expect(ws.next(5000)).rejects.toThrow(/Variable \$status has 40000 items.*"code":"VALIDATION"/);
+    } finally {
+      await ws.close();
+    }
+    const wsQuery = await subscribe(server, parse(HISTORY), { filter: { app: 'a\u0000' } }, { token: TOKENS.alice });
+    try {
+      await expect(wsQuery.next(5000)).rejects.toThrow(/Variable \$filter\.app contains a NUL character/);
+    } finally {
+      await wsQuery.close();
+    }
+
+    const sse = await fetch(`${server.url}/graphql/stream`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${TOKENS.alice}`,
+        'content-type': 'application/json',
+        accept: 'text/event-stream',
+      },
+      body: JSON.stringify({ query: CATALOG, variables: { search: 'x'.repeat(5000) } }),
+    });
+    const text = await sse.text();
+    const [event] = [...text.matchAll(/event: next\ndata: (.*)\n\n/g)].map((match) => JSON.parse(match[1] as string));
+    expect(event).toMatchObject({
+      errors: [
+        {
+          message: 'Variable $search is 5000 characters long; at most 4096 are accepted.',
+          extensions: { code: 'VALIDATION' },
+        },
+      ],
+    });
+    expect(text.endsWith('event: complete\ndata:\n\n')).toBe(true);
+    await expectNoTrace();
+  });
+});
