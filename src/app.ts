@@ -230,7 +230,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
         'cache-control': 'no-cache',
         // Everything the page needs comes from this server; nothing else may load.
         'content-security-policy':
-          "default-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+          "default-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
       });
       return res.end(asset.body);
     }

@@ -2,8 +2,9 @@ import { mkdirSync } from 'node:fs';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { chromiumAvailable, launchChromium } from './support/browser.js';
+import { startGateway } from './support/gateway.js';
 import { InstallAppMutation } from './support/operations.js';
-import { dataOf, execute, startTestServer, type TestServer } from './support/server.js';
+import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS } from './support/server.js';
 
 describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', () => {
   let server: TestServer;
@@ -82,6 +83,39 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
       await page.locator(`tr[data-task-id="${taskId}"]`).waitFor({ timeout: 15_000 });
     } finally {
       await restarted.stop();
+    }
+  });
+
+  test('behind a gateway that sets X-Bfl-User, the page goes live as that user with no token', async () => {
+    const gated = await startTestServer('sqlite', {
+      env: { ...AUTH_ENV, AUTH_USER_HEADER: 'X-Bfl-User', SIMULATED_STEP_MS: '150' },
+    });
+    const gateway = await startGateway(gated.url, 'X-Bfl-User', 'alice');
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${gateway.url}/dashboard`);
+      await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
+      const result = dataOf(
+        await execute(
+          gated,
+          InstallAppMutation,
+          {
+            input: { sourceId: 'market.olares', appName: 'excalidraw', version: '0.17.6' },
+          },
+          { token: TOKENS.alice },
+        ),
+      ).installApp;
+      const taskId = result.__typename === 'InstallAppSuccess' ? result.task.taskId : '';
+      await page.locator(`tr[data-task-id="${taskId}"]`).waitFor({ timeout: 15_000 });
+      // Only alice's apps: the identity is the gateway's, and nobody else's rows reach her page.
+      const owners = await page
+        .locator('tr[data-app]')
+        .evaluateAll((rows) => rows.map((row) => (row.getAttribute('data-app') ?? '').split('/')[0]));
+      expect(owners.length).toBeGreaterThan(0);
+      expect(new Set(owners)).toEqual(new Set(['alice']));
+    } finally {
+      await gateway.close();
+      await gated.stop();
     }
   });
 });

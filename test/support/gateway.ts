@@ -1,0 +1,71 @@
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
+import { connect, type Socket } from 'node:net';
+
+/**
+ * A minimal authenticating gateway in front of a server, as the Olares one sits in front of the
+ * Market: it strips the user header from whatever the client sent and sets its own, on plain
+ * requests and on WebSocket upgrades alike.
+ */
+export interface Gateway {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startGateway(target: string, header: string, userId: string): Promise<Gateway> {
+  const upstream = new URL(target);
+  const rewrite = (headers: IncomingHttpHeaders): IncomingHttpHeaders => {
+    const out: IncomingHttpHeaders = { ...headers, host: upstream.host };
+    delete out[header.toLowerCase()];
+    out[header.toLowerCase()] = userId;
+    // The browser's page is the gateway's origin; the server sees it as its own.
+    if (out.origin) out.origin = upstream.origin;
+    return out;
+  };
+  const server: Server = createServer((req, res) => {
+    const forwarded = httpRequest(
+      {
+        host: upstream.hostname,
+        port: upstream.port,
+        method: req.method,
+        path: req.url,
+        headers: rewrite(req.headers),
+      },
+      (response) => {
+        res.writeHead(response.statusCode ?? 502, response.headers);
+        response.pipe(res);
+      },
+    );
+    forwarded.on('error', () => res.destroy());
+    req.pipe(forwarded);
+  });
+  server.on('upgrade', (req, socket, head) => {
+    const upstreamSocket = connect(Number(upstream.port), upstream.hostname, () => {
+      const headers = rewrite(req.headers);
+      const lines = Object.entries(headers).flatMap(([name, value]) =>
+        (Array.isArray(value) ? value : [value]).map((v) => `${name}: ${v}`),
+      );
+      upstreamSocket.write(`${req.method} ${req.url} HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`);
+      upstreamSocket.write(head);
+      upstreamSocket.pipe(socket).pipe(upstreamSocket);
+    });
+    upstreamSocket.on('error', () => socket.destroy());
+    socket.on('error', () => upstreamSocket.destroy());
+  });
+  // Upgraded sockets are no longer the HTTP server's: closing means destroying them too.
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      }),
+  };
+}
