@@ -16,7 +16,8 @@ import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS } f
  */
 
 const VIEWER = 'query { viewer { userId isAdmin } }';
-const INSTALL = 'mutation { installApp(input: { sourceId: "market.olares", appName: "n8n", version: "1.70.1" }) { __typename } }';
+const INSTALL =
+  'mutation { installApp(input: { sourceId: "market.olares", appName: "n8n", version: "1.70.1" }) { __typename } }';
 
 async function taskCount(server: TestServer): Promise<number> {
   return server.app.db.task.count();
@@ -323,15 +324,21 @@ describe('JWT bearer tokens', () => {
   const SECRET = 'a-test-secret-of-at-least-32-characters!';
   const key = new TextEncoder().encode(SECRET);
   let server: TestServer;
-  const sign = (claims: Record<string, unknown>, subject: string, expires: string | number = '10m') =>
+  /** A token as the identity provider signs it; `other` changes one thing to see it refused. */
+  const sign = (
+    claims: Record<string, unknown>,
+    subject: string,
+    expires: string | number = '10m',
+    other: { issuer?: string; audience?: string; key?: Uint8Array } = {},
+  ) =>
     new SignJWT(claims)
       .setProtectedHeader({ alg: 'HS256' })
       .setSubject(subject)
-      .setIssuer('https://id.example')
-      .setAudience('market')
+      .setIssuer(other.issuer ?? 'https://id.example')
+      .setAudience(other.audience ?? 'market')
       .setIssuedAt()
       .setExpirationTime(expires)
-      .sign(key);
+      .sign(other.key ?? key);
 
   beforeAll(async () => {
     server = await startTestServer('sqlite', {
@@ -350,27 +357,9 @@ describe('JWT bearer tokens', () => {
     expect(dataOf(await execute(server, ViewerQuery, {}, { token: ops })).viewer.isAdmin).toBe(true);
 
     const refused = [
-      await new SignJWT({})
-        .setProtectedHeader({ alg: 'HS256' })
-        .setSubject('alice')
-        .setIssuer('https://other')
-        .setAudience('market')
-        .setExpirationTime('10m')
-        .sign(key),
-      await new SignJWT({})
-        .setProtectedHeader({ alg: 'HS256' })
-        .setSubject('alice')
-        .setIssuer('https://id.example')
-        .setAudience('other')
-        .setExpirationTime('10m')
-        .sign(key),
-      await new SignJWT({})
-        .setProtectedHeader({ alg: 'HS256' })
-        .setSubject('alice')
-        .setIssuer('https://id.example')
-        .setAudience('market')
-        .setExpirationTime('10m')
-        .sign(new TextEncoder().encode('another-secret-of-at-least-32-characters')),
+      await sign({}, 'alice', '10m', { issuer: 'https://other' }),
+      await sign({}, 'alice', '10m', { audience: 'other' }),
+      await sign({}, 'alice', '10m', { key: new TextEncoder().encode('another-secret-of-at-least-32-characters') }),
       await sign({}, 'alice', Math.floor(Date.now() / 1000) - 120),
       // alg "none": an unsigned token with the right claims
       `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'admin', role: 'admin', iss: 'https://id.example', aud: 'market' })).toString('base64url')}.`,

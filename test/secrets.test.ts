@@ -1,12 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { Writable } from 'node:stream';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type App, buildApp } from '../src/app.js';
-import { loadConfig } from '../src/config.js';
-import { createLogger } from '../src/logger.js';
 import { graphql } from './gql/index.js';
-import { availableDatabases, createTestDatabase, type DatabaseKind, type TestDatabase } from './support/databases.js';
+import { availableDatabases } from './support/databases.js';
 import { type FakeAppService, sendEvent, startFakeAppService } from './support/fake-app-service.js';
 import { type FakeChartRepo, startFakeChartRepo } from './support/fake-chart-repo.js';
 import { type FakeDeveloperService, startFakeDeveloperService } from './support/fake-developer-service.js';
@@ -18,7 +14,7 @@ import {
   SubmitPaymentTransactionMutation,
   SubmitSignatureMutation,
 } from './support/operations.js';
-import { dataOf, execute, type GraphQLResponse, waitFor } from './support/server.js';
+import { dataOf, execute, type GraphQLResponse, startTestServer, type TestServer, waitFor } from './support/server.js';
 import { type Subscription, subscribe } from './support/subscriptions.js';
 
 /**
@@ -160,48 +156,12 @@ function findLeak(haystack: string, secrets: Record<string, string>): string | n
   return null;
 }
 
-interface TracedServer {
-  app: App;
-  url: string;
-  graphqlUrl: string;
-  logs: string[];
-  database: TestDatabase;
-  stop(): Promise<void>;
-}
-
-/** A real server on port 0 whose every log line down to trace is kept (startTestServer keeps info and up). */
-async function startTracedServer(kind: DatabaseKind, env: Record<string, string>): Promise<TracedServer> {
-  const database = await createTestDatabase(kind);
-  const config = loadConfig({ DATABASE_URL: database.url, PORT: '0', LOG_LEVEL: 'trace', ...env });
-  const logs: string[] = [];
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      logs.push(...String(chunk).split('\n').filter(Boolean));
-      done();
-    },
-  });
-  const app = buildApp(config, { logger: createLogger('trace', sink) });
-  const { url } = await app.start(config.port);
-  await app.services.engine.settled();
-  return {
-    app,
-    url,
-    graphqlUrl: `${url}/graphql`,
-    logs,
-    database,
-    async stop() {
-      await app.stop();
-      await database.drop();
-    },
-  };
-}
-
 describe.each(databases)('no secret reaches a log, a response, history or an event on %s', (kind) => {
   const secret = makeSecrets();
   let appService: FakeAppService;
   let developer: FakeDeveloperService;
   let chartRepo: FakeChartRepo;
-  let server: TracedServer;
+  let server: TestServer;
   /** Every GraphQL response body of the run. */
   const responses: unknown[] = [];
 
@@ -215,19 +175,22 @@ describe.each(databases)('no secret reaches a log, a response, history or an eve
     appService = await startFakeAppService();
     developer = await startFakeDeveloperService();
     chartRepo = await startFakeChartRepo();
-    server = await startTracedServer(kind, {
-      AUTH_TOKENS: `alice:user:${secret.aliceToken},bob:user:${secret.bobToken},ops:admin:${secret.opsToken}`,
-      APP_SERVICE_URL: appService.url,
-      APP_SERVICE_TOKEN: secret.appServiceToken,
-      APP_SERVICE_EVENT_SECRET: secret.eventSecret,
-      APP_SERVICE_TIMEOUT_MS: '5000',
-      RECONCILE_INTERVAL_MS: '200',
-      DEVELOPER_SERVICE_URL_TEMPLATE: developer.urlTemplate,
-      PAYMENT_POLL_INTERVAL_MS: '30',
-      PAYMENT_POLL_ATTEMPTS: '10',
-      CHART_REPO_URL: chartRepo.url,
-      COLLECT_INTERVAL_MS: '200',
-      MUTATION_RATE_PER_S: '0',
+    server = await startTestServer(kind, {
+      logLevel: 'trace',
+      env: {
+        AUTH_TOKENS: `alice:user:${secret.aliceToken},bob:user:${secret.bobToken},ops:admin:${secret.opsToken}`,
+        APP_SERVICE_URL: appService.url,
+        APP_SERVICE_TOKEN: secret.appServiceToken,
+        APP_SERVICE_EVENT_SECRET: secret.eventSecret,
+        APP_SERVICE_TIMEOUT_MS: '5000',
+        RECONCILE_INTERVAL_MS: '200',
+        DEVELOPER_SERVICE_URL_TEMPLATE: developer.urlTemplate,
+        PAYMENT_POLL_INTERVAL_MS: '30',
+        PAYMENT_POLL_ATTEMPTS: '10',
+        CHART_REPO_URL: chartRepo.url,
+        COLLECT_INTERVAL_MS: '200',
+        MUTATION_RATE_PER_S: '0',
+      },
     });
   });
   afterAll(async () => {

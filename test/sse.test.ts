@@ -141,7 +141,11 @@ describe('server-sent events', () => {
       });
       client.subscribe(
         { query: HISTORY },
-        { next: (value) => resolve({ value }), error: (error) => resolve({ error }), complete: () => resolve('complete') },
+        {
+          next: (value) => resolve({ value }),
+          error: (error) => resolve({ error }),
+          complete: () => resolve('complete'),
+        },
       );
     });
     expect(outcome).toHaveProperty('error');

@@ -34,6 +34,8 @@ export interface StartOptions {
   recordQueries?: boolean;
   /** Share another server's database (a second instance); it is dropped by whoever created it. */
   database?: TestDatabase;
+  /** Keep log lines down to this level (default info). */
+  logLevel?: 'info' | 'debug' | 'trace';
 }
 
 /** A real server on port 0 over its own fresh database, with demo data unless DEMO_DATA=0. */
@@ -43,7 +45,7 @@ export async function startTestServer(kind: DatabaseKind, options: StartOptions 
   const config = loadConfig({
     DATABASE_URL: database.url,
     PORT: '0',
-    LOG_LEVEL: 'info',
+    LOG_LEVEL: options.logLevel ?? 'info',
     SIMULATED_STEP_MS: '600000',
     ...options.env,
   });
@@ -56,7 +58,7 @@ export async function startTestServer(kind: DatabaseKind, options: StartOptions 
     },
   });
   const app = buildApp(config, {
-    logger: createLogger('info', sink),
+    logger: createLogger(options.logLevel ?? 'info', sink),
     ...(options.recordQueries ? { prisma: { onQuery: (sql: string) => queries.push(sql) } } : {}),
   });
   const { url } = await app.start(config.port);
