@@ -32,6 +32,9 @@ async function main(): Promise<void> {
     DEMO_DATA: '1',
     SIMULATED_STEP_MS: '0',
     COLLECT_INTERVAL_MS: '3600000',
+    // Every subscriber of the benchmark is the one local user: lift the per-user and total caps.
+    MAX_CONNECTIONS_PER_USER: '1000000',
+    MAX_CONNECTIONS: '1000000',
   });
   const app = buildApp(config, { logger: createLogger('silent') });
   const { url } = await app.start(0);
