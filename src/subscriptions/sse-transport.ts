@@ -200,6 +200,9 @@ export class SseTransport {
     mode: FanOutMode,
     source: ReturnType<typeof cohortSource> | null,
   ): void {
+    // The client may have gone while the operation was prepared: its 'close' has fired already,
+    // so nothing taken here would be given back.
+    if (!res.socket || res.socket.destroyed) return;
     const { budget } = this.options;
     if (!budget.tryOpen()) {
       tooMany(res, 'Too many streams (MAX_CONNECTIONS)');
