@@ -7,6 +7,7 @@ import { createPrismaClient } from '../src/db/client.js';
 import type { TaskStatus } from './gql/graphql.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import { InstallAppMutation, TaskDetailQuery, TasksQuery } from './support/operations.js';
+import { UNINSTALLED_APPS } from './support/rows.js';
 import { dataOf, execute, waitFor } from './support/server.js';
 
 const databases = await availableDatabases();
@@ -15,15 +16,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const LISTENING = 'Market Runtime GraphQL API listening';
 const SOURCE = 'market.olares';
 
-/** Catalogue apps that no demo user has installed, with a version each. */
-const INSTALLS = [
-  { appName: 'n8n', version: '1.70.1' },
-  { appName: 'ghost', version: '5.104.2' },
-  { appName: 'wordpress', version: '6.7.1' },
-  { appName: 'mastodon', version: '4.3.2' },
-  { appName: 'excalidraw', version: '0.17.6' },
-  { appName: 'stirling-pdf', version: '0.36.6' },
-];
+const INSTALLS = UNINSTALLED_APPS.slice(0, 6);
 
 const ACTIVE: TaskStatus[] = ['PENDING', 'RUNNING'];
 

@@ -7,6 +7,7 @@ import { parseAppStateEvent } from '../src/engine/app-state-event.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import { type AppStateEventBody, startFakeAppService } from './support/fake-app-service.js';
 import { InstallAppMutation } from './support/operations.js';
+import { UNINSTALLED_APPS } from './support/rows.js';
 import { dataOf, execute, startTestServer, type TestServer, waitFor } from './support/server.js';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
 
@@ -22,18 +23,7 @@ const SOURCE = 'market.olares';
 const SECRET = 'app-service-event-secret-0001';
 /** Short, so an outage of a few seconds outlasts it: the engine must not give up its own tasks. */
 const LEASE_MS = 1500;
-/** Catalogue apps that no demo user has installed. */
-const APPS = [
-  { appName: 'n8n', version: '1.70.1' },
-  { appName: 'ghost', version: '5.104.2' },
-  { appName: 'wordpress', version: '6.7.1' },
-  { appName: 'mastodon', version: '4.3.2' },
-  { appName: 'excalidraw', version: '0.17.6' },
-  { appName: 'stirling-pdf', version: '0.36.6' },
-  { appName: 'minio', version: '2024.11.7' },
-  { appName: 'redis', version: '7.4.1' },
-  { appName: 'photoprism', version: '240915' },
-];
+const APPS = UNINSTALLED_APPS;
 
 const disposers: (() => Promise<void>)[] = [];
 afterEach(async () => {

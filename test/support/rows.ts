@@ -30,3 +30,16 @@ export async function createPendingInstall(db: Db, key: AppKey, taskId: string, 
   if (!task) throw new Error(`task ${taskId} was not written`);
   return task;
 }
+
+/** Catalogue apps of the demo data that no demo user has installed, each with a version it has. */
+export const UNINSTALLED_APPS = [
+  { appName: 'n8n', version: '1.70.1' },
+  { appName: 'ghost', version: '5.104.2' },
+  { appName: 'wordpress', version: '6.7.1' },
+  { appName: 'mastodon', version: '4.3.2' },
+  { appName: 'excalidraw', version: '0.17.6' },
+  { appName: 'stirling-pdf', version: '0.36.6' },
+  { appName: 'minio', version: '2024.11.7' },
+  { appName: 'redis', version: '7.4.1' },
+  { appName: 'photoprism', version: '240915' },
+] as const;
