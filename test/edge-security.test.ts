@@ -308,6 +308,27 @@ describe('request logs and error bodies', () => {
     expect(server.logs.some((line) => line.includes('"operation":"[invalid name]"'))).toBe(true);
   });
 
+  test('over graphql-ws and SSE, errors carry their code but not the HTTP status meant for Yoga (extensions.http)', async () => {
+    // A variable of the wrong type: a VALIDATION error that asks HTTP for status 400.
+    const request = { query: 'query Q($first: Int) { apps(first: $first) { totalCount } }', variables: { first: 'x' } };
+    const socket = await openRawSocket(server.url);
+    socket.send({ type: 'connection_init', payload: { authorization: `Bearer ${TOKENS.alice}` } });
+    await socket.nextOfType('connection_ack');
+    socket.send({ id: '1', type: 'subscribe', payload: request });
+    const overSocket = await socket.nextOfType('next');
+    socket.socket.close();
+    const stream = await fetch(`${server.url}/graphql/stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.alice}` },
+      body: JSON.stringify(request),
+    });
+    const overSse = JSON.parse((/data: (.*)\n/.exec(await stream.text()) as RegExpExecArray)[1] as string);
+    for (const result of [overSocket.payload, overSse] as { errors: { extensions: Record<string, unknown> }[] }[]) {
+      expect(result.errors[0]?.extensions.code).toBe('VALIDATION');
+      expect(result.errors[0]?.extensions).not.toHaveProperty('http');
+    }
+  });
+
   test('SSE error bodies carry the code, not the transport internals (extensions.http)', async () => {
     const response = await fetch(`${server.url}/graphql/stream`, {
       method: 'POST',

@@ -10,6 +10,7 @@ import {
   Kind,
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import { clientResult } from './client-errors.js';
 
 /**
  * Subscription fan-out. Subscribers of the same document, operation, variables and authorization
@@ -65,7 +66,11 @@ export const useMissedEventsExecution: Plugin = {
 export class Delivery {
   private serialized: string | undefined;
   private lastFrame: { prefix: string; bytes: Buffer } | undefined;
-  constructor(readonly result: ExecutionResult) {}
+  readonly result: ExecutionResult;
+
+  constructor(result: ExecutionResult) {
+    this.result = clientResult(result);
+  }
 
   /** The result as JSON (GraphQL errors serialize through their own `toJSON`). */
   get json(): string {

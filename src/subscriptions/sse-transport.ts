@@ -4,6 +4,7 @@ import type { Viewer } from '../auth/viewer.js';
 import { BodyTooLarge, readBody } from '../http/body.js';
 import type { Logger } from '../logger.js';
 import { DomainError } from '../services/errors.js';
+import { clientErrors, clientResult } from './client-errors.js';
 import { cohortKey, type Delivery, type FanOutMode, type SubscriptionCohorts } from './cohorts.js';
 import type { ConnectionBudget } from './connection-budget.js';
 import { type MemberPolicy, type Outlet, QueuedMember } from './member.js';
@@ -179,14 +180,14 @@ export class SseTransport {
 
     const pipeline = this.options.pipeline(request, viewer, req);
     const prepared = prepareOperation(pipeline, request);
-    if ('errors' in prepared) return json(res, 400, { errors: prepared.errors.map((e) => e.toJSON()) });
+    if ('errors' in prepared) return json(res, 400, { errors: clientErrors(prepared.errors).map((e) => e.toJSON()) });
     if (prepared.type === 'mutation' && req.method !== 'POST') {
       // A GET can be sent by any page (a link, an image): it must never change anything.
       return json(res, 405, { errors: [{ message: 'Mutations are only accepted in a POST request' }] });
     }
     const args = await executionArgs(pipeline, prepared.document, request);
     if (prepared.type !== 'subscription') {
-      const result = await pipeline.execute(args);
+      const result = clientResult(await pipeline.execute(args));
       startStream(res);
       return void res.end(`${NEXT}${JSON.stringify(result)}${END_OF_EVENT}${COMPLETE}`);
     }

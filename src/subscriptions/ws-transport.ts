@@ -12,6 +12,7 @@ import {
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { Viewer } from '../auth/viewer.js';
 import type { Logger } from '../logger.js';
+import { clientErrors, clientResult } from './client-errors.js';
 import { type CohortSource, cohortKey, type Delivery, type FanOutMode, type SubscriptionCohorts } from './cohorts.js';
 import type { ConnectionBudget } from './connection-budget.js';
 import { type MemberPolicy, type Outlet, QueuedMember } from './member.js';
@@ -311,7 +312,7 @@ export class WsTransport {
     const pipeline = this.options.pipeline(payload, connection.viewer as Viewer);
     const prepared = prepareOperation(pipeline, payload);
     if ('errors' in prepared) {
-      const errors = prepared.errors.map((e) => e.toJSON());
+      const errors = clientErrors(prepared.errors).map((e) => e.toJSON());
       return connection.send(stringifyMessage({ id, type: MessageType.Error, payload: errors }));
     }
     // Placeholder until the context exists: a `complete` meanwhile cancels the operation.
@@ -321,7 +322,7 @@ export class WsTransport {
     if (canceled || connection.socket.readyState !== connection.socket.OPEN) return;
 
     if (prepared.type !== 'subscription') {
-      const result = await pipeline.execute(args);
+      const result = clientResult(await pipeline.execute(args));
       if (canceled || !connection.operations.has(id)) return;
       connection.operations.delete(id);
       connection.send(stringifyMessage({ id, type: MessageType.Next, payload: result }));
