@@ -13,10 +13,10 @@
  * The poll-only collector cycle is set to an hour, so no COMPONENT_CHANGED event lands in a
  * measured window; the task engine runs as usual (the demo's PENDING tasks finish at start-up).
  */
-import { buildApp } from '../src/app.js';
-import { loadConfig } from '../src/config.js';
+import { buildApp } from '../src/app/build-app.js';
 import type { TaskRow } from '../src/db/models.js';
-import { createLogger } from '../src/logger.js';
+import { loadConfig } from '../src/platform/config.js';
+import { createLogger } from '../src/platform/logger.js';
 import { failed, fdLimit, send, serveFanoutServer } from './lib/fanout-child.js';
 import { BENCH_TASK_APP, BENCH_TASK_ID } from './lib/fanout-protocol.js';
 

@@ -8,9 +8,9 @@
  * BENCH_ENGINE=off stops the task engine after start-up: a diagnostic only (how much of the
  * server's time is the engine's background work), never the benchmark's figure.
  */
-import { buildApp } from '../src/app.js';
-import { loadConfig } from '../src/config.js';
-import { createLogger } from '../src/logger.js';
+import { buildApp } from '../src/app/build-app.js';
+import { loadConfig } from '../src/platform/config.js';
+import { createLogger } from '../src/platform/logger.js';
 import {
   BENCH_APP_PREFIX,
   BENCH_SOURCE,

@@ -1,6 +1,6 @@
-import { buildApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
-import { createLogger } from './logger.js';
+import { buildApp } from './app/build-app.js';
+import { ConfigError, loadConfig } from './platform/config.js';
+import { createLogger } from './platform/logger.js';
 
 async function main() {
   const config = loadConfig();

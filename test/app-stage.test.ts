@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { deriveStage } from '../src/services/app-stage.js';
+import { deriveStage } from '../src/domain/app-stage.js';
 
 describe('stage and health derivation (market-domain §2.9)', () => {
   test.each([

@@ -1,8 +1,8 @@
 import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { ChartRepoSource, type ChartRepoStatus } from '../src/collector/chart-repo-source.js';
-import { createLogger } from '../src/logger.js';
+import { ChartRepoSource, type ChartRepoStatus } from '../src/adapters/chart-repo/http.js';
+import { createLogger } from '../src/platform/logger.js';
 import { type ChartRepoBehaviour, type FakeChartRepo, startFakeChartRepo } from './support/fake-chart-repo.js';
 
 let fake: FakeChartRepo;

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, test } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { ConfigError, loadConfig } from '../src/platform/config.js';
 
 describe('configuration', () => {
   test('defaults: port 4000 on 127.0.0.1, SQLite under ./data, demo data, local development mode', () => {

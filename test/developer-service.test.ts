@@ -2,10 +2,11 @@ import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { createLogger } from '../src/logger.js';
-import { DeveloperServiceError, type GrantResult } from '../src/payments/developer-service.js';
-import { HttpDeveloperService } from '../src/payments/http-developer-service.js';
-import { parseSimulatedOutcomes, SimulatedDeveloperService } from '../src/payments/simulated-developer-service.js';
+import { HttpDeveloperService } from '../src/adapters/developer-service/http.js';
+import { DeveloperServiceError, type GrantResult } from '../src/adapters/developer-service/port.js';
+import { SimulatedDeveloperService } from '../src/adapters/developer-service/simulated.js';
+import { createLogger } from '../src/platform/logger.js';
+import { parseSimulatedOutcomes } from '../src/platform/simulated-outcomes.js';
 import {
   type DeveloperBehaviour,
   type FakeDeveloperService,

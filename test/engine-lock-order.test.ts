@@ -1,11 +1,11 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { AppService } from '../src/adapters/app-service/port.js';
 import { createPrismaClient, type Db } from '../src/db/client.js';
 import { claimPendingTasks } from '../src/db/hot-path-sql.js';
-import type { AppService } from '../src/engine/app-service.js';
 import { TaskEngine } from '../src/engine/task-engine.js';
-import { createLogger } from '../src/logger.js';
-import { ChangeFeed, createEventBus } from '../src/pubsub.js';
+import { ChangeFeed, createEventBus } from '../src/events/change-feed.js';
+import { createLogger } from '../src/platform/logger.js';
 import { HistoryService } from '../src/services/history-service.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import { createPendingInstall } from './support/rows.js';

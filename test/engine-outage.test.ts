@@ -1,9 +1,9 @@
 import pg from 'pg';
 import { afterEach, describe, expect, test } from 'vitest';
+import { parseAppStateEvent } from '../src/adapters/app-service/state-event.js';
 import { createPrismaClient, type Db } from '../src/db/client.js';
 import { seedDemoData } from '../src/db/demo-data.js';
 import type { TaskRow } from '../src/db/models.js';
-import { parseAppStateEvent } from '../src/engine/app-state-event.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import { type AppStateEventBody, startFakeAppService } from './support/fake-app-service.js';
 import { InstallAppMutation } from './support/operations.js';

@@ -1,11 +1,12 @@
 import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { AppServiceError, type OperationRequest } from '../src/engine/app-service.js';
-import { parseAppStateEvent } from '../src/engine/app-state-event.js';
-import { HttpAppService } from '../src/engine/http-app-service.js';
-import { createLogger } from '../src/logger.js';
-import { ValidationError } from '../src/services/errors.js';
+import { HttpAppService } from '../src/adapters/app-service/http.js';
+import { AppServiceError } from '../src/adapters/app-service/port.js';
+import { parseAppStateEvent } from '../src/adapters/app-service/state-event.js';
+import { ValidationError } from '../src/domain/errors.js';
+import type { OperationRequest } from '../src/domain/operations.js';
+import { createLogger } from '../src/platform/logger.js';
 import { type Behaviour, type FakeAppService, startFakeAppService } from './support/fake-app-service.js';
 
 const TOKEN = 'market-service-credential-7f3a9c';

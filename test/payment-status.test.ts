@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { derivePaymentStatus, type PaymentAxes } from '../src/services/payment-status.js';
+import { derivePaymentStatus, type PaymentAxes } from '../src/domain/payment-status.js';
 
 const base: PaymentAxes = {
   paymentNeed: 'required',

@@ -8,10 +8,10 @@ import { print } from 'graphql';
 import { type Client, createClient, type FormattedExecutionResult, type SubscribePayload } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import WebSocket from 'ws';
-import { buildApp } from '../src/app.js';
-import { loadConfig } from '../src/config.js';
+import { buildApp } from '../src/app/build-app.js';
 import { TokenBuckets } from '../src/http/rate-limit.js';
-import { createLogger } from '../src/logger.js';
+import { loadConfig } from '../src/platform/config.js';
+import { createLogger } from '../src/platform/logger.js';
 import { availableDatabases } from './support/databases.js';
 import {
   CancelTaskMutation,

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Viewer } from '../src/auth/viewer.js';
 import type { PaymentRow } from '../src/db/models.js';
-import { derivePaymentStatus } from '../src/services/payment-status.js';
+import { derivePaymentStatus } from '../src/domain/payment-status.js';
 import { type DeveloperBehaviour, startFakeDeveloperService } from './support/fake-developer-service.js';
 import { startTestServer, type TestServer, waitFor } from './support/server.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { isSecretEnv, isSecretName, REDACTED, SecretRedactor, secretEnvValues } from '../src/services/redact.js';
+import { isSecretEnv, isSecretName, REDACTED, SecretRedactor, secretEnvValues } from '../src/platform/redact.js';
 
 const VC =
   'eyJhbGciOiJFUzI1NiIsInR5cCI6InZjK2p3dCJ9.eyJzdWIiOiJkaWQ6YWxpY2UiLCJwcm9kdWN0IjoiY29tZnl1aS1saWNlbnNlIn0.c2lnbmF0dXJlLW9mLXRoZS1kZXZlbG9wZXI';

@@ -1,10 +1,10 @@
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { StateCollector } from '../src/collector/state-collector.js';
-import { StateStore } from '../src/collector/state-store.js';
 import { createPrismaClient, type Db } from '../src/db/client.js';
 import { raiseProgress } from '../src/db/hot-path-sql.js';
-import { createLogger } from '../src/logger.js';
-import { ChangeFeed, createEventBus, type EventBus } from '../src/pubsub.js';
+import { ChangeFeed, createEventBus, type EventBus } from '../src/events/change-feed.js';
+import { createLogger } from '../src/platform/logger.js';
+import { StateCollector } from '../src/runtime/state-collector.js';
+import { StateStore } from '../src/runtime/state-store.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import { createPendingInstall } from './support/rows.js';
 

@@ -8,7 +8,7 @@ import {
   errors as joseErrors,
   jwtVerify,
 } from 'jose';
-import type { JwtConfig } from '../config.js';
+import type { JwtConfig } from '../platform/config.js';
 
 /** What a verified token says about its holder. */
 export interface JwtIdentity {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Config } from '../config.js';
-import { ForbiddenError, UnauthenticatedError } from '../services/errors.js';
+import { ForbiddenError, UnauthenticatedError } from '../domain/errors.js';
+import type { Config } from '../platform/config.js';
 import { JwtRejected, JwtVerifier } from './jwt.js';
 
 /** Who is asking. Every service call that reads or changes user data takes one. */

@@ -1,5 +1,5 @@
-import { ConfigError, loadConfig } from '../config.js';
-import { createLogger } from '../logger.js';
+import { ConfigError, loadConfig } from '../platform/config.js';
+import { createLogger } from '../platform/logger.js';
 import { migrateDatabase } from './migrate.js';
 
 // `npm run db:migrate`: applies pending migrations to DATABASE_URL (SQLite by default).

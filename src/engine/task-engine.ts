@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { type AppService, AppServiceError, type AppStateEvent } from '../adapters/app-service/port.js';
 import type { Db } from '../db/client.js';
 import {
   applyReportedState,
@@ -13,14 +14,14 @@ import {
   setTaskOpId,
 } from '../db/hot-path-sql.js';
 import type { HistoryRow, Prisma, TaskRow } from '../db/models.js';
-import type { Logger } from '../logger.js';
-import type { ChangeFeed } from '../pubsub.js';
-import { appKeyString } from '../services/app-key.js';
-import { UpstreamError } from '../services/errors.js';
+import { appKeyString } from '../domain/app-key.js';
+import { UpstreamError } from '../domain/errors.js';
+import type { OperationRequest } from '../domain/operations.js';
+import { isOperationType, readMetadata } from '../domain/operations.js';
+import type { ChangeFeed } from '../events/change-feed.js';
+import type { Logger } from '../platform/logger.js';
 import type { HistoryEntry, HistoryService } from '../services/history-service.js';
 import type { TaskStatus } from '../services/task-service.js';
-import { type AppService, AppServiceError, type AppStateEvent, type OperationRequest } from './app-service.js';
-import { isOperationType, readMetadata } from './task-metadata.js';
 
 type Terminal = Extract<TaskStatus, 'COMPLETED' | 'FAILED' | 'CANCELED'>;
 

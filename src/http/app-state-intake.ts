@@ -1,8 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AppStateEvent } from '../engine/app-service.js';
-import { parseAppStateEvent } from '../engine/app-state-event.js';
-import { DomainError } from '../services/errors.js';
+import type { AppStateEvent } from '../adapters/app-service/port.js';
+import { parseAppStateEvent } from '../adapters/app-service/state-event.js';
+import { DomainError } from '../domain/errors.js';
 import { BodyTooLarge, readBody } from './body.js';
 
 export interface AppStateIntakeOptions {

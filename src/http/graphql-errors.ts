@@ -1,6 +1,6 @@
 import { GraphQLError } from 'graphql';
 import { maskError as yogaMaskError } from 'graphql-yoga';
-import { DomainError, ValidationError } from '../services/errors.js';
+import { DomainError, ValidationError } from '../domain/errors.js';
 
 const HTTP_STATUS: Partial<Record<DomainError['code'], number>> = { UNAUTHENTICATED: 401 };
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type DocumentNode, GraphQLError, Kind, parse } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { ConfigError } from '../config.js';
+import { ConfigError } from '../platform/config.js';
 
 /**
  * Persisted documents (PERSISTED_DOCUMENTS): only the operations of a manifest run. The manifest
@@ -24,7 +24,7 @@ import { ConfigError } from '../config.js';
  *
  * How the transports share this: the id is turned into a placeholder text (`documentSource`,
  * which both the Yoga plugin's `onParams` and the streaming transports call, through
- * `operationRequest` in subscriptions/operation.ts), and the Yoga plugin's `onParse` hook, which
+ * `operationRequest` in transports/operation.ts), and the Yoga plugin's `onParse` hook, which
  * runs in Yoga's envelop pipeline on every transport (HTTP, graphql-ws, SSE), resolves that text
  * to a manifest document or refuses it. The placeholder is unique per id because Yoga caches
  * parsed documents by their text.

@@ -1,6 +1,6 @@
 import { NoSchemaIntrospectionCustomRule } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import type { Config } from '../config.js';
+import type { Config } from '../platform/config.js';
 import { PersistedDocuments, usePersistedDocuments } from './persisted-documents.js';
 import { useMutationRateLimit } from './rate-limit.js';
 

@@ -1,5 +1,5 @@
-import type { StageAndHealth } from '../services/app-stage.js';
-import { eventOrMissed } from '../subscriptions/cohorts.js';
+import type { StageAndHealth } from '../domain/app-stage.js';
+import { eventOrMissed } from '../fanout/cohorts.js';
 import { builder } from './builder.js';
 import { connectionType } from './connections.js';
 import { rowId } from './global-id.js';

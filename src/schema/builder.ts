@@ -2,15 +2,37 @@ import SchemaBuilder from '@pothos/core';
 import ErrorsPlugin from '@pothos/plugin-errors';
 import RelayPlugin from '@pothos/plugin-relay';
 import type { Viewer } from '../auth/viewer.js';
-import type { Logger } from '../logger.js';
-import type { Services } from '../services/index.js';
+import type { Logger } from '../platform/logger.js';
+import type { RuntimeService } from '../runtime/runtime-service.js';
+import type { CatalogService } from '../services/catalog-service.js';
+import type { HistoryService } from '../services/history-service.js';
+import type { InstalledAppService } from '../services/installed-app-service.js';
 import type { Loaders } from '../services/loaders.js';
+import type { OperationService } from '../services/operation-service.js';
+import type { PaymentService } from '../services/payment-service.js';
+import type { PurchaseService } from '../services/purchase-service.js';
+import type { TaskService } from '../services/task-service.js';
 import { decodeGlobalId } from './global-id.js';
+
+/**
+ * What resolvers may call: the request-time services. The task engine, the event bus and the
+ * runtime store are not here; resolvers reach them only through a service's rules.
+ */
+export interface ResolverServices {
+  apps: InstalledAppService;
+  tasks: TaskService;
+  payments: PaymentService;
+  purchases: PurchaseService;
+  history: HistoryService;
+  catalog: CatalogService;
+  operations: OperationService;
+  runtime: RuntimeService;
+}
 
 /** Per-request data: who asks, the services, and this request's batching loaders. */
 export interface Context {
   viewer: Viewer;
-  services: Services;
+  services: ResolverServices;
   loaders: Loaders;
   requestId: string;
   logger: Logger;

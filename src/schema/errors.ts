@@ -9,7 +9,7 @@ import {
   UnauthenticatedError,
   UpstreamError,
   ValidationError,
-} from '../services/errors.js';
+} from '../domain/errors.js';
 import { builder } from './builder.js';
 
 const CODE_DESCRIPTIONS: Record<(typeof ERROR_CODES)[number], string> = {

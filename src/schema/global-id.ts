@@ -1,4 +1,4 @@
-import { ValidationError } from '../services/errors.js';
+import { ValidationError } from '../domain/errors.js';
 import { MAX_ROW_ID } from '../services/pagination.js';
 
 /**

@@ -1,5 +1,5 @@
 import type { PaymentNotificationRow } from '../db/models.js';
-import { eventOrMissed } from '../subscriptions/cohorts.js';
+import { eventOrMissed } from '../fanout/cohorts.js';
 import { builder } from './builder.js';
 import { connectionType } from './connections.js';
 import { rowId } from './global-id.js';

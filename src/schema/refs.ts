@@ -1,6 +1,6 @@
 import type { AppRow, CatalogAppRow, HistoryRow, MarketSourceRow, PaymentRow, TaskRow } from '../db/models.js';
-import { APP_STAGES, HEALTHS } from '../services/app-stage.js';
-import { PAYMENT_STATUSES } from '../services/payment-status.js';
+import { APP_STAGES, HEALTHS } from '../domain/app-stage.js';
+import { PAYMENT_STATUSES } from '../domain/payment-status.js';
 import { TASK_STATUSES, TASK_TYPES } from '../services/task-service.js';
 import { builder } from './builder.js';
 

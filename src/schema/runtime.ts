@@ -1,13 +1,13 @@
-import type { RuntimeEventView } from '../collector/runtime-service.js';
+import type { AppKey } from '../domain/app-key.js';
+import { fanOut, isMissedEvents } from '../fanout/cohorts.js';
+import type { RuntimeEventView } from '../runtime/runtime-service.js';
 import type {
   ChartRepoView,
   ComponentStatus,
   RuntimeSummary,
   Snapshot,
   SnapshotFilter,
-} from '../collector/state-store.js';
-import type { AppKey } from '../services/app-key.js';
-import { fanOut, isMissedEvents } from '../subscriptions/cohorts.js';
+} from '../runtime/state-store.js';
 import { builder } from './builder.js';
 import { AppRef, AppStageEnum, HealthEnum, TaskRef, TaskStatusEnum, TaskTypeEnum } from './refs.js';
 

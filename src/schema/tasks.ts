@@ -1,4 +1,4 @@
-import { eventOrMissed } from '../subscriptions/cohorts.js';
+import { eventOrMissed } from '../fanout/cohorts.js';
 import { builder } from './builder.js';
 import { connectionType } from './connections.js';
 import { AppRef, TaskRef, TaskStatusEnum, TaskTypeEnum } from './refs.js';

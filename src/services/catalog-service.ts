@@ -1,7 +1,7 @@
 import type { Db } from '../db/client.js';
 import { findCatalogApp } from '../db/hot-path-sql.js';
 import type { CatalogAppRow, MarketSourceRow, Prisma } from '../db/models.js';
-import { ValidationError } from './errors.js';
+import { ValidationError } from '../domain/errors.js';
 import { type Connection, type PageArgs, paginateQuery } from './pagination.js';
 
 export interface CatalogFilter {

@@ -3,7 +3,7 @@ import { canSee, userScope, type Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
 import { insertHistory, type SqlClient } from '../db/hot-path-sql.js';
 import type { HistoryRow, Prisma } from '../db/models.js';
-import type { ChangeFeed, EventBus } from '../pubsub.js';
+import type { ChangeFeed, EventBus } from '../events/change-feed.js';
 import { type Connection, type PageArgs, paginateQuery } from './pagination.js';
 
 export interface HistoryFilter {

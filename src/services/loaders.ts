@@ -1,10 +1,11 @@
 import DataLoader from 'dataloader';
 import type { AppRow, TaskRow } from '../db/models.js';
-import type { AppKey } from './app-key.js';
-import { deriveStage, type StageAndHealth } from './app-stage.js';
-import type { Services } from './index.js';
+import type { AppKey } from '../domain/app-key.js';
+import { deriveStage, type StageAndHealth } from '../domain/app-stage.js';
+import type { CatalogService } from './catalog-service.js';
+import type { InstalledAppService } from './installed-app-service.js';
 import type { Connection, PageArgs } from './pagination.js';
-import type { TaskStatus } from './task-service.js';
+import type { TaskService, TaskStatus } from './task-service.js';
 
 type AppTasksArgs = PageArgs & { status?: TaskStatus[] | null };
 
@@ -18,7 +19,14 @@ type AppTasksArgs = PageArgs & { status?: TaskStatus[] | null };
  */
 const BATCH_ONLY = { cache: false } as const;
 
-export function createLoaders(services: Services) {
+/** The services the loaders read through. */
+export interface LoaderServices {
+  apps: Pick<InstalledAppService, 'activeTasks' | 'byKeys'>;
+  tasks: Pick<TaskService, 'tasksOfApps'>;
+  catalog: Pick<CatalogService, 'categoriesOf'>;
+}
+
+export function createLoaders(services: LoaderServices) {
   const activeTask = new DataLoader<AppKey, TaskRow | null>((keys) => services.apps.activeTasks(keys), BATCH_ONLY);
 
   const appStage = new DataLoader<AppRow, StageAndHealth, number>(async (rows) => {

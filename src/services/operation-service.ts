@@ -4,16 +4,14 @@ import { canSee, type Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
 import { findAppState, insertTask, isUniqueViolation, upsertAppStateForTask } from '../db/hot-path-sql.js';
 import type { AppRow, CatalogAppRow, TaskRow } from '../db/models.js';
-import type { EnvVar } from '../engine/app-service.js';
-import type { TaskEngine } from '../engine/task-engine.js';
-import { readMetadata, type TaskMetadata } from '../engine/task-metadata.js';
-import type { ChangeFeed } from '../pubsub.js';
-import { type AppKey, appKeyString } from './app-key.js';
+import { type AppKey, appKeyString } from '../domain/app-key.js';
+import { ConflictError, InvalidStateError, NotFoundError, ValidationError } from '../domain/errors.js';
+import { type EnvVar, readMetadata, type TaskMetadata } from '../domain/operations.js';
+import { parseInput } from '../domain/parse-input.js';
+import { derivePaymentStatus } from '../domain/payment-status.js';
+import type { ChangeFeed } from '../events/change-feed.js';
 import type { CatalogService } from './catalog-service.js';
-import { ConflictError, InvalidStateError, NotFoundError, ValidationError } from './errors.js';
 import type { HistoryService } from './history-service.js';
-import { parseInput } from './parse-input.js';
-import { derivePaymentStatus } from './payment-status.js';
 import type { TaskType } from './task-service.js';
 
 const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -112,6 +110,19 @@ interface NewTask {
 }
 
 /**
+ * What operations need from the task engine (src/engine/task-engine.ts implements it; the engine
+ * sits above the services, so they know it only by this shape).
+ */
+export interface TaskRunner {
+  /** Something may be pending: take it now instead of at the next poll. */
+  notify(): void;
+  /** Ends a task unless it already ended; false when another writer ended it first. */
+  finish(taskId: string, status: 'CANCELED', details: { error?: string }): Promise<boolean>;
+  /** Asks the app service to cancel the running operation of a task. */
+  requestCancel(task: TaskRow): Promise<void>;
+}
+
+/**
  * What users ask the app service to do: validates the request, checks it against the catalogue
  * and the app's state, and persists it as a PENDING task (with the app's state row and a history
  * record, in one transaction) before the task engine is told. A refused request changes nothing.
@@ -122,7 +133,7 @@ export class OperationService {
     private readonly catalog: CatalogService,
     private readonly history: HistoryService,
     private readonly feed: ChangeFeed,
-    private readonly engine: Pick<TaskEngine, 'notify' | 'finish' | 'requestCancel'>,
+    private readonly engine: TaskRunner,
   ) {}
 
   async install(viewer: Viewer, rawInput: InstallInput, retryOfTaskId?: string): Promise<TaskRow> {

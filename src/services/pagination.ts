@@ -1,4 +1,4 @@
-import { ValidationError } from './errors.js';
+import { ValidationError } from '../domain/errors.js';
 
 /**
  * Relay cursor pagination over rows with an integer `id`, newest (highest id) first.

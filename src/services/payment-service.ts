@@ -2,10 +2,10 @@ import { filter, map, pipe } from 'graphql-yoga';
 import { canSee, userScope, type Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
 import type { PaymentRow, Prisma } from '../db/models.js';
-import type { EventBus } from '../pubsub.js';
-import { NotFoundError } from './errors.js';
+import { NotFoundError } from '../domain/errors.js';
+import { derivePaymentStatus, type PaymentStatus } from '../domain/payment-status.js';
+import type { EventBus } from '../events/change-feed.js';
 import { type Connection, type PageArgs, paginateArray, paginateQuery } from './pagination.js';
-import { derivePaymentStatus, type PaymentStatus } from './payment-status.js';
 
 export interface PaymentFilter {
   userId?: string | null;

@@ -2,8 +2,8 @@ import { filter, map, pipe } from 'graphql-yoga';
 import { canSee, userScope, type Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
 import type { Prisma, TaskRow } from '../db/models.js';
-import type { EventBus } from '../pubsub.js';
-import { type AppKey, appKeyString } from './app-key.js';
+import { type AppKey, appKeyString } from '../domain/app-key.js';
+import type { EventBus } from '../events/change-feed.js';
 import { type Connection, type PageArgs, paginateArray, paginateQuery } from './pagination.js';
 
 export const TASK_TYPES = ['INSTALL', 'UNINSTALL', 'UPGRADE', 'CLONE', 'CANCEL'] as const;

@@ -1,0 +1,398 @@
+import type { EnvVar, OperationRequest, OperationType } from '../../domain/operations.js';
+import type { Logger } from '../../platform/logger.js';
+import { isRecord, isTimeout, networkProblem } from '../../platform/outbound-http.js';
+import { redactSecrets, redactSecretsIn, rememberSecret, secretEnvValues } from '../../platform/redact.js';
+import { parseRfc3339Time } from '../../platform/rfc3339.js';
+import {
+  type AppService,
+  AppServiceError,
+  type AppServiceErrorKind,
+  type AppStateEvent,
+  type OperationTarget,
+} from './port.js';
+import { DEFAULT_MARKET_SOURCE } from './state-event.js';
+
+/**
+ * The real app service over HTTP (market-domain §3.8). Every failure becomes an AppServiceError
+ * whose message a person can read and act on; the task engine stores it on the failed task and
+ * shows it to the user, so neither its message nor its details carry a secret: not our service
+ * credential, not the buyer's credential or any other secret env the request carried, even when
+ * the app service quotes the request back ("invalid request {…}"), and nothing secret-shaped
+ * (src/platform/redact.ts).
+ */
+
+export interface HttpAppServiceOptions {
+  baseUrl: string;
+  /** Our own service credential, sent as `X-Authorization`. */
+  token?: string;
+  timeoutMs: number;
+  /** Chart repository the app service downloads from, sent with install, clone and upgrade. */
+  repoUrl: string;
+  logger: Logger;
+}
+
+interface WireEnv {
+  envName: string;
+  value?: string;
+  valueFrom?: { envName: string };
+}
+
+/** The app service's response body: `{ code, message, data }`, where code 200 means success. */
+interface Envelope {
+  /** The HTTP status it came with. */
+  status: number;
+  code: number;
+  message: string;
+  data: unknown;
+}
+
+interface Call {
+  method: 'GET' | 'POST';
+  path: string;
+  /** What we asked for, in words, e.g. "install of jellyfin"; every error message starts from it. */
+  action: string;
+  /** Whose request it is; listing apps is on nobody's behalf. */
+  caller?: { userId: string; sourceId: string };
+  body?: unknown;
+  /** Secret values the body carries; redacted from whatever the app service answers. */
+  secrets?: string[];
+}
+
+/** Long enough for any real explanation, short enough that a stack trace does not end up on a task. */
+const MAX_UPSTREAM_MESSAGE = 500;
+
+/** Upstream names in a log line: enough to find the app, never a whole body. */
+const MAX_LOGGED_TEXT = 128;
+
+/** A listed app's reason and message, as long as the event intake accepts them (app-state-event.ts). */
+const MAX_STORED_TEXT = 2000;
+
+const VERBS: Record<OperationType, string> = {
+  INSTALL: 'install',
+  CLONE: 'clone',
+  UPGRADE: 'upgrade',
+  UNINSTALL: 'uninstall',
+};
+
+export class HttpAppService implements AppService {
+  readonly kind = 'http';
+  private readonly baseUrl: string;
+  private readonly token: string | undefined;
+  private readonly timeoutMs: number;
+  private readonly repoUrl: string;
+  private readonly logger: Logger;
+
+  constructor(options: HttpAppServiceOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.token = options.token || undefined;
+    // Redacted from every upstream text this process handles, not only this client's answers.
+    rememberSecret(this.token);
+    this.timeoutMs = options.timeoutMs;
+    this.repoUrl = options.repoUrl;
+    this.logger = options.logger;
+  }
+
+  async start(operation: OperationRequest): Promise<{ opId: string | null }> {
+    const action = `${VERBS[operation.type]} of ${operation.appName}`;
+    const secrets = secretEnvValues(operation.envs);
+    // Remembered before sending: the state events that quote them arrive later, through another door.
+    rememberSecret(...secrets);
+    const envelope = await this.send({
+      method: 'POST',
+      path: `/app-service/v1/apps/${encodeURIComponent(operation.appName)}/${operationPath(operation.type)}`,
+      action,
+      caller: operation,
+      body: this.operationBody(operation),
+      secrets,
+    });
+    this.ensureAccepted(envelope, action, secrets);
+    const opId = opIdOf(envelope.data);
+    // Without an op id the state events of this install cannot be told apart from an earlier one.
+    if (opId === null && (operation.type === 'INSTALL' || operation.type === 'CLONE')) {
+      throw this.failure(
+        'invalid_response',
+        `app service accepted ${action} but returned no operation id`,
+        { status: envelope.status, code: envelope.code, data: envelope.data },
+        secrets,
+      );
+    }
+    return { opId };
+  }
+
+  async cancel(target: OperationTarget): Promise<void> {
+    const action = `cancel of ${target.appName}`;
+    const envelope = await this.send({
+      method: 'POST',
+      path: `/app-service/v1/apps/${encodeURIComponent(target.appName)}/cancel?type=operate`,
+      action,
+      caller: target,
+    });
+    this.ensureAccepted(envelope, action);
+  }
+
+  async listApps(): Promise<AppStateEvent[]> {
+    const action = 'listing of all apps';
+    const { status, body } = await this.request({ method: 'GET', path: '/app-service/v1/all/apps', action });
+    let items: unknown[];
+    if (Array.isArray(body)) {
+      items = body;
+    } else {
+      const envelope = this.envelopeOf(status, body, action);
+      this.ensureAccepted(envelope, action);
+      if (!Array.isArray(envelope.data)) {
+        throw this.failure('invalid_response', `app service answered ${action} without a list of apps`, {
+          status,
+          code: envelope.code,
+        });
+      }
+      items = envelope.data;
+    }
+    const events: AppStateEvent[] = [];
+    for (const item of items) {
+      const read = readListedApp(item);
+      if (typeof read === 'string') {
+        const { name, owner } = isRecord(item) ? item : {};
+        this.logger.warn(
+          { app: loggable(name), owner: loggable(owner), problem: loggable(read) },
+          'skipping an app the app service listed',
+        );
+      } else {
+        events.push(read);
+      }
+    }
+    return events;
+  }
+
+  async close(): Promise<void> {
+    // Each call is its own fetch: there is no connection or timer to release.
+  }
+
+  private operationBody(operation: OperationRequest): Record<string, unknown> {
+    const { userId, sourceId } = operation;
+    const source = sourceId === 'upload' ? 'custom' : 'market';
+    const envs = operation.envs.map(toWireEnv);
+    switch (operation.type) {
+      case 'INSTALL':
+        return { repoUrl: this.repoUrl, source, x_market_user: userId, x_market_source: sourceId, images: [], envs };
+      case 'CLONE': {
+        const clone = operation.clone;
+        if (!clone) throw new Error(`clone of ${operation.appName} was started without its clone details`);
+        return {
+          repoUrl: this.repoUrl,
+          source,
+          x_market_user: userId,
+          x_market_source: sourceId,
+          images: [],
+          envs,
+          entrances: clone.entrances.map(({ name, title }) => ({ name, title })),
+          rawAppName: clone.rawAppName,
+          requestHash: clone.requestHash,
+          title: clone.title,
+        };
+      }
+      case 'UPGRADE':
+        if (!operation.version) throw new Error(`upgrade of ${operation.appName} was started without a target version`);
+        return {
+          repoUrl: this.repoUrl,
+          version: operation.version,
+          x_market_user: userId,
+          source,
+          x_market_source: sourceId,
+          images: [],
+          envs,
+        };
+      case 'UNINSTALL':
+        return { all: operation.uninstall?.all ?? false, deleteData: operation.uninstall?.deleteData ?? false };
+    }
+  }
+
+  /** A call whose answer must be the `{ code, message, data }` envelope. */
+  private async send(call: Call): Promise<Envelope> {
+    const { status, body } = await this.request(call);
+    return this.envelopeOf(status, body, call.action, call.secrets);
+  }
+
+  /** Sends one request and returns its parsed JSON body, or throws the AppServiceError that describes what went wrong. */
+  private async request(call: Call): Promise<{ status: number; body: unknown }> {
+    const headers: Record<string, string> = {};
+    if (call.caller) {
+      headers['X-Bfl-User'] = call.caller.userId;
+      headers['X-Market-User'] = call.caller.userId;
+      headers['X-Market-Source'] = call.caller.sourceId;
+    }
+    if (this.token) headers['X-Authorization'] = this.token;
+    if (call.body !== undefined) headers['content-type'] = 'application/json';
+
+    const startedAt = performance.now();
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetch(`${this.baseUrl}${call.path}`, {
+        method: call.method,
+        headers,
+        ...(call.body === undefined ? {} : { body: JSON.stringify(call.body) }),
+        signal: AbortSignal.timeout(this.timeoutMs),
+        // A redirect would carry X-Authorization to wherever it points; the app service never redirects.
+        redirect: 'manual',
+      });
+      text = await response.text();
+    } catch (error) {
+      if (isTimeout(error)) {
+        throw this.failure('timeout', `app service did not answer ${call.action} within ${this.timeoutMs} ms`);
+      }
+      throw this.failure('unavailable', `app service is unreachable for ${call.action}: ${networkProblem(error)}`);
+    }
+    const status = response.status;
+    this.logger.debug(
+      { method: call.method, path: call.path, status, durationMs: Math.round(performance.now() - startedAt) },
+      'app service call',
+    );
+
+    let body: unknown;
+    let isJson = true;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      isJson = false;
+    }
+    if (status >= 200 && status < 300) {
+      if (isJson) return { status, body };
+      const message = `app service answered ${call.action} with a body that is not JSON`;
+      throw this.failure('invalid_response', message, { status }, call.secrets);
+    }
+
+    const envelope = isJson ? asEnvelope(status, body, this.secretsOf(call.secrets)) : null;
+    const details = envelope ? { status, code: envelope.code, data: envelope.data } : { status };
+    const explanation = envelope?.message ? `: ${envelope.message}` : '';
+    const [kind, message] = describeHttpFailure(status, call.action, explanation);
+    throw this.failure(kind, message, details, call.secrets);
+  }
+
+  private envelopeOf(status: number, body: unknown, action: string, secrets?: string[]): Envelope {
+    const envelope = asEnvelope(status, body, this.secretsOf(secrets));
+    if (envelope) return envelope;
+    const message = `app service answered ${action} without the {code, message, data} envelope`;
+    throw this.failure('invalid_response', message, { status }, secrets);
+  }
+
+  /** HTTP 200 with another code is the app service saying no, e.g. 422 when env values are missing. */
+  private ensureAccepted(envelope: Envelope, action: string, secrets?: string[]): void {
+    if (envelope.code === 200) return;
+    const explanation = envelope.message || `code ${envelope.code}`;
+    throw this.failure(
+      'rejected',
+      `app service rejected ${action}: ${explanation}`,
+      { status: envelope.status, code: envelope.code, data: envelope.data },
+      secrets,
+    );
+  }
+
+  /** Our token and the request's own secrets: what a failure's text is cleaned of by value. */
+  private secretsOf(secrets: string[] = []): string[] {
+    return this.token ? [this.token, ...secrets] : secrets;
+  }
+
+  /**
+   * Every error goes through here, so neither its message nor the data shown to the user can carry
+   * a secret, even when the app service echoes the request back. (The envelope's message was
+   * already redacted before it was cut to length, so a cut cannot leave a piece behind.)
+   */
+  private failure(
+    kind: AppServiceErrorKind,
+    message: string,
+    details?: AppServiceError['details'],
+    secrets?: string[],
+  ): AppServiceError {
+    const known = this.secretsOf(secrets);
+    const data = details?.data === undefined ? undefined : redactSecretsIn(details.data, known);
+    return new AppServiceError(
+      kind,
+      redactSecrets(message, known),
+      details && { ...details, ...(data === undefined ? {} : { data }) },
+    );
+  }
+}
+
+function describeHttpFailure(status: number, action: string, explanation: string): [AppServiceErrorKind, string] {
+  if (status >= 500) return ['unavailable', `app service failed on ${action}${explanation} (HTTP ${status})`];
+  if (status === 404) return ['not_found', `app service found nothing for ${action}${explanation} (HTTP 404)`];
+  if (status === 401 || status === 403) {
+    return ['unauthorized', `app service refused our credentials for ${action}${explanation} (HTTP ${status})`];
+  }
+  if (status >= 400) return ['rejected', `app service rejected ${action}${explanation} (HTTP ${status})`];
+  return ['invalid_response', `app service answered ${action} with an unexpected HTTP ${status}`];
+}
+
+function operationPath(type: OperationType): string {
+  // A clone is an install under the clone's own name.
+  return type === 'UPGRADE' ? 'upgrade' : type === 'UNINSTALL' ? 'uninstall' : 'install';
+}
+
+function toWireEnv(env: EnvVar): WireEnv {
+  return {
+    envName: env.name,
+    ...(env.value == null ? {} : { value: env.value }),
+    ...(env.valueFrom == null ? {} : { valueFrom: { envName: env.valueFrom } }),
+  };
+}
+
+/** The envelope of an answer, its message already without secrets (redacted before it is cut to length). */
+function asEnvelope(status: number, body: unknown, secrets: string[]): Envelope | null {
+  if (!isRecord(body) || typeof body.code !== 'number') return null;
+  const message =
+    typeof body.message === 'string' ? redactSecrets(body.message.trim(), secrets).slice(0, MAX_UPSTREAM_MESSAGE) : '';
+  return { status, code: body.code, message, data: body.data ?? null };
+}
+
+/** Upstream text for a log line: bounded, and without secrets. */
+function loggable(value: unknown): string | null {
+  const text = textOf(value);
+  // Redacted before it is cut, so a cut cannot leave a piece of a secret unrecognised.
+  return text === null ? null : redactSecrets(text.slice(0, 4 * MAX_LOGGED_TEXT)).slice(0, MAX_LOGGED_TEXT);
+}
+
+function opIdOf(data: unknown): string | null {
+  return isRecord(data) && typeof data.opID === 'string' && data.opID !== '' ? data.opID : null;
+}
+
+/** A non-empty string, or null: the app service writes unset fields as "". */
+function textOf(value: unknown): string | null {
+  return typeof value === 'string' && value !== '' ? value : null;
+}
+
+/** Upstream text stored on the app: without secrets, and bounded as the event intake bounds it. */
+function redactedTextOf(value: unknown): string | null {
+  const text = textOf(value);
+  return text === null ? null : redactSecrets(text).slice(0, MAX_STORED_TEXT);
+}
+
+/** One item of `/all/apps` as a state event, or why it cannot be one. */
+function readListedApp(item: unknown): AppStateEvent | string {
+  if (!isRecord(item)) return 'not an object';
+  const appName = textOf(item.name);
+  const userId = textOf(item.owner);
+  const state = textOf(item.state);
+  if (!appName) return 'no name';
+  if (!userId) return 'no owner';
+  if (!state) return 'no state';
+  const timeText = textOf(item.statusTime) ?? textOf(item.updateTime);
+  const createTime = timeText === null ? null : parseRfc3339Time(timeText);
+  if (!createTime)
+    return timeText === null ? 'no statusTime or updateTime' : `invalid time ${JSON.stringify(timeText.slice(0, 64))}`;
+  const settings = isRecord(item.settings) ? item.settings : {};
+  const progress = typeof item.progress === 'number' ? String(item.progress) : textOf(item.progress);
+  return {
+    userId,
+    sourceId: textOf(item.marketSource) ?? textOf(settings.market_source) ?? DEFAULT_MARKET_SOURCE,
+    appName,
+    rawAppName: textOf(item.rawAppName),
+    opId: textOf(item.opID),
+    opType: textOf(item.opType),
+    state,
+    progress,
+    // Upstream text that is stored on the app and shown to its owner.
+    reason: redactedTextOf(item.reason),
+    message: redactedTextOf(item.message),
+    createTime,
+  };
+}

@@ -1,0 +1,74 @@
+/**
+ * The app service: the cluster controller that really installs, upgrades and removes apps
+ * (market-domain §3.8, §6.5). The task engine talks to it only through this interface; there
+ * are two implementations: SimulatedAppService (the embedded default) and HttpAppService
+ * (APP_SERVICE_URL).
+ *
+ * Operations are asynchronous on the app service: `start` returns once it accepted the
+ * operation (with its op id), and progress, success and failure arrive later as state events.
+ */
+import type { OperationRequest, OperationType } from '../../domain/operations.js';
+
+export interface OperationTarget {
+  userId: string;
+  sourceId: string;
+  appName: string;
+  type: OperationType;
+  opId: string | null;
+}
+
+/** One state report of the app service for one app of one user (§6.5 event fields). */
+export interface AppStateEvent {
+  userId: string;
+  /** Market source of the app (`marketSource` on the wire). */
+  sourceId: string;
+  appName: string;
+  rawAppName?: string | null;
+  opId?: string | null;
+  opType?: string | null;
+  /** e.g. pending, downloading, installing, initializing, running, uninstalled, installFailed … */
+  state: string;
+  /** Progress text, e.g. "42.5" while downloading. */
+  progress?: string | null;
+  reason?: string | null;
+  message?: string | null;
+  /** When the app service produced the event; older events never overwrite newer ones. */
+  createTime: Date;
+}
+
+export type AppServiceErrorKind =
+  | 'unavailable' // network error or 5xx
+  | 'timeout'
+  | 'not_found' // 404
+  | 'unauthorized' // 401/403
+  | 'invalid_response' // not the documented envelope
+  | 'rejected'; // a business error: HTTP 200 with code ≠ 200, e.g. 422 missing env values
+
+export class AppServiceError extends Error {
+  override name = 'AppServiceError';
+  constructor(
+    readonly kind: AppServiceErrorKind,
+    message: string,
+    /**
+     * The app service's own code and data (e.g. the 422 `appenv` payload), passed to the user: an
+     * implementation redacts secrets from it (and from the message) before throwing.
+     */
+    readonly details: { status?: number; code?: number; data?: unknown } = {},
+  ) {
+    super(message);
+  }
+}
+
+export interface AppService {
+  readonly kind: 'simulated' | 'http';
+  /** Asks the app service to run an operation; resolves with its op id once accepted. */
+  start(operation: OperationRequest): Promise<{ opId: string | null }>;
+  /** Asks it to cancel the running operation of an app. */
+  cancel(target: OperationTarget): Promise<void>;
+  /** Every app it knows, as state events (for reconciliation); undefined when it cannot list. */
+  listApps?(): Promise<AppStateEvent[]>;
+  close(): Promise<void>;
+}
+
+/** Where app services deliver state events (the task engine): false when it could not apply one. */
+export type AppStateSink = (event: AppStateEvent) => Promise<boolean>;

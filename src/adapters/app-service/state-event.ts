@@ -1,0 +1,108 @@
+import { z } from 'zod';
+import { type FieldIssue, ValidationError } from '../../domain/errors.js';
+import { redactSecrets } from '../../platform/redact.js';
+import { parseRfc3339Time } from '../../platform/rfc3339.js';
+import type { AppStateEvent } from './port.js';
+
+/**
+ * Validation of the state events the app service POSTs to our intake (`POST /events/app-state`,
+ * market-domain §6.5). The intake is reachable from the cluster, so every string is bounded: a
+ * broken or hostile sender must not be able to store huge values on the app's state row.
+ *
+ * Every value that passes can be stored by both databases. PostgreSQL refuses U+0000 in text:
+ * free text (progress, reason, message) loses it, since it carries nothing there; a name or an
+ * identifier with one names nothing that can exist, so the event is malformed.
+ */
+
+/** Events without a market source come from the default catalogue, as in the Go market. */
+export const DEFAULT_MARKET_SOURCE = 'market.olares';
+
+function text(max: number) {
+  return z
+    .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
+    .max(max, `must be at most ${max} characters`);
+}
+
+const NUL = '\u0000';
+
+/** Names, identifiers and states. */
+function name(max: number) {
+  return text(max).refine((value) => !value.includes(NUL), 'must not contain U+0000');
+}
+
+function requiredName(max: number) {
+  return name(max).min(1, 'must not be empty');
+}
+
+/** Go writes unset strings as "" (or null for pointers); both mean "not given" here. */
+function optionalName(max: number) {
+  return name(max)
+    .nullish()
+    .transform((value) => value || null);
+}
+
+function optionalFreeText(max: number) {
+  return text(max)
+    .nullish()
+    .transform((value) => value?.replaceAll(NUL, '') || null);
+}
+
+const eventSchema = z.object({
+  name: requiredName(128),
+  user: requiredName(128),
+  state: requiredName(64),
+  createTime: text(64).transform((value, ctx) => {
+    const time = parseRfc3339Time(value);
+    if (!time) {
+      ctx.addIssue({ code: 'custom', message: 'must be an RFC 3339 time, e.g. 2026-11-22T10:00:00.123456789Z' });
+      return z.NEVER;
+    }
+    return time;
+  }),
+  marketSource: optionalName(128),
+  rawAppName: optionalName(128),
+  opID: optionalName(128),
+  opType: optionalName(64),
+  // Progress is text ("42.5") in the Go struct, but a number is what a sender most plausibly sends instead.
+  progress: z
+    .union([z.string().max(64), z.number().finite()], { error: 'must be a string of at most 64 characters' })
+    .nullish()
+    .transform((value) => (value === null || value === undefined ? null : String(value).replaceAll(NUL, '') || null)),
+  reason: optionalFreeText(2000),
+  message: optionalFreeText(2000),
+  // eventID, title, entranceStatuses and sharedEntrances are not kept, so they are not read.
+});
+
+/** Turns the body of a state event into an AppStateEvent, or throws a ValidationError naming each bad field. */
+export function parseAppStateEvent(body: unknown): AppStateEvent {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ValidationError('invalid app-state event: body must be a JSON object', [
+      { path: 'body', message: 'must be a JSON object' },
+    ]);
+  }
+  const parsed = eventSchema.safeParse(body);
+  if (!parsed.success) {
+    const issues: FieldIssue[] = [];
+    for (const issue of parsed.error.issues) {
+      const path = issue.path.join('.');
+      if (!issues.some((known) => known.path === path)) issues.push({ path, message: issue.message });
+    }
+    const summary = issues.map((issue) => `${issue.path} ${issue.message}`).join('; ');
+    throw new ValidationError(`invalid app-state event: ${summary}`, issues);
+  }
+  const event = parsed.data;
+  return {
+    userId: event.user,
+    sourceId: event.marketSource ?? DEFAULT_MARKET_SOURCE,
+    appName: event.name,
+    rawAppName: event.rawAppName,
+    opId: event.opID,
+    opType: event.opType,
+    state: event.state,
+    progress: event.progress,
+    // Upstream text, stored on the app and the task and published: it may quote the request's secrets.
+    reason: event.reason && redactSecrets(event.reason),
+    message: event.message && redactSecrets(event.message),
+    createTime: event.createTime,
+  };
+}

@@ -1,0 +1,158 @@
+import type { Logger } from '../../platform/logger.js';
+import { isRecord, isTimeout, networkProblem } from '../../platform/outbound-http.js';
+import { redactSecrets, rememberSecret } from '../../platform/redact.js';
+import { type DeveloperInfo, type DeveloperService, DeveloperServiceError, type GrantResult } from './port.js';
+
+/**
+ * The developer's own credential service over HTTP (market-domain §4.5). Every developer runs one
+ * at an address derived from their name, so the URL is a template. Failures to get an answer at
+ * all throw DeveloperServiceError (the poller retries those, §4.4 T8); answers the developer did
+ * give are mapped to a GrantResult. The buyer's JWS is a bearer proof of purchase: it is sent in
+ * the body only and appears in no error message or log line, even when the developer echoes it;
+ * neither does the credential it grants, nor anything secret-shaped (src/platform/redact.ts).
+ */
+
+export interface HttpDeveloperServiceOptions {
+  /** Contains `{developer}`, e.g. `https://4c94e3111.{developer}/api/grpc/AuthService/ActivateAndGrant`. */
+  urlTemplate: string;
+  timeoutMs: number;
+  logger: Logger;
+}
+
+const PLACEHOLDER = '{developer}';
+
+/** Codes the developer uses for a signature it cannot accept: the buyer has to sign again. */
+const RESIGN_CODES = new Set([1100, 1101, 1604]);
+const NO_RECORD_TEXT = ['no record', 'not found', 'no data'];
+const RESIGN_TEXT = ['invalid', 'expired', 'signature'];
+
+/** Enough of an upstream explanation to act on, without copying a whole error page into a message. */
+const MAX_UPSTREAM_MESSAGE = 200;
+
+export class HttpDeveloperService implements DeveloperService {
+  readonly kind = 'http';
+  private readonly urlTemplate: string;
+  private readonly timeoutMs: number;
+  private readonly logger: Logger;
+
+  constructor(options: HttpDeveloperServiceOptions) {
+    // Checked here so a wrong setting stops the server at start rather than failing every purchase later.
+    if (!options.urlTemplate.includes(PLACEHOLDER)) {
+      throw new Error(`developer service URL template must contain ${PLACEHOLDER}: ${options.urlTemplate}`);
+    }
+    if (!URL.canParse(fillTemplate(options.urlTemplate, 'example'))) {
+      throw new Error(`developer service URL template is not a URL: ${options.urlTemplate}`);
+    }
+    this.urlTemplate = options.urlTemplate;
+    this.timeoutMs = options.timeoutMs;
+    this.logger = options.logger;
+  }
+
+  /**
+   * There is no DID gate this server can reach, so the identity is not looked up: the developer
+   * service resolves and checks it itself when it grants. A did:web derived from the name keeps
+   * the payment record readable; it is never used to verify anything.
+   */
+  async lookup(developerName: string): Promise<DeveloperInfo | null> {
+    return { name: developerName, did: `did:web:${developerName.toLowerCase()}`, rsaPubKey: null };
+  }
+
+  async activateAndGrant(request: { developerName: string; productId: string; jws: string }): Promise<GrantResult> {
+    const { developerName, productId, jws } = request;
+    const who = `developer service of ${developerName}`;
+    // Remembered so that wherever it is quoted back later (another upstream's error) it is redacted too.
+    rememberSecret(jws);
+    const fail = (message: string) => new DeveloperServiceError(redactSecrets(message, [jws]));
+    const url = fillTemplate(this.urlTemplate, developerName);
+    if (developerName.trim() === '' || !URL.canParse(url)) {
+      throw fail(`${who} has no valid URL: ${url}`);
+    }
+
+    const startedAt = performance.now();
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ jws }),
+        signal: AbortSignal.timeout(this.timeoutMs),
+        // Following a redirect would hand the buyer's signature to wherever it points.
+        redirect: 'manual',
+      });
+      text = await response.text();
+    } catch (error) {
+      if (isTimeout(error)) throw fail(`${who} did not answer within ${this.timeoutMs} ms`);
+      throw fail(`${who} is unreachable: ${networkProblem(error)}`);
+    }
+    const status = response.status;
+    const durationMs = Math.round(performance.now() - startedAt);
+
+    let body: unknown;
+    let isJson = true;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      isJson = false;
+    }
+    if (status < 200 || status >= 300) {
+      this.logger.debug({ developer: developerName, productId, status, durationMs }, 'developer service call');
+      // Redacted before it is cut short, so a cut cannot leave part of the signature behind.
+      const explanation = isJson ? redactSecrets(errorTextOf(body), [jws]).slice(0, MAX_UPSTREAM_MESSAGE) : '';
+      throw fail(`${who} answered HTTP ${status}${explanation ? `: ${explanation}` : ''}`);
+    }
+    if (!isJson) throw fail(`${who} answered HTTP ${status} with a body that is not JSON`);
+    if (!isRecord(body)) throw fail(`${who} answered HTTP ${status} with JSON that is not an object`);
+
+    const { result, code } = classify(body);
+    if (result.outcome === 'granted') rememberSecret(result.vc);
+    this.logger.debug(
+      { developer: developerName, productId, status, code, outcome: result.outcome, durationMs },
+      'developer service call',
+    );
+    return result;
+  }
+}
+
+/** The original's mapping of the developer's answer (§4.5), with the code it was based on for the log. */
+function classify(body: Record<string, unknown>): { result: GrantResult; code: number | null } {
+  const code = codeOf(body.code);
+  const vc = credentialOf(body);
+  if (code === 0 || (code === null && vc !== null)) {
+    return { result: vc === null ? { outcome: 'no_record' } : { outcome: 'granted', vc }, code };
+  }
+  if (code !== null) {
+    // Any code but 0 and the re-sign ones means "not (yet) paid as far as the developer knows", so polling goes on.
+    return { result: { outcome: RESIGN_CODES.has(code) ? 'need_resign' : 'no_record' }, code };
+  }
+  const text = errorTextOf(body).toLowerCase();
+  if (NO_RECORD_TEXT.some((phrase) => text.includes(phrase))) return { result: { outcome: 'no_record' }, code };
+  if (RESIGN_TEXT.some((phrase) => text.includes(phrase))) return { result: { outcome: 'need_resign' }, code };
+  return { result: { outcome: 'no_record' }, code };
+}
+
+/** The code as a number; gRPC gateways sometimes write it as a string. Null when there is none. */
+function codeOf(value: unknown): number | null {
+  if (typeof value === 'number' && Number.isInteger(value)) return value;
+  if (typeof value === 'string' && /^-?\d+$/.test(value.trim())) return Number(value.trim());
+  return null;
+}
+
+function credentialOf(body: Record<string, unknown>): string | null {
+  const candidates = [body.verifiableCredential, isRecord(body.data) ? body.data.verifiableCredential : undefined];
+  for (const candidate of candidates) {
+    if (typeof candidate === 'string' && candidate.trim() !== '') return candidate;
+  }
+  return null;
+}
+
+/** The developer's explanation, from `error` and `message`, whichever it wrote. */
+function errorTextOf(body: unknown): string {
+  if (!isRecord(body)) return '';
+  const texts = [body.error, body.message].filter((text): text is string => typeof text === 'string' && text !== '');
+  return texts.join(': ').trim();
+}
+
+function fillTemplate(template: string, developerName: string): string {
+  return template.replaceAll(PLACEHOLDER, encodeURIComponent(developerName.toLowerCase()));
+}

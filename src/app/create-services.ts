@@ -1,0 +1,70 @@
+import { createAppService } from '../adapters/app-service/factory.js';
+import { createDeveloperService } from '../adapters/developer-service/factory.js';
+import type { Db } from '../db/client.js';
+import { TaskEngine } from '../engine/task-engine.js';
+import { ChangeFeed, createEventBus } from '../events/change-feed.js';
+import type { Config } from '../platform/config.js';
+import type { Logger } from '../platform/logger.js';
+import { RuntimeService } from '../runtime/runtime-service.js';
+import { StateStore } from '../runtime/state-store.js';
+import { CatalogService } from '../services/catalog-service.js';
+import { HistoryService } from '../services/history-service.js';
+import { InstalledAppService } from '../services/installed-app-service.js';
+import { OperationService } from '../services/operation-service.js';
+import { PaymentService } from '../services/payment-service.js';
+import { PurchaseService } from '../services/purchase-service.js';
+import { TaskService } from '../services/task-service.js';
+
+export interface ServiceDeps {
+  db: Db;
+  config: Config;
+  logger: Logger;
+}
+
+/** The composition root of the domain services and the task engine. */
+export function createServices({ db, config, logger }: ServiceDeps) {
+  const { maxPageSize } = config;
+  const bus = createEventBus();
+  const feed = new ChangeFeed(bus);
+  const history = new HistoryService(db, maxPageSize, feed, bus);
+  // The app service reports state events to the engine, which itself drives the app service.
+  const appService = createAppService(config.appService, (event) => engine.onAppState(event), logger);
+  const engine = new TaskEngine(
+    db,
+    appService,
+    history,
+    feed,
+    logger.child({ component: 'task-engine' }),
+    config.tasks,
+  );
+  const catalog = new CatalogService(db, maxPageSize);
+  // Active tasks plus this many finished ones are kept in the runtime state.
+  const store = new StateStore({ bufferSize: config.runtime.eventBuffer, recentFinishedTasks: 100 });
+  return {
+    apps: new InstalledAppService(db, maxPageSize, bus),
+    tasks: new TaskService(db, maxPageSize, bus),
+    payments: new PaymentService(db, maxPageSize, bus),
+    purchases: new PurchaseService(
+      db,
+      history,
+      createDeveloperService(config.payments.developerService, logger),
+      bus,
+      feed,
+      logger.child({ component: 'purchases' }),
+      { attempts: config.payments.pollAttempts, intervalMs: config.payments.pollIntervalMs },
+    ),
+    history,
+    catalog,
+    operations: new OperationService(db, catalog, history, feed, engine),
+    engine,
+    appService,
+    bus,
+    store,
+    runtime: new RuntimeService(store, {
+      snapshotMaxHz: config.runtime.snapshotMaxHz,
+      subscriberBuffer: config.runtime.subscriberBuffer,
+    }),
+  };
+}
+
+export type Services = ReturnType<typeof createServices>;

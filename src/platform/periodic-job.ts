@@ -1,0 +1,63 @@
+import type { Logger } from './logger.js';
+
+/** What a job's last run did, for health reporting (the collector shows it as a component). */
+export interface JobStatus {
+  name: string;
+  intervalMs: number;
+  runs: number;
+  lastStartedAt: Date | null;
+  lastDurationMs: number | null;
+  /** The last run's error message, or null when it succeeded. */
+  lastError: string | null;
+}
+
+export interface PeriodicJob {
+  /** Settles when the first run (started at once) is over. */
+  firstRun: Promise<void>;
+  status(): JobStatus;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs `work` now and then every `intervalMs`, never two runs at once; a failing run is logged
+ * and the next one still happens. `stop()` waits for a run in progress.
+ */
+export function startPeriodicJob(
+  name: string,
+  intervalMs: number,
+  work: () => Promise<void>,
+  logger: Logger,
+): PeriodicJob {
+  const state: JobStatus = { name, intervalMs, runs: 0, lastStartedAt: null, lastDurationMs: null, lastError: null };
+  let running: Promise<void> | null = null;
+  const run = (): void => {
+    if (running) return;
+    const started = performance.now();
+    state.lastStartedAt = new Date();
+    running = work()
+      .then(() => {
+        state.lastError = null;
+      })
+      .catch((error) => {
+        state.lastError = error instanceof Error ? error.message : String(error);
+        logger.error({ err: error, job: name }, `${name} failed`);
+      })
+      .finally(() => {
+        state.runs += 1;
+        state.lastDurationMs = Math.round(performance.now() - started);
+        running = null;
+      });
+  };
+  run();
+  const firstRun = running ?? Promise.resolve();
+  const timer = setInterval(run, intervalMs);
+  timer.unref();
+  return {
+    firstRun,
+    status: () => ({ ...state }),
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}

@@ -1,0 +1,88 @@
+import type { Db } from '../db/client.js';
+import type { TaskEngine } from '../engine/task-engine.js';
+import type { JobStatus } from '../platform/periodic-job.js';
+import { jobComponent, type PollSource } from './state-collector.js';
+
+/** `database`: answers a trivial query, and how fast. */
+export function databaseSource(db: Db, provider: string): PollSource {
+  return {
+    name: 'database',
+    async collect() {
+      const started = performance.now();
+      await db.$queryRawUnsafe('SELECT 1');
+      const latencyMs = Math.round((performance.now() - started) * 10) / 10;
+      return [{ name: 'database', healthy: true, state: 'RUNNING', message: null, metrics: { provider, latencyMs } }];
+    },
+  };
+}
+
+/** `task_engine`: queue and workers. */
+export function taskEngineSource(
+  db: Db,
+  engine: Pick<TaskEngine, 'running' | 'instanceId'>,
+  concurrency: number,
+): PollSource {
+  return {
+    name: 'task_engine',
+    async collect() {
+      const [pending, running] = await Promise.all([
+        db.task.count({ where: { status: 'PENDING' } }),
+        db.task.count({ where: { status: 'RUNNING' } }),
+      ]);
+      return [
+        {
+          name: 'task_engine',
+          healthy: true,
+          state: 'RUNNING',
+          message: null,
+          metrics: {
+            pendingTasks: pending,
+            runningTasks: running,
+            busyWorkers: engine.running,
+            workers: concurrency,
+            instanceId: engine.instanceId,
+          },
+        },
+      ];
+    },
+  };
+}
+
+/** `pubsub`: the in-process event bus, with the WebSocket fan-out's connections, cohorts and subscriptions. */
+export function pubsubSource(subscriptions: () => Record<string, number>): PollSource {
+  return {
+    name: 'pubsub',
+    async collect() {
+      // The bus is in-process; the figures are the WebSocket side of the fan-out.
+      const metrics = { kind: 'in-process', ...subscriptions() };
+      return [{ name: 'pubsub', healthy: true, state: 'RUNNING', message: null, metrics }];
+    },
+  };
+}
+
+/**
+ * `app_service`: the simulated one is always there; the real one is judged by the last
+ * reconciliation against its app list.
+ */
+export function appServiceSource(kind: 'simulated' | 'http', reconciliation: () => JobStatus | null): PollSource {
+  return {
+    name: 'app_service',
+    async collect() {
+      if (kind === 'simulated') {
+        return [{ name: 'app_service', healthy: true, state: 'RUNNING', message: null, metrics: { kind } }];
+      }
+      const status = jobComponent('app_service', reconciliation());
+      return [{ ...status, metrics: { kind, ...status.metrics } }];
+    },
+  };
+}
+
+/** Periodic jobs (history cleanup, payment polling recovery) as components. */
+export function jobsSource(jobs: () => { component: string; status: JobStatus | null }[]): PollSource {
+  return {
+    name: 'jobs',
+    async collect() {
+      return jobs().map(({ component, status }) => jobComponent(component, status));
+    },
+  };
+}

@@ -1,0 +1,311 @@
+import type { AppRow, TaskRow } from '../db/models.js';
+import { type AppKey, appKeyString } from '../domain/app-key.js';
+import { APP_STAGES, type AppStage, type Health, type StageAndHealth } from '../domain/app-stage.js';
+import type { TaskStatus, TaskType } from '../services/task-service.js';
+
+/**
+ * The runtime state held in memory (market-domain §2): apps with their derived stage, tasks
+ * (active plus the most recent finished), components and chart-repo status. Every change gets
+ * the next sequence number and goes into a bounded buffer, so a client that reconnects with the
+ * last sequence it saw can be sent exactly what it missed — or told to resync.
+ */
+
+export type ComponentState = 'RUNNING' | 'DEGRADED' | 'STOPPED' | 'ERROR' | 'DISABLED';
+
+export interface ComponentStatus {
+  name: string;
+  healthy: boolean;
+  state: ComponentState;
+  message: string | null;
+  lastCheck: Date;
+  metrics: Record<string, unknown>;
+}
+
+export interface ChartRepoView {
+  reachable: boolean;
+  lastError: string | null;
+  lastUpdate: Date | null;
+  system: unknown;
+  apps: unknown;
+  images: unknown;
+  tasks: unknown;
+}
+
+/**
+ * The chart repo as collected: the status over every (user, source) call, and each user's own over
+ * the calls made on their behalf (who may see which is RuntimeService's rule).
+ */
+export interface ChartRepoState {
+  all: ChartRepoView;
+  byUser: ReadonlyMap<string, ChartRepoView>;
+}
+
+/** An app as the runtime sees it: its state row with the stage derived when it last changed. */
+export type RuntimeApp = AppRow & { derived: StageAndHealth };
+
+export type RuntimeEventKind =
+  | 'APP_CHANGED'
+  | 'APP_REMOVED'
+  | 'TASK_CHANGED'
+  | 'TASK_REMOVED'
+  | 'COMPONENT_CHANGED'
+  | 'CHART_REPO_CHANGED'
+  | 'RESYNC';
+
+export interface RuntimeEvent {
+  sequence: number;
+  kind: RuntimeEventKind;
+  at: Date;
+  app?: RuntimeApp;
+  /** Key of an app that is gone (APP_REMOVED). */
+  appKey?: AppKey;
+  task?: TaskRow;
+  component?: ComponentStatus;
+  /** The status over every call (CHART_REPO_CHANGED); a user is shown their own from `chartRepoChange`. */
+  chartRepo?: ChartRepoView;
+  /** The chart repo before and after the change, per user too (CHART_REPO_CHANGED). */
+  chartRepoChange?: { before: ChartRepoState | null; after: ChartRepoState };
+}
+
+export interface SnapshotFilter {
+  userId?: string | null;
+  sourceId?: string | null;
+  appName?: string | null;
+  taskStatus?: TaskStatus[] | null;
+  taskType?: TaskType[] | null;
+  stage?: AppStage[] | null;
+  health?: Health | null;
+}
+
+export interface RuntimeSummary {
+  totalApps: number;
+  healthyApps: number;
+  unhealthyApps: number;
+  appsByStage: { stage: AppStage; count: number }[];
+  totalTasks: number;
+  pendingTasks: number;
+  runningTasks: number;
+  completedTasks: number;
+  failedTasks: number;
+  canceledTasks: number;
+  activeComponents: number;
+}
+
+export interface Snapshot {
+  sequence: number;
+  generatedAt: Date;
+  summary: RuntimeSummary;
+  apps: RuntimeApp[];
+  tasks: TaskRow[];
+  components: ComponentStatus[];
+  chartRepo: ChartRepoView | null;
+}
+
+const ACTIVE: readonly string[] = ['PENDING', 'RUNNING'];
+
+export function appMatches(app: RuntimeApp | AppKey, filter: SnapshotFilter): boolean {
+  if (filter.userId && app.userId !== filter.userId) return false;
+  if (filter.sourceId && app.sourceId !== filter.sourceId) return false;
+  if (filter.appName && app.appName !== filter.appName) return false;
+  if ('derived' in app) {
+    if (filter.stage?.length && !filter.stage.includes(app.derived.stage)) return false;
+    if (filter.health && app.derived.health !== filter.health) return false;
+  }
+  return true;
+}
+
+/** Tasks are filtered by user, source, app, status and type (unlike the original, source too). */
+export function taskMatches(task: TaskRow, filter: SnapshotFilter): boolean {
+  if (filter.userId && task.userId !== filter.userId) return false;
+  if (filter.sourceId && task.sourceId !== filter.sourceId) return false;
+  if (filter.appName && task.appName !== filter.appName) return false;
+  if (filter.taskStatus?.length && !filter.taskStatus.includes(task.status as TaskStatus)) return false;
+  if (filter.taskType?.length && !filter.taskType.includes(task.type as TaskType)) return false;
+  return true;
+}
+
+/** Whether two chart repo statuses say the same (lastUpdate moves every collect; alone it is no change). */
+export function sameChartRepo(a: ChartRepoView | null, b: ChartRepoView | null): boolean {
+  if (a === null || b === null) return a === b;
+  return JSON.stringify({ ...a, lastUpdate: null }) === JSON.stringify({ ...b, lastUpdate: null });
+}
+
+export class StateStore {
+  private readonly apps = new Map<string, RuntimeApp>();
+  private readonly tasks = new Map<string, TaskRow>();
+  private readonly components = new Map<string, ComponentStatus>();
+  private chartRepo: ChartRepoState | null = null;
+  private sequence: number;
+  /** The last `bufferSize` events, oldest first. */
+  private readonly buffer: RuntimeEvent[] = [];
+  private readonly listeners = new Set<(event: RuntimeEvent) => void>();
+
+  constructor(private readonly options: { bufferSize: number; recentFinishedTasks: number; firstSequence?: number }) {
+    // Sequences start from the start time in microseconds, so a later process (or a restarted
+    // one) numbers above an earlier one: a client's `since` from another process is never taken
+    // for a position in this one's stream (it gets RESYNC). Stays exact in a double for centuries.
+    this.sequence = options.firstSequence ?? Date.now() * 1000;
+  }
+
+  get lastSequence(): number {
+    return this.sequence;
+  }
+
+  /** Called for every change, after it is applied. Returns the unsubscribe function. */
+  onEvent(listener: (event: RuntimeEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  putApp(app: RuntimeApp): void {
+    this.apps.set(appKeyString(app), app);
+    this.emit({ kind: 'APP_CHANGED', app });
+  }
+
+  removeApp(key: AppKey): void {
+    if (this.apps.delete(appKeyString(key))) this.emit({ kind: 'APP_REMOVED', appKey: key });
+  }
+
+  putTask(task: TaskRow): void {
+    this.tasks.set(task.taskId, task);
+    this.emit({ kind: 'TASK_CHANGED', task });
+    this.trimFinished();
+  }
+
+  putComponent(component: ComponentStatus): void {
+    const before = this.components.get(component.name);
+    this.components.set(component.name, component);
+    // lastCheck moves every cycle; only a change of what it says is an event.
+    if (
+      !before ||
+      before.state !== component.state ||
+      before.healthy !== component.healthy ||
+      before.message !== component.message ||
+      JSON.stringify(before.metrics) !== JSON.stringify(component.metrics)
+    ) {
+      this.emit({ kind: 'COMPONENT_CHANGED', component });
+    }
+  }
+
+  /** A new chart repo status, with each user's own; an event when any of them says something new. */
+  setChartRepo(status: ChartRepoView, byUser: ReadonlyMap<string, ChartRepoView> = new Map()): void {
+    const before = this.chartRepo;
+    const after: ChartRepoState = { all: status, byUser };
+    this.chartRepo = after;
+    const changed =
+      !sameChartRepo(before?.all ?? null, status) ||
+      before?.byUser.size !== byUser.size ||
+      [...byUser].some(([userId, view]) => !sameChartRepo(before?.byUser.get(userId) ?? null, view));
+    if (changed) this.emit({ kind: 'CHART_REPO_CHANGED', chartRepo: status, chartRepoChange: { before, after } });
+  }
+
+  app(key: AppKey): RuntimeApp | undefined {
+    return this.apps.get(appKeyString(key));
+  }
+
+  /** Pending and running tasks (they are always held), without building a snapshot. */
+  activeTasks(): TaskRow[] {
+    return [...this.tasks.values()].filter((task) => ACTIVE.includes(task.status));
+  }
+
+  component(name: string): ComponentStatus | undefined {
+    return this.components.get(name);
+  }
+
+  /** Every component, by name (never filtered). */
+  allComponents(): ComponentStatus[] {
+    return [...this.components.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** The chart repo status over every call; null before the first collection (or when disabled). */
+  chartRepoStatus(): ChartRepoView | null {
+    return this.chartRepo?.all ?? null;
+  }
+
+  /** The chart repo status with each user's own; null before the first collection (or when disabled). */
+  chartRepoState(): ChartRepoState | null {
+    return this.chartRepo;
+  }
+
+  /**
+   * Events after `since`, or null when the client must resync: some already left the buffer, or
+   * `since` is not a position in this stream at all (ahead of it: another process's numbering).
+   */
+  eventsSince(since: number): RuntimeEvent[] | null {
+    if (since > this.sequence) return null;
+    if (since === this.sequence) return [];
+    const oldest = this.buffer[0]?.sequence ?? this.sequence + 1;
+    if (since + 1 < oldest) return null;
+    return this.buffer.filter((event) => event.sequence > since);
+  }
+
+  snapshot(filter: SnapshotFilter = {}): Snapshot {
+    const apps = [...this.apps.values()].filter((app) => appMatches(app, filter));
+    const tasks = [...this.tasks.values()].filter((task) => taskMatches(task, filter)).sort((a, b) => b.id - a.id);
+    const components = this.allComponents();
+    return {
+      sequence: this.sequence,
+      generatedAt: new Date(),
+      summary: this.summarize(apps, tasks, components),
+      apps,
+      tasks,
+      components,
+      chartRepo: this.chartRepo?.all ?? null,
+    };
+  }
+
+  /** The summary over the filtered content, without copying it. */
+  summary(filter: SnapshotFilter = {}): RuntimeSummary {
+    const apps = [...this.apps.values()].filter((app) => appMatches(app, filter));
+    const tasks = [...this.tasks.values()].filter((task) => taskMatches(task, filter));
+    return this.summarize(apps, tasks, [...this.components.values()]);
+  }
+
+  private summarize(apps: RuntimeApp[], tasks: TaskRow[], components: ComponentStatus[]): RuntimeSummary {
+    const byStage = new Map<AppStage, number>();
+    let healthy = 0;
+    let unhealthy = 0;
+    for (const app of apps) {
+      byStage.set(app.derived.stage, (byStage.get(app.derived.stage) ?? 0) + 1);
+      if (app.derived.health === 'HEALTHY') healthy += 1;
+      if (app.derived.health === 'UNHEALTHY') unhealthy += 1;
+    }
+    const count = (status: string) => tasks.filter((task) => task.status === status).length;
+    return {
+      totalApps: apps.length,
+      healthyApps: healthy,
+      unhealthyApps: unhealthy,
+      appsByStage: APP_STAGES.filter((stage) => byStage.has(stage)).map((stage) => ({
+        stage,
+        count: byStage.get(stage) ?? 0,
+      })),
+      totalTasks: tasks.length,
+      pendingTasks: count('PENDING'),
+      runningTasks: count('RUNNING'),
+      completedTasks: count('COMPLETED'),
+      failedTasks: count('FAILED'),
+      canceledTasks: count('CANCELED'),
+      activeComponents: components.filter((c) => c.healthy && c.state === 'RUNNING').length,
+    };
+  }
+
+  /** Keeps every active task and only the most recent finished ones. */
+  private trimFinished(): void {
+    const finished = [...this.tasks.values()].filter((task) => !ACTIVE.includes(task.status));
+    const excess = finished.length - this.options.recentFinishedTasks;
+    if (excess <= 0) return;
+    finished.sort((a, b) => a.id - b.id);
+    for (const task of finished.slice(0, excess)) {
+      this.tasks.delete(task.taskId);
+      this.emit({ kind: 'TASK_REMOVED', task });
+    }
+  }
+
+  private emit(partial: Omit<RuntimeEvent, 'sequence' | 'at'>): void {
+    this.sequence += 1;
+    const event: RuntimeEvent = { ...partial, sequence: this.sequence, at: new Date() };
+    this.buffer.push(event);
+    if (this.buffer.length > this.options.bufferSize) this.buffer.shift();
+    for (const listener of this.listeners) listener(event);
+  }
+}

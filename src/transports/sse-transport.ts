@@ -1,0 +1,317 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { GraphQLError } from 'graphql';
+import type { Viewer } from '../auth/viewer.js';
+import { DomainError } from '../domain/errors.js';
+import { clientErrors, clientResult } from '../fanout/client-errors.js';
+import { cohortKey, type Delivery, type FanOutMode, type SubscriptionCohorts } from '../fanout/cohorts.js';
+import { type MemberPolicy, type Outlet, QueuedMember } from '../fanout/member.js';
+import { BodyTooLarge, readBody } from '../http/body.js';
+import type { Logger } from '../platform/logger.js';
+import type { ConnectionBudget } from './connection-budget.js';
+import {
+  cohortSource,
+  executionArgs,
+  type OperationPipeline,
+  type OperationRequest,
+  operationRequest,
+  prepareOperation,
+  scopeOf,
+} from './operation.js';
+
+/**
+ * Server-sent events, one operation per request ("distinct connections"): the graphql-sse protocol
+ * on `/graphql/stream` and Yoga's plain SSE on `/graphql` with `Accept: text/event-stream` (the
+ * same wire format). Subscriptions join the same cohorts as WebSocket ones (cohorts.ts), and each
+ * event is written as bytes shared by every SSE member of the cohort: `event: next` with the
+ * serialized result. Slow consumers follow QueuedMember's policy (member.ts); a response counts as
+ * congested past `maxBufferedBytes` unwritten.
+ *
+ * graphql-sse's single-connection mode (PUT reservations, event-stream tokens) is not served: its
+ * reservations are state a client creates before any operation, and graphql-sse clients use
+ * distinct connections unless told otherwise. Such requests get 405.
+ */
+
+export interface SseTransportOptions {
+  /** The viewer of a request; rejects with a DomainError when its credentials are refused. */
+  authenticate(req: IncomingMessage): Promise<Viewer>;
+  /** The pipeline for one operation of a request, run as its viewer. */
+  pipeline(request: OperationRequest, viewer: Viewer, req: IncomingMessage): OperationPipeline;
+  cohorts: SubscriptionCohorts;
+  /** Streams in all and per user (shared with WebSocket connections). */
+  budget: ConnectionBudget;
+  maxBufferedBytes: number;
+  subscriberBuffer: number;
+  /** Period of the comment line that keeps idle streams (and proxies) open. */
+  keepAliveMs: number;
+  maxBodyBytes: number;
+  /** Turns a refused credential into the JSON error body and status to answer with. */
+  errorBody(error: DomainError): { status: number; body: unknown };
+  /** Tells the request log who asked what (the pipeline's context does it when it runs). */
+  identify(req: IncomingMessage, viewer: Viewer, operationName: string | null | undefined): void;
+  logger: Logger;
+}
+
+const STREAM_HEADERS = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache',
+  // The stream's end is the connection's end (see startStream): no chunked encoding.
+  connection: 'close',
+  'content-encoding': 'none',
+  'x-accel-buffering': 'no', // nginx: do not buffer the stream
+};
+
+/**
+ * Starts an event stream. Without Transfer-Encoding the body runs until the connection closes,
+ * and each event is one socket write; chunked encoding would add three (size, CRLF, CRLF) to every
+ * event, a large share of an event's cost at thousands of subscribers.
+ */
+function startStream(res: ServerResponse): void {
+  res.removeHeader('transfer-encoding');
+  res.writeHead(200, STREAM_HEADERS);
+}
+const NEXT = 'event: next\ndata: ';
+const END_OF_EVENT = '\n\n';
+const COMPLETE = 'event: complete\ndata:\n\n';
+const KEEP_ALIVE = ':\n\n';
+
+class BadRequest extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** One SSE response. */
+class Stream implements Outlet {
+  private draining = false;
+  /** Something was written since the last keep-alive tick. */
+  active = true;
+
+  constructor(
+    readonly res: ServerResponse,
+    private readonly maxBufferedBytes: number,
+  ) {}
+
+  write(frame: Buffer | string): void {
+    this.active = true;
+    if (!this.res.writableEnded) this.res.write(frame);
+  }
+
+  get congested(): boolean {
+    return this.res.writableLength > this.maxBufferedBytes;
+  }
+
+  waitForDrain(member: QueuedMember): void {
+    if (this.draining) return;
+    this.draining = true;
+    this.res.once('drain', () => {
+      this.draining = false;
+      member.flush();
+    });
+  }
+
+  end(tail: string): void {
+    if (!this.res.writableEnded) this.res.end(tail);
+  }
+}
+
+export class SseTransport {
+  private readonly streams = new Set<Stream>();
+  private readonly keepAlive: NodeJS.Timeout;
+  private readonly memberPolicy: MemberPolicy;
+
+  constructor(readonly options: SseTransportOptions) {
+    this.memberPolicy = { limit: options.subscriberBuffer, logger: options.logger };
+    // One timer for every stream rather than one per stream; a stream with events needs none.
+    this.keepAlive = setInterval(() => {
+      for (const stream of this.streams) {
+        if (stream.active) stream.active = false;
+        else stream.write(KEEP_ALIVE);
+      }
+    }, options.keepAliveMs);
+    this.keepAlive.unref();
+  }
+
+  /** Whether `req` is an SSE request for this transport (OPTIONS preflights are Yoga's, for CORS). */
+  accepts(req: IncomingMessage, path: string): boolean {
+    if (path === '/graphql/stream') return req.method !== 'OPTIONS';
+    return (
+      path === '/graphql' &&
+      (req.method === 'GET' || req.method === 'POST') &&
+      (req.headers.accept ?? '').includes('text/event-stream')
+    );
+  }
+
+  /** Open SSE streams. */
+  get streamCount(): number {
+    return this.streams.size;
+  }
+
+  dispose(): void {
+    clearInterval(this.keepAlive);
+    for (const stream of this.streams) stream.end(COMPLETE);
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let request: OperationRequest;
+    let viewer: Viewer;
+    try {
+      if (req.method !== 'GET' && req.method !== 'POST') {
+        throw new BadRequest(405, "Use GET or POST (graphql-sse's single-connection mode is not served)");
+      }
+      request = await this.readRequest(req);
+      viewer = await this.options.authenticate(req);
+    } catch (error) {
+      if (error instanceof DomainError) {
+        const { status, body } = this.options.errorBody(error);
+        return json(res, status, body);
+      }
+      if (error instanceof BadRequest) return json(res, error.status, { errors: [{ message: error.message }] });
+      if (error instanceof BodyTooLarge) return json(res, 413, { errors: [{ message: error.message }] }, true);
+      throw error;
+    }
+
+    this.options.identify(req, viewer, request.operationName);
+    const key = cohortKey(scopeOf(viewer), request.query, request.operationName, request.variables);
+    const existing = this.options.cohorts.find(key);
+    if (existing) return this.join(res, viewer, key, existing.mode, null);
+
+    const pipeline = this.options.pipeline(request, viewer, req);
+    const prepared = prepareOperation(pipeline, request);
+    if ('errors' in prepared) return json(res, 400, { errors: clientErrors(prepared.errors).map((e) => e.toJSON()) });
+    if (prepared.type === 'mutation' && req.method !== 'POST') {
+      // A GET can be sent by any page (a link, an image): it must never change anything.
+      return json(res, 405, { errors: [{ message: 'Mutations are only accepted in a POST request' }] });
+    }
+    const args = await executionArgs(pipeline, prepared.document, request);
+    if (prepared.type !== 'subscription') {
+      const result = clientResult(await pipeline.execute(args));
+      startStream(res);
+      return void res.end(`${NEXT}${JSON.stringify(result)}${END_OF_EVENT}${COMPLETE}`);
+    }
+    this.join(res, viewer, key, prepared.mode, cohortSource(pipeline, args));
+  }
+
+  private join(
+    res: ServerResponse,
+    viewer: Viewer,
+    key: string,
+    mode: FanOutMode,
+    source: ReturnType<typeof cohortSource> | null,
+  ): void {
+    // The client may have gone while the operation was prepared: its 'close' has fired already,
+    // so nothing taken here would be given back.
+    if (!res.socket || res.socket.destroyed) return;
+    const { budget } = this.options;
+    if (!budget.tryOpen()) {
+      tooMany(res, 'Too many streams (MAX_CONNECTIONS)');
+      return;
+    }
+    if (!budget.tryClaim(viewer.userId)) {
+      budget.close();
+      tooMany(res, 'Too many connections and streams for this user (MAX_CONNECTIONS_PER_USER)');
+      return;
+    }
+    const stream = new Stream(res, this.options.maxBufferedBytes);
+    startStream(res);
+    // Some clients only report the stream open once a first byte arrives.
+    stream.write(KEEP_ALIVE);
+    this.streams.add(stream);
+    const member = new SseSubscription(stream, this.memberPolicy, () => this.streams.delete(stream));
+    const lifetime = viewer.expiresAt === undefined ? Infinity : viewer.expiresAt - Date.now();
+    const expiry = lifetime < MAX_TIMER_MS ? setTimeout(() => member.expire(), lifetime).unref() : undefined;
+    res.once('close', () => {
+      clearTimeout(expiry);
+      budget.close();
+      budget.release(viewer.userId);
+      this.streams.delete(stream);
+      member.stop();
+    });
+    member.cohort = this.options.cohorts.join(key, mode, member, () => {
+      if (!source) throw new Error('a cohort to join was expected');
+      return source;
+    });
+  }
+
+  /** The operation from the query string (GET) or the JSON body (POST). */
+  private async readRequest(req: IncomingMessage): Promise<OperationRequest> {
+    let params: Record<string, unknown>;
+    if (req.method === 'GET') {
+      const search = new URL(req.url ?? '/', 'http://localhost').searchParams;
+      params = Object.fromEntries(search);
+      if (typeof params.variables === 'string') params.variables = parseJson(params.variables, 'variables');
+    } else {
+      if (!(req.headers['content-type'] ?? '').includes('application/json')) {
+        throw new BadRequest(415, 'POST bodies must be application/json');
+      }
+      const body = parseJson((await readBody(req, this.options.maxBodyBytes)).toString('utf8'), 'body');
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+        throw new BadRequest(400, 'The body must be a JSON object');
+      }
+      params = body as Record<string, unknown>;
+    }
+    const { operationName, variables } = params;
+    const request = operationRequest(params);
+    if (!request.query) throw new BadRequest(400, 'Missing query');
+    if (operationName != null && typeof operationName !== 'string') {
+      throw new BadRequest(400, 'operationName must be a string');
+    }
+    if (variables != null && (typeof variables !== 'object' || Array.isArray(variables))) {
+      throw new BadRequest(400, 'variables must be an object');
+    }
+    return request;
+  }
+}
+
+/** The subscription of one SSE response. */
+class SseSubscription extends QueuedMember {
+  constructor(
+    private readonly stream: Stream,
+    policy: MemberPolicy,
+    private readonly onFinish: () => void,
+  ) {
+    super(stream, policy);
+  }
+
+  protected frame(delivery: Delivery): Buffer {
+    return delivery.framed(NEXT, END_OF_EVENT);
+  }
+
+  protected finish(errors?: readonly GraphQLError[]): void {
+    this.onFinish();
+    const error = errors?.length ? `${NEXT}${JSON.stringify({ errors })}${END_OF_EVENT}` : '';
+    this.stream.end(`${error}${COMPLETE}`);
+  }
+
+  /** The viewer's credential expired: the stream ends with an error saying so. */
+  expire(): void {
+    this.stop();
+    this.finish([new GraphQLError('Token expired', { extensions: { code: 'UNAUTHENTICATED' } })]);
+  }
+}
+
+function parseJson(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new BadRequest(400, `${what} is not valid JSON`);
+  }
+}
+
+/** A JSON answer; `close` ends the connection too (a body left unread must not be read on). */
+function json(res: ServerResponse, status: number, body: unknown, close = false): void {
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    ...(close ? { connection: 'close' } : {}),
+  });
+  res.end(JSON.stringify(body));
+}
+
+function tooMany(res: ServerResponse, message: string): void {
+  json(res, 429, { errors: [{ message, extensions: { code: 'LIMIT_EXCEEDED' } }] });
+}
+
+/** setTimeout's largest delay (24.8 days): a token valid for longer is not timed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -1,0 +1,376 @@
+import type { IncomingMessage } from 'node:http';
+import type { GraphQLError } from 'graphql';
+import {
+  CloseCode,
+  GRAPHQL_TRANSPORT_WS_PROTOCOL,
+  handleProtocols,
+  MessageType,
+  parseMessage,
+  type SubscribePayload,
+  stringifyMessage,
+} from 'graphql-ws';
+import type { WebSocket, WebSocketServer } from 'ws';
+import type { Viewer } from '../auth/viewer.js';
+import { clientErrors, clientResult } from '../fanout/client-errors.js';
+import {
+  type CohortSource,
+  cohortKey,
+  type Delivery,
+  type FanOutMode,
+  type SubscriptionCohorts,
+} from '../fanout/cohorts.js';
+import { type MemberPolicy, type Outlet, QueuedMember } from '../fanout/member.js';
+import type { Logger } from '../platform/logger.js';
+import type { ConnectionBudget } from './connection-budget.js';
+import {
+  cohortSource,
+  executionArgs,
+  type OperationPipeline,
+  operationRequest,
+  prepareOperation,
+  scopeOf,
+} from './operation.js';
+
+/**
+ * The graphql-transport-ws protocol (graphql-ws's, whose message types, parser and close codes
+ * this uses) served over `ws`, with subscription fan-out: a subscription joins the cohort of its
+ * document, variables and scope (cohorts.ts), and each event is one serialized payload spliced
+ * into every member's `next` frame. graphql-ws's own server runs one execution and one
+ * `JSON.stringify` per subscriber per event, and awaits every send, which is what this replaces.
+ * Slow consumers: see QueuedMember (member.ts); a socket counts as congested past
+ * `maxBufferedBytes` unsent.
+ */
+
+export interface WsTransportOptions {
+  /**
+   * The viewer of a connection, from `connection_init`'s payload and the upgrade request (which
+   * carries the gateway's headers); rejects when the credentials are not accepted.
+   */
+  authenticate(connectionParams: Record<string, unknown> | undefined, upgrade: IncomingMessage): Promise<Viewer>;
+  /** The pipeline for one operation of a connection, run as its viewer. */
+  pipeline(params: SubscribePayload, viewer: Viewer): OperationPipeline;
+  /** Connections in all and per user. */
+  budget: ConnectionBudget;
+  /** Operations (subscriptions and queries in flight) one connection may hold. */
+  maxOperations: number;
+  cohorts: SubscriptionCohorts;
+  /** Unsent bytes a socket may hold before its subscriptions queue instead. */
+  maxBufferedBytes: number;
+  /** Results one subscription may have queued before it overflows. */
+  subscriberBuffer: number;
+  /** Keep-alive period: a connection silent for a whole period is pinged, and closed if it stays silent. */
+  keepAliveMs: number;
+  /** How long a connection may take to send `connection_init`. */
+  connectionInitWaitMs: number;
+  logger: Logger;
+}
+
+/** Close code of a connection over a limit (graphql-ws has none; 4429 mirrors HTTP 429). */
+const TOO_MANY = 4429;
+/** setTimeout's largest delay (24.8 days): a token valid for longer is not timed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Frames are JSON text, even when handed to ws as bytes. */
+const TEXT = { binary: false } as const;
+
+interface Operation {
+  /** Leaves the cohort or abandons the query. */
+  stop(): void;
+}
+
+/** One WebSocket connection speaking graphql-transport-ws. */
+class Connection implements Outlet {
+  viewer: Viewer | null = null;
+  initReceived = false;
+  /** Until `connection_init`: closes the connection when it does not come in time. */
+  initTimer: NodeJS.Timeout | null = null;
+  /** Closes the connection when its credential expires. */
+  expiryTimer: NodeJS.Timeout | null = null;
+  /** Keep-alive: anything was sent or received since the last tick. */
+  active = true;
+  /** Keep-alive: a ping went out at the last tick and nothing has come back since. */
+  awaitingPong = false;
+  readonly operations = new Map<string, Operation>();
+  /** Subscriptions with frames waiting for the socket to drain; null while none wait. */
+  private waiting: Set<QueuedMember> | null = null;
+
+  constructor(
+    readonly socket: WebSocket,
+    readonly transport: WsTransport,
+    /** The HTTP upgrade request: its headers are the gateway's, not the client's payload. */
+    readonly upgrade: IncomingMessage,
+  ) {}
+
+  send(message: string): void {
+    this.active = true;
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(message);
+  }
+
+  write(frame: Buffer): void {
+    this.active = true;
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(frame, TEXT);
+  }
+
+  /** Something came from the client: it is alive. */
+  heard(): void {
+    this.active = true;
+    this.awaitingPong = false;
+  }
+
+  close(code: number, reason: string): void {
+    this.socket.close(code, reason);
+  }
+
+  get congested(): boolean {
+    return this.socket.bufferedAmount > this.transport.options.maxBufferedBytes;
+  }
+
+  /**
+   * Calls the waiting subscriptions back once everything written so far has left the process: the
+   * write callback of a ping queued behind it is that signal (ws has no drain event of its own).
+   */
+  waitForDrain(member: QueuedMember): void {
+    if (this.waiting) {
+      this.waiting.add(member);
+      return;
+    }
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    const waiting = new Set([member]);
+    this.waiting = waiting;
+    this.socket.ping(undefined, undefined, () => {
+      this.waiting = null;
+      for (const each of waiting) each.flush();
+    });
+  }
+
+  dispose(): void {
+    if (this.initTimer) clearTimeout(this.initTimer);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.waiting = null;
+    for (const operation of this.operations.values()) operation.stop();
+    this.operations.clear();
+  }
+}
+
+export class WsTransport {
+  private readonly connections = new Set<Connection>();
+  private readonly keepAlive: NodeJS.Timeout;
+  private readonly memberPolicy: MemberPolicy;
+
+  constructor(
+    private readonly wss: WebSocketServer,
+    readonly options: WsTransportOptions,
+  ) {
+    this.memberPolicy = { limit: options.subscriberBuffer, logger: options.logger };
+    wss.options.handleProtocols = handleProtocols;
+    wss.on('connection', (socket, request) => this.open(socket, request));
+    // One timer for every connection. A connection with traffic either way since the last tick
+    // needs nothing (the traffic keeps proxies from closing it; a dead peer shows as write errors
+    // and a full buffer, which the slow-consumer policy bounds). A silent one is pinged, and
+    // closed at the next tick if nothing came back.
+    this.keepAlive = setInterval(() => {
+      for (const connection of this.connections) {
+        if (connection.awaitingPong) {
+          connection.socket.terminate();
+        } else if (connection.active) {
+          connection.active = false;
+        } else {
+          connection.awaitingPong = true;
+          connection.socket.ping();
+        }
+      }
+    }, options.keepAliveMs);
+    this.keepAlive.unref();
+  }
+
+  /** Open WebSocket connections. */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  async dispose(): Promise<void> {
+    clearInterval(this.keepAlive);
+    for (const connection of this.connections) connection.socket.close(1001, 'Going away');
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+
+  private open(socket: WebSocket, upgrade: IncomingMessage): void {
+    if (socket.protocol !== GRAPHQL_TRANSPORT_WS_PROTOCOL) {
+      socket.close(CloseCode.SubprotocolNotAcceptable, 'Subprotocol not acceptable');
+      return;
+    }
+    const { budget } = this.options;
+    if (!budget.tryOpen()) {
+      socket.close(TOO_MANY, 'Too many connections (MAX_CONNECTIONS)');
+      return;
+    }
+    const connection = new Connection(socket, this, upgrade);
+    this.connections.add(connection);
+    connection.initTimer = setTimeout(() => {
+      connection.close(CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
+    }, this.options.connectionInitWaitMs);
+    socket.on('pong', () => connection.heard());
+    socket.on('message', (data) => {
+      connection.heard();
+      this.receive(connection, String(data)).catch((error: unknown) => {
+        this.options.logger.error({ err: error }, 'graphql-ws message handling failed');
+        connection.close(CloseCode.InternalServerError, 'Internal server error');
+      });
+    });
+    socket.once('error', () => socket.terminate());
+    socket.once('close', () => {
+      this.connections.delete(connection);
+      connection.dispose();
+      budget.close();
+      if (connection.viewer) budget.release(connection.viewer.userId);
+    });
+  }
+
+  private async receive(connection: Connection, data: string): Promise<void> {
+    let message: ReturnType<typeof parseMessage>;
+    try {
+      message = parseMessage(data);
+    } catch (error) {
+      return connection.close(CloseCode.BadRequest, (error as Error).message.slice(0, 120));
+    }
+    switch (message.type) {
+      case MessageType.ConnectionInit: {
+        if (connection.initReceived) {
+          return connection.close(CloseCode.TooManyInitialisationRequests, 'Too many initialisation requests');
+        }
+        connection.initReceived = true;
+        if (connection.initTimer) clearTimeout(connection.initTimer);
+        connection.initTimer = null;
+        return this.authenticate(connection, message.payload);
+      }
+      case MessageType.Ping:
+        return connection.send(stringifyMessage({ type: MessageType.Pong, payload: message.payload }));
+      case MessageType.Pong:
+        return;
+      case MessageType.Subscribe: {
+        if (!connection.viewer) return connection.close(CloseCode.Unauthorized, 'Unauthorized');
+        if (connection.operations.has(message.id)) {
+          return connection.close(CloseCode.SubscriberAlreadyExists, `Subscriber for ${message.id} already exists`);
+        }
+        if (connection.operations.size >= this.options.maxOperations) {
+          return connection.send(
+            stringifyMessage({
+              id: message.id,
+              type: MessageType.Error,
+              payload: [
+                {
+                  message: `A connection may hold at most ${this.options.maxOperations} operations (MAX_SUBSCRIPTIONS_PER_CONNECTION)`,
+                  extensions: { code: 'LIMIT_EXCEEDED' },
+                },
+              ],
+            }),
+          );
+        }
+        return this.subscribe(connection, message.id, message.payload);
+      }
+      case MessageType.Complete: {
+        const operation = connection.operations.get(message.id);
+        connection.operations.delete(message.id);
+        return operation?.stop();
+      }
+      default:
+        return connection.close(CloseCode.BadRequest, `Unexpected message of type ${message.type} received`);
+    }
+  }
+
+  /**
+   * `connection_init`: the viewer comes from verified credentials (the payload's `authorization`,
+   * or the upgrade request's headers, where a gateway puts its user header); a connection whose
+   * credentials are refused, or whose user holds too many connections, is closed.
+   */
+  private async authenticate(connection: Connection, params: Record<string, unknown> | undefined): Promise<void> {
+    let viewer: Viewer;
+    try {
+      viewer = await this.options.authenticate(params, connection.upgrade);
+    } catch {
+      return connection.close(CloseCode.Forbidden, 'Forbidden');
+    }
+    if (connection.socket.readyState !== connection.socket.OPEN) return;
+    if (!this.options.budget.tryClaim(viewer.userId)) {
+      return connection.close(TOO_MANY, 'Too many connections for this user (MAX_CONNECTIONS_PER_USER)');
+    }
+    connection.viewer = viewer;
+    const lifetime = viewer.expiresAt === undefined ? Infinity : viewer.expiresAt - Date.now();
+    if (lifetime < MAX_TIMER_MS) {
+      connection.expiryTimer = setTimeout(() => connection.close(CloseCode.Forbidden, 'Token expired'), lifetime);
+      connection.expiryTimer.unref();
+    }
+    connection.send(stringifyMessage({ type: MessageType.ConnectionAck }));
+  }
+
+  private async subscribe(connection: Connection, id: string, sent: SubscribePayload): Promise<void> {
+    const payload = operationRequest(sent);
+    const key = cohortKey(
+      scopeOf(connection.viewer as Viewer),
+      payload.query,
+      payload.operationName,
+      payload.variables,
+    );
+    // The common case, another subscriber asked the same: join without parsing anything.
+    const existing = this.options.cohorts.find(key);
+    if (existing) return this.join(connection, id, key, existing.mode, null);
+
+    const pipeline = this.options.pipeline(payload, connection.viewer as Viewer);
+    const prepared = prepareOperation(pipeline, payload);
+    if ('errors' in prepared) {
+      const errors = clientErrors(prepared.errors).map((e) => e.toJSON());
+      return connection.send(stringifyMessage({ id, type: MessageType.Error, payload: errors }));
+    }
+    // Placeholder until the context exists: a `complete` meanwhile cancels the operation.
+    let canceled = false;
+    connection.operations.set(id, { stop: () => (canceled = true) });
+    const args = await executionArgs(pipeline, prepared.document, payload);
+    if (canceled || connection.socket.readyState !== connection.socket.OPEN) return;
+
+    if (prepared.type !== 'subscription') {
+      const result = clientResult(await pipeline.execute(args));
+      if (canceled || !connection.operations.has(id)) return;
+      connection.operations.delete(id);
+      connection.send(stringifyMessage({ id, type: MessageType.Next, payload: result }));
+      return connection.send(stringifyMessage({ id, type: MessageType.Complete }));
+    }
+    this.join(connection, id, key, prepared.mode, cohortSource(pipeline, args));
+  }
+
+  private join(connection: Connection, id: string, key: string, mode: FanOutMode, source: CohortSource | null): void {
+    const subscription = new WsSubscription(connection, id, this.memberPolicy);
+    connection.operations.set(id, subscription);
+    subscription.cohort = this.options.cohorts.join(key, mode, subscription, () => {
+      if (!source) throw new Error('a cohort to join was expected');
+      return source;
+    });
+  }
+}
+
+/** A subscription of one connection: its `next` frames carry its id. */
+class WsSubscription extends QueuedMember {
+  private readonly prefix: string;
+
+  constructor(
+    private readonly connection: Connection,
+    private readonly id: string,
+    policy: MemberPolicy,
+  ) {
+    super(connection, policy);
+    this.prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+  }
+
+  protected frame(delivery: Delivery): Buffer {
+    return delivery.framed(this.prefix, '}');
+  }
+
+  protected finish(errors?: readonly GraphQLError[]): void {
+    const { connection, id } = this;
+    connection.operations.delete(id);
+    connection.send(
+      errors?.length
+        ? stringifyMessage({ id, type: MessageType.Error, payload: errors.map((e) => e.toJSON()) })
+        : stringifyMessage({ id, type: MessageType.Complete }),
+    );
+  }
+}
