@@ -18,10 +18,10 @@ import { appKeyString } from '../domain/app-key.js';
 import { UpstreamError } from '../domain/errors.js';
 import type { OperationRequest } from '../domain/operations.js';
 import { isOperationType, readMetadata } from '../domain/operations.js';
+import type { TaskStatus } from '../domain/tasks.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
 import type { HistoryEntry, HistoryService } from '../services/history-service.js';
-import type { TaskStatus } from '../services/task-service.js';
 
 type Terminal = Extract<TaskStatus, 'COMPLETED' | 'FAILED' | 'CANCELED'>;
 

@@ -1,7 +1,7 @@
 import type { AppRow, TaskRow } from '../db/models.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import { APP_STAGES, type AppStage, type Health, type StageAndHealth } from '../domain/app-stage.js';
-import type { TaskStatus, TaskType } from '../services/task-service.js';
+import type { TaskStatus, TaskType } from '../domain/tasks.js';
 
 /**
  * The runtime state held in memory (market-domain §2): apps with their derived stage, tasks

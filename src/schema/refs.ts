@@ -1,7 +1,7 @@
 import type { AppRow, CatalogAppRow, HistoryRow, MarketSourceRow, PaymentRow, TaskRow } from '../db/models.js';
 import { APP_STAGES, HEALTHS } from '../domain/app-stage.js';
 import { PAYMENT_STATUSES } from '../domain/payment-status.js';
-import { TASK_STATUSES, TASK_TYPES } from '../services/task-service.js';
+import { TASK_STATUSES, TASK_TYPES } from '../domain/tasks.js';
 import { builder } from './builder.js';
 
 // Type references shared across domain files (App ↔ Task refer to each other); each domain file

@@ -2,10 +2,11 @@ import DataLoader from 'dataloader';
 import type { AppRow, TaskRow } from '../db/models.js';
 import type { AppKey } from '../domain/app-key.js';
 import { deriveStage, type StageAndHealth } from '../domain/app-stage.js';
+import type { TaskStatus } from '../domain/tasks.js';
 import type { CatalogService } from './catalog-service.js';
 import type { InstalledAppService } from './installed-app-service.js';
 import type { Connection, PageArgs } from './pagination.js';
-import type { TaskService, TaskStatus } from './task-service.js';
+import type { TaskService } from './task-service.js';
 
 type AppTasksArgs = PageArgs & { status?: TaskStatus[] | null };
 

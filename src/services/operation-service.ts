@@ -9,10 +9,10 @@ import { ConflictError, InvalidStateError, NotFoundError, ValidationError } from
 import { type EnvVar, readMetadata, type TaskMetadata } from '../domain/operations.js';
 import { parseInput } from '../domain/parse-input.js';
 import { derivePaymentStatus } from '../domain/payment-status.js';
+import type { TaskType } from '../domain/tasks.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import type { CatalogService } from './catalog-service.js';
 import type { HistoryService } from './history-service.js';
-import type { TaskType } from './task-service.js';
 
 const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;

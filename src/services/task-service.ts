@@ -3,13 +3,9 @@ import { canSee, userScope, type Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
 import type { Prisma, TaskRow } from '../db/models.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
+import type { TaskStatus, TaskType } from '../domain/tasks.js';
 import type { EventBus } from '../events/change-feed.js';
 import { type Connection, type PageArgs, paginateArray, paginateQuery } from './pagination.js';
-
-export const TASK_TYPES = ['INSTALL', 'UNINSTALL', 'UPGRADE', 'CLONE', 'CANCEL'] as const;
-export type TaskType = (typeof TASK_TYPES)[number];
-export const TASK_STATUSES = ['PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELED'] as const;
-export type TaskStatus = (typeof TASK_STATUSES)[number];
 
 export interface TaskFilter {
   userId?: string | null;
