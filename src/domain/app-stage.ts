@@ -1,6 +1,6 @@
 /**
  * The runtime stage and health of an app: a display-only projection of the raw app-service
- * state and the app's active task (market-domain §2.9). This is the one place it is decided.
+ * state and the app's active task. This is the one place it is decided.
  *
  * Two deliberate departures from the original substring rules, which showed an app being
  * removed as "installing" (`uninstalling` contains `installing`) and one still initialising as

@@ -18,9 +18,10 @@ const NOT_APPLIED = { error: 'database unavailable: the event was not applied; s
 
 /**
  * State-event intake of the real app service (HTTP mode): `POST /events/app-state` with
- * `Authorization: Bearer <APP_SERVICE_EVENT_SECRET>` and one §6.5 event as JSON. 202 once the
- * event is applied (one older than the app's current state is accepted and ignored); 400 when it
- * is malformed; 503 when the database could not take it, so that the app service sends it again.
+ * `Authorization: Bearer <APP_SERVICE_EVENT_SECRET>` and one state event as JSON (its fields:
+ * src/adapters/app-service/state-event.ts). 202 once the event is applied (one older than the
+ * app's current state is accepted and ignored); 400 when it is malformed; 503 when the database
+ * could not take it, so that the app service sends it again.
  */
 export async function receiveAppStateEvent(
   req: IncomingMessage,

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { type ApiToken, type Env, envSchema } from './config-env.js';
 import { parseSimulatedOutcomes } from './simulated-outcomes.js';
 
 /**
@@ -7,232 +7,10 @@ import { parseSimulatedOutcomes } from './simulated-outcomes.js';
  * The README's "Configuration" table documents each of them with its default.
  */
 
-const port = z.coerce
-  .number({ error: 'must be a number' })
-  .int('must be a whole number')
-  .min(0, 'must be between 0 and 65535')
-  .max(65535, 'must be between 0 and 65535');
-
-const positiveInt = z.coerce
-  .number({ error: 'must be a number' })
-  .int('must be a whole number')
-  .positive('must be greater than 0');
-
-const nonNegativeInt = z.coerce
-  .number({ error: 'must be a number' })
-  .int('must be a whole number')
-  .min(0, 'must be 0 or more');
-
-const optionalUrl = z.url({ error: 'must be an absolute http(s) URL' }).optional();
-
-const flag = z
-  .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'], {
-    error: 'must be one of 1, 0, true, false, yes, no, on, off',
-  })
-  .transform((value) => ['1', 'true', 'yes', 'on'].includes(value));
-
-export type Role = 'user' | 'admin';
-export interface ApiToken {
-  userId: string;
-  role: Role;
-  token: string;
-}
-
-/** `userId:role:token,…`, e.g. `alice:user:s3cret,ops:admin:t0ken`. */
-const authTokens = z
-  .string()
-  .optional()
-  .transform((raw, ctx): ApiToken[] => {
-    if (!raw?.trim()) return [];
-    const tokens: ApiToken[] = [];
-    for (const [index, entry] of raw.split(',').entries()) {
-      const [userId, role, ...rest] = entry.trim().split(':');
-      const token = rest.join(':');
-      if (!userId || !token || (role !== 'user' && role !== 'admin')) {
-        // Never echo the entry itself: it holds a secret.
-        ctx.addIssue({
-          code: 'custom',
-          message: `entry ${index + 1} must look like userId:role:token with role "user" or "admin"`,
-        });
-        return z.NEVER;
-      }
-      if (token.length < 8) {
-        ctx.addIssue({ code: 'custom', message: `entry ${index + 1}: token must be at least 8 characters` });
-        return z.NEVER;
-      }
-      tokens.push({ userId, role, token });
-    }
-    return tokens;
-  });
-
-const databaseUrl = z
-  .string()
-  .default('file:./data/market.db')
-  .refine((url) => url.startsWith('file:') || /^postgres(ql)?:\/\//.test(url), {
-    message: 'must be file:<path> (SQLite) or postgresql://… (PostgreSQL)',
-  });
-
-const schema = z.object({
-  /** TCP port of the HTTP server. @default 4000 */
-  PORT: port.default(4000),
-  /** Interface to bind. Must be loopback when no authentication is configured. @default 127.0.0.1 */
-  HOST: z.string().min(1).default('127.0.0.1'),
-  /** pino level. @default info */
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  /** `file:<path>` for SQLite, `postgresql://…` for PostgreSQL. @default file:./data/market.db */
-  DATABASE_URL: databaseUrl,
-  /** Seed demo data into an empty database. @default true */
-  DEMO_DATA: flag.default(true),
-  /** Bearer tokens, `userId:role:token,…`. @default none */
-  AUTH_TOKENS: authTokens,
-  /** Trusted gateway header carrying the user id (e.g. X-Bfl-User). @default none */
-  AUTH_USER_HEADER: z.string().min(1).optional(),
-  /** User ids that the gateway header marks as admins, comma-separated. @default none */
-  AUTH_ADMIN_USERS: z
-    .string()
-    .optional()
-    .transform((raw) =>
-      (raw ?? '')
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean),
-    ),
-  /** Largest `first`/`last` a connection accepts. @default 100 */
-  MAX_PAGE_SIZE: positiveInt.max(1000, 'must be at most 1000').default(100),
-  /** Largest request body in bytes. @default 1048576 */
-  MAX_BODY_BYTES: positiveInt.default(1024 * 1024),
-  /** Deepest selection a query may nest. @default 12 */
-  MAX_QUERY_DEPTH: positiveInt.default(12),
-  /** Most items in one list input (a filter's values, envs, ids). @default 100 */
-  MAX_INPUT_LIST_LENGTH: positiveInt.default(100),
-  /** Longest string input, in characters (a wallet's JWS signature runs to several KiB). @default 16384 */
-  MAX_INPUT_STRING_LENGTH: positiveInt.default(16_384),
-  /** Deepest nesting of a JSON scalar input. @default 8 */
-  MAX_INPUT_JSON_DEPTH: positiveInt.max(64, 'must be at most 64').default(8),
-  /** Origins (scheme://host[:port]) that browsers may call the API from; unset → same origin only. @default none */
-  CORS_ORIGINS: z
-    .string()
-    .optional()
-    .transform((raw, ctx) => {
-      const origins = (raw ?? '')
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean);
-      for (const origin of origins) {
-        if (!/^https?:\/\/[^/?#\s]+$/.test(origin)) {
-          ctx.addIssue({ code: 'custom', message: `${origin} is not an origin like https://example.com[:port]` });
-          return z.NEVER;
-        }
-      }
-      return origins;
-    }),
-  /** Subscriptions (and operations in flight) one WebSocket connection may hold. @default 100 */
-  MAX_SUBSCRIPTIONS_PER_CONNECTION: positiveInt.default(100),
-  /** WebSocket connections plus SSE streams one user may hold open. @default 50 */
-  MAX_CONNECTIONS_PER_USER: positiveInt.default(50),
-  /** WebSocket connections and SSE streams the instance holds in all, authenticated or not. @default 20000 */
-  MAX_CONNECTIONS: positiveInt.default(20_000),
-  /** Mutations per second a user's bucket refills with; 0 turns the limit off. @default 10 */
-  MUTATION_RATE_PER_S: z.coerce.number({ error: 'must be a number' }).min(0, 'must be 0 or more').default(10),
-  /** Mutations a user may send at once before the rate applies (the bucket's size). @default 60 */
-  MUTATION_BURST: positiveInt.default(60),
-  /** Serve GraphiQL on GET /graphql. @default on only in local development mode */
-  GRAPHIQL: flag.optional(),
-  /** Answer introspection queries. @default on only in local development mode */
-  INTROSPECTION: flag.optional(),
-  /** Path of a persisted-documents manifest (hash → document): only those operations run. @default none */
-  PERSISTED_DOCUMENTS: z.string().min(1).optional(),
-  /** HS256 secret for JWT bearer tokens (32+ characters). @default none */
-  AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
-  /** PEM public key (SPKI) for RS256/ES256 JWTs, or a path to one. @default none */
-  AUTH_JWT_PUBLIC_KEY: z.string().min(1).optional(),
-  /** Path of a JWKS file (RS256/ES256 keys by kid). @default none */
-  AUTH_JWT_JWKS_FILE: z.string().min(1).optional(),
-  /** Required `iss` of JWTs. @default none (not checked) */
-  AUTH_JWT_ISSUER: z.string().min(1).optional(),
-  /** Required `aud` of JWTs. @default none (not checked) */
-  AUTH_JWT_AUDIENCE: z.string().min(1).optional(),
-  /** Clock skew tolerated on exp/nbf/iat, in seconds. @default 30 */
-  AUTH_JWT_CLOCK_SKEW_S: nonNegativeInt.max(600, 'must be at most 600').default(30),
-  /** Claim holding the user id. @default sub */
-  AUTH_JWT_USER_CLAIM: z.string().min(1).default('sub'),
-  /** Claim holding the role (a string or a list); the value "admin" makes an admin. @default role */
-  AUTH_JWT_ROLE_CLAIM: z.string().min(1).default('role'),
-  /** Tasks executed at once by this instance. @default 4 */
-  TASK_CONCURRENCY: positiveInt.max(64, 'must be at most 64').default(4),
-  /** A task still running after this long fails. @default 1800000 (30 min) */
-  TASK_TIMEOUT_MS: positiveInt.default(30 * 60 * 1000),
-  /** How often the engine looks for pending tasks it was not told about (other instances). @default 2000 */
-  TASK_POLL_INTERVAL_MS: positiveInt.default(2000),
-  /** A running task whose instance stopped renewing its heartbeat for this long is recovered. @default 30000 */
-  TASK_LEASE_MS: positiveInt.default(30_000),
-  /** Pace of the simulated app service, per state step. @default 800 */
-  SIMULATED_STEP_MS: nonNegativeInt.default(800),
-  /** Apps whose operations the simulated app service fails: comma-separated names, `*` wildcards. @default none */
-  SIMULATED_FAIL_APPS: z
-    .string()
-    .optional()
-    .transform((raw) =>
-      (raw ?? '')
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean),
-    ),
-  /** Base URL of the real app service; unset → the simulated one. @default none */
-  APP_SERVICE_URL: optionalUrl,
-  /** Credential this server sends to the app service as X-Authorization. @default none */
-  APP_SERVICE_TOKEN: z.string().min(1).optional(),
-  /** Timeout of one app-service call. @default 120000 */
-  APP_SERVICE_TIMEOUT_MS: positiveInt.default(120_000),
-  /** Shared secret the app service sends (Bearer) with POST /events/app-state. Required with APP_SERVICE_URL. */
-  APP_SERVICE_EVENT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
-  /** Chart repository URL passed to the app service as `repoUrl`. @default http://127.0.0.1:82/ */
-  APP_SERVICE_REPO_URL: z.url({ error: 'must be an absolute http(s) URL' }).default('http://127.0.0.1:82/'),
-  /** Period of reconciliation against the app service's app list (HTTP mode). @default 60000 */
-  RECONCILE_INTERVAL_MS: positiveInt.default(60_000),
-  /** Credential queries per polling round (T8). @default 20 */
-  PAYMENT_POLL_ATTEMPTS: positiveInt.max(1000, 'must be at most 1000').default(20),
-  /** Pause between credential queries. @default 5000 */
-  PAYMENT_POLL_INTERVAL_MS: positiveInt.default(5000),
-  /** Developer credential endpoint with a {developer} placeholder; unset → simulated. @default none */
-  DEVELOPER_SERVICE_URL_TEMPLATE: z
-    .string()
-    .refine((value) => /^https?:\/\/.+/.test(value) && value.includes('{developer}'), {
-      message: 'must be an http(s) URL containing {developer}',
-    })
-    .optional(),
-  /** Timeout of one developer-service call. @default 10000 */
-  DEVELOPER_SERVICE_TIMEOUT_MS: positiveInt.default(10_000),
-  /** Outcomes of the simulated developer service, `productId=outcome,…`. @default every product: vc-after-2 */
-  SIMULATED_DEVELOPER_OUTCOMES: z.string().optional(),
-  /** Period of the poll-only runtime sources (component health, chart repo). @default 5000 */
-  COLLECT_INTERVAL_MS: positiveInt.default(5000),
-  /** Runtime events kept for clients resuming with `since`. @default 10000 */
-  RUNTIME_EVENT_BUFFER: positiveInt.max(1_000_000, 'must be at most 1000000').default(10_000),
-  /** Events one slow subscriber may have waiting before it gets RESYNC instead. @default 1000 */
-  RUNTIME_SUBSCRIBER_BUFFER: positiveInt.default(1000),
-  /** Unsent bytes a WebSocket or SSE response may hold before its subscriptions queue instead. @default 1048576 */
-  SUBSCRIPTION_MAX_BUFFERED_BYTES: positiveInt.default(1024 * 1024),
-  /** Keep-alive period: silent WebSockets are pinged (and closed without an answer), idle SSE streams get a comment. @default 12000 */
-  SUBSCRIPTION_KEEPALIVE_MS: positiveInt.default(12_000),
-  /** Most runtimeSnapshot pushes per second per subscriber. @default 5 */
-  SNAPSHOT_MAX_HZ: z.coerce
-    .number({ error: 'must be a number' })
-    .positive('must be greater than 0')
-    .max(100, 'must be at most 100')
-    .default(5),
-  /** Chart repository base URL; unset → the chart_repo source is disabled. @default none */
-  CHART_REPO_URL: optionalUrl,
-  /** History records older than this are removed. @default 30 */
-  HISTORY_RETENTION_DAYS: positiveInt.default(30),
-  /** How often the history cleanup runs. @default 3600000 (1 h) */
-  HISTORY_CLEANUP_INTERVAL_MS: positiveInt.default(60 * 60 * 1000),
-});
-
 export type Config = {
   port: number;
   host: string;
-  logLevel: z.infer<typeof schema>['LOG_LEVEL'];
+  logLevel: Env['LOG_LEVEL'];
   databaseUrl: string;
   demoData: boolean;
   auth: {
@@ -308,17 +86,72 @@ const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1']);
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // Empty strings count as unset, as in most deployment tools.
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
-  const parsed = schema.safeParse(present);
+  const parsed = envSchema.safeParse(present);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  const auth = authSettings(e);
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    logLevel: e.LOG_LEVEL,
+    databaseUrl: e.DATABASE_URL,
+    demoData: e.DEMO_DATA,
+    auth,
+    corsOrigins: e.CORS_ORIGINS,
+    inputLimits: {
+      maxListLength: e.MAX_INPUT_LIST_LENGTH,
+      maxStringLength: e.MAX_INPUT_STRING_LENGTH,
+      maxJsonDepth: e.MAX_INPUT_JSON_DEPTH,
+    },
+    connectionLimits: {
+      perConnectionSubscriptions: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
+      perUser: e.MAX_CONNECTIONS_PER_USER,
+      total: e.MAX_CONNECTIONS,
+    },
+    mutationRateLimit: e.MUTATION_RATE_PER_S > 0 ? { perSecond: e.MUTATION_RATE_PER_S, burst: e.MUTATION_BURST } : null,
+    graphiql: e.GRAPHIQL ?? auth.localDevelopment,
+    introspection: e.INTROSPECTION ?? auth.localDevelopment,
+    persistedDocuments: e.PERSISTED_DOCUMENTS,
+    maxPageSize: e.MAX_PAGE_SIZE,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    maxQueryDepth: e.MAX_QUERY_DEPTH,
+    tasks: {
+      concurrency: e.TASK_CONCURRENCY,
+      timeoutMs: e.TASK_TIMEOUT_MS,
+      pollIntervalMs: e.TASK_POLL_INTERVAL_MS,
+      leaseMs: e.TASK_LEASE_MS,
+    },
+    appService: appServiceSettings(e),
+    history: { retentionDays: e.HISTORY_RETENTION_DAYS, cleanupIntervalMs: e.HISTORY_CLEANUP_INTERVAL_MS },
+    runtime: {
+      collectIntervalMs: e.COLLECT_INTERVAL_MS,
+      eventBuffer: e.RUNTIME_EVENT_BUFFER,
+      subscriberBuffer: e.RUNTIME_SUBSCRIBER_BUFFER,
+      maxBufferedBytes: e.SUBSCRIPTION_MAX_BUFFERED_BYTES,
+      keepAliveMs: e.SUBSCRIPTION_KEEPALIVE_MS,
+      snapshotMaxHz: e.SNAPSHOT_MAX_HZ,
+      chartRepoUrl: e.CHART_REPO_URL,
+    },
+    payments: {
+      pollAttempts: e.PAYMENT_POLL_ATTEMPTS,
+      pollIntervalMs: e.PAYMENT_POLL_INTERVAL_MS,
+      developerService: developerServiceSettings(e),
+    },
+  };
+}
+
+/** One bad variable found after parsing, when it depends on others. */
+function invalid(variable: string, message: string): ConfigError {
+  return new ConfigError(`Invalid configuration:\n  ${variable}: ${message}`);
+}
+
+function authSettings(e: Env): Config['auth'] {
   const jwtKeys = [e.AUTH_JWT_SECRET, e.AUTH_JWT_PUBLIC_KEY, e.AUTH_JWT_JWKS_FILE].filter(Boolean).length;
   if (jwtKeys > 1) {
-    throw new ConfigError(
-      'Invalid configuration:\n  AUTH_JWT_SECRET: set only one of AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY and AUTH_JWT_JWKS_FILE',
-    );
+    throw invalid('AUTH_JWT_SECRET', 'set only one of AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY and AUTH_JWT_JWKS_FILE');
   }
   const jwt: JwtConfig | null = jwtKeys
     ? {
@@ -334,85 +167,48 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     : null;
   const localDevelopment = e.AUTH_TOKENS.length === 0 && !e.AUTH_USER_HEADER && !jwt;
   if (localDevelopment && !LOOPBACK_HOSTS.has(e.HOST)) {
-    throw new ConfigError(
-      `Invalid configuration:\n  HOST: without AUTH_TOKENS, AUTH_JWT_* or AUTH_USER_HEADER the server runs in local development mode and binds only to 127.0.0.1 (got ${e.HOST})`,
-    );
-  }
-  let simulatedOutcomes: Record<string, string>;
-  try {
-    simulatedOutcomes = parseSimulatedOutcomes(e.SIMULATED_DEVELOPER_OUTCOMES);
-  } catch (error) {
-    throw new ConfigError(`Invalid configuration:\n  SIMULATED_DEVELOPER_OUTCOMES: ${(error as Error).message}`);
-  }
-  if (e.APP_SERVICE_URL && !e.APP_SERVICE_EVENT_SECRET) {
-    throw new ConfigError(
-      "Invalid configuration:\n  APP_SERVICE_EVENT_SECRET: required with APP_SERVICE_URL (it authenticates the app service's state events)",
+    throw invalid(
+      'HOST',
+      `without AUTH_TOKENS, AUTH_JWT_* or AUTH_USER_HEADER the server runs in local development mode and binds only to 127.0.0.1 (got ${e.HOST})`,
     );
   }
   return {
-    port: e.PORT,
-    host: e.HOST,
-    logLevel: e.LOG_LEVEL,
-    databaseUrl: e.DATABASE_URL,
-    demoData: e.DEMO_DATA,
-    auth: {
-      tokens: e.AUTH_TOKENS,
-      userHeader: e.AUTH_USER_HEADER,
-      adminUsers: e.AUTH_ADMIN_USERS,
-      jwt,
-      localDevelopment,
-    },
-    corsOrigins: e.CORS_ORIGINS,
-    inputLimits: {
-      maxListLength: e.MAX_INPUT_LIST_LENGTH,
-      maxStringLength: e.MAX_INPUT_STRING_LENGTH,
-      maxJsonDepth: e.MAX_INPUT_JSON_DEPTH,
-    },
-    connectionLimits: {
-      perConnectionSubscriptions: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
-      perUser: e.MAX_CONNECTIONS_PER_USER,
-      total: e.MAX_CONNECTIONS,
-    },
-    mutationRateLimit: e.MUTATION_RATE_PER_S > 0 ? { perSecond: e.MUTATION_RATE_PER_S, burst: e.MUTATION_BURST } : null,
-    graphiql: e.GRAPHIQL ?? localDevelopment,
-    introspection: e.INTROSPECTION ?? localDevelopment,
-    persistedDocuments: e.PERSISTED_DOCUMENTS,
-    maxPageSize: e.MAX_PAGE_SIZE,
-    maxBodyBytes: e.MAX_BODY_BYTES,
-    maxQueryDepth: e.MAX_QUERY_DEPTH,
-    tasks: {
-      concurrency: e.TASK_CONCURRENCY,
-      timeoutMs: e.TASK_TIMEOUT_MS,
-      pollIntervalMs: e.TASK_POLL_INTERVAL_MS,
-      leaseMs: e.TASK_LEASE_MS,
-    },
-    appService: e.APP_SERVICE_URL
-      ? {
-          kind: 'http',
-          url: e.APP_SERVICE_URL,
-          token: e.APP_SERVICE_TOKEN,
-          timeoutMs: e.APP_SERVICE_TIMEOUT_MS,
-          eventSecret: e.APP_SERVICE_EVENT_SECRET as string,
-          repoUrl: e.APP_SERVICE_REPO_URL,
-          reconcileIntervalMs: e.RECONCILE_INTERVAL_MS,
-        }
-      : { kind: 'simulated', stepMs: e.SIMULATED_STEP_MS, failApps: e.SIMULATED_FAIL_APPS },
-    history: { retentionDays: e.HISTORY_RETENTION_DAYS, cleanupIntervalMs: e.HISTORY_CLEANUP_INTERVAL_MS },
-    runtime: {
-      collectIntervalMs: e.COLLECT_INTERVAL_MS,
-      eventBuffer: e.RUNTIME_EVENT_BUFFER,
-      subscriberBuffer: e.RUNTIME_SUBSCRIBER_BUFFER,
-      maxBufferedBytes: e.SUBSCRIPTION_MAX_BUFFERED_BYTES,
-      keepAliveMs: e.SUBSCRIPTION_KEEPALIVE_MS,
-      snapshotMaxHz: e.SNAPSHOT_MAX_HZ,
-      chartRepoUrl: e.CHART_REPO_URL,
-    },
-    payments: {
-      pollAttempts: e.PAYMENT_POLL_ATTEMPTS,
-      pollIntervalMs: e.PAYMENT_POLL_INTERVAL_MS,
-      developerService: e.DEVELOPER_SERVICE_URL_TEMPLATE
-        ? { kind: 'http', urlTemplate: e.DEVELOPER_SERVICE_URL_TEMPLATE, timeoutMs: e.DEVELOPER_SERVICE_TIMEOUT_MS }
-        : { kind: 'simulated', outcomes: simulatedOutcomes },
-    },
+    tokens: e.AUTH_TOKENS,
+    userHeader: e.AUTH_USER_HEADER,
+    adminUsers: e.AUTH_ADMIN_USERS,
+    jwt,
+    localDevelopment,
   };
+}
+
+function appServiceSettings(e: Env): Config['appService'] {
+  if (!e.APP_SERVICE_URL) return { kind: 'simulated', stepMs: e.SIMULATED_STEP_MS, failApps: e.SIMULATED_FAIL_APPS };
+  if (!e.APP_SERVICE_EVENT_SECRET) {
+    throw invalid(
+      'APP_SERVICE_EVENT_SECRET',
+      "required with APP_SERVICE_URL (it authenticates the app service's state events)",
+    );
+  }
+  return {
+    kind: 'http',
+    url: e.APP_SERVICE_URL,
+    token: e.APP_SERVICE_TOKEN,
+    timeoutMs: e.APP_SERVICE_TIMEOUT_MS,
+    eventSecret: e.APP_SERVICE_EVENT_SECRET,
+    repoUrl: e.APP_SERVICE_REPO_URL,
+    reconcileIntervalMs: e.RECONCILE_INTERVAL_MS,
+  };
+}
+
+function developerServiceSettings(e: Env): Config['payments']['developerService'] {
+  // Checked even when the HTTP service is configured: a typo should not wait for the day the
+  // template is removed to stop the server.
+  let outcomes: Record<string, string>;
+  try {
+    outcomes = parseSimulatedOutcomes(e.SIMULATED_DEVELOPER_OUTCOMES);
+  } catch (error) {
+    throw invalid('SIMULATED_DEVELOPER_OUTCOMES', (error as Error).message);
+  }
+  if (!e.DEVELOPER_SERVICE_URL_TEMPLATE) return { kind: 'simulated', outcomes };
+  return { kind: 'http', urlTemplate: e.DEVELOPER_SERVICE_URL_TEMPLATE, timeoutMs: e.DEVELOPER_SERVICE_TIMEOUT_MS };
 }
