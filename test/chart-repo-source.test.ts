@@ -1,7 +1,8 @@
 import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { ChartRepoSource, type ChartRepoStatus } from '../src/adapters/chart-repo/http.js';
+import { ChartRepoSource } from '../src/adapters/chart-repo/http.js';
+import type { ChartRepoStatus } from '../src/adapters/chart-repo/port.js';
 import { createLogger } from '../src/platform/logger.js';
 import { type ChartRepoBehaviour, type FakeChartRepo, startFakeChartRepo } from './support/fake-chart-repo.js';
 

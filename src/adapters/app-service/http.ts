@@ -1,6 +1,6 @@
 import type { EnvVar, OperationRequest, OperationType } from '../../domain/operations.js';
 import type { Logger } from '../../platform/logger.js';
-import { isRecord, isTimeout, networkProblem } from '../../platform/outbound-http.js';
+import { fetchJson, isRecord, upstreamExcerpt } from '../../platform/outbound-http.js';
 import { redactSecrets, redactSecretsIn, rememberSecret, secretEnvValues } from '../../platform/redact.js';
 import { parseRfc3339Time } from '../../platform/rfc3339.js';
 import {
@@ -13,7 +13,7 @@ import {
 import { DEFAULT_MARKET_SOURCE } from './state-event.js';
 
 /**
- * The real app service over HTTP (market-domain §3.8). Every failure becomes an AppServiceError
+ * The real app service over HTTP. Every failure becomes an AppServiceError
  * whose message a person can read and act on; the task engine stores it on the failed task and
  * shows it to the user, so neither its message nor its details carry a secret: not our service
  * credential, not the buyer's credential or any other secret env the request carried, even when
@@ -54,7 +54,10 @@ interface Call {
   /** Whose request it is; listing apps is on nobody's behalf. */
   caller?: { userId: string; sourceId: string };
   body?: unknown;
-  /** Secret values the body carries; redacted from whatever the app service answers. */
+  /**
+   * Secret values the body carries; redacted from whatever the app service answers, and remembered
+   * before sending, because the state events that quote them arrive later, through another door.
+   */
   secrets?: string[];
 }
 
@@ -95,8 +98,6 @@ export class HttpAppService implements AppService {
   async start(operation: OperationRequest): Promise<{ opId: string | null }> {
     const action = `${VERBS[operation.type]} of ${operation.appName}`;
     const secrets = secretEnvValues(operation.envs);
-    // Remembered before sending: the state events that quote them arrive later, through another door.
-    rememberSecret(...secrets);
     const envelope = await this.send({
       method: 'POST',
       path: `/app-service/v1/apps/${encodeURIComponent(operation.appName)}/${operationPath(operation.type)}`,
@@ -221,46 +222,34 @@ export class HttpAppService implements AppService {
       headers['X-Market-Source'] = call.caller.sourceId;
     }
     if (this.token) headers['X-Authorization'] = this.token;
-    if (call.body !== undefined) headers['content-type'] = 'application/json';
 
-    const startedAt = performance.now();
-    let response: Response;
-    let text: string;
-    try {
-      response = await fetch(`${this.baseUrl}${call.path}`, {
-        method: call.method,
-        headers,
-        ...(call.body === undefined ? {} : { body: JSON.stringify(call.body) }),
-        signal: AbortSignal.timeout(this.timeoutMs),
-        // A redirect would carry X-Authorization to wherever it points; the app service never redirects.
-        redirect: 'manual',
-      });
-      text = await response.text();
-    } catch (error) {
-      if (isTimeout(error)) {
-        throw this.failure('timeout', `app service did not answer ${call.action} within ${this.timeoutMs} ms`);
-      }
-      throw this.failure('unavailable', `app service is unreachable for ${call.action}: ${networkProblem(error)}`);
+    const outcome = await fetchJson({
+      url: `${this.baseUrl}${call.path}`,
+      method: call.method,
+      headers,
+      json: call.body,
+      timeoutMs: this.timeoutMs,
+      secrets: this.secretsOf(call.secrets),
+    });
+    if (outcome.kind === 'timeout') {
+      throw this.failure('timeout', `app service did not answer ${call.action} within ${this.timeoutMs} ms`);
     }
-    const status = response.status;
-    this.logger.debug(
-      { method: call.method, path: call.path, status, durationMs: Math.round(performance.now() - startedAt) },
-      'app service call',
-    );
+    if (outcome.kind === 'unreachable') {
+      throw this.failure('unavailable', `app service is unreachable for ${call.action}: ${outcome.problem}`);
+    }
+    const { status, durationMs } = outcome;
+    this.logger.debug({ method: call.method, path: call.path, status, durationMs }, 'app service call');
+    if (outcome.kind === 'too_large') {
+      const message = `app service answered ${call.action} with a body larger than ${outcome.limit} bytes`;
+      throw this.failure('invalid_response', message, { status }, call.secrets);
+    }
 
-    let body: unknown;
-    let isJson = true;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      isJson = false;
-    }
-    if (status >= 200 && status < 300) {
+    const { body, isJson } = outcome;
+    if (outcome.ok) {
       if (isJson) return { status, body };
       const message = `app service answered ${call.action} with a body that is not JSON`;
       throw this.failure('invalid_response', message, { status }, call.secrets);
     }
-
     const envelope = isJson ? asEnvelope(status, body, this.secretsOf(call.secrets)) : null;
     const details = envelope ? { status, code: envelope.code, data: envelope.data } : { status };
     const explanation = envelope?.message ? `: ${envelope.message}` : '';
@@ -340,15 +329,15 @@ function toWireEnv(env: EnvVar): WireEnv {
 function asEnvelope(status: number, body: unknown, secrets: string[]): Envelope | null {
   if (!isRecord(body) || typeof body.code !== 'number') return null;
   const message =
-    typeof body.message === 'string' ? redactSecrets(body.message.trim(), secrets).slice(0, MAX_UPSTREAM_MESSAGE) : '';
+    typeof body.message === 'string' ? upstreamExcerpt(body.message.trim(), MAX_UPSTREAM_MESSAGE, secrets) : '';
   return { status, code: body.code, message, data: body.data ?? null };
 }
 
 /** Upstream text for a log line: bounded, and without secrets. */
 function loggable(value: unknown): string | null {
   const text = textOf(value);
-  // Redacted before it is cut, so a cut cannot leave a piece of a secret unrecognised.
-  return text === null ? null : redactSecrets(text.slice(0, 4 * MAX_LOGGED_TEXT)).slice(0, MAX_LOGGED_TEXT);
+  // Only a bounded prefix is worth redacting for a log line this short.
+  return text === null ? null : upstreamExcerpt(text.slice(0, 4 * MAX_LOGGED_TEXT), MAX_LOGGED_TEXT);
 }
 
 function opIdOf(data: unknown): string | null {
@@ -363,7 +352,7 @@ function textOf(value: unknown): string | null {
 /** Upstream text stored on the app: without secrets, and bounded as the event intake bounds it. */
 function redactedTextOf(value: unknown): string | null {
   const text = textOf(value);
-  return text === null ? null : redactSecrets(text).slice(0, MAX_STORED_TEXT);
+  return text === null ? null : upstreamExcerpt(text, MAX_STORED_TEXT);
 }
 
 /** One item of `/all/apps` as a state event, or why it cannot be one. */

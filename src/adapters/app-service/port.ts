@@ -1,8 +1,7 @@
 /**
- * The app service: the cluster controller that really installs, upgrades and removes apps
- * (market-domain §3.8, §6.5). The task engine talks to it only through this interface; there
- * are two implementations: SimulatedAppService (the embedded default) and HttpAppService
- * (APP_SERVICE_URL).
+ * The app service: the cluster controller that really installs, upgrades and removes apps. The
+ * task engine talks to it only through this interface; there are two implementations:
+ * SimulatedAppService (the embedded default) and HttpAppService (APP_SERVICE_URL).
  *
  * Operations are asynchronous on the app service: `start` returns once it accepted the
  * operation (with its op id), and progress, success and failure arrive later as state events.
@@ -17,7 +16,7 @@ export interface OperationTarget {
   opId: string | null;
 }
 
-/** One state report of the app service for one app of one user (§6.5 event fields). */
+/** One state report of the app service for one app of one user (the fields of its state event). */
 export interface AppStateEvent {
   userId: string;
   /** Market source of the app (`marketSource` on the wire). */

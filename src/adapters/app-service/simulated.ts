@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { appKeyString } from '../../domain/app-key.js';
 import type { OperationRequest, OperationType } from '../../domain/operations.js';
 import type { AppService, AppStateEvent, AppStateSink, OperationTarget } from './port.js';
 
@@ -66,20 +67,16 @@ export class SimulatedAppService implements AppService {
     this.shouldFail = matcher(options.failApps);
   }
 
-  private key(userId: string, sourceId: string, appName: string) {
-    return `${userId}/${sourceId}/${appName}`;
-  }
-
   async start(operation: OperationRequest): Promise<{ opId: string }> {
     const opId = `sim-${randomUUID()}`;
     const run: RunningOperation = { operation, opId, current: 'pending', timer: undefined };
-    this.running.set(this.key(operation.userId, operation.sourceId, operation.appName), run);
+    this.running.set(appKeyString(operation), run);
     this.schedule(run, 0);
     return { opId };
   }
 
   async cancel(target: OperationTarget): Promise<void> {
-    const key = this.key(target.userId, target.sourceId, target.appName);
+    const key = appKeyString(target);
     const run = this.running.get(key);
     if (!run) return; // nothing running here any more: the engine's own bookkeeping decides
     clearTimeout(run.timer);
@@ -98,11 +95,10 @@ export class SimulatedAppService implements AppService {
     const step = steps[index];
     if (!step || this.closed) return;
     const fire = async () => {
-      if (this.running.get(this.key(run.operation.userId, run.operation.sourceId, run.operation.appName)) !== run)
-        return;
+      if (this.running.get(appKeyString(run.operation)) !== run) return;
       const failure = FAILURE[run.operation.type];
       if (step.state === failure.atState && this.shouldFail(run.operation.appName)) {
-        this.running.delete(this.key(run.operation.userId, run.operation.sourceId, run.operation.appName));
+        this.running.delete(appKeyString(run.operation));
         await this.emit(
           run,
           { state: failure.state },
@@ -112,7 +108,7 @@ export class SimulatedAppService implements AppService {
       }
       run.current = step.state;
       if (index === steps.length - 1) {
-        this.running.delete(this.key(run.operation.userId, run.operation.sourceId, run.operation.appName));
+        this.running.delete(appKeyString(run.operation));
       }
       await this.emit(run, step);
       this.schedule(run, index + 1);

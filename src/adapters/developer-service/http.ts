@@ -1,12 +1,12 @@
 import type { Logger } from '../../platform/logger.js';
-import { isRecord, isTimeout, networkProblem } from '../../platform/outbound-http.js';
+import { fetchJson, isRecord, upstreamExcerpt } from '../../platform/outbound-http.js';
 import { redactSecrets, rememberSecret } from '../../platform/redact.js';
 import { type DeveloperInfo, type DeveloperService, DeveloperServiceError, type GrantResult } from './port.js';
 
 /**
- * The developer's own credential service over HTTP (market-domain §4.5). Every developer runs one
- * at an address derived from their name, so the URL is a template. Failures to get an answer at
- * all throw DeveloperServiceError (the poller retries those, §4.4 T8); answers the developer did
+ * The developer's own credential service over HTTP. Every developer runs one at an address
+ * derived from their name, so the URL is a template. Failures to get an answer at all throw
+ * DeveloperServiceError (the payment poller retries those later); answers the developer did
  * give are mapped to a GrantResult. The buyer's JWS is a bearer proof of purchase: it is sent in
  * the body only and appears in no error message or log line, even when the developer echoes it;
  * neither does the credential it grants, nor anything secret-shaped (src/platform/redact.ts).
@@ -60,45 +60,26 @@ export class HttpDeveloperService implements DeveloperService {
   async activateAndGrant(request: { developerName: string; productId: string; jws: string }): Promise<GrantResult> {
     const { developerName, productId, jws } = request;
     const who = `developer service of ${developerName}`;
-    // Remembered so that wherever it is quoted back later (another upstream's error) it is redacted too.
-    rememberSecret(jws);
     const fail = (message: string) => new DeveloperServiceError(redactSecrets(message, [jws]));
     const url = fillTemplate(this.urlTemplate, developerName);
     if (developerName.trim() === '' || !URL.canParse(url)) {
       throw fail(`${who} has no valid URL: ${url}`);
     }
 
-    const startedAt = performance.now();
-    let response: Response;
-    let text: string;
-    try {
-      response = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ jws }),
-        signal: AbortSignal.timeout(this.timeoutMs),
-        // Following a redirect would hand the buyer's signature to wherever it points.
-        redirect: 'manual',
-      });
-      text = await response.text();
-    } catch (error) {
-      if (isTimeout(error)) throw fail(`${who} did not answer within ${this.timeoutMs} ms`);
-      throw fail(`${who} is unreachable: ${networkProblem(error)}`);
-    }
-    const status = response.status;
-    const durationMs = Math.round(performance.now() - startedAt);
-
-    let body: unknown;
-    let isJson = true;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      isJson = false;
-    }
-    if (status < 200 || status >= 300) {
+    // The jws travels in the body only, and is remembered so that wherever it is quoted back later
+    // (another upstream's error) it is redacted too.
+    const outcome = await fetchJson({ url, method: 'POST', json: { jws }, timeoutMs: this.timeoutMs, secrets: [jws] });
+    if (outcome.kind === 'timeout') throw fail(`${who} did not answer within ${this.timeoutMs} ms`);
+    if (outcome.kind === 'unreachable') throw fail(`${who} is unreachable: ${outcome.problem}`);
+    const { status, durationMs } = outcome;
+    if (outcome.kind === 'too_large') {
       this.logger.debug({ developer: developerName, productId, status, durationMs }, 'developer service call');
-      // Redacted before it is cut short, so a cut cannot leave part of the signature behind.
-      const explanation = isJson ? redactSecrets(errorTextOf(body), [jws]).slice(0, MAX_UPSTREAM_MESSAGE) : '';
+      throw fail(`${who} answered HTTP ${status} with a body larger than ${outcome.limit} bytes`);
+    }
+    const { body, isJson } = outcome;
+    if (!outcome.ok) {
+      this.logger.debug({ developer: developerName, productId, status, durationMs }, 'developer service call');
+      const explanation = isJson ? upstreamExcerpt(errorTextOf(body), MAX_UPSTREAM_MESSAGE, [jws]) : '';
       throw fail(`${who} answered HTTP ${status}${explanation ? `: ${explanation}` : ''}`);
     }
     if (!isJson) throw fail(`${who} answered HTTP ${status} with a body that is not JSON`);
@@ -114,7 +95,11 @@ export class HttpDeveloperService implements DeveloperService {
   }
 }
 
-/** The original's mapping of the developer's answer (§4.5), with the code it was based on for the log. */
+/**
+ * The developer's answer as the original market server read it: code 0 grants (or has no record
+ * yet, without a credential), the re-sign codes ask for a new signature, any other code means not
+ * paid yet; without a code, the wording decides. With the code it was based on, for the log.
+ */
 function classify(body: Record<string, unknown>): { result: GrantResult; code: number | null } {
   const code = codeOf(body.code);
   const vc = credentialOf(body);

@@ -1,5 +1,5 @@
 /**
- * The developer's credential service (market-domain §4.5): given the buyer's signed purchase
+ * The developer's credential service: given the buyer's signed purchase
  * (JWS), it grants a Verifiable Credential once the developer has seen the payment. Two
  * implementations: SimulatedDeveloperService (default, outcome configurable per product) and
  * HttpDeveloperService (DEVELOPER_SERVICE_URL_TEMPLATE).

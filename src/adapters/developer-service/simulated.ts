@@ -4,7 +4,8 @@ import { type DeveloperInfo, type DeveloperService, DeveloperServiceError, type 
 
 /**
  * The embedded default developer service. It answers deterministically, so the demo and the tests
- * can walk every path of the purchase flow (market-domain §4.4 T4/T8) without a real developer.
+ * can walk every path of the purchase flow (paid at once, paid after some polls, a signature to
+ * redo, a developer that cannot be reached) without a real developer.
  *
  * What happens is chosen per key of the outcomes map, where a key is either a productId or a
  * developer name:

@@ -1,0 +1,45 @@
+/**
+ * The chart repo: the cluster service that downloads and unpacks app charts and images. The
+ * runtime collector polls its status per (user, source) and shows it on the dashboard and in
+ * runtimeSnapshot. There is one implementation, ChartRepoSource over HTTP (CHART_REPO_URL); with
+ * none configured there is no chart repo status at all.
+ *
+ * The nested blocks keep the chart repo's own snake_case field names, with two normalisations:
+ * every timestamp field becomes an ISO string (or null when absent, unparseable or Go's zero
+ * time), and the image analyzer's `average_analysis_time` becomes a number of milliseconds (or null).
+ */
+
+/** What is known of the chart repo after a collect, kept and served by the runtime. */
+export interface ChartRepoStatus {
+  reachable: boolean;
+  /** Why the last collect failed, wholly or for some calls; carries no secret. */
+  lastError: string | null;
+  /** When data was last fetched successfully; kept through failures along with that data. */
+  lastUpdate: Date | null;
+  system: Record<string, unknown> | null;
+  /** ChartRepoAppState objects, concatenated over the (user, source) pairs in the order given. */
+  apps: unknown[];
+  images: unknown[];
+  tasks: { hydrator: Record<string, unknown> | null; imageAnalyzer: Record<string, unknown> | null } | null;
+}
+
+/** One collect: the status over every call (what admins see), and each user's over their own calls. */
+export interface ChartRepoCollection {
+  all: ChartRepoStatus;
+  /** By user id; a user on whose behalf no call was made (no apps) has none. */
+  byUser: ReadonlyMap<string, ChartRepoStatus>;
+}
+
+export interface ChartRepoPair {
+  userId: string;
+  sourceId: string;
+}
+
+export interface ChartRepo {
+  /**
+   * The status over one call per pair (no pairs: one call on nobody's behalf, which the chart repo
+   * answers for everyone), and each user's over the calls made for them. Never throws: failures
+   * are described in `lastError`.
+   */
+  collectByUser(pairs: ChartRepoPair[], now?: Date): Promise<ChartRepoCollection>;
+}
