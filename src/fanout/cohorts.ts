@@ -19,7 +19,7 @@ import { clientResult } from './client-errors.js';
  * execution per change, not ten thousand.
  *
  * Members receive results synchronously (`deliver`) and buffer them themselves: how much a slow
- * member may hold and what it gets when it overflows is the transport's policy (ws-transport.ts),
+ * member may hold and what it gets when it overflows is QueuedMember's policy (member.ts),
  * so a stalled consumer never delays the cohort or its other members.
  */
 

@@ -1,3 +1,5 @@
+import { GraphQLError } from 'graphql';
+
 /**
  * Open WebSocket connections and SSE streams, in all and per user, against their limits
  * (MAX_CONNECTIONS, MAX_CONNECTIONS_PER_USER). A place in all is taken before anything is read
@@ -33,4 +35,9 @@ export class ConnectionBudget {
     if (held > 0) this.perUser.set(userId, held);
     else this.perUser.delete(userId);
   }
+}
+
+/** The error of a client over one of the limits, with the code clients match on. */
+export function limitExceeded(message: string): GraphQLError {
+  return new GraphQLError(message, { extensions: { code: 'LIMIT_EXCEEDED' } });
 }

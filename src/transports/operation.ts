@@ -24,8 +24,11 @@ export interface OperationPipeline {
   subscribe(args: ExecutionArgs): Promise<AsyncIterable<ExecutionResult> | ExecutionResult>;
 }
 
-/** What a client sends: graphql-ws's `subscribe` payload, an SSE request's parameters. */
-export interface OperationRequest {
+/**
+ * One GraphQL request as a client sends it: graphql-ws's `subscribe` payload, an SSE request's
+ * parameters. Not the domain's `OperationRequest`, which is an operation of the app service.
+ */
+export interface GraphQLRequest {
   query: string;
   operationName?: string | null;
   variables?: Record<string, unknown> | null;
@@ -39,17 +42,17 @@ export interface OperationRequest {
  * placeholder is unique per id, so cohorts of different persisted documents never share a key.
  * `query` is empty when the parameters name no document.
  */
-export function operationRequest(params: {
+export function graphQLRequest(params: {
   query?: unknown;
   operationName?: unknown;
   variables?: unknown;
   documentId?: unknown;
   extensions?: unknown;
-}): OperationRequest {
+}): GraphQLRequest {
   return {
     query: documentSource(params) ?? '',
-    operationName: params.operationName as OperationRequest['operationName'],
-    variables: params.variables as OperationRequest['variables'],
+    operationName: params.operationName as GraphQLRequest['operationName'],
+    variables: params.variables as GraphQLRequest['variables'],
   };
 }
 
@@ -64,7 +67,7 @@ export function scopeOf(viewer: Viewer): string {
  */
 export function prepareOperation(
   pipeline: OperationPipeline,
-  request: OperationRequest,
+  request: GraphQLRequest,
 ):
   | { errors: readonly GraphQLError[] }
   | { document: ExecutionArgs['document']; type: OperationTypeNode; mode: FanOutMode } {
@@ -88,7 +91,7 @@ export function prepareOperation(
 export async function executionArgs(
   pipeline: OperationPipeline,
   document: ExecutionArgs['document'],
-  request: OperationRequest,
+  request: GraphQLRequest,
 ): Promise<ExecutionArgs> {
   return {
     schema: pipeline.schema,

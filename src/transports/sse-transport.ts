@@ -2,29 +2,22 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GraphQLError } from 'graphql';
 import type { Viewer } from '../auth/viewer.js';
 import { DomainError } from '../domain/errors.js';
-import { clientErrors, clientResult } from '../fanout/client-errors.js';
-import { cohortKey, type Delivery, type FanOutMode, type SubscriptionCohorts } from '../fanout/cohorts.js';
+import type { Delivery, SubscriptionCohorts } from '../fanout/cohorts.js';
 import { type MemberPolicy, type Outlet, QueuedMember } from '../fanout/member.js';
 import { BodyTooLarge, readBody } from '../http/body.js';
 import type { Logger } from '../platform/logger.js';
-import type { ConnectionBudget } from './connection-budget.js';
-import {
-  cohortSource,
-  executionArgs,
-  type OperationPipeline,
-  type OperationRequest,
-  operationRequest,
-  prepareOperation,
-  scopeOf,
-} from './operation.js';
+import { type ConnectionBudget, limitExceeded } from './connection-budget.js';
+import { onCredentialExpiry } from './credential-expiry.js';
+import { type GraphQLRequest, graphQLRequest, type OperationPipeline } from './operation.js';
+import { type OperationCall, SubscribeFlow } from './subscribe-flow.js';
 
 /**
  * Server-sent events, one operation per request ("distinct connections"): the graphql-sse protocol
  * on `/graphql/stream` and Yoga's plain SSE on `/graphql` with `Accept: text/event-stream` (the
- * same wire format). Subscriptions join the same cohorts as WebSocket ones (cohorts.ts), and each
- * event is written as bytes shared by every SSE member of the cohort: `event: next` with the
- * serialized result. Slow consumers follow QueuedMember's policy (member.ts); a response counts as
- * congested past `maxBufferedBytes` unwritten.
+ * same wire format). Subscriptions join the same cohorts as WebSocket ones, through the same flow
+ * (subscribe-flow.ts), and each event is written as bytes shared by every SSE member of the
+ * cohort: `event: next` with the serialized result. Slow consumers follow QueuedMember's policy
+ * (member.ts); a response counts as congested past `maxBufferedBytes` unwritten.
  *
  * graphql-sse's single-connection mode (PUT reservations, event-stream tokens) is not served: its
  * reservations are state a client creates before any operation, and graphql-sse clients use
@@ -35,7 +28,7 @@ export interface SseTransportOptions {
   /** The viewer of a request; rejects with a DomainError when its credentials are refused. */
   authenticate(req: IncomingMessage): Promise<Viewer>;
   /** The pipeline for one operation of a request, run as its viewer. */
-  pipeline(request: OperationRequest, viewer: Viewer, req: IncomingMessage): OperationPipeline;
+  pipeline(request: GraphQLRequest, viewer: Viewer, req: IncomingMessage): OperationPipeline;
   cohorts: SubscriptionCohorts;
   /** Streams in all and per user (shared with WebSocket connections). */
   budget: ConnectionBudget;
@@ -120,10 +113,10 @@ class Stream implements Outlet {
 export class SseTransport {
   private readonly streams = new Set<Stream>();
   private readonly keepAlive: NodeJS.Timeout;
-  private readonly memberPolicy: MemberPolicy;
+  private readonly flow: SubscribeFlow;
 
   constructor(readonly options: SseTransportOptions) {
-    this.memberPolicy = { limit: options.subscriberBuffer, logger: options.logger };
+    this.flow = new SubscribeFlow(options);
     // One timer for every stream rather than one per stream; a stream with events needs none.
     this.keepAlive = setInterval(() => {
       for (const stream of this.streams) {
@@ -155,7 +148,7 @@ export class SseTransport {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let request: OperationRequest;
+    let request: GraphQLRequest;
     let viewer: Viewer;
     try {
       if (req.method !== 'GET' && req.method !== 'POST') {
@@ -174,54 +167,52 @@ export class SseTransport {
     }
 
     this.options.identify(req, viewer, request.operationName);
-    const key = cohortKey(scopeOf(viewer), request.query, request.operationName, request.variables);
-    const existing = this.options.cohorts.find(key);
-    if (existing) return this.join(res, viewer, key, existing.mode, null);
-
-    const pipeline = this.options.pipeline(request, viewer, req);
-    const prepared = prepareOperation(pipeline, request);
-    if ('errors' in prepared) return json(res, 400, { errors: clientErrors(prepared.errors).map((e) => e.toJSON()) });
-    if (prepared.type === 'mutation' && req.method !== 'POST') {
-      // A GET can be sent by any page (a link, an image): it must never change anything.
-      return json(res, 405, { errors: [{ message: 'Mutations are only accepted in a POST request' }] });
-    }
-    const args = await executionArgs(pipeline, prepared.document, request);
-    if (prepared.type !== 'subscription') {
-      const result = clientResult(await pipeline.execute(args));
-      startStream(res);
-      return void res.end(`${NEXT}${JSON.stringify(result)}${END_OF_EVENT}${COMPLETE}`);
-    }
-    this.join(res, viewer, key, prepared.mode, cohortSource(pipeline, args));
+    return this.flow.run(request, viewer, this.call(req, res, request, viewer));
   }
 
-  private join(
-    res: ServerResponse,
-    viewer: Viewer,
-    key: string,
-    mode: FanOutMode,
-    source: ReturnType<typeof cohortSource> | null,
-  ): void {
+  /** How the operation of one request is answered: a JSON error, one event, or a stream of them. */
+  private call(req: IncomingMessage, res: ServerResponse, request: GraphQLRequest, viewer: Viewer): OperationCall {
+    return {
+      pipeline: () => this.options.pipeline(request, viewer, req),
+      refuse: (errors) => json(res, 400, { errors: errors.map((e) => e.toJSON()) }),
+      accepts: (type) => {
+        // A GET can be sent by any page (a link, an image): it must never change anything.
+        if (type !== 'mutation' || req.method === 'POST') return true;
+        json(res, 405, { errors: [{ message: 'Mutations are only accepted in a POST request' }] });
+        return false;
+      },
+      // A request cannot take its operation back: as over plain HTTP, it runs even if its client left.
+      withdrawn: false,
+      result: (result) => {
+        startStream(res);
+        res.end(`${NEXT}${JSON.stringify(result)}${END_OF_EVENT}${COMPLETE}`);
+      },
+      member: (policy) => this.openStream(res, viewer, policy),
+    };
+  }
+
+  /** The stream of a subscription, or null when the response had to refuse it. */
+  private openStream(res: ServerResponse, viewer: Viewer, policy: MemberPolicy): SseSubscription | null {
     // The client may have gone while the operation was prepared: its 'close' has fired already,
     // so nothing taken here would be given back.
-    if (!res.socket || res.socket.destroyed) return;
+    if (!res.socket || res.socket.destroyed) return null;
     const { budget } = this.options;
     if (!budget.tryOpen()) {
       tooMany(res, 'Too many streams (MAX_CONNECTIONS)');
-      return;
+      return null;
     }
     if (!budget.tryClaim(viewer.userId)) {
       budget.close();
       tooMany(res, 'Too many connections and streams for this user (MAX_CONNECTIONS_PER_USER)');
-      return;
+      return null;
     }
     const stream = new Stream(res, this.options.maxBufferedBytes);
     startStream(res);
     // Some clients only report the stream open once a first byte arrives.
     stream.write(KEEP_ALIVE);
     this.streams.add(stream);
-    const member = new SseSubscription(stream, this.memberPolicy, () => this.streams.delete(stream));
-    const lifetime = viewer.expiresAt === undefined ? Infinity : viewer.expiresAt - Date.now();
-    const expiry = lifetime < MAX_TIMER_MS ? setTimeout(() => member.expire(), lifetime).unref() : undefined;
+    const member = new SseSubscription(stream, policy, () => this.streams.delete(stream));
+    const expiry = onCredentialExpiry(viewer, () => member.expire());
     res.once('close', () => {
       clearTimeout(expiry);
       budget.close();
@@ -229,14 +220,11 @@ export class SseTransport {
       this.streams.delete(stream);
       member.stop();
     });
-    member.cohort = this.options.cohorts.join(key, mode, member, () => {
-      if (!source) throw new Error('a cohort to join was expected');
-      return source;
-    });
+    return member;
   }
 
   /** The operation from the query string (GET) or the JSON body (POST). */
-  private async readRequest(req: IncomingMessage): Promise<OperationRequest> {
+  private async readRequest(req: IncomingMessage): Promise<GraphQLRequest> {
     let params: Record<string, unknown>;
     if (req.method === 'GET') {
       const search = new URL(req.url ?? '/', 'http://localhost').searchParams;
@@ -253,7 +241,7 @@ export class SseTransport {
       params = body as Record<string, unknown>;
     }
     const { operationName, variables } = params;
-    const request = operationRequest(params);
+    const request = graphQLRequest(params);
     if (!request.query) throw new BadRequest(400, 'Missing query');
     if (operationName != null && typeof operationName !== 'string') {
       throw new BadRequest(400, 'operationName must be a string');
@@ -310,8 +298,5 @@ function json(res: ServerResponse, status: number, body: unknown, close = false)
 }
 
 function tooMany(res: ServerResponse, message: string): void {
-  json(res, 429, { errors: [{ message, extensions: { code: 'LIMIT_EXCEEDED' } }] });
+  json(res, 429, { errors: [limitExceeded(message).toJSON()] });
 }
-
-/** setTimeout's largest delay (24.8 days): a token valid for longer is not timed. */
-const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -1,41 +1,29 @@
 import type { IncomingMessage } from 'node:http';
-import type { GraphQLError } from 'graphql';
+import type { ExecutionResult, GraphQLError } from 'graphql';
 import {
   CloseCode,
   GRAPHQL_TRANSPORT_WS_PROTOCOL,
   handleProtocols,
   MessageType,
   parseMessage,
-  type SubscribePayload,
   stringifyMessage,
 } from 'graphql-ws';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { Viewer } from '../auth/viewer.js';
-import { clientErrors, clientResult } from '../fanout/client-errors.js';
-import {
-  type CohortSource,
-  cohortKey,
-  type Delivery,
-  type FanOutMode,
-  type SubscriptionCohorts,
-} from '../fanout/cohorts.js';
+import type { Delivery, SubscriptionCohorts } from '../fanout/cohorts.js';
 import { type MemberPolicy, type Outlet, QueuedMember } from '../fanout/member.js';
 import type { Logger } from '../platform/logger.js';
-import type { ConnectionBudget } from './connection-budget.js';
-import {
-  cohortSource,
-  executionArgs,
-  type OperationPipeline,
-  operationRequest,
-  prepareOperation,
-  scopeOf,
-} from './operation.js';
+import { type ConnectionBudget, limitExceeded } from './connection-budget.js';
+import { onCredentialExpiry } from './credential-expiry.js';
+import { type GraphQLRequest, graphQLRequest, type OperationPipeline } from './operation.js';
+import { type OperationCall, SubscribeFlow } from './subscribe-flow.js';
 
 /**
  * The graphql-transport-ws protocol (graphql-ws's, whose message types, parser and close codes
  * this uses) served over `ws`, with subscription fan-out: a subscription joins the cohort of its
- * document, variables and scope (cohorts.ts), and each event is one serialized payload spliced
- * into every member's `next` frame. graphql-ws's own server runs one execution and one
+ * document, variables and scope (cohorts.ts) through the flow it shares with SSE
+ * (subscribe-flow.ts), and each event is one serialized payload spliced into every member's
+ * `next` frame. graphql-ws's own server runs one execution and one
  * `JSON.stringify` per subscriber per event, and awaits every send, which is what this replaces.
  * Slow consumers: see QueuedMember (member.ts); a socket counts as congested past
  * `maxBufferedBytes` unsent.
@@ -48,7 +36,7 @@ export interface WsTransportOptions {
    */
   authenticate(connectionParams: Record<string, unknown> | undefined, upgrade: IncomingMessage): Promise<Viewer>;
   /** The pipeline for one operation of a connection, run as its viewer. */
-  pipeline(params: SubscribePayload, viewer: Viewer): OperationPipeline;
+  pipeline(request: GraphQLRequest, viewer: Viewer): OperationPipeline;
   /** Connections in all and per user. */
   budget: ConnectionBudget;
   /** Operations (subscriptions and queries in flight) one connection may hold. */
@@ -67,8 +55,6 @@ export interface WsTransportOptions {
 
 /** Close code of a connection over a limit (graphql-ws has none; 4429 mirrors HTTP 429). */
 const TOO_MANY = 4429;
-/** setTimeout's largest delay (24.8 days): a token valid for longer is not timed. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Frames are JSON text, even when handed to ws as bytes. */
 const TEXT = { binary: false } as const;
@@ -85,7 +71,7 @@ class Connection implements Outlet {
   /** Until `connection_init`: closes the connection when it does not come in time. */
   initTimer: NodeJS.Timeout | null = null;
   /** Closes the connection when its credential expires. */
-  expiryTimer: NodeJS.Timeout | null = null;
+  expiryTimer: NodeJS.Timeout | undefined;
   /** Keep-alive: anything was sent or received since the last tick. */
   active = true;
   /** Keep-alive: a ping went out at the last tick and nothing has come back since. */
@@ -155,13 +141,13 @@ class Connection implements Outlet {
 export class WsTransport {
   private readonly connections = new Set<Connection>();
   private readonly keepAlive: NodeJS.Timeout;
-  private readonly memberPolicy: MemberPolicy;
+  private readonly flow: SubscribeFlow;
 
   constructor(
     private readonly wss: WebSocketServer,
     readonly options: WsTransportOptions,
   ) {
-    this.memberPolicy = { limit: options.subscriberBuffer, logger: options.logger };
+    this.flow = new SubscribeFlow(options);
     wss.options.handleProtocols = handleProtocols;
     wss.on('connection', (socket, request) => this.open(socket, request));
     // One timer for every connection. A connection with traffic either way since the last tick
@@ -252,21 +238,15 @@ export class WsTransport {
         if (connection.operations.has(message.id)) {
           return connection.close(CloseCode.SubscriberAlreadyExists, `Subscriber for ${message.id} already exists`);
         }
-        if (connection.operations.size >= this.options.maxOperations) {
-          return connection.send(
-            stringifyMessage({
-              id: message.id,
-              type: MessageType.Error,
-              payload: [
-                {
-                  message: `A connection may hold at most ${this.options.maxOperations} operations (MAX_SUBSCRIPTIONS_PER_CONNECTION)`,
-                  extensions: { code: 'LIMIT_EXCEEDED' },
-                },
-              ],
-            }),
-          );
+        const { maxOperations } = this.options;
+        if (connection.operations.size >= maxOperations) {
+          const limit = `A connection may hold at most ${maxOperations} operations (MAX_SUBSCRIPTIONS_PER_CONNECTION)`;
+          return connection.send(errorMessage(message.id, [limitExceeded(limit)]));
         }
-        return this.subscribe(connection, message.id, message.payload);
+        const call = new WsCall(connection, message.id, graphQLRequest(message.payload));
+        // Registered before anything runs, so that a `complete` while it is prepared cancels it.
+        connection.operations.set(message.id, call);
+        return this.flow.run(call.request, connection.viewer, call);
       }
       case MessageType.Complete: {
         const operation = connection.operations.get(message.id);
@@ -295,55 +275,55 @@ export class WsTransport {
       return connection.close(TOO_MANY, 'Too many connections for this user (MAX_CONNECTIONS_PER_USER)');
     }
     connection.viewer = viewer;
-    const lifetime = viewer.expiresAt === undefined ? Infinity : viewer.expiresAt - Date.now();
-    if (lifetime < MAX_TIMER_MS) {
-      connection.expiryTimer = setTimeout(() => connection.close(CloseCode.Forbidden, 'Token expired'), lifetime);
-      connection.expiryTimer.unref();
-    }
+    connection.expiryTimer = onCredentialExpiry(viewer, () => connection.close(CloseCode.Forbidden, 'Token expired'));
     connection.send(stringifyMessage({ type: MessageType.ConnectionAck }));
   }
+}
 
-  private async subscribe(connection: Connection, id: string, sent: SubscribePayload): Promise<void> {
-    const payload = operationRequest(sent);
-    const key = cohortKey(
-      scopeOf(connection.viewer as Viewer),
-      payload.query,
-      payload.operationName,
-      payload.variables,
-    );
-    // The common case, another subscriber asked the same: join without parsing anything.
-    const existing = this.options.cohorts.find(key);
-    if (existing) return this.join(connection, id, key, existing.mode, null);
+/**
+ * An operation of a connection from its `subscribe` until it runs: then it has answered (a query
+ * or mutation) or a subscription has taken its place in the connection's operations.
+ */
+class WsCall implements OperationCall, Operation {
+  private canceled = false;
 
-    const pipeline = this.options.pipeline(payload, connection.viewer as Viewer);
-    const prepared = prepareOperation(pipeline, payload);
-    if ('errors' in prepared) {
-      const errors = clientErrors(prepared.errors).map((e) => e.toJSON());
-      return connection.send(stringifyMessage({ id, type: MessageType.Error, payload: errors }));
-    }
-    // Placeholder until the context exists: a `complete` meanwhile cancels the operation.
-    let canceled = false;
-    connection.operations.set(id, { stop: () => (canceled = true) });
-    const args = await executionArgs(pipeline, prepared.document, payload);
-    if (canceled || connection.socket.readyState !== connection.socket.OPEN) return;
+  constructor(
+    private readonly connection: Connection,
+    private readonly id: string,
+    readonly request: GraphQLRequest,
+  ) {}
 
-    if (prepared.type !== 'subscription') {
-      const result = clientResult(await pipeline.execute(args));
-      if (canceled || !connection.operations.has(id)) return;
-      connection.operations.delete(id);
-      connection.send(stringifyMessage({ id, type: MessageType.Next, payload: result }));
-      return connection.send(stringifyMessage({ id, type: MessageType.Complete }));
-    }
-    this.join(connection, id, key, prepared.mode, cohortSource(pipeline, args));
+  /** A `complete`, or the connection's end, while the operation is prepared. */
+  stop(): void {
+    this.canceled = true;
   }
 
-  private join(connection: Connection, id: string, key: string, mode: FanOutMode, source: CohortSource | null): void {
-    const subscription = new WsSubscription(connection, id, this.memberPolicy);
-    connection.operations.set(id, subscription);
-    subscription.cohort = this.options.cohorts.join(key, mode, subscription, () => {
-      if (!source) throw new Error('a cohort to join was expected');
-      return source;
-    });
+  get withdrawn(): boolean {
+    const { socket } = this.connection;
+    return this.canceled || socket.readyState !== socket.OPEN;
+  }
+
+  pipeline(): OperationPipeline {
+    const { connection } = this;
+    return connection.transport.options.pipeline(this.request, connection.viewer as Viewer);
+  }
+
+  refuse(errors: readonly GraphQLError[]): void {
+    this.connection.operations.delete(this.id);
+    this.connection.send(errorMessage(this.id, errors));
+  }
+
+  result(result: ExecutionResult): void {
+    const { connection, id } = this;
+    connection.operations.delete(id);
+    connection.send(stringifyMessage({ id, type: MessageType.Next, payload: result }));
+    connection.send(stringifyMessage({ id, type: MessageType.Complete }));
+  }
+
+  member(policy: MemberPolicy): QueuedMember {
+    const subscription = new WsSubscription(this.connection, this.id, policy);
+    this.connection.operations.set(this.id, subscription);
+    return subscription;
   }
 }
 
@@ -367,10 +347,10 @@ class WsSubscription extends QueuedMember {
   protected finish(errors?: readonly GraphQLError[]): void {
     const { connection, id } = this;
     connection.operations.delete(id);
-    connection.send(
-      errors?.length
-        ? stringifyMessage({ id, type: MessageType.Error, payload: errors.map((e) => e.toJSON()) })
-        : stringifyMessage({ id, type: MessageType.Complete }),
-    );
+    connection.send(errors?.length ? errorMessage(id, errors) : stringifyMessage({ id, type: MessageType.Complete }));
   }
+}
+
+function errorMessage(id: string, errors: readonly GraphQLError[]): string {
+  return stringifyMessage({ id, type: MessageType.Error, payload: errors.map((e) => e.toJSON()) });
 }

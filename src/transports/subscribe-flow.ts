@@ -1,0 +1,91 @@
+import type { ExecutionResult, GraphQLError, OperationTypeNode } from 'graphql';
+import type { Viewer } from '../auth/viewer.js';
+import { clientErrors, clientResult } from '../fanout/client-errors.js';
+import { type CohortSource, cohortKey, type FanOutMode, type SubscriptionCohorts } from '../fanout/cohorts.js';
+import type { MemberPolicy, QueuedMember } from '../fanout/member.js';
+import type { Logger } from '../platform/logger.js';
+import {
+  cohortSource,
+  executionArgs,
+  type GraphQLRequest,
+  type OperationPipeline,
+  prepareOperation,
+  scopeOf,
+} from './operation.js';
+
+/**
+ * One operation as a transport carries it. The flow decides what happens to the operation; the
+ * call only puts the answers on the wire, so both transports behave alike.
+ */
+export interface OperationCall {
+  /** Yoga's pipeline for the operation; asked for only when no open cohort can take it as it is. */
+  pipeline(): OperationPipeline;
+  /** The operation was refused before it ran: it did not parse, validate or name an operation. */
+  refuse(errors: readonly GraphQLError[]): void;
+  /**
+   * Whether this call may run an operation of `type`; when it may not, it has answered the client.
+   * @default every type is accepted
+   */
+  accepts?(type: OperationTypeNode): boolean;
+  /** The client took the operation back while it was being prepared: nothing more runs or is sent. */
+  readonly withdrawn: boolean;
+  /** The one result of a query or mutation. */
+  result(result: ExecutionResult): void;
+  /** The subscriber to add to a cohort, or null when the client may not hold another (it was told). */
+  member(policy: MemberPolicy): QueuedMember | null;
+}
+
+export interface SubscribeFlowOptions {
+  cohorts: SubscriptionCohorts;
+  /** Results one subscription may have queued before it overflows. */
+  subscriberBuffer: number;
+  logger: Logger;
+}
+
+/**
+ * The way from a client's request to a running operation, shared by the WebSocket and SSE
+ * transports. A subscription that an open cohort already serves joins it without anything being
+ * parsed, which is what lets thousands of identical subscriptions cost one parse and one execution.
+ * Anything else is parsed and validated once; a query or mutation runs once and answers the call,
+ * and a subscription starts the cohort that later ones join.
+ */
+export class SubscribeFlow {
+  private readonly cohorts: SubscriptionCohorts;
+  /** One for every member of the transport: members hold a reference, not a copy. */
+  private readonly policy: MemberPolicy;
+
+  constructor(options: SubscribeFlowOptions) {
+    this.cohorts = options.cohorts;
+    this.policy = { limit: options.subscriberBuffer, logger: options.logger };
+  }
+
+  async run(request: GraphQLRequest, viewer: Viewer, call: OperationCall): Promise<void> {
+    const key = cohortKey(scopeOf(viewer), request.query, request.operationName, request.variables);
+    const existing = this.cohorts.find(key);
+    if (existing) return this.join(call, key, existing.mode, null);
+
+    const pipeline = call.pipeline();
+    const prepared = prepareOperation(pipeline, request);
+    if ('errors' in prepared) return call.refuse(clientErrors(prepared.errors));
+    if (call.accepts && !call.accepts(prepared.type)) return;
+    const args = await executionArgs(pipeline, prepared.document, request);
+    if (call.withdrawn) return;
+
+    if (prepared.type !== 'subscription') {
+      const result = clientResult(await pipeline.execute(args));
+      if (call.withdrawn) return;
+      return call.result(result);
+    }
+    this.join(call, key, prepared.mode, cohortSource(pipeline, args));
+  }
+
+  /** `source` is null when joining an open cohort, which needs none. */
+  private join(call: OperationCall, key: string, mode: FanOutMode, source: CohortSource | null): void {
+    const member = call.member(this.policy);
+    if (!member) return;
+    member.cohort = this.cohorts.join(key, mode, member, () => {
+      if (!source) throw new Error('a cohort to join was expected');
+      return source;
+    });
+  }
+}
