@@ -51,7 +51,7 @@ describe.skipIf(!databases.includes('postgresql'))('task engine lock order on po
     const logger = createLogger('warn', { write: (line: string) => logged.push(JSON.parse(line)) });
     const unused = {} as AppService; // neither path below calls the app service
     // Not started: nothing is claimed or timed by the engine itself; the test drives both paths.
-    return new TaskEngine(db, unused, new HistoryService(db, 100, feed, bus), feed, logger, {
+    return new TaskEngine(db, unused, new HistoryService(db, 100, bus), feed, logger, {
       concurrency: 1,
       timeoutMs: 60_000,
       pollIntervalMs: 60_000,

@@ -1,6 +1,8 @@
+import { isPurchased, readAxes } from './payments.js';
+
 /**
- * The frontend-visible payment status (market-domain §4.6, the status-query rules), derived from
- * the five axes. Every read path uses this one function.
+ * The payment status a frontend shows, derived from the five axes by the first rule that matches.
+ * Every read path uses this one function.
  */
 
 export const PAYMENT_STATUSES = [
@@ -20,6 +22,7 @@ export const PAYMENT_STATUSES = [
 ] as const;
 export type PaymentStatus = (typeof PAYMENT_STATUSES)[number];
 
+/** What the status is derived from: columns of a payment row (the axes hold their own values). */
 export interface PaymentAxes {
   paymentNeed: string;
   developerSync: string;
@@ -30,13 +33,15 @@ export interface PaymentAxes {
   vc?: string | null;
 }
 
-export function derivePaymentStatus(p: PaymentAxes): PaymentStatus {
+export function derivePaymentStatus(row: PaymentAxes): PaymentStatus {
+  const p = { ...row, ...readAxes(row, ['paymentNeed', 'developerSync', 'signatureStatus', 'paymentStatus']) };
   if (p.paymentNeed === 'not_required') return 'FREE';
   const sig = p.signatureStatus;
-  if (p.vc && p.developerSync === 'completed') return 'PURCHASED';
+  if (isPurchased(p)) return 'PURCHASED';
   if (p.paymentStatus === 'frontend_completed') return 'WAITING_DEVELOPER_CONFIRMATION';
   if (p.paymentStatus === 'frontend_started') return 'PAYMENT_FRONTEND_STARTED';
   if (p.paymentStatus === 'notification_sent') {
+    // Asked to pay: the signature decides whether paying can go ahead.
     if (sig === 'required_and_signed') return 'PAYMENT_REQUIRED';
     if (p.jws && sig === 'error_need_resign') return 'SIGNATURE_NEED_RESIGN';
     if (p.jws && sig === 'error_no_record') return 'PAYMENT_RETRY_REQUIRED';

@@ -49,9 +49,16 @@ export function createEventBus() {
 
 export type EventBus = ReturnType<typeof createEventBus>;
 
-/** Announces committed changes: call after the transaction that made them. */
+/**
+ * Announces committed changes: call after the transaction that made them. The one way anything
+ * is published; the bus itself is only for subscribing.
+ */
 export class ChangeFeed {
   constructor(private readonly bus: EventBus) {}
+
+  payment({ paymentId, userId, sourceId, appId }: PaymentChanged): void {
+    this.bus.publish('payment:updated', { paymentId, userId, sourceId, appId });
+  }
 
   task({ taskId, userId, sourceId, appName }: TaskChanged): void {
     this.bus.publish('task:updated', { taskId, userId, sourceId, appName });

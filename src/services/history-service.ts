@@ -3,7 +3,8 @@ import { canSee, userScope, type Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
 import { insertHistory, type SqlClient } from '../db/hot-path-sql.js';
 import type { HistoryRow, Prisma } from '../db/models.js';
-import type { ChangeFeed, EventBus } from '../events/change-feed.js';
+import { atOrAfter, atOrBefore, defineFilter, equals, oneOf } from '../domain/filters.js';
+import type { EventBus } from '../events/change-feed.js';
 import { type Connection, type PageArgs, paginateQuery } from './pagination.js';
 
 export interface HistoryFilter {
@@ -14,9 +15,20 @@ export interface HistoryFilter {
   to?: Date | null;
 }
 
+/**
+ * What each HistoryFilter field means, for the SQL and the subscription alike (userId: userScope).
+ * The input-bounds plugin caps the type list's length (MAX_INPUT_LIST_LENGTH); repeats add nothing.
+ */
+export const HISTORY_FILTER = defineFilter<Omit<HistoryFilter, 'userId'>, HistoryRow, Prisma.HistoryRecordWhereInput>({
+  type: oneOf('type'),
+  app: equals('app'),
+  from: atOrAfter('time'),
+  to: atOrBefore('time'),
+});
+
 export const HISTORY_CURSOR = 'history';
 
-/** History types, after the original (market-domain §5). */
+/** History types: the original's task records, plus payment milestones. */
 export type HistoryType =
   | 'ACTION_INSTALL'
   | 'ACTION_UNINSTALL'
@@ -41,30 +53,26 @@ export interface HistoryEntry {
 /** The part of a Prisma client (or transaction) history writes need. */
 type HistoryWriter = Pick<Db, 'historyRecord'>;
 
-/** Reads of the audit history, newest record first. */
+/**
+ * The audit history: writes records and reads them, newest first. It never announces a record:
+ * the caller does, through `ChangeFeed.history`, once the transaction that wrote it committed.
+ */
 export class HistoryService {
   constructor(
     private readonly db: Db,
     private readonly maxPageSize: number,
-    private readonly feed: ChangeFeed,
     private readonly bus: EventBus,
   ) {}
 
   /** New records the viewer may see that match the filter (read for each subscriber). */
   subscribe(viewer: Viewer, filter_: HistoryFilter = {}): AsyncIterable<HistoryRow> {
     const userId = userScope(viewer, filter_.userId);
+    const wanted = HISTORY_FILTER.compile(filter_);
     return pipe(
       this.bus.subscribe('history:added'),
       filter((event) => userId === undefined || event.userId === userId),
       map((event) => this.db.historyRecord.findUnique({ where: { id: event.id } })),
-      filter(
-        (row): row is HistoryRow =>
-          row !== null &&
-          (!filter_.type?.length || filter_.type.includes(row.type)) &&
-          (!filter_.app || row.app === filter_.app) &&
-          (!filter_.from || row.time >= filter_.from) &&
-          (!filter_.to || row.time <= filter_.to),
-      ),
+      filter((row): row is HistoryRow => row !== null && wanted.matches(row)),
     );
   }
 
@@ -72,12 +80,7 @@ export class HistoryService {
     const userId = userScope(viewer, filter.userId);
     const where: Prisma.HistoryRecordWhereInput = {
       ...(userId !== undefined ? { userId } : {}),
-      // The input-bounds plugin caps the list's length (MAX_INPUT_LIST_LENGTH); repeats add nothing.
-      ...(filter.type?.length ? { type: { in: [...new Set(filter.type)] } } : {}),
-      ...(filter.app ? { app: filter.app } : {}),
-      ...(filter.from || filter.to
-        ? { time: { ...(filter.from ? { gte: filter.from } : {}), ...(filter.to ? { lte: filter.to } : {}) } }
-        : {}),
+      ...HISTORY_FILTER.compile(filter).where,
     };
     return paginateQuery(
       HISTORY_CURSOR,
@@ -89,13 +92,12 @@ export class HistoryService {
   }
 
   /**
-   * Appends records. Given a transaction (so the records commit with the transition), it
-   * returns them for the caller to announce after the commit; without one they are announced now.
+   * Appends records, in `tx` when given (so they commit with the change they record), and returns
+   * them for the caller to announce once they committed.
    */
-  async record(entries: HistoryEntry[], tx?: HistoryWriter): Promise<HistoryRow[]> {
+  async record(entries: HistoryEntry[], tx: HistoryWriter = this.db): Promise<HistoryRow[]> {
     const rows: HistoryRow[] = [];
-    for (const data of entries) rows.push(await (tx ?? this.db).historyRecord.create({ data }));
-    if (!tx) this.feed.history(rows);
+    for (const data of entries) rows.push(await tx.historyRecord.create({ data }));
     return rows;
   }
 

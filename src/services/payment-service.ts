@@ -3,6 +3,7 @@ import { canSee, userScope, type Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
 import type { PaymentRow, Prisma } from '../db/models.js';
 import { NotFoundError } from '../domain/errors.js';
+import { defineFilter, derived, equals, oneOf } from '../domain/filters.js';
 import { derivePaymentStatus, type PaymentStatus } from '../domain/payment-status.js';
 import type { EventBus } from '../events/change-feed.js';
 import { type Connection, type PageArgs, paginateArray, paginateQuery } from './pagination.js';
@@ -13,6 +14,19 @@ export interface PaymentFilter {
   appId?: string | null;
   status?: PaymentStatus[] | null;
 }
+
+/** A payment with its derived status, as PaymentFilter's status rule reads it. */
+export type PaymentWithStatus = PaymentRow & { derived: { status: PaymentStatus } };
+
+/**
+ * What each PaymentFilter field means, for the SQL and the subscription alike (userId: userScope).
+ * The status is derived from five columns, so that rule applies in memory, after the SQL ones.
+ */
+export const PAYMENT_FILTER = defineFilter<Omit<PaymentFilter, 'userId'>, PaymentWithStatus, Prisma.PaymentWhereInput>({
+  sourceId: equals('sourceId'),
+  appId: equals('appId'),
+  status: derived(oneOf('status')),
+});
 
 export const PAYMENT_CURSOR = 'payment';
 
@@ -30,19 +44,15 @@ export class PaymentService {
    */
   subscribe(viewer: Viewer, filter_: PaymentFilter = {}): AsyncIterable<PaymentRow> {
     const userId = userScope(viewer, filter_.userId);
-    const statuses = filter_.status?.length ? filter_.status : null;
+    const wanted = PAYMENT_FILTER.compile(filter_);
+    const wantedKey = wanted.only(['sourceId', 'appId']);
     return pipe(
       this.bus.subscribe('payment:updated'),
-      filter(
-        (event) =>
-          (userId === undefined || event.userId === userId) &&
-          (!filter_.sourceId || event.sourceId === filter_.sourceId) &&
-          (!filter_.appId || event.appId === filter_.appId),
-      ),
+      filter((event) => (userId === undefined || event.userId === userId) && wantedKey.matches(event)),
       map((event) => this.db.payment.findUnique({ where: { id: event.paymentId } })),
       filter(
         (payment): payment is PaymentRow =>
-          payment !== null && (!statuses || statuses.includes(this.statusOf(payment))),
+          payment !== null && (!wanted.hasDerived || wanted.matches(this.withStatus(payment))),
       ),
     );
   }
@@ -56,14 +66,15 @@ export class PaymentService {
     return derivePaymentStatus(payment);
   }
 
+  private withStatus(payment: PaymentRow): PaymentWithStatus {
+    return { ...payment, derived: { status: this.statusOf(payment) } };
+  }
+
   async list(viewer: Viewer, filter: PaymentFilter = {}, page: PageArgs = {}): Promise<Connection<PaymentRow>> {
     const userId = userScope(viewer, filter.userId);
-    const where: Prisma.PaymentWhereInput = {
-      ...(userId !== undefined ? { userId } : {}),
-      ...(filter.sourceId ? { sourceId: filter.sourceId } : {}),
-      ...(filter.appId ? { appId: filter.appId } : {}),
-    };
-    if (!filter.status?.length) {
+    const wanted = PAYMENT_FILTER.compile(filter);
+    const where: Prisma.PaymentWhereInput = { ...(userId !== undefined ? { userId } : {}), ...wanted.where };
+    if (!wanted.hasDerived) {
       return paginateQuery(
         PAYMENT_CURSOR,
         page,
@@ -72,14 +83,13 @@ export class PaymentService {
         () => this.db.payment.count({ where }),
       );
     }
-    // The status is derived from five columns, so that filter applies after the SQL ones.
-    const wanted = filter.status;
+    // The status is derived, so its rule applies to the rows the SQL conditions leave.
     const rows = await this.db.payment.findMany({ where });
     return paginateArray(
       PAYMENT_CURSOR,
       page,
       this.maxPageSize,
-      rows.filter((row) => wanted.includes(this.statusOf(row))),
+      rows.filter((row) => wanted.matches(this.withStatus(row))),
     );
   }
 

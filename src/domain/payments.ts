@@ -1,0 +1,217 @@
+/**
+ * The purchase state of a paid app: five independent axes, the values each can take, and which
+ * value each may move to. A payment row stores every axis as a string column; `paymentAxesOf`
+ * reads them as these types.
+ */
+
+/** Whether the buyer has to pay: yes once the developer is known, or why the developer is not. */
+export const PAYMENT_NEEDS = [
+  'not_required',
+  'required',
+  'error_missing_developer',
+  'error_developer_fetch_failed',
+] as const;
+export type PaymentNeed = (typeof PAYMENT_NEEDS)[number];
+
+/**
+ * Where a sync with an outside party stands: the developer service (`developerSync`, asked for
+ * the purchase credential) or the signing wallet, LarePass (`larePassSync`, asked for a signature).
+ */
+export const SYNC_STATES = ['not_started', 'in_progress', 'completed', 'failed'] as const;
+export type SyncState = (typeof SYNC_STATES)[number];
+
+/** Where the buyer's signature of the purchase stands. */
+export const SIGNATURE_STATUSES = [
+  'not_evaluated',
+  'not_required',
+  'required',
+  'required_and_signed',
+  'required_but_pending',
+  'error_no_record',
+  'error_need_resign',
+] as const;
+export type SignatureStatus = (typeof SIGNATURE_STATUSES)[number];
+
+/** How far the buyer's payment went (the `paymentStatus` column, not the status a frontend shows). */
+export const PAYMENT_PROGRESS = [
+  'not_evaluated',
+  'not_notified',
+  'notification_sent',
+  'frontend_started',
+  'frontend_completed',
+  'developer_confirmed',
+] as const;
+export type PaymentProgress = (typeof PAYMENT_PROGRESS)[number];
+
+/** The five axes of a purchase state, named as the payment row's columns. */
+export interface PaymentAxes {
+  paymentNeed: PaymentNeed;
+  developerSync: SyncState;
+  larePassSync: SyncState;
+  signatureStatus: SignatureStatus;
+  paymentStatus: PaymentProgress;
+}
+export type PaymentAxis = keyof PaymentAxes;
+
+/** The values of each axis. */
+export const PAYMENT_AXES: { readonly [Axis in PaymentAxis]: readonly PaymentAxes[Axis][] } = {
+  paymentNeed: PAYMENT_NEEDS,
+  developerSync: SYNC_STATES,
+  larePassSync: SYNC_STATES,
+  signatureStatus: SIGNATURE_STATUSES,
+  paymentStatus: PAYMENT_PROGRESS,
+};
+
+type Moves<T extends string> = { readonly [From in T]: readonly T[] };
+
+/**
+ * Which value each axis may move to from each one (staying put is always allowed). Values never
+ * written (`not_required` for need and signature, `required_but_pending`, `not_notified`, a failed
+ * wallet sync) still list where a row holding one would go.
+ */
+export const PAYMENT_MOVES: { readonly [Axis in PaymentAxis]: Moves<PaymentAxes[Axis]> } = {
+  /**
+   * A known developer makes payment `required`, and that is final. A failed developer lookup is
+   * kept on the state and repeated at the buyer's next request, which may fail the other way.
+   */
+  paymentNeed: {
+    not_required: ['required'],
+    required: [],
+    error_missing_developer: ['required', 'error_developer_fetch_failed'],
+    error_developer_fetch_failed: ['required', 'error_missing_developer'],
+  },
+  /**
+   * A polling round claims the sync (`in_progress`, one round at a time) from any other value and
+   * ends `completed` (the developer answered) or `failed` (exhausted, or unreachable). A single
+   * query, when the wallet already held a signature, ends it the same ways from any value. It is
+   * `not_started` again only when a failed developer lookup is repeated and succeeds.
+   */
+  developerSync: {
+    not_started: ['in_progress', 'completed', 'failed'],
+    in_progress: ['completed', 'failed'],
+    completed: ['in_progress', 'failed'],
+    failed: ['not_started', 'in_progress', 'completed'],
+  },
+  /**
+   * The wallet is asked (`in_progress`) for an existing signature or to sign; its answer completes
+   * the sync. A new sign request (the buyer clicks Buy, or restores) asks it again.
+   */
+  larePassSync: {
+    not_started: ['in_progress', 'completed'],
+    in_progress: ['completed'],
+    completed: ['in_progress'],
+    failed: ['in_progress', 'completed'],
+  },
+  /**
+   * The wallet's answer or a sign request moves any signature to `required` (none yet, or the old
+   * one dropped) or `required_and_signed`. Only the developer's answer to a signature moves it to
+   * `error_no_record` (no payment seen) or `error_need_resign` (the signature is refused); that
+   * answer may arrive after the buyer was asked to sign again, so it applies over `required` too.
+   */
+  signatureStatus: {
+    not_evaluated: ['required', 'required_and_signed'],
+    not_required: ['required', 'required_and_signed'],
+    required: ['required_and_signed', 'error_no_record', 'error_need_resign'],
+    required_and_signed: ['required', 'error_no_record', 'error_need_resign'],
+    required_but_pending: ['required', 'required_and_signed'],
+    error_no_record: ['required', 'required_and_signed', 'error_need_resign'],
+    error_need_resign: ['required', 'required_and_signed', 'error_no_record'],
+  },
+  /**
+   * The buyer is asked to pay (`notification_sent`) once, when signed (a restore asks before
+   * signing, so the signature leads straight to the developer). The frontend then reports that it
+   * started paying and the transaction it sent; the developer's credential confirms the payment
+   * from any of these, and a confirmed payment is final.
+   */
+  paymentStatus: {
+    not_evaluated: ['notification_sent', 'frontend_started', 'frontend_completed', 'developer_confirmed'],
+    not_notified: ['notification_sent', 'frontend_started', 'frontend_completed', 'developer_confirmed'],
+    notification_sent: ['frontend_started', 'frontend_completed', 'developer_confirmed'],
+    frontend_started: ['frontend_completed', 'developer_confirmed'],
+    frontend_completed: ['frontend_started', 'developer_confirmed'],
+    developer_confirmed: [],
+  },
+};
+
+/** Whether an axis may move from `from` to `to`. */
+export function canMoveTo<Axis extends PaymentAxis>(
+  axis: Axis,
+  from: PaymentAxes[Axis],
+  to: PaymentAxes[Axis],
+): boolean {
+  return from === to || (PAYMENT_MOVES[axis][from] as readonly string[]).includes(to);
+}
+
+/** The moves from `before` to `after` that the rules above do not allow, as `axis: from → to`. */
+export function movesOutsideRules(before: PaymentAxes, after: PaymentAxes): string[] {
+  return (Object.keys(PAYMENT_AXES) as PaymentAxis[])
+    .filter((axis) => !canMoveTo(axis, before[axis], after[axis]))
+    .map((axis) => `${axis}: ${before[axis]} → ${after[axis]}`);
+}
+
+/** `axes` of a row, read as the domain types; the database holds no other values. */
+export function readAxes<Axis extends PaymentAxis>(
+  row: { readonly [A in Axis]: string },
+  axes: readonly Axis[],
+): Pick<PaymentAxes, Axis> {
+  for (const axis of axes) {
+    if (!(PAYMENT_AXES[axis] as readonly string[]).includes(row[axis])) {
+      throw new Error(`unknown ${axis} ${row[axis]}`);
+    }
+  }
+  return row as Pick<PaymentAxes, Axis>;
+}
+
+/** A row with its five axis columns read as the domain types. */
+export function paymentAxesOf<Row extends { readonly [Axis in PaymentAxis]: string }>(
+  row: Row,
+): Omit<Row, PaymentAxis> & PaymentAxes {
+  readAxes(row, Object.keys(PAYMENT_AXES) as PaymentAxis[]);
+  return row as Omit<Row, PaymentAxis> & PaymentAxes;
+}
+
+// ── rules the purchase flow decides by ─────────────────────────────────────────────────────────
+
+/** Bought: the developer's credential is held and the sync that fetched it completed. */
+export function isPurchased(p: { vc?: string | null; developerSync: SyncState }): boolean {
+  return Boolean(p.vc) && p.developerSync === 'completed';
+}
+
+/** The developer could not be looked up when the state was created: it is looked up again. */
+export function developerLookupFailed(need: PaymentNeed): boolean {
+  return need === 'error_missing_developer' || need === 'error_developer_fetch_failed';
+}
+
+/** The buyer has not been asked to pay yet: that request goes out once the purchase is signed. */
+export function awaitsPaymentRequest(progress: PaymentProgress): boolean {
+  return progress === 'not_evaluated' || progress === 'not_notified';
+}
+
+/** The buyer paid, or started to: the developer can be asked for the credential. */
+export function isPaying(progress: PaymentProgress): boolean {
+  return progress === 'frontend_started' || progress === 'frontend_completed';
+}
+
+/**
+ * Asking the wallet for an existing signature is pointless once a signature was asked for, or
+ * once the developer answered the one there was.
+ */
+export function signatureBlocksWalletSync(signature: SignatureStatus): boolean {
+  return (
+    signature === 'required' ||
+    signature === 'required_but_pending' ||
+    signature === 'error_need_resign' ||
+    signature === 'error_no_record'
+  );
+}
+
+/** The wallet is asked for an existing signature while this sync has not been answered. */
+export function awaitsWalletAnswer(sync: SyncState): boolean {
+  return sync === 'not_started' || sync === 'in_progress';
+}
+
+/**
+ * The developer sync values a polling round may start from: never over a running round, and over
+ * a completed one only when the buyer acted (paid, or restores), which forces a new round.
+ */
+export const POLL_STARTS_FROM: readonly SyncState[] = ['not_started', 'failed'];

@@ -1,0 +1,161 @@
+import { type DeveloperService, DeveloperServiceError, type GrantResult } from '../adapters/developer-service/port.js';
+import type { Db } from '../db/client.js';
+import { POLL_STARTS_FROM, paymentAxesOf, type SyncState } from '../domain/payments.js';
+import type { Logger } from '../platform/logger.js';
+import type { Payment, PaymentTransitions } from './payment-transitions.js';
+
+/** The developer sync of a payment whose polling round is running. */
+const POLLING: SyncState = 'in_progress';
+
+export interface PollingOptions {
+  attempts: number;
+  intervalMs: number;
+}
+
+/**
+ * Asks the developer service for the purchase credential: once, when the wallet turned out to
+ * hold a signature already, or in polling rounds (a number of attempts, an interval apart) once
+ * the buyer paid. A round survives a restart: the row counts its attempts, and a round whose
+ * poller died is resumed by whichever instance claims it first.
+ */
+export class CredentialPolling {
+  /** Payment ids with a polling round running in this process (the database guards across instances). */
+  private readonly pollers = new Map<number, NodeJS.Timeout | null>();
+  private stopped = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly developers: DeveloperService,
+    private readonly transitions: PaymentTransitions,
+    private readonly logger: Logger,
+    private readonly options: PollingOptions,
+  ) {}
+
+  /**
+   * A polling round whose payment row has not moved for this long lost its poller (the process
+   * died): a live poller touches the row at every attempt.
+   */
+  private get staleAfterMs(): number {
+    return Math.max(3 * this.options.intervalMs, 2000);
+  }
+
+  /** How often to look for polling rounds to resume. */
+  get resumeIntervalMs(): number {
+    return this.staleAfterMs;
+  }
+
+  /**
+   * Resumes polling rounds whose poller died (a previous process, or another instance that is
+   * gone), from the attempt they reached. Runs at start and periodically; a conditional update
+   * claims each round, so two instances never resume the same one.
+   */
+  async resume(): Promise<void> {
+    const staleBefore = new Date(Date.now() - this.staleAfterMs);
+    const orphans = await this.db.payment.findMany({
+      where: { developerSync: POLLING, vc: null, updatedAt: { lt: staleBefore } },
+    });
+    for (const payment of orphans) {
+      if (this.pollers.has(payment.id)) continue;
+      const { count } = await this.db.payment.updateMany({
+        where: { id: payment.id, developerSync: POLLING, updatedAt: payment.updatedAt },
+        data: { pollAttempts: payment.pollAttempts }, // touches updatedAt: this instance owns it now
+      });
+      if (count === 0) continue;
+      this.logger.info({ paymentId: payment.id, attempts: payment.pollAttempts }, 'resuming credential polling');
+      this.schedule(payment.id, 0);
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const timer of this.pollers.values()) if (timer) clearTimeout(timer);
+    this.pollers.clear();
+  }
+
+  /**
+   * Starts a polling round unless one is running: the claim is a conditional update of
+   * `developerSync` to in_progress, so two requests (or instances) never poll the same payment.
+   * `force` (the buyer paid, or restores) starts one over a completed sync too.
+   * Resolves with the payment as the claim left it; the queries run in the background.
+   */
+  async start(payment: Payment, options: { force?: boolean } = {}): Promise<Payment> {
+    const { count } = await this.db.payment.updateMany({
+      where: {
+        id: payment.id,
+        vc: null,
+        developerSync: options.force ? { not: POLLING } : { in: [...POLL_STARTS_FROM] },
+      },
+      data: { developerSync: POLLING, pollAttempts: 0 },
+    });
+    const current = await this.transitions.read(payment.id);
+    if (count === 0) return current;
+    this.transitions.announce(current);
+    this.schedule(payment.id, 0);
+    return current;
+  }
+
+  /** One credential query, right after the wallet confirmed it holds a signature. */
+  async queryOnce(payment: Payment): Promise<Payment> {
+    try {
+      const result = await this.developers.activateAndGrant({
+        developerName: payment.developerName ?? '',
+        productId: payment.productId,
+        jws: payment.jws ?? '',
+      });
+      if (result.outcome === 'granted') return this.transitions.granted(payment, result.vc);
+      if (result.outcome === 'need_resign') return this.transitions.needResign(payment);
+      return this.transitions.noRecord(payment);
+    } catch (error) {
+      if (!(error instanceof DeveloperServiceError)) throw error;
+      return this.transitions.commit(payment, { developerSync: 'failed' });
+    }
+  }
+
+  private schedule(paymentId: number, delayMs: number): void {
+    if (this.stopped || (this.pollers.has(paymentId) && delayMs === 0 && this.pollers.get(paymentId) !== null)) return;
+    const timer = setTimeout(() => {
+      this.pollers.set(paymentId, null);
+      void this.pollOnce(paymentId)
+        .catch((error) => this.logger.error({ err: error, paymentId }, 'credential polling failed'))
+        .finally(() => {
+          if (this.pollers.get(paymentId) === null) this.pollers.delete(paymentId);
+        });
+    }, delayMs);
+    timer.unref();
+    this.pollers.set(paymentId, timer);
+  }
+
+  /** One attempt of a round: ends it on an answer that settles the purchase, or on the last attempt. */
+  private async pollOnce(paymentId: number): Promise<void> {
+    const row = await this.db.payment.findUnique({ where: { id: paymentId } });
+    if (row?.developerSync !== POLLING) return;
+    const payment = paymentAxesOf(row);
+    if (payment.vc || !payment.jws) {
+      await this.transitions.commit(payment, { developerSync: payment.vc ? 'completed' : 'failed' });
+      return;
+    }
+    const attempt = payment.pollAttempts + 1;
+    const last = attempt >= this.options.attempts;
+    let result: GrantResult | null = null;
+    try {
+      result = await this.developers.activateAndGrant({
+        developerName: payment.developerName ?? '',
+        productId: payment.productId,
+        jws: payment.jws,
+      });
+    } catch (error) {
+      this.logger.warn({ paymentId, attempt, err: (error as Error).message }, 'credential query failed');
+    }
+    if (result?.outcome === 'granted') return void (await this.transitions.granted(payment, result.vc));
+    if (result?.outcome === 'need_resign') return void (await this.transitions.needResign(payment));
+    if (last) {
+      // Exhausted: "no record" answers mean the developer never saw the payment; errors mean we
+      // could not ask.
+      if (result?.outcome === 'no_record') await this.transitions.noRecord(payment);
+      else await this.transitions.commit(payment, { developerSync: 'failed', pollAttempts: attempt });
+      return;
+    }
+    await this.db.payment.update({ where: { id: paymentId }, data: { pollAttempts: attempt } });
+    this.schedule(paymentId, this.options.intervalMs);
+  }
+}

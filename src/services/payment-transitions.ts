@@ -1,0 +1,243 @@
+import type { Db } from '../db/client.js';
+import { DbNull, type PaymentRow, type Prisma } from '../db/models.js';
+import { derivePaymentStatus, type PaymentStatus } from '../domain/payment-status.js';
+import { movesOutsideRules, type PaymentAxes, type PaymentAxis, paymentAxesOf } from '../domain/payments.js';
+import type { ChangeFeed } from '../events/change-feed.js';
+import type { Logger } from '../platform/logger.js';
+import type { HistoryService } from './history-service.js';
+
+/** A payment row with its five axes typed. */
+export type Payment = Omit<PaymentRow, PaymentAxis> & PaymentAxes;
+
+/** A change of a payment row; the axes take only their own values. */
+export type Patch = Omit<Prisma.PaymentUpdateInput, PaymentAxis> & Partial<PaymentAxes>;
+
+/** A push to the buyer's frontend or signing wallet; it is recorded with the change, never dropped. */
+export interface Push {
+  channel: 'frontend' | 'larepass';
+  topic: 'payment_state_update' | 'market_payment' | 'fetch_payment_signature' | 'save_payment_vc';
+  status?: PushedStatus;
+  payload: Prisma.InputJsonValue;
+}
+
+/** The status pushed to the frontend: the visible status, spelled as the frontend expects it. */
+type PushedStatus = Lowercase<PaymentStatus>;
+
+/**
+ * Writes the changes of payment states: each in one transaction with its pushes and, when the
+ * visible status moves, a history record; then announced through the change feed. The named
+ * transitions are the ones both the buyer's requests and the credential polling make.
+ */
+export class PaymentTransitions {
+  constructor(
+    private readonly db: Db,
+    private readonly history: HistoryService,
+    private readonly feed: ChangeFeed,
+    private readonly logger: Logger,
+  ) {}
+
+  /** The payment as it is now (it exists: payments are never deleted). */
+  async read(id: number): Promise<Payment> {
+    return paymentAxesOf((await this.db.payment.findUnique({ where: { id } })) as PaymentRow);
+  }
+
+  /**
+   * Writes a change with its pushes and history in one transaction, then announces it.
+   *
+   * Whether the visible status moved is decided against the row as it is inside the transaction,
+   * not against `payment` (read earlier, perhaps before a concurrent request of the same buyer
+   * committed the very same move: twenty concurrent Buy clicks recorded twenty milestones). The
+   * row is locked first, so no other commit changes it between that read and the update: on
+   * PostgreSQL by a no-op UPDATE (the Prisma API has no `SELECT … FOR UPDATE`; one SQL text for
+   * both providers); SQLite runs one write transaction at a time anyway.
+   */
+  async commit(payment: Payment, patch: Patch, pushes: Push[] = []): Promise<Payment> {
+    const { before, updated, records } = await this.db.$transaction(async (tx) => {
+      await tx.$executeRaw`UPDATE "Payment" SET "pollAttempts" = "pollAttempts" WHERE "id" = ${payment.id}`;
+      const locked = await tx.payment.findUnique({ where: { id: payment.id } });
+      const current = locked ? paymentAxesOf(locked) : payment;
+      const row = paymentAxesOf(await tx.payment.update({ where: { id: payment.id }, data: patch }));
+      if (pushes.length) {
+        await tx.paymentNotification.createMany({
+          data: pushes.map((push) => ({
+            paymentId: row.id,
+            userId: row.userId,
+            channel: push.channel,
+            topic: push.topic,
+            status: push.status ?? null,
+            payload: push.payload,
+          })),
+        });
+      }
+      return { before: current, updated: row, records: await this.recordMilestone(tx, current, row) };
+    });
+    const moves = movesOutsideRules(before, updated);
+    if (moves.length) this.logger.warn({ paymentId: updated.id, moves }, 'payment state moved outside its rules');
+    this.feed.history(records);
+    this.announce(updated);
+    return updated;
+  }
+
+  /**
+   * Creates a purchase state; a concurrent request of the same buyer that created it first wins,
+   * and its state is returned.
+   */
+  async create(data: Omit<Prisma.PaymentUncheckedCreateInput, PaymentAxis> & PaymentAxes): Promise<Payment> {
+    try {
+      const payment = paymentAxesOf(await this.db.payment.create({ data }));
+      this.feed.history(await this.recordMilestone(this.db, null, payment));
+      this.announce(payment);
+      return payment;
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'P2002') throw error;
+      const existing = await this.db.payment.findUnique({
+        where: { userId_appId_productId: { userId: data.userId, appId: data.appId, productId: data.productId } },
+      });
+      return paymentAxesOf(existing as PaymentRow);
+    }
+  }
+
+  /** Announces a change written without `commit` (a claim of the polling round). */
+  announce(payment: Payment): void {
+    this.feed.payment({
+      paymentId: payment.id,
+      userId: payment.userId,
+      sourceId: payment.sourceId,
+      appId: payment.appId,
+    });
+  }
+
+  /** The developer granted the credential: bought. */
+  granted(payment: Payment, vc: string): Promise<Payment> {
+    return this.commit(
+      payment,
+      { vc, developerSync: 'completed', paymentStatus: 'developer_confirmed', frontendData: DbNull },
+      [frontendPush(payment, 'purchased'), credentialPush(payment)],
+    );
+  }
+
+  /** The developer has no record of the payment: pay again if asked to pay already, else restore. */
+  noRecord(payment: Payment): Promise<Payment> {
+    const status = payment.paymentStatus === 'notification_sent' ? 'payment_retry_required' : 'signature_no_record';
+    return this.commit(payment, { developerSync: 'completed', signatureStatus: 'error_no_record' }, [
+      frontendPush(payment, status),
+    ]);
+  }
+
+  /** The developer refused the signature: the buyer must sign again. */
+  needResign(payment: Payment): Promise<Payment> {
+    return this.commit(payment, { developerSync: 'completed', signatureStatus: 'error_need_resign' }, [
+      frontendPush(payment, 'signature_need_resign'),
+    ]);
+  }
+
+  /** Asks the wallet to sign, dropping the refused signature first when `resign`. */
+  requestSignature(payment: Payment, resign: boolean): Promise<Payment> {
+    const signBody = {
+      product_id: payment.productId,
+      application_verifiable_credential: {
+        productId: payment.productId,
+        ...(payment.txHash ? { txHash: payment.txHash } : {}),
+      },
+      product_credential_manifest: `manifest:${payment.developerName}:${payment.productId}`,
+    };
+    return this.commit(
+      payment,
+      {
+        signatureStatus: 'required',
+        larePassSync: 'in_progress',
+        signBody,
+        ...(resign ? { jws: null } : {}),
+      },
+      [
+        { channel: 'larepass', topic: 'market_payment', payload: { sign_body: signBody, is_resign: resign } },
+        frontendPush(payment, 'signature_required'),
+      ],
+    );
+  }
+
+  /** Asks the wallet whether it already holds a signature for the product. */
+  askWalletForSignature(payment: Payment): Promise<Payment> {
+    return this.commit(payment, { larePassSync: 'in_progress' }, [
+      { channel: 'larepass', topic: 'fetch_payment_signature', payload: { product_id: payment.productId } },
+    ]);
+  }
+
+  /** Asks the frontend to pay, with what it needs to. */
+  requestPayment(payment: Payment, patch: Patch = {}): Promise<Payment> {
+    return this.commit(payment, { ...patch, paymentStatus: 'notification_sent' }, [paymentRequired(payment)]);
+  }
+
+  /** Pushes the credential to the wallet again. */
+  resendCredential(payment: Payment): Promise<Payment> {
+    return this.commit(payment, {}, [credentialPush(payment)]);
+  }
+
+  /** The frontend paid: it waits for the developer's confirmation. */
+  paid(payment: Payment, txHash: string): Promise<Payment> {
+    return this.commit(payment, { paymentStatus: 'frontend_completed', txHash }, [
+      frontendPush(payment, 'waiting_developer_confirmation'),
+    ]);
+  }
+
+  /** A history record whenever the visible status changes (never with a secret). */
+  private async recordMilestone(tx: Pick<Db, 'historyRecord'>, before: Payment | null, after: Payment) {
+    const status = derivePaymentStatus(after);
+    if (before && derivePaymentStatus(before) === status) return [];
+    return this.history.record(
+      [
+        {
+          type: 'PAYMENT',
+          message: `payment of ${after.appName}: ${status.toLowerCase().replaceAll('_', ' ')}`,
+          app: after.appName,
+          userId: after.userId,
+          time: new Date(),
+          extended: { paymentId: after.id, productId: after.productId, status },
+        },
+      ],
+      tx,
+    );
+  }
+}
+
+/** The credential for the wallet to keep; recorded without the credential itself. */
+function credentialPush(payment: Payment): Push {
+  return {
+    channel: 'larepass',
+    topic: 'save_payment_vc',
+    payload: {
+      product_id: payment.productId,
+      app_id: payment.appId,
+      app_name: payment.appName,
+      developer_name: payment.developerName,
+      tx_hash: payment.txHash,
+      user_id: payment.userId,
+      vc: '[redacted]',
+    },
+  };
+}
+
+function paymentRequired(payment: Payment): Push {
+  return {
+    ...frontendPush(payment, 'payment_required'),
+    payload: {
+      app_id: payment.appId,
+      app_name: payment.appName,
+      source_id: payment.sourceId,
+      status: 'payment_required',
+      payment_data: {
+        to: (payment.developer as { did?: string } | null)?.did ?? null,
+        product: [{ product_id: payment.productId }],
+      },
+    },
+  };
+}
+
+function frontendPush(payment: Payment, status: PushedStatus): Push {
+  return {
+    channel: 'frontend',
+    topic: 'payment_state_update',
+    status,
+    payload: { app_id: payment.appId, app_name: payment.appName, source_id: payment.sourceId, status },
+  };
+}
