@@ -26,7 +26,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createPrismaClient, type Db, prepareDatabase } from '../src/db/client.js';
 import { migrateDatabase } from '../src/db/migrate.js';
-import { newTaskId } from '../src/services/operation-service.js';
+import { newTaskId } from '../src/domain/tasks.js';
 import {
   BENCH_SOURCE,
   BENCH_VERSION,

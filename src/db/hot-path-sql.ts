@@ -1,3 +1,5 @@
+import type { AppKey } from '../domain/app-key.js';
+import type { TerminalStatus } from '../domain/tasks.js';
 import { join, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
 import type { Db } from './client.js';
 import type { AppRow, CatalogAppRow, HistoryRow, Prisma, TaskRow } from './models.js';
@@ -28,8 +30,6 @@ import type { AppRow, CatalogAppRow, HistoryRow, Prisma, TaskRow } from './model
 /** A client or an interactive transaction: all these statements need. */
 export type SqlClient = Pick<Db, '$queryRaw' | '$executeRaw'>;
 
-type AppKey = Pick<AppRow, 'userId' | 'sourceId' | 'appName'>;
-
 /** JSON as Prisma stores a Json column; `undefined` is SQL NULL. */
 function json(value: unknown): string | null {
   return value === undefined ? null : JSON.stringify(value);
@@ -47,15 +47,14 @@ export function isUniqueViolation(error: unknown): boolean {
   );
 }
 
-export interface NewTask {
+/** A task row as it is inserted, PENDING (see insertTask). */
+export interface NewTask extends AppKey {
   taskId: string;
   type: string;
-  userId: string;
-  sourceId: string;
-  appName: string;
   version: string | null;
   metadata: unknown;
   idempotencyKey: string | null;
+  /** `appKeyString` of the task's app: the one-active-task-per-app slot it takes. */
   activeKey: string;
   retryOfTaskId: string | null;
   createdAt: Date;
@@ -234,7 +233,7 @@ export function raiseProgress(
 }
 
 export interface TaskEnd {
-  status: 'COMPLETED' | 'FAILED' | 'CANCELED';
+  status: TerminalStatus;
   now: Date;
   /** Kept as they are when undefined. */
   progress?: number;
@@ -243,8 +242,9 @@ export interface TaskEnd {
 }
 
 /**
- * Ends a task that is still PENDING or RUNNING (once: the status condition) and frees its app's
- * active-task slot; returns the ended row, or null when it had already ended.
+ * Ends a task that is still PENDING or RUNNING (once: the status condition; the statuses
+ * TASK_TRANSITIONS lets a task end from) and frees its app's active-task slot; returns the ended
+ * row, or null when it had already ended.
  */
 export async function endTask(db: SqlClient, taskId: string, end: TaskEnd): Promise<TaskRow | null> {
   const rows = await db.$queryRaw<TaskRow[]>`

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /**
  * What a user asks the app service to do, in the words the task engine, the services and the app
  * service adapters share.
@@ -61,4 +63,26 @@ export function readMetadata(raw: unknown): TaskMetadata {
 
 export function isOperationType(type: string): type is OperationType {
   return type === 'INSTALL' || type === 'UPGRADE' || type === 'UNINSTALL' || type === 'CLONE';
+}
+
+/**
+ * The clone's name: raw name + first 6 hex of a SHA-256 over the request (as the original), so
+ * the same clone request names the same app and different titles or envs name different ones.
+ */
+export function cloneName(raw: {
+  sourceId: string;
+  appName: string;
+  title: string;
+  envs: EnvVar[];
+  entrances: { name: string; title: string }[];
+}): { name: string; requestHash: string } {
+  const canonical = JSON.stringify({
+    source: raw.sourceId,
+    app_name: raw.appName,
+    title: raw.title,
+    envs: [...raw.envs].sort((a, b) => a.name.localeCompare(b.name)),
+    entrances: [...raw.entrances].sort((a, b) => a.name.localeCompare(b.name)),
+  });
+  const requestHash = createHash('sha256').update(canonical).digest('hex');
+  return { name: `${raw.appName}${requestHash.slice(0, 6)}`, requestHash };
 }

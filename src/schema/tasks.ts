@@ -1,3 +1,4 @@
+import { taskStatusOf, taskTypeOf } from '../domain/tasks.js';
 import { eventOrMissed } from '../fanout/cohorts.js';
 import { builder } from './builder.js';
 import { connectionType } from './connections.js';
@@ -10,11 +11,11 @@ builder.node(TaskRef, {
   loadOne: (taskId, ctx) => ctx.services.tasks.get(ctx.viewer, String(taskId)),
   fields: (t) => ({
     taskId: t.exposeString('taskId', { description: "The task's own id, also accepted by `task(taskId:)`." }),
-    type: t.field({ type: TaskTypeEnum, description: 'What the task does.', resolve: (task) => task.type as never }),
+    type: t.field({ type: TaskTypeEnum, description: 'What the task does.', resolve: (task) => taskTypeOf(task.type) }),
     status: t.field({
       type: TaskStatusEnum,
       description: 'Where the task is in its lifecycle.',
-      resolve: (task) => task.status as never,
+      resolve: (task) => taskStatusOf(task.status),
     }),
     progress: t.exposeInt('progress', {
       description: "Progress 0–100 from the app service's state events; 100 once completed.",

@@ -1,4 +1,3 @@
-import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { canSee, type Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
@@ -6,10 +5,10 @@ import { findAppState, insertTask, isUniqueViolation, upsertAppStateForTask } fr
 import type { AppRow, CatalogAppRow, TaskRow } from '../db/models.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import { ConflictError, InvalidStateError, NotFoundError, ValidationError } from '../domain/errors.js';
-import { type EnvVar, readMetadata, type TaskMetadata } from '../domain/operations.js';
+import { cloneName, type OperationType, readMetadata, type TaskMetadata } from '../domain/operations.js';
 import { parseInput } from '../domain/parse-input.js';
 import { derivePaymentStatus } from '../domain/payment-status.js';
-import type { TaskType } from '../domain/tasks.js';
+import { newTaskId, type TaskType } from '../domain/tasks.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import type { CatalogService } from './catalog-service.js';
 import type { HistoryService } from './history-service.js';
@@ -66,40 +65,9 @@ export type InstallInput = z.input<typeof installInput>;
 export type UninstallInput = z.input<typeof uninstallInput>;
 export type CloneInput = z.input<typeof cloneInput>;
 
-/** `YYYYMMDDhhmmss-` + 10 random base-36 characters: sortable by eye, unguessable. */
-export function newTaskId(now: Date): string {
-  const stamp = now.toISOString().replace(/[-:T]/g, '').slice(0, 14);
-  const random = BigInt(`0x${randomBytes(8).toString('hex')}`)
-    .toString(36)
-    .padStart(10, '0')
-    .slice(-10);
-  return `${stamp}-${random}`;
-}
-
-/**
- * The clone's name: raw name + first 6 hex of a SHA-256 over the request (as the original), so
- * the same clone request names the same app and different titles or envs name different ones.
- */
-export function cloneName(raw: {
-  sourceId: string;
-  appName: string;
-  title: string;
-  envs: EnvVar[];
-  entrances: { name: string; title: string }[];
-}): { name: string; requestHash: string } {
-  const canonical = JSON.stringify({
-    source: raw.sourceId,
-    app_name: raw.appName,
-    title: raw.title,
-    envs: [...raw.envs].sort((a, b) => a.name.localeCompare(b.name)),
-    entrances: [...raw.entrances].sort((a, b) => a.name.localeCompare(b.name)),
-  });
-  const requestHash = createHash('sha256').update(canonical).digest('hex');
-  return { name: `${raw.appName}${requestHash.slice(0, 6)}`, requestHash };
-}
-
-interface NewTask {
-  type: Exclude<TaskType, 'CANCEL'>;
+/** A validated request, as the task (and app-state row) it becomes. */
+interface TaskRequest {
+  type: OperationType;
   key: AppKey;
   version: string | null;
   metadata: TaskMetadata;
@@ -142,7 +110,7 @@ export class OperationService {
     const existing = await this.replay(viewer, input.idempotencyKey, 'INSTALL', key);
     if (existing) return existing;
     const app = await this.catalogueVersion(input.sourceId, input.appName, input.version);
-    const row = await this.appRow(key);
+    const row = await findAppState(this.db, key);
     if (row?.installedVersion && !row.state.toLowerCase().includes('failed')) {
       throw new InvalidStateError(
         `${input.appName} is already installed (version ${row.installedVersion}); use upgradeApp to change its version`,
@@ -215,7 +183,7 @@ export class OperationService {
     const existing = await this.replay(viewer, input.idempotencyKey, 'CLONE', key);
     if (existing) return existing;
     const original = await this.installedRow({ ...key, appName: input.appName }, 'clone');
-    const cloneRow = await this.appRow(key);
+    const cloneRow = await findAppState(this.db, key);
     if (cloneRow?.installedVersion) {
       throw new InvalidStateError(`A clone of ${input.appName} with these settings already exists (${name})`);
     }
@@ -247,7 +215,7 @@ export class OperationService {
       throw new InvalidStateError(`Task ${taskId} is already ${current.status} and cannot be canceled`);
     }
     await this.engine.requestCancel(current);
-    await this.history.record([
+    const records = await this.history.record([
       {
         type: 'ACTION_CANCEL',
         message: `cancel ${current.type.toLowerCase()} ${current.appName} requested`,
@@ -257,6 +225,7 @@ export class OperationService {
         extended: { taskId, requestedBy: viewer.userId },
       },
     ]);
+    this.feed.history(records);
     return (await this.db.task.findUnique({ where: { taskId } })) as TaskRow;
   }
 
@@ -334,12 +303,8 @@ export class OperationService {
     return app;
   }
 
-  private appRow(key: AppKey): Promise<AppRow | null> {
-    return findAppState(this.db, key);
-  }
-
   private async installedRow(key: AppKey, operation: string): Promise<AppRow & { installedVersion: string }> {
-    const row = await this.appRow(key);
+    const row = await findAppState(this.db, key);
     if (!row?.installedVersion) {
       throw new InvalidStateError(`${key.appName} is not installed from ${key.sourceId}, so it cannot ${operation}`);
     }
@@ -357,69 +322,73 @@ export class OperationService {
     }
   }
 
-  private async create(request: NewTask): Promise<TaskRow> {
-    const now = new Date();
+  private async create(request: TaskRequest): Promise<TaskRow> {
     try {
-      const taskId = newTaskId(now);
-      // One batch transaction (three statements, no interactive round trips): the task, its app's
-      // state row and the history record commit together or not at all. Raw SQL
-      // (db/hot-path-sql.ts): every install runs these.
-      const [[task], , records] = await this.db.$transaction([
-        insertTask(this.db, {
-          taskId,
-          type: request.type,
-          ...request.key,
-          version: request.version,
-          metadata: request.metadata,
-          idempotencyKey: request.idempotencyKey,
-          activeKey: appKeyString(request.key),
-          retryOfTaskId: request.retryOfTaskId ?? null,
-          createdAt: now,
-        }),
-        upsertAppStateForTask(this.db, {
-          ...request.key,
-          opType: request.type.toLowerCase(),
-          targetVersion: request.version,
-          cfgType: request.app.cfgType,
-          title: request.app.title,
-          rawAppName: request.app.rawAppName ?? null,
-          now,
-        }),
-        this.history.recordOne({
-          type: `ACTION_${request.type === 'CLONE' ? 'INSTALL' : request.type}`,
-          message: `${request.type.toLowerCase()} ${request.key.appName}`,
-          app: request.key.appName,
-          userId: request.key.userId,
-          time: now,
-          extended: {
-            taskId,
-            taskType: request.type,
-            status: 'PENDING',
-            version: request.version,
-            retryOf: request.retryOfTaskId ?? null,
-          },
-        }),
-      ]);
-      if (!task) throw new Error(`task ${taskId} was not written`);
-      this.feed.task(task);
-      this.feed.app(request.key);
-      this.feed.history(records);
-      this.engine.notify();
-      return task;
+      return await this.insert(request, new Date());
     } catch (error) {
       if (!isUniqueViolation(error)) throw error;
-      // Lost a race: the same idempotent request, or another active task for this app.
-      const replayed = await this.replay(
-        { userId: request.key.userId, isAdmin: false },
-        request.idempotencyKey,
-        request.type,
-        request.key,
-      );
-      if (replayed) return replayed;
-      const active = await this.db.task.findUnique({ where: { activeKey: appKeyString(request.key) } });
-      throw new ConflictError(
-        `${request.key.appName} already has an active task${active ? ` (${active.taskId}, ${active.type} ${active.status})` : ''}; wait for it or cancel it`,
-      );
+      return this.lostRace(request);
     }
+  }
+
+  /** Writes the accepted request, then announces it and tells the engine. */
+  private async insert(request: TaskRequest, now: Date): Promise<TaskRow> {
+    const taskId = newTaskId(now);
+    // One batch transaction (three statements, no interactive round trips): the task, its app's
+    // state row and the history record commit together or not at all. Raw SQL
+    // (db/hot-path-sql.ts): every install runs these.
+    const [[task], , records] = await this.db.$transaction([
+      insertTask(this.db, {
+        taskId,
+        type: request.type,
+        ...request.key,
+        version: request.version,
+        metadata: request.metadata,
+        idempotencyKey: request.idempotencyKey,
+        activeKey: appKeyString(request.key),
+        retryOfTaskId: request.retryOfTaskId ?? null,
+        createdAt: now,
+      }),
+      upsertAppStateForTask(this.db, {
+        ...request.key,
+        opType: request.type.toLowerCase(),
+        targetVersion: request.version,
+        cfgType: request.app.cfgType,
+        title: request.app.title,
+        rawAppName: request.app.rawAppName ?? null,
+        now,
+      }),
+      this.history.recordOne({
+        type: `ACTION_${request.type === 'CLONE' ? 'INSTALL' : request.type}`,
+        message: `${request.type.toLowerCase()} ${request.key.appName}`,
+        app: request.key.appName,
+        userId: request.key.userId,
+        time: now,
+        extended: {
+          taskId,
+          taskType: request.type,
+          status: 'PENDING',
+          version: request.version,
+          retryOf: request.retryOfTaskId ?? null,
+        },
+      }),
+    ]);
+    if (!task) throw new Error(`task ${taskId} was not written`);
+    this.feed.task(task);
+    this.feed.app(request.key);
+    this.feed.history(records);
+    this.engine.notify();
+    return task;
+  }
+
+  /** A unique index refused the task: the same idempotent request won, or another active task for this app. */
+  private async lostRace(request: TaskRequest): Promise<TaskRow> {
+    const owner = { userId: request.key.userId, isAdmin: false };
+    const replayed = await this.replay(owner, request.idempotencyKey, request.type, request.key);
+    if (replayed) return replayed;
+    const active = await this.db.task.findUnique({ where: { activeKey: appKeyString(request.key) } });
+    throw new ConflictError(
+      `${request.key.appName} already has an active task${active ? ` (${active.taskId}, ${active.type} ${active.status})` : ''}; wait for it or cancel it`,
+    );
   }
 }

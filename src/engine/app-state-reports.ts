@@ -1,0 +1,73 @@
+import type { AppStateEvent } from '../adapters/app-service/port.js';
+import { applyReportedState, isUniqueViolation, raiseProgress } from '../db/hot-path-sql.js';
+import type { TaskRow } from '../db/models.js';
+import { appKeyString } from '../domain/app-key.js';
+import type { EngineContext } from './engine-context.js';
+import { concerns, endDetails, outcomeOf, progressOf, reportedState } from './report-rules.js';
+import { finishTask } from './task-end.js';
+
+/** Takes one app-service state report (see TaskEngine.onAppState); false when the database could not. */
+export async function receiveReport(ctx: EngineContext, event: AppStateEvent): Promise<boolean> {
+  const supervised = ctx.tracked.supervised(appKeyString(event));
+  try {
+    await applyReport(ctx, event, supervised);
+    return true;
+  } catch (error) {
+    ctx.logger.error(
+      { err: error, app: event.appName, userId: event.userId, state: event.state },
+      'could not apply an app-service state event',
+    );
+    const outcome = supervised && concerns(supervised, event) ? outcomeOf(supervised.type, event.state) : null;
+    if (supervised && outcome) {
+      const details = endDetails(supervised, event, outcome);
+      ctx.owe({ kind: 'end', task: supervised, status: outcome, details, report: event }, error);
+    }
+    return false;
+  }
+}
+
+/** Applies a report to the app's state row and its task (see receiveReport); throws when the database fails. */
+async function applyReport(ctx: EngineContext, event: AppStateEvent, supervised: TaskRow | undefined): Promise<void> {
+  const { db, feed } = ctx;
+  const task = supervised ?? (await db.task.findUnique({ where: { activeKey: appKeyString(event) } }));
+  const concerned = task !== null && concerns(task, event);
+  const outcome = concerned ? outcomeOf(task.type, event.state) : null;
+  const progress = concerned ? progressOf(event.state, event.progress) : null;
+  if (task && concerned && !outcome && progress !== null && progress > task.progress) {
+    // The common case, one commit: the task's progress, then the app's state (LOCK ORDER on
+    // TaskEngine). Progress is monotonic (a late or repeated report never moves it back).
+    const now = new Date();
+    const [, applied] = await db.$transaction([
+      raiseProgress(db, task.taskId, progress, now),
+      applyReportedState(db, reportedState(event), now),
+    ]);
+    task.progress = progress;
+    if (applied > 0 || (await createStateRow(ctx, event))) feed.app(event);
+    feed.task(task);
+    return;
+  }
+  const applied = await applyToStateRow(ctx, event);
+  if (applied) feed.app(event);
+  if (!applied || !task || !outcome) return;
+  await finishTask(ctx, task.taskId, outcome, endDetails(task, event, outcome));
+}
+
+/** Writes the event into the app's state row unless the row already has a newer one. */
+export async function applyToStateRow(ctx: EngineContext, event: AppStateEvent): Promise<boolean> {
+  const count = await applyReportedState(ctx.db, reportedState(event), new Date());
+  return count > 0 || createStateRow(ctx, event);
+}
+
+/** An app we had no row for (installed outside the market, or reconciled): create it. */
+async function createStateRow({ db }: EngineContext, event: AppStateEvent): Promise<boolean> {
+  const where = { userId: event.userId, sourceId: event.sourceId, appName: event.appName };
+  if (await db.appState.findFirst({ where })) return false; // we hold a newer state
+  if (event.state.toLowerCase() === 'uninstalled') return false; // nothing to remove
+  try {
+    await db.appState.create({ data: reportedState(event) });
+    return true;
+  } catch (error) {
+    if (isUniqueViolation(error)) return false; // created concurrently by a newer event
+    throw error;
+  }
+}

@@ -1,0 +1,107 @@
+import { AppServiceError } from '../adapters/app-service/port.js';
+import type { Db } from '../db/client.js';
+import { markDispatched, setAppOperation, setTaskOpId } from '../db/hot-path-sql.js';
+import type { Prisma, TaskRow } from '../db/models.js';
+import { isOperationType, type OperationRequest, readMetadata } from '../domain/operations.js';
+import type { EndDetails, EngineContext } from './engine-context.js';
+import { endOwnTask } from './task-end.js';
+
+/**
+ * Runs one claimed task: arms its timeout, records that it is sent, and sends it to the app
+ * service. From then on the app service's state reports move it on (see app-state-reports.ts).
+ */
+export async function execute(ctx: EngineContext, task: TaskRow): Promise<void> {
+  if (!isOperationType(task.type)) {
+    return endOwnTask(ctx, task, 'FAILED', { error: `task type ${task.type} cannot be executed` });
+  }
+  const { timeoutMs } = ctx.options;
+  ctx.tracked.setTimeout(
+    task.taskId,
+    setTimeout(() => {
+      void endOwnTask(ctx, task, 'FAILED', {
+        error: `timed out: the app service did not finish within ${timeoutMs} ms (TASK_TIMEOUT_MS)`,
+      });
+    }, timeoutMs),
+  );
+  let operation: OperationRequest;
+  try {
+    operation = await operationOf(ctx.db, task);
+    // Recorded before sending: from here on, a crash must not send it a second time. A task
+    // that is no longer ours to run (canceled meanwhile) is not sent at all.
+    if (!(await markDispatched(ctx.db, task.taskId, ctx.instanceId, new Date()))) {
+      return ctx.tracked.forget(task.taskId);
+    }
+  } catch (error) {
+    return ctx.owe({ kind: 'requeue', task }, error); // the database failed before anything was sent
+  }
+  let opId: string | null;
+  try {
+    ({ opId } = await ctx.appService.start(operation));
+  } catch (error) {
+    return endOwnTask(ctx, task, 'FAILED', startFailure(ctx, task, error));
+  }
+  if (opId) await recordOpId(ctx, task, opId);
+}
+
+/** Why a task failed when the app service did not accept it. */
+function startFailure(ctx: EngineContext, task: TaskRow, error: unknown): EndDetails {
+  if (!(error instanceof AppServiceError)) {
+    ctx.logger.error({ err: error, taskId: task.taskId }, 'task execution failed unexpectedly');
+    return { error: 'internal error while sending the operation to the app service' };
+  }
+  return {
+    error: error.message,
+    result: {
+      backend_response: {
+        code: error.details.code ?? error.details.status ?? null,
+        message: error.message,
+        data: (error.details.data ?? null) as Prisma.InputJsonValue,
+      },
+    },
+  };
+}
+
+/**
+ * The op id on the task's row and its app's, while the task still runs (the first events may
+ * already have ended it). The task first, then its app's state row (see LOCK ORDER on
+ * TaskEngine). Events are matched against the op id in memory, so a failed write only loses the
+ * copy on the rows.
+ */
+async function recordOpId(ctx: EngineContext, task: TaskRow, opId: string): Promise<void> {
+  const { db } = ctx;
+  task.opId = opId;
+  const now = new Date();
+  try {
+    await db.$transaction([
+      setTaskOpId(db, task.taskId, opId, now),
+      setAppOperation(db, task, opId, task.type.toLowerCase(), now),
+    ]);
+    ctx.feed.task(task);
+  } catch (error) {
+    ctx.logger.warn({ err: error, taskId: task.taskId, opId }, 'could not record the op id of a task');
+  }
+}
+
+/** The request sent to the app service; a paid app gets the buyer's credential as an env. */
+async function operationOf(db: Db, task: TaskRow): Promise<OperationRequest> {
+  const metadata = readMetadata(task.metadata);
+  const envs = [...metadata.envs];
+  if (metadata.paid && metadata.appId && (task.type === 'INSTALL' || task.type === 'CLONE')) {
+    const payment = await db.payment.findFirst({
+      where: { userId: task.userId, appId: metadata.appId, vc: { not: null } },
+      orderBy: { id: 'desc' },
+    });
+    if (payment?.vc) envs.push({ name: 'VERIFIABLE_CREDENTIAL', value: payment.vc });
+  }
+  return {
+    type: task.type as OperationRequest['type'],
+    userId: task.userId,
+    sourceId: task.sourceId,
+    appName: task.appName,
+    version: task.version,
+    cfgType: metadata.cfgType,
+    envs,
+    ...(metadata.clone ? { clone: metadata.clone } : {}),
+    ...(metadata.uninstall ? { uninstall: metadata.uninstall } : {}),
+  };
+}

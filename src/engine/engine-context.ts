@@ -1,0 +1,90 @@
+import type { AppService, AppStateEvent } from '../adapters/app-service/port.js';
+import type { Db } from '../db/client.js';
+import type { Prisma, TaskRow } from '../db/models.js';
+import type { TerminalStatus } from '../domain/tasks.js';
+import type { ChangeFeed } from '../events/change-feed.js';
+import type { Logger } from '../platform/logger.js';
+import type { HistoryService } from '../services/history-service.js';
+
+export interface TaskEngineOptions {
+  concurrency: number;
+  timeoutMs: number;
+  /** How often to look for pending tasks nobody told us about (e.g. created by another instance). */
+  pollIntervalMs: number;
+  /** A RUNNING task whose worker has not renewed its heartbeat for this long is taken over. */
+  leaseMs: number;
+}
+
+/** What an ended task keeps besides its status: why it failed, and the app service's answer. */
+export type EndDetails = { error?: string; result?: Prisma.InputJsonValue };
+
+/**
+ * A write about one of this instance's tasks that the database could not take: its end (with the
+ * report that ended it, if one did), or its release back to PENDING when it was never sent. The
+ * task no longer holds a worker; the repair loop retries the write until it lands.
+ */
+export type Owed =
+  | { kind: 'end'; task: TaskRow; status: TerminalStatus; details: EndDetails; report?: AppStateEvent }
+  | { kind: 'requeue'; task: TaskRow };
+
+/** The tasks this instance answers for: those its workers run, and those owed a write. */
+export class TrackedTasks {
+  /** Tasks this instance's workers run, by task id (also answers state events without a query). */
+  readonly inFlight = new Map<string, TaskRow>();
+  /** Writes the database could not take yet, by task id (see Owed); the repair loop retries them. */
+  readonly owed = new Map<string, Owed>();
+  private readonly timeouts = new Map<string, NodeJS.Timeout>();
+
+  /** Whether this instance still answers for the task (running here, or owed a write). */
+  has(taskId: string): boolean {
+    return this.inFlight.has(taskId) || this.owed.has(taskId);
+  }
+
+  /** The ids of every task this instance answers for. */
+  ids(): string[] {
+    return [...this.inFlight.keys(), ...this.owed.keys()];
+  }
+
+  /** The running task of an app among this instance's own, if it runs here. */
+  supervised(activeKey: string): TaskRow | undefined {
+    for (const task of this.inFlight.values()) if (task.activeKey === activeKey) return task;
+    return undefined;
+  }
+
+  /** Arms the timer that fails a task taking too long. */
+  setTimeout(taskId: string, timer: NodeJS.Timeout): void {
+    this.timeouts.set(taskId, timer);
+  }
+
+  clearTimeouts(): void {
+    for (const timer of this.timeouts.values()) clearTimeout(timer);
+    this.timeouts.clear();
+  }
+
+  /** Stops answering for a task (it ended, or is no longer this worker's). */
+  forget(taskId: string): void {
+    clearTimeout(this.timeouts.get(taskId));
+    this.timeouts.delete(taskId);
+    this.inFlight.delete(taskId);
+    this.owed.delete(taskId);
+  }
+}
+
+/** What the parts of the task engine share: its dependencies, its tasks, and the moves any part may make. */
+export interface EngineContext {
+  readonly db: Db;
+  readonly appService: AppService;
+  readonly history: HistoryService;
+  readonly feed: ChangeFeed;
+  readonly logger: Logger;
+  readonly options: TaskEngineOptions;
+  /** Identifies this process's workers on the rows they claim. */
+  readonly instanceId: string;
+  readonly tracked: TrackedTasks;
+  /** True before start and after stop: nothing new is claimed or scheduled. */
+  stopped(): boolean;
+  /** Something may be pending, or a worker is free: claim now. */
+  notify(): void;
+  /** The task gives up its worker now; the repair loop writes what it is owed (see Owed). */
+  owe(owed: Owed, error: unknown): void;
+}

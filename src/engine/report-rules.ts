@@ -1,0 +1,68 @@
+// What the app service's state reports mean for a task: pure rules, no database.
+
+import type { AppStateEvent } from '../adapters/app-service/port.js';
+import type { ReportedState } from '../db/hot-path-sql.js';
+import type { TaskRow } from '../db/models.js';
+import type { TerminalStatus } from '../domain/tasks.js';
+
+/** Progress (0–100) a task has reached when the app service reports a state. */
+export function progressOf(state: string, progressText: string | null | undefined): number | null {
+  const s = state.toLowerCase();
+  if (s === 'pending') return 5;
+  if (s === 'downloading') {
+    const percent = Math.min(100, Math.max(0, Number(progressText) || 0));
+    return Math.round(10 + percent / 2); // 10..60
+  }
+  if (s === 'installing' || s === 'upgrading' || s === 'uninstalling') return 70;
+  if (s === 'initializing') return 85;
+  return null;
+}
+
+/** What a reported state means for the task of the matching type, if it ends it. */
+export function outcomeOf(taskType: string, state: string): TerminalStatus | null {
+  const s = state.toLowerCase();
+  if (s.includes('failed')) return 'FAILED';
+  if (s.endsWith('canceled') || s.endsWith('cancelled')) return 'CANCELED';
+  if (taskType === 'UNINSTALL') return s === 'uninstalled' ? 'COMPLETED' : null;
+  return s === 'running' ? 'COMPLETED' : null;
+}
+
+/** Whether a report is about this running task: not about another operation, nor from before it started. */
+export function concerns(task: TaskRow, event: AppStateEvent): boolean {
+  return (
+    task.status === 'RUNNING' &&
+    !(event.opId && task.opId && event.opId !== task.opId) &&
+    !(task.startedAt && event.createTime < task.startedAt)
+  );
+}
+
+/** What an ending report says about the task: the app service's reason for a failure or cancel. */
+export function endDetails(task: TaskRow, event: AppStateEvent, outcome: TerminalStatus): { error?: string } {
+  const reason = [event.reason, event.message]
+    .filter(Boolean)
+    .filter((v, i, all) => all.indexOf(v) === i)
+    .join(': ');
+  if (outcome === 'FAILED') {
+    return {
+      error: `${task.type.toLowerCase()} of ${task.appName} failed on the app service (${event.state})${reason ? `: ${reason}` : ''}`,
+    };
+  }
+  return outcome === 'CANCELED' && reason ? { error: reason } : {};
+}
+
+/** An event as the app's state row stores it. */
+export function reportedState(event: AppStateEvent): ReportedState {
+  return {
+    userId: event.userId,
+    sourceId: event.sourceId,
+    appName: event.appName,
+    state: event.state,
+    progress: event.progress ?? null,
+    reason: event.reason ?? null,
+    message: event.message ?? null,
+    eventTime: event.createTime,
+    opId: event.opId ?? null,
+    opType: event.opType ?? null,
+    rawAppName: event.rawAppName ?? null,
+  };
+}

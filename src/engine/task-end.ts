@@ -1,0 +1,132 @@
+import { endTask, setInstalledVersion } from '../db/hot-path-sql.js';
+import type { HistoryRow, Prisma, TaskRow } from '../db/models.js';
+import type { TerminalStatus } from '../domain/tasks.js';
+import type { HistoryEntry, HistoryService } from '../services/history-service.js';
+import type { EndDetails, EngineContext } from './engine-context.js';
+
+const HISTORY_ON_END: Record<TerminalStatus, (type: string) => HistoryEntry['type']> = {
+  COMPLETED: (type) => (type === 'UNINSTALL' ? 'system' : 'SYSTEM_INSTALL_SUCCEED'),
+  FAILED: (type) => (type === 'UNINSTALL' ? 'system' : 'SYSTEM_INSTALL_FAILED'),
+  CANCELED: () => 'ACTION_CANCEL',
+};
+
+/** A history record about a task, with the task's columns as its extended data. */
+export function historyEntry(task: TaskRow, type: HistoryEntry['type'], message: string): HistoryEntry {
+  return {
+    type,
+    message,
+    app: task.appName,
+    userId: task.userId,
+    time: new Date(),
+    extended: {
+      taskId: task.taskId,
+      taskType: task.type,
+      status: task.status,
+      version: task.version,
+      error: task.error,
+    },
+  };
+}
+
+/**
+ * Ends a RUNNING task (once: a conditional update), and in the same transaction its app's row
+ * and the history record. Completed installs record the installed version; a completed
+ * uninstall removes the app's row. False when the task had already ended.
+ */
+export async function finishTask(
+  ctx: EngineContext,
+  taskId: string,
+  status: TerminalStatus,
+  details: EndDetails = {},
+): Promise<boolean> {
+  const now = new Date();
+  const ended = await ctx.db.$transaction((tx) => writeEnd(ctx.history, tx, taskId, status, details, now));
+  // Only once that committed: should it fail, the caller still answers for the task (see endOwnTask).
+  ctx.tracked.forget(taskId);
+  if (ended) {
+    ctx.feed.task(ended.task);
+    ctx.feed.app(ended.task);
+    ctx.feed.history(ended.records);
+    ctx.logger.info({ taskId, status, app: ended.task.appName, userId: ended.task.userId }, 'task ended');
+  }
+  ctx.notify(); // a worker is free
+  return ended !== null;
+}
+
+/** Ends a task of this instance; if the database cannot take the end now, the task is owed it. */
+export async function endOwnTask(
+  ctx: EngineContext,
+  task: TaskRow,
+  status: TerminalStatus,
+  details: EndDetails,
+): Promise<void> {
+  try {
+    await finishTask(ctx, task.taskId, status, details);
+  } catch (error) {
+    ctx.owe({ kind: 'end', task, status, details }, error);
+  }
+}
+
+/** The end's writes, in one transaction: the task, its app's row, the history record. */
+async function writeEnd(
+  history: HistoryService,
+  tx: Prisma.TransactionClient,
+  taskId: string,
+  status: TerminalStatus,
+  details: EndDetails,
+  now: Date,
+): Promise<{ task: TaskRow; records: HistoryRow[] } | null> {
+  const task = await endTask(tx, taskId, {
+    status,
+    now,
+    ...(status === 'COMPLETED' ? { progress: 100 } : {}),
+    ...(details.error ? { error: details.error.slice(0, 2000) } : {}),
+    ...(details.result ? { result: details.result } : {}),
+  });
+  if (!task) return null;
+  await updateAppOnEnd(tx, task, status, now, details.error);
+  const records = await history.recordOne(
+    historyEntry(
+      task,
+      HISTORY_ON_END[status](task.type),
+      `${task.type.toLowerCase()} ${task.appName} ${status === 'COMPLETED' ? 'completed' : status.toLowerCase()}`,
+    ),
+    tx,
+  );
+  return { task, records };
+}
+
+async function updateAppOnEnd(
+  tx: Prisma.TransactionClient,
+  task: TaskRow,
+  status: TerminalStatus,
+  now: Date,
+  error: string | undefined,
+) {
+  const key = { userId: task.userId, sourceId: task.sourceId, appName: task.appName };
+  if (status === 'COMPLETED' && task.type !== 'UNINSTALL') {
+    // The common end, without reading the row first.
+    if (task.version) await setInstalledVersion(tx, key, task.version, now);
+    return;
+  }
+  const row = await tx.appState.findUnique({ where: { userId_sourceId_appName: key } });
+  if (!row) return;
+  const where = { id: row.id };
+  if (status === 'COMPLETED') {
+    await tx.appState.delete({ where }); // a completed uninstall
+    return;
+  }
+  const neverInstalled = !row.installedVersion;
+  if (status === 'CANCELED' && neverInstalled && task.type !== 'UNINSTALL') {
+    await tx.appState.delete({ where }); // a canceled first install leaves nothing behind
+    return;
+  }
+  if (status === 'FAILED' && !row.state.toLowerCase().includes('failed')) {
+    // The app service never reported the failure (it refused the operation, or timed out):
+    // show it on the app too, with the reason.
+    await tx.appState.update({
+      where,
+      data: { state: `${task.type.toLowerCase()}Failed`, reason: (error ?? 'failed').slice(0, 200) },
+    });
+  }
+}
