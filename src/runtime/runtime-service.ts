@@ -1,17 +1,15 @@
 import { Repeater } from 'graphql-yoga';
+import type { ChartRepoCollection, ChartRepoStatus } from '../adapters/chart-repo/port.js';
 import { userScope, type Viewer } from '../auth/viewer.js';
 import {
-  appMatches,
-  type ChartRepoState,
-  type ChartRepoView,
   type ComponentStatus,
   type RuntimeEvent,
   type RuntimeSummary,
   type Snapshot,
   type SnapshotFilter,
+  SnapshotScope,
   type StateStore,
   sameChartRepo,
-  taskMatches,
 } from './state-store.js';
 
 export type RuntimeEventView = RuntimeEvent & { summary: RuntimeSummary };
@@ -38,9 +36,9 @@ export class RuntimeService {
   ) {}
 
   /** A non-admin's view is always their own apps and tasks (naming another user is refused). */
-  private scoped(viewer: Viewer, filter: SnapshotFilter = {}): SnapshotFilter {
+  private scoped(viewer: Viewer, filter: SnapshotFilter = {}): SnapshotScope {
     const userId = userScope(viewer, filter.userId);
-    return { ...filter, userId: userId ?? null };
+    return new SnapshotScope({ ...filter, userId: userId ?? null });
   }
 
   snapshot(viewer: Viewer, filter?: SnapshotFilter): Snapshot {
@@ -51,7 +49,7 @@ export class RuntimeService {
     return this.store.allComponents().map((component) => this.scopedComponent(viewer, component));
   }
 
-  chartRepo(viewer: Viewer): ChartRepoView | null {
+  chartRepo(viewer: Viewer): ChartRepoStatus | null {
     return chartRepoFor(viewer, this.store.chartRepoState());
   }
 
@@ -91,10 +89,10 @@ export class RuntimeService {
     return event;
   }
 
-  private visible(viewer: Viewer, event: RuntimeEvent, filter: SnapshotFilter): boolean {
-    if (event.app) return appMatches(event.app, filter);
-    if (event.appKey) return appMatches(event.appKey, filter);
-    if (event.task) return taskMatches(event.task, filter);
+  private visible(viewer: Viewer, event: RuntimeEvent, scope: SnapshotScope): boolean {
+    if (event.app) return scope.apps.matches(event.app);
+    if (event.appKey) return scope.appKeys.matches(event.appKey);
+    if (event.task) return scope.tasks.matches(event.task);
     // A change of the chart repo reaches a non-admin only when their own part of it changed.
     if (event.chartRepoChange && !viewer.isAdmin) {
       const { before, after } = event.chartRepoChange;
@@ -184,7 +182,7 @@ export class RuntimeService {
  * built from the calls made on their behalf. A user with none (no apps) sees an empty status that
  * only tells whether the chart repo could be reached, without naming whose calls failed.
  */
-export function chartRepoFor(viewer: Viewer, state: ChartRepoState | null): ChartRepoView | null {
+export function chartRepoFor(viewer: Viewer, state: ChartRepoCollection | null): ChartRepoStatus | null {
   if (!state || viewer.isAdmin) return state?.all ?? null;
   const own = state.byUser.get(viewer.userId);
   if (own) return own;

@@ -1,3 +1,4 @@
+import type { ChartRepo } from '../adapters/chart-repo/port.js';
 import type { Db } from '../db/client.js';
 import { findAppStates, findTasks } from '../db/hot-path-sql.js';
 import type { AppRow, TaskRow } from '../db/models.js';
@@ -6,7 +7,7 @@ import { deriveStage } from '../domain/app-stage.js';
 import type { EventBus } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
 import type { JobStatus } from '../platform/periodic-job.js';
-import type { ChartRepoView, ComponentState, ComponentStatus, RuntimeApp, StateStore } from './state-store.js';
+import type { ComponentState, ComponentStatus, RuntimeApp, StateStore } from './state-store.js';
 
 /** How many finished tasks the store loads at start (it keeps the most recent ones). */
 const RECENT_FINISHED_AT_START = 100;
@@ -18,13 +19,6 @@ const READ_BATCH = 200;
 export interface PollSource {
   name: string;
   collect(): Promise<Omit<ComponentStatus, 'lastCheck'>[]>;
-}
-
-export interface ChartRepoProbe {
-  /** The status over every (user, source) call, and each user's own over their calls. */
-  collectByUser(
-    pairs: { userId: string; sourceId: string }[],
-  ): Promise<{ all: ChartRepoView; byUser: ReadonlyMap<string, ChartRepoView> }>;
 }
 
 export interface CollectorOptions {
@@ -88,7 +82,7 @@ export class StateCollector {
     private readonly store: StateStore,
     private readonly bus: EventBus,
     private readonly sources: PollSource[],
-    private readonly chartRepo: ChartRepoProbe | null,
+    private readonly chartRepo: ChartRepo | null,
     private readonly logger: Logger,
     private readonly options: CollectorOptions,
   ) {}

@@ -1,10 +1,12 @@
+import type { ChartRepoCollection, ChartRepoStatus } from '../adapters/chart-repo/port.js';
 import type { AppRow, TaskRow } from '../db/models.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import { APP_STAGES, type AppStage, type Health, type StageAndHealth } from '../domain/app-stage.js';
+import { type CompiledFilter, defineFilter, derived, equals, oneOf } from '../domain/filters.js';
 import type { TaskStatus, TaskType } from '../domain/tasks.js';
 
 /**
- * The runtime state held in memory (market-domain §2): apps with their derived stage, tasks
+ * The runtime state held in memory: apps with their derived stage, tasks
  * (active plus the most recent finished), components and chart-repo status. Every change gets
  * the next sequence number and goes into a bounded buffer, so a client that reconnects with the
  * last sequence it saw can be sent exactly what it missed — or told to resync.
@@ -19,25 +21,6 @@ export interface ComponentStatus {
   message: string | null;
   lastCheck: Date;
   metrics: Record<string, unknown>;
-}
-
-export interface ChartRepoView {
-  reachable: boolean;
-  lastError: string | null;
-  lastUpdate: Date | null;
-  system: unknown;
-  apps: unknown;
-  images: unknown;
-  tasks: unknown;
-}
-
-/**
- * The chart repo as collected: the status over every (user, source) call, and each user's own over
- * the calls made on their behalf (who may see which is RuntimeService's rule).
- */
-export interface ChartRepoState {
-  all: ChartRepoView;
-  byUser: ReadonlyMap<string, ChartRepoView>;
 }
 
 /** An app as the runtime sees it: its state row with the stage derived when it last changed. */
@@ -62,9 +45,9 @@ export interface RuntimeEvent {
   task?: TaskRow;
   component?: ComponentStatus;
   /** The status over every call (CHART_REPO_CHANGED); a user is shown their own from `chartRepoChange`. */
-  chartRepo?: ChartRepoView;
+  chartRepo?: ChartRepoStatus;
   /** The chart repo before and after the change, per user too (CHART_REPO_CHANGED). */
-  chartRepoChange?: { before: ChartRepoState | null; after: ChartRepoState };
+  chartRepoChange?: { before: ChartRepoCollection | null; after: ChartRepoCollection };
 }
 
 export interface SnapshotFilter {
@@ -98,34 +81,53 @@ export interface Snapshot {
   apps: RuntimeApp[];
   tasks: TaskRow[];
   components: ComponentStatus[];
-  chartRepo: ChartRepoView | null;
+  chartRepo: ChartRepoStatus | null;
 }
 
 const ACTIVE: readonly string[] = ['PENDING', 'RUNNING'];
 
-export function appMatches(app: RuntimeApp | AppKey, filter: SnapshotFilter): boolean {
-  if (filter.userId && app.userId !== filter.userId) return false;
-  if (filter.sourceId && app.sourceId !== filter.sourceId) return false;
-  if (filter.appName && app.appName !== filter.appName) return false;
-  if ('derived' in app) {
-    if (filter.stage?.length && !filter.stage.includes(app.derived.stage)) return false;
-    if (filter.health && app.derived.health !== filter.health) return false;
+/** What SnapshotFilter means for apps (the task fields do not concern them). */
+const RUNTIME_APP_FILTER = defineFilter<Omit<SnapshotFilter, 'taskStatus' | 'taskType'>, RuntimeApp>({
+  userId: equals('userId'),
+  sourceId: equals('sourceId'),
+  appName: equals('appName'),
+  stage: derived(oneOf('stage')),
+  health: derived(equals('health')),
+});
+
+/**
+ * What SnapshotFilter means for tasks: user, source, app, status and type (unlike the original,
+ * source too); stage and health are the apps'.
+ */
+const RUNTIME_TASK_FILTER = defineFilter<Omit<SnapshotFilter, 'stage' | 'health'>, TaskRow>({
+  userId: equals('userId'),
+  sourceId: equals('sourceId'),
+  appName: equals('appName'),
+  taskStatus: oneOf('status'),
+  taskType: oneOf('type'),
+});
+
+/**
+ * A SnapshotFilter compiled once (per request or subscription) for matching the store's apps and
+ * tasks: every event and every summary runs it over all of them.
+ */
+export class SnapshotScope {
+  readonly apps: CompiledFilter<RuntimeApp>;
+  /** For the key of a removed app: the conditions on the key alone. */
+  readonly appKeys: CompiledFilter<AppKey>;
+  readonly tasks: CompiledFilter<TaskRow>;
+
+  constructor(filter: SnapshotFilter = {}) {
+    this.apps = RUNTIME_APP_FILTER.compile(filter);
+    this.appKeys = this.apps.only(['userId', 'sourceId', 'appName']);
+    this.tasks = RUNTIME_TASK_FILTER.compile(filter);
   }
-  return true;
 }
 
-/** Tasks are filtered by user, source, app, status and type (unlike the original, source too). */
-export function taskMatches(task: TaskRow, filter: SnapshotFilter): boolean {
-  if (filter.userId && task.userId !== filter.userId) return false;
-  if (filter.sourceId && task.sourceId !== filter.sourceId) return false;
-  if (filter.appName && task.appName !== filter.appName) return false;
-  if (filter.taskStatus?.length && !filter.taskStatus.includes(task.status as TaskStatus)) return false;
-  if (filter.taskType?.length && !filter.taskType.includes(task.type as TaskType)) return false;
-  return true;
-}
+const EVERYTHING = new SnapshotScope();
 
 /** Whether two chart repo statuses say the same (lastUpdate moves every collect; alone it is no change). */
-export function sameChartRepo(a: ChartRepoView | null, b: ChartRepoView | null): boolean {
+export function sameChartRepo(a: ChartRepoStatus | null, b: ChartRepoStatus | null): boolean {
   if (a === null || b === null) return a === b;
   return JSON.stringify({ ...a, lastUpdate: null }) === JSON.stringify({ ...b, lastUpdate: null });
 }
@@ -134,7 +136,7 @@ export class StateStore {
   private readonly apps = new Map<string, RuntimeApp>();
   private readonly tasks = new Map<string, TaskRow>();
   private readonly components = new Map<string, ComponentStatus>();
-  private chartRepo: ChartRepoState | null = null;
+  private chartRepo: ChartRepoCollection | null = null;
   private sequence: number;
   /** The last `bufferSize` events, oldest first. */
   private readonly buffer: RuntimeEvent[] = [];
@@ -188,9 +190,9 @@ export class StateStore {
   }
 
   /** A new chart repo status, with each user's own; an event when any of them says something new. */
-  setChartRepo(status: ChartRepoView, byUser: ReadonlyMap<string, ChartRepoView> = new Map()): void {
+  setChartRepo(status: ChartRepoStatus, byUser: ReadonlyMap<string, ChartRepoStatus> = new Map()): void {
     const before = this.chartRepo;
-    const after: ChartRepoState = { all: status, byUser };
+    const after: ChartRepoCollection = { all: status, byUser };
     this.chartRepo = after;
     const changed =
       !sameChartRepo(before?.all ?? null, status) ||
@@ -218,12 +220,12 @@ export class StateStore {
   }
 
   /** The chart repo status over every call; null before the first collection (or when disabled). */
-  chartRepoStatus(): ChartRepoView | null {
+  chartRepoStatus(): ChartRepoStatus | null {
     return this.chartRepo?.all ?? null;
   }
 
   /** The chart repo status with each user's own; null before the first collection (or when disabled). */
-  chartRepoState(): ChartRepoState | null {
+  chartRepoState(): ChartRepoCollection | null {
     return this.chartRepo;
   }
 
@@ -239,9 +241,9 @@ export class StateStore {
     return this.buffer.filter((event) => event.sequence > since);
   }
 
-  snapshot(filter: SnapshotFilter = {}): Snapshot {
-    const apps = [...this.apps.values()].filter((app) => appMatches(app, filter));
-    const tasks = [...this.tasks.values()].filter((task) => taskMatches(task, filter)).sort((a, b) => b.id - a.id);
+  snapshot(scope: SnapshotScope = EVERYTHING): Snapshot {
+    const apps = [...this.apps.values()].filter((app) => scope.apps.matches(app));
+    const tasks = [...this.tasks.values()].filter((task) => scope.tasks.matches(task)).sort((a, b) => b.id - a.id);
     const components = this.allComponents();
     return {
       sequence: this.sequence,
@@ -255,9 +257,9 @@ export class StateStore {
   }
 
   /** The summary over the filtered content, without copying it. */
-  summary(filter: SnapshotFilter = {}): RuntimeSummary {
-    const apps = [...this.apps.values()].filter((app) => appMatches(app, filter));
-    const tasks = [...this.tasks.values()].filter((task) => taskMatches(task, filter));
+  summary(scope: SnapshotScope = EVERYTHING): RuntimeSummary {
+    const apps = [...this.apps.values()].filter((app) => scope.apps.matches(app));
+    const tasks = [...this.tasks.values()].filter((task) => scope.tasks.matches(task));
     return this.summarize(apps, tasks, [...this.components.values()]);
   }
 

@@ -1,13 +1,8 @@
+import type { ChartRepoStatus } from '../adapters/chart-repo/port.js';
 import type { AppKey } from '../domain/app-key.js';
 import { fanOut, isMissedEvents } from '../fanout/cohorts.js';
 import type { RuntimeEventView } from '../runtime/runtime-service.js';
-import type {
-  ChartRepoView,
-  ComponentStatus,
-  RuntimeSummary,
-  Snapshot,
-  SnapshotFilter,
-} from '../runtime/state-store.js';
+import type { ComponentStatus, RuntimeSummary, Snapshot, SnapshotFilter } from '../runtime/state-store.js';
 import { builder } from './builder.js';
 import { AppRef, AppStageEnum, HealthEnum, TaskRef, TaskStatusEnum, TaskTypeEnum } from './refs.js';
 
@@ -40,7 +35,7 @@ const ComponentRef = builder.objectRef<ComponentStatus>('Component').implement({
   }),
 });
 
-const ChartRepoStatusRef = builder.objectRef<ChartRepoView>('ChartRepoStatus').implement({
+const ChartRepoStatusRef = builder.objectRef<ChartRepoStatus>('ChartRepoStatus').implement({
   description:
     "What the chart repository reports about app processing, images and its task queues. A user sees only what was collected for their own (user, source) pairs, failures included; admins see everyone's.",
   fields: (t) => ({

@@ -2,6 +2,7 @@ import type { Db } from '../db/client.js';
 import { findCatalogApp } from '../db/hot-path-sql.js';
 import type { CatalogAppRow, MarketSourceRow, Prisma } from '../db/models.js';
 import { ValidationError } from '../domain/errors.js';
+import { contains, defineFilter, equals, some } from '../domain/filters.js';
 import { type Connection, type PageArgs, paginateQuery } from './pagination.js';
 
 export interface CatalogFilter {
@@ -30,6 +31,16 @@ const MAX_NAME_LENGTH = 128;
 export function searchPattern(search: string): string {
   return search.trim().toLowerCase().replace(/[%\\]/g, '_');
 }
+
+/** A catalogue app with its categories, as CatalogFilter's category rule reads it. */
+export type CatalogAppWithCategories = CatalogAppRow & { categories: { category: string }[] };
+
+/** What each CatalogFilter field means (list queries only; the predicate is for tests). */
+export const CATALOG_FILTER = defineFilter<CatalogFilter, CatalogAppWithCategories, Prisma.CatalogAppWhereInput>({
+  sourceId: equals('sourceId'),
+  search: contains('searchText', searchPattern),
+  category: some('categories', 'category'),
+});
 
 /**
  * How long a catalogue entry read for a mutation is reused. The catalogue changes rarely (a sync
@@ -141,12 +152,7 @@ export class CatalogService {
         ]);
       }
     }
-    const search = filter.search ? searchPattern(filter.search) : '';
-    const where: Prisma.CatalogAppWhereInput = {
-      ...(filter.sourceId ? { sourceId: filter.sourceId } : {}),
-      ...(search ? { searchText: { contains: search } } : {}),
-      ...(filter.category ? { categories: { some: { category: filter.category } } } : {}),
-    };
+    const { where } = CATALOG_FILTER.compile(filter);
     return paginateQuery(
       CATALOG_CURSOR,
       page,

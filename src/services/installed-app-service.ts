@@ -4,6 +4,7 @@ import type { Db } from '../db/client.js';
 import type { AppRow, Prisma, TaskRow } from '../db/models.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import { type AppStage, deriveStage, type Health, type StageAndHealth } from '../domain/app-stage.js';
+import { defineFilter, derived, equals, oneOf } from '../domain/filters.js';
 import type { EventBus } from '../events/change-feed.js';
 import { type Connection, type PageArgs, paginateArray, paginateQuery } from './pagination.js';
 
@@ -14,6 +15,20 @@ export interface AppFilter {
   stage?: AppStage[] | null;
   health?: Health | null;
 }
+
+/** An app row with its derived stage and health, as AppFilter's stage and health rules read it. */
+export type AppWithStage = AppRow & { derived: StageAndHealth };
+
+/**
+ * What each AppFilter field means, for the SQL and the subscription alike (userId: userScope).
+ * Stage and health are derived (from the row and its active task), so they apply in memory.
+ */
+export const APP_FILTER = defineFilter<Omit<AppFilter, 'userId'>, AppWithStage, Prisma.AppStateWhereInput>({
+  sourceId: equals('sourceId'),
+  appName: equals('appName'),
+  stage: derived(oneOf('stage')),
+  health: derived(equals('health')),
+});
 
 export const APP_CURSOR = 'app';
 
@@ -31,22 +46,16 @@ export class InstalledAppService {
    */
   subscribe(viewer: Viewer, filter_: AppFilter = {}): AsyncIterable<AppRow> {
     const userId = userScope(viewer, filter_.userId);
+    const wanted = APP_FILTER.compile(filter_);
+    const wantedKey = wanted.only(['sourceId', 'appName']);
     return pipe(
       this.bus.subscribe('app:updated'),
-      filter(
-        (event) =>
-          (userId === undefined || event.userId === userId) &&
-          (!filter_.sourceId || event.sourceId === filter_.sourceId) &&
-          (!filter_.appName || event.appName === filter_.appName),
-      ),
+      filter((event) => (userId === undefined || event.userId === userId) && wantedKey.matches(event)),
       map(async (event) => {
         const row = await this.db.appState.findUnique({ where: { userId_sourceId_appName: event } });
-        if (!row || (!filter_.stage?.length && !filter_.health)) return row;
+        if (!row || !wanted.hasDerived) return row;
         const [derived] = await this.stagesOf([row]);
-        const wanted =
-          (!filter_.stage?.length || filter_.stage.includes(derived?.stage as AppStage)) &&
-          (!filter_.health || filter_.health === derived?.health);
-        return wanted ? row : null;
+        return derived && wanted.matches({ ...row, derived }) ? row : null;
       }),
       filter((row): row is AppRow => row !== null),
     );
@@ -54,12 +63,9 @@ export class InstalledAppService {
 
   async list(viewer: Viewer, filter: AppFilter = {}, page: PageArgs = {}): Promise<Connection<AppRow>> {
     const userId = userScope(viewer, filter.userId);
-    const where: Prisma.AppStateWhereInput = {
-      ...(userId !== undefined ? { userId } : {}),
-      ...(filter.sourceId ? { sourceId: filter.sourceId } : {}),
-      ...(filter.appName ? { appName: filter.appName } : {}),
-    };
-    if (!filter.stage?.length && !filter.health) {
+    const wanted = APP_FILTER.compile(filter);
+    const where: Prisma.AppStateWhereInput = { ...(userId !== undefined ? { userId } : {}), ...wanted.where };
+    if (!wanted.hasDerived) {
       return paginateQuery(
         APP_CURSOR,
         page,
@@ -72,14 +78,8 @@ export class InstalledAppService {
     // filters leave (one query for the rows, one for their active tasks).
     const rows = await this.db.appState.findMany({ where });
     const stages = await this.stagesOf(rows);
-    const wanted = rows.filter((_row, index) => {
-      const derived = stages[index] as StageAndHealth;
-      return (
-        (!filter.stage?.length || filter.stage.includes(derived.stage)) &&
-        (!filter.health || filter.health === derived.health)
-      );
-    });
-    return paginateArray(APP_CURSOR, page, this.maxPageSize, wanted);
+    const matching = rows.filter((row, index) => wanted.matches({ ...row, derived: stages[index] as StageAndHealth }));
+    return paginateArray(APP_CURSOR, page, this.maxPageSize, matching);
   }
 
   /** One app of one user; admins may name the user, others read their own. */

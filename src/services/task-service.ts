@@ -3,6 +3,7 @@ import { canSee, userScope, type Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
 import type { Prisma, TaskRow } from '../db/models.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
+import { atOrAfter, atOrBefore, defineFilter, equals, oneOf } from '../domain/filters.js';
 import type { TaskStatus, TaskType } from '../domain/tasks.js';
 import type { EventBus } from '../events/change-feed.js';
 import { type Connection, type PageArgs, paginateArray, paginateQuery } from './pagination.js';
@@ -17,6 +18,16 @@ export interface TaskFilter {
   createdBefore?: Date | null;
 }
 
+/** What each TaskFilter field means, for the SQL and the subscription alike (userId: userScope). */
+export const TASK_FILTER = defineFilter<Omit<TaskFilter, 'userId'>, TaskRow, Prisma.TaskWhereInput>({
+  sourceId: equals('sourceId'),
+  appName: equals('appName'),
+  status: oneOf('status'),
+  type: oneOf('type'),
+  createdAfter: atOrAfter('createdAt'),
+  createdBefore: atOrBefore('createdAt'),
+});
+
 export const TASK_CURSOR = 'task';
 
 /** Reads of tasks. (Creating and running them is the task engine's job.) */
@@ -30,24 +41,19 @@ export class TaskService {
   /** Every change of a task the viewer may see matching the filter (or one task), read per subscriber. */
   subscribe(viewer: Viewer, filter_: TaskFilter = {}, taskId?: string | null): AsyncIterable<TaskRow> {
     const userId = userScope(viewer, filter_.userId);
+    const wanted = TASK_FILTER.compile(filter_);
+    // The event carries the key: skip reading the tasks whose key already fails the filter.
+    const wantedKey = wanted.only(['sourceId', 'appName']);
     return pipe(
       this.bus.subscribe('task:updated'),
       filter(
         (event) =>
           (userId === undefined || event.userId === userId) &&
           (!taskId || event.taskId === taskId) &&
-          (!filter_.sourceId || event.sourceId === filter_.sourceId) &&
-          (!filter_.appName || event.appName === filter_.appName),
+          wantedKey.matches(event),
       ),
       map((event) => this.db.task.findUnique({ where: { taskId: event.taskId } })),
-      filter(
-        (task): task is TaskRow =>
-          task !== null &&
-          (!filter_.status?.length || filter_.status.includes(task.status as TaskStatus)) &&
-          (!filter_.type?.length || filter_.type.includes(task.type as TaskType)) &&
-          (!filter_.createdAfter || task.createdAt >= filter_.createdAfter) &&
-          (!filter_.createdBefore || task.createdAt <= filter_.createdBefore),
-      ),
+      filter((task): task is TaskRow => task !== null && wanted.matches(task)),
     );
   }
 
@@ -55,19 +61,7 @@ export class TaskService {
     const userId = userScope(viewer, filter.userId);
     const where: Prisma.TaskWhereInput = {
       ...(userId !== undefined ? { userId } : {}),
-      ...(filter.sourceId ? { sourceId: filter.sourceId } : {}),
-      ...(filter.appName ? { appName: filter.appName } : {}),
-      // Distinct values: an IN list is never longer than the enum, however long the filter's list.
-      ...(filter.status?.length ? { status: { in: [...new Set(filter.status)] } } : {}),
-      ...(filter.type?.length ? { type: { in: [...new Set(filter.type)] } } : {}),
-      ...(filter.createdAfter || filter.createdBefore
-        ? {
-            createdAt: {
-              ...(filter.createdAfter ? { gte: filter.createdAfter } : {}),
-              ...(filter.createdBefore ? { lte: filter.createdBefore } : {}),
-            },
-          }
-        : {}),
+      ...TASK_FILTER.compile(filter).where,
     };
     return paginateQuery(
       TASK_CURSOR,

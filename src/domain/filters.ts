@@ -1,0 +1,223 @@
+/**
+ * Declarative filters: each filter argument (TaskFilter, AppFilter, SnapshotFilter …) is described
+ * once, as a table from its fields to rules on the row's columns. From that one table come both the
+ * Prisma `where` of a list query and the in-memory predicate of a subscription or of the runtime
+ * store, so the two cannot drift apart (test/filters.test.ts runs both over the same rows).
+ *
+ * Common to every rule: a field that is null, undefined, empty ('') or an empty list constrains
+ * nothing; the given fields must all hold. Comparisons are exact (case-sensitive).
+ *
+ * A rule on a *derived* column reads `row.derived[column]`: a value computed from the row (an
+ * app's stage and health), which SQL cannot filter on. Such rules are left out of `where`; the
+ * caller applies them in memory (see `hasDerived`).
+ */
+
+type Column<T> = Extract<keyof T, string>;
+
+/** A rule on a column the database stores. */
+export type StoredRule<Row> = StoredRuleOf<Row> & { readonly derived?: false };
+
+type StoredRuleOf<Row> =
+  /** `column` equals the field's value. */
+  | { readonly op: 'equals'; readonly column: Column<Row> }
+  /** `column` is one of the field's values. */
+  | { readonly op: 'oneOf'; readonly column: Column<Row> }
+  /** `column` is at or after the field's time. */
+  | { readonly op: 'atOrAfter'; readonly column: Column<Row> }
+  /** `column` is at or before the field's time. */
+  | { readonly op: 'atOrBefore'; readonly column: Column<Row> }
+  /**
+   * `column` contains `pattern(value)` as SQL LIKE understands it (Prisma's `contains`, which
+   * does not escape): `_` is any one character. An empty pattern constrains nothing. The column
+   * and the pattern must be lower-cased (SQLite's LIKE ignores ASCII case, PostgreSQL's does not).
+   */
+  | { readonly op: 'contains'; readonly column: Column<Row>; readonly pattern: (value: string) => string }
+  /** Some row of the `relation` list has `column` equal to the field's value. */
+  | { readonly op: 'some'; readonly relation: Column<Row>; readonly column: string };
+
+/** A rule on a value derived from the row, read from `row.derived` (never SQL). */
+export type DerivedRule<Row> = Row extends { derived: infer D }
+  ? { readonly op: 'equals' | 'oneOf'; readonly column: Column<D>; readonly derived: true }
+  : never;
+
+export type FieldRule<Row> = StoredRule<Row> | DerivedRule<Row>;
+
+/** One rule for every field of `Filter` (fields a filter leaves to its service, like userId, are omitted from it). */
+export type FilterRules<Filter, Row> = { readonly [Field in keyof Filter]-?: FieldRule<Row> };
+
+export const equals = <C extends string>(column: C) => ({ op: 'equals', column }) as const;
+export const oneOf = <C extends string>(column: C) => ({ op: 'oneOf', column }) as const;
+export const atOrAfter = <C extends string>(column: C) => ({ op: 'atOrAfter', column }) as const;
+export const atOrBefore = <C extends string>(column: C) => ({ op: 'atOrBefore', column }) as const;
+export const contains = <C extends string>(column: C, pattern: (value: string) => string) =>
+  ({ op: 'contains', column, pattern }) as const;
+export const some = <R extends string>(relation: R, column: string) => ({ op: 'some', relation, column }) as const;
+/** The rule applied to `row.derived` instead of the stored row. */
+export const derived = <Rule extends { op: 'equals' | 'oneOf'; column: string }>(rule: Rule) =>
+  ({ ...rule, derived: true }) as const;
+
+type Op = StoredRuleOf<unknown>['op'];
+
+/**
+ * One active condition of a compiled filter. Every check has the same shape (one hidden class),
+ * so the matcher's property reads stay monomorphic.
+ */
+interface Check {
+  readonly op: Op;
+  readonly derived: boolean;
+  /** For `some`, the column in the related rows. */
+  readonly column: string;
+  /** For `some`, the list on the row; otherwise ''. */
+  readonly relation: string;
+  /** equals/some: the value; oneOf: a Set; atOrAfter/atOrBefore: the time; contains: the pattern. */
+  readonly value: unknown;
+  /** For `contains`, the pattern as a RegExp with LIKE's meaning; otherwise null. */
+  readonly like: RegExp | null;
+}
+
+function likeRegExp(pattern: string): RegExp {
+  // Escape everything RegExp would read, then give `_` LIKE's meaning (any one character).
+  return new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/_/g, '.'), 'su');
+}
+
+/** Any rule, its columns no longer tied to a row type. */
+type AnyRule = StoredRuleOf<Record<string, unknown>> & { readonly derived?: boolean };
+
+function toCheck(rule: AnyRule, value: unknown): Check | null {
+  const base = { op: rule.op, derived: rule.derived === true, column: rule.column, relation: '', value, like: null };
+  switch (rule.op) {
+    case 'oneOf':
+      return Array.isArray(value) && value.length > 0 ? { ...base, value: new Set(value) } : null;
+    case 'contains': {
+      const pattern = typeof value === 'string' && value ? rule.pattern(value) : '';
+      return pattern ? { ...base, value: pattern, like: likeRegExp(pattern) } : null;
+    }
+    case 'some':
+      return value ? { ...base, relation: rule.relation } : null;
+    default:
+      return value ? base : null;
+  }
+}
+
+function toWhere(checks: readonly Check[]): Record<string, unknown> {
+  const where: Record<string, unknown> = {};
+  for (const check of checks) {
+    if (check.derived) continue;
+    const { column, value } = check;
+    const range = where[column] as object | undefined;
+    switch (check.op) {
+      case 'equals':
+        where[column] = value;
+        break;
+      case 'oneOf':
+        // Distinct values: an IN list is never longer than the enum, however long the filter's list.
+        where[column] = { in: [...(value as Set<unknown>)] };
+        break;
+      case 'atOrAfter':
+        where[column] = { ...range, gte: value };
+        break;
+      case 'atOrBefore':
+        where[column] = { ...range, lte: value };
+        break;
+      case 'contains':
+        where[column] = { contains: value };
+        break;
+      case 'some':
+        where[check.relation] = { some: { [column]: value } };
+        break;
+    }
+  }
+  return where;
+}
+
+/** A filter's value, compiled once: its Prisma `where` and its predicate over rows. */
+export class CompiledFilter<Row, Where = Record<string, unknown>> {
+  /** The conditions on stored columns, as a Prisma where-object (`{}` when there are none). */
+  readonly where: Where;
+  /** Whether some condition is on a derived value (so it is not in `where`). */
+  readonly hasDerived: boolean;
+
+  constructor(private readonly checks: readonly Check[]) {
+    this.where = toWhere(checks) as Where;
+    this.hasDerived = checks.some((check) => check.derived);
+  }
+
+  /** Whether the row satisfies every condition. Allocates nothing. */
+  matches(row: Row): boolean {
+    const checks = this.checks;
+    for (let i = 0; i < checks.length; i += 1) {
+      const check = checks[i] as Check;
+      const source = (check.derived ? (row as { derived: unknown }).derived : row) as Record<string, unknown>;
+      switch (check.op) {
+        case 'equals':
+          if (source[check.column] !== check.value) return false;
+          break;
+        case 'oneOf':
+          if (!(check.value as Set<unknown>).has(source[check.column])) return false;
+          break;
+        case 'atOrAfter':
+          if (!((source[check.column] as Date) >= (check.value as Date))) return false;
+          break;
+        case 'atOrBefore':
+          if (!((source[check.column] as Date) <= (check.value as Date))) return false;
+          break;
+        case 'contains': {
+          const text = source[check.column];
+          if (typeof text !== 'string' || !(check.like as RegExp).test(text)) return false;
+          break;
+        }
+        case 'some':
+          if (!someEquals(source[check.relation] as readonly Record<string, unknown>[], check.column, check.value)) {
+            return false;
+          }
+          break;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * The conditions on these columns only: for what carries just those (a change event's key,
+   * the key of a removed app) before the whole row is read.
+   */
+  only<C extends Column<Row>>(columns: readonly C[]): CompiledFilter<Pick<Row, C>, Where> {
+    const wanted: readonly string[] = columns;
+    return new CompiledFilter(
+      this.checks.filter((check) => !check.derived && wanted.includes(check.relation || check.column)),
+    );
+  }
+}
+
+function someEquals(related: readonly Record<string, unknown>[] | undefined, column: string, value: unknown): boolean {
+  if (!related) return false;
+  for (const row of related) if (row[column] === value) return true;
+  return false;
+}
+
+/** The table of one filter's rules; `compile` a value of the filter once, then match many rows. */
+export class FilterDefinition<Filter, Row, Where = Record<string, unknown>> {
+  private readonly rules: readonly (readonly [string, AnyRule])[];
+
+  constructor(rules: FilterRules<Filter, Row>) {
+    this.rules = Object.entries(rules) as [string, AnyRule][];
+  }
+
+  compile(filter: Filter): CompiledFilter<Row, Where> {
+    const checks: Check[] = [];
+    for (const [field, rule] of this.rules) {
+      const check = toCheck(rule, (filter as Record<string, unknown>)[field]);
+      if (check) checks.push(check);
+    }
+    return new CompiledFilter(checks);
+  }
+}
+
+/**
+ * Defines a filter: `Filter` is the argument's type (less the fields its service handles itself),
+ * `Row` what its predicate reads, `Where` the Prisma where-input its `where` is.
+ */
+export function defineFilter<Filter, Row, Where = Record<string, unknown>>(
+  rules: FilterRules<Filter, Row>,
+): FilterDefinition<Filter, Row, Where> {
+  return new FilterDefinition(rules);
+}
