@@ -1,5 +1,7 @@
+/** The process entry point: reads the environment, builds the app, listens, and stops on a signal. */
 import { buildApp } from './app/build-app.js';
-import { ConfigError, loadConfig } from './platform/config.js';
+import { databaseProvider } from './db/client.js';
+import { loadConfig } from './platform/config.js';
 import { createLogger } from './platform/logger.js';
 
 async function main() {
@@ -13,7 +15,7 @@ async function main() {
   const app = buildApp(config, { logger });
   const { url } = await app.start();
   logger.info(
-    { url: `${url}/graphql`, database: config.databaseUrl.startsWith('file:') ? 'sqlite' : 'postgresql' },
+    { url: `${url}/graphql`, database: databaseProvider(config.databaseUrl) },
     'Market Runtime GraphQL API listening',
   );
 
@@ -29,11 +31,8 @@ async function main() {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
+// A bad setting (ConfigError) or a database that is not ready: one line, no stack trace.
 main().catch((error) => {
-  if (error instanceof ConfigError) {
-    console.error(error.message);
-  } else {
-    console.error(error instanceof Error ? error.message : error);
-  }
+  console.error(error instanceof Error ? error.message : error);
   process.exit(1);
 });

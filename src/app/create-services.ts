@@ -7,6 +7,7 @@ import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import { RuntimeService } from '../runtime/runtime-service.js';
 import { StateStore } from '../runtime/state-store.js';
+import type { ResolverServices } from '../schema/builder.js';
 import { CatalogService } from '../services/catalog-service.js';
 import { HistoryService } from '../services/history-service.js';
 import { InstalledAppService } from '../services/installed-app-service.js';
@@ -26,7 +27,7 @@ export function createServices({ db, config, logger }: ServiceDeps) {
   const { maxPageSize } = config;
   const bus = createEventBus();
   const feed = new ChangeFeed(bus);
-  const history = new HistoryService(db, maxPageSize, feed, bus);
+  const history = new HistoryService(db, maxPageSize, bus);
   // The app service reports state events to the engine, which itself drives the app service.
   const appService = createAppService(config.appService, (event) => engine.onAppState(event), logger);
   const engine = new TaskEngine(
@@ -48,7 +49,6 @@ export function createServices({ db, config, logger }: ServiceDeps) {
       db,
       history,
       createDeveloperService(config.payments.developerService, logger),
-      bus,
       feed,
       logger.child({ component: 'purchases' }),
       { attempts: config.payments.pollAttempts, intervalMs: config.payments.pollIntervalMs },
@@ -68,3 +68,12 @@ export function createServices({ db, config, logger }: ServiceDeps) {
 }
 
 export type Services = ReturnType<typeof createServices>;
+
+/**
+ * The request-time services, the only ones the GraphQL context carries: resolvers cannot reach
+ * the task engine, the event bus, the runtime store or the app service.
+ */
+export function resolverServices(services: Services): ResolverServices {
+  const { apps, tasks, payments, purchases, history, catalog, operations, runtime } = services;
+  return { apps, tasks, payments, purchases, history, catalog, operations, runtime };
+}

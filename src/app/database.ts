@@ -1,0 +1,35 @@
+import { type Db, prepareDatabase } from '../db/client.js';
+import { seedDemoData } from '../db/demo-data.js';
+import type { Config } from '../platform/config.js';
+import type { Logger } from '../platform/logger.js';
+
+/** How long `stop()` waits for the database connection to close. */
+const DISCONNECT_TIMEOUT_MS = 5000;
+
+/**
+ * Checks that the database is migrated and, with DEMO_DATA, seeds an empty one. Any failure
+ * becomes one error that says what to run.
+ */
+export async function openDatabase(db: Db, config: Config, logger: Logger): Promise<void> {
+  try {
+    await prepareDatabase(db, config.databaseUrl);
+    if (config.demoData && (await seedDemoData(db))) logger.info('seeded demo data into the empty database');
+  } catch (error) {
+    throw new Error(
+      `The database is not ready (${(error as Error).message.split('\n')[0]}). Run "npm run db:migrate" first.`,
+    );
+  }
+}
+
+/** Disconnects, but a database that vanished can leave the driver's pool waiting forever: bound the wait. */
+export async function closeDatabase(db: Db, logger: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = await Promise.race([
+    db.$disconnect().then(() => false),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), DISCONNECT_TIMEOUT_MS);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (gaveUp) logger.warn('the database connection did not close within 5 s; leaving it');
+}

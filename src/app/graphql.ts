@@ -1,0 +1,118 @@
+import { randomUUID } from 'node:crypto';
+import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
+import { type CORSOptions, createYoga, type YogaInitialContext, type YogaServerInstance } from 'graphql-yoga';
+import type { Authenticator, Viewer } from '../auth/viewer.js';
+import { DomainError } from '../domain/errors.js';
+import { useMissedEventsExecution } from '../fanout/cohorts.js';
+import type { OriginPolicy } from '../http/cross-site.js';
+import { createErrorMasker, domainGraphQLError } from '../http/graphql-errors.js';
+import { useInputBounds } from '../http/input-bounds.js';
+import { productionSwitches } from '../http/production-switches.js';
+import type { Config } from '../platform/config.js';
+import type { Logger } from '../platform/logger.js';
+import type { Context, ResolverServices } from '../schema/builder.js';
+import { schema } from '../schema/index.js';
+import { createLoaders } from '../services/loaders.js';
+import { loggedOperationName, type TrackedRequest } from './request-log.js';
+
+/** What a request brings into Yoga: the streaming transports authenticate once per connection and hand the viewer in. */
+type ServerContext = { req?: TrackedRequest; viewer?: Viewer };
+
+/** Yoga over the schema, with the plugins and the per-request context. */
+export type GraphQLServer = YogaServerInstance<ServerContext, Context>;
+
+export interface GraphQLDeps {
+  config: Config;
+  logger: Logger;
+  /** What resolvers may call; nothing else reaches the context. */
+  services: ResolverServices;
+  authenticator: Authenticator;
+  origins: OriginPolicy;
+}
+
+const DEFAULT_QUERY = `# Welcome to the Market Runtime GraphQL API.
+# Press the run button to see the apps and their active tasks.
+query Apps {
+  viewer { userId isAdmin }
+  apps(first: 10) {
+    totalCount
+    edges {
+      node { appName sourceId userId stage health installedVersion activeTask { taskId type status progress } }
+    }
+  }
+}
+`;
+
+/** Yoga on /graphql: the schema, its plugins, CORS, error masking and the per-request context. */
+export function createGraphQL({ config, logger, services, authenticator, origins }: GraphQLDeps): GraphQLServer {
+  return createYoga<ServerContext, Context>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    landingPage: false,
+    logging: false,
+    // Off (GRAPHIQL=0, the default unless in local development mode): Yoga answers as without it.
+    graphiql: config.graphiql && { title: 'Market Runtime GraphQL API', defaultQuery: DEFAULT_QUERY },
+    renderGraphiQL,
+    maskedErrors: {
+      maskError: createErrorMasker((error) => logger.error({ err: error }, 'unexpected error in a GraphQL operation')),
+    },
+    cors: corsFor(origins),
+    plugins: [
+      // First, so that a refused document is never parsed and a limited mutation never runs.
+      ...productionSwitches(config),
+      useMissedEventsExecution,
+      EnvelopArmorPlugin({
+        maxDepth: { n: config.maxQueryDepth, ignoreIntrospection: true },
+        blockFieldSuggestion: { enabled: false },
+      }),
+      useInputBounds(config.inputLimits),
+    ],
+    context: contextFactory({ logger, services, authenticator }),
+  });
+}
+
+/** Browsers: only the allow-list gets CORS headers (the server's own pages need none). */
+function corsFor(origins: OriginPolicy) {
+  return (request: Request): CORSOptions => {
+    const origin = request.headers.get('origin');
+    if (!origin || !origins.allowsCrossOrigin(origin)) return false;
+    return {
+      origin: [origin],
+      credentials: true,
+      methods: ['GET', 'POST'],
+      allowedHeaders: ['content-type', 'authorization', 'accept', 'x-request-id'],
+      maxAge: 600,
+    };
+  };
+}
+
+/**
+ * Each operation's context: the viewer (handed in by a streaming transport, else from the
+ * request's headers), the resolver services, fresh loaders, and a logger bound to the request.
+ * It also tells the request log who asked what.
+ */
+function contextFactory({
+  logger,
+  services,
+  authenticator,
+}: Pick<GraphQLDeps, 'logger' | 'services' | 'authenticator'>) {
+  return async ({ request, req, params, viewer: given }: YogaInitialContext & ServerContext): Promise<Context> => {
+    const requestId = req?.requestId ?? randomUUID();
+    if (req) req.operationName = loggedOperationName(params.operationName);
+    let viewer: Viewer;
+    try {
+      viewer = given ?? (await authenticator.fromHeaders(request.headers));
+    } catch (error) {
+      throw error instanceof DomainError ? domainGraphQLError(error) : error;
+    }
+    if (req) req.userId = viewer.userId;
+    return {
+      viewer,
+      services,
+      loaders: createLoaders(services),
+      requestId,
+      logger: logger.child({ requestId, userId: viewer.userId }),
+    };
+  };
+}

@@ -1,0 +1,140 @@
+import type { IncomingMessage, Server } from 'node:http';
+import { WebSocketServer } from 'ws';
+import type { Authenticator } from '../auth/viewer.js';
+import type { DomainError } from '../domain/errors.js';
+import { SubscriptionCohorts } from '../fanout/cohorts.js';
+import type { OriginPolicy } from '../http/cross-site.js';
+import { domainGraphQLError } from '../http/graphql-errors.js';
+import type { Config } from '../platform/config.js';
+import type { Logger } from '../platform/logger.js';
+import { ConnectionBudget } from '../transports/connection-budget.js';
+import { SseTransport } from '../transports/sse-transport.js';
+import { WsTransport } from '../transports/ws-transport.js';
+import type { GraphQLServer } from './graphql.js';
+import { loggedOperationName, type TrackedRequest } from './request-log.js';
+
+export interface LiveDeps {
+  config: Config;
+  logger: Logger;
+  yoga: GraphQLServer;
+  authenticator: Authenticator;
+  origins: OriginPolicy;
+  /** The HTTP server whose upgrades to /graphql become graphql-ws connections. */
+  server: Server;
+}
+
+/** WebSocket connections, SSE streams, subscription cohorts and subscriptions now open. */
+export type SubscriptionStats = {
+  connections: number;
+  streams: number;
+  cohorts: number;
+  subscriptions: number;
+};
+
+/** Both subscription transports, with what they share. */
+export interface LiveTransports {
+  /** graphql-sse's distinct-connections mode; the router hands it the requests it accepts. */
+  sse: SseTransport;
+  /** What the `pubsub` component reports: the fan-out across both transports. */
+  stats(): SubscriptionStats;
+  /** Ends every stream and WebSocket connection. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Subscribers over WebSockets and SSE with the same document, variables and scope share one
+ * execution (both transports run Yoga's pipeline, so their results are the same), and one
+ * connection budget.
+ */
+export function createLiveTransports(deps: LiveDeps): LiveTransports {
+  const { config } = deps;
+  const cohorts = new SubscriptionCohorts();
+  const budget = new ConnectionBudget(config.connectionLimits);
+  const sse = createSseTransport(deps, cohorts, budget);
+  const { wss, ws } = createWsTransport(deps, cohorts, budget);
+  return {
+    sse,
+    stats: () => ({ connections: ws.connectionCount, streams: sse.streamCount, ...cohorts.stats() }),
+    async stop() {
+      sse.dispose();
+      const wsClosed = ws.dispose();
+      for (const client of wss.clients) client.terminate();
+      await wsClosed;
+    },
+  };
+}
+
+function createSseTransport(
+  { config, logger, yoga, authenticator }: LiveDeps,
+  cohorts: SubscriptionCohorts,
+  budget: ConnectionBudget,
+): SseTransport {
+  return new SseTransport({
+    authenticate: (req) => authenticator.fromHeaders(req.headers),
+    pipeline: (params, viewer, req) => yoga.getEnveloped({ params, viewer, req }),
+    cohorts,
+    budget,
+    maxBufferedBytes: config.runtime.maxBufferedBytes,
+    subscriberBuffer: config.runtime.subscriberBuffer,
+    keepAliveMs: config.runtime.keepAliveMs,
+    maxBodyBytes: config.maxBodyBytes,
+    errorBody,
+    identify: (req: TrackedRequest, viewer, operationName) => {
+      req.userId = viewer.userId;
+      req.operationName = loggedOperationName(operationName);
+    },
+    logger: logger.child({ component: 'sse' }),
+  });
+}
+
+/** The status goes into the response line; the body keeps only the code (as Yoga's does). */
+function errorBody(error: DomainError) {
+  const { http, ...extensions } = domainGraphQLError(error).extensions as { http?: { status?: number } };
+  return {
+    status: http?.status ?? 400,
+    body: { errors: [{ message: error.message, extensions }] },
+  };
+}
+
+/** graphql-transport-ws on /graphql, through Yoga's envelop pipeline (same schema, plugins, context). */
+function createWsTransport(deps: LiveDeps, cohorts: SubscriptionCohorts, budget: ConnectionBudget) {
+  const { config, logger, yoga, origins, server } = deps;
+  const wss = new WebSocketServer({
+    server,
+    path: yoga.graphqlEndpoint,
+    // ws refuses a larger frame from its header (close 1009) before reading it.
+    maxPayload: config.maxBodyBytes,
+    // Browsers always send Origin on an upgrade: pages of other sites may not connect.
+    verifyClient: ({ req }: { req: IncomingMessage }, done: (ok: boolean, status?: number, message?: string) => void) =>
+      done(origins.allows(req.headers.origin, req.headers.host), 403, 'Origin not allowed (CORS_ORIGINS)'),
+  });
+  const ws = new WsTransport(wss, {
+    authenticate: socketAuthenticator(deps.authenticator),
+    pipeline: (params, viewer) => yoga.getEnveloped({ params, viewer }),
+    cohorts,
+    budget,
+    maxOperations: config.connectionLimits.perConnectionSubscriptions,
+    maxBufferedBytes: config.runtime.maxBufferedBytes,
+    subscriberBuffer: config.runtime.subscriberBuffer,
+    keepAliveMs: config.runtime.keepAliveMs,
+    connectionInitWaitMs: 3000,
+    logger: logger.child({ component: 'graphql-ws' }),
+  });
+  return { wss, ws };
+}
+
+/**
+ * A WebSocket's credentials: a verified one from `connectionParams.authorization`, or the
+ * upgrade request's headers (a gateway's user header, an Authorization header). A user name the
+ * client writes into `connectionParams` is never an identity: no gateway sees or strips it.
+ */
+function socketAuthenticator(authenticator: Authenticator) {
+  return (params: Record<string, unknown> | undefined, upgrade: IncomingMessage) => {
+    const fromUpgrade = authenticator.credentialsOf(upgrade.headers);
+    const given = params?.authorization ?? params?.Authorization;
+    return authenticator.authenticate({
+      authorization: typeof given === 'string' && given ? given : fromUpgrade.authorization,
+      gatewayUser: fromUpgrade.gatewayUser,
+    });
+  };
+}

@@ -1,0 +1,143 @@
+import { readFileSync } from 'node:fs';
+import type { ServerResponse } from 'node:http';
+import type { Db } from '../db/client.js';
+import type { TaskEngine } from '../engine/task-engine.js';
+import { receiveAppStateEvent } from '../http/app-state-intake.js';
+import { BodyTooLarge, readBody } from '../http/body.js';
+import { type OriginPolicy, refuseCrossSite } from '../http/cross-site.js';
+import { checkReadiness } from '../http/readiness.js';
+import type { Config } from '../platform/config.js';
+import type { Logger } from '../platform/logger.js';
+import type { SseTransport } from '../transports/sse-transport.js';
+import type { GraphQLServer } from './graphql.js';
+import { type TrackedRequest, trackRequest } from './request-log.js';
+
+export interface RouteDeps {
+  config: Config;
+  logger: Logger;
+  db: Db;
+  /** Receives the app service's state events (the intake endpoint). */
+  engine: Pick<TaskEngine, 'onAppState'>;
+  yoga: GraphQLServer;
+  origins: OriginPolicy;
+  sse: SseTransport;
+}
+
+/** The live dashboard: a static page that talks to /graphql over graphql-ws. */
+const DASHBOARD: Record<string, { type: string; body: string }> = Object.fromEntries(
+  (
+    [
+      ['/dashboard', 'dashboard.html', 'text/html; charset=utf-8'],
+      ['/dashboard/dashboard.js', 'dashboard.js', 'text/javascript; charset=utf-8'],
+      ['/dashboard/dashboard.css', 'dashboard.css', 'text/css; charset=utf-8'],
+    ] as const
+  ).map(([route, file, type]) => [
+    route,
+    { type, body: readFileSync(new URL(`../dashboard/${file}`, import.meta.url), 'utf8') },
+  ]),
+);
+
+/** Everything the dashboard needs comes from this server; nothing else may load. */
+const DASHBOARD_CSP =
+  "default-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'";
+
+/** graphql-sse's distinct-connections endpoint, beside Yoga's own SSE on /graphql. */
+const STREAM_PATH = '/graphql/stream';
+
+function json(res: ServerResponse, status: number, body: unknown) {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(body));
+}
+
+/**
+ * The node:http request handler. Every request is logged; then, in order: the operational routes
+ * (health, readiness, dashboard, the app-state intake, `/`), the cross-site refusal on the GraphQL
+ * paths, SSE streams, and Yoga, which gets POST bodies already read within the size limit.
+ */
+export function createRouter(deps: RouteDeps) {
+  const { logger, yoga, origins, sse } = deps;
+  return async (req: TrackedRequest, res: ServerResponse): Promise<void> => {
+    const path = trackRequest(req, res, logger);
+    const route = operationalRoute(deps, path, req.method);
+    if (route) {
+      await route(req, res);
+      return;
+    }
+    if (path === yoga.graphqlEndpoint || path === STREAM_PATH) {
+      const refusal = refuseCrossSite(req, origins);
+      if (refusal)
+        return json(res, refusal.status, {
+          errors: [{ message: refusal.message, extensions: { code: refusal.code } }],
+        });
+    }
+    if (path && sse.accepts(req, path)) {
+      return sse.handle(req, res).catch((error: unknown) => {
+        logger.error({ err: error }, 'SSE request failed');
+        if (!res.headersSent) json(res, 500, { errors: [{ message: 'Unexpected error.' }] });
+        else res.end();
+      });
+    }
+    if (req.method === 'POST' && path === yoga.graphqlEndpoint) {
+      const read = await readGraphQLBody(deps, req, res);
+      if (!read) return;
+    }
+    await yoga(req, res, { req });
+  };
+}
+
+type Route = (req: TrackedRequest, res: ServerResponse) => unknown;
+
+/** Health, readiness, the dashboard, the app-state intake and the redirect from `/`; none for any other path. */
+function operationalRoute(
+  { config, db, engine }: RouteDeps,
+  path: string | undefined,
+  method?: string,
+): Route | undefined {
+  if (path === '/health') return (_req, res) => json(res, 200, { status: 'ok' });
+  if (path === '/readiness') {
+    return async (_req, res) => {
+      const ready = await checkReadiness(db);
+      json(res, ready.ok ? 200 : 503, ready.ok ? { status: 'ready' } : { status: 'not ready', error: ready.error });
+    };
+  }
+  const asset = DASHBOARD[path ?? ''];
+  if (asset && method === 'GET') {
+    return (_req, res) => {
+      res.writeHead(200, {
+        'content-type': asset.type,
+        'cache-control': 'no-cache',
+        'content-security-policy': DASHBOARD_CSP,
+      });
+      res.end(asset.body);
+    };
+  }
+  if (path === '/events/app-state' && config.appService.kind === 'http') {
+    const { eventSecret } = config.appService;
+    return (req, res) =>
+      receiveAppStateEvent(req, res, {
+        secret: eventSecret,
+        maxBodyBytes: config.maxBodyBytes,
+        apply: (event) => engine.onAppState(event),
+      });
+  }
+  if (path === '/') {
+    return (_req, res) => {
+      res.writeHead(302, { location: '/graphql' });
+      res.end();
+    };
+  }
+  return undefined;
+}
+
+/** Reads a POST body for Yoga within MAX_BODY_BYTES; false when it was too large and answered with 413. */
+async function readGraphQLBody({ config }: RouteDeps, req: TrackedRequest, res: ServerResponse): Promise<boolean> {
+  try {
+    req.body = await readBody(req, config.maxBodyBytes);
+    return true;
+  } catch (error) {
+    if (!(error instanceof BodyTooLarge)) throw error;
+    res.setHeader('connection', 'close'); // the rest of the body is not read
+    json(res, 413, { errors: [{ message: error.message, extensions: { code: 'VALIDATION' } }] });
+    return false;
+  }
+}
