@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { availableDatabases } from './support/databases.js';
 import { type FakeAppService, sendEvent, startFakeAppService } from './support/fake-app-service.js';
 import { AppQuery, InstallAppMutation, TaskDetailQuery } from './support/operations.js';
+import { seed } from './support/seed.js';
 import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
 
 const [kind] = await availableDatabases();
@@ -45,7 +46,9 @@ describe('task engine against a real app service over HTTP (APP_SERVICE_URL)', (
   const task = async (taskId: string) =>
     dataOf(await execute(server, TaskDetailQuery, { taskId }, { token: TOKENS.ops })).task;
 
+  /** Installs, as alice, a catalogue app of this test's own (no demo user has it). */
   async function install(appName: string, version: string) {
+    await seed(server.app.db).catalogApp({ name: appName, versions: [version] });
     const result = dataOf(
       await execute(
         server,
@@ -61,12 +64,12 @@ describe('task engine against a real app service over HTTP (APP_SERVICE_URL)', (
   const at = (offsetMs: number) => new Date(Date.now() + offsetMs).toISOString();
 
   test('an install is sent as documented, then follows the state events to COMPLETED with monotonic progress', async () => {
-    const taskId = await install('navidrome', '0.53.3');
+    const taskId = await install('followed-app', '0.53.3');
     const running = await waitFor(async () => {
       const current = await task(taskId);
       return current?.status === 'RUNNING' && current.opId ? current : undefined;
     }, 'the task to be accepted by the app service');
-    const request = fake.requests.find((r) => r.path === '/app-service/v1/apps/navidrome/install');
+    const request = fake.requests.find((r) => r.path === '/app-service/v1/apps/followed-app/install');
     expect(request?.method).toBe('POST');
     expect(request?.headers['x-bfl-user']).toBe('alice');
     expect(request?.headers['x-authorization']).toBe('service-credential-0001');
@@ -80,7 +83,7 @@ describe('task engine against a real app service over HTTP (APP_SERVICE_URL)', (
 
     const event = (state: string, createTime: string, progress?: string) =>
       sendEvent(intake, SECRET, {
-        name: 'navidrome',
+        name: 'followed-app',
         user: 'alice',
         marketSource: SOURCE,
         opID,
@@ -114,7 +117,7 @@ describe('task engine against a real app service over HTTP (APP_SERVICE_URL)', (
       data: { type: 'appenv', missingValues: [{ envName: 'DB_PASSWORD' }] },
     });
     try {
-      const taskId = await install('paperless-ngx', '2.13.5');
+      const taskId = await install('env-hungry-app', '2.13.5');
       const failed = await waitFor(async () => {
         const current = await task(taskId);
         return current?.status === 'FAILED' ? current : undefined;
@@ -132,7 +135,7 @@ describe('task engine against a real app service over HTTP (APP_SERVICE_URL)', (
   test('an unavailable app service fails the task saying so', async () => {
     fake.setBehaviour('install', { respond: 'http-error', status: 503 });
     try {
-      const taskId = await install('syncthing', '1.28.1');
+      const taskId = await install('unreachable-app', '1.28.1');
       const failed = await waitFor(async () => {
         const current = await task(taskId);
         return current?.status === 'FAILED' ? current : undefined;

@@ -1,6 +1,7 @@
 import { parse } from 'graphql';
 import { afterAll, beforeAll, beforeEach, describe, expect, test, vi } from 'vitest';
 import { availableDatabases } from './support/databases.js';
+import { seed } from './support/seed.js';
 import { AUTH_ENV, startTestServer, type TestServer, TOKENS } from './support/server.js';
 import { subscribe } from './support/subscriptions.js';
 import { codesOf, engineAtRest, errorLogs, fingerprint, type RawResponse, rawRequest } from './support/untyped.js';
@@ -74,6 +75,9 @@ describe.each(databases)('client mistakes are VALIDATION errors with a documente
   });
 
   test('a filter list of 40,000 values is refused before any resolver runs', async () => {
+    await seed(server.app.db).user('alice').task({ appName: 'nextcloud', status: 'FAILED', taskId: 'alices-failed-1' });
+    const alicesFailed = await server.app.db.task.count({ where: { userId: 'alice', status: 'FAILED' } });
+    before = await fingerprint(server.app.db);
     const list = vi.spyOn(server.app.services.tasks, 'list');
     try {
       const statuses = await rawRequest(
@@ -112,11 +116,13 @@ describe.each(databases)('client mistakes are VALIDATION errors with a documente
         token: TOKENS.alice,
       },
     );
-    expect(atBound.body).toEqual({ data: { tasks: { totalCount: 1 } } });
+    expect(atBound.body).toEqual({ data: { tasks: { totalCount: alicesFailed } } });
     await expectNoTrace();
   });
 
   test('a 900 KB catalogue search is refused; past 200 characters too; LIKE wildcards match one character on both databases', async () => {
+    await seed(server.app.db).catalogApp({ name: 'quokka', title: 'Quokka', description: 'The one app named so' });
+    before = await fingerprint(server.app.db);
     expectValidation(
       await rawRequest(server, { query: CATALOG, variables: { search: 'a%'.repeat(450_000) } }, { token: TOKENS.bob }),
       /^Variable \$search is 900000 characters long; at most 4096 are accepted\.$/,
@@ -132,10 +138,10 @@ describe.each(databases)('client mistakes are VALIDATION errors with a documente
     expect(codesOf(long)).toEqual(['VALIDATION']);
     expect(long.body?.errors?.[0]?.message).toBe('Argument "search" must be at most 200 characters');
     // `\` is PostgreSQL's LIKE escape but a plain character in SQLite: both now read it as "any one".
-    for (const search of ['jelly\\', 'jelly%', 'JELLY_']) {
+    for (const search of ['quokk\\', 'quokk%', 'QUOKK_']) {
       const found = await rawRequest(server, { query: CATALOG, variables: { search } }, { token: TOKENS.bob });
       expect(found.body, search).toEqual({
-        data: { catalog: { totalCount: 1, edges: [{ node: { name: 'jellyfin' } }] } },
+        data: { catalog: { totalCount: 1, edges: [{ node: { name: 'quokka' } }] } },
       });
     }
     await expectNoTrace();
@@ -251,14 +257,15 @@ describe.each(databases)('client mistakes are VALIDATION errors with a documente
           token: TOKENS.bob,
         },
       );
+    await seed(server.app.db).user('alice').task({ appName: 'nextcloud', status: 'FAILED', taskId: 'alices-failed-2' });
+    before = await fingerprint(server.app.db);
     for (const name of ['cancelTask', 'retryTask']) {
-      // demo-0004 is alice's failed nextcloud install.
-      const alices = (await mutation(name, 'demo-0004')).body?.data?.[name];
+      const alices = (await mutation(name, 'alices-failed-2')).body?.data?.[name];
       const unknown = (await mutation(name, 'demo-9999')).body?.data?.[name];
       expect(alices).toEqual({
         __typename: 'NotFoundError',
         code: 'NOT_FOUND',
-        message: 'Task demo-0004 does not exist',
+        message: 'Task alices-failed-2 does not exist',
       });
       expect(unknown).toEqual({
         __typename: 'NotFoundError',

@@ -18,6 +18,7 @@ import {
   SubmitSignatureMutation,
   TaskDetailQuery,
 } from './support/operations.js';
+import { seed } from './support/seed.js';
 import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
 import { subscribe } from './support/subscriptions.js';
 
@@ -449,8 +450,11 @@ describe.each(databases)('payments on %s', (kind) => {
     });
 
     test("a user never reads or moves another user's payment; admins read all", async () => {
+      // alice's purchase of an app of this test's own, which no other test buys.
+      await seed(server.app.db).catalogApp({ name: 'owl-pro', price: '1.00' });
+      await seed(server.app.db).user('alice').payment({ appId: 'owl-pro', status: 'purchased' });
       const alices = dataOf(
-        await execute(server, PaymentsQuery, { filter: { appId: 'plex' } }, { token: TOKENS.alice }),
+        await execute(server, PaymentsQuery, { filter: { appId: 'owl-pro' } }, { token: TOKENS.alice }),
       ).payments.edges[0]?.node;
       expect(alices?.userId).toBe('alice');
       expect(
@@ -469,14 +473,15 @@ describe.each(databases)('payments on %s', (kind) => {
         await execute(
           server,
           SubmitSignatureMutation,
-          { input: { productId: 'plex-license', jws: 'bob.jws' } },
+          { input: { productId: 'owl-pro-license', jws: 'bob.jws' } },
           { token: TOKENS.bob },
         ),
       ).submitSignature;
       expect(hijack).toMatchObject({ code: 'NOT_FOUND' });
       expect(
-        dataOf(await execute(server, PaymentStatusQuery, { sourceId: SOURCE, appId: 'plex' }, { token: TOKENS.alice }))
-          .paymentStatus?.status,
+        dataOf(
+          await execute(server, PaymentStatusQuery, { sourceId: SOURCE, appId: 'owl-pro' }, { token: TOKENS.alice }),
+        ).paymentStatus?.status,
       ).toBe('PURCHASED');
     });
   });

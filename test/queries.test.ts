@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe } from 'vitest';
 import { availableDatabases } from './support/databases.js';
 import {
   AppQuery,
@@ -12,19 +12,45 @@ import {
   TaskQuery,
   TasksQuery,
 } from './support/operations.js';
-import { AUTH_ENV, dataOf, errorCodes, execute, startTestServer, type TestServer, TOKENS } from './support/server.js';
+import { type Seeder, seededTest } from './support/seed.js';
+import { AUTH_ENV, dataOf, errorCodes, execute, TOKENS } from './support/server.js';
 
 const databases = await availableDatabases();
 
+/** alice's and bob's apps in every stage a list can be filtered on. */
+async function seedAppsOfEveryStage(seed: Seeder) {
+  const alice = seed.user('alice');
+  await (await alice.app({ appName: 'jellyfin', state: 'running' })).task({ status: 'COMPLETED' });
+  await alice.app({ appName: 'ollama', state: 'stopped' });
+  const reason = 'missing env value NEXTCLOUD_ADMIN_PASSWORD';
+  await (await alice.app({ appName: 'nextcloud', state: 'installFailed', reason })).task({ status: 'FAILED' });
+  const bob = seed.user('bob');
+  await (await bob.app({ appName: 'gitea', state: 'running' })).task({ status: 'COMPLETED' });
+  await (await bob.app({ appName: 'code-server', state: 'downloading', progress: '42.5' })).task({ status: 'RUNNING' });
+}
+
+/** Ten finished tasks of alice and bob, a minute apart. */
+async function seedTasks(seed: Seeder) {
+  for (const [index, appName] of ['jellyfin', 'immich', 'ollama', 'gitea', 'grafana'].entries()) {
+    await seed.user(index < 3 ? 'alice' : 'bob').task({ appName });
+    await seed.user(index < 3 ? 'alice' : 'bob').task({ appName, type: 'UPGRADE' });
+  }
+}
+
+// Every test has a server and a database of its own: it reads only the rows it seeded.
 describe.each(databases)('read API on %s', (kind) => {
-  let server: TestServer;
-  beforeAll(async () => {
-    server = await startTestServer(kind, { env: AUTH_ENV });
-  });
-  afterAll(() => server?.stop());
+  const test = seededTest(kind, { env: AUTH_ENV });
 
   describe('apps', () => {
-    test("a user sees only their own apps; an admin sees everyone's and may filter by user", async () => {
+    test("a user sees only their own apps; an admin sees everyone's and may filter by user", async ({
+      server,
+      seed,
+      expect,
+    }) => {
+      await seed.user('alice').app({ appName: 'jellyfin', state: 'running' });
+      await seed.user('alice').app({ appName: 'ollama', state: 'stopped' });
+      await seed.user('bob').app({ appName: 'gitea', state: 'running' });
+      await seed.user('admin').app({ appName: 'vaultwarden', state: 'running' });
       const alice = dataOf(await execute(server, AppsQuery, { first: 50 }, { token: TOKENS.alice }));
       const owners = new Set(alice.apps.edges.map((edge) => edge.node.userId));
       expect([...owners]).toEqual(['alice']);
@@ -39,13 +65,18 @@ describe.each(databases)('read API on %s', (kind) => {
       expect(bobs.apps.totalCount).toBe(await server.app.db.appState.count({ where: { userId: 'bob' } }));
     });
 
-    test('a user filtering on another user is refused with FORBIDDEN', async () => {
+    test('a user filtering on another user is refused with FORBIDDEN', async ({ server, expect }) => {
       const response = await execute(server, AppsQuery, { filter: { userId: 'bob' } }, { token: TOKENS.alice });
       expect(errorCodes(response)).toEqual(['FORBIDDEN']);
       expect(response.errors?.[0]?.message).toMatch(/admins/);
     });
 
-    test('stage and health are derived from the app-service state and the active task', async () => {
+    test('stage and health are derived from the app-service state and the active task', async ({
+      server,
+      seed,
+      expect,
+    }) => {
+      await seedAppsOfEveryStage(seed);
       const { apps } = dataOf(
         await execute(server, AppsQuery, { filter: { userId: 'alice' }, first: 50 }, { token: TOKENS.ops }),
       );
@@ -72,7 +103,8 @@ describe.each(databases)('read API on %s', (kind) => {
       expect(codeServer).toMatchObject({ stage: 'INSTALLING', health: 'UNKNOWN' });
     });
 
-    test('filters by stage and health, combined with source and name', async () => {
+    test('filters by stage and health, combined with source and name', async ({ server, seed, expect }) => {
+      await seedAppsOfEveryStage(seed);
       const failed = dataOf(await execute(server, AppsQuery, { filter: { stage: ['FAILED'] } }, { token: TOKENS.ops }));
       expect(failed.apps.edges.map((edge) => edge.node.appName)).toEqual(['nextcloud']);
       expect(failed.apps.totalCount).toBe(1);
@@ -96,7 +128,13 @@ describe.each(databases)('read API on %s', (kind) => {
       expect(none.apps).toMatchObject({ totalCount: 0, edges: [], pageInfo: { hasNextPage: false, endCursor: null } });
     });
 
-    test('app(sourceId, appName) returns your app, or null when you have not installed it', async () => {
+    test('app(sourceId, appName) returns your app, or null when you have not installed it', async ({
+      server,
+      seed,
+      expect,
+    }) => {
+      await (await seed.user('alice').app({ appName: 'jellyfin', state: 'running' })).task({ status: 'COMPLETED' });
+      await (await seed.user('bob').app({ appName: 'gitea', state: 'running' })).task({ status: 'COMPLETED' });
       const mine = dataOf(
         await execute(server, AppQuery, { sourceId: 'market.olares', appName: 'jellyfin' }, { token: TOKENS.alice }),
       );
@@ -110,7 +148,12 @@ describe.each(databases)('read API on %s', (kind) => {
   });
 
   describe('Relay pagination', () => {
-    test('paging forward with first/after and back with last/before visits every task once, in order', async () => {
+    test('paging forward with first/after and back with last/before visits every task once, in order', async ({
+      server,
+      seed,
+      expect,
+    }) => {
+      await seedTasks(seed);
       const all = dataOf(await execute(server, TasksQuery, { first: 100 }, { token: TOKENS.ops })).tasks;
       expect(all.totalCount).toBe(await server.app.db.task.count());
       expect(all.edges.length).toBe(all.totalCount);
@@ -141,33 +184,36 @@ describe.each(databases)('read API on %s', (kind) => {
       expect(backward).toEqual(forward);
     });
 
-    test('newest first: tasks come in descending creation order of their rows', async () => {
+    test('newest first: tasks come in descending creation order of their rows', async ({ server, seed, expect }) => {
+      await seedTasks(seed);
       const { tasks } = dataOf(await execute(server, TasksQuery, { first: 100 }, { token: TOKENS.ops }));
       const ids = await server.app.db.task.findMany({ orderBy: { id: 'desc' }, select: { taskId: true } });
       expect(tasks.edges.map((edge) => edge.node.taskId)).toEqual(ids.map((row) => row.taskId));
     });
 
-    test.each([
+    test.for([
       [{ first: 101 }, /at most 100/],
       [{ first: -1 }, /must not be negative/],
       [{ last: 1000 }, /at most 100/],
       [{ first: 2, last: 2 }, /either "first" or "last"/],
       [{ after: 'not-a-cursor' }, /not a valid cursor/],
       [{ before: '%%%' }, /not a valid cursor/],
-    ])('bad pagination arguments %o get a VALIDATION error', async (args, message) => {
+    ] as const)('bad pagination arguments %o get a VALIDATION error', async ([args, message], { server, expect }) => {
       const response = await execute(server, TasksQuery, args, { token: TOKENS.ops });
       expect(errorCodes(response)).toEqual(['VALIDATION']);
       expect(response.errors?.[0]?.message).toMatch(message);
       expect(response.data).toBeNull();
     });
 
-    test('a cursor of one list is rejected by another', async () => {
+    test('a cursor of one list is rejected by another', async ({ server, seed, expect }) => {
+      await seed.user('alice').app({ appName: 'jellyfin', state: 'running' });
       const { apps } = dataOf(await execute(server, AppsQuery, { first: 1 }, { token: TOKENS.ops }));
       const response = await execute(server, TasksQuery, { after: apps.pageInfo.endCursor }, { token: TOKENS.ops });
       expect(errorCodes(response)).toEqual(['VALIDATION']);
     });
 
-    test('first: 0 returns an empty page with the total count', async () => {
+    test('first: 0 returns an empty page with the total count', async ({ server, seed, expect }) => {
+      await seed.user('alice').task({ appName: 'jellyfin' });
       const { tasks } = dataOf(await execute(server, TasksQuery, { first: 0 }, { token: TOKENS.ops }));
       expect(tasks.edges).toEqual([]);
       expect(tasks.totalCount).toBeGreaterThan(0);
@@ -175,7 +221,15 @@ describe.each(databases)('read API on %s', (kind) => {
   });
 
   describe('tasks', () => {
-    test('filters by status, type, app and creation time', async () => {
+    test('filters by status, type, app and creation time', async ({ server, seed, expect }) => {
+      await seedTasks(seed);
+      await seed.user('alice').task({
+        appName: 'nextcloud',
+        status: 'FAILED',
+        error:
+          'install of nextcloud failed on the app service (installFailed): missing env value NEXTCLOUD_ADMIN_PASSWORD',
+      });
+      await seed.user('bob').task({ appName: 'navidrome', type: 'UNINSTALL' }); // uninstalled: no app row
       const failed = dataOf(
         await execute(server, TasksQuery, { filter: { status: ['FAILED'] } }, { token: TOKENS.ops }),
       ).tasks;
@@ -203,7 +257,12 @@ describe.each(databases)('read API on %s', (kind) => {
       expect(older.edges.every((edge) => edge.node.createdAt <= middle)).toBe(true);
     });
 
-    test('a user reads only their own tasks; task(taskId) of another user is null', async () => {
+    test('a user reads only their own tasks; task(taskId) of another user is null', async ({
+      server,
+      seed,
+      expect,
+    }) => {
+      await seedTasks(seed);
       const bob = dataOf(await execute(server, TasksQuery, { first: 100 }, { token: TOKENS.bob })).tasks;
       expect(bob.edges.length).toBeGreaterThan(0);
       expect(bob.edges.every((edge) => edge.node.userId === 'bob')).toBe(true);
@@ -217,7 +276,7 @@ describe.each(databases)('read API on %s', (kind) => {
       ).toBeNull();
     });
 
-    test('an unknown enum value in a filter is a GraphQL validation error', async () => {
+    test('an unknown enum value in a filter is a GraphQL validation error', async ({ server, expect }) => {
       const response = await fetch(server.graphqlUrl, {
         method: 'POST',
         headers: {
@@ -245,7 +304,13 @@ describe.each(databases)('read API on %s', (kind) => {
   });
 
   describe('node(id)', () => {
-    test('every node type refetches by its global id', async () => {
+    test('every node type refetches by its global id', async ({ server, seed, expect }) => {
+      const alice = seed.user('alice');
+      await (await alice.app({ appName: 'jellyfin', state: 'running' })).task();
+      await alice.payment({ appId: 'plex', status: 'purchased' });
+      await alice.history({ type: 'ACTION_INSTALL', app: 'jellyfin' });
+      await seed.source({ sourceId: 'market.olares', type: 'remote' });
+      await seed.catalogApp({ name: 'jellyfin' });
       const app = dataOf(await execute(server, AppsQuery, { first: 1 }, { token: TOKENS.ops })).apps.edges[0]?.node;
       const task = dataOf(await execute(server, TasksQuery, { first: 1 }, { token: TOKENS.ops })).tasks.edges[0]?.node;
       const payment = dataOf(await execute(server, PaymentsQuery, {}, { token: TOKENS.ops })).payments.edges[0]?.node;
@@ -268,7 +333,13 @@ describe.each(databases)('read API on %s', (kind) => {
       }
     });
 
-    test("another user's objects are null, and malformed ids get a VALIDATION error", async () => {
+    test("another user's objects are null, and malformed ids get a VALIDATION error", async ({
+      server,
+      seed,
+      expect,
+    }) => {
+      await seed.user('alice').app({ appName: 'jellyfin', state: 'running' });
+      await seed.user('bob').app({ appName: 'gitea', state: 'running' });
       const bobsApp = dataOf(
         await execute(server, AppsQuery, { filter: { userId: 'bob' }, first: 1 }, { token: TOKENS.ops }),
       ).apps.edges[0]?.node;
@@ -287,7 +358,13 @@ describe.each(databases)('read API on %s', (kind) => {
   });
 
   describe('payments', () => {
-    test('the frontend status is derived from the five axes; users see only their own', async () => {
+    test('the frontend status is derived from the five axes; users see only their own', async ({
+      server,
+      seed,
+      expect,
+    }) => {
+      await seed.user('alice').payment({ appId: 'plex', status: 'purchased' });
+      await seed.user('bob').payment({ appId: 'comfyui', status: 'signed' });
       const alice = dataOf(await execute(server, PaymentsQuery, {}, { token: TOKENS.alice })).payments;
       expect(alice.edges.map((edge) => [edge.node.appId, edge.node.status])).toEqual([['plex', 'PURCHASED']]);
       const bob = dataOf(await execute(server, PaymentsQuery, {}, { token: TOKENS.bob })).payments;
@@ -302,7 +379,15 @@ describe.each(databases)('read API on %s', (kind) => {
       ).toEqual(['FORBIDDEN']);
     });
 
-    test('paymentStatus is yours, null when you never started to buy, NOT_FOUND for unknown apps', async () => {
+    test('paymentStatus is yours, null when you never started to buy, NOT_FOUND for unknown apps', async ({
+      server,
+      seed,
+      expect,
+    }) => {
+      await seed.source({ sourceId: 'market.olares', type: 'remote' });
+      await seed.catalogApp({ name: 'plex', price: '4.99' });
+      await seed.user('alice').payment({ appId: 'plex', status: 'purchased' });
+      await seed.user('bob').payment({ appId: 'comfyui', status: 'signed' });
       expect(
         dataOf(
           await execute(
@@ -332,7 +417,8 @@ describe.each(databases)('read API on %s', (kind) => {
       expect(errorCodes(unknown)).toEqual(['NOT_FOUND']);
     });
 
-    test('no secret of a payment is reachable through the schema', async () => {
+    test('no secret of a payment is reachable through the schema', async ({ server, seed, expect }) => {
+      await seed.user('alice').payment({ appId: 'plex', status: 'purchased' });
       const response = await fetch(server.graphqlUrl, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.ops}` },
@@ -344,7 +430,18 @@ describe.each(databases)('read API on %s', (kind) => {
   });
 
   describe('history', () => {
-    test('filters by type, app and time; users see only their own records', async () => {
+    test('filters by type, app and time; users see only their own records', async ({ server, seed, expect }) => {
+      for (const [userId, app] of [
+        ['alice', 'jellyfin'],
+        ['bob', 'gitea'],
+        ['alice', 'immich'],
+        ['bob', 'grafana'],
+      ]) {
+        const user = seed.user(userId as string);
+        await user.history({ type: 'ACTION_INSTALL', app });
+        await user.history({ type: 'SYSTEM_INSTALL_SUCCEED', app });
+      }
+      await seed.user('bob').history({ type: 'ACTION_UNINSTALL', app: 'navidrome' });
       const installs = dataOf(
         await execute(
           server,
@@ -380,7 +477,9 @@ describe.each(databases)('read API on %s', (kind) => {
   });
 
   describe('catalogue and market sources', () => {
-    test('market sources: the active remote and the three local ones', async () => {
+    test('market sources: the active remote and the three local ones', async ({ server, seed, expect }) => {
+      await seed.source({ sourceId: 'market.olares', type: 'remote' });
+      for (const sourceId of ['upload', 'studio', 'cli']) await seed.source({ sourceId, type: 'local' });
       const { marketSources } = dataOf(await execute(server, MarketSourcesQuery, {}, { token: TOKENS.alice }));
       expect(marketSources.map((source) => [source.sourceId, source.type, source.isActive])).toEqual([
         ['market.olares', 'remote', true],
@@ -390,7 +489,16 @@ describe.each(databases)('read API on %s', (kind) => {
       ]);
     });
 
-    test('the catalogue has at least 30 apps, with versions, categories and paid apps', async () => {
+    test('the catalogue has at least 30 apps, with versions, categories and paid apps', async ({
+      server,
+      seed,
+      expect,
+    }) => {
+      await seed.source({ sourceId: 'market.olares', type: 'remote' });
+      for (let index = 0; index < 30; index += 1) {
+        const versions = [`1.${index}.0`, '1.0.0'];
+        await seed.catalogApp({ name: `app-${index}`, versions, ...(index % 10 === 0 ? { price: '4.99' } : {}) });
+      }
       const { catalog } = dataOf(await execute(server, CatalogQuery, { first: 100 }, { token: TOKENS.alice }));
       expect(catalog.totalCount).toBeGreaterThanOrEqual(30);
       expect(catalog.edges.filter((edge) => edge.node.paid).length).toBeGreaterThan(0);
@@ -401,7 +509,19 @@ describe.each(databases)('read API on %s', (kind) => {
       ).toBe(true);
     });
 
-    test('search is case-insensitive; category and source filters narrow the list', async () => {
+    test('search is case-insensitive; category and source filters narrow the list', async ({
+      server,
+      seed,
+      expect,
+    }) => {
+      await seed.source({ sourceId: 'market.olares', type: 'remote' });
+      await seed.source({ sourceId: 'upload', type: 'local' });
+      const jellyfin = { title: 'Jellyfin', description: 'Free media system to manage and stream your media' };
+      await seed.catalogApp({ name: 'jellyfin', ...jellyfin, categories: ['Entertainment', 'Media'] });
+      await seed.catalogApp({ name: 'navidrome', description: 'Music server and streamer', categories: ['Media'] });
+      await seed.catalogApp({ name: 'ollama', description: 'Run large language models locally', categories: ['AI'] });
+      await seed.catalogApp({ name: 'comfyui', description: 'Node-based image generation', categories: ['AI'] });
+      await seed.catalogApp({ name: 'my-notes', sourceId: 'upload', categories: ['Productivity'] });
       for (const search of ['jelly', 'JELLY', 'Media system']) {
         const { catalog } = dataOf(await execute(server, CatalogQuery, { search }, { token: TOKENS.alice }));
         expect(catalog.edges.map((edge) => edge.node.name)).toEqual(['jellyfin']);

@@ -7,6 +7,7 @@ import {
   RuntimeSnapshotQuery,
   RuntimeSnapshotSubscription,
 } from './support/operations.js';
+import { type Seeder, seededTest } from './support/seed.js';
 import {
   AUTH_ENV,
   dataOf,
@@ -40,40 +41,55 @@ async function install(server: TestServer, appName: string, version: string, tok
   return result.task.taskId;
 }
 
+/** alice: a running app and a failed install; bob: a running app. */
+async function seedAliceAndBob(seed: Seeder) {
+  const alice = seed.user('alice');
+  await (await alice.app({ appName: 'jellyfin', state: 'running' })).task();
+  const reason = 'missing env value NEXTCLOUD_ADMIN_PASSWORD';
+  await (await alice.app({ appName: 'nextcloud', state: 'installFailed', reason })).task({ status: 'FAILED' });
+  await (await seed.user('bob').app({ appName: 'gitea', state: 'running' })).task();
+}
+
 describe.each(databases)('runtime state on %s', (kind) => {
+  const env = { ...AUTH_ENV, SIMULATED_STEP_MS: '0', RUNTIME_EVENT_BUFFER: '400', SNAPSHOT_MAX_HZ: '2' };
   let server: TestServer;
   beforeAll(async () => {
-    server = await startTestServer(kind, {
-      env: { ...AUTH_ENV, SIMULATED_STEP_MS: '0', RUNTIME_EVENT_BUFFER: '400', SNAPSHOT_MAX_HZ: '2' },
-    });
+    server = await startTestServer(kind, { env });
   });
   afterAll(() => server?.stop());
 
-  test('runtimeSnapshot: your apps and tasks with a summary over them, and every component', async () => {
-    const { runtimeSnapshot: mine } = dataOf(await execute(server, RuntimeSnapshotQuery, {}, { token: TOKENS.alice }));
-    expect(mine.apps.length).toBeGreaterThan(0);
-    expect(
-      mine.apps.every((app) => app.userId === 'alice') && mine.tasks.every((task) => task.userId === 'alice'),
-    ).toBe(true);
-    expect(mine.summary.totalApps).toBe(mine.apps.length);
-    expect(mine.summary.totalTasks).toBe(mine.tasks.length);
-    expect(mine.summary.healthyApps).toBe(mine.apps.filter((app) => app.health === 'HEALTHY').length);
-    expect(mine.summary.appsByStage.reduce((sum, s) => sum + s.count, 0)).toBe(mine.apps.length);
-    expect(mine.components.map((c) => c.name)).toEqual(COMPONENTS);
-    expect(mine.components.find((c) => c.name === 'chart_repo')).toMatchObject({
-      state: 'DISABLED',
-      message: 'CHART_REPO_URL is not set',
-    });
-    expect(mine.components.find((c) => c.name === 'database')).toMatchObject({ state: 'RUNNING', healthy: true });
+  // On a server of its own: the shared one's apps change under the other tests (SIMULATED_STEP_MS=0).
+  // Seeded before it starts, as the collector reads apps and tasks at start.
+  seededTest(kind, { env, preseed: seedAliceAndBob })(
+    'runtimeSnapshot: your apps and tasks with a summary over them, and every component',
+    async ({ server, expect }) => {
+      const { runtimeSnapshot: mine } = dataOf(
+        await execute(server, RuntimeSnapshotQuery, {}, { token: TOKENS.alice }),
+      );
+      expect(mine.apps.length).toBeGreaterThan(0);
+      expect(
+        mine.apps.every((app) => app.userId === 'alice') && mine.tasks.every((task) => task.userId === 'alice'),
+      ).toBe(true);
+      expect(mine.summary.totalApps).toBe(mine.apps.length);
+      expect(mine.summary.totalTasks).toBe(mine.tasks.length);
+      expect(mine.summary.healthyApps).toBe(mine.apps.filter((app) => app.health === 'HEALTHY').length);
+      expect(mine.summary.appsByStage.reduce((sum, s) => sum + s.count, 0)).toBe(mine.apps.length);
+      expect(mine.components.map((c) => c.name)).toEqual(COMPONENTS);
+      expect(mine.components.find((c) => c.name === 'chart_repo')).toMatchObject({
+        state: 'DISABLED',
+        message: 'CHART_REPO_URL is not set',
+      });
+      expect(mine.components.find((c) => c.name === 'database')).toMatchObject({ state: 'RUNNING', healthy: true });
 
-    const failed = dataOf(
-      await execute(server, RuntimeSnapshotQuery, { filter: { stage: ['FAILED'] } }, { token: TOKENS.ops }),
-    ).runtimeSnapshot;
-    expect(failed.apps.map((app) => `${app.userId}/${app.appName}`)).toEqual(['alice/nextcloud']);
-    expect(
-      errorCodes(await execute(server, RuntimeSnapshotQuery, { filter: { userId: 'alice' } }, { token: TOKENS.bob })),
-    ).toEqual(['FORBIDDEN']);
-  });
+      const failed = dataOf(
+        await execute(server, RuntimeSnapshotQuery, { filter: { stage: ['FAILED'] } }, { token: TOKENS.ops }),
+      ).runtimeSnapshot;
+      expect(failed.apps.map((app) => `${app.userId}/${app.appName}`)).toEqual(['alice/nextcloud']);
+      expect(
+        errorCodes(await execute(server, RuntimeSnapshotQuery, { filter: { userId: 'alice' } }, { token: TOKENS.bob })),
+      ).toEqual(['FORBIDDEN']);
+    },
+  );
 
   test('runtimeEvents: each change at once with a growing sequence and your summary; nothing of other users', async () => {
     const alice = await subscribe(server, RuntimeEventsSubscription, {}, { token: TOKENS.alice });
