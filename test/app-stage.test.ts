@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { deriveStage } from '../src/domain/app-stage.js';
 
-describe('stage and health derivation (market-domain §2.9)', () => {
+describe('stage and health derivation', () => {
   test.each([
     ['', 'RUNNING', 'HEALTHY'],
     ['running', 'RUNNING', 'HEALTHY'],

@@ -28,7 +28,7 @@ const BOB = { userId: 'bob', sourceId: 'upload' };
 const FIRST_TICK = new Date('2026-05-15T10:00:05Z');
 const SECOND_TICK = new Date('2026-05-15T10:00:10Z');
 
-// §2.7-shaped answers for two (user, source) pairs, as a chart repo mid-way through its work sends them.
+// Answers shaped like a real chart repo's status endpoint, for two (user, source) pairs, as a chart repo mid-way through its work sends them.
 
 const jellyfinApp = {
   app_id: 'a1b2c3',
@@ -308,7 +308,7 @@ beforeEach(() => {
 });
 
 describe('ChartRepoSource aggregation', () => {
-  test('two (user, source) answers are merged by the rules of §2.11 with every timestamp as ISO', async () => {
+  test('two (user, source) answers are merged (lists concatenated, hydrator counters summed, the first system block) with every timestamp as ISO', async () => {
     fake.setStatus('alice/market.olares', aliceStatus);
     fake.setStatus('bob/upload', bobStatus);
     const source = createSource();

@@ -18,6 +18,7 @@ import {
   setTaskOpId,
   upsertAppStateForTask,
 } from '../src/db/hot-path-sql.js';
+import { appKeyString } from '../src/domain/app-key.js';
 import { JsonNull } from '../src/generated/prisma-sqlite/internal/prismaNamespace.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 
@@ -42,7 +43,7 @@ function newTask(appName: string, createdAt = T0) {
     version: '1.0.0',
     metadata,
     idempotencyKey: null,
-    activeKey: `alice/market.olares/${appName}`,
+    activeKey: appKeyString(key(appName)),
     retryOfTaskId: null,
     createdAt,
   };

@@ -11,7 +11,7 @@ const base: PaymentAxes = {
   vc: null,
 };
 
-describe('frontend payment status (market-domain §4.6 status-query rules)', () => {
+describe('frontend payment status, as the status query derives it from the five axes', () => {
   test.each<[string, Partial<PaymentAxes>, string]>([
     ['need not_required', { paymentNeed: 'not_required' }, 'FREE'],
     [

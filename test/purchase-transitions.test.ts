@@ -6,7 +6,7 @@ import { type DeveloperBehaviour, startFakeDeveloperService } from './support/fa
 import { startTestServer, type TestServer, waitFor } from './support/server.js';
 
 /**
- * Every trigger of the purchase state machine (market-domain §4.4) from a given state, through
+ * Every trigger of the purchase state machine (src/domain/payments.ts) from a given state, through
  * the service, against a real database and a fake developer service over HTTP: the axes after it,
  * the visible status, and what was pushed to the frontend and the wallet.
  */
@@ -282,7 +282,7 @@ const ROWS: Row[] = [
   },
 ];
 
-describe('purchase state machine transitions (§4.4)', () => {
+describe('purchase state machine transitions', () => {
   let developer: Awaited<ReturnType<typeof startFakeDeveloperService>>;
   let server: TestServer;
   beforeAll(async () => {

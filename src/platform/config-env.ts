@@ -64,6 +64,16 @@ const authTokens = z
     return tokens;
   });
 
+/** A comma-separated list; blanks around and between entries are dropped. */
+function splitList(raw: string | undefined): string[] {
+  return (raw ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
+}
+
+const commaList = z.string().optional().transform(splitList);
+
 const databaseUrl = z
   .string()
   .default('file:./data/market.db')
@@ -88,15 +98,7 @@ export const envSchema = z.object({
   /** Trusted gateway header carrying the user id (e.g. X-Bfl-User). @default none */
   AUTH_USER_HEADER: z.string().min(1).optional(),
   /** User ids that the gateway header marks as admins, comma-separated. @default none */
-  AUTH_ADMIN_USERS: z
-    .string()
-    .optional()
-    .transform((raw) =>
-      (raw ?? '')
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean),
-    ),
+  AUTH_ADMIN_USERS: commaList,
   /** Largest `first`/`last` a connection accepts. @default 100 */
   MAX_PAGE_SIZE: positiveInt.max(1000, 'must be at most 1000').default(100),
   /** Largest request body in bytes. @default 1048576 */
@@ -114,10 +116,7 @@ export const envSchema = z.object({
     .string()
     .optional()
     .transform((raw, ctx) => {
-      const origins = (raw ?? '')
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean);
+      const origins = splitList(raw);
       for (const origin of origins) {
         if (!/^https?:\/\/[^/?#\s]+$/.test(origin)) {
           ctx.addIssue({ code: 'custom', message: `${origin} is not an origin like https://example.com[:port]` });
@@ -169,15 +168,7 @@ export const envSchema = z.object({
   /** Pace of the simulated app service, per state step. @default 800 */
   SIMULATED_STEP_MS: nonNegativeInt.default(800),
   /** Apps whose operations the simulated app service fails: comma-separated names, `*` wildcards. @default none */
-  SIMULATED_FAIL_APPS: z
-    .string()
-    .optional()
-    .transform((raw) =>
-      (raw ?? '')
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean),
-    ),
+  SIMULATED_FAIL_APPS: commaList,
   /** Base URL of the real app service; unset → the simulated one. @default none */
   APP_SERVICE_URL: optionalUrl,
   /** Credential this server sends to the app service as X-Authorization. @default none */

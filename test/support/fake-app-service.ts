@@ -2,7 +2,7 @@ import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'nod
 import type { AddressInfo } from 'node:net';
 
 /**
- * A stand-in for the app service (market-domain §3.8) on a real port, so HttpAppService and the
+ * A stand-in for the app service on a real port, so HttpAppService and the
  * task engine are tested over real HTTP. It records every request and answers each kind of call
  * the way a test asks it to; app states reach the engine through `sendEvent`, like the real one.
  */
@@ -38,7 +38,7 @@ export interface RecordedRequest {
   body: unknown;
 }
 
-/** The fields of an app-state event as the app service sends them (§6.5). */
+/** The fields of an app-state event as the app service sends them. */
 export interface AppStateEventBody {
   eventID?: string;
   createTime: string;

@@ -2,7 +2,7 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /**
- * A stand-in for the chart repo's status endpoint (market-domain §2.7, §2.11 step 4) on a real
+ * A stand-in for the chart repo's status endpoint on a real
  * port, for ChartRepoSource and the runtime collector's tests.
  *
  * - `GET /chart-repo/api/v2/status?user=…&source=…` is answered per key `user/source` (`/` when

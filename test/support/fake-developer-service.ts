@@ -2,7 +2,7 @@ import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'nod
 import type { AddressInfo } from 'node:net';
 
 /**
- * A stand-in for developers' credential services (market-domain §4.5) on a real port, so
+ * A stand-in for developers' credential services on a real port, so
  * HttpDeveloperService and the purchase polling are tested over real HTTP. All developers share
  * the one server: `POST /<developer>/ActivateAndGrant`, which is what `urlTemplate` produces.
  *

@@ -1,6 +1,6 @@
 import type { Db } from '../../src/db/client.js';
 import { insertTask, upsertAppStateForTask } from '../../src/db/hot-path-sql.js';
-import type { AppKey } from '../../src/domain/app-key.js';
+import { type AppKey, appKeyString } from '../../src/domain/app-key.js';
 
 /**
  * A PENDING install of `key` at version 1.70.1 with its app state row, written as the mutation
@@ -14,7 +14,7 @@ export async function createPendingInstall(db: Db, key: AppKey, taskId: string, 
     version: '1.70.1',
     metadata: { cfgType: 'app', envs: [] },
     idempotencyKey: null,
-    activeKey: `${key.userId}/${key.sourceId}/${key.appName}`,
+    activeKey: appKeyString(key),
     retryOfTaskId: null,
     createdAt: at,
   });
