@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { ChartRepoSource } from '../src/adapters/chart-repo/http.js';
+import { HttpChartRepo } from '../src/adapters/chart-repo/http.js';
 import type { ChartRepoStatus } from '../src/adapters/chart-repo/port.js';
 import { createLogger } from '../src/platform/logger.js';
 import { type ChartRepoBehaviour, type FakeChartRepo, startFakeChartRepo } from './support/fake-chart-repo.js';
@@ -16,7 +16,7 @@ function createSource(options: { baseUrl?: string; timeoutMs?: number } = {}) {
       done();
     },
   });
-  return new ChartRepoSource({
+  return new HttpChartRepo({
     baseUrl: options.baseUrl ?? fake.url,
     ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
     logger: createLogger('debug', sink),
@@ -307,7 +307,7 @@ beforeEach(() => {
   logs.length = 0;
 });
 
-describe('ChartRepoSource aggregation', () => {
+describe('HttpChartRepo aggregation', () => {
   test('two (user, source) answers are merged (lists concatenated, hydrator counters summed, the first system block) with every timestamp as ISO', async () => {
     fake.setStatus('alice/market.olares', aliceStatus);
     fake.setStatus('bob/upload', bobStatus);
@@ -424,7 +424,7 @@ describe('ChartRepoSource aggregation', () => {
   });
 });
 
-describe('ChartRepoSource timestamps and durations', () => {
+describe('HttpChartRepo timestamps and durations', () => {
   test.each([
     ['2026-05-15T10:00:00Z', '2026-05-15T10:00:00.000Z'],
     ['2026-05-15T10:00:00.123456789Z', '2026-05-15T10:00:00.123Z'],
@@ -478,7 +478,7 @@ describe('ChartRepoSource timestamps and durations', () => {
   });
 });
 
-describe('ChartRepoSource failures', () => {
+describe('HttpChartRepo failures', () => {
   const failures: { case: string; behaviour: ChartRepoBehaviour; problem: string }[] = [
     {
       case: 'a 500 with an envelope whose message carries a Go trace',

@@ -474,6 +474,23 @@ describe('HttpAppService.listApps', () => {
     fake.setBehaviour('listApps', { respond: 'json', body: { code: 200, message: 'success', data: { apps: [] } } });
     expect((await failureOf(createService().listApps())).kind).toBe('invalid_response');
   });
+
+  test('the listing of every app may be larger than the 8 MiB any other answer is held to', async () => {
+    // About 9 MiB of plausible apps: a big cluster's listing, which must still reconcile.
+    const count = 36_000;
+    for (let i = 0; i < count; i++) fake.apps.push({ ...running, name: `app-${i}`, opID: `op-${i}` });
+    const events = await createService({ timeoutMs: 30_000 }).listApps();
+    expect(JSON.stringify(fake.apps).length).toBeGreaterThan(8 * 1024 * 1024);
+    expect(events).toHaveLength(count);
+    expect(events.at(-1)).toMatchObject({ userId: 'alice', appName: `app-${count - 1}`, state: 'running' });
+  });
+
+  test('any other answer over 8 MiB is an invalid response, not read whole', async () => {
+    fake.setBehaviour('install', { respond: 'json', body: { code: 200, data: 'x'.repeat(8 * 1024 * 1024) } });
+    const error = await failureOf(createService().start(install()));
+    expect(error.kind).toBe('invalid_response');
+    expect(error.message).toBe('app service answered install of jellyfin with a body larger than 8388608 bytes');
+  });
 });
 
 describe('the fake app service', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
-import { derivePaymentStatus, type PaymentAxes } from '../src/domain/payment-status.js';
+import { derivePaymentStatus, type PaymentStatusInput } from '../src/domain/payment-status.js';
 
-const base: PaymentAxes = {
+const base: PaymentStatusInput = {
   paymentNeed: 'required',
   developerSync: 'not_started',
   signatureStatus: 'not_evaluated',
@@ -12,7 +12,7 @@ const base: PaymentAxes = {
 };
 
 describe('frontend payment status, as the status query derives it from the five axes', () => {
-  test.each<[string, Partial<PaymentAxes>, string]>([
+  test.each<[string, Partial<PaymentStatusInput>, string]>([
     ['need not_required', { paymentNeed: 'not_required' }, 'FREE'],
     [
       '1: VC present and developer sync completed',

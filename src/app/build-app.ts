@@ -26,8 +26,6 @@ import { createPeriodicJobs } from './jobs.js';
 import { createLiveTransports, type SubscriptionStats } from './live.js';
 import { createRouter } from './routes.js';
 
-export type { RunningApp } from './http-server.js';
-
 export interface AppOptions {
   logger: Logger;
   /** Options of the Prisma client, such as a query recorder in tests. */

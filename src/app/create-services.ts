@@ -22,7 +22,7 @@ export interface ServiceDeps {
   logger: Logger;
 }
 
-/** The composition root of the domain services and the task engine. */
+/** Builds the domain services and the task engine: the first step of the composition root (build-app.ts). */
 export function createServices({ db, config, logger }: ServiceDeps) {
   const { maxPageSize } = config;
   const bus = createEventBus();

@@ -9,8 +9,6 @@ import type { Prisma } from './models.js';
  * rows every time, relative to `now`.
  */
 
-export const DEMO_USERS = ['admin', 'alice', 'bob'] as const;
-
 function priceConfig(app: DemoApp) {
   if (!app.price) return null;
   return {

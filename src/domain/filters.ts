@@ -5,7 +5,9 @@
  * store, so the two cannot drift apart (test/filters.test.ts runs both over the same rows).
  *
  * Common to every rule: a field that is null, undefined, empty ('') or an empty list constrains
- * nothing; the given fields must all hold. Comparisons are exact (case-sensitive).
+ * nothing (the test is for any falsy value, so a rule on a boolean or a number, which no filter
+ * has yet, would need its own); the given fields must all hold. Comparisons are exact
+ * (case-sensitive).
  *
  * A rule on a *derived* column reads `row.derived[column]`: a value computed from the row (an
  * app's stage and health), which SQL cannot filter on. Such rules are left out of `where`; the

@@ -1,4 +1,4 @@
-import { isPurchased, readAxes } from './payments.js';
+import { isPurchased } from './payments.js';
 
 /**
  * The payment status a frontend shows, derived from the five axes by the first rule that matches.
@@ -22,8 +22,11 @@ export const PAYMENT_STATUSES = [
 ] as const;
 export type PaymentStatus = (typeof PAYMENT_STATUSES)[number];
 
-/** What the status is derived from: columns of a payment row (the axes hold their own values). */
-export interface PaymentAxes {
+/**
+ * What the status is derived from: columns of a payment row as stored. A value outside its axis
+ * (a hand-edited row) matches no rule below and falls through, rather than failing the whole read.
+ */
+export interface PaymentStatusInput {
   paymentNeed: string;
   developerSync: string;
   signatureStatus: string;
@@ -33,8 +36,7 @@ export interface PaymentAxes {
   vc?: string | null;
 }
 
-export function derivePaymentStatus(row: PaymentAxes): PaymentStatus {
-  const p = { ...row, ...readAxes(row, ['paymentNeed', 'developerSync', 'signatureStatus', 'paymentStatus']) };
+export function derivePaymentStatus(p: PaymentStatusInput): PaymentStatus {
   if (p.paymentNeed === 'not_required') return 'FREE';
   const sig = p.signatureStatus;
   if (isPurchased(p)) return 'PURCHASED';

@@ -12,7 +12,8 @@ export const TERMINAL_STATUSES = ['COMPLETED', 'FAILED', 'CANCELED'] as const sa
 export type TerminalStatus = (typeof TERMINAL_STATUSES)[number];
 
 /**
- * Which status a task may move to from each one; every write of a task's status keeps to these.
+ * Which status a task may move to from each one. The engine's conditional SQL writes enforce these
+ * moves (src/db/hot-path-sql.ts, src/engine/task-end.ts); this table states them in one place.
  * - PENDING → RUNNING: a worker claims it.
  * - PENDING → CANCELED: its owner cancels it before a worker took it.
  * - PENDING → FAILED: rare; an end retried after a database fault lands on a task that another
@@ -33,7 +34,7 @@ export const TASK_TRANSITIONS: { readonly [From in TaskStatus]: readonly TaskSta
 };
 
 /** Whether a task in status `from` may move to `to`. */
-export function canMoveTo(from: TaskStatus, to: TaskStatus): boolean {
+export function canTaskMoveTo(from: TaskStatus, to: TaskStatus): boolean {
   return TASK_TRANSITIONS[from].includes(to);
 }
 
@@ -41,11 +42,11 @@ export function isTerminal(status: TaskStatus): status is TerminalStatus {
   return TASK_TRANSITIONS[status].length === 0;
 }
 
-export function isTaskStatus(value: string): value is TaskStatus {
+function isTaskStatus(value: string): value is TaskStatus {
   return (TASK_STATUSES as readonly string[]).includes(value);
 }
 
-export function isTaskType(value: string): value is TaskType {
+function isTaskType(value: string): value is TaskType {
   return (TASK_TYPES as readonly string[]).includes(value);
 }
 

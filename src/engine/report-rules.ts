@@ -1,4 +1,4 @@
-// What the app service's state reports mean for a task: pure rules, no database.
+/** What the app service's state reports mean for a task: pure rules, no database. */
 
 import type { AppStateEvent } from '../adapters/app-service/port.js';
 import type { ReportedState } from '../db/hot-path-sql.js';

@@ -24,7 +24,7 @@ import { ConfigError } from '../platform/config.js';
  *
  * How the transports share this: the id is turned into a placeholder text (`documentSource`,
  * which both the Yoga plugin's `onParams` and the streaming transports call, through
- * `graphQLRequest` in transports/operation.ts), and the Yoga plugin's `onParse` hook, which
+ * `graphQLRequest` in transports/graphql-operation.ts), and the Yoga plugin's `onParse` hook, which
  * runs in Yoga's envelop pipeline on every transport (HTTP, graphql-ws, SSE), resolves that text
  * to a manifest document or refuses it. The placeholder is unique per id because Yoga caches
  * parsed documents by their text.

@@ -68,7 +68,7 @@ export function useMutationRateLimit(limit: { perSecond: number; burst: number }
   return {
     onExecute({ args, setResultAndStopExecution }) {
       if (getOperationAST(args.document, args.operationName)?.operation !== 'mutation') return;
-      // Execution runs with the context Yoga built (app.ts), which always has the viewer.
+      // Execution runs with the context Yoga built (src/app/graphql.ts), which always has the viewer.
       const { viewer } = args.contextValue as unknown as Pick<Context, 'viewer'>;
       const waitMs = buckets.take(viewer.userId);
       if (!waitMs) return;

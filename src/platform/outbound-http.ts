@@ -121,10 +121,6 @@ export function upstreamExcerpt(text: string, max: number, secrets?: readonly (s
   return redactSecrets(text, secrets).slice(0, max);
 }
 
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 /** Whether fetch gave up because of its AbortSignal.timeout. */
 function isTimeout(error: unknown): boolean {
   return (

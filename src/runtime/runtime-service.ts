@@ -182,7 +182,7 @@ export class RuntimeService {
  * built from the calls made on their behalf. A user with none (no apps) sees an empty status that
  * only tells whether the chart repo could be reached, without naming whose calls failed.
  */
-export function chartRepoFor(viewer: Viewer, state: ChartRepoCollection | null): ChartRepoStatus | null {
+function chartRepoFor(viewer: Viewer, state: ChartRepoCollection | null): ChartRepoStatus | null {
   if (!state || viewer.isAdmin) return state?.all ?? null;
   const own = state.byUser.get(viewer.userId);
   if (own) return own;

@@ -219,11 +219,6 @@ export class StateStore {
     return [...this.components.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  /** The chart repo status over every call; null before the first collection (or when disabled). */
-  chartRepoStatus(): ChartRepoStatus | null {
-    return this.chartRepo?.all ?? null;
-  }
-
   /** The chart repo status with each user's own; null before the first collection (or when disabled). */
   chartRepoState(): ChartRepoCollection | null {
     return this.chartRepo;

@@ -22,8 +22,6 @@ import { CredentialPolling, type PollingOptions } from './credential-polling.js'
 import type { HistoryService } from './history-service.js';
 import { type Patch, type Payment, PaymentTransitions } from './payment-transitions.js';
 
-export type { PollingOptions } from './credential-polling.js';
-
 /**
  * The purchase flow of paid apps: what each request of the buyer, their frontend and their
  * signing wallet does to the five axes of the buyer's payment state (src/domain/payments.ts).

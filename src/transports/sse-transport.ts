@@ -8,7 +8,7 @@ import { BodyTooLarge, readBody } from '../http/body.js';
 import type { Logger } from '../platform/logger.js';
 import { type ConnectionBudget, limitExceeded } from './connection-budget.js';
 import { onCredentialExpiry } from './credential-expiry.js';
-import { type GraphQLRequest, graphQLRequest, type OperationPipeline } from './operation.js';
+import { type GraphQLRequest, graphQLRequest, type OperationPipeline } from './graphql-operation.js';
 import { type OperationCall, SubscribeFlow } from './subscribe-flow.js';
 
 /**
@@ -17,7 +17,7 @@ import { type OperationCall, SubscribeFlow } from './subscribe-flow.js';
  * same wire format). Subscriptions join the same cohorts as WebSocket ones, through the same flow
  * (subscribe-flow.ts), and each event is written as bytes shared by every SSE member of the
  * cohort: `event: next` with the serialized result. Slow consumers follow QueuedMember's policy
- * (member.ts); a response counts as congested past `maxBufferedBytes` unwritten.
+ * (fanout/member.ts); a response counts as congested past `maxBufferedBytes` unwritten.
  *
  * graphql-sse's single-connection mode (PUT reservations, event-stream tokens) is not served: its
  * reservations are state a client creates before any operation, and graphql-sse clients use

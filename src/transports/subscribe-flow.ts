@@ -11,7 +11,7 @@ import {
   type OperationPipeline,
   prepareOperation,
   scopeOf,
-} from './operation.js';
+} from './graphql-operation.js';
 
 /**
  * One operation as a transport carries it. The flow decides what happens to the operation; the

@@ -15,17 +15,17 @@ import { type MemberPolicy, type Outlet, QueuedMember } from '../fanout/member.j
 import type { Logger } from '../platform/logger.js';
 import { type ConnectionBudget, limitExceeded } from './connection-budget.js';
 import { onCredentialExpiry } from './credential-expiry.js';
-import { type GraphQLRequest, graphQLRequest, type OperationPipeline } from './operation.js';
+import { type GraphQLRequest, graphQLRequest, type OperationPipeline } from './graphql-operation.js';
 import { type OperationCall, SubscribeFlow } from './subscribe-flow.js';
 
 /**
  * The graphql-transport-ws protocol (graphql-ws's, whose message types, parser and close codes
  * this uses) served over `ws`, with subscription fan-out: a subscription joins the cohort of its
- * document, variables and scope (cohorts.ts) through the flow it shares with SSE
+ * document, variables and scope (fanout/cohorts.ts) through the flow it shares with SSE
  * (subscribe-flow.ts), and each event is one serialized payload spliced into every member's
  * `next` frame. graphql-ws's own server runs one execution and one
  * `JSON.stringify` per subscriber per event, and awaits every send, which is what this replaces.
- * Slow consumers: see QueuedMember (member.ts); a socket counts as congested past
+ * Slow consumers: see QueuedMember (fanout/member.ts); a socket counts as congested past
  * `maxBufferedBytes` unsent.
  */
 

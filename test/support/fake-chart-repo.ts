@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 
 /**
  * A stand-in for the chart repo's status endpoint on a real
- * port, for ChartRepoSource and the runtime collector's tests.
+ * port, for HttpChartRepo and the runtime collector's tests.
  *
  * - `GET /chart-repo/api/v2/status?user=…&source=…` is answered per key `user/source` (`/` when
  *   the query names neither, `alice/` when only the user is given).

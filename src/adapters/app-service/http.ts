@@ -1,6 +1,7 @@
 import type { EnvVar, OperationRequest, OperationType } from '../../domain/operations.js';
+import { isRecord } from '../../platform/json.js';
 import type { Logger } from '../../platform/logger.js';
-import { fetchJson, isRecord, upstreamExcerpt } from '../../platform/outbound-http.js';
+import { fetchJson, upstreamExcerpt } from '../../platform/outbound-http.js';
 import { redactSecrets, redactSecretsIn, rememberSecret, secretEnvValues } from '../../platform/redact.js';
 import { parseRfc3339Time } from '../../platform/rfc3339.js';
 import {
@@ -46,6 +47,9 @@ interface Envelope {
   data: unknown;
 }
 
+/** The listing of every app of every user grows with the cluster (~1 KB an app): room for ~100k. */
+const ALL_APPS_MAX_BYTES = 128 * 1024 * 1024;
+
 interface Call {
   method: 'GET' | 'POST';
   path: string;
@@ -54,6 +58,8 @@ interface Call {
   /** Whose request it is; listing apps is on nobody's behalf. */
   caller?: { userId: string; sourceId: string };
   body?: unknown;
+  /** @default DEFAULT_MAX_RESPONSE_BYTES (8 MiB) */
+  maxResponseBytes?: number;
   /**
    * Secret values the body carries; redacted from whatever the app service answers, and remembered
    * before sending, because the state events that quote them arrive later, through another door.
@@ -67,7 +73,7 @@ const MAX_UPSTREAM_MESSAGE = 500;
 /** Upstream names in a log line: enough to find the app, never a whole body. */
 const MAX_LOGGED_TEXT = 128;
 
-/** A listed app's reason and message, as long as the event intake accepts them (app-state-event.ts). */
+/** A listed app's reason and message, as long as the event intake accepts them (state-event.ts). */
 const MAX_STORED_TEXT = 2000;
 
 const VERBS: Record<OperationType, string> = {
@@ -133,7 +139,8 @@ export class HttpAppService implements AppService {
 
   async listApps(): Promise<AppStateEvent[]> {
     const action = 'listing of all apps';
-    const { status, body } = await this.request({ method: 'GET', path: '/app-service/v1/all/apps', action });
+    const listing = { method: 'GET', path: '/app-service/v1/all/apps', maxResponseBytes: ALL_APPS_MAX_BYTES } as const;
+    const { status, body } = await this.request({ ...listing, action });
     let items: unknown[];
     if (Array.isArray(body)) {
       items = body;
@@ -230,6 +237,7 @@ export class HttpAppService implements AppService {
       json: call.body,
       timeoutMs: this.timeoutMs,
       secrets: this.secretsOf(call.secrets),
+      ...(call.maxResponseBytes ? { maxResponseBytes: call.maxResponseBytes } : {}),
     });
     if (outcome.kind === 'timeout') {
       throw this.failure('timeout', `app service did not answer ${call.action} within ${this.timeoutMs} ms`);

@@ -5,8 +5,9 @@ import { parseRfc3339Time } from '../../platform/rfc3339.js';
 import type { AppStateEvent } from './port.js';
 
 /**
- * Validation of the state events the app service POSTs to our intake (`POST /events/app-state`). The intake is reachable from the cluster, so every string is bounded: a
- * broken or hostile sender must not be able to store huge values on the app's state row.
+ * Validation of the state events the app service POSTs to our intake (`POST /events/app-state`).
+ * The intake is reachable from the cluster, so every string is bounded: a broken or hostile sender
+ * must not be able to store huge values on the app's state row.
  *
  * Every value that passes can be stored by both databases. PostgreSQL refuses U+0000 in text:
  * free text (progress, reason, message) loses it, since it carries nothing there; a name or an

@@ -1,5 +1,6 @@
+import { isRecord } from '../../platform/json.js';
 import type { Logger } from '../../platform/logger.js';
-import { fetchJson, isRecord } from '../../platform/outbound-http.js';
+import { fetchJson } from '../../platform/outbound-http.js';
 import { redactSecrets } from '../../platform/redact.js';
 import type { ChartRepo, ChartRepoCollection, ChartRepoPair, ChartRepoStatus } from './port.js';
 import { type Answer, aggregate, readAnswer } from './status-answer.js';
@@ -13,7 +14,7 @@ import { type Answer, aggregate, readAnswer } from './status-answer.js';
  * RuntimeService's). Upstream text in `lastError` carries no secret.
  */
 
-export interface ChartRepoSourceOptions {
+export interface HttpChartRepoOptions {
   /** Where the chart repo listens, e.g. `http://localhost:82`. */
   baseUrl: string;
   /** Per call, not per collect. @default 5000 */
@@ -37,7 +38,7 @@ type Outcome = ({ ok: true; answer: Answer } | { ok: false; call: string; proble
   userId: string | null;
 };
 
-export class ChartRepoSource implements ChartRepo {
+export class HttpChartRepo implements ChartRepo {
   private readonly baseUrl: string;
   private readonly timeoutMs: number;
   private readonly logger: Logger;
@@ -50,7 +51,7 @@ export class ChartRepoSource implements ChartRepo {
   private latestCollect = 0;
   private lastLoggedError: string | null = null;
 
-  constructor(options: ChartRepoSourceOptions) {
+  constructor(options: HttpChartRepoOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
     this.timeoutMs = options.timeoutMs ?? 5_000;
     this.logger = options.logger;

@@ -1,7 +1,7 @@
 /**
  * The chart repo: the cluster service that downloads and unpacks app charts and images. The
  * runtime collector polls its status per (user, source) and shows it on the dashboard and in
- * runtimeSnapshot. There is one implementation, ChartRepoSource over HTTP (CHART_REPO_URL); with
+ * runtimeSnapshot. There is one implementation, HttpChartRepo over HTTP (CHART_REPO_URL); with
  * none configured there is no chart repo status at all.
  *
  * The nested blocks keep the chart repo's own snake_case field names, with two normalisations:

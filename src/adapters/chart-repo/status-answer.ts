@@ -1,4 +1,4 @@
-import { isRecord } from '../../platform/outbound-http.js';
+import { isRecord } from '../../platform/json.js';
 import { parseRfc3339Time } from '../../platform/rfc3339.js';
 import type { ChartRepoStatus } from './port.js';
 

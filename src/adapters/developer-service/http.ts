@@ -1,5 +1,6 @@
+import { isRecord } from '../../platform/json.js';
 import type { Logger } from '../../platform/logger.js';
-import { fetchJson, isRecord, upstreamExcerpt } from '../../platform/outbound-http.js';
+import { fetchJson, upstreamExcerpt } from '../../platform/outbound-http.js';
 import { redactSecrets, rememberSecret } from '../../platform/redact.js';
 import { type DeveloperInfo, type DeveloperService, DeveloperServiceError, type GrantResult } from './port.js';
 
@@ -59,6 +60,9 @@ export class HttpDeveloperService implements DeveloperService {
 
   async activateAndGrant(request: { developerName: string; productId: string; jws: string }): Promise<GrantResult> {
     const { developerName, productId, jws } = request;
+    // Remembered first, so that wherever it is quoted back later (another upstream's error, even
+    // after this call failed before sending) it is redacted too.
+    rememberSecret(jws);
     const who = `developer service of ${developerName}`;
     const fail = (message: string) => new DeveloperServiceError(redactSecrets(message, [jws]));
     const url = fillTemplate(this.urlTemplate, developerName);
@@ -66,8 +70,7 @@ export class HttpDeveloperService implements DeveloperService {
       throw fail(`${who} has no valid URL: ${url}`);
     }
 
-    // The jws travels in the body only, and is remembered so that wherever it is quoted back later
-    // (another upstream's error) it is redacted too.
+    // The jws travels in the body only.
     const outcome = await fetchJson({ url, method: 'POST', json: { jws }, timeoutMs: this.timeoutMs, secrets: [jws] });
     if (outcome.kind === 'timeout') throw fail(`${who} did not answer within ${this.timeoutMs} ms`);
     if (outcome.kind === 'unreachable') throw fail(`${who} is unreachable: ${outcome.problem}`);
