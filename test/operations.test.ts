@@ -12,10 +12,51 @@ import {
   UninstallAppMutation,
   UpgradeAppMutation,
 } from './support/operations.js';
-import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
+import { REMOTE_SOURCE, type Seeder, seededTest, startSeededServer } from './support/seed.js';
+import { AUTH_ENV, dataOf, execute, type TestServer, TOKENS, waitFor } from './support/server.js';
 
 const databases = await availableDatabases();
-const SOURCE = 'market.olares';
+const SOURCE = REMOTE_SOURCE;
+
+/**
+ * Two install tasks, PENDING at start, that the engine claims at once: with TASK_CONCURRENCY=2
+ * and an app service that stands still they hold both workers for good, so new tasks stay PENDING.
+ */
+async function fillBothWorkers(seed: Seeder) {
+  await seed.remoteSource();
+  const bob = seed.user('bob');
+  await (await bob.app({ appName: 'code-server', state: 'downloading', progress: '42.5' })).task({ status: 'PENDING' });
+  const admin = seed.user('admin');
+  await (await admin.app({ appName: 'home-assistant', state: 'installing', progress: '80' })).task({
+    status: 'PENDING',
+  });
+}
+
+/**
+ * The apps the refusal cases are about, under names of the case's own (`gitea-<tag>`, …): gitea
+ * is only in the catalogue, alice runs immich at 1.120.1, rocketchat is paid and not bought, and
+ * alice's install of nextcloud failed.
+ */
+async function seedRefusalApps(seed: Seeder, tag: string) {
+  const names = {
+    gitea: `gitea-${tag}`,
+    immich: `immich-${tag}`,
+    rocketchat: `rocketchat-${tag}`,
+    nextcloud: `nextcloud-${tag}`,
+  };
+  await seed.catalogApp({ name: names.gitea, versions: ['1.22.4', '1.22.0'] });
+  await seed.catalogApp({ name: names.immich, versions: ['1.120.1', '1.119.0'] });
+  await seed.catalogApp({ name: names.rocketchat, versions: ['7.1.0', '7.0.3'], price: '19.00' });
+  await seed.catalogApp({ name: names.nextcloud, versions: ['30.0.2', '29.0.8'] });
+  const alice = seed.user('alice');
+  await (await alice.app({ appName: names.immich, state: 'running', version: '1.120.1' })).task();
+  const reason = 'missing env value NEXTCLOUD_ADMIN_PASSWORD';
+  await (await alice.app({ appName: names.nextcloud, state: 'installFailed', version: '30.0.2', reason })).task({
+    status: 'FAILED',
+  });
+  return names;
+}
+type RefusalApps = Awaited<ReturnType<typeof seedRefusalApps>>;
 
 /** Waits until the task is in one of `statuses` and returns its details (read as the admin). */
 function waitForTask(server: TestServer, taskId: string, statuses: string[]) {
@@ -38,17 +79,37 @@ async function snapshot(server: TestServer) {
   };
 }
 
+// Each test seeds the apps it is about, under names no other test of its server uses, so the
+// tests of a shared server run alone or in any order.
 describe.each(databases)('operations on %s', (kind) => {
   describe('with a fast simulated app service', () => {
     let server: TestServer;
+    let seed: Seeder;
     beforeAll(async () => {
-      server = await startTestServer(kind, {
+      ({ server, seed } = await startSeededServer(kind, {
         env: { ...AUTH_ENV, SIMULATED_STEP_MS: '0', SIMULATED_FAIL_APPS: 'photoprism,bad-*' },
-      });
+        preseed: (seed) => seed.remoteSource(),
+      }));
     });
     afterAll(() => server?.stop());
 
+    /** Installs `appName` as alice and waits until its task has finished. */
+    async function installAndWait(appName: string, version: string) {
+      await seed.catalogApp({ name: appName, versions: [version] });
+      const result = dataOf(
+        await execute(
+          server,
+          InstallAppMutation,
+          { input: { sourceId: SOURCE, appName, version } },
+          { token: TOKENS.alice },
+        ),
+      ).installApp;
+      if (result.__typename !== 'InstallAppSuccess') throw new Error(`install refused: ${JSON.stringify(result)}`);
+      return waitForTask(server, result.task.taskId, ['COMPLETED', 'FAILED']);
+    }
+
     test('installApp returns a PENDING task that runs to COMPLETED; the app then runs at that version', async () => {
+      await seed.catalogApp({ name: 'vaultwarden', versions: ['1.32.5', '1.32.0'] });
       const result = dataOf(
         await execute(
           server,
@@ -92,6 +153,7 @@ describe.each(databases)('operations on %s', (kind) => {
     });
 
     test('a failure on the app service fails the task with a reason a person can act on', async () => {
+      await seed.catalogApp({ name: 'photoprism', versions: ['240915', '240711'] });
       const result = dataOf(
         await execute(
           server,
@@ -126,6 +188,8 @@ describe.each(databases)('operations on %s', (kind) => {
     });
 
     test('upgradeApp moves an installed app to another version; uninstallApp removes it', async () => {
+      await seed.catalogApp({ name: 'jellyfin', versions: ['1.2.0', '1.1.3', '1.1.0'] });
+      await (await seed.user('alice').app({ appName: 'jellyfin', state: 'running', version: '1.2.0' })).task();
       const upgrade = dataOf(
         await execute(
           server,
@@ -161,6 +225,8 @@ describe.each(databases)('operations on %s', (kind) => {
     });
 
     test('cloneApp installs a second instance named raw name + 6 hex; the same clone twice is refused', async () => {
+      await seed.catalogApp({ name: 'immich', versions: ['1.120.1', '1.119.0'] });
+      await (await seed.user('alice').app({ appName: 'immich', state: 'running', version: '1.120.1' })).task();
       const input = {
         sourceId: SOURCE,
         appName: 'immich',
@@ -186,135 +252,135 @@ describe.each(databases)('operations on %s', (kind) => {
       await waitForTask(server, otherTitle.task.taskId, ['COMPLETED']);
     });
 
+    // Each case seeds its own apps (seedRefusalApps); `input` and `message` are about those.
     test.each(
       (
         [
           [
             'an unknown app',
             InstallAppMutation,
-            { sourceId: SOURCE, appName: 'no-such-app', version: '1.0.0' },
+            (_n) => ({ sourceId: SOURCE, appName: 'no-such-app', version: '1.0.0' }),
             'NOT_FOUND',
-            /not in the catalogue/,
+            () => /not in the catalogue/,
           ],
           [
             'an unknown version',
             InstallAppMutation,
-            { sourceId: SOURCE, appName: 'gitea', version: '0.0.1' },
+            (n) => ({ sourceId: SOURCE, appName: n.gitea, version: '0.0.1' }),
             'NOT_FOUND',
-            /Version 0.0.1 of gitea.*available: 1.22.4, 1.22.0/,
+            (n) => new RegExp(`Version 0.0.1 of ${n.gitea}.*available: 1.22.4, 1.22.0`),
           ],
           [
             'an unknown source',
             InstallAppMutation,
-            { sourceId: 'nowhere', appName: 'gitea', version: '1.22.4' },
+            (n) => ({ sourceId: 'nowhere', appName: n.gitea, version: '1.22.4' }),
             'NOT_FOUND',
-            /Market source nowhere/,
+            () => /Market source nowhere/,
           ],
           [
             'an empty app name',
             InstallAppMutation,
-            { sourceId: SOURCE, appName: ' ', version: '1.22.4' },
+            (_n) => ({ sourceId: SOURCE, appName: ' ', version: '1.22.4' }),
             'VALIDATION',
-            /appName/,
+            () => /appName/,
           ],
           [
             'a malformed env name',
             InstallAppMutation,
-            { sourceId: SOURCE, appName: 'gitea', version: '1.22.4', envs: [{ name: '9LIVES', value: 'x' }] },
+            (n) => ({ sourceId: SOURCE, appName: n.gitea, version: '1.22.4', envs: [{ name: '9LIVES', value: 'x' }] }),
             'VALIDATION',
-            /envs.0.name/,
+            () => /envs.0.name/,
           ],
           [
             'duplicate env names',
             InstallAppMutation,
-            { sourceId: SOURCE, appName: 'gitea', version: '1.22.4', envs: [{ name: 'A' }, { name: 'A' }] },
+            (n) => ({ sourceId: SOURCE, appName: n.gitea, version: '1.22.4', envs: [{ name: 'A' }, { name: 'A' }] }),
             'VALIDATION',
-            /unique/,
+            () => /unique/,
           ],
           [
             'an app already installed',
             InstallAppMutation,
-            { sourceId: SOURCE, appName: 'immich', version: '1.119.0' },
+            (n) => ({ sourceId: SOURCE, appName: n.immich, version: '1.119.0' }),
             'INVALID_STATE',
-            /already installed.*upgradeApp/,
+            () => /already installed.*upgradeApp/,
           ],
           [
             'a paid app not bought',
             InstallAppMutation,
-            { sourceId: SOURCE, appName: 'rocketchat', version: '7.1.0' },
+            (n) => ({ sourceId: SOURCE, appName: n.rocketchat, version: '7.1.0' }),
             'INVALID_STATE',
-            /payment required/,
+            () => /payment required/,
           ],
           [
             'an upgrade of an app not installed',
             UpgradeAppMutation,
-            { sourceId: SOURCE, appName: 'gitea', version: '1.22.4' },
+            (n) => ({ sourceId: SOURCE, appName: n.gitea, version: '1.22.4' }),
             'INVALID_STATE',
-            /not installed/,
+            () => /not installed/,
           ],
           [
             'an upgrade to the installed version',
             UpgradeAppMutation,
-            { sourceId: SOURCE, appName: 'immich', version: '1.120.1' },
+            (n) => ({ sourceId: SOURCE, appName: n.immich, version: '1.120.1' }),
             'INVALID_STATE',
-            /already at version/,
+            () => /already at version/,
           ],
           [
             'an uninstall of an app that never installed',
             UninstallAppMutation,
-            { sourceId: SOURCE, appName: 'nextcloud' },
+            (n) => ({ sourceId: SOURCE, appName: n.nextcloud }),
             'INVALID_STATE',
-            /not installed/,
+            () => /not installed/,
           ],
           [
             'an uninstall naming the wrong version',
             UninstallAppMutation,
-            { sourceId: SOURCE, appName: 'immich', version: '1.0.0' },
+            (n) => ({ sourceId: SOURCE, appName: n.immich, version: '1.0.0' }),
             'INVALID_STATE',
-            /installed at version 1.120.1/,
+            () => /installed at version 1.120.1/,
           ],
           [
             'a clone of an app not installed',
             CloneAppMutation,
-            { sourceId: SOURCE, appName: 'gitea', title: 'Second' },
+            (n) => ({ sourceId: SOURCE, appName: n.gitea, title: 'Second' }),
             'INVALID_STATE',
-            /not installed/,
+            () => /not installed/,
           ],
           [
             'a clone without a title',
             CloneAppMutation,
-            { sourceId: SOURCE, appName: 'immich', title: '   ' },
+            (n) => ({ sourceId: SOURCE, appName: n.immich, title: '   ' }),
             'VALIDATION',
-            /title/,
+            () => /title/,
           ],
-        ] as const
-      ).map(([name, document, input, code, message]) => ({ name, document, input, code, message })),
-    )('$name is refused with $code and changes nothing', async ({ document, input, code, message }) => {
+        ] as const satisfies readonly (readonly [
+          string,
+          unknown,
+          (n: RefusalApps) => object,
+          string,
+          (n: RefusalApps) => RegExp,
+        ])[]
+      ).map(([name, document, input, code, message], index) => ({ name, document, input, code, message, index })),
+    )('$name is refused with $code and changes nothing', async ({ document, input, code, message, index }) => {
+      const apps = await seedRefusalApps(seed, `r${index}`);
       const before = await snapshot(server);
       const response = dataOf(
         await execute(
           server,
           document as typeof InstallAppMutation,
-          { input: input as never },
+          { input: input(apps) as never },
           { token: TOKENS.alice },
         ),
       );
       const result = Object.values(response)[0] as { __typename: string; code?: string; message?: string };
       expect(result.code).toBe(code);
-      expect(result.message).toMatch(message);
+      expect(result.message).toMatch(message(apps));
       expect(await snapshot(server)).toEqual(before);
     });
 
     test('retry and cancel check ownership, existence and state', async () => {
-      const { tasks } = dataOf(
-        await execute(
-          server,
-          TasksQuery,
-          { filter: { status: ['COMPLETED'], userId: 'alice' }, first: 1 },
-          { token: TOKENS.ops },
-        ),
-      );
-      const completed = tasks.edges[0]?.node.taskId as string;
+      const { taskId: completed } = await seed.user('alice').task({ appName: 'navidrome', status: 'COMPLETED' });
       const retryDone = dataOf(
         await execute(server, RetryTaskMutation, { input: { taskId: completed } }, { token: TOKENS.alice }),
       ).retryTask;
@@ -338,6 +404,15 @@ describe.each(databases)('operations on %s', (kind) => {
     });
 
     test('no auth token is stored in tasks, app states or history, nor logged', async () => {
+      // Something for the check to be about: an install that ran, and a failed one retried.
+      expect(await installAndWait('audiobookshelf', '2.17.5')).toMatchObject({ status: 'COMPLETED' });
+      const failed = await installAndWait('bad-calibre-web', '0.6.24');
+      expect(failed).toMatchObject({ status: 'FAILED' });
+      const retried = dataOf(
+        await execute(server, RetryTaskMutation, { input: { taskId: failed.taskId } }, { token: TOKENS.alice }),
+      ).retryTask;
+      if (retried.__typename !== 'RetryTaskSuccess') throw new Error(`retry refused: ${JSON.stringify(retried)}`);
+      await waitForTask(server, retried.task.taskId, ['FAILED']);
       const { db } = server.app;
       const stored = JSON.stringify([
         await db.task.findMany(),
@@ -353,66 +428,97 @@ describe.each(databases)('operations on %s', (kind) => {
   });
 
   describe('with an app service that stands still (tasks stay active)', () => {
+    const STILL_ENV = { ...AUTH_ENV, TASK_CONCURRENCY: '2' };
     let server: TestServer;
+    let seed: Seeder;
     beforeAll(async () => {
-      // Two workers, both taken by the demo data's pending installs: new tasks stay PENDING.
-      server = await startTestServer(kind, { env: { ...AUTH_ENV, TASK_CONCURRENCY: '2' } });
+      // Two workers, both taken by pending installs seeded before the start: new tasks stay PENDING.
+      ({ server, seed } = await startSeededServer(kind, { env: STILL_ENV, preseed: fillBothWorkers }));
     });
     afterAll(() => server?.stop());
 
-    const install = (appName: string, version: string, token: string, idempotencyKey?: string) =>
+    const install = (
+      target: Pick<TestServer, 'graphqlUrl'>,
+      appName: string,
+      version: string,
+      token: string,
+      idempotencyKey?: string,
+    ) =>
       execute(
-        server,
+        target,
         InstallAppMutation,
         { input: { sourceId: SOURCE, appName, version, ...(idempotencyKey ? { idempotencyKey } : {}) } },
         { token },
       );
 
-    test('workers never run more than TASK_CONCURRENCY tasks; the rest wait in FIFO order', async () => {
-      const results = [];
-      for (const app of [
-        ['n8n', '1.70.1'],
-        ['ghost', '5.104.2'],
-        ['wordpress', '6.7.1'],
-      ] as const) {
-        results.push(dataOf(await install(app[0], app[1], TOKENS.alice)).installApp);
-      }
-      expect(results.map((r) => r.__typename === 'InstallAppSuccess' && r.task.status)).toEqual([
-        'PENDING',
-        'PENDING',
-        'PENDING',
-      ]);
-      const running = dataOf(
-        await execute(server, TasksQuery, { filter: { status: ['RUNNING'] } }, { token: TOKENS.ops }),
-      ).tasks;
-      expect(running.totalCount).toBe(2);
+    // This test frees a worker and watches which task takes it: the queue is server-wide, so it
+    // has a server of its own.
+    const ownServerTest = seededTest(kind, { env: STILL_ENV, preseed: fillBothWorkers });
 
-      // Canceling a running task frees a worker: the oldest pending task (n8n) takes it.
-      const oldestRunning = running.edges.at(-1)?.node;
-      const cancel = dataOf(
-        await execute(
-          server,
-          CancelTaskMutation,
-          { input: { taskId: oldestRunning?.taskId as string } },
-          { token: TOKENS.ops },
-        ),
-      ).cancelTask;
-      expect(cancel.__typename).toBe('CancelTaskSuccess');
-      const canceled = await waitForTask(server, oldestRunning?.taskId as string, ['CANCELED']);
-      expect(canceled.app).toBeNull(); // its first install never finished: nothing is left behind
-      const n8n = results[0]?.__typename === 'InstallAppSuccess' ? results[0].task.taskId : '';
-      await waitForTask(server, n8n, ['RUNNING']);
-      const stillPending = dataOf(
-        await execute(server, TasksQuery, { filter: { status: ['PENDING'], userId: 'alice' } }, { token: TOKENS.ops }),
-      ).tasks;
-      expect(stillPending.edges.map((edge) => edge.node.appName).sort()).toEqual(['ghost', 'wordpress']);
-      expect(
-        dataOf(await execute(server, TasksQuery, { filter: { status: ['RUNNING'] } }, { token: TOKENS.ops })).tasks
-          .totalCount,
-      ).toBe(2);
-    });
+    ownServerTest(
+      'workers never run more than TASK_CONCURRENCY tasks; the rest wait in FIFO order',
+      async ({ server, seed }) => {
+        for (const [name, version] of [
+          ['n8n', '1.70.1'],
+          ['ghost', '5.104.2'],
+          ['wordpress', '6.7.1'],
+        ] as const) {
+          await seed.catalogApp({ name, versions: [version] });
+        }
+        const results = [];
+        for (const app of [
+          ['n8n', '1.70.1'],
+          ['ghost', '5.104.2'],
+          ['wordpress', '6.7.1'],
+        ] as const) {
+          results.push(dataOf(await install(server, app[0], app[1], TOKENS.alice)).installApp);
+        }
+        expect(results.map((r) => r.__typename === 'InstallAppSuccess' && r.task.status)).toEqual([
+          'PENDING',
+          'PENDING',
+          'PENDING',
+        ]);
+        const running = dataOf(
+          await execute(server, TasksQuery, { filter: { status: ['RUNNING'] } }, { token: TOKENS.ops }),
+        ).tasks;
+        expect(running.totalCount).toBe(2);
+
+        // Canceling a running task frees a worker: the oldest pending task (n8n) takes it.
+        const oldestRunning = running.edges.at(-1)?.node;
+        const cancel = dataOf(
+          await execute(
+            server,
+            CancelTaskMutation,
+            { input: { taskId: oldestRunning?.taskId as string } },
+            { token: TOKENS.ops },
+          ),
+        ).cancelTask;
+        expect(cancel.__typename).toBe('CancelTaskSuccess');
+        const canceled = await waitForTask(server, oldestRunning?.taskId as string, ['CANCELED']);
+        expect(canceled.app).toBeNull(); // its first install never finished: nothing is left behind
+        const n8n = results[0]?.__typename === 'InstallAppSuccess' ? results[0].task.taskId : '';
+        await waitForTask(server, n8n, ['RUNNING']);
+        const stillPending = dataOf(
+          await execute(
+            server,
+            TasksQuery,
+            { filter: { status: ['PENDING'], userId: 'alice' } },
+            { token: TOKENS.ops },
+          ),
+        ).tasks;
+        expect(stillPending.edges.map((edge) => edge.node.appName).sort()).toEqual(['ghost', 'wordpress']);
+        expect(
+          dataOf(await execute(server, TasksQuery, { filter: { status: ['RUNNING'] } }, { token: TOKENS.ops })).tasks
+            .totalCount,
+        ).toBe(2);
+      },
+    );
 
     test('a PENDING task is canceled at once, by its owner or an admin but not by another user', async () => {
+      await seed.catalogApp({ name: 'ghost', versions: ['5.104.2'] });
+      expect(dataOf(await install(server, 'ghost', '5.104.2', TOKENS.alice)).installApp.__typename).toBe(
+        'InstallAppSuccess',
+      );
       const pending = dataOf(
         await execute(
           server,
@@ -456,7 +562,10 @@ describe.each(databases)('operations on %s', (kind) => {
     });
 
     test('many concurrent installs of one app: exactly one is accepted, the rest get CONFLICT', async () => {
-      const responses = await Promise.all(Array.from({ length: 25 }, () => install('mastodon', '4.3.2', TOKENS.bob)));
+      await seed.catalogApp({ name: 'mastodon', versions: ['4.3.2'] });
+      const responses = await Promise.all(
+        Array.from({ length: 25 }, () => install(server, 'mastodon', '4.3.2', TOKENS.bob)),
+      );
       const results = responses.map((response) => dataOf(response).installApp);
       expect(results.filter((r) => r.__typename === 'InstallAppSuccess')).toHaveLength(1);
       const conflicts = results.filter((r) => r.__typename === 'ConflictError');
@@ -470,8 +579,10 @@ describe.each(databases)('operations on %s', (kind) => {
     });
 
     test('the same idempotencyKey returns the original task, even under concurrency', async () => {
+      await seed.catalogApp({ name: 'excalidraw', versions: ['0.17.6'] });
+      await seed.catalogApp({ name: 'stirling-pdf', versions: ['0.36.6'] });
       const responses = await Promise.all(
-        Array.from({ length: 10 }, () => install('excalidraw', '0.17.6', TOKENS.bob, 'bob-excalidraw-1')),
+        Array.from({ length: 10 }, () => install(server, 'excalidraw', '0.17.6', TOKENS.bob, 'bob-excalidraw-1')),
       );
       const ids = new Set(
         responses.map((response) => {
@@ -483,10 +594,10 @@ describe.each(databases)('operations on %s', (kind) => {
       expect([...ids][0]).toMatch(/^\d{14}-/);
       expect(await server.app.db.task.count({ where: { userId: 'bob', appName: 'excalidraw' } })).toBe(1);
       // the key is per user: alice's identical key is her own request
-      const alice = dataOf(await install('excalidraw', '0.17.6', TOKENS.alice, 'bob-excalidraw-1')).installApp;
+      const alice = dataOf(await install(server, 'excalidraw', '0.17.6', TOKENS.alice, 'bob-excalidraw-1')).installApp;
       expect(alice.__typename === 'InstallAppSuccess' && alice.task.userId).toBe('alice');
       // reusing a key for a different request is a client error
-      const reused = dataOf(await install('stirling-pdf', '0.36.6', TOKENS.bob, 'bob-excalidraw-1')).installApp;
+      const reused = dataOf(await install(server, 'stirling-pdf', '0.36.6', TOKENS.bob, 'bob-excalidraw-1')).installApp;
       expect(reused).toMatchObject({
         code: 'VALIDATION',
         message: expect.stringMatching(/already used for another request/),
@@ -496,12 +607,17 @@ describe.each(databases)('operations on %s', (kind) => {
 
   describe('with TASK_TIMEOUT_MS', () => {
     let server: TestServer;
+    let seed: Seeder;
     beforeAll(async () => {
-      server = await startTestServer(kind, { env: { TASK_TIMEOUT_MS: '300' } });
+      ({ server, seed } = await startSeededServer(kind, {
+        env: { TASK_TIMEOUT_MS: '300' },
+        preseed: (seed) => seed.remoteSource(),
+      }));
     });
     afterAll(() => server?.stop());
 
     test('an operation the app service does not finish in time fails with the reason', async () => {
+      await seed.catalogApp({ name: 'grafana', versions: ['11.4.0', '11.3.1'] });
       const result = dataOf(
         await execute(server, InstallAppMutation, {
           input: { sourceId: SOURCE, appName: 'grafana', version: '11.4.0' },

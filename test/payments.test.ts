@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createPrismaClient } from '../src/db/client.js';
-import { availableDatabases } from './support/databases.js';
+import { availableDatabases, createTestDatabase } from './support/databases.js';
 import { type FakeAppService, sendEvent, startFakeAppService } from './support/fake-app-service.js';
 import { startFakeDeveloperService } from './support/fake-developer-service.js';
 import {
@@ -18,12 +18,12 @@ import {
   SubmitSignatureMutation,
   TaskDetailQuery,
 } from './support/operations.js';
-import { seed } from './support/seed.js';
+import { REMOTE_SOURCE, type Seeder, seed, startSeededServer } from './support/seed.js';
 import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
 import { subscribe } from './support/subscriptions.js';
 
 const databases = await availableDatabases();
-const SOURCE = 'market.olares';
+const SOURCE = REMOTE_SOURCE;
 const SECRET = 'app-service-event-secret-0002';
 const JWS = 'eyJhbGciOiJFUzI1NiJ9.alice-signs-comfyui.c2lnbmF0dXJl';
 
@@ -37,13 +37,42 @@ function success<T extends { __typename: string }>(result: T): Extract<T, { paym
   return (result as { payment: unknown }).payment as never;
 }
 
+/** A paid app, whose product is `<name>-license`. */
+const paidApp = (seed: Seeder, name: string) => seed.catalogApp({ name, versions: ['1.0.0'], price: '9.99' });
+
+/**
+ * The apps the refusal cases (made by bob) are about, under names of the case's own: jellyfin is
+ * free, alice bought plex, bob signed for comfyui, nobody started to buy rocketchat.
+ */
+async function seedRefusalApps(seed: Seeder, tag: string) {
+  const names = {
+    jellyfin: `jellyfin-${tag}`,
+    plex: `plex-${tag}`,
+    comfyui: `comfyui-${tag}`,
+    rocketchat: `rocketchat-${tag}`,
+  };
+  await seed.catalogApp({ name: names.jellyfin, versions: ['1.2.0'] });
+  for (const name of [names.plex, names.comfyui, names.rocketchat]) await paidApp(seed, name);
+  await seed.user('alice').payment({ appId: names.plex, status: 'purchased' });
+  await seed.user('bob').payment({ appId: names.comfyui, status: 'signed' });
+  return names;
+}
+type RefusalApps = Awaited<ReturnType<typeof seedRefusalApps>>;
+
+/** ComfyUI, paid, which bob signed for but never paid (the restore and restart tests start there). */
+async function bobSignedForComfyui(seed: Seeder) {
+  await seed.catalogApp({ name: 'comfyui', versions: ['0.3.7', '0.3.4'], price: '9.99' });
+  await seed.user('bob').payment({ appId: 'comfyui', status: 'signed' });
+}
+
 describe.each(databases)('payments on %s', (kind) => {
   describe('a first purchase, end to end', () => {
     let fakeAppService: FakeAppService;
     let server: TestServer;
     beforeAll(async () => {
       fakeAppService = await startFakeAppService();
-      server = await startTestServer(kind, {
+      ({ server } = await startSeededServer(kind, {
+        preseed: (seed) => seed.remoteSource(),
         env: {
           ...AUTH_ENV,
           APP_SERVICE_URL: fakeAppService.url,
@@ -53,7 +82,7 @@ describe.each(databases)('payments on %s', (kind) => {
           PAYMENT_POLL_ATTEMPTS: '5',
           SIMULATED_DEVELOPER_OUTCOMES: 'comfyui-license=vc-after-3',
         },
-      });
+      }));
     });
     afterAll(async () => {
       await server?.stop();
@@ -61,6 +90,7 @@ describe.each(databases)('payments on %s', (kind) => {
     });
 
     test('not bought → signature required → payment required → paying → waiting → purchased, seen live; then the paid install gets the credential', async () => {
+      await seed(server.app.db).catalogApp({ name: 'comfyui', versions: ['0.3.7', '0.3.4'], price: '9.99' });
       const mine = await subscribe(
         server,
         PaymentUpdatedSubscription,
@@ -231,19 +261,22 @@ describe.each(databases)('payments on %s', (kind) => {
     });
   });
 
+  // One server; each test buys apps of its own (or is bob, alone, restoring comfyui).
   describe('triggers and rules', () => {
     let developer: Awaited<ReturnType<typeof startFakeDeveloperService>>;
     let server: TestServer;
+    let seeder: Seeder;
     beforeAll(async () => {
       developer = await startFakeDeveloperService();
-      server = await startTestServer(kind, {
+      ({ server, seed: seeder } = await startSeededServer(kind, {
+        preseed: (seed) => seed.remoteSource(),
         env: {
           ...AUTH_ENV,
           DEVELOPER_SERVICE_URL_TEMPLATE: developer.urlTemplate,
           PAYMENT_POLL_INTERVAL_MS: '30',
           PAYMENT_POLL_ATTEMPTS: '4',
         },
-      });
+      }));
     });
     afterAll(async () => {
       await server?.stop();
@@ -262,8 +295,9 @@ describe.each(databases)('payments on %s', (kind) => {
           { respond: 'grant', vc: 'vc-bob-comfyui' },
         ],
       });
+      await bobSignedForComfyui(seeder);
       const before = developer.requests.length;
-      // bob signed for ComfyUI earlier (demo data) but never got the credential
+      // bob signed for ComfyUI earlier but never got the credential
       const restored = dataOf(
         await execute(
           server,
@@ -279,10 +313,11 @@ describe.each(databases)('payments on %s', (kind) => {
       }, 'the restored purchase');
       expect(done).toMatchObject({ developerSync: 'completed', paymentStatus: 'developer_confirmed' });
       expect(developer.requests.length - before).toBe(3);
-      expect(developer.requests.at(-1)).toMatchObject({ method: 'POST', developer: 'demo-developer' });
+      expect(developer.requests.at(-1)).toMatchObject({ method: 'POST', developer: 'seed-developer' });
     });
 
     test('the wallet says it already holds a signature (T3) and the developer asks for a new one (1604): re-sign', async () => {
+      await paidApp(seeder, 'rocketchat');
       developer.setBehaviour({ respond: 'json', body: { code: 1604 } });
       expect(success(await purchase(TOKENS.alice, 'rocketchat'))).toMatchObject({ status: 'SIGNATURE_REQUIRED' });
       const callback = success(
@@ -311,6 +346,7 @@ describe.each(databases)('payments on %s', (kind) => {
       ).toBeNull();
     });
 
+    let polledApps = 0;
     test.each([
       [
         'no record (1501) until the attempts run out',
@@ -343,8 +379,9 @@ describe.each(databases)('payments on %s', (kind) => {
         1,
       ],
     ] as const)('polling after payment: %s', async (_name, behaviour, expected, queries) => {
-      const appId = 'actual-budget';
-      await server.app.db.payment.deleteMany({ where: { userId: 'alice', appId } });
+      polledApps += 1;
+      const appId = `actual-budget-${polledApps}`;
+      await paidApp(seeder, appId);
       developer.setBehaviour(behaviour as never);
       success(await purchase(TOKENS.alice, appId));
       success(
@@ -352,7 +389,7 @@ describe.each(databases)('payments on %s', (kind) => {
           await execute(
             server,
             SubmitSignatureMutation,
-            { input: { productId: 'actual-budget-license', jws: 'alice.budget.jws' } },
+            { input: { productId: `${appId}-license`, jws: 'alice.budget.jws' } },
             { token: TOKENS.alice },
           ),
         ).submitSignature,
@@ -363,7 +400,7 @@ describe.each(databases)('payments on %s', (kind) => {
           await execute(
             server,
             SubmitPaymentTransactionMutation,
-            { input: { sourceId: SOURCE, appId, productId: 'actual-budget-license', txHash: '0xfeed' } },
+            { input: { sourceId: SOURCE, appId, productId: `${appId}-license`, txHash: '0xfeed' } },
             { token: TOKENS.alice },
           ),
         ).submitPaymentTransaction,
@@ -378,7 +415,7 @@ describe.each(databases)('payments on %s', (kind) => {
 
     test('never two pollers for one payment, however many times the payment is reported', async () => {
       const appId = 'actual-budget';
-      await server.app.db.payment.deleteMany({ where: { userId: 'alice', appId } });
+      await paidApp(seeder, appId);
       developer.setBehaviour({
         respond: 'sequence',
         steps: [
@@ -412,38 +449,54 @@ describe.each(databases)('payments on %s', (kind) => {
       expect(developer.requests.length - before).toBe(3);
     });
 
-    test.each([
-      ['a free app', PurchaseAppMutation, { sourceId: SOURCE, appId: 'jellyfin' }, 'INVALID_STATE'],
-      ['an unknown app', PurchaseAppMutation, { sourceId: SOURCE, appId: 'nope' }, 'NOT_FOUND'],
-      [
-        'paying before signing',
-        StartFrontendPaymentMutation,
-        { sourceId: SOURCE, appId: 'plex', productId: 'plex-license' },
-        'NOT_FOUND',
-      ],
-      [
-        'a malformed transaction hash',
-        SubmitPaymentTransactionMutation,
-        { sourceId: SOURCE, appId: 'comfyui', productId: 'comfyui-license', txHash: 'not-hex' },
-        'VALIDATION',
-      ],
-      [
-        'a signature for a product never bought',
-        SubmitSignatureMutation,
-        { productId: 'nobody-license', jws: 'x.y.z' },
-        'NOT_FOUND',
-      ],
-      [
-        'signed without the signature',
-        SignatureCallbackMutation,
-        { productId: 'rocketchat-license', signed: true },
-        'VALIDATION',
-      ],
-      ['an empty signature', SubmitSignatureMutation, { productId: 'rocketchat-license', jws: '  ' }, 'VALIDATION'],
-    ] as const)('%s is refused with %s, changing nothing', async (_name, document, input, code) => {
+    // Each case seeds its own apps (seedRefusalApps) and its input is about those.
+    test.each(
+      (
+        [
+          ['a free app', PurchaseAppMutation, (n) => ({ sourceId: SOURCE, appId: n.jellyfin }), 'INVALID_STATE'],
+          ['an unknown app', PurchaseAppMutation, (_n) => ({ sourceId: SOURCE, appId: 'nope' }), 'NOT_FOUND'],
+          [
+            'paying before signing',
+            StartFrontendPaymentMutation,
+            (n) => ({ sourceId: SOURCE, appId: n.plex, productId: `${n.plex}-license` }),
+            'NOT_FOUND',
+          ],
+          [
+            'a malformed transaction hash',
+            SubmitPaymentTransactionMutation,
+            (n) => ({ sourceId: SOURCE, appId: n.comfyui, productId: `${n.comfyui}-license`, txHash: 'not-hex' }),
+            'VALIDATION',
+          ],
+          [
+            'a signature for a product never bought',
+            SubmitSignatureMutation,
+            (_n) => ({ productId: 'nobody-license', jws: 'x.y.z' }),
+            'NOT_FOUND',
+          ],
+          [
+            'signed without the signature',
+            SignatureCallbackMutation,
+            (n) => ({ productId: `${n.rocketchat}-license`, signed: true }),
+            'VALIDATION',
+          ],
+          [
+            'an empty signature',
+            SubmitSignatureMutation,
+            (n) => ({ productId: `${n.rocketchat}-license`, jws: '  ' }),
+            'VALIDATION',
+          ],
+        ] as const satisfies readonly (readonly [string, unknown, (n: RefusalApps) => object, string])[]
+      ).map(([name, document, input, code], index) => ({ name, document, input, code, index })),
+    )('$name is refused with $code, changing nothing', async ({ document, input, code, index }) => {
+      const apps = await seedRefusalApps(seeder, `r${index}`);
       const before = await server.app.db.payment.findMany({ orderBy: { id: 'asc' } });
       const response = dataOf(
-        await execute(server, document as typeof PurchaseAppMutation, { input: input as never }, { token: TOKENS.bob }),
+        await execute(
+          server,
+          document as typeof PurchaseAppMutation,
+          { input: input(apps) as never },
+          { token: TOKENS.bob },
+        ),
       );
       expect(Object.values(response)[0]).toMatchObject({ code });
       expect(await server.app.db.payment.findMany({ orderBy: { id: 'asc' } })).toEqual(before);
@@ -494,10 +547,16 @@ describe.each(databases)('payments on %s', (kind) => {
         PAYMENT_POLL_ATTEMPTS: '20',
         SIMULATED_DEVELOPER_OUTCOMES: 'comfyui-license=vc-after-6',
       };
-      const first = await startTestServer(kind, { env });
+      const database = await createTestDatabase(kind);
+      const seeding = seed(createPrismaClient(database.url));
+      await seeding
+        .remoteSource()
+        .then(() => bobSignedForComfyui(seeding))
+        .finally(() => seeding.db.$disconnect());
+      const first = await startTestServer(kind, { env: { DEMO_DATA: '0', ...env }, database });
       let second: TestServer | undefined;
       try {
-        // bob signed for ComfyUI earlier (demo data); he pays now, and polling starts
+        // bob signed for ComfyUI earlier; he pays now, and polling starts
         const input = { sourceId: SOURCE, appId: 'comfyui', productId: 'comfyui-license', txHash: '0x01' };
         success(
           dataOf(await execute(first, SubmitPaymentTransactionMutation, { input }, { token: TOKENS.bob }))
@@ -514,7 +573,7 @@ describe.each(databases)('payments on %s', (kind) => {
           .finally(() => db.$disconnect());
         expect(atStop).toMatchObject({ developerSync: 'in_progress', vc: null });
 
-        second = await startTestServer(kind, { env, database: first.database });
+        second = await startTestServer(kind, { env: { DEMO_DATA: '0', ...env }, database });
         const done = await waitFor(async () => {
           const row = await second?.app.db.payment.findFirst({ where: { userId: 'bob', appId: 'comfyui' } });
           return row?.vc ? row : undefined;
@@ -525,7 +584,7 @@ describe.each(databases)('payments on %s', (kind) => {
         expect(done.pollAttempts).toBe((atStop?.pollAttempts ?? 0) + 5);
       } finally {
         await second?.stop();
-        await first.database.drop();
+        await database.drop();
       }
     });
   });

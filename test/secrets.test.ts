@@ -14,7 +14,8 @@ import {
   SubmitPaymentTransactionMutation,
   SubmitSignatureMutation,
 } from './support/operations.js';
-import { dataOf, execute, type GraphQLResponse, startTestServer, type TestServer, waitFor } from './support/server.js';
+import { REMOTE_SOURCE, seed, startSeededServer } from './support/seed.js';
+import { dataOf, execute, type GraphQLResponse, type TestServer, waitFor } from './support/server.js';
 import { type Subscription, subscribe } from './support/subscriptions.js';
 
 /**
@@ -27,7 +28,7 @@ import { type Subscription, subscribe } from './support/subscriptions.js';
  */
 
 const databases = await availableDatabases();
-const SOURCE = 'market.olares';
+const SOURCE = REMOTE_SOURCE;
 
 const TaskAuditQuery = graphql(`
   query SecretsTask($taskId: String!) {
@@ -175,7 +176,8 @@ describe.each(databases)('no secret reaches a log, a response, history or an eve
     appService = await startFakeAppService();
     developer = await startFakeDeveloperService();
     chartRepo = await startFakeChartRepo();
-    server = await startTestServer(kind, {
+    ({ server } = await startSeededServer(kind, {
+      preseed: (seed) => seed.remoteSource(),
       logLevel: 'trace',
       env: {
         AUTH_TOKENS: `alice:user:${secret.aliceToken},bob:user:${secret.bobToken},ops:admin:${secret.opsToken}`,
@@ -191,7 +193,7 @@ describe.each(databases)('no secret reaches a log, a response, history or an eve
         COLLECT_INTERVAL_MS: '200',
         MUTATION_RATE_PER_S: '0',
       },
-    });
+    }));
   });
   afterAll(async () => {
     await server?.stop();
@@ -235,6 +237,11 @@ describe.each(databases)('no secret reaches a log, a response, history or an eve
   }
 
   test('a paid install, rejections quoting the request, state events, listed apps and errors quoting tokens: no secret anywhere, and the messages still say what happened', async () => {
+    // The apps it installs: comfyui, paid (product comfyui-license), and two free ones.
+    const catalogue = seed(server.app.db);
+    await catalogue.catalogApp({ name: 'comfyui', versions: ['0.3.7', '0.3.4'], price: '9.99' });
+    await catalogue.catalogApp({ name: 'n8n', versions: ['1.70.1'] });
+    await catalogue.catalogApp({ name: 'ghost', versions: ['5.104.2'] });
     const subscriptions: Subscription<unknown>[] = [];
     for (const token of [secret.aliceToken, secret.opsToken]) {
       for (const document of [
@@ -462,7 +469,7 @@ describe.each(databases)('no secret reaches a log, a response, history or an eve
       expect(seen.logs).toContain('"msg":"app service call"');
       expect(seen.logs).toContain('"msg":"credential query failed"');
       expect(seen.logs).toMatch(
-        /developer service of demo-developer answered HTTP 500: could not verify jws \[redacted\]/,
+        /developer service of seed-developer answered HTTP 500: could not verify jws \[redacted\]/,
       );
       expect(seen.logs).toMatch(/auth failed for token=\[redacted\], jws \[redacted\]/);
     } finally {

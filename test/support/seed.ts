@@ -8,7 +8,7 @@ import { type StartOptions, startTestServer, type TestServer } from './server.js
 
 /**
  * Seed factories: each test writes the rows it is about, through Prisma, instead of leaning on the
- * demo data or on what an earlier test left behind (style.md §6.12, after Hive's test kit).
+ * demo data or on what an earlier test left behind (after Hive's test kit).
  *
  *   const alice = seed.user('alice');
  *   await seed.catalogApp({ name: 'jellyfin', versions: ['1.2.0'] });
@@ -137,6 +137,11 @@ export class Seeder {
         activeRemote: input.type === 'remote' ? 'remote' : null,
       },
     });
+  }
+
+  /** The remote source (`market.olares`) that the catalogue apps and installs name by default. */
+  remoteSource(): Promise<MarketSourceRow> {
+    return this.source({ sourceId: REMOTE_SOURCE, type: 'remote' });
   }
 
   /** A catalogue app, shaped like the ones the chart repo syncs. */
@@ -303,7 +308,31 @@ export interface SeededServerOptions extends Omit<StartOptions, 'database'> {
    * Rows to write before the server starts, for what the server reads only at start (the state
    * collector's view of apps and tasks). @default none
    */
-  preseed?: (seed: Seeder) => Promise<void>;
+  preseed?: (seed: Seeder) => Promise<unknown>;
+}
+
+/**
+ * A real server over an empty database of its own (no demo data), with factories writing into it.
+ * Its `stop()` also drops the database. For a server that a file's tests share, each test seeding
+ * rows under names of its own (`seededTest` gives each test a server instead).
+ */
+export async function startSeededServer(
+  kind: DatabaseKind,
+  { preseed, ...options }: SeededServerOptions = {},
+): Promise<SeededServerFixtures> {
+  const database = await createTestDatabase(kind);
+  try {
+    if (preseed) {
+      const db = createPrismaClient(database.url);
+      await preseed(seed(db)).finally(() => db.$disconnect());
+    }
+    const started = await startTestServer(kind, { ...options, database, env: { DEMO_DATA: '0', ...options.env } });
+    const server: TestServer = { ...started, stop: () => started.stop().finally(() => database.drop()) };
+    return { server, seed: seed(server.app.db) };
+  } catch (error) {
+    await database.drop();
+    throw error;
+  }
 }
 
 /**
@@ -311,24 +340,15 @@ export interface SeededServerOptions extends Omit<StartOptions, 'database'> {
  * its own empty database (no demo data), so its rows are the only ones there, whatever ran
  * before or beside it.
  */
-export function seededTest(kind: DatabaseKind, { preseed, ...options }: SeededServerOptions = {}) {
+export function seededTest(kind: DatabaseKind, options: SeededServerOptions = {}) {
   return test.extend<SeededServerFixtures>({
     // biome-ignore lint/correctness/noEmptyPattern: vitest reads fixture dependencies from the pattern
     server: async ({}, use) => {
-      const database = await createTestDatabase(kind);
+      const { server } = await startSeededServer(kind, options);
       try {
-        if (preseed) {
-          const db = createPrismaClient(database.url);
-          await preseed(seed(db)).finally(() => db.$disconnect());
-        }
-        const server = await startTestServer(kind, { ...options, database, env: { DEMO_DATA: '0', ...options.env } });
-        try {
-          await use(server);
-        } finally {
-          await server.stop();
-        }
+        await use(server);
       } finally {
-        await database.drop();
+        await server.stop();
       }
     },
     seed: async ({ server }, use) => {

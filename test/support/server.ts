@@ -150,10 +150,23 @@ export function errorCodes(response: GraphQLResponse<unknown>): (string | undefi
 }
 
 /**
- * Announces one of `userId`'s existing history records again, as if it had just been added: a
- * `historyAdded` event to drive subscriptions without changing anything else.
+ * Announces one of `userId`'s history records again, as if it had just been added: a
+ * `historyAdded` event to drive subscriptions without changing anything else. A user without a
+ * record (a server without demo data) first gets one of their own, so callers need not know what
+ * the database holds.
  */
 export async function announceHistory(server: TestServer, userId = 'alice'): Promise<void> {
-  const record = await server.app.db.historyRecord.findFirstOrThrow({ where: { userId } });
+  const { db } = server.app;
+  const record =
+    (await db.historyRecord.findFirst({ where: { userId } })) ??
+    (await db.historyRecord.create({
+      data: {
+        type: 'ACTION_INSTALL',
+        message: 'install announced-app',
+        app: 'announced-app',
+        userId,
+        time: new Date(),
+      },
+    }));
   server.app.services.bus.publish('history:added', { id: record.id, userId });
 }
