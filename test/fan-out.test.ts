@@ -144,15 +144,15 @@ describe('subscription fan-out over graphql-ws', () => {
     const { store } = server.app.services;
     const since = store.lastSequence;
     let probes = 0;
-    // Each probe differs (an unchanged component is no change).
+    // Each probe says something new (an unchanged component, or new metrics alone, is no event).
     const probe = () =>
       store.putComponent({
         name: 'fan-out-probe',
         healthy: true,
         state: 'RUNNING',
-        message: null,
+        message: `probe ${++probes}`,
         lastCheck: new Date(),
-        metrics: { probe: ++probes },
+        metrics: {},
       });
     probe();
     const first = await subscribe(server, RuntimeEventsSubscription, { since }, { token: TOKENS.ops });

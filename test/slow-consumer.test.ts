@@ -59,12 +59,13 @@ describe('a subscriber that stops reading', () => {
       const seen: number[] = [];
       for (let burst = 0; burst < 30; burst += 1) {
         for (let i = 0; i < 50; i += 1) {
-          const metrics = { burst, i, bulky };
+          // The message makes each an event (metrics alone are not pushed); the bulk rides along.
+          const metrics = { bulky };
           store.putComponent({
             name: 'probe',
             healthy: true,
             state: 'RUNNING',
-            message: null,
+            message: `${burst}/${i}`,
             lastCheck: new Date(),
             metrics,
           });

@@ -40,7 +40,11 @@ export function createServices({ db, config, logger }: ServiceDeps) {
   );
   const catalog = new CatalogService(db, maxPageSize);
   // Active tasks plus this many finished ones are kept in the runtime state.
-  const store = new StateStore({ bufferSize: config.runtime.eventBuffer, recentFinishedTasks: 100 });
+  const store = new StateStore({
+    bufferSize: config.runtime.eventBuffer,
+    recentFinishedTasks: 100,
+    componentMetricsPushMs: config.runtime.componentMetricsPushMs,
+  });
   return {
     apps: new InstalledAppService(db, maxPageSize, bus),
     tasks: new TaskService(db, maxPageSize, bus),

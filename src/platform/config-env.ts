@@ -212,6 +212,12 @@ export const envSchema = z.object({
     .positive('must be greater than 0')
     .max(100, 'must be at most 100')
     .default(5),
+  /**
+   * A component whose metrics alone changed is pushed as a runtime event at most this often; 0:
+   * never (read them with `components` or `runtimeSnapshot`). State, health or message changes are
+   * always pushed at once. @default 0
+   */
+  COMPONENT_METRICS_PUSH_MS: nonNegativeInt.default(0),
   /** Chart repository base URL; unset → the chart_repo source is disabled. @default none */
   CHART_REPO_URL: optionalUrl,
   /** History records older than this are removed. @default 30 */

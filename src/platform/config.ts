@@ -53,6 +53,7 @@ export type Config = {
     maxBufferedBytes: number;
     keepAliveMs: number;
     snapshotMaxHz: number;
+    componentMetricsPushMs: number;
     chartRepoUrl: string | undefined;
   };
   payments: {
@@ -133,6 +134,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxBufferedBytes: e.SUBSCRIPTION_MAX_BUFFERED_BYTES,
       keepAliveMs: e.SUBSCRIPTION_KEEPALIVE_MS,
       snapshotMaxHz: e.SNAPSHOT_MAX_HZ,
+      componentMetricsPushMs: e.COMPONENT_METRICS_PUSH_MS,
       chartRepoUrl: e.CHART_REPO_URL,
     },
     payments: {

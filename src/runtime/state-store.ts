@@ -132,6 +132,20 @@ export function sameChartRepo(a: ChartRepoStatus | null, b: ChartRepoStatus | nu
   return JSON.stringify({ ...a, lastUpdate: null }) === JSON.stringify({ ...b, lastUpdate: null });
 }
 
+export interface StateStoreOptions {
+  bufferSize: number;
+  recentFinishedTasks: number;
+  firstSequence?: number;
+  /**
+   * A component whose metrics alone changed is pushed at most this often (0: never; its metrics
+   * are still read on demand by `components` and `runtimeSnapshot`). A change of its state, health
+   * or message is pushed at once. @default 0
+   */
+  componentMetricsPushMs?: number;
+  /** @default Date.now */
+  now?: () => number;
+}
+
 export class StateStore {
   private readonly apps = new Map<string, RuntimeApp>();
   private readonly tasks = new Map<string, TaskRow>();
@@ -141,8 +155,10 @@ export class StateStore {
   /** The last `bufferSize` events, oldest first. */
   private readonly buffer: RuntimeEvent[] = [];
   private readonly listeners = new Set<(event: RuntimeEvent) => void>();
+  /** Each component as last pushed in an event, and when (ms since the epoch). */
+  private readonly pushedComponents = new Map<string, { component: ComponentStatus; at: number }>();
 
-  constructor(private readonly options: { bufferSize: number; recentFinishedTasks: number; firstSequence?: number }) {
+  constructor(private readonly options: StateStoreOptions) {
     // Sequences start from the start time in microseconds, so a later process (or a restarted
     // one) numbers above an earlier one: a client's `since` from another process is never taken
     // for a position in this one's stream (it gets RESYNC). Stays exact in a double for centuries.
@@ -175,18 +191,31 @@ export class StateStore {
   }
 
   putComponent(component: ComponentStatus): void {
-    const before = this.components.get(component.name);
     this.components.set(component.name, component);
-    // lastCheck moves every cycle; only a change of what it says is an event.
+    const pushed = this.pushedComponents.get(component.name);
+    const before = pushed?.component;
+    // lastCheck moves every cycle, and some metrics (connection counts) nearly every cycle: pushing
+    // those to every runtimeEvents subscriber made idle dashboards receive thousands of frames a
+    // second. Only what a component says about itself is pushed at once; metrics at a low rate.
+    const now = (this.options.now ?? Date.now)();
     if (
       !before ||
       before.state !== component.state ||
       before.healthy !== component.healthy ||
-      before.message !== component.message ||
-      JSON.stringify(before.metrics) !== JSON.stringify(component.metrics)
+      before.message !== component.message
     ) {
-      this.emit({ kind: 'COMPONENT_CHANGED', component });
+      this.pushComponent(component, now);
+      return;
     }
+    // Compared with what was last pushed, so metrics that moved and then settled still go out once.
+    const interval = this.options.componentMetricsPushMs ?? 0;
+    if (interval === 0 || now - (pushed?.at ?? 0) < interval) return;
+    if (JSON.stringify(before.metrics) !== JSON.stringify(component.metrics)) this.pushComponent(component, now);
+  }
+
+  private pushComponent(component: ComponentStatus, now: number): void {
+    this.pushedComponents.set(component.name, { component, at: now });
+    this.emit({ kind: 'COMPONENT_CHANGED', component });
   }
 
   /** A new chart repo status, with each user's own; an event when any of them says something new. */
