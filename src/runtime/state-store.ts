@@ -4,6 +4,7 @@ import { type AppKey, appKeyString } from '../domain/app-key.js';
 import { APP_STAGES, type AppStage, type Health, type StageAndHealth } from '../domain/app-stage.js';
 import { type CompiledFilter, defineFilter, derived, equals, oneOf } from '../domain/filters.js';
 import type { TaskStatus, TaskType } from '../domain/tasks.js';
+import { RuntimeTally } from './runtime-tally.js';
 
 /**
  * The runtime state held in memory: apps with their derived stage, tasks
@@ -116,8 +117,16 @@ export class SnapshotScope {
   /** For the key of a removed app: the conditions on the key alone. */
   readonly appKeys: CompiledFilter<AppKey>;
   readonly tasks: CompiledFilter<TaskRow>;
+  /**
+   * Set when the filter names at most a user: its summary is then read from the store's running
+   * counts (everything for `userId` null) instead of counted over the matches.
+   */
+  readonly tallied: { userId: string | null } | null;
 
   constructor(filter: SnapshotFilter = {}) {
+    const { userId, ...rest } = filter;
+    const isSet = (value: unknown) => Boolean(value) && !(Array.isArray(value) && value.length === 0);
+    this.tallied = Object.values(rest).some(isSet) ? null : { userId: userId || null };
     this.apps = RUNTIME_APP_FILTER.compile(filter);
     this.appKeys = this.apps.only(['userId', 'sourceId', 'appName']);
     this.tasks = RUNTIME_TASK_FILTER.compile(filter);
@@ -150,6 +159,8 @@ export class StateStore {
   private readonly apps = new Map<string, RuntimeApp>();
   private readonly tasks = new Map<string, TaskRow>();
   private readonly components = new Map<string, ComponentStatus>();
+  /** Running counts of the apps and tasks above, for summaries that do not depend on the fleet's size. */
+  private readonly tally = new RuntimeTally();
   private chartRepo: ChartRepoCollection | null = null;
   private sequence: number;
   /** The last `bufferSize` events, oldest first. */
@@ -176,15 +187,23 @@ export class StateStore {
   }
 
   putApp(app: RuntimeApp): void {
-    this.apps.set(appKeyString(app), app);
+    const key = appKeyString(app);
+    this.tally.app(this.apps.get(key), app);
+    this.apps.set(key, app);
     this.emit({ kind: 'APP_CHANGED', app });
   }
 
   removeApp(key: AppKey): void {
-    if (this.apps.delete(appKeyString(key))) this.emit({ kind: 'APP_REMOVED', appKey: key });
+    const id = appKeyString(key);
+    const removed = this.apps.get(id);
+    if (!removed) return;
+    this.tally.app(removed, undefined);
+    this.apps.delete(id);
+    this.emit({ kind: 'APP_REMOVED', appKey: key });
   }
 
   putTask(task: TaskRow): void {
+    this.tally.task(this.tasks.get(task.taskId), task);
     this.tasks.set(task.taskId, task);
     this.emit({ kind: 'TASK_CHANGED', task });
     this.trimFinished();
@@ -272,7 +291,7 @@ export class StateStore {
     return {
       sequence: this.sequence,
       generatedAt: new Date(),
-      summary: this.summarize(apps, tasks, components),
+      summary: this.summarize(apps, tasks),
       apps,
       tasks,
       components,
@@ -280,14 +299,27 @@ export class StateStore {
     };
   }
 
-  /** The summary over the filtered content, without copying it. */
+  /**
+   * The summary over the filtered content: from the running counts when the scope is everything
+   * or one user (every event of an unfiltered dashboard asks for it), else counted over the matches.
+   */
   summary(scope: SnapshotScope = EVERYTHING): RuntimeSummary {
+    if (scope.tallied) {
+      return { ...this.tally.summary(scope.tallied.userId), activeComponents: this.activeComponents() };
+    }
     const apps = [...this.apps.values()].filter((app) => scope.apps.matches(app));
     const tasks = [...this.tasks.values()].filter((task) => scope.tasks.matches(task));
-    return this.summarize(apps, tasks, [...this.components.values()]);
+    return this.summarize(apps, tasks);
   }
 
-  private summarize(apps: RuntimeApp[], tasks: TaskRow[], components: ComponentStatus[]): RuntimeSummary {
+  private activeComponents(): number {
+    let active = 0;
+    for (const c of this.components.values()) if (c.healthy && c.state === 'RUNNING') active += 1;
+    return active;
+  }
+
+  /** Counted over the given apps and tasks (a snapshot's, or a filter's matches). */
+  private summarize(apps: RuntimeApp[], tasks: TaskRow[]): RuntimeSummary {
     const byStage = new Map<AppStage, number>();
     let healthy = 0;
     let unhealthy = 0;
@@ -311,7 +343,7 @@ export class StateStore {
       completedTasks: count('COMPLETED'),
       failedTasks: count('FAILED'),
       canceledTasks: count('CANCELED'),
-      activeComponents: components.filter((c) => c.healthy && c.state === 'RUNNING').length,
+      activeComponents: this.activeComponents(),
     };
   }
 
@@ -322,6 +354,7 @@ export class StateStore {
     if (excess <= 0) return;
     finished.sort((a, b) => a.id - b.id);
     for (const task of finished.slice(0, excess)) {
+      this.tally.task(task, undefined);
       this.tasks.delete(task.taskId);
       this.emit({ kind: 'TASK_REMOVED', task });
     }
