@@ -92,4 +92,40 @@ describe('runtime summary counts', () => {
       appsByStage: [{ stage: 'FAILED', count: 1 }],
     });
   });
+
+  test('the finished tasks kept are the most recent by id, and the dropped ones are announced in id order', () => {
+    // The rule as it reads, recomputed from scratch after every change.
+    function expected(puts: TaskRow[], keep: number) {
+      const tasks = new Map<string, TaskRow>();
+      const removed: string[] = [];
+      for (const put of puts) {
+        tasks.set(put.taskId, put);
+        const finished = [...tasks.values()].filter((t) => t.status !== 'PENDING' && t.status !== 'RUNNING');
+        finished.sort((a, b) => a.id - b.id);
+        for (const dropped of finished.slice(0, Math.max(0, finished.length - keep))) {
+          tasks.delete(dropped.taskId);
+          removed.push(dropped.taskId);
+        }
+      }
+      return { kept: [...tasks.keys()].sort(), removed };
+    }
+    const put = fc.record({ taskNo: fc.integer({ min: 1, max: 20 }), status: fc.constantFrom(...TASK_STATUSES) });
+    fc.assert(
+      fc.property(fc.array(put, { maxLength: 100 }), fc.integer({ min: 0, max: 5 }), (changes, keep) => {
+        const store = new StateStore({ bufferSize: 1000, recentFinishedTasks: keep });
+        const removed: string[] = [];
+        store.onEvent((event) => {
+          if (event.kind === 'TASK_REMOVED' && event.task) removed.push(event.task.taskId);
+        });
+        const puts = changes.map((c) => task(c.taskNo, 'alice', c.status));
+        for (const row of puts) store.putTask(row);
+        const kept = store
+          .snapshot()
+          .tasks.map((t) => t.taskId)
+          .sort();
+        expect({ kept, removed }).toEqual(expected(puts, keep));
+      }),
+      { numRuns: 300 },
+    );
+  });
 });
