@@ -4,7 +4,7 @@ import { type AppKey, appKeyString } from '../domain/app-key.js';
 import { APP_STAGES, type AppStage, type Health, type StageAndHealth } from '../domain/app-stage.js';
 import { type CompiledFilter, defineFilter, derived, equals, oneOf } from '../domain/filters.js';
 import type { TaskStatus, TaskType } from '../domain/tasks.js';
-import { RuntimeTally } from './runtime-tally.js';
+import { RuntimeTally, type TalliedSummary } from './runtime-tally.js';
 
 /**
  * The runtime state held in memory: apps with their derived stage, tasks
@@ -61,19 +61,8 @@ export interface SnapshotFilter {
   health?: Health | null;
 }
 
-export interface RuntimeSummary {
-  totalApps: number;
-  healthyApps: number;
-  unhealthyApps: number;
-  appsByStage: { stage: AppStage; count: number }[];
-  totalTasks: number;
-  pendingTasks: number;
-  runningTasks: number;
-  completedTasks: number;
-  failedTasks: number;
-  canceledTasks: number;
-  activeComponents: number;
-}
+/** The counts of a runtime view: its apps and tasks (TalliedSummary), and the healthy components. */
+export type RuntimeSummary = TalliedSummary & { activeComponents: number };
 
 export interface Snapshot {
   sequence: number;
