@@ -1,9 +1,18 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { availableDatabases } from './support/databases.js';
 import { type FakeAppService, sendEvent, startFakeAppService } from './support/fake-app-service.js';
-import { AppQuery, InstallAppMutation, TaskDetailQuery } from './support/operations.js';
+import { AppQuery, TaskDetailQuery } from './support/operations.js';
 import { seed } from './support/seed.js';
-import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
+import {
+  AUTH_ENV,
+  dataOf,
+  execute,
+  installThroughApi,
+  startTestServer,
+  type TestServer,
+  TOKENS,
+  waitFor,
+} from './support/server.js';
 
 const [kind] = await availableDatabases();
 const SECRET = 'app-service-event-secret-0001';
@@ -49,16 +58,7 @@ describe('task engine against a real app service over HTTP (APP_SERVICE_URL)', (
   /** Installs, as alice, a catalogue app of this test's own (no demo user has it). */
   async function install(appName: string, version: string) {
     await seed(server.app.db).catalogApp({ name: appName, versions: [version] });
-    const result = dataOf(
-      await execute(
-        server,
-        InstallAppMutation,
-        { input: { sourceId: SOURCE, appName, version } },
-        { token: TOKENS.alice },
-      ),
-    ).installApp;
-    if (result.__typename !== 'InstallAppSuccess') throw new Error(`install refused: ${JSON.stringify(result)}`);
-    return result.task.taskId;
+    return installThroughApi(server, { sourceId: SOURCE, appName, version }, TOKENS.alice);
   }
 
   const at = (offsetMs: number) => new Date(Date.now() + offsetMs).toISOString();

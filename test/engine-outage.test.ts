@@ -6,9 +6,8 @@ import { seedDemoData } from '../src/db/demo-data.js';
 import type { TaskRow } from '../src/db/models.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import { type AppStateEventBody, startFakeAppService } from './support/fake-app-service.js';
-import { InstallAppMutation } from './support/operations.js';
 import { UNINSTALLED_APPS } from './support/rows.js';
-import { dataOf, execute, startTestServer, type TestServer, waitFor } from './support/server.js';
+import { installThroughApi, startTestServer, type TestServer, waitFor } from './support/server.js';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
 
 /**
@@ -19,7 +18,7 @@ import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
  */
 
 const databases = await availableDatabases();
-const SOURCE = 'market.olares';
+const _SOURCE = 'market.olares';
 const SECRET = 'app-service-event-secret-0001';
 /** Short, so an outage of a few seconds outlasts it: the engine must not give up its own tasks. */
 const LEASE_MS = 1500;
@@ -91,12 +90,6 @@ async function post(
   }
 }
 
-async function install(server: TestServer, app: { appName: string; version: string }): Promise<string> {
-  const { installApp } = dataOf(await execute(server, InstallAppMutation, { input: { sourceId: SOURCE, ...app } }));
-  if (installApp.__typename !== 'InstallAppSuccess') throw new Error(`install refused: ${JSON.stringify(installApp)}`);
-  return installApp.task.taskId;
-}
-
 /** GET /readiness; undefined when it gives no answer within 4 s (a probe that hangs). */
 async function readiness(server: TestServer): Promise<number | undefined> {
   try {
@@ -164,7 +157,7 @@ describe.runIf(databases.includes('postgresql'))('task engine through a database
 
     const apps = APPS.slice(0, 6);
     const taskIds: string[] = [];
-    for (const app of apps) taskIds.push(await install(rig.server, app));
+    for (const app of apps) taskIds.push(await installThroughApi(rig.server, app));
     // Four workers: the demo's two pending installs and two of ours run on the app service, the rest wait.
     const inFlight = await waitFor(async () => {
       const running = await rig.direct.task.findMany({ where: { status: 'RUNNING', opId: { not: null } } });
@@ -187,7 +180,7 @@ describe.runIf(databases.includes('postgresql'))('task engine through a database
     rig.proxy.restore();
     await waitForReadiness(rig.server, 200);
     const late = APPS[6]!;
-    taskIds.push(await install(rig.server, late));
+    taskIds.push(await installThroughApi(rig.server, late));
 
     // Meanwhile the app service finishes whatever it is sent; it has not retried its refused reports yet.
     const finished = new Set(inFlight.map((task) => task.taskId));
@@ -227,7 +220,7 @@ describe.runIf(databases.includes('postgresql'))('task engine through a database
     const rig = await startRig({ SIMULATED_STEP_MS: '150', TASK_CONCURRENCY: '3' });
     const apps = APPS.slice(0, 8);
     const taskIds: string[] = [];
-    for (const app of apps) taskIds.push(await install(rig.server, app));
+    for (const app of apps) taskIds.push(await installThroughApi(rig.server, app));
     await waitFor(async () => {
       const tasks = await tasksOf(rig.direct, taskIds);
       const running = tasks.filter((task) => task.status === 'RUNNING' && task.progress > 0);
@@ -242,7 +235,7 @@ describe.runIf(databases.includes('postgresql'))('task engine through a database
     rig.proxy.restore();
     await waitForReadiness(rig.server, 200);
     const late = APPS[8]!;
-    taskIds.push(await install(rig.server, late));
+    taskIds.push(await installThroughApi(rig.server, late));
 
     await waitFor(
       async () => ((await rig.direct.task.count({ where: ACTIVE })) === 0 ? true : undefined),
@@ -282,8 +275,8 @@ describe.runIf(databases.includes('postgresql'))('state events PostgreSQL would 
     const intake = `${rig.server.url}/events/app-state`;
     const report = async (event: AppStateEventBody) => (await post(intake, event)).status;
     const [nul, refused] = [APPS[0]!, APPS[1]!];
-    const nulTask = await install(rig.server, nul);
-    const refusedTask = await install(rig.server, refused);
+    const nulTask = await installThroughApi(rig.server, nul);
+    const refusedTask = await installThroughApi(rig.server, refused);
     const running = await waitFor(async () => {
       const tasks = await tasksOf(rig.direct, [nulTask, refusedTask]);
       return tasks.every((task) => task.status === 'RUNNING' && task.opId) ? tasks : undefined;

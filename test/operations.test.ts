@@ -13,7 +13,7 @@ import {
   UpgradeAppMutation,
 } from './support/operations.js';
 import { REMOTE_SOURCE, type Seeder, seededTest, startSeededServer } from './support/seed.js';
-import { AUTH_ENV, dataOf, execute, type TestServer, TOKENS, waitFor } from './support/server.js';
+import { AUTH_ENV, dataOf, execute, installThroughApi, type TestServer, TOKENS, waitFor } from './support/server.js';
 
 const databases = await availableDatabases();
 const SOURCE = REMOTE_SOURCE;
@@ -96,16 +96,8 @@ describe.each(databases)('operations on %s', (kind) => {
     /** Installs `appName` as alice and waits until its task has finished. */
     async function installAndWait(appName: string, version: string) {
       await seed.catalogApp({ name: appName, versions: [version] });
-      const result = dataOf(
-        await execute(
-          server,
-          InstallAppMutation,
-          { input: { sourceId: SOURCE, appName, version } },
-          { token: TOKENS.alice },
-        ),
-      ).installApp;
-      if (result.__typename !== 'InstallAppSuccess') throw new Error(`install refused: ${JSON.stringify(result)}`);
-      return waitForTask(server, result.task.taskId, ['COMPLETED', 'FAILED']);
+      const taskId = await installThroughApi(server, { sourceId: SOURCE, appName, version }, TOKENS.alice);
+      return waitForTask(server, taskId, ['COMPLETED', 'FAILED']);
     }
 
     test('installApp returns a PENDING task that runs to COMPLETED; the app then runs at that version', async () => {

@@ -1,18 +1,14 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { availableDatabases } from './support/databases.js';
 import { startFakeChartRepo } from './support/fake-chart-repo.js';
-import {
-  InstallAppMutation,
-  RuntimeEventsSubscription,
-  RuntimeSnapshotQuery,
-  RuntimeSnapshotSubscription,
-} from './support/operations.js';
+import { RuntimeEventsSubscription, RuntimeSnapshotQuery, RuntimeSnapshotSubscription } from './support/operations.js';
 import { type Seeder, seededTest } from './support/seed.js';
 import {
   AUTH_ENV,
   dataOf,
   errorCodes,
   execute,
+  installThroughApi,
   startTestServer,
   type TestServer,
   TOKENS,
@@ -31,15 +27,6 @@ const COMPONENTS = [
   'pubsub',
   'task_engine',
 ];
-
-async function install(server: TestServer, appName: string, version: string, token: string) {
-  const options = token ? { token } : {};
-  const result = dataOf(
-    await execute(server, InstallAppMutation, { input: { sourceId: 'market.olares', appName, version } }, options),
-  ).installApp;
-  if (result.__typename !== 'InstallAppSuccess') throw new Error(JSON.stringify(result));
-  return result.task.taskId;
-}
 
 /** alice: a running app and a failed install; bob: a running app. */
 async function seedAliceAndBob(seed: Seeder) {
@@ -95,7 +82,7 @@ describe.each(databases)('runtime state on %s', (kind) => {
     const alice = await subscribe(server, RuntimeEventsSubscription, {}, { token: TOKENS.alice });
     const bob = await subscribe(server, RuntimeEventsSubscription, {}, { token: TOKENS.bob });
     try {
-      const taskId = await install(server, 'ghost', '5.104.2', TOKENS.alice);
+      const taskId = await installThroughApi(server, { appName: 'ghost', version: '5.104.2' }, TOKENS.alice);
       const events = (
         await alice.until((e) => e.runtimeEvents.task?.taskId === taskId && e.runtimeEvents.task.status === 'COMPLETED')
       ).map((e) => e.runtimeEvents);
@@ -118,7 +105,7 @@ describe.each(databases)('runtime state on %s', (kind) => {
   test('a client reconnecting with `since` gets exactly what it missed; one too far behind gets RESYNC', async () => {
     const before = dataOf(await execute(server, RuntimeSnapshotQuery, {}, { token: TOKENS.alice })).runtimeSnapshot
       .sequence;
-    const taskId = await install(server, 'n8n', '1.70.1', TOKENS.alice);
+    const taskId = await installThroughApi(server, { appName: 'n8n', version: '1.70.1' }, TOKENS.alice);
     await waitFor(async () => {
       const snapshot = dataOf(await execute(server, RuntimeSnapshotQuery, {}, { token: TOKENS.alice })).runtimeSnapshot;
       return snapshot.tasks.find((t) => t.taskId === taskId && t.status === 'COMPLETED') ? true : undefined;
@@ -146,7 +133,7 @@ describe.each(databases)('runtime state on %s', (kind) => {
     try {
       const first = await live.next();
       expect(first.runtimeSnapshot.sequence).toBeGreaterThan(0);
-      const taskId = await install(server, 'wordpress', '6.7.1', TOKENS.bob);
+      const taskId = await installThroughApi(server, { appName: 'wordpress', version: '6.7.1' }, TOKENS.bob);
       await live.until((s) => s.runtimeSnapshot.tasks.some((t) => t.taskId === taskId && t.status === 'COMPLETED'));
       const changes = await events.until(
         (e) => e.runtimeEvents.task?.taskId === taskId && e.runtimeEvents.task.status === 'COMPLETED',
@@ -182,7 +169,7 @@ describe('a client too far behind', () => {
       const current = dataOf(await execute(server, RuntimeSnapshotQuery, {})).runtimeSnapshot.sequence;
       const fresh = await subscribe(server, RuntimeEventsSubscription, { since: current });
       try {
-        await install(server, 'ghost', '5.104.2', '');
+        await installThroughApi(server, { appName: 'ghost', version: '5.104.2' }, '');
         const first = await fresh.next();
         expect(first.runtimeEvents.kind).not.toBe('RESYNC');
         expect(first.runtimeEvents.sequence).toBeGreaterThan(current);

@@ -5,6 +5,7 @@ import { type App, buildApp } from '../../src/app/build-app.js';
 import { loadConfig } from '../../src/platform/config.js';
 import { createLogger } from '../../src/platform/logger.js';
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from './databases.js';
+import { InstallAppMutation } from './operations.js';
 
 export const TOKENS = {
   alice: 'alice-token-0001',
@@ -131,6 +132,21 @@ export async function execute<T, V>(
   });
   const body = (await response.json()) as Omit<GraphQLResponse<T>, 'status' | 'headers'>;
   return { status: response.status, headers: response.headers, ...body };
+}
+
+/**
+ * Installs an app through the API (as `token`'s user; without one, as the local admin) and returns
+ * its task id; fails the test, showing the answer, when the install is refused.
+ */
+export async function installThroughApi(
+  server: Pick<TestServer, 'graphqlUrl'>,
+  input: { appName: string; version: string; sourceId?: string },
+  token?: string,
+): Promise<string> {
+  const variables = { input: { sourceId: 'market.olares', ...input } };
+  const { installApp } = dataOf(await execute(server, InstallAppMutation, variables, token ? { token } : {}));
+  if (installApp.__typename !== 'InstallAppSuccess') throw new Error(`install refused: ${JSON.stringify(installApp)}`);
+  return installApp.task.taskId;
 }
 
 /** The data of a response that must have no errors; otherwise fails showing the errors. */
