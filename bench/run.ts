@@ -34,7 +34,8 @@ interface Settings {
 
 interface Benchmark {
   name: string;
-  run(mode: Mode, settings: Settings): Promise<BenchResult>;
+  /** One result, or one per case (each with its own name, ratio and target, e.g. g1's queries). */
+  run(mode: Mode, settings: Settings): Promise<BenchResult | BenchResult[]>;
 }
 
 /** Subscriber counts and windows of the fan-out benchmarks (graphql-ws and SSE alike). */
@@ -162,13 +163,15 @@ async function main(): Promise<number> {
   for (const bench of selected) {
     console.log(`\n> ${bench.name}`);
     const started = performance.now();
-    const result = await bench.run(mode, { concurrency, engine, ...(cpuProfDir ? { cpuProfDir } : {}) });
+    const outcome = await bench.run(mode, { concurrency, engine, ...(cpuProfDir ? { cpuProfDir } : {}) });
     console.log(`  done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-    results.push(result);
-    writeFileSync(
-      path.join(outDir, `${result.name}.json`),
-      `${JSON.stringify({ ...result, mode, machine }, null, 2)}\n`,
-    );
+    for (const result of Array.isArray(outcome) ? outcome : [outcome]) {
+      results.push(result);
+      writeFileSync(
+        path.join(outDir, `${result.name}.json`),
+        `${JSON.stringify({ ...result, mode, machine }, null, 2)}\n`,
+      );
+    }
   }
   writeFileSync(path.join(outDir, 'summary.md'), summaryMarkdown(results, machine, mode));
 
