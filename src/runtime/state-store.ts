@@ -171,6 +171,11 @@ export class StateStore {
     return this.sequence;
   }
 
+  /** Listeners now registered with onEvent: a soak checks that subscriptions leave none behind. */
+  get listenerCount(): number {
+    return this.listeners.size;
+  }
+
   /** Called for every change, after it is applied. Returns the unsubscribe function. */
   onEvent(listener: (event: RuntimeEvent) => void): () => void {
     this.listeners.add(listener);
