@@ -4,7 +4,8 @@
  * 1. the database client and the services (create-services.ts);
  * 2. GraphQL: Yoga with its plugins, whose context carries only the resolver services (graphql.ts);
  * 3. the HTTP server (http-server.ts) with both subscription transports, graphql-ws and SSE
- *    (live.ts), and the router: operational routes, app-state intake, SSE, Yoga (routes.ts);
+ *    (live.ts), and the router: operational routes, app-state intake, SSE, the lean path for
+ *    plain JSON POSTs (transports/http-fast-path.ts), Yoga (routes.ts);
  * 4. the periodic jobs (jobs.ts) and the runtime collector over them (collector.ts).
  *
  * Nothing runs until `start()`: database, task engine, jobs, collector, then listening.
@@ -17,6 +18,7 @@ import { OriginPolicy } from '../http/cross-site.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import type { StateCollector } from '../runtime/state-collector.js';
+import { HttpFastPath } from '../transports/http-fast-path.js';
 import { createCollector } from './collector.js';
 import { createServices, resolverServices, type Services } from './create-services.js';
 import { closeDatabase, openDatabase } from './database.js';
@@ -41,6 +43,8 @@ export interface App {
   services: Services;
   db: Db;
   server: Server;
+  /** The lean path for plain JSON POSTs; null when GRAPHQL_FAST_PATH is off. */
+  fastPath: HttpFastPath | null;
   /** WebSocket connections, SSE streams, subscription cohorts and subscriptions now open. */
   subscriptionStats(): SubscriptionStats;
 }
@@ -53,11 +57,21 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
   const origins = new OriginPolicy(config.corsOrigins);
   const yoga = createGraphQL({ config, logger, services: resolverServices(services), authenticator, origins });
 
+  const fastPath = config.graphqlFastPath
+    ? new HttpFastPath({
+        // `request` is the method-only stand-in described at FastPathContext.
+        pipeline: (initial) => yoga.getEnveloped(initial as never),
+        authenticator,
+        origins,
+        logger,
+      })
+    : null;
+
   const http = createHttpServer();
   const live = createLiveTransports({ config, logger, yoga, authenticator, origins, server: http.server });
   http.server.on(
     'request',
-    createRouter({ config, logger, db, engine: services.engine, yoga, origins, sse: live.sse }),
+    createRouter({ config, logger, db, engine: services.engine, yoga, fastPath, origins, sse: live.sse }),
   );
 
   const jobs = createPeriodicJobs({ config, services, logger });
@@ -67,6 +81,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
     services,
     db,
     server: http.server,
+    fastPath,
     subscriptionStats: live.stats,
     async start(port = config.port) {
       await openDatabase(db, config, logger);

@@ -5,6 +5,7 @@ import { type CORSOptions, createYoga, type YogaInitialContext, type YogaServerI
 import type { Authenticator, Viewer } from '../auth/viewer.js';
 import { DomainError } from '../domain/errors.js';
 import { useMissedEventsExecution } from '../fanout/cohorts.js';
+import { useCompiledExecution } from '../http/compiled-execution.js';
 import type { OriginPolicy } from '../http/cross-site.js';
 import { createErrorMasker, domainGraphQLError } from '../http/graphql-errors.js';
 import { useInputBounds } from '../http/input-bounds.js';
@@ -61,6 +62,8 @@ export function createGraphQL({ config, logger, services, authenticator, origins
     plugins: [
       // First, so that a refused document is never parsed and a limited mutation never runs.
       ...productionSwitches(config),
+      // Before useMissedEventsExecution, whose plain execute must win for a cohort's catch-up.
+      useCompiledExecution(),
       useMissedEventsExecution,
       EnvelopArmorPlugin({
         maxDepth: { n: config.maxQueryDepth, ignoreIntrospection: true },

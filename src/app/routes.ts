@@ -8,6 +8,7 @@ import { type OriginPolicy, refuseCrossSite } from '../http/cross-site.js';
 import { checkReadiness } from '../http/readiness.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
+import type { HttpFastPath } from '../transports/http-fast-path.js';
 import type { SseTransport } from '../transports/sse-transport.js';
 import type { GraphQLServer } from './graphql.js';
 import { type TrackedRequest, trackRequest } from './request-log.js';
@@ -19,6 +20,8 @@ export interface RouteDeps {
   /** Receives the app service's state events (the intake endpoint). */
   engine: Pick<TaskEngine, 'onAppState'>;
   yoga: GraphQLServer;
+  /** Plain JSON POSTs to /graphql, when GRAPHQL_FAST_PATH is on; what it declines goes to Yoga. */
+  fastPath: HttpFastPath | null;
   origins: OriginPolicy;
   sse: SseTransport;
 }
@@ -52,7 +55,8 @@ function json(res: ServerResponse, status: number, body: unknown) {
 /**
  * The node:http request handler. Every request is logged; then, in order: the operational routes
  * (health, readiness, dashboard, the app-state intake, `/`), the cross-site refusal on the GraphQL
- * paths, SSE streams, and Yoga, which gets POST bodies already read within the size limit.
+ * paths, SSE streams, the lean path for plain JSON POSTs, and Yoga, which gets POST bodies
+ * already read within the size limit (also those the lean path declined).
  */
 export function createRouter(deps: RouteDeps) {
   const { logger, yoga, origins, sse } = deps;
@@ -80,6 +84,7 @@ export function createRouter(deps: RouteDeps) {
     if (req.method === 'POST' && path === yoga.graphqlEndpoint) {
       const read = await readGraphQLBody(deps, req, res);
       if (!read) return;
+      if (deps.fastPath && (await deps.fastPath.handle(req, res))) return;
     }
     await yoga(req, res, { req });
   };

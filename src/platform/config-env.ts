@@ -139,6 +139,11 @@ export const envSchema = z.object({
   GRAPHIQL: flag.optional(),
   /** Answer introspection queries. @default on only in local development mode */
   INTROSPECTION: flag.optional(),
+  /**
+   * Answer plain `POST /graphql` JSON requests on the lean path (Yoga's pipeline without its
+   * Fetch-API layer; transports/http-fast-path.ts). Off: every request goes through Yoga. @default on
+   */
+  GRAPHQL_FAST_PATH: flag.default(true),
   /** Path of a persisted-documents manifest (hash → document): only those operations run. @default none */
   PERSISTED_DOCUMENTS: z.string().min(1).optional(),
   /** HS256 secret for JWT bearer tokens (32+ characters). @default none */

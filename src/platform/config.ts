@@ -29,6 +29,8 @@ export type Config = {
   mutationRateLimit: { perSecond: number; burst: number } | null;
   graphiql: boolean;
   introspection: boolean;
+  /** Plain JSON POSTs skip Yoga's Fetch-API layer (GRAPHQL_FAST_PATH). */
+  graphqlFastPath: boolean;
   persistedDocuments: string | undefined;
   maxPageSize: number;
   maxBodyBytes: number;
@@ -115,6 +117,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     mutationRateLimit: e.MUTATION_RATE_PER_S > 0 ? { perSecond: e.MUTATION_RATE_PER_S, burst: e.MUTATION_BURST } : null,
     graphiql: e.GRAPHIQL ?? auth.localDevelopment,
     introspection: e.INTROSPECTION ?? auth.localDevelopment,
+    graphqlFastPath: e.GRAPHQL_FAST_PATH,
     persistedDocuments: e.PERSISTED_DOCUMENTS,
     maxPageSize: e.MAX_PAGE_SIZE,
     maxBodyBytes: e.MAX_BODY_BYTES,
