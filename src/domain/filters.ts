@@ -132,16 +132,42 @@ function toWhere(checks: readonly Check[]): Record<string, unknown> {
   return where;
 }
 
+/**
+ * An equals or oneOf condition as the values it accepts: what an in-memory index can look up
+ * (the runtime store's), instead of running the predicate over every row.
+ */
+export interface Lookup {
+  readonly column: string;
+  readonly derived: boolean;
+  /** Distinct; a row matches the condition when its column holds one of them. */
+  readonly values: readonly unknown[];
+}
+
+function toLookups(checks: readonly Check[]): Lookup[] {
+  const lookups: Lookup[] = [];
+  for (const { op, column, derived, value } of checks) {
+    if (op === 'equals') lookups.push({ column, derived, values: [value] });
+    if (op === 'oneOf') lookups.push({ column, derived, values: [...(value as Set<unknown>)] });
+  }
+  return lookups;
+}
+
 /** A filter's value, compiled once: its Prisma `where` and its predicate over rows. */
 export class CompiledFilter<Row, Where = Record<string, unknown>> {
   /** The conditions on stored columns, as a Prisma where-object (`{}` when there are none). */
   readonly where: Where;
   /** Whether some condition is on a derived value (so it is not in `where`). */
   readonly hasDerived: boolean;
+  /** The set equals and oneOf conditions, by the same rules as `matches` (a row must satisfy all). */
+  readonly lookups: readonly Lookup[];
+  /** Whether no condition is set: every row matches. */
+  readonly matchesAll: boolean;
 
   constructor(private readonly checks: readonly Check[]) {
     this.where = toWhere(checks) as Where;
     this.hasDerived = checks.some((check) => check.derived);
+    this.lookups = toLookups(checks);
+    this.matchesAll = checks.length === 0;
   }
 
   /** Whether the row satisfies every condition. Allocates nothing. */

@@ -5,6 +5,7 @@ import { APP_STAGES, type AppStage, type Health, type StageAndHealth } from '../
 import { type CompiledFilter, defineFilter, derived, equals, oneOf } from '../domain/filters.js';
 import type { TaskStatus, TaskType } from '../domain/tasks.js';
 import { RuntimeTally, type TalliedSummary } from './runtime-tally.js';
+import { IndexedRows } from './store-index.js';
 
 /**
  * The runtime state held in memory: apps with their derived stage, tasks
@@ -99,7 +100,8 @@ const RUNTIME_TASK_FILTER = defineFilter<Omit<SnapshotFilter, 'stage' | 'health'
 
 /**
  * A SnapshotFilter compiled once (per request or subscription) for matching the store's apps and
- * tasks: every event and every summary runs it over all of them.
+ * tasks: every event runs it over its app or task; a snapshot or summary over the candidates the
+ * store's indexes give for it.
  */
 export class SnapshotScope {
   readonly apps: CompiledFilter<RuntimeApp>;
@@ -144,9 +146,16 @@ export interface StateStoreOptions {
   now?: () => number;
 }
 
+/** The columns the store indexes: every equals or oneOf condition of the two filters above. */
+const KEY_INDEXES = [{ column: 'userId' }, { column: 'sourceId' }, { column: 'appName' }];
+const APP_INDEXES = [...KEY_INDEXES, { column: 'stage', derived: true }, { column: 'health', derived: true }];
+const TASK_INDEXES = [...KEY_INDEXES, { column: 'status' }, { column: 'type' }];
+
 export class StateStore {
-  private readonly apps = new Map<string, RuntimeApp>();
-  private readonly tasks = new Map<string, TaskRow>();
+  /** By app key, in the order keys were first added (a replaced app keeps its place). */
+  private readonly apps = new IndexedRows<RuntimeApp>(APP_INDEXES);
+  /** By taskId, in the order keys were first added. */
+  private readonly tasks = new IndexedRows<TaskRow>(TASK_INDEXES);
   private readonly components = new Map<string, ComponentStatus>();
   /** The finished tasks held, by ascending id: the first ones are dropped when there are too many. */
   private readonly finished: TaskRow[] = [];
@@ -183,25 +192,20 @@ export class StateStore {
   }
 
   putApp(app: RuntimeApp): void {
-    const key = appKeyString(app);
-    this.tally.app(this.apps.get(key), app);
-    this.apps.set(key, app);
+    this.tally.app(this.apps.set(appKeyString(app), app), app);
     this.emit({ kind: 'APP_CHANGED', app });
   }
 
   removeApp(key: AppKey): void {
-    const id = appKeyString(key);
-    const removed = this.apps.get(id);
+    const removed = this.apps.delete(appKeyString(key));
     if (!removed) return;
     this.tally.app(removed, undefined);
-    this.apps.delete(id);
     this.emit({ kind: 'APP_REMOVED', appKey: key });
   }
 
   putTask(task: TaskRow): void {
-    const before = this.tasks.get(task.taskId);
+    const before = this.tasks.set(task.taskId, task);
     this.tally.task(before, task);
-    this.tasks.set(task.taskId, task);
     if (before && !ACTIVE.includes(before.status)) this.finished.splice(this.finished.indexOf(before), 1);
     if (!ACTIVE.includes(task.status)) this.finished.splice(this.finishedPosition(task.id), 0, task);
     this.emit({ kind: 'TASK_CHANGED', task });
@@ -254,7 +258,7 @@ export class StateStore {
 
   /** Pending and running tasks (they are always held), without building a snapshot. */
   activeTasks(): TaskRow[] {
-    return [...this.tasks.values()].filter((task) => ACTIVE.includes(task.status));
+    return this.tasks.all().filter((task) => ACTIVE.includes(task.status));
   }
 
   component(name: string): ComponentStatus | undefined {
@@ -284,8 +288,9 @@ export class StateStore {
   }
 
   snapshot(scope: SnapshotScope = EVERYTHING): Snapshot {
-    const apps = [...this.apps.values()].filter((app) => scope.apps.matches(app));
-    const tasks = [...this.tasks.values()].filter((task) => scope.tasks.matches(task)).sort((a, b) => b.id - a.id);
+    const apps = this.apps.select(scope.apps);
+    // Stable: tasks with the same id (none in practice) stay in store order, as before the indexes.
+    const tasks = this.tasks.select(scope.tasks).sort((a, b) => b.id - a.id);
     const components = this.allComponents();
     return {
       sequence: this.sequence,
@@ -300,15 +305,14 @@ export class StateStore {
 
   /**
    * The summary over the filtered content: from the running counts when the scope is everything
-   * or one user (every event of an unfiltered dashboard asks for it), else counted over the matches.
+   * or one user (every event of an unfiltered dashboard asks for it), else counted over the matches
+   * (found through the indexes).
    */
   summary(scope: SnapshotScope = EVERYTHING): RuntimeSummary {
     if (scope.tallied) {
       return { ...this.tally.summary(scope.tallied.userId), activeComponents: this.activeComponents() };
     }
-    const apps = [...this.apps.values()].filter((app) => scope.apps.matches(app));
-    const tasks = [...this.tasks.values()].filter((task) => scope.tasks.matches(task));
-    return this.summarize(apps, tasks);
+    return this.summarize(this.apps.select(scope.apps, false), this.tasks.select(scope.tasks, false));
   }
 
   private activeComponents(): number {
