@@ -50,25 +50,92 @@ export function createEventBus() {
 export type EventBus = ReturnType<typeof createEventBus>;
 
 /**
+ * Items handed over by a publishing call and delivered in a later macrotask: the first `add`
+ * schedules one `setImmediate`, which delivers every item added until then, in the order added.
+ * A publisher (a mutation, the collector's read-back) so never runs its subscribers' work, and a
+ * burst of changes costs one turn of the event loop, not one per change.
+ */
+export class DeliveryQueue<T> {
+  private pending: T[] = [];
+  private waiting: (() => void)[] = [];
+  private scheduled = false;
+
+  /**
+   * `deliver` is called once per item; `onError` gets what it throws, and the items after it are
+   * delivered all the same (one failing item must not silence every later change).
+   */
+  constructor(
+    private readonly deliver: (item: T) => void,
+    private readonly onError: (error: unknown) => void,
+  ) {}
+
+  add(item: T): void {
+    this.pending.push(item);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.drain());
+  }
+
+  /** Resolves once everything added so far has been delivered (at once when nothing waits). */
+  drained(): Promise<void> {
+    if (!this.scheduled) return Promise.resolve();
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private drain(): void {
+    const { pending, waiting } = this;
+    this.pending = [];
+    this.waiting = [];
+    this.scheduled = false;
+    for (const item of pending) {
+      try {
+        this.deliver(item);
+      } catch (error) {
+        this.onError(error);
+      }
+    }
+    for (const resolve of waiting) resolve();
+  }
+}
+
+type Announcement = { [Topic in keyof Topics]: [Topic, ...Topics[Topic]] }[keyof Topics];
+
+/**
  * Announces committed changes: call after the transaction that made them. The one way anything
- * is published; the bus itself is only for subscribing.
+ * is published; the bus itself is only for subscribing. Announcements reach the bus in a later
+ * macrotask, in the order made: the request that made the change answers without running its
+ * subscribers' work (filters, read-backs, executions, writes to sockets), which follows together
+ * for everything announced in the same turn.
  */
 export class ChangeFeed {
-  constructor(private readonly bus: EventBus) {}
+  private readonly queue: DeliveryQueue<Announcement>;
+
+  constructor(bus: EventBus) {
+    // publish() does not throw: the bus's EventTarget reports a failing listener itself.
+    this.queue = new DeliveryQueue(
+      ([topic, event]) => bus.publish(topic, event as never),
+      (error) => process.emitWarning(`a change could not be published: ${String(error)}`),
+    );
+  }
+
+  /** Resolves once every change announced so far is on the bus. */
+  delivered(): Promise<void> {
+    return this.queue.drained();
+  }
 
   payment({ paymentId, userId, sourceId, appId }: PaymentChanged): void {
-    this.bus.publish('payment:updated', { paymentId, userId, sourceId, appId });
+    this.queue.add(['payment:updated', { paymentId, userId, sourceId, appId }]);
   }
 
   task({ taskId, userId, sourceId, appName }: TaskChanged): void {
-    this.bus.publish('task:updated', { taskId, userId, sourceId, appName });
+    this.queue.add(['task:updated', { taskId, userId, sourceId, appName }]);
   }
 
   app({ userId, sourceId, appName }: AppChanged): void {
-    this.bus.publish('app:updated', { userId, sourceId, appName });
+    this.queue.add(['app:updated', { userId, sourceId, appName }]);
   }
 
   history(records: readonly HistoryAdded[]): void {
-    for (const { id, userId } of records) this.bus.publish('history:added', { id, userId });
+    for (const { id, userId } of records) this.queue.add(['history:added', { id, userId }]);
   }
 }

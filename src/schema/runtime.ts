@@ -208,7 +208,8 @@ const RuntimeEventRef = builder.objectRef<RuntimeEventView>('RuntimeEvent').impl
     summary: t.field({
       type: RuntimeSummaryRef,
       nullable: true,
-      description: 'The summary over your filter after this change.',
+      description:
+        'The summary over your filter when this event was sent: it includes this change, and any made in the same moment before it was sent.',
       resolve: (e) => e.summary,
     }),
   }),
