@@ -19,8 +19,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { fanout } from './fanout.js';
+import { g1 } from './g1.js';
+import { g4b } from './g4b.js';
 import { installRate } from './install-rate.js';
 import { type BenchResult, formatFigure, machineInfo, summaryMarkdown } from './lib/report.js';
+import { snapshotBench } from './snapshot.js';
+import { soak } from './soak.js';
 import { sseFanout } from './sse-fanout.js';
 
 type Mode = 'full' | 'quick';
@@ -74,6 +78,15 @@ const BENCHMARKS: Benchmark[] = [
       }),
   },
   {
+    name: 'g1',
+    run: (mode) =>
+      g1({
+        connections: 50,
+        ...(mode === 'quick' ? { warmupS: 1, durationS: 3, reps: 1 } : { warmupS: 3, durationS: 10, reps: 2 }),
+        log: (line) => console.log(line),
+      }),
+  },
+  {
     name: 'sse',
     run: (mode, { cpuProfDir }) =>
       sseFanout({
@@ -81,6 +94,41 @@ const BENCHMARKS: Benchmark[] = [
         // Idle CPU is the fan-out benchmark's figure; here a short settle is enough.
         idleMs: 2000,
         ...(cpuProfDir ? { cpuProfDir } : {}),
+        log: (line) => console.log(line),
+      }),
+  },
+  {
+    name: 'g10',
+    run: (mode) => soak({ durationMs: mode === 'quick' ? 30_000 : 600_000, log: (line) => console.log(line) }),
+  },
+  {
+    // G2 (g2-1k, g2-10k, g2-100k, g2-rss, g2-startup) and G3 (g3-*) of issue 11.
+    name: 'snapshot',
+    run: (mode) =>
+      snapshotBench({
+        sizes: mode === 'quick' ? [1000, 10_000] : [1000, 10_000, 100_000],
+        requests: (apps) =>
+          mode === 'quick'
+            ? apps <= 1000
+              ? { warmup: 5, measured: 15 }
+              : { warmup: 2, measured: 7 }
+            : apps <= 1000
+              ? { warmup: 20, measured: 50 }
+              : apps <= 10_000
+                ? { warmup: 5, measured: 20 }
+                : { warmup: 2, measured: 7 },
+        log: (line) => console.log(line),
+      }),
+  },
+  {
+    // G4b of issue 11 (g4b-one, g4b-1000; g4b-100 in --quick).
+    name: 'g4b',
+    run: (mode, { concurrency }) =>
+      g4b({
+        concurrency,
+        ...(mode === 'quick'
+          ? { apps: 10_000, dashboards: 100, warmup: 50, perRep: 150, reps: 2 }
+          : { apps: 100_000, dashboards: 1000, warmup: 200, perRep: 400, reps: 3 }),
         log: (line) => console.log(line),
       }),
   },
