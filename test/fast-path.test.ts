@@ -83,6 +83,23 @@ const CASES: [string, string, Record<string, string>][] = [
     body({ query: '{ viewer { userId } }' }),
     { ...alice, accept: 'application/json, application/graphql-response+json' },
   ],
+  [
+    'an Accept list with q-values (Yoga does not read them: the first listed wins)',
+    body({ query: '{ viewer { userId } }' }),
+    { ...alice, accept: 'application/graphql-response+json, application/json;q=0.9' },
+  ],
+  [
+    'an event stream listed first (the SSE transport takes it)',
+    body({ query: '{ viewer { userId } }' }),
+    { ...alice, accept: 'text/event-stream, application/json' },
+  ],
+  ['Accept application/*', body({ query: '{ viewer { userId } }' }), { ...alice, accept: 'application/*' }],
+  [
+    'a charset other than utf-8 (that entry is ignored)',
+    body({ query: '{ viewer { userId } }' }),
+    { ...alice, accept: 'application/json;charset=latin1, application/graphql-response+json' },
+  ],
+  ['an event stream only', body({ query: '{ viewer { userId } }' }), { ...alice, accept: 'text/event-stream' }],
   ['an unacceptable Accept', body({ query: '{ viewer { userId } }' }), { ...alice, accept: 'text/html' }],
   [
     'content type with charset',
@@ -182,11 +199,12 @@ describe('the lean HTTP path answers as Yoga does', () => {
       ];
       expect(comparable(viaFastPath), what).toEqual(comparable(viaYoga));
     }
-    // Without it answering anything the comparison above would prove nothing. It answers the 12
-    // plain ones: the four Accept forms it takes, the charset, both named operations, the three
-    // with variables (one good, two refused by coercion) and both mutations; Yoga the other 19.
+    // Without it answering anything the comparison above would prove nothing. It answers the 16
+    // plain ones: the eight Accept forms Yoga answers with JSON (an event stream listed first goes
+    // to the SSE transport before either), the content type with charset, both named operations,
+    // the three with variables (one good, two refused by coercion) and both mutations.
     const served = (fast.app.fastPath?.served ?? 0) - servedBefore;
-    expect(served).toBe(12);
+    expect(served).toBe(16);
     expect(yoga.app.fastPath).toBeNull();
   });
 });

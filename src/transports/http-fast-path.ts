@@ -17,8 +17,8 @@ import { type GraphQLRequest, graphQLRequest, type OperationPipeline } from './g
  * other): `{ viewer { userId isAdmin } }` 2,084 req/s through Yoga; see the issue-11 note and
  * `npm run bench -- --only g1` for the figures with it.
  *
- * Anything unusual goes to Yoga untouched, before anything has run: another method, content type
- * or Accept, a cross-origin request that needs CORS headers, a body that is not a plain request
+ * Anything unusual goes to Yoga untouched, before anything has run: another method or content
+ * type, an Accept that Yoga would not answer with JSON, a cross-origin request that needs CORS headers, a body that is not a plain request
  * object, a document that does not parse or validate, a subscription, a failed authentication.
  * Yoga then answers exactly as without this path (the differential test compares both).
  */
@@ -51,10 +51,32 @@ export interface FastPathDeps {
   logger: Logger;
 }
 
-/** The media type answered for an Accept header, when it is one Yoga would answer the same way. */
-function mediaTypeFor(accept: string | undefined): string | null {
-  if (accept === undefined || accept === '*/*' || accept === 'application/json') return 'application/json';
-  if (accept === 'application/graphql-response+json') return accept;
+/** The media types of Yoga's regular (not streamed) result processor, in its order. */
+const REGULAR_MEDIA_TYPES = ['application/graphql-response+json', 'application/json'] as const;
+
+/** Whether an Accept entry (`*\/*`, `application/*`, a type) covers a media type (Yoga's isMatchingMediaType). */
+function covers(asked: string, mediaType: string): boolean {
+  const [askedType, askedSubtype] = asked.split('/');
+  const [type, subtype] = mediaType.split('/');
+  return (askedType === '*' || askedType === type) && (askedSubtype === '*' || askedSubtype === subtype);
+}
+
+/**
+ * The media type Yoga answers a query's or mutation's result with, for this Accept header, or
+ * null when it would not be JSON (only streaming types acceptable, or nothing: 406). Yoga's rule
+ * (graphql-yoga's result-processor/accept.js and use-result-processor.js): entries with a charset
+ * other than utf-8 are ignored, q-values are not read, and the regular processor wins whenever an
+ * entry covers one of its types, with the first such entry deciding which (`*\/*` and
+ * `application/*` give application/json).
+ */
+export function jsonMediaTypeFor(accept: string | undefined): string | null {
+  for (const entry of (accept || '*/*').replace(/\s/g, '').toLowerCase().split(',')) {
+    const [asked, ...params] = entry.split(';');
+    const charset = params.find((param) => param.includes('charset=')) ?? 'charset=utf-8';
+    if (!asked || charset !== 'charset=utf-8') continue;
+    const covered = REGULAR_MEDIA_TYPES.filter((mediaType) => covers(asked, mediaType));
+    if (covered.length > 0) return covered[covered.length - 1] as string;
+  }
   return null;
 }
 
@@ -104,7 +126,7 @@ export class HttpFastPath {
    * any resolver: Yoga must answer it. The body has been read into `req.body` by the router.
    */
   async handle(req: FastPathRequest, res: ServerResponse): Promise<boolean> {
-    const mediaType = mediaTypeFor(req.headers.accept);
+    const mediaType = jsonMediaTypeFor(req.headers.accept);
     if (!mediaType || !JSON_CONTENT_TYPE.test(req.headers['content-type'] ?? '')) return false;
     const origin = req.headers.origin;
     // Yoga adds the CORS headers an allowed cross-origin caller needs; same-origin callers get none.
