@@ -4,6 +4,7 @@ import {
   applyReportedState,
   claimPendingTasks,
   endTask,
+  findActiveTasks,
   findAppState,
   findAppStates,
   findCatalogApp,
@@ -256,6 +257,16 @@ describe.each(databases)('hot-path SQL on %s', (kind) => {
       { userId: 'alice', appName: 'read-a' },
     ]);
     expect(await findAppStates(db, [])).toEqual([]);
+
+    // read-a's task is still pending (its slot taken), read-b's ended (its slot freed).
+    const active = await findActiveTasks(db, [appKeyString(key('read-a')), appKeyString(key('read-b')), 'unknown']);
+    expect(active).toEqual(
+      await db.task.findMany({
+        where: { activeKey: { in: [appKeyString(key('read-a')), appKeyString(key('read-b'))] } },
+      }),
+    );
+    expect(active.map((task) => task.taskId)).toEqual(['task-read-a']);
+    expect(await findActiveTasks(db, [])).toEqual([]);
   });
 
   test('the catalogue lookup returns exactly what Prisma’s findUnique returns, and null where it does', async () => {

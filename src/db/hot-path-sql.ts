@@ -7,7 +7,7 @@ import type { AppRow, CatalogAppRow, HistoryRow, Prisma, TaskRow } from './model
 /**
  * Hand-written SQL for the statements every install runs: the mutation's catalogue lookup and
  * writes, the task engine's claim, progress and end, and the runtime collector's reads of what
- * changed. Through Prisma's query API each of these costs 4–5× the same statement sent with
+ * changed; and for reading one app (`app(...)` and its stage), the most frequent small query. Through Prisma's query API each of these costs 4–5× the same statement sent with
  * `$queryRaw`/`$executeRaw` (Prisma's query compiler and result mapping dominate; measured on
  * SQLite: an updateMany 550 µs CPU vs 110 µs raw, a create 2 ms vs 0.45 ms).
  * Everything else, and every rare path, stays on the query API.
@@ -136,6 +136,16 @@ export async function findAppState(db: SqlClient, key: AppKey): Promise<AppRow |
 export async function findTasks(db: SqlClient, taskIds: readonly string[]): Promise<TaskRow[]> {
   if (taskIds.length === 0) return [];
   return db.$queryRaw<TaskRow[]>`SELECT * FROM "Task" WHERE "taskId" IN (${join(taskIds)})`;
+}
+
+/**
+ * The pending or running tasks holding these one-active-task-per-app slots (`activeKey`, the
+ * app's `appKeyString`), in no particular order: an app read (`app(...)`, its stage, its
+ * `activeTask`) asks for them on every request. A few hundred keys at most per call.
+ */
+export async function findActiveTasks(db: SqlClient, activeKeys: readonly string[]): Promise<TaskRow[]> {
+  if (activeKeys.length === 0) return [];
+  return db.$queryRaw<TaskRow[]>`SELECT * FROM "Task" WHERE "activeKey" IN (${join(activeKeys)})`;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { filter, map, pipe } from 'graphql-yoga';
 import { canSee, userScope, type Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
+import { findActiveTasks, findAppState } from '../db/hot-path-sql.js';
 import type { AppRow, Prisma, TaskRow } from '../db/models.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import { type AppStage, deriveStage, type Health, type StageAndHealth } from '../domain/app-stage.js';
@@ -88,9 +89,8 @@ export class InstalledAppService {
     key: { sourceId: string; appName: string; userId?: string | null },
   ): Promise<AppRow | null> {
     const userId = userScope(viewer, key.userId) ?? viewer.userId;
-    return this.db.appState.findUnique({
-      where: { userId_sourceId_appName: { userId, sourceId: key.sourceId, appName: key.appName } },
-    });
+    // Hand-written SQL (db/hot-path-sql.ts): through Prisma's query API the request cost 2.7 ms CPU.
+    return findAppState(this.db, { userId, sourceId: key.sourceId, appName: key.appName });
   }
 
   async getById(viewer: Viewer, id: number): Promise<AppRow | null> {
@@ -110,7 +110,7 @@ export class InstalledAppService {
   /** Active (pending or running) task of each app, in one query. */
   async activeTasks(keys: readonly AppKey[]): Promise<(TaskRow | null)[]> {
     const wanted = keys.map(appKeyString);
-    const tasks = await this.db.task.findMany({ where: { activeKey: { in: [...new Set(wanted)] } } });
+    const tasks = await findActiveTasks(this.db, [...new Set(wanted)]);
     const byKey = new Map(tasks.map((task) => [task.activeKey, task]));
     return wanted.map((key) => byKey.get(key) ?? null);
   }
