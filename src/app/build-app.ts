@@ -22,7 +22,7 @@ import { HttpFastPath } from '../transports/http-fast-path.js';
 import { createCollector } from './collector.js';
 import { createServices, resolverServices, type Services } from './create-services.js';
 import { closeDatabase, openDatabase } from './database.js';
-import { createGraphQL } from './graphql.js';
+import { createGraphQL, operationPipeline } from './graphql.js';
 import { createHttpServer, type RunningApp } from './http-server.js';
 import { createPeriodicJobs } from './jobs.js';
 import { createLiveTransports, type SubscriptionStats } from './live.js';
@@ -59,8 +59,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
 
   const fastPath = config.graphqlFastPath
     ? new HttpFastPath({
-        // `request` is the method-only stand-in described at FastPathContext.
-        pipeline: (initial) => yoga.getEnveloped(initial as never),
+        pipeline: (initial) => operationPipeline(yoga, initial),
         authenticator,
         origins,
         logger,

@@ -15,6 +15,7 @@ import type { Logger } from '../platform/logger.js';
 import type { Context, ResolverServices } from '../schema/builder.js';
 import { schema } from '../schema/index.js';
 import { createLoaders } from '../services/loaders.js';
+import { type GraphQLRequest, type OperationPipeline, PIPELINE_REQUEST } from '../transports/graphql-operation.js';
 import { loggedOperationName, type TrackedRequest } from './request-log.js';
 
 /** What a request brings into Yoga: the streaming transports authenticate once per connection and hand the viewer in. */
@@ -73,6 +74,17 @@ export function createGraphQL({ config, logger, services, authenticator, origins
     ],
     context: contextFactory({ logger, services, authenticator }),
   });
+}
+
+/**
+ * Yoga's pipeline for one operation outside Yoga's own HTTP handling (graphql-ws, SSE, the lean
+ * HTTP path), with PIPELINE_REQUEST as its request (see there for why every transport needs it).
+ */
+export function operationPipeline(
+  yoga: GraphQLServer,
+  initial: { params: GraphQLRequest; viewer: Viewer; req?: TrackedRequest },
+): OperationPipeline {
+  return yoga.getEnveloped({ ...initial, request: PIPELINE_REQUEST as unknown as Request });
 }
 
 /** Browsers: only the allow-list gets CORS headers (the server's own pages need none). */

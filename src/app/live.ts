@@ -10,7 +10,7 @@ import type { Logger } from '../platform/logger.js';
 import { ConnectionBudget } from '../transports/connection-budget.js';
 import { SseTransport } from '../transports/sse-transport.js';
 import { WsTransport } from '../transports/ws-transport.js';
-import type { GraphQLServer } from './graphql.js';
+import { type GraphQLServer, operationPipeline } from './graphql.js';
 import { loggedOperationName, type TrackedRequest } from './request-log.js';
 
 export interface LiveDeps {
@@ -71,7 +71,7 @@ function createSseTransport(
 ): SseTransport {
   return new SseTransport({
     authenticate: (req) => authenticator.fromHeaders(req.headers),
-    pipeline: (params, viewer, req) => yoga.getEnveloped({ params, viewer, req }),
+    pipeline: (params, viewer, req) => operationPipeline(yoga, { params, viewer, req }),
     cohorts,
     budget,
     maxBufferedBytes: config.runtime.maxBufferedBytes,
@@ -110,7 +110,7 @@ function createWsTransport(deps: LiveDeps, cohorts: SubscriptionCohorts, budget:
   });
   const ws = new WsTransport(wss, {
     authenticate: socketAuthenticator(deps.authenticator),
-    pipeline: (params, viewer) => yoga.getEnveloped({ params, viewer }),
+    pipeline: (params, viewer) => operationPipeline(yoga, { params, viewer }),
     cohorts,
     budget,
     maxOperations: config.connectionLimits.perConnectionSubscriptions,

@@ -14,6 +14,16 @@ import { documentSource } from '../http/persisted-documents.js';
  * envelop pipeline so that they run the same schema, plugins and context as HTTP requests.
  */
 
+/**
+ * Stands in for the Fetch Request in the initial context every transport gives Yoga's pipeline,
+ * with the one thing the pipeline reads from it: the method. Yoga's parse hook gives a syntax
+ * error its code (GRAPHQL_PARSE_FAILED) and HTTP status only when a request is there, and Yoga's
+ * parser cache then answers the same text with that same error object on every transport: a
+ * malformed document sent first over a WebSocket made HTTP answer it without a code, with 200.
+ * (On a stream the status is dropped again, see fanout/client-errors.ts.)
+ */
+export const PIPELINE_REQUEST = Object.freeze({ method: 'POST' as const });
+
 /** Yoga's envelop pipeline for one operation (`yoga.getEnveloped(...)`). */
 export interface OperationPipeline {
   schema: ExecutionArgs['schema'];

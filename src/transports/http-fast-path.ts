@@ -25,24 +25,15 @@ import { type GraphQLRequest, graphQLRequest, type OperationPipeline } from './g
 
 export type FastPathRequest = import('node:http').IncomingMessage & { body?: Buffer };
 
-/**
- * The initial context of Yoga's pipeline for one request (`yoga.getEnveloped(...)`). `request`
- * stands in for the Fetch Request Yoga would have made, with the one thing its pipeline reads
- * from it: the method. Without it Yoga's parse hook treats the operation as not HTTP (as over
- * WebSockets) and leaves a syntax error without its code and status, and Yoga's parser cache
- * would then answer the same text that way from then on.
- */
+/** The initial context of Yoga's pipeline for one request (`yoga.getEnveloped(...)`). */
 export interface FastPathContext {
   params: GraphQLRequest;
   viewer: Viewer;
   req: FastPathRequest;
-  request: { method: 'POST' };
 }
 
 /** What the route needs of Yoga: its pipeline for one request, with the viewer already known. */
 export type PipelineFor = (initial: FastPathContext) => OperationPipeline;
-
-const POST = { method: 'POST' } as const;
 
 export interface FastPathDeps {
   pipeline: PipelineFor;
@@ -140,7 +131,7 @@ export class HttpFastPath {
     } catch {
       return false; // Yoga's context answers with the authentication error
     }
-    const pipeline = this.deps.pipeline({ params: request, viewer, req, request: POST });
+    const pipeline = this.deps.pipeline({ params: request, viewer, req });
     const document = prepared(pipeline, request);
     if (!document) return false;
     let contextValue: unknown;
