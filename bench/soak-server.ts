@@ -12,13 +12,15 @@ import { performance } from 'node:perf_hooks';
 import { buildApp } from '../src/app/build-app.js';
 import { loadConfig } from '../src/platform/config.js';
 import { createLogger } from '../src/platform/logger.js';
+import { failed, fdLimit, send, serve } from './lib/fanout-child.js';
 
 export type SoakRequest = { id: number; type: 'gc' } | { id: number; type: 'stats' } | { id: number; type: 'stop' };
 
-export type SoakMessage =
-  | { type: 'ready'; url: string; eventBuffer: number; firstSequence: number }
-  | { type: 'failed'; error: string }
-  | { type: 'reply'; id: number; value: unknown; error?: string };
+/** What the ready message's `detail` carries (fanout-protocol's ready message). */
+export interface SoakReadyDetail {
+  eventBuffer: number;
+  firstSequence: number;
+}
 
 export interface SoakStats {
   connections: number;
@@ -44,10 +46,6 @@ export interface SoakStats {
  * inside the 5% the soak allows.
  */
 const GC_PASSES = 3;
-
-function send(message: SoakMessage): void {
-  process.send?.(message);
-}
 
 async function collectGarbage(): Promise<NodeJS.MemoryUsage> {
   const gc = globalThis.gc;
@@ -86,12 +84,6 @@ async function main(): Promise<void> {
   const store = app.services.store;
   let loopSince = performance.eventLoopUtilization();
 
-  let stopping: Promise<void> | undefined;
-  const stop = () => {
-    stopping ??= app.stop();
-    return stopping;
-  };
-
   async function handle(request: SoakRequest): Promise<unknown> {
     switch (request.type) {
       case 'gc':
@@ -109,29 +101,14 @@ async function main(): Promise<void> {
         } satisfies SoakStats;
       }
       case 'stop':
-        await stop();
-        return true;
+        return true; // answered by serve(), after stopping the app
     }
   }
 
-  process.on('message', (request: SoakRequest) => {
-    handle(request).then(
-      (value) => {
-        send({ type: 'reply', id: request.id, value });
-        if (request.type === 'stop') process.disconnect();
-      },
-      (error: unknown) => send({ type: 'reply', id: request.id, value: null, error: String(error) }),
-    );
-  });
-  // The parent went away without stopping us: stop anyway, never linger.
-  process.on('disconnect', () => {
-    void stop().finally(() => process.exit(0));
-  });
-  send({ type: 'ready', url, eventBuffer: config.runtime.eventBuffer, firstSequence: store.lastSequence });
+  // Replies to each request by id; a `stop`, or the parent going away, stops the app first.
+  serve<SoakRequest>(handle, () => app.stop());
+  const detail: SoakReadyDetail = { eventBuffer: config.runtime.eventBuffer, firstSequence: store.lastSequence };
+  send({ type: 'ready', url, fdLimit: fdLimit(), pid: process.pid, detail: { ...detail } });
 }
 
-main().catch((error: unknown) => {
-  send({ type: 'failed', error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
-  process.exitCode = 1;
-  process.disconnect?.();
-});
+main().catch(failed);

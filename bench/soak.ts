@@ -21,20 +21,19 @@
  * every client is closed, the server is let settle (no subscription state, the task engine idle)
  * and the baseline heap is read. After the soak the same settle, then the heap again.
  */
-import { type ChildProcess, fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createClient as createSseClient } from 'graphql-sse';
 import { createClient as createWsClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { DEMO_APPS, REMOTE_SOURCE } from '../src/db/demo-catalogue.js';
 import { migrateDatabase } from '../src/db/migrate.js';
+import { Child } from './lib/fanout-parent.js';
 import { type BenchResult, meetsTarget } from './lib/report.js';
 import { round } from './lib/stats.js';
-import type { SoakMessage, SoakRequest, SoakStats } from './soak-server.js';
+import type { SoakReadyDetail, SoakRequest, SoakStats } from './soak-server.js';
 
 export interface SoakOptions {
   /** How long the measured churn runs. */
@@ -60,8 +59,7 @@ export interface SoakOptions {
 
 export const SOAK_TARGET = 1.05;
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const SERVER_ENTRY = fileURLToPath(new URL('./soak-server.ts', import.meta.url));
+const SERVER_ENTRY_URL = new URL('./soak-server.ts', import.meta.url).href;
 /** How long the server may take to drop every subscription and finish its tasks once the load stops. */
 const SETTLE_TIMEOUT_MS = 60_000;
 const SETTLE_POLL_MS = 50;
@@ -82,97 +80,31 @@ const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 // ── the server child ────────────────────────────────────────────────────────────────────────
 
-type NewSoakRequest = SoakRequest extends infer R ? (R extends SoakRequest ? Omit<R, 'id'> : never) : never;
+type SoakServer = Child<SoakRequest>;
 
-class SoakServer {
-  private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
-  private exited = false;
-
-  private constructor(private readonly child: ChildProcess) {
-    child.on('message', (message: SoakMessage) => {
-      if (message.type !== 'reply') return;
-      const waiter = this.pending.get(message.id);
-      this.pending.delete(message.id);
-      if (message.error) waiter?.reject(new Error(message.error));
-      else waiter?.resolve(message.value);
-    });
-    child.on('exit', (code, signal) => {
-      this.exited = true;
-      for (const waiter of this.pending.values()) waiter.reject(new Error(`server exited (${code ?? signal})`));
-      this.pending.clear();
-    });
-  }
-
-  static start(
-    databaseUrl: string,
-    maxConnectionsPerUser: number,
-    eventBuffer: number,
-    cpuProfDir: string | undefined,
-  ): Promise<{ server: SoakServer; url: string; eventBuffer: number; firstSequence: number }> {
-    const child = fork(SERVER_ENTRY, [], {
-      cwd: ROOT,
-      execArgv: [
-        '--import',
-        'tsx',
-        '--expose-gc',
-        ...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : []),
-      ],
-      env: {
-        ...process.env,
-        DATABASE_URL: databaseUrl,
-        SOAK_MAX_CONNECTIONS_PER_USER: String(maxConnectionsPerUser),
-        SOAK_EVENT_BUFFER: String(eventBuffer),
-      },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    const server = new SoakServer(child);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        child.kill();
-        reject(new Error('the soak server did not become ready within 60 s'));
-      }, 60_000);
-      child.on('message', (message: SoakMessage) => {
-        if (message.type === 'ready') {
-          clearTimeout(timer);
-          resolve({ server, ...message });
-        } else if (message.type === 'failed') {
-          clearTimeout(timer);
-          reject(new Error(`the soak server failed to start:\n${message.error}`));
-        }
-      });
-      child.on('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`the soak server exited during start-up (code ${code})`));
-      });
-    });
-  }
-
-  request<T>(request: NewSoakRequest): Promise<T> {
-    if (this.exited) return Promise.reject(new Error('the soak server is gone'));
-    const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
-      this.child.send({ ...request, id } as SoakRequest);
-    });
-  }
-
-  stats = () => this.request<SoakStats>({ type: 'stats' });
-  gc = () => this.request<NodeJS.MemoryUsage>({ type: 'gc' });
-
-  async stop(): Promise<void> {
-    if (this.exited) return;
-    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
-    await this.request({ type: 'stop' }).catch(() => {});
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 15_000);
-    await exited;
-    clearTimeout(timer);
-  }
-
-  kill(): void {
-    if (!this.exited) this.child.kill('SIGKILL');
-  }
+/** The soak server, ready: its URL and the runtime event buffer it runs with. */
+async function startSoakServer(
+  databaseUrl: string,
+  maxConnectionsPerUser: number,
+  eventBuffer: number,
+  cpuProfDir: string | undefined,
+): Promise<{ server: SoakServer; url: string } & SoakReadyDetail> {
+  const server = await Child.launch<SoakRequest>(SERVER_ENTRY_URL, {
+    name: 'the soak server',
+    execArgv: ['--expose-gc', ...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [])],
+    env: {
+      DATABASE_URL: databaseUrl,
+      SOAK_MAX_CONNECTIONS_PER_USER: String(maxConnectionsPerUser),
+      SOAK_EVENT_BUFFER: String(eventBuffer),
+    },
+  });
+  const { url, detail } = server.ready;
+  if (!url || !detail) throw new Error('the soak server sent no url');
+  return { server, url, ...(detail as unknown as SoakReadyDetail) };
 }
+
+const statsOf = (server: SoakServer) => server.request<SoakStats>({ type: 'stats' });
+const collectGarbageIn = (server: SoakServer) => server.request<NodeJS.MemoryUsage>({ type: 'gc' });
 
 // ── what happened ───────────────────────────────────────────────────────────────────────────
 
@@ -608,7 +540,7 @@ interface Settled {
 async function settle(server: SoakServer, listeners: number): Promise<Settled> {
   const started = performance.now();
   for (;;) {
-    const stats = await server.stats();
+    const stats = await statsOf(server);
     const clear =
       stats.connections === 0 &&
       stats.streams === 0 &&
@@ -661,11 +593,11 @@ export async function soak(options: SoakOptions): Promise<BenchResult> {
     await migrateDatabase(databaseUrl);
     // Twice the peak: room for sockets the server has not yet seen close, while a budget that
     // never released its slots would still run out within the first minute of churn.
-    const started = await SoakServer.start(databaseUrl, concurrency * 2, eventBuffer, options.cpuProfDir);
+    const started = await startSoakServer(databaseUrl, concurrency * 2, eventBuffer, options.cpuProfDir);
     server = started.server;
     const running = server;
     log(`  server at ${started.url}; runtime event buffer ${started.eventBuffer}`);
-    const initial = await running.stats();
+    const initial = await statsOf(running);
 
     // Warm-up: the same load until the store's ring buffer of events is full.
     const warmTally = new Tally();
@@ -674,7 +606,7 @@ export async function soak(options: SoakOptions): Promise<BenchResult> {
     const warmWatch = (async () => {
       while (!warmFull && performance.now() - warmStarted < WARMUP_TIMEOUT_MS) {
         await delay(1000);
-        const stats = await running.stats();
+        const stats = await statsOf(running);
         warmFull = stats.sequence - started.firstSequence >= started.eventBuffer;
       }
     })();
@@ -684,7 +616,7 @@ export async function soak(options: SoakOptions): Promise<BenchResult> {
     await warmWatch;
     const warmupMs = performance.now() - warmStarted;
     const warmSettle = await settle(running, initial.listeners);
-    const before = await running.gc();
+    const before = await collectGarbageIn(running);
     const listenersBefore = warmSettle.stats.listeners;
     log(
       `  warm-up: ${(warmupMs / 1000).toFixed(1)} s, ${warmTally.clients} clients, ${warmTally.mutations} mutations, ${warmTally.errors} errors, ` +
@@ -706,13 +638,13 @@ export async function soak(options: SoakOptions): Promise<BenchResult> {
       let nextSample = soakStarted + every;
       while (!done()) {
         await delay(Math.min(1000, Math.max(0, deadline - performance.now())));
-        const stats = await running.stats();
+        const stats = await statsOf(running);
         peakServerOpen = Math.max(peakServerOpen, stats.connections + stats.streams);
         peakServerSubscriptions = Math.max(peakServerSubscriptions, stats.subscriptions);
         loopBusy.push(stats.eventLoopUtilization);
         if (performance.now() >= nextSample && !done()) {
           nextSample += every;
-          const memory = await running.gc();
+          const memory = await collectGarbageIn(running);
           trend.push({
             atS: Math.round((performance.now() - soakStarted) / 1000),
             heapMB: mb(memory.heapUsed),
@@ -730,7 +662,7 @@ export async function soak(options: SoakOptions): Promise<BenchResult> {
     await sampler;
     const soakMs = performance.now() - soakStarted;
     const finalSettle = await settle(running, listenersBefore);
-    const after = await running.gc();
+    const after = await collectGarbageIn(running);
     const left = leaks(finalSettle.stats, listenersBefore);
     const leaked = sumOf(left);
     log(
