@@ -27,6 +27,7 @@ import http from 'node:http';
 import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import type { CpuSample } from './lib/fanout-protocol.js';
+import { INSTALL_MUTATION } from './lib/install-protocol.js';
 import { type BenchResult, meetsTarget } from './lib/report.js';
 import { fleetUser, INSTALL_SOURCE, INSTALL_VERSION, installAppName } from './lib/seed-fleet.js';
 import { median, percentile, round, runClosedLoop } from './lib/stats.js';
@@ -51,14 +52,6 @@ const DRAIN_TIMEOUT_MS = 300_000;
 /** How long dashboards may take, after the drain, to show the last accepted tasks. */
 const DELIVERY_TIMEOUT_MS = 30_000;
 const MAX_SAMPLES = 5;
-
-const INSTALL_MUTATION = `mutation BenchInstall($input: InstallAppInput!) {
-  installApp(input: $input) {
-    __typename
-    ... on InstallAppSuccess { task { taskId appName status } }
-    ... on Error { code message }
-  }
-}`;
 
 /** What a dashboard shows of each change: the event, its summary, the app's stage, the task's progress. */
 const DASHBOARD_SUBSCRIPTION = `subscription BenchDashboard {

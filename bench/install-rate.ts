@@ -33,6 +33,7 @@ import {
   benchAppName,
   type CpuSample,
   type DrainResult,
+  INSTALL_MUTATION,
   type NewServerRequest,
   type ServerMessage,
   type ServerRequest,
@@ -66,14 +67,6 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SERVER_ENTRY = fileURLToPath(new URL('./install-server.ts', import.meta.url));
 const DRAIN_TIMEOUT_MS = 180_000;
 const MAX_ERROR_SAMPLES = 5;
-
-const INSTALL_MUTATION = `mutation BenchInstall($input: InstallAppInput!) {
-  installApp(input: $input) {
-    __typename
-    ... on InstallAppSuccess { task { taskId appName status } }
-    ... on Error { code message }
-  }
-}`;
 
 /** Outcome tally of one side: successes, errors by kind with a few samples, latencies. */
 class Tally {

@@ -5,6 +5,15 @@ export const BENCH_VERSION = '1.0.0';
 export const BENCH_APP_PREFIX = 'bench-app-';
 export const benchAppName = (index: number) => `${BENCH_APP_PREFIX}${index}`;
 
+/** The mutation the install benchmarks send (install-rate, g4b); only InstallAppSuccess counts. */
+export const INSTALL_MUTATION = `mutation BenchInstall($input: InstallAppInput!) {
+  installApp(input: $input) {
+    __typename
+    ... on InstallAppSuccess { task { taskId appName status } }
+    ... on Error { code message }
+  }
+}`;
+
 export type ServerRequest =
   | { id: number; type: 'cpu' }
   | { id: number; type: 'drain'; timeoutMs: number }
