@@ -20,6 +20,9 @@ import { makeExecute, type Plugin } from 'graphql-yoga';
  * failed (a runtimeEvents summary, FORBIDDEN delivered as an event, one execution shared by a
  * cohort), and the fan-out already meets its targets with one execution per cohort.
  *
+ * Measured in-process, `runtimeSnapshot` over 10k apps (a throwaway script, both in one process on
+ * a loaded 2-core machine): graphql-js 261 ms, compiled 119 ms, JSON.stringify of the result 20 ms.
+ *
  * Not @envelop/graphql-jit: it caches the compiled query by document alone, so a document with
  * several operations (GraphiQL sends whole documents) would run the first compiled operation for
  * every `operationName`. Here the cache is per document and operation name.
