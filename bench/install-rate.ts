@@ -27,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { createPrismaClient, type Db, prepareDatabase } from '../src/db/client.js';
 import { migrateDatabase } from '../src/db/migrate.js';
 import { newTaskId } from '../src/domain/tasks.js';
+import { type PostReply, postJson } from './lib/http-load.js';
 import {
   BENCH_SOURCE,
   BENCH_VERSION,
@@ -209,31 +210,8 @@ class ServerProcess {
   }
 }
 
-function post(agent: http.Agent, url: URL, body: string): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: url.hostname,
-        port: url.port,
-        path: '/graphql',
-        method: 'POST',
-        agent,
-        headers: {
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(body),
-          accept: 'application/graphql-response+json, application/json',
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+function post(agent: http.Agent, url: URL, body: string): Promise<PostReply> {
+  return postJson(new URL('/graphql', url), body, { agent });
 }
 
 interface InstallResponse {

@@ -20,7 +20,6 @@
  * timed in-process (`store.snapshot(new SnapshotScope(filter))` in the server, over IPC) against
  * the absolute budget of 0.1 ms.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -30,6 +29,7 @@ import { migrateDatabase } from '../src/db/migrate.js';
 import type { SnapshotFilter } from '../src/runtime/state-store.js';
 import { Child, canPin } from './lib/fanout-parent.js';
 import type { HeapSample } from './lib/fanout-protocol.js';
+import { type PostReply, pinThisProcess, postJson } from './lib/http-load.js';
 import { type BenchResult, meetsTarget } from './lib/report.js';
 import { type FleetSummary, fleetAppName, readFleetRaw, seedFleet } from './lib/seed-fleet.js';
 import { median, percentile, round } from './lib/stats.js';
@@ -59,18 +59,9 @@ const TARGETS = { g2: 2, rss: 1.5, startup: 2, g3: 2.5, nothingMs: 0.1 } as cons
 
 // ---- shared with g4b.ts ----
 
-/**
- * Pins this process (every thread) to `core` when pinning is possible; returns the function that
- * restores the previous affinity, so benchmarks run after this one are not left on one core.
- */
+/** Pins this process to `core` when pinning is possible; returns how to undo it. */
 export function pinSelf(core: number): () => void {
-  if (!canPin()) return () => {};
-  const pid = String(process.pid);
-  const before = /:\s*([0-9a-f]+)\s*$/i.exec(execFileSync('taskset', ['-p', pid], { encoding: 'utf8' }).trim())?.[1];
-  execFileSync('taskset', ['-a', '-p', '-c', String(core), pid], { stdio: 'ignore' });
-  return () => {
-    if (before) execFileSync('taskset', ['-a', '-p', before, pid], { stdio: 'ignore' });
-  };
+  return (canPin() && pinThisProcess(core)) || (() => {});
 }
 
 export interface FleetServer {
@@ -110,44 +101,9 @@ export async function fleetDatabase(
   return { url, fleet, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-export interface HttpReply {
-  status: number;
-  text: string;
-  /** Request sent → last byte of the body received. */
-  ms: number;
-}
-
 /** One POST /graphql as `user` (the gateway header), timed to the last byte of the body. */
-export function postGraphQL(agent: http.Agent, url: URL, user: string, body: string): Promise<HttpReply> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const req = http.request(
-      {
-        host: url.hostname,
-        port: url.port,
-        path: '/graphql',
-        method: 'POST',
-        agent,
-        headers: {
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(body),
-          accept: 'application/graphql-response+json, application/json',
-          [USER_HEADER]: user,
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
-          const ms = performance.now() - started;
-          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), ms });
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+export function postGraphQL(agent: http.Agent, url: URL, user: string, body: string): Promise<PostReply> {
+  return postJson(new URL('/graphql', url), body, { agent, headers: { [USER_HEADER]: user } });
 }
 
 // ---- memory ----

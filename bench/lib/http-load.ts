@@ -151,15 +151,31 @@ export interface CapturedResponse {
   body: string;
 }
 
-/** One POST with the benchmark's headers, as autocannon sends it (no compression asked for). */
-export function postOnce(url: string, body: string): Promise<CapturedResponse> {
+/** What one POST got back, timed from sending to the last byte of the body. */
+export interface PostReply {
+  status: number;
+  contentType: string;
+  text: string;
+  ms: number;
+}
+
+/**
+ * One JSON POST with the benchmarks' headers (JSON_POST_HEADERS, plus `headers`), as autocannon
+ * sends it (no compression asked for): the one HTTP client every benchmark's single requests use.
+ */
+export function postJson(
+  url: string | URL,
+  body: string,
+  { agent = false, headers = {} }: { agent?: http.Agent | false; headers?: Record<string, string> } = {},
+): Promise<PostReply> {
   return new Promise((resolve, reject) => {
+    const started = performance.now();
     const req = http.request(
       url,
       {
         method: 'POST',
-        agent: false,
-        headers: { ...JSON_POST_HEADERS, 'content-length': Buffer.byteLength(body) },
+        agent,
+        headers: { ...JSON_POST_HEADERS, ...headers, 'content-length': Buffer.byteLength(body) },
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -168,7 +184,8 @@ export function postOnce(url: string, body: string): Promise<CapturedResponse> {
           resolve({
             status: res.statusCode ?? 0,
             contentType: String(res.headers['content-type'] ?? ''),
-            body: Buffer.concat(chunks).toString('utf8'),
+            text: Buffer.concat(chunks).toString('utf8'),
+            ms: performance.now() - started,
           }),
         );
         res.on('error', reject);
@@ -177,6 +194,12 @@ export function postOnce(url: string, body: string): Promise<CapturedResponse> {
     req.on('error', reject);
     req.end(body);
   });
+}
+
+/** One POST without a shared agent, as the g1 checks capture answers. */
+export async function postOnce(url: string, body: string): Promise<CapturedResponse> {
+  const { status, contentType, text } = await postJson(url, body);
+  return { status, contentType, body: text };
 }
 
 /**
