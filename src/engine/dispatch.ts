@@ -14,18 +14,12 @@ export async function execute(ctx: EngineContext, task: TaskRow): Promise<void> 
   if (!isOperationType(task.type)) {
     return endOwnTask(ctx, task, 'FAILED', { error: `task type ${task.type} cannot be executed` });
   }
-  const { timeoutMs } = ctx.options;
-  ctx.tracked.setTimeout(
-    task.taskId,
-    setTimeout(() => {
-      void endOwnTask(ctx, task, 'FAILED', {
-        error: `timed out: the app service did not finish within ${timeoutMs} ms (TASK_TIMEOUT_MS)`,
-      });
-    }, timeoutMs),
-  );
+  armTimeout(ctx, task, ctx.options.timeoutMs);
   let operation: OperationRequest;
   try {
     operation = await operationOf(ctx.db, task);
+    // A stopping instance sends nothing new: the task stays unsent, and handOver puts it back to PENDING.
+    if (ctx.stopped()) return;
     // Recorded before sending: from here on, a crash must not send it a second time. A task
     // that is no longer ours to run (canceled meanwhile) is not sent at all.
     if (!(await markDispatched(ctx.db, task.taskId, ctx.instanceId, new Date()))) {
@@ -41,6 +35,25 @@ export async function execute(ctx: EngineContext, task: TaskRow): Promise<void> 
     return endOwnTask(ctx, task, 'FAILED', startFailure(ctx, task, error));
   }
   if (opId) await recordOpId(ctx, task, opId);
+}
+
+/**
+ * Arms the timer that fails a task still running `delayMs` from now: a task's whole run, or what
+ * is left of it for a task adopted from another instance (its timeout counts from its start).
+ */
+export function armTimeout(ctx: EngineContext, task: TaskRow, delayMs: number): void {
+  const { timeoutMs } = ctx.options;
+  ctx.tracked.setTimeout(
+    task.taskId,
+    setTimeout(
+      () => {
+        void endOwnTask(ctx, task, 'FAILED', {
+          error: `timed out: the app service did not finish within ${timeoutMs} ms (TASK_TIMEOUT_MS)`,
+        });
+      },
+      Math.max(0, delayMs),
+    ),
+  );
 }
 
 /** Why a task failed when the app service did not accept it. */

@@ -11,7 +11,10 @@ export interface TaskEngineOptions {
   timeoutMs: number;
   /** How often to look for pending tasks nobody told us about (e.g. created by another instance). */
   pollIntervalMs: number;
-  /** A RUNNING task whose worker has not renewed its heartbeat for this long is taken over. */
+  /**
+   * A RUNNING task whose worker has not renewed its heartbeat for this long is taken over (one
+   * handed over by a graceful stop is taken over at once).
+   */
   leaseMs: number;
 }
 
@@ -33,6 +36,11 @@ export class TrackedTasks {
   readonly inFlight = new Map<string, TaskRow>();
   /** Writes the database could not take yet, by task id (see Owed); the repair loop retries them. */
   readonly owed = new Map<string, Owed>();
+  /**
+   * Tasks adopted from a stopped or dead instance that the app service has not been asked about
+   * yet (see followAdopted): asked again on every recovery round until it answers.
+   */
+  readonly unconfirmed = new Set<string>();
   private readonly timeouts = new Map<string, NodeJS.Timeout>();
 
   /** Whether this instance still answers for the task (running here, or owed a write). */
@@ -67,6 +75,7 @@ export class TrackedTasks {
     this.timeouts.delete(taskId);
     this.inFlight.delete(taskId);
     this.owed.delete(taskId);
+    this.unconfirmed.delete(taskId);
   }
 }
 

@@ -1,5 +1,11 @@
+import type { OperationStatus } from '../adapters/app-service/port.js';
+import type { Prisma, TaskRow } from '../db/models.js';
+import { isOperationType, type OperationType } from '../domain/operations.js';
+import { receiveReport } from './app-state-reports.js';
+import { armTimeout } from './dispatch.js';
 import type { EngineContext } from './engine-context.js';
-import { finishTask } from './task-end.js';
+import { concerns, endDetails, outcomeOf } from './report-rules.js';
+import { endOwnTask } from './task-end.js';
 
 /**
  * Renews the lease of the tasks this instance answers for (running, or owed a write), and
@@ -21,11 +27,60 @@ export async function heartbeat({ db, instanceId, tracked }: EngineContext): Pro
 }
 
 /**
- * Tasks whose worker died (crash, kill -9, lost machine): RUNNING with a heartbeat older than
- * the lease. One that was never sent to the app service goes back to PENDING and runs again;
- * one that was sent may still be running there, so it fails with reason "interrupted" rather
- * than being sent twice. Tasks of live instances are left alone, and so are this instance's
- * own after an outage longer than the lease: it still answers for them.
+ * A graceful stop hands this instance's tasks over rather than leaving them to run out their
+ * lease: a task the app service runs stays RUNNING with no worker and no heartbeat (the mark of
+ * a task handed over, which any instance adopts at once, see recoverAbandoned), with its op id
+ * written again in case that write had failed; a task never sent goes back to PENDING. Called once
+ * no send is in progress (TaskEngine.stop), so every task still running here has been sent, and
+ * only those owed a requeue were not. Should the database refuse, the tasks keep this instance's
+ * lease and are adopted when it expires, like a dead instance's.
+ */
+export async function handOver(ctx: EngineContext): Promise<void> {
+  const { db, feed, logger, instanceId, tracked } = ctx;
+  const taskIds = tracked.ids();
+  if (taskIds.length === 0) return;
+  const neverSent = [...tracked.owed.values()].flatMap((owed) => (owed.kind === 'requeue' ? [owed.task.taskId] : []));
+  const mine = { status: 'RUNNING', workerId: instanceId };
+  try {
+    const requeued = await db.task.updateMany({
+      where: { ...mine, taskId: { in: taskIds }, OR: [{ dispatchedAt: null }, { taskId: { in: neverSent } }] },
+      data: { status: 'PENDING', startedAt: null, workerId: null, heartbeatAt: null, dispatchedAt: null },
+    });
+    const released = await db.$transaction(
+      taskIds.map((taskId) => {
+        const opId = tracked.inFlight.get(taskId)?.opId;
+        return db.task.updateMany({
+          where: { ...mine, taskId },
+          data: { workerId: null, heartbeatAt: null, ...(opId ? { opId } : {}) },
+        });
+      }),
+    );
+    if (requeued.count) {
+      const rows = await db.task.findMany({ where: { taskId: { in: taskIds }, status: 'PENDING' } });
+      for (const row of rows) feed.task(row);
+    }
+    const handedOver = released.reduce((sum, { count }) => sum + count, 0);
+    logger.info({ handedOver, requeued: requeued.count }, 'handed the running tasks over to the other instances');
+  } catch (error) {
+    logger.warn(
+      { err: error, tasks: taskIds.length },
+      'could not hand the running tasks over; they are adopted once their lease expires',
+    );
+    return;
+  }
+  for (const taskId of taskIds) tracked.forget(taskId);
+}
+
+/**
+ * Tasks nobody follows any more: RUNNING with no heartbeat (handed over by a graceful stop) or
+ * with one older than the lease (the worker died: crash, kill -9, lost machine). One never sent
+ * to the app service goes back to PENDING and runs again. One that was sent may be running there
+ * and is never sent twice: this instance adopts it (a conditional claim, so exactly one instance
+ * does), renews its lease, keeps its timeout (counted from its start) and follows it to its end by
+ * its op id, through its state reports (applied by whichever instance receives them) and by asking
+ * the app service where it stands (followAdopted), for the reports that went to the instance that
+ * was gone. Tasks of live instances are left alone, and so are this instance's own after an
+ * outage longer than the lease: it still answers for them.
  */
 export async function recoverAbandoned(ctx: EngineContext): Promise<void> {
   const { db, feed, logger, tracked } = ctx;
@@ -34,24 +89,107 @@ export async function recoverAbandoned(ctx: EngineContext): Promise<void> {
     where: { status: 'RUNNING', OR: [{ heartbeatAt: null }, { heartbeatAt: { lt: expired } }] },
   });
   for (const task of orphans) {
+    if (ctx.stopped()) break; // a stopping instance adopts nothing: it would only hand it over again
     if (tracked.has(task.taskId)) continue;
-    if (!task.dispatchedAt) {
-      const { count } = await db.task.updateMany({
-        where: { id: task.id, status: 'RUNNING', heartbeatAt: task.heartbeatAt },
-        data: { status: 'PENDING', startedAt: null, workerId: null, heartbeatAt: null },
-      });
-      if (count) {
-        feed.task(task);
-        logger.warn({ taskId: task.taskId }, 'requeued a task whose worker died before sending it');
-      }
-    } else if (
-      await finishTask(ctx, task.taskId, 'FAILED', {
-        error:
-          'interrupted: the server stopped while the app service was running this operation; check the app and retry the task',
-      })
-    ) {
-      logger.warn({ taskId: task.taskId }, 'failed a task whose worker died while the app service ran it');
+    // Still the state we read: exactly one instance (or round) wins each task.
+    const unchanged = { id: task.id, status: 'RUNNING', workerId: task.workerId, heartbeatAt: task.heartbeatAt };
+    if (task.dispatchedAt) {
+      await adopt(ctx, task, unchanged);
+      continue;
+    }
+    const { count } = await db.task.updateMany({
+      where: unchanged,
+      data: { status: 'PENDING', startedAt: null, workerId: null, heartbeatAt: null },
+    });
+    if (count) {
+      feed.task(task);
+      logger.warn({ taskId: task.taskId }, 'requeued a task whose worker died before sending it');
     }
   }
   if (orphans.length) ctx.notify();
+}
+
+/** Makes a sent task nobody follows this instance's own (see recoverAbandoned); the app service is asked about it next. */
+async function adopt(ctx: EngineContext, task: TaskRow, unchanged: Prisma.TaskWhereInput): Promise<void> {
+  const now = new Date();
+  const { count } = await ctx.db.task.updateMany({
+    where: unchanged,
+    data: { workerId: ctx.instanceId, heartbeatAt: now },
+  });
+  if (!count) return; // another instance adopted it first, or it ended meanwhile
+  const handedOver = task.heartbeatAt === null;
+  const from = task.workerId;
+  Object.assign(task, { workerId: ctx.instanceId, heartbeatAt: now });
+  ctx.tracked.inFlight.set(task.taskId, task);
+  ctx.tracked.unconfirmed.add(task.taskId);
+  armTimeout(ctx, task, (task.startedAt ?? now).getTime() + ctx.options.timeoutMs - now.getTime());
+  ctx.logger.info(
+    { taskId: task.taskId, opId: task.opId, from },
+    handedOver
+      ? 'adopted a task handed over by a stopping instance'
+      : 'adopted a task whose worker died while the app service ran it',
+  );
+}
+
+/**
+ * Asks the app service where the operations of the adopted tasks stand, and applies each answer as
+ * a state report: a task that ended while its reports went to an instance that was gone ends now,
+ * one still running moves on and is followed by its reports from here. An operation the app
+ * service has no record of will never report its end, so its task fails with that reason
+ * ("lost: …"). While the app service cannot be asked, the tasks are followed by their reports
+ * alone (their timeout still runs) and asked about again on the next round.
+ */
+export async function followAdopted(ctx: EngineContext): Promise<void> {
+  const { tracked } = ctx;
+  const tasks: TaskRow[] = [];
+  for (const taskId of tracked.unconfirmed) {
+    const task = tracked.inFlight.get(taskId);
+    if (task && isOperationType(task.type)) tasks.push(task);
+    else tracked.unconfirmed.delete(taskId); // ended, or owed a write: nothing to ask
+  }
+  if (tasks.length === 0) return;
+  let statuses: OperationStatus[];
+  try {
+    statuses = await ctx.appService.lookup(
+      tasks.map((task) => ({
+        userId: task.userId,
+        sourceId: task.sourceId,
+        appName: task.appName,
+        type: task.type as OperationType,
+        opId: task.opId,
+      })),
+    );
+  } catch (error) {
+    ctx.logger.warn(
+      { err: error, tasks: tasks.length },
+      'could not ask the app service about adopted tasks; asking again on the next round',
+    );
+    return;
+  }
+  await Promise.all(tasks.map((task, index) => settleAdopted(ctx, task, statuses[index])));
+}
+
+async function settleAdopted(ctx: EngineContext, task: TaskRow, status: OperationStatus | undefined): Promise<void> {
+  const { tracked } = ctx;
+  tracked.unconfirmed.delete(task.taskId);
+  if (!status || !tracked.inFlight.has(task.taskId)) return; // ended meanwhile
+  if (!status.known) {
+    ctx.logger.warn(
+      { taskId: task.taskId, opId: task.opId, reason: status.reason },
+      'an adopted task cannot be followed',
+    );
+    return endOwnTask(ctx, task, 'FAILED', { error: `lost: ${status.reason}; check the app and retry the task` });
+  }
+  const { report } = status;
+  const outcome = concerns(task, report) ? outcomeOf(task.type, report.state) : null;
+  if (!(await receiveReport(ctx, report))) {
+    // The database could not take it (an end is owed meanwhile, see receiveReport): ask again.
+    if (tracked.inFlight.has(task.taskId)) tracked.unconfirmed.add(task.taskId);
+    return;
+  }
+  // A report is applied to the task only when newer than its app's row; an end the dead instance
+  // wrote to the row but not to the task is written here.
+  if (outcome && tracked.inFlight.has(task.taskId)) {
+    await endOwnTask(ctx, task, outcome, endDetails(task, report, outcome));
+  }
 }

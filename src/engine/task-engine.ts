@@ -13,7 +13,7 @@ import type { TaskRunner } from '../services/operation-service.js';
 import { receiveReport } from './app-state-reports.js';
 import { execute } from './dispatch.js';
 import { type EndDetails, type EngineContext, type TaskEngineOptions, TrackedTasks } from './engine-context.js';
-import { heartbeat, recoverAbandoned } from './leases.js';
+import { followAdopted, handOver, heartbeat, recoverAbandoned } from './leases.js';
 import { RepairLoop } from './repair-loop.js';
 import { finishTask, historyEntry } from './task-end.js';
 
@@ -26,6 +26,12 @@ import { finishTask, historyEntry } from './task-end.js';
  * Its parts: dispatch.ts sends a claimed task, app-state-reports.ts applies the app service's
  * reports, task-end.ts writes a task's end, leases.ts keeps and recovers leases, and
  * repair-loop.ts retries the writes the database refused.
+ *
+ * HANDOVER: a graceful stop hands the running tasks over (leases.ts): they stay RUNNING without a
+ * worker, and any instance (this one after a restart, or another sharing the database) adopts
+ * them on its next poll and follows them to their end by their op id; a dead instance's tasks are
+ * adopted the same way once their lease expires. Only a task the app service has no record of
+ * fails ("lost: …"): nothing would ever report its end, and it is never sent twice.
  *
  * DATABASE FAULTS: no write that fails leaves a task stuck. A task that was not sent yet goes
  * back to PENDING; a task whose end could not be written gives up its worker at once, and the
@@ -49,6 +55,9 @@ export class TaskEngine implements TaskRunner {
   private readonly repairs: RepairLoop;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private beating: Promise<void> | null = null;
+  private recovering: Promise<void> | null = null;
+  /** Sends in progress (claimed task → app service → op id recorded): a stop waits for them. */
+  private readonly sending = new Set<Promise<void>>();
   private pollTimer: NodeJS.Timeout | undefined;
   private pumping: Promise<void> | null = null;
   private pumpAgain = false;
@@ -79,18 +88,26 @@ export class TaskEngine implements TaskRunner {
     this.repairs = new RepairLoop(this.ctx);
   }
 
-  /** Recovers what a dead worker left running, then starts taking tasks. */
+  /**
+   * Adopts what a stopped or dead worker left running, then starts taking tasks. The app service
+   * is asked about the adopted tasks in the background: a slow app service does not hold up the start.
+   */
   async start(): Promise<void> {
     this.stopped = false;
     await recoverAbandoned(this.ctx);
+    void this.recover();
     // Also the retry of a claim that failed (database away): a failed pump ends, the next tick starts another.
-    this.pollTimer = setInterval(() => this.notify(), this.options.pollIntervalMs);
+    // And the adoption of the tasks a stopping instance handed over, which need not wait for a lease.
+    this.pollTimer = setInterval(() => {
+      void this.recover();
+      this.notify();
+    }, this.options.pollIntervalMs);
     this.pollTimer.unref();
     this.heartbeatTimer = setInterval(
       () => {
         // One beat at a time: while the database is away, a beat can take as long as the pool's connect timeout.
         this.beating ??= heartbeat(this.ctx)
-          .then(() => recoverAbandoned(this.ctx))
+          .then(() => this.recover())
           .catch((error) => this.logger.error({ err: error }, 'task engine heartbeat failed'))
           .finally(() => {
             this.beating = null;
@@ -102,13 +119,32 @@ export class TaskEngine implements TaskRunner {
     this.notify();
   }
 
+  /**
+   * A graceful stop: takes nothing new, lets the sends in progress finish (so every task it hands
+   * over has its op id; they last at most the app service's timeout), then hands its tasks over
+   * to the instances that remain, or to its own restart (see handOver).
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.pollTimer);
     clearInterval(this.heartbeatTimer);
     this.tracked.clearTimeouts();
-    await Promise.all([this.pumping, this.repairs.stop(), this.beating]);
+    await Promise.all([this.pumping, this.repairs.stop(), this.beating, this.recovering]);
+    await Promise.all(this.sending);
+    await handOver(this.ctx);
+    this.tracked.clearTimeouts(); // of tasks adopted meanwhile, should the handover have failed
     await this.appService.close();
+  }
+
+  /** One recovery round at a time: adopt what nobody follows, then ask the app service about it. */
+  private recover(): Promise<void> {
+    this.recovering ??= recoverAbandoned(this.ctx)
+      .then(() => followAdopted(this.ctx))
+      .catch((error) => this.logger.error({ err: error }, 'task engine recovery failed'))
+      .finally(() => {
+        this.recovering = null;
+      });
+    return this.recovering;
   }
 
   /** Resolves once the claiming in progress (if any) is done: every free worker has its task. */
@@ -164,9 +200,12 @@ export class TaskEngine implements TaskRunner {
       }
       feed.history(records);
       for (const task of claimed) {
-        void execute(this.ctx, task).catch((error) =>
-          this.logger.error({ err: error, taskId: task.taskId }, 'task execution failed unexpectedly'),
-        );
+        const sending = execute(this.ctx, task)
+          .catch((error) =>
+            this.logger.error({ err: error, taskId: task.taskId }, 'task execution failed unexpectedly'),
+          )
+          .finally(() => this.sending.delete(sending));
+        this.sending.add(sending);
       }
     }
   }

@@ -1,3 +1,4 @@
+import { appKeyString } from '../../domain/app-key.js';
 import type { EnvVar, OperationRequest, OperationType } from '../../domain/operations.js';
 import { isRecord } from '../../platform/json.js';
 import type { Logger } from '../../platform/logger.js';
@@ -9,6 +10,7 @@ import {
   AppServiceError,
   type AppServiceErrorKind,
   type AppStateEvent,
+  type OperationStatus,
   type OperationTarget,
 } from './port.js';
 import { DEFAULT_MARKET_SOURCE } from './state-event.js';
@@ -169,6 +171,54 @@ export class HttpAppService implements AppService {
       }
     }
     return events;
+  }
+
+  /**
+   * Answered from one listing of every app (the app service has no per-operation query): an
+   * operation is known while its app is listed under that op id, or without one. An app listed
+   * under another op id has moved on to another operation; an app not listed at all has no
+   * operation running (the app service lists an app from the moment it accepts its install), so
+   * only an uninstall can be done then.
+   */
+  async lookup(targets: OperationTarget[]): Promise<OperationStatus[]> {
+    const listed = new Map<string, AppStateEvent>();
+    for (const app of await this.listApps()) {
+      const key = appKeyString(app);
+      const seen = listed.get(key);
+      if (!seen || seen.createTime < app.createTime) listed.set(key, app);
+    }
+    return targets.map((target): OperationStatus => {
+      const app = listed.get(appKeyString(target));
+      const op = target.opId ? `operation ${target.opId}` : 'the operation (its op id was never recorded)';
+      if (app && target.opId && app.opId && app.opId !== target.opId) {
+        return {
+          known: false,
+          reason: `the app service now runs operation ${app.opId} on ${target.appName} and no longer reports ${op}`,
+        };
+      }
+      if (app) return { known: true, report: app };
+      if (target.type === 'UNINSTALL') {
+        const reason = 'the app service no longer lists the app';
+        return {
+          known: true,
+          report: {
+            userId: target.userId,
+            sourceId: target.sourceId,
+            appName: target.appName,
+            opId: target.opId,
+            opType: 'uninstall',
+            state: 'uninstalled',
+            reason,
+            message: reason,
+            createTime: new Date(),
+          },
+        };
+      }
+      return {
+        known: false,
+        reason: `the app service lists no app ${target.appName} of ${target.userId}, so it has no record of ${op}`,
+      };
+    });
   }
 
   async close(): Promise<void> {

@@ -58,6 +58,13 @@ export class AppServiceError extends Error {
   }
 }
 
+/** What the app service says of an operation it accepted earlier (see AppService.lookup). */
+export type OperationStatus =
+  /** It knows the operation: where it stands, as a state report (possibly its end). */
+  | { known: true; report: AppStateEvent }
+  /** It has no record of it, so nothing will ever report its end: why, in words (stored on the failed task). */
+  | { known: false; reason: string };
+
 export interface AppService {
   readonly kind: 'simulated' | 'http';
   /** Asks the app service to run an operation; resolves with its op id once accepted. */
@@ -66,6 +73,12 @@ export interface AppService {
   cancel(target: OperationTarget): Promise<void>;
   /** Every app it knows, as state events (for reconciliation); undefined when it cannot list. */
   listApps?(): Promise<AppStateEvent[]>;
+  /**
+   * Where operations it accepted earlier stand, one answer per target, in order: how the engine
+   * follows a task it adopted from a stopped or dead instance, whose state reports may have gone
+   * to that instance. Throws AppServiceError when it cannot be asked now.
+   */
+  lookup(targets: OperationTarget[]): Promise<OperationStatus[]>;
   close(): Promise<void>;
 }
 

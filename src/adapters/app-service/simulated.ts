@@ -1,13 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { appKeyString } from '../../domain/app-key.js';
 import type { OperationRequest, OperationType } from '../../domain/operations.js';
-import type { AppService, AppStateEvent, AppStateSink, OperationTarget } from './port.js';
+import type { AppService, AppStateEvent, AppStateSink, OperationStatus, OperationTarget } from './port.js';
 
 /**
  * The embedded default app service: accepts an operation with an op id, then reports the same
  * state sequence as the real one, one step every `stepMs`. Apps matching `failApps` fail at the
  * installing (or upgrading / uninstalling) step, so the demo and the tests can show failures.
- * It keeps no state across restarts, like a cluster controller that lost its work.
+ * It keeps no state across restarts, like a cluster controller that lost its work: an operation
+ * of another process (one that stopped, or died) is unknown to it, so a task adopted from there
+ * fails with that reason instead of being followed (see lookup).
  */
 
 interface Step {
@@ -46,6 +48,9 @@ function matcher(patterns: string[]): (appName: string) => boolean {
   return (appName) => regexes.some((regex) => regex.test(appName));
 }
 
+/** How many operations' last reports it remembers for lookup (the oldest are forgotten first). */
+const REMEMBERED_OPERATIONS = 10_000;
+
 interface RunningOperation {
   operation: OperationRequest;
   opId: string;
@@ -56,6 +61,8 @@ interface RunningOperation {
 export class SimulatedAppService implements AppService {
   readonly kind = 'simulated';
   private readonly running = new Map<string, RunningOperation>();
+  /** The last report of each operation this process ran, by op id, oldest first (see lookup). */
+  private readonly reports = new Map<string, AppStateEvent>();
   private readonly shouldFail: (appName: string) => boolean;
   private lastEventTime = 0;
   private closed = false;
@@ -82,6 +89,23 @@ export class SimulatedAppService implements AppService {
     clearTimeout(run.timer);
     this.running.delete(key);
     await this.emit(run, { state: `${run.current}Canceled` }, 'canceled by request');
+  }
+
+  /**
+   * Only operations of this process are known: the simulated app service lives and dies with the
+   * server process, so after a restart (or from another instance) an operation it accepted earlier
+   * is simply gone, and nothing will ever report its end. Running it again is no answer: it was
+   * sent once, and a task is never sent twice.
+   */
+  async lookup(targets: OperationTarget[]): Promise<OperationStatus[]> {
+    return targets.map((target): OperationStatus => {
+      const report = target.opId ? this.reports.get(target.opId) : undefined;
+      if (report) return { known: true, report };
+      return {
+        known: false,
+        reason: `the simulated app service keeps its operations in memory only, and operation ${target.opId ?? '(no op id)'} of ${target.appName} ended with the server process that ran it`,
+      };
+    });
   }
 
   async close(): Promise<void> {
@@ -134,6 +158,9 @@ export class SimulatedAppService implements AppService {
       message: reason ?? null,
       createTime: new Date(this.lastEventTime),
     };
+    this.reports.delete(run.opId); // re-inserted last: the map stays in report order
+    this.reports.set(run.opId, event);
+    if (this.reports.size > REMEMBERED_OPERATIONS) this.reports.delete(this.reports.keys().next().value as string);
     await this.sink(event);
   }
 }
