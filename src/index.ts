@@ -1,37 +1,56 @@
-/** The process entry point: reads the environment, builds the app, listens, and stops on a signal. */
+/**
+ * The process entry point: reads the environment, binds the port, migrates the database, starts
+ * the app, and stops it on SIGTERM or SIGINT. `npm start` runs this file as the only process
+ * (`node --import tsx`, no shell or npm left in between to swallow the signal).
+ */
 import { buildApp } from './app/build-app.js';
 import { databaseProvider } from './db/client.js';
+import { migrateDatabase } from './db/migrate.js';
 import { loadConfig } from './platform/config.js';
 import { createLogger } from './platform/logger.js';
 
 async function main() {
   const config = loadConfig();
   const logger = createLogger(config.logLevel);
+  const app = buildApp(config, { logger });
+  // First, so that a port in use is the only thing that happens: nothing migrated, nothing started.
+  await app.listen();
+
+  let stopping = false;
+  const shutdown = async (signal: NodeJS.Signals) => {
+    // npm forwards the signal a terminal already sent the whole group: the second one is the same request.
+    if (stopping) return;
+    stopping = true;
+    try {
+      await app.stop(signal);
+      process.exit(0);
+    } catch (error) {
+      logger.error({ err: error }, 'shutdown failed');
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+
   if (config.auth.localDevelopment) {
     logger.warn(
       'No AUTH_TOKENS or AUTH_USER_HEADER configured: local development mode. Every request runs as the admin user "admin"; the server binds to 127.0.0.1 only.',
     );
   }
-  const app = buildApp(config, { logger });
+  const migrated = await migrateDatabase(config.databaseUrl);
+  logger.info(
+    { provider: migrated.provider, applied: migrated.applied },
+    migrated.applied.length ? 'migrations applied' : 'database schema is up to date',
+  );
   const { url } = await app.start();
   logger.info(
     { url: `${url}/graphql`, database: databaseProvider(config.databaseUrl) },
     'Market Runtime GraphQL API listening',
   );
-
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    await app.stop();
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
-// A bad setting (ConfigError) or a database that is not ready: one line, no stack trace.
+// A bad setting (ConfigError), a port in use (ListenError) or a database that is not ready: one
+// line, no stack trace.
 main().catch((error) => {
   console.error(error instanceof Error ? error.message : error);
   process.exit(1);

@@ -8,24 +8,29 @@
  *    plain JSON POSTs (transports/http-fast-path.ts), Yoga (routes.ts);
  * 4. the periodic jobs (jobs.ts) and the runtime collector over them (collector.ts).
  *
- * Nothing runs until `start()`: database, task engine, jobs, collector, then listening.
- * `stop()` takes them down in reverse, ending every socket, then closes the database (database.ts).
+ * Nothing runs until `listen()` or `start()`. The port is bound first, so that a port in use fails
+ * before anything has started; requests that come meanwhile wait for the start-up (the probes
+ * answer: readiness.ts). Then the database, the task engine, the jobs and the collector start.
+ * `stop()` first stops accepting, ends every stream and WebSocket (1012) and lets the requests in
+ * flight finish (up to SHUTDOWN_TIMEOUT_MS), then stops the rest in reverse and closes the
+ * database (database.ts).
  */
 import type { Server } from 'node:http';
 import { Authenticator } from '../auth/viewer.js';
 import { createPrismaClient, type Db, type PrismaOptions } from '../db/client.js';
 import { OriginPolicy } from '../http/cross-site.js';
+import { Lifecycle } from '../http/readiness.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import type { StateCollector } from '../runtime/state-collector.js';
 import { HttpFastPath } from '../transports/http-fast-path.js';
 import { createCollector } from './collector.js';
-import { createServices, resolverServices, type Services } from './create-services.js';
+import { connectCluster, createServices, resolverServices, type Services } from './create-services.js';
 import { closeDatabase, openDatabase } from './database.js';
 import { createGraphQL, operationPipeline } from './graphql.js';
-import { createHttpServer, type RunningApp } from './http-server.js';
+import { createHttpServer, type HttpServer, type RunningApp } from './http-server.js';
 import { createPeriodicJobs } from './jobs.js';
-import { createLiveTransports, type SubscriptionStats } from './live.js';
+import { createLiveTransports, type LiveTransports, type SubscriptionStats } from './live.js';
 import { createRouter } from './routes.js';
 
 export interface AppOptions {
@@ -35,10 +40,19 @@ export interface AppOptions {
 }
 
 export interface App {
-  /** Prepares the database, starts the engine, the jobs and the collector, then listens on `port` (default `config.port`). */
+  /**
+   * Binds `port` (default `config.port`) and nothing else: requests wait for `start()`. A port in
+   * use rejects with a one-line ListenError.
+   */
+  listen(port?: number): Promise<RunningApp>;
+  /** Listens (unless `listen()` did), prepares the database, starts the engine, the jobs and the collector. */
   start(port?: number): Promise<RunningApp>;
-  /** Stops everything `start()` started, ends every connection and closes the database. */
-  stop(): Promise<void>;
+  /**
+   * Stops accepting, ends every stream and WebSocket, waits for the requests in flight (up to
+   * SHUTDOWN_TIMEOUT_MS), then stops everything `start()` started and closes the database.
+   * `signal` only goes into the log.
+   */
+  stop(signal?: string): Promise<void>;
   /** Every service, the engine, bus and store included: for tests and benchmarks, never for resolvers. */
   services: Services;
   db: Db;
@@ -66,15 +80,60 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
       })
     : null;
 
+  const lifecycle = new Lifecycle();
   const http = createHttpServer();
-  const live = createLiveTransports({ config, logger, yoga, authenticator, origins, server: http.server });
+  const live = createLiveTransports({
+    config,
+    logger,
+    yoga,
+    authenticator,
+    origins,
+    server: http.server,
+    serving: lifecycle.serving,
+  });
   http.server.on(
     'request',
-    createRouter({ config, logger, db, engine: services.engine, yoga, fastPath, origins, sse: live.sse }),
+    lifecycle.gate(
+      createRouter({
+        config,
+        logger,
+        db,
+        engine: services.engine,
+        yoga,
+        fastPath,
+        origins,
+        sse: live.sse,
+        clusterLog: services.clusterLog,
+      }),
+    ),
   );
 
   const jobs = createPeriodicJobs({ config, services, logger });
   let collector: StateCollector | null = null;
+  let listening: Promise<RunningApp> | null = null;
+  let starting: Promise<RunningApp> | null = null;
+
+  const listen = (port = config.port) => (listening ??= http.listen(port, config.host));
+
+  const listenAndStart = async (port?: number) => {
+    const running = await listen(port);
+    await openDatabase(db, config, logger);
+    // Cluster mode: other instances' changes reach this one's bus from here on.
+    await connectCluster(services);
+    await services.engine.start();
+    await jobs.start();
+    collector = createCollector({
+      db,
+      config,
+      services,
+      logger,
+      subscriptionStats: live.stats,
+      jobSources: jobs.sources(),
+    });
+    await collector.start();
+    lifecycle.started();
+    return running;
+  };
 
   return {
     services,
@@ -82,29 +141,51 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
     server: http.server,
     fastPath,
     subscriptionStats: live.stats,
-    async start(port = config.port) {
-      await openDatabase(db, config, logger);
-      await services.engine.start();
-      await jobs.start();
-      collector = createCollector({
-        db,
-        config,
-        services,
-        logger,
-        subscriptionStats: live.stats,
-        jobSources: jobs.sources(),
-      });
-      await collector.start();
-      return http.listen(port, config.host);
+    listen,
+    start(port) {
+      starting = listenAndStart(port);
+      return starting;
     },
-    async stop() {
+    async stop(signal) {
+      const began = Date.now();
+      const connections = await stopServing({ config, logger, lifecycle, http, live }, signal);
+      // A start-up still under way finishes first, so that what it started is stopped too.
+      await starting?.catch(() => {});
       await collector?.stop();
       await jobs.stop();
       await services.engine.stop();
+      // After the engine: what it announced while handing its tasks over still reaches the others.
+      await services.clusterLog?.stop();
       services.purchases.stop();
-      await live.stop();
-      await http.close();
       await closeDatabase(db, logger);
+      logger.info({ ...connections, ms: Date.now() - began }, 'stopped');
     },
   };
+}
+
+interface Edge {
+  config: Config;
+  logger: Logger;
+  lifecycle: Lifecycle;
+  http: HttpServer;
+  live: LiveTransports;
+}
+
+/**
+ * The first part of a stop: no new connection, every stream ended and WebSocket closed (1012),
+ * the requests in flight given until SHUTDOWN_TIMEOUT_MS, then every connection left cut.
+ */
+async function stopServing({ config, logger, lifecycle, http, live }: Edge, signal: string | undefined) {
+  const deadline = Date.now() + config.shutdownTimeoutMs;
+  // Synchronously, before anything else: no new connection from here on.
+  lifecycle.stopping();
+  const idleSocketsClosed = http.stopAccepting();
+  logger.info(
+    { signal, timeoutMs: config.shutdownTimeoutMs, ...live.stats() },
+    'shutting down: no longer accepting connections',
+  );
+  // live.stop() ends the streams at once, so that drain() counts (and waits for) requests only.
+  const [transports, requests] = await Promise.all([live.stop(deadline), http.drain(deadline)]);
+  await http.close();
+  return { ...requests, idleSocketsClosed, ...transports };
 }

@@ -10,7 +10,7 @@ import type { SubscriptionStats } from './live.js';
 export interface CollectorDeps {
   db: Db;
   config: Config;
-  services: Pick<Services, 'store' | 'bus' | 'engine'>;
+  services: Pick<Services, 'store' | 'localBus' | 'engine' | 'clusterLog' | 'runtimeEntries'>;
   logger: Logger;
   /** The fan-out figures the `pubsub` component shows. */
   subscriptionStats(): SubscriptionStats;
@@ -32,18 +32,22 @@ export function createCollector({
 }: CollectorDeps): StateCollector {
   const collectorLogger = logger.child({ component: 'collector' });
   const { collectIntervalMs } = config.runtime;
+  const { clusterLog, runtimeEntries } = services;
   return new StateCollector(
     db,
     services.store,
-    services.bus,
+    services.localBus,
     [
       databaseSource(db, databaseProvider(config.databaseUrl)),
       taskEngineSource(db, services.engine, config.tasks.concurrency),
-      pubsubSource(subscriptionStats),
+      pubsubSource(subscriptionStats, services.clusterLog),
       ...jobSources,
     ],
     createChartRepo(config.runtime, collectorLogger),
     collectorLogger,
     { intervalMs: collectIntervalMs, sourceTimeoutMs: Math.min(collectIntervalMs, 10_000) },
+    clusterLog && runtimeEntries && config.redis
+      ? { log: clusterLog, entries: runtimeEntries, instance: config.redis.instance }
+      : null,
   );
 }

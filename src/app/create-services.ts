@@ -3,8 +3,10 @@ import { createDeveloperService } from '../adapters/developer-service/factory.js
 import type { Db } from '../db/client.js';
 import { TaskEngine } from '../engine/task-engine.js';
 import { ChangeFeed, createEventBus } from '../events/change-feed.js';
+import { RedisChangeLog } from '../events/redis-change-log.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
+import { type RuntimeChange, RuntimeEntries } from '../runtime/runtime-change.js';
 import { RuntimeService } from '../runtime/runtime-service.js';
 import { StateStore } from '../runtime/state-store.js';
 import type { ResolverServices } from '../schema/builder.js';
@@ -26,7 +28,19 @@ export interface ServiceDeps {
 export function createServices({ db, config, logger }: ServiceDeps) {
   const { maxPageSize } = config;
   const bus = createEventBus();
-  const feed = new ChangeFeed(bus);
+  // Cluster mode: announcements also go to the Redis change log, and other instances' come from it.
+  const clusterLog = config.redis
+    ? new RedisChangeLog({
+        url: config.redis.url,
+        prefix: config.redis.prefix,
+        retention: config.redis.changeLogRetention,
+        logger: logger.child({ component: 'cluster-log' }),
+      })
+    : null;
+  // What the runtime collector follows: this instance's own announcements (in cluster mode the
+  // others' changes reach its store through the log, as runtime changes).
+  const localBus = clusterLog ? createEventBus() : bus;
+  const feed = new ChangeFeed(bus, clusterLog, localBus);
   const history = new HistoryService(db, maxPageSize, bus);
   // The app service reports state events to the engine, which itself drives the app service.
   const appService = createAppService(config.appService, (event) => engine.onAppState(event), logger);
@@ -63,6 +77,10 @@ export function createServices({ db, config, logger }: ServiceDeps) {
     engine,
     appService,
     bus,
+    localBus,
+    clusterLog,
+    /** Cluster mode: the log's runtime changes, held until the collector has loaded the state. */
+    runtimeEntries: clusterLog ? new RuntimeEntries() : null,
     store,
     runtime: new RuntimeService(store, {
       snapshotMaxHz: config.runtime.snapshotMaxHz,
@@ -72,6 +90,21 @@ export function createServices({ db, config, logger }: ServiceDeps) {
 }
 
 export type Services = ReturnType<typeof createServices>;
+
+/**
+ * Cluster mode: starts reading the change log (before the engine and the collector start, so that
+ * nothing another instance commits meanwhile is missed), and numbers the runtime store's events
+ * from the log's position on.
+ */
+export async function connectCluster({ clusterLog, runtimeEntries, bus, localBus, store }: Services): Promise<void> {
+  if (!clusterLog || !runtimeEntries) return;
+  const position = await clusterLog.start({
+    announcement: ([topic, event]) => bus.publish(topic, event as never),
+    runtime: (change, first, last) => runtimeEntries.deliver(change as RuntimeChange, first, last),
+    resync: (reason) => localBus.publish('runtime:resync', { reason }),
+  });
+  store.startAt(position);
+}
 
 /**
  * The request-time services, the only ones the GraphQL context carries: resolvers cannot reach

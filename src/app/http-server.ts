@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
 /** Where a started server listens. */
@@ -7,37 +7,135 @@ export interface RunningApp {
   port: number;
 }
 
-/** The node:http server, tracking its sockets so that `close()` really ends them. */
+/** What draining the HTTP server did, for the shutdown log. */
+export interface HttpDrainSummary {
+  /** Requests in flight (responses not yet ended) when the drain began. */
+  requestsWaitedFor: number;
+  /** Requests still unfinished at the deadline. */
+  requestsCut: number;
+}
+
+/** The node:http server, tracking its sockets and requests so that closing it really ends them. */
 export interface HttpServer {
   server: Server;
+  /** Binds the port; a port in use or not permitted rejects with a ListenError. */
   listen(port: number, host: string): Promise<RunningApp>;
-  /** Stops accepting connections and destroys the open ones (keep-alive, streams). */
+  /**
+   * Stops accepting connections and closes the idle keep-alive ones, returning how many; each
+   * request in flight is answered with `Connection: close` when its response has not started yet.
+   */
+  stopAccepting(): number;
+  /** Waits for the requests in flight until `deadline` (epoch ms). */
+  drain(deadline: number): Promise<HttpDrainSummary>;
+  /** Stops accepting and destroys every connection left (streams, upgraded sockets included). */
   close(): Promise<void>;
+}
+
+/** The port could not be bound: a one-line message for whoever started the server. */
+export class ListenError extends Error {
+  override name = 'ListenError';
 }
 
 export function createHttpServer(): HttpServer {
   const server = createServer();
   const sockets = new Set<Socket>();
+  const inFlight = new Set<ServerResponse>();
+  let accepting = true;
+  /** Settles once the listening socket and every connection are closed. */
+  let closed: Promise<void> | null = null;
+
   server.on('connection', (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
+  // Registered before the router, so every request is counted before anything answers it.
+  server.on('request', (_req, res: ServerResponse) => {
+    inFlight.add(res);
+    if (!accepting) res.setHeader('connection', 'close');
+    res.once('close', () => {
+      inFlight.delete(res);
+      // A response that had started before the stop kept its connection alive: close it now it is idle.
+      if (!accepting) server.closeIdleConnections();
+    });
+  });
+
+  const stopAccepting = () => {
+    if (!accepting) return 0;
+    accepting = false;
+    for (const res of inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
+    const open = [...sockets];
+    // node:http's close() also closes the connections with no request in progress.
+    closed = server.listening ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+    return open.filter((socket) => socket.destroyed).length;
+  };
+
   return {
     server,
+    stopAccepting,
     async listen(port, host) {
       await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => resolve());
+        const failed = (error: NodeJS.ErrnoException) => reject(listenError(error, port, host));
+        server.once('error', failed);
+        server.listen(port, host, () => {
+          server.off('error', failed);
+          resolve();
+        });
       });
       const address = server.address();
       const actualPort = typeof address === 'object' && address ? address.port : port;
-      const shownHost = host.includes(':') ? `[${host}]` : host;
-      return { port: actualPort, url: `http://${shownHost}:${actualPort}` };
+      return { port: actualPort, url: `http://${shownHost(host)}:${actualPort}` };
+    },
+    async drain(deadline) {
+      const requestsWaitedFor = [...inFlight].filter((res) => !res.writableEnded).length;
+      const requestsCut = (await settledBy(allFinished(inFlight), deadline)) ? 0 : inFlight.size;
+      return { requestsWaitedFor, requestsCut };
     },
     async close() {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      stopAccepting();
       for (const socket of sockets) socket.destroy();
       await closed;
     },
   };
+}
+
+function shownHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+function listenError(error: NodeJS.ErrnoException, port: number, host: string): Error {
+  const where = `Port ${port} on ${host}`;
+  if (error.code === 'EADDRINUSE') {
+    return new ListenError(
+      `${where} is already in use (EADDRINUSE); set PORT to another port or stop the other process.`,
+    );
+  }
+  if (error.code === 'EACCES') {
+    return new ListenError(`${where} may not be bound by this user (EACCES); set PORT to 1024 or above.`);
+  }
+  if (error.code === 'EADDRNOTAVAIL') {
+    return new ListenError(`${where}: no such address on this machine (EADDRNOTAVAIL); check HOST.`);
+  }
+  return error;
+}
+
+/** Resolves when every response of `responses` (a live set) has closed. */
+async function allFinished(responses: Set<ServerResponse>): Promise<void> {
+  for (const res of [...responses]) {
+    // Still in the set: its 'close' has not fired yet.
+    if (responses.has(res)) await new Promise((resolve) => res.once('close', resolve));
+  }
+  if (responses.size) await allFinished(responses);
+}
+
+/** Whether `work` settled before `deadline` (epoch ms). */
+export async function settledBy(work: Promise<unknown>, deadline: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([work.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

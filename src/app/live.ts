@@ -11,6 +11,7 @@ import { ConnectionBudget } from '../transports/connection-budget.js';
 import { SseTransport } from '../transports/sse-transport.js';
 import { WsTransport } from '../transports/ws-transport.js';
 import { type GraphQLServer, operationPipeline } from './graphql.js';
+import { settledBy } from './http-server.js';
 import { loggedOperationName, type TrackedRequest } from './request-log.js';
 
 export interface LiveDeps {
@@ -21,6 +22,8 @@ export interface LiveDeps {
   origins: OriginPolicy;
   /** The HTTP server whose upgrades to /graphql become graphql-ws connections. */
   server: Server;
+  /** Resolves once the app has started: upgrades wait for it (the port is bound first). */
+  serving: Promise<void>;
 }
 
 /** WebSocket connections, SSE streams, subscription cohorts and subscriptions now open. */
@@ -37,9 +40,16 @@ export interface LiveTransports {
   sse: SseTransport;
   /** What the `pubsub` component reports: the fan-out across both transports. */
   stats(): SubscriptionStats;
-  /** Ends every stream and WebSocket connection. */
-  stop(): Promise<void>;
+  /**
+   * Ends every SSE stream and closes every WebSocket connection with 1012 (service restart), so
+   * clients reconnect; connections whose closing handshake has not finished by `deadline` (epoch
+   * ms) are cut.
+   */
+  stop(deadline: number): Promise<LiveStopSummary>;
 }
+
+/** What stopping the transports did, for the shutdown log. */
+export type LiveStopSummary = { streamsEnded: number; webSocketsClosed: number; webSocketsCut: number };
 
 /**
  * Subscribers over WebSockets and SSE with the same document, variables and scope share one
@@ -55,11 +65,15 @@ export function createLiveTransports(deps: LiveDeps): LiveTransports {
   return {
     sse,
     stats: () => ({ connections: ws.connectionCount, streams: sse.streamCount, ...cohorts.stats() }),
-    async stop() {
-      sse.dispose();
+    async stop(deadline) {
+      const streamsEnded = sse.dispose();
+      const webSocketsClosed = wss.clients.size;
       const wsClosed = ws.dispose();
+      const inTime = await settledBy(wsClosed, deadline);
+      const webSocketsCut = inTime ? 0 : wss.clients.size;
       for (const client of wss.clients) client.terminate();
       await wsClosed;
+      return { streamsEnded, webSocketsClosed, webSocketsCut };
     },
   };
 }
@@ -98,7 +112,7 @@ function errorBody(error: DomainError) {
 
 /** graphql-transport-ws on /graphql, through Yoga's envelop pipeline (same schema, plugins, context). */
 function createWsTransport(deps: LiveDeps, cohorts: SubscriptionCohorts, budget: ConnectionBudget) {
-  const { config, logger, yoga, origins, server } = deps;
+  const { config, logger, yoga, origins, server, serving } = deps;
   const wss = new WebSocketServer({
     server,
     path: yoga.graphqlEndpoint,
@@ -106,8 +120,13 @@ function createWsTransport(deps: LiveDeps, cohorts: SubscriptionCohorts, budget:
     maxPayload: config.maxBodyBytes,
     // Browsers always send Origin on an upgrade: pages of other sites may not connect.
     verifyClient: ({ req }: { req: IncomingMessage }, done: (ok: boolean, status?: number, message?: string) => void) =>
-      done(origins.allows(req.headers.origin, req.headers.host), 403, 'Origin not allowed (CORS_ORIGINS)'),
+      void serving.then(() =>
+        done(origins.allows(req.headers.origin, req.headers.host), 403, 'Origin not allowed (CORS_ORIGINS)'),
+      ),
   });
+  // ws re-emits the HTTP server's own errors (a port in use), which listen() reports: without a
+  // listener here, each would also crash the process as an unhandled 'error' event.
+  wss.on('error', () => {});
   const ws = new WsTransport(wss, {
     authenticate: socketAuthenticator(deps.authenticator),
     pipeline: (params, viewer) => operationPipeline(yoga, { params, viewer }),

@@ -24,6 +24,8 @@ export interface RouteDeps {
   fastPath: HttpFastPath | null;
   origins: OriginPolicy;
   sse: SseTransport;
+  /** Cluster mode: the Redis change log, without which the instance is not ready. */
+  clusterLog?: { readonly connected: boolean } | null;
 }
 
 /** The live dashboard: a static page that talks to /graphql over graphql-ws. */
@@ -94,14 +96,16 @@ type Route = (req: TrackedRequest, res: ServerResponse) => unknown;
 
 /** Health, readiness, the dashboard, the app-state intake and the redirect from `/`; none for any other path. */
 function operationalRoute(
-  { config, db, engine }: RouteDeps,
+  { config, db, engine, clusterLog }: RouteDeps,
   path: string | undefined,
   method?: string,
 ): Route | undefined {
   if (path === '/health') return (_req, res) => json(res, 200, { status: 'ok' });
   if (path === '/readiness') {
     return async (_req, res) => {
-      const ready = await checkReadiness(db);
+      let ready = await checkReadiness(db);
+      // Without Redis this instance would neither see other instances' changes nor share its own.
+      if (ready.ok && clusterLog && !clusterLog.connected) ready = { ok: false, error: 'Redis unreachable' };
       json(res, ready.ok ? 200 : 503, ready.ok ? { status: 'ready' } : { status: 'not ready', error: ready.error });
     };
   }

@@ -36,6 +36,8 @@ export type Topics = {
   'task:updated': [event: TaskChanged];
   'app:updated': [event: AppChanged];
   'history:added': [event: HistoryAdded];
+  /** Cluster mode: changes may have been missed (see redis-change-log.ts); re-read the state. */
+  'runtime:resync': [event: { reason: string }];
 };
 
 /** In-process pub/sub (one instance). */
@@ -98,7 +100,13 @@ export class DeliveryQueue<T> {
   }
 }
 
-type Announcement = { [Topic in keyof Topics]: [Topic, ...Topics[Topic]] }[keyof Topics];
+/** A change as it is announced: its topic and its event. */
+export type Announcement = { [Topic in keyof Topics]: [Topic, ...Topics[Topic]] }[keyof Topics];
+
+/** Where announcements go besides this process's bus: the cluster's change log (cluster mode). */
+export interface AnnouncementSink {
+  append(announcement: Announcement): void;
+}
 
 /**
  * Announces committed changes: call after the transaction that made them. The one way anything
@@ -110,10 +118,19 @@ type Announcement = { [Topic in keyof Topics]: [Topic, ...Topics[Topic]] }[keyof
 export class ChangeFeed {
   private readonly queue: DeliveryQueue<Announcement>;
 
-  constructor(bus: EventBus) {
+  /**
+   * Cluster mode: `cluster` is the change log other instances read this one's announcements from,
+   * and `localBus` carries only this instance's own (for the runtime collector).
+   */
+  constructor(bus: EventBus, cluster: AnnouncementSink | null = null, localBus: EventBus = bus) {
     // publish() does not throw: the bus's EventTarget reports a failing listener itself.
     this.queue = new DeliveryQueue(
-      ([topic, event]) => bus.publish(topic, event as never),
+      (announcement) => {
+        const [topic, event] = announcement;
+        bus.publish(topic, event as never);
+        if (localBus !== bus) localBus.publish(topic, event as never);
+        cluster?.append(announcement);
+      },
       (error) => process.emitWarning(`a change could not be published: ${String(error)}`),
     );
   }

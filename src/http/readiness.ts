@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Db } from '../db/client.js';
 
 /**
@@ -23,5 +24,54 @@ export async function checkReadiness(
     return { ok: false, error: 'database unreachable' };
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** Where the app is in its life; only a serving app can be ready. */
+export type Phase = 'starting' | 'serving' | 'stopping';
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+
+/**
+ * The app's phase, as requests see it. The port is bound before anything else starts, so that a
+ * busy port fails first; requests that arrive while the rest starts wait for it, except the
+ * probes: `/health` answers (the process is alive) and `/readiness` says not ready, as it does
+ * again once the app is stopping.
+ */
+export class Lifecycle {
+  phase: Phase = 'starting';
+  /** Resolves once start-up has finished; never when it failed (the process exits then). */
+  readonly serving: Promise<void>;
+  private markServing!: () => void;
+
+  constructor() {
+    this.serving = new Promise((resolve) => {
+      this.markServing = resolve;
+    });
+  }
+
+  started(): void {
+    if (this.phase !== 'starting') return;
+    this.phase = 'serving';
+    this.markServing();
+  }
+
+  stopping(): void {
+    this.phase = 'stopping';
+  }
+
+  /** `handler` behind the phase: probes answer at once, everything else waits for start-up. */
+  gate(handler: Handler): Handler {
+    return (req, res) => {
+      if (this.phase === 'serving') return handler(req, res);
+      const path = (req.url ?? '').split('?')[0];
+      if (path === '/readiness') {
+        res.writeHead(503, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+        res.end(JSON.stringify({ status: 'not ready', error: this.phase }));
+        return;
+      }
+      if (path === '/health' || this.phase === 'stopping') return handler(req, res);
+      return this.serving.then(() => handler(req, res));
+    };
   }
 }

@@ -89,10 +89,32 @@ export const envSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   /** pino level. @default info */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /**
+   * How long a stop (SIGTERM) waits for in-flight requests and WebSocket closing handshakes
+   * before it cuts the connections left; 0 cuts them at once. @default 10000
+   */
+  SHUTDOWN_TIMEOUT_MS: nonNegativeInt.max(600_000, 'must be at most 600000').default(10_000),
   /** `file:<path>` for SQLite, `postgresql://…` for PostgreSQL. @default file:./data/market.db */
   DATABASE_URL: databaseUrl,
   /** Seed demo data into an empty database. @default true */
   DEMO_DATA: flag.default(true),
+  /** `redis://…` or `rediss://…`: the cluster mode (changes shared by every instance). @default none */
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+    .optional(),
+  /** Prefix of every Redis key and channel, so several deployments can share one Redis. @default market: */
+  REDIS_PREFIX: z.string().min(1).max(100).default('market:'),
+  /** This instance's name in the cluster's runtime (its components are `<name>@<instance>`). @default <hostname>-<pid> */
+  INSTANCE_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1 to 64 letters, digits, dots, dashes or underscores')
+    .optional(),
+  /** Changes kept in the Redis change log (a stream, trimmed approximately to this length). @default 100000 */
+  CHANGE_LOG_RETENTION: positiveInt
+    .min(1000, 'must be at least 1000')
+    .max(10_000_000, 'must be at most 10000000')
+    .default(100_000),
   /** Bearer tokens, `userId:role:token,…`. @default none */
   AUTH_TOKENS: authTokens,
   /** Trusted gateway header carrying the user id (e.g. X-Bfl-User). @default none */

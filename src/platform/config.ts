@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { type ApiToken, type Env, envSchema } from './config-env.js';
 import { parseSimulatedOutcomes } from './simulated-outcomes.js';
 
@@ -11,7 +12,11 @@ export type Config = {
   port: number;
   host: string;
   logLevel: Env['LOG_LEVEL'];
+  /** How long a stop waits for in-flight requests and closing handshakes (SHUTDOWN_TIMEOUT_MS). */
+  shutdownTimeoutMs: number;
   databaseUrl: string;
+  /** Cluster mode (REDIS_URL): null runs the embedded single-process default. */
+  redis: { url: string; prefix: string; changeLogRetention: number; instance: string } | null;
   demoData: boolean;
   auth: {
     tokens: ApiToken[];
@@ -100,7 +105,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: e.PORT,
     host: e.HOST,
     logLevel: e.LOG_LEVEL,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     databaseUrl: e.DATABASE_URL,
+    redis: e.REDIS_URL
+      ? {
+          url: e.REDIS_URL,
+          prefix: e.REDIS_PREFIX,
+          changeLogRetention: e.CHANGE_LOG_RETENTION,
+          instance: e.INSTANCE_NAME ?? `${hostname()}-${process.pid}`,
+        }
+      : null,
     demoData: e.DEMO_DATA,
     auth,
     corsOrigins: e.CORS_ORIGINS,

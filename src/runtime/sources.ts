@@ -1,7 +1,13 @@
 import type { Db } from '../db/client.js';
 import type { TaskEngine } from '../engine/task-engine.js';
+import type { ChangeLogStatus } from '../events/redis-change-log.js';
 import type { JobStatus } from '../platform/periodic-job.js';
 import { jobComponent, type PollSource } from './state-collector.js';
+
+/** The cluster change log as the `pubsub` component reads it. */
+export interface ChangeLogStatusSource {
+  status(): ChangeLogStatus;
+}
 
 /** `database`: answers a trivial query, and how fast. */
 export function databaseSource(db: Db, provider: string): PollSource {
@@ -48,14 +54,31 @@ export function taskEngineSource(
   };
 }
 
-/** `pubsub`: the in-process event bus, with the WebSocket fan-out's connections, cohorts and subscriptions. */
-export function pubsubSource(subscriptions: () => Record<string, number>): PollSource {
+/**
+ * `pubsub`: the event bus with the fan-out's connections, cohorts and subscriptions; in cluster
+ * mode also the Redis change log, whose connection decides the component's health.
+ */
+export function pubsubSource(
+  subscriptions: () => Record<string, number>,
+  clusterLog: ChangeLogStatusSource | null,
+): PollSource {
   return {
     name: 'pubsub',
     async collect() {
-      // The bus is in-process; the figures are the WebSocket side of the fan-out.
-      const metrics = { kind: 'in-process', ...subscriptions() };
-      return [{ name: 'pubsub', healthy: true, state: 'RUNNING', message: null, metrics }];
+      if (!clusterLog) {
+        const metrics = { kind: 'in-process', ...subscriptions() };
+        return [{ name: 'pubsub', healthy: true, state: 'RUNNING', message: null, metrics }];
+      }
+      const { connected, lastError, ...log } = clusterLog.status();
+      return [
+        {
+          name: 'pubsub',
+          healthy: connected,
+          state: connected ? 'RUNNING' : 'ERROR',
+          message: connected ? null : `Redis unreachable: ${lastError ?? 'not connected'}`,
+          metrics: { kind: 'redis', ...log, ...subscriptions() },
+        },
+      ];
     },
   };
 }

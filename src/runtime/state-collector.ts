@@ -7,6 +7,7 @@ import { deriveStage } from '../domain/app-stage.js';
 import type { EventBus } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
 import type { JobStatus } from '../platform/periodic-job.js';
+import { eventBound, type RuntimeChange, type RuntimeEntries, type RuntimeLog } from './runtime-change.js';
 import type { ComponentState, ComponentStatus, RuntimeApp, StateStore } from './state-store.js';
 
 /** How many finished tasks the store loads at start (it keeps the most recent ones). */
@@ -26,6 +27,20 @@ export interface CollectorOptions {
   /** A source that has not answered after this long counts as failed for this cycle. */
   sourceTimeoutMs: number;
 }
+
+/**
+ * Cluster mode: the collector's changes go through the change log, and it applies every
+ * instance's changes as they come back from it, with their sequences.
+ */
+export interface CollectorCluster {
+  log: RuntimeLog;
+  entries: RuntimeEntries;
+  /** This instance's name: its components are shown as `<component>@<instance>`. */
+  instance: string;
+}
+
+/** How long the removal of an app is remembered, to refuse a stale row of it read before. */
+const TOMBSTONE_MS = 10 * 60_000;
 
 function component(
   name: string,
@@ -76,7 +91,10 @@ export class StateCollector {
    * derived from, found without scanning every task the store holds on each change.
    */
   private readonly activeByApp = new Map<string, TaskRow>();
+  /** Apps removed lately, by key string, with when their absence was read (see apply). */
+  private readonly tombstones = new Map<string, number>();
 
+  /** `bus`: this instance's own announcements (in cluster mode the others' come as runtime changes). */
   constructor(
     private readonly db: Db,
     private readonly store: StateStore,
@@ -85,6 +103,7 @@ export class StateCollector {
     private readonly chartRepo: ChartRepo | null,
     private readonly logger: Logger,
     private readonly options: CollectorOptions,
+    private readonly cluster: CollectorCluster | null = null,
   ) {}
 
   async start(): Promise<void> {
@@ -97,8 +116,16 @@ export class StateCollector {
         appName: event.appName,
       }),
     );
+    this.follow(
+      this.bus.subscribe('runtime:resync'),
+      () => {},
+      (event) => this.resync(event.reason),
+    );
     await this.loadInitialState();
     this.loaded = true;
+    this.cluster?.entries.attach((change, first, last) =>
+      this.store.applyAt(first, last, () => this.applyChange(change)),
+    );
     this.scheduleRefresh();
     await this.collect();
     this.timer = setInterval(() => void this.collect(), this.options.intervalMs);
@@ -126,7 +153,8 @@ export class StateCollector {
     const work: { name: string; run: () => Promise<void> }[] = this.sources.map((source) => ({
       name: source.name,
       run: async () => {
-        for (const status of await source.collect()) this.store.putComponent({ ...status, lastCheck: new Date() });
+        const lastCheck = new Date();
+        this.publishComponents((await source.collect()).map((status) => ({ ...status, lastCheck })));
       },
     }));
     if (this.chartRepo) {
@@ -135,8 +163,8 @@ export class StateCollector {
         name: 'chart_repo',
         run: async () => {
           const { all: status, byUser } = await probe.collectByUser(this.userSourcePairs());
-          this.store.setChartRepo(status, byUser);
-          this.store.putComponent({
+          this.publish({ kind: 'chartRepo', status, byUser: new Map(byUser) });
+          this.publishComponent({
             ...component(
               'chart_repo',
               status.reachable ? 'RUNNING' : 'ERROR',
@@ -151,7 +179,7 @@ export class StateCollector {
         },
       });
     } else {
-      this.store.putComponent({
+      this.publishComponent({
         ...component('chart_repo', 'DISABLED', {}, 'CHART_REPO_URL is not set'),
         lastCheck: new Date(),
       });
@@ -171,7 +199,7 @@ export class StateCollector {
           ]);
         } catch (error) {
           errors[name] = error instanceof Error ? error.message : String(error);
-          this.store.putComponent({ ...component(name, 'ERROR', {}, errors[name]), lastCheck: new Date() });
+          this.publishComponent({ ...component(name, 'ERROR', {}, errors[name]), lastCheck: new Date() });
         } finally {
           clearTimeout(timer);
         }
@@ -179,7 +207,7 @@ export class StateCollector {
     );
     this.lastCycle = { at: new Date(), durationMs: Math.round(performance.now() - started), errors };
     const failed = Object.keys(errors);
-    this.store.putComponent({
+    this.publishComponent({
       ...component(
         'collector',
         failed.length ? 'DEGRADED' : 'RUNNING',
@@ -218,8 +246,11 @@ export class StateCollector {
     for (const app of apps) this.store.putApp(this.withStage(app));
   }
 
-  /** Marks what each announcement names as stale, until stopped; the read-back follows. */
-  private follow<E>(events: AsyncIterable<E>, markStale: (event: E) => void): void {
+  /**
+   * Marks what each announcement names as stale, until stopped; the read-back follows. `then`
+   * handles an event that needs more than a mark (a resync).
+   */
+  private follow<E>(events: AsyncIterable<E>, markStale: (event: E) => void, then?: (event: E) => Promise<void>): void {
     const iterator = events[Symbol.asyncIterator]();
     this.iterators.push(iterator);
     void (async () => {
@@ -227,9 +258,31 @@ export class StateCollector {
         const next = await iterator.next();
         if (next.done) return;
         markStale(next.value);
+        await then?.(next.value);
         this.scheduleRefresh();
       }
     })();
+  }
+
+  /**
+   * Cluster mode, when changes of other instances may have been missed: every app and task the
+   * store holds, and every app and active task the database holds, is read back as if announced.
+   */
+  private async resync(reason: string): Promise<void> {
+    this.logger.warn({ reason }, 're-reading the runtime state from the database');
+    try {
+      const [apps, active] = await Promise.all([
+        this.db.appState.findMany({ select: { userId: true, sourceId: true, appName: true } }),
+        this.db.task.findMany({ where: { status: { in: ['PENDING', 'RUNNING'] } }, select: { taskId: true } }),
+      ]);
+      const { apps: heldApps, tasks: heldTasks } = this.store.snapshot();
+      for (const key of [...heldApps, ...apps]) {
+        this.staleApps.set(appKeyString(key), { userId: key.userId, sourceId: key.sourceId, appName: key.appName });
+      }
+      for (const { taskId } of [...heldTasks, ...active]) this.staleTasks.add(taskId);
+    } catch (error) {
+      this.logger.error({ err: error }, 'could not re-read the runtime state; it catches up with the next changes');
+    }
   }
 
   /** Starts the read-back loop unless it runs already (it takes up whatever is stale when it gets there). */
@@ -256,8 +309,9 @@ export class StateCollector {
       const taskIds = takeFirst(this.staleTasks, READ_BATCH);
       const appKeys = takeFirst(this.staleApps, READ_BATCH);
       try {
+        const readAt = new Date();
         const [tasks, apps] = await Promise.all([findTasks(this.db, taskIds), findAppStates(this.db, appKeys)]);
-        this.apply(tasks, appKeys, apps);
+        this.publish({ kind: 'rows', tasks, appKeys, apps, readAt });
       } catch (error) {
         // As an announcement whose read fails: logged and skipped; the next change of the same
         // task or app reads it again.
@@ -266,15 +320,59 @@ export class StateCollector {
     }
   }
 
-  /** Tasks and app rows as read back; an app asked for but not read has no row any more. */
-  private apply(tasks: TaskRow[], appKeys: AppKey[], apps: AppRow[]): void {
+  /** In one process: applied at once; in cluster mode: to the change log, and applied from there. */
+  private publish(change: RuntimeChange): void {
+    if (this.cluster) this.cluster.log.appendRuntime(change, eventBound(change));
+    else this.applyChange(change);
+  }
+
+  private publishComponent(status: ComponentStatus): void {
+    this.publishComponents([status]);
+  }
+
+  private publishComponents(components: ComponentStatus[]): void {
+    const instance = this.cluster?.instance;
+    const named = instance ? components.map((c) => ({ ...c, name: `${c.name}@${instance}` })) : components;
+    this.publish({ kind: 'components', components: named });
+  }
+
+  private applyChange(change: RuntimeChange): void {
+    if (change.kind === 'rows') this.apply(change.tasks, change.appKeys, change.apps, change.readAt.getTime());
+    else if (change.kind === 'components') for (const status of change.components) this.store.putComponent(status);
+    else this.store.setChartRepo(change.status, change.byUser);
+  }
+
+  /**
+   * Tasks and app rows as read back at `readAt`; an app asked for but not read has no row any
+   * more. A row older than the one held is stale and skipped: in cluster mode two instances may
+   * read the same row one after the other and still append what they read the other way round;
+   * so is an app row older than the app's removal. (Row times come from the instances' clocks.)
+   */
+  private apply(tasks: TaskRow[], appKeys: AppKey[], apps: AppRow[], readAt: number): void {
     // An app's stage depends on its active task, so it is derived after the tasks are in.
-    for (const task of tasks) this.putTask(task);
+    for (const task of tasks) {
+      const held = this.store.task(task.taskId);
+      if (!held || held.updatedAt <= task.updatedAt) this.putTask(task);
+    }
     const rows = new Map(apps.map((row) => [appKeyString(row), row]));
     for (const key of appKeys) {
-      const row = rows.get(appKeyString(key));
-      if (row) this.store.putApp(this.withStage(row));
-      else this.store.removeApp(key);
+      const keyString = appKeyString(key);
+      const row = rows.get(keyString);
+      if (!row) {
+        this.remember(keyString, readAt);
+        this.store.removeApp(key);
+        continue;
+      }
+      const held = this.store.app(key);
+      const removedAt = this.tombstones.get(keyString);
+      if (
+        (held && held.updatedAt > row.updatedAt) ||
+        (removedAt !== undefined && removedAt > row.updatedAt.getTime())
+      ) {
+        continue;
+      }
+      this.tombstones.delete(keyString);
+      this.store.putApp(this.withStage(row));
     }
     // The apps of changed tasks that were not read back themselves: re-derive their stage, and
     // put them only when it moved.
@@ -289,6 +387,16 @@ export class StateCollector {
       if (updated.derived.stage !== app.derived.stage || updated.derived.health !== app.derived.health) {
         this.store.putApp(updated);
       }
+    }
+  }
+
+  /** Remembers a removal, forgetting those older than TOMBSTONE_MS (the map is in insertion order). */
+  private remember(keyString: string, removedAt: number): void {
+    this.tombstones.delete(keyString);
+    this.tombstones.set(keyString, removedAt);
+    for (const [key, at] of this.tombstones) {
+      if (at >= removedAt - TOMBSTONE_MS) break;
+      this.tombstones.delete(key);
     }
   }
 

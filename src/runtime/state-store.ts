@@ -163,6 +163,11 @@ export class StateStore {
   private readonly tally = new RuntimeTally();
   private chartRepo: ChartRepoCollection | null = null;
   private sequence: number;
+  /**
+   * The last sequence not in the buffer: every event after it is. Sequences need not be
+   * consecutive (in cluster mode each change log entry brings its own range; see applyAt).
+   */
+  private floor: number;
   /** The last `bufferSize` events, oldest first. */
   private readonly buffer: RuntimeEvent[] = [];
   private readonly listeners = new Set<(event: RuntimeEvent) => void>();
@@ -174,6 +179,31 @@ export class StateStore {
     // one) numbers above an earlier one: a client's `since` from another process is never taken
     // for a position in this one's stream (it gets RESYNC). Stays exact in a double for centuries.
     this.sequence = options.firstSequence ?? Date.now() * 1000;
+    this.floor = this.sequence;
+  }
+
+  /**
+   * Cluster mode, before anything is loaded: the stream of events continues from the change log's
+   * position, so that every instance numbers the same change alike.
+   */
+  startAt(sequence: number): void {
+    if (this.buffer.length > 0) throw new Error('the runtime store has events already');
+    this.sequence = sequence;
+    this.floor = sequence;
+  }
+
+  /**
+   * Applies one change log entry (cluster mode): the events it causes take the sequences from
+   * `first` on, and the store stands at `last` afterwards, the same position on every instance
+   * whichever events it emitted. The range is reserved for the most events the change can cause.
+   */
+  applyAt(first: number, last: number, apply: () => void): void {
+    if (first - 1 > this.sequence) this.sequence = first - 1;
+    apply();
+    if (this.sequence > last) {
+      process.emitWarning(`a change log entry caused more events than its range (${first}–${last}) holds`);
+    }
+    this.sequence = Math.max(this.sequence, last);
   }
 
   get lastSequence(): number {
@@ -252,6 +282,11 @@ export class StateStore {
     if (changed) this.emit({ kind: 'CHART_REPO_CHANGED', chartRepo: status, chartRepoChange: { before, after } });
   }
 
+  /** A task the store holds (active, or among the latest finished). */
+  task(taskId: string): TaskRow | undefined {
+    return this.tasks.get(taskId);
+  }
+
   app(key: AppKey): RuntimeApp | undefined {
     return this.apps.get(appKeyString(key));
   }
@@ -280,10 +315,8 @@ export class StateStore {
    * `since` is not a position in this stream at all (ahead of it: another process's numbering).
    */
   eventsSince(since: number): RuntimeEvent[] | null {
-    if (since > this.sequence) return null;
+    if (since > this.sequence || since < this.floor) return null;
     if (since === this.sequence) return [];
-    const oldest = this.buffer[0]?.sequence ?? this.sequence + 1;
-    if (since + 1 < oldest) return null;
     return this.buffer.filter((event) => event.sequence > since);
   }
 
@@ -382,7 +415,7 @@ export class StateStore {
     this.sequence += 1;
     const event: RuntimeEvent = { ...partial, sequence: this.sequence, at: new Date() };
     this.buffer.push(event);
-    if (this.buffer.length > this.options.bufferSize) this.buffer.shift();
+    if (this.buffer.length > this.options.bufferSize) this.floor = (this.buffer.shift() as RuntimeEvent).sequence;
     for (const listener of this.listeners) listener(event);
   }
 }

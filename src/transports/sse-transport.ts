@@ -66,6 +66,8 @@ const NEXT = 'event: next\ndata: ';
 const END_OF_EVENT = '\n\n';
 const COMPLETE = 'event: complete\ndata:\n\n';
 const KEEP_ALIVE = ':\n\n';
+/** A comment, which clients ignore, for whoever reads the stream by hand. */
+const SERVER_RESTART = ': server restarting, reconnect\n\n';
 
 class BadRequest extends Error {
   constructor(
@@ -142,9 +144,17 @@ export class SseTransport {
     return this.streams.size;
   }
 
-  dispose(): void {
+  /**
+   * Ends every stream, without `complete`: to a graphql-sse client (and to an EventSource) a
+   * stream that ends before its `complete` is a lost connection, which it retries, reaching
+   * another instance or this one restarted. `complete` would tell it the subscription is over.
+   * Returns how many streams it ended.
+   */
+  dispose(): number {
     clearInterval(this.keepAlive);
-    for (const stream of this.streams) stream.end(COMPLETE);
+    const ended = this.streams.size;
+    for (const stream of this.streams) stream.end(SERVER_RESTART);
+    return ended;
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -55,6 +55,8 @@ export interface WsTransportOptions {
 
 /** Close code of a connection over a limit (graphql-ws has none; 4429 mirrors HTTP 429). */
 const TOO_MANY = 4429;
+/** RFC 6455's "service restart" (IANA registry): the server stops, the client should reconnect. */
+const SERVICE_RESTART = 1012;
 
 /** Frames are JSON text, even when handed to ws as bytes. */
 const TEXT = { binary: false } as const;
@@ -174,9 +176,14 @@ export class WsTransport {
     return this.connections.size;
   }
 
+  /**
+   * Closes every connection with 1012 (service restart): graphql-ws clients, browsers' included,
+   * retry on it, reaching another instance or this one restarted. Resolves once every closing
+   * handshake has finished.
+   */
   async dispose(): Promise<void> {
     clearInterval(this.keepAlive);
-    for (const connection of this.connections) connection.socket.close(1001, 'Going away');
+    for (const connection of this.connections) connection.close(SERVICE_RESTART, 'Service restart');
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 

@@ -20,11 +20,19 @@ export async function subscribe<T, V>(
   server: { url: string },
   document: TypedDocumentNode<T, V>,
   variables: V,
-  options: { token?: string } = {},
+  options: { token?: string; headers?: Record<string, string> } = {},
 ): Promise<Subscription<T>> {
+  const { headers } = options;
   const client: Client = createClient({
     url: `${server.url.replace(/^http/, 'ws')}/graphql`,
-    webSocketImpl: WebSocket,
+    // Headers on the upgrade request, as a gateway in front of the server adds them.
+    webSocketImpl: headers
+      ? class extends WebSocket {
+          constructor(address: string, protocols?: string | string[]) {
+            super(address, protocols, { headers });
+          }
+        }
+      : WebSocket,
     retryAttempts: 0,
     lazy: false,
     // Connection failures reach the test through the 'closed' listener below, not the console.

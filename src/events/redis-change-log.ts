@@ -1,0 +1,354 @@
+import { randomUUID } from 'node:crypto';
+import { deserialize, serialize } from 'node:v8';
+import { Redis } from 'ioredis';
+import type { Logger } from '../platform/logger.js';
+import type { Announcement } from './change-feed.js';
+
+/**
+ * The cluster's change log: every instance appends the changes it commits to one Redis Stream,
+ * and every instance reads the stream, so a change committed on any instance reaches the
+ * subscribers and the runtime state of all of them, in the stream's order.
+ *
+ * Why a stream (XADD / XREAD), not Redis pub/sub: a stream keeps the last entries
+ * (CHANGE_LOG_RETENTION, trimmed with `MAXLEN ~`), so an instance that lost its connection for a
+ * while reads on from the last entry it saw instead of silently missing what was published
+ * meanwhile, which pub/sub would drop.
+ *
+ * Two kinds of entries:
+ * - announcements (ids only, like the in-process bus: the subscribers re-read the rows). An instance
+ *   has already delivered its own to its own subscribers, at once, and skips them when they come
+ *   back;
+ * - runtime changes (the rows the instance read back after its commits, component statuses, the
+ *   chart repo). Every instance applies all of them, its own included, in the stream's order, so
+ *   every runtime state goes through the same steps.
+ *
+ * Sequences: each entry reserves a range of runtime sequence numbers (as many as the events its
+ * change can cause) from one counter in Redis, in the same script that appends it, and carries the
+ * range's end as its stream id (`0-<last>`). The same change so has the same sequences on every
+ * instance, and `runtimeEvents(since:)` can resume on any of them. The counter never falls behind
+ * the clock in microseconds, as the single-process numbering, so a counter lost with Redis restarts
+ * above every sequence handed out before (clients holding one get RESYNC, never a wrong position).
+ *
+ * When an instance may have missed entries (Redis lost them, or it was cut off for longer than
+ * the retention, or its own appends had to be dropped while Redis was away), it delivers a
+ * `resync` instead: the collector then re-reads the whole runtime state from the database.
+ */
+
+/** What the log hands the instance, in the stream's order. */
+export interface LogHandlers {
+  /** A change another instance announced. */
+  announcement(announcement: Announcement): void;
+  /** A runtime change from any instance, with its range of sequences. */
+  runtime(change: unknown, first: number, last: number): void;
+  /** Entries may have been missed: re-read everything. */
+  resync(reason: string): void;
+}
+
+export interface RedisChangeLogOptions {
+  url: string;
+  /** REDIS_PREFIX: the stream is `<prefix>changes`, its sequence counter `<prefix>sequence`. */
+  prefix: string;
+  /** CHANGE_LOG_RETENTION: entries kept in the stream. */
+  retention: number;
+  logger: Logger;
+}
+
+/** The figures the `pubsub` component shows. */
+export interface ChangeLogStatus {
+  connected: boolean;
+  appended: number;
+  received: number;
+  /** Entries waiting for Redis to come back. */
+  waiting: number;
+  resyncs: number;
+  lastError: string | null;
+}
+
+/** Entries read per XREAD, and how long one blocks before it is asked again. */
+const READ_COUNT = 1000;
+const READ_BLOCK_MS = 5000;
+/** How long a command or a connection attempt may take before it counts as failed. */
+const COMMAND_TIMEOUT_MS = 5000;
+/** Entries held while Redis is away; beyond this the oldest are dropped and everyone resyncs. */
+const MAX_WAITING = 50_000;
+/** Delay before an append or read is tried again after a failure (doubling up to the cap). */
+const RETRY_MS = { first: 100, max: 5000 };
+
+/**
+ * Appends one entry with its range of sequences: KEYS = stream, counter; ARGV = the clock in
+ * microseconds, retention, origin, how many sequences to reserve, the field and value of the body.
+ * Returns the range's last sequence. (`%.0f`: Lua's default number format would print 1.7e+15.)
+ */
+const APPEND_SCRIPT = `
+local count = tonumber(ARGV[4])
+local last = redis.call('INCRBY', KEYS[2], count)
+local clock = tonumber(ARGV[1]) + count
+if last < clock then
+  last = clock
+  redis.call('SET', KEYS[2], string.format('%.0f', last))
+end
+local id = '0-' .. string.format('%.0f', last)
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], id, 'origin', ARGV[3], 'count', ARGV[4], ARGV[5], ARGV[6])
+return string.format('%.0f', last)
+`;
+
+/** An entry waiting to be appended: its body field and value, and the sequences it needs. */
+interface Pending {
+  field: 'changes' | 'runtime' | 'resync';
+  value: string;
+  reserve: number;
+}
+
+/** The last sequence of an entry, from its id `0-<last>`. */
+function lastOf(id: string): number {
+  return Number(id.slice(id.indexOf('-') + 1));
+}
+
+export class RedisChangeLog {
+  /** This process in the log: its own announcements are skipped when read. */
+  readonly origin = randomUUID();
+  private readonly stream: string;
+  private readonly counter: string;
+  /** Appends (and the start-up read of the stream's end). */
+  private readonly writer: Redis;
+  /** Blocking reads occupy their connection, hence a second one. */
+  private readonly reader: Redis;
+  /** This turn's announcements, appended together as one entry. */
+  private announcements: Announcement[] = [];
+  private pending: Pending[] = [];
+  private flushing: Promise<void> | null = null;
+  /** Set when entries were dropped while Redis was away: a resync entry goes out first on return. */
+  private droppedEntries = false;
+  private lastId = '0-0';
+  private running = false;
+  private reading: Promise<void> | null = null;
+  private readonly counts = { appended: 0, received: 0, resyncs: 0 };
+  private lastError: string | null = null;
+
+  constructor(private readonly options: RedisChangeLogOptions) {
+    this.stream = `${options.prefix}changes`;
+    this.counter = `${options.prefix}sequence`;
+    const connection = {
+      // Commands fail at once while disconnected (the log keeps what it must send), instead of
+      // piling up in ioredis's offline queue without a bound.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      lazyConnect: true,
+      retryStrategy: (attempt: number) => Math.min(RETRY_MS.first * 2 ** attempt, RETRY_MS.max),
+      // A Redis behind a dead network never answers: without these, a command (above all the
+      // reader's XREAD) would wait forever instead of failing and reconnecting.
+      connectTimeout: COMMAND_TIMEOUT_MS,
+      keepAlive: COMMAND_TIMEOUT_MS,
+    };
+    this.writer = new Redis(options.url, {
+      ...connection,
+      connectionName: 'market-log-writer',
+      commandTimeout: COMMAND_TIMEOUT_MS,
+    });
+    this.writer.defineCommand('appendChange', { numberOfKeys: 2, lua: APPEND_SCRIPT });
+    this.reader = new Redis(options.url, {
+      ...connection,
+      connectionName: 'market-log-reader',
+      commandTimeout: READ_BLOCK_MS + COMMAND_TIMEOUT_MS,
+    });
+    for (const client of [this.writer, this.reader]) {
+      client.on('error', (error: Error) => {
+        this.lastError = error.message;
+      });
+    }
+  }
+
+  /**
+   * Connects and starts reading after the stream's current end: what was appended before belongs
+   * to the state the instance loads from the database. Returns the sequence the end stands for
+   * (the runtime store continues from it). Fails when Redis cannot be reached.
+   */
+  async start(handlers: LogHandlers): Promise<number> {
+    await Promise.all([this.writer.connect(), this.reader.connect()]);
+    const [[last], counter] = await Promise.all([
+      this.writer.xrevrange(this.stream, '+', '-', 'COUNT', 1) as Promise<[string, string[]][]>,
+      this.writer.get(this.counter),
+    ]);
+    this.lastId = last?.[0] ?? '0-0';
+    this.running = true;
+    this.reading = this.readLoop(handlers);
+    return Math.max(lastOf(this.lastId), Number(counter ?? 0));
+  }
+
+  /** Sends what is still waiting (bounded by the command timeout), then disconnects. */
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.flushing;
+    if (this.pending.length > 0 && this.writer.status === 'ready') await this.flush().catch(() => {});
+    this.reader.disconnect();
+    await this.reading;
+    await this.writer.quit().catch(() => this.writer.disconnect());
+  }
+
+  /** Whether both connections are up (readiness). */
+  get connected(): boolean {
+    return this.writer.status === 'ready' && this.reader.status === 'ready';
+  }
+
+  status(): ChangeLogStatus {
+    return {
+      connected: this.connected,
+      ...this.counts,
+      waiting: this.pending.length + (this.announcements.length ? 1 : 0),
+      lastError: this.connected ? null : this.lastError,
+    };
+  }
+
+  /** An announcement of this instance; all of one event-loop turn go out as one entry. */
+  append(announcement: Announcement): void {
+    this.announcements.push(announcement);
+    this.schedule();
+  }
+
+  /** A runtime change (any structured-cloneable value) that can cause up to `events` runtime events. */
+  appendRuntime(change: unknown, events: number): void {
+    this.enqueue({ field: 'runtime', value: serialize(change).toString('base64'), reserve: Math.max(1, events) });
+  }
+
+  private enqueue(entry: Pending): void {
+    if (this.pending.length >= MAX_WAITING) {
+      this.pending.shift();
+      this.droppedEntries = true;
+    }
+    this.pending.push(entry);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.flushWithRetry())
+      .finally(() => {
+        this.flushing = null;
+        if (this.running && (this.pending.length > 0 || this.announcements.length > 0)) this.schedule();
+      });
+  }
+
+  private async flushWithRetry(): Promise<void> {
+    let delay = RETRY_MS.first;
+    for (;;) {
+      if (this.announcements.length > 0) {
+        this.enqueue({ field: 'changes', value: JSON.stringify(this.announcements), reserve: 1 });
+        this.announcements = [];
+      }
+      if (this.pending.length === 0) return;
+      try {
+        await this.flush();
+        delay = RETRY_MS.first;
+      } catch (error) {
+        this.lastError = (error as Error).message;
+        if (!this.running) return;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, RETRY_MS.max);
+      }
+    }
+  }
+
+  /**
+   * One pipeline: a resync entry if entries were dropped, then everything waiting. A pipeline that
+   * fails half-way is sent again whole: entries repeat, which only costs a second read-back.
+   */
+  private async flush(): Promise<void> {
+    const batch = this.pending.slice();
+    const resync = this.droppedEntries;
+    const entries: Pending[] = resync ? [{ field: 'resync', value: 'entries were dropped', reserve: 1 }] : [];
+    entries.push(...batch);
+    const pipeline = this.writer.pipeline();
+    const clock = String(Date.now() * 1000);
+    for (const { field, value, reserve } of entries) {
+      (pipeline as unknown as AppendPipeline).appendChange(
+        this.stream,
+        this.counter,
+        clock,
+        this.options.retention,
+        this.origin,
+        reserve,
+        field,
+        value,
+      );
+    }
+    const results = (await pipeline.exec()) ?? [];
+    const failed = results.find(([error]) => error)?.[0];
+    if (failed) throw failed;
+    if (resync) this.droppedEntries = false;
+    this.pending.splice(0, batch.length);
+    this.counts.appended += batch.length;
+  }
+
+  private async readLoop(handlers: LogHandlers): Promise<void> {
+    let delay = RETRY_MS.first;
+    let resumed = false;
+    while (this.running) {
+      try {
+        if (resumed) await this.checkForGap(handlers);
+        resumed = false;
+        const answer = (await this.reader.xread(
+          'COUNT',
+          READ_COUNT,
+          'BLOCK',
+          READ_BLOCK_MS,
+          'STREAMS',
+          this.stream,
+          this.lastId,
+        )) as [string, [string, string[]][]][] | null;
+        for (const [id, fields] of answer?.[0]?.[1] ?? []) {
+          this.lastId = id;
+          this.deliver(id, fields, handlers);
+        }
+        delay = RETRY_MS.first;
+      } catch (error) {
+        if (!this.running) return;
+        this.lastError = (error as Error).message;
+        resumed = true;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, RETRY_MS.max);
+      }
+    }
+  }
+
+  private deliver(id: string, fields: string[], handlers: LogHandlers): void {
+    const entry: Record<string, string> = {};
+    for (let i = 0; i + 1 < fields.length; i += 2) entry[fields[i] as string] = fields[i + 1] as string;
+    this.counts.received += 1;
+    try {
+      if (entry.resync !== undefined) {
+        // Some instance's entries were lost: every instance re-reads, that one included.
+        this.counts.resyncs += 1;
+        handlers.resync(`${entry.resync} (instance ${entry.origin})`);
+      } else if (entry.runtime !== undefined) {
+        const last = lastOf(id);
+        handlers.runtime(deserialize(Buffer.from(entry.runtime, 'base64')), last - Number(entry.count) + 1, last);
+      } else if (entry.changes !== undefined && entry.origin !== this.origin) {
+        for (const announcement of JSON.parse(entry.changes) as Announcement[]) handlers.announcement(announcement);
+      }
+    } catch (error) {
+      this.options.logger.error({ err: error, id }, 'could not apply an entry of the cluster log');
+    }
+  }
+
+  /**
+   * After a failed read: were entries after the last one seen trimmed away (or the stream lost
+   * with Redis)? Then what they said is unknown, and the state is re-read instead.
+   */
+  private async checkForGap(handlers: LogHandlers): Promise<void> {
+    const [first] = (await this.reader.xrange(this.stream, '-', '+', 'COUNT', 1)) as [string, string[]][];
+    const firstId = first?.[0];
+    // The entry right after the last one seen cannot be told from a gap: a resync too many costs
+    // a re-read, one too few a stale state.
+    const lost = firstId === undefined ? this.lastId !== '0-0' : lastOf(firstId) > lastOf(this.lastId);
+    if (!lost || this.lastId === '0-0') return;
+    this.counts.resyncs += 1;
+    this.options.logger.warn({ lastId: this.lastId, firstId }, 'cluster log: entries may have been missed');
+    handlers.resync('this instance was cut off from the cluster log');
+    if (firstId === undefined) this.lastId = '0-0';
+  }
+}
+
+/** The pipeline method defineCommand adds (ioredis types it only on the client). */
+interface AppendPipeline {
+  appendChange(...args: (string | number)[]): unknown;
+}

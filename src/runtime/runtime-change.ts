@@ -1,0 +1,67 @@
+import type { ChartRepoStatus } from '../adapters/chart-repo/port.js';
+import type { AppRow, TaskRow } from '../db/models.js';
+import type { AppKey } from '../domain/app-key.js';
+import type { ComponentStatus } from './state-store.js';
+
+/**
+ * A change of the runtime state as the collector reads it, before the store applies it. In one
+ * process the collector applies it at once; in cluster mode it goes through the change log, and
+ * every instance applies every instance's changes in the log's order (see redis-change-log.ts).
+ */
+export type RuntimeChange =
+  | {
+      kind: 'rows';
+      /** Tasks as read back. */
+      tasks: TaskRow[];
+      /** The apps asked for; those missing from `apps` have no row any more. */
+      appKeys: AppKey[];
+      apps: AppRow[];
+      /** When the rows were read: an app row older than a removal read later is stale. */
+      readAt: Date;
+    }
+  | { kind: 'components'; components: ComponentStatus[] }
+  | { kind: 'chartRepo'; status: ChartRepoStatus; byUser: Map<string, ChartRepoStatus> };
+
+/**
+ * The most runtime events applying a change can cause, the sequences its log entry reserves: a
+ * task changes, may move its app's stage and may push the oldest finished task out; an app
+ * changes or goes; a component or the chart repo changes.
+ */
+export function eventBound(change: RuntimeChange): number {
+  switch (change.kind) {
+    case 'rows':
+      return change.tasks.length * 3 + change.appKeys.length;
+    case 'components':
+      return change.components.length;
+    case 'chartRepo':
+      return 1;
+  }
+}
+
+/** Where the collector sends its changes in cluster mode: the change log. */
+export interface RuntimeLog {
+  appendRuntime(change: RuntimeChange, events: number): void;
+}
+
+type Apply = (change: RuntimeChange, first: number, last: number) => void;
+
+/**
+ * The log's runtime entries as they arrive, held until the collector has loaded the state they
+ * apply to (the log is read from before the load starts, so that nothing committed meanwhile is
+ * missed), then handed over in order.
+ */
+export class RuntimeEntries {
+  private held: [RuntimeChange, number, number][] = [];
+  private apply: Apply | null = null;
+
+  deliver(change: RuntimeChange, first: number, last: number): void {
+    if (this.apply) this.apply(change, first, last);
+    else this.held.push([change, first, last]);
+  }
+
+  /** From now on entries go to `apply`; those held so far first. */
+  attach(apply: Apply): void {
+    for (const [change, first, last] of this.held.splice(0)) apply(change, first, last);
+    this.apply = apply;
+  }
+}

@@ -1,0 +1,397 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { print } from 'graphql';
+import { createClient as createSseClient } from 'graphql-sse';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { createPrismaClient } from '../src/db/client.js';
+import { availableDatabases, createTestDatabase, REQUIRE_SERVICES, type TestDatabase } from './support/databases.js';
+import {
+  CatalogQuery,
+  InstallAppMutation,
+  RuntimeEventsSubscription,
+  RuntimeSnapshotQuery,
+  TaskDetailQuery,
+  TaskUpdatedSubscription,
+} from './support/operations.js';
+import { dataOf, execute, waitFor } from './support/server.js';
+import { subscribe } from './support/subscriptions.js';
+import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
+
+/**
+ * Cluster mode (REDIS_URL): two server processes on one PostgreSQL database and one Redis. A
+ * change committed on one instance reaches the subscribers (graphql-ws and SSE) and the runtime
+ * state of the other; installs spread over both run exactly once; both runtime states end equal.
+ */
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const LISTENING = 'Market Runtime GraphQL API listening';
+const USER_HEADER = 'x-test-user';
+
+async function redisProblem(): Promise<string | null> {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  try {
+    await redis.connect();
+    await redis.ping();
+    return null;
+  } catch (error) {
+    return (error as Error).message;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+const databases = await availableDatabases();
+const problem = await redisProblem();
+if (problem && REQUIRE_SERVICES)
+  throw new Error(`Redis at ${REDIS_URL} is unreachable (${problem}); REQUIRE_SERVICES=1`);
+if (problem) console.warn(`\n!!! SKIPPING cluster tests: Redis at ${REDIS_URL} is unreachable (${problem})\n`);
+const runnable = databases.includes('postgresql') && !problem;
+
+interface Instance {
+  process: ChildProcess;
+  url: string;
+  graphqlUrl: string;
+  output: string[];
+}
+
+const children = new Set<ChildProcess>();
+
+/** One server process (`node --import tsx src/index.ts`), resolved once it logs that it listens. */
+async function startInstance(env: Record<string, string>): Promise<Instance> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/index.ts'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      AUTH_TOKENS: '',
+      AUTH_USER_HEADER: USER_HEADER,
+      AUTH_ADMIN_USERS: 'ops',
+      MUTATION_RATE_PER_S: '0',
+      SIMULATED_STEP_MS: '10',
+      SIMULATED_FAIL_APPS: '',
+      TASK_CONCURRENCY: '4',
+      LOG_LEVEL: 'info',
+      ...env,
+    },
+  });
+  children.add(child);
+  const output: string[] = [];
+  createInterface({ input: child.stderr! }).on('line', (line) => output.push(line));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no listening line within 30 s:\n${output.join('\n')}`)), 30_000);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      output.push(line);
+      try {
+        const entry = JSON.parse(line) as { msg?: string; url?: string };
+        if (entry.msg === LISTENING && entry.url) {
+          clearTimeout(timer);
+          resolve(entry.url.replace(/\/graphql$/, ''));
+        }
+      } catch {
+        // not a log line
+      }
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited (${signal ?? code}) before listening:\n${output.join('\n')}`));
+    });
+  });
+  return { process: child, url, graphqlUrl: `${url}/graphql`, output };
+}
+
+const as = (user: string) => ({ headers: { [USER_HEADER]: user } });
+
+/** What two instances' runtime states must agree on: apps and tasks (components are each instance's own). */
+async function runtimeContent(instance: Instance) {
+  const { runtimeSnapshot } = dataOf(await execute(instance, RuntimeSnapshotQuery, {}, as('ops')));
+  const { sequence, summary, apps, tasks } = runtimeSnapshot;
+  // Components report every COLLECT_INTERVAL_MS, each at its own time: compared apart.
+  const { activeComponents: _reportedEachCycle, ...counts } = summary;
+  const byKey = (a: { userId: string; appName: string }, b: { userId: string; appName: string }) =>
+    `${a.userId}/${a.appName}`.localeCompare(`${b.userId}/${b.appName}`);
+  return {
+    sequence,
+    counts,
+    apps: [...apps].sort(byKey),
+    tasks: [...tasks].sort((a, b) => a.taskId.localeCompare(b.taskId)),
+  };
+}
+
+describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', () => {
+  let database: TestDatabase;
+  let prefix: string;
+  let a: Instance;
+  let b: Instance;
+  /** B reaches Redis through this proxy, which a test cuts. */
+  let bToRedis: TcpProxy;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('postgresql');
+    prefix = `test-${randomBytes(4).toString('hex')}:`;
+    const redis = new URL(REDIS_URL);
+    bToRedis = await startTcpProxy({ host: redis.hostname, port: Number(redis.port || 6379) });
+    const env = { DATABASE_URL: database.url, REDIS_PREFIX: prefix };
+    const viaProxy = new URL(REDIS_URL);
+    viaProxy.hostname = '127.0.0.1';
+    viaProxy.port = String(bToRedis.port);
+    // One after the other: the first seeds the demo data into the empty database.
+    a = await startInstance({ ...env, REDIS_URL, DEMO_DATA: '1', INSTANCE_NAME: 'a' });
+    b = await startInstance({ ...env, REDIS_URL: viaProxy.toString(), DEMO_DATA: '0', INSTANCE_NAME: 'b' });
+  }, 90_000);
+
+  afterEach(() => {
+    for (const instance of [a, b]) {
+      if (instance?.process.exitCode !== null) throw new Error(`an instance died:\n${instance?.output.join('\n')}`);
+    }
+  });
+
+  afterAll(async () => {
+    for (const child of children) {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await once(child, 'exit');
+      }
+    }
+    await bToRedis?.close();
+    await database?.drop();
+    const redis = new Redis(REDIS_URL);
+    await redis.del(`${prefix}changes`);
+    redis.disconnect();
+  }, 60_000);
+
+  test('an install on A reaches a graphql-ws and an SSE subscriber on B, and B’s runtime state', async () => {
+    const user = 'carol';
+    const filter = { userId: user };
+    const overWs = await subscribe(b, TaskUpdatedSubscription, { filter }, as(user));
+    const sse = createSseClient({ url: `${b.url}/graphql/stream`, headers: as(user).headers, retryAttempts: 0 });
+    const sseEvents: { taskId: string; status: string }[] = [];
+    const sseDone = new Promise<void>((resolve, reject) => {
+      sse.subscribe<{ taskUpdated: { taskId: string; status: string } }>(
+        { query: print(TaskUpdatedSubscription), variables: { filter } },
+        {
+          next: (result) => {
+            if (result.data) sseEvents.push(result.data.taskUpdated);
+          },
+          error: reject,
+          complete: resolve,
+        },
+      );
+    });
+    try {
+      const { installApp } = dataOf(
+        await execute(
+          a,
+          InstallAppMutation,
+          { input: { sourceId: 'market.olares', appName: 'n8n', version: '1.70.1' } },
+          as(user),
+        ),
+      );
+      if (installApp.__typename !== 'InstallAppSuccess') throw new Error(JSON.stringify(installApp));
+      const taskId = installApp.task.taskId;
+
+      const seen = await overWs.until(
+        (event) => event.taskUpdated.taskId === taskId && event.taskUpdated.status === 'COMPLETED',
+      );
+      expect(seen.map((event) => event.taskUpdated.taskId)).toContain(taskId);
+      await waitFor(
+        async () =>
+          sseEvents.some((event) => event.taskId === taskId && event.status === 'COMPLETED') ? true : undefined,
+        'the SSE subscriber on B to see the install on A complete',
+      );
+      await waitFor(async () => {
+        const { runtimeSnapshot } = dataOf(await execute(b, RuntimeSnapshotQuery, { filter }, as('ops')));
+        return runtimeSnapshot.apps.some((app) => app.appName === 'n8n' && app.stage === 'RUNNING') ? true : undefined;
+      }, 'B’s runtime state to show the app A installed running');
+    } finally {
+      await overWs.close();
+      sse.dispose();
+      await sseDone.catch(() => {});
+    }
+  });
+
+  test('200 installs submitted across both instances run exactly once each; both runtime states end identical', async () => {
+    const { catalog } = dataOf(await execute(a, CatalogQuery, { first: 100 }, as('ops')));
+    const free = catalog.edges.map((edge) => edge.node).filter((app) => !app.paid && app.sourceId === 'market.olares');
+    const apps = free.slice(0, 20);
+    expect(apps.length).toBe(20);
+    const users = Array.from({ length: 10 }, (_, i) => `cluster-user-${i}`);
+
+    const taskIds = await Promise.all(
+      users.flatMap((user, u) =>
+        apps.map(async (app, i) => {
+          const instance = (u + i) % 2 === 0 ? a : b;
+          const { installApp } = dataOf(
+            await execute(
+              instance,
+              InstallAppMutation,
+              { input: { sourceId: 'market.olares', appName: app.name, version: app.version } },
+              as(user),
+            ),
+          );
+          if (installApp.__typename !== 'InstallAppSuccess') throw new Error(JSON.stringify(installApp));
+          return installApp.task.taskId;
+        }),
+      ),
+    );
+    expect(new Set(taskIds).size).toBe(200);
+
+    // Every task ends, completed, as seen from both instances.
+    await waitFor(
+      async () => {
+        for (const instance of [a, b]) {
+          const details = await Promise.all(
+            taskIds.slice(0, 200).map(async (taskId) => {
+              const { task } = dataOf(await execute(instance, TaskDetailQuery, { taskId }, as('ops')));
+              return task?.status;
+            }),
+          );
+          if (details.some((status) => status !== 'COMPLETED')) return undefined;
+        }
+        return true;
+      },
+      'all 200 installs to complete',
+      90_000,
+    );
+
+    // Each install was claimed by one instance (the engine's conditional claim), and both worked.
+    const db = createPrismaClient(database.url);
+    try {
+      const tasks = await db.task.findMany({ where: { taskId: { in: taskIds } } });
+      expect(tasks).toHaveLength(200);
+      expect(new Set(tasks.map((task) => task.workerId)).size, 'instances that ran installs').toBe(2);
+    } finally {
+      await db.$disconnect();
+    }
+
+    // Both runtime states converge on the same content, at the same sequence (between two
+    // component reports, which also move the sequence).
+    const final = await waitFor(
+      async () => {
+        const [onA, onB] = await Promise.all([runtimeContent(a), runtimeContent(b)]);
+        // The store keeps the active tasks and the latest finished ones, and every app.
+        const done = (content: typeof onA) =>
+          content.apps.filter((app) => users.includes(app.userId) && app.stage === 'RUNNING').length === 200;
+        return done(onA) && done(onB) && JSON.stringify(onA) === JSON.stringify(onB) ? { onA, onB } : undefined;
+      },
+      'both runtime states to hold the same content',
+      30_000,
+    ).catch(async (error) => {
+      const [onA, onB] = await Promise.all([runtimeContent(a), runtimeContent(b)]);
+      expect(onB, String(error)).toEqual(onA);
+      throw error;
+    });
+    expect(final.onB).toEqual(final.onA);
+    expect(final.onA.apps.filter((app) => users.includes(app.userId) && app.stage === 'RUNNING')).toHaveLength(200);
+  }, 180_000);
+
+  test('Redis cut away from B: B stays up, answers from the database and says it is not ready; once back, it catches up', async () => {
+    const readiness = async (instance: Instance) => (await fetch(`${instance.url}/readiness`)).status;
+    const pubsub = async (instance: Instance) => {
+      const { runtimeSnapshot } = dataOf(await execute(instance, RuntimeSnapshotQuery, {}, as('ops')));
+      return runtimeSnapshot.components.find((component) => component.name === 'pubsub@b');
+    };
+    expect(await readiness(b)).toBe(200);
+    bToRedis.cut('hold');
+    try {
+      await waitFor(async () => ((await readiness(b)) === 503 ? true : undefined), 'B to report not ready');
+      // B's runtime state stands still meanwhile (its own changes wait to go through the log).
+      expect(await readiness(a)).toBe(200);
+
+      // Meanwhile on A: an install that B cannot hear of yet.
+      const user = 'dave';
+      const { installApp } = dataOf(
+        await execute(
+          a,
+          InstallAppMutation,
+          { input: { sourceId: 'market.olares', appName: 'ghost', version: '5.104.2' } },
+          as(user),
+        ),
+      );
+      if (installApp.__typename !== 'InstallAppSuccess') throw new Error(JSON.stringify(installApp));
+      await waitFor(async () => {
+        const { task } = dataOf(await execute(a, TaskDetailQuery, { taskId: installApp.task.taskId }, as('ops')));
+        return task?.status === 'COMPLETED' ? true : undefined;
+      }, 'the install on A to complete');
+      // B answers queries all along, from the database.
+      const { task } = dataOf(await execute(b, TaskDetailQuery, { taskId: installApp.task.taskId }, as('ops')));
+      expect(task?.status).toBe('COMPLETED');
+
+      bToRedis.restore();
+      await waitFor(async () => ((await readiness(b)) === 200 ? true : undefined), 'B to be ready again', 30_000);
+      await waitFor(
+        async () => {
+          const { runtimeSnapshot } = dataOf(
+            await execute(b, RuntimeSnapshotQuery, { filter: { userId: user } }, as('ops')),
+          );
+          return runtimeSnapshot.apps.some((app) => app.appName === 'ghost' && app.stage === 'RUNNING')
+            ? true
+            : undefined;
+        },
+        'B’s runtime state to catch up with the install made while it was cut off',
+        30_000,
+      );
+      // B's components reach A again (collected every COLLECT_INTERVAL_MS).
+      await waitFor(async () => ((await pubsub(a))?.healthy ? true : undefined), 'B’s pubsub component on A');
+    } finally {
+      bToRedis.restore();
+    }
+  }, 120_000);
+
+  test('runtimeEvents(since:) taken from A resumes on B with exactly the events A sent after it, same sequences', async () => {
+    const user = 'erin';
+    const filter = { userId: user };
+    const onA = await subscribe(a, RuntimeEventsSubscription, { filter }, as('ops'));
+    try {
+      const first = await execute(
+        a,
+        InstallAppMutation,
+        { input: { sourceId: 'market.olares', appName: 'n8n', version: '1.70.1' } },
+        as(user),
+      );
+      if (dataOf(first).installApp.__typename !== 'InstallAppSuccess') throw new Error(JSON.stringify(first));
+      const untilFirst = await onA.until((event) => event.runtimeEvents.task?.status === 'COMPLETED');
+      const since = (untilFirst.at(-1) as (typeof untilFirst)[number]).runtimeEvents.sequence;
+
+      // A second install while "the client" is away; A's subscriber sees its events.
+      const second = await execute(
+        b,
+        InstallAppMutation,
+        { input: { sourceId: 'market.olares', appName: 'ghost', version: '5.104.2' } },
+        as(user),
+      );
+      if (dataOf(second).installApp.__typename !== 'InstallAppSuccess') throw new Error(JSON.stringify(second));
+      const missed = await onA.until(
+        (event) => event.runtimeEvents.task?.appName === 'ghost' && event.runtimeEvents.task.status === 'COMPLETED',
+      );
+      await waitFor(async () => {
+        const { runtimeSnapshot } = dataOf(await execute(b, RuntimeSnapshotQuery, { filter }, as('ops')));
+        return runtimeSnapshot.sequence >= (missed.at(-1) as (typeof missed)[number]).runtimeEvents.sequence
+          ? true
+          : undefined;
+      }, 'B to have applied as far as A');
+
+      // The client reconnects to B with the last sequence A gave it.
+      const onB = await subscribe(b, RuntimeEventsSubscription, { filter, since }, as('ops'));
+      try {
+        const resumed = await onB.until(
+          (event) => event.runtimeEvents.sequence === (missed.at(-1) as (typeof missed)[number]).runtimeEvents.sequence,
+        );
+        expect(resumed.map((event) => event.runtimeEvents.kind)).not.toContain('RESYNC');
+        const strip = (events: typeof missed) =>
+          events.map(({ runtimeEvents: { sequence, kind, app, task } }) => ({ sequence, kind, app, task }));
+        expect(strip(resumed)).toEqual(strip(missed));
+      } finally {
+        await onB.close();
+      }
+    } finally {
+      await onA.close();
+    }
+  }, 60_000);
+});

@@ -1,0 +1,240 @@
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { connect, createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createClient as createSseClient, NetworkError } from 'graphql-sse';
+import { type CloseCode, createClient as createWsClient } from 'graphql-ws';
+import { afterEach, describe, expect, test } from 'vitest';
+import WebSocket from 'ws';
+import { createTestDatabase, type TestDatabase } from './support/databases.js';
+import {
+  killLeftovers,
+  listeningUrl,
+  processTreeOf,
+  SERVER_COMMAND,
+  type SeenProcess,
+  serverEnv,
+  startProcess,
+  stillRunning,
+} from './support/process.js';
+import { waitFor } from './support/server.js';
+
+const SHUTTING_DOWN = 'shutting down: no longer accepting connections';
+const STOPPED = 'stopped';
+/** Sent at once on subscribing, so a first result proves the subscription is running. */
+const SNAPSHOT = 'subscription { runtimeSnapshot { sequence } }';
+
+/** Every process a test saw, and the temporary directories it made: nothing outlives the test. */
+let seen: SeenProcess[] = [];
+const directories: string[] = [];
+const portHolders: Server[] = [];
+const databases: TestDatabase[] = [];
+
+afterEach(async () => {
+  await killLeftovers(seen.splice(0));
+  for (const database of databases.splice(0)) await database.drop();
+  for (const holder of portHolders.splice(0)) holder.close();
+  for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true });
+});
+
+/** A SQLite file in a fresh temporary directory (not created: the server does that). */
+function temporaryDatabase(): { url: string; file: string } {
+  const directory = mkdtempSync(path.join(tmpdir(), 'market-lifecycle-'));
+  directories.push(directory);
+  const file = path.join(directory, 'market.db');
+  return { url: `file:${file}`, file };
+}
+
+/** Resolves once something can bind `port` again (and releases it). */
+async function portIsFree(port: number): Promise<boolean> {
+  const probe = createServer();
+  try {
+    probe.listen(port, '127.0.0.1');
+    await once(probe, 'listening');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    probe.close();
+  }
+}
+
+/** Whether a new TCP connection to `port` is refused. */
+async function refusesConnections(port: number): Promise<boolean> {
+  const socket = connect(port, '127.0.0.1');
+  try {
+    await once(socket, 'connect');
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ECONNREFUSED';
+  } finally {
+    socket.destroy();
+  }
+}
+
+/**
+ * A POST whose body is held back: its headers carry `Expect: 100-continue`, so the server's
+ * "100 Continue" tells the test the request is in flight on the server; `send()` sends the body.
+ */
+function heldPost(url: URL, body: string) {
+  const req = request(url, {
+    method: 'POST',
+    agent: false,
+    headers: {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      expect: '100-continue',
+    },
+  });
+  const inFlight = once(req, 'continue');
+  const answer = new Promise<{ status: number; connection: string | undefined; body: unknown }>((resolve, reject) => {
+    req.once('error', reject);
+    req.once('response', (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        text += chunk;
+      });
+      res.once('end', () =>
+        resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, body: JSON.parse(text) }),
+      );
+      res.once('error', reject);
+    });
+  });
+  // Awaited later; a failure before then must not count as unhandled.
+  answer.catch(() => {});
+  req.flushHeaders();
+  return { inFlight, answer, send: () => req.end(body) };
+}
+
+describe('the server process', () => {
+  test('`npm start` is npm running the server as its direct child, and SIGTERM to npm makes the server shut down, free the port and leave no process behind', async () => {
+    const database = temporaryDatabase();
+    const npm = startProcess(['npm', 'start'], serverEnv(database.url));
+    const url = await listeningUrl(npm);
+    const npmPid = npm.child.pid as number;
+    seen = processTreeOf(npmPid);
+
+    npm.child.kill('SIGTERM');
+    const exit = await npm.exited;
+
+    expect(exit, npm.output.join('\n')).toEqual({ code: 0, signal: null });
+    expect(npm.logs.find((line) => line.msg === SHUTTING_DOWN)).toMatchObject({ signal: 'SIGTERM' });
+    expect(npm.logs.find((line) => line.msg === STOPPED)).toBeDefined();
+    expect(await portIsFree(Number(url.port))).toBe(true);
+    // No shell between npm and the server (a shell would take the signal and leave the server running).
+    const servers = seen.filter((each) => each.command.includes('src/index.ts'));
+    expect(servers, JSON.stringify(seen)).toHaveLength(1);
+    expect(servers[0]).toMatchObject({
+      parent: npmPid,
+      command: [expect.stringMatching(/node$/), '--import', 'tsx', 'src/index.ts'],
+    });
+
+    // esbuild (tsx's compiler) ends once its parent has gone, which may take a moment after npm's exit.
+    await waitFor(
+      async () => (seen.some(stillRunning) ? undefined : true),
+      `the end of ${JSON.stringify(seen.filter(stillRunning))}`,
+    );
+  });
+
+  test('a port in use is a one-line error and exit code 1, before anything else happens (no database file, no log line)', async () => {
+    const holder = createServer();
+    portHolders.push(holder);
+    holder.listen(0, '127.0.0.1');
+    await once(holder, 'listening');
+    const { port } = holder.address() as { port: number };
+    const database = temporaryDatabase();
+
+    const server = startProcess(SERVER_COMMAND, serverEnv(database.url, { PORT: String(port), DEMO_DATA: '1' }));
+    const exit = await server.exited;
+
+    expect(exit).toEqual({ code: 1, signal: null });
+    expect(server.output).toEqual([
+      `Port ${port} on 127.0.0.1 is already in use (EADDRINUSE); set PORT to another port or stop the other process.`,
+    ]);
+    // Migrating would have created the SQLite file: nothing ran before the port was bound.
+    expect(existsSync(database.file)).toBe(false);
+  });
+
+  test('on SIGTERM, a graphql-ws subscriber is closed with 1012, SSE streams end without `complete`, a request in flight still gets its answer, and the process exits 0', async () => {
+    // Migrated already: this test is about stopping, whichever step migrates.
+    const database = await createTestDatabase('sqlite');
+    databases.push(database);
+    const server = startProcess(SERVER_COMMAND, serverEnv(database.url, { DEMO_DATA: '1' }));
+    const graphqlUrl = await listeningUrl(server);
+    const port = Number(graphqlUrl.port);
+
+    // A graphql-ws subscriber.
+    const wsClient = createWsClient({
+      url: graphqlUrl.href.replace(/^http/, 'ws'),
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+    });
+    const wsClosed = new Promise<{ code: number; reason: string }>((resolve) => {
+      wsClient.on('closed', (event) => {
+        const { code, reason } = event as { code: CloseCode; reason: string };
+        resolve({ code, reason });
+      });
+    });
+    const wsFirst = new Promise<unknown>((resolve, reject) => {
+      wsClient.subscribe({ query: SNAPSHOT }, { next: resolve, error: reject, complete: () => {} });
+    });
+
+    // A graphql-sse client (distinct connections, graphql-sse's default).
+    const sseClient = createSseClient({ url: `${graphqlUrl.href}/stream`, retryAttempts: 0 });
+    let sseFirst!: (value: unknown) => void;
+    const sseStreaming = new Promise((resolve) => {
+      sseFirst = resolve;
+    });
+    const sseOutcome = new Promise<unknown>((resolve) => {
+      sseClient.subscribe({ query: SNAPSHOT }, { next: sseFirst, error: resolve, complete: () => resolve('complete') });
+    });
+
+    // An SSE stream read by hand (Yoga's plain SSE on /graphql), to see how it ends on the wire.
+    const raw = await fetch(`${graphqlUrl.href}?query=${encodeURIComponent(SNAPSHOT)}`, {
+      headers: { accept: 'text/event-stream' },
+    });
+    let rawText = '';
+    let rawFirst!: () => void;
+    const rawStreaming = new Promise<void>((resolve) => {
+      rawFirst = resolve;
+    });
+    const rawEnded = (async () => {
+      const decoder = new TextDecoder();
+      for await (const chunk of raw.body as unknown as AsyncIterable<Uint8Array>) {
+        rawText += decoder.decode(chunk, { stream: true });
+        if (rawText.includes('event: next')) rawFirst();
+      }
+    })();
+
+    const post = heldPost(graphqlUrl, JSON.stringify({ query: '{ __typename }' }));
+
+    await Promise.all([wsFirst, sseStreaming, rawStreaming, post.inFlight]);
+    server.child.kill('SIGTERM');
+    await server.waitForLog((line) => line.msg?.startsWith('shutting down') === true, 'it began shutting down');
+    expect(await refusesConnections(port)).toBe(true);
+    // Only now does the request's body leave the client.
+    post.send();
+
+    expect(await post.answer).toEqual({ status: 200, connection: 'close', body: { data: { __typename: 'Query' } } });
+    expect(await wsClosed).toEqual({ code: 1012, reason: 'Service restart' });
+    // A stream ended before `complete` is a lost connection to graphql-sse, which it retries.
+    expect(await sseOutcome).toBeInstanceOf(NetworkError);
+    await rawEnded; // the body ended cleanly: no reset
+    expect(rawText).not.toContain('event: complete');
+    expect(rawText).toMatch(/: server restarting, reconnect\n\n$/);
+
+    expect(await server.exited).toEqual({ code: 0, signal: null });
+    expect(server.logs.find((line) => line.msg === STOPPED)).toMatchObject({
+      requestsWaitedFor: 1,
+      requestsCut: 0,
+      streamsEnded: 2,
+      webSocketsClosed: 1,
+      webSocketsCut: 0,
+    });
+    await wsClient.dispose();
+    sseClient.dispose();
+  });
+});
