@@ -1,0 +1,474 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { isBuiltin } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments } from 'yaml';
+import { READINESS_TIMEOUT_MS } from '../src/http/readiness.js';
+import { envSchema } from '../src/platform/config-env.js';
+
+/**
+ * The deployment artefacts (Dockerfile, docker-compose.yml, deploy/), checked without a container
+ * engine: what the image would copy exists and is in the build context, the image runs node as a
+ * non-root user, the manifests parse and agree with the server (probe paths and port, grace period,
+ * variables), production dependencies cover every run-time import, and the pre-transpiled build
+ * (`npm run build`) migrates a database and serves a query from a directory laid out like the
+ * image: package.json, node_modules, dist/, prisma/migrations/ and nothing else of the repository.
+ */
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
+const run = promisify(execFile);
+
+// biome-ignore lint/suspicious/noExplicitAny: parsed YAML, walked by key path; the assertions are its type checks.
+type Yaml = Record<string, any>;
+
+// ---------------------------------------------------------------------------------------------
+// Dockerfile and .dockerignore
+
+interface Instruction {
+  op: string;
+  args: string;
+}
+interface Stage {
+  from: string;
+  name: string | undefined;
+  instructions: Instruction[];
+}
+
+function dockerfileStages(text: string): Stage[] {
+  const stages: Stage[] = [];
+  const logical = text
+    .replace(/\\\r?\n/g, ' ')
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line && !line.startsWith('#'));
+  for (const line of logical) {
+    const [, op = '', args = ''] = /^(\S+)\s*(.*)$/.exec(line) ?? [];
+    if (op.toUpperCase() === 'FROM') {
+      const [, from = '', name] = /^(\S+)(?:\s+AS\s+(\S+))?/i.exec(args) ?? [];
+      stages.push({ from, name, instructions: [] });
+    } else if (stages.length) {
+      stages.at(-1)!.instructions.push({ op: op.toUpperCase(), args });
+    }
+  }
+  return stages;
+}
+
+/** COPY's sources and destination, with its flags apart. */
+function copyArgs(args: string): { from: string | undefined; sources: string[]; dest: string } {
+  const words = args.split(/\s+/);
+  const from = words.find((word) => word.startsWith('--from='))?.slice('--from='.length);
+  const paths = words.filter((word) => !word.startsWith('--'));
+  return { from, sources: paths.slice(0, -1), dest: paths.at(-1)! };
+}
+
+/** Docker's .dockerignore rule: the last pattern matching the path or one of its parents decides. */
+function excludedByDockerignore(patterns: string[], file: string): boolean {
+  const toRegExp = (glob: string) =>
+    new RegExp(
+      `^${glob
+        .split('**')
+        .map((part) =>
+          part
+            .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+            .replace(/\*/g, '[^/]*')
+            .replace(/\?/g, '[^/]'),
+        )
+        .join('.*')}$`,
+    );
+  const parts = path.posix.normalize(file).replace(/\/$/, '').split('/');
+  const candidates = parts.map((_, index) => parts.slice(0, index + 1).join('/'));
+  let excluded = false;
+  for (const raw of patterns) {
+    const negated = raw.startsWith('!');
+    const pattern = path.posix.normalize(negated ? raw.slice(1) : raw).replace(/\/$/, '');
+    const regExp = toRegExp(pattern);
+    if (candidates.some((candidate) => regExp.test(candidate))) excluded = !negated;
+  }
+  return excluded;
+}
+
+const dockerignore = read('.dockerignore')
+  .split(/\r?\n/)
+  .map((line) => line.trim())
+  .filter((line) => line && !line.startsWith('#'));
+
+describe('Dockerfile', () => {
+  const stages = dockerfileStages(read('Dockerfile'));
+  const final = stages.at(-1)!;
+  const build = stages.find((stage) => stage.name === 'build');
+  const runs = (stage: Stage) => stage.instructions.filter((i) => i.op === 'RUN').map((i) => i.args);
+
+  it('is multi-stage: a build stage that builds and prunes dev dependencies, a runtime stage', () => {
+    expect(stages.length).toBeGreaterThanOrEqual(2);
+    expect(build).toBeDefined();
+    const buildRuns = runs(build!).join('\n');
+    expect(buildRuns).toMatch(/npm ci\b/);
+    expect(buildRuns).toMatch(/npm run build\b/);
+    expect(buildRuns).toMatch(/npm prune --omit=dev\b/);
+    // The runtime stage installs nothing and compiles nothing.
+    expect(runs(final).join('\n')).not.toMatch(/\bnpm\b|\bnpx\b|\btsc\b|\btsx\b/);
+  });
+
+  it('runs `node dist/index.js` directly (PID 1 gets SIGTERM) as a non-root user', () => {
+    const cmd = final.instructions.filter((i) => i.op === 'CMD').at(-1);
+    expect(cmd, 'the runtime stage has a CMD').toBeDefined();
+    // Exec form (a JSON array): no shell between the signal and node.
+    const argv = JSON.parse(cmd!.args) as string[];
+    expect(argv[0]).toBe('node');
+    expect(argv).toContain('dist/index.js');
+    expect(final.instructions.some((i) => i.op === 'ENTRYPOINT')).toBe(false);
+    const user = final.instructions.filter((i) => i.op === 'USER').at(-1)?.args;
+    expect(user).toBeDefined();
+    expect(user).not.toMatch(/^(root|0)(:|$)/);
+  });
+
+  it('ships what the built server reads at run time: package.json, node_modules, dist/, prisma/migrations/', () => {
+    const copied = final.instructions
+      .filter((i) => i.op === 'COPY')
+      .map((i) => copyArgs(i.args))
+      .flatMap(({ from, sources }) => sources.map((source) => (from ? `${from}:${source}` : source)))
+      .map((source) => source.replace(/\/$/, ''));
+    expect(copied).toEqual(
+      expect.arrayContaining([
+        'build:/app/package.json',
+        'build:/app/node_modules',
+        'build:/app/dist',
+        'prisma/migrations',
+      ]),
+    );
+  });
+
+  it('takes every COPY source from the build context: it exists and .dockerignore keeps it', () => {
+    const sources = stages
+      .flatMap((stage) => stage.instructions)
+      .filter((i) => i.op === 'COPY' || i.op === 'ADD')
+      .map((i) => copyArgs(i.args))
+      .filter(({ from }) => !from)
+      .flatMap(({ sources }) => sources);
+    expect(sources.length).toBeGreaterThan(5);
+    for (const source of sources) {
+      expect(existsSync(path.join(ROOT, source)), `${source} exists`).toBe(true);
+      expect(excludedByDockerignore(dockerignore, source), `${source} is in the build context`).toBe(false);
+    }
+    // One file inside each copied directory as well (Docker applies the rules to every file).
+    expect(excludedByDockerignore(dockerignore, 'src/index.ts')).toBe(false);
+    expect(excludedByDockerignore(dockerignore, 'prisma/migrations/sqlite/0001_init/migration.sql')).toBe(false);
+  });
+
+  it('keeps secrets, local state and generated code out of the build context', () => {
+    for (const file of [
+      '.env',
+      'node_modules/x',
+      'dist/index.js',
+      'data/market.db',
+      '.git/HEAD',
+      'src/generated/prisma-sqlite/client.ts',
+    ]) {
+      expect(excludedByDockerignore(dockerignore, file), file).toBe(true);
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// docker-compose.yml, nginx and Kubernetes
+
+const compose = parse(read('docker-compose.yml'), { merge: true }) as Yaml;
+const apiServices = Object.entries(compose.services as Record<string, Yaml>).filter(([, service]) => service.build);
+const k8sDocs = parseAllDocuments(read('deploy/k8s/market-api.yaml')).map((doc) => {
+  if (doc.errors.length) throw new Error(`deploy/k8s/market-api.yaml: ${doc.errors.join('; ')}`);
+  return doc.toJS() as Yaml;
+});
+const deployment = k8sDocs.find((doc) => doc.kind === 'Deployment')!;
+const podSpec = deployment.spec.template.spec as Yaml;
+const container = podSpec.containers[0] as Yaml;
+const k8sEnv = Object.fromEntries((container.env as Yaml[]).map((entry) => [entry.name, entry]));
+
+/** Milliseconds of a compose duration such as `30s` or `1m30s`. */
+function durationMs(text: string): number {
+  let ms = 0;
+  for (const [, amount, unit] of text.matchAll(/(\d+)(ms|s|m|h)/g)) {
+    ms += Number(amount) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit as 'ms' | 's' | 'm' | 'h'];
+  }
+  return ms;
+}
+
+describe('docker-compose.yml', () => {
+  it('has PostgreSQL, Redis and two API instances behind a proxy', () => {
+    expect(apiServices.map(([name]) => name)).toHaveLength(2);
+    expect(Object.keys(compose.services)).toEqual(expect.arrayContaining(['postgres', 'redis', 'proxy']));
+  });
+
+  it('references only services, volumes and files that exist', () => {
+    const services = compose.services as Record<string, Yaml>;
+    for (const [name, service] of Object.entries(services)) {
+      const dependsOn = Array.isArray(service.depends_on) ? service.depends_on : Object.keys(service.depends_on ?? {});
+      for (const dependency of dependsOn)
+        expect(Object.keys(services), `${name} depends on ${dependency}`).toContain(dependency);
+      for (const volume of (service.volumes ?? []) as string[]) {
+        const [source = ''] = volume.split(':');
+        if (source.startsWith('.') || source.startsWith('/')) {
+          expect(existsSync(path.join(ROOT, source)), `${name} mounts ${source}`).toBe(true);
+        } else {
+          expect(Object.keys(compose.volumes ?? {}), `${name} uses volume ${source}`).toContain(source);
+        }
+      }
+    }
+  });
+
+  it('configures the instances for a cluster: all interfaces, authentication, PostgreSQL, Redis', () => {
+    for (const [name, service] of apiServices) {
+      const env = service.environment as Record<string, string>;
+      expect(env.HOST, name).toBe('0.0.0.0');
+      expect(env.AUTH_TOKENS, `${name}: AUTH_TOKENS comes from the environment, required`).toMatch(
+        /^\$\{AUTH_TOKENS:\?/,
+      );
+      expect(env.DATABASE_URL, name).toMatch(/^postgresql:\/\/.*@postgres:5432\//);
+      expect(env.REDIS_URL, name).toBe('redis://redis:6379');
+      // The stop budget covers the drain and the task engine's stop.
+      expect(durationMs(service.stop_grace_period)).toBeGreaterThanOrEqual(Number(env.SHUTDOWN_TIMEOUT_MS) + 10_000);
+      const check = (service.healthcheck.test as string[]).join(' ');
+      expect(check).toContain(`http://127.0.0.1:${env.PORT}/readiness`);
+    }
+  });
+
+  it('has the proxy balance the instances on their port, with WebSocket upgrade and SSE unbuffered', () => {
+    const nginx = read('deploy/nginx.conf');
+    const upstreams = [...nginx.matchAll(/^\s*server\s+([\w.-]+):(\d+)/gm)].map(([, host, port]) => `${host}:${port}`);
+    expect(upstreams.sort()).toEqual(
+      apiServices.map(([name, service]) => `${name}:${(service.environment as Record<string, string>).PORT}`).sort(),
+    );
+    expect(nginx).toMatch(/proxy_set_header\s+Upgrade\s+\$http_upgrade;/);
+    expect(nginx).toMatch(/proxy_set_header\s+Connection\s+\$connection_upgrade;/);
+    expect(nginx).toMatch(/proxy_buffering\s+off;/);
+    expect(nginx).toMatch(/proxy_http_version\s+1\.1;/);
+    expect((compose.services.proxy.volumes as string[]).some((v) => v.startsWith('./deploy/nginx.conf:'))).toBe(true);
+  });
+});
+
+describe('Kubernetes manifest', () => {
+  const port = (container.ports as Yaml[])[0]!;
+  const probePort = (probe: Yaml) => probe.httpGet.port;
+
+  it('probes /health (liveness) and /readiness (readiness) on the container port', () => {
+    expect(container.livenessProbe.httpGet.path).toBe('/health');
+    expect(container.readinessProbe.httpGet.path).toBe('/readiness');
+    for (const probe of [container.livenessProbe, container.readinessProbe]) {
+      expect([port.name, port.containerPort]).toContain(probePort(probe));
+    }
+    expect(String(port.containerPort)).toBe(k8sEnv.PORT.value);
+    // The readiness check waits up to READINESS_TIMEOUT_MS for the database: the probe waits longer.
+    expect(container.readinessProbe.timeoutSeconds * 1000).toBeGreaterThan(READINESS_TIMEOUT_MS);
+  });
+
+  it('gives a stop enough time: preStop pause + SHUTDOWN_TIMEOUT_MS + the task engine, within the grace period', () => {
+    const preStop = container.lifecycle.preStop as Yaml;
+    const pauseS = preStop.sleep?.seconds ?? Number((preStop.exec.command as string[]).at(-1));
+    expect(preStop.exec?.command?.[0] ?? 'sleep').toBe('sleep');
+    expect(pauseS).toBeGreaterThan(0);
+    const shutdownMs = Number(k8sEnv.SHUTDOWN_TIMEOUT_MS.value);
+    expect(podSpec.terminationGracePeriodSeconds * 1000).toBeGreaterThanOrEqual(pauseS * 1000 + shutdownMs + 10_000);
+  });
+
+  it('runs as non-root on all interfaces with authentication, PostgreSQL and Redis from a Secret', () => {
+    expect(podSpec.securityContext.runAsNonRoot).toBe(true);
+    expect(container.securityContext.allowPrivilegeEscalation).toBe(false);
+    expect(k8sEnv.HOST.value).toBe('0.0.0.0');
+    for (const name of ['AUTH_TOKENS', 'DATABASE_URL', 'REDIS_URL']) {
+      expect(k8sEnv[name]?.valueFrom?.secretKeyRef, name).toBeDefined();
+    }
+    const secret = parse(read('deploy/k8s/secret.example.yaml')) as Yaml;
+    for (const entry of container.env as Yaml[]) {
+      const ref = entry.valueFrom?.secretKeyRef;
+      if (!ref) continue;
+      expect(ref.name).toBe(secret.metadata.name);
+      expect(Object.keys(secret.stringData)).toContain(ref.key);
+    }
+  });
+
+  it('has a Service whose selector and target port reach the Deployment’s pods', () => {
+    const service = k8sDocs.find((doc) => doc.kind === 'Service')!;
+    expect(service).toBeDefined();
+    const labels = deployment.spec.template.metadata.labels as Record<string, string>;
+    expect(deployment.spec.selector.matchLabels).toEqual(service.spec.selector);
+    for (const [key, value] of Object.entries(service.spec.selector as Record<string, string>))
+      expect(labels[key]).toBe(value);
+    expect([port.name, port.containerPort]).toContain(service.spec.ports[0].targetPort);
+  });
+});
+
+describe('variables named by the manifests', () => {
+  const configTable = (() => {
+    const readme = read('README.md');
+    const section = readme.slice(
+      readme.indexOf('## Configuration'),
+      readme.indexOf('\n## ', readme.indexOf('## Configuration') + 1),
+    );
+    const names = new Set<string>();
+    for (const line of section.split('\n').filter((l) => l.startsWith('| `'))) {
+      for (const [, name] of (line.split('|')[1] ?? '').matchAll(/`([A-Z][A-Z0-9_]*)`/g)) names.add(name!);
+    }
+    return names;
+  })();
+  const deploymentSection = (() => {
+    const readme = read('README.md');
+    const start = readme.indexOf('\n## Deployment\n');
+    return start < 0 ? '' : readme.slice(start, readme.indexOf('\n## ', start + 1));
+  })();
+  const manifestVariables = [
+    ...new Set([...apiServices.flatMap(([, service]) => Object.keys(service.environment)), ...Object.keys(k8sEnv)]),
+  ];
+
+  it('are server settings: in config-env.ts and in the README configuration table', () => {
+    expect(manifestVariables.length).toBeGreaterThan(5);
+    for (const name of manifestVariables) {
+      expect(Object.keys(envSchema.shape), `${name} in src/platform/config-env.ts`).toContain(name);
+      expect([...configTable], `${name} in the README configuration table`).toContain(name);
+    }
+  });
+
+  it('are each explained in the README "Deployment" section, with the probes', () => {
+    expect(deploymentSection, 'README has a "## Deployment" section').not.toBe('');
+    for (const name of manifestVariables) expect(deploymentSection, name).toContain(`\`${name}\``);
+    expect(deploymentSection).toContain('/health');
+    expect(deploymentSection).toContain('/readiness');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Production dependencies and the pre-transpiled build
+
+describe('production dependencies (`npm ci --omit=dev`)', () => {
+  it('hold every package src/ imports at run time', () => {
+    const pkg = JSON.parse(read('package.json')) as { dependencies: Record<string, string> };
+    const missing: string[] = [];
+    const walk = (dir: string) => {
+      for (const entry of readdirSync(dir, { withFileTypes: true })) {
+        const file = path.join(dir, entry.name);
+        if (entry.isDirectory()) walk(file);
+        else if (/\.(ts|mts|js|mjs)$/.test(entry.name)) {
+          const text = readFileSync(file, 'utf8');
+          const statements = [
+            // Static imports and re-exports, type-only ones excepted (they vanish from the output).
+            ...[...text.matchAll(/^\s*(?:import|export)\s+(type\s+)?(?:[^;'"]*?\s+from\s+)?['"]([^'"]+)['"]/gms)]
+              .filter(([, typeOnly]) => !typeOnly)
+              .map(([, , spec]) => spec!),
+            ...[...text.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g)].map(([, spec]) => spec!),
+          ];
+          for (const spec of statements) {
+            if (spec.startsWith('.') || isBuiltin(spec)) continue;
+            const name = spec
+              .split('/')
+              .slice(0, spec.startsWith('@') ? 2 : 1)
+              .join('/');
+            if (!pkg.dependencies[name]) missing.push(`${path.relative(ROOT, file)}: ${spec}`);
+          }
+        }
+      }
+    };
+    walk(path.join(ROOT, 'src'));
+    expect(missing).toEqual([]);
+  });
+});
+
+const BUILD_TIMEOUT_MS = 90_000;
+
+describe('the pre-transpiled build, laid out like the image', () => {
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'market-deploy-'));
+    for (const file of ['package.json', 'tsconfig.json', 'tsconfig.build.json'])
+      cpSync(path.join(ROOT, file), path.join(dir, file));
+    cpSync(path.join(ROOT, 'src'), path.join(dir, 'src'), { recursive: true });
+    symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
+    // `npm run build` as written, except that tsc skips type checking (`npm test` type-checks the
+    // same files; checking them again here would double the time of this file).
+    const script = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts.build!;
+    const fast = script.replace('tsc -p tsconfig.build.json', 'tsc -p tsconfig.build.json --noCheck');
+    expect(fast, 'the build script runs `tsc -p tsconfig.build.json`').not.toBe(script);
+    await run('sh', ['-c', fast], {
+      cwd: dir,
+      env: { ...process.env, PATH: `${path.join(ROOT, 'node_modules', '.bin')}${path.delimiter}${process.env.PATH}` },
+    });
+    // What the runtime stage holds: package.json, node_modules, dist/, prisma/migrations/. No sources.
+    for (const file of ['src', 'tsconfig.json', 'tsconfig.build.json'])
+      rmSync(path.join(dir, file), { recursive: true });
+    cpSync(path.join(ROOT, 'prisma', 'migrations'), path.join(dir, 'prisma', 'migrations'), { recursive: true });
+  }, BUILD_TIMEOUT_MS);
+
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const env = (extra: Record<string, string>) => ({
+    ...process.env,
+    DATABASE_URL: `file:${path.join(dir, 'data', 'market.db')}`,
+    LOG_LEVEL: 'info',
+    DEMO_DATA: '0',
+    AUTH_USER_HEADER: '',
+    REDIS_URL: '',
+    ...extra,
+  });
+
+  it('migrates a fresh database with the built migrate CLI', async () => {
+    const { stdout } = await run(process.execPath, ['dist/db/migrate-cli.js'], { cwd: dir, env: env({}) });
+    const line = JSON.parse(stdout.trim().split('\n').at(-1)!) as { msg: string; applied: string[] };
+    expect(line.msg).toBe('migrations applied');
+    const migrations = readdirSync(path.join(ROOT, 'prisma', 'migrations', 'sqlite'), { withFileTypes: true })
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => entry.name)
+      .sort();
+    expect(migrations.length).toBeGreaterThan(0);
+    expect(line.applied).toEqual(migrations);
+  });
+
+  it('starts as `node dist/index.js` on all interfaces with tokens, answers, and stops on SIGTERM', async () => {
+    const token = 'deploy-test-token-1234';
+    const child: ChildProcess = spawn(process.execPath, ['dist/index.js'], {
+      cwd: dir,
+      env: env({ HOST: '0.0.0.0', PORT: '0', AUTH_TOKENS: `ops:admin:${token}` }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const output: string[] = [];
+    const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+    try {
+      const listening = new Promise<string>((resolve, reject) => {
+        for (const stream of [child.stdout!, child.stderr!]) {
+          createInterface({ input: stream }).on('line', (line) => {
+            output.push(line);
+            const url = /"url":"(http:\/\/[^"]+)\/graphql".*API listening/.exec(line)?.[1];
+            if (url) resolve(url.replace('0.0.0.0', '127.0.0.1'));
+          });
+        }
+        void exited.then(([code]) => reject(new Error(`server exited (${code}):\n${output.join('\n')}`)));
+      });
+      const base = await listening;
+      expect((await fetch(`${base}/health`)).status).toBe(200);
+      expect((await fetch(`${base}/readiness`)).status).toBe(200);
+      // The dashboard's files are assets next to the code: the build copies them.
+      expect((await fetch(`${base}/dashboard`)).status).toBe(200);
+      const query = (headers: Record<string, string>) =>
+        fetch(`${base}/graphql`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...headers },
+          body: JSON.stringify({ query: '{ viewer { userId } }' }),
+        });
+      expect((await query({})).status).toBe(401);
+      const answer = await query({ authorization: `Bearer ${token}` });
+      expect(await answer.json()).toEqual({ data: { viewer: { userId: 'ops' } } });
+      child.kill('SIGTERM');
+      const [code] = await exited;
+      expect(code, output.join('\n')).toBe(0);
+      expect(output.some((line) => line.includes('"msg":"stopped"'))).toBe(true);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  }, 30_000);
+});
