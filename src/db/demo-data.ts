@@ -1,6 +1,7 @@
 import { appKeyString } from '../domain/app-key.js';
 import type { Db } from './client.js';
 import { DEMO_APPS, DEMO_LOCAL_APPS, DEMO_SOURCES, type DemoApp, REMOTE_SOURCE } from './demo-catalogue.js';
+import { isUniqueViolation } from './hot-path-sql.js';
 import type { Prisma } from './models.js';
 
 /**
@@ -112,12 +113,19 @@ export async function seedDemoData(db: Db, now = new Date()): Promise<boolean> {
   if ((await db.marketSource.count()) > 0) return false;
   const at: Clock = (minutesAgo) => new Date(now.getTime() - minutesAgo * MINUTE);
 
-  await db.$transaction(async (tx) => {
-    await seedCatalogue(tx);
-    for (const [index, install] of INSTALLS.entries()) await seedInstall(tx, install, index, at);
-    await seedUninstall(tx, at);
-    await seedPayments(tx, at);
-  });
+  try {
+    await db.$transaction(async (tx) => {
+      await seedCatalogue(tx);
+      for (const [index, install] of INSTALLS.entries()) await seedInstall(tx, install, index, at);
+      await seedUninstall(tx, at);
+      await seedPayments(tx, at);
+    });
+  } catch (error) {
+    // Several instances starting together on one empty database: the first to commit seeds it,
+    // the others' transactions meet its rows (unique ids) and roll back whole.
+    if (isUniqueViolation(error)) return false;
+    throw error;
+  }
   return true;
 }
 

@@ -1,0 +1,34 @@
+import { afterEach, describe, expect, test } from 'vitest';
+import { createPrismaClient } from '../src/db/client.js';
+import { seedDemoData } from '../src/db/demo-data.js';
+import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
+
+const databases = await availableDatabases();
+
+// Several instances share a database only on PostgreSQL (one SQLite file serves one process).
+describe.runIf(databases.includes('postgresql'))('demo data on postgresql', () => {
+  const kind = 'postgresql';
+  let database: TestDatabase | undefined;
+  afterEach(async () => {
+    await database?.drop();
+    database = undefined;
+  });
+
+  test('two instances seeding one empty database at once: one seeds, the other sees it done, neither fails', async () => {
+    database = await createTestDatabase(kind);
+    const clients = [createPrismaClient(database.url), createPrismaClient(database.url)];
+    try {
+      const seeded = await Promise.all(clients.map((client) => seedDemoData(client)));
+      expect(seeded.sort()).toEqual([false, true]);
+      const [sources, apps] = await Promise.all([clients[0]!.marketSource.count(), clients[0]!.appState.count()]);
+      expect(sources).toBeGreaterThan(0);
+      // Seeded once: a second seeding would have doubled nothing (unique keys) but failed; the
+      // counts are those of one seeding.
+      expect(await seedDemoData(clients[1]!)).toBe(false);
+      expect(await clients[1]!.marketSource.count()).toBe(sources);
+      expect(await clients[1]!.appState.count()).toBe(apps);
+    } finally {
+      await Promise.all(clients.map((client) => client.$disconnect()));
+    }
+  });
+});
