@@ -1,14 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { print } from 'graphql';
 import { createClient as createSseClient } from 'graphql-sse';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { createPrismaClient } from '../src/db/client.js';
-import { availableDatabases, createTestDatabase, REQUIRE_SERVICES, type TestDatabase } from './support/databases.js';
+import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import {
   CatalogQuery,
   InstallAppMutation,
@@ -17,6 +12,15 @@ import {
   TaskDetailQuery,
   TaskUpdatedSubscription,
 } from './support/operations.js';
+import {
+  killLeftovers,
+  listeningUrl,
+  SERVER_COMMAND,
+  type ServerProcess,
+  serverEnv,
+  startProcess,
+} from './support/process.js';
+import { deleteKeys, REDIS_URL, redisAvailable, redisTarget, redisUrlVia, uniquePrefix } from './support/redis.js';
 import { dataOf, execute, waitFor } from './support/server.js';
 import { subscribe } from './support/subscriptions.js';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
@@ -27,83 +31,42 @@ import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
  * state of the other; installs spread over both run exactly once; both runtime states end equal.
  */
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const LISTENING = 'Market Runtime GraphQL API listening';
 const USER_HEADER = 'x-test-user';
 
-async function redisProblem(): Promise<string | null> {
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  try {
-    await redis.connect();
-    await redis.ping();
-    return null;
-  } catch (error) {
-    return (error as Error).message;
-  } finally {
-    redis.disconnect();
-  }
-}
-
 const databases = await availableDatabases();
-const problem = await redisProblem();
-if (problem && REQUIRE_SERVICES)
-  throw new Error(`Redis at ${REDIS_URL} is unreachable (${problem}); REQUIRE_SERVICES=1`);
-if (problem) console.warn(`\n!!! SKIPPING cluster tests: Redis at ${REDIS_URL} is unreachable (${problem})\n`);
-const runnable = databases.includes('postgresql') && !problem;
+const runnable = databases.includes('postgresql') && (await redisAvailable());
 
 interface Instance {
-  process: ChildProcess;
+  server: ServerProcess;
   url: string;
   graphqlUrl: string;
-  output: string[];
+  /** What it was started with, to start it again. */
+  env: Record<string, string>;
 }
 
-const children = new Set<ChildProcess>();
-
-/** One server process (`node --import tsx src/index.ts`), resolved once it logs that it listens. */
+/** One server process (`node --import tsx src/index.ts`), resolved once it listens. */
 async function startInstance(env: Record<string, string>): Promise<Instance> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/index.ts'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      ...process.env,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      AUTH_TOKENS: '',
+  const server = startProcess(
+    SERVER_COMMAND,
+    serverEnv(env.DATABASE_URL as string, {
       AUTH_USER_HEADER: USER_HEADER,
       AUTH_ADMIN_USERS: 'ops',
       MUTATION_RATE_PER_S: '0',
       SIMULATED_STEP_MS: '10',
       SIMULATED_FAIL_APPS: '',
       TASK_CONCURRENCY: '4',
-      LOG_LEVEL: 'info',
       ...env,
-    },
-  });
-  children.add(child);
-  const output: string[] = [];
-  createInterface({ input: child.stderr! }).on('line', (line) => output.push(line));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no listening line within 30 s:\n${output.join('\n')}`)), 30_000);
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      output.push(line);
-      try {
-        const entry = JSON.parse(line) as { msg?: string; url?: string };
-        if (entry.msg === LISTENING && entry.url) {
-          clearTimeout(timer);
-          resolve(entry.url.replace(/\/graphql$/, ''));
-        }
-      } catch {
-        // not a log line
-      }
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited (${signal ?? code}) before listening:\n${output.join('\n')}`));
-    });
-  });
-  return { process: child, url, graphqlUrl: `${url}/graphql`, output };
+    }),
+  );
+  const url = (await listeningUrl(server)).origin;
+  return { server, url, graphqlUrl: `${url}/graphql`, env };
+}
+
+/** SIGTERM, and once it has exited, the same instance again (on a new port). */
+async function restart(instance: Instance): Promise<Instance> {
+  instance.server.child.kill('SIGTERM');
+  expect(await instance.server.exited).toEqual({ code: 0, signal: null });
+  return startInstance(instance.env);
 }
 
 const as = (user: string) => ({ headers: { [USER_HEADER]: user } });
@@ -134,36 +97,34 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
 
   beforeAll(async () => {
     database = await createTestDatabase('postgresql');
-    prefix = `test-${randomBytes(4).toString('hex')}:`;
-    const redis = new URL(REDIS_URL);
-    bToRedis = await startTcpProxy({ host: redis.hostname, port: Number(redis.port || 6379) });
+    prefix = uniquePrefix();
+    bToRedis = await startTcpProxy(redisTarget());
     const env = { DATABASE_URL: database.url, REDIS_PREFIX: prefix };
-    const viaProxy = new URL(REDIS_URL);
-    viaProxy.hostname = '127.0.0.1';
-    viaProxy.port = String(bToRedis.port);
     // One after the other: the first seeds the demo data into the empty database.
     a = await startInstance({ ...env, REDIS_URL, DEMO_DATA: '1', INSTANCE_NAME: 'a' });
-    b = await startInstance({ ...env, REDIS_URL: viaProxy.toString(), DEMO_DATA: '0', INSTANCE_NAME: 'b' });
+    b = await startInstance({ ...env, REDIS_URL: redisUrlVia(bToRedis), DEMO_DATA: '0', INSTANCE_NAME: 'b' });
   }, 90_000);
 
   afterEach(() => {
     for (const instance of [a, b]) {
-      if (instance?.process.exitCode !== null) throw new Error(`an instance died:\n${instance?.output.join('\n')}`);
+      const { child, output } = instance.server;
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`an instance died:\n${output.join('\n')}`);
     }
   });
 
   afterAll(async () => {
-    for (const child of children) {
-      if (child.exitCode === null && child.signalCode === null) {
+    for (const instance of [a, b]) {
+      const { child, exited } = instance?.server ?? {};
+      if (child?.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
-        await once(child, 'exit');
+        await exited;
       }
     }
+    await killLeftovers();
     await bToRedis?.close();
     await database?.drop();
-    const redis = new Redis(REDIS_URL);
-    await redis.del(`${prefix}changes`);
-    redis.disconnect();
+    await deleteKeys(prefix);
   }, 60_000);
 
   test('an install on A reaches a graphql-ws and an SSE subscriber on B, and B’s runtime state', async () => {
@@ -394,4 +355,95 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
       await onA.close();
     }
   }, 60_000);
+
+  test('runtimeEvents(since:) resumes after both instances restarted, on either of them', async () => {
+    const user = 'frank';
+    const filter = { userId: user };
+    const onA = await subscribe(a, RuntimeEventsSubscription, { filter }, as('ops'));
+    let missed: Awaited<ReturnType<typeof onA.until>>;
+    let since: number;
+    try {
+      const install = async (instance: Instance, appName: string, version: string) => {
+        const variables = { input: { sourceId: 'market.olares', appName, version } };
+        const { installApp } = dataOf(await execute(instance, InstallAppMutation, variables, as(user)));
+        if (installApp.__typename !== 'InstallAppSuccess') throw new Error(JSON.stringify(installApp));
+      };
+      await install(a, 'wordpress', '6.7.1');
+      const seen = await onA.until((event) => event.runtimeEvents.task?.status === 'COMPLETED');
+      since = (seen.at(-1) as (typeof seen)[number]).runtimeEvents.sequence;
+      await install(b, 'excalidraw', '0.17.6');
+      missed = await onA.until(
+        (event) =>
+          event.runtimeEvents.task?.appName === 'excalidraw' && event.runtimeEvents.task.status === 'COMPLETED',
+      );
+    } finally {
+      await onA.close();
+    }
+
+    // A rolling restart: A, then B (each SIGTERM, exit 0, start again).
+    a = await restart(a);
+    b = await restart(b);
+
+    const strip = (events: typeof missed) =>
+      events.map(({ runtimeEvents: { sequence, kind, app, task } }) => ({ sequence, kind, app, task }));
+    const lastMissed = (missed.at(-1) as (typeof missed)[number]).runtimeEvents.sequence;
+    for (const instance of [a, b]) {
+      const resumed = await subscribe(instance, RuntimeEventsSubscription, { filter, since }, as('ops'));
+      try {
+        const events = await resumed.until(
+          (event) => event.runtimeEvents.kind === 'RESYNC' || event.runtimeEvents.sequence >= lastMissed,
+        );
+        expect(strip(events)).toEqual(strip(missed));
+      } finally {
+        await resumed.close();
+      }
+    }
+  }, 120_000);
+
+  test('Redis losing the log while B is cut off (a restart without persistence): B re-reads its state from the database', async () => {
+    const user = 'grace';
+    bToRedis.cut('hold');
+    try {
+      await waitFor(async () => ((await fetch(`${b.url}/readiness`)).status === 503 ? true : undefined), 'B not ready');
+      const redis = new Redis(REDIS_URL);
+      try {
+        await redis.del(`${prefix}changes`, `${prefix}sequence`, `${prefix}events`);
+      } finally {
+        redis.disconnect();
+      }
+      const { installApp } = dataOf(
+        await execute(
+          a,
+          InstallAppMutation,
+          { input: { sourceId: 'market.olares', appName: 'minio', version: '2024.11.7' } },
+          as(user),
+        ),
+      );
+      if (installApp.__typename !== 'InstallAppSuccess') throw new Error(JSON.stringify(installApp));
+      await waitFor(async () => {
+        const { task } = dataOf(await execute(a, TaskDetailQuery, { taskId: installApp.task.taskId }, as('ops')));
+        return task?.status === 'COMPLETED' ? true : undefined;
+      }, 'the install on A to complete');
+    } finally {
+      bToRedis.restore();
+    }
+    await waitFor(
+      async () => {
+        const { runtimeSnapshot } = dataOf(
+          await execute(b, RuntimeSnapshotQuery, { filter: { userId: user } }, as('ops')),
+        );
+        return runtimeSnapshot.apps.some((app) => app.appName === 'minio' && app.stage === 'RUNNING')
+          ? true
+          : undefined;
+      },
+      'B to re-read the install it could not read from the lost log',
+      30_000,
+    );
+    expect(b.server.logs.some((line) => line.msg === 'cluster log: entries may have been missed')).toBe(true);
+    // And the two converge again.
+    await waitFor(async () => {
+      const [onA, onB] = await Promise.all([runtimeContent(a), runtimeContent(b)]);
+      return JSON.stringify({ ...onA, sequence: 0 }) === JSON.stringify({ ...onB, sequence: 0 }) ? true : undefined;
+    }, 'both runtime states to hold the same content');
+  }, 120_000);
 });

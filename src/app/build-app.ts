@@ -119,17 +119,10 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
     const running = await listen(port);
     await openDatabase(db, config, logger);
     // Cluster mode: other instances' changes reach this one's bus from here on.
-    await connectCluster(services);
+    const runtimeEntries = await connectCluster(services);
     await services.engine.start();
     await jobs.start();
-    collector = createCollector({
-      db,
-      config,
-      services,
-      logger,
-      subscriptionStats: live.stats,
-      jobSources: jobs.sources(),
-    });
+    collector = createCollector({ db, config, services, logger, subscriptionStats: live.stats, jobs, runtimeEntries });
     await collector.start();
     lifecycle.started();
     return running;
@@ -153,7 +146,9 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
       await starting?.catch(() => {});
       await collector?.stop();
       await jobs.stop();
-      await services.engine.stop();
+      // The engine's sends to the app service in progress get a budget of their own.
+      await services.engine.stop(Date.now() + config.shutdownTimeoutMs);
+      await jobs.release();
       // After the engine: what it announced while handing its tasks over still reaches the others.
       await services.clusterLog?.stop();
       services.purchases.stop();

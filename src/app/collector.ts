@@ -2,20 +2,24 @@ import { createChartRepo } from '../adapters/chart-repo/factory.js';
 import { type Db, databaseProvider } from '../db/client.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
-import { databaseSource, pubsubSource, taskEngineSource } from '../runtime/sources.js';
-import { type PollSource, StateCollector } from '../runtime/state-collector.js';
+import type { RuntimeEntries } from '../runtime/runtime-change.js';
+import { clusterSource, databaseSource, pubsubSource, taskEngineSource } from '../runtime/sources.js';
+import { StateCollector } from '../runtime/state-collector.js';
 import type { Services } from './create-services.js';
+import type { PeriodicJobs } from './jobs.js';
 import type { SubscriptionStats } from './live.js';
 
 export interface CollectorDeps {
   db: Db;
   config: Config;
-  services: Pick<Services, 'store' | 'localBus' | 'engine' | 'clusterLog' | 'runtimeEntries'>;
+  services: Pick<Services, 'store' | 'localBus' | 'engine' | 'clusterLog'>;
   logger: Logger;
   /** The fan-out figures the `pubsub` component shows. */
   subscriptionStats(): SubscriptionStats;
-  /** The periodic jobs' components. */
-  jobSources: PollSource[];
+  /** The periodic jobs: their components, and who leads (the chart repo is polled by the leader only). */
+  jobs: Pick<PeriodicJobs, 'sources' | 'leadership'>;
+  /** Cluster mode: the change log's runtime changes (connectCluster); null in one process. */
+  runtimeEntries: RuntimeEntries | null;
 }
 
 /**
@@ -28,11 +32,12 @@ export function createCollector({
   services,
   logger,
   subscriptionStats,
-  jobSources,
+  jobs,
+  runtimeEntries,
 }: CollectorDeps): StateCollector {
   const collectorLogger = logger.child({ component: 'collector' });
   const { collectIntervalMs } = config.runtime;
-  const { clusterLog, runtimeEntries } = services;
+  const { clusterLog } = services;
   return new StateCollector(
     db,
     services.store,
@@ -41,13 +46,20 @@ export function createCollector({
       databaseSource(db, databaseProvider(config.databaseUrl)),
       taskEngineSource(db, services.engine, config.tasks.concurrency),
       pubsubSource(subscriptionStats, services.clusterLog),
-      ...jobSources,
+      ...jobs.sources(),
+      ...(config.redis ? [clusterSource(config.redis.instance, jobs.leadership)] : []),
     ],
     createChartRepo(config.runtime, collectorLogger),
     collectorLogger,
     { intervalMs: collectIntervalMs, sourceTimeoutMs: Math.min(collectIntervalMs, 10_000) },
     clusterLog && runtimeEntries && config.redis
-      ? { log: clusterLog, entries: runtimeEntries, instance: config.redis.instance }
+      ? {
+          log: clusterLog,
+          entries: runtimeEntries,
+          instance: config.redis.instance,
+          leader: jobs.leadership,
+          eventBuffer: config.runtime.eventBuffer,
+        }
       : null,
   );
 }

@@ -34,6 +34,7 @@ export function createServices({ db, config, logger }: ServiceDeps) {
         url: config.redis.url,
         prefix: config.redis.prefix,
         retention: config.redis.changeLogRetention,
+        eventRetention: config.runtime.eventBuffer,
         logger: logger.child({ component: 'cluster-log' }),
       })
     : null;
@@ -79,8 +80,6 @@ export function createServices({ db, config, logger }: ServiceDeps) {
     bus,
     localBus,
     clusterLog,
-    /** Cluster mode: the log's runtime changes, held until the collector has loaded the state. */
-    runtimeEntries: clusterLog ? new RuntimeEntries() : null,
     store,
     runtime: new RuntimeService(store, {
       snapshotMaxHz: config.runtime.snapshotMaxHz,
@@ -93,17 +92,18 @@ export type Services = ReturnType<typeof createServices>;
 
 /**
  * Cluster mode: starts reading the change log (before the engine and the collector start, so that
- * nothing another instance commits meanwhile is missed), and numbers the runtime store's events
- * from the log's position on.
+ * nothing another instance commits meanwhile is missed). The runtime changes it brings are held
+ * until the collector has loaded the state and takes them over; null without REDIS_URL.
  */
-export async function connectCluster({ clusterLog, runtimeEntries, bus, localBus, store }: Services): Promise<void> {
-  if (!clusterLog || !runtimeEntries) return;
-  const position = await clusterLog.start({
+export async function connectCluster({ clusterLog, bus, localBus }: Services): Promise<RuntimeEntries | null> {
+  if (!clusterLog) return null;
+  const entries = new RuntimeEntries();
+  entries.position = await clusterLog.start({
     announcement: ([topic, event]) => bus.publish(topic, event as never),
-    runtime: (change, first, last) => runtimeEntries.deliver(change as RuntimeChange, first, last),
+    runtime: (change, first, last) => entries.deliver(change as RuntimeChange, first, last),
     resync: (reason) => localBus.publish('runtime:resync', { reason }),
   });
-  store.startAt(position);
+  return entries;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { LeaderLease, type Leadership, soleLeader } from '../events/leader-lease.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import { type PeriodicJob, startPeriodicJob } from '../platform/periodic-job.js';
@@ -9,47 +10,100 @@ export interface JobDeps {
   config: Config;
   services: Pick<Services, 'purchases' | 'history' | 'engine' | 'appService'>;
   logger: Logger;
+  /** Who runs the jobs. @default createLeadership(config, logger) */
+  leadership?: Leadership;
 }
 
-/** The work the server does on a timer, beside answering requests. */
+/**
+ * The work the server does on a timer, beside answering requests. It is the cluster's: with
+ * REDIS_URL only the leader runs it (in one process, the process).
+ */
 export interface PeriodicJobs {
+  /** Whether this instance leads; the collector polls the chart repo only while it does. */
+  readonly leadership: Leadership;
   /**
-   * Starts payment polling recovery, history cleanup (and waits for its first run, so old history
-   * is gone before the first request) and, with a real app service, reconciliation against it.
+   * Takes part in the leader election (cluster mode), then, while this instance leads, runs
+   * payment polling recovery, history cleanup (waiting for its first run, so old history is gone
+   * before the first request) and, with a real app service, reconciliation against it. The jobs
+   * start when the instance begins to lead and stop when it stops.
    */
   start(): Promise<void>;
   /** How the collector reports them: the `app_service` component and the `jobs` ones. */
   sources(): PollSource[];
   /** Stops the jobs started, waiting for runs in progress. */
   stop(): Promise<void>;
+  /**
+   * After `stop()` and the task engine's stop: gives up the lease (cluster mode), so that another
+   * instance takes the jobs over at its next attempt instead of after LEADER_LEASE_MS.
+   */
+  release(): Promise<void>;
 }
 
-export function createPeriodicJobs({ config, services, logger }: JobDeps): PeriodicJobs {
+/**
+ * Who does the once-per-cluster work: with REDIS_URL the instance holding the lease
+ * `<REDIS_PREFIX>leader` (LEADER_LEASE_MS); in one process, the process.
+ */
+export function createLeadership(config: Config, logger: Logger): Leadership {
+  if (!config.redis) return soleLeader();
+  const { url, prefix, instance, leaderLeaseMs } = config.redis;
+  return new LeaderLease({
+    url,
+    prefix,
+    instance,
+    leaseMs: leaderLeaseMs,
+    logger: logger.child({ component: 'leader-lease' }),
+  });
+}
+
+export function createPeriodicJobs({
+  config,
+  services,
+  logger,
+  leadership = createLeadership(config, logger),
+}: JobDeps): PeriodicJobs {
   const started: PeriodicJob[] = [];
   let paymentRecovery: PeriodicJob | null = null;
   let historyCleanup: PeriodicJob | null = null;
   let reconciliation: PeriodicJob | null = null;
+  let stopped = false;
+
   const startJob = (name: string, intervalMs: number, work: () => Promise<void>) => {
-    const job = startPeriodicJob(name, intervalMs, work, logger);
+    // Asked at every run too: a leader whose event loop stalled past its lease must not act on a
+    // timer that fires before it has heard that it no longer leads.
+    const job = startPeriodicJob(name, intervalMs, () => (leadership.isLeader ? work() : Promise.resolve()), logger);
     started.push(job);
     return job;
   };
+  /** Starts every job (unless they run); resolves once history cleanup's first run is over. */
+  const startAll = async (): Promise<void> => {
+    if (stopped || started.length > 0) return;
+    paymentRecovery = startJob('payment polling recovery', services.purchases.resumeIntervalMs, () =>
+      services.purchases.resumePolling(),
+    );
+    historyCleanup = startJob('history cleanup', config.history.cleanupIntervalMs, () =>
+      removeOldHistory({ config, services, logger }),
+    );
+    const { appService } = services;
+    if (config.appService.kind === 'http' && appService.listApps) {
+      const listApps = appService.listApps.bind(appService);
+      reconciliation = startJob('app-service reconciliation', config.appService.reconcileIntervalMs, async () => {
+        for (const event of await listApps()) await services.engine.onAppState(event);
+      });
+    }
+    await historyCleanup.firstRun;
+  };
+  const stopAll = async (): Promise<void> => {
+    await Promise.all(started.splice(0).map((job) => job.stop()));
+    paymentRecovery = historyCleanup = reconciliation = null;
+  };
+  const following = followLeadership(leadership, { start: startAll, stop: stopAll }, logger);
+
   return {
+    leadership,
     async start() {
-      paymentRecovery = startJob('payment polling recovery', services.purchases.resumeIntervalMs, () =>
-        services.purchases.resumePolling(),
-      );
-      historyCleanup = startJob('history cleanup', config.history.cleanupIntervalMs, () =>
-        removeOldHistory({ config, services, logger }),
-      );
-      await historyCleanup.firstRun; // old history is gone before the first request
-      const { appService } = services;
-      if (config.appService.kind === 'http' && appService.listApps) {
-        const listApps = appService.listApps.bind(appService);
-        reconciliation = startJob('app-service reconciliation', config.appService.reconcileIntervalMs, async () => {
-          for (const event of await listApps()) await services.engine.onAppState(event);
-        });
-      }
+      await leadership.start();
+      following.start();
+      if (leadership.isLeader) await startAll(); // old history is gone before the first request
     },
     sources: () => [
       appServiceSource(config.appService.kind, () => reconciliation?.status() ?? null),
@@ -59,7 +113,36 @@ export function createPeriodicJobs({ config, services, logger }: JobDeps): Perio
       ]),
     ],
     async stop() {
-      await Promise.all(started.splice(0).map((job) => job.stop()));
+      stopped = true;
+      await following.stop();
+      await stopAll();
+    },
+    release: () => leadership.stop(),
+  };
+}
+
+/**
+ * Starts the jobs when this instance begins to lead and stops them when it stops, one change after
+ * the other (a stop waits for the runs in progress; a start does not wait for the first run).
+ */
+function followLeadership(
+  leadership: Leadership,
+  jobs: { start(): Promise<void>; stop(): Promise<void> },
+  logger: Logger,
+) {
+  let transition: Promise<void> = Promise.resolve();
+  let unfollow = () => {};
+  return {
+    start() {
+      unfollow = leadership.onChange((leading) => {
+        transition = transition
+          .then(() => (leading ? void jobs.start() : jobs.stop()))
+          .catch((error) => logger.error({ err: error }, 'could not start or stop the periodic jobs'));
+      });
+    },
+    async stop() {
+      unfollow();
+      await transition;
     },
   };
 }

@@ -124,13 +124,26 @@ export class TaskEngine implements TaskRunner {
    * over has its op id; they last at most the app service's timeout), then hands its tasks over
    * to the instances that remain, or to its own restart (see handOver).
    */
-  async stop(): Promise<void> {
+  /**
+   * Hands this instance's tasks over (see HANDOVER above). `deadline` (ms since the epoch) bounds
+   * the wait for sends in progress, so a hanging app service cannot hold a shutdown beyond its
+   * budget: a send still open then is handed over without its op id, and its adopter finds the
+   * operation by its app.
+   */
+  async stop(deadline = Number.POSITIVE_INFINITY): Promise<void> {
     this.stopped = true;
     clearInterval(this.pollTimer);
     clearInterval(this.heartbeatTimer);
     this.tracked.clearTimeouts();
     await Promise.all([this.pumping, this.repairs.stop(), this.beating, this.recovering]);
-    await Promise.all(this.sending);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(this.sending),
+      new Promise((resolve) => {
+        if (Number.isFinite(deadline)) timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+      }),
+    ]);
+    clearTimeout(timer);
     await handOver(this.ctx);
     this.tracked.clearTimeouts(); // of tasks adopted meanwhile, should the handover have failed
     await this.appService.close();

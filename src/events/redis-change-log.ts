@@ -3,6 +3,7 @@ import { deserialize, serialize } from 'node:v8';
 import { Redis } from 'ioredis';
 import type { Logger } from '../platform/logger.js';
 import type { Announcement } from './change-feed.js';
+import { RedisEventHistory } from './redis-event-history.js';
 
 /**
  * The cluster's change log: every instance appends the changes it commits to one Redis Stream,
@@ -50,6 +51,8 @@ export interface RedisChangeLogOptions {
   prefix: string;
   /** CHANGE_LOG_RETENTION: entries kept in the stream. */
   retention: number;
+  /** RUNTIME_EVENT_BUFFER: runtime events kept in `<prefix>events` for instances that start later. */
+  eventRetention: number;
   logger: Logger;
 }
 
@@ -109,6 +112,8 @@ export class RedisChangeLog {
   readonly origin = randomUUID();
   private readonly stream: string;
   private readonly counter: string;
+  /** The runtime events every instance emitted, by sequence. */
+  private readonly history: RedisEventHistory;
   /** Appends (and the start-up read of the stream's end). */
   private readonly writer: Redis;
   /** Blocking reads occupy their connection, hence a second one. */
@@ -122,6 +127,8 @@ export class RedisChangeLog {
   private lastId = '0-0';
   private running = false;
   private reading: Promise<void> | null = null;
+  /** Set when the reader's connection came back: entries may have been lost meanwhile. */
+  private reconnected = false;
   private readonly counts = { appended: 0, received: 0, resyncs: 0 };
   private lastError: string | null = null;
 
@@ -146,10 +153,19 @@ export class RedisChangeLog {
       commandTimeout: COMMAND_TIMEOUT_MS,
     });
     this.writer.defineCommand('appendChange', { numberOfKeys: 2, lua: APPEND_SCRIPT });
+    this.history = new RedisEventHistory(this.writer, `${options.prefix}events`, options.eventRetention);
     this.reader = new Redis(options.url, {
       ...connection,
       connectionName: 'market-log-reader',
       commandTimeout: READ_BLOCK_MS + COMMAND_TIMEOUT_MS,
+      // A read cut off fails instead of being sent again on the new connection: the loop then
+      // checks for a gap before reading on.
+      maxRetriesPerRequest: 0,
+    });
+    // Whatever the way back (a failed read, or a connection replaced between two reads), the
+    // first read after a reconnection checks for a gap.
+    this.reader.on('ready', () => {
+      if (this.running) this.reconnected = true;
     });
     for (const client of [this.writer, this.reader]) {
       client.on('error', (error: Error) => {
@@ -165,20 +181,18 @@ export class RedisChangeLog {
    */
   async start(handlers: LogHandlers): Promise<number> {
     await Promise.all([this.writer.connect(), this.reader.connect()]);
-    const [[last], counter] = await Promise.all([
-      this.writer.xrevrange(this.stream, '+', '-', 'COUNT', 1) as Promise<[string, string[]][]>,
-      this.writer.get(this.counter),
-    ]);
+    const [last] = (await this.writer.xrevrange(this.stream, '+', '-', 'COUNT', 1)) as [string, string[]][];
     this.lastId = last?.[0] ?? '0-0';
     this.running = true;
     this.reading = this.readLoop(handlers);
-    return Math.max(lastOf(this.lastId), Number(counter ?? 0));
+    // An empty log: start where the next entry's range will (the counter keeps up with the clock).
+    return last ? lastOf(this.lastId) : Date.now() * 1000;
   }
 
   /** Sends what is still waiting (bounded by the command timeout), then disconnects. */
   async stop(): Promise<void> {
     this.running = false;
-    await this.flushing;
+    await Promise.all([this.flushing, this.history.written()]);
     if (this.pending.length > 0 && this.writer.status === 'ready') await this.flush().catch(() => {});
     this.reader.disconnect();
     await this.reading;
@@ -197,6 +211,16 @@ export class RedisChangeLog {
       waiting: this.pending.length + (this.announcements.length ? 1 : 0),
       lastError: this.connected ? null : this.lastError,
     };
+  }
+
+  /** A runtime event this instance's store emitted, kept for instances that start later. */
+  recordEvent(event: { sequence: number }): void {
+    this.history.record(event);
+  }
+
+  /** The runtime events kept, oldest first, up to `sequence`: at most `count` of the latest. */
+  eventsUpTo<Event>(sequence: number, count: number): Promise<Event[]> {
+    return this.history.upTo<Event>(sequence, count);
   }
 
   /** An announcement of this instance; all of one event-loop turn go out as one entry. */
@@ -281,11 +305,12 @@ export class RedisChangeLog {
 
   private async readLoop(handlers: LogHandlers): Promise<void> {
     let delay = RETRY_MS.first;
-    let resumed = false;
     while (this.running) {
       try {
-        if (resumed) await this.checkForGap(handlers);
-        resumed = false;
+        if (this.reconnected) {
+          await this.checkForGap(handlers);
+          this.reconnected = false;
+        }
         const answer = (await this.reader.xread(
           'COUNT',
           READ_COUNT,
@@ -303,7 +328,6 @@ export class RedisChangeLog {
       } catch (error) {
         if (!this.running) return;
         this.lastError = (error as Error).message;
-        resumed = true;
         await new Promise((resolve) => setTimeout(resolve, delay));
         delay = Math.min(delay * 2, RETRY_MS.max);
       }

@@ -115,6 +115,11 @@ export const envSchema = z.object({
     .min(1000, 'must be at least 1000')
     .max(10_000_000, 'must be at most 10000000')
     .default(100_000),
+  /**
+   * With REDIS_URL: how long the leader's lease on the once-per-cluster work lasts unless renewed
+   * (renewed every third of it); a killed leader is replaced within this plus a third. @default 10000
+   */
+  LEADER_LEASE_MS: positiveInt.min(300, 'must be at least 300').max(600_000, 'must be at most 600000').default(10_000),
   /** Bearer tokens, `userId:role:token,…`. @default none */
   AUTH_TOKENS: authTokens,
   /** Trusted gateway header carrying the user id (e.g. X-Bfl-User). @default none */

@@ -16,7 +16,14 @@ export type Config = {
   shutdownTimeoutMs: number;
   databaseUrl: string;
   /** Cluster mode (REDIS_URL): null runs the embedded single-process default. */
-  redis: { url: string; prefix: string; changeLogRetention: number; instance: string } | null;
+  redis: {
+    url: string;
+    prefix: string;
+    changeLogRetention: number;
+    instance: string;
+    /** LEADER_LEASE_MS: the lease of the instance that does the once-per-cluster work. */
+    leaderLeaseMs: number;
+  } | null;
   demoData: boolean;
   auth: {
     tokens: ApiToken[];
@@ -113,6 +120,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           prefix: e.REDIS_PREFIX,
           changeLogRetention: e.CHANGE_LOG_RETENTION,
           instance: e.INSTANCE_NAME ?? `${hostname()}-${process.pid}`,
+          leaderLeaseMs: e.LEADER_LEASE_MS,
         }
       : null,
     demoData: e.DEMO_DATA,

@@ -1,7 +1,7 @@
 import type { ChartRepoStatus } from '../adapters/chart-repo/port.js';
 import type { AppRow, TaskRow } from '../db/models.js';
 import type { AppKey } from '../domain/app-key.js';
-import type { ComponentStatus } from './state-store.js';
+import type { ComponentStatus, RuntimeEvent } from './state-store.js';
 
 /**
  * A change of the runtime state as the collector reads it, before the store applies it. In one
@@ -41,6 +41,10 @@ export function eventBound(change: RuntimeChange): number {
 /** Where the collector sends its changes in cluster mode: the change log. */
 export interface RuntimeLog {
   appendRuntime(change: RuntimeChange, events: number): void;
+  /** Keeps an event the store emitted for instances that start later (see StateStore.replay). */
+  recordEvent(event: RuntimeEvent): void;
+  /** The events kept, oldest first, up to `sequence`: at most `count` of the latest. */
+  eventsUpTo(sequence: number, count: number): Promise<RuntimeEvent[]>;
 }
 
 type Apply = (change: RuntimeChange, first: number, last: number) => void;
@@ -53,6 +57,9 @@ type Apply = (change: RuntimeChange, first: number, last: number) => void;
 export class RuntimeEntries {
   private held: [RuntimeChange, number, number][] = [];
   private apply: Apply | null = null;
+
+  /** The sequence the log's end stood for when reading started: where the store continues from. */
+  position = 0;
 
   deliver(change: RuntimeChange, first: number, last: number): void {
     if (this.apply) this.apply(change, first, last);

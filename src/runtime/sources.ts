@@ -1,8 +1,10 @@
 import type { Db } from '../db/client.js';
 import type { TaskEngine } from '../engine/task-engine.js';
+import type { LeadershipStatus } from '../events/leader-lease.js';
 import type { ChangeLogStatus } from '../events/redis-change-log.js';
 import type { JobStatus } from '../platform/periodic-job.js';
-import { jobComponent, type PollSource } from './state-collector.js';
+import { jobComponent } from './components.js';
+import type { PollSource } from './state-collector.js';
 
 /** The cluster change log as the `pubsub` component reads it. */
 export interface ChangeLogStatusSource {
@@ -84,12 +86,13 @@ export function pubsubSource(
 }
 
 /**
- * `app_service`: the simulated one is always there; the real one is judged by the last
- * reconciliation against its app list.
+ * `app_service`: the simulated one is always there (one per process); the real one is judged by
+ * the last reconciliation against its app list, which the leader runs (one per cluster).
  */
 export function appServiceSource(kind: 'simulated' | 'http', reconciliation: () => JobStatus | null): PollSource {
   return {
     name: 'app_service',
+    scope: kind === 'http' ? 'cluster' : 'process',
     async collect() {
       if (kind === 'simulated') {
         return [{ name: 'app_service', healthy: true, state: 'RUNNING', message: null, metrics: { kind } }];
@@ -100,12 +103,29 @@ export function appServiceSource(kind: 'simulated' | 'http', reconciliation: () 
   };
 }
 
-/** Periodic jobs (history cleanup, payment polling recovery) as components. */
+/** Periodic jobs (history cleanup, payment polling recovery) as components: the leader's. */
 export function jobsSource(jobs: () => { component: string; status: JobStatus | null }[]): PollSource {
   return {
     name: 'jobs',
+    scope: 'cluster',
     async collect() {
       return jobs().map(({ component, status }) => jobComponent(component, status));
+    },
+  };
+}
+
+/**
+ * `cluster` (cluster mode): which instance leads, since when, on what lease. Only the leader
+ * reports it, so there is one, and a leader that died shows as its `lastCheck` getting old.
+ */
+export function clusterSource(instance: string, leadership: { status(): LeadershipStatus }): PollSource {
+  return {
+    name: 'cluster',
+    scope: 'cluster',
+    async collect() {
+      const { since, leaseMs } = leadership.status();
+      const metrics = { leader: instance, since: since?.toISOString() ?? null, leaseMs };
+      return [{ name: 'cluster', healthy: true, state: 'RUNNING', message: null, metrics }];
     },
   };
 }

@@ -1,14 +1,13 @@
 import type { ChartRepo } from '../adapters/chart-repo/port.js';
 import type { Db } from '../db/client.js';
 import { findAppStates, findTasks } from '../db/hot-path-sql.js';
-import type { AppRow, TaskRow } from '../db/models.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
-import { deriveStage } from '../domain/app-stage.js';
 import type { EventBus } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
-import type { JobStatus } from '../platform/periodic-job.js';
+import { component } from './components.js';
+import { RuntimeApplier } from './runtime-applier.js';
 import { eventBound, type RuntimeChange, type RuntimeEntries, type RuntimeLog } from './runtime-change.js';
-import type { ComponentState, ComponentStatus, RuntimeApp, StateStore } from './state-store.js';
+import type { ComponentStatus, StateStore } from './state-store.js';
 
 /** How many finished tasks the store loads at start (it keeps the most recent ones). */
 const RECENT_FINISHED_AT_START = 100;
@@ -19,6 +18,12 @@ const READ_BATCH = 200;
 /** One poll-only source: it reports components (and may update the store itself). */
 export interface PollSource {
   name: string;
+  /**
+   * `cluster`: what it reports is the cluster's, not this process's (a job only the leader runs):
+   * in cluster mode only the leader collects it, and shows it without the `@<instance>` suffix.
+   * @default process
+   */
+  scope?: 'process' | 'cluster';
   collect(): Promise<Omit<ComponentStatus, 'lastCheck'>[]>;
 }
 
@@ -37,34 +42,13 @@ export interface CollectorCluster {
   entries: RuntimeEntries;
   /** This instance's name: its components are shown as `<component>@<instance>`. */
   instance: string;
-}
-
-/** How long the removal of an app is remembered, to refuse a stale row of it read before. */
-const TOMBSTONE_MS = 10 * 60_000;
-
-function component(
-  name: string,
-  state: ComponentState,
-  metrics: Record<string, unknown>,
-  message: string | null = null,
-) {
-  return { name, healthy: state === 'RUNNING' || state === 'DISABLED', state, message, metrics };
-}
-
-/** A periodic job as a component: running while its last run succeeded. */
-export function jobComponent(name: string, status: JobStatus | null) {
-  if (!status) return component(name, 'STOPPED', {}, 'not started');
-  return component(
-    name,
-    status.lastError ? 'ERROR' : 'RUNNING',
-    {
-      runs: status.runs,
-      intervalMs: status.intervalMs,
-      lastRunAt: status.lastStartedAt?.toISOString() ?? null,
-      lastDurationMs: status.lastDurationMs,
-    },
-    status.lastError,
-  );
+  /**
+   * Whether this instance leads: only the leader collects the `cluster` sources and the chart
+   * repo, and a new leader collects at once.
+   */
+  leader: { readonly isLeader: boolean; onChange(listener: (leading: boolean) => void): () => void };
+  /** RUNTIME_EVENT_BUFFER: the most events taken over from the cluster at start. */
+  eventBuffer: number;
 }
 
 /**
@@ -76,6 +60,7 @@ export function jobComponent(name: string, status: JobStatus | null) {
  */
 export class StateCollector {
   private timer: NodeJS.Timeout | undefined;
+  private stopFollowingLeader = () => {};
   private readonly iterators: AsyncIterator<unknown>[] = [];
   private cycle: Promise<void> | null = null;
   private lastCycle: { at: Date; durationMs: number; errors: Record<string, string> } | null = null;
@@ -86,13 +71,8 @@ export class StateCollector {
   private refreshing: Promise<void> | null = null;
   /** Read-backs wait for the initial load: it may have read older rows than they would. */
   private loaded = false;
-  /**
-   * The active task of each app by app key, as last put into the store: what an app's stage is
-   * derived from, found without scanning every task the store holds on each change.
-   */
-  private readonly activeByApp = new Map<string, TaskRow>();
-  /** Apps removed lately, by key string, with when their absence was read (see apply). */
-  private readonly tombstones = new Map<string, number>();
+
+  private readonly applier: RuntimeApplier;
 
   /** `bus`: this instance's own announcements (in cluster mode the others' come as runtime changes). */
   constructor(
@@ -104,7 +84,9 @@ export class StateCollector {
     private readonly logger: Logger,
     private readonly options: CollectorOptions,
     private readonly cluster: CollectorCluster | null = null,
-  ) {}
+  ) {
+    this.applier = new RuntimeApplier(store);
+  }
 
   async start(): Promise<void> {
     // Listening before the load: a change committed while it runs is read back after it.
@@ -123,17 +105,36 @@ export class StateCollector {
     );
     await this.loadInitialState();
     this.loaded = true;
-    this.cluster?.entries.attach((change, first, last) =>
-      this.store.applyAt(first, last, () => this.applyChange(change)),
-    );
+    if (this.cluster) await this.joinCluster(this.cluster);
     this.scheduleRefresh();
     await this.collect();
     this.timer = setInterval(() => void this.collect(), this.options.intervalMs);
     this.timer.unref();
+    this.stopFollowingLeader =
+      this.cluster?.leader.onChange((leading) => {
+        if (leading) void this.collect();
+      }) ?? (() => {});
+  }
+
+  /**
+   * Cluster mode, once the state is loaded: numbers events from the log's position on, takes over
+   * the cluster's events up to there (for clients resuming from before this instance started),
+   * records every event from now on for later instances, then applies the log's changes.
+   */
+  private async joinCluster({ log, entries, eventBuffer }: CollectorCluster): Promise<void> {
+    this.store.startAt(entries.position);
+    try {
+      this.store.replay(await log.eventsUpTo(entries.position, eventBuffer));
+    } catch (error) {
+      this.logger.warn({ err: error }, 'could not read the cluster’s recent runtime events; resuming starts here');
+    }
+    this.store.onEvent((event) => log.recordEvent(event));
+    entries.attach((change, first, last) => this.store.applyAt(first, last, () => this.applier.apply(change)));
   }
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    this.stopFollowingLeader();
     for (const iterator of this.iterators.splice(0)) await iterator.return?.();
     while (this.refreshing) await this.refreshing;
     await this.cycle;
@@ -150,42 +151,54 @@ export class StateCollector {
   private async runCycle(): Promise<void> {
     const started = performance.now();
     const errors: Record<string, string> = {};
-    const work: { name: string; run: () => Promise<void> }[] = this.sources.map((source) => ({
+    const leads = this.cluster?.leader.isLeader ?? true;
+    const sources = this.sources.filter((source) => leads || source.scope !== 'cluster');
+    const work: { name: string; scope?: PollSource['scope']; run: () => Promise<void> }[] = sources.map((source) => ({
       name: source.name,
+      scope: source.scope,
       run: async () => {
         const lastCheck = new Date();
-        this.publishComponents((await source.collect()).map((status) => ({ ...status, lastCheck })));
+        this.publishComponents(
+          (await source.collect()).map((status) => ({ ...status, lastCheck })),
+          source.scope,
+        );
       },
     }));
-    if (this.chartRepo) {
+    if (!leads) {
+      // The chart repo is polled by the leader only.
+    } else if (this.chartRepo) {
       const probe = this.chartRepo;
       work.push({
         name: 'chart_repo',
+        scope: 'cluster',
         run: async () => {
           const { all: status, byUser } = await probe.collectByUser(this.userSourcePairs());
           this.publish({ kind: 'chartRepo', status, byUser: new Map(byUser) });
-          this.publishComponent({
-            ...component(
-              'chart_repo',
-              status.reachable ? 'RUNNING' : 'ERROR',
-              {
-                apps: Array.isArray(status.apps) ? status.apps.length : 0,
-                lastUpdate: status.lastUpdate?.toISOString() ?? null,
-              },
-              status.lastError,
-            ),
-            lastCheck: new Date(),
-          });
+          this.publishComponent(
+            {
+              ...component(
+                'chart_repo',
+                status.reachable ? 'RUNNING' : 'ERROR',
+                {
+                  apps: Array.isArray(status.apps) ? status.apps.length : 0,
+                  lastUpdate: status.lastUpdate?.toISOString() ?? null,
+                },
+                status.lastError,
+              ),
+              lastCheck: new Date(),
+            },
+            'cluster',
+          );
         },
       });
     } else {
-      this.publishComponent({
-        ...component('chart_repo', 'DISABLED', {}, 'CHART_REPO_URL is not set'),
-        lastCheck: new Date(),
-      });
+      this.publishComponent(
+        { ...component('chart_repo', 'DISABLED', {}, 'CHART_REPO_URL is not set'), lastCheck: new Date() },
+        'cluster',
+      );
     }
     await Promise.all(
-      work.map(async ({ name, run }) => {
+      work.map(async ({ name, scope, run }) => {
         let timer: NodeJS.Timeout | undefined;
         try {
           await Promise.race([
@@ -199,7 +212,7 @@ export class StateCollector {
           ]);
         } catch (error) {
           errors[name] = error instanceof Error ? error.message : String(error);
-          this.publishComponent({ ...component(name, 'ERROR', {}, errors[name]), lastCheck: new Date() });
+          this.publishComponent({ ...component(name, 'ERROR', {}, errors[name]), lastCheck: new Date() }, scope);
         } finally {
           clearTimeout(timer);
         }
@@ -242,8 +255,7 @@ export class StateCollector {
       }),
       this.db.appState.findMany(),
     ]);
-    for (const task of [...recent.reverse(), ...active]) this.putTask(task);
-    for (const app of apps) this.store.putApp(this.withStage(app));
+    this.applier.load([...recent.reverse(), ...active], apps);
   }
 
   /**
@@ -323,94 +335,18 @@ export class StateCollector {
   /** In one process: applied at once; in cluster mode: to the change log, and applied from there. */
   private publish(change: RuntimeChange): void {
     if (this.cluster) this.cluster.log.appendRuntime(change, eventBound(change));
-    else this.applyChange(change);
+    else this.applier.apply(change);
   }
 
-  private publishComponent(status: ComponentStatus): void {
-    this.publishComponents([status]);
+  private publishComponent(status: ComponentStatus, scope?: PollSource['scope']): void {
+    this.publishComponents([status], scope);
   }
 
-  private publishComponents(components: ComponentStatus[]): void {
-    const instance = this.cluster?.instance;
+  /** In cluster mode a process's components are named `<component>@<instance>`; the cluster's are not. */
+  private publishComponents(components: ComponentStatus[], scope?: PollSource['scope']): void {
+    const instance = scope === 'cluster' ? undefined : this.cluster?.instance;
     const named = instance ? components.map((c) => ({ ...c, name: `${c.name}@${instance}` })) : components;
     this.publish({ kind: 'components', components: named });
-  }
-
-  private applyChange(change: RuntimeChange): void {
-    if (change.kind === 'rows') this.apply(change.tasks, change.appKeys, change.apps, change.readAt.getTime());
-    else if (change.kind === 'components') for (const status of change.components) this.store.putComponent(status);
-    else this.store.setChartRepo(change.status, change.byUser);
-  }
-
-  /**
-   * Tasks and app rows as read back at `readAt`; an app asked for but not read has no row any
-   * more. A row older than the one held is stale and skipped: in cluster mode two instances may
-   * read the same row one after the other and still append what they read the other way round;
-   * so is an app row older than the app's removal. (Row times come from the instances' clocks.)
-   */
-  private apply(tasks: TaskRow[], appKeys: AppKey[], apps: AppRow[], readAt: number): void {
-    // An app's stage depends on its active task, so it is derived after the tasks are in.
-    for (const task of tasks) {
-      const held = this.store.task(task.taskId);
-      if (!held || held.updatedAt <= task.updatedAt) this.putTask(task);
-    }
-    const rows = new Map(apps.map((row) => [appKeyString(row), row]));
-    for (const key of appKeys) {
-      const keyString = appKeyString(key);
-      const row = rows.get(keyString);
-      if (!row) {
-        this.remember(keyString, readAt);
-        this.store.removeApp(key);
-        continue;
-      }
-      const held = this.store.app(key);
-      const removedAt = this.tombstones.get(keyString);
-      if (
-        (held && held.updatedAt > row.updatedAt) ||
-        (removedAt !== undefined && removedAt > row.updatedAt.getTime())
-      ) {
-        continue;
-      }
-      this.tombstones.delete(keyString);
-      this.store.putApp(this.withStage(row));
-    }
-    // The apps of changed tasks that were not read back themselves: re-derive their stage, and
-    // put them only when it moved.
-    const derived = new Set(appKeys.map(appKeyString));
-    for (const task of tasks) {
-      const key = appKeyString(task);
-      if (derived.has(key)) continue;
-      derived.add(key);
-      const app = this.store.app(task);
-      if (!app) continue;
-      const updated = this.withStage(app);
-      if (updated.derived.stage !== app.derived.stage || updated.derived.health !== app.derived.health) {
-        this.store.putApp(updated);
-      }
-    }
-  }
-
-  /** Remembers a removal, forgetting those older than TOMBSTONE_MS (the map is in insertion order). */
-  private remember(keyString: string, removedAt: number): void {
-    this.tombstones.delete(keyString);
-    this.tombstones.set(keyString, removedAt);
-    for (const [key, at] of this.tombstones) {
-      if (at >= removedAt - TOMBSTONE_MS) break;
-      this.tombstones.delete(key);
-    }
-  }
-
-  /** Puts a task into the store, keeping activeByApp in step with it. */
-  private putTask(task: TaskRow): void {
-    this.store.putTask(task);
-    const key = appKeyString(task);
-    if (task.status === 'PENDING' || task.status === 'RUNNING') this.activeByApp.set(key, task);
-    else if (this.activeByApp.get(key)?.taskId === task.taskId) this.activeByApp.delete(key);
-  }
-
-  private withStage(app: RuntimeApp | Omit<RuntimeApp, 'derived'>): RuntimeApp {
-    const activeTask = this.activeByApp.get(appKeyString(app)) ?? null;
-    return { ...app, derived: deriveStage({ state: app.state, progress: app.progress, activeTask }) };
   }
 }
 

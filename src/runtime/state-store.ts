@@ -4,6 +4,8 @@ import { type AppKey, appKeyString } from '../domain/app-key.js';
 import { APP_STAGES, type AppStage, type Health, type StageAndHealth } from '../domain/app-stage.js';
 import { type CompiledFilter, defineFilter, derived, equals, oneOf } from '../domain/filters.js';
 import type { TaskStatus, TaskType } from '../domain/tasks.js';
+import { ComponentPushes } from './component-pushes.js';
+import { FinishedTasks } from './finished-tasks.js';
 import { RuntimeTally, type TalliedSummary } from './runtime-tally.js';
 import { IndexedRows } from './store-index.js';
 
@@ -157,8 +159,8 @@ export class StateStore {
   /** By taskId, in the order keys were first added. */
   private readonly tasks = new IndexedRows<TaskRow>(TASK_INDEXES);
   private readonly components = new Map<string, ComponentStatus>();
-  /** The finished tasks held, by ascending id: the first ones are dropped when there are too many. */
-  private readonly finished: TaskRow[] = [];
+  /** The finished tasks held: the oldest are dropped when there are too many. */
+  private readonly finished = new FinishedTasks();
   /** Running counts of the apps and tasks above, for summaries that do not depend on the fleet's size. */
   private readonly tally = new RuntimeTally();
   private chartRepo: ChartRepoCollection | null = null;
@@ -171,8 +173,8 @@ export class StateStore {
   /** The last `bufferSize` events, oldest first. */
   private readonly buffer: RuntimeEvent[] = [];
   private readonly listeners = new Set<(event: RuntimeEvent) => void>();
-  /** Each component as last pushed in an event, and when (ms since the epoch). */
-  private readonly pushedComponents = new Map<string, { component: ComponentStatus; at: number }>();
+  /** Which component statuses become events. */
+  private readonly componentPushes: ComponentPushes;
 
   constructor(private readonly options: StateStoreOptions) {
     // Sequences start from the start time in microseconds, so a later process (or a restarted
@@ -180,16 +182,32 @@ export class StateStore {
     // for a position in this one's stream (it gets RESYNC). Stays exact in a double for centuries.
     this.sequence = options.firstSequence ?? Date.now() * 1000;
     this.floor = this.sequence;
+    this.componentPushes = new ComponentPushes(options.componentMetricsPushMs ?? 0);
   }
 
   /**
-   * Cluster mode, before anything is loaded: the stream of events continues from the change log's
-   * position, so that every instance numbers the same change alike.
+   * Cluster mode, once the state is loaded: events continue from the change log's position, so that
+   * every instance numbers the same change alike. What loading emitted no client has seen.
    */
   startAt(sequence: number): void {
-    if (this.buffer.length > 0) throw new Error('the runtime store has events already');
+    if (this.listeners.size > 0) throw new Error('the runtime store has listeners already');
+    this.buffer.length = 0;
     this.sequence = sequence;
     this.floor = sequence;
+  }
+
+  /**
+   * Cluster mode, after startAt: the cluster's events up to this position (RedisEventHistory), so
+   * that a client can resume here with a `since` from before this instance started. History only.
+   */
+  replay(events: RuntimeEvent[]): void {
+    const kept = events.filter((event) => event.sequence <= this.sequence).slice(-this.options.bufferSize);
+    const oldest = kept[0];
+    if (!oldest || this.buffer.length > 0) return;
+    this.buffer.push(...kept);
+    // Every event after the one before the oldest kept is here (sequences are not consecutive,
+    // so a `since` between two kept events resumes too).
+    this.floor = oldest.sequence - 1;
   }
 
   /**
@@ -236,38 +254,17 @@ export class StateStore {
   putTask(task: TaskRow): void {
     const before = this.tasks.set(task.taskId, task);
     this.tally.task(before, task);
-    if (before && !ACTIVE.includes(before.status)) this.finished.splice(this.finished.indexOf(before), 1);
-    if (!ACTIVE.includes(task.status)) this.finished.splice(this.finishedPosition(task.id), 0, task);
+    if (before && !ACTIVE.includes(before.status)) this.finished.remove(before);
+    if (!ACTIVE.includes(task.status)) this.finished.add(task);
     this.emit({ kind: 'TASK_CHANGED', task });
     this.trimFinished();
   }
 
   putComponent(component: ComponentStatus): void {
     this.components.set(component.name, component);
-    const pushed = this.pushedComponents.get(component.name);
-    const before = pushed?.component;
-    // lastCheck moves every cycle, and some metrics (connection counts) nearly every cycle: pushing
-    // those to every runtimeEvents subscriber made idle dashboards receive thousands of frames a
-    // second. Only what a component says about itself is pushed at once; metrics at a low rate.
-    const now = (this.options.now ?? Date.now)();
-    if (
-      !before ||
-      before.state !== component.state ||
-      before.healthy !== component.healthy ||
-      before.message !== component.message
-    ) {
-      this.pushComponent(component, now);
-      return;
+    if (this.componentPushes.take(component, (this.options.now ?? Date.now)())) {
+      this.emit({ kind: 'COMPONENT_CHANGED', component });
     }
-    // Compared with what was last pushed, so metrics that moved and then settled still go out once.
-    const interval = this.options.componentMetricsPushMs ?? 0;
-    if (interval === 0 || now - (pushed?.at ?? 0) < interval) return;
-    if (JSON.stringify(before.metrics) !== JSON.stringify(component.metrics)) this.pushComponent(component, now);
-  }
-
-  private pushComponent(component: ComponentStatus, now: number): void {
-    this.pushedComponents.set(component.name, { component, at: now });
-    this.emit({ kind: 'COMPONENT_CHANGED', component });
   }
 
   /** A new chart repo status, with each user's own; an event when any of them says something new. */
@@ -383,28 +380,9 @@ export class StateStore {
     };
   }
 
-  /**
-   * Where a finished task with this id goes in `finished` (ascending id; after equal ones). Only the
-   * finished tasks held are searched, so a change costs the same however many tasks are active
-   * (trimming used to scan and sort every task held on every task change: with 20k active tasks
-   * a finished task's change took 1.0 ms in-process, now 0.016 ms).
-   */
-  private finishedPosition(id: number): number {
-    let low = 0;
-    let high = this.finished.length;
-    while (low < high) {
-      const middle = (low + high) >>> 1;
-      if ((this.finished[middle] as TaskRow).id <= id) low = middle + 1;
-      else high = middle;
-    }
-    return low;
-  }
-
   /** Keeps every active task and only the most recent finished ones. */
   private trimFinished(): void {
-    const excess = this.finished.length - this.options.recentFinishedTasks;
-    if (excess <= 0) return;
-    for (const task of this.finished.splice(0, excess)) {
+    for (const task of this.finished.trim(this.options.recentFinishedTasks)) {
       this.tally.task(task, undefined);
       this.tasks.delete(task.taskId);
       this.emit({ kind: 'TASK_REMOVED', task });

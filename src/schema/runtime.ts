@@ -19,7 +19,7 @@ const ComponentStateEnum = builder.enumType('ComponentState', {
 
 const ComponentRef = builder.objectRef<ComponentStatus>('Component').implement({
   description:
-    'Health of one part of the system: task_engine, collector, database, pubsub, app_service, chart_repo, history_cleanup, payment_polling.',
+    'Health of one part of the system: task_engine, collector, database, pubsub, app_service, chart_repo, history_cleanup, payment_polling. With several instances (REDIS_URL) each reports its own process as `<name>@<instance>` (database, task_engine, pubsub, collector), and the leader reports the cluster (chart_repo, the periodic jobs, and `cluster`: which instance leads).',
   fields: (t) => ({
     name: t.exposeString('name', { description: 'Component name.' }),
     healthy: t.exposeBoolean('healthy', { description: 'Whether it works as it should.' }),

@@ -1,0 +1,28 @@
+import type { JobStatus } from '../platform/periodic-job.js';
+import type { ComponentState, ComponentStatus } from './state-store.js';
+
+/** A component's status as a source reports it (the collector stamps `lastCheck`). */
+export function component(
+  name: string,
+  state: ComponentState,
+  metrics: Record<string, unknown>,
+  message: string | null = null,
+): Omit<ComponentStatus, 'lastCheck'> {
+  return { name, healthy: state === 'RUNNING' || state === 'DISABLED', state, message, metrics };
+}
+
+/** A periodic job as a component: running while its last run succeeded. */
+export function jobComponent(name: string, status: JobStatus | null): Omit<ComponentStatus, 'lastCheck'> {
+  if (!status) return component(name, 'STOPPED', {}, 'not started');
+  return component(
+    name,
+    status.lastError ? 'ERROR' : 'RUNNING',
+    {
+      runs: status.runs,
+      intervalMs: status.intervalMs,
+      lastRunAt: status.lastStartedAt?.toISOString() ?? null,
+      lastDurationMs: status.lastDurationMs,
+    },
+    status.lastError,
+  );
+}

@@ -1,0 +1,109 @@
+import type { AppRow, TaskRow } from '../db/models.js';
+import { type AppKey, appKeyString } from '../domain/app-key.js';
+import { deriveStage } from '../domain/app-stage.js';
+import type { RuntimeChange } from './runtime-change.js';
+import type { RuntimeApp, StateStore } from './state-store.js';
+
+/** How long the removal of an app is remembered, to refuse a stale row of it read before. */
+const TOMBSTONE_MS = 10 * 60_000;
+
+/**
+ * Applies runtime changes to the store: rows read back (deriving each app's stage from its active
+ * task), component statuses, the chart repo. In one process the collector hands it its changes at
+ * once; in cluster mode every instance hands it every instance's changes in the log's order, so it
+ * decides alike everywhere from what the store holds.
+ */
+export class RuntimeApplier {
+  /**
+   * The active task of each app by app key, as last put into the store: what an app's stage is
+   * derived from, found without scanning every task the store holds on each change.
+   */
+  private readonly activeByApp = new Map<string, TaskRow>();
+  /** Apps removed lately, by key string, with when their absence was read (see applyRows). */
+  private readonly tombstones = new Map<string, number>();
+
+  constructor(private readonly store: StateStore) {}
+
+  /** The state as loaded at start: tasks first, then apps (their stages depend on the tasks). */
+  load(tasks: TaskRow[], apps: AppRow[]): void {
+    for (const task of tasks) this.putTask(task);
+    for (const app of apps) this.store.putApp(this.withStage(app));
+  }
+
+  apply(change: RuntimeChange): void {
+    if (change.kind === 'rows') this.applyRows(change.tasks, change.appKeys, change.apps, change.readAt.getTime());
+    else if (change.kind === 'components') for (const status of change.components) this.store.putComponent(status);
+    else this.store.setChartRepo(change.status, change.byUser);
+  }
+
+  /**
+   * Tasks and app rows as read back at `readAt`; an app asked for but not read has no row any
+   * more. A row older than the one held is stale and skipped: in cluster mode two instances may
+   * read the same row one after the other and still append what they read the other way round;
+   * so is an app row older than the app's removal. (Row times come from the instances' clocks.)
+   */
+  private applyRows(tasks: TaskRow[], appKeys: AppKey[], apps: AppRow[], readAt: number): void {
+    // An app's stage depends on its active task, so it is derived after the tasks are in.
+    for (const task of tasks) {
+      const held = this.store.task(task.taskId);
+      if (!held || held.updatedAt <= task.updatedAt) this.putTask(task);
+    }
+    const rows = new Map(apps.map((row) => [appKeyString(row), row]));
+    for (const key of appKeys) {
+      const keyString = appKeyString(key);
+      const row = rows.get(keyString);
+      if (!row) {
+        this.remember(keyString, readAt);
+        this.store.removeApp(key);
+        continue;
+      }
+      const held = this.store.app(key);
+      const removedAt = this.tombstones.get(keyString);
+      if (
+        (held && held.updatedAt > row.updatedAt) ||
+        (removedAt !== undefined && removedAt > row.updatedAt.getTime())
+      ) {
+        continue;
+      }
+      this.tombstones.delete(keyString);
+      this.store.putApp(this.withStage(row));
+    }
+    // The apps of changed tasks that were not read back themselves: re-derive their stage, and
+    // put them only when it moved.
+    const derived = new Set(appKeys.map(appKeyString));
+    for (const task of tasks) {
+      const key = appKeyString(task);
+      if (derived.has(key)) continue;
+      derived.add(key);
+      const app = this.store.app(task);
+      if (!app) continue;
+      const updated = this.withStage(app);
+      if (updated.derived.stage !== app.derived.stage || updated.derived.health !== app.derived.health) {
+        this.store.putApp(updated);
+      }
+    }
+  }
+
+  /** Remembers a removal, forgetting those older than TOMBSTONE_MS (the map is in insertion order). */
+  private remember(keyString: string, removedAt: number): void {
+    this.tombstones.delete(keyString);
+    this.tombstones.set(keyString, removedAt);
+    for (const [key, at] of this.tombstones) {
+      if (at >= removedAt - TOMBSTONE_MS) break;
+      this.tombstones.delete(key);
+    }
+  }
+
+  /** Puts a task into the store, keeping activeByApp in step with it. */
+  private putTask(task: TaskRow): void {
+    this.store.putTask(task);
+    const key = appKeyString(task);
+    if (task.status === 'PENDING' || task.status === 'RUNNING') this.activeByApp.set(key, task);
+    else if (this.activeByApp.get(key)?.taskId === task.taskId) this.activeByApp.delete(key);
+  }
+
+  private withStage(app: RuntimeApp | Omit<RuntimeApp, 'derived'>): RuntimeApp {
+    const activeTask = this.activeByApp.get(appKeyString(app)) ?? null;
+    return { ...app, derived: deriveStage({ state: app.state, progress: app.progress, activeTask }) };
+  }
+}

@@ -1,0 +1,234 @@
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { LeaderLease, soleLeader } from '../src/events/leader-lease.js';
+import { createLogger } from '../src/platform/logger.js';
+import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
+import { RuntimeSnapshotQuery } from './support/operations.js';
+import {
+  killLeftovers,
+  listeningUrl,
+  SERVER_COMMAND,
+  type ServerProcess,
+  serverEnv,
+  startProcess,
+} from './support/process.js';
+import { deleteKeys, REDIS_URL, redisAvailable, redisTarget, redisUrlVia, uniquePrefix } from './support/redis.js';
+import { dataOf, execute, waitFor } from './support/server.js';
+import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
+
+/**
+ * Once-per-cluster work runs on one leader, the holder of a Redis lease: two leases on one key
+ * (one of them behind a TCP proxy the test cuts), then two server processes, one of them killed.
+ */
+
+const redisUp = await redisAvailable();
+const databases = await availableDatabases();
+
+/** Renewed every 300 ms; a leader that cannot renew stops within 750 ms of its last renewal. */
+const LEASE_MS = 900;
+const RENEW_MS = LEASE_MS / 3;
+
+describe.runIf(redisUp)('LeaderLease on a real Redis', () => {
+  const prefix = uniquePrefix();
+  const key = `${prefix}leader`;
+  const leases: LeaderLease[] = [];
+  const proxies: TcpProxy[] = [];
+  let redis: Redis;
+
+  const lease = (instance: string, url = REDIS_URL) => {
+    const created = new LeaderLease({ url, prefix, instance, leaseMs: LEASE_MS, logger: createLogger('silent') });
+    leases.push(created);
+    return created;
+  };
+  /** Resolves with performance.now() at the next time `lease` begins (true) or stops (false) leading. */
+  const next = (of: LeaderLease, leading: boolean) =>
+    new Promise<number>((resolve) => {
+      const stop = of.onChange((now) => {
+        if (now !== leading) return;
+        stop();
+        resolve(performance.now());
+      });
+    });
+
+  beforeAll(() => {
+    redis = new Redis(REDIS_URL);
+  });
+  afterEach(async () => {
+    for (const proxy of proxies.splice(0)) proxy.restore();
+    await Promise.all(leases.splice(0).map((each) => each.stop()));
+    await Promise.all(proxies.splice(0).map((proxy) => proxy.close()));
+    await redis.del(key);
+  });
+  afterAll(async () => {
+    redis?.disconnect();
+    await deleteKeys(prefix);
+  });
+
+  test('of two instances exactly one leads, and both know which', async () => {
+    const a = lease('a');
+    const b = lease('b');
+    await a.start();
+    await b.start();
+    expect([a.isLeader, b.isLeader]).toEqual([true, false]);
+    expect(a.status()).toMatchObject({ leader: true, holder: 'a', leaseMs: LEASE_MS });
+    expect(b.status()).toMatchObject({ leader: false, holder: 'a', since: null });
+    expect(await redis.get(key)).toMatch(/^a /);
+    expect(await redis.pttl(key)).toBeGreaterThan(LEASE_MS - RENEW_MS - 100);
+  });
+
+  test('a lease released on a graceful stop is taken by the other instance within one renew interval', async () => {
+    const a = lease('a');
+    const b = lease('b');
+    await a.start();
+    await b.start();
+    const taken = next(b, true);
+    const releasedAt = performance.now();
+    await a.stop();
+    expect(a.isLeader).toBe(false);
+    const takenAt = await taken;
+    expect(takenAt - releasedAt).toBeLessThanOrEqual(RENEW_MS + 150);
+    expect(b.status()).toMatchObject({ leader: true, holder: 'b' });
+  });
+
+  test('a leader cut off from Redis stops leading before its lease expires; the other takes over only once it has', async () => {
+    const proxy = await startTcpProxy(redisTarget());
+    proxies.push(proxy);
+    const x = lease('x', redisUrlVia(proxy));
+    const y = lease('y');
+    await x.start();
+    await y.start();
+    expect(x.isLeader).toBe(true);
+    const xStopped = next(x, false);
+    const yTookOver = new Promise<{ at: number; xLeads: boolean }>((resolve) => {
+      y.onChange((leading) => {
+        if (leading) resolve({ at: performance.now(), xLeads: x.isLeader });
+      });
+    });
+
+    proxy.cut('hold');
+    const cutAt = performance.now();
+    // Read after the cut: the lease cannot be renewed any more, so it expires this long after.
+    const expiresAt = cutAt + (await redis.pttl(key));
+
+    const stoppedAt = await xStopped;
+    expect(stoppedAt).toBeLessThan(expiresAt);
+    expect(stoppedAt - cutAt).toBeLessThanOrEqual(RENEW_MS + 100);
+    expect(x.status()).toMatchObject({ leader: false, holder: null });
+    const { at: tookOverAt, xLeads } = await yTookOver;
+    expect(xLeads).toBe(false);
+    expect(tookOverAt).toBeGreaterThanOrEqual(expiresAt - 5);
+    expect(tookOverAt - cutAt).toBeLessThanOrEqual(LEASE_MS + RENEW_MS + 150);
+
+    // Back on the network, x follows y.
+    proxy.restore();
+    await waitFor(async () => (x.status().holder === 'y' ? true : undefined), 'x to see y lead');
+    expect([x.isLeader, y.isLeader]).toEqual([false, true]);
+  });
+
+  test('a leader whose event loop stalled past its lease knows at once that it no longer leads', async () => {
+    const a = lease('a');
+    await a.start();
+    expect(a.isLeader).toBe(true);
+    const until = performance.now() + LEASE_MS;
+    while (performance.now() < until) {
+      // a stalled event loop: no timer, no renewal
+    }
+    // Asked before any timer could run: a job about to start must not.
+    expect(a.isLeader).toBe(false);
+    expect(a.status().leader).toBe(false);
+  });
+
+  test('without Redis the process always leads', async () => {
+    const sole = soleLeader();
+    await sole.start();
+    expect(sole.isLeader).toBe(true);
+    await sole.stop();
+  });
+});
+
+/** Short enough for a test, and the bound it promises: a killed leader is replaced within this. */
+const SERVER_LEASE_MS = 1500;
+const FAILOVER_BOUND_MS = SERVER_LEASE_MS + SERVER_LEASE_MS / 3;
+const CLUSTER_WIDE = ['chart_repo', 'cluster', 'history_cleanup', 'payment_polling'];
+const PER_PROCESS = ['app_service', 'collector', 'database', 'pubsub', 'task_engine'];
+
+interface Component {
+  name: string;
+  metrics: Record<string, unknown>;
+}
+
+async function componentsOf(url: URL): Promise<Map<string, Component>> {
+  const { runtimeSnapshot } = dataOf(await execute({ graphqlUrl: url.toString() }, RuntimeSnapshotQuery, {}));
+  return new Map(runtimeSnapshot.components.map((component) => [component.name, component as Component]));
+}
+
+describe.runIf(redisUp && databases.includes('postgresql'))('leader election across server processes', () => {
+  const prefix = uniquePrefix();
+  let database: TestDatabase;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('postgresql');
+  }, 60_000);
+  afterAll(async () => {
+    await killLeftovers();
+    await database?.drop();
+    await deleteKeys(prefix);
+  }, 60_000);
+
+  test('one of two instances runs the periodic work; SIGKILLed, it is replaced within LEADER_LEASE_MS + a third', async () => {
+    const env = (instance: string) =>
+      serverEnv(database.url, {
+        REDIS_URL,
+        REDIS_PREFIX: prefix,
+        INSTANCE_NAME: instance,
+        LEADER_LEASE_MS: String(SERVER_LEASE_MS),
+        COLLECT_INTERVAL_MS: '200',
+      });
+    const servers: Record<string, ServerProcess> = { a: startProcess(SERVER_COMMAND, env('a')) };
+    const urls: Record<string, URL> = { a: await listeningUrl(servers.a as ServerProcess) };
+    servers.b = startProcess(SERVER_COMMAND, env('b'));
+    urls.b = await listeningUrl(servers.b);
+
+    // Both runtimes show each instance's process components and one of each cluster-wide one.
+    const expected = [...CLUSTER_WIDE, ...PER_PROCESS.flatMap((name) => [`${name}@a`, `${name}@b`])].sort();
+    for (const url of [urls.a, urls.b] as URL[]) {
+      const components = await waitFor(async () => {
+        const seen = await componentsOf(url);
+        return expected.every((name) => seen.has(name)) ? seen : undefined;
+      }, `the components of both instances on ${url}`);
+      expect([...components.keys()].sort()).toEqual(expected);
+    }
+    const { metrics } = (await componentsOf(urls.b as URL)).get('cluster') as Component;
+    expect(metrics).toMatchObject({ leaseMs: SERVER_LEASE_MS });
+    const leader = metrics.leader as string;
+    const follower = leader === 'a' ? 'b' : 'a';
+    expect(['a', 'b']).toContain(leader);
+    const leading = (server: ServerProcess) => server.logs.filter((line) => line.msg === 'leading the cluster');
+    expect(leading(servers[leader] as ServerProcess)).toHaveLength(1);
+    expect(leading(servers[follower] as ServerProcess)).toHaveLength(0);
+
+    // SIGKILL: no release, the lease has to expire.
+    const killedAt = Date.now();
+    (servers[leader] as ServerProcess).child.kill('SIGKILL');
+    await (servers[leader] as ServerProcess).exited;
+    const tookOver = await (servers[follower] as ServerProcess).waitForLog(
+      (line) => line.msg === 'leading the cluster',
+      'the follower to take over',
+    );
+    const takeoverMs = (tookOver.time as number) - killedAt;
+    const shown = await waitFor(async () => {
+      const cluster = (await componentsOf(urls[follower] as URL)).get('cluster');
+      return cluster?.metrics.leader === follower ? Date.now() - killedAt : undefined;
+    }, 'the runtime to show the new leader');
+    console.info(`failover: lease taken ${takeoverMs} ms after the SIGKILL, shown in the runtime after ${shown} ms`);
+    expect(takeoverMs).toBeLessThanOrEqual(FAILOVER_BOUND_MS + 100);
+    expect(shown).toBeLessThanOrEqual(FAILOVER_BOUND_MS + 1000);
+
+    // The periodic work moved: the new leader's history cleanup has run since.
+    await waitFor(async () => {
+      const cleanup = (await componentsOf(urls[follower] as URL)).get('history_cleanup');
+      const lastRunAt = cleanup?.metrics.lastRunAt;
+      return typeof lastRunAt === 'string' && Date.parse(lastRunAt) >= killedAt ? true : undefined;
+    }, 'history cleanup to run on the new leader');
+  }, 120_000);
+});
