@@ -1,8 +1,11 @@
 import { GraphQLError } from 'graphql';
 import { maskError as yogaMaskError } from 'graphql-yoga';
-import { DomainError, ValidationError } from '../domain/errors.js';
+import { isDatabaseUnavailable } from '../db/availability.js';
+import { DomainError, UnavailableError, ValidationError } from '../domain/errors.js';
 
-const HTTP_STATUS: Partial<Record<DomainError['code'], number>> = { UNAUTHENTICATED: 401 };
+const HTTP_STATUS: Partial<Record<DomainError['code'], number>> = { UNAUTHENTICATED: 401, UNAVAILABLE: 503 };
+
+const DATABASE_AWAY = new UnavailableError('The database is unavailable; retry shortly.');
 
 /** A GraphQL error carrying the domain error's code (and field issues) in `extensions`. */
 export function domainGraphQLError(error: DomainError, from?: GraphQLError): GraphQLError {
@@ -21,8 +24,8 @@ export function domainGraphQLError(error: DomainError, from?: GraphQLError): Gra
 }
 
 /**
- * Yoga's error mask: expected domain errors keep their message and get `extensions.code`;
- * everything else is masked by Yoga's default ("Unexpected error.") after `onUnexpected` logs it.
+ * Yoga's error mask: expected domain errors keep their message and get `extensions.code`; an
+ * unreachable database becomes UNAVAILABLE (HTTP 503 for a query alone); everything else is masked by Yoga's default ("Unexpected error.") after `onUnexpected` logs it.
  */
 export function createErrorMasker(onUnexpected: (error: unknown) => void) {
   return (error: unknown, message: string, isDev?: boolean): Error => {
@@ -31,6 +34,10 @@ export function createErrorMasker(onUnexpected: (error: unknown) => void) {
       return domainGraphQLError(original, error instanceof GraphQLError ? error : undefined);
     }
     if (original instanceof GraphQLError && original.extensions?.code) return original;
+    // Not a bug: the database is away (readiness says so too). The client is told to retry.
+    if (isDatabaseUnavailable(original)) {
+      return domainGraphQLError(DATABASE_AWAY, error instanceof GraphQLError ? error : undefined);
+    }
     if (error instanceof GraphQLError && !error.originalError) return error;
     onUnexpected(original);
     return yogaMaskError(error, message, isDev);

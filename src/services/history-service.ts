@@ -1,5 +1,6 @@
 import { filter, map, pipe } from 'graphql-yoga';
 import { canSee, userScope, type Viewer } from '../auth/viewer.js';
+import { whenAvailable } from '../db/availability.js';
 import type { Db } from '../db/client.js';
 import { insertHistory, type SqlClient } from '../db/hot-path-sql.js';
 import type { HistoryRow, Prisma } from '../db/models.js';
@@ -71,7 +72,7 @@ export class HistoryService {
     return pipe(
       this.bus.subscribe('history:added'),
       filter((event) => userId === undefined || event.userId === userId),
-      map((event) => this.db.historyRecord.findUnique({ where: { id: event.id } })),
+      map((event) => whenAvailable(() => this.db.historyRecord.findUnique({ where: { id: event.id } }))),
       filter((row): row is HistoryRow => row !== null && wanted.matches(row)),
     );
   }

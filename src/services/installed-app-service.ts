@@ -1,5 +1,6 @@
 import { filter, map, pipe } from 'graphql-yoga';
 import { canSee, userScope, type Viewer } from '../auth/viewer.js';
+import { whenAvailable } from '../db/availability.js';
 import type { Db } from '../db/client.js';
 import { findActiveTasks, findAppState } from '../db/hot-path-sql.js';
 import type { AppRow, Prisma, TaskRow } from '../db/models.js';
@@ -52,12 +53,14 @@ export class InstalledAppService {
     return pipe(
       this.bus.subscribe('app:updated'),
       filter((event) => (userId === undefined || event.userId === userId) && wantedKey.matches(event)),
-      map(async (event) => {
-        const row = await this.db.appState.findUnique({ where: { userId_sourceId_appName: event } });
-        if (!row || !wanted.hasDerived) return row;
-        const [derived] = await this.stagesOf([row]);
-        return derived && wanted.matches({ ...row, derived }) ? row : null;
-      }),
+      map((event) =>
+        whenAvailable(async () => {
+          const row = await this.db.appState.findUnique({ where: { userId_sourceId_appName: event } });
+          if (!row || !wanted.hasDerived) return row;
+          const [derived] = await this.stagesOf([row]);
+          return derived && wanted.matches({ ...row, derived }) ? row : null;
+        }),
+      ),
       filter((row): row is AppRow => row !== null),
     );
   }

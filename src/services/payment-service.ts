@@ -1,5 +1,6 @@
 import { filter, map, pipe } from 'graphql-yoga';
 import { canSee, userScope, type Viewer } from '../auth/viewer.js';
+import { whenAvailable } from '../db/availability.js';
 import type { Db } from '../db/client.js';
 import type { PaymentRow, Prisma } from '../db/models.js';
 import { NotFoundError } from '../domain/errors.js';
@@ -49,7 +50,7 @@ export class PaymentService {
     return pipe(
       this.bus.subscribe('payment:updated'),
       filter((event) => (userId === undefined || event.userId === userId) && wantedKey.matches(event)),
-      map((event) => this.db.payment.findUnique({ where: { id: event.paymentId } })),
+      map((event) => whenAvailable(() => this.db.payment.findUnique({ where: { id: event.paymentId } }))),
       filter(
         (payment): payment is PaymentRow =>
           payment !== null && (!wanted.hasDerived || wanted.matches(this.withStatus(payment))),

@@ -1,5 +1,6 @@
 import { filter, map, pipe } from 'graphql-yoga';
 import { canSee, userScope, type Viewer } from '../auth/viewer.js';
+import { whenAvailable } from '../db/availability.js';
 import type { Db } from '../db/client.js';
 import type { Prisma, TaskRow } from '../db/models.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
@@ -52,7 +53,7 @@ export class TaskService {
           (!taskId || event.taskId === taskId) &&
           wantedKey.matches(event),
       ),
-      map((event) => this.db.task.findUnique({ where: { taskId: event.taskId } })),
+      map((event) => whenAvailable(() => this.db.task.findUnique({ where: { taskId: event.taskId } }))),
       filter((task): task is TaskRow => task !== null && wanted.matches(task)),
     );
   }

@@ -69,7 +69,17 @@ export interface FakeAppService {
   stop(): Promise<void>;
 }
 
-export async function startFakeAppService(options: { apps?: unknown[] } = {}): Promise<FakeAppService> {
+export interface FakeAppServiceOptions {
+  apps?: unknown[];
+  /**
+   * Called when an operation is accepted (before the answer goes out), with the op id it answers:
+   * lets a fake app service that plays operations out (fake-app-service-process.ts) list the app
+   * and report its states.
+   */
+  onAccepted?: (kind: Exclude<CallKind, 'listApps'>, request: RecordedRequest, opId: string | null) => void;
+}
+
+export async function startFakeAppService(options: FakeAppServiceOptions = {}): Promise<FakeAppService> {
   const requests: RecordedRequest[] = [];
   const behaviours = new Map<CallKind, Behaviour>();
   let opCount = 0;
@@ -92,14 +102,13 @@ export async function startFakeAppService(options: { apps?: unknown[] } = {}): P
     if (!kind) return reply(res, 404, { code: 404, message: `no route ${request.method} ${request.path}`, data: null });
     const behaviour = behaviours.get(kind) ?? { respond: 'accept' };
     switch (behaviour.respond) {
-      case 'accept':
+      case 'accept': {
         if (kind === 'listApps') return reply(res, 200, { code: 200, message: 'success', data: fake.apps });
         opCount += 1;
-        return reply(res, 200, {
-          code: 200,
-          message: 'success',
-          data: behaviour.opId === null ? {} : { opID: behaviour.opId ?? `op-${opCount}` },
-        });
+        const opId = behaviour.opId === null ? null : (behaviour.opId ?? `op-${opCount}`);
+        options.onAccepted?.(kind, request, opId);
+        return reply(res, 200, { code: 200, message: 'success', data: opId === null ? {} : { opID: opId } });
+      }
       case 'business-error':
         return reply(res, 200, { code: behaviour.code, message: behaviour.message, data: behaviour.data ?? null });
       case 'http-error':

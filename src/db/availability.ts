@@ -1,0 +1,67 @@
+/**
+ * Telling "the database is away" (stopped, unreachable, overloaded, the network cut) from other
+ * failures, so that requests answer UNAVAILABLE (retry later) instead of an unexpected error, and
+ * subscriptions wait for it to come back instead of ending.
+ */
+
+/** Prisma's codes for a server it cannot reach, a connection it lost, or a pool it waited on. */
+const PRISMA_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
+/** What a driver adapter reports for the same (`meta.driverAdapterError.cause.kind`). */
+const ADAPTER_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections']);
+/**
+ * Socket errors, and PostgreSQL's admin_shutdown, crash_shutdown, cannot_connect_now and
+ * too_many_connections.
+ */
+const DRIVER_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+]);
+/**
+ * pg's own messages, which reach us unwrapped through the adapter (seen with a TCP proxy that
+ * blackholes or refuses: "Connection terminated unexpectedly", "… due to connection timeout").
+ */
+const DRIVER_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Query read timeout/i;
+
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { code, meta, message } = error as {
+    code?: unknown;
+    meta?: { driverAdapterError?: { cause?: { kind?: string } } };
+    message?: unknown;
+  };
+  if (typeof code === 'string' && (PRISMA_CODES.has(code) || DRIVER_CODES.has(code))) return true;
+  const kind = meta?.driverAdapterError?.cause?.kind;
+  if (kind && ADAPTER_KINDS.has(kind)) return true;
+  return typeof message === 'string' && DRIVER_MESSAGES.test(message);
+}
+
+/** How long a subscription's read waits for the database before it gives that event up. */
+const WAIT_MS = { first: 200, max: 5000, total: 10 * 60_000 };
+
+/**
+ * Runs a read, and while the database is away, runs it again (doubling the pause up to 5 s) for
+ * up to 10 minutes; then, or on any other failure, throws. For subscriptions: the events that
+ * arrive meanwhile wait in their order, and are delivered once the database is back.
+ */
+export async function whenAvailable<T>(read: () => Promise<T>): Promise<T> {
+  const started = Date.now();
+  let pause = WAIT_MS.first;
+  for (;;) {
+    try {
+      return await read();
+    } catch (error) {
+      if (!isDatabaseUnavailable(error) || Date.now() - started + pause > WAIT_MS.total) throw error;
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      pause = Math.min(pause * 2, WAIT_MS.max);
+    }
+  }
+}
