@@ -105,7 +105,17 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
     b = await startInstance({ ...env, REDIS_URL: redisUrlVia(bToRedis), DEMO_DATA: '0', INSTANCE_NAME: 'b' });
   }, 90_000);
 
-  afterEach(() => {
+  afterEach((context) => {
+    // What the servers said went wrong, to read beside a failed test.
+    if (context.task.result?.state === 'fail') {
+      for (const [name, instance] of [
+        ['A', a],
+        ['B', b],
+      ] as const) {
+        const problems = instance.server.logs.filter((line) => (line.level ?? 0) >= 40).slice(-20);
+        console.error(`${name}'s warnings and errors:\n${problems.map((line) => JSON.stringify(line)).join('\n')}`);
+      }
+    }
     for (const instance of [a, b]) {
       const { child, output } = instance.server;
       if (child.exitCode !== null || child.signalCode !== null)
@@ -259,6 +269,11 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
       return runtimeSnapshot.components.find((component) => component.name === 'pubsub@b');
     };
     expect(await readiness(b)).toBe(200);
+    // Dashboards on both instances follow the user through the outage.
+    const user = 'dave';
+    const filter = { userId: user };
+    const onA = await subscribe(a, RuntimeEventsSubscription, { filter }, as('ops'));
+    const onB = await subscribe(b, RuntimeEventsSubscription, { filter }, as('ops'));
     bToRedis.cut('hold');
     try {
       await waitFor(async () => ((await readiness(b)) === 503 ? true : undefined), 'B to report not ready');
@@ -266,7 +281,6 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
       expect(await readiness(a)).toBe(200);
 
       // Meanwhile on A: an install that B cannot hear of yet.
-      const user = 'dave';
       const { installApp } = dataOf(
         await execute(
           a,
@@ -300,8 +314,17 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
       );
       // B's components reach A again (collected every COLLECT_INTERVAL_MS).
       await waitFor(async () => ((await pubsub(a))?.healthy ? true : undefined), 'B’s pubsub component on A');
+
+      // B's subscriber stayed open and received, once B was back, exactly what A's received.
+      const done = (event: (typeof onA.received)[number]) =>
+        event.runtimeEvents.task?.appName === 'ghost' && event.runtimeEvents.task.status === 'COMPLETED';
+      const [seenOnA, seenOnB] = await Promise.all([onA.until(done, 30_000), onB.until(done, 30_000)]);
+      const strip = (events: typeof seenOnA) =>
+        events.map(({ runtimeEvents: { sequence, kind, app, task } }) => ({ sequence, kind, app, task }));
+      expect(strip(seenOnB)).toEqual(strip(seenOnA));
     } finally {
       bToRedis.restore();
+      await Promise.all([onA.close(), onB.close()]);
     }
   }, 120_000);
 

@@ -100,7 +100,7 @@ export async function connectCluster({ clusterLog, bus, localBus }: Services): P
   const entries = new RuntimeEntries();
   entries.position = await clusterLog.start({
     announcement: ([topic, event]) => bus.publish(topic, event as never),
-    runtime: (change, first, last) => entries.deliver(change as RuntimeChange, first, last),
+    runtime: (change, first, last, own) => entries.deliver(change as RuntimeChange, first, last, own),
     resync: (reason) => localBus.publish('runtime:resync', { reason }),
   });
   return entries;

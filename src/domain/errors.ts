@@ -11,7 +11,6 @@ export const ERROR_CODES = [
   'UNAUTHENTICATED',
   'INVALID_STATE',
   'UPSTREAM',
-  'UNAVAILABLE',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -64,10 +63,4 @@ export class InvalidStateError extends DomainError {
 export class UpstreamError extends DomainError {
   override name = 'UpstreamError';
   readonly code = 'UPSTREAM';
-}
-
-/** A service this one cannot work without (its database) is away for now: try again shortly. */
-export class UnavailableError extends DomainError {
-  override name = 'UnavailableError';
-  readonly code = 'UNAVAILABLE';
 }

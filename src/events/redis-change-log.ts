@@ -39,8 +39,8 @@ import { RedisEventHistory } from './redis-event-history.js';
 export interface LogHandlers {
   /** A change another instance announced. */
   announcement(announcement: Announcement): void;
-  /** A runtime change from any instance, with its range of sequences. */
-  runtime(change: unknown, first: number, last: number): void;
+  /** A runtime change from any instance (`own`: this one), with its range of sequences. */
+  runtime(change: unknown, first: number, last: number, own: boolean): void;
   /** Entries may have been missed: re-read everything. */
   resync(reason: string): void;
 }
@@ -345,7 +345,8 @@ export class RedisChangeLog {
         handlers.resync(`${entry.resync} (instance ${entry.origin})`);
       } else if (entry.runtime !== undefined) {
         const last = lastOf(id);
-        handlers.runtime(deserialize(Buffer.from(entry.runtime, 'base64')), last - Number(entry.count) + 1, last);
+        const change = deserialize(Buffer.from(entry.runtime, 'base64'));
+        handlers.runtime(change, last - Number(entry.count) + 1, last, entry.origin === this.origin);
       } else if (entry.changes !== undefined && entry.origin !== this.origin) {
         for (const announcement of JSON.parse(entry.changes) as Announcement[]) handlers.announcement(announcement);
       }

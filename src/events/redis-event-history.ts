@@ -2,15 +2,16 @@ import { deserialize, serialize } from 'node:v8';
 import type { Redis } from 'ioredis';
 
 /**
- * The runtime events the cluster's instances emitted, kept in a Redis Stream (`<prefix>events`)
- * under their sequences, for instances that start later: their buffer begins with the events kept
- * up to their start, so a client can resume there with a `since` from before (see
- * StateStore.replay).
+ * The runtime events the cluster's instances emitted, kept in Redis (`<prefix>events`) by their
+ * sequences, for instances that start later: their buffer begins with the events kept up to their
+ * start, so a client can resume there with a `since` from before (see StateStore.replay).
  *
- * Every instance records every event it emits. Redis refuses all but the first of an id (and any
- * behind the newest), so the stream holds each event once, whichever instance was first. Best
- * effort: an event no instance could record (Redis away) cannot be replayed, and a client asking
- * from before it gets RESYNC from an instance that started later.
+ * The instance whose change caused an event records it (every instance emits the same event;
+ * recording it N times cost two thirds of all Redis commands in `npm run bench -- --only
+ * cluster`). Instances record in their own time, so a later sequence may arrive first: a sorted
+ * set by sequence takes them in any order (a stream would refuse an id behind its newest). Best
+ * effort: an event not recorded (Redis away, or its instance died first) cannot be replayed, and
+ * a client asking from before it gets RESYNC from an instance that started later.
  */
 export class RedisEventHistory {
   private waiting: { sequence: number; value: string }[] = [];
@@ -40,21 +41,20 @@ export class RedisEventHistory {
 
   /** The events kept, oldest first, up to `sequence`: at most `count` of the latest. */
   async upTo<Event>(sequence: number, count: number): Promise<Event[]> {
-    const entries = (await this.redis.xrevrange(this.key, `0-${sequence}`, '-', 'COUNT', count)) as [
-      string,
-      string[],
-    ][];
-    return entries.reverse().map(([, fields]) => deserialize(Buffer.from(fields[1] as string, 'base64')) as Event);
+    const values = await this.redis.zrevrangebyscore(this.key, sequence, '-inf', 'LIMIT', 0, count);
+    return values.reverse().map((value) => deserialize(Buffer.from(value, 'base64')) as Event);
   }
 
   private async write(): Promise<void> {
     const batch = this.waiting;
     this.waiting = [];
-    const pipeline = this.redis.pipeline();
-    for (const { sequence, value } of batch) {
-      pipeline.xadd(this.key, 'MAXLEN', '~', this.retention, `0-${sequence}`, 'event', value);
-    }
-    // Refusals of ids already recorded come back as per-command errors, which is the point.
-    await pipeline.exec().catch(() => {});
+    const members = batch.flatMap(({ sequence, value }) => [sequence, value]);
+    // One round trip: the events, then all but the latest `retention` dropped.
+    await this.redis
+      .pipeline()
+      .zadd(this.key, ...members)
+      .zremrangebyrank(this.key, 0, -this.retention - 1)
+      .exec()
+      .catch(() => {});
   }
 }

@@ -1,11 +1,15 @@
 import { GraphQLError } from 'graphql';
 import { maskError as yogaMaskError } from 'graphql-yoga';
 import { isDatabaseUnavailable } from '../db/availability.js';
-import { DomainError, UnavailableError, ValidationError } from '../domain/errors.js';
+import { DomainError, ValidationError } from '../domain/errors.js';
 
-const HTTP_STATUS: Partial<Record<DomainError['code'], number>> = { UNAUTHENTICATED: 401, UNAVAILABLE: 503 };
+const HTTP_STATUS: Partial<Record<DomainError['code'], number>> = { UNAUTHENTICATED: 401 };
 
-const DATABASE_AWAY = new UnavailableError('The database is unavailable; retry shortly.');
+/**
+ * The code of an error that says "not now": the database is away. Not one of the schema's
+ * ErrorCode values (clients switch over those), only an `extensions.code` beside them.
+ */
+export const UNAVAILABLE = 'UNAVAILABLE';
 
 /** A GraphQL error carrying the domain error's code (and field issues) in `extensions`. */
 export function domainGraphQLError(error: DomainError, from?: GraphQLError): GraphQLError {
@@ -36,7 +40,14 @@ export function createErrorMasker(onUnexpected: (error: unknown) => void) {
     if (original instanceof GraphQLError && original.extensions?.code) return original;
     // Not a bug: the database is away (readiness says so too). The client is told to retry.
     if (isDatabaseUnavailable(original)) {
-      return domainGraphQLError(DATABASE_AWAY, error instanceof GraphQLError ? error : undefined);
+      const from = error instanceof GraphQLError ? error : undefined;
+      return new GraphQLError('The database is unavailable; retry shortly.', {
+        nodes: from?.nodes,
+        source: from?.source,
+        positions: from?.positions,
+        path: from?.path,
+        extensions: { code: UNAVAILABLE, http: { status: 503 } },
+      });
     }
     if (error instanceof GraphQLError && !error.originalError) return error;
     onUnexpected(original);

@@ -46,7 +46,7 @@ export class RuntimeApplier {
     // An app's stage depends on its active task, so it is derived after the tasks are in.
     for (const task of tasks) {
       const held = this.store.task(task.taskId);
-      if (!held || held.updatedAt <= task.updatedAt) this.putTask(task);
+      if (!held || (held.updatedAt <= task.updatedAt && !sameRow(held, task))) this.putTask(task);
     }
     const rows = new Map(apps.map((row) => [appKeyString(row), row]));
     for (const key of appKeys) {
@@ -66,7 +66,10 @@ export class RuntimeApplier {
         continue;
       }
       this.tombstones.delete(keyString);
-      this.store.putApp(this.withStage(row));
+      const app = this.withStage(row);
+      if (!held || !sameRow({ ...held, derived: null }, { ...app, derived: null }) || !sameStage(held, app)) {
+        this.store.putApp(app);
+      }
     }
     // The apps of changed tasks that were not read back themselves: re-derive their stage, and
     // put them only when it moved.
@@ -78,9 +81,7 @@ export class RuntimeApplier {
       const app = this.store.app(task);
       if (!app) continue;
       const updated = this.withStage(app);
-      if (updated.derived.stage !== app.derived.stage || updated.derived.health !== app.derived.health) {
-        this.store.putApp(updated);
-      }
+      if (!sameStage(app, updated)) this.store.putApp(updated);
     }
   }
 
@@ -106,4 +107,26 @@ export class RuntimeApplier {
     const activeTask = this.activeByApp.get(appKeyString(app)) ?? null;
     return { ...app, derived: deriveStage({ state: app.state, progress: app.progress, activeTask }) };
   }
+}
+
+function sameStage(a: RuntimeApp, b: RuntimeApp): boolean {
+  return a.derived.stage === b.derived.stage && a.derived.health === b.derived.health;
+}
+
+/**
+ * Whether two reads of a row are the same version. A change announced twice (or read back after
+ * the next one was already committed, which merges the two) is read again unchanged: putting it
+ * again would push every subscriber an event that says nothing new.
+ */
+function sameRow<Row extends object>(a: Row, b: Row): boolean {
+  for (const key of Object.keys(a) as (keyof Row)[]) {
+    const [x, y] = [a[key], b[key]];
+    if (x === y) continue;
+    if (
+      x instanceof Date && y instanceof Date ? x.getTime() !== y.getTime() : JSON.stringify(x) !== JSON.stringify(y)
+    ) {
+      return false;
+    }
+  }
+  return true;
 }

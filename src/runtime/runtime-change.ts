@@ -47,7 +47,8 @@ export interface RuntimeLog {
   eventsUpTo(sequence: number, count: number): Promise<RuntimeEvent[]>;
 }
 
-type Apply = (change: RuntimeChange, first: number, last: number) => void;
+/** `own`: the change is this instance's (it appended the entry). */
+type Apply = (change: RuntimeChange, first: number, last: number, own: boolean) => void;
 
 /**
  * The log's runtime entries as they arrive, held until the collector has loaded the state they
@@ -55,20 +56,20 @@ type Apply = (change: RuntimeChange, first: number, last: number) => void;
  * missed), then handed over in order.
  */
 export class RuntimeEntries {
-  private held: [RuntimeChange, number, number][] = [];
+  private held: Parameters<Apply>[] = [];
   private apply: Apply | null = null;
 
   /** The sequence the log's end stood for when reading started: where the store continues from. */
   position = 0;
 
-  deliver(change: RuntimeChange, first: number, last: number): void {
-    if (this.apply) this.apply(change, first, last);
-    else this.held.push([change, first, last]);
+  deliver(...entry: Parameters<Apply>): void {
+    if (this.apply) this.apply(...entry);
+    else this.held.push(entry);
   }
 
   /** From now on entries go to `apply`; those held so far first. */
   attach(apply: Apply): void {
-    for (const [change, first, last] of this.held.splice(0)) apply(change, first, last);
+    for (const entry of this.held.splice(0)) apply(...entry);
     this.apply = apply;
   }
 }

@@ -119,7 +119,9 @@ export class StateCollector {
   /**
    * Cluster mode, once the state is loaded: numbers events from the log's position on, takes over
    * the cluster's events up to there (for clients resuming from before this instance started),
-   * records every event from now on for later instances, then applies the log's changes.
+   * records the events of its own changes from now on for later instances (an event of a change
+   * whose instance died before applying it is not recorded: a later instance answers RESYNC to a
+   * `since` from before it), then applies the log's changes.
    */
   private async joinCluster({ log, entries, eventBuffer }: CollectorCluster): Promise<void> {
     this.store.startAt(entries.position);
@@ -128,8 +130,19 @@ export class StateCollector {
     } catch (error) {
       this.logger.warn({ err: error }, 'could not read the cluster’s recent runtime events; resuming starts here');
     }
-    this.store.onEvent((event) => log.recordEvent(event));
-    entries.attach((change, first, last) => this.store.applyAt(first, last, () => this.applier.apply(change)));
+    // Each event is recorded by the instance whose change caused it (every instance emits it).
+    let own = false;
+    this.store.onEvent((event) => {
+      if (own) log.recordEvent(event);
+    });
+    entries.attach((change, first, last, isOwn) => {
+      own = isOwn;
+      try {
+        this.store.applyAt(first, last, () => this.applier.apply(change));
+      } finally {
+        own = false;
+      }
+    });
   }
 
   async stop(): Promise<void> {

@@ -20,7 +20,6 @@ const CODE_DESCRIPTIONS: Record<(typeof ERROR_CODES)[number], string> = {
   UNAUTHENTICATED: 'No valid credentials were sent.',
   INVALID_STATE: "The operation does not apply in the object's current state.",
   UPSTREAM: 'A service this API depends on failed.',
-  UNAVAILABLE: 'The database is unavailable for now (HTTP 503 on queries): retry shortly.',
 };
 
 export const ErrorCodeEnum = builder.enumType('ErrorCode', {
