@@ -18,6 +18,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { clusterBench } from './cluster.js';
 import { fanout } from './fanout.js';
 import { g1 } from './g1.js';
 import { g4b } from './g4b.js';
@@ -129,6 +130,27 @@ const BENCHMARKS: Benchmark[] = [
         ...(mode === 'quick'
           ? { apps: 10_000, dashboards: 100, warmup: 50, perRep: 150, reps: 2 }
           : { apps: 100_000, dashboards: 1000, warmup: 200, perRep: 400, reps: 3 }),
+        log: (line) => console.log(line),
+      }),
+  },
+  {
+    // Issue 12: cluster-latency (other ÷ same instance p99 at 1,000 subscribers; 200 in --quick),
+    // cluster-throughput (changes/s through the Redis change log ÷ single process, Redis calls per change).
+    name: 'cluster',
+    run: (mode, { cpuProfDir }) =>
+      clusterBench({
+        ...(cpuProfDir ? { cpuProfDir } : {}),
+        ...(mode === 'quick'
+          ? {
+              subscribers: 200,
+              latency: { events: 40, intervalMs: 50, reps: 1 },
+              throughput: { durationMs: 3000, reps: 1, tasks: 8 },
+            }
+          : {
+              subscribers: 1000,
+              latency: { events: 100, intervalMs: 50, reps: 3 },
+              throughput: { durationMs: 10_000, reps: 3, tasks: 8 },
+            }),
         log: (line) => console.log(line),
       }),
   },

@@ -5,7 +5,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { createPrismaClient } from '../src/db/client.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import {
+  AppUpdatedSubscription,
   CatalogQuery,
+  HistoryAddedSubscription,
   InstallAppMutation,
   RuntimeEventsSubscription,
   RuntimeSnapshotQuery,
@@ -137,10 +139,12 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
     await deleteKeys(prefix);
   }, 60_000);
 
-  test('an install on A reaches a graphql-ws and an SSE subscriber on B, and B’s runtime state', async () => {
+  test('an install on A reaches graphql-ws (taskUpdated, appUpdated, historyAdded) and SSE subscribers on B, and B’s runtime state', async () => {
     const user = 'carol';
     const filter = { userId: user };
     const overWs = await subscribe(b, TaskUpdatedSubscription, { filter }, as(user));
+    const history = await subscribe(b, HistoryAddedSubscription, { filter }, as(user));
+    const appsOnB = await subscribe(b, AppUpdatedSubscription, { filter }, as(user));
     const sse = createSseClient({ url: `${b.url}/graphql/stream`, headers: as(user).headers, retryAttempts: 0 });
     const sseEvents: { taskId: string; status: string }[] = [];
     const sseDone = new Promise<void>((resolve, reject) => {
@@ -171,6 +175,8 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
         (event) => event.taskUpdated.taskId === taskId && event.taskUpdated.status === 'COMPLETED',
       );
       expect(seen.map((event) => event.taskUpdated.taskId)).toContain(taskId);
+      await appsOnB.until((event) => event.appUpdated.appName === 'n8n' && event.appUpdated.stage === 'RUNNING');
+      await history.until((event) => event.historyAdded.app === 'n8n');
       await waitFor(
         async () =>
           sseEvents.some((event) => event.taskId === taskId && event.status === 'COMPLETED') ? true : undefined,
@@ -181,7 +187,7 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
         return runtimeSnapshot.apps.some((app) => app.appName === 'n8n' && app.stage === 'RUNNING') ? true : undefined;
       }, 'B’s runtime state to show the app A installed running');
     } finally {
-      await overWs.close();
+      await Promise.all([overWs.close(), history.close(), appsOnB.close()]);
       sse.dispose();
       await sseDone.catch(() => {});
     }

@@ -115,25 +115,37 @@ export class CpuProfiler {
 }
 
 /**
+ * `count` changes `intervalMs` apart (event indices first, first + 1, …), each stamped just before
+ * `change` makes it. A change that returns a promise (e.g. a commit) is awaited before the next
+ * one is paced; a synchronous one is not.
+ */
+export async function pacedBurst(
+  first: number,
+  count: number,
+  intervalMs: number,
+  change: (index: number) => void | Promise<void>,
+): Promise<BurstResult> {
+  const published: number[] = [];
+  let maxTimerLagMs = 0;
+  const start = performance.now();
+  for (let k = 0; k < count; k++) {
+    const due = start + k * intervalMs;
+    if (k > 0) await delay(Math.max(0, due - performance.now()));
+    maxTimerLagMs = Math.max(maxTimerLagMs, performance.now() - due);
+    published.push(epochMs());
+    const made = change(first + k);
+    if (made) await made;
+  }
+  return { published, maxTimerLagMs };
+}
+
+/**
  * Serves a fan-out server's requests (both the subject and the raw baseline): samples, its open
  * connections, and bursts of changes, `change(index)` being the server's way of making one.
  * Each change is stamped just before it is made; the bursts keep their pace with timers.
  */
 export function serveFanoutServer(server: Server, change: (index: number) => void, onStop: () => Promise<void>): void {
   const profiler = new CpuProfiler();
-  async function burst(first: number, count: number, intervalMs: number): Promise<BurstResult> {
-    const published: number[] = [];
-    let maxTimerLagMs = 0;
-    const start = performance.now();
-    for (let k = 0; k < count; k++) {
-      const due = start + k * intervalMs;
-      if (k > 0) await delay(Math.max(0, due - performance.now()));
-      maxTimerLagMs = Math.max(maxTimerLagMs, performance.now() - due);
-      published.push(epochMs());
-      change(first + k);
-    }
-    return { published, maxTimerLagMs };
-  }
   serve<ServerRequest>(async (request) => {
     switch (request.type) {
       case 'cpu':
@@ -145,7 +157,7 @@ export function serveFanoutServer(server: Server, change: (index: number) => voi
           server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
         );
       case 'burst':
-        return burst(request.first, request.count, request.intervalMs);
+        return pacedBurst(request.first, request.count, request.intervalMs, change);
       case 'profile':
         return request.action === 'start' ? profiler.start() : profiler.stop(request.file);
       case 'stop':

@@ -79,6 +79,8 @@ export function createServices({ db, config, logger }: ServiceDeps) {
     appService,
     bus,
     localBus,
+    /** Where committed changes are announced (the engine and the services hold it too). */
+    feed,
     clusterLog,
     store,
     runtime: new RuntimeService(store, {
@@ -100,10 +102,26 @@ export async function connectCluster({ clusterLog, bus, localBus }: Services): P
   const entries = new RuntimeEntries();
   entries.position = await clusterLog.start({
     announcement: ([topic, event]) => bus.publish(topic, event as never),
-    runtime: (change, first, last, own) => entries.deliver(change as RuntimeChange, first, last, own),
+    runtime: (change, first, last, own) => {
+      entries.deliver(change as RuntimeChange, first, last, own);
+      if (!own) announceRows(bus, change as RuntimeChange);
+    },
     resync: (reason) => localBus.publish('runtime:resync', { reason }),
   });
   return entries;
+}
+
+/**
+ * Another instance's task and app changes, as its rows read back came through the log, announced
+ * on this instance's bus for taskUpdated and appUpdated (the subscribers re-read the rows). Several
+ * announcements of one row read back together arrive as one.
+ */
+function announceRows(bus: Services['bus'], change: RuntimeChange): void {
+  if (change.kind !== 'rows') return;
+  for (const { taskId, userId, sourceId, appName } of change.tasks) {
+    bus.publish('task:updated', { taskId, userId, sourceId, appName });
+  }
+  for (const { userId, sourceId, appName } of change.appKeys) bus.publish('app:updated', { userId, sourceId, appName });
 }
 
 /**

@@ -119,8 +119,9 @@ export class ChangeFeed {
   private readonly queue: DeliveryQueue<Announcement>;
 
   /**
-   * Cluster mode: `cluster` is the change log other instances read this one's announcements from,
-   * and `localBus` carries only this instance's own (for the runtime collector).
+   * Cluster mode: `cluster` is the change log other instances read this one's payment and history
+   * announcements from, and `localBus` carries only this instance's own (for the runtime
+   * collector, whose read-backs carry the task and app changes to the other instances).
    */
   constructor(bus: EventBus, cluster: AnnouncementSink | null = null, localBus: EventBus = bus) {
     // publish() does not throw: the bus's EventTarget reports a failing listener itself.
@@ -129,7 +130,9 @@ export class ChangeFeed {
         const [topic, event] = announcement;
         bus.publish(topic, event as never);
         if (localBus !== bus) localBus.publish(topic, event as never);
-        cluster?.append(announcement);
+        // Task and app changes reach the other instances with the rows read back after them
+        // (the runtime changes of the log), which their buses announce in turn.
+        if (topic !== 'task:updated' && topic !== 'app:updated') cluster?.append(announcement);
       },
       (error) => process.emitWarning(`a change could not be published: ${String(error)}`),
     );
