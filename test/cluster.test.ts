@@ -204,16 +204,22 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
       users.flatMap((user, u) =>
         apps.map(async (app, i) => {
           const instance = (u + i) % 2 === 0 ? a : b;
-          const { installApp } = dataOf(
-            await execute(
-              instance,
-              InstallAppMutation,
-              { input: { sourceId: 'market.olares', appName: app.name, version: app.version } },
-              as(user),
-            ),
-          );
-          if (installApp.__typename !== 'InstallAppSuccess') throw new Error(JSON.stringify(installApp));
-          return installApp.task.taskId;
+          // As a client should: with an idempotency key, sent again on UNAVAILABLE (200 installs
+          // at once on 2 cores can wait longer for a database connection than the pool allows).
+          const input = {
+            sourceId: 'market.olares',
+            appName: app.name,
+            version: app.version,
+            idempotencyKey: `${user}/${app.name}`,
+          };
+          for (let attempt = 1; ; attempt += 1) {
+            const response = await execute(instance, InstallAppMutation, { input }, as(user));
+            const unavailable = response.errors?.some((error) => error.extensions?.code === 'UNAVAILABLE');
+            if (unavailable && attempt < 5) continue;
+            const { installApp } = dataOf(response);
+            if (installApp.__typename !== 'InstallAppSuccess') throw new Error(JSON.stringify(installApp));
+            return installApp.task.taskId;
+          }
         }),
       ),
     );
