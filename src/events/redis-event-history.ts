@@ -14,7 +14,7 @@ import type { Redis } from 'ioredis';
  * a client asking from before it gets RESYNC from an instance that started later.
  */
 export class RedisEventHistory {
-  private waiting: { sequence: number; value: string }[] = [];
+  private waiting: (number | Buffer)[] = [];
   private writing: Promise<void> | null = null;
 
   constructor(
@@ -26,7 +26,7 @@ export class RedisEventHistory {
 
   /** Records an event; all of one event-loop turn go out in one pipeline. */
   record(event: { sequence: number }): void {
-    this.waiting.push({ sequence: event.sequence, value: serialize(event).toString('base64') });
+    this.waiting.push(event.sequence, serialize(event));
     this.writing ??= new Promise<void>((resolve) => setImmediate(resolve))
       .then(() => this.write())
       .finally(() => {
@@ -41,15 +41,14 @@ export class RedisEventHistory {
 
   /** The events kept, oldest first, up to `sequence`: at most `count` of the latest. */
   async upTo<Event>(sequence: number, count: number): Promise<Event[]> {
-    const values = await this.redis.zrevrangebyscore(this.key, sequence, '-inf', 'LIMIT', 0, count);
-    return values.reverse().map((value) => deserialize(Buffer.from(value, 'base64')) as Event);
+    const values = await this.redis.zrevrangebyscoreBuffer(this.key, sequence, '-inf', 'LIMIT', 0, count);
+    return values.reverse().map((value) => deserialize(value) as Event);
   }
 
   private async write(): Promise<void> {
-    const batch = this.waiting;
+    const members = this.waiting;
     this.waiting = [];
-    const members = batch.flatMap(({ sequence, value }) => [sequence, value]);
-    // One round trip: the events, then all but the latest `retention` dropped.
+    // One round trip: the events (score, member, …), then all but the latest `retention` dropped.
     await this.redis
       .pipeline()
       .zadd(this.key, ...members)
