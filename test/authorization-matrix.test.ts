@@ -319,6 +319,12 @@ async function announceRowsOf(server: TestServer, userId: string): Promise<void>
     db.historyRecord.findFirstOrThrow({ where: { userId } }),
     db.payment.findFirst({ where: { userId } }),
   ]);
+  // Touched first: the runtime pushes a row read back only when it differs from the one it holds.
+  const now = new Date();
+  await Promise.all([
+    db.appState.update({ where: { id: app.id }, data: { updatedAt: now } }),
+    db.task.update({ where: { id: task.id }, data: { updatedAt: now } }),
+  ]);
   bus.publish('app:updated', { userId, sourceId: app.sourceId, appName: app.appName });
   bus.publish('task:updated', { taskId: task.taskId, userId, sourceId: task.sourceId, appName: task.appName });
   bus.publish('history:added', { id: record.id, userId });
@@ -632,7 +638,7 @@ describe.concurrent.each(SERVERS)('$mode mode on $kind', (setup) => {
         const changeChartRepo = (owner: string) =>
           world.chartRepo.setStatus(`${owner}/${SOURCE}`, { apps: [{ name: chartApp(owner, 2), state: 'new' }] });
 
-        // Live: every subscription has had an event (old rows announced again) before anything changes.
+        // Live: every subscription has had an event (old rows touched and announced again) before anything changes.
         let announced = 0;
         await waitFor(async () => {
           if (lists.every(({ list }) => list.length > 0)) return true;

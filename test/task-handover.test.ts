@@ -1,12 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, test } from 'vitest';
 import { createPrismaClient, type Db } from '../src/db/client.js';
 import type { TaskRow } from '../src/db/models.js';
 import { availableDatabases, createTestDatabase, type DatabaseKind, type TestDatabase } from './support/databases.js';
 import { type FakeAppService, sendEvent, startFakeAppService } from './support/fake-app-service.js';
+import { listeningUrl, SERVER_COMMAND, serverEnv, startProcess } from './support/process.js';
 import { seed } from './support/seed.js';
 import { installThroughApi, waitFor } from './support/server.js';
 
@@ -20,8 +19,6 @@ import { installThroughApi, waitFor } from './support/server.js';
 
 const databases = await availableDatabases();
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const LISTENING = 'Market Runtime GraphQL API listening';
 const SECRET = 'app-service-event-secret-0001';
 const VERSION = '1.0.0';
 /** Longer than any of these tests: a task taken over before it expires was handed over, not recovered. */
@@ -50,18 +47,9 @@ async function waitForExit(child: ChildProcess): Promise<void> {
 
 /** `node --import tsx src/index.ts` against the fake app service; resolves once it logs that it listens. */
 async function startServer(databaseUrl: string, fake: FakeAppService, leaseMs: string): Promise<ChildServer> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/index.ts'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      ...process.env,
-      DATABASE_URL: databaseUrl,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      // Local development mode: every request is the admin user.
-      AUTH_TOKENS: '',
-      AUTH_USER_HEADER: '',
-      DEMO_DATA: '0',
+  const server = startProcess(
+    SERVER_COMMAND,
+    serverEnv(databaseUrl, {
       APP_SERVICE_URL: fake.url,
       APP_SERVICE_EVENT_SECRET: SECRET,
       APP_SERVICE_TIMEOUT_MS: '5000',
@@ -70,37 +58,16 @@ async function startServer(databaseUrl: string, fake: FakeAppService, leaseMs: s
       TASK_CONCURRENCY: '8',
       TASK_POLL_INTERVAL_MS: '200',
       TASK_LEASE_MS: leaseMs,
-      LOG_LEVEL: 'info',
-    },
-  });
-  children.add(child);
-  const output: string[] = [];
-  // Both streams are read for the whole life of the child, so it never blocks on a full pipe.
-  createInterface({ input: child.stderr! }).on('line', (line) => output.push(line));
-  const lines = createInterface({ input: child.stdout! });
-  const graphqlUrl = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`server did not listen within 30 s:\n${output.join('\n')}`)),
-      30_000,
-    );
-    lines.on('line', (line) => {
-      output.push(line);
-      try {
-        const entry = JSON.parse(line) as { msg?: string; url?: string };
-        if (entry.msg === LISTENING && entry.url) {
-          clearTimeout(timer);
-          resolve(entry.url);
-        }
-      } catch {
-        // not a log line
-      }
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited (${signal ?? code}) before listening:\n${output.join('\n')}`));
-    });
-  });
-  return { process: child, graphqlUrl, intake: graphqlUrl.replace(/\/graphql$/, '/events/app-state'), output };
+    }),
+  );
+  children.add(server.child);
+  const url = (await listeningUrl(server)).origin;
+  return {
+    process: server.child,
+    graphqlUrl: `${url}/graphql`,
+    intake: `${url}/events/app-state`,
+    output: server.output,
+  };
 }
 
 /** SIGTERM, as a rolling restart sends it: the server must stop by itself, cleanly. */

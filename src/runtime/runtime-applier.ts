@@ -4,9 +4,6 @@ import { deriveStage } from '../domain/app-stage.js';
 import type { RuntimeChange } from './runtime-change.js';
 import type { RuntimeApp, StateStore } from './state-store.js';
 
-/** How long the removal of an app is remembered, to refuse a stale row of it read before. */
-const TOMBSTONE_MS = 10 * 60_000;
-
 /**
  * Applies runtime changes to the store: rows read back (deriving each app's stage from its active
  * task), component statuses, the chart repo. In one process the collector hands it its changes at
@@ -19,8 +16,6 @@ export class RuntimeApplier {
    * derived from, found without scanning every task the store holds on each change.
    */
   private readonly activeByApp = new Map<string, TaskRow>();
-  /** Apps removed lately, by key string, with when their absence was read (see applyRows). */
-  private readonly tombstones = new Map<string, number>();
 
   constructor(private readonly store: StateStore) {}
 
@@ -31,41 +26,32 @@ export class RuntimeApplier {
   }
 
   apply(change: RuntimeChange): void {
-    if (change.kind === 'rows') this.applyRows(change.tasks, change.appKeys, change.apps, change.readAt.getTime());
+    if (change.kind === 'rows') this.applyRows(change.tasks, change.appKeys, change.apps);
     else if (change.kind === 'components') for (const status of change.components) this.store.putComponent(status);
     else this.store.setChartRepo(change.status, change.byUser);
   }
 
   /**
-   * Tasks and app rows as read back at `readAt`; an app asked for but not read has no row any
-   * more. A row older than the one held is stale and skipped: in cluster mode two instances may
-   * read the same row one after the other and still append what they read the other way round;
-   * so is an app row older than the app's removal. (Row times come from the instances' clocks.)
+   * Tasks and app rows as read back; an app asked for but not read has no row any more. Applied
+   * in the order given (the log's, in cluster mode): a row that arrives after a newer read of it
+   * (two instances reading one row and appending the other way round) is corrected by the
+   * collector's confirming read (StateCollector.confirmOwn), not guessed from row times, which the
+   * instances' transactions take before they commit. A row read again unchanged is not put again.
    */
-  private applyRows(tasks: TaskRow[], appKeys: AppKey[], apps: AppRow[], readAt: number): void {
+  private applyRows(tasks: TaskRow[], appKeys: AppKey[], apps: AppRow[]): void {
     // An app's stage depends on its active task, so it is derived after the tasks are in.
     for (const task of tasks) {
       const held = this.store.task(task.taskId);
-      if (!held || (held.updatedAt <= task.updatedAt && !sameRow(held, task))) this.putTask(task);
+      if (!held || !sameRow(held, task)) this.putTask(task);
     }
     const rows = new Map(apps.map((row) => [appKeyString(row), row]));
     for (const key of appKeys) {
-      const keyString = appKeyString(key);
-      const row = rows.get(keyString);
+      const row = rows.get(appKeyString(key));
       if (!row) {
-        this.remember(keyString, readAt);
         this.store.removeApp(key);
         continue;
       }
       const held = this.store.app(key);
-      const removedAt = this.tombstones.get(keyString);
-      if (
-        (held && held.updatedAt > row.updatedAt) ||
-        (removedAt !== undefined && removedAt > row.updatedAt.getTime())
-      ) {
-        continue;
-      }
-      this.tombstones.delete(keyString);
       const app = this.withStage(row);
       if (!held || !sameRow({ ...held, derived: null }, { ...app, derived: null }) || !sameStage(held, app)) {
         this.store.putApp(app);
@@ -82,16 +68,6 @@ export class RuntimeApplier {
       if (!app) continue;
       const updated = this.withStage(app);
       if (!sameStage(app, updated)) this.store.putApp(updated);
-    }
-  }
-
-  /** Remembers a removal, forgetting those older than TOMBSTONE_MS (the map is in insertion order). */
-  private remember(keyString: string, removedAt: number): void {
-    this.tombstones.delete(keyString);
-    this.tombstones.set(keyString, removedAt);
-    for (const [key, at] of this.tombstones) {
-      if (at >= removedAt - TOMBSTONE_MS) break;
-      this.tombstones.delete(key);
     }
   }
 

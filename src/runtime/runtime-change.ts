@@ -16,8 +16,6 @@ export type RuntimeChange =
       /** The apps asked for; those missing from `apps` have no row any more. */
       appKeys: AppKey[];
       apps: AppRow[];
-      /** When the rows were read: an app row older than a removal read later is stale. */
-      readAt: Date;
     }
   | { kind: 'components'; components: ComponentStatus[] }
   | { kind: 'chartRepo'; status: ChartRepoStatus; byUser: Map<string, ChartRepoStatus> };

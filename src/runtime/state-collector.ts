@@ -5,6 +5,7 @@ import { type AppKey, appKeyString } from '../domain/app-key.js';
 import type { EventBus } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
 import { component } from './components.js';
+import { LastWriters } from './last-writers.js';
 import { RuntimeApplier } from './runtime-applier.js';
 import { eventBound, type RuntimeChange, type RuntimeEntries, type RuntimeLog } from './runtime-change.js';
 import type { ComponentStatus, StateStore } from './state-store.js';
@@ -73,6 +74,7 @@ export class StateCollector {
   private loaded = false;
 
   private readonly applier: RuntimeApplier;
+  private readonly lastWriters = new LastWriters();
 
   /** `bus`: this instance's own announcements (in cluster mode the others' come as runtime changes). */
   constructor(
@@ -142,7 +144,20 @@ export class StateCollector {
       } finally {
         own = false;
       }
+      if (change.kind === 'rows') this.confirmOwn(change, isOwn);
     });
+  }
+
+  /** Cluster mode: reads this instance's rows again when another instance's entry came between (LastWriters). */
+  private confirmOwn({ tasks, appKeys }: Extract<RuntimeChange, { kind: 'rows' }>, own: boolean): void {
+    const keys = new Map(appKeys.map((key) => [`app ${appKeyString(key)}`, key]));
+    const again = this.lastWriters.note([...tasks.map(({ taskId }) => `task ${taskId}`), ...keys.keys()], own);
+    for (const row of again) {
+      const key = keys.get(row);
+      if (key) this.staleApps.set(appKeyString(key), key);
+      else this.staleTasks.add(row.slice('task '.length));
+    }
+    if (again.length > 0) this.scheduleRefresh();
   }
 
   async stop(): Promise<void> {
@@ -334,9 +349,8 @@ export class StateCollector {
       const taskIds = takeFirst(this.staleTasks, READ_BATCH);
       const appKeys = takeFirst(this.staleApps, READ_BATCH);
       try {
-        const readAt = new Date();
         const [tasks, apps] = await Promise.all([findTasks(this.db, taskIds), findAppStates(this.db, appKeys)]);
-        this.publish({ kind: 'rows', tasks, appKeys, apps, readAt });
+        this.publish({ kind: 'rows', tasks, appKeys, apps });
       } catch (error) {
         // As an announcement whose read fails: logged and skipped; the next change of the same
         // task or app reads it again.
