@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { PrismaBetterSQLite3 } from '@prisma/adapter-better-sqlite3';
 import { PrismaPg } from '@prisma/adapter-pg';
-import type { PoolClient } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { PrismaClient as PostgresPrismaClient } from '../generated/prisma-postgres/client.js';
 import { PrismaClient as SqlitePrismaClient } from '../generated/prisma-sqlite/client.js';
 
@@ -59,6 +59,11 @@ type PostgresTransaction = Awaited<ReturnType<PostgresAdapter['startTransaction'
 class LeakFreePrismaPg extends PrismaPg {
   override async connect(): Promise<PostgresAdapter> {
     const adapter = await super.connect();
+    // A connection the server terminates (a database shut down or dropped: 57P01) while it is
+    // checked out between two queries emits 'error' with no listener of pg's or the adapter's, and
+    // an unheard 'error' ends the process. Its queries fail on their own and the pool drops it.
+    const pool = (adapter as unknown as { client: Pool }).client;
+    pool.on('connect', (connection) => connection.on('error', () => {}));
     const startTransaction = adapter.startTransaction.bind(adapter);
     adapter.startTransaction = async (isolationLevel) => releasedOnFailedEnd(await startTransaction(isolationLevel));
     return adapter;
