@@ -3,6 +3,7 @@ import { createClient as createSseClient } from 'graphql-sse';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { createPrismaClient } from '../src/db/client.js';
+import { as, runtimeContent, USER_HEADER } from './support/cluster.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import {
   AppUpdatedSubscription,
@@ -32,8 +33,6 @@ import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
  * change committed on one instance reaches the subscribers (graphql-ws and SSE) and the runtime
  * state of the other; installs spread over both run exactly once; both runtime states end equal.
  */
-
-const USER_HEADER = 'x-test-user';
 
 const databases = await availableDatabases();
 const runnable = databases.includes('postgresql') && (await redisAvailable());
@@ -69,24 +68,6 @@ async function restart(instance: Instance): Promise<Instance> {
   instance.server.child.kill('SIGTERM');
   expect(await instance.server.exited).toEqual({ code: 0, signal: null });
   return startInstance(instance.env);
-}
-
-const as = (user: string) => ({ headers: { [USER_HEADER]: user } });
-
-/** What two instances' runtime states must agree on: apps and tasks (components are each instance's own). */
-async function runtimeContent(instance: Instance) {
-  const { runtimeSnapshot } = dataOf(await execute(instance, RuntimeSnapshotQuery, {}, as('ops')));
-  const { sequence, summary, apps, tasks } = runtimeSnapshot;
-  // Components report every COLLECT_INTERVAL_MS, each at its own time: compared apart.
-  const { activeComponents: _reportedEachCycle, ...counts } = summary;
-  const byKey = (a: { userId: string; appName: string }, b: { userId: string; appName: string }) =>
-    `${a.userId}/${a.appName}`.localeCompare(`${b.userId}/${b.appName}`);
-  return {
-    sequence,
-    counts,
-    apps: [...apps].sort(byKey),
-    tasks: [...tasks].sort((a, b) => a.taskId.localeCompare(b.taskId)),
-  };
 }
 
 describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', () => {

@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { createPrismaClient, type Db } from '../src/db/client.js';
+import { as, runtimeContent, USER_HEADER } from './support/cluster.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import { type FakeAppServiceProcess, startFakeAppServiceProcess } from './support/fake-app-service-process.js';
 import { type LoadBalancer, startLoadBalancer } from './support/load-balancer.js';
@@ -32,7 +33,6 @@ import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
  * service posts to the Service in front of the pods.
  */
 
-const USER_HEADER = 'x-test-user';
 const SECRET = 'app-service-event-secret-rolling';
 const VERSION = '1.0.0';
 const HANDED_OVER = 'handed the running tasks over to the other instances';
@@ -48,8 +48,6 @@ interface Instance {
   graphqlUrl: string;
 }
 
-const as = (user: string) => ({ headers: { [USER_HEADER]: user } });
-
 async function readiness(instance: Instance): Promise<number> {
   return (await fetch(`${instance.url}/readiness`)).status;
 }
@@ -62,21 +60,6 @@ async function workerIdOf(instance: Instance): Promise<string> {
     const id = (engine?.metrics as { instanceId?: string } | undefined)?.instanceId;
     return typeof id === 'string' ? id : undefined;
   }, `the task engine of ${instance.name} to report its instance id`);
-}
-
-/** What two instances' runtime states must agree on: apps and tasks (components are each instance's own). */
-async function runtimeContent(instance: Instance) {
-  const { runtimeSnapshot } = dataOf(await execute(instance, RuntimeSnapshotQuery, {}, as('ops')));
-  const { sequence, summary, apps, tasks } = runtimeSnapshot;
-  const { activeComponents: _reportedEachCycle, ...counts } = summary;
-  const byKey = (a: { userId: string; appName: string }, b: { userId: string; appName: string }) =>
-    `${a.userId}/${a.appName}`.localeCompare(`${b.userId}/${b.appName}`);
-  return {
-    sequence,
-    counts,
-    apps: [...apps].sort(byKey),
-    tasks: [...tasks].sort((x, y) => x.taskId.localeCompare(y.taskId)),
-  };
 }
 
 async function install(instance: Instance, user: string, appName: string): Promise<string> {
