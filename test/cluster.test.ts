@@ -3,7 +3,7 @@ import { createClient as createSseClient } from 'graphql-sse';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { createPrismaClient } from '../src/db/client.js';
-import { as, runtimeContent, USER_HEADER } from './support/cluster.js';
+import { as, completedOn, eventContents, installOn, runtimeContent, USER_HEADER } from './support/cluster.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import {
   AppUpdatedSubscription,
@@ -141,16 +141,7 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
       );
     });
     try {
-      const { installApp } = dataOf(
-        await execute(
-          a,
-          InstallAppMutation,
-          { input: { sourceId: 'market.olares', appName: 'n8n', version: '1.70.1' } },
-          as(user),
-        ),
-      );
-      if (installApp.__typename !== 'InstallAppSuccess') throw new Error(JSON.stringify(installApp));
-      const taskId = installApp.task.taskId;
+      const taskId = await installOn(a, user, 'n8n', '1.70.1');
 
       const seen = await overWs.until(
         (event) => event.taskUpdated.taskId === taskId && event.taskUpdated.status === 'COMPLETED',
@@ -274,21 +265,10 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
       expect(await readiness(a)).toBe(200);
 
       // Meanwhile on A: an install that B cannot hear of yet.
-      const { installApp } = dataOf(
-        await execute(
-          a,
-          InstallAppMutation,
-          { input: { sourceId: 'market.olares', appName: 'ghost', version: '5.104.2' } },
-          as(user),
-        ),
-      );
-      if (installApp.__typename !== 'InstallAppSuccess') throw new Error(JSON.stringify(installApp));
-      await waitFor(async () => {
-        const { task } = dataOf(await execute(a, TaskDetailQuery, { taskId: installApp.task.taskId }, as('ops')));
-        return task?.status === 'COMPLETED' ? true : undefined;
-      }, 'the install on A to complete');
+      const taskId = await installOn(a, user, 'ghost', '5.104.2');
+      await completedOn(a, taskId);
       // B answers queries all along, from the database.
-      const { task } = dataOf(await execute(b, TaskDetailQuery, { taskId: installApp.task.taskId }, as('ops')));
+      const { task } = dataOf(await execute(b, TaskDetailQuery, { taskId }, as('ops')));
       expect(task?.status).toBe('COMPLETED');
 
       bToRedis.restore();
@@ -312,9 +292,7 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
       const done = (event: (typeof onA.received)[number]) =>
         event.runtimeEvents.task?.appName === 'ghost' && event.runtimeEvents.task.status === 'COMPLETED';
       const [seenOnA, seenOnB] = await Promise.all([onA.until(done, 30_000), onB.until(done, 30_000)]);
-      const strip = (events: typeof seenOnA) =>
-        events.map(({ runtimeEvents: { sequence, kind, app, task } }) => ({ sequence, kind, app, task }));
-      expect(strip(seenOnB)).toEqual(strip(seenOnA));
+      expect(eventContents(seenOnB)).toEqual(eventContents(seenOnA));
     } finally {
       bToRedis.restore();
       await Promise.all([onA.close(), onB.close()]);
@@ -326,24 +304,12 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
     const filter = { userId: user };
     const onA = await subscribe(a, RuntimeEventsSubscription, { filter }, as('ops'));
     try {
-      const first = await execute(
-        a,
-        InstallAppMutation,
-        { input: { sourceId: 'market.olares', appName: 'n8n', version: '1.70.1' } },
-        as(user),
-      );
-      if (dataOf(first).installApp.__typename !== 'InstallAppSuccess') throw new Error(JSON.stringify(first));
+      await installOn(a, user, 'n8n', '1.70.1');
       const untilFirst = await onA.until((event) => event.runtimeEvents.task?.status === 'COMPLETED');
       const since = (untilFirst.at(-1) as (typeof untilFirst)[number]).runtimeEvents.sequence;
 
       // A second install while "the client" is away; A's subscriber sees its events.
-      const second = await execute(
-        b,
-        InstallAppMutation,
-        { input: { sourceId: 'market.olares', appName: 'ghost', version: '5.104.2' } },
-        as(user),
-      );
-      if (dataOf(second).installApp.__typename !== 'InstallAppSuccess') throw new Error(JSON.stringify(second));
+      await installOn(b, user, 'ghost', '5.104.2');
       const missed = await onA.until(
         (event) => event.runtimeEvents.task?.appName === 'ghost' && event.runtimeEvents.task.status === 'COMPLETED',
       );
@@ -361,9 +327,7 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
           (event) => event.runtimeEvents.sequence === (missed.at(-1) as (typeof missed)[number]).runtimeEvents.sequence,
         );
         expect(resumed.map((event) => event.runtimeEvents.kind)).not.toContain('RESYNC');
-        const strip = (events: typeof missed) =>
-          events.map(({ runtimeEvents: { sequence, kind, app, task } }) => ({ sequence, kind, app, task }));
-        expect(strip(resumed)).toEqual(strip(missed));
+        expect(eventContents(resumed)).toEqual(eventContents(missed));
       } finally {
         await onB.close();
       }
@@ -379,15 +343,10 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
     let missed: Awaited<ReturnType<typeof onA.until>>;
     let since: number;
     try {
-      const install = async (instance: Instance, appName: string, version: string) => {
-        const variables = { input: { sourceId: 'market.olares', appName, version } };
-        const { installApp } = dataOf(await execute(instance, InstallAppMutation, variables, as(user)));
-        if (installApp.__typename !== 'InstallAppSuccess') throw new Error(JSON.stringify(installApp));
-      };
-      await install(a, 'wordpress', '6.7.1');
+      await installOn(a, user, 'wordpress', '6.7.1');
       const seen = await onA.until((event) => event.runtimeEvents.task?.status === 'COMPLETED');
       since = (seen.at(-1) as (typeof seen)[number]).runtimeEvents.sequence;
-      await install(b, 'excalidraw', '0.17.6');
+      await installOn(b, user, 'excalidraw', '0.17.6');
       missed = await onA.until(
         (event) =>
           event.runtimeEvents.task?.appName === 'excalidraw' && event.runtimeEvents.task.status === 'COMPLETED',
@@ -400,8 +359,6 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
     a = await restart(a);
     b = await restart(b);
 
-    const strip = (events: typeof missed) =>
-      events.map(({ runtimeEvents: { sequence, kind, app, task } }) => ({ sequence, kind, app, task }));
     const lastMissed = (missed.at(-1) as (typeof missed)[number]).runtimeEvents.sequence;
     for (const instance of [a, b]) {
       const resumed = await subscribe(instance, RuntimeEventsSubscription, { filter, since }, as('ops'));
@@ -409,7 +366,7 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
         const events = await resumed.until(
           (event) => event.runtimeEvents.kind === 'RESYNC' || event.runtimeEvents.sequence >= lastMissed,
         );
-        expect(strip(events)).toEqual(strip(missed));
+        expect(eventContents(events)).toEqual(eventContents(missed));
       } finally {
         await resumed.close();
       }
@@ -427,19 +384,7 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
       } finally {
         redis.disconnect();
       }
-      const { installApp } = dataOf(
-        await execute(
-          a,
-          InstallAppMutation,
-          { input: { sourceId: 'market.olares', appName: 'minio', version: '2024.11.7' } },
-          as(user),
-        ),
-      );
-      if (installApp.__typename !== 'InstallAppSuccess') throw new Error(JSON.stringify(installApp));
-      await waitFor(async () => {
-        const { task } = dataOf(await execute(a, TaskDetailQuery, { taskId: installApp.task.taskId }, as('ops')));
-        return task?.status === 'COMPLETED' ? true : undefined;
-      }, 'the install on A to complete');
+      await completedOn(a, await installOn(a, user, 'minio', '2024.11.7'));
     } finally {
       bToRedis.restore();
     }

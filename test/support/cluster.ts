@@ -1,5 +1,5 @@
-import { RuntimeSnapshotQuery } from './operations.js';
-import { dataOf, execute } from './server.js';
+import { InstallAppMutation, RuntimeSnapshotQuery, TaskDetailQuery } from './operations.js';
+import { dataOf, execute, waitFor } from './server.js';
 
 /** The gateway header the cluster tests' instances trust (AUTH_USER_HEADER); `ops` is their admin. */
 export const USER_HEADER = 'x-test-user';
@@ -21,4 +21,32 @@ export async function runtimeContent(instance: { graphqlUrl: string }) {
     apps: [...apps].sort(byKey),
     tasks: [...tasks].sort((x, y) => x.taskId.localeCompare(y.taskId)),
   };
+}
+
+/** Installs an app from market.olares as `user` on `instance`; its task id, or a failure showing the answer. */
+export async function installOn(
+  instance: { graphqlUrl: string },
+  user: string,
+  appName: string,
+  version: string,
+): Promise<string> {
+  const variables = { input: { sourceId: 'market.olares', appName, version } };
+  const { installApp } = dataOf(await execute(instance, InstallAppMutation, variables, as(user)));
+  if (installApp.__typename !== 'InstallAppSuccess') throw new Error(`install refused: ${JSON.stringify(installApp)}`);
+  return installApp.task.taskId;
+}
+
+/** Waits until `instance` reports the task COMPLETED. */
+export function completedOn(instance: { graphqlUrl: string }, taskId: string): Promise<true> {
+  return waitFor(async () => {
+    const { task } = dataOf(await execute(instance, TaskDetailQuery, { taskId }, as('ops')));
+    return task?.status === 'COMPLETED' ? true : undefined;
+  }, `task ${taskId} to complete`);
+}
+
+/** What two runtimeEvents subscribers must agree on: each event's sequence, kind, app and task. */
+export function eventContents(
+  events: { runtimeEvents: { sequence: number; kind: string; app?: unknown; task?: unknown } }[],
+) {
+  return events.map(({ runtimeEvents: { sequence, kind, app, task } }) => ({ sequence, kind, app, task }));
 }
