@@ -1,0 +1,234 @@
+import { isRecord } from '../../platform/json.js';
+import { fetchJson, type OutboundOutcome, upstreamExcerpt } from '../../platform/outbound-http.js';
+import { redactSecrets } from '../../platform/redact.js';
+import { type Call, garbage, readDetails, readHash, readInfo } from './answers.js';
+import {
+  MAX_DETAIL_BATCH,
+  type MarketSourceClient,
+  MarketSourceError,
+  type SourceDetails,
+  type SourceHash,
+  type SourceIndex,
+} from './port.js';
+
+/** Detail batches in flight at once: a big first sync is quick, and a source is not flooded. */
+const DETAIL_CONCURRENCY = 4;
+/**
+ * A market source over HTTP, as Olares clients speak to one (the official catalogue,
+ * third-party ones such as Cloudflare workers or static hosting):
+ *
+ * - `GET  {base}/api/v2/appstore/hash?version=V`  → `{ hash, last_updated, version }`
+ * - `GET  {base}/api/v2/appstore/info?version=V`  → `{ version, hash, last_updated, data: { apps, … }, stats }`
+ * - `POST {base}/api/v2/applications/info` with `{ app_ids, version }` → `{ apps, version, not_found? }`
+ *
+ * Newer Olares clients ask under `/api/v2/` and fall back to `/api/v1/` on a 404; so does this
+ * one, and once a source has answered 404 there it is asked under `/api/v1/` only, for the life
+ * of this client. Every call is bounded in time and size (fetchJson), every answer is shape
+ * checked, and every failure is a MarketSourceError whose message carries no credential.
+ */
+
+export interface HttpMarketSourceOptions {
+  /** Where the source lives, e.g. `https://appstore-server-prod.bttcdn.com`; may carry `user:password@`. */
+  baseUrl: string;
+  /** The Olares version sent as `version=` (and in the details body): sources filter by it. @default '1.12.0' */
+  version?: string;
+  /** Per call, reading the answer included. @default 10000 */
+  timeoutMs?: number;
+  /** Largest answer read; the index of a big catalogue is a few MB. @default 16 MiB */
+  maxResponseBytes?: number;
+}
+
+export const DEFAULT_OLARES_VERSION = '1.12.0';
+export const DEFAULT_TIMEOUT_MS = 10_000;
+export const DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+
+/** Enough of an upstream's own words to explain a failure, not enough to fill a status field. */
+const MAX_UPSTREAM_MESSAGE = 200;
+
+const PATHS: Record<Exclude<Call, 'bundled catalogue'>, string> = {
+  hash: 'appstore/hash',
+  info: 'appstore/info',
+  details: 'applications/info',
+};
+
+type ApiVersion = 'v2' | 'v1';
+
+interface Request {
+  method: 'GET' | 'POST';
+  query?: string;
+  json?: unknown;
+}
+
+export class HttpMarketSource implements MarketSourceClient {
+  readonly describe: string;
+  private readonly root: string;
+  private readonly version: string;
+  private readonly timeoutMs: number;
+  private readonly maxResponseBytes: number;
+  private readonly headers: Record<string, string> = { accept: 'application/json' };
+  private readonly secrets: string[] = [];
+  private api: ApiVersion = 'v2';
+
+  /** Throws MarketSourceError('unreachable') for a base URL that is not http(s). */
+  constructor(options: HttpMarketSourceOptions) {
+    let url: URL;
+    try {
+      url = new URL(options.baseUrl);
+    } catch {
+      throw new MarketSourceError('unreachable', 'the base URL is not a valid URL');
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new MarketSourceError('unreachable', 'unsupported URL scheme');
+    }
+    // fetch refuses a URL with credentials (and would quote it whole in its error): they travel
+    // as Basic authentication instead, and are known secrets from here on.
+    if (url.username || url.password) {
+      const password = decodeURIComponent(url.password);
+      const token = Buffer.from(`${decodeURIComponent(url.username)}:${password}`).toString('base64');
+      this.headers.authorization = `Basic ${token}`;
+      this.secrets.push(password, token);
+    }
+    url.username = '';
+    url.password = '';
+    url.search = '';
+    url.hash = '';
+    this.root = url.href.replace(/\/+$/, '');
+    this.describe = this.root;
+    this.version = options.version ?? DEFAULT_OLARES_VERSION;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+  }
+
+  /** The API version this client asks under now: `v2` until the source answered 404 there. */
+  get apiVersion(): ApiVersion {
+    return this.api;
+  }
+
+  async hash(): Promise<SourceHash> {
+    return readHash(await this.call('hash', { method: 'GET', query: this.versionQuery() }));
+  }
+
+  async index(): Promise<SourceIndex> {
+    return readInfo(await this.call('info', { method: 'GET', query: this.versionQuery() }));
+  }
+
+  /** In batches of MAX_DETAIL_BATCH ids, DETAIL_CONCURRENCY batches in flight at once. */
+  async details(appIds: readonly string[]): Promise<SourceDetails> {
+    const ids = [...new Set(appIds)];
+    const batches: string[][] = [];
+    for (let start = 0; start < ids.length; start += MAX_DETAIL_BATCH) {
+      batches.push(ids.slice(start, start + MAX_DETAIL_BATCH));
+    }
+    const answers: SourceDetails[] = new Array(batches.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < batches.length) {
+        const at = next++;
+        const batch = batches[at] as string[];
+        const body = await this.call('details', { method: 'POST', json: { app_ids: batch, version: this.version } });
+        answers[at] = readDetails(body, batch);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(DETAIL_CONCURRENCY, batches.length) }, worker));
+    const result: SourceDetails = { apps: new Map(), notFound: [], skipped: [] };
+    for (const answer of answers) {
+      for (const [id, entry] of answer.apps) result.apps.set(id, entry);
+      result.notFound.push(...answer.notFound);
+      result.skipped.push(...answer.skipped);
+    }
+    return result;
+  }
+
+  private versionQuery(): string {
+    return `version=${encodeURIComponent(this.version)}`;
+  }
+
+  /** The JSON body of a 200 answer, under v2 or (after a 404 there) v1; any other outcome throws. */
+  private async call(call: Exclude<Call, 'bundled catalogue'>, request: Request): Promise<unknown> {
+    const asked = this.api;
+    let api = asked;
+    let outcome = await this.send(api, call, request);
+    if (api === 'v2' && outcome.kind === 'answered' && outcome.status === 404) {
+      // Concurrent calls may both find out; they all come to the same conclusion.
+      this.api = 'v1';
+      api = 'v1';
+      outcome = await this.send(api, call, request);
+    }
+    return this.bodyOf(call, `/api/${api}/${PATHS[call]}`, outcome);
+  }
+
+  private send(api: ApiVersion, call: Exclude<Call, 'bundled catalogue'>, request: Request): Promise<OutboundOutcome> {
+    return fetchJson({
+      url: `${this.root}/api/${api}/${PATHS[call]}${request.query ? `?${request.query}` : ''}`,
+      method: request.method,
+      headers: this.headers,
+      ...(request.json === undefined ? {} : { json: request.json }),
+      timeoutMs: this.timeoutMs,
+      maxResponseBytes: this.maxResponseBytes,
+      // A redirect would carry the credential elsewhere; a source without one (a CDN moving it
+      // to https, a renamed worker) is followed.
+      followRedirects: this.secrets.length === 0,
+      secrets: this.secrets,
+    });
+  }
+
+  private bodyOf(call: Call, path: string, outcome: OutboundOutcome): unknown {
+    const fail = (reason: MarketSourceError['reason'], message: string) =>
+      new MarketSourceError(reason, redactSecrets(`${call}: ${message}`, this.secrets));
+    switch (outcome.kind) {
+      case 'timeout':
+        throw fail('timeout', `no answer within ${this.timeoutMs} ms`);
+      case 'unreachable':
+        throw fail('unreachable', `${this.describe} is unreachable (${outcome.problem})`);
+      case 'too_large':
+        throw fail('too_large', `the answer is larger than ${outcome.limit} bytes`);
+      case 'answered':
+        break;
+    }
+    const said = outcome.isJson ? upstreamMessage(outcome.body, this.secrets) : '';
+    if (outcome.status === 202) {
+      // What the official source answers while it is still loading a version's catalogue.
+      throw fail('status', `HTTP 202 from ${path}: the source is still loading${said ? ` (${said})` : ''}`);
+    }
+    if (outcome.status >= 300 && outcome.status < 400 && this.secrets.length > 0) {
+      throw fail(
+        'status',
+        `HTTP ${outcome.status} from ${path}: a redirect, not followed since it would carry the credentials`,
+      );
+    }
+    if (outcome.status !== 200) throw fail('status', `HTTP ${outcome.status} from ${path}${said ? `: ${said}` : ''}`);
+    if (!outcome.isJson) throw garbage(call, 'the answer is not JSON');
+    return unwrapEnvelope(call, outcome.body, this.secrets);
+  }
+}
+
+/**
+ * The newer v2 endpoints of some sources wrap their answers as `{ code, msg, data }` (code 0 is
+ * success); the protocol's own answers never have a numeric `code` beside `data` without `hash`
+ * or `apps`, so such a wrapper is recognised and opened.
+ */
+function unwrapEnvelope(call: Call, body: unknown, secrets: readonly string[]): unknown {
+  if (!isRecord(body) || typeof body.code !== 'number' || !('data' in body) || 'hash' in body || 'apps' in body) {
+    return body;
+  }
+  if (body.code !== 0) {
+    const said = upstreamMessage(body, secrets);
+    throw new MarketSourceError(
+      'status',
+      redactSecrets(`${call}: the source refused with code ${body.code}${said ? `: ${said}` : ''}`, secrets),
+    );
+  }
+  return body.data;
+}
+
+/** The upstream's own explanation (`message`, `msg` or `error`), first line, redacted and cut. */
+function upstreamMessage(body: unknown, secrets: readonly string[]): string {
+  if (!isRecord(body)) return '';
+  const text = [body.message, body.msg, body.error].find((value) => typeof value === 'string') as string | undefined;
+  if (!text) return '';
+  return upstreamExcerpt(
+    (text.trim().split('\n', 1)[0] ?? '').slice(0, 4 * MAX_UPSTREAM_MESSAGE),
+    MAX_UPSTREAM_MESSAGE,
+    secrets,
+  );
+}
