@@ -1,0 +1,283 @@
+import { z } from 'zod';
+import type { Viewer } from '../auth/viewer.js';
+import type { Db } from '../db/client.js';
+import { isUniqueViolation } from '../db/hot-path-sql.js';
+import type { MarketSourceRow } from '../db/models.js';
+import { ConflictError, ForbiddenError, InvalidStateError, NotFoundError, ValidationError } from '../domain/errors.js';
+import { parseInput } from '../domain/parse-input.js';
+import type { ChangeFeed } from '../events/change-feed.js';
+import type { CatalogService } from './catalog-service.js';
+import type { HistoryEntry, HistoryService } from './history-service.js';
+
+/** Longest source id (the original's `source_id` column, market-domain.md §6.1). */
+export const MAX_SOURCE_ID_LENGTH = 50;
+export const MAX_SOURCE_TITLE_LENGTH = 100;
+export const MAX_SOURCE_DESCRIPTION_LENGTH = 1_000;
+/** Longest base URL: room for any real host and path, far below what would burden a request line. */
+export const MAX_BASE_URL_LENGTH = 2_048;
+/** Priorities sort sources (higher first); the defaults are 100 (remote) and 50 (local). */
+export const MIN_PRIORITY = 0;
+export const MAX_PRIORITY = 1_000;
+/** Priority of a source added without one: the original's default for remote sources. */
+const DEFAULT_PRIORITY = 100;
+
+const sourceId = z
+  .string()
+  .min(1, 'sourceId must not be empty')
+  .max(MAX_SOURCE_ID_LENGTH, `sourceId must be at most ${MAX_SOURCE_ID_LENGTH} characters`)
+  .regex(/^[A-Za-z0-9._-]*$/, 'sourceId may hold only letters, digits, ".", "_" and "-"');
+
+/**
+ * An absolute http(s) URL the Syncer appends `/api/v1/…` to, so it carries no query or fragment;
+ * stored without trailing slashes. Private and loopback addresses are accepted on purpose:
+ * self-hosted market sources live there. That is also why only admins may add sources — the
+ * server will fetch whatever address is stored here. Userinfo (`user:password@`) is accepted for
+ * sources behind basic authentication; it is never answered or logged (see schema/market-sources.ts).
+ * Messages never repeat the URL, which may hold such credentials.
+ */
+const baseUrl = z
+  .string()
+  .trim()
+  .min(1, 'baseUrl must not be empty')
+  .max(MAX_BASE_URL_LENGTH, `baseUrl must be at most ${MAX_BASE_URL_LENGTH} characters`)
+  .transform((value, context) => {
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      context.addIssue({ code: 'custom', message: 'baseUrl must be an absolute URL (http:// or https://)' });
+      return z.NEVER;
+    }
+    const problem =
+      url.protocol !== 'http:' && url.protocol !== 'https:'
+        ? 'baseUrl must use http or https'
+        : !url.hostname
+          ? 'baseUrl must name a host'
+          : url.search || value.includes('?')
+            ? 'baseUrl must not have a query string (paths are appended to it)'
+            : url.hash || value.includes('#')
+              ? 'baseUrl must not have a fragment'
+              : null;
+    if (problem) {
+      context.addIssue({ code: 'custom', message: problem });
+      return z.NEVER;
+    }
+    return url.href.replace(/\/+$/, '');
+  });
+
+const addInput = z.object({
+  sourceId,
+  title: z
+    .string()
+    .trim()
+    .min(1, 'title must not be empty')
+    .max(MAX_SOURCE_TITLE_LENGTH, `title must be at most ${MAX_SOURCE_TITLE_LENGTH} characters`),
+  baseUrl,
+  description: z
+    .string()
+    .trim()
+    .max(MAX_SOURCE_DESCRIPTION_LENGTH, `description must be at most ${MAX_SOURCE_DESCRIPTION_LENGTH} characters`)
+    .nullish(),
+  priority: z
+    .number()
+    .int('priority must be a whole number')
+    .min(MIN_PRIORITY, `priority must be between ${MIN_PRIORITY} and ${MAX_PRIORITY}`)
+    .max(MAX_PRIORITY, `priority must be between ${MIN_PRIORITY} and ${MAX_PRIORITY}`)
+    .nullish(),
+});
+const selectInput = z.object({ sourceId, nsfw: z.boolean() });
+const sourceRef = z.object({ sourceId });
+
+export type AddSourceInput = z.input<typeof addInput>;
+export type SelectSourceInput = z.input<typeof selectInput>;
+
+/** What a removal took away. */
+export interface SourceRemoval {
+  sourceId: string;
+  catalogAppsRemoved: number;
+}
+
+/** Runs one sync of a source now and records its outcome on the MarketSource row (the Syncer). */
+export type SyncSource = (sourceId: string) => Promise<void>;
+
+const ACTIVE_REMOTE = 'remote';
+
+/**
+ * Market-source management (market-domain.md §6.1): admins add remote sources, choose the single
+ * active remote, remove inactive ones and ask for a sync. Every change is a `system` history
+ * record of the admin's, and drops the catalogue's cached lookups of the source.
+ *
+ * Other instances of a cluster keep their cached lookups up to LOOKUP_CACHE_MS longer.
+ */
+export class MarketSourceService {
+  constructor(
+    private readonly db: Db,
+    private readonly catalog: CatalogService,
+    private readonly history: HistoryService,
+    private readonly feed: ChangeFeed,
+    private readonly sync: SyncSource,
+  ) {}
+
+  /**
+   * The sources whose apps are offered (the active remote and every local source), or with
+   * `includeInactive` every source. Only admins may ask for the inactive ones: a non-admin asking
+   * is refused rather than quietly given less than asked for.
+   */
+  list(viewer: Viewer, { includeInactive }: { includeInactive?: boolean | null } = {}): Promise<MarketSourceRow[]> {
+    if (!includeInactive) return this.catalog.marketSources();
+    this.assertAdmin(viewer, 'list inactive market sources');
+    return this.db.marketSource.findMany({ orderBy: [{ priority: 'desc' }, { sourceId: 'asc' }] });
+  }
+
+  /** How many catalogue apps each source holds, in one query. */
+  async appCounts(sourceIds: readonly string[]): Promise<number[]> {
+    const groups = await this.db.catalogApp.groupBy({
+      by: ['sourceId'],
+      where: { sourceId: { in: [...sourceIds] } },
+      _count: { _all: true },
+    });
+    const counts = new Map(groups.map((group) => [group.sourceId, group._count._all]));
+    return sourceIds.map((id) => counts.get(id) ?? 0);
+  }
+
+  /** Adds a remote source, inactive until selected. An existing sourceId is a CONFLICT. */
+  async add(viewer: Viewer, rawInput: AddSourceInput): Promise<MarketSourceRow> {
+    this.assertAdmin(viewer, 'add market sources');
+    const input = parseInput(addInput, rawInput);
+    try {
+      const [row, records] = await this.db.$transaction(async (tx) => {
+        const created = await tx.marketSource.create({
+          data: {
+            sourceId: input.sourceId,
+            title: input.title,
+            type: 'remote',
+            baseUrl: input.baseUrl,
+            description: input.description ?? null,
+            priority: input.priority ?? DEFAULT_PRIORITY,
+            isActive: false,
+            activeRemote: null,
+          },
+        });
+        return [created, await this.history.record([this.entry(viewer, `Market source ${input.sourceId} added`)], tx)];
+      });
+      this.changed(input.sourceId, records);
+      return row;
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new ConflictError(`Market source ${input.sourceId} already exists`);
+      throw error;
+    }
+  }
+
+  /**
+   * Makes a remote source the single active one, with the nsfw flag, in one transaction. Two
+   * selections at once on PostgreSQL: the later one clears the row active when it started, not
+   * the one the earlier selection just made active, and the unique index on `activeRemote`
+   * refuses its write; run again, it sees the new state. A second refusal (a third selection
+   * interfering) answers CONFLICT.
+   */
+  async select(viewer: Viewer, rawInput: SelectSourceInput): Promise<MarketSourceRow> {
+    this.assertAdmin(viewer, 'select the market source');
+    const input = parseInput(selectInput, rawInput);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.trySelect(viewer, input.sourceId, input.nsfw);
+      } catch (error) {
+        if (!isUniqueViolation(error)) throw error;
+        if (attempt >= 2) {
+          throw new ConflictError('Another selection of the active market source ran at the same time; try again');
+        }
+      }
+    }
+  }
+
+  private async trySelect(viewer: Viewer, sourceId: string, nsfw: boolean): Promise<MarketSourceRow> {
+    const [row, records, previous] = await this.db.$transaction(async (tx) => {
+      const source = await tx.marketSource.findUnique({ where: { sourceId } });
+      if (!source) throw new NotFoundError(`Market source ${sourceId} does not exist`);
+      if (source.type !== 'remote') {
+        throw new ValidationError(`Market source ${sourceId} is a local source; only remote sources can be selected`, [
+          { path: 'sourceId', message: 'names a local source' },
+        ]);
+      }
+      const others = { type: 'remote', NOT: { sourceId }, OR: [{ activeRemote: ACTIVE_REMOTE }, { isActive: true }] };
+      const before = await tx.marketSource.findMany({ where: others, select: { sourceId: true } });
+      await tx.marketSource.updateMany({ where: others, data: { activeRemote: null, isActive: false } });
+      const selected = await tx.marketSource.update({
+        where: { sourceId },
+        data: { activeRemote: ACTIVE_REMOTE, isActive: true, nsfw },
+      });
+      const message = `Market source ${sourceId} selected${nsfw ? ' (nsfw apps shown)' : ''}`;
+      return [selected, await this.history.record([this.entry(viewer, message)], tx), before];
+    });
+    this.changed(sourceId, records);
+    for (const { sourceId: other } of previous) this.catalog.forgetSource(other);
+    return row;
+  }
+
+  /**
+   * Removes an inactive remote source and its catalogue, in one transaction. Apps installed from
+   * it keep their state and tasks. The active remote is refused (select another one first), and
+   * so are the local sources, which are built in.
+   */
+  async remove(viewer: Viewer, rawInput: { sourceId: string }): Promise<SourceRemoval> {
+    this.assertAdmin(viewer, 'remove market sources');
+    const { sourceId: id } = parseInput(sourceRef, rawInput);
+    const [removal, records] = await this.db.$transaction(async (tx) => {
+      const source = await tx.marketSource.findUnique({ where: { sourceId: id } });
+      if (!source) throw new NotFoundError(`Market source ${id} does not exist`);
+      if (source.type !== 'remote') {
+        throw new ValidationError(`Market source ${id} is a built-in local source and cannot be removed`, [
+          { path: 'sourceId', message: 'names a local source' },
+        ]);
+      }
+      const activeError = () =>
+        new InvalidStateError(`Market source ${id} is the active source; select another one before removing it`);
+      if (source.activeRemote !== null || source.isActive) throw activeError();
+      // The row goes first, and only while still inactive: a selection committed since the read
+      // above leaves nothing deleted (on PostgreSQL this statement re-reads the row it waited for).
+      const { count } = await tx.marketSource.deleteMany({
+        where: { sourceId: id, activeRemote: null, isActive: false },
+      });
+      if (count === 0) throw activeError();
+      // Categories explicitly: SQLite enforces the cascade only with its foreign_keys pragma on.
+      await tx.catalogAppCategory.deleteMany({ where: { app: { sourceId: id } } });
+      const apps = await tx.catalogApp.deleteMany({ where: { sourceId: id } });
+      const message = `Market source ${id} removed with its ${apps.count} catalogue apps`;
+      const written = await this.history.record([this.entry(viewer, message)], tx);
+      return [{ sourceId: id, catalogAppsRemoved: apps.count }, written] as const;
+    });
+    this.changed(id, records);
+    return removal;
+  }
+
+  /** Syncs a source now (the Syncer records the outcome on its row) and returns the row as it is then. */
+  async syncNow(viewer: Viewer, rawInput: { sourceId: string }): Promise<MarketSourceRow> {
+    this.assertAdmin(viewer, 'sync market sources');
+    const { sourceId: id } = parseInput(sourceRef, rawInput);
+    const missing = () => new NotFoundError(`Market source ${id} does not exist`);
+    if (!(await this.db.marketSource.findUnique({ where: { sourceId: id }, select: { id: true } }))) throw missing();
+    try {
+      await this.sync(id);
+    } finally {
+      this.catalog.forgetSource(id);
+    }
+    // Removed while it synced: gone is gone.
+    const row = await this.db.marketSource.findUnique({ where: { sourceId: id } });
+    if (!row) throw missing();
+    return row;
+  }
+
+  private assertAdmin(viewer: Viewer, what: string): void {
+    if (!viewer.isAdmin) throw new ForbiddenError(`Only admins may ${what}`);
+  }
+
+  private entry(viewer: Viewer, message: string): HistoryEntry {
+    return { type: 'system', message, app: null, userId: viewer.userId, time: new Date() };
+  }
+
+  /** After a commit: lookups of the source read it again, and the history records are announced. */
+  private changed(sourceId: string, records: Parameters<ChangeFeed['history']>[0]): void {
+    this.catalog.forgetSource(sourceId);
+    this.feed.history(records);
+  }
+}

@@ -1,0 +1,403 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { availableDatabases } from './support/databases.js';
+import { type Seeder, startSeededServer } from './support/seed.js';
+import { AUTH_ENV, installThroughApi, type TestServer, TOKENS, waitFor } from './support/server.js';
+import { rawRequest } from './support/untyped.js';
+
+/**
+ * Market-source management through the API (market-domain.md §6.1): admins add remote sources
+ * (inactive), select the single active one with its nsfw flag, remove inactive ones with their
+ * catalogue (installed apps stay) and ask for a sync; everyone else is FORBIDDEN. Each test names
+ * sources of its own; the tests run in order because "the active remote" is one for the server.
+ *
+ * Untyped documents: the printed schema.graphql (and so test/gql) is regenerated when this issue
+ * lands; these operations then can move to test/support/operations.ts.
+ */
+
+const SOURCE_FIELDS = `id sourceId title type baseUrl description priority nsfw isActive
+  sync { lastSyncAt lastAttemptAt lastError consecutiveFailures durationMs nextSyncAt appCount }`;
+const RESULT = `__typename ... on Error { code message } ... on ValidationError { issues { path message } }`;
+
+const ADD = `mutation ($input: AddMarketSourceInput!) {
+  addMarketSource(input: $input) { ${RESULT} ... on AddMarketSourceSuccess { marketSource { ${SOURCE_FIELDS} } } }
+}`;
+const SELECT = `mutation ($input: SelectMarketSourceInput!) {
+  selectMarketSource(input: $input) { ${RESULT} ... on SelectMarketSourceSuccess { marketSource { ${SOURCE_FIELDS} } } }
+}`;
+const REMOVE = `mutation ($input: RemoveMarketSourceInput!) {
+  removeMarketSource(input: $input) { ${RESULT} ... on RemoveMarketSourceSuccess { removal { sourceId catalogAppsRemoved } } }
+}`;
+const SYNC = `mutation ($input: SyncMarketSourceInput!) {
+  syncMarketSource(input: $input) { ${RESULT} ... on SyncMarketSourceSuccess { marketSource { ${SOURCE_FIELDS} } } }
+}`;
+const SOURCES = `query ($includeInactive: Boolean) { marketSources(includeInactive: $includeInactive) { ${SOURCE_FIELDS} } }`;
+
+interface Source {
+  sourceId: string;
+  type: string;
+  baseUrl: string | null;
+  isActive: boolean;
+  nsfw: boolean;
+  sync: { appCount: number };
+}
+interface Result {
+  __typename: string;
+  code?: string;
+  message?: string;
+  issues?: { path: string; message: string }[];
+  marketSource?: Source;
+  removal?: { sourceId: string; catalogAppsRemoved: number };
+}
+
+const admin = TOKENS.ops;
+const alice = TOKENS.alice;
+const validSource = (sourceId: string) => ({
+  sourceId,
+  title: `Source ${sourceId}`,
+  baseUrl: 'https://market.example/',
+});
+
+const databases = await availableDatabases();
+
+describe.each(databases)('market sources on %s', (kind) => {
+  let server: TestServer;
+  let seed: Seeder;
+
+  beforeAll(async () => {
+    ({ server, seed } = await startSeededServer(kind, { env: AUTH_ENV }));
+  }, 60_000);
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  /** The data of a request that must have no GraphQL errors (an expected error is data, in the result union). */
+  async function request(query: string, variables: Record<string, unknown>, token: string) {
+    const response = await rawRequest(server, { query, variables }, { token });
+    if (response.body?.errors?.length || !response.body?.data) {
+      throw new Error(`unexpected answer (HTTP ${response.status}): ${response.text.slice(0, 1000)}`);
+    }
+    return { data: response.body.data, text: response.text };
+  }
+  async function mutate(query: string, input: Record<string, unknown>, token: string = admin): Promise<Result> {
+    const { data } = await request(query, { input }, token);
+    return Object.values(data)[0] as Result;
+  }
+  async function sources(token: string = admin, includeInactive = false): Promise<Source[]> {
+    const { data } = await request(SOURCES, { includeInactive }, token);
+    return data.marketSources as Source[];
+  }
+  async function added(sourceId: string, extra: Record<string, unknown> = {}): Promise<Source> {
+    const result = await mutate(ADD, { ...validSource(sourceId), ...extra });
+    expect(result.__typename, JSON.stringify(result)).toBe('AddMarketSourceSuccess');
+    return result.marketSource as Source;
+  }
+  const activeRemotes = async () =>
+    (await sources(admin, true)).filter((each) => each.type === 'remote' && each.isActive).map((s) => s.sourceId);
+
+  describe('addMarketSource', () => {
+    test('an admin adds a remote source: inactive, with its fields, listed only when inactive ones are asked for', async () => {
+      const source = await added('self-hosted.lan', {
+        baseUrl: 'http://192.168.1.20:8080/market/',
+        description: 'The market of the house',
+        priority: 70,
+      });
+      expect(source).toMatchObject({
+        sourceId: 'self-hosted.lan',
+        title: 'Source self-hosted.lan',
+        type: 'remote',
+        baseUrl: 'http://192.168.1.20:8080/market',
+        description: 'The market of the house',
+        priority: 70,
+        nsfw: false,
+        isActive: false,
+        sync: {
+          lastSyncAt: null,
+          lastAttemptAt: null,
+          lastError: null,
+          consecutiveFailures: 0,
+          durationMs: null,
+          nextSyncAt: null,
+          appCount: 0,
+        },
+      });
+      // Loopback is allowed too: self-hosted sources live on private and local addresses.
+      expect((await added('loopback_1', { baseUrl: 'https://127.0.0.1:9443' })).baseUrl).toBe('https://127.0.0.1:9443');
+
+      expect((await sources(admin)).map((s) => s.sourceId)).not.toContain('self-hosted.lan');
+      expect((await sources(admin, true)).map((s) => s.sourceId)).toContain('self-hosted.lan');
+      expect((await sources(alice)).map((s) => s.sourceId)).not.toContain('self-hosted.lan');
+      const refused = await rawRequest(
+        server,
+        { query: SOURCES, variables: { includeInactive: true } },
+        { token: alice },
+      );
+      expect(refused.body?.errors?.map((error) => error.extensions?.code)).toEqual(['FORBIDDEN']);
+      expect(refused.text).not.toContain('self-hosted.lan');
+
+      const { data } = await request(
+        '{ history(filter: { type: ["system"] }, first: 50) { edges { node { type message userId } } } }',
+        {},
+        admin,
+      );
+      const records = (data.history as { edges: { node: unknown }[] }).edges.map((edge) => edge.node);
+      expect(records).toContainEqual({ type: 'system', message: 'Market source self-hosted.lan added', userId: 'ops' });
+    });
+
+    test('credentials in a base URL are kept for the syncer but never answered or logged', async () => {
+      const logged = server.logs.length;
+      const source = await added('private.auth', { baseUrl: 'https://reader:s3cret-pass@market.internal.example/x' });
+      expect(source.baseUrl).toBe('https://[redacted]@market.internal.example/x');
+      const { text } = await request(SOURCES, { includeInactive: true }, admin);
+      expect(text).toContain('market.internal.example');
+      expect(text).not.toContain('s3cret-pass');
+      expect(server.logs.slice(logged).join('\n')).not.toContain('s3cret-pass');
+      const row = await server.app.db.marketSource.findUniqueOrThrow({ where: { sourceId: 'private.auth' } });
+      expect(row.baseUrl).toBe('https://reader:s3cret-pass@market.internal.example/x');
+    });
+
+    test('a source is usable at once after it is added, though an install just before found it missing', async () => {
+      const install = () =>
+        mutate(
+          'mutation ($input: InstallAppInput!) { installApp(input: $input) { __typename ... on Error { code message } } }',
+          { sourceId: 'late.example', appName: 'late-app', version: '1.0.0' },
+          alice,
+        );
+      expect(await install()).toMatchObject({
+        code: 'NOT_FOUND',
+        message: 'Market source late.example does not exist',
+      });
+      await added('late.example');
+      await seed.catalogApp({ name: 'late-app', sourceId: 'late.example' });
+      expect((await install()).__typename).toBe('InstallAppSuccess');
+    });
+
+    const tooLongHost = `https://${'a'.repeat(2_040)}.example`;
+    test.each([
+      ['sourceId', 'empty', { sourceId: '' }],
+      ['sourceId', '51 characters', { sourceId: 'a'.repeat(51) }],
+      ['sourceId', 'with a space', { sourceId: 'has space' }],
+      ['sourceId', 'with a slash', { sourceId: 'has/slash' }],
+      ['sourceId', 'with non-ASCII letters', { sourceId: 'ünïcode' }],
+      ['title', 'blank', { title: '   ' }],
+      ['title', '101 characters', { title: 't'.repeat(101) }],
+      ['description', '1001 characters', { description: 'd'.repeat(1_001) }],
+      ['priority', '-1', { priority: -1 }],
+      ['priority', '1001', { priority: 1_001 }],
+      ['baseUrl', 'empty', { baseUrl: '' }],
+      ['baseUrl', 'relative', { baseUrl: 'market.example/relative' }],
+      ['baseUrl', 'ftp:', { baseUrl: 'ftp://market.example' }],
+      ['baseUrl', 'file:', { baseUrl: 'file:///etc/passwd' }],
+      ['baseUrl', 'javascript:', { baseUrl: 'javascript:alert(1)' }],
+      ['baseUrl', 'with a fragment', { baseUrl: 'https://market.example/#fragment' }],
+      ['baseUrl', 'with a query', { baseUrl: 'https://market.example/?token=abc' }],
+      ['baseUrl', 'with a space in the host', { baseUrl: 'https://exa mple.com' }],
+      ['baseUrl', 'over 2048 characters', { baseUrl: tooLongHost }],
+    ])('%s %s is a VALIDATION error naming it, and nothing is added', async (field, _case, change) => {
+      const sourceId = `invalid-${field}-${Math.random().toString(36).slice(2, 8)}`;
+      const before = await sources(admin, true);
+      const result = await mutate(ADD, { ...validSource(sourceId), ...change });
+      expect(result).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION' });
+      expect(result.issues?.map((issue) => issue.path)).toEqual([field]);
+      expect(result.message).toContain(field);
+      // The message never repeats the URL, which may carry credentials.
+      const url = (change as { baseUrl?: string }).baseUrl;
+      if (url) expect(result.message).not.toContain(url);
+      expect(await sources(admin, true)).toEqual(before);
+    });
+
+    test('an existing source id is a CONFLICT, remote or local, and the source is unchanged', async () => {
+      await added('twice.example');
+      await seed.source({ sourceId: 'local-twin', type: 'local' });
+      const again = await mutate(ADD, { ...validSource('twice.example'), title: 'Another title' });
+      expect(again).toMatchObject({ __typename: 'ConflictError', code: 'CONFLICT' });
+      expect(await mutate(ADD, validSource('local-twin'))).toMatchObject({ code: 'CONFLICT' });
+      const listed = (await sources(admin, true)).find((s) => s.sourceId === 'twice.example');
+      expect(listed).toMatchObject({ title: 'Source twice.example' });
+    });
+
+    test('non-admins are FORBIDDEN every market-source mutation, and nothing changes', async () => {
+      await added('guarded.example');
+      const before = await sources(admin, true);
+      for (const [query, input] of [
+        [ADD, validSource('by-alice.example')],
+        [SELECT, { sourceId: 'guarded.example', nsfw: true }],
+        [REMOVE, { sourceId: 'guarded.example' }],
+        [SYNC, { sourceId: 'guarded.example' }],
+      ] as const) {
+        expect(await mutate(query, input, alice)).toMatchObject({ __typename: 'ForbiddenError', code: 'FORBIDDEN' });
+      }
+      expect(await sources(admin, true)).toEqual(before);
+    });
+  });
+
+  describe('selectMarketSource', () => {
+    test('the selected source becomes the single active remote with its nsfw flag; the previous one goes inactive', async () => {
+      await added('first.example');
+      await added('second.example');
+      const first = await mutate(SELECT, { sourceId: 'first.example', nsfw: true });
+      expect(first.marketSource).toMatchObject({ sourceId: 'first.example', isActive: true, nsfw: true });
+      expect(await activeRemotes()).toEqual(['first.example']);
+
+      const second = await mutate(SELECT, { sourceId: 'second.example', nsfw: false });
+      expect(second.marketSource).toMatchObject({ sourceId: 'second.example', isActive: true, nsfw: false });
+      expect(await activeRemotes()).toEqual(['second.example']);
+      const all = await sources(admin, true);
+      expect(all.find((s) => s.sourceId === 'first.example')).toMatchObject({ isActive: false, nsfw: true });
+      // What every user is offered: the new active remote, and no other remote.
+      const visible = (await sources(alice)).filter((s) => s.type === 'remote').map((s) => s.sourceId);
+      expect(visible).toEqual(['second.example']);
+    });
+
+    test('an unknown source is NOT_FOUND and a local one is a VALIDATION error; the active remote stays', async () => {
+      await added('stays-active.example');
+      await mutate(SELECT, { sourceId: 'stays-active.example', nsfw: false });
+      await seed.source({ sourceId: 'local-only', type: 'local' });
+      expect(await mutate(SELECT, { sourceId: 'no-such.example', nsfw: false })).toMatchObject({
+        __typename: 'NotFoundError',
+        code: 'NOT_FOUND',
+      });
+      const local = await mutate(SELECT, { sourceId: 'local-only', nsfw: false });
+      expect(local).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION' });
+      expect(local.issues?.map((issue) => issue.path)).toEqual(['sourceId']);
+      expect(await mutate(SELECT, { sourceId: 'x'.repeat(51), nsfw: false })).toMatchObject({ code: 'VALIDATION' });
+      expect(await activeRemotes()).toEqual(['stays-active.example']);
+    });
+
+    test('two selections at once both succeed and leave exactly one active remote', async () => {
+      await added('race-a.example');
+      await added('race-b.example');
+      const results = await Promise.all([
+        mutate(SELECT, { sourceId: 'race-a.example', nsfw: false }),
+        mutate(SELECT, { sourceId: 'race-b.example', nsfw: true }),
+      ]);
+      expect(results.map((result) => result.__typename)).toEqual([
+        'SelectMarketSourceSuccess',
+        'SelectMarketSourceSuccess',
+      ]);
+      const active = await activeRemotes();
+      expect(active).toHaveLength(1);
+      expect(['race-a.example', 'race-b.example']).toContain(active[0]);
+    });
+
+    test.skipIf(kind !== 'postgresql')(
+      'two selections that both wait on the active row: the one refused by the unique index runs again and wins',
+      async () => {
+        await added('held.example');
+        await added('waiter-a.example');
+        await added('waiter-b.example');
+        await mutate(SELECT, { sourceId: 'held.example', nsfw: false });
+        const blocker = new pg.Client({ connectionString: server.database.url });
+        const monitor = new pg.Client({ connectionString: server.database.url });
+        await Promise.all([blocker.connect(), monitor.connect()]);
+        try {
+          // Both selections read the state while the active row is held, then wait on it: the
+          // second to get it cleared the row active when it began, not the one just selected.
+          await blocker.query('BEGIN');
+          await blocker.query(`SELECT 1 FROM "MarketSource" WHERE "sourceId" = 'held.example' FOR UPDATE`);
+          const selections = Promise.all([
+            mutate(SELECT, { sourceId: 'waiter-a.example', nsfw: false }),
+            mutate(SELECT, { sourceId: 'waiter-b.example', nsfw: false }),
+          ]);
+          await waitFor(async () => {
+            const { rows } = await monitor.query<{ n: number }>(
+              `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+            );
+            return (rows[0]?.n ?? 0) >= 2 ? true : undefined;
+          }, 'both selections to wait on the active row');
+          await blocker.query('COMMIT');
+          const results = await selections;
+          expect(results.map((result) => result.__typename)).toEqual([
+            'SelectMarketSourceSuccess',
+            'SelectMarketSourceSuccess',
+          ]);
+          const active = await activeRemotes();
+          expect(active).toHaveLength(1);
+          expect(['waiter-a.example', 'waiter-b.example']).toContain(active[0]);
+        } finally {
+          await Promise.all([blocker.end(), monitor.end()]);
+        }
+      },
+    );
+  });
+
+  describe('removeMarketSource', () => {
+    test('the active source is refused (INVALID_STATE) and stays', async () => {
+      await added('in-use.example');
+      await mutate(SELECT, { sourceId: 'in-use.example', nsfw: false });
+      expect(await mutate(REMOVE, { sourceId: 'in-use.example' })).toMatchObject({
+        __typename: 'InvalidStateError',
+        code: 'INVALID_STATE',
+      });
+      expect(await activeRemotes()).toEqual(['in-use.example']);
+    });
+
+    test('a local source is built in: refused as VALIDATION, and it stays', async () => {
+      await seed.source({ sourceId: 'built-in', type: 'local' });
+      const result = await mutate(REMOVE, { sourceId: 'built-in' });
+      expect(result).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION' });
+      expect(result.issues?.map((issue) => issue.path)).toEqual(['sourceId']);
+      expect((await sources(alice)).map((s) => s.sourceId)).toContain('built-in');
+    });
+
+    test('an inactive source goes with its catalogue; an app installed from it still answers in `apps`', async () => {
+      await added('leaving.example');
+      await seed.catalogApp({
+        name: 'leaving-app',
+        sourceId: 'leaving.example',
+        versions: ['2.0.0'],
+        categories: ['A', 'B'],
+      });
+      await seed.catalogApp({ name: 'other-app', sourceId: 'leaving.example' });
+      await seed.catalogApp({ name: 'bystander', sourceId: 'staying.example' });
+      await installThroughApi(server, { sourceId: 'leaving.example', appName: 'leaving-app', version: '2.0.0' }, alice);
+      const listed = (await sources(admin, true)).find((s) => s.sourceId === 'leaving.example');
+      expect(listed?.sync.appCount).toBe(2);
+
+      const result = await mutate(REMOVE, { sourceId: 'leaving.example' });
+      expect(result).toMatchObject({
+        __typename: 'RemoveMarketSourceSuccess',
+        removal: { sourceId: 'leaving.example', catalogAppsRemoved: 2 },
+      });
+
+      expect((await sources(admin, true)).map((s) => s.sourceId)).not.toContain('leaving.example');
+      const catalogue = await request(
+        'query ($sourceId: String) { catalog(sourceId: $sourceId) { totalCount } }',
+        { sourceId: 'leaving.example' },
+        alice,
+      );
+      expect(catalogue.data).toEqual({ catalog: { totalCount: 0 } });
+      const bystanders = await request('{ catalog(sourceId: "staying.example") { totalCount } }', {}, alice);
+      expect(bystanders.data).toEqual({ catalog: { totalCount: 1 } });
+      expect(await server.app.db.catalogAppCategory.count({ where: { app: { sourceId: 'leaving.example' } } })).toBe(0);
+
+      const apps = await request(
+        'query ($filter: AppFilter) { apps(filter: $filter) { edges { node { appName sourceId userId } } } }',
+        { filter: { sourceId: 'leaving.example' } },
+        alice,
+      );
+      expect(apps.data).toEqual({
+        apps: { edges: [{ node: { appName: 'leaving-app', sourceId: 'leaving.example', userId: 'alice' } }] },
+      });
+
+      // The install above had the entry cached; the removal dropped it, so nobody installs it now.
+      const install = await mutate(
+        'mutation ($input: InstallAppInput!) { installApp(input: $input) { __typename ... on Error { code message } } }',
+        { sourceId: 'leaving.example', appName: 'leaving-app', version: '2.0.0' },
+        TOKENS.bob,
+      );
+      expect(install).toMatchObject({ __typename: 'NotFoundError', code: 'NOT_FOUND' });
+      expect(await mutate(REMOVE, { sourceId: 'leaving.example' })).toMatchObject({ code: 'NOT_FOUND' });
+    });
+  });
+
+  describe('syncMarketSource', () => {
+    test('an unknown source is NOT_FOUND; a malformed id is a VALIDATION error', async () => {
+      expect(await mutate(SYNC, { sourceId: 'never-added.example' })).toMatchObject({
+        __typename: 'NotFoundError',
+        code: 'NOT_FOUND',
+      });
+      expect(await mutate(SYNC, { sourceId: 'bad id' })).toMatchObject({ code: 'VALIDATION' });
+    });
+  });
+});
