@@ -3,7 +3,7 @@ import type { ServerResponse } from 'node:http';
 import type { Db } from '../db/client.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import { receiveAppStateEvent } from '../http/app-state-intake.js';
-import { BodyTooLarge, readBody } from '../http/body.js';
+import { BodyTooLarge, bodyForYoga, graphqlBodyLimit, readBody } from '../http/body.js';
 import { type OriginPolicy, refuseCrossSite } from '../http/cross-site.js';
 import { checkReadiness } from '../http/readiness.js';
 import type { Config } from '../platform/config.js';
@@ -87,6 +87,7 @@ export function createRouter(deps: RouteDeps) {
       const read = await readGraphQLBody(deps, req, res);
       if (!read) return;
       if (deps.fastPath && (await deps.fastPath.handle(req, res))) return;
+      if (req.body) (req as { body?: unknown }).body = bodyForYoga(req.body);
     }
     await yoga(req, res, { req });
   };
@@ -138,10 +139,11 @@ function operationalRoute(
   return undefined;
 }
 
-/** Reads a POST body for Yoga within MAX_BODY_BYTES; false when it was too large and answered with 413. */
+/** Reads a POST body for Yoga within its limit (graphqlBodyLimit); false when it was too large and answered with 413. */
 async function readGraphQLBody({ config }: RouteDeps, req: TrackedRequest, res: ServerResponse): Promise<boolean> {
   try {
-    req.body = await readBody(req, config.maxBodyBytes);
+    const limit = graphqlBodyLimit(req, config);
+    req.body = await readBody(req, limit.bytes, limit.setting);
     return true;
   } catch (error) {
     if (!(error instanceof BodyTooLarge)) throw error;

@@ -8,8 +8,10 @@ import type { IncomingMessage } from 'node:http';
  *   `cors` option) and may open a WebSocket (browsers always send `Origin` on an upgrade);
  * - a request whose `Origin` is present and not allowed is refused before it runs;
  * - a POST must be `application/json`, which a browser only sends cross-site after a CORS
- *   preflight; forms (`x-www-form-urlencoded`, `multipart/form-data`, `text/plain`) are refused,
- *   and mutations never run over GET (Yoga's rule for /graphql, the SSE transport's for its own).
+ *   preflight; forms (`x-www-form-urlencoded`, `text/plain`) are refused, and so is
+ *   `multipart/form-data` unless it carries UPLOAD_PREFLIGHT_HEADER (chart uploads), which a page
+ *   can only add after a preflight too; mutations never run over GET (Yoga's rule for /graphql,
+ *   the SSE transport's for its own).
  * Non-browser clients send no `Origin` and are unaffected.
  */
 export class OriginPolicy {
@@ -37,6 +39,23 @@ export class OriginPolicy {
   }
 }
 
+/**
+ * The header a multipart POST (the GraphQL multipart request spec, for `uploadChart`) must carry.
+ * A browser sends multipart cross-site without a preflight (an HTML form can), and behind a
+ * cookie-authenticating gateway or in local development mode that request would run as the user.
+ * Any header outside the CORS-safelisted ones makes the browser ask first, and the preflight
+ * succeeds only for the allow-list. The name is graphql-yoga's CSRF-prevention convention (its
+ * `useCSRFPrevention` plugin's default `requestHeaders`; Apollo Server's equivalent is
+ * `Apollo-Require-Preflight`): clients of Yoga servers already know it. Its value is not read.
+ */
+export const UPLOAD_PREFLIGHT_HEADER = 'x-graphql-yoga-csrf';
+
+/** Whether a request is a multipart POST that carries UPLOAD_PREFLIGHT_HEADER. */
+export function isPreflightedUpload(req: IncomingMessage): boolean {
+  const type = req.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
+  return req.method === 'POST' && type === 'multipart/form-data' && Boolean(req.headers[UPLOAD_PREFLIGHT_HEADER]);
+}
+
 /** A refusal to answer with, before the request runs. */
 export interface Refusal {
   status: number;
@@ -50,11 +69,11 @@ export function refuseCrossSite(req: IncomingMessage, policy: OriginPolicy): Ref
   if (!policy.allows(origin, req.headers.host)) {
     return { status: 403, code: 'FORBIDDEN', message: `Origin ${origin?.slice(0, 200)} is not allowed (CORS_ORIGINS)` };
   }
-  if (req.method === 'POST' && !isJson(req.headers['content-type'])) {
+  if (req.method === 'POST' && !isJson(req.headers['content-type']) && !isPreflightedUpload(req)) {
     return {
       status: 415,
       code: 'VALIDATION',
-      message: 'POST bodies must be application/json (forms and multipart are not accepted)',
+      message: `POST bodies must be application/json, or multipart/form-data (uploads) with the ${UPLOAD_PREFLIGHT_HEADER} header; forms are not accepted`,
     };
   }
   return null;

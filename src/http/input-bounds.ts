@@ -83,6 +83,20 @@ function validationError(
 }
 
 const NUL = '\u0000';
+
+/**
+ * A file of a multipart request (Yoga's File, where the `map` field put it): bounded by the body
+ * limit and by the service that reads it, not walked as JSON (its bytes are no list). JSON
+ * variables hold no functions, so a client cannot make a value look like one.
+ */
+function isUploadedFile(value: unknown): boolean {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Blob).arrayBuffer === 'function' &&
+    typeof (value as Blob).size === 'number'
+  );
+}
 /** In a `u` regex a surrogate pair is one code point: this matches only unpaired halves. */
 const LONE_SURROGATE = /\p{Surrogate}/u;
 
@@ -118,7 +132,7 @@ export class InputBounds {
 
   /** A raw value at a position of `type` (or of no known type: any JSON). */
   value(value: unknown, type: GraphQLInputType | undefined, path: InputPath): void {
-    if (value === null || value === undefined) return;
+    if (value === null || value === undefined || isUploadedFile(value)) return;
     const nullable = type && getNullableType(type);
     if (nullable && isListType(nullable)) {
       if (Array.isArray(value)) {

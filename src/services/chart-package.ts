@@ -1,0 +1,341 @@
+import { gunzip } from 'node:zlib';
+import { Parser, type ReadEntry } from 'tar';
+import { parse as parseYaml } from 'yaml';
+import { type CatalogueRow, readCatalogueEntry } from '../domain/catalogue-entry.js';
+import { ValidationError } from '../domain/errors.js';
+
+/**
+ * A packaged chart (`helm package`'s .tgz: one folder `<name>/` holding `Chart.yaml`,
+ * `OlaresManifest.yaml`, templates, values and optional `i18n/<locale>/OlaresManifest.yaml`), read
+ * in memory and turned into the catalogue entry a market source would serve for it. Nothing is
+ * written to disk: the archive is a client's input and only its manifests are needed.
+ */
+
+/** Bounds on one package. Only `maxBytes` is a setting; the others guard against archive bombs. */
+export interface ChartLimits {
+  /** Largest package, compressed (CHART_UPLOAD_MAX_BYTES). */
+  maxBytes: number;
+  /** Largest tar stream once gunzipped (file contents plus headers). @default 67108864 (64 MiB) */
+  maxUnpackedBytes?: number;
+  /** Most entries (files and folders). @default 1000 */
+  maxEntries?: number;
+}
+
+/** Helm's own packages rarely pass a few MiB unpacked; Helm refuses 100 MiB. */
+export const DEFAULT_MAX_UNPACKED_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_MAX_ENTRIES = 1000;
+/** Largest single manifest read (Chart.yaml, OlaresManifest.yaml, a translation): real ones are a few KiB. */
+const MAX_MANIFEST_BYTES = 256 * 1024;
+/** Largest sum of the manifests read: the entry built from them is stored whole. */
+const MAX_MANIFESTS_BYTES = 1024 * 1024;
+/** Most translations (`i18n/<locale>/OlaresManifest.yaml`). */
+const MAX_LOCALES = 32;
+/** Deepest nesting of a manifest value (PostgreSQL's jsonb and every reader recurse). */
+const MAX_DEPTH = 32;
+const LOCALE = /^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$/;
+
+export interface ChartPackage {
+  /** The entry as a market source serves it (ApplicationInfoEntry); `versionHistory` holds this version. */
+  served: Record<string, unknown>;
+  /** What the catalogue row holds, read from `served` by the catalogue's own rules. */
+  row: CatalogueRow;
+}
+
+function refuse(message: string): never {
+  throw new ValidationError(message, [{ path: 'chart', message }]);
+}
+
+/** Reads and checks a package; every problem is a ValidationError naming it. */
+export async function readChartPackage(bytes: Uint8Array, limits: ChartLimits): Promise<ChartPackage> {
+  const files = await unpackManifests(bytes, limits);
+  return buildEntry(files);
+}
+
+interface Manifests {
+  folder: string;
+  chart: unknown;
+  manifest: unknown;
+  translations: Map<string, unknown>;
+}
+
+/** Unpacks the archive, keeping only the manifests and checking every entry on the way. */
+async function unpackManifests(bytes: Uint8Array, limits: ChartLimits): Promise<Manifests> {
+  if (bytes.byteLength > limits.maxBytes) {
+    refuse(`the archive is larger than ${limits.maxBytes} bytes (CHART_UPLOAD_MAX_BYTES)`);
+  }
+  if (bytes[0] !== 0x1f || bytes[1] !== 0x8b) refuse('not a gzip-compressed tar archive');
+  const maxUnpacked = limits.maxUnpackedBytes ?? DEFAULT_MAX_UNPACKED_BYTES;
+  let tarBytes: Buffer;
+  try {
+    // zlib stops inflating once the output passes the cap, so a bomb costs at most the cap; node-tar's
+    // own guard (a compression ratio) would let a 10 MiB bomb inflate to 10 GiB first. Off the main thread.
+    tarBytes = await new Promise<Buffer>((resolve, reject) =>
+      gunzip(bytes, { maxOutputLength: maxUnpacked }, (error, result) => (error ? reject(error) : resolve(result))),
+    );
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      refuse(`the archive is larger than ${maxUnpacked} bytes unpacked`);
+    }
+    refuse(`not a gzip-compressed tar archive (${(error as Error).message})`);
+  }
+  const kept = await readTar(tarBytes, limits.maxEntries ?? DEFAULT_MAX_ENTRIES);
+  const folder = kept.folder ?? refuse('the archive is empty');
+  const text = (name: string) => kept.files.get(`${folder}/${name}`);
+  const chartText = text('Chart.yaml') ?? refuse(`Chart.yaml is missing (expected ${folder}/Chart.yaml)`);
+  const manifestText =
+    text('OlaresManifest.yaml') ?? refuse(`OlaresManifest.yaml is missing (expected ${folder}/OlaresManifest.yaml)`);
+  const translations = new Map<string, unknown>();
+  for (const [path, content] of kept.files) {
+    const locale = /^[^/]+\/i18n\/([^/]+)\/OlaresManifest\.yaml$/.exec(path)?.[1];
+    if (locale === undefined) continue;
+    if (!LOCALE.test(locale)) refuse(`i18n/${locale}: not a locale like en-US`);
+    translations.set(locale, parseManifest(`i18n/${locale}/OlaresManifest.yaml`, content));
+  }
+  if (translations.size > MAX_LOCALES) refuse(`more than ${MAX_LOCALES} translations in i18n/`);
+  return {
+    folder,
+    chart: parseManifest('Chart.yaml', chartText),
+    manifest: parseManifest('OlaresManifest.yaml', manifestText),
+    translations,
+  };
+}
+
+/** Entry types that are plain files (`OldFile`: a pre-POSIX header; `ContiguousFile`: a file). */
+const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
+
+/** The manifests to keep: `<folder>/Chart.yaml`, `<folder>/OlaresManifest.yaml`, translations. */
+const WANTED = /^[^/]+\/(Chart\.yaml|OlaresManifest\.yaml|i18n\/[^/]+\/OlaresManifest\.yaml)$/;
+
+/** Walks the tar entries (node-tar's Parser over the unpacked stream), refusing the first bad one. */
+function readTar(tarBytes: Buffer, maxEntries: number): Promise<{ folder?: string; files: Map<string, Buffer> }> {
+  return new Promise((resolve, reject) => {
+    const files = new Map<string, Buffer>();
+    const seen = new Set<string>();
+    let folder: string | undefined;
+    let entries = 0;
+    let manifestBytes = 0;
+    let failed = false;
+    // Compressed input was already inflated: no sniffing for brotli or zstd, warnings are errors.
+    const parser = new Parser({ strict: true, brotli: false, zstd: false });
+    const fail = (error: unknown) => {
+      if (failed) return;
+      failed = true;
+      reject(
+        error instanceof ValidationError
+          ? error
+          : new ValidationError(`not a valid tar archive (${(error as Error).message})`, [
+              { path: 'chart', message: 'not a valid tar archive' },
+            ]),
+      );
+      parser.abort(error instanceof Error ? error : new Error(String(error)));
+    };
+    parser.on('entry', (entry: ReadEntry) => {
+      try {
+        entries += 1;
+        if (entries > maxEntries) refuse(`the archive has more than ${maxEntries} entries`);
+        const path = checkedPath(entry);
+        const segments = path.split('/').filter((segment) => segment !== '' && segment !== '.');
+        const top = segments[0];
+        if (top === undefined) return entry.resume(); // `./` itself
+        if (segments.length === 1 && entry.type !== 'Directory') {
+          refuse(`the chart must be inside one top-level folder: ${path} is not`);
+        }
+        if (folder !== undefined && top !== folder) {
+          refuse(`the archive holds more than one top-level folder: ${folder} and ${top}`);
+        }
+        folder = top;
+        const normal = segments.join('/');
+        if (seen.has(normal)) refuse(`the archive holds ${normal} twice`);
+        seen.add(normal);
+        if (!WANTED.test(normal) || entry.type === 'Directory') return entry.resume();
+        const name = normal.slice(top.length + 1);
+        if (entry.size > MAX_MANIFEST_BYTES) refuse(`${name} is larger than ${MAX_MANIFEST_BYTES} bytes`);
+        manifestBytes += entry.size;
+        if (manifestBytes > MAX_MANIFESTS_BYTES) refuse(`the manifests are larger than ${MAX_MANIFESTS_BYTES} bytes`);
+        const chunks: Buffer[] = [];
+        entry.on('data', (chunk: Buffer) => chunks.push(chunk));
+        entry.on('end', () => files.set(normal, Buffer.concat(chunks)));
+      } catch (error) {
+        entry.resume();
+        fail(error);
+      }
+    });
+    parser.on('error', fail);
+    parser.on('end', () => {
+      if (!failed) resolve(folder === undefined ? { files } : { folder, files });
+    });
+    parser.end(tarBytes);
+  });
+}
+
+/** The entry's path, refused when it is not a plain file or folder inside the archive. */
+function checkedPath(entry: ReadEntry): string {
+  const path = entry.path;
+  if (entry.type === 'SymbolicLink') refuse(`symbolic links are not allowed: ${path}`);
+  if (entry.type === 'Link') refuse(`hard links are not allowed: ${path}`);
+  if (!FILE_TYPES.has(entry.type) && entry.type !== 'Directory') {
+    refuse(`only files and folders are allowed: ${path} is a ${entry.type}`);
+  }
+  if (path.includes('\\')) refuse(`entry ${path} has a backslash in its path`);
+  if (path.startsWith('/') || /^[A-Za-z]:/.test(path)) refuse(`entry ${path} is an absolute path`);
+  if (path.split('/').includes('..')) refuse(`entry ${path} escapes the chart folder`);
+  return path;
+}
+
+/** A manifest's YAML as plain data: UTF-8, no NUL, bounded nesting, at most 50 aliases. */
+function parseManifest(name: string, content: Buffer): unknown {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(content);
+  } catch {
+    return refuse(`${name} is not valid UTF-8`);
+  }
+  let value: unknown;
+  try {
+    // The YAML 1.2 core schema: no timestamps, no merge keys; aliases capped against "billion laughs".
+    value = parseYaml(text, { maxAliasCount: 50, uniqueKeys: true });
+  } catch (error) {
+    const reason = (error as Error).message.split('\n')[0]?.slice(0, 200);
+    return refuse(`${name} is not valid YAML: ${reason}`);
+  }
+  checkValue(name, value, 1);
+  return value;
+}
+
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/** Nothing the databases cannot store (NUL, unpaired surrogates) and nothing nested too deep. */
+function checkValue(name: string, value: unknown, depth: number): void {
+  if (typeof value === 'string') {
+    if (value.includes('\u0000') || LONE_SURROGATE.test(value)) refuse(`${name} holds text that is not valid Unicode`);
+    return;
+  }
+  if (typeof value !== 'object' || value === null) return;
+  if (depth > MAX_DEPTH) refuse(`${name} nests deeper than ${MAX_DEPTH} levels`);
+  for (const [key, item] of Object.entries(value)) {
+    checkValue(name, key, depth);
+    checkValue(name, item, depth + 1);
+  }
+}
+
+type Yaml = Record<string, unknown>;
+
+function isMap(value: unknown): value is Yaml {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A map field of a manifest, or a refusal naming it. */
+function mapAt(file: string, parent: Yaml, key: string, required: boolean): Yaml | undefined {
+  const value = parent[key];
+  if (value === undefined || value === null) return required ? refuse(`${file}: ${key} is missing`) : undefined;
+  return isMap(value) ? value : refuse(`${file}: ${key} must be a map`);
+}
+
+/** A text field (YAML may read `1.0` or `2` as a number: taken as written). */
+function textAt(file: string, parent: Yaml, path: string, key: string, required = false): string | undefined {
+  const value = parent[key];
+  if (value === undefined || value === null || value === '') {
+    return required ? refuse(`${file}: ${path}${key} is missing`) : undefined;
+  }
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return typeof value === 'string' ? value : refuse(`${file}: ${path}${key} must be text`);
+}
+
+const BINARY_UNITS: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50 };
+const DECIMAL_UNITS: Record<string, number> = { '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15 };
+
+/** A Kubernetes quantity (`512Mi`, `2G`, `1073741824`) in bytes, as market sources serve requirements. */
+function bytesOf(field: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const match = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$/.exec(value.trim());
+  if (!match)
+    return refuse(`OlaresManifest.yaml: ${field} must be a quantity like 512Mi or 2Gi (got ${value.slice(0, 40)})`);
+  const unit = match[2] ?? '';
+  return String(Math.round(Number(match[1]) * (BINARY_UNITS[unit] ?? DECIMAL_UNITS[unit] ?? 1)));
+}
+
+/** The ApplicationInfoEntry of the package, then the catalogue's reading of it. */
+function buildEntry({ folder, chart, manifest, translations }: Manifests): ChartPackage {
+  if (!isMap(chart)) return refuse('Chart.yaml must be a map');
+  if (!isMap(manifest)) return refuse('OlaresManifest.yaml must be a map');
+  const M = 'OlaresManifest.yaml';
+  const chartName = textAt('Chart.yaml', chart, '', 'name', true) as string;
+  const chartVersion = textAt('Chart.yaml', chart, '', 'version', true) as string;
+  const metadata = mapAt(M, manifest, 'metadata', true) as Yaml;
+  const spec = mapAt(M, manifest, 'spec', false) ?? {};
+  const name = textAt(M, metadata, 'metadata.', 'name', true) as string;
+  const version = textAt(M, metadata, 'metadata.', 'version', true) as string;
+  const categories = metadata.categories ?? [];
+  if (!Array.isArray(categories) || !categories.every((item) => typeof item === 'string')) {
+    refuse(`${M}: metadata.categories must be a list of names`);
+  }
+  const now = `${new Date().toISOString().slice(0, -1)}000000Z`; // nine fractional digits, as sources send
+  const spectext = (key: string) => textAt(M, spec, 'spec.', key);
+  const served: Record<string, unknown> = {
+    id: name,
+    appID: name,
+    name,
+    cfgType: textAt(M, manifest, '', 'olaresManifest.type') ?? 'app',
+    chartName: `${name}-${version}.tgz`,
+    version,
+    versionName: spectext('versionName') ?? version,
+    title: textAt(M, metadata, 'metadata.', 'title') ?? name,
+    description: textAt(M, metadata, 'metadata.', 'description') ?? '',
+    icon: textAt(M, metadata, 'metadata.', 'icon') ?? '',
+    categories,
+    fullDescription: spectext('fullDescription') ?? '',
+    upgradeDescription: spectext('upgradeDescription') ?? '',
+    developer: spectext('developer') ?? '',
+    submitter: spectext('submitter') ?? '',
+    website: spectext('website') ?? '',
+    sourceCode: spectext('sourceCode') ?? '',
+    doc: spectext('doc') ?? '',
+    featuredImage: spectext('featuredImage') ?? '',
+    promoteImage: spec.promoteImage ?? [],
+    locale: spec.locale ?? [...translations.keys()],
+    license: spec.license ?? [],
+    requiredMemory: bytesOf('spec.requiredMemory', spectext('requiredMemory')) ?? '',
+    requiredDisk: bytesOf('spec.requiredDisk', spectext('requiredDisk')) ?? '',
+    requiredGPU: bytesOf('spec.requiredGpu', spectext('requiredGpu')) ?? '',
+    requiredCPU: spectext('requiredCpu') ?? '',
+    supportArch: spec.supportArch ?? [],
+    onlyAdmin: spec.onlyAdmin === true,
+    entrances: manifest.entrances ?? [],
+    middleware: manifest.middleware ?? null,
+    options: manifest.options ?? {},
+    permission: manifest.permission ?? {},
+    envs: manifest.envs ?? [],
+    i18n: Object.fromEntries([...translations].map(([locale, translation]) => [locale, translationOf(translation)])),
+    versionHistory: [{ appName: name, version, versionName: spectext('versionName') ?? version, mergedAt: now }],
+    createTime: Math.floor(Date.now() / 1000),
+    updateTime: Math.floor(Date.now() / 1000),
+    updated_at: now,
+  };
+  const reading = readCatalogueEntry(name, served);
+  if (!reading.ok) {
+    const detail = reading.reason.replace(`app ${name}: `, '');
+    if (detail.startsWith('name ')) {
+      refuse(`${M}: metadata.name ${JSON.stringify(name.slice(0, 100))} is not accepted: ${detail.slice(5)}`);
+    }
+    refuse(`${M}: ${detail}`);
+  }
+  // Helm's rule (`helm lint`) and Olares's: the folder, the chart and the app carry one name and version.
+  if (chartName !== name) refuse(`Chart.yaml name ${chartName} differs from metadata.name ${name} in ${M}`);
+  if (folder !== name) refuse(`the chart folder ${folder} differs from metadata.name ${name}`);
+  if (chartVersion !== version) {
+    refuse(`Chart.yaml version ${chartVersion} differs from metadata.version ${version} in ${M}`);
+  }
+  return { served, row: reading.row };
+}
+
+/** What a translation carries, in the shape sources serve `i18n.<locale>`. */
+function translationOf(translation: unknown): Yaml {
+  if (!isMap(translation)) return {};
+  const metadata = isMap(translation.metadata) ? translation.metadata : {};
+  const spec = isMap(translation.spec) ? translation.spec : {};
+  return {
+    metadata: { title: metadata.title ?? null, description: metadata.description ?? null },
+    entrances: translation.entrances ?? null,
+    spec: { fullDescription: spec.fullDescription ?? null, upgradeDescription: spec.upgradeDescription ?? null },
+  };
+}

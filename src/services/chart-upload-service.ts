@@ -1,0 +1,129 @@
+import type { Viewer } from '../auth/viewer.js';
+import type { Db } from '../db/client.js';
+import { type CatalogAppRow, DbNull, type Prisma } from '../db/models.js';
+import { readCatalogueEntry } from '../domain/catalogue-entry.js';
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../domain/errors.js';
+import type { CatalogueChanged } from '../events/change-feed.js';
+import type { CatalogService } from './catalog-service.js';
+import { type ChartLimits, readChartPackage } from './chart-package.js';
+
+/** The local market source uploaded charts go to (seeded with the other default sources). */
+export const UPLOAD_SOURCE = 'upload';
+
+/** Versions kept in an uploaded app's history (newest first); older ones drop off. */
+const MAX_HISTORY = 50;
+
+/** An uploaded file as Yoga hands it to the resolver (the Fetch API's File). */
+export type UploadedFile = Pick<Blob, 'size' | 'arrayBuffer'>;
+
+/**
+ * Packaged charts uploaded by admins into the `upload` source: read and checked in memory
+ * (chart-package.ts), then written as that source's catalogue entry in one transaction, so an
+ * install can name it at once. A refused package stores nothing.
+ */
+export class ChartUploadService {
+  constructor(
+    private readonly db: Db,
+    private readonly catalog: CatalogService,
+    private readonly limits: ChartLimits,
+    /** Called after each committed upload (the catalogue-change record and announcement). */
+    private readonly onChanged: (change: CatalogueChanged) => Promise<void> = async () => {},
+  ) {}
+
+  async upload(viewer: Viewer, file: unknown): Promise<CatalogAppRow> {
+    // Before anything is read: a non-admin learns nothing about the package.
+    if (!viewer.isAdmin) throw new ForbiddenError('Only admins may upload charts');
+    if (!isFile(file)) {
+      throw new ValidationError('chart must be a file, sent as a multipart request (GraphQL multipart request spec)', [
+        { path: 'chart', message: 'not a file' },
+      ]);
+    }
+    // Checked before the bytes are copied (Yoga has buffered the part within the body limit).
+    if (file.size > this.limits.maxBytes) {
+      const message = `the archive is larger than ${this.limits.maxBytes} bytes (CHART_UPLOAD_MAX_BYTES)`;
+      throw new ValidationError(message, [{ path: 'chart', message }]);
+    }
+    const chart = await readChartPackage(new Uint8Array(await file.arrayBuffer()), this.limits);
+    const appId = chart.row.name;
+    const app = await this.store(appId, chart.served).catch((error: unknown) => {
+      // Two first uploads of one app at once: the second insert meets the first one's row.
+      if ((error as { code?: unknown }).code === 'P2002') {
+        throw new ConflictError(`Another upload of ${appId} was being stored at the same time; try again`);
+      }
+      throw error;
+    });
+    // An install right after must find the new entry, not a lookup cached before the upload.
+    this.catalog.forgetSource(UPLOAD_SOURCE);
+    const created = app.createdAt.getTime() === app.updatedAt.getTime();
+    await this.onChanged({
+      sourceId: UPLOAD_SOURCE,
+      added: created ? [appId] : [],
+      updated: created ? [] : [appId],
+      removed: [],
+    });
+    return app;
+  }
+
+  /** Creates or replaces the entry `appId` of the upload source, with its categories, in one transaction. */
+  private store(appId: string, served: Record<string, unknown>): Promise<CatalogAppRow> {
+    return this.db.$transaction(async (tx) => {
+      if (!(await tx.marketSource.findUnique({ where: { sourceId: UPLOAD_SOURCE } }))) {
+        throw new NotFoundError(`Market source ${UPLOAD_SOURCE} does not exist`);
+      }
+      const previous = await tx.catalogApp.findUnique({
+        where: { sourceId_appId: { sourceId: UPLOAD_SOURCE, appId } },
+      });
+      const row = withHistory(appId, served, previous);
+      const columns = {
+        name: row.name,
+        version: row.version,
+        versions: row.versions,
+        cfgType: row.cfgType,
+        title: row.title,
+        description: row.description,
+        searchText: row.searchText,
+        paid: row.paid,
+        price: row.price === null ? DbNull : (row.price as Prisma.InputJsonValue),
+        entry: row.entry as Prisma.InputJsonValue,
+        summaryHash: null,
+      };
+      const saved = await tx.catalogApp.upsert({
+        where: { sourceId_appId: { sourceId: UPLOAD_SOURCE, appId } },
+        create: { sourceId: UPLOAD_SOURCE, appId, ...columns },
+        update: columns,
+      });
+      await tx.catalogAppCategory.deleteMany({ where: { catalogAppId: saved.id } });
+      if (row.categories.length) {
+        await tx.catalogAppCategory.createMany({
+          data: row.categories.map((category) => ({ catalogAppId: saved.id, category })),
+        });
+      }
+      return saved;
+    });
+  }
+}
+
+/**
+ * The row of the uploaded entry with the versions uploaded before it kept in its history (the
+ * package only knows its own), read again by the catalogue's rules.
+ */
+function withHistory(appId: string, served: Record<string, unknown>, previous: CatalogAppRow | null) {
+  const current = served.versionHistory as { version: string }[];
+  const earlier = readCatalogueEntry(appId, previous?.entry ?? null);
+  const kept = earlier.ok
+    ? (earlier.row.entry.versionHistory ?? []).filter((item) => !current.some((c) => c.version === item.version))
+    : [];
+  const reading = readCatalogueEntry(appId, { ...served, versionHistory: [...current, ...kept].slice(0, MAX_HISTORY) });
+  // The package passed these rules already; the history only adds versions they accepted before.
+  if (!reading.ok) throw new ValidationError(reading.reason, [{ path: 'chart', message: reading.reason }]);
+  return reading.row;
+}
+
+function isFile(value: unknown): value is UploadedFile {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as UploadedFile).size === 'number' &&
+    typeof (value as UploadedFile).arrayBuffer === 'function'
+  );
+}

@@ -1,0 +1,434 @@
+import { randomBytes } from 'node:crypto';
+import { linkSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { create as createTar, Header } from 'tar';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { stringify } from 'yaml';
+import { availableDatabases } from './support/databases.js';
+import { TaskQuery } from './support/operations.js';
+import { startSeededServer } from './support/seed.js';
+import { AUTH_ENV, dataOf, execute, installThroughApi, type TestServer, TOKENS, waitFor } from './support/server.js';
+
+/**
+ * Chart uploads to the `upload` market source, through the GraphQL multipart request spec on a
+ * real server: a package the test packs with node-tar from files it writes, and the malicious
+ * archives an attacker would send, each refused with what is wrong and nothing stored.
+ */
+
+const databases = await availableDatabases();
+const MiB = 1024 * 1024;
+const PREFLIGHT = { 'x-graphql-yoga-csrf': '1' };
+
+const UPLOAD = `mutation Upload($chart: File!) {
+  uploadChart(chart: $chart) {
+    __typename
+    ... on UploadChartSuccess { app { sourceId appId name version versions title description categories entry } }
+    ... on Error { code message }
+  }
+}`;
+
+const CATALOG = `query UploadCatalog {
+  catalog(sourceId: "upload", first: 100) {
+    totalCount
+    edges { node { appId name version versions title description categories entry } }
+  }
+}`;
+
+interface UploadAnswer {
+  status: number;
+  body: {
+    data?: { uploadChart: { __typename: string; code?: string; message?: string; app?: Record<string, unknown> } };
+    errors?: { message: string; extensions?: { code?: string } }[];
+  };
+}
+
+/** POSTs a chart per the multipart request spec: `operations`, `map`, then the file part. */
+async function upload(
+  server: TestServer,
+  chart: Buffer,
+  options: { token?: string; headers?: Record<string, string> } = {},
+): Promise<UploadAnswer> {
+  const form = new FormData();
+  form.set('operations', JSON.stringify({ query: UPLOAD, variables: { chart: null } }));
+  form.set('map', JSON.stringify({ 0: ['variables.chart'] }));
+  form.set('0', new Blob([new Uint8Array(chart)], { type: 'application/gzip' }), 'chart.tgz');
+  const response = await fetch(server.graphqlUrl, {
+    method: 'POST',
+    body: form,
+    headers: {
+      authorization: `Bearer ${options.token ?? TOKENS.ops}`,
+      accept: 'application/graphql-response+json',
+      ...(options.headers ?? PREFLIGHT),
+    },
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+/** The upload source's catalogue, as a user lists it. */
+async function uploadCatalog(server: TestServer) {
+  const response = await fetch(server.graphqlUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.alice}` },
+    body: JSON.stringify({ query: CATALOG }),
+  });
+  const body = (await response.json()) as {
+    data: { catalog: { totalCount: number; edges: { node: Record<string, unknown> }[] } };
+  };
+  return body.data.catalog;
+}
+
+interface ChartSpec {
+  name: string;
+  version?: string;
+  title?: string;
+  categories?: string[];
+  /** Extra bytes in the chart (incompressible), to reach a size. */
+  padding?: number;
+}
+
+const workDirs: string[] = [];
+afterAll(() => {
+  for (const dir of workDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function workDir(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'chart-upload-'));
+  workDirs.push(dir);
+  return dir;
+}
+
+function manifestOf({ name, version = '1.0.0', title = `${name} title`, categories = ['Utilities'] }: ChartSpec) {
+  return {
+    'olaresManifest.version': '0.10.0',
+    'olaresManifest.type': 'app',
+    metadata: {
+      name,
+      title,
+      description: `${title}, uploaded`,
+      icon: 'https://icons.example/app.png',
+      version,
+      categories,
+    },
+    entrances: [{ name, host: name, port: 8080, title, authLevel: 'private', openMethod: 'window' }],
+    spec: {
+      versionName: version,
+      fullDescription: `All about ${title}.`,
+      developer: 'test-developer',
+      requiredMemory: '512Mi',
+      requiredDisk: '1Gi',
+      requiredCpu: '500m',
+      supportArch: ['amd64', 'arm64'],
+    },
+    permission: { appData: true },
+    options: { dependencies: [{ name: 'olares', version: '>=1.12.0-0', type: 'system' }] },
+  };
+}
+
+/** Writes a chart folder and packs it with node-tar, as `helm package` would; `edit` changes the files first. */
+async function packChart(spec: ChartSpec, edit?: (folder: string) => void): Promise<Buffer> {
+  const dir = workDir();
+  const folder = path.join(dir, spec.name);
+  mkdirSync(path.join(folder, 'templates'), { recursive: true });
+  mkdirSync(path.join(folder, 'i18n', 'zh-CN'), { recursive: true });
+  writeFileSync(
+    path.join(folder, 'Chart.yaml'),
+    stringify({ apiVersion: 'v2', name: spec.name, version: spec.version ?? '1.0.0' }),
+  );
+  writeFileSync(path.join(folder, 'OlaresManifest.yaml'), stringify(manifestOf(spec)));
+  writeFileSync(
+    path.join(folder, 'i18n', 'zh-CN', 'OlaresManifest.yaml'),
+    stringify({ metadata: { title: '测试应用' } }),
+  );
+  writeFileSync(path.join(folder, 'values.yaml'), stringify({ image: 'nginx:1.27' }));
+  writeFileSync(path.join(folder, 'templates', 'deployment.yaml'), 'kind: Deployment\n');
+  if (spec.padding) writeFileSync(path.join(folder, 'padding.bin'), randomBytes(spec.padding));
+  edit?.(folder);
+  const chunks: Buffer[] = [];
+  for await (const chunk of createTar({ gzip: true, cwd: dir, portable: true }, readdirSync(dir))) {
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** A gzipped tar of hand-made headers (node-tar's Header), for entries no honest packer writes. */
+function rawTar(entries: { path: string; type?: 'File' | 'CharacterDevice'; body?: Buffer | string }[]): Buffer {
+  const blocks: Buffer[] = [];
+  for (const entry of entries) {
+    const body = Buffer.from(entry.body ?? '');
+    const header = Buffer.alloc(512);
+    new Header({
+      path: entry.path,
+      type: entry.type ?? 'File',
+      size: body.length,
+      mode: 0o644,
+      mtime: new Date(0),
+    }).encode(header, 0);
+    blocks.push(header, body, Buffer.alloc((512 - (body.length % 512)) % 512));
+  }
+  return gzipSync(Buffer.concat([...blocks, Buffer.alloc(1024)]));
+}
+
+describe.each(databases)('chart uploads (%s)', (kind) => {
+  let server: TestServer;
+  beforeAll(async () => {
+    ({ server } = await startSeededServer(kind, { env: { ...AUTH_ENV, SIMULATED_STEP_MS: '10' } }));
+    await server.app.db.marketSource.upsert({
+      where: { sourceId: 'upload' },
+      create: { sourceId: 'upload', title: 'Uploads', type: 'local', priority: 50 },
+      update: {},
+    });
+  });
+  afterAll(() => server?.stop());
+
+  test('an uploaded chart is listed in the upload source with its fields and installs to completion', async () => {
+    // Looked up (and missed) before the upload: the install after it must not meet that miss.
+    const early = await installAs(server, 'notes', '1.0.0');
+    expect(early).toMatchObject({ __typename: 'NotFoundError' });
+
+    const answer = await upload(
+      server,
+      await packChart({ name: 'notes', title: 'Notes', categories: ['Productivity'] }),
+    );
+    expect(answer.status).toBe(200);
+    expect(answer.body.data?.uploadChart).toMatchObject({
+      __typename: 'UploadChartSuccess',
+      app: { sourceId: 'upload', appId: 'notes', name: 'notes', version: '1.0.0', title: 'Notes' },
+    });
+
+    const listed = (await uploadCatalog(server)).edges.map((edge) => edge.node).find((app) => app.name === 'notes');
+    expect(listed).toMatchObject({
+      appId: 'notes',
+      version: '1.0.0',
+      versions: ['1.0.0'],
+      title: 'Notes',
+      description: 'Notes, uploaded',
+      categories: ['Productivity'],
+      entry: {
+        name: 'notes',
+        appID: 'notes',
+        cfgType: 'app',
+        chartName: 'notes-1.0.0.tgz',
+        versionName: '1.0.0',
+        icon: 'https://icons.example/app.png',
+        fullDescription: 'All about Notes.',
+        developer: 'test-developer',
+        requiredMemory: String(512 * MiB),
+        requiredDisk: String(1024 * MiB),
+        requiredCPU: '500m',
+        supportArch: ['amd64', 'arm64'],
+        entrances: [{ name: 'notes', port: 8080, title: 'Notes' }],
+        permission: { appData: true },
+        i18n: { 'zh-CN': { metadata: { title: '测试应用' } } },
+        versionHistory: [{ appName: 'notes', version: '1.0.0' }],
+      },
+    });
+
+    const taskId = await installThroughApi(
+      server,
+      { sourceId: 'upload', appName: 'notes', version: '1.0.0' },
+      TOKENS.alice,
+    );
+    await waitFor(async () => {
+      const { task } = dataOf(await execute(server, TaskQuery, { taskId }, { token: TOKENS.alice }));
+      return task?.status === 'COMPLETED' ? task : undefined;
+    }, `install of the uploaded notes (${taskId}) to complete`);
+  });
+
+  test('uploading a newer version replaces the entry, its categories and keeps the earlier version', async () => {
+    await upload(
+      server,
+      await packChart({ name: 'wiki', version: '1.0.0', categories: ['Productivity', 'Utilities'] }),
+    );
+    const answer = await upload(
+      server,
+      await packChart({ name: 'wiki', version: '1.1.0', title: 'Wiki 1.1', categories: ['Developer Tools'] }),
+    );
+    expect(answer.body.data?.uploadChart.__typename).toBe('UploadChartSuccess');
+    const wikis = (await uploadCatalog(server)).edges.map((edge) => edge.node).filter((app) => app.name === 'wiki');
+    expect(wikis).toHaveLength(1);
+    expect(wikis[0]).toMatchObject({
+      version: '1.1.0',
+      versions: ['1.1.0', '1.0.0'],
+      title: 'Wiki 1.1',
+      categories: ['Developer Tools'],
+    });
+    expect(await installAs(server, 'wiki', '1.1.0')).toMatchObject({ __typename: 'InstallAppSuccess' });
+  });
+
+  test('a package bigger than MAX_BODY_BYTES but within CHART_UPLOAD_MAX_BYTES is accepted', async () => {
+    const chart = await packChart({ name: 'bigchart', padding: 3 * MiB });
+    expect(chart.length).toBeGreaterThan(MiB);
+    expect((await upload(server, chart)).body.data?.uploadChart.__typename).toBe('UploadChartSuccess');
+  });
+
+  const malicious: [string, () => Promise<Buffer> | Buffer, string][] = [
+    [
+      'a path that climbs out of the chart folder',
+      () =>
+        rawTar([
+          { path: 'evil/Chart.yaml', body: 'name: evil' },
+          { path: 'evil/../../etc/passwd', body: 'x' },
+        ]),
+      'entry evil/../../etc/passwd escapes the chart folder',
+    ],
+    [
+      'an absolute path',
+      () => rawTar([{ path: '/etc/cron.d/evil', body: 'x' }]),
+      'entry /etc/cron.d/evil is an absolute path',
+    ],
+    [
+      'a symbolic link',
+      () => packChart({ name: 'linked' }, (folder) => symlinkSync('/etc/passwd', path.join(folder, 'passwd'))),
+      'symbolic links are not allowed: linked/passwd',
+    ],
+    [
+      'a hard link',
+      () =>
+        packChart({ name: 'hardlinked' }, (folder) =>
+          linkSync(path.join(folder, 'values.yaml'), path.join(folder, 'values-copy.yaml')),
+        ),
+      'hard links are not allowed: hardlinked/',
+    ],
+    [
+      'a gzip bomb (small compressed, huge unpacked)',
+      () => rawTar([{ path: 'bomb/zeros.bin', body: Buffer.alloc(70 * MiB) }]),
+      'the archive is larger than 67108864 bytes unpacked',
+    ],
+    [
+      'too many entries',
+      () => rawTar(Array.from({ length: 1001 }, (_, index) => ({ path: `many/file-${index}.txt`, body: 'x' }))),
+      'the archive has more than 1000 entries',
+    ],
+    [
+      'a package over CHART_UPLOAD_MAX_BYTES',
+      () => packChart({ name: 'huge', padding: 10 * MiB + 1024 }),
+      'the archive is larger than 10485760 bytes (CHART_UPLOAD_MAX_BYTES)',
+    ],
+    [
+      'a device file',
+      () =>
+        rawTar([
+          { path: 'device/Chart.yaml', body: 'name: device' },
+          { path: 'device/null', type: 'CharacterDevice' },
+        ]),
+      'only files and folders are allowed: device/null is a CharacterDevice',
+    ],
+    [
+      'two top-level folders',
+      () =>
+        rawTar([
+          { path: 'one/Chart.yaml', body: 'name: one' },
+          { path: 'two/Chart.yaml', body: 'name: two' },
+        ]),
+      'the archive holds more than one top-level folder: one and two',
+    ],
+    [
+      'a manifest that is not YAML',
+      () =>
+        packChart({ name: 'broken' }, (folder) =>
+          writeFileSync(path.join(folder, 'OlaresManifest.yaml'), 'metadata: [\n'),
+        ),
+      'OlaresManifest.yaml is not valid YAML',
+    ],
+    [
+      'a chart folder named differently from its app',
+      () => packChart({ name: 'renamed' }, (folder) => renameSync(folder, `${folder}-other`)),
+      'the chart folder renamed-other differs from metadata.name renamed',
+    ],
+    [
+      'a file that is not gzip-compressed',
+      () => Buffer.from('PK\u0003\u0004 a zip file'),
+      'not a gzip-compressed tar archive',
+    ],
+    [
+      'a chart without Chart.yaml',
+      () => packChart({ name: 'nochart' }, (folder) => rmSync(path.join(folder, 'Chart.yaml'))),
+      'Chart.yaml is missing',
+    ],
+    [
+      'a manifest without metadata.name',
+      () =>
+        packChart({ name: 'noname' }, (folder) => {
+          const manifest = manifestOf({ name: 'noname' });
+          writeFileSync(
+            path.join(folder, 'OlaresManifest.yaml'),
+            stringify({ ...manifest, metadata: { ...manifest.metadata, name: undefined } }),
+          );
+        }),
+      'OlaresManifest.yaml: metadata.name is missing',
+    ],
+    [
+      'an invalid app name',
+      () => packChart({ name: 'bad name!' }),
+      'OlaresManifest.yaml: metadata.name "bad name!" is not accepted',
+    ],
+  ];
+
+  test.each(malicious)('%s is refused (VALIDATION naming it) and nothing is stored', async (_case, build, problem) => {
+    const before = await uploadCatalog(server);
+    const answer = await upload(server, await build());
+    expect(answer.status).toBe(200);
+    expect(answer.body.data?.uploadChart).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION' });
+    expect(answer.body.data?.uploadChart.message).toContain(problem);
+    expect(await uploadCatalog(server)).toEqual(before);
+  });
+
+  test('a body over MAX_BODY_BYTES + CHART_UPLOAD_MAX_BYTES is refused before it is read (413)', async () => {
+    const before = await uploadCatalog(server);
+    const answer = await upload(server, randomBytes(12 * MiB));
+    expect(answer.status).toBe(413);
+    expect(answer.body.errors?.[0]).toMatchObject({ extensions: { code: 'VALIDATION' } });
+    expect(answer.body.errors?.[0]?.message).toContain('CHART_UPLOAD_MAX_BYTES');
+    expect(await uploadCatalog(server)).toEqual(before);
+  });
+
+  test('a user who is not an admin gets FORBIDDEN and nothing is stored', async () => {
+    const before = await uploadCatalog(server);
+    const answer = await upload(server, await packChart({ name: 'sneaky' }), { token: TOKENS.alice });
+    expect(answer.body.data?.uploadChart).toMatchObject({ __typename: 'ForbiddenError', code: 'FORBIDDEN' });
+    expect(await uploadCatalog(server)).toEqual(before);
+  });
+
+  test('a multipart POST without the preflight header (what any web page can send) is refused with 415', async () => {
+    const before = await uploadCatalog(server);
+    const answer = await upload(server, await packChart({ name: 'csrf' }), { headers: {} });
+    expect(answer.status).toBe(415);
+    expect(answer.body.errors?.[0]?.message).toContain('x-graphql-yoga-csrf');
+    expect(await uploadCatalog(server)).toEqual(before);
+  });
+
+  test('an upload from a page of another origin is refused with 403, header or not', async () => {
+    const before = await uploadCatalog(server);
+    const answer = await upload(server, await packChart({ name: 'crossorigin' }), {
+      headers: { ...PREFLIGHT, origin: 'https://evil.example' },
+    });
+    expect(answer.status).toBe(403);
+    expect(answer.body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    expect(await uploadCatalog(server)).toEqual(before);
+  });
+
+  test('a chart sent as JSON instead of a file is refused with VALIDATION', async () => {
+    const response = await fetch(server.graphqlUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.ops}` },
+      body: JSON.stringify({ query: UPLOAD, variables: { chart: 'H4sIAAAA' } }),
+    });
+    const body = (await response.json()) as UploadAnswer['body'];
+    expect(body.data?.uploadChart).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION' });
+  });
+});
+
+/** installApp as alice, answered with its result's typename (and error code). */
+async function installAs(server: TestServer, appName: string, version: string) {
+  const response = await fetch(server.graphqlUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.bob}` },
+    body: JSON.stringify({
+      query: `mutation($input: InstallAppInput!) { installApp(input: $input) { __typename ... on Error { code message } } }`,
+      variables: { input: { sourceId: 'upload', appName, version } },
+    }),
+  });
+  return ((await response.json()) as { data: { installApp: unknown } }).data.installApp;
+}
