@@ -1,10 +1,18 @@
+import type { AppRow } from '../db/models.js';
 import type { StageAndHealth } from '../domain/app-stage.js';
+import { isNewerVersion } from '../domain/catalogue-version.js';
 import { eventOrMissed } from '../fanout/cohorts.js';
+import type { CatalogAppKey } from '../services/catalog-service.js';
 import { builder } from './builder.js';
 import { connectionType } from './connections.js';
 import { rowId } from './global-id.js';
-import { AppRef, AppStageEnum, HealthEnum, TaskRef, TaskStatusEnum } from './refs.js';
+import { AppRef, AppStageEnum, CatalogAppRef, HealthEnum, TaskRef, TaskStatusEnum } from './refs.js';
 import { TaskConnection } from './tasks.js';
+
+/** The catalogue entry an installed app follows: a clone upgrades along its original's. */
+function catalogKeyOf(app: AppRow): CatalogAppKey {
+  return { sourceId: app.sourceId, name: app.rawAppName ?? app.appName };
+}
 
 builder.node(AppRef, {
   description:
@@ -65,6 +73,32 @@ builder.node(AppRef, {
       type: 'DateTime',
       description: 'When this state last changed.',
       resolve: (app) => app.updatedAt,
+    }),
+    catalogApp: t.field({
+      type: CatalogAppRef,
+      nullable: true,
+      description:
+        "The catalogue entry it was installed from (a clone: its original's). Null when the catalogue no longer offers it: the source dropped the app, or the source itself was removed (see `sourceRemoved`).",
+      resolve: (app, _args, ctx) => ctx.loaders.catalogAppByName.load(catalogKeyOf(app)),
+    }),
+    latestVersion: t.string({
+      nullable: true,
+      description: "The catalogue's current version of it; null when the catalogue no longer offers it.",
+      resolve: async (app, _args, ctx) => (await ctx.loaders.catalogVersion.load(catalogKeyOf(app)))?.version ?? null,
+    }),
+    upgradeAvailable: t.boolean({
+      description:
+        'Whether the catalogue offers a newer version than the installed one (`latestVersion` > `installedVersion`, semver-like: a `v` prefix is ignored, pre-releases come before their release). False while nothing is installed yet, when the catalogue no longer offers the app, or when a version cannot be ordered.',
+      resolve: async (app, _args, ctx) => {
+        if (!app.installedVersion) return false;
+        const latest = await ctx.loaders.catalogVersion.load(catalogKeyOf(app));
+        return latest !== null && isNewerVersion(latest.version, app.installedVersion);
+      },
+    }),
+    sourceRemoved: t.boolean({
+      description:
+        'Whether the market source it was installed from has been removed (`removeMarketSource`). The app stays installed and keeps working, but the catalogue no longer offers it: no upgrades, no reinstall from there.',
+      resolve: async (app, _args, ctx) => !(await ctx.loaders.sourceExists.load(app.sourceId)),
     }),
     activeTask: t.field({
       type: TaskRef,

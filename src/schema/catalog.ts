@@ -1,21 +1,20 @@
+import type { CatalogAppRow } from '../db/models.js';
+import { entryText, parseLocale } from '../domain/catalogue-views.js';
 import { builder } from './builder.js';
+// Also registers the typed fields of CatalogApp read from its entry (icon, requirements, price …).
+import { LOCALE_ARG_DESCRIPTION } from './catalog-entry.js';
 import { connectionType } from './connections.js';
 import { rowId } from './global-id.js';
-import { CatalogAppRef, MarketSourceRef } from './refs.js';
+import { CatalogAppRef } from './refs.js';
 
-builder.node(MarketSourceRef, {
-  description: 'A market source: the remote catalogue or a local one (upload, studio, cli).',
-  id: { resolve: (source) => source.sourceId },
-  loadOne: (sourceId, ctx) => ctx.services.catalog.marketSource(String(sourceId)),
-  fields: (t) => ({
-    sourceId: t.exposeString('sourceId', { description: 'Source id, e.g. `market.olares`.' }),
-    title: t.exposeString('title', { description: 'Display name.' }),
-    type: t.exposeString('type', { description: '`remote` or `local`.' }),
-    baseUrl: t.exposeString('baseUrl', { nullable: true, description: 'Where the catalogue comes from.' }),
-    priority: t.exposeInt('priority', { description: 'Higher comes first.' }),
-    isActive: t.exposeBoolean('isActive', { description: 'Whether apps from it are offered (one remote at most).' }),
-  }),
-});
+/**
+ * The title or description in `locale`. Without one, the column (the FALLBACK_LOCALE text the
+ * catalogue read when it stored the entry), as before locales existed; with one, the entry's text.
+ */
+function localizedColumn(app: CatalogAppRow, field: 'title' | 'description', locale: string | null | undefined) {
+  const wanted = parseLocale(locale);
+  return wanted === null ? app[field] : (entryText(app.entry, field, wanted) ?? app[field]);
+}
 
 builder.node(CatalogAppRef, {
   description: 'An app offered by a market source.',
@@ -34,8 +33,18 @@ builder.node(CatalogAppRef, {
       resolve: (app) => app.versions as string[],
     }),
     cfgType: t.exposeString('cfgType', { description: '`app`, `middleware`, …' }),
-    title: t.exposeString('title', { nullable: true, description: 'Display title.' }),
-    description: t.exposeString('description', { nullable: true, description: 'Short description.' }),
+    title: t.string({
+      nullable: true,
+      description: 'Display title, in `locale` when given.',
+      args: { locale: t.arg.string({ description: LOCALE_ARG_DESCRIPTION }) },
+      resolve: (app, { locale }) => localizedColumn(app, 'title', locale),
+    }),
+    description: t.string({
+      nullable: true,
+      description: 'Short description, in `locale` when given.',
+      args: { locale: t.arg.string({ description: LOCALE_ARG_DESCRIPTION }) },
+      resolve: (app, { locale }) => localizedColumn(app, 'description', locale),
+    }),
     categories: t.stringList({
       description: 'Categories.',
       resolve: (app, _args, ctx) => ctx.loaders.catalogCategories.load(app.id),
@@ -52,11 +61,6 @@ builder.node(CatalogAppRef, {
 const CatalogAppConnection = connectionType(CatalogAppRef, 'CatalogApp', 'catalogue apps');
 
 builder.queryFields((t) => ({
-  marketSources: t.field({
-    type: [MarketSourceRef],
-    description: 'Sources whose apps are offered: the active remote and every local source.',
-    resolve: (_root, _args, ctx) => ctx.services.catalog.marketSources(),
-  }),
   catalog: t.connection(
     {
       type: CatalogAppRef,
@@ -68,9 +72,10 @@ builder.queryFields((t) => ({
             'Case-insensitive text in the name, title or description, at most 200 characters; `%`, `_` and `\\` each match any one character.',
         }),
         category: t.arg.string({ description: 'Only apps in this category.' }),
+        paid: t.arg.boolean({ description: 'Only paid apps (true) or only free ones (false).' }),
       },
-      resolve: (_root, { sourceId, search, category, ...page }, ctx) =>
-        ctx.services.catalog.list({ sourceId, search, category }, page),
+      resolve: (_root, { sourceId, search, category, paid, ...page }, ctx) =>
+        ctx.services.catalog.list({ sourceId, search, category, paid }, page),
     },
     CatalogAppConnection,
   ),

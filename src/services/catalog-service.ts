@@ -9,7 +9,38 @@ export interface CatalogFilter {
   sourceId?: string | null;
   search?: string | null;
   category?: string | null;
+  /** Only paid apps (true) or only free ones (false). */
+  paid?: boolean | null;
 }
+
+/**
+ * The CatalogFilter fields CATALOG_FILTER applies. `paid` is applied by `list` itself: filters.ts
+ * has no rule for a boolean yet (its rules take a falsy value for "no condition", so `paid:
+ * false` would select everything, and Prisma's boolean filter has no `in` for `oneOf`).
+ */
+type CatalogFilterRules = Omit<CatalogFilter, 'paid'>;
+
+/** The Prisma condition of `paid` (none when null). */
+function paidWhere(paid: boolean | null | undefined): Prisma.CatalogAppWhereInput {
+  return paid === null || paid === undefined ? {} : { paid };
+}
+
+/** A catalogue app by its source and name (the name install takes). */
+export interface CatalogAppKey {
+  sourceId: string;
+  name: string;
+}
+
+/** The version columns of a catalogue app. */
+export type CatalogVersion = Pick<CatalogAppRow, 'sourceId' | 'name' | 'version'>;
+
+const catalogKey = (key: CatalogAppKey) => JSON.stringify([key.sourceId, key.name]);
+
+/**
+ * Most (source, name) keys one catalogue query names: each is a bound parameter, and SQLite
+ * allows 32,766 of them per statement, PostgreSQL 65,535.
+ */
+const CATALOG_KEYS_PER_QUERY = 5000;
 
 export const CATALOG_CURSOR = 'catalog';
 
@@ -36,7 +67,7 @@ export function searchPattern(search: string): string {
 export type CatalogAppWithCategories = CatalogAppRow & { categories: { category: string }[] };
 
 /** What each CatalogFilter field means (list queries only; the predicate is for tests). */
-export const CATALOG_FILTER = defineFilter<CatalogFilter, CatalogAppWithCategories, Prisma.CatalogAppWhereInput>({
+export const CATALOG_FILTER = defineFilter<CatalogFilterRules, CatalogAppWithCategories, Prisma.CatalogAppWhereInput>({
   sourceId: equals('sourceId'),
   search: contains('searchText', searchPattern),
   category: some('categories', 'category'),
@@ -128,6 +159,18 @@ export class CatalogService {
     return (await this.cached(`source/${sourceId}`, () => this.marketSource(sourceId))) !== null;
   }
 
+  /**
+   * Drops the cached lookups of a source and of its apps, after the source was added, selected,
+   * removed or synced: this instance sees the change at once (others within LOOKUP_CACHE_MS).
+   * Walks the cache (at most its size cap of small entries); only admin actions call it.
+   */
+  forgetSource(sourceId: string): void {
+    const apps = `app/${sourceId}/`;
+    for (const key of this.lookups.keys()) {
+      if (key === `source/${sourceId}` || key.startsWith(apps)) this.lookups.delete(key);
+    }
+  }
+
   /** Visible sources: the active remote plus every local source, highest priority first. */
   marketSources(): Promise<MarketSourceRow[]> {
     return this.db.marketSource.findMany({
@@ -152,7 +195,8 @@ export class CatalogService {
         ]);
       }
     }
-    const { where } = CATALOG_FILTER.compile(filter);
+    const { paid, ...rules } = filter;
+    const where = { AND: [CATALOG_FILTER.compile(rules).where, paidWhere(paid)] };
     return paginateQuery(
       CATALOG_CURSOR,
       page,
@@ -164,6 +208,49 @@ export class CatalogService {
 
   getById(id: number): Promise<CatalogAppRow | null> {
     return this.db.catalogApp.findUnique({ where: { id } });
+  }
+
+  /**
+   * The catalogue apps named by each key (null where its source has none), in one query for up
+   * to CATALOG_KEYS_PER_QUERY distinct keys: installed apps ask for theirs, thousands at a time
+   * in a runtime snapshot, mostly the same few apps for many users.
+   */
+  appsNamed(keys: readonly CatalogAppKey[]): Promise<(CatalogAppRow | null)[]> {
+    return this.byKeys(keys, (where) => this.db.catalogApp.findMany({ where }));
+  }
+
+  /** Like `appsNamed`, reading only the versions (no entry): for "is an upgrade available". */
+  latestVersions(keys: readonly CatalogAppKey[]): Promise<(CatalogVersion | null)[]> {
+    return this.byKeys(keys, (where) =>
+      this.db.catalogApp.findMany({ where, select: { sourceId: true, name: true, version: true } }),
+    );
+  }
+
+  private async byKeys<Row extends CatalogVersion>(
+    keys: readonly CatalogAppKey[],
+    find: (where: Prisma.CatalogAppWhereInput) => Promise<Row[]>,
+  ): Promise<(Row | null)[]> {
+    const wanted = [...new Map(keys.map((key) => [catalogKey(key), key])).values()];
+    const found = new Map<string, Row>();
+    for (let start = 0; start < wanted.length; start += CATALOG_KEYS_PER_QUERY) {
+      const names = new Map<string, string[]>();
+      for (const { sourceId, name } of wanted.slice(start, start + CATALOG_KEYS_PER_QUERY)) {
+        names.set(sourceId, [...(names.get(sourceId) ?? []), name]);
+      }
+      const where = { OR: [...names].map(([sourceId, list]) => ({ sourceId, name: { in: list } })) };
+      for (const row of await find(where)) found.set(catalogKey(row), row);
+    }
+    return keys.map((key) => found.get(catalogKey(key)) ?? null);
+  }
+
+  /** Which of these market sources exist (removed ones don't), in one query. */
+  async existingSources(sourceIds: readonly string[]): Promise<boolean[]> {
+    const rows = await this.db.marketSource.findMany({
+      where: { sourceId: { in: [...new Set(sourceIds)] } },
+      select: { sourceId: true },
+    });
+    const existing = new Set(rows.map((row) => row.sourceId));
+    return sourceIds.map((sourceId) => existing.has(sourceId));
   }
 
   /** Category names of each app, in one query. */

@@ -1,9 +1,9 @@
 import DataLoader from 'dataloader';
-import type { AppRow, TaskRow } from '../db/models.js';
+import type { AppRow, CatalogAppRow, TaskRow } from '../db/models.js';
 import type { AppKey } from '../domain/app-key.js';
 import { deriveStage, type StageAndHealth } from '../domain/app-stage.js';
 import type { TaskStatus } from '../domain/tasks.js';
-import type { CatalogService } from './catalog-service.js';
+import type { CatalogAppKey, CatalogService, CatalogVersion } from './catalog-service.js';
 import type { InstalledAppService } from './installed-app-service.js';
 import type { Connection, PageArgs } from './pagination.js';
 import type { TaskService } from './task-service.js';
@@ -12,8 +12,8 @@ type AppTasksArgs = PageArgs & { status?: TaskStatus[] | null };
 
 /**
  * Per-request batching: every nested field that reads the database (App.activeTask, App.stage,
- * App.tasks, Task.app, CatalogApp.categories) goes through one of these, so a list of N parents
- * costs one query per field, not N.
+ * App.tasks, App.catalogApp and its kin, Task.app, CatalogApp.categories) goes through one of
+ * these, so a list of N parents costs one query per field, not N.
  *
  * They batch but do not cache (`cache: false`): a subscription keeps one context for its whole
  * life, and a cached active task would make every later event show a stale stage.
@@ -24,7 +24,7 @@ const BATCH_ONLY = { cache: false } as const;
 export interface LoaderServices {
   apps: Pick<InstalledAppService, 'activeTasks' | 'byKeys'>;
   tasks: Pick<TaskService, 'tasksOfApps'>;
-  catalog: Pick<CatalogService, 'categoriesOf'>;
+  catalog: Pick<CatalogService, 'categoriesOf' | 'appsNamed' | 'latestVersions' | 'existingSources'>;
 }
 
 export function createLoaders(services: LoaderServices) {
@@ -69,7 +69,28 @@ export function createLoaders(services: LoaderServices) {
 
   const catalogCategories = new DataLoader<number, string[]>((ids) => services.catalog.categoriesOf(ids), BATCH_ONLY);
 
-  return { activeTask, appStage, appByKey, appTasks, catalogCategories };
+  // An installed app's catalogue entry (App.catalogApp) and, cheaper, its versions only
+  // (App.upgradeAvailable, App.latestVersion); whether its source still exists (App.sourceRemoved).
+  const catalogAppByName = new DataLoader<CatalogAppKey, CatalogAppRow | null>(
+    (keys) => services.catalog.appsNamed(keys),
+    BATCH_ONLY,
+  );
+  const catalogVersion = new DataLoader<CatalogAppKey, CatalogVersion | null>(
+    (keys) => services.catalog.latestVersions(keys),
+    BATCH_ONLY,
+  );
+  const sourceExists = new DataLoader<string, boolean>((ids) => services.catalog.existingSources(ids), BATCH_ONLY);
+
+  return {
+    activeTask,
+    appStage,
+    appByKey,
+    appTasks,
+    catalogCategories,
+    catalogAppByName,
+    catalogVersion,
+    sourceExists,
+  };
 }
 
 export type Loaders = ReturnType<typeof createLoaders>;

@@ -1,0 +1,680 @@
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import { parse } from 'graphql';
+import { describe, expect, test } from 'vitest';
+import { compareVersions, isNewerVersion } from '../src/domain/catalogue-version.js';
+import {
+  entryEntrances,
+  entryLocales,
+  entryRequirements,
+  entryStrings,
+  entryText,
+  entryVersionHistory,
+  parseLocale,
+  parseQuantity,
+  productDescription,
+  readPrice,
+} from '../src/domain/catalogue-views.js';
+import { ValidationError } from '../src/domain/errors.js';
+import { parseRfc3339Time } from '../src/platform/rfc3339.js';
+import { availableDatabases } from './support/databases.js';
+import { type Seeder, seededTest } from './support/seed.js';
+import { AUTH_ENV, dataOf, errorCodes, execute, type TestServer, TOKENS } from './support/server.js';
+
+// Typed by hand rather than by codegen: these operations select fields that other work in
+// flight adds to the printed schema at the same time (see the report of issue 13).
+function operation<Result, Variables = Record<string, unknown>>(text: string) {
+  return parse(text) as TypedDocumentNode<Result, Variables>;
+}
+
+/** A catalogue entry as a market source serves one, every field this server types filled in. */
+function fullEntry(name: string) {
+  return {
+    id: name,
+    name,
+    appID: name,
+    cfgType: 'app',
+    version: '2.1.0',
+    versionName: '10.9.0',
+    title: { 'en-US': 'Media Vault', 'de-DE': 'Medientresor' },
+    description: 'Stream your films',
+    fullDescription: 'A **long** description',
+    upgradeDescription: { 'en-US': 'Faster scans', 'zh-CN': '扫描更快' },
+    icon: 'https://icons.example/media-vault.png',
+    featuredImage: 'https://images.example/banner.png',
+    promoteImage: ['https://images.example/1.png', 'https://images.example/2.png'],
+    screenshots: null,
+    tags: ['media', 'video'],
+    developer: 'Vault Labs',
+    requiredCPU: '500m',
+    requiredMemory: '4Gi',
+    requiredDisk: '21474836480',
+    requiredGPU: 'lots',
+    supportArch: ['amd64', 'arm64'],
+    locale: ['en-US', 'zh-CN'],
+    i18n: {
+      'zh-CN': {
+        metadata: { title: '媒体库', description: '播放你的电影' },
+        spec: { fullDescription: '很长的描述', upgradeDescription: '' },
+      },
+    },
+    entrances: [
+      {
+        name: 'web',
+        title: 'Media Vault',
+        host: 'media-vault',
+        port: 8096,
+        icon: 'https://icons.example/web.png',
+        authLevel: 'private',
+        openMethod: 'window',
+        invisible: false,
+      },
+      { name: 'api', port: 'not a port', invisible: true },
+    ],
+    versionHistory: [
+      {
+        appName: name,
+        version: '2.1.0',
+        versionName: '10.9.0',
+        mergedAt: '2026-06-07T19:47:07.288123456Z',
+        upgradeDescription: 'Faster scans',
+      },
+      { appName: name, version: '2.0.0', mergedAt: 'yesterday', upgradeDescription: null },
+      { appName: name, version: 3 },
+    ],
+  };
+}
+
+const PRICE = {
+  developer: 'Vault Labs',
+  paid: {
+    product_id: 'media-vault-license',
+    price: [
+      { chain: 'optimism', token_symbol: 'USDC', receive_wallet: '0xabc', product_price: '4.99' },
+      { chain: 'eth', token_symbol: 'USDT', receive_wallet: '0xdef', product_price: 5 },
+    ],
+    description: [
+      { lang: 'en', title: 'Licence', description: 'Lifetime licence', icon: 'https://icons.example/l.png' },
+      { lang: 'zh-CN', title: '许可证', description: '终身许可' },
+    ],
+  },
+  products: [
+    {
+      product_id: 'media-vault-storage',
+      type: 'subscribe',
+      price: [{ chain: 'optimism', token_symbol: 'USDC', receive_wallet: '0xabc', product_price: '1.00' }],
+      description: [],
+    },
+  ],
+};
+
+describe('typed views of a catalogue entry', () => {
+  test('text comes from a locale map, then i18n in the locale, then the plain string, then any translation', () => {
+    const entry = fullEntry('media-vault');
+    expect(entryText(entry, 'title', null)).toBe('Media Vault');
+    expect(entryText(entry, 'title', 'de-AT')).toBe('Medientresor');
+    expect(entryText(entry, 'title', 'fr')).toBe('Media Vault');
+    expect(entryText(entry, 'description', 'zh-CN')).toBe('播放你的电影');
+    expect(entryText(entry, 'description', 'zh')).toBe('播放你的电影');
+    expect(entryText(entry, 'description', 'fr-FR')).toBe('Stream your films');
+    expect(entryText(entry, 'fullDescription', 'zh_CN')).toBe('很长的描述');
+    // An empty translation is no translation: the plain text answers.
+    expect(entryText(entry, 'upgradeDescription', 'zh-CN')).toBe('扫描更快');
+    expect(
+      entryText(
+        { upgradeDescription: 'plain', i18n: { 'zh-CN': { spec: { upgradeDescription: '' } } } },
+        'upgradeDescription',
+        'zh-CN',
+      ),
+    ).toBe('plain');
+    // Only translations in i18n, none in the field itself.
+    expect(entryText({ i18n: { 'ja-JP': { metadata: { title: 'メディア' } } } }, 'title', 'en-US')).toBe('メディア');
+  });
+
+  test('missing, null and wrongly typed fields answer null or empty, never throw', () => {
+    const odd = [
+      null,
+      'an entry',
+      42,
+      [],
+      {},
+      {
+        title: 7,
+        description: { 'en-US': 3 },
+        i18n: 'x',
+        tags: 'media',
+        supportArch: [1, null, 'arm64'],
+        entrances: [null, 'web', { port: 70000, invisible: 'yes' }],
+        versionHistory: { version: '1.0.0' },
+        requiredCPU: { cores: 2 },
+        requiredMemory: -1,
+        locale: 'en-US',
+      },
+    ];
+    for (const entry of odd) {
+      expect(entryText(entry, 'title', 'en-US')).toBeNull();
+      expect(entryText(entry, 'description', null)).toBeNull();
+      expect(entryStrings(entry, 'tags')).toEqual([]);
+      expect(entryVersionHistory(entry)).toEqual([]);
+      expect(entryRequirements(entry).cpu).toBeNull();
+    }
+    const last = odd.at(-1);
+    expect(entryStrings(last, 'supportArch')).toEqual(['arm64']);
+    expect(entryEntrances(last)).toEqual([
+      {
+        name: null,
+        title: null,
+        host: null,
+        port: null,
+        icon: null,
+        authLevel: null,
+        openMethod: null,
+        invisible: false,
+      },
+    ]);
+    expect(entryRequirements(last).memory).toEqual({ text: '-1', value: null });
+    expect(entryLocales(last)).toEqual([]);
+    expect(readPrice(null)).toBeNull();
+    expect(readPrice([PRICE])).toBeNull();
+    expect(readPrice({ paid: 'yes', products: { product_id: 'x' } })).toEqual({
+      developer: null,
+      paid: null,
+      products: [],
+    });
+  });
+
+  test('requirements keep their text and parse Kubernetes quantities', () => {
+    expect(entryRequirements(fullEntry('x'))).toEqual({
+      cpu: { text: '500m', value: 0.5 },
+      memory: { text: '4Gi', value: 4 * 2 ** 30 },
+      disk: { text: '21474836480', value: 21474836480 },
+      gpu: { text: 'lots', value: null },
+    });
+    expect(parseQuantity('1.5G')).toBe(1.5e9);
+    expect(parseQuantity('512Mi')).toBe(512 * 2 ** 20);
+    expect(parseQuantity(' 2 ')).toBe(2);
+    expect(parseQuantity('1e3')).toBe(1000);
+    for (const bad of ['', 'Gi', '4 Gi', '-2', '4XB', '1e999']) expect(parseQuantity(bad), bad).toBeNull();
+  });
+
+  test('entrances, version history with nine-digit timestamps, locales', () => {
+    const entry = fullEntry('x');
+    expect(entryEntrances(entry)[1]).toMatchObject({ name: 'api', port: null, invisible: true, host: null });
+    const history = entryVersionHistory(entry);
+    expect(history.map((item) => item.version)).toEqual(['2.1.0', '2.0.0']);
+    expect(parseRfc3339Time(history[0]?.mergedAt ?? '')?.toISOString()).toBe('2026-06-07T19:47:07.288Z');
+    expect(parseRfc3339Time(history[1]?.mergedAt ?? '')).toBeNull();
+    expect(entryLocales(entry)).toEqual(['en-US', 'zh-CN']);
+    expect(entryLocales({ i18n: { 'fr-FR': {}, broken: 1 } })).toEqual(['fr-FR']);
+  });
+
+  test('a price shows what to pay on each chain and to whom, with descriptions by language', () => {
+    const price = readPrice(PRICE);
+    expect(price?.developer).toBe('Vault Labs');
+    expect(price?.paid?.prices).toEqual([
+      { chain: 'optimism', tokenSymbol: 'USDC', amount: '4.99', receiveWallet: '0xabc' },
+      { chain: 'eth', tokenSymbol: 'USDT', amount: '5', receiveWallet: '0xdef' },
+    ]);
+    expect(price?.products.map((product) => [product.productId, product.type])).toEqual([
+      ['media-vault-storage', 'subscribe'],
+    ]);
+    const paid = price?.paid;
+    if (!paid) throw new Error('no paid block');
+    expect(productDescription(paid, 'zh-CN')?.title).toBe('许可证');
+    expect(productDescription(paid, 'en-GB')?.title).toBe('Licence');
+    expect(productDescription(paid, 'fr')?.title).toBe('Licence');
+    expect(productDescription(price.products[0] as never, 'fr')).toBeNull();
+  });
+
+  test('a locale argument is a short language tag', () => {
+    expect(parseLocale(undefined)).toBeNull();
+    expect(parseLocale('zh-Hant-TW')).toBe('zh-Hant-TW');
+    for (const bad of ['', 'x'.repeat(36), 'en US', '../etc', 'en--US']) {
+      expect(() => parseLocale(bad), bad).toThrow(ValidationError);
+    }
+  });
+});
+
+describe('version precedence', () => {
+  test.each([
+    ['1.10.0', '1.9.9', 1],
+    ['v1.2.3', '1.2.3', 0],
+    ['1.2', '1.2.0', 0],
+    ['1.0.0.1', '1.0.0', 1],
+    ['2.0.0-rc.1', '2.0.0', -1],
+    ['2.0.0-alpha', '2.0.0-alpha.1', -1],
+    ['2.0.0-alpha.beta', '2.0.0-alpha.1', 1],
+    ['2.0.0-beta.11', '2.0.0-beta.2', 1],
+    ['1.0.0+build.5', '1.0.0', 0],
+    ['240915', '240101', 1],
+    ['99999999999999999999.0', '99999999999999999998.9', 1],
+    ['01.2.3', '1.2.3', 0],
+  ])('%s against %s is %i', (a, b, expected) => {
+    expect(compareVersions(a, b)).toBe(expected);
+    expect(compareVersions(b, a)).toBe(expected === 0 ? 0 : -expected);
+  });
+
+  test('what is not a version cannot be ordered, so it is never an upgrade', () => {
+    for (const bad of ['latest', '', 'v', '1..2', '1.2.3-', 'x'.repeat(200)]) {
+      expect(compareVersions(bad, '1.0.0'), bad).toBeNull();
+      expect(isNewerVersion(bad, '1.0.0')).toBe(false);
+      expect(isNewerVersion('1.0.0', bad)).toBe(false);
+    }
+  });
+});
+
+const databases = await availableDatabases();
+
+/** A source of the test's own (the default sources and their sync stay out of the way). */
+const SOURCE = 'catalogue-test';
+
+interface CatalogAppView {
+  name: string;
+  [field: string]: unknown;
+}
+
+// A list selects what a list view shows; the details come through `node`, as a frontend's
+// detail page asks for them (graphql-armor's cost limit refuses all of them for a whole page).
+const CatalogListQuery = operation<
+  { catalog: { totalCount: number; edges: { node: CatalogAppView }[] } },
+  { sourceId: string; paid?: boolean | null; locale?: string | null }
+>(`
+  query CatalogList($sourceId: String!, $paid: Boolean, $locale: String) {
+    catalog(sourceId: $sourceId, paid: $paid, first: 50) {
+      totalCount
+      edges { node { id name version paid categories icon title localizedTitle: title(locale: $locale) } }
+    }
+  }
+`);
+
+const CatalogDetailsQuery = operation<{ node: CatalogAppView | null }, { id: string; locale?: string | null }>(`
+  query CatalogDetails($id: ID!, $locale: String) {
+    node(id: $id) {
+      ... on CatalogApp {
+        name title localizedTitle: title(locale: $locale)
+        description(locale: $locale) fullDescription(locale: $locale) upgradeDescription(locale: $locale)
+        icon featuredImage promoteImages screenshots tags developer locales supportedArchitectures
+        requirements { cpu { text value } memory { text value } disk { text value } gpu { text value } }
+        entrances { name title host port icon authLevel openMethod invisible }
+        versionHistory { version versionName mergedAt upgradeDescription(locale: $locale) }
+        paid
+        price {
+          developer
+          paid {
+            productId type
+            prices { chain tokenSymbol amount receiveWallet }
+            descriptions { lang title description icon }
+            description(locale: $locale) { lang title }
+          }
+          products { productId type prices { chain tokenSymbol amount receiveWallet } }
+        }
+      }
+    }
+  }
+`);
+
+interface InstalledView {
+  appName: string;
+  stage: string;
+  installedVersion: string | null;
+  latestVersion: string | null;
+  upgradeAvailable: boolean;
+  sourceRemoved: boolean;
+  catalogApp: { name: string; version: string } | null;
+}
+
+const INSTALLED_FIELDS =
+  'appName stage installedVersion latestVersion upgradeAvailable sourceRemoved catalogApp { name version }';
+
+const InstalledAppQuery = operation<{ app: InstalledView | null }, { sourceId: string; appName: string }>(`
+  query InstalledApp($sourceId: String!, $appName: String!) {
+    app(sourceId: $sourceId, appName: $appName) { ${INSTALLED_FIELDS} }
+  }
+`);
+
+const SnapshotUpgradesQuery = operation<{ runtimeSnapshot: { apps: InstalledView[] } }>(`
+  query SnapshotUpgrades { runtimeSnapshot { apps { ${INSTALLED_FIELDS} } } }
+`);
+
+async function writeFullEntry(seed: Seeder, name: string) {
+  const entry = fullEntry(name);
+  return seed.db.catalogApp.create({
+    data: {
+      sourceId: SOURCE,
+      appId: name,
+      name,
+      version: entry.version,
+      versions: ['2.1.0', '2.0.0'],
+      title: 'Media Vault',
+      description: entry.description,
+      searchText: `${name} media vault`,
+      paid: true,
+      price: PRICE,
+      entry,
+      categories: { create: [{ category: 'Entertainment' }] },
+    },
+  });
+}
+
+describe.each(databases)('the catalogue in the schema on %s', (kind) => {
+  const test = seededTest(kind, { env: AUTH_ENV });
+
+  /** The details of the app `id` in `locale`, as a detail page asks for them: in one document. */
+  async function details(server: TestServer, id: string, locale?: string) {
+    const variables = { id, ...(locale ? { locale } : {}) };
+    return dataOf(await execute(server, CatalogDetailsQuery, variables, { token: TOKENS.alice })).node;
+  }
+
+  test('a catalogue entry with every field answers every typed field', async ({ server, seed, expect }) => {
+    await seed.source({ sourceId: SOURCE, type: 'local' });
+    await writeFullEntry(seed, 'media-vault');
+    const list = dataOf(
+      await execute(server, CatalogListQuery, { sourceId: SOURCE, locale: 'zh-CN' }, { token: TOKENS.alice }),
+    ).catalog;
+    expect(list.edges.map((edge) => edge.node)).toEqual([
+      {
+        id: expect.any(String),
+        name: 'media-vault',
+        version: '2.1.0',
+        paid: true,
+        categories: ['Entertainment'],
+        icon: 'https://icons.example/media-vault.png',
+        title: 'Media Vault',
+        localizedTitle: '媒体库',
+      },
+    ]);
+    const id = list.edges[0]?.node.id as string;
+    expect(await details(server, id, 'zh-CN')).toEqual({
+      name: 'media-vault',
+      title: 'Media Vault',
+      localizedTitle: '媒体库',
+      description: '播放你的电影',
+      fullDescription: '很长的描述',
+      upgradeDescription: '扫描更快',
+      icon: 'https://icons.example/media-vault.png',
+      featuredImage: 'https://images.example/banner.png',
+      promoteImages: ['https://images.example/1.png', 'https://images.example/2.png'],
+      screenshots: [],
+      tags: ['media', 'video'],
+      developer: 'Vault Labs',
+      locales: ['en-US', 'zh-CN'],
+      supportedArchitectures: ['amd64', 'arm64'],
+      requirements: {
+        cpu: { text: '500m', value: 0.5 },
+        memory: { text: '4Gi', value: 4294967296 },
+        disk: { text: '21474836480', value: 21474836480 },
+        gpu: { text: 'lots', value: null },
+      },
+      entrances: [
+        {
+          name: 'web',
+          title: 'Media Vault',
+          host: 'media-vault',
+          port: 8096,
+          icon: 'https://icons.example/web.png',
+          authLevel: 'private',
+          openMethod: 'window',
+          invisible: false,
+        },
+        {
+          name: 'api',
+          title: null,
+          host: null,
+          port: null,
+          icon: null,
+          authLevel: null,
+          openMethod: null,
+          invisible: true,
+        },
+      ],
+      versionHistory: [
+        {
+          version: '2.1.0',
+          versionName: '10.9.0',
+          mergedAt: '2026-06-07T19:47:07.288Z',
+          upgradeDescription: 'Faster scans',
+        },
+        { version: '2.0.0', versionName: null, mergedAt: null, upgradeDescription: null },
+      ],
+      paid: true,
+      price: {
+        developer: 'Vault Labs',
+        paid: {
+          productId: 'media-vault-license',
+          type: null,
+          prices: [
+            { chain: 'optimism', tokenSymbol: 'USDC', amount: '4.99', receiveWallet: '0xabc' },
+            { chain: 'eth', tokenSymbol: 'USDT', amount: '5', receiveWallet: '0xdef' },
+          ],
+          descriptions: [
+            { lang: 'en', title: 'Licence', description: 'Lifetime licence', icon: 'https://icons.example/l.png' },
+            { lang: 'zh-CN', title: '许可证', description: '终身许可', icon: null },
+          ],
+          description: { lang: 'zh-CN', title: '许可证' },
+        },
+        products: [
+          {
+            productId: 'media-vault-storage',
+            type: 'subscribe',
+            prices: [{ chain: 'optimism', tokenSymbol: 'USDC', amount: '1.00', receiveWallet: '0xabc' }],
+          },
+        ],
+      },
+    });
+    // Without a locale: en-US, the title column as before.
+    expect(await details(server, id)).toMatchObject({
+      title: 'Media Vault',
+      localizedTitle: 'Media Vault',
+      description: 'Stream your films',
+      fullDescription: 'A **long** description',
+      upgradeDescription: 'Faster scans',
+      price: { paid: { description: { lang: 'en', title: 'Licence' } } },
+    });
+  });
+
+  test('an entry with almost nothing in it still answers, with nulls and empty lists', async ({
+    server,
+    seed,
+    expect,
+  }) => {
+    await seed.db.catalogApp.create({
+      data: {
+        sourceId: SOURCE,
+        appId: 'bare',
+        name: 'bare',
+        version: '1.0.0',
+        versions: ['1.0.0'],
+        searchText: 'bare',
+        entry: { name: 'bare', version: '1.0.0', entrances: 'none', requiredCPU: null, i18n: [], price: 'free' },
+      },
+    });
+    const { catalog } = dataOf(await execute(server, CatalogListQuery, { sourceId: SOURCE }, { token: TOKENS.alice }));
+    const id = catalog.edges[0]?.node.id as string;
+    expect(id).toBeDefined();
+    expect(await details(server, id, 'fr')).toEqual({
+      name: 'bare',
+      title: null,
+      localizedTitle: null,
+      description: null,
+      fullDescription: null,
+      upgradeDescription: null,
+      icon: null,
+      featuredImage: null,
+      promoteImages: [],
+      screenshots: [],
+      tags: [],
+      developer: null,
+      locales: [],
+      supportedArchitectures: [],
+      requirements: { cpu: null, memory: null, disk: null, gpu: null },
+      entrances: [],
+      versionHistory: [],
+      paid: false,
+      price: null,
+    });
+  });
+
+  test('catalog(paid:) lists only paid or only free apps', async ({ server, seed, expect }) => {
+    await seed.catalogApp({ name: 'free-one', sourceId: SOURCE });
+    await seed.catalogApp({ name: 'paid-one', sourceId: SOURCE, price: '4.99' });
+    await seed.catalogApp({ name: 'free-two', sourceId: SOURCE });
+    const names = async (paid: boolean | null) => {
+      const { catalog } = dataOf(
+        await execute(server, CatalogListQuery, { sourceId: SOURCE, paid }, { token: TOKENS.alice }),
+      );
+      return catalog.edges.map((edge) => edge.node.name).sort();
+    };
+    expect(await names(true)).toEqual(['paid-one']);
+    expect(await names(false)).toEqual(['free-one', 'free-two']);
+    expect(await names(null)).toEqual(['free-one', 'free-two', 'paid-one']);
+  });
+
+  test('a locale longer than 35 characters or not a language tag is refused with VALIDATION', async ({
+    server,
+    seed,
+    expect,
+  }) => {
+    await seed.catalogApp({ name: 'one', sourceId: SOURCE });
+    const id = dataOf(await execute(server, CatalogListQuery, { sourceId: SOURCE }, { token: TOKENS.alice })).catalog
+      .edges[0]?.node.id as string;
+    for (const locale of ['x'.repeat(36), 'en US']) {
+      for (const response of [
+        await execute(server, CatalogListQuery, { sourceId: SOURCE, locale }, { token: TOKENS.alice }),
+        await execute(server, CatalogDetailsQuery, { id, locale }, { token: TOKENS.alice }),
+      ]) {
+        expect(new Set(errorCodes(response))).toEqual(new Set(['VALIDATION']));
+        expect(response.errors?.[0]?.message).toMatch(/Argument "locale" must be a language tag/);
+      }
+    }
+  });
+
+  test('upgradeAvailable turns true once the catalogue moves ahead of the installed version', async ({
+    server,
+    seed,
+    expect,
+  }) => {
+    await seed.source({ sourceId: SOURCE, type: 'local' });
+    const row = await seed.catalogApp({ name: 'jellyfin', sourceId: SOURCE, versions: ['1.9.0'] });
+    await seed.user('alice').app({ appName: 'jellyfin', sourceId: SOURCE, state: 'running', version: '1.9.0' });
+    await seed.user('alice').app({ appName: 'installing', sourceId: SOURCE, state: 'downloading' });
+    const read = async (appName: string) =>
+      dataOf(await execute(server, InstalledAppQuery, { sourceId: SOURCE, appName }, { token: TOKENS.alice })).app;
+
+    expect(await read('jellyfin')).toMatchObject({
+      installedVersion: '1.9.0',
+      latestVersion: '1.9.0',
+      upgradeAvailable: false,
+      sourceRemoved: false,
+      catalogApp: { name: 'jellyfin', version: '1.9.0' },
+    });
+    // 1.10.0 follows 1.9.0 (not as text): an upgrade.
+    await seed.db.catalogApp.update({ where: { id: row.id }, data: { version: '1.10.0' } });
+    expect(await read('jellyfin')).toMatchObject({ latestVersion: '1.10.0', upgradeAvailable: true });
+    // A catalogue moving back is no upgrade.
+    await seed.db.catalogApp.update({ where: { id: row.id }, data: { version: '1.8.0' } });
+    expect(await read('jellyfin')).toMatchObject({ latestVersion: '1.8.0', upgradeAvailable: false });
+    // Nothing installed yet, nothing to upgrade (and no catalogue entry either).
+    expect(await read('installing')).toMatchObject({
+      installedVersion: null,
+      upgradeAvailable: false,
+      latestVersion: null,
+      catalogApp: null,
+    });
+  });
+
+  test('an app whose source was removed still answers, saying its source is gone', async ({ server, seed, expect }) => {
+    await seed.source({ sourceId: SOURCE, type: 'local' });
+    await seed.catalogApp({ name: 'gitea', sourceId: SOURCE, versions: ['2.0.0'] });
+    await seed.user('alice').app({ appName: 'gitea', sourceId: SOURCE, state: 'running', version: '1.0.0' });
+    const read = async () =>
+      dataOf(await execute(server, InstalledAppQuery, { sourceId: SOURCE, appName: 'gitea' }, { token: TOKENS.alice }))
+        .app;
+    expect(await read()).toMatchObject({ upgradeAvailable: true, sourceRemoved: false });
+
+    // What removeMarketSource leaves: no source row, no catalogue of it, the installed app.
+    await seed.db.catalogApp.deleteMany({ where: { sourceId: SOURCE } });
+    await seed.db.marketSource.delete({ where: { sourceId: SOURCE } });
+    expect(await read()).toEqual({
+      appName: 'gitea',
+      stage: 'RUNNING',
+      installedVersion: '1.0.0',
+      latestVersion: null,
+      upgradeAvailable: false,
+      sourceRemoved: true,
+      catalogApp: null,
+    });
+  });
+
+  test('an app whose catalogue entry is gone while its source stays says so apart from a removed source', async ({
+    server,
+    seed,
+    expect,
+  }) => {
+    await seed.source({ sourceId: SOURCE, type: 'local' });
+    await seed.user('alice').app({ appName: 'dropped', sourceId: SOURCE, state: 'running' });
+    const { app } = dataOf(
+      await execute(server, InstalledAppQuery, { sourceId: SOURCE, appName: 'dropped' }, { token: TOKENS.alice }),
+    );
+    expect(app).toMatchObject({ catalogApp: null, latestVersion: null, sourceRemoved: false, upgradeAvailable: false });
+  });
+});
+
+/**
+ * A batched read of catalogue apps or sources by a list of keys, as the App fields' loaders send
+ * them (the Syncer in the background reads sources one at a time, without IN).
+ */
+const isCatalogueLookup = (sql: string) => /FROM \S*[`"](CatalogApp|MarketSource)[`"] WHERE .*\bIN \(/.test(sql);
+
+describe.each(databases)('catalogue fields of many installed apps on %s', (kind) => {
+  const APPS = 12;
+  const test = seededTest(kind, {
+    env: AUTH_ENV,
+    recordQueries: true,
+    // The runtime store reads its apps at start: these are served from memory.
+    preseed: async (seed) => {
+      await seed.source({ sourceId: SOURCE, type: 'local' });
+      for (let i = 0; i < APPS; i += 1) {
+        await seed.catalogApp({ name: `app-${i}`, sourceId: SOURCE, versions: [i % 2 === 0 ? '2.0.0' : '1.0.0'] });
+        for (const user of ['alice', 'bob']) {
+          await seed.user(user).app({ appName: `app-${i}`, sourceId: SOURCE, state: 'running', version: '1.0.0' });
+        }
+      }
+      // Installed from a source that is gone.
+      await seed.user('alice').app({ appName: 'orphan', sourceId: 'removed-source', state: 'running' });
+    },
+  });
+
+  test('a runtime snapshot answers them for every app with one query per field, none when unselected', async ({
+    server,
+    expect,
+  }) => {
+    server.queries.length = 0;
+    const { runtimeSnapshot } = dataOf(await execute(server, SnapshotUpgradesQuery, {}, { token: TOKENS.ops }));
+    const catalogueQueries = server.queries.filter(isCatalogueLookup);
+
+    expect(runtimeSnapshot.apps).toHaveLength(2 * APPS + 1);
+    for (const app of runtimeSnapshot.apps) {
+      const index = Number(app.appName.split('-')[1]);
+      if (app.appName === 'orphan') {
+        expect(app).toMatchObject({ sourceRemoved: true, upgradeAvailable: false, catalogApp: null });
+      } else {
+        expect(app).toMatchObject({
+          sourceRemoved: false,
+          upgradeAvailable: index % 2 === 0,
+          latestVersion: index % 2 === 0 ? '2.0.0' : '1.0.0',
+          catalogApp: { name: app.appName },
+        });
+      }
+    }
+    // catalogApp, the versions (latestVersion and upgradeAvailable share them), the sources.
+    expect(catalogueQueries).toHaveLength(3);
+
+    server.queries.length = 0;
+    const plain = operation<{ runtimeSnapshot: { apps: { appName: string; stage: string }[] } }>(
+      'query { runtimeSnapshot { apps { appName stage } } }',
+    );
+    expect(dataOf(await execute(server, plain, {}, { token: TOKENS.ops })).runtimeSnapshot.apps).toHaveLength(
+      2 * APPS + 1,
+    );
+    expect(server.queries.filter(isCatalogueLookup)).toEqual([]);
+  });
+});
