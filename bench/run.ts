@@ -18,6 +18,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { catalogueBench } from './catalogue-sync.js';
 import { clusterBench } from './cluster.js';
 import { fanout } from './fanout.js';
 import { g1 } from './g1.js';
@@ -151,6 +152,18 @@ const BENCHMARKS: Benchmark[] = [
               latency: { events: 100, intervalMs: 50, reps: 3 },
               throughput: { durationMs: 10_000, reps: 3, tasks: 8 },
             }),
+        log: (line) => console.log(line),
+      }),
+  },
+  {
+    // Issue 13: catalogue (full sync of 2,000 apps ÷ raw inserts of the same rows; 500 in --quick),
+    // catalogue-unchanged (server CPU of an unchanged-hash sync); catalogue-pg* on PostgreSQL (full run only).
+    name: 'catalogue',
+    run: (mode) =>
+      catalogueBench({
+        ...(mode === 'quick'
+          ? { apps: 500, reps: 3, unchanged: 100, postgresReps: 0 }
+          : { apps: 2000, reps: 5, unchanged: 200, postgresReps: 3 }),
         log: (line) => console.log(line),
       }),
   },

@@ -21,14 +21,14 @@
  * every client is closed, the server is let settle (no subscription state, the task engine idle)
  * and the baseline heap is read. After the soak the same settle, then the heap again.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createClient as createSseClient } from 'graphql-sse';
 import { createClient as createWsClient } from 'graphql-ws';
 import WebSocket from 'ws';
-import { DEMO_APPS, REMOTE_SOURCE } from '../src/db/demo-catalogue.js';
+import { REMOTE_SOURCE } from '../src/db/default-sources.js';
 import { migrateDatabase } from '../src/db/migrate.js';
 import { Child } from './lib/fanout-parent.js';
 import { type BenchResult, meetsTarget } from './lib/report.js';
@@ -69,10 +69,16 @@ const MUTATIONS_IN_FLIGHT = 4;
 const MAX_ERROR_SAMPLES = 8;
 const MB = 1024 * 1024;
 
-const FREE_APPS = DEMO_APPS.filter((app) => !app.price).map((app) => ({
-  appName: app.name,
-  version: app.versions[0] as string,
-}));
+/** The free apps of the bundled catalogue (what `market.olares` offers without MARKET_SOURCE_URL). */
+const FREE_APPS = Object.values(
+  (JSON.parse(readFileSync(new URL('../catalogue/bundled.json', import.meta.url), 'utf8')) as BundledCatalogue).details,
+)
+  .filter((app) => !app.price)
+  .map((app) => ({ appName: app.name, version: app.version }));
+
+interface BundledCatalogue {
+  details: Record<string, { name: string; version: string; price?: unknown }>;
+}
 
 const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)] as T;
 const randomBetween = (min: number, max: number) => min + Math.random() * (max - min);

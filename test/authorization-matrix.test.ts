@@ -192,8 +192,11 @@ function refusedUnauthenticated(outcome: Outcome): boolean {
   return outcome.status === 401 && codesOf(outcome).includes('UNAUTHENTICATED') && outcome.data === null;
 }
 
+/** Refused as FORBIDDEN: a query's error, or a mutation's result (its union lists ForbiddenError). */
 function forbidden(outcome: Outcome, field: string): boolean {
-  return codesOf(outcome).includes('FORBIDDEN') && (outcome.data?.[field] ?? null) === null;
+  const result = outcome.data?.[field] as { __typename?: string } | null | undefined;
+  if (result?.__typename === 'ForbiddenError') return outcome.errors.length === 0;
+  return codesOf(outcome).includes('FORBIDDEN') && (result ?? null) === null;
 }
 
 /** What in `value` belongs to someone other than `viewerId`: their user ids, their objects' ids. */
@@ -447,6 +450,12 @@ describe.concurrent.each(SERVERS)('$mode mode on $kind', (setup) => {
       'CancelTaskInput.taskId': bobsActiveTask.taskId,
       'RetryTaskInput.taskId': 'matrix-bob-failed',
       'Query.node.id': world.nodeSamples.get('App'),
+      // The market-source mutations (admins only) name the active source: adding it again is a
+      // CONFLICT, removing it is refused, selecting it again changes nothing for later cases.
+      baseUrl: 'https://market.example',
+      nsfw: false,
+      // Not a file: an admin's upload is refused with VALIDATION, anyone else's with FORBIDDEN.
+      'Mutation.uploadChart.chart': 'not-a-file',
     };
   });
 

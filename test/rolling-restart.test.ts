@@ -108,6 +108,8 @@ describe.runIf(runnable)('rolling restarts and a PostgreSQL cut, two instances b
         REDIS_URL,
         REDIS_PREFIX: prefix,
         INSTANCE_NAME: name,
+        // The test's own catalogue rows only: no bundled catalogue synced over them.
+        BUNDLED_CATALOGUE_FILE: 'off',
         AUTH_USER_HEADER: USER_HEADER,
         AUTH_ADMIN_USERS: 'ops',
         MUTATION_RATE_PER_S: '0',

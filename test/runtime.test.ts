@@ -25,6 +25,7 @@ const COMPONENTS = [
   'history_cleanup',
   'payment_polling',
   'pubsub',
+  'syncer',
   'task_engine',
 ];
 

@@ -51,6 +51,8 @@ async function startServer(databaseUrl: string, fake: FakeAppService, leaseMs: s
     SERVER_COMMAND,
     serverEnv(databaseUrl, {
       APP_SERVICE_URL: fake.url,
+      // The test's own catalogue rows only: no bundled catalogue synced over them.
+      BUNDLED_CATALOGUE_FILE: 'off',
       APP_SERVICE_EVENT_SECRET: SECRET,
       APP_SERVICE_TIMEOUT_MS: '5000',
       // Only the adoption asks the app service; no periodic reconciliation during a test.

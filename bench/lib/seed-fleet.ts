@@ -22,11 +22,11 @@
  */
 import Database from 'better-sqlite3';
 import { sqliteFilePath } from '../../src/db/client.js';
-import { DEMO_SOURCES } from '../../src/db/demo-catalogue.js';
+import { DEFAULT_SOURCES } from '../../src/db/default-sources.js';
 import { newTaskId } from '../../src/domain/tasks.js';
 
 export const APPS_PER_USER = 2000;
-export const FLEET_SOURCES = DEMO_SOURCES.map((source) => source.sourceId);
+export const FLEET_SOURCES = DEFAULT_SOURCES.map((source) => source.sourceId);
 export const INSTALL_SOURCE = 'market.olares';
 export const INSTALL_VERSION = '1.0.0';
 export const INSTALL_APP_PREFIX = 'bench-install-';
@@ -104,7 +104,7 @@ export function seedFleet(url: string, options: FleetOptions): FleetSummary {
   const stamp = sqliteDate(new Date(now));
 
   db.transaction(() => {
-    for (const source of DEMO_SOURCES) {
+    for (const source of DEFAULT_SOURCES) {
       insertSource.run(
         source.sourceId,
         source.title,

@@ -24,6 +24,7 @@ import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import type { StateCollector } from '../runtime/state-collector.js';
 import { HttpFastPath } from '../transports/http-fast-path.js';
+import { syncBundledCatalogue } from './catalogue.js';
 import { createCollector } from './collector.js';
 import { connectCluster, createServices, resolverServices, type Services } from './create-services.js';
 import { closeDatabase, openDatabase } from './database.js';
@@ -117,7 +118,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
 
   const listenAndStart = async (port?: number) => {
     const running = await listen(port);
-    await openDatabase(db, config, logger);
+    await openDatabase(db, config, logger, () => syncBundledCatalogue(services.catalogueSync, config, logger));
     // Cluster mode: other instances' changes reach this one's bus from here on.
     const runtimeEntries = await connectCluster(services);
     await services.engine.start();

@@ -11,12 +11,15 @@ import { RuntimeService } from '../runtime/runtime-service.js';
 import { StateStore } from '../runtime/state-store.js';
 import type { ResolverServices } from '../schema/builder.js';
 import { CatalogService } from '../services/catalog-service.js';
+import { ChartUploadService } from '../services/chart-upload-service.js';
 import { HistoryService } from '../services/history-service.js';
 import { InstalledAppService } from '../services/installed-app-service.js';
+import { MarketSourceService } from '../services/market-source-service.js';
 import { OperationService } from '../services/operation-service.js';
 import { PaymentService } from '../services/payment-service.js';
 import { PurchaseService } from '../services/purchase-service.js';
 import { TaskService } from '../services/task-service.js';
+import { createCatalogue } from './catalogue.js';
 
 export interface ServiceDeps {
   db: Db;
@@ -54,6 +57,7 @@ export function createServices({ db, config, logger }: ServiceDeps) {
     config.tasks,
   );
   const catalog = new CatalogService(db, maxPageSize);
+  const catalogue = createCatalogue({ db, config, bus, feed, history, catalog });
   // Active tasks plus this many finished ones are kept in the runtime state.
   const store = new StateStore({
     bufferSize: config.runtime.eventBuffer,
@@ -74,6 +78,15 @@ export function createServices({ db, config, logger }: ServiceDeps) {
     ),
     history,
     catalog,
+    // The lead wires `onChanged` (4th argument) to catalogue-change events.
+    uploads: new ChartUploadService(db, catalog, { maxBytes: config.chartUploadMaxBytes }, (change) =>
+      catalogue.changes.changed(change),
+    ),
+    marketSources: new MarketSourceService(db, catalog, history, feed, async (sourceId) => {
+      await catalogue.syncer.syncNow(sourceId);
+    }),
+    catalogueSync: catalogue.syncer,
+    catalogueChanges: catalogue.changes,
     operations: new OperationService(db, catalog, history, feed, engine),
     engine,
     appService,
@@ -129,6 +142,19 @@ function announceRows(bus: Services['bus'], change: RuntimeChange): void {
  * the task engine, the event bus, the runtime store or the app service.
  */
 export function resolverServices(services: Services): ResolverServices {
-  const { apps, tasks, payments, purchases, history, catalog, operations, runtime } = services;
-  return { apps, tasks, payments, purchases, history, catalog, operations, runtime };
+  const { apps, tasks, payments, purchases, history, catalog, uploads, marketSources, operations, runtime } = services;
+  const catalogueChanges = services.catalogueChanges;
+  return {
+    apps,
+    tasks,
+    payments,
+    purchases,
+    history,
+    catalog,
+    catalogueChanges,
+    uploads,
+    marketSources,
+    operations,
+    runtime,
+  };
 }

@@ -1,4 +1,5 @@
 import { type Db, prepareDatabase } from '../db/client.js';
+import { ensureDefaultSources } from '../db/default-sources.js';
 import { seedDemoData } from '../db/demo-data.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
@@ -7,18 +8,26 @@ import type { Logger } from '../platform/logger.js';
 const DISCONNECT_TIMEOUT_MS = 5000;
 
 /**
- * Checks that the database is migrated and, with DEMO_DATA, seeds an empty one. Any failure
- * becomes one error that says what to run.
+ * Checks that the database is migrated, creates the default market sources, runs `firstSync`
+ * (the bundled catalogue's) and, with DEMO_DATA, seeds demo users into an empty database. A
+ * database that is not ready becomes one error that says what to run.
  */
-export async function openDatabase(db: Db, config: Config, logger: Logger): Promise<void> {
+export async function openDatabase(
+  db: Db,
+  config: Config,
+  logger: Logger,
+  firstSync: () => Promise<void>,
+): Promise<void> {
   try {
     await prepareDatabase(db, config.databaseUrl);
-    if (config.demoData && (await seedDemoData(db))) logger.info('seeded demo data into the empty database');
+    await ensureDefaultSources(db, config.catalogue.marketSourceUrl);
   } catch (error) {
     throw new Error(
       `The database is not ready (${(error as Error).message.split('\n')[0]}). Run "npm run db:migrate" first.`,
     );
   }
+  await firstSync();
+  if (config.demoData && (await seedDemoData(db))) logger.info('seeded demo data into the empty database');
 }
 
 /** Disconnects, but a database that vanished can leave the driver's pool waiting forever: bound the wait. */

@@ -6,7 +6,7 @@ import type { Authenticator, Viewer } from '../auth/viewer.js';
 import { DomainError } from '../domain/errors.js';
 import { useMissedEventsExecution } from '../fanout/cohorts.js';
 import { useCompiledExecution } from '../http/compiled-execution.js';
-import type { OriginPolicy } from '../http/cross-site.js';
+import { type OriginPolicy, UPLOAD_PREFLIGHT_HEADER } from '../http/cross-site.js';
 import { createErrorMasker, domainGraphQLError } from '../http/graphql-errors.js';
 import { useInputBounds } from '../http/input-bounds.js';
 import { productionSwitches } from '../http/production-switches.js';
@@ -96,7 +96,8 @@ function corsFor(origins: OriginPolicy) {
       origin: [origin],
       credentials: true,
       methods: ['GET', 'POST'],
-      allowedHeaders: ['content-type', 'authorization', 'accept', 'x-request-id'],
+      // x-graphql-yoga-csrf: the header a chart upload (multipart) must carry (http/cross-site.ts).
+      allowedHeaders: ['content-type', 'authorization', 'accept', 'x-request-id', UPLOAD_PREFLIGHT_HEADER],
       maxAge: 600,
     };
   };

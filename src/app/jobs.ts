@@ -2,13 +2,16 @@ import { LeaderLease, type Leadership, soleLeader } from '../events/leader-lease
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import { type PeriodicJob, startPeriodicJob } from '../platform/periodic-job.js';
-import { appServiceSource, jobsSource } from '../runtime/sources.js';
+import { appServiceSource, jobsSource, syncerSource } from '../runtime/sources.js';
 import type { PollSource } from '../runtime/state-collector.js';
 import type { Services } from './create-services.js';
 
+/** Longest wait between two looks for market sources whose sync is due. */
+const SYNC_CHECK_MS = 5000;
+
 export interface JobDeps {
   config: Config;
-  services: Pick<Services, 'purchases' | 'history' | 'engine' | 'appService'>;
+  services: Pick<Services, 'purchases' | 'history' | 'engine' | 'appService' | 'catalogueSync'>;
   logger: Logger;
   /** Who runs the jobs. @default createLeadership(config, logger) */
   leadership?: Leadership;
@@ -65,6 +68,7 @@ export function createPeriodicJobs({
   let paymentRecovery: PeriodicJob | null = null;
   let historyCleanup: PeriodicJob | null = null;
   let reconciliation: PeriodicJob | null = null;
+  let catalogueSync: PeriodicJob | null = null;
   let stopped = false;
 
   const startJob = (name: string, intervalMs: number, work: () => Promise<void>) => {
@@ -83,6 +87,11 @@ export function createPeriodicJobs({
     historyCleanup = startJob('history cleanup', config.history.cleanupIntervalMs, () =>
       removeOldHistory({ config, services, logger }),
     );
+    // Each source keeps its own schedule (its interval, or its backoff after failures): the job
+    // only looks for the sources that are due, often enough for a due one to wait little.
+    catalogueSync = startJob('catalogue sync', Math.min(config.catalogue.syncIntervalMs, SYNC_CHECK_MS), async () => {
+      await services.catalogueSync.syncDue();
+    });
     const { appService } = services;
     if (config.appService.kind === 'http' && appService.listApps) {
       const listApps = appService.listApps.bind(appService);
@@ -94,7 +103,7 @@ export function createPeriodicJobs({
   };
   const stopAll = async (): Promise<void> => {
     await Promise.all(started.splice(0).map((job) => job.stop()));
-    paymentRecovery = historyCleanup = reconciliation = null;
+    paymentRecovery = historyCleanup = reconciliation = catalogueSync = null;
   };
   const following = followLeadership(leadership, { start: startAll, stop: stopAll }, logger);
 
@@ -111,6 +120,7 @@ export function createPeriodicJobs({
         { component: 'history_cleanup', status: historyCleanup?.status() ?? null },
         { component: 'payment_polling', status: paymentRecovery?.status() ?? null },
       ]),
+      syncerSource(() => services.catalogueSync.status()),
     ],
     async stop() {
       stopped = true;

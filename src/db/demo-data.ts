@@ -1,6 +1,7 @@
 import { appKeyString } from '../domain/app-key.js';
 import type { Db } from './client.js';
-import { DEMO_APPS, DEMO_LOCAL_APPS, DEMO_SOURCES, type DemoApp, REMOTE_SOURCE } from './demo-catalogue.js';
+import { REMOTE_SOURCE } from './default-sources.js';
+import { DEMO_LOCAL_APPS, type DemoApp } from './demo-catalogue.js';
 import { isUniqueViolation } from './hot-path-sql.js';
 import type { Prisma } from './models.js';
 
@@ -10,27 +11,8 @@ import type { Prisma } from './models.js';
  * rows every time, relative to `now`.
  */
 
-function priceConfig(app: DemoApp) {
-  if (!app.price) return null;
-  return {
-    developer: 'demo-developer',
-    paid: {
-      product_id: `${app.name}-license`,
-      price: [
-        {
-          chain: 'optimism',
-          token_symbol: 'USDC',
-          receive_wallet: '0x0000000000000000000000000000000000000001',
-          product_price: app.price,
-        },
-      ],
-      description: [{ lang: 'en', title: `${app.title} licence`, description: 'One-time purchase' }],
-    },
-  };
-}
-
+/** A catalogue row of a local source's demo app. */
 function catalogRow(sourceId: string, app: DemoApp) {
-  const price = priceConfig(app);
   return {
     sourceId,
     appId: app.name,
@@ -41,8 +23,6 @@ function catalogRow(sourceId: string, app: DemoApp) {
     title: app.title,
     description: app.description,
     searchText: `${app.name} ${app.title} ${app.description}`.toLowerCase(),
-    paid: price !== null,
-    ...(price ? { price } : {}),
     entry: {
       id: app.name,
       name: app.name,
@@ -108,15 +88,26 @@ type Tx = Prisma.TransactionClient;
 /** The time `minutesAgo` minutes before the seeding's `now`. */
 type Clock = (minutesAgo: number) => Date;
 
-/** Seeds the demo rows when the database has no market source yet. Returns whether it seeded. */
+/**
+ * Seeds the demo rows when the database has no app state and no task yet (the default sources,
+ * created at every start, and a synced catalogue do not count). Runs after the first sync of the
+ * bundled catalogue, whose apps the demo users have installed. Returns whether it seeded.
+ */
 export async function seedDemoData(db: Db, now = new Date()): Promise<boolean> {
-  if ((await db.marketSource.count()) > 0) return false;
+  if ((await db.appState.count()) > 0 || (await db.task.count()) > 0) return false;
   const at: Clock = (minutesAgo) => new Date(now.getTime() - minutesAgo * MINUTE);
 
   try {
     await db.$transaction(async (tx) => {
-      await seedCatalogue(tx);
-      for (const [index, install] of INSTALLS.entries()) await seedInstall(tx, install, index, at);
+      await seedLocalCatalogue(tx);
+      const catalogue = await tx.catalogApp.findMany({
+        where: { sourceId: REMOTE_SOURCE },
+        select: { name: true, title: true, cfgType: true },
+      });
+      for (const [index, install] of INSTALLS.entries()) {
+        const app = catalogue.find((candidate) => candidate.name === install.appName);
+        await seedInstall(tx, install, app, index, at);
+      }
       await seedUninstall(tx, at);
       await seedPayments(tx, at);
     });
@@ -129,10 +120,8 @@ export async function seedDemoData(db: Db, now = new Date()): Promise<boolean> {
   return true;
 }
 
-async function seedCatalogue(tx: Tx): Promise<void> {
-  await tx.marketSource.createMany({ data: DEMO_SOURCES });
-  const catalogue = [...DEMO_APPS.map((app) => ({ sourceId: REMOTE_SOURCE, app })), ...DEMO_LOCAL_APPS];
-  for (const { sourceId, app } of catalogue) {
+async function seedLocalCatalogue(tx: Tx): Promise<void> {
+  for (const { sourceId, app } of DEMO_LOCAL_APPS) {
     await tx.catalogApp.create({
       data: {
         ...catalogRow(sourceId, app),
@@ -145,7 +134,8 @@ async function seedCatalogue(tx: Tx): Promise<void> {
 /** What one entry of INSTALLS becomes: its times, ids and whether it has finished. */
 interface InstallFacts {
   install: DemoInstall;
-  app: DemoApp | undefined;
+  /** Its catalogue entry, as the bundled catalogue's sync wrote it (absent: none). */
+  app: { title: string | null; cfgType: string } | undefined;
   opId: string;
   taskId: string;
   type: 'INSTALL' | 'UPGRADE';
@@ -156,10 +146,16 @@ interface InstallFacts {
 }
 
 /** The app state, task and history records of the `index`th entry of INSTALLS. */
-async function seedInstall(tx: Tx, install: DemoInstall, index: number, at: Clock): Promise<void> {
+async function seedInstall(
+  tx: Tx,
+  install: DemoInstall,
+  app: InstallFacts['app'],
+  index: number,
+  at: Clock,
+): Promise<void> {
   const facts: InstallFacts = {
     install,
-    app: DEMO_APPS.find((candidate) => candidate.name === install.appName),
+    app,
     opId: `demo-op-${index + 1}`,
     taskId: `demo-${String(index + 1).padStart(4, '0')}`,
     type: install.opType === 'upgrade' ? 'UPGRADE' : 'INSTALL',

@@ -31,11 +31,20 @@ export interface HistoryAdded {
   userId: string;
 }
 
+/** A sync or an upload changed a source's catalogue: the app ids, by what happened to them. */
+export interface CatalogueChanged {
+  sourceId: string;
+  added: string[];
+  updated: string[];
+  removed: string[];
+}
+
 export type Topics = {
   'payment:updated': [event: PaymentChanged];
   'task:updated': [event: TaskChanged];
   'app:updated': [event: AppChanged];
   'history:added': [event: HistoryAdded];
+  'catalogue:changed': [event: CatalogueChanged];
   /** Cluster mode: changes may have been missed (see redis-change-log.ts); re-read the state. */
   'runtime:resync': [event: { reason: string }];
 };
@@ -153,6 +162,10 @@ export class ChangeFeed {
 
   app({ userId, sourceId, appName }: AppChanged): void {
     this.queue.add(['app:updated', { userId, sourceId, appName }]);
+  }
+
+  catalogue({ sourceId, added, updated, removed }: CatalogueChanged): void {
+    this.queue.add(['catalogue:changed', { sourceId, added, updated, removed }]);
   }
 
   history(records: readonly HistoryAdded[]): void {

@@ -130,6 +130,10 @@ export const envSchema = z.object({
   MAX_PAGE_SIZE: positiveInt.max(1000, 'must be at most 1000').default(100),
   /** Largest request body in bytes. @default 1048576 */
   MAX_BODY_BYTES: positiveInt.default(1024 * 1024),
+  /** Largest chart package `uploadChart` accepts (a multipart POST may be this plus its framing). @default 10485760 (10 MiB) */
+  CHART_UPLOAD_MAX_BYTES: positiveInt
+    .max(1024 * 1024 * 1024, 'must be at most 1073741824 (1 GiB)')
+    .default(10 * 1024 * 1024),
   /** Deepest selection a query may nest. @default 12 */
   MAX_QUERY_DEPTH: positiveInt.default(12),
   /** Most items in one list input (a filter's values, envs, ids). @default 100 */
@@ -256,6 +260,30 @@ export const envSchema = z.object({
   HISTORY_RETENTION_DAYS: positiveInt.default(30),
   /** How often the history cleanup runs. @default 3600000 (1 h) */
   HISTORY_CLEANUP_INTERVAL_MS: positiveInt.default(60 * 60 * 1000),
+  /**
+   * The remote catalogue `market.olares` syncs from (an Olares market source); unset → the
+   * catalogue file bundled with the project. Applied to `market.olares` at every start. @default none
+   */
+  MARKET_SOURCE_URL: optionalUrl,
+  /**
+   * The catalogue file `market.olares` reads when MARKET_SOURCE_URL is unset: a path, or `off`
+   * for none (the source then stays empty; uploads still work). @default the project's
+   * catalogue/bundled.json
+   */
+  BUNDLED_CATALOGUE_FILE: z.string().trim().min(1, 'must be a path or off').optional(),
+  /** The Olares version sent to market sources (`?version=`). @default 1.12.0 */
+  MARKET_SOURCE_VERSION: z
+    .string()
+    .regex(/^[0-9A-Za-z.+-]{1,32}$/, 'must look like 1.12.0')
+    .default('1.12.0'),
+  /** How often each remote market source is checked for a new catalogue. @default 300000 (5 min) */
+  SYNC_INTERVAL_MS: positiveInt.min(1000, 'must be at least 1000 (1 s)').default(5 * 60 * 1000),
+  /** Longest wait before retrying a source whose syncs keep failing. @default 3600000 (1 h) */
+  SYNC_BACKOFF_MAX_MS: positiveInt.min(1000, 'must be at least 1000 (1 s)').default(60 * 60 * 1000),
+  /** Bound on each call to a market source, reading its answer included. @default 30000 */
+  SYNC_TIMEOUT_MS: positiveInt.default(30_000),
+  /** Largest answer read from a market source (an index of every app is the biggest). @default 33554432 (32 MiB) */
+  SYNC_MAX_RESPONSE_BYTES: positiveInt.default(32 * 1024 * 1024),
 });
 
 export type Env = z.infer<typeof envSchema>;

@@ -46,6 +46,8 @@ export type Config = {
   persistedDocuments: string | undefined;
   maxPageSize: number;
   maxBodyBytes: number;
+  /** CHART_UPLOAD_MAX_BYTES: the largest chart package an upload may carry. */
+  chartUploadMaxBytes: number;
   maxQueryDepth: number;
   tasks: { concurrency: number; timeoutMs: number; pollIntervalMs: number; leaseMs: number };
   appService:
@@ -60,6 +62,17 @@ export type Config = {
         reconcileIntervalMs: number;
       };
   history: { retentionDays: number; cleanupIntervalMs: number };
+  catalogue: {
+    /** MARKET_SOURCE_URL; null → the bundled catalogue file. */
+    marketSourceUrl: string | null;
+    /** BUNDLED_CATALOGUE_FILE: undefined → the project's own file, null → `off`. */
+    bundledFile: string | null | undefined;
+    sourceVersion: string;
+    syncIntervalMs: number;
+    backoffMaxMs: number;
+    timeoutMs: number;
+    maxResponseBytes: number;
+  };
   runtime: {
     collectIntervalMs: number;
     eventBuffer: number;
@@ -143,6 +156,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     persistedDocuments: e.PERSISTED_DOCUMENTS,
     maxPageSize: e.MAX_PAGE_SIZE,
     maxBodyBytes: e.MAX_BODY_BYTES,
+    chartUploadMaxBytes: e.CHART_UPLOAD_MAX_BYTES,
     maxQueryDepth: e.MAX_QUERY_DEPTH,
     tasks: {
       concurrency: e.TASK_CONCURRENCY,
@@ -152,6 +166,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     appService: appServiceSettings(e),
     history: { retentionDays: e.HISTORY_RETENTION_DAYS, cleanupIntervalMs: e.HISTORY_CLEANUP_INTERVAL_MS },
+    catalogue: {
+      marketSourceUrl: e.MARKET_SOURCE_URL ?? null,
+      bundledFile: e.BUNDLED_CATALOGUE_FILE === 'off' ? null : e.BUNDLED_CATALOGUE_FILE,
+      sourceVersion: e.MARKET_SOURCE_VERSION,
+      syncIntervalMs: e.SYNC_INTERVAL_MS,
+      backoffMaxMs: Math.max(e.SYNC_BACKOFF_MAX_MS, e.SYNC_INTERVAL_MS),
+      timeoutMs: e.SYNC_TIMEOUT_MS,
+      maxResponseBytes: e.SYNC_MAX_RESPONSE_BYTES,
+    },
     runtime: {
       collectIntervalMs: e.COLLECT_INTERVAL_MS,
       eventBuffer: e.RUNTIME_EVENT_BUFFER,

@@ -3,7 +3,8 @@ import type { TaskEngine } from '../engine/task-engine.js';
 import type { LeadershipStatus } from '../events/leader-lease.js';
 import type { ChangeLogStatus } from '../events/redis-change-log.js';
 import type { JobStatus } from '../platform/periodic-job.js';
-import { jobComponent } from './components.js';
+import type { SourceSyncStatus } from '../services/catalogue-sync.js';
+import { component, jobComponent } from './components.js';
 import type { PollSource } from './state-collector.js';
 
 /** The cluster change log as the `pubsub` component reads it. */
@@ -126,6 +127,37 @@ export function clusterSource(instance: string, leadership: { status(): Leadersh
       const { since, leaseMs } = leadership.status();
       const metrics = { leader: instance, since: since?.toISOString() ?? null, leaseMs };
       return [{ name: 'cluster', healthy: true, state: 'RUNNING', message: null, metrics }];
+    },
+  };
+}
+
+/**
+ * `syncer`: the market sources' syncs (the leader runs them; the figures are read from the
+ * sources' rows). RUNNING while every remote source's last sync succeeded, DEGRADED while some
+ * fail, ERROR while all do (the catalogue then is the last good one).
+ */
+export function syncerSource(status: () => Promise<SourceSyncStatus[]>): PollSource {
+  return {
+    name: 'syncer',
+    scope: 'cluster',
+    async collect() {
+      const sources = await status();
+      const failing = sources.filter((source) => source.consecutiveFailures > 0);
+      const state = failing.length === 0 ? 'RUNNING' : failing.length === sources.length ? 'ERROR' : 'DEGRADED';
+      const message = failing.map((source) => `${source.sourceId}: ${source.lastError}`).join('; ') || null;
+      const iso = (date: Date | null) => date?.toISOString() ?? null;
+      const metrics = {
+        sources: sources.length,
+        failing: failing.length,
+        apps: sources.reduce((sum, source) => sum + source.appCount, 0),
+        bySource: sources.map((source) => ({
+          ...source,
+          lastSyncAt: iso(source.lastSyncAt),
+          lastAttemptAt: iso(source.lastAttemptAt),
+          nextSyncAt: iso(source.nextSyncAt),
+        })),
+      };
+      return [component('syncer', state, metrics, message)];
     },
   };
 }

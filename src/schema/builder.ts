@@ -5,9 +5,12 @@ import type { Viewer } from '../auth/viewer.js';
 import type { Logger } from '../platform/logger.js';
 import type { RuntimeService } from '../runtime/runtime-service.js';
 import type { CatalogService } from '../services/catalog-service.js';
+import type { CatalogueChanges } from '../services/catalogue-changes.js';
+import type { ChartUploadService } from '../services/chart-upload-service.js';
 import type { HistoryService } from '../services/history-service.js';
 import type { InstalledAppService } from '../services/installed-app-service.js';
 import type { Loaders } from '../services/loaders.js';
+import type { MarketSourceService } from '../services/market-source-service.js';
 import type { OperationService } from '../services/operation-service.js';
 import type { PaymentService } from '../services/payment-service.js';
 import type { PurchaseService } from '../services/purchase-service.js';
@@ -25,6 +28,9 @@ export interface ResolverServices {
   purchases: PurchaseService;
   history: HistoryService;
   catalog: CatalogService;
+  catalogueChanges: CatalogueChanges;
+  uploads: ChartUploadService;
+  marketSources: MarketSourceService;
   operations: OperationService;
   runtime: RuntimeService;
 }
@@ -48,6 +54,8 @@ export const builder = new SchemaBuilder<{
     ID: { Input: string; Output: string | number };
     DateTime: { Input: Date; Output: Date };
     JSON: { Input: unknown; Output: unknown };
+    /** An uploaded file (GraphQL multipart request); checked by the service that reads it. */
+    File: { Input: unknown; Output: never };
   };
 }>({
   plugins: [ErrorsPlugin, RelayPlugin],

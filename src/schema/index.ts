@@ -8,7 +8,10 @@ import './apps.js';
 import './payments.js';
 import './history.js';
 import './catalog.js';
+import './catalogue-changes.js';
+import './market-sources.js';
 import './operations.js';
+import './uploads.js';
 import './purchases.js';
 import './runtime.js';
 

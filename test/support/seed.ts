@@ -126,13 +126,19 @@ export class Seeder {
     return new UserSeed(this, userId);
   }
 
+  /**
+   * A market source; one that exists already (the default sources every server creates at start)
+   * is kept as it is.
+   */
   source(input: SourceInput): Promise<MarketSourceRow> {
-    return this.db.marketSource.create({
-      data: {
+    return this.db.marketSource.upsert({
+      where: { sourceId: input.sourceId },
+      update: {},
+      create: {
         sourceId: input.sourceId,
         type: input.type,
         title: input.title ?? input.sourceId,
-        baseUrl: input.type === 'remote' ? 'https://market.example' : 'file://',
+        baseUrl: input.type === 'remote' ? null : 'file://',
         priority: input.priority ?? (input.type === 'remote' ? 100 : 50),
         activeRemote: input.type === 'remote' ? 'remote' : null,
       },
@@ -326,7 +332,9 @@ export async function startSeededServer(
       const db = createPrismaClient(database.url);
       await preseed(seed(db)).finally(() => db.$disconnect());
     }
-    const started = await startTestServer(kind, { ...options, database, env: { DEMO_DATA: '0', ...options.env } });
+    // No demo data, and no bundled catalogue either: the test's own rows are the only ones.
+    const env = { DEMO_DATA: '0', BUNDLED_CATALOGUE_FILE: 'off', ...options.env };
+    const started = await startTestServer(kind, { ...options, database, env });
     const server: TestServer = { ...started, stop: () => started.stop().finally(() => database.drop()) };
     return { server, seed: seed(server.app.db) };
   } catch (error) {

@@ -1,0 +1,301 @@
+import { createHash } from 'node:crypto';
+import { type MarketSourceClient, MarketSourceError, type SourceIndex } from '../adapters/market-source/port.js';
+import type { Db } from '../db/client.js';
+import { isUniqueViolation } from '../db/hot-path-sql.js';
+import type { MarketSourceRow } from '../db/models.js';
+import { type CatalogueRow, readCatalogueEntry } from '../domain/catalogue-entry.js';
+import { NotFoundError } from '../domain/errors.js';
+import { type CatalogueWrite, writeCatalogue } from './catalogue-writes.js';
+
+/**
+ * The Syncer: keeps each remote market source's catalogue in the database, as the original's
+ * Syncer does (seed 002). One sync of a source:
+ * 1. `hash`: one small request; the same hash as the last complete sync ends it there;
+ * 2. `info`: the index of every app; each app's summary is fingerprinted, and only apps whose
+ *    fingerprint is new or changed are read further;
+ * 3. `applications/info` for those, in batches of MAX_DETAIL_BATCH, DETAIL_CONCURRENCY at a time;
+ * 4. one transaction: changed entries upserted, vanished apps removed, the source's sync status.
+ * A failure anywhere leaves the catalogue as the last good sync wrote it, and is recorded on the
+ * source (its error, consecutive failures, the next attempt after an exponential backoff).
+ * Sources are independent: each has its own schedule, failures and single flight.
+ */
+
+/** Longest error text kept on a source row (and shown in the `syncer` component). */
+const MAX_ERROR_LENGTH = 500;
+
+export interface SyncSettings {
+  intervalMs: number;
+  /** The longest wait after failures (SYNC_BACKOFF_MAX_MS, at least intervalMs). */
+  backoffMaxMs: number;
+}
+
+/** What a sync changed, for the catalogue-change announcement and the history record. */
+export interface CatalogueChange {
+  sourceId: string;
+  added: string[];
+  updated: string[];
+  removed: string[];
+}
+
+export interface SyncOutcome extends CatalogueChange {
+  /** False when the source's hash had not moved (nothing read past `hash`). */
+  read: boolean;
+  /** Entries the source sent that were not entries (each with its reason); their old rows stay. */
+  rejected: string[];
+  /** Why the sync failed; the catalogue is unchanged then. */
+  error: string | null;
+  durationMs: number;
+}
+
+/** One remote source's sync figures (the seed's Syncer status), for the `syncer` component. */
+export interface SourceSyncStatus {
+  sourceId: string;
+  active: boolean;
+  /** The last successful sync (an unchanged hash counts: the source was checked). */
+  lastSyncAt: Date | null;
+  lastAttemptAt: Date | null;
+  /** The last failure's reason while failing; after a success, entries it rejected, else null. */
+  lastError: string | null;
+  consecutiveFailures: number;
+  durationMs: number | null;
+  nextSyncAt: Date | null;
+  appCount: number;
+}
+
+export class CatalogueSyncer {
+  private readonly running = new Map<string, Promise<SyncOutcome>>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly settings: SyncSettings,
+    /** Null for a source that has nothing to sync from (the bundled file switched off). */
+    private readonly clientFor: (source: MarketSourceRow) => MarketSourceClient | null,
+    /** Called after a sync committed a change (not for an unchanged or failed one). */
+    private readonly onChange: (change: CatalogueChange) => Promise<void>,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  /**
+   * Syncs one source now, whatever its schedule; a sync of it already running is joined, not
+   * doubled. A failed sync resolves (with `error`); an unknown source rejects with NOT_FOUND.
+   */
+  syncNow(sourceId: string): Promise<SyncOutcome> {
+    const running = this.running.get(sourceId);
+    if (running) return running;
+    const sync = this.db.marketSource.findUnique({ where: { sourceId } }).then((source) => {
+      if (!source) throw new NotFoundError(`Market source ${sourceId} does not exist`);
+      return this.sync(source);
+    });
+    this.running.set(sourceId, sync);
+    const forget = () => this.running.delete(sourceId);
+    sync.then(forget, forget);
+    return sync;
+  }
+
+  /**
+   * Syncs the remote sources that read the bundled catalogue file (no base URL). Start-up awaits
+   * it, so that the catalogue is there from the first request; it reads a local file, and only
+   * when the file changed.
+   */
+  async syncBundled(): Promise<SyncOutcome[]> {
+    const bundled = await this.db.marketSource.findMany({
+      where: { type: 'remote', OR: [{ baseUrl: null }, { baseUrl: '' }, { baseUrl: { startsWith: 'bundled:' } }] },
+    });
+    const outcomes: SyncOutcome[] = [];
+    for (const source of bundled) outcomes.push(await this.syncNow(source.sourceId));
+    return outcomes;
+  }
+
+  /** Syncs, one after the other, every remote source whose next sync is due. */
+  async syncDue(): Promise<SyncOutcome[]> {
+    const now = this.now();
+    const due = await this.db.marketSource.findMany({
+      where: { type: 'remote', OR: [{ nextSyncAt: null }, { nextSyncAt: { lte: now } }] },
+      orderBy: { sourceId: 'asc' },
+    });
+    const outcomes: SyncOutcome[] = [];
+    for (const source of due) outcomes.push(await this.syncNow(source.sourceId));
+    return outcomes;
+  }
+
+  /** Every remote source's sync status, as stored (so any instance reports the leader's syncs). */
+  async status(): Promise<SourceSyncStatus[]> {
+    const [sources, counts] = await Promise.all([
+      this.db.marketSource.findMany({ where: { type: 'remote' }, orderBy: { sourceId: 'asc' } }),
+      this.db.catalogApp.groupBy({ by: ['sourceId'], _count: { _all: true } }),
+    ]);
+    const apps = new Map(counts.map((count) => [count.sourceId, count._count._all]));
+    return sources.map((source) => ({
+      sourceId: source.sourceId,
+      active: source.isActive && source.activeRemote !== null,
+      lastSyncAt: source.syncedAt,
+      lastAttemptAt: source.syncAttemptAt,
+      lastError: source.syncError,
+      consecutiveFailures: source.syncFailures,
+      durationMs: source.syncDurationMs,
+      nextSyncAt: source.nextSyncAt,
+      appCount: apps.get(source.sourceId) ?? 0,
+    }));
+  }
+
+  private async sync(source: MarketSourceRow, again = false): Promise<SyncOutcome> {
+    const started = performance.now();
+    const attemptAt = this.now();
+    const outcome: SyncOutcome = {
+      sourceId: source.sourceId,
+      read: false,
+      added: [],
+      updated: [],
+      removed: [],
+      rejected: [],
+      error: null,
+      durationMs: 0,
+    };
+    try {
+      const client = this.clientFor(source);
+      if (!client) {
+        outcome.error = 'nothing to sync from: no base URL, and BUNDLED_CATALOGUE_FILE is off';
+        return outcome;
+      }
+      const { hash } = await client.hash();
+      if (hash === source.catalogHash) {
+        outcome.durationMs = elapsed(started);
+        await this.recordSuccess(source, attemptAt, outcome, hash);
+        return outcome;
+      }
+      outcome.read = true;
+      const index = await client.index();
+      const write = await this.plan(source.sourceId, index, client, outcome);
+      outcome.durationMs = elapsed(started);
+      // A hash is kept only for a complete sync: with entries rejected, the next sync reads the
+      // index again (and, by their fingerprints, only the apps still missing).
+      const complete = outcome.rejected.length === 0;
+      await writeCatalogue(this.db, write, this.successStatus(attemptAt, outcome, complete ? index.hash : null));
+    } catch (error) {
+      // Another instance wrote the same entries first (instances starting together each sync the
+      // bundled file; a syncMarketSource beside the leader's run): sync again from what it wrote.
+      if (!again && isUniqueViolation(error)) {
+        const fresh = await this.db.marketSource.findUnique({ where: { id: source.id } });
+        if (fresh) return this.sync(fresh, true);
+      }
+      outcome.error = describe(error);
+      outcome.durationMs = elapsed(started);
+      await this.recordFailure(source, attemptAt, outcome);
+      return outcome;
+    }
+    if (outcome.added.length + outcome.updated.length + outcome.removed.length > 0) {
+      await this.onChange({
+        sourceId: outcome.sourceId,
+        added: outcome.added,
+        updated: outcome.updated,
+        removed: outcome.removed,
+      });
+    }
+    return outcome;
+  }
+
+  /** Compares the index with the stored catalogue and reads the details of what changed. */
+  private async plan(
+    sourceId: string,
+    index: SourceIndex,
+    client: MarketSourceClient,
+    outcome: SyncOutcome,
+  ): Promise<CatalogueWrite> {
+    const storedRows = await this.db.catalogApp.findMany({
+      where: { sourceId },
+      select: { appId: true, name: true, summaryHash: true },
+    });
+    const stored = new Map(storedRows.map((row) => [row.appId, row.summaryHash]));
+    const fingerprints = new Map(index.apps.map((app) => [app.id, fingerprint(app.raw)]));
+    const wanted = [...fingerprints].filter(([id, hash]) => stored.get(id) !== hash).map(([id]) => id);
+    // An app the source listed but whose summary was unreadable is kept as it was, not removed.
+    const skipped = new Set(index.skipped.map((app) => app.id));
+    for (const app of index.skipped) outcome.rejected.push(`app ${app.id}: ${app.reason}`);
+    outcome.removed = [...stored.keys()].filter((id) => !fingerprints.has(id) && !skipped.has(id));
+    // Names are unique per source (installApp names an app): the apps that stay as they are keep
+    // theirs, and an entry taking a name another app holds is rejected rather than failing the sync.
+    const changing = new Set([...wanted, ...outcome.removed]);
+    const names = new Map(storedRows.filter((row) => !changing.has(row.appId)).map((row) => [row.name, row.appId]));
+    const rows: (CatalogueRow & { summaryHash: string })[] = [];
+    const details = await client.details(wanted);
+    const skippedDetails = new Map(details.skipped.map((app) => [app.id, app.reason]));
+    for (const id of wanted) {
+      const reading = details.apps.has(id)
+        ? readCatalogueEntry(id, details.apps.get(id))
+        : { ok: false as const, reason: `app ${id}: ${skippedDetails.get(id) ?? 'not sent by the source'}` };
+      if (!reading.ok) {
+        outcome.rejected.push(reading.reason);
+      } else if ((names.get(reading.row.name) ?? id) !== id) {
+        outcome.rejected.push(
+          `app ${id}: name ${reading.row.name} is already used by app ${names.get(reading.row.name)}`,
+        );
+      } else {
+        names.set(reading.row.name, id);
+        rows.push({ ...reading.row, summaryHash: fingerprints.get(id) as string });
+        (stored.has(id) ? outcome.updated : outcome.added).push(id);
+      }
+    }
+    return { sourceId, upserts: rows, removals: outcome.removed };
+  }
+
+  private successStatus(attemptAt: Date, outcome: SyncOutcome, catalogHash: string | null) {
+    return {
+      ...(catalogHash === null ? {} : { catalogHash }),
+      syncedAt: attemptAt,
+      syncAttemptAt: attemptAt,
+      syncError: outcome.rejected.length
+        ? clip(`${outcome.rejected.length} entries rejected; first: ${outcome.rejected[0]}`)
+        : null,
+      syncFailures: 0,
+      syncDurationMs: outcome.durationMs,
+      nextSyncAt: new Date(attemptAt.getTime() + this.settings.intervalMs),
+    };
+  }
+
+  /** An unchanged hash: only the source's status moves (no catalogue row is written). */
+  private async recordSuccess(source: MarketSourceRow, attemptAt: Date, outcome: SyncOutcome, hash: string) {
+    await this.db.marketSource.update({
+      where: { id: source.id },
+      data: this.successStatus(attemptAt, outcome, hash),
+    });
+  }
+
+  private async recordFailure(source: MarketSourceRow, attemptAt: Date, outcome: SyncOutcome) {
+    const failures = source.syncFailures + 1;
+    const backoff = Math.min(this.settings.backoffMaxMs, this.settings.intervalMs * 2 ** (failures - 1));
+    await this.db.marketSource.updateMany({
+      where: { id: source.id },
+      data: {
+        syncAttemptAt: attemptAt,
+        syncError: clip(outcome.error ?? 'failed'),
+        syncFailures: failures,
+        syncDurationMs: outcome.durationMs,
+        nextSyncAt: new Date(attemptAt.getTime() + backoff),
+      },
+    });
+  }
+}
+
+/** A stable digest of an app's summary: JSON with sorted keys, so key order never counts as a change. */
+export function fingerprint(summary: unknown): string {
+  return createHash('sha256').update(JSON.stringify(summary, sortedKeys)).digest('base64url').slice(0, 32);
+}
+
+function sortedKeys(_key: string, value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  return Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+function describe(error: unknown): string {
+  if (error instanceof MarketSourceError) return error.message;
+  // A database failure while writing: say so without the driver's whole text.
+  return `could not store the catalogue: ${String((error as Error)?.message ?? error).split('\n')[0]}`;
+}
+
+function clip(text: string): string {
+  return text.length > MAX_ERROR_LENGTH ? `${text.slice(0, MAX_ERROR_LENGTH - 1)}…` : text;
+}
+
+function elapsed(started: number): number {
+  return Math.round(performance.now() - started);
+}

@@ -1,0 +1,284 @@
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import { parse } from 'graphql';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { availableDatabases } from './support/databases.js';
+import {
+  type FakeMarketSource,
+  fakeAppId,
+  fakeEntry,
+  fakePrice,
+  startFakeMarketSource,
+} from './support/fake-market-source.js';
+import { installThroughApi, startTestServer, type TestServer, waitFor } from './support/server.js';
+import { subscribe } from './support/subscriptions.js';
+import { rawRequest } from './support/untyped.js';
+
+/**
+ * The Syncer against a fake market source in its own HTTP server (test/support/fake-market-
+ * source.ts speaks the protocol as real sources do): `market.olares` points at it through
+ * MARKET_SOURCE_URL. The schedule is long (1 h), so each sync after the first (which the leader
+ * runs at start) is asked for with `syncMarketSource`, as an admin would.
+ */
+
+const CATALOG = `query ($sourceId: String, $first: Int) {
+  catalog(sourceId: $sourceId, first: $first) {
+    totalCount
+    edges { node { appId name version versions title description categories paid cfgType } }
+  }
+}`;
+const SYNC = `mutation ($sourceId: String!) {
+  syncMarketSource(input: { sourceId: $sourceId }) {
+    __typename
+    ... on SyncMarketSourceSuccess { marketSource { sync { lastSyncAt lastError consecutiveFailures appCount nextSyncAt } } }
+  }
+}`;
+const COMPONENTS = '{ runtimeSnapshot { components { name state healthy message metrics } } }';
+const HISTORY = `{ history(first: 20) { edges { node { type message userId } } } }`;
+
+interface CatalogNode {
+  appId: string;
+  name: string;
+  version: string;
+  versions: string[];
+  title: string | null;
+  description: string | null;
+  categories: string[];
+  paid: boolean;
+  cfgType: string;
+}
+
+async function catalog(server: TestServer, sourceId = 'market.olares'): Promise<CatalogNode[]> {
+  const response = await rawRequest(server, { query: CATALOG, variables: { sourceId, first: 100 } });
+  const connection = response.body?.data?.catalog as { edges: { node: CatalogNode }[] };
+  return connection.edges.map((edge) => edge.node).sort((a, b) => a.name.localeCompare(b.name));
+}
+
+interface SyncStatus {
+  lastSyncAt: string | null;
+  lastError: string | null;
+  consecutiveFailures: number;
+  appCount: number;
+}
+
+async function syncNow(server: TestServer, sourceId = 'market.olares'): Promise<SyncStatus> {
+  const response = await rawRequest(server, { query: SYNC, variables: { sourceId } });
+  const result = response.body?.data?.syncMarketSource as { __typename: string; marketSource: { sync: SyncStatus } };
+  expect(result?.__typename, response.text).toBe('SyncMarketSourceSuccess');
+  return result.marketSource.sync;
+}
+
+async function syncerComponent(server: TestServer) {
+  const response = await rawRequest(server, { query: COMPONENTS });
+  const snapshot = response.body?.data?.runtimeSnapshot as {
+    components: { name: string; state: string; healthy: boolean; message: string | null; metrics: unknown }[];
+  };
+  return snapshot.components.find((component) => component.name === 'syncer');
+}
+
+const ENTRIES = [
+  fakeEntry('notes', { version: '1.0.0', categories: ['Productivity'] }),
+  fakeEntry('photos', { version: '2.1.0', categories: ['Media', 'Productivity'] }),
+  fakeEntry('paidtool', { version: '0.9.0', price: fakePrice() }),
+];
+
+const databases = await availableDatabases();
+
+describe.each(databases)('the Syncer on %s', (kind) => {
+  let fake: FakeMarketSource;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    fake = await startFakeMarketSource({ entries: ENTRIES });
+    server = await startTestServer(kind, {
+      env: {
+        DEMO_DATA: '0',
+        MARKET_SOURCE_URL: fake.url,
+        SYNC_INTERVAL_MS: '3600000',
+        SYNC_TIMEOUT_MS: '1500',
+        SYNC_MAX_RESPONSE_BYTES: String(1024 * 1024),
+        COLLECT_INTERVAL_MS: '200',
+      },
+    });
+    await waitFor(async () => ((await catalog(server)).length === 3 ? true : undefined), 'the first sync');
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await fake?.close();
+  });
+  beforeEach(() => fake.resetCounters());
+  afterEach(() => {
+    for (const endpoint of ['hash', 'info', 'details'] as const) fake.fault(endpoint, null);
+  });
+
+  test('a first sync loads every app of the source with its fields', async () => {
+    const apps = await catalog(server);
+    expect(apps.map((app) => app.name)).toEqual(['notes', 'paidtool', 'photos']);
+    const photos = apps.find((app) => app.name === 'photos') as CatalogNode;
+    const served = fake.entry('photos') as { title: string | Record<string, string> };
+    expect(photos).toMatchObject({
+      appId: fakeAppId('photos'),
+      version: '2.1.0',
+      title: typeof served.title === 'string' ? served.title : served.title['en-US'],
+      categories: ['Media', 'Productivity'],
+      paid: false,
+      cfgType: 'app',
+    });
+    expect(apps.find((app) => app.name === 'paidtool')?.paid).toBe(true);
+    expect((await syncerComponent(server))?.state).toBe('RUNNING');
+  });
+
+  test('an unchanged hash costs one request and writes no catalogue row', async () => {
+    const before = await rawRequest(server, { query: CATALOG, variables: { first: 100 } });
+    const status = await syncNow(server);
+    expect(fake.requests.map((request) => request.endpoint)).toEqual(['hash']);
+    expect(status).toMatchObject({ lastError: null, consecutiveFailures: 0, appCount: 3 });
+    const after = await rawRequest(server, { query: CATALOG, variables: { first: 100 } });
+    expect(after.body).toEqual(before.body);
+    const updated = await server.app.db.catalogApp.findMany({ select: { updatedAt: true } });
+    expect(Math.max(...updated.map((row) => row.updatedAt.getTime()))).toBeLessThan(
+      Date.parse(status.lastSyncAt ?? ''),
+    );
+  });
+
+  test('one changed app costs one detail fetch for it and changes its row only', async () => {
+    const rowsBefore = await server.app.db.catalogApp.findMany({ orderBy: { appId: 'asc' } });
+    fake.change('notes', { version: '1.1.0' });
+    await syncNow(server);
+    expect(fake.count('info')).toBe(1);
+    expect(fake.detailCalls).toEqual([[fakeAppId('notes')]]);
+    const rowsAfter = await server.app.db.catalogApp.findMany({ orderBy: { appId: 'asc' } });
+    const changed = rowsAfter.filter(
+      (row, index) => row.updatedAt.getTime() !== rowsBefore[index]?.updatedAt.getTime(),
+    );
+    expect(changed.map((row) => row.name)).toEqual(['notes']);
+    expect(changed[0]).toMatchObject({ id: rowsBefore.find((row) => row.name === 'notes')?.id, version: '1.1.0' });
+  });
+
+  test('an app the source no longer lists disappears; the change is in the history', async () => {
+    fake.put(fakeEntry('extra'));
+    await syncNow(server);
+    expect((await catalog(server)).map((app) => app.name)).toContain('extra');
+    fake.remove('extra');
+    await syncNow(server);
+    expect((await catalog(server)).map((app) => app.name)).not.toContain('extra');
+    const history = await rawRequest(server, { query: HISTORY });
+    const connection = history.body?.data?.history as { edges: { node: { message: string } }[] };
+    const messages = connection.edges.map((edge) => edge.node.message);
+    expect(messages[0]).toBe(`catalogue of market.olares changed: 1 removed (${fakeAppId('extra')})`);
+  });
+
+  test.each([
+    ['a 500 on hash', 'hash', { kind: 'status', status: 500 }, /HTTP 500/],
+    ['a timeout on info', 'info', { kind: 'delay', ms: 60_000 }, /no answer within 1500 ms/],
+    ['garbage from info', 'info', { kind: 'json', body: { hash: 'h', data: { apps: 'nope' } } }, /data\.apps/],
+    ['an HTML page from details', 'details', { kind: 'not-json' }, /not JSON/i],
+    ['an oversized details answer', 'details', { kind: 'oversized', bytes: 2 * 1024 * 1024 }, /larger than/i],
+  ] as const)(
+    '%s keeps the last good catalogue, shows in the syncer component, then recovers',
+    async (_name, endpoint, fault, reason) => {
+      const good = await catalog(server);
+      fake.change('photos', { version: `${good.length}.${Date.now() % 1000}.0` });
+      fake.fault(endpoint, fault);
+      const failed = await syncNow(server);
+      expect(failed.consecutiveFailures).toBe(1);
+      expect(failed.lastError).toMatch(reason);
+      expect(await catalog(server)).toEqual(good);
+      const component = await waitFor(async () => {
+        const found = await syncerComponent(server);
+        return found?.state === 'ERROR' ? found : undefined;
+      }, 'the syncer component to show the failure');
+      expect(component.healthy).toBe(false);
+      expect(component.message).toMatch(reason);
+
+      fake.fault(endpoint, null);
+      const recovered = await syncNow(server);
+      expect(recovered).toMatchObject({ lastError: null, consecutiveFailures: 0 });
+      expect((await catalog(server)).find((app) => app.name === 'photos')?.version).toBe(fake.entry('photos')?.version);
+      await waitFor(async () => ((await syncerComponent(server))?.state === 'RUNNING' ? true : undefined), 'recovery');
+    },
+    60_000,
+  );
+});
+
+describe('sources and subscribers', () => {
+  const [kind] = databases;
+  let good: FakeMarketSource;
+  let v1: FakeMarketSource;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    good = await startFakeMarketSource({ entries: [fakeEntry('alpha'), fakeEntry('beta')] });
+    v1 = await startFakeMarketSource({ entries: [fakeEntry('gamma')], v1Only: true });
+    server = await startTestServer(kind ?? 'sqlite', {
+      env: {
+        DEMO_DATA: '0',
+        MARKET_SOURCE_URL: good.url,
+        SYNC_INTERVAL_MS: '3600000',
+        SIMULATED_STEP_MS: '20',
+        COLLECT_INTERVAL_MS: '200',
+      },
+    });
+    await waitFor(async () => ((await catalog(server)).length === 2 ? true : undefined), 'the first sync');
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await good?.close();
+    await v1?.close();
+  });
+
+  test('a second source that speaks only v1 syncs; one failing source never stops the other', async () => {
+    const add = await rawRequest(server, {
+      query: `mutation { addMarketSource(input: { sourceId: "old.market", title: "Old", baseUrl: "${v1.url}" }) { __typename } }`,
+    });
+    expect(add.body?.data?.addMarketSource).toEqual({ __typename: 'AddMarketSourceSuccess' });
+    await syncNow(server, 'old.market');
+    expect((await catalog(server, 'old.market')).map((app) => app.name)).toEqual(['gamma']);
+    expect(v1.requests.filter((request) => request.api === 'v1').length).toBeGreaterThan(0);
+
+    v1.fault('hash', { kind: 'status', status: 503 });
+    good.put(fakeEntry('delta'));
+    expect((await syncNow(server, 'old.market')).consecutiveFailures).toBe(1);
+    expect(await syncNow(server, 'market.olares')).toMatchObject({ consecutiveFailures: 0, appCount: 3 });
+    const component = await waitFor(async () => {
+      const found = await syncerComponent(server);
+      return found?.state === 'DEGRADED' ? found : undefined;
+    }, 'one source failing');
+    expect(component.message).toMatch(/^old\.market: /);
+    expect((await catalog(server, 'old.market')).map((app) => app.name)).toEqual(['gamma']);
+  });
+
+  test('catalogueChanged tells subscribers which apps a sync changed', async () => {
+    const document = parse(
+      'subscription { catalogueChanged(sourceId: "market.olares") { sourceId added updated removed } }',
+    ) as TypedDocumentNode<{ catalogueChanged: unknown }, Record<string, never>>;
+    const subscription = await subscribe(server, document, {});
+    try {
+      good.put(fakeEntry('epsilon'));
+      good.change('alpha', { version: '9.0.0' });
+      await syncNow(server);
+      expect(await subscription.next()).toEqual({
+        catalogueChanged: {
+          sourceId: 'market.olares',
+          added: [fakeAppId('epsilon')],
+          updated: [fakeAppId('alpha')],
+          removed: [],
+        },
+      });
+    } finally {
+      await subscription.close();
+    }
+  });
+
+  test('a synced app installs and completes', async () => {
+    const taskId = await installThroughApi(server, { appName: 'beta', version: servedVersion(good, 'beta') });
+    await waitFor(async () => {
+      const task = await rawRequest(server, { query: `{ task(taskId: "${taskId}") { status } }` });
+      return (task.body?.data?.task as { status: string } | null)?.status === 'COMPLETED' ? true : undefined;
+    }, 'the install to complete');
+  });
+});
+
+/** The version a fake source serves for an app. */
+function servedVersion(source: FakeMarketSource, name: string): string {
+  return String(source.entry(name)?.version);
+}
