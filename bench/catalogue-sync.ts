@@ -488,6 +488,8 @@ interface ProviderRun {
   /** Failed full syncs (each an error of the benchmark). */
   failures: string[];
   rowsFrom: string;
+  /** Where the unchanged-hash syncs ran. */
+  unchangedOn: string;
   appRows: number;
   categoryRows: number;
   entryBytes: number;
@@ -507,6 +509,7 @@ async function runProvider(
   let unchanged: UnchangedRun | undefined;
   let rows: StoredRows | undefined;
   let rowsFrom: string | undefined;
+  let unchangedOn = 'the database of the last full sync';
   const failures: string[] = [];
   try {
     for (let rep = 0; rep <= reps; rep++) {
@@ -533,6 +536,26 @@ async function runProvider(
         ? 'read back from the synced database'
         : 'built with readCatalogueEntry (the sync failed)';
       if (synced?.unchanged) unchanged = synced.unchanged;
+      if (last && !synced) {
+        // The full sync failed: the unchanged-hash syncs still run, on a source row holding the hash
+        // (they read no catalogue row, so the empty catalogue does not change what they do).
+        const hashDb = await databases.create();
+        try {
+          const { db, syncer } = await syncerOver(hashDb.url, sourceUrl);
+          try {
+            await db.marketSource.update({
+              where: { sourceId: REMOTE_SOURCE },
+              data: { catalogHash: source.ready.detail?.hash as string },
+            });
+            unchanged = await unchangedSyncs(syncer, source, options.unchanged);
+            unchangedOn = 'a database whose source row was given the hash directly (the full sync failed)';
+          } finally {
+            await db.$disconnect();
+          }
+        } finally {
+          await hashDb.drop();
+        }
+      }
       const baselineDb = await databases.create();
       let raw: number;
       try {
@@ -563,6 +586,7 @@ async function runProvider(
     unchanged,
     failures,
     rowsFrom: rowsFrom ?? '',
+    unchangedOn,
     appRows: rows.apps.length,
     categoryRows: rows.categoryCount,
     entryBytes: rows.apps.reduce((sum, app) => sum + String(app.entry).length, 0),
@@ -581,7 +605,7 @@ function results(run: ProviderRun, options: CatalogueOptions, pinned: boolean, l
   const errors = run.failures.length;
   const failureNotes = errors ? [`ERRORS: failed full syncs: ${run.failures.join(' | ')}`] : [];
   const common = [
-    `Load average (1, 5, 15 min) at the end of the run: ${load} on ${os.availableParallelism()} cores; other work on the machine shares them.`,
+    `Load average (1, 5, 15 min) at the end of the run: ${load} on ${os.cpus().length} cores; other work on the machine shares them.`,
     `Fake market source (test/support/fake-market-source.ts, the real protocol over HTTP on loopback) in its own process${pinned ? ' pinned to core 1; the Syncer in this process pinned to core 0' : ' (not pinned: taskset unavailable)'}; its CPU is not counted as the Syncer's.`,
     ...failureNotes,
     `Catalogue: ${size} apps (bench/lib/catalogue-entries.ts: fakeEntry with 4-locale titles, descriptions and i18n metadata, 1–3 categories, 1–3 entrances, 3–7 versions of history, a price on every 5th app); ${run.appRows} CatalogApp rows, ${run.categoryRows} CatalogAppCategory rows, ${(run.entryBytes / 2 ** 20).toFixed(1)} MiB of entry JSON.`,
@@ -629,6 +653,8 @@ function results(run: ProviderRun, options: CatalogueOptions, pinned: boolean, l
     sourceCpuMsPerSync: Number.NaN,
     requests: {},
   };
+  // The full syncs' failures are this figure's errors only when they left it unmeasured.
+  const unchangedErrors = run.unchanged ? 0 : errors;
   const unchangedRatio = u.cpuMsPerSync / TARGETS.unchangedCpuMs;
   const unchangedTarget = { op: '<=' as const, value: 1 };
   const unchanged: BenchResult = {
@@ -647,8 +673,8 @@ function results(run: ProviderRun, options: CatalogueOptions, pinned: boolean, l
     },
     ratio: unchangedRatio,
     target: unchangedTarget,
-    pass: errors === 0 && meetsTarget(unchangedRatio, unchangedTarget),
-    errors,
+    pass: unchangedErrors === 0 && meetsTarget(unchangedRatio, unchangedTarget),
+    errors: unchangedErrors,
     metrics: {
       'Syncer process CPU per sync': ms(u.cpuMsPerSync, 3),
       'wall time per sync (mean; p50 / p99)': `${ms(u.wallMsPerSync, 3)}; ${ms(u.p50Ms, 3)} / ${ms(u.p99Ms, 3)}`,
@@ -657,7 +683,7 @@ function results(run: ProviderRun, options: CatalogueOptions, pinned: boolean, l
     },
     notes: [
       ...common,
-      `After the last full sync, ${UNCHANGED_WARMUP} warm-up then ${u.calls} sequential syncNow(market.olares) with the hash unchanged (each: the source row, GET hash, the status update); CPU = process.cpuUsage delta of this process (Syncer, Prisma${run.provider === 'sqlite' ? ', and SQLite itself, in-process' : '; the PostgreSQL server process is not counted'}), nothing subtracted; the fake source is in another process and not counted.`,
+      `On ${run.unchangedOn}: ${UNCHANGED_WARMUP} warm-up then ${u.calls} sequential syncNow(market.olares) with the hash unchanged (each: the source row, GET hash, the status update); CPU = process.cpuUsage delta of this process (Syncer, Prisma${run.provider === 'sqlite' ? ', and SQLite itself, in-process' : '; the PostgreSQL server process is not counted'}), nothing subtracted; the fake source is in another process and not counted.`,
     ],
     details: { unchanged: run.unchanged ?? null, failures: run.failures },
   };

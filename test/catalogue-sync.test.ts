@@ -94,7 +94,7 @@ describe.each(databases)('the Syncer on %s', (kind) => {
         DEMO_DATA: '0',
         MARKET_SOURCE_URL: fake.url,
         SYNC_INTERVAL_MS: '3600000',
-        SYNC_TIMEOUT_MS: '1500',
+        SYNC_TIMEOUT_MS: '4000',
         SYNC_MAX_RESPONSE_BYTES: String(1024 * 1024),
         COLLECT_INTERVAL_MS: '200',
       },
@@ -169,7 +169,7 @@ describe.each(databases)('the Syncer on %s', (kind) => {
 
   test.each([
     ['a 500 on hash', 'hash', { kind: 'status', status: 500 }, /HTTP 500/],
-    ['a timeout on info', 'info', { kind: 'delay', ms: 60_000 }, /no answer within 1500 ms/],
+    ['a timeout on info', 'info', { kind: 'delay', ms: 60_000 }, /no answer within 4000 ms/],
     ['garbage from info', 'info', { kind: 'json', body: { hash: 'h', data: { apps: 'nope' } } }, /data\.apps/],
     ['an HTML page from details', 'details', { kind: 'not-json' }, /not JSON/i],
     ['an oversized details answer', 'details', { kind: 'oversized', bytes: 2 * 1024 * 1024 }, /larger than/i],

@@ -20,12 +20,12 @@ describe.runIf(databases.includes('postgresql'))('demo data on postgresql', () =
     try {
       const seeded = await Promise.all(clients.map((client) => seedDemoData(client)));
       expect(seeded.sort()).toEqual([false, true]);
-      const [sources, apps] = await Promise.all([clients[0]!.marketSource.count(), clients[0]!.appState.count()]);
-      expect(sources).toBeGreaterThan(0);
+      const [catalogue, apps] = await Promise.all([clients[0]!.catalogApp.count(), clients[0]!.appState.count()]);
+      expect(apps).toBeGreaterThan(0);
       // Seeded once: a second seeding would have doubled nothing (unique keys) but failed; the
       // counts are those of one seeding.
       expect(await seedDemoData(clients[1]!)).toBe(false);
-      expect(await clients[1]!.marketSource.count()).toBe(sources);
+      expect(await clients[1]!.catalogApp.count()).toBe(catalogue);
       expect(await clients[1]!.appState.count()).toBe(apps);
     } finally {
       await Promise.all(clients.map((client) => client.$disconnect()));

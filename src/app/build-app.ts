@@ -27,7 +27,7 @@ import { HttpFastPath } from '../transports/http-fast-path.js';
 import { syncBundledCatalogue } from './catalogue.js';
 import { createCollector } from './collector.js';
 import { connectCluster, createServices, resolverServices, type Services } from './create-services.js';
-import { closeDatabase, openDatabase } from './database.js';
+import { closeDatabase, openDatabase, seedDemo } from './database.js';
 import { createGraphQL, operationPipeline } from './graphql.js';
 import { createHttpServer, type HttpServer, type RunningApp } from './http-server.js';
 import { createPeriodicJobs } from './jobs.js';
@@ -118,9 +118,12 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
 
   const listenAndStart = async (port?: number) => {
     const running = await listen(port);
-    await openDatabase(db, config, logger, () => syncBundledCatalogue(services.catalogueSync, config, logger));
-    // Cluster mode: other instances' changes reach this one's bus from here on.
+    await openDatabase(db, config);
+    // Cluster mode: other instances' changes reach this one's bus from here on (and this one's,
+    // such as the catalogue sync's below, reach the others).
     const runtimeEntries = await connectCluster(services);
+    await syncBundledCatalogue(services.catalogueSync, config, logger);
+    await seedDemo(db, config, logger);
     await services.engine.start();
     await jobs.start();
     collector = createCollector({ db, config, services, logger, subscriptionStats: live.stats, jobs, runtimeEntries });

@@ -8,16 +8,10 @@ import type { Logger } from '../platform/logger.js';
 const DISCONNECT_TIMEOUT_MS = 5000;
 
 /**
- * Checks that the database is migrated, creates the default market sources, runs `firstSync`
- * (the bundled catalogue's) and, with DEMO_DATA, seeds demo users into an empty database. A
- * database that is not ready becomes one error that says what to run.
+ * Checks that the database is migrated and creates the default market sources. A database that
+ * is not ready becomes one error that says what to run.
  */
-export async function openDatabase(
-  db: Db,
-  config: Config,
-  logger: Logger,
-  firstSync: () => Promise<void>,
-): Promise<void> {
+export async function openDatabase(db: Db, config: Config): Promise<void> {
   try {
     await prepareDatabase(db, config.databaseUrl);
     await ensureDefaultSources(db, config.catalogue.marketSourceUrl);
@@ -26,7 +20,13 @@ export async function openDatabase(
       `The database is not ready (${(error as Error).message.split('\n')[0]}). Run "npm run db:migrate" first.`,
     );
   }
-  await firstSync();
+}
+
+/**
+ * With DEMO_DATA, seeds demo users, their apps, tasks and payments into a database that has none.
+ * After the bundled catalogue's first sync: the demo users have its apps installed.
+ */
+export async function seedDemo(db: Db, config: Config, logger: Logger): Promise<void> {
   if (config.demoData && (await seedDemoData(db))) logger.info('seeded demo data into the empty database');
 }
 

@@ -289,7 +289,9 @@ function sortedKeys(_key: string, value: unknown): unknown {
 function describe(error: unknown): string {
   if (error instanceof MarketSourceError) return error.message;
   // A database failure while writing: say so without the driver's whole text.
-  return `could not store the catalogue: ${String((error as Error)?.message ?? error).split('\n')[0]}`;
+  // Prisma's messages may start with a line break: keep the first line that says something.
+  const lines = String((error as Error)?.message ?? error).split('\n');
+  return `could not store the catalogue: ${lines.map((line) => line.trim()).find(Boolean) ?? 'unknown error'}`;
 }
 
 function clip(text: string): string {
