@@ -44,10 +44,10 @@ export async function writeCatalogue(
     for (const row of upserts) {
       const id = existing.get(row.appId);
       if (id === undefined) continue;
-      await tx.catalogApp.update({ where: { id }, data: columns(sourceId, row) });
+      await tx.catalogApp.update({ where: { id }, data: catalogueColumns(sourceId, row) });
       await tx.catalogAppCategory.deleteMany({ where: { catalogAppId: id } });
     }
-    if (created.length) await tx.catalogApp.createMany({ data: created.map((row) => columns(sourceId, row)) });
+    if (created.length) await tx.catalogApp.createMany({ data: created.map((row) => catalogueColumns(sourceId, row)) });
     const ids = created.length === 0 ? existing : await idsOf();
     const categories = upserts.flatMap((row) =>
       row.categories.map((category) => ({ catalogAppId: ids.get(row.appId) as number, category })),
@@ -57,7 +57,8 @@ export async function writeCatalogue(
   }, WRITE_TRANSACTION);
 }
 
-function columns(sourceId: string, row: CatalogueWrite['upserts'][number]) {
+/** The columns of one catalogue row as Prisma writes them (JSON columns typed, a free app's price NULL). */
+export function catalogueColumns(sourceId: string, row: CatalogueWrite['upserts'][number]) {
   return {
     sourceId,
     appId: row.appId,

@@ -1,10 +1,11 @@
 import type { Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
-import { type CatalogAppRow, DbNull, type Prisma } from '../db/models.js';
+import type { CatalogAppRow } from '../db/models.js';
 import { readCatalogueEntry } from '../domain/catalogue-entry.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../domain/errors.js';
 import type { CatalogueChanged } from '../events/change-feed.js';
 import type { CatalogService } from './catalog-service.js';
+import { catalogueColumns } from './catalogue-writes.js';
 import { type ChartLimits, readChartPackage } from './chart-package.js';
 
 /** The local market source uploaded charts go to (seeded with the other default sources). */
@@ -74,22 +75,10 @@ export class ChartUploadService {
         where: { sourceId_appId: { sourceId: UPLOAD_SOURCE, appId } },
       });
       const row = withHistory(appId, served, previous);
-      const columns = {
-        name: row.name,
-        version: row.version,
-        versions: row.versions,
-        cfgType: row.cfgType,
-        title: row.title,
-        description: row.description,
-        searchText: row.searchText,
-        paid: row.paid,
-        price: row.price === null ? DbNull : (row.price as Prisma.InputJsonValue),
-        entry: row.entry as Prisma.InputJsonValue,
-        summaryHash: null,
-      };
+      const { sourceId, appId: _appId, ...columns } = catalogueColumns(UPLOAD_SOURCE, { ...row, summaryHash: null });
       const saved = await tx.catalogApp.upsert({
         where: { sourceId_appId: { sourceId: UPLOAD_SOURCE, appId } },
-        create: { sourceId: UPLOAD_SOURCE, appId, ...columns },
+        create: { sourceId, appId, ...columns },
         update: columns,
       });
       await tx.catalogAppCategory.deleteMany({ where: { catalogAppId: saved.id } });
