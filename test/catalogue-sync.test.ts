@@ -47,7 +47,8 @@ interface CatalogNode {
   cfgType: string;
 }
 
-async function catalog(server: TestServer, sourceId = 'market.olares'): Promise<CatalogNode[]> {
+/** The catalogue of one source, or (null) of the sources users see. */
+async function catalog(server: TestServer, sourceId: string | null = 'market.olares'): Promise<CatalogNode[]> {
   const response = await rawRequest(server, { query: CATALOG, variables: { sourceId, first: 100 } });
   const connection = response.body?.data?.catalog as { edges: { node: CatalogNode }[] };
   return connection.edges.map((edge) => edge.node).sort((a, b) => a.name.localeCompare(b.name));
@@ -234,6 +235,8 @@ describe('sources and subscribers', () => {
     await syncNow(server, 'old.market');
     expect((await catalog(server, 'old.market')).map((app) => app.name)).toEqual(['gamma']);
     expect(v1.requests.filter((request) => request.api === 'v1').length).toBeGreaterThan(0);
+    // An inactive source's apps are listed only when asked for by name.
+    expect((await catalog(server, null)).map((app) => app.name)).toEqual(['alpha', 'beta']);
 
     v1.fault('hash', { kind: 'status', status: 503 });
     good.put(fakeEntry('delta'));

@@ -44,6 +44,9 @@ const CATALOG_KEYS_PER_QUERY = 5000;
 
 export const CATALOG_CURSOR = 'catalog';
 
+/** The lookup-cache key of the visible sources' list. */
+const VISIBLE_SOURCES = 'visible-sources';
+
 /**
  * Longest catalogue search text. A search is a substring of an app's name, title and description
  * (`searchText`), which are short: nothing longer can match, and SQLite refuses LIKE patterns
@@ -165,10 +168,17 @@ export class CatalogService {
    * Walks the cache (at most its size cap of small entries); only admin actions call it.
    */
   forgetSource(sourceId: string): void {
+    this.lookups.delete(VISIBLE_SOURCES);
     const apps = `app/${sourceId}/`;
     for (const key of this.lookups.keys()) {
       if (key === `source/${sourceId}` || key.startsWith(apps)) this.lookups.delete(key);
     }
+  }
+
+  /** The ids of the visible sources (cached briefly, see LOOKUP_CACHE_MS). */
+  private async visibleSourceIds(): Promise<string[]> {
+    const sources = await this.cached(VISIBLE_SOURCES, () => this.marketSources());
+    return sources.map((source) => source.sourceId);
   }
 
   /** Visible sources: the active remote plus every local source, highest priority first. */
@@ -183,7 +193,7 @@ export class CatalogService {
     return this.db.marketSource.findUnique({ where: { sourceId } });
   }
 
-  list(filter: CatalogFilter = {}, page: PageArgs = {}): Promise<Connection<CatalogAppRow>> {
+  async list(filter: CatalogFilter = {}, page: PageArgs = {}): Promise<Connection<CatalogAppRow>> {
     for (const [name, value, max] of [
       ['search', filter.search, MAX_SEARCH_LENGTH],
       ['sourceId', filter.sourceId, MAX_NAME_LENGTH],
@@ -196,7 +206,10 @@ export class CatalogService {
       }
     }
     const { paid, ...rules } = filter;
-    const where = { AND: [CATALOG_FILTER.compile(rules).where, paidWhere(paid)] };
+    // Without a source named, the sources users see: the active remote and the local ones (the
+    // Syncer keeps inactive remotes' catalogues too, so that selecting one shows it at once).
+    const visible = rules.sourceId ? {} : { sourceId: { in: await this.visibleSourceIds() } };
+    const where = { AND: [CATALOG_FILTER.compile(rules).where, paidWhere(paid), visible] };
     return paginateQuery(
       CATALOG_CURSOR,
       page,
