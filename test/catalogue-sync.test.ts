@@ -285,3 +285,35 @@ describe('sources and subscribers', () => {
 function servedVersion(source: FakeMarketSource, name: string): string {
   return String(source.entry(name)?.version);
 }
+
+describe.each(databases)('a large catalogue on %s', (kind) => {
+  test('1,200 apps sync whole (more ids than one statement may name), then one removal and one change', async () => {
+    const entries = Array.from({ length: 1200 }, (_, index) => fakeEntry(`bulk${index}`, { categories: ['Bulk'] }));
+    const fake = await startFakeMarketSource({ entries });
+    const server = await startTestServer(kind, {
+      env: { DEMO_DATA: '0', MARKET_SOURCE_URL: fake.url, SYNC_INTERVAL_MS: '3600000' },
+    });
+    try {
+      const first = await waitFor(
+        async () => {
+          const [source] = await server.app.services.catalogueSync.status();
+          return source?.lastAttemptAt ? source : undefined;
+        },
+        'the first sync',
+        60_000,
+      );
+      expect(first).toMatchObject({ lastError: null, consecutiveFailures: 0, appCount: 1200 });
+      expect(await server.app.db.catalogAppCategory.count()).toBe(1200);
+
+      fake.remove('bulk7');
+      fake.change('bulk8', { version: '9.9.9', categories: ['Bulk', 'Changed'] });
+      expect(await syncNow(server)).toMatchObject({ lastError: null, appCount: 1199 });
+      expect(await server.app.db.catalogAppCategory.count()).toBe(1200); // 1199 + bulk8's second
+      const changed = await server.app.db.catalogApp.findFirst({ where: { name: 'bulk8' } });
+      expect(changed?.version).toBe('9.9.9');
+    } finally {
+      await server.stop();
+      await fake.close();
+    }
+  }, 120_000);
+});

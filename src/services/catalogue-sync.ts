@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type MarketSourceClient, MarketSourceError, type SourceIndex } from '../adapters/market-source/port.js';
+import { findMarketSource, recordSyncSuccess, type SyncSuccess } from '../db/catalogue-sql.js';
 import type { Db } from '../db/client.js';
 import { isUniqueViolation } from '../db/hot-path-sql.js';
 import type { MarketSourceRow } from '../db/models.js';
@@ -82,7 +83,7 @@ export class CatalogueSyncer {
   syncNow(sourceId: string): Promise<SyncOutcome> {
     const running = this.running.get(sourceId);
     if (running) return running;
-    const sync = this.db.marketSource.findUnique({ where: { sourceId } }).then((source) => {
+    const sync = findMarketSource(this.db, sourceId).then((source) => {
       if (!source) throw new NotFoundError(`Market source ${sourceId} does not exist`);
       return this.sync(source);
     });
@@ -159,8 +160,9 @@ export class CatalogueSyncer {
       }
       const { hash } = await client.hash();
       if (hash === source.catalogHash) {
+        // Only the source's status moves: no catalogue row is written.
         outcome.durationMs = elapsed(started);
-        await this.recordSuccess(source, attemptAt, outcome, hash);
+        await recordSyncSuccess(this.db, source.sourceId, this.successStatus(attemptAt, outcome, hash));
         return outcome;
       }
       outcome.read = true;
@@ -238,26 +240,16 @@ export class CatalogueSyncer {
     return { sourceId, upserts: rows, removals: outcome.removed };
   }
 
-  private successStatus(attemptAt: Date, outcome: SyncOutcome, catalogHash: string | null) {
+  private successStatus(attemptAt: Date, outcome: SyncOutcome, catalogHash: string | null): SyncSuccess {
     return {
-      ...(catalogHash === null ? {} : { catalogHash }),
-      syncedAt: attemptAt,
-      syncAttemptAt: attemptAt,
-      syncError: outcome.rejected.length
+      catalogHash,
+      at: attemptAt,
+      error: outcome.rejected.length
         ? clip(`${outcome.rejected.length} entries rejected; first: ${outcome.rejected[0]}`)
         : null,
-      syncFailures: 0,
-      syncDurationMs: outcome.durationMs,
+      durationMs: outcome.durationMs,
       nextSyncAt: new Date(attemptAt.getTime() + this.settings.intervalMs),
     };
-  }
-
-  /** An unchanged hash: only the source's status moves (no catalogue row is written). */
-  private async recordSuccess(source: MarketSourceRow, attemptAt: Date, outcome: SyncOutcome, hash: string) {
-    await this.db.marketSource.update({
-      where: { id: source.id },
-      data: this.successStatus(attemptAt, outcome, hash),
-    });
   }
 
   private async recordFailure(source: MarketSourceRow, attemptAt: Date, outcome: SyncOutcome) {

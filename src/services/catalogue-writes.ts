@@ -1,3 +1,10 @@
+import {
+  insertCatalogApps,
+  insertCategories,
+  type NewCatalogApp,
+  recordSyncSuccess,
+  type SyncSuccess,
+} from '../db/catalogue-sql.js';
 import type { Db } from '../db/client.js';
 import { DbNull, type Prisma } from '../db/models.js';
 import type { CatalogueRow } from '../domain/catalogue-entry.js';
@@ -17,44 +24,67 @@ export interface CatalogueWrite {
   removals: string[];
 }
 
+/** App ids per `in (…)` list: within SQLite's historical 999 parameters per statement. */
+const IDS_PER_STATEMENT = 500;
+
 /**
  * Writes a sync in one transaction, with the source's new sync status, so that readers see the
- * old catalogue or the new one, never a mix. New entries go in with one multi-row insert per
- * table (a first sync of thousands of apps is a few statements, not thousands); changed ones are
- * updated row by row, keeping their row ids (the CatalogApp node ids clients hold).
+ * old catalogue or the new one, never a mix. New entries go in with multi-row INSERTs
+ * (db/catalogue-sql.ts: a first sync of thousands of apps is a few dozen statements); changed ones
+ * are updated row by row, keeping their row ids (the CatalogApp node ids clients hold).
  */
 export async function writeCatalogue(
   db: Db,
   { sourceId, upserts, removals }: CatalogueWrite,
-  status: Prisma.MarketSourceUpdateInput,
+  status: SyncSuccess,
 ): Promise<void> {
+  const now = status.at;
   await db.$transaction(async (tx) => {
-    if (removals.length) await tx.catalogApp.deleteMany({ where: { sourceId, appId: { in: removals } } });
-    // By source, not by an `in` list of app ids: SQLite refuses statements of more than 999
-    // parameters, and a first sync writes thousands of apps.
-    const idsOf = async () =>
-      new Map(
-        (await tx.catalogApp.findMany({ where: { sourceId }, select: { id: true, appId: true } })).map((row) => [
-          row.appId,
-          row.id,
-        ]),
-      );
-    const existing = await idsOf();
-    const created = upserts.filter((row) => !existing.has(row.appId));
+    for (const chunk of chunks(removals)) {
+      // Categories first: SQLite enforces the cascade only with its foreign keys switched on.
+      await tx.catalogAppCategory.deleteMany({ where: { app: { sourceId, appId: { in: chunk } } } });
+      await tx.catalogApp.deleteMany({ where: { sourceId, appId: { in: chunk } } });
+    }
+    // By source, not by an `in` list of every app id (the parameter limit again).
+    const ids = new Map(
+      (await tx.catalogApp.findMany({ where: { sourceId }, select: { id: true, appId: true } })).map((row) => [
+        row.appId,
+        row.id,
+      ]),
+    );
+    const created = upserts.filter((row) => !ids.has(row.appId));
     for (const row of upserts) {
-      const id = existing.get(row.appId);
+      const id = ids.get(row.appId);
       if (id === undefined) continue;
       await tx.catalogApp.update({ where: { id }, data: catalogueColumns(sourceId, row) });
       await tx.catalogAppCategory.deleteMany({ where: { catalogAppId: id } });
     }
-    if (created.length) await tx.catalogApp.createMany({ data: created.map((row) => catalogueColumns(sourceId, row)) });
-    const ids = created.length === 0 ? existing : await idsOf();
+    const inserted = await insertCatalogApps(tx, sourceId, created.map(asText), now);
+    for (const [appId, id] of inserted) ids.set(appId, id);
     const categories = upserts.flatMap((row) =>
       row.categories.map((category) => ({ catalogAppId: ids.get(row.appId) as number, category })),
     );
-    if (categories.length) await tx.catalogAppCategory.createMany({ data: categories });
-    await tx.marketSource.update({ where: { sourceId }, data: status });
+    await insertCategories(tx, categories);
+    await recordSyncSuccess(tx, sourceId, status);
   }, WRITE_TRANSACTION);
+}
+
+/** A row with its JSON columns as the text the raw INSERT binds. */
+function asText(row: CatalogueWrite['upserts'][number]): NewCatalogApp {
+  return {
+    ...row,
+    versions: JSON.stringify(row.versions),
+    price: row.price === null ? null : JSON.stringify(row.price),
+    entry: JSON.stringify(row.entry),
+  };
+}
+
+function chunks<T>(items: readonly T[]): T[][] {
+  const result: T[][] = [];
+  for (let start = 0; start < items.length; start += IDS_PER_STATEMENT) {
+    result.push(items.slice(start, start + IDS_PER_STATEMENT));
+  }
+  return result;
 }
 
 /** The columns of one catalogue row as Prisma writes them (JSON columns typed, a free app's price NULL). */
