@@ -81,16 +81,22 @@ export class CatalogueSyncer {
    * doubled. A failed sync resolves (with `error`); an unknown source rejects with NOT_FOUND.
    */
   syncNow(sourceId: string): Promise<SyncOutcome> {
-    const running = this.running.get(sourceId);
-    if (running) return running;
-    const sync = findMarketSource(this.db, sourceId).then((source) => {
+    return this.once(sourceId, async () => {
+      const source = await findMarketSource(this.db, sourceId);
       if (!source) throw new NotFoundError(`Market source ${sourceId} does not exist`);
       return this.sync(source);
     });
-    this.running.set(sourceId, sync);
+  }
+
+  /** Runs `sync` unless a sync of the source is running, which is joined instead. */
+  private once(sourceId: string, sync: () => Promise<SyncOutcome>): Promise<SyncOutcome> {
+    const running = this.running.get(sourceId);
+    if (running) return running;
+    const started = sync();
+    this.running.set(sourceId, started);
     const forget = () => this.running.delete(sourceId);
-    sync.then(forget, forget);
-    return sync;
+    started.then(forget, forget);
+    return started;
   }
 
   /**
@@ -115,7 +121,8 @@ export class CatalogueSyncer {
       orderBy: { sourceId: 'asc' },
     });
     const outcomes: SyncOutcome[] = [];
-    for (const source of due) outcomes.push(await this.syncNow(source.sourceId));
+    // The rows just read are the ones synced: no second read per source.
+    for (const source of due) outcomes.push(await this.once(source.sourceId, () => this.sync(source)));
     return outcomes;
   }
 
