@@ -174,6 +174,12 @@ describe.each(databases)('the Syncer on %s', (kind) => {
     ['garbage from info', 'info', { kind: 'json', body: { hash: 'h', data: { apps: 'nope' } } }, /data\.apps/],
     ['an HTML page from details', 'details', { kind: 'not-json' }, /not JSON/i],
     ['an oversized details answer', 'details', { kind: 'oversized', bytes: 2 * 1024 * 1024 }, /larger than/i],
+    [
+      'an index with no apps',
+      'info',
+      { kind: 'json', body: { hash: 'emptied', data: { apps: {} } } },
+      /lists no apps while/,
+    ],
   ] as const)(
     '%s keeps the last good catalogue, shows in the syncer component, then recovers',
     async (_name, endpoint, fault, reason) => {
@@ -248,6 +254,52 @@ describe('sources and subscribers', () => {
     }, 'one source failing');
     expect(component.message).toMatch(/^old\.market: /);
     expect((await catalog(server, 'old.market')).map((app) => app.name)).toEqual(['gamma']);
+  });
+
+  test('two apps that swap names, and an entry taking the name of an app whose new entry is refused', async () => {
+    good.put(fakeEntry('left'));
+    good.put(fakeEntry('right'));
+    await syncNow(server);
+    const leftId = fakeAppId('left');
+    const rightId = fakeAppId('right');
+    good.change(leftId, { name: 'right' });
+    good.change(rightId, { name: 'left' });
+    expect(await syncNow(server)).toMatchObject({ lastError: null, consecutiveFailures: 0 });
+    const rows = await server.app.db.catalogApp.findMany({ where: { appId: { in: [leftId, rightId] } } });
+    expect(Object.fromEntries(rows.map((row) => [row.appId, row.name]))).toEqual({
+      [leftId]: 'right',
+      [rightId]: 'left',
+    });
+
+    // "left" (app rightId) gets an entry that is not an entry; "right" (app leftId) asks for its name.
+    good.change(rightId, { version: 7 });
+    good.change(leftId, { name: 'left' });
+    const status = await syncNow(server);
+    expect(status.consecutiveFailures).toBe(0);
+    expect(status.lastError).toMatch(/2 entries rejected/);
+    const after = await server.app.db.catalogApp.findMany({ where: { appId: { in: [leftId, rightId] } } });
+    expect(Object.fromEntries(after.map((row) => [row.appId, row.name]))).toEqual({
+      [leftId]: 'right',
+      [rightId]: 'left',
+    });
+    good.remove(leftId);
+    good.remove(rightId);
+    await syncNow(server);
+  });
+
+  test('the scheduled sync goes on to the next source when one fails; local sources do not sync', async () => {
+    v1.fault('hash', { kind: 'status', status: 500 });
+    good.put(fakeEntry('scheduled'));
+    await server.app.db.marketSource.updateMany({ data: { nextSyncAt: new Date(0) } });
+    const outcomes = await server.app.services.catalogueSync.syncDue();
+    const bySource = Object.fromEntries(outcomes.map((outcome) => [outcome.sourceId, outcome.error]));
+    expect(bySource['old.market']).toMatch(/HTTP 500/);
+    expect(bySource['market.olares']).toBeNull();
+    expect((await catalog(server)).map((app) => app.name)).toContain('scheduled');
+    v1.fault('hash', null);
+
+    const local = await rawRequest(server, { query: SYNC, variables: { sourceId: 'upload' } });
+    expect(local.body?.data?.syncMarketSource).toMatchObject({ __typename: 'ValidationError' });
   });
 
   test('catalogueChanged tells subscribers which apps a sync changed', async () => {

@@ -156,6 +156,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
       // After the engine: what it announced while handing its tasks over still reaches the others.
       await services.clusterLog?.stop();
       services.purchases.stop();
+      await services.catalogueChanges.close();
       await closeDatabase(db, logger);
       logger.info({ ...connections, ms: Date.now() - began }, 'stopped');
     },

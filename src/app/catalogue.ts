@@ -18,6 +18,7 @@ export const BUNDLED_CATALOGUE_PATH = fileURLToPath(new URL('../../catalogue/bun
 
 interface CatalogueDeps {
   db: Db;
+  logger: Logger;
   config: Config;
   bus: EventBus;
   feed: ChangeFeed;
@@ -26,7 +27,7 @@ interface CatalogueDeps {
 }
 
 /** The Syncer and the catalogue-change announcements it (and uploads) make. */
-export function createCatalogue({ db, config, bus, feed, history, catalog }: CatalogueDeps) {
+export function createCatalogue({ db, logger, config, bus, feed, history, catalog }: CatalogueDeps) {
   const changes = new CatalogueChanges(bus, feed, history, catalog);
   const bundledFile =
     config.catalogue.bundledFile === undefined ? BUNDLED_CATALOGUE_PATH : config.catalogue.bundledFile;
@@ -52,14 +53,24 @@ export function createCatalogue({ db, config, bus, feed, history, catalog }: Cat
       }
       return client;
     },
-    (change) => changes.changed(change),
+    // After the sync committed: a history record or announcement that fails is logged, and the
+    // sync still counts as the success it was.
+    (change) =>
+      changes.changed(change).catch((error: unknown) => {
+        logger.error(
+          { err: error, sourceId: change.sourceId },
+          'a catalogue change could not be recorded or announced',
+        );
+      }),
   );
   return { syncer, changes };
 }
 
 /**
  * Start-up's first sync: the sources that read the bundled catalogue file. A file that cannot be
- * read leaves the catalogue as it was (the `syncer` component says why); the server still starts.
+ * read leaves the catalogue as it was (logged here; the source's sync status and the `syncer`
+ * component say why); the server still starts. With BUNDLED_CATALOGUE_FILE=off there is nothing
+ * to read.
  */
 export async function syncBundledCatalogue(syncer: CatalogueSyncer, config: Config, logger: Logger): Promise<void> {
   if (config.catalogue.bundledFile === null) return; // BUNDLED_CATALOGUE_FILE=off

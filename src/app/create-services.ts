@@ -57,7 +57,15 @@ export function createServices({ db, config, logger }: ServiceDeps) {
     config.tasks,
   );
   const catalog = new CatalogService(db, maxPageSize);
-  const catalogue = createCatalogue({ db, config, bus, feed, history, catalog });
+  const catalogue = createCatalogue({
+    db,
+    logger: logger.child({ component: 'catalogue' }),
+    config,
+    bus,
+    feed,
+    history,
+    catalog,
+  });
   // Active tasks plus this many finished ones are kept in the runtime state.
   const store = new StateStore({
     bufferSize: config.runtime.eventBuffer,

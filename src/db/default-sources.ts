@@ -54,35 +54,24 @@ export const DEFAULT_SOURCES = [
  * `marketSourceUrl` (MARKET_SOURCE_URL; null = the bundled catalogue file). The URL is the
  * operator's setting, so it is applied at every start; when it changes, the stored catalogue
  * hash is forgotten so that the next sync reads the new source whole.
- *
- * `market.olares` is created active only when no other remote is (an admin may have selected
- * another one, then removed nothing: a restart must not undo that choice).
  */
 export async function ensureDefaultSources(db: Db, marketSourceUrl: string | null): Promise<void> {
-  const existing = await db.marketSource.findMany({ select: { sourceId: true, baseUrl: true, activeRemote: true } });
-  const anotherActive = existing.some((source) => source.activeRemote !== null && source.sourceId !== REMOTE_SOURCE);
+  const existing = await db.marketSource.findMany({ select: { sourceId: true, baseUrl: true, type: true } });
   for (const source of DEFAULT_SOURCES) {
     const row = existing.find((candidate) => candidate.sourceId === source.sourceId);
-    if (source.sourceId === REMOTE_SOURCE) {
-      if (row && row.baseUrl !== marketSourceUrl) {
+    if (row) {
+      if (source.sourceId === REMOTE_SOURCE && row.baseUrl !== marketSourceUrl) {
         await db.marketSource.update({
           where: { sourceId: REMOTE_SOURCE },
           data: { baseUrl: marketSourceUrl, catalogHash: null, nextSyncAt: null },
         });
       }
-      if (row) continue;
-    } else if (row) {
       continue;
     }
-    const data =
-      source.sourceId === REMOTE_SOURCE
-        ? {
-            ...source,
-            baseUrl: marketSourceUrl,
-            isActive: !anotherActive,
-            activeRemote: anotherActive ? null : 'remote',
-          }
-        : source;
+    // `market.olares` only while there is no remote source at all: an admin who selected another
+    // one and then removed it must not see it come back at the next start.
+    if (source.sourceId === REMOTE_SOURCE && existing.some((candidate) => candidate.type === 'remote')) continue;
+    const data = source.sourceId === REMOTE_SOURCE ? { ...source, baseUrl: marketSourceUrl } : source;
     try {
       await db.marketSource.create({ data });
     } catch (error) {

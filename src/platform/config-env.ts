@@ -264,7 +264,10 @@ export const envSchema = z.object({
    * The remote catalogue `market.olares` syncs from (an Olares market source); unset → the
    * catalogue file bundled with the project. Applied to `market.olares` at every start. @default none
    */
-  MARKET_SOURCE_URL: optionalUrl,
+  MARKET_SOURCE_URL: z
+    .url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' })
+    .refine((url) => !url.includes('?') && !url.includes('#'), 'must have no query string or fragment')
+    .optional(),
   /**
    * The catalogue file `market.olares` reads when MARKET_SOURCE_URL is unset: a path, or `off`
    * for none (the source then stays empty; uploads still work). @default the project's

@@ -159,6 +159,7 @@ export class RuntimeService {
    * user's apps: a non-admin gets theirs instead (its state is the chart repo's own health).
    */
   private scopedComponent(viewer: Viewer, component: ComponentStatus): ComponentStatus {
+    if (!viewer.isAdmin && component.name === 'syncer') return activeSourcesOnly(component);
     if (viewer.isAdmin || component.name !== 'chart_repo' || component.state === 'DISABLED') return component;
     const mine = chartRepoFor(viewer, this.store.chartRepoState());
     return {
@@ -300,5 +301,32 @@ function chartRepoFor(viewer: Viewer, state: ChartRepoCollection | null): ChartR
     apps: [],
     images: [],
     tasks: null,
+  };
+}
+
+/**
+ * The `syncer` component as a non-admin sees it: the figures of the active remote source only
+ * (inactive sources are admins' business: `marketSources(includeInactive:)` is theirs alone).
+ */
+function activeSourcesOnly(component: ComponentStatus): ComponentStatus {
+  type SourceFigures = {
+    active?: boolean;
+    sourceId?: string;
+    lastError?: string | null;
+    consecutiveFailures?: number;
+    appCount?: number;
+  };
+  const bySource = Array.isArray(component.metrics.bySource) ? (component.metrics.bySource as SourceFigures[]) : [];
+  const visible = bySource.filter((source) => source.active);
+  const failing = visible.filter((source) => (source.consecutiveFailures ?? 0) > 0);
+  return {
+    ...component,
+    message: failing.map((source) => `${source.sourceId}: ${source.lastError}`).join('; ') || null,
+    metrics: {
+      sources: visible.length,
+      failing: failing.length,
+      apps: visible.reduce((sum, source) => sum + (source.appCount ?? 0), 0),
+      bySource: visible,
+    },
   };
 }

@@ -20,6 +20,8 @@ const MAX_IDS_IN_MESSAGE = 10;
  * viewer may follow every source.
  */
 export class CatalogueChanges {
+  private readonly changes: AsyncIterator<CatalogueChanged>;
+
   constructor(
     private readonly bus: EventBus,
     private readonly feed: ChangeFeed,
@@ -27,9 +29,18 @@ export class CatalogueChanges {
     private readonly catalog: CatalogService,
   ) {
     // Every instance drops its cached lookups of a changed source, whichever instance changed it.
+    const changes = bus.subscribe('catalogue:changed')[Symbol.asyncIterator]();
+    this.changes = changes;
     void (async () => {
-      for await (const change of bus.subscribe('catalogue:changed')) catalog.forgetSource(change.sourceId);
+      for (let next = await changes.next(); !next.done; next = await changes.next()) {
+        catalog.forgetSource(next.value.sourceId);
+      }
     })();
+  }
+
+  /** Stops following the bus (at the server's stop). */
+  async close(): Promise<void> {
+    await this.changes.return?.();
   }
 
   /** After the change committed: one `system` history record, then the announcement. */

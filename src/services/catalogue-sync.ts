@@ -6,7 +6,7 @@ import { isUniqueViolation } from '../db/hot-path-sql.js';
 import type { MarketSourceRow } from '../db/models.js';
 import { type CatalogueRow, readCatalogueEntry } from '../domain/catalogue-entry.js';
 import { NotFoundError } from '../domain/errors.js';
-import { type CatalogueWrite, writeCatalogue } from './catalogue-writes.js';
+import { type CatalogueWrite, SourceGone, writeCatalogue } from './catalogue-writes.js';
 
 /**
  * The Syncer: keeps each remote market source's catalogue in the database, as the original's
@@ -121,8 +121,15 @@ export class CatalogueSyncer {
       orderBy: { sourceId: 'asc' },
     });
     const outcomes: SyncOutcome[] = [];
-    // The rows just read are the ones synced: no second read per source.
-    for (const source of due) outcomes.push(await this.once(source.sourceId, () => this.sync(source)));
+    // The rows just read are the ones synced: no second read per source. One source's sync that
+    // throws (its failure could not even be recorded: the database went away) never stops the next.
+    for (const source of due) {
+      try {
+        outcomes.push(await this.once(source.sourceId, () => this.sync(source)));
+      } catch (error) {
+        outcomes.push({ ...emptyOutcome(source.sourceId), error: describe(error) });
+      }
+    }
     return outcomes;
   }
 
@@ -149,16 +156,7 @@ export class CatalogueSyncer {
   private async sync(source: MarketSourceRow, again = false): Promise<SyncOutcome> {
     const started = performance.now();
     const attemptAt = this.now();
-    const outcome: SyncOutcome = {
-      sourceId: source.sourceId,
-      read: false,
-      added: [],
-      updated: [],
-      removed: [],
-      rejected: [],
-      error: null,
-      durationMs: 0,
-    };
+    const outcome = emptyOutcome(source.sourceId);
     try {
       const client = this.clientFor(source);
       if (!client) {
@@ -193,6 +191,8 @@ export class CatalogueSyncer {
       return outcome;
     }
     if (outcome.added.length + outcome.updated.length + outcome.removed.length > 0) {
+      // After the commit: the callback owns its failures (app/catalogue.ts logs them), so that a
+      // sync that changed the catalogue never reports itself as failed.
       await this.onChange({
         sourceId: outcome.sourceId,
         added: outcome.added,
@@ -215,35 +215,35 @@ export class CatalogueSyncer {
       select: { appId: true, name: true, summaryHash: true },
     });
     const stored = new Map(storedRows.map((row) => [row.appId, row.summaryHash]));
+    if (index.apps.length === 0 && index.skipped.length === 0 && stored.size > 0) {
+      // A source reloading, a proxy's empty answer: never read as "every app was withdrawn".
+      throw new MarketSourceError(
+        'garbage',
+        `info: the index lists no apps while ${stored.size} are stored; the catalogue is kept`,
+      );
+    }
     const fingerprints = new Map(index.apps.map((app) => [app.id, fingerprint(app.raw)]));
     const wanted = [...fingerprints].filter(([id, hash]) => stored.get(id) !== hash).map(([id]) => id);
     // An app the source listed but whose summary was unreadable is kept as it was, not removed.
     const skipped = new Set(index.skipped.map((app) => app.id));
     for (const app of index.skipped) outcome.rejected.push(`app ${app.id}: ${app.reason}`);
     outcome.removed = [...stored.keys()].filter((id) => !fingerprints.has(id) && !skipped.has(id));
-    // Names are unique per source (installApp names an app): the apps that stay as they are keep
-    // theirs, and an entry taking a name another app holds is rejected rather than failing the sync.
-    const changing = new Set([...wanted, ...outcome.removed]);
-    const names = new Map(storedRows.filter((row) => !changing.has(row.appId)).map((row) => [row.name, row.appId]));
-    const rows: (CatalogueRow & { summaryHash: string })[] = [];
     const details = await client.details(wanted);
     const skippedDetails = new Map(details.skipped.map((app) => [app.id, app.reason]));
+    const candidates = new Map<string, CatalogueRow>();
     for (const id of wanted) {
       const reading = details.apps.has(id)
         ? readCatalogueEntry(id, details.apps.get(id))
         : { ok: false as const, reason: `app ${id}: ${skippedDetails.get(id) ?? 'not sent by the source'}` };
-      if (!reading.ok) {
-        outcome.rejected.push(reading.reason);
-      } else if ((names.get(reading.row.name) ?? id) !== id) {
-        outcome.rejected.push(
-          `app ${id}: name ${reading.row.name} is already used by app ${names.get(reading.row.name)}`,
-        );
-      } else {
-        names.set(reading.row.name, id);
-        rows.push({ ...reading.row, summaryHash: fingerprints.get(id) as string });
-        (stored.has(id) ? outcome.updated : outcome.added).push(id);
-      }
+      if (reading.ok) candidates.set(id, reading.row);
+      else outcome.rejected.push(reading.reason);
     }
+    for (const [id, reason] of refuseNameClashes(storedRows, candidates, new Set(outcome.removed))) {
+      candidates.delete(id);
+      outcome.rejected.push(reason);
+    }
+    const rows = [...candidates].map(([id, row]) => ({ ...row, summaryHash: fingerprints.get(id) as string }));
+    for (const row of rows) (stored.has(row.appId) ? outcome.updated : outcome.added).push(row.appId);
     return { sourceId, upserts: rows, removals: outcome.removed };
   }
 
@@ -275,6 +275,43 @@ export class CatalogueSyncer {
   }
 }
 
+function emptyOutcome(sourceId: string): SyncOutcome {
+  return { sourceId, read: false, added: [], updated: [], removed: [], rejected: [], error: null, durationMs: 0 };
+}
+
+/**
+ * Names are unique per source (installApp names an app). The entries of a sync may not take a
+ * name that another app keeps after it: an app left as it is, or one whose new entry was itself
+ * refused (it keeps its old name). Refusing one may free nothing but may keep another name taken,
+ * so this runs until nothing more is refused. Returns the refused app ids with their reasons.
+ */
+function refuseNameClashes(
+  stored: readonly { appId: string; name: string }[],
+  candidates: ReadonlyMap<string, CatalogueRow>,
+  removed: ReadonlySet<string>,
+): Map<string, string> {
+  const refused = new Map<string, string>();
+  for (let changed = true; changed; ) {
+    changed = false;
+    const taken = new Map<string, string>();
+    for (const row of stored) {
+      const replaced = candidates.has(row.appId) && !refused.has(row.appId);
+      if (!removed.has(row.appId) && !replaced) taken.set(row.name, row.appId);
+    }
+    for (const [id, row] of candidates) {
+      if (refused.has(id)) continue;
+      const holder = taken.get(row.name);
+      if (holder !== undefined && holder !== id) {
+        refused.set(id, `app ${id}: name ${row.name} is already used by app ${holder}`);
+        changed = true;
+      } else {
+        taken.set(row.name, id);
+      }
+    }
+  }
+  return refused;
+}
+
 /** A stable digest of an app's summary: JSON with sorted keys, so key order never counts as a change. */
 export function fingerprint(summary: unknown): string {
   return createHash('sha256').update(JSON.stringify(summary, sortedKeys)).digest('base64url').slice(0, 32);
@@ -286,7 +323,7 @@ function sortedKeys(_key: string, value: unknown): unknown {
 }
 
 function describe(error: unknown): string {
-  if (error instanceof MarketSourceError) return error.message;
+  if (error instanceof MarketSourceError || error instanceof SourceGone) return error.message;
   // A database failure while writing: say so without the driver's whole text.
   // Prisma's messages may start with a line break: keep the first line that says something.
   const lines = String((error as Error)?.message ?? error).split('\n');

@@ -40,19 +40,28 @@ export async function writeCatalogue(
 ): Promise<void> {
   const now = status.at;
   await db.$transaction(async (tx) => {
+    // First, so that a source removed while its sync ran is noticed before anything is written
+    // (on PostgreSQL the update also locks the row against a removal until this commits).
+    if ((await recordSyncSuccess(tx, sourceId, status)) === 0) throw new SourceGone(sourceId);
     for (const chunk of chunks(removals)) {
       // Categories first: SQLite enforces the cascade only with its foreign keys switched on.
       await tx.catalogAppCategory.deleteMany({ where: { app: { sourceId, appId: { in: chunk } } } });
       await tx.catalogApp.deleteMany({ where: { sourceId, appId: { in: chunk } } });
     }
     // By source, not by an `in` list of every app id (the parameter limit again).
-    const ids = new Map(
-      (await tx.catalogApp.findMany({ where: { sourceId }, select: { id: true, appId: true } })).map((row) => [
-        row.appId,
-        row.id,
-      ]),
-    );
+    const stored = await tx.catalogApp.findMany({ where: { sourceId }, select: { id: true, appId: true, name: true } });
+    const ids = new Map(stored.map((row) => [row.appId, row.id]));
     const created = upserts.filter((row) => !ids.has(row.appId));
+    // Apps that swap names (a → b, b → a) would collide on the unique name while updated one by
+    // one: each renamed row first gets a name no entry can have (app names start with a letter or
+    // a digit), then its own.
+    const newNames = new Map(upserts.map((row) => [row.appId, row.name]));
+    for (const row of stored) {
+      const name = newNames.get(row.appId);
+      if (name !== undefined && name !== row.name) {
+        await tx.catalogApp.update({ where: { id: row.id }, data: { name: `~${row.appId}` } });
+      }
+    }
     for (const row of upserts) {
       const id = ids.get(row.appId);
       if (id === undefined) continue;
@@ -65,8 +74,15 @@ export async function writeCatalogue(
       row.categories.map((category) => ({ catalogAppId: ids.get(row.appId) as number, category })),
     );
     await insertCategories(tx, categories);
-    await recordSyncSuccess(tx, sourceId, status);
   }, WRITE_TRANSACTION);
+}
+
+/** The source was removed while its sync ran: nothing of the sync is written. */
+export class SourceGone extends Error {
+  constructor(sourceId: string) {
+    super(`market source ${sourceId} was removed during the sync; nothing was written`);
+    this.name = 'SourceGone';
+  }
 }
 
 /** A row with its JSON columns as the text the raw INSERT binds. */

@@ -255,7 +255,14 @@ export class MarketSourceService {
     this.assertAdmin(viewer, 'sync market sources');
     const { sourceId: id } = parseInput(sourceRef, rawInput);
     const missing = () => new NotFoundError(`Market source ${id} does not exist`);
-    if (!(await this.db.marketSource.findUnique({ where: { sourceId: id }, select: { id: true } }))) throw missing();
+    const source = await this.db.marketSource.findUnique({ where: { sourceId: id }, select: { type: true } });
+    if (!source) throw missing();
+    if (source.type !== 'remote') {
+      // Local sources (upload, studio, cli) have nothing to sync from: their apps come in otherwise.
+      throw new ValidationError(`Market source ${id} is local: only remote sources sync`, [
+        { path: 'sourceId', message: 'a local source' },
+      ]);
+    }
     try {
       await this.sync(id);
     } finally {
