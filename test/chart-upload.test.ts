@@ -1,11 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { linkSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { create as createTar, Header } from 'tar';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { stringify } from 'yaml';
+import { Authenticator } from '../src/auth/viewer.js';
+import { graphqlBodyLimit } from '../src/http/body.js';
+import type { Config } from '../src/platform/config.js';
 import { availableDatabases } from './support/databases.js';
 import { TaskQuery } from './support/operations.js';
 import { startSeededServer } from './support/seed.js';
@@ -48,17 +52,27 @@ interface UploadAnswer {
 async function upload(
   server: TestServer,
   chart: Buffer,
-  options: { token?: string; headers?: Record<string, string> } = {},
+  options: {
+    /** null: no credential at all. */
+    token?: string | null;
+    headers?: Record<string, string>;
+    /** The `operations` field as sent (default: UPLOAD with `chart: null`). */
+    operations?: string;
+    /** Changes the form before it is sent (extra parts). */
+    edit?: (form: FormData) => void;
+  } = {},
 ): Promise<UploadAnswer> {
   const form = new FormData();
-  form.set('operations', JSON.stringify({ query: UPLOAD, variables: { chart: null } }));
+  form.set('operations', options.operations ?? JSON.stringify({ query: UPLOAD, variables: { chart: null } }));
   form.set('map', JSON.stringify({ 0: ['variables.chart'] }));
   form.set('0', new Blob([new Uint8Array(chart)], { type: 'application/gzip' }), 'chart.tgz');
+  options.edit?.(form);
+  const token = options.token === undefined ? TOKENS.ops : options.token;
   const response = await fetch(server.graphqlUrl, {
     method: 'POST',
     body: form,
     headers: {
-      authorization: `Bearer ${options.token ?? TOKENS.ops}`,
+      ...(token === null ? {} : { authorization: `Bearer ${token}` }),
       accept: 'application/graphql-response+json',
       ...(options.headers ?? PREFLIGHT),
     },
@@ -302,11 +316,6 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
       'the archive has more than 1000 entries',
     ],
     [
-      'a package over CHART_UPLOAD_MAX_BYTES',
-      () => packChart({ name: 'huge', padding: 10 * MiB + 1024 }),
-      'the archive is larger than 10485760 bytes (CHART_UPLOAD_MAX_BYTES)',
-    ],
-    [
       'a device file',
       () =>
         rawTar([
@@ -384,6 +393,72 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
     expect(await uploadCatalog(server)).toEqual(before);
   });
 
+  /** A refusal by the multipart limits: the status, VALIDATION naming the limit, and nothing stored. */
+  async function expectRefused(send: () => Promise<UploadAnswer>, status: number, problem: string) {
+    const before = await uploadCatalog(server);
+    const answer = await send();
+    expect(answer.status).toBe(status);
+    expect(answer.body.data).toBeUndefined();
+    expect(answer.body.errors?.[0]).toMatchObject({ extensions: { code: 'VALIDATION' } });
+    expect(answer.body.errors?.[0]?.message).toContain(problem);
+    expect(await uploadCatalog(server)).toEqual(before);
+  }
+
+  test('a package over CHART_UPLOAD_MAX_BYTES is refused by the multipart parser (413) and nothing is stored', async () => {
+    const chart = await packChart({ name: 'huge', padding: 10 * MiB + 1024 });
+    await expectRefused(
+      () => upload(server, chart),
+      413,
+      'The chart file is larger than 10485760 bytes (CHART_UPLOAD_MAX_BYTES)',
+    );
+  });
+
+  test('an operations part over MAX_BODY_BYTES is refused (413), even within the upload body limit', async () => {
+    const chart = await packChart({ name: 'bigoperations' });
+    const operations = JSON.stringify({ query: `${UPLOAD}\n# ${'x'.repeat(MiB)}`, variables: { chart: null } });
+    await expectRefused(
+      () => upload(server, chart, { operations }),
+      413,
+      'A multipart field (operations, map) is larger than 1048576 bytes (MAX_BODY_BYTES)',
+    );
+  });
+
+  test('a second file part is refused (400) and nothing is stored', async () => {
+    const chart = await packChart({ name: 'twofiles' });
+    const second = await packChart({ name: 'secondfile' });
+    await expectRefused(
+      () =>
+        upload(server, chart, {
+          edit: (form) => {
+            form.set('map', JSON.stringify({ 0: ['variables.chart'], 1: ['variables.chart'] }));
+            form.set('1', new Blob([new Uint8Array(second)], { type: 'application/gzip' }), 'second.tgz');
+          },
+        }),
+      400,
+      'only the operations and map fields and one file',
+    );
+  });
+
+  test('a field part besides operations and map is refused (400)', async () => {
+    const chart = await packChart({ name: 'extrafield' });
+    await expectRefused(
+      () => upload(server, chart, { edit: (form) => form.set('extra', 'x') }),
+      400,
+      'only the operations and map fields and one file',
+    );
+  });
+
+  test('without a credential a multipart body gets only MAX_BODY_BYTES (413); an admin sends the same', async () => {
+    const chart = await packChart({ name: 'anonymous', padding: 3 * MiB });
+    const before = await uploadCatalog(server);
+    const anonymous = await upload(server, chart, { token: null });
+    expect(anonymous.status).toBe(413);
+    expect(anonymous.body.errors?.[0]).toMatchObject({ extensions: { code: 'VALIDATION' } });
+    expect(anonymous.body.errors?.[0]?.message).toContain("MAX_BODY_BYTES; a larger chart upload needs an admin's");
+    expect(await uploadCatalog(server)).toEqual(before);
+    expect((await upload(server, chart)).body.data?.uploadChart.__typename).toBe('UploadChartSuccess');
+  });
+
   test('a user who is not an admin gets FORBIDDEN and nothing is stored', async () => {
     const before = await uploadCatalog(server);
     const answer = await upload(server, await packChart({ name: 'sneaky' }), { token: TOKENS.alice });
@@ -432,3 +507,64 @@ async function installAs(server: TestServer, appName: string, version: string) {
   });
   return ((await response.json()) as { data: { installApp: unknown } }).data.installApp;
 }
+
+describe('the body limit of a chart upload, decided from the headers before the body is read', () => {
+  const limits = { maxBodyBytes: MiB, chartUploadMaxBytes: 10 * MiB };
+  const auth: Config['auth'] = {
+    tokens: [
+      { userId: 'alice', role: 'user', token: TOKENS.alice },
+      { userId: 'ops', role: 'admin', token: TOKENS.ops },
+    ],
+    userHeader: 'x-user',
+    adminUsers: ['root'],
+    jwt: null,
+    localDevelopment: false,
+  };
+  const authenticator = new Authenticator(auth);
+  const multipart = (headers: Record<string, string>) =>
+    ({
+      method: 'POST',
+      headers: { 'content-type': 'multipart/form-data; boundary=x', ...PREFLIGHT, ...headers },
+    }) as unknown as IncomingMessage;
+  const LARGE = 11 * MiB;
+
+  test.each([
+    ['an admin token', { authorization: `Bearer ${TOKENS.ops}` }, LARGE],
+    ['an admin named by the gateway header', { 'x-user': 'root' }, LARGE],
+    ['no credential', {}, MiB],
+    ['an unknown token', { authorization: 'Bearer not-a-token' }, MiB],
+    ['a malformed authorization header', { authorization: 'Basic b3BzOng=' }, MiB],
+    ["a user's token (only admins upload)", { authorization: `Bearer ${TOKENS.alice}` }, MiB],
+    ['a user named by the gateway header', { 'x-user': 'alice' }, MiB],
+  ])('with %s', async (_case, headers, bytes) => {
+    expect((await graphqlBodyLimit(multipart(headers), { ...limits, auth }, authenticator)).bytes).toBe(bytes);
+  });
+
+  test('a JSON POST or a multipart POST without the preflight header gets MAX_BODY_BYTES, admin or not', async () => {
+    const admin = { authorization: `Bearer ${TOKENS.ops}` };
+    const json = { method: 'POST', headers: { 'content-type': 'application/json', ...admin } } as unknown;
+    const bare = {
+      method: 'POST',
+      headers: { 'content-type': 'multipart/form-data; boundary=x', ...admin },
+    } as unknown;
+    for (const req of [json, bare]) {
+      expect(await graphqlBodyLimit(req as IncomingMessage, { ...limits, auth }, authenticator)).toEqual({
+        bytes: MiB,
+        setting: 'MAX_BODY_BYTES',
+      });
+    }
+  });
+
+  test('in local development mode every request is the admin', async () => {
+    const local = { ...auth, tokens: [], userHeader: undefined, adminUsers: [], localDevelopment: true };
+    const limit = await graphqlBodyLimit(multipart({}), { ...limits, auth: local }, new Authenticator(local));
+    expect(limit).toEqual({ bytes: LARGE, setting: 'MAX_BODY_BYTES + CHART_UPLOAD_MAX_BYTES' });
+  });
+
+  test('without an authenticator, a credential must at least be present', async () => {
+    const config = { ...limits, auth };
+    expect((await graphqlBodyLimit(multipart({}), config)).bytes).toBe(MiB);
+    expect((await graphqlBodyLimit(multipart({ authorization: 'Bearer anything' }), config)).bytes).toBe(LARGE);
+    expect((await graphqlBodyLimit(multipart({ 'x-user': 'anyone' }), config)).bytes).toBe(LARGE);
+  });
+});

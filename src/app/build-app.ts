@@ -103,6 +103,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
         yoga,
         fastPath,
         origins,
+        authenticator,
         sse: live.sse,
         clusterLog: services.clusterLog,
       }),

@@ -1,10 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
-import { type CORSOptions, createYoga, type YogaInitialContext, type YogaServerInstance } from 'graphql-yoga';
+import { createFetch } from '@whatwg-node/fetch';
+import { GraphQLError } from 'graphql';
+import {
+  type CORSOptions,
+  createYoga,
+  type Plugin,
+  type YogaInitialContext,
+  type YogaServerInstance,
+} from 'graphql-yoga';
 import type { Authenticator, Viewer } from '../auth/viewer.js';
 import { DomainError } from '../domain/errors.js';
 import { useMissedEventsExecution } from '../fanout/cohorts.js';
+import { multipartLimits } from '../http/body.js';
 import { useCompiledExecution } from '../http/compiled-execution.js';
 import { type OriginPolicy, UPLOAD_PREFLIGHT_HEADER } from '../http/cross-site.js';
 import { createErrorMasker, domainGraphQLError } from '../http/graphql-errors.js';
@@ -60,7 +69,10 @@ export function createGraphQL({ config, logger, services, authenticator, origins
       maskError: createErrorMasker((error) => logger.error({ err: error }, 'unexpected error in a GraphQL operation')),
     },
     cors: corsFor(origins),
+    // Yoga's documented way to bound its multipart parser: a Fetch API whose Request carries the limits.
+    fetchAPI: createFetch({ formDataLimits: multipartLimits(config) }),
     plugins: [
+      useMultipartRefusals(config),
       // First, so that a refused document is never parsed and a limited mutation never runs.
       ...productionSwitches(config),
       // Before useMissedEventsExecution, whose plain execute must win for a cohort's catch-up.
@@ -85,6 +97,42 @@ export function operationPipeline(
   initial: { params: GraphQLRequest; viewer: Viewer; req?: TrackedRequest },
 ): OperationPipeline {
   return yoga.getEnveloped({ ...initial, request: PIPELINE_REQUEST as unknown as Request });
+}
+
+/**
+ * A multipart request over multipartLimits is refused by Yoga's parser as BAD_REQUEST (400) or
+ * REQUEST_ENTITY_TOO_LARGE (413), naming only bytes. Answered instead as the body limit is
+ * (VALIDATION, naming the setting), before any operation runs: so nothing is stored.
+ */
+function useMultipartRefusals({ maxBodyBytes, chartUploadMaxBytes }: Config): Plugin {
+  const refusal = (error: unknown): GraphQLError | null => {
+    const message = error instanceof Error ? error.message : '';
+    const refuse = (status: number, text: string) =>
+      new GraphQLError(text, { extensions: { code: 'VALIDATION', http: { status } } });
+    if (message.includes('File size limit exceeded')) {
+      return refuse(413, `The chart file is larger than ${chartUploadMaxBytes} bytes (CHART_UPLOAD_MAX_BYTES)`);
+    }
+    if (message.includes('Field value size exceeded')) {
+      return refuse(413, `A multipart field (operations, map) is larger than ${maxBodyBytes} bytes (MAX_BODY_BYTES)`);
+    }
+    if (/(Fields|Files|Parts) limit exceeded/.test(message)) {
+      return refuse(400, 'A multipart request may carry only the operations and map fields and one file');
+    }
+    return null;
+  };
+  return {
+    onRequestParse({ request, requestParser, setRequestParser }) {
+      if (!requestParser || !request.headers.get('content-type')?.toLowerCase().startsWith('multipart/form-data'))
+        return;
+      setRequestParser(async (request) => {
+        try {
+          return await requestParser(request);
+        } catch (error) {
+          throw refusal(error) ?? error;
+        }
+      });
+    },
+  };
 }
 
 /** Browsers: only the allow-list gets CORS headers (the server's own pages need none). */

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
+import type { Authenticator } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import { receiveAppStateEvent } from '../http/app-state-intake.js';
@@ -20,6 +21,13 @@ export interface RouteDeps {
   /** Receives the app service's state events (the intake endpoint). */
   engine: Pick<TaskEngine, 'onAppState'>;
   yoga: GraphQLServer;
+  /**
+   * Decides, from the headers alone, whether a chart upload's sender may send a body beyond
+   * MAX_BODY_BYTES (an admin; see graphqlBodyLimit). Optional only until the composition root
+   * passes it: without it, a credential must merely be present (it is verified by Yoga before the
+   * operation runs, but after the larger body was read).
+   */
+  authenticator?: Pick<Authenticator, 'fromHeaders'>;
   /** Plain JSON POSTs to /graphql, when GRAPHQL_FAST_PATH is on; what it declines goes to Yoga. */
   fastPath: HttpFastPath | null;
   origins: OriginPolicy;
@@ -139,10 +147,17 @@ function operationalRoute(
   return undefined;
 }
 
-/** Reads a POST body for Yoga within its limit (graphqlBodyLimit); false when it was too large and answered with 413. */
-async function readGraphQLBody({ config }: RouteDeps, req: TrackedRequest, res: ServerResponse): Promise<boolean> {
+/**
+ * Reads a POST body for Yoga within its limit (graphqlBodyLimit, decided from the headers before a
+ * byte is read); false when it was too large and answered with 413.
+ */
+async function readGraphQLBody(
+  { config, authenticator }: RouteDeps,
+  req: TrackedRequest,
+  res: ServerResponse,
+): Promise<boolean> {
   try {
-    const limit = graphqlBodyLimit(req, config);
+    const limit = await graphqlBodyLimit(req, config, authenticator);
     req.body = await readBody(req, limit.bytes, limit.setting);
     return true;
   } catch (error) {

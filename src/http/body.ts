@@ -1,5 +1,9 @@
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
+import type { FormDataLimits } from '@whatwg-node/fetch';
+import type { Authenticator } from '../auth/viewer.js';
+import { DomainError } from '../domain/errors.js';
+import type { Config } from '../platform/config.js';
 import { isPreflightedUpload } from './cross-site.js';
 
 /** A request body over the limit: answered 413 and the connection closed. */
@@ -21,16 +25,68 @@ export interface BodyLimit {
 
 /**
  * The limit of a POST body to /graphql: MAX_BODY_BYTES, except for a chart upload (a preflighted
- * multipart request), which may carry a package of CHART_UPLOAD_MAX_BYTES besides its JSON parts
- * (`operations`, `map`: within MAX_BODY_BYTES). The package's own limit is checked on the file.
+ * multipart request) from a sender who may upload, which may carry a package of
+ * CHART_UPLOAD_MAX_BYTES besides its JSON parts. Decided from the headers alone, before a byte of
+ * the body is read (see mayUpload). Inside the body, Yoga's multipart parser holds each part to
+ * its own limit (multipartLimits).
  */
-export function graphqlBodyLimit(
+export async function graphqlBodyLimit(
   req: IncomingMessage,
-  { maxBodyBytes, chartUploadMaxBytes }: { maxBodyBytes: number; chartUploadMaxBytes: number },
-): BodyLimit {
-  return isPreflightedUpload(req)
-    ? { bytes: maxBodyBytes + chartUploadMaxBytes, setting: 'MAX_BODY_BYTES + CHART_UPLOAD_MAX_BYTES' }
-    : { bytes: maxBodyBytes, setting: 'MAX_BODY_BYTES' };
+  config: { maxBodyBytes: number; chartUploadMaxBytes: number; auth: Config['auth'] },
+  authenticator?: Pick<Authenticator, 'fromHeaders'>,
+): Promise<BodyLimit> {
+  const { maxBodyBytes, chartUploadMaxBytes } = config;
+  if (!isPreflightedUpload(req)) return { bytes: maxBodyBytes, setting: 'MAX_BODY_BYTES' };
+  if (await mayUpload(req, config.auth, authenticator)) {
+    return { bytes: maxBodyBytes + chartUploadMaxBytes, setting: 'MAX_BODY_BYTES + CHART_UPLOAD_MAX_BYTES' };
+  }
+  return { bytes: maxBodyBytes, setting: "MAX_BODY_BYTES; a larger chart upload needs an admin's credential" };
+}
+
+/**
+ * Whether the sender of a chart upload may send a package: an admin, as the Authenticator decides
+ * from the request's headers (a static token is a hash lookup, a JWT a signature check against
+ * local keys: no I/O, no body). Only admins may upload (`uploadChart`), so nobody else needs more
+ * than MAX_BODY_BYTES. In local development mode every request is the admin. Without an
+ * authenticator, at least a credential must be present (the Authorization header, or the
+ * AUTH_USER_HEADER a gateway sets); Yoga still verifies it before the operation runs.
+ */
+async function mayUpload(
+  req: IncomingMessage,
+  auth: Config['auth'],
+  authenticator?: Pick<Authenticator, 'fromHeaders'>,
+): Promise<boolean> {
+  if (auth.localDevelopment) return true;
+  if (!authenticator) {
+    const present = (name: string) => Boolean(headerValue(req.headers[name])?.trim());
+    return present('authorization') || Boolean(auth.userHeader && present(auth.userHeader.toLowerCase()));
+  }
+  try {
+    return (await authenticator.fromHeaders(req.headers)).isAdmin;
+  } catch (error) {
+    if (error instanceof DomainError) return false; // not accepted: Yoga answers for it if the body fits
+    throw error;
+  }
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/**
+ * What Yoga's multipart parser (busboy, through @whatwg-node/fetch's `formDataLimits`) accepts in
+ * a chart upload: `operations` and `map`, each within MAX_BODY_BYTES, and one file within
+ * CHART_UPLOAD_MAX_BYTES. Any other part, or a part over its limit, ends the parse with an error
+ * before the operation runs (graphql.ts maps it to VALIDATION).
+ */
+export function multipartLimits({
+  maxBodyBytes,
+  chartUploadMaxBytes,
+}: {
+  maxBodyBytes: number;
+  chartUploadMaxBytes: number;
+}): FormDataLimits {
+  return { fields: 2, files: 1, parts: 3, fieldSize: maxBodyBytes, fileSize: chartUploadMaxBytes };
 }
 
 /**
