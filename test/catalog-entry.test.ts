@@ -1,6 +1,7 @@
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { parse } from 'graphql';
 import { describe, expect, test } from 'vitest';
+import { MAX_ENTRY_BYTES, MAX_ENTRY_DEPTH, readCatalogueEntry } from '../src/domain/catalogue-entry.js';
 import { compareVersions, isNewerVersion } from '../src/domain/catalogue-version.js';
 import {
   entryEntrances,
@@ -231,6 +232,107 @@ describe('typed views of a catalogue entry', () => {
     for (const bad of ['', 'x'.repeat(36), 'en US', '../etc', 'en--US']) {
       expect(() => parseLocale(bad), bad).toThrow(ValidationError);
     }
+  });
+});
+
+/** A value nested `levels` deep: `{ a: { a: … 'end' } }`. */
+function nested(levels: number): unknown {
+  let value: unknown = 'end';
+  for (let level = 0; level < levels; level++) value = { a: value };
+  return value;
+}
+
+/** fullEntry without its malformed history item (a version that is a number), so a row reads it. */
+function readable(name: string) {
+  const entry = fullEntry(name);
+  return { ...entry, versionHistory: entry.versionHistory.slice(0, 2) };
+}
+
+/** The reason an entry is refused for (the test fails if it is read). */
+function refusal(served: unknown): string {
+  const reading = readCatalogueEntry('media-vault', served);
+  expect(reading.ok, JSON.stringify(reading).slice(0, 200)).toBe(false);
+  return reading.ok ? '' : reading.reason;
+}
+
+describe('what an entry must be to be stored, on either database', () => {
+  test('a full entry is read, and one at the bounds too', () => {
+    expect(readCatalogueEntry('media-vault', readable('media-vault')).ok).toBe(true);
+    // The entry itself is level 1: `options` at 2, and 30 more levels under it.
+    const deepest = { ...readable('media-vault'), options: nested(MAX_ENTRY_DEPTH - 2) };
+    expect(readCatalogueEntry('media-vault', deepest).ok).toBe(true);
+    const padding = 'x'.repeat(MAX_ENTRY_BYTES - JSON.stringify(readable('media-vault')).length - 32);
+    expect(readCatalogueEntry('media-vault', { ...readable('media-vault'), fullDescription: padding }).ok).toBe(true);
+    // A pair of surrogates is one character, not a lone half.
+    const emoji = readCatalogueEntry('media-vault', { ...readable('media-vault'), title: 'Vault 🎬' });
+    expect(emoji.ok && emoji.row.title).toBe('Vault 🎬');
+  });
+
+  test('NUL in a title is refused, naming the field (PostgreSQL cannot store it; SQLite would)', () => {
+    const entry = readable('media-vault');
+    expect(refusal({ ...entry, title: { ...entry.title, 'en-US': 'Media\u0000Vault' } })).toBe(
+      'app media-vault: title.en-US holds text that is not valid Unicode (U+0000 (NUL))',
+    );
+    expect(refusal({ ...entry, title: 'Media\u0000Vault' })).toBe(
+      'app media-vault: title holds text that is not valid Unicode (U+0000 (NUL))',
+    );
+    // Anywhere in the entry, keys included, and in a price sent beside it.
+    expect(refusal({ ...entry, entrances: [{ name: 'ok' }, { name: 'a\u0000' }] })).toContain('entrances.1.name holds');
+    expect(refusal({ ...entry, options: { 'bad\u0000key': 1 } })).toBe(
+      'app media-vault: options has a key that is not valid Unicode (U+0000 (NUL))',
+    );
+    expect(refusal({ app_entry: entry, price: { developer: 'x\u0000' } })).toContain('price.developer holds');
+  });
+
+  test('a lone surrogate is refused, naming the field', () => {
+    const entry = readable('media-vault');
+    expect(refusal({ ...entry, description: 'Stream \ud83c your films' })).toBe(
+      'app media-vault: description holds text that is not valid Unicode (an unpaired surrogate)',
+    );
+    expect(refusal({ ...entry, i18n: { 'zh-CN': { metadata: { title: '\udfa6' } } } })).toContain(
+      'i18n.zh-CN.metadata.title holds text that is not valid Unicode',
+    );
+  });
+
+  test('an entry nested too deep is refused, naming where', () => {
+    const reason = refusal({ ...readable('media-vault'), options: nested(MAX_ENTRY_DEPTH) });
+    expect(reason).toMatch(/^app media-vault: options(\.a)+ nests deeper than 32 levels$/);
+    // Without recursing to the bottom of an attacker's nesting.
+    expect(refusal({ ...readable('media-vault'), envs: [nested(100_000)] })).toContain('envs.0.a');
+  });
+
+  test('an entry over MAX_ENTRY_BYTES of JSON is refused, naming its largest field', () => {
+    const entry = { ...readable('media-vault'), fullDescription: 'é'.repeat(MAX_ENTRY_BYTES / 2) };
+    expect(refusal(entry)).toMatch(
+      /^app media-vault: entry is larger than 262144 bytes as JSON \(\d+ bytes; its largest field is fullDescription \(262146 bytes\)\)$/,
+    );
+    const price = { products: [{ product_id: 'x'.repeat(MAX_ENTRY_BYTES) }] };
+    expect(refusal({ app_entry: readable('media-vault'), price })).toContain('its largest field is price');
+  });
+
+  test('the title and description columns follow the views: what title(locale: "en-US") answers', () => {
+    const cases: Record<string, unknown>[] = [
+      readable('media-vault'),
+      // A plain title in the source's language, the en-US text in i18n: the columns used to take the plain one.
+      { name: 'app', version: '1', title: 'Medientresor', i18n: { 'en-US': { metadata: { title: 'Media Vault' } } } },
+      { name: 'app', version: '1', title: { 'en-GB': 'Colour', 'de-DE': 'Farbe' }, description: { de: 'Nur Deutsch' } },
+      {
+        name: 'app',
+        version: '1',
+        title: { 'en-US': '', fr: 'Titre' },
+        i18n: { en: { spec: { description: 'Spec' } } },
+      },
+      { name: 'app', version: '1' },
+    ];
+    for (const entry of cases) {
+      const reading = readCatalogueEntry(String(entry.name), entry);
+      expect(reading.ok).toBe(true);
+      if (!reading.ok) continue;
+      expect(reading.row.title, JSON.stringify(entry.title)).toBe(entryText(entry, 'title', 'en-US'));
+      expect(reading.row.description).toBe(entryText(entry, 'description', 'en-US'));
+    }
+    const plain = readCatalogueEntry('app', cases[1]);
+    expect(plain.ok && plain.row.title).toBe('Media Vault');
   });
 });
 

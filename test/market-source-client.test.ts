@@ -368,6 +368,23 @@ describe('HttpMarketSource against a source that fails', () => {
     );
     expect(down.message).toBe(`hash: http://127.0.0.1:${port}/market is unreachable (ECONNREFUSED)`);
   });
+
+  test('credentials with malformed percent-encoding are refused as unreachable, without quoting them', () => {
+    for (const userinfo of ['olares:se%zzcret', 'ol%E0%A4ares:secret', 'olares:100%']) {
+      let thrown: unknown;
+      try {
+        new HttpMarketSource({ baseUrl: `https://${userinfo}@market.example/` });
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown, userinfo).toBeInstanceOf(MarketSourceError);
+      const error = thrown as MarketSourceError;
+      expect(error.reason).toBe('unreachable');
+      expect(error.message).toBe('the base URL has malformed credentials');
+      expect(error.message).not.toContain('secret');
+      expect(error.message).not.toContain('olares');
+    }
+  });
 });
 
 describe('BundledCatalogue', () => {

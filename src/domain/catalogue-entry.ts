@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import { entryText, FALLBACK_LOCALE, isObject, localizedValue } from './catalogue-views.js';
+
+export { FALLBACK_LOCALE };
 
 /**
  * A catalogue entry: the ApplicationInfoEntry a market source serves (market-domain.md §6.3),
@@ -16,8 +19,16 @@ const MAX_COLUMN_TEXT = 1000;
 /** Most categories an entry may name; more is garbage, not a catalogue. */
 const MAX_CATEGORIES = 32;
 
-/** The locale read when a text has no translation into the one asked for. */
-export const FALLBACK_LOCALE = 'en-US';
+/**
+ * Largest entry a row keeps, as UTF-8 JSON text (the entry and its price). Real entries are a few
+ * KiB, the longest (full descriptions in a dozen languages, long version histories) tens of KiB.
+ * Past this an entry is garbage or an attack: it would swell the sync transaction, the row and
+ * every read of `entry`. It matches the largest manifest an upload may carry (chart-package.ts).
+ */
+export const MAX_ENTRY_BYTES = 256 * 1024;
+
+/** Deepest nesting of arrays and objects in a stored value (PostgreSQL's jsonb and every reader recurse). */
+export const MAX_ENTRY_DEPTH = 32;
 
 /** A text that is either one string or a translation per locale (`{ "en-US": "…" }`). */
 const localizedText = z.union([z.string(), z.record(z.string(), z.string())]);
@@ -63,7 +74,9 @@ export type EntryReading = { ok: true; row: CatalogueRow } | { ok: false; reason
 /**
  * Reads one entry as served under `appId`. Sources send either the entry itself (with an optional
  * `price`) or the AppInfo wrapper `{ app_entry, price }`; both are accepted. A reason comes back
- * for anything that is not an entry (it names the first field at fault).
+ * for anything that is not an entry (it names the first field at fault), and for an entry that
+ * could not be stored alike on both databases (`unstorable`) or is over MAX_ENTRY_BYTES: a sync
+ * rejects that one app and stores the others.
  */
 export function readCatalogueEntry(appId: string, served: unknown): EntryReading {
   let candidate = served;
@@ -72,6 +85,12 @@ export function readCatalogueEntry(appId: string, served: unknown): EntryReading
     candidate = served.app_entry;
     price = served.price;
   }
+  // Before anything else reads it: the same entry must be storable on SQLite and PostgreSQL alike.
+  const problem =
+    unstorable(candidate) ??
+    (isObject(price) ? unstorable(price, ['price']) : null) ??
+    oversized(candidate, isObject(price) ? price : undefined);
+  if (problem !== null) return { ok: false, reason: `app ${appId}: ${problem}` };
   const parsed = entryShape.safeParse(candidate);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -79,8 +98,9 @@ export function readCatalogueEntry(appId: string, served: unknown): EntryReading
   }
   const entry = parsed.data;
   const priceConfig = isObject(price) ? price : (entry.price ?? null);
-  const title = localized(entry.title, FALLBACK_LOCALE) ?? i18nText(entry, 'title');
-  const description = localized(entry.description, FALLBACK_LOCALE) ?? i18nText(entry, 'description');
+  // The views' rules (catalogue-views.ts), so the column is what `title(locale: "en-US")` answers.
+  const title = entryText(entry, 'title', FALLBACK_LOCALE);
+  const description = entryText(entry, 'description', FALLBACK_LOCALE);
   const history = (entry.versionHistory ?? []).map((item) => item.version);
   return {
     ok: true,
@@ -106,27 +126,11 @@ export function readCatalogueEntry(appId: string, served: unknown): EntryReading
 }
 
 /**
- * The text of a localized field in `locale`: the locale itself, then its language alone (`de`
- * for `de-AT`), then FALLBACK_LOCALE, then the first translation there is.
+ * The text of a localized field (a plain string or a locale map) in `locale`: the locale or its
+ * language, then FALLBACK_LOCALE, then the first text there is. The views' rules (`localizedValue`).
  */
 export function localized(value: string | Record<string, string> | undefined | null, locale: string): string | null {
-  if (value === undefined || value === null) return null;
-  if (typeof value === 'string') return value;
-  const language = locale.split('-')[0] ?? locale;
-  const match =
-    value[locale] ??
-    Object.entries(value).find(([key]) => key.split('-')[0] === language)?.[1] ??
-    value[FALLBACK_LOCALE] ??
-    Object.values(value)[0];
-  return match ?? null;
-}
-
-/** `i18n[FALLBACK_LOCALE].metadata[field]`, where sources that send plain titles keep translations. */
-function i18nText(entry: CatalogueEntry, field: 'title' | 'description'): string | null {
-  const translation = entry.i18n?.[FALLBACK_LOCALE];
-  if (!isObject(translation) || !isObject(translation.metadata)) return null;
-  const text = translation.metadata[field];
-  return typeof text === 'string' ? text : null;
+  return localizedValue(value, locale);
 }
 
 /** Whether a PriceConfig asks for payment before install: a `paid` block or any product. */
@@ -140,6 +144,61 @@ function clip(text: string | null): string | null {
   return text === null ? null : text.slice(0, MAX_COLUMN_TEXT);
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
+/** In a `u` regex a surrogate pair is one code point: this matches only unpaired halves. */
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+function badText(text: string): string | null {
+  if (text.includes('\u0000')) return 'U+0000 (NUL)';
+  return LONE_SURROGATE.test(text) ? 'an unpaired surrogate' : null;
+}
+
+/**
+ * Why a JSON value could not be stored alike on both databases, or null: a string (value or key)
+ * holding U+0000 or an unpaired surrogate (PostgreSQL's text and jsonb refuse both where SQLite
+ * stores them, so one bad entry would fail a whole sync there), or nesting deeper than
+ * MAX_ENTRY_DEPTH. The reason names where (`title.en-US`, `entrances.0.name`). Every way a value
+ * reaches a catalogue row is checked here: a sync, the bundled file, an upload's manifests.
+ */
+export function unstorable(value: unknown, path: (string | number)[] = [], depth = 1): string | null {
+  const where = () => clipped(path.join('.') || 'entry');
+  if (typeof value === 'string') {
+    const bad = badText(value);
+    return bad === null ? null : `${where()} holds text that is not valid Unicode (${bad})`;
+  }
+  if (typeof value !== 'object' || value === null) return null;
+  if (depth > MAX_ENTRY_DEPTH) return `${where()} nests deeper than ${MAX_ENTRY_DEPTH} levels`;
+  for (const [key, item] of Array.isArray(value) ? value.entries() : Object.entries(value)) {
+    if (typeof key === 'string') {
+      const bad = badText(key);
+      if (bad !== null) return `${where()} has a key that is not valid Unicode (${bad})`;
+    }
+    path.push(key);
+    const problem = unstorable(item, path, depth + 1);
+    path.pop();
+    if (problem !== null) return problem;
+  }
+  return null;
+}
+
+/** Why an entry (with the price sent beside it) is too big to keep, naming its largest field; else null. */
+function oversized(entry: unknown, price: Record<string, unknown> | undefined): string | null {
+  const bytes = jsonBytes(entry) + (price === undefined ? 0 : jsonBytes(price));
+  if (bytes <= MAX_ENTRY_BYTES) return null;
+  let largest = { field: '', bytes: 0 };
+  const fields = Object.entries(isObject(entry) ? entry : {});
+  for (const [field, value] of price === undefined ? fields : [...fields, ['price', price] as const]) {
+    const size = jsonBytes(value);
+    if (size > largest.bytes) largest = { field, bytes: size };
+  }
+  const detail = largest.field === '' ? '' : `; its largest field is ${largest.field} (${largest.bytes} bytes)`;
+  return `entry is larger than ${MAX_ENTRY_BYTES} bytes as JSON (${bytes} bytes${detail})`;
+}
+
+/** A path as named in a reason: keys are the source's, of any length. */
+function clipped(path: string): string {
+  return path.length > 200 ? `${path.slice(0, 200)}…` : path;
+}
+
+function jsonBytes(value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value) ?? '', 'utf8');
 }

@@ -1,4 +1,3 @@
-import { FALLBACK_LOCALE } from './catalogue-entry.js';
 import { ValidationError } from './errors.js';
 
 /**
@@ -12,10 +11,21 @@ import { ValidationError } from './errors.js';
 
 type Json = Record<string, unknown>;
 
+/** The locale read when a text has no translation into the one asked for. */
+export const FALLBACK_LOCALE = 'en-US';
+
 /** Longest locale a client may ask for (BCP 47 tags are short; RFC 5646 advises 35 characters). */
 export const MAX_LOCALE_LENGTH = 35;
 
 const LOCALE = /^[A-Za-z]{1,8}(?:[-_][A-Za-z0-9]{1,8})*$/;
+
+/**
+ * Whether `tag` is shaped like a language tag (`en-US`, `zh_CN`, `de`) of at most
+ * MAX_LOCALE_LENGTH characters: the one rule for a locale argument and an upload's `i18n/<locale>`.
+ */
+export function isLocaleTag(tag: string): boolean {
+  return tag.length <= MAX_LOCALE_LENGTH && LOCALE.test(tag);
+}
 
 /**
  * A locale argument as given (`en-US`, `zh-CN`, `de`), or null when absent. Refuses anything
@@ -23,7 +33,7 @@ const LOCALE = /^[A-Za-z]{1,8}(?:[-_][A-Za-z0-9]{1,8})*$/;
  */
 export function parseLocale(locale: string | null | undefined): string | null {
   if (locale === null || locale === undefined) return null;
-  if (locale.length > MAX_LOCALE_LENGTH || !LOCALE.test(locale)) {
+  if (!isLocaleTag(locale)) {
     const shown = JSON.stringify(locale.length > MAX_LOCALE_LENGTH ? `${locale.slice(0, MAX_LOCALE_LENGTH)}…` : locale);
     throw new ValidationError(
       `Argument "locale" must be a language tag such as en-US, at most ${MAX_LOCALE_LENGTH} characters (got ${shown})`,
@@ -33,6 +43,7 @@ export function parseLocale(locale: string | null | undefined): string | null {
   return locale;
 }
 
+/** Whether a value is a JSON object (not null, not an array): the one such check of the catalogue code. */
 export function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

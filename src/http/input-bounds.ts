@@ -14,6 +14,7 @@ import {
   type ValueNode,
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import { isUploadedFile } from '../domain/uploaded-file.js';
 
 /**
  * Bounds on what a client may send as input, checked once for every operation on every transport
@@ -84,19 +85,6 @@ function validationError(
 
 const NUL = '\u0000';
 
-/**
- * A file of a multipart request (Yoga's File, where the `map` field put it): bounded by the body
- * limit and by the service that reads it, not walked as JSON (its bytes are no list). JSON
- * variables hold no functions, so a client cannot make a value look like one.
- */
-function isUploadedFile(value: unknown): boolean {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as Blob).arrayBuffer === 'function' &&
-    typeof (value as Blob).size === 'number'
-  );
-}
 /** In a `u` regex a surrogate pair is one code point: this matches only unpaired halves. */
 const LONE_SURROGATE = /\p{Surrogate}/u;
 
@@ -132,6 +120,7 @@ export class InputBounds {
 
   /** A raw value at a position of `type` (or of no known type: any JSON). */
   value(value: unknown, type: GraphQLInputType | undefined, path: InputPath): void {
+    // A multipart file: bounded by the body limit and by the service that reads it, not walked as JSON.
     if (value === null || value === undefined || isUploadedFile(value)) return;
     const nullable = type && getNullableType(type);
     if (nullable && isListType(nullable)) {

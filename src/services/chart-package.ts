@@ -1,7 +1,8 @@
 import { gunzip } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
 import { parse as parseYaml } from 'yaml';
-import { type CatalogueRow, readCatalogueEntry } from '../domain/catalogue-entry.js';
+import { type CatalogueRow, readCatalogueEntry, unstorable } from '../domain/catalogue-entry.js';
+import { isLocaleTag, isObject, parseQuantity } from '../domain/catalogue-views.js';
 import { ValidationError } from '../domain/errors.js';
 
 /**
@@ -30,9 +31,6 @@ const MAX_MANIFEST_BYTES = 256 * 1024;
 const MAX_MANIFESTS_BYTES = 1024 * 1024;
 /** Most translations (`i18n/<locale>/OlaresManifest.yaml`). */
 const MAX_LOCALES = 32;
-/** Deepest nesting of a manifest value (PostgreSQL's jsonb and every reader recurse). */
-const MAX_DEPTH = 32;
-const LOCALE = /^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$/;
 
 export interface ChartPackage {
   /** The entry as a market source serves it (ApplicationInfoEntry); `versionHistory` holds this version. */
@@ -88,7 +86,7 @@ async function unpackManifests(bytes: Uint8Array, limits: ChartLimits): Promise<
   for (const [path, content] of kept.files) {
     const locale = /^[^/]+\/i18n\/([^/]+)\/OlaresManifest\.yaml$/.exec(path)?.[1];
     if (locale === undefined) continue;
-    if (!LOCALE.test(locale)) refuse(`i18n/${locale}: not a locale like en-US`);
+    if (!isLocaleTag(locale)) refuse(`i18n/${locale.slice(0, 40)}: not a locale like en-US`);
     translations.set(locale, parseManifest(`i18n/${locale}/OlaresManifest.yaml`, content));
   }
   if (translations.size > MAX_LOCALES) refuse(`more than ${MAX_LOCALES} translations in i18n/`);
@@ -182,7 +180,11 @@ function checkedPath(entry: ReadEntry): string {
   return path;
 }
 
-/** A manifest's YAML as plain data: UTF-8, no NUL, bounded nesting, at most 50 aliases. */
+/**
+ * A manifest's YAML as plain data: UTF-8, at most 50 aliases, and storable as the catalogue
+ * stores entries (`unstorable`: no NUL or unpaired surrogate, bounded nesting), checked here
+ * too so that a refusal names the file; the entry built from the manifests is checked again whole.
+ */
 function parseManifest(name: string, content: Buffer): unknown {
   let text: string;
   try {
@@ -198,37 +200,19 @@ function parseManifest(name: string, content: Buffer): unknown {
     const reason = (error as Error).message.split('\n')[0]?.slice(0, 200);
     return refuse(`${name} is not valid YAML: ${reason}`);
   }
-  checkValue(name, value, 1);
+  const problem = unstorable(value);
+  // `entry holds …` for the whole file, `metadata.title holds …` for a field of it.
+  if (problem !== null) refuse(problem.startsWith('entry ') ? `${name}${problem.slice(5)}` : `${name}: ${problem}`);
   return value;
 }
 
-const LONE_SURROGATE = /\p{Surrogate}/u;
-
-/** Nothing the databases cannot store (NUL, unpaired surrogates) and nothing nested too deep. */
-function checkValue(name: string, value: unknown, depth: number): void {
-  if (typeof value === 'string') {
-    if (value.includes('\u0000') || LONE_SURROGATE.test(value)) refuse(`${name} holds text that is not valid Unicode`);
-    return;
-  }
-  if (typeof value !== 'object' || value === null) return;
-  if (depth > MAX_DEPTH) refuse(`${name} nests deeper than ${MAX_DEPTH} levels`);
-  for (const [key, item] of Object.entries(value)) {
-    checkValue(name, key, depth);
-    checkValue(name, item, depth + 1);
-  }
-}
-
 type Yaml = Record<string, unknown>;
-
-function isMap(value: unknown): value is Yaml {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /** A map field of a manifest, or a refusal naming it. */
 function mapAt(file: string, parent: Yaml, key: string, required: boolean): Yaml | undefined {
   const value = parent[key];
   if (value === undefined || value === null) return required ? refuse(`${file}: ${key} is missing`) : undefined;
-  return isMap(value) ? value : refuse(`${file}: ${key} must be a map`);
+  return isObject(value) ? value : refuse(`${file}: ${key} must be a map`);
 }
 
 /** A text field (YAML may read `1.0` or `2` as a number: taken as written). */
@@ -241,23 +225,20 @@ function textAt(file: string, parent: Yaml, path: string, key: string, required 
   return typeof value === 'string' ? value : refuse(`${file}: ${path}${key} must be text`);
 }
 
-const BINARY_UNITS: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50 };
-const DECIMAL_UNITS: Record<string, number> = { '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15 };
-
-/** A Kubernetes quantity (`512Mi`, `2G`, `1073741824`) in bytes, as market sources serve requirements. */
+/** A Kubernetes quantity (`512Mi`, `2G`, `1073741824`) in whole bytes, as market sources serve requirements. */
 function bytesOf(field: string, value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
-  const match = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$/.exec(value.trim());
-  if (!match)
+  const bytes = parseQuantity(value);
+  if (bytes === null) {
     return refuse(`OlaresManifest.yaml: ${field} must be a quantity like 512Mi or 2Gi (got ${value.slice(0, 40)})`);
-  const unit = match[2] ?? '';
-  return String(Math.round(Number(match[1]) * (BINARY_UNITS[unit] ?? DECIMAL_UNITS[unit] ?? 1)));
+  }
+  return String(Math.round(bytes));
 }
 
 /** The ApplicationInfoEntry of the package, then the catalogue's reading of it. */
 function buildEntry({ folder, chart, manifest, translations }: Manifests): ChartPackage {
-  if (!isMap(chart)) return refuse('Chart.yaml must be a map');
-  if (!isMap(manifest)) return refuse('OlaresManifest.yaml must be a map');
+  if (!isObject(chart)) return refuse('Chart.yaml must be a map');
+  if (!isObject(manifest)) return refuse('OlaresManifest.yaml must be a map');
   const M = 'OlaresManifest.yaml';
   const chartName = textAt('Chart.yaml', chart, '', 'name', true) as string;
   const chartVersion = textAt('Chart.yaml', chart, '', 'version', true) as string;
@@ -330,9 +311,9 @@ function buildEntry({ folder, chart, manifest, translations }: Manifests): Chart
 
 /** What a translation carries, in the shape sources serve `i18n.<locale>`. */
 function translationOf(translation: unknown): Yaml {
-  if (!isMap(translation)) return {};
-  const metadata = isMap(translation.metadata) ? translation.metadata : {};
-  const spec = isMap(translation.spec) ? translation.spec : {};
+  if (!isObject(translation)) return {};
+  const metadata = isObject(translation.metadata) ? translation.metadata : {};
+  const spec = isObject(translation.spec) ? translation.spec : {};
   return {
     metadata: { title: metadata.title ?? null, description: metadata.description ?? null },
     entrances: translation.entrances ?? null,

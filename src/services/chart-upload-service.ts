@@ -1,21 +1,17 @@
 import type { Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
+import { UPLOAD_SOURCE } from '../db/default-sources.js';
 import type { CatalogAppRow } from '../db/models.js';
 import { readCatalogueEntry } from '../domain/catalogue-entry.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../domain/errors.js';
+import { isUploadedFile } from '../domain/uploaded-file.js';
 import type { CatalogueChanged } from '../events/change-feed.js';
 import type { CatalogService } from './catalog-service.js';
 import { catalogueColumns } from './catalogue-writes.js';
 import { type ChartLimits, readChartPackage } from './chart-package.js';
 
-/** The local market source uploaded charts go to (seeded with the other default sources). */
-export const UPLOAD_SOURCE = 'upload';
-
 /** Versions kept in an uploaded app's history (newest first); older ones drop off. */
 const MAX_HISTORY = 50;
-
-/** An uploaded file as Yoga hands it to the resolver (the Fetch API's File). */
-export type UploadedFile = Pick<Blob, 'size' | 'arrayBuffer'>;
 
 /**
  * Packaged charts uploaded by admins into the `upload` source: read and checked in memory
@@ -27,14 +23,17 @@ export class ChartUploadService {
     private readonly db: Db,
     private readonly catalog: CatalogService,
     private readonly limits: ChartLimits,
-    /** Called after each committed upload (the catalogue-change record and announcement). */
+    /**
+     * Called after each committed upload (the catalogue-change record and announcement). Its
+     * failure is reported as a process warning, not to the uploader: the chart is stored by then.
+     */
     private readonly onChanged: (change: CatalogueChanged) => Promise<void> = async () => {},
   ) {}
 
   async upload(viewer: Viewer, file: unknown): Promise<CatalogAppRow> {
     // Before anything is read: a non-admin learns nothing about the package.
     if (!viewer.isAdmin) throw new ForbiddenError('Only admins may upload charts');
-    if (!isFile(file)) {
+    if (!isUploadedFile(file)) {
       throw new ValidationError('chart must be a file, sent as a multipart request (GraphQL multipart request spec)', [
         { path: 'chart', message: 'not a file' },
       ]);
@@ -46,7 +45,7 @@ export class ChartUploadService {
     }
     const chart = await readChartPackage(new Uint8Array(await file.arrayBuffer()), this.limits);
     const appId = chart.row.name;
-    const app = await this.store(appId, chart.served).catch((error: unknown) => {
+    const { app, existed } = await this.store(appId, chart.served).catch((error: unknown) => {
       // Two first uploads of one app at once: the second insert meets the first one's row.
       if ((error as { code?: unknown }).code === 'P2002') {
         throw new ConflictError(`Another upload of ${appId} was being stored at the same time; try again`);
@@ -55,18 +54,29 @@ export class ChartUploadService {
     });
     // An install right after must find the new entry, not a lookup cached before the upload.
     this.catalog.forgetSource(UPLOAD_SOURCE);
-    const created = app.createdAt.getTime() === app.updatedAt.getTime();
-    await this.onChanged({
+    // Committed: a failing announcement must not turn a stored chart into a failed upload (a retry
+    // would only store it again). The service has no logger; like the change feed's and the
+    // runtime's post-commit dispatch, the failure goes to process warnings (Node prints them to stderr).
+    const change = {
       sourceId: UPLOAD_SOURCE,
-      added: created ? [appId] : [],
-      updated: created ? [] : [appId],
+      added: existed ? [] : [appId],
+      updated: existed ? [appId] : [],
       removed: [],
-    });
+    };
+    try {
+      await this.onChanged(change);
+    } catch (error) {
+      process.emitWarning(`the catalogue change of uploaded chart ${appId} could not be announced: ${String(error)}`);
+    }
     return app;
   }
 
-  /** Creates or replaces the entry `appId` of the upload source, with its categories, in one transaction. */
-  private store(appId: string, served: Record<string, unknown>): Promise<CatalogAppRow> {
+  /**
+   * Creates or replaces the entry `appId` of the upload source, with its categories, in one
+   * transaction; `existed` tells which (the row read before the write, not timestamps that a
+   * create and an update within one clock tick would leave equal, or unequal after a migration).
+   */
+  private store(appId: string, served: Record<string, unknown>): Promise<{ app: CatalogAppRow; existed: boolean }> {
     return this.db.$transaction(async (tx) => {
       if (!(await tx.marketSource.findUnique({ where: { sourceId: UPLOAD_SOURCE } }))) {
         throw new NotFoundError(`Market source ${UPLOAD_SOURCE} does not exist`);
@@ -87,7 +97,7 @@ export class ChartUploadService {
           data: row.categories.map((category) => ({ catalogAppId: saved.id, category })),
         });
       }
-      return saved;
+      return { app: saved, existed: previous !== null };
     });
   }
 }
@@ -106,13 +116,4 @@ function withHistory(appId: string, served: Record<string, unknown>, previous: C
   // The package passed these rules already; the history only adds versions they accepted before.
   if (!reading.ok) throw new ValidationError(reading.reason, [{ path: 'chart', message: reading.reason }]);
   return reading.row;
-}
-
-function isFile(value: unknown): value is UploadedFile {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as UploadedFile).size === 'number' &&
-    typeof (value as UploadedFile).arrayBuffer === 'function'
-  );
 }

@@ -83,8 +83,16 @@ export class HttpMarketSource implements MarketSourceClient {
     // fetch refuses a URL with credentials (and would quote it whole in its error): they travel
     // as Basic authentication instead, and are known secrets from here on.
     if (url.username || url.password) {
-      const password = decodeURIComponent(url.password);
-      const token = Buffer.from(`${decodeURIComponent(url.username)}:${password}`).toString('base64');
+      let username: string;
+      let password: string;
+      try {
+        username = decodeURIComponent(url.username);
+        password = decodeURIComponent(url.password);
+      } catch {
+        // A URIError (a `%` not followed by two hex digits): its message would quote the credentials.
+        throw new MarketSourceError('unreachable', 'the base URL has malformed credentials');
+      }
+      const token = Buffer.from(`${username}:${password}`).toString('base64');
       this.headers.authorization = `Basic ${token}`;
       this.secrets.push(password, token);
     }
