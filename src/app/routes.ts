@@ -23,11 +23,9 @@ export interface RouteDeps {
   yoga: GraphQLServer;
   /**
    * Decides, from the headers alone, whether a chart upload's sender may send a body beyond
-   * MAX_BODY_BYTES (an admin; see graphqlBodyLimit). Optional only until the composition root
-   * passes it: without it, a credential must merely be present (it is verified by Yoga before the
-   * operation runs, but after the larger body was read).
+   * MAX_BODY_BYTES (an admin; see graphqlBodyLimit).
    */
-  authenticator?: Pick<Authenticator, 'fromHeaders'>;
+  authenticator: Pick<Authenticator, 'fromHeaders'>;
   /** Plain JSON POSTs to /graphql, when GRAPHQL_FAST_PATH is on; what it declines goes to Yoga. */
   fastPath: HttpFastPath | null;
   origins: OriginPolicy;

@@ -33,7 +33,7 @@ export interface BodyLimit {
 export async function graphqlBodyLimit(
   req: IncomingMessage,
   config: { maxBodyBytes: number; chartUploadMaxBytes: number; auth: Config['auth'] },
-  authenticator?: Pick<Authenticator, 'fromHeaders'>,
+  authenticator: Pick<Authenticator, 'fromHeaders'>,
 ): Promise<BodyLimit> {
   const { maxBodyBytes, chartUploadMaxBytes } = config;
   if (!isPreflightedUpload(req)) return { bytes: maxBodyBytes, setting: 'MAX_BODY_BYTES' };
@@ -47,30 +47,20 @@ export async function graphqlBodyLimit(
  * Whether the sender of a chart upload may send a package: an admin, as the Authenticator decides
  * from the request's headers (a static token is a hash lookup, a JWT a signature check against
  * local keys: no I/O, no body). Only admins may upload (`uploadChart`), so nobody else needs more
- * than MAX_BODY_BYTES. In local development mode every request is the admin. Without an
- * authenticator, at least a credential must be present (the Authorization header, or the
- * AUTH_USER_HEADER a gateway sets); Yoga still verifies it before the operation runs.
+ * than MAX_BODY_BYTES. In local development mode every request is the admin.
  */
 async function mayUpload(
   req: IncomingMessage,
   auth: Config['auth'],
-  authenticator?: Pick<Authenticator, 'fromHeaders'>,
+  authenticator: Pick<Authenticator, 'fromHeaders'>,
 ): Promise<boolean> {
   if (auth.localDevelopment) return true;
-  if (!authenticator) {
-    const present = (name: string) => Boolean(headerValue(req.headers[name])?.trim());
-    return present('authorization') || Boolean(auth.userHeader && present(auth.userHeader.toLowerCase()));
-  }
   try {
     return (await authenticator.fromHeaders(req.headers)).isAdmin;
   } catch (error) {
     if (error instanceof DomainError) return false; // not accepted: Yoga answers for it if the body fits
     throw error;
   }
-}
-
-function headerValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }
 
 /**
