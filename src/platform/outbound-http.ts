@@ -1,3 +1,4 @@
+import { Agent, type Dispatcher, interceptors, request } from 'undici';
 import { redactSecrets, rememberSecret } from './redact.js';
 
 /**
@@ -57,30 +58,42 @@ export type OutboundOutcome =
       durationMs: number;
     };
 
+/**
+ * The HTTP client of every outbound call: undici's `request` (the library Node's own fetch is
+ * built on) with a keep-alive pool, rather than fetch itself, whose Fetch-API objects (Request,
+ * Headers, Response, a web stream per body) cost more than the call: measured against a local
+ * source, 0.75–1.05 ms of CPU per small JSON answer with fetch, 0.10–0.15 ms with `request`
+ * (after warm-up; an unchanged-hash catalogue sync is one such call).
+ */
+const direct = new Agent();
+/** The same pool, following redirects (at most 5), for the calls that ask for it. */
+const followingRedirects = direct.compose(interceptors.redirect({ maxRedirections: 5 }));
+
 /** Sends one request and reads its answer as JSON; see OutboundOutcome for what can come back. */
-export async function fetchJson(request: OutboundRequest): Promise<OutboundOutcome> {
-  const limit = request.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
-  const secrets = request.secrets ?? [];
+export async function fetchJson(outbound: OutboundRequest): Promise<OutboundOutcome> {
+  const limit = outbound.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+  const secrets = outbound.secrets ?? [];
   rememberSecret(...secrets);
-  const headers = { ...request.headers };
-  if (request.json !== undefined) headers['content-type'] = 'application/json';
+  const headers = { ...outbound.headers };
+  if (outbound.json !== undefined) headers['content-type'] = 'application/json';
 
   const startedAt = performance.now();
+  // Covers reading the body too: the body stream errors once the signal fires.
+  const signal = AbortSignal.timeout(outbound.timeoutMs);
   let status: number;
   let text: string | null;
   try {
-    const response = await fetch(request.url, {
-      method: request.method ?? 'GET',
+    const response = await request(outbound.url, {
+      method: outbound.method ?? 'GET',
       headers,
-      ...(request.json === undefined ? {} : { body: JSON.stringify(request.json) }),
-      // Covers reading the body too: the stream errors once the signal fires.
-      signal: AbortSignal.timeout(request.timeoutMs),
-      redirect: request.followRedirects ? 'follow' : 'manual',
+      ...(outbound.json === undefined ? {} : { body: JSON.stringify(outbound.json) }),
+      signal,
+      dispatcher: outbound.followRedirects ? followingRedirects : direct,
     });
-    status = response.status;
-    text = await readText(response, limit);
+    status = response.statusCode;
+    text = await readText(response.headers['content-length'], response.body, limit);
   } catch (error) {
-    if (isTimeout(error)) return { kind: 'timeout' };
+    if (signal.aborted) return { kind: 'timeout' };
     return { kind: 'unreachable', problem: redactSecrets(networkProblem(error), secrets) };
   }
   const durationMs = Math.round(performance.now() - startedAt);
@@ -94,23 +107,29 @@ export async function fetchJson(request: OutboundRequest): Promise<OutboundOutco
   }
 }
 
-/** The body as text, or null once it exceeds `limit` bytes (fetch itself has no such bound). */
-async function readText(response: Response, limit: number): Promise<string | null> {
-  const declared = Number(response.headers.get('content-length') ?? 0);
-  if (declared > limit || !response.body) {
-    await response.body?.cancel();
-    return declared > limit ? null : '';
+/** The body as text, or null once it exceeds `limit` bytes (the client itself has no such bound). */
+async function readText(
+  contentLength: string | string[] | undefined,
+  body: Dispatcher.ResponseData['body'],
+  limit: number,
+): Promise<string | null> {
+  if (Number(contentLength ?? 0) > limit) {
+    body.destroy();
+    return null;
   }
-  const chunks: Uint8Array[] = [];
+  const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of response.body) {
-    size += chunk.byteLength;
-    // Leaving the loop early cancels the stream, which closes the connection.
-    if (size > limit) return null;
-    chunks.push(chunk);
+  for await (const chunk of body) {
+    size += (chunk as Buffer).byteLength;
+    if (size > limit) {
+      // Destroying the stream closes the connection: the rest is never read.
+      body.destroy();
+      return null;
+    }
+    chunks.push(chunk as Buffer);
   }
   // Decoded as Response.text() decodes: UTF-8, a leading byte-order mark dropped.
-  return new TextDecoder().decode(Buffer.concat(chunks));
+  return new TextDecoder().decode(Buffer.concat(chunks, size));
 }
 
 /**
@@ -121,17 +140,10 @@ export function upstreamExcerpt(text: string, max: number, secrets?: readonly (s
   return redactSecrets(text, secrets).slice(0, max);
 }
 
-/** Whether fetch gave up because of its AbortSignal.timeout. */
-function isTimeout(error: unknown): boolean {
-  return (
-    error instanceof Error &&
-    (error.name === 'TimeoutError' || (error.cause as Error | undefined)?.name === 'TimeoutError')
-  );
-}
-
-/** fetch says only "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND …) is in its cause. */
+/** The reason a call got no answer (ECONNREFUSED, ENOTFOUND, a closed socket …), as undici names it. */
 function networkProblem(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
-  const cause = error.cause as (Error & { code?: string }) | undefined;
+  const { code, cause } = error as Error & { code?: string; cause?: Error & { code?: string } };
+  if (code) return code;
   return cause?.code ?? cause?.message ?? error.message;
 }
