@@ -141,6 +141,18 @@ describe.each(databases)('the Syncer on %s', (kind) => {
     );
   });
 
+  test('an unchanged hash is checked against the stored row: another writer having moved it makes the sync read', async () => {
+    await syncNow(server);
+    // As another instance would: the stored hash is not the one this instance last saw.
+    await server.app.db.marketSource.update({ where: { sourceId: 'market.olares' }, data: { catalogHash: 'other' } });
+    fake.resetCounters();
+    expect(await syncNow(server)).toMatchObject({ lastError: null, consecutiveFailures: 0, appCount: 3 });
+    expect(fake.count('info')).toBe(1);
+    expect((await server.app.db.marketSource.findUnique({ where: { sourceId: 'market.olares' } }))?.catalogHash).toBe(
+      fake.hash,
+    );
+  });
+
   test('one changed app costs one detail fetch for it and changes its row only', async () => {
     const rowsBefore = await server.app.db.catalogApp.findMany({ orderBy: { appId: 'asc' } });
     fake.change('notes', { version: '1.1.0' });

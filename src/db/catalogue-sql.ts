@@ -95,3 +95,22 @@ export function recordSyncSuccess(db: SqlClient, sourceId: string, status: SyncS
       "syncDurationMs" = ${status.durationMs}, "nextSyncAt" = ${status.nextSyncAt}, "updatedAt" = ${status.at}
     WHERE "sourceId" = ${sourceId}`;
 }
+
+/**
+ * Records a sync that found the source's hash unchanged, only if the row still has that hash and
+ * that base URL (the Syncer read it in an earlier sync; another instance may have synced since,
+ * or a restart pointed it elsewhere). One statement instead of a read and a write; returns the
+ * rows written (0: read the row again and sync from it).
+ */
+export function recordUnchangedSync(
+  db: SqlClient,
+  source: { sourceId: string; baseUrl: string | null; catalogHash: string },
+  status: Omit<SyncSuccess, 'catalogHash' | 'error'>,
+) {
+  return db.$executeRaw`
+    UPDATE "MarketSource" SET "syncedAt" = ${status.at}, "syncAttemptAt" = ${status.at}, "syncError" = NULL,
+      "syncFailures" = 0, "syncDurationMs" = ${status.durationMs}, "nextSyncAt" = ${status.nextSyncAt},
+      "updatedAt" = ${status.at}
+    WHERE "sourceId" = ${source.sourceId} AND "catalogHash" = ${source.catalogHash}
+      AND COALESCE("baseUrl", '') = ${source.baseUrl ?? ''}`;
+}

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type MarketSourceClient, MarketSourceError, type SourceIndex } from '../adapters/market-source/port.js';
-import { findMarketSource, recordSyncSuccess, type SyncSuccess } from '../db/catalogue-sql.js';
+import { findMarketSource, recordUnchangedSync, type SyncSuccess } from '../db/catalogue-sql.js';
 import type { Db } from '../db/client.js';
 import { isUniqueViolation } from '../db/hot-path-sql.js';
 import type { MarketSourceRow } from '../db/models.js';
@@ -65,6 +65,12 @@ export interface SourceSyncStatus {
 
 export class CatalogueSyncer {
   private readonly running = new Map<string, Promise<SyncOutcome>>();
+  /**
+   * Each source's row as the last sync of it read it. An on-demand sync starts from it, so that
+   * an unchanged hash costs one conditional statement (recordUnchangedSync), not a read and a
+   * write; anything else reads the row again first.
+   */
+  private readonly known = new Map<string, MarketSourceRow>();
 
   constructor(
     private readonly db: Db,
@@ -82,10 +88,19 @@ export class CatalogueSyncer {
    */
   syncNow(sourceId: string): Promise<SyncOutcome> {
     return this.once(sourceId, async () => {
-      const source = await findMarketSource(this.db, sourceId);
-      if (!source) throw new NotFoundError(`Market source ${sourceId} does not exist`);
-      return this.sync(source);
+      const known = this.known.get(sourceId);
+      return known ? this.sync(known, { remembered: true }) : this.sync(await this.read(sourceId));
     });
+  }
+
+  /** The source's row as stored now (NOT_FOUND when it is gone). */
+  private async read(sourceId: string): Promise<MarketSourceRow> {
+    const source = await findMarketSource(this.db, sourceId);
+    if (!source) {
+      this.known.delete(sourceId);
+      throw new NotFoundError(`Market source ${sourceId} does not exist`);
+    }
+    return source;
   }
 
   /** Runs `sync` unless a sync of the source is running, which is joined instead. */
@@ -153,10 +168,18 @@ export class CatalogueSyncer {
     }));
   }
 
-  private async sync(source: MarketSourceRow, again = false): Promise<SyncOutcome> {
+  /**
+   * One sync of `source`. `remembered`: the row is the one an earlier sync read (see `known`);
+   * unless the hash is unchanged and the row still says so, it is read again before anything else.
+   */
+  private async sync(
+    source: MarketSourceRow,
+    { again = false, remembered = false }: { again?: boolean; remembered?: boolean } = {},
+  ): Promise<SyncOutcome> {
     const started = performance.now();
     const attemptAt = this.now();
     const outcome = emptyOutcome(source.sourceId);
+    this.known.set(source.sourceId, source);
     try {
       const client = this.clientFor(source);
       if (!client) {
@@ -167,9 +190,11 @@ export class CatalogueSyncer {
       if (hash === source.catalogHash) {
         // Only the source's status moves: no catalogue row is written.
         outcome.durationMs = elapsed(started);
-        await recordSyncSuccess(this.db, source.sourceId, this.successStatus(attemptAt, outcome, hash));
-        return outcome;
+        const { at, durationMs, nextSyncAt } = this.successStatus(attemptAt, outcome, hash);
+        const unchanged = { sourceId: source.sourceId, baseUrl: source.baseUrl, catalogHash: hash };
+        if ((await recordUnchangedSync(this.db, unchanged, { at, durationMs, nextSyncAt })) === 1) return outcome;
       }
+      if (remembered) return this.sync(await this.read(source.sourceId), { again });
       outcome.read = true;
       const index = await client.index();
       const write = await this.plan(source.sourceId, index, client, outcome);
@@ -183,13 +208,17 @@ export class CatalogueSyncer {
       // bundled file; a syncMarketSource beside the leader's run): sync again from what it wrote.
       if (!again && isUniqueViolation(error)) {
         const fresh = await this.db.marketSource.findUnique({ where: { id: source.id } });
-        if (fresh) return this.sync(fresh, true);
+        if (fresh) return this.sync(fresh, { again: true });
       }
+      // A remembered row may be behind (failures another instance counted): count from the stored one.
+      const stored = remembered ? await this.read(source.sourceId) : source;
       outcome.error = describe(error);
       outcome.durationMs = elapsed(started);
-      await this.recordFailure(source, attemptAt, outcome);
+      await this.recordFailure(stored, attemptAt, outcome);
       return outcome;
     }
+    // The row's hash (and status) moved: the next on-demand sync reads it again.
+    this.known.delete(source.sourceId);
     if (outcome.added.length + outcome.updated.length + outcome.removed.length > 0) {
       // After the commit: the callback owns its failures (app/catalogue.ts logs them), so that a
       // sync that changed the catalogue never reports itself as failed.
