@@ -343,6 +343,30 @@ describe('sources and subscribers', () => {
       return (task.body?.data?.task as { status: string } | null)?.status === 'COMPLETED' ? true : undefined;
     }, 'the install to complete');
   });
+
+  test('a newer version in the catalogue is pushed to the installed app: appUpdated, then upgradeAvailable', async () => {
+    const query = `{ app(sourceId: "market.olares", appName: "beta") { installedVersion latestVersion upgradeAvailable } }`;
+    const before = (await rawRequest(server, { query })).body?.data?.app as { installedVersion: string };
+    expect(before).toMatchObject({ upgradeAvailable: false });
+    const document = parse(
+      'subscription { appUpdated(filter: { appName: "beta" }) { appName installedVersion } }',
+    ) as TypedDocumentNode<{ appUpdated: unknown }, Record<string, never>>;
+    const subscription = await subscribe(server, document, {});
+    try {
+      good.change('beta', { version: '99.0.0' });
+      await syncNow(server);
+      expect(await subscription.next()).toEqual({
+        appUpdated: { appName: 'beta', installedVersion: before.installedVersion },
+      });
+      expect((await rawRequest(server, { query })).body?.data?.app).toEqual({
+        installedVersion: before.installedVersion,
+        latestVersion: '99.0.0',
+        upgradeAvailable: true,
+      });
+    } finally {
+      await subscription.close();
+    }
+  });
 });
 
 /** The version a fake source serves for an app. */

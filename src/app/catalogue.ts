@@ -28,7 +28,7 @@ interface CatalogueDeps {
 
 /** The Syncer and the catalogue-change announcements it (and uploads) make. */
 export function createCatalogue({ db, logger, config, bus, feed, history, catalog }: CatalogueDeps) {
-  const changes = new CatalogueChanges(bus, feed, history, catalog);
+  const changes = new CatalogueChanges(db, bus, feed, history, catalog);
   const bundledFile =
     config.catalogue.bundledFile === undefined ? BUNDLED_CATALOGUE_PATH : config.catalogue.bundledFile;
   const settings = {

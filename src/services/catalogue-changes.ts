@@ -1,4 +1,5 @@
 import { filter, pipe } from 'graphql-yoga';
+import type { Db } from '../db/client.js';
 import { ValidationError } from '../domain/errors.js';
 import type { CatalogueChanged, ChangeFeed, EventBus } from '../events/change-feed.js';
 import type { CatalogService } from './catalog-service.js';
@@ -10,6 +11,9 @@ import { MAX_SOURCE_ID_LENGTH } from './market-source-service.js';
  * every user's records) read them.
  */
 export const SYSTEM_HISTORY_USER = 'system';
+
+/** App ids per lookup of installed apps: within SQLite's historical 999 parameters per statement. */
+const IDS_PER_QUERY = 500;
 
 /** Most app ids named in a history record's message; the record's data holds them all. */
 const MAX_IDS_IN_MESSAGE = 10;
@@ -23,17 +27,22 @@ export class CatalogueChanges {
   private readonly changes: AsyncIterator<CatalogueChanged>;
 
   constructor(
+    private readonly db: Db,
     private readonly bus: EventBus,
     private readonly feed: ChangeFeed,
     private readonly history: HistoryService,
     private readonly catalog: CatalogService,
   ) {
-    // Every instance drops its cached lookups of a changed source, whichever instance changed it.
+    // Every instance, whichever instance changed the catalogue: drops its cached lookups of the
+    // source and announces its installed apps of the changed entries to its own subscribers.
     const changes = bus.subscribe('catalogue:changed')[Symbol.asyncIterator]();
     this.changes = changes;
     void (async () => {
       for (let next = await changes.next(); !next.done; next = await changes.next()) {
         catalog.forgetSource(next.value.sourceId);
+        this.announceInstalledApps(next.value).catch((error: unknown) =>
+          process.emitWarning(`the apps of a catalogue change could not be announced: ${String(error)}`),
+        );
       }
     })();
   }
@@ -61,6 +70,27 @@ export class CatalogueChanges {
     ]);
     this.feed.history(records);
     this.feed.catalogue(change);
+  }
+
+  /**
+   * The installed apps of the changed entries, announced as app changes: their `latestVersion`
+   * and `upgradeAvailable` moved, and `appUpdated` subscribers (the dashboard, a store page)
+   * re-read them. Added entries count too (an app installed before its source listed it). App
+   * changes stay on this instance's bus (ChangeFeed): each instance does this for its own.
+   */
+  private async announceInstalledApps({ sourceId, added, updated }: CatalogueChanged): Promise<void> {
+    for (let start = 0; start < added.length + updated.length; start += IDS_PER_QUERY) {
+      const appIds = [...added, ...updated].slice(start, start + IDS_PER_QUERY);
+      const entries = await this.db.catalogApp.findMany({
+        where: { sourceId, appId: { in: appIds } },
+        select: { name: true },
+      });
+      const installed = await this.db.appState.findMany({
+        where: { sourceId, appName: { in: entries.map((entry) => entry.name) } },
+        select: { userId: true, appName: true },
+      });
+      for (const { userId, appName } of installed) this.feed.app({ userId, sourceId, appName });
+    }
   }
 
   /** Changes from now on, of one source or of all. */
