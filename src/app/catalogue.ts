@@ -14,7 +14,7 @@ import type { HistoryService } from '../services/history-service.js';
  * The catalogue file `market.olares` reads without MARKET_SOURCE_URL: data shipped with the
  * project (the same place relative to src/app and dist/app).
  */
-export const BUNDLED_CATALOGUE_PATH = fileURLToPath(new URL('../../catalogue/bundled.json', import.meta.url));
+const BUNDLED_CATALOGUE_PATH = fileURLToPath(new URL('../../catalogue/bundled.json', import.meta.url));
 
 interface CatalogueDeps {
   db: Db;

@@ -1,7 +1,5 @@
 import { z } from 'zod';
-import { entryText, FALLBACK_LOCALE, isObject, localizedValue } from './catalogue-views.js';
-
-export { FALLBACK_LOCALE };
+import { entryText, FALLBACK_LOCALE, isObject } from './catalogue-views.js';
 
 /**
  * A catalogue entry: the ApplicationInfoEntry a market source serves (market-domain.md §6.3),
@@ -125,16 +123,8 @@ export function readCatalogueEntry(appId: string, served: unknown): EntryReading
   };
 }
 
-/**
- * The text of a localized field (a plain string or a locale map) in `locale`: the locale or its
- * language, then FALLBACK_LOCALE, then the first text there is. The views' rules (`localizedValue`).
- */
-export function localized(value: string | Record<string, string> | undefined | null, locale: string): string | null {
-  return localizedValue(value, locale);
-}
-
 /** Whether a PriceConfig asks for payment before install: a `paid` block or any product. */
-export function isPaid(price: Record<string, unknown> | null): boolean {
+function isPaid(price: Record<string, unknown> | null): boolean {
   if (!price) return false;
   if (isObject(price.paid)) return true;
   return Array.isArray(price.products) && price.products.length > 0;

@@ -10,7 +10,7 @@ import { MAX_SOURCE_ID_LENGTH } from './market-source-service.js';
  * Who history records of catalogue changes belong to. They concern no user: only admins (who see
  * every user's records) read them.
  */
-export const SYSTEM_HISTORY_USER = 'system';
+const SYSTEM_HISTORY_USER = 'system';
 
 /** App ids per lookup of installed apps: within SQLite's historical 999 parameters per statement. */
 const IDS_PER_QUERY = 500;
