@@ -80,6 +80,9 @@ async function main(): Promise<void> {
     PORT: '0',
     LOG_LEVEL: 'silent',
     DEMO_DATA: '0',
+    // The fleet's own catalogue (seed-fleet.ts) is the only one: a synced bundled file would
+    // replace it (its apps are not in the file).
+    BUNDLED_CATALOGUE_FILE: 'off',
     SIMULATED_STEP_MS: '0',
     MUTATION_RATE_PER_S: '0',
     TASK_LEASE_MS: String(24 * 3600 * 1000),
