@@ -95,7 +95,7 @@ export function createPeriodicJobs({
     const { appService } = services;
     if (config.appService.kind === 'http' && appService.listApps) {
       const listApps = appService.listApps.bind(appService);
-      reconciliation = startJob('app-service reconciliation', config.appService.reconcileIntervalMs, async () => {
+      reconciliation = startJob('app-service reconciliation', config.statusCorrectionIntervalMs, async () => {
         for (const event of await listApps()) await services.engine.onAppState(event);
       });
     }

@@ -4,10 +4,12 @@ export type {
   CatalogApp as CatalogAppRow,
   HistoryRecord as HistoryRow,
   MarketSource as MarketSourceRow,
+  OutboxMessage as OutboxMessageRow,
   Payment as PaymentRow,
   PaymentNotification as PaymentNotificationRow,
   Prisma,
   Task as TaskRow,
+  Webhook as WebhookRow,
 } from '../generated/prisma-sqlite/client.js';
 
 /** Writes SQL NULL into a Json column (plain `null` is not allowed there, `undefined` means "unchanged"). */

@@ -215,8 +215,38 @@ export const envSchema = z.object({
   APP_SERVICE_EVENT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Chart repository URL passed to the app service as `repoUrl`. @default http://127.0.0.1:82/ */
   APP_SERVICE_REPO_URL: z.url({ error: 'must be an absolute http(s) URL' }).default('http://127.0.0.1:82/'),
-  /** Period of reconciliation against the app service's app list (HTTP mode). @default 60000 */
+  /**
+   * Period of status correction: the app service's full app list compared with the stored states
+   * (both modes; it also runs once at start). Unset → RECONCILE_INTERVAL_MS, its former name. @default 60000
+   */
+  STATUS_CORRECTION_INTERVAL_MS: positiveInt.optional(),
+  /** Former name of STATUS_CORRECTION_INTERVAL_MS, still read. @default 60000 */
   RECONCILE_INTERVAL_MS: positiveInt.default(60_000),
+  /** Deliveries the outbox worker of one instance has in flight at once. @default 8 */
+  OUTBOX_CONCURRENCY: positiveInt.max(256, 'must be at most 256').default(8),
+  /** Attempts of one outbound message before it is dead-lettered. @default 10 */
+  OUTBOX_MAX_ATTEMPTS: positiveInt.max(100, 'must be at most 100').default(10),
+  /** Pause before the first retry; each later retry doubles it (with jitter). @default 1000 */
+  OUTBOX_BACKOFF_BASE_MS: positiveInt.default(1000),
+  /** Longest pause between two attempts. @default 600000 */
+  OUTBOX_BACKOFF_MAX_MS: positiveInt.default(600_000),
+  /** Timeout of one delivery attempt (connect to the end of the response). @default 10000 */
+  OUTBOX_ATTEMPT_TIMEOUT_MS: positiveInt.default(10_000),
+  /** Longest wait before the worker looks for due messages written by another instance. @default 1000 */
+  OUTBOX_POLL_INTERVAL_MS: positiveInt.default(1000),
+  /** Most webhooks an installation may register. @default 100 */
+  MAX_WEBHOOKS: positiveInt.max(10_000, 'must be at most 10000').default(100),
+  /**
+   * This server's address as browsers and wallets reach it (behind the gateway), for the URLs it
+   * hands out, e.g. the payment sign request's callback. Unset → http://HOST:PORT. @default none
+   */
+  PUBLIC_BASE_URL: optionalUrl,
+  /** Where payment pushes to the buyer's LarePass wallet are POSTed; unset → kept, not sent. @default none */
+  PAYMENT_WALLET_PUSH_URL: optionalUrl,
+  /** Where payment state pushes to the buyer's Market frontend are POSTed; unset → kept, not sent. @default none */
+  PAYMENT_FRONTEND_PUSH_URL: optionalUrl,
+  /** HMAC-SHA256 key that signs payment pushes (X-Signature); required with a push URL. @default none */
+  PAYMENT_PUSH_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Credential queries per polling round after a purchase is signed. @default 20 */
   PAYMENT_POLL_ATTEMPTS: positiveInt.max(1000, 'must be at most 1000').default(20),
   /** Pause between credential queries. @default 5000 */

@@ -59,9 +59,22 @@ export type Config = {
         timeoutMs: number;
         eventSecret: string;
         repoUrl: string;
-        reconcileIntervalMs: number;
       };
   history: { retentionDays: number; cleanupIntervalMs: number };
+  /** STATUS_CORRECTION_INTERVAL_MS: how often stored states are compared with the app service's list. */
+  statusCorrectionIntervalMs: number;
+  /** The outbox worker: deliveries of payment pushes and webhooks. */
+  outbox: {
+    concurrency: number;
+    maxAttempts: number;
+    backoffBaseMs: number;
+    backoffMaxMs: number;
+    attemptTimeoutMs: number;
+    pollIntervalMs: number;
+  };
+  maxWebhooks: number;
+  /** PUBLIC_BASE_URL without a trailing slash, or http://HOST:PORT. */
+  publicBaseUrl: string;
   catalogue: {
     /** MARKET_SOURCE_URL; null → the bundled catalogue file. */
     marketSourceUrl: string | null;
@@ -89,6 +102,8 @@ export type Config = {
     developerService:
       | { kind: 'simulated'; outcomes: Record<string, string> }
       | { kind: 'http'; urlTemplate: string; timeoutMs: number };
+    /** Where pushes go (null: written and shown on the payment, not sent) and the key that signs them. */
+    pushes: { walletUrl: string | null; frontendUrl: string | null; secret: string | null };
   };
 };
 
@@ -166,6 +181,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     appService: appServiceSettings(e),
     history: { retentionDays: e.HISTORY_RETENTION_DAYS, cleanupIntervalMs: e.HISTORY_CLEANUP_INTERVAL_MS },
+    statusCorrectionIntervalMs: e.STATUS_CORRECTION_INTERVAL_MS ?? e.RECONCILE_INTERVAL_MS,
+    outbox: outboxSettings(e),
+    maxWebhooks: e.MAX_WEBHOOKS,
+    publicBaseUrl: publicBaseUrl(e),
     catalogue: {
       marketSourceUrl: e.MARKET_SOURCE_URL ?? null,
       bundledFile: e.BUNDLED_CATALOGUE_FILE === 'off' ? null : e.BUNDLED_CATALOGUE_FILE,
@@ -189,6 +208,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       pollAttempts: e.PAYMENT_POLL_ATTEMPTS,
       pollIntervalMs: e.PAYMENT_POLL_INTERVAL_MS,
       developerService: developerServiceSettings(e),
+      pushes: paymentPushSettings(e),
     },
   };
 }
@@ -246,7 +266,6 @@ function appServiceSettings(e: Env): Config['appService'] {
     timeoutMs: e.APP_SERVICE_TIMEOUT_MS,
     eventSecret: e.APP_SERVICE_EVENT_SECRET,
     repoUrl: e.APP_SERVICE_REPO_URL,
-    reconcileIntervalMs: e.RECONCILE_INTERVAL_MS,
   };
 }
 
@@ -261,4 +280,33 @@ function developerServiceSettings(e: Env): Config['payments']['developerService'
   }
   if (!e.DEVELOPER_SERVICE_URL_TEMPLATE) return { kind: 'simulated', outcomes };
   return { kind: 'http', urlTemplate: e.DEVELOPER_SERVICE_URL_TEMPLATE, timeoutMs: e.DEVELOPER_SERVICE_TIMEOUT_MS };
+}
+
+function paymentPushSettings(e: Env): Config['payments']['pushes'] {
+  const walletUrl = e.PAYMENT_WALLET_PUSH_URL ?? null;
+  const frontendUrl = e.PAYMENT_FRONTEND_PUSH_URL ?? null;
+  if ((walletUrl || frontendUrl) && !e.PAYMENT_PUSH_SECRET) {
+    throw invalid(
+      'PAYMENT_PUSH_SECRET',
+      'required with PAYMENT_WALLET_PUSH_URL or PAYMENT_FRONTEND_PUSH_URL (it signs the pushes)',
+    );
+  }
+  return { walletUrl, frontendUrl, secret: e.PAYMENT_PUSH_SECRET ?? null };
+}
+
+function outboxSettings(e: Env): Config['outbox'] {
+  return {
+    concurrency: e.OUTBOX_CONCURRENCY,
+    maxAttempts: e.OUTBOX_MAX_ATTEMPTS,
+    backoffBaseMs: e.OUTBOX_BACKOFF_BASE_MS,
+    backoffMaxMs: Math.max(e.OUTBOX_BACKOFF_MAX_MS, e.OUTBOX_BACKOFF_BASE_MS),
+    attemptTimeoutMs: e.OUTBOX_ATTEMPT_TIMEOUT_MS,
+    pollIntervalMs: e.OUTBOX_POLL_INTERVAL_MS,
+  };
+}
+
+/** PUBLIC_BASE_URL without its trailing slashes; unset, the address the server listens on. */
+function publicBaseUrl(e: Env): string {
+  if (e.PUBLIC_BASE_URL) return e.PUBLIC_BASE_URL.replace(/\/+$/, '');
+  return `http://${e.HOST.includes(':') ? `[${e.HOST}]` : e.HOST}:${e.PORT}`;
 }

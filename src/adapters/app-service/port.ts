@@ -16,6 +16,27 @@ export interface OperationTarget {
   opId: string | null;
 }
 
+/**
+ * One way into an app, as the app service reports it (`entranceStatuses` of a state event, the
+ * entrances of its app list, and `sharedEntrances`): what an "open" needs.
+ */
+export interface AppEntrance {
+  name: string;
+  title: string | null;
+  /** Where it opens; null while the app service has not published it. */
+  url: string | null;
+  /** e.g. running, stopped, notReady. */
+  state: string | null;
+  /** public | private | internal. */
+  authLevel: string | null;
+  icon: string | null;
+  /** default | window | iframe. */
+  openMethod: string | null;
+  invisible: boolean;
+  /** One of the app's shared entrances (other users reach it too). */
+  shared: boolean;
+}
+
 /** One state report of the app service for one app of one user (the fields of its state event). */
 export interface AppStateEvent {
   userId: string;
@@ -33,6 +54,8 @@ export interface AppStateEvent {
   message?: string | null;
   /** When the app service produced the event; older events never overwrite newer ones. */
   createTime: Date;
+  /** The app's entrances, when the report carries them; undefined/null keeps the stored ones. */
+  entrances?: AppEntrance[] | null;
 }
 
 export type AppServiceErrorKind =

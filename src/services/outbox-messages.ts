@@ -1,0 +1,61 @@
+import type { Db } from '../db/client.js';
+import type { Prisma } from '../db/models.js';
+
+/**
+ * Writing a message for a receiver outside the server: a row of the outbox, in the caller's
+ * transaction when it has one, so the message exists exactly when the change it reports
+ * committed. The outbox worker (outbox-worker.ts) delivers it; nothing here talks to the network.
+ */
+
+export type OutboundKind = 'payment' | 'webhook';
+
+export interface OutboundMessage {
+  kind: OutboundKind;
+  /** What it reports, e.g. `market_payment` or `task.finished`; sent as the X-Event-Topic header. */
+  topic: string;
+  url: string;
+  /** The JSON document sent: serialised once here, so every attempt sends (and signs) the same bytes. */
+  body: unknown;
+  /** Stable for one message through every attempt; a second message with the same key is not written. */
+  idempotencyKey: string;
+  /** The PaymentNotification this message delivers (kind payment). */
+  notificationId?: number;
+  /** The webhook it goes to (kind webhook). */
+  webhookId?: string;
+}
+
+/** A database client or the transaction client of `$transaction(async (tx) => …)`. */
+export type DbWriter = Db | Prisma.TransactionClient;
+
+/**
+ * Writes the messages, due now. A message whose idempotency key is already in the outbox is
+ * skipped (the first one stands), so a change announced twice — by two instances, or again after
+ * a restart — is delivered once. Returns how many were written.
+ */
+export async function enqueueOutbound(db: DbWriter, messages: OutboundMessage[], now = new Date()): Promise<number> {
+  if (messages.length === 0) return 0;
+  const existing = await db.outboxMessage.findMany({
+    where: { idempotencyKey: { in: messages.map((message) => message.idempotencyKey) } },
+    select: { idempotencyKey: true },
+  });
+  const taken = new Set(existing.map((row) => row.idempotencyKey));
+  const fresh = messages.filter((message) => {
+    if (taken.has(message.idempotencyKey)) return false;
+    taken.add(message.idempotencyKey);
+    return true;
+  });
+  if (fresh.length === 0) return 0;
+  const { count } = await db.outboxMessage.createMany({
+    data: fresh.map((message) => ({
+      kind: message.kind,
+      topic: message.topic,
+      url: message.url,
+      body: JSON.stringify(message.body),
+      idempotencyKey: message.idempotencyKey,
+      notificationId: message.notificationId ?? null,
+      webhookId: message.webhookId ?? null,
+      nextAttemptAt: now,
+    })),
+  });
+  return count;
+}
