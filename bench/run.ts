@@ -25,6 +25,7 @@ import { g1 } from './g1.js';
 import { g4b } from './g4b.js';
 import { installRate } from './install-rate.js';
 import { type BenchResult, formatFigure, machineInfo, summaryMarkdown } from './lib/report.js';
+import { outboxBench } from './outbox.js';
 import { snapshotBench } from './snapshot.js';
 import { soak } from './soak.js';
 import { sseFanout } from './sse-fanout.js';
@@ -164,6 +165,17 @@ const BENCHMARKS: Benchmark[] = [
         ...(mode === 'quick'
           ? { apps: 500, reps: 3, unchanged: 100, postgresReps: 0 }
           : { apps: 2000, reps: 5, unchanged: 200, postgresReps: 3 }),
+        log: (line) => console.log(line),
+      }),
+  },
+  {
+    // Issue 14: outbox-throughput[-pg] (deliveries/s ÷ raw POSTs/s), outbox-request-path (webhooks'
+    // added latency of a task completion).
+    name: 'outbox',
+    run: (mode) =>
+      outboxBench({
+        concurrency: 8,
+        ...(mode === 'quick' ? { messages: 500, reps: 2, installs: 40 } : { messages: 3000, reps: 3, installs: 150 }),
         log: (line) => console.log(line),
       }),
   },

@@ -18,7 +18,11 @@ describe('stage and health derivation', () => {
     ['initializing', 'INSTALLING', 'UNKNOWN'],
     ['uninstalling', 'UNINSTALLING', 'UNKNOWN'],
     ['upgrading', 'UPGRADING', 'UNKNOWN'],
-    ['resuming', 'RUNNING', 'HEALTHY'],
+    ['resuming', 'RESUMING', 'UNKNOWN'],
+    ['stopping', 'STOPPING', 'UNKNOWN'],
+    ['stopFailed', 'FAILED', 'UNHEALTHY'],
+    ['resumeFailed', 'FAILED', 'UNHEALTHY'],
+    ['resumingCanceling', 'RESUMING', 'UNKNOWN'],
     ['RUNNING', 'RUNNING', 'HEALTHY'],
   ])('state %j → %s / %s', (state, stage, health) => {
     expect(deriveStage({ state })).toEqual({ stage, health });
@@ -41,6 +45,8 @@ describe('stage and health derivation', () => {
     ['CLONE', 'INSTALLING'],
     ['UPGRADE', 'UPGRADING'],
     ['UNINSTALL', 'UNINSTALLING'],
+    ['STOP', 'STOPPING'],
+    ['RESUME', 'RESUMING'],
   ])('a RUNNING %s task makes the stage %s with unknown health, whatever the state', (type, stage) => {
     for (const state of ['running', 'installFailed', 'stopped', 'downloading']) {
       expect(deriveStage({ state, activeTask: { type, status: 'RUNNING' } })).toEqual({ stage, health: 'UNKNOWN' });
@@ -59,6 +65,17 @@ describe('stage and health derivation', () => {
     expect(deriveStage({ state: 'stopped', activeTask: { type: 'UNINSTALL', status: 'PENDING' } })).toEqual({
       stage: 'STOPPED',
       health: 'UNHEALTHY',
+    });
+  });
+
+  test('a PENDING stop or resume already shows STOPPING or RESUMING, though the app still runs or is stopped', () => {
+    expect(deriveStage({ state: 'running', activeTask: { type: 'STOP', status: 'PENDING' } })).toEqual({
+      stage: 'STOPPING',
+      health: 'UNKNOWN',
+    });
+    expect(deriveStage({ state: 'stopped', activeTask: { type: 'RESUME', status: 'PENDING' } })).toEqual({
+      stage: 'RESUMING',
+      health: 'UNKNOWN',
     });
   });
 

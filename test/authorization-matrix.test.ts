@@ -453,6 +453,11 @@ describe.concurrent.each(SERVERS)('$mode mode on $kind', (setup) => {
       // The market-source mutations (admins only) name the active source: adding it again is a
       // CONFLICT, removing it is refused, selecting it again changes nothing for later cases.
       baseUrl: 'https://market.example',
+      // Webhooks (admins only): an admin's addWebhook succeeds (its deliveries to a closed port are
+      // retried in the background); removeWebhook is refused with VALIDATION (not a webhook id).
+      url: 'http://127.0.0.1:9/matrix-hook',
+      events: ['TASK_FINISHED'],
+      webhookId: 'wh_matrix',
       nsfw: false,
       // Not a file: an admin's upload is refused with VALIDATION, anyone else's with FORBIDDEN.
       'Mutation.uploadChart.chart': 'not-a-file',
@@ -469,7 +474,9 @@ describe.concurrent.each(SERVERS)('$mode mode on $kind', (setup) => {
       const rule = ruleOf(target);
       expect(rule, `Query.${target.name} has no rule in src/auth/access-rules.ts`).toBeDefined();
       const problems: string[] = [];
-      const plain = builder.build(target, world.samples);
+      // node's sample id is an App's (Query.node.id).
+      const members = target.name === 'node' ? new Set(['App']) : undefined;
+      const plain = builder.build(target, world.samples, undefined, members);
       const namesUsers = userIdArgument(target.field) !== null;
       const variants: [string | undefined, Operation][] = [[undefined, plain]];
       if (namesUsers) variants.push(['bob', builder.build(target, world.samples, 'bob')]);
@@ -507,7 +514,12 @@ describe.concurrent.each(SERVERS)('$mode mode on $kind', (setup) => {
           );
           continue;
         }
-        const operation = builder.build(node, { ...world.samples, 'Query.node.id': id });
+        const operation = builder.build(
+          node,
+          { ...world.samples, 'Query.node.id': id },
+          undefined,
+          new Set([type.name]),
+        );
         for (const transport of TRANSPORTS) {
           const where = `${transport} node(${type.name} ${owned ? "of bob's" : ''})`;
           const anonymous = await run(world, 'anonymous', transport, operation);

@@ -16,7 +16,7 @@ import {
   raiseProgress,
   setAppOperation,
   setInstalledVersion,
-  setTaskOpId,
+  setTaskAccepted,
   upsertAppStateForTask,
 } from '../src/db/hot-path-sql.js';
 import { appKeyString } from '../src/domain/app-key.js';
@@ -195,11 +195,19 @@ describe.each(databases)('hot-path SQL on %s', (kind) => {
 
     expect(await markDispatched(db, 'task-c1', 'worker-b', later(103))).toBe(false); // not its task
     expect(await markDispatched(db, 'task-c1', 'worker-a', later(103))).toBe(true);
-    expect(await setTaskOpId(db, 'task-c1', 'op-c1', later(103))).toBe(1);
+    const accepted = { operation: 'install', opID: 'op-c1', status: 'success', backend_response: { code: 200 } };
+    expect(await setTaskAccepted(db, 'task-c1', 'op-c1', accepted, later(103))).toBe(1);
     expect(await db.task.findUnique({ where: { taskId: 'task-c1' } })).toMatchObject({
       dispatchedAt: later(103),
       opId: 'op-c1',
+      result: accepted,
       updatedAt: later(103),
+    });
+    // No op id in the answer (uninstall, stop): the one the task has is kept.
+    expect(await setTaskAccepted(db, 'task-c1', null, { ...accepted, opID: null }, later(103))).toBe(1);
+    expect(await db.task.findUnique({ where: { taskId: 'task-c1' } })).toMatchObject({
+      opId: 'op-c1',
+      result: { ...accepted, opID: null },
     });
 
     expect(await raiseProgress(db, 'task-c1', 35, later(104))).toBe(1);
@@ -216,7 +224,7 @@ describe.each(databases)('hot-path SQL on %s', (kind) => {
       completedAt: later(106),
     });
     expect(await endTask(db, 'task-c1', { status: 'COMPLETED', now: later(107), progress: 100 })).toBeNull();
-    expect(await setTaskOpId(db, 'task-c1', 'op-late', later(107))).toBe(0); // only while running
+    expect(await setTaskAccepted(db, 'task-c1', 'op-late', accepted, later(107))).toBe(0); // only while running
     expect(await db.task.findUnique({ where: { taskId: 'task-c1' } })).toEqual(ended);
     expect(await markDispatched(db, 'task-c1', 'worker-a', later(108))).toBe(false); // no longer running
   });

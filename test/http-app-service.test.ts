@@ -76,7 +76,7 @@ describe('HttpAppService operations', () => {
       }),
     );
 
-    expect(result).toEqual({ opId: 'op-1' });
+    expect(result).toEqual({ opId: 'op-1', response: { code: 200, message: 'success', data: { opID: 'op-1' } } });
     expect(fake.requests).toHaveLength(1);
     const [request] = fake.requests;
     expect(request).toMatchObject({ method: 'POST', path: '/app-service/v1/apps/jellyfin/install', query: {} });
@@ -152,7 +152,7 @@ describe('HttpAppService operations', () => {
     fake.setBehaviour('upgrade', { respond: 'accept', opId: null });
     const result = await createService().start(install({ type: 'UPGRADE', version: '1.3.0' }));
 
-    expect(result).toEqual({ opId: null });
+    expect(result).toEqual({ opId: null, response: { code: 200, message: 'success', data: {} } });
     expect(fake.requests[0]).toMatchObject({ method: 'POST', path: '/app-service/v1/apps/jellyfin/upgrade' });
     expect(fake.requests[0]?.body).toEqual({
       repoUrl: REPO_URL,
@@ -176,7 +176,7 @@ describe('HttpAppService operations', () => {
     ]);
   });
 
-  test('a cancel is POSTed without a body to cancel?type=operate and tolerates a missing op id', async () => {
+  test('a cancel is POSTed with an empty JSON body to cancel?type=operate and tolerates a missing op id', async () => {
     fake.setBehaviour('cancel', { respond: 'accept', opId: null });
     await createService().cancel({
       userId: 'bob',
@@ -191,10 +191,90 @@ describe('HttpAppService operations', () => {
       method: 'POST',
       path: '/app-service/v1/apps/gitea/cancel',
       query: { type: 'operate' },
-      body: undefined,
+      body: {},
     });
-    expect(request?.headers).toMatchObject({ 'x-bfl-user': 'bob', 'x-authorization': TOKEN });
-    expect(request?.headers).not.toHaveProperty('content-type');
+    expect(request?.headers).toMatchObject({
+      'x-bfl-user': 'bob',
+      'x-authorization': TOKEN,
+      'content-type': 'application/json',
+    });
+  });
+
+  test('a stop is POSTed to suspend with {all: false}, a resume to resume, both with the same headers and no op id needed', async () => {
+    fake.setBehaviour('suspend', { respond: 'accept', opId: null });
+    const service = createService();
+    const stopped = await service.start(install({ type: 'STOP', appName: 'gitea' }));
+    const resumed = await service.start(install({ type: 'RESUME', appName: 'gitea' }));
+
+    expect(stopped).toEqual({ opId: null, response: { code: 200, message: 'success', data: {} } });
+    expect(resumed.opId).toMatch(/^op-\d+$/);
+    expect(fake.requests.map(({ method, path, body }) => ({ method, path, body }))).toEqual([
+      { method: 'POST', path: '/app-service/v1/apps/gitea/suspend', body: { all: false } },
+      { method: 'POST', path: '/app-service/v1/apps/gitea/resume', body: {} },
+    ]);
+    for (const request of fake.requests) {
+      expect(request.headers).toMatchObject({
+        'x-bfl-user': 'alice',
+        'x-market-user': 'alice',
+        'x-market-source': 'market.olares',
+        'x-authorization': TOKEN,
+        'content-type': 'application/json',
+      });
+    }
+  });
+
+  test('a stop or resume the app service refuses fails with its message, classified like the others', async () => {
+    fake.setBehaviour('suspend', { respond: 'business-error', code: 400, message: 'sys app can not be suspend' });
+    fake.setBehaviour('resume', { respond: 'http-error', status: 503 });
+    const service = createService();
+
+    const refused = await failureOf(service.start(install({ type: 'STOP', appName: 'files' })));
+    expect(refused.kind).toBe('rejected');
+    expect(refused.message).toBe('app service rejected stop of files: sys app can not be suspend');
+    const unavailable = await failureOf(service.start(install({ type: 'RESUME', appName: 'files' })));
+    expect(unavailable.kind).toBe('unavailable');
+    expect(unavailable.message).toContain('resume of files');
+  });
+
+  test('install, upgrade and clone send the images the operation carries as {name, size}', async () => {
+    const images = [
+      { name: 'docker.io/jellyfin/jellyfin:10.9.0', size: 734003200 },
+      { name: 'docker.io/library/redis:7', size: 0 },
+    ];
+    const service = createService();
+    await service.start(install({ images }));
+    await service.start(install({ type: 'UPGRADE', version: '1.3.0', images }));
+    await service.start(
+      install({
+        type: 'CLONE',
+        appName: 'jellyfin3f2a1b',
+        images,
+        clone: { rawAppName: 'jellyfin', title: 'Films', requestHash: 'abc', entrances: [] },
+      }),
+    );
+    expect(fake.requests.map((request) => (request.body as { images: unknown }).images)).toEqual([
+      images,
+      images,
+      images,
+    ]);
+  });
+
+  test("the accepted answer is kept with secret values redacted, even when the app service quotes a secret env's value", async () => {
+    fake.setBehaviour('install', {
+      respond: 'json',
+      body: {
+        code: 200,
+        message: 'accepted with DB_PASSWORD=hunter2-secret-value',
+        data: { opID: 'op-echo', echoed: { envs: [{ envName: 'DB_PASSWORD', value: 'hunter2-secret-value' }] } },
+      },
+    });
+    const accepted = await createService().start(
+      install({ envs: [{ name: 'DB_PASSWORD', value: 'hunter2-secret-value' }] }),
+    );
+    expect(accepted.opId).toBe('op-echo');
+    expect(JSON.stringify(accepted.response)).not.toContain('hunter2-secret-value');
+    expect(accepted.response.code).toBe(200);
+    expect(JSON.stringify(accepted.response.data)).toContain('op-echo');
   });
 });
 
@@ -527,7 +607,7 @@ describe('parseAppStateEvent', () => {
     sharedEntrances: [],
   };
 
-  test('a full event maps to an AppStateEvent and ignores the fields the market does not keep', () => {
+  test('a full event maps to an AppStateEvent with its entrances and ignores the fields the market does not keep', () => {
     expect(parseAppStateEvent(valid)).toEqual({
       userId: 'alice',
       sourceId: 'market.local',
@@ -540,6 +620,19 @@ describe('parseAppStateEvent', () => {
       reason: 'pulling images',
       message: '2 of 5 layers',
       createTime: new Date('2026-11-22T10:00:00.123Z'),
+      entrances: [
+        {
+          name: 'web',
+          title: null,
+          url: null,
+          state: 'notReady',
+          authLevel: null,
+          icon: null,
+          openMethod: null,
+          invisible: false,
+          shared: false,
+        },
+      ],
     });
   });
 

@@ -149,7 +149,7 @@ describe.runIf(redisUp)('LeaderLease on a real Redis', () => {
 /** Short enough for a test, and the bound it promises: a killed leader is replaced within this. */
 const SERVER_LEASE_MS = 1500;
 const FAILOVER_BOUND_MS = SERVER_LEASE_MS + SERVER_LEASE_MS / 3;
-const CLUSTER_WIDE = ['chart_repo', 'cluster', 'history_cleanup', 'payment_polling', 'syncer'];
+const CLUSTER_WIDE = ['chart_repo', 'cluster', 'history_cleanup', 'payment_polling', 'status_correction', 'syncer'];
 const PER_PROCESS = ['app_service', 'collector', 'database', 'pubsub', 'task_engine'];
 
 interface Component {

@@ -339,7 +339,7 @@ describe.each(databases)('payments on %s', (kind) => {
       const again = success(await purchase(TOKENS.alice, 'rocketchat'));
       expect(again).toMatchObject({ status: 'SIGNATURE_REQUIRED', signatureStatus: 'required' });
       expect(again.notifications.filter((n) => n.topic === 'market_payment').at(-1)?.payload).toMatchObject({
-        is_resign: true,
+        sign: { is_resign: true },
       });
       expect(
         (await server.app.db.payment.findFirst({ where: { userId: 'alice', appId: 'rocketchat' } }))?.jws,

@@ -25,6 +25,7 @@ const COMPONENTS = [
   'history_cleanup',
   'payment_polling',
   'pubsub',
+  'status_correction',
   'syncer',
   'task_engine',
 ];

@@ -32,6 +32,7 @@ import { createGraphQL, operationPipeline } from './graphql.js';
 import { createHttpServer, type HttpServer, type RunningApp } from './http-server.js';
 import { createPeriodicJobs } from './jobs.js';
 import { createLiveTransports, type LiveTransports, type SubscriptionStats } from './live.js';
+import { startOutbox, stopOutbox } from './outbox.js';
 import { createRouter } from './routes.js';
 
 export interface AppOptions {
@@ -126,6 +127,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
     await syncBundledCatalogue(services.catalogueSync, config, logger);
     await seedDemo(db, config, logger);
     await services.engine.start();
+    await startOutbox(services, services.localBus);
     await jobs.start();
     collector = createCollector({ db, config, services, logger, subscriptionStats: live.stats, jobs, runtimeEntries });
     await collector.start();
@@ -154,6 +156,8 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
       // The engine's sends to the app service in progress get a budget of their own.
       await services.engine.stop(Date.now() + config.shutdownTimeoutMs);
       await jobs.release();
+      // Its deliveries in flight get up to SHUTDOWN_TIMEOUT_MS; one cut then is retried once its lock expires.
+      await stopOutbox(services, Date.now() + config.shutdownTimeoutMs);
       // After the engine: what it announced while handing its tasks over still reaches the others.
       await services.clusterLog?.stop();
       services.purchases.stop();

@@ -1,6 +1,7 @@
 import { createAppService } from '../adapters/app-service/factory.js';
 import { createDeveloperService } from '../adapters/developer-service/factory.js';
 import type { Db } from '../db/client.js';
+import { StatusCorrection } from '../engine/status-correction.js';
 import { TaskEngine } from '../engine/task-engine.js';
 import { ChangeFeed, createEventBus } from '../events/change-feed.js';
 import { RedisChangeLog } from '../events/redis-change-log.js';
@@ -14,12 +15,15 @@ import { CatalogService } from '../services/catalog-service.js';
 import { ChartUploadService } from '../services/chart-upload-service.js';
 import { HistoryService } from '../services/history-service.js';
 import { InstalledAppService } from '../services/installed-app-service.js';
+import { LifecycleService } from '../services/lifecycle-service.js';
 import { MarketSourceService } from '../services/market-source-service.js';
 import { OperationService } from '../services/operation-service.js';
 import { PaymentService } from '../services/payment-service.js';
 import { PurchaseService } from '../services/purchase-service.js';
 import { TaskService } from '../services/task-service.js';
 import { createCatalogue } from './catalogue.js';
+import { createOutbox } from './outbox.js';
+import { storedApps } from './simulated-cluster.js';
 
 export interface ServiceDeps {
   db: Db;
@@ -47,7 +51,7 @@ export function createServices({ db, config, logger }: ServiceDeps) {
   const feed = new ChangeFeed(bus, clusterLog, localBus);
   const history = new HistoryService(db, maxPageSize, bus);
   // The app service reports state events to the engine, which itself drives the app service.
-  const appService = createAppService(config.appService, (event) => engine.onAppState(event), logger);
+  const appService = createAppService(config.appService, (event) => engine.onAppState(event), logger, storedApps(db));
   const engine = new TaskEngine(
     db,
     appService,
@@ -56,6 +60,16 @@ export function createServices({ db, config, logger }: ServiceDeps) {
     logger.child({ component: 'task-engine' }),
     config.tasks,
   );
+  // Compares the app service's list with the stored states: run by the leader's jobs (jobs.ts).
+  const statusCorrection = new StatusCorrection({
+    db,
+    appService,
+    engine,
+    history,
+    feed,
+    logger: logger.child({ component: 'status-correction' }),
+    intervalMs: config.statusCorrectionIntervalMs,
+  });
   const catalog = new CatalogService(db, maxPageSize);
   const catalogue = createCatalogue({
     db,
@@ -72,21 +86,15 @@ export function createServices({ db, config, logger }: ServiceDeps) {
     recentFinishedTasks: 100,
     componentMetricsPushMs: config.runtime.componentMetricsPushMs,
   });
+  const purchases = createPurchases({ db, config, logger }, history, feed);
   return {
     apps: new InstalledAppService(db, maxPageSize, bus),
     tasks: new TaskService(db, maxPageSize, bus),
     payments: new PaymentService(db, maxPageSize, bus),
-    purchases: new PurchaseService(
-      db,
-      history,
-      createDeveloperService(config.payments.developerService, logger),
-      feed,
-      logger.child({ component: 'purchases' }),
-      { attempts: config.payments.pollAttempts, intervalMs: config.payments.pollIntervalMs },
-    ),
+    purchases,
     history,
     catalog,
-    // The lead wires `onChanged` (4th argument) to catalogue-change events.
+    // An upload's catalogue change is announced like a sync's.
     uploads: new ChartUploadService(db, catalog, { maxBytes: config.chartUploadMaxBytes }, (change) =>
       catalogue.changes.changed(change),
     ),
@@ -96,19 +104,51 @@ export function createServices({ db, config, logger }: ServiceDeps) {
     catalogueSync: catalogue.syncer,
     catalogueChanges: catalogue.changes,
     operations: new OperationService(db, catalog, history, feed, engine),
+    lifecycle: new LifecycleService(db, history, feed, engine),
     engine,
     appService,
+    statusCorrection,
     bus,
     localBus,
     /** Where committed changes are announced (the engine and the services hold it too). */
     feed,
     clusterLog,
     store,
+    ...createOutbox({
+      db,
+      config,
+      logger,
+      // A payment push delivered or given up on is a line in the buyer's history.
+      onSettled: async (message) => {
+        if (message.kind !== 'payment' || message.notificationId === null) return;
+        const { notificationId, topic, status, attempts, lastError } = message;
+        await purchases.recordDelivery({ notificationId, topic, status, attempts, lastError });
+      },
+    }),
     runtime: new RuntimeService(store, {
       snapshotMaxHz: config.runtime.snapshotMaxHz,
       subscriberBuffer: config.runtime.subscriberBuffer,
     }),
   };
+}
+
+/** The purchase service, with its developer service and where its pushes go. */
+function createPurchases({ db, config, logger }: ServiceDeps, history: HistoryService, feed: ChangeFeed) {
+  return new PurchaseService(
+    db,
+    history,
+    createDeveloperService(config.payments.developerService, logger),
+    feed,
+    logger.child({ component: 'purchases' }),
+    { attempts: config.payments.pollAttempts, intervalMs: config.payments.pollIntervalMs },
+    {
+      // The wallet answers with the submitSignature / signatureCallback mutations on the
+      // GraphQL endpoint (graphql.ts), reached from outside under PUBLIC_BASE_URL.
+      callbackUrl: `${config.publicBaseUrl}/graphql`,
+      walletUrl: config.payments.pushes.walletUrl,
+      frontendUrl: config.payments.pushes.frontendUrl,
+    },
+  );
 }
 
 export type Services = ReturnType<typeof createServices>;
@@ -163,6 +203,8 @@ export function resolverServices(services: Services): ResolverServices {
     uploads,
     marketSources,
     operations,
+    lifecycle: services.lifecycle,
     runtime,
+    webhooks: services.webhooks,
   };
 }

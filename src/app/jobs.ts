@@ -2,7 +2,7 @@ import { LeaderLease, type Leadership, soleLeader } from '../events/leader-lease
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import { type PeriodicJob, startPeriodicJob } from '../platform/periodic-job.js';
-import { appServiceSource, jobsSource, syncerSource } from '../runtime/sources.js';
+import { appServiceSource, jobsSource, statusCorrectionSource, syncerSource } from '../runtime/sources.js';
 import type { PollSource } from '../runtime/state-collector.js';
 import type { Services } from './create-services.js';
 
@@ -11,7 +11,7 @@ const SYNC_CHECK_MS = 5000;
 
 export interface JobDeps {
   config: Config;
-  services: Pick<Services, 'purchases' | 'history' | 'engine' | 'appService' | 'catalogueSync'>;
+  services: Pick<Services, 'purchases' | 'history' | 'catalogueSync' | 'statusCorrection'>;
   logger: Logger;
   /** Who runs the jobs. @default createLeadership(config, logger) */
   leadership?: Leadership;
@@ -27,11 +27,13 @@ export interface PeriodicJobs {
   /**
    * Takes part in the leader election (cluster mode), then, while this instance leads, runs
    * payment polling recovery, history cleanup (waiting for its first run, so old history is gone
-   * before the first request) and, with a real app service, reconciliation against it. The jobs
-   * start when the instance begins to lead and stop when it stops.
+   * before the first request), the catalogue sync and status correction against the app service
+   * (both modes; its first run starts at once, right after the task engine started, and is not
+   * waited for: a slow app service must not hold up the start). The jobs start when the instance
+   * begins to lead and stop when it stops.
    */
   start(): Promise<void>;
-  /** How the collector reports them: the `app_service` component and the `jobs` ones. */
+  /** How the collector reports them: the `app_service`, `status_correction` and `jobs` components. */
   sources(): PollSource[];
   /** Stops the jobs started, waiting for runs in progress. */
   stop(): Promise<void>;
@@ -67,7 +69,7 @@ export function createPeriodicJobs({
   const started: PeriodicJob[] = [];
   let paymentRecovery: PeriodicJob | null = null;
   let historyCleanup: PeriodicJob | null = null;
-  let reconciliation: PeriodicJob | null = null;
+  let statusCorrection: PeriodicJob | null = null;
   let catalogueSync: PeriodicJob | null = null;
   let stopped = false;
 
@@ -92,18 +94,16 @@ export function createPeriodicJobs({
     catalogueSync = startJob('catalogue sync', Math.min(config.catalogue.syncIntervalMs, SYNC_CHECK_MS), async () => {
       await services.catalogueSync.syncDue();
     });
-    const { appService } = services;
-    if (config.appService.kind === 'http' && appService.listApps) {
-      const listApps = appService.listApps.bind(appService);
-      reconciliation = startJob('app-service reconciliation', config.statusCorrectionIntervalMs, async () => {
-        for (const event of await listApps()) await services.engine.onAppState(event);
-      });
-    }
+    // After the engine started (build-app.ts starts it first): tasks the correction ends are ended
+    // by the engine, and those a dead instance left are adopted by then.
+    statusCorrection = startJob('status correction', config.statusCorrectionIntervalMs, () =>
+      services.statusCorrection.run(),
+    );
     await historyCleanup.firstRun;
   };
   const stopAll = async (): Promise<void> => {
     await Promise.all(started.splice(0).map((job) => job.stop()));
-    paymentRecovery = historyCleanup = reconciliation = catalogueSync = null;
+    paymentRecovery = historyCleanup = statusCorrection = catalogueSync = null;
   };
   const following = followLeadership(leadership, { start: startAll, stop: stopAll }, logger);
 
@@ -115,7 +115,8 @@ export function createPeriodicJobs({
       if (leadership.isLeader) await startAll(); // old history is gone before the first request
     },
     sources: () => [
-      appServiceSource(config.appService.kind, () => reconciliation?.status() ?? null),
+      appServiceSource(config.appService.kind, () => statusCorrection?.status() ?? null),
+      statusCorrectionSource(() => (statusCorrection ? services.statusCorrection.status() : null)),
       jobsSource(() => [
         { component: 'history_cleanup', status: historyCleanup?.status() ?? null },
         { component: 'payment_polling', status: paymentRecovery?.status() ?? null },

@@ -184,10 +184,20 @@ export async function markDispatched(db: SqlClient, taskId: string, workerId: st
   return count > 0;
 }
 
-/** The app service's op id on a task that is still running. */
-export function setTaskOpId(db: SqlClient, taskId: string, opId: string, now: Date): Prisma.PrismaPromise<number> {
+/**
+ * What the app service answered when it accepted a task's operation: its op id (kept when it gave
+ * none) and the task's result, on a task that is still running.
+ */
+export function setTaskAccepted(
+  db: SqlClient,
+  taskId: string,
+  opId: string | null,
+  result: unknown,
+  now: Date,
+): Prisma.PrismaPromise<number> {
   return db.$executeRaw`
-    UPDATE "Task" SET "opId" = ${opId}, "updatedAt" = ${now} WHERE "taskId" = ${taskId} AND "status" = 'RUNNING'`;
+    UPDATE "Task" SET "opId" = COALESCE(${opId}, "opId"), "result" = ${json(result)}, "updatedAt" = ${now}
+    WHERE "taskId" = ${taskId} AND "status" = 'RUNNING'`;
 }
 
 /** The operation the app's state row now follows. */
@@ -214,6 +224,8 @@ export interface ReportedState extends AppKey {
   opId: string | null;
   opType: string | null;
   rawAppName: string | null;
+  /** The app's entrances (AppEntrance[]); kept as they are when not reported (undefined or null). */
+  entrances?: readonly unknown[] | null;
 }
 
 /**
@@ -225,7 +237,7 @@ export function applyReportedState(db: SqlClient, report: ReportedState, now: Da
     UPDATE "AppState" SET "state" = ${report.state}, "progress" = ${report.progress}, "reason" = ${report.reason},
       "message" = ${report.message}, "eventTime" = ${report.eventTime}, "opId" = COALESCE(${report.opId}, "opId"),
       "opType" = COALESCE(${report.opType}, "opType"), "rawAppName" = COALESCE(${report.rawAppName}, "rawAppName"),
-      "updatedAt" = ${now}
+      "entrances" = COALESCE(${json(report.entrances ?? undefined)}, "entrances"), "updatedAt" = ${now}
     WHERE "userId" = ${report.userId} AND "sourceId" = ${report.sourceId} AND "appName" = ${report.appName}
       AND "eventTime" <= ${report.eventTime}`;
 }

@@ -5,7 +5,9 @@
  * Two deliberate departures from the original substring rules, which showed an app being
  * removed as "installing" (`uninstalling` contains `installing`) and one still initialising as
  * healthy and running: `uninstalling` → UNINSTALLING, `upgrading` → UPGRADING and
- * `initializing` → INSTALLING, each with unknown health.
+ * `initializing` → INSTALLING, each with unknown health. Stop and resume have their own
+ * transitional stages too: `stopping` → STOPPING, `resuming` → RESUMING (checked before
+ * `running`/`stopped`, which they do not contain, but `stopFailed` must stay FAILED).
  */
 
 export const APP_STAGES = [
@@ -18,6 +20,8 @@ export const APP_STAGES = [
   'UNINSTALLING',
   'FAILED',
   'STOPPED',
+  'STOPPING',
+  'RESUMING',
 ] as const;
 export type AppStage = (typeof APP_STAGES)[number];
 
@@ -47,6 +51,8 @@ function fromState(raw: string): StageAndHealth {
     return { stage: 'FAILED', health: 'UNHEALTHY' };
   }
   if (state.includes('stopped')) return { stage: 'STOPPED', health: 'UNHEALTHY' };
+  if (state.includes('stopping')) return { stage: 'STOPPING', health: 'UNKNOWN' };
+  if (state.includes('resuming')) return { stage: 'RESUMING', health: 'UNKNOWN' };
   if (state.includes('running')) return { stage: 'RUNNING', health: 'HEALTHY' };
   if (FETCHING_WORDS.some((word) => state.includes(word))) return { stage: 'FETCHING', health: 'UNKNOWN' };
   if (state.includes('uninstalling')) return { stage: 'UNINSTALLING', health: 'UNKNOWN' };
@@ -60,6 +66,8 @@ const STAGE_OF_TASK: Record<string, AppStage | undefined> = {
   CLONE: 'INSTALLING',
   UPGRADE: 'UPGRADING',
   UNINSTALL: 'UNINSTALLING',
+  STOP: 'STOPPING',
+  RESUME: 'RESUMING',
   // CANCEL tasks do not change what the app is doing.
 };
 
@@ -70,6 +78,9 @@ export function deriveStage({ state, progress, activeTask }: StageInput): StageA
   }
   const taskStage = activeTask ? STAGE_OF_TASK[activeTask.type] : undefined;
   if (activeTask && taskStage) {
+    // A stop or resume is what the app is doing from the moment it is asked for: the app's reported
+    // state (running, stopped) is what it is leaving.
+    if (activeTask.type === 'STOP' || activeTask.type === 'RESUME') return { stage: taskStage, health: 'UNKNOWN' };
     // A running task decides the stage; a pending one only while nothing more specific is known.
     if (activeTask.status === 'RUNNING') return { stage: taskStage, health: 'UNKNOWN' };
     if (activeTask.status === 'PENDING' && (result.stage === 'FETCHING' || result.stage === 'RUNNING')) {

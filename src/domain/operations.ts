@@ -5,7 +5,9 @@ import { createHash } from 'node:crypto';
  * service adapters share.
  */
 
-export type OperationType = 'INSTALL' | 'UPGRADE' | 'UNINSTALL' | 'CLONE';
+export type OperationType = 'INSTALL' | 'UPGRADE' | 'UNINSTALL' | 'CLONE' | 'STOP' | 'RESUME';
+
+const OPERATION_TYPES: readonly OperationType[] = ['INSTALL', 'UPGRADE', 'UNINSTALL', 'CLONE', 'STOP', 'RESUME'];
 
 export interface EnvVar {
   name: string;
@@ -32,7 +34,20 @@ export interface OperationRequest {
   envs: EnvVar[];
   clone?: { rawAppName: string; title: string; requestHash: string; entrances: { name: string; title: string }[] };
   uninstall?: { all: boolean; deleteData: boolean };
+  /** Container images the app service pre-pulls (install, upgrade, clone), from the catalogue entry. */
+  images?: ImageRef[];
 }
+
+/** One container image of an app, as the app service takes it (`images[]` of install and upgrade). */
+export interface ImageRef {
+  name: string;
+  /** Bytes; 0 when the catalogue does not say. */
+  size: number;
+}
+
+/** Bounds of the image list kept on a task: a catalogue entry is the source's, so it is not trusted to be small. */
+export const MAX_IMAGES = 100;
+const MAX_IMAGE_NAME = 512;
 
 /**
  * Everything a task needs to be executed (and retried) besides its columns. Stored as the
@@ -47,6 +62,7 @@ export interface TaskMetadata {
   paid?: boolean;
   clone?: OperationRequest['clone'];
   uninstall?: OperationRequest['uninstall'];
+  images?: ImageRef[];
 }
 
 export function readMetadata(raw: unknown): TaskMetadata {
@@ -58,11 +74,44 @@ export function readMetadata(raw: unknown): TaskMetadata {
     ...(value.paid ? { paid: true } : {}),
     ...(value.clone ? { clone: value.clone } : {}),
     ...(value.uninstall ? { uninstall: value.uninstall } : {}),
+    ...(Array.isArray(value.images) ? { images: value.images } : {}),
   };
 }
 
 export function isOperationType(type: string): type is OperationType {
-  return type === 'INSTALL' || type === 'UPGRADE' || type === 'UNINSTALL' || type === 'CLONE';
+  return (OPERATION_TYPES as readonly string[]).includes(type);
+}
+
+/**
+ * The images a catalogue entry names, bounded: `images` as a list of names or `{name, size}`, or
+ * the original's image analysis (`image_analysis.images`, a map of name → `{name, total_size}`).
+ * Anything else is ignored (an entry without images sends `[]`, as before).
+ */
+export function imagesOfEntry(entry: unknown): ImageRef[] {
+  if (typeof entry !== 'object' || entry === null) return [];
+  const record = entry as Record<string, unknown>;
+  const analysis = record.image_analysis as Record<string, unknown> | null | undefined;
+  const listed: unknown[] = Array.isArray(record.images)
+    ? record.images
+    : typeof analysis?.images === 'object' && analysis.images !== null
+      ? // A map has no order of its own (PostgreSQL's jsonb keeps none): by name, the same everywhere.
+        Object.values(analysis.images).sort((a, b) => String(a?.name).localeCompare(String(b?.name)))
+      : [];
+  const images = new Map<string, ImageRef>();
+  for (const item of listed) {
+    const image = imageOf(item);
+    if (image && !images.has(image.name)) images.set(image.name, image);
+    if (images.size === MAX_IMAGES) break;
+  }
+  return [...images.values()];
+}
+
+function imageOf(item: unknown): ImageRef | null {
+  const fields = typeof item === 'object' && item !== null ? (item as Record<string, unknown>) : null;
+  const name = typeof item === 'string' ? item : fields?.name;
+  if (typeof name !== 'string' || name.trim() === '' || name.length > MAX_IMAGE_NAME) return null;
+  const size = fields?.size ?? fields?.total_size;
+  return { name: name.trim(), size: typeof size === 'number' && Number.isSafeInteger(size) && size > 0 ? size : 0 };
 }
 
 /**

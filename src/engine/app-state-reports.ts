@@ -26,8 +26,24 @@ export async function receiveReport(ctx: EngineContext, event: AppStateEvent): P
   }
 }
 
-/** Applies a report to the app's state row and its task (see receiveReport); throws when the database fails. */
-async function applyReport(ctx: EngineContext, event: AppStateEvent, supervised: TaskRow | undefined): Promise<void> {
+/**
+ * A state the app service's list shows (status correction), applied as its state reports are: the
+ * app's row takes it unless it holds a newer one, and it may end the app's task. True when the
+ * row took it; throws when the database fails (the next correction tries again).
+ */
+export function applyListedState(ctx: EngineContext, event: AppStateEvent): Promise<boolean> {
+  return applyReport(ctx, event, ctx.tracked.supervised(appKeyString(event)));
+}
+
+/**
+ * Applies a report to the app's state row and its task (see receiveReport); true when the row took
+ * it, false when it holds a newer one. Throws when the database fails.
+ */
+async function applyReport(
+  ctx: EngineContext,
+  event: AppStateEvent,
+  supervised: TaskRow | undefined,
+): Promise<boolean> {
   const { db, feed } = ctx;
   const task = supervised ?? (await db.task.findUnique({ where: { activeKey: appKeyString(event) } }));
   const concerned = task !== null && concerns(task, event);
@@ -42,14 +58,15 @@ async function applyReport(ctx: EngineContext, event: AppStateEvent, supervised:
       applyReportedState(db, reportedState(event), now),
     ]);
     task.progress = progress;
-    if (applied > 0 || (await createStateRow(ctx, event))) feed.app(event);
+    const took = applied > 0 || (await createStateRow(ctx, event));
+    if (took) feed.app(event);
     feed.task(task);
-    return;
+    return took;
   }
   const applied = await applyToStateRow(ctx, event);
   if (applied) feed.app(event);
-  if (!applied || !task || !outcome) return;
-  await finishTask(ctx, task.taskId, outcome, endDetails(task, event, outcome));
+  if (applied && task && outcome) await finishTask(ctx, task.taskId, outcome, endDetails(task, event, outcome));
+  return applied;
 }
 
 /** Writes the event into the app's state row unless the row already has a newer one. */
@@ -64,7 +81,8 @@ async function createStateRow({ db }: EngineContext, event: AppStateEvent): Prom
   if (await db.appState.findFirst({ where })) return false; // we hold a newer state
   if (event.state.toLowerCase() === 'uninstalled') return false; // nothing to remove
   try {
-    await db.appState.create({ data: reportedState(event) });
+    const { entrances, ...state } = reportedState(event);
+    await db.appState.create({ data: { ...state, ...(entrances ? { entrances: [...entrances] as object[] } : {}) } });
     return true;
   } catch (error) {
     if (isUniqueViolation(error)) return false; // created concurrently by a newer event

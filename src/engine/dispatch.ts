@@ -1,8 +1,9 @@
 import { AppServiceError } from '../adapters/app-service/port.js';
 import type { Db } from '../db/client.js';
-import { markDispatched, setAppOperation, setTaskOpId } from '../db/hot-path-sql.js';
+import { markDispatched, setAppOperation, setTaskAccepted } from '../db/hot-path-sql.js';
 import type { Prisma, TaskRow } from '../db/models.js';
 import { isOperationType, type OperationRequest, readMetadata } from '../domain/operations.js';
+import { resultEnvelope, type TaskResultEnvelope } from '../domain/task-result.js';
 import type { EndDetails, EngineContext } from './engine-context.js';
 import { endOwnTask } from './task-end.js';
 
@@ -28,13 +29,14 @@ export async function execute(ctx: EngineContext, task: TaskRow): Promise<void> 
   } catch (error) {
     return ctx.owe({ kind: 'requeue', task }, error); // the database failed before anything was sent
   }
-  let opId: string | null;
+  let accepted: Awaited<ReturnType<EngineContext['appService']['start']>>;
   try {
-    ({ opId } = await ctx.appService.start(operation));
+    accepted = await ctx.appService.start(operation);
   } catch (error) {
-    return endOwnTask(ctx, task, 'FAILED', startFailure(ctx, task, error));
+    return endOwnTask(ctx, task, 'FAILED', startFailure(ctx, task, operation, error));
   }
-  if (opId) await recordOpId(ctx, task, opId);
+  const { opId, response } = accepted;
+  await recordAcceptance(ctx, task, opId, resultEnvelope(operation, { opId, status: 'success', response }));
 }
 
 /**
@@ -57,37 +59,41 @@ export function armTimeout(ctx: EngineContext, task: TaskRow, delayMs: number): 
 }
 
 /** Why a task failed when the app service did not accept it. */
-function startFailure(ctx: EngineContext, task: TaskRow, error: unknown): EndDetails {
+function startFailure(ctx: EngineContext, task: TaskRow, operation: OperationRequest, error: unknown): EndDetails {
   if (!(error instanceof AppServiceError)) {
     ctx.logger.error({ err: error, taskId: task.taskId }, 'task execution failed unexpectedly');
     return { error: 'internal error while sending the operation to the app service' };
   }
-  return {
-    error: error.message,
-    result: {
-      backend_response: {
-        code: error.details.code ?? error.details.status ?? null,
-        message: error.message,
-        data: (error.details.data ?? null) as Prisma.InputJsonValue,
-      },
-    },
+  const response = {
+    code: error.details.code ?? error.details.status ?? null,
+    message: error.message,
+    data: error.details.data ?? null,
   };
+  const envelope = resultEnvelope(operation, { opId: null, status: 'failed', error: error.message, response });
+  return { error: error.message, result: envelope as unknown as Prisma.InputJsonValue };
 }
 
 /**
- * The op id on the task's row and its app's, while the task still runs (the first events may
- * already have ended it). The task first, then its app's state row (see LOCK ORDER on
- * TaskEngine). Events are matched against the op id in memory, so a failed write only loses the
- * copy on the rows.
+ * The op id and the success result (the app service's acceptance) on the task's row, and the op id
+ * on its app's, while the task still runs (the first events may already have ended it: a task
+ * ended by then keeps the result its end wrote). The task first, then its app's state row (see
+ * LOCK ORDER on TaskEngine). Events are matched against the op id in memory, so a failed write
+ * only loses the copy on the rows.
  */
-async function recordOpId(ctx: EngineContext, task: TaskRow, opId: string): Promise<void> {
+async function recordAcceptance(
+  ctx: EngineContext,
+  task: TaskRow,
+  opId: string | null,
+  result: TaskResultEnvelope,
+): Promise<void> {
   const { db } = ctx;
-  task.opId = opId;
+  if (opId) task.opId = opId;
+  task.result = result as unknown as Prisma.JsonValue;
   const now = new Date();
   try {
     await db.$transaction([
-      setTaskOpId(db, task.taskId, opId, now),
-      setAppOperation(db, task, opId, task.type.toLowerCase(), now),
+      setTaskAccepted(db, task.taskId, opId, result, now),
+      ...(opId ? [setAppOperation(db, task, opId, task.type.toLowerCase(), now)] : []),
     ]);
     ctx.feed.task(task);
   } catch (error) {
@@ -116,5 +122,6 @@ async function operationOf(db: Db, task: TaskRow): Promise<OperationRequest> {
     envs,
     ...(metadata.clone ? { clone: metadata.clone } : {}),
     ...(metadata.uninstall ? { uninstall: metadata.uninstall } : {}),
+    ...(metadata.images ? { images: metadata.images } : {}),
   };
 }

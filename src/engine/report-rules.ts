@@ -2,7 +2,7 @@
 
 import type { AppStateEvent } from '../adapters/app-service/port.js';
 import type { ReportedState } from '../db/hot-path-sql.js';
-import type { TaskRow } from '../db/models.js';
+import type { Prisma, TaskRow } from '../db/models.js';
 import type { TerminalStatus } from '../domain/tasks.js';
 
 /** Progress (0–100) a task has reached when the app service reports a state. */
@@ -13,6 +13,7 @@ export function progressOf(state: string, progressText: string | null | undefine
     const percent = Math.min(100, Math.max(0, Number(progressText) || 0));
     return Math.round(10 + percent / 2); // 10..60
   }
+  if (s === 'stopping' || s === 'resuming') return 50;
   if (s === 'installing' || s === 'upgrading' || s === 'uninstalling') return 70;
   if (s === 'initializing') return 85;
   return null;
@@ -24,6 +25,7 @@ export function outcomeOf(taskType: string, state: string): TerminalStatus | nul
   if (s.includes('failed')) return 'FAILED';
   if (s.endsWith('canceled') || s.endsWith('cancelled')) return 'CANCELED';
   if (taskType === 'UNINSTALL') return s === 'uninstalled' ? 'COMPLETED' : null;
+  if (taskType === 'STOP') return s === 'stopped' ? 'COMPLETED' : null;
   return s === 'running' ? 'COMPLETED' : null;
 }
 
@@ -36,18 +38,41 @@ export function concerns(task: TaskRow, event: AppStateEvent): boolean {
   );
 }
 
-/** What an ending report says about the task: the app service's reason for a failure or cancel. */
-export function endDetails(task: TaskRow, event: AppStateEvent, outcome: TerminalStatus): { error?: string } {
+/**
+ * What an ending report says about the task: the app service's reason for a failure or cancel, and
+ * the task's result as it ends. The result the task got when the app service accepted it (kept on
+ * the task in memory, see dispatch.ts) goes along, so an end that overtakes the write of that
+ * result still leaves it on the task, saying how the operation ended.
+ */
+export function endDetails(
+  task: TaskRow,
+  event: AppStateEvent,
+  outcome: TerminalStatus,
+): { error?: string; result?: Prisma.InputJsonValue } {
   const reason = [event.reason, event.message]
     .filter(Boolean)
     .filter((v, i, all) => all.indexOf(v) === i)
     .join(': ');
+  let error: string | undefined;
   if (outcome === 'FAILED') {
-    return {
-      error: `${task.type.toLowerCase()} of ${task.appName} failed on the app service (${event.state})${reason ? `: ${reason}` : ''}`,
-    };
+    error = `${task.type.toLowerCase()} of ${task.appName} failed on the app service (${event.state})${reason ? `: ${reason}` : ''}`;
+  } else if (outcome === 'CANCELED' && reason) {
+    error = reason;
   }
-  return outcome === 'CANCELED' && reason ? { error: reason } : {};
+  const accepted = acceptedResult(task);
+  const result = accepted && {
+    ...accepted,
+    ...(outcome === 'COMPLETED' ? {} : { status: outcome === 'FAILED' ? 'failed' : 'canceled' }),
+    ...(error ? { error } : {}),
+  };
+  return { ...(error ? { error } : {}), ...(result ? { result } : {}) };
+}
+
+/** The result written when the app service accepted the task's operation, if the task holds it. */
+function acceptedResult(task: TaskRow): Prisma.InputJsonObject | null {
+  const { result } = task;
+  if (typeof result !== 'object' || result === null || Array.isArray(result)) return null;
+  return result.status === 'success' ? (result as Prisma.InputJsonObject) : null;
 }
 
 /** An event as the app's state row stores it. */
@@ -64,5 +89,6 @@ export function reportedState(event: AppStateEvent): ReportedState {
     opId: event.opId ?? null,
     opType: event.opType ?? null,
     rawAppName: event.rawAppName ?? null,
+    entrances: event.entrances ?? null,
   };
 }

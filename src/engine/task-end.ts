@@ -4,9 +4,11 @@ import type { TerminalStatus } from '../domain/tasks.js';
 import type { HistoryEntry, HistoryService } from '../services/history-service.js';
 import type { EndDetails, EngineContext } from './engine-context.js';
 
+/** The original's SYSTEM_INSTALL_* types are about installs; other operations end as `system` records. */
+const INSTALL_LIKE = new Set(['INSTALL', 'UPGRADE', 'CLONE']);
 const HISTORY_ON_END: Record<TerminalStatus, (type: string) => HistoryEntry['type']> = {
-  COMPLETED: (type) => (type === 'UNINSTALL' ? 'system' : 'SYSTEM_INSTALL_SUCCEED'),
-  FAILED: (type) => (type === 'UNINSTALL' ? 'system' : 'SYSTEM_INSTALL_FAILED'),
+  COMPLETED: (type) => (INSTALL_LIKE.has(type) ? 'SYSTEM_INSTALL_SUCCEED' : 'system'),
+  FAILED: (type) => (INSTALL_LIKE.has(type) ? 'SYSTEM_INSTALL_FAILED' : 'system'),
   CANCELED: () => 'ACTION_CANCEL',
 };
 
@@ -84,6 +86,7 @@ async function writeEnd(
     ...(details.result ? { result: details.result } : {}),
   });
   if (!task) return null;
+  if (status !== 'COMPLETED' && !details.result) await markResultUnsuccessful(tx, task, status);
   await updateAppOnEnd(tx, task, status, now, details.error);
   const records = await history.recordOne(
     historyEntry(
@@ -94,6 +97,23 @@ async function writeEnd(
     tx,
   );
   return { task, records };
+}
+
+/**
+ * The result written when the app service accepted the operation says `success`; an operation that
+ * then failed or was canceled on the app service says so instead, with the reason. Only on those
+ * rarer ends: a completion keeps the result as written, without another statement.
+ */
+async function markResultUnsuccessful(tx: Prisma.TransactionClient, task: TaskRow, status: TerminalStatus) {
+  const result = task.result;
+  if (typeof result !== 'object' || result === null || Array.isArray(result) || result.status !== 'success') return;
+  const updated = {
+    ...result,
+    status: status === 'CANCELED' ? 'canceled' : 'failed',
+    ...(task.error ? { error: task.error } : {}),
+  };
+  await tx.task.update({ where: { taskId: task.taskId }, data: { result: updated } });
+  task.result = updated;
 }
 
 async function updateAppOnEnd(

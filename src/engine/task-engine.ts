@@ -10,7 +10,7 @@ import type { ChangeFeed } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
 import type { HistoryService } from '../services/history-service.js';
 import type { TaskRunner } from '../services/operation-service.js';
-import { receiveReport } from './app-state-reports.js';
+import { applyListedState, receiveReport } from './app-state-reports.js';
 import { execute } from './dispatch.js';
 import { type EndDetails, type EngineContext, type TaskEngineOptions, TrackedTasks } from './engine-context.js';
 import { followAdopted, handOver, heartbeat, recoverAbandoned } from './leases.js';
@@ -233,6 +233,15 @@ export class TaskEngine implements TaskRunner {
    */
   onAppState(event: AppStateEvent): Promise<boolean> {
     return receiveReport(this.ctx, event);
+  }
+
+  /**
+   * A state the app service lists (status correction), applied like a state report (older than
+   * the app's row: nothing changes), possibly ending the app's task. True when the row took it;
+   * throws when the database fails.
+   */
+  applyListedState(event: AppStateEvent): Promise<boolean> {
+    return applyListedState(this.ctx, event);
   }
 
   /**

@@ -1,4 +1,5 @@
 import type { Db } from '../db/client.js';
+import type { StatusCorrectionStatus } from '../engine/status-correction.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import type { LeadershipStatus } from '../events/leader-lease.js';
 import type { ChangeLogStatus } from '../events/redis-change-log.js';
@@ -88,9 +89,9 @@ export function pubsubSource(
 
 /**
  * `app_service`: the simulated one is always there (one per process); the real one is judged by
- * the last reconciliation against its app list, which the leader runs (one per cluster).
+ * the last status correction, which reads its app list (the leader's: one per cluster).
  */
-export function appServiceSource(kind: 'simulated' | 'http', reconciliation: () => JobStatus | null): PollSource {
+export function appServiceSource(kind: 'simulated' | 'http', correction: () => JobStatus | null): PollSource {
   return {
     name: 'app_service',
     scope: kind === 'http' ? 'cluster' : 'process',
@@ -98,8 +99,27 @@ export function appServiceSource(kind: 'simulated' | 'http', reconciliation: () 
       if (kind === 'simulated') {
         return [{ name: 'app_service', healthy: true, state: 'RUNNING', message: null, metrics: { kind } }];
       }
-      const status = jobComponent('app_service', reconciliation());
+      const status = jobComponent('app_service', correction());
       return [{ ...status, metrics: { kind, ...status.metrics } }];
+    },
+  };
+}
+
+/**
+ * `status_correction` (the leader's): its comparisons of the app service's list with the stored
+ * states. ERROR while the last one failed (the list could not be read), STOPPED on an instance
+ * that never led.
+ */
+export function statusCorrectionSource(status: () => StatusCorrectionStatus | null): PollSource {
+  return {
+    name: 'status_correction',
+    scope: 'cluster',
+    async collect() {
+      const figures = status();
+      if (!figures) return [component('status_correction', 'STOPPED', {}, 'not started')];
+      const { lastCheckAt, lastError, ...rest } = figures;
+      const metrics = { ...rest, lastCheckAt: lastCheckAt?.toISOString() ?? null, lastError };
+      return [component('status_correction', lastError ? 'ERROR' : 'RUNNING', metrics, lastError)];
     },
   };
 }

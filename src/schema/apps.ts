@@ -1,3 +1,5 @@
+import { readEntrance } from '../adapters/app-service/entrances.js';
+import type { AppEntrance } from '../adapters/app-service/port.js';
 import type { AppRow } from '../db/models.js';
 import type { StageAndHealth } from '../domain/app-stage.js';
 import { isNewerVersion } from '../domain/catalogue-version.js';
@@ -12,6 +14,46 @@ import { TaskConnection } from './tasks.js';
 /** The catalogue entry an installed app follows: a clone upgrades along its original's. */
 function catalogKeyOf(app: AppRow): CatalogAppKey {
   return { sourceId: app.sourceId, name: app.rawAppName ?? app.appName };
+}
+
+const AppEntranceRef = builder.objectRef<AppEntrance>('AppEntrance').implement({
+  description:
+    'One way into an installed app (a web UI, an API), as the app service last reported it: what opening the app needs.',
+  fields: (t) => ({
+    name: t.exposeString('name', { description: 'Entrance name, unique within the app (its own or its shared ones).' }),
+    title: t.exposeString('title', { nullable: true, description: 'Display title.' }),
+    url: t.exposeString('url', {
+      nullable: true,
+      description:
+        'Where it opens (e.g. `a1b2c3d4.alice.olares.com`); null while the app service has not published it.',
+    }),
+    state: t.exposeString('state', {
+      nullable: true,
+      description: "The entrance's own state on the app service: `running`, `notReady`, `stopped` …",
+    }),
+    authLevel: t.exposeString('authLevel', {
+      nullable: true,
+      description: 'Who may open it: `public`, `private` or `internal`.',
+    }),
+    icon: t.exposeString('icon', { nullable: true, description: 'Icon URL.' }),
+    openMethod: t.exposeString('openMethod', {
+      nullable: true,
+      description: 'How a desktop opens it: `default`, `window` or `iframe`.',
+    }),
+    invisible: t.exposeBoolean('invisible', { description: 'Whether it is hidden from the desktop.' }),
+    shared: t.exposeBoolean('shared', {
+      description: "Whether it is one of the app's shared entrances, which other users reach too.",
+    }),
+  }),
+});
+
+/** The stored entrances, read as the app service's are (a row is never trusted to be well formed). */
+function entrancesOf(app: AppRow): AppEntrance[] {
+  if (!Array.isArray(app.entrances)) return [];
+  return app.entrances.flatMap((item) => {
+    const shared = typeof item === 'object' && item !== null && (item as { shared?: unknown }).shared === true;
+    return readEntrance(item, shared) ?? [];
+  });
 }
 
 builder.node(AppRef, {
@@ -64,6 +106,12 @@ builder.node(AppRef, {
     reason: t.exposeString('reason', {
       nullable: true,
       description: 'Why the app is in this state (e.g. a failure reason).',
+    }),
+    entrances: t.field({
+      type: [AppEntranceRef],
+      description:
+        "The app's entrances (its own, then its shared ones) as the app service last reported them, in its state events or its list of apps; empty until it reported any.",
+      resolve: entrancesOf,
     }),
     cfgType: t.exposeString('cfgType', {
       nullable: true,

@@ -9,12 +9,14 @@ import type { CatalogueChanges } from '../services/catalogue-changes.js';
 import type { ChartUploadService } from '../services/chart-upload-service.js';
 import type { HistoryService } from '../services/history-service.js';
 import type { InstalledAppService } from '../services/installed-app-service.js';
+import type { LifecycleService } from '../services/lifecycle-service.js';
 import type { Loaders } from '../services/loaders.js';
 import type { MarketSourceService } from '../services/market-source-service.js';
 import type { OperationService } from '../services/operation-service.js';
 import type { PaymentService } from '../services/payment-service.js';
 import type { PurchaseService } from '../services/purchase-service.js';
 import type { TaskService } from '../services/task-service.js';
+import type { WebhookService } from '../services/webhook-service.js';
 import { decodeGlobalId } from './global-id.js';
 
 /**
@@ -32,7 +34,9 @@ export interface ResolverServices {
   uploads: ChartUploadService;
   marketSources: MarketSourceService;
   operations: OperationService;
+  lifecycle: LifecycleService;
   runtime: RuntimeService;
+  webhooks: WebhookService;
 }
 
 /** Per-request data: who asks, the services, and this request's batching loaders. */

@@ -6,6 +6,7 @@ import './viewer.js';
 import './tasks.js';
 import './apps.js';
 import './payments.js';
+import './payment-price.js';
 import './history.js';
 import './catalog.js';
 import './catalogue-changes.js';
@@ -14,6 +15,8 @@ import './operations.js';
 import './uploads.js';
 import './purchases.js';
 import './runtime.js';
+import './deliveries.js';
+import './webhooks.js';
 
 /** The whole schema, sorted so its printed form is stable. Building it opens no database. */
 export const schema = lexicographicSortSchema(builder.toSchema());

@@ -70,6 +70,26 @@ const CloneAppInput = builder.inputType('CloneAppInput', {
   }),
 });
 
+const lifecycleInput = (name: string, description: string, appDescription: string) =>
+  builder.inputType(name, {
+    description,
+    fields: (t) => ({
+      sourceId: t.string({ required: true, description: 'Market source of the app.' }),
+      appName: t.string({ required: true, description: appDescription }),
+      idempotencyKey: t.string({ description: idempotencyKey }),
+    }),
+  });
+const StopAppInput = lifecycleInput(
+  'StopAppInput',
+  'Stop (suspend) a running app: it keeps its data and settings and can be resumed.',
+  'Installed app name; the app must be RUNNING.',
+);
+const ResumeAppInput = lifecycleInput(
+  'ResumeAppInput',
+  'Start a stopped app again.',
+  'Installed app name; the app must be STOPPED.',
+);
+
 const TaskIdInput = (name: string, description: string) =>
   builder.inputType(name, {
     description,
@@ -110,6 +130,21 @@ builder.mutationFields((t) => {
       errors: taskResult('cloneApp', 'The clone was accepted.'),
       args: { input: t.arg({ type: CloneAppInput, required: true, description: 'What to clone.' }) },
       resolve: (_root, { input }, ctx) => ctx.services.operations.clone(ctx.viewer, input),
+    }),
+    stopApp: t.field({
+      type: TaskRef,
+      description:
+        'Stop a running app (the app service suspends it). Its stage is STOPPING while the task runs, STOPPED once done.',
+      errors: taskResult('stopApp', 'The stop was accepted.'),
+      args: { input: t.arg({ type: StopAppInput, required: true, description: 'What to stop.' }) },
+      resolve: (_root, { input }, ctx) => ctx.services.lifecycle.stop(ctx.viewer, input),
+    }),
+    resumeApp: t.field({
+      type: TaskRef,
+      description: 'Start a stopped app again. Its stage is RESUMING while the task runs, RUNNING once done.',
+      errors: taskResult('resumeApp', 'The resume was accepted.'),
+      args: { input: t.arg({ type: ResumeAppInput, required: true, description: 'What to resume.' }) },
+      resolve: (_root, { input }, ctx) => ctx.services.lifecycle.resume(ctx.viewer, input),
     }),
     cancelTask: t.field({
       type: TaskRef,

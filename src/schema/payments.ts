@@ -5,7 +5,7 @@ import { connectionType } from './connections.js';
 import { rowId } from './global-id.js';
 import { PaymentRef, PaymentStatusEnum } from './refs.js';
 
-const PaymentNotificationRef = builder.objectRef<PaymentNotificationRow>('PaymentNotification').implement({
+export const PaymentNotificationRef = builder.objectRef<PaymentNotificationRow>('PaymentNotification').implement({
   description: "A push to the buyer's frontend or signing wallet (LarePass).",
   fields: (t) => ({
     channel: t.exposeString('channel', { description: '`frontend` or `larepass`.' }),

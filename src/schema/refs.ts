@@ -33,6 +33,8 @@ export const AppStageEnum = builder.enumType('AppStage', {
     UNINSTALLING: 'Being removed.',
     FAILED: 'The last operation failed or was canceled.',
     STOPPED: 'Installed but stopped.',
+    STOPPING: 'Being stopped (stopApp).',
+    RESUMING: 'Being started again after a stop (resumeApp).',
   }),
 });
 
@@ -53,6 +55,8 @@ export const TaskTypeEnum = builder.enumType('TaskType', {
     UPGRADE: 'Move an installed app to another version.',
     CLONE: 'Install a second instance of an installed app under a new name.',
     CANCEL: 'Cancel an operation in progress.',
+    STOP: 'Stop (suspend) a running app; it keeps its data and can be resumed.',
+    RESUME: 'Start a stopped app again.',
   }),
 });
 

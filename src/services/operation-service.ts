@@ -1,23 +1,21 @@
 import { z } from 'zod';
 import { canSee, type Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
-import { findAppState, insertTask, isUniqueViolation, upsertAppStateForTask } from '../db/hot-path-sql.js';
-import type { AppRow, CatalogAppRow, TaskRow } from '../db/models.js';
-import { type AppKey, appKeyString } from '../domain/app-key.js';
-import { ConflictError, InvalidStateError, NotFoundError, ValidationError } from '../domain/errors.js';
-import { cloneName, type OperationType, readMetadata, type TaskMetadata } from '../domain/operations.js';
+import { findAppState } from '../db/hot-path-sql.js';
+import type { CatalogAppRow, TaskRow } from '../db/models.js';
+import { InvalidStateError, NotFoundError } from '../domain/errors.js';
+import { cloneName, imagesOfEntry, readMetadata } from '../domain/operations.js';
 import { parseInput } from '../domain/parse-input.js';
 import { derivePaymentStatus } from '../domain/payment-status.js';
-import { newTaskId, type TaskType } from '../domain/tasks.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import type { CatalogService } from './catalog-service.js';
 import type { HistoryService } from './history-service.js';
+import { LifecycleService } from './lifecycle-service.js';
+import { commonOperationFields as common, type TaskRunner, TaskSubmission, trimmed } from './task-submission.js';
 
-const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+export type { TaskRunner } from './task-submission.js';
+
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
-
-const trimmed = (label: string, max: number) =>
-  z.string().trim().min(1, `${label} must not be empty`).max(max, `${label} must be at most ${max} characters`);
 
 const envs = z
   .array(
@@ -31,12 +29,6 @@ const envs = z
   .nullish()
   .transform((list) => list ?? [])
   .refine((list) => new Set(list.map((env) => env.name)).size === list.length, 'env names must be unique');
-
-const common = {
-  sourceId: trimmed('sourceId', 64),
-  appName: trimmed('appName', 128).regex(APP_NAME, 'appName may contain letters, digits, ".", "_" and "-"'),
-  idempotencyKey: trimmed('idempotencyKey', 128).nullish(),
-};
 
 const installInput = z.object({ ...common, version: trimmed('version', 64), envs });
 const uninstallInput = z.object({
@@ -65,49 +57,30 @@ export type InstallInput = z.input<typeof installInput>;
 export type UninstallInput = z.input<typeof uninstallInput>;
 export type CloneInput = z.input<typeof cloneInput>;
 
-/** A validated request, as the task (and app-state row) it becomes. */
-interface TaskRequest {
-  type: OperationType;
-  key: AppKey;
-  version: string | null;
-  metadata: TaskMetadata;
-  idempotencyKey: string | null;
-  retryOfTaskId?: string;
-  /** Fields for a new app-state row (first install, clone). */
-  app: { cfgType: string; title: string | null; rawAppName?: string };
-}
-
-/**
- * What operations need from the task engine (src/engine/task-engine.ts implements it; the engine
- * sits above the services, so they know it only by this shape).
- */
-export interface TaskRunner {
-  /** Something may be pending: take it now instead of at the next poll. */
-  notify(): void;
-  /** Ends a task unless it already ended; false when another writer ended it first. */
-  finish(taskId: string, status: 'CANCELED', details: { error?: string }): Promise<boolean>;
-  /** Asks the app service to cancel the running operation of a task. */
-  requestCancel(task: TaskRow): Promise<void>;
-}
-
 /**
  * What users ask the app service to do: validates the request, checks it against the catalogue
  * and the app's state, and persists it as a PENDING task (with the app's state row and a history
  * record, in one transaction) before the task engine is told. A refused request changes nothing.
  */
 export class OperationService {
+  private readonly submission: TaskSubmission;
+
   constructor(
     private readonly db: Db,
     private readonly catalog: CatalogService,
     private readonly history: HistoryService,
     private readonly feed: ChangeFeed,
     private readonly engine: TaskRunner,
-  ) {}
+    /** Retries stop and resume tasks. */
+    private readonly lifecycle: LifecycleService = new LifecycleService(db, history, feed, engine),
+  ) {
+    this.submission = new TaskSubmission(db, history, feed, engine);
+  }
 
   async install(viewer: Viewer, rawInput: InstallInput, retryOfTaskId?: string): Promise<TaskRow> {
     const input = parseInput(installInput, rawInput);
     const key = { userId: viewer.userId, sourceId: input.sourceId, appName: input.appName };
-    const existing = await this.replay(viewer, input.idempotencyKey, 'INSTALL', key);
+    const existing = await this.submission.replay(viewer, input.idempotencyKey, 'INSTALL', key);
     if (existing) return existing;
     const app = await this.catalogueVersion(input.sourceId, input.appName, input.version);
     const row = await findAppState(this.db, key);
@@ -117,11 +90,17 @@ export class OperationService {
       );
     }
     await this.assertPurchased(viewer, app);
-    return this.create({
+    return this.submission.create({
       type: 'INSTALL',
       key,
       version: input.version,
-      metadata: { cfgType: app.cfgType, envs: input.envs, appId: app.appId, ...(app.paid ? { paid: true } : {}) },
+      metadata: {
+        cfgType: app.cfgType,
+        envs: input.envs,
+        appId: app.appId,
+        ...(app.paid ? { paid: true } : {}),
+        images: imagesOfEntry(app.entry),
+      },
       idempotencyKey: input.idempotencyKey ?? null,
       app: { cfgType: app.cfgType, title: app.title },
       ...(retryOfTaskId ? { retryOfTaskId } : {}),
@@ -131,19 +110,19 @@ export class OperationService {
   async upgrade(viewer: Viewer, rawInput: InstallInput, retryOfTaskId?: string): Promise<TaskRow> {
     const input = parseInput(installInput, rawInput);
     const key = { userId: viewer.userId, sourceId: input.sourceId, appName: input.appName };
-    const existing = await this.replay(viewer, input.idempotencyKey, 'UPGRADE', key);
+    const existing = await this.submission.replay(viewer, input.idempotencyKey, 'UPGRADE', key);
     if (existing) return existing;
-    const row = await this.installedRow(key, 'upgrade');
+    const row = await this.submission.installedRow(key, 'upgrade');
     // A clone upgrades along its original's catalogue entry.
     const app = await this.catalogueVersion(input.sourceId, row.rawAppName ?? input.appName, input.version);
     if (row.installedVersion === input.version) {
       throw new InvalidStateError(`${input.appName} is already at version ${input.version}`);
     }
-    return this.create({
+    return this.submission.create({
       type: 'UPGRADE',
       key,
       version: input.version,
-      metadata: { cfgType: app.cfgType, envs: input.envs, appId: app.appId },
+      metadata: { cfgType: app.cfgType, envs: input.envs, appId: app.appId, images: imagesOfEntry(app.entry) },
       idempotencyKey: input.idempotencyKey ?? null,
       app: { cfgType: app.cfgType, title: app.title },
       ...(retryOfTaskId ? { retryOfTaskId } : {}),
@@ -153,15 +132,15 @@ export class OperationService {
   async uninstall(viewer: Viewer, rawInput: UninstallInput, retryOfTaskId?: string): Promise<TaskRow> {
     const input = parseInput(uninstallInput, rawInput);
     const key = { userId: viewer.userId, sourceId: input.sourceId, appName: input.appName };
-    const existing = await this.replay(viewer, input.idempotencyKey, 'UNINSTALL', key);
+    const existing = await this.submission.replay(viewer, input.idempotencyKey, 'UNINSTALL', key);
     if (existing) return existing;
-    const row = await this.installedRow(key, 'uninstall');
+    const row = await this.submission.installedRow(key, 'uninstall');
     if (input.version && input.version !== row.installedVersion) {
       throw new InvalidStateError(
         `${input.appName} is installed at version ${row.installedVersion}, not ${input.version}`,
       );
     }
-    return this.create({
+    return this.submission.create({
       type: 'UNINSTALL',
       key,
       version: row.installedVersion,
@@ -180,14 +159,17 @@ export class OperationService {
     const input = parseInput(cloneInput, rawInput);
     const { name, requestHash } = cloneName(input);
     const key = { userId: viewer.userId, sourceId: input.sourceId, appName: name };
-    const existing = await this.replay(viewer, input.idempotencyKey, 'CLONE', key);
+    const existing = await this.submission.replay(viewer, input.idempotencyKey, 'CLONE', key);
     if (existing) return existing;
-    const original = await this.installedRow({ ...key, appName: input.appName }, 'clone');
-    const cloneRow = await findAppState(this.db, key);
+    const original = await this.submission.installedRow({ ...key, appName: input.appName }, 'clone');
+    const [cloneRow, entry] = await Promise.all([
+      findAppState(this.db, key),
+      this.catalog.findApp(input.sourceId, input.appName),
+    ]);
     if (cloneRow?.installedVersion) {
       throw new InvalidStateError(`A clone of ${input.appName} with these settings already exists (${name})`);
     }
-    return this.create({
+    return this.submission.create({
       type: 'CLONE',
       key,
       version: original.installedVersion,
@@ -195,6 +177,7 @@ export class OperationService {
         cfgType: original.cfgType ?? 'app',
         envs: input.envs,
         clone: { rawAppName: input.appName, title: input.title, requestHash, entrances: input.entrances },
+        images: imagesOfEntry(entry?.entry),
       },
       idempotencyKey: input.idempotencyKey ?? null,
       app: { cfgType: original.cfgType ?? 'app', title: input.title, rawAppName: input.appName },
@@ -257,6 +240,10 @@ export class OperationService {
           },
           taskId,
         );
+      case 'STOP':
+        return this.lifecycle.stop(owner, base, taskId);
+      case 'RESUME':
+        return this.lifecycle.resume(owner, base, taskId);
       default:
         throw new InvalidStateError(`Tasks of type ${task.type} cannot be retried`);
     }
@@ -271,20 +258,6 @@ export class OperationService {
     parseInput(taskRef, { taskId });
     const task = await this.db.task.findUnique({ where: { taskId } });
     if (!task || !canSee(viewer, task.userId)) throw new NotFoundError(`Task ${taskId} does not exist`);
-    return task;
-  }
-
-  /** The original task of a repeated request (same user, same idempotency key). */
-  private async replay(viewer: Viewer, idempotencyKey: string | null | undefined, type: TaskType, key: AppKey) {
-    if (!idempotencyKey) return null;
-    const task = await this.db.task.findUnique({
-      where: { userId_idempotencyKey: { userId: viewer.userId, idempotencyKey } },
-    });
-    if (task && (task.type !== type || appKeyString(task) !== appKeyString(key))) {
-      throw new ValidationError(`idempotencyKey "${idempotencyKey}" was already used for another request`, [
-        { path: 'idempotencyKey', message: 'used for another request' },
-      ]);
-    }
     return task;
   }
 
@@ -303,14 +276,6 @@ export class OperationService {
     return app;
   }
 
-  private async installedRow(key: AppKey, operation: string): Promise<AppRow & { installedVersion: string }> {
-    const row = await findAppState(this.db, key);
-    if (!row?.installedVersion) {
-      throw new InvalidStateError(`${key.appName} is not installed from ${key.sourceId}, so it cannot ${operation}`);
-    }
-    return row as AppRow & { installedVersion: string };
-  }
-
   private async assertPurchased(viewer: Viewer, app: CatalogAppRow): Promise<void> {
     if (!app.paid) return;
     const payment = await this.db.payment.findFirst({
@@ -320,75 +285,5 @@ export class OperationService {
     if (!payment || derivePaymentStatus(payment) !== 'PURCHASED') {
       throw new InvalidStateError(`payment required: ${app.name} is a paid app; purchase it first (purchaseApp)`);
     }
-  }
-
-  private async create(request: TaskRequest): Promise<TaskRow> {
-    try {
-      return await this.insert(request, new Date());
-    } catch (error) {
-      if (!isUniqueViolation(error)) throw error;
-      return this.lostRace(request);
-    }
-  }
-
-  /** Writes the accepted request, then announces it and tells the engine. */
-  private async insert(request: TaskRequest, now: Date): Promise<TaskRow> {
-    const taskId = newTaskId(now);
-    // One batch transaction (three statements, no interactive round trips): the task, its app's
-    // state row and the history record commit together or not at all. Raw SQL
-    // (db/hot-path-sql.ts): every install runs these.
-    const [[task], , records] = await this.db.$transaction([
-      insertTask(this.db, {
-        taskId,
-        type: request.type,
-        ...request.key,
-        version: request.version,
-        metadata: request.metadata,
-        idempotencyKey: request.idempotencyKey,
-        activeKey: appKeyString(request.key),
-        retryOfTaskId: request.retryOfTaskId ?? null,
-        createdAt: now,
-      }),
-      upsertAppStateForTask(this.db, {
-        ...request.key,
-        opType: request.type.toLowerCase(),
-        targetVersion: request.version,
-        cfgType: request.app.cfgType,
-        title: request.app.title,
-        rawAppName: request.app.rawAppName ?? null,
-        now,
-      }),
-      this.history.recordOne({
-        type: `ACTION_${request.type === 'CLONE' ? 'INSTALL' : request.type}`,
-        message: `${request.type.toLowerCase()} ${request.key.appName}`,
-        app: request.key.appName,
-        userId: request.key.userId,
-        time: now,
-        extended: {
-          taskId,
-          taskType: request.type,
-          status: 'PENDING',
-          version: request.version,
-          retryOf: request.retryOfTaskId ?? null,
-        },
-      }),
-    ]);
-    if (!task) throw new Error(`task ${taskId} was not written`);
-    this.feed.task(task);
-    this.feed.app(request.key);
-    this.feed.history(records);
-    this.engine.notify();
-    return task;
-  }
-
-  /** A unique index refused the task: the same idempotent request won, or another active task for this app. */
-  private async lostRace(request: TaskRequest): Promise<TaskRow> {
-    const owner = { userId: request.key.userId, isAdmin: false };
-    const replayed = await this.replay(owner, request.idempotencyKey, request.type, request.key);
-    if (replayed) return replayed;
-    const active = await this.db.task.findUnique({ where: { activeKey: appKeyString(request.key) } });
-    throw new ConflictError(
-      `${request.key.appName} already has an active task${active ? ` (${active.taskId}, ${active.type} ${active.status})` : ''}; wait for it or cancel it`,
-    );
   }
 }

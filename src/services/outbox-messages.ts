@@ -57,5 +57,24 @@ export async function enqueueOutbound(db: DbWriter, messages: OutboundMessage[],
       nextAttemptAt: now,
     })),
   });
+  if (count > 0) notifyOutbound();
   return count;
+}
+
+const enqueueListeners = new Set<() => void>();
+
+/**
+ * Tells this process's outbox worker that messages are waiting, so it delivers them now instead of
+ * at its next poll (OUTBOX_POLL_INTERVAL_MS). `enqueueOutbound` calls it itself; a caller that
+ * enqueued inside a transaction calls it again after the commit, since a worker woken before the
+ * commit does not see the rows yet.
+ */
+export function notifyOutbound(): void {
+  for (const listener of enqueueListeners) listener();
+}
+
+/** Calls `listener` on every notifyOutbound(); returns the function that stops that. */
+export function onOutboundEnqueued(listener: () => void): () => void {
+  enqueueListeners.add(listener);
+  return () => enqueueListeners.delete(listener);
 }

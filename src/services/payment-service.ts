@@ -6,8 +6,10 @@ import type { PaymentRow, Prisma } from '../db/models.js';
 import { NotFoundError } from '../domain/errors.js';
 import { defineFilter, derived, equals, oneOf } from '../domain/filters.js';
 import { derivePaymentStatus, type PaymentStatus } from '../domain/payment-status.js';
+import type { ProductTerms } from '../domain/payment-terms.js';
 import type { EventBus } from '../events/change-feed.js';
 import { type Connection, type PageArgs, paginateArray, paginateQuery } from './pagination.js';
+import { readTerms } from './payment-pushes.js';
 
 export interface PaymentFilter {
   userId?: string | null;
@@ -62,6 +64,21 @@ export class PaymentService {
   notifications(payment: PaymentRow) {
     return this.db.paymentNotification.findMany({ where: { paymentId: payment.id }, orderBy: { id: 'asc' } });
   }
+
+  /**
+   * What the payment's product costs (payment-pushes.ts readTerms, signed terms first). Read once
+   * per row object, so a request selecting both `price` and `product` reads the catalogue once.
+   */
+  termsOf(payment: PaymentRow): Promise<ProductTerms | null> {
+    let terms = this.terms.get(payment);
+    if (!terms) {
+      terms = readTerms(this.db, payment, 'signed');
+      this.terms.set(payment, terms);
+    }
+    return terms;
+  }
+
+  private readonly terms = new WeakMap<PaymentRow, Promise<ProductTerms | null>>();
 
   statusOf(payment: PaymentRow): PaymentStatus {
     return derivePaymentStatus(payment);

@@ -1,27 +1,29 @@
 import type { Db } from '../db/client.js';
 import { DbNull, type PaymentRow, type Prisma } from '../db/models.js';
-import { derivePaymentStatus, type PaymentStatus } from '../domain/payment-status.js';
+import { derivePaymentStatus } from '../domain/payment-status.js';
 import { movesOutsideRules, type PaymentAxes, type PaymentAxis, paymentAxesOf } from '../domain/payments.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
 import type { HistoryService } from './history-service.js';
+import { enqueueOutbound, notifyOutbound, type OutboundMessage } from './outbox-messages.js';
+import {
+  credentialPush,
+  fetchSignaturePush,
+  frontendPush,
+  outboundFor,
+  type Push,
+  type PushTargets,
+  paymentRequiredPush,
+  readTerms,
+  signBodyOf,
+  signRequestPush,
+} from './payment-pushes.js';
 
 /** A payment row with its five axes typed. */
 export type Payment = Omit<PaymentRow, PaymentAxis> & PaymentAxes;
 
 /** A change of a payment row; the axes take only their own values. */
 export type Patch = Omit<Prisma.PaymentUpdateInput, PaymentAxis> & Partial<PaymentAxes>;
-
-/** A push to the buyer's frontend or signing wallet; it is recorded with the change, never dropped. */
-export interface Push {
-  channel: 'frontend' | 'larepass';
-  topic: 'payment_state_update' | 'market_payment' | 'fetch_payment_signature' | 'save_payment_vc';
-  status?: PushedStatus;
-  payload: Prisma.InputJsonValue;
-}
-
-/** The status pushed to the frontend: the visible status, spelled as the frontend expects it. */
-type PushedStatus = Lowercase<PaymentStatus>;
 
 /**
  * Writes the changes of payment states: each in one transaction with its pushes and, when the
@@ -34,6 +36,7 @@ export class PaymentTransitions {
     private readonly history: HistoryService,
     private readonly feed: ChangeFeed,
     private readonly logger: Logger,
+    private readonly targets: PushTargets,
   ) {}
 
   /** The payment as it is now (it exists: payments are never deleted). */
@@ -42,7 +45,9 @@ export class PaymentTransitions {
   }
 
   /**
-   * Writes a change with its pushes and history in one transaction, then announces it.
+   * Writes a change with its pushes and history in one transaction, then announces it. Each push
+   * is a PaymentNotification row and, when its channel has a URL, an outbox message keyed by the
+   * row (`payment:<id>`) that the outbox worker delivers: both exist exactly when the change does.
    *
    * Whether the visible status moved is decided against the row as it is inside the transaction,
    * not against `payment` (read earlier, perhaps before a concurrent request of the same buyer
@@ -52,25 +57,32 @@ export class PaymentTransitions {
    * both providers); SQLite runs one write transaction at a time anyway.
    */
   async commit(payment: Payment, patch: Patch, pushes: Push[] = []): Promise<Payment> {
-    const { before, updated, records } = await this.db.$transaction(async (tx) => {
+    const { before, updated, records, enqueued } = await this.db.$transaction(async (tx) => {
       await tx.$executeRaw`UPDATE "Payment" SET "pollAttempts" = "pollAttempts" WHERE "id" = ${payment.id}`;
       const locked = await tx.payment.findUnique({ where: { id: payment.id } });
       const current = locked ? paymentAxesOf(locked) : payment;
       const row = paymentAxesOf(await tx.payment.update({ where: { id: payment.id }, data: patch }));
-      if (pushes.length) {
-        await tx.paymentNotification.createMany({
-          data: pushes.map((push) => ({
+      const messages: OutboundMessage[] = [];
+      for (const push of pushes) {
+        // One row at a time: each outbox message names its row's id.
+        const notification = await tx.paymentNotification.create({
+          data: {
             paymentId: row.id,
             userId: row.userId,
             channel: push.channel,
             topic: push.topic,
             status: push.status ?? null,
-            payload: push.payload,
-          })),
+            payload: push.recorded ?? push.body,
+          },
         });
+        const message = outboundFor(this.targets, push, notification.id);
+        if (message) messages.push(message);
       }
-      return { before: current, updated: row, records: await this.recordMilestone(tx, current, row) };
+      const enqueued = await enqueueOutbound(tx, messages);
+      return { before: current, updated: row, records: await this.recordMilestone(tx, current, row), enqueued };
     });
+    // Woken inside the transaction, the outbox worker could not see the messages yet.
+    if (enqueued) notifyOutbound();
     const moves = movesOutsideRules(before, updated);
     if (moves.length) this.logger.warn({ paymentId: updated.id, moves }, 'payment state moved outside its rules');
     this.feed.history(records);
@@ -112,7 +124,7 @@ export class PaymentTransitions {
     return this.commit(
       payment,
       { vc, developerSync: 'completed', paymentStatus: 'developer_confirmed', frontendData: DbNull },
-      [frontendPush(payment, 'purchased'), credentialPush(payment)],
+      [frontendPush(payment, 'purchased'), credentialPush(payment, vc)],
     );
   }
 
@@ -131,16 +143,12 @@ export class PaymentTransitions {
     ]);
   }
 
-  /** Asks the wallet to sign, dropping the refused signature first when `resign`. */
-  requestSignature(payment: Payment, resign: boolean): Promise<Payment> {
-    const signBody = {
-      product_id: payment.productId,
-      application_verifiable_credential: {
-        productId: payment.productId,
-        ...(payment.txHash ? { txHash: payment.txHash } : {}),
-      },
-      product_credential_manifest: `manifest:${payment.developerName}:${payment.productId}`,
-    };
+  /**
+   * Asks the wallet to sign, dropping the refused signature first when `resign`. The sign body
+   * carries the product's terms as the catalogue prices them now, and is kept on the payment.
+   */
+  async requestSignature(payment: Payment, resign: boolean): Promise<Payment> {
+    const signBody = signBodyOf(payment, await readTerms(this.db, payment, 'current'), true);
     return this.commit(
       payment,
       {
@@ -149,28 +157,29 @@ export class PaymentTransitions {
         signBody,
         ...(resign ? { jws: null } : {}),
       },
-      [
-        { channel: 'larepass', topic: 'market_payment', payload: { sign_body: signBody, is_resign: resign } },
-        frontendPush(payment, 'signature_required'),
-      ],
+      [signRequestPush(payment, signBody, resign, this.targets), frontendPush(payment, 'signature_required')],
     );
   }
 
-  /** Asks the wallet whether it already holds a signature for the product. */
-  askWalletForSignature(payment: Payment): Promise<Payment> {
-    return this.commit(payment, { larePassSync: 'in_progress' }, [
-      { channel: 'larepass', topic: 'fetch_payment_signature', payload: { product_id: payment.productId } },
+  /** Asks the wallet whether it already holds a signature for the product (no transaction: it asks for any). */
+  async askWalletForSignature(payment: Payment): Promise<Payment> {
+    const signBody = signBodyOf(payment, await readTerms(this.db, payment, 'current'), false);
+    return this.commit(payment, { larePassSync: 'in_progress', signBody }, [
+      fetchSignaturePush(payment, signBody, this.targets),
     ]);
   }
 
   /** Asks the frontend to pay, with what it needs to. */
-  requestPayment(payment: Payment, patch: Patch = {}): Promise<Payment> {
-    return this.commit(payment, { ...patch, paymentStatus: 'notification_sent' }, [paymentRequired(payment)]);
+  async requestPayment(payment: Payment, patch: Patch = {}): Promise<Payment> {
+    const terms = await readTerms(this.db, payment, 'signed');
+    return this.commit(payment, { ...patch, paymentStatus: 'notification_sent' }, [
+      paymentRequiredPush(payment, terms),
+    ]);
   }
 
-  /** Pushes the credential to the wallet again. */
+  /** Pushes the credential to the wallet again (only called with one: see resendCredential). */
   resendCredential(payment: Payment): Promise<Payment> {
-    return this.commit(payment, {}, [credentialPush(payment)]);
+    return this.commit(payment, {}, payment.vc ? [credentialPush(payment, payment.vc)] : []);
   }
 
   /** The frontend paid: it waits for the developer's confirmation. */
@@ -198,46 +207,4 @@ export class PaymentTransitions {
       tx,
     );
   }
-}
-
-/** The credential for the wallet to keep; recorded without the credential itself. */
-function credentialPush(payment: Payment): Push {
-  return {
-    channel: 'larepass',
-    topic: 'save_payment_vc',
-    payload: {
-      product_id: payment.productId,
-      app_id: payment.appId,
-      app_name: payment.appName,
-      developer_name: payment.developerName,
-      tx_hash: payment.txHash,
-      user_id: payment.userId,
-      vc: '[redacted]',
-    },
-  };
-}
-
-function paymentRequired(payment: Payment): Push {
-  return {
-    ...frontendPush(payment, 'payment_required'),
-    payload: {
-      app_id: payment.appId,
-      app_name: payment.appName,
-      source_id: payment.sourceId,
-      status: 'payment_required',
-      payment_data: {
-        to: (payment.developer as { did?: string } | null)?.did ?? null,
-        product: [{ product_id: payment.productId }],
-      },
-    },
-  };
-}
-
-function frontendPush(payment: Payment, status: PushedStatus): Push {
-  return {
-    channel: 'frontend',
-    topic: 'payment_state_update',
-    status,
-    payload: { app_id: payment.appId, app_name: payment.appName, source_id: payment.sourceId, status },
-  };
 }

@@ -20,6 +20,8 @@ import type { ChangeFeed } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
 import { CredentialPolling, type PollingOptions } from './credential-polling.js';
 import type { HistoryService } from './history-service.js';
+import { type PaymentDelivery, recordPaymentDelivery } from './payment-delivery.js';
+import type { PushTargets } from './payment-pushes.js';
 import { type Patch, type Payment, PaymentTransitions } from './payment-transitions.js';
 
 /**
@@ -57,13 +59,14 @@ export class PurchaseService {
 
   constructor(
     private readonly db: Db,
-    history: HistoryService,
+    private readonly history: HistoryService,
     private readonly developers: DeveloperService,
-    feed: ChangeFeed,
+    private readonly feed: ChangeFeed,
     logger: Logger,
     polling: PollingOptions,
+    pushes: PushTargets,
   ) {
-    this.transitions = new PaymentTransitions(db, history, feed, logger);
+    this.transitions = new PaymentTransitions(db, history, feed, logger, pushes);
     this.polling = new CredentialPolling(db, developers, this.transitions, logger, polling);
   }
 
@@ -178,6 +181,14 @@ export class PurchaseService {
       throw new InvalidStateError(`There is no confirmed credential for ${payment.appName} to send again`);
     }
     return this.transitions.resendCredential(payment);
+  }
+
+  /**
+   * The outbox worker delivered a push, or gave up on it: a PAYMENT history record for the buyer
+   * (see recordPaymentDelivery).
+   */
+  recordDelivery(delivery: PaymentDelivery): Promise<void> {
+    return recordPaymentDelivery({ db: this.db, history: this.history, feed: this.feed }, delivery);
   }
 
   // ── credential polling ───────────────────────────────────────────────────────────────────

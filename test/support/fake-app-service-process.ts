@@ -210,7 +210,7 @@ async function main(): Promise<void> {
     const sourceId = String(request.headers['x-market-source'] ?? 'market.olares');
     calls.push({ kind, user, sourceId, app, opId });
     if (kind === 'cancel') return; // not played out here
-    const opType = kind === 'clone' ? 'install' : kind;
+    const opType = kind === 'clone' ? 'install' : kind === 'suspend' ? 'stop' : kind;
     const key = (entry: Listed) => entry.name === app && entry.owner === user && entry.marketSource === sourceId;
     let entry = (fake.apps as Listed[]).find(key);
     if (!entry) {
@@ -224,7 +224,11 @@ async function main(): Promise<void> {
         ? [['uninstalling'], ['uninstalled']]
         : kind === 'upgrade'
           ? [['upgrading'], ['initializing'], ['running']]
-          : INSTALL_STEPS;
+          : kind === 'suspend'
+            ? [['stopped']]
+            : kind === 'resume'
+              ? [['running']]
+              : INSTALL_STEPS;
     status.active += 1;
     // The operation moves on by itself; its events go out in order, each once the one before was applied.
     let delivering = Promise.resolve();
@@ -237,7 +241,8 @@ async function main(): Promise<void> {
         });
     };
     void (async () => {
-      report(move(listedEntry, kind === 'uninstall' ? 'uninstalling' : 'pending'));
+      const first = { uninstall: 'uninstalling', suspend: 'stopping', resume: 'resuming' }[kind] ?? 'pending';
+      report(move(listedEntry, first));
       for (const [state, progress] of steps) {
         await pause();
         if (stopping) return;

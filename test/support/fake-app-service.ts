@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
  * the way a test asks it to; app states reach the engine through `sendEvent`, like the real one.
  */
 
-export type CallKind = 'install' | 'clone' | 'upgrade' | 'uninstall' | 'cancel' | 'listApps';
+export type CallKind = 'install' | 'clone' | 'upgrade' | 'uninstall' | 'cancel' | 'suspend' | 'resume' | 'listApps';
 
 export type Behaviour =
   /** HTTP 200 `{code: 200}` with `data.opID` (`op-<n>` unless given; null leaves it out). */
@@ -62,6 +62,11 @@ export interface FakeAppService {
   requests: RecordedRequest[];
   /** What `/all/apps` lists, as app-service status objects; tests may change it at any time. */
   apps: unknown[];
+  /**
+   * What `/middlewares/status` lists (`{user, resourceStatus, updateTime, metadata: {name}, …}`);
+   * null: it answers HTTP 500 (middlewares cannot be listed now).
+   */
+  middlewares: unknown[] | null;
   setBehaviour(kind: CallKind, behaviour: Behaviour): void;
   /** Back to accepting everything, with no recorded requests. */
   reset(): void;
@@ -97,6 +102,11 @@ export async function startFakeAppService(options: FakeAppServiceOptions = {}): 
       body: text === '' ? undefined : parseJson(text),
     };
     requests.push(request);
+    if (request.method === 'GET' && request.path === '/app-service/v1/middlewares/status') {
+      const { middlewares } = fake;
+      if (middlewares === null) return reply(res, 500, { code: 500, message: 'middleware status unavailable' });
+      return reply(res, 200, { code: 200, message: 'success', data: middlewares });
+    }
 
     const kind = callKindOf(request);
     if (!kind) return reply(res, 404, { code: 404, message: `no route ${request.method} ${request.path}`, data: null });
@@ -135,6 +145,7 @@ export async function startFakeAppService(options: FakeAppServiceOptions = {}): 
     url: `http://127.0.0.1:${port}`,
     requests,
     apps: options.apps ?? [],
+    middlewares: [],
     setBehaviour(kind, behaviour) {
       behaviours.set(kind, behaviour);
     },
@@ -165,9 +176,9 @@ export async function sendEvent(intakeUrl: string, secret: string, event: AppSta
 
 function callKindOf({ method, path, body }: RecordedRequest): CallKind | null {
   if (method === 'GET' && path === '/app-service/v1/all/apps') return 'listApps';
-  const match = /^\/app-service\/v1\/apps\/[^/]+\/(install|upgrade|uninstall|cancel)$/.exec(path);
+  const match = /^\/app-service\/v1\/apps\/[^/]+\/(install|upgrade|uninstall|cancel|suspend|resume)$/.exec(path);
   if (method !== 'POST' || !match) return null;
-  const action = match[1] as 'install' | 'upgrade' | 'uninstall' | 'cancel';
+  const action = match[1] as Exclude<CallKind, 'clone' | 'listApps'>;
   // A clone is an install of a new name; only its body tells them apart.
   const isClone = action === 'install' && typeof body === 'object' && body !== null && 'rawAppName' in body;
   return isClone ? 'clone' : action;

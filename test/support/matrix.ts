@@ -60,10 +60,18 @@ export interface Operation {
 }
 
 export class OperationBuilder {
+  private members: ReadonlySet<string> | undefined;
+
   constructor(private readonly schema: GraphQLSchema) {}
 
-  /** The operation of one root field, its required arguments from `samples`, `userId` set when given. */
-  build(target: RootField, samples: SampleTable, userId?: string): Operation {
+  /**
+   * The operation of one root field, its required arguments from `samples`, `userId` set when
+   * given. `members` narrows an abstract result (node's) to those object types: a selection of
+   * every Node type at once needs more aliases (fields of one name and different types) than the
+   * server allows a document (graphql-armor's maxAliases).
+   */
+  build(target: RootField, samples: SampleTable, userId?: string, members?: ReadonlySet<string>): Operation {
+    this.members = members;
     const { root, name, field } = target;
     const variables: Record<string, unknown> = {};
     for (const arg of field.args) {
@@ -104,7 +112,9 @@ export class OperationBuilder {
     const named = getNamedType(type);
     if (isLeafType(named)) return '';
     if (isAbstractType(named)) {
-      const members = this.schema.getPossibleTypes(named);
+      const members = this.schema
+        .getPossibleTypes(named)
+        .filter((member) => depth > 1 || !this.members || this.members.has(member.name));
       const clashes = clashingFields(members);
       return `__typename ${members.map((member) => `... on ${member.name} { ${this.fields(member, depth, clashes)} }`).join(' ')}`;
     }

@@ -42,12 +42,16 @@ export interface StartOptions {
 /** A real server on port 0 over its own fresh database, with demo data unless DEMO_DATA=0. */
 export async function startTestServer(kind: DatabaseKind, options: StartOptions = {}): Promise<TestServer> {
   const database = options.database ?? (await createTestDatabase(kind));
-  // The simulated app service stands still unless a test sets its pace, so reads see a fixed state.
+  // The simulated app service stands still unless a test sets its pace, so reads see a fixed state;
+  // status correction runs at start only unless a test sets its pace (rows a test writes later are
+  // not the app service's).
+  const correctionPace = options.env?.RECONCILE_INTERVAL_MS ? {} : { STATUS_CORRECTION_INTERVAL_MS: '3600000' };
   const config = loadConfig({
     DATABASE_URL: database.url,
     PORT: '0',
     LOG_LEVEL: options.logLevel ?? 'info',
     SIMULATED_STEP_MS: '600000',
+    ...correctionPace,
     ...options.env,
   });
   const logs: string[] = [];

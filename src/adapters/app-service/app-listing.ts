@@ -2,6 +2,7 @@ import { appKeyString } from '../../domain/app-key.js';
 import { isRecord } from '../../platform/json.js';
 import { upstreamExcerpt } from '../../platform/outbound-http.js';
 import { parseRfc3339Time } from '../../platform/rfc3339.js';
+import { mergeEntranceStatuses, readEntrances } from './entrances.js';
 import type { AppStateEvent, OperationStatus, OperationTarget } from './port.js';
 import { DEFAULT_MARKET_SOURCE } from './state-event.js';
 
@@ -72,33 +73,137 @@ function redactedTextOf(value: unknown): string | null {
   return text === null ? null : upstreamExcerpt(text, MAX_STORED_TEXT);
 }
 
-/** One item of `/all/apps` as a state event, or why it cannot be one. */
+/**
+ * One item of `/all/apps` as a state event, or why it cannot be one. Two shapes are read: the
+ * app service's Application resources (`{metadata, spec: {name, owner, isSysApp, entrances,
+ * sharedEntrances, settings}, status: {state, statusTime, updateTime, entranceStatuses}}`, what
+ * Olares answers) and the flat status objects of the market's own state cache (`{name, owner,
+ * state, statusTime, entranceStatuses, …}`).
+ */
 export function readListedApp(item: unknown): AppStateEvent | string {
   if (!isRecord(item)) return 'not an object';
-  const appName = textOf(item.name);
-  const userId = textOf(item.owner);
-  const state = textOf(item.state);
-  if (!appName) return 'no name';
-  if (!userId) return 'no owner';
-  if (!state) return 'no state';
-  const timeText = textOf(item.statusTime) ?? textOf(item.updateTime);
-  const createTime = timeText === null ? null : parseRfc3339Time(timeText);
-  if (!createTime)
-    return timeText === null ? 'no statusTime or updateTime' : `invalid time ${JSON.stringify(timeText.slice(0, 64))}`;
+  return isRecord(item.spec) ? readApplication(item.spec, isRecord(item.status) ? item.status : {}) : readFlat(item);
+}
+
+function readFlat(item: Record<string, unknown>): AppStateEvent | string {
   const settings = isRecord(item.settings) ? item.settings : {};
-  const progress = typeof item.progress === 'number' ? String(item.progress) : textOf(item.progress);
-  return {
-    userId,
-    sourceId: textOf(item.marketSource) ?? textOf(settings.market_source) ?? DEFAULT_MARKET_SOURCE,
-    appName,
+  return readFields({
+    appName: textOf(item.name),
+    userId: textOf(item.owner),
+    state: textOf(item.state),
+    times: [item.statusTime, item.updateTime],
+    sourceId: textOf(item.marketSource) ?? textOf(settings.market_source),
     rawAppName: textOf(item.rawAppName),
     opId: textOf(item.opID),
     opType: textOf(item.opType),
+    progress: item.progress,
+    reason: item.reason,
+    message: item.message,
+    system: item.isSysApp === true || settings.system_service !== undefined,
+    entrances: readEntrances(item.entranceStatuses, item.sharedEntrances),
+  });
+}
+
+function readApplication(spec: Record<string, unknown>, status: Record<string, unknown>): AppStateEvent | string {
+  const settings = isRecord(spec.settings) ? spec.settings : {};
+  return readFields({
+    appName: textOf(spec.name),
+    userId: textOf(spec.owner),
+    state: textOf(status.state),
+    times: [status.statusTime, status.updateTime, status.lastTransitionTime],
+    sourceId: textOf(settings.market_source) ?? textOf(settings.marketSource),
+    rawAppName: textOf(spec.rawAppName),
+    opId: textOf(status.opID),
+    opType: textOf(status.opType),
+    progress: status.progress,
+    reason: status.reason,
+    message: status.message,
+    // `system_service` marks the app service's own services, which it lists among the apps.
+    system: spec.isSysApp === true || settings.system_service !== undefined,
+    entrances: mergeEntranceStatuses(spec.entrances, status.entranceStatuses, spec.sharedEntrances),
+  });
+}
+
+interface ListedFields {
+  appName: string | null;
+  userId: string | null;
+  state: string | null;
+  /** Candidates for the state's time, best first. */
+  times: unknown[];
+  sourceId: string | null;
+  rawAppName: string | null;
+  opId: string | null;
+  opType: string | null;
+  progress: unknown;
+  reason: unknown;
+  message: unknown;
+  system: boolean;
+  entrances: AppStateEvent['entrances'];
+}
+
+function readFields(fields: ListedFields): AppStateEvent | string {
+  const { appName, userId, state } = fields;
+  if (!appName) return 'no name';
+  if (!userId) return 'no owner';
+  if (!state) return 'no state';
+  const timeText = fields.times.map(textOf).find((text) => text !== null) ?? null;
+  const createTime = timeText === null ? null : parseRfc3339Time(timeText);
+  if (!createTime)
+    return timeText === null ? 'no statusTime or updateTime' : `invalid time ${JSON.stringify(timeText.slice(0, 64))}`;
+  const progress = typeof fields.progress === 'number' ? String(fields.progress) : textOf(fields.progress);
+  return {
+    userId,
+    sourceId: fields.sourceId ?? DEFAULT_MARKET_SOURCE,
+    appName,
+    rawAppName: fields.rawAppName,
+    opId: fields.opId,
+    opType: fields.opType,
     state,
     progress,
     // Upstream text that is stored on the app and shown to its owner.
-    reason: redactedTextOf(item.reason),
-    message: redactedTextOf(item.message),
+    reason: redactedTextOf(fields.reason),
+    message: redactedTextOf(fields.message),
     createTime,
+    ...(fields.system ? { system: true } : {}),
+    ...(fields.entrances ? { entrances: fields.entrances } : {}),
   };
+}
+
+/**
+ * One item of `/middlewares/status` (`{uuid, namespace, user, resourceStatus, resourceType,
+ * createTime, updateTime, metadata: {name}, version, title, market_source}`) as a listed app, or
+ * why it cannot be one. Its `resourceStatus` is not the app-state vocabulary: status correction
+ * only takes a listed middleware as proof that it exists.
+ */
+export function readListedMiddleware(item: unknown): AppStateEvent | string {
+  if (!isRecord(item)) return 'not an object';
+  const metadata = isRecord(item.metadata) ? item.metadata : {};
+  return readFields({
+    appName: textOf(metadata.name),
+    userId: textOf(item.user),
+    state: textOf(item.resourceStatus) ?? 'unknown',
+    times: [item.updateTime, item.createTime],
+    sourceId: textOf(item.market_source),
+    rawAppName: null,
+    opId: null,
+    opType: null,
+    progress: null,
+    reason: null,
+    message: null,
+    system: false,
+    entrances: undefined,
+  });
+}
+
+/** The items of `/middlewares/status` that can be read, and why the others cannot; null when it is no list. */
+export function readListedMiddlewares(data: unknown): { middlewares: AppStateEvent[]; problems: string[] } | null {
+  if (!Array.isArray(data)) return null;
+  const middlewares: AppStateEvent[] = [];
+  const problems: string[] = [];
+  for (const item of data) {
+    const read = readListedMiddleware(item);
+    if (typeof read === 'string') problems.push(read);
+    else middlewares.push(read);
+  }
+  return { middlewares, problems };
 }

@@ -1,12 +1,28 @@
 import type { Config } from '../../platform/config.js';
 import type { Logger } from '../../platform/logger.js';
 import { HttpAppService } from './http.js';
-import type { AppService, AppStateSink } from './port.js';
+import type { AppService, AppStateEvent, AppStateSink } from './port.js';
 import { SimulatedAppService } from './simulated.js';
 
+export interface AppServiceExtras {
+  /** For the simulated one: the apps its cluster starts with (see SimulatedAppServiceOptions). */
+  initialApps?: () => Promise<AppStateEvent[]>;
+}
+
 /** The simulated app service by default; the real one over HTTP when APP_SERVICE_URL is set. */
-export function createAppService(config: Config['appService'], sink: AppStateSink, logger: Logger): AppService {
-  if (config.kind === 'simulated') return new SimulatedAppService(sink, config);
+export function createAppService(
+  config: Config['appService'],
+  sink: AppStateSink,
+  logger: Logger,
+  extras: AppServiceExtras = {},
+): AppService {
+  if (config.kind === 'simulated') {
+    return new SimulatedAppService(sink, {
+      stepMs: config.stepMs,
+      failApps: config.failApps,
+      ...(extras.initialApps ? { initialApps: extras.initialApps } : {}),
+    });
+  }
   return new HttpAppService({
     baseUrl: config.url,
     ...(config.token ? { token: config.token } : {}),

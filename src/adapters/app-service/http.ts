@@ -1,9 +1,10 @@
 import type { EnvVar, OperationRequest, OperationType } from '../../domain/operations.js';
+import type { BackendResponse } from '../../domain/task-result.js';
 import { isRecord } from '../../platform/json.js';
 import type { Logger } from '../../platform/logger.js';
 import { fetchJson, upstreamExcerpt } from '../../platform/outbound-http.js';
 import { redactSecrets, redactSecretsIn, rememberSecret, secretEnvValues } from '../../platform/redact.js';
-import { operationStatuses, readListedApp, textOf } from './app-listing.js';
+import { operationStatuses, readListedApp, readListedMiddlewares, textOf } from './app-listing.js';
 import {
   type AppService,
   AppServiceError,
@@ -78,6 +79,18 @@ const VERBS: Record<OperationType, string> = {
   CLONE: 'clone',
   UPGRADE: 'upgrade',
   UNINSTALL: 'uninstall',
+  STOP: 'stop',
+  RESUME: 'resume',
+};
+
+/** The app service's path segment of each operation: a clone is an install under the clone's own name. */
+const PATHS: Record<OperationType, string> = {
+  INSTALL: 'install',
+  CLONE: 'install',
+  UPGRADE: 'upgrade',
+  UNINSTALL: 'uninstall',
+  STOP: 'suspend',
+  RESUME: 'resume',
 };
 
 export class HttpAppService implements AppService {
@@ -98,12 +111,12 @@ export class HttpAppService implements AppService {
     this.logger = options.logger;
   }
 
-  async start(operation: OperationRequest): Promise<{ opId: string | null }> {
+  async start(operation: OperationRequest): Promise<{ opId: string | null; response: BackendResponse }> {
     const action = `${VERBS[operation.type]} of ${operation.appName}`;
     const secrets = secretEnvValues(operation.envs);
     const envelope = await this.send({
       method: 'POST',
-      path: `/app-service/v1/apps/${encodeURIComponent(operation.appName)}/${operationPath(operation.type)}`,
+      path: `/app-service/v1/apps/${encodeURIComponent(operation.appName)}/${PATHS[operation.type]}`,
       action,
       caller: operation,
       body: this.operationBody(operation),
@@ -120,7 +133,9 @@ export class HttpAppService implements AppService {
         secrets,
       );
     }
-    return { opId };
+    // The envelope's message is already redacted; its data may quote the request back.
+    const data = redactSecretsIn(envelope.data, this.secretsOf(secrets));
+    return { opId, response: { code: envelope.code, message: envelope.message, data } };
   }
 
   async cancel(target: OperationTarget): Promise<void> {
@@ -130,6 +145,9 @@ export class HttpAppService implements AppService {
       path: `/app-service/v1/apps/${encodeURIComponent(target.appName)}/cancel?type=operate`,
       action,
       caller: target,
+      // The app service reads only the query; an empty JSON object (with its content type) is
+      // what an HTTP stack between us that insists on a typed body for a POST accepts.
+      body: {},
     });
     this.ensureAccepted(envelope, action);
   }
@@ -168,6 +186,21 @@ export class HttpAppService implements AppService {
     return events;
   }
 
+  /** Its middlewares (`GET /middlewares/status`) as listed apps: status correction's proof that they exist. */
+  async listMiddlewares(): Promise<AppStateEvent[]> {
+    const action = 'listing of middlewares';
+    const path = '/app-service/v1/middlewares/status';
+    const envelope = await this.send({ method: 'GET', path, action, maxResponseBytes: ALL_APPS_MAX_BYTES });
+    this.ensureAccepted(envelope, action);
+    const read = readListedMiddlewares(envelope.data);
+    const { status, code } = envelope;
+    if (!read)
+      throw this.failure('invalid_response', `app service answered ${action} without a list`, { status, code });
+    for (const problem of read.problems)
+      this.logger.warn({ problem: loggable(problem) }, 'skipping a listed middleware');
+    return read.middlewares;
+  }
+
   /** Answered from one listing of every app: the app service has no per-operation query. */
   async lookup(targets: OperationTarget[]): Promise<OperationStatus[]> {
     return operationStatuses(await this.listApps(), targets);
@@ -181,9 +214,10 @@ export class HttpAppService implements AppService {
     const { userId, sourceId } = operation;
     const source = sourceId === 'upload' ? 'custom' : 'market';
     const envs = operation.envs.map(toWireEnv);
+    const images = (operation.images ?? []).map(({ name, size }) => ({ name, size }));
     switch (operation.type) {
       case 'INSTALL':
-        return { repoUrl: this.repoUrl, source, x_market_user: userId, x_market_source: sourceId, images: [], envs };
+        return { repoUrl: this.repoUrl, source, x_market_user: userId, x_market_source: sourceId, images, envs };
       case 'CLONE': {
         const clone = operation.clone;
         if (!clone) throw new Error(`clone of ${operation.appName} was started without its clone details`);
@@ -192,7 +226,7 @@ export class HttpAppService implements AppService {
           source,
           x_market_user: userId,
           x_market_source: sourceId,
-          images: [],
+          images,
           envs,
           entrances: clone.entrances.map(({ name, title }) => ({ name, title })),
           rawAppName: clone.rawAppName,
@@ -208,11 +242,16 @@ export class HttpAppService implements AppService {
           x_market_user: userId,
           source,
           x_market_source: sourceId,
-          images: [],
+          images,
           envs,
         };
       case 'UNINSTALL':
         return { all: operation.uninstall?.all ?? false, deleteData: operation.uninstall?.deleteData ?? false };
+      case 'STOP':
+        // `all` stops the app for every user of a shared app: this API stops one user's app.
+        return { all: false };
+      case 'RESUME':
+        return {};
     }
   }
 
@@ -320,11 +359,6 @@ function describeHttpFailure(status: number, action: string, explanation: string
   }
   if (status >= 400) return ['rejected', `app service rejected ${action}${explanation} (HTTP ${status})`];
   return ['invalid_response', `app service answered ${action} with an unexpected HTTP ${status}`];
-}
-
-function operationPath(type: OperationType): string {
-  // A clone is an install under the clone's own name.
-  return type === 'UPGRADE' ? 'upgrade' : type === 'UNINSTALL' ? 'uninstall' : 'install';
 }
 
 function toWireEnv(env: EnvVar): WireEnv {

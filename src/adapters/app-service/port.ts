@@ -7,6 +7,7 @@
  * operation (with its op id), and progress, success and failure arrive later as state events.
  */
 import type { OperationRequest, OperationType } from '../../domain/operations.js';
+import type { BackendResponse } from '../../domain/task-result.js';
 
 export interface OperationTarget {
   userId: string;
@@ -56,6 +57,11 @@ export interface AppStateEvent {
   createTime: Date;
   /** The app's entrances, when the report carries them; undefined/null keeps the stored ones. */
   entrances?: AppEntrance[] | null;
+  /**
+   * Only in the app service's lists: the app is one of its own (a system app, or a system
+   * service), not one installed from a market; status correction neither adds nor removes it.
+   */
+  system?: boolean;
 }
 
 export type AppServiceErrorKind =
@@ -90,12 +96,20 @@ export type OperationStatus =
 
 export interface AppService {
   readonly kind: 'simulated' | 'http';
-  /** Asks the app service to run an operation; resolves with its op id once accepted. */
-  start(operation: OperationRequest): Promise<{ opId: string | null }>;
+  /**
+   * Asks the app service to run an operation; resolves once accepted with its op id and the app
+   * service's answer (secrets redacted), which the task keeps in its result.
+   */
+  start(operation: OperationRequest): Promise<{ opId: string | null; response: BackendResponse }>;
   /** Asks it to cancel the running operation of an app. */
   cancel(target: OperationTarget): Promise<void>;
-  /** Every app it knows, as state events (for reconciliation); undefined when it cannot list. */
-  listApps?(): Promise<AppStateEvent[]>;
+  /** Every app it knows, as state events (for reconciliation and status correction). */
+  listApps(): Promise<AppStateEvent[]>;
+  /**
+   * Its middlewares (`/middlewares/status`), where it can list them: status correction takes a
+   * listed middleware as proof that it exists (their status is not the app-state vocabulary).
+   */
+  listMiddlewares?(): Promise<AppStateEvent[]>;
   /**
    * Where operations it accepted earlier stand, one answer per target, in order: how the engine
    * follows a task it adopted from a stopped or dead instance, whose state reports may have gone

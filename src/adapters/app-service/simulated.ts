@@ -1,7 +1,8 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { appKeyString } from '../../domain/app-key.js';
 import type { OperationRequest, OperationType } from '../../domain/operations.js';
-import type { AppService, AppStateEvent, AppStateSink, OperationStatus, OperationTarget } from './port.js';
+import type { BackendResponse } from '../../domain/task-result.js';
+import type { AppEntrance, AppService, AppStateEvent, AppStateSink, OperationStatus, OperationTarget } from './port.js';
 
 /**
  * The embedded default app service: accepts an operation with an op id, then reports the same
@@ -10,7 +11,20 @@ import type { AppService, AppStateEvent, AppStateSink, OperationStatus, Operatio
  * It keeps no state across restarts, like a cluster controller that lost its work: an operation
  * of another process (one that stopped, or died) is unknown to it, so a task adopted from there
  * fails with that reason instead of being followed (see lookup).
+ *
+ * Its cluster (listApps) is the apps it adopts at start (`initialApps`, read once, when first
+ * needed: the composition root gives it the stored app states, so that comparing the stored
+ * states with this list does not find every app gone) plus those it ran operations for since,
+ * each as its last report; an uninstalled app leaves it, a stopped one stays as `stopped`. Every
+ * report carries the app's entrance, as the real one's `entranceStatuses` do.
  */
+
+export interface SimulatedAppServiceOptions {
+  stepMs: number;
+  failApps: string[];
+  /** The apps the simulated cluster already runs when this process starts (called once, lazily). */
+  initialApps?: () => Promise<AppStateEvent[]>;
+}
 
 interface Step {
   state: string;
@@ -30,6 +44,8 @@ const SEQUENCES: Record<OperationType, Step[]> = {
   CLONE: [], // same as INSTALL, filled below
   UPGRADE: [{ state: 'upgrading' }, { state: 'initializing' }, { state: 'running' }],
   UNINSTALL: [{ state: 'uninstalling' }, { state: 'uninstalled' }],
+  STOP: [{ state: 'stopping' }, { state: 'stopped' }],
+  RESUME: [{ state: 'resuming' }, { state: 'running' }],
 };
 SEQUENCES.CLONE = SEQUENCES.INSTALL;
 
@@ -39,7 +55,35 @@ const FAILURE: Record<OperationType, { atState: string; state: string }> = {
   CLONE: { atState: 'installing', state: 'installFailed' },
   UPGRADE: { atState: 'upgrading', state: 'upgradeFailed' },
   UNINSTALL: { atState: 'uninstalling', state: 'uninstallFailed' },
+  STOP: { atState: 'stopping', state: 'stopFailed' },
+  RESUME: { atState: 'resuming', state: 'resumeFailed' },
 };
+
+/** States an app rests in, whatever became of an operation on it. */
+const SETTLED = /^(running|stopped|uninstalled)$|failed$|canceled$/i;
+
+/** What an entrance shows while its app is in a state. */
+function entranceState(appState: string): string {
+  if (appState === 'running') return 'running';
+  if (appState === 'stopped') return 'stopped';
+  return 'notReady';
+}
+
+/** The app's main entrance, as the app service publishes it: a stable per-user, per-app host. */
+export function simulatedEntrance(userId: string, appName: string, title: string, appState: string): AppEntrance {
+  const host = createHash('sha256').update(`${userId}/${appName}`).digest('hex').slice(0, 8);
+  return {
+    name: appName,
+    title,
+    url: `https://${host}.${userId}.olares.local`,
+    state: entranceState(appState),
+    authLevel: 'private',
+    icon: null,
+    openMethod: 'default',
+    invisible: false,
+    shared: false,
+  };
+}
 
 function matcher(patterns: string[]): (appName: string) => boolean {
   const regexes = patterns.map(
@@ -56,6 +100,8 @@ interface RunningOperation {
   opId: string;
   current: string;
   timer: NodeJS.Timeout | undefined;
+  /** Whether the cluster had the app when the operation began: a failed first install leaves nothing. */
+  hadApp: boolean;
 }
 
 export class SimulatedAppService implements AppService {
@@ -63,23 +109,35 @@ export class SimulatedAppService implements AppService {
   private readonly running = new Map<string, RunningOperation>();
   /** The last report of each operation this process ran, by op id, oldest first (see lookup). */
   private readonly reports = new Map<string, AppStateEvent>();
+  /** The simulated cluster: each app's last report, by app key (see listApps). */
+  private readonly apps = new Map<string, AppStateEvent>();
+  private adopted: Promise<void> | null = null;
   private readonly shouldFail: (appName: string) => boolean;
   private lastEventTime = 0;
   private closed = false;
 
   constructor(
     private readonly sink: AppStateSink,
-    private readonly options: { stepMs: number; failApps: string[] },
+    private readonly options: SimulatedAppServiceOptions,
   ) {
     this.shouldFail = matcher(options.failApps);
   }
 
-  async start(operation: OperationRequest): Promise<{ opId: string }> {
+  async start(operation: OperationRequest): Promise<{ opId: string; response: BackendResponse }> {
+    // Only to know whether the app is already in the cluster; a failed read is retried by listApps.
+    await this.adoptInitialApps().catch(() => undefined);
     const opId = `sim-${randomUUID()}`;
-    const run: RunningOperation = { operation, opId, current: 'pending', timer: undefined };
-    this.running.set(appKeyString(operation), run);
+    const key = appKeyString(operation);
+    const run: RunningOperation = { operation, opId, current: 'pending', timer: undefined, hadApp: this.apps.has(key) };
+    this.running.set(key, run);
     this.schedule(run, 0);
-    return { opId };
+    return { opId, response: { code: 200, message: 'success', data: { uid: operation.appName, opID: opId } } };
+  }
+
+  /** Every app of the simulated cluster, as its last report. */
+  async listApps(): Promise<AppStateEvent[]> {
+    await this.adoptInitialApps();
+    return [...this.apps.values()].map((event) => ({ ...event }));
   }
 
   async cancel(target: OperationTarget): Promise<void> {
@@ -98,14 +156,66 @@ export class SimulatedAppService implements AppService {
    * sent once, and a task is never sent twice.
    */
   async lookup(targets: OperationTarget[]): Promise<OperationStatus[]> {
+    await this.adoptInitialApps().catch(() => undefined); // the apps a lost operation leaves failed
     return targets.map((target): OperationStatus => {
       const report = target.opId ? this.reports.get(target.opId) : undefined;
       if (report) return { known: true, report };
+      this.markLost(target);
       return {
         known: false,
         reason: `the simulated app service keeps its operations in memory only, and operation ${target.opId ?? '(no op id)'} of ${target.appName} ended with the server process that ran it`,
       };
     });
+  }
+
+  /**
+   * An operation this process never ran (one of an earlier process) is lost, and its app with it:
+   * from now on the cluster lists the app as failed, as the task engine shows it, unless it rests
+   * in a settled state; a lost first install is listed failed too, as a failed install stays.
+   */
+  private markLost(target: OperationTarget) {
+    const key = appKeyString(target);
+    const app = this.apps.get(key);
+    if (this.running.has(key) || (app && SETTLED.test(app.state))) return;
+    if (!app && target.type !== 'INSTALL' && target.type !== 'CLONE') return;
+    this.lastEventTime = Math.max(Date.now(), this.lastEventTime + 1);
+    const state = FAILURE[target.type].state;
+    const entrances = app?.entrances?.map((entrance) => ({ ...entrance, state: entranceState(state) })) ?? [
+      simulatedEntrance(target.userId, target.appName, target.appName, state),
+    ];
+    this.apps.set(key, {
+      ...(app ?? { userId: target.userId, sourceId: target.sourceId, appName: target.appName }),
+      opId: target.opId,
+      opType: target.type.toLowerCase(),
+      state,
+      createTime: new Date(this.lastEventTime),
+      entrances,
+    });
+  }
+
+  /**
+   * Reads the apps the cluster starts with, once. An app this process already reported on keeps
+   * its newer report.
+   */
+  private adoptInitialApps(): Promise<void> {
+    const { initialApps } = this.options;
+    if (!initialApps) return Promise.resolve();
+    this.adopted ??= initialApps().then(
+      (events) => {
+        for (const event of events) {
+          const key = appKeyString(event);
+          if (this.apps.has(key) || this.running.has(key)) continue;
+          const title = event.entrances?.[0]?.title ?? event.appName;
+          const entrances = event.entrances ?? [simulatedEntrance(event.userId, event.appName, title, event.state)];
+          this.apps.set(key, { ...event, entrances });
+        }
+      },
+      (error: unknown) => {
+        this.adopted = null; // asked again next time
+        throw error;
+      },
+    );
+    return this.adopted;
   }
 
   async close(): Promise<void> {
@@ -157,10 +267,32 @@ export class SimulatedAppService implements AppService {
       reason: reason ?? null,
       message: reason ?? null,
       createTime: new Date(this.lastEventTime),
+      entrances: [
+        simulatedEntrance(
+          run.operation.userId,
+          run.operation.appName,
+          run.operation.clone?.title ?? run.operation.appName,
+          step.state,
+        ),
+      ],
     };
+    this.updateCluster(run, event);
     this.reports.delete(run.opId); // re-inserted last: the map stays in report order
     this.reports.set(run.opId, event);
     if (this.reports.size > REMEMBERED_OPERATIONS) this.reports.delete(this.reports.keys().next().value as string);
     await this.sink(event);
+  }
+
+  /** The cluster after a report: an uninstalled app, or a first install that was canceled, leaves it. */
+  private updateCluster(run: RunningOperation, event: AppStateEvent) {
+    const key = appKeyString(event);
+    const state = event.state.toLowerCase();
+    const firstInstall = run.operation.type === 'INSTALL' || run.operation.type === 'CLONE';
+    // A failed install stays, failed (as the task engine keeps its row); a canceled one leaves nothing.
+    if (state === 'uninstalled' || (firstInstall && !run.hadApp && state.endsWith('canceled'))) {
+      this.apps.delete(key);
+    } else {
+      this.apps.set(key, event);
+    }
   }
 }

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { type FieldIssue, ValidationError } from '../../domain/errors.js';
 import { redactSecrets } from '../../platform/redact.js';
 import { parseRfc3339Time } from '../../platform/rfc3339.js';
+import { readEntrances } from './entrances.js';
 import type { AppStateEvent } from './port.js';
 
 /**
@@ -70,7 +71,8 @@ const eventSchema = z.object({
     .transform((value) => (value === null || value === undefined ? null : String(value).replaceAll(NUL, '') || null)),
   reason: optionalFreeText(2000),
   message: optionalFreeText(2000),
-  // eventID, title, entranceStatuses and sharedEntrances are not kept, so they are not read.
+  // eventID and title are not kept, so they are not read; the entrances are read leniently, apart
+  // (entrances.ts): a bad entrance drops that entrance, never the state report.
 });
 
 /** Turns the body of a state event into an AppStateEvent, or throws a ValidationError naming each bad field. */
@@ -91,6 +93,8 @@ export function parseAppStateEvent(body: unknown): AppStateEvent {
     throw new ValidationError(`invalid app-state event: ${summary}`, issues);
   }
   const event = parsed.data;
+  const { entranceStatuses, sharedEntrances } = body as Record<string, unknown>;
+  const entrances = readEntrances(entranceStatuses, sharedEntrances);
   return {
     userId: event.user,
     sourceId: event.marketSource ?? DEFAULT_MARKET_SOURCE,
@@ -104,5 +108,6 @@ export function parseAppStateEvent(body: unknown): AppStateEvent {
     reason: event.reason && redactSecrets(event.reason),
     message: event.message && redactSecrets(event.message),
     createTime: event.createTime,
+    ...(entrances ? { entrances } : {}),
   };
 }

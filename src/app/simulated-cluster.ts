@@ -1,0 +1,40 @@
+import type { AppServiceExtras } from '../adapters/app-service/factory.js';
+import type { AppEntrance, AppStateEvent } from '../adapters/app-service/port.js';
+import type { Db } from '../db/client.js';
+import { appKeyString } from '../domain/app-key.js';
+
+/**
+ * The apps the simulated app service's cluster starts with: the installed apps of the stored app
+ * states, as it would list them. Without them, a comparison of the stored states with its list
+ * (status correction) would find every app of an earlier run, the demo apps among them, gone.
+ */
+export async function storedClusterApps(db: Db): Promise<AppStateEvent[]> {
+  const [stored, active] = await Promise.all([
+    db.appState.findMany({ orderBy: { id: 'asc' } }),
+    db.task.findMany({ where: { status: { in: ['PENDING', 'RUNNING'] } }, select: { activeKey: true } }),
+  ]);
+  // Every stored app is in the cluster as stored (a failed install stays listed in its failed
+  // state, as the real app service keeps it), but a first install in flight: its operation adds it.
+  const inFlight = new Set(active.map((task) => task.activeKey));
+  const rows = stored.filter((row) => row.installedVersion !== null || !inFlight.has(appKeyString(row)));
+  return rows.map((row) => ({
+    userId: row.userId,
+    sourceId: row.sourceId,
+    appName: row.appName,
+    rawAppName: row.rawAppName,
+    opId: row.opId,
+    opType: row.opType,
+    // '' is an operation accepted but not reported on yet: the app itself still runs.
+    state: row.state === '' ? 'running' : row.state,
+    progress: row.progress,
+    reason: row.reason,
+    message: row.message,
+    createTime: row.eventTime,
+    ...(Array.isArray(row.entrances) ? { entrances: row.entrances as unknown as AppEntrance[] } : {}),
+  }));
+}
+
+/** The app service's start-up apps, read from the stored states when it first needs them. */
+export function storedApps(db: Db): AppServiceExtras {
+  return { initialApps: () => storedClusterApps(db) };
+}

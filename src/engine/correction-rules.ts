@@ -1,0 +1,133 @@
+/**
+ * What status correction does about one comparison of the app service's list with the stored
+ * states and active tasks: pure rules, no database (status-correction.ts applies them).
+ */
+
+import type { AppEntrance, AppStateEvent } from '../adapters/app-service/port.js';
+import type { AppRow, TaskRow } from '../db/models.js';
+import { appKeyString } from '../domain/app-key.js';
+
+/** One correction to make. */
+export type Correction =
+  /** Listed, with no state row: the row is created from the listed state. */
+  | { kind: 'appeared'; listed: AppStateEvent }
+  /** Listed in another state (or with other entrances) than the row holds, and listed later than the row's state. */
+  | { kind: 'corrected'; row: AppRow; listed: AppStateEvent }
+  /** Not listed any more, not a system app, no active task, nothing newer than the list: the row goes. */
+  | { kind: 'removed'; row: AppRow }
+  /** A running task whose end the app service's list shows (its end state, or the app gone for an uninstall). */
+  | { kind: 'taskCompleted'; task: TaskRow; listed: AppStateEvent | null };
+
+export interface Comparison {
+  /** The app service's list of apps (system apps included; they are left alone). */
+  listed: AppStateEvent[];
+  /** Its middlewares, or null when they could not be listed (stored middlewares are then kept). */
+  middlewares: AppStateEvent[] | null;
+  rows: AppRow[];
+  /** PENDING and RUNNING tasks, read after the rows. */
+  active: TaskRow[];
+  /** When the list was asked for: a row with a later state was written after it, and is kept. */
+  requestedAt: Date;
+  /** Names the app service lists as its own system apps (this list's and earlier ones'). */
+  systemNames: ReadonlySet<string>;
+  /**
+   * How long a task must have run before a list that does not show its start may end it (the
+   * original's 30 s): a list older than the task may still show the state from before it.
+   */
+  minTaskAgeMs: number;
+}
+
+/** The state an operation ends in on the app service; null: the app is gone (uninstall), or no such end. */
+const END_STATE: Record<string, string | null | undefined> = {
+  INSTALL: 'running',
+  CLONE: 'running',
+  UPGRADE: 'running',
+  RESUME: 'running',
+  STOP: 'stopped',
+  UNINSTALL: null,
+};
+
+/** One app of one user, whatever its source: the app service runs one app of a name per user. */
+function userApp(app: { userId: string; appName: string }): string {
+  return `${app.userId}/${app.appName}`;
+}
+
+/** The corrections a comparison calls for, each app's state correction before its task's end. */
+export function planCorrections(comparison: Comparison): Correction[] {
+  const { rows, requestedAt } = comparison;
+  const listed = newestByUserApp(comparison.listed.filter((app) => !app.system));
+  const middlewares = comparison.middlewares && new Set(comparison.middlewares.map(userApp));
+  const activeByKey = new Map(comparison.active.map((task) => [task.activeKey ?? appKeyString(task), task]));
+  const rowsByUserApp = new Map<string, AppRow[]>();
+  for (const row of rows) rowsByUserApp.set(userApp(row), [...(rowsByUserApp.get(userApp(row)) ?? []), row]);
+
+  const corrections: Correction[] = [];
+  for (const [key, app] of listed) {
+    const candidates = rowsByUserApp.get(key);
+    if (!candidates) {
+      if (app.state.toLowerCase() !== 'uninstalled') corrections.push({ kind: 'appeared', listed: app });
+      continue;
+    }
+    // The row of the listed source; with one row only, that row (the list may not say the source).
+    const row = candidates.find((candidate) => candidate.sourceId === app.sourceId) ?? candidates.at(0);
+    if (!row || (candidates.length > 1 && row.sourceId !== app.sourceId)) continue;
+    const asRow = { ...app, sourceId: row.sourceId };
+    if (app.createTime > row.eventTime && differs(row, app))
+      corrections.push({ kind: 'corrected', row, listed: asRow });
+    const task = activeByKey.get(appKeyString(row));
+    if (task && endShown(task, asRow, comparison)) corrections.push({ kind: 'taskCompleted', task, listed: asRow });
+  }
+  for (const row of rows) {
+    if (listed.has(userApp(row)) || middlewares?.has(userApp(row))) continue;
+    const task = activeByKey.get(appKeyString(row));
+    if (task) {
+      if (endShown(task, null, comparison)) corrections.push({ kind: 'taskCompleted', task, listed: null });
+      continue;
+    }
+    if (comparison.systemNames.has(row.appName)) continue;
+    // Middlewares are listed apart; when that list could not be read, their absence proves nothing.
+    if (row.cfgType === 'middleware' && !middlewares) continue;
+    if (row.eventTime > requestedAt) continue;
+    corrections.push({ kind: 'removed', row });
+  }
+  return corrections;
+}
+
+function newestByUserApp(apps: AppStateEvent[]): Map<string, AppStateEvent> {
+  const newest = new Map<string, AppStateEvent>();
+  for (const app of apps) {
+    const seen = newest.get(userApp(app));
+    if (!seen || seen.createTime < app.createTime) newest.set(userApp(app), app);
+  }
+  return newest;
+}
+
+/** Whether the list shows something else than the row: another state, or other entrances (when it lists them). */
+function differs(row: AppRow, listed: AppStateEvent): boolean {
+  if (row.state !== listed.state) return true;
+  if (!listed.entrances) return false;
+  return entranceKey(listed.entrances) !== entranceKey((row.entrances as AppEntrance[] | null) ?? []);
+}
+
+/** Entrances compared by their fields, whatever order the database keeps JSON keys in. */
+function entranceKey(entrances: AppEntrance[]): string {
+  return JSON.stringify(
+    entrances.map((e) => [e.name, e.title, e.url, e.state, e.authLevel, e.icon, e.openMethod, e.invisible, e.shared]),
+  );
+}
+
+/**
+ * Whether the list shows the end of a task still RUNNING (sent, so the app service has it): its
+ * app in the operation's end state (`listed`), or gone for an uninstall (`null`). Only when the
+ * list is later than the task's start, or the task has run for `minTaskAgeMs` already; never for
+ * another operation than the task's (op ids differ).
+ */
+function endShown(task: TaskRow, listed: AppStateEvent | null, comparison: Comparison): boolean {
+  if (task.status !== 'RUNNING' || !task.dispatchedAt || !task.startedAt) return false;
+  const end = END_STATE[task.type];
+  if (end === undefined) return false;
+  if (listed === null ? end !== null : end === null || listed.state.toLowerCase() !== end) return false;
+  if (listed?.opId && task.opId && listed.opId !== task.opId) return false;
+  const ranLongEnough = comparison.requestedAt.getTime() - task.startedAt.getTime() >= comparison.minTaskAgeMs;
+  return ranLongEnough || (listed !== null && listed.createTime >= task.startedAt);
+}

@@ -1,0 +1,209 @@
+import type { AppService, AppStateEvent } from '../adapters/app-service/port.js';
+import type { Db } from '../db/client.js';
+import type { AppRow, Prisma } from '../db/models.js';
+import type { ChangeFeed } from '../events/change-feed.js';
+import type { Logger } from '../platform/logger.js';
+import type { HistoryEntry, HistoryService } from '../services/history-service.js';
+import { type Correction, planCorrections } from './correction-rules.js';
+import type { TaskEngine } from './task-engine.js';
+
+/**
+ * Status correction (the original's StatusCorrectionChecker, market-domain.md §7): compares the
+ * app service's full list of apps (and of middlewares) with the stored app states and active
+ * tasks, and takes the app service as the truth where they disagree (correction-rules.ts): an app
+ * that appeared gets its state row, one that vanished loses it (APP_REMOVED in the runtime), a
+ * changed state or set of entrances is applied, a task whose end the list shows completes. State
+ * rows are written the way state reports write them (the engine's path, which never lets an older
+ * state overwrite a newer one) and tasks end the engine's way (TaskEngine.finish). Each
+ * correction is one `system` history record of the app's owner. The leader runs it at start and
+ * every STATUS_CORRECTION_INTERVAL_MS (jobs.ts), in both modes.
+ */
+
+export interface CorrectionCounts {
+  appeared: number;
+  removed: number;
+  corrected: number;
+  tasksCompleted: number;
+}
+
+/** The figures of the `status_correction` component. */
+export interface StatusCorrectionStatus {
+  intervalMs: number;
+  checks: number;
+  lastCheckAt: Date | null;
+  lastDurationMs: number | null;
+  /** Apps (system apps included) in the last list read. */
+  listedApps: number;
+  /** How the middlewares were read the last time. */
+  middlewares: 'listed' | 'unavailable' | 'not supported' | null;
+  /** Since the process started. */
+  corrections: CorrectionCounts;
+  lastError: string | null;
+}
+
+export interface StatusCorrectionDeps {
+  db: Db;
+  appService: AppService;
+  engine: Pick<TaskEngine, 'applyListedState' | 'finish'>;
+  history: HistoryService;
+  feed: ChangeFeed;
+  logger: Logger;
+  intervalMs: number;
+  /** @default 30000 (the original's) */
+  minTaskAgeMs?: number;
+}
+
+/** Most system-app names remembered from earlier lists (a vanished system app is recognised by name). */
+const MAX_SYSTEM_NAMES = 10_000;
+
+export class StatusCorrection {
+  private readonly figures: StatusCorrectionStatus;
+  private readonly systemNames = new Set<string>();
+
+  constructor(private readonly deps: StatusCorrectionDeps) {
+    this.figures = {
+      intervalMs: deps.intervalMs,
+      checks: 0,
+      lastCheckAt: null,
+      lastDurationMs: null,
+      listedApps: 0,
+      middlewares: null,
+      corrections: { appeared: 0, removed: 0, corrected: 0, tasksCompleted: 0 },
+      lastError: null,
+    };
+  }
+
+  status(): StatusCorrectionStatus {
+    return { ...this.figures, corrections: { ...this.figures.corrections } };
+  }
+
+  /** One comparison and its corrections; throws (after recording it) when the list cannot be read. */
+  async run(): Promise<void> {
+    const { db, appService } = this.deps;
+    const started = performance.now();
+    const requestedAt = new Date();
+    this.figures.lastCheckAt = requestedAt;
+    try {
+      const listed = await appService.listApps();
+      const middlewares = await this.listMiddlewares();
+      for (const app of listed) if (app.system) this.rememberSystem(app.appName);
+      // Rows before tasks: a task accepted in between touches its app's row, which a removal checks.
+      const rows = await db.appState.findMany();
+      const active = await db.task.findMany({ where: { status: { in: ['PENDING', 'RUNNING'] } } });
+      const corrections = planCorrections({
+        listed,
+        middlewares,
+        rows,
+        active,
+        requestedAt,
+        systemNames: this.systemNames,
+        minTaskAgeMs: this.deps.minTaskAgeMs ?? 30_000,
+      });
+      this.figures.listedApps = listed.length;
+      for (const correction of corrections) await this.apply(correction, requestedAt);
+      this.figures.lastError = null;
+    } catch (error) {
+      this.figures.lastError = error instanceof Error ? error.message : String(error);
+      throw error;
+    } finally {
+      this.figures.checks += 1;
+      this.figures.lastDurationMs = Math.round(performance.now() - started);
+    }
+  }
+
+  /** The middlewares, or null when their absence proves nothing (not listed, or not listable). */
+  private async listMiddlewares(): Promise<AppStateEvent[] | null> {
+    const { appService, logger } = this.deps;
+    if (!appService.listMiddlewares) {
+      this.figures.middlewares = 'not supported';
+      return null;
+    }
+    try {
+      const middlewares = await appService.listMiddlewares();
+      this.figures.middlewares = 'listed';
+      return middlewares;
+    } catch (error) {
+      this.figures.middlewares = 'unavailable';
+      logger.warn({ err: error }, 'status correction could not list the middlewares; stored ones are kept');
+      return null;
+    }
+  }
+
+  private rememberSystem(appName: string): void {
+    if (this.systemNames.size >= MAX_SYSTEM_NAMES) return;
+    this.systemNames.add(appName);
+  }
+
+  /**
+   * Whether this run's state correction ended the task already (the engine ends a task whose end
+   * state a state row takes, as for a state report): still a completion by status correction.
+   */
+  private async endedBy(taskId: string, run: Date): Promise<boolean> {
+    const task = await this.deps.db.task.findUnique({ where: { taskId }, select: { status: true, completedAt: true } });
+    return task?.status === 'COMPLETED' && task.completedAt !== null && task.completedAt >= run;
+  }
+
+  private async apply(correction: Correction, run: Date): Promise<void> {
+    const { db, engine, feed } = this.deps;
+    switch (correction.kind) {
+      case 'appeared': {
+        const { listed } = correction;
+        if (!(await engine.applyListedState(listed))) return; // a state row came meanwhile
+        await this.record(correction.kind, listed, `${listed.appName} appeared on the app service (${listed.state})`, {
+          state: listed.state,
+        });
+        return;
+      }
+      case 'corrected': {
+        const { row, listed } = correction;
+        if (!(await engine.applyListedState(listed))) return; // a newer state came meanwhile
+        const what = row.state === listed.state ? 'entrances' : `${row.state || '(none)'} → ${listed.state}`;
+        await this.record(correction.kind, row, `${row.appName} corrected from the app service's list: ${what}`, {
+          previousState: row.state,
+          state: listed.state,
+        });
+        return;
+      }
+      case 'removed': {
+        const { row } = correction;
+        // Unless the row changed since it was read (a state report, or an operation accepted).
+        const { count } = await db.appState.deleteMany({ where: { id: row.id, updatedAt: row.updatedAt } });
+        if (count === 0) return;
+        feed.app(row);
+        const message = `${row.appName} is gone from the app service: removed (last state ${row.state || '(none)'})`;
+        await this.record(correction.kind, row, message, { previousState: row.state });
+        return;
+      }
+      case 'taskCompleted': {
+        const { task, listed } = correction;
+        const shows = listed ? `reports it ${listed.state}` : 'no longer lists it';
+        const result = { operation: task.type.toLowerCase(), status: 'success', correctedBy: 'status correction' };
+        if (!(await engine.finish(task.taskId, 'COMPLETED', { result })) && !(await this.endedBy(task.taskId, run)))
+          return;
+        const message = `${task.type.toLowerCase()} of ${task.appName} completed by status correction: the app service ${shows}`;
+        await this.record('tasksCompleted', task, message, { taskId: task.taskId, state: listed?.state ?? null });
+      }
+    }
+  }
+
+  /** Counts a correction made and writes its `system` history record (announced once written). */
+  private async record(
+    kind: keyof CorrectionCounts | 'taskCompleted',
+    app: Pick<AppRow, 'userId' | 'sourceId' | 'appName'>,
+    message: string,
+    extended: Record<string, Prisma.InputJsonValue | null>,
+  ): Promise<void> {
+    const counted = kind === 'taskCompleted' ? 'tasksCompleted' : kind;
+    this.figures.corrections[counted] += 1;
+    const entry: HistoryEntry = {
+      type: 'system',
+      message,
+      app: app.appName,
+      userId: app.userId,
+      time: new Date(),
+      extended: { correction: counted, sourceId: app.sourceId, ...extended },
+    };
+    this.deps.feed.history(await this.deps.history.record([entry]));
+    this.deps.logger.info({ correction: counted, app: app.appName, userId: app.userId }, message);
+  }
+}

@@ -1,0 +1,154 @@
+import { createContextCache } from '@pothos/core';
+import DataLoader from 'dataloader';
+import type { OutboxMessageRow, WebhookRow } from '../db/models.js';
+import { ValidationError } from '../domain/errors.js';
+import { MAX_RECENT_DELIVERIES, type WebhookRegistration, webhookEvents } from '../services/webhook-service.js';
+import { builder, type Context } from './builder.js';
+import { DeliveryRef } from './deliveries.js';
+import { MUTATION_ERRORS, mutationResult } from './errors.js';
+
+const WebhookEventEnum = builder.enumType('WebhookEvent', {
+  description: 'A runtime event a webhook receives.',
+  values: {
+    TASK_FINISHED: { description: 'A task reached COMPLETED, FAILED or CANCELED (topic `task.finished`).' },
+    APP_STATE_CHANGED: { description: "An app's state changed (topic `app.state_changed`)." },
+    PAYMENT_STATUS_CHANGED: { description: "A payment's status changed (topic `payment.status_changed`)." },
+  },
+});
+
+/** Each webhook's latest deliveries, the webhooks of one request asking with the same `last` together. */
+const recentDeliveries = createContextCache(
+  (ctx: Context) =>
+    new DataLoader<{ webhookId: string; last: number }, OutboxMessageRow[], string>(
+      async (requests) => {
+        const last = requests[0]?.last ?? 10;
+        const same = requests.every((request) => request.last === last);
+        if (same)
+          return ctx.services.webhooks.recentDeliveries(
+            requests.map((request) => request.webhookId),
+            last,
+          );
+        return Promise.all(
+          requests.map(
+            async (request) =>
+              (await ctx.services.webhooks.recentDeliveries([request.webhookId], request.last))[0] ?? [],
+          ),
+        );
+      },
+      { cache: false, cacheKeyFn: (request) => `${request.webhookId}:${request.last}` },
+    ),
+);
+
+const WebhookRef = builder.objectRef<WebhookRow>('Webhook').implement({
+  description:
+    'A receiver of runtime events: every matching event is POSTed to its URL, signed with its secret (`X-Signature`), retried until delivered.',
+  fields: (t) => ({
+    webhookId: t.exposeString('webhookId', { description: 'Its id, for removeWebhook.' }),
+    url: t.exposeString('url', { description: 'Where the deliveries go.' }),
+    events: t.field({
+      type: [WebhookEventEnum],
+      description: 'The events it receives.',
+      resolve: (webhook) => webhookEvents(webhook),
+    }),
+    userId: t.exposeString('userId', { nullable: true, description: "Only this user's events; null: everyone's." }),
+    sourceId: t.exposeString('sourceId', { nullable: true, description: "Only this source's apps; null: any." }),
+    appName: t.exposeString('appName', { nullable: true, description: 'Only this app; null: any.' }),
+    createdBy: t.exposeString('createdBy', { description: 'The admin who added it.' }),
+    createdAt: t.field({
+      type: 'DateTime',
+      description: 'When it was added.',
+      resolve: (webhook) => webhook.createdAt,
+    }),
+    deliveries: t.field({
+      type: [DeliveryRef],
+      description: 'Its latest deliveries, newest first.',
+      args: {
+        last: t.arg.int({
+          defaultValue: 10,
+          description: `How many, 1 to ${MAX_RECENT_DELIVERIES} (default 10).`,
+        }),
+      },
+      resolve: (webhook, { last }, ctx) => {
+        const count = last ?? 10;
+        if (count < 1 || count > MAX_RECENT_DELIVERIES) {
+          throw new ValidationError(`last must be between 1 and ${MAX_RECENT_DELIVERIES}`, [
+            { path: 'last', message: `must be between 1 and ${MAX_RECENT_DELIVERIES}` },
+          ]);
+        }
+        return recentDeliveries(ctx).load({ webhookId: webhook.webhookId, last: count });
+      },
+    }),
+  }),
+});
+
+const AddWebhookSuccessRef = builder.objectRef<WebhookRegistration>('AddWebhookSuccess').implement({
+  description: 'The webhook was added. Keep its secret now: it is never shown again.',
+  fields: (t) => ({
+    webhook: t.field({ type: WebhookRef, description: 'The new webhook.', resolve: (added) => added.webhook }),
+    secret: t.exposeString('secret', {
+      description:
+        'The HMAC-SHA256 key its deliveries are signed with (`X-Signature: t=<unix s>,v1=<hex HMAC of "<t>.<body>">`). Shown only here.',
+    }),
+  }),
+});
+
+const AddWebhookInput = builder.inputType('AddWebhookInput', {
+  description: 'A receiver of runtime events.',
+  fields: (t) => ({
+    url: t.string({
+      required: true,
+      description: 'Absolute http(s) URL without credentials, at most 2048 characters; redirects are not followed.',
+    }),
+    events: t.field({
+      type: [WebhookEventEnum],
+      required: true,
+      description: 'The events it receives (at least one).',
+    }),
+    userId: t.string({ description: "Only this user's events (at most 128 characters)." }),
+    sourceId: t.string({ description: "Only this market source's apps (at most 128 characters)." }),
+    appName: t.string({ description: 'Only this app (at most 128 characters).' }),
+  }),
+});
+
+const RemoveWebhookInput = builder.inputType('RemoveWebhookInput', {
+  description: 'The webhook to remove.',
+  fields: (t) => ({ webhookId: t.string({ required: true, description: 'Its id.' }) }),
+});
+
+builder.queryFields((t) => ({
+  webhooks: t.field({
+    type: [WebhookRef],
+    description:
+      'Every webhook with its recent deliveries, oldest webhook first (admins only). Secrets are never shown.',
+    resolve: (_root, _args, ctx) => ctx.services.webhooks.list(ctx.viewer),
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  addWebhook: t.field({
+    type: AddWebhookSuccessRef,
+    description: `Register a receiver of runtime events (admins only); the answer carries its signing secret, shown this once.`,
+    errors: {
+      types: MUTATION_ERRORS,
+      // AddWebhookSuccess itself is the success member: the webhook and its secret side by side.
+      directResult: true,
+      union: {
+        name: 'AddWebhookResult',
+        description: 'Result of addWebhook: the webhook and its secret, or why it was refused.',
+      },
+    },
+    args: { input: t.arg({ type: AddWebhookInput, required: true, description: 'The receiver.' }) },
+    resolve: (_root, { input }, ctx) => ctx.services.webhooks.add(ctx.viewer, input),
+  }),
+  removeWebhook: t.field({
+    type: WebhookRef,
+    description: 'Remove a webhook and its pending deliveries (admins only).',
+    errors: mutationResult(
+      'removeWebhook',
+      { name: 'webhook', description: 'The removed webhook.' },
+      'The webhook is gone; nothing more is sent to it.',
+    ),
+    args: { input: t.arg({ type: RemoveWebhookInput, required: true, description: 'Which webhook.' }) },
+    resolve: (_root, { input }, ctx) => ctx.services.webhooks.remove(ctx.viewer, input),
+  }),
+}));

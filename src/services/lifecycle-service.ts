@@ -1,0 +1,72 @@
+import { z } from 'zod';
+import type { Viewer } from '../auth/viewer.js';
+import type { Db } from '../db/client.js';
+import type { TaskRow } from '../db/models.js';
+import { type AppStage, deriveStage } from '../domain/app-stage.js';
+import { InvalidStateError } from '../domain/errors.js';
+import { parseInput } from '../domain/parse-input.js';
+import type { ChangeFeed } from '../events/change-feed.js';
+import type { HistoryService } from './history-service.js';
+import { commonOperationFields, type TaskRunner, TaskSubmission } from './task-submission.js';
+
+const lifecycleInput = z.object(commonOperationFields);
+
+export type LifecycleInput = z.input<typeof lifecycleInput>;
+
+/** What each lifecycle operation needs the app to be doing, and what it is called in messages. */
+const RULES = {
+  STOP: { from: 'RUNNING', verb: 'stop', hint: 'only a running app can be stopped' },
+  RESUME: { from: 'STOPPED', verb: 'resume', hint: 'only a stopped app can be resumed' },
+} as const satisfies Record<string, { from: AppStage; verb: string; hint: string }>;
+
+/**
+ * Stopping and resuming installed apps (the app service's suspend and resume): tasks like
+ * installs, with the same idempotency, one active task per app (CONFLICT) and history, refused
+ * with INVALID_STATE unless the app is in the stage the operation starts from.
+ */
+export class LifecycleService {
+  private readonly submission: TaskSubmission;
+
+  constructor(db: Db, history: HistoryService, feed: ChangeFeed, engine: TaskRunner) {
+    this.submission = new TaskSubmission(db, history, feed, engine);
+  }
+
+  stop(viewer: Viewer, rawInput: LifecycleInput, retryOfTaskId?: string): Promise<TaskRow> {
+    return this.submit('STOP', viewer, rawInput, retryOfTaskId);
+  }
+
+  resume(viewer: Viewer, rawInput: LifecycleInput, retryOfTaskId?: string): Promise<TaskRow> {
+    return this.submit('RESUME', viewer, rawInput, retryOfTaskId);
+  }
+
+  private async submit(
+    type: keyof typeof RULES,
+    viewer: Viewer,
+    rawInput: LifecycleInput,
+    retryOfTaskId: string | undefined,
+  ): Promise<TaskRow> {
+    const input = parseInput(lifecycleInput, rawInput);
+    const key = { userId: viewer.userId, sourceId: input.sourceId, appName: input.appName };
+    const existing = await this.submission.replay(viewer, input.idempotencyKey, type, key);
+    if (existing) return existing;
+    const rule = RULES[type];
+    const row = await this.submission.installedRow(key, rule.verb);
+    // Another operation in progress is a CONFLICT (as for install), not a wrong stage: its stage
+    // is only where that operation stands.
+    await this.submission.assertNoActiveTask(key);
+    const { stage } = deriveStage({ state: row.state, progress: row.progress });
+    if (stage !== rule.from) {
+      throw new InvalidStateError(`${input.appName} is ${stage}, so it cannot ${rule.verb}: ${rule.hint}`);
+    }
+    const cfgType = row.cfgType ?? 'app';
+    return this.submission.create({
+      type,
+      key,
+      version: row.installedVersion,
+      metadata: { cfgType, envs: [] },
+      idempotencyKey: input.idempotencyKey ?? null,
+      app: { cfgType, title: row.title },
+      ...(retryOfTaskId ? { retryOfTaskId } : {}),
+    });
+  }
+}

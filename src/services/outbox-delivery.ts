@@ -1,0 +1,99 @@
+import { Agent, type Dispatcher, request } from 'undici';
+import type { OutboxMessageRow } from '../db/models.js';
+import { upstreamExcerpt } from '../platform/outbound-http.js';
+import { SIGNATURE_HEADER, signatureHeader } from '../platform/signature.js';
+
+/**
+ * One delivery attempt: a POST of the message's stored body, signed, to its URL. It never throws;
+ * the outcome says what happened, in words fit for `lastError` (bounded, no secret, at most a
+ * short excerpt of what the receiver answered).
+ */
+
+/** The part of a refusing receiver's answer kept in lastError. */
+const ANSWER_EXCERPT_CHARS = 200;
+/** Longest lastError stored. */
+export const MAX_ERROR_CHARS = 500;
+
+export type AttemptOutcome = { ok: true; statusCode: number } | { ok: false; statusCode: number | null; error: string };
+
+/**
+ * Keep-alive connections to the receivers, for every attempt of one worker. Redirects are never
+ * followed (the agent has no redirect interceptor): a 3xx would carry the signed body elsewhere,
+ * and it counts as a failed attempt. Connecting is bounded by the attempt's timeout.
+ */
+export function receiversAgent(timeoutMs: number): Agent {
+  return new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000, connect: { timeout: timeoutMs } });
+}
+
+/** undici's errors for a connection, an answer's headers or its body that did not come in time. */
+const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+/**
+ * One attempt. Each phase (connecting, the answer's headers, each part of its body) is bounded by
+ * `timeoutMs` with undici's own timers, which cost a sixth of an AbortSignal's per request
+ * (measured); the body read is a few hundred bytes at most, so the attempt as a whole stays
+ * within a few times `timeoutMs`.
+ */
+export async function deliverOnce(
+  message: Pick<OutboxMessageRow, 'url' | 'body' | 'topic' | 'idempotencyKey' | 'attempts'>,
+  secret: string,
+  timeoutMs: number,
+  agent: Agent,
+  now = Date.now(),
+): Promise<AttemptOutcome> {
+  try {
+    const response = await request(message.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'idempotency-key': message.idempotencyKey,
+        'x-event-topic': message.topic,
+        'x-delivery-attempt': String(message.attempts),
+        [SIGNATURE_HEADER]: signatureHeader(secret, message.body, Math.floor(now / 1000)),
+      },
+      body: message.body,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      dispatcher: agent,
+    });
+    const { statusCode } = response;
+    if (statusCode >= 200 && statusCode < 300) {
+      // Read to the end so the connection goes back to the pool; what it says does not matter.
+      await response.body.dump({ limit: 64 * 1024 });
+      return { ok: true, statusCode };
+    }
+    const excerpt = await readExcerpt(response.body);
+    const said = excerpt ? `: ${upstreamExcerpt(excerpt, ANSWER_EXCERPT_CHARS, [secret])}` : '';
+    return { ok: false, statusCode, error: bounded(`the receiver answered HTTP ${statusCode}${said}`) };
+  } catch (error) {
+    if (TIMEOUTS.has((error as { code?: string }).code ?? '')) {
+      return { ok: false, statusCode: null, error: `no answer within ${timeoutMs} ms` };
+    }
+    return { ok: false, statusCode: null, error: bounded(`unreachable: ${networkProblem(error)}`) };
+  }
+}
+
+/** The first bytes of an answer's body; the rest is not read (the connection is closed). */
+async function readExcerpt(body: Dispatcher.ResponseData['body']): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    chunks.push(chunk as Buffer);
+    size += (chunk as Buffer).byteLength;
+    if (size >= ANSWER_EXCERPT_CHARS * 4) {
+      body.destroy();
+      break;
+    }
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks, size)).replace(/\s+/g, ' ').trim();
+}
+
+function bounded(text: string): string {
+  return text.length > MAX_ERROR_CHARS ? `${text.slice(0, MAX_ERROR_CHARS - 1)}…` : text;
+}
+
+function networkProblem(error: unknown): string {
+  if (!(error instanceof Error)) return String(error).slice(0, 100);
+  const { code, cause } = error as Error & { code?: string; cause?: Error & { code?: string } };
+  return (code ?? cause?.code ?? cause?.message ?? error.message).slice(0, 200);
+}

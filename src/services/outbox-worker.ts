@@ -1,0 +1,345 @@
+import { randomUUID } from 'node:crypto';
+import type { Db } from '../db/client.js';
+import {
+  type ClaimedMessage,
+  claimDueMessages,
+  type FailedAttempt,
+  markDelivered,
+  markFailed,
+  releaseClaims,
+} from '../db/outbox-sql.js';
+import type { Config } from '../platform/config.js';
+import type { Logger } from '../platform/logger.js';
+import { type AttemptOutcome, deliverOnce, receiversAgent } from './outbox-delivery.js';
+import { onOutboundEnqueued } from './outbox-messages.js';
+
+export type OutboxSettings = Config['outbox'];
+
+/** A message the worker is done with: delivered, or dead-lettered (see OutboxWorker's `onSettled`). */
+export interface SettledMessage {
+  id: number;
+  kind: string;
+  topic: string;
+  notificationId: number | null;
+  status: 'DELIVERED' | 'DEAD';
+  attempts: number;
+  lastError: string | null;
+}
+
+/** After a wake-up that found nothing: one more look this much later (the enqueuer's commit may follow). */
+const RECHECK_AFTER_WAKE_MS = 25;
+/**
+ * Messages claimed ahead, per delivery slot: a claim is one statement whatever its size, so the
+ * worker claims in batches and keeps the next ones ready while the slots are busy (measured: one
+ * claim per free slot held deliveries to a tenth of what the receiver could take).
+ */
+const CLAIM_AHEAD = 16;
+/**
+ * Deliveries are recorded together, at most this long after they were made: one statement for
+ * many (the lock of each outlasts that by far). Measured: recording each turn's deliveries alone
+ * took 2–3 statements per 8 deliveries, and the statements, not the POSTs, held the rate.
+ */
+const RECORD_EVERY_MS = 10;
+
+/**
+ * Delivers the outbox (outbox-messages.ts), on every instance: each worker claims due messages
+ * with one conditional UPDATE that locks them until the attempt's timeout plus a margin, so two
+ * instances never send the same attempt, and a message whose worker died is claimed again once
+ * its lock expired (at-least-once, always with the same Idempotency-Key).
+ *
+ * It is off every request path: enqueueing is one insert plus a wake-up, and the deliveries run
+ * here, OUTBOX_CONCURRENCY at a time, each bounded by OUTBOX_ATTEMPT_TIMEOUT_MS, so a slow or
+ * hanging receiver holds one of this worker's slots and nothing else.
+ *
+ * A 2xx answer delivers the message; anything else (another status, a redirect, a timeout, a
+ * network error) is retried after OUTBOX_BACKOFF_BASE_MS × 2^(attempts − 1), at most
+ * OUTBOX_BACKOFF_MAX_MS, with jitter (the upper half of that pause at random, so receivers coming
+ * back are not hit by every sender at once); after OUTBOX_MAX_ATTEMPTS attempts it is DEAD.
+ */
+export class OutboxWorker {
+  readonly workerId = `outbox-${randomUUID()}`;
+  private stopped = true;
+  private inFlight = 0;
+  /** Claimed, not started yet (at most CLAIM_AHEAD × OUTBOX_CONCURRENCY with those in flight). */
+  private ready: ClaimedMessage[] = [];
+  private readonly attempts = new Set<Promise<void>>();
+  private readonly writes = new Set<Promise<unknown>>();
+  private pumping: Promise<void> | null = null;
+  private pumpAgain = false;
+  private pumpScheduled = false;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private unsubscribe: (() => void) | null = null;
+  /** Webhook secrets by webhookId: a webhook's secret never changes, so once read it is kept. */
+  private readonly webhookSecrets = new Map<string, string>();
+  /** Successful deliveries not yet recorded, by status code: written together, one statement each. */
+  private delivered = new Map<number, ClaimedMessage[]>();
+  private flushScheduled = false;
+  private readonly agent: ReturnType<typeof receiversAgent>;
+  /** The recording write in progress: one at a time, so deliveries finished meanwhile share the next. */
+  private flushing: Promise<unknown> | null = null;
+
+  constructor(
+    private readonly db: Db,
+    private readonly settings: OutboxSettings,
+    /** PAYMENT_PUSH_SECRET: signs the payment pushes (kind payment). */
+    private readonly paymentSecret: string | null,
+    private readonly logger: Logger,
+    /**
+     * Called once a message's end is recorded (after its write committed): the payment pushes'
+     * delivery goes into the buyer's history this way. Its failures are logged, never retried.
+     */
+    private readonly onSettled: (message: SettledMessage) => Promise<void> = async () => {},
+  ) {
+    this.agent = receiversAgent(settings.attemptTimeoutMs);
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.unsubscribe = onOutboundEnqueued(() => this.schedulePump(true));
+    this.schedulePump(false);
+  }
+
+  /**
+   * Stops claiming, waits until `deadline` for the attempts in flight and records their outcome.
+   * An attempt still running then keeps its lock and is retried (by any instance) when it expires.
+   */
+  async stop(deadline = Date.now() + this.settings.attemptTimeoutMs): Promise<void> {
+    this.stopped = true;
+    this.unsubscribe?.();
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    await this.pumping?.catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+    });
+    const unstarted = this.ready.map((message) => message.id);
+    this.ready = [];
+    if (unstarted.length > 0) this.track(this.release(unstarted));
+    await Promise.race([Promise.allSettled([...this.attempts]), timeout]);
+    clearTimeout(timer);
+    while (this.delivered.size > 0 || this.writes.size > 0) {
+      this.flush();
+      await Promise.allSettled([...this.writes]);
+    }
+    // Attempts still running past the deadline are cut: their locks expire and they are retried.
+    await this.agent.destroy().catch(() => {});
+  }
+
+  /** Deliveries in flight now (for tests and the benchmark). */
+  get busy(): number {
+    return this.inFlight;
+  }
+
+  /**
+   * Looks for due messages in a later macrotask: the completions and enqueues of one turn share
+   * one claim. `woken`: a message was just enqueued in this process.
+   */
+  private schedulePump(woken: boolean): void {
+    if (this.stopped) return;
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pumping = this.pump(woken).finally(() => {
+        this.pumping = null;
+        if (this.pumpAgain) {
+          this.pumpAgain = false;
+          this.schedulePump(false);
+        }
+      });
+    });
+  }
+
+  private async pump(woken: boolean): Promise<void> {
+    let claimedAny = false;
+    const { concurrency } = this.settings;
+    try {
+      while (!this.stopped) {
+        this.startReady();
+        // Claim again once a quarter of the window is free: large claims, and the next one under
+        // way while three quarters are still to send (a claim takes milliseconds on PostgreSQL).
+        const room = concurrency * CLAIM_AHEAD - this.ready.length - this.inFlight;
+        if (room < (concurrency * CLAIM_AHEAD) / 4) break; // a finishing attempt pumps again
+        const now = new Date();
+        const claimed = await claimDueMessages(
+          this.db,
+          this.workerId,
+          now,
+          new Date(now.getTime() + this.lockMs),
+          room,
+        );
+        if (claimed.length > 0) claimedAny = true;
+        this.ready.push(...claimed);
+        this.startReady();
+        if (claimed.length < room) break;
+      }
+    } catch (error) {
+      // The database is away: the next poll tries again.
+      this.logger.warn({ err: error }, 'outbox: could not claim due messages');
+    }
+    if (this.stopped) return;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    const wait = woken && !claimedAny ? RECHECK_AFTER_WAKE_MS : this.settings.pollIntervalMs;
+    this.pollTimer = setTimeout(() => this.schedulePump(false), wait);
+    this.pollTimer.unref();
+  }
+
+  /**
+   * A claim's lock covers the wait in `ready` plus the attempt and a margin for recording it: two
+   * attempt timeouts plus the margin. A message that waited longer (slow receivers hold every
+   * slot) is given back rather than sent with a lock that could expire during its attempt.
+   */
+  private get lockMs(): number {
+    return 2 * this.settings.attemptTimeoutMs + Math.min(5_000, this.settings.attemptTimeoutMs);
+  }
+
+  private startReady(): void {
+    const latestStart = Date.now() + this.settings.attemptTimeoutMs + Math.min(5_000, this.settings.attemptTimeoutMs);
+    const expiring: number[] = [];
+    while (this.inFlight < this.settings.concurrency && this.ready.length > 0 && !this.stopped) {
+      const message = this.ready.shift() as ClaimedMessage;
+      if ((message.lockedUntil?.getTime() ?? 0) < latestStart) expiring.push(message.id);
+      else this.begin(message);
+    }
+    if (expiring.length > 0) this.track(this.release(expiring));
+  }
+
+  private release(ids: number[]): Promise<unknown> {
+    return releaseClaims(this.db, this.workerId, ids, new Date()).catch((error) =>
+      // Not given back: their locks expire and they are claimed again then.
+      this.logger.warn({ err: error, count: ids.length }, 'outbox: could not release claims'),
+    );
+  }
+
+  private begin(message: ClaimedMessage): void {
+    this.inFlight++;
+    const attempt = this.attempt(message)
+      .catch((error) => this.logger.error({ err: error, messageId: message.id }, 'outbox: attempt failed to run'))
+      .finally(() => {
+        this.inFlight--;
+        this.attempts.delete(attempt);
+        // The next claimed message goes out at once; claiming more waits for a later turn.
+        this.startReady();
+        this.schedulePump(false);
+      });
+    this.attempts.add(attempt);
+  }
+
+  private async attempt(message: ClaimedMessage): Promise<void> {
+    const secret = await this.secretOf(message);
+    if (secret === null) {
+      const why = message.kind === 'payment' ? 'no PAYMENT_PUSH_SECRET to sign it' : 'its webhook was removed';
+      this.recordFailure(message, { ok: false, statusCode: null, error: why }, true);
+      return;
+    }
+    const outcome = await deliverOnce(message, secret, this.settings.attemptTimeoutMs, this.agent);
+    if (outcome.ok) {
+      this.recordDelivery(message, outcome.statusCode);
+      this.logger.debug(
+        { messageId: message.id, topic: message.topic, attempt: message.attempts, statusCode: outcome.statusCode },
+        'outbox: delivered',
+      );
+    } else {
+      this.recordFailure(message, outcome, false);
+    }
+  }
+
+  private async secretOf(message: ClaimedMessage): Promise<string | null> {
+    if (message.kind === 'payment') return this.paymentSecret;
+    const webhookId = message.webhookId ?? '';
+    const known = this.webhookSecrets.get(webhookId);
+    if (known !== undefined) return known;
+    const row = await this.db.webhook.findUnique({ where: { webhookId }, select: { secret: true } });
+    if (row) this.webhookSecrets.set(webhookId, row.secret);
+    return row?.secret ?? null;
+  }
+
+  private recordDelivery(message: ClaimedMessage, statusCode: number): void {
+    const messages = this.delivered.get(statusCode) ?? [];
+    messages.push(message);
+    this.delivered.set(statusCode, messages);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.flushing) return;
+    this.flushScheduled = true;
+    setTimeout(() => this.flush(), RECORD_EVERY_MS);
+  }
+
+  /** Writes the deliveries recorded since the last flush, one statement per status code. */
+  private flush(): void {
+    this.flushScheduled = false;
+    const batches = this.delivered;
+    this.delivered = new Map();
+    if (batches.size === 0) return;
+    const now = new Date();
+    const writes = [...batches].map(([statusCode, messages]) =>
+      markDelivered(
+        this.db,
+        this.workerId,
+        messages.map((message) => message.id),
+        statusCode,
+        now,
+      ).then(
+        () => {
+          for (const message of messages) this.settled(message, 'DELIVERED', null);
+        },
+        (error) =>
+          // Not recorded: the lock expires and the message is sent again, with the same key.
+          this.logger.warn({ err: error, count: messages.length }, 'outbox: could not record deliveries'),
+      ),
+    );
+    const flushing = Promise.all(writes).finally(() => {
+      this.flushing = null;
+      if (this.delivered.size > 0) this.scheduleFlush();
+    });
+    this.flushing = flushing;
+    this.track(flushing);
+  }
+
+  private recordFailure(message: ClaimedMessage, outcome: AttemptOutcome & { ok: false }, final: boolean): void {
+    const { maxAttempts, backoffBaseMs, backoffMaxMs } = this.settings;
+    const dead = final || message.attempts >= maxAttempts;
+    const pause = Math.min(backoffMaxMs, backoffBaseMs * 2 ** Math.max(0, message.attempts - 1));
+    const jittered = Math.round(pause / 2 + (Math.random() * pause) / 2);
+    const now = new Date();
+    const failed: FailedAttempt = {
+      id: message.id,
+      status: dead ? 'DEAD' : 'PENDING',
+      nextAttemptAt: dead ? now : new Date(now.getTime() + jittered),
+      lastError: outcome.error,
+      lastStatusCode: outcome.statusCode,
+    };
+    const log = { messageId: message.id, topic: message.topic, attempt: message.attempts, error: outcome.error };
+    if (dead) this.logger.warn(log, 'outbox: message dead-lettered');
+    else this.logger.info({ ...log, retryInMs: jittered }, 'outbox: delivery failed, will retry');
+    this.track(
+      markFailed(this.db, this.workerId, failed, now).then(
+        () => {
+          if (dead) this.settled(message, 'DEAD', outcome.error);
+        },
+        (error) => this.logger.warn({ err: error, messageId: message.id }, 'outbox: could not record a failed attempt'),
+      ),
+    );
+  }
+
+  private settled(message: ClaimedMessage, status: SettledMessage['status'], lastError: string | null): void {
+    const { id, kind, topic, notificationId, attempts } = message;
+    this.track(
+      this.onSettled({ id, kind, topic, notificationId, status, attempts, lastError }).catch((error) =>
+        this.logger.warn({ err: error, messageId: id }, 'outbox: the end of a delivery could not be recorded'),
+      ),
+    );
+  }
+
+  private track(write: Promise<unknown>): void {
+    this.writes.add(write);
+    void write.finally(() => this.writes.delete(write));
+  }
+}

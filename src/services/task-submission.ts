@@ -1,0 +1,174 @@
+import { z } from 'zod';
+import type { Viewer } from '../auth/viewer.js';
+import type { Db } from '../db/client.js';
+import { findAppState, insertTask, isUniqueViolation, upsertAppStateForTask } from '../db/hot-path-sql.js';
+import type { AppRow, TaskRow } from '../db/models.js';
+import { type AppKey, appKeyString } from '../domain/app-key.js';
+import { ConflictError, InvalidStateError, ValidationError } from '../domain/errors.js';
+import type { OperationType, TaskMetadata } from '../domain/operations.js';
+import { newTaskId, type TaskType } from '../domain/tasks.js';
+import type { ChangeFeed } from '../events/change-feed.js';
+import type { HistoryEntry, HistoryService } from './history-service.js';
+
+const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export const trimmed = (label: string, max: number) =>
+  z.string().trim().min(1, `${label} must not be empty`).max(max, `${label} must be at most ${max} characters`);
+
+/** The fields every operation's input has. */
+export const commonOperationFields = {
+  sourceId: trimmed('sourceId', 64),
+  appName: trimmed('appName', 128).regex(APP_NAME, 'appName may contain letters, digits, ".", "_" and "-"'),
+  idempotencyKey: trimmed('idempotencyKey', 128).nullish(),
+};
+
+/** A validated request, as the task (and app-state row) it becomes. */
+export interface TaskRequest {
+  type: OperationType;
+  key: AppKey;
+  version: string | null;
+  metadata: TaskMetadata;
+  idempotencyKey: string | null;
+  retryOfTaskId?: string;
+  /** Fields for a new app-state row (first install, clone). */
+  app: { cfgType: string; title: string | null; rawAppName?: string };
+}
+
+/**
+ * What operations need from the task engine (src/engine/task-engine.ts implements it; the engine
+ * sits above the services, so they know it only by this shape).
+ */
+export interface TaskRunner {
+  /** Something may be pending: take it now instead of at the next poll. */
+  notify(): void;
+  /** Ends a task unless it already ended; false when another writer ended it first. */
+  finish(taskId: string, status: 'CANCELED', details: { error?: string }): Promise<boolean>;
+  /** Asks the app service to cancel the running operation of a task. */
+  requestCancel(task: TaskRow): Promise<void>;
+}
+
+/**
+ * The history type of the record a new task writes. The original's vocabulary has ACTION_* types
+ * for install, upgrade and uninstall only; stop and resume are its generic `action`.
+ */
+function actionType(type: OperationType): HistoryEntry['type'] {
+  if (type === 'CLONE') return 'ACTION_INSTALL';
+  if (type === 'STOP' || type === 'RESUME') return 'action';
+  return `ACTION_${type}`;
+}
+
+/**
+ * How every operation becomes a task: an idempotent request is replayed, an accepted one is
+ * persisted as PENDING (with the app's state row and a history record, in one transaction) before
+ * the task engine is told, and a second active task for the same app is a CONFLICT.
+ */
+export class TaskSubmission {
+  constructor(
+    private readonly db: Db,
+    private readonly history: HistoryService,
+    private readonly feed: ChangeFeed,
+    private readonly engine: TaskRunner,
+  ) {}
+
+  /** The original task of a repeated request (same user, same idempotency key). */
+  async replay(viewer: Viewer, idempotencyKey: string | null | undefined, type: TaskType, key: AppKey) {
+    if (!idempotencyKey) return null;
+    const task = await this.db.task.findUnique({
+      where: { userId_idempotencyKey: { userId: viewer.userId, idempotencyKey } },
+    });
+    if (task && (task.type !== type || appKeyString(task) !== appKeyString(key))) {
+      throw new ValidationError(`idempotencyKey "${idempotencyKey}" was already used for another request`, [
+        { path: 'idempotencyKey', message: 'used for another request' },
+      ]);
+    }
+    return task;
+  }
+
+  async installedRow(key: AppKey, operation: string): Promise<AppRow & { installedVersion: string }> {
+    const row = await findAppState(this.db, key);
+    if (!row?.installedVersion) {
+      throw new InvalidStateError(`${key.appName} is not installed from ${key.sourceId}, so it cannot ${operation}`);
+    }
+    return row as AppRow & { installedVersion: string };
+  }
+
+  /** CONFLICT when the app already has a pending or running task (the unique index decides races). */
+  async assertNoActiveTask(key: AppKey): Promise<void> {
+    const active = await this.db.task.findUnique({ where: { activeKey: appKeyString(key) } });
+    if (active) throw this.conflict(key, active);
+  }
+
+  async create(request: TaskRequest): Promise<TaskRow> {
+    try {
+      return await this.insert(request, new Date());
+    } catch (error) {
+      if (!isUniqueViolation(error)) throw error;
+      return this.lostRace(request);
+    }
+  }
+
+  /** Writes the accepted request, then announces it and tells the engine. */
+  private async insert(request: TaskRequest, now: Date): Promise<TaskRow> {
+    const taskId = newTaskId(now);
+    // One batch transaction (three statements, no interactive round trips): the task, its app's
+    // state row and the history record commit together or not at all. Raw SQL
+    // (db/hot-path-sql.ts): every install runs these.
+    const [[task], , records] = await this.db.$transaction([
+      insertTask(this.db, {
+        taskId,
+        type: request.type,
+        ...request.key,
+        version: request.version,
+        metadata: request.metadata,
+        idempotencyKey: request.idempotencyKey,
+        activeKey: appKeyString(request.key),
+        retryOfTaskId: request.retryOfTaskId ?? null,
+        createdAt: now,
+      }),
+      upsertAppStateForTask(this.db, {
+        ...request.key,
+        opType: request.type.toLowerCase(),
+        targetVersion: request.version,
+        cfgType: request.app.cfgType,
+        title: request.app.title,
+        rawAppName: request.app.rawAppName ?? null,
+        now,
+      }),
+      this.history.recordOne({
+        type: actionType(request.type),
+        message: `${request.type.toLowerCase()} ${request.key.appName}`,
+        app: request.key.appName,
+        userId: request.key.userId,
+        time: now,
+        extended: {
+          taskId,
+          taskType: request.type,
+          status: 'PENDING',
+          version: request.version,
+          retryOf: request.retryOfTaskId ?? null,
+        },
+      }),
+    ]);
+    if (!task) throw new Error(`task ${taskId} was not written`);
+    this.feed.task(task);
+    this.feed.app(request.key);
+    this.feed.history(records);
+    this.engine.notify();
+    return task;
+  }
+
+  /** A unique index refused the task: the same idempotent request won, or another active task for this app. */
+  private async lostRace(request: TaskRequest): Promise<TaskRow> {
+    const owner = { userId: request.key.userId, isAdmin: false };
+    const replayed = await this.replay(owner, request.idempotencyKey, request.type, request.key);
+    if (replayed) return replayed;
+    const active = await this.db.task.findUnique({ where: { activeKey: appKeyString(request.key) } });
+    throw this.conflict(request.key, active);
+  }
+
+  private conflict(key: AppKey, active: TaskRow | null): ConflictError {
+    return new ConflictError(
+      `${key.appName} already has an active task${active ? ` (${active.taskId}, ${active.type} ${active.status})` : ''}; wait for it or cancel it`,
+    );
+  }
+}

@@ -1,0 +1,237 @@
+import type { Db } from '../db/client.js';
+import type { WebhookRow } from '../db/models.js';
+import { type AppKey, appKeyString } from '../domain/app-key.js';
+import { deriveStage } from '../domain/app-stage.js';
+import { derivePaymentStatus } from '../domain/payment-status.js';
+import { TERMINAL_STATUSES } from '../domain/tasks.js';
+import type { AppChanged, EventBus, PaymentChanged, TaskChanged } from '../events/change-feed.js';
+import type { Logger } from '../platform/logger.js';
+import { redactSecretsIn } from '../platform/redact.js';
+import { enqueueOutbound, type OutboundMessage } from './outbox-messages.js';
+import { type WebhookEvent, type WebhookService, webhookEvents } from './webhook-service.js';
+
+/** Changes waiting for the dispatcher beyond this are dropped (with a warning): memory stays bounded. */
+const MAX_QUEUED_CHANGES = 10_000;
+
+const TOPIC_OF: Record<WebhookEvent, string> = {
+  TASK_FINISHED: 'task.finished',
+  APP_STATE_CHANGED: 'app.state_changed',
+  PAYMENT_STATUS_CHANGED: 'payment.status_changed',
+};
+
+type Change =
+  | { kind: 'task'; event: TaskChanged }
+  | { kind: 'app'; event: AppChanged }
+  | { kind: 'payment'; event: PaymentChanged };
+
+const EVENT_OF = { task: 'TASK_FINISHED', app: 'APP_STATE_CHANGED', payment: 'PAYMENT_STATUS_CHANGED' } as const;
+const terminal = new Set<string>(TERMINAL_STATUSES);
+
+/**
+ * Turns committed changes into webhook deliveries: one outbox message per matching webhook.
+ *
+ * It follows the bus that carries this instance's own announcements only (in cluster mode the
+ * others' changes are theirs to announce), so a change is enqueued once, not once per instance;
+ * the idempotency key, derived from the change, makes a second announcement (a restart, a repair)
+ * write nothing. The feed delivers a change in a later macrotask than the call that committed it,
+ * so none of this runs on the request path; with no matching webhook a change costs a look at the
+ * cached webhook list, and nothing is read or written.
+ *
+ * A task is announced when it reaches COMPLETED, FAILED or CANCELED; an app when its state
+ * differs from the last one announced to that webhook; a payment likewise for its visible status.
+ */
+export class WebhookDispatcher {
+  private readonly queue: Change[] = [];
+  private draining: Promise<void> | null = null;
+  private readonly iterators: AsyncIterator<unknown>[] = [];
+  private dropped = 0;
+
+  constructor(
+    private readonly db: Db,
+    private readonly webhooks: WebhookService,
+    private readonly logger: Logger,
+  ) {}
+
+  start(bus: EventBus): void {
+    this.follow(bus.subscribe('task:updated'), (event) => this.accept({ kind: 'task', event }));
+    this.follow(bus.subscribe('app:updated'), (event) => this.accept({ kind: 'app', event }));
+    this.follow(bus.subscribe('payment:updated'), (event) => this.accept({ kind: 'payment', event }));
+  }
+
+  /** Stops following the bus and waits for the changes already taken to be enqueued. */
+  async stop(): Promise<void> {
+    await Promise.all(this.iterators.map((iterator) => iterator.return?.()));
+    this.iterators.length = 0;
+    await this.draining;
+  }
+
+  /** Resolves once every change taken so far is in the outbox (tests, benchmark). */
+  async idle(): Promise<void> {
+    while (this.draining) await this.draining;
+  }
+
+  /**
+   * The synchronous part, run for every change: with the webhook list cached and no webhook that
+   * could match, nothing more happens.
+   */
+  accept(change: Change): void {
+    const cached = this.webhooks.cachedOrNull();
+    if (cached && !cached.some((webhook) => couldMatch(webhook, change))) return;
+    if (this.queue.length >= MAX_QUEUED_CHANGES) {
+      if (this.dropped++ % 1000 === 0) this.logger.warn({ dropped: this.dropped }, 'webhooks: changes dropped');
+      return;
+    }
+    this.queue.push(change);
+    this.draining ??= this.drain().finally(() => {
+      this.draining = null;
+    });
+  }
+
+  /** One change at a time: "the last state announced" is read and written in order. */
+  private async drain(): Promise<void> {
+    for (let change = this.queue.shift(); change; change = this.queue.shift()) {
+      try {
+        const matching = (await this.webhooks.current()).filter((webhook) => couldMatch(webhook, change));
+        if (matching.length > 0) await this.dispatch(change, matching);
+      } catch (error) {
+        this.logger.warn({ err: error, kind: change.kind }, 'webhooks: a change could not be enqueued');
+      }
+    }
+  }
+
+  private async dispatch(change: Change, webhooks: WebhookRow[]): Promise<void> {
+    const messages =
+      change.kind === 'task'
+        ? await this.taskMessages(change.event, webhooks)
+        : change.kind === 'app'
+          ? await this.appMessages(change.event, webhooks)
+          : await this.paymentMessages(change.event, webhooks);
+    await enqueueOutbound(this.db, messages);
+  }
+
+  private async taskMessages(event: TaskChanged, webhooks: WebhookRow[]): Promise<OutboundMessage[]> {
+    const task = await this.db.task.findUnique({ where: { taskId: event.taskId } });
+    if (!task || !terminal.has(task.status)) return [];
+    const resource = {
+      task: {
+        id: task.taskId,
+        type: task.type,
+        status: task.status,
+        app: { userId: task.userId, sourceId: task.sourceId, appName: task.appName },
+        user: task.userId,
+        version: task.version,
+        error: task.error,
+        result: redactSecretsIn(task.result),
+        completedAt: task.completedAt?.toISOString() ?? null,
+      },
+    };
+    return webhooks
+      .filter((webhook) => filtersMatch(webhook, task))
+      .map((webhook) => message(webhook, 'TASK_FINISHED', `task:${task.taskId}:${task.status}`, resource));
+  }
+
+  private async appMessages(event: AppChanged, webhooks: WebhookRow[]): Promise<OutboundMessage[]> {
+    const key: AppKey = { userId: event.userId, sourceId: event.sourceId, appName: event.appName };
+    const [row, activeTask] = await Promise.all([
+      this.db.appState.findUnique({ where: { userId_sourceId_appName: key } }),
+      this.db.task.findUnique({ where: { activeKey: appKeyString(key) }, select: { type: true, status: true } }),
+    ]);
+    if (!row) return [];
+    const { stage } = deriveStage({ state: row.state, progress: row.progress, activeTask });
+    const resource = { app: { key, state: row.state, stage, installedVersion: row.installedVersion } };
+    const subject = `app:${appKeyString(key)}`;
+    return this.changedOnly(webhooks, 'APP_STATE_CHANGED', subject, row.state, row.eventTime, resource);
+  }
+
+  private async paymentMessages(event: PaymentChanged, webhooks: WebhookRow[]): Promise<OutboundMessage[]> {
+    const payment = await this.db.payment.findUnique({ where: { id: event.paymentId } });
+    if (!payment) return [];
+    const status = derivePaymentStatus(payment);
+    const resource = {
+      payment: {
+        id: payment.id,
+        status,
+        productId: payment.productId,
+        app: { userId: payment.userId, sourceId: payment.sourceId, appId: payment.appId, appName: payment.appName },
+      },
+    };
+    const matching = webhooks.filter((webhook) => filtersMatch(webhook, payment));
+    return this.changedOnly(
+      matching,
+      'PAYMENT_STATUS_CHANGED',
+      `payment:${payment.id}`,
+      status,
+      payment.updatedAt,
+      resource,
+    );
+  }
+
+  /**
+   * Messages for the webhooks whose last message about `subject` announced another value than
+   * `value` (or that never heard of it). The key carries the value and the change's time, so
+   * the same change announced again writes nothing, and a later return to an earlier value is
+   * a new message.
+   */
+  private async changedOnly(
+    webhooks: WebhookRow[],
+    event: WebhookEvent,
+    subject: string,
+    value: string,
+    at: Date,
+    resource: object,
+  ): Promise<OutboundMessage[]> {
+    const messages: OutboundMessage[] = [];
+    for (const webhook of webhooks) {
+      const prefix = `webhook:${webhook.webhookId}:${subject}:`;
+      const last = await this.db.outboxMessage.findFirst({
+        where: { webhookId: webhook.webhookId, idempotencyKey: { startsWith: prefix } },
+        orderBy: { id: 'desc' },
+        select: { idempotencyKey: true },
+      });
+      const lastValue = last?.idempotencyKey.slice(prefix.length).split(':')[0];
+      if (lastValue === value) continue;
+      messages.push(message(webhook, event, `${subject}:${value}:${at.getTime()}`, resource));
+    }
+    return messages;
+  }
+
+  private follow<E>(events: AsyncIterable<E>, handle: (event: E) => void): void {
+    const iterator = events[Symbol.asyncIterator]();
+    this.iterators.push(iterator);
+    void (async () => {
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) return;
+        handle(next.value);
+      }
+    })();
+  }
+}
+
+function message(webhook: WebhookRow, event: WebhookEvent, change: string, resource: object): OutboundMessage {
+  return {
+    kind: 'webhook',
+    topic: TOPIC_OF[event],
+    url: webhook.url,
+    webhookId: webhook.webhookId,
+    idempotencyKey: `webhook:${webhook.webhookId}:${change}`,
+    body: { event, webhookId: webhook.webhookId, occurredAt: new Date().toISOString(), ...resource },
+  };
+}
+
+/** Whether the webhook wants this kind of event and its filters do not rule the change out (payments: appName is checked on the row). */
+function couldMatch(webhook: WebhookRow, change: Change): boolean {
+  if (!webhookEvents(webhook).includes(EVENT_OF[change.kind])) return false;
+  const { event } = change;
+  if (webhook.userId !== null && webhook.userId !== event.userId) return false;
+  if (webhook.sourceId !== null && webhook.sourceId !== event.sourceId) return false;
+  return change.kind === 'payment' || webhook.appName === null || webhook.appName === change.event.appName;
+}
+
+function filtersMatch(webhook: WebhookRow, row: AppKey): boolean {
+  return (
+    (webhook.userId === null || webhook.userId === row.userId) &&
+    (webhook.sourceId === null || webhook.sourceId === row.sourceId) &&
+    (webhook.appName === null || webhook.appName === row.appName)
+  );
+}

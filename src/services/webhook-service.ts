@@ -1,0 +1,209 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import type { Viewer } from '../auth/viewer.js';
+import type { Db } from '../db/client.js';
+import type { OutboxMessageRow, WebhookRow } from '../db/models.js';
+import { ForbiddenError, InvalidStateError, NotFoundError } from '../domain/errors.js';
+import { parseInput } from '../domain/parse-input.js';
+
+/** The runtime events a webhook may receive. */
+export const WEBHOOK_EVENTS = ['TASK_FINISHED', 'APP_STATE_CHANGED', 'PAYMENT_STATUS_CHANGED'] as const;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+
+export const MAX_WEBHOOK_URL_LENGTH = 2_048;
+/** Longest userId / sourceId / appName filter (far above any real id). */
+export const MAX_FILTER_LENGTH = 128;
+/** Most recent deliveries one `webhooks { deliveries }` lists per webhook. */
+export const MAX_RECENT_DELIVERIES = 50;
+/** How long this instance trusts its list of webhooks before reading it again (another instance may have changed it). */
+export const WEBHOOK_CACHE_MS = 5_000;
+
+/**
+ * Where deliveries go. Only http and https; no credentials in the URL (a receiver authenticates
+ * deliveries by their signature, and a URL is shown to every admin). Private and loopback
+ * addresses are accepted on purpose (receivers next to the server), which is one reason only
+ * admins may add webhooks. Messages never repeat the URL.
+ */
+const url = z
+  .string()
+  .trim()
+  .min(1, 'url must not be empty')
+  .max(MAX_WEBHOOK_URL_LENGTH, `url must be at most ${MAX_WEBHOOK_URL_LENGTH} characters`)
+  .transform((value, context) => {
+    let parsed: URL;
+    try {
+      parsed = new URL(value);
+    } catch {
+      context.addIssue({ code: 'custom', message: 'url must be an absolute URL (http:// or https://)' });
+      return z.NEVER;
+    }
+    const problem =
+      parsed.protocol !== 'http:' && parsed.protocol !== 'https:'
+        ? 'url must use http or https'
+        : !parsed.hostname
+          ? 'url must name a host'
+          : parsed.username || parsed.password
+            ? 'url must not carry credentials (deliveries are authenticated by their signature)'
+            : null;
+    if (problem) {
+      context.addIssue({ code: 'custom', message: problem });
+      return z.NEVER;
+    }
+    return parsed.href;
+  });
+
+const filter = (name: string) =>
+  z
+    .string()
+    .trim()
+    .min(1, `${name} must not be empty (leave it out for any)`)
+    .max(MAX_FILTER_LENGTH, `${name} must be at most ${MAX_FILTER_LENGTH} characters`)
+    .nullish();
+
+const addInput = z.object({
+  url,
+  events: z
+    .array(z.enum(WEBHOOK_EVENTS))
+    .min(1, 'events must name at least one event')
+    .max(WEBHOOK_EVENTS.length * 4, 'events lists too many entries')
+    .transform((events) => [...new Set(events)]),
+  userId: filter('userId'),
+  sourceId: filter('sourceId'),
+  appName: filter('appName'),
+});
+/** What addWebhook generates: `wh_` and 24 hex digits. */
+const WEBHOOK_ID = /^wh_[0-9a-f]{24}$/;
+const removeInput = z.object({
+  webhookId: z.string().trim().regex(WEBHOOK_ID, 'webhookId must be a webhook id (wh_ and 24 hex digits)'),
+});
+
+export type AddWebhookInput = z.input<typeof addInput>;
+
+/** A new webhook with its secret: the only time the secret is answered. */
+export interface WebhookRegistration {
+  webhook: WebhookRow;
+  secret: string;
+}
+
+/**
+ * Webhooks (admins only): receivers outside the server that get runtime events, signed with the
+ * webhook's own secret (generated here, shown once). The dispatcher (webhook-dispatcher.ts)
+ * reads the list through `current()`, a cache, so that no event costs a query while none is
+ * registered.
+ */
+export class WebhookService {
+  private cache: { rows: WebhookRow[]; loadedAt: number } | null = null;
+  private loading: Promise<WebhookRow[]> | null = null;
+  /** Bumped by every add and remove: a read that began before one is not kept. */
+  private generation = 0;
+
+  constructor(
+    private readonly db: Db,
+    private readonly maxWebhooks: number,
+  ) {}
+
+  async add(viewer: Viewer, rawInput: AddWebhookInput): Promise<WebhookRegistration> {
+    this.assertAdmin(viewer, 'add webhooks');
+    const input = parseInput(addInput, rawInput);
+    const secret = `whsec_${randomBytes(32).toString('base64url')}`;
+    const webhook = await this.db.$transaction(async (tx) => {
+      if ((await tx.webhook.count()) >= this.maxWebhooks) {
+        throw new InvalidStateError(`At most ${this.maxWebhooks} webhooks may be registered (MAX_WEBHOOKS)`);
+      }
+      return tx.webhook.create({
+        data: {
+          webhookId: `wh_${randomBytes(12).toString('hex')}`,
+          url: input.url,
+          secret,
+          events: input.events,
+          userId: input.userId ?? null,
+          sourceId: input.sourceId ?? null,
+          appName: input.appName ?? null,
+          createdBy: viewer.userId,
+        },
+      });
+    });
+    this.forget();
+    return { webhook, secret };
+  }
+
+  /** Removes a webhook and its messages: nothing more is sent to it, attempts in flight excepted. */
+  async remove(viewer: Viewer, rawInput: { webhookId: string }): Promise<WebhookRow> {
+    this.assertAdmin(viewer, 'remove webhooks');
+    const { webhookId } = parseInput(removeInput, rawInput);
+    const removed = await this.db.$transaction(async (tx) => {
+      const row = await tx.webhook.findUnique({ where: { webhookId } });
+      if (!row) throw new NotFoundError(`Webhook ${webhookId} does not exist`);
+      await tx.outboxMessage.deleteMany({ where: { webhookId } });
+      await tx.webhook.delete({ where: { webhookId } });
+      return row;
+    });
+    this.forget();
+    return removed;
+  }
+
+  list(viewer: Viewer): Promise<WebhookRow[]> {
+    this.assertAdmin(viewer, 'list webhooks');
+    return this.db.webhook.findMany({ orderBy: { id: 'asc' } });
+  }
+
+  /** The latest `limit` deliveries of each webhook, newest first (one bounded query per webhook). */
+  recentDeliveries(webhookIds: readonly string[], limit: number): Promise<OutboxMessageRow[][]> {
+    const take = Math.max(1, Math.min(MAX_RECENT_DELIVERIES, limit));
+    return Promise.all(
+      webhookIds.map((webhookId) =>
+        this.db.outboxMessage.findMany({ where: { webhookId }, orderBy: { id: 'desc' }, take }),
+      ),
+    );
+  }
+
+  /** The outbox message of each payment push (null: it has none, e.g. no push URL is configured). */
+  async deliveriesOfNotifications(notificationIds: readonly number[]): Promise<(OutboxMessageRow | null)[]> {
+    const rows = await this.db.outboxMessage.findMany({ where: { notificationId: { in: [...notificationIds] } } });
+    const byId = new Map(rows.map((row) => [row.notificationId, row]));
+    return notificationIds.map((id) => byId.get(id) ?? null);
+  }
+
+  /**
+   * Every webhook, as this instance last read them: fresh after its own add or remove, at most
+   * WEBHOOK_CACHE_MS old otherwise. `cachedOrNull` is the synchronous look the dispatcher takes on
+   * every event: null means "read them first".
+   */
+  cachedOrNull(now = Date.now()): WebhookRow[] | null {
+    const { cache } = this;
+    return cache && now - cache.loadedAt < WEBHOOK_CACHE_MS ? cache.rows : null;
+  }
+
+  current(): Promise<WebhookRow[]> {
+    const cached = this.cachedOrNull();
+    if (cached) return Promise.resolve(cached);
+    const generation = this.generation;
+    if (this.loading) return this.loading;
+    const loading = this.db.webhook
+      .findMany({ orderBy: { id: 'asc' } })
+      .then((rows) => {
+        if (generation === this.generation) this.cache = { rows, loadedAt: Date.now() };
+        return rows;
+      })
+      .finally(() => {
+        if (this.loading === loading) this.loading = null;
+      });
+    this.loading = loading;
+    return loading;
+  }
+
+  private forget(): void {
+    this.cache = null;
+    this.loading = null;
+    this.generation++;
+  }
+
+  private assertAdmin(viewer: Viewer, what: string): void {
+    if (!viewer.isAdmin) throw new ForbiddenError(`Only admins may ${what}`);
+  }
+}
+
+/** The events a webhook row subscribes to. */
+export function webhookEvents(row: Pick<WebhookRow, 'events'>): WebhookEvent[] {
+  return Array.isArray(row.events) ? (row.events as WebhookEvent[]) : [];
+}

@@ -1,0 +1,338 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { verifySignature } from '../src/platform/signature.js';
+import { graphql } from './gql/index.js';
+import { availableDatabases } from './support/databases.js';
+import { FakeReceiver } from './support/fake-receiver.js';
+import {
+  HistoryQuery,
+  PurchaseAppMutation,
+  SubmitPaymentTransactionMutation,
+  SubmitSignatureMutation,
+} from './support/operations.js';
+import { REMOTE_SOURCE, seed, startSeededServer } from './support/seed.js';
+import { AUTH_ENV, dataOf, execute, type TestServer, TOKENS, waitFor } from './support/server.js';
+
+/**
+ * Payment pushes that are really sent: each PaymentNotification row gets one outbox message to
+ * its channel's URL, in the same transaction, keyed by the row; the outbox worker delivers it.
+ * The credential travels to the wallet (which keeps it) and nowhere else.
+ */
+
+const databases = await availableDatabases();
+const PUSH_SECRET = 'payment-push-secret-0014';
+const PUBLIC_BASE_URL = 'https://market.example.com';
+
+const PaymentPushesQuery = graphql(`
+  query PaymentPushes($sourceId: String!, $appId: String!) {
+    paymentStatus(sourceId: $sourceId, appId: $appId) {
+      id status
+      notifications { channel topic status payload }
+    }
+  }
+`);
+
+const POLLING_ENV = { PAYMENT_POLL_INTERVAL_MS: '50', PAYMENT_POLL_ATTEMPTS: '5' };
+
+async function paidApp(server: TestServer, name: string) {
+  await seed(server.app.db).catalogApp({ name, versions: ['1.0.0'], price: '4.99' });
+}
+
+async function purchase(server: TestServer, appId: string) {
+  const result = dataOf(
+    await execute(server, PurchaseAppMutation, { input: { sourceId: REMOTE_SOURCE, appId } }, { token: TOKENS.alice }),
+  ).purchaseApp;
+  expect(result.__typename).toBe('PurchaseAppSuccess');
+}
+
+/** Buy, sign, pay: the simulated developer grants the credential at its second query. */
+async function buyToPurchased(server: TestServer, appId: string, jws: string) {
+  await purchase(server, appId);
+  const productId = `${appId}-license`;
+  await execute(server, SubmitSignatureMutation, { input: { productId, jws } }, { token: TOKENS.alice });
+  await execute(
+    server,
+    SubmitPaymentTransactionMutation,
+    { input: { sourceId: REMOTE_SOURCE, appId, productId, txHash: '0xfeed14' } },
+    { token: TOKENS.alice },
+  );
+  return waitFor(async () => {
+    const row = await server.app.db.payment.findFirst({ where: { userId: 'alice', appId } });
+    return row?.vc ? row : undefined;
+  }, `the purchase of ${appId}`);
+}
+
+/** The buyer's notification rows of one payment, oldest first, with their outbox messages. */
+async function pushesOf(server: TestServer, paymentId: number) {
+  const rows = await server.app.db.paymentNotification.findMany({ where: { paymentId }, orderBy: { id: 'asc' } });
+  const messages = await server.app.db.outboxMessage.findMany({
+    where: { notificationId: { in: rows.map((row) => row.id) } },
+  });
+  return { rows, messages };
+}
+
+describe.each(databases)('payment pushes on %s', (kind) => {
+  describe('with the wallet and frontend push URLs set', () => {
+    let server: TestServer;
+    let receiver: FakeReceiver;
+    beforeAll(async () => {
+      receiver = await FakeReceiver.start();
+      ({ server } = await startSeededServer(kind, {
+        preseed: (seeder) => seeder.remoteSource(),
+        env: {
+          ...AUTH_ENV,
+          ...POLLING_ENV,
+          PUBLIC_BASE_URL,
+          PAYMENT_WALLET_PUSH_URL: receiver.url('/wallet'),
+          PAYMENT_FRONTEND_PUSH_URL: receiver.url('/frontend'),
+          PAYMENT_PUSH_SECRET: PUSH_SECRET,
+        },
+      }));
+    });
+    afterAll(async () => {
+      await server?.stop();
+      await receiver?.close();
+    });
+
+    test('every push of a purchase, from Buy to the credential, is one outbox message to its channel URL, keyed by its notification', async () => {
+      await paidApp(server, 'vault');
+      const payment = await buyToPurchased(server, 'vault', 'eyJhbGciOiJFZERTQSJ9.vault.c2lnbmF0dXJl');
+      const { rows, messages } = await pushesOf(server, payment.id);
+      expect(rows.map((row) => `${row.channel}:${row.status ?? row.topic}`)).toEqual(
+        expect.arrayContaining([
+          'larepass:fetch_payment_signature',
+          'larepass:market_payment',
+          'frontend:signature_required',
+          'frontend:payment_required',
+          'frontend:waiting_developer_confirmation',
+          'frontend:purchased',
+          'larepass:save_payment_vc',
+        ]),
+      );
+      expect(messages).toHaveLength(rows.length);
+      for (const row of rows) {
+        const sent = messages.filter((message) => message.notificationId === row.id);
+        expect(sent).toHaveLength(1);
+        expect(sent[0]).toMatchObject({
+          kind: 'payment',
+          topic: row.topic,
+          url: receiver.url(row.channel === 'larepass' ? '/wallet' : '/frontend'),
+          idempotencyKey: `payment:${row.id}`,
+        });
+        const body = JSON.parse(sent[0]?.body ?? 'null');
+        if (row.topic === 'save_payment_vc') {
+          // The wallet keeps the credential, so it is sent; the row keeps it redacted.
+          expect(body.sign.sign_body.vc).toBe(payment.vc);
+          expect(row.payload).toMatchObject({ sign: { sign_body: { vc: '[redacted]', product_id: 'vault-license' } } });
+          expect({ ...body, sign: { sign_body: { ...body.sign.sign_body, vc: '[redacted]' } } }).toEqual(row.payload);
+        } else {
+          expect(body).toEqual(row.payload);
+        }
+      }
+      // The sign request sent tells the wallet where to answer.
+      const sign = messages.find((message) => message.topic === 'market_payment');
+      expect(JSON.parse(sign?.body ?? '{}').sign.callback_url).toBe(`${PUBLIC_BASE_URL}/graphql`);
+    });
+
+    test('when the outbox message of a push cannot be written, neither the push nor the change is: one transaction', async () => {
+      await paidApp(server, 'atomic');
+      // The fault: outbox rows already claim the next notification ids (notificationId is unique),
+      // so writing the message of the next push fails inside its transaction.
+      const last = await server.app.db.paymentNotification.aggregate({ _max: { id: true } });
+      const next = (last._max.id ?? 0) + 1;
+      await server.app.db.outboxMessage.createMany({
+        data: [0, 1, 2, 3].map((offset) => ({
+          kind: 'payment',
+          topic: 'planted',
+          url: receiver.url('/planted'),
+          body: '{}',
+          idempotencyKey: `planted:${next + offset}`,
+          notificationId: next + offset,
+          status: 'DEAD',
+          nextAttemptAt: new Date(),
+        })),
+      });
+      const refused = await execute(
+        server,
+        PurchaseAppMutation,
+        { input: { sourceId: REMOTE_SOURCE, appId: 'atomic' } },
+        { token: TOKENS.alice },
+      );
+      expect(refused.errors?.[0]?.message).toBe('Unexpected error.');
+      const payment = await server.app.db.payment.findFirstOrThrow({ where: { userId: 'alice', appId: 'atomic' } });
+      // created (a write of its own, without pushes), but the wallet was never asked: no row, no change
+      expect(payment).toMatchObject({ larePassSync: 'not_started', signatureStatus: 'not_evaluated', signBody: null });
+      expect(await server.app.db.paymentNotification.count({ where: { paymentId: payment.id } })).toBe(0);
+      await server.app.db.outboxMessage.deleteMany({ where: { topic: 'planted' } });
+    });
+
+    test('the wallet and the frontend receive their pushes, signed with PAYMENT_PUSH_SECRET, the credential only to the wallet', async () => {
+      await paidApp(server, 'ledger');
+      const payment = await buyToPurchased(server, 'ledger', 'eyJhbGciOiJFZERTQSJ9.ledger.c2lnbmF0dXJl');
+      const { rows } = await pushesOf(server, payment.id);
+      const credentialRow = rows.find((row) => row.topic === 'save_payment_vc');
+      const purchasedRow = rows.find((row) => row.status === 'purchased');
+      const credential = await receiver.waitFor(
+        (delivery) => delivery.key === `payment:${credentialRow?.id}`,
+        'the credential at the wallet',
+      );
+      expect(credential).toMatchObject({ path: '/wallet', topic: 'save_payment_vc' });
+      expect(verifySignature(PUSH_SECRET, credential.body, credential.signature)).toBe(true);
+      expect(JSON.parse(credential.body)).toMatchObject({
+        topic: 'save_payment_vc',
+        user: 'alice',
+        sign: { sign_body: { vc: payment.vc, product_id: 'ledger-license', app_id: 'ledger', tx_hash: '0xfeed14' } },
+      });
+      const purchased = await receiver.waitFor(
+        (delivery) => delivery.key === `payment:${purchasedRow?.id}`,
+        'the purchased status at the frontend',
+      );
+      expect(purchased).toMatchObject({ path: '/frontend', topic: 'payment_state_update' });
+      expect(verifySignature(PUSH_SECRET, purchased.body, purchased.signature)).toBe(true);
+      expect(JSON.parse(purchased.body)).toMatchObject({
+        notify_type: 'payment_state_update',
+        extensions: { app_id: 'ledger', status: 'purchased' },
+      });
+      const toFrontend = receiver.received((delivery) => delivery.path === '/frontend').map((d) => d.body);
+      expect(toFrontend.join('\n')).not.toContain(payment.vc as string);
+      // The worker's record of the delivery reaches the buyer's history.
+      const delivered = await waitFor(
+        async () =>
+          (await server.app.db.historyRecord.findFirst({
+            where: { userId: 'alice', app: 'ledger', message: 'payment of ledger: credential delivered to the wallet' },
+          })) ?? undefined,
+        'the delivery of the credential in the history',
+      );
+      expect(delivered.extended).toMatchObject({ notificationId: credentialRow?.id, delivery: 'DELIVERED' });
+    });
+
+    test('no response, history record or log line carries the credential or the signature', async () => {
+      await paidApp(server, 'quill');
+      const jws = 'eyJhbGciOiJFZERTQSJ9.quill.c2lnbmF0dXJlLXF1aWxs';
+      const payment = await buyToPurchased(server, 'quill', jws);
+      const vc = payment.vc as string;
+      const seen = JSON.stringify([
+        await execute(server, PaymentPushesQuery, { sourceId: REMOTE_SOURCE, appId: 'quill' }, { token: TOKENS.alice }),
+        await execute(server, HistoryQuery, { first: 100 }, { token: TOKENS.alice }),
+        await server.app.db.paymentNotification.findMany({ where: { paymentId: payment.id } }),
+        await server.app.db.historyRecord.findMany(),
+      ]);
+      expect(seen).toContain('save_payment_vc');
+      for (const secret of [vc, jws]) {
+        expect(seen).not.toContain(secret);
+        expect(server.logs.join('\n')).not.toContain(secret);
+      }
+    });
+  });
+
+  describe('without push URLs', () => {
+    let server: TestServer;
+    beforeAll(async () => {
+      ({ server } = await startSeededServer(kind, {
+        preseed: (seeder) => seeder.remoteSource(),
+        env: { ...AUTH_ENV, ...POLLING_ENV },
+      }));
+    });
+    afterAll(() => server?.stop());
+
+    test('pushes are kept on the payment and nothing is queued for sending', async () => {
+      await paidApp(server, 'atlas');
+      await purchase(server, 'atlas');
+      const payment = dataOf(
+        await execute(server, PaymentPushesQuery, { sourceId: REMOTE_SOURCE, appId: 'atlas' }, { token: TOKENS.alice }),
+      ).paymentStatus;
+      expect(payment?.notifications.map((n) => n.topic)).toEqual(
+        expect.arrayContaining(['fetch_payment_signature', 'market_payment', 'payment_state_update']),
+      );
+      expect(await server.app.db.outboxMessage.count()).toBe(0);
+    });
+
+    test('the end of a delivery becomes a payment history record of the buyer: delivered, or given up with the reason', async () => {
+      await paidApp(server, 'orbit');
+      await purchase(server, 'orbit');
+      const payment = await server.app.db.payment.findFirstOrThrow({ where: { userId: 'alice', appId: 'orbit' } });
+      const { rows } = await pushesOf(server, payment.id);
+      const sign = rows.find((row) => row.topic === 'market_payment');
+      const status = rows.find((row) => row.status === 'signature_required');
+      if (!sign || !status) throw new Error('the purchase pushed no sign request');
+      const { purchases } = server.app.services;
+      await purchases.recordDelivery({ notificationId: sign.id, topic: sign.topic, status: 'DELIVERED', attempts: 1 });
+      // A receiver that quotes the credential back: it is redacted from the record too.
+      const vc = 'vc-orbit-quoted-back-by-the-receiver';
+      await server.app.db.payment.update({ where: { id: payment.id }, data: { vc } });
+      await purchases.recordDelivery({
+        notificationId: status.id,
+        topic: status.topic,
+        status: 'DEAD',
+        attempts: 8,
+        lastError: `HTTP 500 from receiver: Bearer abcdefghijklmnopqrstuvwxyz012345 ${vc}`,
+      });
+      // A push that no longer exists records nothing.
+      await purchases.recordDelivery({
+        notificationId: 999_999,
+        topic: 'market_payment',
+        status: 'DELIVERED',
+        attempts: 1,
+      });
+
+      const history = dataOf(
+        await execute(server, HistoryQuery, { filter: { app: 'orbit' }, first: 50 }, { token: TOKENS.alice }),
+      ).history.edges.map((edge) => edge.node);
+      const deliveries = history.filter((record) => (record.extended as { delivery?: string }).delivery);
+      expect(deliveries.map((record) => record.message).sort()).toEqual([
+        'payment of orbit: sign request delivered to the wallet',
+        'payment of orbit: status update "signature_required" not delivered to the frontend after 8 attempts (HTTP 500 from receiver: Bearer [redacted] [redacted])',
+      ]);
+      expect(deliveries.every((record) => record.type === 'PAYMENT' && record.userId === 'alice')).toBe(true);
+      expect(deliveries.map((record) => record.extended)).toEqual(
+        expect.arrayContaining([
+          {
+            paymentId: payment.id,
+            productId: 'orbit-license',
+            notificationId: sign.id,
+            topic: 'market_payment',
+            delivery: 'DELIVERED',
+            attempts: 1,
+          },
+          expect.objectContaining({ notificationId: status.id, delivery: 'DEAD', attempts: 8 }),
+        ]),
+      );
+      // bob sees none of alice's deliveries
+      const bobs = dataOf(
+        await execute(server, HistoryQuery, { filter: { app: 'orbit' }, first: 50 }, { token: TOKENS.bob }),
+      ).history.edges;
+      expect(bobs).toEqual([]);
+    });
+  });
+
+  describe('with only the wallet push URL set', () => {
+    let server: TestServer;
+    let receiver: FakeReceiver;
+    beforeAll(async () => {
+      receiver = await FakeReceiver.start();
+      ({ server } = await startSeededServer(kind, {
+        preseed: (seeder) => seeder.remoteSource(),
+        env: {
+          ...AUTH_ENV,
+          ...POLLING_ENV,
+          PAYMENT_WALLET_PUSH_URL: receiver.url('/wallet'),
+          PAYMENT_PUSH_SECRET: PUSH_SECRET,
+        },
+      }));
+    });
+    afterAll(async () => {
+      await server?.stop();
+      await receiver?.close();
+    });
+
+    test("only the wallet's pushes are queued; the frontend's are kept, not sent", async () => {
+      await paidApp(server, 'prism');
+      await purchase(server, 'prism');
+      const payment = await server.app.db.payment.findFirstOrThrow({ where: { userId: 'alice', appId: 'prism' } });
+      const { rows, messages } = await pushesOf(server, payment.id);
+      const walletRows = rows.filter((row) => row.channel === 'larepass');
+      expect(rows.some((row) => row.channel === 'frontend')).toBe(true);
+      expect(messages.map((message) => message.notificationId).sort()).toEqual(walletRows.map((row) => row.id).sort());
+      expect(new Set(messages.map((message) => message.url))).toEqual(new Set([receiver.url('/wallet')]));
+    });
+  });
+});

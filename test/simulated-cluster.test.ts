@@ -1,0 +1,191 @@
+import { describe, expect, test } from 'vitest';
+import type { AppStateEvent } from '../src/adapters/app-service/port.js';
+import { SimulatedAppService } from '../src/adapters/app-service/simulated.js';
+import { imagesOfEntry, MAX_IMAGES, type OperationRequest } from '../src/domain/operations.js';
+
+/** A simulated app service at full speed whose reports are collected; `until` waits for one. */
+function cluster(options: { failApps?: string[]; initialApps?: () => Promise<AppStateEvent[]> } = {}) {
+  const reports: AppStateEvent[] = [];
+  const waiters: { match: (event: AppStateEvent) => boolean; resolve: (event: AppStateEvent) => void }[] = [];
+  const service = new SimulatedAppService(
+    async (event) => {
+      reports.push(event);
+      for (const waiter of waiters.filter((w) => w.match(event))) waiter.resolve(event);
+      return true;
+    },
+    {
+      stepMs: 0,
+      failApps: options.failApps ?? [],
+      ...(options.initialApps ? { initialApps: options.initialApps } : {}),
+    },
+  );
+  const until = (appName: string, state: string, userId = 'alice') =>
+    new Promise<AppStateEvent>((resolve) => {
+      const match = (event: AppStateEvent) =>
+        event.appName === appName && event.state === state && event.userId === userId;
+      const done = reports.find(match);
+      if (done) return resolve(done);
+      waiters.push({ match, resolve });
+    });
+  return { service, reports, until };
+}
+
+const operation = (type: OperationRequest['type'], appName: string, userId = 'alice'): OperationRequest => ({
+  type,
+  userId,
+  sourceId: 'market.olares',
+  appName,
+  version: '1.0.0',
+  cfgType: 'app',
+  envs: [],
+});
+
+const listed = async (service: SimulatedAppService) =>
+  (await service.listApps()).map(({ userId, appName, state }) => `${userId}/${appName}:${state}`).sort();
+
+describe('the simulated app service', () => {
+  test('a stop reports stopping then stopped, a resume resuming then running, each with the app entrance in its state', async () => {
+    const { service, reports, until } = cluster();
+    const { opId, response } = await service.start(operation('STOP', 'jellyfin'));
+    expect(response).toEqual({ code: 200, message: 'success', data: { uid: 'jellyfin', opID: opId } });
+    await until('jellyfin', 'stopped');
+    await service.start(operation('RESUME', 'jellyfin'));
+    await until('jellyfin', 'running');
+
+    expect(reports.map((event) => [event.opType, event.state, event.entrances?.[0]?.state])).toEqual([
+      ['stop', 'stopping', 'notReady'],
+      ['stop', 'stopped', 'stopped'],
+      ['resume', 'resuming', 'notReady'],
+      ['resume', 'running', 'running'],
+    ]);
+    const [entrance] = reports.at(-1)?.entrances ?? [];
+    expect(entrance).toEqual({
+      name: 'jellyfin',
+      title: 'jellyfin',
+      url: expect.stringMatching(/^https:\/\/[0-9a-f]{8}\.alice\.olares\.local$/),
+      state: 'running',
+      authLevel: 'private',
+      icon: null,
+      openMethod: 'default',
+      invisible: false,
+      shared: false,
+    });
+    // The same user and app always get the same address; another user's is another.
+    await service.start(operation('RESUME', 'jellyfin', 'bob'));
+    const bobs = await until('jellyfin', 'resuming', 'bob');
+    expect(bobs?.entrances?.[0]?.url).not.toBe(entrance?.url);
+    expect(bobs?.entrances?.[0]?.url).toMatch(/\.bob\.olares\.local$/);
+    await service.close();
+  });
+
+  test('its app list holds the apps it adopted at start and those it ran operations for; stopped and failed apps stay, uninstalled ones leave', async () => {
+    let reads = 0;
+    const { service, until } = cluster({
+      failApps: ['broken-*'],
+      initialApps: async () => {
+        reads += 1;
+        return [
+          {
+            userId: 'bob',
+            sourceId: 'market.olares',
+            appName: 'gitea',
+            state: 'running',
+            createTime: new Date('2026-11-01T10:00:00Z'),
+          },
+        ];
+      },
+    });
+    await service.start(operation('INSTALL', 'n8n'));
+    await until('n8n', 'running');
+    await service.start(operation('INSTALL', 'broken-app'));
+    await until('broken-app', 'installFailed');
+    await service.start(operation('STOP', 'n8n'));
+    await until('n8n', 'stopped');
+    expect(await listed(service)).toEqual(['alice/broken-app:installFailed', 'alice/n8n:stopped', 'bob/gitea:running']);
+
+    const [gitea] = (await service.listApps()).filter((app) => app.appName === 'gitea');
+    expect(gitea?.createTime).toEqual(new Date('2026-11-01T10:00:00Z'));
+    expect(gitea?.entrances?.[0]).toMatchObject({ name: 'gitea', state: 'running' });
+
+    await service.start(operation('UNINSTALL', 'gitea', 'bob'));
+    await until('gitea', 'uninstalled', 'bob');
+    expect(await listed(service)).toEqual(['alice/broken-app:installFailed', 'alice/n8n:stopped']);
+    expect(reads).toBe(1);
+    await service.close();
+  });
+
+  test('a failed upgrade of an app it had keeps the app, in the failed state', async () => {
+    const { service: second, until: untilSecond } = cluster({
+      failApps: ['shaky'],
+      initialApps: async () => [
+        { userId: 'alice', sourceId: 'market.olares', appName: 'shaky', state: 'running', createTime: new Date() },
+      ],
+    });
+    await second.start(operation('UPGRADE', 'shaky'));
+    await untilSecond('shaky', 'upgradeFailed');
+    expect(await listed(second)).toEqual(['alice/shaky:upgradeFailed']);
+    await second.close();
+  });
+});
+
+test('operations of an earlier process are lost: their apps are listed failed from then on, settled apps stay as they are', async () => {
+  const { service } = cluster({
+    initialApps: async () => [
+      { userId: 'alice', sourceId: 'market.olares', appName: 'halfway', state: 'upgrading', createTime: new Date(0) },
+      { userId: 'alice', sourceId: 'market.olares', appName: 'steady', state: 'running', createTime: new Date(0) },
+    ],
+  });
+  const target = (appName: string, type: OperationRequest['type']) => ({
+    userId: 'alice',
+    sourceId: 'market.olares',
+    appName,
+    type,
+    opId: `sim-of-an-earlier-process-${appName}`,
+  });
+  const answers = await service.lookup([
+    target('halfway', 'UPGRADE'),
+    target('steady', 'STOP'),
+    target('never-listed', 'INSTALL'),
+  ]);
+  expect(answers.map((answer) => answer.known)).toEqual([false, false, false]);
+  expect(await listed(service)).toEqual([
+    'alice/halfway:upgradeFailed',
+    'alice/never-listed:installFailed',
+    'alice/steady:running',
+  ]);
+  const halfway = (await service.listApps()).find((app) => app.appName === 'halfway');
+  expect(halfway?.createTime.getTime()).toBeGreaterThan(0);
+  expect(halfway?.entrances?.[0]?.state).toBe('notReady');
+  await service.close();
+});
+
+describe('images of a catalogue entry', () => {
+  test('are read from a list of names or {name, size}, or from the image analysis map, by name', () => {
+    expect(
+      imagesOfEntry({ images: ['redis:7', { name: 'postgres:16', size: 1024 }, { name: 'x', size: -1 }] }),
+    ).toEqual([
+      { name: 'redis:7', size: 0 },
+      { name: 'postgres:16', size: 1024 },
+      { name: 'x', size: 0 },
+    ]);
+    expect(
+      imagesOfEntry({
+        image_analysis: { images: { 'z:1': { name: 'z:1', total_size: 5 }, 'a:1': { name: 'a:1', total_size: 7 } } },
+      }),
+    ).toEqual([
+      { name: 'a:1', size: 7 },
+      { name: 'z:1', size: 5 },
+    ]);
+  });
+
+  test('an entry without images, or with junk where they would be, gives none; duplicates and overlong names are dropped and the list is bounded', () => {
+    expect(imagesOfEntry({ name: 'plain' })).toEqual([]);
+    expect(imagesOfEntry(null)).toEqual([]);
+    expect(imagesOfEntry({ images: 'redis' })).toEqual([]);
+    expect(imagesOfEntry({ images: [42, null, { size: 3 }, '', 'a'.repeat(513), 'dup', 'dup'] })).toEqual([
+      { name: 'dup', size: 0 },
+    ]);
+    const many = Array.from({ length: MAX_IMAGES + 50 }, (_, i) => `image-${i}`);
+    expect(imagesOfEntry({ images: many })).toHaveLength(MAX_IMAGES);
+  });
+});

@@ -1,0 +1,440 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { readListedApp } from '../src/adapters/app-service/app-listing.js';
+import type { AppStateEvent } from '../src/adapters/app-service/port.js';
+import type { Db } from '../src/db/client.js';
+import type { AppRow, TaskRow } from '../src/db/models.js';
+import { appKeyString } from '../src/domain/app-key.js';
+import { planCorrections } from '../src/engine/correction-rules.js';
+import { availableDatabases } from './support/databases.js';
+import { type FakeAppService, sendEvent, startFakeAppService } from './support/fake-app-service.js';
+import { RuntimeEventsSubscription, RuntimeSnapshotQuery, TaskDetailQuery } from './support/operations.js';
+import { seed } from './support/seed.js';
+import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
+import { subscribe } from './support/subscriptions.js';
+
+/**
+ * Status correction against a fake app service over HTTP: its list of apps (mutable) is compared
+ * with the stored states and active tasks, each correction writes a `system` history record, and
+ * the `status_correction` component reports the figures. The periodic run is pushed out of the
+ * way (an hour): each test runs one comparison itself, after the one at start.
+ */
+
+const databases = await availableDatabases();
+const SECRET = 'app-service-event-secret-0003';
+const SOURCE = 'market.olares';
+const SECOND = 1000;
+
+const ago = (ms: number) => new Date(Date.now() - ms);
+
+/** An app as Olares's app service lists it: an Application resource. */
+function application(owner: string, name: string, state: string, statusTime: Date, extra: object = {}) {
+  return {
+    metadata: { name: `${name}-${owner}`, namespace: `${name}-${owner}` },
+    spec: { name, owner, appid: name, isSysApp: false, settings: { market_source: SOURCE }, ...extra },
+    status: { state, statusTime: statusTime.toISOString(), updateTime: statusTime.toISOString() },
+  };
+}
+
+/** A task another (live) instance runs: sent, with a fresh heartbeat, so this instance leaves it be. */
+function runningTask(db: Db, userId: string, appName: string, type: string, startedAt: Date, opId = 'op-elsewhere') {
+  const key = { userId, sourceId: SOURCE, appName };
+  return db.task.create({
+    data: {
+      ...key,
+      taskId: `correction-${appName}-${Math.random().toString(36).slice(2, 8)}`,
+      type,
+      status: 'RUNNING',
+      version: '1.0.0',
+      activeKey: appKeyString(key),
+      metadata: { cfgType: 'app', envs: [], appId: appName },
+      opId,
+      workerId: 'another-instance',
+      heartbeatAt: new Date(Date.now() + 600 * SECOND),
+      dispatchedAt: startedAt,
+      createdAt: startedAt,
+      startedAt,
+    },
+  });
+}
+
+describe.each(databases)('status correction over HTTP on %s', (kind) => {
+  let fake: FakeAppService;
+  let server: TestServer;
+  let db: Db;
+  beforeAll(async () => {
+    fake = await startFakeAppService();
+    server = await startTestServer(kind, {
+      env: {
+        ...AUTH_ENV,
+        APP_SERVICE_URL: fake.url,
+        APP_SERVICE_EVENT_SECRET: SECRET,
+        APP_SERVICE_TIMEOUT_MS: '2000',
+        DEMO_DATA: '0',
+        STATUS_CORRECTION_INTERVAL_MS: '3600000',
+        TASK_LEASE_MS: '600000',
+        COLLECT_INTERVAL_MS: '100',
+      },
+    });
+    db = server.app.db;
+    // The run at start (nothing to correct yet) is over before a test runs its own.
+    await waitFor(async () => (correction().status().checks >= 1 ? true : undefined), 'the correction at start');
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await fake?.stop();
+  });
+
+  const correction = () => server.app.services.statusCorrection;
+  const rowOf = (userId: string, appName: string) => db.appState.findFirst({ where: { userId, appName } });
+  const systemRecords = (userId: string, app: string) =>
+    db.historyRecord.findMany({ where: { type: 'system', userId, app }, orderBy: { id: 'asc' } });
+
+  test('an app the app service lists without a state row appears, with its entrances and a system record', async () => {
+    const before = correction().status().corrections.appeared;
+    fake.apps.push(
+      application('alice', 'notes', 'running', ago(60 * SECOND), {
+        entrances: [{ name: 'notes', title: 'Notes', url: 'n0t35.alice.olares.com', authLevel: 'private' }],
+        sharedEntrances: [{ name: 'notes-api', url: 'api.notes.olares.com', authLevel: 'public' }],
+      }),
+    );
+    (fake.apps.at(-1) as { status: object }).status = {
+      ...(fake.apps.at(-1) as { status: object }).status,
+      entranceStatuses: [{ name: 'notes', state: 'running', statusTime: ago(60 * SECOND).toISOString() }],
+    };
+    await correction().run();
+
+    expect(await rowOf('alice', 'notes')).toMatchObject({
+      sourceId: SOURCE,
+      state: 'running',
+      entrances: [
+        expect.objectContaining({ name: 'notes', url: 'n0t35.alice.olares.com', state: 'running', shared: false }),
+        expect.objectContaining({ name: 'notes-api', url: 'api.notes.olares.com', shared: true }),
+      ],
+    });
+    const [record] = await systemRecords('alice', 'notes');
+    expect(record?.message).toBe('notes appeared on the app service (running)');
+    expect(record?.extended).toMatchObject({ correction: 'appeared', sourceId: SOURCE });
+    expect(correction().status().corrections.appeared).toBe(before + 1);
+  });
+
+  test('a vanished app is removed with an APP_REMOVED event and a system record; a system app and an app with a running task stay', async () => {
+    const alice = seed(db).user('alice');
+    // Reported once, an hour ago, so that the runtime state holds it too.
+    const report = { name: 'old-wiki', user: 'alice', state: 'running', createTime: ago(3600 * SECOND).toISOString() };
+    expect(await sendEvent(`${server.url}/events/app-state`, SECRET, report)).toBe(202);
+    await waitFor(async () => {
+      const filter = { appName: 'old-wiki' };
+      const { runtimeSnapshot } = dataOf(
+        await execute(server, RuntimeSnapshotQuery, { filter }, { token: TOKENS.ops }),
+      );
+      return runtimeSnapshot.apps.length === 1 ? true : undefined;
+    }, 'old-wiki in the runtime state');
+    await alice.app({ appName: 'files', state: 'running' });
+    await alice.app({ appName: 'busy-app', state: 'installing' });
+    await runningTask(db, 'alice', 'busy-app', 'INSTALL', ago(5 * SECOND));
+    // The app service lists `files` as one of its own system apps (for another user).
+    fake.apps.push({
+      ...application('bob', 'files', 'running', ago(SECOND)),
+      spec: { name: 'files', owner: 'bob', isSysApp: true },
+    });
+    const events = await subscribe(
+      server,
+      RuntimeEventsSubscription,
+      { filter: { userId: 'alice' } },
+      { token: TOKENS.ops },
+    );
+    try {
+      await correction().run();
+      const removal = await events.until((event) => event.runtimeEvents.kind === 'APP_REMOVED');
+      expect(removal.at(-1)?.runtimeEvents.removedApp).toEqual({ userId: 'alice', appName: 'old-wiki' });
+    } finally {
+      await events.close();
+    }
+    expect(await rowOf('alice', 'old-wiki')).toBeNull();
+    expect(await rowOf('alice', 'files')).not.toBeNull();
+    expect(await rowOf('alice', 'busy-app')).not.toBeNull();
+    expect(await rowOf('bob', 'files')).toBeNull(); // a system app gets no row either
+    const [record] = await systemRecords('alice', 'old-wiki');
+    expect(record?.message).toBe('old-wiki is gone from the app service: removed (last state running)');
+  });
+
+  test('a state listed later than the stored one corrects the row; an older list never overwrites a newer event', async () => {
+    await seed(db).user('alice').app({ appName: 'photos', state: 'stopped' });
+    fake.apps.push(application('alice', 'photos', 'running', ago(10 * SECOND)));
+    await correction().run();
+    expect(await rowOf('alice', 'photos')).toMatchObject({ state: 'running' });
+    expect((await systemRecords('alice', 'photos')).map((r) => r.message)).toEqual([
+      "photos corrected from the app service's list: stopped → running",
+    ]);
+
+    // A newer event (stopped now) and the same, older list: the event stands.
+    const intake = `${server.url}/events/app-state`;
+    const event = {
+      name: 'photos',
+      user: 'alice',
+      marketSource: SOURCE,
+      state: 'stopped',
+      createTime: new Date().toISOString(),
+    };
+    expect(await sendEvent(intake, SECRET, event)).toBe(202);
+    await correction().run();
+    expect(await rowOf('alice', 'photos')).toMatchObject({ state: 'stopped' });
+    expect(await systemRecords('alice', 'photos')).toHaveLength(1);
+
+    // An app whose state is newer than the moment the list was asked for is not removed.
+    const future = {
+      name: 'fresh-app',
+      user: 'alice',
+      state: 'running',
+      createTime: new Date(Date.now() + 60 * SECOND).toISOString(),
+    };
+    expect(await sendEvent(intake, SECRET, future)).toBe(202);
+    await correction().run();
+    expect(await rowOf('alice', 'fresh-app')).not.toBeNull();
+  });
+
+  test('a RUNNING install the app service lists as running completes, once it ran 30 s or the list is later than its start', async () => {
+    const alice = seed(db).user('alice');
+    await alice.app({ appName: 'gitea', state: 'installing' });
+    const stuck = await runningTask(db, 'alice', 'gitea', 'INSTALL', ago(60 * SECOND));
+    await alice.app({ appName: 'young-app', state: 'installing' });
+    const young = await runningTask(db, 'alice', 'young-app', 'INSTALL', ago(5 * SECOND));
+    await alice.app({ appName: 'quick-app', state: 'installing' });
+    const quick = await runningTask(db, 'alice', 'quick-app', 'INSTALL', ago(5 * SECOND));
+    await alice.app({ appName: 'leaving-app', state: 'uninstalling' });
+    const leaving = await runningTask(db, 'alice', 'leaving-app', 'UNINSTALL', ago(60 * SECOND));
+    const before = correction().status().corrections.tasksCompleted;
+    fake.apps.push(
+      // Listed before the tasks started: only the one that ran 30 s completes.
+      application('alice', 'gitea', 'running', ago(90 * SECOND)),
+      application('alice', 'young-app', 'running', ago(90 * SECOND)),
+      // Listed after its start: it completes at once.
+      application('alice', 'quick-app', 'running', ago(SECOND)),
+    );
+    await correction().run();
+
+    const statusOf = async (taskId: string) =>
+      dataOf(await execute(server, TaskDetailQuery, { taskId }, { token: TOKENS.ops })).task;
+    expect(await statusOf(stuck.taskId)).toMatchObject({ status: 'COMPLETED', progress: 100 });
+    expect(await statusOf(young.taskId)).toMatchObject({ status: 'RUNNING' });
+    expect(await statusOf(quick.taskId)).toMatchObject({ status: 'COMPLETED', app: { state: 'running' } });
+    expect(await statusOf(leaving.taskId)).toMatchObject({ status: 'COMPLETED' });
+    expect(await rowOf('alice', 'leaving-app')).toBeNull();
+    expect(correction().status().corrections.tasksCompleted).toBe(before + 3);
+    expect((await systemRecords('alice', 'gitea')).map((r) => r.message)).toContain(
+      'install of gitea completed by status correction: the app service reports it running',
+    );
+    expect((await systemRecords('alice', 'leaving-app')).map((r) => r.message)).toContain(
+      'uninstall of leaving-app completed by status correction: the app service no longer lists it',
+    );
+  });
+
+  test('a stored middleware stays while the middleware list shows it or cannot be read, and goes once it is not listed', async () => {
+    const row = await db.appState.create({
+      data: {
+        userId: 'alice',
+        sourceId: SOURCE,
+        appName: 'postgres',
+        cfgType: 'middleware',
+        state: 'running',
+        eventTime: ago(3600 * SECOND),
+      },
+    });
+    fake.middlewares = [
+      {
+        user: 'alice',
+        resourceStatus: 'running',
+        updateTime: ago(SECOND).toISOString(),
+        metadata: { name: 'postgres' },
+      },
+    ];
+    await correction().run();
+    expect(await rowOf('alice', 'postgres')).not.toBeNull();
+    fake.middlewares = null;
+    await correction().run();
+    expect(correction().status().middlewares).toBe('unavailable');
+    expect(await rowOf('alice', 'postgres')).not.toBeNull();
+    fake.middlewares = [];
+    await correction().run();
+    expect(await db.appState.findUnique({ where: { id: row.id } })).toBeNull();
+  });
+
+  test('the status_correction component shows its checks and corrections, and an app service that fails', async () => {
+    const componentOf = async () => {
+      const { runtimeSnapshot } = dataOf(await execute(server, RuntimeSnapshotQuery, {}, { token: TOKENS.ops }));
+      return runtimeSnapshot.components.find((component) => component.name === 'status_correction');
+    };
+    const checks = correction().status().checks;
+    const healthy = await waitFor(async () => {
+      const component = await componentOf();
+      return (component?.metrics as { checks?: number } | undefined)?.checks === checks ? component : undefined;
+    }, 'the component with the latest figures');
+    expect(healthy).toMatchObject({ state: 'RUNNING', healthy: true });
+    expect(healthy.metrics).toMatchObject({
+      intervalMs: 3_600_000,
+      lastError: null,
+      middlewares: 'listed',
+      corrections: { appeared: expect.any(Number), removed: expect.any(Number), corrected: expect.any(Number) },
+    });
+    expect((healthy.metrics as { corrections: { removed: number } }).corrections.removed).toBeGreaterThan(0);
+
+    fake.setBehaviour('listApps', { respond: 'http-error', status: 503 });
+    try {
+      await expect(correction().run()).rejects.toThrow(/503/);
+      const failing = await waitFor(async () => {
+        const component = await componentOf();
+        return component?.state === 'ERROR' ? component : undefined;
+      }, 'the component to show the failure');
+      expect(failing.message).toMatch(/app service failed on listing of all apps/);
+      expect((failing.metrics as { checks: number }).checks).toBe(checks + 1);
+    } finally {
+      fake.setBehaviour('listApps', { respond: 'accept' });
+    }
+  });
+});
+
+describe('status correction with the simulated app service', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer(databases[0] ?? 'sqlite', { env: { ...AUTH_ENV } });
+  });
+  afterAll(() => server?.stop());
+
+  test('the correction at start leaves the demo apps alone', async () => {
+    const correction = server.app.services.statusCorrection;
+    const before = await server.app.db.appState.findMany({ orderBy: { id: 'asc' } });
+    await waitFor(async () => (correction.status().checks >= 1 ? true : undefined), 'the correction at start');
+    await correction.run();
+    expect(correction.status()).toMatchObject({ lastError: null, corrections: { appeared: 0, removed: 0 } });
+    const after = await server.app.db.appState.findMany({ orderBy: { id: 'asc' } });
+    expect(after.map((row) => [row.userId, row.appName, row.state])).toEqual(
+      before.map((row) => [row.userId, row.appName, row.state]),
+    );
+    expect(before.length).toBeGreaterThan(0);
+  });
+});
+
+describe('what a comparison corrects (correction-rules.ts)', () => {
+  const T = new Date('2026-11-22T10:00:00Z');
+  const at = (seconds: number) => new Date(T.getTime() + seconds * SECOND);
+  const row = (appName: string, state: string, eventTime: Date, extra: Partial<AppRow> = {}): AppRow => ({
+    id: Math.floor(Math.random() * 1e9),
+    userId: 'alice',
+    sourceId: SOURCE,
+    appName,
+    rawAppName: null,
+    title: null,
+    cfgType: 'app',
+    installedVersion: '1.0.0',
+    targetVersion: null,
+    state,
+    reason: null,
+    message: null,
+    progress: null,
+    opType: null,
+    opId: null,
+    eventTime,
+    entrances: null,
+    createdAt: eventTime,
+    updatedAt: eventTime,
+    ...extra,
+  });
+  const listedApp = (appName: string, state: string, createTime: Date, extra: Partial<AppStateEvent> = {}) => ({
+    userId: 'alice',
+    sourceId: SOURCE,
+    appName,
+    state,
+    createTime,
+    ...extra,
+  });
+  const task = (appName: string, extra: Partial<TaskRow> = {}): TaskRow =>
+    ({
+      taskId: `t-${appName}`,
+      type: 'INSTALL',
+      status: 'RUNNING',
+      userId: 'alice',
+      sourceId: SOURCE,
+      appName,
+      activeKey: appKeyString({ userId: 'alice', sourceId: SOURCE, appName }),
+      opId: 'op-1',
+      startedAt: at(0),
+      dispatchedAt: at(0),
+      ...extra,
+    }) as TaskRow;
+  const plan = (input: Partial<Parameters<typeof planCorrections>[0]>) =>
+    planCorrections({
+      listed: [],
+      middlewares: [],
+      rows: [],
+      active: [],
+      requestedAt: at(600),
+      systemNames: new Set(),
+      minTaskAgeMs: 30_000,
+      ...input,
+    }).map((c) => `${c.kind}:${'row' in c ? c.row.sourceId : 'task' in c ? c.task.appName : c.listed.appName}`);
+
+  test('of two rows of one app in two sources, only the listed source is corrected and neither is removed', () => {
+    expect(
+      plan({
+        listed: [listedApp('wiki', 'running', at(10), { sourceId: 'upload' })],
+        rows: [row('wiki', 'stopped', at(0)), row('wiki', 'stopped', at(0), { sourceId: 'upload' })],
+      }),
+    ).toEqual(['corrected:upload']);
+  });
+
+  test('the same state and entrances listed later change nothing; other entrances do', () => {
+    const entrance = {
+      name: 'web',
+      title: null,
+      url: 'w.alice.olares.com',
+      state: 'running',
+      authLevel: null,
+      icon: null,
+      openMethod: null,
+      invisible: false,
+      shared: false,
+    };
+    const stored = row('wiki', 'running', at(0), { entrances: [entrance] });
+    expect(plan({ listed: [listedApp('wiki', 'running', at(10), { entrances: [entrance] })], rows: [stored] })).toEqual(
+      [],
+    );
+    const moved = { ...entrance, url: 'elsewhere.alice.olares.com' };
+    expect(plan({ listed: [listedApp('wiki', 'running', at(10), { entrances: [moved] })], rows: [stored] })).toEqual([
+      'corrected:market.olares',
+    ]);
+  });
+
+  test('a task is not completed for another operation, nor before it was sent', () => {
+    const rows = [row('wiki', 'installing', at(0))];
+    const listed = [listedApp('wiki', 'running', at(100), { opId: 'op-2' })];
+    expect(plan({ listed, rows, active: [task('wiki')] })).toEqual(['corrected:market.olares']);
+    const unsent = task('wiki', { dispatchedAt: null, opId: null });
+    expect(plan({ listed: [listedApp('wiki', 'running', at(100))], rows, active: [unsent] })).toEqual([
+      'corrected:market.olares',
+    ]);
+  });
+
+  test('an Application resource is read with its system flag and its declared entrances in their listed state', () => {
+    const read = readListedApp({
+      spec: {
+        name: 'desktop',
+        owner: 'alice',
+        settings: { system_service: 'true' },
+        entrances: [{ name: 'desktop', url: 'desktop.alice.olares.com', openMethod: 'default' }],
+      },
+      status: {
+        state: 'running',
+        statusTime: '2026-11-22T10:00:00Z',
+        entranceStatuses: [{ name: 'desktop', state: 'running' }],
+      },
+    });
+    expect(read).toMatchObject({
+      appName: 'desktop',
+      userId: 'alice',
+      system: true,
+      entrances: [
+        { name: 'desktop', url: 'desktop.alice.olares.com', state: 'running', openMethod: 'default', shared: false },
+      ],
+    });
+  });
+});

@@ -1,0 +1,410 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { verifySignature } from '../src/platform/signature.js';
+import type { AddWebhookInput } from './gql/graphql.js';
+import { graphql } from './gql/index.js';
+import { availableDatabases } from './support/databases.js';
+import { FakeReceiver, type ReceivedDelivery } from './support/fake-receiver.js';
+import { AppQuery, PurchaseAppMutation } from './support/operations.js';
+import { REMOTE_SOURCE, startSeededServer } from './support/seed.js';
+import {
+  AUTH_ENV,
+  dataOf,
+  errorCodes,
+  execute,
+  installThroughApi,
+  type TestServer,
+  TOKENS,
+  waitFor,
+} from './support/server.js';
+
+const databases = await availableDatabases();
+const SOURCE = REMOTE_SOURCE;
+
+const AddWebhookMutation = graphql(`
+  mutation WebhooksAdd($input: AddWebhookInput!) {
+    addWebhook(input: $input) {
+      __typename
+      ... on AddWebhookSuccess { secret webhook { webhookId url events userId sourceId appName createdBy } }
+      ... on ValidationError { issues { path message } }
+      ... on Error { code message }
+    }
+  }
+`);
+
+const RemoveWebhookMutation = graphql(`
+  mutation WebhooksRemove($input: RemoveWebhookInput!) {
+    removeWebhook(input: $input) {
+      __typename
+      ... on RemoveWebhookSuccess { webhook { webhookId } }
+      ... on Error { code message }
+    }
+  }
+`);
+
+const WebhooksQuery = graphql(`
+  query WebhooksList($last: Int) {
+    webhooks {
+      webhookId url events userId sourceId appName createdBy createdAt
+      deliveries(last: $last) {
+        id topic idempotencyKey status attempts lastStatusCode lastError nextAttemptAt deliveredAt createdAt
+      }
+    }
+  }
+`);
+
+interface Added {
+  webhookId: string;
+  secret: string;
+}
+
+describe.each(databases)('webhooks on %s', (kind) => {
+  let server: TestServer;
+  let receiver: FakeReceiver;
+  beforeAll(async () => {
+    ({ server } = await startSeededServer(kind, {
+      env: {
+        ...AUTH_ENV,
+        SIMULATED_STEP_MS: '0',
+        OUTBOX_BACKOFF_BASE_MS: '150',
+        OUTBOX_BACKOFF_MAX_MS: '300',
+        OUTBOX_MAX_ATTEMPTS: '4',
+        OUTBOX_ATTEMPT_TIMEOUT_MS: '1500',
+        OUTBOX_POLL_INTERVAL_MS: '100',
+        MAX_WEBHOOKS: '12',
+      },
+      preseed: async (seed) => {
+        await seed.remoteSource();
+        for (const name of ['hook-a', 'hook-b', 'hook-down', 'hook-dead', 'hook-hang', 'hook-free-1', 'hook-free-2']) {
+          await seed.catalogApp({ name, versions: ['1.0.0'] });
+        }
+        await seed.catalogApp({ name: 'hook-paid', versions: ['1.0.0'], price: '9.99' });
+      },
+    }));
+    receiver = await FakeReceiver.start();
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await receiver?.close();
+  });
+
+  async function addWebhook(input: AddWebhookInput): Promise<Added> {
+    const { addWebhook } = dataOf(await execute(server, AddWebhookMutation, { input }, { token: TOKENS.ops }));
+    if (addWebhook.__typename !== 'AddWebhookSuccess') throw new Error(`refused: ${JSON.stringify(addWebhook)}`);
+    return { webhookId: addWebhook.webhook.webhookId, secret: addWebhook.secret };
+  }
+
+  async function deliveriesOf(webhookId: string, last = 10) {
+    const { webhooks } = dataOf(await execute(server, WebhooksQuery, { last }, { token: TOKENS.ops }));
+    return webhooks.find((webhook) => webhook.webhookId === webhookId)?.deliveries ?? [];
+  }
+
+  function parsed(delivery: ReceivedDelivery) {
+    // biome-ignore lint/suspicious/noExplicitAny: a received JSON body, checked with toMatchObject
+    return JSON.parse(delivery.body) as Record<string, any>;
+  }
+
+  test('an admin adds a webhook and gets its secret in that answer only: not in webhooks, not in the logs', async () => {
+    const { addWebhook } = dataOf(
+      await execute(
+        server,
+        AddWebhookMutation,
+        { input: { url: receiver.url('/secret'), events: ['TASK_FINISHED'], appName: 'nothing-installs-this' } },
+        { token: TOKENS.ops },
+      ),
+    );
+    expect(addWebhook).toMatchObject({
+      __typename: 'AddWebhookSuccess',
+      secret: expect.stringMatching(/^whsec_[A-Za-z0-9_-]{43}$/),
+      webhook: {
+        url: receiver.url('/secret'),
+        events: ['TASK_FINISHED'],
+        appName: 'nothing-installs-this',
+        userId: null,
+        createdBy: 'ops',
+      },
+    });
+    if (addWebhook.__typename !== 'AddWebhookSuccess') return;
+    const listing = await execute(server, WebhooksQuery, {}, { token: TOKENS.ops });
+    expect(JSON.stringify(listing)).toContain(addWebhook.webhook.webhookId);
+    expect(JSON.stringify(listing)).not.toContain(addWebhook.secret);
+    expect(server.logs.join('\n')).not.toContain(addWebhook.secret);
+    const removed = dataOf(
+      await execute(
+        server,
+        RemoveWebhookMutation,
+        { input: { webhookId: addWebhook.webhook.webhookId } },
+        { token: TOKENS.ops },
+      ),
+    ).removeWebhook;
+    expect(removed).toMatchObject({ __typename: 'RemoveWebhookSuccess' });
+    const again = dataOf(
+      await execute(
+        server,
+        RemoveWebhookMutation,
+        { input: { webhookId: addWebhook.webhook.webhookId } },
+        { token: TOKENS.ops },
+      ),
+    ).removeWebhook;
+    expect(again).toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  test("a webhook filtered to alice's hook-a receives its task finishing and its state change, signed; bob's install of it and other apps reach no one", async () => {
+    const hook = await addWebhook({
+      url: receiver.url('/alice-a'),
+      events: ['TASK_FINISHED', 'APP_STATE_CHANGED'],
+      userId: 'alice',
+      sourceId: SOURCE,
+      appName: 'hook-a',
+    });
+    const bobsTask = await installThroughApi(
+      server,
+      { sourceId: SOURCE, appName: 'hook-a', version: '1.0.0' },
+      TOKENS.bob,
+    );
+    const otherTask = await installThroughApi(
+      server,
+      { sourceId: SOURCE, appName: 'hook-b', version: '1.0.0' },
+      TOKENS.alice,
+    );
+    const taskId = await installThroughApi(
+      server,
+      { sourceId: SOURCE, appName: 'hook-a', version: '1.0.0' },
+      TOKENS.alice,
+    );
+    const finished = await receiver.waitFor(
+      (d) => d.path === '/alice-a' && d.topic === 'task.finished',
+      "alice's task finishing",
+    );
+    expect(verifySignature(hook.secret, finished.body, finished.signature)).toBe(true);
+    expect(verifySignature('another-secret', finished.body, finished.signature)).toBe(false);
+    expect(finished.key).toBe(`webhook:${hook.webhookId}:task:${taskId}:COMPLETED`);
+    expect(finished.headers['content-type']).toBe('application/json');
+    expect(finished.attempt).toBe(1);
+    expect(parsed(finished)).toMatchObject({
+      event: 'TASK_FINISHED',
+      webhookId: hook.webhookId,
+      task: {
+        id: taskId,
+        type: 'INSTALL',
+        status: 'COMPLETED',
+        user: 'alice',
+        app: { userId: 'alice', sourceId: SOURCE, appName: 'hook-a' },
+        error: null,
+      },
+    });
+    const running = await receiver.waitFor(
+      (d) => d.path === '/alice-a' && d.topic === 'app.state_changed' && parsed(d).app.state === 'running',
+      'the app running',
+    );
+    expect(verifySignature(hook.secret, running.body, running.signature)).toBe(true);
+    expect(parsed(running)).toMatchObject({
+      event: 'APP_STATE_CHANGED',
+      app: {
+        key: { userId: 'alice', sourceId: SOURCE, appName: 'hook-a' },
+        state: 'running',
+        stage: expect.any(String),
+      },
+    });
+    // Bob's and the other app's tasks finished too, and went nowhere.
+    for (const other of [bobsTask, otherTask]) {
+      await waitFor(async () => {
+        const task = await server.app.db.task.findUnique({ where: { taskId: other } });
+        return task?.status === 'COMPLETED' ? true : undefined;
+      }, 'the other task finished');
+    }
+    await server.app.services.feed.delivered();
+    await server.app.services.webhookDispatcher.idle();
+    const deliveries = await waitFor(async () => {
+      const found = await deliveriesOf(hook.webhookId, 50);
+      return found.every((d) => d.status === 'DELIVERED') ? found : undefined;
+    }, 'every delivery made');
+    expect(deliveries.every((d) => d.lastStatusCode === 200 && d.deliveredAt && d.lastError === null)).toBe(true);
+    const received = receiver.received((d) => d.path === '/alice-a');
+    expect(new Set(received.map((d) => d.key))).toEqual(new Set(deliveries.map((d) => d.idempotencyKey)));
+    for (const body of received.map(parsed)) {
+      expect(body.task?.app ?? body.app?.key).toEqual({ userId: 'alice', sourceId: SOURCE, appName: 'hook-a' });
+    }
+    expect(deliveries.filter((d) => d.topic === 'task.finished')).toHaveLength(1);
+    // Each state announced once: in the order written, no message repeats the state before it.
+    const states = deliveries
+      .filter((d) => d.topic === 'app.state_changed')
+      .reverse()
+      .map((d) => d.idempotencyKey.split(':').at(-2));
+    expect(states.at(-1)).toBe('running');
+    expect(states.every((state, index) => index === 0 || state !== states[index - 1])).toBe(true);
+  });
+
+  test("a payment's status change reaches a PAYMENT_STATUS_CHANGED webhook, signed, without the payment's secrets", async () => {
+    const hook = await addWebhook({
+      url: receiver.url('/payments'),
+      events: ['PAYMENT_STATUS_CHANGED'],
+      appName: 'hook-paid',
+    });
+    const bought = dataOf(
+      await execute(
+        server,
+        PurchaseAppMutation,
+        { input: { sourceId: SOURCE, appId: 'hook-paid' } },
+        { token: TOKENS.alice },
+      ),
+    ).purchaseApp;
+    expect(bought.__typename).toBe('PurchaseAppSuccess');
+    const pushed = await receiver.waitFor(
+      (d) => d.path === '/payments' && parsed(d).payment.status === 'SIGNATURE_REQUIRED',
+      'the payment status change',
+    );
+    expect(verifySignature(hook.secret, pushed.body, pushed.signature)).toBe(true);
+    expect(pushed.topic).toBe('payment.status_changed');
+    expect(parsed(pushed)).toMatchObject({
+      event: 'PAYMENT_STATUS_CHANGED',
+      payment: {
+        status: 'SIGNATURE_REQUIRED',
+        productId: 'hook-paid-license',
+        app: { userId: 'alice', appName: 'hook-paid' },
+      },
+    });
+    expect(pushed.body).not.toMatch(/"(jws|vc|signBody)"/);
+  });
+
+  test('while the receiver is down, deliveries are retried with backoff (visible in webhooks) and delivered once it is back', async () => {
+    const down = await FakeReceiver.start();
+    try {
+      await down.down();
+      const hook = await addWebhook({ url: down.url('/down'), events: ['TASK_FINISHED'], appName: 'hook-down' });
+      await installThroughApi(server, { sourceId: SOURCE, appName: 'hook-down', version: '1.0.0' }, TOKENS.alice);
+      const retrying = await waitFor(async () => {
+        const [delivery] = await deliveriesOf(hook.webhookId);
+        return delivery && delivery.attempts >= 2 && delivery.lastError ? delivery : undefined;
+      }, 'a second failed attempt');
+      expect(retrying).toMatchObject({
+        topic: 'task.finished',
+        status: 'PENDING',
+        lastStatusCode: null,
+        lastError: expect.stringMatching(/^unreachable: ECONNREFUSED/),
+        deliveredAt: null,
+      });
+      expect(new Date(retrying.nextAttemptAt as string).getTime()).toBeGreaterThan(
+        new Date(retrying.createdAt).getTime(),
+      );
+      await down.up();
+      const delivered = await waitFor(async () => {
+        const [delivery] = await deliveriesOf(hook.webhookId);
+        return delivery?.status === 'DELIVERED' ? delivery : undefined;
+      }, 'the delivery');
+      expect(delivered).toMatchObject({ lastStatusCode: 200, lastError: null, nextAttemptAt: null });
+      expect(delivered.attempts).toBeGreaterThanOrEqual(3);
+      expect(down.received()).toHaveLength(1);
+      expect(down.received()[0]?.attempt).toBe(delivered.attempts);
+    } finally {
+      await down.close();
+    }
+  });
+
+  test('a receiver that keeps failing leaves the delivery DEAD after OUTBOX_MAX_ATTEMPTS, with its last status and error', async () => {
+    const failing = await FakeReceiver.start();
+    failing.fail(1000, 500);
+    try {
+      const hook = await addWebhook({ url: failing.url('/dead'), events: ['TASK_FINISHED'], appName: 'hook-dead' });
+      await installThroughApi(server, { sourceId: SOURCE, appName: 'hook-dead', version: '1.0.0' }, TOKENS.alice);
+      const dead = await waitFor(async () => {
+        const [delivery] = await deliveriesOf(hook.webhookId);
+        return delivery?.status === 'DEAD' ? delivery : undefined;
+      }, 'the dead letter');
+      expect(dead).toMatchObject({
+        attempts: 4,
+        lastStatusCode: 500,
+        lastError: 'the receiver answered HTTP 500: receiver is failing on purpose',
+        nextAttemptAt: null,
+        deliveredAt: null,
+      });
+      expect(failing.received().map((d) => d.attempt)).toEqual([1, 2, 3, 4]);
+      expect(new Set(failing.received().map((d) => d.key)).size).toBe(1);
+    } finally {
+      await failing.close();
+    }
+  });
+
+  test('a hanging receiver blocks neither installs nor requests', async () => {
+    const hanging = await FakeReceiver.start();
+    hanging.hang();
+    try {
+      await addWebhook({
+        url: hanging.url('/hang'),
+        events: ['TASK_FINISHED', 'APP_STATE_CHANGED'],
+        appName: 'hook-hang',
+      });
+      await installThroughApi(server, { sourceId: SOURCE, appName: 'hook-hang', version: '1.0.0' }, TOKENS.alice);
+      await waitFor(async () => (hanging.holding > 0 ? true : undefined), 'a delivery held open');
+      // While it holds the delivery: two more installs run to the end, and a query answers.
+      const tasks = await Promise.all(
+        ['hook-free-1', 'hook-free-2'].map((appName) =>
+          installThroughApi(server, { sourceId: SOURCE, appName, version: '1.0.0' }, TOKENS.alice),
+        ),
+      );
+      for (const taskId of tasks) {
+        await waitFor(async () => {
+          const task = await server.app.db.task.findUnique({ where: { taskId } });
+          return task?.status === 'COMPLETED' ? true : undefined;
+        }, 'the install to complete');
+      }
+      const { app } = dataOf(
+        await execute(server, AppQuery, { sourceId: SOURCE, appName: 'hook-free-2' }, { token: TOKENS.alice }),
+      );
+      expect(app).toMatchObject({ appName: 'hook-free-2' });
+      expect(hanging.holding).toBeGreaterThan(0);
+    } finally {
+      await hanging.close();
+    }
+  });
+
+  test('users other than admins get FORBIDDEN for addWebhook, removeWebhook and webhooks', async () => {
+    const add = await execute(
+      server,
+      AddWebhookMutation,
+      { input: { url: receiver.url('/x'), events: ['TASK_FINISHED'] } },
+      { token: TOKENS.alice },
+    );
+    expect(dataOf(add).addWebhook).toMatchObject({ code: 'FORBIDDEN' });
+    const remove = await execute(
+      server,
+      RemoveWebhookMutation,
+      { input: { webhookId: 'wh_x' } },
+      { token: TOKENS.bob },
+    );
+    expect(dataOf(remove).removeWebhook).toMatchObject({ code: 'FORBIDDEN' });
+    expect(errorCodes(await execute(server, WebhooksQuery, {}, { token: TOKENS.alice }))).toEqual(['FORBIDDEN']);
+  });
+
+  test('URLs that are not http(s), carry credentials or are too long, an empty event list and more than MAX_WEBHOOKS are refused', async () => {
+    const refused = async (input: Record<string, unknown>) =>
+      dataOf(await execute(server, AddWebhookMutation, { input } as never, { token: TOKENS.ops })).addWebhook;
+    expect(await refused({ url: 'ftp://127.0.0.1/hook', events: ['TASK_FINISHED'] })).toMatchObject({
+      code: 'VALIDATION',
+      issues: [{ path: 'url', message: 'url must use http or https' }],
+    });
+    const withCredentials = await refused({ url: 'https://user:pw@example.com/hook', events: ['TASK_FINISHED'] });
+    expect(withCredentials).toMatchObject({ code: 'VALIDATION', issues: [{ path: 'url' }] });
+    expect(JSON.stringify(withCredentials)).not.toContain('pw@');
+    expect(await refused({ url: `https://example.com/${'a'.repeat(2100)}`, events: ['TASK_FINISHED'] })).toMatchObject({
+      code: 'VALIDATION',
+    });
+    expect(await refused({ url: receiver.url('/x'), events: [] })).toMatchObject({
+      code: 'VALIDATION',
+      issues: [{ path: 'events' }],
+    });
+    const existing = dataOf(await execute(server, WebhooksQuery, {}, { token: TOKENS.ops })).webhooks.length;
+    const added: string[] = [];
+    for (let index = existing; index < 12; index++) {
+      added.push(
+        (await addWebhook({ url: receiver.url('/limit'), events: ['TASK_FINISHED'], appName: 'none' })).webhookId,
+      );
+    }
+    expect(await refused({ url: receiver.url('/limit'), events: ['TASK_FINISHED'] })).toMatchObject({
+      code: 'INVALID_STATE',
+      message: 'At most 12 webhooks may be registered (MAX_WEBHOOKS)',
+    });
+    for (const webhookId of added) {
+      await execute(server, RemoveWebhookMutation, { input: { webhookId } }, { token: TOKENS.ops });
+    }
+  });
+});
