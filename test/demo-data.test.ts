@@ -32,3 +32,34 @@ describe.runIf(databases.includes('postgresql'))('demo data on postgresql', () =
     }
   });
 });
+
+describe.each(databases)('demo data on %s', (kind) => {
+  let database: TestDatabase | undefined;
+  afterEach(async () => {
+    await database?.drop();
+    database = undefined;
+  });
+
+  test('every installed demo app has the entrance an "open" needs; apps being installed or failed have none yet', async () => {
+    database = await createTestDatabase(kind);
+    const client = createPrismaClient(database.url);
+    try {
+      expect(await seedDemoData(client)).toBe(true);
+      const rows = await client.appState.findMany({ orderBy: { id: 'asc' } });
+      const installed = rows.filter((row) => row.installedVersion !== null);
+      expect(installed.length).toBeGreaterThan(0);
+      for (const row of installed) {
+        expect(row.entrances, row.appName).toEqual([
+          expect.objectContaining({
+            name: row.appName,
+            url: expect.stringMatching(new RegExp(`^https://[0-9a-f]{8}\\.${row.userId}\\.olares\\.local$`)),
+            state: row.state === 'stopped' ? 'stopped' : 'running',
+          }),
+        ]);
+      }
+      for (const row of rows.filter((each) => each.installedVersion === null)) expect(row.entrances).toBeNull();
+    } finally {
+      await client.$disconnect();
+    }
+  });
+});

@@ -1,3 +1,4 @@
+import { simulatedEntrance } from '../domain/app-entrance.js';
 import { appKeyString } from '../domain/app-key.js';
 import type { Db } from './client.js';
 import { REMOTE_SOURCE } from './default-sources.js';
@@ -186,6 +187,14 @@ async function seedAppState(tx: Tx, { install, app, opId, failed, active, eventT
       opType: install.opType,
       opId,
       eventTime,
+      // What the simulated app service would have reported: an installed app has its entrance.
+      ...(failed || active
+        ? {}
+        : {
+            entrances: [
+              simulatedEntrance(install.userId, install.appName, app?.title ?? install.appName, install.state),
+            ] as unknown as Prisma.InputJsonValue,
+          }),
     },
   });
 }

@@ -6,7 +6,11 @@
  * Operations are asynchronous on the app service: `start` returns once it accepted the
  * operation (with its op id), and progress, success and failure arrive later as state events.
  */
+import type { AppEntrance } from '../../domain/app-entrance.js';
 import type { OperationRequest, OperationType } from '../../domain/operations.js';
+
+export type { AppEntrance };
+
 import type { BackendResponse } from '../../domain/task-result.js';
 
 export interface OperationTarget {
@@ -15,27 +19,6 @@ export interface OperationTarget {
   appName: string;
   type: OperationType;
   opId: string | null;
-}
-
-/**
- * One way into an app, as the app service reports it (`entranceStatuses` of a state event, the
- * entrances of its app list, and `sharedEntrances`): what an "open" needs.
- */
-export interface AppEntrance {
-  name: string;
-  title: string | null;
-  /** Where it opens; null while the app service has not published it. */
-  url: string | null;
-  /** e.g. running, stopped, notReady. */
-  state: string | null;
-  /** public | private | internal. */
-  authLevel: string | null;
-  icon: string | null;
-  /** default | window | iframe. */
-  openMethod: string | null;
-  invisible: boolean;
-  /** One of the app's shared entrances (other users reach it too). */
-  shared: boolean;
 }
 
 /** One state report of the app service for one app of one user (the fields of its state event). */

@@ -1,8 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { entranceState, simulatedEntrance } from '../../domain/app-entrance.js';
 import { appKeyString } from '../../domain/app-key.js';
 import type { OperationRequest, OperationType } from '../../domain/operations.js';
 import type { BackendResponse } from '../../domain/task-result.js';
-import type { AppEntrance, AppService, AppStateEvent, AppStateSink, OperationStatus, OperationTarget } from './port.js';
+import type { AppService, AppStateEvent, AppStateSink, OperationStatus, OperationTarget } from './port.js';
 
 /**
  * The embedded default app service: accepts an operation with an op id, then reports the same
@@ -61,29 +62,6 @@ const FAILURE: Record<OperationType, { atState: string; state: string }> = {
 
 /** States an app rests in, whatever became of an operation on it. */
 const SETTLED = /^(running|stopped|uninstalled)$|failed$|canceled$/i;
-
-/** What an entrance shows while its app is in a state. */
-function entranceState(appState: string): string {
-  if (appState === 'running') return 'running';
-  if (appState === 'stopped') return 'stopped';
-  return 'notReady';
-}
-
-/** The app's main entrance, as the app service publishes it: a stable per-user, per-app host. */
-export function simulatedEntrance(userId: string, appName: string, title: string, appState: string): AppEntrance {
-  const host = createHash('sha256').update(`${userId}/${appName}`).digest('hex').slice(0, 8);
-  return {
-    name: appName,
-    title,
-    url: `https://${host}.${userId}.olares.local`,
-    state: entranceState(appState),
-    authLevel: 'private',
-    icon: null,
-    openMethod: 'default',
-    invisible: false,
-    shared: false,
-  };
-}
 
 function matcher(patterns: string[]): (appName: string) => boolean {
   const regexes = patterns.map(
