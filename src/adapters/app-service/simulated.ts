@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { entranceState, simulatedEntrance } from '../../domain/app-entrance.js';
 import { appKeyString } from '../../domain/app-key.js';
 import type { OperationRequest, OperationType } from '../../domain/operations.js';
