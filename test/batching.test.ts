@@ -41,7 +41,12 @@ describe.each(databases)('nested fields are batched on %s (no N+1)', (kind) => {
     // No demo data and no background polling: every statement recorded is the query's own.
     server = await startTestServer(kind, {
       recordQueries: true,
-      env: { DEMO_DATA: '0', BUNDLED_CATALOGUE_FILE: 'off', TASK_POLL_INTERVAL_MS: '3600000' },
+      env: {
+        DEMO_DATA: '0',
+        BUNDLED_CATALOGUE_FILE: 'off',
+        TASK_POLL_INTERVAL_MS: '3600000',
+        OUTBOX_POLL_INTERVAL_MS: '3600000',
+      },
     });
   });
   afterAll(() => server?.stop());
@@ -49,9 +54,9 @@ describe.each(databases)('nested fields are batched on %s (no N+1)', (kind) => {
   async function statementsFor(first: number) {
     server.queries.length = 0;
     const { apps } = dataOf(await execute(server, AppsWithTasksQuery, { first }));
-    // Not the catalogue Syncer's background reads (its due check, its `syncer` component): this
-    // query selects nothing of the catalogue.
-    const statements = server.queries.filter((sql) => !/"(MarketSource|CatalogApp)"/.test(sql));
+    // Not the catalogue Syncer's background reads (its due check, its `syncer` component) nor the
+    // outbox worker's claims: this query selects nothing of the catalogue or the outbox.
+    const statements = server.queries.filter((sql) => !/"(MarketSource|CatalogApp|OutboxMessage)"/.test(sql));
     return { statements, apps: apps.edges };
   }
 
