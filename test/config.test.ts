@@ -49,6 +49,29 @@ describe('configuration', () => {
     );
   });
 
+  test('payment pushes need their signing key, and the wallet pushes the public address the wallet answers to', () => {
+    const wallet = { PAYMENT_WALLET_PUSH_URL: 'https://wallet.example.com/push' };
+    expect(() => loadConfig({ ...wallet, PUBLIC_BASE_URL: 'https://market.example.com' })).toThrow(
+      'PAYMENT_PUSH_SECRET: required with PAYMENT_WALLET_PUSH_URL or PAYMENT_FRONTEND_PUSH_URL',
+    );
+    expect(() => loadConfig({ ...wallet, PAYMENT_PUSH_SECRET: 's'.repeat(16) })).toThrow(
+      'PUBLIC_BASE_URL: required with PAYMENT_WALLET_PUSH_URL',
+    );
+    const config = loadConfig({
+      ...wallet,
+      PAYMENT_PUSH_SECRET: 's'.repeat(16),
+      PUBLIC_BASE_URL: 'https://market.example.com/store/',
+    });
+    expect(config.publicBaseUrl).toBe('https://market.example.com/store');
+    expect(config.payments.pushes).toEqual({
+      walletUrl: 'https://wallet.example.com/push',
+      frontendUrl: null,
+      secret: 's'.repeat(16),
+    });
+    // Without pushes the default address is the one the server listens on.
+    expect(loadConfig({ PORT: '4100' }).publicBaseUrl).toBe('http://127.0.0.1:4100');
+  });
+
   test('binding beyond loopback is allowed once authentication is configured', () => {
     expect(loadConfig({ HOST: '0.0.0.0', AUTH_USER_HEADER: 'X-Bfl-User' }).host).toBe('0.0.0.0');
     expect(loadConfig({ HOST: '0.0.0.0', AUTH_JWT_SECRET: 'x'.repeat(32) }).auth.localDevelopment).toBe(false);

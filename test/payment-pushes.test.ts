@@ -314,6 +314,7 @@ describe.each(databases)('payment pushes on %s', (kind) => {
         env: {
           ...AUTH_ENV,
           ...POLLING_ENV,
+          PUBLIC_BASE_URL,
           PAYMENT_WALLET_PUSH_URL: receiver.url('/wallet'),
           PAYMENT_PUSH_SECRET: PUSH_SECRET,
         },

@@ -291,6 +291,14 @@ function paymentPushSettings(e: Env): Config['payments']['pushes'] {
       'required with PAYMENT_WALLET_PUSH_URL or PAYMENT_FRONTEND_PUSH_URL (it signs the pushes)',
     );
   }
+  // The sign request sent to the wallet names where to answer: the address this server listens
+  // on (loopback, or 0.0.0.0 behind a gateway) is not one a wallet can reach.
+  if (walletUrl && !e.PUBLIC_BASE_URL) {
+    throw invalid(
+      'PUBLIC_BASE_URL',
+      "required with PAYMENT_WALLET_PUSH_URL (the sign request's callback URL is built from it)",
+    );
+  }
   return { walletUrl, frontendUrl, secret: e.PAYMENT_PUSH_SECRET ?? null };
 }
 
