@@ -544,6 +544,31 @@ describe('HttpAppService.listApps', () => {
     expect(warnings[0]).toMatchObject({ msg: 'skipping an app the app service listed', owner: 'alice' });
   });
 
+  test('the full listing names the items it skipped by whatever owner and name they give, and reads the listed version and title', async () => {
+    fake.apps.push(
+      { ...running, name: '' },
+      { ...running, state: undefined },
+      { ...downloading, owner: undefined },
+      'not an app',
+      {
+        ...running,
+        name: 'vaultwarden',
+        settings: { market_source: 'market.local', version: '1.32.0', title: 'Vaultwarden' },
+      },
+    );
+    const listing = await createService().listAppsInFull();
+
+    expect(listing.apps).toEqual([
+      expect.objectContaining({ appName: 'vaultwarden', listedVersion: '1.32.0', listedTitle: 'Vaultwarden' }),
+    ]);
+    expect(listing.unreadable).toEqual([
+      { userId: 'alice', appName: null },
+      { userId: 'alice', appName: 'jellyfin' },
+      { userId: null, appName: 'gitea' },
+      { userId: null, appName: null },
+    ]);
+  });
+
   test('an envelope with another code is rejected, and one without a list is an invalid response', async () => {
     fake.setBehaviour('listApps', { respond: 'business-error', code: 500, message: 'cache not ready' });
     expect(await failureOf(createService().listApps())).toMatchObject({

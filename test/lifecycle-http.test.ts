@@ -31,6 +31,11 @@ const ResumeAppHttpMutation = graphql(`
   }
 `);
 
+/** A state event of the app service about one of alice's apps. */
+function stateEvent(name: string, opType: string, state: string, createTime: string) {
+  return { name, user: 'alice', marketSource: SOURCE, opType, state, createTime };
+}
+
 const TaskResultQuery = graphql(`
   query TaskResult($taskId: String!) {
     task(taskId: $taskId) {
@@ -299,5 +304,68 @@ describe.each(databases)('the app lifecycle against an app service over HTTP on 
     } finally {
       fake.setBehaviour('suspend', { respond: 'accept' });
     }
+  });
+
+  test('a stop that fails with a 5xx before anything happened leaves the app running, with the reason, and it can be stopped again', async () => {
+    await seed.catalogApp({ name: 'flaky-stop', versions: ['1.0.0'] });
+    await seed.user('alice').app({ appName: 'flaky-stop', state: 'running', version: '1.0.0' });
+    const stop = async () => {
+      const answer = dataOf(
+        await execute(
+          server,
+          StopAppHttpMutation,
+          { input: { sourceId: SOURCE, appName: 'flaky-stop' } },
+          { token: TOKENS.alice },
+        ),
+      ).stopApp;
+      if (answer.__typename !== 'StopAppSuccess') throw new Error(`stop refused: ${JSON.stringify(answer)}`);
+      return answer.task.taskId;
+    };
+    fake.setBehaviour('suspend', { respond: 'http-error', status: 503 });
+    try {
+      const failed = await waitForTask(await stop(), (task) => task.status === 'FAILED');
+      expect(failed.error).toMatch(/app service failed on stop of flaky-stop.*HTTP 503/);
+      expect(failed.app).toMatchObject({ state: 'running', stage: 'RUNNING' });
+      const row = await server.app.db.appState.findFirst({ where: { userId: 'alice', appName: 'flaky-stop' } });
+      expect(row?.reason).toMatch(/HTTP 503/);
+    } finally {
+      fake.setBehaviour('suspend', { respond: 'accept' });
+    }
+    // The app service is back: the same stop is accepted, and ends with its events.
+    const again = await stop();
+    await accepted(again);
+    expect(await sendEvent(intake, SECRET, stateEvent('flaky-stop', 'stop', 'stopped', at(1000)))).toBe(202);
+    expect(await waitForTask(again, (task) => task.status === 'COMPLETED')).toMatchObject({
+      app: { state: 'stopped', stage: 'STOPPED' },
+    });
+  });
+
+  test('a resume the app service reports resumeFailed leaves the app resumeFailed, and it can be resumed again', async () => {
+    await seed.catalogApp({ name: 'sleepy', versions: ['1.0.0'] });
+    await seed.user('alice').app({ appName: 'sleepy', state: 'stopped', version: '1.0.0' });
+    const resume = async () => {
+      const answer = dataOf(
+        await execute(
+          server,
+          ResumeAppHttpMutation,
+          { input: { sourceId: SOURCE, appName: 'sleepy' } },
+          { token: TOKENS.alice },
+        ),
+      ).resumeApp;
+      if (answer.__typename !== 'ResumeAppSuccess') throw new Error(`resume refused: ${JSON.stringify(answer)}`);
+      return answer.task.taskId;
+    };
+    const first = await resume();
+    await accepted(first);
+    expect(await sendEvent(intake, SECRET, stateEvent('sleepy', 'resume', 'resumeFailed', at(1000)))).toBe(202);
+    expect(await waitForTask(first, (task) => task.status === 'FAILED')).toMatchObject({
+      app: { state: 'resumeFailed', stage: 'FAILED' },
+    });
+    const second = await resume();
+    await accepted(second);
+    expect(await sendEvent(intake, SECRET, stateEvent('sleepy', 'resume', 'running', at(2000)))).toBe(202);
+    expect(await waitForTask(second, (task) => task.status === 'COMPLETED')).toMatchObject({
+      app: { state: 'running', stage: 'RUNNING' },
+    });
   });
 });

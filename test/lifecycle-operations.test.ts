@@ -96,7 +96,8 @@ describe.each(databases)('stopping and resuming apps on %s (simulated app servic
     const stopping = await waitForTask(
       stopped.task.taskId,
       'running, app stopping',
-      (t) => t.status === 'RUNNING' && t.progress === 50 && t.app?.state === 'stopping',
+      // The op id is written once the app service accepted the stop; its first report may come sooner.
+      (t) => t.status === 'RUNNING' && t.progress === 50 && t.app?.state === 'stopping' && t.opId !== null,
     );
     expect(stopping.app?.stage).toBe('STOPPING');
     expect(stopping.opId).toMatch(/^sim-/);
@@ -204,7 +205,7 @@ describe.each(databases)('stopping and resuming apps on %s (simulated app servic
     await waitForTask(winner.task.taskId, 'completed', (t) => t.status === 'COMPLETED');
   });
 
-  test('a stop the app service fails ends FAILED with its reason, the result says so, and the failed app cannot be stopped again by a retry', async () => {
+  test('a stop the app service fails ends FAILED with its reason, the result says so, and the app can be stopped again by a retry', async () => {
     await seed.catalogApp({ name: 'brittle-notes', versions: ['0.9.0'] });
     await seed.user('alice').app({ appName: 'brittle-notes', state: 'running', version: '0.9.0' });
 
@@ -218,7 +219,7 @@ describe.each(databases)('stopping and resuming apps on %s (simulated app servic
     // Accepted first, so the result is the envelope, now saying it failed.
     expect(failed.result).toMatchObject({ operation: 'stop', status: 'failed', opID: failed.opId });
 
-    // A failed stop leaves the app in no stage a stop starts from; a retry is refused the same way.
+    // The app service reported stopFailed: the app shows it, and a stop may be tried again.
     const retried = dataOf(
       await execute(
         server,
@@ -227,7 +228,8 @@ describe.each(databases)('stopping and resuming apps on %s (simulated app servic
         { token: TOKENS.alice },
       ),
     ).retryTask;
-    expect(retried).toMatchObject({ __typename: 'InvalidStateError', code: 'INVALID_STATE' });
+    if (retried.__typename !== 'RetryTaskSuccess') throw new Error(`retry refused: ${JSON.stringify(retried)}`);
+    await waitForTask(retried.task.taskId, 'failed again', (t) => t.status === 'FAILED');
   });
 
   test('a stopped app is kept by the simulated cluster, an uninstalled one leaves it, and the apps stored at start are in it', async () => {

@@ -1,14 +1,24 @@
 import { describe, expect, test } from 'vitest';
 import type { AppStateEvent } from '../src/adapters/app-service/port.js';
 import { SimulatedAppService } from '../src/adapters/app-service/simulated.js';
+import { appKeyString } from '../src/domain/app-key.js';
 import { imagesOfEntry, MAX_IMAGES, type OperationRequest } from '../src/domain/operations.js';
+import { waitFor } from './support/server.js';
 
-/** A simulated app service at full speed whose reports are collected; `until` waits for one. */
-function cluster(options: { failApps?: string[]; initialApps?: () => Promise<AppStateEvent[]> } = {}) {
+/**
+ * A simulated app service at full speed whose reports are collected; `until` waits for one. With
+ * `stored`, those apps are its stored states, which its reports update as the task engine would
+ * (an uninstalled app's row goes), and which a test may change as another instance would.
+ */
+function cluster(options: { failApps?: string[]; stored?: AppStateEvent[] } = {}) {
   const reports: AppStateEvent[] = [];
+  const stored = options.stored && new Map(options.stored.map((event) => [appKeyString(event), event]));
+  let reads = 0;
   const waiters: { match: (event: AppStateEvent) => boolean; resolve: (event: AppStateEvent) => void }[] = [];
   const service = new SimulatedAppService(
     async (event) => {
+      if (event.state === 'uninstalled') stored?.delete(appKeyString(event));
+      else stored?.set(appKeyString(event), event);
       reports.push(event);
       for (const waiter of waiters.filter((w) => w.match(event))) waiter.resolve(event);
       return true;
@@ -16,7 +26,14 @@ function cluster(options: { failApps?: string[]; initialApps?: () => Promise<App
     {
       stepMs: 0,
       failApps: options.failApps ?? [],
-      ...(options.initialApps ? { initialApps: options.initialApps } : {}),
+      ...(stored
+        ? {
+            storedApps: async () => {
+              reads += 1;
+              return [...stored.values()];
+            },
+          }
+        : {}),
     },
   );
   const until = (appName: string, state: string, userId = 'alice') =>
@@ -27,7 +44,7 @@ function cluster(options: { failApps?: string[]; initialApps?: () => Promise<App
       if (done) return resolve(done);
       waiters.push({ match, resolve });
     });
-  return { service, reports, until };
+  return { service, reports, until, stored, reads: () => reads };
 }
 
 const operation = (type: OperationRequest['type'], appName: string, userId = 'alice'): OperationRequest => ({
@@ -78,22 +95,18 @@ describe('the simulated app service', () => {
     await service.close();
   });
 
-  test('its app list holds the apps it adopted at start and those it ran operations for; stopped and failed apps stay, uninstalled ones leave', async () => {
-    let reads = 0;
-    const { service, until } = cluster({
+  test('its app list holds the stored apps and those it ran operations for; stopped and failed apps stay, uninstalled ones leave', async () => {
+    const { service, until, reads } = cluster({
       failApps: ['broken-*'],
-      initialApps: async () => {
-        reads += 1;
-        return [
-          {
-            userId: 'bob',
-            sourceId: 'market.olares',
-            appName: 'gitea',
-            state: 'running',
-            createTime: new Date('2026-11-01T10:00:00Z'),
-          },
-        ];
-      },
+      stored: [
+        {
+          userId: 'bob',
+          sourceId: 'market.olares',
+          appName: 'gitea',
+          state: 'running',
+          createTime: new Date('2026-11-01T10:00:00Z'),
+        },
+      ],
     });
     await service.start(operation('INSTALL', 'n8n'));
     await until('n8n', 'running');
@@ -110,14 +123,14 @@ describe('the simulated app service', () => {
     await service.start(operation('UNINSTALL', 'gitea', 'bob'));
     await until('gitea', 'uninstalled', 'bob');
     expect(await listed(service)).toEqual(['alice/broken-app:installFailed', 'alice/n8n:stopped']);
-    expect(reads).toBe(1);
+    expect(reads()).toBeGreaterThan(3); // every listing reads the stored apps again
     await service.close();
   });
 
   test('a failed upgrade of an app it had keeps the app, in the failed state', async () => {
     const { service: second, until: untilSecond } = cluster({
       failApps: ['shaky'],
-      initialApps: async () => [
+      stored: [
         { userId: 'alice', sourceId: 'market.olares', appName: 'shaky', state: 'running', createTime: new Date() },
       ],
     });
@@ -130,7 +143,7 @@ describe('the simulated app service', () => {
 
 test('operations of an earlier process are lost: their apps are listed failed from then on, settled apps stay as they are', async () => {
   const { service } = cluster({
-    initialApps: async () => [
+    stored: [
       { userId: 'alice', sourceId: 'market.olares', appName: 'halfway', state: 'upgrading', createTime: new Date(0) },
       { userId: 'alice', sourceId: 'market.olares', appName: 'steady', state: 'running', createTime: new Date(0) },
     ],
@@ -148,15 +161,45 @@ test('operations of an earlier process are lost: their apps are listed failed fr
     target('never-listed', 'INSTALL'),
   ]);
   expect(answers.map((answer) => answer.known)).toEqual([false, false, false]);
-  expect(await listed(service)).toEqual([
-    'alice/halfway:upgradeFailed',
-    'alice/never-listed:installFailed',
-    'alice/steady:running',
-  ]);
+  // A lost first install is not stored yet (its task is in flight): it is listed once the engine
+  // stores its failure, as any stored app is.
+  expect(await listed(service)).toEqual(['alice/halfway:upgradeFailed', 'alice/steady:running']);
   const halfway = (await service.listApps()).find((app) => app.appName === 'halfway');
   expect(halfway?.createTime.getTime()).toBeGreaterThan(0);
   expect(halfway?.entrances?.[0]?.state).toBe('notReady');
   await service.close();
+});
+
+test('instances of a cluster list what the stored states hold: an app another instance installed is listed, one it uninstalled is not', async () => {
+  const first = cluster({ stored: [] });
+  const store = first.stored;
+  if (!store) throw new Error('no store');
+  await first.service.start(operation('INSTALL', 'vikunja'));
+  await first.until('vikunja', 'running');
+  // A second instance of the same cluster: its own simulated app service over the same stored states.
+  const second = new SimulatedAppService(
+    async (event) => {
+      if (event.state === 'uninstalled') store.delete(appKeyString(event));
+      else store.set(appKeyString(event), event);
+      return true;
+    },
+    { stepMs: 0, failApps: [], storedApps: async () => [...store.values()] },
+  );
+  expect(await listed(second)).toEqual(['alice/vikunja:running']);
+
+  // The second instance stops it (a newer state than the first one's own report) …
+  await second.start(operation('STOP', 'vikunja'));
+  await waitFor(
+    async () => (store.get(appKeyString(operation('STOP', 'vikunja')))?.state === 'stopped' ? true : undefined),
+    'the stop stored',
+  );
+  expect(await listed(first.service)).toEqual(['alice/vikunja:stopped']);
+  // … and uninstalls it: the first instance, which once reported it running, no longer lists it.
+  await second.start(operation('UNINSTALL', 'vikunja'));
+  await waitFor(async () => (store.size === 0 ? true : undefined), 'the uninstall stored');
+  expect(await listed(first.service)).toEqual([]);
+  await first.service.close();
+  await second.close();
 });
 
 describe('images of a catalogue entry', () => {

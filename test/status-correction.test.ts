@@ -4,7 +4,8 @@ import type { AppStateEvent } from '../src/adapters/app-service/port.js';
 import type { Db } from '../src/db/client.js';
 import type { AppRow, TaskRow } from '../src/db/models.js';
 import { appKeyString } from '../src/domain/app-key.js';
-import { planCorrections } from '../src/engine/correction-rules.js';
+import { planCorrections, withholdMassRemovals } from '../src/engine/correction-rules.js';
+import { graphql } from './gql/index.js';
 import { availableDatabases } from './support/databases.js';
 import { type FakeAppService, sendEvent, startFakeAppService } from './support/fake-app-service.js';
 import { RuntimeEventsSubscription, RuntimeSnapshotQuery, TaskDetailQuery } from './support/operations.js';
@@ -56,6 +57,15 @@ function runningTask(db: Db, userId: string, appName: string, type: string, star
     },
   });
 }
+
+const StopFoundAppMutation = graphql(`
+  mutation StopFoundApp($input: StopAppInput!) {
+    stopApp(input: $input) {
+      __typename
+      ... on Error { code message }
+    }
+  }
+`);
 
 describe.each(databases)('status correction over HTTP on %s', (kind) => {
   let fake: FakeAppService;
@@ -259,6 +269,115 @@ describe.each(databases)('status correction over HTTP on %s', (kind) => {
     expect(await db.appState.findUnique({ where: { id: row.id } })).toBeNull();
   });
 
+  test('an app whose list entry cannot be read is kept, and a list that comes back empty removes nothing and says so', async () => {
+    const alice = seed(db).user('alice');
+    await alice.app({ appName: 'unreadable-app', state: 'running' });
+    await alice.app({ appName: 'kept-app', state: 'running' });
+    await db.appState.updateMany({
+      where: { appName: { in: ['unreadable-app', 'kept-app'] } },
+      data: { eventTime: ago(3600 * SECOND) },
+    });
+    fake.apps.push(application('alice', 'kept-app', 'running', ago(3600 * SECOND)));
+    // Listed without a state: skipped, and its app is not taken for gone.
+    fake.apps.push({ ...application('alice', 'unreadable-app', 'running', ago(SECOND)), status: {} });
+    await correction().run();
+    expect(await rowOf('alice', 'unreadable-app')).not.toBeNull();
+    expect(correction().status()).toMatchObject({ lastError: null, removalsWithheld: 0 });
+
+    // A transient empty list (HTTP 200 []) while apps are stored: nothing is removed.
+    const listed = fake.apps.splice(0);
+    try {
+      await correction().run();
+      expect(await rowOf('alice', 'kept-app')).not.toBeNull();
+      const status = correction().status();
+      expect(status.removalsWithheld).toBeGreaterThan(0);
+      expect(status.lastError).toMatch(
+        /^status correction withheld \d+ removals: the app service listed no apps while \d+ are stored$/,
+      );
+    } finally {
+      fake.apps.push(...listed);
+    }
+    await correction().run();
+    expect(correction().status()).toMatchObject({ lastError: null, removalsWithheld: 0 });
+  });
+
+  test('a list older than an uninstall that just ended does not bring the app back, nor does a list showing it uninstalling', async () => {
+    const before = correction().status().corrections.appeared;
+    // The uninstall of `gone-app` ended after this list was asked for (its end is in the future here).
+    const key = { userId: 'alice', sourceId: SOURCE, appName: 'gone-app' };
+    await db.task.create({
+      data: {
+        ...key,
+        taskId: `correction-gone-app-${Math.random().toString(36).slice(2, 8)}`,
+        type: 'UNINSTALL',
+        status: 'COMPLETED',
+        version: '1.0.0',
+        metadata: { cfgType: 'app', envs: [], appId: 'gone-app' },
+        createdAt: ago(10 * SECOND),
+        completedAt: new Date(Date.now() + 60 * SECOND),
+      },
+    });
+    fake.apps.push(
+      application('alice', 'gone-app', 'running', ago(30 * SECOND)),
+      application('alice', 'leaving-now', 'uninstalling', ago(SECOND)),
+      application('alice', 'arriving-now', 'downloading', ago(SECOND)),
+    );
+    await correction().run();
+    expect(await rowOf('alice', 'gone-app')).toBeNull();
+    expect(await rowOf('alice', 'leaving-now')).toBeNull();
+    expect(await rowOf('alice', 'arriving-now')).toBeNull();
+    expect(correction().status().corrections.appeared).toBe(before);
+  });
+
+  test('a task completed by status correction keeps its result envelope, marked as corrected', async () => {
+    const alice = seed(db).user('alice');
+    const envelope = (appName: string) => ({
+      operation: 'install',
+      app_name: appName,
+      user: 'alice',
+      source: SOURCE,
+      opID: 'op-elsewhere',
+      status: 'success',
+      backend_response: { code: 200, message: 'success', data: { opID: 'op-elsewhere' } },
+    });
+    // One whose row already shows the end (the task alone is completed), one whose row the list corrects.
+    await alice.app({ appName: 'enveloped', state: 'running' });
+    await alice.app({ appName: 'enveloped-too', state: 'installing' });
+    const tasks = [];
+    for (const appName of ['enveloped', 'enveloped-too']) {
+      const task = await runningTask(db, 'alice', appName, 'INSTALL', ago(60 * SECOND));
+      await db.task.update({ where: { taskId: task.taskId }, data: { result: envelope(appName) } });
+      await db.appState.updateMany({ where: { userId: 'alice', appName }, data: { eventTime: ago(60 * SECOND) } });
+      fake.apps.push(application('alice', appName, 'running', ago(SECOND)));
+      tasks.push({ appName, taskId: task.taskId });
+    }
+    await correction().run();
+    for (const { appName, taskId } of tasks) {
+      const ended = await db.task.findUnique({ where: { taskId } });
+      expect(ended?.status).toBe('COMPLETED');
+      expect(ended?.result).toEqual({ ...envelope(appName), correctedBy: 'status correction' });
+    }
+  });
+
+  test('an app that appeared is stored with its listed version and title, so that it can be stopped through the API', async () => {
+    fake.apps.push(
+      application('alice', 'found-app', 'running', ago(60 * SECOND), {
+        settings: { market_source: SOURCE, version: '2.4.1', title: 'Found App' },
+      }),
+    );
+    await correction().run();
+    expect(await rowOf('alice', 'found-app')).toMatchObject({ installedVersion: '2.4.1', title: 'Found App' });
+    const stopped = dataOf(
+      await execute(
+        server,
+        StopFoundAppMutation,
+        { input: { sourceId: SOURCE, appName: 'found-app' } },
+        { token: TOKENS.alice },
+      ),
+    ).stopApp;
+    expect(stopped.__typename).toBe('StopAppSuccess');
+  });
+
   test('the status_correction component shows its checks and corrections, and an app service that fails', async () => {
     const componentOf = async () => {
       const { runtimeSnapshot } = dataOf(await execute(server, RuntimeSnapshotQuery, {}, { token: TOKENS.ops }));
@@ -412,6 +531,42 @@ describe('what a comparison corrects (correction-rules.ts)', () => {
     expect(plan({ listed: [listedApp('wiki', 'running', at(100))], rows, active: [unsent] })).toEqual([
       'corrected:market.olares',
     ]);
+  });
+
+  test('an unreadable list item keeps the apps it may be; a list that would remove most apps removes none', () => {
+    const rows = [row('wiki', 'running', at(0)), row('blog', 'running', at(0))];
+    expect(plan({ rows, unreadable: [{ userId: 'alice', appName: 'wiki' }] })).toEqual(['removed:market.olares']);
+    expect(plan({ rows, unreadable: [{ userId: 'alice', appName: null }] })).toEqual([]);
+    expect(plan({ rows, unreadable: [{ userId: 'bob', appName: null }] })).toHaveLength(2);
+
+    const stored = Array.from({ length: 12 }, (_, i) => row(`app-${i}`, 'running', at(0)));
+    const listed = stored.slice(0, 5).map((r) => listedApp(r.appName, 'running', at(0)));
+    const planned = planCorrections({
+      listed,
+      middlewares: [],
+      rows: stored,
+      active: [],
+      requestedAt: at(600),
+      systemNames: new Set(),
+      minTaskAgeMs: 30_000,
+    });
+    expect(withholdMassRemovals(planned, listed.length, stored.length)).toMatchObject({
+      corrections: [],
+      withheld: 7,
+      why: 'the list would remove 7 of the 12 stored apps',
+    });
+    // Half of them, or only a handful, are removed as listed.
+    expect(withholdMassRemovals(planned.slice(0, 6), listed.length, stored.length).withheld).toBe(0);
+    expect(withholdMassRemovals(planned.slice(0, 5), 1, 6).withheld).toBe(0);
+  });
+
+  test('no app appears from a transitional state, nor when its task ended after the list was asked for', () => {
+    for (const state of ['pending', 'downloading', 'installing', 'uninstalling', 'stopping', 'installingCanceling'])
+      expect(plan({ listed: [listedApp('wiki', state, at(10))] })).toEqual([]);
+    expect(plan({ listed: [listedApp('wiki', 'running', at(10))] })).toEqual(['appeared:wiki']);
+    expect(plan({ listed: [listedApp('wiki', 'stopped', at(10))] })).toEqual(['appeared:wiki']);
+    const ended = new Set([appKeyString({ userId: 'alice', sourceId: SOURCE, appName: 'wiki' })]);
+    expect(plan({ listed: [listedApp('wiki', 'running', at(10))], endedSinceRequest: ended })).toEqual([]);
   });
 
   test('an Application resource is read with its system flag and its declared entrances in their listed state', () => {

@@ -4,9 +4,9 @@ import type { Db } from '../db/client.js';
 import { appKeyString } from '../domain/app-key.js';
 
 /**
- * The apps the simulated app service's cluster starts with: the installed apps of the stored app
- * states, as it would list them. Without them, a comparison of the stored states with its list
- * (status correction) would find every app of an earlier run, the demo apps among them, gone.
+ * The apps of the simulated app service's cluster as the stored app states hold them, as it would
+ * list them, read at every listing. Without them, a comparison of the stored states with its list
+ * (status correction) would find every app of an earlier run, or of another instance, gone.
  */
 export async function storedClusterApps(db: Db): Promise<AppStateEvent[]> {
   const [stored, active] = await Promise.all([
@@ -34,7 +34,7 @@ export async function storedClusterApps(db: Db): Promise<AppStateEvent[]> {
   }));
 }
 
-/** The app service's start-up apps, read from the stored states when it first needs them. */
+/** The simulated app service's stored apps, read from the stored states at every listing. */
 export function storedApps(db: Db): AppServiceExtras {
-  return { initialApps: () => storedClusterApps(db) };
+  return { storedApps: () => storedClusterApps(db) };
 }

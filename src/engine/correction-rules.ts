@@ -3,7 +3,7 @@
  * states and active tasks: pure rules, no database (status-correction.ts applies them).
  */
 
-import type { AppEntrance, AppStateEvent } from '../adapters/app-service/port.js';
+import type { AppEntrance, AppStateEvent, UnreadableListedApp } from '../adapters/app-service/port.js';
 import type { AppRow, TaskRow } from '../db/models.js';
 import { appKeyString } from '../domain/app-key.js';
 
@@ -35,6 +35,25 @@ export interface Comparison {
    * original's 30 s): a list older than the task may still show the state from before it.
    */
   minTaskAgeMs: number;
+  /** Items of the list that could not be read: an app they may be is never taken for gone. */
+  unreadable?: UnreadableListedApp[];
+  /**
+   * Apps (app keys) whose task ended at or after `requestedAt`, read after the rows: the list may
+   * predate that end (an uninstall that removed the row), so an absent row proves nothing.
+   */
+  endedSinceRequest?: ReadonlySet<string>;
+}
+
+/** Removals one run makes without question; more, and more than half of the apps, are withheld. */
+export const REMOVALS_BEYOND_DOUBT = 5;
+
+/**
+ * States an app passes through during an operation: a list that shows one is in the middle of
+ * something whose end (an uninstall's included) may already be stored, so no row is created from it.
+ */
+export function isTransitional(state: string): boolean {
+  const lower = state.toLowerCase();
+  return lower === 'pending' || (lower.endsWith('ing') && lower !== 'running');
 }
 
 /** The state an operation ends in on the app service; null: the app is gone (uninstall), or no such end. */
@@ -61,11 +80,14 @@ export function planCorrections(comparison: Comparison): Correction[] {
   const rowsByUserApp = new Map<string, AppRow[]>();
   for (const row of rows) rowsByUserApp.set(userApp(row), [...(rowsByUserApp.get(userApp(row)) ?? []), row]);
 
+  const unreadable = comparison.unreadable ?? [];
   const corrections: Correction[] = [];
   for (const [key, app] of listed) {
     const candidates = rowsByUserApp.get(key);
     if (!candidates) {
-      if (app.state.toLowerCase() !== 'uninstalled') corrections.push({ kind: 'appeared', listed: app });
+      const settled = app.state.toLowerCase() !== 'uninstalled' && !isTransitional(app.state);
+      const endedSince = comparison.endedSinceRequest?.has(appKeyString(app)) ?? false;
+      if (settled && !endedSince) corrections.push({ kind: 'appeared', listed: app });
       continue;
     }
     // The row of the listed source; with one row only, that row (the list may not say the source).
@@ -88,9 +110,38 @@ export function planCorrections(comparison: Comparison): Correction[] {
     // Middlewares are listed apart; when that list could not be read, their absence proves nothing.
     if (row.cfgType === 'middleware' && !middlewares) continue;
     if (row.eventTime > requestedAt) continue;
+    if (unreadable.some((item) => mayBe(item, row))) continue;
     corrections.push({ kind: 'removed', row });
   }
   return corrections;
+}
+
+/** Whether an unreadable list item may be this app (what it does not say, it may be). */
+function mayBe(item: UnreadableListedApp, row: AppRow): boolean {
+  return (
+    (item.userId === null || item.userId === row.userId) && (item.appName === null || item.appName === row.appName)
+  );
+}
+
+/**
+ * Removals that look like a list gone wrong rather than apps gone (an empty list while apps are
+ * stored, or more than half of the stored apps and more than a handful at once) are withheld:
+ * a transient answer must not uninstall everything in the database. Returns the corrections to
+ * make and how many removals were withheld, with why.
+ */
+export function withholdMassRemovals(
+  corrections: Correction[],
+  listedApps: number,
+  storedApps: number,
+): { corrections: Correction[]; withheld: number; why: string | null } {
+  const removals = corrections.filter((correction) => correction.kind === 'removed').length;
+  if (removals === 0) return { corrections, withheld: 0, why: null };
+  let why: string | null = null;
+  if (listedApps === 0) why = `the app service listed no apps while ${storedApps} are stored`;
+  else if (removals > REMOVALS_BEYOND_DOUBT && removals * 2 > storedApps)
+    why = `the list would remove ${removals} of the ${storedApps} stored apps`;
+  if (!why) return { corrections, withheld: 0, why: null };
+  return { corrections: corrections.filter((correction) => correction.kind !== 'removed'), withheld: removals, why };
 }
 
 function newestByUserApp(apps: AppStateEvent[]): Map<string, AppStateEvent> {

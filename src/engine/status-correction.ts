@@ -1,10 +1,12 @@
 import type { AppService, AppStateEvent } from '../adapters/app-service/port.js';
 import type { Db } from '../db/client.js';
 import type { AppRow, Prisma } from '../db/models.js';
+import { appKeyString } from '../domain/app-key.js';
 import type { ChangeFeed } from '../events/change-feed.js';
+import { isRecord } from '../platform/json.js';
 import type { Logger } from '../platform/logger.js';
 import type { HistoryEntry, HistoryService } from '../services/history-service.js';
-import { type Correction, planCorrections } from './correction-rules.js';
+import { type Correction, planCorrections, withholdMassRemovals } from './correction-rules.js';
 import type { TaskEngine } from './task-engine.js';
 
 /**
@@ -38,6 +40,8 @@ export interface StatusCorrectionStatus {
   middlewares: 'listed' | 'unavailable' | 'not supported' | null;
   /** Since the process started. */
   corrections: CorrectionCounts;
+  /** Removals the last run withheld as implausible (see withholdMassRemovals), 0 when none. */
+  removalsWithheld: number;
   lastError: string | null;
 }
 
@@ -52,6 +56,9 @@ export interface StatusCorrectionDeps {
   /** @default 30000 (the original's) */
   minTaskAgeMs?: number;
 }
+
+/** What a task's result says when status correction completed it. */
+const CORRECTED_BY = 'status correction';
 
 /** Most system-app names remembered from earlier lists (a vanished system app is recognised by name). */
 const MAX_SYSTEM_NAMES = 10_000;
@@ -69,6 +76,7 @@ export class StatusCorrection {
       listedApps: 0,
       middlewares: null,
       corrections: { appeared: 0, removed: 0, corrected: 0, tasksCompleted: 0 },
+      removalsWithheld: 0,
       lastError: null,
     };
   }
@@ -84,13 +92,19 @@ export class StatusCorrection {
     const requestedAt = new Date();
     this.figures.lastCheckAt = requestedAt;
     try {
-      const listed = await appService.listApps();
+      const { apps: listed, unreadable } = await appService.listAppsInFull();
       const middlewares = await this.listMiddlewares();
       for (const app of listed) if (app.system) this.rememberSystem(app.appName);
-      // Rows before tasks: a task accepted in between touches its app's row, which a removal checks.
+      // Rows before tasks: a task accepted in between touches its app's row, which a removal checks;
+      // and a task that ended (an uninstall that removed its row) before the rows were read is
+      // among the ended ones read after them.
       const rows = await db.appState.findMany();
       const active = await db.task.findMany({ where: { status: { in: ['PENDING', 'RUNNING'] } } });
-      const corrections = planCorrections({
+      const ended = await db.task.findMany({
+        where: { completedAt: { gte: requestedAt } },
+        select: { userId: true, sourceId: true, appName: true },
+      });
+      const planned = planCorrections({
         listed,
         middlewares,
         rows,
@@ -98,10 +112,16 @@ export class StatusCorrection {
         requestedAt,
         systemNames: this.systemNames,
         minTaskAgeMs: this.deps.minTaskAgeMs ?? 30_000,
+        unreadable,
+        endedSinceRequest: new Set(ended.map(appKeyString)),
       });
+      const stored = rows.filter((row) => !this.systemNames.has(row.appName)).length;
+      const { corrections, withheld, why } = withholdMassRemovals(planned, listed.length, stored);
       this.figures.listedApps = listed.length;
+      this.figures.removalsWithheld = withheld;
       for (const correction of corrections) await this.apply(correction, requestedAt);
-      this.figures.lastError = null;
+      this.figures.lastError = why && `status correction withheld ${withheld} removals: ${why}`;
+      if (why) this.deps.logger.warn({ withheld, listed: listed.length, stored }, this.figures.lastError ?? why);
     } catch (error) {
       this.figures.lastError = error instanceof Error ? error.message : String(error);
       throw error;
@@ -139,8 +159,16 @@ export class StatusCorrection {
    * state a state row takes, as for a state report): still a completion by status correction.
    */
   private async endedBy(taskId: string, run: Date): Promise<boolean> {
-    const task = await this.deps.db.task.findUnique({ where: { taskId }, select: { status: true, completedAt: true } });
-    return task?.status === 'COMPLETED' && task.completedAt !== null && task.completedAt >= run;
+    const { db } = this.deps;
+    const select = { status: true, completedAt: true, result: true } as const;
+    const task = await db.task.findUnique({ where: { taskId }, select });
+    if (task?.status !== 'COMPLETED' || task.completedAt === null || task.completedAt < run) return false;
+    // Its result envelope says who completed it, as one this run completed itself does.
+    if (isRecord(task.result) && task.result.correctedBy === undefined) {
+      const result = { ...task.result, correctedBy: CORRECTED_BY } as Prisma.InputJsonObject;
+      await db.task.update({ where: { taskId }, data: { result } });
+    }
+    return true;
   }
 
   private async apply(correction: Correction, run: Date): Promise<void> {
@@ -149,6 +177,7 @@ export class StatusCorrection {
       case 'appeared': {
         const { listed } = correction;
         if (!(await engine.applyListedState(listed))) return; // a state row came meanwhile
+        await this.completeListedRow(listed);
         await this.record(correction.kind, listed, `${listed.appName} appeared on the app service (${listed.state})`, {
           state: listed.state,
         });
@@ -177,13 +206,33 @@ export class StatusCorrection {
       case 'taskCompleted': {
         const { task, listed } = correction;
         const shows = listed ? `reports it ${listed.state}` : 'no longer lists it';
-        const result = { operation: task.type.toLowerCase(), status: 'success', correctedBy: 'status correction' };
+        // The result envelope written when the app service accepted the operation stays, completed.
+        const result = {
+          ...(isRecord(task.result) ? task.result : { operation: task.type.toLowerCase() }),
+          status: 'success',
+          correctedBy: CORRECTED_BY,
+        } as Prisma.InputJsonObject;
         if (!(await engine.finish(task.taskId, 'COMPLETED', { result })) && !(await this.endedBy(task.taskId, run)))
           return;
         const message = `${task.type.toLowerCase()} of ${task.appName} completed by status correction: the app service ${shows}`;
         await this.record('tasksCompleted', task, message, { taskId: task.taskId, state: listed?.state ?? null });
       }
     }
+  }
+
+  /**
+   * A row created from the list holds what the list says of the installed chart (version, title,
+   * configuration type), so that the app can be stopped, upgraded and uninstalled through the API.
+   */
+  private async completeListedRow(listed: AppStateEvent): Promise<void> {
+    const data = {
+      ...(listed.listedVersion ? { installedVersion: listed.listedVersion } : {}),
+      ...(listed.listedTitle ? { title: listed.listedTitle } : {}),
+      ...(listed.listedCfgType ? { cfgType: listed.listedCfgType } : {}),
+    };
+    if (Object.keys(data).length === 0) return;
+    const key = { userId: listed.userId, sourceId: listed.sourceId, appName: listed.appName };
+    await this.deps.db.appState.updateMany({ where: { ...key, installedVersion: null }, data });
   }
 
   /** Counts a correction made and writes its `system` history record (announced once written). */

@@ -142,11 +142,14 @@ async function updateAppOnEnd(
     return;
   }
   if (status === 'FAILED' && !row.state.toLowerCase().includes('failed')) {
-    // The app service never reported the failure (it refused the operation, or timed out):
-    // show it on the app too, with the reason.
+    // The app service never reported the failure (it refused the operation, or timed out). A stop
+    // or resume that failed so changed nothing on the app: it keeps its state (a running app is
+    // still running, and can be stopped again), with the reason. Other operations show the failure.
+    const reason = (error ?? 'failed').slice(0, 200);
+    const keepsState = task.type === 'STOP' || task.type === 'RESUME';
     await tx.appState.update({
       where,
-      data: { state: `${task.type.toLowerCase()}Failed`, reason: (error ?? 'failed').slice(0, 200) },
+      data: keepsState ? { reason } : { state: `${task.type.toLowerCase()}Failed`, reason },
     });
   }
 }

@@ -15,14 +15,15 @@ export type LifecycleInput = z.input<typeof lifecycleInput>;
 
 /** What each lifecycle operation needs the app to be doing, and what it is called in messages. */
 const RULES = {
-  STOP: { from: 'RUNNING', verb: 'stop', hint: 'only a running app can be stopped' },
-  RESUME: { from: 'STOPPED', verb: 'resume', hint: 'only a stopped app can be resumed' },
-} as const satisfies Record<string, { from: AppStage; verb: string; hint: string }>;
+  STOP: { from: 'RUNNING', retries: 'stopfailed', verb: 'stop', hint: 'only a running app can be stopped' },
+  RESUME: { from: 'STOPPED', retries: 'resumefailed', verb: 'resume', hint: 'only a stopped app can be resumed' },
+} as const satisfies Record<string, { from: AppStage; retries: string; verb: string; hint: string }>;
 
 /**
  * Stopping and resuming installed apps (the app service's suspend and resume): tasks like
  * installs, with the same idempotency, one active task per app (CONFLICT) and history, refused
- * with INVALID_STATE unless the app is in the stage the operation starts from.
+ * with INVALID_STATE unless the app is in the stage the operation starts from (or its own
+ * operation failed there: `stopFailed` may be stopped again, `resumeFailed` resumed).
  */
 export class LifecycleService {
   private readonly submission: TaskSubmission;
@@ -55,7 +56,8 @@ export class LifecycleService {
     // is only where that operation stands.
     await this.submission.assertNoActiveTask(key);
     const { stage } = deriveStage({ state: row.state, progress: row.progress });
-    if (stage !== rule.from) {
+    // An app whose stop (resume) failed on the app service may be stopped (resumed) again.
+    if (stage !== rule.from && row.state.toLowerCase() !== rule.retries) {
       throw new InvalidStateError(`${input.appName} is ${stage}, so it cannot ${rule.verb}: ${rule.hint}`);
     }
     const cfgType = row.cfgType ?? 'app';

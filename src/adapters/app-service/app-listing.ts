@@ -14,6 +14,9 @@ import { DEFAULT_MARKET_SOURCE } from './state-event.js';
 /** A listed app's reason and message, as long as the event intake accepts them (state-event.ts). */
 const MAX_STORED_TEXT = 2000;
 
+/** Longest listed version, title or configuration type kept (longer ones are not real ones). */
+const MAX_SHORT_TEXT = 200;
+
 /**
  * Where the operations of `targets` stand, from one listing of every app (the app service has no
  * per-operation query): an operation is known while its app is listed under that op id, or without one. An app listed
@@ -85,6 +88,19 @@ export function readListedApp(item: unknown): AppStateEvent | string {
   return isRecord(item.spec) ? readApplication(item.spec, isRecord(item.status) ? item.status : {}) : readFlat(item);
 }
 
+/** Whatever an item of `/all/apps` says of its owner and name, read or not (both shapes). */
+export function listedIdentity(item: unknown): { userId: string | null; appName: string | null } {
+  if (!isRecord(item)) return { userId: null, appName: null };
+  const fields = isRecord(item.spec) ? item.spec : item;
+  return { userId: textOf(fields.owner), appName: textOf(fields.name) };
+}
+
+/** A listed chart's version, title or configuration type: short text or nothing. */
+function shortTextOf(...candidates: unknown[]): string | null {
+  const text = candidates.map(textOf).find((value) => value !== null) ?? null;
+  return text !== null && text.length <= MAX_SHORT_TEXT ? text : null;
+}
+
 function readFlat(item: Record<string, unknown>): AppStateEvent | string {
   const settings = isRecord(item.settings) ? item.settings : {};
   return readFields({
@@ -101,6 +117,9 @@ function readFlat(item: Record<string, unknown>): AppStateEvent | string {
     message: item.message,
     system: item.isSysApp === true || settings.system_service !== undefined,
     entrances: readEntrances(item.entranceStatuses, item.sharedEntrances),
+    version: shortTextOf(item.version, settings.version),
+    title: shortTextOf(item.title, settings.title),
+    cfgType: shortTextOf(item.cfgType, settings.cfgType),
   });
 }
 
@@ -121,6 +140,9 @@ function readApplication(spec: Record<string, unknown>, status: Record<string, u
     // `system_service` marks the app service's own services, which it lists among the apps.
     system: spec.isSysApp === true || settings.system_service !== undefined,
     entrances: mergeEntranceStatuses(spec.entrances, status.entranceStatuses, spec.sharedEntrances),
+    version: shortTextOf(spec.version, settings.version),
+    title: shortTextOf(spec.title, settings.title),
+    cfgType: shortTextOf(spec.cfgType, settings.cfgType),
   });
 }
 
@@ -139,6 +161,9 @@ interface ListedFields {
   message: unknown;
   system: boolean;
   entrances: AppStateEvent['entrances'];
+  version?: string | null;
+  title?: string | null;
+  cfgType?: string | null;
 }
 
 function readFields(fields: ListedFields): AppStateEvent | string {
@@ -166,6 +191,9 @@ function readFields(fields: ListedFields): AppStateEvent | string {
     createTime,
     ...(fields.system ? { system: true } : {}),
     ...(fields.entrances ? { entrances: fields.entrances } : {}),
+    ...(fields.version ? { listedVersion: fields.version } : {}),
+    ...(fields.title ? { listedTitle: fields.title } : {}),
+    ...(fields.cfgType ? { listedCfgType: fields.cfgType } : {}),
   };
 }
 

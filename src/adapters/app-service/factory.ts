@@ -5,8 +5,8 @@ import type { AppService, AppStateEvent, AppStateSink } from './port.js';
 import { SimulatedAppService } from './simulated.js';
 
 export interface AppServiceExtras {
-  /** For the simulated one: the apps its cluster starts with (see SimulatedAppServiceOptions). */
-  initialApps?: () => Promise<AppStateEvent[]>;
+  /** For the simulated one: the stored apps, read at every listing (see SimulatedAppServiceOptions). */
+  storedApps?: () => Promise<AppStateEvent[]>;
 }
 
 /** The simulated app service by default; the real one over HTTP when APP_SERVICE_URL is set. */
@@ -20,7 +20,7 @@ export function createAppService(
     return new SimulatedAppService(sink, {
       stepMs: config.stepMs,
       failApps: config.failApps,
-      ...(extras.initialApps ? { initialApps: extras.initialApps } : {}),
+      ...(extras.storedApps ? { storedApps: extras.storedApps } : {}),
     });
   }
   return new HttpAppService({

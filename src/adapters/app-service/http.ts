@@ -4,14 +4,16 @@ import { isRecord } from '../../platform/json.js';
 import type { Logger } from '../../platform/logger.js';
 import { fetchJson, upstreamExcerpt } from '../../platform/outbound-http.js';
 import { redactSecrets, redactSecretsIn, rememberSecret, secretEnvValues } from '../../platform/redact.js';
-import { operationStatuses, readListedApp, readListedMiddlewares, textOf } from './app-listing.js';
+import { listedIdentity, operationStatuses, readListedApp, readListedMiddlewares, textOf } from './app-listing.js';
 import {
+  type AppListing,
   type AppService,
   AppServiceError,
   type AppServiceErrorKind,
   type AppStateEvent,
   type OperationStatus,
   type OperationTarget,
+  type UnreadableListedApp,
 } from './port.js';
 
 /**
@@ -153,6 +155,10 @@ export class HttpAppService implements AppService {
   }
 
   async listApps(): Promise<AppStateEvent[]> {
+    return (await this.listAppsInFull()).apps;
+  }
+
+  async listAppsInFull(): Promise<AppListing> {
     const action = 'listing of all apps';
     const listing = { method: 'GET', path: '/app-service/v1/all/apps', maxResponseBytes: ALL_APPS_MAX_BYTES } as const;
     const { status, body } = await this.request({ ...listing, action });
@@ -170,20 +176,22 @@ export class HttpAppService implements AppService {
       }
       items = envelope.data;
     }
-    const events: AppStateEvent[] = [];
+    const apps: AppStateEvent[] = [];
+    const unreadable: UnreadableListedApp[] = [];
     for (const item of items) {
       const read = readListedApp(item);
       if (typeof read === 'string') {
-        const { name, owner } = isRecord(item) ? item : {};
+        const { appName, userId } = listedIdentity(item);
+        unreadable.push({ userId, appName });
         this.logger.warn(
-          { app: loggable(name), owner: loggable(owner), problem: loggable(read) },
+          { app: loggable(appName), owner: loggable(userId), problem: loggable(read) },
           'skipping an app the app service listed',
         );
       } else {
-        events.push(read);
+        apps.push(read);
       }
     }
-    return events;
+    return { apps, unreadable };
   }
 
   /** Its middlewares (`GET /middlewares/status`) as listed apps: status correction's proof that they exist. */

@@ -45,6 +45,28 @@ export interface AppStateEvent {
    * service), not one installed from a market; status correction neither adds nor removes it.
    */
   system?: boolean;
+  /**
+   * Only in the app service's lists, where it says them: the installed chart's version, title and
+   * configuration type, which an app status correction finds (`appeared`) is stored with, so that
+   * it can be stopped, upgraded and uninstalled like one installed through the market.
+   */
+  listedVersion?: string | null;
+  listedTitle?: string | null;
+  listedCfgType?: string | null;
+}
+
+/** An item of the app service's list that could not be read, by whatever of its owner and name it says. */
+export interface UnreadableListedApp {
+  /** null: it says no owner (any user's app of that name may be it). */
+  userId: string | null;
+  /** null: it says no name (any app of that owner may be it). */
+  appName: string | null;
+}
+
+/** The app service's list of apps, and the items of it that could not be read (see listAppsInFull). */
+export interface AppListing {
+  apps: AppStateEvent[];
+  unreadable: UnreadableListedApp[];
 }
 
 export type AppServiceErrorKind =
@@ -88,6 +110,11 @@ export interface AppService {
   cancel(target: OperationTarget): Promise<void>;
   /** Every app it knows, as state events (for reconciliation and status correction). */
   listApps(): Promise<AppStateEvent[]>;
+  /**
+   * The same list with the items it could not read: status correction never takes an app whose
+   * list entry was unreadable for gone.
+   */
+  listAppsInFull(): Promise<AppListing>;
   /**
    * Its middlewares (`/middlewares/status`), where it can list them: status correction takes a
    * listed middleware as proof that it exists (their status is not the app-state vocabulary).

@@ -3,7 +3,7 @@ import { entranceState, simulatedEntrance } from '../../domain/app-entrance.js';
 import { appKeyString } from '../../domain/app-key.js';
 import type { OperationRequest, OperationType } from '../../domain/operations.js';
 import type { BackendResponse } from '../../domain/task-result.js';
-import type { AppService, AppStateEvent, AppStateSink, OperationStatus, OperationTarget } from './port.js';
+import type { AppListing, AppService, AppStateEvent, AppStateSink, OperationStatus, OperationTarget } from './port.js';
 
 /**
  * The embedded default app service: accepts an operation with an op id, then reports the same
@@ -13,18 +13,22 @@ import type { AppService, AppStateEvent, AppStateSink, OperationStatus, Operatio
  * of another process (one that stopped, or died) is unknown to it, so a task adopted from there
  * fails with that reason instead of being followed (see lookup).
  *
- * Its cluster (listApps) is the apps it adopts at start (`initialApps`, read once, when first
- * needed: the composition root gives it the stored app states, so that comparing the stored
- * states with this list does not find every app gone) plus those it ran operations for since,
- * each as its last report; an uninstalled app leaves it, a stopped one stays as `stopped`. Every
- * report carries the app's entrance, as the real one's `entranceStatuses` do.
+ * Its cluster (listApps) is the stored apps (`storedApps`, read again at every listing: the
+ * composition root gives it the stored app states, which every instance of a cluster writes, so
+ * that comparing them with this list never finds an app of another instance gone) merged with the
+ * apps it ran operations for, each as its last report where that is newer than the stored one; an
+ * uninstalled app leaves it, a stopped one stays as `stopped`. Every report carries the app's
+ * entrance, as the real one's `entranceStatuses` do.
  */
 
 export interface SimulatedAppServiceOptions {
   stepMs: number;
   failApps: string[];
-  /** The apps the simulated cluster already runs when this process starts (called once, lazily). */
-  initialApps?: () => Promise<AppStateEvent[]>;
+  /**
+   * The apps the stored states say the cluster runs, read at every listing. Without it the
+   * cluster is only what this process ran operations for.
+   */
+  storedApps?: () => Promise<AppStateEvent[]>;
 }
 
 interface Step {
@@ -89,7 +93,6 @@ export class SimulatedAppService implements AppService {
   private readonly reports = new Map<string, AppStateEvent>();
   /** The simulated cluster: each app's last report, by app key (see listApps). */
   private readonly apps = new Map<string, AppStateEvent>();
-  private adopted: Promise<void> | null = null;
   private readonly shouldFail: (appName: string) => boolean;
   private lastEventTime = 0;
   private closed = false;
@@ -102,11 +105,13 @@ export class SimulatedAppService implements AppService {
   }
 
   async start(operation: OperationRequest): Promise<{ opId: string; response: BackendResponse }> {
-    // Only to know whether the app is already in the cluster; a failed read is retried by listApps.
-    await this.adoptInitialApps().catch(() => undefined);
     const opId = `sim-${randomUUID()}`;
     const key = appKeyString(operation);
-    const run: RunningOperation = { operation, opId, current: 'pending', timer: undefined, hadApp: this.apps.has(key) };
+    // Only an install asks whether the app is already in the cluster (a canceled first install
+    // leaves nothing); on a failed read, what this process knows.
+    const install = operation.type === 'INSTALL' || operation.type === 'CLONE';
+    const hadApp = !install || (await this.cluster().catch(() => this.apps)).has(key);
+    const run: RunningOperation = { operation, opId, current: 'pending', timer: undefined, hadApp };
     this.running.set(key, run);
     this.schedule(run, 0);
     return { opId, response: { code: 200, message: 'success', data: { uid: operation.appName, opID: opId } } };
@@ -114,8 +119,12 @@ export class SimulatedAppService implements AppService {
 
   /** Every app of the simulated cluster, as its last report. */
   async listApps(): Promise<AppStateEvent[]> {
-    await this.adoptInitialApps();
-    return [...this.apps.values()].map((event) => ({ ...event }));
+    return [...(await this.cluster()).values()].map((event) => ({ ...event }));
+  }
+
+  /** It reads its own list whole: nothing in it is ever unreadable. */
+  async listAppsInFull(): Promise<AppListing> {
+    return { apps: await this.listApps(), unreadable: [] };
   }
 
   async cancel(target: OperationTarget): Promise<void> {
@@ -134,11 +143,11 @@ export class SimulatedAppService implements AppService {
    * sent once, and a task is never sent twice.
    */
   async lookup(targets: OperationTarget[]): Promise<OperationStatus[]> {
-    await this.adoptInitialApps().catch(() => undefined); // the apps a lost operation leaves failed
+    const cluster = await this.cluster().catch(() => this.apps); // the apps a lost operation leaves failed
     return targets.map((target): OperationStatus => {
       const report = target.opId ? this.reports.get(target.opId) : undefined;
       if (report) return { known: true, report };
-      this.markLost(target);
+      this.markLost(target, cluster.get(appKeyString(target)));
       return {
         known: false,
         reason: `the simulated app service keeps its operations in memory only, and operation ${target.opId ?? '(no op id)'} of ${target.appName} ended with the server process that ran it`,
@@ -151,9 +160,8 @@ export class SimulatedAppService implements AppService {
    * from now on the cluster lists the app as failed, as the task engine shows it, unless it rests
    * in a settled state; a lost first install is listed failed too, as a failed install stays.
    */
-  private markLost(target: OperationTarget) {
+  private markLost(target: OperationTarget, app: AppStateEvent | undefined) {
     const key = appKeyString(target);
-    const app = this.apps.get(key);
     if (this.running.has(key) || (app && SETTLED.test(app.state))) return;
     if (!app && target.type !== 'INSTALL' && target.type !== 'CLONE') return;
     this.lastEventTime = Math.max(Date.now(), this.lastEventTime + 1);
@@ -172,28 +180,28 @@ export class SimulatedAppService implements AppService {
   }
 
   /**
-   * Reads the apps the cluster starts with, once. An app this process already reported on keeps
-   * its newer report.
+   * The cluster now: every stored app, as this process last reported it where that report is
+   * newer (another instance's newer state stands), and the apps of operations running here that
+   * are not stored yet. An app this process once reported on but that is no longer stored (another
+   * instance uninstalled it) is not in it. Without stored apps, only this process's reports.
    */
-  private adoptInitialApps(): Promise<void> {
-    const { initialApps } = this.options;
-    if (!initialApps) return Promise.resolve();
-    this.adopted ??= initialApps().then(
-      (events) => {
-        for (const event of events) {
-          const key = appKeyString(event);
-          if (this.apps.has(key) || this.running.has(key)) continue;
-          const title = event.entrances?.[0]?.title ?? event.appName;
-          const entrances = event.entrances ?? [simulatedEntrance(event.userId, event.appName, title, event.state)];
-          this.apps.set(key, { ...event, entrances });
-        }
-      },
-      (error: unknown) => {
-        this.adopted = null; // asked again next time
-        throw error;
-      },
-    );
-    return this.adopted;
+  private async cluster(): Promise<Map<string, AppStateEvent>> {
+    const { storedApps } = this.options;
+    if (!storedApps) return this.apps;
+    const cluster = new Map<string, AppStateEvent>();
+    for (const event of await storedApps()) {
+      const key = appKeyString(event);
+      const own = this.apps.get(key);
+      if (own && own.createTime >= event.createTime) {
+        cluster.set(key, own);
+        continue;
+      }
+      const title = event.entrances?.[0]?.title ?? event.appName;
+      const entrances = event.entrances ?? [simulatedEntrance(event.userId, event.appName, title, event.state)];
+      cluster.set(key, { ...event, entrances });
+    }
+    for (const [key, own] of this.apps) if (!cluster.has(key) && this.running.has(key)) cluster.set(key, own);
+    return cluster;
   }
 
   async close(): Promise<void> {
