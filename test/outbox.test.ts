@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createPrismaClient, type Db } from '../src/db/client.js';
+import { claimDueMessages, removeFinishedMessages } from '../src/db/outbox-sql.js';
 import { loadConfig } from '../src/platform/config.js';
 import { createLogger } from '../src/platform/logger.js';
 import { verifySignature } from '../src/platform/signature.js';
 import { enqueueOutbound, type OutboundMessage } from '../src/services/outbox-messages.js';
-import { type OutboxSettings, OutboxWorker } from '../src/services/outbox-worker.js';
+import { type OutboxSettings, OutboxWorker, type SettledMessage } from '../src/services/outbox-worker.js';
 import { graphql } from './gql/index.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import { FakeReceiver } from './support/fake-receiver.js';
@@ -116,6 +117,8 @@ describe.each(databases)('the outbox worker on %s', (kind) => {
       expect(new Set(attempts.map((delivery) => delivery.key))).toEqual(new Set(['dead:0']));
       // The same bytes every time: the receiver can deduplicate and verify each attempt.
       expect(new Set(attempts.map((delivery) => delivery.body)).size).toBe(1);
+      // A finished payment push keeps no copy of what it carried (its notification row keeps the redacted one).
+      expect(dead?.body).toBe('{}');
     } finally {
       receiver.ok();
       await worker.stop();
@@ -208,6 +211,187 @@ describe.each(databases)('the outbox worker on %s', (kind) => {
       await hanging.close();
     }
   });
+
+  test('a receiver that drips its answer is cut at the attempt timeout, not kept as long as it drips', async () => {
+    const worker = new OutboxWorker(db, { ...SETTINGS, attemptTimeoutMs: 300, maxAttempts: 1 }, PUSH_SECRET, silent);
+    const dripping = await FakeReceiver.start();
+    dripping.drip(50); // each byte well within any per-chunk timeout: only a deadline for the whole attempt ends it
+    try {
+      await enqueueOutbound(db, pushes(dripping, 'drip', 1));
+      worker.start();
+      await dripping.waitFor(() => true, 'the attempt');
+      const startedAt = Date.now();
+      const [dead] = await waitFor(
+        async () => {
+          const found = await rows('drip');
+          return found[0]?.status === 'DEAD' ? found : undefined;
+        },
+        'the dripping attempt given up',
+        5_000,
+      );
+      expect(dead?.lastError).toBe('no answer within 300 ms');
+      expect(Date.now() - startedAt).toBeLessThan(2_000);
+    } finally {
+      await worker.stop();
+      await dripping.close();
+    }
+  });
+
+  test('two instances enqueueing the same keys at once both succeed, and each key is written once', async () => {
+    const otherDb = createPrismaClient(database.url);
+    try {
+      for (let round = 0; round < 10; round++) {
+        const batch = pushes(receiver, `race${round}`, 30);
+        const counts = await Promise.all([enqueueOutbound(db, batch), enqueueOutbound(otherDb, batch)]);
+        expect(counts[0] + counts[1]).toBe(30);
+        expect(await rows(`race${round}`)).toHaveLength(30);
+      }
+    } finally {
+      await otherDb.$disconnect();
+    }
+  });
+
+  test('a message of a webhook removed after an earlier delivery is dead at once, never sent with the old secret', async () => {
+    const worker = new OutboxWorker(db, SETTINGS, PUSH_SECRET, silent);
+    const webhookId = 'wh_0123456789abcdef01234567';
+    await db.webhook.create({
+      data: { webhookId, url: receiver.url('/gone'), secret: 'whsec_gone', events: [], createdBy: 'admin' },
+    });
+    const toWebhook = (index: number): OutboundMessage => ({
+      kind: 'webhook',
+      topic: 'task.finished',
+      url: receiver.url('/gone'),
+      body: { index },
+      idempotencyKey: `gone:${index}`,
+      webhookId,
+    });
+    try {
+      worker.start();
+      await enqueueOutbound(db, [toWebhook(1)]);
+      await receiver.waitFor((d) => d.key === 'gone:1', 'the delivery before the removal');
+      // removeWebhook, and a message written after it (a drain in flight, another instance's cached list).
+      await db.webhook.delete({ where: { webhookId } });
+      await enqueueOutbound(db, [toWebhook(2)]);
+      const [, late] = await waitFor(async () => {
+        const found = await rows('gone');
+        return found[1]?.status === 'DEAD' ? found : undefined;
+      }, 'the late message dead');
+      expect(late?.lastError).toBe('its webhook was removed');
+      expect(receiver.received((d) => d.key === 'gone:2')).toHaveLength(0);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  test('a worker whose lock was taken over records nothing of its attempt: the message is not settled twice', async () => {
+    const settled: SettledMessage[] = [];
+    const worker = new OutboxWorker(db, { ...SETTINGS, attemptTimeoutMs: 5000 }, PUSH_SECRET, silent, async (m) => {
+      settled.push(m);
+    });
+    const holding = await FakeReceiver.start();
+    holding.hang();
+    try {
+      await enqueueOutbound(db, pushes(holding, 'lost', 1));
+      worker.start();
+      await holding.waitFor(() => true, 'the attempt, held');
+      // Its lock expires (a stalled process) and another worker claims the message.
+      await db.outboxMessage.updateMany({
+        where: { idempotencyKey: 'lost:0' },
+        data: { lockedUntil: new Date(Date.now() - 1000) },
+      });
+      const now = new Date();
+      const taken = await claimDueMessages(db, 'another-worker', now, new Date(now.getTime() + 60_000), 1000);
+      expect(taken.map((m) => m.idempotencyKey)).toContain('lost:0');
+      holding.release(200);
+      await waitFor(async () => (worker.busy === 0 ? true : undefined), 'the attempt over');
+      await worker.stop();
+      expect(settled.filter((m) => m.topic === 'payment_state_update' && m.id === taken[0]?.id)).toHaveLength(0);
+      const [row] = await rows('lost');
+      expect(row).toMatchObject({ status: 'PENDING', lockedBy: 'another-worker', attempts: 2 });
+    } finally {
+      await worker.stop();
+      await holding.close();
+    }
+  });
+
+  test('the cleanup removes finished messages older than the cutoff, at most its limit a run, and keeps pending and recent ones', async () => {
+    await enqueueOutbound(db, pushes(receiver, 'old', 5));
+    const all = await rows('old');
+    const long = new Date(Date.now() - 40 * 24 * 3600 * 1000);
+    const ids = all.map((row) => row.id);
+    await db.outboxMessage.updateMany({
+      where: { id: { in: ids.slice(0, 3) } },
+      data: { status: 'DELIVERED', updatedAt: long },
+    });
+    await db.outboxMessage.updateMany({
+      where: { id: ids[3] as number },
+      data: { status: 'PENDING', updatedAt: long },
+    });
+    await db.outboxMessage.updateMany({ where: { id: ids[4] as number }, data: { status: 'DEAD' } });
+    const cutoff = new Date(Date.now() - 30 * 24 * 3600 * 1000);
+    // Other tests' finished messages are all recent: only these three are old enough.
+    expect(await removeFinishedMessages(db, cutoff, 2)).toBe(2);
+    expect(await removeFinishedMessages(db, cutoff, 2)).toBe(1);
+    expect(await removeFinishedMessages(db, cutoff, 2)).toBe(0);
+    expect((await rows('old')).map((row) => row.id)).toEqual(ids.slice(3));
+    await db.outboxMessage.deleteMany({ where: { id: { in: ids.slice(3) } } });
+  });
+
+  test('payment pushes are claimed before webhook deliveries that are due earlier', async () => {
+    // Due in the past: the claim below looks at that moment, so the other tests' messages are not due yet.
+    const past = new Date(Date.now() - 60_000);
+    await enqueueOutbound(
+      db,
+      Array.from({ length: 5 }, (_, index) => ({
+        kind: 'webhook' as const,
+        topic: 'task.finished',
+        url: receiver.url('/rank'),
+        body: { index },
+        idempotencyKey: `rank:webhook:${index}`,
+        webhookId: 'wh_ffffffffffffffffffffffff',
+      })),
+      past,
+    );
+    await enqueueOutbound(db, pushes(receiver, 'rank:payment', 1), new Date(past.getTime() + 30_000));
+    const then = new Date(past.getTime() + 40_000);
+    const claimed = await claimDueMessages(db, 'rank-worker', then, new Date(then.getTime() + 60_000), 1);
+    expect(claimed.map((m) => m.idempotencyKey)).toEqual(['rank:payment:0']);
+    await db.outboxMessage.deleteMany({ where: { idempotencyKey: { startsWith: 'rank:' } } });
+  });
+
+  test('a hanging receiver gets at most half the slots: a push to another receiver goes out while it hangs', async () => {
+    const worker = new OutboxWorker(db, { ...SETTINGS, concurrency: 2, attemptTimeoutMs: 10_000 }, PUSH_SECRET, silent);
+    const hanging = await FakeReceiver.start();
+    hanging.hang();
+    try {
+      await enqueueOutbound(db, pushes(hanging, 'capped', 4), new Date(Date.now() - 1000));
+      worker.start();
+      await hanging.waitFor(() => true, 'the first held attempt');
+      await enqueueOutbound(db, pushes(receiver, 'beside-cap', 1));
+      await receiver.waitFor((d) => d.key === 'beside-cap:0', 'the push beside the hanging receiver', 5_000);
+      expect(hanging.holding).toBe(1);
+      expect(hanging.received()).toHaveLength(1);
+    } finally {
+      await worker.stop(Date.now());
+      await hanging.close();
+    }
+  });
+
+  test('a stopping worker records nothing of the attempts it cuts: they keep their lock and are retried later', async () => {
+    const worker = new OutboxWorker(db, { ...SETTINGS, attemptTimeoutMs: 10_000 }, PUSH_SECRET, silent);
+    const hanging = await FakeReceiver.start();
+    hanging.hang();
+    try {
+      await enqueueOutbound(db, pushes(hanging, 'cut', 1));
+      worker.start();
+      await hanging.waitFor(() => true, 'the held attempt');
+      await worker.stop(Date.now());
+      const [row] = await rows('cut');
+      expect(row).toMatchObject({ status: 'PENDING', lockedBy: worker.workerId, lastError: null, attempts: 1 });
+    } finally {
+      await hanging.close();
+    }
+  });
 });
 
 test('the worker reads its settings from the environment', () => {
@@ -225,6 +409,7 @@ describe.each(databases)('a server killed during a delivery, on %s', (kind) => {
     const seeder = seed(db);
     await seeder.remoteSource();
     await seeder.catalogApp({ name: 'crash-app', versions: ['1.0.0'] });
+    await seeder.catalogApp({ name: 'answered-app', versions: ['1.0.0'] });
     await db.$disconnect();
     receiver = await FakeReceiver.start();
   });
@@ -291,6 +476,57 @@ describe.each(databases)('a server killed during a delivery, on %s', (kind) => {
       }, 'the delivery recorded');
       expect(rows).toHaveLength(1);
       expect(rows[0]).toMatchObject({ attempts: 2, lastStatusCode: 200, lockedBy: null });
+    } finally {
+      await db.$disconnect();
+    }
+  });
+
+  test('a server killed after the receiver answered 200 but before recording it redelivers with the same key, and the deduplicating receiver processes it once', async () => {
+    // The earlier test's server is stopped for good: this one starts from a server of its own.
+    for (const server of processes) if (server.child.exitCode === null) server.child.kill('SIGKILL');
+    await Promise.all(processes.map((server) => server.exited));
+    receiver.ok();
+    const first = await startServer();
+    const added = dataOf(
+      await execute(first, AddWebhookMutation, {
+        input: { url: receiver.url('/answered'), events: ['TASK_FINISHED'], appName: 'answered-app' },
+      }),
+    ).addWebhook;
+    if (added.__typename !== 'AddWebhookSuccess') throw new Error(JSON.stringify(added));
+    // The receiver processes the delivery, answers 200, and kills the server right then: the
+    // answer is not recorded (deliveries are recorded a few milliseconds later, together).
+    receiver.onAnswered = (delivery) => {
+      if (delivery.path !== '/answered') return;
+      receiver.onAnswered = null;
+      first.server.child.kill('SIGKILL');
+    };
+    await installThroughApi(first, { sourceId: 'market.olares', appName: 'answered-app', version: '1.0.0' });
+    const answered = await receiver.waitFor((d) => d.path === '/answered', 'the delivery answered 200');
+    expect((await first.server.exited).signal).toBe('SIGKILL');
+    expect(answered.answered).toBe(200);
+    expect(receiver.processed.get(answered.key)).toBe(1);
+
+    await startServer();
+    const again = await receiver.waitFor(
+      (d) => d.path === '/answered' && d.attempt === 2,
+      'the delivery again after the restart',
+      30_000,
+    );
+    expect(again.key).toBe(answered.key);
+    expect(again.body).toBe(answered.body);
+    expect(verifySignature(added.secret, again.body, again.signature)).toBe(true);
+    expect(receiver.processed.get(answered.key)).toBe(1);
+    expect(receiver.duplicates).toBe(1);
+
+    const db = createPrismaClient(database.url);
+    try {
+      const rows = await waitFor(async () => {
+        const found = await db.outboxMessage.findMany({ where: { webhookId: added.webhook.webhookId } });
+        return found.length > 0 && found.every((row) => row.status === 'DELIVERED') ? found : undefined;
+      }, 'the redelivery recorded');
+      expect(rows).toHaveLength(1);
+      expect(rows[0]).toMatchObject({ attempts: 2, lastStatusCode: 200, lockedBy: null });
+      expect(receiver.received((d) => d.key === answered.key)).toHaveLength(2);
     } finally {
       await db.$disconnect();
     }

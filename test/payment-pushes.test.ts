@@ -118,7 +118,9 @@ describe.each(databases)('payment pushes on %s', (kind) => {
           url: receiver.url(row.channel === 'larepass' ? '/wallet' : '/frontend'),
           idempotencyKey: `payment:${row.id}`,
         });
-        const body = JSON.parse(sent[0]?.body ?? 'null');
+        // What the receiver got: a delivered message's stored body is blanked (see below).
+        const delivery = await receiver.waitFor((d) => d.key === `payment:${row.id}`, `the ${row.topic} push`);
+        const body = JSON.parse(delivery.body);
         if (row.topic === 'save_payment_vc') {
           // The wallet keeps the credential, so it is sent; the row keeps it redacted.
           expect(body.sign.sign_body.vc).toBe(payment.vc);
@@ -130,7 +132,15 @@ describe.each(databases)('payment pushes on %s', (kind) => {
       }
       // The sign request sent tells the wallet where to answer.
       const sign = messages.find((message) => message.topic === 'market_payment');
-      expect(JSON.parse(sign?.body ?? '{}').sign.callback_url).toBe(`${PUBLIC_BASE_URL}/graphql`);
+      const signSent = receiver.received((d) => d.key === sign?.idempotencyKey)[0];
+      expect(JSON.parse(signSent?.body ?? '{}').sign.callback_url).toBe(`${PUBLIC_BASE_URL}/graphql`);
+      // Once delivered, the outbox keeps no copy of the credential (the notification row keeps the redacted one).
+      const vcRow = rows.find((row) => row.topic === 'save_payment_vc');
+      const stored = await waitFor(async () => {
+        const found = await server.app.db.outboxMessage.findUnique({ where: { notificationId: vcRow?.id ?? -1 } });
+        return found?.status === 'DELIVERED' ? found : undefined;
+      }, 'the credential push recorded as delivered');
+      expect(stored.body).toBe('{}');
     });
 
     test('when the outbox message of a push cannot be written, neither the push nor the change is: one transaction', async () => {

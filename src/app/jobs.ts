@@ -11,7 +11,7 @@ const SYNC_CHECK_MS = 5000;
 
 export interface JobDeps {
   config: Config;
-  services: Pick<Services, 'purchases' | 'history' | 'catalogueSync' | 'statusCorrection'>;
+  services: Pick<Services, 'purchases' | 'history' | 'catalogueSync' | 'statusCorrection' | 'webhooks'>;
   logger: Logger;
   /** Who runs the jobs. @default createLeadership(config, logger) */
   leadership?: Leadership;
@@ -163,4 +163,7 @@ async function removeOldHistory({ config, services, logger }: JobDeps): Promise<
   const cutoff = new Date(Date.now() - config.history.retentionDays * 24 * 60 * 60 * 1000);
   const removed = await services.history.removeOlderThan(cutoff);
   if (removed) logger.info({ removed, cutoff }, 'removed old history records');
+  // Finished outbox messages (delivered or dead) go with the history: one bounded statement a run.
+  const messages = await services.webhooks.removeFinishedMessages(cutoff);
+  if (messages) logger.info({ removed: messages, cutoff }, 'removed old outbox messages');
 }

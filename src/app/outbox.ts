@@ -1,4 +1,4 @@
-import type { Db } from '../db/client.js';
+import { type Db, databaseProvider } from '../db/client.js';
 import type { EventBus } from '../events/change-feed.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
@@ -23,7 +23,7 @@ export function createOutbox({
   /** A message delivered or dead-lettered (see OutboxWorker). */
   onSettled?: (message: SettledMessage) => Promise<void>;
 }) {
-  const webhooks = new WebhookService(db, config.maxWebhooks);
+  const webhooks = new WebhookService(db, config.maxWebhooks, databaseProvider(config.databaseUrl));
   return {
     webhooks,
     webhookDispatcher: new WebhookDispatcher(db, webhooks, logger.child({ component: 'webhooks' })),

@@ -1,4 +1,4 @@
-import { join } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
+import { join, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
 import type { SqlClient } from './hot-path-sql.js';
 import type { OutboxMessageRow } from './models.js';
 
@@ -29,6 +29,10 @@ export type ClaimedMessage = Pick<
  * for a row re-check them on the row the winner wrote (whose lock is no longer expired), so only
  * one of them gets it; SQLite runs one write at a time anyway. A lock left by a dead worker
  * expires, and its message is claimed again.
+ *
+ * Payment pushes come first (a buyer waits on them; webhooks are notifications): the rank makes
+ * the database sort the due rows, which the (status, nextAttemptAt) index still finds, so a claim
+ * costs the due rows found plus a top-`limit` sort of them — small while the worker keeps up.
  */
 export async function claimDueMessages(
   db: SqlClient,
@@ -43,25 +47,39 @@ export async function claimDueMessages(
     WHERE "id" IN (
         SELECT "id" FROM "OutboxMessage"
         WHERE "status" = 'PENDING' AND "nextAttemptAt" <= ${now} AND ("lockedUntil" IS NULL OR "lockedUntil" < ${now})
-        ORDER BY "nextAttemptAt" LIMIT ${limit})
+        ORDER BY CASE WHEN "kind" = 'payment' THEN 0 ELSE 1 END, "nextAttemptAt" LIMIT ${limit})
       AND "status" = 'PENDING' AND ("lockedUntil" IS NULL OR "lockedUntil" < ${now})
     RETURNING "id", "kind", "idempotencyKey", "url", "topic", "body", "webhookId", "notificationId", "attempts", "lockedUntil"`;
-  return rows.sort((a, b) => a.id - b.id);
+  // Payment pushes first, as claimed; then in the order written.
+  const rank = (message: ClaimedMessage) => (message.kind === 'payment' ? 0 : 1);
+  return rows.sort((a, b) => rank(a) - rank(b) || a.id - b.id);
 }
 
-/** Messages this worker delivered with `statusCode`, in one statement; its lock is released. */
-export function markDelivered(
+/**
+ * A payment push's body once it is finished: the buyer's credential is not kept in the outbox (the
+ * PaymentNotification keeps the redacted copy). Webhook bodies hold nothing secret and stay.
+ */
+const FINISHED_BODY = sql`CASE WHEN "kind" = 'payment' THEN '{}' ELSE "body" END`;
+
+/**
+ * Messages this worker delivered with `statusCode`, in one statement; its lock is released.
+ * Returns the ids written: a message whose lock this worker lost (it expired, another worker
+ * claimed it) is not, and is not this worker's to settle.
+ */
+export async function markDelivered(
   db: SqlClient,
   workerId: string,
   ids: readonly number[],
   statusCode: number,
   now: Date,
-): Promise<number> {
-  return db.$executeRaw`
+): Promise<number[]> {
+  const rows = await db.$queryRaw<{ id: number }[]>`
     UPDATE "OutboxMessage"
     SET "status" = 'DELIVERED', "deliveredAt" = ${now}, "lastStatusCode" = ${statusCode}, "lastError" = NULL,
-      "lockedBy" = NULL, "lockedUntil" = NULL, "updatedAt" = ${now}
-    WHERE "id" IN (${join(ids)}) AND "lockedBy" = ${workerId}`;
+      "lockedBy" = NULL, "lockedUntil" = NULL, "updatedAt" = ${now}, "body" = ${FINISHED_BODY}
+    WHERE "id" IN (${join(ids)}) AND "lockedBy" = ${workerId}
+    RETURNING "id"`;
+  return rows.map((row) => Number(row.id));
 }
 
 export interface FailedAttempt {
@@ -73,12 +91,17 @@ export interface FailedAttempt {
   lastStatusCode: number | null;
 }
 
-/** A failed attempt of this worker's: the message waits for its next one, or is dead-lettered. */
+/**
+ * A failed attempt of this worker's: the message waits for its next one, or is dead-lettered.
+ * Returns the rows written: 0 when this worker had lost the lock (nothing of it is recorded).
+ */
 export function markFailed(db: SqlClient, workerId: string, failed: FailedAttempt, now: Date): Promise<number> {
+  const body = failed.status === 'DEAD' ? FINISHED_BODY : sql`"body"`;
   return db.$executeRaw`
     UPDATE "OutboxMessage"
     SET "status" = ${failed.status}, "nextAttemptAt" = ${failed.nextAttemptAt}, "lastError" = ${failed.lastError},
-      "lastStatusCode" = ${failed.lastStatusCode}, "lockedBy" = NULL, "lockedUntil" = NULL, "updatedAt" = ${now}
+      "lastStatusCode" = ${failed.lastStatusCode}, "lockedBy" = NULL, "lockedUntil" = NULL, "updatedAt" = ${now},
+      "body" = ${body}
     WHERE "id" = ${failed.id} AND "lockedBy" = ${workerId}`;
 }
 
@@ -92,4 +115,69 @@ export function releaseClaims(db: SqlClient, workerId: string, ids: readonly num
     UPDATE "OutboxMessage"
     SET "attempts" = "attempts" - 1, "lockedBy" = NULL, "lockedUntil" = NULL, "updatedAt" = ${now}
     WHERE "id" IN (${join(ids)}) AND "lockedBy" = ${workerId} AND "status" = 'PENDING'`;
+}
+
+/**
+ * Deletes up to `limit` finished (DELIVERED or DEAD) messages last written before `cutoff`, in one
+ * statement (the history cleanup runs it once per run, so a large backlog goes over several runs
+ * and no run holds the database long). Returns how many were deleted.
+ */
+export function removeFinishedMessages(db: SqlClient, cutoff: Date, limit: number): Promise<number> {
+  return db.$executeRaw`
+    DELETE FROM "OutboxMessage" WHERE "id" IN (
+      SELECT "id" FROM "OutboxMessage"
+      WHERE "status" IN ('DELIVERED', 'DEAD') AND "updatedAt" < ${cutoff}
+      ORDER BY "id" LIMIT ${limit})`;
+}
+
+/** Row (message) ids of the latest `take` messages of each webhook, in one windowed query. */
+export async function recentMessageIds(db: SqlClient, webhookIds: readonly string[], take: number): Promise<number[]> {
+  if (webhookIds.length === 0) return [];
+  const rows = await db.$queryRaw<{ id: number }[]>`
+    SELECT "id" FROM (
+      SELECT "id", ROW_NUMBER() OVER (PARTITION BY "webhookId" ORDER BY "id" DESC) AS "rank"
+      FROM "OutboxMessage" WHERE "webhookId" IN (${join(webhookIds)})) AS "ranked"
+    WHERE "rank" <= ${take}`;
+  return rows.map((row) => Number(row.id));
+}
+
+/** A new outbox row, as enqueueOutbound writes it. */
+export interface NewOutboxMessage {
+  kind: string;
+  topic: string;
+  url: string;
+  body: string;
+  idempotencyKey: string;
+  notificationId: number | null;
+  webhookId: string | null;
+}
+
+/** Rows per INSERT: 10 parameters each, under SQLite's historical limit of 999 per statement. */
+const MESSAGES_PER_INSERT = 99;
+
+/**
+ * Inserts the messages, due at `now`; one whose idempotency key is already in the outbox is
+ * skipped by the database itself, so two instances writing the same key at once both succeed
+ * (one row). Returns the rows written.
+ */
+export async function insertOutboxMessages(
+  db: SqlClient,
+  messages: readonly NewOutboxMessage[],
+  now: Date,
+): Promise<number> {
+  let written = 0;
+  for (let start = 0; start < messages.length; start += MESSAGES_PER_INSERT) {
+    const values = messages
+      .slice(start, start + MESSAGES_PER_INSERT)
+      .map(
+        (m) =>
+          sql`(${m.kind}, ${m.idempotencyKey}, ${m.url}, ${m.topic}, ${m.body}, ${m.notificationId}, ${m.webhookId}, ${now}, ${now}, ${now})`,
+      );
+    written += await db.$executeRaw`
+      INSERT INTO "OutboxMessage" ("kind", "idempotencyKey", "url", "topic", "body", "notificationId", "webhookId",
+        "nextAttemptAt", "createdAt", "updatedAt")
+      VALUES ${join(values)}
+      ON CONFLICT ("idempotencyKey") DO NOTHING`;
+  }
+  return written;
 }

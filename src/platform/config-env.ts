@@ -230,7 +230,7 @@ export const envSchema = z.object({
   OUTBOX_BACKOFF_BASE_MS: positiveInt.default(1000),
   /** Longest pause between two attempts. @default 600000 */
   OUTBOX_BACKOFF_MAX_MS: positiveInt.default(600_000),
-  /** Timeout of one delivery attempt (connect to the end of the response). @default 10000 */
+  /** Deadline of one whole delivery attempt, connecting to reading the answer's end; locks derive from it. @default 10000 */
   OUTBOX_ATTEMPT_TIMEOUT_MS: positiveInt.default(10_000),
   /** Longest wait before the worker looks for due messages written by another instance. @default 1000 */
   OUTBOX_POLL_INTERVAL_MS: positiveInt.default(1000),

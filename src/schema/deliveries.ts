@@ -72,7 +72,8 @@ builder.objectField(PaymentNotificationRef, 'delivery', (t) =>
   t.field({
     type: DeliveryRef,
     nullable: true,
-    description: 'Its delivery to the configured push URL; null when it was not sent (no push URL configured).',
+    description:
+      'Its delivery to the configured push URL; null when it was not sent (no push URL configured), or when its record was removed after HISTORY_RETENTION_DAYS.',
     resolve: (notification, _args, ctx) => notificationDeliveries(ctx).load(notification.id),
   }),
 );

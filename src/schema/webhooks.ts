@@ -21,19 +21,17 @@ const recentDeliveries = createContextCache(
   (ctx: Context) =>
     new DataLoader<{ webhookId: string; last: number }, OutboxMessageRow[], string>(
       async (requests) => {
-        const last = requests[0]?.last ?? 10;
-        const same = requests.every((request) => request.last === last);
-        if (same)
-          return ctx.services.webhooks.recentDeliveries(
-            requests.map((request) => request.webhookId),
+        // One batch per distinct `last` (usually one): never a query per webhook.
+        const answers = new Map<{ webhookId: string; last: number }, OutboxMessageRow[]>();
+        for (const last of new Set(requests.map((request) => request.last))) {
+          const asking = requests.filter((request) => request.last === last);
+          const found = await ctx.services.webhooks.recentDeliveries(
+            asking.map((request) => request.webhookId),
             last,
           );
-        return Promise.all(
-          requests.map(
-            async (request) =>
-              (await ctx.services.webhooks.recentDeliveries([request.webhookId], request.last))[0] ?? [],
-          ),
-        );
+          for (const [index, request] of asking.entries()) answers.set(request, found[index] ?? []);
+        }
+        return requests.map((request) => answers.get(request) ?? []);
       },
       { cache: false, cacheKeyFn: (request) => `${request.webhookId}:${request.last}` },
     ),

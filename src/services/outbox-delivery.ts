@@ -1,5 +1,7 @@
 import { Agent, type Dispatcher, request } from 'undici';
+import type { Db } from '../db/client.js';
 import type { OutboxMessageRow } from '../db/models.js';
+import type { ClaimedMessage } from '../db/outbox-sql.js';
 import { upstreamExcerpt } from '../platform/outbound-http.js';
 import { SIGNATURE_HEADER, signatureHeader } from '../platform/signature.js';
 
@@ -29,10 +31,10 @@ export function receiversAgent(timeoutMs: number): Agent {
 const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
 /**
- * One attempt. Each phase (connecting, the answer's headers, each part of its body) is bounded by
- * `timeoutMs` with undici's own timers, which cost a sixth of an AbortSignal's per request
- * (measured); the body read is a few hundred bytes at most, so the attempt as a whole stays
- * within a few times `timeoutMs`.
+ * One attempt, within `timeoutMs` as a whole: connecting, sending, the answer's headers and
+ * reading its body share one deadline (a receiver that drips its answer byte by byte is cut
+ * there too), so the worker can derive its lock from it. One timer per attempt, cleared when it
+ * ends; undici's per-phase timers stay as well, as they end a silent connection sooner.
  */
 export async function deliverOnce(
   message: Pick<OutboxMessageRow, 'url' | 'body' | 'topic' | 'idempotencyKey' | 'attempts'>,
@@ -41,6 +43,8 @@ export async function deliverOnce(
   agent: Agent,
   now = Date.now(),
 ): Promise<AttemptOutcome> {
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), timeoutMs);
   try {
     const response = await request(message.url, {
       method: 'POST',
@@ -55,21 +59,26 @@ export async function deliverOnce(
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
       dispatcher: agent,
+      signal: deadline.signal,
     });
     const { statusCode } = response;
     if (statusCode >= 200 && statusCode < 300) {
       // Read to the end so the connection goes back to the pool; what it says does not matter.
-      await response.body.dump({ limit: 64 * 1024 });
+      await response.body.dump({ limit: 64 * 1024, signal: deadline.signal });
+      // dump() stops quietly when the signal fires: the answer was not complete in time.
+      if (deadline.signal.aborted) return { ok: false, statusCode: null, error: `no answer within ${timeoutMs} ms` };
       return { ok: true, statusCode };
     }
     const excerpt = await readExcerpt(response.body);
     const said = excerpt ? `: ${upstreamExcerpt(excerpt, ANSWER_EXCERPT_CHARS, [secret])}` : '';
     return { ok: false, statusCode, error: bounded(`the receiver answered HTTP ${statusCode}${said}`) };
   } catch (error) {
-    if (TIMEOUTS.has((error as { code?: string }).code ?? '')) {
+    if (deadline.signal.aborted || TIMEOUTS.has((error as { code?: string }).code ?? '')) {
       return { ok: false, statusCode: null, error: `no answer within ${timeoutMs} ms` };
     }
     return { ok: false, statusCode: null, error: bounded(`unreachable: ${networkProblem(error)}`) };
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -96,4 +105,48 @@ function networkProblem(error: unknown): string {
   if (!(error instanceof Error)) return String(error).slice(0, 100);
   const { code, cause } = error as Error & { code?: string; cause?: Error & { code?: string } };
   return (code ?? cause?.code ?? cause?.message ?? error.message).slice(0, 200);
+}
+
+/** A claimed message with what its attempt needs, read before the attempt starts. */
+export interface ReadyMessage {
+  message: ClaimedMessage;
+  /** The key that signs it; null: it cannot be sent (its webhook was removed, or no push secret). */
+  secret: string | null;
+  /** The receiver's host:port, for the worker's cap on attempts in flight per receiver. */
+  host: string;
+}
+
+/**
+ * What the attempts of a claim need, read once for the whole claim (one query for its webhooks,
+ * none kept: a removed webhook's secret is gone with it). A webhook removed after its message was
+ * written (a drain in flight, another instance's cached list) is found here: secret null.
+ */
+export async function prepareAttempts(
+  db: Db,
+  claimed: readonly ClaimedMessage[],
+  paymentSecret: string | null,
+): Promise<ReadyMessage[]> {
+  const webhookIds = [...new Set(claimed.flatMap((message) => (message.webhookId ? [message.webhookId] : [])))];
+  const webhooks =
+    webhookIds.length === 0
+      ? []
+      : await db.webhook.findMany({
+          where: { webhookId: { in: webhookIds } },
+          select: { webhookId: true, secret: true },
+        });
+  const secrets = new Map(webhooks.map((webhook) => [webhook.webhookId, webhook.secret]));
+  return claimed.map((message) => ({
+    message,
+    secret: message.kind === 'payment' ? paymentSecret : (secrets.get(message.webhookId ?? '') ?? null),
+    host: hostOf(message.url),
+  }));
+}
+
+/** host:port of a receiver URL (stored URLs were validated when written; anything else is its own group). */
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
 }

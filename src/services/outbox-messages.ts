@@ -1,5 +1,6 @@
 import type { Db } from '../db/client.js';
 import type { Prisma } from '../db/models.js';
+import { insertOutboxMessages } from '../db/outbox-sql.js';
 
 /**
  * Writing a message for a receiver outside the server: a row of the outbox, in the caller's
@@ -29,24 +30,15 @@ export type DbWriter = Db | Prisma.TransactionClient;
 
 /**
  * Writes the messages, due now. A message whose idempotency key is already in the outbox is
- * skipped (the first one stands), so a change announced twice — by two instances, or again after
- * a restart — is delivered once. Returns how many were written.
+ * skipped (the first one stands; `INSERT … ON CONFLICT DO NOTHING`, so two instances racing on a
+ * key both succeed), so a change announced twice — by two instances, or again after a restart —
+ * is delivered once. Returns how many were written.
  */
 export async function enqueueOutbound(db: DbWriter, messages: OutboundMessage[], now = new Date()): Promise<number> {
   if (messages.length === 0) return 0;
-  const existing = await db.outboxMessage.findMany({
-    where: { idempotencyKey: { in: messages.map((message) => message.idempotencyKey) } },
-    select: { idempotencyKey: true },
-  });
-  const taken = new Set(existing.map((row) => row.idempotencyKey));
-  const fresh = messages.filter((message) => {
-    if (taken.has(message.idempotencyKey)) return false;
-    taken.add(message.idempotencyKey);
-    return true;
-  });
-  if (fresh.length === 0) return 0;
-  const { count } = await db.outboxMessage.createMany({
-    data: fresh.map((message) => ({
+  const count = await insertOutboxMessages(
+    db,
+    messages.map((message) => ({
       kind: message.kind,
       topic: message.topic,
       url: message.url,
@@ -54,9 +46,9 @@ export async function enqueueOutbound(db: DbWriter, messages: OutboundMessage[],
       idempotencyKey: message.idempotencyKey,
       notificationId: message.notificationId ?? null,
       webhookId: message.webhookId ?? null,
-      nextAttemptAt: now,
     })),
-  });
+    now,
+  );
   if (count > 0) notifyOutbound();
   return count;
 }

@@ -10,7 +10,13 @@ import {
 } from '../db/outbox-sql.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
-import { type AttemptOutcome, deliverOnce, receiversAgent } from './outbox-delivery.js';
+import {
+  type AttemptOutcome,
+  deliverOnce,
+  prepareAttempts,
+  type ReadyMessage,
+  receiversAgent,
+} from './outbox-delivery.js';
 import { onOutboundEnqueued } from './outbox-messages.js';
 
 export type OutboxSettings = Config['outbox'];
@@ -49,7 +55,9 @@ const RECORD_EVERY_MS = 10;
  *
  * It is off every request path: enqueueing is one insert plus a wake-up, and the deliveries run
  * here, OUTBOX_CONCURRENCY at a time, each bounded by OUTBOX_ATTEMPT_TIMEOUT_MS, so a slow or
- * hanging receiver holds one of this worker's slots and nothing else.
+ * hanging receiver holds one of this worker's slots and nothing else. Payment pushes are claimed
+ * before webhook deliveries, and one receiver host gets at most half the slots (at least one),
+ * so a dead receiver cannot take the slots a buyer's push needs.
  *
  * A 2xx answer delivers the message; anything else (another status, a redirect, a timeout, a
  * network error) is retried after OUTBOX_BACKOFF_BASE_MS × 2^(attempts − 1), at most
@@ -61,7 +69,11 @@ export class OutboxWorker {
   private stopped = true;
   private inFlight = 0;
   /** Claimed, not started yet (at most CLAIM_AHEAD × OUTBOX_CONCURRENCY with those in flight). */
-  private ready: ClaimedMessage[] = [];
+  private ready: ReadyMessage[] = [];
+  /** Attempts in flight per receiver host (see `perHostCap`). */
+  private readonly hostsInFlight = new Map<string, number>();
+  /** Set by `stop()` before it cuts the attempts still running: their outcome is not recorded. */
+  private cutting = false;
   private readonly attempts = new Set<Promise<void>>();
   private readonly writes = new Set<Promise<unknown>>();
   private pumping: Promise<void> | null = null;
@@ -69,8 +81,6 @@ export class OutboxWorker {
   private pumpScheduled = false;
   private pollTimer: NodeJS.Timeout | null = null;
   private unsubscribe: (() => void) | null = null;
-  /** Webhook secrets by webhookId: a webhook's secret never changes, so once read it is kept. */
-  private readonly webhookSecrets = new Map<string, string>();
   /** Successful deliveries not yet recorded, by status code: written together, one statement each. */
   private delivered = new Map<number, ClaimedMessage[]>();
   private flushScheduled = false;
@@ -96,6 +106,7 @@ export class OutboxWorker {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
+    this.cutting = false;
     this.unsubscribe = onOutboundEnqueued(() => this.schedulePump(true));
     this.schedulePump(false);
   }
@@ -113,7 +124,7 @@ export class OutboxWorker {
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
     });
-    const unstarted = this.ready.map((message) => message.id);
+    const unstarted = this.ready.map((ready) => ready.message.id);
     this.ready = [];
     if (unstarted.length > 0) this.track(this.release(unstarted));
     await Promise.race([Promise.allSettled([...this.attempts]), timeout]);
@@ -122,8 +133,12 @@ export class OutboxWorker {
       this.flush();
       await Promise.allSettled([...this.writes]);
     }
-    // Attempts still running past the deadline are cut: their locks expire and they are retried.
+    // Attempts still running past the deadline are cut: nothing of them is recorded (the database
+    // may be closing), their locks expire and they are retried, with the same key.
+    this.cutting = true;
     await this.agent.destroy().catch(() => {});
+    // Cut attempts end at once now; awaited so none of them runs on after stop() returned.
+    await Promise.allSettled([...this.attempts]);
   }
 
   /** Deliveries in flight now (for tests and the benchmark). */
@@ -174,7 +189,7 @@ export class OutboxWorker {
           room,
         );
         if (claimed.length > 0) claimedAny = true;
-        this.ready.push(...claimed);
+        this.ready.push(...(await prepareAttempts(this.db, claimed, this.paymentSecret)));
         this.startReady();
         if (claimed.length < room) break;
       }
@@ -189,23 +204,41 @@ export class OutboxWorker {
     this.pollTimer.unref();
   }
 
+  /** Margin after an attempt's deadline for recording its outcome before its lock expires. */
+  private get recordMarginMs(): number {
+    return Math.min(5_000, this.settings.attemptTimeoutMs);
+  }
+
   /**
-   * A claim's lock covers the wait in `ready` plus the attempt and a margin for recording it: two
-   * attempt timeouts plus the margin. A message that waited longer (slow receivers hold every
-   * slot) is given back rather than sent with a lock that could expire during its attempt.
+   * A claim's lock covers a wait in `ready` of up to one attempt timeout, then the attempt (which
+   * ends by its deadline, OUTBOX_ATTEMPT_TIMEOUT_MS) and the margin for recording it. A message
+   * that waited longer (slow receivers hold every slot) is given back rather than sent with a
+   * lock that could expire during its attempt.
    */
   private get lockMs(): number {
-    return 2 * this.settings.attemptTimeoutMs + Math.min(5_000, this.settings.attemptTimeoutMs);
+    return 2 * this.settings.attemptTimeoutMs + this.recordMarginMs;
+  }
+
+  /**
+   * Attempts in flight to one receiver host at most: half the slots (at least one). Messages to a
+   * host at its cap stay claimed-ahead in `ready` (their order kept) while the others go out; the
+   * lock check below gives them back if they wait too long.
+   */
+  private get perHostCap(): number {
+    return Math.max(1, Math.floor(this.settings.concurrency / 2));
   }
 
   private startReady(): void {
-    const latestStart = Date.now() + this.settings.attemptTimeoutMs + Math.min(5_000, this.settings.attemptTimeoutMs);
+    const latestStart = Date.now() + this.settings.attemptTimeoutMs + this.recordMarginMs;
     const expiring: number[] = [];
+    const waiting: ReadyMessage[] = [];
     while (this.inFlight < this.settings.concurrency && this.ready.length > 0 && !this.stopped) {
-      const message = this.ready.shift() as ClaimedMessage;
-      if ((message.lockedUntil?.getTime() ?? 0) < latestStart) expiring.push(message.id);
-      else this.begin(message);
+      const ready = this.ready.shift() as ReadyMessage;
+      if ((ready.message.lockedUntil?.getTime() ?? 0) < latestStart) expiring.push(ready.message.id);
+      else if ((this.hostsInFlight.get(ready.host) ?? 0) >= this.perHostCap) waiting.push(ready);
+      else this.begin(ready);
     }
+    if (waiting.length > 0) this.ready.unshift(...waiting);
     if (expiring.length > 0) this.track(this.release(expiring));
   }
 
@@ -216,12 +249,17 @@ export class OutboxWorker {
     );
   }
 
-  private begin(message: ClaimedMessage): void {
+  private begin(ready: ReadyMessage): void {
+    const { message, host } = ready;
     this.inFlight++;
-    const attempt = this.attempt(message)
+    this.hostsInFlight.set(host, (this.hostsInFlight.get(host) ?? 0) + 1);
+    const attempt = this.attempt(ready)
       .catch((error) => this.logger.error({ err: error, messageId: message.id }, 'outbox: attempt failed to run'))
       .finally(() => {
         this.inFlight--;
+        const left = (this.hostsInFlight.get(host) ?? 1) - 1;
+        if (left > 0) this.hostsInFlight.set(host, left);
+        else this.hostsInFlight.delete(host);
         this.attempts.delete(attempt);
         // The next claimed message goes out at once; claiming more waits for a later turn.
         this.startReady();
@@ -230,14 +268,14 @@ export class OutboxWorker {
     this.attempts.add(attempt);
   }
 
-  private async attempt(message: ClaimedMessage): Promise<void> {
-    const secret = await this.secretOf(message);
+  private async attempt({ message, secret }: ReadyMessage): Promise<void> {
     if (secret === null) {
       const why = message.kind === 'payment' ? 'no PAYMENT_PUSH_SECRET to sign it' : 'its webhook was removed';
       this.recordFailure(message, { ok: false, statusCode: null, error: why }, true);
       return;
     }
     const outcome = await deliverOnce(message, secret, this.settings.attemptTimeoutMs, this.agent);
+    if (this.cutting) return; // cut by stop(): the lock is kept and the message retried later
     if (outcome.ok) {
       this.recordDelivery(message, outcome.statusCode);
       this.logger.debug(
@@ -247,16 +285,6 @@ export class OutboxWorker {
     } else {
       this.recordFailure(message, outcome, false);
     }
-  }
-
-  private async secretOf(message: ClaimedMessage): Promise<string | null> {
-    if (message.kind === 'payment') return this.paymentSecret;
-    const webhookId = message.webhookId ?? '';
-    const known = this.webhookSecrets.get(webhookId);
-    if (known !== undefined) return known;
-    const row = await this.db.webhook.findUnique({ where: { webhookId }, select: { secret: true } });
-    if (row) this.webhookSecrets.set(webhookId, row.secret);
-    return row?.secret ?? null;
   }
 
   private recordDelivery(message: ClaimedMessage, statusCode: number): void {
@@ -287,8 +315,10 @@ export class OutboxWorker {
         statusCode,
         now,
       ).then(
-        () => {
-          for (const message of messages) this.settled(message, 'DELIVERED', null);
+        (written) => {
+          // Only those still locked by this worker were written; the others are another's now.
+          const recorded = new Set(written);
+          for (const message of messages) if (recorded.has(message.id)) this.settled(message, 'DELIVERED', null);
         },
         (error) =>
           // Not recorded: the lock expires and the message is sent again, with the same key.
@@ -321,8 +351,8 @@ export class OutboxWorker {
     else this.logger.info({ ...log, retryInMs: jittered }, 'outbox: delivery failed, will retry');
     this.track(
       markFailed(this.db, this.workerId, failed, now).then(
-        () => {
-          if (dead) this.settled(message, 'DEAD', outcome.error);
+        (written) => {
+          if (dead && written > 0) this.settled(message, 'DEAD', outcome.error);
         },
         (error) => this.logger.warn({ err: error, messageId: message.id }, 'outbox: could not record a failed attempt'),
       ),

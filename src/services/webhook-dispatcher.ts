@@ -12,6 +12,10 @@ import { type WebhookEvent, type WebhookService, webhookEvents } from './webhook
 
 /** Changes waiting for the dispatcher beyond this are dropped (with a warning): memory stays bounded. */
 const MAX_QUEUED_CHANGES = 10_000;
+/** Entries of the last-announced map (webhook × subject); the least recently used go first. */
+const MAX_REMEMBERED = 10_000;
+/** The value announced when an app's row is gone (uninstalled, or removed by status correction). */
+const REMOVED = 'removed';
 
 const TOPIC_OF: Record<WebhookEvent, string> = {
   TASK_FINISHED: 'task.finished',
@@ -45,6 +49,12 @@ export class WebhookDispatcher {
   private draining: Promise<void> | null = null;
   private readonly iterators: AsyncIterator<unknown>[] = [];
   private dropped = 0;
+  /**
+   * What this instance last announced, by `webhookId subject`, so `changedOnly` costs no query
+   * for a subject it announced lately (progress updates announce nothing new, and are many).
+   * A miss is read from the newest message of that subject. Bounded: least recently used go.
+   */
+  private readonly lastAnnounced = new Map<string, string>();
 
   constructor(
     private readonly db: Db,
@@ -106,7 +116,13 @@ export class WebhookDispatcher {
         : change.kind === 'app'
           ? await this.appMessages(change.event, webhooks)
           : await this.paymentMessages(change.event, webhooks);
-    await enqueueOutbound(this.db, messages);
+    try {
+      await enqueueOutbound(this.db, messages);
+    } catch (error) {
+      // What changedOnly remembered was not written: read it from the database again.
+      this.lastAnnounced.clear();
+      throw error;
+    }
   }
 
   private async taskMessages(event: TaskChanged, webhooks: WebhookRow[]): Promise<OutboundMessage[]> {
@@ -136,10 +152,14 @@ export class WebhookDispatcher {
       this.db.appState.findUnique({ where: { userId_sourceId_appName: key } }),
       this.db.task.findUnique({ where: { activeKey: appKeyString(key) }, select: { type: true, status: true } }),
     ]);
-    if (!row) return [];
+    const subject = `app:${appKeyString(key)}`;
+    if (!row) {
+      // Uninstalled, or removed by status correction: its last state is that it is gone.
+      const removed = { app: { key, state: 'uninstalled', stage: null, removed: true } };
+      return this.changedOnly(webhooks, 'APP_STATE_CHANGED', subject, REMOVED, new Date(), removed);
+    }
     const { stage } = deriveStage({ state: row.state, progress: row.progress, activeTask });
     const resource = { app: { key, state: row.state, stage, installedVersion: row.installedVersion } };
-    const subject = `app:${appKeyString(key)}`;
     return this.changedOnly(webhooks, 'APP_STATE_CHANGED', subject, row.state, row.eventTime, resource);
   }
 
@@ -170,7 +190,11 @@ export class WebhookDispatcher {
    * Messages for the webhooks whose last message about `subject` announced another value than
    * `value` (or that never heard of it). The key carries the value and the change's time, so
    * the same change announced again writes nothing, and a later return to an earlier value is
-   * a new message.
+   * a new message. The last value comes from `lastAnnounced`, or on a miss from the newest
+   * message of the subject (a scan of that webhook's rows, which the outbox cleanup bounds).
+   * In a cluster, a subject announced meanwhile by another instance is not seen by this one's
+   * map; an app's changes are announced by the instance that runs its tasks, so this is rare, and
+   * costs at most one message repeating a state.
    */
   private async changedOnly(
     webhooks: WebhookRow[],
@@ -182,17 +206,31 @@ export class WebhookDispatcher {
   ): Promise<OutboundMessage[]> {
     const messages: OutboundMessage[] = [];
     for (const webhook of webhooks) {
-      const prefix = `webhook:${webhook.webhookId}:${subject}:`;
-      const last = await this.db.outboxMessage.findFirst({
-        where: { webhookId: webhook.webhookId, idempotencyKey: { startsWith: prefix } },
-        orderBy: { id: 'desc' },
-        select: { idempotencyKey: true },
-      });
-      const lastValue = last?.idempotencyKey.slice(prefix.length).split(':')[0];
+      const remembered = `${webhook.webhookId} ${subject}`;
+      const lastValue = this.lastAnnounced.get(remembered) ?? (await this.lastInDatabase(webhook, subject));
+      this.remember(remembered, value);
       if (lastValue === value) continue;
       messages.push(message(webhook, event, `${subject}:${value}:${at.getTime()}`, resource));
     }
     return messages;
+  }
+
+  private async lastInDatabase(webhook: WebhookRow, subject: string): Promise<string | undefined> {
+    const prefix = `webhook:${webhook.webhookId}:${subject}:`;
+    const last = await this.db.outboxMessage.findFirst({
+      where: { webhookId: webhook.webhookId, idempotencyKey: { startsWith: prefix } },
+      orderBy: { id: 'desc' },
+      select: { idempotencyKey: true },
+    });
+    return last?.idempotencyKey.slice(prefix.length).split(':')[0];
+  }
+
+  private remember(key: string, value: string): void {
+    this.lastAnnounced.delete(key); // re-inserted: the newest in the map's order
+    this.lastAnnounced.set(key, value);
+    if (this.lastAnnounced.size > MAX_REMEMBERED) {
+      this.lastAnnounced.delete(this.lastAnnounced.keys().next().value as string);
+    }
   }
 
   private follow<E>(events: AsyncIterable<E>, handle: (event: E) => void): void {

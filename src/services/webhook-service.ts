@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { Viewer } from '../auth/viewer.js';
-import type { Db } from '../db/client.js';
+import type { DatabaseProvider, Db } from '../db/client.js';
 import type { OutboxMessageRow, WebhookRow } from '../db/models.js';
+import { recentMessageIds, removeFinishedMessages } from '../db/outbox-sql.js';
 import { ForbiddenError, InvalidStateError, NotFoundError } from '../domain/errors.js';
 import { parseInput } from '../domain/parse-input.js';
 
@@ -17,6 +18,12 @@ export const MAX_FILTER_LENGTH = 128;
 export const MAX_RECENT_DELIVERIES = 50;
 /** How long this instance trusts its list of webhooks before reading it again (another instance may have changed it). */
 export const WEBHOOK_CACHE_MS = 5_000;
+/** Finished outbox messages one history cleanup run deletes at most (a backlog goes over several runs). */
+export const FINISHED_MESSAGES_PER_CLEANUP = 10_000;
+/** Webhooks per windowed query of `recentDeliveries` (parameters per statement stay few). */
+const WEBHOOKS_PER_QUERY = 500;
+/** Deliveries read per query of `recentDeliveries`: ids as parameters, under SQLite's historical 999. */
+const ROWS_PER_QUERY = 900;
 
 /**
  * Where deliveries go. Only http and https; no credentials in the URL (a receiver authenticates
@@ -100,6 +107,7 @@ export class WebhookService {
   constructor(
     private readonly db: Db,
     private readonly maxWebhooks: number,
+    private readonly provider: DatabaseProvider,
   ) {}
 
   async add(viewer: Viewer, rawInput: AddWebhookInput): Promise<WebhookRegistration> {
@@ -107,6 +115,10 @@ export class WebhookService {
     const input = parseInput(addInput, rawInput);
     const secret = `whsec_${randomBytes(32).toString('base64url')}`;
     const webhook = await this.db.$transaction(async (tx) => {
+      // Count and insert are one step: on PostgreSQL concurrent adds would each count the rows
+      // committed before them and together exceed MAX_WEBHOOKS, so they queue on this lock (it
+      // blocks other adds and removes, never reads). SQLite runs one writer at a time anyway.
+      if (this.provider === 'postgresql') await tx.$executeRaw`LOCK TABLE "Webhook" IN SHARE ROW EXCLUSIVE MODE`;
       if ((await tx.webhook.count()) >= this.maxWebhooks) {
         throw new InvalidStateError(`At most ${this.maxWebhooks} webhooks may be registered (MAX_WEBHOOKS)`);
       }
@@ -147,14 +159,38 @@ export class WebhookService {
     return this.db.webhook.findMany({ orderBy: { id: 'asc' } });
   }
 
-  /** The latest `limit` deliveries of each webhook, newest first (one bounded query per webhook). */
-  recentDeliveries(webhookIds: readonly string[], limit: number): Promise<OutboxMessageRow[][]> {
+  /**
+   * The latest `limit` deliveries of each webhook, newest first: a windowed query finds their ids
+   * (per 500 webhooks), then the rows are read by id (per 900): a few queries for a typical list,
+   * never one per webhook.
+   */
+  async recentDeliveries(webhookIds: readonly string[], limit: number): Promise<OutboxMessageRow[][]> {
     const take = Math.max(1, Math.min(MAX_RECENT_DELIVERIES, limit));
-    return Promise.all(
-      webhookIds.map((webhookId) =>
-        this.db.outboxMessage.findMany({ where: { webhookId }, orderBy: { id: 'desc' }, take }),
-      ),
-    );
+    const ids: number[] = [];
+    for (let start = 0; start < webhookIds.length; start += WEBHOOKS_PER_QUERY) {
+      ids.push(...(await recentMessageIds(this.db, webhookIds.slice(start, start + WEBHOOKS_PER_QUERY), take)));
+    }
+    const byWebhook = new Map<string, OutboxMessageRow[]>();
+    for (let start = 0; start < ids.length; start += ROWS_PER_QUERY) {
+      const rows = await this.db.outboxMessage.findMany({
+        where: { id: { in: ids.slice(start, start + ROWS_PER_QUERY) } },
+        orderBy: { id: 'desc' },
+      });
+      for (const row of rows) {
+        const list = byWebhook.get(row.webhookId ?? '') ?? [];
+        list.push(row);
+        byWebhook.set(row.webhookId ?? '', list);
+      }
+    }
+    return webhookIds.map((webhookId) => (byWebhook.get(webhookId) ?? []).sort((a, b) => b.id - a.id));
+  }
+
+  /**
+   * Deletes delivered and dead messages (webhook deliveries and payment pushes) last written before
+   * `cutoff`, at most FINISHED_MESSAGES_PER_CLEANUP of them (the history cleanup calls it each run).
+   */
+  removeFinishedMessages(cutoff: Date): Promise<number> {
+    return removeFinishedMessages(this.db, cutoff, FINISHED_MESSAGES_PER_CLEANUP);
   }
 
   /** The outbox message of each payment push (null: it has none, e.g. no push URL is configured). */

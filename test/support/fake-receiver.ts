@@ -8,6 +8,7 @@ import type { AddressInfo, Socket } from 'node:net';
  * - `fail`: answers `status` (500) to the next `times` requests, then 200;
  * - `hang`: holds every request open, answering nothing (until `release()` or the sender gives up);
  * - `redirect`: answers 302 to another path of its own;
+ * - `drip`: answers 200 at once, then its body one byte every `everyMs` without ever ending it;
  * and `down()`: the port is closed (connections refused) until `up()` opens it again.
  * Like a receiver that deduplicates by Idempotency-Key, it counts how often it *processed* each
  * key: the first 2xx answer for a key processes it, later ones only answer.
@@ -25,7 +26,12 @@ export interface ReceivedDelivery {
   answered: number | 'held';
 }
 
-type Mode = { kind: 'ok' } | { kind: 'fail'; times: number; status: number } | { kind: 'hang' } | { kind: 'redirect' };
+type Mode =
+  | { kind: 'ok' }
+  | { kind: 'fail'; times: number; status: number }
+  | { kind: 'hang' }
+  | { kind: 'redirect' }
+  | { kind: 'drip'; everyMs: number };
 
 export class FakeReceiver {
   readonly requests: ReceivedDelivery[] = [];
@@ -37,6 +43,9 @@ export class FakeReceiver {
   private readonly held = new Set<ServerResponse>();
   private readonly sockets = new Set<Socket>();
   private readonly watchers = new Set<() => void>();
+  private readonly drips = new Set<NodeJS.Timeout>();
+  /** Called right after a 2xx answer was written (and the key processed): a fault to inject there. */
+  onAnswered: ((delivery: ReceivedDelivery) => void) | null = null;
   private server: Server;
   private constructor(
     readonly port: number,
@@ -67,6 +76,9 @@ export class FakeReceiver {
   }
   redirect(): void {
     this.mode = { kind: 'redirect' };
+  }
+  drip(everyMs: number): void {
+    this.mode = { kind: 'drip', everyMs };
   }
 
   /** Requests held open now (hang mode). */
@@ -108,6 +120,8 @@ export class FakeReceiver {
   /** Closes the port and every connection: senders get ECONNREFUSED until `up()`. */
   async down(): Promise<void> {
     this.release(503);
+    for (const drip of this.drips) clearInterval(drip);
+    this.drips.clear();
     const closed = new Promise((resolve) => this.server.close(resolve));
     for (const socket of this.sockets) socket.destroy();
     await closed;
@@ -156,6 +170,15 @@ export class FakeReceiver {
       if (mode.kind === 'hang') {
         this.held.add(response);
         response.once('close', () => this.held.delete(response));
+      } else if (mode.kind === 'drip') {
+        delivery.answered = 200;
+        response.writeHead(200, { 'content-type': 'application/json' });
+        const drip = setInterval(() => response.write(' '), mode.everyMs);
+        this.drips.add(drip);
+        response.once('close', () => {
+          clearInterval(drip);
+          this.drips.delete(drip);
+        });
       } else if (mode.kind === 'redirect') {
         delivery.answered = 302;
         response.writeHead(302, { location: this.url('/elsewhere') }).end();
@@ -171,6 +194,7 @@ export class FakeReceiver {
         response.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
       }
       this.requests.push(delivery);
+      if (delivery.answered === 200) this.onAnswered?.(delivery);
       for (const watcher of [...this.watchers]) watcher();
     });
   }
