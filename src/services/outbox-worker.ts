@@ -56,8 +56,8 @@ const RECORD_EVERY_MS = 10;
  * It is off every request path: enqueueing is one insert plus a wake-up, and the deliveries run
  * here, OUTBOX_CONCURRENCY at a time, each bounded by OUTBOX_ATTEMPT_TIMEOUT_MS, so a slow or
  * hanging receiver holds one of this worker's slots and nothing else. Payment pushes are claimed
- * before webhook deliveries, and one receiver host gets at most half the slots (at least one),
- * so a dead receiver cannot take the slots a buyer's push needs.
+ * before webhook deliveries, and one receiver host gets every slot but one (at least one), so a
+ * dead receiver cannot take the slot a buyer's push needs.
  *
  * A 2xx answer delivers the message; anything else (another status, a redirect, a timeout, a
  * network error) is retried after OUTBOX_BACKOFF_BASE_MS × 2^(attempts − 1), at most
@@ -220,12 +220,14 @@ export class OutboxWorker {
   }
 
   /**
-   * Attempts in flight to one receiver host at most: half the slots (at least one). Messages to a
-   * host at its cap stay claimed-ahead in `ready` (their order kept) while the others go out; the
-   * lock check below gives them back if they wait too long.
+   * Attempts in flight to one receiver host at most: every slot but one (at least one), so a
+   * hanging receiver always leaves a slot to the others. Not half the slots: with one receiver (the
+   * common case: the wallet, or one webhook) half would halve the deliveries in flight. Messages to a host at its
+   * cap stay claimed-ahead in `ready` (their order kept) while the others go out; the lock check
+   * below gives them back if they wait too long.
    */
   private get perHostCap(): number {
-    return Math.max(1, Math.floor(this.settings.concurrency / 2));
+    return Math.max(1, this.settings.concurrency - 1);
   }
 
   private startReady(): void {
