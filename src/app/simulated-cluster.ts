@@ -1,7 +1,7 @@
 import type { AppServiceExtras } from '../adapters/app-service/factory.js';
 import type { AppEntrance, AppStateEvent } from '../adapters/app-service/port.js';
 import type { Db } from '../db/client.js';
-import { appKeyString } from '../domain/app-key.js';
+import { type AppKey, appKeyString } from '../domain/app-key.js';
 
 /**
  * The apps of the simulated app service's cluster as the stored app states hold them, as it would
@@ -34,7 +34,19 @@ export async function storedClusterApps(db: Db): Promise<AppStateEvent[]> {
   }));
 }
 
-/** The simulated app service's stored apps, read from the stored states at every listing. */
+/**
+ * Whether the stored state says the app is installed (an installed version), as the simulated app
+ * service asks when an install starts: the row of that one app.
+ */
+export async function installedBefore(db: Db, key: AppKey): Promise<boolean> {
+  const row = await db.appState.findUnique({
+    where: { userId_sourceId_appName: { userId: key.userId, sourceId: key.sourceId, appName: key.appName } },
+    select: { installedVersion: true },
+  });
+  return row?.installedVersion != null;
+}
+
+/** The simulated app service's view of the stored states: the whole list at every listing, one row at every install. */
 export function storedApps(db: Db): AppServiceExtras {
-  return { storedApps: () => storedClusterApps(db) };
+  return { storedApps: () => storedClusterApps(db), installedBefore: (key) => installedBefore(db, key) };
 }

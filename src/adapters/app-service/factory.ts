@@ -1,3 +1,4 @@
+import type { AppKey } from '../../domain/app-key.js';
 import type { Config } from '../../platform/config.js';
 import type { Logger } from '../../platform/logger.js';
 import { HttpAppService } from './http.js';
@@ -7,6 +8,8 @@ import { SimulatedAppService } from './simulated.js';
 export interface AppServiceExtras {
   /** For the simulated one: the stored apps, read at every listing (see SimulatedAppServiceOptions). */
   storedApps?: () => Promise<AppStateEvent[]>;
+  /** For the simulated one: whether an app was installed before (see SimulatedAppServiceOptions). */
+  installedBefore?: (key: AppKey) => Promise<boolean>;
 }
 
 /** The simulated app service by default; the real one over HTTP when APP_SERVICE_URL is set. */
@@ -21,6 +24,7 @@ export function createAppService(
       stepMs: config.stepMs,
       failApps: config.failApps,
       ...(extras.storedApps ? { storedApps: extras.storedApps } : {}),
+      ...(extras.installedBefore ? { installedBefore: extras.installedBefore } : {}),
     });
   }
   return new HttpAppService({

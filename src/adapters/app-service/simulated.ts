@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { entranceState, simulatedEntrance } from '../../domain/app-entrance.js';
-import { appKeyString } from '../../domain/app-key.js';
+import { type AppKey, appKeyString } from '../../domain/app-key.js';
 import type { OperationRequest, OperationType } from '../../domain/operations.js';
 import type { BackendResponse } from '../../domain/task-result.js';
 import type { AppListing, AppService, AppStateEvent, AppStateSink, OperationStatus, OperationTarget } from './port.js';
@@ -29,6 +29,12 @@ export interface SimulatedAppServiceOptions {
    * cluster is only what this process ran operations for.
    */
   storedApps?: () => Promise<AppStateEvent[]>;
+  /**
+   * Whether the stored states say the app was installed before the install now starting (a
+   * canceled first install leaves nothing, a canceled reinstall leaves the app): one row, not the
+   * whole list, since it is asked at every install. Without it, what this process reported.
+   */
+  installedBefore?: (key: AppKey) => Promise<boolean>;
 }
 
 interface Step {
@@ -110,11 +116,18 @@ export class SimulatedAppService implements AppService {
     // Only an install asks whether the app is already in the cluster (a canceled first install
     // leaves nothing); on a failed read, what this process knows.
     const install = operation.type === 'INSTALL' || operation.type === 'CLONE';
-    const hadApp = !install || (await this.cluster().catch(() => this.apps)).has(key);
+    const hadApp = !install || (await this.installedBefore(operation));
     const run: RunningOperation = { operation, opId, current: 'pending', timer: undefined, hadApp };
     this.running.set(key, run);
     this.schedule(run, 0);
     return { opId, response: { code: 200, message: 'success', data: { uid: operation.appName, opID: opId } } };
+  }
+
+  private async installedBefore(target: AppKey): Promise<boolean> {
+    const own = this.apps.has(appKeyString(target));
+    const { installedBefore } = this.options;
+    if (!installedBefore) return own;
+    return installedBefore(target).catch(() => own);
   }
 
   /** Every app of the simulated cluster, as its last report. */
