@@ -32,7 +32,7 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
     });
     await page.goto(`${server.url}/dashboard`);
     await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
-    await expect.poll(() => page.locator('[data-component]').count()).toBe(9); // the components of test/runtime.test.ts's list
+    await expect.poll(() => page.locator('[data-component]').count()).toBe(10); // the components of test/runtime.test.ts's list (status_correction the tenth)
 
     const result = dataOf(
       await execute(server, InstallAppMutation, {
