@@ -99,8 +99,8 @@ export async function fingerprint(db: Db): Promise<string> {
  * Waits until the task engine has nothing left to write on its own: every RUNNING task was sent
  * to the (simulated) app service, its op id recorded, and that service's first state report
  * applied (the app's state is as of the dispatch or later). The next report comes
- * SIMULATED_STEP_MS later (10 minutes in tests), so from here on only requests change the
- * database.
+ * SIMULATED_STEP_MS later (10 minutes in tests), and status correction's first run is over, so
+ * from here on only requests change the database.
  */
 export async function engineAtRest(server: Pick<TestServer, 'app'>): Promise<void> {
   const { db } = server.app;
@@ -115,4 +115,8 @@ export async function engineAtRest(server: Pick<TestServer, 'app'>): Promise<voi
     }
     return true;
   }, 'the running tasks to be dispatched and their first state report applied');
+  // Status correction's run at start (the next one is STATUS_CORRECTION_INTERVAL_MS away, an hour
+  // in tests) compares and may correct too: it is over once it counted its check.
+  const correction = server.app.services.statusCorrection;
+  await waitFor(async () => (correction.status().checks > 0 ? true : undefined), 'the first status correction');
 }
