@@ -20,19 +20,14 @@
  *     dispatcher's synchronous part (WebhookDispatcher.accept) per change, with 10 webhooks.
  */
 
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import pg from 'pg';
 import { Agent, request } from 'undici';
 import { buildApp } from '../src/app/build-app.js';
 import { createPrismaClient, type Db, prepareDatabase } from '../src/db/client.js';
-import { migrateDatabase } from '../src/db/migrate.js';
 import { loadConfig } from '../src/platform/config.js';
 import { createLogger } from '../src/platform/logger.js';
 import { enqueueOutbound, type OutboundMessage } from '../src/services/outbox-messages.js';
 import { OutboxWorker } from '../src/services/outbox-worker.js';
+import { checkPostgres, createTestDatabase } from '../test/support/databases.js';
 import { seed } from '../test/support/seed.js';
 import { Child } from './lib/fanout-parent.js';
 import { type BenchResult, meetsTarget } from './lib/report.js';
@@ -48,52 +43,8 @@ export interface OutboxBenchOptions {
   log: (line: string) => void;
 }
 
-const POSTGRES_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
 const RECEIVER_ENTRY = new URL('./outbox-receiver.ts', import.meta.url).href;
 const silent = createLogger('silent');
-
-interface Database {
-  url: string;
-  drop(): Promise<void>;
-}
-
-async function freshDatabase(kind: 'sqlite' | 'postgresql'): Promise<Database> {
-  let database: Database;
-  if (kind === 'sqlite') {
-    const dir = mkdtempSync(path.join(tmpdir(), 'outbox-bench-'));
-    database = { url: `file:${path.join(dir, 'bench.db')}`, drop: async () => rmSync(dir, { recursive: true }) };
-  } else {
-    const name = `outbox_bench_${randomBytes(5).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: POSTGRES_URL });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${name}`);
-    await admin.end();
-    const url = new URL(POSTGRES_URL);
-    url.pathname = `/${name}`;
-    database = {
-      url: url.toString(),
-      drop: async () => {
-        const client = new pg.Client({ connectionString: POSTGRES_URL });
-        await client.connect();
-        await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-        await client.end();
-      },
-    };
-  }
-  await migrateDatabase(database.url);
-  return database;
-}
-
-async function postgresAnswers(): Promise<boolean> {
-  const client = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 2000 });
-  try {
-    await client.connect();
-    await client.end();
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** A webhook delivery's body of the usual size (a finished task). */
 function bodies(count: number): string[] {
@@ -193,7 +144,7 @@ async function rawRun(url: string, count: number, concurrency: number) {
 
 async function throughput(kind: 'sqlite' | 'postgresql', url: string, options: OutboxBenchOptions) {
   const { messages, reps, concurrency, log } = options;
-  const database = await freshDatabase(kind);
+  const database = await createTestDatabase(kind);
   const db = createPrismaClient(database.url);
   await prepareDatabase(db, database.url);
   await outboxRun(db, url, messages, concurrency, -1); // warm-up, both sides
@@ -241,7 +192,7 @@ async function throughput(kind: 'sqlite' | 'postgresql', url: string, options: O
 
 /** Milliseconds of each install's final state report, with `webhooks` matching webhooks registered. */
 async function completionTimes(webhooks: number, receiverUrl: string, installs: number) {
-  const database = await freshDatabase('sqlite');
+  const database = await createTestDatabase('sqlite');
   const config = loadConfig({
     DATABASE_URL: database.url,
     PORT: '0',
@@ -345,7 +296,7 @@ export async function outboxBench(options: OutboxBenchOptions): Promise<BenchRes
   try {
     const url = receiver.ready.url as string;
     const results: BenchResult[] = [await throughput('sqlite', url, options)];
-    if (await postgresAnswers()) results.push(await throughput('postgresql', url, options));
+    if ((await checkPostgres()) === null) results.push(await throughput('postgresql', url, options));
     else options.log('  PostgreSQL does not answer: outbox-throughput-pg skipped');
     results.push(await requestPath(url, options));
     return results;

@@ -10,7 +10,7 @@ export type DatabaseKind = 'sqlite' | 'postgresql';
 export const POSTGRES_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
 export const REQUIRE_SERVICES = process.env.REQUIRE_SERVICES === '1';
 
-async function checkPostgres(): Promise<string | null> {
+export async function checkPostgres(): Promise<string | null> {
   const client = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 3000 });
   try {
     await client.connect();
