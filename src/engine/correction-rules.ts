@@ -110,6 +110,9 @@ export function planCorrections(comparison: Comparison): Correction[] {
     // Middlewares are listed apart; when that list could not be read, their absence proves nothing.
     if (row.cfgType === 'middleware' && !middlewares) continue;
     if (row.eventTime > requestedAt) continue;
+    // A task of the app ended after the list was asked for: the list predates that end (e.g. a
+    // lost first install failed at start, left out of the list while its task still ran).
+    if (comparison.endedSinceRequest?.has(appKeyString(row))) continue;
     if (unreadable.some((item) => mayBe(item, row))) continue;
     corrections.push({ kind: 'removed', row });
   }
