@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import type { Authenticator } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
@@ -11,6 +10,7 @@ import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import type { HttpFastPath } from '../transports/http-fast-path.js';
 import type { SseTransport } from '../transports/sse-transport.js';
+import { DASHBOARD_CSP, dashboardAsset } from './dashboard-assets.js';
 import type { GraphQLServer } from './graphql.js';
 import { type TrackedRequest, trackRequest } from './request-log.js';
 
@@ -33,24 +33,6 @@ export interface RouteDeps {
   /** Cluster mode: the Redis change log, without which the instance is not ready. */
   clusterLog?: { readonly connected: boolean } | null;
 }
-
-/** The live dashboard: a static page that talks to /graphql over graphql-ws. */
-const DASHBOARD: Record<string, { type: string; body: string }> = Object.fromEntries(
-  (
-    [
-      ['/dashboard', 'dashboard.html', 'text/html; charset=utf-8'],
-      ['/dashboard/dashboard.js', 'dashboard.js', 'text/javascript; charset=utf-8'],
-      ['/dashboard/dashboard.css', 'dashboard.css', 'text/css; charset=utf-8'],
-    ] as const
-  ).map(([route, file, type]) => [
-    route,
-    { type, body: readFileSync(new URL(`../dashboard/${file}`, import.meta.url), 'utf8') },
-  ]),
-);
-
-/** Everything the dashboard needs comes from this server; nothing else may load. */
-const DASHBOARD_CSP =
-  "default-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'";
 
 /** graphql-sse's distinct-connections endpoint, beside Yoga's own SSE on /graphql. */
 const STREAM_PATH = '/graphql/stream';
@@ -116,7 +98,7 @@ function operationalRoute(
       json(res, ready.ok ? 200 : 503, ready.ok ? { status: 'ready' } : { status: 'not ready', error: ready.error });
     };
   }
-  const asset = DASHBOARD[path ?? ''];
+  const asset = dashboardAsset(path);
   if (asset && method === 'GET') {
     return (_req, res) => {
       res.writeHead(200, {

@@ -90,6 +90,21 @@ export const envSchema = z.object({
   /** pino level. @default info */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /**
+   * `pretty`: one readable, coloured line per entry (pino-pretty); `json`: one JSON object per line,
+   * for log collectors; `auto`: pretty when standard output is a terminal, JSON otherwise. @default auto
+   */
+  LOG_FORMAT: z.enum(['auto', 'pretty', 'json']).default('auto'),
+  /**
+   * Also log the requests of health probes and metrics scrapes (/health, /readiness, /metrics),
+   * which arrive every few seconds and say nothing new. @default false
+   */
+  LOG_PROBES: flag.default(false),
+  /**
+   * When set, GET /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` (401 otherwise);
+   * unset, the metrics are open, as Prometheus scrapes usually are inside a cluster network.
+   */
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  /**
    * How long a stop (SIGTERM) waits for in-flight requests and WebSocket closing handshakes
    * before it cuts the connections left; 0 cuts them at once. @default 10000
    */

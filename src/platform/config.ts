@@ -12,6 +12,12 @@ export type Config = {
   port: number;
   host: string;
   logLevel: Env['LOG_LEVEL'];
+  /** LOG_FORMAT, resolved: `auto` has become pretty or json by whether stdout is a terminal. */
+  logFormat: 'pretty' | 'json';
+  /** LOG_PROBES: whether health probes and metrics scrapes are logged. */
+  logProbes: boolean;
+  /** METRICS_TOKEN: the bearer token /metrics asks for; undefined leaves it open. */
+  metricsToken: string | undefined;
   /** How long a stop waits for in-flight requests and closing handshakes (SHUTDOWN_TIMEOUT_MS). */
   shutdownTimeoutMs: number;
   databaseUrl: string;
@@ -140,6 +146,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: e.PORT,
     host: e.HOST,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT === 'auto' ? (process.stdout.isTTY ? 'pretty' : 'json') : e.LOG_FORMAT,
+    logProbes: e.LOG_PROBES,
+    metricsToken: e.METRICS_TOKEN,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     databaseUrl: e.DATABASE_URL,
     redis: e.REDIS_URL

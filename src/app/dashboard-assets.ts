@@ -1,0 +1,27 @@
+import { readFileSync } from 'node:fs';
+
+/**
+ * The live dashboard's files: static pages that talk to /graphql over graphql-ws. Read once at
+ * start; served by the router (routes.ts) with DASHBOARD_CSP.
+ */
+const DASHBOARD: Record<string, { type: string; body: string }> = Object.fromEntries(
+  (
+    [
+      ['/dashboard', 'dashboard.html', 'text/html; charset=utf-8'],
+      ['/dashboard/dashboard.js', 'dashboard.js', 'text/javascript; charset=utf-8'],
+      ['/dashboard/dashboard.css', 'dashboard.css', 'text/css; charset=utf-8'],
+    ] as const
+  ).map(([route, file, type]) => [
+    route,
+    { type, body: readFileSync(new URL(`../dashboard/${file}`, import.meta.url), 'utf8') },
+  ]),
+);
+
+/** Everything the dashboard needs comes from this server; nothing else may load. */
+export const DASHBOARD_CSP =
+  "default-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'";
+
+/** The dashboard file served at this path, if any. */
+export function dashboardAsset(path: string | undefined): { type: string; body: string } | undefined {
+  return path === undefined ? undefined : DASHBOARD[path];
+}
