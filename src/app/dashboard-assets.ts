@@ -10,6 +10,7 @@ const DASHBOARD: Record<string, { type: string; body: string }> = Object.fromEnt
       ['/dashboard', 'dashboard.html', 'text/html; charset=utf-8'],
       ['/dashboard/dashboard.js', 'dashboard.js', 'text/javascript; charset=utf-8'],
       ['/dashboard/dashboard.css', 'dashboard.css', 'text/css; charset=utf-8'],
+      ['/dashboard/live-client.js', 'live-client.js', 'text/javascript; charset=utf-8'],
     ] as const
   ).map(([route, file, type]) => [
     route,

@@ -1,0 +1,109 @@
+// A small client of the graphql-transport-ws protocol for the dashboard's pages (no external
+// assets, so no graphql-ws bundle): one WebSocket to /graphql that reconnects by itself with
+// backoff, subscriptions by id, and one-shot operations (queries and mutations) over the same
+// socket, so a page never polls and never needs a second connection.
+
+const TOKEN_KEY = 'market-token';
+
+/**
+ * @param {object} handlers
+ * @param {(kind: 'connecting'|'reconnecting'|'live'|'failed', text: string) => void} handlers.onState
+ * @param {() => void} handlers.onOpen called after every connection_ack (first connect and reconnects):
+ *   (re)subscribe there
+ * @param {() => void} [handlers.onUnauthorised] the server closed with 4403 (no or a bad token)
+ */
+export function createLiveClient({ onState, onOpen, onUnauthorised }) {
+  let socket = null;
+  let attempts = 0;
+  let reconnects = 0;
+  let nextId = 0;
+  const handlers = new Map(); // operation id → { next, error, complete }
+
+  function connect() {
+    onState(reconnects ? 'reconnecting' : 'connecting', reconnects ? `reconnecting (${reconnects})…` : 'connecting…');
+    const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/graphql`;
+    const token = sessionStorage.getItem(TOKEN_KEY) ?? '';
+    const current = new WebSocket(url, 'graphql-transport-ws');
+    socket = current;
+    current.onopen = () => {
+      current.send(
+        JSON.stringify({ type: 'connection_init', payload: token ? { authorization: `Bearer ${token}` } : {} }),
+      );
+    };
+    current.onmessage = (message) => receive(current, JSON.parse(message.data));
+    current.onclose = (event) => {
+      if (socket !== current) return;
+      for (const handler of handlers.values()) handler.error?.([{ message: 'connection closed' }]);
+      handlers.clear();
+      if (event.code === 4403) {
+        onState('failed', 'not authorised');
+        onUnauthorised?.();
+        return;
+      }
+      reconnects += 1;
+      attempts += 1;
+      setTimeout(connect, Math.min(10_000, 250 * 2 ** attempts));
+    };
+  }
+
+  function receive(current, data) {
+    if (data.type === 'connection_ack') {
+      attempts = 0;
+      onOpen();
+    } else if (data.type === 'ping') {
+      current.send(JSON.stringify({ type: 'pong' }));
+    } else if (data.type === 'next') {
+      handlers.get(data.id)?.next?.(data.payload);
+    } else if (data.type === 'error') {
+      const handler = handlers.get(data.id);
+      handlers.delete(data.id);
+      handler?.error?.(data.payload);
+    } else if (data.type === 'complete') {
+      const handler = handlers.get(data.id);
+      handlers.delete(data.id);
+      handler?.complete?.();
+    }
+  }
+
+  /** Starts a subscription; returns a function that ends it. `next` gets each execution result. */
+  function subscribe(query, variables, { next, error, complete }) {
+    const id = `op${++nextId}`;
+    handlers.set(id, { next, error, complete });
+    socket.send(JSON.stringify({ id, type: 'subscribe', payload: { query, variables } }));
+    return () => {
+      if (!handlers.delete(id)) return;
+      if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ id, type: 'complete' }));
+    };
+  }
+
+  /** A query or mutation over the socket: resolves with its execution result ({ data, errors }). */
+  function request(query, variables) {
+    return new Promise((resolve, reject) => {
+      let result = null;
+      subscribe(query, variables, {
+        next: (payload) => {
+          result = payload;
+        },
+        error: (errors) => reject(new Error(errors?.[0]?.message ?? 'request refused')),
+        complete: () => resolve(result),
+      });
+    });
+  }
+
+  return {
+    start: connect,
+    subscribe,
+    request,
+    /** How many times the socket was re-opened since the page loaded (or the last login). */
+    get reconnects() {
+      return reconnects;
+    },
+    /** Stores the token for this tab and connects again with it. */
+    login(token) {
+      sessionStorage.setItem(TOKEN_KEY, token);
+      reconnects = 0;
+      attempts = 0;
+      connect();
+    },
+  };
+}
