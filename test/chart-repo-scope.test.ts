@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { graphql } from './gql/index.js';
 import { availableDatabases } from './support/databases.js';
-import { type FakeChartRepo, startFakeChartRepo } from './support/fake-chart-repo.js';
+import { chartRepoStatusFixture, type FakeChartRepo, startFakeChartRepo } from './support/fake-chart-repo.js';
 import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
 import { type Subscription, subscribe } from './support/subscriptions.js';
 
@@ -9,10 +9,24 @@ const databases = await availableDatabases();
 
 const ChartRepoScopeQuery = graphql(`
   query ChartRepoScope {
-    chartRepo { reachable lastError apps images tasks }
+    chartRepo {
+        reachable lastError apps images tasks
+        # The typed fields beside the deprecated JSON ones: a leak must show in neither.
+        droppedItems
+        appStates { appName userId error { message } }
+        imageStates { imageName }
+        queues { hydrator { queueLength tasks { taskId userId } } }
+      }
     components { name state message metrics }
     runtimeSnapshot {
-      chartRepo { reachable lastError apps images tasks }
+      chartRepo {
+        reachable lastError apps images tasks
+        # The typed fields beside the deprecated JSON ones: a leak must show in neither.
+        droppedItems
+        appStates { appName userId error { message } }
+        imageStates { imageName }
+        queues { hydrator { queueLength tasks { taskId userId } } }
+      }
       components { name state message metrics }
     }
   }
@@ -22,7 +36,14 @@ const ChartRepoSnapshotSubscription = graphql(`
   subscription ChartRepoSnapshotLive {
     runtimeSnapshot {
       sequence
-      chartRepo { reachable lastError apps images tasks }
+      chartRepo {
+        reachable lastError apps images tasks
+        # The typed fields beside the deprecated JSON ones: a leak must show in neither.
+        droppedItems
+        appStates { appName userId error { message } }
+        imageStates { imageName }
+        queues { hydrator { queueLength tasks { taskId userId } } }
+      }
       components { name state message metrics }
     }
   }
@@ -32,7 +53,14 @@ const ChartRepoEventsSubscription = graphql(`
   subscription ChartRepoEvents {
     runtimeEvents {
       sequence kind
-      chartRepo { reachable lastError apps images tasks }
+      chartRepo {
+        reachable lastError apps images tasks
+        # The typed fields beside the deprecated JSON ones: a leak must show in neither.
+        droppedItems
+        appStates { appName userId error { message } }
+        imageStates { imageName }
+        queues { hydrator { queueLength tasks { taskId userId } } }
+      }
       component { name state message metrics }
     }
   }
@@ -40,14 +68,34 @@ const ChartRepoEventsSubscription = graphql(`
 
 // Every datum of bob's carries "bob" and every one of alice's "alice", so a leak is a substring.
 const aliceStatus = (apps: string[]) => ({
-  apps: apps.map((app) => ({ app_name: app, user_id: 'alice', state: 'completed' })),
+  apps: apps.map((app) => ({ app_id: `id-${app}`, app_name: app, user_id: 'alice', state: 'completed' })),
   images: [{ image_name: 'registry/alice/jellyfin:10.9', status: 'completed' }],
-  tasks: { hydrator: { queue_length: 1, worker_count: 4, tasks: [{ task_id: 'hyd-alice-1', user_id: 'alice' }] } },
+  tasks: {
+    hydrator: {
+      queue_length: 1,
+      worker_count: 4,
+      tasks: [{ task_id: 'hyd-alice-1', user_id: 'alice', app_name: 'jellyfin-of-alice', status: 'running' }],
+    },
+  },
 });
 const BOB_STATUS = {
-  apps: [{ app_name: 'gitea-of-bob', user_id: 'bob', state: 'failed', error: { message: 'bob: chart render failed' } }],
+  apps: [
+    {
+      app_id: 'id-gitea-of-bob',
+      app_name: 'gitea-of-bob',
+      user_id: 'bob',
+      state: 'failed',
+      error: { message: 'bob: chart render failed' },
+    },
+  ],
   images: [{ image_name: 'registry/bob/gitea:1.22', status: 'downloading' }],
-  tasks: { hydrator: { queue_length: 4, worker_count: 4, tasks: [{ task_id: 'hyd-bob-1', user_id: 'bob' }] } },
+  tasks: {
+    hydrator: {
+      queue_length: 4,
+      worker_count: 4,
+      tasks: [{ task_id: 'hyd-bob-1', user_id: 'bob', app_name: 'gitea-of-bob', status: 'running' }],
+    },
+  },
 };
 /** What bob's chart repo calls answer once they fail: an upstream message that names his app and quotes a token. */
 const BOB_FAILURE = {
@@ -56,9 +104,18 @@ const BOB_FAILURE = {
   data: null,
 };
 
-type View = { apps: unknown; images: unknown; tasks: unknown; lastError: string | null; reachable: boolean };
+type View = {
+  apps: unknown;
+  images: unknown;
+  tasks: unknown;
+  lastError: string | null;
+  reachable: boolean;
+  appStates: { appName: string; userId: string }[];
+};
 const appNames = (view: View | null | undefined) =>
   (view?.apps as { app_name: string }[] | undefined)?.map((a) => a.app_name);
+/** The typed app names, which must always match the raw ones. */
+const typedNames = (view: View | null | undefined) => view?.appStates.map((a) => a.appName);
 const hydrator = (view: View | null | undefined) =>
   (view?.tasks as { hydrator: { queue_length: number; tasks: unknown[] } } | null | undefined)?.hydrator;
 
@@ -96,6 +153,8 @@ describe.each(databases)('chart repo data is scoped to its user on %s', (kind) =
         return appNames(all.chartRepo)?.length === 2 ? all : undefined;
       }, "the first collect with both users' data");
       expect(appNames(admin.chartRepo)?.sort()).toEqual(['gitea-of-bob', 'jellyfin-of-alice']);
+      expect(typedNames(admin.chartRepo)?.sort()).toEqual(['gitea-of-bob', 'jellyfin-of-alice']);
+      expect(admin.chartRepo?.queues?.hydrator?.queueLength).toBe(5);
       expect(hydrator(admin.chartRepo)?.queue_length).toBe(5);
       expect(chartRepoComponent(admin.components)?.metrics).toMatchObject({ apps: 2 });
 
@@ -103,6 +162,12 @@ describe.each(databases)('chart repo data is scoped to its user on %s', (kind) =
       for (const view of [alice.chartRepo, alice.runtimeSnapshot.chartRepo]) {
         expect(view).toMatchObject({ reachable: true, lastError: null });
         expect(appNames(view)).toEqual(['jellyfin-of-alice']);
+        expect(typedNames(view)).toEqual(['jellyfin-of-alice']);
+        expect(view).toMatchObject({
+          droppedItems: 0,
+          imageStates: [{ imageName: 'registry/alice/jellyfin:10.9' }],
+          queues: { hydrator: { queueLength: 1, tasks: [{ taskId: 'hyd-alice-1', userId: 'alice' }] } },
+        });
         expect(view?.images).toEqual([expect.objectContaining({ image_name: 'registry/alice/jellyfin:10.9' })]);
         expect(hydrator(view)).toMatchObject({
           queue_length: 1,
@@ -114,6 +179,9 @@ describe.each(databases)('chart repo data is scoped to its user on %s', (kind) =
       }
       const bob = await read(TOKENS.bob);
       expect(appNames(bob.chartRepo)).toEqual(['gitea-of-bob']);
+      expect(bob.chartRepo?.appStates).toEqual([
+        { appName: 'gitea-of-bob', userId: 'bob', error: { message: 'bob: chart render failed' } },
+      ]);
       expect(hydrator(bob.runtimeSnapshot.chartRepo)?.queue_length).toBe(4);
 
       // 2. Bob's calls fail with a message naming his app (and quoting a token).
@@ -134,14 +202,15 @@ describe.each(databases)('chart repo data is scoped to its user on %s', (kind) =
           '1 of 1 chart repo status call failed: bob/market.olares: HTTP 500: render of gitea-of-bob failed: Bearer [redacted]',
       });
       expect(appNames(bobFailing.chartRepo)).toEqual(['gitea-of-bob']); // his last good data is kept
+      expect(typedNames(bobFailing.chartRepo)).toEqual(['gitea-of-bob']);
       const aliceAfter = await read(TOKENS.alice);
       expect(aliceAfter.chartRepo).toMatchObject({ reachable: true, lastError: null });
       expect(chartRepoComponent(aliceAfter.components)?.message).toBeNull();
 
       // 3. A change of alice's own: once it reached her streams, so had everything before it.
       chartRepo.setStatus('alice/*', aliceStatus(['jellyfin-of-alice', 'immich-of-alice']));
-      const aliceChanges = await aliceEvents.until((e) => appNames(e.runtimeEvents.chartRepo)?.length === 2);
-      await aliceSnapshots.until((s) => appNames(s.runtimeSnapshot.chartRepo)?.length === 2);
+      const aliceChanges = await aliceEvents.until((e) => typedNames(e.runtimeEvents.chartRepo)?.length === 2);
+      await aliceSnapshots.until((s) => typedNames(s.runtimeSnapshot.chartRepo)?.length === 2);
       await bobSnapshots.until((s) => s.runtimeSnapshot.chartRepo?.lastError?.includes('HTTP 500') === true);
       await adminEvents.until((e) => appNames(e.runtimeEvents.chartRepo)?.includes('immich-of-alice') === true);
 
@@ -155,6 +224,29 @@ describe.each(databases)('chart repo data is scoped to its user on %s', (kind) =
       expect(JSON.stringify([adminSaw, aliceSaw, bobFailing, failing])).not.toContain('bob-chart-token-12345');
     } finally {
       for (const subscription of subscriptions) await subscription.close();
+    }
+  });
+
+  test("a chart repo that ignores user= and answers alice's calls with admin's apps shows her none of them", async () => {
+    // The whole fixture: admin's n8n, ghost and excalidraw and their hydrator tasks, beside alice's immich.
+    chartRepo.setStatus('alice/*', chartRepoStatusFixture());
+    try {
+      const alice = await waitFor(async () => {
+        const view = await read(TOKENS.alice);
+        return typedNames(view.chartRepo)?.includes('immich') ? view : undefined;
+      }, "the fixture answered to alice's call to be collected");
+
+      for (const view of [alice.chartRepo, alice.runtimeSnapshot.chartRepo]) {
+        expect(typedNames(view)).toEqual(['immich']);
+        expect(appNames(view)).toEqual(['immich']);
+        expect(view?.queues?.hydrator?.tasks).toEqual([{ taskId: 'hyd-alice-immich-1747295988', userId: 'alice' }]);
+        expect(hydrator(view)?.tasks).toEqual([expect.objectContaining({ task_id: 'hyd-alice-immich-1747295988' })]);
+        // Admin's three app states, two hydrator tasks and one recently failed task.
+        expect(view?.droppedItems).toBe(6);
+        expect(JSON.stringify([view?.apps, view?.appStates, view?.queues, hydrator(view)])).not.toMatch(/admin/);
+      }
+    } finally {
+      chartRepo.setStatus('alice/*', aliceStatus(['jellyfin-of-alice']));
     }
   });
 
@@ -174,7 +266,17 @@ describe.each(databases)('chart repo data is scoped to its user on %s', (kind) =
         return all.chartRepo?.reachable ? true : undefined;
       }, 'the first chart repo collect');
       const view = dataOf(await execute(separate, ChartRepoScopeQuery, {}, { token: carol }));
-      expect(view.chartRepo).toEqual({ reachable: true, lastError: null, apps: [], images: [], tasks: null });
+      expect(view.chartRepo).toEqual({
+        reachable: true,
+        lastError: null,
+        apps: [],
+        images: [],
+        tasks: null,
+        droppedItems: 0,
+        appStates: [],
+        imageStates: [],
+        queues: null,
+      });
       expect(chartRepoComponent(view.components)).toMatchObject({ metrics: { apps: 0 } });
     } finally {
       await separate.stop();

@@ -3,8 +3,15 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { HttpChartRepo } from '../src/adapters/chart-repo/http.js';
 import type { ChartRepoStatus } from '../src/adapters/chart-repo/port.js';
+import type { ChartRepoTypedStatus } from '../src/adapters/chart-repo/status-types.js';
 import { createLogger } from '../src/platform/logger.js';
-import { type ChartRepoBehaviour, type FakeChartRepo, startFakeChartRepo } from './support/fake-chart-repo.js';
+import {
+  type ChartRepoBehaviour,
+  chartRepoStatusFixture,
+  chartRepoStatusFor,
+  type FakeChartRepo,
+  startFakeChartRepo,
+} from './support/fake-chart-repo.js';
 
 let fake: FakeChartRepo;
 const logs: Record<string, unknown>[] = [];
@@ -283,6 +290,193 @@ const aggregated: Omit<ChartRepoStatus, 'reachable' | 'lastError' | 'lastUpdate'
   },
 };
 
+const at = (iso: string) => new Date(iso);
+
+const typedJellyfinTask = {
+  taskId: 'hyd-17',
+  userId: 'alice',
+  sourceId: 'market.olares',
+  appId: 'a1b2c3',
+  appName: 'jellyfin',
+  status: 'running',
+  stepName: 'ImageAnalysisStep',
+  totalSteps: 5,
+  retryCount: 0,
+  lastError: null,
+  createdAt: at('2026-05-15T09:59:50Z'),
+  updatedAt: at('2026-05-15T10:00:00Z'),
+};
+const typedGiteaTask = {
+  ...typedJellyfinTask,
+  taskId: 'hyd-21',
+  userId: 'bob',
+  sourceId: 'upload',
+  appId: '0a1b2c',
+  appName: 'gitea',
+  status: 'pending',
+  stepName: 'SourceChartStep',
+  createdAt: at('2026-05-15T10:00:01Z'),
+  updatedAt: at('2026-05-15T10:00:01Z'),
+};
+
+/** The same answers as typed objects: camelCase, Dates, Go durations in milliseconds. */
+const typedAggregated: ChartRepoTypedStatus = {
+  systemStatus: {
+    hostname: 'chart-repo-7d9f',
+    version: '0.4.2',
+    uptimeSeconds: 86_400,
+    components: aliceStatus.system.components,
+    resourceUsage: aliceStatus.system.resource_usage,
+  },
+  appStates: [
+    {
+      appId: 'a1b2c3',
+      appName: 'jellyfin',
+      userId: 'alice',
+      sourceId: 'market.olares',
+      state: 'processing',
+      currentStep: {
+        name: 'ImageAnalysisStep',
+        index: 3,
+        total: 5,
+        status: 'running',
+        startedAt: at('2026-05-15T09:59:58.123Z'),
+        updatedAt: at('2026-05-15T10:00:00Z'),
+        retryCount: 0,
+      },
+      processing: { taskId: 'hyd-17', durationMs: 1500 },
+      createdAt: at('2026-05-15T09:00:00Z'),
+      lastUpdatedAt: at('2026-05-15T10:00:00.5Z'),
+      error: null,
+      lastUpdate: at('2026-05-15T10:00:01Z'),
+    },
+    {
+      appId: '0a1b2c',
+      appName: 'gitea',
+      userId: 'bob',
+      sourceId: 'upload',
+      state: 'failed',
+      currentStep: null,
+      processing: null,
+      createdAt: at('2026-05-15T08:00:00Z'),
+      lastUpdatedAt: at('2026-05-15T08:05:00Z'),
+      error: { message: 'chart render failed', step: 'RenderedChartStep' },
+      lastUpdate: at('2026-05-15T08:05:00Z'),
+    },
+    {
+      appId: '3d4e5f',
+      appName: 'ollama',
+      userId: 'bob',
+      sourceId: 'upload',
+      state: 'completed',
+      currentStep: null,
+      processing: null,
+      createdAt: null,
+      lastUpdatedAt: null,
+      error: null,
+      lastUpdate: at('2026-05-15T12:00:00Z'),
+    },
+  ],
+  imageStates: [
+    {
+      imageName: 'docker.io/jellyfin/jellyfin:10.9.6',
+      appId: 'a1b2c3',
+      appName: 'jellyfin',
+      status: 'downloading',
+      architecture: 'amd64',
+      totalSize: 412_000_000,
+      downloadedSize: 103_000_000,
+      downloadProgress: 25,
+      layerCount: 8,
+      downloadedLayers: 2,
+      analysisStatus: 'pending',
+      analyzedAt: null,
+      errorMessage: null,
+      nodes: [
+        {
+          nodeName: 'olares-1',
+          architecture: 'amd64',
+          os: 'linux',
+          totalSize: 412_000_000,
+          downloadedSize: 103_000_000,
+          layerCount: 8,
+          downloadedLayers: 2,
+          progress: 25,
+        },
+      ],
+      lastUpdate: at('2026-05-15T10:00:02Z'),
+    },
+    {
+      imageName: 'docker.io/ollama/ollama:0.6.8',
+      appId: null,
+      appName: 'ollama',
+      status: 'completed',
+      architecture: null,
+      totalSize: 1_900_000_000,
+      downloadedSize: 1_900_000_000,
+      downloadProgress: 100,
+      layerCount: null,
+      downloadedLayers: null,
+      analysisStatus: 'completed',
+      analyzedAt: at('2026-05-15T09:58:00Z'),
+      errorMessage: null,
+      nodes: [],
+      lastUpdate: at('2026-05-15T09:58:00Z'),
+    },
+  ],
+  queues: {
+    hydrator: {
+      queueLength: 3,
+      activeTasks: 3,
+      completedTasks: 47,
+      failedTasks: 3,
+      workerCount: 4,
+      tasks: [typedJellyfinTask, typedGiteaTask],
+      recentFailed: [
+        {
+          ...typedJellyfinTask,
+          taskId: 'hyd-9',
+          appId: 'd4e5f6',
+          appName: 'immich',
+          status: 'failed',
+          stepName: 'RenderedChartStep',
+          retryCount: 3,
+          lastError: 'values.yaml: unknown field "gpu"',
+        },
+        { ...typedGiteaTask, taskId: 'hyd-20', status: 'failed', lastError: 'chart render failed' },
+      ],
+    },
+    // The last answer's, like the raw block.
+    imageAnalyzer: {
+      isRunning: true,
+      healthStatus: 'degraded',
+      lastCheck: at('2026-05-15T10:00:04.25Z'),
+      queueLength: 0,
+      activeWorkers: 0,
+      cachedImages: 13,
+      analyzingCount: 0,
+      queuedTasks: [],
+      processingTasks: [],
+      recentCompleted: [],
+      recentFailed: [],
+      totalAnalyzed: 31,
+      successfulAnalyzed: 29,
+      failedAnalyzed: 2,
+      averageAnalysisTimeMs: 90_000,
+      errorMessage: 'registry rate limit',
+    },
+  },
+  droppedItems: 0,
+};
+
+const EMPTY_TYPED: ChartRepoTypedStatus = {
+  systemStatus: null,
+  appStates: [],
+  imageStates: [],
+  queues: null,
+  droppedItems: 0,
+};
+
 /** A port nothing listens on: bound by us, then released. */
 function closedPort(): Promise<number> {
   return new Promise<number>((resolve) => {
@@ -315,7 +509,13 @@ describe('HttpChartRepo aggregation', () => {
 
     const status = await source.collect([ALICE, BOB], FIRST_TICK);
 
-    expect(status).toEqual({ reachable: true, lastError: null, lastUpdate: FIRST_TICK, ...aggregated });
+    expect(status).toEqual({
+      reachable: true,
+      lastError: null,
+      lastUpdate: FIRST_TICK,
+      ...aggregated,
+      ...typedAggregated,
+    });
     expect(source.current).toBe(status);
   });
 
@@ -385,7 +585,8 @@ describe('HttpChartRepo aggregation', () => {
   });
 
   test('worker_count is the first non-zero one reported, never a sum, and missing counters and lists count as empty', async () => {
-    fake.setStatus('alice/a', { tasks: { hydrator: { queue_length: 2, worker_count: 0, tasks: [jellyfinTask] } } });
+    const taskOfA = { ...jellyfinTask, source_id: 'a' };
+    fake.setStatus('alice/a', { tasks: { hydrator: { queue_length: 2, worker_count: 0, tasks: [taskOfA] } } });
     fake.setStatus('alice/b', { tasks: { hydrator: { active_tasks: 1, worker_count: 3, recent_failed: 'none' } } });
     fake.setStatus('alice/c', { tasks: { hydrator: { active_tasks: 1, worker_count: 5, tasks: null } } });
 
@@ -459,17 +660,20 @@ describe('HttpChartRepo timestamps and durations', () => {
     ['750us', 0.75],
     ['750µs', 0.75],
     ['1500ns', 0.0015],
-    ['-2s', -2000],
     ['0', 0],
-    [1234, 1234],
-    [0.5, 0.5],
+    // A number is a Go time.Duration as encoding/json writes it: integer nanoseconds.
+    [3_875_000_000, 3875],
+    [1234, 0.001234],
+    [0, 0],
+    ['-2s', null],
+    [-5, null],
     ['1500', null],
     ['1.5 s', null],
     ['soon', null],
     ['', null],
     [null, null],
     [undefined, null],
-  ])('an average_analysis_time of %j is output as %j milliseconds', async (input, expected) => {
+  ])('an average_analysis_time of %j (a Go duration) is output as %j milliseconds', async (input, expected) => {
     fake.setStatus('alice/market.olares', withAnalyzer({ is_running: true, average_analysis_time: input }));
 
     const status = await createSource().collect([ALICE]);
@@ -598,6 +802,7 @@ describe('HttpChartRepo failures', () => {
       apps: [],
       images: [],
       tasks: null,
+      ...EMPTY_TYPED,
     });
     expect(source.current).toBe(status);
   });
@@ -648,6 +853,7 @@ describe('HttpChartRepo failures', () => {
       apps: [],
       images: [],
       tasks: null,
+      ...EMPTY_TYPED,
     });
   });
 
@@ -732,5 +938,237 @@ describe('the fake chart repo', () => {
     const unknown = await fetch(`${fake.url}/chart-repo/api/v1/status`);
     expect(unknown.status).toBe(404);
     await unknown.arrayBuffer();
+  });
+});
+
+describe('HttpChartRepo typed status', () => {
+  test('an item missing a required field or holding one of the wrong type is dropped and counted; the raw blocks keep it', async () => {
+    fake.setStatus('alice/market.olares', {
+      apps: [
+        jellyfinApp,
+        { ...jellyfinApp, app_id: undefined },
+        { ...jellyfinApp, app_name: 42 },
+        { ...jellyfinApp, state: '' },
+        'not an object',
+      ],
+      images: [jellyfinImage, { ...jellyfinImage, image_name: null }, { ...jellyfinImage, status: ['downloading'] }],
+      tasks: {
+        hydrator: { tasks: [jellyfinTask, { ...jellyfinTask, task_id: 17 }], recent_failed: [{ app_name: 'immich' }] },
+        image_analyzer: { is_running: true, processing_tasks: [{ task_id: 'ana-1', status: 'running' }] },
+      },
+    });
+
+    const source = createSource();
+    const status = await source.collect([ALICE]);
+    await source.collect([ALICE]);
+
+    expect(status.appStates?.map((app) => app.appName)).toEqual(['jellyfin']);
+    expect(status.imageStates?.map((image) => image.imageName)).toEqual(['docker.io/jellyfin/jellyfin:10.9.6']);
+    expect(status.queues?.hydrator?.tasks.map((task) => task.taskId)).toEqual(['hyd-17']);
+    expect(status.queues?.hydrator?.recentFailed).toEqual([]);
+    expect(status.queues?.imageAnalyzer?.processingTasks).toEqual([]);
+    // 4 apps, 2 images, 2 hydrator tasks, 1 analysis task.
+    expect(status.droppedItems).toBe(9);
+    expect(status.apps).toHaveLength(4);
+    expect(status).toMatchObject({ reachable: true, lastError: null });
+    // Said once while it lasts, not on every collect.
+    const warnings = logs.filter((line) => line.msg === 'chart repo status items left out of the typed status');
+    expect(warnings).toEqual([expect.objectContaining({ dropped: 9 })]);
+  });
+
+  test('optional fields of the wrong type are null, nested blocks without their own required fields are null, and the item stays', async () => {
+    fake.setStatus('alice/market.olares', {
+      apps: [
+        {
+          ...jellyfinApp,
+          current_step: { name: 'ImageAnalysisStep', index: 'three', total: 5, status: 'running' },
+          processing: { duration: 5 },
+          error: { step: 'RenderedChartStep' },
+          timestamps: 'yesterday',
+          last_update: 1_747_303_200,
+        },
+      ],
+      images: [
+        {
+          ...jellyfinImage,
+          app_id: 7,
+          total_size: '412 MB',
+          downloaded_size: -1,
+          download_progress: 250,
+          layer_count: Number.POSITIVE_INFINITY,
+          nodes: [{ node_name: 'olares-1', progress: -3, os: { name: 'linux' } }, { progress: 50 }],
+        },
+      ],
+    });
+
+    const status = await createSource().collect([ALICE]);
+
+    expect(status.appStates).toEqual([
+      expect.objectContaining({
+        appName: 'jellyfin',
+        currentStep: null,
+        processing: null,
+        error: null,
+        createdAt: null,
+        lastUpdatedAt: null,
+        lastUpdate: null,
+      }),
+    ]);
+    expect(status.imageStates?.[0]).toMatchObject({
+      appId: null,
+      totalSize: null,
+      downloadedSize: null,
+      downloadProgress: 100,
+      layerCount: null,
+      nodes: [{ nodeName: 'olares-1', progress: 0, os: null }],
+    });
+    expect(status.droppedItems).toBe(1); // the node without a name
+  });
+
+  test('an app state without its own user or source belongs to the pair asked about; in the call for all users it is dropped', async () => {
+    const anonymous = { ...jellyfinApp, user_id: undefined, source_id: undefined };
+    fake.setStatus('alice/market.olares', { apps: [anonymous] });
+    fake.setStatus('/', { apps: [anonymous] });
+
+    const forAlice = await createSource().collect([ALICE]);
+    const forAll = await createSource().collect([]);
+
+    expect(forAlice.appStates).toEqual([expect.objectContaining({ userId: 'alice', sourceId: 'market.olares' })]);
+    expect(forAll.appStates).toEqual([]);
+    expect(forAll.droppedItems).toBe(1);
+  });
+
+  test.each([
+    [1_500_000_000, 1500],
+    [23_864_512_000, 23_864.512],
+    [0, 0],
+    ['1m30s', 90_000],
+    ['250ms', 250],
+    [-5, null],
+    ['soon', null],
+    [Number.MAX_VALUE, Number.MAX_VALUE / 1e6],
+    [null, null],
+  ])('a Go duration of %j (integer nanoseconds, or a duration string) is %j milliseconds', async (input, expected) => {
+    fake.setStatus('alice/market.olares', {
+      apps: [{ ...jellyfinApp, processing: { task_id: 'hyd-17', duration: input } }],
+      tasks: { image_analyzer: { is_running: true, average_analysis_time: input } },
+    });
+
+    const status = await createSource().collect([ALICE]);
+
+    expect(status.appStates?.[0]?.processing?.durationMs).toBe(expected);
+    expect(status.queues?.imageAnalyzer?.averageAnalysisTimeMs).toBe(expected);
+    // The deprecated raw block reads the same field the same way.
+    expect(status.tasks?.imageAnalyzer?.average_analysis_time).toBe(expected);
+  });
+
+  test.each([
+    [1, '1'],
+    [0, '0'],
+    ['worker-eu-2', 'worker-eu-2'],
+    [1e30, null],
+    [2 ** 53, null],
+    [-1, null],
+    [1.5, null],
+    [Number.NaN, null],
+    ['', null],
+    [null, null],
+  ])('an analysis worker_id of %j is the workerId %j', async (input, expected) => {
+    const task = { task_id: 'ana-3', app_name: 'jellyfin', status: 'running', worker_id: input };
+    fake.setStatus('alice/market.olares', {
+      tasks: { image_analyzer: { is_running: true, processing_tasks: [task] } },
+    });
+
+    const status = await createSource().collect([ALICE]);
+
+    expect(status.queues?.imageAnalyzer?.processingTasks).toEqual([expect.objectContaining({ workerId: expected })]);
+  });
+
+  test('strings, numbers and lists are bounded: long names drop the item, long texts are cut, counters fit a 32-bit Int', async () => {
+    const apps = Array.from({ length: 5_003 }, (_, index) => ({ ...jellyfinApp, app_name: `app-${index}` }));
+    apps[0] = { ...jellyfinApp, app_name: 'x'.repeat(513) };
+    fake.setStatus('alice/market.olares', {
+      system: { uptime: 1e12, version: 'v'.repeat(5_000) },
+      apps,
+      images: [{ ...jellyfinImage, error_message: 'e'.repeat(10_000), layer_count: 3.7 }],
+      tasks: { hydrator: { queue_length: 2 ** 40, worker_count: -4 } },
+    });
+
+    const status = await createSource().collect([ALICE]);
+
+    expect(status.appStates).toHaveLength(5_000);
+    expect(status.appStates?.[0]?.appName).toBe('app-1');
+    // The 513-character name, and the two beyond the bound.
+    expect(status.droppedItems).toBe(3);
+    expect(status.systemStatus).toMatchObject({ uptimeSeconds: 2 ** 31 - 1, version: `${'v'.repeat(2_000)}…` });
+    expect(status.imageStates?.[0]).toMatchObject({ errorMessage: `${'e'.repeat(2_000)}…`, layerCount: 3 });
+    expect(status.queues?.hydrator).toMatchObject({ queueLength: 2 ** 31 - 1, workerCount: 0 });
+  });
+
+  test("a chart repo that ignores user= and answers alice's call with admin's apps shows her none of them, and counts them", async () => {
+    // The whole fixture: admin's n8n, ghost and excalidraw (and their hydrator tasks) beside alice's immich.
+    fake.setStatus('alice/market.olares', chartRepoStatusFixture());
+
+    const source = createSource();
+    const { all, byUser } = await source.collectByUser([ALICE], FIRST_TICK);
+
+    const alice = byUser.get('alice');
+    expect(alice).toBeDefined();
+    for (const status of [alice as ChartRepoStatus, all]) {
+      expect(status.appStates?.map((app) => [app.appName, app.userId])).toEqual([['immich', 'alice']]);
+      expect((status.apps as { app_name: string }[]).map((app) => app.app_name)).toEqual(['immich']);
+      expect(status.queues?.hydrator?.tasks.map((task) => task.taskId)).toEqual(['hyd-alice-immich-1747295988']);
+      expect(status.queues?.hydrator?.recentFailed).toEqual([]);
+      const raw = status.tasks?.hydrator as { tasks: { task_id: string }[]; recent_failed: unknown[] };
+      expect(raw.tasks.map((task) => task.task_id)).toEqual(['hyd-alice-immich-1747295988']);
+      expect(raw.recent_failed).toEqual([]);
+      // Three app states and three hydrator tasks (two current, one recently failed) of admin's.
+      expect(status.droppedItems).toBe(6);
+    }
+    expect(JSON.stringify([alice?.apps, alice?.appStates, alice?.queues?.hydrator])).not.toMatch(/admin/);
+    expect(logs.filter((line) => line.msg === 'chart repo status items left out of the typed status')).toEqual([
+      expect.objectContaining({ dropped: 6 }),
+    ]);
+
+    // The same answer, scoped as a chart repo that honours user= sends it, leaves nothing out.
+    fake.setStatus('alice/market.olares', chartRepoStatusFor('alice'));
+    const honest = await source.collect([ALICE], SECOND_TICK);
+    expect(honest.appStates?.map((app) => app.appName)).toEqual(['immich']);
+    expect(honest.droppedItems).toBe(0);
+  });
+
+  test("an app state or hydrator task of another source, or naming its user with the wrong type, is left out of a per-pair answer; one naming none is the pair's", async () => {
+    const ofUpload = { ...jellyfinApp, app_id: 'u1', app_name: 'of-upload', source_id: 'upload' };
+    const numericUser = { ...jellyfinApp, app_id: 'n1', app_name: 'numeric-user', user_id: 7 };
+    const unnamedTask = { ...jellyfinTask, task_id: 'hyd-unnamed', user_id: '', source_id: undefined };
+    fake.setStatus('alice/market.olares', {
+      apps: [jellyfinApp, ofUpload, numericUser],
+      tasks: { hydrator: { tasks: [unnamedTask, { ...jellyfinTask, task_id: 'hyd-bob', user_id: 'bob' }] } },
+    });
+
+    const status = await createSource().collect([ALICE]);
+
+    expect(status.appStates?.map((app) => app.appName)).toEqual(['jellyfin']);
+    expect((status.apps as { app_name: string }[]).map((app) => app.app_name)).toEqual(['jellyfin']);
+    expect(status.queues?.hydrator?.tasks).toEqual([
+      expect.objectContaining({ taskId: 'hyd-unnamed', userId: 'alice', sourceId: 'market.olares' }),
+    ]);
+    expect(status.droppedItems).toBe(3);
+  });
+
+  test("each user's typed status holds only what their own calls answered", async () => {
+    fake.setStatus('alice/market.olares', aliceStatus);
+    fake.setStatus('bob/upload', bobStatus);
+
+    const { all, byUser } = await createSource().collectByUser([ALICE, BOB], FIRST_TICK);
+
+    expect(all.appStates?.map((app) => app.appName)).toEqual(['jellyfin', 'gitea', 'ollama']);
+    expect(byUser.get('alice')?.appStates?.map((app) => app.appName)).toEqual(['jellyfin']);
+    expect(byUser.get('alice')?.queues?.hydrator?.queueLength).toBe(3);
+    expect(byUser.get('bob')?.imageStates?.map((image) => image.appName)).toEqual(['ollama']);
+    expect(byUser.get('bob')?.queues?.hydrator?.tasks.map((task) => task.userId)).toEqual(['bob']);
+    // Merging each user's answers did not touch the status of all users, which shares them.
+    expect(all.queues?.hydrator?.tasks.map((task) => task.taskId)).toEqual(['hyd-17', 'hyd-21']);
+    expect(byUser.get('alice')?.queues?.hydrator?.tasks.map((task) => task.taskId)).toEqual(['hyd-17']);
   });
 });

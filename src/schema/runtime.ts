@@ -1,9 +1,9 @@
-import type { ChartRepoStatus } from '../adapters/chart-repo/port.js';
 import type { AppKey } from '../domain/app-key.js';
 import { fanOut, isMissedEvents } from '../fanout/cohorts.js';
 import type { RuntimeEventView } from '../runtime/runtime-service.js';
 import type { ComponentStatus, RuntimeSummary, Snapshot, SnapshotFilter } from '../runtime/state-store.js';
 import { builder } from './builder.js';
+import { ChartRepoStatusRef } from './chart-repo.js';
 import { AppRef, AppStageEnum, HealthEnum, TaskRef, TaskStatusEnum, TaskTypeEnum } from './refs.js';
 
 const ComponentStateEnum = builder.enumType('ComponentState', {
@@ -31,43 +31,6 @@ const ComponentRef = builder.objectRef<ComponentStatus>('Component').implement({
       nullable: true,
       description: 'Figures of the component (queue lengths, latencies …).',
       resolve: (c) => c.metrics,
-    }),
-  }),
-});
-
-const ChartRepoStatusRef = builder.objectRef<ChartRepoStatus>('ChartRepoStatus').implement({
-  description:
-    "What the chart repository reports about app processing, images and its task queues. A user sees only what was collected for their own (user, source) pairs, failures included; admins see everyone's.",
-  fields: (t) => ({
-    reachable: t.exposeBoolean('reachable', { description: 'Whether the last collection reached it.' }),
-    lastError: t.exposeString('lastError', {
-      nullable: true,
-      description: 'Why the last collection failed (partly or wholly).',
-    }),
-    lastUpdate: t.field({
-      type: 'DateTime',
-      nullable: true,
-      description: 'When its data was last fetched.',
-      resolve: (c) => c.lastUpdate,
-    }),
-    system: t.field({
-      type: 'JSON',
-      nullable: true,
-      description: 'System block (version, uptime, resources).',
-      resolve: (c) => c.system,
-    }),
-    apps: t.field({ type: 'JSON', nullable: true, description: 'App processing states.', resolve: (c) => c.apps }),
-    images: t.field({
-      type: 'JSON',
-      nullable: true,
-      description: 'Image download and analysis states.',
-      resolve: (c) => c.images,
-    }),
-    tasks: t.field({
-      type: 'JSON',
-      nullable: true,
-      description: 'Hydrator and image-analyzer queues.',
-      resolve: (c) => c.tasks,
     }),
   }),
 });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -56,6 +57,43 @@ export interface FakeChartRepo {
 export const DEFAULT_CHART_REPO_STATUS = { apps: [], images: [], last_update: '2026-05-15T08:00:00Z' };
 
 const STATUS_PATH = '/chart-repo/api/v2/status';
+
+/**
+ * A fresh copy of test/fixtures/chart-repo-status.json: a complete status `data` as a real chart
+ * repo serves it (snake_case, nanosecond durations, RFC 3339 times with nanoseconds), for users
+ * `admin` (n8n mid-processing at step 3 of 5, ghost failed, excalidraw done) and `alice` (immich),
+ * source `market.olares`. `setStatus('*', chartRepoStatusFixture())` answers every call with all of it.
+ */
+export function chartRepoStatusFixture(): Record<string, unknown> {
+  return JSON.parse(readFileSync(new URL('../fixtures/chart-repo-status.json', import.meta.url), 'utf8'));
+}
+
+type Json = Record<string, unknown>;
+
+/**
+ * A fresh copy of the fixture as a chart repo that honours `user=` answers that user's calls: app
+ * states and hydrator tasks with that `user_id`, and the images and analyzer tasks of that user's
+ * apps (by app id or app name); the system block and the counters are kept as they are, since the
+ * real chart repo reports those for the whole node. Feed this, not the whole fixture, to one user's key.
+ */
+export function chartRepoStatusFor(userId: string): Record<string, unknown> {
+  const status = chartRepoStatusFixture();
+  const ofUser = (item: unknown) => (item as Json).user_id === userId;
+  const apps = (status.apps as Json[]).filter(ofUser);
+  const appIds = new Set(apps.map((app) => app.app_id));
+  const appNames = new Set(apps.map((app) => app.app_name));
+  const ofUsersApp = (item: unknown) => appIds.has((item as Json).app_id) || appNames.has((item as Json).app_name);
+  status.apps = apps;
+  status.images = (status.images as Json[]).filter(ofUsersApp);
+  const tasks = status.tasks as { hydrator: Json; image_analyzer: Json };
+  for (const list of ['tasks', 'recent_failed']) {
+    tasks.hydrator[list] = (tasks.hydrator[list] as Json[]).filter(ofUser);
+  }
+  for (const list of ['queued_tasks', 'processing_tasks', 'recent_completed', 'recent_failed']) {
+    tasks.image_analyzer[list] = (tasks.image_analyzer[list] as Json[]).filter(ofUsersApp);
+  }
+  return status;
+}
 
 export async function startFakeChartRepo(): Promise<FakeChartRepo> {
   const requests: ChartRepoRequest[] = [];

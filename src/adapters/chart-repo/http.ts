@@ -50,6 +50,7 @@ export class HttpChartRepo implements ChartRepo {
   /** The start number of the collect whose result is `latest`, so an overtaken collect cannot overwrite a newer one. */
   private latestCollect = 0;
   private lastLoggedError: string | null = null;
+  private lastLoggedDropped = 0;
 
   constructor(options: HttpChartRepoOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
@@ -106,6 +107,12 @@ export class HttpChartRepo implements ChartRepo {
 
   /** Warns when the failures change rather than on every tick, so a chart repo that stays down is one log line. */
   private logOutcome(status: ChartRepoStatus, failed: number, total: number): void {
+    const dropped = status.reachable ? (status.droppedItems ?? 0) : this.lastLoggedDropped;
+    if (dropped !== this.lastLoggedDropped) {
+      this.lastLoggedDropped = dropped;
+      // Malformed items stay in the raw blocks, another user's are gone from both (belongsToPair): either way one line per change.
+      if (dropped > 0) this.logger.warn({ dropped }, 'chart repo status items left out of the typed status');
+    }
     if (status.lastError === this.lastLoggedError) return;
     this.lastLoggedError = status.lastError;
     if (status.lastError === null) {
@@ -150,7 +157,7 @@ export class HttpChartRepo implements ChartRepo {
     if (!isRecord(body.data)) return fail('the answer has no status object in data');
 
     try {
-      return { ok: true, answer: readAnswer(body.data), userId };
+      return { ok: true, answer: readAnswer(body.data, pair), userId };
     } catch (error) {
       // A bug here must cost one call, not the whole collect; the message is enough, the stack goes to the log.
       this.logger.error({ call, err: error }, 'could not read a chart repo status');
@@ -169,16 +176,8 @@ function merge(outcomes: Outcome[], now: Date, kept: ChartRepoStatus | null): Ch
   }
   const lastError = failures.length === 0 ? null : describeFailures(failures, outcomes.length);
   if (answers.length > 0) return { reachable: true, lastError, lastUpdate: now, ...aggregate(answers) };
-  const data = kept ?? { lastUpdate: null, system: null, apps: [], images: [], tasks: null };
-  return {
-    reachable: false,
-    lastError,
-    lastUpdate: data.lastUpdate,
-    system: data.system,
-    apps: data.apps,
-    images: data.images,
-    tasks: data.tasks,
-  };
+  if (!kept) return { reachable: false, lastError, lastUpdate: null, ...aggregate([]) };
+  return { ...kept, reachable: false, lastError };
 }
 
 function uniquePairs(pairs: ChartRepoPair[]): ChartRepoPair[] {

@@ -6,11 +6,21 @@
  *
  * The nested blocks keep the chart repo's own snake_case field names, with two normalisations:
  * every timestamp field becomes an ISO string (or null when absent, unparseable or Go's zero
- * time), and the image analyzer's `average_analysis_time` becomes a number of milliseconds (or null).
+ * time), and the image analyzer's `average_analysis_time` becomes a number of milliseconds (or null),
+ * read as Go writes a time.Duration: integer nanoseconds, or a `1m30s` string. The answer to a
+ * (user, source) call keeps only that pair's app states and hydrator tasks (status-parse.ts,
+ * belongsToPair). These raw blocks are the deprecated JSON fields; the same data, read once per
+ * collect into typed objects with camelCase names, is in the ChartRepoTypedStatus fields (status-types.ts).
  */
 
-/** What is known of the chart repo after a collect, kept and served by the runtime. */
-export interface ChartRepoStatus {
+import type { ChartRepoTypedStatus } from './status-types.js';
+
+/**
+ * What is known of the chart repo after a collect, kept and served by the runtime. The typed fields
+ * are optional because a status built elsewhere (the runtime's empty one for a user without calls)
+ * may leave them out: absent means none.
+ */
+export interface ChartRepoStatus extends Partial<ChartRepoTypedStatus> {
   reachable: boolean;
   /** Why the last collect failed, wholly or for some calls; carries no secret. */
   lastError: string | null;

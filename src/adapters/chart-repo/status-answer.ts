@@ -1,6 +1,9 @@
 import { isRecord } from '../../platform/json.js';
 import { parseRfc3339Time } from '../../platform/rfc3339.js';
-import type { ChartRepoStatus } from './port.js';
+import { goDurationMs } from './go-duration.js';
+import type { ChartRepoPair, ChartRepoStatus } from './port.js';
+import { belongsToPair, parseAnswer } from './status-parse.js';
+import type { ChartRepoHydrator, ChartRepoTypedStatus } from './status-types.js';
 
 /**
  * Reading the chart repo's status answers: each call's `data` normalised on its own, then the
@@ -29,27 +32,49 @@ export interface Answer {
   images: unknown[];
   hydrator: Record<string, unknown> | null;
   imageAnalyzer: Record<string, unknown> | null;
+  typed: ChartRepoTypedStatus;
 }
 
-/** The `data` of one status answer, normalised (see port.ts). */
-export function readAnswer(data: Record<string, unknown>): Answer {
+/**
+ * The `data` of one status answer, normalised (see port.ts) and read into the typed status (see
+ * status-parse.ts); `pair` is whom the call was made for, null for the call for all users. The raw
+ * blocks leave out the app states and hydrator tasks of another user or source, as the typed
+ * status does (belongsToPair): the deprecated fields must not show them either.
+ */
+export function readAnswer(data: Record<string, unknown>, pair: ChartRepoPair | null = null): Answer {
   const tasks = isRecord(data.tasks) ? data.tasks : {};
   const system = nonEmpty(data.system);
   const imageAnalyzer = nonEmpty(tasks.image_analyzer);
+  const own = (items: unknown) => records(items).filter((item) => belongsToPair(item, pair));
   return {
     system: system && normalised(system),
-    apps: records(data.apps).map(normalised),
+    apps: own(data.apps).map(normalised),
     images: records(data.images).map(normalised),
-    hydrator: isRecord(tasks.hydrator) ? normalised(tasks.hydrator) : null,
+    hydrator: isRecord(tasks.hydrator) ? normalised(ownTasks(tasks.hydrator, own)) : null,
     imageAnalyzer: imageAnalyzer && {
       ...normalised(imageAnalyzer),
-      average_analysis_time: durationMs(imageAnalyzer.average_analysis_time),
+      // Read as the typed averageAnalysisTimeMs is: a number is Go's integer nanoseconds.
+      average_analysis_time: goDurationMs(imageAnalyzer.average_analysis_time),
     },
+    typed: parseAnswer(data, pair),
   };
 }
 
+/** The hydrator block with its task lists cut down to `own`; a list that is not one stays as sent. */
+function ownTasks(
+  hydrator: Record<string, unknown>,
+  own: (items: unknown) => Record<string, unknown>[],
+): Record<string, unknown> {
+  const copy = { ...hydrator };
+  for (const field of HYDRATOR_LISTS) if (Array.isArray(copy[field])) copy[field] = own(copy[field]);
+  return copy;
+}
+
+/** The fields of a status that the answers give. */
+export type AggregatedStatus = Pick<ChartRepoStatus, 'system' | 'apps' | 'images' | 'tasks'> & ChartRepoTypedStatus;
+
 /** The answers of several calls as one status: lists concatenated, hydrator counters summed. */
-export function aggregate(answers: Answer[]): Pick<ChartRepoStatus, 'system' | 'apps' | 'images' | 'tasks'> {
+export function aggregate(answers: Answer[]): AggregatedStatus {
   let system: Record<string, unknown> | null = null;
   let hydrator: Record<string, unknown> | null = null;
   let imageAnalyzer: Record<string, unknown> | null = null;
@@ -65,7 +90,71 @@ export function aggregate(answers: Answer[]): Pick<ChartRepoStatus, 'system' | '
     imageAnalyzer = answer.imageAnalyzer ?? imageAnalyzer;
   }
   const tasks = hydrator || imageAnalyzer ? { hydrator, imageAnalyzer } : null;
-  return { system, apps, images, tasks };
+  return { system, apps, images, tasks, ...aggregateTyped(answers.map((answer) => answer.typed)) };
+}
+
+/**
+ * Most app or image states one status holds over all its calls: each answer is bounded already
+ * (status-parse.ts), this bounds their sum for a cluster of many users, far beyond a real one.
+ */
+const MAX_AGGREGATED_ITEMS = 20_000;
+
+/** The typed side of aggregate, by the same rules as the raw blocks. */
+function aggregateTyped(answers: ChartRepoTypedStatus[]): ChartRepoTypedStatus {
+  const drops = { dropped: 0 };
+  const bounded = <T>(into: T[], items: T[]) => {
+    const room = Math.max(MAX_AGGREGATED_ITEMS - into.length, 0);
+    into.push(...items.slice(0, room));
+    drops.dropped += Math.max(items.length - room, 0);
+  };
+  const typed: ChartRepoTypedStatus = {
+    systemStatus: null,
+    appStates: [],
+    imageStates: [],
+    queues: null,
+    droppedItems: 0,
+  };
+  let hydrator: ChartRepoHydrator | null = null;
+  for (const answer of answers) {
+    typed.systemStatus ??= answer.systemStatus;
+    bounded(typed.appStates, answer.appStates);
+    bounded(typed.imageStates, answer.imageStates);
+    drops.dropped += answer.droppedItems;
+    const next = answer.queues?.hydrator;
+    // The first one copied: the answers are shared by the status of all users and those of each user.
+    if (next) {
+      hydrator = hydrator
+        ? mergeTypedHydrators(hydrator, next, bounded)
+        : { ...next, tasks: [...next.tasks], recentFailed: [...next.recentFailed] };
+    }
+    const imageAnalyzer = answer.queues?.imageAnalyzer ?? typed.queues?.imageAnalyzer ?? null;
+    if (hydrator || imageAnalyzer) typed.queues = { hydrator, imageAnalyzer };
+  }
+  typed.droppedItems = drops.dropped;
+  return typed;
+}
+
+function mergeTypedHydrators(
+  into: ChartRepoHydrator,
+  next: ChartRepoHydrator,
+  bounded: <T>(into: T[], items: T[]) => void,
+): ChartRepoHydrator {
+  // `into` is aggregateTyped's own copy, so its lists grow in place.
+  const { tasks, recentFailed } = into;
+  bounded(tasks, next.tasks);
+  bounded(recentFailed, next.recentFailed);
+  // Sums clamped to GraphQL's 32-bit Int, like every counter read.
+  const sum = (a: number, b: number) => Math.min(a + b, 2 ** 31 - 1);
+  return {
+    queueLength: sum(into.queueLength, next.queueLength),
+    activeTasks: sum(into.activeTasks, next.activeTasks),
+    completedTasks: sum(into.completedTasks, next.completedTasks),
+    failedTasks: sum(into.failedTasks, next.failedTasks),
+    // One worker pool answers every call (see mergeHydrators): the first non-zero report is its size.
+    workerCount: into.workerCount === 0 ? next.workerCount : into.workerCount,
+    tasks,
+    recentFailed,
+  };
 }
 
 /** Any other field of the hydrator block is taken from the first one. */
@@ -118,41 +207,4 @@ function normalisedValue(value: unknown): unknown {
 function isoTime(value: unknown): string | null {
   const time = typeof value === 'string' ? parseRfc3339Time(value) : null;
   return time && time.getUTCFullYear() > 1 ? time.toISOString() : null;
-}
-
-const DURATION_UNITS_MS: Record<string, number> = {
-  ns: 1e-6,
-  us: 1e-3,
-  µs: 1e-3,
-  μs: 1e-3,
-  ms: 1,
-  s: 1_000,
-  m: 60_000,
-  h: 3_600_000,
-};
-
-const DURATION_PART = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
-
-/**
- * A Go duration string (`1.5s`, `250ms`, `1m30s`, as time.ParseDuration reads them) or a number
- * already in milliseconds, as milliseconds; anything else is null. Go marshals a time.Duration as
- * integer nanoseconds, but the collector we re-model reads numbers as milliseconds, so that is the
- * contract kept here.
- */
-function durationMs(value: unknown): number | null {
-  if (typeof value === 'number') return Number.isFinite(value) ? value : null;
-  if (typeof value !== 'string') return null;
-  const sign = value.startsWith('-') ? -1 : 1;
-  const text = value.replace(/^[+-]/, '');
-  if (text === '0') return 0;
-  if (text === '') return null;
-  let total = 0;
-  DURATION_PART.lastIndex = 0;
-  while (DURATION_PART.lastIndex < text.length) {
-    const part = DURATION_PART.exec(text);
-    if (!part) return null;
-    total += Number(part[1]) * (DURATION_UNITS_MS[part[2] as string] as number);
-  }
-  // Rounded to the nanosecond, the finest a Go duration holds, so 1.1s is 1100 and not 1100.0000000000002.
-  return (sign * Math.round(total * 1e6)) / 1e6;
 }
