@@ -25,6 +25,7 @@ import { g1 } from './g1.js';
 import { g4b } from './g4b.js';
 import { installRate } from './install-rate.js';
 import { type BenchResult, formatFigure, machineInfo, summaryMarkdown } from './lib/report.js';
+import { metricsBench, metricsSizes } from './metrics.js';
 import { outboxBench } from './outbox.js';
 import { snapshotBench } from './snapshot.js';
 import { soak } from './soak.js';
@@ -178,6 +179,12 @@ const BENCHMARKS: Benchmark[] = [
         ...(mode === 'quick' ? { messages: 500, reps: 2, installs: 40 } : { messages: 3000, reps: 3, installs: 150 }),
         log: (line) => console.log(line),
       }),
+  },
+  {
+    // Issue 15: metrics-scrape (GET /metrics with 10k subscriptions and 1k apps ÷ the 5 ms budget;
+    // 2,000 subscriptions in --quick), metrics-g1 (G1 queries with ÷ without metrics, ≥ 0.97).
+    name: 'metrics',
+    run: (mode) => metricsBench(metricsSizes(mode)),
   },
 ];
 

@@ -22,6 +22,7 @@ import { OriginPolicy } from '../http/cross-site.js';
 import { Lifecycle } from '../http/readiness.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
+import { manifestOperationNames } from '../platform/metrics.js';
 import type { StateCollector } from '../runtime/state-collector.js';
 import { HttpFastPath } from '../transports/http-fast-path.js';
 import { syncBundledCatalogue } from './catalogue.js';
@@ -32,6 +33,7 @@ import { createGraphQL, operationPipeline } from './graphql.js';
 import { createHttpServer, type HttpServer, type RunningApp } from './http-server.js';
 import { createPeriodicJobs } from './jobs.js';
 import { createLiveTransports, type LiveTransports, type SubscriptionStats } from './live.js';
+import { AppMetrics } from './metrics.js';
 import { startOutbox, stopOutbox } from './outbox.js';
 import { createRouter } from './routes.js';
 
@@ -39,6 +41,12 @@ export interface AppOptions {
   logger: Logger;
   /** Options of the Prisma client, such as a query recorder in tests. */
   prisma?: PrismaOptions;
+  /**
+   * Internal, not a setting: false builds the app without metrics (no counting, no /metrics), the
+   * baseline against which `npm run bench -- --only metrics` measures what they cost.
+   * @default true
+   */
+  metrics?: boolean;
 }
 
 export interface App {
@@ -63,23 +71,23 @@ export interface App {
   fastPath: HttpFastPath | null;
   /** WebSocket connections, SSE streams, subscription cohorts and subscriptions now open. */
   subscriptionStats(): SubscriptionStats;
+  /** The Prometheus metrics served on /metrics; null when built without (AppOptions.metrics). */
+  metrics: AppMetrics | null;
 }
 
-export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppOptions): App {
+export function buildApp(config: Config, { logger, prisma: prismaOptions, metrics: measured = true }: AppOptions): App {
   const db = createPrismaClient(config.databaseUrl, prismaOptions);
-  const services = createServices({ db, config, logger });
+  const metrics = measured
+    ? new AppMetrics({ knownOperations: manifestOperationNames(config.persistedDocuments) })
+    : null;
+  const services = createServices({ db, config, logger, ...(metrics ? { onRedisAppend: metrics.redisAppend } : {}) });
 
   const authenticator = new Authenticator(config.auth);
   const origins = new OriginPolicy(config.corsOrigins);
-  const yoga = createGraphQL({ config, logger, services: resolverServices(services), authenticator, origins });
+  const yoga = createGraphQL({ config, logger, services: resolverServices(services), authenticator, origins, metrics });
 
   const fastPath = config.graphqlFastPath
-    ? new HttpFastPath({
-        pipeline: (initial) => operationPipeline(yoga, initial),
-        authenticator,
-        origins,
-        logger,
-      })
+    ? new HttpFastPath({ pipeline: (initial) => operationPipeline(yoga, initial), authenticator, origins, logger })
     : null;
 
   const lifecycle = new Lifecycle();
@@ -92,27 +100,26 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
     origins,
     server: http.server,
     serving: lifecycle.serving,
+    metrics,
   });
-  http.server.on(
-    'request',
-    lifecycle.gate(
-      createRouter({
-        config,
-        logger,
-        db,
-        engine: services.engine,
-        yoga,
-        fastPath,
-        origins,
-        authenticator,
-        sse: live.sse,
-        clusterLog: services.clusterLog,
-      }),
-    ),
-  );
+  const router = createRouter({
+    config,
+    logger,
+    db,
+    engine: services.engine,
+    yoga,
+    fastPath,
+    origins,
+    authenticator,
+    sse: live.sse,
+    clusterLog: services.clusterLog,
+    metrics,
+  });
+  http.server.on('request', lifecycle.gate(router));
 
   const jobs = createPeriodicJobs({ config, services, logger });
   let collector: StateCollector | null = null;
+  metrics?.watch(watchedParts(services, config, live, () => collector));
   let listening: Promise<RunningApp> | null = null;
   let starting: Promise<RunningApp> | null = null;
 
@@ -131,6 +138,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
     await jobs.start();
     collector = createCollector({ db, config, services, logger, subscriptionStats: live.stats, jobs, runtimeEntries });
     await collector.start();
+    metrics?.followRuntime(services.store);
     lifecycle.started();
     return running;
   };
@@ -141,6 +149,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
     server: http.server,
     fastPath,
     subscriptionStats: live.stats,
+    metrics,
     listen,
     start(port) {
       starting = listenAndStart(port);
@@ -165,6 +174,22 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions }: AppO
       await closeDatabase(db, logger);
       logger.info({ ...connections, ms: Date.now() - began }, 'stopped');
     },
+  };
+}
+
+/** What the metrics read at scrape time; the collector exists once the app has started. */
+function watchedParts(
+  services: Services,
+  config: Config,
+  live: LiveTransports,
+  collector: () => StateCollector | null,
+) {
+  return {
+    store: services.store,
+    engine: services.engine,
+    workers: config.tasks.concurrency,
+    live: live.stats,
+    sourceRuns: () => collector()?.sourceRuns ?? null,
   };
 }
 

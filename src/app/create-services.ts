@@ -29,10 +29,12 @@ export interface ServiceDeps {
   db: Db;
   config: Config;
   logger: Logger;
+  /** Told the Redis round trip of each change-log append (AppMetrics.redisAppend). */
+  onRedisAppend?: (seconds: number) => void;
 }
 
 /** Builds the domain services and the task engine: the first step of the composition root (build-app.ts). */
-export function createServices({ db, config, logger }: ServiceDeps) {
+export function createServices({ db, config, logger, onRedisAppend }: ServiceDeps) {
   const { maxPageSize } = config;
   const bus = createEventBus();
   // Cluster mode: announcements also go to the Redis change log, and other instances' come from it.
@@ -43,6 +45,7 @@ export function createServices({ db, config, logger }: ServiceDeps) {
         retention: config.redis.changeLogRetention,
         eventRetention: config.runtime.eventBuffer,
         logger: logger.child({ component: 'cluster-log' }),
+        ...(onRedisAppend ? { onAppend: onRedisAppend } : {}),
       })
     : null;
   // What the runtime collector follows: this instance's own announcements (in cluster mode the

@@ -25,6 +25,7 @@ import type { Context, ResolverServices } from '../schema/builder.js';
 import { schema } from '../schema/index.js';
 import { createLoaders } from '../services/loaders.js';
 import { type GraphQLRequest, type OperationPipeline, PIPELINE_REQUEST } from '../transports/graphql-operation.js';
+import type { AppMetrics } from './metrics.js';
 import { loggedOperationName, type TrackedRequest } from './request-log.js';
 
 /** What a request brings into Yoga: the streaming transports authenticate once per connection and hand the viewer in. */
@@ -40,6 +41,8 @@ export interface GraphQLDeps {
   services: ResolverServices;
   authenticator: Authenticator;
   origins: OriginPolicy;
+  /** Counts the operations; null leaves them uncounted (the benchmark's baseline). */
+  metrics: AppMetrics | null;
 }
 
 const DEFAULT_QUERY = `# Welcome to the Market Runtime GraphQL API.
@@ -56,7 +59,15 @@ query Apps {
 `;
 
 /** Yoga on /graphql: the schema, its plugins, CORS, error masking and the per-request context. */
-export function createGraphQL({ config, logger, services, authenticator, origins }: GraphQLDeps): GraphQLServer {
+export function createGraphQL({
+  config,
+  logger,
+  services,
+  authenticator,
+  origins,
+  metrics,
+}: GraphQLDeps): GraphQLServer {
+  const counting = metrics?.plugins();
   return createYoga<ServerContext, Context>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -73,6 +84,8 @@ export function createGraphQL({ config, logger, services, authenticator, origins
     fetchAPI: createFetch({ formDataLimits: multipartLimits(config) }),
     plugins: [
       useMultipartRefusals(config),
+      // Around the rest (AppMetrics.plugins): no parse hook, so the switches below still act first.
+      ...(counting ? [counting.first] : []),
       // First, so that a refused document is never parsed and a limited mutation never runs.
       ...productionSwitches(config),
       // Before useMissedEventsExecution, whose plain execute must win for a cohort's catch-up.
@@ -83,6 +96,7 @@ export function createGraphQL({ config, logger, services, authenticator, origins
         blockFieldSuggestion: { enabled: false },
       }),
       useInputBounds(config.inputLimits),
+      ...(counting ? [counting.last] : []),
     ],
     context: contextFactory({ logger, services, authenticator }),
   });

@@ -12,6 +12,7 @@ import { SseTransport } from '../transports/sse-transport.js';
 import { WsTransport } from '../transports/ws-transport.js';
 import { type GraphQLServer, operationPipeline } from './graphql.js';
 import { settledBy } from './http-server.js';
+import type { AppMetrics } from './metrics.js';
 import { loggedOperationName, type TrackedRequest } from './request-log.js';
 
 export interface LiveDeps {
@@ -24,6 +25,8 @@ export interface LiveDeps {
   server: Server;
   /** Resolves once the app has started: upgrades wait for it (the port is bound first). */
   serving: Promise<void>;
+  /** Subscriptions, deliveries and slow consumers per transport; null: not counted. */
+  metrics: AppMetrics | null;
 }
 
 /** WebSocket connections, SSE streams, subscription cohorts and subscriptions now open. */
@@ -78,11 +81,8 @@ export function createLiveTransports(deps: LiveDeps): LiveTransports {
   };
 }
 
-function createSseTransport(
-  { config, logger, yoga, authenticator }: LiveDeps,
-  cohorts: SubscriptionCohorts,
-  budget: ConnectionBudget,
-): SseTransport {
+function createSseTransport(deps: LiveDeps, cohorts: SubscriptionCohorts, budget: ConnectionBudget): SseTransport {
+  const { config, logger, yoga, authenticator } = deps;
   return new SseTransport({
     authenticate: (req) => authenticator.fromHeaders(req.headers),
     pipeline: (params, viewer, req) => operationPipeline(yoga, { params, viewer, req }),
@@ -93,6 +93,7 @@ function createSseTransport(
     keepAliveMs: config.runtime.keepAliveMs,
     maxBodyBytes: config.maxBodyBytes,
     errorBody,
+    ...(deps.metrics ? { metrics: deps.metrics.flow('sse') } : {}),
     identify: (req: TrackedRequest, viewer, operationName) => {
       req.userId = viewer.userId;
       req.operationName = loggedOperationName(operationName);
@@ -137,6 +138,7 @@ function createWsTransport(deps: LiveDeps, cohorts: SubscriptionCohorts, budget:
     subscriberBuffer: config.runtime.subscriberBuffer,
     keepAliveMs: config.runtime.keepAliveMs,
     connectionInitWaitMs: 3000,
+    ...(deps.metrics ? { metrics: deps.metrics.flow('ws') } : {}),
     logger: logger.child({ component: 'graphql-ws' }),
   });
   return { wss, ws };

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { deserialize, serialize } from 'node:v8';
 import { Redis } from 'ioredis';
 import type { Logger } from '../platform/logger.js';
+import { timed } from '../platform/metrics.js';
 import type { Announcement } from './change-feed.js';
 import { RedisEventHistory } from './redis-event-history.js';
 
@@ -42,7 +43,6 @@ export interface LogHandlers {
   /** Entries may have been missed: re-read everything. */
   resync(reason: string): void;
 }
-
 export interface RedisChangeLogOptions {
   url: string;
   /** REDIS_PREFIX: the stream is `<prefix>changes`, its sequence counter `<prefix>sequence`. */
@@ -52,6 +52,7 @@ export interface RedisChangeLogOptions {
   /** RUNTIME_EVENT_BUFFER: runtime events kept in `<prefix>events` for instances that start later. */
   eventRetention: number;
   logger: Logger;
+  onAppend?: (seconds: number) => void; // metrics: the Redis round trip of each append pipeline
 }
 
 /** The figures the `pubsub` component shows. */
@@ -311,7 +312,7 @@ export class RedisChangeLog {
         local,
       );
     }
-    const results = (await pipeline.exec()) ?? [];
+    const results = (await timed(() => pipeline.exec(), this.options.onAppend)) ?? [];
     const failed = results.find(([error]) => error)?.[0];
     if (failed) throw failed;
     if (resync) this.droppedEntries = false;

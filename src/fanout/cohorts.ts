@@ -116,6 +116,8 @@ export class Cohort {
   private missed: Promise<Delivery> | null = null;
   private iterator: AsyncIterator<ExecutionResult> | null = null;
   private closed = false;
+  /** The operation's name, which members that join without parsing are counted under (metrics). */
+  operationName: string | undefined;
 
   constructor(
     readonly key: string | null,

@@ -12,11 +12,28 @@ export interface Outlet {
   waitForDrain(member: QueuedMember): void;
 }
 
+/**
+ * Running counts over one transport's members, read by the metrics at scrape time: plain numbers,
+ * since a delivery to ten thousand members must not pay for a metrics library call each.
+ */
+export class MemberCounts {
+  /** Members now subscribed. */
+  active = 0;
+  /** Frames written (results, catch-ups). */
+  delivered = 0;
+  /** Members whose queue overflowed. */
+  overflows = 0;
+  /** Catch-ups given to members that overflowed. */
+  catchUps = 0;
+}
+
 /** What every member of one transport shares. */
 export interface MemberPolicy {
   /** Results that may wait while the outlet is congested; beyond it the member overflows. */
   limit: number;
   logger: Logger;
+  /** @default not counted */
+  counts?: MemberCounts;
 }
 
 /**
@@ -35,11 +52,16 @@ export abstract class QueuedMember implements CohortMember {
   private queue: Delivery[] | null = null;
   private overflowed = false;
   private ended = false;
+  /** Whether `policy.counts.active` counts this member (once, however it ends). */
+  private counted: boolean;
 
   constructor(
     private readonly outlet: Outlet,
     private readonly policy: MemberPolicy,
-  ) {}
+  ) {
+    this.counted = policy.counts !== undefined;
+    if (policy.counts) policy.counts.active += 1;
+  }
 
   /** The member's frame for one result: the transport's envelope around the shared JSON. */
   protected abstract frame(delivery: Delivery): Buffer;
@@ -51,12 +73,14 @@ export abstract class QueuedMember implements CohortMember {
     const { outlet } = this;
     if (this.queue === null && !outlet.congested) {
       outlet.write(this.frame(delivery));
+      if (this.policy.counts) this.policy.counts.delivered += 1;
       return;
     }
     this.queue ??= [];
     if (this.queue.length >= this.policy.limit) {
       this.queue = null;
       this.overflowed = true;
+      if (this.policy.counts) this.policy.counts.overflows += 1;
     } else {
       this.queue.push(delivery);
     }
@@ -68,7 +92,10 @@ export abstract class QueuedMember implements CohortMember {
     if (this.ended) return;
     const { outlet, queue } = this;
     if (queue) {
-      while (queue.length && !outlet.congested) outlet.write(this.frame(queue.shift() as Delivery));
+      while (queue.length && !outlet.congested) {
+        outlet.write(this.frame(queue.shift() as Delivery));
+        if (this.policy.counts) this.policy.counts.delivered += 1;
+      }
       if (queue.length) {
         outlet.waitForDrain(this);
         return;
@@ -76,6 +103,7 @@ export abstract class QueuedMember implements CohortMember {
       this.queue = null;
     }
     if (!this.overflowed || !this.cohort) return;
+    if (this.policy.counts) this.policy.counts.catchUps += 1;
     this.cohort
       .catchUp()
       .then((delivery) => {
@@ -92,13 +120,21 @@ export abstract class QueuedMember implements CohortMember {
   end(errors?: readonly GraphQLError[]): void {
     if (this.ended) return;
     this.ended = true;
+    this.uncount();
     this.finish(errors);
   }
 
   /** The client left (or gave up): leave the cohort, nothing more is written. */
   stop(): void {
     this.ended = true;
+    this.uncount();
     this.queue = null;
     this.cohort?.remove(this);
+  }
+
+  private uncount(): void {
+    if (!this.counted || !this.policy.counts) return;
+    this.counted = false;
+    this.policy.counts.active -= 1;
   }
 }

@@ -65,6 +65,8 @@ export class StateCollector {
   private readonly iterators: AsyncIterator<unknown>[] = [];
   private cycle: Promise<void> | null = null;
   private lastCycle: { at: Date; durationMs: number; errors: Record<string, string> } | null = null;
+  /** Each poll source's last run: how long it took and whether it answered (read by the metrics). */
+  readonly sourceRuns = new Map<string, { seconds: number; ok: boolean }>();
   /** Announced changes not read back yet: task ids, and app keys by their string form. */
   private readonly staleTasks = new Set<string>();
   private readonly staleApps = new Map<string, AppKey>();
@@ -228,6 +230,7 @@ export class StateCollector {
     await Promise.all(
       work.map(async ({ name, scope, run }) => {
         let timer: NodeJS.Timeout | undefined;
+        const began = performance.now();
         try {
           await Promise.race([
             run(),
@@ -243,6 +246,7 @@ export class StateCollector {
           this.publishComponent({ ...component(name, 'ERROR', {}, errors[name]), lastCheck: new Date() }, scope);
         } finally {
           clearTimeout(timer);
+          this.sourceRuns.set(name, { seconds: (performance.now() - began) / 1000, ok: !(name in errors) });
         }
       }),
     );

@@ -9,7 +9,7 @@ import type { Logger } from '../platform/logger.js';
 import { type ConnectionBudget, limitExceeded } from './connection-budget.js';
 import { onCredentialExpiry } from './credential-expiry.js';
 import { type GraphQLRequest, graphQLRequest, type OperationPipeline } from './graphql-operation.js';
-import { type OperationCall, SubscribeFlow } from './subscribe-flow.js';
+import { type FlowMetrics, type OperationCall, SubscribeFlow } from './subscribe-flow.js';
 
 /**
  * Server-sent events, one operation per request ("distinct connections"): the graphql-sse protocol
@@ -42,6 +42,8 @@ export interface SseTransportOptions {
   /** Tells the request log who asked what (the pipeline's context does it when it runs). */
   identify(req: IncomingMessage, viewer: Viewer, operationName: string | null | undefined): void;
   logger: Logger;
+  /** Subscriptions, refusals and member counts for the metrics. @default not measured */
+  metrics?: FlowMetrics;
 }
 
 const STREAM_HEADERS = {

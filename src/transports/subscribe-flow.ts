@@ -1,8 +1,8 @@
-import type { ExecutionResult, GraphQLError, OperationTypeNode } from 'graphql';
+import { type ExecutionResult, type GraphQLError, getOperationAST, type OperationTypeNode } from 'graphql';
 import type { Viewer } from '../auth/viewer.js';
 import { clientErrors, clientResult } from '../fanout/client-errors.js';
 import { type CohortSource, cohortKey, type FanOutMode, type SubscriptionCohorts } from '../fanout/cohorts.js';
-import type { MemberPolicy, QueuedMember } from '../fanout/member.js';
+import type { MemberCounts, MemberPolicy, QueuedMember } from '../fanout/member.js';
 import type { Logger } from '../platform/logger.js';
 import {
   cohortSource,
@@ -35,8 +35,23 @@ export interface OperationCall {
   member(policy: MemberPolicy): QueuedMember | null;
 }
 
+/**
+ * What a transport's flow reports to the metrics. Queries and mutations are counted by the
+ * pipeline's execution (app/metrics.ts); here only what never reaches it on a stream.
+ */
+export interface FlowMetrics {
+  /** The transport's members, counted as they come, receive and go. */
+  readonly members: MemberCounts;
+  /** A subscription started a cohort or joined one. */
+  subscribed(operationName: string | null | undefined): void;
+  /** An operation refused before it ran: it did not parse, validate or name an operation. */
+  refused(operationName: string | null | undefined, errors: readonly GraphQLError[]): void;
+}
+
 export interface SubscribeFlowOptions {
   cohorts: SubscriptionCohorts;
+  /** @default not measured */
+  metrics?: FlowMetrics;
   /** Results one subscription may have queued before it overflows. */
   subscriberBuffer: number;
   logger: Logger;
@@ -53,20 +68,33 @@ export class SubscribeFlow {
   private readonly cohorts: SubscriptionCohorts;
   /** One for every member of the transport: members hold a reference, not a copy. */
   private readonly policy: MemberPolicy;
+  private readonly metrics: FlowMetrics | undefined;
 
   constructor(options: SubscribeFlowOptions) {
     this.cohorts = options.cohorts;
-    this.policy = { limit: options.subscriberBuffer, logger: options.logger };
+    this.metrics = options.metrics;
+    this.policy = {
+      limit: options.subscriberBuffer,
+      logger: options.logger,
+      ...(options.metrics ? { counts: options.metrics.members } : {}),
+    };
   }
 
   async run(request: GraphQLRequest, viewer: Viewer, call: OperationCall): Promise<void> {
     const key = cohortKey(scopeOf(viewer), request.query, request.operationName, request.variables);
     const existing = this.cohorts.find(key);
-    if (existing) return this.join(call, key, existing.mode, null);
+    if (existing) {
+      this.metrics?.subscribed(existing.operationName);
+      return this.join(call, key, existing.mode, null);
+    }
 
     const pipeline = call.pipeline();
     const prepared = prepareOperation(pipeline, request);
-    if ('errors' in prepared) return call.refuse(clientErrors(prepared.errors));
+    if ('errors' in prepared) {
+      const errors = clientErrors(prepared.errors);
+      this.metrics?.refused(request.operationName, errors);
+      return call.refuse(errors);
+    }
     if (call.accepts && !call.accepts(prepared.type)) return;
     const args = await executionArgs(pipeline, prepared.document, request);
     if (call.withdrawn) return;
@@ -76,16 +104,19 @@ export class SubscribeFlow {
       if (call.withdrawn) return;
       return call.result(result);
     }
-    this.join(call, key, prepared.mode, cohortSource(pipeline, args));
+    const name = getOperationAST(prepared.document, request.operationName)?.name?.value;
+    this.metrics?.subscribed(name);
+    this.join(call, key, prepared.mode, cohortSource(pipeline, args), name);
   }
 
   /** `source` is null when joining an open cohort, which needs none. */
-  private join(call: OperationCall, key: string, mode: FanOutMode, source: CohortSource | null): void {
+  private join(call: OperationCall, key: string, mode: FanOutMode, source: CohortSource | null, name?: string): void {
     const member = call.member(this.policy);
     if (!member) return;
     member.cohort = this.cohorts.join(key, mode, member, () => {
       if (!source) throw new Error('a cohort to join was expected');
       return source;
     });
+    member.cohort.operationName ??= name;
   }
 }

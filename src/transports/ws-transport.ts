@@ -16,7 +16,7 @@ import type { Logger } from '../platform/logger.js';
 import { type ConnectionBudget, limitExceeded } from './connection-budget.js';
 import { onCredentialExpiry } from './credential-expiry.js';
 import { type GraphQLRequest, graphQLRequest, type OperationPipeline } from './graphql-operation.js';
-import { type OperationCall, SubscribeFlow } from './subscribe-flow.js';
+import { type FlowMetrics, type OperationCall, SubscribeFlow } from './subscribe-flow.js';
 
 /**
  * The graphql-transport-ws protocol (graphql-ws's, whose message types, parser and close codes
@@ -51,6 +51,8 @@ export interface WsTransportOptions {
   /** How long a connection may take to send `connection_init`. */
   connectionInitWaitMs: number;
   logger: Logger;
+  /** Subscriptions, refusals and member counts for the metrics. @default not measured */
+  metrics?: FlowMetrics;
 }
 
 /** Close code of a connection over a limit (graphql-ws has none; 4429 mirrors HTTP 429). */

@@ -1,0 +1,229 @@
+import { readFileSync } from 'node:fs';
+import { type DocumentNode, Kind, parse } from 'graphql';
+import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
+
+/**
+ * Prometheus metrics: one registry per app instance (tests start several servers in one process,
+ * so nothing goes into prom-client's global registry), and the small pieces every layer may use.
+ * Names carry the `market_` prefix; Node's default process metrics keep their own names.
+ */
+
+/**
+ * prom-client's default metrics whose scrape time grows with the open sockets, left out: with
+ * 10,000 sockets `process_open_fds` (a readdir of /proc/self/fd) took 25 ms a scrape and
+ * `nodejs_active_resources` 6 ms, and `nodejs_active_handles` builds an object per socket.
+ * `market_connections` counts the connections instead.
+ */
+const PER_SOCKET_DEFAULTS = [
+  'process_open_fds',
+  'nodejs_active_handles',
+  'nodejs_active_handles_total',
+  'nodejs_active_resources',
+  'nodejs_active_resources_total',
+  'nodejs_active_requests',
+  'nodejs_active_requests_total',
+];
+
+/** A fresh registry with Node's default process metrics (once per registry). */
+export function createMetricsRegistry(): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  for (const name of PER_SOCKET_DEFAULTS) registry.removeSingleMetric(name);
+  return registry;
+}
+
+/** What an operation name may be as a label: a GraphQL name, at most 100 characters. */
+const LABEL_NAME = /^[_A-Za-z][_0-9A-Za-z]{0,99}$/;
+
+/** The label value of every name beyond the bound (or not a valid name). */
+export const OTHER_LABEL = 'other';
+
+/**
+ * Folds client-chosen names into a bounded label set: the names known up front (a persisted
+ * documents manifest) and the first `extra` distinct valid names seen keep their own label, every
+ * other name becomes `other`, so a client cannot grow the series without bound.
+ */
+export class LabelFold {
+  private readonly seen: Set<string>;
+  private readonly limit: number;
+
+  constructor(known: Iterable<string>, extra: number) {
+    this.seen = new Set([...known].filter((name) => LABEL_NAME.test(name)));
+    this.limit = this.seen.size + extra;
+  }
+
+  label(name: string | null | undefined, fallback = 'anonymous'): string {
+    if (!name) return fallback;
+    if (this.seen.has(name)) return name;
+    if (this.seen.size >= this.limit || !LABEL_NAME.test(name)) return OTHER_LABEL;
+    this.seen.add(name);
+    return name;
+  }
+
+  /** Distinct labels in use (the folded `other` and the fallback aside). */
+  get size(): number {
+    return this.seen.size;
+  }
+}
+
+/** The operation types as labels; `unknown` for a request refused before its operation was known. */
+export type OperationTypeLabel = 'query' | 'mutation' | 'subscription' | 'unknown';
+
+/** Request latency buckets (seconds): the lean path answers in a tenth of a millisecond. */
+const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export interface OperationMetricsOptions {
+  /** Operation names that always keep their own label (a persisted documents manifest's). */
+  knownOperations?: Iterable<string>;
+  /**
+   * Further distinct operation names that get a label of their own, first come first served.
+   * @default 200
+   */
+  maxOperations?: number;
+}
+
+/** An error as it leaves the server: a GraphQL error with its code in `extensions`. */
+type ErrorLike = { readonly extensions?: Readonly<Record<string, unknown>> | undefined };
+
+/** One (operation, type) series: its requests and, of those with a latency, the latency histogram. */
+interface OperationSeries {
+  labels: { operation: string; type: OperationTypeLabel };
+  requests: number;
+  observed: number;
+  sum: number;
+  /** Per bucket (not cumulative), the last one +Inf. */
+  buckets: Float64Array;
+}
+
+/** What a custom collector gives the registry (prom-client reads `get()` of any registered object). */
+type CollectedValue = { metricName?: string; labels: Record<string, string | number>; value: number };
+
+/**
+ * GraphQL requests by operation name and type, their latency, and errors by code. Called once
+ * per operation wherever it is answered (see app/metrics.ts for which hook counts what).
+ *
+ * The requests and the latency are plain numbers per series, turned into the exposition at
+ * scrape time: on the lean path a request costs about 75 µs of CPU, and prom-client's own
+ * `inc`/`observe` (label validation, a string key per call) would have been a percent of it.
+ */
+export class OperationMetrics {
+  private readonly names: LabelFold;
+  /** Codes are the server's own, but a resolver could put anything there: bounded too. */
+  private readonly codes = new LabelFold([], 100);
+  /** Series by type, then by operation label: found without building a key string. */
+  private readonly series: Record<OperationTypeLabel, Map<string, OperationSeries>> = {
+    query: new Map(),
+    mutation: new Map(),
+    subscription: new Map(),
+    unknown: new Map(),
+  };
+  private readonly errorCount: Counter<'code'>;
+
+  constructor(registry: Registry, options: OperationMetricsOptions = {}) {
+    this.names = new LabelFold(options.knownOperations ?? [], options.maxOperations ?? 200);
+    const registers = [registry];
+    const all = () => Object.values(this.series).flatMap((byName) => [...byName.values()]);
+    new Counter({
+      name: 'market_graphql_requests_total',
+      help: 'GraphQL operations answered, by operation name (unknown names folded into "other") and type',
+      labelNames: ['operation', 'type'],
+      registers,
+      collect() {
+        this.reset();
+        for (const series of all()) this.inc(series.labels, series.requests);
+      },
+    });
+    registry.registerMetric(latencyCollector(all) as never);
+    this.errorCount = new Counter({
+      name: 'market_graphql_errors_total',
+      help: 'GraphQL errors in answers, by extensions.code (INTERNAL_SERVER_ERROR when it has none)',
+      labelNames: ['code'],
+      registers,
+    });
+  }
+
+  /** One operation answered (`seconds` null when there is no latency to report: a subscription). */
+  operation(name: string | null | undefined, type: OperationTypeLabel, seconds: number | null): void {
+    const operation = this.names.label(name);
+    const byName = this.series[type];
+    let series = byName.get(operation);
+    if (!series) {
+      series = {
+        labels: { operation, type },
+        requests: 0,
+        observed: 0,
+        sum: 0,
+        buckets: new Float64Array(REQUEST_BUCKETS.length + 1),
+      };
+      byName.set(operation, series);
+    }
+    series.requests += 1;
+    if (seconds === null) return;
+    series.observed += 1;
+    series.sum += seconds;
+    let bucket = 0;
+    while (bucket < REQUEST_BUCKETS.length && seconds > (REQUEST_BUCKETS[bucket] as number)) bucket += 1;
+    series.buckets[bucket] = (series.buckets[bucket] as number) + 1;
+  }
+
+  errors(errors: readonly ErrorLike[] | undefined): void {
+    if (!errors) return;
+    for (const error of errors) {
+      const code = error.extensions?.code;
+      this.errorCount.inc({ code: this.codes.label(typeof code === 'string' ? code : null, 'INTERNAL_SERVER_ERROR') });
+    }
+  }
+}
+
+const LATENCY = 'market_graphql_operation_duration_seconds';
+
+/** The latency histogram as prom-client's registry reads a metric: `_bucket` (cumulative), `_sum`, `_count`. */
+function latencyCollector(all: () => OperationSeries[]) {
+  // From execution to result: a timestamp kept from the parse would cost a write per request on the
+  // context (measured: most of the metrics' CPU on the lean path), and parses are cached anyway.
+  const help = 'Execution time of queries and mutations (start of execution to result), by operation name and type';
+  const get = async () => {
+    const values: CollectedValue[] = [];
+    for (const series of all()) {
+      if (series.observed === 0) continue;
+      let cumulative = 0;
+      for (let bucket = 0; bucket <= REQUEST_BUCKETS.length; bucket++) {
+        cumulative += series.buckets[bucket] as number;
+        const le = bucket < REQUEST_BUCKETS.length ? (REQUEST_BUCKETS[bucket] as number) : '+Inf';
+        values.push({ metricName: `${LATENCY}_bucket`, labels: { le, ...series.labels }, value: cumulative });
+      }
+      values.push({ metricName: `${LATENCY}_sum`, labels: series.labels, value: series.sum });
+      values.push({ metricName: `${LATENCY}_count`, labels: series.labels, value: series.observed });
+    }
+    return { name: LATENCY, help, type: 'histogram', aggregator: 'sum', values };
+  };
+  return { name: LATENCY, help, type: 'histogram', aggregator: 'sum', get, reset() {} };
+}
+
+/** Runs `work`, telling `observe` (when given) how many seconds it took, failed or not. */
+export async function timed<T>(work: () => Promise<T>, observe?: (seconds: number) => void): Promise<T> {
+  if (!observe) return work();
+  const began = performance.now();
+  try {
+    return await work();
+  } finally {
+    observe((performance.now() - began) / 1000);
+  }
+}
+
+/** Operation names of a persisted documents manifest: they always keep their own label. */
+export function manifestOperationNames(path: string | undefined): string[] {
+  if (!path) return [];
+  try {
+    const manifest = JSON.parse(readFileSync(path, 'utf8')) as Record<string, string>;
+    return Object.values(manifest).flatMap((text) => operationNames(parse(text)));
+  } catch {
+    return []; // the persisted-documents plugin reports an unusable manifest
+  }
+}
+
+function operationNames(document: DocumentNode): string[] {
+  return document.definitions.flatMap((definition) =>
+    definition.kind === Kind.OPERATION_DEFINITION && definition.name ? [definition.name.value] : [],
+  );
+}
