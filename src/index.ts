@@ -3,15 +3,15 @@
  * the app, and stops it on SIGTERM or SIGINT. `npm start` runs this file as the only process
  * (`node --import tsx`, no shell or npm left in between to swallow the signal).
  */
+import { logStartBanner } from './app/banner.js';
 import { buildApp } from './app/build-app.js';
-import { databaseProvider } from './db/client.js';
 import { migrateDatabase } from './db/migrate.js';
 import { loadConfig } from './platform/config.js';
 import { createLogger } from './platform/logger.js';
 
 async function main() {
   const config = loadConfig();
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, { format: config.logFormat });
   const app = buildApp(config, { logger });
   // First, so that a port in use is the only thing that happens: nothing migrated, nothing started.
   await app.listen();
@@ -34,7 +34,7 @@ async function main() {
 
   if (config.auth.localDevelopment) {
     logger.warn(
-      'No AUTH_TOKENS or AUTH_USER_HEADER configured: local development mode. Every request runs as the admin user "admin"; the server binds to 127.0.0.1 only.',
+      'No AUTH_TOKENS, AUTH_JWT_* or AUTH_USER_HEADER configured: local development mode. Every request runs as the admin user "admin"; the server binds to 127.0.0.1 only.',
     );
   }
   const migrated = await migrateDatabase(config.databaseUrl);
@@ -42,11 +42,7 @@ async function main() {
     { provider: migrated.provider, applied: migrated.applied },
     migrated.applied.length ? 'migrations applied' : 'database schema is up to date',
   );
-  const { url } = await app.start();
-  logger.info(
-    { url: `${url}/graphql`, database: databaseProvider(config.databaseUrl) },
-    'Market Runtime GraphQL API listening',
-  );
+  logStartBanner(logger, config, await app.start());
 }
 
 // A bad setting (ConfigError), a port in use (ListenError) or a database that is not ready: one

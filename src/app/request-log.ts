@@ -21,6 +21,17 @@ export function loggedOperationName(name: unknown): string | undefined {
   return OPERATION_NAME.test(name) ? name : '[invalid name]';
 }
 
+/**
+ * Paths that orchestrators and Prometheus call every few seconds: their requests are logged only
+ * with LOG_PROBES, or when they fail: a 503 from /readiness or a scraper refused by /metrics is news.
+ */
+const PROBE_PATHS = new Set(['/health', '/readiness', '/metrics']);
+
+/** Whether the request line of a finished request is written. */
+function logged(path: string | undefined, status: number, logProbes: boolean): boolean {
+  return logProbes || !path || !PROBE_PATHS.has(path) || status >= 400;
+}
+
 /** Per-request id: the caller's `x-request-id` when sane, else a new one. */
 function requestIdOf(req: IncomingMessage): string {
   const given = req.headers['x-request-id'];
@@ -29,16 +40,22 @@ function requestIdOf(req: IncomingMessage): string {
 
 /**
  * Gives the request its id (echoed in the response) and writes one `request` log line when the
- * response is finished, with whatever the layers further in learnt (user, operation).
- * Returns the request's path.
+ * response is finished, with whatever the layers further in learnt (user, operation); probes
+ * that succeeded are left out unless `logProbes` (LOG_PROBES). Returns the request's path.
  */
-export function trackRequest(req: TrackedRequest, res: ServerResponse, logger: Logger): string | undefined {
+export function trackRequest(
+  req: TrackedRequest,
+  res: ServerResponse,
+  logger: Logger,
+  logProbes: boolean,
+): string | undefined {
   const started = performance.now();
   const requestId = requestIdOf(req);
   req.requestId = requestId;
   const path = req.url?.split('?')[0];
   res.setHeader('x-request-id', requestId);
   res.on('finish', () => {
+    if (!logged(path, res.statusCode, logProbes)) return;
     logger.info(
       {
         requestId,

@@ -1,4 +1,5 @@
-import type { ServerResponse } from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Authenticator } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
 import type { TaskEngine } from '../engine/task-engine.js';
@@ -12,6 +13,7 @@ import type { HttpFastPath } from '../transports/http-fast-path.js';
 import type { SseTransport } from '../transports/sse-transport.js';
 import { DASHBOARD_CSP, dashboardAsset } from './dashboard-assets.js';
 import type { GraphQLServer } from './graphql.js';
+import type { AppMetrics } from './metrics.js';
 import { type TrackedRequest, trackRequest } from './request-log.js';
 
 export interface RouteDeps {
@@ -32,6 +34,8 @@ export interface RouteDeps {
   sse: SseTransport;
   /** Cluster mode: the Redis change log, without which the instance is not ready. */
   clusterLog?: { readonly connected: boolean } | null;
+  /** Served on GET /metrics; null: no such route. */
+  metrics?: AppMetrics | null;
 }
 
 /** graphql-sse's distinct-connections endpoint, beside Yoga's own SSE on /graphql. */
@@ -51,7 +55,7 @@ function json(res: ServerResponse, status: number, body: unknown) {
 export function createRouter(deps: RouteDeps) {
   const { logger, yoga, origins, sse } = deps;
   return async (req: TrackedRequest, res: ServerResponse): Promise<void> => {
-    const path = trackRequest(req, res, logger);
+    const path = trackRequest(req, res, logger, deps.config.logProbes);
     const route = operationalRoute(deps, path, req.method);
     if (route) {
       await route(req, res);
@@ -83,13 +87,19 @@ export function createRouter(deps: RouteDeps) {
 
 type Route = (req: TrackedRequest, res: ServerResponse) => unknown;
 
-/** Health, readiness, the dashboard, the app-state intake and the redirect from `/`; none for any other path. */
+/**
+ * Health, readiness, metrics, the dashboard, the app-state intake and the redirect from `/`; none
+ * for any other path.
+ */
 function operationalRoute(
-  { config, db, engine, clusterLog }: RouteDeps,
+  { config, db, engine, clusterLog, metrics }: RouteDeps,
   path: string | undefined,
   method?: string,
 ): Route | undefined {
   if (path === '/health') return (_req, res) => json(res, 200, { status: 'ok' });
+  if (path === '/metrics' && metrics && (method === 'GET' || method === 'HEAD')) {
+    return metricsRoute(metrics, config.metricsToken);
+  }
   if (path === '/readiness') {
     return async (_req, res) => {
       let ready = await checkReadiness(db);
@@ -125,6 +135,29 @@ function operationalRoute(
     };
   }
   return undefined;
+}
+
+/** The Prometheus exposition; with METRICS_TOKEN set, only for `Authorization: Bearer <token>`. */
+function metricsRoute(metrics: AppMetrics, token: string | undefined): Route {
+  const expected = token ? digest(token) : null;
+  return async (req, res) => {
+    if (expected && !timingSafeEqual(digest(bearerOf(req)), expected)) {
+      res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer', 'cache-control': 'no-store' });
+      res.end('METRICS_TOKEN: send Authorization: Bearer <token>\n');
+      return;
+    }
+    const { contentType, body } = await metrics.scrape();
+    res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  };
+}
+
+/** Compared as digests: equal lengths for timingSafeEqual, and no timing from the token's length. */
+const digest = (text: string) => createHash('sha256').update(text).digest();
+
+function bearerOf(req: IncomingMessage): string {
+  const header = req.headers.authorization ?? '';
+  return header.startsWith('Bearer ') ? header.slice('Bearer '.length).trim() : '';
 }
 
 /**

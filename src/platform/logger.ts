@@ -1,19 +1,32 @@
 import pino from 'pino';
+import { isColorSupported, prettyFactory } from 'pino-pretty';
 import { redactSecrets } from './redact.js';
 
 export type Logger = pino.Logger;
+
+/** `pretty`: readable lines for a person at a terminal; `json`: one object per line, for collectors. */
+export type LogFormat = 'pretty' | 'json';
+
+/** Where the log goes and how it reads. */
+export interface LogOutput {
+  /** @default json */
+  format?: LogFormat;
+  /** Where the lines are written. @default standard output */
+  destination?: pino.DestinationStream;
+}
 
 /** Longest error message or stack a log line keeps: an upstream body quoted in an error is not a log line's business. */
 const MAX_ERROR_TEXT = 4_000;
 
 /**
- * Structured JSON logs. Anything that may carry a secret is redacted by path, so a careless
+ * Structured logs, as JSON lines or, for a terminal, pretty-printed. Anything that may carry a secret is redacted by path, so a careless
  * `logger.info({ headers })` cannot leak a token: credentials and signatures, env values (an
  * operation's envs carry the buyer's credential), and the upstream data an app-service error
  * carries. Error messages and stacks are cleaned of known and secret-shaped values too, since an
  * error may quote what it failed on (src/platform/redact.ts).
  */
-export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+export function createLogger(level: string, output: pino.DestinationStream | LogOutput = {}): Logger {
+  const { format = 'json', destination } = 'write' in output ? { destination: output } : output;
   return pino(
     {
       level,
@@ -50,8 +63,23 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       },
       serializers: { err: serializeError },
     },
-    destination,
+    format === 'pretty' ? prettyDestination(destination) : destination,
   );
+}
+
+/**
+ * pino-pretty run in this process on each JSON line pino has produced (after redaction and the
+ * error serialiser, so the pretty output hides what the JSON hides), written synchronously: a
+ * worker-thread transport would lose the last lines when the process exits right after them.
+ */
+function prettyDestination(destination: pino.DestinationStream | undefined): pino.DestinationStream {
+  const format = prettyFactory({
+    colorize: destination ? false : isColorSupported,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname,service',
+  });
+  const target = destination ?? pino.destination({ dest: 1, sync: true });
+  return { write: (line: string) => target.write(format(line)) };
 }
 
 function serializeError(error: unknown): unknown {
