@@ -1,16 +1,47 @@
 import { mkdirSync } from 'node:fs';
-import type { Browser } from 'playwright-core';
+import { SignJWT } from 'jose';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { chromiumAvailable, launchChromium } from './support/browser.js';
+import { chromiumAvailable, launchChromium, recordTraffic } from './support/browser.js';
+import {
+  chartRepoStatusFixture,
+  chartRepoStatusFor,
+  type FakeChartRepo,
+  startFakeChartRepo,
+} from './support/fake-chart-repo.js';
 import { startGateway } from './support/gateway.js';
-import { InstallAppMutation } from './support/operations.js';
+import { AppsQuery, InstallAppMutation } from './support/operations.js';
 import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS } from './support/server.js';
+
+/** The example manifest `npm run codegen` writes, as PERSISTED_DOCUMENTS loads it. */
+const MANIFEST = new URL('./gql/persisted-documents.json', import.meta.url).pathname;
+
+/**
+ * The chart repo's answer to one user's call (shared with the flow page's tests): that user's
+ * part of the fixture. Its image analyzer is one for the whole node, so every answer carries the
+ * whole queue, and which user's answer the collector reads last does not change what is shown.
+ */
+function chartRepoAnswerFor(userId: string): Record<string, unknown> {
+  const answer = chartRepoStatusFor(userId) as { tasks: Record<string, unknown> };
+  const everyone = chartRepoStatusFixture() as { tasks: Record<string, unknown> };
+  return { ...answer, tasks: { ...answer.tasks, image_analyzer: everyone.tasks.image_analyzer } };
+}
+
+const JWT_SECRET = 'dashboard-browser-test-jwt-secret-0123456789';
+/** An admin's JWT that expires `seconds` from now: the server then closes the page's socket with 4403. */
+const expiringAdminJwt = (seconds: number) =>
+  new SignJWT({ role: 'admin' })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject('admin')
+    .setExpirationTime(Math.floor(Date.now() / 1000) + seconds)
+    .sign(new TextEncoder().encode(JWT_SECRET));
 
 describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', () => {
   let server: TestServer;
   let browser: Browser;
   beforeAll(async () => {
-    server = await startTestServer('sqlite', { env: { SIMULATED_STEP_MS: '150' } });
+    // photoprism fails at its installing step (the simulated app service's injected failure).
+    server = await startTestServer('sqlite', { env: { SIMULATED_STEP_MS: '150', SIMULATED_FAIL_APPS: 'photoprism' } });
     browser = await launchChromium();
   });
   afterAll(async () => {
@@ -19,17 +50,38 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
     await server?.database.drop();
   });
 
+  /** Installs as the local admin; returns the task id. */
+  async function install(appName: string, version: string, target: TestServer = server): Promise<string> {
+    const result = dataOf(
+      await execute(target, InstallAppMutation, { input: { sourceId: 'market.olares', appName, version } }),
+    ).installApp;
+    if (result.__typename !== 'InstallAppSuccess') throw new Error(`install refused: ${result.__typename}`);
+    return result.task.taskId;
+  }
+
+  async function installAndWait(appName: string, version: string, stage: string): Promise<void> {
+    await install(appName, version).catch(() => {}); // refused when already there: then it is
+    await expect
+      .poll(
+        async () => {
+          const { apps } = dataOf(await execute(server, AppsQuery, { first: 100 }));
+          return apps.edges.find((edge) => edge.node.appName === appName)?.node.stage;
+        },
+        { timeout: 20_000 },
+      )
+      .toBe(stage);
+  }
+
+  const historyIds = (page: Page) =>
+    page
+      .locator('[data-history-id]')
+      .evaluateAll((items) => items.map((item) => item.getAttribute('data-history-id') ?? ''));
+  const stagesShown = (page: Page) =>
+    page.locator('tr[data-app]').evaluateAll((rows) => rows.map((row) => row.getAttribute('data-stage') ?? ''));
+
   test('an install triggered by a mutation appears and reaches 100% without a reload, over the WebSocket only', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    const external: string[] = [];
-    page.on('request', (request) => {
-      const url = new URL(request.url());
-      if (!['127.0.0.1', 'localhost'].includes(url.hostname)) external.push(request.url());
-    });
-    const polls: string[] = [];
-    page.on('request', (request) => {
-      if (request.url().includes('/graphql') && request.resourceType() !== 'websocket') polls.push(request.url());
-    });
+    const traffic = recordTraffic(page);
     await page.goto(`${server.url}/dashboard`);
     await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
     await expect.poll(() => page.locator('[data-component]').count()).toBe(10); // the components of test/runtime.test.ts's list (status_correction the tenth)
@@ -50,11 +102,283 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
       'RUNNING',
     );
 
+    // Its time and duration: created a moment ago, and how long it ran.
+    expect(await row.locator('[data-label=Created] time').innerText()).toMatch(/^\d+ s ago$/);
+    expect(await row.locator('[data-label="Queued / ran"]').innerText()).toMatch(/^\d+ s \/ \d+ s$/);
+    // The local admin sees the payment states (the demo data has some) and the components' figures.
+    await expect.poll(() => page.locator('#payments tr[data-payment-id]').count()).toBeGreaterThan(0);
+    expect(await page.locator('[data-component=database] .kv').innerText()).toContain('provider');
+    // The header says how fresh the data is, in seconds, not a sequence number.
+    expect(await page.locator('#updated').innerText()).toMatch(/^updated \d+ s ago$/);
+
     mkdirSync('test-results', { recursive: true });
     await page.screenshot({ path: 'test-results/dashboard.png', fullPage: true });
 
-    expect(polls).toEqual([]); // no polling: everything came over the WebSocket
-    expect(external).toEqual([]);
+    expect(traffic.polls).toEqual([]); // no polling: everything came over the WebSocket
+    expect(traffic.external).toEqual([]);
+    expect(traffic.failures).toEqual([]);
+    // Headless Chromium never asks for a favicon, so the recording above cannot show a missing
+    // one: the page itself must name an inline icon, or a desktop browser asks for /favicon.ico.
+    expect(await page.evaluate(() => document.querySelector<HTMLLinkElement>('link[rel~=icon]')?.href)).toMatch(
+      /^data:image\/svg\+xml,/,
+    );
+    await page.close();
+  });
+
+  test('a failed install shows its reason, on the task and on the app', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${server.url}/dashboard`);
+    await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
+    const taskId = await install('photoprism', '240915');
+    const row = page.locator(`tr[data-task-id="${taskId}"]`);
+    await expect.poll(() => row.getAttribute('data-status'), { timeout: 20_000 }).toBe('FAILED');
+    expect(await row.locator('.reason').innerText()).toContain('simulated failure of photoprism');
+    const app = page.locator('tr[data-app="admin/market.olares/photoprism"]');
+    await expect.poll(() => app.getAttribute('data-stage'), { timeout: 15_000 }).toBe('FAILED');
+    expect(await app.locator('.reason').innerText()).toContain('photoprism');
+    // A failed install may be retried by its owner (here the local admin); it was not canceled.
+    await expect.poll(() => row.locator('button[data-action]').allInnerTexts()).toEqual(['Retry']);
+    // The "failed" tab shows it, and only failed tasks; its label counts them.
+    await page.locator('#task-tabs [data-tab=FAILED]').click();
+    await expect.poll(() => new URL(page.url()).searchParams.get('status')).toBe('FAILED');
+    await expect.poll(() => page.locator('#task-tabs [data-tab=FAILED]').getAttribute('aria-selected')).toBe('true');
+    const statuses = await page
+      .locator('#tasks tbody tr[data-status]')
+      .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-status')));
+    expect(new Set(statuses)).toEqual(new Set(['FAILED']));
+    expect(statuses.length).toBeGreaterThanOrEqual(1);
+    expect(await page.locator('#task-tabs [data-tab=FAILED] .count').innerText()).toBe(String(statuses.length));
+    await page.close();
+  });
+
+  test('the history feed grows live: an install adds its records without a reload', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${server.url}/dashboard`);
+    await expect.poll(() => page.locator('#history').getAttribute('data-loaded'), { timeout: 15_000 }).toBe('true');
+    const before = await historyIds(page);
+    await install('n8n', '1.70.1');
+    await expect
+      .poll(
+        async () => {
+          const added = (await historyIds(page)).filter((id) => !before.includes(id));
+          const texts = await Promise.all(added.map((id) => page.locator(`[data-history-id="${id}"]`).innerText()));
+          return texts.some((text) => text.includes('n8n'));
+        },
+        { timeout: 20_000 },
+      )
+      .toBe(true);
+    await page.close();
+  });
+
+  test('filters live in the URL: ?stage=FAILED shows only failed apps; choosing another stage updates the URL; back restores it', async () => {
+    await installAndWait('photoprism', '240915', 'FAILED'); // at least one failed app, whatever ran before
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${server.url}/dashboard?stage=FAILED`);
+    await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
+    await expect.poll(() => stagesShown(page)).toContain('FAILED');
+    expect(new Set(await stagesShown(page))).toEqual(new Set(['FAILED']));
+    expect(await page.locator('#filters select[name=stage]').inputValue()).toBe('FAILED');
+
+    await page.locator('#filters select[name=stage]').selectOption('RUNNING');
+    await expect.poll(() => new URL(page.url()).searchParams.get('stage')).toBe('RUNNING');
+    await expect.poll(async () => new Set(await stagesShown(page))).toEqual(new Set(['RUNNING']));
+
+    await page.goBack();
+    await expect.poll(() => new URL(page.url()).searchParams.get('stage')).toBe('FAILED');
+    await expect.poll(async () => new Set(await stagesShown(page))).toEqual(new Set(['FAILED']));
+    // An app's processing-flow link carries the filters, for its way back here.
+    const flow = await page.locator('tr[data-app] [data-label=App] > a').first().getAttribute('href');
+    expect(new URL(flow ?? '', server.url).searchParams.get('back')).toBe('stage=FAILED');
+
+    // The search box narrows further, and a reload keeps every filter.
+    await page.locator('#filters input[name=q]').fill('photoprism');
+    await expect.poll(() => new URL(page.url()).searchParams.get('q')).toBe('photoprism');
+    await page.reload();
+    await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
+    await expect
+      .poll(() => page.locator('tr[data-app]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-app'))))
+      .toEqual(['admin/market.olares/photoprism']);
+    expect(await page.locator('#filters input[name=q]').inputValue()).toBe('photoprism');
+    await page.close();
+  });
+
+  test('a filter value from the URL is shown as text, never run as markup, and is bounded', async () => {
+    const page = await browser.newPage();
+    const evil = '<img src=x onerror="window.__injected=1">';
+    await page.goto(`${server.url}/dashboard?user=${encodeURIComponent(evil)}&q=${'x'.repeat(500)}`);
+    await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
+    await expect.poll(() => page.locator('#filters select[name=user]').inputValue()).toBe(evil);
+    expect(await page.locator('#filters select[name=user] option:checked').innerText()).toBe(evil);
+    expect(await page.locator('#filters img').count()).toBe(0);
+    expect(await page.evaluate(() => (window as { __injected?: number }).__injected)).toBeUndefined();
+    expect((await page.locator('#filters input[name=q]').inputValue()).length).toBe(100);
+    // Nobody is called that: of the apps that arrived, none is shown, and the page says so.
+    await expect.poll(() => page.locator('#apps-count').innerText()).toMatch(/^0 of [1-9]\d*$/);
+    expect(await page.locator('tr[data-app], tr[data-task-id]').count()).toBe(0);
+    expect(await page.locator('#apps tr.empty').innerText()).toBe('No apps match.');
+    await page.close();
+  });
+
+  test('on a 375 px wide phone screen the page does not scroll sideways', async () => {
+    const page = await browser.newPage({ viewport: { width: 375, height: 812 }, isMobile: true, hasTouch: true });
+    const traffic = recordTraffic(page);
+    await page.goto(`${server.url}/dashboard`);
+    await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
+    await expect.poll(() => page.locator('tr[data-task-id]').count()).toBeGreaterThan(0);
+    await expect.poll(() => page.locator('#history').getAttribute('data-loaded')).toBe('true');
+    const widths = await page.evaluate(() => ({
+      scroll: document.documentElement.scrollWidth,
+      inner: window.innerWidth,
+    }));
+    expect(widths.inner).toBe(375);
+    expect(widths.scroll).toBeLessThanOrEqual(widths.inner);
+    mkdirSync('test-results', { recursive: true });
+    await page.screenshot({ path: 'test-results/dashboard-phone.png' }); // what the phone shows first
+    await page.screenshot({ path: 'test-results/dashboard-phone-full.png', fullPage: true });
+    await page.locator('#apps-section').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: 'test-results/dashboard-phone-apps.png' });
+    expect(traffic.failures).toEqual([]);
+    await page.close();
+  });
+
+  describe('with a slow app service and a chart repo at work', () => {
+    let slow: TestServer;
+    let chartRepo: FakeChartRepo;
+    beforeAll(async () => {
+      chartRepo = await startFakeChartRepo();
+      // The answers of a chart repo mid-way through its work, one per user it is asked about.
+      chartRepo.setStatus('admin/*', chartRepoAnswerFor('admin'));
+      chartRepo.setStatus('alice/*', chartRepoAnswerFor('alice'));
+      slow = await startTestServer('sqlite', {
+        env: { SIMULATED_STEP_MS: '5000', CHART_REPO_URL: chartRepo.url, COLLECT_INTERVAL_MS: '100' },
+      });
+    });
+    afterAll(async () => {
+      await slow?.stop();
+      await chartRepo?.stop();
+    });
+
+    test("a running task's cancel button cancels it, and the row says so", async () => {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      await page.goto(`${slow.url}/dashboard`);
+      await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
+      const taskId = await install('wordpress', '6.7.1', slow);
+      const row = page.locator(`tr[data-task-id="${taskId}"]`);
+      await expect.poll(() => row.getAttribute('data-status'), { timeout: 15_000 }).toBe('RUNNING');
+      await expect.poll(() => row.locator('button[data-action]').allInnerTexts()).toEqual(['Cancel']);
+
+      await row.locator('button[data-action=cancel]').click();
+      await expect.poll(() => row.getAttribute('data-status'), { timeout: 15_000 }).toBe('CANCELED');
+      expect(await row.locator('.badge').innerText()).toBe('CANCELED');
+      expect(await row.locator('.outcome').innerText()).toMatch(/^cancel(ed| requested)$/);
+      // Now it may be retried instead.
+      await expect.poll(() => row.locator('button[data-action]').allInnerTexts()).toEqual(['Retry']);
+      await page.close();
+    });
+
+    test('the chart-repo tabs show apps by state with their current step, images with progress and both queues', async () => {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      await page.goto(`${slow.url}/dashboard`);
+      const n8n = page.locator('tr[data-repo-app="admin/market.olares/n8n"]');
+      await n8n.waitFor({ timeout: 15_000 });
+      expect(await n8n.locator('[data-label="Current step"]').innerText()).toContain('rendering chart');
+      expect(await n8n.locator('a').getAttribute('href')).toBe(
+        '/dashboard/app?user=admin&source=market.olares&app=n8n',
+      );
+      expect(await page.locator('tr[data-repo-app="admin/market.olares/ghost"] .badge').first().innerText()).toBe(
+        'failed',
+      );
+
+      await page.locator('[data-repo-tab=images]').click();
+      await expect.poll(() => new URL(page.url()).searchParams.get('repo')).toBe('images');
+      const image = page.locator('tr[data-image="docker.n8n.io/n8nio/n8n:1.64.3"]');
+      expect(await image.locator('[role=progressbar]').getAttribute('aria-valuenow')).toBe('60');
+
+      await page.locator('[data-repo-tab=hydrator]').click();
+      await page.locator('tr[data-hydrator-task="hyd-admin-n8n-1747295975"]').waitFor();
+      await page.locator('[data-repo-tab=analyzer]').click();
+      await expect.poll(() => page.locator('#repo-panel').innerText()).toMatch(/workers/);
+
+      // The filters apply here too: another user's apps leave the list (alice's immich came from
+      // the chart repo's answer to alice's call).
+      await page.locator('[data-repo-tab=apps]').click();
+      await page.goto(`${slow.url}/dashboard?user=alice`);
+      await page.locator('tr[data-repo-app="alice/market.olares/immich"]').waitFor({ timeout: 15_000 });
+      expect(await page.locator('tr[data-repo-app^="admin/"]').count()).toBe(0);
+      await page.goto(`${slow.url}/dashboard?repo=apps`);
+      await n8n.waitFor({ timeout: 15_000 });
+      await page.locator('#chart-repo-section').screenshot({ path: 'test-results/dashboard-chart-repo.png' });
+      await page.close();
+    });
+
+    test("when the admin's token expires, the page forgets all of the admin's data, and alice who signs in next sees only hers", async () => {
+      const locked = await startTestServer('sqlite', {
+        env: {
+          ...AUTH_ENV,
+          AUTH_JWT_SECRET: JWT_SECRET,
+          AUTH_JWT_CLOCK_SKEW_S: '0',
+          CHART_REPO_URL: chartRepo.url,
+          COLLECT_INTERVAL_MS: '100',
+          SIMULATED_STEP_MS: '150',
+        },
+      });
+      const historyOf = (page: Page, user: string) =>
+        page
+          .locator('[data-history-id]')
+          .evaluateAll(
+            (items, owner) =>
+              items
+                .filter((item) => (item.querySelector('.muted')?.textContent ?? '').split(' · ')[1] === owner)
+                .map((item) => item.getAttribute('data-history-id')),
+            user,
+          );
+      const taskOwners = (page: Page) =>
+        page
+          .locator('tr[data-task-id] [data-label=User]')
+          .allInnerTexts()
+          .then((users) => new Set(users));
+      try {
+        const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+        await page.goto(`${locked.url}/dashboard`);
+        await page.locator('#login').waitFor({ timeout: 15_000 });
+        // The admin signs in with a token that lasts a few seconds: long enough to see everything.
+        await page.locator('#token').fill(await expiringAdminJwt(10));
+        await page.locator('#login button[type=submit]').click();
+        await page.locator('tr[data-repo-app="admin/market.olares/n8n"]').waitFor({ timeout: 8_000 });
+        await expect.poll(() => page.locator('#payments tr[data-payment-id]').count()).toBeGreaterThan(0);
+        await expect.poll(() => page.locator('tr[data-app^="admin/"]').count()).toBeGreaterThan(0);
+        await expect.poll(() => taskOwners(page)).toContain('admin');
+        await expect.poll(() => historyOf(page, 'admin').then((ids) => ids.length)).toBeGreaterThan(0);
+        const adminHistory = await historyOf(page, 'admin');
+
+        // The token expires: the server closes the socket with 4403, and the page asks for a token
+        // with nothing of the admin's left on it.
+        await page.locator('#login').waitFor({ timeout: 20_000 });
+        expect(await page.locator('#connection').getAttribute('data-state')).toBe('failed');
+        const anyData = 'tr[data-app], tr[data-task-id], tr[data-repo-app], [data-history-id], tr[data-payment-id]';
+        await expect.poll(() => page.locator(anyData).count()).toBe(0);
+
+        await page.locator('#token').fill(TOKENS.alice);
+        await page.locator('#login button[type=submit]').click();
+        await expect
+          .poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 })
+          .toBe('live');
+        await page.locator('tr[data-repo-app="alice/market.olares/immich"]').waitFor({ timeout: 15_000 });
+        await expect.poll(() => page.locator('#history').getAttribute('data-loaded')).toBe('true');
+        await expect.poll(() => taskOwners(page)).toEqual(new Set(['alice']));
+        expect(await page.locator('tr[data-app^="alice/"]').count()).toBeGreaterThan(0);
+        expect(await page.locator('tr[data-app]:not([data-app^="alice/"])').count()).toBe(0);
+        expect(await page.locator('tr[data-repo-app]:not([data-repo-app^="alice/"])').count()).toBe(0);
+        expect(await page.locator('#payments-section').isHidden()).toBe(true);
+        expect(await page.locator('tr[data-payment-id]').count()).toBe(0);
+        expect(await historyOf(page, 'admin')).toEqual([]);
+        const shownHistory = await historyIds(page);
+        expect(adminHistory.filter((id) => shownHistory.includes(id ?? ''))).toEqual([]);
+        await page.close();
+      } finally {
+        await locked.stop();
+      }
+    });
   });
 
   test('when the server restarts, the page reconnects by itself and shows the new state', async () => {
@@ -83,6 +407,45 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
       await page.locator(`tr[data-task-id="${taskId}"]`).waitFor({ timeout: 15_000 });
     } finally {
       await restarted.stop();
+    }
+  });
+
+  test('with tokens and PERSISTED_DOCUMENTS, a user signs in, sees only their own data, no payments, and retries a failed task', async () => {
+    // Every document the page sends must be in the manifest `npm run codegen` writes
+    // (codegen.yml plucks src/dashboard/*.js): the server refuses any other.
+    const locked = await startTestServer('sqlite', {
+      env: { ...AUTH_ENV, PERSISTED_DOCUMENTS: MANIFEST, SIMULATED_STEP_MS: '150' },
+    });
+    try {
+      const page = await browser.newPage();
+      const traffic = recordTraffic(page);
+      await page.goto(`${locked.url}/dashboard`);
+      await page.locator('#login').waitFor({ timeout: 15_000 });
+      await page.locator('#token').fill(TOKENS.alice);
+      await page.locator('#login button[type=submit]').click();
+      await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
+      await expect.poll(() => page.locator('#history').getAttribute('data-loaded')).toBe('true');
+      await page.locator('tr[data-task-id]').first().waitFor();
+      const owners = await page
+        .locator('tr[data-task-id] [data-label=User]')
+        .allInnerTexts()
+        .then((users) => new Set(users));
+      expect(owners).toEqual(new Set(['alice']));
+      // Payment states are for admins (the admin's page shows them: see the first test).
+      expect(await page.locator('#payments-section').isHidden()).toBe(true);
+
+      // Her failed demo install: its reason, and a retry over the socket.
+      const failed = page.locator('tr[data-task-id][data-status=FAILED]').first();
+      await failed.waitFor();
+      expect(await failed.locator('.reason').innerText()).not.toBe('');
+      await failed.locator('button[data-action=retry]').click();
+      await expect.poll(() => failed.locator('.outcome').innerText(), { timeout: 15_000 }).toMatch(/^retried as /);
+      const retryId = (await failed.locator('.outcome').innerText()).replace('retried as ', '');
+      await page.locator(`tr[data-task-id="${retryId}"]`).waitFor({ timeout: 15_000 });
+      expect(traffic.polls).toEqual([]);
+      await page.close();
+    } finally {
+      await locked.stop();
     }
   });
 

@@ -1,31 +1,93 @@
-// The operator's live view. Fed only by subscriptions over graphql-ws (no polling): one
+// The operator's live view. Fed only over one graphql-ws socket (live-client.js; no polling): one
 // runtimeSnapshot to start from, then runtimeEvents from its sequence. After a reconnect it
 // resumes with `since` = the last sequence applied; on RESYNC it starts again from a snapshot.
-// No external assets: this file speaks the graphql-transport-ws protocol itself.
+// Beside that feed: the viewer (which buttons to show), the history feed and, for admins, the
+// payment states, each a first list plus a subscription.
 
-// The two documents are also GraphQL Code Generator documents (codegen.yml plucks the
+import { bindControls } from './controls.js';
+import { HISTORY, HISTORY_ADDED, PAYMENT_UPDATED, PAYMENTS, VIEWER } from './documents.js';
+import { tickTimes } from './format.js';
+import { CONNECTION_CLOSED, createLiveClient } from './live-client.js';
+import { renderHistory, renderPayments } from './render-activity.js';
+import { renderApps } from './render-apps.js';
+import { renderChartRepo } from './render-chart-repo.js';
+import { renderFilters } from './render-filters.js';
+import { renderComponents, renderSummary, renderUpdated } from './render-overview.js';
+import { renderTasks } from './render-tasks.js';
+import { appKey, HISTORY_LIMIT, onChange, PAYMENTS_LIMIT, resetState, state, touch } from './state.js';
+
+// These two documents are also GraphQL Code Generator documents (codegen.yml plucks the
 // /* GraphQL */ literals), so the persisted-documents manifest it writes holds them. Under
 // PERSISTED_DOCUMENTS the server runs a document sent as text only when it is a manifest document,
 // whitespace aside, and the manifest's are normalised with their fields sorted: keep every
-// selection in alphabetical order here (test/production-switches.test.ts checks it).
+// selection in alphabetical order here (test/production-switches.test.ts checks it, and reads
+// exactly these two from this file: the snapshot first).
 const SNAPSHOT = /* GraphQL */ `subscription DashboardSnapshot {
   runtimeSnapshot {
-    apps { appName health installedVersion sourceId stage userId }
-    chartRepo { lastError lastUpdate reachable }
-    components { healthy message name state }
+    apps {
+      appName entrances { invisible name state title url } health installedVersion progress reason sourceId stage state
+      targetVersion updatedAt userId
+    }
+    chartRepo {
+      appStates {
+        appId appName currentStep { index name status total } error { message step } lastUpdate sourceId state userId
+      }
+      droppedItems
+      imageStates {
+        analysisStatus appName downloadProgress downloadedSize errorMessage imageName status totalSize
+      }
+      lastError lastUpdate
+      queues {
+        hydrator {
+          activeTasks completedTasks failedTasks queueLength recentFailed { appName lastError taskId }
+          tasks { appName lastError retryCount sourceId status stepName taskId totalSteps userId } workerCount
+        }
+        imageAnalyzer {
+          activeWorkers analyzingCount averageAnalysisTimeMs failedAnalyzed healthStatus isRunning
+          processingTasks { appName status taskId } queueLength queuedTasks { appName status taskId }
+          recentFailed { appName error taskId } successfulAnalyzed totalAnalyzed
+        }
+      }
+      reachable
+    }
+    components { healthy lastCheck message metrics name state }
     sequence
     summary {
       activeComponents appsByStage { count stage } canceledTasks completedTasks failedTasks healthyApps
       pendingTasks runningTasks totalApps totalTasks unhealthyApps
     }
-    tasks { appName createdAt progress status taskId type userId }
+    tasks { appName completedAt createdAt error progress retryOfTaskId sourceId startedAt status taskId type userId }
   }
 }`;
 const EVENTS = /* GraphQL */ `subscription DashboardEvents($since: Float) {
   runtimeEvents(since: $since) {
-    app { appName health installedVersion sourceId stage userId }
-    chartRepo { lastError lastUpdate reachable }
-    component { healthy message name state }
+    app {
+      appName entrances { invisible name state title url } health installedVersion progress reason sourceId stage state
+      targetVersion updatedAt userId
+    }
+    chartRepo {
+      appStates {
+        appId appName currentStep { index name status total } error { message step } lastUpdate sourceId state userId
+      }
+      droppedItems
+      imageStates {
+        analysisStatus appName downloadProgress downloadedSize errorMessage imageName status totalSize
+      }
+      lastError lastUpdate
+      queues {
+        hydrator {
+          activeTasks completedTasks failedTasks queueLength recentFailed { appName lastError taskId }
+          tasks { appName lastError retryCount sourceId status stepName taskId totalSteps userId } workerCount
+        }
+        imageAnalyzer {
+          activeWorkers analyzingCount averageAnalysisTimeMs failedAnalyzed healthStatus isRunning
+          processingTasks { appName status taskId } queueLength queuedTasks { appName status taskId }
+          recentFailed { appName error taskId } successfulAnalyzed totalAnalyzed
+        }
+      }
+      reachable
+    }
+    component { healthy lastCheck message metrics name state }
     kind
     removedApp { appName sourceId userId }
     sequence
@@ -33,171 +95,224 @@ const EVENTS = /* GraphQL */ `subscription DashboardEvents($since: Float) {
       activeComponents appsByStage { count stage } canceledTasks completedTasks failedTasks healthyApps
       pendingTasks runningTasks totalApps totalTasks unhealthyApps
     }
-    task { appName createdAt progress status taskId type userId }
+    task { appName completedAt createdAt error progress retryOfTaskId sourceId startedAt status taskId type userId }
   }
 }`;
 
-const state = {
-  sequence: null,
-  summary: null,
-  apps: new Map(),
-  tasks: new Map(),
-  components: new Map(),
-  chartRepo: null,
-};
-let socket = null;
-let attempts = 0;
-let reconnects = 0;
-let token = sessionStorage.getItem('market-token') ?? '';
-
 const $ = (selector) => document.querySelector(selector);
-const esc = (value) => String(value ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-const appKey = (app) => `${app.userId}/${app.sourceId}/${app.appName}`;
 
-function setConnection(kind, text) {
+function setConnection(kind, text, title = '') {
   const el = $('#connection');
   el.dataset.state = kind;
   el.textContent = text;
+  el.title = title;
 }
 
-function connect() {
-  setConnection(
-    reconnects ? 'reconnecting' : 'connecting',
-    reconnects ? `reconnecting (${reconnects})…` : 'connecting…',
+const client = createLiveClient({
+  onState: setConnection,
+  onOpen: () => {
+    if (state.sequence === null) startSnapshot();
+    else startEvents();
+    loadSideFeeds();
+  },
+  onUnauthorised: () => {
+    forgetViewer();
+    $('#login').hidden = false;
+  },
+  onSignIn: forgetViewer,
+});
+
+/** Another viewer may sign in next: nothing of this one's stays on the page or in flight. */
+function forgetViewer() {
+  stopFeed();
+  stopFeed = () => {};
+  resetState();
+}
+
+/** A refusal by the server (not a dropped connection, which the client recovers from itself). */
+function isRefusal(errors) {
+  return errors?.[0] !== CONNECTION_CLOSED;
+}
+
+function markLive() {
+  const n = client.reconnects;
+  setConnection('live', `live${n ? ` · resumed after ${n} reconnect(s)` : ''}`, `runtime sequence ${state.sequence}`);
+}
+
+// ---- the runtime feed ---------------------------------------------------------------------
+
+let stopFeed = () => {};
+
+function feedHandlers(onData) {
+  return {
+    next: (result) => {
+      if (result.data) onData(result.data);
+      else setConnection('failed', `error: ${result.errors?.[0]?.message ?? 'no data'}`);
+    },
+    error: (errors) => {
+      if (isRefusal(errors)) setConnection('failed', `error: ${errors?.[0]?.message ?? 'subscription refused'}`);
+    },
+  };
+}
+
+function startSnapshot() {
+  stopFeed();
+  let taken = false;
+  stopFeed = client.subscribe(
+    SNAPSHOT,
+    {},
+    feedHandlers((data) => {
+      // The snapshot subscription only gives the starting point; from here on, events.
+      if (taken) return;
+      taken = true;
+      stopFeed();
+      applySnapshot(data.runtimeSnapshot);
+      startEvents();
+    }),
   );
-  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/graphql`;
-  socket = new WebSocket(url, 'graphql-transport-ws');
-  socket.onopen = () => {
-    socket.send(
-      JSON.stringify({ type: 'connection_init', payload: token ? { authorization: `Bearer ${token}` } : {} }),
-    );
-  };
-  socket.onmessage = (message) => {
-    const data = JSON.parse(message.data);
-    if (data.type === 'connection_ack') {
-      attempts = 0;
-      if (state.sequence === null) subscribe('snapshot', SNAPSHOT, {});
-      else subscribe('events', EVENTS, { since: state.sequence });
-    } else if (data.type === 'ping') {
-      socket.send(JSON.stringify({ type: 'pong' }));
-    } else if (data.type === 'next') {
-      if (data.id === 'snapshot') applySnapshot(data.payload.data.runtimeSnapshot);
-      else if (data.id === 'events') applyEvent(data.payload.data.runtimeEvents);
-    } else if (data.type === 'error') {
-      setConnection('failed', `error: ${data.payload?.[0]?.message ?? 'subscription refused'}`);
-    }
-  };
-  socket.onclose = (event) => {
-    if (event.code === 4403) {
-      setConnection('failed', 'not authorised');
-      $('#login').hidden = false;
-      return;
-    }
-    reconnects += 1;
-    attempts += 1;
-    setTimeout(connect, Math.min(10_000, 250 * 2 ** attempts));
-  };
 }
 
-function subscribe(id, query, variables) {
-  socket.send(JSON.stringify({ id, type: 'subscribe', payload: { query, variables } }));
+function startEvents() {
+  stopFeed();
+  stopFeed = client.subscribe(
+    EVENTS,
+    { since: state.sequence },
+    feedHandlers((data) => applyEvent(data.runtimeEvents)),
+  );
 }
 
 function applySnapshot(snapshot) {
-  // The snapshot subscription only gives the starting point; from here on, events.
-  socket.send(JSON.stringify({ id: 'snapshot', type: 'complete' }));
   state.apps = new Map(snapshot.apps.map((app) => [appKey(app), app]));
   state.tasks = new Map(snapshot.tasks.map((task) => [task.taskId, task]));
   state.components = new Map(snapshot.components.map((c) => [c.name, c]));
   state.chartRepo = snapshot.chartRepo;
   state.summary = snapshot.summary;
   state.sequence = snapshot.sequence;
-  subscribe('events', EVENTS, { since: state.sequence });
-  setConnection('live', `live · sequence ${state.sequence}${reconnects ? ` · ${reconnects} reconnect(s)` : ''}`);
-  render();
+  state.updatedAt = Date.now();
+  markLive();
+  touch('*');
 }
 
 function applyEvent(event) {
   if (event.kind === 'RESYNC') {
     // Missed too much: start again from a snapshot.
-    socket.send(JSON.stringify({ id: 'events', type: 'complete' }));
     state.sequence = null;
-    subscribe('snapshot', SNAPSHOT, {});
+    startSnapshot();
     return;
   }
   if (event.app) state.apps.set(appKey(event.app), event.app);
   if (event.removedApp) state.apps.delete(appKey(event.removedApp));
-  if (event.task && event.kind === 'TASK_REMOVED') state.tasks.delete(event.task.taskId);
-  else if (event.task) state.tasks.set(event.task.taskId, event.task);
+  if (event.task && event.kind === 'TASK_REMOVED') {
+    state.tasks.delete(event.task.taskId);
+    state.taskMessages.delete(event.task.taskId);
+  } else if (event.task) state.tasks.set(event.task.taskId, event.task);
   if (event.component) state.components.set(event.component.name, event.component);
   if (event.chartRepo) state.chartRepo = event.chartRepo;
   if (event.summary) state.summary = event.summary;
   state.sequence = event.sequence;
-  setConnection(
-    'live',
-    `live · sequence ${state.sequence}${reconnects ? ` · resumed after ${reconnects} reconnect(s)` : ''}`,
-  );
-  render();
+  state.updatedAt = Date.now();
+  markLive();
+  if (event.app || event.removedApp) touch('apps', 'tasks', 'filters');
+  if (event.task) touch('tasks', 'filters');
+  if (event.component) touch('components');
+  if (event.chartRepo) touch('chartRepo');
+  touch('summary');
 }
 
-function render() {
-  const s = state.summary;
-  if (s) {
-    const cards = [
-      ['Apps', s.totalApps],
-      ['Healthy', s.healthyApps],
-      ['Unhealthy', s.unhealthyApps],
-      ['Pending tasks', s.pendingTasks],
-      ['Running tasks', s.runningTasks],
-      ['Completed', s.completedTasks],
-      ['Failed', s.failedTasks],
-      ['Components up', s.activeComponents],
-    ];
-    $('#summary').innerHTML = cards
-      .map(([label, value]) => `<div class="card"><b>${esc(value)}</b><span>${esc(label)}</span></div>`)
-      .join('');
-    $('#stages').textContent = s.appsByStage.map((x) => `${x.stage.toLowerCase()} ${x.count}`).join(' · ');
+// ---- the viewer, the history feed and the payment states ----------------------------------
+
+function loadSideFeeds() {
+  client
+    .request(VIEWER, {})
+    .then((result) => {
+      state.viewer = result?.data?.viewer ?? null;
+      // The runtime subscription was sent before this answer on the same socket, so it is in place.
+      if (state.sequence !== null) markLive();
+      touch('tasks', 'payments');
+      if (state.viewer?.isAdmin) loadPayments();
+    })
+    .catch(() => {});
+  loadHistory();
+}
+
+/** Adds history records (from the list or the subscription), newest first, without duplicates. */
+function addHistory(records) {
+  const byId = new Map(state.history.map((record) => [record.id, record]));
+  for (const record of records) byId.set(record.id, record);
+  state.history = [...byId.values()].sort((a, b) => (a.time < b.time ? 1 : a.time > b.time ? -1 : 0));
+  state.history.length = Math.min(state.history.length, HISTORY_LIMIT);
+  touch('history', 'filters');
+}
+
+function loadHistory() {
+  // Subscribe first, then list: a record added in between arrives by one or the other.
+  client.subscribe(HISTORY_ADDED, {}, { next: (result) => result.data && addHistory([result.data.historyAdded]) });
+  client
+    .request(HISTORY, {})
+    .then((result) => {
+      state.historyLoaded = true;
+      addHistory(result?.data?.history.edges.map((edge) => edge.node) ?? []);
+    })
+    .catch(() => {});
+}
+
+function addPayments(payments) {
+  for (const payment of payments) {
+    const known = state.payments.get(payment.id);
+    if (!known || known.updatedAt <= payment.updatedAt) state.payments.set(payment.id, payment);
   }
-  const tasks = [...state.tasks.values()].sort((a, b) => (a.createdAt < b.createdAt ? 1 : -1)).slice(0, 50);
-  $('#tasks tbody').innerHTML = tasks
-    .map(
-      (
-        t,
-      ) => `<tr data-task-id="${esc(t.taskId)}"><td>${esc(t.taskId)}</td><td>${esc(t.userId)}</td><td>${esc(t.appName)}</td>
-      <td>${esc(t.type)}</td><td><span class="badge ${esc(t.status)}">${esc(t.status)}</span></td>
-      <td><span class="bar" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="${esc(t.progress)}"><i style="width:${Number(t.progress) || 0}%"></i></span> ${esc(t.progress)}%</td></tr>`,
-    )
-    .join('');
-  const apps = [...state.apps.values()].sort((a, b) => appKey(a).localeCompare(appKey(b)));
-  $('#apps tbody').innerHTML = apps
-    .map(
-      (
-        a,
-      ) => `<tr data-app="${esc(appKey(a))}"><td>${esc(a.userId)}</td><td>${esc(a.sourceId)}</td><td>${esc(a.appName)}</td>
-      <td><span class="badge ${esc(a.stage)}">${esc(a.stage)}</span></td><td><span class="badge ${esc(a.health)}">${esc(a.health)}</span></td>
-      <td>${esc(a.installedVersion ?? '')}</td></tr>`,
-    )
-    .join('');
-  $('#components').innerHTML = [...state.components.values()]
-    .sort((a, b) => a.name.localeCompare(b.name))
-    .map(
-      (c) =>
-        `<li data-component="${esc(c.name)}"><span class="badge ${esc(c.state)}">${esc(c.state)}</span> ${esc(c.name)} <span class="muted">${esc(c.message ?? '')}</span></li>`,
-    )
-    .join('');
-  const repo = state.chartRepo;
-  $('#chart-repo').innerHTML = repo
-    ? `${repo.reachable ? 'reachable' : 'unreachable'}${repo.lastError ? ` — ${esc(repo.lastError)}` : ''}${repo.lastUpdate ? ` · updated ${esc(repo.lastUpdate)}` : ''}`
-    : 'no data (source disabled or not collected yet)';
+  if (state.payments.size > PAYMENTS_LIMIT) {
+    const newest = [...state.payments.values()].sort((a, b) => String(b.updatedAt).localeCompare(String(a.updatedAt)));
+    state.payments = new Map(newest.slice(0, PAYMENTS_LIMIT).map((payment) => [payment.id, payment]));
+  }
+  touch('payments', 'filters');
 }
 
-$('#login').addEventListener('submit', (event) => {
-  event.preventDefault();
-  token = $('#token').value.trim();
-  sessionStorage.setItem('market-token', token);
-  $('#login').hidden = true;
-  reconnects = 0;
-  connect();
+function loadPayments() {
+  client.subscribe(PAYMENT_UPDATED, {}, { next: (result) => result.data && addPayments([result.data.paymentUpdated]) });
+  client
+    .request(PAYMENTS, {})
+    .then((result) => addPayments(result?.data?.payments.edges.map((edge) => edge.node) ?? []))
+    .catch(() => {});
+}
+
+// ---- drawing ------------------------------------------------------------------------------
+
+const SECTIONS = {
+  filters: renderFilters,
+  summary: renderSummary,
+  tasks: renderTasks,
+  apps: renderApps,
+  components: renderComponents,
+  history: renderHistory,
+  payments: renderPayments,
+  chartRepo: renderChartRepo,
+};
+
+let drawScheduled = false;
+
+/** Draws the sections that changed, at most once per ~frame however many events arrived. */
+function draw() {
+  drawScheduled = false;
+  const all = state.dirty.has('*');
+  for (const [name, render] of Object.entries(SECTIONS)) if (all || state.dirty.has(name)) render();
+  state.dirty.clear();
+  renderUpdated();
+  for (const details of document.querySelectorAll('details[data-open-key]')) {
+    if (state.openDetails.has(details.dataset.openKey)) details.open = true;
+  }
+}
+
+onChange(() => {
+  if (drawScheduled) return;
+  drawScheduled = true;
+  setTimeout(draw, 16);
 });
 
-connect();
+bindControls(client);
+setInterval(() => {
+  renderUpdated();
+  tickTimes();
+}, 1000);
+touch('*');
+client.start();

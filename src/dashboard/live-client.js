@@ -4,19 +4,36 @@
 // socket, so a page never polls and never needs a second connection.
 
 const TOKEN_KEY = 'market-token';
+/** The error every open operation gets when the socket closes under it. */
+export const CONNECTION_CLOSED = Object.freeze({
+  message: 'connection closed',
+  extensions: Object.freeze({ code: 'CONNECTION_CLOSED' }),
+});
+
+/**
+ * Whether a `request` failed because the socket closed under it (the server may or may not have
+ * run it), not because the server refused it.
+ */
+export const closedUnder = (error) => error?.errors?.[0] === CONNECTION_CLOSED;
 
 /**
  * @param {object} handlers
  * @param {(kind: 'connecting'|'reconnecting'|'live'|'failed', text: string) => void} handlers.onState
  * @param {() => void} handlers.onOpen called after every connection_ack (first connect and reconnects):
  *   (re)subscribe there
- * @param {() => void} [handlers.onUnauthorised] the server closed with 4403 (no or a bad token)
+ * @param {() => void} [handlers.onUnauthorised] the server closed with 4403 (no, a bad or an expired
+ *   token)
+ * @param {() => void} [handlers.onSignIn] a new token is about to be used: whatever the page holds
+ *   was another viewer's, so it starts over (called before the new connection)
  */
-export function createLiveClient({ onState, onOpen, onUnauthorised }) {
+export function createLiveClient({ onState, onOpen, onUnauthorised, onSignIn }) {
   let socket = null;
   let attempts = 0;
   let reconnects = 0;
   let nextId = 0;
+  // Operations go out only after connection_ack: the server closes a socket that sends one
+  // before it (4401), so "open" is not enough.
+  let acked = false;
   const handlers = new Map(); // operation id → { next, error, complete }
 
   function connect() {
@@ -25,6 +42,7 @@ export function createLiveClient({ onState, onOpen, onUnauthorised }) {
     const token = sessionStorage.getItem(TOKEN_KEY) ?? '';
     const current = new WebSocket(url, 'graphql-transport-ws');
     socket = current;
+    acked = false;
     current.onopen = () => {
       current.send(
         JSON.stringify({ type: 'connection_init', payload: token ? { authorization: `Bearer ${token}` } : {} }),
@@ -33,7 +51,10 @@ export function createLiveClient({ onState, onOpen, onUnauthorised }) {
     current.onmessage = (message) => receive(current, JSON.parse(message.data));
     current.onclose = (event) => {
       if (socket !== current) return;
-      for (const handler of handlers.values()) handler.error?.([{ message: 'connection closed' }]);
+      acked = false;
+      // Marked, so that a page can tell a dropped connection (it resubscribes in onOpen) from a
+      // refusal by the server.
+      for (const handler of handlers.values()) handler.error?.([CONNECTION_CLOSED]);
       handlers.clear();
       if (event.code === 4403) {
         onState('failed', 'not authorised');
@@ -47,7 +68,9 @@ export function createLiveClient({ onState, onOpen, onUnauthorised }) {
   }
 
   function receive(current, data) {
+    if (current !== socket) return; // a socket given up on (login): its messages are not ours
     if (data.type === 'connection_ack') {
+      acked = true;
       attempts = 0;
       onOpen();
     } else if (data.type === 'ping') {
@@ -68,11 +91,17 @@ export function createLiveClient({ onState, onOpen, onUnauthorised }) {
   /** Starts a subscription; returns a function that ends it. `next` gets each execution result. */
   function subscribe(query, variables, { next, error, complete }) {
     const id = `op${++nextId}`;
+    if (!acked || socket?.readyState !== WebSocket.OPEN) {
+      // Between connections (or before the ack): fail at once rather than send too early; onOpen
+      // resubscribes.
+      error?.([CONNECTION_CLOSED]);
+      return () => {};
+    }
     handlers.set(id, { next, error, complete });
     socket.send(JSON.stringify({ id, type: 'subscribe', payload: { query, variables } }));
     return () => {
       if (!handlers.delete(id)) return;
-      if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ id, type: 'complete' }));
+      if (acked && socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ id, type: 'complete' }));
     };
   }
 
@@ -84,7 +113,7 @@ export function createLiveClient({ onState, onOpen, onUnauthorised }) {
         next: (payload) => {
           result = payload;
         },
-        error: (errors) => reject(new Error(errors?.[0]?.message ?? 'request refused')),
+        error: (errors) => reject(Object.assign(new Error(errors?.[0]?.message ?? 'request refused'), { errors })),
         complete: () => resolve(result),
       });
     });
@@ -101,6 +130,13 @@ export function createLiveClient({ onState, onOpen, onUnauthorised }) {
     /** Stores the token for this tab and connects again with it. */
     login(token) {
       sessionStorage.setItem(TOKEN_KEY, token);
+      // Nothing of the previous connection (if still open) may reach the new viewer's page.
+      const previous = socket;
+      socket = null;
+      acked = false;
+      handlers.clear();
+      previous?.close();
+      onSignIn?.();
       reconnects = 0;
       attempts = 0;
       connect();

@@ -1,0 +1,159 @@
+// Formatting shared by the dashboard's renderers. Every value shown comes from users or from
+// external services (app service, chart repo), so everything goes through `esc` before it
+// reaches innerHTML.
+
+/** HTML-escapes any value (null and undefined become ''). */
+export const esc = (value) => String(value ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** The dashboard's filters, kept in its URL (state.js) and carried to the flow page and back. */
+export const FILTER_KEYS = ['user', 'source', 'stage', 'q', 'status', 'repo'];
+/** The longest value a filter keeps. */
+export const MAX_FILTER_LENGTH = 100;
+
+/** The dashboard's filters in a query string, as a query string: known keys only, each bounded. */
+export function filterQuery(search) {
+  const from = new URLSearchParams(String(search ?? '').replace(/^\?/, ''));
+  const kept = new URLSearchParams();
+  for (const key of FILTER_KEYS) {
+    const value = from.get(key);
+    if (value) kept.set(key, value.slice(0, MAX_FILTER_LENGTH));
+  }
+  return kept.toString();
+}
+
+/**
+ * "3 s", "4 min", "2 h 5 min", "3 d": a duration in milliseconds, short; '' for none. `fine`
+ * keeps what a second hides ("850 ms", "3.2 s"), for how long a task ran.
+ */
+export function duration(ms, { fine = false } = {}) {
+  if (!Number.isFinite(ms) || ms < 0) return '';
+  if (fine && ms < 1000) return `${Math.round(ms)} ms`;
+  if (fine && ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s} s`;
+  const min = Math.floor(s / 60);
+  if (min < 60) return `${min} min`;
+  const h = Math.floor(min / 60);
+  if (h < 48) return min % 60 ? `${h} h ${min % 60} min` : `${h} h`;
+  return `${Math.floor(h / 24)} d`;
+}
+
+/** "12 s ago" for a timestamp (ISO text or epoch ms); '' for none. */
+export function ago(time, now = Date.now()) {
+  const at = typeof time === 'number' ? time : Date.parse(time ?? '');
+  if (!Number.isFinite(at)) return '';
+  return `${duration(Math.max(0, now - at))} ago`;
+}
+
+/** A local date-time for a title attribute. */
+export function absolute(time) {
+  const at = Date.parse(time ?? '');
+  return Number.isFinite(at) ? new Date(at).toLocaleString() : '';
+}
+
+/**
+ * A relative time that the page's one-second tick keeps current (see `tickTimes`), with the
+ * absolute time as its tooltip.
+ */
+export function timeAgo(time) {
+  if (!time) return '<span class="muted">—</span>';
+  return `<time datetime="${esc(time)}" data-ago="${esc(time)}" title="${esc(absolute(time))}">${esc(ago(time))}</time>`;
+}
+
+/**
+ * How long something took: from `from` to `to`, or, while `to` is unset, until now (kept current
+ * by the tick, shown in italics as still running).
+ */
+export function elapsed(from, to) {
+  if (!from) return '<span class="muted">—</span>';
+  if (to) return esc(duration(Date.parse(to) - Date.parse(from)));
+  return `<i data-elapsed="${esc(from)}">${esc(duration(Date.now() - Date.parse(from)))}</i>`;
+}
+
+/** Refreshes every relative time and running duration on the page (called once a second). */
+export function tickTimes(root = document) {
+  const now = Date.now();
+  for (const el of root.querySelectorAll('[data-ago]')) el.textContent = ago(el.dataset.ago, now);
+  for (const el of root.querySelectorAll('[data-elapsed]')) {
+    el.textContent = duration(now - Date.parse(el.dataset.elapsed));
+  }
+}
+
+/**
+ * Good, bad or under way, from the words the API and the chart repo use (RUNNING, failed,
+ * downloading …); bad is checked first, as UNHEALTHY contains HEALTHY.
+ */
+export function tone(value) {
+  const text = String(value ?? '');
+  if (/fail|error|unhealthy|unreachable|cancel|invalid|reject/i.test(text)) return 'bad';
+  if (/^(running|healthy|completed?|succe\w*|reachable|purchased|free|ok|ready|done|analy[sz]ed)$/i.test(text))
+    return 'good';
+  if (
+    /pend|process|download|install|upgrad|fetch|hydrat|resum|stopping|queue|analy[sz]ing|sync|wait|degraded|required/i.test(
+      text,
+    )
+  ) {
+    return 'busy';
+  }
+  return 'plain';
+}
+
+/**
+ * A status badge, coloured by its tone; the value is its data-value (escaped like any other),
+ * and its text unless a `label` is given.
+ */
+export const badge = (value, label = value) =>
+  value ? `<span class="badge tone-${tone(value)}" data-value="${esc(value)}">${esc(label)}</span>` : '';
+
+/**
+ * A progress bar 0–100 with its figure (rounded, clamped: upstream figures may be fractions or out
+ * of range), readable by assistive technology (and by the tests).
+ */
+export function progressBar(value, label = '') {
+  const pct = Math.round(Math.max(0, Math.min(100, Number(value) || 0)));
+  return `<span class="bar" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="${pct}"${
+    label ? ` aria-label="${esc(label)}"` : ''
+  }><i style="width:${pct}%"></i></span> <span class="pct">${pct}%</span>`;
+}
+
+/** A compact scalar for a key/value list: numbers as they are, objects as short JSON. */
+function scalar(value) {
+  if (value === null || value === undefined) return '—';
+  if (typeof value === 'object') {
+    const text = JSON.stringify(value);
+    return text.length > 80 ? `${text.slice(0, 77)}…` : text;
+  }
+  return String(value);
+}
+
+/**
+ * A JSON object as key/value pairs: the first `inline` pairs always visible, the rest behind a
+ * <details> (its `data-open-key` lets the page keep it open across re-renders).
+ */
+export function keyValues(json, openKey, inline = 4) {
+  if (json === null || json === undefined) return '';
+  if (typeof json !== 'object' || Array.isArray(json)) return `<code>${esc(scalar(json))}</code>`;
+  const pairs = Object.entries(json);
+  if (!pairs.length) return '';
+  const dl = (list) =>
+    `<dl class="kv">${list.map(([k, v]) => `<div><dt>${esc(k)}</dt><dd>${esc(scalar(v))}</dd></div>`).join('')}</dl>`;
+  if (pairs.length <= inline) return dl(pairs);
+  return `${dl(pairs.slice(0, inline))}<details data-open-key="${esc(openKey)}"><summary>${esc(
+    pairs.length - inline,
+  )} more</summary>${dl(pairs.slice(inline))}<pre>${esc(JSON.stringify(json, null, 2))}</pre></details>`;
+}
+
+/**
+ * An entrance URL as a link target: absolute http(s) URLs as they are, a bare host (what the app
+ * service reports) over https; anything else (javascript:, data:…) is not a link.
+ */
+export function entranceHref(url) {
+  if (!url) return null;
+  const text = /^[a-z][a-z0-9+.-]*:/i.test(url) ? url : `https://${url}`;
+  try {
+    const parsed = new URL(text);
+    return parsed.protocol === 'https:' || parsed.protocol === 'http:' ? parsed.href : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,62 @@
+// The live history feed and, for admins, the payment states.
+
+import { badge, esc, timeAgo } from './format.js';
+import { showsHistory, showsPayment, state } from './state.js';
+
+const $ = (selector) => document.querySelector(selector);
+
+/** ACTION_INSTALL, SYSTEM_INSTALL_FAILED …: a colour for what kind of record it is. */
+function historyTone(type) {
+  if (/FAIL|ERROR/i.test(type)) return 'FAILED';
+  if (/SUCCEED|SUCCESS|COMPLETE/i.test(type)) return 'COMPLETED';
+  return '';
+}
+
+export function renderHistory() {
+  const records = state.history.filter(showsHistory);
+  $('#history').dataset.loaded = String(state.historyLoaded);
+  $('#history').innerHTML = records.length
+    ? records
+        .map(
+          (h) => `<li data-history-id="${esc(h.id)}">
+            <div class="line"><span class="tag ${esc(historyTone(h.type))}">${esc(h.type)}</span>
+              <span class="muted">${timeAgo(h.time)} · ${esc(h.userId)}${h.app ? ` · ${esc(h.app)}` : ''}</span></div>
+            <div>${esc(h.message)}</div>
+          </li>`,
+        )
+        .join('')
+    : `<li class="muted">${state.historyLoaded ? 'Nothing yet.' : 'Loading…'}</li>`;
+  $('#history-count').textContent = `${records.length}`;
+}
+
+export function renderPayments() {
+  const section = $('#payments-section');
+  section.hidden = !state.viewer?.isAdmin;
+  if (section.hidden) {
+    // A hidden section still holds its rows: an admin's must not stay for the next viewer.
+    $('#payments tbody').innerHTML = '';
+    return;
+  }
+  const payments = [...state.payments.values()]
+    .filter(showsPayment)
+    .sort((a, b) => (a.updatedAt < b.updatedAt ? 1 : a.updatedAt > b.updatedAt ? -1 : 0));
+  $('#payments tbody').innerHTML = payments.length
+    ? payments
+        .map(
+          (p) => `<tr data-payment-id="${esc(p.id)}">
+            <td data-label="User">${esc(p.userId)}</td>
+            <td data-label="App">${esc(p.appName)}<div class="muted">${esc(p.sourceId)} · ${esc(p.appId)}</div></td>
+            <td data-label="Status">${badge(p.status)}</td>
+            <td data-label="Axes"><dl class="kv">
+              <div><dt>need</dt><dd>${esc(p.paymentNeed)}</dd></div>
+              <div><dt>developer</dt><dd>${esc(p.developerSync)}</dd></div>
+              <div><dt>LarePass</dt><dd>${esc(p.larePassSync)}</dd></div>
+              <div><dt>signature</dt><dd>${esc(p.signatureStatus)}</dd></div>
+              <div><dt>payment</dt><dd>${esc(p.paymentStatus)}</dd></div>
+            </dl>${p.txHash ? `<code class="muted">${esc(p.txHash)}</code>` : ''}</td>
+            <td data-label="Changed">${timeAgo(p.updatedAt)}</td>
+          </tr>`,
+        )
+        .join('')
+    : '<tr class="empty"><td colspan="5">No payment states.</td></tr>';
+}

@@ -1,0 +1,64 @@
+// The apps: stage, health, why (App.reason), versions and the entrances that open them.
+
+import { badge, entranceHref, esc, filterQuery, timeAgo } from './format.js';
+import { appKey, showsApp, state } from './state.js';
+
+const $ = (selector) => document.querySelector(selector);
+
+/**
+ * The per-app processing-flow page (/dashboard/app) for one (user, source, app); `back` carries
+ * this page's filters (only those, each bounded, as the flow page keeps them), so that its way
+ * back returns to the same view.
+ */
+export function flowHref({ userId, sourceId, appName }) {
+  const params = new URLSearchParams({ user: userId ?? '', source: sourceId ?? '', app: appName ?? '' });
+  const back = filterQuery(location.search);
+  if (back) params.set('back', back);
+  return `/dashboard/app?${params}`;
+}
+
+function entrances(app) {
+  const visible = (app.entrances ?? []).filter((e) => !e.invisible);
+  if (!visible.length) return '';
+  return `<div class="entrances">${visible
+    .map((e) => {
+      const label = esc(e.title || e.name);
+      const href = entranceHref(e.url);
+      const stateNote = e.state && e.state !== 'running' ? ` <span class="muted">(${esc(e.state)})</span>` : '';
+      return href
+        ? `<a href="${esc(href)}" target="_blank" rel="noopener noreferrer" data-entrance="${esc(e.name)}">${label} ↗</a>${stateNote}`
+        : `<span class="muted" title="no URL published yet">${label}</span>${stateNote}`;
+    })
+    .join(' ')}</div>`;
+}
+
+function versions(app) {
+  if (app.targetVersion && app.targetVersion !== app.installedVersion) {
+    return `${esc(app.installedVersion ?? '—')} → ${esc(app.targetVersion)}`;
+  }
+  return esc(app.installedVersion ?? '');
+}
+
+function row(a) {
+  const reason = a.reason ? `<div class="reason">${esc(a.reason)}</div>` : '';
+  const raw = a.state ? `<div class="muted">${esc(a.state)}${a.progress ? ` · ${esc(a.progress)}` : ''}</div>` : '';
+  return `<tr data-app="${esc(appKey(a))}" data-stage="${esc(a.stage)}">
+    <td data-label="User">${esc(a.userId)}</td>
+    <td data-label="Source">${esc(a.sourceId)}</td>
+    <td data-label="App"><a href="${esc(flowHref(a))}" title="processing flow">${esc(a.appName)}</a>${entrances(a)}</td>
+    <td data-label="Stage">${badge(a.stage)}${raw}</td>
+    <td data-label="Health">${badge(a.health)}</td>
+    <td data-label="Reason"${reason ? '' : ' class="none"'}>${reason || '<span class="muted">—</span>'}</td>
+    <td data-label="Version">${versions(a)}</td>
+    <td data-label="Changed">${timeAgo(a.updatedAt)}</td>
+  </tr>`;
+}
+
+export function renderApps() {
+  const all = [...state.apps.values()];
+  const apps = all.filter(showsApp).sort((a, b) => appKey(a).localeCompare(appKey(b)));
+  $('#apps tbody').innerHTML = apps.length
+    ? apps.map(row).join('')
+    : '<tr class="empty"><td colspan="8">No apps match.</td></tr>';
+  $('#apps-count').textContent = apps.length === all.length ? `${all.length}` : `${apps.length} of ${all.length}`;
+}

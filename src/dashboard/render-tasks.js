@@ -1,0 +1,77 @@
+// The tasks: tabs by status with their counts, then the rows of the chosen tab with times,
+// durations, the reason of a failure and the cancel/retry buttons the viewer may use.
+
+import { badge, elapsed, esc, progressBar, timeAgo } from './format.js';
+import { filters, showsTask, state, TASK_STATUSES } from './state.js';
+
+const $ = (selector) => document.querySelector(selector);
+/** Rows drawn per tab; the rest are counted. */
+const TASK_ROWS = 100;
+/** The task types retryTask re-submits (OperationService.retry). */
+const RETRYABLE_TYPES = ['INSTALL', 'UPGRADE', 'UNINSTALL', 'CLONE', 'STOP', 'RESUME'];
+
+/** Whether the viewer may act on the task: their own, or anyone's for an admin (access-rules.ts). */
+function mayAct(task) {
+  const viewer = state.viewer;
+  return Boolean(viewer && (viewer.isAdmin || viewer.userId === task.userId));
+}
+
+/** The buttons this viewer may use on this task now (the service's rules, mirrored). */
+function actions(task) {
+  if (!mayAct(task)) return '';
+  const buttons = [];
+  if (task.status === 'PENDING' || task.status === 'RUNNING') {
+    buttons.push(`<button type="button" data-action="cancel" data-task="${esc(task.taskId)}">Cancel</button>`);
+  }
+  if ((task.status === 'FAILED' || task.status === 'CANCELED') && RETRYABLE_TYPES.includes(task.type)) {
+    buttons.push(`<button type="button" data-action="retry" data-task="${esc(task.taskId)}">Retry</button>`);
+  }
+  return buttons.join(' ');
+}
+
+function outcome(task) {
+  const message = state.taskMessages.get(task.taskId);
+  if (!message) return '';
+  return `<div class="outcome ${message.ok ? 'ok' : 'error'}" role="status">${esc(message.text)}</div>`;
+}
+
+function row(t) {
+  const reason =
+    t.error && (t.status === 'FAILED' || t.status === 'CANCELED') ? `<div class="reason">${esc(t.error)}</div>` : '';
+  const retried = t.retryOfTaskId ? `<div class="muted">retry of ${esc(t.retryOfTaskId)}</div>` : '';
+  // Queued time until a worker started it, then run time (still ticking while running).
+  const waited = t.startedAt ? elapsed(t.createdAt, t.startedAt) : elapsed(t.createdAt, t.completedAt);
+  const ran = t.startedAt ? elapsed(t.startedAt, t.completedAt) : '<span class="muted">—</span>';
+  return `<tr data-task-id="${esc(t.taskId)}" data-status="${esc(t.status)}">
+    <td data-label="Task"><code title="${esc(t.taskId)}">${esc(t.taskId)}</code><div class="muted">${esc(t.type)}</div>${retried}</td>
+    <td data-label="User">${esc(t.userId)}</td>
+    <td data-label="App">${esc(t.appName)}<div class="muted">${esc(t.sourceId)}</div></td>
+    <td data-label="Status">${badge(t.status)}${reason}</td>
+    <td data-label="Progress">${progressBar(t.progress, `progress of ${t.appName}`)}</td>
+    <td data-label="Created">${timeAgo(t.createdAt)}</td>
+    <td data-label="Queued / ran">${waited} / ${ran}</td>
+    <td data-label="Actions" class="actions">${actions(t)}${outcome(t)}</td>
+  </tr>`;
+}
+
+export function renderTasks() {
+  const shown = [...state.tasks.values()].filter(showsTask);
+  const counts = Object.fromEntries(TASK_STATUSES.map((status) => [status, 0]));
+  for (const task of shown) counts[task.status] = (counts[task.status] ?? 0) + 1;
+  const tabs = [['', 'all', shown.length], ...TASK_STATUSES.map((s) => [s, s.toLowerCase(), counts[s]])];
+  $('#task-tabs').innerHTML = tabs
+    .map(
+      ([status, label, count]) =>
+        `<button type="button" role="tab" data-tab="${esc(status)}" aria-selected="${filters.status === status}">${esc(
+          label,
+        )} <span class="count">${esc(count)}</span></button>`,
+    )
+    .join('');
+  const rows = shown
+    .filter((task) => !filters.status || task.status === filters.status)
+    .sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
+  $('#tasks tbody').innerHTML = rows.length
+    ? rows.slice(0, TASK_ROWS).map(row).join('')
+    : '<tr class="empty"><td colspan="8">No tasks here.</td></tr>';
+  $('#tasks-more').textContent = rows.length > TASK_ROWS ? `${rows.length - TASK_ROWS} older tasks not shown` : '';
+}

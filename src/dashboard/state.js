@@ -1,0 +1,193 @@
+// What the dashboard knows, and the filters that choose what it shows. The runtime part is fed
+// by runtimeSnapshot and runtimeEvents (dashboard.js), the feeds by their own subscriptions; the
+// filters live in the URL's query string, so a reload keeps them and back/forward moves
+// between them.
+
+import { FILTER_KEYS, MAX_FILTER_LENGTH } from './format.js';
+
+export const TASK_STATUSES = ['PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELED'];
+export const APP_STAGES = [
+  'FETCHING',
+  'HYDRATING',
+  'INSTALLING',
+  'RUNNING',
+  'UPGRADING',
+  'UNINSTALLING',
+  'STOPPING',
+  'STOPPED',
+  'RESUMING',
+  'FAILED',
+  'UNKNOWN',
+];
+/** History records kept (and shown), newest first. */
+export const HISTORY_LIMIT = 50;
+
+export const state = {
+  /** Sequence of the last runtime change applied; null until a snapshot arrived (or after RESYNC). */
+  sequence: null,
+  /** When the last snapshot or event arrived (epoch ms, this browser's clock). */
+  updatedAt: null,
+  summary: null,
+  apps: new Map(),
+  tasks: new Map(),
+  components: new Map(),
+  chartRepo: null,
+  /** `{ userId, isAdmin }` once the viewer query answered. */
+  viewer: null,
+  /** Newest first, at most HISTORY_LIMIT. */
+  history: [],
+  /** Whether the first list of history records arrived (the feed only adds to it after that). */
+  historyLoaded: false,
+  /** Payment states by id (admins only). */
+  payments: new Map(),
+  /** The outcome of the last cancel/retry per task id: `{ ok, text }`. */
+  taskMessages: new Map(),
+  /** Which <details> (by data-open-key) the operator opened, kept across re-renders. */
+  openDetails: new Set(),
+  /** Sections whose data changed since they were last drawn. */
+  dirty: new Set(),
+};
+
+/** Payment states kept (admins only): the newest by updatedAt; a long-open page must not grow. */
+export const PAYMENTS_LIMIT = 200;
+/** Cancel/retry outcomes kept: the latest ones (the rows they belong to may be long gone). */
+export const TASK_MESSAGES_LIMIT = 50;
+
+/**
+ * Forgets everything the server sent (filters, open details aside): after a 4403 or a sign-in the
+ * next viewer may be someone else, who must see nothing of the previous one's; the next
+ * connection starts again from a snapshot (sequence null).
+ */
+export function resetState() {
+  Object.assign(state, {
+    sequence: null,
+    updatedAt: null,
+    summary: null,
+    apps: new Map(),
+    tasks: new Map(),
+    components: new Map(),
+    chartRepo: null,
+    viewer: null,
+    history: [],
+    historyLoaded: false,
+    payments: new Map(),
+    taskMessages: new Map(),
+  });
+  touch('*');
+}
+
+export const appKey = (app) => `${app.userId}/${app.sourceId}/${app.appName}`;
+
+let changed = () => {};
+/** Who draws the page after a change (dashboard.js schedules a render). */
+export function onChange(listener) {
+  changed = listener;
+}
+
+/** Marks sections to draw again ('*': all of them) and asks for a render. */
+export function touch(...sections) {
+  for (const section of sections) state.dirty.add(section);
+  changed();
+}
+
+// ---- filters in the URL -------------------------------------------------------------------
+
+/** The filters in the address bar now (unknown keys ignored, values bounded). */
+export function readFilters() {
+  const params = new URLSearchParams(location.search);
+  const filters = {};
+  for (const key of FILTER_KEYS) filters[key] = (params.get(key) ?? '').slice(0, MAX_FILTER_LENGTH);
+  if (filters.stage && !APP_STAGES.includes(filters.stage)) filters.stage = '';
+  if (filters.status && !TASK_STATUSES.includes(filters.status)) filters.status = '';
+  return filters;
+}
+
+export let filters = readFilters();
+
+/**
+ * Changes filters and writes them to the URL: `push` adds a history entry (a deliberate choice
+ * such as a tab or a select), otherwise the entry is replaced (typing in the search box).
+ */
+export function setFilters(changes, { push = true } = {}) {
+  filters = { ...filters, ...changes };
+  const params = new URLSearchParams();
+  for (const key of FILTER_KEYS) if (filters[key]) params.set(key, filters[key]);
+  const query = params.toString();
+  const url = `${location.pathname}${query ? `?${query}` : ''}${location.hash}`;
+  if (url !== `${location.pathname}${location.search}${location.hash}`) {
+    if (push) history.pushState(null, '', url);
+    else history.replaceState(null, '', url);
+  }
+  touch('*');
+}
+
+/** After back/forward: the filters are whatever the URL says now. */
+export function reloadFilters() {
+  filters = readFilters();
+  touch('*');
+}
+
+const contains = (values, q) =>
+  values.some((value) =>
+    String(value ?? '')
+      .toLowerCase()
+      .includes(q),
+  );
+
+/** Whether an app passes the user, source, stage and search filters. */
+export function showsApp(app) {
+  if (filters.user && app.userId !== filters.user) return false;
+  if (filters.source && app.sourceId !== filters.source) return false;
+  if (filters.stage && app.stage !== filters.stage) return false;
+  const q = filters.q.toLowerCase();
+  return !q || contains([app.appName, app.userId, app.sourceId, app.reason, app.state], q);
+}
+
+/**
+ * Whether a task passes the filters (its status tab aside): the stage filter keeps the tasks of
+ * the apps in that stage, so `stage=FAILED` shows the failed apps and what was done to them.
+ */
+export function showsTask(task) {
+  if (filters.user && task.userId !== filters.user) return false;
+  if (filters.source && task.sourceId !== filters.source) return false;
+  if (filters.stage) {
+    const app = state.apps.get(appKey(task));
+    if (app?.stage !== filters.stage) return false;
+  }
+  const q = filters.q.toLowerCase();
+  return !q || contains([task.appName, task.taskId, task.userId, task.type, task.error], q);
+}
+
+/** History records have no source or stage: user and search apply. */
+export function showsHistory(record) {
+  if (filters.user && record.userId !== filters.user) return false;
+  const q = filters.q.toLowerCase();
+  return !q || contains([record.app, record.message, record.type, record.userId], q);
+}
+
+export function showsPayment(payment) {
+  if (filters.user && payment.userId !== filters.user) return false;
+  if (filters.source && payment.sourceId !== filters.source) return false;
+  const q = filters.q.toLowerCase();
+  return !q || contains([payment.appName, payment.appId, payment.userId, payment.status], q);
+}
+
+/** Chart-repo rows carry some of user, source and app name (or null); a filter applies where they do. */
+export function showsRepoItem({ userId, sourceId, appName, text = [] }) {
+  if (filters.user && userId != null && userId !== filters.user) return false;
+  if (filters.source && sourceId != null && sourceId !== filters.source) return false;
+  const q = filters.q.toLowerCase();
+  return !q || contains([appName, userId, ...text], q);
+}
+
+/** The users and sources seen anywhere, for the filter menus. */
+export function knownOwners() {
+  const users = new Set();
+  const sources = new Set();
+  for (const row of [...state.apps.values(), ...state.tasks.values(), ...state.payments.values()]) {
+    if (row.userId) users.add(row.userId);
+    if (row.sourceId) sources.add(row.sourceId);
+  }
+  for (const record of state.history) if (record.userId) users.add(record.userId);
+  return { users: [...users].sort(), sources: [...sources].sort() };
+}
