@@ -153,6 +153,11 @@ describe('/metrics', () => {
     // Node's default metrics, once.
     expect(metrics.types.get('process_cpu_user_seconds_total')).toBe('counter');
     expect(metrics.types.get('nodejs_eventloop_lag_seconds')).toBe('gauge');
+    expect(metrics.types.get('nodejs_heap_size_used_bytes')).toBe('gauge');
+    expect(metrics.types.get('nodejs_version_info')).toBe('gauge');
+    // Left out for their cost on every request or scrape (src/platform/metrics.ts says why).
+    expect(metrics.types.has('nodejs_gc_duration_seconds')).toBe(false);
+    expect(metrics.types.has('process_open_fds')).toBe(false);
   });
 
   test('a subscription over graphql-ws and one over SSE show in the gauges and deliveries of their transport', async () => {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { type DocumentNode, Kind, parse } from 'graphql';
-import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
+import { Counter, Registry } from 'prom-client';
 
 /**
  * Prometheus metrics: one registry per app instance (tests start several servers in one process,
@@ -9,26 +10,40 @@ import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
  */
 
 /**
- * prom-client's default metrics whose scrape time grows with the open sockets, left out: with
- * 10,000 sockets `process_open_fds` (a readdir of /proc/self/fd) took 25 ms a scrape and
- * `nodejs_active_resources` 6 ms, and `nodejs_active_handles` builds an object per socket.
- * `market_connections` counts the connections instead.
+ * prom-client's default metrics, taken one module at a time (the list of its
+ * lib/defaultMetrics.js; prom-client is pinned, so these paths are fixed) because
+ * `collectDefaultMetrics` has no way to leave one out, and some cost too much:
+ * - `nodejs_gc_duration_seconds` observes every garbage collection (a PerformanceObserver on `gc`,
+ *   which makes Node build an entry per collection). Measured: an allocation-heavy loop took
+ *   543–620 ms of CPU without it and 998–1022 ms with it; on the G1 bench the `viewer` query cost
+ *   57–61 µs of server CPU without metrics and 62–64 µs with them (+6–10 %), all of it this
+ *   observer. `process_cpu_*` and the heap figures show what GC costs.
+ * - `process_open_fds` (a readdir of /proc/self/fd), `nodejs_active_handles`,
+ *   `nodejs_active_resources` and `nodejs_active_requests` build something per open socket at
+ *   every scrape: with 10,000 sockets `process_open_fds` alone took 25 ms a scrape and
+ *   `nodejs_active_resources` 6 ms. `market_connections` counts the connections instead.
  */
-const PER_SOCKET_DEFAULTS = [
-  'process_open_fds',
-  'nodejs_active_handles',
-  'nodejs_active_handles_total',
-  'nodejs_active_resources',
-  'nodejs_active_resources_total',
-  'nodejs_active_requests',
-  'nodejs_active_requests_total',
-];
+const DEFAULT_METRICS = [
+  'processCpuTotal',
+  'processStartTime',
+  'osMemoryHeap',
+  'processMaxFileDescriptors',
+  'eventLoopLag',
+  'heapSizeAndUsed',
+  'heapSpacesSizeAndUsed',
+  'version',
+] as const;
 
-/** A fresh registry with Node's default process metrics (once per registry). */
+type DefaultMetric = (registry: Registry, config: { eventLoopMonitoringPrecision: number }) => void;
+const requireFromHere = createRequire(import.meta.url);
+
+/** A fresh registry with Node's default process metrics (those above, once per registry). */
 export function createMetricsRegistry(): Registry {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
-  for (const name of PER_SOCKET_DEFAULTS) registry.removeSingleMetric(name);
+  for (const name of DEFAULT_METRICS) {
+    const register = requireFromHere(`prom-client/lib/metrics/${name}`) as DefaultMetric;
+    register(registry, { eventLoopMonitoringPrecision: 10 });
+  }
   return registry;
 }
 
