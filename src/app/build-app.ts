@@ -160,10 +160,14 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions, metric
       const connections = await stopServing({ config, logger, lifecycle, http, live }, signal);
       // A start-up still under way finishes first, so that what it started is stopped too.
       await starting?.catch(() => {});
-      await collector?.stop();
       await jobs.stop();
       // The engine's sends to the app service in progress get a budget of their own.
       await services.engine.stop(Date.now() + config.shutdownTimeoutMs);
+      // After the engine: the collector reads back what the engine committed while stopping (a
+      // task ending, its handover) and, in cluster mode, is the only way those rows reach the other
+      // instances' runtime stores (each instance reads back its own changes only). Stopped first,
+      // a task that ended during the stop stayed RUNNING on the others (rolling-restart.test.ts).
+      await collector?.stop();
       await jobs.release();
       // Its deliveries in flight get up to SHUTDOWN_TIMEOUT_MS; one cut then is retried once its lock expires.
       await stopOutbox(services, Date.now() + config.shutdownTimeoutMs);
