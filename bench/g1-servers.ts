@@ -32,6 +32,7 @@ import { schema } from '../src/schema/index.js';
 import { createLoaders } from '../src/services/loaders.js';
 import { type G1Request, type G1Role, type SubjectReady, TASKS_USER, TASKS_WANTED } from './g1-protocol.js';
 import { cpuSample, failed, fdLimit, send, serve } from './lib/fanout-child.js';
+import { g1ServerEnv } from './lib/server-config.js';
 
 const SETTLE_TIMEOUT_MS = 60_000;
 
@@ -39,16 +40,7 @@ const SETTLE_TIMEOUT_MS = 60_000;
 function benchConfig(demoData: boolean): Config {
   const databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl?.startsWith('file:')) throw new Error('DATABASE_URL must be a file: URL');
-  return loadConfig({
-    DATABASE_URL: databaseUrl,
-    HOST: '127.0.0.1',
-    PORT: '0',
-    LOG_LEVEL: 'silent',
-    DEMO_DATA: demoData ? '1' : '0',
-    SIMULATED_STEP_MS: '0',
-    // Queries are not rate limited; this keeps any mutation of a future query set from being refused.
-    MUTATION_RATE_PER_S: '0',
-  });
+  return loadConfig(g1ServerEnv(databaseUrl, demoData));
 }
 
 function listen(server: Server): Promise<string> {

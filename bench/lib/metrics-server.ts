@@ -13,7 +13,7 @@ import { buildApp } from '../../src/app/build-app.js';
 import { loadConfig } from '../../src/platform/config.js';
 import { createLogger } from '../../src/platform/logger.js';
 import { cpuSample, failed, fdLimit, send, serve } from './fanout-child.js';
-import { SUBSCRIBER_SERVER_ENV } from './server-config.js';
+import { g1ServerEnv, SUBSCRIBER_SERVER_ENV } from './server-config.js';
 
 export type MetricsServerRole = 'fleet' | 'g1-on' | 'g1-off';
 
@@ -37,15 +37,7 @@ function configFor(role: MetricsServerRole) {
   if (!databaseUrl?.startsWith('file:')) throw new Error('DATABASE_URL must be a file: URL');
   // An explicit environment, never process.env: stray AUTH_* variables would leave local mode.
   if (role === 'fleet') return loadConfig({ ...SUBSCRIBER_SERVER_ENV, DATABASE_URL: databaseUrl, DEMO_DATA: '0' });
-  return loadConfig({
-    DATABASE_URL: databaseUrl,
-    HOST: '127.0.0.1',
-    PORT: '0',
-    LOG_LEVEL: 'silent',
-    DEMO_DATA: '1',
-    SIMULATED_STEP_MS: '0',
-    MUTATION_RATE_PER_S: '0',
-  });
+  return loadConfig(g1ServerEnv(databaseUrl, true));
 }
 
 async function main(): Promise<void> {

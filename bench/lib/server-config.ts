@@ -15,3 +15,21 @@ export const SUBSCRIBER_SERVER_ENV = {
   MAX_CONNECTIONS_PER_USER: '1000000',
   MAX_CONNECTIONS: '1000000',
 } as const;
+
+/**
+ * The environment of a G1 query server (bench/g1-servers.ts, and bench/lib/metrics-server.ts's
+ * G1 roles): local development mode on a free loopback port, silent logs, an instant simulated
+ * app service, and no mutation rate limit (queries are not limited; this keeps a mutation of a
+ * future query set from being refused). Passed to loadConfig as it is, as above.
+ */
+export function g1ServerEnv(databaseUrl: string, demoData: boolean): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+    DEMO_DATA: demoData ? '1' : '0',
+    SIMULATED_STEP_MS: '0',
+    MUTATION_RATE_PER_S: '0',
+  };
+}

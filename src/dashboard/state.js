@@ -22,26 +22,33 @@ export const APP_STAGES = [
 /** History records kept (and shown), newest first. */
 export const HISTORY_LIMIT = 50;
 
+/** What the server sent: all of it is forgotten when the viewer may have changed (resetState). */
+function serverData() {
+  return {
+    /** Sequence of the last runtime change applied; null until a snapshot arrived (or after RESYNC). */
+    sequence: null,
+    /** When the last snapshot or event arrived (epoch ms, this browser's clock). */
+    updatedAt: null,
+    summary: null,
+    apps: new Map(),
+    tasks: new Map(),
+    components: new Map(),
+    chartRepo: null,
+    /** `{ userId, isAdmin }` once the viewer query answered. */
+    viewer: null,
+    /** Newest first, at most HISTORY_LIMIT. */
+    history: [],
+    /** Whether the first list of history records arrived (the feed only adds to it after that). */
+    historyLoaded: false,
+    /** Payment states by id (admins only). */
+    payments: new Map(),
+    /** The outcome of the last cancel/retry per task id: `{ ok, text }`. */
+    taskMessages: new Map(),
+  };
+}
+
 export const state = {
-  /** Sequence of the last runtime change applied; null until a snapshot arrived (or after RESYNC). */
-  sequence: null,
-  /** When the last snapshot or event arrived (epoch ms, this browser's clock). */
-  updatedAt: null,
-  summary: null,
-  apps: new Map(),
-  tasks: new Map(),
-  components: new Map(),
-  chartRepo: null,
-  /** `{ userId, isAdmin }` once the viewer query answered. */
-  viewer: null,
-  /** Newest first, at most HISTORY_LIMIT. */
-  history: [],
-  /** Whether the first list of history records arrived (the feed only adds to it after that). */
-  historyLoaded: false,
-  /** Payment states by id (admins only). */
-  payments: new Map(),
-  /** The outcome of the last cancel/retry per task id: `{ ok, text }`. */
-  taskMessages: new Map(),
+  ...serverData(),
   /** Which <details> (by data-open-key) the operator opened, kept across re-renders. */
   openDetails: new Set(),
   /** Sections whose data changed since they were last drawn. */
@@ -59,20 +66,7 @@ export const TASK_MESSAGES_LIMIT = 50;
  * connection starts again from a snapshot (sequence null).
  */
 export function resetState() {
-  Object.assign(state, {
-    sequence: null,
-    updatedAt: null,
-    summary: null,
-    apps: new Map(),
-    tasks: new Map(),
-    components: new Map(),
-    chartRepo: null,
-    viewer: null,
-    history: [],
-    historyLoaded: false,
-    payments: new Map(),
-    taskMessages: new Map(),
-  });
+  Object.assign(state, serverData());
   touch('*');
 }
 

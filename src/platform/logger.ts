@@ -19,11 +19,11 @@ export interface LogOutput {
 const MAX_ERROR_TEXT = 4_000;
 
 /**
- * Structured logs, as JSON lines or, for a terminal, pretty-printed. Anything that may carry a secret is redacted by path, so a careless
- * `logger.info({ headers })` cannot leak a token: credentials and signatures, env values (an
- * operation's envs carry the buyer's credential), and the upstream data an app-service error
- * carries. Error messages and stacks are cleaned of known and secret-shaped values too, since an
- * error may quote what it failed on (src/platform/redact.ts).
+ * Structured logs, as JSON lines or, for a terminal, pretty-printed. Anything that may carry a
+ * secret is redacted by path, so a careless `logger.info({ headers })` cannot leak a token:
+ * credentials and signatures, env values (an operation's envs carry the buyer's credential), and
+ * the upstream data an app-service error carries. Error messages and stacks are cleaned of known
+ * and secret-shaped values too, since an error may quote what it failed on (src/platform/redact.ts).
  */
 export function createLogger(level: string, output: pino.DestinationStream | LogOutput = {}): Logger {
   const { format = 'json', destination } = 'write' in output ? { destination: output } : output;
