@@ -80,7 +80,7 @@ export function prepareOperation(
   request: GraphQLRequest,
 ):
   | { errors: readonly GraphQLError[] }
-  | { document: ExecutionArgs['document']; type: OperationTypeNode; mode: FanOutMode } {
+  | { document: ExecutionArgs['document']; type: OperationTypeNode; name: string | undefined; mode: FanOutMode } {
   let document: ExecutionArgs['document'];
   try {
     document = pipeline.parse(request.query);
@@ -95,7 +95,7 @@ export function prepareOperation(
     operation.operation === 'subscription'
       ? fanOutMode(pipeline.schema, document, request.operationName, request.variables)
       : 'alone';
-  return { document, type: operation.operation, mode };
+  return { document, type: operation.operation, name: operation.name?.value, mode };
 }
 
 export async function executionArgs(

@@ -1,4 +1,4 @@
-import { type ExecutionResult, type GraphQLError, getOperationAST, type OperationTypeNode } from 'graphql';
+import type { ExecutionResult, GraphQLError, OperationTypeNode } from 'graphql';
 import type { Viewer } from '../auth/viewer.js';
 import { clientErrors, clientResult } from '../fanout/client-errors.js';
 import { type CohortSource, cohortKey, type FanOutMode, type SubscriptionCohorts } from '../fanout/cohorts.js';
@@ -104,9 +104,8 @@ export class SubscribeFlow {
       if (call.withdrawn) return;
       return call.result(result);
     }
-    const name = getOperationAST(prepared.document, request.operationName)?.name?.value;
-    this.metrics?.subscribed(name);
-    this.join(call, key, prepared.mode, cohortSource(pipeline, args), name);
+    this.metrics?.subscribed(prepared.name);
+    this.join(call, key, prepared.mode, cohortSource(pipeline, args), prepared.name);
   }
 
   /** `source` is null when joining an open cohort, which needs none. */
