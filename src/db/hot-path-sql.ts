@@ -200,6 +200,25 @@ export function setTaskAccepted(
     WHERE "taskId" = ${taskId} AND "status" = 'RUNNING'`;
 }
 
+/**
+ * The acceptance of a task whose end was written first: its op id and result where the end left
+ * none. Returns the row when it changed.
+ */
+export async function setEndedTaskAcceptance(
+  db: SqlClient,
+  taskId: string,
+  opId: string | null,
+  result: unknown,
+  now: Date,
+): Promise<TaskRow | null> {
+  const rows = await db.$queryRaw<TaskRow[]>`
+    UPDATE "Task" SET "opId" = COALESCE("opId", ${opId}), "result" = COALESCE("result", ${json(result)}), "updatedAt" = ${now}
+    WHERE "taskId" = ${taskId} AND "status" IN ('COMPLETED', 'FAILED', 'CANCELED')
+      AND ("result" IS NULL OR "opId" IS NULL)
+    RETURNING *`;
+  return rows[0] ?? null;
+}
+
 /** The operation the app's state row now follows. */
 export function setAppOperation(
   db: SqlClient,
@@ -261,6 +280,8 @@ export interface TaskEnd {
   progress?: number;
   error?: string;
   result?: unknown;
+  /** The op id the app service gave the task, for an end that overtook the write of its acceptance. */
+  opId?: string | null;
 }
 
 /**
@@ -272,7 +293,8 @@ export async function endTask(db: SqlClient, taskId: string, end: TaskEnd): Prom
   const rows = await db.$queryRaw<TaskRow[]>`
     UPDATE "Task" SET "status" = ${end.status}, "activeKey" = NULL, "completedAt" = ${end.now},
       "progress" = COALESCE(${end.progress ?? null}, "progress"), "error" = COALESCE(${end.error ?? null}, "error"),
-      "result" = COALESCE(${json(end.result)}, "result"), "updatedAt" = ${end.now}
+      "result" = COALESCE(${json(end.result)}, "result"), "opId" = COALESCE("opId", ${end.opId ?? null}),
+      "updatedAt" = ${end.now}
     WHERE "taskId" = ${taskId} AND "status" IN ('RUNNING', 'PENDING')
     RETURNING *`;
   return rows[0] ?? null;

@@ -38,8 +38,9 @@ export function canTaskMoveTo(from: TaskStatus, to: TaskStatus): boolean {
   return TASK_TRANSITIONS[from].includes(to);
 }
 
-export function isTerminal(status: TaskStatus): status is TerminalStatus {
-  return TASK_TRANSITIONS[status].length === 0;
+/** A status no task leaves (a row's status column is a string, hence the check that it is one). */
+export function isTerminal(status: string): status is TerminalStatus {
+  return isTaskStatus(status) && TASK_TRANSITIONS[status].length === 0;
 }
 
 function isTaskStatus(value: string): value is TaskStatus {

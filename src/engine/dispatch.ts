@@ -1,10 +1,12 @@
 import { AppServiceError } from '../adapters/app-service/port.js';
 import type { Db } from '../db/client.js';
-import { markDispatched, setAppOperation, setTaskAccepted } from '../db/hot-path-sql.js';
+import { markDispatched, setAppOperation, setEndedTaskAcceptance, setTaskAccepted } from '../db/hot-path-sql.js';
 import type { Prisma, TaskRow } from '../db/models.js';
 import { isOperationType, type OperationRequest, readMetadata } from '../domain/operations.js';
 import { resultEnvelope, type TaskResultEnvelope } from '../domain/task-result.js';
+import { isTerminal } from '../domain/tasks.js';
 import type { EndDetails, EngineContext } from './engine-context.js';
+import { endedResult } from './report-rules.js';
 import { endOwnTask } from './task-end.js';
 
 /**
@@ -91,14 +93,34 @@ async function recordAcceptance(
   task.result = result as unknown as Prisma.JsonValue;
   const now = new Date();
   try {
-    await db.$transaction([
+    const [taken] = await db.$transaction([
       setTaskAccepted(db, task.taskId, opId, result, now),
       ...(opId ? [setAppOperation(db, task, opId, task.type.toLowerCase(), now)] : []),
     ]);
-    ctx.feed.task(task);
+    if (taken) ctx.feed.task(task);
+    else await recordAfterEnd(ctx, task.taskId, opId, result);
   } catch (error) {
     ctx.logger.warn({ err: error, taskId: task.taskId, opId }, 'could not record the op id of a task');
   }
+}
+
+/**
+ * The app service's report of the end arrived before its answer to the request (an HTTP app
+ * service may post the event first): the ended task still gets the op id and, when its end wrote
+ * no result, the acceptance saying how the operation ended.
+ */
+async function recordAfterEnd(
+  ctx: EngineContext,
+  taskId: string,
+  opId: string | null,
+  accepted: TaskResultEnvelope,
+): Promise<void> {
+  const ended = await ctx.db.task.findUnique({ where: { taskId } });
+  if (!ended || !isTerminal(ended.status)) return;
+  if (ended.result !== null && (ended.opId !== null || opId === null)) return; // its end wrote both
+  const result = ended.result ?? endedResult(accepted as unknown as Prisma.InputJsonObject, ended.status, ended.error);
+  const updated = await setEndedTaskAcceptance(ctx.db, taskId, opId, result, new Date());
+  if (updated) ctx.feed.task(updated);
 }
 
 /** The request sent to the app service; a paid app gets the buyer's credential as an env. */

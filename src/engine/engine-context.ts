@@ -19,7 +19,8 @@ export interface TaskEngineOptions {
 }
 
 /** What an ended task keeps besides its status: why it failed, and the app service's answer. */
-export type EndDetails = { error?: string; result?: Prisma.InputJsonValue };
+/** How a task ends; `opId` is the app service's, known in memory before its acceptance is written. */
+export type EndDetails = { error?: string; result?: Prisma.InputJsonValue; opId?: string | null };
 
 /**
  * A write about one of this instance's tasks that the database could not take: its end (with the

@@ -41,14 +41,14 @@ export function concerns(task: TaskRow, event: AppStateEvent): boolean {
 /**
  * What an ending report says about the task: the app service's reason for a failure or cancel, and
  * the task's result as it ends. The result the task got when the app service accepted it (kept on
- * the task in memory, see dispatch.ts) goes along, so an end that overtakes the write of that
- * result still leaves it on the task, saying how the operation ended.
+ * the task in memory, see dispatch.ts) goes along with its op id, so an end that overtakes the write
+ * of that result still leaves both on the task, the result saying how the operation ended.
  */
 export function endDetails(
   task: TaskRow,
   event: AppStateEvent,
   outcome: TerminalStatus,
-): { error?: string; result?: Prisma.InputJsonValue } {
+): { error?: string; result?: Prisma.InputJsonValue; opId?: string | null } {
   const reason = [event.reason, event.message]
     .filter(Boolean)
     .filter((v, i, all) => all.indexOf(v) === i)
@@ -60,12 +60,22 @@ export function endDetails(
     error = reason;
   }
   const accepted = acceptedResult(task);
-  const result = accepted && {
+  const result = accepted && endedResult(accepted, outcome, error);
+  const opId = task.opId ?? event.opId;
+  return { ...(error ? { error } : {}), ...(result ? { result } : {}), ...(opId ? { opId } : {}) };
+}
+
+/** The result written when the app service accepted an operation, saying how the task then ended. */
+export function endedResult(
+  accepted: Prisma.InputJsonObject,
+  outcome: TerminalStatus,
+  error: string | null | undefined,
+): Prisma.InputJsonObject {
+  return {
     ...accepted,
     ...(outcome === 'COMPLETED' ? {} : { status: outcome === 'FAILED' ? 'failed' : 'canceled' }),
     ...(error ? { error } : {}),
   };
-  return { ...(error ? { error } : {}), ...(result ? { result } : {}) };
 }
 
 /** The result written when the app service accepted the task's operation, if the task holds it. */

@@ -63,7 +63,7 @@ export async function endOwnTask(
   details: EndDetails,
 ): Promise<void> {
   try {
-    await finishTask(ctx, task.taskId, status, details);
+    await finishTask(ctx, task.taskId, status, { opId: task.opId, ...details });
   } catch (error) {
     ctx.owe({ kind: 'end', task, status, details }, error);
   }
@@ -84,6 +84,7 @@ async function writeEnd(
     ...(status === 'COMPLETED' ? { progress: 100 } : {}),
     ...(details.error ? { error: details.error.slice(0, 2000) } : {}),
     ...(details.result ? { result: details.result } : {}),
+    ...(details.opId ? { opId: details.opId } : {}),
   });
   if (!task) return null;
   if (status !== 'COMPLETED' && !details.result) await markResultUnsuccessful(tx, task, status);
