@@ -2,9 +2,11 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { PrismaBetterSQLite3 } from '@prisma/adapter-better-sqlite3';
 import { PrismaPg } from '@prisma/adapter-pg';
+import type BetterSqlite3 from 'better-sqlite3';
 import type { Pool, PoolClient } from 'pg';
 import { PrismaClient as PostgresPrismaClient } from '../generated/prisma-postgres/client.js';
 import { PrismaClient as SqlitePrismaClient } from '../generated/prisma-sqlite/client.js';
+import { type DriverHandle, registerDriver } from './driver-sql.js';
 
 /**
  * The Prisma client the services use. Prisma generates one client per provider (a client refuses
@@ -57,6 +59,9 @@ type PostgresTransaction = Awaited<ReturnType<PostgresAdapter['startTransaction'
  * failed COMMIT or ROLLBACK hands the connection back as broken, so the pool closes it.
  */
 class LeakFreePrismaPg extends PrismaPg {
+  /** The pool once connected, for driver-sql.ts. */
+  readonly driver = deferred<DriverHandle>();
+
   override async connect(): Promise<PostgresAdapter> {
     const adapter = await super.connect();
     // A connection the server terminates (a database shut down or dropped: 57P01) while it is
@@ -66,8 +71,39 @@ class LeakFreePrismaPg extends PrismaPg {
     pool.on('connect', (connection) => connection.on('error', () => {}));
     const startTransaction = adapter.startTransaction.bind(adapter);
     adapter.startTransaction = async (isolationLevel) => releasedOnFailedEnd(await startTransaction(isolationLevel));
+    this.driver.resolve({ kind: 'postgresql', pool });
     return adapter;
   }
+}
+
+type SqliteAdapter = Awaited<ReturnType<PrismaBetterSQLite3['connect']>>;
+
+/**
+ * PrismaBetterSQLite3, handing its connection to driver-sql.ts, and its transactions: the
+ * adapter's `startTransaction` takes its lock (one transaction at a time on the one connection)
+ * and runs BEGIN; releasing the lock is the caller's, after its COMMIT or ROLLBACK.
+ */
+class SharedPrismaBetterSQLite3 extends PrismaBetterSQLite3 {
+  readonly driver = deferred<DriverHandle>();
+
+  override async connect(): Promise<SqliteAdapter> {
+    const adapter = await super.connect();
+    const connection = (adapter as unknown as { client: BetterSqlite3.Database }).client;
+    const begin = async () => {
+      const transaction = await adapter.startTransaction();
+      return () => void transaction.commit(); // releases the lock (the adapter sends no SQL here)
+    };
+    this.driver.resolve({ kind: 'sqlite', connection, begin });
+    return adapter;
+  }
+}
+
+function deferred<T>(): { promise: Promise<T>; resolve(value: T): void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((done) => {
+    resolve = done;
+  });
+  return { promise, resolve };
 }
 
 function releasedOnFailedEnd(transaction: PostgresTransaction): PostgresTransaction {
@@ -92,10 +128,13 @@ export function createPrismaClient(url: string, options: PrismaOptions = {}): Db
   if (databaseProvider(url) === 'sqlite') {
     const file = sqliteFilePath(url);
     mkdirSync(path.dirname(file), { recursive: true });
-    client = new SqlitePrismaClient({ adapter: new PrismaBetterSQLite3({ url: file }), log });
+    const adapter = new SharedPrismaBetterSQLite3({ url: file });
+    client = new SqlitePrismaClient({ adapter, log });
+    registerDriver(client, adapter.driver.promise);
   } else {
     const adapter = new LeakFreePrismaPg({ connectionString: url, ...POSTGRES_POOL });
     client = new PostgresPrismaClient({ adapter, log }) as unknown as Db;
+    registerDriver(client, adapter.driver.promise);
   }
   if (options.onQuery) {
     const onQuery = options.onQuery;

@@ -2,6 +2,7 @@ import type { AppKey } from '../domain/app-key.js';
 import type { TerminalStatus } from '../domain/tasks.js';
 import { join, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
 import type { Db } from './client.js';
+import type { SqlRunner } from './driver-sql.js';
 import type { AppRow, CatalogAppRow, HistoryRow, Prisma, TaskRow } from './models.js';
 
 /**
@@ -27,7 +28,11 @@ import type { AppRow, CatalogAppRow, HistoryRow, Prisma, TaskRow } from './model
  *   results (Dates, booleans, parsed JSON).
  */
 
-/** A client or an interactive transaction: all these statements need. */
+/**
+ * A Prisma client or interactive transaction: what the statements that go into Prisma's batch
+ * transactions (`$transaction([...])`) need. The others take any SqlRunner, the driver-level
+ * one of driver-sql.ts included.
+ */
 export type SqlClient = Pick<Db, '$queryRaw' | '$executeRaw'>;
 
 /** JSON as Prisma stores a Json column; `undefined` is SQL NULL. */
@@ -36,14 +41,19 @@ function json(value: unknown): string | null {
 }
 
 /**
- * A unique index refused the write: Prisma's P2002 from its query API, or a raw statement's
- * P2010 whose driver error says so (the form the statements of this module fail with).
+ * A unique index refused the write: Prisma's P2002 from its query API, a raw statement's P2010
+ * whose driver error says so (the form the statements of this module fail with through Prisma),
+ * or the driver's own error (through driver-sql.ts: better-sqlite3's code, PostgreSQL's 23505).
  */
 export function isUniqueViolation(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
   const { code, meta } = error as { code?: string; meta?: { driverAdapterError?: { cause?: { kind?: string } } } };
   return (
-    code === 'P2002' || (code === 'P2010' && meta?.driverAdapterError?.cause?.kind === 'UniqueConstraintViolation')
+    code === 'P2002' ||
+    (code === 'P2010' && meta?.driverAdapterError?.cause?.kind === 'UniqueConstraintViolation') ||
+    code === 'SQLITE_CONSTRAINT_UNIQUE' ||
+    code === 'SQLITE_CONSTRAINT_PRIMARYKEY' ||
+    code === '23505'
   );
 }
 
@@ -116,14 +126,14 @@ export function insertHistory(db: SqlClient, record: NewHistoryRecord): Prisma.P
  * The catalogue entry `name` of a source, if there is one: what `catalogApp.findUnique` on
  * `sourceId_name` returns. Exact, case-sensitive match on both providers (the unique index).
  */
-export async function findCatalogApp(db: SqlClient, sourceId: string, name: string): Promise<CatalogAppRow | null> {
+export async function findCatalogApp(db: SqlRunner, sourceId: string, name: string): Promise<CatalogAppRow | null> {
   const rows = await db.$queryRaw<CatalogAppRow[]>`
     SELECT * FROM "CatalogApp" WHERE "sourceId" = ${sourceId} AND "name" = ${name}`;
   return rows[0] ?? null;
 }
 
 /** The app's state row, if it has one. */
-export async function findAppState(db: SqlClient, key: AppKey): Promise<AppRow | null> {
+export async function findAppState(db: SqlRunner, key: AppKey): Promise<AppRow | null> {
   const rows = await db.$queryRaw<AppRow[]>`
     SELECT * FROM "AppState" WHERE "userId" = ${key.userId} AND "sourceId" = ${key.sourceId} AND "appName" = ${key.appName}`;
   return rows[0] ?? null;
@@ -133,7 +143,7 @@ export async function findAppState(db: SqlClient, key: AppKey): Promise<AppRow |
  * The tasks with these ids that exist, in no particular order. A few hundred ids at most per
  * call (each is a bound parameter).
  */
-export async function findTasks(db: SqlClient, taskIds: readonly string[]): Promise<TaskRow[]> {
+export async function findTasks(db: SqlRunner, taskIds: readonly string[]): Promise<TaskRow[]> {
   if (taskIds.length === 0) return [];
   return db.$queryRaw<TaskRow[]>`SELECT * FROM "Task" WHERE "taskId" IN (${join(taskIds)})`;
 }
@@ -143,7 +153,7 @@ export async function findTasks(db: SqlClient, taskIds: readonly string[]): Prom
  * app's `appKeyString`), in no particular order: an app read (`app(...)`, its stage, its
  * `activeTask`) asks for them on every request. A few hundred keys at most per call.
  */
-export async function findActiveTasks(db: SqlClient, activeKeys: readonly string[]): Promise<TaskRow[]> {
+export async function findActiveTasks(db: SqlRunner, activeKeys: readonly string[]): Promise<TaskRow[]> {
   if (activeKeys.length === 0) return [];
   return db.$queryRaw<TaskRow[]>`SELECT * FROM "Task" WHERE "activeKey" IN (${join(activeKeys)})`;
 }
@@ -153,7 +163,7 @@ export async function findActiveTasks(db: SqlClient, activeKeys: readonly string
  * A few hundred keys at most per call. One equality per key column, ORed: both SQLite and
  * PostgreSQL answer that from the unique index, and it needs no row-value syntax they differ on.
  */
-export async function findAppStates(db: SqlClient, keys: readonly AppKey[]): Promise<AppRow[]> {
+export async function findAppStates(db: SqlRunner, keys: readonly AppKey[]): Promise<AppRow[]> {
   if (keys.length === 0) return [];
   const matches = keys.map(
     (key) => sql`("userId" = ${key.userId} AND "sourceId" = ${key.sourceId} AND "appName" = ${key.appName})`,
@@ -166,7 +176,7 @@ export async function findAppStates(db: SqlClient, keys: readonly AppKey[]): Pro
  * The `"status" = 'PENDING'` condition is re-checked on each row as it is updated, so instances
  * sharing a database never claim the same task.
  */
-export async function claimPendingTasks(db: SqlClient, workerId: string, now: Date, limit: number): Promise<TaskRow[]> {
+export async function claimPendingTasks(db: SqlRunner, workerId: string, now: Date, limit: number): Promise<TaskRow[]> {
   const rows = await db.$queryRaw<TaskRow[]>`
     UPDATE "Task" SET "status" = 'RUNNING', "startedAt" = ${now}, "workerId" = ${workerId}, "heartbeatAt" = ${now},
       "dispatchedAt" = NULL, "updatedAt" = ${now}
@@ -177,7 +187,7 @@ export async function claimPendingTasks(db: SqlClient, workerId: string, now: Da
 }
 
 /** Marks a task as sent to the app service; false when it is no longer this worker's running task. */
-export async function markDispatched(db: SqlClient, taskId: string, workerId: string, now: Date): Promise<boolean> {
+export async function markDispatched(db: SqlRunner, taskId: string, workerId: string, now: Date): Promise<boolean> {
   const count = await db.$executeRaw`
     UPDATE "Task" SET "dispatchedAt" = ${now}, "updatedAt" = ${now}
     WHERE "taskId" = ${taskId} AND "status" = 'RUNNING' AND "workerId" = ${workerId}`;
@@ -205,7 +215,7 @@ export function setTaskAccepted(
  * none. Returns the row when it changed.
  */
 export async function setEndedTaskAcceptance(
-  db: SqlClient,
+  db: SqlRunner,
   taskId: string,
   opId: string | null,
   result: unknown,
@@ -289,7 +299,7 @@ export interface TaskEnd {
  * TASK_TRANSITIONS lets a task end from) and frees its app's active-task slot; returns the ended
  * row, or null when it had already ended.
  */
-export async function endTask(db: SqlClient, taskId: string, end: TaskEnd): Promise<TaskRow | null> {
+export async function endTask(db: SqlRunner, taskId: string, end: TaskEnd): Promise<TaskRow | null> {
   const rows = await db.$queryRaw<TaskRow[]>`
     UPDATE "Task" SET "status" = ${end.status}, "activeKey" = NULL, "completedAt" = ${end.now},
       "progress" = COALESCE(${end.progress ?? null}, "progress"), "error" = COALESCE(${end.error ?? null}, "error"),

@@ -1,0 +1,251 @@
+import type BetterSqlite3 from 'better-sqlite3';
+import pg, { type Pool, type PoolClient, type QueryConfig } from 'pg';
+import { type Sql, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
+import type { Db } from './client.js';
+
+/**
+ * Hand-written statements sent straight to the driver Prisma's adapter already holds (the same
+ * better-sqlite3 connection, the same pg pool), each prepared once: for the paths where Prisma's
+ * `$queryRaw` itself is most of the cost. Profiled on SQLite (G1 `app`/`tasks`/`catalog`, outbox
+ * deliveries, a catalogue sync): of a raw statement's CPU, Prisma's request pipeline and
+ * interpreter took ~60 % and better-sqlite3's `prepare`, which the adapter runs for every
+ * statement, another ~5 %; the statement itself was the small rest.
+ *
+ * It answers `$queryRaw`, `$executeRaw` and `$transaction(fn)` like a Prisma client, so the
+ * statements of hot-path-sql.ts and its siblings run on either, and rows come back as Prisma's
+ * query API returns them (test/driver-sql.test.ts compares them on both providers): DateTime as
+ * Date, Json parsed, Boolean as boolean, Int as number. Parameters are written as Prisma's adapters
+ * write them: on SQLite a Date as `2026-11-22T18:14:09.003+00:00` and a boolean as 1/0; on
+ * PostgreSQL a Date in UTC.
+ *
+ * Transactions keep Prisma's rules: on SQLite the adapter's own transaction lock is taken (one
+ * connection, one transaction at a time), on PostgreSQL a pool connection is held for the
+ * transaction and handed back as broken should COMMIT or ROLLBACK fail (see LeakFreePrismaPg).
+ */
+export interface DriverSql extends SqlRunner {
+  /**
+   * Runs `body` in one transaction; statements of `tx` belong to it. Not nested: on SQLite a
+   * second `$transaction` inside `body` would wait for the lock its caller holds.
+   */
+  $transaction<T>(body: (tx: DriverSql) => Promise<T>): Promise<T>;
+}
+
+/** What a hand-written statement needs: a Prisma client, a Prisma transaction or a DriverSql. */
+export interface SqlRunner {
+  $queryRaw<T = unknown>(query: TemplateStringsArray | Sql, ...values: unknown[]): Promise<T>;
+  $executeRaw(query: TemplateStringsArray | Sql, ...values: unknown[]): Promise<number>;
+}
+
+/** What createPrismaClient hands over once Prisma's adapter has connected (see register). */
+export type DriverHandle =
+  /** `begin` runs BEGIN under the adapter's transaction lock and returns its release. */
+  | { kind: 'sqlite'; connection: BetterSqlite3.Database; begin: () => Promise<() => void> }
+  | { kind: 'postgresql'; pool: Pool };
+
+const handles = new WeakMap<object, Promise<DriverHandle>>();
+const drivers = new WeakMap<object, DriverSql>();
+
+/** Called by createPrismaClient: how to reach the driver of `db` once Prisma has connected it. */
+export function registerDriver(db: object, handle: Promise<DriverHandle>): void {
+  handles.set(db, handle);
+}
+
+/** The driver-level statements of a client made by createPrismaClient (one per client). */
+export function driverSqlOf(db: Db): DriverSql {
+  let driver = drivers.get(db);
+  if (!driver) {
+    const handle = handles.get(db);
+    if (!handle) throw new Error('this Prisma client was not made by createPrismaClient');
+    driver = new LazyDriver(db, handle);
+    drivers.set(db, driver);
+  }
+  return driver;
+}
+
+function statementOf(query: TemplateStringsArray | Sql, values: unknown[]): Sql {
+  return 'raw' in query ? sql(query, ...(values as never[])) : query;
+}
+
+/** Connects through Prisma on first use (Prisma connects its adapter lazily). */
+class LazyDriver implements DriverSql {
+  private ready: Promise<DriverSql> | null = null;
+
+  constructor(
+    private readonly db: Db,
+    private readonly handle: Promise<DriverHandle>,
+  ) {}
+
+  private driver(): Promise<DriverSql> {
+    this.ready ??= this.db.$connect().then(async () => {
+      const handle = await this.handle;
+      return handle.kind === 'sqlite' ? new SqliteDriver(handle.connection, handle.begin) : new PostgresDriver(handle.pool);
+    });
+    return this.ready;
+  }
+
+  async $queryRaw<T>(query: TemplateStringsArray | Sql, ...values: unknown[]): Promise<T> {
+    return (await this.driver()).$queryRaw<T>(statementOf(query, values));
+  }
+
+  async $executeRaw(query: TemplateStringsArray | Sql, ...values: unknown[]): Promise<number> {
+    return (await this.driver()).$executeRaw(statementOf(query, values));
+  }
+
+  async $transaction<T>(body: (tx: DriverSql) => Promise<T>): Promise<T> {
+    return (await this.driver()).$transaction(body);
+  }
+}
+
+// ——— SQLite ———
+
+type Converter = (value: unknown) => unknown;
+const SQLITE_COLUMN: Record<string, Converter> = {
+  DATETIME: (value) => (value === null ? null : new Date(value as string | number)),
+  JSONB: (value) => (value === null ? null : JSON.parse(value as string)),
+  BOOLEAN: (value) => (value === null ? null : value === 1 || value === 1n || value === true),
+};
+
+interface PreparedSqlite {
+  statement: BetterSqlite3.Statement;
+  /** Per result column: its name and how its value becomes Prisma's. */
+  columns: { name: string; convert: Converter | undefined }[] | null;
+}
+
+function sqliteValue(value: unknown): unknown {
+  if (value instanceof Date) return value.toISOString().replace('Z', '+00:00');
+  if (typeof value === 'boolean') return value ? 1 : 0;
+  return value;
+}
+
+class SqliteDriver implements DriverSql {
+  private readonly prepared = new Map<string, PreparedSqlite>();
+
+  constructor(
+    private readonly connection: BetterSqlite3.Database,
+    private readonly begin: () => Promise<() => void>,
+  ) {}
+
+  private prepare(text: string): PreparedSqlite {
+    let entry = this.prepared.get(text);
+    if (!entry) {
+      const statement = this.connection.prepare(text).safeIntegers(false);
+      const columns = statement.reader
+        ? statement.columns().map(({ name, type }) => ({ name, convert: type ? SQLITE_COLUMN[type] : undefined }))
+        : null;
+      entry = { statement, columns };
+      this.prepared.set(text, entry);
+    }
+    return entry;
+  }
+
+  async $queryRaw<T>(query: TemplateStringsArray | Sql, ...values: unknown[]): Promise<T> {
+    const statement = statementOf(query, values);
+    const { statement: prepared, columns } = this.prepare(statement.sql);
+    const args = statement.values.map(sqliteValue);
+    if (!columns) {
+      prepared.run(args);
+      return [] as T;
+    }
+    const rows = prepared.raw(true).all(args) as unknown[][];
+    return rows.map((row) => {
+      const out: Record<string, unknown> = {};
+      for (let i = 0; i < columns.length; i++) {
+        const { name, convert } = columns[i] as { name: string; convert: Converter | undefined };
+        out[name] = convert ? convert(row[i]) : row[i];
+      }
+      return out;
+    }) as T;
+  }
+
+  async $executeRaw(query: TemplateStringsArray | Sql, ...values: unknown[]): Promise<number> {
+    const statement = statementOf(query, values);
+    const { statement: prepared } = this.prepare(statement.sql);
+    return prepared.run(statement.values.map(sqliteValue)).changes;
+  }
+
+  async $transaction<T>(body: (tx: DriverSql) => Promise<T>): Promise<T> {
+    const release = await this.begin();
+    try {
+      const result = await body(this);
+      this.connection.prepare('COMMIT').run();
+      return result;
+    } catch (error) {
+      if (this.connection.inTransaction) this.connection.prepare('ROLLBACK').run();
+      throw error;
+    } finally {
+      release();
+    }
+  }
+}
+
+// ——— PostgreSQL ———
+
+/** timestamp(3) columns hold UTC (Prisma writes them so); pg would read them as local time. */
+const PG_TIMESTAMP = 1114;
+const PG_INT8 = 20;
+const PG_TYPES: QueryConfig['types'] = {
+  getTypeParser: ((oid: number, format?: string) => {
+    if (oid === PG_TIMESTAMP) return (text: string) => new Date(`${text.replace(' ', 'T')}Z`);
+    if (oid === PG_INT8) return (text: string) => Number(text);
+    return pg.types.getTypeParser(oid, format as 'text');
+  }) as never,
+};
+
+function postgresValue(value: unknown): unknown {
+  // pg writes a Date in local time, and a timestamp column drops the offset: UTC text instead.
+  return value instanceof Date ? value.toISOString() : value;
+}
+
+/** One name per statement text, for pg's per-connection prepared statements (shared by every pool). */
+const statementNames = new Map<string, string>();
+
+class PostgresDriver implements DriverSql {
+  constructor(
+    private readonly pool: Pool | PoolClient,
+    private readonly inTransaction = false,
+  ) {}
+
+  private config(statement: Sql): QueryConfig {
+    const text = statement.text;
+    let name = statementNames.get(text);
+    if (!name) {
+      name = `driver_sql_${statementNames.size + 1}`;
+      statementNames.set(text, name);
+    }
+    return { name, text, values: statement.values.map(postgresValue), types: PG_TYPES };
+  }
+
+  async $queryRaw<T>(query: TemplateStringsArray | Sql, ...values: unknown[]): Promise<T> {
+    return (await this.pool.query(this.config(statementOf(query, values)))).rows as T;
+  }
+
+  async $executeRaw(query: TemplateStringsArray | Sql, ...values: unknown[]): Promise<number> {
+    return (await this.pool.query(this.config(statementOf(query, values)))).rowCount ?? 0;
+  }
+
+  async $transaction<T>(body: (tx: DriverSql) => Promise<T>): Promise<T> {
+    if (this.inTransaction) return body(this);
+    const connection = await (this.pool as Pool).connect();
+    // A failed BEGIN, COMMIT or ROLLBACK hands the connection back as broken: the pool closes it.
+    let broken: Error | undefined;
+    const control = (text: string) =>
+      connection.query(text).catch((error: Error) => {
+        broken = error;
+        throw error;
+      });
+    try {
+      await control('BEGIN');
+      let result: T;
+      try {
+        result = await body(new PostgresDriver(connection, true));
+      } catch (error) {
+        await control('ROLLBACK').catch(() => {});
+        throw error;
+      }
+      await control('COMMIT');
+      return result;
+    } finally {
+      connection.release(broken);
+    }
+  }
+}

@@ -1,0 +1,152 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createPrismaClient, type Db } from '../src/db/client.js';
+import { type DriverSql, driverSqlOf } from '../src/db/driver-sql.js';
+import {
+  claimPendingTasks,
+  endTask,
+  findActiveTasks,
+  findAppState,
+  findAppStates,
+  findCatalogApp,
+  findTasks,
+  insertTask,
+  isUniqueViolation,
+} from '../src/db/hot-path-sql.js';
+import { appKeyString } from '../src/domain/app-key.js';
+import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
+
+/**
+ * The contract of src/db/driver-sql.ts: statements sent straight to the driver read rows exactly
+ * as Prisma's query API returns them (Dates, parsed JSON, booleans, numbers), write rows Prisma
+ * reads back as its own (so text comparisons of SQLite's DateTime columns keep ordering), keep
+ * transactions whole, and fail with errors the services recognise.
+ */
+
+const databases = await availableDatabases();
+const T0 = new Date('2026-11-22T18:14:09.003Z');
+const later = (ms: number) => new Date(T0.getTime() + ms);
+const key = (appName: string) => ({ userId: 'alice', sourceId: 'market.olares', appName });
+
+describe.each(databases)('driver-level SQL on %s', (kind) => {
+  let database: TestDatabase;
+  let db: Db;
+  let driver: DriverSql;
+  beforeAll(async () => {
+    database = await createTestDatabase(kind);
+    db = createPrismaClient(database.url);
+    driver = driverSqlOf(db);
+  });
+  afterAll(async () => {
+    await db?.$disconnect();
+    await database?.drop();
+  });
+
+  test('rows Prisma wrote read back through the driver exactly as Prisma’s query API returns them', async () => {
+    const source = await db.marketSource.create({
+      data: { sourceId: 'driver-src', title: 'Driver', type: 'remote', nsfw: true, isActive: false, updatedAt: T0 },
+    });
+    const app = await db.catalogApp.create({
+      data: {
+        sourceId: 'driver-src',
+        appId: 'a1',
+        name: 'drive',
+        version: '1.0.0',
+        versions: ['1.0.0', '0.9.0'],
+        searchText: 'drive',
+        paid: true,
+        price: { amount: '1.5', nested: { quoted: 'it\'s "x"' } },
+        entry: { title: { 'en-US': 'Drive' }, list: [1, null, true] },
+        updatedAt: T0,
+      },
+    });
+    const state = await db.appState.create({
+      data: { ...key('drive'), eventTime: T0, entrances: [{ name: 'drive', invisible: false }], updatedAt: T0 },
+    });
+    const [task] = await insertTask(db, {
+      taskId: 'driver-task',
+      type: 'INSTALL',
+      ...key('drive'),
+      version: '1.0.0',
+      metadata: { cfgType: 'app', envs: [] },
+      idempotencyKey: null,
+      activeKey: appKeyString(key('drive')),
+      retryOfTaskId: null,
+      createdAt: T0,
+    });
+
+    const [sourceRow] = await driver.$queryRaw<unknown[]>`SELECT * FROM "MarketSource" WHERE "sourceId" = ${'driver-src'}`;
+    expect(sourceRow).toEqual(source);
+    expect(await findCatalogApp(driver, 'driver-src', 'drive')).toEqual(app);
+    expect(await findAppState(driver, key('drive'))).toEqual(state);
+    expect(await findAppStates(driver, [key('drive'), key('missing')])).toEqual([state]);
+    expect(await findTasks(driver, ['driver-task'])).toEqual([task]);
+    expect(await findActiveTasks(driver, [appKeyString(key('drive'))])).toEqual([task]);
+    expect(await findAppState(driver, key('missing'))).toBeNull();
+  });
+
+  test('rows the driver writes read back through Prisma as its own, and DateTime comparisons keep working', async () => {
+    await insertTask(db, {
+      taskId: 'driver-written',
+      type: 'INSTALL',
+      ...key('written'),
+      version: null,
+      metadata: { cfgType: 'app', envs: [{ name: 'A', value: 'b' }] },
+      idempotencyKey: 'idem-1',
+      activeKey: appKeyString(key('written')),
+      retryOfTaskId: null,
+      createdAt: T0,
+    });
+    // The claim writes Dates and reads the row back (RETURNING).
+    const claimed = await claimPendingTasks(driver, 'worker-1', later(5), 10);
+    const task = claimed.find((row) => row.taskId === 'driver-written');
+    expect(task).toMatchObject({ taskId: 'driver-written', status: 'RUNNING', startedAt: later(5), workerId: 'worker-1' });
+    expect(await db.task.findUnique({ where: { taskId: 'driver-written' } })).toEqual(task);
+    // The same instant written by Prisma and by the driver compares equal in SQL.
+    const same = await driver.$queryRaw<{ taskId: string }[]>`
+      SELECT "taskId" FROM "Task" WHERE "startedAt" = ${later(5)} AND "startedAt" <= ${later(5)} AND "startedAt" > ${later(4)}`;
+    expect(same.map((row) => row.taskId).sort()).toEqual(['driver-task', 'driver-written']);
+
+    const ended = await endTask(driver, 'driver-written', { status: 'FAILED', now: later(9), error: 'no', opId: 'op-1' });
+    expect(ended).toEqual(await db.task.findUnique({ where: { taskId: 'driver-written' } }));
+    expect(ended).toMatchObject({ status: 'FAILED', completedAt: later(9), opId: 'op-1', activeKey: null });
+  });
+
+  test('a transaction commits whole or not at all, and a unique violation is recognised', async () => {
+    await driver.$transaction(async (tx) => {
+      await tx.$executeRaw`INSERT INTO "HistoryRecord" ("type", "message", "userId", "time") VALUES ('system', 'one', 'alice', ${T0})`;
+      await tx.$executeRaw`INSERT INTO "HistoryRecord" ("type", "message", "userId", "time") VALUES ('system', 'two', 'alice', ${T0})`;
+    });
+    await expect(
+      driver.$transaction(async (tx) => {
+        await tx.$executeRaw`INSERT INTO "HistoryRecord" ("type", "message", "userId", "time") VALUES ('system', 'three', 'alice', ${T0})`;
+        await tx.$executeRaw`INSERT INTO "MarketSource" ("sourceId", "title", "type", "updatedAt") VALUES ('dup', 'x', 'local', ${T0})`;
+        await tx.$executeRaw`INSERT INTO "MarketSource" ("sourceId", "title", "type", "updatedAt") VALUES ('dup', 'x', 'local', ${T0})`;
+      }),
+    ).rejects.toSatisfy(isUniqueViolation);
+    const messages = await db.historyRecord.findMany({ where: { userId: 'alice' }, orderBy: { id: 'asc' } });
+    expect(messages.map((record) => record.message)).toEqual(['one', 'two']);
+    expect(await db.marketSource.count({ where: { sourceId: 'dup' } })).toBe(0);
+    // Prisma's own statements still work after the driver's transactions.
+    expect(await db.historyRecord.count({ where: { userId: 'alice' } })).toBe(2);
+  });
+
+  test('transactions of the driver and of Prisma started together run one after the other', async () => {
+    const counts: number[] = [];
+    const insert = (tx: { $executeRaw: DriverSql['$executeRaw'] }, message: string) =>
+      tx.$executeRaw`INSERT INTO "HistoryRecord" ("type", "message", "userId", "time") VALUES ('system', ${message}, 'bob', ${T0})`;
+    await Promise.all([
+      driver.$transaction(async (tx) => {
+        await insert(tx, 'driver-1');
+        await insert(tx, 'driver-2');
+        counts.push(Number((await tx.$queryRaw<{ n: number }[]>`SELECT COUNT(*) AS n FROM "HistoryRecord" WHERE "userId" = 'bob'`)[0]?.n));
+      }),
+      db.$transaction(async (tx) => {
+        await insert(tx, 'prisma-1');
+        await insert(tx, 'prisma-2');
+        counts.push(await tx.historyRecord.count({ where: { userId: 'bob' } }));
+      }),
+    ]);
+    // Each saw its own two rows plus all or none of the other's: never half.
+    expect(counts.sort()).toEqual([2, 4]);
+  });
+});
