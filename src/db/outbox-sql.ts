@@ -1,5 +1,5 @@
 import { join, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
-import type { SqlClient } from './hot-path-sql.js';
+import type { SqlRunner } from './driver-sql.js';
 import type { OutboxMessageRow } from './models.js';
 
 /**
@@ -35,7 +35,7 @@ export type ClaimedMessage = Pick<
  * costs the due rows found plus a top-`limit` sort of them — small while the worker keeps up.
  */
 export async function claimDueMessages(
-  db: SqlClient,
+  db: SqlRunner,
   workerId: string,
   now: Date,
   lockedUntil: Date,
@@ -67,7 +67,7 @@ const FINISHED_BODY = sql`CASE WHEN "kind" = 'payment' THEN '{}' ELSE "body" END
  * claimed it) is not, and is not this worker's to settle.
  */
 export async function markDelivered(
-  db: SqlClient,
+  db: SqlRunner,
   workerId: string,
   ids: readonly number[],
   statusCode: number,
@@ -95,7 +95,7 @@ export interface FailedAttempt {
  * A failed attempt of this worker's: the message waits for its next one, or is dead-lettered.
  * Returns the rows written: 0 when this worker had lost the lock (nothing of it is recorded).
  */
-export function markFailed(db: SqlClient, workerId: string, failed: FailedAttempt, now: Date): Promise<number> {
+export function markFailed(db: SqlRunner, workerId: string, failed: FailedAttempt, now: Date): Promise<number> {
   const body = failed.status === 'DEAD' ? FINISHED_BODY : sql`"body"`;
   return db.$executeRaw`
     UPDATE "OutboxMessage"
@@ -110,7 +110,7 @@ export function markFailed(db: SqlClient, workerId: string, failed: FailedAttemp
  * a stopping worker had not started, or that waited so long in its queue that their lock would
  * expire during the attempt.
  */
-export function releaseClaims(db: SqlClient, workerId: string, ids: readonly number[], now: Date): Promise<number> {
+export function releaseClaims(db: SqlRunner, workerId: string, ids: readonly number[], now: Date): Promise<number> {
   return db.$executeRaw`
     UPDATE "OutboxMessage"
     SET "attempts" = "attempts" - 1, "lockedBy" = NULL, "lockedUntil" = NULL, "updatedAt" = ${now}
@@ -122,7 +122,7 @@ export function releaseClaims(db: SqlClient, workerId: string, ids: readonly num
  * statement (the history cleanup runs it once per run, so a large backlog goes over several runs
  * and no run holds the database long). Returns how many were deleted.
  */
-export function removeFinishedMessages(db: SqlClient, cutoff: Date, limit: number): Promise<number> {
+export function removeFinishedMessages(db: SqlRunner, cutoff: Date, limit: number): Promise<number> {
   return db.$executeRaw`
     DELETE FROM "OutboxMessage" WHERE "id" IN (
       SELECT "id" FROM "OutboxMessage"
@@ -131,7 +131,7 @@ export function removeFinishedMessages(db: SqlClient, cutoff: Date, limit: numbe
 }
 
 /** Row (message) ids of the latest `take` messages of each webhook, in one windowed query. */
-export async function recentMessageIds(db: SqlClient, webhookIds: readonly string[], take: number): Promise<number[]> {
+export async function recentMessageIds(db: SqlRunner, webhookIds: readonly string[], take: number): Promise<number[]> {
   if (webhookIds.length === 0) return [];
   const rows = await db.$queryRaw<{ id: number }[]>`
     SELECT "id" FROM (
@@ -139,6 +139,14 @@ export async function recentMessageIds(db: SqlClient, webhookIds: readonly strin
       FROM "OutboxMessage" WHERE "webhookId" IN (${join(webhookIds)})) AS "ranked"
     WHERE "rank" <= ${take}`;
   return rows.map((row) => Number(row.id));
+}
+
+/** The signing secrets of webhooks, by webhook id (each claim of webhook messages reads them). */
+export async function webhookSecrets(db: SqlRunner, webhookIds: readonly string[]): Promise<Map<string, string>> {
+  if (webhookIds.length === 0) return new Map();
+  const rows = await db.$queryRaw<{ webhookId: string; secret: string }[]>`
+    SELECT "webhookId", "secret" FROM "Webhook" WHERE "webhookId" IN (${join(webhookIds)})`;
+  return new Map(rows.map((row) => [row.webhookId, row.secret]));
 }
 
 /** A new outbox row, as enqueueOutbound writes it. */
@@ -161,7 +169,7 @@ const MESSAGES_PER_INSERT = 99;
  * (one row). Returns the rows written.
  */
 export async function insertOutboxMessages(
-  db: SqlClient,
+  db: SqlRunner,
   messages: readonly NewOutboxMessage[],
   now: Date,
 ): Promise<number> {

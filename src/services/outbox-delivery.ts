@@ -1,7 +1,7 @@
 import { Agent, type Dispatcher, request } from 'undici';
-import type { Db } from '../db/client.js';
+import type { SqlRunner } from '../db/driver-sql.js';
 import type { OutboxMessageRow } from '../db/models.js';
-import type { ClaimedMessage } from '../db/outbox-sql.js';
+import { type ClaimedMessage, webhookSecrets } from '../db/outbox-sql.js';
 import { upstreamExcerpt } from '../platform/outbound-http.js';
 import { SIGNATURE_HEADER, signatureHeader } from '../platform/signature.js';
 
@@ -122,19 +122,12 @@ export interface ReadyMessage {
  * written (a drain in flight, another instance's cached list) is found here: secret null.
  */
 export async function prepareAttempts(
-  db: Db,
+  db: SqlRunner,
   claimed: readonly ClaimedMessage[],
   paymentSecret: string | null,
 ): Promise<ReadyMessage[]> {
   const webhookIds = [...new Set(claimed.flatMap((message) => (message.webhookId ? [message.webhookId] : [])))];
-  const webhooks =
-    webhookIds.length === 0
-      ? []
-      : await db.webhook.findMany({
-          where: { webhookId: { in: webhookIds } },
-          select: { webhookId: true, secret: true },
-        });
-  const secrets = new Map(webhooks.map((webhook) => [webhook.webhookId, webhook.secret]));
+  const secrets = await webhookSecrets(db, webhookIds);
   return claimed.map((message) => ({
     message,
     secret: message.kind === 'payment' ? paymentSecret : (secrets.get(message.webhookId ?? '') ?? null),
