@@ -130,11 +130,11 @@ export function createPrismaClient(url: string, options: PrismaOptions = {}): Db
     mkdirSync(path.dirname(file), { recursive: true });
     const adapter = new SharedPrismaBetterSQLite3({ url: file });
     client = new SqlitePrismaClient({ adapter, log });
-    registerDriver(client, adapter.driver.promise);
+    registerDriver(client, adapter.driver.promise, options.onQuery);
   } else {
     const adapter = new LeakFreePrismaPg({ connectionString: url, ...POSTGRES_POOL });
     client = new PostgresPrismaClient({ adapter, log }) as unknown as Db;
-    registerDriver(client, adapter.driver.promise);
+    registerDriver(client, adapter.driver.promise, options.onQuery);
   }
   if (options.onQuery) {
     const onQuery = options.onQuery;

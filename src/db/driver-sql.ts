@@ -1,7 +1,6 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import pg, { type Pool, type PoolClient, type QueryConfig } from 'pg';
 import { type Sql, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
-import type { Db } from './client.js';
 
 /**
  * Hand-written statements sent straight to the driver Prisma's adapter already holds (the same
@@ -42,21 +41,27 @@ export type DriverHandle =
   | { kind: 'sqlite'; connection: BetterSqlite3.Database; begin: () => Promise<() => void> }
   | { kind: 'postgresql'; pool: Pool };
 
-const handles = new WeakMap<object, Promise<DriverHandle>>();
+type OnQuery = (sql: string) => void;
+/** What of a Prisma client this module uses (not client.ts's Db: client.ts imports this module). */
+type PrismaConnectable = { $connect(): Promise<void> };
+const handles = new WeakMap<object, { handle: Promise<DriverHandle>; onQuery: OnQuery | undefined }>();
 const drivers = new WeakMap<object, DriverSql>();
 
-/** Called by createPrismaClient: how to reach the driver of `db` once Prisma has connected it. */
-export function registerDriver(db: object, handle: Promise<DriverHandle>): void {
-  handles.set(db, handle);
+/**
+ * Called by createPrismaClient: how to reach the driver of `db` once Prisma has connected it, and
+ * who hears of every statement (PrismaOptions.onQuery, as Prisma's own statements are heard).
+ */
+export function registerDriver(db: object, handle: Promise<DriverHandle>, onQuery?: OnQuery): void {
+  handles.set(db, { handle, onQuery });
 }
 
 /** The driver-level statements of a client made by createPrismaClient (one per client). */
-export function driverSqlOf(db: Db): DriverSql {
+export function driverSqlOf(db: PrismaConnectable): DriverSql {
   let driver = drivers.get(db);
   if (!driver) {
-    const handle = handles.get(db);
-    if (!handle) throw new Error('this Prisma client was not made by createPrismaClient');
-    driver = new LazyDriver(db, handle);
+    const registered = handles.get(db);
+    if (!registered) throw new Error('this Prisma client was not made by createPrismaClient');
+    driver = new LazyDriver(db, registered.handle, registered.onQuery);
     drivers.set(db, driver);
   }
   return driver;
@@ -71,29 +76,54 @@ class LazyDriver implements DriverSql {
   private ready: Promise<DriverSql> | null = null;
 
   constructor(
-    private readonly db: Db,
+    private readonly db: PrismaConnectable,
     private readonly handle: Promise<DriverHandle>,
+    private readonly onQuery: OnQuery | undefined,
   ) {}
 
   private driver(): Promise<DriverSql> {
     this.ready ??= this.db.$connect().then(async () => {
       const handle = await this.handle;
-      return handle.kind === 'sqlite' ? new SqliteDriver(handle.connection, handle.begin) : new PostgresDriver(handle.pool);
+      return handle.kind === 'sqlite'
+        ? new SqliteDriver(handle.connection, handle.begin)
+        : new PostgresDriver(handle.pool);
     });
     return this.ready;
   }
 
   async $queryRaw<T>(query: TemplateStringsArray | Sql, ...values: unknown[]): Promise<T> {
-    return (await this.driver()).$queryRaw<T>(statementOf(query, values));
+    const statement = statementOf(query, values);
+    this.onQuery?.(statement.sql);
+    return (await this.driver()).$queryRaw<T>(statement);
   }
 
   async $executeRaw(query: TemplateStringsArray | Sql, ...values: unknown[]): Promise<number> {
-    return (await this.driver()).$executeRaw(statementOf(query, values));
+    const statement = statementOf(query, values);
+    this.onQuery?.(statement.sql);
+    return (await this.driver()).$executeRaw(statement);
   }
 
   async $transaction<T>(body: (tx: DriverSql) => Promise<T>): Promise<T> {
-    return (await this.driver()).$transaction(body);
+    const { onQuery } = this;
+    return (await this.driver()).$transaction((tx) => body(onQuery ? reporting(tx, onQuery) : tx));
   }
+}
+
+/** A transaction's statements, heard by `onQuery` too. */
+function reporting(tx: DriverSql, onQuery: OnQuery): DriverSql {
+  return {
+    $queryRaw<T>(query: TemplateStringsArray | Sql, ...values: unknown[]) {
+      const statement = statementOf(query, values);
+      onQuery(statement.sql);
+      return tx.$queryRaw<T>(statement);
+    },
+    $executeRaw(query: TemplateStringsArray | Sql, ...values: unknown[]) {
+      const statement = statementOf(query, values);
+      onQuery(statement.sql);
+      return tx.$executeRaw(statement);
+    },
+    $transaction: (inner) => tx.$transaction(inner),
+  };
 }
 
 // ——— SQLite ———
@@ -104,6 +134,12 @@ const SQLITE_COLUMN: Record<string, Converter> = {
   JSONB: (value) => (value === null ? null : JSON.parse(value as string)),
   BOOLEAN: (value) => (value === null ? null : value === 1 || value === 1n || value === true),
 };
+
+/**
+ * Statements kept prepared, per connection: the hand-written ones are a few dozen texts, but an
+ * `IN (…)` list makes one text per length, so the oldest go past this many.
+ */
+const PREPARED_LIMIT = 500;
 
 interface PreparedSqlite {
   statement: BetterSqlite3.Statement;
@@ -134,6 +170,7 @@ class SqliteDriver implements DriverSql {
         : null;
       entry = { statement, columns };
       this.prepared.set(text, entry);
+      if (this.prepared.size > PREPARED_LIMIT) this.prepared.delete(this.prepared.keys().next().value as string);
     }
     return entry;
   }
@@ -208,11 +245,12 @@ class PostgresDriver implements DriverSql {
   private config(statement: Sql): QueryConfig {
     const text = statement.text;
     let name = statementNames.get(text);
-    if (!name) {
+    // Past the limit, statements go unnamed (parsed each time) rather than pile up on the server.
+    if (!name && statementNames.size < PREPARED_LIMIT) {
       name = `driver_sql_${statementNames.size + 1}`;
       statementNames.set(text, name);
     }
-    return { name, text, values: statement.values.map(postgresValue), types: PG_TYPES };
+    return { ...(name ? { name } : {}), text, values: statement.values.map(postgresValue), types: PG_TYPES };
   }
 
   async $queryRaw<T>(query: TemplateStringsArray | Sql, ...values: unknown[]): Promise<T> {

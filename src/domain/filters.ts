@@ -152,10 +152,40 @@ function toLookups(checks: readonly Check[]): Lookup[] {
   return lookups;
 }
 
+/**
+ * A set condition on a stored column, for a SQL form of the filter (db/list-sql.ts): `values` are
+ * oneOf's distinct values, `value` the others' (a time, a LIKE pattern, `some`'s value).
+ */
+export interface StoredCondition {
+  readonly op: Op;
+  readonly column: string;
+  /** For `some`, the list on the row; otherwise ''. */
+  readonly relation: string;
+  readonly value: unknown;
+}
+
+/** The owner condition a service adds to a list's filter (its userScope: undefined is everyone's). */
+export function ownerCondition(userId: string | undefined): StoredCondition[] {
+  return userId === undefined ? [] : [{ op: 'equals', column: 'userId', relation: '', value: userId }];
+}
+
+function toStored(checks: readonly Check[]): StoredCondition[] {
+  return checks
+    .filter((check) => !check.derived)
+    .map(({ op, column, relation, value }) => ({
+      op,
+      column,
+      relation,
+      value: op === 'oneOf' ? [...(value as Set<unknown>)] : value,
+    }));
+}
+
 /** A filter's value, compiled once: its Prisma `where` and its predicate over rows. */
 export class CompiledFilter<Row, Where = Record<string, unknown>> {
   /** The conditions on stored columns, as a Prisma where-object (`{}` when there are none). */
   readonly where: Where;
+  /** The same conditions, for SQL written by hand. */
+  readonly stored: readonly StoredCondition[];
   /** Whether some condition is on a derived value (so it is not in `where`). */
   readonly hasDerived: boolean;
   /** The set equals and oneOf conditions, by the same rules as `matches` (a row must satisfy all). */
@@ -165,6 +195,7 @@ export class CompiledFilter<Row, Where = Record<string, unknown>> {
 
   constructor(private readonly checks: readonly Check[]) {
     this.where = toWhere(checks) as Where;
+    this.stored = toStored(checks);
     this.hasDerived = checks.some((check) => check.derived);
     this.lookups = toLookups(checks);
     this.matchesAll = checks.length === 0;

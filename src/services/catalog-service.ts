@@ -1,9 +1,11 @@
 import type { Db } from '../db/client.js';
+import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
 import { findCatalogApp } from '../db/hot-path-sql.js';
+import { appCategories, conditionsSql, countRows, pageRows, type Relations } from '../db/list-sql.js';
 import type { CatalogAppRow, MarketSourceRow, Prisma } from '../db/models.js';
 import { ValidationError } from '../domain/errors.js';
-import { contains, defineFilter, equals, some } from '../domain/filters.js';
-import { type Connection, type PageArgs, paginateQuery } from './pagination.js';
+import { contains, defineFilter, equals, type StoredCondition, some } from '../domain/filters.js';
+import { type Connection, type PageArgs, paginateWindow } from './pagination.js';
 
 export interface CatalogFilter {
   sourceId?: string | null;
@@ -19,11 +21,6 @@ export interface CatalogFilter {
  * false` would select everything, and Prisma's boolean filter has no `in` for `oneOf`).
  */
 type CatalogFilterRules = Omit<CatalogFilter, 'paid'>;
-
-/** The Prisma condition of `paid` (none when null). */
-function paidWhere(paid: boolean | null | undefined): Prisma.CatalogAppWhereInput {
-  return paid === null || paid === undefined ? {} : { paid };
-}
 
 /** A catalogue app by its source and name (the name install takes). */
 export interface CatalogAppKey {
@@ -70,6 +67,9 @@ export function searchPattern(search: string): string {
 export type CatalogAppWithCategories = CatalogAppRow & { categories: { category: string }[] };
 
 /** What each CatalogFilter field means (list queries only; the predicate is for tests). */
+/** The category filter's `some` in SQL: an app's categories are rows of CatalogAppCategory. */
+const CATALOG_RELATIONS: Relations = { categories: { table: 'CatalogAppCategory', foreignKey: 'catalogAppId' } };
+
 export const CATALOG_FILTER = defineFilter<CatalogFilterRules, CatalogAppWithCategories, Prisma.CatalogAppWhereInput>({
   sourceId: equals('sourceId'),
   search: contains('searchText', searchPattern),
@@ -112,11 +112,18 @@ export class CatalogService {
   private readonly maxLookups: number;
   private readonly now: () => number;
 
+  /**
+   * Catalogue pages and category lists straight on the driver (db/driver-sql.ts, db/list-sql.ts):
+   * through Prisma a `catalog(first: 20)` page cost 6.9 ms of server CPU (G1 benchmark).
+   */
+  private readonly sql: DriverSql;
+
   constructor(
     private readonly db: Db,
     private readonly maxPageSize: number,
     cache: LookupCacheOptions = {},
   ) {
+    this.sql = driverSqlOf(db);
     this.maxLookups = cache.maxEntries ?? LOOKUP_CACHE_MAX_ENTRIES;
     this.now = cache.now ?? (() => performance.now());
   }
@@ -208,14 +215,19 @@ export class CatalogService {
     const { paid, ...rules } = filter;
     // Without a source named, the sources users see: the active remote and the local ones (the
     // Syncer keeps inactive remotes' catalogues too, so that selecting one shows it at once).
-    const visible = rules.sourceId ? {} : { sourceId: { in: await this.visibleSourceIds() } };
-    const where = { AND: [CATALOG_FILTER.compile(rules).where, paidWhere(paid), visible] };
-    return paginateQuery(
+    const visible: StoredCondition[] = rules.sourceId
+      ? []
+      : [{ op: 'oneOf', column: 'sourceId', relation: '', value: await this.visibleSourceIds() }];
+    const paidCondition: StoredCondition[] =
+      paid === null || paid === undefined ? [] : [{ op: 'equals', column: 'paid', relation: '', value: paid }];
+    const stored = [...CATALOG_FILTER.compile(rules).stored, ...paidCondition, ...visible];
+    const conditions = conditionsSql('CatalogApp', stored, CATALOG_RELATIONS) ?? [];
+    return paginateWindow(
       CATALOG_CURSOR,
       page,
       this.maxPageSize,
-      (window) => this.db.catalogApp.findMany({ ...window, where: { AND: [where, window.where] } }),
-      () => this.db.catalogApp.count({ where }),
+      (window) => pageRows<CatalogAppRow>(this.sql, 'CatalogApp', conditions, window),
+      () => countRows(this.sql, 'CatalogApp', conditions),
     );
   }
 
@@ -268,10 +280,12 @@ export class CatalogService {
 
   /** Category names of each app, in one query. */
   async categoriesOf(appIds: readonly number[]): Promise<string[][]> {
-    const rows = await this.db.catalogAppCategory.findMany({
-      where: { catalogAppId: { in: [...appIds] } },
-      orderBy: { category: 'asc' },
-    });
-    return appIds.map((id) => rows.filter((row) => row.catalogAppId === id).map((row) => row.category));
+    const byApp = new Map<number, string[]>();
+    for (const { catalogAppId, category } of await appCategories(this.sql, appIds)) {
+      const list = byApp.get(catalogAppId);
+      if (list) list.push(category);
+      else byApp.set(catalogAppId, [category]);
+    }
+    return appIds.map((id) => byApp.get(id) ?? []);
   }
 }

@@ -129,6 +129,19 @@ export function toConnection<T extends { id: number }>(
   };
 }
 
+/** Reads one page with a finder given the window itself (hand-written SQL, see db/list-sql.ts). */
+export async function paginateWindow<T extends { id: number }>(
+  kind: string,
+  args: PageArgs,
+  maxPageSize: number,
+  find: (window: PageWindow) => Promise<T[]>,
+  count: () => Promise<number>,
+): Promise<Connection<T>> {
+  const window = pageWindow(kind, args, maxPageSize);
+  if (window.take === 0) return toConnection(kind, window, [], count);
+  return toConnection(kind, window, await find(window), count);
+}
+
 /** Reads one page with a Prisma-style finder: newest-first keyset over `id`. */
 export async function paginateQuery<T extends { id: number }>(
   kind: string,

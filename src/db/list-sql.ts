@@ -1,0 +1,112 @@
+import type { StoredCondition } from '../domain/filters.js';
+import { empty, join, raw, type Sql, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
+import type { SqlRunner } from './driver-sql.js';
+
+/**
+ * The list queries (`tasks`, `apps`, `catalog` pages and their `totalCount`) as hand-written SQL
+ * built from the same filter tables (domain/filters.ts) that build their Prisma `where`, for
+ * driver-sql.ts: through Prisma, a `tasks(first: 20)` page cost 4.8 ms of server CPU, mostly in
+ * Prisma's query compiler and interpreter (G1 benchmark, issue 11). Same rules as hot-path-sql.ts
+ * (quoted identifiers, no casts, Dates as parameters); test/list-sql.test.ts runs every condition
+ * on both providers against the Prisma query it replaces.
+ */
+
+/** The tables read here: names written in code, never taken from a request. */
+export type ListTable = 'Task' | 'AppState' | 'CatalogApp' | 'MarketSource' | 'CatalogAppCategory';
+
+/** Related rows a `some` condition looks into: `relation` → its table and the key back to the row. */
+export type Relations = Readonly<Record<string, { table: ListTable; foreignKey: string }>>;
+
+/** Which ids a page reads, newest (highest id) first unless `fromNewest` is false. */
+export interface RowWindow {
+  fromNewest: boolean;
+  take: number;
+  idBelow?: number;
+  idAbove?: number;
+}
+
+const name = (identifier: string) => raw(`"${identifier.replace(/"/g, '""')}"`);
+
+/**
+ * The conditions as SQL, to be ANDed; null when one has no SQL form here (a `some` on a relation
+ * not in `relations`): the caller reads through Prisma then.
+ */
+export function conditionsSql(
+  table: ListTable,
+  conditions: readonly StoredCondition[],
+  relations: Relations = {},
+): Sql[] | null {
+  const parts: Sql[] = [];
+  for (const { op, column, relation, value } of conditions) {
+    const col = name(column);
+    switch (op) {
+      case 'equals':
+        parts.push(sql`${col} = ${value}`);
+        break;
+      case 'oneOf': {
+        const values = value as unknown[];
+        // An empty list matches nothing, as Prisma's `in: []` (SQL has no empty IN list).
+        parts.push(values.length === 0 ? sql`1 = 0` : sql`${col} IN (${join(values)})`);
+        break;
+      }
+      case 'atOrAfter':
+        parts.push(sql`${col} >= ${value}`);
+        break;
+      case 'atOrBefore':
+        parts.push(sql`${col} <= ${value}`);
+        break;
+      case 'contains':
+        // Prisma's `contains`: LIKE with the pattern between wildcards, unescaped.
+        parts.push(sql`${col} LIKE ${`%${value as string}%`}`);
+        break;
+      case 'some': {
+        const related = relations[relation];
+        if (!related) return null;
+        parts.push(
+          sql`EXISTS (SELECT 1 FROM ${name(related.table)} AS "related" WHERE "related".${name(related.foreignKey)} = ${name(table)}."id" AND "related".${col} = ${value})`,
+        );
+        break;
+      }
+    }
+  }
+  return parts;
+}
+
+function whereSql(parts: readonly Sql[]): Sql {
+  return parts.length === 0 ? empty : sql`WHERE ${join(parts, ' AND ')}`;
+}
+
+/** One page of rows matching the conditions: `take + 1` of them, so the caller knows whether more follow. */
+export function pageRows<Row>(
+  db: SqlRunner,
+  table: ListTable,
+  conditions: readonly Sql[],
+  window: RowWindow,
+): Promise<Row[]> {
+  const bounds = [
+    ...conditions,
+    ...(window.idBelow !== undefined ? [sql`"id" < ${window.idBelow}`] : []),
+    ...(window.idAbove !== undefined ? [sql`"id" > ${window.idAbove}`] : []),
+  ];
+  const order = window.fromNewest ? raw('DESC') : raw('ASC');
+  return db.$queryRaw<Row[]>`
+    SELECT * FROM ${name(table)} ${whereSql(bounds)} ORDER BY "id" ${order} LIMIT ${window.take + 1}`;
+}
+
+/** How many rows match the conditions. */
+export async function countRows(db: SqlRunner, table: ListTable, conditions: readonly Sql[]): Promise<number> {
+  const [row] = await db.$queryRaw<{ count: number | bigint }[]>`
+    SELECT COUNT(*) AS "count" FROM ${name(table)} ${whereSql(conditions)}`;
+  return Number(row?.count ?? 0);
+}
+
+/** The categories of catalogue apps, by name within each app (what `CatalogApp.categories` lists). */
+export function appCategories(
+  db: SqlRunner,
+  appIds: readonly number[],
+): Promise<{ catalogAppId: number; category: string }[]> {
+  if (appIds.length === 0) return Promise.resolve([]);
+  return db.$queryRaw`
+    SELECT "catalogAppId", "category" FROM "CatalogAppCategory"
+    WHERE "catalogAppId" IN (${join([...appIds])}) ORDER BY "category"`;
+}
