@@ -1,14 +1,21 @@
-import { join, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
-import type { SqlClient } from './hot-path-sql.js';
+import { join, type Sql, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
+import type { SqlRunner } from './driver-sql.js';
 import type { MarketSourceRow } from './models.js';
 
 /**
- * Hand-written SQL for the Syncer's bulk writes and its every-interval status, under the rules of
- * hot-path-sql.ts (one text for both providers, rows read back exactly as Prisma writes them;
- * test/catalogue-sync.test.ts reads them through Prisma on both). Measured with the `catalogue`
- * benchmark, 500 apps on SQLite: Prisma's `createMany` spent ~1 s preparing the statement (its
- * query compiler), the raw multi-row INSERTs below a few ms each; an unchanged-hash sync spent
- * ~2.5 ms of CPU reading the source row and ~1.7 ms writing its status through the query API.
+ * Hand-written SQL for the Syncer: its write transaction, its read of the stored catalogue and
+ * its every-interval status, under the rules of hot-path-sql.ts (one text for both providers,
+ * rows written and read exactly as Prisma writes and reads them; test/catalogue-sync.test.ts and
+ * test/catalogue-writes.test.ts read them back through Prisma on both). Why not the query API:
+ * measured with the `catalogue` benchmark, 500 apps on SQLite, Prisma's `createMany` spent ~1 s
+ * preparing the statement (its query compiler), the raw multi-row INSERTs a few ms each; an
+ * unchanged-hash sync spent ~2.5 ms of CPU reading the source row and ~1.7 ms writing its status.
+ * Why a SqlRunner (the driver-level one of driver-sql.ts, in the Syncer): through Prisma's
+ * `$queryRaw` each statement still went through Prisma's request pipeline and the adapter's
+ * `prepare`: writing 2,000 new bench apps on SQLite took ~850 ms that way and ~220 ms on the
+ * driver (~80 ms of it serialising their JSON), against ~130 ms for better-sqlite3 inserting the
+ * same rows with one prepared INSERT each. Changed rows, 5.3 s as one Prisma `update` each, take
+ * ~210 ms as the multi-row upsert of updateCatalogApps.
  */
 
 /**
@@ -18,8 +25,10 @@ import type { MarketSourceRow } from './models.js';
 const APPS_PER_INSERT = 66;
 /** Two parameters per category row. */
 const CATEGORIES_PER_INSERT = 499;
+/** Ids per `IN (…)` list, with a parameter or two beside them: within the same limit. */
+const IDS_PER_STATEMENT = 500;
 
-/** A catalogue row as the Syncer inserts it (JSON columns already as text). */
+/** A catalogue row as the Syncer writes it (JSON columns already as text, a free app's price NULL). */
 export interface NewCatalogApp {
   appId: string;
   name: string;
@@ -35,45 +44,123 @@ export interface NewCatalogApp {
   summaryHash: string | null;
 }
 
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const result: T[][] = [];
+  for (let start = 0; start < items.length; start += size) result.push(items.slice(start, start + size));
+  return result;
+}
+
+function appValues(sourceId: string, rows: readonly NewCatalogApp[], now: Date): Sql {
+  return join(
+    rows.map(
+      (row) =>
+        sql`(${sourceId}, ${row.appId}, ${row.name}, ${row.version}, ${row.versions}, ${row.cfgType}, ${row.title},
+            ${row.description}, ${row.searchText}, ${row.paid}, ${row.price}, ${row.entry}, ${row.summaryHash}, ${now}, ${now})`,
+    ),
+  );
+}
+
+const APP_COLUMNS = sql`("sourceId", "appId", "name", "version", "versions", "cfgType", "title", "description",
+  "searchText", "paid", "price", "entry", "summaryHash", "createdAt", "updatedAt")`;
+
 /** Inserts new catalogue rows of a source, in chunks; returns their ids by app id. */
 export async function insertCatalogApps(
-  db: SqlClient,
+  db: SqlRunner,
   sourceId: string,
   rows: readonly NewCatalogApp[],
   now: Date,
 ): Promise<Map<string, number>> {
   const ids = new Map<string, number>();
-  for (let start = 0; start < rows.length; start += APPS_PER_INSERT) {
-    const values = rows.slice(start, start + APPS_PER_INSERT).map(
-      (row) =>
-        sql`(${sourceId}, ${row.appId}, ${row.name}, ${row.version}, ${row.versions}, ${row.cfgType}, ${row.title},
-            ${row.description}, ${row.searchText}, ${row.paid}, ${row.price}, ${row.entry}, ${row.summaryHash}, ${now}, ${now})`,
-    );
+  for (const chunk of chunks(rows, APPS_PER_INSERT)) {
     const inserted = await db.$queryRaw<{ id: number; appId: string }[]>`
-      INSERT INTO "CatalogApp" ("sourceId", "appId", "name", "version", "versions", "cfgType", "title", "description",
-        "searchText", "paid", "price", "entry", "summaryHash", "createdAt", "updatedAt")
-      VALUES ${join(values)}
+      INSERT INTO "CatalogApp" ${APP_COLUMNS} VALUES ${appValues(sourceId, chunk, now)}
       RETURNING "id", "appId"`;
     for (const row of inserted) ids.set(row.appId, Number(row.id));
   }
   return ids;
 }
 
+/**
+ * Rewrites stored rows of a source (matched by app id, every one known to exist) in chunks:
+ * a multi-row INSERT whose every row conflicts, so each updates its row in place, keeping its id
+ * and createdAt, as one `update` per row would (on PostgreSQL one round trip per chunk instead of
+ * one per app). The names the rows take must be free (see renameToPlaceholders): a conflict on
+ * the name is an error, as it is for an update. On PostgreSQL each row still draws an id from the
+ * sequence and leaves it unused: gaps in new ids, nothing more.
+ */
+export async function updateCatalogApps(
+  db: SqlRunner,
+  sourceId: string,
+  rows: readonly NewCatalogApp[],
+  now: Date,
+): Promise<void> {
+  for (const chunk of chunks(rows, APPS_PER_INSERT)) {
+    await db.$executeRaw`
+      INSERT INTO "CatalogApp" ${APP_COLUMNS} VALUES ${appValues(sourceId, chunk, now)}
+      ON CONFLICT ("sourceId", "appId") DO UPDATE SET "name" = excluded."name", "version" = excluded."version",
+        "versions" = excluded."versions", "cfgType" = excluded."cfgType", "title" = excluded."title",
+        "description" = excluded."description", "searchText" = excluded."searchText", "paid" = excluded."paid",
+        "price" = excluded."price", "entry" = excluded."entry", "summaryHash" = excluded."summaryHash",
+        "updatedAt" = excluded."updatedAt"`;
+  }
+}
+
+/** The stored rows of a source that a sync matches its entries against. */
+export function findCatalogAppIds(db: SqlRunner, sourceId: string) {
+  return db.$queryRaw<{ id: number; appId: string; name: string }[]>`
+    SELECT "id", "appId", "name" FROM "CatalogApp" WHERE "sourceId" = ${sourceId}`;
+}
+
+/** What the Syncer compares a source's index with: each stored app's name and summary fingerprint. */
+export function findCatalogSummaries(db: SqlRunner, sourceId: string) {
+  return db.$queryRaw<{ appId: string; name: string; summaryHash: string | null }[]>`
+    SELECT "appId", "name", "summaryHash" FROM "CatalogApp" WHERE "sourceId" = ${sourceId}`;
+}
+
+/**
+ * Gives rows a name no entry can have (`~appId`: app names start with a letter or a digit), so
+ * that apps swapping names never collide on the unique name while their rows are rewritten.
+ */
+export async function renameToPlaceholders(db: SqlRunner, ids: readonly number[], now: Date): Promise<void> {
+  for (const chunk of chunks(ids, IDS_PER_STATEMENT)) {
+    await db.$executeRaw`
+      UPDATE "CatalogApp" SET "name" = '~' || "appId", "updatedAt" = ${now} WHERE "id" IN (${join(chunk)})`;
+  }
+}
+
+/**
+ * Removes apps of a source with their categories. Categories first: SQLite enforces the cascade
+ * only with its foreign keys switched on.
+ */
+export async function deleteCatalogApps(db: SqlRunner, sourceId: string, appIds: readonly string[]): Promise<void> {
+  for (const chunk of chunks(appIds, IDS_PER_STATEMENT)) {
+    await db.$executeRaw`
+      DELETE FROM "CatalogAppCategory" WHERE "catalogAppId" IN (
+        SELECT "id" FROM "CatalogApp" WHERE "sourceId" = ${sourceId} AND "appId" IN (${join(chunk)}))`;
+    await db.$executeRaw`DELETE FROM "CatalogApp" WHERE "sourceId" = ${sourceId} AND "appId" IN (${join(chunk)})`;
+  }
+}
+
+/** Removes the categories of rows (by row id), in chunks. */
+export async function deleteCategoriesOf(db: SqlRunner, ids: readonly number[]): Promise<void> {
+  for (const chunk of chunks(ids, IDS_PER_STATEMENT)) {
+    await db.$executeRaw`DELETE FROM "CatalogAppCategory" WHERE "catalogAppId" IN (${join(chunk)})`;
+  }
+}
+
 /** Inserts category rows, in chunks. */
 export async function insertCategories(
-  db: SqlClient,
+  db: SqlRunner,
   categories: readonly { catalogAppId: number; category: string }[],
 ): Promise<void> {
-  for (let start = 0; start < categories.length; start += CATEGORIES_PER_INSERT) {
-    const values = categories
-      .slice(start, start + CATEGORIES_PER_INSERT)
-      .map((row) => sql`(${row.catalogAppId}, ${row.category})`);
+  for (const chunk of chunks(categories, CATEGORIES_PER_INSERT)) {
+    const values = chunk.map((row) => sql`(${row.catalogAppId}, ${row.category})`);
     await db.$executeRaw`INSERT INTO "CatalogAppCategory" ("catalogAppId", "category") VALUES ${join(values)}`;
   }
 }
 
 /** One market source, as `marketSource.findUnique` returns it. */
-export async function findMarketSource(db: SqlClient, sourceId: string): Promise<MarketSourceRow | null> {
+export async function findMarketSource(db: SqlRunner, sourceId: string): Promise<MarketSourceRow | null> {
   const rows = await db.$queryRaw<MarketSourceRow[]>`SELECT * FROM "MarketSource" WHERE "sourceId" = ${sourceId}`;
   return rows[0] ?? null;
 }
@@ -88,7 +175,7 @@ export interface SyncSuccess {
 }
 
 /** Records a successful sync; a null `catalogHash` keeps the stored one. */
-export function recordSyncSuccess(db: SqlClient, sourceId: string, status: SyncSuccess) {
+export function recordSyncSuccess(db: SqlRunner, sourceId: string, status: SyncSuccess) {
   return db.$executeRaw`
     UPDATE "MarketSource" SET "catalogHash" = COALESCE(${status.catalogHash}, "catalogHash"), "syncedAt" = ${status.at},
       "syncAttemptAt" = ${status.at}, "syncError" = ${status.error}, "syncFailures" = 0,
@@ -103,7 +190,7 @@ export function recordSyncSuccess(db: SqlClient, sourceId: string, status: SyncS
  * rows written (0: read the row again and sync from it).
  */
 export function recordUnchangedSync(
-  db: SqlClient,
+  db: SqlRunner,
   source: { sourceId: string; baseUrl: string | null; catalogHash: string },
   status: Omit<SyncSuccess, 'catalogHash' | 'error'>,
 ) {

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { type MarketSourceClient, MarketSourceError, type SourceIndex } from '../adapters/market-source/port.js';
-import { findMarketSource, recordUnchangedSync, type SyncSuccess } from '../db/catalogue-sql.js';
+import { findCatalogSummaries, findMarketSource, recordUnchangedSync, type SyncSuccess } from '../db/catalogue-sql.js';
 import type { Db } from '../db/client.js';
+import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
 import { isUniqueViolation } from '../db/hot-path-sql.js';
 import type { MarketSourceRow } from '../db/models.js';
 import { type CatalogueRow, readCatalogueEntry } from '../domain/catalogue-entry.js';
@@ -71,6 +72,12 @@ export class CatalogueSyncer {
    * write; anything else reads the row again first.
    */
   private readonly known = new Map<string, MarketSourceRow>();
+  /**
+   * The per-sync statements (the source row, the unchanged-hash status, the stored fingerprints)
+   * straight on the driver (db/driver-sql.ts): through Prisma they cost more CPU than the sync of
+   * an unchanged source otherwise spends.
+   */
+  private readonly sql: DriverSql;
 
   constructor(
     private readonly db: Db,
@@ -80,7 +87,9 @@ export class CatalogueSyncer {
     /** Called after a sync committed a change (not for an unchanged or failed one). */
     private readonly onChange: (change: CatalogueChange) => Promise<void>,
     private readonly now: () => Date = () => new Date(),
-  ) {}
+  ) {
+    this.sql = driverSqlOf(db);
+  }
 
   /**
    * Syncs one source now, whatever its schedule; a sync of it already running is joined, not
@@ -95,7 +104,7 @@ export class CatalogueSyncer {
 
   /** The source's row as stored now (NOT_FOUND when it is gone). */
   private async read(sourceId: string): Promise<MarketSourceRow> {
-    const source = await findMarketSource(this.db, sourceId);
+    const source = await findMarketSource(this.sql, sourceId);
     if (!source) {
       this.known.delete(sourceId);
       throw new NotFoundError(`Market source ${sourceId} does not exist`);
@@ -192,7 +201,7 @@ export class CatalogueSyncer {
         outcome.durationMs = elapsed(started);
         const { at, durationMs, nextSyncAt } = this.successStatus(attemptAt, outcome, hash);
         const unchanged = { sourceId: source.sourceId, baseUrl: source.baseUrl, catalogHash: hash };
-        if ((await recordUnchangedSync(this.db, unchanged, { at, durationMs, nextSyncAt })) === 1) return outcome;
+        if ((await recordUnchangedSync(this.sql, unchanged, { at, durationMs, nextSyncAt })) === 1) return outcome;
       }
       if (remembered) return this.sync(await this.read(source.sourceId), { again });
       outcome.read = true;
@@ -239,10 +248,7 @@ export class CatalogueSyncer {
     client: MarketSourceClient,
     outcome: SyncOutcome,
   ): Promise<CatalogueWrite> {
-    const storedRows = await this.db.catalogApp.findMany({
-      where: { sourceId },
-      select: { appId: true, name: true, summaryHash: true },
-    });
+    const storedRows = await findCatalogSummaries(this.sql, sourceId);
     const stored = new Map(storedRows.map((row) => [row.appId, row.summaryHash]));
     if (index.apps.length === 0 && index.skipped.length === 0 && stored.size > 0) {
       // A source reloading, a proxy's empty answer: never read as "every app was withdrawn".

@@ -1,19 +1,19 @@
 import {
+  deleteCatalogApps,
+  deleteCategoriesOf,
+  findCatalogAppIds,
   insertCatalogApps,
   insertCategories,
   type NewCatalogApp,
   recordSyncSuccess,
+  renameToPlaceholders,
   type SyncSuccess,
+  updateCatalogApps,
 } from '../db/catalogue-sql.js';
 import type { Db } from '../db/client.js';
+import { driverSqlOf } from '../db/driver-sql.js';
 import { DbNull, type Prisma } from '../db/models.js';
 import type { CatalogueRow } from '../domain/catalogue-entry.js';
-
-/**
- * A first sync of thousands of apps writes for seconds (Prisma's default interactive-transaction
- * timeout is 5 s): measured 4.6–4.9 s for 2,000 apps on PostgreSQL under load (bench `catalogue`).
- */
-const WRITE_TRANSACTION = { timeout: 120_000, maxWait: 10_000 };
 
 /** What one sync writes to a source's catalogue. */
 export interface CatalogueWrite {
@@ -24,14 +24,14 @@ export interface CatalogueWrite {
   removals: string[];
 }
 
-/** App ids per `in (…)` list: within SQLite's historical 999 parameters per statement. */
-const IDS_PER_STATEMENT = 500;
-
 /**
  * Writes a sync in one transaction, with the source's new sync status, so that readers see the
- * old catalogue or the new one, never a mix. New entries go in with multi-row INSERTs
- * (db/catalogue-sql.ts: a first sync of thousands of apps is a few dozen statements); changed ones
- * are updated row by row, keeping their row ids (the CatalogApp node ids clients hold).
+ * old catalogue or the new one, never a mix. Every statement is hand-written (db/catalogue-sql.ts)
+ * and runs straight on the driver (db/driver-sql.ts): through Prisma, its per-statement work was
+ * most of a full sync's time. New entries go in with multi-row INSERTs; changed ones are
+ * rewritten in place, keeping their row ids (the CatalogApp node ids clients hold). Unlike
+ * Prisma's interactive transactions, this one has no timeout: a first sync of thousands of apps
+ * took seconds through Prisma (past its default 5 s on PostgreSQL under load), a fraction now.
  */
 export async function writeCatalogue(
   db: Db,
@@ -39,42 +39,31 @@ export async function writeCatalogue(
   status: SyncSuccess,
 ): Promise<void> {
   const now = status.at;
-  await db.$transaction(async (tx) => {
+  await driverSqlOf(db).$transaction(async (tx) => {
     // First, so that a source removed while its sync ran is noticed before anything is written
     // (on PostgreSQL the update also locks the row against a removal until this commits).
     if ((await recordSyncSuccess(tx, sourceId, status)) === 0) throw new SourceGone(sourceId);
-    for (const chunk of chunks(removals)) {
-      // Categories first: SQLite enforces the cascade only with its foreign keys switched on.
-      await tx.catalogAppCategory.deleteMany({ where: { app: { sourceId, appId: { in: chunk } } } });
-      await tx.catalogApp.deleteMany({ where: { sourceId, appId: { in: chunk } } });
-    }
-    // By source, not by an `in` list of every app id (the parameter limit again).
-    const stored = await tx.catalogApp.findMany({ where: { sourceId }, select: { id: true, appId: true, name: true } });
+    await deleteCatalogApps(tx, sourceId, removals);
+    // By source, not by an `in` list of every app id (the parameter limit).
+    const stored = await findCatalogAppIds(tx, sourceId);
     const ids = new Map(stored.map((row) => [row.appId, row.id]));
     const created = upserts.filter((row) => !ids.has(row.appId));
-    // Apps that swap names (a → b, b → a) would collide on the unique name while updated one by
-    // one: each renamed row first gets a name no entry can have (app names start with a letter or
-    // a digit), then its own.
+    const changed = upserts.filter((row) => ids.has(row.appId));
+    // Apps that swap names (a → b, b → a) would collide on the unique name, which is checked row
+    // by row even within one statement: each renamed row first gets a name no entry can have.
     const newNames = new Map(upserts.map((row) => [row.appId, row.name]));
-    for (const row of stored) {
-      const name = newNames.get(row.appId);
-      if (name !== undefined && name !== row.name) {
-        await tx.catalogApp.update({ where: { id: row.id }, data: { name: `~${row.appId}` } });
-      }
-    }
-    for (const row of upserts) {
-      const id = ids.get(row.appId);
-      if (id === undefined) continue;
-      await tx.catalogApp.update({ where: { id }, data: catalogueColumns(sourceId, row) });
-      await tx.catalogAppCategory.deleteMany({ where: { catalogAppId: id } });
-    }
+    const renamed = stored.filter((row) => (newNames.get(row.appId) ?? row.name) !== row.name).map((row) => row.id);
+    await renameToPlaceholders(tx, renamed, now);
+    await updateCatalogApps(tx, sourceId, changed.map(asText), now);
+    const changedIds = changed.map((row) => ids.get(row.appId) as number);
+    await deleteCategoriesOf(tx, changedIds);
     const inserted = await insertCatalogApps(tx, sourceId, created.map(asText), now);
     for (const [appId, id] of inserted) ids.set(appId, id);
     const categories = upserts.flatMap((row) =>
       row.categories.map((category) => ({ catalogAppId: ids.get(row.appId) as number, category })),
     );
     await insertCategories(tx, categories);
-  }, WRITE_TRANSACTION);
+  });
 }
 
 /** The source was removed while its sync ran: nothing of the sync is written. */
@@ -93,14 +82,6 @@ function asText(row: CatalogueWrite['upserts'][number]): NewCatalogApp {
     price: row.price === null ? null : JSON.stringify(row.price),
     entry: JSON.stringify(row.entry),
   };
-}
-
-function chunks<T>(items: readonly T[]): T[][] {
-  const result: T[][] = [];
-  for (let start = 0; start < items.length; start += IDS_PER_STATEMENT) {
-    result.push(items.slice(start, start + IDS_PER_STATEMENT));
-  }
-  return result;
 }
 
 /** The columns of one catalogue row as Prisma writes them (JSON columns typed, a free app's price NULL). */

@@ -1,0 +1,158 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { SyncSuccess } from '../src/db/catalogue-sql.js';
+import { createPrismaClient, type Db } from '../src/db/client.js';
+import { isUniqueViolation } from '../src/db/hot-path-sql.js';
+import { readCatalogueEntry } from '../src/domain/catalogue-entry.js';
+import { type CatalogueWrite, catalogueColumns, SourceGone, writeCatalogue } from '../src/services/catalogue-writes.js';
+import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
+import { fakeAppId, fakeEntry, fakePrice } from './support/fake-market-source.js';
+
+/**
+ * The contract of writeCatalogue's hand-written statements (src/db/catalogue-sql.ts, run on the
+ * driver): the rows they write read back through Prisma exactly as the rows Prisma's query API
+ * writes; changed rows keep their ids; names swap; removals take their categories; and the whole
+ * sync is one transaction, on both providers.
+ */
+
+const databases = await availableDatabases();
+const T0 = new Date('2026-11-22T18:14:09.003Z');
+const later = (ms: number) => new Date(T0.getTime() + ms);
+
+type Upsert = CatalogueWrite['upserts'][number];
+
+function row(name: string, overrides: Record<string, unknown> = {}): Upsert {
+  const reading = readCatalogueEntry(fakeAppId(name), fakeEntry(name, overrides));
+  if (!reading.ok) throw new Error(reading.reason);
+  return { ...reading.row, summaryHash: `hash-${name}-${String(overrides.version ?? '1')}` };
+}
+
+function status(at: Date): SyncSuccess {
+  return { catalogHash: `catalog-${at.getTime()}`, at, error: null, durationMs: 7, nextSyncAt: later(3_600_000) };
+}
+
+describe.each(databases)('the catalogue writes on %s', (kind) => {
+  let database: TestDatabase;
+  let db: Db;
+  let sources = 0;
+  /** A remote source of its own for each test. */
+  const source = async () => {
+    sources += 1;
+    const sourceId = `writes-${sources}`;
+    await db.marketSource.create({ data: { sourceId, title: sourceId, type: 'remote', updatedAt: T0 } });
+    return sourceId;
+  };
+  const categoriesOf = async (sourceId: string) =>
+    (await db.catalogAppCategory.findMany({ where: { app: { sourceId } }, include: { app: true } }))
+      .map((category) => `${category.app.appId}:${category.category}`)
+      .sort();
+
+  beforeAll(async () => {
+    database = await createTestDatabase(kind);
+    db = createPrismaClient(database.url);
+  });
+  afterAll(async () => {
+    await db?.$disconnect();
+    await database?.drop();
+  });
+
+  test('rows read back through Prisma exactly as the rows Prisma’s query API writes (a free app’s price NULL)', async () => {
+    const sourceId = await source();
+    const paid = row('paidapp', { price: fakePrice(), categories: ['Media', 'Tools'] });
+    const free = row('freeapp', { categories: ['Tools'] });
+    expect(free.price).toBeNull();
+    await writeCatalogue(db, { sourceId, upserts: [paid, free], removals: [] }, status(T0));
+    const viaPrisma = await source();
+    for (const upsert of [paid, free]) {
+      await db.catalogApp.create({ data: { ...catalogueColumns(viaPrisma, upsert), createdAt: T0, updatedAt: T0 } });
+    }
+    const read = async (id: string) =>
+      (await db.catalogApp.findMany({ where: { sourceId: id }, orderBy: { appId: 'asc' } })).map(
+        ({ id: _id, sourceId: _sourceId, ...columns }) => columns,
+      );
+    const written = await read(sourceId);
+    expect(written).toEqual(await read(viaPrisma));
+    expect(written.map((app) => app.createdAt)).toEqual([T0, T0]);
+    // SQL NULL, not JSON null, as catalogueColumns' DbNull writes it.
+    const nulls = await db.$queryRaw<{ n: number | bigint }[]>`
+      SELECT COUNT(*) AS "n" FROM "CatalogApp" WHERE "sourceId" = ${sourceId} AND "price" IS NULL`;
+    expect(Number(nulls[0]?.n)).toBe(1);
+    expect(await categoriesOf(sourceId)).toEqual(
+      [`${paid.appId}:Media`, `${paid.appId}:Tools`, `${free.appId}:Tools`].sort(),
+    );
+    const stored = await db.marketSource.findUniqueOrThrow({ where: { sourceId } });
+    expect(stored).toMatchObject({ catalogHash: status(T0).catalogHash, syncedAt: T0, syncFailures: 0, updatedAt: T0 });
+  });
+
+  test('a later sync rewrites changed rows in place, swaps names, replaces categories and removes apps', async () => {
+    const sourceId = await source();
+    const [left, right, kept, gone] = [row('left'), row('right'), row('kept'), row('gone', { categories: ['Old'] })];
+    await writeCatalogue(db, { sourceId, upserts: [left, right, kept, gone], removals: [] }, status(T0));
+    const before = await db.catalogApp.findMany({ where: { sourceId } });
+    const idOf = (appId: string) => before.find((app) => app.appId === appId)?.id;
+
+    const swapped = [
+      { ...left, name: 'right', version: '2.0.0' },
+      { ...right, name: 'left' },
+      { ...kept, categories: ['New', 'Other'], price: fakePrice() },
+    ];
+    const added = row('added');
+    await writeCatalogue(db, { sourceId, upserts: [...swapped, added], removals: [gone.appId] }, status(later(1000)));
+
+    const after = await db.catalogApp.findMany({ where: { sourceId }, orderBy: { appId: 'asc' } });
+    expect(after.map((app) => app.appId).sort()).toEqual([left.appId, right.appId, kept.appId, added.appId].sort());
+    for (const app of after.filter((stored) => stored.appId !== added.appId)) {
+      expect(app.id).toBe(idOf(app.appId));
+      expect(app.createdAt).toEqual(T0);
+      expect(app.updatedAt).toEqual(later(1000));
+    }
+    const byAppId = new Map(after.map((app) => [app.appId, app]));
+    expect(byAppId.get(left.appId)).toMatchObject({ name: 'right', version: '2.0.0' });
+    expect(byAppId.get(right.appId)?.name).toBe('left');
+    expect(byAppId.get(kept.appId)?.price).toEqual(fakePrice());
+    expect(await categoriesOf(sourceId)).toEqual(
+      [
+        `${left.appId}:${left.categories[0]}`,
+        `${right.appId}:${right.categories[0]}`,
+        `${kept.appId}:New`,
+        `${kept.appId}:Other`,
+        `${added.appId}:${added.categories[0]}`,
+      ].sort(),
+    );
+    expect(await db.catalogAppCategory.count({ where: { catalogAppId: idOf(gone.appId) as number } })).toBe(0);
+  });
+
+  test('more rows than one statement may carry: 700 apps, then 150 changed and 520 removed', async () => {
+    const sourceId = await source();
+    const names = Array.from({ length: 700 }, (_, index) => `bulk${index}`);
+    await writeCatalogue(db, { sourceId, upserts: names.map((name) => row(name)), removals: [] }, status(T0));
+    const changed = names.slice(0, 150).map((name) => ({ ...row(name, { version: '3.0.0' }), name: `${name}x` }));
+    const removals = names.slice(180).map(fakeAppId);
+    await writeCatalogue(db, { sourceId, upserts: changed, removals }, status(later(1000)));
+    expect(await db.catalogApp.count({ where: { sourceId } })).toBe(180);
+    expect(await db.catalogApp.count({ where: { sourceId, version: '3.0.0', name: { endsWith: 'x' } } })).toBe(150);
+    expect(await db.catalogAppCategory.count({ where: { app: { sourceId } } })).toBe(180);
+  });
+
+  test('a source removed meanwhile: SourceGone, and nothing is written', async () => {
+    await expect(
+      writeCatalogue(db, { sourceId: 'never-there', upserts: [row('orphan')], removals: [] }, status(T0)),
+    ).rejects.toBeInstanceOf(SourceGone);
+    expect(await db.catalogApp.count({ where: { sourceId: 'never-there' } })).toBe(0);
+  });
+
+  test('a statement failing midway rolls the whole sync back, with an error the Syncer recognises', async () => {
+    const sourceId = await source();
+    await writeCatalogue(db, { sourceId, upserts: [row('holder')], removals: [] }, status(T0));
+    // A new app taking the name the stored one keeps: the unique name refuses it.
+    const clash = { ...row('newcomer'), name: 'holder' };
+    const error = await writeCatalogue(db, { sourceId, upserts: [row('first'), clash], removals: [] }, status(later(1)))
+      .then(() => null)
+      .catch((caught: unknown) => caught);
+    expect(isUniqueViolation(error)).toBe(true);
+    expect((await db.catalogApp.findMany({ where: { sourceId } })).map((app) => app.name)).toEqual(['holder']);
+    expect((await db.marketSource.findUniqueOrThrow({ where: { sourceId } })).syncedAt).toEqual(T0);
+    // The connection is usable again afterwards (the transaction was ended, its lock released).
+    await writeCatalogue(db, { sourceId, upserts: [row('first')], removals: [] }, status(later(2)));
+    expect(await db.catalogApp.count({ where: { sourceId } })).toBe(2);
+  });
+});
