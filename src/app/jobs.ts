@@ -4,14 +4,19 @@ import type { Logger } from '../platform/logger.js';
 import { type PeriodicJob, startPeriodicJob } from '../platform/periodic-job.js';
 import { appServiceSource, jobsSource, statusCorrectionSource, syncerSource } from '../runtime/sources.js';
 import type { PollSource } from '../runtime/state-collector.js';
+import { WebhookCatchUp } from '../services/webhook-catch-up.js';
 import type { Services } from './create-services.js';
 
 /** Longest wait between two looks for market sources whose sync is due. */
 const SYNC_CHECK_MS = 5000;
+const HOUR_MS = 60 * 60 * 1000;
 
 export interface JobDeps {
   config: Config;
-  services: Pick<Services, 'purchases' | 'history' | 'catalogueSync' | 'statusCorrection' | 'webhooks'>;
+  services: Pick<
+    Services,
+    'purchases' | 'history' | 'catalogueSync' | 'statusCorrection' | 'webhooks' | 'webhookDispatcher'
+  >;
   logger: Logger;
   /** Who runs the jobs. @default createLeadership(config, logger) */
   leadership?: Leadership;
@@ -29,7 +34,9 @@ export interface PeriodicJobs {
    * payment polling recovery, history cleanup (waiting for its first run, so old history is gone
    * before the first request), the catalogue sync and status correction against the app service
    * (both modes; its first run starts at once, right after the task engine started, and is not
-   * waited for: a slow app service must not hold up the start). The jobs start when the instance
+   * waited for: a slow app service must not hold up the start), and the webhook catch-up
+   * (WEBHOOK_CATCH_UP_INTERVAL_MS, unless 0; its first run at start, not waited for either, finds
+   * what a process that died left unannounced). The jobs start when the instance
    * begins to lead and stop when it stops.
    */
   start(): Promise<void>;
@@ -71,6 +78,7 @@ export function createPeriodicJobs({
   let historyCleanup: PeriodicJob | null = null;
   let statusCorrection: PeriodicJob | null = null;
   let catalogueSync: PeriodicJob | null = null;
+  let catchUp: WebhookCatchUp | null = null;
   let stopped = false;
 
   const startJob = (name: string, intervalMs: number, work: () => Promise<void>) => {
@@ -99,9 +107,18 @@ export function createPeriodicJobs({
     statusCorrection = startJob('status correction', config.statusCorrectionIntervalMs, () =>
       services.statusCorrection.run(),
     );
+    if (config.webhookCatchUpIntervalMs > 0) {
+      const sweep = webhookCatchUp({ config, services, logger });
+      catchUp = sweep;
+      startJob('webhook catch-up', config.webhookCatchUpIntervalMs, async () => {
+        await sweep.run();
+      });
+    }
     await historyCleanup.firstRun;
   };
   const stopAll = async (): Promise<void> => {
+    catchUp?.stop(); // a long catch-up must not hold up a stop or a handover: it goes on from its cursor
+    catchUp = null;
     await Promise.all(started.splice(0).map((job) => job.stop()));
     paymentRecovery = historyCleanup = statusCorrection = catalogueSync = null;
   };
@@ -156,6 +173,20 @@ function followLeadership(
       await transition;
     },
   };
+}
+
+/** The sweep of the changes whose webhook messages were never enqueued (webhook-catch-up.ts). */
+function webhookCatchUp({ config, services, logger }: JobDeps): WebhookCatchUp {
+  // An hour short of the outbox cleanup's cutoff: the messages of the changes it looks at still
+  // exist (a change announced already is then recognised, not announced again).
+  const lookBackMs = config.history.retentionDays * 24 * HOUR_MS - HOUR_MS;
+  return new WebhookCatchUp(
+    services.webhookDispatcher.db,
+    services.webhooks,
+    services.webhookDispatcher,
+    logger.child({ component: 'webhook-catch-up' }),
+    { lookBackMs },
+  );
 }
 
 /** Removes the history records older than HISTORY_RETENTION_DAYS. */

@@ -252,6 +252,12 @@ export const envSchema = z.object({
   /** Most webhooks an installation may register. @default 100 */
   MAX_WEBHOOKS: positiveInt.max(10_000, 'must be at most 10000').default(100),
   /**
+   * How often the leader looks in the database for webhook events whose delivery was never
+   * enqueued (a process that died between a change's commit and its dispatch); also at start.
+   * 0 turns the catch-up off. @default 60000
+   */
+  WEBHOOK_CATCH_UP_INTERVAL_MS: nonNegativeInt.default(60_000),
+  /**
    * This server's address as browsers and wallets reach it (behind the gateway), for the URLs it
    * hands out, e.g. the payment sign request's callback. Unset → http://HOST:PORT. @default none
    */

@@ -79,6 +79,8 @@ export type Config = {
     pollIntervalMs: number;
   };
   maxWebhooks: number;
+  /** WEBHOOK_CATCH_UP_INTERVAL_MS: the period of the leader's webhook catch-up; 0 = off. */
+  webhookCatchUpIntervalMs: number;
   /** PUBLIC_BASE_URL without a trailing slash, or http://HOST:PORT. */
   publicBaseUrl: string;
   catalogue: {
@@ -193,6 +195,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     statusCorrectionIntervalMs: e.STATUS_CORRECTION_INTERVAL_MS ?? e.RECONCILE_INTERVAL_MS,
     outbox: outboxSettings(e),
     maxWebhooks: e.MAX_WEBHOOKS,
+    webhookCatchUpIntervalMs: e.WEBHOOK_CATCH_UP_INTERVAL_MS,
     publicBaseUrl: publicBaseUrl(e),
     catalogue: {
       marketSourceUrl: e.MARKET_SOURCE_URL ?? null,

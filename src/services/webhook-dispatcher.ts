@@ -1,5 +1,5 @@
 import type { Db } from '../db/client.js';
-import type { WebhookRow } from '../db/models.js';
+import type { TaskRow, WebhookRow } from '../db/models.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import { deriveStage } from '../domain/app-stage.js';
 import { derivePaymentStatus } from '../domain/payment-status.js';
@@ -23,10 +23,20 @@ const TOPIC_OF: Record<WebhookEvent, string> = {
   PAYMENT_STATUS_CHANGED: 'payment.status_changed',
 };
 
-type Change =
-  | { kind: 'task'; event: TaskChanged }
+/** A committed change, as the bus announces it; a task's row may come along (the catch-up read it). */
+export type Change =
+  | { kind: 'task'; event: TaskChanged; row?: TaskRow }
   | { kind: 'app'; event: AppChanged }
   | { kind: 'payment'; event: PaymentChanged };
+
+/** A change the catch-up found in the database (webhook-catch-up.ts), with when it was made. */
+export type FoundChange = Change & { at: Date };
+
+/** A change waiting in the queue; one the catch-up handed over settles its promise once done. */
+interface Queued {
+  change: Change;
+  found?: { at: Date; resolve: (written: number) => void; reject: (error: unknown) => void };
+}
 
 const EVENT_OF = { task: 'TASK_FINISHED', app: 'APP_STATE_CHANGED', payment: 'PAYMENT_STATUS_CHANGED' } as const;
 const terminal = new Set<string>(TERMINAL_STATUSES);
@@ -43,9 +53,11 @@ const terminal = new Set<string>(TERMINAL_STATUSES);
  *
  * A task is announced when it reaches COMPLETED, FAILED or CANCELED; an app when its state
  * differs from the last one announced to that webhook; a payment likewise for its visible status.
+ * What a process that died before its dispatch left unannounced, the leader's catch-up
+ * (webhook-catch-up.ts) finds in the database and hands over through `catchUp`.
  */
 export class WebhookDispatcher {
-  private readonly queue: Change[] = [];
+  private readonly queue: Queued[] = [];
   private draining: Promise<void> | null = null;
   private readonly iterators: AsyncIterator<unknown>[] = [];
   private dropped = 0;
@@ -57,7 +69,8 @@ export class WebhookDispatcher {
   private readonly lastAnnounced = new Map<string, string>();
 
   constructor(
-    private readonly db: Db,
+    /** Public for the catch-up (webhook-catch-up.ts), which reads the changes through the same client. */
+    readonly db: Db,
     private readonly webhooks: WebhookService,
     private readonly logger: Logger,
   ) {}
@@ -91,7 +104,35 @@ export class WebhookDispatcher {
       if (this.dropped++ % 1000 === 0) this.logger.warn({ dropped: this.dropped }, 'webhooks: changes dropped');
       return;
     }
-    this.queue.push(change);
+    this.enqueue({ change });
+  }
+
+  /**
+   * Changes the catch-up found (webhook-catch-up.ts); resolves with the messages they wrote once
+   * every one is in the outbox, or rejects when one could not be enqueued (its cursor must then
+   * stay put). They queue behind the changes already taken, so "the last state announced" stays
+   * in order, and are never dropped: the sweep hands over one bounded page and waits for it.
+   * Unlike a change from the bus, only the webhooks that existed when the change was made are
+   * told, and the last value announced is read from the outbox, not from this instance's memory:
+   * in a cluster another instance may have announced it since (a stale memory would repeat it).
+   */
+  async catchUp(changes: readonly FoundChange[]): Promise<number> {
+    const outcomes = await Promise.allSettled(
+      changes.map(
+        (change) =>
+          new Promise<number>((resolve, reject) => this.enqueue({ change, found: { at: change.at, resolve, reject } })),
+      ),
+    );
+    let written = 0;
+    for (const outcome of outcomes) {
+      if (outcome.status === 'rejected') throw outcome.reason;
+      written += outcome.value;
+    }
+    return written;
+  }
+
+  private enqueue(queued: Queued): void {
+    this.queue.push(queued);
     this.draining ??= this.drain().finally(() => {
       this.draining = null;
     });
@@ -99,25 +140,31 @@ export class WebhookDispatcher {
 
   /** One change at a time: "the last state announced" is read and written in order. */
   private async drain(): Promise<void> {
-    for (let change = this.queue.shift(); change; change = this.queue.shift()) {
+    for (let queued = this.queue.shift(); queued; queued = this.queue.shift()) {
+      const { change, found } = queued;
       try {
-        const matching = (await this.webhooks.current()).filter((webhook) => couldMatch(webhook, change));
-        if (matching.length > 0) await this.dispatch(change, matching);
+        const matching = (await this.webhooks.current()).filter(
+          (webhook) => couldMatch(webhook, change) && (!found || webhook.createdAt <= found.at),
+        );
+        const written = matching.length > 0 ? await this.dispatch(change, matching, found !== undefined) : 0;
+        found?.resolve(written);
       } catch (error) {
-        this.logger.warn({ err: error, kind: change.kind }, 'webhooks: a change could not be enqueued');
+        if (found) found.reject(error);
+        else this.logger.warn({ err: error, kind: change.kind }, 'webhooks: a change could not be enqueued');
       }
     }
   }
 
-  private async dispatch(change: Change, webhooks: WebhookRow[]): Promise<void> {
+  /** `fresh`: the last value announced is read from the outbox (see `catchUp`). Returns the messages written. */
+  private async dispatch(change: Change, webhooks: WebhookRow[], fresh: boolean): Promise<number> {
     const messages =
       change.kind === 'task'
-        ? await this.taskMessages(change.event, webhooks)
+        ? await this.taskMessages(change, webhooks)
         : change.kind === 'app'
-          ? await this.appMessages(change.event, webhooks)
-          : await this.paymentMessages(change.event, webhooks);
+          ? await this.appMessages(change.event, webhooks, fresh)
+          : await this.paymentMessages(change.event, webhooks, fresh);
     try {
-      await enqueueOutbound(this.db, messages);
+      return await enqueueOutbound(this.db, messages);
     } catch (error) {
       // What changedOnly remembered was not written: read it from the database again.
       this.lastAnnounced.clear();
@@ -125,8 +172,12 @@ export class WebhookDispatcher {
     }
   }
 
-  private async taskMessages(event: TaskChanged, webhooks: WebhookRow[]): Promise<OutboundMessage[]> {
-    const task = await this.db.task.findUnique({ where: { taskId: event.taskId } });
+  private async taskMessages(
+    { event, row }: { event: TaskChanged; row?: TaskRow },
+    webhooks: WebhookRow[],
+  ): Promise<OutboundMessage[]> {
+    // A row the catch-up read is as good as a fresh one: a terminal task changes no more.
+    const task = row ?? (await this.db.task.findUnique({ where: { taskId: event.taskId } }));
     if (!task || !terminal.has(task.status)) return [];
     const resource = {
       task: {
@@ -146,7 +197,7 @@ export class WebhookDispatcher {
       .map((webhook) => message(webhook, 'TASK_FINISHED', `task:${task.taskId}:${task.status}`, resource));
   }
 
-  private async appMessages(event: AppChanged, webhooks: WebhookRow[]): Promise<OutboundMessage[]> {
+  private async appMessages(event: AppChanged, webhooks: WebhookRow[], fresh: boolean): Promise<OutboundMessage[]> {
     const key: AppKey = { userId: event.userId, sourceId: event.sourceId, appName: event.appName };
     const [row, activeTask] = await Promise.all([
       this.db.appState.findUnique({ where: { userId_sourceId_appName: key } }),
@@ -156,14 +207,18 @@ export class WebhookDispatcher {
     if (!row) {
       // Uninstalled, or removed by status correction: its last state is that it is gone.
       const removed = { app: { key, state: 'uninstalled', stage: null, removed: true } };
-      return this.changedOnly(webhooks, 'APP_STATE_CHANGED', subject, REMOVED, new Date(), removed);
+      return this.changedOnly(webhooks, 'APP_STATE_CHANGED', subject, REMOVED, new Date(), removed, fresh);
     }
     const { stage } = deriveStage({ state: row.state, progress: row.progress, activeTask });
     const resource = { app: { key, state: row.state, stage, installedVersion: row.installedVersion } };
-    return this.changedOnly(webhooks, 'APP_STATE_CHANGED', subject, row.state, row.eventTime, resource);
+    return this.changedOnly(webhooks, 'APP_STATE_CHANGED', subject, row.state, row.eventTime, resource, fresh);
   }
 
-  private async paymentMessages(event: PaymentChanged, webhooks: WebhookRow[]): Promise<OutboundMessage[]> {
+  private async paymentMessages(
+    event: PaymentChanged,
+    webhooks: WebhookRow[],
+    fresh: boolean,
+  ): Promise<OutboundMessage[]> {
     const payment = await this.db.payment.findUnique({ where: { id: event.paymentId } });
     if (!payment) return [];
     const status = derivePaymentStatus(payment);
@@ -183,6 +238,7 @@ export class WebhookDispatcher {
       status,
       payment.updatedAt,
       resource,
+      fresh,
     );
   }
 
@@ -190,8 +246,9 @@ export class WebhookDispatcher {
    * Messages for the webhooks whose last message about `subject` announced another value than
    * `value` (or that never heard of it). The key carries the value and the change's time, so
    * the same change announced again writes nothing, and a later return to an earlier value is
-   * a new message. The last value comes from `lastAnnounced`, or on a miss from the newest
-   * message of the subject (a scan of that webhook's rows, which the outbox cleanup bounds).
+   * a new message. The last value comes from `lastAnnounced`, or on a miss (and always when
+   * `fresh`: the catch-up) from the newest message of the subject (a scan of that webhook's rows,
+   * which the outbox cleanup bounds).
    * In a cluster, a subject announced meanwhile by another instance is not seen by this one's
    * map; an app's changes are announced by the instance that runs its tasks, so this is rare, and
    * costs at most one message repeating a state.
@@ -203,11 +260,13 @@ export class WebhookDispatcher {
     value: string,
     at: Date,
     resource: object,
+    fresh: boolean,
   ): Promise<OutboundMessage[]> {
     const messages: OutboundMessage[] = [];
     for (const webhook of webhooks) {
       const remembered = `${webhook.webhookId} ${subject}`;
-      const lastValue = this.lastAnnounced.get(remembered) ?? (await this.lastInDatabase(webhook, subject));
+      const lastValue =
+        (fresh ? undefined : this.lastAnnounced.get(remembered)) ?? (await this.lastInDatabase(webhook, subject));
       this.remember(remembered, value);
       if (lastValue === value) continue;
       messages.push(message(webhook, event, `${subject}:${value}:${at.getTime()}`, resource));

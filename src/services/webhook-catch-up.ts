@@ -1,0 +1,223 @@
+import type { Db } from '../db/client.js';
+import type { TaskRow, WebhookRow } from '../db/models.js';
+import type { Logger } from '../platform/logger.js';
+import type { FoundChange, WebhookDispatcher } from './webhook-dispatcher.js';
+import { type WebhookEvent, type WebhookService, webhookEvents } from './webhook-service.js';
+
+export interface WebhookCatchUpOptions {
+  /**
+   * How far back a run may look at most. Finished outbox messages are deleted once they are
+   * HISTORY_RETENTION_DAYS old; a change older than its message would be announced again.
+   */
+  lookBackMs: number;
+  /** Rows read per statement. @default 200 */
+  pageSize?: number;
+  /** Pages read per table and run; the rest waits for the next run (the cursor stops there). @default 10 */
+  maxPages?: number;
+  /**
+   * How far behind the run's start the cursor stops: a change stamped earlier but committed later
+   * (a transaction in progress, another instance's clock, a webhook added elsewhere that this
+   * instance's cached list does not show yet: WEBHOOK_CACHE_MS) is read again next run. @default 30000
+   */
+  graceMs?: number;
+}
+
+/** What a run looks at: the changed rows of one table, read in (time, id) order from a cursor. */
+interface ChangeTable<Row> {
+  /** Its JobCursor row. */
+  cursor: string;
+  /** The webhooks it is read for: none of them registered, the table is not read. */
+  events: readonly WebhookEvent[];
+  page(since: Date, after: Row | null, take: number): Promise<Row[]>;
+  at(row: Row): Date;
+  /** `wanting`: the webhooks that want one of `events`. */
+  changes(rows: Row[], wanting: WebhookRow[]): Promise<FoundChange[]>;
+}
+
+/**
+ * The durable half of webhook dispatch. The dispatcher enqueues a change's messages shortly
+ * after the change committed; a process that dies in between (SIGKILL, OOM, power), a backlog
+ * the dispatcher dropped, or a webhook another instance added a moment earlier leaves a change
+ * announced to no one. The leader therefore looks through the rows changed since a cursor kept in
+ * the database (JobCursor): tasks that ended, app states, payments. It hands each to the
+ * dispatcher as the change it is; the idempotency keys (and "changed only" for apps and
+ * payments) make a change already announced write nothing, so only what was missed is sent.
+ *
+ * With no webhook registered a run reads nothing at all. An app whose row was deleted is caught
+ * up through the task that removed it (uninstall, a canceled first install); one that status
+ * correction deleted without a task leaves no trace to find and is not caught up.
+ */
+export class WebhookCatchUp {
+  private readonly pageSize: number;
+  private readonly maxPages: number;
+  private readonly graceMs: number;
+  private readonly tables: ChangeTable<never>[];
+  private stopping = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly webhooks: WebhookService,
+    private readonly dispatcher: WebhookDispatcher,
+    private readonly logger: Logger,
+    private readonly options: WebhookCatchUpOptions,
+  ) {
+    this.pageSize = options.pageSize ?? 200;
+    this.maxPages = options.maxPages ?? 10;
+    this.graceMs = options.graceMs ?? 30_000;
+    this.tables = [this.endedTasks(), this.appStates(), this.payments()] as ChangeTable<never>[];
+  }
+
+  /** Ends the run in progress after its current page (the cursor keeps what it read): a stop waits for it. */
+  stop(): void {
+    this.stopping = true;
+  }
+
+  /** One sweep; returns the messages it wrote (the changes that had been missed, per webhook). */
+  async run(now = new Date()): Promise<number> {
+    const webhooks = await this.webhooks.current();
+    if (webhooks.length === 0) return 0;
+    const written: Record<string, number> = {};
+    let total = 0;
+    for (const table of this.tables) {
+      if (this.stopping) break;
+      const wanting = webhooks.filter((webhook) => webhookEvents(webhook).some((e) => table.events.includes(e)));
+      if (wanting.length === 0) continue;
+      const count = await this.sweep(table, wanting, now);
+      written[table.cursor] = count;
+      total += count;
+    }
+    if (total > 0) this.logger.info({ messages: total, ...written }, 'webhooks: caught up on changes never dispatched');
+    return total;
+  }
+
+  private async sweep<Row>(table: ChangeTable<Row>, wanting: WebhookRow[], now: Date): Promise<number> {
+    const cursor = await this.db.jobCursor.findUnique({ where: { name: table.cursor } });
+    // Nothing before the first webhook that wants it, nor before what the outbox still remembers.
+    const firstWebhook = Math.min(...wanting.map((webhook) => webhook.createdAt.getTime()));
+    const since = new Date(
+      Math.max(cursor?.position.getTime() ?? 0, firstWebhook, now.getTime() - this.options.lookBackMs),
+    );
+    let written = 0;
+    let last: Row | null = null;
+    for (let page = 0; page < this.maxPages && !this.stopping; page++) {
+      const rows = await table.page(since, last, this.pageSize);
+      if (rows.length > 0) written += await this.dispatcher.catchUp(await table.changes(rows, wanting));
+      if (rows.length < this.pageSize) {
+        await this.advance(table.cursor, new Date(now.getTime() - this.graceMs));
+        return written;
+      }
+      last = rows[rows.length - 1] as Row;
+    }
+    // The page limit, or a stop: the rest from the last row read (its time again: rows sharing it come back).
+    const reached = last ? table.at(last).getTime() : since.getTime();
+    await this.advance(table.cursor, new Date(Math.min(reached, now.getTime() - this.graceMs)));
+    return written;
+  }
+
+  private async advance(name: string, position: Date): Promise<void> {
+    await this.db.jobCursor.upsert({ where: { name }, create: { name, position }, update: { position } });
+  }
+
+  private endedTasks(): ChangeTable<TaskRow> {
+    return {
+      cursor: 'webhook-catch-up:tasks',
+      // A removed app's last state is announced through the task that removed it.
+      events: ['TASK_FINISHED', 'APP_STATE_CHANGED'],
+      page: (since, after, take) =>
+        this.db.task.findMany({
+          where: after?.completedAt
+            ? {
+                completedAt: { gte: since },
+                OR: [
+                  { completedAt: { gt: after.completedAt } },
+                  { completedAt: after.completedAt, id: { gt: after.id } },
+                ],
+              }
+            : { completedAt: { gte: since } },
+          orderBy: [{ completedAt: 'asc' }, { id: 'asc' }],
+          take,
+        }),
+      at: (task) => task.completedAt ?? new Date(0),
+      changes: async (tasks, wanting) => [
+        ...tasks.map(
+          (task): FoundChange => ({
+            kind: 'task',
+            event: { taskId: task.taskId, userId: task.userId, sourceId: task.sourceId, appName: task.appName },
+            row: task,
+            at: task.completedAt ?? new Date(),
+          }),
+        ),
+        ...(wanting.some((webhook) => webhookEvents(webhook).includes('APP_STATE_CHANGED'))
+          ? await this.removedApps(tasks)
+          : []),
+      ],
+    };
+  }
+
+  /** App changes for the apps of `tasks` whose row is gone (the dispatcher announces them removed). */
+  private async removedApps(tasks: TaskRow[]): Promise<FoundChange[]> {
+    const keys = new Map(tasks.map((task) => [`${task.userId}/${task.sourceId}/${task.appName}`, task]));
+    const present = await this.db.appState.findMany({
+      where: { OR: [...keys.values()].map(({ userId, sourceId, appName }) => ({ userId, sourceId, appName })) },
+      select: { userId: true, sourceId: true, appName: true },
+    });
+    for (const row of present) keys.delete(`${row.userId}/${row.sourceId}/${row.appName}`);
+    return [...keys.values()].map(({ userId, sourceId, appName, completedAt }) => ({
+      kind: 'app',
+      event: { userId, sourceId, appName },
+      at: completedAt ?? new Date(),
+    }));
+  }
+
+  private appStates(): ChangeTable<{ id: number; userId: string; sourceId: string; appName: string; updatedAt: Date }> {
+    return {
+      cursor: 'webhook-catch-up:apps',
+      events: ['APP_STATE_CHANGED'],
+      page: (since, after, take) =>
+        this.db.appState.findMany({
+          where: after
+            ? {
+                updatedAt: { gte: since },
+                OR: [{ updatedAt: { gt: after.updatedAt } }, { updatedAt: after.updatedAt, id: { gt: after.id } }],
+              }
+            : { updatedAt: { gte: since } },
+          orderBy: [{ updatedAt: 'asc' }, { id: 'asc' }],
+          select: { id: true, userId: true, sourceId: true, appName: true, updatedAt: true },
+          take,
+        }),
+      at: (row) => row.updatedAt,
+      changes: async (rows) =>
+        rows.map(({ userId, sourceId, appName, updatedAt }) => ({
+          kind: 'app',
+          event: { userId, sourceId, appName },
+          at: updatedAt,
+        })),
+    };
+  }
+
+  private payments(): ChangeTable<{ id: number; userId: string; sourceId: string; appId: string; updatedAt: Date }> {
+    return {
+      cursor: 'webhook-catch-up:payments',
+      events: ['PAYMENT_STATUS_CHANGED'],
+      page: (since, after, take) =>
+        this.db.payment.findMany({
+          where: after
+            ? {
+                updatedAt: { gte: since },
+                OR: [{ updatedAt: { gt: after.updatedAt } }, { updatedAt: after.updatedAt, id: { gt: after.id } }],
+              }
+            : { updatedAt: { gte: since } },
+          orderBy: [{ updatedAt: 'asc' }, { id: 'asc' }],
+          select: { id: true, userId: true, sourceId: true, appId: true, updatedAt: true },
+          take,
+        }),
+      at: (row) => row.updatedAt,
+      changes: async (rows) =>
+        rows.map(({ id, userId, sourceId, appId, updatedAt }) => ({
+          kind: 'payment',
+          event: { paymentId: id, userId, sourceId, appId },
+          at: updatedAt,
+        })),
+    };
+  }
+}
