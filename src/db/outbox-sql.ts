@@ -23,16 +23,22 @@ export type ClaimedMessage = Pick<
   | 'lockedUntil'
 >;
 
+/** The kinds of message, in the order claims take them: payment pushes first (a buyer waits on them). */
+const CLAIM_ORDER = ['payment', 'webhook'] as const;
+
 /**
- * Claims up to `limit` due messages for `workerId` until `lockedUntil`, in one statement, and
- * counts the attempt. The outer conditions repeat the inner ones: on PostgreSQL two claims racing
- * for a row re-check them on the row the winner wrote (whose lock is no longer expired), so only
- * one of them gets it; SQLite runs one write at a time anyway. A lock left by a dead worker
+ * Claims up to `limit` due messages for `workerId` until `lockedUntil`, and counts the attempt:
+ * payment pushes first (a buyer waits on them; webhooks are notifications), then the others, each
+ * kind oldest due first, one statement per kind until the limit is reached. Each is one
+ * conditional UPDATE: the outer conditions repeat the inner ones, so on PostgreSQL two claims
+ * racing for a row re-check them on the row the winner wrote (whose lock is no longer expired)
+ * and only one gets it; SQLite runs one write at a time anyway. A lock left by a dead worker
  * expires, and its message is claimed again.
  *
- * Payment pushes come first (a buyer waits on them; webhooks are notifications): the rank makes
- * the database sort the due rows, which the (status, nextAttemptAt) index still finds, so a claim
- * costs the due rows found plus a top-`limit` sort of them — small while the worker keeps up.
+ * One kind per statement so that the (status, kind, nextAttemptAt) index hands the rows over in
+ * order and the LIMIT stops the scan: ranking the kinds inside one statement made the database
+ * sort every due row at every claim (933 µs per claim of 32 with 3,000 due on SQLite, 2.4 ms on
+ * PostgreSQL).
  */
 export async function claimDueMessages(
   db: SqlRunner,
@@ -41,18 +47,24 @@ export async function claimDueMessages(
   lockedUntil: Date,
   limit: number,
 ): Promise<ClaimedMessage[]> {
-  const rows = await db.$queryRaw<ClaimedMessage[]>`
-    UPDATE "OutboxMessage"
-    SET "lockedBy" = ${workerId}, "lockedUntil" = ${lockedUntil}, "attempts" = "attempts" + 1, "updatedAt" = ${now}
-    WHERE "id" IN (
-        SELECT "id" FROM "OutboxMessage"
-        WHERE "status" = 'PENDING' AND "nextAttemptAt" <= ${now} AND ("lockedUntil" IS NULL OR "lockedUntil" < ${now})
-        ORDER BY CASE WHEN "kind" = 'payment' THEN 0 ELSE 1 END, "nextAttemptAt" LIMIT ${limit})
-      AND "status" = 'PENDING' AND ("lockedUntil" IS NULL OR "lockedUntil" < ${now})
-    RETURNING "id", "kind", "idempotencyKey", "url", "topic", "body", "webhookId", "notificationId", "attempts", "lockedUntil"`;
-  // Payment pushes first, as claimed; then in the order written.
-  const rank = (message: ClaimedMessage) => (message.kind === 'payment' ? 0 : 1);
-  return rows.sort((a, b) => rank(a) - rank(b) || a.id - b.id);
+  const claimed: ClaimedMessage[] = [];
+  for (const kind of CLAIM_ORDER) {
+    const room = limit - claimed.length;
+    if (room <= 0) break;
+    const rows = await db.$queryRaw<ClaimedMessage[]>`
+      UPDATE "OutboxMessage"
+      SET "lockedBy" = ${workerId}, "lockedUntil" = ${lockedUntil}, "attempts" = "attempts" + 1, "updatedAt" = ${now}
+      WHERE "id" IN (
+          SELECT "id" FROM "OutboxMessage"
+          WHERE "status" = 'PENDING' AND "kind" = ${kind} AND "nextAttemptAt" <= ${now}
+            AND ("lockedUntil" IS NULL OR "lockedUntil" < ${now})
+          ORDER BY "nextAttemptAt" LIMIT ${room})
+        AND "status" = 'PENDING' AND ("lockedUntil" IS NULL OR "lockedUntil" < ${now})
+      RETURNING "id", "kind", "idempotencyKey", "url", "topic", "body", "webhookId", "notificationId", "attempts", "lockedUntil"`;
+    // In the order written within a kind (RETURNING promises no order).
+    claimed.push(...rows.sort((a, b) => a.id - b.id));
+  }
+  return claimed;
 }
 
 /**
