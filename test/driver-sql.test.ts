@@ -149,4 +149,10 @@ describe.each(databases)('driver-level SQL on %s', (kind) => {
     // Each saw its own two rows plus all or none of the other's: never half.
     expect(counts.sort()).toEqual([2, 4]);
   });
+
+  test('after a $disconnect the driver connects through Prisma again, and both read the same rows', async () => {
+    await db.$disconnect();
+    const [row] = await driver.$queryRaw<{ n: number }[]>`SELECT COUNT(*) AS "n" FROM "HistoryRecord"`;
+    expect(Number(row?.n)).toBe(await db.historyRecord.count());
+  });
 });

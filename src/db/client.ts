@@ -6,7 +6,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import type { Pool, PoolClient } from 'pg';
 import { PrismaClient as PostgresPrismaClient } from '../generated/prisma-postgres/client.js';
 import { PrismaClient as SqlitePrismaClient } from '../generated/prisma-sqlite/client.js';
-import { type DriverHandle, registerDriver } from './driver-sql.js';
+import { type DriverConnection, type DriverHandle, registerDriver } from './driver-sql.js';
 
 /**
  * The Prisma client the services use. Prisma generates one client per provider (a client refuses
@@ -59,8 +59,8 @@ type PostgresTransaction = Awaited<ReturnType<PostgresAdapter['startTransaction'
  * failed COMMIT or ROLLBACK hands the connection back as broken, so the pool closes it.
  */
 class LeakFreePrismaPg extends PrismaPg {
-  /** The pool once connected, for driver-sql.ts. */
-  readonly driver = deferred<DriverHandle>();
+  /** Where the pool goes once connected, for driver-sql.ts (set by createPrismaClient). */
+  driver: DriverConnection | null = null;
 
   override async connect(): Promise<PostgresAdapter> {
     const adapter = await super.connect();
@@ -71,7 +71,7 @@ class LeakFreePrismaPg extends PrismaPg {
     pool.on('connect', (connection) => connection.on('error', () => {}));
     const startTransaction = adapter.startTransaction.bind(adapter);
     adapter.startTransaction = async (isolationLevel) => releasedOnFailedEnd(await startTransaction(isolationLevel));
-    this.driver.resolve({ kind: 'postgresql', pool });
+    handOver(adapter, this.driver, { kind: 'postgresql', pool });
     return adapter;
   }
 }
@@ -79,12 +79,27 @@ class LeakFreePrismaPg extends PrismaPg {
 type SqliteAdapter = Awaited<ReturnType<PrismaBetterSQLite3['connect']>>;
 
 /**
+ * Hands the adapter's driver to driver-sql.ts until Prisma disposes of the adapter ($disconnect);
+ * after that, driver-sql.ts connects through Prisma again.
+ */
+function handOver(adapter: { dispose(): Promise<void> }, driver: DriverConnection | null, handle: DriverHandle): void {
+  if (!driver) return;
+  driver.current = handle;
+  const dispose = adapter.dispose.bind(adapter);
+  adapter.dispose = () => {
+    if (driver.current === handle) driver.current = null;
+    return dispose();
+  };
+}
+
+/**
  * PrismaBetterSQLite3, handing its connection to driver-sql.ts, and its transactions: the
  * adapter's `startTransaction` takes its lock (one transaction at a time on the one connection)
  * and runs BEGIN; releasing the lock is the caller's, after its COMMIT or ROLLBACK.
  */
 class SharedPrismaBetterSQLite3 extends PrismaBetterSQLite3 {
-  readonly driver = deferred<DriverHandle>();
+  /** Where the connection goes once connected, for driver-sql.ts (set by createPrismaClient). */
+  driver: DriverConnection | null = null;
 
   override async connect(): Promise<SqliteAdapter> {
     const adapter = await super.connect();
@@ -93,17 +108,9 @@ class SharedPrismaBetterSQLite3 extends PrismaBetterSQLite3 {
       const transaction = await adapter.startTransaction();
       return () => void transaction.commit(); // releases the lock (the adapter sends no SQL here)
     };
-    this.driver.resolve({ kind: 'sqlite', connection, begin });
+    handOver(adapter, this.driver, { kind: 'sqlite', connection, begin });
     return adapter;
   }
-}
-
-function deferred<T>(): { promise: Promise<T>; resolve(value: T): void } {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((done) => {
-    resolve = done;
-  });
-  return { promise, resolve };
 }
 
 function releasedOnFailedEnd(transaction: PostgresTransaction): PostgresTransaction {
@@ -130,11 +137,11 @@ export function createPrismaClient(url: string, options: PrismaOptions = {}): Db
     mkdirSync(path.dirname(file), { recursive: true });
     const adapter = new SharedPrismaBetterSQLite3({ url: file });
     client = new SqlitePrismaClient({ adapter, log });
-    registerDriver(client, adapter.driver.promise, options.onQuery);
+    adapter.driver = registerDriver(client, options.onQuery);
   } else {
     const adapter = new LeakFreePrismaPg({ connectionString: url, ...POSTGRES_POOL });
     client = new PostgresPrismaClient({ adapter, log }) as unknown as Db;
-    registerDriver(client, adapter.driver.promise, options.onQuery);
+    adapter.driver = registerDriver(client, options.onQuery);
   }
   if (options.onQuery) {
     const onQuery = options.onQuery;

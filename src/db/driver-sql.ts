@@ -44,24 +44,36 @@ export type DriverHandle =
 type OnQuery = (sql: string) => void;
 /** What of a Prisma client this module uses (not client.ts's Db: client.ts imports this module). */
 type PrismaConnectable = { $connect(): Promise<void> };
-const handles = new WeakMap<object, { handle: Promise<DriverHandle>; onQuery: OnQuery | undefined }>();
+
+/**
+ * The driver of one Prisma client as its adapter last connected it: Prisma connects lazily, and
+ * again after a `$disconnect` (a new better-sqlite3 connection, a new pg pool each time).
+ */
+export class DriverConnection {
+  current: DriverHandle | null = null;
+  constructor(readonly onQuery: OnQuery | undefined) {}
+}
+
+const connections = new WeakMap<object, DriverConnection>();
 const drivers = new WeakMap<object, DriverSql>();
 
 /**
- * Called by createPrismaClient: how to reach the driver of `db` once Prisma has connected it, and
- * who hears of every statement (PrismaOptions.onQuery, as Prisma's own statements are heard).
+ * Called by createPrismaClient: where its adapter puts the driver each time it connects, and who
+ * hears of every statement (PrismaOptions.onQuery, as Prisma's own statements are heard).
  */
-export function registerDriver(db: object, handle: Promise<DriverHandle>, onQuery?: OnQuery): void {
-  handles.set(db, { handle, onQuery });
+export function registerDriver(db: object, onQuery?: OnQuery): DriverConnection {
+  const connection = new DriverConnection(onQuery);
+  connections.set(db, connection);
+  return connection;
 }
 
 /** The driver-level statements of a client made by createPrismaClient (one per client). */
 export function driverSqlOf(db: PrismaConnectable): DriverSql {
   let driver = drivers.get(db);
   if (!driver) {
-    const registered = handles.get(db);
-    if (!registered) throw new Error('this Prisma client was not made by createPrismaClient');
-    driver = new LazyDriver(db, registered.handle, registered.onQuery);
+    const connection = connections.get(db);
+    if (!connection) throw new Error('this Prisma client was not made by createPrismaClient');
+    driver = new LazyDriver(db, connection);
     drivers.set(db, driver);
   }
   return driver;
@@ -71,24 +83,30 @@ function statementOf(query: TemplateStringsArray | Sql, values: unknown[]): Sql 
   return 'raw' in query ? sql(query, ...(values as never[])) : query;
 }
 
-/** Connects through Prisma on first use (Prisma connects its adapter lazily). */
+/** Statements on the driver the adapter holds now, connecting through Prisma first when it has none. */
 class LazyDriver implements DriverSql {
-  private ready: Promise<DriverSql> | null = null;
+  private driverOf: DriverHandle | null = null;
+  private driven: DriverSql | null = null;
 
   constructor(
     private readonly db: PrismaConnectable,
-    private readonly handle: Promise<DriverHandle>,
-    private readonly onQuery: OnQuery | undefined,
+    private readonly connection: DriverConnection,
   ) {}
 
-  private driver(): Promise<DriverSql> {
-    this.ready ??= this.db.$connect().then(async () => {
-      const handle = await this.handle;
-      return handle.kind === 'sqlite'
-        ? new SqliteDriver(handle.connection, handle.begin)
-        : new PostgresDriver(handle.pool);
-    });
-    return this.ready;
+  private get onQuery(): OnQuery | undefined {
+    return this.connection.onQuery;
+  }
+
+  private async driver(): Promise<DriverSql> {
+    if (!this.connection.current) await this.db.$connect(); // a failure is the statement's; the next one tries again
+    const handle = this.connection.current;
+    if (!handle) throw new Error('Prisma connected without its adapter handing over the driver');
+    if (handle !== this.driverOf || !this.driven) {
+      this.driverOf = handle;
+      this.driven =
+        handle.kind === 'sqlite' ? new SqliteDriver(handle.connection, handle.begin) : new PostgresDriver(handle.pool);
+    }
+    return this.driven;
   }
 
   async $queryRaw<T>(query: TemplateStringsArray | Sql, ...values: unknown[]): Promise<T> {
