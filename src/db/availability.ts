@@ -9,8 +9,9 @@ const PRISMA_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
 /** What a driver adapter reports for the same (`meta.driverAdapterError.cause.kind`). */
 const ADAPTER_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections']);
 /**
- * Socket errors, and PostgreSQL's admin_shutdown, crash_shutdown, cannot_connect_now and
- * too_many_connections.
+ * Socket errors, PostgreSQL's admin_shutdown, crash_shutdown, cannot_connect_now and
+ * too_many_connections, and SQLite's busy file (what the adapter reports as SocketTimeout): the
+ * codes of driver errors as they reach us unwrapped, from the adapter or from db/driver-sql.ts.
  */
 const DRIVER_CODES = new Set([
   'ECONNREFUSED',
@@ -24,6 +25,7 @@ const DRIVER_CODES = new Set([
   '57P02',
   '57P03',
   '53300',
+  'SQLITE_BUSY',
 ]);
 /**
  * pg's own messages, which reach us unwrapped through the adapter (seen with a TCP proxy that
