@@ -1,7 +1,7 @@
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { parse } from 'graphql';
 import { describe, expect, test } from 'vitest';
-import { MAX_ENTRY_BYTES, MAX_ENTRY_DEPTH, readCatalogueEntry } from '../src/domain/catalogue-entry.js';
+import { jsonText, MAX_ENTRY_BYTES, MAX_ENTRY_DEPTH, readCatalogueEntry } from '../src/domain/catalogue-entry.js';
 import { compareVersions, isNewerVersion } from '../src/domain/catalogue-version.js';
 import {
   entryEntrances,
@@ -299,6 +299,51 @@ describe('what an entry must be to be stored, on either database', () => {
     expect(reason).toMatch(/^app media-vault: options(\.a)+ nests deeper than 32 levels$/);
     // Without recursing to the bottom of an attacker's nesting.
     expect(refusal({ ...readable('media-vault'), envs: [nested(100_000)] })).toContain('envs.0.a');
+  });
+
+  // The checks look at the entry's JSON text first and walk it only to name the fault: wherever
+  // the fault is, in a key or a value, in the entry or the price beside it, the reason is the walk's.
+  test('NUL and lone surrogates deep in keys and values are refused, naming the same place', () => {
+    const entry = readable('media-vault');
+    expect(refusal({ ...entry, entrances: [{ name: 'ok' }, { name: 'ok', extra: [{ note: 'a\u0000b' }] }] })).toBe(
+      'app media-vault: entrances.1.extra.0.note holds text that is not valid Unicode (U+0000 (NUL))',
+    );
+    expect(refusal({ ...entry, i18n: { 'de-DE': { metadata: { 'ti\ud800tle': 'x' } } } })).toBe(
+      'app media-vault: i18n.de-DE.metadata has a key that is not valid Unicode (an unpaired surrogate)',
+    );
+    expect(refusal({ ...entry, options: [[[{ deep: ['x', 'trailing \udfff'] }]]] })).toBe(
+      'app media-vault: options.0.0.0.deep.1 holds text that is not valid Unicode (an unpaired surrogate)',
+    );
+    expect(refusal({ app_entry: entry, price: { products: [{ 'p\udc00': 1 }] } })).toBe(
+      'app media-vault: price.products.0 has a key that is not valid Unicode (an unpaired surrogate)',
+    );
+    expect(refusal({ app_entry: entry, price: { developer: ['\u0000'] } })).toBe(
+      'app media-vault: price.developer.0 holds text that is not valid Unicode (U+0000 (NUL))',
+    );
+    // Two faults: the first in the entry's order is named, as before (here the text, not the depth).
+    expect(refusal({ ...entry, description: 'a\ud800', options: nested(MAX_ENTRY_DEPTH + 5) })).toBe(
+      'app media-vault: description holds text that is not valid Unicode (an unpaired surrogate)',
+    );
+    // A cycle is too deep, not a crash of JSON.stringify.
+    const cyclic: Record<string, unknown> = { ...entry };
+    cyclic.options = { again: cyclic };
+    expect(refusal(cyclic)).toMatch(/^app media-vault: options\.again\.options[.a-z]*…? nests deeper than 32 levels$/);
+  });
+
+  test('text that only looks like those escapes is stored, and the text checked is the text written', () => {
+    const entry = { ...readable('media-vault'), title: 'C:\\u0000 and \\ud83c', notes: { '\\udfff': '\\\\u0000' } };
+    const reading = readCatalogueEntry('media-vault', entry);
+    expect(reading.ok, JSON.stringify(reading).slice(0, 200)).toBe(true);
+    if (!reading.ok) return;
+    expect(reading.row.title).toBe('C:\\u0000 and \\ud83c');
+    expect(jsonText(reading.row.entry)).toBe(JSON.stringify(entry));
+    expect(JSON.parse(jsonText(reading.row.entry))).toEqual(entry);
+    const price = { products: [{ product_id: 'pro' }] };
+    const wrapped = readCatalogueEntry('media-vault', { app_entry: entry, price });
+    expect(wrapped.ok && wrapped.row.price !== null && jsonText(wrapped.row.price)).toBe(JSON.stringify(price));
+    // A row whose entry was replaced is written with the new entry's text.
+    const replaced = { ...reading.row.entry, title: 'Other' };
+    expect(jsonText(replaced)).toBe(JSON.stringify(replaced));
   });
 
   test('an entry over MAX_ENTRY_BYTES of JSON is refused, naming its largest field', () => {

@@ -83,6 +83,21 @@ describe.each(databases)('the catalogue writes on %s', (kind) => {
     expect(stored).toMatchObject({ catalogHash: status(T0).catalogHash, syncedAt: T0, syncFailures: 0, updatedAt: T0 });
   });
 
+  // The entry's text is the one readCatalogueEntry produced for its checks (jsonText), not a second
+  // JSON.stringify; a row given another entry or price after reading is written with that one.
+  test('the JSON written is the entry as read, or as replaced after reading', async () => {
+    const sourceId = await source();
+    const asRead = row('asread', { price: fakePrice() });
+    const original = row('replaced');
+    const replaced = { ...original, entry: { ...original.entry, title: 'Replaced' }, price: { products: [] } };
+    await writeCatalogue(db, { sourceId, upserts: [asRead, replaced], removals: [] }, status(T0));
+    const stored = new Map((await db.catalogApp.findMany({ where: { sourceId } })).map((app) => [app.appId, app]));
+    expect(stored.get(asRead.appId)?.entry).toEqual(asRead.entry);
+    expect(stored.get(asRead.appId)?.price).toEqual(asRead.price);
+    expect(stored.get(replaced.appId)?.entry).toEqual(replaced.entry);
+    expect(stored.get(replaced.appId)?.price).toEqual({ products: [] });
+  });
+
   test('a later sync rewrites changed rows in place, swaps names, replaces categories and removes apps', async () => {
     const sourceId = await source();
     const [left, right, kept, gone] = [row('left'), row('right'), row('kept'), row('gone', { categories: ['Old'] })];

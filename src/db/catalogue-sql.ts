@@ -13,7 +13,8 @@ import type { MarketSourceRow } from './models.js';
  * Why a SqlRunner (the driver-level one of driver-sql.ts, in the Syncer): through Prisma's
  * `$queryRaw` each statement still went through Prisma's request pipeline and the adapter's
  * `prepare`: writing 2,000 new bench apps on SQLite took ~850 ms that way and ~220 ms on the
- * driver (~80 ms of it serialising their JSON), against ~130 ms for better-sqlite3 inserting the
+ * driver (of which ~80 ms went to serialising their JSON again, until the reading's own text was
+ * bound instead: see jsonText in catalogue-entry.ts), against ~130 ms for better-sqlite3 inserting the
  * same rows with one prepared INSERT each. Changed rows, 5.3 s as one Prisma `update` each, take
  * ~210 ms as the multi-row upsert of updateCatalogApps.
  */

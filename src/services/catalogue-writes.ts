@@ -13,7 +13,7 @@ import {
 import type { Db } from '../db/client.js';
 import { driverSqlOf } from '../db/driver-sql.js';
 import { DbNull, type Prisma } from '../db/models.js';
-import type { CatalogueRow } from '../domain/catalogue-entry.js';
+import { type CatalogueRow, jsonText } from '../domain/catalogue-entry.js';
 
 /** What one sync writes to a source's catalogue. */
 export interface CatalogueWrite {
@@ -74,13 +74,24 @@ export class SourceGone extends Error {
   }
 }
 
-/** A row with its JSON columns as the text the raw INSERT binds. */
+/**
+ * A row with its JSON columns as the text the raw INSERT binds: the entry's (and a price's) text
+ * is the one readCatalogueEntry checked (jsonText), not a second JSON.stringify of every entry.
+ */
 function asText(row: CatalogueWrite['upserts'][number]): NewCatalogApp {
   return {
-    ...row,
+    appId: row.appId,
+    name: row.name,
+    version: row.version,
     versions: JSON.stringify(row.versions),
-    price: row.price === null ? null : JSON.stringify(row.price),
-    entry: JSON.stringify(row.entry),
+    cfgType: row.cfgType,
+    title: row.title,
+    description: row.description,
+    searchText: row.searchText,
+    paid: row.paid,
+    price: row.price === null ? null : jsonText(row.price),
+    entry: jsonText(row.entry),
+    summaryHash: row.summaryHash,
   };
 }
 
