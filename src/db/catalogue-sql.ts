@@ -202,3 +202,20 @@ export function recordUnchangedSync(
     WHERE "sourceId" = ${source.sourceId} AND "catalogHash" = ${source.catalogHash}
       AND COALESCE("baseUrl", '') = ${source.baseUrl ?? ''}`;
 }
+
+/**
+ * Who has installed the entries of these app ids of a source (their state rows), in one join: a
+ * sync announces those apps, whose `latestVersion` moved. Through Prisma, two `findMany` per 500
+ * ids cost a 2,000-app sync 100–150 ms of CPU after its commit.
+ */
+export function installedAppsOf(
+  db: SqlRunner,
+  sourceId: string,
+  appIds: readonly string[],
+): Promise<{ userId: string; appName: string }[]> {
+  if (appIds.length === 0) return Promise.resolve([]);
+  return db.$queryRaw`
+    SELECT "AppState"."userId", "AppState"."appName" FROM "CatalogApp"
+    JOIN "AppState" ON "AppState"."sourceId" = "CatalogApp"."sourceId" AND "AppState"."appName" = "CatalogApp"."name"
+    WHERE "CatalogApp"."sourceId" = ${sourceId} AND "CatalogApp"."appId" IN (${join([...appIds])})`;
+}

@@ -1,5 +1,7 @@
 import { filter, pipe } from 'graphql-yoga';
+import { installedAppsOf } from '../db/catalogue-sql.js';
 import type { Db } from '../db/client.js';
+import { driverSqlOf } from '../db/driver-sql.js';
 import { ValidationError } from '../domain/errors.js';
 import type { CatalogueChanged, ChangeFeed, EventBus } from '../events/change-feed.js';
 import type { CatalogService } from './catalog-service.js';
@@ -81,14 +83,7 @@ export class CatalogueChanges {
   private async announceInstalledApps({ sourceId, added, updated }: CatalogueChanged): Promise<void> {
     for (let start = 0; start < added.length + updated.length; start += IDS_PER_QUERY) {
       const appIds = [...added, ...updated].slice(start, start + IDS_PER_QUERY);
-      const entries = await this.db.catalogApp.findMany({
-        where: { sourceId, appId: { in: appIds } },
-        select: { name: true },
-      });
-      const installed = await this.db.appState.findMany({
-        where: { sourceId, appName: { in: entries.map((entry) => entry.name) } },
-        select: { userId: true, appName: true },
-      });
+      const installed = await installedAppsOf(driverSqlOf(this.db), sourceId, appIds);
       for (const { userId, appName } of installed) this.feed.app({ userId, sourceId, appName });
     }
   }
