@@ -74,7 +74,9 @@ describe.each(databases)('driver-level SQL on %s', (kind) => {
       createdAt: T0,
     });
 
-    const [sourceRow] = await driver.$queryRaw<unknown[]>`SELECT * FROM "MarketSource" WHERE "sourceId" = ${'driver-src'}`;
+    const [sourceRow] = await driver.$queryRaw<
+      unknown[]
+    >`SELECT * FROM "MarketSource" WHERE "sourceId" = ${'driver-src'}`;
     expect(sourceRow).toEqual(source);
     expect(await findCatalogApp(driver, 'driver-src', 'drive')).toEqual(app);
     expect(await findAppState(driver, key('drive'))).toEqual(state);
@@ -99,14 +101,24 @@ describe.each(databases)('driver-level SQL on %s', (kind) => {
     // The claim writes Dates and reads the row back (RETURNING).
     const claimed = await claimPendingTasks(driver, 'worker-1', later(5), 10);
     const task = claimed.find((row) => row.taskId === 'driver-written');
-    expect(task).toMatchObject({ taskId: 'driver-written', status: 'RUNNING', startedAt: later(5), workerId: 'worker-1' });
+    expect(task).toMatchObject({
+      taskId: 'driver-written',
+      status: 'RUNNING',
+      startedAt: later(5),
+      workerId: 'worker-1',
+    });
     expect(await db.task.findUnique({ where: { taskId: 'driver-written' } })).toEqual(task);
     // The same instant written by Prisma and by the driver compares equal in SQL.
     const same = await driver.$queryRaw<{ taskId: string }[]>`
       SELECT "taskId" FROM "Task" WHERE "startedAt" = ${later(5)} AND "startedAt" <= ${later(5)} AND "startedAt" > ${later(4)}`;
     expect(same.map((row) => row.taskId).sort()).toEqual(['driver-task', 'driver-written']);
 
-    const ended = await endTask(driver, 'driver-written', { status: 'FAILED', now: later(9), error: 'no', opId: 'op-1' });
+    const ended = await endTask(driver, 'driver-written', {
+      status: 'FAILED',
+      now: later(9),
+      error: 'no',
+      opId: 'op-1',
+    });
     expect(ended).toEqual(await db.task.findUnique({ where: { taskId: 'driver-written' } }));
     expect(ended).toMatchObject({ status: 'FAILED', completedAt: later(9), opId: 'op-1', activeKey: null });
   });
@@ -138,7 +150,12 @@ describe.each(databases)('driver-level SQL on %s', (kind) => {
       driver.$transaction(async (tx) => {
         await insert(tx, 'driver-1');
         await insert(tx, 'driver-2');
-        counts.push(Number((await tx.$queryRaw<{ n: number }[]>`SELECT COUNT(*) AS n FROM "HistoryRecord" WHERE "userId" = 'bob'`)[0]?.n));
+        counts.push(
+          Number(
+            (await tx.$queryRaw<{ n: number }[]>`SELECT COUNT(*) AS n FROM "HistoryRecord" WHERE "userId" = 'bob'`)[0]
+              ?.n,
+          ),
+        );
       }),
       db.$transaction(async (tx) => {
         await insert(tx, 'prisma-1');
@@ -149,6 +166,41 @@ describe.each(databases)('driver-level SQL on %s', (kind) => {
     // Each saw its own two rows plus all or none of the other's: never half.
     expect(counts.sort()).toEqual([2, 4]);
   });
+
+  test('a nested $transaction joins the one it runs in, on both providers', async () => {
+    const inserted = await driver.$transaction(async (tx) =>
+      tx.$transaction(
+        async (inner) =>
+          inner.$executeRaw`INSERT INTO "HistoryRecord" ("type", "message", "userId", "time") VALUES ('system', 'nested', 'carol', ${T0})`,
+      ),
+    );
+    expect(inserted).toBe(1);
+    expect(await db.historyRecord.count({ where: { userId: 'carol' } })).toBe(1);
+  });
+
+  test.runIf(kind === 'sqlite')('SQLite text in CURRENT_TIMESTAMP form reads as UTC, as Prisma reads it', async () => {
+    await driver.$executeRaw`INSERT INTO "HistoryRecord" ("type", "message", "userId", "time") VALUES ('system', 'by hand', 'dave', '2026-01-01 12:00:00')`;
+    const [row] = await driver.$queryRaw<{ time: Date }[]>`SELECT * FROM "HistoryRecord" WHERE "userId" = 'dave'`;
+    expect(row?.time).toEqual(new Date('2026-01-01T12:00:00Z'));
+    expect(row?.time).toEqual((await db.historyRecord.findFirst({ where: { userId: 'dave' } }))?.time);
+  });
+
+  test.runIf(kind === 'postgresql')(
+    'a prepared SELECT * whose table gained a column is prepared again, not failed',
+    async () => {
+      const read = () =>
+        driver.$queryRaw<Record<string, unknown>[]>`SELECT * FROM "MarketSource" WHERE "sourceId" = ${'driver-src'}`;
+      expect(await read()).toHaveLength(1);
+      await db.$executeRawUnsafe('ALTER TABLE "MarketSource" ADD COLUMN "addedLater" INTEGER');
+      try {
+        // Every pooled connection that prepared it meets the change: each read still answers.
+        const rows = await Promise.all(Array.from({ length: 6 }, read));
+        for (const [row] of rows) expect(row).toHaveProperty('addedLater', null);
+      } finally {
+        await db.$executeRawUnsafe('ALTER TABLE "MarketSource" DROP COLUMN "addedLater"');
+      }
+    },
+  );
 
   test('after a $disconnect the driver connects through Prisma again, and both read the same rows', async () => {
     await db.$disconnect();

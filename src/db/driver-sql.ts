@@ -147,15 +147,25 @@ function reporting(tx: DriverSql, onQuery: OnQuery): DriverSql {
 // ——— SQLite ———
 
 type Converter = (value: unknown) => unknown;
+/**
+ * A DateTime column's text: Prisma's `2026-11-22T18:14:09.003+00:00`, or SQLite's own
+ * `CURRENT_TIMESTAMP` form `2026-11-22 18:14:09` (a row written by hand), which is UTC as Prisma
+ * reads it, though `new Date` would take it for local time.
+ */
+function sqliteDate(value: string | number): Date {
+  if (typeof value === 'number' || /[zZ]|[+-]\d\d:?\d\d$/.test(value)) return new Date(value);
+  return new Date(`${value.replace(' ', 'T')}Z`);
+}
+
 const SQLITE_COLUMN: Record<string, Converter> = {
-  DATETIME: (value) => (value === null ? null : new Date(value as string | number)),
+  DATETIME: (value) => (value === null ? null : sqliteDate(value as string | number)),
   JSONB: (value) => (value === null ? null : JSON.parse(value as string)),
   BOOLEAN: (value) => (value === null ? null : value === 1 || value === 1n || value === true),
 };
 
 /**
  * Statements kept prepared, per connection: the hand-written ones are a few dozen texts, but an
- * `IN (…)` list makes one text per length, so the oldest go past this many.
+ * `IN (…)` list makes one text per length, so the least recently used go past this many.
  */
 const PREPARED_LIMIT = 500;
 
@@ -181,7 +191,11 @@ class SqliteDriver implements DriverSql {
 
   private prepare(text: string): PreparedSqlite {
     let entry = this.prepared.get(text);
-    if (!entry) {
+    if (entry) {
+      // Least recently used first out: a hit moves to the end of the Map's order.
+      this.prepared.delete(text);
+      this.prepared.set(text, entry);
+    } else {
       const statement = this.connection.prepare(text).safeIntegers(false);
       const columns = statement.reader
         ? statement.columns().map(({ name, type }) => ({ name, convert: type ? SQLITE_COLUMN[type] : undefined }))
@@ -220,8 +234,14 @@ class SqliteDriver implements DriverSql {
 
   async $transaction<T>(body: (tx: DriverSql) => Promise<T>): Promise<T> {
     const release = await this.begin();
+    // Within it, a nested $transaction joins it (as on PostgreSQL) rather than wait for the lock it holds.
+    const tx: DriverSql = {
+      $queryRaw: (query, ...values) => this.$queryRaw(query, ...values),
+      $executeRaw: (query, ...values) => this.$executeRaw(query, ...values),
+      $transaction: (inner) => inner(tx),
+    };
     try {
-      const result = await body(this);
+      const result = await body(tx);
       this.connection.prepare('COMMIT').run();
       return result;
     } catch (error) {
@@ -253,6 +273,16 @@ function postgresValue(value: unknown): unknown {
 
 /** One name per statement text, for pg's per-connection prepared statements (shared by every pool). */
 const statementNames = new Map<string, string>();
+let namesGiven = 0;
+
+/**
+ * PostgreSQL's answer to a prepared `SELECT *` or `RETURNING *` whose table gained or lost a
+ * column since (a migration of a rolling deploy, while this instance still runs).
+ */
+function isStalePlan(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: string; message?: string };
+  return code === '0A000' && /cached plan must not change result type/.test(message ?? '');
+}
 
 class PostgresDriver implements DriverSql {
   constructor(
@@ -265,18 +295,34 @@ class PostgresDriver implements DriverSql {
     let name = statementNames.get(text);
     // Past the limit, statements go unnamed (parsed each time) rather than pile up on the server.
     if (!name && statementNames.size < PREPARED_LIMIT) {
-      name = `driver_sql_${statementNames.size + 1}`;
+      name = `driver_sql_${++namesGiven}`;
       statementNames.set(text, name);
     }
     return { ...(name ? { name } : {}), text, values: statement.values.map(postgresValue), types: PG_TYPES };
   }
 
+  /**
+   * Runs a statement; one whose prepared plan went stale is prepared afresh under a new name (on
+   * every connection, as each meets it) and, outside a transaction, sent again at once (inside
+   * one, the failure has aborted the transaction: its caller's retry takes the new name).
+   */
+  private async run(statement: Sql): Promise<pg.QueryResult> {
+    try {
+      return await this.pool.query(this.config(statement));
+    } catch (error) {
+      if (!isStalePlan(error)) throw error;
+      statementNames.delete(statement.text);
+      if (this.inTransaction) throw error;
+      return this.pool.query(this.config(statement));
+    }
+  }
+
   async $queryRaw<T>(query: TemplateStringsArray | Sql, ...values: unknown[]): Promise<T> {
-    return (await this.pool.query(this.config(statementOf(query, values)))).rows as T;
+    return (await this.run(statementOf(query, values))).rows as T;
   }
 
   async $executeRaw(query: TemplateStringsArray | Sql, ...values: unknown[]): Promise<number> {
-    return (await this.pool.query(this.config(statementOf(query, values)))).rowCount ?? 0;
+    return (await this.run(statementOf(query, values))).rowCount ?? 0;
   }
 
   async $transaction<T>(body: (tx: DriverSql) => Promise<T>): Promise<T> {

@@ -28,14 +28,14 @@ export interface RowWindow {
 const name = (identifier: string) => raw(`"${identifier.replace(/"/g, '""')}"`);
 
 /**
- * The conditions as SQL, to be ANDed; null when one has no SQL form here (a `some` on a relation
- * not in `relations`): the caller reads through Prisma then.
+ * The conditions as SQL, to be ANDed. A `some` on a relation not in `relations` throws: dropping
+ * it (or answering without the conditions) would widen the list, the owner's condition included.
  */
 export function conditionsSql(
   table: ListTable,
   conditions: readonly StoredCondition[],
   relations: Relations = {},
-): Sql[] | null {
+): Sql[] {
   const parts: Sql[] = [];
   for (const { op, column, relation, value } of conditions) {
     const col = name(column);
@@ -61,7 +61,8 @@ export function conditionsSql(
         break;
       case 'some': {
         const related = relations[relation];
-        if (!related) return null;
+        if (!related)
+          throw new Error(`no SQL form for a condition on ${table}.${relation}: it is not in the relations given`);
         parts.push(
           sql`EXISTS (SELECT 1 FROM ${name(related.table)} AS "related" WHERE "related".${name(related.foreignKey)} = ${name(table)}."id" AND "related".${col} = ${value})`,
         );

@@ -221,7 +221,7 @@ export class CatalogService {
     const paidCondition: StoredCondition[] =
       paid === null || paid === undefined ? [] : [{ op: 'equals', column: 'paid', relation: '', value: paid }];
     const stored = [...CATALOG_FILTER.compile(rules).stored, ...paidCondition, ...visible];
-    const conditions = conditionsSql('CatalogApp', stored, CATALOG_RELATIONS) ?? [];
+    const conditions = conditionsSql('CatalogApp', stored, CATALOG_RELATIONS);
     return paginateWindow(
       CATALOG_CURSOR,
       page,

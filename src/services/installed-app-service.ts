@@ -81,7 +81,7 @@ export class InstalledAppService {
     const wanted = APP_FILTER.compile(filter);
     const where: Prisma.AppStateWhereInput = { ...(userId !== undefined ? { userId } : {}), ...wanted.where };
     if (!wanted.hasDerived) {
-      const conditions = conditionsSql('AppState', [...ownerCondition(userId), ...wanted.stored]) ?? [];
+      const conditions = conditionsSql('AppState', [...ownerCondition(userId), ...wanted.stored]);
       return paginateWindow(
         APP_CURSOR,
         page,

@@ -72,7 +72,7 @@ export class TaskService {
   async list(viewer: Viewer, filter: TaskFilter = {}, page: PageArgs = {}): Promise<Connection<TaskRow>> {
     const userId = userScope(viewer, filter.userId);
     const compiled = TASK_FILTER.compile(filter);
-    const conditions = conditionsSql('Task', [...ownerCondition(userId), ...compiled.stored]) ?? [];
+    const conditions = conditionsSql('Task', [...ownerCondition(userId), ...compiled.stored]);
     return paginateWindow(
       TASK_CURSOR,
       page,
