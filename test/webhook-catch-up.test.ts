@@ -263,18 +263,20 @@ describe.each(databases)('webhook catch-up on %s', (kind) => {
     const announced = await server.app.db.outboxMessage.count();
     expect(await sweepOf(server).run()).toBe(0);
     expect(await server.app.db.outboxMessage.count()).toBe(announced);
-    // It did look at them (rows the engine wrote with its own SQL): their messages gone, it writes them again.
+    // It did look at them (rows the engine wrote with its own SQL): their messages gone, it writes
+    // the task's again; the app's state this instance remembers having announced, so not that one.
     await server.app.db.outboxMessage.deleteMany({ where: { webhookId: hook.webhookId } });
-    expect(await sweepOf(server).run()).toBe(2);
+    expect(await sweepOf(server).run()).toBe(1);
   });
 
-  test('a run reads at most its pages and leaves the rest, from the last row read, to the next run', async () => {
+  test('a run reads at most its pages and leaves the rest, from the last row read, to the next run, even within one time', async () => {
     const database = await freshDatabase();
     const server = await start(database);
     const path = `/pages-${kind}`;
     const hook = await addWebhook(server, { url: receiver.url(path), events: ['TASK_FINISHED'] });
     const first = Date.now() + 1000;
-    for (const [i, offset] of [0, 1000, 2000].entries()) {
+    // All three ended at the same instant: more rows than a run reads share one time.
+    for (const [i, offset] of [1000, 1000, 1000].entries()) {
       await server.app.db.task.create({
         data: {
           userId: 'alice',
@@ -292,8 +294,8 @@ describe.each(databases)('webhook catch-up on %s', (kind) => {
     const sweep = sweepOf(server, server.app.db, { pageSize: 2, maxPages: 1 });
     expect(await sweep.run(now)).toBe(2);
     expect((await cursors(server.app.db))['webhook-catch-up:tasks']).toEqual(new Date(first + 1000));
-    expect(await sweep.run(now)).toBe(1); // the second task again (nothing written), then the third
-    expect((await cursors(server.app.db))['webhook-catch-up:tasks']).toEqual(new Date(first + 2000));
+    expect(await sweep.run(now)).toBe(1); // after the second task's id: the third, then done
+    expect((await cursors(server.app.db))['webhook-catch-up:tasks']).toEqual(new Date(now.getTime() - 30_000));
     expect(await sweep.run(now)).toBe(0);
     expect((await cursors(server.app.db))['webhook-catch-up:tasks']).toEqual(new Date(now.getTime() - 30_000));
     const keys = (await server.app.db.outboxMessage.findMany({ where: { webhookId: hook.webhookId } })).map(

@@ -4,6 +4,16 @@ import type { Logger } from '../platform/logger.js';
 import type { FoundChange, WebhookDispatcher } from './webhook-dispatcher.js';
 import { type WebhookEvent, type WebhookService, webhookEvents } from './webhook-service.js';
 
+/** Where a run starts on a database it never ran on: an hour back. */
+const FIRST_LOOK_BACK_MS = 60 * 60 * 1000;
+
+/** Rows after (time, id): later, or at that time with a higher id. */
+function after<Column extends string>(column: Column, time: Date, id: number) {
+  return { OR: [{ [column]: { gt: time } }, { [column]: time, id: { gt: id } }] } as {
+    OR: ({ [C in Column]: { gt: Date } } | ({ [C in Column]: Date } & { id: { gt: number } }))[];
+  };
+}
+
 export interface WebhookCatchUpOptions {
   /**
    * How far back a run may look at most. Finished outbox messages are deleted once they are
@@ -28,8 +38,10 @@ interface ChangeTable<Row> {
   cursor: string;
   /** The webhooks it is read for: none of them registered, the table is not read. */
   events: readonly WebhookEvent[];
-  page(since: Date, after: Row | null, take: number): Promise<Row[]>;
+  /** Rows changed at `since` or later, in (time, id) order; at exactly `since`, only ids above `afterId` when given. */
+  page(since: Date, afterId: number | null, take: number): Promise<Row[]>;
   at(row: Row): Date;
+  id(row: Row): number;
   /** `wanting`: the webhooks that want one of `events`. */
   changes(rows: Row[], wanting: WebhookRow[]): Promise<FoundChange[]>;
 }
@@ -92,30 +104,39 @@ export class WebhookCatchUp {
 
   private async sweep<Row>(table: ChangeTable<Row>, wanting: WebhookRow[], now: Date): Promise<number> {
     const cursor = await this.db.jobCursor.findUnique({ where: { name: table.cursor } });
-    // Nothing before the first webhook that wants it, nor before what the outbox still remembers.
+    // Nothing before the first webhook that wants it, nor before what the outbox still remembers;
+    // a database it never ran on starts FIRST_LOOK_BACK_MS back (the upgrade that brings it does
+    // not replay a month of changes that the live dispatch announced).
     const firstWebhook = Math.min(...wanting.map((webhook) => webhook.createdAt.getTime()));
-    const since = new Date(
-      Math.max(cursor?.position.getTime() ?? 0, firstWebhook, now.getTime() - this.options.lookBackMs),
-    );
+    const from = cursor?.position.getTime() ?? now.getTime() - FIRST_LOOK_BACK_MS;
+    let since = new Date(Math.max(from, firstWebhook, now.getTime() - this.options.lookBackMs));
+    let afterId = cursor && since.getTime() === cursor.position.getTime() ? cursor.afterId : null;
     let written = 0;
-    let last: Row | null = null;
     for (let page = 0; page < this.maxPages && !this.stopping; page++) {
-      const rows = await table.page(since, last, this.pageSize);
+      const rows = await table.page(since, afterId, this.pageSize);
       if (rows.length > 0) written += await this.dispatcher.catchUp(await table.changes(rows, wanting));
       if (rows.length < this.pageSize) {
-        await this.advance(table.cursor, new Date(now.getTime() - this.graceMs));
+        await this.advance(table.cursor, new Date(now.getTime() - this.graceMs), null);
         return written;
       }
-      last = rows[rows.length - 1] as Row;
+      const last = rows[rows.length - 1] as Row;
+      since = table.at(last);
+      afterId = table.id(last);
     }
-    // The page limit, or a stop: the rest from the last row read (its time again: rows sharing it come back).
-    const reached = last ? table.at(last).getTime() : since.getTime();
-    await this.advance(table.cursor, new Date(Math.min(reached, now.getTime() - this.graceMs)));
+    // The page limit, or a stop: the next run goes on after the last row read, (time, id), so
+    // rows sharing one time, however many, are read once each.
+    const grace = now.getTime() - this.graceMs;
+    if (since.getTime() > grace) await this.advance(table.cursor, new Date(grace), null);
+    else await this.advance(table.cursor, since, afterId);
     return written;
   }
 
-  private async advance(name: string, position: Date): Promise<void> {
-    await this.db.jobCursor.upsert({ where: { name }, create: { name, position }, update: { position } });
+  private async advance(name: string, position: Date, afterId: number | null): Promise<void> {
+    await this.db.jobCursor.upsert({
+      where: { name },
+      create: { name, position, afterId },
+      update: { position, afterId },
+    });
   }
 
   private endedTasks(): ChangeTable<TaskRow> {
@@ -123,21 +144,14 @@ export class WebhookCatchUp {
       cursor: 'webhook-catch-up:tasks',
       // A removed app's last state is announced through the task that removed it.
       events: ['TASK_FINISHED', 'APP_STATE_CHANGED'],
-      page: (since, after, take) =>
+      page: (since, afterId, take) =>
         this.db.task.findMany({
-          where: after?.completedAt
-            ? {
-                completedAt: { gte: since },
-                OR: [
-                  { completedAt: { gt: after.completedAt } },
-                  { completedAt: after.completedAt, id: { gt: after.id } },
-                ],
-              }
-            : { completedAt: { gte: since } },
+          where: afterId === null ? { completedAt: { gte: since } } : after('completedAt', since, afterId),
           orderBy: [{ completedAt: 'asc' }, { id: 'asc' }],
           take,
         }),
       at: (task) => task.completedAt ?? new Date(0),
+      id: (task) => task.id,
       changes: async (tasks, wanting) => [
         ...tasks.map(
           (task): FoundChange => ({
@@ -173,19 +187,15 @@ export class WebhookCatchUp {
     return {
       cursor: 'webhook-catch-up:apps',
       events: ['APP_STATE_CHANGED'],
-      page: (since, after, take) =>
+      page: (since, afterId, take) =>
         this.db.appState.findMany({
-          where: after
-            ? {
-                updatedAt: { gte: since },
-                OR: [{ updatedAt: { gt: after.updatedAt } }, { updatedAt: after.updatedAt, id: { gt: after.id } }],
-              }
-            : { updatedAt: { gte: since } },
+          where: afterId === null ? { updatedAt: { gte: since } } : after('updatedAt', since, afterId),
           orderBy: [{ updatedAt: 'asc' }, { id: 'asc' }],
           select: { id: true, userId: true, sourceId: true, appName: true, updatedAt: true },
           take,
         }),
       at: (row) => row.updatedAt,
+      id: (row) => row.id,
       changes: async (rows) =>
         rows.map(({ userId, sourceId, appName, updatedAt }) => ({
           kind: 'app',
@@ -199,19 +209,15 @@ export class WebhookCatchUp {
     return {
       cursor: 'webhook-catch-up:payments',
       events: ['PAYMENT_STATUS_CHANGED'],
-      page: (since, after, take) =>
+      page: (since, afterId, take) =>
         this.db.payment.findMany({
-          where: after
-            ? {
-                updatedAt: { gte: since },
-                OR: [{ updatedAt: { gt: after.updatedAt } }, { updatedAt: after.updatedAt, id: { gt: after.id } }],
-              }
-            : { updatedAt: { gte: since } },
+          where: afterId === null ? { updatedAt: { gte: since } } : after('updatedAt', since, afterId),
           orderBy: [{ updatedAt: 'asc' }, { id: 'asc' }],
           select: { id: true, userId: true, sourceId: true, appId: true, updatedAt: true },
           take,
         }),
       at: (row) => row.updatedAt,
+      id: (row) => row.id,
       changes: async (rows) =>
         rows.map(({ id, userId, sourceId, appId, updatedAt }) => ({
           kind: 'payment',

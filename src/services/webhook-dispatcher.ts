@@ -265,8 +265,11 @@ export class WebhookDispatcher {
     const messages: OutboundMessage[] = [];
     for (const webhook of webhooks) {
       const remembered = `${webhook.webhookId} ${subject}`;
-      const lastValue =
-        (fresh ? undefined : this.lastAnnounced.get(remembered)) ?? (await this.lastInDatabase(webhook, subject));
+      // The catch-up asks the outbox first (another instance may have announced it); what the
+      // outbox no longer holds (cleaned up after HISTORY_RETENTION_DAYS) this instance may remember.
+      const lastValue = fresh
+        ? ((await this.lastInDatabase(webhook, subject)) ?? this.lastAnnounced.get(remembered))
+        : (this.lastAnnounced.get(remembered) ?? (await this.lastInDatabase(webhook, subject)));
       this.remember(remembered, value);
       if (lastValue === value) continue;
       messages.push(message(webhook, event, `${subject}:${value}:${at.getTime()}`, resource));

@@ -1,7 +1,11 @@
+-- DropIndex
+DROP INDEX "OutboxMessage_status_nextAttemptAt_idx";
+
 -- CreateTable
 CREATE TABLE "JobCursor" (
     "name" TEXT NOT NULL,
     "position" TIMESTAMP(3) NOT NULL,
+    "afterId" INTEGER,
     "updatedAt" TIMESTAMP(3) NOT NULL,
 
     CONSTRAINT "JobCursor_pkey" PRIMARY KEY ("name")
@@ -12,4 +16,7 @@ CREATE INDEX "Task_completedAt_idx" ON "Task"("completedAt");
 
 -- CreateIndex
 CREATE INDEX "Payment_updatedAt_idx" ON "Payment"("updatedAt");
+
+-- CreateIndex
+CREATE INDEX "OutboxMessage_status_kind_nextAttemptAt_idx" ON "OutboxMessage"("status", "kind", "nextAttemptAt");
 
