@@ -23,8 +23,11 @@ export type ClaimedMessage = Pick<
   | 'lockedUntil'
 >;
 
-/** The kinds of message, in the order claims take them: payment pushes first (a buyer waits on them). */
-const CLAIM_ORDER = ['payment', 'webhook'] as const;
+/**
+ * The kinds of message (OutboundKind is this list), in the order claims take them: payment pushes
+ * first (a buyer waits on them). A kind not listed here could be written but never claimed.
+ */
+export const OUTBOUND_KINDS = ['payment', 'webhook'] as const;
 
 /**
  * Claims up to `limit` due messages for `workerId` until `lockedUntil`, and counts the attempt:
@@ -48,7 +51,7 @@ export async function claimDueMessages(
   limit: number,
 ): Promise<ClaimedMessage[]> {
   const claimed: ClaimedMessage[] = [];
-  for (const kind of CLAIM_ORDER) {
+  for (const kind of OUTBOUND_KINDS) {
     const room = limit - claimed.length;
     if (room <= 0) break;
     const rows = await db.$queryRaw<ClaimedMessage[]>`

@@ -66,9 +66,10 @@ export function searchPattern(search: string): string {
 /** A catalogue app with its categories, as CatalogFilter's category rule reads it. */
 export type CatalogAppWithCategories = CatalogAppRow & { categories: { category: string }[] };
 
-/** What each CatalogFilter field means (list queries only; the predicate is for tests). */
 /** The category filter's `some` in SQL: an app's categories are rows of CatalogAppCategory. */
 const CATALOG_RELATIONS: Relations = { categories: { table: 'CatalogAppCategory', foreignKey: 'catalogAppId' } };
+
+/** What each CatalogFilter field means (list queries only; the predicate is for tests). */
 
 export const CATALOG_FILTER = defineFilter<CatalogFilterRules, CatalogAppWithCategories, Prisma.CatalogAppWhereInput>({
   sourceId: equals('sourceId'),

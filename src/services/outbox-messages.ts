@@ -1,6 +1,6 @@
 import type { Db } from '../db/client.js';
 import type { Prisma } from '../db/models.js';
-import { insertOutboxMessages } from '../db/outbox-sql.js';
+import { insertOutboxMessages, type OUTBOUND_KINDS } from '../db/outbox-sql.js';
 
 /**
  * Writing a message for a receiver outside the server: a row of the outbox, in the caller's
@@ -8,7 +8,8 @@ import { insertOutboxMessages } from '../db/outbox-sql.js';
  * committed. The outbox worker (outbox-worker.ts) delivers it; nothing here talks to the network.
  */
 
-export type OutboundKind = 'payment' | 'webhook';
+/** What a message is; the worker claims them in this list's order. */
+export type OutboundKind = (typeof OUTBOUND_KINDS)[number];
 
 export interface OutboundMessage {
   kind: OutboundKind;
