@@ -7,11 +7,14 @@ import { type WebhookEvent, type WebhookService, webhookEvents } from './webhook
 /** Where a run starts on a database it never ran on: an hour back. */
 const FIRST_LOOK_BACK_MS = 60 * 60 * 1000;
 
-/** Rows after (time, id): later, or at that time with a higher id. */
-function after<Column extends string>(column: Column, time: Date, id: number) {
-  return { OR: [{ [column]: { gt: time } }, { [column]: time, id: { gt: id } }] } as {
-    OR: ({ [C in Column]: { gt: Date } } | ({ [C in Column]: Date } & { id: { gt: number } }))[];
-  };
+/**
+ * The `where` of a page: rows changed at `since` or later; at exactly `since`, only those with an
+ * id above `afterId` when it is given (the rest of a time a run stopped part-way through).
+ */
+function changedSince<Column extends string>(column: Column, since: Date, afterId: number | null) {
+  type Where = { [C in Column]: { gte: Date } | { gt: Date } | Date } & { id?: { gt: number } };
+  if (afterId === null) return { [column]: { gte: since } } as Where;
+  return { OR: [{ [column]: { gt: since } }, { [column]: since, id: { gt: afterId } }] } as { OR: Where[] };
 }
 
 export interface WebhookCatchUpOptions {
@@ -146,7 +149,7 @@ export class WebhookCatchUp {
       events: ['TASK_FINISHED', 'APP_STATE_CHANGED'],
       page: (since, afterId, take) =>
         this.db.task.findMany({
-          where: afterId === null ? { completedAt: { gte: since } } : after('completedAt', since, afterId),
+          where: changedSince('completedAt', since, afterId),
           orderBy: [{ completedAt: 'asc' }, { id: 'asc' }],
           take,
         }),
@@ -189,7 +192,7 @@ export class WebhookCatchUp {
       events: ['APP_STATE_CHANGED'],
       page: (since, afterId, take) =>
         this.db.appState.findMany({
-          where: afterId === null ? { updatedAt: { gte: since } } : after('updatedAt', since, afterId),
+          where: changedSince('updatedAt', since, afterId),
           orderBy: [{ updatedAt: 'asc' }, { id: 'asc' }],
           select: { id: true, userId: true, sourceId: true, appName: true, updatedAt: true },
           take,
@@ -211,7 +214,7 @@ export class WebhookCatchUp {
       events: ['PAYMENT_STATUS_CHANGED'],
       page: (since, afterId, take) =>
         this.db.payment.findMany({
-          where: afterId === null ? { updatedAt: { gte: since } } : after('updatedAt', since, afterId),
+          where: changedSince('updatedAt', since, afterId),
           orderBy: [{ updatedAt: 'asc' }, { id: 'asc' }],
           select: { id: true, userId: true, sourceId: true, appId: true, updatedAt: true },
           take,
