@@ -18,8 +18,10 @@ export interface TaskEngineOptions {
   leaseMs: number;
 }
 
-/** What an ended task keeps besides its status: why it failed, and the app service's answer. */
-/** How a task ends; `opId` is the app service's, known in memory before its acceptance is written. */
+/**
+ * What an ended task keeps besides its status: why it failed, the app service's answer, and its op
+ * id (known in memory before its acceptance is written, which the end may overtake).
+ */
 export type EndDetails = { error?: string; result?: Prisma.InputJsonValue; opId?: string | null };
 
 /**

@@ -79,7 +79,6 @@ export class InstalledAppService {
   async list(viewer: Viewer, filter: AppFilter = {}, page: PageArgs = {}): Promise<Connection<AppRow>> {
     const userId = userScope(viewer, filter.userId);
     const wanted = APP_FILTER.compile(filter);
-    const where: Prisma.AppStateWhereInput = { ...(userId !== undefined ? { userId } : {}), ...wanted.where };
     if (!wanted.hasDerived) {
       const conditions = conditionsSql('AppState', [...ownerCondition(userId), ...wanted.stored]);
       return paginateWindow(
@@ -92,6 +91,7 @@ export class InstalledAppService {
     }
     // Stage and health are derived, so these filters apply after reading the rows the SQL
     // filters leave (one query for the rows, one for their active tasks).
+    const where: Prisma.AppStateWhereInput = { ...(userId !== undefined ? { userId } : {}), ...wanted.where };
     const rows = await this.db.appState.findMany({ where });
     const stages = await this.stagesOf(rows);
     const matching = rows.filter((row, index) => wanted.matches({ ...row, derived: stages[index] as StageAndHealth }));
