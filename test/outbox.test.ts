@@ -294,10 +294,12 @@ describe.each(databases)('the outbox worker on %s', (kind) => {
       await enqueueOutbound(db, pushes(holding, 'lost', 1));
       worker.start();
       await holding.waitFor(() => true, 'the attempt, held');
-      // Its lock expires (a stalled process) and another worker claims the message.
+      // Its lock expires (a stalled process: the claim made it due again at the lock's end) and
+      // another worker claims the message.
+      const expired = new Date(Date.now() - 1000);
       await db.outboxMessage.updateMany({
         where: { idempotencyKey: 'lost:0' },
-        data: { lockedUntil: new Date(Date.now() - 1000) },
+        data: { lockedUntil: expired, nextAttemptAt: expired },
       });
       const now = new Date();
       const taken = await claimDueMessages(db, 'another-worker', now, new Date(now.getTime() + 60_000), 1000);

@@ -41,7 +41,15 @@ export const OUTBOUND_KINDS = ['payment', 'webhook'] as const;
  * One kind per statement so that the (status, kind, nextAttemptAt) index hands the rows over in
  * order and the LIMIT stops the scan: ranking the kinds inside one statement made the database
  * sort every due row at every claim (933 µs per claim of 32 with 3,000 due on SQLite, 2.4 ms on
- * PostgreSQL).
+ * PostgreSQL). Two more choices keep a claim's cost with the rows it takes (measured on SQLite,
+ * 3,000 due, claims of 22 as the worker makes them: 0.60 ms → 0.34 ms for the first, and the
+ * second removes a scan that grew with the messages in flight):
+ * - a claim moves `nextAttemptAt` to the end of its lock, so the messages in flight leave the due
+ *   range of the index instead of being read and skipped by every later claim; if the attempt
+ *   never reports, the message is due again exactly when its lock expires;
+ * - the outer re-check of the status is written `("status" = 'PENDING') IS TRUE`, which no index
+ *   serves: written plainly, SQLite's planner walked every PENDING row of the (status, …) index
+ *   and tested each against the ids instead of looking the ids up by primary key.
  */
 export async function claimDueMessages(
   db: SqlRunner,
@@ -56,13 +64,14 @@ export async function claimDueMessages(
     if (room <= 0) break;
     const rows = await db.$queryRaw<ClaimedMessage[]>`
       UPDATE "OutboxMessage"
-      SET "lockedBy" = ${workerId}, "lockedUntil" = ${lockedUntil}, "attempts" = "attempts" + 1, "updatedAt" = ${now}
+      SET "lockedBy" = ${workerId}, "lockedUntil" = ${lockedUntil}, "nextAttemptAt" = ${lockedUntil},
+        "attempts" = "attempts" + 1, "updatedAt" = ${now}
       WHERE "id" IN (
           SELECT "id" FROM "OutboxMessage"
           WHERE "status" = 'PENDING' AND "kind" = ${kind} AND "nextAttemptAt" <= ${now}
             AND ("lockedUntil" IS NULL OR "lockedUntil" < ${now})
           ORDER BY "nextAttemptAt" LIMIT ${room})
-        AND "status" = 'PENDING' AND ("lockedUntil" IS NULL OR "lockedUntil" < ${now})
+        AND ("status" = 'PENDING') IS TRUE AND ("lockedUntil" IS NULL OR "lockedUntil" < ${now})
       RETURNING "id", "kind", "idempotencyKey", "url", "topic", "body", "webhookId", "notificationId", "attempts", "lockedUntil"`;
     // In the order written within a kind (RETURNING promises no order).
     claimed.push(...rows.sort((a, b) => a.id - b.id));
@@ -123,12 +132,13 @@ export function markFailed(db: SqlRunner, workerId: string, failed: FailedAttemp
 /**
  * Gives claimed messages back as if they had not been claimed (their attempt not counted): those
  * a stopping worker had not started, or that waited so long in its queue that their lock would
- * expire during the attempt.
+ * expire during the attempt. They are due again at once.
  */
 export function releaseClaims(db: SqlRunner, workerId: string, ids: readonly number[], now: Date): Promise<number> {
   return db.$executeRaw`
     UPDATE "OutboxMessage"
-    SET "attempts" = "attempts" - 1, "lockedBy" = NULL, "lockedUntil" = NULL, "updatedAt" = ${now}
+    SET "attempts" = "attempts" - 1, "lockedBy" = NULL, "lockedUntil" = NULL, "nextAttemptAt" = ${now},
+      "updatedAt" = ${now}
     WHERE "id" IN (${join(ids)}) AND "lockedBy" = ${workerId} AND "status" = 'PENDING'`;
 }
 

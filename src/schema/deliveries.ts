@@ -47,7 +47,8 @@ export const DeliveryRef = builder.objectRef<OutboxMessageRow>('Delivery').imple
     nextAttemptAt: t.field({
       type: 'DateTime',
       nullable: true,
-      description: 'When the next attempt is due; null once delivered or dead.',
+      description:
+        'When the next attempt is due; while an attempt is in flight, when the message is tried again should that attempt never report. Null once delivered or dead.',
       resolve: (message) => (message.status === 'PENDING' ? message.nextAttemptAt : null),
     }),
     deliveredAt: t.field({

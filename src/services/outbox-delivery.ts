@@ -1,4 +1,4 @@
-import { Agent, type Dispatcher, request } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import type { SqlRunner } from '../db/driver-sql.js';
 import type { OutboxMessageRow } from '../db/models.js';
 import { type ClaimedMessage, webhookSecrets } from '../db/outbox-sql.js';
@@ -29,72 +29,135 @@ export function receiversAgent(timeoutMs: number): Agent {
 
 /** undici's errors for a connection, an answer's headers or its body that did not come in time. */
 const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+/** Most of a 2xx answer's body read (and dropped); past it the connection is closed, still delivered. */
+const ACCEPTED_BODY_BYTES = 64 * 1024;
 
 /**
  * One attempt, within `timeoutMs` as a whole: connecting, sending, the answer's headers and
  * reading its body share one deadline (a receiver that drips its answer byte by byte is cut
- * there too), so the worker can derive its lock from it. One timer per attempt, cleared when it
- * ends; undici's per-phase timers stay as well, as they end a silent connection sooner.
+ * there too), so the worker can derive its lock from it. undici's per-phase timeouts stay as
+ * well, as they end a silent connection sooner.
+ *
+ * On undici's dispatcher API (`Dispatcher.dispatch` with a handler) rather than `request()`:
+ * `request()` gives every attempt an AbortController for the deadline, an async resource and a
+ * readable stream for the answer, ~25 µs of CPU a delivery that the outbox benchmark's profile
+ * put at an eighth of the worker's cost; the handler below reads the answer as it comes and
+ * cuts the attempt with the dispatcher's own `abort`.
  */
-export async function deliverOnce(
+export function deliverOnce(
   message: Pick<OutboxMessageRow, 'url' | 'body' | 'topic' | 'idempotencyKey' | 'attempts'>,
   secret: string,
   timeoutMs: number,
-  agent: Agent,
+  agent: Dispatcher,
   now = Date.now(),
 ): Promise<AttemptOutcome> {
-  const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(), timeoutMs);
-  try {
-    const response = await request(message.url, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'idempotency-key': message.idempotencyKey,
-        'x-event-topic': message.topic,
-        'x-delivery-attempt': String(message.attempts),
-        [SIGNATURE_HEADER]: signatureHeader(secret, message.body, Math.floor(now / 1000)),
+  return new Promise((resolve) => {
+    let target: URL;
+    try {
+      target = new URL(message.url);
+    } catch {
+      resolve({ ok: false, statusCode: null, error: 'unreachable: not a valid URL' });
+      return;
+    }
+    const attempt = new Attempt(resolve, secret, timeoutMs);
+    agent.dispatch(
+      {
+        origin: target.origin,
+        path: `${target.pathname}${target.search}`,
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'idempotency-key': message.idempotencyKey,
+          'x-event-topic': message.topic,
+          'x-delivery-attempt': String(message.attempts),
+          [SIGNATURE_HEADER]: signatureHeader(secret, message.body, Math.floor(now / 1000)),
+        },
+        body: message.body,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
       },
-      body: message.body,
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-      dispatcher: agent,
-      signal: deadline.signal,
-    });
-    const { statusCode } = response;
-    if (statusCode >= 200 && statusCode < 300) {
-      // Read to the end so the connection goes back to the pool; what it says does not matter.
-      await response.body.dump({ limit: 64 * 1024, signal: deadline.signal });
-      // dump() stops quietly when the signal fires: the answer was not complete in time.
-      if (deadline.signal.aborted) return { ok: false, statusCode: null, error: `no answer within ${timeoutMs} ms` };
-      return { ok: true, statusCode };
-    }
-    const excerpt = await readExcerpt(response.body);
-    const said = excerpt ? `: ${upstreamExcerpt(excerpt, ANSWER_EXCERPT_CHARS, [secret])}` : '';
-    return { ok: false, statusCode, error: bounded(`the receiver answered HTTP ${statusCode}${said}`) };
-  } catch (error) {
-    if (deadline.signal.aborted || TIMEOUTS.has((error as { code?: string }).code ?? '')) {
-      return { ok: false, statusCode: null, error: `no answer within ${timeoutMs} ms` };
-    }
-    return { ok: false, statusCode: null, error: bounded(`unreachable: ${networkProblem(error)}`) };
-  } finally {
-    clearTimeout(timer);
-  }
+      attempt,
+    );
+  });
 }
 
-/** The first bytes of an answer's body; the rest is not read (the connection is closed). */
-async function readExcerpt(body: Dispatcher.ResponseData['body']): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    chunks.push(chunk as Buffer);
-    size += (chunk as Buffer).byteLength;
-    if (size >= ANSWER_EXCERPT_CHARS * 4) {
-      body.destroy();
-      break;
+/** The handler of one attempt: settles its outcome once, whichever of answer, error or deadline comes first. */
+class Attempt implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | null = null;
+  private settled = false;
+  private statusCode = 0;
+  /** The first bytes of a refusing answer (not 2xx), for lastError; null while the answer is 2xx. */
+  private excerpt: Buffer[] | null = null;
+  private received = 0;
+  /** The answer ended (completely or in an error): nothing is left to cut. */
+  private ended = false;
+  private readonly deadline: NodeJS.Timeout;
+
+  constructor(
+    private readonly resolve: (outcome: AttemptOutcome) => void,
+    private readonly secret: string,
+    private readonly timeoutMs: number,
+  ) {
+    this.deadline = setTimeout(() => {
+      this.settle({ ok: false, statusCode: null, error: `no answer within ${timeoutMs} ms` });
+    }, timeoutMs);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    // The deadline passed while the request waited for a connection: it is not sent late.
+    if (this.settled) controller.abort(new Error('the attempt is over'));
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number): void {
+    if (statusCode < 200) return; // 1xx: informational, the answer follows
+    this.statusCode = statusCode;
+    if (statusCode >= 300) this.excerpt = [];
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.received += chunk.byteLength;
+    if (this.excerpt === null) {
+      if (this.received > ACCEPTED_BODY_BYTES) this.settle({ ok: true, statusCode: this.statusCode });
+      return;
+    }
+    this.excerpt.push(chunk);
+    if (this.received >= ANSWER_EXCERPT_CHARS * 4) this.settle(this.refused());
+  }
+
+  onResponseEnd(): void {
+    this.ended = true;
+    this.settle(this.excerpt === null ? { ok: true, statusCode: this.statusCode } : this.refused());
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.ended = true;
+    if (TIMEOUTS.has((error as { code?: string }).code ?? '')) {
+      this.settle({ ok: false, statusCode: null, error: `no answer within ${this.timeoutMs} ms` });
+    } else {
+      this.settle({ ok: false, statusCode: null, error: bounded(`unreachable: ${networkProblem(error)}`) });
     }
   }
-  return new TextDecoder().decode(Buffer.concat(chunks, size)).replace(/\s+/g, ' ').trim();
+
+  private refused(): AttemptOutcome {
+    const chunks = this.excerpt ?? [];
+    const text = new TextDecoder().decode(Buffer.concat(chunks)).replace(/\s+/g, ' ').trim();
+    const said = text ? `: ${upstreamExcerpt(text, ANSWER_EXCERPT_CHARS, [this.secret])}` : '';
+    return {
+      ok: false,
+      statusCode: this.statusCode,
+      error: bounded(`the receiver answered HTTP ${this.statusCode}${said}`),
+    };
+  }
+
+  /** The outcome, once; an answer still coming is cut (its connection closed, not reused). */
+  private settle(outcome: AttemptOutcome): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.deadline);
+    this.resolve(outcome);
+    if (!this.ended) this.controller?.abort(new Error('the attempt is over'));
+  }
 }
 
 function bounded(text: string): string {
