@@ -19,6 +19,7 @@ import { type OriginPolicy, UPLOAD_PREFLIGHT_HEADER } from '../http/cross-site.j
 import { createErrorMasker, domainGraphQLError } from '../http/graphql-errors.js';
 import { useInputBounds } from '../http/input-bounds.js';
 import { productionSwitches } from '../http/production-switches.js';
+import { useSnapshotResultCache } from '../http/snapshot-result-cache.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import type { Context, ResolverServices } from '../schema/builder.js';
@@ -96,6 +97,7 @@ export function createGraphQL({
         blockFieldSuggestion: { enabled: false },
       }),
       useInputBounds(config.inputLimits),
+      useSnapshotResultCache(),
       ...(counting ? [counting.last] : []),
     ],
     context: contextFactory({ logger, services, authenticator }),

@@ -78,6 +78,22 @@ export class RuntimeService {
     return this.streamCount;
   }
 
+  /**
+   * Moves with every change of what any viewer's snapshot shows: two reads at the same revision,
+   * in the same `viewScope`, with the same filter, answer the same (but for `generatedAt`).
+   */
+  get revision(): number {
+    return this.store.revision;
+  }
+
+  /**
+   * Who sees the same runtime state: every admin sees everyone's ("all"); anyone else their own
+   * apps and tasks and their own part of the chart repo (scopedSnapshot), so one scope per user.
+   */
+  viewScope(viewer: Viewer): string {
+    return viewer.isAdmin ? 'all' : `user:${viewer.userId}`;
+  }
+
   /** Resolves once every change the store made so far has been handed to the live streams. */
   delivered(): Promise<void> {
     return this.queue.drained();

@@ -1,13 +1,14 @@
 import type { ChartRepoCollection, ChartRepoStatus } from '../adapters/chart-repo/port.js';
-import type { AppRow, TaskRow } from '../db/models.js';
+import type { TaskRow } from '../db/models.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
-import { APP_STAGES, type AppStage, type Health, type StageAndHealth } from '../domain/app-stage.js';
-import { type CompiledFilter, defineFilter, derived, equals, oneOf } from '../domain/filters.js';
-import type { TaskStatus, TaskType } from '../domain/tasks.js';
+import { APP_STAGES, type AppStage } from '../domain/app-stage.js';
 import { ComponentPushes } from './component-pushes.js';
 import { FinishedTasks } from './finished-tasks.js';
 import { RuntimeTally, type TalliedSummary } from './runtime-tally.js';
+import { type RuntimeApp, SnapshotScope } from './snapshot-scope.js';
 import { IndexedRows } from './store-index.js';
+
+export { type RuntimeApp, type SnapshotFilter, SnapshotScope } from './snapshot-scope.js';
 
 /**
  * The runtime state held in memory: apps with their derived stage, tasks
@@ -26,9 +27,6 @@ export interface ComponentStatus {
   lastCheck: Date;
   metrics: Record<string, unknown>;
 }
-
-/** An app as the runtime sees it: its state row with the stage derived when it last changed. */
-export type RuntimeApp = AppRow & { derived: StageAndHealth };
 
 export type RuntimeEventKind =
   | 'APP_CHANGED'
@@ -54,16 +52,6 @@ export interface RuntimeEvent {
   chartRepoChange?: { before: ChartRepoCollection | null; after: ChartRepoCollection };
 }
 
-export interface SnapshotFilter {
-  userId?: string | null;
-  sourceId?: string | null;
-  appName?: string | null;
-  taskStatus?: TaskStatus[] | null;
-  taskType?: TaskType[] | null;
-  stage?: AppStage[] | null;
-  health?: Health | null;
-}
-
 /** The counts of a runtime view: its apps and tasks (TalliedSummary), and the healthy components. */
 export type RuntimeSummary = TalliedSummary & { activeComponents: number };
 
@@ -78,53 +66,6 @@ export interface Snapshot {
 }
 
 const ACTIVE: readonly string[] = ['PENDING', 'RUNNING'];
-
-/** What SnapshotFilter means for apps (the task fields do not concern them). */
-const RUNTIME_APP_FILTER = defineFilter<Omit<SnapshotFilter, 'taskStatus' | 'taskType'>, RuntimeApp>({
-  userId: equals('userId'),
-  sourceId: equals('sourceId'),
-  appName: equals('appName'),
-  stage: derived(oneOf('stage')),
-  health: derived(equals('health')),
-});
-
-/**
- * What SnapshotFilter means for tasks: user, source, app, status and type (unlike the original,
- * source too); stage and health are the apps'.
- */
-const RUNTIME_TASK_FILTER = defineFilter<Omit<SnapshotFilter, 'stage' | 'health'>, TaskRow>({
-  userId: equals('userId'),
-  sourceId: equals('sourceId'),
-  appName: equals('appName'),
-  taskStatus: oneOf('status'),
-  taskType: oneOf('type'),
-});
-
-/**
- * A SnapshotFilter compiled once (per request or subscription) for matching the store's apps and
- * tasks: every event runs it over its app or task; a snapshot or summary over the candidates the
- * store's indexes give for it.
- */
-export class SnapshotScope {
-  readonly apps: CompiledFilter<RuntimeApp>;
-  /** For the key of a removed app: the conditions on the key alone. */
-  readonly appKeys: CompiledFilter<AppKey>;
-  readonly tasks: CompiledFilter<TaskRow>;
-  /**
-   * Set when the filter names at most a user: its summary is then read from the store's running
-   * counts (everything for `userId` null) instead of counted over the matches.
-   */
-  readonly tallied: { userId: string | null } | null;
-
-  constructor(filter: SnapshotFilter = {}) {
-    const { userId, ...rest } = filter;
-    const isSet = (value: unknown) => Boolean(value) && !(Array.isArray(value) && value.length === 0);
-    this.tallied = Object.values(rest).some(isSet) ? null : { userId: userId || null };
-    this.apps = RUNTIME_APP_FILTER.compile(filter);
-    this.appKeys = this.apps.only(['userId', 'sourceId', 'appName']);
-    this.tasks = RUNTIME_TASK_FILTER.compile(filter);
-  }
-}
 
 const EVERYTHING = new SnapshotScope();
 
@@ -148,7 +89,7 @@ export interface StateStoreOptions {
   now?: () => number;
 }
 
-/** The columns the store indexes: every equals or oneOf condition of the two filters above. */
+/** The columns the store indexes: every equals or oneOf condition of the two filters of snapshot-scope.ts. */
 const KEY_INDEXES = [{ column: 'userId' }, { column: 'sourceId' }, { column: 'appName' }];
 const APP_INDEXES = [...KEY_INDEXES, { column: 'stage', derived: true }, { column: 'health', derived: true }];
 const TASK_INDEXES = [...KEY_INDEXES, { column: 'status' }, { column: 'type' }];
@@ -165,6 +106,12 @@ export class StateStore {
   private readonly tally = new RuntimeTally();
   private chartRepo: ChartRepoCollection | null = null;
   private sequence: number;
+  /**
+   * Moves with every change of what a snapshot shows, including those that make no event (a
+   * component's metrics, the chart repo's lastUpdate) and a sequence moved without one (cluster
+   * mode): results computed from the store are cached per revision (runtime/versioned-lru.ts).
+   */
+  private changes = 0;
   /**
    * The last sequence not in the buffer: every event after it is. Sequences need not be
    * consecutive (in cluster mode each change log entry brings its own range; see applyAt).
@@ -194,6 +141,7 @@ export class StateStore {
     this.buffer.length = 0;
     this.sequence = sequence;
     this.floor = sequence;
+    this.changes += 1;
   }
 
   /**
@@ -222,10 +170,16 @@ export class StateStore {
       process.emitWarning(`a change log entry caused more events than its range (${first}–${last}) holds`);
     }
     this.sequence = Math.max(this.sequence, last);
+    this.changes += 1;
   }
 
   get lastSequence(): number {
     return this.sequence;
+  }
+
+  /** The store's revision: equal revisions mean equal snapshots (but for `generatedAt`). */
+  get revision(): number {
+    return this.changes;
   }
 
   /** Listeners now registered with onEvent: a soak checks that subscriptions leave none behind. */
@@ -262,6 +216,7 @@ export class StateStore {
 
   putComponent(component: ComponentStatus): void {
     this.components.set(component.name, component);
+    this.changes += 1;
     if (this.componentPushes.take(component, (this.options.now ?? Date.now)())) {
       this.emit({ kind: 'COMPONENT_CHANGED', component });
     }
@@ -272,6 +227,7 @@ export class StateStore {
     const before = this.chartRepo;
     const after: ChartRepoCollection = { all: status, byUser };
     this.chartRepo = after;
+    this.changes += 1;
     const changed =
       !sameChartRepo(before?.all ?? null, status) ||
       before?.byUser.size !== byUser.size ||
@@ -391,6 +347,7 @@ export class StateStore {
 
   private emit(partial: Omit<RuntimeEvent, 'sequence' | 'at'>): void {
     this.sequence += 1;
+    this.changes += 1;
     const event: RuntimeEvent = { ...partial, sequence: this.sequence, at: new Date() };
     this.buffer.push(event);
     if (this.buffer.length > this.options.bufferSize) this.floor = (this.buffer.shift() as RuntimeEvent).sequence;
