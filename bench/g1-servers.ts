@@ -13,7 +13,7 @@
  * The peers run the same schema (src/schema/index.ts) over the same services on the same SQLite
  * file (created as create-services.ts does, not started: the subject's engine alone runs tasks),
  * and build the context the subject's Yoga builds (src/app/graphql.ts): the viewer from the
- * request's headers, the resolver services, fresh loaders, a request id and a child logger.
+ * request's headers, the resolver services, fresh loaders and a request id.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
@@ -134,7 +134,6 @@ async function peerContext(): Promise<{
         services,
         loaders: createLoaders(services),
         requestId,
-        logger: logger.child({ requestId, userId: viewer.userId }),
       };
     },
   };

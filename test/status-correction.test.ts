@@ -166,6 +166,8 @@ describe.each(databases)('status correction over HTTP on %s', (kind) => {
     expect(await rowOf('bob', 'files')).toBeNull(); // a system app gets no row either
     const [record] = await systemRecords('alice', 'old-wiki');
     expect(record?.message).toBe('old-wiki is gone from the app service: removed (last state running)');
+    // What the webhook catch-up reads to announce a removal nobody heard of (webhook-catch-up.ts).
+    expect(record?.extended).toMatchObject({ correction: 'removed', sourceId: expect.any(String) });
   });
 
   test('a state listed later than the stored one corrects the row; an older list never overwrites a newer event', async () => {

@@ -242,6 +242,55 @@ describe.each(databases)('webhook catch-up on %s', (kind) => {
     expect(await sweepOf(server).run(new Date(ended.getTime() + 2000))).toBe(0);
   });
 
+  test('an app that status correction removed, in a process that died before announcing it, is announced removed once', async () => {
+    const database = await freshDatabase();
+    const server = await start(database);
+    const key = { userId: 'carol', sourceId: REMOTE_SOURCE, appName: 'vanished-app' };
+    const path = `/corrected-${kind}`;
+    const hook = await addWebhook(server, { url: receiver.url(path), events: ['APP_STATE_CHANGED'] });
+    // What status correction commits in one transaction (status-correction.ts): the row deleted,
+    // and its `system` history record; the process died before the announcement.
+    const removedAt = new Date(Date.now() + 1000);
+    await server.app.db.historyRecord.create({
+      data: {
+        type: 'system',
+        message: 'vanished-app is gone from the app service: removed (last state running)',
+        app: key.appName,
+        userId: key.userId,
+        time: removedAt,
+        extended: { correction: 'removed', sourceId: key.sourceId, previousState: 'running' },
+      },
+    });
+    // Other corrections and a catalogue change's record are not removals: nothing for them.
+    await server.app.db.historyRecord.createMany({
+      data: [
+        {
+          type: 'system',
+          message: 'x appeared',
+          app: 'x',
+          userId: key.userId,
+          time: removedAt,
+          extended: { correction: 'appeared', sourceId: key.sourceId },
+        },
+        {
+          type: 'system',
+          message: 'catalogue changed',
+          app: null,
+          userId: 'system',
+          time: removedAt,
+          extended: { sourceId: key.sourceId, removed: ['y'] },
+        },
+      ],
+    });
+
+    expect(await sweepOf(server).run(new Date(removedAt.getTime() + 1000))).toBe(1);
+    const removed = await receiver.waitFor((d) => d.path === path && d.topic === 'app.state_changed', 'the removal');
+    expect(JSON.parse(removed.body)).toMatchObject({ app: { key, state: 'uninstalled', removed: true } });
+    expect(verifySignature(hook.secret, removed.body, removed.signature)).toBe(true);
+    expect(await sweepOf(server).run(new Date(removedAt.getTime() + 2000))).toBe(0);
+    expect(await cursors(server.app.db)).toHaveProperty('webhook-catch-up:corrections');
+  });
+
   test('changes the dispatcher announced as they happened are not announced again by a sweep', async () => {
     const { server } = await startSeededServer(kind, {
       env: { ...ENV, SIMULATED_STEP_MS: '0' },

@@ -101,9 +101,22 @@ export async function markDelivered(
     UPDATE "OutboxMessage"
     SET "status" = 'DELIVERED', "deliveredAt" = ${now}, "lastStatusCode" = ${statusCode}, "lastError" = NULL,
       "lockedBy" = NULL, "lockedUntil" = NULL, "updatedAt" = ${now}, "body" = ${FINISHED_BODY}
-    WHERE "id" IN (${join(ids)}) AND "lockedBy" = ${workerId}
+    WHERE "id" IN (${join(paddedIds(ids))}) AND "lockedBy" = ${workerId}
     RETURNING "id"`;
   return rows.map((row) => Number(row.id));
+}
+
+/**
+ * The ids, the last repeated up to the next power of two: a statement's text (and so its prepared
+ * statement, and on PostgreSQL its plan) depends on the list's length, and a worker records
+ * batches of every size from 1 to its window; padded, a handful of texts serve them all.
+ */
+function paddedIds(ids: readonly number[]): number[] {
+  if (ids.length === 0) return [];
+  const padded = [...ids];
+  const size = 2 ** Math.ceil(Math.log2(Math.max(1, ids.length)));
+  while (padded.length < size) padded.push(ids[ids.length - 1] as number);
+  return padded;
 }
 
 export interface FailedAttempt {

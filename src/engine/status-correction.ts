@@ -1,6 +1,6 @@
 import type { AppService, AppStateEvent } from '../adapters/app-service/port.js';
 import type { Db } from '../db/client.js';
-import type { AppRow, Prisma } from '../db/models.js';
+import type { AppRow, HistoryRow, Prisma } from '../db/models.js';
 import { appKeyString } from '../domain/app-key.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import { isRecord } from '../platform/json.js';
@@ -195,12 +195,18 @@ export class StatusCorrection {
       }
       case 'removed': {
         const { row } = correction;
-        // Unless the row changed since it was read (a state report, or an operation accepted).
-        const { count } = await db.appState.deleteMany({ where: { id: row.id, updatedAt: row.updatedAt } });
-        if (count === 0) return;
-        feed.app(row);
         const message = `${row.appName} is gone from the app service: removed (last state ${row.state || '(none)'})`;
-        await this.record(correction.kind, row, message, { previousState: row.state });
+        const entry = this.historyEntry('removed', row, message, { previousState: row.state });
+        // The row goes with its history record, in one transaction: the record is how the webhook
+        // catch-up finds a removal that a process dying right after it never announced.
+        const records = await db.$transaction(async (tx) => {
+          // Unless the row changed since it was read (a state report, or an operation accepted).
+          const { count } = await tx.appState.deleteMany({ where: { id: row.id, updatedAt: row.updatedAt } });
+          return count === 0 ? null : await this.deps.history.record([entry], tx);
+        });
+        if (!records) return;
+        feed.app(row);
+        this.announce('removed', row, message, records);
         return;
       }
       case 'taskCompleted': {
@@ -243,8 +249,18 @@ export class StatusCorrection {
     extended: Record<string, Prisma.InputJsonValue | null>,
   ): Promise<void> {
     const counted = kind === 'taskCompleted' ? 'tasksCompleted' : kind;
-    this.figures.corrections[counted] += 1;
-    const entry: HistoryEntry = {
+    const records = await this.deps.history.record([this.historyEntry(counted, app, message, extended)]);
+    this.announce(counted, app, message, records);
+  }
+
+  /** A correction's `system` history record, in its owner's history. */
+  private historyEntry(
+    counted: keyof CorrectionCounts,
+    app: Pick<AppRow, 'userId' | 'sourceId' | 'appName'>,
+    message: string,
+    extended: Record<string, Prisma.InputJsonValue | null>,
+  ): HistoryEntry {
+    return {
       type: 'system',
       message,
       app: app.appName,
@@ -252,7 +268,17 @@ export class StatusCorrection {
       time: new Date(),
       extended: { correction: counted, sourceId: app.sourceId, ...extended },
     };
-    this.deps.feed.history(await this.deps.history.record([entry]));
+  }
+
+  /** A correction made and written: counted, its history record announced, logged. */
+  private announce(
+    counted: keyof CorrectionCounts,
+    app: Pick<AppRow, 'userId' | 'appName'>,
+    message: string,
+    records: HistoryRow[],
+  ): void {
+    this.figures.corrections[counted] += 1;
+    this.deps.feed.history(records);
     this.deps.logger.info({ correction: counted, app: app.appName, userId: app.userId }, message);
   }
 }

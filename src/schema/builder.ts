@@ -2,7 +2,6 @@ import SchemaBuilder from '@pothos/core';
 import ErrorsPlugin from '@pothos/plugin-errors';
 import RelayPlugin from '@pothos/plugin-relay';
 import type { Viewer } from '../auth/viewer.js';
-import type { Logger } from '../platform/logger.js';
 import type { RuntimeService } from '../runtime/runtime-service.js';
 import type { CatalogService } from '../services/catalog-service.js';
 import type { CatalogueChanges } from '../services/catalogue-changes.js';
@@ -45,7 +44,6 @@ export interface Context {
   services: ResolverServices;
   loaders: Loaders;
   requestId: string;
-  logger: Logger;
 }
 
 export const builder = new SchemaBuilder<{

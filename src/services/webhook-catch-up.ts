@@ -1,5 +1,6 @@
 import type { Db } from '../db/client.js';
-import type { TaskRow, WebhookRow } from '../db/models.js';
+import type { HistoryRow, TaskRow, WebhookRow } from '../db/models.js';
+import { isRecord } from '../platform/json.js';
 import type { Logger } from '../platform/logger.js';
 import type { FoundChange, WebhookDispatcher } from './webhook-dispatcher.js';
 import { type WebhookEvent, type WebhookService, webhookEvents } from './webhook-service.js';
@@ -59,8 +60,8 @@ interface ChangeTable<Row> {
  * payments) make a change already announced write nothing, so only what was missed is sent.
  *
  * With no webhook registered a run reads nothing at all. An app whose row was deleted is caught
- * up through the task that removed it (uninstall, a canceled first install); one that status
- * correction deleted without a task leaves no trace to find and is not caught up.
+ * up through what removed it: the task (uninstall, a canceled first install), or the `system`
+ * history record that status correction writes in the transaction that deletes the row.
  */
 export class WebhookCatchUp {
   private readonly pageSize: number;
@@ -79,7 +80,12 @@ export class WebhookCatchUp {
     this.pageSize = options.pageSize ?? 200;
     this.maxPages = options.maxPages ?? 10;
     this.graceMs = options.graceMs ?? 30_000;
-    this.tables = [this.endedTasks(), this.appStates(), this.payments()] as ChangeTable<never>[];
+    this.tables = [
+      this.endedTasks(),
+      this.appStates(),
+      this.correctionRemovals(),
+      this.payments(),
+    ] as ChangeTable<never>[];
   }
 
   /** Ends the run in progress after its current page (the cursor keeps what it read): a stop waits for it. */
@@ -205,6 +211,31 @@ export class WebhookCatchUp {
           event: { userId, sourceId, appName },
           at: updatedAt,
         })),
+    };
+  }
+
+  /** Apps status correction removed (no task did): their `system` history records (status-correction.ts). */
+  private correctionRemovals(): ChangeTable<HistoryRow> {
+    return {
+      cursor: 'webhook-catch-up:corrections',
+      events: ['APP_STATE_CHANGED'],
+      page: (since, afterId, take) =>
+        this.db.historyRecord.findMany({
+          // An app's records only (a catalogue change's records hold no app and long lists).
+          where: { AND: [{ type: 'system', app: { not: null } }, changedSince('time', since, afterId)] },
+          orderBy: [{ time: 'asc' }, { id: 'asc' }],
+          take,
+        }),
+      at: (record) => record.time,
+      id: (record) => record.id,
+      changes: async (records) =>
+        records.flatMap((record): FoundChange[] => {
+          const extended = isRecord(record.extended) ? record.extended : {};
+          if (extended.correction !== 'removed' || typeof extended.sourceId !== 'string' || !record.app) return [];
+          // The dispatcher reads the app's row: gone, it is announced removed (once: changed only).
+          const event = { userId: record.userId, sourceId: extended.sourceId, appName: record.app };
+          return [{ kind: 'app', event, at: record.time }];
+        }),
     };
   }
 
