@@ -12,7 +12,7 @@ import type { SubscriptionStats } from './live.js';
 export interface CollectorDeps {
   db: Db;
   config: Config;
-  services: Pick<Services, 'store' | 'localBus' | 'engine' | 'clusterLog'>;
+  services: Pick<Services, 'store' | 'localBus' | 'engine' | 'clusterLog' | 'barrier'>;
   logger: Logger;
   /** The fan-out figures the `pubsub` component shows. */
   subscriptionStats(): SubscriptionStats;
@@ -51,7 +51,11 @@ export function createCollector({
     ],
     createChartRepo(config.runtime, collectorLogger),
     collectorLogger,
-    { intervalMs: collectIntervalMs, sourceTimeoutMs: Math.min(collectIntervalMs, 10_000) },
+    {
+      intervalMs: collectIntervalMs,
+      sourceTimeoutMs: Math.min(collectIntervalMs, 10_000),
+      barrier: services.barrier,
+    },
     clusterLog && runtimeEntries && config.redis
       ? {
           log: clusterLog,

@@ -10,6 +10,7 @@ import type { Logger } from '../platform/logger.js';
 import { type RuntimeChange, RuntimeEntries } from '../runtime/runtime-change.js';
 import { RuntimeService } from '../runtime/runtime-service.js';
 import { StateStore } from '../runtime/state-store.js';
+import { StoreBarrier } from '../runtime/store-barrier.js';
 import type { ResolverServices } from '../schema/builder.js';
 import { CatalogService } from '../services/catalog-service.js';
 import { ChartUploadService } from '../services/chart-upload-service.js';
@@ -83,12 +84,6 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
     history,
     catalog,
   });
-  // Active tasks plus this many finished ones are kept in the runtime state.
-  const store = new StateStore({
-    bufferSize: config.runtime.eventBuffer,
-    recentFinishedTasks: 100,
-    componentMetricsPushMs: config.runtime.componentMetricsPushMs,
-  });
   const purchases = createPurchases({ db, config, logger }, history, feed);
   return {
     apps: new InstalledAppService(db, maxPageSize, bus),
@@ -116,7 +111,7 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
     /** Where committed changes are announced (the engine and the services hold it too). */
     feed,
     clusterLog,
-    store,
+    ...createRuntime(config, feed),
     ...createOutbox({
       db,
       config,
@@ -128,11 +123,24 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
         await purchases.recordDelivery({ notificationId, topic, status, attempts, lastError });
       },
     }),
-    runtime: new RuntimeService(store, {
-      snapshotMaxHz: config.runtime.snapshotMaxHz,
-      subscriberBuffer: config.runtime.subscriberBuffer,
-    }),
   };
+}
+
+/** The runtime store, what the collector tells of its progress (read-your-writes), and the service over them. */
+function createRuntime(config: Config, feed: ChangeFeed) {
+  // Active tasks plus this many finished ones are kept in the runtime state.
+  const store = new StateStore({
+    bufferSize: config.runtime.eventBuffer,
+    recentFinishedTasks: 100,
+    componentMetricsPushMs: config.runtime.componentMetricsPushMs,
+  });
+  const barrier = new StoreBarrier();
+  const runtime = new RuntimeService(
+    store,
+    { snapshotMaxHz: config.runtime.snapshotMaxHz, subscriberBuffer: config.runtime.subscriberBuffer },
+    { barrier, delivered: () => feed.delivered() },
+  );
+  return { store, barrier, runtime };
 }
 
 /** The purchase service, with its developer service and where its pushes go. */

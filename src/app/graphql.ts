@@ -19,6 +19,7 @@ import { type OriginPolicy, UPLOAD_PREFLIGHT_HEADER } from '../http/cross-site.j
 import { createErrorMasker, domainGraphQLError } from '../http/graphql-errors.js';
 import { useInputBounds } from '../http/input-bounds.js';
 import { productionSwitches } from '../http/production-switches.js';
+import { useReadYourWrites } from '../http/read-your-writes.js';
 import { useSnapshotResultCache } from '../http/snapshot-result-cache.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
@@ -98,6 +99,7 @@ export function createGraphQL({
       }),
       useInputBounds(config.inputLimits),
       useSnapshotResultCache(),
+      useReadYourWrites(),
       ...(counting ? [counting.last] : []),
     ],
     context: contextFactory({ services, authenticator }),

@@ -1,3 +1,4 @@
+import type { ChartRepoStatus } from '../adapters/chart-repo/port.js';
 import type { JobStatus } from '../platform/periodic-job.js';
 import type { ComponentState, ComponentStatus } from './state-store.js';
 
@@ -22,6 +23,19 @@ export function jobComponent(name: string, status: JobStatus | null): Omit<Compo
       intervalMs: status.intervalMs,
       lastRunAt: status.lastStartedAt?.toISOString() ?? null,
       lastDurationMs: status.lastDurationMs,
+    },
+    status.lastError,
+  );
+}
+
+/** The chart repo as a component, from what a collection found. */
+export function chartRepoComponent(status: ChartRepoStatus): Omit<ComponentStatus, 'lastCheck'> {
+  return component(
+    'chart_repo',
+    status.reachable ? 'RUNNING' : 'ERROR',
+    {
+      apps: Array.isArray(status.apps) ? status.apps.length : 0,
+      lastUpdate: status.lastUpdate?.toISOString() ?? null,
     },
     status.lastError,
   );

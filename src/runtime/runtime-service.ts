@@ -12,6 +12,7 @@ import {
   type StateStore,
   sameChartRepo,
 } from './state-store.js';
+import type { StoreBarrier } from './store-barrier.js';
 
 export type RuntimeEventView = RuntimeEvent & { summary: RuntimeSummary };
 
@@ -71,7 +72,17 @@ export class RuntimeService {
   constructor(
     private readonly store: StateStore,
     private readonly options: RuntimeOptions,
+    /** What the store holds of the announced changes (the collector says), and the feed's delivery. */
+    private readonly writes: { barrier: StoreBarrier; delivered: () => Promise<void> } | null = null,
   ) {}
+
+  /**
+   * Resolves once the store holds every change announced before the call (read-your-writes: a
+   * mutation answers after it, see http/read-your-writes.ts), or after `timeoutMs` at most.
+   */
+  caughtUp(timeoutMs: number): Promise<void> {
+    return this.writes ? this.writes.barrier.caughtUp(this.writes.delivered, timeoutMs) : Promise.resolve();
+  }
 
   /** Live events and snapshot streams now open (a soak checks that subscriptions leave none behind). */
   get liveStreams(): number {

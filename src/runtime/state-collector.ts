@@ -4,11 +4,12 @@ import { findAppStates, findTasks } from '../db/hot-path-sql.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import type { EventBus } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
-import { component } from './components.js';
+import { chartRepoComponent, component } from './components.js';
 import { LastWriters } from './last-writers.js';
 import { RuntimeApplier } from './runtime-applier.js';
 import { eventBound, type RuntimeChange, type RuntimeEntries, type RuntimeLog } from './runtime-change.js';
 import type { ComponentStatus, StateStore } from './state-store.js';
+import { StoreBarrier } from './store-barrier.js';
 
 /** How many finished tasks the store loads at start (it keeps the most recent ones). */
 const RECENT_FINISHED_AT_START = 100;
@@ -32,6 +33,8 @@ export interface CollectorOptions {
   intervalMs: number;
   /** A source that has not answered after this long counts as failed for this cycle. */
   sourceTimeoutMs: number;
+  /** Told what the store holds of the announced changes, for read-your-writes (store-barrier.ts). */
+  barrier?: StoreBarrier;
 }
 
 /**
@@ -77,6 +80,7 @@ export class StateCollector {
 
   private readonly applier: RuntimeApplier;
   private readonly lastWriters = new LastWriters();
+  private readonly barrier: StoreBarrier;
 
   /** `bus`: this instance's own announcements (in cluster mode the others' come as runtime changes). */
   constructor(
@@ -90,18 +94,23 @@ export class StateCollector {
     private readonly cluster: CollectorCluster | null = null,
   ) {
     this.applier = new RuntimeApplier(store);
+    this.barrier = options.barrier ?? new StoreBarrier();
   }
 
   async start(): Promise<void> {
     // Listening before the load: a change committed while it runs is read back after it.
-    this.follow(this.bus.subscribe('task:updated'), (event) => this.staleTasks.add(event.taskId));
-    this.follow(this.bus.subscribe('app:updated'), (event) =>
+    this.follow(this.bus.subscribe('task:updated'), (event) => {
+      this.staleTasks.add(event.taskId);
+      this.barrier.note();
+    });
+    this.follow(this.bus.subscribe('app:updated'), (event) => {
       this.staleApps.set(appKeyString(event), {
         userId: event.userId,
         sourceId: event.sourceId,
         appName: event.appName,
-      }),
-    );
+      });
+      this.barrier.note();
+    });
     this.follow(
       this.bus.subscribe('runtime:resync'),
       () => {},
@@ -147,6 +156,7 @@ export class StateCollector {
         own = false;
       }
       if (change.kind === 'rows') this.confirmOwn(change, isOwn);
+      if (isOwn) this.barrier.returned(change);
     });
   }
 
@@ -204,21 +214,7 @@ export class StateCollector {
         run: async () => {
           const { all: status, byUser } = await probe.collectByUser(this.userSourcePairs());
           this.publish({ kind: 'chartRepo', status, byUser: new Map(byUser) });
-          this.publishComponent(
-            {
-              ...component(
-                'chart_repo',
-                status.reachable ? 'RUNNING' : 'ERROR',
-                {
-                  apps: Array.isArray(status.apps) ? status.apps.length : 0,
-                  lastUpdate: status.lastUpdate?.toISOString() ?? null,
-                },
-                status.lastError,
-              ),
-              lastCheck: new Date(),
-            },
-            'cluster',
-          );
+          this.publishComponent({ ...chartRepoComponent(status), lastCheck: new Date() }, 'cluster');
         },
       });
     } else {
@@ -352,13 +348,15 @@ export class StateCollector {
       await new Promise((resolve) => setImmediate(resolve));
       const taskIds = takeFirst(this.staleTasks, READ_BATCH);
       const appKeys = takeFirst(this.staleApps, READ_BATCH);
+      // Every change noted so far is in this read, unless some are left for the next one.
+      const covers = this.staleTasks.size === 0 && this.staleApps.size === 0 ? this.barrier.generation : null;
       try {
         const [tasks, apps] = await Promise.all([findTasks(this.db, taskIds), findAppStates(this.db, appKeys)]);
-        this.publish({ kind: 'rows', tasks, appKeys, apps });
+        this.publishRows({ kind: 'rows', tasks, appKeys, apps }, covers);
       } catch (error) {
-        // As an announcement whose read fails: logged and skipped; the next change of the same
-        // task or app reads it again.
+        // Logged and skipped (the next change of the task or app reads it again); waiters go on.
         this.logger.error({ err: error }, 'could not apply a change to the runtime state');
+        if (covers !== null) this.barrier.applied(covers);
       }
     }
   }
@@ -367,6 +365,14 @@ export class StateCollector {
   private publish(change: RuntimeChange): void {
     if (this.cluster) this.cluster.log.appendRuntime(change, eventBound(change));
     else this.applier.apply(change);
+  }
+
+  /** A read-back; `covers`: the barrier generation the store holds once it is applied (null: not all yet). */
+  private publishRows(change: Extract<RuntimeChange, { kind: 'rows' }>, covers: number | null): void {
+    this.publish(change);
+    if (covers === null) return;
+    if (this.cluster) this.barrier.sent(change, covers);
+    else this.barrier.applied(covers);
   }
 
   private publishComponent(status: ComponentStatus, scope?: PollSource['scope']): void {

@@ -8,17 +8,21 @@ import { type AddressInfo, createServer, type Socket, connect as tcpConnect } fr
  *   never answered, the worst case for a client: only its own timeouts get it out.
  * - `cut('refuse')`: open connections are destroyed and new ones closed at once.
  * - `restore()`: connections go through again (those held during the cut are dropped).
+ * - `slow(ms)`: every answer of the service reaches the client `ms` later (a slow network), in
+ *   order; `slow(0)` makes it prompt again.
  */
 export interface TcpProxy {
   /** The proxy's own port on 127.0.0.1. */
   port: number;
   cut(mode?: 'hold' | 'refuse'): void;
   restore(): void;
+  slow(ms: number): void;
   close(): Promise<void>;
 }
 
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   let mode: 'open' | 'hold' | 'refuse' = 'open';
+  let delayMs = 0;
   /** Every socket on either side, so a cut can end them all. */
   const sockets = new Set<Socket>();
   const track = (socket: Socket) => {
@@ -38,7 +42,14 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     const upstream = tcpConnect(target.port, target.host);
     track(upstream);
     client.pipe(upstream);
-    upstream.pipe(client);
+    // The answers, each held `delayMs` (and never before the one ahead of it).
+    let due = 0;
+    upstream.on('data', (chunk: Buffer) => {
+      due = Math.max(Date.now() + delayMs, due);
+      const wait = due - Date.now();
+      if (wait <= 0) client.write(chunk);
+      else setTimeout(() => client.writable && client.write(chunk), wait);
+    });
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
@@ -53,6 +64,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     restore() {
       mode = 'open';
       destroyAll(); // the connections held during the cut were never forwarded
+    },
+    slow(ms) {
+      delayMs = ms;
     },
     async close() {
       destroyAll();
