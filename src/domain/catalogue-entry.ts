@@ -16,6 +16,10 @@ const MAX_COLUMN_TEXT = 1000;
 
 /** Most categories an entry may name; more is garbage, not a catalogue. */
 const MAX_CATEGORIES = 32;
+/** Longest version, cfgType and category name (of the entry and its history). */
+const MAX_VERSION = 64;
+const MAX_CFG_TYPE = 32;
+const MAX_CATEGORY = 128;
 
 /**
  * Largest entry a row keeps, as UTF-8 JSON text (the entry and its price). Real entries are a few
@@ -37,12 +41,12 @@ const localizedText = z.union([z.string(), z.record(z.string(), z.string())]);
  */
 const entryShape = z.looseObject({
   name: z.string().regex(APP_NAME, 'name may contain letters, digits, ".", "_" and "-" (at most 128)'),
-  version: z.string().min(1).max(64),
-  cfgType: z.string().max(32).optional(),
+  version: z.string().min(1).max(MAX_VERSION),
+  cfgType: z.string().max(MAX_CFG_TYPE).optional(),
   title: localizedText.optional(),
   description: localizedText.optional(),
-  categories: z.array(z.string().max(128)).max(MAX_CATEGORIES).nullish(),
-  versionHistory: z.array(z.looseObject({ version: z.string().max(64) })).nullish(),
+  categories: z.array(z.string().max(MAX_CATEGORY)).max(MAX_CATEGORIES).nullish(),
+  versionHistory: z.array(z.looseObject({ version: z.string().max(MAX_VERSION) })).nullish(),
   i18n: z.record(z.string(), z.unknown()).nullish(),
   price: z.record(z.string(), z.unknown()).nullish(),
 });
@@ -86,12 +90,17 @@ export function readCatalogueEntry(appId: string, served: unknown): EntryReading
   // Before anything else reads it: the same entry must be storable on SQLite and PostgreSQL alike.
   const texts = storableText(candidate, isObject(price) ? price : undefined);
   if (typeof texts === 'string') return { ok: false, reason: `app ${appId}: ${texts}` };
-  // Only the fields the shape names go through zod: the rest pass as they are (`loose`), and zod
-  // visiting and copying the ~50 others of a real entry was half its time. Same issues, same order.
-  const parsed = entryShape.safeParse(isObject(candidate) ? shapeFields(candidate) : candidate);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    return { ok: false, reason: `app ${appId}: ${issue?.path.join('.') || 'entry'} ${issue?.message ?? 'is invalid'}` };
+  if (!(isObject(candidate) && fitsEntryShape(candidate))) {
+    // Only the fields the shape names go through zod: the rest pass as they are (`loose`), and zod
+    // visiting and copying the ~50 others of a real entry was half its time. Same issues, same order.
+    const parsed = entryShape.safeParse(isObject(candidate) ? shapeFields(candidate) : candidate);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      return {
+        ok: false,
+        reason: `app ${appId}: ${issue?.path.join('.') || 'entry'} ${issue?.message ?? 'is invalid'}`,
+      };
+    }
   }
   // The entry as served, which the shape has just accepted (it transforms nothing): zod's output
   // holds only the fields it checked, and no second copy of each entry lives until the write.
@@ -147,6 +156,58 @@ function shapeFields(entry: Record<string, unknown>): Record<string, unknown> {
   const fields: Record<string, unknown> = {};
   for (const field of SHAPE_FIELDS) if (entry[field] !== undefined) fields[field] = entry[field];
   return fields;
+}
+
+/**
+ * Whether `entry` passes entryShape, checked by hand: true only where zod accepts it too (at the
+ * edges stricter: a record with an own `constructor` or symbol keys is left to zod). zod still
+ * reads whatever this does not pass, and names the fault. readCatalogueEntry of the 2,000 bench
+ * entries: 82–117 ms with zod checking every entry, 73–103 ms so.
+ */
+function fitsEntryShape(entry: Record<string, unknown>): boolean {
+  const { name, version, cfgType, title, description, categories, versionHistory, i18n, price } = entry;
+  return (
+    typeof name === 'string' &&
+    APP_NAME.test(name) &&
+    isText(version, 1, MAX_VERSION) &&
+    (cfgType === undefined || isText(cfgType, 0, MAX_CFG_TYPE)) &&
+    (title === undefined || isLocalizedText(title)) &&
+    (description === undefined || isLocalizedText(description)) &&
+    (categories == null || isListOf(categories, MAX_CATEGORIES, (item) => isText(item, 0, MAX_CATEGORY))) &&
+    (versionHistory == null ||
+      isListOf(
+        versionHistory,
+        Number.POSITIVE_INFINITY,
+        (item) => isObject(item) && isText(item.version, 0, MAX_VERSION),
+      )) &&
+    (i18n == null || isPlainRecord(i18n)) &&
+    (price == null || isPlainRecord(price))
+  );
+}
+
+function isText(value: unknown, min: number, max: number): boolean {
+  return typeof value === 'string' && value.length >= min && value.length <= max;
+}
+
+function isListOf(value: unknown, max: number, item: (value: unknown) => boolean): boolean {
+  if (!Array.isArray(value) || value.length > max) return false;
+  for (let i = 0; i < value.length; i++) if (!item(value[i])) return false;
+  return true;
+}
+
+/** A record as zod's isPlainObject sees one, and with string keys only (zod checks every own key). */
+function isPlainRecord(value: unknown): value is Record<string, unknown> {
+  if (!isObject(value) || Object.hasOwn(value, 'constructor')) return false;
+  const prototype = Object.getPrototypeOf(value);
+  return (prototype === Object.prototype || prototype === null) && Object.getOwnPropertySymbols(value).length === 0;
+}
+
+/** localizedText: one string, or a string per locale. */
+function isLocalizedText(value: unknown): boolean {
+  if (typeof value === 'string') return true;
+  if (!isPlainRecord(value)) return false;
+  for (const key of Object.keys(value)) if (typeof value[key] !== 'string' && key !== '__proto__') return false;
+  return true;
 }
 
 /** Whether a PriceConfig asks for payment before install: a `paid` block or any product. */

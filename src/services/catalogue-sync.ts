@@ -5,9 +5,9 @@ import type { Db } from '../db/client.js';
 import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
 import { isUniqueViolation } from '../db/hot-path-sql.js';
 import type { MarketSourceRow } from '../db/models.js';
-import { type CatalogueRow, readCatalogueEntry } from '../domain/catalogue-entry.js';
 import { NotFoundError } from '../domain/errors.js';
-import { type CatalogueWrite, SourceGone, writeCatalogue } from './catalogue-writes.js';
+import { readEntries, refuseNameClashes } from './catalogue-plan.js';
+import { type CatalogueWrite, SourceGone, type StoredUpsert, writeCatalogue } from './catalogue-writes.js';
 
 /**
  * The Syncer: keeps each remote market source's catalogue in the database, as the original's
@@ -247,7 +247,7 @@ export class CatalogueSyncer {
     index: SourceIndex,
     client: MarketSourceClient,
     outcome: SyncOutcome,
-  ): Promise<CatalogueWrite> {
+  ): Promise<CatalogueWrite<StoredUpsert>> {
     const storedRows = await findCatalogSummaries(this.sql, sourceId);
     const stored = new Map(storedRows.map((row) => [row.appId, row.summaryHash]));
     if (index.apps.length === 0 && index.skipped.length === 0 && stored.size > 0) {
@@ -257,19 +257,26 @@ export class CatalogueSyncer {
         `info: the index lists no apps while ${stored.size} are stored; the catalogue is kept`,
       );
     }
-    const fingerprints = new Map(index.apps.map((app) => [app.id, fingerprint(app.raw)]));
-    const wanted = [...fingerprints].filter(([id, hash]) => stored.get(id) !== hash).map(([id]) => id);
+    // Only a stored app needs its fingerprint now, to tell whether it changed: a new app's is taken
+    // while the details are on their way (readEntries).
+    const summaries = new Map(index.apps.map((app) => [app.id, app]));
+    const fingerprints = new Map<string, string>();
+    const wanted: string[] = [];
+    for (const app of index.apps) {
+      const known = stored.get(app.id);
+      if (known !== undefined) fingerprints.set(app.id, fingerprint(app.raw));
+      if (known === undefined || known !== fingerprints.get(app.id)) wanted.push(app.id);
+    }
     // An app the source listed but whose summary was unreadable is kept as it was, not removed.
     const skipped = new Set(index.skipped.map((app) => app.id));
     for (const app of index.skipped) outcome.rejected.push(`app ${app.id}: ${app.reason}`);
-    outcome.removed = [...stored.keys()].filter((id) => !fingerprints.has(id) && !skipped.has(id));
-    const details = await client.details(wanted);
-    const skippedDetails = new Map(details.skipped.map((app) => [app.id, app.reason]));
-    const candidates = new Map<string, CatalogueRow>();
+    outcome.removed = [...stored.keys()].filter((id) => !summaries.has(id) && !skipped.has(id));
+    const summaryHash = (id: string) => fingerprints.get(id) ?? fingerprint(summaries.get(id)?.raw);
+    const readings = await readEntries(client, wanted, summaryHash);
+    const candidates = new Map<string, StoredUpsert>();
+    // In the index's order, whatever order the answers came in.
     for (const id of wanted) {
-      const reading = details.apps.has(id)
-        ? readCatalogueEntry(id, details.apps.get(id))
-        : { ok: false as const, reason: `app ${id}: ${skippedDetails.get(id) ?? 'not sent by the source'}` };
+      const reading = readings.get(id) ?? { ok: false as const, reason: `app ${id}: not sent by the source` };
       if (reading.ok) candidates.set(id, reading.row);
       else outcome.rejected.push(reading.reason);
     }
@@ -277,7 +284,7 @@ export class CatalogueSyncer {
       candidates.delete(id);
       outcome.rejected.push(reason);
     }
-    const rows = [...candidates].map(([id, row]) => ({ ...row, summaryHash: fingerprints.get(id) as string }));
+    const rows = [...candidates.values()];
     for (const row of rows) (stored.has(row.appId) ? outcome.updated : outcome.added).push(row.appId);
     return { sourceId, upserts: rows, removals: outcome.removed };
   }
@@ -312,39 +319,6 @@ export class CatalogueSyncer {
 
 function emptyOutcome(sourceId: string): SyncOutcome {
   return { sourceId, read: false, added: [], updated: [], removed: [], rejected: [], error: null, durationMs: 0 };
-}
-
-/**
- * Names are unique per source (installApp names an app). The entries of a sync may not take a
- * name that another app keeps after it: an app left as it is, or one whose new entry was itself
- * refused (it keeps its old name). Refusing one may free nothing but may keep another name taken,
- * so this runs until nothing more is refused. Returns the refused app ids with their reasons.
- */
-function refuseNameClashes(
-  stored: readonly { appId: string; name: string }[],
-  candidates: ReadonlyMap<string, CatalogueRow>,
-  removed: ReadonlySet<string>,
-): Map<string, string> {
-  const refused = new Map<string, string>();
-  for (let changed = true; changed; ) {
-    changed = false;
-    const taken = new Map<string, string>();
-    for (const row of stored) {
-      const replaced = candidates.has(row.appId) && !refused.has(row.appId);
-      if (!removed.has(row.appId) && !replaced) taken.set(row.name, row.appId);
-    }
-    for (const [id, row] of candidates) {
-      if (refused.has(id)) continue;
-      const holder = taken.get(row.name);
-      if (holder !== undefined && holder !== id) {
-        refused.set(id, `app ${id}: name ${row.name} is already used by app ${holder}`);
-        changed = true;
-      } else {
-        taken.set(row.name, id);
-      }
-    }
-  }
-  return refused;
 }
 
 /** A stable digest of an app's summary: JSON with sorted keys, so key order never counts as a change. */

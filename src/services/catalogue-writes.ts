@@ -15,11 +15,22 @@ import { driverSqlOf } from '../db/driver-sql.js';
 import { DbNull, type Prisma } from '../db/models.js';
 import { type CatalogueRow, jsonText } from '../domain/catalogue-entry.js';
 
-/** What one sync writes to a source's catalogue. */
-export interface CatalogueWrite {
+/** A read entry with its summary's fingerprint, as one sync writes it. */
+export type CatalogueUpsert = CatalogueRow & { summaryHash: string | null };
+
+/**
+ * The same as the write binds it: the columns, JSON ones as text, and the categories. The Syncer
+ * keeps its entries so (storedUpsert) from the moment each is read, not as parsed objects.
+ */
+export interface StoredUpsert extends NewCatalogApp {
+  categories: string[];
+}
+
+/** What one sync writes to a source's catalogue: its entries as read, or already as stored. */
+export interface CatalogueWrite<Upsert extends CatalogueUpsert | StoredUpsert = CatalogueUpsert> {
   sourceId: string;
   /** New and changed entries (matched by appId), each with its summary's fingerprint. */
-  upserts: (CatalogueRow & { summaryHash: string | null })[];
+  upserts: Upsert[];
   /** App ids to remove, with their categories. */
   removals: string[];
 }
@@ -35,9 +46,11 @@ export interface CatalogueWrite {
  */
 export async function writeCatalogue(
   db: Db,
-  { sourceId, upserts, removals }: CatalogueWrite,
+  write: CatalogueWrite<CatalogueUpsert | StoredUpsert>,
   status: SyncSuccess,
 ): Promise<void> {
+  const { sourceId, removals } = write;
+  const upserts = write.upserts.map(asStored);
   const now = status.at;
   await driverSqlOf(db).$transaction(async (tx) => {
     // First, so that a source removed while its sync ran is noticed before anything is written
@@ -54,10 +67,10 @@ export async function writeCatalogue(
     const newNames = new Map(upserts.map((row) => [row.appId, row.name]));
     const renamed = stored.filter((row) => (newNames.get(row.appId) ?? row.name) !== row.name).map((row) => row.id);
     await renameToPlaceholders(tx, renamed, now);
-    await updateCatalogApps(tx, sourceId, changed.map(asText), now);
+    await updateCatalogApps(tx, sourceId, changed, now);
     const changedIds = changed.map((row) => ids.get(row.appId) as number);
     await deleteCategoriesOf(tx, changedIds);
-    const inserted = await insertCatalogApps(tx, sourceId, created.map(asText), now);
+    const inserted = await insertCatalogApps(tx, sourceId, created, now);
     for (const [appId, id] of inserted) ids.set(appId, id);
     const categories = upserts.flatMap((row) =>
       row.categories.map((category) => ({ catalogAppId: ids.get(row.appId) as number, category })),
@@ -75,10 +88,10 @@ export class SourceGone extends Error {
 }
 
 /**
- * A row with its JSON columns as the text the raw INSERT binds: the entry's (and a price's) text
- * is the one readCatalogueEntry checked (jsonText), not a second JSON.stringify of every entry.
+ * A read entry as the write binds it (JSON columns as text): the entry's (and a price's) text is
+ * the one readCatalogueEntry checked (jsonText), not a second JSON.stringify of every entry.
  */
-function asText(row: CatalogueWrite['upserts'][number]): NewCatalogApp {
+export function storedUpsert(row: CatalogueRow, summaryHash: string | null): StoredUpsert {
   return {
     appId: row.appId,
     name: row.name,
@@ -91,12 +104,17 @@ function asText(row: CatalogueWrite['upserts'][number]): NewCatalogApp {
     paid: row.paid,
     price: row.price === null ? null : jsonText(row.price),
     entry: jsonText(row.entry),
-    summaryHash: row.summaryHash,
+    summaryHash,
+    categories: row.categories,
   };
 }
 
+function asStored(row: CatalogueUpsert | StoredUpsert): StoredUpsert {
+  return typeof row.entry === 'string' ? (row as StoredUpsert) : storedUpsert(row as CatalogueUpsert, row.summaryHash);
+}
+
 /** The columns of one catalogue row as Prisma writes them (JSON columns typed, a free app's price NULL). */
-export function catalogueColumns(sourceId: string, row: CatalogueWrite['upserts'][number]) {
+export function catalogueColumns(sourceId: string, row: CatalogueUpsert) {
   return {
     sourceId,
     appId: row.appId,

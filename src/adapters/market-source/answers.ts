@@ -172,17 +172,29 @@ function readSummary(id: string, value: unknown): SourceAppSummary | SkippedApp 
     return { id: id.slice(0, SHOWN_KEY_LENGTH), reason: 'the key is not an app id' };
   }
   if (!isRecord(value)) return { id, reason: 'the summary is not an object' };
-  const parsed = summaryShape.safeParse(value, { reportInput: true });
-  if (!parsed.success) return { id, reason: describeIssue(parsed.error.issues[0]) };
+  // summaryShape by hand for the summaries it accepts, by zod to name a fault: readInfo of the
+  // 2,000-app bench index took 8–14 ms with zod for every summary, 3–5 ms so.
+  if (!fitsSummaryShape(value)) {
+    const parsed = summaryShape.safeParse(value, { reportInput: true });
+    if (!parsed.success) return { id, reason: describeIssue(parsed.error.issues[0]) };
+  }
+  const summary = value as z.infer<typeof summaryShape>;
   // The official client drops a summary filed under another app's id.
-  if (parsed.data.id !== undefined && parsed.data.id !== id) return { id, reason: 'its id is not its key' };
-  return {
-    id,
-    name: parsed.data.name,
-    version: parsed.data.version,
-    updatedAt: timeOrNull(value.updated_at),
-    raw: value,
-  };
+  if (summary.id !== undefined && summary.id !== id) return { id, reason: 'its id is not its key' };
+  return { id, name: summary.name, version: summary.version, updatedAt: timeOrNull(value.updated_at), raw: value };
+}
+
+/** True only for a summary summaryShape accepts too. */
+function fitsSummaryShape({ id, name, version }: Record<string, unknown>): boolean {
+  return (
+    (id === undefined || typeof id === 'string') &&
+    typeof name === 'string' &&
+    name.length >= 1 &&
+    name.length <= MAX_APP_NAME_LENGTH &&
+    typeof version === 'string' &&
+    version.length >= 1 &&
+    version.length <= MAX_VERSION_LENGTH
+  );
 }
 
 /**

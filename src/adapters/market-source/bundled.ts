@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { garbage, readBundledFile } from './answers.js';
 import type { MarketSourceClient, SourceDetails, SourceHash, SourceIndex } from './port.js';
-import { MarketSourceError } from './port.js';
+import { collectDetails, MarketSourceError } from './port.js';
 
 /**
  * The catalogue file bundled with the project, read as if it were a market source, so that a
@@ -58,7 +58,12 @@ export class BundledCatalogue implements MarketSourceClient {
     return (await this.load()).index;
   }
 
-  async details(appIds: readonly string[]): Promise<SourceDetails> {
+  details(appIds: readonly string[]): Promise<SourceDetails> {
+    return collectDetails(this, appIds);
+  }
+
+  /** One answer: the file is parsed whole anyway. */
+  async detailsEach(appIds: readonly string[], each: (answer: SourceDetails) => void): Promise<void> {
     const { entries } = this.snapshot ?? (await this.load());
     const result: SourceDetails = { apps: new Map(), notFound: [], skipped: [] };
     for (const id of new Set(appIds)) {
@@ -66,7 +71,7 @@ export class BundledCatalogue implements MarketSourceClient {
       if (entry) result.apps.set(id, entry);
       else result.notFound.push(id);
     }
-    return result;
+    each(result);
   }
 
   /** The file's current snapshot: its bytes are read and hashed, and parsed only when the hash moved. */

@@ -3,6 +3,7 @@ import { fetchJson, type OutboundOutcome, upstreamExcerpt } from '../../platform
 import { redactSecrets } from '../../platform/redact.js';
 import { type Call, garbage, readDetails, readHash, readInfo } from './answers.js';
 import {
+  collectDetails,
   MAX_DETAIL_BATCH,
   type MarketSourceClient,
   MarketSourceError,
@@ -120,31 +121,33 @@ export class HttpMarketSource implements MarketSourceClient {
     return readInfo(await this.call('info', { method: 'GET', query: this.versionQuery() }));
   }
 
+  details(appIds: readonly string[]): Promise<SourceDetails> {
+    return collectDetails(this, appIds);
+  }
+
   /** In batches of MAX_DETAIL_BATCH ids, DETAIL_CONCURRENCY batches in flight at once. */
-  async details(appIds: readonly string[]): Promise<SourceDetails> {
+  async detailsEach(appIds: readonly string[], each: (answer: SourceDetails) => void): Promise<void> {
     const ids = [...new Set(appIds)];
     const batches: string[][] = [];
     for (let start = 0; start < ids.length; start += MAX_DETAIL_BATCH) {
       batches.push(ids.slice(start, start + MAX_DETAIL_BATCH));
     }
-    const answers: SourceDetails[] = new Array(batches.length);
     let next = 0;
+    let failed = false;
     const worker = async () => {
-      while (next < batches.length) {
-        const at = next++;
-        const batch = batches[at] as string[];
-        const body = await this.call('details', { method: 'POST', json: { app_ids: batch, version: this.version } });
-        answers[at] = readDetails(body, batch);
+      while (next < batches.length && !failed) {
+        const batch = batches[next++] as string[];
+        try {
+          const body = await this.call('details', { method: 'POST', json: { app_ids: batch, version: this.version } });
+          each(readDetails(body, batch));
+        } catch (error) {
+          // The sync fails with the first error: the batches not yet asked for are not.
+          failed = true;
+          throw error;
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.min(DETAIL_CONCURRENCY, batches.length) }, worker));
-    const result: SourceDetails = { apps: new Map(), notFound: [], skipped: [] };
-    for (const answer of answers) {
-      for (const [id, entry] of answer.apps) result.apps.set(id, entry);
-      result.notFound.push(...answer.notFound);
-      result.skipped.push(...answer.skipped);
-    }
-    return result;
   }
 
   private versionQuery(): string {

@@ -85,6 +85,35 @@ export interface MarketSourceClient {
    * calls), and an empty one costs no call.
    */
   details(appIds: readonly string[]): Promise<SourceDetails>;
+  /**
+   * What `details` reads, handed to `each` one answer (batch) at a time as it arrives, in no
+   * particular order; resolves once every batch was handed over. The Syncer reads a batch's
+   * entries while the next ones are on their way (it used to wait for the last answer first) and
+   * keeps none parsed past its batch. After a failure no further batch is asked for. An exception
+   * of `each` rejects as it is.
+   */
+  detailsEach(appIds: readonly string[], each: (answer: SourceDetails) => void): Promise<void>;
+}
+
+/** `details` on top of `detailsEach`: every answer together, in the order the ids were asked. */
+export async function collectDetails(client: MarketSourceClient, appIds: readonly string[]): Promise<SourceDetails> {
+  const apps = new Map<string, Record<string, unknown>>();
+  const notFound = new Set<string>();
+  const skipped = new Map<string, string>();
+  await client.detailsEach(appIds, (answer) => {
+    for (const [id, entry] of answer.apps) apps.set(id, entry);
+    for (const id of answer.notFound) notFound.add(id);
+    for (const app of answer.skipped) skipped.set(app.id, app.reason);
+  });
+  const result: SourceDetails = { apps: new Map(), notFound: [], skipped: [] };
+  for (const id of new Set(appIds)) {
+    const entry = apps.get(id);
+    const reason = skipped.get(id);
+    if (entry) result.apps.set(id, entry);
+    else if (notFound.has(id)) result.notFound.push(id);
+    else if (reason !== undefined) result.skipped.push({ id, reason });
+  }
+  return result;
 }
 
 /** Most app ids per `applications/info` call (the official client sends 10 at a time). */

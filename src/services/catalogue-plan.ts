@@ -1,0 +1,61 @@
+import type { MarketSourceClient } from '../adapters/market-source/port.js';
+import { readCatalogueEntry } from '../domain/catalogue-entry.js';
+import { type StoredUpsert, storedUpsert } from './catalogue-writes.js';
+
+/** Steps of the Syncer's plan (catalogue-sync.ts): reading the details of what changed, and the name rule. */
+
+export type StoredReading = { ok: true; row: StoredUpsert } | { ok: false; reason: string };
+
+/**
+ * The entries of `wanted`, each read as its batch of details arrives (while the next ones are on
+ * their way) and kept only as stored (storedUpsert): the parsed answer of a batch is garbage as
+ * soon as it is read. By app id; an id the source did not send has no reading.
+ */
+export async function readEntries(
+  client: MarketSourceClient,
+  wanted: readonly string[],
+  summaryHash: (id: string) => string,
+): Promise<Map<string, StoredReading>> {
+  const readings = new Map<string, StoredReading>();
+  await client.detailsEach(wanted, (answer) => {
+    for (const [id, served] of answer.apps) {
+      const reading = readCatalogueEntry(id, served);
+      readings.set(id, reading.ok ? { ok: true, row: storedUpsert(reading.row, summaryHash(id)) } : reading);
+    }
+    for (const app of answer.skipped) readings.set(app.id, { ok: false, reason: `app ${app.id}: ${app.reason}` });
+  });
+  return readings;
+}
+
+/**
+ * Names are unique per source (installApp names an app). The entries of a sync may not take a
+ * name that another app keeps after it: an app left as it is, or one whose new entry was itself
+ * refused (it keeps its old name). Refusing one may free nothing but may keep another name taken,
+ * so this runs until nothing more is refused. Returns the refused app ids with their reasons.
+ */
+export function refuseNameClashes(
+  stored: readonly { appId: string; name: string }[],
+  candidates: ReadonlyMap<string, { name: string }>,
+  removed: ReadonlySet<string>,
+): Map<string, string> {
+  const refused = new Map<string, string>();
+  for (let changed = true; changed; ) {
+    changed = false;
+    const taken = new Map<string, string>();
+    for (const row of stored) {
+      const replaced = candidates.has(row.appId) && !refused.has(row.appId);
+      if (!removed.has(row.appId) && !replaced) taken.set(row.name, row.appId);
+    }
+    for (const [id, row] of candidates) {
+      if (refused.has(id)) continue;
+      const holder = taken.get(row.name);
+      if (holder !== undefined && holder !== id) {
+        refused.set(id, `app ${id}: name ${row.name} is already used by app ${holder}`);
+        changed = true;
+      } else {
+        taken.set(row.name, id);
+      }
+    }
+  }
+  return refused;
+}

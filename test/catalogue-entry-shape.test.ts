@@ -1,0 +1,57 @@
+import { describe, expect, test } from 'vitest';
+import { readCatalogueEntry } from '../src/domain/catalogue-entry.js';
+import { fakeEntry } from './support/fake-market-source.js';
+
+/**
+ * readCatalogueEntry checks the entry's shape by hand for the entries it accepts and leaves the
+ * rest to zod, which names the fault: at every bound, and at the edges where the two could differ
+ * (records zod takes or refuses for their prototype, keys or constructor), an entry is read or
+ * refused exactly as zod alone decided, with zod's words.
+ */
+
+const ID = 'a1b2c3d4';
+const read = (fields: Record<string, unknown>) => {
+  const reading = readCatalogueEntry(ID, { ...fakeEntry('notes'), ...fields });
+  return reading.ok ? 'read' : reading.reason.replace(`app ${ID}: `, '');
+};
+
+describe('the shape of a catalogue entry', () => {
+  test('each field at its bound is read, one past it is refused in zod’s words', () => {
+    expect(
+      read({ version: '1'.repeat(64), cfgType: 'c'.repeat(32), categories: Array(32).fill('c'.repeat(128)) }),
+    ).toBe('read');
+    expect(read({ categories: null, versionHistory: null, i18n: null, price: null })).toBe('read');
+    expect(read({ version: '' })).toBe('version Too small: expected string to have >=1 characters');
+    expect(read({ version: '1'.repeat(65) })).toBe('version Too big: expected string to have <=64 characters');
+    expect(read({ cfgType: 'c'.repeat(33) })).toBe('cfgType Too big: expected string to have <=32 characters');
+    expect(read({ categories: Array(33).fill('c') })).toBe('categories Too big: expected array to have <=32 items');
+    expect(read({ categories: ['c'.repeat(129)] })).toBe(
+      'categories.0 Too big: expected string to have <=128 characters',
+    );
+    expect(read({ versionHistory: [{ mergedAt: '2026-01-01T00:00:00Z' }] })).toBe(
+      'versionHistory.0.version Invalid input: expected string, received undefined',
+    );
+    expect(read({ versionHistory: [{ version: 7 }] })).toBe(
+      'versionHistory.0.version Invalid input: expected string, received number',
+    );
+    expect(read({ i18n: [] })).toBe('i18n Invalid input: expected record, received array');
+    expect(read({ price: 'free' })).toBe('price Invalid input: expected record, received string');
+    expect(read({ title: { 'en-US': 3 } })).toBe('title Invalid input');
+    expect(read({ name: '-notes' })).toBe('name name may contain letters, digits, ".", "_" and "-" (at most 128)');
+  });
+
+  test('records zod takes are read, records it refuses are refused', () => {
+    expect(read({ title: Object.assign(Object.create(null), { 'en-US': 'Notes' }) })).toBe('read');
+    expect(read({ title: { 'en-US': 'Notes', constructor: 'Notes' } })).toBe('read');
+    expect(read({ title: JSON.parse('{"en-US":"Notes","__proto__":1}') })).toBe('read');
+    expect(read({ title: { 'en-US': 'Notes', [Symbol('hidden')]: 'x' } })).toBe('title Invalid input');
+    expect(
+      read({
+        title: new (class Text {
+          'en-US' = 'Notes';
+        })(),
+      }),
+    ).toBe('title Invalid input');
+    expect(read({ i18n: { constructor: () => 1 } })).toBe('i18n Invalid input: expected record, received object');
+  });
+});
