@@ -13,9 +13,6 @@ import type { Redis } from 'ioredis';
  * effort: an event not recorded (Redis away, or its instance died first) cannot be replayed, and
  * a client asking from before it gets RESYNC from an instance that started later.
  */
-/** The longest an event waits before it is sent (see `record`). */
-const RECORD_EVERY_MS = 20;
-
 export class RedisEventHistory {
   private waiting: (number | Buffer)[] = [];
   private writing: Promise<void> | null = null;
@@ -27,16 +24,10 @@ export class RedisEventHistory {
     private readonly retention: number,
   ) {}
 
-  /**
-   * Records an event; those of up to RECORD_EVERY_MS go out together, in one pipeline. Per
-   * event-loop turn, as before, the writes were a pipeline per ~12 changes and the largest part
-   * of the origin's cluster-only CPU in a profile of `npm run bench -- --only cluster` (~95 µs a
-   * change of ~250). The cost: an instance starting meanwhile may not find the events of those
-   * last milliseconds, and a client resuming from one of them gets RESYNC there.
-   */
+  /** Records an event; all of one event-loop turn go out in one pipeline. */
   record(event: { sequence: number }): void {
     this.waiting.push(event.sequence, serialize(event));
-    this.writing ??= new Promise<void>((resolve) => setTimeout(resolve, RECORD_EVERY_MS))
+    this.writing ??= new Promise<void>((resolve) => setImmediate(resolve))
       .then(() => this.write())
       .finally(() => {
         this.writing = null;
