@@ -230,8 +230,8 @@ export class OutboxWorker {
    * Attempts in flight to one receiver host at most: every slot but one (at least one), so a
    * hanging receiver always leaves a slot to the others. Not half the slots: with one receiver
    * (the common case: the wallet, or one webhook) half would halve the deliveries in flight.
-   * Messages to a host at its cap stay claimed-ahead in `ready` (their order kept) while the
-   * others go out; the lock check below gives them back if they wait too long.
+   * Messages to a host at its cap wait in its queue in `ready` (their order kept) while the
+   * others go out; one that waited too long for its lock is given back when its turn comes.
    */
   private get perHostCap(): number {
     return Math.max(1, this.settings.concurrency - 1);
