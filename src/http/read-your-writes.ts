@@ -1,6 +1,7 @@
-import { type DocumentNode, getOperationAST } from 'graphql';
+import { getOperationAST } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Context } from '../schema/builder.js';
+import { perOperation } from './per-operation.js';
 
 /**
  * The longest a mutation's answer waits for the runtime store: a collector that is stopped, or a
@@ -17,26 +18,13 @@ export const READ_YOUR_WRITES_WAIT_MS = 1000;
  * instance. Queries and subscriptions are not held.
  */
 export function useReadYourWrites(timeoutMs = READ_YOUR_WRITES_WAIT_MS): Plugin {
-  const mutations = new WeakMap<DocumentNode, Map<string, boolean>>();
-
-  function isMutation(document: DocumentNode, operationName: string | null | undefined): boolean {
-    let byName = mutations.get(document);
-    if (!byName) {
-      byName = new Map();
-      mutations.set(document, byName);
-    }
-    const name = operationName ?? '';
-    let answer = byName.get(name);
-    if (answer === undefined) {
-      answer = getOperationAST(document, operationName)?.operation === 'mutation';
-      byName.set(name, answer);
-    }
-    return answer;
-  }
+  const isMutation = perOperation(
+    ({ document, operationName }) => getOperationAST(document, operationName)?.operation === 'mutation',
+  );
 
   return {
     onExecute({ args }) {
-      if (!isMutation(args.document, args.operationName)) return;
+      if (!isMutation(args)) return;
       const { services } = args.contextValue as unknown as Context;
       return { onExecuteDone: () => services.runtime.caughtUp(timeoutMs) };
     },

@@ -2,6 +2,7 @@ import type { DocumentNode, ExecutionArgs, ExecutionResult } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { VersionedLru, type VersionedLruOptions } from '../runtime/versioned-lru.js';
 import type { Context } from '../schema/builder.js';
+import { perOperation } from './per-operation.js';
 import { readsOnlyRuntimeState } from './snapshot-selection.js';
 
 /**
@@ -63,23 +64,15 @@ function isPlainResult(result: unknown): result is ExecutionResult {
 export function useSnapshotResultCache(bounds: VersionedLruOptions = SNAPSHOT_RESULT_CACHE_BOUNDS): Plugin {
   const cache = new VersionedLru<Buffer>(bounds);
   const documentIds = new WeakMap<DocumentNode, number>();
-  const cacheable = new WeakMap<DocumentNode, Map<string, boolean>>();
+  const cacheable = perOperation(({ schema, document, operationName }) =>
+    readsOnlyRuntimeState(schema, document, operationName),
+  );
   let nextDocumentId = 0;
 
   /** `document` and operation name as part of a key; null when its result may not be cached. */
   function operationKey(args: ExecutionArgs): string | null {
     const name = args.operationName ?? '';
-    let byName = cacheable.get(args.document);
-    if (!byName) {
-      byName = new Map();
-      cacheable.set(args.document, byName);
-    }
-    let answer = byName.get(name);
-    if (answer === undefined) {
-      answer = readsOnlyRuntimeState(args.schema, args.document, args.operationName);
-      byName.set(name, answer);
-    }
-    if (!answer || args.rootValue != null) return null;
+    if (!cacheable(args) || args.rootValue != null) return null;
     let id = documentIds.get(args.document);
     if (id === undefined) {
       id = nextDocumentId++;
