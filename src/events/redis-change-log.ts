@@ -98,14 +98,11 @@ return string.format('%.0f', last)
 /** An entry waiting to be appended: its body field and value, and the sequences it needs. */
 interface Pending {
   field: 'changes' | 'runtime' | 'resync';
-  value: string;
+  /** A runtime change's value is V8's serialization as it is (Redis is binary-safe: no base64). */
+  value: string | Buffer;
   reserve: number;
   /** A runtime change's key in ownChanges; 0 for the others. */
   local: number;
-}
-
-function decode(value: string): unknown {
-  return deserialize(Buffer.from(value, 'base64'));
 }
 
 /** The last sequence of an entry, from its id `0-<last>`. */
@@ -246,8 +243,7 @@ export class RedisChangeLog {
   appendRuntime(change: unknown, events: number): void {
     this.localCount += 1;
     this.ownChanges.set(this.localCount, change);
-    const value = serialize(change).toString('base64');
-    this.enqueue({ field: 'runtime', value, reserve: Math.max(1, events), local: this.localCount });
+    this.enqueue({ field: 'runtime', value: serialize(change), reserve: Math.max(1, events), local: this.localCount });
   }
 
   private enqueue(entry: Pending): void {
@@ -328,7 +324,8 @@ export class RedisChangeLog {
           await this.checkForGap(handlers);
           this.reconnected = false;
         }
-        const answer = (await this.reader.xread(
+        // As buffers: a runtime change's value is binary (see appendRuntime).
+        const answer = (await this.reader.xreadBuffer(
           'COUNT',
           READ_COUNT,
           'BLOCK',
@@ -336,10 +333,10 @@ export class RedisChangeLog {
           'STREAMS',
           this.stream,
           this.lastId,
-        )) as [string, [string, string[]][]][] | null;
+        )) as [Buffer, [Buffer, Buffer[]][]][] | null;
         for (const [id, fields] of answer?.[0]?.[1] ?? []) {
-          this.lastId = id;
-          this.deliver(id, fields, handlers);
+          this.lastId = id.toString();
+          this.deliver(this.lastId, fields, handlers);
         }
         delay = RETRY_MS.first;
       } catch (error) {
@@ -351,24 +348,27 @@ export class RedisChangeLog {
     }
   }
 
-  private deliver(id: string, fields: string[], handlers: LogHandlers): void {
-    const entry: Record<string, string> = {};
-    for (let i = 0; i + 1 < fields.length; i += 2) entry[fields[i] as string] = fields[i + 1] as string;
+  private deliver(id: string, fields: Buffer[], handlers: LogHandlers): void {
+    const entry = new Map<string, Buffer>();
+    for (let i = 0; i + 1 < fields.length; i += 2) entry.set(String(fields[i]), fields[i + 1] as Buffer);
+    const text = (field: string) => entry.get(field)?.toString();
+    const runtime = entry.get('runtime');
+    const own = text('origin') === this.origin;
     this.counts.received += 1;
     try {
-      if (entry.resync !== undefined) {
+      if (entry.has('resync')) {
         // Some instance's entries were lost: every instance re-reads, that one included.
         this.counts.resyncs += 1;
-        handlers.resync(`${entry.resync} (instance ${entry.origin})`);
-      } else if (entry.runtime !== undefined) {
+        handlers.resync(`${text('resync')} (instance ${text('origin')})`);
+      } else if (runtime !== undefined) {
         const last = lastOf(id);
-        const own = entry.origin === this.origin;
-        const local = Number(entry.local);
-        const change = own && this.ownChanges.has(local) ? this.ownChanges.get(local) : decode(entry.runtime);
+        const local = Number(text('local'));
+        const change = own && this.ownChanges.has(local) ? this.ownChanges.get(local) : deserialize(runtime);
         if (own) this.ownChanges.delete(local);
-        handlers.runtime(change, last - Number(entry.count) + 1, last, own);
-      } else if (entry.changes !== undefined && entry.origin !== this.origin) {
-        for (const announcement of JSON.parse(entry.changes) as Announcement[]) handlers.announcement(announcement);
+        handlers.runtime(change, last - Number(text('count')) + 1, last, own);
+      } else if (entry.has('changes') && !own) {
+        for (const announcement of JSON.parse(text('changes') as string) as Announcement[])
+          handlers.announcement(announcement);
       }
     } catch (error) {
       this.options.logger.error({ err: error, id }, 'could not apply an entry of the cluster log');
@@ -395,5 +395,5 @@ export class RedisChangeLog {
 
 /** The pipeline method defineCommand adds (ioredis types it only on the client). */
 interface AppendPipeline {
-  appendChange(...args: (string | number)[]): unknown;
+  appendChange(...args: (string | number | Buffer)[]): unknown;
 }
