@@ -1,6 +1,8 @@
 import type { AppServiceExtras } from '../adapters/app-service/factory.js';
 import type { AppEntrance, AppStateEvent } from '../adapters/app-service/port.js';
 import type { Db } from '../db/client.js';
+import { driverSqlOf } from '../db/driver-sql.js';
+import { allActiveTasks, allAppStates } from '../db/state-reads.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 
 /**
@@ -9,10 +11,8 @@ import { type AppKey, appKeyString } from '../domain/app-key.js';
  * (status correction) would find every app of an earlier run, or of another instance, gone.
  */
 export async function storedClusterApps(db: Db): Promise<AppStateEvent[]> {
-  const [stored, active] = await Promise.all([
-    db.appState.findMany({ orderBy: { id: 'asc' } }),
-    db.task.findMany({ where: { status: { in: ['PENDING', 'RUNNING'] } }, select: { activeKey: true } }),
-  ]);
+  const sql = driverSqlOf(db);
+  const [stored, active] = await Promise.all([allAppStates(sql), allActiveTasks(sql)]);
   // Every stored app is in the cluster as stored (a failed install stays listed in its failed
   // state, as the real app service keeps it), but a first install in flight: its operation adds it.
   const inFlight = new Set(active.map((task) => task.activeKey));

@@ -1,6 +1,8 @@
 import type { AppService, AppStateEvent } from '../adapters/app-service/port.js';
 import type { Db } from '../db/client.js';
+import { driverSqlOf } from '../db/driver-sql.js';
 import type { AppRow, HistoryRow, Prisma } from '../db/models.js';
+import { allActiveTasks, allAppStates } from '../db/state-reads.js';
 import { appKeyString } from '../domain/app-key.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import { isRecord } from '../platform/json.js';
@@ -98,8 +100,8 @@ export class StatusCorrection {
       // Rows before tasks: a task accepted in between touches its app's row, which a removal checks;
       // and a task that ended (an uninstall that removed its row) before the rows were read is
       // among the ended ones read after them.
-      const rows = await db.appState.findMany();
-      const active = await db.task.findMany({ where: { status: { in: ['PENDING', 'RUNNING'] } } });
+      const rows = await allAppStates(driverSqlOf(db)); // whole tables: see state-reads.ts
+      const active = await allActiveTasks(driverSqlOf(db));
       const ended = await db.task.findMany({
         where: { completedAt: { gte: requestedAt } },
         select: { userId: true, sourceId: true, appName: true },

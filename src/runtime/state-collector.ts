@@ -1,6 +1,8 @@
 import type { ChartRepo } from '../adapters/chart-repo/port.js';
 import type { Db } from '../db/client.js';
+import { driverSqlOf } from '../db/driver-sql.js';
 import { findAppStates, findTasks } from '../db/hot-path-sql.js';
+import { allActiveTasks, allAppStates, latestFinishedTasks } from '../db/state-reads.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import type { EventBus } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
@@ -274,14 +276,11 @@ export class StateCollector {
   }
 
   private async loadInitialState(): Promise<void> {
+    const sql = driverSqlOf(this.db); // whole tables: see state-reads.ts
     const [active, recent, apps] = await Promise.all([
-      this.db.task.findMany({ where: { status: { in: ['PENDING', 'RUNNING'] } } }),
-      this.db.task.findMany({
-        where: { status: { notIn: ['PENDING', 'RUNNING'] } },
-        orderBy: { id: 'desc' },
-        take: RECENT_FINISHED_AT_START,
-      }),
-      this.db.appState.findMany(),
+      allActiveTasks(sql),
+      latestFinishedTasks(sql, RECENT_FINISHED_AT_START),
+      allAppStates(sql),
     ]);
     this.applier.load([...recent.reverse(), ...active], apps);
   }

@@ -1,0 +1,89 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createPrismaClient, type Db } from '../src/db/client.js';
+import { driverSqlOf } from '../src/db/driver-sql.js';
+import { allActiveTasks, allAppStates, latestFinishedTasks } from '../src/db/state-reads.js';
+import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
+
+/**
+ * The contract of src/db/state-reads.ts: on the driver, each whole-table read returns exactly the
+ * rows (values and types: Dates, parsed JSON, nulls) and the order that Prisma's query API returns
+ * for the same question, on both providers.
+ */
+
+const databases = await availableDatabases();
+const T0 = new Date('2026-11-22T18:14:09.003Z');
+const at = (ms: number) => new Date(T0.getTime() + ms);
+
+describe.each(databases)('whole-table state reads on %s', (kind) => {
+  let database: TestDatabase;
+  let db: Db;
+  beforeAll(async () => {
+    database = await createTestDatabase(kind);
+    db = createPrismaClient(database.url);
+    const statuses = ['COMPLETED', 'RUNNING', 'FAILED', 'PENDING', 'CANCELED', 'COMPLETED'];
+    for (const [index, status] of statuses.entries()) {
+      const finished = status !== 'PENDING' && status !== 'RUNNING';
+      await db.task.create({
+        data: {
+          taskId: `task-${index}`,
+          type: 'INSTALL',
+          status,
+          userId: index % 2 ? 'alice' : 'bob',
+          sourceId: 'market.olares',
+          appName: `app-${index}`,
+          version: '1.0.0',
+          metadata: { cfgType: 'app', envs: [{ name: 'A', value: 'it\'s "quoted"' }] },
+          result: finished ? { operation: 'install', response: { code: 200 } } : undefined,
+          error: status === 'FAILED' ? 'boom' : null,
+          activeKey: finished ? null : `alice/market.olares/app-${index}`,
+          progress: finished ? 100 : 40,
+          createdAt: at(index),
+          completedAt: finished ? at(index + 100) : null,
+        },
+      });
+      await db.appState.create({
+        data: {
+          userId: index % 2 ? 'alice' : 'bob',
+          sourceId: 'market.olares',
+          appName: `app-${index}`,
+          title: index === 0 ? null : `it's "app ${index}"`,
+          installedVersion: index % 3 ? '1.0.0' : null,
+          state: index === 4 ? '' : 'running',
+          eventTime: at(index),
+          entrances:
+            index % 2 ? [{ name: 'web', url: `https://app-${index}.example`, invisible: false, authLevel: 'private' }] : undefined,
+        },
+      });
+    }
+  });
+  afterAll(async () => {
+    await db?.$disconnect();
+    await database?.drop();
+  });
+
+  test('every app state row, oldest first, as appState.findMany returns it', async () => {
+    const rows = await allAppStates(driverSqlOf(db));
+    expect(rows).toHaveLength(6);
+    expect(rows).toEqual(await db.appState.findMany({ orderBy: { id: 'asc' } }));
+  });
+
+  test('every PENDING or RUNNING task, oldest first', async () => {
+    const rows = await allActiveTasks(driverSqlOf(db));
+    expect(rows.map((task) => task.taskId)).toEqual(['task-1', 'task-3']);
+    expect(rows).toEqual(
+      await db.task.findMany({ where: { status: { in: ['PENDING', 'RUNNING'] } }, orderBy: { id: 'asc' } }),
+    );
+  });
+
+  test('the latest finished tasks, newest first, at most the number asked for', async () => {
+    const rows = await latestFinishedTasks(driverSqlOf(db), 3);
+    expect(rows.map((task) => task.taskId)).toEqual(['task-5', 'task-4', 'task-2']);
+    expect(rows).toEqual(
+      await db.task.findMany({
+        where: { status: { notIn: ['PENDING', 'RUNNING'] } },
+        orderBy: { id: 'desc' },
+        take: 3,
+      }),
+    );
+  });
+});
