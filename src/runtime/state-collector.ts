@@ -1,6 +1,6 @@
 import type { ChartRepo } from '../adapters/chart-repo/port.js';
 import type { Db } from '../db/client.js';
-import { driverSqlOf } from '../db/driver-sql.js';
+import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
 import { findAppStates, findTasks } from '../db/hot-path-sql.js';
 import { allActiveTasks, allAppStates, latestFinishedTasks } from '../db/state-reads.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
@@ -81,6 +81,7 @@ export class StateCollector {
   private loaded = false;
 
   private readonly applier: RuntimeApplier;
+  private readonly sql: DriverSql; // read-backs and the load at start: on the driver (db/driver-sql.ts)
   private readonly lastWriters = new LastWriters();
   private readonly barrier: StoreBarrier;
 
@@ -96,6 +97,7 @@ export class StateCollector {
     private readonly cluster: CollectorCluster | null = null,
   ) {
     this.applier = new RuntimeApplier(store);
+    this.sql = driverSqlOf(db);
     this.barrier = options.barrier ?? new StoreBarrier();
   }
 
@@ -276,11 +278,10 @@ export class StateCollector {
   }
 
   private async loadInitialState(): Promise<void> {
-    const sql = driverSqlOf(this.db); // whole tables: see state-reads.ts
     const [active, recent, apps] = await Promise.all([
-      allActiveTasks(sql),
-      latestFinishedTasks(sql, RECENT_FINISHED_AT_START),
-      allAppStates(sql),
+      allActiveTasks(this.sql),
+      latestFinishedTasks(this.sql, RECENT_FINISHED_AT_START),
+      allAppStates(this.sql),
     ]);
     this.applier.load([...recent.reverse(), ...active], apps);
   }
@@ -350,7 +351,7 @@ export class StateCollector {
       // Every change noted so far is in this read, unless some are left for the next one.
       const covers = this.staleTasks.size === 0 && this.staleApps.size === 0 ? this.barrier.generation : null;
       try {
-        const [tasks, apps] = await Promise.all([findTasks(this.db, taskIds), findAppStates(this.db, appKeys)]);
+        const [tasks, apps] = await Promise.all([findTasks(this.sql, taskIds), findAppStates(this.sql, appKeys)]);
         this.publishRows({ kind: 'rows', tasks, appKeys, apps }, covers);
       } catch (error) {
         // Logged and skipped (the next change of the task or app reads it again); waiters go on.
