@@ -25,7 +25,7 @@ export async function execute(ctx: EngineContext, task: TaskRow): Promise<void> 
     if (ctx.stopped()) return;
     // Recorded before sending: from here on, a crash must not send it a second time. A task
     // that is no longer ours to run (canceled meanwhile) is not sent at all.
-    if (!(await markDispatched(ctx.db, task.taskId, ctx.instanceId, new Date()))) {
+    if (!(await markDispatched(ctx.sql, task.taskId, ctx.instanceId, new Date()))) {
       return ctx.tracked.forget(task.taskId);
     }
   } catch (error) {
@@ -119,7 +119,7 @@ async function recordAfterEnd(
   if (!ended || !isTerminal(ended.status)) return;
   if (ended.result !== null && (ended.opId !== null || opId === null)) return; // its end wrote both
   const result = ended.result ?? endedResult(accepted as unknown as Prisma.InputJsonObject, ended.status, ended.error);
-  const updated = await setEndedTaskAcceptance(ctx.db, taskId, opId, result, new Date());
+  const updated = await setEndedTaskAcceptance(ctx.sql, taskId, opId, result, new Date());
   if (updated) ctx.feed.task(updated);
 }
 

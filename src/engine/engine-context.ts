@@ -1,5 +1,6 @@
 import type { AppService, AppStateEvent } from '../adapters/app-service/port.js';
 import type { Db } from '../db/client.js';
+import type { DriverSql } from '../db/driver-sql.js';
 import type { Prisma, TaskRow } from '../db/models.js';
 import type { TerminalStatus } from '../domain/tasks.js';
 import type { ChangeFeed } from '../events/change-feed.js';
@@ -85,6 +86,8 @@ export class TrackedTasks {
 /** What the parts of the task engine share: its dependencies, its tasks, and the moves any part may make. */
 export interface EngineContext {
   readonly db: Db;
+  /** `db`'s driver (db/driver-sql.ts), for the hot statements sent alone: the claim, the dispatch mark. */
+  readonly sql: DriverSql;
   readonly appService: AppService;
   readonly history: HistoryService;
   readonly feed: ChangeFeed;

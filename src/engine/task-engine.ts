@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type AppService, AppServiceError, type AppStateEvent } from '../adapters/app-service/port.js';
 import type { Db } from '../db/client.js';
+import { driverSqlOf } from '../db/driver-sql.js';
 import { claimPendingTasks } from '../db/hot-path-sql.js';
 import type { HistoryRow, TaskRow } from '../db/models.js';
 import { UpstreamError } from '../domain/errors.js';
@@ -74,6 +75,7 @@ export class TaskEngine implements TaskRunner {
     const { instanceId, tracked } = this;
     this.ctx = {
       db,
+      sql: driverSqlOf(db),
       appService,
       history,
       feed,
@@ -189,11 +191,11 @@ export class TaskEngine implements TaskRunner {
   }
 
   private async pump(): Promise<void> {
-    const { db, history, feed, tracked } = this.ctx;
+    const { db, sql, history, feed, tracked } = this.ctx;
     while (!this.stopped && tracked.inFlight.size < this.options.concurrency) {
       // One statement claims what the free workers can take (see claimPendingTasks).
       const free = this.options.concurrency - tracked.inFlight.size;
-      const claimed = await claimPendingTasks(db, this.instanceId, new Date(), free);
+      const claimed = await claimPendingTasks(sql, this.instanceId, new Date(), free);
       if (claimed.length === 0) return; // nothing pending (or other instances took it first)
       for (const task of claimed) {
         tracked.inFlight.set(task.taskId, task);

@@ -162,7 +162,7 @@ export class CatalogService {
    * (db/hot-path-sql.ts): every install and upgrade runs it, usually for an app not in the cache.
    */
   findApp(sourceId: string, name: string): Promise<CatalogAppRow | null> {
-    return this.cached(`app/${sourceId}/${name}`, () => findCatalogApp(this.db, sourceId, name));
+    return this.cached(`app/${sourceId}/${name}`, () => findCatalogApp(this.sql, sourceId, name));
   }
 
   /** Whether a market source exists (cached briefly). */

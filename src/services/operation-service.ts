@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { canSee, type Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
+import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
 import { findAppState } from '../db/hot-path-sql.js';
 import type { CatalogAppRow, TaskRow } from '../db/models.js';
 import { InvalidStateError, NotFoundError } from '../domain/errors.js';
@@ -64,6 +65,8 @@ export type CloneInput = z.input<typeof cloneInput>;
  */
 export class OperationService {
   private readonly submission: TaskSubmission;
+  /** The app-state reads of every request, on the driver (db/driver-sql.ts). */
+  private readonly sql: DriverSql;
 
   constructor(
     private readonly db: Db,
@@ -75,6 +78,7 @@ export class OperationService {
     private readonly lifecycle: LifecycleService = new LifecycleService(db, history, feed, engine),
   ) {
     this.submission = new TaskSubmission(db, history, feed, engine);
+    this.sql = driverSqlOf(db);
   }
 
   async install(viewer: Viewer, rawInput: InstallInput, retryOfTaskId?: string): Promise<TaskRow> {
@@ -83,7 +87,7 @@ export class OperationService {
     const existing = await this.submission.replay(viewer, input.idempotencyKey, 'INSTALL', key);
     if (existing) return existing;
     const app = await this.catalogueVersion(input.sourceId, input.appName, input.version);
-    const row = await findAppState(this.db, key);
+    const row = await findAppState(this.sql, key);
     if (row?.installedVersion && !row.state.toLowerCase().includes('failed')) {
       throw new InvalidStateError(
         `${input.appName} is already installed (version ${row.installedVersion}); use upgradeApp to change its version`,
@@ -163,7 +167,7 @@ export class OperationService {
     if (existing) return existing;
     const original = await this.submission.installedRow({ ...key, appName: input.appName }, 'clone');
     const [cloneRow, entry] = await Promise.all([
-      findAppState(this.db, key),
+      findAppState(this.sql, key),
       this.catalog.findApp(input.sourceId, input.appName),
     ]);
     if (cloneRow?.installedVersion) {

@@ -1,7 +1,14 @@
 import { z } from 'zod';
 import type { Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
-import { findAppState, insertTask, isUniqueViolation, upsertAppStateForTask } from '../db/hot-path-sql.js';
+import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
+import {
+  findActiveTasks,
+  findAppState,
+  insertTask,
+  isUniqueViolation,
+  upsertAppStateForTask,
+} from '../db/hot-path-sql.js';
 import type { AppRow, TaskRow } from '../db/models.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import { ConflictError, InvalidStateError, ValidationError } from '../domain/errors.js';
@@ -63,12 +70,17 @@ function actionType(type: OperationType): HistoryEntry['type'] {
  * the task engine is told, and a second active task for the same app is a CONFLICT.
  */
 export class TaskSubmission {
+  /** The reads every submission makes, on the driver (db/driver-sql.ts). */
+  private readonly sql: DriverSql;
+
   constructor(
     private readonly db: Db,
     private readonly history: HistoryService,
     private readonly feed: ChangeFeed,
     private readonly engine: TaskRunner,
-  ) {}
+  ) {
+    this.sql = driverSqlOf(db);
+  }
 
   /** The original task of a repeated request (same user, same idempotency key). */
   async replay(viewer: Viewer, idempotencyKey: string | null | undefined, type: TaskType, key: AppKey) {
@@ -85,7 +97,7 @@ export class TaskSubmission {
   }
 
   async installedRow(key: AppKey, operation: string): Promise<AppRow & { installedVersion: string }> {
-    const row = await findAppState(this.db, key);
+    const row = await findAppState(this.sql, key);
     if (!row?.installedVersion) {
       throw new InvalidStateError(`${key.appName} is not installed from ${key.sourceId}, so it cannot ${operation}`);
     }
@@ -94,7 +106,7 @@ export class TaskSubmission {
 
   /** CONFLICT when the app already has a pending or running task (the unique index decides races). */
   async assertNoActiveTask(key: AppKey): Promise<void> {
-    const active = await this.db.task.findUnique({ where: { activeKey: appKeyString(key) } });
+    const [active] = await findActiveTasks(this.sql, [appKeyString(key)]);
     if (active) throw this.conflict(key, active);
   }
 
@@ -162,8 +174,8 @@ export class TaskSubmission {
     const owner = { userId: request.key.userId, isAdmin: false };
     const replayed = await this.replay(owner, request.idempotencyKey, request.type, request.key);
     if (replayed) return replayed;
-    const active = await this.db.task.findUnique({ where: { activeKey: appKeyString(request.key) } });
-    throw this.conflict(request.key, active);
+    const [active] = await findActiveTasks(this.sql, [appKeyString(request.key)]);
+    throw this.conflict(request.key, active ?? null);
   }
 
   private conflict(key: AppKey, active: TaskRow | null): ConflictError {
