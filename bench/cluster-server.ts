@@ -4,8 +4,9 @@
  * INSTANCE_NAME), local development mode (no auth), no demo data, graphql-ws on /graphql.
  *
  * BENCH_ROLE=origin makes the changes, the way a task progress report does
- * (src/engine/app-state-reports.ts): commit the task's new `progress` with the server's own Prisma
- * client (`raiseProgress`, the engine's statement), then announce it with `ChangeFeed.task`. The
+ * (src/engine/app-state-reports.ts): commit the task's new `progress` on the server's own database
+ * driver (`raiseProgress`, the engine's statement, sent as the engine sends it), then announce it
+ * with `ChangeFeed.task`. The
  * feed is built from the same parts as the services' own (bus, cluster log, local bus; the services
  * do not expose theirs), so the announcement takes the real path: this instance's collector reads
  * the row back and, in cluster mode, appends it to the Redis change log, from which every instance
@@ -19,6 +20,7 @@
 import net from 'node:net';
 import { Redis } from 'ioredis';
 import { buildApp } from '../src/app/build-app.js';
+import { driverSqlOf } from '../src/db/driver-sql.js';
 import { raiseProgress } from '../src/db/hot-path-sql.js';
 import { loadConfig } from '../src/platform/config.js';
 import { createLogger } from '../src/platform/logger.js';
@@ -81,6 +83,7 @@ async function main(): Promise<void> {
   const origin = env.BENCH_ROLE === 'origin';
   const tasks: BenchTask[] = [];
   const profiler = new CpuProfiler();
+  const sql = driverSqlOf(app.db);
 
   function mustBeOrigin(): void {
     if (!origin) throw new Error('only the origin instance makes changes');
@@ -88,7 +91,7 @@ async function main(): Promise<void> {
 
   /** One change: the task's next progress committed, then announced (what a progress report does). */
   async function change(task: BenchTask, progress: number): Promise<void> {
-    const updated = await raiseProgress(app.db, task.taskId, progress, new Date());
+    const updated = await raiseProgress(sql, task.taskId, progress, new Date());
     if (updated !== 1) throw new Error(`progress ${progress} of ${task.taskId} was not written (${updated} rows)`);
     task.progress = progress;
     feed.task(task);

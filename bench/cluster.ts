@@ -10,7 +10,7 @@
  * core 0, B and A's client on core 1, S on core 0; PostgreSQL and Redis are not pinned.
  *
  *  1. Latency: N subscribers, half on A, half on B. A makes `events` changes `intervalMs` apart,
- *     each a progress report's path (commit the task's progress with A's Prisma client, announce
+ *     each a progress report's path (commit the task's progress on A's database driver, announce
  *     it with ChangeFeed.task; A's collector reads it back and appends it to the log; both
  *     instances apply it from the log), stamped just before the commit. p50/p99 change → receipt
  *     for A's subscribers (same instance) and B's (other instance); target: other p99 ≤ 1.1 ×
@@ -490,7 +490,7 @@ export async function clusterBench(options: ClusterOptions): Promise<BenchResult
         'load average before / after': `${loadBefore} / ${loadAfter}`,
       },
       notes: [
-        "Each change: A commits the bench task's `progress` (= the change's index) with its own Prisma client (`raiseProgress`, the statement a progress report runs) and announces it with `ChangeFeed.task`, stamped just before the commit (epoch ms, performance.timeOrigin + performance.now(), agrees across processes to < 0.1 ms). A's collector reads the row back and appends it to the Redis change log; both A and B apply it from the log to their runtime stores, whose subscriptions deliver it. Receipt is stamped by the load client as the frame is read.",
+        "Each change: A commits the bench task's `progress` (= the change's index) on its own database driver (`raiseProgress`, the statement a progress report runs, sent as the engine sends it) and announces it with `ChangeFeed.task`, stamped just before the commit (epoch ms, performance.timeOrigin + performance.now(), agrees across processes to < 0.1 ms). A's collector reads the row back and appends it to the Redis change log; both A and B apply it from the log to their runtime stores, whose subscriptions deliver it. Receipt is stamped by the load client as the frame is read.",
         pinning,
         machineNote,
         redisNote(latencyForeign),

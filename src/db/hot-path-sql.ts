@@ -261,7 +261,7 @@ export interface ReportedState extends AppKey {
  * An app-service report into the app's state row, unless the row holds a newer one (its
  * `eventTime` is later): returns how many rows took it (0 or 1).
  */
-export function applyReportedState(db: SqlClient, report: ReportedState, now: Date): Prisma.PrismaPromise<number> {
+export function applyReportedState(db: SqlRunner, report: ReportedState, now: Date): Promise<number> {
   return db.$executeRaw`
     UPDATE "AppState" SET "state" = ${report.state}, "progress" = ${report.progress}, "reason" = ${report.reason},
       "message" = ${report.message}, "eventTime" = ${report.eventTime}, "opId" = COALESCE(${report.opId}, "opId"),
@@ -272,12 +272,7 @@ export function applyReportedState(db: SqlClient, report: ReportedState, now: Da
 }
 
 /** Raises a running task's progress; never lowers it (a late or repeated report changes nothing). */
-export function raiseProgress(
-  db: SqlClient,
-  taskId: string,
-  progress: number,
-  now: Date,
-): Prisma.PrismaPromise<number> {
+export function raiseProgress(db: SqlRunner, taskId: string, progress: number, now: Date): Promise<number> {
   return db.$executeRaw`
     UPDATE "Task" SET "progress" = ${progress}, "updatedAt" = ${now}
     WHERE "taskId" = ${taskId} AND "status" = 'RUNNING' AND "progress" < ${progress}`;

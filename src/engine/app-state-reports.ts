@@ -53,10 +53,10 @@ async function applyReport(
     // The common case, one commit: the task's progress, then the app's state (LOCK ORDER on
     // TaskEngine). Progress is monotonic (a late or repeated report never moves it back).
     const now = new Date();
-    const [, applied] = await db.$transaction([
-      raiseProgress(db, task.taskId, progress, now),
-      applyReportedState(db, reportedState(event), now),
-    ]);
+    const applied = await ctx.sql.$transaction(async (tx) => {
+      await raiseProgress(tx, task.taskId, progress, now);
+      return applyReportedState(tx, reportedState(event), now);
+    });
     task.progress = progress;
     const took = applied > 0 || (await createStateRow(ctx, event));
     if (took) feed.app(event);
@@ -71,7 +71,7 @@ async function applyReport(
 
 /** Writes the event into the app's state row unless the row already has a newer one. */
 export async function applyToStateRow(ctx: EngineContext, event: AppStateEvent): Promise<boolean> {
-  const count = await applyReportedState(ctx.db, reportedState(event), new Date());
+  const count = await applyReportedState(ctx.sql, reportedState(event), new Date());
   return count > 0 || createStateRow(ctx, event);
 }
 
