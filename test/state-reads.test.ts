@@ -51,7 +51,9 @@ describe.each(databases)('whole-table state reads on %s', (kind) => {
           state: index === 4 ? '' : 'running',
           eventTime: at(index),
           entrances:
-            index % 2 ? [{ name: 'web', url: `https://app-${index}.example`, invisible: false, authLevel: 'private' }] : undefined,
+            index % 2
+              ? [{ name: 'web', url: `https://app-${index}.example`, invisible: false, authLevel: 'private' }]
+              : undefined,
         },
       });
     }

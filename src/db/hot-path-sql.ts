@@ -1,9 +1,8 @@
 import type { AppKey } from '../domain/app-key.js';
 import type { TerminalStatus } from '../domain/tasks.js';
 import { join, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
-import type { Db } from './client.js';
 import type { SqlRunner } from './driver-sql.js';
-import type { AppRow, CatalogAppRow, HistoryRow, Prisma, TaskRow } from './models.js';
+import type { AppRow, CatalogAppRow, HistoryRow, TaskRow } from './models.js';
 
 /**
  * Hand-written SQL for the statements every install runs: the mutation's catalogue lookup and
@@ -11,7 +10,11 @@ import type { AppRow, CatalogAppRow, HistoryRow, Prisma, TaskRow } from './model
  * changed; and for reading one app (`app(...)` and its stage), the most frequent small query. Through Prisma's query API each of these costs 4–5× the same statement sent with
  * `$queryRaw`/`$executeRaw` (Prisma's query compiler and result mapping dominate; measured on
  * SQLite: an updateMany 550 µs CPU vs 110 µs raw, a create 2 ms vs 0.45 ms).
- * Everything else, and every rare path, stays on the query API.
+ * Everything else, and every rare path, stays on the query API. Each statement takes any SqlRunner;
+ * the hot paths send them on the driver (driver-sql.ts), in its `$transaction` where several
+ * commit together: through Prisma's `$queryRaw` or batch transactions their own pipeline was most
+ * of the cost again (a read-back of a task and an app: 340–710 µs of CPU, 20–39 µs on the driver,
+ * SQLite; see the commits that moved them).
  *
  * The contract, checked on both providers by test/hot-path-sql.test.ts: a row these statements
  * write reads back through Prisma exactly as the row Prisma would have written, and a row they
@@ -27,13 +30,6 @@ import type { AppRow, CatalogAppRow, HistoryRow, Prisma, TaskRow } from './model
  * - rows come back with `RETURNING *` (or `SELECT *`), which both adapters type like Prisma's own
  *   results (Dates, booleans, parsed JSON).
  */
-
-/**
- * A Prisma client or interactive transaction: what the statements that go into Prisma's batch
- * transactions (`$transaction([...])`) need. The others take any SqlRunner, the driver-level
- * one of driver-sql.ts included.
- */
-export type SqlClient = Pick<Db, '$queryRaw' | '$executeRaw'>;
 
 /** JSON as Prisma stores a Json column; `undefined` is SQL NULL. */
 function json(value: unknown): string | null {
@@ -70,8 +66,8 @@ export interface NewTask extends AppKey {
   createdAt: Date;
 }
 
-/** A new PENDING task (one row, for a batch transaction). */
-export function insertTask(db: SqlClient, task: NewTask): Prisma.PrismaPromise<TaskRow[]> {
+/** A new PENDING task (one row, in the transaction that writes its app's row and history record). */
+export function insertTask(db: SqlRunner, task: NewTask): Promise<TaskRow[]> {
   return db.$queryRaw<TaskRow[]>`
     INSERT INTO "Task" ("taskId", "type", "status", "userId", "sourceId", "appName", "version", "metadata",
       "idempotencyKey", "activeKey", "retryOfTaskId", "createdAt", "updatedAt")
@@ -95,7 +91,7 @@ export interface AppStateForTask extends AppKey {
  * The app's state row when a task is accepted: a new row in state "pending", or the existing one
  * with the new operation (its reported state stays until the app service reports another).
  */
-export function upsertAppStateForTask(db: SqlClient, row: AppStateForTask): Prisma.PrismaPromise<number> {
+export function upsertAppStateForTask(db: SqlRunner, row: AppStateForTask): Promise<number> {
   return db.$executeRaw`
     INSERT INTO "AppState" ("userId", "sourceId", "appName", "state", "opType", "targetVersion", "cfgType", "title",
       "rawAppName", "eventTime", "createdAt", "updatedAt")
@@ -114,8 +110,8 @@ export interface NewHistoryRecord {
   extended?: unknown;
 }
 
-/** One history record (for a batch transaction, or awaited). */
-export function insertHistory(db: SqlClient, record: NewHistoryRecord): Prisma.PrismaPromise<HistoryRow[]> {
+/** One history record (in the transaction of the change it records, or alone). */
+export function insertHistory(db: SqlRunner, record: NewHistoryRecord): Promise<HistoryRow[]> {
   return db.$queryRaw<HistoryRow[]>`
     INSERT INTO "HistoryRecord" ("type", "message", "app", "userId", "time", "extended")
     VALUES (${record.type}, ${record.message}, ${record.app}, ${record.userId}, ${record.time}, ${json(record.extended)})
@@ -199,12 +195,12 @@ export async function markDispatched(db: SqlRunner, taskId: string, workerId: st
  * none) and the task's result, on a task that is still running.
  */
 export function setTaskAccepted(
-  db: SqlClient,
+  db: SqlRunner,
   taskId: string,
   opId: string | null,
   result: unknown,
   now: Date,
-): Prisma.PrismaPromise<number> {
+): Promise<number> {
   return db.$executeRaw`
     UPDATE "Task" SET "opId" = COALESCE(${opId}, "opId"), "result" = ${json(result)}, "updatedAt" = ${now}
     WHERE "taskId" = ${taskId} AND "status" = 'RUNNING'`;
@@ -230,13 +226,7 @@ export async function setEndedTaskAcceptance(
 }
 
 /** The operation the app's state row now follows. */
-export function setAppOperation(
-  db: SqlClient,
-  key: AppKey,
-  opId: string,
-  opType: string,
-  now: Date,
-): Prisma.PrismaPromise<number> {
+export function setAppOperation(db: SqlRunner, key: AppKey, opId: string, opType: string, now: Date): Promise<number> {
   return db.$executeRaw`
     UPDATE "AppState" SET "opId" = ${opId}, "opType" = ${opType}, "updatedAt" = ${now}
     WHERE "userId" = ${key.userId} AND "sourceId" = ${key.sourceId} AND "appName" = ${key.appName}`;
@@ -306,12 +296,7 @@ export async function endTask(db: SqlRunner, taskId: string, end: TaskEnd): Prom
 }
 
 /** The version a completed install, clone or upgrade left on the app. */
-export function setInstalledVersion(
-  db: SqlClient,
-  key: AppKey,
-  version: string,
-  now: Date,
-): Prisma.PrismaPromise<number> {
+export function setInstalledVersion(db: SqlRunner, key: AppKey, version: string, now: Date): Promise<number> {
   return db.$executeRaw`
     UPDATE "AppState" SET "installedVersion" = ${version}, "updatedAt" = ${now}
     WHERE "userId" = ${key.userId} AND "sourceId" = ${key.sourceId} AND "appName" = ${key.appName}`;

@@ -88,15 +88,15 @@ async function recordAcceptance(
   opId: string | null,
   result: TaskResultEnvelope,
 ): Promise<void> {
-  const { db } = ctx;
   if (opId) task.opId = opId;
   task.result = result as unknown as Prisma.JsonValue;
   const now = new Date();
   try {
-    const [taken] = await db.$transaction([
-      setTaskAccepted(db, task.taskId, opId, result, now),
-      ...(opId ? [setAppOperation(db, task, opId, task.type.toLowerCase(), now)] : []),
-    ]);
+    const taken = await ctx.sql.$transaction(async (tx) => {
+      const accepted = await setTaskAccepted(tx, task.taskId, opId, result, now);
+      if (opId) await setAppOperation(tx, task, opId, task.type.toLowerCase(), now);
+      return accepted;
+    });
     if (taken) ctx.feed.task(task);
     else await recordAfterEnd(ctx, task.taskId, opId, result);
   } catch (error) {

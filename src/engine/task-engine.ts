@@ -191,7 +191,7 @@ export class TaskEngine implements TaskRunner {
   }
 
   private async pump(): Promise<void> {
-    const { db, sql, history, feed, tracked } = this.ctx;
+    const { sql, history, feed, tracked } = this.ctx;
     while (!this.stopped && tracked.inFlight.size < this.options.concurrency) {
       // One statement claims what the free workers can take (see claimPendingTasks).
       const free = this.options.concurrency - tracked.inFlight.size;
@@ -204,10 +204,14 @@ export class TaskEngine implements TaskRunner {
       let records: HistoryRow[];
       try {
         // One commit for all the start records, so they are written all or none.
-        const entries = claimed.map((task) =>
-          history.recordOne(historyEntry(task, 'action', `${task.type.toLowerCase()} ${task.appName} started`)),
-        );
-        records = (await db.$transaction(entries)).flat();
+        records = await sql.$transaction(async (tx) => {
+          const written: HistoryRow[] = [];
+          for (const task of claimed) {
+            const started = historyEntry(task, 'action', `${task.type.toLowerCase()} ${task.appName} started`);
+            written.push(...(await history.recordOne(started, tx)));
+          }
+          return written;
+        });
       } catch (error) {
         // Never sent: each goes back to PENDING.
         for (const task of claimed) this.repairs.owe({ kind: 'requeue', task }, error);

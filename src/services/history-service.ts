@@ -2,7 +2,8 @@ import { filter, map, pipe } from 'graphql-yoga';
 import { canSee, userScope, type Viewer } from '../auth/viewer.js';
 import { whenAvailable } from '../db/availability.js';
 import type { Db } from '../db/client.js';
-import { insertHistory, type SqlClient } from '../db/hot-path-sql.js';
+import type { SqlRunner } from '../db/driver-sql.js';
+import { insertHistory } from '../db/hot-path-sql.js';
 import type { HistoryRow, Prisma } from '../db/models.js';
 import { atOrAfter, atOrBefore, defineFilter, equals, oneOf } from '../domain/filters.js';
 import type { EventBus } from '../events/change-feed.js';
@@ -103,11 +104,11 @@ export class HistoryService {
   }
 
   /**
-   * One record as a statement (one row in the returned array): put in a batch transaction (not
-   * sent until that runs), or awaited, in an interactive one (`client`). The caller announces the
-   * record once its transaction committed. Raw SQL (db/hot-path-sql.ts): every task writes these.
+   * One record as one statement (one row in the returned array), in the transaction `client` (a
+   * driver or Prisma transaction) or alone. The caller announces the record once its transaction
+   * committed. Raw SQL (db/hot-path-sql.ts): every task writes these.
    */
-  recordOne(entry: HistoryEntry, client: SqlClient = this.db) {
+  recordOne(entry: HistoryEntry, client: SqlRunner = this.db) {
     return insertHistory(client, entry);
   }
 

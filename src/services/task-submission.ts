@@ -122,11 +122,10 @@ export class TaskSubmission {
   /** Writes the accepted request, then announces it and tells the engine. */
   private async insert(request: TaskRequest, now: Date): Promise<TaskRow> {
     const taskId = newTaskId(now);
-    // One batch transaction (three statements, no interactive round trips): the task, its app's
-    // state row and the history record commit together or not at all. Raw SQL
-    // (db/hot-path-sql.ts): every install runs these.
-    const [[task], , records] = await this.db.$transaction([
-      insertTask(this.db, {
+    // One transaction on the driver: the task, its app's state row and the history record commit
+    // together or not at all. Raw SQL (db/hot-path-sql.ts): every install runs these.
+    const { task, records } = await this.sql.$transaction(async (tx) => {
+      const [task] = await insertTask(tx, {
         taskId,
         type: request.type,
         ...request.key,
@@ -136,8 +135,8 @@ export class TaskSubmission {
         activeKey: appKeyString(request.key),
         retryOfTaskId: request.retryOfTaskId ?? null,
         createdAt: now,
-      }),
-      upsertAppStateForTask(this.db, {
+      });
+      await upsertAppStateForTask(tx, {
         ...request.key,
         opType: request.type.toLowerCase(),
         targetVersion: request.version,
@@ -145,22 +144,26 @@ export class TaskSubmission {
         title: request.app.title,
         rawAppName: request.app.rawAppName ?? null,
         now,
-      }),
-      this.history.recordOne({
-        type: actionType(request.type),
-        message: `${request.type.toLowerCase()} ${request.key.appName}`,
-        app: request.key.appName,
-        userId: request.key.userId,
-        time: now,
-        extended: {
-          taskId,
-          taskType: request.type,
-          status: 'PENDING',
-          version: request.version,
-          retryOf: request.retryOfTaskId ?? null,
+      });
+      const records = await this.history.recordOne(
+        {
+          type: actionType(request.type),
+          message: `${request.type.toLowerCase()} ${request.key.appName}`,
+          app: request.key.appName,
+          userId: request.key.userId,
+          time: now,
+          extended: {
+            taskId,
+            taskType: request.type,
+            status: 'PENDING',
+            version: request.version,
+            retryOf: request.retryOfTaskId ?? null,
+          },
         },
-      }),
-    ]);
+        tx,
+      );
+      return { task, records };
+    });
     if (!task) throw new Error(`task ${taskId} was not written`);
     this.feed.task(task);
     this.feed.app(request.key);
