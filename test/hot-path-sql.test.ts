@@ -3,6 +3,7 @@ import { createPrismaClient, type Db } from '../src/db/client.js';
 import {
   applyReportedState,
   claimPendingTasks,
+  deleteAppStateRow,
   endTask,
   findActiveTasks,
   findAppState,
@@ -15,8 +16,10 @@ import {
   markDispatched,
   raiseProgress,
   setAppOperation,
+  setAppStateFailure,
   setInstalledVersion,
   setTaskAccepted,
+  setTaskResult,
   upsertAppStateForTask,
 } from '../src/db/hot-path-sql.js';
 import { appKeyString } from '../src/domain/app-key.js';
@@ -341,5 +344,50 @@ describe.each(databases)('hot-path SQL on %s', (kind) => {
     expect(isUniqueViolation(raw)).toBe(true);
     expect(isUniqueViolation(viaPrisma)).toBe(true);
     expect(isUniqueViolation(new Error('other'))).toBe(false);
+  });
+  test("a task's end writes (a replaced result, an app row failed or removed) read back as Prisma's updates", async () => {
+    for (const name of ['end-raw', 'end-prisma']) {
+      await insertTask(db, newTask(name));
+      await upsertAppStateForTask(db, {
+        ...key(name),
+        opType: 'install',
+        targetVersion: '1.0.0',
+        cfgType: 'app',
+        title: name,
+        rawAppName: null,
+        now: T0,
+      });
+    }
+    const result = { status: 'failed', response: { code: 500 }, error: 'it\'s "quoted"' };
+    expect(await setTaskResult(db, 'task-end-raw', result, later(50))).toBe(1);
+    await db.task.update({ where: { taskId: 'task-end-prisma' }, data: { result, updatedAt: later(50) } });
+    const [raw, viaPrisma] = await Promise.all(
+      ['task-end-raw', 'task-end-prisma'].map((taskId) => db.task.findUnique({ where: { taskId } })),
+    );
+    const { id: _a, taskId: _b, appName: _c, activeKey: _d, ...rawRest } = raw!;
+    const { id: _e, taskId: _f, appName: _g, activeKey: _h, ...prismaRest } = viaPrisma!;
+    expect(rawRest).toEqual(prismaRest);
+    expect(rawRest.result).toEqual(result);
+
+    const rows = await Promise.all(['end-raw', 'end-prisma'].map((name) => findAppState(db, key(name))));
+    const [rawRow, prismaRow] = rows as [NonNullable<(typeof rows)[0]>, NonNullable<(typeof rows)[0]>];
+    // A failure with a new state, then one that keeps the state (a failed stop or resume).
+    expect(await setAppStateFailure(db, rawRow.id, { state: 'installFailed', reason: 'boom' }, later(60))).toBe(1);
+    await db.appState.update({
+      where: { id: prismaRow.id },
+      data: { state: 'installFailed', reason: 'boom', updatedAt: later(60) },
+    });
+    expect(await setAppStateFailure(db, rawRow.id, { state: null, reason: 'again' }, later(70))).toBe(1);
+    await db.appState.update({ where: { id: prismaRow.id }, data: { reason: 'again', updatedAt: later(70) } });
+    const [rawAfter, prismaAfter] = await Promise.all(
+      ['end-raw', 'end-prisma'].map((name) => findAppState(db, key(name))),
+    );
+    expect({ ...rawAfter, id: 0, appName: '', title: '' }).toEqual({ ...prismaAfter, id: 0, appName: '', title: '' });
+    expect(rawAfter).toMatchObject({ state: 'installFailed', reason: 'again', updatedAt: later(70) });
+
+    expect(await deleteAppStateRow(db, rawRow.id)).toBe(1);
+    expect(await deleteAppStateRow(db, rawRow.id)).toBe(0);
+    expect(await findAppState(db, key('end-raw'))).toBeNull();
+    expect(await findAppState(db, key('end-prisma'))).not.toBeNull();
   });
 });

@@ -301,3 +301,26 @@ export function setInstalledVersion(db: SqlRunner, key: AppKey, version: string,
     UPDATE "AppState" SET "installedVersion" = ${version}, "updatedAt" = ${now}
     WHERE "userId" = ${key.userId} AND "sourceId" = ${key.sourceId} AND "appName" = ${key.appName}`;
 }
+
+/** A task's result replaced (an accepted operation that then failed or was canceled says so). */
+export function setTaskResult(db: SqlRunner, taskId: string, result: unknown, now: Date): Promise<number> {
+  return db.$executeRaw`UPDATE "Task" SET "result" = ${json(result)}, "updatedAt" = ${now} WHERE "taskId" = ${taskId}`;
+}
+
+/** An app's state row gone (a completed uninstall, a canceled first install). */
+export function deleteAppStateRow(db: SqlRunner, id: number): Promise<number> {
+  return db.$executeRaw`DELETE FROM "AppState" WHERE "id" = ${id}`;
+}
+
+/** The reason an operation failed on an app's state row, and its new state unless `state` is null (kept). */
+export function setAppStateFailure(
+  db: SqlRunner,
+  id: number,
+  failure: { state: string | null; reason: string },
+  now: Date,
+): Promise<number> {
+  return db.$executeRaw`
+    UPDATE "AppState" SET "state" = COALESCE(${failure.state}, "state"), "reason" = ${failure.reason},
+      "updatedAt" = ${now}
+    WHERE "id" = ${id}`;
+}

@@ -1,5 +1,13 @@
-import { endTask, setInstalledVersion } from '../db/hot-path-sql.js';
-import type { HistoryRow, Prisma, TaskRow } from '../db/models.js';
+import type { SqlRunner } from '../db/driver-sql.js';
+import {
+  deleteAppStateRow,
+  endTask,
+  findAppState,
+  setAppStateFailure,
+  setInstalledVersion,
+  setTaskResult,
+} from '../db/hot-path-sql.js';
+import type { HistoryRow, TaskRow } from '../db/models.js';
 import type { TerminalStatus } from '../domain/tasks.js';
 import type { HistoryEntry, HistoryService } from '../services/history-service.js';
 import type { EndDetails, EngineContext } from './engine-context.js';
@@ -42,7 +50,7 @@ export async function finishTask(
   details: EndDetails = {},
 ): Promise<boolean> {
   const now = new Date();
-  const ended = await ctx.db.$transaction((tx) => writeEnd(ctx.history, tx, taskId, status, details, now));
+  const ended = await ctx.sql.$transaction((tx) => writeEnd(ctx.history, tx, taskId, status, details, now));
   // Only once that committed: should it fail, the caller still answers for the task (see endOwnTask).
   ctx.tracked.forget(taskId);
   if (ended) {
@@ -72,7 +80,7 @@ export async function endOwnTask(
 /** The end's writes, in one transaction: the task, its app's row, the history record. */
 async function writeEnd(
   history: HistoryService,
-  tx: Prisma.TransactionClient,
+  tx: SqlRunner,
   taskId: string,
   status: TerminalStatus,
   details: EndDetails,
@@ -87,7 +95,7 @@ async function writeEnd(
     ...(details.opId ? { opId: details.opId } : {}),
   });
   if (!task) return null;
-  if (status !== 'COMPLETED' && !details.result) await markResultUnsuccessful(tx, task, status);
+  if (status !== 'COMPLETED' && !details.result) await markResultUnsuccessful(tx, task, status, now);
   await updateAppOnEnd(tx, task, status, now, details.error);
   const records = await history.recordOne(
     historyEntry(
@@ -105,7 +113,7 @@ async function writeEnd(
  * then failed or was canceled on the app service says so instead, with the reason. Only on those
  * rarer ends: a completion keeps the result as written, without another statement.
  */
-async function markResultUnsuccessful(tx: Prisma.TransactionClient, task: TaskRow, status: TerminalStatus) {
+async function markResultUnsuccessful(tx: SqlRunner, task: TaskRow, status: TerminalStatus, now: Date) {
   const result = task.result;
   if (typeof result !== 'object' || result === null || Array.isArray(result) || result.status !== 'success') return;
   const updated = {
@@ -113,12 +121,12 @@ async function markResultUnsuccessful(tx: Prisma.TransactionClient, task: TaskRo
     status: status === 'CANCELED' ? 'canceled' : 'failed',
     ...(task.error ? { error: task.error } : {}),
   };
-  await tx.task.update({ where: { taskId: task.taskId }, data: { result: updated } });
+  await setTaskResult(tx, task.taskId, updated, now);
   task.result = updated;
 }
 
 async function updateAppOnEnd(
-  tx: Prisma.TransactionClient,
+  tx: SqlRunner,
   task: TaskRow,
   status: TerminalStatus,
   now: Date,
@@ -130,16 +138,15 @@ async function updateAppOnEnd(
     if (task.version) await setInstalledVersion(tx, key, task.version, now);
     return;
   }
-  const row = await tx.appState.findUnique({ where: { userId_sourceId_appName: key } });
+  const row = await findAppState(tx, key);
   if (!row) return;
-  const where = { id: row.id };
   if (status === 'COMPLETED') {
-    await tx.appState.delete({ where }); // a completed uninstall
+    await deleteAppStateRow(tx, row.id); // a completed uninstall
     return;
   }
   const neverInstalled = !row.installedVersion;
   if (status === 'CANCELED' && neverInstalled && task.type !== 'UNINSTALL') {
-    await tx.appState.delete({ where }); // a canceled first install leaves nothing behind
+    await deleteAppStateRow(tx, row.id); // a canceled first install leaves nothing behind
     return;
   }
   if (status === 'FAILED' && !row.state.toLowerCase().includes('failed')) {
@@ -148,9 +155,11 @@ async function updateAppOnEnd(
     // still running, and can be stopped again), with the reason. Other operations show the failure.
     const reason = (error ?? 'failed').slice(0, 200);
     const keepsState = task.type === 'STOP' || task.type === 'RESUME';
-    await tx.appState.update({
-      where,
-      data: keepsState ? { reason } : { state: `${task.type.toLowerCase()}Failed`, reason },
-    });
+    await setAppStateFailure(
+      tx,
+      row.id,
+      { state: keepsState ? null : `${task.type.toLowerCase()}Failed`, reason },
+      now,
+    );
   }
 }
