@@ -2,6 +2,7 @@ import type { AppServiceExtras } from '../adapters/app-service/factory.js';
 import type { AppEntrance, AppStateEvent } from '../adapters/app-service/port.js';
 import type { Db } from '../db/client.js';
 import { driverSqlOf } from '../db/driver-sql.js';
+import { findAppState } from '../db/hot-path-sql.js';
 import { allActiveTasks, allAppStates } from '../db/state-reads.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 
@@ -39,10 +40,7 @@ export async function storedClusterApps(db: Db): Promise<AppStateEvent[]> {
  * service asks when an install starts: the row of that one app.
  */
 export async function installedBefore(db: Db, key: AppKey): Promise<boolean> {
-  const row = await db.appState.findUnique({
-    where: { userId_sourceId_appName: { userId: key.userId, sourceId: key.sourceId, appName: key.appName } },
-    select: { installedVersion: true },
-  });
+  const row = await findAppState(driverSqlOf(db), key);
   return row?.installedVersion != null;
 }
 
