@@ -14,7 +14,7 @@ import type { AppRow, CatalogAppRow, HistoryRow, TaskRow } from './models.js';
  * the hot paths send them on the driver (driver-sql.ts), in its `$transaction` where several
  * commit together: through Prisma's `$queryRaw` or batch transactions their own pipeline was most
  * of the cost again (a read-back of a task and an app: 340–710 µs of CPU, 20–39 µs on the driver,
- * SQLite; see the commits that moved them).
+ * SQLite; README, "Hand-written SQL on the hot paths").
  *
  * The contract, checked on both providers by test/hot-path-sql.test.ts: a row these statements
  * write reads back through Prisma exactly as the row Prisma would have written, and a row they

@@ -86,7 +86,7 @@ export class TrackedTasks {
 /** What the parts of the task engine share: its dependencies, its tasks, and the moves any part may make. */
 export interface EngineContext {
   readonly db: Db;
-  /** `db`'s driver (db/driver-sql.ts), for the hot statements sent alone: the claim, the dispatch mark. */
+  /** `db`'s driver (db/driver-sql.ts): the claim, start records, dispatch, progress and end commit there. */
   readonly sql: DriverSql;
   readonly appService: AppService;
   readonly history: HistoryService;

@@ -100,8 +100,9 @@ export class StatusCorrection {
       // Rows before tasks: a task accepted in between touches its app's row, which a removal checks;
       // and a task that ended (an uninstall that removed its row) before the rows were read is
       // among the ended ones read after them.
-      const rows = await allAppStates(driverSqlOf(db)); // whole tables: see state-reads.ts
-      const active = await allActiveTasks(driverSqlOf(db));
+      const sql = driverSqlOf(db); // whole tables: see state-reads.ts
+      const rows = await allAppStates(sql);
+      const active = await allActiveTasks(sql);
       const ended = await db.task.findMany({
         where: { completedAt: { gte: requestedAt } },
         select: { userId: true, sourceId: true, appName: true },
