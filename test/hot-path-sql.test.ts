@@ -65,6 +65,20 @@ describe.each(databases)('hot-path SQL on %s', (kind) => {
     await database?.drop();
   });
 
+  /** A PENDING install of `name` with its app's state row, as a submission writes them. */
+  async function taskWithAppRow(name: string, title: string) {
+    await insertTask(db, newTask(name));
+    await upsertAppStateForTask(db, {
+      ...key(name),
+      opType: 'install',
+      targetVersion: '1.0.0',
+      cfgType: 'app',
+      title,
+      rawAppName: null,
+      now: T0,
+    });
+  }
+
   test('a task, its app state row and a history record read back as the ones Prisma writes', async () => {
     const [raw] = await insertTask(db, newTask('raw'));
     const viaPrisma = await db.task.create({
@@ -233,18 +247,7 @@ describe.each(databases)('hot-path SQL on %s', (kind) => {
   });
 
   test('the read-back of several tasks and app rows returns what Prisma reads, and nothing for unknown keys', async () => {
-    for (const name of ['read-a', 'read-b']) {
-      await insertTask(db, newTask(name));
-      await upsertAppStateForTask(db, {
-        ...key(name),
-        opType: 'install',
-        targetVersion: '1.0.0',
-        cfgType: 'app',
-        title: `it's "${name}"`,
-        rawAppName: null,
-        now: T0,
-      });
-    }
+    for (const name of ['read-a', 'read-b']) await taskWithAppRow(name, `it's "${name}"`);
     await endTask(db, 'task-read-b', { status: 'FAILED', now: later(1), error: 'boom', result: { a: [1] } });
     const byId = <T extends { id: number }>(rows: T[]) => [...rows].sort((a, b) => a.id - b.id);
 
@@ -345,19 +348,9 @@ describe.each(databases)('hot-path SQL on %s', (kind) => {
     expect(isUniqueViolation(viaPrisma)).toBe(true);
     expect(isUniqueViolation(new Error('other'))).toBe(false);
   });
+
   test("a task's end writes (a replaced result, an app row failed or removed) read back as Prisma's updates", async () => {
-    for (const name of ['end-raw', 'end-prisma']) {
-      await insertTask(db, newTask(name));
-      await upsertAppStateForTask(db, {
-        ...key(name),
-        opType: 'install',
-        targetVersion: '1.0.0',
-        cfgType: 'app',
-        title: name,
-        rawAppName: null,
-        now: T0,
-      });
-    }
+    for (const name of ['end-raw', 'end-prisma']) await taskWithAppRow(name, name);
     const result = { status: 'failed', response: { code: 500 }, error: 'it\'s "quoted"' };
     expect(await setTaskResult(db, 'task-end-raw', result, later(50))).toBe(1);
     await db.task.update({ where: { taskId: 'task-end-prisma' }, data: { result, updatedAt: later(50) } });
