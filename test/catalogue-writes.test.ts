@@ -3,7 +3,13 @@ import type { SyncSuccess } from '../src/db/catalogue-sql.js';
 import { createPrismaClient, type Db } from '../src/db/client.js';
 import { isUniqueViolation } from '../src/db/hot-path-sql.js';
 import { readCatalogueEntry } from '../src/domain/catalogue-entry.js';
-import { type CatalogueWrite, catalogueColumns, SourceGone, writeCatalogue } from '../src/services/catalogue-writes.js';
+import {
+  type CatalogueUpsert,
+  catalogueColumns,
+  SourceGone,
+  storedUpsert,
+  writeCatalogue,
+} from '../src/services/catalogue-writes.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import { fakeAppId, fakeEntry, fakePrice } from './support/fake-market-source.js';
 
@@ -18,7 +24,10 @@ const databases = await availableDatabases();
 const T0 = new Date('2026-11-22T18:14:09.003Z');
 const later = (ms: number) => new Date(T0.getTime() + ms);
 
-type Upsert = CatalogueWrite['upserts'][number];
+type Upsert = CatalogueUpsert;
+
+/** Rows as the Syncer hands them to the write (storedUpsert, as soon as each is read). */
+const asStored = (rows: Upsert[]) => rows.map((row) => storedUpsert(row, row.summaryHash));
 
 function row(name: string, overrides: Record<string, unknown> = {}): Upsert {
   const reading = readCatalogueEntry(fakeAppId(name), fakeEntry(name, overrides));
@@ -60,7 +69,7 @@ describe.each(databases)('the catalogue writes on %s', (kind) => {
     const paid = row('paidapp', { price: fakePrice(), categories: ['Media', 'Tools'] });
     const free = row('freeapp', { categories: ['Tools'] });
     expect(free.price).toBeNull();
-    await writeCatalogue(db, { sourceId, upserts: [paid, free], removals: [] }, status(T0));
+    await writeCatalogue(db, { sourceId, upserts: asStored([paid, free]), removals: [] }, status(T0));
     const viaPrisma = await source();
     for (const upsert of [paid, free]) {
       await db.catalogApp.create({ data: { ...catalogueColumns(viaPrisma, upsert), createdAt: T0, updatedAt: T0 } });
@@ -90,7 +99,7 @@ describe.each(databases)('the catalogue writes on %s', (kind) => {
     const asRead = row('asread', { price: fakePrice() });
     const original = row('replaced');
     const replaced = { ...original, entry: { ...original.entry, title: 'Replaced' }, price: { products: [] } };
-    await writeCatalogue(db, { sourceId, upserts: [asRead, replaced], removals: [] }, status(T0));
+    await writeCatalogue(db, { sourceId, upserts: asStored([asRead, replaced]), removals: [] }, status(T0));
     const stored = new Map((await db.catalogApp.findMany({ where: { sourceId } })).map((app) => [app.appId, app]));
     expect(stored.get(asRead.appId)?.entry).toEqual(asRead.entry);
     expect(stored.get(asRead.appId)?.price).toEqual(asRead.price);
@@ -101,7 +110,7 @@ describe.each(databases)('the catalogue writes on %s', (kind) => {
   test('a later sync rewrites changed rows in place, swaps names, replaces categories and removes apps', async () => {
     const sourceId = await source();
     const [left, right, kept, gone] = [row('left'), row('right'), row('kept'), row('gone', { categories: ['Old'] })];
-    await writeCatalogue(db, { sourceId, upserts: [left, right, kept, gone], removals: [] }, status(T0));
+    await writeCatalogue(db, { sourceId, upserts: asStored([left, right, kept, gone]), removals: [] }, status(T0));
     const before = await db.catalogApp.findMany({ where: { sourceId } });
     const idOf = (appId: string) => before.find((app) => app.appId === appId)?.id;
 
@@ -111,7 +120,11 @@ describe.each(databases)('the catalogue writes on %s', (kind) => {
       { ...kept, categories: ['New', 'Other'], price: fakePrice() },
     ];
     const added = row('added');
-    await writeCatalogue(db, { sourceId, upserts: [...swapped, added], removals: [gone.appId] }, status(later(1000)));
+    await writeCatalogue(
+      db,
+      { sourceId, upserts: asStored([...swapped, added]), removals: [gone.appId] },
+      status(later(1000)),
+    );
 
     const after = await db.catalogApp.findMany({ where: { sourceId }, orderBy: { appId: 'asc' } });
     expect(after.map((app) => app.appId).sort()).toEqual([left.appId, right.appId, kept.appId, added.appId].sort());
@@ -139,10 +152,10 @@ describe.each(databases)('the catalogue writes on %s', (kind) => {
   test('more rows than one statement may carry: 700 apps, then 150 changed and 520 removed', async () => {
     const sourceId = await source();
     const names = Array.from({ length: 700 }, (_, index) => `bulk${index}`);
-    await writeCatalogue(db, { sourceId, upserts: names.map((name) => row(name)), removals: [] }, status(T0));
+    await writeCatalogue(db, { sourceId, upserts: asStored(names.map((name) => row(name))), removals: [] }, status(T0));
     const changed = names.slice(0, 150).map((name) => ({ ...row(name, { version: '3.0.0' }), name: `${name}x` }));
     const removals = names.slice(180).map(fakeAppId);
-    await writeCatalogue(db, { sourceId, upserts: changed, removals }, status(later(1000)));
+    await writeCatalogue(db, { sourceId, upserts: asStored(changed), removals }, status(later(1000)));
     expect(await db.catalogApp.count({ where: { sourceId } })).toBe(180);
     expect(await db.catalogApp.count({ where: { sourceId, version: '3.0.0', name: { endsWith: 'x' } } })).toBe(150);
     expect(await db.catalogAppCategory.count({ where: { app: { sourceId } } })).toBe(180);
@@ -150,24 +163,28 @@ describe.each(databases)('the catalogue writes on %s', (kind) => {
 
   test('a source removed meanwhile: SourceGone, and nothing is written', async () => {
     await expect(
-      writeCatalogue(db, { sourceId: 'never-there', upserts: [row('orphan')], removals: [] }, status(T0)),
+      writeCatalogue(db, { sourceId: 'never-there', upserts: asStored([row('orphan')]), removals: [] }, status(T0)),
     ).rejects.toBeInstanceOf(SourceGone);
     expect(await db.catalogApp.count({ where: { sourceId: 'never-there' } })).toBe(0);
   });
 
   test('a statement failing midway rolls the whole sync back, with an error the Syncer recognises', async () => {
     const sourceId = await source();
-    await writeCatalogue(db, { sourceId, upserts: [row('holder')], removals: [] }, status(T0));
+    await writeCatalogue(db, { sourceId, upserts: asStored([row('holder')]), removals: [] }, status(T0));
     // A new app taking the name the stored one keeps: the unique name refuses it.
     const clash = { ...row('newcomer'), name: 'holder' };
-    const error = await writeCatalogue(db, { sourceId, upserts: [row('first'), clash], removals: [] }, status(later(1)))
+    const error = await writeCatalogue(
+      db,
+      { sourceId, upserts: asStored([row('first'), clash]), removals: [] },
+      status(later(1)),
+    )
       .then(() => null)
       .catch((caught: unknown) => caught);
     expect(isUniqueViolation(error)).toBe(true);
     expect((await db.catalogApp.findMany({ where: { sourceId } })).map((app) => app.name)).toEqual(['holder']);
     expect((await db.marketSource.findUniqueOrThrow({ where: { sourceId } })).syncedAt).toEqual(T0);
     // The connection is usable again afterwards (the transaction was ended, its lock released).
-    await writeCatalogue(db, { sourceId, upserts: [row('first')], removals: [] }, status(later(2)));
+    await writeCatalogue(db, { sourceId, upserts: asStored([row('first')]), removals: [] }, status(later(2)));
     expect(await db.catalogApp.count({ where: { sourceId } })).toBe(2);
   });
 });

@@ -247,7 +247,7 @@ export class CatalogueSyncer {
     index: SourceIndex,
     client: MarketSourceClient,
     outcome: SyncOutcome,
-  ): Promise<CatalogueWrite<StoredUpsert>> {
+  ): Promise<CatalogueWrite> {
     const storedRows = await findCatalogSummaries(this.sql, sourceId);
     const stored = new Map(storedRows.map((row) => [row.appId, row.summaryHash]));
     if (index.apps.length === 0 && index.skipped.length === 0 && stored.size > 0) {

@@ -26,11 +26,11 @@ export interface StoredUpsert extends NewCatalogApp {
   categories: string[];
 }
 
-/** What one sync writes to a source's catalogue: its entries as read, or already as stored. */
-export interface CatalogueWrite<Upsert extends CatalogueUpsert | StoredUpsert = CatalogueUpsert> {
+/** What one sync writes to a source's catalogue. */
+export interface CatalogueWrite {
   sourceId: string;
-  /** New and changed entries (matched by appId), each with its summary's fingerprint. */
-  upserts: Upsert[];
+  /** New and changed entries (matched by appId) as stored, each with its summary's fingerprint. */
+  upserts: StoredUpsert[];
   /** App ids to remove, with their categories. */
   removals: string[];
 }
@@ -46,11 +46,9 @@ export interface CatalogueWrite<Upsert extends CatalogueUpsert | StoredUpsert = 
  */
 export async function writeCatalogue(
   db: Db,
-  write: CatalogueWrite<CatalogueUpsert | StoredUpsert>,
+  { sourceId, upserts, removals }: CatalogueWrite,
   status: SyncSuccess,
 ): Promise<void> {
-  const { sourceId, removals } = write;
-  const upserts = write.upserts.map(asStored);
   const now = status.at;
   await driverSqlOf(db).$transaction(async (tx) => {
     // First, so that a source removed while its sync ran is noticed before anything is written
@@ -107,10 +105,6 @@ export function storedUpsert(row: CatalogueRow, summaryHash: string | null): Sto
     summaryHash,
     categories: row.categories,
   };
-}
-
-function asStored(row: CatalogueUpsert | StoredUpsert): StoredUpsert {
-  return typeof row.entry === 'string' ? (row as StoredUpsert) : storedUpsert(row as CatalogueUpsert, row.summaryHash);
 }
 
 /** The columns of one catalogue row as Prisma writes them (JSON columns typed, a free app's price NULL). */
