@@ -8,7 +8,7 @@ import { MAX_INDEX_APPS } from '../src/adapters/market-source/answers.js';
 import { BundledCatalogue } from '../src/adapters/market-source/bundled.js';
 import { createMarketSourceClient } from '../src/adapters/market-source/factory.js';
 import { HttpMarketSource } from '../src/adapters/market-source/http.js';
-import { type MarketSourceClient, MarketSourceError } from '../src/adapters/market-source/port.js';
+import { collectDetails, type MarketSourceClient, MarketSourceError } from '../src/adapters/market-source/port.js';
 import {
   type FakeMarketSource,
   type FakeMarketSourceOptions,
@@ -81,7 +81,7 @@ describe('HttpMarketSource against a source that answers', () => {
     );
     expect(Object.keys(index.others.tags as object).sort()).toEqual(['Creativity', 'Productivity']);
 
-    const details = await market.details([notes, paint]);
+    const details = await collectDetails(market, [notes, paint]);
     expect(details.notFound).toEqual([]);
     expect(details.skipped).toEqual([]);
     expect(details.apps.get(notes)).toMatchObject({
@@ -134,7 +134,7 @@ describe('HttpMarketSource against a source that answers', () => {
     const market = client(source);
     const notes = fakeAppId('notes');
 
-    const details = await market.details([notes, 'deadbeef']);
+    const details = await collectDetails(market, [notes, 'deadbeef']);
     expect([...details.apps.keys()]).toEqual([notes]);
     expect(details.notFound).toEqual(['deadbeef']);
 
@@ -143,7 +143,7 @@ describe('HttpMarketSource against a source that answers', () => {
       kind: 'json',
       body: { apps: { [notes]: fakeEntry('notes'), cafecafe: fakeEntry('intruder'), badbadba: 'oops' }, version: '1' },
     });
-    const odd = await market.details([notes, 'badbadba', 'feedfeed']);
+    const odd = await collectDetails(market, [notes, 'badbadba', 'feedfeed']);
     expect([...odd.apps.keys()]).toEqual([notes]);
     expect(odd.notFound).toEqual(['feedfeed']);
     expect(odd.skipped).toEqual([{ id: 'badbadba', reason: 'the entry is not an object' }]);
@@ -153,11 +153,11 @@ describe('HttpMarketSource against a source that answers', () => {
     const source = await fakeSource();
     const market = client(source);
     const ids = Array.from({ length: 150 }, (_, index) => `a${String(index).padStart(7, '0')}`);
-    const details = await market.details([...ids, ...ids]);
+    const details = await collectDetails(market, [...ids, ...ids]);
     expect(details.notFound).toHaveLength(150);
     expect(source.detailCalls.map((batch) => batch.length)).toEqual([100, 50]);
 
-    await market.details([]);
+    await collectDetails(market, []);
     expect(source.count('details')).toBe(2);
   });
 
@@ -169,7 +169,7 @@ describe('HttpMarketSource against a source that answers', () => {
     expect((await market.hash()).hash).toBe(source.hash);
     expect(market.apiVersion).toBe('v1');
     expect((await market.index()).apps).toHaveLength(2);
-    expect((await market.details([fakeAppId('notes')])).apps.size).toBe(1);
+    expect((await collectDetails(market, [fakeAppId('notes')])).apps.size).toBe(1);
     await market.hash();
 
     expect(source.requests.map(({ endpoint, api, status }) => `${endpoint} ${api} ${status}`)).toEqual([
@@ -186,7 +186,7 @@ describe('HttpMarketSource against a source that answers', () => {
     const market = client(source);
     await market.hash();
     await market.index();
-    await market.details([fakeAppId('notes')]);
+    await collectDetails(market, [fakeAppId('notes')]);
     expect(source.requests.every((request) => request.api === 'v2')).toBe(true);
     expect(market.apiVersion).toBe('v2');
   });
@@ -227,7 +227,7 @@ describe('HttpMarketSource against a source that fails', () => {
   test('a source still loading (202) is a status failure, not an empty answer', async () => {
     const source = await fakeSource();
     source.fault('details', { kind: 'status', status: 202, body: { message: 'loading 1.12.0' } });
-    const error = await failure(client(source).details([fakeAppId('notes')]));
+    const error = await failure(collectDetails(client(source), [fakeAppId('notes')]));
     expect(error.reason).toBe('status');
     expect(error.message).toBe(
       'details: HTTP 202 from /api/v2/applications/info: the source is still loading (loading 1.12.0)',
@@ -276,7 +276,7 @@ describe('HttpMarketSource against a source that fails', () => {
     source.fault(endpoint, { kind: 'json', body });
     const market = client(source);
     const call =
-      endpoint === 'hash' ? market.hash() : endpoint === 'info' ? market.index() : market.details(['a1b2c3d4']);
+      endpoint === 'hash' ? market.hash() : endpoint === 'info' ? market.index() : collectDetails(market, ['a1b2c3d4']);
     const error = await failure(call);
     expect(error.reason).toBe('garbage');
     expect(error.message).toBe(message);
@@ -424,7 +424,7 @@ describe('BundledCatalogue', () => {
     expect(index.apps.map((app) => app.name)).toEqual(['notes', 'paint']);
     expect(index.others).toEqual({ tags: { Productivity: { name: 'Productivity' } }, latest: ['notes', 'paint'] });
 
-    const details = await bundled.details([fakeAppId('paint'), 'deadbeef']);
+    const details = await collectDetails(bundled, [fakeAppId('paint'), 'deadbeef']);
     expect(details.apps.get(fakeAppId('paint'))).toMatchObject({ name: 'paint', title: { 'en-US': 'Paint' } });
     expect(details.notFound).toEqual(['deadbeef']);
   });
@@ -439,7 +439,7 @@ describe('BundledCatalogue', () => {
     const after = await bundled.hash();
     expect(after.hash).not.toBe(before.hash);
     expect((await bundled.index()).apps.map((app) => app.name)).toEqual(['notes', 'paint']);
-    expect((await bundled.details([fakeAppId('paint')])).apps.size).toBe(1);
+    expect((await collectDetails(bundled, [fakeAppId('paint')])).apps.size).toBe(1);
   });
 
   test.each([

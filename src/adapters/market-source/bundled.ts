@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { garbage, readBundledFile } from './answers.js';
 import type { MarketSourceClient, SourceDetails, SourceHash, SourceIndex } from './port.js';
-import { collectDetails, MarketSourceError } from './port.js';
+import { MarketSourceError } from './port.js';
 
 /**
  * The catalogue file bundled with the project, read as if it were a market source, so that a
@@ -20,7 +20,7 @@ import { collectDetails, MarketSourceError } from './port.js';
  * `data` is what an info answer's `data` holds (its other sections are kept as sent) and every
  * app of `data.apps` needs its entry in `details`. The hash is the SHA-256 of the file's bytes,
  * so an edit is picked up by the next sync. The file is parsed once per hash: `hash()` and
- * `index()` re-read its bytes (a poll must see edits), `details()` answers from the snapshot the
+ * `index()` re-read its bytes (a poll must see edits), `detailsEach()` answers from the snapshot the
  * last of them read, so it matches the index the Syncer is working from.
  */
 
@@ -56,10 +56,6 @@ export class BundledCatalogue implements MarketSourceClient {
 
   async index(): Promise<SourceIndex> {
     return (await this.load()).index;
-  }
-
-  details(appIds: readonly string[]): Promise<SourceDetails> {
-    return collectDetails(this, appIds);
   }
 
   /** One answer: the file is parsed whole anyway. */

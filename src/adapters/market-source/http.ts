@@ -3,7 +3,6 @@ import { fetchJson, type OutboundOutcome, upstreamExcerpt } from '../../platform
 import { redactSecrets } from '../../platform/redact.js';
 import { type Call, garbage, readDetails, readHash, readInfo } from './answers.js';
 import {
-  collectDetails,
   MAX_DETAIL_BATCH,
   type MarketSourceClient,
   MarketSourceError,
@@ -119,10 +118,6 @@ export class HttpMarketSource implements MarketSourceClient {
 
   async index(): Promise<SourceIndex> {
     return readInfo(await this.call('info', { method: 'GET', query: this.versionQuery() }));
-  }
-
-  details(appIds: readonly string[]): Promise<SourceDetails> {
-    return collectDetails(this, appIds);
   }
 
   /** In batches of MAX_DETAIL_BATCH ids, DETAIL_CONCURRENCY batches in flight at once. */

@@ -81,13 +81,9 @@ export interface MarketSourceClient {
   hash(): Promise<SourceHash>;
   index(): Promise<SourceIndex>;
   /**
-   * The Syncer batches by MAX_DETAIL_BATCH ids; a longer list is still answered (in several
-   * calls), and an empty one costs no call.
-   */
-  details(appIds: readonly string[]): Promise<SourceDetails>;
-  /**
-   * What `details` reads, handed to `each` one answer (batch) at a time as it arrives, in no
-   * particular order; resolves once every batch was handed over. The Syncer reads a batch's
+   * The full entries of `appIds`, handed to `each` one answer (batch) at a time as it arrives, in
+   * no particular order; resolves once every batch was handed over. Batches of MAX_DETAIL_BATCH
+   * ids (a longer list takes several calls; an empty one costs no call). The Syncer reads a batch's
    * entries while the next ones are on their way (it used to wait for the last answer first) and
    * keeps none parsed past its batch. After a failure no further batch is asked for. An exception
    * of `each` rejects as it is.
@@ -95,7 +91,7 @@ export interface MarketSourceClient {
   detailsEach(appIds: readonly string[], each: (answer: SourceDetails) => void): Promise<void>;
 }
 
-/** `details` on top of `detailsEach`: every answer together, in the order the ids were asked. */
+/** Every answer of `detailsEach` together, in the order the ids were asked. */
 export async function collectDetails(client: MarketSourceClient, appIds: readonly string[]): Promise<SourceDetails> {
   const apps = new Map<string, Record<string, unknown>>();
   const notFound = new Set<string>();
