@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createPrismaClient, type Db } from '../src/db/client.js';
+import { driverSqlOf, type SqlRunner } from '../src/db/driver-sql.js';
 import { claimDueMessages, removeFinishedMessages } from '../src/db/outbox-sql.js';
 import { loadConfig } from '../src/platform/config.js';
 import { createLogger } from '../src/platform/logger.js';
@@ -302,7 +303,14 @@ describe.each(databases)('the outbox worker on %s', (kind) => {
         data: { lockedUntil: expired, nextAttemptAt: expired },
       });
       const now = new Date();
-      const taken = await claimDueMessages(db, 'another-worker', now, new Date(now.getTime() + 60_000), 1000);
+      const taken = await claimDueMessages(
+        db,
+        'another-worker',
+        now,
+        new Date(now.getTime() + 60_000),
+        1000,
+        kind === 'postgresql',
+      );
       expect(taken.map((m) => m.idempotencyKey)).toContain('lost:0');
       holding.release(200);
       await waitFor(async () => (worker.busy === 0 ? true : undefined), 'the attempt over');
@@ -356,9 +364,55 @@ describe.each(databases)('the outbox worker on %s', (kind) => {
     );
     await enqueueOutbound(db, pushes(receiver, 'rank:payment', 1), new Date(past.getTime() + 30_000));
     const then = new Date(past.getTime() + 40_000);
-    const claimed = await claimDueMessages(db, 'rank-worker', then, new Date(then.getTime() + 60_000), 1);
+    const claimed = await claimDueMessages(
+      db,
+      'rank-worker',
+      then,
+      new Date(then.getTime() + 60_000),
+      1,
+      kind === 'postgresql',
+    );
     expect(claimed.map((m) => m.idempotencyKey)).toEqual(['rank:payment:0']);
     await db.outboxMessage.deleteMany({ where: { idempotencyKey: { startsWith: 'rank:' } } });
+  });
+
+  test('a claim adds no index entry on PostgreSQL (a HOT update) and moves the message past its lock on SQLite', async () => {
+    // Rows of ~1 kB: without the table's fillfactor (migration 0006) their pages are full, and a
+    // new row version could not stay on its page.
+    const past = new Date(Date.now() - 120_000);
+    const padded = pushes(receiver, 'hot', 60).map((message) => ({ ...message, body: { pad: 'x'.repeat(1000) } }));
+    await enqueueOutbound(db, padded, past);
+    const then = new Date(past.getTime() + 1000);
+    const lockedUntil = new Date(then.getTime() + 60_000);
+    const keepDueTime = kind === 'postgresql';
+    // The connection's update counts not yet flushed to PostgreSQL's statistics (they are not
+    // flushed within a transaction): read around the claim, in its transaction.
+    const counts = async (tx: SqlRunner) => {
+      if (kind !== 'postgresql') return { updated: 0, hot: 0 };
+      const [row] = await tx.$queryRaw<{ updated: number; hot: number }[]>`
+        SELECT "n_tup_upd"::int AS "updated", "n_tup_hot_upd"::int AS "hot"
+        FROM "pg_stat_xact_user_tables" WHERE "relname" = 'OutboxMessage'`;
+      return row ?? { updated: 0, hot: 0 };
+    };
+    const updates = await driverSqlOf(db).$transaction(async (tx) => {
+      const before = await counts(tx);
+      const claimed = await claimDueMessages(tx, 'hot-worker', then, lockedUntil, 32, keepDueTime);
+      expect(claimed).toHaveLength(32);
+      const after = await counts(tx);
+      return { updated: after.updated - before.updated, hot: after.hot - before.hot };
+    });
+    const claimedRows = (await rows('hot')).filter((row) => row.lockedBy === 'hot-worker');
+    expect(claimedRows).toHaveLength(32);
+    if (kind === 'postgresql') {
+      expect(updates).toEqual({ updated: 32, hot: 32 });
+      for (const row of claimedRows) expect(row.nextAttemptAt).toEqual(past);
+    } else {
+      for (const row of claimedRows) expect(row.nextAttemptAt).toEqual(lockedUntil);
+    }
+    // Claimed, they are not claimed again until their lock expires, on either provider.
+    expect(await claimDueMessages(db, 'other', then, lockedUntil, 60, keepDueTime)).toHaveLength(28);
+    expect(await claimDueMessages(db, 'other', then, lockedUntil, 60, keepDueTime)).toHaveLength(0);
+    await db.outboxMessage.deleteMany({ where: { idempotencyKey: { startsWith: 'hot:' } } });
   });
 
   test('a hanging receiver gets every slot but one: a push to another receiver goes out while it hangs', async () => {

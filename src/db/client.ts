@@ -137,11 +137,11 @@ export function createPrismaClient(url: string, options: PrismaOptions = {}): Db
     mkdirSync(path.dirname(file), { recursive: true });
     const adapter = new SharedPrismaBetterSQLite3({ url: file });
     client = new SqlitePrismaClient({ adapter, log });
-    adapter.driver = registerDriver(client, options.onQuery);
+    adapter.driver = registerDriver(client, 'sqlite', options.onQuery);
   } else {
     const adapter = new LeakFreePrismaPg({ connectionString: url, ...POSTGRES_POOL });
     client = new PostgresPrismaClient({ adapter, log }) as unknown as Db;
-    adapter.driver = registerDriver(client, options.onQuery);
+    adapter.driver = registerDriver(client, 'postgresql', options.onQuery);
   }
   if (options.onQuery) {
     const onQuery = options.onQuery;

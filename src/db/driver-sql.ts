@@ -51,7 +51,10 @@ type PrismaConnectable = { $connect(): Promise<void> };
  */
 export class DriverConnection {
   current: DriverHandle | null = null;
-  constructor(readonly onQuery: OnQuery | undefined) {}
+  constructor(
+    readonly provider: DriverHandle['kind'],
+    readonly onQuery: OnQuery | undefined,
+  ) {}
 }
 
 const connections = new WeakMap<object, DriverConnection>();
@@ -61,10 +64,20 @@ const drivers = new WeakMap<object, DriverSql>();
  * Called by createPrismaClient: where its adapter puts the driver each time it connects, and who
  * hears of every statement (PrismaOptions.onQuery, as Prisma's own statements are heard).
  */
-export function registerDriver(db: object, onQuery?: OnQuery): DriverConnection {
-  const connection = new DriverConnection(onQuery);
+export function registerDriver(db: object, provider: DriverHandle['kind'], onQuery?: OnQuery): DriverConnection {
+  const connection = new DriverConnection(provider, onQuery);
   connections.set(db, connection);
   return connection;
+}
+
+/**
+ * The provider of a client made by createPrismaClient, for the few statements that must differ
+ * between the two (see claimDueMessages).
+ */
+export function providerOf(db: PrismaConnectable): DriverHandle['kind'] {
+  const connection = connections.get(db);
+  if (!connection) throw new Error('this Prisma client was not made by createPrismaClient');
+  return connection.provider;
 }
 
 /** The driver-level statements of a client made by createPrismaClient (one per client). */

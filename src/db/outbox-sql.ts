@@ -44,12 +44,21 @@ export const OUTBOUND_KINDS = ['payment', 'webhook'] as const;
  * PostgreSQL). Two more choices keep a claim's cost with the rows it takes (measured on SQLite,
  * 3,000 due, claims of 22 as the worker makes them: 0.60 ms → 0.34 ms for the first, and the
  * second removes a scan that grew with the messages in flight):
- * - a claim moves `nextAttemptAt` to the end of its lock, so the messages in flight leave the due
- *   range of the index instead of being read and skipped by every later claim; if the attempt
- *   never reports, the message is due again exactly when its lock expires;
+ * - on SQLite a claim moves `nextAttemptAt` to the end of its lock, so the messages in flight
+ *   leave the due range of the index instead of being read and skipped by every later claim; if
+ *   the attempt never reports, the message is due again exactly when its lock expires (on both
+ *   providers the lock's own condition decides that);
  * - the outer re-check of the status is written `("status" = 'PENDING') IS TRUE`, which no index
  *   serves: written plainly, SQLite's planner walked every PENDING row of the (status, …) index
  *   and tested each against the ids instead of looking the ids up by primary key.
+ *
+ * On PostgreSQL the claim leaves `nextAttemptAt` as it is (`keepDueTime`): a claim that changes no
+ * indexed column is a HOT update (the new row version on the same page, which the table's
+ * fillfactor keeps free, migration 0006), with no entry added to any of the table's five
+ * indexes. Measured there (3,000 due, claims of 32, deliveries recorded 80 at a time): WAL per
+ * message 1,570 → 704 bytes, the server's CPU per message 43–67 → 30–33 µs, in exchange for later
+ * claims reading past the messages in flight (at most the worker's window), which PostgreSQL does
+ * cheaply and SQLite, which updates in place, does not need to.
  */
 export async function claimDueMessages(
   db: SqlRunner,
@@ -57,14 +66,16 @@ export async function claimDueMessages(
   now: Date,
   lockedUntil: Date,
   limit: number,
+  keepDueTime: boolean,
 ): Promise<ClaimedMessage[]> {
   const claimed: ClaimedMessage[] = [];
+  const dueAfter = keepDueTime ? sql`"nextAttemptAt"` : sql`${lockedUntil}`;
   for (const kind of OUTBOUND_KINDS) {
     const room = limit - claimed.length;
     if (room <= 0) break;
     const rows = await db.$queryRaw<ClaimedMessage[]>`
       UPDATE "OutboxMessage"
-      SET "lockedBy" = ${workerId}, "lockedUntil" = ${lockedUntil}, "nextAttemptAt" = ${lockedUntil},
+      SET "lockedBy" = ${workerId}, "lockedUntil" = ${lockedUntil}, "nextAttemptAt" = ${dueAfter},
         "attempts" = "attempts" + 1, "updatedAt" = ${now}
       WHERE "id" IN (
           SELECT "id" FROM "OutboxMessage"

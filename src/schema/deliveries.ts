@@ -49,7 +49,9 @@ export const DeliveryRef = builder.objectRef<OutboxMessageRow>('Delivery').imple
       nullable: true,
       description:
         'When the next attempt is due; while an attempt is in flight, when the message is tried again should that attempt never report. Null once delivered or dead.',
-      resolve: (message) => (message.status === 'PENDING' ? message.nextAttemptAt : null),
+      // In flight, the lock's end: on PostgreSQL a claim leaves nextAttemptAt as it was (claimDueMessages).
+      resolve: ({ status, nextAttemptAt, lockedUntil }) =>
+        status !== 'PENDING' ? null : lockedUntil && lockedUntil > nextAttemptAt ? lockedUntil : nextAttemptAt,
     }),
     deliveredAt: t.field({
       type: 'DateTime',

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/client.js';
-import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
+import { type DriverSql, driverSqlOf, providerOf } from '../db/driver-sql.js';
 import {
   type ClaimedMessage,
   claimDueMessages,
@@ -92,6 +92,8 @@ export class OutboxWorker {
    * Prisma's `$queryRaw` those two statements cost more CPU than the HTTP POST itself.
    */
   private readonly sql: DriverSql;
+  /** Claims leave nextAttemptAt alone on PostgreSQL, where that makes them HOT updates (see claimDueMessages). */
+  private readonly keepDueTime: boolean;
   /** The recording write in progress: one at a time, so deliveries finished meanwhile share the next. */
   private flushing: Promise<unknown> | null = null;
 
@@ -109,6 +111,7 @@ export class OutboxWorker {
   ) {
     this.agent = receiversAgent(settings.attemptTimeoutMs);
     this.sql = driverSqlOf(db);
+    this.keepDueTime = providerOf(db) === 'postgresql';
   }
 
   start(): void {
@@ -194,6 +197,7 @@ export class OutboxWorker {
           now,
           new Date(now.getTime() + this.lockMs),
           room,
+          this.keepDueTime,
         );
         if (claimed.length > 0) claimedAny = true;
         this.ready.push(await prepareAttempts(this.sql, claimed, this.paymentSecret));
