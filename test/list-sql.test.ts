@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createPrismaClient, type Db } from '../src/db/client.js';
-import { driverSqlOf } from '../src/db/driver-sql.js';
+import { driverSqlOf, type SqlRunner } from '../src/db/driver-sql.js';
 import { appCategories, conditionsSql, countRows, pageRows, type RowWindow } from '../src/db/list-sql.js';
 import type { TaskRow } from '../src/db/models.js';
 import { ownerCondition } from '../src/domain/filters.js';
+import { type Sql, sql } from '../src/generated/prisma-sqlite/internal/prismaNamespace.js';
 import { CATALOG_FILTER } from '../src/services/catalog-service.js';
 import { TASK_FILTER } from '../src/services/task-service.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
@@ -161,5 +162,89 @@ describe.each(databases)('list SQL on %s', (kind) => {
     });
     expect(rows).toEqual(expected);
     expect(await appCategories(driverSqlOf(db), [])).toEqual([]);
+  });
+});
+
+/**
+ * A page of one user's tasks or apps costs what the page holds, not what the user has: the
+ * database walks the (userId, id) index in the page's order and stops at the page's end, instead
+ * of reading every row of the user and sorting them (measured on SQLite with 10,000 tasks of one
+ * user: 7.5 ms per `tasks(first: 20)` page sorted, 66 µs walked). Checked on the plans of the
+ * statements pageRows sends, with statistics gathered (PostgreSQL's planner needs them; its
+ * autovacuum gathers them in production).
+ */
+describe.each(databases)('a user’s page on %s', (kind) => {
+  let database: TestDatabase;
+  let db: Db;
+  beforeAll(async () => {
+    database = await createTestDatabase(kind);
+    db = createPrismaClient(database.url);
+    // alice: 300 rows of 6,000, where sorting hers costs more than walking an index.
+    const users = (i: number) => (i % 20 === 0 ? 'alice' : `user${i % 40}`);
+    for (let batch = 0; batch < 12; batch++) {
+      await db.task.createMany({
+        data: Array.from({ length: 500 }, (_, n) => {
+          const i = batch * 500 + n;
+          return {
+            taskId: `t${i}`,
+            type: 'INSTALL',
+            status: 'COMPLETED',
+            userId: users(i),
+            sourceId: 'market.olares',
+            appName: `app${i}`,
+            metadata: {},
+            createdAt: at(i),
+          };
+        }),
+      });
+      await db.appState.createMany({
+        data: Array.from({ length: 500 }, (_, n) => {
+          const i = batch * 500 + n;
+          return { userId: users(i), sourceId: 'market.olares', appName: `app${i}`, eventTime: at(i) };
+        }),
+      });
+    }
+    await db.$executeRawUnsafe('ANALYZE');
+  });
+  afterAll(async () => {
+    await db?.$disconnect();
+    await database?.drop();
+  });
+
+  /** The plan of the statement `run` sends, as text lines. */
+  async function planOf(run: (db: SqlRunner) => Promise<unknown>): Promise<string[]> {
+    const driver = driverSqlOf(db);
+    let plan: string[] = [];
+    const explaining: SqlRunner = {
+      async $queryRaw<T>(query: TemplateStringsArray | Sql, ...values: unknown[]) {
+        const statement = 'raw' in query ? sql(query, ...(values as never[])) : query;
+        const rows = await driver.$queryRaw<Record<string, unknown>[]>(
+          kind === 'sqlite' ? sql`EXPLAIN QUERY PLAN ${statement}` : sql`EXPLAIN ${statement}`,
+        );
+        plan = rows.map((row) => String(row.detail ?? row['QUERY PLAN']));
+        return [] as T;
+      },
+      $executeRaw: () => Promise.reject(new Error('not a read')),
+    };
+    await run(explaining);
+    return plan;
+  }
+
+  test.each([
+    ['Task', 'Task_userId_id_idx'],
+    ['AppState', 'AppState_userId_id_idx'],
+  ] as const)('a page of %s walks %s in order, with no sort', async (table, index) => {
+    for (const window of [
+      { fromNewest: true, take: 20 },
+      { fromNewest: false, take: 20, idAbove: 100 },
+    ]) {
+      const plan = await planOf((runner) =>
+        pageRows(runner, table, conditionsSql(table, ownerCondition('alice')), window),
+      );
+      // SQLite walks the user's index; PostgreSQL's planner may as well walk the primary key and
+      // skip the others' rows (its choice by the statistics): either way, nothing is sorted.
+      if (kind === 'sqlite') expect(plan.join('\n')).toContain(index);
+      expect(plan.join('\n')).not.toMatch(/TEMP B-TREE|Sort/);
+    }
   });
 });
