@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { SyncSuccess } from '../src/db/catalogue-sql.js';
 import { createPrismaClient, type Db } from '../src/db/client.js';
 import { isUniqueViolation } from '../src/db/hot-path-sql.js';
+import { conditionsSql, pageRows } from '../src/db/list-sql.js';
 import { readCatalogueEntry } from '../src/domain/catalogue-entry.js';
 import {
   type CatalogueUpsert,
@@ -12,6 +13,7 @@ import {
 } from '../src/services/catalogue-writes.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import { fakeAppId, fakeEntry, fakePrice } from './support/fake-market-source.js';
+import { planOf, SORTS } from './support/query-plans.js';
 
 /**
  * The contract of writeCatalogue's hand-written statements (src/db/catalogue-sql.ts, run on the
@@ -186,5 +188,19 @@ describe.each(databases)('the catalogue writes on %s', (kind) => {
     // The connection is usable again afterwards (the transaction was ended, its lock released).
     await writeCatalogue(db, { sourceId, upserts: asStored([row('first')]), removals: [] }, status(later(2)));
     expect(await db.catalogApp.count({ where: { sourceId } })).toBe(2);
+  });
+
+  test('after a sync that changed the catalogue, a page of the visible sources reads in id order, with no sort', async () => {
+    // The page `catalog(first: 20)` asks for: the visible sources, which hold nearly every row.
+    // Without the table's statistics (refreshed by the write) SQLite read all of them through
+    // the (sourceId, name) index and sorted them for each page.
+    const sourceId = await source();
+    const names = Array.from({ length: 300 }, (_, index) => `wide${index}`);
+    await writeCatalogue(db, { sourceId, upserts: asStored(names.map((name) => row(name))), removals: [] }, status(T0));
+    const visible = conditionsSql('CatalogApp', [
+      { op: 'oneOf', column: 'sourceId', relation: '', value: [sourceId, 'upload', 'studio', 'cli'] },
+    ]);
+    const plan = await planOf(db, (runner) => pageRows(runner, 'CatalogApp', visible, { fromNewest: true, take: 20 }));
+    expect(plan).not.toMatch(SORTS);
   });
 });

@@ -29,6 +29,19 @@ const CATEGORIES_PER_INSERT = 499;
 /** Ids per `IN (…)` list, with a parameter or two beside them: within the same limit. */
 const IDS_PER_STATEMENT = 500;
 
+/**
+ * Gathers the catalogue table's statistics for the query planner, after a sync changed it. Why:
+ * a `catalog` page's usual condition is "one of the visible sources" (the active remote and the
+ * local ones), which matches nearly every row; without statistics SQLite took it for selective,
+ * read every matching row through the (sourceId, name) index and sorted them all for the page
+ * (1.4 ms per page of 20 with 2,000 apps), where walking the table in id order stops after the
+ * page (58–93 µs, the plan SQLite picks once it knows the table). PostgreSQL's autovacuum gathers
+ * them too, later; a sync's change is the moment they go stale.
+ */
+export function refreshCatalogueStatistics(db: SqlRunner): Promise<number> {
+  return db.$executeRaw`ANALYZE "CatalogApp"`;
+}
+
 /** A catalogue row as the Syncer writes it (JSON columns already as text, a free app's price NULL). */
 export interface NewCatalogApp {
   appId: string;

@@ -5,6 +5,7 @@ import {
   insertCatalogApps,
   insertCategories,
   type NewCatalogApp,
+  refreshCatalogueStatistics,
   recordSyncSuccess,
   renameToPlaceholders,
   type SyncSuccess,
@@ -74,6 +75,8 @@ export async function writeCatalogue(
       row.categories.map((category) => ({ catalogAppId: ids.get(row.appId) as number, category })),
     );
     await insertCategories(tx, categories);
+    // In the transaction: should it fail, the sync fails visibly rather than half-reported.
+    if (upserts.length > 0 || removals.length > 0) await refreshCatalogueStatistics(tx);
   });
 }
 
