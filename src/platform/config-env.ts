@@ -22,6 +22,16 @@ const nonNegativeInt = z.coerce
   .int('must be a whole number')
   .min(0, 'must be 0 or more');
 
+/**
+ * Node's longest timer: a setTimeout or setInterval given more fires after 1 ms instead (with a
+ * TimeoutOverflowWarning), so a periodic job set to "monthly" would run back to back.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const TIMER_BOUND = `must be at most ${MAX_TIMER_MS} (about 24.8 days, the longest timer Node keeps)`;
+/** A duration in milliseconds that becomes a timer. */
+const positiveMs = positiveInt.max(MAX_TIMER_MS, TIMER_BOUND);
+const nonNegativeMs = nonNegativeInt.max(MAX_TIMER_MS, TIMER_BOUND);
+
 const optionalUrl = z.url({ error: 'must be an absolute http(s) URL' }).optional();
 
 const flag = z
@@ -108,7 +118,7 @@ export const envSchema = z.object({
    * How long a stop (SIGTERM) waits for in-flight requests and WebSocket closing handshakes
    * before it cuts the connections left; 0 cuts them at once. @default 10000
    */
-  SHUTDOWN_TIMEOUT_MS: nonNegativeInt.max(600_000, 'must be at most 600000').default(10_000),
+  SHUTDOWN_TIMEOUT_MS: nonNegativeMs.max(600_000, 'must be at most 600000').default(10_000),
   /** `file:<path>` for SQLite, `postgresql://…` for PostgreSQL. @default file:./data/market.db */
   DATABASE_URL: databaseUrl,
   /** Seed demo data into an empty database. @default true */
@@ -134,7 +144,7 @@ export const envSchema = z.object({
    * With REDIS_URL: how long the leader's lease on the once-per-cluster work lasts unless renewed
    * (renewed every third of it); a killed leader is replaced within this plus a third. @default 10000
    */
-  LEADER_LEASE_MS: positiveInt.min(300, 'must be at least 300').max(600_000, 'must be at most 600000').default(10_000),
+  LEADER_LEASE_MS: positiveMs.min(300, 'must be at least 300').max(600_000, 'must be at most 600000').default(10_000),
   /** Bearer tokens, `userId:role:token,…`. @default none */
   AUTH_TOKENS: authTokens,
   /** Trusted gateway header carrying the user id (e.g. X-Bfl-User). @default none */
@@ -211,13 +221,13 @@ export const envSchema = z.object({
   /** Tasks executed at once by this instance. @default 4 */
   TASK_CONCURRENCY: positiveInt.max(64, 'must be at most 64').default(4),
   /** A task still running after this long fails. @default 1800000 (30 min) */
-  TASK_TIMEOUT_MS: positiveInt.default(30 * 60 * 1000),
+  TASK_TIMEOUT_MS: positiveMs.default(30 * 60 * 1000),
   /** How often the engine looks for pending tasks it was not told about (other instances). @default 2000 */
-  TASK_POLL_INTERVAL_MS: positiveInt.default(2000),
+  TASK_POLL_INTERVAL_MS: positiveMs.default(2000),
   /** A running task whose instance stopped renewing its heartbeat for this long is recovered. @default 30000 */
-  TASK_LEASE_MS: positiveInt.default(30_000),
+  TASK_LEASE_MS: positiveMs.default(30_000),
   /** Pace of the simulated app service, per state step. @default 800 */
-  SIMULATED_STEP_MS: nonNegativeInt.default(800),
+  SIMULATED_STEP_MS: nonNegativeMs.default(800),
   /** Apps whose operations the simulated app service fails: comma-separated names, `*` wildcards. @default none */
   SIMULATED_FAIL_APPS: commaList,
   /** Base URL of the real app service; unset → the simulated one. @default none */
@@ -225,7 +235,7 @@ export const envSchema = z.object({
   /** Credential this server sends to the app service as X-Authorization. @default none */
   APP_SERVICE_TOKEN: z.string().min(1).optional(),
   /** Timeout of one app-service call. @default 120000 */
-  APP_SERVICE_TIMEOUT_MS: positiveInt.default(120_000),
+  APP_SERVICE_TIMEOUT_MS: positiveMs.default(120_000),
   /** Shared secret the app service sends (Bearer) with POST /events/app-state. Required with APP_SERVICE_URL. */
   APP_SERVICE_EVENT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Chart repository URL passed to the app service as `repoUrl`. @default http://127.0.0.1:82/ */
@@ -234,21 +244,21 @@ export const envSchema = z.object({
    * Period of status correction: the app service's full app list compared with the stored states
    * (both modes; it also runs once at start). Unset → RECONCILE_INTERVAL_MS, its former name. @default 60000
    */
-  STATUS_CORRECTION_INTERVAL_MS: positiveInt.optional(),
+  STATUS_CORRECTION_INTERVAL_MS: positiveMs.optional(),
   /** Former name of STATUS_CORRECTION_INTERVAL_MS, still read. @default 60000 */
-  RECONCILE_INTERVAL_MS: positiveInt.default(60_000),
+  RECONCILE_INTERVAL_MS: positiveMs.default(60_000),
   /** Deliveries the outbox worker of one instance has in flight at once. @default 8 */
   OUTBOX_CONCURRENCY: positiveInt.max(256, 'must be at most 256').default(8),
   /** Attempts of one outbound message before it is dead-lettered. @default 10 */
   OUTBOX_MAX_ATTEMPTS: positiveInt.max(100, 'must be at most 100').default(10),
   /** Pause before the first retry; each later retry doubles it (with jitter). @default 1000 */
-  OUTBOX_BACKOFF_BASE_MS: positiveInt.default(1000),
+  OUTBOX_BACKOFF_BASE_MS: positiveMs.default(1000),
   /** Longest pause between two attempts. @default 600000 */
-  OUTBOX_BACKOFF_MAX_MS: positiveInt.default(600_000),
+  OUTBOX_BACKOFF_MAX_MS: positiveMs.default(600_000),
   /** Deadline of one whole delivery attempt, connecting to reading the answer's end; locks derive from it. @default 10000 */
-  OUTBOX_ATTEMPT_TIMEOUT_MS: positiveInt.default(10_000),
+  OUTBOX_ATTEMPT_TIMEOUT_MS: positiveMs.default(10_000),
   /** Longest wait before the worker looks for due messages written by another instance. @default 1000 */
-  OUTBOX_POLL_INTERVAL_MS: positiveInt.default(1000),
+  OUTBOX_POLL_INTERVAL_MS: positiveMs.default(1000),
   /** Most webhooks an installation may register. @default 100 */
   MAX_WEBHOOKS: positiveInt.max(10_000, 'must be at most 10000').default(100),
   /**
@@ -256,7 +266,7 @@ export const envSchema = z.object({
    * enqueued (a process that died between a change's commit and its dispatch); also at start.
    * 0 turns the catch-up off. @default 60000
    */
-  WEBHOOK_CATCH_UP_INTERVAL_MS: nonNegativeInt.default(60_000),
+  WEBHOOK_CATCH_UP_INTERVAL_MS: nonNegativeMs.default(60_000),
   /**
    * This server's address as browsers and wallets reach it (behind the gateway), for the URLs it
    * hands out, e.g. the payment sign request's callback. Unset → http://HOST:PORT. @default none
@@ -271,7 +281,7 @@ export const envSchema = z.object({
   /** Credential queries per polling round after a purchase is signed. @default 20 */
   PAYMENT_POLL_ATTEMPTS: positiveInt.max(1000, 'must be at most 1000').default(20),
   /** Pause between credential queries. @default 5000 */
-  PAYMENT_POLL_INTERVAL_MS: positiveInt.default(5000),
+  PAYMENT_POLL_INTERVAL_MS: positiveMs.default(5000),
   /** Developer credential endpoint with a {developer} placeholder; unset → simulated. @default none */
   DEVELOPER_SERVICE_URL_TEMPLATE: z
     .string()
@@ -280,11 +290,11 @@ export const envSchema = z.object({
     })
     .optional(),
   /** Timeout of one developer-service call. @default 10000 */
-  DEVELOPER_SERVICE_TIMEOUT_MS: positiveInt.default(10_000),
+  DEVELOPER_SERVICE_TIMEOUT_MS: positiveMs.default(10_000),
   /** Outcomes of the simulated developer service, `productId=outcome,…`. @default every product: vc-after-2 */
   SIMULATED_DEVELOPER_OUTCOMES: z.string().optional(),
   /** Period of the poll-only runtime sources (component health, chart repo). @default 5000 */
-  COLLECT_INTERVAL_MS: positiveInt.default(5000),
+  COLLECT_INTERVAL_MS: positiveMs.default(5000),
   /** Runtime events kept for clients resuming with `since`. @default 10000 */
   RUNTIME_EVENT_BUFFER: positiveInt.max(1_000_000, 'must be at most 1000000').default(10_000),
   /** Events one slow subscriber may have waiting before it gets RESYNC instead. @default 1000 */
@@ -292,7 +302,7 @@ export const envSchema = z.object({
   /** Unsent bytes a WebSocket or SSE response may hold before its subscriptions queue instead. @default 1048576 */
   SUBSCRIPTION_MAX_BUFFERED_BYTES: positiveInt.default(1024 * 1024),
   /** Keep-alive period: silent WebSockets are pinged (and closed without an answer), idle SSE streams get a comment. @default 12000 */
-  SUBSCRIPTION_KEEPALIVE_MS: positiveInt.default(12_000),
+  SUBSCRIPTION_KEEPALIVE_MS: positiveMs.default(12_000),
   /** Most runtimeSnapshot pushes per second per subscriber. @default 5 */
   SNAPSHOT_MAX_HZ: z.coerce
     .number({ error: 'must be a number' })
@@ -304,13 +314,13 @@ export const envSchema = z.object({
    * never (read them with `components` or `runtimeSnapshot`). State, health or message changes are
    * always pushed at once. @default 0
    */
-  COMPONENT_METRICS_PUSH_MS: nonNegativeInt.default(0),
+  COMPONENT_METRICS_PUSH_MS: nonNegativeMs.default(0),
   /** Chart repository base URL; unset → the chart_repo source is disabled. @default none */
   CHART_REPO_URL: optionalUrl,
   /** History records older than this are removed. @default 30 */
   HISTORY_RETENTION_DAYS: positiveInt.default(30),
   /** How often the history cleanup runs. @default 3600000 (1 h) */
-  HISTORY_CLEANUP_INTERVAL_MS: positiveInt.default(60 * 60 * 1000),
+  HISTORY_CLEANUP_INTERVAL_MS: positiveMs.default(60 * 60 * 1000),
   /**
    * The remote catalogue `market.olares` syncs from (an Olares market source); unset → the
    * catalogue file bundled with the project. Applied to `market.olares` at every start. @default none
@@ -331,11 +341,11 @@ export const envSchema = z.object({
     .regex(/^[0-9A-Za-z.+-]{1,32}$/, 'must look like 1.12.0')
     .default('1.12.0'),
   /** How often each remote market source is checked for a new catalogue. @default 300000 (5 min) */
-  SYNC_INTERVAL_MS: positiveInt.min(1000, 'must be at least 1000 (1 s)').default(5 * 60 * 1000),
+  SYNC_INTERVAL_MS: positiveMs.min(1000, 'must be at least 1000 (1 s)').default(5 * 60 * 1000),
   /** Longest wait before retrying a source whose syncs keep failing. @default 3600000 (1 h) */
-  SYNC_BACKOFF_MAX_MS: positiveInt.min(1000, 'must be at least 1000 (1 s)').default(60 * 60 * 1000),
+  SYNC_BACKOFF_MAX_MS: positiveMs.min(1000, 'must be at least 1000 (1 s)').default(60 * 60 * 1000),
   /** Bound on each call to a market source, reading its answer included. @default 30000 */
-  SYNC_TIMEOUT_MS: positiveInt.default(30_000),
+  SYNC_TIMEOUT_MS: positiveMs.default(30_000),
   /** Largest answer read from a market source (an index of every app is the biggest). @default 33554432 (32 MiB) */
   SYNC_MAX_RESPONSE_BYTES: positiveInt.default(32 * 1024 * 1024),
 });
