@@ -31,6 +31,19 @@ const PaymentPushesQuery = graphql(`
   }
 `);
 
+/** The same payment with the delivery of each push, as its buyer reads it. */
+const PaymentPushDeliveriesQuery = graphql(`
+  query PaymentPushDeliveries($sourceId: String!, $appId: String!) {
+    paymentStatus(sourceId: $sourceId, appId: $appId) {
+      id status
+      notifications {
+        channel topic status
+        delivery { topic idempotencyKey status attempts lastStatusCode lastError nextAttemptAt deliveredAt }
+      }
+    }
+  }
+`);
+
 const POLLING_ENV = { PAYMENT_POLL_INTERVAL_MS: '50', PAYMENT_POLL_ATTEMPTS: '5' };
 
 async function paidApp(server: TestServer, name: string) {
@@ -213,6 +226,71 @@ describe.each(databases)('payment pushes on %s', (kind) => {
         'the delivery of the credential in the history',
       );
       expect(delivered.extended).toMatchObject({ notificationId: credentialRow?.id, delivery: 'DELIVERED' });
+    });
+
+    test("each push's delivery shows on the payment: PENDING with the receiver's refusal while it fails, then DELIVERED", async () => {
+      await paidApp(server, 'beacon');
+      const signRequest = async () => {
+        const { paymentStatus } = dataOf(
+          await execute(
+            server,
+            PaymentPushDeliveriesQuery,
+            { sourceId: REMOTE_SOURCE, appId: 'beacon' },
+            { token: TOKENS.alice },
+          ),
+        );
+        return paymentStatus?.notifications.find((n) => n.topic === 'market_payment')?.delivery ?? undefined;
+      };
+      receiver.fail(1000, 503);
+      let key: string;
+      try {
+        await purchase(server, 'beacon');
+        const refused = await waitFor(async () => {
+          const delivery = await signRequest();
+          return delivery?.lastError ? delivery : undefined;
+        }, 'a refused attempt of the sign request');
+        expect(refused).toMatchObject({
+          topic: 'market_payment',
+          status: 'PENDING',
+          lastStatusCode: 503,
+          lastError: 'the receiver answered HTTP 503: receiver is failing on purpose',
+          deliveredAt: null,
+        });
+        expect(refused.attempts).toBeGreaterThanOrEqual(1);
+        expect(refused.nextAttemptAt).not.toBeNull();
+        key = refused.idempotencyKey;
+        expect(receiver.received((d) => d.key === key).length).toBeGreaterThanOrEqual(1);
+      } finally {
+        receiver.ok();
+      }
+      const delivered = await waitFor(async () => {
+        const delivery = await signRequest();
+        return delivery?.status === 'DELIVERED' ? delivery : undefined;
+      }, 'the sign request delivered');
+      expect(delivered).toMatchObject({
+        idempotencyKey: key,
+        lastStatusCode: 200,
+        lastError: null,
+        nextAttemptAt: null,
+        deliveredAt: expect.any(String),
+      });
+      expect(delivered.attempts).toBeGreaterThanOrEqual(2);
+      // The receiver took it once, at the attempt the payment reports as the last.
+      const accepted = receiver.received((d) => d.key === key && d.answered === 200);
+      expect(accepted.map((d) => d.attempt)).toEqual([delivered.attempts]);
+      // Every push of the payment (all channels have a URL here) shows a delivery of its own.
+      const { paymentStatus } = dataOf(
+        await execute(
+          server,
+          PaymentPushDeliveriesQuery,
+          { sourceId: REMOTE_SOURCE, appId: 'beacon' },
+          { token: TOKENS.alice },
+        ),
+      );
+      const pushes = paymentStatus?.notifications ?? [];
+      expect(pushes.length).toBeGreaterThan(1);
+      expect(pushes.every((n) => n.delivery?.topic === n.topic)).toBe(true);
+      expect(new Set(pushes.map((n) => n.delivery?.idempotencyKey)).size).toBe(pushes.length);
     });
 
     test('no response, history record or log line carries the credential or the signature', async () => {

@@ -8,8 +8,14 @@ import { planCorrections, withholdMassRemovals } from '../src/engine/correction-
 import { graphql } from './gql/index.js';
 import { availableDatabases } from './support/databases.js';
 import { type FakeAppService, sendEvent, startFakeAppService } from './support/fake-app-service.js';
-import { RuntimeEventsSubscription, RuntimeSnapshotQuery, TaskDetailQuery } from './support/operations.js';
-import { seed } from './support/seed.js';
+import {
+  AppsQuery,
+  HistoryQuery,
+  RuntimeEventsSubscription,
+  RuntimeSnapshotQuery,
+  TaskDetailQuery,
+} from './support/operations.js';
+import { seed, startSeededServer } from './support/seed.js';
 import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
 import { subscribe } from './support/subscriptions.js';
 
@@ -410,6 +416,98 @@ describe.each(databases)('status correction over HTTP on %s', (kind) => {
       expect((failing.metrics as { checks: number }).checks).toBe(checks + 1);
     } finally {
       fake.setBehaviour('listApps', { respond: 'accept' });
+    }
+  });
+});
+
+describe.each(databases)('status correction the server runs by itself on %s', (kind) => {
+  /** A server over the fake app service, its state rows seeded before it starts; no run() by hand here. */
+  const start = (fake: FakeAppService, env: Record<string, string>, preseedApps: string[] = []) =>
+    startSeededServer(kind, {
+      env: {
+        ...AUTH_ENV,
+        APP_SERVICE_URL: fake.url,
+        APP_SERVICE_EVENT_SECRET: SECRET,
+        APP_SERVICE_TIMEOUT_MS: '2000',
+        TASK_LEASE_MS: '600000',
+        COLLECT_INTERVAL_MS: '100',
+        ...env,
+      },
+      preseed: async (seeder) => {
+        await seeder.remoteSource();
+        for (const appName of preseedApps) await seeder.user('alice').app({ appName, state: 'running' });
+      },
+    });
+
+  /** alice's apps and her `system` history records, as she reads them. */
+  const seenByAlice = async (server: TestServer) => {
+    const { apps } = dataOf(await execute(server, AppsQuery, { first: 50 }, { token: TOKENS.alice }));
+    const { history } = dataOf(
+      await execute(server, HistoryQuery, { filter: { type: ['system'] }, first: 50 }, { token: TOKENS.alice }),
+    );
+    return { apps: apps.edges.map((edge) => edge.node), records: history.edges.map((edge) => edge.node) };
+  };
+  /** Waits until alice's apps are exactly `appNames` and she has `records` system records. */
+  const untilSeen = (server: TestServer, appNames: string[], records: number, what: string) =>
+    waitFor(async () => {
+      const seen = await seenByAlice(server);
+      const names = seen.apps.map((app) => app.appName).sort();
+      return JSON.stringify(names) === JSON.stringify(appNames) && seen.records.length === records ? seen : undefined;
+    }, what);
+
+  test('at start, before anyone asks, a stored app the app service no longer lists is removed and a listed one without a row appears, each with its system record', async () => {
+    const fake = await startFakeAppService({
+      apps: [application('alice', 'arrived-app', 'running', ago(60 * SECOND))],
+    });
+    let server: TestServer | undefined;
+    try {
+      // The periodic run is an hour away (startTestServer's default pace): only the run at start can repair.
+      ({ server } = await start(fake, {}, ['vanished-app']));
+      const seen = await untilSeen(server, ['arrived-app'], 2, 'the repair of the correction at start');
+      expect(seen.apps).toEqual([
+        expect.objectContaining({ userId: 'alice', sourceId: SOURCE, appName: 'arrived-app', state: 'running' }),
+      ]);
+      expect(seen.records.map((record) => [record.app, record.message, record.userId]).sort()).toEqual([
+        ['arrived-app', 'arrived-app appeared on the app service (running)', 'alice'],
+        ['vanished-app', 'vanished-app is gone from the app service: removed (last state running)', 'alice'],
+      ]);
+      expect(seen.records.map((record) => (record.extended as { correction?: string }).correction).sort()).toEqual([
+        'appeared',
+        'removed',
+      ]);
+    } finally {
+      await server?.stop();
+      await fake.stop();
+    }
+  });
+
+  test('every STATUS_CORRECTION_INTERVAL_MS the server compares again: a list changed after start is corrected without being asked', async () => {
+    const fake = await startFakeAppService({ apps: [application('alice', 'first-app', 'running', ago(60 * SECOND))] });
+    let server: TestServer | undefined;
+    try {
+      ({ server } = await start(fake, { STATUS_CORRECTION_INTERVAL_MS: '200' }));
+      await untilSeen(server, ['first-app'], 1, 'the first list applied');
+      // The app service's list changes after start: first-app went away, second-app came.
+      fake.apps.splice(0, fake.apps.length, application('alice', 'second-app', 'stopped', ago(SECOND)));
+      const seen = await untilSeen(server, ['second-app'], 3, 'the changed list applied by a later run');
+      expect(seen.apps).toEqual([expect.objectContaining({ appName: 'second-app', state: 'stopped' })]);
+      expect(seen.records.map((record) => record.message).sort()).toEqual([
+        'first-app appeared on the app service (running)',
+        'first-app is gone from the app service: removed (last state running)',
+        'second-app appeared on the app service (stopped)',
+      ]);
+      // The status_correction component reports the pace and the runs (its figures are sampled: waited for).
+      const running = server;
+      const metrics = await waitFor(async () => {
+        const { runtimeSnapshot } = dataOf(await execute(running, RuntimeSnapshotQuery, {}, { token: TOKENS.ops }));
+        const component = runtimeSnapshot.components.find((c) => c.name === 'status_correction');
+        const figures = component?.metrics as { checks?: number } | undefined;
+        return (figures?.checks ?? 0) >= 2 ? figures : undefined;
+      }, 'the component reporting more than the run at start');
+      expect(metrics).toMatchObject({ intervalMs: 200, lastError: null });
+    } finally {
+      await server?.stop();
+      await fake.stop();
     }
   });
 });

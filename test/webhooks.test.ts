@@ -19,6 +19,8 @@ import {
 
 const databases = await availableDatabases();
 const SOURCE = REMOTE_SOURCE;
+/** A second market source, for the webhook filtered by source. */
+const OTHER_SOURCE = 'local-hooks';
 
 const AddWebhookMutation = graphql(`
   mutation WebhooksAdd($input: AddWebhookInput!) {
@@ -87,6 +89,9 @@ describe.each(databases)('webhooks on %s', (kind) => {
           await seed.catalogApp({ name, versions: ['1.0.0'] });
         }
         await seed.catalogApp({ name: 'hook-paid', versions: ['1.0.0'], price: '9.99' });
+        await seed.catalogApp({ name: 'hook-this-source', versions: ['1.0.0'] });
+        await seed.source({ sourceId: OTHER_SOURCE, type: 'local' });
+        await seed.catalogApp({ name: 'hook-other-source', sourceId: OTHER_SOURCE, versions: ['1.0.0'] });
       },
     }));
     receiver = await FakeReceiver.start();
@@ -241,6 +246,58 @@ describe.each(databases)('webhooks on %s', (kind) => {
       .map((d) => d.idempotencyKey.split(':').at(-2));
     expect(states.at(-1)).toBe('running');
     expect(states.every((state, index) => index === 0 || state !== states[index - 1])).toBe(true);
+  });
+
+  test('a webhook filtered to one source receives the events of its apps and none of an app of another source', async () => {
+    const hook = await addWebhook({
+      url: receiver.url('/by-source'),
+      events: ['TASK_FINISHED', 'APP_STATE_CHANGED'],
+      sourceId: OTHER_SOURCE,
+    });
+    // First an app of the other source (SOURCE), to the end of its events' dispatch …
+    const excluded = await installThroughApi(
+      server,
+      { sourceId: SOURCE, appName: 'hook-this-source', version: '1.0.0' },
+      TOKENS.alice,
+    );
+    await waitFor(async () => {
+      const task = await server.app.db.task.findUnique({ where: { taskId: excluded } });
+      return task?.status === 'COMPLETED' ? true : undefined;
+    }, 'the install from the excluded source finished');
+    await server.app.services.feed.delivered();
+    await server.app.services.webhookDispatcher.idle();
+    // … then one of the webhook's source: its events come after, so the excluded ones had their chance.
+    const included = await installThroughApi(
+      server,
+      { sourceId: OTHER_SOURCE, appName: 'hook-other-source', version: '1.0.0' },
+      TOKENS.alice,
+    );
+    const finished = await receiver.waitFor(
+      (d) => d.path === '/by-source' && d.topic === 'task.finished',
+      'the task of the filtered source finishing',
+    );
+    expect(verifySignature(hook.secret, finished.body, finished.signature)).toBe(true);
+    expect(parsed(finished)).toMatchObject({
+      event: 'TASK_FINISHED',
+      task: { id: included, app: { userId: 'alice', sourceId: OTHER_SOURCE, appName: 'hook-other-source' } },
+    });
+    await receiver.waitFor(
+      (d) => d.path === '/by-source' && d.topic === 'app.state_changed' && parsed(d).app.state === 'running',
+      'the app of the filtered source running',
+    );
+    // Nothing of the app of SOURCE: neither queued for this webhook nor received.
+    const deliveries = await waitFor(async () => {
+      const found = await deliveriesOf(hook.webhookId, 50);
+      return found.every((d) => d.status === 'DELIVERED') ? found : undefined;
+    }, 'every delivery of the webhook made');
+    const received = receiver.received((d) => d.path === '/by-source');
+    expect(new Set(received.map((d) => d.key))).toEqual(new Set(deliveries.map((d) => d.idempotencyKey)));
+    const about = received.map(parsed).map((body) => body.task?.app ?? body.app?.key);
+    expect(about).toEqual(
+      Array(received.length).fill({ userId: 'alice', sourceId: OTHER_SOURCE, appName: 'hook-other-source' }),
+    );
+    expect(received.map((d) => d.body).join('\n')).not.toContain(excluded);
+    await execute(server, RemoveWebhookMutation, { input: { webhookId: hook.webhookId } }, { token: TOKENS.ops });
   });
 
   test("a payment's status change reaches a PAYMENT_STATUS_CHANGED webhook, signed, without the payment's secrets", async () => {
