@@ -104,12 +104,12 @@ export class HistoryService {
   }
 
   /**
-   * One record as one statement (one row in the returned array), in the transaction `client` (a
-   * driver or Prisma transaction) or alone. The caller announces the record once its transaction
+   * One record as one statement (one row in the returned array), in the caller's transaction `tx`
+   * (its task's submission, start or end). The caller announces the record once that transaction
    * committed. Raw SQL (db/hot-path-sql.ts): every task writes these.
    */
-  recordOne(entry: HistoryEntry, client: SqlRunner = this.db) {
-    return insertHistory(client, entry);
+  recordOne(entry: HistoryEntry, tx: SqlRunner) {
+    return insertHistory(tx, entry);
   }
 
   /** Removes records older than the retention; returns how many. */
