@@ -76,49 +76,47 @@ function bodies(count: number): string[] {
  */
 async function outboxRun(db: Db, url: string, count: number, concurrency: number, rep: number) {
   await db.outboxMessage.deleteMany();
-  {
-    const messages: OutboundMessage[] = bodies(count).map((body, index) => ({
-      kind: 'payment',
-      topic: 'task.finished',
-      url,
-      body: JSON.parse(body),
-      idempotencyKey: `bench:${rep}:${index}`,
-    }));
-    for (let at = 0; at < messages.length; at += 500) await enqueueOutbound(db, messages.slice(at, at + 500));
-    // The worker reports each message once its record committed (onSettled): the run ends with the
-    // last of them, and the database is asked once then (polling it would add up to a poll
-    // interval to every run and its queries to the worker's load).
-    let settled = 0;
-    let allSettled: () => void = () => {};
-    const done = new Promise<void>((resolve) => {
-      allSettled = resolve;
-    });
-    const worker = new OutboxWorker(
-      db,
-      {
-        concurrency,
-        maxAttempts: 10,
-        backoffBaseMs: 1000,
-        backoffMaxMs: 60_000,
-        attemptTimeoutMs: 10_000,
-        pollIntervalMs: 1000,
-      },
-      'bench-signing-secret-0123456789',
-      silent,
-      async () => {
-        if (++settled === count) allSettled();
-      },
-    );
-    const started = performance.now();
-    worker.start();
-    await done;
-    const [counts] = await db.$queryRaw<{ delivered: number | bigint }[]>`
-      SELECT COUNT(*) AS "delivered" FROM "OutboxMessage" WHERE "status" = 'DELIVERED'`;
-    const seconds = (performance.now() - started) / 1000;
-    await worker.stop();
-    // What the database does not show as delivered (dead, or anything else) is an error.
-    return { seconds, errors: count - Number(counts?.delivered ?? 0) };
-  }
+  const messages: OutboundMessage[] = bodies(count).map((body, index) => ({
+    kind: 'payment',
+    topic: 'task.finished',
+    url,
+    body: JSON.parse(body),
+    idempotencyKey: `bench:${rep}:${index}`,
+  }));
+  for (let at = 0; at < messages.length; at += 500) await enqueueOutbound(db, messages.slice(at, at + 500));
+  // The worker reports each message once its record committed (onSettled): the run ends with the
+  // last of them, and the database is asked once then (polling it would add up to a poll
+  // interval to every run and its queries to the worker's load).
+  let settled = 0;
+  let allSettled: () => void = () => {};
+  const done = new Promise<void>((resolve) => {
+    allSettled = resolve;
+  });
+  const worker = new OutboxWorker(
+    db,
+    {
+      concurrency,
+      maxAttempts: 10,
+      backoffBaseMs: 1000,
+      backoffMaxMs: 60_000,
+      attemptTimeoutMs: 10_000,
+      pollIntervalMs: 1000,
+    },
+    'bench-signing-secret-0123456789',
+    silent,
+    async () => {
+      if (++settled === count) allSettled();
+    },
+  );
+  const started = performance.now();
+  worker.start();
+  await done;
+  const [counts] = await db.$queryRaw<{ delivered: number | bigint }[]>`
+    SELECT COUNT(*) AS "delivered" FROM "OutboxMessage" WHERE "status" = 'DELIVERED'`;
+  const seconds = (performance.now() - started) / 1000;
+  await worker.stop();
+  // What the database does not show as delivered (dead, or anything else) is an error.
+  return { seconds, errors: count - Number(counts?.delivered ?? 0) };
 }
 
 /** Seconds for raw undici POSTs of the same bodies, `concurrency` at once. */
