@@ -67,7 +67,9 @@ export interface CollectorCluster {
 export class StateCollector {
   private timer: NodeJS.Timeout | undefined;
   private stopFollowingLeader = () => {};
-  private readonly iterators: AsyncIterator<unknown>[] = [];
+  private readonly listening: (() => void)[] = [];
+  /** Resyncs run one after the other (each reads the whole state back). */
+  private resyncing: Promise<void> = Promise.resolve();
   private cycle: Promise<void> | null = null;
   private lastCycle: { at: Date; durationMs: number; errors: Record<string, string> } | null = null;
   /** Each poll source's last run: how long it took and whether it answered (read by the metrics). */
@@ -103,22 +105,32 @@ export class StateCollector {
 
   async start(): Promise<void> {
     // Listening before the load: a change committed while it runs is read back after it.
-    this.follow(this.bus.subscribe('task:updated'), (event) => {
-      this.staleTasks.add(event.taskId);
-      this.barrier.note();
-    });
-    this.follow(this.bus.subscribe('app:updated'), (event) => {
-      this.staleApps.set(appKeyString(event), {
-        userId: event.userId,
-        sourceId: event.sourceId,
-        appName: event.appName,
-      });
-      this.barrier.note();
-    });
-    this.follow(
-      this.bus.subscribe('runtime:resync'),
-      () => {},
-      (event) => this.resync(event.reason),
+    const failed = (error: unknown) => this.logger.error({ err: error }, 'could not take a change announcement');
+    this.listening.push(
+      this.bus.listen(
+        'task:updated',
+        (event) => {
+          this.staleTasks.add(event.taskId);
+          this.noteStale();
+        },
+        failed,
+      ),
+      this.bus.listen(
+        'app:updated',
+        (event) => {
+          const { userId, sourceId, appName } = event;
+          this.staleApps.set(appKeyString(event), { userId, sourceId, appName });
+          this.noteStale();
+        },
+        failed,
+      ),
+      this.bus.listen(
+        'runtime:resync',
+        (event) => {
+          this.resyncing = this.resyncing.then(() => this.resync(event.reason)).then(() => this.scheduleRefresh());
+        },
+        failed,
+      ),
     );
     await this.loadInitialState();
     this.loaded = true;
@@ -179,7 +191,8 @@ export class StateCollector {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.stopFollowingLeader();
-    for (const iterator of this.iterators.splice(0)) await iterator.return?.();
+    for (const stop of this.listening.splice(0)) stop();
+    await this.resyncing;
     while (this.refreshing) await this.refreshing;
     await this.cycle;
   }
@@ -286,22 +299,10 @@ export class StateCollector {
     this.applier.load([...recent.reverse(), ...active], apps);
   }
 
-  /**
-   * Marks what each announcement names as stale, until stopped; the read-back follows. `then`
-   * handles an event that needs more than a mark (a resync).
-   */
-  private follow<E>(events: AsyncIterable<E>, markStale: (event: E) => void, then?: (event: E) => Promise<void>): void {
-    const iterator = events[Symbol.asyncIterator]();
-    this.iterators.push(iterator);
-    void (async () => {
-      for (;;) {
-        const next = await iterator.next();
-        if (next.done) return;
-        markStale(next.value);
-        await then?.(next.value);
-        this.scheduleRefresh();
-      }
-    })();
+  /** An announcement marked something stale: the read-back follows (and a mutation's answer waits for it). */
+  private noteStale(): void {
+    this.barrier.note();
+    this.scheduleRefresh();
   }
 
   /**

@@ -26,7 +26,7 @@ const MAX_IDS_IN_MESSAGE = 10;
  * viewer may follow every source.
  */
 export class CatalogueChanges {
-  private readonly changes: AsyncIterator<CatalogueChanged>;
+  private readonly stopListening: () => void;
 
   constructor(
     private readonly db: Db,
@@ -37,21 +37,21 @@ export class CatalogueChanges {
   ) {
     // Every instance, whichever instance changed the catalogue: drops its cached lookups of the
     // source and announces its installed apps of the changed entries to its own subscribers.
-    const changes = bus.subscribe('catalogue:changed')[Symbol.asyncIterator]();
-    this.changes = changes;
-    void (async () => {
-      for (let next = await changes.next(); !next.done; next = await changes.next()) {
-        catalog.forgetSource(next.value.sourceId);
-        this.announceInstalledApps(next.value).catch((error: unknown) =>
-          process.emitWarning(`the apps of a catalogue change could not be announced: ${String(error)}`),
-        );
-      }
-    })();
+    const warn = (error: unknown) =>
+      process.emitWarning(`the apps of a catalogue change could not be announced: ${String(error)}`);
+    this.stopListening = bus.listen(
+      'catalogue:changed',
+      (change) => {
+        catalog.forgetSource(change.sourceId);
+        this.announceInstalledApps(change).catch(warn);
+      },
+      warn,
+    );
   }
 
   /** Stops following the bus (at the server's stop). */
   async close(): Promise<void> {
-    await this.changes.return?.();
+    this.stopListening();
   }
 
   /** After the change committed: one `system` history record, then the announcement. */

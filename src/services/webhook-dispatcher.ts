@@ -59,7 +59,7 @@ const terminal = new Set<string>(TERMINAL_STATUSES);
 export class WebhookDispatcher {
   private readonly queue: Queued[] = [];
   private draining: Promise<void> | null = null;
-  private readonly iterators: AsyncIterator<unknown>[] = [];
+  private readonly listening: (() => void)[] = [];
   private dropped = 0;
   /**
    * What this instance last announced, by `webhookId subject`, so `changedOnly` costs no query
@@ -76,15 +76,17 @@ export class WebhookDispatcher {
   ) {}
 
   start(bus: EventBus): void {
-    this.follow(bus.subscribe('task:updated'), (event) => this.accept({ kind: 'task', event }));
-    this.follow(bus.subscribe('app:updated'), (event) => this.accept({ kind: 'app', event }));
-    this.follow(bus.subscribe('payment:updated'), (event) => this.accept({ kind: 'payment', event }));
+    const failed = (error: unknown) => this.logger.error({ err: error }, 'webhooks: a change could not be taken');
+    this.listening.push(
+      bus.listen('task:updated', (event) => this.accept({ kind: 'task', event }), failed),
+      bus.listen('app:updated', (event) => this.accept({ kind: 'app', event }), failed),
+      bus.listen('payment:updated', (event) => this.accept({ kind: 'payment', event }), failed),
+    );
   }
 
   /** Stops following the bus and waits for the changes already taken to be enqueued. */
   async stop(): Promise<void> {
-    await Promise.all(this.iterators.map((iterator) => iterator.return?.()));
-    this.iterators.length = 0;
+    for (const stop of this.listening.splice(0)) stop();
     await this.draining;
   }
 
@@ -293,18 +295,6 @@ export class WebhookDispatcher {
     if (this.lastAnnounced.size > MAX_REMEMBERED) {
       this.lastAnnounced.delete(this.lastAnnounced.keys().next().value as string);
     }
-  }
-
-  private follow<E>(events: AsyncIterable<E>, handle: (event: E) => void): void {
-    const iterator = events[Symbol.asyncIterator]();
-    this.iterators.push(iterator);
-    void (async () => {
-      for (;;) {
-        const next = await iterator.next();
-        if (next.done) return;
-        handle(next.value);
-      }
-    })();
   }
 }
 
