@@ -352,4 +352,43 @@ describe.each(databases)('webhook catch-up on %s', (kind) => {
     );
     expect(keys.sort()).toEqual([0, 1, 2].map((i) => `webhook:${hook.webhookId}:task:paged-${kind}-${i}:FAILED`));
   });
+
+  test('a sweep writes a missed change only for the webhooks whose source and app filters it matches', async () => {
+    const database = await freshDatabase();
+    const server = await start(database);
+    const events = ['TASK_FINISHED', 'APP_STATE_CHANGED'];
+    const remote = await addWebhook(server, { url: receiver.url(`/remote-${kind}`), events, sourceId: REMOTE_SOURCE });
+    const upload = await addWebhook(server, { url: receiver.url(`/upload-${kind}`), events, sourceId: 'upload' });
+    const oneApp = await addWebhook(server, { url: receiver.url(`/one-${kind}`), events, appName: 'filtered-b' });
+    // Rows of two sources committed by a process that died before announcing them.
+    const at = new Date(Date.now() + 1000);
+    for (const [sourceId, appName] of [
+      [REMOTE_SOURCE, 'filtered-a'],
+      ['upload', 'filtered-b'],
+    ] as const) {
+      const key = { userId: 'alice', sourceId, appName };
+      await server.app.db.task.create({
+        data: {
+          ...key,
+          taskId: `filtered-${kind}-${appName}`,
+          type: 'INSTALL',
+          status: 'COMPLETED',
+          metadata: { cfgType: 'app', envs: [], appId: appName },
+          completedAt: at,
+        },
+      });
+      await server.app.db.appState.create({ data: { ...key, state: 'running', eventTime: at } });
+    }
+    expect(await sweepOf(server).run(new Date(at.getTime() + 60_000))).toBe(6);
+    const keysOf = async (webhookId: string) =>
+      (await server.app.db.outboxMessage.findMany({ where: { webhookId } })).map((m) => m.idempotencyKey).sort();
+    const expected = (webhookId: string, sourceId: string, appName: string) =>
+      [
+        `webhook:${webhookId}:app:alice/${sourceId}/${appName}:running:${at.getTime()}`,
+        `webhook:${webhookId}:task:filtered-${kind}-${appName}:COMPLETED`,
+      ].sort();
+    expect(await keysOf(remote.webhookId)).toEqual(expected(remote.webhookId, REMOTE_SOURCE, 'filtered-a'));
+    expect(await keysOf(upload.webhookId)).toEqual(expected(upload.webhookId, 'upload', 'filtered-b'));
+    expect(await keysOf(oneApp.webhookId)).toEqual(expected(oneApp.webhookId, 'upload', 'filtered-b'));
+  });
 });
