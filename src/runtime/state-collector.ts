@@ -68,7 +68,7 @@ export class StateCollector {
   private timer: NodeJS.Timeout | undefined;
   private stopFollowingLeader = () => {};
   private readonly listening: (() => void)[] = [];
-  /** Resyncs run one after the other (each reads the whole state back). */
+  /** The resyncs asked for, in order (see queueResync). */
   private resyncing: Promise<void> = Promise.resolve();
   private cycle: Promise<void> | null = null;
   private lastCycle: { at: Date; durationMs: number; errors: Record<string, string> } | null = null;
@@ -107,30 +107,9 @@ export class StateCollector {
     // Listening before the load: a change committed while it runs is read back after it.
     const failed = (error: unknown) => this.logger.error({ err: error }, 'could not take a change announcement');
     this.listening.push(
-      this.bus.listen(
-        'task:updated',
-        (event) => {
-          this.staleTasks.add(event.taskId);
-          this.noteStale();
-        },
-        failed,
-      ),
-      this.bus.listen(
-        'app:updated',
-        (event) => {
-          const { userId, sourceId, appName } = event;
-          this.staleApps.set(appKeyString(event), { userId, sourceId, appName });
-          this.noteStale();
-        },
-        failed,
-      ),
-      this.bus.listen(
-        'runtime:resync',
-        (event) => {
-          this.resyncing = this.resyncing.then(() => this.resync(event.reason)).then(() => this.scheduleRefresh());
-        },
-        failed,
-      ),
+      this.bus.listen('task:updated', (event) => this.noteStale(event.taskId, null), failed),
+      this.bus.listen('app:updated', (event) => this.noteStale(null, event), failed),
+      this.bus.listen('runtime:resync', (event) => this.queueResync(event.reason), failed),
     );
     await this.loadInitialState();
     this.loaded = true;
@@ -299,10 +278,19 @@ export class StateCollector {
     this.applier.load([...recent.reverse(), ...active], apps);
   }
 
-  /** An announcement marked something stale: the read-back follows (and a mutation's answer waits for it). */
-  private noteStale(): void {
+  /** An announcement named a task or an app: it is read back (and a mutation's answer waits for that). */
+  private noteStale(taskId: string | null, app: AppKey | null): void {
+    if (taskId !== null) this.staleTasks.add(taskId);
+    if (app !== null) {
+      this.staleApps.set(appKeyString(app), { userId: app.userId, sourceId: app.sourceId, appName: app.appName });
+    }
     this.barrier.note();
     this.scheduleRefresh();
+  }
+
+  /** Resyncs run one after the other (each reads the whole state back), the read-back after each. */
+  private queueResync(reason: string): void {
+    this.resyncing = this.resyncing.then(() => this.resync(reason)).then(() => this.scheduleRefresh());
   }
 
   /**
