@@ -173,6 +173,42 @@ describe('the change feed puts announcements on the bus a turn later', () => {
     await tasks.stop();
     await apps.stop();
   });
+
+  test('a listener gets every announcement a turn later, in order; one that throws is reported and the others still get it; stopped, it gets nothing more', async () => {
+    const bus = createEventBus();
+    const feed = new ChangeFeed(bus);
+    const heard: string[] = [];
+    const failures: unknown[] = [];
+    const stopThrowing = bus.listen(
+      'task:updated',
+      (event) => {
+        throw new Error(`cannot take ${event.taskId}`);
+      },
+      (error) => failures.push(error),
+    );
+    const stop = bus.listen(
+      'task:updated',
+      (event) => heard.push(event.taskId),
+      () => {},
+    );
+    const change = (taskId: string) => ({ taskId, userId: 'alice', sourceId: 'market.olares', appName: 'jellyfin' });
+
+    const announcingTurnOver = nextTurn();
+    feed.task(change('task-1'));
+    feed.task(change('task-2'));
+    await announcingTurnOver;
+    expect(heard).toEqual([]);
+    await feed.delivered();
+    expect(heard).toEqual(['task-1', 'task-2']);
+    expect(failures.map((error) => (error as Error).message)).toEqual(['cannot take task-1', 'cannot take task-2']);
+
+    stop();
+    stopThrowing();
+    feed.task(change('task-3'));
+    await feed.delivered();
+    expect(heard).toEqual(['task-1', 'task-2']);
+    expect(failures).toHaveLength(2);
+  });
 });
 
 describe('many subscribers of a real server', () => {
