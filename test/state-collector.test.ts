@@ -116,4 +116,48 @@ describe.each(databases)('state collector on %s', (kind) => {
     expect(reads.Task).toBe(2);
     expect(store.activeTasks()).toMatchObject([{ taskId: 'task-1', progress: 35 }]);
   });
+
+  test('the rows loaded at start are in the store without an event each, and the store moved', async () => {
+    await createTask();
+    await createPendingInstall(db, { ...key, appName: 'ghost' }, 'task-2');
+    const first = store.lastSequence;
+    const revision = store.revision;
+    const subject = collector();
+    await subject.start();
+    await subject.stop();
+
+    expect(store.summary()).toMatchObject({ totalApps: 2, totalTasks: 2 });
+    expect(store.app({ ...key, appName: 'ghost' })).toMatchObject({ derived: { stage: 'INSTALLING' } });
+    expect(store.eventsSince(first)?.filter((event) => event.kind === 'APP_CHANGED')).toEqual([]);
+    expect(store.revision).toBeGreaterThan(revision);
+  });
+
+  test('an app changed while the store loads its rows at start ends as its latest row', async () => {
+    await createTask();
+    // Holds the load's first page of app rows until the test has committed and announced a change
+    // of that app: the page still holds the row from before it.
+    let hold: ((rows: unknown) => Promise<unknown>) | null = null;
+    const driver = driverSqlOf(db);
+    const read = driver.$queryRaw.bind(driver);
+    driver.$queryRaw = (async (...args: Parameters<DriverSql['$queryRaw']>) => {
+      const rows = await read(...args);
+      const text = Array.isArray(args[0]) ? args[0].join('?') : '';
+      if (!hold || !text.includes('FROM "AppState" WHERE "id" >')) return rows;
+      const held = hold;
+      hold = null;
+      return held(rows);
+    }) as DriverSql['$queryRaw'];
+    hold = async (rows) => {
+      await db.appState.update({ where: { userId_sourceId_appName: key }, data: { state: 'downloading' } });
+      feed.app(key);
+      await afterMicrotasks(); // the announcement has arrived while the page is in flight
+      return rows;
+    };
+    const subject = collector();
+    await subject.start();
+    await subject.stop(); // returns once what was announced is read back
+
+    expect(hold).toBeNull();
+    expect(store.app(key)).toMatchObject({ state: 'downloading' });
+  });
 });

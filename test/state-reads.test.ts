@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createPrismaClient, type Db } from '../src/db/client.js';
 import { driverSqlOf } from '../src/db/driver-sql.js';
-import { allActiveTasks, allAppStates, latestFinishedTasks } from '../src/db/state-reads.js';
+import { allActiveTasks, allAppStates, appStatePages, latestFinishedTasks } from '../src/db/state-reads.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 
 /**
@@ -67,6 +67,21 @@ describe.each(databases)('whole-table state reads on %s', (kind) => {
     const rows = await allAppStates(driverSqlOf(db));
     expect(rows).toHaveLength(6);
     expect(rows).toEqual(await db.appState.findMany({ orderBy: { id: 'asc' } }));
+  });
+
+  test('the app state rows a page at a time: every row once, in order, whether or not the pages divide them', async () => {
+    const expected = await db.appState.findMany({ orderBy: { id: 'asc' } });
+    for (const [pageRows, sizes] of [
+      [4, [4, 2]],
+      [3, [3, 3]],
+      [6, [6]],
+      [100, [6]],
+    ] as const) {
+      const pages = [];
+      for await (const page of appStatePages(driverSqlOf(db), pageRows)) pages.push(page);
+      expect(pages.map((page) => page.length)).toEqual(sizes);
+      expect(pages.flat()).toEqual(expected);
+    }
   });
 
   test('every PENDING or RUNNING task, oldest first', async () => {

@@ -19,10 +19,13 @@ export class RuntimeApplier {
 
   constructor(private readonly store: StateStore) {}
 
-  /** The state as loaded at start: tasks first, then apps (their stages depend on the tasks). */
-  load(tasks: TaskRow[], apps: AppRow[]): void {
+  /** The state as loaded at start: tasks first, then the apps (their stages depend on the tasks). */
+  loadTasks(tasks: TaskRow[]): void {
     for (const task of tasks) this.putTask(task);
-    for (const app of apps) this.store.putApp(this.withStage(app));
+  }
+
+  loadApps(apps: AppRow[]): void {
+    this.store.loadApps(apps.map((app) => this.withStage(app)));
   }
 
   apply(change: RuntimeChange): void {

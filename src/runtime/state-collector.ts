@@ -2,7 +2,7 @@ import type { ChartRepo } from '../adapters/chart-repo/port.js';
 import type { Db } from '../db/client.js';
 import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
 import { findAppStates, findTasks } from '../db/hot-path-sql.js';
-import { allActiveTasks, allAppStates, latestFinishedTasks } from '../db/state-reads.js';
+import { allActiveTasks, appStatePages, latestFinishedTasks } from '../db/state-reads.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import type { EventBus } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
@@ -269,13 +269,14 @@ export class StateCollector {
     return [...pairs.values()];
   }
 
+  /** Tasks first (an app's stage depends on its active task), then the apps a page at a time (state-reads.ts). */
   private async loadInitialState(): Promise<void> {
-    const [active, recent, apps] = await Promise.all([
+    const [active, recent] = await Promise.all([
       allActiveTasks(this.sql),
       latestFinishedTasks(this.sql, RECENT_FINISHED_AT_START),
-      allAppStates(this.sql),
     ]);
-    this.applier.load([...recent.reverse(), ...active], apps);
+    this.applier.loadTasks([...recent.reverse(), ...active]);
+    for await (const apps of appStatePages(this.sql)) this.applier.loadApps(apps);
   }
 
   /** An announcement named a task or an app: it is read back (and a mutation's answer waits for that). */

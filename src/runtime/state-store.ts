@@ -198,6 +198,20 @@ export class StateStore {
     this.emit({ kind: 'APP_CHANGED', app });
   }
 
+  /**
+   * The apps read at start, put without an event each: nothing follows the store yet (its
+   * listeners come after the start), and no client has seen what loading would emit (its
+   * sequences are above any earlier process's, so a `since` from before gets RESYNC either way).
+   */
+  loadApps(apps: readonly RuntimeApp[]): void {
+    if (this.listeners.size > 0) {
+      for (const app of apps) this.putApp(app);
+      return;
+    }
+    for (const app of apps) this.tally.app(this.apps.set(appKeyString(app), app), app);
+    this.changes += 1;
+  }
+
   removeApp(key: AppKey): void {
     const removed = this.apps.delete(appKeyString(key));
     if (!removed) return;
