@@ -26,9 +26,11 @@ export const APP_STATE_PAGE_ROWS = 2_000;
  * intermediate values (the driver's row arrays) die young. Read in one statement, they lived
  * through the whole read: at 100k apps V8 promoted 727 MB to the old space (240 MB stayed) and
  * spent 2.6 s in scavenges, 0.7 s of it scanning the handles of the statement's result for
- * roots. The runtime store's load applies each page before reading the next; `app.start` at
- * 100k apps (SQLite, with the load's events dropped: StateStore.loadApps) went 5.5–6.8 → 3.3–4.0 s,
- * its peak RSS 1,011–1,038 → 728–732 MB.
+ * roots. The runtime store's load applies each page before reading the next. At 100k apps
+ * (SQLite, with the load's events dropped too: StateStore.loadApps), three alternating pairs:
+ * `app.start` 5.73–5.77 → 3.45–3.48 s, and until status correction's first run (which the start
+ * does not wait for, and which reads every row too) was over as well 5.73–5.77 → 4.54–4.60 s;
+ * peak RSS by then 969–1,015 → 851–866 MB.
  */
 export async function* appStatePages(db: SqlRunner, pageRows = APP_STATE_PAGE_ROWS): AsyncGenerator<AppRow[]> {
   let after = 0;
