@@ -84,6 +84,18 @@ describe.each(databases)('whole-table state reads on %s', (kind) => {
     }
   });
 
+  test('a whole-table read lets the event loop turn between its pages (SQLite runs statements synchronously)', async () => {
+    let turned = false;
+    setImmediate(() => {
+      turned = true;
+    });
+    const seenBefore: boolean[] = [];
+    for await (const _page of appStatePages(driverSqlOf(db), 2)) seenBefore.push(turned);
+    // On PostgreSQL the statements' I/O lets it turn anyway; on SQLite only the pauses between pages do.
+    expect(seenBefore).toHaveLength(3);
+    expect(seenBefore.at(-1)).toBe(true);
+  });
+
   test('every PENDING or RUNNING task, oldest first', async () => {
     const rows = await allActiveTasks(driverSqlOf(db));
     expect(rows.map((task) => task.taskId)).toEqual(['task-1', 'task-3']);

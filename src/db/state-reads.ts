@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { SqlRunner } from './driver-sql.js';
 import type { AppRow, TaskRow } from './models.js';
 
@@ -40,6 +41,10 @@ export async function* appStatePages(db: SqlRunner, pageRows = APP_STATE_PAGE_RO
     if (rows.length > 0) yield rows;
     if (rows.length < pageRows) return;
     after = (rows[rows.length - 1] as AppRow).id;
+    // SQLite's statements run synchronously: without a turn of the event loop between pages, a
+    // whole-table read held every request up until its end (a status correction run at 100k apps
+    // blocked it for 2.4–3.2 s; its longest pause is now 0.57–0.9 s, in the comparison itself).
+    await nextTurn();
   }
 }
 

@@ -71,14 +71,27 @@ function userApp(app: { userId: string; appName: string }): string {
   return `${app.userId}/${app.appName}`;
 }
 
-/** The corrections a comparison calls for, each app's state correction before its task's end. */
+/**
+ * The corrections a comparison calls for, each app's state correction before its task's end.
+ * It runs over every stored app at every status correction (a minute by default), in one turn of
+ * the event loop: each row's key is built once, and nothing is allocated for an app that needs no
+ * correction, and dates are compared by their numbers. Measured on 100k apps with 945 to correct
+ * (after warm-up, two alternating runs of seven plans each): 449–493 → 251–348 ms per plan.
+ */
 export function planCorrections(comparison: Comparison): Correction[] {
   const { rows, requestedAt } = comparison;
   const listed = newestByUserApp(comparison.listed.filter((app) => !app.system));
   const middlewares = comparison.middlewares && new Set(comparison.middlewares.map(userApp));
   const activeByKey = new Map(comparison.active.map((task) => [task.activeKey ?? appKeyString(task), task]));
+  const rowKeys = rows.map(userApp);
   const rowsByUserApp = new Map<string, AppRow[]>();
-  for (const row of rows) rowsByUserApp.set(userApp(row), [...(rowsByUserApp.get(userApp(row)) ?? []), row]);
+  for (let i = 0; i < rows.length; i++) {
+    const key = rowKeys[i] as string;
+    const row = rows[i] as AppRow;
+    const same = rowsByUserApp.get(key);
+    if (same) same.push(row);
+    else rowsByUserApp.set(key, [row]);
+  }
 
   const unreadable = comparison.unreadable ?? [];
   const corrections: Correction[] = [];
@@ -91,16 +104,19 @@ export function planCorrections(comparison: Comparison): Correction[] {
       continue;
     }
     // The row of the listed source; with one row only, that row (the list may not say the source).
-    const row = candidates.find((candidate) => candidate.sourceId === app.sourceId) ?? candidates.at(0);
+    const row = candidates.length === 1 ? candidates[0] : candidates.find((one) => one.sourceId === app.sourceId);
     if (!row || (candidates.length > 1 && row.sourceId !== app.sourceId)) continue;
-    const asRow = { ...app, sourceId: row.sourceId };
-    if (app.createTime > row.eventTime && differs(row, app))
-      corrections.push({ kind: 'corrected', row, listed: asRow });
+    const corrected = app.createTime.getTime() > row.eventTime.getTime() && differs(row, app);
     const task = activeByKey.get(appKeyString(row));
+    if (!corrected && !task) continue;
+    const asRow = app.sourceId === row.sourceId ? app : { ...app, sourceId: row.sourceId };
+    if (corrected) corrections.push({ kind: 'corrected', row, listed: asRow });
     if (task && endShown(task, asRow, comparison)) corrections.push({ kind: 'taskCompleted', task, listed: asRow });
   }
-  for (const row of rows) {
-    if (listed.has(userApp(row)) || middlewares?.has(userApp(row))) continue;
+  for (let i = 0; i < rows.length; i++) {
+    const key = rowKeys[i] as string;
+    if (listed.has(key) || middlewares?.has(key)) continue;
+    const row = rows[i] as AppRow;
     const task = activeByKey.get(appKeyString(row));
     if (task) {
       if (endShown(task, null, comparison)) corrections.push({ kind: 'taskCompleted', task, listed: null });
@@ -150,8 +166,9 @@ export function withholdMassRemovals(
 function newestByUserApp(apps: AppStateEvent[]): Map<string, AppStateEvent> {
   const newest = new Map<string, AppStateEvent>();
   for (const app of apps) {
-    const seen = newest.get(userApp(app));
-    if (!seen || seen.createTime < app.createTime) newest.set(userApp(app), app);
+    const key = userApp(app);
+    const seen = newest.get(key);
+    if (!seen || seen.createTime.getTime() < app.createTime.getTime()) newest.set(key, app);
   }
   return newest;
 }
