@@ -74,8 +74,8 @@ function userApp(app: { userId: string; appName: string }): string {
 /**
  * The corrections a comparison calls for, each app's state correction before its task's end.
  * It runs over every stored app at every status correction (a minute by default), in one turn of
- * the event loop: each row's key is built once, and nothing is allocated for an app that needs no
- * correction, and dates are compared by their numbers. Measured on 100k apps with 945 to correct
+ * the event loop: each row's key is built once, a listed app is copied only for a correction, and
+ * dates are compared by their numbers. Measured on 100k apps with 945 to correct
  * (after warm-up, two alternating runs of seven plans each): 449–493 → 251–348 ms per plan.
  */
 export function planCorrections(comparison: Comparison): Correction[] {
