@@ -85,9 +85,10 @@ export async function launchFleetServer(databaseUrl: string, apps: number, fds?:
   });
   const { url, pid, detail } = child.ready;
   if (!url || !detail) throw new Error('the snapshot server sent no url');
+  const ready = detail as unknown as ServerReadyDetail;
   // The server waited for its start's background work before it said ready: not the start-up.
-  const startupMs = performance.now() - spawned - (detail as unknown as ServerReadyDetail).backgroundWaitMs;
-  return { child, url: new URL(url), pid, startupMs, detail: detail as unknown as ServerReadyDetail };
+  const startupMs = performance.now() - spawned - ready.backgroundWaitMs;
+  return { child, url: new URL(url), pid, startupMs, detail: ready };
 }
 
 /** A fresh migrated SQLite file with a seeded fleet; `cleanup` removes it. */

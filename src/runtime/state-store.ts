@@ -204,10 +204,7 @@ export class StateStore {
    * sequences are above any earlier process's, so a `since` from before gets RESYNC either way).
    */
   loadApps(apps: readonly RuntimeApp[]): void {
-    if (this.listeners.size > 0) {
-      for (const app of apps) this.putApp(app);
-      return;
-    }
+    if (this.listeners.size > 0) throw new Error('the runtime store has listeners already');
     for (const app of apps) this.tally.app(this.apps.set(appKeyString(app), app), app);
     this.changes += 1;
   }
