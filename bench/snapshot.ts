@@ -27,6 +27,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { migrateDatabase } from '../src/db/migrate.js';
 import type { SnapshotFilter } from '../src/runtime/state-store.js';
+import type { G1Request, RawAnswer } from './g1-protocol.js';
 import { Child, canPin } from './lib/fanout-parent.js';
 import type { HeapSample } from './lib/fanout-protocol.js';
 import { type PostReply, pinThisProcess, postJson } from './lib/http-load.js';
@@ -44,6 +45,7 @@ import {
 export const SERVER_CORE = 0;
 export const CLIENT_CORE = 1;
 const SERVER_ENTRY = new URL('./snapshot-server.ts', import.meta.url).href;
+const RAW_ENTRY = new URL('./g1-raw-server.ts', import.meta.url).href;
 
 const SNAPSHOT_QUERY = `query BenchSnapshot($filter: SnapshotFilter) {
   runtimeSnapshot(filter: $filter) {
@@ -206,6 +208,10 @@ interface Measured {
   apps: number;
   tasks: number;
   errors: string[];
+  /** The request and the reply last checked: what the raw baseline is given to answer. */
+  answer?: RawAnswer;
+  /** The same request answered by raw node:http with the same bytes (rawBaseline), when measured. */
+  raw?: { medianMs: number; p90Ms: number; latenciesMs: number[] };
 }
 
 /** Median time of JSON.stringify(value) here, after a warm-up, with enough runs to be stable. */
@@ -229,10 +235,20 @@ async function measureSnapshot(url: URL, filter: SnapshotFilter | null, counts: 
   const errors: string[] = [];
   let parsed: { data?: { runtimeSnapshot?: SnapshotData }; errors?: unknown[] } | undefined;
   let bytes = 0;
+  // The text last parsed and checked: a reply with the very same text (the store did not move)
+  // passes the same checks, and is not parsed again. Parsing every reply (a 10k-app snapshot is
+  // 2.1 MB) left this process collecting garbage while the next reply arrived: with it, the 10k
+  // median was 7.8–9.5 ms in three runs, without it 2.2–6 ms (2026-12-04, 2 cores).
+  let checkedText: string | undefined;
+  let answer: RawAnswer | undefined;
   try {
     for (let i = 0; i < counts.warmup + counts.measured; i++) {
       const reply = await postGraphQL(agent, url, ADMIN_USER, body);
-      parsed = JSON.parse(reply.text) as typeof parsed;
+      if (reply.status !== 200 || reply.text !== checkedText) {
+        parsed = JSON.parse(reply.text) as typeof parsed;
+        checkedText = reply.text;
+        answer = { requestBody: body, status: reply.status, contentType: reply.contentType, body: reply.text };
+      }
       bytes = Buffer.byteLength(reply.text);
       if (reply.status !== 200 || parsed?.errors?.length || !parsed?.data?.runtimeSnapshot) {
         errors.push(`http ${reply.status}: ${reply.text.slice(0, 300)}`);
@@ -253,7 +269,45 @@ async function measureSnapshot(url: URL, filter: SnapshotFilter | null, counts: 
     apps: snapshot?.apps.length ?? 0,
     tasks: snapshot?.tasks.length ?? 0,
     errors,
+    ...(answer ? { answer } : {}),
   };
+}
+
+/**
+ * The least a server can do for the same answer: a bare node:http server (bench/g1-raw-server.ts,
+ * pinned to the server's core) given the bytes the subject answered, measured the same way. Not
+ * the target's baseline (that is JSON.stringify), but the floor below any server's latency on
+ * this machine: at concurrency 1 it is mostly moving the bytes over loopback.
+ */
+class RawBaseline {
+  private constructor(readonly child: Child<G1Request>) {}
+
+  static async launch(): Promise<RawBaseline> {
+    return new RawBaseline(await Child.launch<G1Request>(RAW_ENTRY, { name: 'raw node:http', core: SERVER_CORE }));
+  }
+
+  /** Measures the subject's last checked reply served raw (skipped when the subject had none). */
+  async measure(subject: Measured, filter: SnapshotFilter | null, counts: RequestCounts): Promise<void> {
+    if (!subject.answer || subject.errors.length > 0) return;
+    await this.child.request({ type: 'answers', answers: [subject.answer] });
+    const run = await measureSnapshot(new URL(this.child.ready.url as string), filter, counts);
+    if (run.errors.length > 0 || run.bytes !== subject.bytes) {
+      subject.errors.push(`raw baseline: ${run.errors[0] ?? `${run.bytes} bytes, not ${subject.bytes}`}`);
+      return;
+    }
+    subject.raw = { medianMs: run.medianMs, p90Ms: run.p90Ms, latenciesMs: run.latenciesMs };
+  }
+
+  stop(): Promise<void> {
+    return this.child.stop();
+  }
+}
+
+/** "X ms (p90 Y), subject ÷ raw Z" for the metrics, or why there is no figure. */
+function rawText(measured: Measured): string {
+  const { raw } = measured;
+  if (!raw) return 'not measured (the subject had errors)';
+  return `${ms(raw.medianMs)} (p90 ${ms(raw.p90Ms)}); subject ÷ raw ${(measured.medianMs / raw.medianMs).toFixed(2)}`;
 }
 
 interface SizeRun {
@@ -301,10 +355,16 @@ interface G3Run {
   nothing: { label: string; inProcess: SnapshotTiming; http: Measured }[];
 }
 
-async function runG3(server: FleetServer, fleet: FleetSummary, counts: RequestCounts): Promise<G3Run> {
+async function runG3(
+  server: FleetServer,
+  raw: RawBaseline,
+  fleet: FleetSummary,
+  counts: RequestCounts,
+): Promise<G3Run> {
   const filters: G3Run['filters'] = [];
   for (const { name, label, filter } of G3_FILTERS(fleet)) {
     const httpRun = await measureSnapshot(server.url, filter, counts);
+    await raw.measure(httpRun, filter, counts);
     const inProcess = await server.child.request<SnapshotTiming>({ type: 'snapshotTiming', filter, iterations: 20 });
     if (httpRun.apps !== inProcess.apps || httpRun.tasks !== inProcess.tasks) {
       httpRun.errors.push(
@@ -334,6 +394,7 @@ async function runSize(
 ): Promise<SizeRun> {
   const { url, fleet, cleanup } = await fleetDatabase(apps);
   let server: FleetServer | undefined;
+  let raw: RawBaseline | undefined;
   try {
     // The first read also opens the file cold from the page cache's point of view; the median of three is the figure.
     const reads = [readFleetRaw(url), readFleetRaw(url), readFleetRaw(url)];
@@ -361,6 +422,8 @@ async function runSize(
     const servingSamples = await serving.stop();
     const peakHwm = hwmReset ? highWaterMark.read(server.pid) : null;
     const peakRss = Math.max(...servingSamples);
+    raw = await RawBaseline.launch();
+    await raw.measure(full, null, counts);
 
     const errors = [...full.errors];
     const expectedTasks = fleet.activeTasks + Math.min(100, fleet.finishedTasks);
@@ -373,16 +436,16 @@ async function runSize(
       iterations: Math.max(5, Math.min(100, Math.round(2_000_000 / apps))),
     });
     log(
-      `  ${apps} apps: snapshot ${ms(full.medianMs)} (p90 ${ms(full.p90Ms)}, ${bytesText(full.bytes)}) vs stringify ${ms(full.stringifyMs)} → ${(full.medianMs / full.stringifyMs).toFixed(1)}×; in-process store.snapshot() ${ms(inProcessFull.medianMs)}; RSS steady ${mb(steadyRss)}, peak ${mb(peakRss)}${peakHwm ? ` (VmHWM ${mb(peakHwm)})` : ''}`,
+      `  ${apps} apps: snapshot ${ms(full.medianMs)} (p90 ${ms(full.p90Ms)}, ${bytesText(full.bytes)}) vs stringify ${ms(full.stringifyMs)} → ${(full.medianMs / full.stringifyMs).toFixed(1)}×, raw node:http ${full.raw ? ms(full.raw.medianMs) : 'n/a'}; in-process store.snapshot() ${ms(inProcessFull.medianMs)}; RSS steady ${mb(steadyRss)}, peak ${mb(peakRss)}${peakHwm ? ` (VmHWM ${mb(peakHwm)})` : ''}`,
     );
     let g3: G3Run | undefined;
     if (withG3) {
-      g3 = await runG3(server, fleet, counts);
+      g3 = await runG3(server, raw, fleet, counts);
       for (const run of [...g3.filters.map((f) => f.http), ...g3.nothing.map((n) => n.http)])
         errors.push(...run.errors);
       for (const f of g3.filters) {
         log(
-          `  G3 ${f.label}: ${ms(f.http.medianMs)} vs stringify ${ms(f.http.stringifyMs)} → ${(f.http.medianMs / f.http.stringifyMs).toFixed(1)}× (${f.http.apps} apps, ${f.http.tasks} tasks; in-process ${ms(f.inProcess.medianMs)})`,
+          `  G3 ${f.label}: ${ms(f.http.medianMs)} vs stringify ${ms(f.http.stringifyMs)} → ${(f.http.medianMs / f.http.stringifyMs).toFixed(1)}×, raw node:http ${f.http.raw ? ms(f.http.raw.medianMs) : 'n/a'} (${f.http.apps} apps, ${f.http.tasks} tasks; in-process ${ms(f.inProcess.medianMs)})`,
         );
       }
       for (const n of g3.nothing) {
@@ -407,6 +470,7 @@ async function runSize(
       errors,
     };
   } finally {
+    await raw?.stop();
     await server?.child.stop();
     cleanup();
   }
@@ -429,6 +493,7 @@ const COMMON_NOTES = [
   'Fleet: written with better-sqlite3 into a fresh migrated SQLite file before the server starts (bench/lib/seed-fleet.ts): apps over ceil(N/2000) users, 4 sources, ~91 % running, 4 % stopped, 3 % failed, 1.5 % installing and 0.5 % upgrading (those 2 % with a RUNNING task owned by another, live engine instance), ~12 % finished tasks of which the store keeps the newest 100.',
   'Subject: the real server (buildApp, DEMO_DATA=0, gateway-header auth, every request as the admin `admin`) in its own process; the snapshot query selects sequence, generatedAt, the whole summary, apps { userId sourceId appName stage health state progress installedVersion updatedAt }, tasks { taskId userId appName type status progress createdAt } and components { name state healthy message }.',
   'Latency: concurrency 1 over one keep-alive connection, request sent → last byte of the body, median of the measured requests after the warm-up; every response is checked (HTTP 200, no errors, the expected numbers of apps and tasks). Baseline: median time of JSON.stringify of the parsed response in this process, the bare cost of producing the same bytes.',
+  'Raw node:http (shown, not the target): a bare node:http server (bench/g1-raw-server.ts), pinned to the server core, given the bytes the subject answered, measured right after the subject in the same way: the floor of moving those bytes over loopback on this machine, which no server can go below.',
 ];
 
 function g2Results(runs: SizeRun[], options: SnapshotBenchOptions): BenchResult[] {
@@ -449,6 +514,7 @@ function g2Results(runs: SizeRun[], options: SnapshotBenchOptions): BenchResult[
       errors,
       metrics: {
         'latency p90': ms(run.full.p90Ms),
+        'raw node:http writing the same bytes (median)': rawText(run.full),
         'response size': bytesText(run.full.bytes),
         'apps / tasks in the result': `${run.full.apps} / ${run.full.tasks}`,
         'in-process store.snapshot() (median)': ms(run.inProcessFull.medianMs),
@@ -461,6 +527,7 @@ function g2Results(runs: SizeRun[], options: SnapshotBenchOptions): BenchResult[
       details: {
         fleet: { ...run.fleet, users: run.fleet.users.length },
         latenciesMs: run.full.latenciesMs.map((v) => round(v, 2)),
+        rawLatenciesMs: run.full.raw?.latenciesMs.map((v) => round(v, 2)) ?? null,
         stringifyMs: run.full.stringifyMs,
         bytes: run.full.bytes,
         inProcessFull: run.inProcessFull,
@@ -573,6 +640,7 @@ function g3Results(run: SizeRun, options: SnapshotBenchOptions): BenchResult[] {
       errors: measured.errors.length,
       metrics: {
         'latency p90': ms(measured.p90Ms),
+        'raw node:http writing the same bytes (median)': rawText(measured),
         'apps / tasks in the result': `${measured.apps} / ${measured.tasks}`,
         'response size': bytesText(measured.bytes),
         'in-process store.snapshot(new SnapshotScope(filter)) (median)': ms(inProcess.medianMs),
@@ -590,6 +658,7 @@ function g3Results(run: SizeRun, options: SnapshotBenchOptions): BenchResult[] {
       details: {
         filter: label,
         latenciesMs: measured.latenciesMs.map((v) => round(v, 2)),
+        rawLatenciesMs: measured.raw?.latenciesMs.map((v) => round(v, 2)) ?? null,
         inProcess,
         bytes: measured.bytes,
       },
