@@ -48,11 +48,20 @@ function json(res: ServerResponse, status: number, body: unknown) {
 
 /**
  * The node:http request handler. Every request is logged; then, in order: the operational routes
- * (health, readiness, dashboard, the app-state intake, `/`), the cross-site refusal on the GraphQL
- * paths, SSE streams, the lean path for plain JSON POSTs, and Yoga, which gets POST bodies
- * already read within the size limit (also those the lean path declined).
+ * (health, readiness, dashboard, the app-state intake, `/`), a 404 for any path but the two GraphQL
+ * ones, the cross-site refusal, SSE streams, the lean path for plain JSON POSTs, and Yoga, which
+ * gets POST bodies already read within the size limit (also those the lean path declined).
+ *
+ * Whatever a handler throws is answered here (see `answerFailure`): a request must never become
+ * an unhandled rejection, which ends the process.
  */
 export function createRouter(deps: RouteDeps) {
+  const route = routeRequest(deps);
+  return (req: TrackedRequest, res: ServerResponse): Promise<void> =>
+    route(req, res).catch((error: unknown) => answerFailure(deps.logger, req, res, error));
+}
+
+function routeRequest(deps: RouteDeps) {
   const { logger, yoga, origins, sse } = deps;
   return async (req: TrackedRequest, res: ServerResponse): Promise<void> => {
     const path = trackRequest(req, res, logger, deps.config.logProbes);
@@ -61,20 +70,22 @@ export function createRouter(deps: RouteDeps) {
       await route(req, res);
       return;
     }
-    if (path === yoga.graphqlEndpoint || path === STREAM_PATH) {
-      const refusal = refuseCrossSite(req, origins);
-      if (refusal)
-        return json(res, refusal.status, {
-          errors: [{ message: refusal.message, extensions: { code: refusal.code } }],
-        });
+    // Only the exact paths reach Yoga: it would also answer `/graphql/`, `//graphql` or an
+    // absolute-form target, past the cross-site refusal, the body limit and the SSE limits below.
+    if (path !== yoga.graphqlEndpoint && path !== STREAM_PATH) {
+      return json(res, 404, { errors: [{ message: `Not found: the GraphQL endpoint is ${yoga.graphqlEndpoint}` }] });
     }
-    if (path && sse.accepts(req, path)) {
-      return sse.handle(req, res).catch((error: unknown) => {
-        logger.error({ err: error }, 'SSE request failed');
-        if (!res.headersSent) json(res, 500, { errors: [{ message: 'Unexpected error.' }] });
-        else res.end();
+    // Yoga builds the request's URL from the Host header: one that does not parse made it answer
+    // 500 with its stack trace.
+    if (!URL.canParse(`http://${req.headers.host ?? 'localhost'}${req.url ?? ''}`)) {
+      return json(res, 400, { errors: [{ message: 'Bad request: the Host header is not a valid host' }] });
+    }
+    const refusal = refuseCrossSite(req, origins);
+    if (refusal)
+      return json(res, refusal.status, {
+        errors: [{ message: refusal.message, extensions: { code: refusal.code } }],
       });
-    }
+    if (sse.accepts(req, path)) return sse.handle(req, res);
     if (req.method === 'POST' && path === yoga.graphqlEndpoint) {
       const read = await readGraphQLBody(deps, req, res);
       if (!read) return;
@@ -83,6 +94,23 @@ export function createRouter(deps: RouteDeps) {
     }
     await yoga(req, res, { req });
   };
+}
+
+/**
+ * What a handler threw. A client that went away mid-request (an upload cut off, a timeout on its
+ * side) is no fault of the server's: logged at debug, nothing to answer. Anything else is logged
+ * as an error and answered 500 without details, as Yoga masks unexpected errors.
+ */
+function answerFailure(logger: Logger, req: TrackedRequest, res: ServerResponse, error: unknown): void {
+  const clientGone = req.destroyed || (error as { code?: string }).code === 'ECONNRESET';
+  if (clientGone) logger.debug({ err: error, requestId: req.requestId }, 'client went away mid-request');
+  else logger.error({ err: error, requestId: req.requestId }, 'request failed');
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  res.setHeader('connection', 'close'); // the rest of a body may not have been read
+  json(res, 500, { errors: [{ message: 'Unexpected error.' }] });
 }
 
 type Route = (req: TrackedRequest, res: ServerResponse) => unknown;
