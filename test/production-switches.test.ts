@@ -496,6 +496,39 @@ describe.each(databases)('production switches (%s)', (kind) => {
         await ws.dispose();
       }
     });
+
+    test('every mutation of an operation takes a token: aliases cannot multiply the burst', async () => {
+      const aliased = async (count: number) => {
+        const fields = Array.from(
+          { length: count },
+          (_, i) => `c${i}: cancelTask(input: { taskId: "no-such-task" }) { __typename }`,
+        );
+        const response = await fetch(server.graphqlUrl, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.bob}` },
+          body: JSON.stringify({ query: `mutation { ${fields.join(' ')} }` }),
+        });
+        const body = (await response.json()) as {
+          data?: unknown;
+          errors?: { message: string; extensions: Record<string, unknown> }[];
+        };
+        return { status: response.status, ...body };
+      };
+      // More than the burst in one operation never fits: refused without a retry time, nothing run.
+      const tooMany = await aliased(4);
+      expect(tooMany.status).toBe(429);
+      expect(tooMany.data ?? null).toBeNull();
+      expect(tooMany.errors?.[0]?.message).toMatch(/4, at most 3 \(MUTATION_BURST\)/);
+      expect(tooMany.errors?.[0]?.extensions).not.toHaveProperty('retryAfterMs');
+      // bob has spent one of his 3 tokens (above): two fit, two more at once do not.
+      expect((await aliased(2)).data).toEqual({
+        c0: { __typename: 'NotFoundError' },
+        c1: { __typename: 'NotFoundError' },
+      });
+      const second = await aliased(2);
+      expect(second.status).toBe(429);
+      expect(second.errors?.[0]?.extensions.code).toBe('RATE_LIMITED');
+    });
   });
 });
 

@@ -1,6 +1,7 @@
-import { GraphQLError, getOperationAST } from 'graphql';
+import { type FragmentDefinitionNode, GraphQLError, getOperationAST, Kind, type SelectionSetNode } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Context } from '../schema/builder.js';
+import { perOperation } from './per-operation.js';
 
 /**
  * Token buckets, one per key: each holds up to `burst` tokens and gains `perSecond` a second.
@@ -23,18 +24,21 @@ export class TokenBuckets {
     this.sweptAt = now();
   }
 
-  /** Takes a token for `key`: 0 when there was one, else the milliseconds until there is. */
-  take(key: string): number {
+  /**
+   * Takes `count` tokens for `key`, all or none: 0 when there were enough, else the milliseconds
+   * until there are (never, for more than `burst`: the caller refuses those first).
+   */
+  take(key: string, count = 1): number {
     const now = this.now();
     if (now - this.sweptAt >= this.refillMs) this.sweep(now);
     const bucket = this.buckets.get(key);
     const tokens = bucket ? this.tokensAt(bucket, now) : this.burst;
-    if (tokens < 1) {
+    if (tokens < count) {
       if (bucket) Object.assign(bucket, { tokens, at: now });
-      return Math.ceil(((1 - tokens) / this.perSecond) * 1000);
+      return Math.ceil(((count - tokens) / this.perSecond) * 1000);
     }
-    if (bucket) Object.assign(bucket, { tokens: tokens - 1, at: now });
-    else this.buckets.set(key, { tokens: tokens - 1, at: now });
+    if (bucket) Object.assign(bucket, { tokens: tokens - count, at: now });
+    else this.buckets.set(key, { tokens: tokens - count, at: now });
     return 0;
   }
 
@@ -56,37 +60,64 @@ export class TokenBuckets {
 }
 
 /**
- * Per-user mutation rate limit (MUTATION_RATE_PER_S, MUTATION_BURST): each mutation operation
- * takes a token from its user's bucket; with none left it does not run and the result is one
- * `RATE_LIMITED` error with `extensions.retryAfterMs`, and on HTTP status 429 with
- * `Retry-After` (seconds). It hooks execution in Yoga's envelop pipeline, so it counts mutations
- * over HTTP, graphql-ws and SSE alike, after validation (an invalid mutation costs nothing).
- * Queries and subscriptions are not limited.
+ * The mutations an operation runs: its root fields, each alias one, those of its fragments
+ * included; 0 for a query or a subscription. A field that `@skip`/`@include` may leave out counts
+ * too (its variables are not looked at): the count errs on the side of the limit.
+ */
+const mutationsOf = perOperation(({ document, operationName }) => {
+  const operation = getOperationAST(document, operationName);
+  if (operation?.operation !== 'mutation') return 0;
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
+  }
+  const count = (set: SelectionSetNode, seen: Set<string>): number =>
+    set.selections.reduce((sum, selection) => {
+      if (selection.kind === Kind.FIELD) return sum + 1;
+      if (selection.kind === Kind.INLINE_FRAGMENT) return sum + count(selection.selectionSet, seen);
+      const name = selection.name.value;
+      const fragment = fragments.get(name);
+      // Validation refuses unknown and cyclic fragments; `seen` only keeps this walk finite.
+      return fragment && !seen.has(name) ? sum + count(fragment.selectionSet, new Set([...seen, name])) : sum;
+    }, 0);
+  return count(operation.selectionSet, new Set());
+});
+
+function rateLimited(message: string, waitMs: number | null): GraphQLError {
+  const retry = waitMs === null ? {} : { retryAfterMs: waitMs };
+  const headers = waitMs === null ? {} : { headers: { 'Retry-After': String(Math.ceil(waitMs / 1000)) } };
+  return new GraphQLError(message, {
+    extensions: { code: 'RATE_LIMITED', ...retry, http: { status: 429, ...headers } },
+  });
+}
+
+/**
+ * Per-user mutation rate limit (MUTATION_RATE_PER_S, MUTATION_BURST): an operation takes a token
+ * per mutation it runs (its root fields: fifteen aliased `cancelTask`s are fifteen) from its
+ * user's bucket, all or none; without enough it does not run and the result is one `RATE_LIMITED`
+ * error with `extensions.retryAfterMs`, and on HTTP status 429 with `Retry-After` (seconds). An
+ * operation of more mutations than MUTATION_BURST never fits: refused the same way, without a
+ * retry time. It hooks execution in Yoga's envelop pipeline, so it counts mutations over HTTP,
+ * graphql-ws and SSE alike, after validation (an invalid mutation costs nothing). Queries and
+ * subscriptions are not limited.
  */
 export function useMutationRateLimit(limit: { perSecond: number; burst: number }): Plugin {
   const buckets = new TokenBuckets(limit.perSecond, limit.burst);
   return {
     onExecute({ args, setResultAndStopExecution }) {
-      if (getOperationAST(args.document, args.operationName)?.operation !== 'mutation') return;
+      const mutations = mutationsOf(args);
+      if (mutations === 0) return;
+      if (mutations > limit.burst) {
+        const message = `Too many mutations in one operation: ${mutations}, at most ${limit.burst} (MUTATION_BURST).`;
+        setResultAndStopExecution({ errors: [rateLimited(message, null)] });
+        return;
+      }
       // Execution runs with the context Yoga built (src/app/graphql.ts), which always has the viewer.
       const { viewer } = args.contextValue as unknown as Pick<Context, 'viewer'>;
-      const waitMs = buckets.take(viewer.userId);
+      const waitMs = buckets.take(viewer.userId, mutations);
       if (!waitMs) return;
-      const seconds = Math.ceil(waitMs / 1000);
-      setResultAndStopExecution({
-        errors: [
-          new GraphQLError(
-            `Too many mutations (at most ${limit.burst} at once, then ${limit.perSecond} per second): retry in ${(waitMs / 1000).toFixed(1)} s.`,
-            {
-              extensions: {
-                code: 'RATE_LIMITED',
-                retryAfterMs: waitMs,
-                http: { status: 429, headers: { 'Retry-After': String(seconds) } },
-              },
-            },
-          ),
-        ],
-      });
+      const message = `Too many mutations (at most ${limit.burst} at once, then ${limit.perSecond} per second): retry in ${(waitMs / 1000).toFixed(1)} s.`;
+      setResultAndStopExecution({ errors: [rateLimited(message, waitMs)] });
     },
   };
 }
