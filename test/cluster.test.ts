@@ -299,6 +299,25 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
     }
   }, 120_000);
 
+  test('Redis that stops answering B (connections open, nothing through): B says it is not ready, and is ready again once Redis answers', async () => {
+    const readiness = async (instance: Instance) => (await fetch(`${instance.url}/readiness`)).status;
+    // (The test before ends by dropping B's connections to Redis: B may still be reconnecting.)
+    await waitFor(async () => ((await readiness(b)) === 200 ? true : undefined), 'B to be ready', 30_000);
+    bToRedis.freeze();
+    try {
+      // Found only by the commands' timeouts (ioredis still calls the connection ready).
+      await waitFor(async () => ((await readiness(b)) === 503 ? true : undefined), 'B to report not ready', 30_000);
+      expect(await (await fetch(`${b.url}/readiness`)).json()).toEqual({
+        status: 'not ready',
+        error: 'Redis unreachable',
+      });
+      expect(await readiness(a)).toBe(200);
+    } finally {
+      bToRedis.restore();
+    }
+    await waitFor(async () => ((await readiness(b)) === 200 ? true : undefined), 'B to be ready again', 30_000);
+  }, 90_000);
+
   test('runtimeEvents(since:) taken from A resumes on B with exactly the events A sent after it, same sequences', async () => {
     const user = 'erin';
     const filter = { userId: user };

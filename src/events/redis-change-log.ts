@@ -5,6 +5,7 @@ import type { Logger } from '../platform/logger.js';
 import { timed } from '../platform/metrics.js';
 import type { Announcement } from './change-feed.js';
 import { RedisEventHistory } from './redis-event-history.js';
+import { APPEND_SCRIPT, type AppendPipeline, lastOf, type Pending } from './redis-log-entry.js';
 
 /**
  * The cluster's change log: every instance appends the changes it commits to one Redis Stream,
@@ -76,40 +77,6 @@ const MAX_WAITING = 50_000;
 /** Delay before an append or read is tried again after a failure (doubling up to the cap). */
 const RETRY_MS = { first: 100, max: 5000 };
 
-/**
- * Appends one entry with its range of sequences: KEYS = stream, counter; ARGV = the clock in
- * microseconds, retention, origin, how many sequences to reserve, the field and value of the body,
- * and the origin's own number for the entry (see ownChanges).
- * Returns the range's last sequence. (`%.0f`: Lua's default number format would print 1.7e+15.)
- */
-const APPEND_SCRIPT = `
-local count = tonumber(ARGV[4])
-local last = redis.call('INCRBY', KEYS[2], count)
-local clock = tonumber(ARGV[1]) + count
-if last < clock then
-  last = clock
-  redis.call('SET', KEYS[2], string.format('%.0f', last))
-end
-local id = '0-' .. string.format('%.0f', last)
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], id, 'origin', ARGV[3], 'count', ARGV[4], 'local', ARGV[7], ARGV[5], ARGV[6])
-return string.format('%.0f', last)
-`;
-
-/** An entry waiting to be appended: its body field and value, and the sequences it needs. */
-interface Pending {
-  field: 'changes' | 'runtime' | 'resync';
-  /** A runtime change's value is V8's serialization as it is (Redis is binary-safe: no base64). */
-  value: string | Buffer;
-  reserve: number;
-  /** A runtime change's key in ownChanges; 0 for the others. */
-  local: number;
-}
-
-/** The last sequence of an entry, from its id `0-<last>`. */
-function lastOf(id: string): number {
-  return Number(id.slice(id.indexOf('-') + 1));
-}
-
 export class RedisChangeLog {
   /** This process in the log: its own announcements are skipped when read. */
   readonly origin = randomUUID();
@@ -141,6 +108,12 @@ export class RedisChangeLog {
   private reconnected = false;
   private readonly counts = { appended: 0, received: 0, resyncs: 0 };
   private lastError: string | null = null;
+  /**
+   * Whether the last append, and the last read, failed (each until one succeeds again). A Redis
+   * that stops answering (a frozen process, a network that drops packets) leaves ioredis's status
+   * `ready`: only the commands' timeouts tell.
+   */
+  private readonly failing = { append: false, read: false };
 
   constructor(private readonly options: RedisChangeLogOptions) {
     this.stream = `${options.prefix}changes`;
@@ -209,9 +182,22 @@ export class RedisChangeLog {
     await this.writer.quit().catch(() => this.writer.disconnect());
   }
 
-  /** Whether both connections are up (readiness). */
+  /** Whether both connections are up and the last append and read went through (readiness). */
   get connected(): boolean {
-    return this.writer.status === 'ready' && this.reader.status === 'ready';
+    const up = this.writer.status === 'ready' && this.reader.status === 'ready';
+    return up && !this.failing.append && !this.failing.read;
+  }
+
+  /**
+   * An append or a read failed. A timeout means a connection that still looks open but carries
+   * nothing: it is dropped and made again (ioredis reconnects with its retry strategy), as a reset
+   * would have done; the reader's `ready` then triggers the check for a gap.
+   */
+  private commandFailed(command: 'append' | 'read', error: unknown): void {
+    const client = command === 'append' ? this.writer : this.reader;
+    this.lastError = (error as Error).message;
+    this.failing[command] = true;
+    if (/timed out/i.test(this.lastError) && client.status === 'ready') client.disconnect(true);
   }
 
   status(): ChangeLogStatus {
@@ -274,9 +260,10 @@ export class RedisChangeLog {
       if (this.pending.length === 0) return;
       try {
         await this.flush();
+        this.failing.append = false;
         delay = RETRY_MS.first;
       } catch (error) {
-        this.lastError = (error as Error).message;
+        this.commandFailed('append', error);
         if (!this.running) return;
         await new Promise((resolve) => setTimeout(resolve, delay));
         delay = Math.min(delay * 2, RETRY_MS.max);
@@ -338,10 +325,11 @@ export class RedisChangeLog {
           this.lastId = id.toString();
           this.deliver(this.lastId, fields, handlers);
         }
+        this.failing.read = false;
         delay = RETRY_MS.first;
       } catch (error) {
         if (!this.running) return;
-        this.lastError = (error as Error).message;
+        this.commandFailed('read', error);
         await new Promise((resolve) => setTimeout(resolve, delay));
         delay = Math.min(delay * 2, RETRY_MS.max);
       }
@@ -391,9 +379,4 @@ export class RedisChangeLog {
     handlers.resync('this instance was cut off from the cluster log');
     if (firstId === undefined) this.lastId = '0-0';
   }
-}
-
-/** The pipeline method defineCommand adds (ioredis types it only on the client). */
-interface AppendPipeline {
-  appendChange(...args: (string | number | Buffer)[]): unknown;
 }

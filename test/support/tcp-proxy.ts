@@ -7,7 +7,10 @@ import { type AddressInfo, createServer, type Socket, connect as tcpConnect } fr
  * - `cut('hold')`: a blackhole. Open connections are destroyed and new ones are accepted but
  *   never answered, the worst case for a client: only its own timeouts get it out.
  * - `cut('refuse')`: open connections are destroyed and new ones closed at once.
- * - `restore()`: connections go through again (those held during the cut are dropped).
+ * - `freeze()`: a service that stops answering, or a network that drops every packet: open
+ *   connections stay open but nothing goes through either way, and new ones are held. No reset
+ *   tells the client; only its own timeouts can.
+ * - `restore()`: connections go through again (those held or frozen meanwhile are dropped).
  * - `slow(ms)`: every answer of the service reaches the client `ms` later (a slow network), in
  *   order; `slow(0)` makes it prompt again.
  */
@@ -15,13 +18,14 @@ export interface TcpProxy {
   /** The proxy's own port on 127.0.0.1. */
   port: number;
   cut(mode?: 'hold' | 'refuse'): void;
+  freeze(): void;
   restore(): void;
   slow(ms: number): void;
   close(): Promise<void>;
 }
 
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
-  let mode: 'open' | 'hold' | 'refuse' = 'open';
+  let mode: 'open' | 'hold' | 'refuse' | 'frozen' = 'open';
   let delayMs = 0;
   /** Every socket on either side, so a cut can end them all. */
   const sockets = new Set<Socket>();
@@ -38,13 +42,15 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   const server = createServer((client) => {
     track(client);
     if (mode === 'refuse') return void client.destroy();
-    if (mode === 'hold') return; // accepted, never answered
+    if (mode === 'hold' || mode === 'frozen') return; // accepted, never answered
     const upstream = tcpConnect(target.port, target.host);
     track(upstream);
-    client.pipe(upstream);
+    // Frozen: what either side sends is lost (restore() drops these connections anyway).
+    client.on('data', (chunk: Buffer) => mode === 'open' && upstream.write(chunk));
     // The answers, each held `delayMs` (and never before the one ahead of it).
     let due = 0;
     upstream.on('data', (chunk: Buffer) => {
+      if (mode !== 'open') return;
       due = Math.max(Date.now() + delayMs, due);
       const wait = due - Date.now();
       if (wait <= 0) client.write(chunk);
@@ -60,6 +66,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     cut(cutMode = 'hold') {
       mode = cutMode;
       destroyAll();
+    },
+    freeze() {
+      mode = 'frozen';
     },
     restore() {
       mode = 'open';

@@ -1,0 +1,44 @@
+/**
+ * What an entry of the cluster's change log is (redis-change-log.ts): the script that appends it
+ * with its range of sequences, an entry waiting to be appended, and how an entry's id gives its
+ * last sequence.
+ */
+
+/**
+ * Appends one entry with its range of sequences: KEYS = stream, counter; ARGV = the clock in
+ * microseconds, retention, origin, how many sequences to reserve, the field and value of the body,
+ * and the origin's own number for the entry (see RedisChangeLog.ownChanges).
+ * Returns the range's last sequence. (`%.0f`: Lua's default number format would print 1.7e+15.)
+ */
+export const APPEND_SCRIPT = `
+local count = tonumber(ARGV[4])
+local last = redis.call('INCRBY', KEYS[2], count)
+local clock = tonumber(ARGV[1]) + count
+if last < clock then
+  last = clock
+  redis.call('SET', KEYS[2], string.format('%.0f', last))
+end
+local id = '0-' .. string.format('%.0f', last)
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], id, 'origin', ARGV[3], 'count', ARGV[4], 'local', ARGV[7], ARGV[5], ARGV[6])
+return string.format('%.0f', last)
+`;
+
+/** An entry waiting to be appended: its body field and value, and the sequences it needs. */
+export interface Pending {
+  field: 'changes' | 'runtime' | 'resync';
+  /** A runtime change's value is V8's serialization as it is (Redis is binary-safe: no base64). */
+  value: string | Buffer;
+  reserve: number;
+  /** A runtime change's key in ownChanges; 0 for the others. */
+  local: number;
+}
+
+/** The last sequence of an entry, from its id `0-<last>`. */
+export function lastOf(id: string): number {
+  return Number(id.slice(id.indexOf('-') + 1));
+}
+
+/** The pipeline method defineCommand adds (ioredis types it only on the client). */
+export interface AppendPipeline {
+  appendChange(...args: (string | number | Buffer)[]): unknown;
+}
