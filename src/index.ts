@@ -3,7 +3,7 @@
  * the app, and stops it on SIGTERM or SIGINT. `npm start` runs this file as the only process
  * (`node --import tsx`, no shell or npm left in between to swallow the signal).
  */
-import { logStartBanner } from './app/banner.js';
+import { databaseShown, logStartBanner } from './app/banner.js';
 import { buildApp } from './app/build-app.js';
 import { migrateDatabase } from './db/migrate.js';
 import { loadConfig } from './platform/config.js';
@@ -37,7 +37,10 @@ async function main() {
       'No AUTH_TOKENS, AUTH_JWT_* or AUTH_USER_HEADER configured: local development mode. Every request runs as the admin user "admin"; the server binds to 127.0.0.1 only.',
     );
   }
-  const migrated = await migrateDatabase(config.databaseUrl);
+  const migrated = await migrateDatabase(config.databaseUrl).catch((error: unknown) => {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`Could not migrate the database (${databaseShown(config.databaseUrl)}): ${reason}`);
+  });
   logger.info(
     { provider: migrated.provider, applied: migrated.applied },
     migrated.applied.length ? 'migrations applied' : 'database schema is up to date',

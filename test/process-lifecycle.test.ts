@@ -8,7 +8,7 @@ import { createClient as createSseClient, NetworkError } from 'graphql-sse';
 import { type CloseCode, createClient as createWsClient } from 'graphql-ws';
 import { afterEach, describe, expect, test } from 'vitest';
 import WebSocket from 'ws';
-import { createTestDatabase, type TestDatabase } from './support/databases.js';
+import { checkPostgres, createTestDatabase, type TestDatabase } from './support/databases.js';
 import {
   killLeftovers,
   listeningUrl,
@@ -20,6 +20,15 @@ import {
   stillRunning,
 } from './support/process.js';
 import { waitFor } from './support/server.js';
+import { startTcpProxy } from './support/tcp-proxy.js';
+
+/** PostgreSQL answers (else its cases are skipped, as everywhere; REQUIRE_SERVICES=1 makes that fail). */
+async function postgresAvailable(): Promise<boolean> {
+  const problem = await checkPostgres();
+  if (problem && process.env.REQUIRE_SERVICES === '1') throw new Error(`PostgreSQL is unreachable: ${problem}`);
+  return problem === null;
+}
+const POSTGRES = await postgresAvailable();
 
 const SHUTTING_DOWN = 'shutting down: no longer accepting connections';
 const STOPPED = 'stopped';
@@ -237,4 +246,47 @@ describe('the server process', () => {
     await wsClient.dispose();
     sseClient.dispose();
   });
+});
+
+describe('dependencies that are not there at start: exit 1 with one line naming them', () => {
+  test.runIf(POSTGRES)(
+    'a PostgreSQL that accepts the connection and never answers (a blackholed network)',
+    async () => {
+      const database = await createTestDatabase('postgresql');
+      databases.push(database);
+      const url = new URL(database.url);
+      const proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
+      proxy.cut('hold');
+      try {
+        url.port = String(proxy.port);
+        const env = serverEnv(url.toString());
+        delete env.REDIS_URL;
+        const server = startProcess(SERVER_COMMAND, env);
+        // Before, it waited for the database forever, "starting", while /health said alive.
+        expect(await server.exited).toEqual({ code: 1, signal: null });
+        expect(server.output.at(-1)).toBe(
+          `Could not migrate the database (PostgreSQL at 127.0.0.1:${proxy.port}${url.pathname}): could not connect: no answer within 5000 ms`,
+        );
+      } finally {
+        await proxy.close();
+      }
+    },
+    60_000,
+  );
+
+  test('a Redis that refuses connections (cluster mode)', async () => {
+    const closed = createServer();
+    closed.listen(0, '127.0.0.1');
+    await once(closed, 'listening');
+    const { port } = closed.address() as { port: number };
+    closed.close(); // nobody listens there any more
+    const server = startProcess(
+      SERVER_COMMAND,
+      serverEnv(temporaryDatabase().url, { REDIS_URL: `redis://user:secret@127.0.0.1:${port}` }),
+    );
+    expect(await server.exited).toEqual({ code: 1, signal: null });
+    const last = server.output.at(-1) ?? '';
+    expect(last).toMatch(new RegExp(`^Could not reach Redis at 127\\.0\\.0\\.1:${port} \\(REDIS_URL\\): `));
+    expect(server.output.join('\n')).not.toContain('secret');
+  }, 60_000);
 });

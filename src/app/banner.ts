@@ -78,7 +78,8 @@ function authMode(auth: Config['auth']): string {
   return modes.join(' + ');
 }
 
-function databaseShown(url: string): string {
+/** The database as the banner and start-up errors name it: kind, host and path, never a credential. */
+export function databaseShown(url: string): string {
   if (databaseProvider(url) === 'sqlite') return `SQLite ${sqliteFilePath(url.split('?')[0] as string)}`;
   try {
     const parsed = new URL(url);

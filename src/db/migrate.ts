@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { type DatabaseProvider, databaseProvider, sqliteFilePath } from './client.js';
+import { type DatabaseProvider, databaseProvider, POSTGRES_POOL, sqliteFilePath } from './client.js';
 
 /**
  * Applies the SQL migrations in prisma/migrations/<provider>/ that the database has not seen yet.
@@ -119,8 +119,20 @@ function migrateSqlite(url: string, migrations: Migration[]): string[] {
 }
 
 async function migratePostgres(url: string, migrations: Migration[]): Promise<string[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
+  // The pool's connection timeout: a database that accepts the connection and never answers
+  // (a blackholed network) failed the start after 5 s instead of leaving it waiting forever.
+  const client = new pg.Client({
+    connectionString: url,
+    connectionTimeoutMillis: POSTGRES_POOL.connectionTimeoutMillis,
+    keepAlive: POSTGRES_POOL.keepAlive,
+  });
+  await client.connect().catch((error: Error) => {
+    const timeoutMs = POSTGRES_POOL.connectionTimeoutMillis;
+    // pg's own words for the timeout are "timeout expired".
+    throw new Error(
+      `could not connect: ${error.message === 'timeout expired' ? `no answer within ${timeoutMs} ms` : error.message}`,
+    );
+  });
   try {
     await client.query('BEGIN');
     try {

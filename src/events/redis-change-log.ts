@@ -56,6 +56,15 @@ export interface RedisChangeLogOptions {
   onAppend?: (seconds: number) => void; // metrics: the Redis round trip of each append pipeline
 }
 
+/** Host and port of a Redis URL, never its user or password. */
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return 'REDIS_URL';
+  }
+}
+
 /** The figures the `pubsub` component shows. */
 export interface ChangeLogStatus {
   connected: boolean;
@@ -163,7 +172,10 @@ export class RedisChangeLog {
    * (the runtime store continues from it). Fails when Redis cannot be reached.
    */
   async start(handlers: LogHandlers): Promise<number> {
-    await Promise.all([this.writer.connect(), this.reader.connect()]);
+    await Promise.all([this.writer.connect(), this.reader.connect()]).catch((error: unknown) => {
+      // ioredis says only "Connection is closed." or the socket's error: name what failed.
+      throw new Error(`Could not reach Redis at ${hostOf(this.options.url)} (REDIS_URL): ${(error as Error).message}`);
+    });
     const [last] = (await this.writer.xrevrange(this.stream, '+', '-', 'COUNT', 1)) as [string, string[]][];
     this.lastId = last?.[0] ?? '0-0';
     this.running = true;
