@@ -183,7 +183,50 @@ describe('local development mode (every request is the admin) is not drivable by
     expect(response.status).toBe(403);
     await expect(openRawSocket(server.url, { headers: { origin: 'https://evil.example' } })).rejects.toThrow(/403/);
   });
+
+  test('DNS rebinding: a page of another name resolved to 127.0.0.1 is its own origin, yet refused by its Host', async () => {
+    const { port } = new URL(server.url);
+    const rebound = { host: `evil.example:${port}`, origin: `http://evil.example:${port}` };
+    const tasksBefore = await taskCount(server);
+    const post = await rawRequest(server.url, 'POST', { ...rebound, 'content-type': 'application/json' }, INSTALL);
+    expect(post.status).toBe(403);
+    expect(post.body).toMatch(/Host evil\.example:\d+ is not a loopback name/);
+    expect(await taskCount(server)).toBe(tasksBefore);
+    // A GET query sends no Origin in some browsers, and its answer is readable by the page.
+    const get = await rawRequest(`${server.url}/graphql?query=${encodeURIComponent(VIEWER)}`, 'GET', {
+      host: rebound.host,
+    });
+    expect(get.status).toBe(403);
+    await expect(openRawSocket(server.url, { headers: rebound })).rejects.toThrow(/403/);
+    // The loopback names keep working, with or without their port.
+    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, 'localhost']) {
+      const ok = await rawRequest(`${server.url}/graphql?query=${encodeURIComponent(VIEWER)}`, 'GET', { host });
+      expect(ok.status, host).toBe(200);
+    }
+  });
 });
+
+/** One request with headers fetch() will not send (a Host of our choosing). */
+function rawRequest(
+  url: string,
+  method: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<{ status: number; body: string }> {
+  const target = url.endsWith('/graphql') || url.includes('/graphql?') ? url : `${url}/graphql`;
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(target, { method, headers }, (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => {
+        text += chunk;
+      });
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text }));
+    });
+    request.on('error', reject);
+    request.end(body);
+  });
+}
 
 /** POSTs `size` bytes with chunked encoding (no content-length); the status the server answers. */
 function postChunked(url: string, size: number): Promise<number> {

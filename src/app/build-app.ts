@@ -83,7 +83,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions, metric
   const services = createServices({ db, config, logger, ...(metrics ? { onRedisAppend: metrics.redisAppend } : {}) });
 
   const authenticator = new Authenticator(config.auth);
-  const origins = new OriginPolicy(config.corsOrigins);
+  const origins = new OriginPolicy(config.corsOrigins, { loopbackHostsOnly: config.auth.localDevelopment });
   const yoga = createGraphQL({ config, logger, services: resolverServices(services), authenticator, origins, metrics });
 
   const fastPath = config.graphqlFastPath

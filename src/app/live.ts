@@ -121,9 +121,12 @@ function createWsTransport(deps: LiveDeps, cohorts: SubscriptionCohorts, budget:
     maxPayload: config.maxBodyBytes,
     // Browsers always send Origin on an upgrade: pages of other sites may not connect.
     verifyClient: ({ req }: { req: IncomingMessage }, done: (ok: boolean, status?: number, message?: string) => void) =>
-      void serving.then(() =>
-        done(origins.allows(req.headers.origin, req.headers.host), 403, 'Origin not allowed (CORS_ORIGINS)'),
-      ),
+      void serving.then(() => {
+        const { origin, host } = req.headers;
+        if (!origins.allowsHost(host))
+          done(false, 403, 'Host not allowed: local development mode serves localhost only');
+        else done(origins.allows(origin, host), 403, 'Origin not allowed (CORS_ORIGINS)');
+      }),
   });
   // ws re-emits the HTTP server's own errors (a port in use), which listen() reports: without a
   // listener here, each would also crash the process as an unhandled 'error' event.

@@ -13,9 +13,22 @@ import type { IncomingMessage } from 'node:http';
  *   can only add after a preflight too; mutations never run over GET (Yoga's rule for /graphql,
  *   the SSE transport's for its own).
  * Non-browser clients send no `Origin` and are unaffected.
+ *
+ * In local development mode (`loopbackHostsOnly`) a fourth: only requests to a loopback name
+ * (`localhost`, `127.0.0.1`, `[::1]`) are served. Against DNS rebinding: a page of evil.example
+ * whose name was made to resolve to 127.0.0.1 reaches this server with `Host: evil.example`, and
+ * to the browser it is then the page's own origin, so the Origin rules alone let it through.
  */
 export class OriginPolicy {
-  constructor(private readonly allowList: readonly string[]) {}
+  constructor(
+    private readonly allowList: readonly string[],
+    private readonly options: { loopbackHostsOnly?: boolean } = {},
+  ) {}
+
+  /** Whether a request under the `host` header may be served at all (see `loopbackHostsOnly`). */
+  allowsHost(host: string | null | undefined): boolean {
+    return !this.options.loopbackHostsOnly || isLoopbackHost(host);
+  }
 
   /** Whether a page at `origin` may call this server, reached under the `host` header. */
   allows(origin: string | null | undefined, host: string | null | undefined): boolean {
@@ -63,9 +76,33 @@ export interface Refusal {
   message: string;
 }
 
+/** `localhost` (and its subdomains), 127.0.0.0/8 or `[::1]`, with or without a port. */
+function isLoopbackHost(host: string | null | undefined): boolean {
+  if (!host) return false;
+  let hostname: string;
+  try {
+    hostname = new URL(`http://${host}`).hostname;
+  } catch {
+    return false;
+  }
+  return (
+    hostname === 'localhost' ||
+    hostname.endsWith('.localhost') ||
+    hostname === '[::1]' ||
+    /^127\.\d+\.\d+\.\d+$/.test(hostname)
+  );
+}
+
 /** Why a request to a GraphQL endpoint must not run, if it must not. */
 export function refuseCrossSite(req: IncomingMessage, policy: OriginPolicy): Refusal | null {
-  const origin = req.headers.origin;
+  const { origin, host } = req.headers;
+  if (!policy.allowsHost(host)) {
+    return {
+      status: 403,
+      code: 'FORBIDDEN',
+      message: `Host ${host?.slice(0, 200)} is not a loopback name: local development mode serves localhost, 127.0.0.1 and [::1] only`,
+    };
+  }
   if (!policy.allows(origin, req.headers.host)) {
     return { status: 403, code: 'FORBIDDEN', message: `Origin ${origin?.slice(0, 200)} is not allowed (CORS_ORIGINS)` };
   }
