@@ -6,8 +6,9 @@ import { seedDemoData } from '../src/db/demo-data.js';
 import type { TaskRow } from '../src/db/models.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import { type AppStateEventBody, startFakeAppService } from './support/fake-app-service.js';
+import { RuntimeSnapshotQuery } from './support/operations.js';
 import { UNINSTALLED_APPS } from './support/rows.js';
-import { installThroughApi, startTestServer, type TestServer, waitFor } from './support/server.js';
+import { dataOf, execute, installThroughApi, startTestServer, type TestServer, waitFor } from './support/server.js';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
 
 /**
@@ -217,7 +218,7 @@ describe.runIf(databases.includes('postgresql'))('task engine through a database
   }, 60_000);
 
   test('simulated app service: after an outage longer than the lease, every task in flight ends, the pending ones and a new one run', async () => {
-    const rig = await startRig({ SIMULATED_STEP_MS: '150', TASK_CONCURRENCY: '3' });
+    const rig = await startRig({ SIMULATED_STEP_MS: '150', TASK_CONCURRENCY: '3', COLLECT_INTERVAL_MS: '300' });
     const apps = APPS.slice(0, 8);
     const taskIds: string[] = [];
     for (const app of apps) taskIds.push(await installThroughApi(rig.server, app));
@@ -231,6 +232,17 @@ describe.runIf(databases.includes('postgresql'))('task engine through a database
     const outageEnd = Date.now() + 2 * LEASE_MS;
     rig.proxy.cut('refuse');
     await waitForReadiness(rig.server, 503);
+    // The outage on the components every user sees: what it means, not Prisma's message quoting
+    // the server's source files (the runtime state answers from memory meanwhile).
+    const failing = await waitFor(async () => {
+      const { runtimeSnapshot } = dataOf(await execute(rig.server, RuntimeSnapshotQuery, {}));
+      const failed = runtimeSnapshot.components.filter((component) => component.state === 'ERROR');
+      return failed.some((component) => component.name.startsWith('task_engine')) ? failed : undefined;
+    }, 'the components to show the outage');
+    for (const component of failing) {
+      expect(component.message, component.name).not.toMatch(/invocation|\/src\/|\n/);
+      if (/^(task_engine|database)@/.test(component.name)) expect(component.message).toBe('database unavailable');
+    }
     await outageUntil(rig.server, outageEnd);
     rig.proxy.restore();
     await waitForReadiness(rig.server, 200);

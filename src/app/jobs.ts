@@ -1,3 +1,4 @@
+import { failureMessage } from '../db/availability.js';
 import { LeaderLease, type Leadership, soleLeader } from '../events/leader-lease.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
@@ -84,7 +85,13 @@ export function createPeriodicJobs({
   const startJob = (name: string, intervalMs: number, work: () => Promise<void>) => {
     // Asked at every run too: a leader whose event loop stalled past its lease must not act on a
     // timer that fires before it has heard that it no longer leads.
-    const job = startPeriodicJob(name, intervalMs, () => (leadership.isLeader ? work() : Promise.resolve()), logger);
+    const job = startPeriodicJob(
+      name,
+      intervalMs,
+      () => (leadership.isLeader ? work() : Promise.resolve()),
+      logger,
+      failureMessage,
+    );
     started.push(job);
     return job;
   };

@@ -67,3 +67,23 @@ export async function whenAvailable<T>(read: () => Promise<T>): Promise<T> {
     }
   }
 }
+
+/**
+ * What a failure says where every user sees it (a component's message, a job's or the status
+ * correction's last error). A database error says what it means: Prisma's own message quotes the
+ * calling source file and its lines. Any other error its first line, bounded (the adapters'
+ * messages are written to be shown: "app service is unreachable …: ECONNREFUSED").
+ */
+export function failureMessage(error: unknown): string {
+  if (isDatabaseUnavailable(error)) return 'database unavailable';
+  const { name, message } = error instanceof Error ? error : { name: '', message: String(error) };
+  if (name.startsWith('PrismaClient')) {
+    const { code } = error as { code?: unknown };
+    return typeof code === 'string' ? `database error ${code}` : 'database error';
+  }
+  const line = message.split('\n').find((text) => text.trim()) ?? 'failed';
+  return line.trim().slice(0, MAX_FAILURE_MESSAGE);
+}
+
+/** Longest message a failure shows. */
+const MAX_FAILURE_MESSAGE = 300;

@@ -1,4 +1,5 @@
 import type { AppService, AppStateEvent } from '../adapters/app-service/port.js';
+import { failureMessage } from '../db/availability.js';
 import type { Db } from '../db/client.js';
 import { driverSqlOf } from '../db/driver-sql.js';
 import type { AppRow, HistoryRow, Prisma } from '../db/models.js';
@@ -126,7 +127,7 @@ export class StatusCorrection {
       this.figures.lastError = why && `status correction withheld ${withheld} removals: ${why}`;
       if (why) this.deps.logger.warn({ withheld, listed: listed.length, stored }, this.figures.lastError ?? why);
     } catch (error) {
-      this.figures.lastError = error instanceof Error ? error.message : String(error);
+      this.figures.lastError = failureMessage(error);
       throw error;
     } finally {
       this.figures.checks += 1;

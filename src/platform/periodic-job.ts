@@ -20,13 +20,15 @@ export interface PeriodicJob {
 
 /**
  * Runs `work` now and then every `intervalMs`, never two runs at once; a failing run is logged
- * and the next one still happens. `stop()` waits for a run in progress.
+ * and the next one still happens, its error kept in the status as `describe` words it (the status
+ * is shown to every user). `stop()` waits for a run in progress.
  */
 export function startPeriodicJob(
   name: string,
   intervalMs: number,
   work: () => Promise<void>,
   logger: Logger,
+  describe: (error: unknown) => string = (error) => (error instanceof Error ? error.message : String(error)),
 ): PeriodicJob {
   const state: JobStatus = { name, intervalMs, runs: 0, lastStartedAt: null, lastDurationMs: null, lastError: null };
   let running: Promise<void> | null = null;
@@ -39,7 +41,7 @@ export function startPeriodicJob(
         state.lastError = null;
       })
       .catch((error) => {
-        state.lastError = error instanceof Error ? error.message : String(error);
+        state.lastError = describe(error);
         logger.error({ err: error, job: name }, `${name} failed`);
       })
       .finally(() => {

@@ -1,4 +1,5 @@
 import type { ChartRepo } from '../adapters/chart-repo/port.js';
+import { failureMessage } from '../db/availability.js';
 import type { Db } from '../db/client.js';
 import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
 import { findAppStates, findTasks } from '../db/hot-path-sql.js';
@@ -234,7 +235,7 @@ export class StateCollector {
             }),
           ]);
         } catch (error) {
-          errors[name] = error instanceof Error ? error.message : String(error);
+          errors[name] = failureMessage(error);
           this.publishComponent({ ...component(name, 'ERROR', {}, errors[name]), lastCheck: new Date() }, scope);
         } finally {
           clearTimeout(timer);
