@@ -134,6 +134,14 @@ describe.each(databases)('market sources on %s', (kind) => {
       );
       expect(refused.body?.errors?.map((error) => error.extensions?.code)).toEqual(['FORBIDDEN']);
       expect(refused.text).not.toContain('self-hosted.lan');
+      // Nor by its global id: alice gets null, as for a source that does not exist; the admin the source.
+      const byId = `{ node(id: "${Buffer.from('MarketSource:self-hosted.lan').toString('base64')}") { ... on MarketSource { sourceId baseUrl } } }`;
+      const asAlice = await rawRequest(server, { query: byId }, { token: alice });
+      expect(asAlice.body?.data).toEqual({ node: null });
+      expect(asAlice.text).not.toContain('192.168.1.20');
+      expect((await request(byId, {}, admin)).data).toEqual({
+        node: { sourceId: 'self-hosted.lan', baseUrl: 'http://192.168.1.20:8080/market' },
+      });
 
       const { data } = await request(
         '{ history(filter: { type: ["system"] }, first: 50) { edges { node { type message userId } } } }',

@@ -66,7 +66,7 @@ const MarketSourceSyncRef = builder.objectRef<MarketSourceRow>('MarketSourceSync
 builder.node(MarketSourceRef, {
   description: 'A market source: the remote catalogue or a local one (upload, studio, cli).',
   id: { resolve: (source) => source.sourceId },
-  loadOne: (sourceId, ctx) => ctx.services.catalog.marketSource(String(sourceId)),
+  loadOne: (sourceId, ctx) => ctx.services.marketSources.get(ctx.viewer, String(sourceId)),
   fields: (t) => ({
     sourceId: t.exposeString('sourceId', { description: 'Source id, e.g. `market.olares`.' }),
     title: t.exposeString('title', { description: 'Display name.' }),

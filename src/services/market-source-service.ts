@@ -129,6 +129,17 @@ export class MarketSourceService {
     return this.db.marketSource.findMany({ orderBy: [{ priority: 'desc' }, { sourceId: 'asc' }] });
   }
 
+  /**
+   * One source by id, as `list` would show it to the viewer: an inactive remote source only to an
+   * admin (null for others, as for a source that does not exist: its URL and errors are the
+   * admins' business).
+   */
+  async get(viewer: Viewer, sourceId: string): Promise<MarketSourceRow | null> {
+    const source = await this.catalog.marketSource(sourceId);
+    if (!source || viewer.isAdmin || source.type !== 'remote' || source.isActive) return source;
+    return null;
+  }
+
   /** How many catalogue apps each source holds, in one query. */
   async appCounts(sourceIds: readonly string[]): Promise<number[]> {
     const groups = await this.db.catalogApp.groupBy({
