@@ -352,6 +352,17 @@ describe.each(databases)('read API on %s', (kind) => {
 
       const garbage = await execute(server, NodeQuery, { id: 'definitely not an id' }, { token: TOKENS.ops });
       expect(errorCodes(garbage)).toEqual(['VALIDATION']);
+      // A well-formed id of a type that is not a Node: the same answer, whatever the name (it used to
+      // be an internal error, logged with its stack, that told type names apart).
+      const errorLogs = () => server.logs.filter((line) => JSON.parse(line).level >= 50).length;
+      const logged = errorLogs();
+      for (const typename of ['Foo', 'Viewer', 'String']) {
+        const id = Buffer.from(`${typename}:1`).toString('base64');
+        const answer = await execute(server, NodeQuery, { id }, { token: TOKENS.alice });
+        expect(errorCodes(answer), typename).toEqual(['VALIDATION']);
+        expect(answer.errors?.[0]?.message).toBe(`"${id}" is not a valid id`);
+      }
+      expect(errorLogs()).toBe(logged);
       const wrongRowId = Buffer.from('App:abc').toString('base64');
       expect(dataOf(await execute(server, NodeQuery, { id: wrongRowId }, { token: TOKENS.ops })).node).toBeNull();
     });

@@ -2,16 +2,30 @@ import { ValidationError } from '../domain/errors.js';
 import { MAX_ROW_ID } from '../services/pagination.js';
 
 /**
- * Global ids are base64url("Type:id"). A malformed id is a client error with a clear message,
- * not an internal one.
+ * The types a global id may name: those implementing `Node`, registered once the schema is built
+ * (index.ts). Any other name (an unknown type, `Viewer`, `String`) made Pothos throw an internal
+ * error, unmasked and logged at error level with its stack, which also told a client which names
+ * are types.
+ */
+const nodeTypes = new Set<string>();
+
+export function registerNodeTypes(names: Iterable<string>): void {
+  for (const name of names) nodeTypes.add(name);
+}
+
+/**
+ * Global ids are base64url("Type:id"). A malformed id, or one of a type that is not a `Node`, is a
+ * client error with a clear message, not an internal one.
  */
 export function decodeGlobalId(globalId: string): { typename: string; id: string } {
   const decoded = Buffer.from(globalId, 'base64').toString('utf8');
   const separator = decoded.indexOf(':');
   const typename = decoded.slice(0, separator);
   const id = decoded.slice(separator + 1);
-  if (separator <= 0 || !id || !/^[A-Za-z]+$/.test(typename)) {
-    throw new ValidationError(`"${globalId}" is not a valid id`, [{ path: 'id', message: 'malformed id' }]);
+  if (separator <= 0 || !id || !/^[A-Za-z]+$/.test(typename) || !nodeTypes.has(typename)) {
+    throw new ValidationError(`"${globalId.slice(0, 200)}" is not a valid id`, [
+      { path: 'id', message: 'malformed id' },
+    ]);
   }
   return { typename, id };
 }

@@ -1,5 +1,6 @@
-import { lexicographicSortSchema } from 'graphql';
+import { isObjectType, lexicographicSortSchema } from 'graphql';
 import { builder } from './builder.js';
+import { registerNodeTypes } from './global-id.js';
 import './scalars.js';
 import './errors.js';
 import './viewer.js';
@@ -20,3 +21,9 @@ import './webhooks.js';
 
 /** The whole schema, sorted so its printed form is stable. Building it opens no database. */
 export const schema = lexicographicSortSchema(builder.toSchema());
+
+registerNodeTypes(
+  Object.values(schema.getTypeMap())
+    .filter((type) => isObjectType(type) && type.getInterfaces().some((face) => face.name === 'Node'))
+    .map((type) => type.name),
+);
