@@ -199,6 +199,12 @@ describe.each(databases)('production switches (%s)', (kind) => {
           __typename: 'Query',
           viewer: { __typename: 'Viewer' },
         });
+        // Nor do validation errors spell out field names, to anyone (unauthenticated included).
+        for (const who of [token, undefined]) {
+          const misspelt = await post(server, { query: '{ webhook { id } }' }, who);
+          expect(misspelt.errors?.[0]?.message).toMatch(/Cannot query field "webhook" on type "Query"/);
+          expect(JSON.stringify(misspelt.errors)).not.toMatch(/Did you mean|webhooks/);
+        }
       }
     });
 

@@ -95,7 +95,9 @@ export function createGraphQL({
       useMissedEventsExecution,
       EnvelopArmorPlugin({
         maxDepth: { n: config.maxQueryDepth, ignoreIntrospection: true },
-        blockFieldSuggestion: { enabled: false },
+        // With introspection off, "Did you mean …?" would still spell out the schema's field names
+        // to anyone, before authentication (validation comes first): armor strips them then.
+        blockFieldSuggestion: { enabled: !config.introspection },
       }),
       useInputBounds(config.inputLimits),
       useSnapshotResultCache(),
