@@ -426,4 +426,33 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
       return JSON.stringify({ ...onA, sequence: 0 }) === JSON.stringify({ ...onB, sequence: 0 }) ? true : undefined;
     }, 'both runtime states to hold the same content');
   }, 120_000);
+
+  test('an instance that stops says so: the other shows its components STOPPED until it is back', async () => {
+    const componentsOf = async (on: Instance, instance: string) => {
+      const { runtimeSnapshot } = dataOf(await execute(on, RuntimeSnapshotQuery, {}, as('ops')));
+      return runtimeSnapshot.components.filter((component) => component.name.endsWith(`@${instance}`));
+    };
+    b.server.child.kill('SIGTERM');
+    expect(await b.server.exited).toEqual({ code: 0, signal: null });
+    // Told before B left (its last entries in the log), read by A in its own time.
+    const seenOnA = await waitFor(async () => {
+      const components = await componentsOf(a, 'b');
+      return components.every((component) => component.state === 'STOPPED') ? components : undefined;
+    }, 'B’s components to show STOPPED on A');
+    expect(seenOnA.map((component) => component.name)).toEqual(
+      expect.arrayContaining(['database@b', 'task_engine@b', 'pubsub@b', 'collector@b']),
+    );
+    for (const component of seenOnA) {
+      expect(component, component.name).toMatchObject({
+        state: 'STOPPED',
+        healthy: false,
+        message: 'instance stopped',
+      });
+    }
+    b = await startInstance(b.env);
+    await waitFor(async () => {
+      const back = await componentsOf(a, 'b');
+      return back.find((component) => component.name === 'database@b')?.state === 'RUNNING' ? true : undefined;
+    }, 'B’s components to run again on A once B is back');
+  }, 90_000);
 });

@@ -86,6 +86,8 @@ export class StateCollector {
   private readonly applier: RuntimeApplier;
   private readonly sql: DriverSql; // read-backs and the load at start: on the driver (db/driver-sql.ts)
   private readonly lastWriters = new LastWriters();
+  /** This instance's own components by their plain names (cluster mode), told STOPPED at stop(). */
+  private readonly ownComponents = new Set<string>();
   private readonly barrier: StoreBarrier;
 
   /** `bus`: this instance's own announcements (in cluster mode the others' come as runtime changes). */
@@ -175,6 +177,10 @@ export class StateCollector {
     await this.resyncing;
     while (this.refreshing) await this.refreshing;
     await this.cycle;
+    // The other instances keep this one's components: they would say RUNNING for good.
+    const stopped = { lastCheck: new Date() };
+    const components = [...this.ownComponents].map((name) => component(name, 'STOPPED', {}, 'instance stopped'));
+    if (components.length) this.publishComponents(components.map((status) => ({ ...status, ...stopped })));
   }
 
   /** One poll cycle over every source, at most one at a time. */
@@ -373,6 +379,7 @@ export class StateCollector {
   /** In cluster mode a process's components are named `<component>@<instance>`; the cluster's are not. */
   private publishComponents(components: ComponentStatus[], scope?: PollSource['scope']): void {
     const instance = scope === 'cluster' ? undefined : this.cluster?.instance;
+    if (instance) for (const { name } of components) this.ownComponents.add(name);
     const named = instance ? components.map((c) => ({ ...c, name: `${c.name}@${instance}` })) : components;
     this.publish({ kind: 'components', components: named });
   }
