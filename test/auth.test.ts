@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { availableDatabases } from './support/databases.js';
-import { AppsQuery, ViewerQuery } from './support/operations.js';
+import { AppsQuery, HistoryQuery, ViewerQuery } from './support/operations.js';
 import { AUTH_ENV, dataOf, errorCodes, execute, startTestServer, type TestServer, TOKENS } from './support/server.js';
 
 const [kind] = await availableDatabases();
@@ -78,6 +78,14 @@ describe('identity', () => {
       expect(response.status).toBe(401);
       expect(errorCodes(response)).toEqual(['UNAUTHENTICATED']);
       expect(response.errors?.[0]?.message).toContain('X-Bfl-User');
+    });
+
+    test('the header naming "system" (the user of the server\'s own history records) is 401 and reads nothing', async () => {
+      const response = await execute(server, HistoryQuery, { first: 50 }, { headers: { 'X-Bfl-User': 'system' } });
+      expect(response.status).toBe(401);
+      expect(errorCodes(response)).toEqual(['UNAUTHENTICATED']);
+      expect(response.errors?.[0]?.message).toBe('X-Bfl-User names a user id reserved for the server');
+      expect(response.data ?? null).toBeNull();
     });
   });
 

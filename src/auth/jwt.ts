@@ -8,7 +8,8 @@ import {
   errors as joseErrors,
   jwtVerify,
 } from 'jose';
-import type { JwtConfig } from '../platform/config.js';
+import { ConfigError, type JwtConfig } from '../platform/config.js';
+import { userIdProblem } from './user-id.js';
 
 /** What a verified token says about its holder. */
 export interface JwtIdentity {
@@ -23,13 +24,13 @@ export class JwtRejected extends Error {
   override name = 'JwtRejected';
 }
 
-const USER_ID = /^[\w.@:-]{1,128}$/;
-
 /**
  * Verifies JWT bearer tokens with jose (no hand-written crypto): HS256 with a shared secret, or
  * RS256/ES256 with a PEM public key or a JWKS file whose keys are picked by `kid`. Issuer,
  * audience and the clock skew are checked when configured; a token without `exp` is accepted only
- * if the issuer chose so (jose's default), and its socket then stays open.
+ * if the issuer chose so (jose's default), and its socket then stays open. The skew applies to
+ * `exp`, `nbf` and `iat`: a token issued later than now + skew is refused (jose checks `iat` only
+ * with a maximum token age, which would also make `iat` required).
  */
 export class JwtVerifier {
   private readonly key: Uint8Array | KeyObject | JWTVerifyGetKey;
@@ -40,11 +41,10 @@ export class JwtVerifier {
       this.key = new TextEncoder().encode(config.secret);
       this.algorithms = ['HS256'];
     } else if (config.publicKey) {
-      const pem = config.publicKey.includes('-----BEGIN') ? config.publicKey : readFileSync(config.publicKey, 'utf8');
-      this.key = createPublicKey(pem);
+      this.key = publicKeyOf(config.publicKey);
       this.algorithms = ['RS256', 'ES256'];
     } else if (config.jwksFile) {
-      this.key = createLocalJWKSet(JSON.parse(readFileSync(config.jwksFile, 'utf8')) as JSONWebKeySet);
+      this.key = keySetOf(config.jwksFile);
       this.algorithms = ['RS256', 'ES256'];
     } else {
       throw new Error('JwtVerifier needs a secret, a public key or a JWKS file');
@@ -63,9 +63,17 @@ export class JwtVerifier {
     } catch (error) {
       throw new JwtRejected(reasonOf(error));
     }
+    // jose has checked that `iat`, when present, is a number; as it does for `nbf`, with the skew.
+    if (typeof payload.iat === 'number' && payload.iat > Math.floor(Date.now() / 1000) + this.config.clockSkewS) {
+      throw new JwtRejected('Token claim "iat" is not accepted');
+    }
     const userId = payload[this.config.userClaim];
-    if (typeof userId !== 'string' || !USER_ID.test(userId)) {
+    const problem = typeof userId === 'string' ? userIdProblem(userId) : 'malformed';
+    if (typeof userId !== 'string' || problem === 'malformed') {
       throw new JwtRejected(`Token claim "${this.config.userClaim}" must be a user id`);
+    }
+    if (problem === 'reserved') {
+      throw new JwtRejected(`Token claim "${this.config.userClaim}" names a user id reserved for the server`);
     }
     const role = payload[this.config.roleClaim];
     const roles = Array.isArray(role) ? role : [role];
@@ -83,4 +91,65 @@ function reasonOf(error: unknown): string {
   if (error instanceof joseErrors.JWTClaimValidationFailed) return `Token claim "${error.claim}" is not accepted`;
   if (error instanceof joseErrors.JOSEAlgNotAllowed) return 'Token algorithm is not accepted';
   return 'Invalid or expired token';
+}
+
+/**
+ * AUTH_JWT_PUBLIC_KEY: PEM text, or the path of a PEM file. A value that is neither stops the
+ * server with a ConfigError naming the variable (the key text itself is not repeated).
+ */
+function publicKeyOf(value: string): KeyObject {
+  const inline = value.includes('-----BEGIN');
+  let pem = value;
+  if (!inline) {
+    try {
+      pem = readFileSync(value, 'utf8');
+    } catch (error) {
+      throw invalid(
+        'AUTH_JWT_PUBLIC_KEY',
+        `${value} cannot be read (${errorCode(error)}): set PEM text (SPKI) or the path of a PEM file`,
+      );
+    }
+  }
+  try {
+    return createPublicKey(pem);
+  } catch (error) {
+    const what = inline ? 'the PEM text' : value;
+    throw invalid('AUTH_JWT_PUBLIC_KEY', `${what} is not a PEM public key (${(error as Error).message})`);
+  }
+}
+
+/** AUTH_JWT_JWKS_FILE: the path of a JSON Web Key Set (`{"keys": [...]}`) with at least one key. */
+function keySetOf(path: string): JWTVerifyGetKey {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw invalid('AUTH_JWT_JWKS_FILE', `${path} cannot be read (${errorCode(error)})`);
+  }
+  let jwks: unknown;
+  try {
+    jwks = JSON.parse(text);
+  } catch {
+    // Not JSON.parse's message: it quotes the file, and the file may not be the key set it should be.
+    throw invalid('AUTH_JWT_JWKS_FILE', `${path} is not JSON (a JSON Web Key Set, {"keys": [...]}, is expected)`);
+  }
+  let keySet: JWTVerifyGetKey;
+  try {
+    keySet = createLocalJWKSet(jwks as JSONWebKeySet);
+  } catch {
+    throw invalid('AUTH_JWT_JWKS_FILE', `${path} is not a JSON Web Key Set (an object {"keys": [...]} of JWKs)`);
+  }
+  if ((jwks as JSONWebKeySet).keys.length === 0) {
+    throw invalid('AUTH_JWT_JWKS_FILE', `${path} has no keys: every token would be refused`);
+  }
+  return keySet;
+}
+
+/** One bad variable, in the form loadConfig reports them (and the server prints before exit code 1). */
+function invalid(variable: string, message: string): ConfigError {
+  return new ConfigError(`Invalid configuration:\n  ${variable}: ${message}`);
+}
+
+function errorCode(error: unknown): string {
+  return (error as NodeJS.ErrnoException).code ?? (error as Error).message;
 }

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { ForbiddenError, UnauthenticatedError } from '../domain/errors.js';
-import type { Config } from '../platform/config.js';
+import { type Config, ConfigError } from '../platform/config.js';
 import { JwtRejected, JwtVerifier } from './jwt.js';
+import { userIdProblem } from './user-id.js';
 
 /** Who is asking. Every service call that reads or changes user data takes one. */
 export interface Viewer {
@@ -29,8 +30,6 @@ export interface Credentials {
 }
 
 const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
-/** Gateway user ids: what the original system's users look like, bounded. */
-const GATEWAY_USER = /^[\w.@:-]{1,128}$/;
 
 /**
  * Resolves the viewer of a request. `Authorization: Bearer <credential>` wins: a static token
@@ -44,6 +43,14 @@ export class Authenticator {
   private readonly jwt: JwtVerifier | null;
 
   constructor(private readonly auth: Config['auth']) {
+    // Parsed by loadConfig, which knows nothing of the ids the server keeps for itself: refused
+    // here, at start, in the form of loadConfig's errors (never echoing the entry: it holds a secret).
+    const reserved = auth.tokens.findIndex((t) => userIdProblem(t.userId) === 'reserved');
+    if (reserved >= 0) {
+      throw new ConfigError(
+        `Invalid configuration:\n  AUTH_TOKENS: entry ${reserved + 1}: user id "${auth.tokens[reserved]?.userId}" is reserved for the server's own records`,
+      );
+    }
     this.tokens = new Map(auth.tokens.map((t) => [sha256(t.token), { userId: t.userId, isAdmin: t.role === 'admin' }]));
     this.jwt = auth.jwt ? new JwtVerifier(auth.jwt) : null;
   }
@@ -53,7 +60,11 @@ export class Authenticator {
     if (authorization) return this.verify(authorization);
     if (this.auth.userHeader && gatewayUser?.trim()) {
       const userId = gatewayUser.trim();
-      if (!GATEWAY_USER.test(userId)) throw new UnauthenticatedError(`${this.auth.userHeader} is not a valid user id`);
+      const problem = userIdProblem(userId);
+      if (problem === 'malformed') throw new UnauthenticatedError(`${this.auth.userHeader} is not a valid user id`);
+      if (problem === 'reserved') {
+        throw new UnauthenticatedError(`${this.auth.userHeader} names a user id reserved for the server`);
+      }
       return { userId, isAdmin: this.auth.adminUsers.includes(userId) };
     }
     throw new UnauthenticatedError(
