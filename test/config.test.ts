@@ -46,6 +46,96 @@ describe('configuration', () => {
     expect(() => loadConfig(env)).toThrow(message);
   });
 
+  // Every one of these is fetched or POSTed to over HTTP, or handed to a wallet or the app service
+  // as an address to call back: ftp:, file: or javascript: would only fail later, at the first call,
+  // or reach whoever follows the link.
+  test.each([
+    ['APP_SERVICE_URL', { APP_SERVICE_EVENT_SECRET: 'e'.repeat(16) }],
+    ['APP_SERVICE_REPO_URL', {}],
+    ['PUBLIC_BASE_URL', {}],
+    ['PAYMENT_WALLET_PUSH_URL', { PAYMENT_PUSH_SECRET: 's'.repeat(16), PUBLIC_BASE_URL: 'https://market.example.com' }],
+    ['PAYMENT_FRONTEND_PUSH_URL', { PAYMENT_PUSH_SECRET: 's'.repeat(16) }],
+    ['CHART_REPO_URL', {}],
+  ])('%s takes an http(s) URL and refuses any other scheme', (name, companions) => {
+    for (const url of ['http://app-service:8080/', 'https://10.0.0.5/base']) {
+      expect(() => loadConfig({ ...companions, [name]: url }), url).not.toThrow();
+    }
+    for (const url of ['ftp://files.example.com/', 'file:///etc/passwd', 'javascript:alert(1)']) {
+      expect(() => loadConfig({ ...companions, [name]: url }), url).toThrow(ConfigError);
+      expect(() => loadConfig({ ...companions, [name]: url }), url).toThrow(`${name}: must be an absolute http(s) URL`);
+    }
+  });
+
+  // Number() reads " " as 0 (PORT: a random port; MUTATION_RATE_PER_S: no rate limit) and takes hex,
+  // binary and exponents: a typo must stop the server, not silently change the setting.
+  test.each([
+    [{ PORT: ' ' }, /PORT: must be a number written in decimal digits/],
+    [{ PORT: '0x10ff' }, /PORT: must be a number written in decimal digits/],
+    [{ PORT: '4e3' }, /PORT: must be a number written in decimal digits/],
+    [{ MUTATION_RATE_PER_S: ' ' }, /MUTATION_RATE_PER_S: must be a number written in decimal digits/],
+    [{ MUTATION_RATE_PER_S: '1e1' }, /MUTATION_RATE_PER_S: must be a number written in decimal digits/],
+    [{ SNAPSHOT_MAX_HZ: '0x10' }, /SNAPSHOT_MAX_HZ: must be a number written in decimal digits/],
+    [{ CHANGE_LOG_RETENTION: '1e6' }, /CHANGE_LOG_RETENTION: must be a number written in decimal digits/],
+    [{ TASK_TIMEOUT_MS: '0b1010' }, /TASK_TIMEOUT_MS: must be a number written in decimal digits/],
+  ])('%o is refused: numbers are read only as written in decimal digits', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  test('an empty number setting takes its default, a blank one is refused, fractions are kept where allowed', () => {
+    // Empty counts as unset, as for every setting (loadConfig); blank is a value, and not a number.
+    expect(loadConfig({ PORT: '', MUTATION_RATE_PER_S: '' })).toMatchObject({
+      port: 4000,
+      mutationRateLimit: { perSecond: 10, burst: 60 },
+    });
+    expect(() => loadConfig({ MUTATION_RATE_PER_S: '  ' })).toThrow('MUTATION_RATE_PER_S: must be a number');
+    expect(loadConfig({ PORT: '0', MUTATION_RATE_PER_S: '0.5', SNAPSHOT_MAX_HZ: '2.5' })).toMatchObject({
+      port: 0,
+      mutationRateLimit: { perSecond: 0.5 },
+      runtime: { snapshotMaxHz: 2.5 },
+    });
+    expect(() => loadConfig({ MAX_PAGE_SIZE: '10.5' })).toThrow('MAX_PAGE_SIZE: must be a whole number');
+    expect(() => loadConfig({ MUTATION_RATE_PER_S: '-1' })).toThrow('MUTATION_RATE_PER_S: must be 0 or more');
+  });
+
+  // The drivers (pg, ioredis) would fail at the first connection with a bare "Invalid URL" or
+  // "URI malformed" that names no setting; the message must not repeat the URL (it holds a password).
+  test.each([
+    [
+      'DATABASE_URL',
+      'postgresql://market:db-pass-7731@127.0.0.1:99999/market',
+      'db-pass-7731',
+      /DATABASE_URL: is not a valid URL/,
+    ],
+    ['DATABASE_URL', 'postgresql://market:db-pass-%E9@db:5432/market', 'db-pass-', /DATABASE_URL: .*percent-encod/],
+    ['REDIS_URL', 'redis://default:Redis%ZZ@cache:6379', 'Redis%ZZ', /REDIS_URL: .*percent-encod/],
+    ['REDIS_URL', 'redis://default:redis-pass-5512@cache:99999', 'redis-pass-5512', /REDIS_URL: is not a valid URL/],
+  ])('%s=%s the driver cannot read is refused, without echoing the password', (name, url, secret, message) => {
+    expect(() => loadConfig({ [name]: url })).toThrow(ConfigError);
+    expect(() => loadConfig({ [name]: url })).toThrow(message);
+    expect(() => loadConfig({ [name]: url })).toThrow(
+      expect.objectContaining({ message: expect.not.stringContaining(secret) }),
+    );
+  });
+
+  test('DATABASE_URL and REDIS_URL are refused only where their drivers cannot read them', () => {
+    // The boundary: a port past 65535 is refused, while what pg and ioredis do read (a socket
+    // directory with no host, an IPv6 host, percent-encoded passwords, a database number) still starts.
+    expect(() => loadConfig({ DATABASE_URL: 'postgresql://market@db.internal:65536/market' })).toThrow(
+      'DATABASE_URL: is not a valid URL',
+    );
+    for (const url of [
+      'postgresql://market:p%40ss@db.internal:5432/market?sslmode=verify-full',
+      'postgres://market@/market?host=/var/run/postgresql',
+      'postgresql://market:p@[::1]:5432/market',
+    ]) {
+      expect(loadConfig({ DATABASE_URL: url }).databaseUrl).toBe(url);
+    }
+    for (const url of ['redis://cache:6379/2', 'rediss://default:p%40ss@cache.internal:6380']) {
+      expect(loadConfig({ REDIS_URL: url }).redis?.url).toBe(url);
+    }
+  });
+
   test('a rejected AUTH_TOKENS entry is not echoed (it holds a secret)', () => {
     expect(() => loadConfig({ AUTH_TOKENS: 'alice:root:my-very-secret' })).toThrow(
       expect.objectContaining({ message: expect.not.stringContaining('my-very-secret') }),

@@ -1,3 +1,4 @@
+import { parse as parsePostgresUrl } from 'pg-connection-string';
 import { z } from 'zod';
 
 /**
@@ -6,21 +7,34 @@ import { z } from 'zod';
  * the typed `Config` the rest of the server reads.
  */
 
-const port = z.coerce
-  .number({ error: 'must be a number' })
+/**
+ * Environment values are text, and only decimal digits (with a fraction where the setting allows
+ * one), as the README writes numbers, are read as a number. `z.coerce.number` used `Number()`,
+ * which reads a blank value as 0 (PORT=" " bound a random port, MUTATION_RATE_PER_S=" " turned the
+ * limit off) and takes hex, binary, octal and exponents (PORT=0x10ff bound 4351). A minus sign is
+ * let through so that "-1" gets the bound's message ("must be 0 or more") rather than this one. An
+ * empty value is not a number either: loadConfig drops it first, so it means "unset" (the default).
+ */
+const DECIMAL = /^-?\d+(\.\d+)?$/;
+
+/** The number `checks` takes (bounds, whole), read from an environment value written in decimal. */
+function decimal(checks: z.ZodNumber) {
+  return z
+    .string({ error: 'must be a number written in decimal digits' })
+    .regex(DECIMAL, 'must be a number written in decimal digits')
+    .transform(Number)
+    .pipe(checks);
+}
+
+const port = z
+  .number()
   .int('must be a whole number')
   .min(0, 'must be between 0 and 65535')
   .max(65535, 'must be between 0 and 65535');
 
-const positiveInt = z.coerce
-  .number({ error: 'must be a number' })
-  .int('must be a whole number')
-  .positive('must be greater than 0');
+const positiveInt = z.number().int('must be a whole number').positive('must be greater than 0');
 
-const nonNegativeInt = z.coerce
-  .number({ error: 'must be a number' })
-  .int('must be a whole number')
-  .min(0, 'must be 0 or more');
+const nonNegativeInt = z.number().int('must be a whole number').min(0, 'must be 0 or more');
 
 /**
  * Node's longest timer: a setTimeout or setInterval given more fires after 1 ms instead (with a
@@ -32,7 +46,13 @@ const TIMER_BOUND = `must be at most ${MAX_TIMER_MS} (about 24.8 days, the longe
 const positiveMs = positiveInt.max(MAX_TIMER_MS, TIMER_BOUND);
 const nonNegativeMs = nonNegativeInt.max(MAX_TIMER_MS, TIMER_BOUND);
 
-const optionalUrl = z.url({ error: 'must be an absolute http(s) URL' }).optional();
+/**
+ * An address this server calls over HTTP (or hands out for others to call back): `z.url()` alone
+ * takes any scheme, so ftp:, file: and javascript: passed and failed only at the first call. The
+ * protocol pattern is zod's own httpProtocol, which also requires the `//` ("http:host" refused).
+ */
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' });
+const optionalUrl = httpUrl.optional();
 
 const flag = z
   .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'], {
@@ -84,17 +104,66 @@ function splitList(raw: string | undefined): string[] {
 
 const commaList = z.string().optional().transform(splitList);
 
+/*
+ * REDIS_URL and DATABASE_URL checked the way their drivers will read them. Without this the server
+ * started, then failed at its first connection with the driver's bare "Invalid URL" (e.g. a port
+ * past 65535) or "URI malformed" (a `%` in the password not followed by two hex digits, or %XX bytes
+ * that are not UTF-8), naming no setting. The messages never quote the URL: it may hold a password.
+ */
+const NOT_A_URL = 'is not a valid URL (check the host name, and the port: at most 65535)';
+/** Says which part of the URL, never its text. */
+function badEncoding(part: string): string {
+  return `has a ${part} whose percent-encoding does not decode (write % as %25, other special characters as their UTF-8 %XX bytes)`;
+}
+
+/** Whether `decode` takes every one of `parts` (decodeURIComponent and decodeURI throw URIError). */
+function decodes(decode: (part: string) => string, ...parts: string[]): boolean {
+  try {
+    for (const part of parts) decode(part);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** ioredis: `new URL`, then decodeURIComponent of the user name and password. */
+function redisUrlProblem(url: string): string | undefined {
+  const parsed = URL.parse(url);
+  if (!parsed) return NOT_A_URL;
+  if (!decodes(decodeURIComponent, parsed.username, parsed.password)) return badEncoding('user name or password');
+  return undefined;
+}
+
+/**
+ * pg reads DATABASE_URL with pg-connection-string (its own dependency, named in package.json so
+ * that this check is pg's very parser): what it refuses here, pg would refuse at the first
+ * connection. It is more lenient than `new URL` (a stray `%` in a password is taken literally, a
+ * URL without a host names a socket directory), so nothing it accepts is refused.
+ */
+function postgresUrlProblem(url: string): string | undefined {
+  try {
+    parsePostgresUrl(url);
+    return undefined;
+  } catch (error) {
+    return error instanceof URIError ? badEncoding('user name, password, host or database name') : NOT_A_URL;
+  }
+}
+
 const databaseUrl = z
   .string()
   .default('file:./data/market.db')
-  .refine((url) => url.startsWith('file:') || /^postgres(ql)?:\/\//.test(url), {
-    message: 'must be file:<path> (SQLite) or postgresql://… (PostgreSQL)',
+  .superRefine((url, ctx) => {
+    if (url.startsWith('file:')) return;
+    const problem = /^postgres(ql)?:\/\//.test(url)
+      ? postgresUrlProblem(url)
+      : 'must be file:<path> (SQLite) or postgresql://… (PostgreSQL)';
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
   });
 
 /** Every environment variable the server reads, with its validation and default. */
 export const envSchema = z.object({
   /** TCP port of the HTTP server. @default 4000 */
-  PORT: port.default(4000),
+  PORT: decimal(port).default(4000),
   /** Interface to bind. Must be loopback when no authentication is configured. @default 127.0.0.1 */
   HOST: z.string().min(1).default('127.0.0.1'),
   /** pino level. @default info */
@@ -118,7 +187,7 @@ export const envSchema = z.object({
    * How long a stop (SIGTERM) waits for in-flight requests and WebSocket closing handshakes
    * before it cuts the connections left; 0 cuts them at once. @default 10000
    */
-  SHUTDOWN_TIMEOUT_MS: nonNegativeMs.max(600_000, 'must be at most 600000').default(10_000),
+  SHUTDOWN_TIMEOUT_MS: decimal(nonNegativeMs.max(600_000, 'must be at most 600000')).default(10_000),
   /** `file:<path>` for SQLite, `postgresql://…` for PostgreSQL. @default file:./data/market.db */
   DATABASE_URL: databaseUrl,
   /** Seed demo data into an empty database. @default true */
@@ -127,6 +196,10 @@ export const envSchema = z.object({
   REDIS_URL: z
     .string()
     .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+    .superRefine((url, ctx) => {
+      const problem = /^rediss?:\/\//.test(url) ? redisUrlProblem(url) : undefined;
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
     .optional(),
   /** Prefix of every Redis key and channel, so several deployments can share one Redis. @default market: */
   REDIS_PREFIX: z.string().min(1).max(100).default('market:'),
@@ -136,15 +209,16 @@ export const envSchema = z.object({
     .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1 to 64 letters, digits, dots, dashes or underscores')
     .optional(),
   /** Changes kept in the Redis change log (a stream, trimmed approximately to this length). @default 100000 */
-  CHANGE_LOG_RETENTION: positiveInt
-    .min(1000, 'must be at least 1000')
-    .max(10_000_000, 'must be at most 10000000')
-    .default(100_000),
+  CHANGE_LOG_RETENTION: decimal(
+    positiveInt.min(1000, 'must be at least 1000').max(10_000_000, 'must be at most 10000000'),
+  ).default(100_000),
   /**
    * With REDIS_URL: how long the leader's lease on the once-per-cluster work lasts unless renewed
    * (renewed every third of it); a killed leader is replaced within this plus a third. @default 10000
    */
-  LEADER_LEASE_MS: positiveMs.min(300, 'must be at least 300').max(600_000, 'must be at most 600000').default(10_000),
+  LEADER_LEASE_MS: decimal(positiveMs.min(300, 'must be at least 300').max(600_000, 'must be at most 600000')).default(
+    10_000,
+  ),
   /** Bearer tokens, `userId:role:token,…`. @default none */
   AUTH_TOKENS: authTokens,
   /** Trusted gateway header carrying the user id (e.g. X-Bfl-User). @default none */
@@ -152,21 +226,21 @@ export const envSchema = z.object({
   /** User ids that the gateway header marks as admins, comma-separated. @default none */
   AUTH_ADMIN_USERS: commaList,
   /** Largest `first`/`last` a connection accepts. @default 100 */
-  MAX_PAGE_SIZE: positiveInt.max(1000, 'must be at most 1000').default(100),
+  MAX_PAGE_SIZE: decimal(positiveInt.max(1000, 'must be at most 1000')).default(100),
   /** Largest request body in bytes. @default 1048576 */
-  MAX_BODY_BYTES: positiveInt.default(1024 * 1024),
+  MAX_BODY_BYTES: decimal(positiveInt).default(1024 * 1024),
   /** Largest chart package `uploadChart` accepts (a multipart POST may be this plus its framing). @default 10485760 (10 MiB) */
-  CHART_UPLOAD_MAX_BYTES: positiveInt
-    .max(1024 * 1024 * 1024, 'must be at most 1073741824 (1 GiB)')
-    .default(10 * 1024 * 1024),
+  CHART_UPLOAD_MAX_BYTES: decimal(positiveInt.max(1024 * 1024 * 1024, 'must be at most 1073741824 (1 GiB)')).default(
+    10 * 1024 * 1024,
+  ),
   /** Deepest selection a query may nest. @default 12 */
-  MAX_QUERY_DEPTH: positiveInt.default(12),
+  MAX_QUERY_DEPTH: decimal(positiveInt).default(12),
   /** Most items in one list input (a filter's values, envs, ids). @default 100 */
-  MAX_INPUT_LIST_LENGTH: positiveInt.default(100),
+  MAX_INPUT_LIST_LENGTH: decimal(positiveInt).default(100),
   /** Longest string input, in characters (a wallet's JWS signature runs to several KiB). @default 16384 */
-  MAX_INPUT_STRING_LENGTH: positiveInt.default(16_384),
+  MAX_INPUT_STRING_LENGTH: decimal(positiveInt).default(16_384),
   /** Deepest nesting of a JSON scalar input. @default 8 */
-  MAX_INPUT_JSON_DEPTH: positiveInt.max(64, 'must be at most 64').default(8),
+  MAX_INPUT_JSON_DEPTH: decimal(positiveInt.max(64, 'must be at most 64')).default(8),
   /** Origins (scheme://host[:port]) that browsers may call the API from; unset → same origin only. @default none */
   CORS_ORIGINS: z
     .string()
@@ -182,15 +256,15 @@ export const envSchema = z.object({
       return origins;
     }),
   /** Subscriptions (and operations in flight) one WebSocket connection may hold. @default 100 */
-  MAX_SUBSCRIPTIONS_PER_CONNECTION: positiveInt.default(100),
+  MAX_SUBSCRIPTIONS_PER_CONNECTION: decimal(positiveInt).default(100),
   /** WebSocket connections plus SSE streams one user may hold open. @default 50 */
-  MAX_CONNECTIONS_PER_USER: positiveInt.default(50),
+  MAX_CONNECTIONS_PER_USER: decimal(positiveInt).default(50),
   /** WebSocket connections and SSE streams the instance holds in all, authenticated or not. @default 20000 */
-  MAX_CONNECTIONS: positiveInt.default(20_000),
+  MAX_CONNECTIONS: decimal(positiveInt).default(20_000),
   /** Mutations per second a user's bucket refills with; 0 turns the limit off. @default 10 */
-  MUTATION_RATE_PER_S: z.coerce.number({ error: 'must be a number' }).min(0, 'must be 0 or more').default(10),
+  MUTATION_RATE_PER_S: decimal(z.number().min(0, 'must be 0 or more')).default(10),
   /** Mutations a user may send at once before the rate applies (the bucket's size). @default 60 */
-  MUTATION_BURST: positiveInt.default(60),
+  MUTATION_BURST: decimal(positiveInt).default(60),
   /** Serve GraphiQL on GET /graphql. @default on only in local development mode */
   GRAPHIQL: flag.optional(),
   /** Answer introspection queries. @default on only in local development mode */
@@ -213,21 +287,21 @@ export const envSchema = z.object({
   /** Required `aud` of JWTs. @default none (not checked) */
   AUTH_JWT_AUDIENCE: z.string().min(1).optional(),
   /** Clock skew tolerated on exp/nbf/iat, in seconds. @default 30 */
-  AUTH_JWT_CLOCK_SKEW_S: nonNegativeInt.max(600, 'must be at most 600').default(30),
+  AUTH_JWT_CLOCK_SKEW_S: decimal(nonNegativeInt.max(600, 'must be at most 600')).default(30),
   /** Claim holding the user id. @default sub */
   AUTH_JWT_USER_CLAIM: z.string().min(1).default('sub'),
   /** Claim holding the role (a string or a list); the value "admin" makes an admin. @default role */
   AUTH_JWT_ROLE_CLAIM: z.string().min(1).default('role'),
   /** Tasks executed at once by this instance. @default 4 */
-  TASK_CONCURRENCY: positiveInt.max(64, 'must be at most 64').default(4),
+  TASK_CONCURRENCY: decimal(positiveInt.max(64, 'must be at most 64')).default(4),
   /** A task still running after this long fails. @default 1800000 (30 min) */
-  TASK_TIMEOUT_MS: positiveMs.default(30 * 60 * 1000),
+  TASK_TIMEOUT_MS: decimal(positiveMs).default(30 * 60 * 1000),
   /** How often the engine looks for pending tasks it was not told about (other instances). @default 2000 */
-  TASK_POLL_INTERVAL_MS: positiveMs.default(2000),
+  TASK_POLL_INTERVAL_MS: decimal(positiveMs).default(2000),
   /** A running task whose instance stopped renewing its heartbeat for this long is recovered. @default 30000 */
-  TASK_LEASE_MS: positiveMs.default(30_000),
+  TASK_LEASE_MS: decimal(positiveMs).default(30_000),
   /** Pace of the simulated app service, per state step. @default 800 */
-  SIMULATED_STEP_MS: nonNegativeMs.default(800),
+  SIMULATED_STEP_MS: decimal(nonNegativeMs).default(800),
   /** Apps whose operations the simulated app service fails: comma-separated names, `*` wildcards. @default none */
   SIMULATED_FAIL_APPS: commaList,
   /** Base URL of the real app service; unset → the simulated one. @default none */
@@ -235,38 +309,38 @@ export const envSchema = z.object({
   /** Credential this server sends to the app service as X-Authorization. @default none */
   APP_SERVICE_TOKEN: z.string().min(1).optional(),
   /** Timeout of one app-service call. @default 120000 */
-  APP_SERVICE_TIMEOUT_MS: positiveMs.default(120_000),
+  APP_SERVICE_TIMEOUT_MS: decimal(positiveMs).default(120_000),
   /** Shared secret the app service sends (Bearer) with POST /events/app-state. Required with APP_SERVICE_URL. */
   APP_SERVICE_EVENT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Chart repository URL passed to the app service as `repoUrl`. @default http://127.0.0.1:82/ */
-  APP_SERVICE_REPO_URL: z.url({ error: 'must be an absolute http(s) URL' }).default('http://127.0.0.1:82/'),
+  APP_SERVICE_REPO_URL: httpUrl.default('http://127.0.0.1:82/'),
   /**
    * Period of status correction: the app service's full app list compared with the stored states
    * (both modes; it also runs once at start). Unset → RECONCILE_INTERVAL_MS, its former name. @default 60000
    */
-  STATUS_CORRECTION_INTERVAL_MS: positiveMs.optional(),
+  STATUS_CORRECTION_INTERVAL_MS: decimal(positiveMs).optional(),
   /** Former name of STATUS_CORRECTION_INTERVAL_MS, still read. @default 60000 */
-  RECONCILE_INTERVAL_MS: positiveMs.default(60_000),
+  RECONCILE_INTERVAL_MS: decimal(positiveMs).default(60_000),
   /** Deliveries the outbox worker of one instance has in flight at once. @default 8 */
-  OUTBOX_CONCURRENCY: positiveInt.max(256, 'must be at most 256').default(8),
+  OUTBOX_CONCURRENCY: decimal(positiveInt.max(256, 'must be at most 256')).default(8),
   /** Attempts of one outbound message before it is dead-lettered. @default 10 */
-  OUTBOX_MAX_ATTEMPTS: positiveInt.max(100, 'must be at most 100').default(10),
+  OUTBOX_MAX_ATTEMPTS: decimal(positiveInt.max(100, 'must be at most 100')).default(10),
   /** Pause before the first retry; each later retry doubles it (with jitter). @default 1000 */
-  OUTBOX_BACKOFF_BASE_MS: positiveMs.default(1000),
+  OUTBOX_BACKOFF_BASE_MS: decimal(positiveMs).default(1000),
   /** Longest pause between two attempts. @default 600000 */
-  OUTBOX_BACKOFF_MAX_MS: positiveMs.default(600_000),
+  OUTBOX_BACKOFF_MAX_MS: decimal(positiveMs).default(600_000),
   /** Deadline of one whole delivery attempt, connecting to reading the answer's end; locks derive from it. @default 10000 */
-  OUTBOX_ATTEMPT_TIMEOUT_MS: positiveMs.default(10_000),
+  OUTBOX_ATTEMPT_TIMEOUT_MS: decimal(positiveMs).default(10_000),
   /** Longest wait before the worker looks for due messages written by another instance. @default 1000 */
-  OUTBOX_POLL_INTERVAL_MS: positiveMs.default(1000),
+  OUTBOX_POLL_INTERVAL_MS: decimal(positiveMs).default(1000),
   /** Most webhooks an installation may register. @default 100 */
-  MAX_WEBHOOKS: positiveInt.max(10_000, 'must be at most 10000').default(100),
+  MAX_WEBHOOKS: decimal(positiveInt.max(10_000, 'must be at most 10000')).default(100),
   /**
    * How often the leader looks in the database for webhook events whose delivery was never
    * enqueued (a process that died between a change's commit and its dispatch); also at start.
    * 0 turns the catch-up off. @default 60000
    */
-  WEBHOOK_CATCH_UP_INTERVAL_MS: nonNegativeMs.default(60_000),
+  WEBHOOK_CATCH_UP_INTERVAL_MS: decimal(nonNegativeMs).default(60_000),
   /**
    * This server's address as browsers and wallets reach it (behind the gateway), for the URLs it
    * hands out, e.g. the payment sign request's callback. Unset → http://HOST:PORT. @default none
@@ -279,9 +353,9 @@ export const envSchema = z.object({
   /** HMAC-SHA256 key that signs payment pushes (X-Signature); required with a push URL. @default none */
   PAYMENT_PUSH_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Credential queries per polling round after a purchase is signed. @default 20 */
-  PAYMENT_POLL_ATTEMPTS: positiveInt.max(1000, 'must be at most 1000').default(20),
+  PAYMENT_POLL_ATTEMPTS: decimal(positiveInt.max(1000, 'must be at most 1000')).default(20),
   /** Pause between credential queries. @default 5000 */
-  PAYMENT_POLL_INTERVAL_MS: positiveMs.default(5000),
+  PAYMENT_POLL_INTERVAL_MS: decimal(positiveMs).default(5000),
   /** Developer credential endpoint with a {developer} placeholder; unset → simulated. @default none */
   DEVELOPER_SERVICE_URL_TEMPLATE: z
     .string()
@@ -290,43 +364,38 @@ export const envSchema = z.object({
     })
     .optional(),
   /** Timeout of one developer-service call. @default 10000 */
-  DEVELOPER_SERVICE_TIMEOUT_MS: positiveMs.default(10_000),
+  DEVELOPER_SERVICE_TIMEOUT_MS: decimal(positiveMs).default(10_000),
   /** Outcomes of the simulated developer service, `productId=outcome,…`. @default every product: vc-after-2 */
   SIMULATED_DEVELOPER_OUTCOMES: z.string().optional(),
   /** Period of the poll-only runtime sources (component health, chart repo). @default 5000 */
-  COLLECT_INTERVAL_MS: positiveMs.default(5000),
+  COLLECT_INTERVAL_MS: decimal(positiveMs).default(5000),
   /** Runtime events kept for clients resuming with `since`. @default 10000 */
-  RUNTIME_EVENT_BUFFER: positiveInt.max(1_000_000, 'must be at most 1000000').default(10_000),
+  RUNTIME_EVENT_BUFFER: decimal(positiveInt.max(1_000_000, 'must be at most 1000000')).default(10_000),
   /** Events one slow subscriber may have waiting before it gets RESYNC instead. @default 1000 */
-  RUNTIME_SUBSCRIBER_BUFFER: positiveInt.default(1000),
+  RUNTIME_SUBSCRIBER_BUFFER: decimal(positiveInt).default(1000),
   /** Unsent bytes a WebSocket or SSE response may hold before its subscriptions queue instead. @default 1048576 */
-  SUBSCRIPTION_MAX_BUFFERED_BYTES: positiveInt.default(1024 * 1024),
+  SUBSCRIPTION_MAX_BUFFERED_BYTES: decimal(positiveInt).default(1024 * 1024),
   /** Keep-alive period: silent WebSockets are pinged (and closed without an answer), idle SSE streams get a comment. @default 12000 */
-  SUBSCRIPTION_KEEPALIVE_MS: positiveMs.default(12_000),
+  SUBSCRIPTION_KEEPALIVE_MS: decimal(positiveMs).default(12_000),
   /** Most runtimeSnapshot pushes per second per subscriber. @default 5 */
-  SNAPSHOT_MAX_HZ: z.coerce
-    .number({ error: 'must be a number' })
-    .positive('must be greater than 0')
-    .max(100, 'must be at most 100')
-    .default(5),
+  SNAPSHOT_MAX_HZ: decimal(z.number().positive('must be greater than 0').max(100, 'must be at most 100')).default(5),
   /**
    * A component whose metrics alone changed is pushed as a runtime event at most this often; 0:
    * never (read them with `components` or `runtimeSnapshot`). State, health or message changes are
    * always pushed at once. @default 0
    */
-  COMPONENT_METRICS_PUSH_MS: nonNegativeMs.default(0),
+  COMPONENT_METRICS_PUSH_MS: decimal(nonNegativeMs).default(0),
   /** Chart repository base URL; unset → the chart_repo source is disabled. @default none */
   CHART_REPO_URL: optionalUrl,
   /** History records older than this are removed. @default 30 */
-  HISTORY_RETENTION_DAYS: positiveInt.default(30),
+  HISTORY_RETENTION_DAYS: decimal(positiveInt).default(30),
   /** How often the history cleanup runs. @default 3600000 (1 h) */
-  HISTORY_CLEANUP_INTERVAL_MS: positiveMs.default(60 * 60 * 1000),
+  HISTORY_CLEANUP_INTERVAL_MS: decimal(positiveMs).default(60 * 60 * 1000),
   /**
    * The remote catalogue `market.olares` syncs from (an Olares market source); unset → the
    * catalogue file bundled with the project. Applied to `market.olares` at every start. @default none
    */
-  MARKET_SOURCE_URL: z
-    .url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' })
+  MARKET_SOURCE_URL: httpUrl
     .refine((url) => !url.includes('?') && !url.includes('#'), 'must have no query string or fragment')
     .optional(),
   /**
@@ -341,13 +410,13 @@ export const envSchema = z.object({
     .regex(/^[0-9A-Za-z.+-]{1,32}$/, 'must look like 1.12.0')
     .default('1.12.0'),
   /** How often each remote market source is checked for a new catalogue. @default 300000 (5 min) */
-  SYNC_INTERVAL_MS: positiveMs.min(1000, 'must be at least 1000 (1 s)').default(5 * 60 * 1000),
+  SYNC_INTERVAL_MS: decimal(positiveMs.min(1000, 'must be at least 1000 (1 s)')).default(5 * 60 * 1000),
   /** Longest wait before retrying a source whose syncs keep failing. @default 3600000 (1 h) */
-  SYNC_BACKOFF_MAX_MS: positiveMs.min(1000, 'must be at least 1000 (1 s)').default(60 * 60 * 1000),
+  SYNC_BACKOFF_MAX_MS: decimal(positiveMs.min(1000, 'must be at least 1000 (1 s)')).default(60 * 60 * 1000),
   /** Bound on each call to a market source, reading its answer included. @default 30000 */
-  SYNC_TIMEOUT_MS: positiveMs.default(30_000),
+  SYNC_TIMEOUT_MS: decimal(positiveMs).default(30_000),
   /** Largest answer read from a market source (an index of every app is the biggest). @default 33554432 (32 MiB) */
-  SYNC_MAX_RESPONSE_BYTES: positiveInt.default(32 * 1024 * 1024),
+  SYNC_MAX_RESPONSE_BYTES: decimal(positiveInt).default(32 * 1024 * 1024),
 });
 
 export type Env = z.infer<typeof envSchema>;
