@@ -96,6 +96,14 @@ describe('configuration', () => {
     });
     expect(() => loadConfig({ MAX_PAGE_SIZE: '10.5' })).toThrow('MAX_PAGE_SIZE: must be a whole number');
     expect(() => loadConfig({ MUTATION_RATE_PER_S: '-1' })).toThrow('MUTATION_RATE_PER_S: must be 0 or more');
+    // Space around the digits (a trailing blank in YAML, a CRLF env file) is not part of the number.
+    expect(loadConfig({ PORT: '4001 ', MAX_PAGE_SIZE: '50\r' })).toMatchObject({ port: 4001, maxPageSize: 50 });
+  });
+
+  test('a DATABASE_URL naming an SSL file that cannot be read is refused at start, as pg would refuse it', () => {
+    expect(() => loadConfig({ DATABASE_URL: 'postgresql://market@db/market?sslrootcert=/no/such/ca.pem' })).toThrow(
+      'DATABASE_URL: names a file (sslcert, sslkey or sslrootcert) that cannot be read (ENOENT)',
+    );
   });
 
   // The drivers (pg, ioredis) would fail at the first connection with a bare "Invalid URL" or

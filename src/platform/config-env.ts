@@ -1,5 +1,5 @@
-import { parse as parsePostgresUrl } from 'pg-connection-string';
 import { z } from 'zod';
+import { postgresUrlProblem, redisUrlProblem } from './connection-urls.js';
 
 /**
  * The environment variables of the server: one entry per variable, with its check and default
@@ -21,6 +21,7 @@ const DECIMAL = /^-?\d+(\.\d+)?$/;
 function decimal(checks: z.ZodNumber) {
   return z
     .string({ error: 'must be a number written in decimal digits' })
+    .trim() // "4000 " and "4000\r" (a trailing space in YAML, a CRLF env file) are still 4000
     .regex(DECIMAL, 'must be a number written in decimal digits')
     .transform(Number)
     .pipe(checks);
@@ -103,51 +104,6 @@ function splitList(raw: string | undefined): string[] {
 }
 
 const commaList = z.string().optional().transform(splitList);
-
-/*
- * REDIS_URL and DATABASE_URL checked the way their drivers will read them. Without this the server
- * started, then failed at its first connection with the driver's bare "Invalid URL" (e.g. a port
- * past 65535) or "URI malformed" (a `%` in the password not followed by two hex digits, or %XX bytes
- * that are not UTF-8), naming no setting. The messages never quote the URL: it may hold a password.
- */
-const NOT_A_URL = 'is not a valid URL (check the host name, and the port: at most 65535)';
-/** Says which part of the URL, never its text. */
-function badEncoding(part: string): string {
-  return `has a ${part} whose percent-encoding does not decode (write % as %25, other special characters as their UTF-8 %XX bytes)`;
-}
-
-/** Whether `decode` takes every one of `parts` (decodeURIComponent and decodeURI throw URIError). */
-function decodes(decode: (part: string) => string, ...parts: string[]): boolean {
-  try {
-    for (const part of parts) decode(part);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** ioredis: `new URL`, then decodeURIComponent of the user name and password. */
-function redisUrlProblem(url: string): string | undefined {
-  const parsed = URL.parse(url);
-  if (!parsed) return NOT_A_URL;
-  if (!decodes(decodeURIComponent, parsed.username, parsed.password)) return badEncoding('user name or password');
-  return undefined;
-}
-
-/**
- * pg reads DATABASE_URL with pg-connection-string (its own dependency, named in package.json so
- * that this check is pg's very parser): what it refuses here, pg would refuse at the first
- * connection. It is more lenient than `new URL` (a stray `%` in a password is taken literally, a
- * URL without a host names a socket directory), so nothing it accepts is refused.
- */
-function postgresUrlProblem(url: string): string | undefined {
-  try {
-    parsePostgresUrl(url);
-    return undefined;
-  } catch (error) {
-    return error instanceof URIError ? badEncoding('user name, password, host or database name') : NOT_A_URL;
-  }
-}
 
 const databaseUrl = z
   .string()

@@ -1,0 +1,48 @@
+import { parse as parsePostgresUrl } from 'pg-connection-string';
+
+/**
+ * REDIS_URL and DATABASE_URL checked the way their drivers read them, so that a URL the driver
+ * cannot read stops the start with a message naming the setting (config-env.ts), not the
+ * driver's bare "Invalid URL" or "URI malformed" at the first connection. A message never quotes
+ * the URL: it may hold a password.
+ */
+
+const NOT_A_URL = 'is not a valid URL (check the host name, and the port: at most 65535)';
+
+/** Says which part of the URL, never its text. */
+function badEncoding(part: string): string {
+  return `has a ${part} whose percent-encoding does not decode (write % as %25, other special characters as their UTF-8 %XX bytes)`;
+}
+
+/** ioredis: `new URL`, then decodeURIComponent of the user name and password. */
+export function redisUrlProblem(url: string): string | undefined {
+  const parsed = URL.parse(url);
+  if (!parsed) return NOT_A_URL;
+  try {
+    decodeURIComponent(parsed.username);
+    decodeURIComponent(parsed.password);
+  } catch {
+    return badEncoding('user name or password');
+  }
+  return undefined;
+}
+
+/**
+ * pg reads DATABASE_URL with pg-connection-string (its own dependency, pinned in package.json to
+ * the version pg uses, so this is pg's very parser): what it refuses here, pg would refuse at the
+ * first connection, and nothing it accepts is refused (it is more lenient than `new URL`: a stray
+ * `%` in a password is taken literally, a URL without a host names a socket directory). It also
+ * reads the files `sslcert`, `sslkey` and `sslrootcert` name, as pg would.
+ */
+export function postgresUrlProblem(url: string): string | undefined {
+  try {
+    parsePostgresUrl(url);
+    return undefined;
+  } catch (error) {
+    if (error instanceof URIError) return badEncoding('user name, password, host or database name');
+    // A file of sslcert, sslkey or sslrootcert: a system error (ENOENT, EACCES, …), not Node's ERR_* of the URL.
+    const { code, syscall } = error as NodeJS.ErrnoException;
+    if (code && syscall) return `names a file (sslcert, sslkey or sslrootcert) that cannot be read (${code})`;
+    return NOT_A_URL;
+  }
+}
