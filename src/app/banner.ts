@@ -1,6 +1,7 @@
 import { databaseProvider, sqliteFilePath } from '../db/client.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
+import { hostOf } from '../platform/redact.js';
 import type { RunningApp } from './http-server.js';
 
 /** The message of the start-up entry; tests and scripts wait for it. */
@@ -86,14 +87,6 @@ export function databaseShown(url: string): string {
     return `PostgreSQL at ${parsed.host}${parsed.pathname}`;
   } catch {
     return 'PostgreSQL';
-  }
-}
-
-function hostOf(url: string): string {
-  try {
-    return new URL(url).host;
-  } catch {
-    return 'an unreadable URL';
   }
 }
 

@@ -3,6 +3,7 @@ import { deserialize, serialize } from 'node:v8';
 import { Redis } from 'ioredis';
 import type { Logger } from '../platform/logger.js';
 import { timed } from '../platform/metrics.js';
+import { hostOf } from '../platform/redact.js';
 import type { Announcement } from './change-feed.js';
 import { RedisEventHistory } from './redis-event-history.js';
 import { APPEND_SCRIPT, type AppendPipeline, lastOf, type Pending } from './redis-log-entry.js';
@@ -56,15 +57,6 @@ export interface RedisChangeLogOptions {
   onAppend?: (seconds: number) => void; // metrics: the Redis round trip of each append pipeline
 }
 
-/** Host and port of a Redis URL, never its user or password. */
-function hostOf(url: string): string {
-  try {
-    return new URL(url).host;
-  } catch {
-    return 'REDIS_URL';
-  }
-}
-
 /** The figures the `pubsub` component shows. */
 export interface ChangeLogStatus {
   connected: boolean;
@@ -83,6 +75,14 @@ const READ_BLOCK_MS = 5000;
 const COMMAND_TIMEOUT_MS = 5000;
 /** Entries held while Redis is away; beyond this the oldest are dropped and everyone resyncs. */
 const MAX_WAITING = 50_000;
+/**
+ * Entries per append pipeline. After an outage the backlog goes out in parts, each taken off the
+ * queue once written: as one pipeline of up to MAX_WAITING, a Redis slow to take it all timed
+ * out its tail, and the whole of it was sent again, and again.
+ */
+const APPEND_BATCH = 1000;
+/** How a command fails when Redis cannot be reached (as opposed to Redis answering with an error). */
+const UNREACHABLE = /timed out|Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE/i;
 /** Delay before an append or read is tried again after a failure (doubling up to the cap). */
 const RETRY_MS = { first: 100, max: 5000 };
 
@@ -207,7 +207,9 @@ export class RedisChangeLog {
    */
   private commandFailed(command: 'append' | 'read', error: unknown): void {
     const client = command === 'append' ? this.writer : this.reader;
-    this.lastError = (error as Error).message;
+    this.lastError = (error as Error | null)?.message ?? String(error);
+    // Redis answering with an error (out of memory, say) is not Redis gone: readiness is for the latter.
+    if (!UNREACHABLE.test(this.lastError)) return;
     this.failing[command] = true;
     if (/timed out/i.test(this.lastError) && client.status === 'ready') client.disconnect(true);
   }
@@ -284,11 +286,12 @@ export class RedisChangeLog {
   }
 
   /**
-   * One pipeline: a resync entry if entries were dropped, then everything waiting. A pipeline that
-   * fails half-way is sent again whole: entries repeat, which only costs a second read-back.
+   * One pipeline: a resync entry if entries were dropped, then up to APPEND_BATCH of those
+   * waiting. A pipeline that fails half-way is sent again whole: entries repeat, which only costs
+   * a second read-back.
    */
   private async flush(): Promise<void> {
-    const batch = this.pending.slice();
+    const batch = this.pending.slice(0, APPEND_BATCH);
     const resync = this.droppedEntries;
     const entries: Pending[] = resync ? [{ field: 'resync', value: 'entries were dropped', reserve: 1, local: 0 }] : [];
     entries.push(...batch);

@@ -355,3 +355,12 @@ export function redactSecrets(text: string, secrets: readonly (string | null | u
 export function redactSecretsIn<T>(value: T, secrets: readonly (string | null | undefined)[] = []): T {
   return upstream.json(value, secrets);
 }
+
+/** Host and port of a URL, never its user or password (`unreadable` when it does not parse). */
+export function hostOf(url: string, unreadable = 'an unreadable URL'): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return unreadable;
+  }
+}
