@@ -199,11 +199,33 @@ describe.each(databases)('production switches (%s)', (kind) => {
           __typename: 'Query',
           viewer: { __typename: 'Viewer' },
         });
-        // Nor do validation errors spell out field names, to anyone (unauthenticated included).
-        for (const who of [token, undefined]) {
-          const misspelt = await post(server, { query: '{ webhook { id } }' }, who);
-          expect(misspelt.errors?.[0]?.message).toMatch(/Cannot query field "webhook" on type "Query"/);
-          expect(JSON.stringify(misspelt.errors)).not.toMatch(/Did you mean|webhooks/);
+        // Nor do errors spell out names of the schema, to anyone (unauthenticated included): a field,
+        // an enum value in a literal, an input field in a variable (coerced at execution).
+        const misspellings = [
+          { query: '{ webhook { id } }', reason: /Cannot query field "webhook" on type "Query"/, hidden: /webhooks/ },
+          {
+            query: '{ apps(filter: { stage: [RUNNIN] }) { totalCount } }',
+            reason: /Value "RUNNIN" does not exist in "AppStage" enum/,
+            hidden: /"RUNNING"/,
+          },
+          {
+            query: 'query Misspelt($filter: AppFilter) { apps(filter: $filter) { totalCount } }',
+            variables: { filter: { stag: ['RUNNING'] } },
+            reason: /Field "stag" is not defined by type "AppFilter"/,
+            hidden: /"stage"/,
+            // Coerced at execution, which an unauthenticated request never reaches.
+            signedInOnly: true,
+          },
+        ];
+        for (const who of token ? [token, undefined] : [undefined]) {
+          const signedIn = who !== undefined || server === localOff;
+          for (const { reason, hidden, signedInOnly, ...body } of misspellings) {
+            if (signedInOnly && !signedIn) continue;
+            const misspelt = await post(server, body, who);
+            expect(misspelt.errors?.[0]?.message).toMatch(reason);
+            expect(JSON.stringify(misspelt.errors)).not.toMatch(/Did you mean/);
+            expect(JSON.stringify(misspelt.errors)).not.toMatch(hidden);
+          }
         }
       }
     });

@@ -95,9 +95,8 @@ export function createGraphQL({
       useMissedEventsExecution,
       EnvelopArmorPlugin({
         maxDepth: { n: config.maxQueryDepth, ignoreIntrospection: true },
-        // With introspection off, "Did you mean …?" would still spell out the schema's field names
-        // to anyone, before authentication (validation comes first): armor strips them then.
-        blockFieldSuggestion: { enabled: !config.introspection },
+        // Suggestions are hidden with introspection off by graphql-js itself (useHiddenSuggestions).
+        blockFieldSuggestion: { enabled: false },
       }),
       useInputBounds(config.inputLimits),
       useSnapshotResultCache(),

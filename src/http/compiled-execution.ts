@@ -68,7 +68,11 @@ export function useCompiledExecution(): Plugin {
     if (entry === null) return execute(args); // not reached: onExecute leaves subscriptions alone
     if (!('query' in entry)) return entry;
     if (entry.variables.length > 0) {
-      const coerced = getVariableValues(args.schema, entry.variables, args.variableValues ?? {}, { maxErrors: 50 });
+      const { hideSuggestions } = args as { hideSuggestions?: boolean }; // see useHiddenSuggestions
+      const coerced = getVariableValues(args.schema, entry.variables, args.variableValues ?? {}, {
+        maxErrors: 50,
+        hideSuggestions,
+      });
       if (coerced.errors) return { errors: coerced.errors };
     }
     return entry.query.query(args.rootValue, args.contextValue, args.variableValues);

@@ -1,4 +1,4 @@
-import { NoSchemaIntrospectionCustomRule } from 'graphql';
+import { NoSchemaIntrospectionCustomRule, validate } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Config } from '../platform/config.js';
 import { PersistedDocuments, usePersistedDocuments } from './persisted-documents.js';
@@ -17,16 +17,34 @@ export const useNoIntrospection: Plugin = {
 };
 
 /**
+ * INTROSPECTION off also hides graphql-js's suggestions ("Did you mean "webhooks"?", "… the enum
+ * value "RUNNING"?"): validation runs before authentication, so they spelt out the schema's field,
+ * argument, input field and enum value names to anyone. graphql-js's own `hideSuggestions`, in
+ * validation and in the coercion of variables (at execution, compiled or not).
+ */
+export const useHiddenSuggestions: Plugin = {
+  onValidate({ setValidationFn }) {
+    setValidationFn((schema, documentAST, rules) => validate(schema, documentAST, rules, { hideSuggestions: true }));
+  },
+  onExecute({ args }) {
+    (args as { hideSuggestions?: boolean }).hideSuggestions = true;
+  },
+  onSubscribe({ args }) {
+    (args as { hideSuggestions?: boolean }).hideSuggestions = true;
+  },
+};
+
+/**
  * The Yoga plugins of the production switches, for the settings that are on: PERSISTED_DOCUMENTS
  * (the manifest is read here, so a missing or invalid one stops the server from being built),
- * INTROSPECTION off and the mutation rate limit. GRAPHIQL is Yoga's own `graphiql` option.
+ * INTROSPECTION off (with suggestions hidden) and the mutation rate limit. GRAPHIQL is Yoga's own `graphiql` option.
  * Every one of them hooks the envelop pipeline (parse, validate, execute), which HTTP, graphql-ws
  * and SSE all run.
  */
 export function productionSwitches(config: Config): Plugin[] {
   return [
     ...(config.persistedDocuments ? [usePersistedDocuments(PersistedDocuments.load(config.persistedDocuments))] : []),
-    ...(config.introspection ? [] : [useNoIntrospection]),
+    ...(config.introspection ? [] : [useNoIntrospection, useHiddenSuggestions]),
     ...(config.mutationRateLimit ? [useMutationRateLimit(config.mutationRateLimit)] : []),
   ];
 }
