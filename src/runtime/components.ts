@@ -40,3 +40,9 @@ export function chartRepoComponent(status: ChartRepoStatus): Omit<ComponentStatu
     status.lastError,
   );
 }
+
+/** An instance's own components as it leaves: the others keep them, and would say RUNNING for good. */
+export function stoppedComponents(names: Iterable<string>): ComponentStatus[] {
+  const lastCheck = new Date();
+  return [...names].map((name) => ({ ...component(name, 'STOPPED', {}, 'instance stopped'), lastCheck }));
+}

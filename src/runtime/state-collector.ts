@@ -7,7 +7,7 @@ import { allActiveTasks, appStatePages, latestFinishedTasks } from '../db/state-
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import type { EventBus } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
-import { chartRepoComponent, component } from './components.js';
+import { chartRepoComponent, component, stoppedComponents } from './components.js';
 import { LastWriters } from './last-writers.js';
 import { RuntimeApplier } from './runtime-applier.js';
 import { eventBound, type RuntimeChange, type RuntimeEntries, type RuntimeLog } from './runtime-change.js';
@@ -178,9 +178,7 @@ export class StateCollector {
     while (this.refreshing) await this.refreshing;
     await this.cycle;
     // The other instances keep this one's components: they would say RUNNING for good.
-    const stopped = { lastCheck: new Date() };
-    const components = [...this.ownComponents].map((name) => component(name, 'STOPPED', {}, 'instance stopped'));
-    if (components.length) this.publishComponents(components.map((status) => ({ ...status, ...stopped })));
+    if (this.ownComponents.size) this.publishComponents(stoppedComponents(this.ownComponents));
   }
 
   /** One poll cycle over every source, at most one at a time. */
@@ -242,6 +240,9 @@ export class StateCollector {
           ]);
         } catch (error) {
           errors[name] = failureMessage(error);
+          // The component shows the gist; the log the whole error, once per change of it.
+          const told = this.lastCycle?.errors[name] === errors[name];
+          if (!told) this.logger.warn({ err: error, source: name }, 'check failed');
           this.publishComponent({ ...component(name, 'ERROR', {}, errors[name]), lastCheck: new Date() }, scope);
         } finally {
           clearTimeout(timer);
