@@ -26,7 +26,7 @@ export class TokenBuckets {
 
   /**
    * Takes `count` tokens for `key`, all or none: 0 when there were enough, else the milliseconds
-   * until there are (never, for more than `burst`: the caller refuses those first).
+   * until there are (a bucket holds at most `burst`: the caller refuses a larger count first).
    */
   take(key: string, count = 1): number {
     const now = this.now();
@@ -83,11 +83,13 @@ const mutationsOf = perOperation(({ document, operationName }) => {
   return count(operation.selectionSet, new Set());
 });
 
-function rateLimited(message: string, waitMs: number | null): GraphQLError {
-  const retry = waitMs === null ? {} : { retryAfterMs: waitMs };
-  const headers = waitMs === null ? {} : { headers: { 'Retry-After': String(Math.ceil(waitMs / 1000)) } };
+function rateLimited(message: string, waitMs: number): GraphQLError {
   return new GraphQLError(message, {
-    extensions: { code: 'RATE_LIMITED', ...retry, http: { status: 429, ...headers } },
+    extensions: {
+      code: 'RATE_LIMITED',
+      retryAfterMs: waitMs,
+      http: { status: 429, headers: { 'Retry-After': String(Math.ceil(waitMs / 1000)) } },
+    },
   });
 }
 
@@ -96,8 +98,7 @@ function rateLimited(message: string, waitMs: number | null): GraphQLError {
  * per mutation it runs (its root fields: fifteen aliased `cancelTask`s are fifteen) from its
  * user's bucket, all or none; without enough it does not run and the result is one `RATE_LIMITED`
  * error with `extensions.retryAfterMs`, and on HTTP status 429 with `Retry-After` (seconds). An
- * operation of more mutations than MUTATION_BURST never fits: refused the same way, without a
- * retry time. It hooks execution in Yoga's envelop pipeline, so it counts mutations over HTTP,
+ * operation of more mutations than MUTATION_BURST never fits: `LIMIT_EXCEEDED`, HTTP 400. It hooks execution in Yoga's envelop pipeline, so it counts mutations over HTTP,
  * graphql-ws and SSE alike, after validation (an invalid mutation costs nothing). Queries and
  * subscriptions are not limited.
  */
@@ -108,8 +109,10 @@ export function useMutationRateLimit(limit: { perSecond: number; burst: number }
       const mutations = mutationsOf(args);
       if (mutations === 0) return;
       if (mutations > limit.burst) {
+        // Never to run, however long the client waits: not a 429, which clients retry.
         const message = `Too many mutations in one operation: ${mutations}, at most ${limit.burst} (MUTATION_BURST).`;
-        setResultAndStopExecution({ errors: [rateLimited(message, null)] });
+        const extensions = { code: 'LIMIT_EXCEEDED', http: { status: 400 } };
+        setResultAndStopExecution({ errors: [new GraphQLError(message, { extensions })] });
         return;
       }
       // Execution runs with the context Yoga built (src/app/graphql.ts), which always has the viewer.
