@@ -41,6 +41,17 @@ export interface RouteDeps {
 /** graphql-sse's distinct-connections endpoint, beside Yoga's own SSE on /graphql. */
 const STREAM_PATH = '/graphql/stream';
 
+/**
+ * Answers a request refused before its body is read, and closes the connection when it has one:
+ * kept alive, Node would read and drop the whole body first, however large.
+ */
+function refuse(req: IncomingMessage, res: ServerResponse, status: number, error: Record<string, unknown>): void {
+  if (req.headers['transfer-encoding'] || Number(req.headers['content-length'] ?? 0) > 0) {
+    res.setHeader('connection', 'close');
+  }
+  json(res, status, { errors: [error] });
+}
+
 function json(res: ServerResponse, status: number, body: unknown) {
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
   res.end(JSON.stringify(body));
@@ -73,18 +84,17 @@ function routeRequest(deps: RouteDeps) {
     // Only the exact paths reach Yoga: it would also answer `/graphql/`, `//graphql` or an
     // absolute-form target, past the cross-site refusal, the body limit and the SSE limits below.
     if (path !== yoga.graphqlEndpoint && path !== STREAM_PATH) {
-      return json(res, 404, { errors: [{ message: `Not found: the GraphQL endpoint is ${yoga.graphqlEndpoint}` }] });
+      return refuse(req, res, 404, { message: `Not found: the GraphQL endpoint is ${yoga.graphqlEndpoint}` });
     }
-    // Yoga builds the request's URL from the Host header: one that does not parse made it answer
-    // 500 with its stack trace.
+    // Yoga builds the request's URL from the Host header, and answers one that does not parse with
+    // a 500 and its stack trace.
     if (!URL.canParse(`http://${req.headers.host ?? 'localhost'}${req.url ?? ''}`)) {
-      return json(res, 400, { errors: [{ message: 'Bad request: the Host header is not a valid host' }] });
+      return refuse(req, res, 400, { message: 'Bad request: the Host header is not a valid host' });
     }
     const refusal = refuseCrossSite(req, origins);
-    if (refusal)
-      return json(res, refusal.status, {
-        errors: [{ message: refusal.message, extensions: { code: refusal.code } }],
-      });
+    if (refusal) {
+      return refuse(req, res, refusal.status, { message: refusal.message, extensions: { code: refusal.code } });
+    }
     if (sse.accepts(req, path)) return sse.handle(req, res);
     if (req.method === 'POST' && path === yoga.graphqlEndpoint) {
       const read = await readGraphQLBody(deps, req, res);
@@ -96,13 +106,17 @@ function routeRequest(deps: RouteDeps) {
   };
 }
 
+/** How reading a request fails when its client went away (Node's "aborted" has the first code). */
+const CLIENT_GONE = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'EPIPE']);
+
 /**
  * What a handler threw. A client that went away mid-request (an upload cut off, a timeout on its
  * side) is no fault of the server's: logged at debug, nothing to answer. Anything else is logged
  * as an error and answered 500 without details, as Yoga masks unexpected errors.
  */
 function answerFailure(logger: Logger, req: TrackedRequest, res: ServerResponse, error: unknown): void {
-  const clientGone = req.destroyed || (error as { code?: string }).code === 'ECONNRESET';
+  const { code, message } = (error ?? {}) as { code?: string; message?: string };
+  const clientGone = CLIENT_GONE.has(code ?? '') || message === 'aborted';
   if (clientGone) logger.debug({ err: error, requestId: req.requestId }, 'client went away mid-request');
   else logger.error({ err: error, requestId: req.requestId }, 'request failed');
   if (res.headersSent || res.destroyed) {
