@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT } from 'jose';
@@ -78,6 +78,7 @@ describe('AUTH_JWT_CLOCK_SKEW_S applies to iat', () => {
 
 describe('settings the server refuses at start, naming the variable', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'auth-claims-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const file = (name: string, text: string) => {
     const at = path.join(dir, name);
     writeFileSync(at, text);

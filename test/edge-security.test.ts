@@ -199,7 +199,14 @@ describe('local development mode (every request is the admin) is not drivable by
     expect(get.status).toBe(403);
     await expect(openRawSocket(server.url, { headers: rebound })).rejects.toThrow(/403/);
     // The loopback names keep working, with or without their port.
-    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, 'localhost']) {
+    for (const host of [
+      `localhost:${port}`,
+      `localhost.:${port}`,
+      `127.0.0.1:${port}`,
+      `[::1]:${port}`,
+      `[::ffff:127.0.0.1]:${port}`,
+      'localhost',
+    ]) {
       const ok = await rawRequest(`${server.url}/graphql?query=${encodeURIComponent(VIEWER)}`, 'GET', { host });
       expect(ok.status, host).toBe(200);
     }

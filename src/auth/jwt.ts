@@ -8,7 +8,7 @@ import {
   errors as joseErrors,
   jwtVerify,
 } from 'jose';
-import { ConfigError, type JwtConfig } from '../platform/config.js';
+import { invalidSetting, type JwtConfig } from '../platform/config.js';
 import { userIdProblem } from './user-id.js';
 
 /** What a verified token says about its holder. */
@@ -104,7 +104,7 @@ function publicKeyOf(value: string): KeyObject {
     try {
       pem = readFileSync(value, 'utf8');
     } catch (error) {
-      throw invalid(
+      throw invalidSetting(
         'AUTH_JWT_PUBLIC_KEY',
         `${value} cannot be read (${errorCode(error)}): set PEM text (SPKI) or the path of a PEM file`,
       );
@@ -114,7 +114,7 @@ function publicKeyOf(value: string): KeyObject {
     return createPublicKey(pem);
   } catch (error) {
     const what = inline ? 'the PEM text' : value;
-    throw invalid('AUTH_JWT_PUBLIC_KEY', `${what} is not a PEM public key (${(error as Error).message})`);
+    throw invalidSetting('AUTH_JWT_PUBLIC_KEY', `${what} is not a PEM public key (${(error as Error).message})`);
   }
 }
 
@@ -124,30 +124,28 @@ function keySetOf(path: string): JWTVerifyGetKey {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw invalid('AUTH_JWT_JWKS_FILE', `${path} cannot be read (${errorCode(error)})`);
+    throw invalidSetting('AUTH_JWT_JWKS_FILE', `${path} cannot be read (${errorCode(error)})`);
   }
   let jwks: unknown;
   try {
     jwks = JSON.parse(text);
   } catch {
     // Not JSON.parse's message: it quotes the file, and the file may not be the key set it should be.
-    throw invalid('AUTH_JWT_JWKS_FILE', `${path} is not JSON (a JSON Web Key Set, {"keys": [...]}, is expected)`);
+    throw invalidSetting(
+      'AUTH_JWT_JWKS_FILE',
+      `${path} is not JSON (a JSON Web Key Set, {"keys": [...]}, is expected)`,
+    );
   }
   let keySet: JWTVerifyGetKey;
   try {
     keySet = createLocalJWKSet(jwks as JSONWebKeySet);
   } catch {
-    throw invalid('AUTH_JWT_JWKS_FILE', `${path} is not a JSON Web Key Set (an object {"keys": [...]} of JWKs)`);
+    throw invalidSetting('AUTH_JWT_JWKS_FILE', `${path} is not a JSON Web Key Set (an object {"keys": [...]} of JWKs)`);
   }
   if ((jwks as JSONWebKeySet).keys.length === 0) {
-    throw invalid('AUTH_JWT_JWKS_FILE', `${path} has no keys: every token would be refused`);
+    throw invalidSetting('AUTH_JWT_JWKS_FILE', `${path} has no keys: every token would be refused`);
   }
   return keySet;
-}
-
-/** One bad variable, in the form loadConfig reports them (and the server prints before exit code 1). */
-function invalid(variable: string, message: string): ConfigError {
-  return new ConfigError(`Invalid configuration:\n  ${variable}: ${message}`);
 }
 
 function errorCode(error: unknown): string {

@@ -5,11 +5,16 @@
 const USER_ID = /^[\w.@:-]{1,128}$/;
 
 /**
- * User ids the server owns. `system` is the user of the history records of catalogue changes
- * (src/services/catalogue-changes.ts), which only admins read: a client who became `system` would
- * read them as their own. Compared exactly, as the stores compare user ids.
+ * The user the server writes its own records under: the history records of catalogue changes
+ * (src/services/catalogue-changes.ts), which only admins read.
  */
-export const RESERVED_USER_IDS: ReadonlySet<string> = new Set(['system']);
+export const SYSTEM_USER = 'system';
+
+/**
+ * User ids the server owns: a client who became SYSTEM_USER would read its records as their own.
+ * Compared exactly, as the stores compare user ids.
+ */
+export const RESERVED_USER_IDS: ReadonlySet<string> = new Set([SYSTEM_USER]);
 
 /** Why `userId` cannot identify a client ('malformed' or 'reserved'), or null when it can. */
 export function userIdProblem(userId: string): 'malformed' | 'reserved' | null {

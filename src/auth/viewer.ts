@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { ForbiddenError, UnauthenticatedError } from '../domain/errors.js';
-import { type Config, ConfigError } from '../platform/config.js';
+import { type Config, invalidSetting } from '../platform/config.js';
 import { JwtRejected, JwtVerifier } from './jwt.js';
 import { userIdProblem } from './user-id.js';
 
@@ -47,8 +47,10 @@ export class Authenticator {
     // here, at start, in the form of loadConfig's errors (never echoing the entry: it holds a secret).
     const reserved = auth.tokens.findIndex((t) => userIdProblem(t.userId) === 'reserved');
     if (reserved >= 0) {
-      throw new ConfigError(
-        `Invalid configuration:\n  AUTH_TOKENS: entry ${reserved + 1}: user id "${auth.tokens[reserved]?.userId}" is reserved for the server's own records`,
+      const userId = auth.tokens[reserved]?.userId;
+      throw invalidSetting(
+        'AUTH_TOKENS',
+        `entry ${reserved + 1}: user id "${userId}" is reserved for the server's own records`,
       );
     }
     this.tokens = new Map(auth.tokens.map((t) => [sha256(t.token), { userId: t.userId, isAdmin: t.role === 'admin' }]));

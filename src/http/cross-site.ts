@@ -76,20 +76,21 @@ export interface Refusal {
   message: string;
 }
 
-/** `localhost` (and its subdomains), 127.0.0.0/8 or `[::1]`, with or without a port. */
+/**
+ * `localhost` (and its subdomains, with or without the root's dot), 127.0.0.0/8, `[::1]` or 127.x
+ * mapped into IPv6, with or without a port. No Host at all (HTTP/1.0) is no browser's request,
+ * which always names the host it resolved, and so no rebinding: it passes.
+ */
 function isLoopbackHost(host: string | null | undefined): boolean {
-  if (!host) return false;
-  let hostname: string;
-  try {
-    hostname = new URL(`http://${host}`).hostname;
-  } catch {
-    return false;
-  }
+  if (host === undefined || host === null) return true;
+  const hostname = URL.parse(`http://${host}`)?.hostname.replace(/\.$/, '');
+  if (!hostname) return false;
   return (
     hostname === 'localhost' ||
     hostname.endsWith('.localhost') ||
     hostname === '[::1]' ||
-    /^127\.\d+\.\d+\.\d+$/.test(hostname)
+    /^127\.\d+\.\d+\.\d+$/.test(hostname) ||
+    /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(hostname)
   );
 }
 

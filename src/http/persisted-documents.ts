@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type DocumentNode, GraphQLError, Kind, parse } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { ConfigError } from '../platform/config.js';
+import { type ConfigError, invalidSetting } from '../platform/config.js';
 
 /**
  * Persisted documents (PERSISTED_DOCUMENTS): only the operations of a manifest run. The manifest
@@ -157,7 +157,7 @@ export class PersistedDocuments {
 }
 
 function invalidManifest(path: string, reason: string): ConfigError {
-  return new ConfigError(`Invalid configuration:\n  PERSISTED_DOCUMENTS: ${path} ${reason}`);
+  return invalidSetting('PERSISTED_DOCUMENTS', `${path} ${reason}`);
 }
 
 /** The id in a placeholder, or undefined when `source` is not one (a client can send anything). */

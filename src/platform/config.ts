@@ -225,15 +225,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
 }
 
-/** One bad variable found after parsing, when it depends on others. */
-function invalid(variable: string, message: string): ConfigError {
+/**
+ * One bad variable, in the form loadConfig reports them (the server prints it and exits 1): for
+ * the checks made after parsing, and those made where a setting is used (key files, manifests).
+ */
+export function invalidSetting(variable: string, message: string): ConfigError {
   return new ConfigError(`Invalid configuration:\n  ${variable}: ${message}`);
 }
 
 function authSettings(e: Env): Config['auth'] {
   const jwtKeys = [e.AUTH_JWT_SECRET, e.AUTH_JWT_PUBLIC_KEY, e.AUTH_JWT_JWKS_FILE].filter(Boolean).length;
   if (jwtKeys > 1) {
-    throw invalid('AUTH_JWT_SECRET', 'set only one of AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY and AUTH_JWT_JWKS_FILE');
+    throw invalidSetting(
+      'AUTH_JWT_SECRET',
+      'set only one of AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY and AUTH_JWT_JWKS_FILE',
+    );
   }
   const jwt: JwtConfig | null = jwtKeys
     ? {
@@ -249,7 +255,7 @@ function authSettings(e: Env): Config['auth'] {
     : null;
   const localDevelopment = e.AUTH_TOKENS.length === 0 && !e.AUTH_USER_HEADER && !jwt;
   if (localDevelopment && !LOOPBACK_HOSTS.has(e.HOST)) {
-    throw invalid(
+    throw invalidSetting(
       'HOST',
       `without AUTH_TOKENS, AUTH_JWT_* or AUTH_USER_HEADER the server runs in local development mode and binds only to 127.0.0.1 (got ${e.HOST})`,
     );
@@ -266,7 +272,7 @@ function authSettings(e: Env): Config['auth'] {
 function appServiceSettings(e: Env): Config['appService'] {
   if (!e.APP_SERVICE_URL) return { kind: 'simulated', stepMs: e.SIMULATED_STEP_MS, failApps: e.SIMULATED_FAIL_APPS };
   if (!e.APP_SERVICE_EVENT_SECRET) {
-    throw invalid(
+    throw invalidSetting(
       'APP_SERVICE_EVENT_SECRET',
       "required with APP_SERVICE_URL (it authenticates the app service's state events)",
     );
@@ -288,7 +294,7 @@ function developerServiceSettings(e: Env): Config['payments']['developerService'
   try {
     outcomes = parseSimulatedOutcomes(e.SIMULATED_DEVELOPER_OUTCOMES);
   } catch (error) {
-    throw invalid('SIMULATED_DEVELOPER_OUTCOMES', (error as Error).message);
+    throw invalidSetting('SIMULATED_DEVELOPER_OUTCOMES', (error as Error).message);
   }
   if (!e.DEVELOPER_SERVICE_URL_TEMPLATE) return { kind: 'simulated', outcomes };
   return { kind: 'http', urlTemplate: e.DEVELOPER_SERVICE_URL_TEMPLATE, timeoutMs: e.DEVELOPER_SERVICE_TIMEOUT_MS };
@@ -298,7 +304,7 @@ function paymentPushSettings(e: Env): Config['payments']['pushes'] {
   const walletUrl = e.PAYMENT_WALLET_PUSH_URL ?? null;
   const frontendUrl = e.PAYMENT_FRONTEND_PUSH_URL ?? null;
   if ((walletUrl || frontendUrl) && !e.PAYMENT_PUSH_SECRET) {
-    throw invalid(
+    throw invalidSetting(
       'PAYMENT_PUSH_SECRET',
       'required with PAYMENT_WALLET_PUSH_URL or PAYMENT_FRONTEND_PUSH_URL (it signs the pushes)',
     );
@@ -306,7 +312,7 @@ function paymentPushSettings(e: Env): Config['payments']['pushes'] {
   // The sign request sent to the wallet names where to answer: the address this server listens
   // on (loopback, or 0.0.0.0 behind a gateway) is not one a wallet can reach.
   if (walletUrl && !e.PUBLIC_BASE_URL) {
-    throw invalid(
+    throw invalidSetting(
       'PUBLIC_BASE_URL',
       "required with PAYMENT_WALLET_PUSH_URL (the sign request's callback URL is built from it)",
     );

@@ -1,4 +1,5 @@
 import { filter, pipe } from 'graphql-yoga';
+import { SYSTEM_USER } from '../auth/user-id.js';
 import { installedAppsOf } from '../db/catalogue-sql.js';
 import type { Db } from '../db/client.js';
 import { driverSqlOf } from '../db/driver-sql.js';
@@ -10,9 +11,9 @@ import { MAX_SOURCE_ID_LENGTH } from './market-source-service.js';
 
 /**
  * Who history records of catalogue changes belong to. They concern no user: only admins (who see
- * every user's records) read them.
+ * every user's records) read them, and no client can be this user (auth/user-id.ts).
  */
-const SYSTEM_HISTORY_USER = 'system';
+const SYSTEM_HISTORY_USER = SYSTEM_USER;
 
 /** App ids per lookup of installed apps: within SQLite's historical 999 parameters per statement. */
 const IDS_PER_QUERY = 500;
