@@ -3,6 +3,7 @@ import { LeaderLease, type Leadership, soleLeader } from '../events/leader-lease
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import { type PeriodicJob, startPeriodicJob } from '../platform/periodic-job.js';
+import { hostOf } from '../platform/redact.js';
 import { appServiceSource, jobsSource, statusCorrectionSource, syncerSource } from '../runtime/sources.js';
 import type { PollSource } from '../runtime/state-collector.js';
 import { WebhookCatchUp } from '../services/webhook-catch-up.js';
@@ -134,7 +135,10 @@ export function createPeriodicJobs({
   return {
     leadership,
     async start() {
-      await leadership.start();
+      await leadership.start().catch((error: unknown) => {
+        const where = config.redis ? `Redis at ${hostOf(config.redis.url)} (REDIS_URL)` : 'the lease';
+        throw new Error(`Could not take part in the leader election through ${where}: ${(error as Error).message}`);
+      });
       following.start();
       if (leadership.isLeader) await startAll(); // old history is gone before the first request
     },

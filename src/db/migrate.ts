@@ -119,8 +119,8 @@ function migrateSqlite(url: string, migrations: Migration[]): string[] {
 }
 
 async function migratePostgres(url: string, migrations: Migration[]): Promise<string[]> {
-  // The pool's connection timeout: a database that accepts the connection and never answers
-  // (a blackholed network) failed the start after 5 s instead of leaving it waiting forever.
+  // The pool's connection timeout, so that a database that accepts the connection and never
+  // answers (a blackholed network) fails the start after 5 s rather than holding it forever.
   const client = new pg.Client({
     connectionString: url,
     connectionTimeoutMillis: POSTGRES_POOL.connectionTimeoutMillis,

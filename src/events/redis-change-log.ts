@@ -76,9 +76,8 @@ const COMMAND_TIMEOUT_MS = 5000;
 /** Entries held while Redis is away; beyond this the oldest are dropped and everyone resyncs. */
 const MAX_WAITING = 50_000;
 /**
- * Entries per append pipeline. After an outage the backlog goes out in parts, each taken off the
- * queue once written: as one pipeline of up to MAX_WAITING, a Redis slow to take it all timed
- * out its tail, and the whole of it was sent again, and again.
+ * Entries per append pipeline: a backlog (after an outage) goes out in parts, each taken off the
+ * queue once written, rather than as one pipeline whose tail could time out and be resent whole.
  */
 const APPEND_BATCH = 1000;
 /** How a command fails when Redis cannot be reached (as opposed to Redis answering with an error). */
@@ -172,11 +171,14 @@ export class RedisChangeLog {
    * (the runtime store continues from it). Fails when Redis cannot be reached.
    */
   async start(handlers: LogHandlers): Promise<number> {
-    await Promise.all([this.writer.connect(), this.reader.connect()]).catch((error: unknown) => {
-      // ioredis says only "Connection is closed." or the socket's error: name what failed.
+    let last: [string, string[]] | undefined;
+    try {
+      await Promise.all([this.writer.connect(), this.reader.connect()]);
+      [last] = (await this.writer.xrevrange(this.stream, '+', '-', 'COUNT', 1)) as [string, string[]][];
+    } catch (error) {
+      // ioredis says only "Connection is closed.", the socket's error or Redis's (WRONGPASS): name what failed.
       throw new Error(`Could not reach Redis at ${hostOf(this.options.url)} (REDIS_URL): ${(error as Error).message}`);
-    });
-    const [last] = (await this.writer.xrevrange(this.stream, '+', '-', 'COUNT', 1)) as [string, string[]][];
+    }
     this.lastId = last?.[0] ?? '0-0';
     this.running = true;
     this.reading = this.readLoop(handlers);

@@ -219,7 +219,7 @@ export const envSchema = z.object({
   MAX_CONNECTIONS: decimal(positiveInt).default(20_000),
   /** Mutations per second a user's bucket refills with; 0 turns the limit off. @default 10 */
   MUTATION_RATE_PER_S: decimal(z.number().min(0, 'must be 0 or more')).default(10),
-  /** Mutations a user may send at once before the rate applies (the bucket's size). @default 60 */
+  /** Mutations a user may send at once before the rate applies (the bucket's size), and the most one operation may carry. @default 60 */
   MUTATION_BURST: decimal(positiveInt).default(60),
   /** Serve GraphiQL on GET /graphql. @default on only in local development mode */
   GRAPHIQL: flag.optional(),

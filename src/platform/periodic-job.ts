@@ -28,7 +28,7 @@ export function startPeriodicJob(
   intervalMs: number,
   work: () => Promise<void>,
   logger: Logger,
-  describe: (error: unknown) => string = (error) => (error instanceof Error ? error.message : String(error)),
+  describe: (error: unknown) => string,
 ): PeriodicJob {
   const state: JobStatus = { name, intervalMs, runs: 0, lastStartedAt: null, lastDurationMs: null, lastError: null };
   let running: Promise<void> | null = null;
