@@ -86,11 +86,6 @@ function routeRequest(deps: RouteDeps) {
     if (path !== yoga.graphqlEndpoint && path !== STREAM_PATH) {
       return refuse(req, res, 404, { message: `Not found: the GraphQL endpoint is ${yoga.graphqlEndpoint}` });
     }
-    // Yoga builds the request's URL from the Host header, and answers one that does not parse with
-    // a 500 and its stack trace.
-    if (!URL.canParse(`http://${req.headers.host ?? 'localhost'}${req.url ?? ''}`)) {
-      return refuse(req, res, 400, { message: 'Bad request: the Host header is not a valid host' });
-    }
     const refusal = refuseCrossSite(req, origins);
     if (refusal) {
       return refuse(req, res, refusal.status, { message: refusal.message, extensions: { code: refusal.code } });
@@ -101,6 +96,11 @@ function routeRequest(deps: RouteDeps) {
       if (!read) return;
       if (deps.fastPath && (await deps.fastPath.handle(req, res))) return;
       if (req.body) (req as { body?: unknown }).body = bodyForYoga(req.body);
+    }
+    // Yoga builds the request's URL from the Host header, and answers one that does not parse with
+    // a 500 and its stack trace. (Checked here, not for all: a URL parse is ~2 µs of the lean path's ~70.)
+    if (!URL.canParse(`http://${req.headers.host ?? 'localhost'}${req.url ?? ''}`)) {
+      return refuse(req, res, 400, { message: 'Bad request: the Host header is not a valid host' });
     }
     await yoga(req, res, { req });
   };

@@ -19,15 +19,29 @@ import type { IncomingMessage } from 'node:http';
  * whose name was made to resolve to 127.0.0.1 reaches this server with `Host: evil.example`, and
  * to the browser it is then the page's own origin, so the Origin rules alone let it through.
  */
+/** Distinct Host values whose answer OriginPolicy keeps. */
+const MAX_HOSTS_KEPT = 64;
+
 export class OriginPolicy {
   constructor(
     private readonly allowList: readonly string[],
     private readonly options: { loopbackHostsOnly?: boolean } = {},
   ) {}
 
+  /** The answers for the Host values seen, so that the same Host is not parsed on every request. */
+  private readonly hosts = new Map<string | undefined, boolean>();
+
   /** Whether a request under the `host` header may be served at all (see `loopbackHostsOnly`). */
   allowsHost(host: string | null | undefined): boolean {
-    return !this.options.loopbackHostsOnly || isLoopbackHost(host);
+    if (!this.options.loopbackHostsOnly) return true;
+    const key = host ?? undefined;
+    let allowed = this.hosts.get(key);
+    if (allowed === undefined) {
+      allowed = isLoopbackHost(key);
+      // Bounded: Host is the client's to choose. A handful of names reach a loopback-bound server.
+      if (this.hosts.size < MAX_HOSTS_KEPT) this.hosts.set(key, allowed);
+    }
+    return allowed;
   }
 
   /** Whether a page at `origin` may call this server, reached under the `host` header. */
