@@ -8,7 +8,7 @@ import { createClient as createSseClient, NetworkError } from 'graphql-sse';
 import { type CloseCode, createClient as createWsClient } from 'graphql-ws';
 import { afterEach, describe, expect, test } from 'vitest';
 import WebSocket from 'ws';
-import { checkPostgres, createTestDatabase, type TestDatabase } from './support/databases.js';
+import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import {
   killLeftovers,
   listeningUrl,
@@ -22,13 +22,8 @@ import {
 import { waitFor } from './support/server.js';
 import { startTcpProxy } from './support/tcp-proxy.js';
 
-/** PostgreSQL answers (else its cases are skipped, as everywhere; REQUIRE_SERVICES=1 makes that fail). */
-async function postgresAvailable(): Promise<boolean> {
-  const problem = await checkPostgres();
-  if (problem && process.env.REQUIRE_SERVICES === '1') throw new Error(`PostgreSQL is unreachable: ${problem}`);
-  return problem === null;
-}
-const POSTGRES = await postgresAvailable();
+/** PostgreSQL answers (else its cases are skipped, loudly; REQUIRE_SERVICES=1 makes that a failure). */
+const POSTGRES = (await availableDatabases()).includes('postgresql');
 
 const SHUTTING_DOWN = 'shutting down: no longer accepting connections';
 const STOPPED = 'stopped';

@@ -127,11 +127,10 @@ async function migratePostgres(url: string, migrations: Migration[]): Promise<st
     keepAlive: POSTGRES_POOL.keepAlive,
   });
   await client.connect().catch((error: Error) => {
-    const timeoutMs = POSTGRES_POOL.connectionTimeoutMillis;
     // pg's own words for the timeout are "timeout expired".
-    throw new Error(
-      `could not connect: ${error.message === 'timeout expired' ? `no answer within ${timeoutMs} ms` : error.message}`,
-    );
+    const timedOut = error.message === 'timeout expired';
+    const reason = timedOut ? `no answer within ${POSTGRES_POOL.connectionTimeoutMillis} ms` : error.message;
+    throw new Error(`could not connect: ${reason}`);
   });
   try {
     await client.query('BEGIN');

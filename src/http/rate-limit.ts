@@ -98,9 +98,10 @@ function rateLimited(message: string, waitMs: number): GraphQLError {
  * per mutation it runs (its root fields: fifteen aliased `cancelTask`s are fifteen) from its
  * user's bucket, all or none; without enough it does not run and the result is one `RATE_LIMITED`
  * error with `extensions.retryAfterMs`, and on HTTP status 429 with `Retry-After` (seconds). An
- * operation of more mutations than MUTATION_BURST never fits: `LIMIT_EXCEEDED`, HTTP 400. It hooks execution in Yoga's envelop pipeline, so it counts mutations over HTTP,
- * graphql-ws and SSE alike, after validation (an invalid mutation costs nothing). Queries and
- * subscriptions are not limited.
+ * operation of more mutations than MUTATION_BURST never fits: `LIMIT_EXCEEDED`, HTTP 400. It
+ * hooks execution in Yoga's envelop pipeline, so it counts mutations over HTTP, graphql-ws and SSE
+ * alike, after validation (an invalid mutation costs nothing). Queries and subscriptions are not
+ * limited.
  */
 export function useMutationRateLimit(limit: { perSecond: number; burst: number }): Plugin {
   const buckets = new TokenBuckets(limit.perSecond, limit.burst);

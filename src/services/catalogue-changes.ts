@@ -9,12 +9,6 @@ import type { CatalogService } from './catalog-service.js';
 import type { HistoryService } from './history-service.js';
 import { MAX_SOURCE_ID_LENGTH } from './market-source-service.js';
 
-/**
- * Who history records of catalogue changes belong to. They concern no user: only admins (who see
- * every user's records) read them, and no client can be this user (auth/user-id.ts).
- */
-const SYSTEM_HISTORY_USER = SYSTEM_USER;
-
 /** App ids per lookup of installed apps: within SQLite's historical 999 parameters per statement. */
 const IDS_PER_QUERY = 500;
 
@@ -66,7 +60,9 @@ export class CatalogueChanges {
         type: 'system',
         message: `catalogue of ${change.sourceId} changed: ${parts.join(', ')}`,
         app: null,
-        userId: SYSTEM_HISTORY_USER,
+        // They concern no user: only admins (who see every user's records) read them, and no client
+        // can be this user (auth/user-id.ts).
+        userId: SYSTEM_USER,
         time: new Date(),
         extended: { sourceId: change.sourceId, added: change.added, updated: change.updated, removed: change.removed },
       },
