@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { LeaderLease, soleLeader } from '../src/events/leader-lease.js';
 import { createLogger } from '../src/platform/logger.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
-import { RuntimeSnapshotQuery } from './support/operations.js';
+import { RuntimeEventsSubscription, RuntimeSnapshotQuery } from './support/operations.js';
 import {
   killLeftovers,
   listeningUrl,
@@ -14,6 +14,7 @@ import {
 } from './support/process.js';
 import { deleteKeys, REDIS_URL, redisAvailable, redisTarget, redisUrlVia, uniquePrefix } from './support/redis.js';
 import { dataOf, execute, waitFor } from './support/server.js';
+import { subscribe } from './support/subscriptions.js';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
 
 /**
@@ -151,6 +152,14 @@ const SERVER_LEASE_MS = 1500;
 const FAILOVER_BOUND_MS = SERVER_LEASE_MS + SERVER_LEASE_MS / 3;
 const CLUSTER_WIDE = ['chart_repo', 'cluster', 'history_cleanup', 'payment_polling', 'status_correction', 'syncer'];
 const PER_PROCESS = ['app_service', 'collector', 'database', 'pubsub', 'task_engine'];
+/** INSTANCE_SILENCE_MS and STOPPED_COMPONENT_RETENTION_MS of the servers below. */
+const SILENCE_MS = 1000;
+const RETENTION_MS = 1500;
+
+/** The instances a server logged as not heard from (the leader's sweep). */
+function notHeardFrom(server: ServerProcess): { instance: unknown }[] {
+  return server.logs.filter((line) => line.msg === 'instance not heard from').map(({ instance }) => ({ instance }));
+}
 
 interface Component {
   name: string;
@@ -183,6 +192,8 @@ describe.runIf(redisUp && databases.includes('postgresql'))('leader election acr
         INSTANCE_NAME: instance,
         LEADER_LEASE_MS: String(SERVER_LEASE_MS),
         COLLECT_INTERVAL_MS: '200',
+        INSTANCE_SILENCE_MS: String(SILENCE_MS),
+        STOPPED_COMPONENT_RETENTION_MS: String(RETENTION_MS),
       });
     const servers: Record<string, ServerProcess> = { a: startProcess(SERVER_COMMAND, env('a')) };
     const urls: Record<string, URL> = { a: await listeningUrl(servers.a as ServerProcess) };
@@ -207,6 +218,17 @@ describe.runIf(redisUp && databases.includes('postgresql'))('leader election acr
     expect(leading(servers[leader] as ServerProcess)).toHaveLength(1);
     expect(leading(servers[follower] as ServerProcess)).toHaveLength(0);
 
+    // Two silences on: neither live instance was taken for gone (live ones republish every cycle).
+    const firstSeen = Date.parse(
+      (await componentsOf(urls[follower] as URL)).get(`collector@${leader}`)?.metrics.lastCycleAt as string,
+    );
+    await waitFor(async () => {
+      const lastCycleAt = (await componentsOf(urls[follower] as URL)).get(`collector@${leader}`)?.metrics.lastCycleAt;
+      return Date.parse(lastCycleAt as string) - firstSeen >= 2 * SILENCE_MS ? true : undefined;
+    }, 'two silences of collect cycles');
+    for (const server of Object.values(servers)) expect(notHeardFrom(server)).toEqual([]);
+    const events = await subscribe({ url: (urls[follower] as URL).origin }, RuntimeEventsSubscription, {});
+
     // SIGKILL: no release, the lease has to expire.
     const killedAt = Date.now();
     (servers[leader] as ServerProcess).child.kill('SIGKILL');
@@ -230,5 +252,24 @@ describe.runIf(redisUp && databases.includes('postgresql'))('leader election acr
       const lastRunAt = cleanup?.metrics.lastRunAt;
       return typeof lastRunAt === 'string' && Date.parse(lastRunAt) >= killedAt ? true : undefined;
     }, 'history cleanup to run on the new leader');
+
+    // The killed instance's components show STOPPED, then leave the runtime (live, and in queries).
+    const gone = PER_PROCESS.map((name) => `${name}@${leader}`);
+    const seen = await events.until(
+      () => gone.every((name) => events.received.some((e) => e.runtimeEvents.removedComponent === name)),
+      10_000,
+    );
+    await events.close();
+    for (const name of gone) {
+      const stopped = seen.find((e) => e.runtimeEvents.component?.name === name)?.runtimeEvents.component;
+      expect(stopped?.state).toBe('STOPPED');
+      expect(stopped?.message).toMatch(new RegExp(`^instance ${leader} not heard from since \\d{4}-`));
+      const removedAt = seen.findIndex((e) => e.runtimeEvents.removedComponent === name);
+      expect(seen[removedAt]?.runtimeEvents.kind).toBe('COMPONENT_REMOVED');
+      expect(removedAt).toBeGreaterThan(seen.findIndex((e) => e.runtimeEvents.component?.name === name));
+    }
+    const left = [...(await componentsOf(urls[follower] as URL)).keys()].sort();
+    expect(left).toEqual([...CLUSTER_WIDE, ...PER_PROCESS.map((name) => `${name}@${follower}`)].sort());
+    expect(notHeardFrom(servers[follower] as ServerProcess)).toEqual([{ instance: leader }]);
   }, 120_000);
 });

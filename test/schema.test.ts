@@ -32,6 +32,8 @@ const ADDED_ENUM_VALUES: Record<string, string[]> = {
   AppStage: ['STOPPING', 'RESUMING'],
   // Stop and resume are tasks like the other operations (issue 14).
   TaskType: ['STOP', 'RESUME'],
+  // A gone instance's components leave the runtime in cluster mode (runtime/instance-sweep.ts).
+  RuntimeEventKind: ['COMPONENT_REMOVED'],
 };
 
 describe('the printed schema', () => {

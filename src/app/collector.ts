@@ -63,6 +63,10 @@ export function createCollector({
           instance: config.redis.instance,
           leader: jobs.leadership,
           eventBuffer: config.runtime.eventBuffer,
+          sweep: {
+            silenceMs: config.redis.instanceSilenceMs,
+            retentionMs: config.redis.stoppedComponentRetentionMs,
+          },
         }
       : null,
   );

@@ -90,6 +90,7 @@ const EVENTS = /* GraphQL */ `subscription DashboardEvents($since: Float) {
     component { healthy lastCheck message metrics name state }
     kind
     removedApp { appName sourceId userId }
+    removedComponent
     sequence
     summary {
       activeComponents appsByStage { count stage } canceledTasks completedTasks failedTasks healthyApps
@@ -207,6 +208,7 @@ function applyEvent(event) {
     state.taskMessages.delete(event.task.taskId);
   } else if (event.task) state.tasks.set(event.task.taskId, event.task);
   if (event.component) state.components.set(event.component.name, event.component);
+  if (event.removedComponent) state.components.delete(event.removedComponent);
   if (event.chartRepo) state.chartRepo = event.chartRepo;
   if (event.summary) state.summary = event.summary;
   state.sequence = event.sequence;
@@ -214,7 +216,7 @@ function applyEvent(event) {
   markLive();
   if (event.app || event.removedApp) touch('apps', 'tasks', 'filters');
   if (event.task) touch('tasks', 'filters');
-  if (event.component) touch('components');
+  if (event.component || event.removedComponent) touch('components');
   if (event.chartRepo) touch('chartRepo');
   touch('summary');
 }

@@ -175,6 +175,13 @@ export const envSchema = z.object({
   LEADER_LEASE_MS: decimal(positiveMs.min(300, 'must be at least 300').max(600_000, 'must be at most 600000')).default(
     10_000,
   ),
+  /**
+   * With REDIS_URL: an instance whose components the leader has not seen updated for this long
+   * counts as gone, and they show STOPPED (at least three COLLECT_INTERVAL_MS). @default 30000
+   */
+  INSTANCE_SILENCE_MS: decimal(positiveMs).default(30_000),
+  /** With REDIS_URL: how long a gone instance's STOPPED components stay in the runtime. @default 3600000 */
+  STOPPED_COMPONENT_RETENTION_MS: decimal(nonNegativeMs).default(3_600_000),
   /** Bearer tokens, `userId:role:token,…`. @default none */
   AUTH_TOKENS: authTokens,
   /** Trusted gateway header carrying the user id (e.g. X-Bfl-User). @default none */

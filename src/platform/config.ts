@@ -29,6 +29,10 @@ export type Config = {
     instance: string;
     /** LEADER_LEASE_MS: the lease of the instance that does the once-per-cluster work. */
     leaderLeaseMs: number;
+    /** INSTANCE_SILENCE_MS, at least three COLLECT_INTERVAL_MS; see runtime/instance-sweep.ts. */
+    instanceSilenceMs: number;
+    /** STOPPED_COMPONENT_RETENTION_MS. */
+    stoppedComponentRetentionMs: number;
   } | null;
   demoData: boolean;
   auth: {
@@ -160,6 +164,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           changeLogRetention: e.CHANGE_LOG_RETENTION,
           instance: e.INSTANCE_NAME ?? `${hostname()}-${process.pid}`,
           leaderLeaseMs: e.LEADER_LEASE_MS,
+          instanceSilenceMs: Math.max(e.INSTANCE_SILENCE_MS, 3 * e.COLLECT_INTERVAL_MS),
+          stoppedComponentRetentionMs: e.STOPPED_COMPONENT_RETENTION_MS,
         }
       : null,
     demoData: e.DEMO_DATA,

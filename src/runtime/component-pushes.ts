@@ -35,4 +35,9 @@ export class ComponentPushes {
     if (push) this.pushed.set(component.name, { component, at: now });
     return push;
   }
+
+  /** A removed component: should one of that name come back, its first status is pushed. */
+  forget(name: string): void {
+    this.pushed.delete(name);
+  }
 }

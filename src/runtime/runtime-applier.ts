@@ -28,10 +28,15 @@ export class RuntimeApplier {
     this.store.loadApps(apps.map((app) => this.withStage(app)));
   }
 
+  /**
+   * A kind this version does not know (an entry of a newer version's instance, during a rolling
+   * deploy) is left alone: guessing at it could corrupt the store.
+   */
   apply(change: RuntimeChange): void {
     if (change.kind === 'rows') this.applyRows(change.tasks, change.appKeys, change.apps);
     else if (change.kind === 'components') for (const status of change.components) this.store.putComponent(status);
-    else this.store.setChartRepo(change.status, change.byUser);
+    else if (change.kind === 'componentsRemoved') for (const name of change.names) this.store.removeComponent(name);
+    else if (change.kind === 'chartRepo') this.store.setChartRepo(change.status, change.byUser);
   }
 
   /**

@@ -18,12 +18,14 @@ export type RuntimeChange =
       apps: AppRow[];
     }
   | { kind: 'components'; components: ComponentStatus[] }
+  /** Components that leave the runtime: a gone instance's, after STOPPED_COMPONENT_RETENTION_MS (instance-sweep.ts). */
+  | { kind: 'componentsRemoved'; names: string[] }
   | { kind: 'chartRepo'; status: ChartRepoStatus; byUser: Map<string, ChartRepoStatus> };
 
 /**
  * The most runtime events applying a change can cause, the sequences its log entry reserves: a
  * task changes, may move its app's stage and may push the oldest finished task out; an app
- * changes or goes; a component or the chart repo changes.
+ * changes or goes; a component changes or goes; the chart repo changes.
  */
 export function eventBound(change: RuntimeChange): number {
   switch (change.kind) {
@@ -31,6 +33,8 @@ export function eventBound(change: RuntimeChange): number {
       return change.tasks.length * 3 + change.appKeys.length;
     case 'components':
       return change.components.length;
+    case 'componentsRemoved':
+      return change.names.length;
     case 'chartRepo':
       return 1;
   }

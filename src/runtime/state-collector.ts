@@ -8,11 +8,13 @@ import { type AppKey, appKeyString } from '../domain/app-key.js';
 import type { EventBus } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
 import { chartRepoComponent, component, stoppedComponents } from './components.js';
+import { type SweepSettings, sweepInstances } from './instance-sweep.js';
 import { LastWriters } from './last-writers.js';
 import { RuntimeApplier } from './runtime-applier.js';
 import { eventBound, type RuntimeChange, type RuntimeEntries, type RuntimeLog } from './runtime-change.js';
 import type { ComponentStatus, StateStore } from './state-store.js';
 import { StoreBarrier } from './store-barrier.js';
+import { takeFirst } from './take-first.js';
 
 /** How many finished tasks the store loads at start (it keeps the most recent ones). */
 const RECENT_FINISHED_AT_START = 100;
@@ -56,6 +58,8 @@ export interface CollectorCluster {
   leader: { readonly isLeader: boolean; onChange(listener: (leading: boolean) => void): () => void };
   /** RUNTIME_EVENT_BUFFER: the most events taken over from the cluster at start. */
   eventBuffer: number;
+  /** What the leader does with gone instances' components (instance-sweep.ts). */
+  sweep: SweepSettings;
 }
 
 /**
@@ -205,9 +209,8 @@ export class StateCollector {
         );
       },
     }));
-    if (!leads) {
-      // The chart repo is polled by the leader only.
-    } else if (this.chartRepo) {
+    // The chart repo is polled by the leader only.
+    if (leads && this.chartRepo) {
       const probe = this.chartRepo;
       work.push({
         name: 'chart_repo',
@@ -218,7 +221,7 @@ export class StateCollector {
           this.publishComponent({ ...chartRepoComponent(status), lastCheck: new Date() }, 'cluster');
         },
       });
-    } else {
+    } else if (leads) {
       this.publishComponent(
         { ...component('chart_repo', 'DISABLED', {}, 'CHART_REPO_URL is not set'), lastCheck: new Date() },
         'cluster',
@@ -250,6 +253,7 @@ export class StateCollector {
         }
       }),
     );
+    if (leads && this.cluster) this.sweepGoneInstances(this.cluster);
     this.lastCycle = { at: new Date(), durationMs: Math.round(performance.now() - started), errors };
     const failed = Object.keys(errors);
     this.publishComponent({
@@ -268,6 +272,14 @@ export class StateCollector {
       ),
       lastCheck: new Date(),
     });
+  }
+
+  /** The leader, every cycle: other instances gone silent show STOPPED, and leave after the retention. */
+  private sweepGoneInstances({ instance, sweep: settings }: CollectorCluster): void {
+    const sweep = sweepInstances(this.store.allComponents(), instance, Date.now(), settings);
+    for (const gone of sweep.silencedInstances) this.logger.warn({ instance: gone }, 'instance not heard from');
+    if (sweep.silenced.length > 0) this.publish({ kind: 'components', components: sweep.silenced });
+    if (sweep.removed.length > 0) this.publish({ kind: 'componentsRemoved', names: sweep.removed });
   }
 
   private userSourcePairs(): { userId: string; sourceId: string }[] {
@@ -384,15 +396,4 @@ export class StateCollector {
     const named = instance ? components.map((c) => ({ ...c, name: `${c.name}@${instance}` })) : components;
     this.publish({ kind: 'components', components: named });
   }
-}
-
-/** Removes and returns the first `limit` values of a set or map (the oldest marked). */
-function takeFirst<K, V>(stale: { entries(): Iterable<[K, V]>; delete(key: K): boolean }, limit: number): V[] {
-  const taken: V[] = [];
-  for (const [key, value] of stale.entries()) {
-    if (taken.length === limit) break;
-    taken.push(value);
-    stale.delete(key); // deleting the entry being visited is safe while iterating
-  }
-  return taken;
 }

@@ -34,6 +34,7 @@ export type RuntimeEventKind =
   | 'TASK_CHANGED'
   | 'TASK_REMOVED'
   | 'COMPONENT_CHANGED'
+  | 'COMPONENT_REMOVED'
   | 'CHART_REPO_CHANGED'
   | 'RESYNC';
 
@@ -46,6 +47,8 @@ export interface RuntimeEvent {
   appKey?: AppKey;
   task?: TaskRow;
   component?: ComponentStatus;
+  /** Name of a component that left the runtime (COMPONENT_REMOVED). */
+  componentName?: string;
   /** The status over every call (CHART_REPO_CHANGED); a user is shown their own from `chartRepoChange`. */
   chartRepo?: ChartRepoStatus;
   /** The chart repo before and after the change, per user too (CHART_REPO_CHANGED). */
@@ -231,6 +234,14 @@ export class StateStore {
     if (this.componentPushes.take(component, (this.options.now ?? Date.now)())) {
       this.emit({ kind: 'COMPONENT_CHANGED', component });
     }
+  }
+
+  /** A component leaves the runtime (a gone instance's, see instance-sweep.ts). */
+  removeComponent(name: string): void {
+    if (!this.components.delete(name)) return;
+    this.changes += 1;
+    this.componentPushes.forget(name);
+    this.emit({ kind: 'COMPONENT_REMOVED', componentName: name });
   }
 
   /** A new chart repo status, with each user's own; an event when any of them says something new. */

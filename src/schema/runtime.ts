@@ -115,6 +115,10 @@ const RuntimeEventKindEnum = builder.enumType('RuntimeEventKind', {
     TASK_CHANGED: { description: 'A task changed (`task`).' },
     TASK_REMOVED: { description: 'A finished task left the runtime state (`task`).' },
     COMPONENT_CHANGED: { description: 'A component changed (`component`).' },
+    COMPONENT_REMOVED: {
+      description:
+        'A component left the runtime (`removedComponent`): its instance stopped or went silent longer ago than STOPPED_COMPONENT_RETENTION_MS.',
+    },
     CHART_REPO_CHANGED: { description: 'The chart repo status changed (`chartRepo`).' },
     RESYNC: { description: 'Events were missed: refetch the snapshot and subscribe again from its sequence.' },
   },
@@ -161,6 +165,11 @@ const RuntimeEventRef = builder.objectRef<RuntimeEventView>('RuntimeEvent').impl
       nullable: true,
       description: 'The component (COMPONENT_CHANGED).',
       resolve: (e) => e.component ?? null,
+    }),
+    removedComponent: t.string({
+      nullable: true,
+      description: 'The name of the component that left the runtime (COMPONENT_REMOVED).',
+      resolve: (e) => e.componentName ?? null,
     }),
     chartRepo: t.field({
       type: ChartRepoStatusRef,

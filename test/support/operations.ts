@@ -303,7 +303,8 @@ export const RuntimeEventsSubscription = graphql(`
       app { userId appName stage }
       removedApp { userId appName }
       task { taskId userId appName status progress }
-      component { name state }
+      component { name state message }
+      removedComponent
       summary { totalApps runningTasks completedTasks }
     }
   }
