@@ -100,6 +100,25 @@ describe('configuration', () => {
     expect(loadConfig({ PORT: '4001 ', MAX_PAGE_SIZE: '50\r' })).toMatchObject({ port: 4001, maxPageSize: 50 });
   });
 
+  test('a gone instance: silent for INSTANCE_SILENCE_MS (at least three collect intervals), then kept STOPPED_COMPONENT_RETENTION_MS', () => {
+    const cluster = { REDIS_URL: 'redis://127.0.0.1:6379' };
+    expect(loadConfig(cluster).redis).toMatchObject({
+      instanceSilenceMs: 30_000,
+      stoppedComponentRetentionMs: 3_600_000,
+    });
+    // Shorter than three cycles, a live instance between two of its collects would be taken for gone.
+    expect(loadConfig({ ...cluster, INSTANCE_SILENCE_MS: '1000', COLLECT_INTERVAL_MS: '2000' }).redis).toMatchObject({
+      instanceSilenceMs: 6000,
+    });
+    expect(loadConfig({ ...cluster, STOPPED_COMPONENT_RETENTION_MS: '0' }).redis).toMatchObject({
+      stoppedComponentRetentionMs: 0,
+    });
+    expect(() => loadConfig({ ...cluster, INSTANCE_SILENCE_MS: '0' })).toThrow('INSTANCE_SILENCE_MS');
+    expect(() => loadConfig({ ...cluster, STOPPED_COMPONENT_RETENTION_MS: '-1' })).toThrow(
+      'STOPPED_COMPONENT_RETENTION_MS: must be 0 or more',
+    );
+  });
+
   test('a DATABASE_URL naming an SSL file that cannot be read is refused at start, as pg would refuse it', () => {
     expect(() => loadConfig({ DATABASE_URL: 'postgresql://market@db/market?sslrootcert=/no/such/ca.pem' })).toThrow(
       'DATABASE_URL: names a file (sslcert, sslkey or sslrootcert) that cannot be read (ENOENT)',
