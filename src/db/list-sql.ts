@@ -1,6 +1,14 @@
 import type { StoredCondition } from '../domain/filters.js';
-import { empty, join, raw, type Sql, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
+import {
+  CatalogAppScalarFieldEnum,
+  empty,
+  join,
+  raw,
+  type Sql,
+  sql,
+} from '../generated/prisma-sqlite/internal/prismaNamespace.js';
 import type { SqlRunner } from './driver-sql.js';
+import type { CatalogAppRow } from './models.js';
 
 /**
  * The list queries (`tasks`, `apps`, `catalog` pages and their `totalCount`) as hand-written SQL
@@ -77,12 +85,16 @@ function whereSql(parts: readonly Sql[]): Sql {
   return parts.length === 0 ? empty : sql`WHERE ${join(parts, ' AND ')}`;
 }
 
-/** One page of rows matching the conditions: `take + 1` of them, so the caller knows whether more follow. */
+/**
+ * One page of rows matching the conditions: `take + 1` of them, so the caller knows whether more
+ * follow. `columns`: what to read of each (every column unless given).
+ */
 export function pageRows<Row>(
   db: SqlRunner,
   table: ListTable,
   conditions: readonly Sql[],
   window: RowWindow,
+  columns: Sql = raw('*'),
 ): Promise<Row[]> {
   const bounds = [
     ...conditions,
@@ -91,7 +103,7 @@ export function pageRows<Row>(
   ];
   const order = window.fromNewest ? raw('DESC') : raw('ASC');
   return db.$queryRaw<Row[]>`
-    SELECT * FROM ${name(table)} ${whereSql(bounds)} ORDER BY "id" ${order} LIMIT ${window.take + 1}`;
+    SELECT ${columns} FROM ${name(table)} ${whereSql(bounds)} ORDER BY "id" ${order} LIMIT ${window.take + 1}`;
 }
 
 /** How many rows match the conditions. */
@@ -110,4 +122,20 @@ export function appCategories(
   return db.$queryRaw`
     SELECT "catalogAppId", "category" FROM "CatalogAppCategory"
     WHERE "catalogAppId" IN (${join([...appIds])}) ORDER BY "category"`;
+}
+
+/** The columns of a catalogue page: all but the entry, which the page takes from CatalogEntries. */
+export const CATALOG_LIST_COLUMNS = raw(
+  Object.values(CatalogAppScalarFieldEnum)
+    .filter((column) => column !== 'entry')
+    .map((column) => `"${column}"`)
+    .join(', '),
+);
+
+/** Catalogue entries by app id, each with the revision it was read at (CatalogApp.entryRevision). */
+export function catalogEntries(
+  db: SqlRunner,
+  ids: readonly number[],
+): Promise<{ id: number; entryRevision: number; entry: CatalogAppRow['entry'] }[]> {
+  return db.$queryRaw`SELECT "id", "entryRevision", "entry" FROM "CatalogApp" WHERE "id" IN (${join([...ids])})`;
 }
