@@ -812,8 +812,14 @@ describe.each(databases)('catalogue fields of many installed apps on %s', (kind)
         });
       }
     }
-    // catalogApp, the versions (latestVersion and upgradeAvailable share them), the sources.
-    expect(catalogueQueries).toHaveLength(3);
+    // catalogApp, its entries (read once, then kept parsed), the versions (latestVersion and
+    // upgradeAvailable share them), the sources.
+    expect(catalogueQueries).toHaveLength(4);
+    server.queries.length = 0;
+    expect(dataOf(await execute(server, SnapshotUpgradesQuery, {}, { token: TOKENS.ops }))).toEqual({
+      runtimeSnapshot,
+    });
+    expect(server.queries.filter(isCatalogueLookup)).toHaveLength(3);
 
     server.queries.length = 0;
     const plain = operation<{ runtimeSnapshot: { apps: { appName: string; stage: string }[] } }>(

@@ -253,10 +253,13 @@ export class CatalogService {
   /**
    * The catalogue apps named by each key (null where its source has none), in one query for up
    * to CATALOG_KEYS_PER_QUERY distinct keys: installed apps ask for theirs, thousands at a time
-   * in a runtime snapshot, mostly the same few apps for many users.
+   * in a runtime snapshot, mostly the same few apps for many users. Their entries come from the
+   * ones kept parsed, as for pages.
    */
   appsNamed(keys: readonly CatalogAppKey[]): Promise<(CatalogAppRow | null)[]> {
-    return this.byKeys(keys, (where) => this.db.catalogApp.findMany({ where }));
+    return this.byKeys(keys, async (where) =>
+      this.entries.attach(await this.db.catalogApp.findMany({ where, omit: { entry: true } })),
+    );
   }
 
   /** Like `appsNamed`, reading only the versions (no entry): for "is an upgrade available". */
