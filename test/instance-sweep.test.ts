@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
-import { sweepInstances } from '../src/runtime/instance-sweep.js';
+import { SWEEP_EVENT_BOUND, sweepInstances } from '../src/runtime/instance-sweep.js';
 import { RuntimeApplier } from '../src/runtime/runtime-applier.js';
-import type { RuntimeChange } from '../src/runtime/runtime-change.js';
+import { eventBound, type RuntimeChange } from '../src/runtime/runtime-change.js';
 import { type ComponentStatus, type RuntimeEvent, StateStore } from '../src/runtime/state-store.js';
 
 /**
@@ -10,7 +10,6 @@ import { type ComponentStatus, type RuntimeEvent, StateStore } from '../src/runt
  */
 
 const NOW = Date.parse('2026-12-04T12:00:00.000Z');
-const SETTINGS = { silenceMs: 30_000, retentionMs: 3_600_000 };
 
 function component(name: string, ageMs: number, overrides: Partial<ComponentStatus> = {}): ComponentStatus {
   return {
@@ -24,13 +23,14 @@ function component(name: string, ageMs: number, overrides: Partial<ComponentStat
   };
 }
 
+const ORDER = { at: NOW, silenceMs: 30_000, retentionMs: 3_600_000 };
+const STOPPED = { state: 'STOPPED' as const, healthy: false, message: 'instance stopped' };
+
 describe('sweepInstances', () => {
   test('an instance not heard from for the silence shows STOPPED, with the time it was last heard from', () => {
     const sweep = sweepInstances(
       [component('database@b', 30_000), component('pubsub@b', 31_000), component('database@c', 29_999)],
-      'a',
-      NOW,
-      SETTINGS,
+      ORDER,
     );
     expect(sweep.silenced).toEqual([
       {
@@ -50,36 +50,36 @@ describe('sweepInstances', () => {
     expect(sweep.removed).toEqual([]);
   });
 
-  test('its own components and the cluster-wide ones (no instance) are never swept, however old', () => {
+  test('an instance collecting less often than a third of the silence counts as silent after three of its cycles', () => {
+    const slow = component('collector@slow', 50_000, { metrics: { intervalMs: 20_000 } });
+    expect(sweepInstances([slow, component('database@slow', 59_999)], ORDER).silenced).toEqual([]);
+    expect(sweepInstances([slow, component('database@slow', 60_000)], ORDER).silencedInstances).toEqual(['slow']);
+  });
+
+  test('the cluster-wide components (no instance) are never swept, however old', () => {
     const old = 86_400_000;
-    const sweep = sweepInstances(
-      [
-        component('database@a', old),
-        component('cluster', old),
-        component('pubsub@a', old, { state: 'STOPPED' }),
-        component('chart_repo', old, { state: 'STOPPED' }),
-      ],
-      'a',
-      NOW,
-      SETTINGS,
-    );
+    const sweep = sweepInstances([component('cluster', old), component('chart_repo', old, STOPPED)], ORDER);
     expect(sweep).toEqual({ silenced: [], silencedInstances: [], removed: [] });
   });
 
-  test('STOPPED components leave once their last sign of life is older than the retention', () => {
-    const stopped = { state: 'STOPPED' as const, healthy: false, message: 'instance stopped' };
+  test('STOPPED components leave once past the retention and the silence: a live instance keeps its own', () => {
     const sweep = sweepInstances(
-      [component('database@old', 3_600_000, stopped), component('database@recent', 3_599_999, stopped)],
-      'a',
-      NOW,
-      SETTINGS,
+      [
+        component('database@old', 3_600_000, STOPPED),
+        component('database@recent', 3_599_999, STOPPED),
+        component('task_engine@live', 1_000, { ...STOPPED, message: 'not started' }),
+      ],
+      ORDER,
     );
     expect(sweep.removed).toEqual(['database@old']);
+    expect(
+      sweepInstances([component('task_engine@live', 1_000, STOPPED)], { ...ORDER, retentionMs: 0 }).removed,
+    ).toEqual([]);
     expect(sweep.silenced).toEqual([]);
   });
 
   test('an instance name holding "@" is read from the last one (component names have none)', () => {
-    const sweep = sweepInstances([component('database@b@x', 60_000)], 'b', NOW, SETTINGS);
+    const sweep = sweepInstances([component('database@b@x', 60_000)], ORDER);
     expect(sweep.silencedInstances).toEqual(['x']);
   });
 });
@@ -117,16 +117,38 @@ describe('a component leaving the runtime', () => {
     expect(events.map((event) => event.kind)).toEqual(['COMPONENT_CHANGED', 'COMPONENT_REMOVED', 'COMPONENT_CHANGED']);
   });
 
-  test('the applier removes them from a log entry, and leaves a kind it does not know alone', () => {
+  test('a sweep order: every instance applies it to its own store, one holding more sweeps more', () => {
+    // The leader started after b's components were last published: it never saw them.
+    const leader = storeWithEvents();
+    const older = storeWithEvents();
+    for (const store of [leader.store, older.store]) store.putComponent(component('database@a', 0));
+    older.store.putComponent(component('database@b', 40_000));
+    older.store.putComponent(component('pubsub@c', 7_200_000, STOPPED));
+    const order: RuntimeChange = { kind: 'components', components: [], sweep: ORDER };
+    expect(new RuntimeApplier(leader.store).apply(order)).toEqual([]);
+    expect(new RuntimeApplier(older.store).apply(order)).toEqual(['b']);
+    expect(older.store.allComponents().map(({ name, state }) => [name, state])).toEqual([
+      ['database@a', 'RUNNING'],
+      ['database@b', 'STOPPED'],
+    ]);
+    expect(older.events.slice(-2).map((event) => event.kind)).toEqual(['COMPONENT_CHANGED', 'COMPONENT_REMOVED']);
+    expect(leader.store.allComponents().map(({ name }) => name)).toEqual(['database@a']);
+  });
+
+  test('an order reserves its events in the log, and is a components change without components', () => {
+    // Without components, so that an instance of the previous version, which took any other kind
+    // of change for a chart repo status, does nothing with it during a rolling deploy.
+    expect(eventBound({ kind: 'components', components: [], sweep: ORDER })).toBe(SWEEP_EVENT_BOUND);
+    const many = Array.from({ length: SWEEP_EVENT_BOUND + 5 }, (_, i) => component(`database@gone-${i}`, 40_000));
+    expect(sweepInstances(many, ORDER).silenced).toHaveLength(SWEEP_EVENT_BOUND);
+  });
+
+  test('the applier leaves a kind it does not know alone', () => {
     const { store, events } = storeWithEvents();
     const applier = new RuntimeApplier(store);
-    applier.apply({ kind: 'components', components: [component('database@b', 0), component('pubsub@b', 0)] });
-    applier.apply({ kind: 'componentsRemoved', names: ['database@b', 'pubsub@b'] });
-    expect(store.allComponents()).toEqual([]);
-    const count = events.length;
     // An entry of a newer version's instance (a rolling deploy): before, it was taken for a chart repo status.
     applier.apply({ kind: 'somethingNewer', value: 1 } as unknown as RuntimeChange);
-    expect(events).toHaveLength(count);
+    expect(events).toEqual([]);
     expect(store.chartRepoState()).toBeNull();
   });
 });

@@ -1,53 +1,73 @@
 import type { ComponentStatus } from './state-store.js';
 
 /**
- * Cluster mode: what the leader does with the components of the other instances (named
- * `<component>@<instance>`, republished by their instance every collect cycle, so their
- * `lastCheck` is the instance's last sign of life). Without it a killed instance's components
- * said RUNNING for good, and with the default INSTANCE_NAME (new at every restart) each restart
- * left a set of STOPPED ones behind in every runtime for good.
+ * Cluster mode: what happens to the components of instances that are gone. Each instance names
+ * its own `<component>@<instance>` and republishes them every collect cycle, so their `lastCheck`
+ * is the instance's last sign of life. Without a sweep a killed instance's components said RUNNING
+ * for good, and with the default INSTANCE_NAME (new at every restart) each restart left a set of
+ * STOPPED ones behind in every runtime for good.
+ *
+ * The leader puts a SweepOrder into the change log every cycle, and every instance applies it to
+ * its own store where it stands in the log: so instances holding the same components decide alike
+ * (the same events at the same sequences), and one holding components the leader never saw (it
+ * started after they were last published) sweeps those too. Times are the order's `at` (the
+ * leader's clock) against each `lastCheck` (the publishing instance's): instance clocks must agree
+ * to well within INSTANCE_SILENCE_MS.
  */
-export interface InstanceSweep {
-  /** Components of instances not heard from for `silenceMs`, now STOPPED (their `lastCheck` kept). */
-  silenced: ComponentStatus[];
-  /** The instances those belong to, for the log. */
-  silencedInstances: string[];
-  /** Names of the components STOPPED with no sign of life for `retentionMs`: they leave the runtime. */
-  removed: string[];
-}
-
-export interface SweepSettings {
-  /** INSTANCE_SILENCE_MS: no component update from an instance for this long, and it counts as gone. */
+export interface SweepOrder {
+  /** When the leader gave it (ms since the epoch). */
+  at: number;
+  /** INSTANCE_SILENCE_MS: no update from an instance for this long, and it counts as gone. */
   silenceMs: number;
-  /** STOPPED_COMPONENT_RETENTION_MS: a gone instance's components are shown this long, then removed. */
+  /** STOPPED_COMPONENT_RETENTION_MS: how long a gone instance's STOPPED components stay. */
   retentionMs: number;
 }
 
+export interface InstanceSweep {
+  /** Components of instances gone silent, now STOPPED (their `lastCheck` kept). */
+  silenced: ComponentStatus[];
+  /** The instances those belong to, for the log. */
+  silencedInstances: string[];
+  /** Names of gone instances' STOPPED components past the retention: they leave the runtime. */
+  removed: string[];
+}
+
 /**
- * Decides the sweep over every component the store holds, at `now` (ms). The cluster's own
- * components (no `@`) are the leader's and `own` instance's are this one's: neither is swept. An
- * instance that was only slow (Redis away, a stalled event loop) republishes its components at its
- * next cycle, and they are RUNNING again.
+ * The most events one order may cause (its log entry reserves as many sequences): a store with
+ * more to sweep does the rest at the next order.
  */
-export function sweepInstances(
-  components: Iterable<ComponentStatus>,
-  own: string,
-  now: number,
-  { silenceMs, retentionMs }: SweepSettings,
-): InstanceSweep {
+export const SWEEP_EVENT_BOUND = 1_000;
+
+/**
+ * What an order does to these components. The cluster's own components (no `@`) are the leader's
+ * and are never swept. An instance counts as silent after the longer of `silenceMs` and three of
+ * its own collect intervals (its `collector` component says which). A STOPPED component leaves
+ * once it is past both the retention and the silence, so a live instance's own STOPPED ones stay.
+ * An instance that was only slow (Redis away, a stalled event loop) republishes its components
+ * at its next cycle, and they are RUNNING again.
+ */
+export function sweepInstances(components: readonly ComponentStatus[], order: SweepOrder): InstanceSweep {
   const sweep: InstanceSweep = { silenced: [], silencedInstances: [], removed: [] };
+  const intervals = new Map<string, number>();
+  for (const { name, metrics } of components) {
+    if (name.startsWith('collector@') && typeof metrics.intervalMs === 'number') {
+      intervals.set(name.slice('collector@'.length), metrics.intervalMs);
+    }
+  }
   for (const status of components) {
+    if (sweep.silenced.length + sweep.removed.length >= SWEEP_EVENT_BOUND) break;
     const at = status.name.lastIndexOf('@');
-    const instance = at < 0 ? own : status.name.slice(at + 1);
-    if (instance === own) continue;
-    const quietMs = now - status.lastCheck.getTime();
-    if (status.state === 'STOPPED') {
-      if (quietMs >= retentionMs) sweep.removed.push(status.name);
-    } else if (quietMs >= silenceMs) {
-      const since = status.lastCheck.toISOString();
-      const message = `instance ${instance} not heard from since ${since}`;
+    if (at < 0) continue;
+    const instance = status.name.slice(at + 1);
+    const silenceMs = Math.max(order.silenceMs, 3 * (intervals.get(instance) ?? 0));
+    const quietMs = order.at - status.lastCheck.getTime();
+    if (quietMs < silenceMs) continue;
+    if (status.state !== 'STOPPED') {
+      const message = `instance ${instance} not heard from since ${status.lastCheck.toISOString()}`;
       sweep.silenced.push({ ...status, state: 'STOPPED', healthy: false, message });
       if (!sweep.silencedInstances.includes(instance)) sweep.silencedInstances.push(instance);
+    } else if (quietMs >= order.retentionMs) {
+      sweep.removed.push(status.name);
     }
   }
   return sweep;

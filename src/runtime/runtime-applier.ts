@@ -1,6 +1,7 @@
 import type { AppRow, TaskRow } from '../db/models.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import { deriveStage } from '../domain/app-stage.js';
+import { type SweepOrder, sweepInstances } from './instance-sweep.js';
 import type { RuntimeChange } from './runtime-change.js';
 import type { RuntimeApp, StateStore } from './state-store.js';
 
@@ -29,14 +30,25 @@ export class RuntimeApplier {
   }
 
   /**
-   * A kind this version does not know (an entry of a newer version's instance, during a rolling
-   * deploy) is left alone: guessing at it could corrupt the store.
+   * Returns the instances a sweep order found gone (for the log). A kind this version does not
+   * know (an entry of a newer version's instance, during a rolling deploy) is left alone: guessing
+   * at it could corrupt the store.
    */
-  apply(change: RuntimeChange): void {
+  apply(change: RuntimeChange): string[] {
     if (change.kind === 'rows') this.applyRows(change.tasks, change.appKeys, change.apps);
-    else if (change.kind === 'components') for (const status of change.components) this.store.putComponent(status);
-    else if (change.kind === 'componentsRemoved') for (const name of change.names) this.store.removeComponent(name);
     else if (change.kind === 'chartRepo') this.store.setChartRepo(change.status, change.byUser);
+    else if (change.kind === 'components') {
+      for (const status of change.components) this.store.putComponent(status);
+      if (change.sweep) return this.applySweep(change.sweep);
+    }
+    return [];
+  }
+
+  private applySweep(order: SweepOrder): string[] {
+    const { silenced, silencedInstances, removed } = sweepInstances(this.store.allComponents(), order);
+    for (const status of silenced) this.store.putComponent(status);
+    for (const name of removed) this.store.removeComponent(name);
+    return silencedInstances;
   }
 
   /**

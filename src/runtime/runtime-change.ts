@@ -1,6 +1,7 @@
 import type { ChartRepoStatus } from '../adapters/chart-repo/port.js';
 import type { AppRow, TaskRow } from '../db/models.js';
 import type { AppKey } from '../domain/app-key.js';
+import { SWEEP_EVENT_BOUND, type SweepOrder } from './instance-sweep.js';
 import type { ComponentStatus, RuntimeEvent } from './state-store.js';
 
 /**
@@ -17,9 +18,16 @@ export type RuntimeChange =
       appKeys: AppKey[];
       apps: AppRow[];
     }
-  | { kind: 'components'; components: ComponentStatus[] }
-  /** Components that leave the runtime: a gone instance's, after STOPPED_COMPONENT_RETENTION_MS (instance-sweep.ts). */
-  | { kind: 'componentsRemoved'; names: string[] }
+  | {
+      kind: 'components';
+      components: ComponentStatus[];
+      /**
+       * The leader's sweep of gone instances' components (instance-sweep.ts), in a `components`
+       * change without components: an instance of the previous version, which took any other
+       * kind for a chart repo status, does nothing with it during a rolling deploy.
+       */
+      sweep?: SweepOrder;
+    }
   | { kind: 'chartRepo'; status: ChartRepoStatus; byUser: Map<string, ChartRepoStatus> };
 
 /**
@@ -32,9 +40,7 @@ export function eventBound(change: RuntimeChange): number {
     case 'rows':
       return change.tasks.length * 3 + change.appKeys.length;
     case 'components':
-      return change.components.length;
-    case 'componentsRemoved':
-      return change.names.length;
+      return change.components.length + (change.sweep ? SWEEP_EVENT_BOUND : 0);
     case 'chartRepo':
       return 1;
   }

@@ -8,7 +8,7 @@ import { type AppKey, appKeyString } from '../domain/app-key.js';
 import type { EventBus } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
 import { chartRepoComponent, component, stoppedComponents } from './components.js';
-import { type SweepSettings, sweepInstances } from './instance-sweep.js';
+import type { SweepOrder } from './instance-sweep.js';
 import { LastWriters } from './last-writers.js';
 import { RuntimeApplier } from './runtime-applier.js';
 import { eventBound, type RuntimeChange, type RuntimeEntries, type RuntimeLog } from './runtime-change.js';
@@ -58,8 +58,8 @@ export interface CollectorCluster {
   leader: { readonly isLeader: boolean; onChange(listener: (leading: boolean) => void): () => void };
   /** RUNTIME_EVENT_BUFFER: the most events taken over from the cluster at start. */
   eventBuffer: number;
-  /** What the leader does with gone instances' components (instance-sweep.ts). */
-  sweep: SweepSettings;
+  /** INSTANCE_SILENCE_MS and STOPPED_COMPONENT_RETENTION_MS, for the leader's sweep orders. */
+  sweep: Omit<SweepOrder, 'at'>;
 }
 
 /**
@@ -152,11 +152,16 @@ export class StateCollector {
     });
     entries.attach((change, first, last, isOwn) => {
       own = isOwn;
+      let gone: string[] = [];
       try {
-        this.store.applyAt(first, last, () => this.applier.apply(change));
+        this.store.applyAt(first, last, () => {
+          gone = this.applier.apply(change);
+        });
       } finally {
         own = false;
       }
+      // Logged by the leader whose order found them gone.
+      for (const instance of isOwn ? gone : []) this.logger.warn({ instance }, 'instance not heard from');
       if (change.kind === 'rows') this.confirmOwn(change, isOwn);
       if (isOwn) this.barrier.returned(change);
     });
@@ -253,7 +258,10 @@ export class StateCollector {
         }
       }),
     );
-    if (leads && this.cluster) this.sweepGoneInstances(this.cluster);
+    // Every instance applies the order where it stands in the log (instance-sweep.ts).
+    if (leads && this.cluster) {
+      this.publish({ kind: 'components', components: [], sweep: { at: Date.now(), ...this.cluster.sweep } });
+    }
     this.lastCycle = { at: new Date(), durationMs: Math.round(performance.now() - started), errors };
     const failed = Object.keys(errors);
     this.publishComponent({
@@ -272,14 +280,6 @@ export class StateCollector {
       ),
       lastCheck: new Date(),
     });
-  }
-
-  /** The leader, every cycle: other instances gone silent show STOPPED, and leave after the retention. */
-  private sweepGoneInstances({ instance, sweep: settings }: CollectorCluster): void {
-    const sweep = sweepInstances(this.store.allComponents(), instance, Date.now(), settings);
-    for (const gone of sweep.silencedInstances) this.logger.warn({ instance: gone }, 'instance not heard from');
-    if (sweep.silenced.length > 0) this.publish({ kind: 'components', components: sweep.silenced });
-    if (sweep.removed.length > 0) this.publish({ kind: 'componentsRemoved', names: sweep.removed });
   }
 
   private userSourcePairs(): { userId: string; sourceId: string }[] {
