@@ -112,9 +112,12 @@ describe.each(databases)('CatalogApp.entryRevision on %s', (kind) => {
     // A statement run by hand.
     await sql.$executeRaw`UPDATE "CatalogApp" SET "entry" = ${JSON.stringify({ icon: 'd' })} WHERE "id" = ${id}`;
     expect(await revisionOf(id)).toBe(3);
+    // Never back: a later change would reuse a revision kept with another entry.
+    await sql.$executeRaw`UPDATE "CatalogApp" SET "entryRevision" = 0 WHERE "id" = ${id}`.catch(() => {});
+    expect(await revisionOf(id)).toBe(3);
   });
 
-  test('CatalogEntries: frozen, shared, bounded, and what a changed revision reads', async () => {
+  test('CatalogEntries: frozen, shared, bounded, and large reads not kept', async () => {
     for (const name of ['one', 'two', 'three']) {
       await db.catalogApp.create({ data: created(name, 'studio', { name, nested: { list: [1] } }) });
     }
@@ -123,17 +126,21 @@ describe.each(databases)('CatalogApp.entryRevision on %s', (kind) => {
       pageRows<CatalogListRow>(sql, 'CatalogApp', [], { fromNewest: false, take: 10 }, CATALOG_LIST_COLUMNS);
     const listed = (await rows()).filter((r) => r.sourceId === 'studio');
     expect(Object.keys(listed[0] as object)).not.toContain('entry');
+    const expected = ['one', 'two', 'three'].map((name) => ({ name, nested: { list: [1] } }));
+    // A read of more than half of what is kept is used, not kept (it would push out the rest).
+    const large = new CatalogEntries(sql, 4);
+    expect((await large.attach(listed.map((row) => ({ ...row })))).map((row) => row.entry)).toEqual(expected);
+    expect(large.size).toBe(0);
+
     const entries = new CatalogEntries(sql, 2);
-    const [one, two, three] = await entries.attach(listed);
-    expect([one?.entry, two?.entry, three?.entry]).toEqual([
-      { name: 'one', nested: { list: [1] } },
-      { name: 'two', nested: { list: [1] } },
-      { name: 'three', nested: { list: [1] } },
-    ]);
-    expect(entries.size).toBe(2);
-    const { nested } = (three as CatalogAppRow).entry as { nested: { list: number[] } };
+    const attached = [];
+    for (const row of listed) attached.push(...(await entries.attach([{ ...row }])));
+    expect(attached.map((row) => row.entry)).toEqual(expected);
+    expect(entries.size).toBe(2); // the least recently used (one) went
+    const three = attached[2] as CatalogAppRow;
+    const { nested } = three.entry as { nested: { list: number[] } };
     expect(() => nested.list.push(2)).toThrow(TypeError);
-    const again = await entries.attach(listed.slice(2));
-    expect(again[0]?.entry).toBe(three?.entry);
+    const again = await entries.attach([{ ...(listed[2] as CatalogListRow) }]);
+    expect(again[0]?.entry).toBe(three.entry);
   });
 });

@@ -92,6 +92,20 @@ export function driverSqlOf(db: PrismaConnectable): DriverSql {
   return driver;
 }
 
+/**
+ * The ids for an `IN (…)` list, the last repeated up to the next power of two: a statement's text
+ * (and so its prepared statement, and on PostgreSQL its name and plan) depends on the list's
+ * length, and callers send every length (the outbox worker records batches of 1 to its window);
+ * padded, a handful of texts serve them all.
+ */
+export function paddedIds(ids: readonly number[]): number[] {
+  if (ids.length === 0) return [];
+  const padded = [...ids];
+  const size = 2 ** Math.ceil(Math.log2(Math.max(1, ids.length)));
+  while (padded.length < size) padded.push(ids[ids.length - 1] as number);
+  return padded;
+}
+
 function statementOf(query: TemplateStringsArray | Sql, values: unknown[]): Sql {
   return 'raw' in query ? sql(query, ...(values as never[])) : query;
 }

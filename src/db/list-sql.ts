@@ -7,7 +7,7 @@ import {
   type Sql,
   sql,
 } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
-import type { SqlRunner } from './driver-sql.js';
+import { paddedIds, type SqlRunner } from './driver-sql.js';
 import type { CatalogAppRow } from './models.js';
 
 /**
@@ -137,5 +137,5 @@ export function catalogEntries(
   db: SqlRunner,
   ids: readonly number[],
 ): Promise<{ id: number; entryRevision: number; entry: CatalogAppRow['entry'] }[]> {
-  return db.$queryRaw`SELECT "id", "entryRevision", "entry" FROM "CatalogApp" WHERE "id" IN (${join([...ids])})`;
+  return db.$queryRaw`SELECT "id", "entryRevision", "entry" FROM "CatalogApp" WHERE "id" IN (${join(paddedIds(ids))})`;
 }

@@ -1,5 +1,5 @@
 import { join, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
-import type { SqlRunner } from './driver-sql.js';
+import { paddedIds, type SqlRunner } from './driver-sql.js';
 import type { OutboxMessageRow } from './models.js';
 
 /**
@@ -115,19 +115,6 @@ export async function markDelivered(
     WHERE "id" IN (${join(paddedIds(ids))}) AND "lockedBy" = ${workerId}
     RETURNING "id"`;
   return rows.map((row) => Number(row.id));
-}
-
-/**
- * The ids, the last repeated up to the next power of two: a statement's text (and so its prepared
- * statement, and on PostgreSQL its plan) depends on the list's length, and a worker records
- * batches of every size from 1 to its window; padded, a handful of texts serve them all.
- */
-function paddedIds(ids: readonly number[]): number[] {
-  if (ids.length === 0) return [];
-  const padded = [...ids];
-  const size = 2 ** Math.ceil(Math.log2(Math.max(1, ids.length)));
-  while (padded.length < size) padded.push(ids[ids.length - 1] as number);
-  return padded;
 }
 
 export interface FailedAttempt {

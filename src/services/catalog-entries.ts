@@ -21,8 +21,9 @@ const MAX_KEPT = 1_000;
  * `title(locale:)` asked: 792–936 → 351–471); with the bundled demo one (~1.1 KB entries)
  * 511–570 → 409–454.
  *
- * Entries are shared by every request: they are frozen, so that nothing can change one for the
- * others.
+ * Entries kept are shared by every request: they are frozen, so that nothing can change one for
+ * the others. A database restored under a running server could hold other entries under the same
+ * (id, revision): restart the servers after a restore.
  */
 export class CatalogEntries {
   /** By app id, least recently used first. */
@@ -56,9 +57,12 @@ export class CatalogEntries {
       this.kept.set(row.id, kept);
       found.set(row.id, kept.entry);
     }
+    // A read of more than half of what is kept (installed apps' entries for a large runtime
+    // snapshot) is used as it is: keeping it would only push out what pages use.
+    const keep = missing.length <= this.maxKept / 2;
     if (missing.length > 0) {
       for (const { id, entryRevision, entry } of await catalogEntries(this.sql, missing)) {
-        found.set(id, this.keep(id, Number(entryRevision), entry));
+        found.set(id, keep ? this.keep(id, Number(entryRevision), entry) : entry);
       }
     }
     // Given to the rows themselves (they are the page's own, fresh from the driver): a copy of

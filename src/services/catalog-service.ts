@@ -234,16 +234,16 @@ export class CatalogService {
       paid === null || paid === undefined ? [] : [{ op: 'equals', column: 'paid', relation: '', value: paid }];
     const stored = [...CATALOG_FILTER.compile(rules).stored, ...paidCondition, ...visible];
     const conditions = conditionsSql('CatalogApp', stored, CATALOG_RELATIONS);
-    return paginateWindow(
+    const connection = await paginateWindow(
       CATALOG_CURSOR,
       page,
       this.maxPageSize,
-      async (window) =>
-        this.entries.attach(
-          await pageRows<CatalogListRow>(this.sql, 'CatalogApp', conditions, window, CATALOG_LIST_COLUMNS),
-        ),
+      (window) => pageRows<CatalogListRow>(this.sql, 'CatalogApp', conditions, window, CATALOG_LIST_COLUMNS),
       () => countRows(this.sql, 'CatalogApp', conditions),
     );
+    // The page's rows only, not the one read past its end to know whether more follow.
+    await this.entries.attach(connection.edges.map((edge) => edge.node));
+    return connection as Connection<CatalogAppRow>;
   }
 
   getById(id: number): Promise<CatalogAppRow | null> {

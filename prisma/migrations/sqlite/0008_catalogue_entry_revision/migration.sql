@@ -10,3 +10,11 @@ FOR EACH ROW WHEN NEW."entry" IS NOT OLD."entry"
 BEGIN
   UPDATE "CatalogApp" SET "entryRevision" = OLD."entryRevision" + 1 WHERE "id" = NEW."id";
 END;
+
+-- Nor may a writer move it back: a later change would then reuse a revision already kept with
+-- another entry.
+CREATE TRIGGER "CatalogApp_entryRevision_forward" BEFORE UPDATE OF "entryRevision" ON "CatalogApp"
+FOR EACH ROW WHEN NEW."entryRevision" < OLD."entryRevision"
+BEGIN
+  SELECT RAISE(ABORT, 'CatalogApp.entryRevision only moves forward');
+END;
