@@ -65,7 +65,7 @@ export class CatalogEntries {
         found.set(id, keep ? this.keep(id, Number(entryRevision), entry) : entry);
       }
     }
-    // Given to the rows themselves (they are the page's own, fresh from the driver): a copy of
+    // Given to the rows themselves (fresh from the database, this call's own): a copy of
     // each cost more than finding its entry.
     const withEntries = rows as (CatalogListRow & { entry?: CatalogAppRow['entry'] })[];
     for (const row of withEntries) row.entry = found.get(row.id) ?? {};

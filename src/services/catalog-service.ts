@@ -127,7 +127,7 @@ export class CatalogService {
    */
   private readonly sql: DriverSql;
   /** The entries of catalogue pages, kept parsed until they change. */
-  readonly entries: CatalogEntries;
+  private readonly entries: CatalogEntries;
 
   constructor(
     private readonly db: Db,
