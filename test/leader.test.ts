@@ -280,4 +280,44 @@ describe.runIf(redisUp && databases.includes('postgresql'))('leader election acr
     expect(left).toEqual([...CLUSTER_WIDE, ...PER_PROCESS.map((name) => `${name}@${follower}`)].sort());
     expect(notHeardFrom(servers[follower] as ServerProcess)).toEqual([{ instance: leader }]);
   }, 120_000);
+
+  test('an instance stopped with SIGTERM shows STOPPED on the other, then leaves after the retention', async () => {
+    const env = (instance: string) =>
+      serverEnv(database.url, {
+        REDIS_URL,
+        REDIS_PREFIX: `${prefix}graceful:`,
+        INSTANCE_NAME: instance,
+        LEADER_LEASE_MS: String(SERVER_LEASE_MS),
+        COLLECT_INTERVAL_MS: '200',
+        INSTANCE_SILENCE_MS: String(SILENCE_MS),
+        STOPPED_COMPONENT_RETENTION_MS: String(RETENTION_MS),
+      });
+    const staying = startProcess(SERVER_COMMAND, env('c'));
+    const url = await listeningUrl(staying);
+    const leaving = startProcess(SERVER_COMMAND, env('d'));
+    await listeningUrl(leaving);
+    const gone = PER_PROCESS.map((name) => `${name}@d`);
+    await waitFor(async () => {
+      const seen = await componentsOf(url);
+      return gone.every((name) => seen.has(name)) ? true : undefined;
+    }, "the leaving instance's components on the other");
+    const events = await subscribe({ url: url.origin }, RuntimeEventsSubscription, {});
+
+    leaving.child.kill('SIGTERM');
+    await leaving.exited;
+    await events.until(
+      () => gone.every((name) => events.received.some((e) => e.runtimeEvents.removedComponent === name)),
+      10_000,
+    );
+    await events.close();
+    const seen = events.received;
+    for (const name of gone) {
+      const stoppedAt = seen.findIndex((e) => e.runtimeEvents.component?.name === name);
+      expect(seen[stoppedAt]?.runtimeEvents.component).toMatchObject({ state: 'STOPPED', message: 'instance stopped' });
+      expect(seen.findIndex((e) => e.runtimeEvents.removedComponent === name)).toBeGreaterThan(stoppedAt);
+    }
+    expect([...(await componentsOf(url)).keys()].filter((name) => name.endsWith('@d'))).toEqual([]);
+    // It said it stopped: never taken for gone silent.
+    expect(notHeardFrom(staying)).toEqual([]);
+  }, 120_000);
 });
