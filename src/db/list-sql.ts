@@ -137,5 +137,6 @@ export function catalogEntries(
   db: SqlRunner,
   ids: readonly number[],
 ): Promise<{ id: number; entryRevision: number; entry: CatalogAppRow['entry'] }[]> {
-  return db.$queryRaw`SELECT "id", "entryRevision", "entry" FROM "CatalogApp" WHERE "id" IN (${join(paddedIds(ids))})`;
+  return db.$queryRaw`
+    SELECT "id", "entryRevision", "entry" FROM "CatalogApp" WHERE "id" IN (${join(paddedIds(ids))})`;
 }

@@ -1,5 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 
+/** Distinct Host values whose answer OriginPolicy keeps. */
+const MAX_HOSTS_KEPT = 64;
+
 /**
  * Which web pages may drive the API from a browser. A browser attaches the user's cookies (behind
  * a cookie-authenticating gateway) and, in local development mode, every request is the admin: so
@@ -19,9 +22,6 @@ import type { IncomingMessage } from 'node:http';
  * whose name was made to resolve to 127.0.0.1 reaches this server with `Host: evil.example`, and
  * to the browser it is then the page's own origin, so the Origin rules alone let it through.
  */
-/** Distinct Host values whose answer OriginPolicy keeps. */
-const MAX_HOSTS_KEPT = 64;
-
 export class OriginPolicy {
   constructor(
     private readonly allowList: readonly string[],

@@ -38,8 +38,8 @@ export const useHiddenSuggestions: Plugin = {
  * The Yoga plugins of the production switches, for the settings that are on: PERSISTED_DOCUMENTS
  * (the manifest is read here, so a missing or invalid one stops the server from being built),
  * INTROSPECTION off (with suggestions hidden) and the mutation rate limit. GRAPHIQL is Yoga's own
- * `graphiql` option. Every one of them hooks the envelop pipeline (parse, validate, execute), which HTTP, graphql-ws
- * and SSE all run.
+ * `graphiql` option. Every one of them hooks the envelop pipeline (parse, validate, execute), which
+ * HTTP, graphql-ws and SSE all run.
  */
 export function productionSwitches(config: Config): Plugin[] {
   return [

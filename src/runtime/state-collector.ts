@@ -161,7 +161,7 @@ export class StateCollector {
         own = false;
       }
       // Logged by the leader whose order found them gone.
-      for (const instance of isOwn ? gone : []) this.logger.warn({ instance }, 'instance not heard from');
+      if (isOwn) for (const instance of gone) this.logger.warn({ instance }, 'instance not heard from');
       if (change.kind === 'rows') this.confirmOwn(change, isOwn);
       if (isOwn) this.barrier.returned(change);
     });
