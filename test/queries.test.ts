@@ -1,4 +1,7 @@
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import { type GraphQLObjectType, getNamedType, isObjectType, parse } from 'graphql';
 import { describe } from 'vitest';
+import { schema } from '../src/schema/index.js';
 import { availableDatabases } from './support/databases.js';
 import {
   AppQuery,
@@ -36,6 +39,9 @@ async function seedTasks(seed: Seeder) {
     await seed.user(index < 3 ? 'alice' : 'bob').task({ appName, type: 'UPGRADE' });
   }
 }
+
+/** A task with whatever fields a test's document asked for. */
+type TaskFields = Record<string, unknown>;
 
 // Every test has a server and a database of its own: it reads only the rows it seeded.
 describe.each(databases)('read API on %s', (kind) => {
@@ -274,6 +280,62 @@ describe.each(databases)('read API on %s', (kind) => {
       expect(
         dataOf(await execute(server, TaskQuery, { taskId: 'no-such-task' }, { token: TOKENS.ops })).task,
       ).toBeNull();
+    });
+
+    test('a tasks page shows every field of each task as task(taskId) does', async ({ server, seed, expect }) => {
+      const failed = await seed.user('alice').task({ appName: 'nextcloud', status: 'FAILED', error: 'disk full' });
+      const retry = await seed.user('alice').task({ appName: 'nextcloud', status: 'COMPLETED' });
+      const startedAt = new Date('2026-11-30T10:00:00.123Z');
+      await server.app.db.task.update({
+        where: { taskId: retry.taskId },
+        data: {
+          opId: 'op-42',
+          result: { operation: 'install', opId: 'op-42', response: { code: 200 } },
+          retryOfTaskId: failed.taskId,
+          startedAt,
+          completedAt: new Date(startedAt.getTime() + 1500),
+        },
+      });
+      // Every field the schema gives Task, so a field added later is covered too.
+      const fields = Object.values((schema.getType('Task') as GraphQLObjectType).getFields())
+        .map((field) => (isObjectType(getNamedType(field.type)) ? `${field.name} { appName }` : field.name))
+        .join(' ');
+      const pageDocument = parse(
+        `{ tasks(first: 10, filter: { appName: "nextcloud" }) { edges { node { ${fields} } } } }`,
+      );
+      const page = dataOf(
+        await execute(
+          server,
+          pageDocument as TypedDocumentNode<{ tasks: { edges: { node: TaskFields }[] } }>,
+          undefined,
+          {
+            token: TOKENS.alice,
+          },
+        ),
+      ).tasks.edges.map((edge) => edge.node);
+      expect(page.map((task) => task.taskId)).toEqual([retry.taskId, failed.taskId]);
+      const one = parse(`query($taskId: String!) { task(taskId: $taskId) { ${fields} } }`);
+      for (const task of page) {
+        const alone = dataOf(
+          await execute(
+            server,
+            one as TypedDocumentNode<{ task: TaskFields }, { taskId: string }>,
+            {
+              taskId: task.taskId as string,
+            },
+            { token: TOKENS.alice },
+          ),
+        ).task;
+        expect(task).toEqual(alone);
+      }
+      expect(page[0]).toMatchObject({
+        opId: 'op-42',
+        result: { operation: 'install', opId: 'op-42', response: { code: 200 } },
+        retryOfTaskId: failed.taskId,
+        startedAt: '2026-11-30T10:00:00.123Z',
+        completedAt: '2026-11-30T10:00:01.623Z',
+      });
+      expect(page[1]).toMatchObject({ status: 'FAILED', error: 'disk full' });
     });
 
     test('an unknown enum value in a filter is a GraphQL validation error', async ({ server, expect }) => {

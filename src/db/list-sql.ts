@@ -8,7 +8,7 @@ import {
   sql,
 } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
 import { paddedIds, type SqlRunner } from './driver-sql.js';
-import type { CatalogAppRow } from './models.js';
+import { type CatalogAppRow, TASK_VIEW_COLUMNS } from './models.js';
 
 /**
  * The list queries (`tasks`, `apps`, `catalog` pages and their `totalCount`) as hand-written SQL
@@ -124,13 +124,15 @@ export function appCategories(
     WHERE "catalogAppId" IN (${join([...appIds])}) ORDER BY "category"`;
 }
 
+const columnList = (columns: readonly string[]) => raw(columns.map((column) => `"${column}"`).join(', '));
+
 /** The columns of a catalogue page: all but the entry, which the page takes from CatalogEntries. */
-export const CATALOG_LIST_COLUMNS = raw(
-  Object.values(CatalogAppScalarFieldEnum)
-    .filter((column) => column !== 'entry')
-    .map((column) => `"${column}"`)
-    .join(', '),
+export const CATALOG_LIST_COLUMNS = columnList(
+  Object.values(CatalogAppScalarFieldEnum).filter((column) => column !== 'entry'),
 );
+
+/** The columns of a `tasks` page: those the API shows (TaskView). */
+export const TASK_LIST_COLUMNS = columnList(TASK_VIEW_COLUMNS);
 
 /** Catalogue entries by app id, each with the revision it was read at (CatalogApp.entryRevision). */
 export function catalogEntries(

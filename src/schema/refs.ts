@@ -1,4 +1,4 @@
-import type { AppRow, CatalogAppRow, HistoryRow, MarketSourceRow, PaymentRow, TaskRow } from '../db/models.js';
+import type { AppRow, CatalogAppRow, HistoryRow, MarketSourceRow, PaymentRow, TaskView } from '../db/models.js';
 import { APP_STAGES, HEALTHS } from '../domain/app-stage.js';
 import { PAYMENT_STATUSES } from '../domain/payment-status.js';
 import { TASK_STATUSES, TASK_TYPES } from '../domain/tasks.js';
@@ -8,7 +8,8 @@ import { builder } from './builder.js';
 // implements its own. Enums live here because several domains' filters use them.
 
 export const AppRef = builder.objectRef<AppRow>('App');
-export const TaskRef = builder.objectRef<TaskRow>('Task');
+/** What the schema's Task reads: the columns a `tasks` page has (TaskView); a full row is one too. */
+export const TaskRef = builder.objectRef<TaskView>('Task');
 export const PaymentRef = builder.objectRef<PaymentRow>('Payment');
 export const HistoryRecordRef = builder.objectRef<HistoryRow>('HistoryRecord');
 export const MarketSourceRef = builder.objectRef<MarketSourceRow>('MarketSource');

@@ -4,8 +4,8 @@ import { whenAvailable } from '../db/availability.js';
 import type { Db } from '../db/client.js';
 import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
 import { findTasks } from '../db/hot-path-sql.js';
-import { conditionsSql, countRows, pageRows } from '../db/list-sql.js';
-import type { Prisma, TaskRow } from '../db/models.js';
+import { conditionsSql, countRows, pageRows, TASK_LIST_COLUMNS } from '../db/list-sql.js';
+import type { Prisma, TaskRow, TaskView } from '../db/models.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import { atOrAfter, atOrBefore, defineFilter, equals, oneOf, ownerCondition } from '../domain/filters.js';
 import type { TaskStatus, TaskType } from '../domain/tasks.js';
@@ -69,7 +69,8 @@ export class TaskService {
     );
   }
 
-  async list(viewer: Viewer, filter: TaskFilter = {}, page: PageArgs = {}): Promise<Connection<TaskRow>> {
+  /** A page of the tasks the viewer may see, with the columns the API shows (TaskView). */
+  async list(viewer: Viewer, filter: TaskFilter = {}, page: PageArgs = {}): Promise<Connection<TaskView>> {
     const userId = userScope(viewer, filter.userId);
     const compiled = TASK_FILTER.compile(filter);
     const conditions = conditionsSql('Task', [...ownerCondition(userId), ...compiled.stored]);
@@ -77,7 +78,7 @@ export class TaskService {
       TASK_CURSOR,
       page,
       this.maxPageSize,
-      (window) => pageRows<TaskRow>(this.sql, 'Task', conditions, window),
+      (window) => pageRows<TaskView>(this.sql, 'Task', conditions, window, TASK_LIST_COLUMNS),
       () => countRows(this.sql, 'Task', conditions),
     );
   }
