@@ -1,10 +1,13 @@
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import { type GraphQLObjectType, getNamedType, isCompositeType, isNonNullType, parse } from 'graphql';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { updateCatalogApps } from '../src/db/catalogue-sql.js';
 import { createPrismaClient, type Db } from '../src/db/client.js';
 import { driverSqlOf } from '../src/db/driver-sql.js';
 import { CATALOG_LIST_COLUMNS, pageRows } from '../src/db/list-sql.js';
-import type { CatalogAppRow } from '../src/db/models.js';
-import { CatalogEntries, type CatalogListRow } from '../src/services/catalog-entries.js';
+import type { CatalogAppRow, CatalogListRow } from '../src/db/models.js';
+import { schema } from '../src/schema/index.js';
+import { CatalogEntries } from '../src/services/catalog-entries.js';
 import { graphql } from './gql/index.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import { dataOf, execute, startTestServer, type TestServer } from './support/server.js';
@@ -16,6 +19,9 @@ import { dataOf, execute, startTestServer, type TestServer } from './support/ser
  */
 
 const databases = await availableDatabases();
+
+// biome-ignore lint/suspicious/noExplicitAny: a document built from the schema at run time has no generated type
+type AnyDocument = TypedDocumentNode<any, any>;
 
 const CatalogIcons = graphql(`
   query CatalogIcons($first: Int!) {
@@ -57,6 +63,31 @@ describe.each(databases)('catalogue entries on %s', (kind) => {
     const reads = entryReads(server);
     expect(reads).toHaveLength(2);
     expect(reads[1]).toMatch(/IN \((\?|\$1)\)$/);
+  });
+
+  test('a page shows every field of each app as node(id) does, from its own columns', async () => {
+    // Every field the schema gives CatalogApp (objects as their __typename), so a field added later is covered too.
+    const fields = Object.values((schema.getType('CatalogApp') as GraphQLObjectType).getFields())
+      .filter((field) => field.args.every((arg) => !isNonNullType(arg.type)))
+      .map((field) => (isCompositeType(getNamedType(field.type)) ? `${field.name} { __typename }` : field.name))
+      .join(' ');
+    const nodes: Record<string, unknown>[] = dataOf(
+      await execute(server, parse(`{ catalog(first: 8) { edges { node { ${fields} } } } }`) as AnyDocument),
+    ).catalog.edges.map((edge: { node: Record<string, unknown> }) => edge.node);
+    expect(nodes).toHaveLength(8);
+    for (const app of nodes) {
+      const alone = dataOf(
+        await execute(
+          server,
+          parse(`query($id: ID!) { node(id: $id) { ... on CatalogApp { ${fields} } } }`) as AnyDocument,
+          {
+            id: app.id,
+          },
+        ),
+      ).node;
+      expect(app).toEqual(alone);
+    }
+    expect(nodes.some((app) => app.title !== null && app.description !== null && app.paid === true)).toBe(true);
   });
 });
 

@@ -1,14 +1,7 @@
 import type { StoredCondition } from '../domain/filters.js';
-import {
-  CatalogAppScalarFieldEnum,
-  empty,
-  join,
-  raw,
-  type Sql,
-  sql,
-} from '../generated/prisma-sqlite/internal/prismaNamespace.js';
+import { empty, join, raw, type Sql, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
 import { paddedIds, type SqlRunner } from './driver-sql.js';
-import { type CatalogAppRow, TASK_VIEW_COLUMNS } from './models.js';
+import { CATALOG_VIEW_COLUMNS, type CatalogAppRow, TASK_VIEW_COLUMNS } from './models.js';
 
 /**
  * The list queries (`tasks`, `apps`, `catalog` pages and their `totalCount`) as hand-written SQL
@@ -126,10 +119,8 @@ export function appCategories(
 
 const columnList = (columns: readonly string[]) => raw(columns.map((column) => `"${column}"`).join(', '));
 
-/** The columns of a catalogue page: all but the entry, which the page takes from CatalogEntries. */
-export const CATALOG_LIST_COLUMNS = columnList(
-  Object.values(CatalogAppScalarFieldEnum).filter((column) => column !== 'entry'),
-);
+/** The columns of a catalogue page (CatalogListRow): not the entry, which the page takes from CatalogEntries. */
+export const CATALOG_LIST_COLUMNS = columnList(CATALOG_VIEW_COLUMNS);
 
 /** The columns of a `tasks` page: those the API shows (TaskView). */
 export const TASK_LIST_COLUMNS = columnList(TASK_VIEW_COLUMNS);

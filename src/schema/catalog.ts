@@ -1,4 +1,4 @@
-import type { CatalogAppRow } from '../db/models.js';
+import type { CatalogView } from '../db/models.js';
 import { entryText, parseLocale } from '../domain/catalogue-views.js';
 import { builder } from './builder.js';
 // Also registers the typed fields of CatalogApp read from its entry (icon, requirements, price …).
@@ -11,7 +11,7 @@ import { CatalogAppRef } from './refs.js';
  * The title or description in `locale`. Without one, the column (the FALLBACK_LOCALE text the
  * catalogue read when it stored the entry), as before locales existed; with one, the entry's text.
  */
-function localizedColumn(app: CatalogAppRow, field: 'title' | 'description', locale: string | null | undefined) {
+function localizedColumn(app: CatalogView, field: 'title' | 'description', locale: string | null | undefined) {
   const wanted = parseLocale(locale);
   return wanted === null ? app[field] : (entryText(app.entry, field, wanted) ?? app[field]);
 }

@@ -1,4 +1,4 @@
-import type { AppRow, CatalogAppRow, HistoryRow, MarketSourceRow, PaymentRow, TaskView } from '../db/models.js';
+import type { AppRow, CatalogView, HistoryRow, MarketSourceRow, PaymentRow, TaskView } from '../db/models.js';
 import { APP_STAGES, HEALTHS } from '../domain/app-stage.js';
 import { PAYMENT_STATUSES } from '../domain/payment-status.js';
 import { TASK_STATUSES, TASK_TYPES } from '../domain/tasks.js';
@@ -13,7 +13,8 @@ export const TaskRef = builder.objectRef<TaskView>('Task');
 export const PaymentRef = builder.objectRef<PaymentRow>('Payment');
 export const HistoryRecordRef = builder.objectRef<HistoryRow>('HistoryRecord');
 export const MarketSourceRef = builder.objectRef<MarketSourceRow>('MarketSource');
-export const CatalogAppRef = builder.objectRef<CatalogAppRow>('CatalogApp');
+/** What the schema's CatalogApp reads: a catalogue page's row with its entry (CatalogView); a full row is one too. */
+export const CatalogAppRef = builder.objectRef<CatalogView>('CatalogApp');
 
 function values<T extends string>(names: readonly T[], describe: Record<T, string>) {
   return Object.fromEntries(names.map((name) => [name, { description: describe[name] }])) as Record<

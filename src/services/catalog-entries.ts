@@ -1,9 +1,6 @@
 import type { SqlRunner } from '../db/driver-sql.js';
 import { catalogEntries } from '../db/list-sql.js';
-import type { CatalogAppRow } from '../db/models.js';
-
-/** A catalogue row as a page reads it: every column but the entry (db/list-sql.ts CATALOG_LIST_COLUMNS). */
-export type CatalogListRow = Omit<CatalogAppRow, 'entry'>;
+import type { CatalogAppRow, CatalogListRow } from '../db/models.js';
 
 /**
  * Entries kept parsed at most (one per app, its latest revision): a thousand of the fixture
@@ -43,7 +40,7 @@ export class CatalogEntries {
    * The rows, given their entries. An entry read here may be newer than its row (written since
    * the page was read): the newer is shown. A row deleted meanwhile gets an empty entry.
    */
-  async attach(rows: CatalogListRow[]): Promise<CatalogAppRow[]> {
+  async attach<Row extends CatalogListRow>(rows: Row[]): Promise<(Row & Pick<CatalogAppRow, 'entry'>)[]> {
     // Taken before reading the others: keeping those may push out the ones this page uses.
     const found = new Map<number, CatalogAppRow['entry']>();
     const missing: number[] = [];
@@ -67,9 +64,9 @@ export class CatalogEntries {
     }
     // Given to the rows themselves (fresh from the database, this call's own): a copy of
     // each cost more than finding its entry.
-    const withEntries = rows as (CatalogListRow & { entry?: CatalogAppRow['entry'] })[];
+    const withEntries = rows as (Row & { entry?: CatalogAppRow['entry'] })[];
     for (const row of withEntries) row.entry = found.get(row.id) ?? {};
-    return withEntries as CatalogAppRow[];
+    return withEntries as (Row & Pick<CatalogAppRow, 'entry'>)[];
   }
 
   private keep(id: number, revision: number, entry: CatalogAppRow['entry']): CatalogAppRow['entry'] {

@@ -9,10 +9,10 @@ import {
   pageRows,
   type Relations,
 } from '../db/list-sql.js';
-import type { CatalogAppRow, MarketSourceRow, Prisma } from '../db/models.js';
+import type { CatalogAppRow, CatalogListRow, CatalogView, MarketSourceRow, Prisma } from '../db/models.js';
 import { ValidationError } from '../domain/errors.js';
 import { contains, defineFilter, equals, type StoredCondition, some } from '../domain/filters.js';
-import { CatalogEntries, type CatalogListRow } from './catalog-entries.js';
+import { CatalogEntries } from './catalog-entries.js';
 import { type Connection, type PageArgs, paginateWindow } from './pagination.js';
 
 export interface CatalogFilter {
@@ -212,7 +212,7 @@ export class CatalogService {
     return this.db.marketSource.findUnique({ where: { sourceId } });
   }
 
-  async list(filter: CatalogFilter = {}, page: PageArgs = {}): Promise<Connection<CatalogAppRow>> {
+  async list(filter: CatalogFilter = {}, page: PageArgs = {}): Promise<Connection<CatalogView>> {
     for (const [name, value, max] of [
       ['search', filter.search, MAX_SEARCH_LENGTH],
       ['sourceId', filter.sourceId, MAX_NAME_LENGTH],
@@ -243,7 +243,7 @@ export class CatalogService {
     );
     // The page's rows only, not the one read past its end to know whether more follow.
     await this.entries.attach(connection.edges.map((edge) => edge.node));
-    return connection as Connection<CatalogAppRow>;
+    return connection as Connection<CatalogView>;
   }
 
   getById(id: number): Promise<CatalogAppRow | null> {
