@@ -16,6 +16,7 @@ import { useMissedEventsExecution } from '../fanout/cohorts.js';
 import { multipartLimits } from '../http/body.js';
 import { useCompiledExecution } from '../http/compiled-execution.js';
 import { type OriginPolicy, UPLOAD_PREFLIGHT_HEADER } from '../http/cross-site.js';
+import { parserCacheOptions, useValidationCache } from '../http/document-cache.js';
 import { createErrorMasker, domainGraphQLError } from '../http/graphql-errors.js';
 import { useInputBounds } from '../http/input-bounds.js';
 import { productionSwitches } from '../http/production-switches.js';
@@ -84,6 +85,7 @@ export function createGraphQL({
     cors: corsFor(origins),
     // Yoga's documented way to bound its multipart parser: a Fetch API whose Request carries the limits.
     fetchAPI: createFetch({ formDataLimits: multipartLimits(config) }),
+    parserAndValidationCache: parserCacheOptions(),
     plugins: [
       useMultipartRefusals(config),
       // Around the rest (AppMetrics.plugins): no parse hook, so the switches below still act first.
@@ -102,6 +104,8 @@ export function createGraphQL({
       useSnapshotResultCache(),
       useReadYourWrites(),
       ...(counting ? [counting.last] : []),
+      // Last: every validation rule has been added by the plugins above (see there).
+      useValidationCache(),
     ],
     context: contextFactory({ services, authenticator }),
   });

@@ -32,6 +32,17 @@ export interface Credentials {
 const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
 
 /**
+ * A header of Fetch-API headers (Yoga's, which are not always the global class) or of Node's
+ * header object. A function of its own, not a closure per request: under tsx each closure made
+ * costs a defineProperty of its name.
+ */
+function headerValue(headers: Pick<Headers, 'get'> | IncomingHttpHeaders, name: string): string | null {
+  if (typeof headers.get === 'function') return (headers as Pick<Headers, 'get'>).get(name);
+  const value = (headers as IncomingHttpHeaders)[name.toLowerCase()];
+  return typeof value === 'string' ? value : null;
+}
+
+/**
  * Resolves the viewer of a request. `Authorization: Bearer <credential>` wins: a static token
  * (AUTH_TOKENS) or a JWT (AUTH_JWT_*); a presented credential that is not accepted is rejected,
  * never downgraded to another identity. Without one, the trusted gateway header (AUTH_USER_HEADER)
@@ -78,15 +89,9 @@ export class Authenticator {
 
   /** The credentials of an HTTP request (or a WebSocket upgrade request). */
   credentialsOf(headers: Pick<Headers, 'get'> | IncomingHttpHeaders): Credentials {
-    // Fetch-API headers (Yoga's, which are not always the global class) or Node's header object.
-    const get = (name: string): string | null => {
-      if (typeof headers.get === 'function') return (headers as Pick<Headers, 'get'>).get(name);
-      const value = (headers as IncomingHttpHeaders)[name.toLowerCase()];
-      return typeof value === 'string' ? value : null;
-    };
     return {
-      authorization: get('authorization'),
-      gatewayUser: this.auth.userHeader ? get(this.auth.userHeader) : null,
+      authorization: headerValue(headers, 'authorization'),
+      gatewayUser: this.auth.userHeader ? headerValue(headers, this.auth.userHeader) : null,
     };
   }
 

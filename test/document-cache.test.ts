@@ -1,0 +1,86 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { BoundedCache } from '../src/http/document-cache.js';
+import { createTestDatabase, type TestDatabase } from './support/databases.js';
+import { startTestServer, type TestServer } from './support/server.js';
+
+/**
+ * Parsed documents and validation results are kept (src/http/document-cache.ts): a document sent
+ * again must get the same answer as the first time, whichever rule refused it, on the lean path
+ * and through Yoga alike.
+ */
+
+describe('BoundedCache', () => {
+  test('keeps at most its bound, the least recently used leaving first', () => {
+    const cache = new BoundedCache<number>(3);
+    for (const [index, key] of ['a', 'b', 'c'].entries()) cache.set(key, index);
+    expect(cache.get('a')).toBe(0); // a is now the most recently used
+    cache.set('d', 3);
+    expect(cache.size).toBe(3);
+    expect(cache.get('b')).toBeUndefined();
+    expect([cache.get('a'), cache.get('c'), cache.get('d')]).toEqual([0, 2, 3]);
+    cache.set('c', 20); // replaced, not added
+    expect(cache.size).toBe(3);
+    expect(cache.get('c')).toBe(20);
+  });
+});
+
+describe('documents sent again', () => {
+  let database: TestDatabase;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('sqlite');
+    server = await startTestServer('sqlite', {
+      database,
+      env: { INTROSPECTION: '0', MAX_QUERY_DEPTH: '4' },
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await server?.stop();
+    await database?.drop();
+  });
+
+  /** Status and body of the answer to a POST, or with `viaYoga` to a GET (which the lean path leaves to Yoga). */
+  async function post(query: string, viaYoga = false) {
+    const accept = 'application/graphql-response+json';
+    const response = viaYoga
+      ? await fetch(`${server.graphqlUrl}?${new URLSearchParams({ query })}`, { headers: { accept } })
+      : await fetch(server.graphqlUrl, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept },
+          body: JSON.stringify({ query }),
+        });
+    const body = (await response.json()) as { data?: unknown; errors?: { message: string; extensions?: object }[] };
+    return { status: response.status, body };
+  }
+
+  const documents = {
+    valid: '{ viewer { userId isAdmin } }',
+    tooDeep: '{ apps { edges { node { activeTask { app { appName } } } } } }',
+    introspection: '{ __schema { queryType { name } } }',
+    unknownField: '{ viewer { userId nickname } }',
+    syntaxError: '{ viewer { userId ',
+  };
+
+  test.each(Object.entries(documents))('%s: the same answer each time, on either path', async (_name, query) => {
+    const first = await post(query);
+    for (const viaYoga of [false, true, false]) {
+      expect(await post(query, viaYoga)).toEqual(first);
+    }
+    if (query === documents.valid) expect(first).toMatchObject({ status: 200, body: { data: { viewer: {} } } });
+    else expect(first.status).toBe(400);
+  });
+
+  test('the lean path answered the POSTs, Yoga the GETs', () => {
+    expect(server.app.fastPath?.served).toBeGreaterThan(0);
+  });
+
+  test('each rule still refuses what it refuses, after the same document was accepted and refused', async () => {
+    expect((await post(documents.tooDeep)).body.errors?.[0]?.message).toMatch(/depth/i);
+    expect((await post(documents.introspection)).body.errors?.[0]?.message).toMatch(/introspection/i);
+    expect((await post(documents.unknownField)).body.errors?.[0]?.message).toMatch(/nickname/);
+    expect((await post(documents.syntaxError)).body.errors?.[0]?.extensions).toMatchObject({
+      code: 'GRAPHQL_PARSE_FAILED',
+    });
+  });
+});
