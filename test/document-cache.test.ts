@@ -22,6 +22,20 @@ describe('BoundedCache', () => {
     expect(cache.size).toBe(3);
     expect(cache.get('c')).toBe(20);
   });
+
+  test('keeps at most its total key length: long texts push out the oldest, one too long is not kept', () => {
+    const cache = new BoundedCache<number>(100, 10);
+    cache.set('aaaa', 1);
+    cache.set('bbbb', 2);
+    cache.set('cccc', 3); // 12 characters: the oldest leaves
+    expect([cache.get('aaaa'), cache.get('bbbb'), cache.get('cccc')]).toEqual([undefined, 2, 3]);
+    expect(cache.totalKeyChars).toBe(8);
+    cache.set('x'.repeat(11), 4);
+    expect(cache.get('x'.repeat(11))).toBeUndefined();
+    expect(cache.totalKeyChars).toBe(8);
+    cache.set('bbbb', 5); // replaced: counted once
+    expect(cache.totalKeyChars).toBe(8);
+  });
 });
 
 describe('documents sent again', () => {

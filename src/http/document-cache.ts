@@ -1,4 +1,4 @@
-import type { DocumentNode } from 'graphql';
+import type { DocumentNode, GraphQLSchema } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 
 /**
@@ -13,12 +13,25 @@ import type { Plugin } from 'graphql-yoga';
 
 /** Documents (and parse errors) kept at most: Yoga's own default. */
 export const DOCUMENTS_KEPT = 1024;
+/**
+ * Characters of document text kept at most, per cache: the count alone would let 1,024 bodies of
+ * MAX_BODY_BYTES (mostly a comment, or one long string) pin a gigabyte.
+ */
+export const DOCUMENT_CHARS_KEPT = 16 * 2 ** 20;
 
-/** A bounded map, least recently used out first: Yoga's `Cache` (get, set) without a TTL. */
+/**
+ * A bounded map, least recently used out first: Yoga's `Cache` (get, set) without a TTL, bounded
+ * by its number of entries and by the total length of its keys (a key longer than that alone is
+ * not kept).
+ */
 export class BoundedCache<V> {
   private readonly entries = new Map<string, V>();
+  private keyChars = 0;
 
-  constructor(private readonly max: number) {}
+  constructor(
+    private readonly maxEntries: number,
+    private readonly maxKeyChars = Number.POSITIVE_INFINITY,
+  ) {}
 
   get(key: string): V | undefined {
     const value = this.entries.get(key);
@@ -30,13 +43,24 @@ export class BoundedCache<V> {
   }
 
   set(key: string, value: V): void {
-    this.entries.delete(key);
+    if (key.length > this.maxKeyChars) return;
+    if (this.entries.delete(key)) this.keyChars -= key.length;
     this.entries.set(key, value);
-    if (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value as string);
+    this.keyChars += key.length;
+    while (this.entries.size > this.maxEntries || this.keyChars > this.maxKeyChars) {
+      const oldest = this.entries.keys().next().value as string;
+      this.entries.delete(oldest);
+      this.keyChars -= oldest.length;
+    }
   }
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /** The total length of the keys kept. */
+  get totalKeyChars(): number {
+    return this.keyChars;
   }
 }
 
@@ -46,33 +70,39 @@ export class BoundedCache<V> {
  */
 export function parserCacheOptions() {
   return {
-    documentCache: new BoundedCache<DocumentNode>(DOCUMENTS_KEPT),
-    errorCache: new BoundedCache<unknown>(DOCUMENTS_KEPT),
+    documentCache: new BoundedCache<DocumentNode>(DOCUMENTS_KEPT, DOCUMENT_CHARS_KEPT),
+    errorCache: new BoundedCache<unknown>(DOCUMENTS_KEPT, DOCUMENT_CHARS_KEPT),
     validationCache: false,
   };
 }
 
 /**
- * Validation results by document, for the last of the plugins: by then every plugin has added its
- * rules (graphql-armor's, the input bounds', INTROSPECTION off's), and each adds the same rules
- * to every operation, so that a document's result depends on the document alone. (graphql-armor
- * makes its rules anew for each operation, so they cannot be told apart by identity; Yoga tells
- * them apart by name, and theirs have none.) The number of rules is checked all the same. Keyed
- * by the document object, which the parser cache hands out for the same text: documents it lets
- * go take their results along.
+ * Validation results by schema and document, for the last of the plugins: by then every plugin has
+ * added its rules (graphql-armor's, the input bounds', INTROSPECTION off's), and each adds the same
+ * rules to every operation on every transport, so that a document's result depends on the
+ * document alone. (graphql-armor makes its rules anew for each operation, so they cannot be told
+ * apart by identity; Yoga tells them apart by name, and theirs have none.) The number of rules is
+ * checked all the same; a plugin that adds a rule to some operations only must not come before
+ * this one. Keyed by the document object, which the parser cache hands out for the same text:
+ * documents it lets go take their results along.
  */
 export function useValidationCache(): Plugin {
-  const results = new WeakMap<DocumentNode, { rules: number; errors: readonly Error[] }>();
+  const results = new WeakMap<GraphQLSchema, WeakMap<DocumentNode, { rules: number; errors: readonly Error[] }>>();
   return {
-    onValidate({ params: { documentAST, rules }, setResult }) {
+    onValidate({ params: { schema, documentAST, rules }, setResult }) {
+      let bySchema = results.get(schema);
+      if (bySchema === undefined) {
+        bySchema = new WeakMap();
+        results.set(schema, bySchema);
+      }
       const ruleCount = rules?.length ?? 0;
-      const known = results.get(documentAST);
+      const known = bySchema.get(documentAST);
       if (known !== undefined && known.rules === ruleCount) {
         setResult(known.errors);
         return;
       }
       return ({ result }) => {
-        results.set(documentAST, { rules: ruleCount, errors: result });
+        bySchema.set(documentAST, { rules: ruleCount, errors: result });
       };
     },
   };
