@@ -176,8 +176,12 @@ export class HttpFastPath {
       result = { errors: [{ message: 'Unexpected error.' } as never] };
     }
     const response = processRegularResult(result, CAPTURE, mediaType) as unknown as CapturedResponse;
+    // Sized as Yoga's answers are (not chunked): the body is a string, or the bytes a cached
+    // snapshot keeps (snapshot-result-cache.ts).
+    const body = response.body ?? '';
+    res.setHeader('content-length', typeof body === 'string' ? Buffer.byteLength(body) : (body as Buffer).length);
     res.writeHead(response.init.status ?? 200, response.init.headers);
-    res.end(response.body);
+    res.end(body);
     this.served += 1;
     return true;
   }
