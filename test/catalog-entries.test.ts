@@ -75,17 +75,9 @@ describe.each(databases)('catalogue entries on %s', (kind) => {
       await execute(server, parse(`{ catalog(first: 8) { edges { node { ${fields} } } } }`) as AnyDocument),
     ).catalog.edges.map((edge: { node: Record<string, unknown> }) => edge.node);
     expect(nodes).toHaveLength(8);
+    const byId = parse(`query($id: ID!) { node(id: $id) { ... on CatalogApp { ${fields} } } }`) as AnyDocument;
     for (const app of nodes) {
-      const alone = dataOf(
-        await execute(
-          server,
-          parse(`query($id: ID!) { node(id: $id) { ... on CatalogApp { ${fields} } } }`) as AnyDocument,
-          {
-            id: app.id,
-          },
-        ),
-      ).node;
-      expect(app).toEqual(alone);
+      expect(app).toEqual(dataOf(await execute(server, byId, { id: app.id })).node);
     }
     expect(nodes.some((app) => app.title !== null && app.description !== null && app.paid === true)).toBe(true);
   });

@@ -302,31 +302,16 @@ describe.each(databases)('read API on %s', (kind) => {
         .join(' ');
       const pageDocument = parse(
         `{ tasks(first: 10, filter: { appName: "nextcloud" }) { edges { node { ${fields} } } } }`,
-      );
-      const page = dataOf(
-        await execute(
-          server,
-          pageDocument as TypedDocumentNode<{ tasks: { edges: { node: TaskFields }[] } }>,
-          undefined,
-          {
-            token: TOKENS.alice,
-          },
-        ),
-      ).tasks.edges.map((edge) => edge.node);
+      ) as TypedDocumentNode<{ tasks: { edges: { node: TaskFields }[] } }>;
+      const asAlice = { token: TOKENS.alice };
+      const page = dataOf(await execute(server, pageDocument, undefined, asAlice)).tasks.edges.map((edge) => edge.node);
       expect(page.map((task) => task.taskId)).toEqual([retry.taskId, failed.taskId]);
-      const one = parse(`query($taskId: String!) { task(taskId: $taskId) { ${fields} } }`);
+      const one = parse(`query($taskId: String!) { task(taskId: $taskId) { ${fields} } }`) as TypedDocumentNode<
+        { task: TaskFields },
+        { taskId: string }
+      >;
       for (const task of page) {
-        const alone = dataOf(
-          await execute(
-            server,
-            one as TypedDocumentNode<{ task: TaskFields }, { taskId: string }>,
-            {
-              taskId: task.taskId as string,
-            },
-            { token: TOKENS.alice },
-          ),
-        ).task;
-        expect(task).toEqual(alone);
+        expect(task).toEqual(dataOf(await execute(server, one, { taskId: String(task.taskId) }, asAlice)).task);
       }
       expect(page[0]).toMatchObject({
         opId: 'op-42',
