@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { BoundedCache } from '../src/http/document-cache.js';
+import { BoundedLru } from '../src/platform/bounded-lru.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
@@ -9,11 +9,12 @@ import { startTestServer, type TestServer } from './support/server.js';
  * and through Yoga alike.
  */
 
-describe('BoundedCache', () => {
+describe('BoundedLru (the parser caches weigh texts by their length)', () => {
   test('keeps at most its bound, the least recently used leaving first', () => {
-    const cache = new BoundedCache<number>(3);
+    const cache = new BoundedLru<string, number>({ maxEntries: 3, maxWeight: Number.POSITIVE_INFINITY });
     for (const [index, key] of ['a', 'b', 'c'].entries()) cache.set(key, index);
     expect(cache.get('a')).toBe(0); // a is now the most recently used
+    expect(cache.peek('b')).toBe(1); // b is not
     cache.set('d', 3);
     expect(cache.size).toBe(3);
     expect(cache.get('b')).toBeUndefined();
@@ -24,17 +25,18 @@ describe('BoundedCache', () => {
   });
 
   test('keeps at most its total key length: long texts push out the oldest, one too long is not kept', () => {
-    const cache = new BoundedCache<number>(100, 10);
-    cache.set('aaaa', 1);
-    cache.set('bbbb', 2);
-    cache.set('cccc', 3); // 12 characters: the oldest leaves
+    const cache = new BoundedLru<string, number>({ maxEntries: 100, maxWeight: 10 });
+    const set = (text: string, value: number) => cache.set(text, value, text.length);
+    set('aaaa', 1);
+    set('bbbb', 2);
+    set('cccc', 3); // 12 characters: the oldest leaves
     expect([cache.get('aaaa'), cache.get('bbbb'), cache.get('cccc')]).toEqual([undefined, 2, 3]);
-    expect(cache.totalKeyChars).toBe(8);
-    cache.set('x'.repeat(11), 4);
+    expect(cache.totalWeight).toBe(8);
+    set('x'.repeat(11), 4);
     expect(cache.get('x'.repeat(11))).toBeUndefined();
-    expect(cache.totalKeyChars).toBe(8);
-    cache.set('bbbb', 5); // replaced: counted once
-    expect(cache.totalKeyChars).toBe(8);
+    expect(cache.totalWeight).toBe(8);
+    set('bbbb', 5); // replaced: counted once
+    expect(cache.totalWeight).toBe(8);
   });
 });
 

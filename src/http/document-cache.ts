@@ -1,5 +1,6 @@
 import type { DocumentNode, GraphQLSchema } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import { BoundedLru } from '../platform/bounded-lru.js';
 
 /**
  * What Yoga's parser and validation cache does (parsed documents by their text, validation results
@@ -20,60 +21,23 @@ export const DOCUMENTS_KEPT = 1024;
 export const DOCUMENT_CHARS_KEPT = 16 * 2 ** 20;
 
 /**
- * A bounded map, least recently used out first: Yoga's `Cache` (get, set) without a TTL, bounded
- * by its number of entries and by the total length of its keys (a key longer than that alone is
- * not kept).
+ * A cache of Yoga's parser (get, set by document text), over a BoundedLru without Yoga's TTL,
+ * weighed by the length of its texts.
  */
-export class BoundedCache<V> {
-  private readonly entries = new Map<string, V>();
-  private keyChars = 0;
-
-  constructor(
-    private readonly maxEntries: number,
-    private readonly maxKeyChars = Number.POSITIVE_INFINITY,
-  ) {}
-
-  get(key: string): V | undefined {
-    const value = this.entries.get(key);
-    if (value !== undefined) {
-      this.entries.delete(key);
-      this.entries.set(key, value);
-    }
-    return value;
-  }
-
-  set(key: string, value: V): void {
-    if (key.length > this.maxKeyChars) return;
-    if (this.entries.delete(key)) this.keyChars -= key.length;
-    this.entries.set(key, value);
-    this.keyChars += key.length;
-    while (this.entries.size > this.maxEntries || this.keyChars > this.maxKeyChars) {
-      const oldest = this.entries.keys().next().value as string;
-      this.entries.delete(oldest);
-      this.keyChars -= oldest.length;
-    }
-  }
-
-  get size(): number {
-    return this.entries.size;
-  }
-
-  /** The total length of the keys kept. */
-  get totalKeyChars(): number {
-    return this.keyChars;
-  }
+function textCache<V>() {
+  const kept = new BoundedLru<string, V>({ maxEntries: DOCUMENTS_KEPT, maxWeight: DOCUMENT_CHARS_KEPT });
+  return {
+    get: (text: string) => kept.get(text),
+    set: (text: string, value: V) => kept.set(text, value, text.length),
+  };
 }
 
 /**
- * Yoga's `parserAndValidationCache` option: its parser cache over BoundedCache, its validation
- * cache off (useValidationCache takes its place).
+ * Yoga's `parserAndValidationCache` option: its parser cache over textCache, its validation cache
+ * off (useValidationCache takes its place).
  */
 export function parserCacheOptions() {
-  return {
-    documentCache: new BoundedCache<DocumentNode>(DOCUMENTS_KEPT, DOCUMENT_CHARS_KEPT),
-    errorCache: new BoundedCache<unknown>(DOCUMENTS_KEPT, DOCUMENT_CHARS_KEPT),
-    validationCache: false,
-  };
+  return { documentCache: textCache<DocumentNode>(), errorCache: textCache<unknown>(), validationCache: false };
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { SqlRunner } from '../db/driver-sql.js';
 import { catalogEntries } from '../db/list-sql.js';
 import type { CatalogAppRow, CatalogListRow } from '../db/models.js';
+import { BoundedLru } from '../platform/bounded-lru.js';
 
 /**
  * Entries kept parsed at most (one per app, its latest revision): a thousand of the fixture
@@ -23,13 +24,15 @@ const MAX_KEPT = 1_000;
  * (id, revision): restart the servers after a restore.
  */
 export class CatalogEntries {
-  /** By app id, least recently used first. */
-  private readonly kept = new Map<number, { revision: number; entry: CatalogAppRow['entry'] }>();
+  /** By app id. */
+  private readonly kept: BoundedLru<number, { revision: number; entry: CatalogAppRow['entry'] }>;
 
   constructor(
     private readonly sql: SqlRunner,
     private readonly maxKept = MAX_KEPT,
-  ) {}
+  ) {
+    this.kept = new BoundedLru({ maxEntries: maxKept, maxWeight: Number.POSITIVE_INFINITY });
+  }
 
   /** Apps kept now (for tests). */
   get size(): number {
@@ -45,14 +48,10 @@ export class CatalogEntries {
     const found = new Map<number, CatalogAppRow['entry']>();
     const missing: number[] = [];
     for (const row of rows) {
-      const kept = this.kept.get(row.id);
-      if (kept?.revision !== row.entryRevision) {
-        missing.push(row.id);
-        continue;
-      }
-      this.kept.delete(row.id); // moved last: least recently used first out
-      this.kept.set(row.id, kept);
-      found.set(row.id, kept.entry);
+      // Only an entry at the row's revision counts as used (and moves last: least recently used first out).
+      const kept = this.kept.peek(row.id)?.revision === row.entryRevision ? this.kept.get(row.id) : undefined;
+      if (kept) found.set(row.id, kept.entry);
+      else missing.push(row.id);
     }
     // A read of more than half of what is kept (installed apps' entries for a large runtime
     // snapshot) is used as it is: keeping it would only push out what pages use.
@@ -71,9 +70,7 @@ export class CatalogEntries {
 
   private keep(id: number, revision: number, entry: CatalogAppRow['entry']): CatalogAppRow['entry'] {
     const frozen = deepFreeze(entry);
-    this.kept.delete(id);
     this.kept.set(id, { revision, entry: frozen });
-    if (this.kept.size > this.maxKept) this.kept.delete(this.kept.keys().next().value as number);
     return frozen;
   }
 }

@@ -3,7 +3,7 @@ import { type DocumentNode, type ExecutionResult, getOperationAST } from 'graphq
 import { type FetchAPI, processRegularResult } from 'graphql-yoga';
 import type { Authenticator, Viewer } from '../auth/viewer.js';
 import type { OriginPolicy } from '../http/cross-site.js';
-import { BoundedCache } from '../http/document-cache.js';
+import { BoundedLru } from '../platform/bounded-lru.js';
 import type { Logger } from '../platform/logger.js';
 import { type GraphQLRequest, graphQLRequest, type OperationPipeline } from './graphql-operation.js';
 
@@ -118,7 +118,10 @@ const CAPTURE = { Response: CapturedResponse } as unknown as FetchAPI;
 export class HttpFastPath {
   /** Requests answered here rather than by Yoga (since start). */
   served = 0;
-  private readonly mediaTypes = new BoundedCache<string | null>(ACCEPT_HEADERS_KEPT);
+  private readonly mediaTypes = new BoundedLru<string, string | null>({
+    maxEntries: ACCEPT_HEADERS_KEPT,
+    maxWeight: Number.POSITIVE_INFINITY,
+  });
 
   constructor(private readonly deps: FastPathDeps) {}
 
