@@ -69,6 +69,20 @@ describe('requests off the beaten path', () => {
     expect(server.logs.filter((line) => JSON.parse(line).level >= 50)).toEqual([]);
   });
 
+  test('a body sent in chunks is read whole, on each route that reads one', async () => {
+    const query = JSON.stringify({ query: '{ viewer { userId } }' });
+    const pieces = [query.slice(0, 5), query.slice(5, 17), query.slice(17)];
+    const chunked = pieces.map((piece) => `${Buffer.byteLength(piece).toString(16)}\r\n${piece}\r\n`).join('');
+    for (const path of ['/graphql', '/graphql/stream']) {
+      const answer = await rawExchange(
+        port,
+        `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunked}0\r\n\r\n`,
+      );
+      expect(statusOf(answer), `${path}: ${answer}`).toBe(200);
+      expect(answer, path).toContain('"viewer":{"userId":"admin"}');
+    }
+  });
+
   test('other spellings of /graphql are not GraphQL endpoints: 404, before the body is read', async () => {
     const webhooksBefore = await server.app.db.webhook.count();
     for (const path of ['/graphql/', '//graphql', '/./graphql', '/x/../graphql', '/GRAPHQL']) {

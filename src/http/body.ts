@@ -82,18 +82,38 @@ export function multipartLimits({
 /**
  * Reads a request body of at most `limit` bytes. A declared `content-length` over the limit is
  * refused before a byte is read; a chunked body is counted as it arrives and refused the moment it
- * passes the limit, so neither can make the process buffer more than `limit`.
+ * passes the limit, so neither can make the process buffer more than `limit`. The rest of a
+ * refused body is dropped as it comes, until the answer (which closes the connection) is sent.
+ *
+ * Read with 'data' and 'end' listeners rather than `for await`: the stream's async iterator cost
+ * 3–7 µs per request on a loaded core, the listeners ~1 µs (node:http answering a small POST
+ * with one and the other, alternated: 23.5 µs of CPU per request without reading the body, 25.3–30.6
+ * with the iterator, 23.5–24.4 with the listeners).
  */
-export async function readBody(req: IncomingMessage, limit: number, setting?: string): Promise<Buffer> {
-  if (Number(req.headers['content-length'] ?? 0) > limit) throw new BodyTooLarge(limit, setting);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw new BodyTooLarge(limit, setting);
-    chunks.push(chunk as Buffer);
-  }
-  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
+export function readBody(req: IncomingMessage, limit: number, setting?: string): Promise<Buffer> {
+  if (Number(req.headers['content-length'] ?? 0) > limit) return Promise.reject(new BodyTooLarge(limit, setting));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const settle = (error: Error | null) => {
+      req.off('data', onData).off('end', onEnd).off('error', settle).off('close', onClose);
+      if (error) reject(error);
+      else resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) settle(new BodyTooLarge(limit, setting));
+      else chunks.push(chunk);
+    };
+    const onEnd = () => settle(null);
+    // Closed before its end without an error (node:http usually reports a client gone as ECONNRESET).
+    const onClose = () => settle(Object.assign(new Error('aborted'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+    if (req.readableEnded) {
+      resolve(Buffer.alloc(0));
+      return;
+    }
+    req.on('data', onData).on('end', onEnd).on('error', settle).on('close', onClose);
+  });
 }
 
 /**
