@@ -25,9 +25,9 @@ describe('reading a request body', () => {
 
   test('a client gone before the body is read (the caller awaited first) rejects as gone, never hangs', async () => {
     let outcome: Promise<string | undefined> | undefined;
-    let clientGone: () => void = () => {};
-    const gone = new Promise<void>((resolve) => {
-      clientGone = resolve;
+    let readAfterClose: () => void = () => {};
+    const read = new Promise<void>((resolve) => {
+      readAfterClose = resolve;
     });
     const port = await serve((req) => {
       // The caller awaits something that outlasts the client (an authenticator's I/O, say).
@@ -36,14 +36,14 @@ describe('reading a request body', () => {
           () => 'resolved',
           (error: { code?: string }) => error.code,
         );
-        clientGone();
+        readAfterClose();
       });
     });
     const socket = connect(port, '127.0.0.1');
     const head =
       'POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n';
     socket.write(`${head}{"query"`, () => socket.destroy());
-    await gone;
+    await read;
     expect(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE']).toContain(await outcome);
   });
 });
