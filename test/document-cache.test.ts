@@ -11,7 +11,7 @@ import { startTestServer, type TestServer } from './support/server.js';
 
 describe('BoundedLru (the parser caches weigh texts by their length)', () => {
   test('keeps at most its bound, the least recently used leaving first', () => {
-    const cache = new BoundedLru<string, number>({ maxEntries: 3, maxWeight: Number.POSITIVE_INFINITY });
+    const cache = new BoundedLru<string, number>({ maxEntries: 3 });
     for (const [index, key] of ['a', 'b', 'c'].entries()) cache.set(key, index);
     expect(cache.get('a')).toBe(0); // a is now the most recently used
     expect(cache.peek('b')).toBe(1); // b is not

@@ -6,8 +6,8 @@
 export interface BoundedLruOptions {
   /** Entries held at most; the least recently used leaves first. */
   maxEntries: number;
-  /** Total weight held at most; a value heavier than this alone is not kept. */
-  maxWeight: number;
+  /** Total weight held at most; a value heavier than this alone is not kept. Unbounded when left out. */
+  maxWeight?: number;
 }
 
 interface Entry<V> {
@@ -19,8 +19,13 @@ export class BoundedLru<K, V> {
   /** In least-recently-used-first order: a hit moves its entry last. */
   private readonly entries = new Map<K, Entry<V>>();
   private weight = 0;
+  private readonly maxEntries: number;
+  private readonly maxWeight: number;
 
-  constructor(private readonly options: BoundedLruOptions) {}
+  constructor({ maxEntries, maxWeight = Number.POSITIVE_INFINITY }: BoundedLruOptions) {
+    this.maxEntries = maxEntries;
+    this.maxWeight = maxWeight;
+  }
 
   /** Entries held now. */
   get size(): number {
@@ -48,7 +53,7 @@ export class BoundedLru<K, V> {
 
   /** Keeps `value` for `key` (when it fits) as the most recently used, evicting beyond the bounds. */
   set(key: K, value: V, weight = 1): void {
-    if (weight > this.options.maxWeight || this.options.maxEntries < 1) return;
+    if (weight > this.maxWeight || this.maxEntries < 1) return;
     const replaced = this.entries.get(key);
     if (replaced) {
       this.entries.delete(key);
@@ -57,7 +62,7 @@ export class BoundedLru<K, V> {
     this.entries.set(key, { value, weight });
     this.weight += weight;
     for (const [oldest, entry] of this.entries) {
-      if (this.entries.size <= this.options.maxEntries && this.weight <= this.options.maxWeight) break;
+      if (this.entries.size <= this.maxEntries && this.weight <= this.maxWeight) break;
       this.entries.delete(oldest); // deleting the entry being visited is safe while iterating
       this.weight -= entry.weight;
     }

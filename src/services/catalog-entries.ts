@@ -31,7 +31,7 @@ export class CatalogEntries {
     private readonly sql: SqlRunner,
     private readonly maxKept = MAX_KEPT,
   ) {
-    this.kept = new BoundedLru({ maxEntries: maxKept, maxWeight: Number.POSITIVE_INFINITY });
+    this.kept = new BoundedLru({ maxEntries: maxKept });
   }
 
   /** Apps kept now (for tests). */

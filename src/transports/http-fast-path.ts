@@ -118,10 +118,7 @@ const CAPTURE = { Response: CapturedResponse } as unknown as FetchAPI;
 export class HttpFastPath {
   /** Requests answered here rather than by Yoga (since start). */
   served = 0;
-  private readonly mediaTypes = new BoundedLru<string, string | null>({
-    maxEntries: ACCEPT_HEADERS_KEPT,
-    maxWeight: Number.POSITIVE_INFINITY,
-  });
+  private readonly mediaTypes = new BoundedLru<string, string | null>({ maxEntries: ACCEPT_HEADERS_KEPT });
 
   constructor(private readonly deps: FastPathDeps) {}
 
