@@ -162,12 +162,41 @@ test('operations of an earlier process are lost: their apps are listed failed fr
     target('never-listed', 'INSTALL'),
   ]);
   expect(answers.map((answer) => answer.known)).toEqual([false, false, false]);
-  // A lost first install is not stored yet (its task is in flight): it is listed once the engine
-  // stores its failure, as any stored app is.
-  expect(await listed(service)).toEqual(['alice/halfway:upgradeFailed', 'alice/steady:running']);
-  const halfway = (await service.listApps()).find((app) => app.appName === 'halfway');
+  // A lost first install is not stored yet (its task is in flight, so the stored states leave it
+  // out): it is listed failed all the same, or status correction would take it for gone.
+  expect(await listed(service)).toEqual([
+    'alice/halfway:upgradeFailed',
+    'alice/never-listed:installFailed',
+    'alice/steady:running',
+  ]);
+  const apps = await service.listApps();
+  const halfway = apps.find((app) => app.appName === 'halfway');
   expect(halfway?.createTime.getTime()).toBeGreaterThan(0);
   expect(halfway?.entrances?.[0]?.state).toBe('notReady');
+  const lost = apps.find((app) => app.appName === 'never-listed');
+  expect(lost?.reason).toMatch(/^the simulated app service keeps its operations in memory only/);
+  await service.close();
+});
+
+test('a lost first install is listed failed until its failure is stored; once its stored row goes, so does it', async () => {
+  const { service, stored } = cluster({ stored: [] });
+  if (!stored) throw new Error('no store');
+  const target = { userId: 'alice', sourceId: 'market.olares', appName: 'n8n', type: 'INSTALL' as const, opId: 'x' };
+  await service.lookup([target]);
+  expect(await listed(service)).toEqual(['alice/n8n:installFailed']);
+
+  // The task engine stores the failure (a later event): the stored row is listed, as stored.
+  const failure = {
+    ...target,
+    state: 'installFailed',
+    reason: 'lost: stored',
+    createTime: new Date(Date.now() + 1000),
+  };
+  stored.set(appKeyString(target), failure);
+  expect((await service.listApps()).map((app) => app.reason)).toEqual(['lost: stored']);
+  // The row goes (another instance uninstalled the failed app): the app is not listed again.
+  stored.delete(appKeyString(target));
+  expect(await listed(service)).toEqual([]);
   await service.close();
 });
 

@@ -99,6 +99,11 @@ export class SimulatedAppService implements AppService {
   private readonly reports = new Map<string, AppStateEvent>();
   /** The simulated cluster: each app's last report, by app key (see listApps). */
   private readonly apps = new Map<string, AppStateEvent>();
+  /**
+   * First installs this process found lost (markLost) whose failure the stored states do not show
+   * yet: their task is still in flight, so the stored list leaves them out (see cluster).
+   */
+  private readonly lostFirstInstalls = new Set<string>();
   private readonly shouldFail: (appName: string) => boolean;
   private lastEventTime = 0;
   private closed = false;
@@ -119,6 +124,7 @@ export class SimulatedAppService implements AppService {
     const hadApp = !install || (await this.installedBefore(operation));
     const run: RunningOperation = { operation, opId, current: 'pending', timer: undefined, hadApp };
     this.running.set(key, run);
+    this.lostFirstInstalls.delete(key); // its own operation now says what becomes of it
     this.schedule(run, 0);
     return { opId, response: { code: 200, message: 'success', data: { uid: operation.appName, opID: opId } } };
   }
@@ -160,20 +166,19 @@ export class SimulatedAppService implements AppService {
     return targets.map((target): OperationStatus => {
       const report = target.opId ? this.reports.get(target.opId) : undefined;
       if (report) return { known: true, report };
-      this.markLost(target, cluster.get(appKeyString(target)));
-      return {
-        known: false,
-        reason: `the simulated app service keeps its operations in memory only, and operation ${target.opId ?? '(no op id)'} of ${target.appName} ended with the server process that ran it`,
-      };
+      const reason = `the simulated app service keeps its operations in memory only, and operation ${target.opId ?? '(no op id)'} of ${target.appName} ended with the server process that ran it`;
+      this.markLost(target, cluster.get(appKeyString(target)), reason);
+      return { known: false, reason };
     });
   }
 
   /**
    * An operation this process never ran (one of an earlier process) is lost, and its app with it:
    * from now on the cluster lists the app as failed, as the task engine shows it, unless it rests
-   * in a settled state; a lost first install is listed failed too, as a failed install stays.
+   * in a settled state; a lost first install is listed failed too, as a failed install stays. The
+   * listed failure says why, as the task's does (status correction may store it first).
    */
-  private markLost(target: OperationTarget, app: AppStateEvent | undefined) {
+  private markLost(target: OperationTarget, app: AppStateEvent | undefined, reason: string) {
     const key = appKeyString(target);
     if (this.running.has(key) || (app && SETTLED.test(app.state))) return;
     if (!app && target.type !== 'INSTALL' && target.type !== 'CLONE') return;
@@ -182,11 +187,15 @@ export class SimulatedAppService implements AppService {
     const entrances = app?.entrances?.map((entrance) => ({ ...entrance, state: entranceState(state) })) ?? [
       simulatedEntrance(target.userId, target.appName, target.appName, state),
     ];
+    if (!app) this.lostFirstInstalls.add(key);
     this.apps.set(key, {
       ...(app ?? { userId: target.userId, sourceId: target.sourceId, appName: target.appName }),
       opId: target.opId,
       opType: target.type.toLowerCase(),
       state,
+      progress: null,
+      reason,
+      message: reason,
       createTime: new Date(this.lastEventTime),
       entrances,
     });
@@ -196,7 +205,9 @@ export class SimulatedAppService implements AppService {
    * The cluster now: every stored app, as this process last reported it where that report is
    * newer (another instance's newer state stands), and the apps of operations running here that
    * are not stored yet. An app this process once reported on but that is no longer stored (another
-   * instance uninstalled it) is not in it. Without stored apps, only this process's reports.
+   * instance uninstalled it) is not in it. A first install found lost is in it, failed, from then
+   * on: until the stored states show its failure (they leave out a first install whose task is in
+   * flight), from this process's record. Without stored apps, only this process's reports.
    */
   private async cluster(): Promise<Map<string, AppStateEvent>> {
     const { storedApps } = this.options;
@@ -204,6 +215,7 @@ export class SimulatedAppService implements AppService {
     const cluster = new Map<string, AppStateEvent>();
     for (const event of await storedApps()) {
       const key = appKeyString(event);
+      this.lostFirstInstalls.delete(key); // stored: the stored state takes over
       const own = this.apps.get(key);
       if (own && own.createTime >= event.createTime) {
         cluster.set(key, own);
@@ -213,7 +225,9 @@ export class SimulatedAppService implements AppService {
       const entrances = event.entrances ?? [simulatedEntrance(event.userId, event.appName, title, event.state)];
       cluster.set(key, { ...event, entrances });
     }
-    for (const [key, own] of this.apps) if (!cluster.has(key) && this.running.has(key)) cluster.set(key, own);
+    for (const [key, own] of this.apps) {
+      if (!cluster.has(key) && (this.running.has(key) || this.lostFirstInstalls.has(key))) cluster.set(key, own);
+    }
     return cluster;
   }
 
