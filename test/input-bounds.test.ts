@@ -147,6 +147,35 @@ describe.each(databases)('client mistakes are VALIDATION errors with a documente
     await expectNoTrace();
   });
 
+  test('a taskId past 64 characters is refused by task and taskUpdated as by cancelTask; at the bound it is looked up', async () => {
+    const taskId = 'a'.repeat(65);
+    const read = await rawRequest(server, { query: `{ task(taskId: "${taskId}") { taskId } }` }, { token: TOKENS.bob });
+    expect(codesOf(read)).toEqual(['VALIDATION']);
+    expect(read.body?.errors?.[0]?.message).toBe('Argument "taskId" must be at most 64 characters');
+    const atBound = await rawRequest(
+      server,
+      { query: `{ task(taskId: "${taskId.slice(1)}") { taskId } }` },
+      { token: TOKENS.bob },
+    );
+    expect(atBound.body).toEqual({ data: { task: null } });
+    const live = await subscribe(
+      server,
+      parse(`subscription { taskUpdated(taskId: "${taskId}") { taskId } }`),
+      {},
+      {
+        token: TOKENS.bob,
+      },
+    );
+    try {
+      await expect(live.next(5000)).rejects.toThrow(
+        /Argument \\"taskId\\" must be at most 64 characters.*"code":"VALIDATION"/,
+      );
+    } finally {
+      await live.close();
+    }
+    await expectNoTrace();
+  });
+
   test('a NUL byte or an unpaired surrogate in a string input is refused, in a variable or a literal, and nothing is written', async () => {
     const install = (idempotencyKey: string) =>
       rawRequest(

@@ -40,6 +40,15 @@ export class ValidationError extends DomainError {
   }
 }
 
+/** Refuses a client's text argument longer than `max` characters: VALIDATION, naming the argument. */
+export function checkArgumentLength(name: string, value: string | null | undefined, max: number): void {
+  if (value && value.length > max) {
+    throw new ValidationError(`Argument "${name}" must be at most ${max} characters`, [
+      { path: name, message: `longer than ${max} characters` },
+    ]);
+  }
+}
+
 export class ConflictError extends DomainError {
   override name = 'ConflictError';
   readonly code = 'CONFLICT';

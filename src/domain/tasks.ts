@@ -63,6 +63,9 @@ export function taskTypeOf(value: string): TaskType {
   return value;
 }
 
+/** Longest task id an argument may name: ids are 25 characters (newTaskId), anything much longer is not one. */
+export const MAX_TASK_ID_LENGTH = 64;
+
 /** `YYYYMMDDhhmmss-` + 10 random base-36 characters: sortable by eye, unguessable. */
 export function newTaskId(now: Date): string {
   const stamp = now.toISOString().replace(/[-:T]/g, '').slice(0, 14);

@@ -10,7 +10,7 @@ import {
   type Relations,
 } from '../db/list-sql.js';
 import type { CatalogAppRow, CatalogListRow, CatalogView, MarketSourceRow, Prisma } from '../db/models.js';
-import { ValidationError } from '../domain/errors.js';
+import { checkArgumentLength } from '../domain/errors.js';
 import { contains, defineFilter, equals, type StoredCondition, some } from '../domain/filters.js';
 import { CatalogEntries } from './catalog-entries.js';
 import { type Connection, type PageArgs, paginateWindow } from './pagination.js';
@@ -218,11 +218,7 @@ export class CatalogService {
       ['sourceId', filter.sourceId, MAX_NAME_LENGTH],
       ['category', filter.category, MAX_NAME_LENGTH],
     ] as const) {
-      if (value && value.length > max) {
-        throw new ValidationError(`Argument "${name}" must be at most ${max} characters`, [
-          { path: name, message: `longer than ${max} characters` },
-        ]);
-      }
+      checkArgumentLength(name, value, max);
     }
     const { paid, ...rules } = filter;
     // Without a source named, the sources users see: the active remote and the local ones (the

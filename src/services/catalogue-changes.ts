@@ -3,7 +3,7 @@ import { SYSTEM_USER } from '../auth/user-id.js';
 import { installedAppsOf } from '../db/catalogue-sql.js';
 import type { Db } from '../db/client.js';
 import { driverSqlOf } from '../db/driver-sql.js';
-import { ValidationError } from '../domain/errors.js';
+import { checkArgumentLength } from '../domain/errors.js';
 import type { CatalogueChanged, ChangeFeed, EventBus } from '../events/change-feed.js';
 import type { CatalogService } from './catalog-service.js';
 import type { HistoryService } from './history-service.js';
@@ -87,11 +87,7 @@ export class CatalogueChanges {
 
   /** Changes from now on, of one source or of all. */
   subscribe(sourceId?: string | null): AsyncIterable<CatalogueChanged> {
-    if (sourceId && sourceId.length > MAX_SOURCE_ID_LENGTH) {
-      throw new ValidationError(`Argument "sourceId" must be at most ${MAX_SOURCE_ID_LENGTH} characters`, [
-        { path: 'sourceId', message: `longer than ${MAX_SOURCE_ID_LENGTH} characters` },
-      ]);
-    }
+    checkArgumentLength('sourceId', sourceId, MAX_SOURCE_ID_LENGTH);
     return pipe(
       this.bus.subscribe('catalogue:changed'),
       filter((change) => !sourceId || change.sourceId === sourceId),

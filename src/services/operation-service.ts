@@ -8,6 +8,7 @@ import { InvalidStateError, NotFoundError } from '../domain/errors.js';
 import { cloneName, imagesOfEntry, readMetadata } from '../domain/operations.js';
 import { parseInput } from '../domain/parse-input.js';
 import { derivePaymentStatus } from '../domain/payment-status.js';
+import { MAX_TASK_ID_LENGTH } from '../domain/tasks.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import type { CatalogService } from './catalog-service.js';
 import type { HistoryService } from './history-service.js';
@@ -49,9 +50,11 @@ const cloneInput = z.object({
     .transform((list) => list ?? []),
 });
 
-/** Task ids are `YYYYMMDDhhmmss-` + 10 characters (see newTaskId); anything much longer is not one. */
 const taskRef = z.object({
-  taskId: z.string().min(1, 'taskId must not be empty').max(64, 'taskId must be at most 64 characters'),
+  taskId: z
+    .string()
+    .min(1, 'taskId must not be empty')
+    .max(MAX_TASK_ID_LENGTH, `taskId must be at most ${MAX_TASK_ID_LENGTH} characters`),
 });
 
 export type InstallInput = z.input<typeof installInput>;
