@@ -218,11 +218,20 @@ describe.each(databases)('read API on %s', (kind) => {
       expect(errorCodes(response)).toEqual(['VALIDATION']);
     });
 
-    test('first: 0 returns an empty page with the total count', async ({ server, seed, expect }) => {
-      await seed.user('alice').task({ appName: 'jellyfin' });
-      const { tasks } = dataOf(await execute(server, TasksQuery, { first: 0 }, { token: TOKENS.ops }));
-      expect(tasks.edges).toEqual([]);
-      expect(tasks.totalCount).toBeGreaterThan(0);
+    test('first: 0 returns an empty page with the total count, and says whether rows follow (Relay)', async ({
+      server,
+      seed,
+      expect,
+    }) => {
+      const empty = dataOf(await execute(server, TasksQuery, { first: 0 }, { token: TOKENS.alice })).tasks;
+      expect(empty).toMatchObject({ edges: [], totalCount: 0, pageInfo: { hasNextPage: false } });
+      await (await seed.user('alice').app({ appName: 'jellyfin', state: 'running' })).task({ status: 'COMPLETED' });
+      const { tasks } = dataOf(await execute(server, TasksQuery, { first: 0 }, { token: TOKENS.alice }));
+      expect(tasks).toMatchObject({ edges: [], totalCount: 1, pageInfo: { hasNextPage: true, endCursor: null } });
+      const last = dataOf(await execute(server, TasksQuery, { last: 0 }, { token: TOKENS.alice })).tasks;
+      expect(last.pageInfo).toMatchObject({ hasPreviousPage: true, hasNextPage: false });
+      const { apps } = dataOf(await execute(server, AppsQuery, { first: 0 }, { token: TOKENS.alice }));
+      expect(apps).toMatchObject({ edges: [], pageInfo: { hasNextPage: true } });
     });
   });
 
