@@ -102,13 +102,25 @@ describe('server-sent events', () => {
     expect(invalid.status).toBe(400);
     expect(await invalid.json()).toMatchObject({ errors: [{ message: expect.stringMatching(/noSuchField/) }] });
 
+    // As the GraphQL route answers the same mistakes: a code, and a 405 says what is allowed.
     const garbage = await fetch(`${server.url}/graphql/stream`, { method: 'POST', headers, body: '{not json' });
     expect(garbage.status).toBe(400);
+    expect(await garbage.json()).toEqual({
+      errors: [{ message: 'body is not valid JSON', extensions: { code: 'BAD_REQUEST' } }],
+    });
     const badVariables = await fetch(
       `${server.url}/graphql/stream?query=${encodeURIComponent(HISTORY)}&variables=${encodeURIComponent('[1]')}`,
       { headers },
     );
     expect(badVariables.status).toBe(400);
+    expect(await badVariables.json()).toMatchObject({ errors: [{ extensions: { code: 'BAD_REQUEST' } }] });
+    const mutation = 'mutation { cancelTask(input: { taskId: "x" }) { __typename } }';
+    const mutationByGet = await fetch(`${server.url}/graphql/stream?query=${encodeURIComponent(mutation)}`, {
+      headers,
+    });
+    expect(mutationByGet.status).toBe(405);
+    expect(mutationByGet.headers.get('allow')).toBe('POST');
+    expect(await mutationByGet.json()).toMatchObject({ errors: [{ extensions: { code: 'BAD_REQUEST' } }] });
     expect(server.app.subscriptionStats()).toMatchObject({ streams: 0, subscriptions: 0 });
   });
 
@@ -130,7 +142,10 @@ describe('server-sent events', () => {
       headers: { authorization: `Bearer ${TOKENS.ops}` },
     });
     expect(reserve.status).toBe(405);
-    expect(JSON.stringify(await reserve.json())).toContain('single-connection');
+    expect(reserve.headers.get('allow')).toBe('GET, POST');
+    expect(await reserve.json()).toMatchObject({
+      errors: [{ message: expect.stringContaining('single-connection'), extensions: { code: 'BAD_REQUEST' } }],
+    });
 
     const outcome = await new Promise<unknown>((resolve) => {
       const client = createClient({

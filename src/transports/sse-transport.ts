@@ -75,8 +75,16 @@ class BadRequest extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** A 405's `Allow` header: the methods that would be served. */
+    readonly allow?: string,
   ) {
     super(message);
+  }
+
+  /** Answered as the GraphQL route answers the same refusal: Yoga's BAD_REQUEST, a 415 as VALIDATION. */
+  answer(res: ServerResponse): void {
+    const code = this.status === 415 ? 'VALIDATION' : 'BAD_REQUEST';
+    json(res, this.status, { errors: [{ message: this.message, extensions: { code } }] }, false, this.allow);
   }
 }
 
@@ -164,7 +172,7 @@ export class SseTransport {
     let viewer: Viewer;
     try {
       if (req.method !== 'GET' && req.method !== 'POST') {
-        throw new BadRequest(405, "Use GET or POST (graphql-sse's single-connection mode is not served)");
+        throw new BadRequest(405, "Use GET or POST (graphql-sse's single-connection mode is not served)", 'GET, POST');
       }
       request = await this.readRequest(req);
       viewer = await this.options.authenticate(req);
@@ -173,8 +181,10 @@ export class SseTransport {
         const { status, body } = this.options.errorBody(error);
         return json(res, status, body);
       }
-      if (error instanceof BadRequest) return json(res, error.status, { errors: [{ message: error.message }] });
-      if (error instanceof BodyTooLarge) return json(res, 413, { errors: [{ message: error.message }] }, true);
+      if (error instanceof BadRequest) return error.answer(res);
+      if (error instanceof BodyTooLarge) {
+        return json(res, 413, { errors: [{ message: error.message, extensions: { code: 'VALIDATION' } }] }, true);
+      }
       throw error;
     }
 
@@ -190,7 +200,7 @@ export class SseTransport {
       accepts: (type) => {
         // A GET can be sent by any page (a link, an image): it must never change anything.
         if (type !== 'mutation' || req.method === 'POST') return true;
-        json(res, 405, { errors: [{ message: 'Mutations are only accepted in a POST request' }] });
+        new BadRequest(405, 'Mutations are only accepted in a POST request', 'POST').answer(res);
         return false;
       },
       // A request cannot take its operation back: as over plain HTTP, it runs even if its client left.
@@ -301,10 +311,11 @@ function parseJson(text: string, what: string): unknown {
 }
 
 /** A JSON answer; `close` ends the connection too (a body left unread must not be read on). */
-function json(res: ServerResponse, status: number, body: unknown, close = false): void {
+function json(res: ServerResponse, status: number, body: unknown, close = false, allow?: string): void {
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     ...(close ? { connection: 'close' } : {}),
+    ...(allow ? { allow } : {}),
   });
   res.end(JSON.stringify(body));
 }
