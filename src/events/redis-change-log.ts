@@ -90,6 +90,8 @@ export class RedisChangeLog {
   readonly origin = randomUUID();
   private readonly stream: string;
   private readonly counter: string;
+  /** This origin's last append number in Redis (see APPEND_SCRIPT). */
+  private readonly lastAppended: string;
   /** The runtime events every instance emitted, by sequence. */
   private readonly history: RedisEventHistory;
   /** Appends (and the start-up read of the stream's end). */
@@ -103,6 +105,8 @@ export class RedisChangeLog {
    */
   private readonly ownChanges = new Map<number, unknown>();
   private localCount = 0;
+  /** Entries numbered in the order they are appended, so that none is appended twice. */
+  private appendCount = 0;
   /** This turn's announcements, appended together as one entry. */
   private announcements: Announcement[] = [];
   private pending: Pending[] = [];
@@ -126,6 +130,7 @@ export class RedisChangeLog {
   constructor(private readonly options: RedisChangeLogOptions) {
     this.stream = `${options.prefix}changes`;
     this.counter = `${options.prefix}sequence`;
+    this.lastAppended = `${options.prefix}appended:${this.origin}`;
     const connection = {
       // Commands fail at once while disconnected (the log keeps what it must send), instead of
       // piling up in ioredis's offline queue without a bound.
@@ -143,7 +148,7 @@ export class RedisChangeLog {
       connectionName: 'market-log-writer',
       commandTimeout: COMMAND_TIMEOUT_MS,
     });
-    this.writer.defineCommand('appendChange', { numberOfKeys: 2, lua: APPEND_SCRIPT });
+    this.writer.defineCommand('appendChange', { numberOfKeys: 3, lua: APPEND_SCRIPT });
     this.history = new RedisEventHistory(this.writer, `${options.prefix}events`, options.eventRetention);
     this.reader = new Redis(options.url, {
       ...connection,
@@ -245,7 +250,9 @@ export class RedisChangeLog {
   appendRuntime(change: unknown, events: number): void {
     this.localCount += 1;
     this.ownChanges.set(this.localCount, change);
-    this.enqueue({ field: 'runtime', value: serialize(change), reserve: Math.max(1, events), local: this.localCount });
+    const value = serialize(change);
+    const reserve = Math.max(1, events);
+    this.enqueue({ field: 'runtime', value, reserve, local: this.localCount, appendNumber: ++this.appendCount });
   }
 
   private enqueue(entry: Pending): void {
@@ -270,7 +277,8 @@ export class RedisChangeLog {
     let delay = RETRY_MS.first;
     for (;;) {
       if (this.announcements.length > 0) {
-        this.enqueue({ field: 'changes', value: JSON.stringify(this.announcements), reserve: 1, local: 0 });
+        const value = JSON.stringify(this.announcements);
+        this.enqueue({ field: 'changes', value, reserve: 1, local: 0, appendNumber: ++this.appendCount });
         this.announcements = [];
       }
       if (this.pending.length === 0) return;
@@ -289,20 +297,23 @@ export class RedisChangeLog {
 
   /**
    * One pipeline: a resync entry if entries were dropped, then up to APPEND_BATCH of those
-   * waiting. A pipeline that fails half-way is sent again whole: entries repeat, which only costs
-   * a second read-back.
+   * waiting. A pipeline that fails half-way (or whose answer was lost) is sent again whole: the
+   * entries Redis appended already are skipped by their append numbers (APPEND_SCRIPT).
    */
   private async flush(): Promise<void> {
     const batch = this.pending.slice(0, APPEND_BATCH);
     const resync = this.droppedEntries;
-    const entries: Pending[] = resync ? [{ field: 'resync', value: 'entries were dropped', reserve: 1, local: 0 }] : [];
+    const entries: Pending[] = resync
+      ? [{ field: 'resync', value: 'entries were dropped', reserve: 1, local: 0, appendNumber: 0 }]
+      : [];
     entries.push(...batch);
     const pipeline = this.writer.pipeline();
     const clock = String(Date.now() * 1000);
-    for (const { field, value, reserve, local } of entries) {
+    for (const { field, value, reserve, local, appendNumber } of entries) {
       (pipeline as unknown as AppendPipeline).appendChange(
         this.stream,
         this.counter,
+        this.lastAppended,
         clock,
         this.options.retention,
         this.origin,
@@ -310,6 +321,7 @@ export class RedisChangeLog {
         field,
         value,
         local,
+        appendNumber,
       );
     }
     const results = (await timed(() => pipeline.exec(), this.options.onAppend)) ?? [];

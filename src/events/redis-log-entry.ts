@@ -5,12 +5,26 @@
  */
 
 /**
- * Appends one entry with its range of sequences: KEYS = stream, counter; ARGV = the clock in
- * microseconds, retention, origin, how many sequences to reserve, the field and value of the body,
- * and the origin's own number for the entry (see RedisChangeLog.ownChanges).
- * Returns the range's last sequence. (`%.0f`: Lua's default number format would print 1.7e+15.)
+ * Appends one entry with its range of sequences: KEYS = stream, counter, the origin's last append
+ * number; ARGV = the clock in microseconds, retention, origin, how many sequences to reserve, the
+ * field and value of the body, the origin's own number for a runtime change (see
+ * RedisChangeLog.ownChanges), and the entry's append number (0: none).
+ *
+ * An origin numbers its entries in the order it appends them, and the script appends an entry
+ * only if its number is above the last one appended: a pipeline sent again after a timeout (Redis
+ * ran it, the answer was lost) appends nothing twice. A second copy of an older change, appended
+ * after a newer one, would be applied last by every instance, leaving them all on the older state.
+ * The number is kept a day after the origin's last append, far beyond any retry.
+ * Returns the range's last sequence, or nil for an entry appended already. (`%.0f`: Lua's default
+ * number format would print 1.7e+15.)
  */
 export const APPEND_SCRIPT = `
+local appendNumber = tonumber(ARGV[8])
+if appendNumber > 0 then
+  local appended = redis.call('GET', KEYS[3])
+  if appended and tonumber(appended) >= appendNumber then return false end
+  redis.call('SET', KEYS[3], ARGV[8], 'EX', 86400)
+end
 local count = tonumber(ARGV[4])
 local last = redis.call('INCRBY', KEYS[2], count)
 local clock = tonumber(ARGV[1]) + count
@@ -31,6 +45,8 @@ export interface Pending {
   reserve: number;
   /** A runtime change's key in ownChanges; 0 for the others. */
   local: number;
+  /** The entry's number in the origin's appends (see APPEND_SCRIPT); 0 for a resync entry, which may repeat. */
+  appendNumber: number;
 }
 
 /** The last sequence of an entry, from its id `0-<last>`. */
