@@ -120,6 +120,24 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
     await deleteKeys(prefix);
   }, 60_000);
 
+  test('each instance’s /metrics shows its own database ping and its components by their instance names', async () => {
+    const scrape = async (instance: Instance) => (await (await fetch(`${instance.url}/metrics`)).text()).split('\n');
+    const ping = (lines: string[]) =>
+      Number(lines.find((line) => line.startsWith('market_database_ping_seconds '))?.split(' ')[1]);
+    for (const [instance, name] of [
+      [a, 'a'],
+      [b, 'b'],
+    ] as const) {
+      // The collector's database check runs at start, then every COLLECT_INTERVAL_MS.
+      const lines = await waitFor(async () => {
+        const scraped = await scrape(instance);
+        return ping(scraped) > 0 ? scraped : undefined;
+      }, `${name}'s database ping`);
+      expect(ping(lines)).toBeLessThan(5);
+      expect(lines).toContain(`market_component_healthy{component="database@${name}"} 1`);
+    }
+  });
+
   test('an install on A reaches graphql-ws (taskUpdated, appUpdated, historyAdded) and SSE subscribers on B, and B’s runtime state', async () => {
     const user = 'carol';
     const filter = { userId: user };

@@ -23,6 +23,7 @@ import { Lifecycle } from '../http/readiness.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import { manifestOperationNames } from '../platform/metrics.js';
+import { instanceComponentName } from '../runtime/components.js';
 import type { StateCollector } from '../runtime/state-collector.js';
 import { HttpFastPath } from '../transports/http-fast-path.js';
 import { syncBundledCatalogue } from './catalogue.js';
@@ -194,6 +195,7 @@ function watchedParts(
     workers: config.tasks.concurrency,
     live: live.stats,
     sourceRuns: () => collector()?.sourceRuns ?? null,
+    databaseComponent: instanceComponentName('database', config.redis?.instance),
   };
 }
 

@@ -36,6 +36,8 @@ export interface WatchedParts {
   live(): { connections: number; streams: number; cohorts: number };
   /** The collector's last run of each poll source; null before it started. */
   sourceRuns(): ReadonlyMap<string, { seconds: number; ok: boolean }> | null;
+  /** This process's `database` component (`database@<instance>` in cluster mode). */
+  databaseComponent: string;
 }
 
 const isAsyncIterable = (value: unknown): value is AsyncIterable<unknown> =>
@@ -300,7 +302,7 @@ function watchTasks(registry: Registry, { store, engine, workers }: WatchedParts
   });
 }
 
-function watchRuntime(registry: Registry, { store, sourceRuns }: WatchedParts): void {
+function watchRuntime(registry: Registry, { store, sourceRuns, databaseComponent }: WatchedParts): void {
   const registers = [registry];
   new Gauge({
     name: 'market_runtime_event_sequence',
@@ -326,7 +328,7 @@ function watchRuntime(registry: Registry, { store, sourceRuns }: WatchedParts): 
     help: "The collector's last `SELECT 1` round trip to the database",
     registers,
     collect() {
-      const latencyMs = store.allComponents().find((c) => c.name === 'database')?.metrics.latencyMs;
+      const latencyMs = store.allComponents().find((c) => c.name === databaseComponent)?.metrics.latencyMs;
       if (typeof latencyMs === 'number') this.set(latencyMs / 1000);
     },
   });

@@ -7,7 +7,7 @@ import { allActiveTasks, appStatePages, latestFinishedTasks } from '../db/state-
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import type { EventBus } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
-import { chartRepoComponent, component, stoppedComponents } from './components.js';
+import { chartRepoComponent, component, instanceComponentName, stoppedComponents } from './components.js';
 import type { SweepOrder } from './instance-sweep.js';
 import { LastWriters } from './last-writers.js';
 import { RuntimeApplier } from './runtime-applier.js';
@@ -393,7 +393,9 @@ export class StateCollector {
   private publishComponents(components: ComponentStatus[], scope?: PollSource['scope']): void {
     const instance = scope === 'cluster' ? undefined : this.cluster?.instance;
     if (instance) for (const { name } of components) this.ownComponents.add(name);
-    const named = instance ? components.map((c) => ({ ...c, name: `${c.name}@${instance}` })) : components;
+    const named = instance
+      ? components.map((c) => ({ ...c, name: instanceComponentName(c.name, instance) }))
+      : components;
     this.publish({ kind: 'components', components: named });
   }
 }
