@@ -243,6 +243,55 @@ describe('the server process', () => {
   });
 });
 
+describe('a database that stops answering while the server runs', () => {
+  test.runIf(POSTGRES)(
+    'SIGTERM with a task running: the stop is cut at its bound, says what it waited for, and exits 1',
+    async () => {
+      const database = await createTestDatabase('postgresql');
+      databases.push(database);
+      const url = new URL(database.url);
+      const proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
+      try {
+        url.port = String(proxy.port);
+        const env = serverEnv(url.toString(), { SHUTDOWN_TIMEOUT_MS: '1000', SIMULATED_STEP_MS: '60000' });
+        delete env.REDIS_URL;
+        const server = startProcess(SERVER_COMMAND, env);
+        const graphqlUrl = await listeningUrl(server);
+        const post = async (query: string) => {
+          const body = JSON.stringify({ query });
+          const headers = { 'content-type': 'application/json' };
+          return (await (await fetch(graphqlUrl, { method: 'POST', headers, body })).json()) as {
+            data: Record<string, { task?: { taskId: string }; status?: string; opId?: string | null } | null>;
+          };
+        };
+        const install = await post(
+          'mutation { installApp(input: { sourceId: "market.olares", appName: "n8n", version: "1.70.1" }) { ... on InstallAppSuccess { task { taskId } } } }',
+        );
+        const taskId = install.data.installApp?.task?.taskId as string;
+        // Sent to the app service, which takes a minute per step: it runs through the stop.
+        await waitFor(async () => {
+          const { data } = await post(`{ task(taskId: "${taskId}") { status opId } }`);
+          return data.task?.status === 'RUNNING' && data.task.opId ? true : undefined;
+        }, 'the install to run on the app service');
+
+        proxy.freeze();
+        const signalled = Date.now();
+        server.child.kill('SIGTERM');
+        expect(await server.exited).toEqual({ code: 1, signal: null });
+        // The drain (1 s), then twice SHUTDOWN_TIMEOUT_MS and 5 s at most; a query alone waits a minute.
+        expect(Date.now() - signalled).toBeLessThan(15_000);
+        const failure = server.logs.find((line) => line.msg === 'shutdown failed');
+        expect((failure?.err as { message?: string } | undefined)?.message).toMatch(
+          /^stop cut after \d+ ms: the [a-z ]+ did not stop in time \(is the database or Redis not answering\?\); running tasks are taken over once their lease expires$/,
+        );
+      } finally {
+        await proxy.close();
+      }
+    },
+    90_000,
+  );
+});
+
 describe('dependencies that are not there at start: exit 1 with one line naming them', () => {
   test.runIf(POSTGRES)(
     'a PostgreSQL that accepts the connection and never answers (a blackholed network)',

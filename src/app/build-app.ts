@@ -31,12 +31,21 @@ import { createCollector } from './collector.js';
 import { connectCluster, createServices, resolverServices, type Services } from './create-services.js';
 import { closeDatabase, openDatabase, seedDemo } from './database.js';
 import { createGraphQL, operationPipeline } from './graphql.js';
-import { createHttpServer, type HttpServer, type RunningApp } from './http-server.js';
-import { createPeriodicJobs } from './jobs.js';
+import { createHttpServer, type HttpServer, type RunningApp, settledBy } from './http-server.js';
+import { createPeriodicJobs, type PeriodicJobs } from './jobs.js';
 import { createLiveTransports, type LiveTransports, type SubscriptionStats } from './live.js';
 import { AppMetrics } from './metrics.js';
 import { startOutbox, stopOutbox } from './outbox.js';
 import { createRouter } from './routes.js';
+
+/**
+ * How long the stop may take after the drain beyond the budgets of the engine's sends and the
+ * outbox's deliveries in progress (SHUTDOWN_TIMEOUT_MS each): handing tasks over, the collector's
+ * last read-back, the log and the database close. Unbounded, a database that stops answering made
+ * each wait for its driver's timeout (a minute for a query), past any orchestrator's grace period
+ * (by default: 10 s drain + 25 s here, within Kubernetes' 45 s after the 5 s preStop pause).
+ */
+const STOP_ALLOWANCE_MS = 5_000;
 
 export interface AppOptions {
   logger: Logger;
@@ -159,27 +168,64 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions, metric
     async stop(signal) {
       const began = Date.now();
       const connections = await stopServing({ config, logger, lifecycle, http, live }, signal);
-      // A start-up still under way finishes first, so that what it started is stopped too.
-      await starting?.catch(() => {});
-      await jobs.stop();
-      // The engine's sends to the app service in progress get a budget of their own.
-      await services.engine.stop(Date.now() + config.shutdownTimeoutMs);
-      // After the engine: the collector reads back what the engine committed while stopping (a
-      // task ending, its handover) and, in cluster mode, is the only way those rows reach the other
-      // instances' runtime stores (each instance reads back its own changes only). Stopped first,
-      // a task that ended during the stop stayed RUNNING on the others (rolling-restart.test.ts).
-      await collector?.stop();
-      await jobs.release();
-      // Its deliveries in flight get up to SHUTDOWN_TIMEOUT_MS; one cut then is retried once its lock expires.
-      await stopOutbox(services, Date.now() + config.shutdownTimeoutMs);
-      // After the engine: what it announced while handing its tasks over still reaches the others.
-      await services.clusterLog?.stop();
-      services.purchases.stop();
-      await services.catalogueChanges.close();
-      await closeDatabase(db, logger);
+      const progress = { step: 'the start-up still under way' };
+      const deadline = Date.now() + 2 * config.shutdownTimeoutMs + STOP_ALLOWANCE_MS;
+      const started = { config, logger, db, services, jobs, starting, collector: () => collector };
+      if (!(await settledBy(stopStarted(started, progress), deadline))) {
+        const waited = Date.now() - began;
+        throw new Error(
+          `stop cut after ${waited} ms: ${progress.step} did not stop in time (is the database or Redis not answering?); running tasks are taken over once their lease expires`,
+        );
+      }
       logger.info({ ...connections, ms: Date.now() - began }, 'stopped');
     },
   };
+}
+
+/** What `start()` started, as it stands when the stop begins. */
+interface Started {
+  config: Config;
+  logger: Logger;
+  db: Db;
+  services: Services;
+  jobs: PeriodicJobs;
+  starting: Promise<RunningApp> | null;
+  /** Created by the start-up, which may still be under way when the stop begins. */
+  collector: () => StateCollector | null;
+}
+
+/** Everything `start()` started, in reverse; `progress.step` names the part being stopped. */
+async function stopStarted(started: Started, progress: { step: string }): Promise<void> {
+  const { config, logger, db, services, jobs } = started;
+  const step = (name: string) => {
+    progress.step = name;
+  };
+  // A start-up still under way finishes first, so that what it started is stopped too.
+  await started.starting?.catch(() => {});
+  step('the periodic jobs');
+  await jobs.stop();
+  step('the task engine');
+  // The engine's sends to the app service in progress get a budget of their own.
+  await services.engine.stop(Date.now() + config.shutdownTimeoutMs);
+  // After the engine: the collector reads back what the engine committed while stopping (a
+  // task ending, its handover) and, in cluster mode, is the only way those rows reach the other
+  // instances' runtime stores (each instance reads back its own changes only). Stopped first,
+  // a task that ended during the stop stayed RUNNING on the others (rolling-restart.test.ts).
+  step('the collector');
+  await started.collector()?.stop();
+  step('the leader lease');
+  await jobs.release();
+  step('the outbox');
+  // Its deliveries in flight get up to SHUTDOWN_TIMEOUT_MS; one cut then is retried once its lock expires.
+  await stopOutbox(services, Date.now() + config.shutdownTimeoutMs);
+  step('the cluster log');
+  // After the engine: what it announced while handing its tasks over still reaches the others.
+  await services.clusterLog?.stop();
+  services.purchases.stop();
+  step('the catalogue changes');
+  await services.catalogueChanges.close();
+  step('the database connection');
+  await closeDatabase(db, logger);
 }
 
 /** What the metrics read at scrape time; the collector exists once the app has started. */
