@@ -34,13 +34,24 @@ describe.runIf(runnable)('the change log on Redis', () => {
   test('an append whose answer was lost is sent again, and the change is in the log once, in its place', async () => {
     prefix = uniquePrefix();
     proxy = await startTcpProxy(redisTarget());
-    const silent = new Writable({ write: (_chunk, _encoding, done) => done() });
+    const logs: { level: number; msg: string; command?: string }[] = [];
+    const sink = new Writable({
+      write: (chunk, _encoding, done) => {
+        logs.push(
+          ...String(chunk)
+            .split('\n')
+            .filter(Boolean)
+            .map((line) => JSON.parse(line)),
+        );
+        done();
+      },
+    });
     log = new RedisChangeLog({
       url: redisUrlVia(proxy),
       prefix,
       retention: 1000,
       eventRetention: 1000,
-      logger: createLogger('fatal', silent),
+      logger: createLogger('info', sink),
     });
     const applied: unknown[] = [];
     await log.start({ announcement: () => {}, runtime: (change) => applied.push(change), resync: () => {} });
@@ -69,6 +80,13 @@ describe.runIf(runnable)('the change log on Redis', () => {
     expect(applied).toEqual([
       { row: 'jellyfin', progress: 10 },
       { row: 'jellyfin', progress: 100 },
+    ]);
+    // The operator's log says when Redis went and came back, once each way (the reader's blocking
+    // read may have timed out too, depending on when the network slowed down: not counted here).
+    const told = logs.filter((line) => line.msg.startsWith('Redis ') && line.command === 'append');
+    expect(told.map((line) => [line.level, line.msg])).toEqual([
+      [40, expect.stringMatching(/^Redis unreachable \(127\.0\.0\.1:\d+\): cluster changes cannot be appended/)],
+      [30, 'Redis reachable again: cluster changes are appended again'],
     ]);
   }, 60_000);
 });

@@ -217,8 +217,25 @@ export class RedisChangeLog {
     this.lastError = (error as Error | null)?.message ?? String(error);
     // Redis answering with an error (out of memory, say) is not Redis gone: readiness is for the latter.
     if (!UNREACHABLE.test(this.lastError)) return;
+    if (!this.failing[command]) {
+      const what = command === 'append' ? `appended (up to ${MAX_WAITING} wait)` : 'read';
+      this.options.logger.warn(
+        { command, error: this.lastError },
+        `Redis unreachable (${hostOf(this.options.url)}): cluster changes cannot be ${what} until it is back`,
+      );
+    }
     this.failing[command] = true;
     if (/timed out/i.test(this.lastError) && client.status === 'ready') client.disconnect(true);
+  }
+
+  /** An append or a read went through: after failures, Redis is back (logged once per outage). */
+  private succeeded(command: 'append' | 'read'): void {
+    if (!this.failing[command]) return;
+    this.failing[command] = false;
+    this.options.logger.info(
+      { command },
+      `Redis reachable again: cluster changes are ${command === 'append' ? 'appended' : 'read'} again`,
+    );
   }
 
   status(): ChangeLogStatus {
@@ -284,7 +301,7 @@ export class RedisChangeLog {
       if (this.pending.length === 0) return;
       try {
         await this.flush();
-        this.failing.append = false;
+        this.succeeded('append');
         delay = RETRY_MS.first;
       } catch (error) {
         this.commandFailed('append', error);
@@ -354,7 +371,7 @@ export class RedisChangeLog {
           this.lastId = id.toString();
           this.deliver(this.lastId, fields, handlers);
         }
-        this.failing.read = false;
+        this.succeeded('read');
         delay = RETRY_MS.first;
       } catch (error) {
         if (!this.running) return;
