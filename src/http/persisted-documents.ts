@@ -14,7 +14,8 @@ import { type ConfigError, invalidSetting } from '../platform/config.js';
  * - by id: `documentId` (GraphQL over HTTP's persisted documents) or APQ's
  *   `extensions.persistedQuery.sha256Hash` (with or without the `sha256:` prefix), with no
  *   `query` (graphql-ws, which requires one, sends `query: ""`);
- * - by text: a `query` that is a manifest document, whitespace aside. The text is looked up
+ * - by text: a `query` that is a manifest document, each run of whitespace counting as one space
+ *   (not token by token: that would mean lexing every unknown text). The text is looked up
  *   before anything parses it, so an unknown document costs a string lookup, never a parse; and
  *   what runs is always the manifest's own parsed document, never the client's text.
  * A request with both runs its text (the id is ignored), as it would without a manifest.
