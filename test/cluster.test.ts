@@ -70,6 +70,12 @@ async function restart(instance: Instance): Promise<Instance> {
   return startInstance(instance.env);
 }
 
+/** `market_redis_connected` on the instance's /metrics. */
+async function redisConnected(instance: Instance): Promise<string | undefined> {
+  const lines = (await (await fetch(`${instance.url}/metrics`)).text()).split('\n');
+  return lines.find((line) => line.startsWith('market_redis_connected '))?.split(' ')[1];
+}
+
 describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', () => {
   let database: TestDatabase;
   let prefix: string;
@@ -135,6 +141,7 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
       }, `${name}'s database ping`);
       expect(ping(lines)).toBeLessThan(5);
       expect(lines).toContain(`market_component_healthy{component="database@${name}"} 1`);
+      expect(lines).toContain('market_redis_connected 1');
     }
   });
 
@@ -330,10 +337,14 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
         error: 'Redis unreachable',
       });
       expect(await readiness(a)).toBe(200);
+      // Its metrics say so too (its pubsub component reaches its store through the log, which stands still).
+      expect(await redisConnected(b)).toBe('0');
+      expect(await redisConnected(a)).toBe('1');
     } finally {
       bToRedis.restore();
     }
     await waitFor(async () => ((await readiness(b)) === 200 ? true : undefined), 'B to be ready again', 30_000);
+    expect(await redisConnected(b)).toBe('1');
   }, 90_000);
 
   test('runtimeEvents(since:) taken from A resumes on B with exactly the events A sent after it, same sequences', async () => {

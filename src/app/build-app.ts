@@ -242,6 +242,7 @@ function watchedParts(
     live: live.stats,
     sourceRuns: () => collector()?.sourceRuns ?? null,
     databaseComponent: instanceComponentName('database', config.redis?.instance),
+    redisConnected: services.clusterLog ? () => services.clusterLog?.connected ?? false : null,
   };
 }
 

@@ -38,6 +38,8 @@ export interface WatchedParts {
   sourceRuns(): ReadonlyMap<string, { seconds: number; ok: boolean }> | null;
   /** This process's `database` component (`database@<instance>` in cluster mode). */
   databaseComponent: string;
+  /** Cluster mode: whether the change log's connections to Redis are up and answering; null otherwise. */
+  redisConnected: (() => boolean) | null;
 }
 
 const isAsyncIterable = (value: unknown): value is AsyncIterable<unknown> =>
@@ -302,7 +304,8 @@ function watchTasks(registry: Registry, { store, engine, workers }: WatchedParts
   });
 }
 
-function watchRuntime(registry: Registry, { store, sourceRuns, databaseComponent }: WatchedParts): void {
+function watchRuntime(registry: Registry, parts: WatchedParts): void {
+  const { store, sourceRuns, databaseComponent, redisConnected } = parts;
   const registers = [registry];
   new Gauge({
     name: 'market_runtime_event_sequence',
@@ -323,6 +326,18 @@ function watchRuntime(registry: Registry, { store, sourceRuns, databaseComponent
         this.set({ component: c.name }, c.healthy && c.state === 'RUNNING' ? 1 : 0);
     },
   });
+  if (redisConnected) {
+    // Read from the log itself: a process's components reach its runtime store through the log,
+    // so during an outage its `pubsub` component still shows what it last published.
+    new Gauge({
+      name: 'market_redis_connected',
+      help: "1 while the cluster change log's connections to Redis are up and answering (cluster mode)",
+      registers,
+      collect() {
+        this.set(redisConnected() ? 1 : 0);
+      },
+    });
+  }
   new Gauge({
     name: 'market_database_ping_seconds',
     help: "The collector's last `SELECT 1` round trip to the database",
