@@ -8,15 +8,18 @@ import { createPrismaClient } from '../src/db/client.js';
 const directory = mkdtempSync(path.join(tmpdir(), 'market-failure-'));
 afterAll(() => rmSync(directory, { recursive: true, force: true }));
 
-test('a Prisma error is shown by its code, without the source file and lines its message quotes', async () => {
+test('a Prisma error is shown by its code; its message (as logged) quotes no source file, line or argument', async () => {
   // A real error: a database file without the schema (never migrated).
   const db = createPrismaClient(`file:${path.join(directory, 'empty.db')}`);
   try {
-    const error = await db.task.count().then(
+    const error = await db.task.findUnique({ where: { taskId: 'an-argument-value' } }).then(
       () => null,
       (caught: unknown) => caught,
     );
-    expect((error as Error).message).toMatch(/invocation in\n.*\.test\.ts/);
+    // Prisma's default format quoted the calling file and its lines, and the query's arguments.
+    expect((error as Error).message.trim()).toBe(
+      'Invalid `prisma.task.findUnique()` invocation:\n\n\nThe table `main.Task` does not exist in the current database.',
+    );
     expect(failureMessage(error)).toBe('database error P2021');
   } finally {
     await db.$disconnect();

@@ -129,6 +129,14 @@ function releasedOnFailedEnd(transaction: PostgresTransaction): PostgresTransact
   return transaction;
 }
 
+/**
+ * Prisma's errors without the code frame it quotes by default (the calling source file, its lines
+ * and the query's arguments): a log line per failed query then carried a dozen lines of this
+ * project's source (a database outage logged over a hundred of them per instance), and could carry
+ * the arguments' values.
+ */
+const ERROR_FORMAT = 'minimal';
+
 export function createPrismaClient(url: string, options: PrismaOptions = {}): Db {
   const log = options.onQuery ? [{ emit: 'event' as const, level: 'query' as const }] : [];
   let client: Db;
@@ -136,11 +144,11 @@ export function createPrismaClient(url: string, options: PrismaOptions = {}): Db
     const file = sqliteFilePath(url);
     mkdirSync(path.dirname(file), { recursive: true });
     const adapter = new SharedPrismaBetterSQLite3({ url: file });
-    client = new SqlitePrismaClient({ adapter, log });
+    client = new SqlitePrismaClient({ adapter, log, errorFormat: ERROR_FORMAT });
     adapter.driver = registerDriver(client, 'sqlite', options.onQuery);
   } else {
     const adapter = new LeakFreePrismaPg({ connectionString: url, ...POSTGRES_POOL });
-    client = new PostgresPrismaClient({ adapter, log }) as unknown as Db;
+    client = new PostgresPrismaClient({ adapter, log, errorFormat: ERROR_FORMAT }) as unknown as Db;
     adapter.driver = registerDriver(client, 'postgresql', options.onQuery);
   }
   if (options.onQuery) {
