@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { upstreamExcerpt } from '../src/platform/outbound-http.js';
 import { isSecretEnv, isSecretName, REDACTED, SecretRedactor, secretEnvValues } from '../src/platform/redact.js';
 
 const VC =
@@ -156,6 +157,21 @@ describe('SecretRedactor.text by shape', () => {
     expect(redactor.text(text)).toBe(text);
   });
 
+  test.each([
+    ['a long run of letters', 'H'.repeat(200_000)],
+    ['a name then a long run of spaces', `a${' '.repeat(200_000)}`],
+    ['a run of letters ending in a secret', `${'x'.repeat(200_000)} password=hunter22`],
+  ])(
+    'text an upstream controls is redacted in one pass, not one per position: %s',
+    (_shape, text) => {
+      // Finishing is the point: the name patterns once backtracked over the whole run from every
+      // position in it (32 k letters took 9.6 s, 200 k would take minutes).
+      const redacted = redactor.text(text);
+      expect(redacted).toBe(text.replace('hunter22', REDACTED));
+    },
+    10_000,
+  );
+
   test('redacting twice changes nothing more', () => {
     const once = redactor.text(
       'invalid request {"envs":[{"envName":"VERIFIABLE_CREDENTIAL","value":"opaque-vc-1"}],"token":"t0k3n-value"} Authorization: Bearer abc',
@@ -205,5 +221,14 @@ describe('SecretRedactor.json', () => {
     let deep: unknown = 'leaf';
     for (let i = 0; i < 10_000; i++) deep = { a: deep };
     expect(JSON.stringify(redactor.json(deep))).toContain(REDACTED);
+  });
+});
+
+describe('upstreamExcerpt', () => {
+  test('redacts only as much of a huge answer as the excerpt needs, and still every secret in it', () => {
+    expect(upstreamExcerpt('H'.repeat(20_000_000), 200)).toBe('H'.repeat(200));
+    // The first prefix read is all one long secret, shorter than the excerpt once redacted: more is read.
+    const text = `token=${'x'.repeat(5000)} then password=hunter22 and more`;
+    expect(upstreamExcerpt(text, 40)).toBe(`token=${REDACTED} then password=${REDACTED}`.slice(0, 40));
   });
 });

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { deserialize, serialize } from 'node:v8';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Logger } from '../platform/logger.js';
 import { timed } from '../platform/metrics.js';
 import { hostOf } from '../platform/redact.js';
 import type { Announcement } from './change-feed.js';
 import { RedisEventHistory } from './redis-event-history.js';
+import { logConnections, READ_BLOCK_MS, RETRY_MS, UNREACHABLE } from './redis-log-connections.js';
 import { APPEND_SCRIPT, type AppendPipeline, lastOf, type Pending } from './redis-log-entry.js';
 
 /**
@@ -68,11 +69,8 @@ export interface ChangeLogStatus {
   lastError: string | null;
 }
 
-/** Entries read per XREAD, and how long one blocks before it is asked again. */
+/** Entries read per XREAD. */
 const READ_COUNT = 1000;
-const READ_BLOCK_MS = 5000;
-/** How long a command or a connection attempt may take before it counts as failed. */
-const COMMAND_TIMEOUT_MS = 5000;
 /** Entries held while Redis is away; beyond this the oldest are dropped and everyone resyncs. */
 const MAX_WAITING = 50_000;
 /**
@@ -80,10 +78,6 @@ const MAX_WAITING = 50_000;
  * queue once written, rather than as one pipeline whose tail could time out and be resent whole.
  */
 const APPEND_BATCH = 1000;
-/** How a command fails when Redis cannot be reached (as opposed to Redis answering with an error). */
-const UNREACHABLE = /timed out|Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE/i;
-/** Delay before an append or read is tried again after a failure (doubling up to the cap). */
-const RETRY_MS = { first: 100, max: 5000 };
 
 export class RedisChangeLog {
   /** This process in the log: its own announcements are skipped when read. */
@@ -131,33 +125,9 @@ export class RedisChangeLog {
     this.stream = `${options.prefix}changes`;
     this.counter = `${options.prefix}sequence`;
     this.lastAppended = `${options.prefix}appended:${this.origin}`;
-    const connection = {
-      // Commands fail at once while disconnected (the log keeps what it must send), instead of
-      // piling up in ioredis's offline queue without a bound.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      lazyConnect: true,
-      retryStrategy: (attempt: number) => Math.min(RETRY_MS.first * 2 ** attempt, RETRY_MS.max),
-      // A Redis behind a dead network never answers: without these, a command (above all the
-      // reader's XREAD) would wait forever instead of failing and reconnecting.
-      connectTimeout: COMMAND_TIMEOUT_MS,
-      keepAlive: COMMAND_TIMEOUT_MS,
-    };
-    this.writer = new Redis(options.url, {
-      ...connection,
-      connectionName: 'market-log-writer',
-      commandTimeout: COMMAND_TIMEOUT_MS,
-    });
+    ({ writer: this.writer, reader: this.reader } = logConnections(options.url));
     this.writer.defineCommand('appendChange', { numberOfKeys: 3, lua: APPEND_SCRIPT });
     this.history = new RedisEventHistory(this.writer, `${options.prefix}events`, options.eventRetention);
-    this.reader = new Redis(options.url, {
-      ...connection,
-      connectionName: 'market-log-reader',
-      commandTimeout: READ_BLOCK_MS + COMMAND_TIMEOUT_MS,
-      // A read cut off fails instead of being sent again on the new connection: the loop then
-      // checks for a gap before reading on.
-      maxRetriesPerRequest: 0,
-    });
     // Whatever the way back (a failed read, or a connection replaced between two reads), the
     // first read after a reconnection checks for a gap.
     this.reader.on('ready', () => {

@@ -190,15 +190,34 @@ const JWT = /\beyJ[A-Za-z0-9_-]{2,}(?:\.[A-Za-z0-9_-]*){0,2}/g;
 /** An HTTP credential after its scheme. */
 const SCHEME_CREDENTIAL = /\b([Bb]earer|Basic)(\s+)(?!\[redacted\])[A-Za-z0-9\-._~+/]+=*/g;
 
-/** `name` `:`/`=` — the value is read by readValue. Quotes may be escaped (JSON quoted in JSON). */
-const NAME_AND_SEPARATOR = /(?:\\?["'])?([A-Za-z_][\w.-]*)(?:\\?["'])?\s*[:=]\s*/g;
+/**
+ * A name begins where a run of name characters does (`(?<![\w.-])`, then any digits, dots or
+ * dashes before its first letter): without that anchor, the engine tried every position inside a
+ * long run of letters, each time scanning to the run's end and back, so the time grew with the
+ * square of the run (a 32 k-letter error text from an upstream took 9.6 s, the event loop
+ * blocked). A match could only ever start at the run's first letter anyway.
+ */
+const NAME_START = String.raw`(?<![\w.-])[\d.-]*`;
 
-/** A name followed by its value under a `value` key: `"X","value":"…"`, `X Value:…` (Go %+v), `X, value=…`. */
-const NAME_THEN_VALUE = /([A-Za-z_][\w.-]*)(?:\\?["'])?\s*[,;]?\s*(?:\\?["'])?value(?:\\?["'])?\s*[:=]\s*/gi;
+/** `name` `:`/`=` — the value is read by readValue. Quotes may be escaped (JSON quoted in JSON). */
+const NAME_AND_SEPARATOR = new RegExp(
+  String.raw`(?:\\?["'])?${NAME_START}([A-Za-z_][\w.-]*)(?:\\?["'])?\s*[:=]\s*`,
+  'g',
+);
+
+/**
+ * A name followed by its value under a `value` key: `"X","value":"…"`, `X Value:…` (Go %+v), `X, value=…`.
+ * (`\s*(?:[,;]\s*)?`, not `\s*[,;]?\s*`: two optional runs of spaces side by side split a long run
+ * of spaces in every way, again quadratic.)
+ */
+const NAME_THEN_VALUE = new RegExp(
+  String.raw`${NAME_START}([A-Za-z_][\w.-]*)(?:\\?["'])?\s*(?:[,;]\s*)?(?:\\?["'])?value(?:\\?["'])?\s*[:=]\s*`,
+  'gi',
+);
 
 /** The same pair the other way round: `"value":"…","envName":"X"`. */
 const VALUE_THEN_NAME =
-  /((?:\\?["'])?value(?:\\?["'])?\s*[:=]\s*)(\\?"[^"]*?\\?"|\\?'[^']*?\\?'|[^\s"',;{}[\]]+)(\s*[,;]?\s*(?:\\?["'])?(?:env_?name|name|key)(?:\\?["'])?\s*[:=]\s*(?:\\?["'])?)([A-Za-z_][\w.-]*)/gi;
+  /((?:\\?["'])?value(?:\\?["'])?\s*[:=]\s*)(\\?"[^"]*?\\?"|\\?'[^']*?\\?'|[^\s"',;{}[\]]+)(\s*(?:[,;]\s*)?(?:\\?["'])?(?:env_?name|name|key)(?:\\?["'])?\s*[:=]\s*(?:\\?["'])?)([A-Za-z_][\w.-]*)/gi;
 
 interface ValueSpan {
   end: number;

@@ -393,9 +393,7 @@ export class StateCollector {
   private publishComponents(components: ComponentStatus[], scope?: PollSource['scope']): void {
     const instance = scope === 'cluster' ? undefined : this.cluster?.instance;
     if (instance) for (const { name } of components) this.ownComponents.add(name);
-    const named = instance
-      ? components.map((c) => ({ ...c, name: instanceComponentName(c.name, instance) }))
-      : components;
-    this.publish({ kind: 'components', components: named });
+    const named = (c: ComponentStatus) => ({ ...c, name: instanceComponentName(c.name, instance) });
+    this.publish({ kind: 'components', components: instance ? components.map(named) : components });
   }
 }

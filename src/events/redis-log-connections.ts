@@ -1,0 +1,46 @@
+import { Redis } from 'ioredis';
+
+/**
+ * How the cluster's change log (redis-change-log.ts) connects to Redis: one connection for the
+ * appends and one for the blocking reads, which occupy theirs. Both fail fast rather than wait.
+ */
+
+/** How long a blocking read (XREAD) waits for entries before it is asked again. */
+export const READ_BLOCK_MS = 5000;
+/** How long a command or a connection attempt may take before it counts as failed. */
+const COMMAND_TIMEOUT_MS = 5000;
+/** How a command fails when Redis cannot be reached (as opposed to Redis answering with an error). */
+export const UNREACHABLE =
+  /timed out|Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE/i;
+/** Delay before an append or read is tried again after a failure (doubling up to the cap). */
+export const RETRY_MS = { first: 100, max: 5000 };
+
+/** The log's two connections to `url`, not connected yet. */
+export function logConnections(url: string): { writer: Redis; reader: Redis } {
+  const connection = {
+    // Commands fail at once while disconnected (the log keeps what it must send), instead of
+    // piling up in ioredis's offline queue without a bound.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    lazyConnect: true,
+    retryStrategy: (attempt: number) => Math.min(RETRY_MS.first * 2 ** attempt, RETRY_MS.max),
+    // A Redis behind a dead network never answers: without these, a command (above all the
+    // reader's XREAD) would wait forever instead of failing and reconnecting.
+    connectTimeout: COMMAND_TIMEOUT_MS,
+    keepAlive: COMMAND_TIMEOUT_MS,
+  };
+  const writer = new Redis(url, {
+    ...connection,
+    connectionName: 'market-log-writer',
+    commandTimeout: COMMAND_TIMEOUT_MS,
+  });
+  const reader = new Redis(url, {
+    ...connection,
+    connectionName: 'market-log-reader',
+    commandTimeout: READ_BLOCK_MS + COMMAND_TIMEOUT_MS,
+    // A read cut off fails instead of being sent again on the new connection: the loop then
+    // checks for a gap before reading on.
+    maxRetriesPerRequest: 0,
+  });
+  return { writer, reader };
+}
