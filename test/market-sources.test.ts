@@ -288,8 +288,20 @@ describe.each(databases)('market sources on %s', (kind) => {
       expect(['race-a.example', 'race-b.example']).toContain(active[0]);
     });
 
+    test('ten selections at once all succeed (none aborted as a deadlock) and leave exactly one active remote', async () => {
+      const ids = ['storm-a.example', 'storm-b.example'];
+      for (const id of ids) await added(id);
+      const results = await Promise.all(
+        Array.from({ length: 10 }, (_, index) => mutate(SELECT, { sourceId: ids[index % 2], nsfw: false })),
+      );
+      expect(results.map((result) => result.__typename)).toEqual(Array(10).fill('SelectMarketSourceSuccess'));
+      const active = await activeRemotes();
+      expect(active).toHaveLength(1);
+      expect(ids).toContain(active[0]);
+    });
+
     test.skipIf(kind !== 'postgresql')(
-      'two selections that both wait on the active row: the one refused by the unique index runs again and wins',
+      'two selections that both wait on the active row both succeed, one after the other',
       async () => {
         await added('held.example');
         await added('waiter-a.example');

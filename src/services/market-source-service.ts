@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
+import { providerOf } from '../db/driver-sql.js';
 import { isUniqueViolation } from '../db/hot-path-sql.js';
 import type { MarketSourceRow } from '../db/models.js';
 import { ConflictError, ForbiddenError, InvalidStateError, NotFoundError, ValidationError } from '../domain/errors.js';
@@ -116,7 +117,12 @@ export class MarketSourceService {
     private readonly history: HistoryService,
     private readonly feed: ChangeFeed,
     private readonly sync: SyncSource,
-  ) {}
+  ) {
+    this.postgres = providerOf(db) === 'postgresql';
+  }
+
+  /** Selections lock the remote sources first on PostgreSQL (see trySelect). */
+  private readonly postgres: boolean;
 
   /**
    * The sources whose apps are offered (the active remote and every local source), or with
@@ -203,6 +209,13 @@ export class MarketSourceService {
 
   private async trySelect(viewer: Viewer, sourceId: string, nsfw: boolean): Promise<MarketSourceRow> {
     const [row, records, previous] = await this.db.$transaction(async (tx) => {
+      // PostgreSQL: the remote sources' rows locked first, in one order, so that selections run
+      // one after the other. Locking them as the updates below reach them, two selections took
+      // them in opposite orders and one was aborted as a deadlock (an "Unexpected error." among
+      // ten at once). SQLite runs one writing transaction at a time anyway.
+      if (this.postgres) {
+        await tx.$queryRaw`SELECT 1 FROM "MarketSource" WHERE "type" = 'remote' ORDER BY "sourceId" FOR UPDATE`;
+      }
       const source = await tx.marketSource.findUnique({ where: { sourceId } });
       if (!source) throw new NotFoundError(`Market source ${sourceId} does not exist`);
       if (source.type !== 'remote') {
