@@ -314,6 +314,31 @@ describe('sources and subscribers', () => {
     expect(local.body?.data?.syncMarketSource).toMatchObject({ __typename: 'ValidationError' });
   });
 
+  test('a slow source never holds up another: the scheduled syncs run side by side', async () => {
+    // market.olares comes first by its id; this time it answers its hash seconds late.
+    good.fault('hash', { kind: 'delay', ms: 3000, times: 1 });
+    v1.put(fakeEntry('beside'));
+    await server.app.db.marketSource.updateMany({ data: { nextSyncAt: new Date(0) } });
+    const started = await server.app.services.catalogueSync.startDue();
+    let allDone = false;
+    const all = Promise.all(started).then((outcomes) => {
+      allDone = true;
+      return outcomes;
+    });
+    expect(await Promise.race(started)).toMatchObject({
+      sourceId: 'old.market',
+      error: null,
+      added: [fakeAppId('beside')],
+    });
+    expect(allDone).toBe(false);
+    expect((await all).map((outcome) => [outcome.sourceId, outcome.error])).toEqual([
+      ['market.olares', null],
+      ['old.market', null],
+    ]);
+    v1.remove('beside');
+    await server.app.services.catalogueSync.syncNow('old.market');
+  });
+
   test('catalogueChanged tells subscribers which apps a sync changed', async () => {
     const document = parse(
       'subscription { catalogueChanged(sourceId: "market.olares") { sourceId added updated removed } }',

@@ -108,7 +108,7 @@ export function createPeriodicJobs({
     // Each source keeps its own schedule (its interval, or its backoff after failures): the job
     // only looks for the sources that are due, often enough for a due one to wait little.
     catalogueSync = startJob('catalogue sync', Math.min(config.catalogue.syncIntervalMs, SYNC_CHECK_MS), async () => {
-      await services.catalogueSync.syncDue();
+      await services.catalogueSync.startDue();
     });
     // After the engine started (build-app.ts starts it first): tasks the correction ends are ended
     // by the engine, and those a dead instance left are adopted by then.
@@ -128,6 +128,7 @@ export function createPeriodicJobs({
     catchUp?.stop(); // a long catch-up must not hold up a stop or a handover: it goes on from its cursor
     catchUp = null;
     await Promise.all(started.splice(0).map((job) => job.stop()));
+    await services.catalogueSync.idle(); // the syncs the job started and did not wait for
     paymentRecovery = historyCleanup = statusCorrection = catalogueSync = null;
   };
   const following = followLeadership(leadership, { start: startAll, stop: stopAll }, logger);

@@ -139,22 +139,34 @@ export class CatalogueSyncer {
 
   /** Syncs, one after the other, every remote source whose next sync is due. */
   async syncDue(): Promise<SyncOutcome[]> {
+    return Promise.all(await this.startDue());
+  }
+
+  /**
+   * Starts the sync of every remote source that is due, each on its own, and resolves once they
+   * are started, with each one's outcome to come: the scheduled job does not wait for them, so a
+   * slow source (a first sync of 50,000 apps, a source answering at its timeout) never holds up
+   * another source's schedule. A source still syncing is joined, not synced twice.
+   */
+  async startDue(): Promise<Promise<SyncOutcome>[]> {
     const now = this.now();
     const due = await this.db.marketSource.findMany({
       where: { type: 'remote', OR: [{ nextSyncAt: null }, { nextSyncAt: { lte: now } }] },
       orderBy: { sourceId: 'asc' },
     });
-    const outcomes: SyncOutcome[] = [];
-    // The rows just read are the ones synced: no second read per source. One source's sync that
-    // throws (its failure could not even be recorded: the database went away) never stops the next.
-    for (const source of due) {
-      try {
-        outcomes.push(await this.once(source.sourceId, () => this.sync(source)));
-      } catch (error) {
-        outcomes.push({ ...emptyOutcome(source.sourceId), error: describe(error) });
-      }
-    }
-    return outcomes;
+    // The rows just read are the ones synced: no second read per source. A sync that throws (its
+    // failure could not even be recorded: the database went away) resolves with the error.
+    return due.map((source) =>
+      this.once(source.sourceId, () => this.sync(source)).catch((error: unknown) => ({
+        ...emptyOutcome(source.sourceId),
+        error: describe(error),
+      })),
+    );
+  }
+
+  /** Resolves once no sync is running (a stop, or a leader stepping down, waits for them). */
+  async idle(): Promise<void> {
+    while (this.running.size > 0) await Promise.allSettled([...this.running.values()]);
   }
 
   /** Every remote source's sync status, as stored (so any instance reports the leader's syncs). */
