@@ -200,6 +200,7 @@ describe.each(databases)('market sources on %s', (kind) => {
       ['baseUrl', 'with a fragment', { baseUrl: 'https://market.example/#fragment' }],
       ['baseUrl', 'with a query', { baseUrl: 'https://market.example/?token=abc' }],
       ['baseUrl', 'with a space in the host', { baseUrl: 'https://exa mple.com' }],
+      ['baseUrl', 'with credentials that do not decode', { baseUrl: 'http://u:%zz@market.example' }],
       ['baseUrl', 'over 2048 characters', { baseUrl: tooLongHost }],
     ])('%s %s is a VALIDATION error naming it, and nothing is added', async (field, _case, change) => {
       const sourceId = `invalid-${field}-${Math.random().toString(36).slice(2, 8)}`;

@@ -58,13 +58,25 @@ const baseUrl = z
             ? 'baseUrl must not have a query string (paths are appended to it)'
             : url.hash || value.includes('#')
               ? 'baseUrl must not have a fragment'
-              : null;
+              : !decodable(url.username) || !decodable(url.password)
+                ? 'baseUrl has malformed credentials (a % not followed by two hex digits)'
+                : null;
     if (problem) {
       context.addIssue({ code: 'custom', message: problem });
       return z.NEVER;
     }
     return url.href.replace(/\/+$/, '');
   });
+
+/** Whether percent-encoded text decodes (the syncer sends the credentials decoded, as Basic authentication). */
+function decodable(text: string): boolean {
+  try {
+    decodeURIComponent(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const addInput = z.object({
   sourceId,
