@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { availableDatabases } from './support/databases.js';
 import { type FakeAppService, sendEvent, startFakeAppService } from './support/fake-app-service.js';
-import { AppQuery, TaskDetailQuery } from './support/operations.js';
+import { AppQuery, TaskDetailQuery, UninstallAppMutation } from './support/operations.js';
 import { seed } from './support/seed.js';
 import {
   AUTH_ENV,
@@ -107,6 +107,46 @@ describe('task engine against a real app service over HTTP (APP_SERVICE_URL)', (
       progress: 100,
       app: { state: 'running', stage: 'RUNNING', installedVersion: '0.53.3' },
     });
+  });
+
+  test('a late event of before an uninstall does not bring the uninstalled app back; a later one (installed outside) does', async () => {
+    const taskId = await install('late-app', '1.0.0');
+    const { opId } = await waitFor(async () => {
+      const current = await task(taskId);
+      return current?.status === 'RUNNING' && current.opId ? current : undefined;
+    }, 'the install to be accepted');
+    const event = (state: string, createTime: string, opID: string, opType: string) =>
+      sendEvent(intake, SECRET, {
+        name: 'late-app',
+        user: 'alice',
+        marketSource: SOURCE,
+        opID,
+        opType,
+        state,
+        createTime,
+      });
+    const installedAt = at(10);
+    expect(await event('running', installedAt, opId as string, 'install')).toBe(202);
+    expect((await task(taskId))?.status).toBe('COMPLETED');
+
+    const variables = { input: { sourceId: SOURCE, appName: 'late-app' } };
+    const { uninstallApp } = dataOf(await execute(server, UninstallAppMutation, variables, { token: TOKENS.alice }));
+    if (uninstallApp.__typename !== 'UninstallAppSuccess') throw new Error(JSON.stringify(uninstallApp));
+    const uninstall = await waitFor(async () => {
+      const current = await task(uninstallApp.task.taskId);
+      return current?.status === 'RUNNING' && current.opId ? current : undefined;
+    }, 'the uninstall to be accepted');
+    expect(await event('uninstalled', at(0), uninstall.opId as string, 'uninstall')).toBe(202);
+    expect(await task(uninstall.taskId)).toMatchObject({ status: 'COMPLETED', app: null });
+
+    // The install's last event again, late (a retry of the app service's): older than the removal.
+    expect(await event('running', installedAt, opId as string, 'install')).toBe(202);
+    const appNow = async () =>
+      dataOf(await execute(server, AppQuery, { sourceId: SOURCE, appName: 'late-app' }, { token: TOKENS.alice })).app;
+    expect(await appNow()).toBeNull();
+    // Installed again later, outside the market: that one is shown.
+    expect(await event('running', at(60_000), 'op-outside', 'install')).toBe(202);
+    expect(await appNow()).toMatchObject({ stage: 'RUNNING' });
   });
 
   test('a business error from the app service (422 missing env values) fails the task with its message and data', async () => {

@@ -75,11 +75,25 @@ export async function applyToStateRow(ctx: EngineContext, event: AppStateEvent):
   return count > 0 || createStateRow(ctx, event);
 }
 
-/** An app we had no row for (installed outside the market, or reconciled): create it. */
+/**
+ * An app we had no row for (installed outside the market, or reconciled): create it, unless the
+ * event is older than the end that removed the app's row (a completed uninstall, a canceled first
+ * install). That row's time went with it, so the task's end stands in for it: a late or repeated
+ * event of before the removal would otherwise bring the app back.
+ */
 async function createStateRow({ db }: EngineContext, event: AppStateEvent): Promise<boolean> {
   const where = { userId: event.userId, sourceId: event.sourceId, appName: event.appName };
   if (await db.appState.findFirst({ where })) return false; // we hold a newer state
   if (event.state.toLowerCase() === 'uninstalled') return false; // nothing to remove
+  const removedSince = await db.task.findFirst({
+    where: {
+      ...where,
+      completedAt: { gte: event.createTime },
+      OR: [{ type: 'UNINSTALL', status: 'COMPLETED' }, { status: 'CANCELED' }],
+    },
+    select: { id: true },
+  });
+  if (removedSince) return false;
   try {
     const { entrances, ...state } = reportedState(event);
     await db.appState.create({ data: { ...state, ...(entrances ? { entrances: [...entrances] as object[] } : {}) } });
