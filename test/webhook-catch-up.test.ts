@@ -126,7 +126,7 @@ describe.each(databases)('webhook catch-up on %s', (kind) => {
     const finished = await receiver.waitFor((d) => d.path === path && d.topic === 'task.finished', 'the task end');
     const state = await receiver.waitFor((d) => d.path === path && d.topic === 'app.state_changed', 'the app state');
     expect(finished.key).toBe(`webhook:${hook.webhookId}:task:crash-task-${kind}:COMPLETED`);
-    expect(state.key).toBe(`webhook:${hook.webhookId}:app:alice/${REMOTE_SOURCE}/crash-app:running:${died.getTime()}`);
+    expect(state.key).toBe(`webhook:${hook.webhookId}:app:alice/${REMOTE_SOURCE}/crash-app:running/RUNNING:${died.getTime()}`);
     for (const delivery of [finished, state]) {
       expect(verifySignature(hook.secret, delivery.body, delivery.signature)).toBe(true);
     }
@@ -384,7 +384,7 @@ describe.each(databases)('webhook catch-up on %s', (kind) => {
       (await server.app.db.outboxMessage.findMany({ where: { webhookId } })).map((m) => m.idempotencyKey).sort();
     const expected = (webhookId: string, sourceId: string, appName: string) =>
       [
-        `webhook:${webhookId}:app:alice/${sourceId}/${appName}:running:${at.getTime()}`,
+        `webhook:${webhookId}:app:alice/${sourceId}/${appName}:running/RUNNING:${at.getTime()}`,
         `webhook:${webhookId}:task:filtered-${kind}-${appName}:COMPLETED`,
       ].sort();
     expect(await keysOf(remote.webhookId)).toEqual(expected(remote.webhookId, REMOTE_SOURCE, 'filtered-a'));

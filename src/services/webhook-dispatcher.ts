@@ -51,8 +51,8 @@ const terminal = new Set<string>(TERMINAL_STATUSES);
  * so none of this runs on the request path; with no matching webhook a change costs a look at the
  * cached webhook list, and nothing is read or written.
  *
- * A task is announced when it reaches COMPLETED, FAILED or CANCELED; an app when its state
- * differs from the last one announced to that webhook; a payment likewise for its visible status.
+ * A task is announced when it reaches COMPLETED, FAILED or CANCELED; an app when its state or
+ * stage differs from the last one announced to that webhook; a payment likewise for its visible status.
  * What a process that died before its dispatch left unannounced, the leader's catch-up
  * (webhook-catch-up.ts) finds in the database and hands over through `catchUp`.
  */
@@ -213,7 +213,11 @@ export class WebhookDispatcher {
     }
     const { stage } = deriveStage({ state: row.state, progress: row.progress, activeTask });
     const resource = { app: { key, state: row.state, stage, installedVersion: row.installedVersion } };
-    return this.changedOnly(webhooks, 'APP_STATE_CHANGED', subject, row.state, row.eventTime, resource, fresh);
+    // The stage too: the app service's last state of an operation comes while its task still runs
+    // (`running`, stage INSTALLING); the task's end then changes the stage alone (RUNNING, with the
+    // installed version), and a receiver that heard only the state would stay on INSTALLING.
+    const value = `${row.state}/${stage}`;
+    return this.changedOnly(webhooks, 'APP_STATE_CHANGED', subject, value, row.eventTime, resource, fresh);
   }
 
   private async paymentMessages(
