@@ -181,6 +181,22 @@ describe('HttpMarketSource against a source that answers', () => {
     ]);
   });
 
+  test('a v2-only source that answers one 404 (a deploy) is asked under v2 again, not lost to v1 for good', async () => {
+    const source = await fakeSource({ v2Only: true });
+    const market = client(source);
+    await market.hash();
+    source.fault('hash', { kind: 'status', status: 404, times: 1 });
+    expect((await failure(market.hash())).message).toMatch(/HTTP 404 from \/api\/v2\/appstore\/hash/);
+    expect((await market.hash()).hash).toBe(source.hash);
+    expect(market.apiVersion).toBe('v2');
+    expect(source.requests.map(({ endpoint, api, status }) => `${endpoint} ${api} ${status}`)).toEqual([
+      'hash v2 200',
+      'hash v2 404',
+      'hash v1 404',
+      'hash v2 200',
+    ]);
+  });
+
   test('a source that speaks v2 is never asked under v1', async () => {
     const source = await fakeSource();
     const market = client(source);

@@ -52,6 +52,8 @@ export interface FakeMarketSourceOptions {
   entries?: Record<string, unknown>[];
   /** Answer 404 under `/api/v2/`, as sources that only speak v1. @default false */
   v1Only?: boolean;
+  /** Answer 404 under `/api/v1/`, as sources that only speak v2. @default false */
+  v2Only?: boolean;
   /** Demand these Basic credentials (401 otherwise). */
   credentials?: { username: string; password: string };
 }
@@ -313,7 +315,9 @@ export async function startFakeMarketSource(options: FakeMarketSourceOptions = {
     if (options.credentials && req.headers.authorization !== basicHeader(options.credentials)) {
       return send(401, { error: 'unauthorized' });
     }
-    if (!endpoint || (api === 'v2' && v1Only)) return send(404, { error: 'Not Found' });
+    if (!endpoint || (api === 'v2' && v1Only) || (api === 'v1' && options.v2Only)) {
+      return send(404, { error: 'Not Found' });
+    }
 
     const fault = faults.get(endpoint);
     if (fault) {

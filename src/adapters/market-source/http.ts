@@ -22,8 +22,8 @@ const DETAIL_CONCURRENCY = 4;
  * - `POST {base}/api/v2/applications/info` with `{ app_ids, version }` → `{ apps, version, not_found? }`
  *
  * Newer Olares clients ask under `/api/v2/` and fall back to `/api/v1/` on a 404; so does this
- * one, and once a source has answered 404 there it is asked under `/api/v1/` only, for the life
- * of this client. Every call is bounded in time and size (fetchJson), every answer is shape
+ * one, and once a source has answered under v1 it is asked there first; a 404 there has it asked
+ * under v2 again (a v2 source that answered one 404 during a deploy is not lost to v1 for good). Every call is bounded in time and size (fetchJson), every answer is shape
  * checked, and every failure is a MarketSourceError whose message carries no credential.
  */
 
@@ -151,14 +151,19 @@ export class HttpMarketSource implements MarketSourceClient {
 
   /** The JSON body of a 200 answer, under v2 or (after a 404 there) v1; any other outcome throws. */
   private async call(call: Exclude<Call, 'bundled catalogue'>, request: Request): Promise<unknown> {
-    const asked = this.api;
-    let api = asked;
+    let api = this.api;
     let outcome = await this.send(api, call, request);
-    if (api === 'v2' && outcome.kind === 'answered' && outcome.status === 404) {
-      // Concurrent calls may both find out; they all come to the same conclusion.
-      this.api = 'v1';
-      api = 'v1';
-      outcome = await this.send(api, call, request);
+    if (outcome.kind === 'answered' && outcome.status === 404) {
+      // Under the other version: v1 for a source that speaks only v1; v2 again for one asked under
+      // v1 since a passing 404 under v2 (a deploy), which would otherwise fail for good. Only an
+      // answer there switches; concurrent calls may both find out, and come to the same conclusion.
+      const other: ApiVersion = api === 'v2' ? 'v1' : 'v2';
+      const there = await this.send(other, call, request);
+      if (there.kind !== 'answered' || there.status !== 404) {
+        this.api = other;
+        api = other;
+        outcome = there;
+      }
     }
     return this.bodyOf(call, `/api/${api}/${PATHS[call]}`, outcome);
   }
