@@ -126,7 +126,9 @@ describe.each(databases)('webhook catch-up on %s', (kind) => {
     const finished = await receiver.waitFor((d) => d.path === path && d.topic === 'task.finished', 'the task end');
     const state = await receiver.waitFor((d) => d.path === path && d.topic === 'app.state_changed', 'the app state');
     expect(finished.key).toBe(`webhook:${hook.webhookId}:task:crash-task-${kind}:COMPLETED`);
-    expect(state.key).toBe(`webhook:${hook.webhookId}:app:alice/${REMOTE_SOURCE}/crash-app:running/RUNNING:${died.getTime()}`);
+    expect(state.key).toBe(
+      `webhook:${hook.webhookId}:app:alice/${REMOTE_SOURCE}/crash-app:running/RUNNING:${died.getTime()}`,
+    );
     for (const delivery of [finished, state]) {
       expect(verifySignature(hook.secret, delivery.body, delivery.signature)).toBe(true);
     }
