@@ -243,16 +243,22 @@ describe('the server process', () => {
   });
 });
 
+/** A fresh PostgreSQL database reached through a TCP proxy the test can cut: its URL names the proxy. */
+async function postgresBehindProxy() {
+  const database = await createTestDatabase('postgresql');
+  databases.push(database);
+  const url = new URL(database.url);
+  const proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
+  url.port = String(proxy.port);
+  return { url, proxy };
+}
+
 describe('a database that stops answering while the server runs', () => {
   test.runIf(POSTGRES)(
     'SIGTERM with a task running: the stop is cut at its bound, says what it waited for, and exits 1',
     async () => {
-      const database = await createTestDatabase('postgresql');
-      databases.push(database);
-      const url = new URL(database.url);
-      const proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
+      const { url, proxy } = await postgresBehindProxy();
       try {
-        url.port = String(proxy.port);
         const env = serverEnv(url.toString(), { SHUTDOWN_TIMEOUT_MS: '1000', SIMULATED_STEP_MS: '60000' });
         delete env.REDIS_URL;
         const server = startProcess(SERVER_COMMAND, env);
@@ -297,13 +303,9 @@ describe('dependencies that are not there at start: exit 1 with one line naming 
   test.runIf(POSTGRES)(
     'a PostgreSQL that accepts the connection and never answers (a blackholed network)',
     async () => {
-      const database = await createTestDatabase('postgresql');
-      databases.push(database);
-      const url = new URL(database.url);
-      const proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
+      const { url, proxy } = await postgresBehindProxy();
       proxy.cut('hold');
       try {
-        url.port = String(proxy.port);
         const env = serverEnv(url.toString());
         delete env.REDIS_URL;
         const server = startProcess(SERVER_COMMAND, env);
