@@ -89,7 +89,10 @@ async function createStateRow({ db }: EngineContext, event: AppStateEvent): Prom
     where: {
       ...where,
       completedAt: { gte: event.createTime },
-      OR: [{ type: 'UNINSTALL', status: 'COMPLETED' }, { status: 'CANCELED' }],
+      OR: [
+        { type: 'UNINSTALL', status: 'COMPLETED' },
+        { type: { in: ['INSTALL', 'CLONE'] }, status: 'CANCELED' },
+      ],
     },
     select: { id: true },
   });
