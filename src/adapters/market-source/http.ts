@@ -23,7 +23,8 @@ const DETAIL_CONCURRENCY = 4;
  *
  * Newer Olares clients ask under `/api/v2/` and fall back to `/api/v1/` on a 404; so does this
  * one, and once a source has answered under v1 it is asked there first; a 404 there has it asked
- * under v2 again (a v2 source that answered one 404 during a deploy is not lost to v1 for good). Every call is bounded in time and size (fetchJson), every answer is shape
+ * under v2 again (a v2 source that answered one 404 during a deploy is not lost to v1 for good).
+ * Every call is bounded in time and size (fetchJson), every answer is shape
  * checked, and every failure is a MarketSourceError whose message carries no credential.
  */
 
