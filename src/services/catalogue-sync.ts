@@ -171,10 +171,10 @@ export class CatalogueSyncer {
 
   /** Every remote source's sync status, as stored (so any instance reports the leader's syncs). */
   async status(): Promise<SourceSyncStatus[]> {
-    const [sources, counts] = await Promise.all([
-      this.db.marketSource.findMany({ where: { type: 'remote' }, orderBy: { sourceId: 'asc' } }),
-      this.db.catalogApp.groupBy({ by: ['sourceId'], _count: { _all: true } }),
-    ]);
+    // One after the other, the sources first: a sync committed between two reads at once showed
+    // its time with the catalogue of before (appCount 0 after a first sync, on PostgreSQL).
+    const sources = await this.db.marketSource.findMany({ where: { type: 'remote' }, orderBy: { sourceId: 'asc' } });
+    const counts = await this.db.catalogApp.groupBy({ by: ['sourceId'], _count: { _all: true } });
     const apps = new Map(counts.map((count) => [count.sourceId, count._count._all]));
     return sources.map((source) => ({
       sourceId: source.sourceId,
