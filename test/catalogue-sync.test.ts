@@ -266,6 +266,14 @@ describe('sources and subscribers', () => {
     }, 'one source failing');
     expect(component.message).toMatch(/^old\.market: /);
     expect((await catalog(server, 'old.market')).map((app) => app.name)).toEqual(['gamma']);
+    // What an operator reads in the log: which source, why, and when it is tried again.
+    expect(logsAbout(server, 'old.market').at(-1)).toMatchObject({
+      level: 40,
+      msg: 'a market source could not be synced; its catalogue stays as the last good sync wrote it',
+      error: 'hash: HTTP 503 from /api/v1/appstore/hash: internal error',
+      consecutiveFailures: 1,
+      nextSyncAt: expect.any(String),
+    });
   });
 
   test('two apps that swap names, and an entry taking the name of an app whose new entry is refused', async () => {
@@ -309,6 +317,11 @@ describe('sources and subscribers', () => {
     expect(bySource['market.olares']).toBeNull();
     expect((await catalog(server)).map((app) => app.name)).toContain('scheduled');
     v1.fault('hash', null);
+    expect(await syncNow(server, 'old.market')).toMatchObject({ consecutiveFailures: 0 });
+    expect(logsAbout(server, 'old.market').at(-1)).toMatchObject({
+      msg: 'a market source syncs again after failures',
+      failuresBefore: 2,
+    });
 
     const local = await rawRequest(server, { query: SYNC, variables: { sourceId: 'upload' } });
     expect(local.body?.data?.syncMarketSource).toMatchObject({ __typename: 'ValidationError' });
@@ -430,3 +443,10 @@ describe.each(databases)('a large catalogue on %s', (kind) => {
     }
   }, 120_000);
 });
+
+/** The server's log lines about one market source, oldest first. */
+function logsAbout(server: TestServer, sourceId: string): Record<string, unknown>[] {
+  return server.logs
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+    .filter((line) => line.sourceId === sourceId);
+}

@@ -1,5 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { linkSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -269,6 +279,24 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
       categories: ['Developer Tools'],
     });
     expect(await installAs(server, 'wiki', '1.1.0')).toMatchObject({ __typename: 'InstallAppSuccess' });
+  });
+
+  test('an unquoted version that YAML reads as a number (1.10) is kept as written, not as 1.1', async () => {
+    const unquote = (file: string) => writeFileSync(file, readFileSync(file, 'utf8').replaceAll('"1.10"', '1.10'));
+    const chart = await packChart({ name: 'decimal', version: '1.10' }, (folder) => {
+      unquote(path.join(folder, 'Chart.yaml'));
+      unquote(path.join(folder, 'OlaresManifest.yaml'));
+      expect(readFileSync(path.join(folder, 'Chart.yaml'), 'utf8')).toContain('version: 1.10\n');
+    });
+    const answer = await upload(server, chart);
+    expect(answer.body.data?.uploadChart).toMatchObject({
+      __typename: 'UploadChartSuccess',
+      app: { name: 'decimal', version: '1.10', versions: ['1.10'] },
+    });
+    expect(answer.body.data?.uploadChart.app?.entry).toMatchObject({
+      versionName: '1.10',
+      chartName: 'decimal-1.10.tgz',
+    });
   });
 
   test('a package bigger than MAX_BODY_BYTES but within CHART_UPLOAD_MAX_BYTES is accepted', async () => {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
@@ -27,10 +28,12 @@ import {
 const NINE_DIGITS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z$/;
 const sources: FakeMarketSource[] = [];
 const directories: string[] = [];
+const movedServers: Server[] = [];
 
 afterAll(async () => {
   await Promise.all(sources.map((source) => source.close()));
   await Promise.all(directories.map((directory) => rm(directory, { recursive: true, force: true })));
+  for (const server of movedServers) server.close();
 });
 
 async function fakeSource(options: FakeMarketSourceOptions = {}): Promise<FakeMarketSource> {
@@ -359,6 +362,28 @@ describe('HttpMarketSource against a source that fails', () => {
     expect(error.message).toBe(`hash: http://127.0.0.1:${port} is unreachable (ECONNREFUSED)`);
   });
 
+  test('a moved source is followed for the hash and the index; its details (a POST) fail naming the redirect', async () => {
+    const source = await fakeSource();
+    const moved = await movedTo(source.url);
+    const market = client(source, { baseUrl: moved });
+    expect((await market.hash()).hash).toBe(source.hash);
+    expect((await market.index()).apps).toHaveLength(2);
+    // Followed, the 301 would have turned the POST into a GET and the source answered 404.
+    const details = await failure(market.detailsEach([fakeAppId('notes')], () => {}));
+    expect(details.reason).toBe('status');
+    expect(details.message).toBe(
+      "details: HTTP 301 from /api/v2/applications/info: a redirect not followed since the POST would arrive as a GET without its body; give the source's new URL instead",
+    );
+    expect(source.requests.filter((request) => request.endpoint === 'details')).toEqual([]);
+
+    const withCredentials = await failure(
+      client(source, { baseUrl: moved.replace('http://', 'http://u:secret-pw@') }).hash(),
+    );
+    expect(withCredentials.message).toBe(
+      "hash: HTTP 301 from /api/v2/appstore/hash: a redirect not followed since it would carry the credentials; give the source's new URL instead",
+    );
+  });
+
   test('credentials in the base URL are sent as Basic authentication and never shown', async () => {
     const password = 'pa55-word-for-the-market';
     const source = await fakeSource({ credentials: { username: 'olares', password } });
@@ -525,4 +550,14 @@ async function closedPort(): Promise<number> {
   const { port } = server.address() as { port: number };
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/** A server on a real port that answers every request with a 301 to the same path under `target`. */
+async function movedTo(target: string): Promise<string> {
+  const server = createHttpServer((request, response) => {
+    response.writeHead(301, { location: `${target}${request.url}` }).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  movedServers.push(server);
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }

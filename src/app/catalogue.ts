@@ -42,6 +42,7 @@ export function createCatalogue({ db, logger, config, bus, feed, history, catalo
   const clients = new Map<string, MarketSourceClient>();
   const syncer = new CatalogueSyncer(
     db,
+    logger,
     { intervalMs: config.catalogue.syncIntervalMs, backoffMaxMs: config.catalogue.backoffMaxMs },
     (source) => {
       if (bundledFile === null && isBundledUrl(source.baseUrl)) return null;
@@ -68,16 +69,16 @@ export function createCatalogue({ db, logger, config, bus, feed, history, catalo
 
 /**
  * Start-up's first sync: the sources that read the bundled catalogue file. A file that cannot be
- * read leaves the catalogue as it was (logged here; the source's sync status and the `syncer`
- * component say why); the server still starts. With BUNDLED_CATALOGUE_FILE=off there is nothing
- * to read.
+ * read leaves the catalogue as it was (the syncer logs it; the source's sync status and the
+ * `syncer` component say why); the server still starts. With BUNDLED_CATALOGUE_FILE=off there is
+ * nothing to read.
  */
 export async function syncBundledCatalogue(syncer: CatalogueSyncer, config: Config, logger: Logger): Promise<void> {
   if (config.catalogue.bundledFile === null) return; // BUNDLED_CATALOGUE_FILE=off
   for (const outcome of await syncer.syncBundled()) {
     const { sourceId, error, read } = outcome;
-    if (error) logger.error({ sourceId, error }, 'the bundled catalogue could not be read');
-    else if (read)
+    if (!error && read) {
       logger.info({ sourceId, apps: outcome.added.length + outcome.updated.length }, 'read the bundled catalogue');
+    }
   }
 }

@@ -6,6 +6,7 @@ import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
 import { isUniqueViolation } from '../db/hot-path-sql.js';
 import type { MarketSourceRow } from '../db/models.js';
 import { NotFoundError } from '../domain/errors.js';
+import type { Logger } from '../platform/logger.js';
 import { readEntries, refuseNameClashes } from './catalogue-plan.js';
 import { type CatalogueWrite, SourceGone, type StoredUpsert, writeCatalogue } from './catalogue-writes.js';
 
@@ -78,9 +79,15 @@ export class CatalogueSyncer {
    * an unchanged source otherwise spends.
    */
   private readonly sql: DriverSql;
+  /**
+   * The consecutive failures of each source this process logged, until a success ends them (one
+   * log line for the recovery; the stored count is the one the API reports).
+   */
+  private readonly failing = new Map<string, number>();
 
   constructor(
     private readonly db: Db,
+    private readonly logger: Logger,
     private readonly settings: SyncSettings,
     /** Null for a source that has nothing to sync from (the bundled file switched off). */
     private readonly clientFor: (source: MarketSourceRow) => MarketSourceClient | null,
@@ -213,7 +220,10 @@ export class CatalogueSyncer {
         outcome.durationMs = elapsed(started);
         const { at, durationMs, nextSyncAt } = this.successStatus(attemptAt, outcome, hash);
         const unchanged = { sourceId: source.sourceId, baseUrl: source.baseUrl, catalogHash: hash };
-        if ((await recordUnchangedSync(this.sql, unchanged, { at, durationMs, nextSyncAt })) === 1) return outcome;
+        if ((await recordUnchangedSync(this.sql, unchanged, { at, durationMs, nextSyncAt })) === 1) {
+          this.logRecovery(source);
+          return outcome;
+        }
       }
       if (remembered) return this.sync(await this.read(source.sourceId), { again });
       outcome.read = true;
@@ -238,6 +248,7 @@ export class CatalogueSyncer {
       await this.recordFailure(stored, attemptAt, outcome);
       return outcome;
     }
+    this.logRecovery(source);
     // The row's hash (and status) moved: the next on-demand sync reads it again.
     this.known.delete(source.sourceId);
     if (outcome.added.length + outcome.updated.length + outcome.removed.length > 0) {
@@ -316,6 +327,13 @@ export class CatalogueSyncer {
   private async recordFailure(source: MarketSourceRow, attemptAt: Date, outcome: SyncOutcome) {
     const failures = source.syncFailures + 1;
     const backoff = Math.min(this.settings.backoffMaxMs, this.settings.intervalMs * 2 ** (failures - 1));
+    const nextSyncAt = new Date(attemptAt.getTime() + backoff);
+    this.failing.set(source.sourceId, failures);
+    // Logged before it is stored: a failure to store it (the database gone) is the caller's.
+    this.logger.warn(
+      { sourceId: source.sourceId, error: outcome.error, consecutiveFailures: failures, nextSyncAt },
+      'a market source could not be synced; its catalogue stays as the last good sync wrote it',
+    );
     await this.db.marketSource.updateMany({
       where: { id: source.id },
       data: {
@@ -323,9 +341,17 @@ export class CatalogueSyncer {
         syncError: clip(outcome.error ?? 'failed'),
         syncFailures: failures,
         syncDurationMs: outcome.durationMs,
-        nextSyncAt: new Date(attemptAt.getTime() + backoff),
+        nextSyncAt,
       },
     });
+  }
+
+  /** A success after failures this process logged is worth a line: the warnings stop there. */
+  private logRecovery(source: MarketSourceRow): void {
+    const failuresBefore = this.failing.get(source.sourceId);
+    if (failuresBefore === undefined) return;
+    this.failing.delete(source.sourceId);
+    this.logger.info({ sourceId: source.sourceId, failuresBefore }, 'a market source syncs again after failures');
   }
 }
 

@@ -1,6 +1,6 @@
 import { gunzip } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
-import { parse as parseYaml } from 'yaml';
+import { isMap, isScalar, parseDocument } from 'yaml';
 import { type CatalogueRow, readCatalogueEntry, unstorable } from '../domain/catalogue-entry.js';
 import { isLocaleTag, isObject, parseQuantity } from '../domain/catalogue-views.js';
 import { ValidationError } from '../domain/errors.js';
@@ -195,7 +195,10 @@ function parseManifest(name: string, content: Buffer): unknown {
   let value: unknown;
   try {
     // The YAML 1.2 core schema: no timestamps, no merge keys; aliases capped against "billion laughs".
-    value = parseYaml(text, { maxAliasCount: 50, uniqueKeys: true });
+    const document = parseDocument(text, { uniqueKeys: true });
+    if (document.errors.length > 0) throw document.errors[0];
+    value = document.toJS({ maxAliasCount: 50 });
+    rememberWrittenNumbers(document.contents, value);
   } catch (error) {
     const reason = (error as Error).message.split('\n')[0]?.slice(0, 200);
     return refuse(`${name} is not valid YAML: ${reason}`);
@@ -215,13 +218,35 @@ function mapAt(file: string, parent: Yaml, key: string, required: boolean): Yaml
   return isObject(value) ? value : refuse(`${file}: ${key} must be a map`);
 }
 
-/** A text field (YAML may read `1.0` or `2` as a number: taken as written). */
+/**
+ * How the numbers of a manifest's maps were written, by map and key. YAML reads `version: 1.10`
+ * as the number 1.1, and a text field takes what the author wrote, not what the number prints as.
+ */
+const writtenNumbers = new WeakMap<object, Map<string, string>>();
+
+/** Walks a parsed document beside its JS value, noting each number in a map as written. */
+function rememberWrittenNumbers(node: unknown, value: unknown): void {
+  if (!isMap(node) || !isObject(value)) return;
+  for (const { key, value: child } of node.items) {
+    if (!isScalar(key)) continue;
+    const name = String(key.value);
+    if (isScalar(child) && typeof child.value === 'number' && child.source !== undefined) {
+      const written = writtenNumbers.get(value) ?? new Map<string, string>();
+      writtenNumbers.set(value, written.set(name, child.source));
+    } else {
+      rememberWrittenNumbers(child, value[name]);
+    }
+  }
+}
+
+/** A text field (YAML may read `1.10` or `2` as a number: taken as written). */
 function textAt(file: string, parent: Yaml, path: string, key: string, required = false): string | undefined {
   const value = parent[key];
   if (value === undefined || value === null || value === '') {
     return required ? refuse(`${file}: ${path}${key} is missing`) : undefined;
   }
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (typeof value === 'number') return writtenNumbers.get(parent)?.get(key) ?? String(value);
+  if (typeof value === 'boolean') return String(value);
   return typeof value === 'string' ? value : refuse(`${file}: ${path}${key} must be text`);
 }
 

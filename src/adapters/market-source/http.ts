@@ -178,8 +178,9 @@ export class HttpMarketSource implements MarketSourceClient {
       timeoutMs: this.timeoutMs,
       maxResponseBytes: this.maxResponseBytes,
       // A redirect would carry the credential elsewhere; a source without one (a CDN moving it
-      // to https, a renamed worker) is followed.
-      followRedirects: this.secrets.length === 0,
+      // to https, a renamed worker) is followed, for reads only: a 301 or 302 turns a POST into a
+      // GET without its body, which the source would answer 404 as if it had no such endpoint.
+      followRedirects: this.secrets.length === 0 && request.method === 'GET',
       secrets: this.secrets,
     });
   }
@@ -202,11 +203,14 @@ export class HttpMarketSource implements MarketSourceClient {
       // What the official source answers while it is still loading a version's catalogue.
       throw fail('status', `HTTP 202 from ${path}: the source is still loading${said ? ` (${said})` : ''}`);
     }
-    if (outcome.status >= 300 && outcome.status < 400 && this.secrets.length > 0) {
-      throw fail(
-        'status',
-        `HTTP ${outcome.status} from ${path}: a redirect, not followed since it would carry the credentials`,
-      );
+    if (outcome.status >= 300 && outcome.status < 400) {
+      const why =
+        this.secrets.length > 0
+          ? 'not followed since it would carry the credentials'
+          : call === 'details'
+            ? 'not followed since the POST would arrive as a GET without its body'
+            : 'that could not be followed';
+      throw fail('status', `HTTP ${outcome.status} from ${path}: a redirect ${why}; give the source's new URL instead`);
     }
     if (outcome.status !== 200) throw fail('status', `HTTP ${outcome.status} from ${path}${said ? `: ${said}` : ''}`);
     if (!outcome.isJson) throw garbage(call, 'the answer is not JSON');
