@@ -31,6 +31,8 @@ const REMOVE = `mutation ($input: RemoveMarketSourceInput!) {
 const SYNC = `mutation ($input: SyncMarketSourceInput!) {
   syncMarketSource(input: $input) { ${RESULT} ... on SyncMarketSourceSuccess { marketSource { ${SOURCE_FIELDS} } } }
 }`;
+const INSTALL = `mutation ($input: InstallAppInput!) { installApp(input: $input) { ${RESULT} } }`;
+const PURCHASE = `mutation ($input: PurchaseAppInput!) { purchaseApp(input: $input) { ${RESULT} } }`;
 const SOURCES = `query ($includeInactive: Boolean) { marketSources(includeInactive: $includeInactive) { ${SOURCE_FIELDS} } }`;
 
 interface Source {
@@ -169,7 +171,7 @@ describe.each(databases)('market sources on %s', (kind) => {
         mutate(
           'mutation ($input: InstallAppInput!) { installApp(input: $input) { __typename ... on Error { code message } } }',
           { sourceId: 'late.example', appName: 'late-app', version: '1.0.0' },
-          alice,
+          admin,
         );
       expect(await install()).toMatchObject({
         code: 'NOT_FOUND',
@@ -178,6 +180,25 @@ describe.each(databases)('market sources on %s', (kind) => {
       await added('late.example');
       await seed.catalogApp({ name: 'late-app', sourceId: 'late.example' });
       expect((await install()).__typename).toBe('InstallAppSuccess');
+    });
+
+    test('an inactive source is, to users who are not admins, a source that does not exist', async () => {
+      await added('preview.example');
+      await seed.catalogApp({ name: 'preview-app', sourceId: 'preview.example', price: '1' });
+      const catalog = async (token: string) =>
+        (await request('{ catalog(sourceId: "preview.example") { totalCount } }', {}, token)).data;
+      // The admin tries the source before selecting it; a user neither lists nor installs nor buys from it.
+      expect(await catalog(admin)).toEqual({ catalog: { totalCount: 1 } });
+      expect(await catalog(alice)).toEqual({ catalog: { totalCount: 0 } });
+      const input = { sourceId: 'preview.example', appName: 'preview-app', version: '1.0.0' };
+      expect(await mutate(INSTALL, input, alice)).toMatchObject({
+        code: 'NOT_FOUND',
+        message: 'Market source preview.example does not exist',
+      });
+      const purchase = await mutate(PURCHASE, { sourceId: 'preview.example', appId: 'preview-app' }, alice);
+      expect(purchase).toMatchObject({ code: 'NOT_FOUND' });
+      expect(await server.app.db.payment.count({ where: { appId: 'preview-app' } })).toBe(0);
+      expect(await server.app.db.task.count({ where: { appName: 'preview-app' } })).toBe(0);
     });
 
     const tooLongHost = `https://${'a'.repeat(2_040)}.example`;
@@ -371,7 +392,8 @@ describe.each(databases)('market sources on %s', (kind) => {
       });
       await seed.catalogApp({ name: 'other-app', sourceId: 'leaving.example' });
       await seed.catalogApp({ name: 'bystander', sourceId: 'staying.example' });
-      await installThroughApi(server, { sourceId: 'leaving.example', appName: 'leaving-app', version: '2.0.0' }, alice);
+      // Installed while its source was offered to alice; an admin may install from any source.
+      await installThroughApi(server, { sourceId: 'leaving.example', appName: 'leaving-app', version: '2.0.0' }, admin);
       const listed = (await sources(admin, true)).find((s) => s.sourceId === 'leaving.example');
       expect(listed?.sync.appCount).toBe(2);
 
@@ -385,27 +407,27 @@ describe.each(databases)('market sources on %s', (kind) => {
       const catalogue = await request(
         'query ($sourceId: String) { catalog(sourceId: $sourceId) { totalCount } }',
         { sourceId: 'leaving.example' },
-        alice,
+        admin,
       );
       expect(catalogue.data).toEqual({ catalog: { totalCount: 0 } });
-      const bystanders = await request('{ catalog(sourceId: "staying.example") { totalCount } }', {}, alice);
+      const bystanders = await request('{ catalog(sourceId: "staying.example") { totalCount } }', {}, admin);
       expect(bystanders.data).toEqual({ catalog: { totalCount: 1 } });
       expect(await server.app.db.catalogAppCategory.count({ where: { app: { sourceId: 'leaving.example' } } })).toBe(0);
 
       const apps = await request(
         'query ($filter: AppFilter) { apps(filter: $filter) { edges { node { appName sourceId userId } } } }',
         { filter: { sourceId: 'leaving.example' } },
-        alice,
+        admin,
       );
       expect(apps.data).toEqual({
-        apps: { edges: [{ node: { appName: 'leaving-app', sourceId: 'leaving.example', userId: 'alice' } }] },
+        apps: { edges: [{ node: { appName: 'leaving-app', sourceId: 'leaving.example', userId: 'ops' } }] },
       });
 
       // The install above had the entry cached; the removal dropped it, so nobody installs it now.
       const install = await mutate(
-        'mutation ($input: InstallAppInput!) { installApp(input: $input) { __typename ... on Error { code message } } }',
+        INSTALL,
         { sourceId: 'leaving.example', appName: 'leaving-app', version: '2.0.0' },
-        TOKENS.bob,
+        admin,
       );
       expect(install).toMatchObject({ __typename: 'NotFoundError', code: 'NOT_FOUND' });
       expect(await mutate(REMOVE, { sourceId: 'leaving.example' })).toMatchObject({ code: 'NOT_FOUND' });

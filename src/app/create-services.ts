@@ -84,7 +84,7 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
     history,
     catalog,
   });
-  const purchases = createPurchases({ db, config, logger }, history, feed);
+  const purchases = createPurchases({ db, config, logger }, catalog, history, feed);
   return {
     apps: new InstalledAppService(db, maxPageSize, bus),
     tasks: new TaskService(db, maxPageSize, bus),
@@ -144,9 +144,15 @@ function createRuntime(config: Config, feed: ChangeFeed) {
 }
 
 /** The purchase service, with its developer service and where its pushes go. */
-function createPurchases({ db, config, logger }: ServiceDeps, history: HistoryService, feed: ChangeFeed) {
+function createPurchases(
+  { db, config, logger }: ServiceDeps,
+  catalog: CatalogService,
+  history: HistoryService,
+  feed: ChangeFeed,
+) {
   return new PurchaseService(
     db,
+    catalog,
     history,
     createDeveloperService(config.payments.developerService, logger),
     feed,

@@ -75,7 +75,7 @@ builder.queryFields((t) => ({
         paid: t.arg.boolean({ description: 'Only paid apps (true) or only free ones (false).' }),
       },
       resolve: (_root, { sourceId, search, category, paid, ...page }, ctx) =>
-        ctx.services.catalog.list({ sourceId, search, category, paid }, page),
+        ctx.services.catalog.list(ctx.viewer, { sourceId, search, category, paid }, page),
     },
     CatalogAppConnection,
   ),

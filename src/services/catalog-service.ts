@@ -1,3 +1,4 @@
+import type { Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
 import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
 import { findCatalogApp } from '../db/hot-path-sql.js';
@@ -182,6 +183,16 @@ export class CatalogService {
   }
 
   /**
+   * Whether the viewer may take apps from the source: an admin from any source (to try one before
+   * selecting it), others from the visible ones only; an inactive remote is, to them, a source
+   * that does not exist (as `marketSource` answers them).
+   */
+  async offers(viewer: Viewer, sourceId: string): Promise<boolean> {
+    if (viewer.isAdmin) return this.sourceExists(sourceId);
+    return (await this.visibleSourceIds()).includes(sourceId);
+  }
+
+  /**
    * Drops the cached lookups of a source and of its apps, after the source was added, selected,
    * removed or synced: this instance sees the change at once (others within LOOKUP_CACHE_MS).
    * Walks the cache (at most its size cap of small entries); only admin actions call it.
@@ -212,7 +223,7 @@ export class CatalogService {
     return this.db.marketSource.findUnique({ where: { sourceId } });
   }
 
-  async list(filter: CatalogFilter = {}, page: PageArgs = {}): Promise<Connection<CatalogView>> {
+  async list(viewer: Viewer, filter: CatalogFilter = {}, page: PageArgs = {}): Promise<Connection<CatalogView>> {
     for (const [name, value, max] of [
       ['search', filter.search, MAX_SEARCH_LENGTH],
       ['sourceId', filter.sourceId, MAX_NAME_LENGTH],
@@ -222,10 +233,12 @@ export class CatalogService {
     }
     const { paid, ...rules } = filter;
     // Without a source named, the sources users see: the active remote and the local ones (the
-    // Syncer keeps inactive remotes' catalogues too, so that selecting one shows it at once).
-    const visible: StoredCondition[] = rules.sourceId
-      ? []
-      : [{ op: 'oneOf', column: 'sourceId', relation: '', value: await this.visibleSourceIds() }];
+    // Syncer keeps inactive remotes' catalogues too, so that selecting one shows it at once). A
+    // source named is listed to an admin whatever it is, to others only when it is visible.
+    const visible: StoredCondition[] =
+      rules.sourceId && viewer.isAdmin
+        ? []
+        : [{ op: 'oneOf', column: 'sourceId', relation: '', value: await this.visibleSourceIds() }];
     const paidCondition: StoredCondition[] =
       paid === null || paid === undefined ? [] : [{ op: 'equals', column: 'paid', relation: '', value: paid }];
     const stored = [...CATALOG_FILTER.compile(rules).stored, ...paidCondition, ...visible];

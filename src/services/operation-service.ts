@@ -89,7 +89,7 @@ export class OperationService {
     const key = { userId: viewer.userId, sourceId: input.sourceId, appName: input.appName };
     const existing = await this.submission.replay(viewer, input.idempotencyKey, 'INSTALL', key);
     if (existing) return existing;
-    const app = await this.catalogueVersion(input.sourceId, input.appName, input.version);
+    const app = await this.catalogueVersion(viewer, input.sourceId, input.appName, input.version);
     const row = await findAppState(this.sql, key);
     if (row?.installedVersion && !row.state.toLowerCase().includes('failed')) {
       throw new InvalidStateError(
@@ -120,8 +120,9 @@ export class OperationService {
     const existing = await this.submission.replay(viewer, input.idempotencyKey, 'UPGRADE', key);
     if (existing) return existing;
     const row = await this.submission.installedRow(key, 'upgrade');
-    // A clone upgrades along its original's catalogue entry.
-    const app = await this.catalogueVersion(input.sourceId, row.rawAppName ?? input.appName, input.version);
+    // A clone upgrades along its original's catalogue entry. An installed app upgrades from its
+    // own source even once that is no longer the active one (its catalogue is still synced).
+    const app = await this.catalogueVersion(null, input.sourceId, row.rawAppName ?? input.appName, input.version);
     if (row.installedVersion === input.version) {
       throw new InvalidStateError(`${input.appName} is already at version ${input.version}`);
     }
@@ -268,12 +269,18 @@ export class OperationService {
     return task;
   }
 
-  private async catalogueVersion(sourceId: string, appName: string, version: string): Promise<CatalogAppRow> {
-    const [sourceExists, app] = await Promise.all([
-      this.catalog.sourceExists(sourceId),
+  /** The catalogue entry of a version; `viewer`: for a new app, from a source the viewer is offered. */
+  private async catalogueVersion(
+    viewer: Viewer | null,
+    sourceId: string,
+    appName: string,
+    version: string,
+  ): Promise<CatalogAppRow> {
+    const [sourceFound, app] = await Promise.all([
+      viewer ? this.catalog.offers(viewer, sourceId) : this.catalog.sourceExists(sourceId),
       this.catalog.findApp(sourceId, appName),
     ]);
-    if (!sourceExists) throw new NotFoundError(`Market source ${sourceId} does not exist`);
+    if (!sourceFound) throw new NotFoundError(`Market source ${sourceId} does not exist`);
     if (!app) throw new NotFoundError(`App ${appName} is not in the catalogue of ${sourceId}`);
     if (!(app.versions as string[]).includes(version)) {
       throw new NotFoundError(

@@ -18,6 +18,7 @@ import {
 } from '../domain/payments.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
+import type { CatalogService } from './catalog-service.js';
 import { CredentialPolling, type PollingOptions } from './credential-polling.js';
 import type { HistoryService } from './history-service.js';
 import { type PaymentDelivery, recordPaymentDelivery } from './payment-delivery.js';
@@ -59,6 +60,7 @@ export class PurchaseService {
 
   constructor(
     private readonly db: Db,
+    private readonly catalog: CatalogService,
     private readonly history: HistoryService,
     private readonly developers: DeveloperService,
     private readonly feed: ChangeFeed,
@@ -75,6 +77,10 @@ export class PurchaseService {
   /** The buyer clicks Buy (the state is created first when there is none). */
   async purchase(viewer: Viewer, input: { sourceId: string; appId: string }): Promise<Payment> {
     const { sourceId, appId } = parseInput(appRef, input);
+    // A new purchase only from a source the buyer is offered; a restore from any (bought before).
+    if (!(await this.catalog.offers(viewer, sourceId))) {
+      throw new NotFoundError(`App ${appId} is not in the catalogue of ${sourceId}`);
+    }
     let payment = await this.stateFor(viewer, sourceId, appId);
     if (isPurchased(payment)) return payment;
     payment = await this.transitions.commit(payment, { paymentNeed: 'required' });
