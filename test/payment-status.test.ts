@@ -25,6 +25,21 @@ describe('frontend payment status, as the status query derives it from the five 
       'WAITING_DEVELOPER_CONFIRMATION',
     ],
     ['2: frontend completed', { paymentStatus: 'frontend_completed' }, 'WAITING_DEVELOPER_CONFIRMATION'],
+    [
+      'after paying, "sign again" shows over the progress',
+      { paymentStatus: 'frontend_completed', signatureStatus: 'error_need_resign', jws: 'j' },
+      'SIGNATURE_NEED_RESIGN',
+    ],
+    [
+      'after paying, "no record" shows over the progress',
+      { paymentStatus: 'frontend_completed', signatureStatus: 'error_no_record', jws: 'j' },
+      'SIGNATURE_NO_RECORD',
+    ],
+    [
+      'after paying, the signature asked for again shows over the progress',
+      { paymentStatus: 'frontend_started', signatureStatus: 'required' },
+      'SIGNATURE_REQUIRED',
+    ],
     ['3: frontend started', { paymentStatus: 'frontend_started' }, 'PAYMENT_FRONTEND_STARTED'],
     [
       '4: notification sent + signed',

@@ -215,9 +215,51 @@ const ROWS: Row[] = [
     expect: {
       developerSync: 'completed',
       signatureStatus: 'error_no_record',
-      status: 'WAITING_DEVELOPER_CONFIRMATION',
+      // As the push says (the original kept showing WAITING_DEVELOPER_CONFIRMATION).
+      status: 'SIGNATURE_NO_RECORD',
     },
     pushes: ['frontend:waiting_developer_confirmation', 'frontend:signature_no_record'],
+  },
+  {
+    name: 'T7b+T8 the developer wants a new signature (1100) after paying: shown at once',
+    from: { ...SIGNED, paymentStatus: 'frontend_started' },
+    trigger: 'submitTransaction',
+    developer: { respond: 'json', body: { code: 1100 } },
+    expect: { developerSync: 'completed', signatureStatus: 'error_need_resign', status: 'SIGNATURE_NEED_RESIGN' },
+    pushes: ['frontend:waiting_developer_confirmation', 'frontend:signature_need_resign'],
+  },
+  {
+    name: 'T5 Buy after "sign again" once paid: re-sign requested, shown as such',
+    from: {
+      ...SIGNED,
+      signatureStatus: 'error_need_resign',
+      developerSync: 'completed',
+      paymentStatus: 'frontend_completed',
+    },
+    trigger: 'purchase',
+    expect: { signatureStatus: 'required', jws: null, status: 'SIGNATURE_REQUIRED' },
+    pushes: ['larepass:market_payment', 'frontend:signature_required'],
+  },
+  {
+    name: 'T6 the new signature after "sign again" once paid: the developer is asked again, and grants',
+    from: { signatureStatus: 'required', developerSync: 'completed', paymentStatus: 'frontend_completed' },
+    trigger: 'submitSignature',
+    developer: { respond: 'grant' },
+    expect: { developerSync: 'completed', paymentStatus: 'developer_confirmed', status: 'PURCHASED' },
+  },
+  {
+    name: 'T3 a late "signed" answer about a purchase changes nothing, even with the developer unreachable',
+    from: { ...PURCHASED },
+    trigger: 'signed',
+    expect: { developerSync: 'completed', status: 'PURCHASED' },
+    pushes: [],
+  },
+  {
+    name: 'T3 a late "no signature" answer after the buyer signed keeps the signature',
+    from: { ...SIGNED, paymentStatus: 'notification_sent' },
+    trigger: 'notSigned',
+    expect: { signatureStatus: 'required_and_signed', status: 'PAYMENT_REQUIRED' },
+    pushes: [],
   },
   {
     name: 'T7b+T8 exhausted with network errors: sync failed',
@@ -265,6 +307,18 @@ const ROWS: Row[] = [
     trigger: 'restore',
     expect: { status: 'SIGNATURE_NO_RECORD' },
     pushes: [],
+  },
+  {
+    name: 'T10 restore after "no record" once paid: the developer is asked again (the chain may have confirmed since)',
+    from: {
+      ...SIGNED,
+      signatureStatus: 'error_no_record',
+      developerSync: 'completed',
+      paymentStatus: 'frontend_completed',
+    },
+    trigger: 'restore',
+    developer: { respond: 'grant' },
+    expect: { paymentStatus: 'developer_confirmed', status: 'PURCHASED' },
   },
   {
     name: 'T11 resend the credential of a purchase',

@@ -40,6 +40,14 @@ export function derivePaymentStatus(p: PaymentStatusInput): PaymentStatus {
   if (p.paymentNeed === 'not_required') return 'FREE';
   const sig = p.signatureStatus;
   if (isPurchased(p)) return 'PURCHASED';
+  if (p.paymentStatus === 'frontend_started' || p.paymentStatus === 'frontend_completed') {
+    // After paying, the developer's verdict on the signature (and the new signature it asks for)
+    // shows over the payment's progress, as the frontend's push says: the original showed
+    // WAITING_DEVELOPER_CONFIRMATION for good, with nothing left to wait for.
+    if (sig === 'error_need_resign') return 'SIGNATURE_NEED_RESIGN';
+    if (sig === 'error_no_record') return 'SIGNATURE_NO_RECORD';
+    if (sig === 'required' || sig === 'required_but_pending') return 'SIGNATURE_REQUIRED';
+  }
   if (p.paymentStatus === 'frontend_completed') return 'WAITING_DEVELOPER_CONFIRMATION';
   if (p.paymentStatus === 'frontend_started') return 'PAYMENT_FRONTEND_STARTED';
   if (p.paymentStatus === 'notification_sent') {

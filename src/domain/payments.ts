@@ -206,6 +206,6 @@ export function awaitsWalletAnswer(sync: SyncState): boolean {
 
 /**
  * The developer sync values a polling round may start from: never over a running round, and over
- * a completed one only when the buyer acted (paid, or restores), which forces a new round.
+ * a completed one only when the buyer acted (paid, signed again, or restores), which forces a new round.
  */
 export const POLL_STARTS_FROM: readonly SyncState[] = ['not_started', 'failed'];

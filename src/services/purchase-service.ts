@@ -109,7 +109,11 @@ export class PurchaseService {
       return this.transitions.requestSignature(await this.transitions.commit(payment, patch), false);
     }
     if (sig === 'error_need_resign') return this.transitions.requestSignature(payment, true);
-    return payment; // error_no_record: the status says so; nothing to push
+    // No record after paying: a transaction the chain had not confirmed yet may be found now.
+    if (sig === 'error_no_record' && payment.jws && isPaying(payment.paymentStatus)) {
+      return this.polling.start(payment, { force: true });
+    }
+    return payment; // error_no_record before paying: the status says so; nothing to push
   }
 
   /** The signing wallet returns the buyer's signature. */
@@ -127,8 +131,10 @@ export class PurchaseService {
     payment = awaitsPaymentRequest(payment.paymentStatus)
       ? await this.transitions.requestPayment(payment, patch)
       : await this.transitions.commit(payment, patch);
-    // Only ask the developer once the buyer paid, or has started to (the original polled at once).
-    if (isPaying(payment.paymentStatus) || hash) return this.polling.start(payment);
+    // Only ask the developer once the buyer paid, or has started to (the original polled at once);
+    // a new signature is the buyer acting, so it asks again after the developer answered the one
+    // before ("sign again" or "no record" after paying: the original never asked again).
+    if (isPaying(payment.paymentStatus) || hash) return this.polling.start(payment, { force: true });
     return payment;
   }
 
@@ -144,7 +150,12 @@ export class PurchaseService {
       ]);
     }
     const payment = await this.byProduct(viewer, productId);
+    // The wallet answers a push the outbox may have retried, so an answer can come late: it never
+    // undoes a purchase (a failed credential query would have read as not bought), nor drops a
+    // signature the buyer gave since ("no signature" sent before the buyer signed).
+    if (isPurchased(payment)) return payment;
     if (!input.signed) {
+      if (payment.signatureStatus === 'required_and_signed') return payment;
       return this.transitions.commit(payment, { larePassSync: 'completed', signatureStatus: 'required' });
     }
     const signed = await this.transitions.commit(payment, {
