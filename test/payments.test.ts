@@ -537,6 +537,29 @@ describe.each(databases)('payments on %s', (kind) => {
         ).paymentStatus?.status,
       ).toBe('PURCHASED');
     });
+
+    test('a product bought from one source counts where another source offers the same product', async () => {
+      // alice bought lynx-pro from the remote source; the upload source offers the same product.
+      await seed(server.app.db).catalogApp({ name: 'lynx-pro', price: '2.00' });
+      await seed(server.app.db).catalogApp({ name: 'lynx-pro', price: '2.00', sourceId: 'upload' });
+      await seed(server.app.db).user('alice').payment({ appId: 'lynx-pro', status: 'purchased' });
+      const here = { sourceId: 'upload', appId: 'lynx-pro' };
+      const alice = { token: TOKENS.alice };
+      expect(dataOf(await execute(server, PaymentStatusQuery, here, alice)).paymentStatus?.status).toBe('PURCHASED');
+      const bought = dataOf(await execute(server, PurchaseAppMutation, { input: here }, alice)).purchaseApp;
+      expect(bought).toMatchObject({ __typename: 'PurchaseAppSuccess', payment: { status: 'PURCHASED' } });
+      const install = dataOf(
+        await execute(
+          server,
+          InstallAppMutation,
+          { input: { sourceId: 'upload', appName: 'lynx-pro', version: '1.0.0' } },
+          alice,
+        ),
+      ).installApp;
+      expect(install.__typename).toBe('InstallAppSuccess');
+      // Nobody else's purchase counts: bob has none.
+      expect(dataOf(await execute(server, PaymentStatusQuery, here, { token: TOKENS.bob })).paymentStatus).toBeNull();
+    });
   });
 
   describe('polling survives a restart', () => {

@@ -96,6 +96,20 @@ function termsOfProduct(product: Json, productId: string, developer: string | nu
 }
 
 /**
+ * The product a paid app sells: `paid.product_id`, else the first of `products`, else the app id.
+ * A purchase is of this product, whichever source offers the app (the original keys purchases by
+ * user, app and product): bought once, it counts wherever the same product is offered.
+ */
+export function productIdOf(priceConfig: unknown, appId: string): string {
+  const price = (isObject(priceConfig) ? priceConfig : {}) as {
+    paid?: { product_id?: unknown };
+    products?: { product_id?: unknown }[];
+  };
+  const named = [price.paid?.product_id, Array.isArray(price.products) ? price.products[0]?.product_id : undefined];
+  return (named.find((id) => typeof id === 'string' && id !== '') as string | undefined) ?? appId;
+}
+
+/**
  * The terms of `productId` in a PriceConfig: the product of that id (the one-time `paid` block
  * or one of `products`), else the `paid` block (a product id that fell back to the app id, see
  * PurchaseService). Null when the config prices no such product.

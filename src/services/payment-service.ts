@@ -6,7 +6,7 @@ import type { PaymentRow, Prisma } from '../db/models.js';
 import { NotFoundError } from '../domain/errors.js';
 import { defineFilter, derived, equals, oneOf } from '../domain/filters.js';
 import { derivePaymentStatus, type PaymentStatus } from '../domain/payment-status.js';
-import type { ProductTerms } from '../domain/payment-terms.js';
+import { type ProductTerms, productIdOf } from '../domain/payment-terms.js';
 import type { EventBus } from '../events/change-feed.js';
 import { type Connection, type PageArgs, paginateArray, paginateQuery } from './pagination.js';
 import { readTerms } from './payment-pushes.js';
@@ -115,7 +115,9 @@ export class PaymentService {
   async forApp(viewer: Viewer, sourceId: string, appId: string): Promise<PaymentRow | null> {
     const app = await this.db.catalogApp.findUnique({ where: { sourceId_appId: { sourceId, appId } } });
     if (!app) throw new NotFoundError(`App ${appId} is not in the catalogue of source ${sourceId}`);
-    return this.db.payment.findFirst({ where: { userId: viewer.userId, sourceId, appId }, orderBy: { id: 'desc' } });
+    // The purchase of the product the entry sells, from whichever source it was bought.
+    const productId = productIdOf(app.price, appId);
+    return this.db.payment.findUnique({ where: { userId_appId_productId: { userId: viewer.userId, appId, productId } } });
   }
 
   async getById(viewer: Viewer, id: number): Promise<PaymentRow | null> {

@@ -6,6 +6,7 @@ import type { CatalogAppRow, Prisma } from '../db/models.js';
 import { InvalidStateError, NotFoundError, UpstreamError, ValidationError } from '../domain/errors.js';
 import { parseInput } from '../domain/parse-input.js';
 import { derivePaymentStatus } from '../domain/payment-status.js';
+import { productIdOf } from '../domain/payment-terms.js';
 import {
   awaitsPaymentRequest,
   awaitsWalletAnswer,
@@ -43,12 +44,6 @@ const txHash = z
   .string()
   .trim()
   .regex(/^0x[0-9a-fA-F]{1,128}$/, 'txHash must be a 0x-prefixed hex transaction hash');
-
-/** productId of a paid app: price.paid.product_id, else the first product, else the app id. */
-function productIdOf(app: CatalogAppRow): string {
-  const price = (app.price ?? {}) as { paid?: { product_id?: string }; products?: { product_id?: string }[] };
-  return price.paid?.product_id || price.products?.[0]?.product_id || app.appId;
-}
 
 function developerOf(app: CatalogAppRow): string | null {
   return ((app.price ?? {}) as { developer?: string }).developer || null;
@@ -244,7 +239,7 @@ export class PurchaseService {
     const app = await this.db.catalogApp.findUnique({ where: { sourceId_appId: { sourceId, appId } } });
     if (!app) throw new NotFoundError(`App ${appId} is not in the catalogue of ${sourceId}`);
     if (!app.paid) throw new InvalidStateError(`${app.name} is free: there is nothing to buy`);
-    const productId = productIdOf(app);
+    const productId = productIdOf(app.price, app.appId);
     const where = { userId_appId_productId: { userId: viewer.userId, appId, productId } };
     const row = await this.db.payment.findUnique({ where });
     const existing = row && paymentAxesOf(row);
@@ -310,10 +305,11 @@ export class PurchaseService {
   private async existing(viewer: Viewer, input: { sourceId: string; appId: string; productId: string }) {
     const { sourceId, appId } = parseInput(appRef, input);
     const { productId } = parseInput(productRef, input);
+    // The purchase of the product, begun from whichever source offered the app (see productIdOf).
     const payment = await this.db.payment.findUnique({
       where: { userId_appId_productId: { userId: viewer.userId, appId, productId } },
     });
-    if (!payment || payment.sourceId !== sourceId) {
+    if (!payment) {
       throw new NotFoundError(
         `You have no purchase of ${appId} (product ${productId}) in ${sourceId}; call purchaseApp first`,
       );
