@@ -296,7 +296,11 @@ export class OperationService {
     // The purchase of the product the entry sells, from whichever source it was bought.
     const payment = await this.db.payment.findUnique({
       where: {
-        userId_appId_productId: { userId: viewer.userId, appId: app.appId, productId: productIdOf(app.price, app.appId) },
+        userId_appId_productId: {
+          userId: viewer.userId,
+          appId: app.appId,
+          productId: productIdOf(app.price, app.appId),
+        },
       },
     });
     if (!payment || derivePaymentStatus(payment) !== 'PURCHASED') {

@@ -117,7 +117,9 @@ export class PaymentService {
     if (!app) throw new NotFoundError(`App ${appId} is not in the catalogue of source ${sourceId}`);
     // The purchase of the product the entry sells, from whichever source it was bought.
     const productId = productIdOf(app.price, appId);
-    return this.db.payment.findUnique({ where: { userId_appId_productId: { userId: viewer.userId, appId, productId } } });
+    return this.db.payment.findUnique({
+      where: { userId_appId_productId: { userId: viewer.userId, appId, productId } },
+    });
   }
 
   async getById(viewer: Viewer, id: number): Promise<PaymentRow | null> {
