@@ -623,6 +623,7 @@ describe.each(databases)('the catalogue in the schema on %s', (kind) => {
     seed,
     expect,
   }) => {
+    await seed.source({ sourceId: SOURCE, type: 'local' });
     await seed.db.catalogApp.create({
       data: {
         sourceId: SOURCE,
@@ -661,6 +662,7 @@ describe.each(databases)('the catalogue in the schema on %s', (kind) => {
   });
 
   test('catalog(paid:) lists only paid or only free apps', async ({ server, seed, expect }) => {
+    await seed.source({ sourceId: SOURCE, type: 'local' });
     await seed.catalogApp({ name: 'free-one', sourceId: SOURCE });
     await seed.catalogApp({ name: 'paid-one', sourceId: SOURCE, price: '4.99' });
     await seed.catalogApp({ name: 'free-two', sourceId: SOURCE });
@@ -680,6 +682,7 @@ describe.each(databases)('the catalogue in the schema on %s', (kind) => {
     seed,
     expect,
   }) => {
+    await seed.source({ sourceId: SOURCE, type: 'local' });
     await seed.catalogApp({ name: 'one', sourceId: SOURCE });
     const id = dataOf(await execute(server, CatalogListQuery, { sourceId: SOURCE }, { token: TOKENS.alice })).catalog
       .edges[0]?.node.id as string;

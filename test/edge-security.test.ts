@@ -141,6 +141,8 @@ describe('cross-site requests cannot change anything', () => {
     const allowed = await preflight(ALLOWED);
     expect(allowed.headers.get('access-control-allow-origin')).toBe(ALLOWED);
     expect(allowed.headers.get('access-control-allow-credentials')).toBe('true');
+    // An answer for one origin says so to caches, which must not hand it to another.
+    expect(allowed.headers.get('vary')).toMatch(/\borigin\b/i);
 
     const before = await taskCount(server);
     const post = (origin: string) =>
@@ -151,7 +153,10 @@ describe('cross-site requests cannot change anything', () => {
       });
     expect((await post('https://evil.example')).status).toBe(403);
     expect((await post('null')).status).toBe(403);
-    expect((await post(ALLOWED)).status).toBe(200);
+    const allowedPost = await post(ALLOWED);
+    expect(allowedPost.status).toBe(200);
+    expect(allowedPost.headers.get('access-control-allow-origin')).toBe(ALLOWED);
+    expect(allowedPost.headers.get('vary')).toMatch(/\borigin\b/i);
     expect((await post(server.url)).status).toBe(200); // the server's own pages
     expect(await taskCount(server)).toBe(before);
   });

@@ -87,6 +87,7 @@ export function createGraphQL({
     fetchAPI: createFetch({ formDataLimits: multipartLimits(config) }),
     parserAndValidationCache: parserCacheOptions(),
     plugins: [
+      useBrowserHeaders(),
       useMultipartRefusals(config),
       // Around the rest (AppMetrics.plugins): no parse hook, so the switches below still act first.
       ...(counting ? [counting.first] : []),
@@ -125,6 +126,28 @@ export function operationPipeline(
   { params, viewer, req }: { params: GraphQLRequest; viewer: Viewer; req?: TrackedRequest },
 ): OperationPipeline {
   return yoga.getEnveloped({ params, viewer, req, request: PIPELINE_REQUEST as unknown as Request });
+}
+
+/**
+ * Headers for browsers on what Yoga answers itself. GraphiQL's page may not be framed by another
+ * site, whose page could otherwise lay a button over GraphiQL's Run and have a user run a mutation
+ * it put in the editor (`?query=`), as that user (the dashboard's pages say the same in their CSP).
+ * And an answer with CORS headers names its origin: `Vary: Origin` keeps a shared cache from
+ * handing one origin's answer to another.
+ */
+function useBrowserHeaders(): Plugin {
+  return {
+    onResponse({ response }) {
+      const { headers } = response;
+      if (headers.get('content-type')?.startsWith('text/html')) {
+        headers.set('content-security-policy', "frame-ancestors 'none'");
+        headers.set('x-frame-options', 'DENY');
+      }
+      if (headers.has('access-control-allow-origin') && !headers.get('vary')?.toLowerCase().includes('origin')) {
+        headers.append('vary', 'Origin');
+      }
+    },
+  };
 }
 
 /**

@@ -15,7 +15,8 @@ const MAX_HOSTS_KEPT = 64;
  *   `multipart/form-data` unless it carries UPLOAD_PREFLIGHT_HEADER (chart uploads), which a page
  *   can only add after a preflight too; mutations never run over GET (Yoga's rule for /graphql,
  *   the SSE transport's for its own).
- * Non-browser clients send no `Origin` and are unaffected.
+ * Non-browser clients send no `Origin` and are unaffected. And a request the browser marks as made
+ * by another site's page without an `Origin` (isOtherSitesSubrequest) is refused too.
  *
  * In local development mode (`loopbackHostsOnly`) a fourth: only requests to a loopback name
  * (`localhost`, `127.0.0.1`, `[::1]`) are served. Against DNS rebinding: a page of evil.example
@@ -108,6 +109,22 @@ function isLoopbackHost(host: string | null | undefined): boolean {
   );
 }
 
+/**
+ * Whether a browser marks the request as made by a page of another site without an Origin: a
+ * no-cors request (an <img>, a <script>, a no-cors fetch) or a navigation in a frame (Fetch
+ * Metadata; CORS requests carry an Origin, which the allow-list judges). No client of the API
+ * sends one, yet each would run as the browser's user: a page framing `/graphql/stream` 50 times
+ * held every stream slot of its visitor. Only following a link to GraphiQL (a top-level page) is
+ * such a request to let through.
+ */
+function isOtherSitesSubrequest(req: IncomingMessage): boolean {
+  const site = req.headers['sec-fetch-site'];
+  if (req.headers.origin || (site !== 'cross-site' && site !== 'same-site')) return false;
+  const followedLink = req.headers['sec-fetch-mode'] === 'navigate' && req.headers['sec-fetch-dest'] === 'document';
+  const toStream = req.url?.split('?')[0] === '/graphql/stream';
+  return !followedLink || toStream;
+}
+
 /** Why a request to a GraphQL endpoint must not run, if it must not. */
 export function refuseCrossSite(req: IncomingMessage, policy: OriginPolicy): Refusal | null {
   const { origin, host } = req.headers;
@@ -120,6 +137,13 @@ export function refuseCrossSite(req: IncomingMessage, policy: OriginPolicy): Ref
   }
   if (!policy.allows(origin, req.headers.host)) {
     return { status: 403, code: 'FORBIDDEN', message: `Origin ${origin?.slice(0, 200)} is not allowed (CORS_ORIGINS)` };
+  }
+  if (isOtherSitesSubrequest(req)) {
+    return {
+      status: 403,
+      code: 'FORBIDDEN',
+      message: `A request another site's page made without an Origin (Sec-Fetch-Site: ${req.headers['sec-fetch-site']}) is not served`,
+    };
   }
   if (req.method === 'POST' && !isJson(req.headers['content-type']) && !isPreflightedUpload(req)) {
     return {

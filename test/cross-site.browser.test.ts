@@ -1,0 +1,94 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { chromiumAvailable, launchChromium } from './support/browser.js';
+import { startTestServer, type TestServer } from './support/server.js';
+
+/**
+ * What a page of another site can make a visitor's browser do to this server, in real Chromium:
+ * the server runs in local development mode (every request is the admin), the page on a server
+ * of its own, another origin.
+ */
+
+/** Pushes at once, so a stream that is served shows it with its first event. */
+const SUBSCRIPTION = 'subscription { runtimeSnapshot { sequence } }';
+
+describe.skipIf(!chromiumAvailable())("another site's page, in a real browser", () => {
+  let server: TestServer;
+  let browser: Browser;
+  let attacker: Server;
+  /** The attacker's pages by path. */
+  const pages = new Map<string, string>();
+  let attackerUrl = '';
+
+  beforeAll(async () => {
+    server = await startTestServer('sqlite');
+    browser = await launchChromium();
+    attacker = createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' }).end(pages.get(req.url ?? '') ?? '');
+    });
+    await new Promise<void>((resolve) => attacker.listen(0, '127.0.0.1', resolve));
+    attackerUrl = `http://127.0.0.1:${(attacker.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await new Promise((resolve) => attacker?.close(resolve));
+    await server?.stop();
+  });
+
+  test('cannot frame GraphiQL with a mutation in its editor (clickjacking)', async () => {
+    const mutation = 'mutation { removeMarketSource(input: { sourceId: "upload" }) { __typename } }';
+    const graphiql = `${server.graphqlUrl}?query=${encodeURIComponent(mutation)}`;
+    pages.set('/frame', `<iframe id="target" src="${graphiql}" width="1000" height="800"></iframe>`);
+    const page = await browser.newPage();
+    const answered = page.waitForResponse((response) => response.url() === graphiql);
+    await page.goto(`${attackerUrl}/frame`);
+    // Refused outright: a navigation in another site's frame (Fetch Metadata) is no client's request.
+    expect((await answered).status()).toBe(403);
+    // Chromium shows its error page in the frame instead of GraphiQL.
+    const frame = page.frames().find((each) => each !== page.mainFrame());
+    await expect.poll(async () => frame?.locator('.graphiql-container').count()).toBe(0);
+    await page.close();
+    // Browsers that send no Fetch Metadata get the page, which forbids being framed at all.
+    const direct = await fetch(server.graphqlUrl, { headers: { accept: 'text/html' } });
+    expect(direct.status).toBe(200);
+    expect(direct.headers.get('content-security-policy')).toBe("frame-ancestors 'none'");
+    expect(direct.headers.get('x-frame-options')).toBe('DENY');
+  });
+
+  test("cannot hold the visitor's stream slots with framed streams; the server's own page still streams", async () => {
+    const { port } = new URL(server.url);
+    // Other loopback names, as the helper that found it did, past Chromium's 6 connections per host.
+    const streams = Array.from(
+      { length: 8 },
+      (_, index) => `http://h${index}.localhost:${port}/graphql/stream?query=${encodeURIComponent(SUBSCRIPTION)}`,
+    );
+    pages.set('/streams', streams.map((src) => `<iframe src="${src}"></iframe>`).join('\n'));
+    const page = await browser.newPage();
+    const statuses: number[] = [];
+    page.on('response', (response) => {
+      if (response.url().includes('/graphql/stream')) statuses.push(response.status());
+    });
+    await page.goto(`${attackerUrl}/streams`, { waitUntil: 'commit' });
+    await expect.poll(() => statuses.length, { timeout: 15_000 }).toBe(streams.length);
+    expect(statuses).toEqual(streams.map(() => 403));
+
+    // The server's own origin (Sec-Fetch-Site: same-origin) opens its EventSource as before.
+    await page.goto(`${server.url}/health`);
+    const firstEvent = await page.evaluate(
+      (query) =>
+        new Promise<string>((resolve, reject) => {
+          const source = new EventSource(`/graphql/stream?query=${encodeURIComponent(query)}`);
+          source.addEventListener('next', (event) => {
+            source.close();
+            resolve((event as MessageEvent).data);
+          });
+          source.onerror = () => reject(new Error('the stream failed'));
+        }),
+      SUBSCRIPTION,
+    );
+    expect(JSON.parse(firstEvent)).toMatchObject({ data: { runtimeSnapshot: { sequence: expect.any(Number) } } });
+    await page.close();
+  });
+});
