@@ -324,6 +324,37 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
     }
   }, 120_000);
 
+  test('B stopped while cut off from Redis: its changes never reached A; the next start has A re-read them', async () => {
+    const user = 'erin';
+    const appsOn = async (instance: Instance) => {
+      const { runtimeSnapshot } = dataOf(
+        await execute(instance, RuntimeSnapshotQuery, { filter: { userId: user } }, as('ops')),
+      );
+      return runtimeSnapshot.apps.map((app) => `${app.appName}:${app.stage}`);
+    };
+    bToRedis.cut('hold');
+    try {
+      await waitFor(async () => ((await fetch(`${b.url}/readiness`)).status === 503 ? true : undefined), 'B not ready');
+      // Run to its end on B, whose runtime changes wait for Redis.
+      const taskId = await installOn(b, user, 'ghost', '5.104.2');
+      await completedOn(b, taskId);
+      b.server.child.kill('SIGTERM');
+      expect(await b.server.exited).toEqual({ code: 0, signal: null });
+      expect(b.server.logs.map((line) => line.msg)).toContain(
+        'cluster changes not appended before the stop (Redis unreachable): the next start has all re-read',
+      );
+      expect(await appsOn(a)).toEqual([]); // lost to A: nothing else would ever tell it
+    } finally {
+      bToRedis.restore();
+    }
+    b = await startInstance(b.env);
+    await waitFor(
+      async () => ((await appsOn(a)).includes('ghost:RUNNING') ? true : undefined),
+      'A to re-read the state B stopped with',
+      30_000,
+    );
+  }, 120_000);
+
   test('Redis that stops answering B (connections open, nothing through): B says it is not ready, and is ready again once Redis answers', async () => {
     const readiness = async (instance: Instance) => (await fetch(`${instance.url}/readiness`)).status;
     // (The test before ends by dropping B's connections to Redis: B may still be reconnecting.)

@@ -231,8 +231,10 @@ describe('docker-compose.yml', () => {
       );
       expect(env.DATABASE_URL, name).toMatch(/^postgresql:\/\/.*@postgres:5432\//);
       expect(env.REDIS_URL, name).toBe('redis://redis:6379');
-      // The stop budget covers its longest stop: the drain, then twice SHUTDOWN_TIMEOUT_MS + 5 s (build-app.ts).
-      expect(durationMs(service.stop_grace_period)).toBeGreaterThanOrEqual(3 * Number(env.SHUTDOWN_TIMEOUT_MS) + 5_000);
+      // The stop budget covers its longest stop: the drain, then twice SHUTDOWN_TIMEOUT_MS + 10 s (build-app.ts).
+      expect(durationMs(service.stop_grace_period)).toBeGreaterThanOrEqual(
+        3 * Number(env.SHUTDOWN_TIMEOUT_MS) + 10_000,
+      );
       const check = (service.healthcheck.test as string[]).join(' ');
       expect(check).toContain(`http://127.0.0.1:${env.PORT}/readiness`);
     }
@@ -273,8 +275,10 @@ describe('Kubernetes manifest', () => {
     expect(preStop.exec?.command?.[0] ?? 'sleep').toBe('sleep');
     expect(pauseS).toBeGreaterThan(0);
     const shutdownMs = Number(k8sEnv.SHUTDOWN_TIMEOUT_MS.value);
-    // The drain, then twice SHUTDOWN_TIMEOUT_MS + 5 s at most (build-app.ts).
-    expect(podSpec.terminationGracePeriodSeconds * 1000).toBeGreaterThanOrEqual(pauseS * 1000 + 3 * shutdownMs + 5_000);
+    // The drain, then twice SHUTDOWN_TIMEOUT_MS + 10 s at most (build-app.ts).
+    expect(podSpec.terminationGracePeriodSeconds * 1000).toBeGreaterThanOrEqual(
+      pauseS * 1000 + 3 * shutdownMs + 10_000,
+    );
   });
 
   it('runs as non-root on all interfaces with authentication, PostgreSQL and Redis from a Secret', () => {

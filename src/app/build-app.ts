@@ -18,6 +18,7 @@
 import type { Server } from 'node:http';
 import { Authenticator } from '../auth/viewer.js';
 import { createPrismaClient, type Db, type PrismaOptions } from '../db/client.js';
+import { recordOwedResync } from '../db/owed-resync.js';
 import { OriginPolicy } from '../http/cross-site.js';
 import { Lifecycle } from '../http/readiness.js';
 import type { Config } from '../platform/config.js';
@@ -43,9 +44,15 @@ import { createRouter } from './routes.js';
  * outbox's deliveries in progress (SHUTDOWN_TIMEOUT_MS each): handing tasks over, the collector's
  * last read-back, the log and the database close. Unbounded, a database that stops answering made
  * each wait for its driver's timeout (a minute for a query), past any orchestrator's grace period
- * (by default: 10 s drain + 25 s here, within Kubernetes' 45 s after the 5 s preStop pause).
+ * (by default: 10 s drain + 30 s here with CLUSTER_LOG_STOP_WAIT_MS, within Kubernetes' 50 s after
+ * the 5 s preStop pause).
  */
 const STOP_ALLOWANCE_MS = 5_000;
+/**
+ * How long a stop waits for Redis to come back when changes of this instance are still to be
+ * appended to the cluster log (a stop while cut off from Redis); included in the stop's bound.
+ */
+const CLUSTER_LOG_STOP_WAIT_MS = 5_000;
 
 export interface AppOptions {
   logger: Logger;
@@ -140,7 +147,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions, metric
     await openDatabase(db, config);
     // Cluster mode: other instances' changes reach this one's bus from here on (and this one's,
     // such as the catalogue sync's below, reach the others).
-    const runtimeEntries = await connectCluster(services);
+    const runtimeEntries = await connectCluster(services, db, logger);
     await syncBundledCatalogue(services.catalogueSync, config, logger);
     await seedDemo(db, config, logger);
     await services.engine.start();
@@ -169,7 +176,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions, metric
       const began = Date.now();
       const connections = await stopServing({ config, logger, lifecycle, http, live }, signal);
       const progress = { step: 'the start-up still under way' };
-      const deadline = Date.now() + 2 * config.shutdownTimeoutMs + STOP_ALLOWANCE_MS;
+      const deadline = Date.now() + 2 * config.shutdownTimeoutMs + STOP_ALLOWANCE_MS + CLUSTER_LOG_STOP_WAIT_MS;
       const started = { config, logger, db, services, jobs, starting, collector: () => collector };
       if (!(await settledBy(stopStarted(started, progress), deadline))) {
         const waited = Date.now() - began;
@@ -220,7 +227,9 @@ async function stopStarted(started: Started, progress: { step: string }): Promis
   await stopOutbox(services, Date.now() + config.shutdownTimeoutMs);
   step('the cluster log');
   // After the engine: what it announced while handing its tasks over still reaches the others.
-  await services.clusterLog?.stop();
+  // Cut off from Redis, it waits for Redis a while; what it cannot send is owed as a resync.
+  const unsent = await services.clusterLog?.stop(Date.now() + CLUSTER_LOG_STOP_WAIT_MS);
+  if (unsent) await recordOwedResync(db, new Date());
   services.purchases.stop();
   step('the catalogue changes');
   await services.catalogueChanges.close();

@@ -1,6 +1,7 @@
 import { createAppService } from '../adapters/app-service/factory.js';
 import { createDeveloperService } from '../adapters/developer-service/factory.js';
 import type { Db } from '../db/client.js';
+import { takeOwedResync } from '../db/owed-resync.js';
 import { StatusCorrection } from '../engine/status-correction.js';
 import { TaskEngine } from '../engine/task-engine.js';
 import { ChangeFeed, createEventBus } from '../events/change-feed.js';
@@ -175,7 +176,11 @@ export type Services = ReturnType<typeof createServices>;
  * nothing another instance commits meanwhile is missed). The runtime changes it brings are held
  * until the collector has loaded the state and takes them over; null without REDIS_URL.
  */
-export async function connectCluster({ clusterLog, bus, localBus }: Services): Promise<RuntimeEntries | null> {
+export async function connectCluster(
+  { clusterLog, bus, localBus }: Services,
+  db: Db,
+  logger: Logger,
+): Promise<RuntimeEntries | null> {
   if (!clusterLog) return null;
   const entries = new RuntimeEntries();
   entries.position = await clusterLog.start({
@@ -186,6 +191,10 @@ export async function connectCluster({ clusterLog, bus, localBus }: Services): P
     },
     resync: (reason) => localBus.publish('runtime:resync', { reason }),
   });
+  if (await takeOwedResync(db)) {
+    logger.warn('an instance stopped with cluster changes Redis never took: every instance re-reads its state');
+    clusterLog.requestResync();
+  }
   return entries;
 }
 

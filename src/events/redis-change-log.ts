@@ -8,6 +8,14 @@ import type { Announcement } from './change-feed.js';
 import { RedisEventHistory } from './redis-event-history.js';
 import { logConnections, READ_BLOCK_MS, RETRY_MS, UNREACHABLE } from './redis-log-connections.js';
 import { APPEND_SCRIPT, type AppendPipeline, lastOf, type Pending } from './redis-log-entry.js';
+import {
+  APPEND_BATCH,
+  type ChangeLogStatus,
+  type LogHandlers,
+  MAX_WAITING,
+  READ_COUNT,
+  type RedisChangeLogOptions,
+} from './redis-log-types.js';
 
 /**
  * The cluster's change log: every instance appends the changes it commits to one Redis Stream,
@@ -36,48 +44,6 @@ import { APPEND_SCRIPT, type AppendPipeline, lastOf, type Pending } from './redi
  * the retention, or its own appends had to be dropped while Redis was away), it delivers a
  * `resync` instead: the collector then re-reads the whole runtime state from the database.
  */
-
-/** What the log hands the instance, in the stream's order. */
-export interface LogHandlers {
-  /** A change another instance announced. */
-  announcement(announcement: Announcement): void;
-  /** A runtime change from any instance (`own`: this one), with its range of sequences. */
-  runtime(change: unknown, first: number, last: number, own: boolean): void;
-  /** Entries may have been missed: re-read everything. */
-  resync(reason: string): void;
-}
-export interface RedisChangeLogOptions {
-  url: string;
-  /** REDIS_PREFIX: the stream is `<prefix>changes`, its sequence counter `<prefix>sequence`. */
-  prefix: string;
-  /** CHANGE_LOG_RETENTION: entries kept in the stream. */
-  retention: number;
-  /** RUNTIME_EVENT_BUFFER: runtime events kept in `<prefix>events` for instances that start later. */
-  eventRetention: number;
-  logger: Logger;
-  onAppend?: (seconds: number) => void; // metrics: the Redis round trip of each append pipeline
-}
-
-/** The figures the `pubsub` component shows. */
-export interface ChangeLogStatus {
-  connected: boolean;
-  appended: number;
-  received: number;
-  /** Entries waiting for Redis to come back. */
-  waiting: number;
-  resyncs: number;
-  lastError: string | null;
-}
-
-/** Entries read per XREAD. */
-const READ_COUNT = 1000;
-/** Entries held while Redis is away; beyond this the oldest are dropped and everyone resyncs. */
-const MAX_WAITING = 50_000;
-/**
- * Entries per append pipeline: a backlog (after an outage) goes out in parts, each taken off the
- * queue once written, rather than as one pipeline whose tail could time out and be resent whole.
- */
-const APPEND_BATCH = 1000;
 
 export class RedisChangeLog {
   /** This process in the log: its own announcements are skipped when read. */
@@ -161,14 +127,44 @@ export class RedisChangeLog {
     return last ? lastOf(this.lastId) : Date.now() * 1000;
   }
 
-  /** Sends what is still waiting (bounded by the command timeout), then disconnects. */
-  async stop(): Promise<void> {
+  /**
+   * Sends what is still waiting, then disconnects. With Redis away (a stop while cut off) it tries
+   * until `deadline`; what is left then never reaches the other instances, whose stores would stay
+   * behind for good: the caller records that a resync is owed (see requestResync). Returns how
+   * many entries were left unsent.
+   */
+  async stop(deadline = Date.now()): Promise<number> {
     this.running = false;
     await Promise.all([this.flushing, this.history.written()]);
-    if (this.pending.length > 0 && this.writer.status === 'ready') await this.flush().catch(() => {});
+    this.takeAnnouncements();
+    for (let delay = RETRY_MS.first; this.pending.length > 0 || this.droppedEntries; delay *= 2) {
+      const sent = this.writer.status === 'ready' && (await this.flush().then(() => true, this.failedAppend));
+      if (sent) continue;
+      const wait = Math.min(delay, RETRY_MS.max, deadline - Date.now());
+      if (wait <= 0) break;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+    const unsent = this.pending.length + (this.droppedEntries ? 1 : 0);
+    const message = 'cluster changes not appended before the stop (Redis unreachable): the next start has all re-read';
+    if (unsent > 0) this.options.logger.error({ unsent, error: this.lastError }, message);
     this.reader.disconnect();
     await this.reading;
     await this.writer.quit().catch(() => this.writer.disconnect());
+    return unsent;
+  }
+
+  private readonly failedAppend = (error: unknown): false => {
+    this.commandFailed('append', error);
+    return false;
+  };
+
+  /**
+   * Has every instance re-read its runtime state from the database: a resync entry goes out first
+   * (at once, or once Redis is back). For changes that never reached the log (a stop while cut off).
+   */
+  requestResync(): void {
+    this.droppedEntries = true;
+    this.schedule();
   }
 
   /** Whether both connections are up and the last append and read went through (readiness). */
@@ -256,19 +252,24 @@ export class RedisChangeLog {
       .then(() => this.flushWithRetry())
       .finally(() => {
         this.flushing = null;
-        if (this.running && (this.pending.length > 0 || this.announcements.length > 0)) this.schedule();
+        const waiting = this.pending.length > 0 || this.announcements.length > 0 || this.droppedEntries;
+        if (this.running && waiting) this.schedule();
       });
+  }
+
+  /** This turn's announcements, as one entry waiting to be appended. */
+  private takeAnnouncements(): void {
+    if (this.announcements.length === 0) return;
+    const value = JSON.stringify(this.announcements);
+    this.enqueue({ field: 'changes', value, reserve: 1, local: 0, appendNumber: ++this.appendCount });
+    this.announcements = [];
   }
 
   private async flushWithRetry(): Promise<void> {
     let delay = RETRY_MS.first;
     for (;;) {
-      if (this.announcements.length > 0) {
-        const value = JSON.stringify(this.announcements);
-        this.enqueue({ field: 'changes', value, reserve: 1, local: 0, appendNumber: ++this.appendCount });
-        this.announcements = [];
-      }
-      if (this.pending.length === 0) return;
+      this.takeAnnouncements();
+      if (this.pending.length === 0 && !this.droppedEntries) return;
       try {
         await this.flush();
         this.succeeded('append');

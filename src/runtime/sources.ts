@@ -2,7 +2,7 @@ import type { Db } from '../db/client.js';
 import type { StatusCorrectionStatus } from '../engine/status-correction.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import type { LeadershipStatus } from '../events/leader-lease.js';
-import type { ChangeLogStatus } from '../events/redis-change-log.js';
+import type { ChangeLogStatus } from '../events/redis-log-types.js';
 import type { JobStatus } from '../platform/periodic-job.js';
 import type { SourceSyncStatus } from '../services/catalogue-sync.js';
 import { component, jobComponent } from './components.js';
