@@ -11,7 +11,9 @@ import {
 } from './support/fake-chart-repo.js';
 import { startGateway } from './support/gateway.js';
 import { AppsQuery, InstallAppMutation } from './support/operations.js';
+import { startSeededServer } from './support/seed.js';
 import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS } from './support/server.js';
+import { startTcpProxy } from './support/tcp-proxy.js';
 
 /** The example manifest `npm run codegen` writes, as PERSISTED_DOCUMENTS loads it. */
 const MANIFEST = new URL('./gql/persisted-documents.json', import.meta.url).pathname;
@@ -381,6 +383,26 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
     });
   });
 
+  test('when the path to the server goes silent without closing, the page notices, says so and reconnects', async () => {
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(server.url).port) });
+    const page = await browser.newPage();
+    try {
+      await page.goto(`http://127.0.0.1:${proxy.port}/dashboard`);
+      await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
+      // A network partition: the socket stays open, nothing goes through, nothing tells the page.
+      proxy.freeze();
+      // Within a ping interval and its timeout (10 s + 5 s), not never.
+      await expect
+        .poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 25_000 })
+        .toBe('reconnecting');
+      proxy.restore();
+      await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 20_000 }).toBe('live');
+    } finally {
+      await page.close();
+      await proxy.close();
+    }
+  }, 60_000);
+
   test('when the server restarts, the page reconnects by itself and shows the new state', async () => {
     const page = await browser.newPage();
     await page.goto(`${server.url}/dashboard`);
@@ -480,5 +502,41 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
       await gateway.close();
       await gated.stop();
     }
+  });
+});
+
+describe.skipIf(!chromiumAvailable())('the live dashboard with many apps', () => {
+  let server: TestServer;
+  let browser: Browser;
+  beforeAll(async () => {
+    ({ server } = await startSeededServer('sqlite', {
+      preseed: async (seed) => {
+        for (let index = 0; index < 450; index += 1) {
+          await seed
+            .user(`user-${index % 9}`)
+            .app({ appName: `app-${String(index).padStart(3, '0')}`, state: 'running' });
+        }
+      },
+    }));
+    browser = await launchChromium();
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  test('shows the first 200 apps and how many more there are; the filters reach the others', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${server.url}/dashboard`);
+    await expect.poll(() => page.locator('#apps-count').textContent(), { timeout: 20_000 }).toBe('450');
+    expect(await page.locator('#apps tbody tr').count()).toBe(200);
+    expect(await page.locator('#apps-more').textContent()).toBe(
+      '250 more apps not shown: narrow them with the filters',
+    );
+    await page.locator('#filters input[name=q]').fill('app-449');
+    await expect.poll(() => page.locator('#apps tbody tr').count()).toBe(1);
+    expect(await page.locator('#apps tbody tr').getAttribute('data-app')).toContain('app-449');
+    expect(await page.locator('#apps-more').textContent()).toBe('');
+    await page.close();
   });
 });

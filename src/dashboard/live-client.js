@@ -4,6 +4,14 @@
 // socket, so a page never polls and never needs a second connection.
 
 const TOKEN_KEY = 'market-token';
+/**
+ * How often the page asks the server for a pong, and how long it waits for any message after.
+ * The server's own keep-alive (WebSocket pings) is invisible to page scripts, and a network path
+ * that stops carrying anything without closing (a partition, a sleeping laptop's Wi-Fi) would
+ * leave the page saying "live" for good: silent that long, the socket is given up and replaced.
+ */
+const PING_MS = 10_000;
+const PONG_TIMEOUT_MS = 5_000;
 /** The error every open operation gets when the socket closes under it. */
 export const CONNECTION_CLOSED = Object.freeze({
   message: 'connection closed',
@@ -15,6 +23,42 @@ export const CONNECTION_CLOSED = Object.freeze({
  * run it), not because the server refused it.
  */
 export const closedUnder = (error) => error?.errors?.[0] === CONNECTION_CLOSED;
+
+/** Pings `current` every PING_MS; `silent` is called when nothing came PONG_TIMEOUT_MS after a ping. */
+function keepWatch(current, { heardAt, silent }) {
+  const timer = setInterval(() => {
+    if (current.readyState !== WebSocket.OPEN) return clearInterval(timer);
+    const pingedAt = Date.now();
+    current.send(JSON.stringify({ type: 'ping' }));
+    setTimeout(() => {
+      if (heardAt() < pingedAt) silent();
+    }, PONG_TIMEOUT_MS);
+  }, PING_MS);
+  return () => clearInterval(timer);
+}
+
+/** An operation's `next`, `error` or `complete` message, handed to its handlers (the last two end it). */
+function dispatch(handlers, { type, id, payload }) {
+  const handler = handlers.get(id);
+  if (type === 'next') return handler?.next?.(payload);
+  if (type === 'error' || type === 'complete') handlers.delete(id);
+  if (type === 'error') handler?.error?.(payload);
+  if (type === 'complete') handler?.complete?.();
+}
+
+/** A query or mutation as a subscription: resolves with its execution result ({ data, errors }). */
+function request(subscribe, query, variables) {
+  return new Promise((resolve, reject) => {
+    let result = null;
+    subscribe(query, variables, {
+      next: (payload) => {
+        result = payload;
+      },
+      error: (errors) => reject(Object.assign(new Error(errors?.[0]?.message ?? 'request refused'), { errors })),
+      complete: () => resolve(result),
+    });
+  });
+}
 
 /**
  * @param {object} handlers
@@ -35,6 +79,29 @@ export function createLiveClient({ onState, onOpen, onUnauthorised, onSignIn }) 
   // before it (4401), so "open" is not enough.
   let acked = false;
   const handlers = new Map(); // operation id → { next, error, complete }
+  let heardAt = 0; // when the socket last brought a message
+  let unwatch = () => {};
+
+  /** The socket is gone (closed, or silent): every open operation fails, then a reconnect. */
+  function dropped(current, code) {
+    if (socket !== current) return;
+    socket = null;
+    acked = false;
+    unwatch();
+    if (current.readyState === WebSocket.OPEN) current.close(4408, 'no pong');
+    // Marked, so that a page can tell a dropped connection (it resubscribes in onOpen) from a
+    // refusal by the server.
+    for (const handler of handlers.values()) handler.error?.([CONNECTION_CLOSED]);
+    handlers.clear();
+    if (code === 4403) {
+      onState('failed', 'not authorised');
+      onUnauthorised?.();
+      return;
+    }
+    reconnects += 1;
+    attempts += 1;
+    setTimeout(connect, Math.min(10_000, 250 * 2 ** attempts));
+  }
 
   function connect() {
     onState(reconnects ? 'reconnecting' : 'connecting', reconnects ? `reconnecting (${reconnects})…` : 'connecting…');
@@ -48,23 +115,11 @@ export function createLiveClient({ onState, onOpen, onUnauthorised, onSignIn }) 
         JSON.stringify({ type: 'connection_init', payload: token ? { authorization: `Bearer ${token}` } : {} }),
       );
     };
-    current.onmessage = (message) => receive(current, JSON.parse(message.data));
-    current.onclose = (event) => {
-      if (socket !== current) return;
-      acked = false;
-      // Marked, so that a page can tell a dropped connection (it resubscribes in onOpen) from a
-      // refusal by the server.
-      for (const handler of handlers.values()) handler.error?.([CONNECTION_CLOSED]);
-      handlers.clear();
-      if (event.code === 4403) {
-        onState('failed', 'not authorised');
-        onUnauthorised?.();
-        return;
-      }
-      reconnects += 1;
-      attempts += 1;
-      setTimeout(connect, Math.min(10_000, 250 * 2 ** attempts));
+    current.onmessage = (message) => {
+      heardAt = Date.now();
+      receive(current, JSON.parse(message.data));
     };
+    current.onclose = (event) => dropped(current, event.code);
   }
 
   function receive(current, data) {
@@ -72,19 +127,13 @@ export function createLiveClient({ onState, onOpen, onUnauthorised, onSignIn }) 
     if (data.type === 'connection_ack') {
       acked = true;
       attempts = 0;
+      unwatch();
+      unwatch = keepWatch(current, { heardAt: () => heardAt, silent: () => dropped(current, 4408) });
       onOpen();
     } else if (data.type === 'ping') {
       current.send(JSON.stringify({ type: 'pong' }));
-    } else if (data.type === 'next') {
-      handlers.get(data.id)?.next?.(data.payload);
-    } else if (data.type === 'error') {
-      const handler = handlers.get(data.id);
-      handlers.delete(data.id);
-      handler?.error?.(data.payload);
-    } else if (data.type === 'complete') {
-      const handler = handlers.get(data.id);
-      handlers.delete(data.id);
-      handler?.complete?.();
+    } else {
+      dispatch(handlers, data);
     }
   }
 
@@ -105,24 +154,10 @@ export function createLiveClient({ onState, onOpen, onUnauthorised, onSignIn }) 
     };
   }
 
-  /** A query or mutation over the socket: resolves with its execution result ({ data, errors }). */
-  function request(query, variables) {
-    return new Promise((resolve, reject) => {
-      let result = null;
-      subscribe(query, variables, {
-        next: (payload) => {
-          result = payload;
-        },
-        error: (errors) => reject(Object.assign(new Error(errors?.[0]?.message ?? 'request refused'), { errors })),
-        complete: () => resolve(result),
-      });
-    });
-  }
-
   return {
     start: connect,
     subscribe,
-    request,
+    request: (query, variables) => request(subscribe, query, variables),
     /** How many times the socket was re-opened since the page loaded (or the last login). */
     get reconnects() {
       return reconnects;

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { deserialize, serialize } from 'node:v8';
 import type { Redis } from 'ioredis';
-import type { Logger } from '../platform/logger.js';
 import { timed } from '../platform/metrics.js';
 import { hostOf } from '../platform/redact.js';
 import type { Announcement } from './change-feed.js';
