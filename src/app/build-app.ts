@@ -229,7 +229,11 @@ async function stopStarted(started: Started, progress: { step: string }): Promis
   // After the engine: what it announced while handing its tasks over still reaches the others.
   // Cut off from Redis, it waits for Redis a while; what it cannot send is owed as a resync.
   const unsent = await services.clusterLog?.stop(Date.now() + CLUSTER_LOG_STOP_WAIT_MS);
-  if (unsent) await recordOwedResync(db, new Date());
+  if (unsent) {
+    await recordOwedResync(db, new Date()).catch((error: unknown) => {
+      logger.error({ err: error }, 'could not record the resync owed for the unsent cluster changes');
+    });
+  }
   services.purchases.stop();
   step('the catalogue changes');
   await services.catalogueChanges.close();
