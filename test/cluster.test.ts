@@ -325,7 +325,7 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
   }, 120_000);
 
   test('B stopped while cut off from Redis: its changes never reached A; the next start has A re-read them', async () => {
-    const user = 'erin';
+    const user = 'ivy'; // one of its own: the apps it installs stay
     const appsOn = async (instance: Instance) => {
       const { runtimeSnapshot } = dataOf(
         await execute(instance, RuntimeSnapshotQuery, { filter: { userId: user } }, as('ops')),
