@@ -112,6 +112,16 @@ interface Lookup {
   value: Promise<unknown>;
 }
 
+/**
+ * Whether the viewer may see a source and take apps from it: everyone the visible sources (every
+ * local one and the active remote; `marketSources` is the same rule as a query), an admin any
+ * source too (to try one before selecting it). To anyone else an inactive remote is a source that
+ * does not exist: its URL and errors are the admins' business.
+ */
+export function isOfferedTo(viewer: Viewer, source: Pick<MarketSourceRow, 'type' | 'isActive'>): boolean {
+  return viewer.isAdmin || source.type !== 'remote' || source.isActive;
+}
+
 /** The app catalogue and the market sources it comes from. Visible to every user. */
 export class CatalogService {
   /**
@@ -179,17 +189,17 @@ export class CatalogService {
 
   /** Whether a market source exists (cached briefly). */
   async sourceExists(sourceId: string): Promise<boolean> {
-    return (await this.cached(`source/${sourceId}`, () => this.marketSource(sourceId))) !== null;
+    return (await this.cachedSource(sourceId)) !== null;
   }
 
-  /**
-   * Whether the viewer may take apps from the source: an admin from any source (to try one before
-   * selecting it), others from the visible ones only; an inactive remote is, to them, a source
-   * that does not exist (as `marketSource` answers them).
-   */
+  /** Whether the source exists and is offered to the viewer (see isOfferedTo; cached briefly). */
   async offers(viewer: Viewer, sourceId: string): Promise<boolean> {
-    if (viewer.isAdmin) return this.sourceExists(sourceId);
-    return (await this.visibleSourceIds()).includes(sourceId);
+    const source = await this.cachedSource(sourceId);
+    return source !== null && isOfferedTo(viewer, source);
+  }
+
+  private cachedSource(sourceId: string): Promise<MarketSourceRow | null> {
+    return this.cached(`source/${sourceId}`, () => this.marketSource(sourceId));
   }
 
   /**
@@ -211,7 +221,7 @@ export class CatalogService {
     return sources.map((source) => source.sourceId);
   }
 
-  /** Visible sources: the active remote plus every local source, highest priority first. */
+  /** Visible sources (isOfferedTo for everyone), highest priority first. */
   marketSources(): Promise<MarketSourceRow[]> {
     return this.db.marketSource.findMany({
       where: { OR: [{ type: 'local' }, { type: 'remote', isActive: true }] },

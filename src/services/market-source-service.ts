@@ -7,7 +7,7 @@ import type { MarketSourceRow } from '../db/models.js';
 import { ConflictError, ForbiddenError, InvalidStateError, NotFoundError, ValidationError } from '../domain/errors.js';
 import { parseInput } from '../domain/parse-input.js';
 import type { ChangeFeed } from '../events/change-feed.js';
-import type { CatalogService } from './catalog-service.js';
+import { type CatalogService, isOfferedTo } from './catalog-service.js';
 import type { HistoryEntry, HistoryService } from './history-service.js';
 
 /** Longest source id (the original's `source_id` column, market-domain.md §6.1). */
@@ -147,15 +147,10 @@ export class MarketSourceService {
     return this.db.marketSource.findMany({ orderBy: [{ priority: 'desc' }, { sourceId: 'asc' }] });
   }
 
-  /**
-   * One source by id, as `list` would show it to the viewer: an inactive remote source only to an
-   * admin (null for others, as for a source that does not exist: its URL and errors are the
-   * admins' business).
-   */
+  /** One source by id, as `list` would show it to the viewer (isOfferedTo; null as for no such source). */
   async get(viewer: Viewer, sourceId: string): Promise<MarketSourceRow | null> {
     const source = await this.catalog.marketSource(sourceId);
-    if (!source || viewer.isAdmin || source.type !== 'remote' || source.isActive) return source;
-    return null;
+    return source && isOfferedTo(viewer, source) ? source : null;
   }
 
   /** How many catalogue apps each source holds, in one query. */
