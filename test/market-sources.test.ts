@@ -201,6 +201,32 @@ describe.each(databases)('market sources on %s', (kind) => {
       expect(await server.app.db.task.count({ where: { appName: 'preview-app' } })).toBe(0);
     });
 
+    test("an inactive source that fails to sync is named to admins, and changes no one's syncer state", async () => {
+      await added('down.example', { baseUrl: 'http://127.0.0.1:1' });
+      const synced = await mutate(SYNC, { sourceId: 'down.example' });
+      expect(synced.marketSource?.sync).toMatchObject({ consecutiveFailures: 1 });
+      type Syncer = { state: string; healthy: boolean; message: string | null; metrics: { bySource: unknown[] } };
+      const syncer = async (token: string) => {
+        const { data, text } = await request(
+          '{ runtimeSnapshot { components { name state healthy message metrics } } }',
+          {},
+          token,
+        );
+        const components = (data.runtimeSnapshot as { components: (Syncer & { name: string })[] }).components;
+        return { syncer: components.find((component) => component.name === 'syncer') as Syncer, text };
+      };
+      const forAdmin = await waitFor(async () => {
+        const seen = await syncer(admin);
+        return seen.syncer.message?.includes('down.example') ? seen.syncer : undefined;
+      }, "the syncer component to name the source's failure");
+      expect(forAdmin).toMatchObject({ state: 'RUNNING', healthy: true });
+      // Alice, who is not offered the source, neither sees it nor a syncer in trouble.
+      const forAlice = await syncer(alice);
+      expect(forAlice.syncer).toMatchObject({ state: 'RUNNING', healthy: true, message: null });
+      expect(forAlice.text).not.toContain('down.example');
+      expect((await mutate(REMOVE, { sourceId: 'down.example' })).__typename).toBe('RemoveMarketSourceSuccess');
+    });
+
     const tooLongHost = `https://${'a'.repeat(2_040)}.example`;
     test.each([
       ['sourceId', 'empty', { sourceId: '' }],

@@ -153,8 +153,11 @@ export function clusterSource(instance: string, leadership: { status(): Leadersh
 
 /**
  * `syncer`: the market sources' syncs (the leader runs them; the figures are read from the
- * sources' rows). RUNNING while every remote source's last sync succeeded, DEGRADED while some
- * fail, ERROR while all do (the catalogue then is the last good one).
+ * sources' rows). Its state is that of the catalogue users are served, the active remote source's:
+ * RUNNING while its last sync succeeded, ERROR while it fails (the catalogue then is the last good
+ * one). An inactive source's failures (one an admin tries before selecting it) show in the message
+ * and figures only: they leave users' catalogue as it was, and a non-admin, who is shown the active
+ * source only, saw the whole syncer DEGRADED with nothing failing.
  */
 export function syncerSource(status: () => Promise<SourceSyncStatus[]>): PollSource {
   return {
@@ -163,7 +166,7 @@ export function syncerSource(status: () => Promise<SourceSyncStatus[]>): PollSou
     async collect() {
       const sources = await status();
       const failing = sources.filter((source) => source.consecutiveFailures > 0);
-      const state = failing.length === 0 ? 'RUNNING' : failing.length === sources.length ? 'ERROR' : 'DEGRADED';
+      const state = failing.some((source) => source.active) ? 'ERROR' : 'RUNNING';
       const message = failing.map((source) => `${source.sourceId}: ${source.lastError}`).join('; ') || null;
       const iso = (date: Date | null) => date?.toISOString() ?? null;
       const metrics = {
