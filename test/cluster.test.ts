@@ -355,6 +355,51 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
     );
   }, 120_000);
 
+  test('B killed while cut off from Redis, and not replaced: the leader has A re-read what B could not announce', async () => {
+    const user = 'judy'; // one of its own: the apps it installs stay
+    const appsOn = async (instance: Instance) => {
+      const { runtimeSnapshot } = dataOf(
+        await execute(instance, RuntimeSnapshotQuery, { filter: { userId: user } }, as('ops')),
+      );
+      return runtimeSnapshot.apps.map((app) => `${app.appName}:${app.stage}`);
+    };
+    const db = createPrismaClient(database.url);
+    bToRedis.cut('hold');
+    try {
+      await waitFor(async () => ((await fetch(`${b.url}/readiness`)).status === 503 ? true : undefined), 'B not ready');
+      const taskId = await installOn(b, user, 'ghost', '5.104.2');
+      await completedOn(b, taskId);
+      // B says in the database that it owes changes once an append of them has failed (5 s: the
+      // command's timeout); a kill then has no stop to say it.
+      await waitFor(
+        async () => ((await db.jobCursor.count({ where: { name: 'cluster-log:resync-owed:b' } })) ? true : undefined),
+        'B to record that it owes changes',
+        30_000,
+      );
+      b.server.child.kill('SIGKILL');
+      await b.server.exited;
+    } finally {
+      bToRedis.restore();
+    }
+    try {
+      expect(await appsOn(a)).toEqual([]);
+      // No instance starts: the leader finds the marker nobody writes any more (INSTANCE_SILENCE_MS,
+      // 30 s by default) and has every instance re-read.
+      await waitFor(
+        async () => ((await appsOn(a)).includes('ghost:RUNNING') ? true : undefined),
+        'A to re-read the state B died with',
+        60_000,
+      );
+      expect(await db.jobCursor.count({ where: { name: { startsWith: 'cluster-log:resync-owed' } } })).toBe(0);
+      expect(a.server.logs.map((line) => line.msg)).toContain(
+        'an instance died owing cluster changes Redis never took: every instance re-reads its state',
+      );
+    } finally {
+      await db.$disconnect();
+      b = await startInstance(b.env);
+    }
+  }, 150_000);
+
   test('Redis that stops answering B (connections open, nothing through): B says it is not ready, and is ready again once Redis answers', async () => {
     const readiness = async (instance: Instance) => (await fetch(`${instance.url}/readiness`)).status;
     // (The test before ends by dropping B's connections to Redis: B may still be reconnecting.)

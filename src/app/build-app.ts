@@ -18,7 +18,6 @@
 import type { Server } from 'node:http';
 import { Authenticator } from '../auth/viewer.js';
 import { createPrismaClient, type Db, type PrismaOptions } from '../db/client.js';
-import { recordOwedResync } from '../db/owed-resync.js';
 import { OriginPolicy } from '../http/cross-site.js';
 import { Lifecycle } from '../http/readiness.js';
 import type { Config } from '../platform/config.js';
@@ -229,11 +228,9 @@ async function stopStarted(started: Started, progress: { step: string }): Promis
   // After the engine: what it announced while handing its tasks over still reaches the others.
   // Cut off from Redis, it waits for Redis a while; what it cannot send is owed as a resync.
   const unsent = await services.clusterLog?.stop(Date.now() + CLUSTER_LOG_STOP_WAIT_MS);
-  if (unsent) {
-    await recordOwedResync(db, new Date()).catch((error: unknown) => {
-      logger.error({ err: error }, 'could not record the resync owed for the unsent cluster changes');
-    });
-  }
+  if (unsent) await services.owedResync?.record();
+  else services.owedResync?.owing(false);
+  await services.owedResync?.settled();
   services.purchases.stop();
   step('the catalogue changes');
   await services.catalogueChanges.close();

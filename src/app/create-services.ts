@@ -1,7 +1,7 @@
 import { createAppService } from '../adapters/app-service/factory.js';
 import { createDeveloperService } from '../adapters/developer-service/factory.js';
 import type { Db } from '../db/client.js';
-import { takeOwedResync } from '../db/owed-resync.js';
+import { OwedResyncMarker, takeOwedResync } from '../db/owed-resync.js';
 import { StatusCorrection } from '../engine/status-correction.js';
 import { TaskEngine } from '../engine/task-engine.js';
 import { ChangeFeed, createEventBus } from '../events/change-feed.js';
@@ -40,6 +40,8 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
   const { maxPageSize } = config;
   const bus = createEventBus();
   // Cluster mode: announcements also go to the Redis change log, and other instances' come from it.
+  // While Redis does not take this instance's changes, a marker in the database says so (owed-resync.ts).
+  const owedResync = config.redis ? new OwedResyncMarker(db, config.redis.instance, logger) : null;
   const clusterLog = config.redis
     ? new RedisChangeLog({
         url: config.redis.url,
@@ -48,6 +50,7 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
         eventRetention: config.runtime.eventBuffer,
         logger: logger.child({ component: 'cluster-log' }),
         ...(onRedisAppend ? { onAppend: onRedisAppend } : {}),
+        owing: (owing) => owedResync?.owing(owing),
       })
     : null;
   // What the runtime collector follows: this instance's own announcements (in cluster mode the
@@ -112,6 +115,7 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
     /** Where committed changes are announced (the engine and the services hold it too). */
     feed,
     clusterLog,
+    owedResync,
     ...createRuntime(config, feed),
     ...createOutbox({
       db,
@@ -192,7 +196,7 @@ export async function connectCluster(
     resync: (reason) => localBus.publish('runtime:resync', { reason }),
   });
   if (await takeOwedResync(db)) {
-    logger.warn('an instance stopped with cluster changes Redis never took: every instance re-reads its state');
+    logger.warn('an instance owed cluster changes Redis never took: every instance re-reads its state');
     clusterLog.requestResync();
   }
   return entries;

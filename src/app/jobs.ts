@@ -17,7 +17,14 @@ export interface JobDeps {
   config: Config;
   services: Pick<
     Services,
-    'purchases' | 'history' | 'catalogueSync' | 'statusCorrection' | 'webhooks' | 'webhookDispatcher'
+    | 'purchases'
+    | 'history'
+    | 'catalogueSync'
+    | 'statusCorrection'
+    | 'webhooks'
+    | 'webhookDispatcher'
+    | 'clusterLog'
+    | 'owedResync'
   >;
   logger: Logger;
   /** Who runs the jobs. @default createLeadership(config, logger) */
@@ -38,7 +45,8 @@ export interface PeriodicJobs {
    * (both modes; its first run starts at once, right after the task engine started, and is not
    * waited for: a slow app service must not hold up the start), and the webhook catch-up
    * (WEBHOOK_CATCH_UP_INTERVAL_MS, unless 0; its first run at start, not waited for either, finds
-   * what a process that died left unannounced). The jobs start when the instance
+   * what a process that died left unannounced), and in cluster mode the look for instances that
+   * died owing cluster changes (db/owed-resync.ts). The jobs start when the instance
    * begins to lead and stop when it stops.
    */
   start(): Promise<void>;
@@ -120,6 +128,15 @@ export function createPeriodicJobs({
       catchUp = sweep;
       startJob('webhook catch-up', config.webhookCatchUpIntervalMs, async () => {
         await sweep.run();
+      });
+    }
+    const { clusterLog, owedResync } = services;
+    if (config.redis && clusterLog && owedResync) {
+      const { instanceSilenceMs } = config.redis;
+      startJob('owed resyncs', instanceSilenceMs / 3, async () => {
+        if (!(await owedResync.takeAbandoned(instanceSilenceMs))) return;
+        logger.warn('an instance died owing cluster changes Redis never took: every instance re-reads its state');
+        clusterLog.requestResync();
       });
     }
     await historyCleanup.firstRun;

@@ -1,24 +1,93 @@
+import type { Logger } from '../platform/logger.js';
 import type { Db } from './client.js';
 
 /**
- * A marker that an instance stopped with cluster changes Redis never took (it was cut off; see
- * RedisChangeLog.stop): the other instances' runtime stores miss them, and nothing else would
- * ever tell them. The next instance to start takes the marker and has every instance re-read its
- * state from the database. Kept as a JobCursor row (the table of small named markers): its
- * position is when the changes were left unsent.
+ * Markers that an instance owes the cluster changes Redis never took (it is, or was when it died,
+ * cut off from Redis): the other instances' runtime stores miss them, and nothing else would ever
+ * tell them. An instance that starts takes every marker, and the leader takes those no instance
+ * has written for INSTANCE_SILENCE_MS (their instance died: SIGKILL, a crash); either then has
+ * every instance re-read its state from the database (RedisChangeLog.requestResync). One JobCursor
+ * row per instance (the table of small named markers), whose position is when it was last written.
  */
 const OWED_RESYNC = 'cluster-log:resync-owed';
+/**
+ * How often at most an instance that still owes writes its marker again (at its retries of the
+ * append, which back off to 5 s): the marker's age tells whether the instance lives.
+ */
+const REFRESH_MS = 1000;
 
-export async function recordOwedResync(db: Db, at: Date): Promise<void> {
-  await db.jobCursor.upsert({
-    where: { name: OWED_RESYNC },
-    create: { name: OWED_RESYNC, position: at },
-    update: { position: at },
-  });
+/** This instance's marker, written while its cluster log owes changes and removed once it owes none. */
+export class OwedResyncMarker {
+  private readonly name: string;
+  private marked = false;
+  private writtenAt = 0;
+  private writing: Promise<void> = Promise.resolve();
+  private failing = false;
+
+  constructor(
+    private readonly db: Db,
+    instance: string,
+    private readonly logger: Logger,
+  ) {
+    this.name = `${OWED_RESYNC}:${instance}`;
+  }
+
+  /**
+   * The log failed to append what it holds (`true`, told at every attempt), or holds nothing any
+   * more (`false`). Written from the first failure on, not at the stop: a process killed while cut
+   * off has no stop, and its changes were lost to the others for good.
+   */
+  owing(owing: boolean): void {
+    if (owing ? Date.now() - this.writtenAt < REFRESH_MS : !this.marked) return;
+    this.marked = owing;
+    this.writtenAt = owing ? Date.now() : 0;
+    this.writing = this.writing.then(() => (owing ? this.record() : this.remove()));
+  }
+
+  /** Writes the marker now (a stop that leaves changes unsent); a failure is logged, not thrown. */
+  async record(): Promise<void> {
+    const position = new Date();
+    await this.db.jobCursor
+      .upsert({ where: { name: this.name }, create: { name: this.name, position }, update: { position } })
+      .then(this.succeeded, this.failed);
+  }
+
+  /**
+   * The leader's look for the markers of instances that died owing: those no instance has written
+   * for `silenceMs` (INSTANCE_SILENCE_MS; a live one writes its own every REFRESH_MS). True when it
+   * took some.
+   */
+  takeAbandoned(silenceMs: number): Promise<boolean> {
+    return takeOwedResync(this.db, new Date(Date.now() - silenceMs));
+  }
+
+  /** The writes asked for so far are done (before the database connection closes). */
+  settled(): Promise<void> {
+    return this.writing;
+  }
+
+  private async remove(): Promise<void> {
+    await this.db.jobCursor.deleteMany({ where: { name: this.name } }).then(this.succeeded, this.failed);
+  }
+
+  private readonly succeeded = (): void => {
+    this.failing = false;
+  };
+
+  private readonly failed = (error: unknown): void => {
+    // Once per outage of the database: the marker is written again at the log's next attempt.
+    if (!this.failing) this.logger.error({ err: error }, 'could not record the resync owed for unsent cluster changes');
+    this.failing = true;
+  };
 }
 
-/** Takes the marker: true for the one caller that removed it (instances may start together). */
-export async function takeOwedResync(db: Db): Promise<boolean> {
-  const { count } = await db.jobCursor.deleteMany({ where: { name: OWED_RESYNC } });
+/**
+ * Takes the markers (every one, or only those not written since `writtenBefore`): true for the one
+ * caller that removed some (instances may start together).
+ */
+export async function takeOwedResync(db: Db, writtenBefore?: Date): Promise<boolean> {
+  const { count } = await db.jobCursor.deleteMany({
+    where: { name: { startsWith: OWED_RESYNC }, ...(writtenBefore ? { position: { lt: writtenBefore } } : {}) },
+  });
   return count > 0;
 }

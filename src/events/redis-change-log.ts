@@ -268,13 +268,14 @@ export class RedisChangeLog {
     let delay = RETRY_MS.first;
     for (;;) {
       this.takeAnnouncements();
-      if (this.pending.length === 0 && !this.droppedEntries) return;
+      if (this.pending.length === 0 && !this.droppedEntries) return this.options.owing?.(false);
       try {
         await this.flush();
         this.succeeded('append');
         delay = RETRY_MS.first;
       } catch (error) {
         this.commandFailed('append', error);
+        this.options.owing?.(true);
         if (!this.running) return;
         await new Promise((resolve) => setTimeout(resolve, delay));
         delay = Math.min(delay * 2, RETRY_MS.max);

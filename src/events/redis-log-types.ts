@@ -25,6 +25,8 @@ export interface RedisChangeLogOptions {
   eventRetention: number;
   logger: Logger;
   onAppend?: (seconds: number) => void; // metrics: the Redis round trip of each append pipeline
+  /** Told at each failed append that changes are owed to the others, and when none are any more. */
+  owing?: (owing: boolean) => void;
 }
 
 /** The figures the `pubsub` component shows. */
