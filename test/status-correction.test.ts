@@ -247,6 +247,42 @@ describe.each(databases)('status correction over HTTP on %s', (kind) => {
     );
   });
 
+  test('a running upgrade is not completed by a list from before its start, nor by one older than its own report', async () => {
+    const bob = seed(db).user('bob');
+    const intake = `${server.url}/events/app-state`;
+    // The app service reported the upgrade under way (upgrading, its op id) after the list's time.
+    await bob.app({ appName: 'grafana', state: 'running' });
+    const reported = await runningTask(db, 'bob', 'grafana', 'UPGRADE', ago(60 * SECOND), 'op-5');
+    const event = { name: 'grafana', user: 'bob', marketSource: SOURCE, state: 'upgrading', opID: 'op-5' };
+    expect(await sendEvent(intake, SECRET, { ...event, createTime: ago(50 * SECOND).toISOString() })).toBe(202);
+    // No report at all, and a list from before the start: the app was running its old version.
+    await bob.app({ appName: 'loki', state: 'running' });
+    const silent = await runningTask(db, 'bob', 'loki', 'UPGRADE', ago(60 * SECOND), 'op-6');
+    // Listed running after the start: that is the upgrade's end.
+    await bob.app({ appName: 'tempo', state: 'running' });
+    const ended = await runningTask(db, 'bob', 'tempo', 'UPGRADE', ago(60 * SECOND), 'op-7');
+    fake.apps.push(
+      application('bob', 'grafana', 'running', ago(90 * SECOND)),
+      application('bob', 'loki', 'running', ago(90 * SECOND)),
+      application('bob', 'tempo', 'running', ago(10 * SECOND)),
+    );
+    await correction().run();
+
+    const statusOf = async (taskId: string) =>
+      dataOf(await execute(server, TaskDetailQuery, { taskId }, { token: TOKENS.ops })).task;
+    expect(await statusOf(reported.taskId)).toMatchObject({ status: 'RUNNING', app: { state: 'upgrading' } });
+    expect(await statusOf(silent.taskId)).toMatchObject({ status: 'RUNNING' });
+    expect(await statusOf(ended.taskId)).toMatchObject({ status: 'COMPLETED', app: { state: 'running' } });
+    // The upgrade's own end, reported later, completes it as it should.
+    expect(await sendEvent(intake, SECRET, { ...event, state: 'running', createTime: new Date().toISOString() })).toBe(
+      202,
+    );
+    await waitFor(
+      async () => ((await statusOf(reported.taskId))?.status === 'COMPLETED' ? true : undefined),
+      'the upgrade to complete on its own report',
+    );
+  });
+
   test('a stored middleware stays while the middleware list shows it or cannot be read, and goes once it is not listed', async () => {
     const row = await db.appState.create({
       data: {

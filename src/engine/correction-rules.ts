@@ -111,7 +111,9 @@ export function planCorrections(comparison: Comparison): Correction[] {
     if (!corrected && !task) continue;
     const asRow = app.sourceId === row.sourceId ? app : { ...app, sourceId: row.sourceId };
     if (corrected) corrections.push({ kind: 'corrected', row, listed: asRow });
-    if (task && endShown(task, asRow, comparison)) corrections.push({ kind: 'taskCompleted', task, listed: asRow });
+    if (task && endShown(task, asRow, comparison, row)) {
+      corrections.push({ kind: 'taskCompleted', task, listed: asRow });
+    }
   }
   for (let i = 0; i < rows.length; i++) {
     const key = rowKeys[i] as string;
@@ -119,7 +121,7 @@ export function planCorrections(comparison: Comparison): Correction[] {
     const row = rows[i] as AppRow;
     const task = activeByKey.get(appKeyString(row));
     if (task) {
-      if (endShown(task, null, comparison)) corrections.push({ kind: 'taskCompleted', task, listed: null });
+      if (endShown(task, null, comparison, row)) corrections.push({ kind: 'taskCompleted', task, listed: null });
       continue;
     }
     if (comparison.systemNames.has(row.appName)) continue;
@@ -191,14 +193,23 @@ function entranceKey(entrances: AppEntrance[]): string {
  * Whether the list shows the end of a task still RUNNING (sent, so the app service has it): its
  * app in the operation's end state (`listed`), or gone for an uninstall (`null`). Only when the
  * list is later than the task's start, or the task has run for `minTaskAgeMs` already; never for
- * another operation than the task's (op ids differ).
+ * another operation than the task's (op ids differ), nor by a list older than what the app service
+ * reported of the operation itself (`row`, whose op id is the app service's: the report is on its
+ * clock, as the list). An upgrade ends in the state it started from, so only a list later than
+ * its start shows its end: a running app listed before then was running the old version (a stale
+ * list completed upgrades in progress, and left their apps UPGRADING with no task).
  */
-function endShown(task: TaskRow, listed: AppStateEvent | null, comparison: Comparison): boolean {
+function endShown(task: TaskRow, listed: AppStateEvent | null, comparison: Comparison, row: AppRow): boolean {
   if (task.status !== 'RUNNING' || !task.dispatchedAt || !task.startedAt) return false;
   const end = END_STATE[task.type];
   if (end === undefined) return false;
   if (listed === null ? end !== null : end === null || listed.state.toLowerCase() !== end) return false;
   if (listed?.opId && task.opId && listed.opId !== task.opId) return false;
+  if (listed && task.opId && row.opId === task.opId && row.eventTime.getTime() > listed.createTime.getTime()) {
+    return false;
+  }
+  const listedSinceStart = listed !== null && listed.createTime >= task.startedAt;
+  if (task.type === 'UPGRADE') return listedSinceStart;
   const ranLongEnough = comparison.requestedAt.getTime() - task.startedAt.getTime() >= comparison.minTaskAgeMs;
-  return ranLongEnough || (listed !== null && listed.createTime >= task.startedAt);
+  return ranLongEnough || listedSinceStart;
 }
