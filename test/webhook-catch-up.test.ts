@@ -393,4 +393,33 @@ describe.each(databases)('webhook catch-up on %s', (kind) => {
     expect(await keysOf(upload.webhookId)).toEqual(expected(upload.webhookId, 'upload', 'filtered-b'));
     expect(await keysOf(oneApp.webhookId)).toEqual(expected(oneApp.webhookId, 'upload', 'filtered-b'));
   });
+
+  test('the last state announced of an app is its own, not that of an app whose key differs by a `_` or by case', async () => {
+    const database = await freshDatabase();
+    const server = await start(database);
+    const hook = await addWebhook(server, { url: receiver.url(`/lookalike-${kind}`), events: ['APP_STATE_CHANGED'] });
+    const committed = async (userId: string, at: Date) =>
+      server.app.db.appState.create({
+        data: { userId, sourceId: REMOTE_SOURCE, appName: 'lookalike', state: 'running', eventTime: at },
+      });
+    const first = new Date();
+    await committed('alice', first);
+    expect(await sweepOf(server).run()).toBe(1);
+    // Two more users' apps in the same state: `al_ce` (a `_` in SQL LIKE matches any character)
+    // and `ALICE` (SQLite's LIKE ignores case). Each has its own first state to announce.
+    const later = new Date(first.getTime() + 1000);
+    await committed('al_ce', later);
+    await committed('ALICE', later);
+    expect(await sweepOf(server).run()).toBe(2);
+    const keys = (await server.app.db.outboxMessage.findMany({ where: { webhookId: hook.webhookId } }))
+      .map((message) => message.idempotencyKey)
+      .sort();
+    expect(keys).toEqual(
+      [
+        `webhook:${hook.webhookId}:app:alice/${REMOTE_SOURCE}/lookalike:running/RUNNING:${first.getTime()}`,
+        `webhook:${hook.webhookId}:app:al_ce/${REMOTE_SOURCE}/lookalike:running/RUNNING:${later.getTime()}`,
+        `webhook:${hook.webhookId}:app:ALICE/${REMOTE_SOURCE}/lookalike:running/RUNNING:${later.getTime()}`,
+      ].sort(),
+    );
+  });
 });

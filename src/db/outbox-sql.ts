@@ -177,6 +177,22 @@ export async function recentMessageIds(db: SqlRunner, webhookIds: readonly strin
   return rows.map((row) => Number(row.id));
 }
 
+/**
+ * The newest idempotency key among a webhook's messages that begins with `prefix`, or null. The
+ * prefix is compared as it is: Prisma's `startsWith` is a LIKE, in which a `_` or `%` of the prefix
+ * matches any character (the subject of user `al_ce` found alice's messages) and which SQLite
+ * compares without case. Walks the webhook's messages newest first (its (webhookId, id) index),
+ * as that LIKE did.
+ */
+export async function lastKeyStartingWith(db: SqlRunner, webhookId: string, prefix: string): Promise<string | null> {
+  const rows = await db.$queryRaw<{ idempotencyKey: string }[]>`
+    SELECT "idempotencyKey" FROM "OutboxMessage"
+    WHERE "webhookId" = ${webhookId}
+      AND substr("idempotencyKey", 1, length(CAST(${prefix} AS TEXT))) = CAST(${prefix} AS TEXT)
+    ORDER BY "id" DESC LIMIT 1`;
+  return rows[0]?.idempotencyKey ?? null;
+}
+
 /** The signing secrets of webhooks, by webhook id (each claim of webhook messages reads them). */
 export async function webhookSecrets(db: SqlRunner, webhookIds: readonly string[]): Promise<Map<string, string>> {
   if (webhookIds.length === 0) return new Map();

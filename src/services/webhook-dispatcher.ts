@@ -1,5 +1,6 @@
 import type { Db } from '../db/client.js';
 import type { TaskRow, WebhookRow } from '../db/models.js';
+import { lastKeyStartingWith } from '../db/outbox-sql.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import { deriveStage } from '../domain/app-stage.js';
 import { derivePaymentStatus } from '../domain/payment-status.js';
@@ -285,12 +286,8 @@ export class WebhookDispatcher {
 
   private async lastInDatabase(webhook: WebhookRow, subject: string): Promise<string | undefined> {
     const prefix = `webhook:${webhook.webhookId}:${subject}:`;
-    const last = await this.db.outboxMessage.findFirst({
-      where: { webhookId: webhook.webhookId, idempotencyKey: { startsWith: prefix } },
-      orderBy: { id: 'desc' },
-      select: { idempotencyKey: true },
-    });
-    return last?.idempotencyKey.slice(prefix.length).split(':')[0];
+    const last = await lastKeyStartingWith(this.db, webhook.webhookId, prefix);
+    return last?.slice(prefix.length).split(':')[0];
   }
 
   private remember(key: string, value: string): void {
