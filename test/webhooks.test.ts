@@ -521,6 +521,11 @@ describe.each(databases)('webhooks on %s', (kind) => {
     expect(await refused({ url: `https://example.com/${'a'.repeat(2100)}`, events: ['TASK_FINISHED'] })).toMatchObject({
       code: 'VALIDATION',
     });
+    // Short as written, three times as long once its spaces are percent-encoded as it would be stored.
+    expect(await refused({ url: `http://a/${' '.repeat(2000)}x`, events: ['TASK_FINISHED'] })).toMatchObject({
+      code: 'VALIDATION',
+      issues: [{ path: 'url', message: 'url must be at most 2048 characters once encoded' }],
+    });
     expect(await refused({ url: receiver.url('/x'), events: [] })).toMatchObject({
       code: 'VALIDATION',
       issues: [{ path: 'events' }],

@@ -61,11 +61,16 @@ const baseUrl = z
               : !decodable(url.username) || !decodable(url.password)
                 ? 'baseUrl has malformed credentials (a % not followed by two hex digits)'
                 : null;
-    if (problem) {
-      context.addIssue({ code: 'custom', message: problem });
+    // As stored and called: a space or a non-ASCII letter grows threefold once percent-encoded.
+    const normalized = url.href.replace(/\/+$/, '');
+    const tooLong = normalized.length > MAX_BASE_URL_LENGTH;
+    const refused =
+      problem ?? (tooLong ? `baseUrl must be at most ${MAX_BASE_URL_LENGTH} characters once encoded` : null);
+    if (refused) {
+      context.addIssue({ code: 'custom', message: refused });
       return z.NEVER;
     }
-    return url.href.replace(/\/+$/, '');
+    return normalized;
   });
 
 /** Whether percent-encoded text decodes (the syncer sends the credentials decoded, as Basic authentication). */

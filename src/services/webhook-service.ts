@@ -52,8 +52,12 @@ const url = z
           : parsed.username || parsed.password
             ? 'url must not carry credentials (deliveries are authenticated by their signature)'
             : null;
-    if (problem) {
-      context.addIssue({ code: 'custom', message: problem });
+    // As stored and sent: a space or a non-ASCII letter grows threefold once percent-encoded.
+    const tooLong = parsed.href.length > MAX_WEBHOOK_URL_LENGTH;
+    const refused =
+      problem ?? (tooLong ? `url must be at most ${MAX_WEBHOOK_URL_LENGTH} characters once encoded` : null);
+    if (refused) {
+      context.addIssue({ code: 'custom', message: refused });
       return z.NEVER;
     }
     return parsed.href;
