@@ -422,6 +422,108 @@ describe.each(databases)('status correction over HTTP on %s', (kind) => {
     expect(stopped.__typename).toBe('StopAppSuccess');
   });
 
+  test('list items the event intake would refuse are skipped and logged, and the rest of the list is still corrected', async () => {
+    const now = new Date();
+    const refused = [
+      application('carol', 'bad\u0000app', 'running', now), // PostgreSQL cannot store it
+      application('carol', 'n'.repeat(3_000), 'running', now),
+      application('system', 'owned-by-system', 'running', now), // the server's own user id
+      application('carol', 'long-state', 's'.repeat(3_000), now),
+    ];
+    await correction().run();
+    const before = correction().status().unreadableApps; // items earlier tests left in the list
+    fake.apps.push(...refused, application('dave', 'later-app', 'running', now));
+    try {
+      await correction().run();
+      await correction().run(); // and again: a bad item never stops a run
+      expect(await rowOf('dave', 'later-app')).toMatchObject({ state: 'running' });
+      expect(await db.appState.count({ where: { userId: { in: ['carol', 'system'] } } })).toBe(0);
+      expect(correction().status()).toMatchObject({
+        unreadableApps: before + 4,
+        failedCorrections: 0,
+        lastError: null,
+      });
+      const skipped = server.logs.filter((line) => line.includes('skipping an app the app service listed'));
+      expect(skipped.some((line) => line.includes('must not contain U+0000'))).toBe(true);
+      expect(skipped.some((line) => line.includes('reserves'))).toBe(true);
+    } finally {
+      fake.apps.splice(0, fake.apps.length, ...fake.apps.filter((app) => !(refused as unknown[]).includes(app)));
+    }
+  });
+
+  test.skipIf(kind !== 'postgresql')(
+    'a correction its database refuses is logged and counted, and the others of the run are made',
+    async () => {
+      // A real refusal by the database, for one app only: a trigger (PostgreSQL; dropped after).
+      await db.$executeRawUnsafe(`CREATE FUNCTION refuse_poisoned() RETURNS trigger AS $$
+        BEGIN IF NEW."appName" = 'poisoned' THEN RAISE EXCEPTION 'refused by the test trigger'; END IF; RETURN NEW; END
+        $$ LANGUAGE plpgsql`);
+      await db.$executeRawUnsafe(
+        'CREATE TRIGGER refuse_poisoned BEFORE INSERT OR UPDATE ON "AppState" FOR EACH ROW EXECUTE FUNCTION refuse_poisoned()',
+      );
+      const now = new Date();
+      const poisoned = application('frank', 'poisoned', 'running', now);
+      fake.apps.push(poisoned, application('frank', 'neighbour', 'running', now));
+      try {
+        await correction().run();
+        expect(await rowOf('frank', 'neighbour')).toMatchObject({ state: 'running' });
+        expect(await rowOf('frank', 'poisoned')).toBeNull();
+        const { failedCorrections, lastError } = correction().status();
+        expect(failedCorrections).toBe(1);
+        expect(lastError).toMatch(/^1 of \d+ corrections failed, the first: appeared of poisoned \(frank\): /);
+        expect(server.logs.some((line) => line.includes('a correction failed'))).toBe(true);
+      } finally {
+        await db.$executeRawUnsafe('DROP TRIGGER refuse_poisoned ON "AppState"');
+        await db.$executeRawUnsafe('DROP FUNCTION refuse_poisoned');
+        fake.apps.splice(fake.apps.indexOf(poisoned), 1);
+      }
+      await correction().run();
+      expect(correction().status()).toMatchObject({ failedCorrections: 0, lastError: null });
+    },
+  );
+
+  test("a time from the future is taken as the time of receipt: the app's later reports still count", async () => {
+    const intake = `${server.url}/events/app-state`;
+    // A listed state from a clock in 2999, then a report of now.
+    fake.apps.push(application('erin', 'jellyfin', 'stopped', new Date('2999-01-01T00:00:00Z')));
+    await correction().run();
+    expect((await rowOf('erin', 'jellyfin'))?.eventTime.getTime()).toBeLessThanOrEqual(Date.now());
+    const running = { name: 'jellyfin', user: 'erin', marketSource: SOURCE, state: 'running' };
+    expect(await sendEvent(intake, SECRET, { ...running, createTime: new Date().toISOString() })).toBe(202);
+    expect(await rowOf('erin', 'jellyfin')).toMatchObject({ state: 'running' });
+    // The same through the intake: a report from 9999, then one of now.
+    const future = { name: 'immich', user: 'erin', marketSource: SOURCE, state: 'stopped' };
+    expect(await sendEvent(intake, SECRET, { ...future, createTime: '9999-12-31T23:59:59Z' })).toBe(202);
+    expect(await sendEvent(intake, SECRET, { ...future, state: 'running', createTime: new Date().toISOString() })).toBe(
+      202,
+    );
+    expect(await rowOf('erin', 'immich')).toMatchObject({ state: 'running' });
+    // A clock a little ahead (within a minute) keeps its times: reports of one app stay in their order.
+    const ahead = new Date(Date.now() + 30 * SECOND);
+    expect(await sendEvent(intake, SECRET, { ...future, state: 'stopping', createTime: ahead.toISOString() })).toBe(
+      202,
+    );
+    expect((await rowOf('erin', 'immich'))?.eventTime.getTime()).toBe(ahead.getTime());
+  });
+
+  test('a list of which no item can be read is a failure of status correction, not a quiet run', async () => {
+    await correction().run();
+    const before = correction().status().unreadableApps; // items earlier tests left in the list
+    const listing = fake.apps.splice(0, fake.apps.length, 1, null, 'x', { spec: 'not an app' });
+    try {
+      await correction().run();
+      expect(correction().status()).toMatchObject({
+        listedApps: 0,
+        unreadableApps: 4,
+        lastError: 'none of the 4 apps the app service listed could be read',
+      });
+    } finally {
+      fake.apps.splice(0, fake.apps.length, ...listing);
+    }
+    await correction().run();
+    expect(correction().status()).toMatchObject({ unreadableApps: before, lastError: null });
+  });
+
   test('the status_correction component shows its checks and corrections, and an app service that fails', async () => {
     const componentOf = async () => {
       const { runtimeSnapshot } = dataOf(await execute(server, RuntimeSnapshotQuery, {}, { token: TOKENS.ops }));

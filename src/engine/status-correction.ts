@@ -1,5 +1,5 @@
 import type { AppService, AppStateEvent } from '../adapters/app-service/port.js';
-import { failureMessage } from '../db/availability.js';
+import { failureMessage, isDatabaseUnavailable } from '../db/availability.js';
 import type { Db } from '../db/client.js';
 import { driverSqlOf } from '../db/driver-sql.js';
 import type { AppRow, HistoryRow, Prisma } from '../db/models.js';
@@ -45,6 +45,9 @@ export interface StatusCorrectionStatus {
   corrections: CorrectionCounts;
   /** Removals the last run withheld as implausible (see withholdMassRemovals), 0 when none. */
   removalsWithheld: number;
+  /** Items of the last list that could not be read (each logged), and corrections of the last run that failed. */
+  unreadableApps: number;
+  failedCorrections: number;
   lastError: string | null;
 }
 
@@ -80,6 +83,8 @@ export class StatusCorrection {
       middlewares: null,
       corrections: { appeared: 0, removed: 0, corrected: 0, tasksCompleted: 0 },
       removalsWithheld: 0,
+      unreadableApps: 0,
+      failedCorrections: 0,
       lastError: null,
     };
   }
@@ -123,9 +128,17 @@ export class StatusCorrection {
       const { corrections, withheld, why } = withholdMassRemovals(planned, listed.length, stored);
       this.figures.listedApps = listed.length;
       this.figures.removalsWithheld = withheld;
-      for (const correction of corrections) await this.apply(correction, requestedAt);
+      this.figures.unreadableApps = unreadable.length;
+      const failed = await this.applyEach(corrections, requestedAt);
+      this.figures.failedCorrections = failed.length;
       this.figures.lastError = why && `status correction withheld ${withheld} removals: ${why}`;
       if (why) this.deps.logger.warn({ withheld, listed: listed.length, stored }, this.figures.lastError ?? why);
+      // A list of which nothing could be read corrects nothing: that is a failure, not a quiet run.
+      if (listed.length === 0 && unreadable.length > 0) {
+        this.figures.lastError = `none of the ${unreadable.length} apps the app service listed could be read`;
+      } else if (failed.length > 0) {
+        this.figures.lastError = `${failed.length} of ${corrections.length} corrections failed, the first: ${failed[0]}`;
+      }
     } catch (error) {
       this.figures.lastError = failureMessage(error);
       throw error;
@@ -133,6 +146,27 @@ export class StatusCorrection {
       this.figures.checks += 1;
       this.figures.lastDurationMs = Math.round(performance.now() - started);
     }
+  }
+
+  /**
+   * Applies each correction on its own: one that fails (a value its database refuses, say) is
+   * logged and leaves the others to be made, as it would at every run. A database gone fails the
+   * run instead. Returns why each failed one failed.
+   */
+  private async applyEach(corrections: Correction[], run: Date): Promise<string[]> {
+    const failed: string[] = [];
+    for (const correction of corrections) {
+      try {
+        await this.apply(correction, run);
+      } catch (error) {
+        if (isDatabaseUnavailable(error)) throw error;
+        const app = 'row' in correction ? correction.row : 'task' in correction ? correction.task : correction.listed;
+        const reason = `${correction.kind} of ${app.appName} (${app.userId}): ${failureMessage(error)}`;
+        this.deps.logger.error({ err: error, correction: correction.kind, app: app.appName }, 'a correction failed');
+        failed.push(reason);
+      }
+    }
+    return failed;
   }
 
   /** The middlewares, or null when their absence proves nothing (not listed, or not listable). */

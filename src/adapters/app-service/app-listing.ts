@@ -4,7 +4,7 @@ import { upstreamExcerpt } from '../../platform/outbound-http.js';
 import { parseRfc3339Time } from '../../platform/rfc3339.js';
 import { mergeEntranceStatuses, readEntrances } from './entrances.js';
 import type { AppStateEvent, OperationStatus, OperationTarget } from './port.js';
-import { DEFAULT_MARKET_SOURCE } from './state-event.js';
+import { DEFAULT_MARKET_SOURCE, listedIdentityProblem, reportTime } from './state-event.js';
 
 /**
  * The app service's list of every app (`GET /all/apps`), read: each item as a state event, and
@@ -98,7 +98,8 @@ export function listedIdentity(item: unknown): { userId: string | null; appName:
 /** A listed chart's version, title or configuration type: short text or nothing. */
 function shortTextOf(...candidates: unknown[]): string | null {
   const text = candidates.map(textOf).find((value) => value !== null) ?? null;
-  return text !== null && text.length <= MAX_SHORT_TEXT ? text : null;
+  // U+0000, which PostgreSQL cannot store, is not part of a real version or title either.
+  return text !== null && text.length <= MAX_SHORT_TEXT && !text.includes('\u0000') ? text : null;
 }
 
 function readFlat(item: Record<string, unknown>): AppStateEvent | string {
@@ -171,18 +172,24 @@ function readFields(fields: ListedFields): AppStateEvent | string {
   if (!appName) return 'no name';
   if (!userId) return 'no owner';
   if (!state) return 'no state';
+  const { sourceId, rawAppName, opId, opType } = fields;
+  const identity = { name: appName, user: userId, state, marketSource: sourceId, rawAppName, opID: opId, opType };
+  // Bounded as a state event is: a name PostgreSQL cannot store failed every run of status correction.
+  const problem = listedIdentityProblem(identity);
+  if (problem) return problem;
   const timeText = fields.times.map(textOf).find((text) => text !== null) ?? null;
-  const createTime = timeText === null ? null : parseRfc3339Time(timeText);
-  if (!createTime)
+  const listedTime = timeText === null ? null : parseRfc3339Time(timeText);
+  if (!listedTime)
     return timeText === null ? 'no statusTime or updateTime' : `invalid time ${JSON.stringify(timeText.slice(0, 64))}`;
+  const createTime = reportTime(listedTime);
   const progress = typeof fields.progress === 'number' ? String(fields.progress) : textOf(fields.progress);
   return {
     userId,
-    sourceId: fields.sourceId ?? DEFAULT_MARKET_SOURCE,
+    sourceId: sourceId ?? DEFAULT_MARKET_SOURCE,
     appName,
-    rawAppName: fields.rawAppName,
-    opId: fields.opId,
-    opType: fields.opType,
+    rawAppName,
+    opId,
+    opType,
     state,
     progress,
     // Upstream text that is stored on the app and shown to its owner.

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { RESERVED_USER_IDS } from '../../auth/user-id.js';
 import { type FieldIssue, ValidationError } from '../../domain/errors.js';
 import { redactSecrets } from '../../platform/redact.js';
 import { parseRfc3339Time } from '../../platform/rfc3339.js';
@@ -48,10 +49,44 @@ function optionalFreeText(max: number) {
     .transform((value) => value?.replaceAll(NUL, '') || null);
 }
 
-const eventSchema = z.object({
+/**
+ * What names the app and its operation, as an event and an item of the app service's list say it
+ * alike (app-listing.ts checks a listed item against the same bounds).
+ */
+const identityShape = {
   name: requiredName(128),
-  user: requiredName(128),
+  // The server writes its own records under `system` (auth/user-id.ts): no app service user is it.
+  user: requiredName(128).refine((value) => !RESERVED_USER_IDS.has(value), 'names a user id the server reserves'),
   state: requiredName(64),
+  marketSource: optionalName(128),
+  rawAppName: optionalName(128),
+  opID: optionalName(128),
+  opType: optionalName(64),
+};
+
+/**
+ * How far ahead of this server's clock a report's time may be. A later one (an app service whose
+ * clock is wrong) is taken as received now: kept as it was, a time in 2999 held the app's state
+ * for good, since no report or list after it counted as newer.
+ */
+export const MAX_REPORT_CLOCK_AHEAD_MS = 60_000;
+
+/** A report's time, or now when it is further ahead than MAX_REPORT_CLOCK_AHEAD_MS. */
+export function reportTime(time: Date, now = Date.now()): Date {
+  return time.getTime() > now + MAX_REPORT_CLOCK_AHEAD_MS ? new Date(now) : time;
+}
+
+/** Why an item of the app service's list cannot name an app (as an event could not), or null. */
+export function listedIdentityProblem(
+  fields: Partial<Record<keyof typeof identityShape, string | null>>,
+): string | null {
+  const parsed = z.object(identityShape).safeParse(fields);
+  if (parsed.success) return null;
+  return parsed.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`).join('; ');
+}
+
+const eventSchema = z.object({
+  ...identityShape,
   createTime: text(64).transform((value, ctx) => {
     const time = parseRfc3339Time(value);
     if (!time) {
@@ -60,10 +95,6 @@ const eventSchema = z.object({
     }
     return time;
   }),
-  marketSource: optionalName(128),
-  rawAppName: optionalName(128),
-  opID: optionalName(128),
-  opType: optionalName(64),
   // Progress is text ("42.5") in the Go struct, but a number is what a sender most plausibly sends instead.
   progress: z
     .union([z.string().max(64), z.number().finite()], { error: 'must be a string of at most 64 characters' })
@@ -107,7 +138,7 @@ export function parseAppStateEvent(body: unknown): AppStateEvent {
     // Upstream text, stored on the app and the task and published: it may quote the request's secrets.
     reason: event.reason && redactSecrets(event.reason),
     message: event.message && redactSecrets(event.message),
-    createTime: event.createTime,
+    createTime: reportTime(event.createTime),
     ...(entrances ? { entrances } : {}),
   };
 }
