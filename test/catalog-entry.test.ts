@@ -420,7 +420,7 @@ interface CatalogAppView {
 }
 
 // A list selects what a list view shows; the details come through `node`, as a frontend's
-// detail page asks for them (graphql-armor's cost limit refuses all of them for a whole page).
+// detail page asks for them (MAX_QUERY_COST can refuse all of them for a whole page).
 const CatalogListQuery = operation<
   { catalog: { totalCount: number; edges: { node: CatalogAppView }[] } },
   { sourceId: string; paid?: boolean | null; locale?: string | null }

@@ -20,6 +20,7 @@ import { parserCacheOptions, useValidationCache } from '../http/document-cache.j
 import { createErrorMasker, domainGraphQLError } from '../http/graphql-errors.js';
 import { useInputBounds } from '../http/input-bounds.js';
 import { productionSwitches } from '../http/production-switches.js';
+import { useQueryCost } from '../http/query-cost.js';
 import { useReadYourWrites } from '../http/read-your-writes.js';
 import { useSnapshotResultCache } from '../http/snapshot-result-cache.js';
 import type { Config } from '../platform/config.js';
@@ -98,10 +99,13 @@ export function createGraphQL({
       useMissedEventsExecution,
       EnvelopArmorPlugin({
         maxDepth: { n: config.maxQueryDepth, ignoreIntrospection: true },
+        // Replaced by useQueryCost, which sees the variables (see there).
+        costLimit: { enabled: false },
         // Suggestions are hidden with introspection off by graphql-js itself (useHiddenSuggestions).
         blockFieldSuggestion: { enabled: false },
       }),
       useInputBounds(config.inputLimits),
+      useQueryCost({ maxCost: config.maxQueryCost, maxPageSize: config.maxPageSize }),
       useSnapshotResultCache(),
       useReadYourWrites(),
       ...(counting ? [counting.last] : []),

@@ -292,7 +292,8 @@ function asRequestErrors(result: ExecutionResult): ExecutionResult | null {
           nodes: error.nodes ?? null,
           source: error.source ?? null,
           positions: error.positions ?? null,
-          extensions: { ...error.extensions, code: 'VALIDATION', http: { status: 400 } },
+          // A refusal with a code of its own (another plugin's limit) keeps it.
+          extensions: { code: 'VALIDATION', ...error.extensions, http: { status: 400 } },
         }),
     ),
   };

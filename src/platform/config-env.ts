@@ -198,6 +198,8 @@ export const envSchema = z.object({
   ),
   /** Deepest selection a query may nest. @default 12 */
   MAX_QUERY_DEPTH: decimal(positiveInt).default(12),
+  /** Most field values an operation's answer may hold, pages counted by their size (http/query-cost.ts). @default 50000 */
+  MAX_QUERY_COST: decimal(positiveInt).default(50_000),
   /** Most items in one list input (a filter's values, envs, ids). @default 100 */
   MAX_INPUT_LIST_LENGTH: decimal(positiveInt).default(100),
   /** Longest string input, in characters (a wallet's JWS signature runs to several KiB). @default 16384 */

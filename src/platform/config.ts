@@ -59,6 +59,8 @@ export type Config = {
   /** CHART_UPLOAD_MAX_BYTES: the largest chart package an upload may carry. */
   chartUploadMaxBytes: number;
   maxQueryDepth: number;
+  /** MAX_QUERY_COST: see http/query-cost.ts. */
+  maxQueryCost: number;
   tasks: { concurrency: number; timeoutMs: number; pollIntervalMs: number; leaseMs: number };
   appService:
     | { kind: 'simulated'; stepMs: number; failApps: string[] }
@@ -190,6 +192,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxBodyBytes: e.MAX_BODY_BYTES,
     chartUploadMaxBytes: e.CHART_UPLOAD_MAX_BYTES,
     maxQueryDepth: e.MAX_QUERY_DEPTH,
+    maxQueryCost: e.MAX_QUERY_COST,
     tasks: {
       concurrency: e.TASK_CONCURRENCY,
       timeoutMs: e.TASK_TIMEOUT_MS,
@@ -203,15 +206,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxWebhooks: e.MAX_WEBHOOKS,
     webhookCatchUpIntervalMs: e.WEBHOOK_CATCH_UP_INTERVAL_MS,
     publicBaseUrl: publicBaseUrl(e),
-    catalogue: {
-      marketSourceUrl: e.MARKET_SOURCE_URL ?? null,
-      bundledFile: e.BUNDLED_CATALOGUE_FILE === 'off' ? null : e.BUNDLED_CATALOGUE_FILE,
-      sourceVersion: e.MARKET_SOURCE_VERSION,
-      syncIntervalMs: e.SYNC_INTERVAL_MS,
-      backoffMaxMs: Math.max(e.SYNC_BACKOFF_MAX_MS, e.SYNC_INTERVAL_MS),
-      timeoutMs: e.SYNC_TIMEOUT_MS,
-      maxResponseBytes: e.SYNC_MAX_RESPONSE_BYTES,
-    },
+    catalogue: catalogueSettings(e),
     runtime: {
       collectIntervalMs: e.COLLECT_INTERVAL_MS,
       eventBuffer: e.RUNTIME_EVENT_BUFFER,
@@ -228,6 +223,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       developerService: developerServiceSettings(e),
       pushes: paymentPushSettings(e),
     },
+  };
+}
+
+function catalogueSettings(e: Env): Config['catalogue'] {
+  return {
+    marketSourceUrl: e.MARKET_SOURCE_URL ?? null,
+    bundledFile: e.BUNDLED_CATALOGUE_FILE === 'off' ? null : e.BUNDLED_CATALOGUE_FILE,
+    sourceVersion: e.MARKET_SOURCE_VERSION,
+    syncIntervalMs: e.SYNC_INTERVAL_MS,
+    backoffMaxMs: Math.max(e.SYNC_BACKOFF_MAX_MS, e.SYNC_INTERVAL_MS),
+    timeoutMs: e.SYNC_TIMEOUT_MS,
+    maxResponseBytes: e.SYNC_MAX_RESPONSE_BYTES,
   };
 }
 

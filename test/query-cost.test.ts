@@ -1,0 +1,91 @@
+import { createClient } from 'graphql-ws';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import WebSocket from 'ws';
+import { startTestServer, type TestServer } from './support/server.js';
+import { rawRequest } from './support/untyped.js';
+
+/**
+ * MAX_QUERY_COST (src/http/query-cost.ts): each selected field counts once per item of the pages
+ * around it, whether the page size is written in the document or sent as a variable. The server
+ * here allows 1,000, so that the figures stay small enough to work out by hand.
+ */
+
+/** The README's example: 1 for `apps`, and per item totalCount, pageInfo and its 2, edges, node, 5 fields, activeTask and its 3. */
+const APPS_FIELDS = `totalCount pageInfo { hasNextPage endCursor }
+  edges { node { appName userId stage health reason activeTask { type status progress } } }`;
+const PER_APP = 15;
+
+describe('the query cost limit', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer('sqlite', { env: { MAX_QUERY_COST: '1000' } });
+  }, 60_000);
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  const ask = (query: string, variables?: Record<string, unknown>) => rawRequest(server, { query, variables });
+  const refusal = async (query: string, variables?: Record<string, unknown>) => {
+    const response = await ask(query, variables);
+    expect(response.body?.data ?? null, response.text).toBeNull();
+    return { status: response.status, error: response.body?.errors?.[0] };
+  };
+
+  test('a page written in the document and the same page sent as a variable cost the same', async () => {
+    const accepted = await ask(`{ apps(first: 50) { ${APPS_FIELDS} } }`);
+    expect(accepted.status, accepted.text).toBe(200);
+    expect(accepted.body?.errors).toBeUndefined();
+
+    const cost = 1 + 100 * PER_APP;
+    const literal = await refusal(`{ apps(first: 100) { ${APPS_FIELDS} } }`);
+    const variable = await refusal(`query ($n: Int) { apps(first: $n) { ${APPS_FIELDS} } }`, { n: 100 });
+    for (const { status, error } of [literal, variable]) {
+      expect(status).toBe(400);
+      expect(error).toMatchObject({
+        message: expect.stringMatching(/^Query cost 1501 exceeds the limit of 1000 \(MAX_QUERY_COST\)/),
+        extensions: { code: 'LIMIT_EXCEEDED', cost, maxCost: 1000 },
+      });
+    }
+    // A variable's default counts as sent when it is not.
+    const withDefault = `query ($n: Int = 60) { apps(first: $n) { ${APPS_FIELDS} } }`;
+    expect((await ask(withDefault)).body?.errors).toBeUndefined();
+    expect((await refusal(withDefault, { n: 100 })).error?.extensions).toMatchObject({ cost });
+  });
+
+  test('pages inside pages multiply, a page without a size counts 20 items, and aliases add up', async () => {
+    // apps (1) + 20 × (edges, node, tasks + 20 × (edges, node, taskId)) = 1 + 20 × 63.
+    const unsized = await refusal('{ apps { edges { node { tasks { edges { node { taskId } } } } } } }');
+    expect(unsized.error?.extensions).toMatchObject({ code: 'LIMIT_EXCEEDED', cost: 1261 });
+    const aliased = Array.from(
+      { length: 15 },
+      (_, i) => `a${i}: apps(first: $n) { edges { node { tasks(first: $n) { edges { node { taskId status } } } } } }`,
+    ).join(' ');
+    const nested = await refusal(`query ($n: Int) { ${aliased} }`, { n: 100 });
+    // 15 × (1 + 100 × (3 + 100 × 4)): what was 150,000 tasks in one request.
+    expect(nested.error?.extensions).toMatchObject({ code: 'LIMIT_EXCEEDED', cost: 15 * (1 + 100 * 403) });
+    // Small pages of the same shape run.
+    const small = await ask(`query ($n: Int) { ${aliased} }`, { n: 2 });
+    expect(small.body?.errors, small.text).toBeUndefined();
+  });
+
+  test('over a WebSocket the same operation is refused the same way', async () => {
+    const client = createClient({
+      url: `${server.url.replace(/^http/, 'ws')}/graphql`,
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+    });
+    try {
+      const result = await new Promise<{ errors?: readonly { message: string; extensions?: unknown }[] }>(
+        (resolve, reject) => {
+          client.subscribe(
+            { query: `{ apps(first: 100) { ${APPS_FIELDS} } }` },
+            { next: resolve, error: reject, complete: () => {} },
+          );
+        },
+      );
+      expect(result.errors?.[0]?.extensions).toMatchObject({ code: 'LIMIT_EXCEEDED', cost: 1501 });
+    } finally {
+      await client.dispose();
+    }
+  });
+});
