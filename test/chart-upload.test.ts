@@ -281,6 +281,20 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
     expect(await installAs(server, 'wiki', '1.1.0')).toMatchObject({ __typename: 'InstallAppSuccess' });
   });
 
+  test('uploads of one app at the same time each keep their version, and the app is added once', async () => {
+    const versions = ['2.0.0', '2.0.1', '2.0.2', '2.0.3', '2.0.4', '2.0.5', '2.0.6', '2.0.7'];
+    const charts = await Promise.all(versions.map((version) => packChart({ name: 'concur', version })));
+    const answers = await Promise.all(charts.map((chart) => upload(server, chart)));
+    expect(answers.map((answer) => answer.body.data?.uploadChart.__typename)).toEqual(
+      versions.map(() => 'UploadChartSuccess'),
+    );
+    const listed = (await uploadCatalog(server)).edges.map((edge) => edge.node).find((app) => app.name === 'concur');
+    expect([...(listed?.versions ?? [])].sort()).toEqual(versions);
+    expect(await installAs(server, 'concur', '2.0.1')).toMatchObject({ __typename: 'InstallAppSuccess' });
+    const records = await server.app.db.historyRecord.findMany({ where: { type: 'system', userId: 'system' } });
+    expect(records.filter((record) => record.message.includes('1 added (concur)'))).toHaveLength(1);
+  });
+
   test('an unquoted version that YAML reads as a number (1.10) is kept as written, not as 1.1', async () => {
     const unquote = (file: string) => writeFileSync(file, readFileSync(file, 'utf8').replaceAll('"1.10"', '1.10'));
     const chart = await packChart({ name: 'decimal', version: '1.10' }, (folder) => {
