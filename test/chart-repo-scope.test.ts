@@ -215,6 +215,12 @@ describe.each(databases)('chart repo data is scoped to its user on %s', (kind) =
       await adminEvents.until((e) => appNames(e.runtimeEvents.chartRepo)?.includes('immich-of-alice') === true);
 
       expect(aliceChanges.filter((e) => e.runtimeEvents.kind === 'CHART_REPO_CHANGED').length).toBeGreaterThan(0);
+      // Bob's calls failing changed nothing alice sees of the chart_repo component (RUNNING, no
+      // message; her figures come with her own chart repo's changes): no event told her when.
+      const aliceComponentEvents = aliceEvents.received
+        .map((e) => e.runtimeEvents)
+        .filter((e) => e.kind === 'COMPONENT_CHANGED' && e.component?.name === 'chart_repo');
+      expect(aliceComponentEvents).toEqual([]);
       const aliceSaw = JSON.stringify([aliceSnapshots.received, aliceEvents.received, alice, aliceAfter]);
       expect(aliceSaw).not.toMatch(/bob|gitea/);
       expect(JSON.stringify([bobSnapshots.received, bob, bobFailing])).not.toMatch(/alice|jellyfin/);

@@ -289,7 +289,7 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
       versions.map(() => 'UploadChartSuccess'),
     );
     const listed = (await uploadCatalog(server)).edges.map((edge) => edge.node).find((app) => app.name === 'concur');
-    expect([...(listed?.versions ?? [])].sort()).toEqual(versions);
+    expect([...((listed?.versions as string[] | undefined) ?? [])].sort()).toEqual(versions);
     expect(await installAs(server, 'concur', '2.0.1')).toMatchObject({ __typename: 'InstallAppSuccess' });
     const records = await server.app.db.historyRecord.findMany({ where: { type: 'system', userId: 'system' } });
     expect(records.filter((record) => record.message.includes('1 added (concur)'))).toHaveLength(1);

@@ -210,6 +210,16 @@ export class RuntimeService {
   }
 
   private visible(viewer: Viewer, event: RuntimeEvent, scope: SnapshotScope): boolean {
+    if (event.component && event.componentBefore && !viewer.isAdmin) {
+      // A change of what only admins see (another user's chart-repo calls failing, an inactive
+      // source's sync) leaves a non-admin's view of the component as it was: no event, which
+      // would tell them when it happened.
+      const view = (status: ComponentStatus) => {
+        const { lastCheck: _, ...shown } = this.scopedComponent(viewer, status);
+        return JSON.stringify(shown);
+      };
+      return view(event.component) !== view(event.componentBefore);
+    }
     if (event.app) return scope.apps.matches(event.app);
     if (event.appKey) return scope.appKeys.matches(event.appKey);
     if (event.task) return scope.tasks.matches(event.task);
