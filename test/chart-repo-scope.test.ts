@@ -289,3 +289,43 @@ describe.each(databases)('chart repo data is scoped to its user on %s', (kind) =
     }
   });
 });
+
+describe('a chart repo that stops answering', () => {
+  let chartRepo: FakeChartRepo;
+  let server: TestServer;
+  beforeAll(async () => {
+    chartRepo = await startFakeChartRepo();
+    server = await startTestServer('sqlite', {
+      env: { CHART_REPO_URL: chartRepo.url, COLLECT_INTERVAL_MS: '100', DEMO_DATA: '0' },
+    });
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await chartRepo?.stop();
+  });
+
+  /** When the collector's last cycle ended, as its component says. */
+  const lastCycle = async () => {
+    const { runtimeSnapshot } = dataOf(await execute(server, ChartRepoScopeQuery, {}, {}));
+    const collector = runtimeSnapshot.components.find((component) => component.name === 'collector');
+    return (collector?.metrics as { lastCycleAt?: string } | undefined)?.lastCycleAt;
+  };
+
+  test('gets no new call while the last one hangs, however many collect cycles pass', async () => {
+    await waitFor(async () => (chartRepo.requests.length > 0 ? true : undefined), 'the first chart repo call');
+    chartRepo.setBehaviour('*', { respond: 'hang' });
+    const before = chartRepo.requests.length;
+    // Ten cycles of 100 ms, all within the call's own 5 s timeout.
+    const cycles = new Set<string>();
+    await waitFor(async () => {
+      const at = await lastCycle();
+      if (at) cycles.add(at);
+      return cycles.size > 10 ? true : undefined;
+    }, 'ten collect cycles');
+    // The one call that hangs, and none after it.
+    expect(chartRepo.requests.length - before).toBeLessThanOrEqual(1);
+    const { runtimeSnapshot } = dataOf(await execute(server, ChartRepoScopeQuery, {}, {}));
+    const collector = runtimeSnapshot.components.find((component) => component.name === 'collector');
+    expect(collector?.message).toBe('sources failing: chart_repo');
+  });
+});

@@ -12,6 +12,7 @@ import type { SweepOrder } from './instance-sweep.js';
 import { LastWriters } from './last-writers.js';
 import { RuntimeApplier } from './runtime-applier.js';
 import { eventBound, type RuntimeChange, type RuntimeEntries, type RuntimeLog } from './runtime-change.js';
+import { SourceChecks } from './source-checks.js';
 import type { ComponentStatus, StateStore } from './state-store.js';
 import { StoreBarrier } from './store-barrier.js';
 import { takeFirst } from './take-first.js';
@@ -77,6 +78,7 @@ export class StateCollector {
   private resyncing: Promise<void> = Promise.resolve();
   private cycle: Promise<void> | null = null;
   private lastCycle: { at: Date; durationMs: number; errors: Record<string, string> } | null = null;
+  private readonly checks: SourceChecks;
   /** Each poll source's last run: how long it took and whether it answered (read by the metrics). */
   readonly sourceRuns = new Map<string, { seconds: number; ok: boolean }>();
   /** Announced changes not read back yet: task ids, and app keys by their string form. */
@@ -106,6 +108,7 @@ export class StateCollector {
     private readonly cluster: CollectorCluster | null = null,
   ) {
     this.applier = new RuntimeApplier(store);
+    this.checks = new SourceChecks(options.sourceTimeoutMs);
     this.sql = driverSqlOf(db);
     this.barrier = options.barrier ?? new StoreBarrier();
   }
@@ -234,18 +237,9 @@ export class StateCollector {
     }
     await Promise.all(
       work.map(async ({ name, scope, run }) => {
-        let timer: NodeJS.Timeout | undefined;
         const began = performance.now();
         try {
-          await Promise.race([
-            run(),
-            new Promise((_, reject) => {
-              timer = setTimeout(
-                () => reject(new Error(`no answer within ${this.options.sourceTimeoutMs} ms`)),
-                this.options.sourceTimeoutMs,
-              );
-            }),
-          ]);
+          await this.checks.run(name, run);
         } catch (error) {
           errors[name] = failureMessage(error);
           // The component shows the gist; the log the whole error, once per change of it.
@@ -253,7 +247,6 @@ export class StateCollector {
           if (!told) this.logger.warn({ err: error, source: name }, 'check failed');
           this.publishComponent({ ...component(name, 'ERROR', {}, errors[name]), lastCheck: new Date() }, scope);
         } finally {
-          clearTimeout(timer);
           this.sourceRuns.set(name, { seconds: (performance.now() - began) / 1000, ok: !(name in errors) });
         }
       }),
