@@ -415,6 +415,16 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
       () => packChart({ name: 'bad name!' }),
       'OlaresManifest.yaml: metadata.name "bad name!" is not accepted',
     ],
+    [
+      'a version that is a path',
+      () => packChart({ name: 'pathver', version: '../../../etc/x' }),
+      'OlaresManifest.yaml: metadata.version "../../../etc/x" is not a SemVer version (e.g. 1.2.3)',
+    ],
+    [
+      'a version with a line break',
+      () => packChart({ name: 'breakver', version: '1.0.0\nfoo' }),
+      'OlaresManifest.yaml: metadata.version "1.0.0\\nfoo" is not a SemVer version (e.g. 1.2.3)',
+    ],
   ];
 
   test.each(malicious)('%s is refused (VALIDATION naming it) and nothing is stored', async (_case, build, problem) => {

@@ -260,6 +260,14 @@ function bytesOf(field: string, value: string | undefined): string | undefined {
   return String(Math.round(bytes));
 }
 
+/**
+ * Helm's rule for a chart's version (`helm lint`): SemVer 2 as its semver library reads it, with a
+ * leading `v` and missing minor or patch allowed (`1.10` is 1.10.0). The version names the chart
+ * file (`<name>-<version>.tgz`) and is sent to the app service: `../../etc/x` or one with a line
+ * break was stored and installed.
+ */
+const CHART_VERSION = /^v?\d+(\.\d+)?(\.\d+)?(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$/;
+
 /** The ApplicationInfoEntry of the package, then the catalogue's reading of it. */
 function buildEntry({ folder, chart, manifest, translations }: Manifests): ChartPackage {
   if (!isObject(chart)) return refuse('Chart.yaml must be a map');
@@ -271,6 +279,9 @@ function buildEntry({ folder, chart, manifest, translations }: Manifests): Chart
   const spec = mapAt(M, manifest, 'spec', false) ?? {};
   const name = textAt(M, metadata, 'metadata.', 'name', true) as string;
   const version = textAt(M, metadata, 'metadata.', 'version', true) as string;
+  if (!CHART_VERSION.test(version)) {
+    refuse(`${M}: metadata.version ${JSON.stringify(version.slice(0, 100))} is not a SemVer version (e.g. 1.2.3)`);
+  }
   const categories = metadata.categories ?? [];
   if (!Array.isArray(categories) || !categories.every((item) => typeof item === 'string')) {
     refuse(`${M}: metadata.categories must be a list of names`);
