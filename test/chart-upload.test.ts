@@ -500,6 +500,25 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
     );
   });
 
+  test.each([
+    ['operations that are not JSON', (form: FormData) => form.set('operations', '{'), 'operations', /valid JSON/],
+    ['a map that is not JSON', (form: FormData) => form.set('map', '{"0":'), 'map', /valid JSON/],
+    ['no operations', (form: FormData) => form.delete('operations'), 'operations', /Missing/],
+    ['a map entry that is not a list of paths', (form: FormData) => form.set('map', '{"0":5}'), 'map', /list of paths/],
+  ])(
+    '%s is a VALIDATION error (400) naming the field, not logged as a failure',
+    async (_case, edit, field, problem) => {
+      const logged = server.logs.length;
+      const answer = await upload(server, await packChart({ name: 'malformed' }), { edit });
+      expect(answer.status).toBe(400);
+      expect(answer.body.errors?.[0]).toMatchObject({
+        message: expect.stringMatching(problem),
+        extensions: { code: 'VALIDATION', issues: [{ path: field }] },
+      });
+      expect(server.logs.slice(logged).filter((line) => line.includes('"level":50'))).toEqual([]);
+    },
+  );
+
   test('without an admin credential a multipart body gets only MAX_BODY_BYTES (413); an admin sends the same', async () => {
     const chart = await packChart({ name: 'anonymous', padding: 3 * MiB });
     const before = await uploadCatalog(server);

@@ -1,10 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { FormDataLimits } from '@whatwg-node/fetch';
+import { GraphQLError } from 'graphql';
 import type { Authenticator } from '../auth/viewer.js';
 import { DomainError } from '../domain/errors.js';
 import type { Config } from '../platform/config.js';
 import { isPreflightedUpload } from './cross-site.js';
+import { validationError } from './validation-error.js';
 
 /** A request body over the limit: answered 413 and the connection closed. */
 export class BodyTooLarge extends Error {
@@ -131,4 +133,21 @@ function clientGone(): Error {
  */
 export function bodyForYoga(body: Buffer): Readable {
   return Readable.from([body], { objectMode: false });
+}
+
+/**
+ * Yoga's multipart parser (the GraphQL multipart request spec) refuses a missing or malformed
+ * `operations` or `map` with an error that has no code and no status (answered with HTTP 200), and
+ * a `map` whose entries are not lists of paths fails with a TypeError (answered 500, logged as a
+ * crash). Both are the client's mistake: 400 `VALIDATION`. Null for any other error.
+ */
+export function malformedMultipart(req: Request, error: unknown): GraphQLError | null {
+  if (!req.headers.get('content-type')?.toLowerCase().startsWith('multipart/form-data')) return null;
+  if (error instanceof GraphQLError && error.extensions.http) return null; // a size limit (413), bad framing (400)
+  const field = error instanceof GraphQLError && /"operations"/.test(error.message) ? 'operations' : 'map';
+  const problem =
+    error instanceof GraphQLError
+      ? error.message
+      : 'Multipart form field "map" must map each file to a list of paths, e.g. {"0": ["variables.chart"]}';
+  return validationError(problem, { path: field, message: problem }, { status: 400 });
 }

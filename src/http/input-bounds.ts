@@ -15,7 +15,9 @@ import {
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { isUploadedFile } from '../domain/uploaded-file.js';
+import { malformedMultipart } from './body.js';
 import { perOperation } from './per-operation.js';
+import { validationError } from './validation-error.js';
 
 /**
  * Bounds on what a client may send as input, checked once for every operation on every transport
@@ -66,22 +68,6 @@ class BoundExceeded extends Error {
   ) {
     super(problem);
   }
-}
-
-/** A client's input error: a code, the path in `issues` (as a ValidationError has), no cause to mask. */
-function validationError(
-  message: string,
-  issue: { path: string; message: string },
-  options: { nodes?: GraphQLError['nodes']; status?: number },
-) {
-  return new GraphQLError(message, {
-    nodes: options.nodes ?? null,
-    extensions: {
-      code: 'VALIDATION',
-      issues: [issue],
-      ...(options.status ? { http: { status: options.status } } : {}),
-    },
-  });
 }
 
 const NUL = '\u0000';
@@ -326,6 +312,8 @@ export function useInputBounds(limits: InputLimits): Plugin {
         try {
           return await requestParser(req);
         } catch (error) {
+          const malformed = malformedMultipart(req, error);
+          if (malformed) throw malformed;
           if (!(error instanceof SyntaxError)) throw error;
           const search = new URL(req.url).searchParams;
           const bad =
