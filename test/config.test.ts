@@ -66,6 +66,25 @@ describe('configuration', () => {
     }
   });
 
+  // Paths are appended to these: a query string swallowed them (the chart repo was asked for
+  // `/base?token=…/chart-repo/api/v2/status?user=…`, so never for a user), and user info in the
+  // URL of a service called with credentials of its own was silently not sent.
+  test.each([
+    ['APP_SERVICE_URL', { APP_SERVICE_EVENT_SECRET: 'e'.repeat(16) }, true],
+    ['CHART_REPO_URL', {}, true],
+    ['PUBLIC_BASE_URL', {}, false],
+    ['MARKET_SOURCE_URL', {}, false],
+  ])('%s, a base URL, refuses a query string and a fragment', (name, companions, noCredentials) => {
+    const refused = (url: string, message: string) => {
+      expect(() => loadConfig({ ...companions, [name]: url }), url).toThrow(`${name}: ${message}`);
+    };
+    refused('http://service.example/base?token=abc', 'must have no query string or fragment');
+    refused('http://service.example/base#part', 'must have no query string or fragment');
+    const withCredentials = 'http://reader:s3cret@service.example/base';
+    if (noCredentials) refused(withCredentials, 'must not carry credentials (user:password@ is not sent)');
+    else expect(() => loadConfig({ ...companions, [name]: withCredentials })).not.toThrow();
+  });
+
   // Number() reads " " as 0 (PORT: a random port; MUTATION_RATE_PER_S: no rate limit) and takes hex,
   // binary and exponents: a typo must stop the server, not silently change the setting.
   test.each([

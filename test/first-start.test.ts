@@ -127,7 +127,7 @@ describe('the start-up banner', () => {
       INSTANCE_NAME: 'api-1',
       AUTH_TOKENS: 'ops:admin:token-pass-9981',
       HOST: '0.0.0.0',
-      APP_SERVICE_URL: 'https://svc:app-pass-3318@apps.internal/base?token=url-pass-4410',
+      APP_SERVICE_URL: 'https://apps.internal/base', // credentials and a query string are refused (config.test.ts)
       APP_SERVICE_EVENT_SECRET: 'event-pass-20202020',
       GRAPHIQL: 'off',
     });

@@ -54,6 +54,16 @@ const nonNegativeMs = nonNegativeInt.max(MAX_TIMER_MS, TIMER_BOUND);
  */
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' });
 const optionalUrl = httpUrl.optional();
+/** A URL that paths are appended to: a query string or fragment would swallow them. */
+const baseUrl = httpUrl.refine(
+  (url) => !url.includes('?') && !url.includes('#'),
+  'must have no query string or fragment (paths are appended to it)',
+);
+/** A service this server calls with credentials of its own, if any: user info in the URL would not be sent. */
+const serviceUrl = baseUrl.refine(
+  (url) => !URL.canParse(url) || (new URL(url).username === '' && new URL(url).password === ''),
+  'must not carry credentials (user:password@ is not sent)',
+);
 
 const flag = z
   .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'], {
@@ -270,7 +280,7 @@ export const envSchema = z.object({
   /** Apps whose operations the simulated app service fails: comma-separated names, `*` wildcards. @default none */
   SIMULATED_FAIL_APPS: commaList,
   /** Base URL of the real app service; unset → the simulated one. @default none */
-  APP_SERVICE_URL: optionalUrl,
+  APP_SERVICE_URL: serviceUrl.optional(),
   /** Credential this server sends to the app service as X-Authorization. @default none */
   APP_SERVICE_TOKEN: z.string().min(1).optional(),
   /** Timeout of one app-service call. @default 120000 */
@@ -310,7 +320,7 @@ export const envSchema = z.object({
    * This server's address as browsers and wallets reach it (behind the gateway), for the URLs it
    * hands out, e.g. the payment sign request's callback. Unset → http://HOST:PORT. @default none
    */
-  PUBLIC_BASE_URL: optionalUrl,
+  PUBLIC_BASE_URL: baseUrl.optional(),
   /** Where payment pushes to the buyer's LarePass wallet are POSTed; unset → kept, not sent. @default none */
   PAYMENT_WALLET_PUSH_URL: optionalUrl,
   /** Where payment state pushes to the buyer's Market frontend are POSTed; unset → kept, not sent. @default none */
@@ -351,7 +361,7 @@ export const envSchema = z.object({
    */
   COMPONENT_METRICS_PUSH_MS: decimal(nonNegativeMs).default(0),
   /** Chart repository base URL; unset → the chart_repo source is disabled. @default none */
-  CHART_REPO_URL: optionalUrl,
+  CHART_REPO_URL: serviceUrl.optional(),
   /** History records older than this are removed. @default 30 */
   HISTORY_RETENTION_DAYS: decimal(positiveInt).default(30),
   /** How often the history cleanup runs. @default 3600000 (1 h) */
@@ -360,9 +370,7 @@ export const envSchema = z.object({
    * The remote catalogue `market.olares` syncs from (an Olares market source); unset → the
    * catalogue file bundled with the project. Applied to `market.olares` at every start. @default none
    */
-  MARKET_SOURCE_URL: httpUrl
-    .refine((url) => !url.includes('?') && !url.includes('#'), 'must have no query string or fragment')
-    .optional(),
+  MARKET_SOURCE_URL: baseUrl.optional(),
   /**
    * The catalogue file `market.olares` reads when MARKET_SOURCE_URL is unset: a path, or `off`
    * for none (the source then stays empty; uploads still work). @default the project's
