@@ -38,6 +38,9 @@ describe('configuration', () => {
     [{ AUTH_JWT_SECRET: 'x'.repeat(32), AUTH_JWT_JWKS_FILE: 'keys.json' }, /set only one of AUTH_JWT_SECRET/],
     [{ CORS_ORIGINS: 'https://ok.example,evil.example/path' }, /CORS_ORIGINS: evil.example\/path is not an origin/],
     [{ MAX_CONNECTIONS_PER_USER: '0' }, /MAX_CONNECTIONS_PER_USER: must be greater than 0/],
+    // No request can carry a header of that name: every request would be refused.
+    [{ AUTH_USER_HEADER: 'X-Bfl User' }, /AUTH_USER_HEADER: must be an HTTP header name/],
+    [{ AUTH_USER_HEADER: 'X-Bfl-User:' }, /AUTH_USER_HEADER: must be an HTTP header name/],
     // Past Node's longest timer a periodic job would run back to back (its timer fires after 1 ms).
     [{ STATUS_CORRECTION_INTERVAL_MS: '3000000000' }, /STATUS_CORRECTION_INTERVAL_MS: must be at most 2147483647/],
     [{ WEBHOOK_CATCH_UP_INTERVAL_MS: '2147483648' }, /WEBHOOK_CATCH_UP_INTERVAL_MS: must be at most 2147483647/],

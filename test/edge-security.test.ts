@@ -418,7 +418,12 @@ describe('JWT bearer tokens', () => {
 
   beforeAll(async () => {
     server = await startTestServer('sqlite', {
-      env: { AUTH_JWT_SECRET: SECRET, AUTH_JWT_ISSUER: 'https://id.example', AUTH_JWT_AUDIENCE: 'market' },
+      env: {
+        AUTH_JWT_SECRET: SECRET,
+        AUTH_JWT_ISSUER: 'https://id.example',
+        AUTH_JWT_AUDIENCE: 'market',
+        AUTH_JWT_CLOCK_SKEW_S: '1',
+      },
     });
   });
   afterAll(() => server?.stop());
@@ -447,8 +452,9 @@ describe('JWT bearer tokens', () => {
     }
   });
 
-  test('a socket and an SSE stream whose token expires are closed when it does', async () => {
-    const shortLived = await sign({}, 'alice', Math.floor(Date.now() / 1000) + 2);
+  test('a socket and an SSE stream whose token expires are closed when it does, the clock skew allowed', async () => {
+    const expires = Math.floor(Date.now() / 1000) + 2;
+    const shortLived = await sign({}, 'alice', expires);
     const socket = await openRawSocket(server.url);
     socket.send({ type: 'connection_init', payload: { authorization: `Bearer ${shortLived}` } });
     await socket.nextOfType('connection_ack');
@@ -460,6 +466,8 @@ describe('JWT bearer tokens', () => {
     expect(stream.status).toBe(200);
     // Waiting out the token's lifetime is the behaviour under test.
     expect(await socket.closed).toMatchObject({ code: 4403, reason: 'Token expired' });
+    // Not before HTTP stops taking the token: its expiry plus AUTH_JWT_CLOCK_SKEW_S (1 s here).
+    expect(Date.now()).toBeGreaterThanOrEqual((expires + 1) * 1000 - 50);
     const text = await stream.text();
     expect(text).toContain('Token expired');
     expect(text).toContain('UNAUTHENTICATED');

@@ -80,7 +80,9 @@ export class JwtVerifier {
     return {
       userId,
       isAdmin: roles.includes('admin'),
-      expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined,
+      // When it stops being accepted, the tolerated skew included: a socket or stream opened with
+      // a token HTTP still took (expired less than the skew ago) was closed at once.
+      expiresAt: typeof payload.exp === 'number' ? (payload.exp + this.config.clockSkewS) * 1000 : undefined,
     };
   }
 }

@@ -195,7 +195,11 @@ export const envSchema = z.object({
   /** Bearer tokens, `userId:role:token,…`. @default none */
   AUTH_TOKENS: authTokens,
   /** Trusted gateway header carrying the user id (e.g. X-Bfl-User). @default none */
-  AUTH_USER_HEADER: z.string().min(1).optional(),
+  AUTH_USER_HEADER: z
+    .string()
+    // An HTTP field name (RFC 9110 token): any other never arrives, and every request was refused.
+    .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/, 'must be an HTTP header name (letters, digits, - and _; no spaces)')
+    .optional(),
   /** User ids that the gateway header marks as admins, comma-separated. @default none */
   AUTH_ADMIN_USERS: commaList,
   /** Largest `first`/`last` a connection accepts. @default 100 */
