@@ -167,6 +167,34 @@ describe.each(databases)('driver-level SQL on %s', (kind) => {
     expect(counts.sort()).toEqual([2, 4]);
   });
 
+  // PostgreSQL's counterpart (a COMMIT on a connection that died) is LeakFreePrismaPg's, in
+  // engine-outage.test.ts; its foreign keys cannot be deferred.
+  test.skipIf(kind !== 'sqlite')(
+    "a COMMIT that fails (a deferred foreign key) leaves no lock taken: Prisma's and the driver's later transactions run",
+    async () => {
+      const ghost = 'ghost-category';
+      await expect(
+        db.$transaction(async (tx) => {
+          await tx.$executeRawUnsafe('PRAGMA defer_foreign_keys = ON');
+          await tx.$executeRaw`INSERT INTO "CatalogAppCategory" ("catalogAppId", "category") VALUES (2147483000, ${ghost})`;
+        }),
+      ).rejects.toThrow(/ForeignKeyConstraintViolation/);
+      await expect(
+        driver.$transaction(async (tx) => {
+          await tx.$executeRaw`PRAGMA defer_foreign_keys = ON`;
+          await tx.$executeRaw`INSERT INTO "CatalogAppCategory" ("catalogAppId", "category") VALUES (2147483000, ${ghost})`;
+        }),
+      ).rejects.toThrow(/FOREIGN KEY constraint failed/);
+      // Before, the first failure left the adapter's lock taken: every later transaction waited for good.
+      await db.$transaction(async (tx) => tx.jobCursor.create({ data: { name: 'after-failed-commit', position: T0 } }));
+      await driver.$transaction(
+        (tx) => tx.$executeRaw`UPDATE "JobCursor" SET "afterId" = 1 WHERE "name" = 'after-failed-commit'`,
+      );
+      expect(await db.jobCursor.findUnique({ where: { name: 'after-failed-commit' } })).toMatchObject({ afterId: 1 });
+      expect(await db.catalogAppCategory.count({ where: { category: ghost } })).toBe(0);
+    },
+  );
+
   test('a nested $transaction joins the one it runs in, on both providers', async () => {
     const inserted = await driver.$transaction(async (tx) =>
       tx.$transaction(

@@ -17,7 +17,7 @@ import { multipartLimits } from '../http/body.js';
 import { useCompiledExecution } from '../http/compiled-execution.js';
 import { type OriginPolicy, UPLOAD_PREFLIGHT_HEADER } from '../http/cross-site.js';
 import { parserCacheOptions, useValidationCache } from '../http/document-cache.js';
-import { createErrorMasker, domainGraphQLError } from '../http/graphql-errors.js';
+import { createErrorMasker, domainGraphQLError, usePartialResultStatus } from '../http/graphql-errors.js';
 import { useInputBounds } from '../http/input-bounds.js';
 import { productionSwitches } from '../http/production-switches.js';
 import { useQueryCost } from '../http/query-cost.js';
@@ -104,6 +104,7 @@ export function createGraphQL({
         // Suggestions are hidden with introspection off by graphql-js itself (useHiddenSuggestions).
         blockFieldSuggestion: { enabled: false },
       }),
+      usePartialResultStatus(),
       useInputBounds(config.inputLimits),
       useQueryCost({ maxCost: config.maxQueryCost, maxPageSize: config.maxPageSize }),
       useSnapshotResultCache(),

@@ -4,10 +4,28 @@
  * subscriptions wait for it to come back instead of ending.
  */
 
-/** Prisma's codes for a server it cannot reach, a connection it lost, or a pool it waited on. */
-const PRISMA_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
+/**
+ * Prisma's codes for a server it cannot reach, a connection it lost, or a pool it waited on, and
+ * for a database that is gone or refuses the server's user (dropped, or the role's login taken
+ * away: `/readiness` said "database unreachable" while every request failed as an unexpected error).
+ */
+const PRISMA_CODES = new Set(['P1001', 'P1002', 'P1003', 'P1008', 'P1010', 'P1017', 'P2024']);
 /** What a driver adapter reports for the same (`meta.driverAdapterError.cause.kind`). */
-const ADAPTER_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections']);
+const ADAPTER_KINDS = new Set([
+  'DatabaseNotReachable',
+  'ConnectionClosed',
+  'SocketTimeout',
+  'TooManyConnections',
+  'DatabaseDoesNotExist',
+  'DatabaseAccessDenied',
+  'AuthenticationFailed',
+]);
+/**
+ * SQLite's file that cannot be written or read (a disk full or read-only, an I/O error, the file
+ * gone): the database is away for writes as a stopped server is, until someone frees the disk.
+ * Matched on the driver's code (`SQLITE_IOERR_WRITE`, …), unwrapped or as the adapter's cause.
+ */
+const SQLITE_FILE_CODES = /^SQLITE_(IOERR|FULL|READONLY|CANTOPEN)/;
 /**
  * Socket errors, PostgreSQL's admin_shutdown, crash_shutdown, cannot_connect_now and
  * too_many_connections, and SQLite's busy file (what the adapter reports as SocketTimeout): the
@@ -25,6 +43,9 @@ const DRIVER_CODES = new Set([
   '57P02',
   '57P03',
   '53300',
+  '3D000',
+  '28000',
+  '28P01',
   'SQLITE_BUSY',
 ]);
 /**
@@ -37,12 +58,15 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
   const { code, meta, message } = error as {
     code?: unknown;
-    meta?: { driverAdapterError?: { cause?: { kind?: string } } };
+    meta?: { driverAdapterError?: { cause?: { kind?: string; originalCode?: string } } };
     message?: unknown;
   };
-  if (typeof code === 'string' && (PRISMA_CODES.has(code) || DRIVER_CODES.has(code))) return true;
-  const kind = meta?.driverAdapterError?.cause?.kind;
-  if (kind && ADAPTER_KINDS.has(kind)) return true;
+  if (typeof code === 'string' && (PRISMA_CODES.has(code) || DRIVER_CODES.has(code) || SQLITE_FILE_CODES.test(code))) {
+    return true;
+  }
+  const cause = meta?.driverAdapterError?.cause;
+  if (cause?.kind && ADAPTER_KINDS.has(cause.kind)) return true;
+  if (cause?.originalCode && SQLITE_FILE_CODES.test(cause.originalCode)) return true;
   return typeof message === 'string' && DRIVER_MESSAGES.test(message);
 }
 

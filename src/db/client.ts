@@ -6,7 +6,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import type { Pool, PoolClient } from 'pg';
 import { PrismaClient as PostgresPrismaClient } from '../generated/prisma-postgres/client.js';
 import { PrismaClient as SqlitePrismaClient } from '../generated/prisma-sqlite/client.js';
-import { type DriverConnection, type DriverHandle, registerDriver } from './driver-sql.js';
+import { type DriverConnection, type DriverHandle, registerDriver, rollBackThenRelease } from './driver-sql.js';
 
 /**
  * The Prisma client the services use. Prisma generates one client per provider (a client refuses
@@ -92,10 +92,18 @@ function handOver(adapter: { dispose(): Promise<void> }, driver: DriverConnectio
   };
 }
 
+type SqliteTransaction = Awaited<ReturnType<SqliteAdapter['startTransaction']>>;
+
 /**
  * PrismaBetterSQLite3, handing its connection to driver-sql.ts, and its transactions: the
  * adapter's `startTransaction` takes its lock (one transaction at a time on the one connection)
  * and runs BEGIN; releasing the lock is the caller's, after its COMMIT or ROLLBACK.
+ *
+ * As with PostgreSQL (LeakFreePrismaPg), Prisma 6.19 releases the lock only after a COMMIT or
+ * ROLLBACK that succeeded: one that failed (a deferred constraint checked at COMMIT, a disk full
+ * or read-only, an I/O error) left the lock taken and the connection inside the transaction, and
+ * every later transaction, so every write, waited for good while reads and health checks went
+ * on. Here a failed end rolls the connection back and releases the lock (rollBackThenRelease).
  */
 class SharedPrismaBetterSQLite3 extends PrismaBetterSQLite3 {
   /** Where the connection goes once connected, for driver-sql.ts (set by createPrismaClient). */
@@ -104,6 +112,9 @@ class SharedPrismaBetterSQLite3 extends PrismaBetterSQLite3 {
   override async connect(): Promise<SqliteAdapter> {
     const adapter = await super.connect();
     const connection = (adapter as unknown as { client: BetterSqlite3.Database }).client;
+    const startTransaction = adapter.startTransaction.bind(adapter);
+    adapter.startTransaction = async (isolationLevel) =>
+      unlockedOnFailedEnd(await startTransaction(isolationLevel), connection);
     const begin = async () => {
       const transaction = await adapter.startTransaction();
       return () => void transaction.commit(); // releases the lock (the adapter sends no SQL here)
@@ -111,6 +122,21 @@ class SharedPrismaBetterSQLite3 extends PrismaBetterSQLite3 {
     handOver(adapter, this.driver, { kind: 'sqlite', connection, begin });
     return adapter;
   }
+}
+
+function unlockedOnFailedEnd(transaction: SqliteTransaction, connection: BetterSqlite3.Database): SqliteTransaction {
+  const executeRaw = transaction.executeRaw.bind(transaction);
+  // The adapter's commit() and rollback() send nothing: both only release the lock.
+  const unlock = () => void transaction.rollback();
+  transaction.executeRaw = async (query) => {
+    try {
+      return await executeRaw(query);
+    } catch (error) {
+      if (query.sql === 'COMMIT' || query.sql === 'ROLLBACK') rollBackThenRelease(connection, unlock);
+      throw error;
+    }
+  };
+  return transaction;
 }
 
 function releasedOnFailedEnd(transaction: PostgresTransaction): PostgresTransaction {

@@ -267,17 +267,34 @@ class SqliteDriver implements DriverSql {
       $executeRaw: (query, ...values) => this.$executeRaw(query, ...values),
       $transaction: (inner) => inner(tx),
     };
+    let result: T;
     try {
-      const result = await body(tx);
+      result = await body(tx);
       this.connection.prepare('COMMIT').run();
-      return result;
     } catch (error) {
-      if (this.connection.inTransaction) this.connection.prepare('ROLLBACK').run();
+      rollBackThenRelease(this.connection, release);
       throw error;
-    } finally {
-      release();
     }
+    release();
+    return result;
   }
+}
+
+/**
+ * After a transaction failed (its body, or its COMMIT: a deferred constraint, a disk full or
+ * read-only): rolls the connection back, then releases the transaction lock. While the ROLLBACK
+ * fails too (the disk still refusing), it is tried again every second and the lock kept: released
+ * on a connection still inside the transaction, the next BEGIN would fail, and the adapter's lock
+ * with it, for good (see SharedPrismaBetterSQLite3).
+ */
+export function rollBackThenRelease(connection: BetterSqlite3.Database, release: () => void): void {
+  try {
+    if (connection.inTransaction) connection.exec('ROLLBACK');
+  } catch {
+    setTimeout(() => rollBackThenRelease(connection, release), 1000).unref();
+    return;
+  }
+  release();
 }
 
 // ——— PostgreSQL ———

@@ -1,5 +1,5 @@
-import { GraphQLError } from 'graphql';
-import { maskError as yogaMaskError } from 'graphql-yoga';
+import { type ExecutionResult, GraphQLError } from 'graphql';
+import { type Plugin, maskError as yogaMaskError } from 'graphql-yoga';
 import { isDatabaseUnavailable } from '../db/availability.js';
 import { DomainError, ValidationError } from '../domain/errors.js';
 
@@ -52,5 +52,38 @@ export function createErrorMasker(onUnexpected: (error: unknown) => void) {
     if (error instanceof GraphQLError && !error.originalError) return error;
     onUnexpected(original);
     return yogaMaskError(error, message, isDev);
+  };
+}
+
+/**
+ * An answer with data beside field errors is a partial success: HTTP 200, as the GraphQL-over-HTTP
+ * specification has it. The 503 of UNAVAILABLE is for an answer that is only errors; Yoga took the
+ * highest status among the errors whatever the data, so a snapshot served from memory with one
+ * field that needed the database came as a 503, which clients drop as a failure.
+ */
+export function withPartialResultStatus(result: ExecutionResult): ExecutionResult {
+  if (result.data == null || !result.errors?.some((error) => error.extensions?.http)) return result;
+  const errors = result.errors.map((error) => {
+    if (!error.extensions?.http) return error;
+    const { http: _, ...extensions } = error.extensions;
+    return new GraphQLError(error.message, {
+      nodes: error.nodes ?? null,
+      source: error.source ?? null,
+      positions: error.positions ?? null,
+      path: error.path ?? null,
+      extensions,
+    });
+  });
+  return { ...result, errors };
+}
+
+/** withPartialResultStatus for Yoga's own HTTP answers (the lean path applies it itself). */
+export function usePartialResultStatus(): Plugin {
+  return {
+    onResultProcess({ result, setResult }) {
+      if (!Array.isArray(result) && !(Symbol.asyncIterator in result)) {
+        setResult(withPartialResultStatus(result as ExecutionResult));
+      }
+    },
   };
 }

@@ -3,6 +3,7 @@ import { type DocumentNode, type ExecutionResult, getOperationAST } from 'graphq
 import { type FetchAPI, processRegularResult } from 'graphql-yoga';
 import type { Authenticator, Viewer } from '../auth/viewer.js';
 import type { OriginPolicy } from '../http/cross-site.js';
+import { withPartialResultStatus } from '../http/graphql-errors.js';
 import { BoundedLru } from '../platform/bounded-lru.js';
 import type { Logger } from '../platform/logger.js';
 import { type GraphQLRequest, graphQLRequest, type OperationPipeline } from './graphql-operation.js';
@@ -175,7 +176,11 @@ export class HttpFastPath {
       this.deps.logger.error({ err: error }, 'unexpected error in a GraphQL operation');
       result = { errors: [{ message: 'Unexpected error.' } as never] };
     }
-    const response = processRegularResult(result, CAPTURE, mediaType) as unknown as CapturedResponse;
+    const response = processRegularResult(
+      withPartialResultStatus(result),
+      CAPTURE,
+      mediaType,
+    ) as unknown as CapturedResponse;
     // Sized as Yoga's answers are (not chunked): the body is a string, or the bytes a cached
     // snapshot keeps (snapshot-result-cache.ts).
     const body = response.body ?? '';

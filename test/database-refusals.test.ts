@@ -1,0 +1,122 @@
+import pg from 'pg';
+import { afterEach, describe, expect, test } from 'vitest';
+import { availableDatabases, createTestDatabase, POSTGRES_URL, type TestDatabase } from './support/databases.js';
+import { startTestServer, type TestServer } from './support/server.js';
+import { rawRequest } from './support/untyped.js';
+
+/**
+ * A database that is there but refuses the server: dropped, its role's login taken away, or (on
+ * SQLite) a file that cannot grow. Each is the database away, as a cut network is: requests
+ * answer UNAVAILABLE (HTTP 503, retry later), not an unexpected error logged as a crash.
+ */
+
+const databases = await availableDatabases();
+const APPS = '{ apps(first: 5) { totalCount } }';
+const INSTALL = `mutation { installApp(input: { sourceId: "market.olares", appName: "n8n", version: "1.70.1" }) {
+  __typename ... on Error { code message } } }`;
+
+/** A write (local development mode: every request is the admin). */
+const addSource = (i: number) => `mutation { addMarketSource(input: { sourceId: "filler-${i}",
+  title: "${'Filler '.repeat(10)}${i}", baseUrl: "https://filler.example/${'x'.repeat(500)}" }) { __typename } }`;
+
+const disposers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const dispose of disposers.splice(0).reverse()) await dispose();
+});
+
+async function serverOn(database: TestDatabase, env: Record<string, string> = {}): Promise<TestServer> {
+  const server = await startTestServer(database.kind, { database, env: { DEMO_DATA: '0', ...env } });
+  disposers.push(() => server.stop());
+  return server;
+}
+
+/** The request is refused as UNAVAILABLE with 503, and no error-level line is logged for it. */
+async function expectUnavailable(server: TestServer, query: string) {
+  const logged = server.logs.length;
+  const response = await rawRequest(server, { query });
+  expect(response.status, response.text).toBe(503);
+  expect(response.body?.errors?.map((error) => error.extensions?.code)).toEqual(['UNAVAILABLE']);
+  expect(server.logs.slice(logged).filter((line) => line.includes('"level":50'))).toEqual([]);
+}
+
+async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: POSTGRES_URL });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+describe.runIf(databases.includes('postgresql'))('PostgreSQL that refuses the server', () => {
+  test('a dropped database: queries and mutations answer UNAVAILABLE', async () => {
+    const database = await createTestDatabase('postgresql');
+    disposers.push(() => database.drop());
+    const server = await serverOn(database);
+    expect((await rawRequest(server, { query: APPS })).status).toBe(200);
+    await admin((client) => client.query(`DROP DATABASE ${new URL(database.url).pathname.slice(1)} WITH (FORCE)`));
+    await expectUnavailable(server, APPS);
+    await expectUnavailable(server, INSTALL);
+    // Data beside the failed field (the viewer needs no database): a partial answer, 200.
+    const partial = await rawRequest(server, { query: '{ viewer { userId } task(taskId: "t-1") { taskId } }' });
+    expect(partial.status, partial.text).toBe(200);
+    expect(partial.body?.data).toEqual({ viewer: { userId: 'admin' }, task: null });
+    expect(partial.body?.errors?.map((error) => [error.path, error.extensions?.code])).toEqual([
+      [['task'], 'UNAVAILABLE'],
+    ]);
+  });
+
+  test('a role whose login was taken away: UNAVAILABLE, and answers again once it is given back', async () => {
+    const role = `market_refused_${Date.now().toString(36)}`;
+    await admin((client) => client.query(`CREATE ROLE ${role} LOGIN`));
+    // Dropped after the database, which holds the grants that depend on the role.
+    disposers.push(async () => {
+      await admin((client) => client.query(`DROP ROLE ${role}`));
+    });
+    const database = await createTestDatabase('postgresql');
+    disposers.push(() => database.drop());
+    // The tables the migration created (as postgres) are the role's to use.
+    const owner = new pg.Client({ connectionString: database.url });
+    await owner.connect();
+    await owner.query(`GRANT ALL ON ALL TABLES IN SCHEMA public TO ${role}`);
+    await owner.query(`GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO ${role}`);
+    await owner.end();
+    const url = new URL(database.url);
+    url.username = role;
+    const server = await serverOn({ ...database, url: url.toString() });
+    expect((await rawRequest(server, { query: APPS })).status).toBe(200);
+
+    await admin(async (client) => {
+      await client.query(`ALTER ROLE ${role} NOLOGIN`);
+      await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', [role]);
+    });
+    await expectUnavailable(server, APPS);
+    await admin((client) => client.query(`ALTER ROLE ${role} LOGIN`));
+    const back = await rawRequest(server, { query: APPS });
+    expect(back.status, back.text).toBe(200);
+  });
+});
+
+describe('SQLite whose file cannot grow (a disk full)', () => {
+  test('a write it refuses answers UNAVAILABLE, and writes work again once there is room', async () => {
+    const database = await createTestDatabase('sqlite');
+    disposers.push(() => database.drop());
+    const server = await serverOn(database, { SIMULATED_STEP_MS: '10' });
+    const db = server.app.db;
+    // SQLite's own limit on the file's pages, set to what it holds: the next page a write needs fails (SQLITE_FULL).
+    const [counted] = await db.$queryRawUnsafe<{ page_count: bigint }[]>('PRAGMA page_count');
+    await db.$queryRawUnsafe(`PRAGMA max_page_count = ${counted?.page_count}`);
+    const logged = server.logs.length;
+    // A few small writes may fit in the pages' free room: write until the first refusal.
+    let refused = await rawRequest(server, { query: addSource(0) });
+    for (let i = 1; refused.status === 200 && i < 200; i++) refused = await rawRequest(server, { query: addSource(i) });
+    expect(refused.status, refused.text).toBe(503);
+    expect(refused.body?.errors?.map((error) => error.extensions?.code)).toEqual(['UNAVAILABLE']);
+    expect(server.logs.slice(logged).filter((line) => line.includes('"level":50'))).toEqual([]);
+
+    await db.$queryRawUnsafe('PRAGMA max_page_count = 1073741823');
+    const again = await rawRequest(server, { query: addSource(1000) });
+    expect(again.body?.data, again.text).toEqual({ addMarketSource: { __typename: 'AddMarketSourceSuccess' } });
+  });
+});
