@@ -259,6 +259,11 @@ describe.runIf(databases.includes('postgresql'))('task engine through a database
       [...apps, late].map((app) => [app.appName, 'COMPLETED', 100, null]),
     );
     await expectOneTaskPerApp(rig.direct, [...apps, late], rig.tasksBefore);
+    // The reports that ended the tasks during the outage waited with their ends: each app's row
+    // took its report, and the log did not say that a task ended without it.
+    const states = await rig.direct.appState.findMany({ where: { appName: { in: apps.map((app) => app.appName) } } });
+    expect(states.map((state) => state.state)).toEqual(apps.map(() => 'running'));
+    expect(rig.server.logs.filter((line) => line.includes('ending a task without the report'))).toEqual([]);
   }, 60_000);
 });
 

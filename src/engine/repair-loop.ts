@@ -1,3 +1,4 @@
+import { isDatabaseUnavailable } from '../db/availability.js';
 import { applyToStateRow } from './app-state-reports.js';
 import type { EngineContext, Owed } from './engine-context.js';
 import { finishTask } from './task-end.js';
@@ -76,6 +77,9 @@ export class RepairLoop {
       try {
         if (await applyToStateRow(ctx, owed.report)) ctx.feed.app(owed.report);
       } catch (error) {
+        // The database still away: the report stays owed with the end, both tried again. Only a
+        // report the database refuses for good is left out (this was logged every 2 s per task).
+        if (isDatabaseUnavailable(error)) throw error;
         ctx.logger.warn({ err: error, taskId: task.taskId }, 'ending a task without the report that ended it');
       }
     }

@@ -256,7 +256,7 @@ export class StateCollector {
       this.publish({ kind: 'components', components: [], sweep: { at: Date.now(), ...this.cluster.sweep } });
     }
     this.lastCycle = { at: new Date(), durationMs: Math.round(performance.now() - started), errors };
-    const failed = Object.keys(errors);
+    const failed = Object.keys(errors).sort(); // in one order: each cycle's finishing order changed the message
     this.publishComponent({
       ...component(
         'collector',
