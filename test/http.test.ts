@@ -50,8 +50,19 @@ describe('GraphQL over HTTP', () => {
     const hops = 6; // apps.edges.node + 6 × activeTask.app = depth 15 > 12
     const deep = `{ apps { edges { node { ${'activeTask { app { '.repeat(hops)}appName${' } }'.repeat(hops)} } } } }`;
     const response = await post(JSON.stringify({ query: deep }));
+    const body = (await response.json()) as { errors: { message: string; extensions?: { code?: string } }[] };
+    // The document parsed: a limit it exceeds is not called a syntax error.
+    expect(body.errors[0]).toMatchObject({
+      message: expect.stringMatching(/^Query depth limit of 12 exceeded/),
+      extensions: { code: 'GRAPHQL_VALIDATION_FAILED' },
+    });
+  });
+
+  test('a query of more aliases than allowed is rejected, not as a syntax error', async () => {
+    const aliased = Array.from({ length: 16 }, (_, i) => `a${i}: viewer { userId }`).join(' ');
+    const response = await post(JSON.stringify({ query: `{ ${aliased} }` }));
     const body = (await response.json()) as { errors: { message: string }[] };
-    expect(body.errors[0]?.message).toMatch(/depth/i);
+    expect(body.errors[0]?.message).toMatch(/^Aliases limit of 15 exceeded/);
   });
 
   test('unexpected errors are masked: no stack trace or internals reach the client', async () => {

@@ -329,16 +329,17 @@ export function useInputBounds(limits: InputLimits): Plugin {
     },
     onValidate({ addValidationRule, validateFn, setValidationFn }) {
       addValidationRule(bounds.rule);
-      // Some rules (graphql-armor's cost and alias limits) throw their GraphQLError instead of
+      // graphql-armor's rules (depth, aliases, directives) throw their GraphQLError instead of
       // reporting it: it would reach the client without a code, with HTTP 200. Returned, it is a
-      // validation error like the others (Yoga adds the 400).
+      // validation error like the others (Yoga adds the 400), without the "Syntax Error: " armor
+      // puts before every message: the document parsed, it only asks for too much.
       setValidationFn((...args) => {
         try {
           return validateFn(...args);
         } catch (error) {
           if (!(error instanceof GraphQLError) || error.originalError) throw error;
           return [
-            new GraphQLError(error.message, {
+            new GraphQLError(error.message.replace(/^Syntax Error: /, ''), {
               nodes: error.nodes ?? null,
               source: error.source ?? null,
               positions: error.positions ?? null,
