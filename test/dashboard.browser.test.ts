@@ -3,6 +3,7 @@ import { SignJWT } from 'jose';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { chromiumAvailable, launchChromium, recordTraffic } from './support/browser.js';
+import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import {
   chartRepoStatusFixture,
   chartRepoStatusFor,
@@ -13,7 +14,7 @@ import { startGateway } from './support/gateway.js';
 import { AppsQuery, InstallAppMutation } from './support/operations.js';
 import { startSeededServer } from './support/seed.js';
 import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS } from './support/server.js';
-import { startTcpProxy } from './support/tcp-proxy.js';
+import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
 
 /** The example manifest `npm run codegen` writes, as PERSISTED_DOCUMENTS loads it. */
 const MANIFEST = new URL('./gql/persisted-documents.json', import.meta.url).pathname;
@@ -540,3 +541,52 @@ describe.skipIf(!chromiumAvailable())('the live dashboard with many apps', () =>
     await page.close();
   });
 });
+
+describe.skipIf(!chromiumAvailable() || !(await availableDatabases()).includes('postgresql'))(
+  'the live dashboard while its database is away',
+  () => {
+    let server: TestServer;
+    let browser: Browser;
+    let proxy: TcpProxy;
+    let database: TestDatabase;
+    beforeAll(async () => {
+      database = await createTestDatabase('postgresql');
+      const url = new URL(database.url);
+      proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
+      url.hostname = '127.0.0.1';
+      url.port = String(proxy.port);
+      // The server reaches the database only through the proxy the test cuts; the demo data has history.
+      server = await startTestServer('postgresql', { database: { ...database, url: url.toString() } });
+      browser = await launchChromium();
+    }, 60_000);
+    afterAll(async () => {
+      await browser?.close();
+      await server?.stop();
+      await proxy?.close();
+      await database?.drop();
+    });
+
+    test('history and payments say they could not be read and are read once the database is back', async () => {
+      proxy.cut('refuse');
+      const page = await browser.newPage();
+      try {
+        await page.goto(`${server.url}/dashboard`);
+        // The runtime state is served from memory: the page is live all along.
+        await expect
+          .poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 })
+          .toBe('live');
+        await expect
+          .poll(() => page.locator('#history').textContent(), { timeout: 15_000 })
+          .toBe('History could not be read (The database is unavailable; retry shortly.); trying again…');
+        await expect
+          .poll(() => page.locator('#payments tbody').textContent(), { timeout: 15_000 })
+          .toContain('Payment states could not be read');
+        proxy.restore();
+        await expect.poll(() => page.locator('[data-history-id]').count(), { timeout: 20_000 }).toBeGreaterThan(0);
+        await expect.poll(() => page.locator('[data-payment-id]').count(), { timeout: 20_000 }).toBeGreaterThan(0);
+      } finally {
+        await page.close();
+      }
+    }, 90_000);
+  },
+);

@@ -249,11 +249,33 @@ function addHistory(records) {
 function loadHistory() {
   // Subscribe first, then list: a record added in between arrives by one or the other.
   client.subscribe(HISTORY_ADDED, {}, { next: (result) => result.data && addHistory([result.data.historyAdded]) });
+  listUntilRead('history', HISTORY, (data) => {
+    state.historyLoaded = true;
+    addHistory(data.history.edges.map((edge) => edge.node));
+  });
+}
+
+const listRetries = new Map();
+
+/**
+ * Reads a list (`history`, `payments`). An answer without data (the database away: UNAVAILABLE)
+ * is shown as the list's error and the list read again, 2 s later and then less often, until it
+ * answers: taken for an empty list, it showed "Nothing yet." until the socket was replaced. A new
+ * read (after a reconnection) replaces the one waiting.
+ */
+function listUntilRead(name, query, read, delayMs = 2000) {
+  clearTimeout(listRetries.get(name));
   client
-    .request(HISTORY, {})
+    .request(query, {})
     .then((result) => {
-      state.historyLoaded = true;
-      addHistory(result?.data?.history.edges.map((edge) => edge.node) ?? []);
+      state[`${name}Error`] = result?.data ? null : (result?.errors?.[0]?.message ?? 'no answer');
+      if (result?.data) read(result.data);
+      else
+        listRetries.set(
+          name,
+          setTimeout(() => listUntilRead(name, query, read, Math.min(2 * delayMs, 30_000)), delayMs),
+        );
+      touch(name);
     })
     .catch(() => {});
 }
@@ -272,10 +294,7 @@ function addPayments(payments) {
 
 function loadPayments() {
   client.subscribe(PAYMENT_UPDATED, {}, { next: (result) => result.data && addPayments([result.data.paymentUpdated]) });
-  client
-    .request(PAYMENTS, {})
-    .then((result) => addPayments(result?.data?.payments.edges.map((edge) => edge.node) ?? []))
-    .catch(() => {});
+  listUntilRead('payments', PAYMENTS, (data) => addPayments(data.payments.edges.map((edge) => edge.node)));
 }
 
 // ---- drawing ------------------------------------------------------------------------------

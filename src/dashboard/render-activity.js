@@ -25,7 +25,9 @@ export function renderHistory() {
           </li>`,
         )
         .join('')
-    : `<li class="muted">${state.historyLoaded ? 'Nothing yet.' : 'Loading…'}</li>`;
+    : state.historyError
+      ? `<li class="reason">History could not be read (${esc(state.historyError)}); trying again…</li>`
+      : `<li class="muted">${state.historyLoaded ? 'Nothing yet.' : 'Loading…'}</li>`;
   $('#history-count').textContent = `${records.length}`;
 }
 
@@ -58,5 +60,7 @@ export function renderPayments() {
           </tr>`,
         )
         .join('')
-    : '<tr class="empty"><td colspan="5">No payment states.</td></tr>';
+    : state.paymentsError
+      ? `<tr class="empty"><td colspan="5" class="reason">Payment states could not be read (${esc(state.paymentsError)}); trying again…</td></tr>`
+      : '<tr class="empty"><td colspan="5">No payment states.</td></tr>';
 }

@@ -40,6 +40,9 @@ function serverData() {
     history: [],
     /** Whether the first list of history records arrived (the feed only adds to it after that). */
     historyLoaded: false,
+    /** Why the history (or payments) list could not be read, while it is tried again; else null. */
+    historyError: null,
+    paymentsError: null,
     /** Payment states by id (admins only). */
     payments: new Map(),
     /** The outcome of the last cancel/retry per task id: `{ ok, text }`. */
