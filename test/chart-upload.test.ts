@@ -416,6 +416,37 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
       'OlaresManifest.yaml: metadata.name "bad name!" is not accepted',
     ],
     [
+      'a manifest nested 120,000 levels deep',
+      () =>
+        packChart({ name: 'deep' }, (folder) =>
+          writeFileSync(path.join(folder, 'OlaresManifest.yaml'), `deep: ${'['.repeat(120_000)}\n`),
+        ),
+      'OlaresManifest.yaml nests deeper than 32 levels',
+    ],
+    [
+      'a manifest with a key twice',
+      () =>
+        packChart({ name: 'twice' }, (folder) =>
+          writeFileSync(path.join(folder, 'OlaresManifest.yaml'), 'metadata: {}\nmetadata: {}\n'),
+        ),
+      'OlaresManifest.yaml is not valid YAML: Map keys must be unique at line 2, column 1',
+    ],
+    [
+      'a memory requirement past what whole bytes can say',
+      () =>
+        packChart({ name: 'huge' }, (folder) => {
+          const manifest = manifestOf({ name: 'huge' });
+          const spec = { ...(manifest.spec as object), requiredMemory: '99999999999999999999999999999Ei' };
+          writeFileSync(path.join(folder, 'OlaresManifest.yaml'), stringify({ ...manifest, spec }));
+        }),
+      'OlaresManifest.yaml: spec.requiredMemory must be a quantity like 512Mi or 2Gi',
+    ],
+    [
+      'more than 32 categories',
+      () => packChart({ name: 'manycats', categories: Array.from({ length: 33 }, (_, i) => `Category ${i}`) }),
+      'OlaresManifest.yaml: metadata.categories must list at most 32',
+    ],
+    [
       'a version that is a path',
       () => packChart({ name: 'pathver', version: '../../../etc/x' }),
       'OlaresManifest.yaml: metadata.version "../../../etc/x" is not a SemVer version (e.g. 1.2.3)',
@@ -433,6 +464,7 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
     expect(answer.status).toBe(200);
     expect(answer.body.data?.uploadChart).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION' });
     expect(answer.body.data?.uploadChart.message).toContain(problem);
+    expect(answer.body.data?.uploadChart.message).not.toMatch(/:\s*$/); // no dangling colon
     expect(await uploadCatalog(server)).toEqual(before);
   });
 

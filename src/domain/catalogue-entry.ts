@@ -41,12 +41,17 @@ const localizedText = z.union([z.string(), z.record(z.string(), z.string())]);
  */
 const entryShape = z.looseObject({
   name: z.string().regex(APP_NAME, 'name may contain letters, digits, ".", "_" and "-" (at most 128)'),
-  version: z.string().min(1).max(MAX_VERSION),
-  cfgType: z.string().max(MAX_CFG_TYPE).optional(),
+  version: z.string().min(1, 'must not be empty').max(MAX_VERSION, `must be at most ${MAX_VERSION} characters`),
+  cfgType: z.string().max(MAX_CFG_TYPE, `must be at most ${MAX_CFG_TYPE} characters`).optional(),
   title: localizedText.optional(),
   description: localizedText.optional(),
-  categories: z.array(z.string().max(MAX_CATEGORY)).max(MAX_CATEGORIES).nullish(),
-  versionHistory: z.array(z.looseObject({ version: z.string().max(MAX_VERSION) })).nullish(),
+  categories: z
+    .array(z.string().max(MAX_CATEGORY, `must be at most ${MAX_CATEGORY} characters`))
+    .max(MAX_CATEGORIES, `must list at most ${MAX_CATEGORIES}`)
+    .nullish(),
+  versionHistory: z
+    .array(z.looseObject({ version: z.string().max(MAX_VERSION, `must be at most ${MAX_VERSION} characters`) }))
+    .nullish(),
   i18n: z.record(z.string(), z.unknown()).nullish(),
   price: z.record(z.string(), z.unknown()).nullish(),
 });

@@ -1,7 +1,7 @@
 import { gunzip } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
 import { isMap, isScalar, parseDocument } from 'yaml';
-import { type CatalogueRow, readCatalogueEntry, unstorable } from '../domain/catalogue-entry.js';
+import { type CatalogueRow, MAX_ENTRY_DEPTH, readCatalogueEntry, unstorable } from '../domain/catalogue-entry.js';
 import { isLocaleTag, isObject, parseQuantity } from '../domain/catalogue-views.js';
 import { ValidationError } from '../domain/errors.js';
 
@@ -200,7 +200,13 @@ function parseManifest(name: string, content: Buffer): unknown {
     value = document.toJS({ maxAliasCount: 50 });
     rememberWrittenNumbers(document.contents, value);
   } catch (error) {
-    const reason = (error as Error).message.split('\n')[0]?.slice(0, 200);
+    // The parser recurses per level: tens of thousands of nested `[` overflow its stack first.
+    const { message } = error as Error;
+    if (error instanceof RangeError || /Maximum call stack size exceeded/.test(message)) {
+      return refuse(`${name} nests deeper than ${MAX_ENTRY_DEPTH} levels`);
+    }
+    // Its first line, which for a mark-up error ends on a colon before the excerpt it quotes.
+    const reason = message.split('\n')[0]?.replace(/:\s*$/, '').slice(0, 200);
     return refuse(`${name} is not valid YAML: ${reason}`);
   }
   const problem = unstorable(value);
@@ -254,7 +260,8 @@ function textAt(file: string, parent: Yaml, path: string, key: string, required 
 function bytesOf(field: string, value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
   const bytes = parseQuantity(value);
-  if (bytes === null) {
+  // Whole bytes, written in digits: past 2^53 a number is written with an exponent (1.15e+47).
+  if (bytes === null || Math.round(bytes) > Number.MAX_SAFE_INTEGER) {
     return refuse(`OlaresManifest.yaml: ${field} must be a quantity like 512Mi or 2Gi (got ${value.slice(0, 40)})`);
   }
   return String(Math.round(bytes));
@@ -267,6 +274,15 @@ function bytesOf(field: string, value: string | undefined): string | undefined {
  * break was stored and installed.
  */
 const CHART_VERSION = /^v?\d+(\.\d+)?(\.\d+)?(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$/;
+
+/** Fields of the entry built from the manifest, by where the manifest holds them. */
+const MANIFEST_FIELD: Record<string, string> = {
+  version: 'metadata.version',
+  title: 'metadata.title',
+  description: 'metadata.description',
+  categories: 'metadata.categories',
+  cfgType: 'olaresManifest.type',
+};
 
 /** The ApplicationInfoEntry of the package, then the catalogue's reading of it. */
 function buildEntry({ folder, chart, manifest, translations }: Manifests): ChartPackage {
@@ -334,7 +350,9 @@ function buildEntry({ folder, chart, manifest, translations }: Manifests): Chart
     if (detail.startsWith('name ')) {
       refuse(`${M}: metadata.name ${JSON.stringify(name.slice(0, 100))} is not accepted: ${detail.slice(5)}`);
     }
-    refuse(`${M}: ${detail}`);
+    // The entry's field as the manifest names it (`categories` is `metadata.categories` there).
+    const field = detail.split(/[ .]/)[0] ?? '';
+    refuse(`${M}: ${MANIFEST_FIELD[field] ? `${MANIFEST_FIELD[field]}${detail.slice(field.length)}` : detail}`);
   }
   // Helm's rule (`helm lint`) and Olares's: the folder, the chart and the app carry one name and version.
   if (chartName !== name) refuse(`Chart.yaml name ${chartName} differs from metadata.name ${name} in ${M}`);
