@@ -68,6 +68,34 @@ describe('the query cost limit', () => {
     expect(small.body?.errors, small.text).toBeUndefined();
   });
 
+  test('first and last count alike, the larger of those given, whether written or sent', async () => {
+    const page = `{ ${APPS_FIELDS} }`; // 1 + 100 × 15
+    for (const [query, variables] of [
+      [`{ apps(last: 100) ${page} }`, {}],
+      [`query ($a: Int) { apps(first: $a, last: 100) ${page} }`, {}],
+      [`query ($a: Int, $b: Int) { apps(first: $a, last: $b) ${page} }`, { b: 100 }],
+      [`query ($a: Int = 100) { apps(last: $a) ${page} }`, {}],
+    ] as const) {
+      expect((await refusal(query, variables)).error?.extensions, query).toMatchObject({
+        code: 'LIMIT_EXCEEDED',
+        cost: 1501,
+      });
+    }
+    // An explicit null is no size: the page's default (20) counts, well within the limit.
+    const defaulted = await ask(`query ($a: Int = 100) { apps(last: $a) ${page} }`, { a: null });
+    expect(defaulted.body?.errors, defaulted.text).toBeUndefined();
+  });
+
+  test('a named fragment spread many times is costed once: a document of fragments spreading fragments is refused at once', async () => {
+    // 5 fragments, each spreading the next 80 times: 80^4 × 2 fields once expanded.
+    const spreads = (next: string) => Array.from({ length: 80 }, () => `...${next}`).join(' ');
+    const fragments = [0, 1, 2, 3].map((i) => `fragment F${i} on Query { ${spreads(`F${i + 1}`)} }`).join(' ');
+    const query = `{ ...F0 } ${fragments} fragment F4 on Query { viewer { userId } }`;
+    const { status, error } = await refusal(query);
+    expect(status).toBe(400);
+    expect(error?.extensions).toMatchObject({ code: 'LIMIT_EXCEEDED', cost: 2 * 80 ** 4 });
+  });
+
   test('over a WebSocket the same operation is refused the same way', async () => {
     const client = createClient({
       url: `${server.url.replace(/^http/, 'ws')}/graphql`,

@@ -31,48 +31,74 @@ import { perOperation } from './per-operation.js';
  * a run only multiplies its page sizes.
  */
 
-/** Where a page's size comes from. */
-type PageSize = { literal: number } | { variable: string; otherwise: number };
+/**
+ * Where a page's size comes from: its `first` and `last` as written (numbers, and variables with
+ * their declared defaults); the larger of those given counts, else `otherwise` (the argument's
+ * default, or DEFAULT_PAGE_SIZE): a page reads `first ?? last`, so `first: $unset, last: 100` is 100.
+ */
+interface PageSize {
+  literals: number[];
+  variables: { name: string; declared: number | null }[];
+  otherwise: number;
+}
 
-/** The cost of a selection: its own fields, plus each page's items times the cost of one. */
+/**
+ * The cost of a selection: its own fields, each named fragment it spreads, and each page's items
+ * times the cost of one. A named fragment has one plan, however often it is spread: copied per
+ * spread, fragments spreading fragments many times each grew the plan exponentially (a 2 KB
+ * document held the event loop for 19 s; a slightly wider one ran the process out of memory).
+ */
 interface CostPlan {
   fields: number;
+  fragments: CostPlan[];
   pages: { size: PageSize; item: CostPlan }[];
 }
 
 const PAGE_ARGUMENTS = new Set(['first', 'last']);
+
+const emptyPlan = (): CostPlan => ({ fields: 0, fragments: [], pages: [] });
 
 function intOf(value: ValueNode | undefined): number | null {
   return value?.kind === Kind.INT ? Number(value.value) : null;
 }
 
 class PlanBuilder {
+  /** Each named fragment's plan, built at its first spread. */
+  private readonly fragments = new Map<string, CostPlan>();
+
   constructor(
     private readonly schema: GraphQLSchema,
     private readonly document: ExecutionArgs['document'],
     private readonly defaults: Map<string, number | null>,
   ) {}
 
-  selection(set: SelectionSetNode, type: GraphQLCompositeType, plan: CostPlan, seen: Set<string>): void {
+  selection(set: SelectionSetNode, type: GraphQLCompositeType, plan: CostPlan): void {
     for (const selection of set.selections) {
-      if (selection.kind === Kind.FIELD) this.field(selection, type, plan, seen);
+      if (selection.kind === Kind.FIELD) this.field(selection, type, plan);
       else if (selection.kind === Kind.INLINE_FRAGMENT) {
         const on = selection.typeCondition ? this.schema.getType(selection.typeCondition.name.value) : type;
-        this.selection(selection.selectionSet, isCompositeType(on) ? on : type, plan, seen);
+        this.selection(selection.selectionSet, isCompositeType(on) ? on : type, plan);
       } else {
-        const name = selection.name.value;
-        if (seen.has(name)) continue; // validation refuses cycles; each spread once per path is enough
-        const fragment = this.document.definitions.find(
-          (definition) => definition.kind === Kind.FRAGMENT_DEFINITION && definition.name.value === name,
-        );
-        if (fragment?.kind !== Kind.FRAGMENT_DEFINITION) continue;
-        const on = this.schema.getType(fragment.typeCondition.name.value);
-        this.selection(fragment.selectionSet, isCompositeType(on) ? on : type, plan, new Set(seen).add(name));
+        plan.fragments.push(this.fragment(selection.name.value));
       }
     }
   }
 
-  private field(node: FieldNode, type: GraphQLCompositeType, plan: CostPlan, seen: Set<string>): void {
+  private fragment(name: string): CostPlan {
+    const known = this.fragments.get(name);
+    if (known) return known; // (validation refuses cycles; one would meet its own plan, still empty)
+    const plan = emptyPlan();
+    this.fragments.set(name, plan);
+    const fragment = this.document.definitions.find(
+      (definition) => definition.kind === Kind.FRAGMENT_DEFINITION && definition.name.value === name,
+    );
+    if (fragment?.kind !== Kind.FRAGMENT_DEFINITION) return plan;
+    const on = this.schema.getType(fragment.typeCondition.name.value);
+    if (isCompositeType(on)) this.selection(fragment.selectionSet, on, plan);
+    return plan;
+  }
+
+  private field(node: FieldNode, type: GraphQLCompositeType, plan: CostPlan): void {
     plan.fields += 1;
     if (!node.selectionSet) return;
     const definition = 'getFields' in type ? type.getFields()[node.name.value] : undefined; // not a union's
@@ -80,26 +106,30 @@ class PlanBuilder {
     const innerType = isCompositeType(inner) ? inner : type;
     const pageArgument = definition?.args.find((argument) => PAGE_ARGUMENTS.has(argument.name));
     if (!pageArgument) {
-      this.selection(node.selectionSet, innerType, plan, seen);
+      this.selection(node.selectionSet, innerType, plan);
       return;
     }
-    const item: CostPlan = { fields: 0, pages: [] };
-    this.selection(node.selectionSet, innerType, item, seen);
+    const item = emptyPlan();
+    this.selection(node.selectionSet, innerType, item);
     plan.pages.push({ size: this.pageSize(node, pageArgument.defaultValue), item });
   }
 
-  /** The larger of `first` and `last` as given; the argument's default, or DEFAULT_PAGE_SIZE, when neither is. */
   private pageSize(node: FieldNode, argumentDefault: unknown): PageSize {
-    const otherwise = typeof argumentDefault === 'number' ? argumentDefault : DEFAULT_PAGE_SIZE;
-    const given = (node.arguments ?? []).filter((argument) => PAGE_ARGUMENTS.has(argument.name.value));
-    for (const { value } of given) {
+    const size: PageSize = {
+      literals: [],
+      variables: [],
+      otherwise: typeof argumentDefault === 'number' ? argumentDefault : DEFAULT_PAGE_SIZE,
+    };
+    for (const { name, value } of node.arguments ?? []) {
+      if (!PAGE_ARGUMENTS.has(name.value)) continue;
       if (value.kind === Kind.VARIABLE) {
-        const declared = this.defaults.get(value.name.value);
-        return { variable: value.name.value, otherwise: declared ?? otherwise };
+        size.variables.push({ name: value.name.value, declared: this.defaults.get(value.name.value) ?? null });
+      } else {
+        const literal = intOf(value);
+        if (literal !== null) size.literals.push(literal);
       }
     }
-    const literals = given.map(({ value }) => intOf(value)).filter((size): size is number => size !== null);
-    return { literal: literals.length ? Math.max(...literals) : otherwise };
+    return size;
   }
 }
 
@@ -114,19 +144,37 @@ function planOf({ schema, document, operationName }: Pick<ExecutionArgs, 'schema
       intOf(definition.defaultValue),
     ]),
   );
-  const plan: CostPlan = { fields: 0, pages: [] };
-  new PlanBuilder(schema, document, defaults).selection(operation.selectionSet, root, plan, new Set());
+  const plan = emptyPlan();
+  new PlanBuilder(schema, document, defaults).selection(operation.selectionSet, root, plan);
   return plan;
 }
 
-function costOf(plan: CostPlan, variables: Record<string, unknown>, maxPageSize: number): number {
-  let cost = plan.fields;
-  for (const { size, item } of plan.pages) {
-    // A variable that is not a size (null, or one coercion will refuse) counts as not given.
-    const given = 'literal' in size ? size.literal : variables[size.variable];
-    const items = typeof given === 'number' && given >= 0 ? given : 'otherwise' in size ? size.otherwise : 0;
-    cost += Math.min(items, maxPageSize) * costOf(item, variables, maxPageSize);
+/** How many items a page holds at most with these variables. */
+function itemsOf(size: PageSize, variables: Record<string, unknown>, maxPageSize: number): number {
+  const given = [...size.literals];
+  for (const { name, declared } of size.variables) {
+    // A value that is not a size (null, or one coercion will refuse) counts as not given.
+    const value = name in variables ? variables[name] : declared;
+    if (typeof value === 'number' && value >= 0) given.push(value);
   }
+  return Math.min(given.length ? Math.max(...given) : size.otherwise, maxPageSize);
+}
+
+/** The cost of a plan, each shared fragment's worked out once per run. */
+function costOf(
+  plan: CostPlan,
+  variables: Record<string, unknown>,
+  maxPageSize: number,
+  known = new Map<CostPlan, number>(),
+): number {
+  const cached = known.get(plan);
+  if (cached !== undefined) return cached;
+  let cost = plan.fields;
+  for (const fragment of plan.fragments) cost += costOf(fragment, variables, maxPageSize, known);
+  for (const { size, item } of plan.pages) {
+    cost += itemsOf(size, variables, maxPageSize) * costOf(item, variables, maxPageSize, known);
+  }
+  known.set(plan, cost);
   return cost;
 }
 
