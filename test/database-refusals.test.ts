@@ -65,6 +65,8 @@ describe.runIf(databases.includes('postgresql'))('PostgreSQL that refuses the se
     expect(partial.body?.errors?.map((error) => [error.path, error.extensions?.code])).toEqual([
       [['task'], 'UNAVAILABLE'],
     ]);
+    // The same field alone: its null is no answer, the error is the whole of it (503, retry).
+    await expectUnavailable(server, '{ task(taskId: "t-1") { taskId } }');
   });
 
   test('a role whose login was taken away: UNAVAILABLE, and answers again once it is given back', async () => {
