@@ -228,7 +228,15 @@ describe.each(databases)('chart repo data is scoped to its user on %s', (kind) =
       expect(adminSaw).toContain('gitea-of-bob');
       expect(adminSaw).toContain('immich-of-alice');
       expect(JSON.stringify([adminSaw, aliceSaw, bobFailing, failing])).not.toContain('bob-chart-token-12345');
+
+      // 4. Alice's own calls fail too: what she sees of the component changed, and she is told.
+      chartRepo.setBehaviour('alice/*', { respond: 'http-error', status: 500, body: { message: 'alice down' } });
+      const told = await aliceEvents.until(
+        (e) => e.runtimeEvents.component?.name === 'chart_repo' && e.runtimeEvents.component.message !== null,
+      );
+      expect(told.at(-1)?.runtimeEvents.component?.message).toMatch(/^1 of 1 chart repo status call failed: alice\//);
     } finally {
+      chartRepo.setBehaviour('alice/*', null);
       for (const subscription of subscriptions) await subscription.close();
     }
   });

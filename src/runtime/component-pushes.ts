@@ -20,13 +20,10 @@ export class ComponentPushes {
 
   constructor(private readonly metricsPushMs: number) {}
 
-  /**
-   * Whether this status is to be pushed now: if so, it counts as pushed, and the answer holds the
-   * status pushed before it (undefined for a component's first); null when it is not to be pushed.
-   */
-  take<Status extends ComponentStatus>(component: Status, now: number): { before: Status | undefined } | null {
+  /** Whether this status is to be pushed now; if so, it counts as pushed. */
+  take(component: ComponentStatus, now: number): boolean {
     const last = this.pushed.get(component.name);
-    const before = last?.component as Status | undefined;
+    const before = last?.component;
     const says = (status: ComponentStatus) => [status.state, status.healthy, status.message];
     const push =
       !before ||
@@ -35,9 +32,8 @@ export class ComponentPushes {
       (this.metricsPushMs > 0 &&
         now - (last?.at ?? 0) >= this.metricsPushMs &&
         JSON.stringify(before.metrics) !== JSON.stringify(component.metrics));
-    if (!push) return null;
-    this.pushed.set(component.name, { component, at: now });
-    return { before };
+    if (push) this.pushed.set(component.name, { component, at: now });
+    return push;
   }
 
   /** A removed component: should one of that name come back, its first status is pushed. */

@@ -209,17 +209,31 @@ export class RuntimeService {
     return event;
   }
 
+  /**
+   * For one stream of a non-admin, whether a component's status changes what it says to them
+   * (state, health, message; figures ride along, as ComponentPushes pushes them); null for admins,
+   * who see every change. A change of what only admins see (another user's chart-repo calls
+   * failing or recovering, an inactive source's sync) leaves a non-admin's view as it was: no
+   * event, which would tell them when it happened. Compared with what this stream last showed (at
+   * its start, the store's), as the view is worked out now (a user's chart-repo part is the
+   * store's current one).
+   */
+  private componentViews(viewer: Viewer): ((status: ComponentStatus) => boolean) | null {
+    if (viewer.isAdmin) return null;
+    const shown = (status: ComponentStatus) => {
+      const { state, healthy, message } = this.scopedComponent(viewer, status);
+      return `${state} ${healthy} ${message}`;
+    };
+    const last = new Map(this.store.allComponents().map((status) => [status.name, shown(status)]));
+    return (status) => {
+      const view = shown(status);
+      if (last.get(status.name) === view) return false;
+      last.set(status.name, view);
+      return true;
+    };
+  }
+
   private visible(viewer: Viewer, event: RuntimeEvent, scope: SnapshotScope): boolean {
-    if (event.component && event.componentBefore && !viewer.isAdmin) {
-      // A change of what only admins see (another user's chart-repo calls failing, an inactive
-      // source's sync) leaves a non-admin's view of the component as it was: no event, which
-      // would tell them when it happened.
-      const view = (status: ComponentStatus) => {
-        const { lastCheck: _, ...shown } = this.scopedComponent(viewer, status);
-        return JSON.stringify(shown);
-      };
-      return view(event.component) !== view(event.componentBefore);
-    }
     if (event.app) return scope.apps.matches(event.app);
     if (event.appKey) return scope.appKeys.matches(event.appKey);
     if (event.task) return scope.tasks.matches(event.task);
@@ -266,8 +280,10 @@ export class RuntimeService {
           }
         });
       };
+      const changesView = this.componentViews(viewer);
       const receive = (event: RuntimeEvent) => {
         if (!this.visible(viewer, event, scope)) return;
+        if (event.component && changesView && !changesView(event.component)) return;
         if (waiting >= this.options.subscriberBuffer) overflowed = true;
         else if (!overflowed) send(event);
       };
@@ -293,8 +309,10 @@ export class RuntimeService {
       let timer: NodeJS.Timeout | undefined;
       let lastSent = Date.now();
       void push(this.scopedSnapshot(viewer, this.store.snapshot(scope)));
+      const changesView = this.componentViews(viewer);
       const receive = (event: RuntimeEvent) => {
         if (timer || !this.visible(viewer, event, scope)) return;
+        if (event.component && changesView && !changesView(event.component)) return;
         timer = setTimeout(
           () => {
             timer = undefined;

@@ -47,11 +47,6 @@ export interface RuntimeEvent {
   appKey?: AppKey;
   task?: TaskRow;
   component?: ComponentStatus;
-  /**
-   * The component's status pushed before this one (COMPONENT_CHANGED): a viewer shown a view of
-   * it of their own (runtime-service.ts) gets the event only when their view changed.
-   */
-  componentBefore?: ComponentStatus;
   /** Name of a component that left the runtime (COMPONENT_REMOVED). */
   componentName?: string;
   /** The status over every call (CHART_REPO_CHANGED); a user is shown their own from `chartRepoChange`. */
@@ -236,8 +231,9 @@ export class StateStore {
   putComponent(component: ComponentStatus): void {
     this.components.set(component.name, component);
     this.changes += 1;
-    const pushed = this.componentPushes.take(component, (this.options.now ?? Date.now)());
-    if (pushed) this.emit({ kind: 'COMPONENT_CHANGED', component, componentBefore: pushed.before });
+    if (this.componentPushes.take(component, (this.options.now ?? Date.now)())) {
+      this.emit({ kind: 'COMPONENT_CHANGED', component });
+    }
   }
 
   /** A component leaves the runtime (a gone instance's, see instance-sweep.ts). */
