@@ -261,10 +261,15 @@ describe.each(databases)('status correction over HTTP on %s', (kind) => {
     // Listed running after the start: that is the upgrade's end.
     await bob.app({ appName: 'tempo', state: 'running' });
     const ended = await runningTask(db, 'bob', 'tempo', 'UPGRADE', ago(60 * SECOND), 'op-7');
+    // Listed under the upgrade's own op id, by an app service whose clock is behind: its end.
+    await bob.app({ appName: 'mimir', state: 'running' });
+    const named = await runningTask(db, 'bob', 'mimir', 'UPGRADE', ago(60 * SECOND), 'op-8');
+    const mimir = application('bob', 'mimir', 'running', ago(90 * SECOND));
     fake.apps.push(
       application('bob', 'grafana', 'running', ago(90 * SECOND)),
       application('bob', 'loki', 'running', ago(90 * SECOND)),
       application('bob', 'tempo', 'running', ago(10 * SECOND)),
+      { ...mimir, status: { ...mimir.status, opID: 'op-8' } },
     );
     await correction().run();
 
@@ -273,6 +278,7 @@ describe.each(databases)('status correction over HTTP on %s', (kind) => {
     expect(await statusOf(reported.taskId)).toMatchObject({ status: 'RUNNING', app: { state: 'upgrading' } });
     expect(await statusOf(silent.taskId)).toMatchObject({ status: 'RUNNING' });
     expect(await statusOf(ended.taskId)).toMatchObject({ status: 'COMPLETED', app: { state: 'running' } });
+    expect(await statusOf(named.taskId)).toMatchObject({ status: 'COMPLETED' });
     // The upgrade's own end, reported later, completes it as it should.
     expect(await sendEvent(intake, SECRET, { ...event, state: 'running', createTime: new Date().toISOString() })).toBe(
       202,

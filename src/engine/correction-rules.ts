@@ -196,8 +196,9 @@ function entranceKey(entrances: AppEntrance[]): string {
  * another operation than the task's (op ids differ), nor by a list older than what the app service
  * reported of the operation itself (`row`, whose op id is the app service's: the report is on its
  * clock, as the list). An upgrade ends in the state it started from, so only a list later than
- * its start shows its end: a running app listed before then was running the old version (a stale
- * list completed upgrades in progress, and left their apps UPGRADING with no task).
+ * its start, or one naming its op id, shows its end: a running app listed before then was running
+ * the old version (a stale list completed upgrades in progress, and left their apps UPGRADING
+ * with no task).
  */
 function endShown(task: TaskRow, listed: AppStateEvent | null, comparison: Comparison, row: AppRow): boolean {
   if (task.status !== 'RUNNING' || !task.dispatchedAt || !task.startedAt) return false;
@@ -209,7 +210,9 @@ function endShown(task: TaskRow, listed: AppStateEvent | null, comparison: Compa
     return false;
   }
   const listedSinceStart = listed !== null && listed.createTime >= task.startedAt;
-  if (task.type === 'UPGRADE') return listedSinceStart;
+  // Or the list names the upgrade's own op id: its `running` is that operation's end, whatever
+  // the two clocks say (an app service whose clock is behind listed it before the start).
+  if (task.type === 'UPGRADE') return listedSinceStart || (listed?.opId != null && listed.opId === task.opId);
   const ranLongEnough = comparison.requestedAt.getTime() - task.startedAt.getTime() >= comparison.minTaskAgeMs;
   return ranLongEnough || listedSinceStart;
 }

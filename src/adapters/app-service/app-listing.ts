@@ -83,9 +83,12 @@ function redactedTextOf(value: unknown): string | null {
  * Olares answers) and the flat status objects of the market's own state cache (`{name, owner,
  * state, statusTime, entranceStatuses, …}`).
  */
-export function readListedApp(item: unknown): AppStateEvent | string {
+export function readListedApp(item: unknown, requestedAt = Date.now()): AppStateEvent | string {
   if (!isRecord(item)) return 'not an object';
-  return isRecord(item.spec) ? readApplication(item.spec, isRecord(item.status) ? item.status : {}) : readFlat(item);
+  const read = isRecord(item.spec)
+    ? readApplication(item.spec, isRecord(item.status) ? item.status : {})
+    : readFlat(item);
+  return typeof read === 'string' ? read : { ...read, createTime: reportTime(read.createTime, requestedAt) };
 }
 
 /** Whatever an item of `/all/apps` says of its owner and name, read or not (both shapes). */
@@ -178,10 +181,9 @@ function readFields(fields: ListedFields): AppStateEvent | string {
   const problem = listedIdentityProblem(identity);
   if (problem) return problem;
   const timeText = fields.times.map(textOf).find((text) => text !== null) ?? null;
-  const listedTime = timeText === null ? null : parseRfc3339Time(timeText);
-  if (!listedTime)
+  const createTime = timeText === null ? null : parseRfc3339Time(timeText);
+  if (!createTime)
     return timeText === null ? 'no statusTime or updateTime' : `invalid time ${JSON.stringify(timeText.slice(0, 64))}`;
-  const createTime = reportTime(listedTime);
   const progress = typeof fields.progress === 'number' ? String(fields.progress) : textOf(fields.progress);
   return {
     userId,

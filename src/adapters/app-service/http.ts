@@ -161,6 +161,9 @@ export class HttpAppService implements AppService {
   async listAppsInFull(): Promise<AppListing> {
     const action = 'listing of all apps';
     const listing = { method: 'GET', path: '/app-service/v1/all/apps', maxResponseBytes: ALL_APPS_MAX_BYTES } as const;
+    // A time ahead of the clock counts as this moment's (reportTime): the list's, not the parse's,
+    // which could come after an event that arrived during the request and hide it.
+    const requestedAt = Date.now();
     const { status, body } = await this.request({ ...listing, action });
     let items: unknown[];
     if (Array.isArray(body)) {
@@ -179,7 +182,7 @@ export class HttpAppService implements AppService {
     const apps: AppStateEvent[] = [];
     const unreadable: UnreadableListedApp[] = [];
     for (const item of items) {
-      const read = readListedApp(item);
+      const read = readListedApp(item, requestedAt);
       if (typeof read === 'string') {
         const { appName, userId } = listedIdentity(item);
         unreadable.push({ userId, appName });
