@@ -537,6 +537,7 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
     ['a map that is not JSON', (form: FormData) => form.set('map', '{"0":'), 'map', /valid JSON/],
     ['no operations', (form: FormData) => form.delete('operations'), 'operations', /Missing/],
     ['a map entry that is not a list of paths', (form: FormData) => form.set('map', '{"0":5}'), 'map', /list of paths/],
+    ['a map path that is not text', (form: FormData) => form.set('map', '{"0":[5]}'), 'map', /list of paths/],
   ])(
     '%s is a VALIDATION error (400) naming the field, not logged as a failure',
     async (_case, edit, field, problem) => {

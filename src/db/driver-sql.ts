@@ -285,7 +285,9 @@ class SqliteDriver implements DriverSql {
  * read-only): rolls the connection back, then releases the transaction lock. While the ROLLBACK
  * fails too (the disk still refusing), it is tried again every second and the lock kept: released
  * on a connection still inside the transaction, the next BEGIN would fail, and the adapter's lock
- * with it, for good (see SharedPrismaBetterSQLite3).
+ * with it, for good (see SharedPrismaBetterSQLite3). Meanwhile a statement outside any transaction
+ * (the lock covers only transactions) runs inside the failed one and goes with its rollback: with
+ * the disk refusing the ROLLBACK, it could not have been written either.
  */
 export function rollBackThenRelease(connection: BetterSqlite3.Database, release: () => void): void {
   try {

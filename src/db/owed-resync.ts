@@ -16,6 +16,9 @@ const OWED_RESYNC = 'cluster-log:resync-owed';
  */
 const REFRESH_MS = 1000;
 
+/** Longer than a live instance's longest gap between two writes of its marker (see takeAbandoned). */
+const MIN_ABANDONED_MS = 15_000;
+
 /** This instance's marker, written while its cluster log owes changes and removed once it owes none. */
 export class OwedResyncMarker {
   private readonly name: string;
@@ -41,11 +44,21 @@ export class OwedResyncMarker {
     if (owing ? Date.now() - this.writtenAt < REFRESH_MS : !this.marked) return;
     this.marked = owing;
     this.writtenAt = owing ? Date.now() : 0;
-    this.writing = this.writing.then(() => (owing ? this.record() : this.remove()));
+    this.writing = this.writing.then(() => (owing ? this.write() : this.remove()));
   }
 
-  /** Writes the marker now (a stop that leaves changes unsent); a failure is logged, not thrown. */
-  async record(): Promise<void> {
+  /**
+   * Writes the marker now (a stop that leaves changes unsent), after the writes asked for before
+   * (a removal still waiting must not come after it); a failure is logged, not thrown.
+   */
+  record(): Promise<void> {
+    this.marked = true;
+    this.writtenAt = Date.now();
+    this.writing = this.writing.then(() => this.write());
+    return this.writing;
+  }
+
+  private async write(): Promise<void> {
     const position = new Date();
     await this.db.jobCursor
       .upsert({ where: { name: this.name }, create: { name: this.name, position }, update: { position } })
@@ -54,11 +67,12 @@ export class OwedResyncMarker {
 
   /**
    * The leader's look for the markers of instances that died owing: those no instance has written
-   * for `silenceMs` (INSTANCE_SILENCE_MS; a live one writes its own every REFRESH_MS). True when it
-   * took some.
+   * for `silenceMs` (INSTANCE_SILENCE_MS), and never less than MIN_ABANDONED_MS. A live instance
+   * writes its own at each retry of its append: at most 10 s apart (a 5 s backoff, and up to 5 s
+   * for Redis to time out). True when it took some.
    */
   takeAbandoned(silenceMs: number): Promise<boolean> {
-    return takeOwedResync(this.db, new Date(Date.now() - silenceMs));
+    return takeOwedResync(this.db, new Date(Date.now() - Math.max(silenceMs, MIN_ABANDONED_MS)));
   }
 
   /** The writes asked for so far are done (before the database connection closes). */

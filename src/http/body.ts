@@ -143,11 +143,14 @@ export function bodyForYoga(body: Buffer): Readable {
  */
 export function malformedMultipart(req: Request, error: unknown): GraphQLError | null {
   if (!req.headers.get('content-type')?.toLowerCase().startsWith('multipart/form-data')) return null;
-  if (error instanceof GraphQLError && error.extensions.http) return null; // a size limit (413), bad framing (400)
-  const field = error instanceof GraphQLError && /"operations"/.test(error.message) ? 'operations' : 'map';
-  const problem =
-    error instanceof GraphQLError
-      ? error.message
-      : 'Multipart form field "map" must map each file to a list of paths, e.g. {"0": ["variables.chart"]}';
-  return validationError(problem, { path: field, message: problem }, { status: 400 });
+  if (error instanceof GraphQLError) {
+    // Yoga's refusals name their field; one with a status (a size limit, bad framing) is answered as it is.
+    const field = /multipart form field "(operations|map)"/i.exec(error.message)?.[1];
+    if (error.extensions.http || !field) return null;
+    return validationError(error.message, { path: field, message: error.message }, { status: 400 });
+  }
+  // Its walk over the map's entries (`for (const key of keys)`, `key.split`): nothing else throws these.
+  if (!(error instanceof TypeError && /is not iterable|\.split is not a function/.test(error.message))) return null;
+  const problem = 'Multipart form field "map" must map each file to a list of paths, e.g. {"0": ["variables.chart"]}';
+  return validationError(problem, { path: 'map', message: problem }, { status: 400 });
 }
