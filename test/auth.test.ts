@@ -35,6 +35,24 @@ describe('identity', () => {
       expect(response.data ?? null).toBeNull();
     });
 
+    test('without credentials a document is not looked at: one naming unknown fields is 401 too, over POST and GET', async () => {
+      const probe = '{ webhooks { id } }'; // `id` is no field of Webhook: valid, it would say so
+      const post = await fetch(server.graphqlUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: probe }),
+      });
+      const get = await fetch(`${server.graphqlUrl}?query=${encodeURIComponent(probe)}`);
+      for (const response of [post, get]) {
+        expect(response.status).toBe(401);
+        const text = await response.text();
+        expect(JSON.parse(text).errors.map((error: { extensions: { code: string } }) => error.extensions.code)).toEqual(
+          ['UNAUTHENTICATED'],
+        );
+        expect(text).not.toMatch(/Cannot query field|Webhook/);
+      }
+    });
+
     test('the gateway header is ignored unless AUTH_USER_HEADER is configured', async () => {
       const response = await execute(server, ViewerQuery, {}, { headers: { 'x-bfl-user': 'alice' } });
       expect(errorCodes(response)).toEqual(['UNAUTHENTICATED']);

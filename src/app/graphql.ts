@@ -90,6 +90,7 @@ export function createGraphQL({
     plugins: [
       useBrowserHeaders(),
       useMultipartRefusals(config),
+      useAuthenticationFirst(authenticator),
       // Around the rest (AppMetrics.plugins): no parse hook, so the switches below still act first.
       ...(counting ? [counting.first] : []),
       // First, so that a refused document is never parsed and a limited mutation never runs.
@@ -131,6 +132,28 @@ export function operationPipeline(
   { params, viewer, req }: { params: GraphQLRequest; viewer: Viewer; req?: TrackedRequest },
 ): OperationPipeline {
   return yoga.getEnveloped({ params, viewer, req, request: PIPELINE_REQUEST as unknown as Request });
+}
+
+/** The viewer of each request Yoga's own path authenticated, for its context (contextFactory). */
+const authenticated = new WeakMap<Request, Viewer>();
+
+/**
+ * Authenticates a request before its document is parsed or validated: answered first, a document
+ * told a client with no credentials whether the fields it named exist ("Cannot query field …"),
+ * with introspection off. The lean path (http-fast-path.ts) and the streaming transports
+ * authenticate first already.
+ */
+function useAuthenticationFirst(authenticator: Authenticator): Plugin {
+  return {
+    async onParams({ request, setResult }) {
+      try {
+        authenticated.set(request, await authenticator.fromHeaders(request.headers));
+      } catch (error) {
+        if (!(error instanceof DomainError)) throw error;
+        setResult({ errors: [domainGraphQLError(error)] });
+      }
+    },
+  };
 }
 
 /**
@@ -220,7 +243,7 @@ function contextFactory({ services, authenticator }: Pick<GraphQLDeps, 'services
     if (req) req.operationName = loggedOperationName(params.operationName);
     let viewer: Viewer;
     try {
-      viewer = given ?? (await authenticator.fromHeaders(request.headers));
+      viewer = given ?? authenticated.get(request) ?? (await authenticator.fromHeaders(request.headers));
     } catch (error) {
       throw error instanceof DomainError ? domainGraphQLError(error) : error;
     }
