@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { graphql } from './gql/index.js';
 import { availableDatabases } from './support/databases.js';
 import { chartRepoStatusFixture, type FakeChartRepo, startFakeChartRepo } from './support/fake-chart-repo.js';
+import { RuntimeEventsSubscription } from './support/operations.js';
 import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
 import { type Subscription, subscribe } from './support/subscriptions.js';
 
@@ -29,6 +30,12 @@ const ChartRepoScopeQuery = graphql(`
       }
       components { name state message metrics }
     }
+  }
+`);
+
+const RuntimeSequenceQuery = graphql(`
+  query ChartRepoScopeSequence {
+    runtimeSnapshot { sequence }
   }
 `);
 
@@ -229,12 +236,19 @@ describe.each(databases)('chart repo data is scoped to its user on %s', (kind) =
       expect(adminSaw).toContain('immich-of-alice');
       expect(JSON.stringify([adminSaw, aliceSaw, bobFailing, failing])).not.toContain('bob-chart-token-12345');
 
-      // 4. Alice's own calls fail too: what she sees of the component changed, and she is told.
+      // 4. Alice's own calls fail too: what she sees of the component changed, and she is told,
+      // live and in a replay from before (her dashboard away meanwhile).
+      const { sequence: before } = dataOf(
+        await execute(server, RuntimeSequenceQuery, {}, { token: TOKENS.alice }),
+      ).runtimeSnapshot;
       chartRepo.setBehaviour('alice/*', { respond: 'http-error', status: 500, body: { message: 'alice down' } });
-      const told = await aliceEvents.until(
-        (e) => e.runtimeEvents.component?.name === 'chart_repo' && e.runtimeEvents.component.message !== null,
-      );
+      const aliceFailing = (e: { runtimeEvents: { component?: { name: string; message: string | null } | null } }) =>
+        e.runtimeEvents.component?.name === 'chart_repo' && e.runtimeEvents.component.message !== null;
+      const told = await aliceEvents.until(aliceFailing);
       expect(told.at(-1)?.runtimeEvents.component?.message).toMatch(/^1 of 1 chart repo status call failed: alice\//);
+      const replay = await subscribe(server, RuntimeEventsSubscription, { since: before }, { token: TOKENS.alice });
+      subscriptions.push(replay);
+      await replay.until(aliceFailing);
     } finally {
       chartRepo.setBehaviour('alice/*', null);
       for (const subscription of subscriptions) await subscription.close();

@@ -53,8 +53,10 @@ describe.runIf(databases.includes('postgresql'))('PostgreSQL that refuses the se
   test('a dropped database: queries and mutations answer UNAVAILABLE', async () => {
     const database = await createTestDatabase('postgresql');
     disposers.push(() => database.drop());
-    const server = await serverOn(database);
+    const server = await serverOn(database, { SIMULATED_STEP_MS: '10' });
     expect((await rawRequest(server, { query: APPS })).status).toBe(200);
+    const installed = await rawRequest(server, { query: INSTALL });
+    expect(installed.body?.data, installed.text).toEqual({ installApp: { __typename: 'InstallAppSuccess' } });
     await admin((client) => client.query(`DROP DATABASE ${new URL(database.url).pathname.slice(1)} WITH (FORCE)`));
     await expectUnavailable(server, APPS);
     await expectUnavailable(server, INSTALL);
@@ -67,6 +69,13 @@ describe.runIf(databases.includes('postgresql'))('PostgreSQL that refuses the se
     ]);
     // The same field alone: its null is no answer, the error is the whole of it (503, retry).
     await expectUnavailable(server, '{ task(taskId: "t-1") { taskId } }');
+    // One root field, served from memory, with a field deep inside it that needed the database.
+    const snapshot = await rawRequest(server, {
+      query: '{ runtimeSnapshot { apps { appName catalogApp { name } } } }',
+    });
+    expect(snapshot.status, snapshot.text).toBe(200);
+    expect(snapshot.body?.data).toEqual({ runtimeSnapshot: { apps: [{ appName: 'n8n', catalogApp: null }] } });
+    expect(snapshot.body?.errors?.map((error) => error.extensions?.code)).toEqual(['UNAVAILABLE']);
   });
 
   test('a role whose login was taken away: UNAVAILABLE, and answers again once it is given back', async () => {

@@ -81,6 +81,10 @@ describe('the query cost limit', () => {
         cost: 1501,
       });
     }
+    // A negative size is refused by its own page, and lowers no one's cost: 20 items (the default)
+    // for it, 100 for the other.
+    const negative = await refusal(`{ a: apps(first: -100000) ${page} b: apps(first: 100) ${page} }`);
+    expect(negative.error?.extensions).toMatchObject({ code: 'LIMIT_EXCEEDED', cost: 1 + 20 * 15 + 1501 });
     // An explicit null is no size: the page's default (20) counts, well within the limit.
     const defaulted = await ask(`query ($a: Int = 100) { apps(last: $a) ${page} }`, { a: null });
     expect(defaulted.body?.errors, defaulted.text).toBeUndefined();

@@ -127,6 +127,9 @@ const client = createLiveClient({
 function forgetViewer() {
   stopFeed();
   stopFeed = () => {};
+  // A list read again later would be the next viewer's, read as if it were this one's.
+  for (const timer of listRetries.values()) clearTimeout(timer);
+  listRetries.clear();
   resetState();
 }
 
@@ -258,9 +261,9 @@ function loadHistory() {
 const listRetries = new Map();
 
 /**
- * Reads a list (`history`, `payments`). An answer without data (the database away: UNAVAILABLE)
- * is shown as the list's error and the list read again, 2 s later and then less often, until it
- * answers: taken for an empty list, it showed "Nothing yet." until the socket was replaced. A new
+ * Reads a list (`history`, `payments`). An answer without data is shown as the list's error; one
+ * that says the database is away (UNAVAILABLE) has the list read again, 2 s later and then less
+ * often, until it answers: taken for an empty list, it showed "Nothing yet." until the socket was replaced. A new
  * read (after a reconnection) replaces the one waiting.
  */
 function listUntilRead(name, query, read, delayMs = 2000) {
@@ -268,9 +271,11 @@ function listUntilRead(name, query, read, delayMs = 2000) {
   client
     .request(query, {})
     .then((result) => {
-      state[`${name}Error`] = result?.data ? null : (result?.errors?.[0]?.message ?? 'no answer');
+      const error = result?.errors?.[0];
+      state[`${name}Error`] = result?.data ? null : (error?.message ?? 'no answer');
       if (result?.data) read(result.data);
-      else
+      // Only "not now" (the database away) is worth asking again; a refusal would only be refused again.
+      else if (error?.extensions?.code === 'UNAVAILABLE')
         listRetries.set(
           name,
           setTimeout(() => listUntilRead(name, query, read, Math.min(2 * delayMs, 30_000)), delayMs),

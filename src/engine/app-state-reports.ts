@@ -1,4 +1,5 @@
 import type { AppStateEvent } from '../adapters/app-service/port.js';
+import { isDatabaseUnavailable } from '../db/availability.js';
 import { applyReportedState, isUniqueViolation, raiseProgress } from '../db/hot-path-sql.js';
 import type { TaskRow } from '../db/models.js';
 import { appKeyString } from '../domain/app-key.js';
@@ -13,8 +14,15 @@ export async function receiveReport(ctx: EngineContext, event: AppStateEvent): P
     await applyReport(ctx, event, supervised);
     return true;
   } catch (error) {
-    ctx.logger.error(
-      { err: error, app: event.appName, userId: event.userId, state: event.state },
+    // The database away is no fault of the report or the code: a warning, without the driver's stack.
+    const away = isDatabaseUnavailable(error);
+    ctx.logger[away ? 'warn' : 'error'](
+      {
+        ...(away ? { error: 'database unavailable' } : { err: error }),
+        app: event.appName,
+        userId: event.userId,
+        state: event.state,
+      },
       'could not apply an app-service state event',
     );
     const outcome = supervised && concerns(supervised, event) ? outcomeOf(supervised.type, event.state) : null;

@@ -60,13 +60,14 @@ export function createErrorMasker(onUnexpected: (error: unknown) => void) {
  * specification has it. The 503 of UNAVAILABLE is for an answer that is only errors; Yoga took the
  * highest status among the errors whatever the data, so a snapshot served from memory with one
  * field that needed the database came as a 503, which clients drop as a failure. Data counts when
- * a root field answered without an error: `{ task: null }` beside the error of `task` is only
- * the error (a nullable field's null).
+ * a root field holds a value, or a null no error explains: `{ task: null }` beside the error of
+ * `task` is only the error (a nullable field's null).
  */
 export function withPartialResultStatus(result: ExecutionResult): ExecutionResult {
   if (result.data == null || !result.errors?.some((error) => error.extensions?.http)) return result;
+  const data = result.data as Record<string, unknown>;
   const failed = new Set(result.errors.map((error) => error.path?.[0]));
-  if (Object.keys(result.data).every((field) => failed.has(field))) return result;
+  if (Object.keys(data).every((field) => data[field] === null && failed.has(field))) return result;
   const errors = result.errors.map((error) => {
     if (!error.extensions?.http) return error;
     const { http: _, ...extensions } = error.extensions;

@@ -125,8 +125,9 @@ class PlanBuilder {
       if (value.kind === Kind.VARIABLE) {
         size.variables.push({ name: value.name.value, declared: this.defaults.get(value.name.value) ?? null });
       } else {
+        // A negative one is refused by its page alone, and must not lower the cost of the others.
         const literal = intOf(value);
-        if (literal !== null) size.literals.push(literal);
+        if (literal !== null && literal >= 0) size.literals.push(literal);
       }
     }
     return size;

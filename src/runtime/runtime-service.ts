@@ -24,6 +24,12 @@ export interface RuntimeOptions {
 }
 
 /**
+ * Whether one stream of a non-admin shows them this event (`replayed`: from `since`), by what it
+ * has shown them of each component so far (RuntimeService.componentViews).
+ */
+type ComponentViews = (event: RuntimeEvent, replayed: boolean) => boolean;
+
+/**
  * A live stream of the service (an events or snapshots subscription, in practice a cohort's one
  * execution), as the dispatch of store changes sees it.
  */
@@ -218,18 +224,23 @@ export class RuntimeService {
    * its start, the store's), as the view is worked out now (a user's chart-repo part is the
    * store's current one).
    */
-  private componentViews(viewer: Viewer): ((status: ComponentStatus) => boolean) | null {
+  private componentViews(viewer: Viewer): ComponentViews | null {
     if (viewer.isAdmin) return null;
     const shown = (status: ComponentStatus) => {
       const { state, healthy, message } = this.scopedComponent(viewer, status);
       return `${state} ${healthy} ${message}`;
     };
     const last = new Map(this.store.allComponents().map((status) => [status.name, shown(status)]));
-    return (status) => {
+    return (event, replayed) => {
+      if (event.componentName) last.delete(event.componentName); // one of that name may come back
+      const status = event.component;
+      if (!status) return true;
       const view = shown(status);
-      if (last.get(status.name) === view) return false;
+      // A component shown to everyone alike (not scoped per viewer) goes out as it is pushed, and so
+      // does a replayed change (it happened before the views were taken, from the store's now).
+      const unchanged = last.get(status.name) === view && !replayed;
       last.set(status.name, view);
-      return true;
+      return !unchanged || this.scopedComponent(viewer, status) === status;
     };
   }
 
@@ -280,10 +291,10 @@ export class RuntimeService {
           }
         });
       };
-      const changesView = this.componentViews(viewer);
-      const receive = (event: RuntimeEvent) => {
+      const views = this.componentViews(viewer);
+      const receive = (event: RuntimeEvent, replayed = false) => {
         if (!this.visible(viewer, event, scope)) return;
-        if (event.component && changesView && !changesView(event.component)) return;
+        if (views && !views(event, replayed)) return;
         if (waiting >= this.options.subscriberBuffer) overflowed = true;
         else if (!overflowed) send(event);
       };
@@ -294,7 +305,7 @@ export class RuntimeService {
       if (since != null) {
         const missed = this.store.eventsSince(since);
         if (missed === null) send(this.resyncEvent());
-        else for (const event of missed) receive(event);
+        else for (const event of missed) receive(event, true);
       }
       await stop;
       leave();
@@ -309,10 +320,11 @@ export class RuntimeService {
       let timer: NodeJS.Timeout | undefined;
       let lastSent = Date.now();
       void push(this.scopedSnapshot(viewer, this.store.snapshot(scope)));
-      const changesView = this.componentViews(viewer);
+      const views = this.componentViews(viewer);
       const receive = (event: RuntimeEvent) => {
-        if (timer || !this.visible(viewer, event, scope)) return;
-        if (event.component && changesView && !changesView(event.component)) return;
+        if (!this.visible(viewer, event, scope)) return;
+        if (views && !views(event, false)) return;
+        if (timer) return;
         timer = setTimeout(
           () => {
             timer = undefined;

@@ -3,7 +3,7 @@ import type { Db } from '../db/client.js';
 import { UPLOAD_SOURCE } from '../db/default-sources.js';
 import type { CatalogAppRow } from '../db/models.js';
 import { readCatalogueEntry } from '../domain/catalogue-entry.js';
-import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../domain/errors.js';
+import { ForbiddenError, NotFoundError, ValidationError } from '../domain/errors.js';
 import { isUploadedFile } from '../domain/uploaded-file.js';
 import type { CatalogueChanged } from '../events/change-feed.js';
 import type { CatalogService } from './catalog-service.js';
