@@ -70,6 +70,12 @@ async function restart(instance: Instance): Promise<Instance> {
   return startInstance(instance.env);
 }
 
+/** A user's apps in the instance's runtime state, as `name:STAGE`. */
+async function appsOf(instance: Instance, userId: string): Promise<string[]> {
+  const { runtimeSnapshot } = dataOf(await execute(instance, RuntimeSnapshotQuery, { filter: { userId } }, as('ops')));
+  return runtimeSnapshot.apps.map((app) => `${app.appName}:${app.stage}`);
+}
+
 /** `market_redis_connected` on the instance's /metrics. */
 async function redisConnected(instance: Instance): Promise<string | undefined> {
   const lines = (await (await fetch(`${instance.url}/metrics`)).text()).split('\n');
@@ -326,12 +332,7 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
 
   test('B stopped while cut off from Redis: its changes never reached A; the next start has A re-read them', async () => {
     const user = 'ivy'; // one of its own: the apps it installs stay
-    const appsOn = async (instance: Instance) => {
-      const { runtimeSnapshot } = dataOf(
-        await execute(instance, RuntimeSnapshotQuery, { filter: { userId: user } }, as('ops')),
-      );
-      return runtimeSnapshot.apps.map((app) => `${app.appName}:${app.stage}`);
-    };
+    const appsOn = (instance: Instance) => appsOf(instance, user);
     bToRedis.cut('hold');
     try {
       await waitFor(async () => ((await fetch(`${b.url}/readiness`)).status === 503 ? true : undefined), 'B not ready');
@@ -357,12 +358,7 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
 
   test('B killed while cut off from Redis, and not replaced: the leader has A re-read what B could not announce', async () => {
     const user = 'judy'; // one of its own: the apps it installs stay
-    const appsOn = async (instance: Instance) => {
-      const { runtimeSnapshot } = dataOf(
-        await execute(instance, RuntimeSnapshotQuery, { filter: { userId: user } }, as('ops')),
-      );
-      return runtimeSnapshot.apps.map((app) => `${app.appName}:${app.stage}`);
-    };
+    const appsOn = (instance: Instance) => appsOf(instance, user);
     const db = createPrismaClient(database.url);
     bToRedis.cut('hold');
     try {
