@@ -161,9 +161,7 @@ export class HttpAppService implements AppService {
   async listAppsInFull(): Promise<AppListing> {
     const action = 'listing of all apps';
     const listing = { method: 'GET', path: '/app-service/v1/all/apps', maxResponseBytes: ALL_APPS_MAX_BYTES } as const;
-    // A time ahead of the clock counts as this moment's (reportTime): the list's, not the parse's,
-    // which could come after an event that arrived during the request and hide it.
-    const requestedAt = Date.now();
+    const requestedAt = Date.now(); // what a time too far ahead counts as (reportTime): not the parse's
     const { status, body } = await this.request({ ...listing, action });
     let items: unknown[];
     if (Array.isArray(body)) {
