@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { readListedApp } from '../src/adapters/app-service/app-listing.js';
 import type { AppStateEvent } from '../src/adapters/app-service/port.js';
+import { listedIdentityProblem } from '../src/adapters/app-service/state-event.js';
 import type { Db } from '../src/db/client.js';
 import type { AppRow, TaskRow } from '../src/db/models.js';
 import { appKeyString } from '../src/domain/app-key.js';
@@ -835,5 +836,30 @@ describe('what a comparison corrects (correction-rules.ts)', () => {
         { name: 'desktop', url: 'desktop.alice.olares.com', state: 'running', openMethod: 'default', shared: false },
       ],
     });
+  });
+});
+
+describe('the bounds of a listed app, as a state event has them', () => {
+  const fine = { name: 'n', user: 'u', state: 'running', marketSource: 'm', rawAppName: 'r', opID: 'o', opType: 't' };
+  test.each([
+    ['name', 128],
+    ['user', 128],
+    ['state', 64],
+    ['marketSource', 128],
+    ['rawAppName', 128],
+    ['opID', 128],
+    ['opType', 64],
+  ] as const)('%s: at %i characters it is read, one more, with U+0000, or missing when required, not', (field, max) => {
+    expect(listedIdentityProblem({ ...fine, [field]: 'x'.repeat(max) })).toBeNull();
+    expect(listedIdentityProblem({ ...fine, [field]: 'x'.repeat(max + 1) })).toBe(
+      `${field} must be at most ${max} characters`,
+    );
+    expect(listedIdentityProblem({ ...fine, [field]: 'a\u0000b' })).toBe(`${field} must not contain U+0000`);
+    const required = field === 'name' || field === 'user' || field === 'state';
+    expect(listedIdentityProblem({ ...fine, [field]: null }) === null).toBe(!required);
+  });
+
+  test('the user the server writes its own records under is no app service user', () => {
+    expect(listedIdentityProblem({ ...fine, user: 'system' })).toBe('user names a user id the server reserves');
   });
 });

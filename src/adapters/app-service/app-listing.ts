@@ -88,7 +88,8 @@ export function readListedApp(item: unknown, requestedAt = Date.now()): AppState
   const read = isRecord(item.spec)
     ? readApplication(item.spec, isRecord(item.status) ? item.status : {})
     : readFlat(item);
-  return typeof read === 'string' ? read : { ...read, createTime: reportTime(read.createTime, requestedAt) };
+  if (typeof read !== 'string') read.createTime = reportTime(read.createTime, requestedAt); // its own, just made
+  return read;
 }
 
 /** Whatever an item of `/all/apps` says of its owner and name, read or not (both shapes). */
