@@ -228,7 +228,7 @@ async function stopStarted(started: Started, progress: { step: string }): Promis
   // After the engine: what it announced while handing its tasks over still reaches the others.
   // Cut off from Redis, it waits for Redis a while; what it cannot send is owed as a resync.
   const unsent = await services.clusterLog?.stop(Date.now() + CLUSTER_LOG_STOP_WAIT_MS);
-  if (unsent) await services.owedResync?.record();
+  if (unsent) services.owedResync?.record();
   else services.owedResync?.owing(false);
   await services.owedResync?.settled();
   services.purchases.stop();

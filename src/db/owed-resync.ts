@@ -48,14 +48,13 @@ export class OwedResyncMarker {
   }
 
   /**
-   * Writes the marker now (a stop that leaves changes unsent), after the writes asked for before
-   * (a removal still waiting must not come after it); a failure is logged, not thrown.
+   * Writes the marker (a stop that leaves changes unsent), after the writes asked for before (a
+   * removal still waiting must not come after it); `settled` waits for it. A failure is logged.
    */
-  record(): Promise<void> {
+  record(): void {
     this.marked = true;
     this.writtenAt = Date.now();
     this.writing = this.writing.then(() => this.write());
-    return this.writing;
   }
 
   private async write(): Promise<void> {

@@ -60,10 +60,10 @@ const baseUrl = httpUrl.refine(
   'must have no query string or fragment (paths are appended to it)',
 );
 /** A service this server calls with credentials of its own, if any: user info in the URL would not be sent. */
-const serviceUrl = baseUrl.refine(
-  (url) => !URL.canParse(url) || (new URL(url).username === '' && new URL(url).password === ''),
-  'must not carry credentials (user:password@ is not sent)',
-);
+const serviceUrl = baseUrl.refine((url) => {
+  const parsed = URL.parse(url); // null: refused as a URL already
+  return !parsed || (parsed.username === '' && parsed.password === '');
+}, 'must not carry credentials (user:password@ is not sent)');
 
 const flag = z
   .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'], {

@@ -226,21 +226,21 @@ export class RuntimeService {
    */
   private componentViews(viewer: Viewer): ComponentViews | null {
     if (viewer.isAdmin) return null;
-    const shown = (status: ComponentStatus) => {
-      const { state, healthy, message } = this.scopedComponent(viewer, status);
-      return `${state} ${healthy} ${message}`;
-    };
-    const last = new Map(this.store.allComponents().map((status) => [status.name, shown(status)]));
+    const shown = ({ state, healthy, message }: ComponentStatus) => `${state} ${healthy} ${message}`;
+    const last = new Map(
+      this.store.allComponents().map((status) => [status.name, shown(this.scopedComponent(viewer, status))]),
+    );
     return (event, replayed) => {
       if (event.componentName) last.delete(event.componentName); // one of that name may come back
       const status = event.component;
       if (!status) return true;
-      const view = shown(status);
-      // A component shown to everyone alike (not scoped per viewer) goes out as it is pushed, and so
-      // does a replayed change (it happened before the views were taken, from the store's now).
+      const scoped = this.scopedComponent(viewer, status);
+      if (scoped === status) return true; // shown to everyone alike: it goes out as it is pushed
+      // A replayed change goes out too: it happened before the views were taken (from the store's now).
+      const view = shown(scoped);
       const unchanged = last.get(status.name) === view && !replayed;
       last.set(status.name, view);
-      return !unchanged || this.scopedComponent(viewer, status) === status;
+      return !unchanged;
     };
   }
 
