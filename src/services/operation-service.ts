@@ -8,12 +8,12 @@ import { InvalidStateError, NotFoundError } from '../domain/errors.js';
 import { cloneName, imagesOfEntry, readMetadata } from '../domain/operations.js';
 import { parseInput } from '../domain/parse-input.js';
 import { derivePaymentStatus } from '../domain/payment-status.js';
-import { productIdOf } from '../domain/payment-terms.js';
 import { MAX_TASK_ID_LENGTH } from '../domain/tasks.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import type { CatalogService } from './catalog-service.js';
 import type { HistoryService } from './history-service.js';
 import { LifecycleService } from './lifecycle-service.js';
+import { purchaseOfApp } from './payment-service.js';
 import { commonOperationFields as common, type TaskRunner, TaskSubmission, trimmed } from './task-submission.js';
 
 export type { TaskRunner } from './task-submission.js';
@@ -293,16 +293,7 @@ export class OperationService {
 
   private async assertPurchased(viewer: Viewer, app: CatalogAppRow): Promise<void> {
     if (!app.paid) return;
-    // The purchase of the product the entry sells, from whichever source it was bought.
-    const payment = await this.db.payment.findUnique({
-      where: {
-        userId_appId_productId: {
-          userId: viewer.userId,
-          appId: app.appId,
-          productId: productIdOf(app.price, app.appId),
-        },
-      },
-    });
+    const payment = await purchaseOfApp(this.db, viewer.userId, app);
     if (!payment || derivePaymentStatus(payment) !== 'PURCHASED') {
       throw new InvalidStateError(`payment required: ${app.name} is a paid app; purchase it first (purchaseApp)`);
     }

@@ -2,7 +2,7 @@ import { filter, map, pipe } from 'graphql-yoga';
 import { canSee, userScope, type Viewer } from '../auth/viewer.js';
 import { whenAvailable } from '../db/availability.js';
 import type { Db } from '../db/client.js';
-import type { PaymentRow, Prisma } from '../db/models.js';
+import type { CatalogAppRow, PaymentRow, Prisma } from '../db/models.js';
 import { NotFoundError } from '../domain/errors.js';
 import { defineFilter, derived, equals, oneOf } from '../domain/filters.js';
 import { derivePaymentStatus, type PaymentStatus } from '../domain/payment-status.js';
@@ -34,6 +34,16 @@ export const PAYMENT_FILTER = defineFilter<Omit<PaymentFilter, 'userId'>, Paymen
 export const PAYMENT_CURSOR = 'payment';
 
 /** Reads of payment states. Their secrets (JWS, VC) never leave this layer through the schema. */
+/** A user's purchase of the product a catalogue entry sells, from whichever source it was bought. */
+export function purchaseOfApp(
+  db: Db,
+  userId: string,
+  app: Pick<CatalogAppRow, 'appId' | 'price'>,
+): Promise<PaymentRow | null> {
+  const productId = productIdOf(app.price, app.appId);
+  return db.payment.findUnique({ where: { userId_appId_productId: { userId, appId: app.appId, productId } } });
+}
+
 export class PaymentService {
   constructor(
     private readonly db: Db,
@@ -115,11 +125,7 @@ export class PaymentService {
   async forApp(viewer: Viewer, sourceId: string, appId: string): Promise<PaymentRow | null> {
     const app = await this.db.catalogApp.findUnique({ where: { sourceId_appId: { sourceId, appId } } });
     if (!app) throw new NotFoundError(`App ${appId} is not in the catalogue of source ${sourceId}`);
-    // The purchase of the product the entry sells, from whichever source it was bought.
-    const productId = productIdOf(app.price, appId);
-    return this.db.payment.findUnique({
-      where: { userId_appId_productId: { userId: viewer.userId, appId, productId } },
-    });
+    return purchaseOfApp(this.db, viewer.userId, app);
   }
 
   async getById(viewer: Viewer, id: number): Promise<PaymentRow | null> {
