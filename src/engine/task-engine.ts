@@ -9,6 +9,7 @@ import { isOperationType } from '../domain/operations.js';
 import type { TerminalStatus } from '../domain/tasks.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
+import { RepeatedFailure } from '../platform/repeated-failure.js';
 import type { HistoryService } from '../services/history-service.js';
 import type { TaskRunner } from '../services/operation-service.js';
 import { applyListedState, receiveReport } from './app-state-reports.js';
@@ -54,6 +55,8 @@ export class TaskEngine implements TaskRunner {
   private readonly tracked = new TrackedTasks();
   private readonly ctx: EngineContext;
   private readonly repairs: RepairLoop;
+  private readonly claimFailures: RepeatedFailure;
+  private readonly recoveryFailures: RepeatedFailure;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private beating: Promise<void> | null = null;
   private recovering: Promise<void> | null = null;
@@ -88,6 +91,8 @@ export class TaskEngine implements TaskRunner {
       owe: (owed, error) => this.repairs.owe(owed, error),
     };
     this.repairs = new RepairLoop(this.ctx);
+    this.claimFailures = new RepeatedFailure(logger, 'task engine: claiming tasks');
+    this.recoveryFailures = new RepeatedFailure(logger, 'task engine: recovery of abandoned tasks');
   }
 
   /**
@@ -155,7 +160,10 @@ export class TaskEngine implements TaskRunner {
   private recover(): Promise<void> {
     this.recovering ??= recoverAbandoned(this.ctx)
       .then(() => followAdopted(this.ctx))
-      .catch((error) => this.logger.error({ err: error }, 'task engine recovery failed'))
+      .then(
+        () => this.recoveryFailures.succeeded(),
+        (error) => this.recoveryFailures.failed(error),
+      )
       .finally(() => {
         this.recovering = null;
       });
@@ -180,7 +188,10 @@ export class TaskEngine implements TaskRunner {
       return;
     }
     this.pumping = this.pump()
-      .catch((error) => this.logger.error({ err: error }, 'task engine failed to claim tasks'))
+      .then(
+        () => this.claimFailures.succeeded(),
+        (error) => this.claimFailures.failed(error),
+      )
       .finally(() => {
         this.pumping = null;
         if (this.pumpAgain) {

@@ -1,4 +1,5 @@
 import type { Logger } from './logger.js';
+import { RepeatedFailure } from './repeated-failure.js';
 
 /** What a job's last run did, for health reporting (the collector shows it as a component). */
 export interface JobStatus {
@@ -20,8 +21,9 @@ export interface PeriodicJob {
 
 /**
  * Runs `work` now and then every `intervalMs`, never two runs at once; a failing run is logged
- * and the next one still happens, its error kept in the status as `describe` words it (the status
- * is shown to every user). `stop()` waits for a run in progress.
+ * (a failure that repeats only now and then, RepeatedFailure) and the next one still happens, its
+ * error kept in the status as `describe` words it (the status is shown to every user). `stop()`
+ * waits for a run in progress.
  */
 export function startPeriodicJob(
   name: string,
@@ -32,6 +34,7 @@ export function startPeriodicJob(
 ): PeriodicJob {
   const state: JobStatus = { name, intervalMs, runs: 0, lastStartedAt: null, lastDurationMs: null, lastError: null };
   let running: Promise<void> | null = null;
+  const failures = new RepeatedFailure(logger, name);
   const run = (): void => {
     if (running) return;
     const started = performance.now();
@@ -39,10 +42,11 @@ export function startPeriodicJob(
     running = work()
       .then(() => {
         state.lastError = null;
+        failures.succeeded({ job: name });
       })
       .catch((error) => {
         state.lastError = describe(error);
-        logger.error({ err: error, job: name }, `${name} failed`);
+        failures.failed(error, { job: name });
       })
       .finally(() => {
         state.runs += 1;

@@ -11,6 +11,7 @@ import {
 } from '../db/outbox-sql.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
+import { RepeatedFailure } from '../platform/repeated-failure.js';
 import {
   type AttemptOutcome,
   deliverOnce,
@@ -96,6 +97,7 @@ export class OutboxWorker {
   private readonly keepDueTime: boolean;
   /** The recording write in progress: one at a time, so deliveries finished meanwhile share the next. */
   private flushing: Promise<unknown> | null = null;
+  private readonly claimFailures: RepeatedFailure;
 
   constructor(
     db: Db,
@@ -112,6 +114,7 @@ export class OutboxWorker {
     this.agent = receiversAgent(settings.attemptTimeoutMs);
     this.sql = driverSqlOf(db);
     this.keepDueTime = providerOf(db) === 'postgresql';
+    this.claimFailures = new RepeatedFailure(logger, 'outbox: claiming due messages', 'warn');
   }
 
   start(): void {
@@ -204,9 +207,10 @@ export class OutboxWorker {
         this.startReady();
         if (claimed.length < room) break;
       }
+      this.claimFailures.succeeded();
     } catch (error) {
       // The database is away: the next poll tries again.
-      this.logger.warn({ err: error }, 'outbox: could not claim due messages');
+      this.claimFailures.failed(error);
     }
     if (this.stopped) return;
     if (this.pollTimer) clearTimeout(this.pollTimer);

@@ -1,0 +1,52 @@
+import type { Logger } from './logger.js';
+
+/** How often at most a failure that keeps repeating is logged again, with how often it failed since. */
+const REMIND_MS = 60_000;
+
+/**
+ * How the log tells of work that runs again and again (a periodic job, a worker's poll) and fails
+ * the same way at each run, as it does all through an outage of the database: the first failure in
+ * full (error and stack), then, while it keeps failing, a reminder at most every minute with the
+ * count, since when and the latest error; and the first success after failures says the work
+ * recovered and after how long. A reminder does not wait for the same message: one outage fails
+ * the same work in turns with "read ECONNRESET", "Connection terminated unexpectedly" and a
+ * connection timeout. Logged at every run, a 60-second outage of
+ * PostgreSQL wrote 143 lines (the outbox's poll 60, the task engine's claims and recovery 65, the
+ * jobs 18) and none when it was over.
+ */
+export class RepeatedFailure {
+  private failures = 0;
+  private since = 0;
+  private lastLoggedAt = 0;
+
+  constructor(
+    private readonly logger: Logger,
+    /** What runs, as the log lines name it: "<what> failed", "<what> still failing", "<what> recovered". */
+    private readonly what: string,
+    private readonly level: 'error' | 'warn' = 'error',
+    private readonly remindMs = REMIND_MS,
+  ) {}
+
+  /** The work failed with `error`; `fields` go into the log line too. */
+  failed(error: unknown, fields: Record<string, unknown> = {}): void {
+    const now = Date.now();
+    this.failures += 1;
+    if (this.failures === 1) {
+      this.since = this.lastLoggedAt = now;
+      this.logger[this.level]({ ...fields, err: error, failures: 1 }, `${this.what} failed`);
+    } else if (now - this.lastLoggedAt >= this.remindMs) {
+      this.lastLoggedAt = now;
+      const failingForMs = now - this.since;
+      const line = { ...fields, err: error, failures: this.failures, failingForMs };
+      this.logger[this.level](line, `${this.what} still failing`);
+    }
+  }
+
+  /** The work succeeded: after failures, the log says it recovered. */
+  succeeded(fields: Record<string, unknown> = {}): void {
+    if (this.failures === 0) return;
+    const failingForMs = Date.now() - this.since;
+    this.logger.info({ ...fields, failures: this.failures, failingForMs }, `${this.what} recovered`);
+    this.failures = 0;
+  }
+}

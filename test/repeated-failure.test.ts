@@ -1,0 +1,105 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it, vi } from 'vitest';
+import { createLogger } from '../src/platform/logger.js';
+import { startPeriodicJob } from '../src/platform/periodic-job.js';
+import { RepeatedFailure } from '../src/platform/repeated-failure.js';
+
+interface Line {
+  level: number;
+  msg: string;
+  failures?: number;
+  failingForMs?: number;
+  job?: string;
+  err?: { message: string; stack?: string };
+}
+
+/** A logger whose lines the test reads back, as an operator's log collector would get them. */
+function capturedLogger() {
+  const lines: Line[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      for (const text of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(text));
+      done();
+    },
+  });
+  return { logger: createLogger('info', sink), lines };
+}
+
+describe('a failure that repeats (an outage) reaches the log now and then, and its end too', () => {
+  it('logs the first failure in full, not the failures that follow it (whatever their message), and the recovery', () => {
+    const { logger, lines } = capturedLogger();
+    const failures = new RepeatedFailure(logger, 'outbox: claiming due messages', 'warn');
+    const away = new Error("Can't reach database server at 127.0.0.1:5432");
+    for (let i = 0; i < 50; i += 1) failures.failed(away);
+    failures.failed(new Error('Timed out fetching a new connection from the connection pool'));
+    failures.failed(new Error('Timed out fetching a new connection from the connection pool'));
+    failures.succeeded();
+    failures.succeeded(); // nothing to tell any more
+
+    expect(lines.map(({ level, msg, failures }) => ({ level, msg, failures }))).toEqual([
+      { level: 40, msg: 'outbox: claiming due messages failed', failures: 1 },
+      { level: 30, msg: 'outbox: claiming due messages recovered', failures: 52 },
+    ]);
+    expect(lines[0]?.err?.message).toBe(away.message);
+    expect(lines[0]?.err?.stack).toContain('repeated-failure.test.ts');
+
+    // After a recovery, the next outage is told in full again.
+    failures.failed(away);
+    expect(lines.at(-1)).toMatchObject({ msg: 'outbox: claiming due messages failed', failures: 1 });
+  });
+
+  it('reminds that the same failure goes on at most once per interval, with the count and since when', () => {
+    vi.useFakeTimers({ now: 0, toFake: ['Date'] });
+    try {
+      const { logger, lines } = capturedLogger();
+      const failures = new RepeatedFailure(logger, 'catalogue sync', 'error', 60_000);
+      const away = new Error('database away');
+      for (let second = 0; second <= 130; second += 5) {
+        vi.setSystemTime(second * 1000);
+        failures.failed(second === 60 ? new Error('connection reset') : away);
+      }
+      expect(
+        lines.map(({ msg, failures, failingForMs, err }) => ({ msg, failures, failingForMs, error: err?.message })),
+      ).toEqual([
+        { msg: 'catalogue sync failed', failures: 1, failingForMs: undefined, error: 'database away' },
+        { msg: 'catalogue sync still failing', failures: 13, failingForMs: 60_000, error: 'connection reset' },
+        { msg: 'catalogue sync still failing', failures: 25, failingForMs: 120_000, error: 'database away' },
+      ]);
+      vi.setSystemTime(131_000);
+      failures.succeeded();
+      expect(lines.at(-1)).toMatchObject({ msg: 'catalogue sync recovered', failures: 27, failingForMs: 131_000 });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a periodic job that fails at every run logs its first failure and its recovery, with its status kept', async () => {
+    const { logger, lines } = capturedLogger();
+    let runs = 0;
+    let recovered!: () => void;
+    const done = new Promise<void>((resolve) => {
+      recovered = resolve;
+    });
+    const job = startPeriodicJob(
+      'history cleanup',
+      1,
+      async () => {
+        runs += 1;
+        if (runs <= 20) throw new Error('database away');
+        recovered();
+      },
+      logger,
+      (error) => (error as Error).message,
+    );
+    await job.firstRun;
+    expect(job.status().lastError).toBe('database away');
+    await done;
+    await job.stop();
+
+    expect(lines.map(({ msg, job, failures }) => ({ msg, job, failures }))).toEqual([
+      { msg: 'history cleanup failed', job: 'history cleanup', failures: 1 },
+      { msg: 'history cleanup recovered', job: 'history cleanup', failures: 20 },
+    ]);
+    expect(job.status().lastError).toBeNull();
+  });
+});
