@@ -1,9 +1,11 @@
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createPrismaClient } from '../src/db/client.js';
 import { availableDatabases, createTestDatabase } from './support/databases.js';
 import { type FakeAppService, sendEvent, startFakeAppService } from './support/fake-app-service.js';
 import { startFakeDeveloperService } from './support/fake-developer-service.js';
 import {
+  CloneAppMutation,
   InstallAppMutation,
   NodeQuery,
   PaymentDetailQuery,
@@ -240,6 +242,27 @@ describe.each(databases)('payments on %s', (kind) => {
         expect(dataOf(await execute(server, TaskDetailQuery, { taskId }, { token: TOKENS.alice })).task?.status).toBe(
           'COMPLETED',
         );
+        // a clone of the bought app runs under the same credential
+        const clone = dataOf(
+          await execute(
+            server,
+            CloneAppMutation,
+            { input: { sourceId: SOURCE, appName: 'comfyui', title: 'Second' } },
+            {
+              token: TOKENS.alice,
+            },
+          ),
+        ).cloneApp;
+        expect(clone.__typename).toBe('CloneAppSuccess');
+        const cloneName = clone.__typename === 'CloneAppSuccess' ? clone.task.appName : '';
+        const cloneRequest = await waitFor(
+          async () => fakeAppService.requests.find((r) => r.path === `/app-service/v1/apps/${cloneName}/install`),
+          'the clone request',
+        );
+        expect((cloneRequest.body as { envs: { envName: string; value: string }[] }).envs).toContainEqual({
+          envName: 'VERIFIABLE_CREDENTIAL',
+          value: vc,
+        });
 
         // secrets stay where they belong: not in the task, history, logs or any response
         const stored = JSON.stringify([
@@ -447,6 +470,114 @@ describe.each(databases)('payments on %s', (kind) => {
         'the purchase',
       );
       expect(developer.requests.length - before).toBe(3);
+    });
+
+    /** The one field a mutation answers, as alice. */
+    const mutate = async <T, I>(document: TypedDocumentNode<T, { input: I }>, input: I) =>
+      Object.values(
+        dataOf(await execute(server, document, { input }, { token: TOKENS.alice })) as object,
+      )[0] as T[keyof T];
+    const walletAnswers = (productId: string, jws: string) =>
+      mutate(SignatureCallbackMutation, { productId, signed: true, jws });
+
+    test("a wallet's late answer neither replaces the buyer's newer signature nor cuts a polling round short", async () => {
+      const appId = 'late-answer';
+      const productId = `${appId}-license`;
+      await paidApp(seeder, appId);
+      developer.setBehaviour({
+        respond: 'sequence',
+        steps: [
+          { respond: 'json', body: { code: 1501 } },
+          { respond: 'json', body: { code: 1501 } },
+          { respond: 'grant' },
+        ],
+      });
+      success(await purchase(TOKENS.alice, appId));
+      success(await mutate(SubmitSignatureMutation, { productId, jws: 'new.signature.jws' }));
+      const before = developer.requests.length;
+      // the answer to the first push (does the wallet hold a signature?), retried and arriving late
+      expect(success(await walletAnswers(productId, 'old.signature.jws'))).toMatchObject({
+        status: 'PAYMENT_REQUIRED',
+      });
+      success(await mutate(SubmitPaymentTransactionMutation, { sourceId: SOURCE, appId, productId, txHash: '0xf00d' }));
+      expect(success(await walletAnswers(productId, 'old.signature.jws'))).toMatchObject({
+        status: 'WAITING_DEVELOPER_CONFIRMATION',
+      });
+      const done = await waitFor(async () => {
+        const p = await payment(server, TOKENS.alice, appId);
+        return p?.developerSync === 'in_progress' ? undefined : p;
+      }, 'the polling round to end');
+      expect(done?.status).toBe('PURCHASED');
+      const asked = developer.requests.slice(before).map((r) => (r.body as { jws?: string }).jws);
+      expect(asked).toEqual(['new.signature.jws', 'new.signature.jws', 'new.signature.jws']);
+    });
+
+    test('no record for the signature the wallet held, before paying: Buy asks to pay with it, and paying buys', async () => {
+      const appId = 'held-unpaid';
+      const productId = `${appId}-license`;
+      await paidApp(seeder, appId);
+      developer.setBehaviour({ respond: 'json', body: { code: 1501 } });
+      success(await purchase(TOKENS.alice, appId));
+      expect(success(await walletAnswers(productId, 'held.signature.jws'))).toMatchObject({
+        status: 'SIGNATURE_NO_RECORD',
+      });
+      const buy = success(await purchase(TOKENS.alice, appId));
+      expect(buy).toMatchObject({ status: 'PAYMENT_REQUIRED' });
+      expect(buy.notifications.at(-1)).toMatchObject({ topic: 'payment_state_update', status: 'payment_required' });
+      developer.setBehaviour({ respond: 'grant' });
+      const paid = success(
+        await mutate(SubmitPaymentTransactionMutation, { sourceId: SOURCE, appId, productId, txHash: '0xca5e' }),
+      );
+      expect(paid).toMatchObject({ status: 'WAITING_DEVELOPER_CONFIRMATION' });
+      await waitFor(
+        async () => ((await payment(server, TOKENS.alice, appId))?.status === 'PURCHASED' ? true : undefined),
+        'the purchase',
+      );
+    });
+
+    test('no record when asked to pay already (PAYMENT_RETRY_REQUIRED): the buyer can pay again; a restore asks the developer again', async () => {
+      const appId = 'retry-pay';
+      const productId = `${appId}-license`;
+      await paidApp(seeder, appId);
+      developer.setBehaviour({ respond: 'json', body: { code: 1501 } });
+      // a restore asks to pay before signing, so the signature the wallet held meets a payment request
+      success(await mutate(RestorePurchaseMutation, { sourceId: SOURCE, appId }));
+      expect(success(await walletAnswers(productId, 'held.signature.jws'))).toMatchObject({
+        status: 'PAYMENT_RETRY_REQUIRED',
+      });
+      const before = developer.requests.length;
+      developer.setBehaviour({
+        respond: 'sequence',
+        steps: [{ respond: 'json', body: { code: 1501 } }, { respond: 'grant' }],
+      });
+      const restored = success(await mutate(RestorePurchaseMutation, { sourceId: SOURCE, appId }));
+      expect(restored.developerSync).toBe('in_progress');
+      await waitFor(async () => {
+        const p = await payment(server, TOKENS.alice, appId);
+        return p?.developerSync === 'in_progress' ? undefined : p;
+      }, 'the restore to end');
+      expect(developer.requests.length - before).toBe(2);
+      // granted at the second query: bought without paying again (it was paid on another device)
+      expect(await payment(server, TOKENS.alice, appId)).toMatchObject({ status: 'PURCHASED' });
+    });
+
+    test('PAYMENT_RETRY_REQUIRED lets the frontend pay again', async () => {
+      const appId = 'retry-pay-2';
+      const productId = `${appId}-license`;
+      await paidApp(seeder, appId);
+      developer.setBehaviour({ respond: 'json', body: { code: 1501 } });
+      success(await mutate(RestorePurchaseMutation, { sourceId: SOURCE, appId }));
+      expect(success(await walletAnswers(productId, 'held.signature.jws'))).toMatchObject({
+        status: 'PAYMENT_RETRY_REQUIRED',
+      });
+      const started = success(await mutate(StartFrontendPaymentMutation, { sourceId: SOURCE, appId, productId }));
+      expect(started).toMatchObject({ status: 'PAYMENT_FRONTEND_STARTED' }); // not SIGNATURE_NO_RECORD any more
+      developer.setBehaviour({ respond: 'grant' });
+      success(await mutate(SubmitPaymentTransactionMutation, { sourceId: SOURCE, appId, productId, txHash: '0xa9a1' }));
+      await waitFor(
+        async () => ((await payment(server, TOKENS.alice, appId))?.status === 'PURCHASED' ? true : undefined),
+        'the purchase',
+      );
     });
 
     // Each case seeds its own apps (seedRefusalApps) and its input is about those.

@@ -57,8 +57,21 @@ const ROWS: Row[] = [
     pushes: ['larepass:fetch_payment_signature', 'larepass:market_payment', 'frontend:signature_required'],
   },
   {
-    name: 'T5 Buy when the developer had no record: nothing to do',
+    // The original did nothing here, for good: no mutation could move the purchase on.
+    name: 'T5 Buy when the developer had no record of a signature never paid for: the frontend is asked to pay with it',
     from: { signatureStatus: 'error_no_record', jws: 'x' },
+    trigger: 'purchase',
+    expect: { signatureStatus: 'required_and_signed', paymentStatus: 'notification_sent', status: 'PAYMENT_REQUIRED' },
+    pushes: ['frontend:payment_required'],
+  },
+  {
+    name: 'T5 Buy when the developer had no record after paying: nothing to do (a restore asks the developer again)',
+    from: {
+      ...SIGNED,
+      signatureStatus: 'error_no_record',
+      developerSync: 'completed',
+      paymentStatus: 'frontend_completed',
+    },
     trigger: 'purchase',
     expect: { signatureStatus: 'error_no_record', status: 'SIGNATURE_NO_RECORD' },
     pushes: [],
@@ -302,11 +315,12 @@ const ROWS: Row[] = [
     pushes: ['larepass:market_payment', 'frontend:signature_required'],
   },
   {
-    name: 'T10 restore after "no record": says so',
-    from: { signatureStatus: 'error_no_record', jws: 'x' },
+    // The original only said so: a payment made on another device since was never found.
+    name: 'T10 restore after "no record" before paying: the developer is asked again',
+    from: { signatureStatus: 'error_no_record', jws: 'x', developerSync: 'completed' },
     trigger: 'restore',
-    expect: { status: 'SIGNATURE_NO_RECORD' },
-    pushes: [],
+    developer: { respond: 'grant' },
+    expect: { paymentStatus: 'developer_confirmed', status: 'PURCHASED' },
   },
   {
     name: 'T10 restore after "no record" once paid: the developer is asked again (the chain may have confirmed since)',

@@ -187,6 +187,29 @@ export function isPaying(progress: PaymentProgress): boolean {
 }
 
 /**
+ * The buyer may pay with the signature held: a signed purchase, or one the developer found no
+ * payment for (`error_no_record` with its signature: "pay again", PAYMENT_RETRY_REQUIRED, or
+ * before any payment, SIGNATURE_NO_RECORD, since the signature was never paid for).
+ */
+export function mayPayWith(p: { signatureStatus: SignatureStatus; jws?: string | null }): boolean {
+  return p.signatureStatus === 'required_and_signed' || (p.signatureStatus === 'error_no_record' && Boolean(p.jws));
+}
+
+/**
+ * Whether the wallet's answer to "do you hold a signature?" (fetch_payment_signature) is still
+ * news. The outbox delivers at least once, so the answer can come late: not once the buyer signed
+ * since (that signature is newer), nor while the developer is being polled with a signature (the
+ * round answers), nor when it repeats the signature the developer already answered for.
+ */
+export function takesWalletAnswer(
+  p: { signatureStatus: SignatureStatus; developerSync: SyncState; jws?: string | null },
+  jws: string | null,
+): boolean {
+  if (p.signatureStatus === 'required_and_signed' || p.developerSync === 'in_progress') return false;
+  return !(jws !== null && jws === p.jws && (p.signatureStatus === 'error_no_record' || p.signatureStatus === 'error_need_resign'));
+}
+
+/**
  * Asking the wallet for an existing signature is pointless once a signature was asked for, or
  * once the developer answered the one there was.
  */

@@ -1,6 +1,6 @@
 import { type DeveloperService, DeveloperServiceError, type GrantResult } from '../adapters/developer-service/port.js';
 import type { Db } from '../db/client.js';
-import { POLL_STARTS_FROM, paymentAxesOf, type SyncState } from '../domain/payments.js';
+import { isPurchased, POLL_STARTS_FROM, paymentAxesOf, type SyncState } from '../domain/payments.js';
 import type { Logger } from '../platform/logger.js';
 import type { Payment, PaymentTransitions } from './payment-transitions.js';
 
@@ -94,20 +94,27 @@ export class CredentialPolling {
     return current;
   }
 
-  /** One credential query, right after the wallet confirmed it holds a signature. */
+  /**
+   * One credential query, right after the wallet confirmed it holds a signature. It claims
+   * nothing, so its answer is written only if the payment still stands on that signature with no
+   * polling round under way: a round started meanwhile (the buyer paid) answers for itself, and a
+   * newer signature makes this answer moot.
+   */
   async queryOnce(payment: Payment): Promise<Payment> {
+    const stillAsked = (current: Payment) =>
+      !isPurchased(current) && current.developerSync !== POLLING && current.jws === payment.jws;
     try {
       const result = await this.developers.activateAndGrant({
         developerName: payment.developerName ?? '',
         productId: payment.productId,
         jws: payment.jws ?? '',
       });
-      if (result.outcome === 'granted') return this.transitions.granted(payment, result.vc);
-      if (result.outcome === 'need_resign') return this.transitions.needResign(payment);
-      return this.transitions.noRecord(payment);
+      if (result.outcome === 'granted') return this.transitions.granted(payment, result.vc, stillAsked);
+      if (result.outcome === 'need_resign') return this.transitions.needResign(payment, stillAsked);
+      return this.transitions.noRecord(payment, stillAsked);
     } catch (error) {
       if (!(error instanceof DeveloperServiceError)) throw error;
-      return this.transitions.commit(payment, { developerSync: 'failed' });
+      return this.transitions.commit(payment, { developerSync: 'failed' }, [], stillAsked);
     }
   }
 

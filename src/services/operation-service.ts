@@ -187,6 +187,8 @@ export class OperationService {
         envs: input.envs,
         clone: { rawAppName: input.appName, title: input.title, requestHash, entrances: input.entrances },
         images: imagesOfEntry(entry?.entry),
+        // A clone of a paid app runs under the buyer's credential too (dispatch.ts sends it).
+        ...(entry?.paid ? { appId: entry.appId, paid: true } : {}),
       },
       idempotencyKey: input.idempotencyKey ?? null,
       app: { cfgType: original.cfgType ?? 'app', title: input.title, rawAppName: input.appName },

@@ -54,13 +54,22 @@ export class PaymentTransitions {
    * committed the very same move: twenty concurrent Buy clicks recorded twenty milestones). The
    * row is locked first, so no other commit changes it between that read and the update: on
    * PostgreSQL by a no-op UPDATE (the Prisma API has no `SELECT … FOR UPDATE`; one SQL text for
-   * both providers); SQLite runs one write transaction at a time anyway.
+   * both providers); SQLite runs one write transaction at a time anyway. With `applies`, the change
+   * is made only when the locked row still calls for it (else nothing is written or pushed, and
+   * the row is returned as it is): for a decision taken on a read that a concurrent request or a
+   * polling round may have overtaken meanwhile.
    */
-  async commit(payment: Payment, patch: Patch, pushes: Push[] = []): Promise<Payment> {
-    const { before, updated, records, enqueued } = await this.db.$transaction(async (tx) => {
+  async commit(
+    payment: Payment,
+    patch: Patch,
+    pushes: Push[] = [],
+    applies?: (current: Payment) => boolean,
+  ): Promise<Payment> {
+    const written = await this.db.$transaction(async (tx) => {
       await tx.$executeRaw`UPDATE "Payment" SET "pollAttempts" = "pollAttempts" WHERE "id" = ${payment.id}`;
       const locked = await tx.payment.findUnique({ where: { id: payment.id } });
       const current = locked ? paymentAxesOf(locked) : payment;
+      if (applies && !applies(current)) return { skipped: true as const, updated: current };
       const row = paymentAxesOf(await tx.payment.update({ where: { id: payment.id }, data: patch }));
       const messages: OutboundMessage[] = [];
       for (const push of pushes) {
@@ -79,8 +88,11 @@ export class PaymentTransitions {
         if (message) messages.push(message);
       }
       const enqueued = await enqueueOutbound(tx, messages);
-      return { before: current, updated: row, records: await this.recordMilestone(tx, current, row), enqueued };
+      const records = await this.recordMilestone(tx, current, row);
+      return { skipped: false as const, before: current, updated: row, records, enqueued };
     });
+    if (written.skipped) return written.updated;
+    const { before, updated, records, enqueued } = written;
     // Woken inside the transaction, the outbox worker could not see the messages yet.
     if (enqueued) notifyOutbound();
     const moves = movesOutsideRules(before, updated);
@@ -120,27 +132,26 @@ export class PaymentTransitions {
   }
 
   /** The developer granted the credential: bought. */
-  granted(payment: Payment, vc: string): Promise<Payment> {
+  granted(payment: Payment, vc: string, applies?: (current: Payment) => boolean): Promise<Payment> {
     return this.commit(
       payment,
       { vc, developerSync: 'completed', paymentStatus: 'developer_confirmed', frontendData: DbNull },
       [frontendPush(payment, 'purchased'), credentialPush(payment, vc)],
+      applies,
     );
   }
 
   /** The developer has no record of the payment: pay again if asked to pay already, else restore. */
-  noRecord(payment: Payment): Promise<Payment> {
+  noRecord(payment: Payment, applies?: (current: Payment) => boolean): Promise<Payment> {
     const status = payment.paymentStatus === 'notification_sent' ? 'payment_retry_required' : 'signature_no_record';
-    return this.commit(payment, { developerSync: 'completed', signatureStatus: 'error_no_record' }, [
-      frontendPush(payment, status),
-    ]);
+    const patch: Patch = { developerSync: 'completed', signatureStatus: 'error_no_record' };
+    return this.commit(payment, patch, [frontendPush(payment, status)], applies);
   }
 
   /** The developer refused the signature: the buyer must sign again. */
-  needResign(payment: Payment): Promise<Payment> {
-    return this.commit(payment, { developerSync: 'completed', signatureStatus: 'error_need_resign' }, [
-      frontendPush(payment, 'signature_need_resign'),
-    ]);
+  needResign(payment: Payment, applies?: (current: Payment) => boolean): Promise<Payment> {
+    const patch: Patch = { developerSync: 'completed', signatureStatus: 'error_need_resign' };
+    return this.commit(payment, patch, [frontendPush(payment, 'signature_need_resign')], applies);
   }
 
   /**
@@ -184,7 +195,9 @@ export class PaymentTransitions {
 
   /** The frontend paid: it waits for the developer's confirmation. */
   paid(payment: Payment, txHash: string): Promise<Payment> {
-    return this.commit(payment, { paymentStatus: 'frontend_completed', txHash }, [
+    // Paid again after "no record": a signature the developer is to look for afresh.
+    const patch: Patch = { paymentStatus: 'frontend_completed', signatureStatus: 'required_and_signed', txHash };
+    return this.commit(payment, patch, [
       frontendPush(payment, 'waiting_developer_confirmation'),
     ]);
   }

@@ -13,9 +13,11 @@ import {
   developerLookupFailed,
   isPaying,
   isPurchased,
+  mayPayWith,
   type PaymentAxes,
   paymentAxesOf,
   signatureBlocksWalletSync,
+  takesWalletAnswer,
 } from '../domain/payments.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
@@ -80,7 +82,12 @@ export class PurchaseService {
     if (isPurchased(payment)) return payment;
     payment = await this.transitions.commit(payment, { paymentNeed: 'required' });
     const sig = payment.signatureStatus;
-    if (sig === 'error_no_record') return payment; // the developer must find the payment first (restore)
+    if (sig === 'error_no_record') {
+      // After paying, the developer must find the payment first (restore); before, the signature
+      // was never paid for: pay with it (the original did nothing here, for good).
+      if (isPaying(payment.paymentStatus) || !payment.jws) return payment;
+      return this.transitions.requestPayment(payment, { signatureStatus: 'required_and_signed' });
+    }
     if (sig === 'error_need_resign' || sig === 'required' || sig === 'not_evaluated') {
       return this.transitions.requestSignature(payment, sig === 'error_need_resign');
     }
@@ -104,11 +111,10 @@ export class PurchaseService {
       return this.transitions.requestSignature(await this.transitions.commit(payment, patch), false);
     }
     if (sig === 'error_need_resign') return this.transitions.requestSignature(payment, true);
-    // No record after paying: a transaction the chain had not confirmed yet may be found now.
-    if (sig === 'error_no_record' && payment.jws && isPaying(payment.paymentStatus)) {
-      return this.polling.start(payment, { force: true });
-    }
-    return payment; // error_no_record before paying: the status says so; nothing to push
+    // No record: a transaction the chain had not confirmed yet, or one paid on another device,
+    // may be found now.
+    if (sig === 'error_no_record' && payment.jws) return this.polling.start(payment, { force: true });
+    return payment;
   }
 
   /** The signing wallet returns the buyer's signature. */
@@ -145,20 +151,20 @@ export class PurchaseService {
       ]);
     }
     const payment = await this.byProduct(viewer, productId);
+    const held = input.signed ? parseInput(jws, input.jws) : null;
     // The wallet answers a push the outbox may have retried, so an answer can come late: it never
-    // undoes a purchase (a failed credential query would have read as not bought), nor drops a
-    // signature the buyer gave since ("no signature" sent before the buyer signed).
-    if (isPurchased(payment)) return payment;
-    if (!input.signed) {
-      if (payment.signatureStatus === 'required_and_signed') return payment;
-      return this.transitions.commit(payment, { larePassSync: 'completed', signatureStatus: 'required' });
-    }
-    const signed = await this.transitions.commit(payment, {
-      larePassSync: 'completed',
-      signatureStatus: 'required_and_signed',
-      jws: parseInput(jws, input.jws),
-    });
-    return this.polling.queryOnce(signed);
+    // undoes a purchase (a failed credential query would have read as not bought), nor replaces
+    // or drops a signature the buyer gave since, nor cuts a polling round short (takesWalletAnswer),
+    // judged on the row as the commit finds it.
+    const takes = (current: Payment) => !isPurchased(current) && takesWalletAnswer(current, held);
+    if (!takes(payment)) return payment;
+    const patch: Patch = held
+      ? { larePassSync: 'completed', signatureStatus: 'required_and_signed', jws: held }
+      : { larePassSync: 'completed', signatureStatus: 'required' };
+    const answered = await this.transitions.commit(payment, patch, [], takes);
+    return held && answered.jws === held && answered.developerSync !== 'in_progress'
+      ? this.polling.queryOnce(answered)
+      : answered;
   }
 
   /** The frontend is about to pay. */
@@ -170,6 +176,7 @@ export class PurchaseService {
     this.assertSignedAndUnpaid(payment);
     return this.transitions.commit(payment, {
       paymentStatus: 'frontend_started',
+      signatureStatus: 'required_and_signed', // paying again after "no record": it is news to the developer
       frontendData: (input.frontendData ?? {}) as Prisma.InputJsonValue,
     });
   }
@@ -223,7 +230,7 @@ export class PurchaseService {
 
   private assertSignedAndUnpaid(payment: Payment) {
     if (isPurchased(payment)) throw new InvalidStateError(`${payment.appName} is already purchased`);
-    if (payment.signatureStatus !== 'required_and_signed') {
+    if (!mayPayWith(payment)) {
       throw new InvalidStateError(
         `The purchase of ${payment.appName} must be signed first (status ${derivePaymentStatus(payment)})`,
       );
