@@ -206,7 +206,8 @@ export function takesWalletAnswer(
   jws: string | null,
 ): boolean {
   if (p.signatureStatus === 'required_and_signed' || p.developerSync === 'in_progress') return false;
-  return !(jws !== null && jws === p.jws && (p.signatureStatus === 'error_no_record' || p.signatureStatus === 'error_need_resign'));
+  const answered = p.signatureStatus === 'error_no_record' || p.signatureStatus === 'error_need_resign';
+  return !(answered && jws !== null && jws === p.jws);
 }
 
 /**

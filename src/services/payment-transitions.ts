@@ -197,9 +197,7 @@ export class PaymentTransitions {
   paid(payment: Payment, txHash: string): Promise<Payment> {
     // Paid again after "no record": a signature the developer is to look for afresh.
     const patch: Patch = { paymentStatus: 'frontend_completed', signatureStatus: 'required_and_signed', txHash };
-    return this.commit(payment, patch, [
-      frontendPush(payment, 'waiting_developer_confirmation'),
-    ]);
+    return this.commit(payment, patch, [frontendPush(payment, 'waiting_developer_confirmation')]);
   }
 
   /** A history record whenever the visible status changes (never with a secret). */
