@@ -1,5 +1,5 @@
 import { setMaxListeners } from 'node:events';
-import { createPubSub } from 'graphql-yoga';
+import { GraphQLError } from 'graphql';
 
 /**
  * The typed topics services publish on after their writes commit, and subscriptions listen to.
@@ -54,12 +54,128 @@ export type Topics = {
  * subscriptions; `listen` serves the server's own followers (the collector, the webhook
  * dispatcher, the catalogue-change cache), which only mark or queue something per event.
  */
-export function createEventBus() {
+export function createEventBus(maxPendingEvents = MAX_PENDING_EVENTS) {
   const eventTarget = new EventTarget();
   // Every subscription cohort listens on its topic: many listeners are the normal case here,
   // not the leak Node's default warning (past 10) is meant to catch.
   setMaxListeners(0, eventTarget);
-  return { ...createPubSub<Topics>({ eventTarget }), listen: listenerOn(eventTarget) };
+  return {
+    publish<Topic extends keyof Topics>(topic: Topic, event: Topics[Topic][0]): void {
+      eventTarget.dispatchEvent(new CustomEvent(topic, { detail: event }));
+    },
+    subscribe: subscriberOn(eventTarget, maxPendingEvents),
+    listen: listenerOn(eventTarget),
+  };
+}
+
+/**
+ * How many events of its topic a subscription may have waiting to be read: each is re-read from
+ * the database by its subscription (one cohort's execution), so a burst (a catalogue sync
+ * announcing every installed app, a status correction) waits here meanwhile.
+ */
+export const MAX_PENDING_EVENTS = 10_000;
+
+/**
+ * `subscribe(topic, wanted)`: the events of `topic` that `wanted` accepts (a subscription's cheap
+ * test of the event's keys, so that only its own events wait) as an async iterator, for a GraphQL
+ * subscription.
+ *
+ * Yoga's `createPubSub` holds at most 1,024 unread events per subscriber and then throws in the
+ * publishing listener, which an EventTarget turns into an uncaught exception: a catalogue sync
+ * announcing 1,500 installed apps to one `appUpdated` subscriber ended the process. Here up to
+ * `maxPending` events wait; a subscription that would hold more drops them and ends with a
+ * SLOW_CONSUMER error saying so (it must refetch and subscribe again: working through the backlog
+ * first, one read of the database each, would only delay that), and the process goes on. A
+ * Repeater with a FixedBuffer, stopped with the error, would first deliver all it holds.
+ */
+function subscriberOn(eventTarget: EventTarget, maxPending: number) {
+  return <Topic extends keyof Topics>(
+    topic: Topic,
+    wanted: (event: Topics[Topic][0]) => boolean = () => true,
+  ): AsyncIterableIterator<Topics[Topic][0]> => {
+    const events = new PendingEvents<Topics[Topic][0]>(maxPending, () =>
+      eventTarget.removeEventListener(topic, listener),
+    );
+    const listener = (message: Event) => {
+      const event = (message as CustomEvent<Topics[Topic][0]>).detail;
+      if (wanted(event)) events.push(event);
+    };
+    eventTarget.addEventListener(topic, listener);
+    return events;
+  };
+}
+
+/** The events a subscription has not read yet, at most `maxPending` (see subscriberOn). */
+class PendingEvents<T> implements AsyncIterableIterator<T> {
+  private queue: T[] = [];
+  /** queue[head] is the next to read (`shift()` costs the queue's length). */
+  private head = 0;
+  private wake: (() => void) | null = null;
+  private failure: GraphQLError | null = null;
+  private ended = false;
+
+  constructor(
+    private readonly maxPending: number,
+    private readonly unlisten: () => void,
+  ) {}
+
+  push(event: T): void {
+    if (this.ended) return;
+    if (this.queue.length - this.head < this.maxPending) this.queue.push(event);
+    else {
+      this.failure = new GraphQLError(
+        `More than ${this.maxPending} changes waited to be read by this subscription: it ends; refetch what it showed and subscribe again.`,
+        { extensions: { code: 'SLOW_CONSUMER' } },
+      );
+      this.end();
+    }
+    this.wake?.();
+  }
+
+  async next(): Promise<IteratorResult<T>> {
+    while (this.head === this.queue.length && !this.ended) {
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+    }
+    this.wake = null;
+    if (this.head < this.queue.length) {
+      const value = this.queue[this.head] as T;
+      this.head += 1;
+      if (this.head === this.queue.length) this.clear();
+      return { value, done: false };
+    }
+    const failure = this.failure;
+    this.failure = null;
+    if (failure) throw failure;
+    return { value: undefined, done: true };
+  }
+
+  async return(): Promise<IteratorResult<T>> {
+    this.end();
+    return { value: undefined, done: true };
+  }
+
+  async throw(error: unknown): Promise<IteratorResult<T>> {
+    this.end();
+    throw error;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  private end(): void {
+    this.ended = true;
+    this.clear();
+    this.unlisten();
+    this.wake?.();
+  }
+
+  private clear(): void {
+    this.queue = [];
+    this.head = 0;
+  }
 }
 
 /**

@@ -1,4 +1,3 @@
-import { filter, pipe } from 'graphql-yoga';
 import { SYSTEM_USER } from '../auth/user-id.js';
 import { installedAppsOf } from '../db/catalogue-sql.js';
 import type { Db } from '../db/client.js';
@@ -88,10 +87,7 @@ export class CatalogueChanges {
   /** Changes from now on, of one source or of all. */
   subscribe(sourceId?: string | null): AsyncIterable<CatalogueChanged> {
     checkArgumentLength('sourceId', sourceId, MAX_SOURCE_ID_LENGTH);
-    return pipe(
-      this.bus.subscribe('catalogue:changed'),
-      filter((change) => !sourceId || change.sourceId === sourceId),
-    );
+    return this.bus.subscribe('catalogue:changed', (change) => !sourceId || change.sourceId === sourceId);
   }
 }
 

@@ -71,8 +71,7 @@ export class HistoryService {
     const userId = userScope(viewer, filter_.userId);
     const wanted = HISTORY_FILTER.compile(filter_);
     return pipe(
-      this.bus.subscribe('history:added'),
-      filter((event) => userId === undefined || event.userId === userId),
+      this.bus.subscribe('history:added', (event) => userId === undefined || event.userId === userId),
       map((event) => whenAvailable(() => this.db.historyRecord.findUnique({ where: { id: event.id } }))),
       filter((row): row is HistoryRow => row !== null && wanted.matches(row)),
     );

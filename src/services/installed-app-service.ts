@@ -62,8 +62,10 @@ export class InstalledAppService {
     const wanted = APP_FILTER.compile(filter_);
     const wantedKey = wanted.only(['sourceId', 'appName']);
     return pipe(
-      this.bus.subscribe('app:updated'),
-      filter((event) => (userId === undefined || event.userId === userId) && wantedKey.matches(event)),
+      this.bus.subscribe(
+        'app:updated',
+        (event) => (userId === undefined || event.userId === userId) && wantedKey.matches(event),
+      ),
       map((event) =>
         whenAvailable(async () => {
           const row = await this.db.appState.findUnique({ where: { userId_sourceId_appName: event } });

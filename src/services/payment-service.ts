@@ -60,8 +60,10 @@ export class PaymentService {
     const wanted = PAYMENT_FILTER.compile(filter_);
     const wantedKey = wanted.only(['sourceId', 'appId']);
     return pipe(
-      this.bus.subscribe('payment:updated'),
-      filter((event) => (userId === undefined || event.userId === userId) && wantedKey.matches(event)),
+      this.bus.subscribe(
+        'payment:updated',
+        (event) => (userId === undefined || event.userId === userId) && wantedKey.matches(event),
+      ),
       map((event) => whenAvailable(() => this.db.payment.findUnique({ where: { id: event.paymentId } }))),
       filter(
         (payment): payment is PaymentRow =>

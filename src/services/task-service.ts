@@ -59,8 +59,8 @@ export class TaskService {
     // The event carries the key: skip reading the tasks whose key already fails the filter.
     const wantedKey = wanted.only(['sourceId', 'appName']);
     return pipe(
-      this.bus.subscribe('task:updated'),
-      filter(
+      this.bus.subscribe(
+        'task:updated',
         (event) =>
           (userId === undefined || event.userId === userId) &&
           (!taskId || event.taskId === taskId) &&
