@@ -2,15 +2,16 @@ import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { parse } from 'graphql';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { MAX_PENDING_EVENTS } from '../src/events/change-feed.js';
-import { fakeEntry, type FakeMarketSource, startFakeMarketSource } from './support/fake-market-source.js';
+import { type FakeMarketSource, fakeEntry, startFakeMarketSource } from './support/fake-market-source.js';
 import { AUTH_ENV, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
 import { type Subscription, subscribe } from './support/subscriptions.js';
 import { rawRequest } from './support/untyped.js';
 
 type AppUpdated = { appUpdated: { userId: string; appName: string; latestVersion: string | null } };
-const APP_UPDATED = parse(
-  'subscription { appUpdated { userId appName latestVersion } }',
-) as TypedDocumentNode<AppUpdated, Record<string, never>>;
+const APP_UPDATED = parse('subscription { appUpdated { userId appName latestVersion } }') as TypedDocumentNode<
+  AppUpdated,
+  Record<string, never>
+>;
 
 /**
  * A catalogue sync announces every installed app of a changed entry at once, one event per app.
@@ -66,7 +67,9 @@ describe('a burst of more app changes than a subscription may hold unread', () =
         appUpdated: { userId: 'alice', appName: 'burst', latestVersion: '2.0.0' },
       });
       // the admin's would have held one more than it may: it ends, saying why and what to do
-      await expect(admins.until(() => false, 60_000)).rejects.toThrow(/More than 10000 changes waited.*subscribe again.*"code":"SLOW_CONSUMER"/s);
+      await expect(admins.until(() => false, 60_000)).rejects.toThrow(
+        /More than 10000 changes waited.*subscribe again.*"code":"SLOW_CONSUMER"/s,
+      );
 
       const alive = await rawRequest(server, { query: '{ viewer { userId } }' }, { token: TOKENS.alice });
       expect(alive.body?.data).toEqual({ viewer: { userId: 'alice' } });
