@@ -91,3 +91,67 @@ describe('a subscriber that stops reading', () => {
     }
   });
 });
+
+describe('a client that sends queries over its WebSocket and reads none of the answers', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer('sqlite', {
+      env: { SUBSCRIPTION_MAX_BUFFERED_BYTES: '65536', SUBSCRIPTION_KEEPALIVE_MS: '1000' },
+    });
+  });
+  afterAll(() => server?.stop());
+
+  test('is not read from while its answers wait, and the keep-alive closes it; a client that reads again gets every answer', async () => {
+    const QUERIES = 2000;
+    // Each answer is four pages of the catalogue; each request carries 4 kB of comment.
+    const page = 'catalog(first: 100) { edges { node { appId name title description versions categories } } }';
+    const query = `# ${'x'.repeat(4096)}\nquery Bulky { a: ${page} b: ${page} c: ${page} d: ${page} }`;
+    const executed = async () => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith('market_graphql_requests_total{operation="Bulky"'));
+      return Number(line?.split(' ').at(-1) ?? 0);
+    };
+    const open = async () => {
+      const socket = new WebSocket(`${server.url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
+      await new Promise((resolve, reject) => {
+        socket.once('open', resolve);
+        socket.once('error', reject);
+      });
+      const acknowledged = new Promise((resolve) => socket.once('message', resolve));
+      socket.send(JSON.stringify({ type: 'connection_init', payload: {} }));
+      await acknowledged;
+      return socket;
+    };
+    const raw = (socket: WebSocket) => (socket as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    const send = (socket: WebSocket) => {
+      for (let id = 0; id < QUERIES; id += 1)
+        socket.send(JSON.stringify({ id: String(id), type: 'subscribe', payload: { query } }));
+    };
+
+    // Reads nothing, ever: the server stops reading it, and closes it at the keep-alive.
+    const deaf = await open();
+    deaf.on('error', () => {});
+    const closed = new Promise((resolve) => deaf.once('close', resolve));
+    raw(deaf).pause();
+    send(deaf);
+    await closed;
+    const deafExecuted = await executed();
+    expect(deafExecuted).toBeLessThan(QUERIES / 4);
+
+    // Reads again after a pause: nothing is lost, every query is answered.
+    const slow = await open();
+    let completed = 0;
+    const allCompleted = new Promise<void>((resolve) =>
+      slow.on('message', (data) => {
+        if ((JSON.parse(String(data)) as { type: string }).type === 'complete' && ++completed === QUERIES) resolve();
+      }),
+    );
+    raw(slow).pause();
+    send(slow);
+    await waitFor(async () => ((await executed()) > deafExecuted ? true : undefined), 'the first answers');
+    raw(slow).resume();
+    await allCompleted;
+    expect((await executed()) - deafExecuted).toBe(QUERIES);
+    slow.terminate();
+  }, 120_000);
+});

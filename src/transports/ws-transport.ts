@@ -91,9 +91,27 @@ class Connection implements Outlet {
     readonly upgrade: IncomingMessage,
   ) {}
 
+  /** An answer (a query's result, a pong, an error): when the socket is congested after it, reads stop. */
   send(message: string): void {
     this.active = true;
-    if (this.socket.readyState === this.socket.OPEN) this.socket.send(message);
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    this.socket.send(message);
+    if (this.congested) this.stopReading();
+  }
+
+  /**
+   * A client that sends requests without reading the answers: nothing more is read from it until
+   * what it was sent has left the process, so its requests wait in the kernel's buffers and its
+   * own, not as answers in this process (such a client sending queries took the server from 319 MB
+   * to 1.9 GB in 37 s). Its pongs are not read meanwhile either: the keep-alive closes it if it
+   * stays so. Subscription frames never get here (they queue per subscription instead).
+   */
+  private stopReading(): void {
+    if (this.socket.isPaused) return;
+    this.socket.pause();
+    this.socket.ping(undefined, undefined, () => {
+      if (this.socket.readyState === this.socket.OPEN) this.socket.resume();
+    });
   }
 
   write(frame: Buffer): void {
