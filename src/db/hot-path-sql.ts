@@ -225,11 +225,15 @@ export async function setEndedTaskAcceptance(
   return rows[0] ?? null;
 }
 
-/** The operation the app's state row now follows. */
+/**
+ * The operation the app's state row now follows; 0 when the row already follows it (a report of
+ * that operation came first) or there is no row.
+ */
 export function setAppOperation(db: SqlRunner, key: AppKey, opId: string, opType: string, now: Date): Promise<number> {
   return db.$executeRaw`
     UPDATE "AppState" SET "opId" = ${opId}, "opType" = ${opType}, "updatedAt" = ${now}
-    WHERE "userId" = ${key.userId} AND "sourceId" = ${key.sourceId} AND "appName" = ${key.appName}`;
+    WHERE "userId" = ${key.userId} AND "sourceId" = ${key.sourceId} AND "appName" = ${key.appName}
+      AND ("opId" IS NULL OR "opId" <> ${opId})`;
 }
 
 export interface ReportedState extends AppKey {

@@ -1,13 +1,19 @@
-import { AppServiceError } from '../adapters/app-service/port.js';
+import { AppServiceError, type AppStateEvent } from '../adapters/app-service/port.js';
 import type { Db } from '../db/client.js';
-import { markDispatched, setAppOperation, setEndedTaskAcceptance, setTaskAccepted } from '../db/hot-path-sql.js';
+import {
+  findAppState,
+  markDispatched,
+  setAppOperation,
+  setEndedTaskAcceptance,
+  setTaskAccepted,
+} from '../db/hot-path-sql.js';
 import type { Prisma, TaskRow } from '../db/models.js';
 import { isOperationType, type OperationRequest, readMetadata } from '../domain/operations.js';
 import { resultEnvelope, type TaskResultEnvelope } from '../domain/task-result.js';
 import { isTerminal } from '../domain/tasks.js';
 import type { EndDetails, EngineContext } from './engine-context.js';
-import { endedResult } from './report-rules.js';
-import { endOwnTask } from './task-end.js';
+import { concerns, endDetails, endedResult, outcomeOf } from './report-rules.js';
+import { endOwnTask, finishTask } from './task-end.js';
 
 /**
  * Runs one claimed task: arms its timeout, records that it is sent, and sends it to the app
@@ -92,16 +98,41 @@ async function recordAcceptance(
   task.result = result as unknown as Prisma.JsonValue;
   const now = new Date();
   try {
-    const taken = await ctx.sql.$transaction(async (tx) => {
+    const { taken, reportedFirst } = await ctx.sql.$transaction(async (tx) => {
       const accepted = await setTaskAccepted(tx, task.taskId, opId, result, now);
-      if (opId) await setAppOperation(tx, task, opId, task.type.toLowerCase(), now);
-      return accepted;
+      const marked = opId ? await setAppOperation(tx, task, opId, task.type.toLowerCase(), now) : 1;
+      return { taken: accepted, reportedFirst: marked === 0 };
     });
-    if (taken) ctx.feed.task(task);
-    else await recordAfterEnd(ctx, task.taskId, opId, result);
+    if (!taken) return await recordAfterEnd(ctx, task.taskId, opId, result);
+    ctx.feed.task(task);
+    if (reportedFirst) await endByEarlierReport(ctx, task);
   } catch (error) {
     ctx.logger.warn({ err: error, taskId: task.taskId, opId }, 'could not record the op id of a task');
   }
+}
+
+/**
+ * Reports of the task's operation came before the app service's answer (an HTTP app service may
+ * post them first): its op id was unknown then, so they went to the app's row only (report-rules.ts,
+ * `concerns`). The row, which follows that op id, ends the task now if its state says so.
+ */
+async function endByEarlierReport(ctx: EngineContext, task: TaskRow): Promise<void> {
+  const row = await findAppState(ctx.sql, task);
+  if (!row || row.opId !== task.opId) return;
+  const { userId, sourceId, appName, opId, state, progress, reason, message, eventTime } = row;
+  const report: AppStateEvent = {
+    userId,
+    sourceId,
+    appName,
+    opId,
+    state,
+    progress,
+    reason,
+    message,
+    createTime: eventTime,
+  };
+  const outcome = concerns(task, report) ? outcomeOf(task.type, row.state) : null;
+  if (outcome) await finishTask(ctx, task.taskId, outcome, endDetails(task, report, outcome));
 }
 
 /**

@@ -29,13 +29,19 @@ export function outcomeOf(taskType: string, state: string): TerminalStatus | nul
   return s === 'running' ? 'COMPLETED' : null;
 }
 
-/** Whether a report is about this running task: not about another operation, nor from before it started. */
+/**
+ * Whether a report is about this running task. The op ids decide when both are known, whatever the
+ * clocks say (an app service whose clock ran 3 s behind had every task's own reports ignored
+ * until TASK_TIMEOUT_MS failed it). A report naming an operation while the app service has not yet
+ * accepted the task is not its: a routine report carrying the app's previous op id completed an
+ * upgrade it had not even accepted. (This task's own report outrunning the acceptance ends it at
+ * the acceptance: dispatch.ts.) Otherwise, a report from before the task started is not about it.
+ */
 export function concerns(task: TaskRow, event: AppStateEvent): boolean {
-  return (
-    task.status === 'RUNNING' &&
-    !(event.opId && task.opId && event.opId !== task.opId) &&
-    !(task.startedAt && event.createTime < task.startedAt)
-  );
+  if (task.status !== 'RUNNING') return false;
+  if (event.opId && task.opId) return event.opId === task.opId;
+  if (event.opId && !acceptedResult(task)) return false;
+  return !(task.startedAt && event.createTime < task.startedAt);
 }
 
 /**
@@ -79,7 +85,7 @@ export function endedResult(
 }
 
 /** The result written when the app service accepted the task's operation, if the task holds it. */
-function acceptedResult(task: TaskRow): Prisma.InputJsonObject | null {
+export function acceptedResult(task: TaskRow): Prisma.InputJsonObject | null {
   const { result } = task;
   if (typeof result !== 'object' || result === null || Array.isArray(result)) return null;
   return result.status === 'success' ? (result as Prisma.InputJsonObject) : null;
