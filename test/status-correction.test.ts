@@ -429,6 +429,41 @@ describe.each(databases)('status correction over HTTP on %s', (kind) => {
     expect(stopped.__typename).toBe('StopAppSuccess');
   });
 
+  test('an app known only from its events (no installed version) gets the listed version, so that it can be stopped through the API', async () => {
+    // Its install failed here (a timeout, an answer without op id) while the app service went on,
+    // or it was installed outside the market: the events made its row, without a version.
+    const intake = `${server.url}/events/app-state`;
+    const event = {
+      name: 'events-only-app',
+      user: 'alice',
+      marketSource: SOURCE,
+      state: 'running',
+      opID: 'op-unknown-here',
+    };
+    expect(await sendEvent(intake, SECRET, { ...event, createTime: new Date().toISOString() })).toBe(202);
+    expect(await rowOf('alice', 'events-only-app')).toMatchObject({ state: 'running', installedVersion: null });
+    // the list is older than the event: the state stands, the version is taken
+    fake.apps.push(
+      application('alice', 'events-only-app', 'running', ago(60 * SECOND), {
+        settings: { market_source: SOURCE, version: '3.1.0', title: 'Events Only App' },
+      }),
+    );
+    await correction().run();
+    expect(await rowOf('alice', 'events-only-app')).toMatchObject({ state: 'running', installedVersion: '3.1.0' });
+    expect((await systemRecords('alice', 'events-only-app')).map((r) => r.message)).toEqual([
+      "events-only-app corrected from the app service's list: installed version 3.1.0",
+    ]);
+    const stopped = dataOf(
+      await execute(
+        server,
+        StopFoundAppMutation,
+        { input: { sourceId: SOURCE, appName: 'events-only-app' } },
+        { token: TOKENS.alice },
+      ),
+    ).stopApp;
+    expect(stopped.__typename).toBe('StopAppSuccess');
+  });
+
   test('list items the event intake would refuse are skipped and logged, and the rest of the list is still corrected', async () => {
     const now = new Date();
     const refused = [

@@ -98,16 +98,19 @@ export function planCorrections(comparison: Comparison): Correction[] {
   for (const [key, app] of listed) {
     const candidates = rowsByUserApp.get(key);
     if (!candidates) {
-      const settled = app.state.toLowerCase() !== 'uninstalled' && !isTransitional(app.state);
       const endedSince = comparison.endedSinceRequest?.has(appKeyString(app)) ?? false;
-      if (settled && !endedSince) corrections.push({ kind: 'appeared', listed: app });
+      if (settledIn(app.state) && !endedSince) corrections.push({ kind: 'appeared', listed: app });
       continue;
     }
     // The row of the listed source; with one row only, that row (the list may not say the source).
     const row = candidates.length === 1 ? candidates[0] : candidates.find((one) => one.sourceId === app.sourceId);
     if (!row || (candidates.length > 1 && row.sourceId !== app.sourceId)) continue;
-    const corrected = app.createTime.getTime() > row.eventTime.getTime() && differs(row, app);
     const task = activeByKey.get(appKeyString(row));
+    // A row without the installed version (an install that failed here, on a timeout or an answer
+    // without op id, while the app service went on; an app first seen in its events) cannot be
+    // stopped, upgraded or uninstalled through the API: the list says which chart runs.
+    const unversioned = !task && !row.installedVersion && Boolean(app.listedVersion) && settledIn(app.state);
+    const corrected = (app.createTime.getTime() > row.eventTime.getTime() && differs(row, app)) || unversioned;
     if (!corrected && !task) continue;
     const asRow = app.sourceId === row.sourceId ? app : { ...app, sourceId: row.sourceId };
     if (corrected) corrections.push({ kind: 'corrected', row, listed: asRow });
@@ -176,6 +179,11 @@ function newestByUserApp(apps: AppStateEvent[]): Map<string, AppStateEvent> {
 }
 
 /** Whether the list shows something else than the row: another state, or other entrances (when it lists them). */
+/** An app the list shows installed and at rest (not on its way in or out). */
+function settledIn(state: string): boolean {
+  return state.toLowerCase() !== 'uninstalled' && !isTransitional(state);
+}
+
 function differs(row: AppRow, listed: AppStateEvent): boolean {
   if (row.state !== listed.state) return true;
   if (!listed.entrances) return false;

@@ -223,8 +223,14 @@ export class StatusCorrection {
       }
       case 'corrected': {
         const { row, listed } = correction;
-        if (!(await engine.applyListedState(listed))) return; // a newer state came meanwhile
-        const what = row.state === listed.state ? 'entrances' : `${row.state || '(none)'} → ${listed.state}`;
+        const took = await engine.applyListedState(listed); // false: a newer state came meanwhile
+        const versioned = !row.installedVersion && (await this.completeListedRow(listed));
+        if (!took && !versioned) return;
+        const changes = [
+          ...(took && row.state !== listed.state ? [`${row.state || '(none)'} → ${listed.state}`] : []),
+          ...(versioned ? [`installed version ${listed.listedVersion}`] : []),
+        ];
+        const what = changes.join(', ') || 'entrances';
         await this.record(correction.kind, row, `${row.appName} corrected from the app service's list: ${what}`, {
           previousState: row.state,
           state: listed.state,
@@ -265,18 +271,21 @@ export class StatusCorrection {
   }
 
   /**
-   * A row created from the list holds what the list says of the installed chart (version, title,
-   * configuration type), so that the app can be stopped, upgraded and uninstalled through the API.
+   * A row created from the list, or one without the installed version, holds what the list says of
+   * the installed chart (version, title, configuration type), so that the app can be stopped,
+   * upgraded and uninstalled through the API. True when the row took it.
    */
-  private async completeListedRow(listed: AppStateEvent): Promise<void> {
+  private async completeListedRow(listed: AppStateEvent): Promise<boolean> {
     const data = {
       ...(listed.listedVersion ? { installedVersion: listed.listedVersion } : {}),
       ...(listed.listedTitle ? { title: listed.listedTitle } : {}),
       ...(listed.listedCfgType ? { cfgType: listed.listedCfgType } : {}),
     };
-    if (Object.keys(data).length === 0) return;
+    if (Object.keys(data).length === 0) return false;
     const key = { userId: listed.userId, sourceId: listed.sourceId, appName: listed.appName };
-    await this.deps.db.appState.updateMany({ where: { ...key, installedVersion: null }, data });
+    const { count } = await this.deps.db.appState.updateMany({ where: { ...key, installedVersion: null }, data });
+    if (count > 0) this.deps.feed.app(key);
+    return count > 0;
   }
 
   /** Counts a correction made and writes its `system` history record (announced once written). */
