@@ -1,3 +1,4 @@
+import type { ResultOf } from '@graphql-typed-document-node/core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { availableDatabases } from './support/databases.js';
 import { startFakeChartRepo } from './support/fake-chart-repo.js';
@@ -14,7 +15,9 @@ import {
   TOKENS,
   waitFor,
 } from './support/server.js';
-import { subscribe } from './support/subscriptions.js';
+import { type Subscription, subscribe } from './support/subscriptions.js';
+
+type RuntimeEventsResult = ResultOf<typeof RuntimeEventsSubscription>;
 
 const databases = await availableDatabases();
 const COMPONENTS = [
@@ -217,6 +220,54 @@ describe('a failing poll source is isolated', () => {
     } finally {
       await server.stop();
       await chartRepo.stop();
+    }
+  });
+});
+
+describe('a resume, or a burst, of more events than RUNTIME_SUBSCRIBER_BUFFER', () => {
+  test('still gets every retained event in order, without RESYNC', async () => {
+    const server = await startTestServer('sqlite', {
+      env: { RUNTIME_SUBSCRIBER_BUFFER: '20', COLLECT_INTERVAL_MS: '3600000' },
+    });
+    const { store } = server.app.services;
+    /** 150 changes in one turn, each an event (its message changes). */
+    const burst = (tag: string) => {
+      for (let i = 0; i < 150; i += 1) {
+        store.putComponent({
+          name: 'probe',
+          healthy: true,
+          state: 'RUNNING',
+          message: `${tag} ${i}`,
+          lastCheck: new Date(),
+          metrics: {},
+        });
+      }
+      return store.lastSequence;
+    };
+    /** Every change the store made after `after`, up to `last`, as it retains them. */
+    const sequencesBetween = (after: number, last: number) =>
+      (store.eventsSince(after) ?? []).map((e) => e.sequence).filter((sequence) => sequence <= last);
+    const readUntil = async (subscription: Subscription<RuntimeEventsResult>, last: number) =>
+      (await subscription.until((e) => e.runtimeEvents.sequence >= last)).map((e) => e.runtimeEvents);
+    try {
+      const before = store.lastSequence;
+      const missedUntil = burst('missed');
+      const resumed = await subscribe(server, RuntimeEventsSubscription, { since: before });
+      try {
+        const missed = await readUntil(resumed, missedUntil);
+        expect(missed.map((e) => e.kind)).not.toContain('RESYNC');
+        expect(missed.map((e) => e.sequence)).toEqual(sequencesBetween(before, missedUntil));
+        // and live, a burst of as many in one turn
+        const liveUntil = burst('live');
+        const live = await readUntil(resumed, liveUntil);
+        expect(live.map((e) => e.kind)).not.toContain('RESYNC');
+        expect(live.map((e) => e.sequence)).toEqual(sequencesBetween(missedUntil, liveUntil));
+        expect(live.filter((e) => e.component?.name === 'probe')).toHaveLength(150);
+      } finally {
+        await resumed.close();
+      }
+    } finally {
+      await server.stop();
     }
   });
 });

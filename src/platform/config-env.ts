@@ -351,7 +351,7 @@ export const envSchema = z.object({
   /** Runtime events kept for clients resuming with `since`. @default 10000 */
   RUNTIME_EVENT_BUFFER: decimal(positiveInt.max(1_000_000, 'must be at most 1000000')).default(10_000),
   /** Events one slow subscriber may have waiting before it gets RESYNC instead. @default 1000 */
-  RUNTIME_SUBSCRIBER_BUFFER: decimal(positiveInt).default(1000),
+  RUNTIME_SUBSCRIBER_BUFFER: decimal(positiveInt.max(100_000, 'must be at most 100000')).default(1000),
   /** Unsent bytes a WebSocket or SSE response may hold before its subscriptions queue instead. @default 1048576 */
   SUBSCRIPTION_MAX_BUFFERED_BYTES: decimal(positiveInt).default(1024 * 1024),
   /** Keep-alive period: silent WebSockets are pinged (and closed without an answer), idle SSE streams get a comment. @default 12000 */

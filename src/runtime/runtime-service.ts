@@ -2,6 +2,7 @@ import { Repeater } from 'graphql-yoga';
 import type { ChartRepoCollection, ChartRepoStatus } from '../adapters/chart-repo/port.js';
 import { userScope, type Viewer } from '../auth/viewer.js';
 import { DeliveryQueue } from '../events/change-feed.js';
+import { type EventStreamSource, eventStream } from './event-stream.js';
 import {
   type ComponentStatus,
   type RuntimeEvent,
@@ -258,9 +259,9 @@ export class RuntimeService {
 
   /**
    * Change events for the viewer's filter, each with the summary over that filter. With `since`,
-   * first what was missed after that sequence — or a RESYNC when the buffer no longer has it.
-   * A reader that falls more than `subscriberBuffer` events behind is sent RESYNC (and should
-   * refetch the snapshot) instead of making the server hold an unbounded backlog. Over the
+   * first what was missed after that sequence — or a RESYNC when the store no longer has it. A
+   * reader more than `subscriberBuffer` events behind reads on from the store's retained events
+   * (event-stream.ts), and gets RESYNC only once those no longer reach back to it. Over the
    * streaming transports the reader is a cohort's execution, which keeps up unless executing
    * itself is too slow; slow clients are the transports' business (src/fanout/member.ts).
    *
@@ -270,46 +271,28 @@ export class RuntimeService {
    */
   events(viewer: Viewer, filter: SnapshotFilter = {}, since?: number | null): AsyncIterable<RuntimeEventView> {
     const { scope, userId } = this.scopedStream(viewer, filter);
-    return new Repeater<RuntimeEventView>(async (push, stop) => {
-      let waiting = 0;
-      let overflowed = false;
-      // The summary only moves with a change, and every change has its sequence: one per burst.
-      let counted: { sequence: number; summary: RuntimeSummary } | null = null;
-      const summary = () => {
-        if (counted?.sequence !== this.store.lastSequence) {
-          counted = { sequence: this.store.lastSequence, summary: this.store.summary(scope) };
-        }
-        return counted.summary;
-      };
-      const send = (event: RuntimeEvent) => {
-        waiting += 1;
-        push({ ...this.scopedEvent(viewer, event), summary: summary() }).then(() => {
-          waiting -= 1;
-          if (overflowed && waiting === 0) {
-            overflowed = false;
-            send(this.resyncEvent());
-          }
-        });
-      };
-      const views = this.componentViews(viewer);
-      const receive = (event: RuntimeEvent, replayed = false) => {
-        if (!this.visible(viewer, event, scope)) return;
-        if (views && !views(event, replayed)) return;
-        if (waiting >= this.options.subscriberBuffer) overflowed = true;
-        else if (!overflowed) send(event);
-      };
-      // Joining and replaying happen in the same tick (the store is synchronous), and the stream
-      // takes from the queue only what came after: nothing falls between the replay and the live
-      // stream, and nothing is sent twice.
-      const leave = this.join({ userId, after: this.store.lastSequence, receive, fail: stop });
-      if (since != null) {
-        const missed = this.store.eventsSince(since);
-        if (missed === null) send(this.resyncEvent());
-        else for (const event of missed) receive(event, true);
+    // The summary only moves with a change, and every change has its sequence: one per burst.
+    let counted: { sequence: number; summary: RuntimeSummary } | null = null;
+    const summary = () => {
+      if (counted?.sequence !== this.store.lastSequence) {
+        counted = { sequence: this.store.lastSequence, summary: this.store.summary(scope) };
       }
-      await stop;
-      leave();
-    });
+      return counted.summary;
+    };
+    const views = this.componentViews(viewer);
+    const { store } = this;
+    const source: EventStreamSource<RuntimeEventView> = {
+      eventsSince: (sequence) => store.eventsSince(sequence),
+      sequence: () => store.lastSequence,
+      view: (event, replayed) => {
+        if (!this.visible(viewer, event, scope)) return null;
+        if (views && !views(event, replayed)) return null;
+        return { ...this.scopedEvent(viewer, event), summary: summary() };
+      },
+      resync: () => ({ ...this.resyncEvent(), summary: summary() }),
+      join: (receive, fail) => this.join({ userId, after: store.lastSequence, receive, fail }),
+    };
+    return eventStream(source, since, this.options.subscriberBuffer);
   }
 
   /** The viewer's snapshot at once, then again after changes, at most `snapshotMaxHz` a second. */

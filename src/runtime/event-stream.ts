@@ -1,0 +1,81 @@
+import { Repeater } from 'graphql-yoga';
+import type { RuntimeEvent } from './state-store.js';
+
+/** Most events handed to a reader that has not taken them yet (a Repeater refuses more than 1,024). */
+const MAX_WAITING = 1000;
+
+/** What an event stream reads from: the store, as one viewer and filter see it. */
+export interface EventStreamSource<View> {
+  /** The store's events after `sequence`, or null when it no longer holds them all. */
+  eventsSince(sequence: number): readonly RuntimeEvent[] | null;
+  /** The store's sequence now. */
+  sequence(): number;
+  /** What the reader gets of an event, or null when it may not see it (`replayed`: from before the stream joined). */
+  view(event: RuntimeEvent, replayed: boolean): View | null;
+  /** What the reader gets when what it missed is no longer held: RESYNC. */
+  resync(): View;
+  /** Starts taking the store's changes from now on; returns how to stop. */
+  join(receive: (event: RuntimeEvent) => void, fail: (error: unknown) => void): () => void;
+}
+
+/**
+ * A stream of the store's changes with the Kubernetes watch's contract: from `since` (or from now),
+ * every change in order, and RESYNC only when the store no longer holds what the reader has not
+ * been handed. At most `buffer` events wait for the reader; beyond that, and for the replay from
+ * `since`, the stream keeps its place (a sequence) and reads on from the store's retained events
+ * (RUNTIME_EVENT_BUFFER) as the reader takes them. Handing a replay over at once made a resume
+ * that had missed more than RUNTIME_SUBSCRIBER_BUFFER events (1,000) a RESYNC though the store
+ * held all 1,760, and so did any burst of more changes than that within one turn.
+ */
+export function eventStream<View>(
+  source: EventStreamSource<View>,
+  since: number | null | undefined,
+  buffer: number,
+): AsyncIterable<View> {
+  const limit = Math.min(buffer, MAX_WAITING);
+  return new Repeater<View>(async (push, stop) => {
+    let waiting = 0;
+    /** While set, the stream reads from the store after this sequence instead of taking changes as they come. */
+    let behind: number | null = since ?? null;
+    let backlog: readonly RuntimeEvent[] = [];
+    let next = 0;
+    const hand = (view: View) => {
+      waiting += 1;
+      void push(view).then(() => {
+        waiting -= 1;
+        if (behind !== null) catchUp();
+      });
+    };
+    const joinedAt = source.sequence();
+    const offer = (event: RuntimeEvent) => {
+      const view = source.view(event, event.sequence <= joinedAt);
+      if (view !== null) hand(view);
+    };
+    const catchUp = () => {
+      while (behind !== null && waiting < limit) {
+        if (next === backlog.length) {
+          const more = source.eventsSince(behind);
+          backlog = more ?? [];
+          next = 0;
+          if (more === null) hand(source.resync()); // then live from here on
+          if (backlog.length === 0) behind = null;
+          continue;
+        }
+        const event = backlog[next] as RuntimeEvent;
+        next += 1;
+        behind = event.sequence;
+        offer(event);
+      }
+    };
+    // Joining and the first look at the store happen in the same tick (the store is synchronous):
+    // nothing falls between the replay and the live stream, and nothing is sent twice.
+    const leave = source.join((event) => {
+      if (behind !== null) return; // read from the store once the reader gets there
+      if (waiting < limit) return offer(event);
+      behind = event.sequence - 1;
+    }, stop);
+    catchUp();
+    await stop;
+    leave();
+  });
+}
