@@ -92,3 +92,61 @@ describe.skipIf(!chromiumAvailable())("another site's page, in a real browser", 
     await page.close();
   });
 });
+
+describe.skipIf(!chromiumAvailable())('a page of an allowed origin (CORS_ORIGINS), in a real browser', () => {
+  let server: TestServer;
+  let browser: Browser;
+  let site: Server;
+  let siteUrl = '';
+
+  beforeAll(async () => {
+    site = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<p>frontend</p>'));
+    await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
+    siteUrl = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
+    server = await startTestServer('sqlite', { env: { CORS_ORIGINS: siteUrl } });
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await new Promise((resolve) => site?.close(resolve));
+    await server?.stop();
+  });
+
+  test('reads subscriptions over every SSE transport, as it reads queries', async () => {
+    const page = await browser.newPage();
+    await page.goto(siteUrl);
+    const firstEvents = await page.evaluate(
+      async ({ base, query }) => {
+        /** The first `next` event's data of a stream read with fetch (as graphql-sse's client reads it). */
+        const firstOf = async (url: string, init: RequestInit) => {
+          const response = await fetch(url, init);
+          const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+          let text = '';
+          while (!text.includes('event: next')) text += new TextDecoder().decode((await reader.read()).value);
+          await reader.cancel();
+          return /event: next\ndata: (.*)\n/.exec(text)?.[1] ?? '';
+        };
+        const body = JSON.stringify({ query });
+        const json = { 'content-type': 'application/json', accept: 'text/event-stream' };
+        const eventSource = new Promise<string>((resolve, reject) => {
+          const source = new EventSource(`${base}/graphql/stream?query=${encodeURIComponent(query)}`);
+          source.addEventListener('next', (event) => {
+            source.close();
+            resolve((event as MessageEvent).data);
+          });
+          source.onerror = () => reject(new Error('the EventSource failed'));
+        });
+        return [
+          await firstOf(`${base}/graphql/stream`, { method: 'POST', headers: json, body }),
+          await firstOf(`${base}/graphql`, { method: 'POST', headers: json, body }),
+          await eventSource,
+        ];
+      },
+      { base: server.url, query: SUBSCRIPTION },
+    );
+    for (const data of firstEvents) {
+      expect(JSON.parse(data)).toMatchObject({ data: { runtimeSnapshot: { sequence: expect.any(Number) } } });
+    }
+    await page.close();
+  });
+});

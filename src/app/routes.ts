@@ -5,7 +5,7 @@ import type { Db } from '../db/client.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import { receiveAppStateEvent } from '../http/app-state-intake.js';
 import { BodyTooLarge, bodyForYoga, graphqlBodyLimit, readBody } from '../http/body.js';
-import { type OriginPolicy, refuseCrossSite } from '../http/cross-site.js';
+import { allowCrossOriginRead, type OriginPolicy, refuseCrossSite } from '../http/cross-site.js';
 import { checkReadiness } from '../http/readiness.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
@@ -90,7 +90,10 @@ function routeRequest(deps: RouteDeps) {
     if (refusal) {
       return refuse(req, res, refusal.status, { message: refusal.message, extensions: { code: refusal.code } });
     }
-    if (sse.accepts(req, path)) return sse.handle(req, res);
+    if (sse.accepts(req, path)) {
+      allowCrossOriginRead(req, res, origins);
+      return sse.handle(req, res);
+    }
     if (req.method === 'POST' && path === yoga.graphqlEndpoint) {
       const read = await readGraphQLBody(deps, req, res);
       if (!read) return;

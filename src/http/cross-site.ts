@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** Distinct Host values whose answer OriginPolicy keeps. */
 const MAX_HOSTS_KEPT = 64;
@@ -158,4 +158,18 @@ export function refuseCrossSite(req: IncomingMessage, policy: OriginPolicy): Ref
 function isJson(contentType: string | undefined): boolean {
   const type = contentType?.split(';')[0]?.trim().toLowerCase();
   return type === 'application/json' || type === 'application/graphql-response+json';
+}
+
+/**
+ * The CORS headers of an answer this server writes itself (the SSE transports: Yoga adds them to
+ * its own from the same policy, see app/graphql.ts): an allowed origin's page may read it. Without
+ * them such a page could not read a stream, and graphql-sse's client took that for a network
+ * error and sent the operation again, five times (a mutation ran six times).
+ */
+export function allowCrossOriginRead(req: IncomingMessage, res: ServerResponse, policy: OriginPolicy): void {
+  res.setHeader('vary', 'Origin');
+  const { origin } = req.headers;
+  if (!origin || !policy.allowsCrossOrigin(origin)) return;
+  res.setHeader('access-control-allow-origin', origin);
+  res.setHeader('access-control-allow-credentials', 'true');
 }
