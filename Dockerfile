@@ -5,7 +5,7 @@
 #
 # Stage 1 installs every dependency, compiles better-sqlite3, generates the Prisma clients and
 # transpiles src/ to dist/, then prunes the dev dependencies. Stage 2 copies only node_modules
-# (production dependencies), dist/ and the SQL migrations, and runs `node dist/index.js` as the
+# (production dependencies), dist/, the SQL migrations and the bundled catalogue, and runs `node dist/index.js` as the
 # unprivileged `node` user: no tsx, no TypeScript, no compiler, no npm in the process chain.
 
 ARG NODE_IMAGE=node:20.20-bookworm-slim
@@ -46,6 +46,8 @@ COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules/ ./node_modules/
 COPY --from=build /app/dist/ ./dist/
 COPY prisma/migrations/ ./prisma/migrations/
+# The catalogue market.olares reads when MARKET_SOURCE_URL is not set (README "The bundled catalogue file").
+COPY catalogue/bundled.json ./catalogue/bundled.json
 RUN mkdir -p data && chown node:node data
 USER node
 EXPOSE 4000

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { READINESS_TIMEOUT_MS } from '../src/http/readiness.js';
 import { envSchema } from '../src/platform/config-env.js';
+import { waitFor } from './support/server.js';
 
 /**
  * The deployment artefacts (Dockerfile, docker-compose.yml, deploy/), checked without a container
@@ -141,6 +142,7 @@ describe('Dockerfile', () => {
         'build:/app/node_modules',
         'build:/app/dist',
         'prisma/migrations',
+        'catalogue/bundled.json',
       ]),
     );
   });
@@ -250,6 +252,15 @@ describe('docker-compose.yml', () => {
     expect(nginx).toMatch(/proxy_set_header\s+Connection\s+\$connection_upgrade;/);
     expect(nginx).toMatch(/proxy_buffering\s+off;/);
     expect(nginx).toMatch(/proxy_http_version\s+1\.1;/);
+    // An admin's chart upload (MAX_BODY_BYTES + CHART_UPLOAD_MAX_BYTES) passes the proxy.
+    const bodyLimit = /client_max_body_size\s+(\d+)m;/.exec(nginx)?.[1];
+    const defaults = envSchema.parse({});
+    expect(Number(bodyLimit) * 1024 * 1024).toBeGreaterThanOrEqual(
+      defaults.MAX_BODY_BYTES + defaults.CHART_UPLOAD_MAX_BYTES,
+    );
+    // What is not for clients is not published through it.
+    expect(nginx).toMatch(/location = \/metrics \{ return 404; \}/);
+    expect(nginx).toMatch(/location = \/events\/app-state \{ return 404; \}/);
     expect((compose.services.proxy.volumes as string[]).some((v) => v.startsWith('./deploy/nginx.conf:'))).toBe(true);
   });
 });
@@ -402,10 +413,12 @@ describe('the pre-transpiled build, laid out like the image', () => {
       cwd: dir,
       env: { ...process.env, PATH: `${path.join(ROOT, 'node_modules', '.bin')}${path.delimiter}${process.env.PATH}` },
     });
-    // What the runtime stage holds: package.json, node_modules, dist/, prisma/migrations/. No sources.
+    // What the runtime stage holds: package.json, node_modules, dist/, prisma/migrations/, the bundled
+    // catalogue. No sources.
     for (const file of ['src', 'tsconfig.json', 'tsconfig.build.json'])
       rmSync(path.join(dir, file), { recursive: true });
     cpSync(path.join(ROOT, 'prisma', 'migrations'), path.join(dir, 'prisma', 'migrations'), { recursive: true });
+    cpSync(path.join(ROOT, 'catalogue', 'bundled.json'), path.join(dir, 'catalogue', 'bundled.json'));
   }, BUILD_TIMEOUT_MS);
 
   afterAll(() => {
@@ -468,6 +481,17 @@ describe('the pre-transpiled build, laid out like the image', () => {
       expect((await query({})).status).toBe(401);
       const answer = await query({ authorization: `Bearer ${token}` });
       expect(await answer.json()).toEqual({ data: { viewer: { userId: 'ops' } } });
+      // Without MARKET_SOURCE_URL, market.olares reads the bundled catalogue, shipped with the image.
+      const bundled = JSON.parse(read('catalogue/bundled.json')) as { data: { apps: Record<string, unknown> } };
+      await waitFor(async () => {
+        const response = await fetch(`${base}/graphql`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          body: JSON.stringify({ query: '{ catalog(first: 1) { totalCount } }' }),
+        });
+        const body = (await response.json()) as { data?: { catalog: { totalCount: number } } };
+        return body.data?.catalog.totalCount === Object.keys(bundled.data.apps).length ? true : undefined;
+      }, 'the bundled catalogue');
       child.kill('SIGTERM');
       const [code] = await exited;
       expect(code, output.join('\n')).toBe(0);
