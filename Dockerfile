@@ -20,7 +20,7 @@ ENV npm_config_nodedir=/usr/local
 WORKDIR /app
 
 # Dependencies first, so that a change in src/ reuses this layer.
-COPY package.json package-lock.json .npmrc prisma.config.ts ./
+COPY package.json package-lock.json .npmrc .prebuild-installrc prisma.config.ts ./
 COPY scripts/prisma-schemas.mjs scripts/
 COPY prisma/schema.prisma prisma/
 # --ignore-scripts, then the two install steps the project needs, by name: the same result with the

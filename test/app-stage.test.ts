@@ -24,6 +24,15 @@ describe('stage and health derivation', () => {
     ['resumeFailed', 'FAILED', 'UNHEALTHY'],
     ['resumingCanceling', 'RESUMING', 'UNKNOWN'],
     ['RUNNING', 'RUNNING', 'HEALTHY'],
+    // A canceled operation on an installed app leaves it as it was (its stop and resume still work).
+    ['stoppingCanceled', 'RUNNING', 'HEALTHY'],
+    ['upgradingCanceled', 'RUNNING', 'HEALTHY'],
+    ['uninstallingCanceled', 'RUNNING', 'HEALTHY'],
+    ['resumingCanceled', 'STOPPED', 'UNHEALTHY'],
+    // What no state of the vocabulary tells (nor `uninstalled`, or `pending` with no task) is unknown.
+    ['uninstalled', 'UNKNOWN', 'UNKNOWN'],
+    ['pending', 'UNKNOWN', 'UNKNOWN'],
+    ['crashLoopBackOff', 'UNKNOWN', 'UNKNOWN'],
   ])('state %j → %s / %s', (state, stage, health) => {
     expect(deriveStage({ state })).toEqual({ stage, health });
   });
@@ -53,7 +62,11 @@ describe('stage and health derivation', () => {
     }
   });
 
-  test('a PENDING task overrides only a fetching or running stage, keeping the health', () => {
+  test('a PENDING task overrides only a fetching, running or unknown stage, keeping the health', () => {
+    expect(deriveStage({ state: 'pending', activeTask: { type: 'INSTALL', status: 'PENDING' } })).toEqual({
+      stage: 'INSTALLING',
+      health: 'UNKNOWN',
+    });
     expect(deriveStage({ state: 'running', activeTask: { type: 'UPGRADE', status: 'PENDING' } })).toEqual({
       stage: 'UPGRADING',
       health: 'HEALTHY',

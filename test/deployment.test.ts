@@ -1,7 +1,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
-import { isBuiltin } from 'node:module';
+import { createRequire, isBuiltin } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -25,6 +25,7 @@ import { waitFor } from './support/server.js';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
 const run = promisify(execFile);
+const require = createRequire(import.meta.url);
 
 // biome-ignore lint/suspicious/noExplicitAny: parsed YAML, walked by key path; the assertions are its type checks.
 type Yaml = Record<string, any>;
@@ -200,6 +201,16 @@ function durationMs(text: string): number {
   }
   return ms;
 }
+
+describe('installing better-sqlite3', () => {
+  it('never fetches its prebuilt binary: prebuild-install, run from its folder, is told to build from source', async () => {
+    const { stdout } = await run(process.execPath, [require.resolve('prebuild-install/rc.js')], {
+      cwd: path.join(ROOT, 'node_modules', 'better-sqlite3'),
+      env: { ...process.env, npm_config_build_from_source: '' },
+    });
+    expect(JSON.parse(stdout)).toMatchObject({ buildFromSource: true });
+  });
+});
 
 describe('docker-compose.yml', () => {
   it('has PostgreSQL, Redis and two API instances behind a proxy', () => {

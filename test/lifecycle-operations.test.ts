@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { graphql } from './gql/index.js';
 import { availableDatabases } from './support/databases.js';
-import { HistoryQuery, InstallAppMutation, UninstallAppMutation } from './support/operations.js';
+import { CancelTaskMutation, HistoryQuery, InstallAppMutation, UninstallAppMutation } from './support/operations.js';
 import { REMOTE_SOURCE, type Seeder, startSeededServer } from './support/seed.js';
 import { AUTH_ENV, dataOf, execute, type TestServer, TOKENS, waitFor } from './support/server.js';
 
@@ -230,6 +230,23 @@ describe.each(databases)('stopping and resuming apps on %s (simulated app servic
     ).retryTask;
     if (retried.__typename !== 'RetryTaskSuccess') throw new Error(`retry refused: ${JSON.stringify(retried)}`);
     await waitForTask(retried.task.taskId, 'failed again', (t) => t.status === 'FAILED');
+  });
+
+  test('a canceled stop leaves the app running: it shows RUNNING and can be stopped again', async () => {
+    await seed.catalogApp({ name: 'calibre', versions: ['7.0.0'] });
+    await seed.user('alice').app({ appName: 'calibre', state: 'running', version: '7.0.0' });
+    const stopped = await stop('calibre');
+    if (stopped.__typename !== 'StopAppSuccess') throw new Error(`stop refused: ${JSON.stringify(stopped)}`);
+    const { taskId } = stopped.task;
+    await waitForTask(taskId, 'sent', (t) => t.status === 'RUNNING' && t.opId !== null);
+    const canceled = dataOf(
+      await execute(server, CancelTaskMutation, { input: { taskId } }, { token: TOKENS.alice }),
+    ).cancelTask;
+    expect(canceled.__typename).toBe('CancelTaskSuccess');
+    const ended = await waitForTask(taskId, 'canceled', (t) => t.status === 'CANCELED');
+    expect(ended.app).toMatchObject({ stage: 'RUNNING', installedVersion: '7.0.0' });
+    const again = await stop('calibre');
+    expect(again.__typename).toBe('StopAppSuccess');
   });
 
   test('a stopped app is kept by the simulated cluster, an uninstalled one leaves it, and the apps stored at start are in it', async () => {

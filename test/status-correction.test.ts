@@ -464,6 +464,23 @@ describe.each(databases)('status correction over HTTP on %s', (kind) => {
     expect(stopped.__typename).toBe('StopAppSuccess');
   });
 
+  test('an installed app the app service reports uninstalled, with no task of ours, is removed with a system record', async () => {
+    await seed(db).user('alice').app({ appName: 'gone-by-event', state: 'running', sourceId: SOURCE });
+    const intake = `${server.url}/events/app-state`;
+    const event = {
+      name: 'gone-by-event',
+      user: 'alice',
+      marketSource: SOURCE,
+      state: 'uninstalled',
+      opID: 'op-elsewhere',
+    };
+    expect(await sendEvent(intake, SECRET, { ...event, createTime: new Date().toISOString() })).toBe(202);
+    expect(await rowOf('alice', 'gone-by-event')).toBeNull();
+    expect((await systemRecords('alice', 'gone-by-event')).map((r) => r.message)).toEqual([
+      'gone-by-event was uninstalled on the app service',
+    ]);
+  });
+
   test('list items the event intake would refuse are skipped and logged, and the rest of the list is still corrected', async () => {
     const now = new Date();
     const refused = [

@@ -44,21 +44,45 @@ export interface StageAndHealth {
 
 const FETCHING_WORDS = ['downloading', 'fetching', 'syncing'];
 
+const RUNNING: StageAndHealth = { stage: 'RUNNING', health: 'HEALTHY' };
+const STOPPED: StageAndHealth = { stage: 'STOPPED', health: 'UNHEALTHY' };
+
+/**
+ * A canceled operation on an installed app leaves the app as it was: a canceled stop, upgrade or
+ * uninstall a running app (of its old version), a canceled resume a stopped one. Shown as FAILED
+ * (the original's substring rule), such an app could be neither stopped nor resumed again.
+ */
+const CANCELED_LEAVES: Record<string, StageAndHealth> = {
+  stoppingcanceled: RUNNING,
+  stopcanceled: RUNNING,
+  upgradingcanceled: RUNNING,
+  upgradecanceled: RUNNING,
+  uninstallingcanceled: RUNNING,
+  uninstallcanceled: RUNNING,
+  resumingcanceled: STOPPED,
+  resumecanceled: STOPPED,
+};
+
 function fromState(raw: string): StageAndHealth {
   const state = raw.toLowerCase();
-  if (state === '') return { stage: 'RUNNING', health: 'HEALTHY' };
+  if (state === '') return RUNNING;
+  const canceled = CANCELED_LEAVES[state.replace('cancelled', 'canceled')];
+  if (canceled) return canceled;
   if (['failed', 'error', 'canceled', 'cancelled'].some((word) => state.includes(word))) {
     return { stage: 'FAILED', health: 'UNHEALTHY' };
   }
-  if (state.includes('stopped')) return { stage: 'STOPPED', health: 'UNHEALTHY' };
+  if (state.includes('stopped')) return STOPPED;
   if (state.includes('stopping')) return { stage: 'STOPPING', health: 'UNKNOWN' };
   if (state.includes('resuming')) return { stage: 'RESUMING', health: 'UNKNOWN' };
-  if (state.includes('running')) return { stage: 'RUNNING', health: 'HEALTHY' };
+  if (state.includes('running')) return RUNNING;
   if (FETCHING_WORDS.some((word) => state.includes(word))) return { stage: 'FETCHING', health: 'UNKNOWN' };
   if (state.includes('uninstalling')) return { stage: 'UNINSTALLING', health: 'UNKNOWN' };
   if (state.includes('upgrading')) return { stage: 'UPGRADING', health: 'UNKNOWN' };
   if (state.includes('installing') || state.includes('initializing')) return { stage: 'INSTALLING', health: 'UNKNOWN' };
-  return { stage: 'RUNNING', health: 'HEALTHY' };
+  // `pending` with no task of ours, `uninstalled` (its row goes, see app-state-reports.ts), or a
+  // word outside the vocabulary (`crashLoopBackOff`): the original's fall-through said RUNNING and
+  // HEALTHY, which no such state tells.
+  return { stage: 'UNKNOWN', health: 'UNKNOWN' };
 }
 
 const STAGE_OF_TASK: Record<string, AppStage | undefined> = {
@@ -83,7 +107,8 @@ export function deriveStage({ state, progress, activeTask }: StageInput): StageA
     if (activeTask.type === 'STOP' || activeTask.type === 'RESUME') return { stage: taskStage, health: 'UNKNOWN' };
     // A running task decides the stage; a pending one only while nothing more specific is known.
     if (activeTask.status === 'RUNNING') return { stage: taskStage, health: 'UNKNOWN' };
-    if (activeTask.status === 'PENDING' && (result.stage === 'FETCHING' || result.stage === 'RUNNING')) {
+    const vague = result.stage === 'FETCHING' || result.stage === 'RUNNING' || result.stage === 'UNKNOWN';
+    if (activeTask.status === 'PENDING' && vague) {
       return { stage: taskStage, health: result.health };
     }
   }

@@ -74,7 +74,29 @@ async function applyReport(
   const applied = await applyToStateRow(ctx, event);
   if (applied) feed.app(event);
   if (applied && task && outcome) await finishTask(ctx, task.taskId, outcome, endDetails(task, event, outcome));
+  else if (applied && !task && event.state.toLowerCase() === 'uninstalled') await removeUninstalled(ctx, event);
   return applied;
+}
+
+/**
+ * The app service says an app with no task of ours is gone (an uninstall that ended after its
+ * task timed out, one made outside the market): its row goes, as a completed uninstall's does,
+ * with a `system` record. Kept, it showed the app as installed, so installApp refused it.
+ */
+async function removeUninstalled(ctx: EngineContext, event: AppStateEvent): Promise<void> {
+  const key = { userId: event.userId, sourceId: event.sourceId, appName: event.appName };
+  const message = `${event.appName} was uninstalled on the app service`;
+  const entry = { type: 'system' as const, message, app: event.appName, userId: event.userId, time: new Date() };
+  const records = await ctx.db.$transaction(async (tx) => {
+    // Unless a newer report, or an operation of ours, came meanwhile.
+    const { count } = await tx.appState.deleteMany({
+      where: { ...key, state: event.state, eventTime: event.createTime },
+    });
+    return count === 0 ? null : await ctx.history.record([{ ...entry, extended: { sourceId: event.sourceId } }], tx);
+  });
+  if (!records) return;
+  ctx.feed.app(event);
+  ctx.feed.history(records);
 }
 
 /** Writes the event into the app's state row unless the row already has a newer one. */
