@@ -186,6 +186,35 @@ describe('task engine against a real app service over HTTP (APP_SERVICE_URL)', (
     }
   });
 
+  test("an app's reason is its last failure's, not the first one's", async () => {
+    const failedInstall = async (version?: string) => {
+      const taskId = version
+        ? await install('twice-failed-app', version)
+        : await installThroughApi(
+            server,
+            { sourceId: SOURCE, appName: 'twice-failed-app', version: '1.0.0' },
+            TOKENS.alice,
+          );
+      return waitFor(async () => {
+        const current = await task(taskId);
+        return current?.status === 'FAILED' ? current : undefined;
+      }, 'the install to fail');
+    };
+    const reason = async () =>
+      (await server.app.db.appState.findFirst({ where: { userId: 'alice', appName: 'twice-failed-app' } }))?.reason;
+    try {
+      fake.setBehaviour('install', { respond: 'business-error', code: 422, message: 'missing env values' });
+      await failedInstall('1.0.0');
+      expect(await reason()).toMatch(/missing env values/);
+      fake.setBehaviour('install', { respond: 'http-error', status: 503 });
+      const second = await failedInstall();
+      expect(await reason()).toBe(second.error);
+      expect(await reason()).not.toMatch(/missing env values/);
+    } finally {
+      fake.setBehaviour('install', { respond: 'accept' });
+    }
+  });
+
   test('the event intake refuses a wrong secret (401) and a malformed event (400), changing nothing', async () => {
     const before = await server.app.db.appState.findMany();
     expect(

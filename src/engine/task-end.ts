@@ -149,12 +149,15 @@ async function updateAppOnEnd(
     await deleteAppStateRow(tx, row.id); // a canceled first install leaves nothing behind
     return;
   }
-  if (status === 'FAILED' && !row.state.toLowerCase().includes('failed')) {
-    // The app service never reported the failure (it refused the operation, or timed out). A stop
-    // or resume that failed so changed nothing on the app: it keeps its state (a running app is
-    // still running, and can be stopped again), with the reason. Other operations show the failure.
+  if (status === 'FAILED') {
+    // Unless the app service reported the failure, it never saw the operation fail (it refused it,
+    // or timed out). A stop or resume that failed so changed nothing on the app: it keeps its state
+    // (a running app is still running, and can be stopped again). Other operations show the
+    // failure. The reason is this task's either way: one written by an earlier failure stayed,
+    // through every later one.
     const reason = (error ?? 'failed').slice(0, 200);
-    const keepsState = task.type === 'STOP' || task.type === 'RESUME';
+    const reported = row.state.toLowerCase().includes('failed');
+    const keepsState = reported || task.type === 'STOP' || task.type === 'RESUME';
     await setAppStateFailure(
       tx,
       row.id,
