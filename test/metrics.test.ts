@@ -3,6 +3,7 @@ import { print } from 'graphql';
 import { createClient as createSseClient } from 'graphql-sse';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { HistoryAddedSubscription } from './support/operations.js';
+import { openRawSocket } from './support/raw-ws.js';
 import {
   AUTH_ENV,
   announceHistory,
@@ -196,6 +197,31 @@ describe('/metrics', () => {
     await expect.poll(() => value(server, 'market_subscriptions', { transport: 'sse' })).toBe(0);
   });
 
+  test('a subscription refused before its operation is known takes no label of its own, whatever name it gives', async () => {
+    const before = await scrape(server);
+    const socket = await openRawSocket(server.url);
+    try {
+      socket.send({ type: 'connection_init', payload: {} });
+      await socket.nextOfType('connection_ack');
+      for (let index = 0; index < 30; index += 1) {
+        // Not a valid document: refused before it runs, under the name the client gave.
+        socket.send({
+          id: String(index),
+          type: 'subscribe',
+          payload: { query: 'subscription { nope }', operationName: `Ghost${index}` },
+        });
+        await socket.nextOfType('error');
+      }
+    } finally {
+      socket.socket.terminate();
+    }
+    const after = await scrape(server);
+    const labels = after.samples.filter((s) => s.name === REQUESTS).map((s) => s.labels.operation ?? '');
+    expect(labels.filter((label) => label.startsWith('Ghost'))).toEqual([]);
+    const unknown = { operation: 'other', type: 'unknown' };
+    expect(after.value(REQUESTS, unknown) - before.value(REQUESTS, unknown)).toBe(30);
+  });
+
   test('operation names are folded: 500 distinct names keep the label set bounded', async () => {
     for (let index = 0; index < 500; index += 25) {
       await Promise.all(
@@ -209,7 +235,12 @@ describe('/metrics', () => {
     expect(labels.size).toBeLessThanOrEqual(210);
     expect(labels.has('other')).toBe(true);
     const flood = metrics.samples
-      .filter((s) => s.name === REQUESTS && (s.labels.operation?.startsWith('Flood') || s.labels.operation === 'other'))
+      .filter(
+        (s) =>
+          s.name === REQUESTS &&
+          s.labels.type === 'query' &&
+          (s.labels.operation?.startsWith('Flood') || s.labels.operation === 'other'),
+      )
       .reduce((sum, s) => sum + s.value, 0);
     expect(flood).toBe(500);
   });

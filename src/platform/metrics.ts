@@ -75,6 +75,12 @@ export class LabelFold {
     return name;
   }
 
+  /** `name`'s label if it has one already, else `other`: takes no slot (for a name nothing vouches for). */
+  existing(name: string | null | undefined, fallback = 'anonymous'): string {
+    if (!name) return fallback;
+    return this.seen.has(name) ? name : OTHER_LABEL;
+  }
+
   /** Distinct labels in use (the folded `other` and the fallback aside). */
   get size(): number {
     return this.seen.size;
@@ -159,7 +165,9 @@ export class OperationMetrics {
 
   /** One operation answered (`seconds` null when there is no latency to report: a subscription). */
   operation(name: string | null | undefined, type: OperationTypeLabel, seconds: number | null): void {
-    const operation = this.names.label(name);
+    // A request refused before its operation was known names whatever it likes: it takes no label
+    // of its own (300 refused requests of made-up names took 300 of the slots real operations get).
+    const operation = type === 'unknown' ? this.names.existing(name) : this.names.label(name);
     const byName = this.series[type];
     let series = byName.get(operation);
     if (!series) {
