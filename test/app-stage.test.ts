@@ -26,9 +26,10 @@ describe('stage and health derivation', () => {
     ['RUNNING', 'RUNNING', 'HEALTHY'],
     // A canceled operation on an installed app leaves it as it was (its stop and resume still work).
     ['stoppingCanceled', 'RUNNING', 'HEALTHY'],
-    ['upgradingCanceled', 'RUNNING', 'HEALTHY'],
-    ['uninstallingCanceled', 'RUNNING', 'HEALTHY'],
     ['resumingCanceled', 'STOPPED', 'UNHEALTHY'],
+    // A canceled upgrade or uninstall left the app running or stopped, as it was: unknown here.
+    ['upgradingCanceled', 'UNKNOWN', 'UNKNOWN'],
+    ['uninstallingCanceled', 'UNKNOWN', 'UNKNOWN'],
     // What no state of the vocabulary tells (nor `uninstalled`, or `pending` with no task) is unknown.
     ['uninstalled', 'UNKNOWN', 'UNKNOWN'],
     ['pending', 'UNKNOWN', 'UNKNOWN'],

@@ -206,6 +206,34 @@ const ROWS: Row[] = [
     error: 'INVALID_STATE',
   },
   {
+    name: 'T7a paying again after paying, while the developer has no record of it, is refused (restore asks again)',
+    from: {
+      ...SIGNED,
+      signatureStatus: 'error_no_record',
+      developerSync: 'completed',
+      paymentStatus: 'frontend_completed',
+    },
+    trigger: 'startFrontend',
+    expect: { status: 'SIGNATURE_NO_RECORD' },
+    error: 'INVALID_STATE',
+  },
+  {
+    name: 'T7a paying after "no record" of a signature never paid for is accepted',
+    from: {
+      ...SIGNED,
+      signatureStatus: 'error_no_record',
+      developerSync: 'completed',
+      paymentStatus: 'notification_sent',
+    },
+    trigger: 'startFrontend',
+    expect: {
+      signatureStatus: 'required_and_signed',
+      paymentStatus: 'frontend_started',
+      status: 'PAYMENT_FRONTEND_STARTED',
+    },
+    pushes: [],
+  },
+  {
     name: 'T7b+T8+T9 the frontend paid: waiting, then the credential after two "no record"',
     from: { ...SIGNED, paymentStatus: 'frontend_started' },
     trigger: 'submitTransaction',

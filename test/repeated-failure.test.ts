@@ -42,10 +42,31 @@ describe('a failure that repeats (an outage) reaches the log now and then, and i
     ]);
     expect(lines[0]?.err?.message).toBe(away.message);
     expect(lines[0]?.err?.stack).toContain('repeated-failure.test.ts');
+  });
 
-    // After a recovery, the next outage is told in full again.
-    failures.failed(away);
-    expect(lines.at(-1)).toMatchObject({ msg: 'outbox: claiming due messages failed', failures: 1 });
+  it('work that fails every other run (a flapping connection) logs once a minute, not a stack and a recovery per run', () => {
+    vi.useFakeTimers({ now: 0, toFake: ['Date'] });
+    try {
+      const { logger, lines } = capturedLogger();
+      const failures = new RepeatedFailure(logger, 'outbox: claiming due messages', 'warn', 60_000);
+      const away = new Error('Connection terminated unexpectedly');
+      for (let second = 0; second < 120; second += 2) {
+        vi.setSystemTime(second * 1000);
+        failures.failed(away);
+        vi.setSystemTime(second * 1000 + 1000);
+        failures.succeeded();
+      }
+      expect(lines.map(({ msg }) => msg)).toEqual([
+        'outbox: claiming due messages failed',
+        'outbox: claiming due messages recovered',
+        'outbox: claiming due messages failed',
+        'outbox: claiming due messages recovered',
+      ]);
+      // A new outage a minute after the last line is told in full again.
+      expect(lines[2]).toMatchObject({ failures: 1, err: { message: away.message } });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('reminds that the same failure goes on at most once per interval, with the count and since when', () => {

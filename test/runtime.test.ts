@@ -263,6 +263,24 @@ describe('a resume, or a burst, of more events than RUNTIME_SUBSCRIBER_BUFFER', 
         expect(live.map((e) => e.kind)).not.toContain('RESYNC');
         expect(live.map((e) => e.sequence)).toEqual(sequencesBetween(missedUntil, liveUntil));
         expect(live.filter((e) => e.component?.name === 'probe')).toHaveLength(150);
+        // and changes that keep coming, each in its own turn, while it catches up: none twice
+        const trickleUntil = await (async () => {
+          burst('behind');
+          for (let i = 0; i < 60; i += 1) {
+            await new Promise((resolve) => setImmediate(resolve));
+            store.putComponent({
+              name: 'probe',
+              healthy: true,
+              state: 'RUNNING',
+              message: `trickle ${i}`,
+              lastCheck: new Date(),
+              metrics: {},
+            });
+          }
+          return store.lastSequence;
+        })();
+        const trickle = await readUntil(resumed, trickleUntil);
+        expect(trickle.map((e) => e.sequence)).toEqual(sequencesBetween(liveUntil, trickleUntil));
       } finally {
         await resumed.close();
       }

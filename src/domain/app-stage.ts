@@ -47,20 +47,24 @@ const FETCHING_WORDS = ['downloading', 'fetching', 'syncing'];
 const RUNNING: StageAndHealth = { stage: 'RUNNING', health: 'HEALTHY' };
 const STOPPED: StageAndHealth = { stage: 'STOPPED', health: 'UNHEALTHY' };
 
+const UNKNOWN: StageAndHealth = { stage: 'UNKNOWN', health: 'UNKNOWN' };
+
 /**
- * A canceled operation on an installed app leaves the app as it was: a canceled stop, upgrade or
- * uninstall a running app (of its old version), a canceled resume a stopped one. Shown as FAILED
- * (the original's substring rule), such an app could be neither stopped nor resumed again.
+ * A canceled operation on an installed app leaves the app as it was: a canceled stop a running
+ * app, a canceled resume a stopped one. Shown as FAILED (the original's substring rule), such an
+ * app could be neither stopped nor resumed again. A canceled upgrade or uninstall leaves it as it
+ * was before, running or stopped, which the state does not say: UNKNOWN until the app service
+ * reports again (status correction asks it).
  */
 const CANCELED_LEAVES: Record<string, StageAndHealth> = {
   stoppingcanceled: RUNNING,
   stopcanceled: RUNNING,
-  upgradingcanceled: RUNNING,
-  upgradecanceled: RUNNING,
-  uninstallingcanceled: RUNNING,
-  uninstallcanceled: RUNNING,
   resumingcanceled: STOPPED,
   resumecanceled: STOPPED,
+  upgradingcanceled: UNKNOWN,
+  upgradecanceled: UNKNOWN,
+  uninstallingcanceled: UNKNOWN,
+  uninstallcanceled: UNKNOWN,
 };
 
 function fromState(raw: string): StageAndHealth {
@@ -82,7 +86,7 @@ function fromState(raw: string): StageAndHealth {
   // `pending` with no task of ours, `uninstalled` (its row goes, see app-state-reports.ts), or a
   // word outside the vocabulary (`crashLoopBackOff`): the original's fall-through said RUNNING and
   // HEALTHY, which no such state tells.
-  return { stage: 'UNKNOWN', health: 'UNKNOWN' };
+  return UNKNOWN;
 }
 
 const STAGE_OF_TASK: Record<string, AppStage | undefined> = {

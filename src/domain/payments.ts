@@ -188,11 +188,17 @@ export function isPaying(progress: PaymentProgress): boolean {
 
 /**
  * The buyer may pay with the signature held: a signed purchase, or one the developer found no
- * payment for (`error_no_record` with its signature: "pay again", PAYMENT_RETRY_REQUIRED, or
- * before any payment, SIGNATURE_NO_RECORD, since the signature was never paid for).
+ * payment for before the buyer paid (`error_no_record` with its signature: "pay again",
+ * PAYMENT_RETRY_REQUIRED, or SIGNATURE_NO_RECORD for a signature never paid for). Not after paying:
+ * the developer must find that payment first (restorePurchase), or the buyer would pay twice.
  */
-export function mayPayWith(p: { signatureStatus: SignatureStatus; jws?: string | null }): boolean {
-  return p.signatureStatus === 'required_and_signed' || (p.signatureStatus === 'error_no_record' && Boolean(p.jws));
+export function mayPayWith(p: {
+  signatureStatus: SignatureStatus;
+  paymentStatus: PaymentProgress;
+  jws?: string | null;
+}): boolean {
+  if (p.signatureStatus === 'required_and_signed') return true;
+  return p.signatureStatus === 'error_no_record' && Boolean(p.jws) && !isPaying(p.paymentStatus);
 }
 
 /**

@@ -4,7 +4,7 @@ import { applyReportedState, isUniqueViolation, raiseProgress } from '../db/hot-
 import type { TaskRow } from '../db/models.js';
 import { appKeyString } from '../domain/app-key.js';
 import type { EngineContext } from './engine-context.js';
-import { concerns, endDetails, outcomeOf, progressOf, reportedState } from './report-rules.js';
+import { acceptedResult, concerns, endDetails, outcomeOf, progressOf, reportedState } from './report-rules.js';
 import { finishTask } from './task-end.js';
 
 /** Takes one app-service state report (see TaskEngine.onAppState); false when the database could not. */
@@ -73,9 +73,23 @@ async function applyReport(
   }
   const applied = await applyToStateRow(ctx, event);
   if (applied) feed.app(event);
-  if (applied && task && outcome) await finishTask(ctx, task.taskId, outcome, endDetails(task, event, outcome));
+  const ending = outcome ? task : applied && task && !concerned ? await acceptedMeanwhile(ctx, task, event) : null;
+  const end = ending && outcomeOf(ending.type, event.state);
+  if (applied && ending && end) await finishTask(ctx, ending.taskId, end, endDetails(ending, event, end));
   else if (applied && !task && event.state.toLowerCase() === 'uninstalled') await removeUninstalled(ctx, event);
   return applied;
+}
+
+/**
+ * A report naming an operation, for a task not yet accepted when the report was judged: the
+ * acceptance may have been written since, before the report reached the app's row (the acceptance
+ * then found the row following the old operation, see dispatch.ts, and no one would end the task).
+ * The task as it is now, if the report is its own after all.
+ */
+async function acceptedMeanwhile(ctx: EngineContext, task: TaskRow, event: AppStateEvent): Promise<TaskRow | null> {
+  if (!event.opId || task.opId || acceptedResult(task)) return null;
+  const now = await ctx.db.task.findUnique({ where: { taskId: task.taskId } });
+  return now && concerns(now, event) ? now : null;
 }
 
 /**

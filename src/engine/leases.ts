@@ -181,6 +181,10 @@ async function settleAdopted(ctx: EngineContext, task: TaskRow, status: Operatio
     return endOwnTask(ctx, task, 'FAILED', { error: `lost: ${status.reason}; check the app and retry the task` });
   }
   const { report } = status;
+  // Sent, but the instance died before it wrote the op id: the app service's state of the app
+  // since the task started is taken to be its operation's, whose op id it names (as a report
+  // without op id would count: see report-rules.ts; no later report would concern the task else).
+  if (!task.opId && report.opId && task.startedAt && report.createTime >= task.startedAt) task.opId = report.opId;
   const outcome = concerns(task, report) ? outcomeOf(task.type, report.state) : null;
   if (!(await receiveReport(ctx, report))) {
     // The database could not take it (an end is owed meanwhile, see receiveReport): ask again.

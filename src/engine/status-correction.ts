@@ -233,7 +233,7 @@ export class StatusCorrection {
         const what = changes.join(', ') || 'entrances';
         await this.record(correction.kind, row, `${row.appName} corrected from the app service's list: ${what}`, {
           previousState: row.state,
-          state: listed.state,
+          state: took ? listed.state : row.state,
         });
         return;
       }
@@ -284,6 +284,7 @@ export class StatusCorrection {
     if (Object.keys(data).length === 0) return false;
     const key = { userId: listed.userId, sourceId: listed.sourceId, appName: listed.appName };
     const { count } = await this.deps.db.appState.updateMany({ where: { ...key, installedVersion: null }, data });
+    // Announced again once written: the row's announcement of its state may be read before this.
     if (count > 0) this.deps.feed.app(key);
     return count > 0;
   }

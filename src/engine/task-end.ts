@@ -157,6 +157,8 @@ async function updateAppOnEnd(
     // through every later one.
     const reason = (error ?? 'failed').slice(0, 200);
     const reported = row.state.toLowerCase().includes('failed');
+    // The app service's own report of this operation's failure keeps its reason, in full.
+    if (reported && task.opId !== null && row.opId === task.opId) return;
     const keepsState = reported || task.type === 'STOP' || task.type === 'RESUME';
     await setAppStateFailure(
       tx,

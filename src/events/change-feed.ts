@@ -143,6 +143,8 @@ class PendingEvents<T> implements AsyncIterableIterator<T> {
       const value = this.queue[this.head] as T;
       this.head += 1;
       if (this.head === this.queue.length) this.clear();
+      // A reader that stays behind never empties the queue: what it read goes once it is half of it.
+      else if (this.head > 1024 && this.head * 2 > this.queue.length) this.compact();
       return { value, done: false };
     }
     const failure = this.failure;
@@ -174,6 +176,11 @@ class PendingEvents<T> implements AsyncIterableIterator<T> {
 
   private clear(): void {
     this.queue = [];
+    this.head = 0;
+  }
+
+  private compact(): void {
+    this.queue = this.queue.slice(this.head);
     this.head = 0;
   }
 }

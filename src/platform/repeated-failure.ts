@@ -17,7 +17,9 @@ const REMIND_MS = 60_000;
 export class RepeatedFailure {
   private failures = 0;
   private since = 0;
-  private lastLoggedAt = 0;
+  private lastLoggedAt = Number.NEGATIVE_INFINITY;
+  /** Whether this run of failures reached the log (a recovery is told only then). */
+  private told = false;
 
   constructor(
     private readonly logger: Logger,
@@ -27,26 +29,36 @@ export class RepeatedFailure {
     private readonly remindMs = REMIND_MS,
   ) {}
 
-  /** The work failed with `error`; `fields` go into the log line too. */
+  /**
+   * The work failed with `error`; `fields` go into the log line too. A failure within a minute of
+   * the last line logged is only counted, even after a recovery: work that fails every other run
+   * (a flapping connection) would otherwise log a stack and a recovery per run.
+   */
   failed(error: unknown, fields: Record<string, unknown> = {}): void {
     const now = Date.now();
+    if (this.failures === 0) this.since = now;
     this.failures += 1;
-    if (this.failures === 1) {
-      this.since = this.lastLoggedAt = now;
-      this.logger[this.level]({ ...fields, err: error, failures: 1 }, `${this.what} failed`);
-    } else if (now - this.lastLoggedAt >= this.remindMs) {
-      this.lastLoggedAt = now;
-      const failingForMs = now - this.since;
-      const line = { ...fields, err: error, failures: this.failures, failingForMs };
-      this.logger[this.level](line, `${this.what} still failing`);
-    }
+    if (now - this.lastLoggedAt < this.remindMs) return;
+    const first = !this.told;
+    this.told = true;
+    this.lastLoggedAt = now;
+    const line = {
+      ...fields,
+      err: error,
+      failures: this.failures,
+      ...(first ? {} : { failingForMs: now - this.since }),
+    };
+    this.logger[this.level](line, first ? `${this.what} failed` : `${this.what} still failing`);
   }
 
-  /** The work succeeded: after failures, the log says it recovered. */
+  /** The work succeeded: after failures the log told of, it says it recovered. */
   succeeded(fields: Record<string, unknown> = {}): void {
     if (this.failures === 0) return;
-    const failingForMs = Date.now() - this.since;
-    this.logger.info({ ...fields, failures: this.failures, failingForMs }, `${this.what} recovered`);
+    if (this.told) {
+      const failingForMs = Date.now() - this.since;
+      this.logger.info({ ...fields, failures: this.failures, failingForMs }, `${this.what} recovered`);
+    }
     this.failures = 0;
+    this.told = false;
   }
 }

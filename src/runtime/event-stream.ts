@@ -6,8 +6,8 @@ const MAX_WAITING = 1000;
 
 /** What an event stream reads from: the store, as one viewer and filter see it. */
 export interface EventStreamSource<View> {
-  /** The store's events after `sequence`, or null when it no longer holds them all. */
-  eventsSince(sequence: number): readonly RuntimeEvent[] | null;
+  /** The store's events after `sequence` (at most `limit`), or null when it no longer holds them all. */
+  eventsSince(sequence: number, limit: number): readonly RuntimeEvent[] | null;
   /** The store's sequence now. */
   sequence(): number;
   /** What the reader gets of an event, or null when it may not see it (`replayed`: from before the stream joined). */
@@ -37,27 +37,39 @@ export function eventStream<View>(
     let waiting = 0;
     /** While set, the stream reads from the store after this sequence instead of taking changes as they come. */
     let behind: number | null = since ?? null;
+    /**
+     * The last change taken, handed over or not (the reader may not see it): a change delivered
+     * live after the stream read it from the store (live delivery comes a macrotask after the
+     * store has it) is not handed over twice.
+     */
+    let taken = source.sequence();
     let backlog: readonly RuntimeEvent[] = [];
     let next = 0;
+    const joinedAt = taken;
     const hand = (view: View) => {
       waiting += 1;
-      void push(view).then(() => {
-        waiting -= 1;
-        if (behind !== null) catchUp();
-      });
+      void push(view)
+        .then(() => {
+          waiting -= 1;
+          if (behind !== null) catchUp();
+        })
+        .catch(stop); // a view that cannot be worked out ends this stream, not the process
     };
-    const joinedAt = source.sequence();
     const offer = (event: RuntimeEvent) => {
+      taken = Math.max(taken, event.sequence);
       const view = source.view(event, event.sequence <= joinedAt);
       if (view !== null) hand(view);
     };
     const catchUp = () => {
       while (behind !== null && waiting < limit) {
         if (next === backlog.length) {
-          const more = source.eventsSince(behind);
+          const more = source.eventsSince(behind, limit);
           backlog = more ?? [];
           next = 0;
-          if (more === null) hand(source.resync()); // then live from here on
+          if (more === null) {
+            taken = source.sequence(); // then live from here on
+            hand(source.resync());
+          }
           if (backlog.length === 0) behind = null;
           continue;
         }
@@ -68,9 +80,9 @@ export function eventStream<View>(
       }
     };
     // Joining and the first look at the store happen in the same tick (the store is synchronous):
-    // nothing falls between the replay and the live stream, and nothing is sent twice.
+    // nothing falls between the replay and the live stream.
     const leave = source.join((event) => {
-      if (behind !== null) return; // read from the store once the reader gets there
+      if (behind !== null || event.sequence <= taken) return; // read from the store, or read there already
       if (waiting < limit) return offer(event);
       behind = event.sequence - 1;
     }, stop);

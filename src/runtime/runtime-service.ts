@@ -282,7 +282,7 @@ export class RuntimeService {
     const views = this.componentViews(viewer);
     const { store } = this;
     const source: EventStreamSource<RuntimeEventView> = {
-      eventsSince: (sequence) => store.eventsSince(sequence),
+      eventsSince: (sequence, limit) => store.eventsSince(sequence, limit),
       sequence: () => store.lastSequence,
       view: (event, replayed) => {
         if (!this.visible(viewer, event, scope)) return null;

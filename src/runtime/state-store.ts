@@ -289,10 +289,19 @@ export class StateStore {
    * Events after `since`, or null when the client must resync: some already left the buffer, or
    * `since` is not a position in this stream at all (ahead of it: another process's numbering).
    */
-  eventsSince(since: number): RuntimeEvent[] | null {
+  eventsSince(since: number, limit = Number.POSITIVE_INFINITY): RuntimeEvent[] | null {
     if (since > this.sequence || since < this.floor) return null;
     if (since === this.sequence) return [];
-    return this.buffer.filter((event) => event.sequence > since);
+    // The buffer is in sequence order: the first event after `since` by binary search, then a
+    // slice of at most `limit` (a stream catching up reads on as its reader takes them).
+    let low = 0;
+    let high = this.buffer.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if ((this.buffer[middle] as RuntimeEvent).sequence > since) high = middle;
+      else low = middle + 1;
+    }
+    return this.buffer.slice(low, low + limit);
   }
 
   snapshot(scope: SnapshotScope = EVERYTHING): Snapshot {

@@ -1,6 +1,6 @@
 import { type DeveloperService, DeveloperServiceError, type GrantResult } from '../adapters/developer-service/port.js';
 import type { Db } from '../db/client.js';
-import { isPurchased, POLL_STARTS_FROM, paymentAxesOf, type SyncState } from '../domain/payments.js';
+import { POLL_STARTS_FROM, paymentAxesOf, type SyncState } from '../domain/payments.js';
 import type { Logger } from '../platform/logger.js';
 import type { Payment, PaymentTransitions } from './payment-transitions.js';
 
@@ -96,13 +96,14 @@ export class CredentialPolling {
 
   /**
    * One credential query, right after the wallet confirmed it holds a signature. It claims
-   * nothing, so its answer is written only if the payment still stands on that signature with no
-   * polling round under way: a round started meanwhile (the buyer paid) answers for itself, and a
-   * newer signature makes this answer moot.
+   * nothing, so its answer is written only if nothing was written to the payment since: a polling
+   * round started meanwhile (the buyer paid) answers for itself, and a newer signature makes this
+   * answer moot.
    */
   async queryOnce(payment: Payment): Promise<Payment> {
-    const stillAsked = (current: Payment) =>
-      !isPurchased(current) && current.developerSync !== POLLING && current.jws === payment.jws;
+    // Nothing written since the wallet's answer was (a round started and ended meanwhile, the
+    // buyer paid or signed again): the answer and its push are about the payment as it is.
+    const stillAsked = (current: Payment) => current.updatedAt.getTime() === payment.updatedAt.getTime();
     try {
       const result = await this.developers.activateAndGrant({
         developerName: payment.developerName ?? '',
