@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createPrismaClient } from '../src/db/client.js';
 import { availableDatabases, createTestDatabase } from './support/databases.js';
 import { type FakeAppService, sendEvent, startFakeAppService } from './support/fake-app-service.js';
-import { startFakeDeveloperService } from './support/fake-developer-service.js';
+import { type DeveloperBehaviour, startFakeDeveloperService } from './support/fake-developer-service.js';
 import {
   CloneAppMutation,
   InstallAppMutation,
@@ -38,6 +38,12 @@ function success<T extends { __typename: string }>(result: T): Extract<T, { paym
   if (!('payment' in result)) throw new Error(`expected success, got ${JSON.stringify(result)}`);
   return (result as { payment: unknown }).payment as never;
 }
+
+/** The developer finds no record of the payment twice, then grants the credential. */
+const NO_RECORD_TWICE_THEN_GRANT: DeveloperBehaviour = {
+  respond: 'sequence',
+  steps: [{ respond: 'json', body: { code: 1501 } }, { respond: 'json', body: { code: 1501 } }, { respond: 'grant' }],
+};
 
 /** A paid app, whose product is `<name>-license`. */
 const paidApp = (seed: Seeder, name: string) => seed.catalogApp({ name, versions: ['1.0.0'], price: '9.99' });
@@ -439,14 +445,7 @@ describe.each(databases)('payments on %s', (kind) => {
     test('never two pollers for one payment, however many times the payment is reported', async () => {
       const appId = 'actual-budget';
       await paidApp(seeder, appId);
-      developer.setBehaviour({
-        respond: 'sequence',
-        steps: [
-          { respond: 'json', body: { code: 1501 } },
-          { respond: 'json', body: { code: 1501 } },
-          { respond: 'grant' },
-        ],
-      });
+      developer.setBehaviour(NO_RECORD_TWICE_THEN_GRANT);
       success(await purchase(TOKENS.alice, appId));
       success(
         dataOf(
@@ -484,14 +483,7 @@ describe.each(databases)('payments on %s', (kind) => {
       const appId = 'late-answer';
       const productId = `${appId}-license`;
       await paidApp(seeder, appId);
-      developer.setBehaviour({
-        respond: 'sequence',
-        steps: [
-          { respond: 'json', body: { code: 1501 } },
-          { respond: 'json', body: { code: 1501 } },
-          { respond: 'grant' },
-        ],
-      });
+      developer.setBehaviour(NO_RECORD_TWICE_THEN_GRANT);
       success(await purchase(TOKENS.alice, appId));
       success(await mutate(SubmitSignatureMutation, { productId, jws: 'new.signature.jws' }));
       const before = developer.requests.length;
