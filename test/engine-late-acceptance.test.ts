@@ -20,6 +20,26 @@ import { waitFor } from './support/server.js';
  */
 
 const databases = await availableDatabases();
+
+/**
+ * An app service that, for every operation, first runs `beforeAnswering` (the state reports it
+ * posts before it answers), then accepts it as `opId`.
+ */
+function acceptingAs(opId: string, beforeAnswering: (operation: OperationRequest) => Promise<void>): AppService {
+  return {
+    kind: 'simulated',
+    async start(operation: OperationRequest) {
+      await beforeAnswering(operation);
+      return { opId, response: { code: 200, message: 'success', data: { opID: opId } } };
+    },
+    cancel: async () => {},
+    listApps: async () => [],
+    listAppsInFull: async () => ({ apps: [], unreadable: [] }),
+    lookup: async () => [],
+    close: async () => {},
+  };
+}
+
 const key = { userId: 'alice', sourceId: 'market.olares', appName: 'n8n' };
 const OP_ID = 'op-reported-before-accepted';
 
@@ -40,27 +60,18 @@ describe.each(databases)('an end reported before the acceptance on %s', (kind) =
 
   /** Reports the operation's failure, and only once the engine has taken that report, accepts it. */
   function reportingFirst(): AppService {
-    return {
-      kind: 'simulated',
-      async start(operation: OperationRequest) {
-        const failed: AppStateEvent = {
-          userId: operation.userId,
-          sourceId: operation.sourceId,
-          appName: operation.appName,
-          state: 'installFailed',
-          reason: 'image pull failed',
-          opId: OP_ID,
-          createTime: new Date(),
-        };
-        expect(await engine.onAppState(failed)).toBe(true);
-        return { opId: OP_ID, response: { code: 200, message: 'success', data: { opID: OP_ID } } };
-      },
-      cancel: async () => {},
-      listApps: async () => [],
-      listAppsInFull: async () => ({ apps: [], unreadable: [] }),
-      lookup: async () => [],
-      close: async () => {},
-    };
+    return acceptingAs(OP_ID, async (operation) => {
+      const failed: AppStateEvent = {
+        userId: operation.userId,
+        sourceId: operation.sourceId,
+        appName: operation.appName,
+        state: 'installFailed',
+        reason: 'image pull failed',
+        opId: OP_ID,
+        createTime: new Date(),
+      };
+      expect(await engine.onAppState(failed)).toBe(true);
+    });
   }
 
   test('the failed task keeps the op id and a result saying the accepted operation failed', async () => {
@@ -137,20 +148,8 @@ describe.each(databases)('which reports end a task, by op id, on %s', (kind) => 
   }
 
   /** Accepts every operation as UPGRADE_OP, after `beforeAnswering` (a report it posts first). */
-  function appService(beforeAnswering: (operation: OperationRequest) => Promise<void>): AppService {
-    return {
-      kind: 'simulated',
-      async start(operation: OperationRequest) {
-        await beforeAnswering(operation);
-        return { opId: UPGRADE_OP, response: { code: 200, message: 'success', data: { opID: UPGRADE_OP } } };
-      },
-      cancel: async () => {},
-      listApps: async () => [],
-      listAppsInFull: async () => ({ apps: [], unreadable: [] }),
-      lookup: async () => [],
-      close: async () => {},
-    };
-  }
+  const appService = (beforeAnswering: (operation: OperationRequest) => Promise<void>) =>
+    acceptingAs(UPGRADE_OP, beforeAnswering);
 
   async function startEngine(service: AppService): Promise<TaskEngine> {
     const bus = createEventBus();

@@ -314,6 +314,36 @@ describe.each(databases)('payments on %s', (kind) => {
 
     const purchase = async (token: string, appId: string) =>
       dataOf(await execute(server, PurchaseAppMutation, { input: { sourceId: SOURCE, appId } }, { token })).purchaseApp;
+    /** The one field a mutation answers, as alice. */
+    const mutate = async <T, I>(document: TypedDocumentNode<T, { input: I }>, input: I) =>
+      Object.values(
+        dataOf(await execute(server, document, { input }, { token: TOKENS.alice })) as object,
+      )[0] as T[keyof T];
+    const walletAnswers = (productId: string, jws: string) =>
+      mutate(SignatureCallbackMutation, { productId, signed: true, jws });
+    /** Waits until the payment of `appId` is no longer being polled, and returns it. */
+    const pollingEnded = (appId: string) =>
+      waitFor(async () => {
+        const p = await payment(server, TOKENS.alice, appId);
+        return p?.developerSync === 'in_progress' ? undefined : p;
+      }, 'the polling round to end');
+    const purchased = (appId: string) =>
+      waitFor(
+        async () => ((await payment(server, TOKENS.alice, appId))?.status === 'PURCHASED' ? true : undefined),
+        'the purchase',
+      );
+    /**
+     * A paid app of its own at PAYMENT_RETRY_REQUIRED: a restore asks to pay before signing, so the
+     * signature the wallet held meets a payment request, and the developer has no record of it.
+     */
+    const retryRequired = async (appId: string) => {
+      await paidApp(seeder, appId);
+      developer.setBehaviour({ respond: 'json', body: { code: 1501 } });
+      success(await mutate(RestorePurchaseMutation, { sourceId: SOURCE, appId }));
+      expect(success(await walletAnswers(`${appId}-license`, 'held.signature.jws'))).toMatchObject({
+        status: 'PAYMENT_RETRY_REQUIRED',
+      });
+    };
 
     test('restore on a new device: an existing signature is confirmed with the developer (codes 1501, 1501, then 0)', async () => {
       developer.setBehaviour({
@@ -464,20 +494,9 @@ describe.each(databases)('payments on %s', (kind) => {
           execute(server, SubmitPaymentTransactionMutation, { input }, { token: TOKENS.alice }),
         ),
       );
-      await waitFor(
-        async () => ((await payment(server, TOKENS.alice, appId))?.status === 'PURCHASED' ? true : undefined),
-        'the purchase',
-      );
+      await purchased(appId);
       expect(developer.requests.length - before).toBe(3);
     });
-
-    /** The one field a mutation answers, as alice. */
-    const mutate = async <T, I>(document: TypedDocumentNode<T, { input: I }>, input: I) =>
-      Object.values(
-        dataOf(await execute(server, document, { input }, { token: TOKENS.alice })) as object,
-      )[0] as T[keyof T];
-    const walletAnswers = (productId: string, jws: string) =>
-      mutate(SignatureCallbackMutation, { productId, signed: true, jws });
 
     test("a wallet's late answer neither replaces the buyer's newer signature nor cuts a polling round short", async () => {
       const appId = 'late-answer';
@@ -495,10 +514,7 @@ describe.each(databases)('payments on %s', (kind) => {
       expect(success(await walletAnswers(productId, 'old.signature.jws'))).toMatchObject({
         status: 'WAITING_DEVELOPER_CONFIRMATION',
       });
-      const done = await waitFor(async () => {
-        const p = await payment(server, TOKENS.alice, appId);
-        return p?.developerSync === 'in_progress' ? undefined : p;
-      }, 'the polling round to end');
+      const done = await pollingEnded(appId);
       expect(done?.status).toBe('PURCHASED');
       const asked = developer.requests.slice(before).map((r) => (r.body as { jws?: string }).jws);
       expect(asked).toEqual(['new.signature.jws', 'new.signature.jws', 'new.signature.jws']);
@@ -521,22 +537,12 @@ describe.each(databases)('payments on %s', (kind) => {
         await mutate(SubmitPaymentTransactionMutation, { sourceId: SOURCE, appId, productId, txHash: '0xca5e' }),
       );
       expect(paid).toMatchObject({ status: 'WAITING_DEVELOPER_CONFIRMATION' });
-      await waitFor(
-        async () => ((await payment(server, TOKENS.alice, appId))?.status === 'PURCHASED' ? true : undefined),
-        'the purchase',
-      );
+      await purchased(appId);
     });
 
-    test('no record when asked to pay already (PAYMENT_RETRY_REQUIRED): the buyer can pay again; a restore asks the developer again', async () => {
+    test('no record when asked to pay already (PAYMENT_RETRY_REQUIRED): a restore asks the developer again', async () => {
       const appId = 'retry-pay';
-      const productId = `${appId}-license`;
-      await paidApp(seeder, appId);
-      developer.setBehaviour({ respond: 'json', body: { code: 1501 } });
-      // a restore asks to pay before signing, so the signature the wallet held meets a payment request
-      success(await mutate(RestorePurchaseMutation, { sourceId: SOURCE, appId }));
-      expect(success(await walletAnswers(productId, 'held.signature.jws'))).toMatchObject({
-        status: 'PAYMENT_RETRY_REQUIRED',
-      });
+      await retryRequired(appId);
       const before = developer.requests.length;
       developer.setBehaviour({
         respond: 'sequence',
@@ -544,10 +550,7 @@ describe.each(databases)('payments on %s', (kind) => {
       });
       const restored = success(await mutate(RestorePurchaseMutation, { sourceId: SOURCE, appId }));
       expect(restored.developerSync).toBe('in_progress');
-      await waitFor(async () => {
-        const p = await payment(server, TOKENS.alice, appId);
-        return p?.developerSync === 'in_progress' ? undefined : p;
-      }, 'the restore to end');
+      await pollingEnded(appId);
       expect(developer.requests.length - before).toBe(2);
       // granted at the second query: bought without paying again (it was paid on another device)
       expect(await payment(server, TOKENS.alice, appId)).toMatchObject({ status: 'PURCHASED' });
@@ -556,20 +559,12 @@ describe.each(databases)('payments on %s', (kind) => {
     test('PAYMENT_RETRY_REQUIRED lets the frontend pay again', async () => {
       const appId = 'retry-pay-2';
       const productId = `${appId}-license`;
-      await paidApp(seeder, appId);
-      developer.setBehaviour({ respond: 'json', body: { code: 1501 } });
-      success(await mutate(RestorePurchaseMutation, { sourceId: SOURCE, appId }));
-      expect(success(await walletAnswers(productId, 'held.signature.jws'))).toMatchObject({
-        status: 'PAYMENT_RETRY_REQUIRED',
-      });
+      await retryRequired(appId);
       const started = success(await mutate(StartFrontendPaymentMutation, { sourceId: SOURCE, appId, productId }));
       expect(started).toMatchObject({ status: 'PAYMENT_FRONTEND_STARTED' }); // not SIGNATURE_NO_RECORD any more
       developer.setBehaviour({ respond: 'grant' });
       success(await mutate(SubmitPaymentTransactionMutation, { sourceId: SOURCE, appId, productId, txHash: '0xa9a1' }));
-      await waitFor(
-        async () => ((await payment(server, TOKENS.alice, appId))?.status === 'PURCHASED' ? true : undefined),
-        'the purchase',
-      );
+      await purchased(appId);
     });
 
     // Each case seeds its own apps (seedRefusalApps) and its input is about those.

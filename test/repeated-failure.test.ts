@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../src/platform/logger.js';
 import { startPeriodicJob } from '../src/platform/periodic-job.js';
 import { RepeatedFailure } from '../src/platform/repeated-failure.js';
@@ -26,6 +26,10 @@ function capturedLogger() {
 }
 
 describe('a failure that repeats (an outage) reaches the log now and then, and its end too', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
   it('logs the first failure in full, not the failures that follow it (whatever their message), and the recovery', () => {
     const { logger, lines } = capturedLogger();
     const failures = new RepeatedFailure(logger, 'outbox: claiming due messages', 'warn');
@@ -46,52 +50,44 @@ describe('a failure that repeats (an outage) reaches the log now and then, and i
 
   it('work that fails every other run (a flapping connection) logs once a minute, not a stack and a recovery per run', () => {
     vi.useFakeTimers({ now: 0, toFake: ['Date'] });
-    try {
-      const { logger, lines } = capturedLogger();
-      const failures = new RepeatedFailure(logger, 'outbox: claiming due messages', 'warn', 60_000);
-      const away = new Error('Connection terminated unexpectedly');
-      for (let second = 0; second < 120; second += 2) {
-        vi.setSystemTime(second * 1000);
-        failures.failed(away);
-        vi.setSystemTime(second * 1000 + 1000);
-        failures.succeeded();
-      }
-      expect(lines.map(({ msg }) => msg)).toEqual([
-        'outbox: claiming due messages failed',
-        'outbox: claiming due messages recovered',
-        'outbox: claiming due messages failed',
-        'outbox: claiming due messages recovered',
-      ]);
-      // A new outage a minute after the last line is told in full again.
-      expect(lines[2]).toMatchObject({ failures: 1, err: { message: away.message } });
-    } finally {
-      vi.useRealTimers();
+    const { logger, lines } = capturedLogger();
+    const failures = new RepeatedFailure(logger, 'outbox: claiming due messages', 'warn', 60_000);
+    const away = new Error('Connection terminated unexpectedly');
+    for (let second = 0; second < 120; second += 2) {
+      vi.setSystemTime(second * 1000);
+      failures.failed(away);
+      vi.setSystemTime(second * 1000 + 1000);
+      failures.succeeded();
     }
+    expect(lines.map(({ msg }) => msg)).toEqual([
+      'outbox: claiming due messages failed',
+      'outbox: claiming due messages recovered',
+      'outbox: claiming due messages failed',
+      'outbox: claiming due messages recovered',
+    ]);
+    // A new outage a minute after the last line is told in full again.
+    expect(lines[2]).toMatchObject({ failures: 1, err: { message: away.message } });
   });
 
   it('reminds that the same failure goes on at most once per interval, with the count and since when', () => {
     vi.useFakeTimers({ now: 0, toFake: ['Date'] });
-    try {
-      const { logger, lines } = capturedLogger();
-      const failures = new RepeatedFailure(logger, 'catalogue sync', 'error', 60_000);
-      const away = new Error('database away');
-      for (let second = 0; second <= 130; second += 5) {
-        vi.setSystemTime(second * 1000);
-        failures.failed(second === 60 ? new Error('connection reset') : away);
-      }
-      expect(
-        lines.map(({ msg, failures, failingForMs, err }) => ({ msg, failures, failingForMs, error: err?.message })),
-      ).toEqual([
-        { msg: 'catalogue sync failed', failures: 1, failingForMs: undefined, error: 'database away' },
-        { msg: 'catalogue sync still failing', failures: 13, failingForMs: 60_000, error: 'connection reset' },
-        { msg: 'catalogue sync still failing', failures: 25, failingForMs: 120_000, error: 'database away' },
-      ]);
-      vi.setSystemTime(131_000);
-      failures.succeeded();
-      expect(lines.at(-1)).toMatchObject({ msg: 'catalogue sync recovered', failures: 27, failingForMs: 131_000 });
-    } finally {
-      vi.useRealTimers();
+    const { logger, lines } = capturedLogger();
+    const failures = new RepeatedFailure(logger, 'catalogue sync', 'error', 60_000);
+    const away = new Error('database away');
+    for (let second = 0; second <= 130; second += 5) {
+      vi.setSystemTime(second * 1000);
+      failures.failed(second === 60 ? new Error('connection reset') : away);
     }
+    expect(
+      lines.map(({ msg, failures, failingForMs, err }) => ({ msg, failures, failingForMs, error: err?.message })),
+    ).toEqual([
+      { msg: 'catalogue sync failed', failures: 1, failingForMs: undefined, error: 'database away' },
+      { msg: 'catalogue sync still failing', failures: 13, failingForMs: 60_000, error: 'connection reset' },
+      { msg: 'catalogue sync still failing', failures: 25, failingForMs: 120_000, error: 'database away' },
+    ]);
+    vi.setSystemTime(131_000);
+    failures.succeeded();
+    expect(lines.at(-1)).toMatchObject({ msg: 'catalogue sync recovered', failures: 27, failingForMs: 131_000 });
   });
 
   it('a periodic job that fails at every run logs its first failure and its recovery, with its status kept', async () => {

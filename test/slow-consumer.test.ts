@@ -4,8 +4,8 @@ import { RuntimeEventsSubscription } from './support/operations.js';
 import { startTestServer, type TestServer, waitFor } from './support/server.js';
 import { subscribe } from './support/subscriptions.js';
 
-/** A graphql-transport-ws client by hand, so the test can stop reading its socket. */
-async function rawSubscriber(url: string) {
+/** A graphql-transport-ws connection by hand, acknowledged, so the test can stop reading its socket. */
+async function acknowledgedSocket(url: string): Promise<WebSocket> {
   const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
   await new Promise((resolve, reject) => {
     socket.once('open', resolve);
@@ -14,6 +14,12 @@ async function rawSubscriber(url: string) {
   const acknowledged = new Promise((resolve) => socket.once('message', resolve));
   socket.send(JSON.stringify({ type: 'connection_init', payload: {} }));
   await acknowledged;
+  return socket;
+}
+
+/** A runtimeEvents subscriber by hand, whose event kinds are collected. */
+async function rawSubscriber(url: string) {
+  const socket = await acknowledgedSocket(url);
   socket.send(
     JSON.stringify({
       id: '1',
@@ -111,17 +117,6 @@ describe('a client that sends queries over its WebSocket and reads none of the a
       const line = text.split('\n').find((l) => l.startsWith('market_graphql_requests_total{operation="Bulky"'));
       return Number(line?.split(' ').at(-1) ?? 0);
     };
-    const open = async () => {
-      const socket = new WebSocket(`${server.url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
-      await new Promise((resolve, reject) => {
-        socket.once('open', resolve);
-        socket.once('error', reject);
-      });
-      const acknowledged = new Promise((resolve) => socket.once('message', resolve));
-      socket.send(JSON.stringify({ type: 'connection_init', payload: {} }));
-      await acknowledged;
-      return socket;
-    };
     const raw = (socket: WebSocket) => (socket as unknown as { _socket: { pause(): void; resume(): void } })._socket;
     const send = (socket: WebSocket) => {
       for (let id = 0; id < QUERIES; id += 1)
@@ -129,7 +124,7 @@ describe('a client that sends queries over its WebSocket and reads none of the a
     };
 
     // Reads nothing, ever: the server stops reading it, and closes it at the keep-alive.
-    const deaf = await open();
+    const deaf = await acknowledgedSocket(server.url);
     deaf.on('error', () => {});
     const closed = new Promise((resolve) => deaf.once('close', resolve));
     raw(deaf).pause();
@@ -139,7 +134,7 @@ describe('a client that sends queries over its WebSocket and reads none of the a
     expect(deafExecuted).toBeLessThan(QUERIES / 4);
 
     // Reads again after a pause: nothing is lost, every query is answered.
-    const slow = await open();
+    const slow = await acknowledgedSocket(server.url);
     let completed = 0;
     const allCompleted = new Promise<void>((resolve) =>
       slow.on('message', (data) => {

@@ -46,7 +46,6 @@ const FETCHING_WORDS = ['downloading', 'fetching', 'syncing'];
 
 const RUNNING: StageAndHealth = { stage: 'RUNNING', health: 'HEALTHY' };
 const STOPPED: StageAndHealth = { stage: 'STOPPED', health: 'UNHEALTHY' };
-
 const UNKNOWN: StageAndHealth = { stage: 'UNKNOWN', health: 'UNKNOWN' };
 
 /**

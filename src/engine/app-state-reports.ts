@@ -71,13 +71,13 @@ async function applyReport(
     feed.task(task);
     return took;
   }
-  const applied = await applyToStateRow(ctx, event);
-  if (applied) feed.app(event);
-  const ending = outcome ? task : applied && task && !concerned ? await acceptedMeanwhile(ctx, task, event) : null;
+  if (!(await applyToStateRow(ctx, event))) return false;
+  feed.app(event);
+  const ending = concerned ? task : task && (await acceptedMeanwhile(ctx, task, event));
   const end = ending && outcomeOf(ending.type, event.state);
-  if (applied && ending && end) await finishTask(ctx, ending.taskId, end, endDetails(ending, event, end));
-  else if (applied && !task && event.state.toLowerCase() === 'uninstalled') await removeUninstalled(ctx, event);
-  return applied;
+  if (ending && end) await finishTask(ctx, ending.taskId, end, endDetails(ending, event, end));
+  else if (!task && event.state.toLowerCase() === 'uninstalled') await removeUninstalled(ctx, event);
+  return true;
 }
 
 /**

@@ -178,12 +178,12 @@ function newestByUserApp(apps: AppStateEvent[]): Map<string, AppStateEvent> {
   return newest;
 }
 
-/** Whether the list shows something else than the row: another state, or other entrances (when it lists them). */
 /** An app the list shows installed and at rest (not on its way in or out). */
 function settledIn(state: string): boolean {
   return state.toLowerCase() !== 'uninstalled' && !isTransitional(state);
 }
 
+/** Whether the list shows something else than the row: another state, or other entrances (when it lists them). */
 function differs(row: AppRow, listed: AppStateEvent): boolean {
   if (row.state !== listed.state) return true;
   if (!listed.entrances) return false;

@@ -22,6 +22,12 @@ import {
 /** A payment row with its five axes typed. */
 export type Payment = Omit<PaymentRow, PaymentAxis> & PaymentAxes;
 
+/**
+ * Whether a change still applies to the payment as its commit finds it (locked), for a decision
+ * taken on an earlier read (see PaymentTransitions.commit).
+ */
+export type Applies = (current: Payment) => boolean;
+
 /** A change of a payment row; the axes take only their own values. */
 export type Patch = Omit<Prisma.PaymentUpdateInput, PaymentAxis> & Partial<PaymentAxes>;
 
@@ -59,12 +65,7 @@ export class PaymentTransitions {
    * the row is returned as it is): for a decision taken on a read that a concurrent request or a
    * polling round may have overtaken meanwhile.
    */
-  async commit(
-    payment: Payment,
-    patch: Patch,
-    pushes: Push[] = [],
-    applies?: (current: Payment) => boolean,
-  ): Promise<Payment> {
+  async commit(payment: Payment, patch: Patch, pushes: Push[] = [], applies?: Applies): Promise<Payment> {
     const written = await this.db.$transaction(async (tx) => {
       await tx.$executeRaw`UPDATE "Payment" SET "pollAttempts" = "pollAttempts" WHERE "id" = ${payment.id}`;
       const locked = await tx.payment.findUnique({ where: { id: payment.id } });
@@ -132,7 +133,7 @@ export class PaymentTransitions {
   }
 
   /** The developer granted the credential: bought. */
-  granted(payment: Payment, vc: string, applies?: (current: Payment) => boolean): Promise<Payment> {
+  granted(payment: Payment, vc: string, applies?: Applies): Promise<Payment> {
     return this.commit(
       payment,
       { vc, developerSync: 'completed', paymentStatus: 'developer_confirmed', frontendData: DbNull },
@@ -142,14 +143,14 @@ export class PaymentTransitions {
   }
 
   /** The developer has no record of the payment: pay again if asked to pay already, else restore. */
-  noRecord(payment: Payment, applies?: (current: Payment) => boolean): Promise<Payment> {
+  noRecord(payment: Payment, applies?: Applies): Promise<Payment> {
     const status = payment.paymentStatus === 'notification_sent' ? 'payment_retry_required' : 'signature_no_record';
     const patch: Patch = { developerSync: 'completed', signatureStatus: 'error_no_record' };
     return this.commit(payment, patch, [frontendPush(payment, status)], applies);
   }
 
   /** The developer refused the signature: the buyer must sign again. */
-  needResign(payment: Payment, applies?: (current: Payment) => boolean): Promise<Payment> {
+  needResign(payment: Payment, applies?: Applies): Promise<Payment> {
     const patch: Patch = { developerSync: 'completed', signatureStatus: 'error_need_resign' };
     return this.commit(payment, patch, [frontendPush(payment, 'signature_need_resign')], applies);
   }
