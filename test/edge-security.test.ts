@@ -116,6 +116,24 @@ describe('cross-site requests cannot change anything', () => {
     expect(await taskCount(server)).toBe(before + 1);
   });
 
+  test("a user's answers are not kept by caches: GET and POST, on the lean path and through Yoga", async () => {
+    const get = await fetch(`${server.url}/graphql?query=${encodeURIComponent(VIEWER)}`, {
+      headers: { ...auth, accept: 'application/json' },
+    });
+    expect(await get.json()).toEqual({ data: { viewer: { userId: 'alice', isAdmin: false } } });
+    expect(get.headers.get('cache-control')).toBe('no-store');
+    // A plain JSON POST takes the lean path; one from an allowed origin goes through Yoga (CORS).
+    for (const origin of [null, ALLOWED]) {
+      const post = await fetch(`${server.url}/graphql`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json', ...(origin ? { origin } : {}) },
+        body: JSON.stringify({ query: VIEWER }),
+      });
+      expect(await post.json()).toEqual({ data: { viewer: { userId: 'alice', isAdmin: false } } });
+      expect(post.headers.get('cache-control'), String(origin)).toBe('no-store');
+    }
+  });
+
   test('form and multipart POSTs (what a page can send without a preflight) are refused with 415', async () => {
     const before = await taskCount(server);
     const form = new URLSearchParams({ query: INSTALL });

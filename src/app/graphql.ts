@@ -161,12 +161,14 @@ function useAuthenticationFirst(authenticator: Authenticator): Plugin {
  * site, whose page could otherwise lay a button over GraphiQL's Run and have a user run a mutation
  * it put in the editor (`?query=`), as that user (the dashboard's pages say the same in their CSP).
  * And an answer with CORS headers names its origin: `Vary: Origin` keeps a shared cache from
- * handing one origin's answer to another.
+ * handing one origin's answer to another. Every answer is the viewer's own (a GET query
+ * included, which caches may keep): `Cache-Control: no-store` unless it says otherwise.
  */
 function useBrowserHeaders(): Plugin {
   return {
     onResponse({ response }) {
       const { headers } = response;
+      if (!headers.has('cache-control')) headers.set('cache-control', 'no-store');
       if (headers.get('content-type')?.startsWith('text/html')) {
         headers.set('content-security-policy', "frame-ancestors 'none'");
         headers.set('x-frame-options', 'DENY');

@@ -185,6 +185,7 @@ export class HttpFastPath {
     // snapshot keeps (snapshot-result-cache.ts).
     const body = response.body ?? '';
     res.setHeader('content-length', typeof body === 'string' ? Buffer.byteLength(body) : (body as Buffer).length);
+    res.setHeader('cache-control', 'no-store'); // as Yoga's answers (useBrowserHeaders)
     res.writeHead(response.init.status ?? 200, response.init.headers);
     res.end(body);
     this.served += 1;
