@@ -520,6 +520,34 @@ describe.each(databases)('payments on %s', (kind) => {
       expect(asked).toEqual(['new.signature.jws', 'new.signature.jws', 'new.signature.jws']);
     });
 
+    test("the developer's refusal of a signature does not refuse the one the buyer gave while it was asked", async () => {
+      const appId = 'resign-race';
+      const productId = `${appId}-license`;
+      await paidApp(seeder, appId);
+      let release = () => {};
+      const released = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      // 1604: sign again, answered for the first signature only once the second was given
+      const refusal = { respond: 'json', body: { code: 1604 } } as const;
+      developer.setBehaviour({
+        respond: 'sequence',
+        steps: [{ respond: 'after', released, answer: refusal }, { respond: 'grant' }],
+      });
+      success(await purchase(TOKENS.alice, appId));
+      success(await mutate(SubmitSignatureMutation, { productId, jws: 'first.signature.jws' }));
+      const before = developer.requests.length;
+      success(await mutate(SubmitPaymentTransactionMutation, { sourceId: SOURCE, appId, productId, txHash: '0xabba' }));
+      await waitFor(async () => (developer.requests.length > before ? true : undefined), 'the first credential query');
+      expect(success(await mutate(SubmitSignatureMutation, { productId, jws: 'second.signature.jws' }))).toMatchObject({
+        status: 'WAITING_DEVELOPER_CONFIRMATION',
+      });
+      release();
+      expect(await pollingEnded(appId)).toMatchObject({ status: 'PURCHASED' });
+      const asked = developer.requests.slice(before).map((r) => (r.body as { jws?: string }).jws);
+      expect(asked).toEqual(['first.signature.jws', 'second.signature.jws']);
+    });
+
     test('no record for the signature the wallet held, before paying: Buy asks to pay with it, and paying buys', async () => {
       const appId = 'held-unpaid';
       const productId = `${appId}-license`;

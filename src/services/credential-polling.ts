@@ -2,7 +2,7 @@ import { type DeveloperService, DeveloperServiceError, type GrantResult } from '
 import type { Db } from '../db/client.js';
 import { POLL_STARTS_FROM, paymentAxesOf, type SyncState } from '../domain/payments.js';
 import type { Logger } from '../platform/logger.js';
-import type { Payment, PaymentTransitions } from './payment-transitions.js';
+import type { Applies, Payment, PaymentTransitions } from './payment-transitions.js';
 
 /** The developer sync of a payment whose polling round is running. */
 const POLLING: SyncState = 'in_progress';
@@ -155,15 +155,20 @@ export class CredentialPolling {
       this.logger.warn({ paymentId, attempt, err: (error as Error).message }, 'credential query failed');
     }
     if (result?.outcome === 'granted') return void (await this.transitions.granted(payment, result.vc));
-    if (result?.outcome === 'need_resign') return void (await this.transitions.needResign(payment));
-    if (last) {
+    // A refusal or "no record" is about the signature asked with: a new one the buyer gave
+    // meanwhile is not refused by it, and the next attempt asks about that one.
+    const aboutIt: Applies = (current) => current.developerSync === POLLING && current.jws === payment.jws;
+    let answered: Payment | null = null;
+    if (result?.outcome === 'need_resign') answered = await this.transitions.needResign(payment, aboutIt);
+    else if (last) {
       // Exhausted: "no record" answers mean the developer never saw the payment; errors mean we
       // could not ask.
-      if (result?.outcome === 'no_record') await this.transitions.noRecord(payment);
-      else await this.transitions.commit(payment, { developerSync: 'failed', pollAttempts: attempt });
-      return;
-    }
-    await this.db.payment.update({ where: { id: paymentId }, data: { pollAttempts: attempt } });
+      answered =
+        result?.outcome === 'no_record'
+          ? await this.transitions.noRecord(payment, aboutIt)
+          : await this.transitions.commit(payment, { developerSync: 'failed', pollAttempts: attempt }, [], aboutIt);
+    } else await this.db.payment.update({ where: { id: paymentId }, data: { pollAttempts: attempt } });
+    if (answered && answered.developerSync !== POLLING) return; // the round ended (here or elsewhere)
     this.schedule(paymentId, this.options.intervalMs);
   }
 }

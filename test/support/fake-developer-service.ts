@@ -30,7 +30,9 @@ export type DeveloperStep =
   /** HTTP 200 with a body that is not JSON. */
   | { respond: 'garbage' }
   /** Never answers (until the client gives up or `stop` is called). */
-  | { respond: 'hang' };
+  | { respond: 'hang' }
+  /** Answers with `answer` once `released` settles: for what happens while a query is out. */
+  | { respond: 'after'; released: Promise<unknown>; answer: DeveloperStep };
 
 export type DeveloperBehaviour =
   | DeveloperStep
@@ -138,6 +140,9 @@ function answer(res: ServerResponse, step: DeveloperStep, developer: string): vo
       res.writeHead(200, { 'content-type': 'text/html' }).end('<html>502 Bad Gateway</html>');
       return;
     case 'hang':
+      return;
+    case 'after':
+      void step.released.then(() => answer(res, step.answer, developer));
       return;
   }
 }
