@@ -124,6 +124,34 @@ describe('server-sent events', () => {
     expect(server.app.subscriptionStats()).toMatchObject({ streams: 0, subscriptions: 0 });
   });
 
+  test('a subscription to /graphql that does not ask for text/event-stream is refused (406), never streamed', async () => {
+    // Yoga's own SSE answered these, outside every limit of the streaming transports.
+    for (const accept of [undefined, '*/*', 'application/json']) {
+      const headers: Record<string, string> = {
+        authorization: `Bearer ${TOKENS.ops}`,
+        'content-type': 'application/json',
+      };
+      if (accept) headers.accept = accept;
+      const refused = await fetch(`${server.url}/graphql`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ query: HISTORY }),
+      });
+      expect(refused.status, String(accept)).toBe(406);
+      expect(refused.headers.get('accept'), String(accept)).toBe('text/event-stream');
+    }
+    const plain = await fetch(`${server.url}/graphql?query=${encodeURIComponent(HISTORY)}`, {
+      headers: { authorization: `Bearer ${TOKENS.ops}` },
+    });
+    expect(plain.status).toBe(406);
+    expect(await plain.json()).toMatchObject({
+      errors: [
+        { message: expect.stringMatching(/Accept: text\/event-stream/), extensions: { code: 'NOT_ACCEPTABLE' } },
+      ],
+    });
+    expect(server.app.subscriptionStats()).toMatchObject({ streams: 0, subscriptions: 0 });
+  });
+
   test("a non-admin asking for another user's history gets FORBIDDEN as an event, then `complete`", async () => {
     const stream = await rawStream(server, '/graphql/stream', {
       method: 'POST',

@@ -91,6 +91,7 @@ export function createGraphQL({
       useBrowserHeaders(),
       useMultipartRefusals(config),
       useAuthenticationFirst(authenticator),
+      useStreamingTransportsForSubscriptions(),
       // Around the rest (AppMetrics.plugins): no parse hook, so the switches below still act first.
       ...(counting ? [counting.first] : []),
       // First, so that a refused document is never parsed and a limited mutation never runs.
@@ -152,6 +153,29 @@ function useAuthenticationFirst(authenticator: Authenticator): Plugin {
         if (!(error instanceof DomainError)) throw error;
         setResult({ errors: [domainGraphQLError(error)] });
       }
+    },
+  };
+}
+
+/**
+ * A subscription that reaches Yoga's own HTTP handling is refused. The SSE transport takes the
+ * requests to /graphql that ask for `text/event-stream`; one with no Accept, or accepting any type
+ * (curl's default), came here, and Yoga streamed it itself: outside the connection limits, keep-alive, token expiry
+ * and shutdown of the streaming transports. Refused as Yoga refuses one under `Accept:
+ * application/json`: 406, naming the Accept to send. The transports' operations carry
+ * PIPELINE_REQUEST as their request (operationPipeline).
+ */
+function useStreamingTransportsForSubscriptions(): Plugin {
+  return {
+    onSubscribe({ args, setResultAndStopExecution }) {
+      if ((args.contextValue as { request?: unknown }).request === PIPELINE_REQUEST) return;
+      const message =
+        'A subscription over HTTP is a stream of Server-Sent Events: send Accept: text/event-stream ' +
+        '(or use /graphql/stream, or graphql-ws on /graphql)';
+      const http = { status: 406, headers: { accept: 'text/event-stream' } };
+      setResultAndStopExecution({
+        errors: [new GraphQLError(message, { extensions: { code: 'NOT_ACCEPTABLE', http } })],
+      });
     },
   };
 }
