@@ -97,6 +97,7 @@ describe.each(databases)('the Syncer on %s', (kind) => {
         SYNC_INTERVAL_MS: '3600000',
         SYNC_TIMEOUT_MS: '4000',
         SYNC_MAX_RESPONSE_BYTES: String(1024 * 1024),
+        SYNC_MAX_CATALOGUE_BYTES: '200000',
         COLLECT_INTERVAL_MS: '200',
       },
     });
@@ -178,6 +179,68 @@ describe.each(databases)('the Syncer on %s', (kind) => {
     const connection = history.body?.data?.history as { edges: { node: { message: string } }[] };
     const messages = connection.edges.map((edge) => edge.node.message);
     expect(messages[0]).toBe(`catalogue of market.olares changed: 1 removed (${fakeAppId('extra')})`);
+  });
+
+  test('a sync that rejected an entry keeps no hash: a source rolled back to the catalogue before is read again', async () => {
+    const before = fake.snapshot();
+    const notes = (await catalog(server)).find((app) => app.name === 'notes');
+    fake.change('notes', { version: '9.9.9' });
+    fake.change('photos', { version: 7 }); // not an entry: rejected, the rest still written
+    expect((await syncNow(server)).lastError).toMatch(/^1 entries rejected/);
+    expect((await catalog(server)).find((app) => app.name === 'notes')?.version).toBe('9.9.9');
+    fake.restore(before);
+    expect(await syncNow(server)).toMatchObject({ lastError: null, consecutiveFailures: 0 });
+    expect((await catalog(server)).find((app) => app.name === 'notes')).toEqual(notes);
+  });
+
+  test('a source removed during its sync and added again under the same id gets its own catalogue', async () => {
+    const other = await startFakeMarketSource({ entries: [fakeEntry('first-build')] });
+    const replacement = await startFakeMarketSource({ entries: [fakeEntry('second-build')] });
+    try {
+      const source = (baseUrl: string) =>
+        rawRequest(server, {
+          query: `mutation { addMarketSource(input: { sourceId: "swapped", title: "S", baseUrl: "${baseUrl}" }) { __typename } }`,
+        });
+      expect((await source(other.url)).body?.data?.addMarketSource).toEqual({ __typename: 'AddMarketSourceSuccess' });
+      other.fault('details', { kind: 'delay', ms: 1500 });
+      const slow = rawRequest(server, { query: SYNC, variables: { sourceId: 'swapped' } });
+      await waitFor(async () => (other.count('details') > 0 ? true : undefined), 'the slow sync to ask for details');
+      const removal = await rawRequest(server, {
+        query: 'mutation { removeMarketSource(input: { sourceId: "swapped" }) { __typename } }',
+      });
+      expect(removal.body?.data?.removeMarketSource).toEqual({ __typename: 'RemoveMarketSourceSuccess' });
+      expect((await source(replacement.url)).body?.data?.addMarketSource).toEqual({
+        __typename: 'AddMarketSourceSuccess',
+      });
+      // Asked while the removed row's sync still runs: not joined to it.
+      expect(await syncNow(server, 'swapped')).toMatchObject({ lastError: null, appCount: 1 });
+      await slow;
+      expect((await catalog(server, 'swapped')).map((app) => app.name)).toEqual(['second-build']);
+      const stored = await server.app.db.marketSource.findUniqueOrThrow({ where: { sourceId: 'swapped' } });
+      expect(stored.catalogHash).toBe(replacement.hash);
+    } finally {
+      await rawRequest(server, {
+        query: 'mutation { removeMarketSource(input: { sourceId: "swapped" }) { __typename } }',
+      });
+      await other.close();
+      await replacement.close();
+    }
+  });
+
+  test('a sync whose changed entries come to more than SYNC_MAX_CATALOGUE_BYTES fails and keeps the catalogue', async () => {
+    const good = await catalog(server);
+    // 4 entries of ~60 kB each: every answer and entry within its bound, together over 200 kB.
+    const bulky = ['bulk-a', 'bulk-b', 'bulk-c', 'bulk-d'];
+    for (const name of bulky) fake.put(fakeEntry(name, { fullDescription: { 'en-US': 'x'.repeat(60_000) } }));
+    const failed = await syncNow(server);
+    expect(failed.consecutiveFailures).toBe(1);
+    expect(failed.lastError).toMatch(/more than 200000 bytes in one sync \(SYNC_MAX_CATALOGUE_BYTES\)/);
+    expect(await catalog(server)).toEqual(good);
+    for (const name of bulky.slice(1)) fake.remove(name);
+    expect(await syncNow(server)).toMatchObject({ lastError: null, consecutiveFailures: 0 });
+    expect((await catalog(server)).map((app) => app.name)).toContain('bulk-a');
+    fake.remove('bulk-a');
+    await syncNow(server);
   });
 
   test.each([

@@ -49,8 +49,8 @@ describe.each(databases)('the catalogue writes on %s', (kind) => {
   const source = async () => {
     sources += 1;
     const sourceId = `writes-${sources}`;
-    await db.marketSource.create({ data: { sourceId, title: sourceId, type: 'remote', updatedAt: T0 } });
-    return sourceId;
+    const { id } = await db.marketSource.create({ data: { sourceId, title: sourceId, type: 'remote', updatedAt: T0 } });
+    return { sourceId, sourceRowId: id };
   };
   const categoriesOf = async (sourceId: string) =>
     (await db.catalogAppCategory.findMany({ where: { app: { sourceId } }, include: { app: true } }))
@@ -67,12 +67,12 @@ describe.each(databases)('the catalogue writes on %s', (kind) => {
   });
 
   test('rows read back through Prisma exactly as the rows Prisma’s query API writes (a free app’s price NULL)', async () => {
-    const sourceId = await source();
+    const { sourceId, sourceRowId } = await source();
     const paid = row('paidapp', { price: fakePrice(), categories: ['Media', 'Tools'] });
     const free = row('freeapp', { categories: ['Tools'] });
     expect(free.price).toBeNull();
-    await writeCatalogue(db, { sourceId, upserts: asStored([paid, free]), removals: [] }, status(T0));
-    const viaPrisma = await source();
+    await writeCatalogue(db, { sourceId, sourceRowId, upserts: asStored([paid, free]), removals: [] }, status(T0));
+    const { sourceId: viaPrisma } = await source();
     for (const upsert of [paid, free]) {
       await db.catalogApp.create({ data: { ...catalogueColumns(viaPrisma, upsert), createdAt: T0, updatedAt: T0 } });
     }
@@ -97,11 +97,15 @@ describe.each(databases)('the catalogue writes on %s', (kind) => {
   // The entry's text is the one readCatalogueEntry produced for its checks (jsonText), not a second
   // JSON.stringify; a row given another entry or price after reading is written with that one.
   test('the JSON written is the entry as read, or as replaced after reading', async () => {
-    const sourceId = await source();
+    const { sourceId, sourceRowId } = await source();
     const asRead = row('asread', { price: fakePrice() });
     const original = row('replaced');
     const replaced = { ...original, entry: { ...original.entry, title: 'Replaced' }, price: { products: [] } };
-    await writeCatalogue(db, { sourceId, upserts: asStored([asRead, replaced]), removals: [] }, status(T0));
+    await writeCatalogue(
+      db,
+      { sourceId, sourceRowId, upserts: asStored([asRead, replaced]), removals: [] },
+      status(T0),
+    );
     const stored = new Map((await db.catalogApp.findMany({ where: { sourceId } })).map((app) => [app.appId, app]));
     expect(stored.get(asRead.appId)?.entry).toEqual(asRead.entry);
     expect(stored.get(asRead.appId)?.price).toEqual(asRead.price);
@@ -110,9 +114,13 @@ describe.each(databases)('the catalogue writes on %s', (kind) => {
   });
 
   test('a later sync rewrites changed rows in place, swaps names, replaces categories and removes apps', async () => {
-    const sourceId = await source();
+    const { sourceId, sourceRowId } = await source();
     const [left, right, kept, gone] = [row('left'), row('right'), row('kept'), row('gone', { categories: ['Old'] })];
-    await writeCatalogue(db, { sourceId, upserts: asStored([left, right, kept, gone]), removals: [] }, status(T0));
+    await writeCatalogue(
+      db,
+      { sourceId, sourceRowId, upserts: asStored([left, right, kept, gone]), removals: [] },
+      status(T0),
+    );
     const before = await db.catalogApp.findMany({ where: { sourceId } });
     const idOf = (appId: string) => before.find((app) => app.appId === appId)?.id;
 
@@ -124,7 +132,7 @@ describe.each(databases)('the catalogue writes on %s', (kind) => {
     const added = row('added');
     await writeCatalogue(
       db,
-      { sourceId, upserts: asStored([...swapped, added]), removals: [gone.appId] },
+      { sourceId, sourceRowId, upserts: asStored([...swapped, added]), removals: [gone.appId] },
       status(later(1000)),
     );
 
@@ -152,12 +160,16 @@ describe.each(databases)('the catalogue writes on %s', (kind) => {
   });
 
   test('more rows than one statement may carry: 700 apps, then 150 changed and 520 removed', async () => {
-    const sourceId = await source();
+    const { sourceId, sourceRowId } = await source();
     const names = Array.from({ length: 700 }, (_, index) => `bulk${index}`);
-    await writeCatalogue(db, { sourceId, upserts: asStored(names.map((name) => row(name))), removals: [] }, status(T0));
+    await writeCatalogue(
+      db,
+      { sourceId, sourceRowId, upserts: asStored(names.map((name) => row(name))), removals: [] },
+      status(T0),
+    );
     const changed = names.slice(0, 150).map((name) => ({ ...row(name, { version: '3.0.0' }), name: `${name}x` }));
     const removals = names.slice(180).map(fakeAppId);
-    await writeCatalogue(db, { sourceId, upserts: asStored(changed), removals }, status(later(1000)));
+    await writeCatalogue(db, { sourceId, sourceRowId, upserts: asStored(changed), removals }, status(later(1000)));
     expect(await db.catalogApp.count({ where: { sourceId } })).toBe(180);
     expect(await db.catalogApp.count({ where: { sourceId, version: '3.0.0', name: { endsWith: 'x' } } })).toBe(150);
     expect(await db.catalogAppCategory.count({ where: { app: { sourceId } } })).toBe(180);
@@ -165,19 +177,23 @@ describe.each(databases)('the catalogue writes on %s', (kind) => {
 
   test('a source removed meanwhile: SourceGone, and nothing is written', async () => {
     await expect(
-      writeCatalogue(db, { sourceId: 'never-there', upserts: asStored([row('orphan')]), removals: [] }, status(T0)),
+      writeCatalogue(
+        db,
+        { sourceId: 'never-there', sourceRowId: -1, upserts: asStored([row('orphan')]), removals: [] },
+        status(T0),
+      ),
     ).rejects.toBeInstanceOf(SourceGone);
     expect(await db.catalogApp.count({ where: { sourceId: 'never-there' } })).toBe(0);
   });
 
   test('a statement failing midway rolls the whole sync back, with an error the Syncer recognises', async () => {
-    const sourceId = await source();
-    await writeCatalogue(db, { sourceId, upserts: asStored([row('holder')]), removals: [] }, status(T0));
+    const { sourceId, sourceRowId } = await source();
+    await writeCatalogue(db, { sourceId, sourceRowId, upserts: asStored([row('holder')]), removals: [] }, status(T0));
     // A new app taking the name the stored one keeps: the unique name refuses it.
     const clash = { ...row('newcomer'), name: 'holder' };
     const error = await writeCatalogue(
       db,
-      { sourceId, upserts: asStored([row('first'), clash]), removals: [] },
+      { sourceId, sourceRowId, upserts: asStored([row('first'), clash]), removals: [] },
       status(later(1)),
     )
       .then(() => null)
@@ -186,7 +202,11 @@ describe.each(databases)('the catalogue writes on %s', (kind) => {
     expect((await db.catalogApp.findMany({ where: { sourceId } })).map((app) => app.name)).toEqual(['holder']);
     expect((await db.marketSource.findUniqueOrThrow({ where: { sourceId } })).syncedAt).toEqual(T0);
     // The connection is usable again afterwards (the transaction was ended, its lock released).
-    await writeCatalogue(db, { sourceId, upserts: asStored([row('first')]), removals: [] }, status(later(2)));
+    await writeCatalogue(
+      db,
+      { sourceId, sourceRowId, upserts: asStored([row('first')]), removals: [] },
+      status(later(2)),
+    );
     expect(await db.catalogApp.count({ where: { sourceId } })).toBe(2);
   });
 
@@ -194,9 +214,13 @@ describe.each(databases)('the catalogue writes on %s', (kind) => {
     // The page `catalog(first: 20)` asks for: the visible sources, which hold nearly every row.
     // Without the table's statistics (refreshed by the write) SQLite read all of them through
     // the (sourceId, name) index and sorted them for each page.
-    const sourceId = await source();
+    const { sourceId, sourceRowId } = await source();
     const names = Array.from({ length: 300 }, (_, index) => `wide${index}`);
-    await writeCatalogue(db, { sourceId, upserts: asStored(names.map((name) => row(name))), removals: [] }, status(T0));
+    await writeCatalogue(
+      db,
+      { sourceId, sourceRowId, upserts: asStored(names.map((name) => row(name))), removals: [] },
+      status(T0),
+    );
     const visible = conditionsSql('CatalogApp', [
       { op: 'oneOf', column: 'sourceId', relation: '', value: [sourceId, 'upload', 'studio', 'cli'] },
     ]);

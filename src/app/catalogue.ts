@@ -43,7 +43,11 @@ export function createCatalogue({ db, logger, config, bus, feed, history, catalo
   const syncer = new CatalogueSyncer(
     db,
     logger,
-    { intervalMs: config.catalogue.syncIntervalMs, backoffMaxMs: config.catalogue.backoffMaxMs },
+    {
+      intervalMs: config.catalogue.syncIntervalMs,
+      backoffMaxMs: config.catalogue.backoffMaxMs,
+      maxCatalogueBytes: config.catalogue.maxCatalogueBytes,
+    },
     (source) => {
       if (bundledFile === null && isBundledUrl(source.baseUrl)) return null;
       const key = `${source.sourceId}\n${source.baseUrl ?? ''}`;

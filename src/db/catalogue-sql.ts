@@ -188,13 +188,18 @@ export interface SyncSuccess {
   nextSyncAt: Date;
 }
 
-/** Records a successful sync; a null `catalogHash` keeps the stored one. */
-export function recordSyncSuccess(db: SqlRunner, sourceId: string, status: SyncSuccess) {
+/**
+ * Records a successful sync of the source's row (by row id: one removed and added again under the
+ * same source id is another). A null `catalogHash` (a sync that rejected entries) clears the
+ * stored one, so that the next sync reads the index again whatever hash the source shows: kept,
+ * a source going back to that hash (a rollback) left the entries the incomplete sync had taken.
+ */
+export function recordSyncSuccess(db: SqlRunner, sourceRowId: number, status: SyncSuccess) {
   return db.$executeRaw`
-    UPDATE "MarketSource" SET "catalogHash" = COALESCE(${status.catalogHash}, "catalogHash"), "syncedAt" = ${status.at},
+    UPDATE "MarketSource" SET "catalogHash" = ${status.catalogHash}, "syncedAt" = ${status.at},
       "syncAttemptAt" = ${status.at}, "syncError" = ${status.error}, "syncFailures" = 0,
       "syncDurationMs" = ${status.durationMs}, "nextSyncAt" = ${status.nextSyncAt}, "updatedAt" = ${status.at}
-    WHERE "sourceId" = ${sourceId}`;
+    WHERE "id" = ${sourceRowId}`;
 }
 
 /**

@@ -1,5 +1,22 @@
 import { z } from 'zod';
-import { postgresUrlProblem, redisUrlProblem } from './connection-urls.js';
+import {
+  authTokens,
+  baseUrl,
+  commaList,
+  databaseUrl,
+  decimal,
+  flag,
+  httpUrl,
+  nonNegativeInt,
+  nonNegativeMs,
+  optionalUrl,
+  port,
+  positiveInt,
+  positiveMs,
+  serviceUrl,
+  splitList,
+} from './config-values.js';
+import { redisUrlProblem } from './connection-urls.js';
 
 /**
  * The environment variables of the server: one entry per variable, with its check and default
@@ -7,124 +24,7 @@ import { postgresUrlProblem, redisUrlProblem } from './connection-urls.js';
  * the typed `Config` the rest of the server reads.
  */
 
-/**
- * Environment values are text, and only decimal digits (with a fraction where the setting allows
- * one), as the README writes numbers, are read as a number. `z.coerce.number` used `Number()`,
- * which reads a blank value as 0 (PORT=" " bound a random port, MUTATION_RATE_PER_S=" " turned the
- * limit off) and takes hex, binary, octal and exponents (PORT=0x10ff bound 4351). A minus sign is
- * let through so that "-1" gets the bound's message ("must be 0 or more") rather than this one. An
- * empty value is not a number either: loadConfig drops it first, so it means "unset" (the default).
- */
-const DECIMAL = /^-?\d+(\.\d+)?$/;
-
-/** The number `checks` takes (bounds, whole), read from an environment value written in decimal. */
-function decimal(checks: z.ZodNumber) {
-  return z
-    .string({ error: 'must be a number written in decimal digits' })
-    .trim() // "4000 " and "4000\r" (a trailing space in YAML, a CRLF env file) are still 4000
-    .regex(DECIMAL, 'must be a number written in decimal digits')
-    .transform(Number)
-    .pipe(checks);
-}
-
-const port = z
-  .number()
-  .int('must be a whole number')
-  .min(0, 'must be between 0 and 65535')
-  .max(65535, 'must be between 0 and 65535');
-
-const positiveInt = z.number().int('must be a whole number').positive('must be greater than 0');
-
-const nonNegativeInt = z.number().int('must be a whole number').min(0, 'must be 0 or more');
-
-/**
- * Node's longest timer: a setTimeout or setInterval given more fires after 1 ms instead (with a
- * TimeoutOverflowWarning), so a periodic job set to "monthly" would run back to back.
- */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-const TIMER_BOUND = `must be at most ${MAX_TIMER_MS} (about 24.8 days, the longest timer Node keeps)`;
-/** A duration in milliseconds that becomes a timer. */
-const positiveMs = positiveInt.max(MAX_TIMER_MS, TIMER_BOUND);
-const nonNegativeMs = nonNegativeInt.max(MAX_TIMER_MS, TIMER_BOUND);
-
-/**
- * An address this server calls over HTTP (or hands out for others to call back): `z.url()` alone
- * takes any scheme, so ftp:, file: and javascript: passed and failed only at the first call. The
- * protocol pattern is zod's own httpProtocol, which also requires the `//` ("http:host" refused).
- */
-const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' });
-const optionalUrl = httpUrl.optional();
-/** A URL that paths are appended to: a query string or fragment would swallow them. */
-const baseUrl = httpUrl.refine(
-  (url) => !url.includes('?') && !url.includes('#'),
-  'must have no query string or fragment (paths are appended to it)',
-);
-/** A service this server calls with credentials of its own, if any: user info in the URL would not be sent. */
-const serviceUrl = baseUrl.refine((url) => {
-  const parsed = URL.parse(url); // null: refused as a URL already
-  return !parsed || (parsed.username === '' && parsed.password === '');
-}, 'must not carry credentials (user:password@ is not sent)');
-
-const flag = z
-  .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'], {
-    error: 'must be one of 1, 0, true, false, yes, no, on, off',
-  })
-  .transform((value) => ['1', 'true', 'yes', 'on'].includes(value));
-
-export type Role = 'user' | 'admin';
-export interface ApiToken {
-  userId: string;
-  role: Role;
-  token: string;
-}
-
-/** `userId:role:token,…`, e.g. `alice:user:s3cret,ops:admin:t0ken`. */
-const authTokens = z
-  .string()
-  .optional()
-  .transform((raw, ctx): ApiToken[] => {
-    if (!raw?.trim()) return [];
-    const tokens: ApiToken[] = [];
-    for (const [index, entry] of raw.split(',').entries()) {
-      const [userId, role, ...rest] = entry.trim().split(':');
-      const token = rest.join(':');
-      if (!userId || !token || (role !== 'user' && role !== 'admin')) {
-        // Never echo the entry itself: it holds a secret.
-        ctx.addIssue({
-          code: 'custom',
-          message: `entry ${index + 1} must look like userId:role:token with role "user" or "admin"`,
-        });
-        return z.NEVER;
-      }
-      if (token.length < 8) {
-        ctx.addIssue({ code: 'custom', message: `entry ${index + 1}: token must be at least 8 characters` });
-        return z.NEVER;
-      }
-      tokens.push({ userId, role, token });
-    }
-    return tokens;
-  });
-
-/** A comma-separated list; blanks around and between entries are dropped. */
-function splitList(raw: string | undefined): string[] {
-  return (raw ?? '')
-    .split(',')
-    .map((entry) => entry.trim())
-    .filter(Boolean);
-}
-
-const commaList = z.string().optional().transform(splitList);
-
-const databaseUrl = z
-  .string()
-  .default('file:./data/market.db')
-  .superRefine((url, ctx) => {
-    if (url.startsWith('file:')) return;
-    const problem = /^postgres(ql)?:\/\//.test(url)
-      ? postgresUrlProblem(url)
-      : 'must be file:<path> (SQLite) or postgresql://… (PostgreSQL)';
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  });
+export type { ApiToken, Role } from './config-values.js';
 
 /** Every environment variable the server reads, with its validation and default. */
 export const envSchema = z.object({
@@ -394,6 +294,8 @@ export const envSchema = z.object({
   SYNC_TIMEOUT_MS: decimal(positiveMs).default(30_000),
   /** Largest answer read from a market source (an index of every app is the biggest). @default 33554432 (32 MiB) */
   SYNC_MAX_RESPONSE_BYTES: decimal(positiveInt).default(32 * 1024 * 1024),
+  /** Most entry text one sync of a source reads (changed apps, held until its write). @default 268435456 (256 MiB) */
+  SYNC_MAX_CATALOGUE_BYTES: decimal(positiveInt).default(256 * 1024 * 1024),
 });
 
 export type Env = z.infer<typeof envSchema>;

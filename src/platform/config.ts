@@ -99,6 +99,8 @@ export type Config = {
     backoffMaxMs: number;
     timeoutMs: number;
     maxResponseBytes: number;
+    /** SYNC_MAX_CATALOGUE_BYTES */
+    maxCatalogueBytes: number;
   };
   runtime: {
     collectIntervalMs: number;
@@ -235,6 +237,7 @@ function catalogueSettings(e: Env): Config['catalogue'] {
     backoffMaxMs: Math.max(e.SYNC_BACKOFF_MAX_MS, e.SYNC_INTERVAL_MS),
     timeoutMs: e.SYNC_TIMEOUT_MS,
     maxResponseBytes: e.SYNC_MAX_RESPONSE_BYTES,
+    maxCatalogueBytes: e.SYNC_MAX_CATALOGUE_BYTES,
   };
 }
 

@@ -1,4 +1,4 @@
-import type { MarketSourceClient } from '../adapters/market-source/port.js';
+import { type MarketSourceClient, MarketSourceError } from '../adapters/market-source/port.js';
 import { readCatalogueEntry } from '../domain/catalogue-entry.js';
 import { type StoredUpsert, storedUpsert } from './catalogue-writes.js';
 
@@ -10,17 +10,36 @@ export type StoredReading = { ok: true; row: StoredUpsert } | { ok: false; reaso
  * The entries of `wanted`, each read as its batch of details arrives (while the next ones are on
  * their way) and kept only as stored (storedUpsert): the parsed answer of a batch is garbage as
  * soon as it is read. By app id; an id the source did not send has no reading.
+ *
+ * What is kept waits for the sync's one write, so it is bounded as a whole (`maxBytes`, counted
+ * in characters of the stored text): every answer and entry within its own bound, a source
+ * serving 14,000 entries of 240 kB grew the process past its heap limit, and again at every
+ * start. Over the bound the sync fails (too_large), the catalogue stays as it was.
  */
 export async function readEntries(
   client: MarketSourceClient,
   wanted: readonly string[],
   summaryHash: (id: string) => string,
+  maxBytes: number,
 ): Promise<Map<string, StoredReading>> {
   const readings = new Map<string, StoredReading>();
+  let kept = 0;
   await client.detailsEach(wanted, (answer) => {
     for (const [id, served] of answer.apps) {
       const reading = readCatalogueEntry(id, served);
-      readings.set(id, reading.ok ? { ok: true, row: storedUpsert(reading.row, summaryHash(id)) } : reading);
+      if (!reading.ok) {
+        readings.set(id, reading);
+        continue;
+      }
+      const row = storedUpsert(reading.row, summaryHash(id));
+      kept += row.entry.length + row.searchText.length + (row.price?.length ?? 0) + row.versions.length;
+      if (kept > maxBytes) {
+        throw new MarketSourceError(
+          'too_large',
+          `details: the changed entries come to more than ${maxBytes} bytes in one sync (SYNC_MAX_CATALOGUE_BYTES)`,
+        );
+      }
+      readings.set(id, { ok: true, row });
     }
     for (const app of answer.skipped) readings.set(app.id, { ok: false, reason: `app ${app.id}: ${app.reason}` });
   });

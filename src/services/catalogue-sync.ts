@@ -30,6 +30,8 @@ export interface SyncSettings {
   intervalMs: number;
   /** The longest wait after failures (SYNC_BACKOFF_MAX_MS, at least intervalMs). */
   backoffMaxMs: number;
+  /** Most entry text one sync reads (SYNC_MAX_CATALOGUE_BYTES; see readEntries). */
+  maxCatalogueBytes: number;
 }
 
 /** What a sync changed, for the catalogue-change announcement and the history record. */
@@ -47,6 +49,8 @@ export interface SyncOutcome extends CatalogueChange {
   rejected: string[];
   /** Why the sync failed; the catalogue is unchanged then. */
   error: string | null;
+  /** The source's row was removed while the sync ran (SourceGone). */
+  gone?: boolean;
   durationMs: number;
 }
 
@@ -102,11 +106,14 @@ export class CatalogueSyncer {
    * Syncs one source now, whatever its schedule; a sync of it already running is joined, not
    * doubled. A failed sync resolves (with `error`); an unknown source rejects with NOT_FOUND.
    */
-  syncNow(sourceId: string): Promise<SyncOutcome> {
-    return this.once(sourceId, async () => {
+  async syncNow(sourceId: string): Promise<SyncOutcome> {
+    const outcome = await this.once(sourceId, async () => {
       const known = this.known.get(sourceId);
       return known ? this.sync(known, { remembered: true }) : this.sync(await this.read(sourceId));
     });
+    // The sync (perhaps one joined) was of a row removed meanwhile: the source may have been
+    // added again under the same id, and is synced as it is now (or is NOT_FOUND).
+    return outcome.gone ? this.once(sourceId, async () => this.sync(await this.read(sourceId))) : outcome;
   }
 
   /** The source's row as stored now (NOT_FOUND when it is gone). */
@@ -228,13 +235,17 @@ export class CatalogueSyncer {
       if (remembered) return this.sync(await this.read(source.sourceId), { again });
       outcome.read = true;
       const index = await client.index();
-      const write = await this.plan(source.sourceId, index, client, outcome);
+      const write = await this.plan(source, index, client, outcome);
       outcome.durationMs = elapsed(started);
       // A hash is kept only for a complete sync: with entries rejected, the next sync reads the
       // index again (and, by their fingerprints, only the apps still missing).
       const complete = outcome.rejected.length === 0;
       await writeCatalogue(this.db, write, this.successStatus(attemptAt, outcome, complete ? index.hash : null));
     } catch (error) {
+      if (error instanceof SourceGone) {
+        this.known.delete(source.sourceId);
+        return { ...emptyOutcome(source.sourceId), error: error.message, gone: true, durationMs: elapsed(started) };
+      }
       // Another instance wrote the same entries first (instances starting together each sync the
       // bundled file; a syncMarketSource beside the leader's run): sync again from what it wrote.
       if (!again && isUniqueViolation(error)) {
@@ -266,7 +277,7 @@ export class CatalogueSyncer {
 
   /** Compares the index with the stored catalogue and reads the details of what changed. */
   private async plan(
-    sourceId: string,
+    { id: sourceRowId, sourceId }: MarketSourceRow,
     index: SourceIndex,
     client: MarketSourceClient,
     outcome: SyncOutcome,
@@ -295,7 +306,7 @@ export class CatalogueSyncer {
     for (const app of index.skipped) outcome.rejected.push(`app ${app.id}: ${app.reason}`);
     outcome.removed = [...stored.keys()].filter((id) => !summaries.has(id) && !skipped.has(id));
     const summaryHash = (id: string) => fingerprints.get(id) ?? fingerprint(summaries.get(id)?.raw);
-    const readings = await readEntries(client, wanted, summaryHash);
+    const readings = await readEntries(client, wanted, summaryHash, this.settings.maxCatalogueBytes);
     const candidates = new Map<string, StoredUpsert>();
     // In the index's order, whatever order the answers came in.
     for (const id of wanted) {
@@ -309,7 +320,7 @@ export class CatalogueSyncer {
     }
     const rows = [...candidates.values()];
     for (const row of rows) (stored.has(row.appId) ? outcome.updated : outcome.added).push(row.appId);
-    return { sourceId, upserts: rows, removals: outcome.removed };
+    return { sourceId, sourceRowId, upserts: rows, removals: outcome.removed };
   }
 
   private successStatus(attemptAt: Date, outcome: SyncOutcome, catalogHash: string | null): SyncSuccess {

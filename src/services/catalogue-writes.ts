@@ -30,6 +30,11 @@ export interface StoredUpsert extends NewCatalogApp {
 /** What one sync writes to a source's catalogue. */
 export interface CatalogueWrite {
   sourceId: string;
+  /**
+   * The source's row as the sync read it: a source removed during its sync and added again under
+   * the same id is another row, which the sync must not fill (SourceGone).
+   */
+  sourceRowId: number;
   /** New and changed entries (matched by appId) as stored, each with its summary's fingerprint. */
   upserts: StoredUpsert[];
   /** App ids to remove, with their categories. */
@@ -47,14 +52,14 @@ export interface CatalogueWrite {
  */
 export async function writeCatalogue(
   db: Db,
-  { sourceId, upserts, removals }: CatalogueWrite,
+  { sourceId, sourceRowId, upserts, removals }: CatalogueWrite,
   status: SyncSuccess,
 ): Promise<void> {
   const now = status.at;
   await driverSqlOf(db).$transaction(async (tx) => {
     // First, so that a source removed while its sync ran is noticed before anything is written
     // (on PostgreSQL the update also locks the row against a removal until this commits).
-    if ((await recordSyncSuccess(tx, sourceId, status)) === 0) throw new SourceGone(sourceId);
+    if ((await recordSyncSuccess(tx, sourceRowId, status)) === 0) throw new SourceGone(sourceId);
     await deleteCatalogApps(tx, sourceId, removals);
     // By source, not by an `in` list of every app id (the parameter limit).
     const stored = await findCatalogAppIds(tx, sourceId);

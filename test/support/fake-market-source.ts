@@ -71,6 +71,10 @@ export interface FakeMarketSource {
   change(idOrName: string, patch: Record<string, unknown>): void;
   /** The entry served for an app, by id or name. */
   entry(idOrName: string): Record<string, unknown> | undefined;
+  /** The catalogue served now, for `restore`. */
+  snapshot(): CatalogueSnapshot;
+  /** Serves a catalogue `snapshot` took again, hash included: a source rolled back to an earlier build. */
+  restore(snapshot: CatalogueSnapshot): void;
   ids(): string[];
   setV1Only(v1Only: boolean): void;
   /** Sets (or with null, clears) the fault of one endpoint. */
@@ -220,6 +224,11 @@ export function fakeEntry(name: string, overrides: Record<string, unknown> = {})
 interface App {
   entry: Record<string, unknown>;
   updatedAt: string;
+}
+
+/** A catalogue as the fake served it (see `snapshot`). */
+export interface CatalogueSnapshot {
+  apps: ReadonlyMap<string, App>;
 }
 
 /** Body size read from a details request; real requests are a few KB. */
@@ -382,6 +391,12 @@ export async function startFakeMarketSource(options: FakeMarketSourceOptions = {
     entry(idOrName) {
       const id = idOf(idOrName);
       return id === undefined ? undefined : apps.get(id)?.entry;
+    },
+    snapshot: () => ({ apps: new Map(apps) }),
+    restore(snapshot) {
+      apps.clear();
+      for (const [id, app] of snapshot.apps) apps.set(id, app);
+      touched();
     },
     ids: () => [...apps.keys()],
     setV1Only(value) {
