@@ -1,8 +1,11 @@
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import { parse } from 'graphql';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { availableDatabases } from './support/databases.js';
 import { type Seeder, startSeededServer } from './support/seed.js';
 import { AUTH_ENV, installThroughApi, type TestServer, TOKENS, waitFor } from './support/server.js';
+import { subscribe } from './support/subscriptions.js';
 import { rawRequest } from './support/untyped.js';
 
 /**
@@ -200,6 +203,44 @@ describe.each(databases)('market sources on %s', (kind) => {
       expect(purchase).toMatchObject({ code: 'NOT_FOUND' });
       expect(await server.app.db.payment.count({ where: { appId: 'preview-app' } })).toBe(0);
       expect(await server.app.db.task.count({ where: { appName: 'preview-app' } })).toBe(0);
+      // Nor reads its apps by node id (row ids count up from 1: the whole catalogue could be walked).
+      const row = await server.app.db.catalogApp.findFirstOrThrow({ where: { sourceId: 'preview.example' } });
+      const node = `{ node(id: "${Buffer.from(`CatalogApp:${row.id}`).toString('base64')}") { ... on CatalogApp { name } } }`;
+      expect((await request(node, {}, admin)).data).toEqual({ node: { name: 'preview-app' } });
+      expect((await request(node, {}, alice)).data).toEqual({ node: null });
+    });
+
+    test("an inactive source's catalogue changes reach admins' catalogueChanged, not other users'", async () => {
+      await added('preview2.example');
+      const document = parse('subscription { catalogueChanged { sourceId added } }') as TypedDocumentNode<
+        { catalogueChanged: { sourceId: string; added: string[] } },
+        Record<string, never>
+      >;
+      const [ofAdmin, ofAlice] = await Promise.all([
+        subscribe(server, document, {}, { token: admin }),
+        subscribe(server, document, {}, { token: alice }),
+      ]);
+      try {
+        // As a sync of the inactive source, or an upload to a local one, would announce them.
+        const changes = server.app.services.catalogueChanges;
+        const announce = (sourceId: string, added: string) =>
+          changes.changed({ sourceId, added: [added], updated: [], removed: [] });
+        await waitFor(async () => {
+          if (ofAdmin.received.length > 0 && ofAlice.received.length > 0) return true;
+          await announce('upload', 'probe');
+          return undefined;
+        }, 'both subscriptions to be live');
+        const shown = (subscription: typeof ofAdmin) =>
+          subscription.until((change) => change.catalogueChanged.added[0] === 'shown');
+        await announce('preview2.example', 'hidden');
+        await announce('upload', 'shown');
+        const added = (seen: { catalogueChanged: { added: string[] } }[]) =>
+          seen.map((change) => change.catalogueChanged.added[0]).filter((id) => id !== 'probe');
+        expect(added(await shown(ofAdmin))).toEqual(['hidden', 'shown']);
+        expect(added(await shown(ofAlice))).toEqual(['shown']);
+      } finally {
+        await Promise.all([ofAdmin.close(), ofAlice.close()]);
+      }
     });
 
     test("an inactive source that fails to sync is named to admins, and changes no one's syncer state", async () => {

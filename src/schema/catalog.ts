@@ -21,7 +21,7 @@ builder.node(CatalogAppRef, {
   id: { resolve: (app) => app.id },
   loadOne: (id, ctx) => {
     const row = rowId(id);
-    return row === null ? null : ctx.services.catalog.getById(row);
+    return row === null ? null : ctx.services.catalog.getById(ctx.viewer, row);
   },
   fields: (t) => ({
     sourceId: t.exposeString('sourceId', { description: 'Source offering it.' }),

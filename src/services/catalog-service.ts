@@ -265,8 +265,10 @@ export class CatalogService {
     return connection as Connection<CatalogView>;
   }
 
-  getById(id: number): Promise<CatalogAppRow | null> {
-    return this.db.catalogApp.findUnique({ where: { id } });
+  async getById(viewer: Viewer, id: number): Promise<CatalogAppRow | null> {
+    const app = await this.db.catalogApp.findUnique({ where: { id } });
+    // As `catalog` lists them: an inactive source's apps only to admins (ids count up from 1).
+    return app && (await this.offers(viewer, app.sourceId)) ? app : null;
   }
 
   /**

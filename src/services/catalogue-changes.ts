@@ -1,4 +1,6 @@
+import { filter, pipe } from 'graphql-yoga';
 import { SYSTEM_USER } from '../auth/user-id.js';
+import type { Viewer } from '../auth/viewer.js';
 import { installedAppsOf } from '../db/catalogue-sql.js';
 import type { Db } from '../db/client.js';
 import { driverSqlOf } from '../db/driver-sql.js';
@@ -16,8 +18,8 @@ const MAX_IDS_IN_MESSAGE = 10;
 
 /**
  * Catalogue changes, from a sync or an upload: recorded in the history, announced (to every
- * instance in cluster mode) and offered as a subscription. Catalogues are public, so every
- * viewer may follow every source.
+ * instance in cluster mode) and offered as a subscription, of the sources the viewer is offered
+ * (as `catalog` lists them: an inactive remote source's changes only to admins).
  */
 export class CatalogueChanges {
   private readonly stopListening: () => void;
@@ -84,10 +86,15 @@ export class CatalogueChanges {
     }
   }
 
-  /** Changes from now on, of one source or of all. */
-  subscribe(sourceId?: string | null): AsyncIterable<CatalogueChanged> {
+  /** Changes from now on, of one source or of all that the viewer is offered. */
+  subscribe(viewer: Viewer, sourceId?: string | null): AsyncIterable<CatalogueChanged> {
     checkArgumentLength('sourceId', sourceId, MAX_SOURCE_ID_LENGTH);
-    return this.bus.subscribe('catalogue:changed', (change) => !sourceId || change.sourceId === sourceId);
+    const changes = this.bus.subscribe('catalogue:changed', (change) => !sourceId || change.sourceId === sourceId);
+    if (viewer.isAdmin) return changes;
+    return pipe(
+      changes,
+      filter((change: CatalogueChanged) => this.catalog.offers(viewer, change.sourceId)),
+    );
   }
 }
 
