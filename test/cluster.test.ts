@@ -333,11 +333,12 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
   test('B stopped while cut off from Redis: its changes never reached A; the next start has A re-read them', async () => {
     const user = 'ivy'; // one of its own: the apps it installs stay
     const appsOn = (instance: Instance) => appsOf(instance, user);
+    let taskId = '';
     bToRedis.cut('hold');
     try {
       await waitFor(async () => ((await fetch(`${b.url}/readiness`)).status === 503 ? true : undefined), 'B not ready');
       // Run to its end on B, whose runtime changes wait for Redis.
-      const taskId = await installOn(b, user, 'ghost', '5.104.2');
+      taskId = await installOn(b, user, 'ghost', '5.104.2');
       await completedOn(b, taskId);
       b.server.child.kill('SIGTERM');
       expect(await b.server.exited).toEqual({ code: 0, signal: null });
@@ -352,6 +353,18 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
     await waitFor(
       async () => ((await appsOn(a)).includes('ghost:RUNNING') ? true : undefined),
       'A to re-read the state B stopped with',
+      30_000,
+    );
+    // The task too (created and finished while A could not hear of it), as B, started since, has it:
+    // the same content on both.
+    await waitFor(
+      async () => {
+        const [onA, onB] = await Promise.all([runtimeContent(a), runtimeContent(b)]);
+        return onA.tasks.some((task) => task.taskId === taskId) && JSON.stringify(onA) === JSON.stringify(onB)
+          ? true
+          : undefined;
+      },
+      'A and B to hold the same runtime state, with the task B ran',
       30_000,
     );
   }, 120_000);

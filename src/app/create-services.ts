@@ -10,7 +10,7 @@ import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import { type RuntimeChange, RuntimeEntries } from '../runtime/runtime-change.js';
 import { RuntimeService } from '../runtime/runtime-service.js';
-import { StateStore } from '../runtime/state-store.js';
+import { RECENT_FINISHED_TASKS, StateStore } from '../runtime/state-store.js';
 import { StoreBarrier } from '../runtime/store-barrier.js';
 import type { ResolverServices } from '../schema/builder.js';
 import { CatalogService } from '../services/catalog-service.js';
@@ -133,10 +133,9 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
 
 /** The runtime store, what the collector tells of its progress (read-your-writes), and the service over them. */
 function createRuntime(config: Config, feed: ChangeFeed) {
-  // Active tasks plus this many finished ones are kept in the runtime state.
   const store = new StateStore({
     bufferSize: config.runtime.eventBuffer,
-    recentFinishedTasks: 100,
+    recentFinishedTasks: RECENT_FINISHED_TASKS,
     componentMetricsPushMs: config.runtime.componentMetricsPushMs,
   });
   const barrier = new StoreBarrier();

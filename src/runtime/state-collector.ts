@@ -13,12 +13,9 @@ import { LastWriters } from './last-writers.js';
 import { RuntimeApplier } from './runtime-applier.js';
 import { eventBound, type RuntimeChange, type RuntimeEntries, type RuntimeLog } from './runtime-change.js';
 import { SourceChecks } from './source-checks.js';
-import type { ComponentStatus, StateStore } from './state-store.js';
+import { type ComponentStatus, RECENT_FINISHED_TASKS, type StateStore } from './state-store.js';
 import { StoreBarrier } from './store-barrier.js';
 import { takeFirst } from './take-first.js';
-
-/** How many finished tasks the store loads at start (it keeps the most recent ones). */
-const RECENT_FINISHED_AT_START = 100;
 
 /** Most tasks, and most apps, one read-back statement asks for (each costs bound parameters). */
 const READ_BATCH = 200;
@@ -286,7 +283,7 @@ export class StateCollector {
   private async loadInitialState(): Promise<void> {
     const [active, recent] = await Promise.all([
       allActiveTasks(this.sql),
-      latestFinishedTasks(this.sql, RECENT_FINISHED_AT_START),
+      latestFinishedTasks(this.sql, RECENT_FINISHED_TASKS),
     ]);
     this.applier.loadTasks([...recent.reverse(), ...active]);
     for await (const apps of appStatePages(this.sql)) this.applier.loadApps(apps);
@@ -309,20 +306,24 @@ export class StateCollector {
 
   /**
    * Cluster mode, when changes of other instances may have been missed: every app and task the
-   * store holds, and every app and active task the database holds, is read back as if announced.
+   * store holds, and every app, active task and latest finished task the database holds (what a
+   * start loads), is read back as if announced. Without the latest finished, a task created and
+   * finished on another instance while this one was cut off stayed missing here for good, where
+   * an instance started since showed it: two stores at one sequence with different contents.
    */
   private async resync(reason: string): Promise<void> {
     this.logger.warn({ reason }, 're-reading the runtime state from the database');
     try {
-      const [apps, active] = await Promise.all([
+      const [apps, active, recent] = await Promise.all([
         this.db.appState.findMany({ select: { userId: true, sourceId: true, appName: true } }),
         this.db.task.findMany({ where: { status: { in: ['PENDING', 'RUNNING'] } }, select: { taskId: true } }),
+        latestFinishedTasks(this.sql, RECENT_FINISHED_TASKS),
       ]);
       const { apps: heldApps, tasks: heldTasks } = this.store.snapshot();
       for (const key of [...heldApps, ...apps]) {
         this.staleApps.set(appKeyString(key), { userId: key.userId, sourceId: key.sourceId, appName: key.appName });
       }
-      for (const { taskId } of [...heldTasks, ...active]) this.staleTasks.add(taskId);
+      for (const { taskId } of [...heldTasks, ...active, ...recent]) this.staleTasks.add(taskId);
     } catch (error) {
       this.logger.error({ err: error }, 'could not re-read the runtime state; it catches up with the next changes');
     }

@@ -92,6 +92,9 @@ export interface StateStoreOptions {
   now?: () => number;
 }
 
+/** The finished tasks the runtime state keeps, the most recent (a start or a resync loads as many). */
+export const RECENT_FINISHED_TASKS = 100;
+
 /** The columns the store indexes: every equals or oneOf condition of the two filters of snapshot-scope.ts. */
 const KEY_INDEXES = [{ column: 'userId' }, { column: 'sourceId' }, { column: 'appName' }];
 const APP_INDEXES = [...KEY_INDEXES, { column: 'stage', derived: true }, { column: 'health', derived: true }];
