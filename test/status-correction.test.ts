@@ -479,6 +479,21 @@ describe.each(databases)('status correction over HTTP on %s', (kind) => {
     expect((await systemRecords('alice', 'gone-by-event')).map((r) => r.message)).toEqual([
       'gone-by-event was uninstalled on the app service',
     ]);
+    // A report of before the removal, late or sent again (after a 503), does not bring the app back…
+    const running = (at: number) => ({ ...event, state: 'running', createTime: new Date(at).toISOString() });
+    expect(await sendEvent(intake, SECRET, running(Date.now() - 60_000))).toBe(202);
+    expect(await rowOf('alice', 'gone-by-event')).toBeNull();
+    // …nor after a status correction's removal; one of after it (installed again there) does.
+    await seed(db).user('alice').app({ appName: 'gone-by-list', state: 'running', sourceId: SOURCE });
+    await correction().run();
+    expect(await rowOf('alice', 'gone-by-list')).toBeNull();
+    const listed = { ...event, name: 'gone-by-list', state: 'running' };
+    expect(
+      await sendEvent(intake, SECRET, { ...listed, createTime: new Date(Date.now() - 60_000).toISOString() }),
+    ).toBe(202);
+    expect(await rowOf('alice', 'gone-by-list')).toBeNull();
+    expect(await sendEvent(intake, SECRET, running(Date.now() + 1_000))).toBe(202);
+    expect(await rowOf('alice', 'gone-by-event')).toMatchObject({ state: 'running' });
   });
 
   test('list items the event intake would refuse are skipped and logged, and the rest of the list is still corrected', async () => {

@@ -3,6 +3,7 @@ import { isDatabaseUnavailable } from '../db/availability.js';
 import { applyReportedState, isUniqueViolation, raiseProgress } from '../db/hot-path-sql.js';
 import type { TaskRow } from '../db/models.js';
 import { appKeyString } from '../domain/app-key.js';
+import { removedSince, uninstalledMessage } from './app-removals.js';
 import type { EngineContext } from './engine-context.js';
 import { acceptedResult, concerns, endDetails, outcomeOf, progressOf, reportedState } from './report-rules.js';
 import { finishTask } from './task-end.js';
@@ -99,7 +100,7 @@ async function acceptedMeanwhile(ctx: EngineContext, task: TaskRow, event: AppSt
  */
 async function removeUninstalled(ctx: EngineContext, event: AppStateEvent): Promise<void> {
   const key = { userId: event.userId, sourceId: event.sourceId, appName: event.appName };
-  const message = `${event.appName} was uninstalled on the app service`;
+  const message = uninstalledMessage(event.appName);
   const entry = { type: 'system' as const, message, app: event.appName, userId: event.userId, time: new Date() };
   const records = await ctx.db.$transaction(async (tx) => {
     // Unless a newer report, or an operation of ours, came meanwhile.
@@ -121,26 +122,14 @@ export async function applyToStateRow(ctx: EngineContext, event: AppStateEvent):
 
 /**
  * An app we had no row for (installed outside the market, or reconciled): create it, unless the
- * event is older than the end that removed the app's row (a completed uninstall, a canceled first
- * install). That row's time went with it, so the task's end stands in for it: a late or repeated
- * event of before the removal would otherwise bring the app back.
+ * event is older than the removal of the app's row (app-removals.ts): a late or repeated event of
+ * before it would otherwise bring the app back.
  */
 async function createStateRow({ db }: EngineContext, event: AppStateEvent): Promise<boolean> {
-  const where = { userId: event.userId, sourceId: event.sourceId, appName: event.appName };
-  if (await db.appState.findFirst({ where })) return false; // we hold a newer state
+  const key = { userId: event.userId, sourceId: event.sourceId, appName: event.appName };
+  if (await db.appState.findFirst({ where: key })) return false; // we hold a newer state
   if (event.state.toLowerCase() === 'uninstalled') return false; // nothing to remove
-  const removedSince = await db.task.findFirst({
-    where: {
-      ...where,
-      completedAt: { gte: event.createTime },
-      OR: [
-        { type: 'UNINSTALL', status: 'COMPLETED' },
-        { type: { in: ['INSTALL', 'CLONE'] }, status: 'CANCELED' },
-      ],
-    },
-    select: { id: true },
-  });
-  if (removedSince) return false;
+  if (await removedSince(db, key, event.createTime)) return false;
   try {
     const { entrances, ...state } = reportedState(event);
     await db.appState.create({ data: { ...state, ...(entrances ? { entrances: [...entrances] as object[] } : {}) } });

@@ -9,6 +9,7 @@ import type { ChangeFeed } from '../events/change-feed.js';
 import { isRecord } from '../platform/json.js';
 import type { Logger } from '../platform/logger.js';
 import type { HistoryEntry, HistoryService } from '../services/history-service.js';
+import { goneFromListMessage } from './app-removals.js';
 import { type Correction, planCorrections, withholdMassRemovals } from './correction-rules.js';
 import type { TaskEngine } from './task-engine.js';
 
@@ -239,7 +240,7 @@ export class StatusCorrection {
       }
       case 'removed': {
         const { row } = correction;
-        const message = `${row.appName} is gone from the app service: removed (last state ${row.state || '(none)'})`;
+        const message = goneFromListMessage(row.appName, row.state);
         const entry = this.historyEntry('removed', row, message, { previousState: row.state });
         // The row goes with its history record, in one transaction: the record is how the webhook
         // catch-up finds a removal that a process dying right after it never announced.
