@@ -107,6 +107,15 @@ describe('settings the server refuses at start, naming the variable', () => {
       { AUTH_TOKENS: 'alice:user:alice-token-0001,system:admin:system-token-0002' },
       'AUTH_TOKENS: entry 2: user id "system" is reserved for the server\'s own records',
     ],
+    [
+      // the last entry won: the token was bob's, an admin
+      { AUTH_TOKENS: 'alice:user:shared-token-0001,bob:admin:shared-token-0001' },
+      'AUTH_TOKENS: entry 2 has the token of entry 1',
+    ],
+    [
+      { AUTH_TOKENS: 'al ice:user:alice-token-0001' },
+      'AUTH_TOKENS: entry 1: a user id is 1 to 128 letters, digits, _ . @ -',
+    ],
   ])('%o is refused with a ConfigError: %s', (env, message) => {
     const build = () => new Authenticator(loadConfig(env).auth);
     expect(build).toThrow(ConfigError);

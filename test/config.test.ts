@@ -44,6 +44,8 @@ describe('configuration', () => {
     // Past Node's longest timer a periodic job would run back to back (its timer fires after 1 ms).
     [{ STATUS_CORRECTION_INTERVAL_MS: '3000000000' }, /STATUS_CORRECTION_INTERVAL_MS: must be at most 2147483647/],
     [{ WEBHOOK_CATCH_UP_INTERVAL_MS: '2147483648' }, /WEBHOOK_CATCH_UP_INTERVAL_MS: must be at most 2147483647/],
+    // Past JavaScript's last date: every cleanup failed on an invalid date.
+    [{ HISTORY_RETENTION_DAYS: '200000000' }, /HISTORY_RETENTION_DAYS: must be at most 36500 \(100 years\)/],
   ])('%o is refused with a message naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
@@ -71,21 +73,46 @@ describe('configuration', () => {
 
   // Paths are appended to these: a query string swallowed them (the chart repo was asked for
   // `/base?token=…/chart-repo/api/v2/status?user=…`, so never for a user), and user info in the
-  // URL of a service called with credentials of its own was silently not sent.
+  // URL of a service called with credentials of its own was silently not sent; in PUBLIC_BASE_URL
+  // it went to every buyer's wallet in the sign request's callback URL. A market source's are sent.
+  const NOT_SENT = 'must not carry credentials (user:password@ is not sent)';
   test.each([
-    ['APP_SERVICE_URL', { APP_SERVICE_EVENT_SECRET: 'e'.repeat(16) }, true],
-    ['CHART_REPO_URL', {}, true],
-    ['PUBLIC_BASE_URL', {}, false],
-    ['MARKET_SOURCE_URL', {}, false],
-  ])('%s, a base URL, refuses a query string and a fragment', (name, companions, noCredentials) => {
+    ['APP_SERVICE_URL', { APP_SERVICE_EVENT_SECRET: 'e'.repeat(16) }, NOT_SENT],
+    ['CHART_REPO_URL', {}, NOT_SENT],
+    ['PUBLIC_BASE_URL', {}, 'must not carry credentials (user:password@): it is handed out to clients'],
+    ['MARKET_SOURCE_URL', {}, null],
+  ])('%s, a base URL, refuses a query string and a fragment', (name, companions, credentialsRefused) => {
     const refused = (url: string, message: string) => {
       expect(() => loadConfig({ ...companions, [name]: url }), url).toThrow(`${name}: ${message}`);
     };
     refused('http://service.example/base?token=abc', 'must have no query string or fragment');
     refused('http://service.example/base#part', 'must have no query string or fragment');
     const withCredentials = 'http://reader:s3cret@service.example/base';
-    if (noCredentials) refused(withCredentials, 'must not carry credentials (user:password@ is not sent)');
+    if (credentialsRefused) refused(withCredentials, credentialsRefused);
     else expect(() => loadConfig({ ...companions, [name]: withCredentials })).not.toThrow();
+  });
+
+  test('a push URL may carry a token in its query string, not user info (which was dropped: every push got 401)', () => {
+    const companions = { PAYMENT_PUSH_SECRET: 's'.repeat(16), PUBLIC_BASE_URL: 'https://market.example.com' };
+    for (const name of ['PAYMENT_WALLET_PUSH_URL', 'PAYMENT_FRONTEND_PUSH_URL']) {
+      expect(() => loadConfig({ ...companions, [name]: 'https://push.example/in?token=abc' })).not.toThrow();
+      expect(() => loadConfig({ ...companions, [name]: 'https://user:s3cret@push.example/in' })).toThrow(
+        `${name}: must not carry credentials (user:password@ is not sent; a query string is)`,
+      );
+    }
+  });
+
+  test('DEVELOPER_SERVICE_URL_TEMPLATE is checked whole, with a name in place, and never echoed', () => {
+    const refused = (template: string, message: string) => {
+      const attempt = () => loadConfig({ DEVELOPER_SERVICE_URL_TEMPLATE: template });
+      expect(attempt, template).toThrow(`DEVELOPER_SERVICE_URL_TEMPLATE: ${message}`);
+      expect(attempt, template).toThrow(expect.objectContaining({ message: expect.not.stringContaining('s3cret') }));
+    };
+    refused('http://dev:s3cret@bad host/{developer}/grant', 'must be an absolute http(s) URL');
+    refused('http://dev:s3cret@dev.example/{developer}/grant', 'must not carry credentials');
+    refused('https://dev.example/grant?key=s3cret', 'must contain {developer}');
+    refused('ftp://dev.example/{developer}', 'must be an absolute http(s) URL');
+    expect(loadConfig({ DEVELOPER_SERVICE_URL_TEMPLATE: 'https://{developer}.dev.example/grant' })).toBeTruthy();
   });
 
   // Number() reads " " as 0 (PORT: a random port; MUTATION_RATE_PER_S: no rate limit) and takes hex,

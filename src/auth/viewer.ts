@@ -43,6 +43,33 @@ function headerValue(headers: Pick<Headers, 'get'> | IncomingHttpHeaders, name: 
 }
 
 /**
+ * The viewers of AUTH_TOKENS, by the hash of each token. Parsed by loadConfig, which knows nothing
+ * of user ids: what no client may be known by is refused here, at start, in the form of
+ * loadConfig's errors (never echoing a token). And a token given twice, which made the last entry
+ * win (`alice:user:T,bob:admin:T`: T was bob, an admin).
+ */
+function tokenTable(tokens: Config['auth']['tokens']): Map<string, Viewer> {
+  const table = new Map<string, Viewer>();
+  const entryOf = new Map<string, number>();
+  for (const [index, { userId, role, token }] of tokens.entries()) {
+    const entry = `entry ${index + 1}`;
+    const problem = userIdProblem(userId);
+    if (problem === 'reserved') {
+      throw invalidSetting('AUTH_TOKENS', `${entry}: user id "${userId}" is reserved for the server's own records`);
+    }
+    if (problem === 'malformed') {
+      throw invalidSetting('AUTH_TOKENS', `${entry}: a user id is 1 to 128 letters, digits, _ . @ -`);
+    }
+    const key = sha256(token);
+    const first = entryOf.get(key);
+    if (first !== undefined) throw invalidSetting('AUTH_TOKENS', `${entry} has the token of entry ${first}`);
+    entryOf.set(key, index + 1);
+    table.set(key, { userId, isAdmin: role === 'admin' });
+  }
+  return table;
+}
+
+/**
  * Resolves the viewer of a request. `Authorization: Bearer <credential>` wins: a static token
  * (AUTH_TOKENS) or a JWT (AUTH_JWT_*); a presented credential that is not accepted is rejected,
  * never downgraded to another identity. Without one, the trusted gateway header (AUTH_USER_HEADER)
@@ -54,17 +81,7 @@ export class Authenticator {
   private readonly jwt: JwtVerifier | null;
 
   constructor(private readonly auth: Config['auth']) {
-    // Parsed by loadConfig, which knows nothing of the ids the server keeps for itself: refused
-    // here, at start, in the form of loadConfig's errors (never echoing the entry: it holds a secret).
-    const reserved = auth.tokens.findIndex((t) => userIdProblem(t.userId) === 'reserved');
-    if (reserved >= 0) {
-      const userId = auth.tokens[reserved]?.userId;
-      throw invalidSetting(
-        'AUTH_TOKENS',
-        `entry ${reserved + 1}: user id "${userId}" is reserved for the server's own records`,
-      );
-    }
-    this.tokens = new Map(auth.tokens.map((t) => [sha256(t.token), { userId: t.userId, isAdmin: t.role === 'admin' }]));
+    this.tokens = tokenTable(auth.tokens);
     this.jwt = auth.jwt ? new JwtVerifier(auth.jwt) : null;
   }
 

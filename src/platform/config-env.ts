@@ -5,14 +5,16 @@ import {
   commaList,
   databaseUrl,
   decimal,
+  developerUrlTemplate,
   flag,
   httpUrl,
   nonNegativeInt,
   nonNegativeMs,
-  optionalUrl,
   port,
   positiveInt,
   positiveMs,
+  publicUrl,
+  pushUrl,
   serviceUrl,
   splitList,
 } from './config-values.js';
@@ -224,11 +226,11 @@ export const envSchema = z.object({
    * This server's address as browsers and wallets reach it (behind the gateway), for the URLs it
    * hands out, e.g. the payment sign request's callback. Unset → http://HOST:PORT. @default none
    */
-  PUBLIC_BASE_URL: baseUrl.optional(),
+  PUBLIC_BASE_URL: publicUrl.optional(),
   /** Where payment pushes to the buyer's LarePass wallet are POSTed; unset → kept, not sent. @default none */
-  PAYMENT_WALLET_PUSH_URL: optionalUrl,
+  PAYMENT_WALLET_PUSH_URL: pushUrl,
   /** Where payment state pushes to the buyer's Market frontend are POSTed; unset → kept, not sent. @default none */
-  PAYMENT_FRONTEND_PUSH_URL: optionalUrl,
+  PAYMENT_FRONTEND_PUSH_URL: pushUrl,
   /** HMAC-SHA256 key that signs payment pushes (X-Signature); required with a push URL. @default none */
   PAYMENT_PUSH_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Credential queries per polling round after a purchase is signed. @default 20 */
@@ -236,12 +238,7 @@ export const envSchema = z.object({
   /** Pause between credential queries. @default 5000 */
   PAYMENT_POLL_INTERVAL_MS: decimal(positiveMs).default(5000),
   /** Developer credential endpoint with a {developer} placeholder; unset → simulated. @default none */
-  DEVELOPER_SERVICE_URL_TEMPLATE: z
-    .string()
-    .refine((value) => /^https?:\/\/.+/.test(value) && value.includes('{developer}'), {
-      message: 'must be an http(s) URL containing {developer}',
-    })
-    .optional(),
+  DEVELOPER_SERVICE_URL_TEMPLATE: developerUrlTemplate.optional(),
   /** Timeout of one developer-service call. @default 10000 */
   DEVELOPER_SERVICE_TIMEOUT_MS: decimal(positiveMs).default(10_000),
   /** Outcomes of the simulated developer service, `productId=outcome,…`. @default every product: vc-after-2 */
@@ -267,7 +264,7 @@ export const envSchema = z.object({
   /** Chart repository base URL; unset → the chart_repo source is disabled. @default none */
   CHART_REPO_URL: serviceUrl.optional(),
   /** History records older than this are removed. @default 30 */
-  HISTORY_RETENTION_DAYS: decimal(positiveInt).default(30),
+  HISTORY_RETENTION_DAYS: decimal(positiveInt.max(36_500, 'must be at most 36500 (100 years)')).default(30),
   /** How often the history cleanup runs. @default 3600000 (1 h) */
   HISTORY_CLEANUP_INTERVAL_MS: decimal(positiveMs).default(60 * 60 * 1000),
   /**

@@ -49,17 +49,45 @@ export const nonNegativeMs = nonNegativeInt.max(MAX_TIMER_MS, TIMER_BOUND);
  * protocol pattern is zod's own httpProtocol, which also requires the `//` ("http:host" refused).
  */
 export const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' });
-export const optionalUrl = httpUrl.optional();
 /** A URL that paths are appended to: a query string or fragment would swallow them. */
 export const baseUrl = httpUrl.refine(
   (url) => !url.includes('?') && !url.includes('#'),
   'must have no query string or fragment (paths are appended to it)',
 );
-/** A service this server calls with credentials of its own, if any: user info in the URL would not be sent. */
-export const serviceUrl = baseUrl.refine((url) => {
+
+function withoutCredentials(url: string): boolean {
   const parsed = URL.parse(url); // null: refused as a URL already
   return !parsed || (parsed.username === '' && parsed.password === '');
-}, 'must not carry credentials (user:password@ is not sent)');
+}
+
+/** A service this server calls with credentials of its own, if any: user info in the URL would not be sent. */
+export const serviceUrl = baseUrl.refine(withoutCredentials, 'must not carry credentials (user:password@ is not sent)');
+/** An address handed out (to wallets, in callbacks): user info in it would reach every one of them. */
+export const publicUrl = baseUrl.refine(
+  withoutCredentials,
+  'must not carry credentials (user:password@): it is handed out to clients',
+);
+/** Where pushes are POSTed: a token may go in the query string; user info would not be sent. */
+export const pushUrl = httpUrl
+  .refine(withoutCredentials, 'must not carry credentials (user:password@ is not sent; a query string is)')
+  .optional();
+
+/**
+ * A URL with `{developer}` where each developer's name goes. Checked whole here, with a name in
+ * place, so that a mistake stops the start in loadConfig's form, and never echoed (it may hold a
+ * secret).
+ */
+export const developerUrlTemplate = z.string().superRefine((template, ctx) => {
+  const problem = developerTemplateProblem(template);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+function developerTemplateProblem(template: string): string | null {
+  if (!template.includes('{developer}')) return 'must contain {developer}';
+  const url = template.replaceAll('{developer}', 'example');
+  if (!httpUrl.safeParse(url).success) return 'must be an absolute http(s) URL';
+  return withoutCredentials(url) ? null : 'must not carry credentials (user:password@ is not sent)';
+}
 
 export const flag = z
   .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'], {

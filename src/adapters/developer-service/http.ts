@@ -39,10 +39,10 @@ export class HttpDeveloperService implements DeveloperService {
   constructor(options: HttpDeveloperServiceOptions) {
     // Checked here so a wrong setting stops the server at start rather than failing every purchase later.
     if (!options.urlTemplate.includes(PLACEHOLDER)) {
-      throw new Error(`developer service URL template must contain ${PLACEHOLDER}: ${options.urlTemplate}`);
+      throw new Error(`developer service URL template must contain ${PLACEHOLDER}`); // never echoed: it may hold a secret
     }
     if (!URL.canParse(fillTemplate(options.urlTemplate, 'example'))) {
-      throw new Error(`developer service URL template is not a URL: ${options.urlTemplate}`);
+      throw new Error('developer service URL template is not a URL');
     }
     this.urlTemplate = options.urlTemplate;
     this.timeoutMs = options.timeoutMs;
