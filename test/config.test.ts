@@ -44,6 +44,8 @@ describe('configuration', () => {
     // Past Node's longest timer a periodic job would run back to back (its timer fires after 1 ms).
     [{ STATUS_CORRECTION_INTERVAL_MS: '3000000000' }, /STATUS_CORRECTION_INTERVAL_MS: must be at most 2147483647/],
     [{ WEBHOOK_CATCH_UP_INTERVAL_MS: '2147483648' }, /WEBHOOK_CATCH_UP_INTERVAL_MS: must be at most 2147483647/],
+    // The SQLite driver takes the whole text as the path: a file named `market.db?connection_limit=1`.
+    [{ DATABASE_URL: 'file:./data/q.db?connection_limit=1' }, /DATABASE_URL: a SQLite file: URL takes no query string/],
     // Past JavaScript's last date: every cleanup failed on an invalid date.
     [{ HISTORY_RETENTION_DAYS: '200000000' }, /HISTORY_RETENTION_DAYS: must be at most 36500 \(100 years\)/],
   ])('%o is refused with a message naming the variable', (env, message) => {

@@ -81,7 +81,7 @@ function authMode(auth: Config['auth']): string {
 
 /** The database as the banner and start-up errors name it: kind, host and path, never a credential. */
 export function databaseShown(url: string): string {
-  if (databaseProvider(url) === 'sqlite') return `SQLite ${sqliteFilePath(url.split('?')[0] as string)}`;
+  if (databaseProvider(url) === 'sqlite') return `SQLite ${sqliteFilePath(url)}`;
   try {
     const parsed = new URL(url);
     return `PostgreSQL at ${parsed.host}${parsed.pathname}`;

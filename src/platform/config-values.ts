@@ -143,9 +143,19 @@ export const databaseUrl = z
   .string()
   .default('file:./data/market.db')
   .superRefine((url, ctx) => {
-    if (url.startsWith('file:')) return;
-    const problem = /^postgres(ql)?:\/\//.test(url)
-      ? postgresUrlProblem(url)
-      : 'must be file:<path> (SQLite) or postgresql://… (PostgreSQL)';
+    const problem = url.startsWith('file:')
+      ? sqliteUrlProblem(url)
+      : /^postgres(ql)?:\/\//.test(url)
+        ? postgresUrlProblem(url)
+        : 'must be file:<path> (SQLite) or postgresql://… (PostgreSQL)';
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   });
+
+/**
+ * The SQLite driver opens the text after `file:` as the path, whole: Prisma's `?connection_limit=…`
+ * made a file named `market.db?connection_limit=1` while the banner named `market.db`.
+ */
+function sqliteUrlProblem(url: string): string | null {
+  if (url.includes('?')) return 'a SQLite file: URL takes no query string (it would become part of the file name)';
+  return url.length > 'file:'.length ? null : 'must name a file after file:';
+}
