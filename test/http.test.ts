@@ -1,8 +1,10 @@
+import { rmSync } from 'node:fs';
 import { serverAudits } from 'graphql-http';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { sqliteFilePath } from '../src/db/client.js';
 import { availableDatabases, POSTGRES_URL } from './support/databases.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { startTestServer, type TestServer, waitFor } from './support/server.js';
 
 const databases = await availableDatabases();
 
@@ -93,6 +95,42 @@ describe('GraphQL over HTTP', () => {
     const readiness = await fetch(`${server.url}/readiness`);
     expect(readiness.status).toBe(200);
     expect(await readiness.json()).toEqual({ status: 'ready' });
+  });
+});
+
+describe('readiness when the SQLite file goes away', () => {
+  test('a file deleted while the server runs: SELECT 1 still answers, yet /readiness is 503 and the database component says why', async () => {
+    const server = await startTestServer('sqlite', { env: { COLLECT_INTERVAL_MS: '100' } });
+    const component = async () => {
+      const response = await fetch(`${server.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: '{ components { name state healthy message metrics } }' }),
+      });
+      const { data } = (await response.json()) as {
+        data: {
+          components: { name: string; state: string; message: string | null; metrics: { freeBytes?: number } }[];
+        };
+      };
+      return data.components.find((each) => each.name === 'database');
+    };
+    try {
+      expect(await (await fetch(`${server.url}/readiness`)).json()).toEqual({ status: 'ready' });
+      expect((await waitFor(component, 'the database component'))?.metrics.freeBytes).toBeGreaterThan(0);
+      const file = sqliteFilePath(server.database.url);
+      for (const suffix of ['', '-wal', '-shm']) rmSync(`${file}${suffix}`, { force: true });
+      const readiness = await fetch(`${server.url}/readiness`);
+      expect(readiness.status).toBe(503);
+      const gone = `the database file ${file} was deleted while the server ran: what is written since is lost at the next start`;
+      expect(await readiness.json()).toEqual({ status: 'not ready', error: gone });
+      const reported = await waitFor(async () => {
+        const found = await component();
+        return found?.state === 'ERROR' ? found : undefined;
+      }, 'the database component to report the file gone');
+      expect(reported.message).toBe(gone);
+    } finally {
+      await server.stop();
+    }
   });
 });
 

@@ -1,5 +1,6 @@
 import { createChartRepo } from '../adapters/chart-repo/factory.js';
 import { type Db, databaseProvider } from '../db/client.js';
+import type { SqliteFile } from '../db/sqlite-file.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import type { RuntimeEntries } from '../runtime/runtime-change.js';
@@ -20,6 +21,8 @@ export interface CollectorDeps {
   jobs: Pick<PeriodicJobs, 'sources' | 'leadership'>;
   /** Cluster mode: the change log's runtime changes (connectCluster); null in one process. */
   runtimeEntries: RuntimeEntries | null;
+  /** SQLite: the file the server opened, watched (null on PostgreSQL). */
+  databaseFile: SqliteFile | null;
 }
 
 /**
@@ -34,6 +37,7 @@ export function createCollector({
   subscriptionStats,
   jobs,
   runtimeEntries,
+  databaseFile,
 }: CollectorDeps): StateCollector {
   const collectorLogger = logger.child({ component: 'collector' });
   const { collectIntervalMs } = config.runtime;
@@ -43,7 +47,7 @@ export function createCollector({
     services.store,
     services.localBus,
     [
-      databaseSource(db, databaseProvider(config.databaseUrl)),
+      databaseSource(db, databaseProvider(config.databaseUrl), databaseFile),
       taskEngineSource(db, services.engine, config.tasks.concurrency),
       pubsubSource(subscriptionStats, services.clusterLog),
       ...jobs.sources(),

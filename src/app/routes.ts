@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Authenticator } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
+import type { SqliteFile } from '../db/sqlite-file.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import { receiveAppStateEvent } from '../http/app-state-intake.js';
 import { BodyTooLarge, bodyForYoga, graphqlBodyLimit, readBody } from '../http/body.js';
@@ -20,6 +21,8 @@ export interface RouteDeps {
   config: Config;
   logger: Logger;
   db: Db;
+  /** SQLite: the file the server opened, watched (null on PostgreSQL). */
+  databaseFile: SqliteFile | null;
   /** Receives the app service's state events (the intake endpoint). */
   engine: Pick<TaskEngine, 'onAppState'>;
   yoga: GraphQLServer;
@@ -137,7 +140,7 @@ type Route = (req: TrackedRequest, res: ServerResponse) => unknown;
  * for any other path.
  */
 function operationalRoute(
-  { config, db, engine, clusterLog, metrics }: RouteDeps,
+  { config, db, engine, clusterLog, metrics, databaseFile }: RouteDeps,
   path: string | undefined,
   method?: string,
 ): Route | undefined {
@@ -148,6 +151,9 @@ function operationalRoute(
   if (path === '/readiness') {
     return async (_req, res) => {
       let ready = await checkReadiness(db);
+      // SQLite answers from the open file, whatever became of the file: a deleted one loses every write.
+      const fileProblem = ready.ok ? await databaseFile?.problem() : null;
+      if (fileProblem) ready = { ok: false, error: fileProblem };
       // Without Redis this instance would neither see other instances' changes nor share its own.
       if (ready.ok && clusterLog && !clusterLog.connected) ready = { ok: false, error: 'Redis unreachable' };
       json(res, ready.ok ? 200 : 503, ready.ok ? { status: 'ready' } : { status: 'not ready', error: ready.error });

@@ -1,4 +1,5 @@
 import type { Db } from '../db/client.js';
+import { LOW_DISK_BYTES, type SqliteFile } from '../db/sqlite-file.js';
 import type { StatusCorrectionStatus } from '../engine/status-correction.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import type { LeadershipStatus } from '../events/leader-lease.js';
@@ -13,15 +14,33 @@ export interface ChangeLogStatusSource {
   status(): ChangeLogStatus;
 }
 
-/** `database`: answers a trivial query, and how fast. */
-export function databaseSource(db: Db, provider: string): PollSource {
+/**
+ * `database`: answers a trivial query, and how fast; for SQLite also whether the file is still
+ * the one opened, and the space left for its writes (SqliteFile).
+ */
+export function databaseSource(db: Db, provider: string, file: SqliteFile | null): PollSource {
   return {
     name: 'database',
     async collect() {
       const started = performance.now();
       await db.$queryRawUnsafe('SELECT 1');
       const latencyMs = Math.round((performance.now() - started) * 10) / 10;
-      return [{ name: 'database', healthy: true, state: 'RUNNING', message: null, metrics: { provider, latencyMs } }];
+      const metrics = { provider, latencyMs };
+      if (!file) return [{ name: 'database', healthy: true, state: 'RUNNING', message: null, metrics }];
+      const [problem, freeBytes] = await Promise.all([file.problem(), file.freeBytes()]);
+      const low = freeBytes < LOW_DISK_BYTES;
+      const message =
+        problem ??
+        (low ? `${freeBytes} bytes free on the database file's filesystem: writes fail when it is full` : null);
+      return [
+        {
+          name: 'database',
+          healthy: message === null,
+          state: message === null ? 'RUNNING' : 'ERROR',
+          message,
+          metrics: { ...metrics, freeBytes },
+        },
+      ];
     },
   };
 }

@@ -1,0 +1,43 @@
+import { stat, statfs } from 'node:fs/promises';
+import path from 'node:path';
+
+/** Free space below this on the database file's filesystem is reported: SQLite's writes are about to fail. */
+export const LOW_DISK_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The SQLite file the server opened, watched from outside: `SELECT 1` keeps answering from the
+ * open file after it was deleted or replaced (every write since is lost at the next start, which
+ * finds an empty database and migrates it), and on a full disk (its writes fail). Readiness says
+ * not ready for a file gone or replaced; the `database` component reports both.
+ */
+export class SqliteFile {
+  private opened: { dev: number; ino: number } | null = null;
+
+  constructor(readonly filePath: string) {}
+
+  /** Called once the database is open: the file from now on is this one. */
+  async remember(): Promise<void> {
+    const { dev, ino } = await stat(this.filePath);
+    this.opened = { dev, ino };
+  }
+
+  /** Why the file is no longer the one opened (null while it is, or before `remember`). */
+  async problem(): Promise<string | null> {
+    if (!this.opened) return null;
+    try {
+      const { dev, ino } = await stat(this.filePath);
+      if (dev === this.opened.dev && ino === this.opened.ino) return null;
+      return `the database file ${this.filePath} was replaced while the server ran: restart it`;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT') return `the database file ${this.filePath} cannot be checked (${code})`;
+      return `the database file ${this.filePath} was deleted while the server ran: what is written since is lost at the next start`;
+    }
+  }
+
+  /** Bytes free to this process on the file's filesystem. */
+  async freeBytes(): Promise<number> {
+    const { bavail, bsize } = await statfs(path.dirname(this.filePath));
+    return bavail * bsize;
+  }
+}
