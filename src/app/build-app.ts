@@ -17,8 +17,7 @@
  */
 import type { Server } from 'node:http';
 import { Authenticator } from '../auth/viewer.js';
-import { createPrismaClient, type Db, databaseProvider, type PrismaOptions, sqliteFilePath } from '../db/client.js';
-import { SqliteFile } from '../db/sqlite-file.js';
+import { createPrismaClient, type Db, type PrismaOptions } from '../db/client.js';
 import { OriginPolicy } from '../http/cross-site.js';
 import { Lifecycle } from '../http/readiness.js';
 import type { Config } from '../platform/config.js';
@@ -119,13 +118,11 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions, metric
     serving: lifecycle.serving,
     metrics,
   });
-  const databaseFile =
-    databaseProvider(config.databaseUrl) === 'sqlite' ? new SqliteFile(sqliteFilePath(config.databaseUrl)) : null;
   const router = createRouter({
     config,
     logger,
     db,
-    databaseFile,
+    databaseFile: services.databaseFile,
     engine: services.engine,
     yoga,
     fastPath,
@@ -147,8 +144,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions, metric
 
   const listenAndStart = async (port?: number) => {
     const running = await listen(port);
-    await openDatabase(db, config);
-    await databaseFile?.remember();
+    await openDatabase(db, config, services.databaseFile);
     // Cluster mode: other instances' changes reach this one's bus from here on (and this one's,
     // such as the catalogue sync's below, reach the others).
     const runtimeEntries = await connectCluster(services, db, logger);
@@ -157,16 +153,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions, metric
     await services.engine.start();
     await startOutbox(services, services.localBus);
     await jobs.start();
-    collector = createCollector({
-      db,
-      config,
-      services,
-      logger,
-      subscriptionStats: live.stats,
-      jobs,
-      runtimeEntries,
-      databaseFile,
-    });
+    collector = createCollector({ db, config, services, logger, subscriptionStats: live.stats, jobs, runtimeEntries });
     await collector.start();
     metrics?.followRuntime(services.store);
     lifecycle.started();

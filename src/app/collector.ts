@@ -1,6 +1,5 @@
 import { createChartRepo } from '../adapters/chart-repo/factory.js';
 import { type Db, databaseProvider } from '../db/client.js';
-import type { SqliteFile } from '../db/sqlite-file.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import type { RuntimeEntries } from '../runtime/runtime-change.js';
@@ -13,7 +12,7 @@ import type { SubscriptionStats } from './live.js';
 export interface CollectorDeps {
   db: Db;
   config: Config;
-  services: Pick<Services, 'store' | 'localBus' | 'engine' | 'clusterLog' | 'barrier'>;
+  services: Pick<Services, 'store' | 'localBus' | 'engine' | 'clusterLog' | 'barrier' | 'databaseFile'>;
   logger: Logger;
   /** The fan-out figures the `pubsub` component shows. */
   subscriptionStats(): SubscriptionStats;
@@ -21,8 +20,6 @@ export interface CollectorDeps {
   jobs: Pick<PeriodicJobs, 'sources' | 'leadership'>;
   /** Cluster mode: the change log's runtime changes (connectCluster); null in one process. */
   runtimeEntries: RuntimeEntries | null;
-  /** SQLite: the file the server opened, watched (null on PostgreSQL). */
-  databaseFile: SqliteFile | null;
 }
 
 /**
@@ -37,7 +34,6 @@ export function createCollector({
   subscriptionStats,
   jobs,
   runtimeEntries,
-  databaseFile,
 }: CollectorDeps): StateCollector {
   const collectorLogger = logger.child({ component: 'collector' });
   const { collectIntervalMs } = config.runtime;
@@ -47,7 +43,7 @@ export function createCollector({
     services.store,
     services.localBus,
     [
-      databaseSource(db, databaseProvider(config.databaseUrl), databaseFile),
+      databaseSource(db, databaseProvider(config.databaseUrl), services.databaseFile),
       taskEngineSource(db, services.engine, config.tasks.concurrency),
       pubsubSource(subscriptionStats, services.clusterLog),
       ...jobs.sources(),

@@ -24,6 +24,7 @@ import { PaymentService } from '../services/payment-service.js';
 import { PurchaseService } from '../services/purchase-service.js';
 import { TaskService } from '../services/task-service.js';
 import { createCatalogue } from './catalogue.js';
+import { watchedDatabaseFile } from './database.js';
 import { createOutbox } from './outbox.js';
 import { storedApps } from './simulated-cluster.js';
 
@@ -116,6 +117,7 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
     feed,
     clusterLog,
     owedResync,
+    databaseFile: watchedDatabaseFile(config),
     ...createRuntime(config, feed),
     ...createOutbox({
       db,

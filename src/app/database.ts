@@ -1,20 +1,28 @@
-import { type Db, prepareDatabase } from '../db/client.js';
+import { type Db, databaseProvider, prepareDatabase, sqliteFilePath } from '../db/client.js';
 import { ensureDefaultSources } from '../db/default-sources.js';
 import { seedDemoData } from '../db/demo-data.js';
+import { SqliteFile } from '../db/sqlite-file.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 
 /** How long `stop()` waits for the database connection to close. */
 const DISCONNECT_TIMEOUT_MS = 5000;
 
+/** SQLite: the database file, watched from now on (readiness, the `database` component); null on PostgreSQL. */
+export function watchedDatabaseFile(config: Config): SqliteFile | null {
+  const url = config.databaseUrl;
+  return databaseProvider(url) === 'sqlite' ? new SqliteFile(sqliteFilePath(url)) : null;
+}
+
 /**
  * Checks that the database is migrated and creates the default market sources. A database that
- * is not ready becomes one error that says what to run.
+ * is not ready becomes one error that says what to run. The SQLite file is the one opened from then on.
  */
-export async function openDatabase(db: Db, config: Config): Promise<void> {
+export async function openDatabase(db: Db, config: Config, file: SqliteFile | null): Promise<void> {
   try {
     await prepareDatabase(db, config.databaseUrl);
     await ensureDefaultSources(db, config.catalogue.marketSourceUrl);
+    await file?.remember();
   } catch (error) {
     throw new Error(
       `The database is not ready (${(error as Error).message.split('\n')[0]}). Run "npm run db:migrate" first.`,
