@@ -5,6 +5,7 @@ import type { Prisma, TaskRow } from '../db/models.js';
 import type { TerminalStatus } from '../domain/tasks.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
+import type { RepeatedFailure } from '../platform/repeated-failure.js';
 import type { HistoryService } from '../services/history-service.js';
 
 export interface TaskEngineOptions {
@@ -96,6 +97,8 @@ export interface EngineContext {
   /** Identifies this process's workers on the rows they claim. */
   readonly instanceId: string;
   readonly tracked: TrackedTasks;
+  /** The app service not answering about adopted tasks, round after round (followAdopted): logged as one failure. */
+  readonly adoptedLookupFailures: RepeatedFailure;
   /** True before start and after stop: nothing new is claimed or scheduled. */
   stopped(): boolean;
   /** Something may be pending, or a worker is free: claim now. */

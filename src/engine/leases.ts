@@ -160,12 +160,11 @@ export async function followAdopted(ctx: EngineContext): Promise<void> {
       })),
     );
   } catch (error) {
-    ctx.logger.warn(
-      { err: error, tasks: tasks.length },
-      'could not ask the app service about adopted tasks; asking again on the next round',
-    );
+    // Asked again on the next round, every few seconds: the first failure, then one line a minute.
+    ctx.adoptedLookupFailures.failed(error, { tasks: tasks.length });
     return;
   }
+  ctx.adoptedLookupFailures.succeeded();
   await Promise.all(tasks.map((task, index) => settleAdopted(ctx, task, statuses[index])));
 }
 

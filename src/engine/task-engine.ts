@@ -86,6 +86,11 @@ export class TaskEngine implements TaskRunner {
       options,
       instanceId,
       tracked,
+      adoptedLookupFailures: new RepeatedFailure(
+        logger,
+        'task engine: asking the app service about adopted tasks',
+        'warn',
+      ),
       stopped: () => this.stopped,
       notify: () => this.notify(),
       owe: (owed, error) => this.repairs.owe(owed, error),
