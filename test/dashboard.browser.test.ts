@@ -154,6 +154,40 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
     await page.close();
   });
 
+  test('payment states: the newest 100 started are listed, and the page says how many older ones it leaves out', async () => {
+    const db = server.app.db;
+    const before = await db.payment.count();
+    const axes = {
+      paymentNeed: 'required',
+      developerSync: 'not_started',
+      larePassSync: 'not_started',
+      signatureStatus: 'required',
+      paymentStatus: 'not_evaluated',
+    };
+    await db.payment.createMany({
+      data: Array.from({ length: 101 }, (_, index) => ({
+        ...axes,
+        userId: `buyer${index}`,
+        sourceId: 'market.olares',
+        appId: 'bulk-paid',
+        appName: 'bulk-paid',
+        productId: 'bulk-paid-license',
+      })),
+    });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    try {
+      await page.goto(`${server.url}/dashboard`);
+      await expect.poll(() => page.locator('#payments tr[data-payment-id]').count(), { timeout: 15_000 }).toBe(100);
+      expect(await page.locator('#payments-more').innerText()).toBe(
+        `${before + 1} older payment states not shown (listed: the newest started, and any that changes while this page is open)`,
+      );
+      expect(await page.locator('#payments tr[data-payment-id]').first().innerText()).toContain('buyer');
+    } finally {
+      await page.close();
+      await db.payment.deleteMany({ where: { appId: 'bulk-paid' } });
+    }
+  });
+
   test('the history feed grows live: an install adds its records without a reload', async () => {
     const page = await browser.newPage();
     await page.goto(`${server.url}/dashboard`);

@@ -299,7 +299,11 @@ function addPayments(payments) {
 
 function loadPayments() {
   client.subscribe(PAYMENT_UPDATED, {}, { next: (result) => result.data && addPayments([result.data.paymentUpdated]) });
-  listUntilRead('payments', PAYMENTS, (data) => addPayments(data.payments.edges.map((edge) => edge.node)));
+  listUntilRead('payments', PAYMENTS, (data) => {
+    // The newest started, one page (MAX_PAGE_SIZE's default): how many are left out is said.
+    state.paymentsTotal = data.payments.totalCount;
+    addPayments(data.payments.edges.map((edge) => edge.node));
+  });
 }
 
 // ---- drawing ------------------------------------------------------------------------------

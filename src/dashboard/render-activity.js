@@ -37,8 +37,14 @@ export function renderPayments() {
   if (section.hidden) {
     // A hidden section still holds its rows: an admin's must not stay for the next viewer.
     $('#payments tbody').innerHTML = '';
+    $('#payments-more').textContent = '';
     return;
   }
+  const listed = state.payments.size;
+  $('#payments-more').textContent =
+    state.paymentsTotal > listed
+      ? `${state.paymentsTotal - listed} older payment states not shown (listed: the newest started, and any that changes while this page is open)`
+      : '';
   const payments = [...state.payments.values()]
     .filter(showsPayment)
     .sort((a, b) => (a.updatedAt < b.updatedAt ? 1 : a.updatedAt > b.updatedAt ? -1 : 0));

@@ -45,6 +45,8 @@ function serverData() {
     paymentsError: null,
     /** Payment states by id (admins only). */
     payments: new Map(),
+    /** How many payment states there were when they were listed (only the newest started are). */
+    paymentsTotal: 0,
     /** The outcome of the last cancel/retry per task id: `{ ok, text }`. */
     taskMessages: new Map(),
   };
