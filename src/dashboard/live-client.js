@@ -12,6 +12,12 @@ const TOKEN_KEY = 'market-token';
  */
 const PING_MS = 10_000;
 const PONG_TIMEOUT_MS = 5_000;
+/**
+ * A connection not acknowledged by then is given up and made again: a handshake lost in a network
+ * partition otherwise waits for the browser's own timeout (none that the page sees), and the page
+ * stayed "reconnecting" after the network came back.
+ */
+const ACK_TIMEOUT_MS = 10_000;
 /** The error every open operation gets when the socket closes under it. */
 export const CONNECTION_CLOSED = Object.freeze({
   message: 'connection closed',
@@ -88,7 +94,10 @@ export function createLiveClient({ onState, onOpen, onUnauthorised, onSignIn }) 
     socket = null;
     acked = false;
     unwatch();
-    if (current.readyState === WebSocket.OPEN) current.close(4408, 'no pong');
+    // Connecting still (a handshake with no answer) or open but silent: closed from this side.
+    if (current.readyState === WebSocket.OPEN || current.readyState === WebSocket.CONNECTING) {
+      current.close(4408, 'no answer');
+    }
     // Marked, so that a page can tell a dropped connection (it resubscribes in onOpen) from a
     // refusal by the server.
     for (const handler of handlers.values()) handler.error?.([CONNECTION_CLOSED]);
@@ -110,6 +119,9 @@ export function createLiveClient({ onState, onOpen, onUnauthorised, onSignIn }) 
     const current = new WebSocket(url, 'graphql-transport-ws');
     socket = current;
     acked = false;
+    setTimeout(() => {
+      if (socket === current && !acked) dropped(current, 4408);
+    }, ACK_TIMEOUT_MS);
     current.onopen = () => {
       current.send(
         JSON.stringify({ type: 'connection_init', payload: token ? { authorization: `Bearer ${token}` } : {} }),

@@ -10,7 +10,9 @@ import { type AddressInfo, createServer, type Socket, connect as tcpConnect } fr
  * - `freeze()`: a service that stops answering, or a network that drops every packet: open
  *   connections stay open but nothing goes through either way, and new ones are held. No reset
  *   tells the client; only its own timeouts can.
- * - `restore()`: connections go through again (those held or frozen meanwhile are dropped).
+ * - `restore()`: connections go through again (those held or frozen meanwhile are dropped);
+ *   `restore({ dropHeld: false })` as a partition ends: the connections held meanwhile stay open
+ *   and dead (what their clients sent was lost), frozen ones carry bytes again.
  * - `slow(ms)`: every answer of the service reaches the client `ms` later (a slow network), in
  *   order; `slow(0)` makes it prompt again.
  */
@@ -19,7 +21,7 @@ export interface TcpProxy {
   port: number;
   cut(mode?: 'hold' | 'refuse'): void;
   freeze(): void;
-  restore(): void;
+  restore(options?: { dropHeld?: boolean }): void;
   slow(ms: number): void;
   close(): Promise<void>;
 }
@@ -70,9 +72,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     freeze() {
       mode = 'frozen';
     },
-    restore() {
+    restore({ dropHeld = true } = {}) {
       mode = 'open';
-      destroyAll(); // the connections held during the cut were never forwarded
+      if (dropHeld) destroyAll(); // the connections held during the cut were never forwarded
     },
     slow(ms) {
       delayMs = ms;
