@@ -469,6 +469,41 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
     }
   }, 60_000);
 
+  test('runtimeEvents(since:) from A on B while B lags behind it: resumed once B has caught up, no RESYNC', async () => {
+    const user = 'gina';
+    const filter = { userId: user };
+    const onA = await subscribe(a, RuntimeEventsSubscription, { filter }, as('ops'));
+    try {
+      await installOn(a, user, 'n8n', '1.70.1');
+      await onA.until((event) => event.runtimeEvents.task?.status === 'COMPLETED');
+      // B cut off from the log for a moment: A goes on without it.
+      bToRedis.cut('refuse');
+      await waitFor(async () => ((await fetch(`${b.url}/readiness`)).status === 503 ? true : undefined), 'B not ready');
+      await installOn(a, user, 'ghost', '5.104.2');
+      const seen = await onA.until(
+        (event) => event.runtimeEvents.task?.appName === 'ghost' && event.runtimeEvents.task.status === 'COMPLETED',
+      );
+      const since = (seen.at(-1) as (typeof seen)[number]).runtimeEvents.sequence;
+      // The client, cut off from A, reconnects to B, which has not applied that far yet.
+      const onB = await subscribe(b, RuntimeEventsSubscription, { filter, since }, as('ops'));
+      try {
+        bToRedis.restore();
+        await installOn(a, user, 'wordpress', '6.7.1');
+        const resumed = await onB.until(
+          (event) =>
+            event.runtimeEvents.task?.appName === 'wordpress' && event.runtimeEvents.task.status === 'COMPLETED',
+        );
+        expect(resumed.map((event) => event.runtimeEvents.kind)).not.toContain('RESYNC');
+        expect(resumed.every((event) => event.runtimeEvents.sequence > since)).toBe(true);
+      } finally {
+        await onB.close();
+      }
+    } finally {
+      bToRedis.restore();
+      await onA.close();
+    }
+  }, 90_000);
+
   test('runtimeEvents(since:) resumes after both instances restarted, on either of them', async () => {
     const user = 'frank';
     const filter = { userId: user };

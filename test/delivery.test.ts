@@ -72,7 +72,7 @@ function component(message: string): ComponentStatus {
 describe('the runtime store hands its changes to the streams a turn later', () => {
   function runtimeOf() {
     const store = new StateStore({ bufferSize: 100, recentFinishedTasks: 10 });
-    const runtime = new RuntimeService(store, { snapshotMaxHz: 1, subscriberBuffer: 50 });
+    const runtime = new RuntimeService(store, { snapshotMaxHz: 1, subscriberBuffer: 50, aheadWaitMs: 0 });
     return { store, runtime };
   }
 

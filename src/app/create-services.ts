@@ -8,6 +8,7 @@ import { ChangeFeed, createEventBus } from '../events/change-feed.js';
 import { RedisChangeLog } from '../events/redis-change-log.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
+import { AHEAD_WAIT_MS } from '../runtime/event-stream.js';
 import { type RuntimeChange, RuntimeEntries } from '../runtime/runtime-change.js';
 import { RuntimeService } from '../runtime/runtime-service.js';
 import { RECENT_FINISHED_TASKS, StateStore } from '../runtime/state-store.js';
@@ -143,7 +144,11 @@ function createRuntime(config: Config, feed: ChangeFeed) {
   const barrier = new StoreBarrier();
   const runtime = new RuntimeService(
     store,
-    { snapshotMaxHz: config.runtime.snapshotMaxHz, subscriberBuffer: config.runtime.subscriberBuffer },
+    {
+      snapshotMaxHz: config.runtime.snapshotMaxHz,
+      subscriberBuffer: config.runtime.subscriberBuffer,
+      aheadWaitMs: config.redis ? AHEAD_WAIT_MS : 0,
+    },
     { barrier, delivered: () => feed.delivered() },
   );
   return { store, barrier, runtime };

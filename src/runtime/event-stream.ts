@@ -4,6 +4,13 @@ import type { RuntimeEvent } from './state-store.js';
 /** Most events handed to a reader that has not taken them yet (a Repeater refuses more than 1,024). */
 const MAX_WAITING = 1000;
 
+/**
+ * Cluster mode: how long a `since` ahead of this instance's store is waited for. Another instance
+ * that applied more of the change log gave it (a client reconnecting after a 1012 lands anywhere);
+ * the log brings this one there within milliseconds unless it is cut off from Redis.
+ */
+export const AHEAD_WAIT_MS = 10_000;
+
 /** What an event stream reads from: the store, as one viewer and filter see it. */
 export interface EventStreamSource<View> {
   /** The store's events after `sequence` (at most `limit`), or null when it no longer holds them all. */
@@ -16,6 +23,8 @@ export interface EventStreamSource<View> {
   resync(): View;
   /** Starts taking the store's changes from now on; returns how to stop. */
   join(receive: (event: RuntimeEvent) => void, fail: (error: unknown) => void): () => void;
+  /** Whether the store reaches `sequence` (ahead of it now) soon enough to resume from there. */
+  reach(sequence: number): Promise<boolean>;
 }
 
 /**
@@ -34,6 +43,11 @@ export function eventStream<View>(
 ): AsyncIterable<View> {
   const limit = Math.min(buffer, MAX_WAITING);
   return new Repeater<View>(async (push, stop) => {
+    // Cluster mode: a `since` another instance gave, ahead of this one's store, is resumed from
+    // once the store has applied the change log that far (else the store answers RESYNC).
+    if (since != null && since > source.sequence()) {
+      await Promise.race([source.reach(since), stop]);
+    }
     let waiting = 0;
     /** While set, the stream reads from the store after this sequence instead of taking changes as they come. */
     let behind: number | null = since ?? null;
@@ -89,5 +103,26 @@ export function eventStream<View>(
     catchUp();
     await stop;
     leave();
+  });
+}
+
+/** Whether the store's sequence reaches `sequence` within `ms` (at once when it has). */
+export function reached(
+  store: { lastSequence: number; onEvent(listener: (event: RuntimeEvent) => void): () => void },
+  sequence: number,
+  ms: number,
+): Promise<boolean> {
+  if (store.lastSequence >= sequence) return Promise.resolve(true);
+  if (ms <= 0) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (reached: boolean) => {
+      clearTimeout(timer);
+      stopListening();
+      resolve(reached);
+    };
+    const timer = setTimeout(() => done(false), ms);
+    const stopListening = store.onEvent((event) => {
+      if (event.sequence >= sequence) done(true);
+    });
   });
 }

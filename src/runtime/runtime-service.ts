@@ -2,7 +2,7 @@ import { Repeater } from 'graphql-yoga';
 import type { ChartRepoCollection, ChartRepoStatus } from '../adapters/chart-repo/port.js';
 import { userScope, type Viewer } from '../auth/viewer.js';
 import { DeliveryQueue } from '../events/change-feed.js';
-import { type EventStreamSource, eventStream } from './event-stream.js';
+import { type EventStreamSource, eventStream, reached } from './event-stream.js';
 import {
   type ComponentStatus,
   type RuntimeEvent,
@@ -22,6 +22,12 @@ export interface RuntimeOptions {
   snapshotMaxHz: number;
   /** Events waiting for one slow subscriber; beyond it the subscriber gets RESYNC instead. */
   subscriberBuffer: number;
+  /**
+   * Cluster mode: how long a `since` ahead of this store (another instance has applied more of
+   * the change log) is waited for before it counts as lost (RESYNC); 0 in one process, where such
+   * a `since` is from another numbering.
+   */
+  aheadWaitMs: number;
 }
 
 /**
@@ -291,6 +297,7 @@ export class RuntimeService {
       },
       resync: () => ({ ...this.resyncEvent(), summary: summary() }),
       join: (receive, fail) => this.join({ userId, after: store.lastSequence, receive, fail }),
+      reach: (sequence) => reached(store, sequence, this.options.aheadWaitMs),
     };
     return eventStream(source, since, this.options.subscriberBuffer);
   }
