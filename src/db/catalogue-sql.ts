@@ -1,4 +1,5 @@
 import { join, type Sql, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
+import { chunks } from './chunks.js';
 import type { SqlRunner } from './driver-sql.js';
 import type { MarketSourceRow } from './models.js';
 
@@ -56,12 +57,6 @@ export interface NewCatalogApp {
   price: string | null;
   entry: string;
   summaryHash: string | null;
-}
-
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const result: T[][] = [];
-  for (let start = 0; start < items.length; start += size) result.push(items.slice(start, start + size));
-  return result;
 }
 
 function appValues(sourceId: string, rows: readonly NewCatalogApp[], now: Date): Sql {

@@ -1,6 +1,7 @@
 import type { AppKey } from '../domain/app-key.js';
 import type { TerminalStatus } from '../domain/tasks.js';
 import { join, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
+import { KEYS_PER_OR, RAW_PARAMETERS, readInChunks } from './chunks.js';
 import type { SqlRunner } from './driver-sql.js';
 import type { AppRow, CatalogAppRow, HistoryRow, TaskRow } from './models.js';
 
@@ -141,7 +142,11 @@ export async function findAppState(db: SqlRunner, key: AppKey): Promise<AppRow |
  */
 export async function findTasks(db: SqlRunner, taskIds: readonly string[]): Promise<TaskRow[]> {
   if (taskIds.length === 0) return [];
-  return db.$queryRaw<TaskRow[]>`SELECT * FROM "Task" WHERE "taskId" IN (${join(taskIds)})`;
+  return readInChunks(
+    taskIds,
+    RAW_PARAMETERS,
+    (ids) => db.$queryRaw<TaskRow[]>`SELECT * FROM "Task" WHERE "taskId" IN (${join(ids)})`,
+  );
 }
 
 /**
@@ -151,7 +156,11 @@ export async function findTasks(db: SqlRunner, taskIds: readonly string[]): Prom
  */
 export async function findActiveTasks(db: SqlRunner, activeKeys: readonly string[]): Promise<TaskRow[]> {
   if (activeKeys.length === 0) return [];
-  return db.$queryRaw<TaskRow[]>`SELECT * FROM "Task" WHERE "activeKey" IN (${join(activeKeys)})`;
+  return readInChunks(
+    activeKeys,
+    RAW_PARAMETERS,
+    (keys) => db.$queryRaw<TaskRow[]>`SELECT * FROM "Task" WHERE "activeKey" IN (${join(keys)})`,
+  );
 }
 
 /**
@@ -161,10 +170,13 @@ export async function findActiveTasks(db: SqlRunner, activeKeys: readonly string
  */
 export async function findAppStates(db: SqlRunner, keys: readonly AppKey[]): Promise<AppRow[]> {
   if (keys.length === 0) return [];
-  const matches = keys.map(
-    (key) => sql`("userId" = ${key.userId} AND "sourceId" = ${key.sourceId} AND "appName" = ${key.appName})`,
-  );
-  return db.$queryRaw<AppRow[]>`SELECT * FROM "AppState" WHERE ${join(matches, ' OR ')}`;
+  // Each key is an OR more in one expression, which SQLite nests no deeper than 1,000.
+  return readInChunks(keys, KEYS_PER_OR, (chunk) => {
+    const matches = chunk.map(
+      (key) => sql`("userId" = ${key.userId} AND "sourceId" = ${key.sourceId} AND "appName" = ${key.appName})`,
+    );
+    return db.$queryRaw<AppRow[]>`SELECT * FROM "AppState" WHERE ${join(matches, ' OR ')}`;
+  });
 }
 
 /**

@@ -43,10 +43,11 @@ export type CatalogVersion = Pick<CatalogAppRow, 'sourceId' | 'name' | 'version'
 const catalogKey = (key: CatalogAppKey) => JSON.stringify([key.sourceId, key.name]);
 
 /**
- * Most (source, name) keys one catalogue query names: each is a bound parameter, and SQLite
- * allows 32,766 of them per statement, PostgreSQL 65,535.
+ * Most (source, name) keys one catalogue query names: each is a bound parameter, and each source
+ * one more (at most as many), and Prisma refuses more than 999 per statement on SQLite
+ * (db/chunks.ts): 5,000 failed every runtime snapshot of over ~1,000 apps that asked for their entries.
  */
-const CATALOG_KEYS_PER_QUERY = 5000;
+const CATALOG_KEYS_PER_QUERY = 450;
 
 export const CATALOG_CURSOR = 'catalog';
 

@@ -1,6 +1,7 @@
 import { filter, map, pipe } from 'graphql-yoga';
 import { canSee, userScope, type Viewer } from '../auth/viewer.js';
 import { whenAvailable } from '../db/availability.js';
+import { KEYS_PER_OR, readInChunks } from '../db/chunks.js';
 import type { Db } from '../db/client.js';
 import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
 import { findTasks } from '../db/hot-path-sql.js';
@@ -106,12 +107,12 @@ export class TaskService {
     keys: readonly AppKey[],
     args: PageArgs & { status?: TaskStatus[] | null },
   ): Promise<Connection<TaskRow>[]> {
-    const rows = await this.db.task.findMany({
-      where: {
-        OR: keys.map(({ userId, sourceId, appName }) => ({ userId, sourceId, appName })),
-        ...(args.status?.length ? { status: { in: [...new Set(args.status)] } } : {}),
-      },
-    });
+    const status = args.status?.length ? { status: { in: [...new Set(args.status)] } } : {};
+    const rows = await readInChunks(keys, KEYS_PER_OR, (chunk) =>
+      this.db.task.findMany({
+        where: { OR: chunk.map(({ userId, sourceId, appName }) => ({ userId, sourceId, appName })), ...status },
+      }),
+    );
     const byApp = new Map<string, TaskRow[]>();
     for (const row of rows) {
       const key = appKeyString(row);

@@ -1,0 +1,89 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createPrismaClient } from '../src/db/client.js';
+import { driverSqlOf } from '../src/db/driver-sql.js';
+import { findActiveTasks, findAppStates, findTasks } from '../src/db/hot-path-sql.js';
+import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
+import { startTestServer, type TestServer } from './support/server.js';
+import { rawRequest } from './support/untyped.js';
+
+/**
+ * Fields that read the database for every app of a list, under a list as long as the store: a
+ * runtime snapshot of more than about a thousand apps failed ("Unexpected error.") once its apps'
+ * keys no longer fitted the bound parameters of one statement (Prisma's 999 on SQLite; 65,535 on
+ * PostgreSQL), and so did the stage filter of `apps`. Each is read in chunks (db/chunks.ts).
+ */
+
+const databases = await availableDatabases();
+const APPS = 1_500;
+const SOURCE = 'market.olares';
+
+describe.each(databases)('%s: lists longer than one statement may name', (kind) => {
+  let database: TestDatabase;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    database = await createTestDatabase(kind);
+    const db = createPrismaClient(database.url);
+    const keys = Array.from({ length: APPS }, (_, index) => ({
+      userId: `user${index}`,
+      sourceId: SOURCE,
+      appName: 'n8n',
+    }));
+    const at = new Date(Date.now() - 60_000);
+    await db.appState.createMany({
+      data: keys.map((key) => ({ ...key, state: 'running', installedVersion: '1.0.0', eventTime: at })),
+    });
+    await db.task.createMany({
+      data: keys.map((key, index) => ({
+        ...key,
+        taskId: `many-${index}`,
+        type: 'INSTALL',
+        status: 'COMPLETED',
+        version: '1.0.0',
+        metadata: { cfgType: 'app', envs: [], appId: 'n8n' },
+        createdAt: at,
+        completedAt: at,
+      })),
+    });
+    await db.$disconnect();
+    server = await startTestServer(kind, { database, env: { DEMO_DATA: '0' } });
+  }, 120_000);
+  afterAll(async () => {
+    await server?.stop();
+    await database?.drop();
+  });
+
+  test("a runtime snapshot of every app, with each app's tasks, catalogue entry and latest version", async () => {
+    const response = await rawRequest(server, {
+      query: `{ runtimeSnapshot { apps { userId tasks(first: 1) { totalCount } latestVersion upgradeAvailable catalogApp { name } } } }`,
+    });
+    expect(response.body?.errors).toBeUndefined();
+    const apps = (response.body?.data?.runtimeSnapshot as { apps: Record<string, unknown>[] }).apps;
+    expect(apps).toHaveLength(APPS);
+    for (const app of apps) {
+      expect(app).toMatchObject({ tasks: { totalCount: 1 }, catalogApp: { name: 'n8n' }, upgradeAvailable: true });
+    }
+  });
+
+  test("the driver's reads by key take more keys than one statement may carry", async () => {
+    const sql = driverSqlOf(server.app.db);
+    // 70,010 parameters went out as 4,474 on PostgreSQL (a 16-bit count); SQLite allows 32,766.
+    const ids = Array.from({ length: 70_010 }, (_, index) => `many-${index}`);
+    expect(await findTasks(sql, ids)).toHaveLength(APPS);
+    expect(await findActiveTasks(sql, ids)).toEqual([]);
+    // An OR per key: SQLite nests no expression deeper than 1,000.
+    const keys = Array.from({ length: APPS }, (_, index) => ({
+      userId: `user${index}`,
+      sourceId: SOURCE,
+      appName: 'n8n',
+    }));
+    expect(await findAppStates(sql, keys)).toHaveLength(APPS);
+  });
+
+  test('apps filtered by stage, over every app', async () => {
+    const response = await rawRequest(server, {
+      query: '{ apps(filter: { stage: [RUNNING] }, first: 1) { totalCount } }',
+    });
+    expect(response.body).toEqual({ data: { apps: { totalCount: APPS } } });
+  });
+});
