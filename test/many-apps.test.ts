@@ -58,7 +58,8 @@ describe.each(databases)('%s: lists longer than one statement may name', (kind) 
       query: `{ runtimeSnapshot { apps { userId tasks(first: 1) { totalCount } latestVersion upgradeAvailable catalogApp { name } } } }`,
     });
     expect(response.body?.errors).toBeUndefined();
-    const apps = (response.body?.data?.runtimeSnapshot as { apps: Record<string, unknown>[] }).apps;
+    const snapshot = response.body?.data?.runtimeSnapshot as { apps: Record<string, unknown>[] } | undefined;
+    const apps = snapshot?.apps ?? [];
     expect(apps).toHaveLength(APPS);
     for (const app of apps) {
       expect(app).toMatchObject({ tasks: { totalCount: 1 }, catalogApp: { name: 'n8n' }, upgradeAvailable: true });
