@@ -2,7 +2,12 @@ import type { ResultOf } from '@graphql-typed-document-node/core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { availableDatabases } from './support/databases.js';
 import { startFakeChartRepo } from './support/fake-chart-repo.js';
-import { RuntimeEventsSubscription, RuntimeSnapshotQuery, RuntimeSnapshotSubscription } from './support/operations.js';
+import {
+  AppsQuery,
+  RuntimeEventsSubscription,
+  RuntimeSnapshotQuery,
+  RuntimeSnapshotSubscription,
+} from './support/operations.js';
 import { type Seeder, seededTest } from './support/seed.js';
 import {
   AUTH_ENV,
@@ -80,6 +85,13 @@ describe.each(databases)('runtime state on %s', (kind) => {
       expect(
         errorCodes(await execute(server, RuntimeSnapshotQuery, { filter: { userId: 'alice' } }, { token: TOKENS.bob })),
       ).toEqual(['FORBIDDEN']);
+      // An empty user id is nobody's: refused, not read as everyone's here and as no one's by the lists.
+      for (const token of [TOKENS.ops, TOKENS.bob]) {
+        const snapshot = await execute(server, RuntimeSnapshotQuery, { filter: { userId: '' } }, { token });
+        expect(errorCodes(snapshot)).toEqual(['VALIDATION']);
+        const apps = await execute(server, AppsQuery, { filter: { userId: '' } }, { token });
+        expect(errorCodes(apps)).toEqual(['VALIDATION']);
+      }
     },
   );
 
