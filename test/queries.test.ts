@@ -421,6 +421,23 @@ describe.each(databases)('read API on %s', (kind) => {
       expect(errorLogs()).toBe(logged);
       const wrongRowId = Buffer.from('App:abc').toString('base64');
       expect(dataOf(await execute(server, NodeQuery, { id: wrongRowId }, { token: TOKENS.ops })).node).toBeNull();
+      // One object, one id: other spellings of bob's app's id (which answered with its own id, so
+      // that a client's cache held it twice) are not it.
+      const rowOf = Buffer.from(bobsApp?.id as string, 'base64')
+        .toString()
+        .split(':')[1] as string;
+      for (const spelling of [` ${rowOf}`, `0x${Number(rowOf).toString(16)}`, `${rowOf}.0`, `0${rowOf}`]) {
+        const id = Buffer.from(`App:${spelling}`).toString('base64');
+        expect(dataOf(await execute(server, NodeQuery, { id }, { token: TOKENS.ops })).node, spelling).toBeNull();
+      }
+      const unpadded = Buffer.from(`App:${rowOf}`).toString('base64').replace(/=+$/, '');
+      if (unpadded !== bobsApp?.id) {
+        expect(errorCodes(await execute(server, NodeQuery, { id: unpadded }, { token: TOKENS.ops }))).toEqual([
+          'VALIDATION',
+        ]);
+      }
+      const longTaskId = Buffer.from(`Task:${'t'.repeat(65)}`).toString('base64');
+      expect(dataOf(await execute(server, NodeQuery, { id: longTaskId }, { token: TOKENS.ops })).node).toBeNull();
     });
   });
 

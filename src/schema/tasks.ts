@@ -1,4 +1,4 @@
-import { taskStatusOf, taskTypeOf } from '../domain/tasks.js';
+import { MAX_TASK_ID_LENGTH, taskStatusOf, taskTypeOf } from '../domain/tasks.js';
 import { eventOrMissed } from '../fanout/cohorts.js';
 import { builder } from './builder.js';
 import { connectionType } from './connections.js';
@@ -8,7 +8,9 @@ builder.node(TaskRef, {
   description:
     'An operation (install, uninstall, upgrade, clone, cancel) requested by a user and executed against the app service.',
   id: { resolve: (task) => task.taskId },
-  loadOne: (taskId, ctx) => ctx.services.tasks.get(ctx.viewer, String(taskId)),
+  // An id no task can have is no task (the `taskId` argument's bound named an argument the client never sent).
+  loadOne: (taskId, ctx) =>
+    String(taskId).length > MAX_TASK_ID_LENGTH ? null : ctx.services.tasks.get(ctx.viewer, String(taskId)),
   fields: (t) => ({
     taskId: t.exposeString('taskId', { description: "The task's own id, also accepted by `task(taskId:)`." }),
     type: t.field({ type: TaskTypeEnum, description: 'What the task does.', resolve: (task) => taskTypeOf(task.type) }),
