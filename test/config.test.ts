@@ -46,6 +46,10 @@ describe('configuration', () => {
     [{ WEBHOOK_CATCH_UP_INTERVAL_MS: '2147483648' }, /WEBHOOK_CATCH_UP_INTERVAL_MS: must be at most 2147483647/],
     // The SQLite driver takes the whole text as the path: a file named `market.db?connection_limit=1`.
     [{ DATABASE_URL: 'file:./data/q.db?connection_limit=1' }, /DATABASE_URL: a SQLite file: URL takes no query string/],
+    // Alone, these left the server in local development mode (every request the admin).
+    [{ AUTH_JWT_ISSUER: 'https://id.example' }, /AUTH_JWT_ISSUER: set, but there is no key to verify tokens with/],
+    [{ AUTH_JWT_AUDIENCE: 'market' }, /AUTH_JWT_AUDIENCE: set, but there is no key to verify tokens with/],
+    [{ AUTH_ADMIN_USERS: 'ops' }, /AUTH_ADMIN_USERS: names gateway users, but AUTH_USER_HEADER/],
     // Past JavaScript's last date: every cleanup failed on an invalid date.
     [{ HISTORY_RETENTION_DAYS: '200000000' }, /HISTORY_RETENTION_DAYS: must be at most 36500 \(100 years\)/],
   ])('%o is refused with a message naming the variable', (env, message) => {

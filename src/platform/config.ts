@@ -257,6 +257,21 @@ function authSettings(e: Env): Config['auth'] {
       'set only one of AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY and AUTH_JWT_JWKS_FILE',
     );
   }
+  // Settings that only mean something beside another: alone, the server started in local
+  // development mode (every request the admin) with the operator believing otherwise.
+  const jwtOnly = (['AUTH_JWT_ISSUER', 'AUTH_JWT_AUDIENCE'] as const).find((name) => e[name] !== undefined);
+  if (jwtOnly && !jwtKeys) {
+    throw invalidSetting(
+      jwtOnly,
+      'set, but there is no key to verify tokens with (AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWT_JWKS_FILE)',
+    );
+  }
+  if (e.AUTH_ADMIN_USERS.length > 0 && !e.AUTH_USER_HEADER) {
+    throw invalidSetting(
+      'AUTH_ADMIN_USERS',
+      'names gateway users, but AUTH_USER_HEADER (the gateway header) is not set',
+    );
+  }
   const jwt: JwtConfig | null = jwtKeys
     ? {
         secret: e.AUTH_JWT_SECRET,
