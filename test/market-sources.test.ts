@@ -208,6 +208,9 @@ describe.each(databases)('market sources on %s', (kind) => {
       const node = `{ node(id: "${Buffer.from(`CatalogApp:${row.id}`).toString('base64')}") { ... on CatalogApp { name } } }`;
       expect((await request(node, {}, admin)).data).toEqual({ node: { name: 'preview-app' } });
       expect((await request(node, {}, alice)).data).toEqual({ node: null });
+      // Who has it installed from there (App.catalogApp shows it them) refetches it by its id.
+      await seed.user('bob').app({ appName: 'preview-app', sourceId: 'preview.example', state: 'running' });
+      expect((await request(node, {}, TOKENS.bob)).data).toEqual({ node: { name: 'preview-app' } });
     });
 
     test("an inactive source's catalogue changes reach admins' catalogueChanged, not other users'", async () => {

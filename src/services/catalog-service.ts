@@ -268,8 +268,11 @@ export class CatalogService {
 
   async getById(viewer: Viewer, id: number): Promise<CatalogAppRow | null> {
     const app = await this.db.catalogApp.findUnique({ where: { id } });
-    // As `catalog` lists them: an inactive source's apps only to admins (ids count up from 1).
-    return app && (await this.offers(viewer, app.sourceId)) ? app : null;
+    if (!app || (await this.offers(viewer, app.sourceId))) return app;
+    // An inactive source's apps, as `catalog` lists them, only to admins (ids count up from 1),
+    // and to whoever installed the app from it (`App.catalogApp` shows it them, id included).
+    const key = { userId: viewer.userId, sourceId: app.sourceId, appName: app.name };
+    return (await this.db.appState.findFirst({ where: key, select: { id: true } })) ? app : null;
   }
 
   /**
