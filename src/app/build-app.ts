@@ -236,6 +236,7 @@ async function stopStarted(started: Started, progress: { step: string }): Promis
   step('the catalogue changes');
   await services.catalogueChanges.close();
   step('the database connection');
+  await services.processPresence?.leave().catch(() => {}); // a database gone: its row goes stale by itself
   await closeDatabase(db, logger);
 }
 

@@ -12,7 +12,10 @@ import type { SubscriptionStats } from './live.js';
 export interface CollectorDeps {
   db: Db;
   config: Config;
-  services: Pick<Services, 'store' | 'localBus' | 'engine' | 'clusterLog' | 'barrier' | 'databaseFile'>;
+  services: Pick<
+    Services,
+    'store' | 'localBus' | 'engine' | 'clusterLog' | 'barrier' | 'databaseFile' | 'processPresence'
+  >;
   logger: Logger;
   /** The fan-out figures the `pubsub` component shows. */
   subscriptionStats(): SubscriptionStats;
@@ -43,7 +46,11 @@ export function createCollector({
     services.store,
     services.localBus,
     [
-      databaseSource(db, databaseProvider(config.databaseUrl), services.databaseFile),
+      databaseSource(db, {
+        provider: databaseProvider(config.databaseUrl),
+        file: services.databaseFile,
+        presence: services.processPresence,
+      }),
       taskEngineSource(db, services.engine, config.tasks.concurrency),
       pubsubSource(subscriptionStats, services.clusterLog),
       ...jobs.sources(),

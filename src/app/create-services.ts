@@ -2,6 +2,7 @@ import { createAppService } from '../adapters/app-service/factory.js';
 import { createDeveloperService } from '../adapters/developer-service/factory.js';
 import type { Db } from '../db/client.js';
 import { OwedResyncMarker, takeOwedResync } from '../db/owed-resync.js';
+import { ProcessPresence } from '../db/process-presence.js';
 import { StatusCorrection } from '../engine/status-correction.js';
 import { TaskEngine } from '../engine/task-engine.js';
 import { ChangeFeed, createEventBus } from '../events/change-feed.js';
@@ -119,6 +120,10 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
     clusterLog,
     owedResync,
     databaseFile: watchedDatabaseFile(config),
+    // Longer than three collector cycles between two of a live process's beats, and never under 15 s.
+    processPresence: config.redis
+      ? null
+      : new ProcessPresence(db, Math.max(3 * config.runtime.collectIntervalMs, 15_000)),
     ...createRuntime(config, feed),
     ...createOutbox({
       db,

@@ -1,4 +1,5 @@
 import type { Db } from '../db/client.js';
+import type { ProcessPresence } from '../db/process-presence.js';
 import { LOW_DISK_BYTES, type SqliteFile } from '../db/sqlite-file.js';
 import type { StatusCorrectionStatus } from '../engine/status-correction.js';
 import type { TaskEngine } from '../engine/task-engine.js';
@@ -14,33 +15,45 @@ export interface ChangeLogStatusSource {
   status(): ChangeLogStatus;
 }
 
-/**
- * `database`: answers a trivial query, and how fast; for SQLite also whether the file is still
- * the one opened, and the space left for its writes (SqliteFile).
- */
-export function databaseSource(db: Db, provider: string, file: SqliteFile | null): PollSource {
+/** What the `database` component checks besides a trivial query (null where it does not apply). */
+export interface DatabaseChecks {
+  provider: string;
+  /** SQLite: whether the file is still the one opened, and the space left for its writes. */
+  file: SqliteFile | null;
+  /** Without REDIS_URL: whether another server process uses the database too. */
+  presence: ProcessPresence | null;
+}
+
+/** `database`: answers a trivial query, and how fast; then what DatabaseChecks adds, the worst first. */
+export function databaseSource(db: Db, { provider, file, presence }: DatabaseChecks): PollSource {
   return {
     name: 'database',
     async collect() {
       const started = performance.now();
       await db.$queryRawUnsafe('SELECT 1');
       const latencyMs = Math.round((performance.now() - started) * 10) / 10;
-      const metrics = { provider, latencyMs };
-      if (!file) return [{ name: 'database', healthy: true, state: 'RUNNING', message: null, metrics }];
-      const [problem, freeBytes] = await Promise.all([file.problem(), file.freeBytes()]);
-      const low = freeBytes < LOW_DISK_BYTES;
-      const message =
-        problem ??
-        (low ? `${freeBytes} bytes free on the database file's filesystem: writes fail when it is full` : null);
-      return [
-        {
-          name: 'database',
-          healthy: message === null,
-          state: message === null ? 'RUNNING' : 'ERROR',
-          message,
-          metrics: { ...metrics, freeBytes },
-        },
-      ];
+      const [problem, freeBytes, others] = await Promise.all([
+        file?.problem() ?? null,
+        file?.freeBytes() ?? null,
+        presence?.beat() ?? [],
+      ]);
+      const shared =
+        others.length > 0
+          ? `${others.length} other server process(es) use this database without REDIS_URL: each shows only its own changes live (set REDIS_URL to run several)`
+          : null;
+      const low = freeBytes !== null && freeBytes < LOW_DISK_BYTES;
+      const full = low
+        ? `${freeBytes} bytes free on the database file's filesystem: writes fail when it is full`
+        : null;
+      const message = problem ?? shared ?? full;
+      const metrics = {
+        provider,
+        latencyMs,
+        ...(freeBytes !== null ? { freeBytes } : {}),
+        ...(presence ? { otherProcesses: others.length } : {}),
+      };
+      const state = message === null ? 'RUNNING' : 'ERROR';
+      return [{ name: 'database', healthy: message === null, state, message, metrics }];
     },
   };
 }
