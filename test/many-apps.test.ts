@@ -53,6 +53,20 @@ describe.each(databases)('%s: lists longer than one statement may name', (kind) 
     await database?.drop();
   });
 
+  test('every app asked for twice in one request (its loader does not cache): each task still once', async () => {
+    const apps = '{ apps { tasks(first: 5) { totalCount edges { node { taskId } } } } }';
+    const response = await rawRequest(server, {
+      query: `{ one: runtimeSnapshot ${apps} two: runtimeSnapshot ${apps} }`,
+    });
+    expect(response.body?.errors).toBeUndefined();
+    const data = response.body?.data as Record<string, { apps: { tasks: { totalCount: number; edges: unknown[] } }[] }>;
+    for (const alias of ['one', 'two']) {
+      expect(data[alias]?.apps).toHaveLength(APPS);
+      for (const app of data[alias]?.apps ?? [])
+        expect(app.tasks).toMatchObject({ totalCount: 1, edges: [expect.anything()] });
+    }
+  });
+
   test("a runtime snapshot of every app, with each app's tasks, catalogue entry and latest version", async () => {
     const response = await rawRequest(server, {
       query: `{ runtimeSnapshot { apps { userId tasks(first: 1) { totalCount } latestVersion upgradeAvailable catalogApp { name } } } }`,

@@ -211,6 +211,10 @@ describe.each(databases)('market sources on %s', (kind) => {
       // Who has it installed from there (App.catalogApp shows it them) refetches it by its id.
       await seed.user('bob').app({ appName: 'preview-app', sourceId: 'preview.example', state: 'running' });
       expect((await request(node, {}, TOKENS.bob)).data).toEqual({ node: { name: 'preview-app' } });
+      // A clone of it (whose App.catalogApp is its original's entry) too.
+      const clone = { appName: 'preview-app-2', rawAppName: 'preview-app', sourceId: 'preview.example' };
+      await seed.user('alice').app({ ...clone, state: 'running' });
+      expect((await request(node, {}, alice)).data).toEqual({ node: { name: 'preview-app' } });
     });
 
     test("an inactive source's catalogue changes reach admins' catalogueChanged, not other users'", async () => {

@@ -123,7 +123,10 @@ export function isOfferedTo(viewer: Viewer, source: Pick<MarketSourceRow, 'type'
   return viewer.isAdmin || source.type !== 'remote' || source.isActive;
 }
 
-/** The app catalogue and the market sources it comes from. Visible to every user. */
+/**
+ * The app catalogue and the market sources it comes from: the active remote's and the local
+ * sources' for every user, an inactive source's for admins (isOfferedTo).
+ */
 export class CatalogService {
   /**
    * Insertion order is the order of `at` (an entry is re-inserted, never updated in place), so
@@ -270,9 +273,13 @@ export class CatalogService {
     const app = await this.db.catalogApp.findUnique({ where: { id } });
     if (!app || (await this.offers(viewer, app.sourceId))) return app;
     // An inactive source's apps, as `catalog` lists them, only to admins (ids count up from 1),
-    // and to whoever installed the app from it (`App.catalogApp` shows it them, id included).
-    const key = { userId: viewer.userId, sourceId: app.sourceId, appName: app.name };
-    return (await this.db.appState.findFirst({ where: key, select: { id: true } })) ? app : null;
+    // and to whoever installed the app from it, or a clone of it (`App.catalogApp` shows it them).
+    const where = {
+      userId: viewer.userId,
+      sourceId: app.sourceId,
+      OR: [{ appName: app.name }, { rawAppName: app.name }],
+    };
+    return (await this.db.appState.findFirst({ where, select: { id: true } })) ? app : null;
   }
 
   /**

@@ -108,7 +108,10 @@ export class TaskService {
     args: PageArgs & { status?: TaskStatus[] | null },
   ): Promise<Connection<TaskRow>[]> {
     const status = args.status?.length ? { status: { in: [...new Set(args.status)] } } : {};
-    const rows = await readInChunks(keys, KEYS_PER_OR, (chunk) =>
+    // Each app once (its loader does not cache, so an app asked for twice comes twice): in two
+    // chunks, its tasks would be read, and listed, twice.
+    const apps = [...new Map(keys.map((key) => [appKeyString(key), key])).values()];
+    const rows = await readInChunks(apps, KEYS_PER_OR, (chunk) =>
       this.db.task.findMany({
         where: { OR: chunk.map(({ userId, sourceId, appName }) => ({ userId, sourceId, appName })), ...status },
       }),

@@ -54,6 +54,8 @@ export interface AppInput {
   version?: string;
   reason?: string;
   progress?: string;
+  /** A clone's: the app it is a copy of. */
+  rawAppName?: string;
 }
 
 export interface TaskInput {
@@ -213,6 +215,7 @@ export class UserSeed {
         userId: this.userId,
         sourceId: input.sourceId ?? REMOTE_SOURCE,
         appName: input.appName,
+        rawAppName: input.rawAppName ?? null,
         title: input.appName,
         cfgType: 'app',
         installedVersion: unfinished ? null : version,
