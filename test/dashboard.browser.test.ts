@@ -154,7 +154,7 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
     await page.close();
   });
 
-  test('payment states: the newest 100 started are listed, and the page says how many older ones it leaves out', async () => {
+  test('payment states: the newest 50 started are listed, and the page says how many older ones it leaves out', async () => {
     const db = server.app.db;
     const before = await db.payment.count();
     const axes = {
@@ -172,15 +172,27 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
         appId: 'bulk-paid',
         appName: 'bulk-paid',
         productId: 'bulk-paid-license',
+        createdAt: new Date(Date.now() - (101 - index) * 1000), // one by one, as buyers start
       })),
     });
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     try {
       await page.goto(`${server.url}/dashboard`);
-      await expect.poll(() => page.locator('#payments tr[data-payment-id]').count(), { timeout: 15_000 }).toBe(100);
-      expect(await page.locator('#payments-more').innerText()).toBe(
-        `${before + 1} older payment states not shown (listed: the newest started, and any that changes while this page is open)`,
-      );
+      await expect.poll(() => page.locator('#payments tr[data-payment-id]').count(), { timeout: 15_000 }).toBe(50);
+      const more = (hidden: number) =>
+        `${hidden} older payment states not shown (listed: the newest started, and any that changes while this page is open)`;
+      expect(await page.locator('#payments-more').innerText()).toBe(more(before + 51));
+      // An older one changes: it is shown, and no longer counted among the hidden ones.
+      const oldest = await db.payment.findFirstOrThrow({ where: { appId: 'bulk-paid' }, orderBy: { id: 'asc' } });
+      await db.payment.update({ where: { id: oldest.id }, data: { paymentStatus: 'notification_sent' } });
+      server.app.services.feed.payment({
+        paymentId: oldest.id,
+        userId: oldest.userId,
+        sourceId: oldest.sourceId,
+        appId: oldest.appId,
+      });
+      await expect.poll(() => page.locator('#payments tr[data-payment-id]').count(), { timeout: 15_000 }).toBe(51);
+      expect(await page.locator('#payments-more').innerText()).toBe(more(before + 50));
       expect(await page.locator('#payments tr[data-payment-id]').first().innerText()).toContain('buyer');
     } finally {
       await page.close();

@@ -288,6 +288,9 @@ function listUntilRead(name, query, read, delayMs = 2000) {
 function addPayments(payments) {
   for (const payment of payments) {
     const known = state.payments.get(payment.id);
+    // One of those left out of the list, changed since: no longer among the hidden ones.
+    const hidden = !known && state.paymentsOldestListed !== null && payment.createdAt < state.paymentsOldestListed;
+    if (hidden && state.paymentsHidden > 0) state.paymentsHidden -= 1;
     if (!known || known.updatedAt <= payment.updatedAt) state.payments.set(payment.id, payment);
   }
   if (state.payments.size > PAYMENTS_LIMIT) {
@@ -300,9 +303,11 @@ function addPayments(payments) {
 function loadPayments() {
   client.subscribe(PAYMENT_UPDATED, {}, { next: (result) => result.data && addPayments([result.data.paymentUpdated]) });
   listUntilRead('payments', PAYMENTS, (data) => {
-    // The newest started, one page (MAX_PAGE_SIZE's default): how many are left out is said.
-    state.paymentsTotal = data.payments.totalCount;
-    addPayments(data.payments.edges.map((edge) => edge.node));
+    // The newest started, one page: how many older ones are left out is said.
+    const listed = data.payments.edges.map((edge) => edge.node);
+    state.paymentsHidden = data.payments.totalCount - listed.length;
+    state.paymentsOldestListed = listed.reduce((oldest, p) => (p.createdAt < oldest ? p.createdAt : oldest), '\uffff');
+    addPayments(listed);
   });
 }
 

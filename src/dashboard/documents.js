@@ -41,7 +41,7 @@ export const HISTORY_ADDED = /* GraphQL */ `subscription DashboardHistoryAdded {
 }`;
 
 export const PAYMENTS = /* GraphQL */ `query DashboardPayments {
-  payments(first: 100) {
+  payments(first: 50) {
     edges {
       node {
         appId appName createdAt developerSync id larePassSync paymentNeed paymentStatus signatureStatus sourceId

@@ -40,10 +40,9 @@ export function renderPayments() {
     $('#payments-more').textContent = '';
     return;
   }
-  const listed = state.payments.size;
   $('#payments-more').textContent =
-    state.paymentsTotal > listed
-      ? `${state.paymentsTotal - listed} older payment states not shown (listed: the newest started, and any that changes while this page is open)`
+    state.paymentsHidden > 0
+      ? `${state.paymentsHidden} older payment states not shown (listed: the newest started, and any that changes while this page is open)`
       : '';
   const payments = [...state.payments.values()]
     .filter(showsPayment)

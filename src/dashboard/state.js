@@ -45,8 +45,10 @@ function serverData() {
     paymentsError: null,
     /** Payment states by id (admins only). */
     payments: new Map(),
-    /** How many payment states there were when they were listed (only the newest started are). */
-    paymentsTotal: 0,
+    /** Payment states older than those listed (only the newest started are), less those heard of since. */
+    paymentsHidden: 0,
+    /** The creation time of the oldest payment listed (null before the list arrived). */
+    paymentsOldestListed: null,
     /** The outcome of the last cancel/retry per task id: `{ ok, text }`. */
     taskMessages: new Map(),
   };
