@@ -122,7 +122,10 @@ describe('readiness when the SQLite file goes away', () => {
       const readiness = await fetch(`${server.url}/readiness`);
       expect(readiness.status).toBe(503);
       const gone = `the database file ${file} was deleted while the server ran: what is written since is lost at the next start`;
-      expect(await readiness.json()).toEqual({ status: 'not ready', error: gone });
+      expect(await readiness.json()).toEqual({
+        status: 'not ready',
+        error: 'the database file is not the one opened (see the database component)',
+      });
       const reported = await waitFor(async () => {
         const found = await component();
         return found?.state === 'ERROR' ? found : undefined;

@@ -430,11 +430,9 @@ describe.each(databases)('read API on %s', (kind) => {
         const id = Buffer.from(`App:${spelling}`).toString('base64');
         expect(dataOf(await execute(server, NodeQuery, { id }, { token: TOKENS.ops })).node, spelling).toBeNull();
       }
-      const unpadded = Buffer.from(`App:${rowOf}`).toString('base64').replace(/=+$/, '');
-      if (unpadded !== bobsApp?.id) {
-        expect(errorCodes(await execute(server, NodeQuery, { id: unpadded }, { token: TOKENS.ops }))).toEqual([
-          'VALIDATION',
-        ]);
+      // Base64 read leniently: padding left out (App:1 is QXBwOjE=) or added.
+      for (const id of ['QXBwOjE', 'QXBwOjE==', `${bobsApp?.id}=`]) {
+        expect(errorCodes(await execute(server, NodeQuery, { id }, { token: TOKENS.ops })), id).toEqual(['VALIDATION']);
       }
       const longTaskId = Buffer.from(`Task:${'t'.repeat(65)}`).toString('base64');
       expect(dataOf(await execute(server, NodeQuery, { id: longTaskId }, { token: TOKENS.ops })).node).toBeNull();

@@ -485,12 +485,19 @@ describe.each(databases)('status correction over HTTP on %s', (kind) => {
     expect(await rowOf('alice', 'gone-by-event')).toBeNull();
     // …nor after a status correction's removal; one of after it (installed again there) does.
     await seed(db).user('alice').app({ appName: 'gone-by-list', state: 'running', sourceId: SOURCE });
-    await correction().run();
+    // A list with an app in it: an empty one removes nothing (withholdMassRemovals).
+    const listed = application('erin', 'still-listed', 'running', new Date());
+    fake.apps.push(listed);
+    try {
+      await correction().run();
+    } finally {
+      fake.apps.splice(fake.apps.indexOf(listed), 1);
+    }
     expect(await rowOf('alice', 'gone-by-list')).toBeNull();
-    const listed = { ...event, name: 'gone-by-list', state: 'running' };
-    expect(
-      await sendEvent(intake, SECRET, { ...listed, createTime: new Date(Date.now() - 60_000).toISOString() }),
-    ).toBe(202);
+    const late = { ...event, name: 'gone-by-list', state: 'running' };
+    expect(await sendEvent(intake, SECRET, { ...late, createTime: new Date(Date.now() - 60_000).toISOString() })).toBe(
+      202,
+    );
     expect(await rowOf('alice', 'gone-by-list')).toBeNull();
     expect(await sendEvent(intake, SECRET, running(Date.now() + 1_000))).toBe(202);
     expect(await rowOf('alice', 'gone-by-event')).toMatchObject({ state: 'running' });

@@ -22,12 +22,12 @@ export async function openDatabase(db: Db, config: Config, file: SqliteFile | nu
   try {
     await prepareDatabase(db, config.databaseUrl);
     await ensureDefaultSources(db, config.catalogue.marketSourceUrl);
-    await file?.remember();
   } catch (error) {
     throw new Error(
       `The database is not ready (${(error as Error).message.split('\n')[0]}). Run "npm run db:migrate" first.`,
     );
   }
+  await file?.remember();
 }
 
 /**

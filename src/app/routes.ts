@@ -151,9 +151,11 @@ function operationalRoute(
   if (path === '/readiness') {
     return async (_req, res) => {
       let ready = await checkReadiness(db);
-      // SQLite answers from the open file, whatever became of the file: a deleted one loses every write.
+      // SQLite answers from the open file, whatever became of the file: a deleted one loses every
+      // write. Said without the path here (unauthenticated); the database component names it.
       const fileProblem = ready.ok ? await databaseFile?.problem() : null;
-      if (fileProblem) ready = { ok: false, error: fileProblem };
+      if (fileProblem)
+        ready = { ok: false, error: 'the database file is not the one opened (see the database component)' };
       // Without Redis this instance would neither see other instances' changes nor share its own.
       if (ready.ok && clusterLog && !clusterLog.connected) ready = { ok: false, error: 'Redis unreachable' };
       json(res, ready.ok ? 200 : 503, ready.ok ? { status: 'ready' } : { status: 'not ready', error: ready.error });

@@ -37,7 +37,10 @@ export const ACCESS_RULES = {
   Query: {
     app: { rule: 'own-data', why: "a user's installed app; `userId` other than yours is for admins" },
     apps: { rule: 'own-data', why: 'installed apps are per user; admins list and filter everyone' },
-    catalog: { rule: 'authenticated', why: 'the catalogue is the same for every user' },
+    catalog: {
+      rule: 'authenticated',
+      why: "the same for every user: the active remote's and the local sources' (an inactive source's: admins)",
+    },
     chartRepo: { rule: 'own-data', why: "what the chart repo says for the viewer's (user, source) pairs" },
     components: {
       rule: 'authenticated',
@@ -86,7 +89,7 @@ export const ACCESS_RULES = {
   },
   Subscription: {
     appUpdated: { rule: 'own-data', why: 'changes of apps the viewer may read (`apps`)' },
-    catalogueChanged: { rule: 'authenticated', why: 'the catalogue is the same for every user (`catalog`)' },
+    catalogueChanged: { rule: 'authenticated', why: 'changes of the catalogue the viewer may read (`catalog`)' },
     historyAdded: { rule: 'own-data', why: 'records the viewer may read (`history`)' },
     paymentUpdated: { rule: 'own-data', why: 'changes of payments the viewer may read (`payments`)' },
     runtimeEvents: { rule: 'own-data', why: "changes of the viewer's `runtimeSnapshot`" },

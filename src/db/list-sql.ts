@@ -1,5 +1,6 @@
 import type { StoredCondition } from '../domain/filters.js';
 import { empty, join, raw, type Sql, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
+import { RAW_PARAMETERS, readInChunks } from './chunks.js';
 import { paddedIds, type SqlRunner } from './driver-sql.js';
 import { CATALOG_VIEW_COLUMNS, type CatalogAppRow, TASK_VIEW_COLUMNS } from './models.js';
 
@@ -112,9 +113,14 @@ export function appCategories(
   appIds: readonly number[],
 ): Promise<{ catalogAppId: number; category: string }[]> {
   if (appIds.length === 0) return Promise.resolve([]);
-  return db.$queryRaw`
-    SELECT "catalogAppId", "category" FROM "CatalogAppCategory"
-    WHERE "catalogAppId" IN (${join([...appIds])}) ORDER BY "category"`;
+  // Each app once (its loader does not cache), and as many as a statement may name (db/chunks.ts).
+  return readInChunks(
+    [...new Set(appIds)],
+    RAW_PARAMETERS,
+    (ids) => db.$queryRaw<{ catalogAppId: number; category: string }[]>`
+      SELECT "catalogAppId", "category" FROM "CatalogAppCategory"
+      WHERE "catalogAppId" IN (${join(ids)}) ORDER BY "category"`,
+  );
 }
 
 const columnList = (columns: readonly string[]) => raw(columns.map((column) => `"${column}"`).join(', '));

@@ -9,6 +9,10 @@ import type { AppKey } from '../domain/app-key.js';
  * service resending after a 503, events out of order) must not bring the app back.
  */
 
+// The messages below are also how removedSince finds the records: built here only, they stay in
+// step (records written under an earlier wording are no longer found, which only lets a late
+// report of before them through).
+
 /** The history message of an app the app service reported uninstalled, with no task of ours. */
 export function uninstalledMessage(appName: string): string {
   return `${appName} was uninstalled on the app service`;

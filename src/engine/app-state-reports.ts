@@ -101,7 +101,9 @@ async function acceptedMeanwhile(ctx: EngineContext, task: TaskRow, event: AppSt
 async function removeUninstalled(ctx: EngineContext, event: AppStateEvent): Promise<void> {
   const key = { userId: event.userId, sourceId: event.sourceId, appName: event.appName };
   const message = uninstalledMessage(event.appName);
-  const entry = { type: 'system' as const, message, app: event.appName, userId: event.userId, time: new Date() };
+  // At the app service's time of the uninstall: what a late report's time is compared with (app-removals.ts).
+  const time = event.createTime;
+  const entry = { type: 'system' as const, message, app: event.appName, userId: event.userId, time };
   const records = await ctx.db.$transaction(async (tx) => {
     // Unless a newer report, or an operation of ours, came meanwhile.
     const { count } = await tx.appState.deleteMany({

@@ -147,7 +147,11 @@ export async function followAdopted(ctx: EngineContext): Promise<void> {
     if (task && isOperationType(task.type)) tasks.push(task);
     else tracked.unconfirmed.delete(taskId); // ended, or owed a write: nothing to ask
   }
-  if (tasks.length === 0) return;
+  if (tasks.length === 0) {
+    // Nothing left to ask about (the tasks ended otherwise): a failure told of ends here too.
+    ctx.adoptedLookupFailures.succeeded();
+    return;
+  }
   let statuses: OperationStatus[];
   try {
     statuses = await ctx.appService.lookup(

@@ -156,6 +156,9 @@ export const databaseUrl = z
  * made a file named `market.db?connection_limit=1` while the banner named `market.db`.
  */
 function sqliteUrlProblem(url: string): string | null {
-  if (url.includes('?')) return 'a SQLite file: URL takes no query string (it would become part of the file name)';
+  if (url.includes('?')) {
+    // Data written under such a URL is in the file named with the query: say so before it seems lost.
+    return `a SQLite file: URL takes no query string: the driver made it part of the file name (data written under this URL is in the file "${url.slice('file:'.length)}"; rename it to what precedes the ?)`;
+  }
   return url.length > 'file:'.length ? null : 'must name a file after file:';
 }

@@ -23,8 +23,8 @@ export interface EventStreamSource<View> {
   resync(): View;
   /** Starts taking the store's changes from now on; returns how to stop. */
   join(receive: (event: RuntimeEvent) => void, fail: (error: unknown) => void): () => void;
-  /** Whether the store reaches `sequence` (ahead of it now) soon enough to resume from there. */
-  reach(sequence: number): Promise<boolean>;
+  /** Whether the store reaches `sequence` (ahead of it now) soon enough to resume from there; false once `stopped` settles. */
+  reach(sequence: number, stopped: Promise<unknown>): Promise<boolean>;
 }
 
 /**
@@ -46,7 +46,7 @@ export function eventStream<View>(
     // Cluster mode: a `since` another instance gave, ahead of this one's store, is resumed from
     // once the store has applied the change log that far (else the store answers RESYNC).
     if (since != null && since > source.sequence()) {
-      await Promise.race([source.reach(since), stop]);
+      await source.reach(since, stop);
     }
     let waiting = 0;
     /** While set, the stream reads from the store after this sequence instead of taking changes as they come. */
@@ -106,23 +106,35 @@ export function eventStream<View>(
   });
 }
 
-/** Whether the store's sequence reaches `sequence` within `ms` (at once when it has). */
+/**
+ * Whether the store's sequence reaches `sequence` within `ms` (at once when it has); false as soon
+ * as `stopped` settles (the reader left: its timer and listener go with it).
+ */
 export function reached(
   store: { lastSequence: number; onEvent(listener: (event: RuntimeEvent) => void): () => void },
   sequence: number,
   ms: number,
+  stopped: Promise<unknown>,
 ): Promise<boolean> {
   if (store.lastSequence >= sequence) return Promise.resolve(true);
   if (ms <= 0) return Promise.resolve(false);
   return new Promise((resolve) => {
+    let settled = false;
     const done = (reached: boolean) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       stopListening();
       resolve(reached);
     };
     const timer = setTimeout(() => done(false), ms);
+    timer.unref();
     const stopListening = store.onEvent((event) => {
       if (event.sequence >= sequence) done(true);
     });
+    stopped.then(
+      () => done(false),
+      () => done(false),
+    );
   });
 }

@@ -297,7 +297,7 @@ export class RuntimeService {
       },
       resync: () => ({ ...this.resyncEvent(), summary: summary() }),
       join: (receive, fail) => this.join({ userId, after: store.lastSequence, receive, fail }),
-      reach: (sequence) => reached(store, sequence, this.options.aheadWaitMs),
+      reach: (sequence, stopped) => reached(store, sequence, this.options.aheadWaitMs, stopped),
     };
     return eventStream(source, since, this.options.subscriberBuffer);
   }

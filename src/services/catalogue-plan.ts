@@ -36,7 +36,7 @@ export async function readEntries(
       if (kept > maxBytes) {
         throw new MarketSourceError(
           'too_large',
-          `details: the changed entries come to more than ${maxBytes} bytes in one sync (SYNC_MAX_CATALOGUE_BYTES)`,
+          `details: the changed entries come to more than ${maxBytes} characters in one sync (SYNC_MAX_CATALOGUE_BYTES)`,
         );
       }
       readings.set(id, { ok: true, row });

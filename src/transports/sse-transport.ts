@@ -48,7 +48,7 @@ export interface SseTransportOptions {
 
 const STREAM_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
-  'cache-control': 'no-cache',
+  'cache-control': 'no-store', // the viewer's own, as every GraphQL answer (graphql.ts)
   // The stream's end is the connection's end (see startStream): no chunked encoding.
   connection: 'close',
   'content-encoding': 'none',
@@ -314,6 +314,7 @@ function parseJson(text: string, what: string): unknown {
 function json(res: ServerResponse, status: number, body: unknown, close = false, allow?: string): void {
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
     ...(close ? { connection: 'close' } : {}),
     ...(allow ? { allow } : {}),
   });

@@ -67,7 +67,8 @@ export class HttpDeveloperService implements DeveloperService {
     const fail = (message: string) => new DeveloperServiceError(redactSecrets(message, [jws]));
     const url = fillTemplate(this.urlTemplate, developerName);
     if (developerName.trim() === '' || !URL.canParse(url)) {
-      throw fail(`${who} has no valid URL: ${url}`);
+      // Not the URL itself: the template may hold a token (DEVELOPER_SERVICE_URL_TEMPLATE).
+      throw fail(`${who} has no valid URL (the developer's name does not fit the URL template)`);
     }
 
     // The jws travels in the body only.
