@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { sqliteFilePath } from '../src/db/client.js';
 import { availableDatabases, POSTGRES_URL } from './support/databases.js';
 import { startTestServer, type TestServer, waitFor } from './support/server.js';
+import { componentOf } from './support/untyped.js';
 
 const databases = await availableDatabases();
 
@@ -101,19 +102,7 @@ describe('GraphQL over HTTP', () => {
 describe('readiness when the SQLite file goes away', () => {
   test('a file deleted while the server runs: SELECT 1 still answers, yet /readiness is 503 and the database component says why', async () => {
     const server = await startTestServer('sqlite', { env: { COLLECT_INTERVAL_MS: '100' } });
-    const component = async () => {
-      const response = await fetch(`${server.url}/graphql`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ query: '{ components { name state healthy message metrics } }' }),
-      });
-      const { data } = (await response.json()) as {
-        data: {
-          components: { name: string; state: string; message: string | null; metrics: { freeBytes?: number } }[];
-        };
-      };
-      return data.components.find((each) => each.name === 'database');
-    };
+    const component = () => componentOf(server, 'database');
     try {
       expect(await (await fetch(`${server.url}/readiness`)).json()).toEqual({ status: 'ready' });
       expect((await waitFor(component, 'the database component'))?.metrics.freeBytes).toBeGreaterThan(0);

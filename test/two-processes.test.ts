@@ -9,6 +9,7 @@ import {
   startProcess,
 } from './support/process.js';
 import { waitFor } from './support/server.js';
+import { componentOf } from './support/untyped.js';
 
 /**
  * Two server processes on one database without REDIS_URL (a second `npm start`, a deployment
@@ -26,19 +27,7 @@ async function start(): Promise<{ process: ServerProcess; url: string }> {
   return started;
 }
 
-async function databaseComponent(url: string) {
-  const response = await fetch(`${url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ query: '{ components { name state message metrics } }' }),
-  });
-  const { data } = (await response.json()) as {
-    data: {
-      components: { name: string; state: string; message: string | null; metrics: { otherProcesses?: number } }[];
-    };
-  };
-  return data.components.find((component) => component.name === 'database');
-}
+const databaseComponent = (url: string) => componentOf({ graphqlUrl: `${url}/graphql` }, 'database');
 
 beforeAll(async () => {
   database = await createTestDatabase('sqlite');

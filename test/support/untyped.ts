@@ -56,6 +56,19 @@ export async function rawRequest(
   return { status: response.status, body, text };
 }
 
+/** A component of the runtime state, as `components` shows it (to the local admin, without a token). */
+export async function componentOf(server: Pick<TestServer, 'graphqlUrl'>, name: string) {
+  const response = await rawRequest(server, { query: '{ components { name state healthy message metrics } }' });
+  const components = (response.body?.data?.components ?? []) as {
+    name: string;
+    state: string;
+    healthy: boolean;
+    message: string | null;
+    metrics: Record<string, unknown>;
+  }[];
+  return components.find((component) => component.name === name);
+}
+
 /** The codes of a response's errors (fails when it has none). */
 export function codesOf(response: RawResponse): (string | undefined)[] {
   const errors = response.body?.errors;
