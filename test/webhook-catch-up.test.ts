@@ -52,8 +52,9 @@ function statementOn(sql: string): string {
   return `${sql.split(' ')[0]} ${table}`;
 }
 
+/** The catch-up's cursors (the table holds other markers too: a process's presence). */
 async function cursors(db: Db): Promise<Record<string, Date>> {
-  const rows = await db.jobCursor.findMany();
+  const rows = await db.jobCursor.findMany({ where: { name: { startsWith: 'webhook-catch-up:' } } });
   return Object.fromEntries(rows.map((row) => [row.name, row.position]));
 }
 
