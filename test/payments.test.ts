@@ -472,6 +472,29 @@ describe.each(databases)('payments on %s', (kind) => {
       expect(developer.requests.length - before).toBe(queries);
     });
 
+    test('Buy clicked several times at once asks the wallet once; clicked again later, it asks again', async () => {
+      const appId = 'double-click';
+      await paidApp(seeder, appId);
+      const clicks = await Promise.all(Array.from({ length: 6 }, () => purchase(TOKENS.alice, appId)));
+      for (const click of clicks) success(click); // each answers the state as it found it
+      expect(await payment(server, TOKENS.alice, appId)).toMatchObject({ status: 'SIGNATURE_REQUIRED' });
+      const row = await server.app.db.payment.findFirstOrThrow({ where: { userId: 'alice', appId } });
+      const pushes = async (topic: string) =>
+        server.app.db.paymentNotification.findMany({ where: { paymentId: row.id, topic } });
+      // One question to the wallet whether it holds a signature, one sign request.
+      expect(await pushes('fetch_payment_signature')).toHaveLength(1);
+      const [request] = await pushes('market_payment');
+      expect(await pushes('market_payment')).toHaveLength(1);
+      // A click a moment later is the same double click; one after 5 s asks again (the wallet may
+      // have lost the request): its time set back as if those seconds had passed.
+      success(await purchase(TOKENS.alice, appId));
+      expect(await pushes('market_payment')).toHaveLength(1);
+      const earlier = new Date(Date.now() - 6_000);
+      await server.app.db.paymentNotification.update({ where: { id: request?.id }, data: { createdAt: earlier } });
+      success(await purchase(TOKENS.alice, appId));
+      expect(await pushes('market_payment')).toHaveLength(2);
+    });
+
     test('never two pollers for one payment, however many times the payment is reported', async () => {
       const appId = 'actual-budget';
       await paidApp(seeder, appId);

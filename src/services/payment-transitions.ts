@@ -159,7 +159,7 @@ export class PaymentTransitions {
    * Asks the wallet to sign, dropping the refused signature first when `resign`. The sign body
    * carries the product's terms as the catalogue prices them now, and is kept on the payment.
    */
-  async requestSignature(payment: Payment, resign: boolean): Promise<Payment> {
+  async requestSignature(payment: Payment, resign: boolean, applies?: Applies): Promise<Payment> {
     const signBody = signBodyOf(payment, await readTerms(this.db, payment, 'current'), true);
     return this.commit(
       payment,
@@ -170,23 +170,37 @@ export class PaymentTransitions {
         ...(resign ? { jws: null } : {}),
       },
       [signRequestPush(payment, signBody, resign, this.targets), frontendPush(payment, 'signature_required')],
+      applies,
     );
   }
 
   /** Asks the wallet whether it already holds a signature for the product (no transaction: it asks for any). */
-  async askWalletForSignature(payment: Payment): Promise<Payment> {
+  async askWalletForSignature(payment: Payment, applies?: Applies): Promise<Payment> {
     const signBody = signBodyOf(payment, await readTerms(this.db, payment, 'current'), false);
-    return this.commit(payment, { larePassSync: 'in_progress', signBody }, [
-      fetchSignaturePush(payment, signBody, this.targets),
-    ]);
+    return this.commit(
+      payment,
+      { larePassSync: 'in_progress', signBody },
+      [fetchSignaturePush(payment, signBody, this.targets)],
+      applies,
+    );
   }
 
   /** Asks the frontend to pay, with what it needs to. */
-  async requestPayment(payment: Payment, patch: Patch = {}): Promise<Payment> {
+  async requestPayment(payment: Payment, patch: Patch = {}, applies?: Applies): Promise<Payment> {
     const terms = await readTerms(this.db, payment, 'signed');
-    return this.commit(payment, { ...patch, paymentStatus: 'notification_sent' }, [
-      paymentRequiredPush(payment, terms),
-    ]);
+    return this.commit(
+      payment,
+      { ...patch, paymentStatus: 'notification_sent' },
+      [paymentRequiredPush(payment, terms)],
+      applies,
+    );
+  }
+
+  /** Whether a sign request went to the buyer's wallet for this payment less than `ms` ago. */
+  async askedToSignWithin(payment: Payment, ms: number): Promise<boolean> {
+    const since = new Date(Date.now() - ms);
+    const where = { paymentId: payment.id, topic: 'market_payment', createdAt: { gte: since } };
+    return (await this.db.paymentNotification.findFirst({ where, select: { id: true } })) !== null;
   }
 
   /** Pushes the credential to the wallet again (only called with one: see resendCredential). */

@@ -26,7 +26,7 @@ import { CredentialPolling, type PollingOptions } from './credential-polling.js'
 import type { HistoryService } from './history-service.js';
 import { type PaymentDelivery, recordPaymentDelivery } from './payment-delivery.js';
 import type { PushTargets } from './payment-pushes.js';
-import { type Patch, type Payment, PaymentTransitions } from './payment-transitions.js';
+import { type Applies, type Patch, type Payment, PaymentTransitions } from './payment-transitions.js';
 
 /**
  * The purchase flow of paid apps: what each request of the buyer, their frontend and their
@@ -46,6 +46,21 @@ const txHash = z
   .string()
   .trim()
   .regex(/^0x[0-9a-fA-F]{1,128}$/, 'txHash must be a 0x-prefixed hex transaction hash');
+
+/**
+ * Buy clicked several times (a double click, two tabs) pushed the wallet one request per click.
+ * Clicks handled at the same time each act only on the state they found (unchangedSince); clicks
+ * handled one after another (SQLite's way) each find the request the one before sent, and Buy
+ * sends it again only once it is REPEAT_SIGN_REQUEST_MS old (the wallet may have lost it).
+ */
+const REPEAT_SIGN_REQUEST_MS = 5000;
+
+/** The signature and payment axes a click found (a new state's, when it found none). */
+type Seen = Pick<PaymentAxes, 'signatureStatus' | 'paymentStatus'>;
+
+function unchangedSince(seen: Seen): Applies {
+  return (current) => current.signatureStatus === seen.signatureStatus && current.paymentStatus === seen.paymentStatus;
+}
 
 function developerOf(app: CatalogAppRow): string | null {
   return ((app.price ?? {}) as { developer?: string }).developer || null;
@@ -78,22 +93,27 @@ export class PurchaseService {
     if (!(await this.catalog.offers(viewer, sourceId))) {
       throw new NotFoundError(`App ${appId} is not in the catalogue of ${sourceId}`);
     }
-    let payment = await this.stateFor(viewer, sourceId, appId);
+    const state = await this.stateFor(viewer, sourceId, appId);
+    let payment = state.payment;
     if (isPurchased(payment)) return payment;
+    const unchanged = unchangedSince(state.seen);
     payment = await this.transitions.commit(payment, { paymentNeed: 'required' });
     const sig = payment.signatureStatus;
     if (sig === 'error_no_record') {
       // After paying, the developer must find the payment first (restore); before, the signature
       // was never paid for: pay with it (the original did nothing here, for good).
       if (isPaying(payment.paymentStatus) || !payment.jws) return payment;
-      return this.transitions.requestPayment(payment, { signatureStatus: 'required_and_signed' });
+      return this.transitions.requestPayment(payment, { signatureStatus: 'required_and_signed' }, unchanged);
+    }
+    if (sig === 'required' && (await this.transitions.askedToSignWithin(payment, REPEAT_SIGN_REQUEST_MS))) {
+      return payment;
     }
     if (sig === 'error_need_resign' || sig === 'required' || sig === 'not_evaluated') {
-      return this.transitions.requestSignature(payment, sig === 'error_need_resign');
+      return this.transitions.requestSignature(payment, sig === 'error_need_resign', unchanged);
     }
     if (sig === 'required_and_signed') {
       if (payment.paymentStatus === 'frontend_completed') return this.polling.start(payment);
-      if (awaitsPaymentRequest(payment.paymentStatus)) return this.transitions.requestPayment(payment);
+      if (awaitsPaymentRequest(payment.paymentStatus)) return this.transitions.requestPayment(payment, {}, unchanged);
     }
     return payment;
   }
@@ -101,7 +121,7 @@ export class PurchaseService {
   /** "Restore purchase" on a new device: ask the developer, or have the buyer sign first. */
   async restore(viewer: Viewer, input: { sourceId: string; appId: string }): Promise<Payment> {
     const { sourceId, appId } = parseInput(appRef, input);
-    const payment = await this.stateFor(viewer, sourceId, appId);
+    const { payment } = await this.stateFor(viewer, sourceId, appId);
     if (isPurchased(payment)) return payment;
     const sig = payment.signatureStatus;
     if (sig === 'required_and_signed' && payment.jws) return this.polling.start(payment, { force: true });
@@ -241,8 +261,9 @@ export class PurchaseService {
    * The viewer's state for a paid app, created (after looking the developer up) when missing or
    * when an earlier lookup failed. A failed lookup is recorded on the state, then reported as
    * UPSTREAM. Then the wallet is asked for an existing signature, unless the state rules it out.
+   * Also what the click found (see unchangedSince).
    */
-  private async stateFor(viewer: Viewer, sourceId: string, appId: string): Promise<Payment> {
+  private async stateFor(viewer: Viewer, sourceId: string, appId: string): Promise<{ payment: Payment; seen: Seen }> {
     const app = await this.db.catalogApp.findUnique({ where: { sourceId_appId: { sourceId, appId } } });
     if (!app) throw new NotFoundError(`App ${appId} is not in the catalogue of ${sourceId}`);
     if (!app.paid) throw new InvalidStateError(`${app.name} is free: there is nothing to buy`);
@@ -250,7 +271,7 @@ export class PurchaseService {
     const where = { userId_appId_productId: { userId: viewer.userId, appId, productId } };
     const row = await this.db.payment.findUnique({ where });
     const existing = row && paymentAxesOf(row);
-    if (existing && !developerLookupFailed(existing.paymentNeed)) return existing;
+    if (existing && !developerLookupFailed(existing.paymentNeed)) return { payment: existing, seen: existing };
 
     const developerName = developerOf(app);
     const { developer, lookupFailure, ...need } = await this.lookUpDeveloper(developerName);
@@ -276,10 +297,17 @@ export class PurchaseService {
     if (payment.paymentNeed === 'error_missing_developer') {
       throw new InvalidStateError(`${app.name} names no developer to buy it from`);
     }
+    // What this click set (or found, losing the race to create it to another): a new state.
+    const seen: Seen = { signatureStatus: data.signatureStatus, paymentStatus: data.paymentStatus };
     if (signatureBlocksWalletSync(payment.signatureStatus) || !awaitsWalletAnswer(payment.larePassSync)) {
-      return payment;
+      return { payment, seen };
     }
-    return this.transitions.askWalletForSignature(payment);
+    // Once per state: a click that lost the race to create it finds the question asked already.
+    const asked = await this.transitions.askWalletForSignature(
+      payment,
+      (current) => current.larePassSync === 'not_started',
+    );
+    return { payment: asked, seen };
   }
 
   /** The need and developer sync a developer lookup leads to, with the developer when found. */
