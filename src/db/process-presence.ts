@@ -10,11 +10,6 @@ import type { Db } from './client.js';
  */
 const PRESENCE = 'single-process';
 
-export interface OtherProcess {
-  /** When it last wrote its row. */
-  seenAt: Date;
-}
-
 export class ProcessPresence {
   private readonly name = `${PRESENCE}:${randomUUID()}`;
 
@@ -25,10 +20,10 @@ export class ProcessPresence {
   ) {}
 
   /**
-   * Writes this process's row and returns the other processes seen since `staleMs`; rows older
-   * than that (a process killed without its stop) are removed.
+   * Writes this process's row and returns how many other processes wrote theirs within `staleMs`;
+   * rows older than that (a process killed without its stop) are removed.
    */
-  async beat(): Promise<OtherProcess[]> {
+  async beat(): Promise<number> {
     const now = new Date();
     await this.db.jobCursor.upsert({
       where: { name: this.name },
@@ -37,11 +32,7 @@ export class ProcessPresence {
     });
     const since = new Date(now.getTime() - this.staleMs);
     await this.db.jobCursor.deleteMany({ where: { name: { startsWith: `${PRESENCE}:` }, position: { lt: since } } });
-    const others = await this.db.jobCursor.findMany({
-      where: { name: { startsWith: `${PRESENCE}:`, not: this.name } },
-      select: { position: true },
-    });
-    return others.map((row) => ({ seenAt: row.position }));
+    return this.db.jobCursor.count({ where: { name: { startsWith: `${PRESENCE}:`, not: this.name } } });
   }
 
   /** At the stop: the other processes stop counting this one at once. */

@@ -11,7 +11,7 @@ import { postgresUrlProblem } from './connection-urls.js';
  * let through so that "-1" gets the bound's message ("must be 0 or more") rather than this one. An
  * empty value is not a number either: loadConfig drops it first, so it means "unset" (the default).
  */
-export const DECIMAL = /^-?\d+(\.\d+)?$/;
+const DECIMAL = /^-?\d+(\.\d+)?$/;
 
 /** The number `checks` takes (bounds, whole), read from an environment value written in decimal. */
 export function decimal(checks: z.ZodNumber) {
@@ -38,7 +38,7 @@ export const nonNegativeInt = z.number().int('must be a whole number').min(0, 'm
  * TimeoutOverflowWarning), so a periodic job set to "monthly" would run back to back.
  */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
-export const TIMER_BOUND = `must be at most ${MAX_TIMER_MS} (about 24.8 days, the longest timer Node keeps)`;
+const TIMER_BOUND = `must be at most ${MAX_TIMER_MS} (about 24.8 days, the longest timer Node keeps)`;
 /** A duration in milliseconds that becomes a timer. */
 export const positiveMs = positiveInt.max(MAX_TIMER_MS, TIMER_BOUND);
 export const nonNegativeMs = nonNegativeInt.max(MAX_TIMER_MS, TIMER_BOUND);

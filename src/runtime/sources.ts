@@ -35,11 +35,11 @@ export function databaseSource(db: Db, { provider, file, presence }: DatabaseChe
       const [problem, freeBytes, others] = await Promise.all([
         file?.problem() ?? null,
         file?.freeBytes() ?? null,
-        presence?.beat() ?? [],
+        presence?.beat() ?? 0,
       ]);
       const shared =
-        others.length > 0
-          ? `${others.length} other server process(es) use this database without REDIS_URL: each shows only its own changes live (set REDIS_URL to run several)`
+        others > 0
+          ? `${others} other server process(es) use this database without REDIS_URL: each shows only its own changes live (set REDIS_URL to run several)`
           : null;
       const low = freeBytes !== null && freeBytes < LOW_DISK_BYTES;
       const full = low
@@ -50,7 +50,7 @@ export function databaseSource(db: Db, { provider, file, presence }: DatabaseChe
         provider,
         latencyMs,
         ...(freeBytes !== null ? { freeBytes } : {}),
-        ...(presence ? { otherProcesses: others.length } : {}),
+        ...(presence ? { otherProcesses: others } : {}),
       };
       const state = message === null ? 'RUNNING' : 'ERROR';
       return [{ name: 'database', healthy: message === null, state, message, metrics }];

@@ -14,8 +14,9 @@ export function registerNodeTypes(names: Iterable<string>): void {
 }
 
 /**
- * Global ids are base64("Type:id"), standard base64 with its padding as Pothos writes them. A malformed id, or one of a type that is not a `Node`, is a
- * client error with a clear message, not an internal one.
+ * Global ids are base64("Type:id"), standard base64 with its padding as Pothos writes them. A
+ * malformed id, or one of a type that is not a `Node`, is a client error with a clear message,
+ * not an internal one.
  */
 export function decodeGlobalId(globalId: string): { typename: string; id: string } {
   const decoded = Buffer.from(globalId, 'base64').toString('utf8');

@@ -1,4 +1,5 @@
 import type { Viewer } from '../auth/viewer.js';
+import { PRISMA_PARAMETERS } from '../db/chunks.js';
 import type { Db } from '../db/client.js';
 import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
 import { findCatalogApp } from '../db/hot-path-sql.js';
@@ -44,10 +45,10 @@ const catalogKey = (key: CatalogAppKey) => JSON.stringify([key.sourceId, key.nam
 
 /**
  * Most (source, name) keys one catalogue query names: each is a bound parameter, and each source
- * one more (at most as many), and Prisma refuses more than 999 per statement on SQLite
- * (db/chunks.ts): 5,000 failed every runtime snapshot of over ~1,000 apps that asked for their entries.
+ * one more (at most as many), within what Prisma allows per statement (db/chunks.ts): 5,000 failed
+ * every runtime snapshot of over ~1,000 apps that asked for their entries, on SQLite.
  */
-const CATALOG_KEYS_PER_QUERY = 450;
+const CATALOG_KEYS_PER_QUERY = Math.floor(PRISMA_PARAMETERS / 2);
 
 export const CATALOG_CURSOR = 'catalog';
 

@@ -1,7 +1,6 @@
 import type { Viewer } from '../auth/viewer.js';
-
-/** setTimeout's largest delay (24.8 days): a credential valid for longer is not timed. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+// setTimeout's largest delay (24.8 days): a credential valid for longer is not timed.
+import { MAX_TIMER_MS } from '../platform/config-values.js';
 
 /**
  * Calls `expire` when the viewer's credential expires. A connection or stream outlives the request
