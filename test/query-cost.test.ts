@@ -100,6 +100,20 @@ describe('the query cost limit', () => {
     expect(error?.extensions).toMatchObject({ code: 'LIMIT_EXCEEDED', cost: 2 * 80 ** 4 });
   });
 
+  test("a snapshot's apps and tasks count 1,000 items each, however few there are, and pages inside them multiply", async () => {
+    expect((await ask('{ runtimeSnapshot { sequence } }')).body?.errors).toBeUndefined();
+    // runtimeSnapshot, apps, then 1,000 × appName: the demo store holds a few apps, the cost is of what it could hold.
+    const apps = await refusal('{ runtimeSnapshot { apps { appName } } }');
+    expect(apps).toMatchObject({ status: 400, error: { extensions: { code: 'LIMIT_EXCEEDED', cost: 1002 } } });
+    const tasks = await refusal('{ runtimeSnapshot { tasks { taskId } } }');
+    expect(tasks.error?.extensions).toMatchObject({ cost: 1002 });
+    // A page of tasks inside every app, and in every task's app: each counted 1,000 times.
+    const nested = await refusal(
+      '{ runtimeSnapshot { tasks { app { tasks(first: 99) { edges { node { taskId } } } } } } }',
+    );
+    expect(nested.error?.extensions).toMatchObject({ cost: 2 + 1000 * (2 + 99 * 3) });
+  });
+
   test('over a WebSocket the same operation is refused the same way', async () => {
     const client = createClient({
       url: `${server.url.replace(/^http/, 'ws')}/graphql`,

@@ -12,6 +12,7 @@ import {
   type ValueNode,
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import { ASSUMED_LIST_SIZE } from '../schema/connections.js';
 import { DEFAULT_PAGE_SIZE } from '../services/pagination.js';
 import { perOperation } from './per-operation.js';
 
@@ -20,7 +21,9 @@ import { perOperation } from './per-operation.js';
  * 1, and a field inside a page (a field with a `first` or `last` argument) counts once per item the
  * page may hold: its `first`/`last` as the client gave it, literally or as a variable, else the
  * argument's default, else DEFAULT_PAGE_SIZE; never more than MAX_PAGE_SIZE, which each page
- * refuses beyond anyway. Pages inside pages multiply. An operation over `maxCost` does not run:
+ * refuses beyond anyway. A list without pages that can be long (a snapshot's apps and tasks) counts
+ * as the size its field declares (`assumedListSize`, see schema/connections.ts), other lists as one
+ * item. Pages inside pages, and inside such lists, multiply. An operation over `maxCost` does not run:
  * `LIMIT_EXCEEDED` (HTTP 400), on every transport.
  *
  * Why not graphql-armor's cost limit, which this replaces: it is a validation rule, so it never
@@ -51,7 +54,8 @@ interface PageSize {
 interface CostPlan {
   fields: number;
   fragments: CostPlan[];
-  pages: { size: PageSize; item: CostPlan }[];
+  /** Pages, and lists of a declared size (a number: never capped by MAX_PAGE_SIZE, no page refuses beyond). */
+  pages: { size: PageSize | number; item: CostPlan }[];
 }
 
 const PAGE_ARGUMENTS = new Set(['first', 'last']);
@@ -105,13 +109,17 @@ class PlanBuilder {
     const inner = definition ? getNamedType(definition.type) : undefined;
     const innerType = isCompositeType(inner) ? inner : type;
     const pageArgument = definition?.args.find((argument) => PAGE_ARGUMENTS.has(argument.name));
-    if (!pageArgument) {
+    const listSize = definition?.extensions[ASSUMED_LIST_SIZE];
+    if (!pageArgument && typeof listSize !== 'number') {
       this.selection(node.selectionSet, innerType, plan);
       return;
     }
     const item = emptyPlan();
     this.selection(node.selectionSet, innerType, item);
-    plan.pages.push({ size: this.pageSize(node, pageArgument.defaultValue), item });
+    plan.pages.push({
+      size: pageArgument ? this.pageSize(node, pageArgument.defaultValue) : (listSize as number),
+      item,
+    });
   }
 
   private pageSize(node: FieldNode, argumentDefault: unknown): PageSize {
@@ -151,7 +159,8 @@ function planOf({ schema, document, operationName }: Pick<ExecutionArgs, 'schema
 }
 
 /** How many items a page holds at most with these variables. */
-function itemsOf(size: PageSize, variables: Record<string, unknown>, maxPageSize: number): number {
+function itemsOf(size: PageSize | number, variables: Record<string, unknown>, maxPageSize: number): number {
+  if (typeof size === 'number') return size;
   const given = [...size.literals];
   for (const { name, declared } of size.variables) {
     // A value that is not a size (null, or one coercion will refuse) counts as not given.
@@ -189,7 +198,8 @@ export function useQueryCost(limit: { maxCost: number; maxPageSize: number }): P
     if (cost <= limit.maxCost) return null;
     const message =
       `Query cost ${cost} exceeds the limit of ${limit.maxCost} (MAX_QUERY_COST): each field counts once per ` +
-      `item of the pages around it (first/last, or ${DEFAULT_PAGE_SIZE} when not given). Ask for smaller pages or fewer fields.`;
+      `item of the pages around it (first/last, or ${DEFAULT_PAGE_SIZE} when not given) and of the long lists around it ` +
+      `(a snapshot's apps and tasks). Ask for smaller pages or fewer fields.`;
     return new GraphQLError(message, {
       extensions: { code: 'LIMIT_EXCEEDED', cost, maxCost: limit.maxCost, http: { status: 400 } },
     });

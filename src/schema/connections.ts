@@ -1,6 +1,18 @@
 import type { ObjectRef } from '@pothos/core';
 import { builder } from './builder.js';
 
+/**
+ * The key of a list field's `extensions` that gives how many items the query cost limit
+ * (http/query-cost.ts) counts the list for. A list without pages counts one item otherwise, which
+ * is wrong only for lists that can be long: a page inside each item of such a list multiplies.
+ */
+export const ASSUMED_LIST_SIZE = 'assumedListSize';
+
+/** A list field's `extensions`: the query cost limit counts it as `items` items. */
+export function assumedListSize(items: number): { [ASSUMED_LIST_SIZE]: number } {
+  return { [ASSUMED_LIST_SIZE]: items };
+}
+
 /** `<Type>Connection` with `totalCount` (counted only when selected) and `<Type>Edge`. */
 export function connectionType<T>(
   type: ObjectRef<typeof builder extends { $inferSchemaTypes: infer S } ? S : never, T>,

@@ -4,6 +4,7 @@ import type { RuntimeEventView } from '../runtime/runtime-service.js';
 import type { ComponentStatus, RuntimeSummary, Snapshot, SnapshotFilter } from '../runtime/state-store.js';
 import { builder } from './builder.js';
 import { ChartRepoStatusRef } from './chart-repo.js';
+import { assumedListSize } from './connections.js';
 import { AppRef, AppStageEnum, HealthEnum, TaskRef, TaskStatusEnum, TaskTypeEnum } from './refs.js';
 
 const ComponentStateEnum = builder.enumType('ComponentState', {
@@ -64,6 +65,13 @@ const RuntimeSummaryRef = builder.objectRef<RuntimeSummary>('RuntimeSummary').im
   }),
 });
 
+/**
+ * What a snapshot's apps and tasks count for in MAX_QUERY_COST: a store may hold 100k apps, and a
+ * page of tasks asked inside each app would read as many pages. The dashboard's snapshot, every
+ * field of every list, costs about 29 times this; a page of 20 task ids in each app, 61 times.
+ */
+const SNAPSHOT_ITEMS_COST = 1_000;
+
 const RuntimeSnapshotRef = builder.objectRef<Snapshot>('RuntimeSnapshot').implement({
   description: 'The runtime state at one sequence number: apps, tasks, components and chart repo, with a summary.',
   fields: (t) => ({
@@ -74,10 +82,16 @@ const RuntimeSnapshotRef = builder.objectRef<Snapshot>('RuntimeSnapshot').implem
       description: 'Counts over the filtered content.',
       resolve: (s) => s.summary,
     }),
-    apps: t.field({ type: [AppRef], description: 'Apps matching the filter.', resolve: (s) => s.apps }),
+    apps: t.field({
+      type: [AppRef],
+      description: `Apps matching the filter (${SNAPSHOT_ITEMS_COST} items in the query cost, whatever their number).`,
+      extensions: assumedListSize(SNAPSHOT_ITEMS_COST),
+      resolve: (s) => s.apps,
+    }),
     tasks: t.field({
       type: [TaskRef],
-      description: 'Active and recent tasks matching the filter, newest first.',
+      description: `Active and recent tasks matching the filter, newest first (${SNAPSHOT_ITEMS_COST} items in the query cost).`,
+      extensions: assumedListSize(SNAPSHOT_ITEMS_COST),
       resolve: (s) => s.tasks,
     }),
     components: t.field({
