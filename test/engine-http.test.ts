@@ -1,7 +1,13 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { availableDatabases } from './support/databases.js';
 import { type FakeAppService, sendEvent, startFakeAppService } from './support/fake-app-service.js';
-import { AppQuery, TaskDetailQuery, UninstallAppMutation } from './support/operations.js';
+import {
+  AppQuery,
+  CancelTaskMutation,
+  RetryTaskMutation,
+  TaskDetailQuery,
+  UninstallAppMutation,
+} from './support/operations.js';
 import { seed } from './support/seed.js';
 import {
   AUTH_ENV,
@@ -106,6 +112,78 @@ describe('task engine against a real app service over HTTP (APP_SERVICE_URL)', (
       status: 'COMPLETED',
       progress: 100,
       app: { state: 'running', stage: 'RUNNING', installedVersion: '0.53.3' },
+    });
+  });
+
+  /** The task once the app service accepted it (it has an op id), and the events of its operation. */
+  async function accepted(taskId: string, appName: string) {
+    const { opId } = await waitFor(async () => {
+      const current = await task(taskId);
+      return current?.status === 'RUNNING' && current.opId ? current : undefined;
+    }, 'the install to be accepted');
+    const event = (state: string, createTime: string, reason?: string) =>
+      sendEvent(intake, SECRET, {
+        name: appName,
+        user: 'alice',
+        marketSource: SOURCE,
+        opID: opId as string,
+        opType: 'install',
+        state,
+        createTime,
+        ...(reason ? { reason } : {}),
+      });
+    return { event };
+  }
+
+  test('what a cancel that came too late left (installingCancelFailed) fails the install and can be uninstalled', async () => {
+    const taskId = await install('cancel-too-late', '2.0.0');
+    const { event } = await accepted(taskId, 'cancel-too-late');
+    const { cancelTask } = dataOf(
+      await execute(server, CancelTaskMutation, { input: { taskId } }, { token: TOKENS.alice }),
+    );
+    expect(cancelTask.__typename).toBe('CancelTaskSuccess');
+    expect(fake.requests.some((r) => r.path === '/app-service/v1/apps/cancel-too-late/cancel')).toBe(true);
+
+    // The app service's cancel state machine owns the app from here: the install does not go on.
+    expect(await event('installingCancelFailed', at(1000), 'too late to cancel')).toBe(202);
+    expect(await task(taskId)).toMatchObject({
+      status: 'FAILED',
+      error: expect.stringMatching(/\(installingCancelFailed\): too late to cancel$/),
+      app: { stage: 'FAILED', installedVersion: null, reason: 'too late to cancel' },
+    });
+    const variables = { input: { sourceId: SOURCE, appName: 'cancel-too-late' } };
+    const { uninstallApp } = dataOf(await execute(server, UninstallAppMutation, variables, { token: TOKENS.alice }));
+    if (uninstallApp.__typename !== 'UninstallAppSuccess') throw new Error(JSON.stringify(uninstallApp));
+    const uninstall = await waitFor(async () => {
+      const current = await task(uninstallApp.task.taskId);
+      return current?.opId ? current : undefined;
+    }, 'the uninstall to be accepted');
+    expect(fake.requests.some((r) => r.path === '/app-service/v1/apps/cancel-too-late/uninstall')).toBe(true);
+    const uninstalled = {
+      name: 'cancel-too-late',
+      user: 'alice',
+      marketSource: SOURCE,
+      opID: uninstall.opId as string,
+      opType: 'uninstall',
+      state: 'uninstalled',
+      createTime: at(2000),
+    };
+    expect(await sendEvent(intake, SECRET, uninstalled)).toBe(202);
+    expect(await task(uninstall.taskId)).toMatchObject({ status: 'COMPLETED', app: null });
+  });
+
+  test("an app service whose clock runs 10 s behind this server's completes a first install", async () => {
+    const taskId = await install('clock-behind-app', '1.0.0');
+    const { event } = await accepted(taskId, 'clock-behind-app');
+    expect(await event('installing', at(-10_000))).toBe(202);
+    expect(await task(taskId)).toMatchObject({ status: 'RUNNING', progress: 70, app: { state: 'installing' } });
+    // Of the same operation but older than the one before: still not taken.
+    expect(await event('downloading', at(-10_500))).toBe(202);
+    expect((await task(taskId))?.app).toMatchObject({ state: 'installing' });
+    expect(await event('running', at(-9_000))).toBe(202);
+    expect(await task(taskId)).toMatchObject({
+      status: 'COMPLETED',
+      app: { state: 'running', stage: 'RUNNING', installedVersion: '1.0.0' },
     });
   });
 
@@ -249,4 +327,68 @@ describe('task engine against a real app service over HTTP (APP_SERVICE_URL)', (
     }, 'the reconciled app');
     expect(app).toMatchObject({ userId: 'bob', stage: 'RUNNING', health: 'HEALTHY' });
   });
+});
+
+describe('with TASK_TIMEOUT_MS, against a real app service over HTTP', () => {
+  let fake: FakeAppService;
+  let server: TestServer;
+  beforeAll(async () => {
+    fake = await startFakeAppService();
+    server = await startTestServer(kind ?? 'sqlite', {
+      env: {
+        ...AUTH_ENV,
+        APP_SERVICE_URL: fake.url,
+        APP_SERVICE_EVENT_SECRET: SECRET,
+        TASK_TIMEOUT_MS: '3000',
+        RECONCILE_INTERVAL_MS: '3600000',
+      },
+    });
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await fake?.stop();
+  });
+
+  const task = async (taskId: string) =>
+    dataOf(await execute(server, TaskDetailQuery, { taskId }, { token: TOKENS.ops })).task;
+  const ended = (taskId: string) =>
+    waitFor(async () => {
+      const current = await task(taskId);
+      return current?.status === 'FAILED' ? current : undefined;
+    }, 'the task to fail');
+
+  test('a retry that times out shows its own reason on the app, not the failure the app service reported before', async () => {
+    await seed(server.app.db).catalogApp({ name: 'retried-app', versions: ['1.0.0'] });
+    const taskId = await installThroughApi(
+      server,
+      { sourceId: SOURCE, appName: 'retried-app', version: '1.0.0' },
+      TOKENS.alice,
+    );
+    const { opId } = await waitFor(async () => {
+      const current = await task(taskId);
+      return current?.opId ? current : undefined;
+    }, 'the install to be accepted');
+    const failure = {
+      name: 'retried-app',
+      user: 'alice',
+      marketSource: SOURCE,
+      opID: opId as string,
+      opType: 'install',
+      state: 'installFailed',
+      reason: 'ImagePullBackOff',
+      createTime: new Date().toISOString(),
+    };
+    expect(await sendEvent(`${server.url}/events/app-state`, SECRET, failure)).toBe(202);
+    expect((await ended(taskId)).app?.reason).toBe('ImagePullBackOff');
+
+    const { retryTask } = dataOf(
+      await execute(server, RetryTaskMutation, { input: { taskId } }, { token: TOKENS.alice }),
+    );
+    if (retryTask.__typename !== 'RetryTaskSuccess') throw new Error(JSON.stringify(retryTask));
+    // Accepted by the app service, which then never reports.
+    const retried = await ended(retryTask.task.taskId);
+    expect(retried.opId).not.toBe(opId);
+    expect(retried.error).toMatch(/timed out/);
+    expect(retried.app).toMatchObject({ stage: 'FAILED', reason: retried.error?.slice(0, 200) });
+  }, 30_000);
 });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { readListedApp } from '../src/adapters/app-service/app-listing.js';
+import { operationStatuses, readListedApp } from '../src/adapters/app-service/app-listing.js';
 import type { AppStateEvent } from '../src/adapters/app-service/port.js';
 import { listedIdentityProblem } from '../src/adapters/app-service/state-event.js';
 import type { Db } from '../src/db/client.js';
@@ -73,6 +73,36 @@ const StopFoundAppMutation = graphql(`
     }
   }
 `);
+
+describe('where adopted operations stand, from the list (what status correction does not trust, the lookup does not either)', () => {
+  const target = { userId: 'alice', sourceId: SOURCE, appName: 'wiki', type: 'INSTALL' as const, opId: 'op-7' };
+  const other = { ...target, appName: 'blog', opId: 'op-8' };
+  const listedApp = (appName: string, opId: string): AppStateEvent => ({
+    userId: 'alice',
+    sourceId: SOURCE,
+    appName,
+    state: 'installing',
+    opId,
+    createTime: ago(SECOND),
+  });
+
+  test('a list of no apps at all answers nothing: the lookup fails, to be asked again', () => {
+    expect(() => operationStatuses({ apps: [], unreadable: [] }, [target])).toThrow(/listed no apps at all/);
+    expect(() => operationStatuses({ apps: [], unreadable: [{ userId: null, appName: null }] }, [target])).toThrow();
+  });
+
+  test("an app hidden by an item that could not be read cannot be told about; another user's item hides nothing", () => {
+    const apps = [listedApp('blog', 'op-8')];
+    const [hidden, known] = operationStatuses({ apps, unreadable: [{ userId: 'alice', appName: null }] }, [
+      target,
+      other,
+    ]);
+    expect(hidden).toEqual({ known: null, reason: expect.stringMatching(/could not be read may be wiki/) });
+    expect(known).toMatchObject({ known: true, report: { appName: 'blog' } });
+    const [unlisted] = operationStatuses({ apps, unreadable: [{ userId: 'bob', appName: 'wiki' }] }, [target]);
+    expect(unlisted).toMatchObject({ known: false, reason: expect.stringMatching(/lists no app wiki of alice/) });
+  });
+});
 
 describe.each(databases)('status correction over HTTP on %s', (kind) => {
   let fake: FakeAppService;

@@ -343,6 +343,28 @@ describe.each(databases)('task handover on %s', (kind) => {
     await stopGracefully(second);
   }, 120_000);
 
+  test('an app service that lists no apps at all (just restarted) fails no adopted task: it is asked again, and the task followed', async () => {
+    const apps = ['after-empty-list'];
+    const setup = await setUp(kind, apps);
+    const { db, fake } = setup;
+    const first = await startServer(setup.database.url, fake, LONG_LEASE_MS);
+    const [task] = (await installAll(first, setup, apps)) as [TaskRow];
+    fake.apps = [];
+    await stopGracefully(first);
+    const second = await startServer(setup.database.url, fake, LONG_LEASE_MS);
+    await waitFor(
+      async () => second.output.some((line) => line.includes('the app service listed no apps at all')) || undefined,
+      'the lookup of the adopted task to be refused',
+    );
+    expect((await tasksOf(db, [task.taskId]))[0]).toMatchObject({ status: 'RUNNING', error: null });
+
+    fake.apps = [listed(task, 'installing')];
+    await reportRunning(second, task);
+    expectCompleted(await allEnded(db, [task.taskId]));
+    expectSentOnce(fake, apps);
+    await stopGracefully(second);
+  }, 120_000);
+
   test('a task the app service has no record of fails with the reason; the others are still followed', async () => {
     const apps = ['known-op', 'unlisted-op', 'superseded-op'];
     const setup = await setUp(kind, apps);

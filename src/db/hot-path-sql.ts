@@ -265,7 +265,11 @@ export interface ReportedState extends AppKey {
 
 /**
  * An app-service report into the app's state row, unless the row holds a newer one (its
- * `eventTime` is later): returns how many rows took it (0 or 1).
+ * `eventTime` is later): returns how many rows took it (0 or 1). A row no report has reached yet
+ * (a first install's: `eventTime` is still its `createdAt`, this server's clock, see
+ * upsertAppStateForTask) takes any report of the operation it follows: compared with this
+ * server's clock, every report of an app service whose clock ran 10 s behind was older, and the
+ * install never completed.
  */
 export function applyReportedState(db: SqlRunner, report: ReportedState, now: Date): Promise<number> {
   return db.$executeRaw`
@@ -274,7 +278,7 @@ export function applyReportedState(db: SqlRunner, report: ReportedState, now: Da
       "opType" = COALESCE(${report.opType}, "opType"), "rawAppName" = COALESCE(${report.rawAppName}, "rawAppName"),
       "entrances" = COALESCE(${json(report.entrances ?? undefined)}, "entrances"), "updatedAt" = ${now}
     WHERE "userId" = ${report.userId} AND "sourceId" = ${report.sourceId} AND "appName" = ${report.appName}
-      AND "eventTime" <= ${report.eventTime}`;
+      AND ("eventTime" <= ${report.eventTime} OR ("eventTime" = "createdAt" AND "opId" = ${report.opId}))`;
 }
 
 /** Raises a running task's progress; never lowers it (a late or repeated report changes nothing). */

@@ -44,6 +44,15 @@ export interface StageAndHealth {
 
 const FETCHING_WORDS = ['downloading', 'fetching', 'syncing'];
 
+/**
+ * Whether a state says the app service's cancel of an operation failed (`installingCancelFailed`,
+ * `upgradingCancelFailed`): its cancel took the app over and the operation does not go on; from
+ * there it only cancels again or uninstalls. Shown FAILED, by the failure words.
+ */
+export function isCancelFailure(state: string): boolean {
+  return state.toLowerCase().endsWith('cancelfailed');
+}
+
 const RUNNING: StageAndHealth = { stage: 'RUNNING', health: 'HEALTHY' };
 const STOPPED: StageAndHealth = { stage: 'STOPPED', health: 'UNHEALTHY' };
 const UNKNOWN: StageAndHealth = { stage: 'UNKNOWN', health: 'UNKNOWN' };

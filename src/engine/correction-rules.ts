@@ -3,6 +3,7 @@
  * states and active tasks: pure rules, no database (status-correction.ts applies them).
  */
 
+import { mayBeListedAs } from '../adapters/app-service/app-listing.js';
 import type { AppEntrance, AppStateEvent, UnreadableListedApp } from '../adapters/app-service/port.js';
 import type { AppRow, TaskRow } from '../db/models.js';
 import { appKeyString } from '../domain/app-key.js';
@@ -134,17 +135,10 @@ export function planCorrections(comparison: Comparison): Correction[] {
     // A task of the app ended after the list was asked for: the list predates that end (e.g. a
     // lost first install failed at start, left out of the list while its task still ran).
     if (comparison.endedSinceRequest?.has(appKeyString(row))) continue;
-    if (unreadable.some((item) => mayBe(item, row))) continue;
+    if (unreadable.some((item) => mayBeListedAs(item, row))) continue;
     corrections.push({ kind: 'removed', row });
   }
   return corrections;
-}
-
-/** Whether an unreadable list item may be this app (what it does not say, it may be). */
-function mayBe(item: UnreadableListedApp, row: AppRow): boolean {
-  return (
-    (item.userId === null || item.userId === row.userId) && (item.appName === null || item.appName === row.appName)
-  );
 }
 
 /**

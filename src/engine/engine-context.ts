@@ -24,7 +24,13 @@ export interface TaskEngineOptions {
  * What an ended task keeps besides its status: why it failed, the app service's answer, and its op
  * id (known in memory before its acceptance is written, which the end may overtake).
  */
-export type EndDetails = { error?: string; result?: Prisma.InputJsonValue; opId?: string | null };
+export type EndDetails = {
+  error?: string;
+  result?: Prisma.InputJsonValue;
+  opId?: string | null;
+  /** The end is the app service's report of the task's own operation (see endDetails), whose reason the app keeps. */
+  reported?: boolean;
+};
 
 /**
  * A write about one of this instance's tasks that the database could not take: its end (with the

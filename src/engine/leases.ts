@@ -176,6 +176,10 @@ async function settleAdopted(ctx: EngineContext, task: TaskRow, status: Operatio
   const { tracked } = ctx;
   tracked.unconfirmed.delete(task.taskId);
   if (!status || !tracked.inFlight.has(task.taskId)) return; // ended meanwhile
+  if (status.known === null) {
+    tracked.unconfirmed.add(task.taskId); // followed by its reports meanwhile, and asked about again
+    return;
+  }
   if (!status.known) {
     ctx.logger.warn(
       { taskId: task.taskId, opId: task.opId, reason: status.reason },

@@ -4,6 +4,7 @@ import type { AppStateEvent } from '../adapters/app-service/port.js';
 import type { ReportedState } from '../db/hot-path-sql.js';
 import type { Prisma, TaskRow } from '../db/models.js';
 import type { TerminalStatus } from '../domain/tasks.js';
+import type { EndDetails } from './engine-context.js';
 
 /** Progress (0–100) a task has reached when the app service reports a state. */
 export function progressOf(state: string, progressText: string | null | undefined): number | null {
@@ -50,11 +51,7 @@ export function concerns(task: TaskRow, event: AppStateEvent): boolean {
  * the task in memory, see dispatch.ts) goes along with its op id, so an end that overtakes the write
  * of that result still leaves both on the task, the result saying how the operation ended.
  */
-export function endDetails(
-  task: TaskRow,
-  event: AppStateEvent,
-  outcome: TerminalStatus,
-): { error?: string; result?: Prisma.InputJsonValue; opId?: string | null } {
+export function endDetails(task: TaskRow, event: AppStateEvent, outcome: TerminalStatus): EndDetails {
   const reason = [event.reason, event.message]
     .filter(Boolean)
     .filter((v, i, all) => all.indexOf(v) === i)
@@ -68,7 +65,7 @@ export function endDetails(
   const accepted = acceptedResult(task);
   const result = accepted && endedResult(accepted, outcome, error);
   const opId = task.opId ?? event.opId;
-  return { ...(error ? { error } : {}), ...(result ? { result } : {}), ...(opId ? { opId } : {}) };
+  return { ...(error ? { error } : {}), ...(result ? { result } : {}), ...(opId ? { opId } : {}), reported: true };
 }
 
 /** The result written when the app service accepted an operation, saying how the task then ended. */

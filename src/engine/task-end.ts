@@ -96,7 +96,7 @@ async function writeEnd(
   });
   if (!task) return null;
   if (status !== 'COMPLETED' && !details.result) await markResultUnsuccessful(tx, task, status, now);
-  await updateAppOnEnd(tx, task, status, now, details.error);
+  await updateAppOnEnd(tx, task, status, now, details);
   const records = await history.recordOne(
     historyEntry(
       task,
@@ -130,7 +130,7 @@ async function updateAppOnEnd(
   task: TaskRow,
   status: TerminalStatus,
   now: Date,
-  error: string | undefined,
+  { error, reported: byReport }: EndDetails,
 ) {
   const key = { userId: task.userId, sourceId: task.sourceId, appName: task.appName };
   if (status === 'COMPLETED' && task.type !== 'UNINSTALL') {
@@ -157,8 +157,10 @@ async function updateAppOnEnd(
     // through every later one.
     const reason = (error ?? 'failed').slice(0, 200);
     const reported = row.state.toLowerCase().includes('failed');
-    // The app service's own report of this operation's failure keeps its reason, in full.
-    if (reported && task.opId !== null && row.opId === task.opId) return;
+    // The app service's own report of this operation's failure keeps its reason, in full. Not a
+    // failure the row held from before (a retry that then timed out kept the first failure's
+    // reason: the row names the new op id from the acceptance on, so the op ids could not tell).
+    if (reported && byReport) return;
     const keepsState = reported || task.type === 'STOP' || task.type === 'RESUME';
     await setAppStateFailure(
       tx,

@@ -143,10 +143,12 @@ export class OperationService {
     const key = { userId: viewer.userId, sourceId: input.sourceId, appName: input.appName };
     const existing = await this.submission.replay(viewer, input.idempotencyKey, 'UNINSTALL', key);
     if (existing) return existing;
-    const row = await this.submission.installedRow(key, 'uninstall');
+    const row = await this.submission.uninstallableRow(key);
     if (input.version && input.version !== row.installedVersion) {
       throw new InvalidStateError(
-        `${input.appName} is installed at version ${row.installedVersion}, not ${input.version}`,
+        row.installedVersion
+          ? `${input.appName} is installed at version ${row.installedVersion}, not ${input.version}`
+          : `${input.appName} has no installed version (its install did not complete), so not ${input.version}`,
       );
     }
     return this.submission.create({

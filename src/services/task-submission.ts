@@ -11,6 +11,7 @@ import {
 } from '../db/hot-path-sql.js';
 import type { AppRow, TaskRow } from '../db/models.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
+import { isCancelFailure } from '../domain/app-stage.js';
 import { ConflictError, InvalidStateError, ValidationError } from '../domain/errors.js';
 import type { OperationType, TaskMetadata } from '../domain/operations.js';
 import { newTaskId, type TaskType } from '../domain/tasks.js';
@@ -69,6 +70,10 @@ function actionType(type: OperationType): HistoryEntry['type'] {
  * persisted as PENDING (with the app's state row and a history record, in one transaction) before
  * the task engine is told, and a second active task for the same app is a CONFLICT.
  */
+function notInstalled(key: AppKey, operation: string): InvalidStateError {
+  return new InvalidStateError(`${key.appName} is not installed from ${key.sourceId}, so it cannot ${operation}`);
+}
+
 export class TaskSubmission {
   /** The reads every submission makes, on the driver (db/driver-sql.ts). */
   private readonly sql: DriverSql;
@@ -98,10 +103,19 @@ export class TaskSubmission {
 
   async installedRow(key: AppKey, operation: string): Promise<AppRow & { installedVersion: string }> {
     const row = await findAppState(this.sql, key);
-    if (!row?.installedVersion) {
-      throw new InvalidStateError(`${key.appName} is not installed from ${key.sourceId}, so it cannot ${operation}`);
-    }
+    if (!row?.installedVersion) throw notInstalled(key, operation);
     return row as AppRow & { installedVersion: string };
+  }
+
+  /**
+   * The row of an app that can be uninstalled: an installed one, or one whose first install the
+   * app service's cancel took over and could not undo (`installingCancelFailed`): from there the
+   * app service only cancels again or uninstalls, so refused here, what it left stayed for good.
+   */
+  async uninstallableRow(key: AppKey): Promise<AppRow> {
+    const row = await findAppState(this.sql, key);
+    if (!row || !(row.installedVersion || isCancelFailure(row.state))) throw notInstalled(key, 'uninstall');
+    return row;
   }
 
   /** CONFLICT when the app already has a pending or running task (the unique index decides races). */

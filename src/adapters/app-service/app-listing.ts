@@ -3,7 +3,14 @@ import { isRecord } from '../../platform/json.js';
 import { upstreamExcerpt } from '../../platform/outbound-http.js';
 import { parseRfc3339Time } from '../../platform/rfc3339.js';
 import { mergeEntranceStatuses, readEntrances } from './entrances.js';
-import type { AppStateEvent, OperationStatus, OperationTarget } from './port.js';
+import {
+  type AppListing,
+  AppServiceError,
+  type AppStateEvent,
+  type OperationStatus,
+  type OperationTarget,
+  type UnreadableListedApp,
+} from './port.js';
 import { DEFAULT_MARKET_SOURCE, listedIdentityProblem, reportTime } from './state-event.js';
 
 /**
@@ -23,10 +30,21 @@ const MAX_SHORT_TEXT = 200;
  * under another op id has moved on to another operation; an app not listed at all has no
  * operation running (the app service lists an app from the moment it accepts its install), so
  * only an uninstall can be done then.
+ *
+ * What status correction does not trust is no proof here either (an adopted install was failed as
+ * `lost` on the empty list of an app service that had just restarted, and then ran anyway): a list
+ * of no app at all fails the lookup (asked again), and an app hidden by an item that could not be
+ * read (see mayBeListedAs) cannot be told about now.
  */
-export function operationStatuses(listing: AppStateEvent[], targets: OperationTarget[]): OperationStatus[] {
+export function operationStatuses({ apps, unreadable }: AppListing, targets: OperationTarget[]): OperationStatus[] {
+  if (apps.length === 0) {
+    throw new AppServiceError(
+      'invalid_response',
+      'the app service listed no apps at all, which does not tell that it has no record of an operation',
+    );
+  }
   const listed = new Map<string, AppStateEvent>();
-  for (const app of listing) {
+  for (const app of apps) {
     const key = appKeyString(app);
     const seen = listed.get(key);
     if (!seen || seen.createTime < app.createTime) listed.set(key, app);
@@ -58,11 +76,24 @@ export function operationStatuses(listing: AppStateEvent[], targets: OperationTa
         },
       };
     }
+    if (unreadable.some((item) => mayBeListedAs(item, target))) {
+      return {
+        known: null,
+        reason: `an app the app service listed but that could not be read may be ${target.appName}`,
+      };
+    }
     return {
       known: false,
       reason: `the app service lists no app ${target.appName} of ${target.userId}, so it has no record of ${op}`,
     };
   });
+}
+
+/** Whether an item of the list that could not be read may be this app (what it does not say, it may be). */
+export function mayBeListedAs(item: UnreadableListedApp, app: { userId: string; appName: string }): boolean {
+  return (
+    (item.userId === null || item.userId === app.userId) && (item.appName === null || item.appName === app.appName)
+  );
 }
 
 /** A non-empty string, or null: the app service writes unset fields as "". */

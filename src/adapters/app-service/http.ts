@@ -212,7 +212,7 @@ export class HttpAppService implements AppService {
 
   /** Answered from one listing of every app: the app service has no per-operation query. */
   async lookup(targets: OperationTarget[]): Promise<OperationStatus[]> {
-    return operationStatuses(await this.listApps(), targets);
+    return operationStatuses(await this.listAppsInFull(), targets);
   }
 
   async close(): Promise<void> {

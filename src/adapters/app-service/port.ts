@@ -97,7 +97,9 @@ export type OperationStatus =
   /** It knows the operation: where it stands, as a state report (possibly its end). */
   | { known: true; report: AppStateEvent }
   /** It has no record of it, so nothing will ever report its end: why, in words (stored on the failed task). */
-  | { known: false; reason: string };
+  | { known: false; reason: string }
+  /** Its answer cannot tell now (an item of its list it could not read may be the app): asked again. */
+  | { known: null; reason: string };
 
 export interface AppService {
   readonly kind: 'simulated' | 'http';
