@@ -538,6 +538,9 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
     ['no operations', (form: FormData) => form.delete('operations'), 'operations', /Missing/],
     ['a map entry that is not a list of paths', (form: FormData) => form.set('map', '{"0":5}'), 'map', /list of paths/],
     ['a map path that is not text', (form: FormData) => form.set('map', '{"0":[5]}'), 'map', /list of paths/],
+    ['operations that are null', (form: FormData) => form.set('operations', 'null'), 'operations', /JSON object/],
+    ['operations that are a string', (form: FormData) => form.set('operations', '"x"'), 'operations', /JSON object/],
+    ['operations that are a number', (form: FormData) => form.set('operations', '5'), 'operations', /JSON object/],
   ])(
     '%s is a VALIDATION error (400) naming the field, not logged as a failure',
     async (_case, edit, field, problem) => {

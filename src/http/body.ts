@@ -138,8 +138,10 @@ export function bodyForYoga(body: Buffer): Readable {
 /**
  * Yoga's multipart parser (the GraphQL multipart request spec) refuses a missing or malformed
  * `operations` or `map` with an error that has no code and no status (answered with HTTP 200), and
- * a `map` whose entries are not lists of paths fails with a TypeError (answered 500, logged as a
- * crash). Both are the client's mistake: 400 `VALIDATION`. Null for any other error.
+ * a `map` whose entries are not lists of paths, or an `operations` that is not an object (`null`,
+ * a string: each file is put into it), fails with a TypeError (answered 500, logged as a crash,
+ * for anyone: the body is read before authentication). All are the client's mistake: 400
+ * `VALIDATION`. Null for any other error.
  */
 export function malformedMultipart(req: Request, error: unknown): GraphQLError | null {
   if (!req.headers.get('content-type')?.toLowerCase().startsWith('multipart/form-data')) return null;
@@ -149,8 +151,13 @@ export function malformedMultipart(req: Request, error: unknown): GraphQLError |
     if (error.extensions.http || !field) return null;
     return validationError(error.message, { path: field, message: error.message }, { status: 400 });
   }
-  // Its walk over the map's entries (`for (const key of keys)`, `key.split`): nothing else throws these.
-  if (!(error instanceof TypeError && /is not iterable|\.split is not a function/.test(error.message))) return null;
-  const problem = 'Multipart form field "map" must map each file to a list of paths, e.g. {"0": ["variables.chart"]}';
-  return validationError(problem, { path: 'map', message: problem }, { status: 400 });
+  if (!(error instanceof TypeError)) return null;
+  // Its walk over the map's entries (`for (const key of keys)`, `key.split`), else its writes into `operations`.
+  if (/is not iterable|\.split is not a function/.test(error.message)) {
+    const problem = 'Multipart form field "map" must map each file to a list of paths, e.g. {"0": ["variables.chart"]}';
+    return validationError(problem, { path: 'map', message: problem }, { status: 400 });
+  }
+  const problem =
+    'Multipart form field "operations" must be a JSON object: the request, with null where each file goes';
+  return validationError(problem, { path: 'operations', message: problem }, { status: 400 });
 }
