@@ -74,6 +74,12 @@ describe('gateway mode: the identity comes from the gateway, never from the clie
     const socket = await openRawSocket(server.url, { headers: { 'X-Bfl-User': 'alice' } });
     socket.send({ type: 'connection_init', payload: { authorization: 'Bearer not-a-valid-token' } });
     expect(await socket.closed).toMatchObject({ code: 4403 });
+    // A credential that is not text is no credential to fall back from.
+    for (const authorization of [{}, [`Bearer ${TOKENS.bob}`], 5, true]) {
+      const other = await openRawSocket(server.url, { headers: { 'X-Bfl-User': 'alice' } });
+      other.send({ type: 'connection_init', payload: { authorization } });
+      expect(await other.closed, JSON.stringify(authorization)).toMatchObject({ code: 4403 });
+    }
   });
 
   test('a gateway header that is not a user id is refused', async () => {

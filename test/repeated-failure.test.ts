@@ -119,4 +119,24 @@ describe('a failure that repeats (an outage) reaches the log now and then, and i
     ]);
     expect(job.status().lastError).toBeNull();
   });
+
+  it('a job whose interval is longer than a Node timer can wait runs once, not back to back', async () => {
+    const { logger } = capturedLogger();
+    let runs = 0;
+    // 3 × the longest PAYMENT_POLL_INTERVAL_MS: Node takes an interval over 2^31 - 1 ms as 1 ms.
+    const job = startPeriodicJob(
+      'payment polling recovery',
+      3 * (2 ** 31 - 1),
+      async () => {
+        runs += 1;
+      },
+      logger,
+      String,
+    );
+    await job.firstRun;
+    // A window in which an interval of 1 ms would have run the job dozens of times.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await job.stop();
+    expect(runs).toBe(1);
+  });
 });

@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import { WebSocketServer } from 'ws';
 import type { Authenticator } from '../auth/viewer.js';
-import type { DomainError } from '../domain/errors.js';
+import { type DomainError, UnauthenticatedError } from '../domain/errors.js';
 import { SubscriptionCohorts } from '../fanout/cohorts.js';
 import type { OriginPolicy } from '../http/cross-site.js';
 import { domainGraphQLError } from '../http/graphql-errors.js';
@@ -156,6 +156,11 @@ function socketAuthenticator(authenticator: Authenticator) {
   return (params: Record<string, unknown> | undefined, upgrade: IncomingMessage) => {
     const fromUpgrade = authenticator.credentialsOf(upgrade.headers);
     const given = params?.authorization ?? params?.Authorization;
+    // A credential that is not text is refused, never read as none: `{}` or a list fell back to
+    // the upgrade request's identity.
+    if (given != null && typeof given !== 'string') {
+      return Promise.reject(new UnauthenticatedError('connectionParams.authorization must be "Bearer <token>"'));
+    }
     return authenticator.authenticate({
       authorization: typeof given === 'string' && given ? given : fromUpgrade.authorization,
       gatewayUser: fromUpgrade.gatewayUser,

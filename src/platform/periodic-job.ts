@@ -1,3 +1,4 @@
+import { MAX_TIMER_MS } from './config-values.js';
 import type { Logger } from './logger.js';
 import { RepeatedFailure } from './repeated-failure.js';
 
@@ -56,7 +57,9 @@ export function startPeriodicJob(
   };
   run();
   const firstRun = running ?? Promise.resolve();
-  const timer = setInterval(run, intervalMs);
+  // A longer interval (one computed from a setting: 3 × PAYMENT_POLL_INTERVAL_MS) Node takes as 1
+  // ms, and the job ran back to back (60 % of a core, a database read each time).
+  const timer = setInterval(run, Math.min(intervalMs, MAX_TIMER_MS));
   timer.unref();
   return {
     firstRun,
