@@ -569,6 +569,39 @@ describe.each(databases)('production switches (%s)', (kind) => {
         await slow.stop();
       }
     });
+
+    test('a mutation refused before it runs (input bounds, query cost, variable types) takes no token', async () => {
+      const slow = await startTestServer(kind, {
+        env: { ...AUTH_ENV, MUTATION_RATE_PER_S: '0.001', MUTATION_BURST: '2', MAX_QUERY_COST: '5' },
+      });
+      const cancel = async (query: string, variables: Record<string, unknown>) => {
+        const response = await fetch(slow.graphqlUrl, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.bob}` },
+          body: JSON.stringify({ query, variables }),
+        });
+        return { status: response.status, ...((await response.json()) as { data?: unknown; errors?: unknown[] }) };
+      };
+      const one = 'mutation ($id: String!) { cancelTask(input: { taskId: $id }) { __typename } }';
+      const costly =
+        'mutation ($id: String!) { cancelTask(input: { taskId: $id }) { __typename ... on CancelTaskSuccess { task { taskId type status userId appName } } } }';
+      try {
+        for (let i = 0; i < 3; i += 1) {
+          expect((await cancel(one, { id: 'x'.repeat(20_000) })).status).toBe(400); // MAX_INPUT_STRING_LENGTH
+          expect((await cancel(one, { id: 5 })).errors).toBeDefined(); // not a String
+          expect((await cancel(costly, { id: 'no-such-task' })).status).toBe(400); // MAX_QUERY_COST
+        }
+        // The burst of 2 is whole.
+        for (let i = 0; i < 2; i += 1) {
+          expect((await cancel(one, { id: 'no-such-task' })).data).toEqual({
+            cancelTask: { __typename: 'NotFoundError' },
+          });
+        }
+        expect((await cancel(one, { id: 'no-such-task' })).status).toBe(429);
+      } finally {
+        await slow.stop();
+      }
+    });
   });
 });
 

@@ -21,6 +21,7 @@ import { createErrorMasker, domainGraphQLError, usePartialResultStatus } from '.
 import { useInputBounds } from '../http/input-bounds.js';
 import { productionSwitches } from '../http/production-switches.js';
 import { useQueryCost } from '../http/query-cost.js';
+import { useMutationRateLimit } from '../http/rate-limit.js';
 import { useReadYourWrites } from '../http/read-your-writes.js';
 import { useSnapshotResultCache } from '../http/snapshot-result-cache.js';
 import type { Config } from '../platform/config.js';
@@ -94,7 +95,7 @@ export function createGraphQL({
       useStreamingTransportsForSubscriptions(),
       // Around the rest (AppMetrics.plugins): no parse hook, so the switches below still act first.
       ...(counting ? [counting.first] : []),
-      // First, so that a refused document is never parsed and a limited mutation never runs.
+      // First, so that a refused document is never parsed.
       ...productionSwitches(config),
       // Before useMissedEventsExecution, whose plain execute must win for a cohort's catch-up.
       useCompiledExecution(),
@@ -109,6 +110,8 @@ export function createGraphQL({
       usePartialResultStatus(),
       useInputBounds(config.inputLimits),
       useQueryCost({ maxCost: config.maxQueryCost, maxPageSize: config.maxPageSize }),
+      // After the bounds and the cost: a mutation they refuse takes no token (see there).
+      ...(config.mutationRateLimit ? [useMutationRateLimit(config.mutationRateLimit)] : []),
       useSnapshotResultCache(),
       useReadYourWrites(),
       ...(counting ? [counting.last] : []),

@@ -278,8 +278,8 @@ function asRequestErrors(result: ExecutionResult): ExecutionResult | null {
           nodes: error.nodes ?? null,
           source: error.source ?? null,
           positions: error.positions ?? null,
-          // A refusal with a code of its own (another plugin's limit) keeps it.
-          extensions: { code: 'VALIDATION', ...error.extensions, http: { status: 400 } },
+          // A refusal with a code and status of its own (another plugin's limit: 429 RATE_LIMITED) keeps them.
+          extensions: { code: 'VALIDATION', http: { status: 400 }, ...error.extensions },
         }),
     ),
   };

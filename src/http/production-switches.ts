@@ -2,7 +2,6 @@ import { NoSchemaIntrospectionCustomRule, validate } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Config } from '../platform/config.js';
 import { PersistedDocuments, usePersistedDocuments } from './persisted-documents.js';
-import { useMutationRateLimit } from './rate-limit.js';
 
 /**
  * INTROSPECTION off: `__schema` and `__type` fail validation (graphql-js's own rule: "GraphQL
@@ -37,14 +36,13 @@ export const useHiddenSuggestions: Plugin = {
 /**
  * The Yoga plugins of the production switches, for the settings that are on: PERSISTED_DOCUMENTS
  * (the manifest is read here, so a missing or invalid one stops the server from being built),
- * INTROSPECTION off (with suggestions hidden) and the mutation rate limit. GRAPHIQL is Yoga's own
- * `graphiql` option. Every one of them hooks the envelop pipeline (parse, validate, execute), which
+ * INTROSPECTION off (with suggestions hidden). GRAPHIQL is Yoga's own `graphiql` option; the
+ * mutation rate limit acts after the input bounds and the query cost (src/app/graphql.ts). Every one of them hooks the envelop pipeline (parse, validate, execute), which
  * HTTP, graphql-ws and SSE all run.
  */
 export function productionSwitches(config: Config): Plugin[] {
   return [
     ...(config.persistedDocuments ? [usePersistedDocuments(PersistedDocuments.load(config.persistedDocuments))] : []),
     ...(config.introspection ? [] : [useNoIntrospection, useHiddenSuggestions]),
-    ...(config.mutationRateLimit ? [useMutationRateLimit(config.mutationRateLimit)] : []),
   ];
 }

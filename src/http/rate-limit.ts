@@ -42,6 +42,12 @@ export class TokenBuckets {
     return 0;
   }
 
+  /** Gives back `count` tokens taken for `key` (never beyond `burst`). */
+  giveBack(key: string, count: number): void {
+    const bucket = this.buckets.get(key);
+    if (bucket) bucket.tokens = Math.min(this.burst, bucket.tokens + count);
+  }
+
   /** Keys with a bucket that is not full (for tests and stats). */
   get size(): number {
     return this.buckets.size;
@@ -100,8 +106,10 @@ function rateLimited(message: string, waitMs: number): GraphQLError {
  * error with `extensions.retryAfterMs`, and on HTTP status 429 with `Retry-After` (seconds). An
  * operation of more mutations than MUTATION_BURST never fits: `LIMIT_EXCEEDED`, HTTP 400. It
  * hooks execution in Yoga's envelop pipeline, so it counts mutations over HTTP, graphql-ws and SSE
- * alike, after validation (an invalid mutation costs nothing). Queries and subscriptions are not
- * limited.
+ * alike, after validation, the input bounds and the query cost; an operation whose variables then
+ * fail coercion (a request error: no `data`) gets its tokens back. An invalid mutation costs
+ * nothing: five refused for an oversized variable used to spend a burst of 5, and the valid one
+ * after them got 429. Queries and subscriptions are not limited.
  */
 export function useMutationRateLimit(limit: { perSecond: number; burst: number }): Plugin {
   const buckets = new TokenBuckets(limit.perSecond, limit.burst);
@@ -119,7 +127,13 @@ export function useMutationRateLimit(limit: { perSecond: number; burst: number }
       // Execution runs with the context Yoga built (src/app/graphql.ts), which always has the viewer.
       const { viewer } = args.contextValue as unknown as Pick<Context, 'viewer'>;
       const waitMs = buckets.take(viewer.userId, mutations);
-      if (!waitMs) return;
+      if (!waitMs) {
+        return {
+          onExecuteDone({ result }) {
+            if (!(Symbol.asyncIterator in result) && !('data' in result)) buckets.giveBack(viewer.userId, mutations);
+          },
+        };
+      }
       const message = `Too many mutations (at most ${limit.burst} at once, then ${limit.perSecond} per second): retry in ${(waitMs / 1000).toFixed(1)} s.`;
       setResultAndStopExecution({ errors: [rateLimited(message, waitMs)] });
     },
