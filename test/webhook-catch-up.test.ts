@@ -117,7 +117,14 @@ describe.each(databases)('webhook catch-up on %s', (kind) => {
         },
       });
       await writer.appState.create({
-        data: { ...key, state: 'running', installedVersion: '1.0.0', targetVersion: '1.0.0', eventTime: died },
+        data: {
+          ...key,
+          state: 'running',
+          installedVersion: '1.0.0',
+          targetVersion: '1.0.0',
+          eventTime: died,
+          updatedAt: died,
+        },
       });
     } finally {
       await writer.$disconnect();
@@ -380,7 +387,7 @@ describe.each(databases)('webhook catch-up on %s', (kind) => {
           completedAt: at,
         },
       });
-      await server.app.db.appState.create({ data: { ...key, state: 'running', eventTime: at } });
+      await server.app.db.appState.create({ data: { ...key, state: 'running', eventTime: at, updatedAt: at } });
     }
     expect(await sweepOf(server).run(new Date(at.getTime() + 60_000))).toBe(6);
     const keysOf = async (webhookId: string) =>
@@ -401,7 +408,7 @@ describe.each(databases)('webhook catch-up on %s', (kind) => {
     const hook = await addWebhook(server, { url: receiver.url(`/lookalike-${kind}`), events: ['APP_STATE_CHANGED'] });
     const committed = async (userId: string, at: Date) =>
       server.app.db.appState.create({
-        data: { userId, sourceId: REMOTE_SOURCE, appName: 'lookalike', state: 'running', eventTime: at },
+        data: { userId, sourceId: REMOTE_SOURCE, appName: 'lookalike', state: 'running', eventTime: at, updatedAt: at },
       });
     const first = new Date();
     await committed('alice', first);

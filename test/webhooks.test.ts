@@ -4,7 +4,7 @@ import type { AddWebhookInput } from './gql/graphql.js';
 import { graphql } from './gql/index.js';
 import { availableDatabases } from './support/databases.js';
 import { FakeReceiver, type ReceivedDelivery } from './support/fake-receiver.js';
-import { AppQuery, PurchaseAppMutation, UninstallAppMutation } from './support/operations.js';
+import { AppQuery, CancelTaskMutation, PurchaseAppMutation, UninstallAppMutation } from './support/operations.js';
 import { REMOTE_SOURCE, startSeededServer } from './support/seed.js';
 import {
   AUTH_ENV,
@@ -543,6 +543,67 @@ describe.each(databases)('webhooks on %s', (kind) => {
     });
     for (const webhookId of added) {
       await execute(server, RemoveWebhookMutation, { input: { webhookId } }, { token: TOKENS.ops });
+    }
+  });
+});
+
+describe('an app whose stage goes back to an earlier one, with no new report', () => {
+  let server: TestServer;
+  let receiver: FakeReceiver;
+  beforeAll(async () => {
+    ({ server } = await startSeededServer('sqlite', {
+      // One task at a time, each step long enough that a second one stays PENDING behind it.
+      env: { ...AUTH_ENV, TASK_CONCURRENCY: '1', SIMULATED_STEP_MS: '400', OUTBOX_POLL_INTERVAL_MS: '100' },
+      preseed: async (seed) => {
+        await seed.remoteSource();
+        for (const name of ['flip-app', 'flip-blocker']) await seed.catalogApp({ name, versions: ['1.0.0'] });
+      },
+    }));
+    receiver = await FakeReceiver.start();
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await receiver?.close();
+  });
+
+  test('a pending uninstall canceled announces RUNNING again, each time', async () => {
+    const { addWebhook } = dataOf(
+      await execute(
+        server,
+        AddWebhookMutation,
+        { input: { url: receiver.url('/flip'), events: ['APP_STATE_CHANGED'], appName: 'flip-app' } },
+        { token: TOKENS.ops },
+      ),
+    );
+    expect(addWebhook.__typename).toBe('AddWebhookSuccess');
+    const stageOf = (delivery: ReceivedDelivery) => (JSON.parse(delivery.body) as { app: { stage: string } }).app.stage;
+    const stages = () => receiver.received((d) => d.path === '/flip').map(stageOf);
+    const install = (appName: string) =>
+      installThroughApi(server, { sourceId: SOURCE, appName, version: '1.0.0' }, TOKENS.alice);
+    await install('flip-app');
+    await receiver.waitFor((d) => d.path === '/flip' && stageOf(d) === 'RUNNING', 'flip-app running');
+    const announced = stages().length;
+
+    await install('flip-blocker'); // holds the one worker for a few steps
+    for (let round = 1; round <= 2; round += 1) {
+      const variables = { input: { sourceId: SOURCE, appName: 'flip-app' } };
+      const { uninstallApp } = dataOf(await execute(server, UninstallAppMutation, variables, { token: TOKENS.alice }));
+      if (uninstallApp.__typename !== 'UninstallAppSuccess') throw new Error(JSON.stringify(uninstallApp));
+      expect(uninstallApp.task.status).toBe('PENDING');
+      const canceled = dataOf(
+        await execute(
+          server,
+          CancelTaskMutation,
+          { input: { taskId: uninstallApp.task.taskId } },
+          { token: TOKENS.alice },
+        ),
+      ).cancelTask;
+      expect(canceled).toMatchObject({ __typename: 'CancelTaskSuccess', task: { status: 'CANCELED' } });
+      await waitFor(
+        async () =>
+          stages().slice(announced).join(' ') === Array(round).fill('UNINSTALLING RUNNING').join(' ') || undefined,
+        `round ${round}: UNINSTALLING then RUNNING announced (got ${stages().slice(announced).join(' ')})`,
+      );
     }
   });
 });

@@ -218,7 +218,11 @@ export class WebhookDispatcher {
     // (`running`, stage INSTALLING); the task's end then changes the stage alone (RUNNING, with the
     // installed version), and a receiver that heard only the state would stay on INSTALLING.
     const value = `${row.state}/${stage}`;
-    return this.changedOnly(webhooks, 'APP_STATE_CHANGED', subject, value, row.eventTime, resource, fresh);
+    // The row's last write, not its report's time: a stage that goes back with no new report (a
+    // pending uninstall canceled: RUNNING, UNINSTALLING, RUNNING) had the first RUNNING's key, and
+    // was dropped as sent. The submission that starts such a detour writes the row, so the way
+    // back carries a time of its own.
+    return this.changedOnly(webhooks, 'APP_STATE_CHANGED', subject, value, row.updatedAt, resource, fresh);
   }
 
   private async paymentMessages(
