@@ -420,3 +420,73 @@ describe.each(databases)('payment pushes on %s', (kind) => {
     });
   });
 });
+
+describe("a buyer's push behind a hanging webhook receiver's backlog", () => {
+  const AddHangingWebhook = graphql(`
+    mutation AddHangingWebhook($input: AddWebhookInput!) {
+      addWebhook(input: $input) {
+        __typename
+        ... on AddWebhookSuccess { webhook { webhookId } }
+      }
+    }
+  `);
+  let server: TestServer;
+  let wallet: FakeReceiver;
+  let hanging: FakeReceiver;
+  beforeAll(async () => {
+    wallet = await FakeReceiver.start();
+    hanging = await FakeReceiver.start();
+    hanging.hang();
+    ({ server } = await startSeededServer('sqlite', {
+      preseed: (seeder) => seeder.remoteSource(),
+      env: {
+        ...AUTH_ENV,
+        PUBLIC_BASE_URL,
+        PAYMENT_WALLET_PUSH_URL: wallet.url('/wallet'),
+        PAYMENT_PUSH_SECRET: PUSH_SECRET,
+        // Two slots, so a window of 32 claimed messages, and attempts that hang for a minute.
+        OUTBOX_CONCURRENCY: '2',
+        OUTBOX_ATTEMPT_TIMEOUT_MS: '60000',
+        OUTBOX_POLL_INTERVAL_MS: '100',
+      },
+    }));
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await wallet?.close();
+    await hanging?.close();
+  });
+
+  test('goes out through the slot the receiver cannot take, long before its attempts time out', async () => {
+    const { addWebhook } = dataOf(
+      await execute(
+        server,
+        AddHangingWebhook,
+        { input: { url: hanging.url('/hang'), events: ['TASK_FINISHED'] } },
+        { token: TOKENS.ops },
+      ),
+    );
+    if (addWebhook.__typename !== 'AddWebhookSuccess') throw new Error(JSON.stringify(addWebhook));
+    // More deliveries due to the hanging receiver than the worker's window holds.
+    await server.app.db.outboxMessage.createMany({
+      data: Array.from({ length: 60 }, (_, i) => ({
+        kind: 'webhook',
+        idempotencyKey: `webhook:${addWebhook.webhook.webhookId}:backlog:${i}`,
+        url: hanging.url('/hang'),
+        topic: 'task.finished',
+        body: '{}',
+        webhookId: addWebhook.webhook.webhookId,
+        nextAttemptAt: new Date(),
+      })),
+    });
+    await waitFor(async () => (hanging.holding > 0 ? true : undefined), 'a delivery held open by the receiver');
+
+    await paidApp(server, 'behind-backlog');
+    await purchase(server, 'behind-backlog');
+    // Buy asks the wallet for a signature it may hold first (fetch_payment_signature).
+    const push = await wallet.waitFor((delivery) => delivery.path === '/wallet', 'the first push at the wallet');
+    expect(push.topic).toBe('fetch_payment_signature');
+    expect(verifySignature(PUSH_SECRET, push.body, push.signature)).toBe(true);
+    expect(hanging.holding).toBe(1); // the receiver's cap: every slot but one
+  });
+});

@@ -67,10 +67,11 @@ export async function claimDueMessages(
   lockedUntil: Date,
   limit: number,
   keepDueTime: boolean,
+  kinds: readonly (typeof OUTBOUND_KINDS)[number][] = OUTBOUND_KINDS,
 ): Promise<ClaimedMessage[]> {
   const claimed: ClaimedMessage[] = [];
   const dueAfter = keepDueTime ? sql`"nextAttemptAt"` : sql`${lockedUntil}`;
-  for (const kind of OUTBOUND_KINDS) {
+  for (const kind of kinds) {
     const room = limit - claimed.length;
     if (room <= 0) break;
     const rows = await db.$queryRaw<ClaimedMessage[]>`

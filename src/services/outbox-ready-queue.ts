@@ -49,6 +49,12 @@ export class ReadyQueue {
     return ready;
   }
 
+  /** Whether a message waits for a host that `hasRoom`. */
+  hasAny(hasRoom: (host: string) => boolean): boolean {
+    for (const host of this.byHost.keys()) if (hasRoom(host)) return true;
+    return false;
+  }
+
   /** Every message still waiting, taken out (a stopping worker gives them back). */
   drain(): ReadyMessage[] {
     const all = [...this.byHost.values()].flat().sort((a, b) => a.order - b.order);

@@ -7,6 +7,7 @@ import {
   type FailedAttempt,
   markDelivered,
   markFailed,
+  OUTBOUND_KINDS,
   releaseClaims,
 } from '../db/outbox-sql.js';
 import type { Config } from '../platform/config.js';
@@ -159,10 +160,7 @@ export class OutboxWorker {
     return this.inFlight;
   }
 
-  /**
-   * Looks for due messages in a later macrotask: the completions and enqueues of one turn share
-   * one claim. `woken`: a message was just enqueued in this process.
-   */
+  /** Looks for due messages in a later macrotask: one turn's ends and enqueues share a claim (`woken`: enqueued). */
   private schedulePump(woken: boolean): void {
     if (this.stopped) return;
     if (this.pumping) {
@@ -189,23 +187,26 @@ export class OutboxWorker {
     try {
       while (!this.stopped) {
         this.startReady();
-        // Claim again once a quarter of the window is free: large claims, and the next one under
-        // way while three quarters are still to send (a claim takes milliseconds on PostgreSQL).
+        // Claim again once a quarter of the window is free (large claims, the next under way while three quarters
+        // are to send). Full of messages for hosts at their cap (a hanging receiver's backlog): payment pushes only,
+        // for the slot the cap leaves (a buyer's sign request waited 3–7 s for that backlog's attempts to time out).
         const room = concurrency * CLAIM_AHEAD - this.ready.size - this.inFlight;
-        if (room < (concurrency * CLAIM_AHEAD) / 4) break; // a finishing attempt pumps again
+        const [full, idle] = [room < (concurrency * CLAIM_AHEAD) / 4, concurrency - this.inFlight];
+        if (full && (idle === 0 || this.ready.hasAny(this.hostHasRoom))) break; // a finishing attempt pumps again
         const now = new Date();
         const claimed = await claimDueMessages(
           this.sql,
           this.workerId,
           now,
           new Date(now.getTime() + this.lockMs),
-          room,
+          full ? idle : room,
           this.keepDueTime,
+          full ? (['payment'] as const) : OUTBOUND_KINDS,
         );
         if (claimed.length > 0) claimedAny = true;
         this.ready.push(await prepareAttempts(this.sql, claimed, this.paymentSecret));
         this.startReady();
-        if (claimed.length < room) break;
+        if (full || claimed.length < room) break;
       }
       this.claimFailures.succeeded();
     } catch (error) {
