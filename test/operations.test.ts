@@ -244,6 +244,44 @@ describe.each(databases)('operations on %s', (kind) => {
       await waitForTask(server, otherTitle.task.taskId, ['COMPLETED']);
     });
 
+    test('a clone of a clone is a clone of its chart; a name past 128 characters and an unpaid paid app are refused', async () => {
+      await seed.catalogApp({ name: 'vikunja', versions: ['0.24.1'] });
+      await (await seed.user('alice').app({ appName: 'vikunja', state: 'running', version: '0.24.1' })).task();
+      const clone = async (appName: string, title: string) =>
+        dataOf(
+          await execute(
+            server,
+            CloneAppMutation,
+            { input: { sourceId: SOURCE, appName, title } },
+            { token: TOKENS.alice },
+          ),
+        ).cloneApp;
+      const first = await clone('vikunja', 'Team');
+      if (first.__typename !== 'CloneAppSuccess') throw new Error(JSON.stringify(first));
+      await waitForTask(server, first.task.taskId, ['COMPLETED']);
+      const second = await clone(first.task.appName, 'Team of team');
+      if (second.__typename !== 'CloneAppSuccess') throw new Error(JSON.stringify(second));
+      // Named after the chart, not after the clone it was asked of, and sent with the chart.
+      expect(second.task.appName).toMatch(/^vikunja[0-9a-f]{6}$/);
+      const sent = await server.app.db.task.findUnique({ where: { taskId: second.task.taskId } });
+      expect(sent?.metadata).toMatchObject({ clone: { rawAppName: 'vikunja', title: 'Team of team' } });
+
+      const long = `l${'o'.repeat(122)}ng`; // 125 characters: its clone's name would be 131
+      await seed.catalogApp({ name: long, versions: ['1.0.0'] });
+      await (await seed.user('alice').app({ appName: long, state: 'running', version: '1.0.0' })).task();
+      expect(await clone(long, 'Long')).toMatchObject({
+        code: 'VALIDATION',
+        message: expect.stringMatching(/131 in all, at most 128/),
+      });
+
+      await seed.catalogApp({ name: 'paid-notes', versions: ['2.0.0'], price: '3.99' });
+      await (await seed.user('alice').app({ appName: 'paid-notes', state: 'running', version: '2.0.0' })).task();
+      expect(await clone('paid-notes', 'Second')).toMatchObject({
+        code: 'INVALID_STATE',
+        message: expect.stringMatching(/payment required/),
+      });
+    });
+
     // Each case seeds its own apps (seedRefusalApps); `input` and `message` are about those.
     test.each(
       (

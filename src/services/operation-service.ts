@@ -4,7 +4,7 @@ import type { Db } from '../db/client.js';
 import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
 import { findAppState } from '../db/hot-path-sql.js';
 import type { CatalogAppRow, TaskRow } from '../db/models.js';
-import { InvalidStateError, NotFoundError } from '../domain/errors.js';
+import { InvalidStateError, NotFoundError, ValidationError } from '../domain/errors.js';
 import { cloneName, imagesOfEntry, readMetadata } from '../domain/operations.js';
 import { parseInput } from '../domain/parse-input.js';
 import { derivePaymentStatus } from '../domain/payment-status.js';
@@ -14,7 +14,13 @@ import type { CatalogService } from './catalog-service.js';
 import type { HistoryService } from './history-service.js';
 import { LifecycleService } from './lifecycle-service.js';
 import { purchaseOfApp } from './payment-service.js';
-import { commonOperationFields as common, type TaskRunner, TaskSubmission, trimmed } from './task-submission.js';
+import {
+  commonOperationFields as common,
+  MAX_APP_NAME_LENGTH,
+  type TaskRunner,
+  TaskSubmission,
+  trimmed,
+} from './task-submission.js';
 
 export type { TaskRunner } from './task-submission.js';
 
@@ -166,20 +172,34 @@ export class OperationService {
     });
   }
 
+  /**
+   * A clone of the app's chart under another name. A clone of a clone is one of its chart (its
+   * rawAppName): sent with the clone's name as the chart, the app service was asked for a chart
+   * that does not exist, and the catalogue, images and credential were lost. Like an install, it
+   * needs the chart in the catalogue and, for a paid app, the purchase.
+   */
   async clone(viewer: Viewer, rawInput: CloneInput, retryOfTaskId?: string): Promise<TaskRow> {
     const input = parseInput(cloneInput, rawInput);
-    const { name, requestHash } = cloneName(input);
-    const key = { userId: viewer.userId, sourceId: input.sourceId, appName: name };
+    const of = { userId: viewer.userId, sourceId: input.sourceId, appName: input.appName };
+    const original = await this.submission.installedRow(of, 'clone');
+    const chart = original.rawAppName ?? input.appName;
+    const { name, requestHash } = cloneName({ ...input, appName: chart });
+    const key = { ...of, appName: name };
     const existing = await this.submission.replay(viewer, input.idempotencyKey, 'CLONE', key);
     if (existing) return existing;
-    const original = await this.submission.installedRow({ ...key, appName: input.appName }, 'clone');
+    if (name.length > MAX_APP_NAME_LENGTH) {
+      const message = `a clone's name is its chart's and 6 characters: ${name.length} in all, at most ${MAX_APP_NAME_LENGTH}`;
+      throw new ValidationError(message, [{ path: 'appName', message }]);
+    }
     const [cloneRow, entry] = await Promise.all([
       findAppState(this.sql, key),
-      this.catalog.findApp(input.sourceId, input.appName),
+      this.catalog.findApp(input.sourceId, chart),
     ]);
+    if (!entry) throw new NotFoundError(`App ${chart} is not in the catalogue of ${input.sourceId}`);
     if (cloneRow?.installedVersion) {
-      throw new InvalidStateError(`A clone of ${input.appName} with these settings already exists (${name})`);
+      throw new InvalidStateError(`A clone of ${chart} with these settings already exists (${name})`);
     }
+    await this.assertPurchased(viewer, entry);
     return this.submission.create({
       type: 'CLONE',
       key,
@@ -187,13 +207,13 @@ export class OperationService {
       metadata: {
         cfgType: original.cfgType ?? 'app',
         envs: input.envs,
-        clone: { rawAppName: input.appName, title: input.title, requestHash, entrances: input.entrances },
-        images: imagesOfEntry(entry?.entry),
+        clone: { rawAppName: chart, title: input.title, requestHash, entrances: input.entrances },
+        images: imagesOfEntry(entry.entry),
         // A clone of a paid app runs under the buyer's credential too (dispatch.ts sends it).
-        ...(entry?.paid ? { appId: entry.appId, paid: true } : {}),
+        ...(entry.paid ? { appId: entry.appId, paid: true } : {}),
       },
       idempotencyKey: input.idempotencyKey ?? null,
-      app: { cfgType: original.cfgType ?? 'app', title: input.title, rawAppName: input.appName },
+      app: { cfgType: original.cfgType ?? 'app', title: input.title, rawAppName: chart },
       ...(retryOfTaskId ? { retryOfTaskId } : {}),
     });
   }
@@ -287,9 +307,12 @@ export class OperationService {
     ]);
     if (!sourceFound) throw new NotFoundError(`Market source ${sourceId} does not exist`);
     if (!app) throw new NotFoundError(`App ${appName} is not in the catalogue of ${sourceId}`);
-    if (!(app.versions as string[]).includes(version)) {
+    const versions = app.versions as string[];
+    if (!versions.includes(version)) {
+      // The newest 20 at most: an entry may list thousands (a 110 KB error message was seen).
+      const more = versions.length > 20 ? `, and ${versions.length - 20} more` : '';
       throw new NotFoundError(
-        `Version ${version} of ${appName} is not in the catalogue of ${sourceId} (available: ${(app.versions as string[]).join(', ')})`,
+        `Version ${version} of ${appName} is not in the catalogue of ${sourceId} (available: ${versions.slice(0, 20).join(', ')}${more})`,
       );
     }
     return app;

@@ -18,7 +18,9 @@ import { newTaskId, type TaskType } from '../domain/tasks.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import type { HistoryEntry, HistoryService } from './history-service.js';
 
-const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** The longest app name an operation takes (and the app service's events carry: state-event.ts). */
+export const MAX_APP_NAME_LENGTH = 128;
+const APP_NAME = new RegExp(`^[A-Za-z0-9][A-Za-z0-9._-]{0,${MAX_APP_NAME_LENGTH - 1}}$`);
 
 export const trimmed = (label: string, max: number) =>
   z.string().trim().min(1, `${label} must not be empty`).max(max, `${label} must be at most ${max} characters`);
@@ -26,7 +28,10 @@ export const trimmed = (label: string, max: number) =>
 /** The fields every operation's input has. */
 export const commonOperationFields = {
   sourceId: trimmed('sourceId', 64),
-  appName: trimmed('appName', 128).regex(APP_NAME, 'appName may contain letters, digits, ".", "_" and "-"'),
+  appName: trimmed('appName', MAX_APP_NAME_LENGTH).regex(
+    APP_NAME,
+    'appName may contain letters, digits, ".", "_" and "-"',
+  ),
   idempotencyKey: trimmed('idempotencyKey', 128).nullish(),
 };
 
