@@ -282,6 +282,23 @@ describe.each(databases)('operations on %s', (kind) => {
       });
     });
 
+    test('an app installed from one source cannot be installed from another: the app service runs one of a name per user', async () => {
+      await seed.source({ sourceId: 'second-source', type: 'local' });
+      await seed.catalogApp({ name: 'memos', versions: ['0.22.0'] });
+      await seed.catalogApp({ name: 'memos', sourceId: 'second-source', versions: ['0.23.0'] });
+      await (await seed.user('alice').app({ appName: 'memos', state: 'running', version: '0.22.0' })).task();
+      const input = { sourceId: 'second-source', appName: 'memos', version: '0.23.0' };
+      const refused = dataOf(await execute(server, InstallAppMutation, { input }, { token: TOKENS.alice })).installApp;
+      expect(refused).toMatchObject({
+        code: 'INVALID_STATE',
+        message: expect.stringMatching(new RegExp(`already installed from ${SOURCE}.*uninstall it there first`)),
+      });
+      // Another user has no such app: theirs installs.
+      const bobs = dataOf(await execute(server, InstallAppMutation, { input }, { token: TOKENS.bob })).installApp;
+      if (bobs.__typename !== 'InstallAppSuccess') throw new Error(JSON.stringify(bobs));
+      await waitForTask(server, bobs.task.taskId, ['COMPLETED']);
+    });
+
     // Each case seeds its own apps (seedRefusalApps); `input` and `message` are about those.
     test.each(
       (

@@ -129,6 +129,11 @@ export async function findCatalogApp(db: SqlRunner, sourceId: string, name: stri
   return rows[0] ?? null;
 }
 
+/** A user's rows of one app name, of every source (the app service runs one app of a name per user). */
+export function findAppStatesNamed(db: SqlRunner, userId: string, appName: string): Promise<AppRow[]> {
+  return db.$queryRaw<AppRow[]>`SELECT * FROM "AppState" WHERE "userId" = ${userId} AND "appName" = ${appName}`;
+}
+
 /** The app's state row, if it has one. */
 export async function findAppState(db: SqlRunner, key: AppKey): Promise<AppRow | null> {
   const rows = await db.$queryRaw<AppRow[]>`

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { canSee, type Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
 import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
-import { findAppState } from '../db/hot-path-sql.js';
+import { findAppState, findAppStatesNamed } from '../db/hot-path-sql.js';
 import type { CatalogAppRow, TaskRow } from '../db/models.js';
 import { InvalidStateError, NotFoundError, ValidationError } from '../domain/errors.js';
 import { cloneName, imagesOfEntry, readMetadata } from '../domain/operations.js';
@@ -97,10 +97,21 @@ export class OperationService {
     const existing = await this.submission.replay(viewer, input.idempotencyKey, 'INSTALL', key);
     if (existing) return existing;
     const app = await this.catalogueVersion(viewer, input.sourceId, input.appName, input.version);
-    const row = await findAppState(this.sql, key);
+    const rows = await findAppStatesNamed(this.sql, key.userId, key.appName);
+    const row = rows.find((other) => other.sourceId === key.sourceId);
     if (row?.installedVersion && !row.state.toLowerCase().includes('failed')) {
       throw new InvalidStateError(
         `${input.appName} is already installed (version ${row.installedVersion}); use upgradeApp to change its version`,
+      );
+    }
+    // The app service runs one app of a name per user: installed from a second source too, an
+    // uninstall from one removed the other's app (its events name their source).
+    const elsewhere = rows.find(
+      (other) => other.sourceId !== key.sourceId && (other.installedVersion || !/failed/i.test(other.state)),
+    );
+    if (elsewhere) {
+      throw new InvalidStateError(
+        `${input.appName} is already installed from ${elsewhere.sourceId}, and a user has one app of a name: uninstall it there first`,
       );
     }
     await this.assertPurchased(viewer, app);
