@@ -27,7 +27,7 @@ builder.mutationFields((t) => ({
   uploadChart: t.field({
     type: CatalogAppRef,
     description:
-      'Admins only: add a packaged chart (.tgz with Chart.yaml and OlaresManifest.yaml) to the `upload` market source, or replace that app\'s entry. Send it as a multipart request with the `x-graphql-yoga-csrf` header; at most CHART_UPLOAD_MAX_BYTES. Then `installApp(sourceId: "upload", appName)` installs it.',
+      'Admins only: add a packaged chart (.tgz with Chart.yaml and OlaresManifest.yaml) to the `upload` market source, or replace that app\'s entry. Send it as a multipart request with the `x-graphql-yoga-csrf` header; at most CHART_UPLOAD_MAX_BYTES. Then `installApp(sourceId: "upload", appName, version)` installs it (the app service reads the chart from its chart repository: see the README).',
     errors: mutationResult(
       'uploadChart',
       { name: 'app', description: 'The catalogue entry, as `catalog(sourceId: "upload")` lists it.' },
