@@ -677,4 +677,34 @@ describe.each(databases)('operations on %s', (kind) => {
       expect(failed.app).toMatchObject({ stage: 'FAILED', state: 'installFailed' });
     });
   });
+
+  describe('with TASK_TIMEOUT_MS shorter than an install the app service then finishes', () => {
+    let server: TestServer;
+    let seed: Seeder;
+    beforeAll(async () => {
+      ({ server, seed } = await startSeededServer(kind, {
+        env: { TASK_TIMEOUT_MS: '300', SIMULATED_STEP_MS: '100', STATUS_CORRECTION_INTERVAL_MS: '500' },
+        preseed: (seed) => seed.remoteSource(),
+      }));
+    });
+    afterAll(() => server?.stop());
+
+    test('the app runs with the version the app service lists (status correction), so it can be managed', async () => {
+      await seed.catalogApp({ name: 'loki', versions: ['3.3.2'] });
+      const result = dataOf(
+        await execute(server, InstallAppMutation, { input: { sourceId: SOURCE, appName: 'loki', version: '3.3.2' } }),
+      ).installApp;
+      const taskId = result.__typename === 'InstallAppSuccess' ? result.task.taskId : '';
+      expect((await waitForTask(server, taskId, ['FAILED', 'COMPLETED'])).error).toMatch(/timed out/);
+      const managed = await waitFor(async () => {
+        const { app } = dataOf(await execute(server, TaskDetailQuery, { taskId })).task ?? {};
+        return app?.stage === 'RUNNING' && app.installedVersion ? app : undefined;
+      }, 'the app running with its version');
+      expect(managed.installedVersion).toBe('3.3.2');
+      const { uninstallApp } = dataOf(
+        await execute(server, UninstallAppMutation, { input: { sourceId: SOURCE, appName: 'loki' } }),
+      );
+      expect(uninstallApp.__typename).toBe('UninstallAppSuccess');
+    });
+  });
 });

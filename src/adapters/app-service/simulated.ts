@@ -280,6 +280,9 @@ export class SimulatedAppService implements AppService {
       reason: reason ?? null,
       message: reason ?? null,
       createTime: new Date(this.lastEventTime),
+      // As a real app service lists its chart's version: status correction gives it to an app that
+      // ran without one (an install that timed out here, then finished: it could not be stopped).
+      ...(run.operation.version ? { listedVersion: run.operation.version } : {}),
       entrances: [
         simulatedEntrance(
           run.operation.userId,
