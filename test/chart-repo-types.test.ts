@@ -27,7 +27,8 @@ const BOB_STATUS = {
       user_id: 'bob',
       source_id: 'market.olares',
       state: 'failed',
-      error: { message: 'bob: chart render failed', step: 42 },
+      // An upstream error quoting a credential, as chart renderers do.
+      error: { message: 'bob: chart render failed: Bearer bob-render-token-0123456789', step: 42 },
       processing: { task_id: 'hyd-bob-1', duration: 'forever' },
       last_update: 'not a time',
     },
@@ -225,7 +226,7 @@ describe.each(databases)('typed chart repo fields on %s', (kind) => {
         appName: 'gitea-of-bob',
         lastUpdate: null,
         processing: { taskId: 'hyd-bob-1', durationMs: null },
-        error: { message: 'bob: chart render failed', step: null },
+        error: { message: 'bob: chart render failed: Bearer [redacted]', step: null },
       }),
     ]);
     expect(view?.imageStates).toEqual([

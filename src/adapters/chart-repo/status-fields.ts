@@ -1,4 +1,5 @@
 import { isRecord } from '../../platform/json.js';
+import { redactSecrets } from '../../platform/redact.js';
 import { parseRfc3339Time } from '../../platform/rfc3339.js';
 
 /**
@@ -28,6 +29,15 @@ export function identifier(value: unknown): string | null {
 export function text(value: unknown): string | null {
   if (typeof value !== 'string' || value === '') return null;
   return value.length > MAX_TEXT_LENGTH ? `${value.slice(0, MAX_TEXT_LENGTH)}…` : value;
+}
+
+/**
+ * Upstream error text (an app's, an image's, a task's error): redacted as every upstream text is
+ * where it enters (platform/redact.ts), then cut as `text`. Served verbatim, an error quoting a
+ * token reached its user, every admin and the snapshot.
+ */
+export function errorText(value: unknown): string | null {
+  return typeof value === 'string' ? text(redactSecrets(value)) : null;
 }
 
 /** A count or index: a finite number, truncated and clamped to 0..2^31-1; null otherwise. */

@@ -1,7 +1,19 @@
 import { isRecord } from '../../platform/json.js';
 import { goDurationMs, goDurationTextMs } from './go-duration.js';
 import type { ChartRepoPair } from './port.js';
-import { count, type Drops, identifier, identifiers, list, map, percent, size, text, time } from './status-fields.js';
+import {
+  count,
+  type Drops,
+  errorText,
+  identifier,
+  identifiers,
+  list,
+  map,
+  percent,
+  size,
+  text,
+  time,
+} from './status-fields.js';
 import type {
   ChartRepoAnalysisTask,
   ChartRepoAppState,
@@ -104,7 +116,7 @@ function parseAppState(app: Record<string, unknown>, pair: ChartRepoPair | null)
   const processingTask = identifier(processing.task_id);
   const timestamps = isRecord(app.timestamps) ? app.timestamps : {};
   const error = isRecord(app.error) ? app.error : {};
-  const message = text(error.message);
+  const message = errorText(error.message);
   return {
     appId,
     appName,
@@ -154,7 +166,7 @@ function parseImageState(image: Record<string, unknown>, drops: Drops): ChartRep
     downloadedLayers: count(image.downloaded_layers),
     analysisStatus: text(image.analysis_status),
     analyzedAt: time(image.analyzed_at),
-    errorMessage: text(image.error_message),
+    errorMessage: errorText(image.error_message),
     nodes: list(image.nodes, MAX_NODES_PER_IMAGE, drops, parseImageNode),
     lastUpdate: time(image.last_update),
   };
@@ -205,7 +217,7 @@ function parseHydratorTask(task: Record<string, unknown>, pair: ChartRepoPair | 
     stepName: text(task.step_name),
     totalSteps: count(task.total_steps),
     retryCount: count(task.retry_count) ?? 0,
-    lastError: text(task.last_error),
+    lastError: errorText(task.last_error),
     createdAt: time(task.created_at),
     updatedAt: time(task.updated_at),
   };
@@ -229,7 +241,7 @@ function parseImageAnalyzer(analyzer: Record<string, unknown>, drops: Drops): Ch
     successfulAnalyzed: count(analyzer.successful_analyzed) ?? 0,
     failedAnalyzed: count(analyzer.failed_analyzed) ?? 0,
     averageAnalysisTimeMs: goDurationMs(analyzer.average_analysis_time),
-    errorMessage: text(analyzer.error_message),
+    errorMessage: errorText(analyzer.error_message),
   };
 }
 
@@ -251,7 +263,7 @@ function parseAnalysisTask(task: Record<string, unknown>): ChartRepoAnalysisTask
     durationMs: goDurationMs(task.duration),
     imagesCount: count(task.images_count) ?? images.length,
     analyzedCount: count(task.analyzed_count),
-    error: text(task.error),
+    error: errorText(task.error),
     errorStep: text(task.error_step),
     images,
   };
