@@ -230,7 +230,10 @@ describe.each(databases)('the outbox worker on %s', (kind) => {
         'the dripping attempt given up',
         5_000,
       );
-      expect(dead?.lastError).toBe('no answer within 300 ms');
+      expect(dead).toMatchObject({
+        lastError: 'answered 200, but the answer did not end within 300 ms',
+        lastStatusCode: 200,
+      });
       expect(Date.now() - startedAt).toBeLessThan(2_000);
     } finally {
       await worker.stop();

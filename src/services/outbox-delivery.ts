@@ -99,7 +99,13 @@ class Attempt implements Dispatcher.DispatchHandler {
     private readonly timeoutMs: number,
   ) {
     this.deadline = setTimeout(() => {
-      this.settle({ ok: false, statusCode: null, error: `no answer within ${timeoutMs} ms` });
+      // An answer begun but not ended (a receiver dripping its body) says so, with its status: read
+      // as "no answer", a 200 that dripped looked like a receiver that never answered.
+      const began = this.statusCode >= 200;
+      const error = began
+        ? `answered ${this.statusCode}, but the answer did not end within ${timeoutMs} ms`
+        : `no answer within ${timeoutMs} ms`;
+      this.settle({ ok: false, statusCode: began ? this.statusCode : null, error });
     }, timeoutMs);
   }
 
