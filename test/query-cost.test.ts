@@ -114,6 +114,20 @@ describe('the query cost limit', () => {
     expect(nested.error?.extensions).toMatchObject({ cost: 2 + 1000 * (2 + 99 * 3) });
   });
 
+  test('over SSE a query over the limit is refused before any stream: HTTP 400 and the error, as POST answers', async () => {
+    for (const path of ['/graphql/stream', '/graphql']) {
+      const response = await fetch(`${server.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+        body: JSON.stringify({ query: `{ apps(first: 100) { ${APPS_FIELDS} } }` }),
+      });
+      expect(response.status, path).toBe(400);
+      expect(response.headers.get('content-type')).toMatch(/^application\/json/);
+      const body = (await response.json()) as { errors: { extensions: Record<string, unknown> }[] };
+      expect(body.errors[0]?.extensions).toMatchObject({ code: 'LIMIT_EXCEEDED', cost: 1501 });
+    }
+  });
+
   test('over a WebSocket the same operation is refused the same way', async () => {
     const client = createClient({
       url: `${server.url.replace(/^http/, 'ws')}/graphql`,

@@ -26,3 +26,20 @@ export function clientErrors(errors: readonly GraphQLError[]): readonly GraphQLE
 export function clientResult<T extends { errors?: readonly GraphQLError[] }>(result: T): T {
   return result.errors?.length ? { ...result, errors: clientErrors(result.errors) } : result;
 }
+
+/**
+ * The HTTP status (and headers) a result refused before it ran asks for: no `data`, and its first
+ * error carries `extensions.http` (a query-cost refusal's 400, a rate limit's 429 with Retry-After).
+ * Null for anything else, errors of a run included.
+ */
+export function refusalStatusOf(result: {
+  data?: unknown;
+  errors?: readonly GraphQLError[];
+}): { status: number; headers: Record<string, string> } | null {
+  if ('data' in result) return null;
+  const http = result.errors?.[0]?.extensions?.http as
+    | { status?: unknown; headers?: Record<string, string> }
+    | undefined;
+  if (typeof http?.status !== 'number' || http.status < 400) return null;
+  return { status: http.status, headers: http.headers ?? {} };
+}

@@ -209,6 +209,15 @@ export class SseTransport {
         startStream(res);
         res.end(`${NEXT}${JSON.stringify(result)}${END_OF_EVENT}${COMPLETE}`);
       },
+      // Before any stream: answered as POST /graphql answers it (400 LIMIT_EXCEEDED, 429 with Retry-After).
+      refusedBeforeRunning: (status, headers, errors) => {
+        res.writeHead(status, {
+          'content-type': 'application/json; charset=utf-8',
+          'cache-control': 'no-store',
+          ...headers,
+        });
+        res.end(JSON.stringify({ errors: errors.map((error) => error.toJSON()) }));
+      },
       member: (policy) => this.openStream(res, viewer, policy),
     };
   }

@@ -1,6 +1,6 @@
 import type { ExecutionResult, GraphQLError, OperationTypeNode } from 'graphql';
 import type { Viewer } from '../auth/viewer.js';
-import { clientErrors, clientResult } from '../fanout/client-errors.js';
+import { clientErrors, clientResult, refusalStatusOf } from '../fanout/client-errors.js';
 import { type CohortSource, cohortKey, type FanOutMode, type SubscriptionCohorts } from '../fanout/cohorts.js';
 import type { MemberCounts, MemberPolicy, QueuedMember } from '../fanout/member.js';
 import type { Logger } from '../platform/logger.js';
@@ -31,6 +31,12 @@ export interface OperationCall {
   readonly withdrawn: boolean;
   /** The one result of a query or mutation. */
   result(result: ExecutionResult): void;
+  /**
+   * A query or mutation refused before it ran (the query cost, the rate limit), with the HTTP
+   * status its errors ask for: a transport answering over HTTP answers with it, as plain HTTP does.
+   * @default `result` takes it, without the status
+   */
+  refusedBeforeRunning?(status: number, headers: Record<string, string>, errors: readonly GraphQLError[]): void;
   /** The subscriber to add to a cohort, or null when the client may not hold another (it was told). */
   member(policy: MemberPolicy): QueuedMember | null;
 }
@@ -100,9 +106,13 @@ export class SubscribeFlow {
     if (call.withdrawn) return;
 
     if (prepared.type !== 'subscription') {
-      const result = clientResult(await pipeline.execute(args));
+      const result = await pipeline.execute(args);
       if (call.withdrawn) return;
-      return call.result(result);
+      const refusal = call.refusedBeforeRunning && refusalStatusOf(result);
+      if (refusal && result.errors) {
+        return call.refusedBeforeRunning?.(refusal.status, refusal.headers, clientErrors(result.errors));
+      }
+      return call.result(clientResult(result));
     }
     this.metrics?.subscribed(prepared.name);
     this.join(call, key, prepared.mode, cohortSource(pipeline, args), prepared.name);
