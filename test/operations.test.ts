@@ -259,6 +259,16 @@ describe.each(databases)('operations on %s', (kind) => {
       const first = await clone('vikunja', 'Team');
       if (first.__typename !== 'CloneAppSuccess') throw new Error(JSON.stringify(first));
       await waitForTask(server, first.task.taskId, ['COMPLETED']);
+      // The same request again (a client's retry, same idempotency key) after the original is gone: its task.
+      const keyed = { sourceId: SOURCE, appName: 'vikunja', title: 'Keyed', idempotencyKey: 'clone-keyed-1' };
+      const once = dataOf(await execute(server, CloneAppMutation, { input: keyed }, { token: TOKENS.alice })).cloneApp;
+      if (once.__typename !== 'CloneAppSuccess') throw new Error(JSON.stringify(once));
+      await waitForTask(server, once.task.taskId, ['COMPLETED']);
+      const original = await server.app.db.appState.findFirst({ where: { userId: 'alice', appName: 'vikunja' } });
+      await server.app.db.appState.delete({ where: { id: original?.id ?? -1 } });
+      const again = dataOf(await execute(server, CloneAppMutation, { input: keyed }, { token: TOKENS.alice })).cloneApp;
+      expect(again).toMatchObject({ __typename: 'CloneAppSuccess', task: { taskId: once.task.taskId } });
+      await server.app.db.appState.create({ data: { ...original, id: undefined } as never });
       const second = await clone(first.task.appName, 'Team of team');
       if (second.__typename !== 'CloneAppSuccess') throw new Error(JSON.stringify(second));
       // Named after the chart, not after the clone it was asked of, and sent with the chart.

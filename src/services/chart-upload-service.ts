@@ -14,8 +14,9 @@ import { type ChartLimits, readChartPackage } from './chart-package.js';
 const MAX_HISTORY = 50;
 
 /**
- * An upload's transaction may wait for another instance's upload (the source's lock): longer than
- * Prisma's default 5 s, within which one instance's queue is never waited for (see oneAtATime).
+ * `timeout`: an upload's transaction may wait for another instance's upload (the source's lock),
+ * longer than Prisma's default 5 s (this instance's own queue is waited for outside it, see
+ * oneAtATime); `maxWait`: for a connection to start it on.
  */
 const STORE_TRANSACTION = { maxWait: 10_000, timeout: 30_000 };
 

@@ -4,6 +4,7 @@ import type { Db } from '../db/client.js';
 import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
 import { findAppState, findAppStatesNamed } from '../db/hot-path-sql.js';
 import type { CatalogAppRow, TaskRow } from '../db/models.js';
+import { isCancelFailure } from '../domain/app-stage.js';
 import { InvalidStateError, NotFoundError, ValidationError } from '../domain/errors.js';
 import { cloneName, imagesOfEntry, readMetadata } from '../domain/operations.js';
 import { parseInput } from '../domain/parse-input.js';
@@ -99,7 +100,8 @@ export class OperationService {
     const app = await this.catalogueVersion(viewer, input.sourceId, input.appName, input.version);
     const rows = await findAppStatesNamed(this.sql, key.userId, key.appName);
     const row = rows.find((other) => other.sourceId === key.sourceId);
-    if (row?.installedVersion && !row.state.toLowerCase().includes('failed')) {
+    const failed = (state: string) => /failed/i.test(state) && !isCancelFailure(state); // the app service holds nothing
+    if (row?.installedVersion && !failed(row.state)) {
       throw new InvalidStateError(
         `${input.appName} is already installed (version ${row.installedVersion}); use upgradeApp to change its version`,
       );
@@ -107,7 +109,7 @@ export class OperationService {
     // The app service runs one app of a name per user: installed from a second source too, an
     // uninstall from one removed the other's app (its events name their source).
     const elsewhere = rows.find(
-      (other) => other.sourceId !== key.sourceId && (other.installedVersion || !/failed/i.test(other.state)),
+      (other) => other.sourceId !== key.sourceId && (other.installedVersion || !failed(other.state)),
     );
     if (elsewhere) {
       throw new InvalidStateError(
@@ -192,12 +194,14 @@ export class OperationService {
   async clone(viewer: Viewer, rawInput: CloneInput, retryOfTaskId?: string): Promise<TaskRow> {
     const input = parseInput(cloneInput, rawInput);
     const of = { userId: viewer.userId, sourceId: input.sourceId, appName: input.appName };
-    const original = await this.submission.installedRow(of, 'clone');
-    const chart = original.rawAppName ?? input.appName;
+    // Read before the replay: the clone's name comes from the chart. A repeated request finds its
+    // task though the app it cloned is gone since.
+    const chart = (await findAppState(this.sql, of))?.rawAppName ?? input.appName;
     const { name, requestHash } = cloneName({ ...input, appName: chart });
     const key = { ...of, appName: name };
     const existing = await this.submission.replay(viewer, input.idempotencyKey, 'CLONE', key);
     if (existing) return existing;
+    const original = await this.submission.installedRow(of, 'clone');
     if (name.length > MAX_APP_NAME_LENGTH) {
       const message = `a clone's name is its chart's and 6 characters: ${name.length} in all, at most ${MAX_APP_NAME_LENGTH}`;
       throw new ValidationError(message, [{ path: 'appName', message }]);

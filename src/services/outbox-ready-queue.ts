@@ -49,9 +49,9 @@ export class ReadyQueue {
     return ready;
   }
 
-  /** Whether a message waits for a host that `hasRoom`. */
-  hasAny(hasRoom: (host: string) => boolean): boolean {
-    for (const host of this.byHost.keys()) if (hasRoom(host)) return true;
+  /** Whether a waiting message matches (a walk over every one: for the rare full window). */
+  some(match: (ready: ReadyMessage) => boolean): boolean {
+    for (const queue of this.byHost.values()) if (queue.some((waiting) => match(waiting.ready))) return true;
     return false;
   }
 

@@ -44,6 +44,7 @@ const RECHECK_AFTER_WAKE_MS = 25;
  * claim per free slot held deliveries to a tenth of what the receiver could take).
  */
 const CLAIM_AHEAD = 16;
+const isPayment = ({ message }: ReadyMessage) => message.kind === 'payment';
 /**
  * Deliveries are recorded together, at most this long after they were made: one statement for
  * many (the lock of each outlasts that by far). Measured: recording each turn's deliveries alone
@@ -188,11 +189,12 @@ export class OutboxWorker {
       while (!this.stopped) {
         this.startReady();
         // Claim again once a quarter of the window is free (large claims, the next under way while three quarters
-        // are to send). Full of messages for hosts at their cap (a hanging receiver's backlog): payment pushes only,
-        // for the slot the cap leaves (a buyer's sign request waited 3–7 s for that backlog's attempts to time out).
+        // are to send). Full with a slot idle (what waits is for hosts at their cap: a hanging receiver's backlog):
+        // payment pushes, for that slot, unless one waits already (the hanging host is the wallet's). A buyer's sign
+        // request waited 3–7 s for that backlog's attempts to time out.
         const room = concurrency * CLAIM_AHEAD - this.ready.size - this.inFlight;
         const [full, idle] = [room < (concurrency * CLAIM_AHEAD) / 4, concurrency - this.inFlight];
-        if (full && (idle === 0 || this.ready.hasAny(this.hostHasRoom))) break; // a finishing attempt pumps again
+        if (full && (idle === 0 || this.ready.some(isPayment))) break; // a finishing attempt pumps again
         const now = new Date();
         const claimed = await claimDueMessages(
           this.sql,

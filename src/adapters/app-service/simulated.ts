@@ -72,6 +72,8 @@ const FAILURE: Record<OperationType, { atState: string; state: string }> = {
 
 /** States an app rests in, whatever became of an operation on it. */
 const SETTLED = /^(running|stopped|uninstalled)$|failed$|canceled$/i;
+/** States in which the app runs (or rests, stopped) a chart: its version is listed. */
+const RUNS_CHART = /^(running|stopped)$/i;
 
 function matcher(patterns: string[]): (appName: string) => boolean {
   const regexes = patterns.map(
@@ -280,9 +282,10 @@ export class SimulatedAppService implements AppService {
       reason: reason ?? null,
       message: reason ?? null,
       createTime: new Date(this.lastEventTime),
-      // As a real app service lists its chart's version: status correction gives it to an app that
-      // ran without one (an install that timed out here, then finished: it could not be stopped).
-      ...(run.operation.version ? { listedVersion: run.operation.version } : {}),
+      // As a real app service lists a running app's chart version: status correction gives it to an
+      // app that runs without one (an install that timed out here, then finished: it could not be
+      // stopped). Not with a canceled or failed first install, which installed nothing.
+      ...(run.operation.version && RUNS_CHART.test(step.state) ? { listedVersion: run.operation.version } : {}),
       entrances: [
         simulatedEntrance(
           run.operation.userId,
