@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createPrismaClient, type Db } from '../src/db/client.js';
 import { driverSqlOf, type SqlRunner } from '../src/db/driver-sql.js';
-import { claimDueMessages, removeFinishedMessages } from '../src/db/outbox-sql.js';
+import { claimDueMessages, lastKeyOfSubject, removeFinishedMessages } from '../src/db/outbox-sql.js';
 import { loadConfig } from '../src/platform/config.js';
 import { createLogger } from '../src/platform/logger.js';
 import { verifySignature } from '../src/platform/signature.js';
@@ -11,6 +11,7 @@ import { graphql } from './gql/index.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import { FakeReceiver } from './support/fake-receiver.js';
 import { listeningUrl, SERVER_COMMAND, type ServerProcess, serverEnv, startProcess } from './support/process.js';
+import { planOf, SORTS } from './support/query-plans.js';
 import { seed } from './support/seed.js';
 import { dataOf, execute, installThroughApi, waitFor } from './support/server.js';
 
@@ -211,6 +212,32 @@ describe.each(databases)('the outbox worker on %s', (kind) => {
       await worker.stop();
       await hanging.close();
     }
+  });
+
+  test("a webhook's last message about a subject is one step down its index, however many messages it has", async () => {
+    const webhookId = 'wh_plan';
+    const subject = 'app:alice/market.olares/plan-app';
+    await enqueueOutbound(
+      db,
+      ['running/RUNNING:1', 'stopped/STOPPED:2'].map((change, i) => ({
+        kind: 'webhook',
+        topic: 'app.state_changed',
+        url: receiver.url('/plan'),
+        body: { i },
+        idempotencyKey: `webhook:${webhookId}:${subject}:${change}`,
+        webhookId,
+        subject,
+      })),
+    );
+    expect(await lastKeyOfSubject(db, webhookId, subject)).toBe(`webhook:${webhookId}:${subject}:stopped/STOPPED:2`);
+    expect(await lastKeyOfSubject(db, webhookId, 'app:al_ce/market.olares/plan-app')).toBeNull();
+    const plan = await planOf(db, (runner) => lastKeyOfSubject(runner as never, webhookId, subject));
+    // SQLite walks the index; PostgreSQL's planner picks by its statistics (a handful of rows here).
+    if (kind === 'sqlite') {
+      expect(plan).toContain('OutboxMessage_webhookId_subject_id_idx');
+      expect(plan).not.toMatch(SORTS);
+    }
+    await db.outboxMessage.deleteMany({ where: { webhookId } });
   });
 
   test('a receiver that drips its answer is cut at the attempt timeout, not kept as long as it drips', async () => {

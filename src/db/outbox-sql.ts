@@ -179,17 +179,15 @@ export async function recentMessageIds(db: SqlRunner, webhookIds: readonly strin
 }
 
 /**
- * The newest idempotency key among a webhook's messages that begins with `prefix`, or null. The
- * prefix is compared as it is: Prisma's `startsWith` is a LIKE, in which a `_` or `%` of the prefix
- * matches any character (the subject of user `al_ce` found alice's messages) and which SQLite
- * compares without case. Walks the webhook's messages newest first (its (webhookId, id) index),
- * as that LIKE did.
+ * The idempotency key of a webhook's newest message about `subject`, or null: one step down the
+ * (webhookId, subject, id) index, compared exactly. Found by the key's prefix before, it walked
+ * every message of the webhook that no index could answer: with 300k stored, 190 ms on SQLite
+ * (on the main thread: /health took 6.6 s) and 1.5 s on PostgreSQL per new app's change.
  */
-export async function lastKeyStartingWith(db: SqlRunner, webhookId: string, prefix: string): Promise<string | null> {
+export async function lastKeyOfSubject(db: SqlRunner, webhookId: string, subject: string): Promise<string | null> {
   const rows = await db.$queryRaw<{ idempotencyKey: string }[]>`
     SELECT "idempotencyKey" FROM "OutboxMessage"
-    WHERE "webhookId" = ${webhookId}
-      AND substr("idempotencyKey", 1, length(CAST(${prefix} AS TEXT))) = CAST(${prefix} AS TEXT)
+    WHERE "webhookId" = ${webhookId} AND "subject" = ${subject}
     ORDER BY "id" DESC LIMIT 1`;
   return rows[0]?.idempotencyKey ?? null;
 }
@@ -211,10 +209,11 @@ export interface NewOutboxMessage {
   idempotencyKey: string;
   notificationId: number | null;
   webhookId: string | null;
+  subject: string | null;
 }
 
-/** Rows per INSERT: 10 parameters each, under SQLite's historical limit of 999 per statement. */
-const MESSAGES_PER_INSERT = 99;
+/** Rows per INSERT: 11 parameters each, under SQLite's historical limit of 999 per statement. */
+const MESSAGES_PER_INSERT = 90;
 
 /**
  * Inserts the messages, due at `now`; one whose idempotency key is already in the outbox is
@@ -232,11 +231,11 @@ export async function insertOutboxMessages(
       .slice(start, start + MESSAGES_PER_INSERT)
       .map(
         (m) =>
-          sql`(${m.kind}, ${m.idempotencyKey}, ${m.url}, ${m.topic}, ${m.body}, ${m.notificationId}, ${m.webhookId}, ${now}, ${now}, ${now})`,
+          sql`(${m.kind}, ${m.idempotencyKey}, ${m.url}, ${m.topic}, ${m.body}, ${m.notificationId}, ${m.webhookId}, ${m.subject}, ${now}, ${now}, ${now})`,
       );
     written += await db.$executeRaw`
       INSERT INTO "OutboxMessage" ("kind", "idempotencyKey", "url", "topic", "body", "notificationId", "webhookId",
-        "nextAttemptAt", "createdAt", "updatedAt")
+        "subject", "nextAttemptAt", "createdAt", "updatedAt")
       VALUES ${join(values)}
       ON CONFLICT ("idempotencyKey") DO NOTHING`;
   }

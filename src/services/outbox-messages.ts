@@ -24,6 +24,8 @@ export interface OutboundMessage {
   notificationId?: number;
   /** The webhook it goes to (kind webhook). */
   webhookId?: string;
+  /** What a webhook message announces a value of (see lastKeyOfSubject). */
+  subject?: string;
 }
 
 /** A database client or the transaction client of `$transaction(async (tx) => …)`. */
@@ -47,6 +49,7 @@ export async function enqueueOutbound(db: DbWriter, messages: OutboundMessage[],
       idempotencyKey: message.idempotencyKey,
       notificationId: message.notificationId ?? null,
       webhookId: message.webhookId ?? null,
+      subject: message.subject ?? null,
     })),
     now,
   );

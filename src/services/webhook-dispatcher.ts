@@ -1,6 +1,6 @@
 import type { Db } from '../db/client.js';
 import type { TaskRow, WebhookRow } from '../db/models.js';
-import { lastKeyStartingWith } from '../db/outbox-sql.js';
+import { lastKeyOfSubject } from '../db/outbox-sql.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import { deriveStage } from '../domain/app-stage.js';
 import { derivePaymentStatus } from '../domain/payment-status.js';
@@ -283,14 +283,14 @@ export class WebhookDispatcher {
         : (this.lastAnnounced.get(remembered) ?? (await this.lastInDatabase(webhook, subject)));
       this.remember(remembered, value);
       if (lastValue === value) continue;
-      messages.push(message(webhook, event, `${subject}:${value}:${at.getTime()}`, resource));
+      messages.push({ ...message(webhook, event, `${subject}:${value}:${at.getTime()}`, resource), subject });
     }
     return messages;
   }
 
   private async lastInDatabase(webhook: WebhookRow, subject: string): Promise<string | undefined> {
     const prefix = `webhook:${webhook.webhookId}:${subject}:`;
-    const last = await lastKeyStartingWith(this.db, webhook.webhookId, prefix);
+    const last = await lastKeyOfSubject(this.db, webhook.webhookId, subject);
     return last?.slice(prefix.length).split(':')[0];
   }
 
