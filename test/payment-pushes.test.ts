@@ -188,6 +188,34 @@ describe.each(databases)('payment pushes on %s', (kind) => {
       await server.app.db.outboxMessage.deleteMany({ where: { topic: 'planted' } });
     });
 
+    test('a payment lists its newest 100 pushes, oldest first, however many it has (each credential resend adds one)', async () => {
+      await paidApp(server, 'many-pushes');
+      await purchase(server, 'many-pushes');
+      const payment = await server.app.db.payment.findFirst({ where: { userId: 'alice', appId: 'many-pushes' } });
+      if (!payment) throw new Error('no payment');
+      await server.app.db.paymentNotification.createMany({
+        data: Array.from({ length: 150 }, (_, i) => ({
+          paymentId: payment.id,
+          userId: 'alice',
+          channel: 'larepass',
+          topic: 'save_payment_vc',
+          payload: { resend: i },
+        })),
+      });
+      const { paymentStatus } = dataOf(
+        await execute(
+          server,
+          PaymentPushesQuery,
+          { sourceId: REMOTE_SOURCE, appId: 'many-pushes' },
+          { token: TOKENS.alice },
+        ),
+      );
+      const listed = paymentStatus?.notifications ?? [];
+      expect(listed).toHaveLength(100);
+      expect(listed.at(-1)?.payload).toEqual({ resend: 149 });
+      expect(listed[0]?.payload).toEqual({ resend: 50 });
+    });
+
     test('the wallet and the frontend receive their pushes, signed with PAYMENT_PUSH_SECRET, the credential only to the wallet', async () => {
       await paidApp(server, 'ledger');
       const payment = await buyToPurchased(server, 'ledger', 'eyJhbGciOiJFZERTQSJ9.ledger.c2lnbmF0dXJl');

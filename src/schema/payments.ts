@@ -1,7 +1,8 @@
 import type { PaymentNotificationRow } from '../db/models.js';
 import { eventOrMissed } from '../fanout/cohorts.js';
+import { MAX_LISTED_NOTIFICATIONS } from '../services/payment-service.js';
 import { builder } from './builder.js';
-import { connectionType } from './connections.js';
+import { assumedListSize, connectionType } from './connections.js';
 import { rowId } from './global-id.js';
 import { PaymentRef, PaymentStatusEnum } from './refs.js';
 
@@ -64,7 +65,8 @@ builder.node(PaymentRef, {
     }),
     notifications: t.field({
       type: [PaymentNotificationRef],
-      description: "Pushes sent to the buyer's frontend and signing wallet, oldest first (secrets redacted).",
+      description: `The newest ${MAX_LISTED_NOTIFICATIONS} pushes sent to the buyer's frontend and signing wallet, oldest first (secrets redacted).`,
+      extensions: assumedListSize(MAX_LISTED_NOTIFICATIONS),
       resolve: (payment, _args, ctx) => ctx.services.payments.notifications(payment),
     }),
     createdAt: t.field({ type: 'DateTime', description: 'When the purchase started.', resolve: (p) => p.createdAt }),

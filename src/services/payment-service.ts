@@ -44,6 +44,9 @@ export function purchaseOfApp(
   return db.payment.findUnique({ where: { userId_appId_productId: { userId, appId: app.appId, productId } } });
 }
 
+/** Pushes a payment lists (Payment.notifications): the newest. */
+export const MAX_LISTED_NOTIFICATIONS = 100;
+
 export class PaymentService {
   constructor(
     private readonly db: Db,
@@ -72,9 +75,18 @@ export class PaymentService {
     );
   }
 
-  /** Pushes recorded for the buyer's frontend and wallet, oldest first. */
-  notifications(payment: PaymentRow) {
-    return this.db.paymentNotification.findMany({ where: { paymentId: payment.id }, orderBy: { id: 'asc' } });
+  /**
+   * The newest MAX_LISTED_NOTIFICATIONS pushes recorded for the buyer's frontend and wallet, oldest
+   * first. Every resendPaymentCredential records one more: all of them, one payment's answer was
+   * 2.2 MB at 5,000.
+   */
+  async notifications(payment: PaymentRow) {
+    const newest = await this.db.paymentNotification.findMany({
+      where: { paymentId: payment.id },
+      orderBy: { id: 'desc' },
+      take: MAX_LISTED_NOTIFICATIONS,
+    });
+    return newest.reverse();
   }
 
   /**
