@@ -131,7 +131,14 @@ beforeAll(async () => {
     for (const owner of OWNERS) {
       chartRepo.setStatus(`${owner}/${SOURCE}`, { apps: [{ name: chartApp(owner), state: 'processing' }] });
     }
-    const env = { MUTATION_RATE_PER_S: '0', CHART_REPO_URL: chartRepo.url, COLLECT_INTERVAL_MS: '1000' };
+    // Every field of every type is selected (the snapshot's apps and tasks with their nested pages):
+    // what is checked here is who may read them, not what they cost (test/query-cost.test.ts).
+    const env = {
+      MUTATION_RATE_PER_S: '0',
+      CHART_REPO_URL: chartRepo.url,
+      COLLECT_INTERVAL_MS: '1000',
+      MAX_QUERY_COST: '10000000',
+    };
     const server = await startTestServer(each.kind, { env: { ...MODES[each.mode].env, ...env } });
     started.set(each, { server, chartRepo });
   }
