@@ -67,6 +67,18 @@ test('the app service failing every round is one warning, and its answer again o
   const lines = () => server.logs.filter((line) => line.includes('adopted tasks'));
   expect(lines().filter((line) => line.includes(FAILED))).toHaveLength(1);
   expect(lines().filter((line) => line.includes('still failing'))).toHaveLength(0);
+  // Its answer lists the app (a list of no apps at all proves nothing, and would fail the round too).
+  appService.apps = [
+    {
+      name: 'orphaned',
+      owner: 'alice',
+      marketSource: REMOTE_SOURCE,
+      opID: 'op-of-the-dead',
+      opType: 'install',
+      state: 'installing',
+      statusTime: new Date().toISOString(),
+    },
+  ];
   appService.setBehaviour('listApps', { respond: 'accept' });
   await waitFor(
     async () => (lines().some((line) => line.includes('adopted tasks recovered')) ? true : undefined),
