@@ -65,6 +65,9 @@ const taskRef = z.object({
     .max(MAX_TASK_ID_LENGTH, `taskId must be at most ${MAX_TASK_ID_LENGTH} characters`),
 });
 
+/** Versions an unknown version's NOT_FOUND lists, the newest: an entry may list thousands (a 110 KB message was seen). */
+const LISTED_VERSIONS = 20;
+
 export type InstallInput = z.input<typeof installInput>;
 export type UninstallInput = z.input<typeof uninstallInput>;
 export type CloneInput = z.input<typeof cloneInput>;
@@ -196,12 +199,13 @@ export class OperationService {
     const of = { userId: viewer.userId, sourceId: input.sourceId, appName: input.appName };
     // Read before the replay: the clone's name comes from the chart. A repeated request finds its
     // task though the app it cloned is gone since.
-    const chart = (await findAppState(this.sql, of))?.rawAppName ?? input.appName;
+    const originalRow = await findAppState(this.sql, of);
+    const chart = originalRow?.rawAppName ?? input.appName;
     const { name, requestHash } = cloneName({ ...input, appName: chart });
     const key = { ...of, appName: name };
     const existing = await this.submission.replay(viewer, input.idempotencyKey, 'CLONE', key);
     if (existing) return existing;
-    const original = await this.submission.installedRow(of, 'clone');
+    const original = this.submission.installed(originalRow, of, 'clone');
     if (name.length > MAX_APP_NAME_LENGTH) {
       const message = `a clone's name is its chart's and 6 characters: ${name.length} in all, at most ${MAX_APP_NAME_LENGTH}`;
       throw new ValidationError(message, [{ path: 'appName', message }]);
@@ -324,10 +328,9 @@ export class OperationService {
     if (!app) throw new NotFoundError(`App ${appName} is not in the catalogue of ${sourceId}`);
     const versions = app.versions as string[];
     if (!versions.includes(version)) {
-      // The newest 20 at most: an entry may list thousands (a 110 KB error message was seen).
-      const more = versions.length > 20 ? `, and ${versions.length - 20} more` : '';
+      const more = versions.length > LISTED_VERSIONS ? `, and ${versions.length - LISTED_VERSIONS} more` : '';
       throw new NotFoundError(
-        `Version ${version} of ${appName} is not in the catalogue of ${sourceId} (available: ${versions.slice(0, 20).join(', ')}${more})`,
+        `Version ${version} of ${appName} is not in the catalogue of ${sourceId} (available: ${versions.slice(0, LISTED_VERSIONS).join(', ')}${more})`,
       );
     }
     return app;

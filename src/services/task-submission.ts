@@ -107,7 +107,11 @@ export class TaskSubmission {
   }
 
   async installedRow(key: AppKey, operation: string): Promise<AppRow & { installedVersion: string }> {
-    const row = await findAppState(this.sql, key);
+    return this.installed(await findAppState(this.sql, key), key, operation);
+  }
+
+  /** The app's row, read by the caller, if it is installed; INVALID_STATE otherwise. */
+  installed(row: AppRow | null, key: AppKey, operation: string): AppRow & { installedVersion: string } {
     if (!row?.installedVersion) throw notInstalled(key, operation);
     return row as AppRow & { installedVersion: string };
   }
