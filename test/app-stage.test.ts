@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { deriveStage } from '../src/domain/app-stage.js';
+import { deriveStage, isFailedFirstInstall } from '../src/domain/app-stage.js';
 
 describe('stage and health derivation', () => {
   test.each([
@@ -98,5 +98,21 @@ describe('stage and health derivation', () => {
       stage: 'FETCHING',
       health: 'UNKNOWN',
     });
+  });
+});
+
+describe('a failure the app service holds nothing after', () => {
+  test.each([
+    ['installFailed', true],
+    ['downloadFailed', true],
+    ['cloneFailed', true],
+    ['InstallFailed', true],
+    ['upgradeFailed', false],
+    ['uninstallFailed', false],
+    ['stopFailed', false],
+    ['installingCancelFailed', false],
+    ['running', false],
+  ])('%s → %s', (state, holdsNothing) => {
+    expect(isFailedFirstInstall(state)).toBe(holdsNothing);
   });
 });

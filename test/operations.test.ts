@@ -43,15 +43,20 @@ async function seedRefusalApps(seed: Seeder, tag: string) {
     immich: `immich-${tag}`,
     rocketchat: `rocketchat-${tag}`,
     nextcloud: `nextcloud-${tag}`,
+    plex: `plex-${tag}`,
   };
   await seed.catalogApp({ name: names.gitea, versions: ['1.22.4', '1.22.0'] });
   await seed.catalogApp({ name: names.immich, versions: ['1.120.1', '1.119.0'] });
   await seed.catalogApp({ name: names.rocketchat, versions: ['7.1.0', '7.0.3'], price: '19.00' });
   await seed.catalogApp({ name: names.nextcloud, versions: ['30.0.2', '29.0.8'] });
+  await seed.catalogApp({ name: names.plex, versions: ['1.41.2', '1.41.0'] });
   const alice = seed.user('alice');
   await (await alice.app({ appName: names.immich, state: 'running', version: '1.120.1' })).task();
   const reason = 'missing env value NEXTCLOUD_ADMIN_PASSWORD';
   await (await alice.app({ appName: names.nextcloud, state: 'installFailed', version: '30.0.2', reason })).task({
+    status: 'FAILED',
+  });
+  await (await alice.app({ appName: names.plex, state: 'upgradeFailed', version: '1.41.0' })).task({
     status: 'FAILED',
   });
   return names;
@@ -361,6 +366,15 @@ describe.each(databases)('operations on %s', (kind) => {
             (n) => ({ sourceId: SOURCE, appName: n.immich, version: '1.119.0' }),
             'INVALID_STATE',
             () => /already installed.*upgradeApp/,
+          ],
+          [
+            // The app service still runs the version the upgrade left: an install there was refused,
+            // and overwrote the upgrade's failure (beclab/Olares#3440).
+            'an install over an app whose upgrade failed',
+            InstallAppMutation,
+            (n) => ({ sourceId: SOURCE, appName: n.plex, version: '1.41.2' }),
+            'INVALID_STATE',
+            () => /already installed \(version 1.41.0\).*upgradeApp/,
           ],
           [
             'a paid app not bought',

@@ -53,6 +53,17 @@ export function isCancelFailure(state: string): boolean {
   return state.toLowerCase().endsWith('cancelfailed');
 }
 
+/**
+ * Whether a state says a first install failed (`downloadFailed`, `installFailed`, this server's
+ * `cloneFailed`): the app service holds nothing of the app, so it can be installed again. Any
+ * other failure (`upgradeFailed`, `uninstallFailed`, `stopFailed`, a failed cancel) leaves the app
+ * there: an install over it was refused by the app service and overwrote the real failure
+ * (beclab/Olares#3440).
+ */
+export function isFailedFirstInstall(state: string): boolean {
+  return /^(download|install|clone)(ing)?failed$/i.test(state);
+}
+
 const RUNNING: StageAndHealth = { stage: 'RUNNING', health: 'HEALTHY' };
 const STOPPED: StageAndHealth = { stage: 'STOPPED', health: 'UNHEALTHY' };
 const UNKNOWN: StageAndHealth = { stage: 'UNKNOWN', health: 'UNKNOWN' };

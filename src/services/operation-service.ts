@@ -4,7 +4,7 @@ import type { Db } from '../db/client.js';
 import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
 import { findAppState, findAppStatesNamed } from '../db/hot-path-sql.js';
 import type { CatalogAppRow, TaskRow } from '../db/models.js';
-import { isCancelFailure } from '../domain/app-stage.js';
+import { isFailedFirstInstall } from '../domain/app-stage.js';
 import { InvalidStateError, NotFoundError, ValidationError } from '../domain/errors.js';
 import { cloneName, imagesOfEntry, readMetadata } from '../domain/operations.js';
 import { parseInput } from '../domain/parse-input.js';
@@ -103,8 +103,7 @@ export class OperationService {
     const app = await this.catalogueVersion(viewer, input.sourceId, input.appName, input.version);
     const rows = await findAppStatesNamed(this.sql, key.userId, key.appName);
     const row = rows.find((other) => other.sourceId === key.sourceId);
-    const failed = (state: string) => /failed/i.test(state) && !isCancelFailure(state); // the app service holds nothing
-    if (row?.installedVersion && !failed(row.state)) {
+    if (row?.installedVersion && !isFailedFirstInstall(row.state)) {
       throw new InvalidStateError(
         `${input.appName} is already installed (version ${row.installedVersion}); use upgradeApp to change its version`,
       );
@@ -112,7 +111,7 @@ export class OperationService {
     // The app service runs one app of a name per user: installed from a second source too, an
     // uninstall from one removed the other's app (its events name their source).
     const elsewhere = rows.find(
-      (other) => other.sourceId !== key.sourceId && (other.installedVersion || !failed(other.state)),
+      (other) => other.sourceId !== key.sourceId && (other.installedVersion || !isFailedFirstInstall(other.state)),
     );
     if (elsewhere) {
       throw new InvalidStateError(

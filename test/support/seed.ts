@@ -3,6 +3,7 @@ import { test } from 'vitest';
 import { createPrismaClient, type Db } from '../../src/db/client.js';
 import type { AppRow, CatalogAppRow, HistoryRow, MarketSourceRow, PaymentRow, TaskRow } from '../../src/db/models.js';
 import { appKeyString } from '../../src/domain/app-key.js';
+import { isFailedFirstInstall } from '../../src/domain/app-stage.js';
 import { createTestDatabase, type DatabaseKind } from './databases.js';
 import { type StartOptions, startTestServer, type TestServer } from './server.js';
 
@@ -208,7 +209,8 @@ export class UserSeed {
   /** The app-state row of one of this user's apps, as the collector writes it. */
   async app(input: AppInput): Promise<AppSeed> {
     const installing = ['downloading', 'installing', 'pending'].includes(input.state);
-    const unfinished = installing || input.state.endsWith('Failed');
+    // A failed first install left no version; any other failure (an upgrade's) an installed app.
+    const unfinished = installing || isFailedFirstInstall(input.state);
     const version = input.version ?? '1.0.0';
     const row = await this.seeder.db.appState.create({
       data: {
