@@ -259,6 +259,25 @@ describe.each(databases)('the app lifecycle against an app service over HTTP on 
     expect(requestTo('/app-service/v1/apps/plain-app/install')?.body).toMatchObject({ images: [] });
   });
 
+  test("an install of an older version sends no images: the entry's describe its current version", async () => {
+    const catalogued = await seed.catalogApp({ name: 'older-app', versions: ['2.0.0', '1.0.0'] });
+    await server.app.db.catalogApp.update({
+      where: { id: catalogued.id },
+      data: { entry: { ...(catalogued.entry as object), images: ['docker.io/older/app:2.0.0'] } },
+    });
+    const installed = dataOf(
+      await execute(
+        server,
+        InstallAppMutation,
+        { input: { sourceId: SOURCE, appName: 'older-app', version: '1.0.0' } },
+        { token: TOKENS.alice },
+      ),
+    ).installApp;
+    if (installed.__typename !== 'InstallAppSuccess') throw new Error(`install refused: ${JSON.stringify(installed)}`);
+    await accepted(installed.task.taskId);
+    expect(requestTo('/app-service/v1/apps/older-app/install')?.body).toMatchObject({ images: [] });
+  });
+
   test('uninstallApp sends the all and deleteData the user asked for', async () => {
     await seed.catalogApp({ name: 'outline', versions: ['0.81.1'] });
     await seed.user('alice').app({ appName: 'outline', state: 'running', version: '0.81.1' });

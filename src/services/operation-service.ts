@@ -68,6 +68,15 @@ const taskRef = z.object({
 /** Versions an unknown version's NOT_FOUND lists, the newest: an entry may list thousands (a 110 KB message was seen). */
 const LISTED_VERSIONS = 20;
 
+/**
+ * The images an operation at `version` sends: the catalogue entry's, which describe its current
+ * version only. An older version's are not known (an entry keeps no images per version): none,
+ * rather than the newest version's names, which the app service would report progress for.
+ */
+function imagesFor(app: CatalogAppRow, version: string) {
+  return version === app.version ? imagesOfEntry(app.entry) : [];
+}
+
 export type InstallInput = z.input<typeof installInput>;
 export type UninstallInput = z.input<typeof uninstallInput>;
 export type CloneInput = z.input<typeof cloneInput>;
@@ -128,7 +137,7 @@ export class OperationService {
         envs: input.envs,
         appId: app.appId,
         ...(app.paid ? { paid: true } : {}),
-        images: imagesOfEntry(app.entry),
+        images: imagesFor(app, input.version),
       },
       idempotencyKey: input.idempotencyKey ?? null,
       app: { cfgType: app.cfgType, title: app.title },
@@ -152,7 +161,7 @@ export class OperationService {
       type: 'UPGRADE',
       key,
       version: input.version,
-      metadata: { cfgType: app.cfgType, envs: input.envs, appId: app.appId, images: imagesOfEntry(app.entry) },
+      metadata: { cfgType: app.cfgType, envs: input.envs, appId: app.appId, images: imagesFor(app, input.version) },
       idempotencyKey: input.idempotencyKey ?? null,
       app: { cfgType: app.cfgType, title: app.title },
       ...(retryOfTaskId ? { retryOfTaskId } : {}),
@@ -226,7 +235,7 @@ export class OperationService {
         cfgType: original.cfgType ?? 'app',
         envs: input.envs,
         clone: { rawAppName: chart, title: input.title, requestHash, entrances: input.entrances },
-        images: imagesOfEntry(entry.entry),
+        images: imagesFor(entry, original.installedVersion),
         // A clone of a paid app runs under the buyer's credential too (dispatch.ts sends it).
         ...(entry.paid ? { appId: entry.appId, paid: true } : {}),
       },
