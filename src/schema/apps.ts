@@ -6,7 +6,7 @@ import { isNewerVersion } from '../domain/catalogue-version.js';
 import { eventOrMissed } from '../fanout/cohorts.js';
 import type { CatalogAppKey } from '../services/catalog-service.js';
 import { builder } from './builder.js';
-import { connectionType } from './connections.js';
+import { connectionType, filterDescription } from './connections.js';
 import { rowId } from './global-id.js';
 import { AppRef, AppStageEnum, CatalogAppRef, HealthEnum, TaskRef, TaskStatusEnum } from './refs.js';
 import { TaskConnection } from './tasks.js';
@@ -171,7 +171,7 @@ builder.node(AppRef, {
 export const AppConnection = connectionType(AppRef, 'App', 'apps');
 
 const AppFilterInput = builder.inputType('AppFilter', {
-  description: 'Filters on apps; all given conditions must hold.',
+  description: filterDescription('apps'),
   fields: (t) => ({
     userId: t.string({ description: "Only this user's apps (admins only; others always see their own)." }),
     sourceId: t.string({ description: 'Only apps from this market source.' }),

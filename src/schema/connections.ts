@@ -6,6 +6,17 @@ import { builder } from './builder.js';
  * (http/query-cost.ts) counts the list for. A list without pages counts one item otherwise, which
  * is wrong only for lists that can be long: a page inside each item of such a list multiplies.
  */
+/**
+ * The description of a filter input: the rules src/domain/filters.ts applies to every filter. A
+ * `userId` is the exception: it is who may be read (auth/scope), so an empty one is refused.
+ */
+export function filterDescription(what: string): string {
+  return (
+    `Filters on ${what}; all given conditions must hold. A field left out or null, an empty list and an empty ` +
+    'string constrain nothing (an empty list is every value, not none); an empty userId is refused.'
+  );
+}
+
 export const ASSUMED_LIST_SIZE = 'assumedListSize';
 
 /** A list field's `extensions`: the query cost limit counts it as `items` items. */

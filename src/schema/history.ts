@@ -1,6 +1,6 @@
 import { eventOrMissed } from '../fanout/cohorts.js';
 import { builder } from './builder.js';
-import { connectionType } from './connections.js';
+import { connectionType, filterDescription } from './connections.js';
 import { rowId } from './global-id.js';
 import { HistoryRecordRef } from './refs.js';
 
@@ -31,7 +31,7 @@ builder.node(HistoryRecordRef, {
 const HistoryRecordConnection = connectionType(HistoryRecordRef, 'HistoryRecord', 'history records');
 
 const HistoryFilterInput = builder.inputType('HistoryFilter', {
-  description: 'Filters on history records; all given conditions must hold.',
+  description: filterDescription('history records'),
   fields: (t) => ({
     type: t.stringList({ description: 'Only these record types.' }),
     app: t.string({ description: 'Only this app.' }),

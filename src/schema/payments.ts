@@ -2,7 +2,7 @@ import type { PaymentNotificationRow } from '../db/models.js';
 import { eventOrMissed } from '../fanout/cohorts.js';
 import { MAX_LISTED_NOTIFICATIONS } from '../services/payment-service.js';
 import { builder } from './builder.js';
-import { assumedListSize, connectionType } from './connections.js';
+import { assumedListSize, connectionType, filterDescription } from './connections.js';
 import { rowId } from './global-id.js';
 import { PaymentRef, PaymentStatusEnum } from './refs.js';
 
@@ -77,7 +77,7 @@ builder.node(PaymentRef, {
 const PaymentConnection = connectionType(PaymentRef, 'Payment', 'payments');
 
 const PaymentFilterInput = builder.inputType('PaymentFilter', {
-  description: 'Filters on payments; all given conditions must hold.',
+  description: filterDescription('payments'),
   fields: (t) => ({
     userId: t.string({ description: "Only this user's payments (admins only)." }),
     sourceId: t.string({ description: 'Only this market source.' }),

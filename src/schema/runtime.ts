@@ -4,7 +4,7 @@ import type { RuntimeEventView } from '../runtime/runtime-service.js';
 import type { ComponentStatus, RuntimeSummary, Snapshot, SnapshotFilter } from '../runtime/state-store.js';
 import { builder } from './builder.js';
 import { ChartRepoStatusRef } from './chart-repo.js';
-import { assumedListSize } from './connections.js';
+import { assumedListSize, filterDescription } from './connections.js';
 import { AppRef, AppStageEnum, HealthEnum, TaskRef, TaskStatusEnum, TaskTypeEnum } from './refs.js';
 
 const ComponentStateEnum = builder.enumType('ComponentState', {
@@ -109,7 +109,7 @@ const RuntimeSnapshotRef = builder.objectRef<Snapshot>('RuntimeSnapshot').implem
 });
 
 const SnapshotFilterInput = builder.inputType('SnapshotFilter', {
-  description: 'Filters on the runtime state; all given conditions must hold.',
+  description: filterDescription('the runtime state'),
   fields: (t) => ({
     userId: t.string({ description: "Only this user's apps and tasks (admins only)." }),
     sourceId: t.string({ description: 'Only this market source.' }),

@@ -1,7 +1,7 @@
 import { MAX_TASK_ID_LENGTH, taskStatusOf, taskTypeOf } from '../domain/tasks.js';
 import { eventOrMissed } from '../fanout/cohorts.js';
 import { builder } from './builder.js';
-import { connectionType } from './connections.js';
+import { connectionType, filterDescription } from './connections.js';
 import { AppRef, TaskRef, TaskStatusEnum, TaskTypeEnum } from './refs.js';
 
 builder.node(TaskRef, {
@@ -70,7 +70,7 @@ builder.node(TaskRef, {
 export const TaskConnection = connectionType(TaskRef, 'Task', 'tasks');
 
 const TaskFilterInput = builder.inputType('TaskFilter', {
-  description: 'Filters on tasks; all given conditions must hold.',
+  description: filterDescription('tasks'),
   fields: (t) => ({
     userId: t.string({ description: "Only this user's tasks (admins only; others always see their own)." }),
     sourceId: t.string({ description: 'Only tasks on this market source.' }),
