@@ -362,12 +362,16 @@ describe('HttpMarketSource against a source that fails', () => {
     expect(error.message).toBe(`hash: http://127.0.0.1:${port} is unreachable (ECONNREFUSED)`);
   });
 
-  test('a moved source is followed for the hash and the index; its details (a POST) fail naming the redirect', async () => {
+  test('a moved source is not followed: each call fails naming the redirect', async () => {
     const source = await fakeSource();
     const moved = await movedTo(source.url);
     const market = client(source, { baseUrl: moved });
-    expect((await market.hash()).hash).toBe(source.hash);
-    expect((await market.index()).apps).toHaveLength(2);
+    // Followed for the reads, a sync took one host's index and another's details, and succeeded.
+    expect((await failure(market.hash())).message).toBe(
+      "hash: HTTP 301 from /api/v2/appstore/hash: a redirect not followed since the index and its details must come from the same place; give the source's new URL instead",
+    );
+    expect((await failure(market.index())).reason).toBe('status');
+    expect(source.requests).toEqual([]);
     // Followed, the 301 would have turned the POST into a GET and the source answered 404.
     const details = await failure(market.detailsEach([fakeAppId('notes')], () => {}));
     expect(details.reason).toBe('status');

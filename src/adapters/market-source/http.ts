@@ -177,10 +177,11 @@ export class HttpMarketSource implements MarketSourceClient {
       ...(request.json === undefined ? {} : { json: request.json }),
       timeoutMs: this.timeoutMs,
       maxResponseBytes: this.maxResponseBytes,
-      // A redirect would carry the credential elsewhere; a source without one (a CDN moving it
-      // to https, a renamed worker) is followed, for reads only: a 301 or 302 turns a POST into a
-      // GET without its body, which the source would answer 404 as if it had no such endpoint.
-      followRedirects: this.secrets.length === 0 && request.method === 'GET',
+      // Never followed. A redirect would carry the credential elsewhere; a 301 or 302 turns the
+      // details' POST into a GET without its body; and a followed read with unfollowed details
+      // mixed two hosts' catalogues in one sync that said it succeeded (one host's index, the
+      // other's entries). The admin gives the new URL (bodyOf names the redirect).
+      followRedirects: false,
       secrets: this.secrets,
     });
   }
@@ -209,7 +210,7 @@ export class HttpMarketSource implements MarketSourceClient {
           ? 'not followed since it would carry the credentials'
           : call === 'details'
             ? 'not followed since the POST would arrive as a GET without its body'
-            : 'that could not be followed';
+            : 'not followed since the index and its details must come from the same place';
       throw fail('status', `HTTP ${outcome.status} from ${path}: a redirect ${why}; give the source's new URL instead`);
     }
     if (outcome.status !== 200) throw fail('status', `HTTP ${outcome.status} from ${path}${said ? `: ${said}` : ''}`);
