@@ -281,9 +281,10 @@ describe.runIf(redisUp && databases.includes('postgresql'))('leader election acr
     expect(notHeardFrom(servers[follower] as ServerProcess)).toEqual([{ instance: leader }]);
   }, 120_000);
 
-  test('an instance stopped with SIGTERM shows STOPPED on the other, then leaves after the retention', async () => {
-    const env = (instance: string) =>
+  test('an instance stopped with SIGTERM shows STOPPED on the other, then leaves after the retention; while it ran with another TASK_LEASE_MS, the cluster said so', async () => {
+    const env = (instance: string, extra: Record<string, string> = {}) =>
       serverEnv(database.url, {
+        ...extra,
         REDIS_URL,
         REDIS_PREFIX: `${prefix}graceful:`,
         INSTANCE_NAME: instance,
@@ -294,13 +295,21 @@ describe.runIf(redisUp && databases.includes('postgresql'))('leader election acr
       });
     const staying = startProcess(SERVER_COMMAND, env('c'));
     const url = await listeningUrl(staying);
-    const leaving = startProcess(SERVER_COMMAND, env('d'));
+    // A shorter lease on one instance takes over the others' live tasks: the cluster says so.
+    const leaving = startProcess(SERVER_COMMAND, env('d', { TASK_LEASE_MS: '20000' }));
     await listeningUrl(leaving);
     const gone = PER_PROCESS.map((name) => `${name}@d`);
     await waitFor(async () => {
       const seen = await componentsOf(url);
       return gone.every((name) => seen.has(name)) ? true : undefined;
     }, "the leaving instance's components on the other");
+    const differing = await waitFor(async () => {
+      const cluster = (await componentsOf(url)).get('cluster');
+      return cluster?.state === 'DEGRADED' ? cluster : undefined;
+    }, 'the cluster to show the differing lease');
+    expect((differing as Component & { message: string }).message).toBe(
+      'settings differ between instances (every instance must have the same): TASK_LEASE_MS 30000 on c; 20000 on d',
+    );
     const events = await subscribe({ url: url.origin }, RuntimeEventsSubscription, {});
 
     leaving.child.kill('SIGTERM');
@@ -319,5 +328,10 @@ describe.runIf(redisUp && databases.includes('postgresql'))('leader election acr
     expect([...(await componentsOf(url)).keys()].filter((name) => name.endsWith('@d'))).toEqual([]);
     // It said it stopped: never taken for gone silent.
     expect(notHeardFrom(staying)).toEqual([]);
+    // The one left agrees with itself.
+    await waitFor(
+      async () => ((await componentsOf(url)).get('cluster')?.state === 'RUNNING' ? true : undefined),
+      'the cluster to agree again',
+    );
   }, 120_000);
 });

@@ -54,7 +54,9 @@ export function createCollector({
       taskEngineSource(db, services.engine, config.tasks.concurrency),
       pubsubSource(subscriptionStats, services.clusterLog),
       ...jobs.sources(),
-      ...(config.redis ? [clusterSource(config.redis.instance, jobs.leadership)] : []),
+      ...(config.redis
+        ? [clusterSource(config.redis.instance, jobs.leadership, () => services.store.allComponents())]
+        : []),
     ],
     createChartRepo(config.runtime, collectorLogger),
     collectorLogger,
@@ -70,6 +72,11 @@ export function createCollector({
           instance: config.redis.instance,
           leader: jobs.leadership,
           eventBuffer: config.runtime.eventBuffer,
+          settings: {
+            TASK_LEASE_MS: config.tasks.leaseMs,
+            RUNTIME_EVENT_BUFFER: config.runtime.eventBuffer,
+            CHANGE_LOG_RETENTION: config.redis.changeLogRetention,
+          },
           sweep: {
             silenceMs: config.redis.instanceSilenceMs,
             retentionMs: config.redis.stoppedComponentRetentionMs,

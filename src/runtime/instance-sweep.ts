@@ -72,3 +72,29 @@ export function sweepInstances(components: readonly ComponentStatus[], order: Sw
   }
   return sweep;
 }
+
+/**
+ * The settings on which live instances disagree, as a message; null when they all agree. Each
+ * instance shows its own on its `collector` component (`metrics.settings`). One instance's value
+ * decides for all: the shortest TASK_LEASE_MS takes over the others' live tasks, the smallest
+ * RUNTIME_EVENT_BUFFER or CHANGE_LOG_RETENTION trims what every instance can resume from.
+ */
+export function differingSettings(components: readonly ComponentStatus[]): string | null {
+  const seen = new Map<string, Map<string, string[]>>(); // setting → value → instances
+  for (const { name, state, metrics } of components) {
+    const settings = metrics.settings;
+    if (!name.startsWith('collector@') || state === 'STOPPED' || typeof settings !== 'object' || !settings) continue;
+    for (const [setting, value] of Object.entries(settings)) {
+      const values = seen.get(setting) ?? new Map<string, string[]>();
+      seen.set(setting, values);
+      values.set(String(value), [...(values.get(String(value)) ?? []), name.slice('collector@'.length)]);
+    }
+  }
+  const differing = [...seen].filter(([, values]) => values.size > 1);
+  if (differing.length === 0) return null;
+  const described = differing.map(
+    ([setting, values]) =>
+      `${setting} ${[...values].map(([value, instances]) => `${value} on ${instances.sort().join(', ')}`).join('; ')}`,
+  );
+  return `settings differ between instances (every instance must have the same): ${described.join('; ')}`;
+}

@@ -8,7 +8,9 @@ import type { ChangeLogStatus } from '../events/redis-log-types.js';
 import type { JobStatus } from '../platform/periodic-job.js';
 import type { SourceSyncStatus } from '../services/catalogue-sync.js';
 import { component, jobComponent } from './components.js';
+import { differingSettings } from './instance-sweep.js';
 import type { PollSource } from './state-collector.js';
+import type { ComponentStatus } from './state-store.js';
 
 /** The cluster change log as the `pubsub` component reads it. */
 export interface ChangeLogStatusSource {
@@ -170,15 +172,21 @@ export function jobsSource(jobs: () => { component: string; status: JobStatus | 
 /**
  * `cluster` (cluster mode): which instance leads, since when, on what lease. Only the leader
  * reports it, so there is one, and a leader that died shows as its `lastCheck` getting old.
+ * DEGRADED while live instances run with different shared settings (differingSettings).
  */
-export function clusterSource(instance: string, leadership: { status(): LeadershipStatus }): PollSource {
+export function clusterSource(
+  instance: string,
+  leadership: { status(): LeadershipStatus },
+  components: () => readonly ComponentStatus[],
+): PollSource {
   return {
     name: 'cluster',
     scope: 'cluster',
     async collect() {
       const { since, leaseMs } = leadership.status();
       const metrics = { leader: instance, since: since?.toISOString() ?? null, leaseMs };
-      return [{ name: 'cluster', healthy: true, state: 'RUNNING', message: null, metrics }];
+      const differing = differingSettings(components());
+      return [component('cluster', differing ? 'DEGRADED' : 'RUNNING', metrics, differing)];
     },
   };
 }

@@ -56,6 +56,8 @@ export interface CollectorCluster {
   leader: { readonly isLeader: boolean; onChange(listener: (leading: boolean) => void): () => void };
   /** RUNTIME_EVENT_BUFFER: the most events taken over from the cluster at start. */
   eventBuffer: number;
+  /** Settings every instance must share, shown on its `collector` (differingSettings compares them). */
+  settings: Record<string, number>;
   /** INSTANCE_SILENCE_MS and STOPPED_COMPONENT_RETENTION_MS, for the leader's sweep orders. */
   sweep: Omit<SweepOrder, 'at'>;
 }
@@ -265,6 +267,7 @@ export class StateCollector {
           sources: this.sources.length + 1,
           errors,
           sequence: this.store.lastSequence,
+          ...(this.cluster ? { settings: this.cluster.settings } : {}),
         },
         failed.length ? `sources failing: ${failed.join(', ')}` : null,
       ),
