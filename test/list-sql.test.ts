@@ -149,7 +149,7 @@ describe.each(databases)('list SQL on %s', (kind) => {
     );
   });
 
-  test('categories come back by app, sorted by name', async () => {
+  test("the categories of the apps asked for come back, each app's (the catalogue sorts them)", async () => {
     const apps = await db.catalogApp.findMany({ orderBy: { id: 'asc' }, take: 3 });
     const rows = await appCategories(
       driverSqlOf(db),
@@ -157,10 +157,12 @@ describe.each(databases)('list SQL on %s', (kind) => {
     );
     const expected = await db.catalogAppCategory.findMany({
       where: { catalogAppId: { in: apps.map((app) => app.id) } },
-      orderBy: { category: 'asc' },
       select: { catalogAppId: true, category: true },
     });
-    expect(rows).toEqual(expected);
+    const sorted = (list: typeof expected) =>
+      list.map((row) => `${row.catalogAppId}/${row.category}`).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    expect(sorted(rows)).toEqual(sorted(expected));
+    expect(rows.length).toBeGreaterThan(0);
     expect(await appCategories(driverSqlOf(db), [])).toEqual([]);
   });
 });

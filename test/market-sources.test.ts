@@ -44,6 +44,7 @@ interface Source {
   baseUrl: string | null;
   isActive: boolean;
   nsfw: boolean;
+  priority: number;
   sync: { appCount: number };
 }
 interface Result {
@@ -102,6 +103,13 @@ describe.each(databases)('market sources on %s', (kind) => {
     (await sources(admin, true)).filter((each) => each.type === 'remote' && each.isActive).map((s) => s.sourceId);
 
   describe('addMarketSource', () => {
+    test('sources of equal priority are listed by id in the same order on every database, whatever its collation', async () => {
+      for (const sourceId of ['a-src', 'Zeta', 'B-src']) await added(sourceId, { priority: 555 });
+      const listed = (await sources(admin, true)).filter((each) => each.priority === 555).map((each) => each.sourceId);
+      // By code unit, as SQLite and PostgreSQL's C collation sort; en_US put a-src first.
+      expect(listed).toEqual(['B-src', 'Zeta', 'a-src']);
+    });
+
     test('an admin adds a remote source: inactive, with its fields, listed only when inactive ones are asked for', async () => {
       const source = await added('self-hosted.lan', {
         baseUrl: 'http://192.168.1.20:8080/market/',

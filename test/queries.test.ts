@@ -617,6 +617,12 @@ describe.each(databases)('read API on %s', (kind) => {
         await execute(server, CatalogQuery, { sourceId: 'upload' }, { token: TOKENS.alice }),
       ).catalog;
       expect(upload.edges.map((edge) => edge.node.sourceId)).toEqual(['upload']);
+      // Categories by name, by code unit on every database (an en_US collation put `ai-tools` first).
+      await seed.catalogApp({ name: 'sorted-tags', sourceId: 'upload', categories: ['ai-tools', 'Media', 'AI'] });
+      const tagged = dataOf(
+        await execute(server, CatalogQuery, { search: 'sorted-tags' }, { token: TOKENS.alice }),
+      ).catalog;
+      expect(tagged.edges.map((edge) => edge.node.categories)).toEqual([['AI', 'Media', 'ai-tools']]);
     });
   });
 });

@@ -107,7 +107,7 @@ export async function countRows(db: SqlRunner, table: ListTable, conditions: rea
   return Number(row?.count ?? 0);
 }
 
-/** The categories of catalogue apps, by name within each app (what `CatalogApp.categories` lists). */
+/** The categories of catalogue apps, in no order (the caller sorts: a collation's order differs by database). */
 export function appCategories(
   db: SqlRunner,
   appIds: readonly number[],
@@ -119,7 +119,7 @@ export function appCategories(
     RAW_PARAMETERS,
     (ids) => db.$queryRaw<{ catalogAppId: number; category: string }[]>`
       SELECT "catalogAppId", "category" FROM "CatalogAppCategory"
-      WHERE "catalogAppId" IN (${join(ids)}) ORDER BY "category"`,
+      WHERE "catalogAppId" IN (${join(ids)})`,
   );
 }
 

@@ -120,6 +120,17 @@ interface Lookup {
  * source too (to try one before selecting it). To anyone else an inactive remote is a source that
  * does not exist: its URL and errors are the admins' business.
  */
+/**
+ * Text in one order on both providers, by UTF-16 code unit. PostgreSQL sorts text by the
+ * database's collation: on an en_US one "a-src" comes before "B-src", on C (and SQLite) after.
+ */
+export const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Market sources as every list shows them: highest priority first, then by id. */
+export function inSourceOrder<T extends Pick<MarketSourceRow, 'priority' | 'sourceId'>>(rows: T[]): T[] {
+  return rows.sort((a, b) => b.priority - a.priority || byText(a.sourceId, b.sourceId));
+}
+
 export function isOfferedTo(viewer: Viewer, source: Pick<MarketSourceRow, 'type' | 'isActive'>): boolean {
   return viewer.isAdmin || source.type !== 'remote' || source.isActive;
 }
@@ -227,11 +238,11 @@ export class CatalogService {
   }
 
   /** Visible sources (isOfferedTo for everyone), highest priority first. */
-  marketSources(): Promise<MarketSourceRow[]> {
-    return this.db.marketSource.findMany({
+  async marketSources(): Promise<MarketSourceRow[]> {
+    const rows = await this.db.marketSource.findMany({
       where: { OR: [{ type: 'local' }, { type: 'remote', isActive: true }] },
-      orderBy: [{ priority: 'desc' }, { sourceId: 'asc' }],
     });
+    return inSourceOrder(rows);
   }
 
   marketSource(sourceId: string): Promise<MarketSourceRow | null> {
@@ -329,7 +340,7 @@ export class CatalogService {
     return sourceIds.map((sourceId) => existing.has(sourceId));
   }
 
-  /** Category names of each app, in one query. */
+  /** Category names of each app, by name, in one query. */
   async categoriesOf(appIds: readonly number[]): Promise<string[][]> {
     const byApp = new Map<number, string[]>();
     for (const { catalogAppId, category } of await appCategories(this.sql, appIds)) {
@@ -337,6 +348,6 @@ export class CatalogService {
       if (list) list.push(category);
       else byApp.set(catalogAppId, [category]);
     }
-    return appIds.map((id) => byApp.get(id) ?? []);
+    return appIds.map((id) => byApp.get(id)?.sort(byText) ?? []);
   }
 }

@@ -7,7 +7,7 @@ import type { MarketSourceRow } from '../db/models.js';
 import { ConflictError, ForbiddenError, InvalidStateError, NotFoundError, ValidationError } from '../domain/errors.js';
 import { parseInput } from '../domain/parse-input.js';
 import type { ChangeFeed } from '../events/change-feed.js';
-import { type CatalogService, isOfferedTo } from './catalog-service.js';
+import { type CatalogService, inSourceOrder, isOfferedTo } from './catalog-service.js';
 import type { HistoryEntry, HistoryService } from './history-service.js';
 
 /** Longest source id (the original's `source_id` column, market-domain.md §6.1). */
@@ -146,10 +146,13 @@ export class MarketSourceService {
    * `includeInactive` every source. Only admins may ask for the inactive ones: a non-admin asking
    * is refused rather than quietly given less than asked for.
    */
-  list(viewer: Viewer, { includeInactive }: { includeInactive?: boolean | null } = {}): Promise<MarketSourceRow[]> {
+  async list(
+    viewer: Viewer,
+    { includeInactive }: { includeInactive?: boolean | null } = {},
+  ): Promise<MarketSourceRow[]> {
     if (!includeInactive) return this.catalog.marketSources();
     this.assertAdmin(viewer, 'list inactive market sources');
-    return this.db.marketSource.findMany({ orderBy: [{ priority: 'desc' }, { sourceId: 'asc' }] });
+    return inSourceOrder(await this.db.marketSource.findMany());
   }
 
   /** One source by id, as `list` would show it to the viewer (isOfferedTo; null as for no such source). */

@@ -56,7 +56,14 @@ export async function createTestDatabase(kind: DatabaseKind): Promise<TestDataba
     const name = `market_test_${randomBytes(6).toString('hex')}`;
     const admin = new pg.Client({ connectionString: POSTGRES_URL });
     await admin.connect();
-    await admin.query(`CREATE DATABASE ${name}`);
+    // Text sorted as most clusters sort it (en_US; the shared server's default is C, which sorts
+    // bytewise as SQLite does and hid orders that differ by provider), where ICU is there.
+    await admin
+      .query(`CREATE DATABASE ${name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'`)
+      .catch(async (error: { code?: string }) => {
+        if (error.code !== '0A000' && error.code !== '22023' && error.code !== '42601') throw error;
+        await admin.query(`CREATE DATABASE ${name}`);
+      });
     await admin.end();
     const url = new URL(POSTGRES_URL);
     url.pathname = `/${name}`;
