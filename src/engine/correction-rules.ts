@@ -12,8 +12,12 @@ import { appKeyString } from '../domain/app-key.js';
 export type Correction =
   /** Listed, with no state row: the row is created from the listed state. */
   | { kind: 'appeared'; listed: AppStateEvent }
-  /** Listed in another state (or with other entrances) than the row holds, and listed later than the row's state. */
-  | { kind: 'corrected'; row: AppRow; listed: AppStateEvent }
+  /**
+   * Listed in another state (or with other entrances) than the row holds, and listed later than
+   * the row's state; `unversioned`: the row also takes the listed version (no task of ours, the
+   * app at rest: never a first install still on its way, whose cancel would leave it behind).
+   */
+  | { kind: 'corrected'; row: AppRow; listed: AppStateEvent; unversioned: boolean }
   /** Not listed any more, not a system app, no active task, nothing newer than the list: the row goes. */
   | { kind: 'removed'; row: AppRow }
   /** A running task whose end the app service's list shows (its end state, or the app gone for an uninstall). */
@@ -114,7 +118,7 @@ export function planCorrections(comparison: Comparison): Correction[] {
     const corrected = (app.createTime.getTime() > row.eventTime.getTime() && differs(row, app)) || unversioned;
     if (!corrected && !task) continue;
     const asRow = app.sourceId === row.sourceId ? app : { ...app, sourceId: row.sourceId };
-    if (corrected) corrections.push({ kind: 'corrected', row, listed: asRow });
+    if (corrected) corrections.push({ kind: 'corrected', row, listed: asRow, unversioned });
     if (task && endShown(task, asRow, comparison, row)) {
       corrections.push({ kind: 'taskCompleted', task, listed: asRow });
     }
@@ -149,13 +153,14 @@ export function planCorrections(comparison: Comparison): Correction[] {
  */
 export function withholdMassRemovals(
   corrections: Correction[],
+  /** The listed apps that are not system apps: a real list always holds those (files, settings …). */
   listedApps: number,
   storedApps: number,
 ): { corrections: Correction[]; withheld: number; why: string | null } {
   const removals = corrections.filter((correction) => correction.kind === 'removed').length;
   if (removals === 0) return { corrections, withheld: 0, why: null };
   let why: string | null = null;
-  if (listedApps === 0) why = `the app service listed no apps while ${storedApps} are stored`;
+  if (listedApps === 0) why = `the app service listed no apps but system apps while ${storedApps} are stored`;
   else if (removals > REMOVALS_BEYOND_DOUBT && removals * 2 > storedApps)
     why = `the list would remove ${removals} of the ${storedApps} stored apps`;
   if (!why) return { corrections, withheld: 0, why: null };

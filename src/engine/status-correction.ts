@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers/promises';
 import type { AppService, AppStateEvent } from '../adapters/app-service/port.js';
 import { failureMessage, isDatabaseUnavailable } from '../db/availability.js';
 import type { Db } from '../db/client.js';
@@ -126,7 +127,8 @@ export class StatusCorrection {
         endedSinceRequest: new Set(ended.map(appKeyString)),
       });
       const stored = rows.filter((row) => !this.systemNames.has(row.appName)).length;
-      const { corrections, withheld, why } = withholdMassRemovals(planned, listed.length, stored);
+      const marketApps = listed.filter((app) => !app.system).length;
+      const { corrections, withheld, why } = withholdMassRemovals(planned, marketApps, stored);
       this.figures.listedApps = listed.length;
       this.figures.removalsWithheld = withheld;
       this.figures.unreadableApps = unreadable.length;
@@ -157,6 +159,9 @@ export class StatusCorrection {
   private async applyEach(corrections: Correction[], run: Date): Promise<string[]> {
     const failed: string[] = [];
     for (const correction of corrections) {
+      // Between corrections, requests go first: on SQLite every statement completes synchronously,
+      // so a run of 2,000 appeared apps answered nothing, /health included, for 40 s.
+      await setImmediate();
       try {
         await this.apply(correction, run);
       } catch (error) {
@@ -225,7 +230,7 @@ export class StatusCorrection {
       case 'corrected': {
         const { row, listed } = correction;
         const took = await engine.applyListedState(listed); // false: a newer state came meanwhile
-        const versioned = !row.installedVersion && (await this.completeListedRow(listed));
+        const versioned = correction.unversioned && (await this.completeListedRow(listed));
         if (!took && !versioned) return;
         const changes = [
           ...(took && row.state !== listed.state ? [`${row.state || '(none)'} → ${listed.state}`] : []),
