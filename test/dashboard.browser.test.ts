@@ -547,6 +547,25 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
         .evaluateAll((rows) => rows.map((row) => (row.getAttribute('data-app') ?? '').split('/')[0]));
       expect(owners.length).toBeGreaterThan(0);
       expect(new Set(owners)).toEqual(new Set(['alice']));
+
+      // Alice signs out at the gateway and bob signs in, in the same browser, and the connection
+      // drops: no 4403 tells the page. It asks who it is now, and starts again from bob's snapshot.
+      gateway.signIn('bob');
+      gateway.cut();
+      await expect
+        .poll(
+          async () => {
+            const shown = await page
+              .locator('tr[data-app]')
+              .evaluateAll((rows) => rows.map((row) => (row.getAttribute('data-app') ?? '').split('/')[0]));
+            return [...new Set(shown)];
+          },
+          { timeout: 15_000 },
+        )
+        .toEqual(['bob']);
+      await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
+      expect(await page.locator(`tr[data-task-id="${taskId}"]`).count()).toBe(0);
+      expect(await page.locator('#history').textContent()).not.toContain('excalidraw');
     } finally {
       await gateway.close();
       await gated.stop();

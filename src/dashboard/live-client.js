@@ -3,6 +3,8 @@
 // backoff, subscriptions by id, and one-shot operations (queries and mutations) over the same
 // socket, so a page never polls and never needs a second connection.
 
+import { VIEWER } from './documents.js';
+
 const TOKEN_KEY = 'market-token';
 /**
  * How often the page asks the server for a pong, and how long it waits for any message after.
@@ -66,6 +68,54 @@ function request(subscribe, query, variables) {
   });
 }
 
+/** The first message of a connection, with the tab's token (none: the gateway's identity, or local development). */
+const connectionInit = (token) =>
+  JSON.stringify({ type: 'connection_init', payload: token ? { authorization: `Bearer ${token}` } : {} });
+
+/** Who the server says this connection is ("userId/isAdmin"); null when it does not say. */
+function viewerOf(subscribe) {
+  return request(subscribe, VIEWER, {}).then(
+    (result) => (result?.data?.viewer ? `${result.data.viewer.userId}/${result.data.viewer.isAdmin}` : null),
+    () => null,
+  );
+}
+
+/**
+ * Behind a gateway the identity is the gateway's: one viewer signs out there and another in, in
+ * the same browser, and the connection drops with no 4403 to tell the page, which resumed and
+ * kept showing the previous viewer's data. So each new connection asks who it is; another viewer
+ * than before (or one not known) is a sign-in, and the page starts over, before it resubscribes.
+ */
+function identityWatch(onSignIn) {
+  let viewer = null; // who the server said the last connection was
+  let shown = false; // whether the page had a connection since it started or signed in
+  return {
+    forget() {
+      viewer = null;
+      shown = false;
+    },
+    /** A new connection: `open` (the page subscribes) once it is known whose; `current()` is false once it dropped. */
+    opened(asked, current, open) {
+      if (!shown) {
+        shown = true;
+        open(); // the first connection: nothing shown yet
+        asked.then((seen) => {
+          if (current()) viewer = seen;
+        });
+        return;
+      }
+      asked.then((seen) => {
+        if (!current()) return; // dropped meanwhile: the next connection asks again
+        if (seen === null || seen !== viewer) {
+          viewer = seen;
+          onSignIn?.();
+        }
+        open();
+      });
+    },
+  };
+}
+
 /**
  * @param {object} handlers
  * @param {(kind: 'connecting'|'reconnecting'|'live'|'failed', text: string) => void} handlers.onState
@@ -87,6 +137,7 @@ export function createLiveClient({ onState, onOpen, onUnauthorised, onSignIn }) 
   const handlers = new Map(); // operation id → { next, error, complete }
   let heardAt = 0; // when the socket last brought a message
   let unwatch = () => {};
+  const identity = identityWatch(onSignIn);
 
   /** The socket is gone (closed, or silent): every open operation fails, then a reconnect. */
   function dropped(current, code) {
@@ -98,11 +149,11 @@ export function createLiveClient({ onState, onOpen, onUnauthorised, onSignIn }) 
     if (current.readyState === WebSocket.OPEN || current.readyState === WebSocket.CONNECTING) {
       current.close(4408, 'no answer');
     }
-    // Marked, so that a page can tell a dropped connection (it resubscribes in onOpen) from a
-    // refusal by the server.
+    // Marked: a page tells a dropped connection (it resubscribes in onOpen) from a refusal by the server.
     for (const handler of handlers.values()) handler.error?.([CONNECTION_CLOSED]);
     handlers.clear();
     if (code === 4403) {
+      identity.forget();
       onState('failed', 'not authorised');
       onUnauthorised?.();
       return;
@@ -122,11 +173,7 @@ export function createLiveClient({ onState, onOpen, onUnauthorised, onSignIn }) 
     setTimeout(() => {
       if (socket === current && !acked) dropped(current, 4408);
     }, ACK_TIMEOUT_MS);
-    current.onopen = () => {
-      current.send(
-        JSON.stringify({ type: 'connection_init', payload: token ? { authorization: `Bearer ${token}` } : {} }),
-      );
-    };
+    current.onopen = () => current.send(connectionInit(token));
     current.onmessage = (message) => {
       heardAt = Date.now();
       receive(current, JSON.parse(message.data));
@@ -141,7 +188,7 @@ export function createLiveClient({ onState, onOpen, onUnauthorised, onSignIn }) 
       attempts = 0;
       unwatch();
       unwatch = keepWatch(current, { heardAt: () => heardAt, silent: () => dropped(current, 4408) });
-      onOpen();
+      identity.opened(viewerOf(subscribe), () => socket === current, onOpen);
     } else if (data.type === 'ping') {
       current.send(JSON.stringify({ type: 'pong' }));
     } else {
@@ -183,6 +230,7 @@ export function createLiveClient({ onState, onOpen, onUnauthorised, onSignIn }) 
       acked = false;
       handlers.clear();
       previous?.close();
+      identity.forget();
       onSignIn?.();
       reconnects = 0;
       attempts = 0;

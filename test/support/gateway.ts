@@ -8,15 +8,20 @@ import { connect, type Socket } from 'node:net';
  */
 export interface Gateway {
   url: string;
+  /** Another user signs in at the gateway: the next requests and connections are theirs. */
+  signIn(userId: string): void;
+  /** Cuts every connection through it (a gateway restart): clients connect again. */
+  cut(): void;
   close(): Promise<void>;
 }
 
 export async function startGateway(target: string, header: string, userId: string): Promise<Gateway> {
   const upstream = new URL(target);
+  let user = userId;
   const rewrite = (headers: IncomingHttpHeaders): IncomingHttpHeaders => {
     const out: IncomingHttpHeaders = { ...headers, host: upstream.host };
     delete out[header.toLowerCase()];
-    out[header.toLowerCase()] = userId;
+    out[header.toLowerCase()] = user;
     // The browser's page is the gateway's origin; the server sees it as its own.
     if (out.origin) out.origin = upstream.origin;
     return out;
@@ -62,6 +67,12 @@ export async function startGateway(target: string, header: string, userId: strin
   const port = typeof address === 'object' && address ? address.port : 0;
   return {
     url: `http://127.0.0.1:${port}`,
+    signIn: (next) => {
+      user = next;
+    },
+    cut: () => {
+      for (const socket of sockets) socket.destroy();
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
