@@ -128,6 +128,35 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
     await page.close();
   });
 
+  test("dashboards of one viewer share one execution per event: each one's replay from its sequence ends once it reached the live stream", async () => {
+    const pages = await Promise.all([1, 2, 3].map(() => browser.newPage()));
+    try {
+      for (const page of pages) {
+        await page.goto(`${server.url}/dashboard`);
+        await expect
+          .poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 })
+          .toBe('live');
+      }
+      const taskId = await install('stirling-pdf', '0.36.6');
+      for (const page of pages) {
+        const row = page.locator(`tr[data-task-id="${taskId}"]`);
+        await expect
+          .poll(() => row.locator('[role=progressbar]').getAttribute('aria-valuenow'), { timeout: 20_000 })
+          .toBe('100');
+      }
+      // Every subscription of the three pages is in a cohort of three: none runs alone (a stream
+      // with `since` did, for as long as the page was open).
+      await expect
+        .poll(() => {
+          const { cohorts, subscriptions } = server.app.subscriptionStats();
+          return subscriptions === 3 * cohorts && cohorts > 0;
+        })
+        .toBe(true);
+    } finally {
+      for (const page of pages) await page.close();
+    }
+  });
+
   test('a failed install shows its reason, on the task and on the app', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(`${server.url}/dashboard`);
