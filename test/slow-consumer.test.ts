@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import WebSocket from 'ws';
 import { RuntimeEventsSubscription } from './support/operations.js';
@@ -149,4 +150,58 @@ describe('a client that sends queries over its WebSocket and reads none of the a
     expect((await executed()) - deafExecuted).toBe(QUERIES);
     slow.terminate();
   }, 120_000);
+});
+
+describe('an SSE client that stops reading', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer('sqlite', {
+      env: {
+        SUBSCRIPTION_MAX_BUFFERED_BYTES: '65536',
+        SUBSCRIPTION_KEEPALIVE_MS: '1000',
+        COLLECT_INTERVAL_MS: '3600000',
+      },
+    });
+  });
+  afterAll(() => server?.stop());
+
+  test('is closed once it read nothing for a keep-alive period while events waited; its slot is given back', async () => {
+    const url = new URL(server.url);
+    const socket = connect(Number(url.port), url.hostname);
+    socket.on('error', () => {});
+    const body = JSON.stringify({
+      query: 'subscription { runtimeEvents { sequence kind component { name metrics } } }',
+    });
+    socket.write(
+      `POST /graphql/stream HTTP/1.1\r\nHost: ${url.host}\r\nAccept: text/event-stream\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+    await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+    await waitFor(async () => (server.app.subscriptionStats().streams === 1 ? true : undefined), 'the stream');
+    // Reads nothing more: once the sockets' buffers are full, its events wait in the server.
+    socket.pause();
+    const bulky = 'x'.repeat(64 * 1024);
+    for (let i = 0; i < 300; i += 1) {
+      const metrics = { bulky };
+      server.app.services.store.putComponent({
+        name: 'probe',
+        healthy: true,
+        state: 'RUNNING',
+        message: String(i),
+        lastCheck: new Date(),
+        metrics,
+      });
+      if (i % 50 === 49) await new Promise((resolve) => setImmediate(resolve)); // let the writes go out
+    }
+    try {
+      // The server ends it (its end waits behind the unread bytes, so the paused client cannot see it yet).
+      const ended = await waitFor(async () => {
+        const stats = server.app.subscriptionStats();
+        return stats.streams === 0 ? stats : undefined;
+      }, 'the stalled stream to be closed');
+      expect(ended).toMatchObject({ streams: 0, subscriptions: 0 });
+    } finally {
+      socket.destroy();
+    }
+  }, 60_000);
 });

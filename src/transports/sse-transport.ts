@@ -108,6 +108,27 @@ class Stream implements Outlet {
     return this.res.writableLength > this.maxBufferedBytes;
   }
 
+  /** What waited unwritten at the last keep-alive tick that found the stream congested; -1: none. */
+  private pendingAtTick = -1;
+
+  /**
+   * Whether the client read nothing for a whole keep-alive period while frames waited for it:
+   * congested at two ticks in a row, and no less waiting at the second (nothing is added while
+   * congested: results queue in the member, and no keep-alive is written). Such a stream was
+   * never closed (a WebSocket is, by its unanswered ping): it kept its connection slot and more
+   * than SUBSCRIPTION_MAX_BUFFERED_BYTES for as long as TCP held the socket.
+   */
+  stalled(): boolean {
+    if (!this.congested) {
+      this.pendingAtTick = -1;
+      return false;
+    }
+    const pending = this.res.writableLength;
+    const stalled = this.pendingAtTick >= 0 && pending >= this.pendingAtTick;
+    this.pendingAtTick = pending;
+    return stalled;
+  }
+
   waitForDrain(member: QueuedMember): void {
     if (this.draining) return;
     this.draining = true;
@@ -132,7 +153,10 @@ export class SseTransport {
     // One timer for every stream rather than one per stream; a stream with events needs none.
     this.keepAlive = setInterval(() => {
       for (const stream of this.streams) {
-        if (stream.active) stream.active = false;
+        // A stalled stream is closed (its close ends its subscriptions); a congested one has data
+        // waiting, so it needs no keep-alive.
+        if (stream.stalled()) stream.res.destroy();
+        else if (stream.active || stream.congested) stream.active = false;
         else stream.write(KEEP_ALIVE);
       }
     }, options.keepAliveMs);
