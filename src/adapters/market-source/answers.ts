@@ -34,7 +34,7 @@ const SHOWN_KEY_LENGTH = 64;
 /** Ids are keys in URLs, logs and columns: letters, digits, `.`, `_`, `-`. */
 const APP_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
-/** The parts of `data` besides `apps` that real sources send (kept as sent, for the frontends). */
+/** The parts of `data` besides `apps` that real sources send (read as sent; not stored yet, see SourceIndex.others). */
 export const OTHER_SECTIONS = ['tags', 'pages', 'topics', 'topic_lists', 'tops', 'latest', 'recommends'] as const;
 
 export type Call = 'hash' | 'info' | 'details' | 'bundled catalogue';

@@ -17,7 +17,7 @@ import { MarketSourceError } from './port.js';
  * }
  * ```
  *
- * `data` is what an info answer's `data` holds (its other sections are kept as sent) and every
+ * `data` is what an info answer's `data` holds (its other sections are read, not stored) and every
  * app of `data.apps` needs its entry in `details`. The hash is the SHA-256 of the file's bytes,
  * so an edit is picked up by the next sync. The file is parsed once per hash: `hash()` and
  * `index()` re-read its bytes (a poll must see edits), `detailsEach()` answers from the snapshot the

@@ -44,7 +44,10 @@ export interface SourceIndex {
   hash: string;
   lastUpdated: string | null;
   apps: SourceAppSummary[];
-  /** `tags`, `pages`, `topics`, `topic_lists`, `tops`, `latest`, `recommends`, as sent (those present). */
+  /**
+   * `tags`, `pages`, `topics`, `topic_lists`, `tops`, `latest`, `recommends`, as sent (those
+   * present). Nothing stores them yet: the Syncer keeps the apps only.
+   */
   others: Record<string, unknown>;
   /** Summaries left out of `apps`. When every summary would be, the index is refused as garbage instead. */
   skipped: SkippedApp[];
