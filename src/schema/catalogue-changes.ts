@@ -15,7 +15,7 @@ builder.subscriptionField('catalogueChanged', (t) =>
   t.field({
     type: CatalogueChangeRef,
     description:
-      'Each change of the catalogue, as a sync or an upload commits it: of one source, or of every source (an inactive one: admins only, as `catalog`). Query `catalog` for the entries.',
+      'Each change of the catalogue, as a sync or an upload commits it: of one source, or of every source (an inactive one: admins only, as `catalog`). Query `catalog` for the entries. Selecting or removing a source (which changes the source offered) is not announced here.',
     args: { sourceId: t.arg.string({ description: 'Only this source (at most 50 characters).' }) },
     subscribe: (_root, { sourceId }, ctx) => ctx.services.catalogueChanges.subscribe(ctx.viewer, sourceId),
     resolve: (change) => change,
