@@ -101,4 +101,45 @@ describe.each(databases)('%s: lists longer than one statement may name', (kind) 
     });
     expect(response.body).toEqual({ data: { apps: { totalCount: APPS } } });
   });
+
+  test('an app installed and uninstalled over and over: its pages of tasks, each read on its own past what is read at once', async () => {
+    const key = { userId: 'admin', sourceId: SOURCE, appName: 'churned' };
+    const db = server.app.db;
+    await db.appState.create({ data: { ...key, state: 'running', installedVersion: '1.0.0', eventTime: new Date() } });
+    const started = Date.now() - 3_600_000;
+    await db.task.createMany({
+      data: Array.from({ length: 1_200 }, (_, index) => ({
+        ...key,
+        taskId: `churn-${String(index).padStart(4, '0')}`,
+        type: index % 2 ? 'UNINSTALL' : 'INSTALL',
+        status: index % 100 === 0 ? 'FAILED' : 'COMPLETED',
+        version: '1.0.0',
+        metadata: { cfgType: 'app', envs: [], appId: 'n8n' },
+        createdAt: new Date(started + index * 1000),
+        completedAt: new Date(started + index * 1000),
+      })),
+    });
+    const page = async (args: string) => {
+      const response = await rawRequest(server, {
+        query: `{ apps(filter: { appName: "churned" }) { edges { node { tasks(${args}) {
+          totalCount edges { node { taskId } } pageInfo { hasNextPage hasPreviousPage endCursor } } } } } }`,
+      });
+      expect(response.body?.errors).toBeUndefined();
+      const apps = response.body?.data?.apps as {
+        edges: { node: { tasks: { totalCount: number; edges: { node: { taskId: string } }[]; pageInfo: never } } }[];
+      };
+      const { tasks } = apps.edges[0]?.node ?? { tasks: null };
+      return { ...tasks, ids: tasks?.edges.map((edge) => edge.node.taskId) };
+    };
+    const first = await page('first: 2');
+    expect(first).toMatchObject({ totalCount: 1_200, ids: ['churn-1199', 'churn-1198'] });
+    expect(first.pageInfo).toMatchObject({ hasNextPage: true, hasPreviousPage: false });
+    const second = await page(`first: 2, after: "${(first.pageInfo as { endCursor: string }).endCursor}"`);
+    expect(second).toMatchObject({ ids: ['churn-1197', 'churn-1196'] });
+    expect(await page('last: 1')).toMatchObject({ ids: ['churn-0000'] });
+    expect(await page('first: 2, status: [FAILED]')).toMatchObject({
+      totalCount: 12,
+      ids: ['churn-1100', 'churn-1000'],
+    });
+  });
 });

@@ -36,6 +36,12 @@ export const TASK_FILTER = defineFilter<Omit<TaskFilter, 'userId'>, TaskRow, Pri
 
 export const TASK_CURSOR = 'task';
 
+/**
+ * The most tasks `App.tasks` reads at once for a page of apps, to cut each app's page in memory;
+ * beyond, each app's page is read on its own (TaskService.tasksOfApps).
+ */
+const APP_TASKS_READ_AT_ONCE = 1_000;
+
 /** Reads of tasks. (Creating and running them is the task engine's job.) */
 export class TaskService {
   /**
@@ -100,8 +106,11 @@ export class TaskService {
   }
 
   /**
-   * The task lists of several apps with the same arguments, in one query: `App.tasks` under a
-   * list of apps. An app has few tasks, so each app's page is cut in memory.
+   * The task lists of several apps with the same arguments: `App.tasks` under a list of apps. An
+   * app has few tasks, so all of theirs are read in one query and each app's page is cut in
+   * memory. Unless they have many (an app installed and uninstalled over and over has thousands,
+   * all read for `tasks(first: 1)`): past APP_TASKS_READ_AT_ONCE rows, each app's page is read on
+   * its own, as `tasks` pages are.
    */
   async tasksOfApps(
     keys: readonly AppKey[],
@@ -111,16 +120,34 @@ export class TaskService {
     // Each app once (its loader does not cache, so an app asked for twice comes twice): in two
     // chunks, its tasks would be read, and listed, twice.
     const apps = [...new Map(keys.map((key) => [appKeyString(key), key])).values()];
-    const rows = await readInChunks(apps, KEYS_PER_OR, (chunk) =>
-      this.db.task.findMany({
-        where: { OR: chunk.map(({ userId, sourceId, appName }) => ({ userId, sourceId, appName })), ...status },
-      }),
-    );
+    let tooMany = false;
+    const rows = await readInChunks(apps, KEYS_PER_OR, async (chunk) => {
+      const where = { OR: chunk.map(({ userId, sourceId, appName }) => ({ userId, sourceId, appName })), ...status };
+      const read = tooMany ? [] : await this.db.task.findMany({ where, take: APP_TASKS_READ_AT_ONCE + 1 });
+      tooMany ||= read.length > APP_TASKS_READ_AT_ONCE;
+      return read;
+    });
+    if (tooMany) return Promise.all(keys.map((key) => this.pageOfApp(key, args)));
     const byApp = new Map<string, TaskRow[]>();
     for (const row of rows) {
       const key = appKeyString(row);
-      byApp.set(key, [...(byApp.get(key) ?? []), row]);
+      const list = byApp.get(key);
+      if (list) list.push(row);
+      else byApp.set(key, [row]);
     }
     return keys.map((key) => paginateArray(TASK_CURSOR, args, this.maxPageSize, byApp.get(appKeyString(key)) ?? []));
+  }
+
+  /** One app's page of tasks, read as a `tasks` page is (an index walk of the page, a count). */
+  private pageOfApp(key: AppKey, args: PageArgs & { status?: TaskStatus[] | null }): Promise<Connection<TaskRow>> {
+    const compiled = TASK_FILTER.compile({ sourceId: key.sourceId, appName: key.appName, status: args.status });
+    const conditions = conditionsSql('Task', [...ownerCondition(key.userId), ...compiled.stored]);
+    return paginateWindow(
+      TASK_CURSOR,
+      args,
+      this.maxPageSize,
+      (window) => pageRows<TaskRow>(this.sql, 'Task', conditions, window),
+      () => countRows(this.sql, 'Task', conditions),
+    );
   }
 }
