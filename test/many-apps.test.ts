@@ -126,7 +126,15 @@ describe.each(databases)('%s: lists longer than one statement may name', (kind) 
       });
       expect(response.body?.errors).toBeUndefined();
       const apps = response.body?.data?.apps as {
-        edges: { node: { tasks: { totalCount: number; edges: { node: { taskId: string } }[]; pageInfo: never } } }[];
+        edges: {
+          node: {
+            tasks: {
+              totalCount: number;
+              edges: { node: { taskId: string } }[];
+              pageInfo: { hasNextPage: boolean; hasPreviousPage: boolean; endCursor: string };
+            };
+          };
+        }[];
       };
       const { tasks } = apps.edges[0]?.node ?? { tasks: null };
       return { ...tasks, ids: tasks?.edges.map((edge) => edge.node.taskId) };
@@ -134,7 +142,7 @@ describe.each(databases)('%s: lists longer than one statement may name', (kind) 
     const first = await page('first: 2');
     expect(first).toMatchObject({ totalCount: 1_200, ids: ['churn-1199', 'churn-1198'] });
     expect(first.pageInfo).toMatchObject({ hasNextPage: true, hasPreviousPage: false });
-    const second = await page(`first: 2, after: "${(first.pageInfo as { endCursor: string }).endCursor}"`);
+    const second = await page(`first: 2, after: "${first.pageInfo?.endCursor}"`);
     expect(second).toMatchObject({ ids: ['churn-1197', 'churn-1196'] });
     expect(await page('last: 1')).toMatchObject({ ids: ['churn-0000'] });
     expect(await page('first: 2, status: [FAILED]')).toMatchObject({
