@@ -156,6 +156,45 @@ describe.each(databases)('the app lifecycle against an app service over HTTP on 
     expect(resumeDone?.result).toMatchObject({ operation: 'resume', opID: resumeRunning.opId, status: 'success' });
   });
 
+  test('an app service whose clock runs behind: a stop it accepted without op id ends with its own reports, which carry one', async () => {
+    await seed.catalogApp({ name: 'linkding', versions: ['1.36.0'] });
+    await seed.user('alice').app({ appName: 'linkding', state: 'running', version: '1.36.0' });
+    // The row's last state came from the app service too: by its clock, a minute ago.
+    await server.app.db.appState.updateMany({
+      where: { appName: 'linkding' },
+      data: { eventTime: new Date(at(-60_000)) },
+    });
+    fake.setBehaviour('suspend', { respond: 'accept', opId: null });
+    const stopped = dataOf(
+      await execute(
+        server,
+        StopAppHttpMutation,
+        { input: { sourceId: SOURCE, appName: 'linkding' } },
+        { token: TOKENS.alice },
+      ),
+    ).stopApp;
+    if (stopped.__typename !== 'StopAppSuccess') throw new Error(`stop refused: ${JSON.stringify(stopped)}`);
+    await accepted(stopped.task.taskId);
+    // Its reports: 10 s before the task started by this server's clock, with the op id it gave the stop.
+    const report = (state: string, offsetMs: number) =>
+      sendEvent(intake, SECRET, {
+        name: 'linkding',
+        user: 'alice',
+        marketSource: SOURCE,
+        opType: 'stop',
+        opID: 'op-stop-behind',
+        state,
+        createTime: at(offsetMs),
+      });
+    expect(await report('stopping', -10_000)).toBe(202);
+    expect(await taskOf(stopped.task.taskId)).toMatchObject({ status: 'RUNNING', progress: 50 });
+    expect(await report('stopped', -9_000)).toBe(202);
+    expect(await taskOf(stopped.task.taskId)).toMatchObject({
+      status: 'COMPLETED',
+      app: { stage: 'STOPPED', state: 'stopped' },
+    });
+  });
+
   test('an install sends the images of its catalogue entry, and its completed result holds the op id and the app service answer with the secret env value redacted', async () => {
     const catalogued = await seed.catalogApp({ name: 'immich-lite', versions: ['1.120.1'] });
     const images = [

@@ -42,7 +42,20 @@ export function concerns(task: TaskRow, event: AppStateEvent): boolean {
   if (task.status !== 'RUNNING') return false;
   if (event.opId && task.opId) return event.opId === task.opId;
   if (event.opId && !acceptedResult(task)) return false;
+  if (event.opId && answeredWithoutOpId(task) && event.opType?.toLowerCase() === task.type.toLowerCase()) return true;
   return !(task.startedAt && event.createTime < task.startedAt);
+}
+
+/**
+ * A stop or resume: the app service accepts them without an op id, and its reports of them carry
+ * one, so neither op ids nor (with its clock behind) times told this task's reports from older
+ * ones: each was ignored and the app stayed STOPPING until status correction ended the task. A
+ * report of the same operation is taken as this one's; an older one's report (a late duplicate of
+ * the previous stop) is older than what the app's row holds, which refuses it, and only a report
+ * the row takes ends a task (app-state-reports.ts).
+ */
+function answeredWithoutOpId(task: TaskRow): boolean {
+  return !task.opId && (task.type === 'STOP' || task.type === 'RESUME');
 }
 
 /**
