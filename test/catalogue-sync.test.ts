@@ -395,6 +395,21 @@ describe('sources and subscribers', () => {
     expect(local.body?.data?.syncMarketSource).toMatchObject({ __typename: 'ValidationError' });
   });
 
+  test("a source due a moment after the job's tick syncs at that tick (its next time counts from its sync's start)", async () => {
+    const { db } = server.app;
+    await db.marketSource.updateMany({
+      where: { sourceId: 'old.market' },
+      data: { nextSyncAt: new Date(Date.now() + 300) },
+    });
+    await db.marketSource.updateMany({
+      where: { sourceId: 'market.olares' },
+      data: { nextSyncAt: new Date(Date.now() + 3_600_000) },
+    });
+    const outcomes = await server.app.services.catalogueSync.syncDue();
+    expect(outcomes.map((outcome) => outcome.sourceId)).toEqual(['old.market']);
+    await syncNow(server);
+  });
+
   test('a slow source never holds up another: the scheduled syncs run side by side', async () => {
     // market.olares comes first by its id; this time it answers its hash seconds late.
     good.fault('hash', { kind: 'delay', ms: 3000, times: 1 });
