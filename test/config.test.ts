@@ -98,6 +98,12 @@ describe('configuration', () => {
     else expect(() => loadConfig({ ...companions, [name]: withCredentials })).not.toThrow();
   });
 
+  test('MARKET_SOURCE_URL with credentials that do not decode stops the start (every sync would fail on them)', () => {
+    expect(() => loadConfig({ MARKET_SOURCE_URL: 'http://u:p%zz@127.0.0.1:4601' })).toThrow(
+      'MARKET_SOURCE_URL: has malformed credentials (a % not followed by two hex digits)',
+    );
+  });
+
   test('a push URL may carry a token in its query string, not user info (which was dropped: every push got 401)', () => {
     const companions = { PAYMENT_PUSH_SECRET: 's'.repeat(16), PUBLIC_BASE_URL: 'https://market.example.com' };
     for (const name of ['PAYMENT_WALLET_PUSH_URL', 'PAYMENT_FRONTEND_PUSH_URL']) {

@@ -1,13 +1,13 @@
 import { z } from 'zod';
 import {
   authTokens,
-  baseUrl,
   commaList,
   databaseUrl,
   decimal,
   developerUrlTemplate,
   flag,
   httpUrl,
+  marketSourceUrl,
   nonNegativeInt,
   nonNegativeMs,
   port,
@@ -271,7 +271,7 @@ export const envSchema = z.object({
    * The remote catalogue `market.olares` syncs from (an Olares market source); unset → the
    * catalogue file bundled with the project. Applied to `market.olares` at every start. @default none
    */
-  MARKET_SOURCE_URL: baseUrl.optional(),
+  MARKET_SOURCE_URL: marketSourceUrl.optional(),
   /**
    * The catalogue file `market.olares` reads when MARKET_SOURCE_URL is unset: a path, or `off`
    * for none (the source then stays empty; uploads still work). @default the project's

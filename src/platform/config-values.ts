@@ -55,6 +55,23 @@ export const baseUrl = httpUrl.refine(
   'must have no query string or fragment (paths are appended to it)',
 );
 
+/** Whether a URL's user info decodes (`%zz` does not): sent as Basic authentication, it must. */
+export function credentialsDecodable(url: URL): boolean {
+  try {
+    decodeURIComponent(url.username);
+    decodeURIComponent(url.password);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A market source's base URL: credentials in it are sent as Basic authentication, so they must decode. */
+export const marketSourceUrl = baseUrl.refine(
+  (url) => !URL.canParse(url) || credentialsDecodable(new URL(url)),
+  'has malformed credentials (a % not followed by two hex digits)',
+);
+
 function withoutCredentials(url: string): boolean {
   const parsed = URL.parse(url); // null: refused as a URL already
   return !parsed || (parsed.username === '' && parsed.password === '');

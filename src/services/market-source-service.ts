@@ -7,6 +7,7 @@ import type { MarketSourceRow } from '../db/models.js';
 import { ConflictError, ForbiddenError, InvalidStateError, NotFoundError, ValidationError } from '../domain/errors.js';
 import { parseInput } from '../domain/parse-input.js';
 import type { ChangeFeed } from '../events/change-feed.js';
+import { credentialsDecodable } from '../platform/config-values.js';
 import { type CatalogService, inSourceOrder, isOfferedTo } from './catalog-service.js';
 import type { HistoryEntry, HistoryService } from './history-service.js';
 
@@ -58,7 +59,7 @@ const baseUrl = z
             ? 'baseUrl must not have a query string (paths are appended to it)'
             : url.hash || value.includes('#')
               ? 'baseUrl must not have a fragment'
-              : !decodable(url.username) || !decodable(url.password)
+              : !credentialsDecodable(url)
                 ? 'baseUrl has malformed credentials (a % not followed by two hex digits)'
                 : null;
     // As stored and called: a space or a non-ASCII letter grows threefold once percent-encoded.
@@ -74,15 +75,6 @@ const baseUrl = z
   });
 
 /** Whether percent-encoded text decodes (the syncer sends the credentials decoded, as Basic authentication). */
-function decodable(text: string): boolean {
-  try {
-    decodeURIComponent(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 const addInput = z.object({
   sourceId,
   title: z
