@@ -336,7 +336,7 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
       await chartRepo?.stop();
     });
 
-    test("a running task's cancel button cancels it, and the row says so", async () => {
+    test("a running task's cancel button cancels it from the keyboard, and the row says so", async () => {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       await page.goto(`${slow.url}/dashboard`);
       await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
@@ -345,7 +345,14 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
       await expect.poll(() => row.getAttribute('data-status'), { timeout: 15_000 }).toBe('RUNNING');
       await expect.poll(() => row.locator('button[data-action]').allInnerTexts()).toEqual(['Cancel']);
 
-      await row.locator('button[data-action=cancel]').click();
+      // From the keyboard: the button keeps its focus while the task's progress moves on (the row
+      // was drawn anew at each event, and the focus went to the page).
+      const progress = row.locator('[role=progressbar]');
+      const before = await progress.getAttribute('aria-valuenow');
+      await row.locator('button[data-action=cancel]').focus();
+      await expect.poll(() => progress.getAttribute('aria-valuenow'), { timeout: 15_000 }).not.toBe(before);
+      expect(await page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset.action)).toBe('cancel');
+      await page.keyboard.press('Enter');
       await expect.poll(() => row.getAttribute('data-status'), { timeout: 15_000 }).toBe('CANCELED');
       expect(await row.locator('.badge').innerText()).toBe('CANCELED');
       expect(await row.locator('.outcome').innerText()).toMatch(/^cancel(ed| requested)$/);

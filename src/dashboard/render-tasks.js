@@ -70,8 +70,43 @@ export function renderTasks() {
   const rows = shown
     .filter((task) => !filters.status || task.status === filters.status)
     .sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
-  $('#tasks tbody').innerHTML = rows.length
-    ? rows.slice(0, TASK_ROWS).map(row).join('')
-    : '<tr class="empty"><td colspan="8">No tasks here.</td></tr>';
+  const tbody = $('#tasks tbody');
+  if (rows.length) patchRows(tbody, rows.slice(0, TASK_ROWS));
+  else tbody.innerHTML = '<tr class="empty"><td colspan="8">No tasks here.</td></tr>';
   $('#tasks-more').textContent = rows.length > TASK_ROWS ? `${rows.length - TASK_ROWS} older tasks not shown` : '';
+}
+
+/** The HTML each cell of a drawn row was last drawn from, by row (what patchRows compares with). */
+const drawn = new WeakMap();
+
+/**
+ * Draws the rows in place: a row already shown is kept, and only its cells whose HTML changed are
+ * replaced; rows move only when the order changed. Redrawn whole at every event (progress, every
+ * step of every running task), a row lost the keyboard focus of its Cancel button, a press on it
+ * landed on a button gone by the release, and its "disabled while asked" state went.
+ */
+function patchRows(tbody, tasks) {
+  const shown = new Map([...tbody.querySelectorAll('tr[data-task-id]')].map((tr) => [tr.dataset.taskId, tr]));
+  const parse = document.createElement('tbody');
+  tasks.forEach((task, index) => {
+    parse.innerHTML = row(task);
+    const fresh = parse.firstElementChild;
+    const cells = [...fresh.children].map((cell) => cell.outerHTML);
+    let tr = shown.get(task.taskId);
+    if (tr) {
+      shown.delete(task.taskId);
+      tr.dataset.status = task.status;
+      const before = drawn.get(tr) ?? [];
+      cells.forEach((html, i) => {
+        if (html !== before[i]) tr.children[i].replaceWith(fresh.children[0]);
+        else fresh.children[0].remove();
+      });
+    } else {
+      tr = fresh;
+    }
+    drawn.set(tr, cells);
+    if (tbody.children[index] !== tr) tbody.insertBefore(tr, tbody.children[index] ?? null);
+  });
+  for (const tr of shown.values()) tr.remove();
+  while (tbody.children.length > tasks.length) tbody.lastElementChild.remove();
 }
