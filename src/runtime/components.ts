@@ -1,6 +1,6 @@
 import type { ChartRepoStatus } from '../adapters/chart-repo/port.js';
 import type { JobStatus } from '../platform/periodic-job.js';
-import type { ComponentState, ComponentStatus } from './state-store.js';
+import type { ComponentState, ComponentStatus, StateStore } from './state-store.js';
 
 /** A component's status as a source reports it (the collector stamps `lastCheck`). */
 export function component(
@@ -12,9 +12,21 @@ export function component(
   return { name, healthy: state === 'RUNNING' || state === 'DISABLED', state, message, metrics };
 }
 
+/** What a job that has not run yet on this instance says. */
+export const NOT_STARTED = 'not started';
+
+/**
+ * Whether `status` says only that its job has not run here yet, while the runtime holds a report
+ * of it (the last leader's): on every leader change the cluster's jobs (and the app service they
+ * judge) showed STOPPED for a collect cycle, two events to every subscriber, with nothing stopped.
+ */
+export function notRunYet(status: Pick<ComponentStatus, 'name' | 'message' | 'state'>, store: StateStore): boolean {
+  return status.state === 'STOPPED' && status.message === NOT_STARTED && store.component(status.name) !== undefined;
+}
+
 /** A periodic job as a component: running while its last run succeeded. */
 export function jobComponent(name: string, status: JobStatus | null): Omit<ComponentStatus, 'lastCheck'> {
-  if (!status) return component(name, 'STOPPED', {}, 'not started');
+  if (!status) return component(name, 'STOPPED', {}, NOT_STARTED);
   return component(
     name,
     status.lastError ? 'ERROR' : 'RUNNING',

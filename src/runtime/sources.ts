@@ -7,7 +7,7 @@ import type { LeadershipStatus } from '../events/leader-lease.js';
 import type { ChangeLogStatus } from '../events/redis-log-types.js';
 import type { JobStatus } from '../platform/periodic-job.js';
 import type { SourceSyncStatus } from '../services/catalogue-sync.js';
-import { component, jobComponent } from './components.js';
+import { component, jobComponent, NOT_STARTED } from './components.js';
 import { differingSettings } from './instance-sweep.js';
 import type { PollSource } from './state-collector.js';
 import type { ComponentStatus } from './state-store.js';
@@ -150,7 +150,7 @@ export function statusCorrectionSource(status: () => StatusCorrectionStatus | nu
     scope: 'cluster',
     async collect() {
       const figures = status();
-      if (!figures) return [component('status_correction', 'STOPPED', {}, 'not started')];
+      if (!figures) return [component('status_correction', 'STOPPED', {}, NOT_STARTED)];
       const { lastCheckAt, lastError, ...rest } = figures;
       const metrics = { ...rest, lastCheckAt: lastCheckAt?.toISOString() ?? null, lastError };
       return [component('status_correction', lastError ? 'ERROR' : 'RUNNING', metrics, lastError)];

@@ -7,7 +7,7 @@ import { allActiveTasks, appStatePages, latestFinishedTasks } from '../db/state-
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import type { EventBus } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
-import { chartRepoComponent, component, instanceComponentName, stoppedComponents } from './components.js';
+import { chartRepoComponent, component, instanceComponentName, notRunYet, stoppedComponents } from './components.js';
 import type { SweepOrder } from './instance-sweep.js';
 import { LastWriters } from './last-writers.js';
 import { RuntimeApplier } from './runtime-applier.js';
@@ -387,7 +387,9 @@ export class StateCollector {
   }
 
   /** In cluster mode a process's components are named `<component>@<instance>`; the cluster's are not. */
-  private publishComponents(components: ComponentStatus[], scope?: PollSource['scope']): void {
+  private publishComponents(all: ComponentStatus[], scope?: PollSource['scope']): void {
+    // A new leader's jobs that have not run yet leave the last leader's report of them standing.
+    const components = scope === 'cluster' ? all.filter((c) => !notRunYet(c, this.store)) : all;
     const instance = scope === 'cluster' ? undefined : this.cluster?.instance;
     if (instance) for (const { name } of components) this.ownComponents.add(name);
     const named = (c: ComponentStatus) => ({ ...c, name: instanceComponentName(c.name, instance) });
