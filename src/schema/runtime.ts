@@ -1,7 +1,13 @@
 import type { AppKey } from '../domain/app-key.js';
 import { fanOut, isMissedEvents } from '../fanout/cohorts.js';
 import type { RuntimeEventView } from '../runtime/runtime-service.js';
-import type { ComponentStatus, RuntimeSummary, Snapshot, SnapshotFilter } from '../runtime/state-store.js';
+import {
+  type ComponentStatus,
+  RECENT_FINISHED_TASKS,
+  type RuntimeSummary,
+  type Snapshot,
+  type SnapshotFilter,
+} from '../runtime/state-store.js';
 import { builder } from './builder.js';
 import { ChartRepoStatusRef } from './chart-repo.js';
 import { assumedListSize, filterDescription } from './connections.js';
@@ -55,12 +61,16 @@ const RuntimeSummaryRef = builder.objectRef<RuntimeSummary>('RuntimeSummary').im
       description: 'Apps per stage (stages with none are left out).',
       resolve: (s) => s.appsByStage,
     }),
-    totalTasks: t.exposeInt('totalTasks', { description: 'Tasks held (active and recent finished).' }),
+    totalTasks: t.exposeInt('totalTasks', {
+      description: `Tasks held: active, and of the ${RECENT_FINISHED_TASKS} most recently finished on the whole server those in the filter.`,
+    }),
     pendingTasks: t.exposeInt('pendingTasks', { description: 'Pending tasks.' }),
     runningTasks: t.exposeInt('runningTasks', { description: 'Running tasks.' }),
-    completedTasks: t.exposeInt('completedTasks', { description: 'Completed tasks (recent).' }),
-    failedTasks: t.exposeInt('failedTasks', { description: 'Failed tasks (recent).' }),
-    canceledTasks: t.exposeInt('canceledTasks', { description: 'Canceled tasks (recent).' }),
+    completedTasks: t.exposeInt('completedTasks', {
+      description: 'Completed tasks among those held (see totalTasks).',
+    }),
+    failedTasks: t.exposeInt('failedTasks', { description: 'Failed tasks among those held (see totalTasks).' }),
+    canceledTasks: t.exposeInt('canceledTasks', { description: 'Canceled tasks among those held (see totalTasks).' }),
     activeComponents: t.exposeInt('activeComponents', { description: 'Components healthy and running.' }),
   }),
 });
@@ -90,7 +100,7 @@ const RuntimeSnapshotRef = builder.objectRef<Snapshot>('RuntimeSnapshot').implem
     }),
     tasks: t.field({
       type: [TaskRef],
-      description: `Active and recent tasks matching the filter, newest first (${SNAPSHOT_ITEMS_COST} items in the query cost).`,
+      description: `Active tasks and, of the ${RECENT_FINISHED_TASKS} most recently finished on the whole server (everyone's, not per user), those matching the filter; newest first (${SNAPSHOT_ITEMS_COST} items in the query cost). \`tasks\` lists them all.`,
       extensions: assumedListSize(SNAPSHOT_ITEMS_COST),
       resolve: (s) => s.tasks,
     }),
