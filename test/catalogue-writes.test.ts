@@ -124,17 +124,23 @@ describe.each(databases)('the catalogue writes on %s', (kind) => {
     const before = await db.catalogApp.findMany({ where: { sourceId } });
     const idOf = (appId: string) => before.find((app) => app.appId === appId)?.id;
 
+    // Each with its summary changed (the Syncer reads the details of those only).
     const swapped = [
-      { ...left, name: 'right', version: '2.0.0' },
-      { ...right, name: 'left' },
-      { ...kept, categories: ['New', 'Other'], price: fakePrice() },
+      { ...left, name: 'right', version: '2.0.0', summaryHash: 'hash-left-2' },
+      { ...right, name: 'left', summaryHash: 'hash-right-renamed' },
+      { ...kept, categories: ['New', 'Other'], price: fakePrice(), summaryHash: 'hash-kept-priced' },
     ];
     const added = row('added');
-    await writeCatalogue(
+    const written = await writeCatalogue(
       db,
       { sourceId, sourceRowId, upserts: asStored([...swapped, added]), removals: [gone.appId] },
       status(later(1000)),
     );
+    expect(written).toEqual({
+      added: [added.appId],
+      updated: [left.appId, right.appId, kept.appId],
+      removed: [gone.appId],
+    });
 
     const after = await db.catalogApp.findMany({ where: { sourceId }, orderBy: { appId: 'asc' } });
     expect(after.map((app) => app.appId).sort()).toEqual([left.appId, right.appId, kept.appId, added.appId].sort());
@@ -157,6 +163,26 @@ describe.each(databases)('the catalogue writes on %s', (kind) => {
       ].sort(),
     );
     expect(await db.catalogAppCategory.count({ where: { catalogAppId: idOf(gone.appId) as number } })).toBe(0);
+  });
+
+  test('a write another writer made first (two syncs of one source at once) is no change: nothing rewritten, nothing reported', async () => {
+    const { sourceId, sourceRowId } = await source();
+    const [one, two] = [row('first-one'), row('first-two')];
+    const write = { sourceId, sourceRowId, upserts: asStored([one, two]), removals: [] };
+    expect(await writeCatalogue(db, write, status(T0))).toEqual({
+      added: [one.appId, two.appId],
+      updated: [],
+      removed: [],
+    });
+    // The same sync's write again, as the second instance's, planned before the first committed.
+    expect(await writeCatalogue(db, { ...write, removals: ['never-stored'] }, status(later(1000)))).toEqual({
+      added: [],
+      updated: [],
+      removed: [],
+    });
+    const rows = await db.catalogApp.findMany({ where: { sourceId } });
+    expect(rows.map((app) => app.updatedAt)).toEqual([T0, T0]);
+    expect(await db.catalogAppCategory.count({ where: { app: { sourceId } } })).toBe(2);
   });
 
   test('more rows than one statement may carry: 700 apps, then 150 changed and 520 removed', async () => {

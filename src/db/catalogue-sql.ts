@@ -116,8 +116,8 @@ export async function updateCatalogApps(
 
 /** The stored rows of a source that a sync matches its entries against. */
 export function findCatalogAppIds(db: SqlRunner, sourceId: string) {
-  return db.$queryRaw<{ id: number; appId: string; name: string }[]>`
-    SELECT "id", "appId", "name" FROM "CatalogApp" WHERE "sourceId" = ${sourceId}`;
+  return db.$queryRaw<{ id: number; appId: string; name: string; summaryHash: string | null }[]>`
+    SELECT "id", "appId", "name", "summaryHash" FROM "CatalogApp" WHERE "sourceId" = ${sourceId}`;
 }
 
 /** What the Syncer compares a source's index with: each stored app's name and summary fingerprint. */

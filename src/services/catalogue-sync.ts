@@ -242,7 +242,8 @@ export class CatalogueSyncer {
       // A hash is kept only for a complete sync: with entries rejected, the next sync reads the
       // index again (and, by their fingerprints, only the apps still missing).
       const complete = outcome.rejected.length === 0;
-      await writeCatalogue(this.db, write, this.successStatus(attemptAt, outcome, complete ? index.hash : null));
+      const status = this.successStatus(attemptAt, outcome, complete ? index.hash : null);
+      Object.assign(outcome, await writeCatalogue(this.db, write, status)); // what it really changed
     } catch (error) {
       if (error instanceof SourceGone) {
         this.known.delete(source.sourceId);
@@ -320,9 +321,7 @@ export class CatalogueSyncer {
       candidates.delete(id);
       outcome.rejected.push(reason);
     }
-    const rows = [...candidates.values()];
-    for (const row of rows) (stored.has(row.appId) ? outcome.updated : outcome.added).push(row.appId);
-    return { sourceId, sourceRowId, upserts: rows, removals: outcome.removed };
+    return { sourceId, sourceRowId, upserts: [...candidates.values()], removals: outcome.removed };
   }
 
   private successStatus(attemptAt: Date, outcome: SyncOutcome, catalogHash: string | null): SyncSuccess {

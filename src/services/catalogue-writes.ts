@@ -54,18 +54,26 @@ export async function writeCatalogue(
   db: Db,
   { sourceId, sourceRowId, upserts, removals }: CatalogueWrite,
   status: SyncSuccess,
-): Promise<void> {
+): Promise<WrittenChanges> {
   const now = status.at;
-  await driverSqlOf(db).$transaction(async (tx) => {
+  return driverSqlOf(db).$transaction(async (tx) => {
     // First, so that a source removed while its sync ran is noticed before anything is written
-    // (on PostgreSQL the update also locks the row against a removal until this commits).
+    // (on PostgreSQL the update also locks the row against a removal until this commits, and
+    // against another instance's write of the same source: that one's rows are seen below).
     if ((await recordSyncSuccess(tx, sourceRowId, status)) === 0) throw new SourceGone(sourceId);
-    await deleteCatalogApps(tx, sourceId, removals);
     // By source, not by an `in` list of every app id (the parameter limit).
-    const stored = await findCatalogAppIds(tx, sourceId);
+    const before = await findCatalogAppIds(tx, sourceId);
+    const removed = new Set(removals);
+    const written = { removed: before.filter((row) => removed.has(row.appId)).map((row) => row.appId) };
+    await deleteCatalogApps(tx, sourceId, written.removed);
+    const stored = before.filter((row) => !removed.has(row.appId));
     const ids = new Map(stored.map((row) => [row.appId, row.id]));
+    // An entry another writer stored with the same summary since this sync read the catalogue
+    // (two syncs of one source at once, on two instances) is no change: not written, not announced.
+    const hashes = new Map(stored.map((row) => [row.appId, row.summaryHash]));
+    const unchanged = (row: StoredUpsert) => row.summaryHash !== null && hashes.get(row.appId) === row.summaryHash;
     const created = upserts.filter((row) => !ids.has(row.appId));
-    const changed = upserts.filter((row) => ids.has(row.appId));
+    const changed = upserts.filter((row) => ids.has(row.appId) && !unchanged(row));
     // Apps that swap names (a → b, b → a) would collide on the unique name, which is checked row
     // by row even within one statement: each renamed row first gets a name no entry can have.
     const newNames = new Map(upserts.map((row) => [row.appId, row.name]));
@@ -76,13 +84,21 @@ export async function writeCatalogue(
     await deleteCategoriesOf(tx, changedIds);
     const inserted = await insertCatalogApps(tx, sourceId, created, now);
     for (const [appId, id] of inserted) ids.set(appId, id);
-    const categories = upserts.flatMap((row) =>
+    const categories = [...created, ...changed].flatMap((row) =>
       row.categories.map((category) => ({ catalogAppId: ids.get(row.appId) as number, category })),
     );
     await insertCategories(tx, categories);
     // In the transaction: should it fail, the sync fails visibly rather than half-reported.
-    if (upserts.length > 0 || removals.length > 0) await refreshCatalogueStatistics(tx);
+    if (created.length > 0 || changed.length > 0 || written.removed.length > 0) await refreshCatalogueStatistics(tx);
+    return { added: created.map((row) => row.appId), updated: changed.map((row) => row.appId), ...written };
   });
+}
+
+/** The app ids a write really added, updated and removed (what the history and the announcement name). */
+export interface WrittenChanges {
+  added: string[];
+  updated: string[];
+  removed: string[];
 }
 
 /** The source was removed while its sync ran: nothing of the sync is written. */
