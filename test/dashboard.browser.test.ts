@@ -11,7 +11,7 @@ import {
   startFakeChartRepo,
 } from './support/fake-chart-repo.js';
 import { startGateway } from './support/gateway.js';
-import { AppsQuery, InstallAppMutation } from './support/operations.js';
+import { AppsQuery, CancelTaskMutation, InstallAppMutation } from './support/operations.js';
 import { startSeededServer } from './support/seed.js';
 import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS } from './support/server.js';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
@@ -338,12 +338,15 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
 
     test("a running task's cancel button cancels it from the keyboard, and the row says so", async () => {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-      await page.goto(`${slow.url}/dashboard`);
+      await page.goto(`${slow.url}/dashboard?status=RUNNING`);
       await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
       const taskId = await install('wordpress', '6.7.1', slow);
       const row = page.locator(`tr[data-task-id="${taskId}"]`);
       await expect.poll(() => row.getAttribute('data-status'), { timeout: 15_000 }).toBe('RUNNING');
       await expect.poll(() => row.locator('button[data-action]').allInnerTexts()).toEqual(['Cancel']);
+      // A newer task, above it in the running tab.
+      const above = await install('mastodon', '4.3.2', slow);
+      await page.locator(`tr[data-task-id="${above}"][data-status=RUNNING]`).waitFor({ timeout: 15_000 });
 
       // From the keyboard: the button keeps its focus while the task's progress moves on (the row
       // was drawn anew at each event, and the focus went to the page).
@@ -351,15 +354,23 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
       const before = await progress.getAttribute('aria-valuenow');
       await row.locator('button[data-action=cancel]').focus();
       await expect.poll(() => progress.getAttribute('aria-valuenow'), { timeout: 15_000 }).not.toBe(before);
-      expect(await page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset.action)).toBe('cancel');
+      const focused = () => page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset.task);
+      expect(await focused()).toBe(taskId);
+      // The row above leaves the tab (canceled elsewhere): the focus stays where it was.
+      await execute(slow, CancelTaskMutation, { input: { taskId: above } });
+      await page.locator(`tr[data-task-id="${above}"]`).waitFor({ state: 'detached', timeout: 15_000 });
+      expect(await focused()).toBe(taskId);
       await page.keyboard.press('Enter');
+      // Canceled, it leaves the running tab; all tasks show it.
+      await row.waitFor({ state: 'detached', timeout: 15_000 });
+      await page.locator('[data-tab=""]').click();
       await expect.poll(() => row.getAttribute('data-status'), { timeout: 15_000 }).toBe('CANCELED');
       expect(await row.locator('.badge').innerText()).toBe('CANCELED');
       expect(await row.locator('.outcome').innerText()).toMatch(/^cancel(ed| requested)$/);
       // Now it may be retried instead.
       await expect.poll(() => row.locator('button[data-action]').allInnerTexts()).toEqual(['Retry']);
       await page.close();
-    });
+    }, 60_000);
 
     test('the chart-repo tabs show apps by state with their current step, images with progress and both queues', async () => {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });

@@ -86,7 +86,14 @@ const drawn = new WeakMap();
  * landed on a button gone by the release, and its "disabled while asked" state went.
  */
 function patchRows(tbody, tasks) {
-  const shown = new Map([...tbody.querySelectorAll('tr[data-task-id]')].map((tr) => [tr.dataset.taskId, tr]));
+  const wanted = new Set(tasks.map((task) => task.taskId));
+  const shown = new Map();
+  // Rows no longer wanted go first: left in place while the others are put in order, each row
+  // below one of them was moved, and a moved row loses the focus.
+  for (const tr of [...tbody.children]) {
+    if (tr.dataset.taskId && wanted.has(tr.dataset.taskId)) shown.set(tr.dataset.taskId, tr);
+    else tr.remove();
+  }
   const parse = document.createElement('tbody');
   tasks.forEach((task, index) => {
     parse.innerHTML = row(task);
@@ -107,6 +114,4 @@ function patchRows(tbody, tasks) {
     drawn.set(tr, cells);
     if (tbody.children[index] !== tr) tbody.insertBefore(tr, tbody.children[index] ?? null);
   });
-  for (const tr of shown.values()) tr.remove();
-  while (tbody.children.length > tasks.length) tbody.lastElementChild.remove();
 }

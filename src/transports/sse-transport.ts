@@ -110,11 +110,15 @@ class Stream implements Outlet {
 
   /** What waited unwritten at the last keep-alive tick that found the stream congested; -1: none. */
   private pendingAtTick = -1;
+  /** Whether the socket drained since the last tick (the client read all; queued frames then went out). */
+  private drainedSinceTick = false;
 
   /**
    * Whether the client read nothing for a whole keep-alive period while frames waited for it:
-   * congested at two ticks in a row, and no less waiting at the second (nothing is added while
-   * congested: results queue in the member, and no keep-alive is written). Such a stream was
+   * congested at two ticks in a row, no drain between them, and no less waiting at the second
+   * (nothing is added while congested and not drained: results queue in the member, and no
+   * keep-alive is written; a drain writes the queue, so a client reading fast enough to drain
+   * it between ticks may look as full as before, and is not stalled). Such a stream was
    * never closed (a WebSocket is, by its unanswered ping): it kept its connection slot and more
    * than SUBSCRIPTION_MAX_BUFFERED_BYTES for as long as TCP held the socket.
    */
@@ -124,8 +128,9 @@ class Stream implements Outlet {
       return false;
     }
     const pending = this.res.writableLength;
-    const stalled = this.pendingAtTick >= 0 && pending >= this.pendingAtTick;
+    const stalled = this.pendingAtTick >= 0 && !this.drainedSinceTick && pending >= this.pendingAtTick;
     this.pendingAtTick = pending;
+    this.drainedSinceTick = false;
     return stalled;
   }
 
@@ -134,6 +139,7 @@ class Stream implements Outlet {
     this.draining = true;
     this.res.once('drain', () => {
       this.draining = false;
+      this.drainedSinceTick = true;
       member.flush();
     });
   }
