@@ -373,7 +373,7 @@ describe.each(databases)('status correction over HTTP on %s', (kind) => {
       const status = correction().status();
       expect(status.removalsWithheld).toBeGreaterThan(0);
       expect(status.lastError).toMatch(
-        /^status correction withheld \d+ removals: the app service listed no apps but system apps while \d+ are stored$/,
+        /^status correction withheld \d+ removals: the app service listed no apps while \d+ are stored$/,
       );
       // A real list always holds the system apps (files, settings): with those only, it is as empty.
       fake.apps.push(application('alice', 'files', 'running', ago(SECOND), { isSysApp: true }));
@@ -516,6 +516,8 @@ describe.each(databases)('status correction over HTTP on %s', (kind) => {
       expect(await rowOf('alice', 'arriving-app')).toMatchObject({ state: 'pending', installedVersion: null });
     } finally {
       fake.apps.splice(fake.apps.indexOf(arriving), 1);
+      await db.task.deleteMany({ where: { userId: 'alice', appName: 'arriving-app' } });
+      await db.appState.deleteMany({ where: { userId: 'alice', appName: 'arriving-app' } });
     }
   });
 
@@ -947,14 +949,20 @@ describe('what a comparison corrects (correction-rules.ts)', () => {
       systemNames: new Set(),
       minTaskAgeMs: 30_000,
     });
-    expect(withholdMassRemovals(planned, listed.length, stored.length)).toMatchObject({
+    const counts = { all: listed.length, market: listed.length };
+    expect(withholdMassRemovals(planned, counts, stored.length)).toMatchObject({
       corrections: [],
       withheld: 7,
       why: 'the list would remove 7 of the 12 stored apps',
     });
     // Half of them, or only a handful, are removed as listed.
-    expect(withholdMassRemovals(planned.slice(0, 6), listed.length, stored.length).withheld).toBe(0);
-    expect(withholdMassRemovals(planned.slice(0, 5), 1, 6).withheld).toBe(0);
+    expect(withholdMassRemovals(planned.slice(0, 6), counts, stored.length).withheld).toBe(0);
+    expect(withholdMassRemovals(planned.slice(0, 5), { all: 1, market: 1 }, 6).withheld).toBe(0);
+    // A list of system apps only is as empty, but for one app gone (the last, uninstalled outside).
+    expect(withholdMassRemovals(planned.slice(0, 2), { all: 3, market: 0 }, 2).why).toBe(
+      'the app service listed only system apps while 2 are stored',
+    );
+    expect(withholdMassRemovals(planned.slice(0, 1), { all: 3, market: 0 }, 1).withheld).toBe(0);
   });
 
   test('no app appears from a transitional state, nor when its task ended after the list was asked for', () => {

@@ -153,14 +153,16 @@ export function planCorrections(comparison: Comparison): Correction[] {
  */
 export function withholdMassRemovals(
   corrections: Correction[],
-  /** The listed apps that are not system apps: a real list always holds those (files, settings …). */
-  listedApps: number,
+  listed: { all: number /** not system apps: a real list always holds those (files, settings …) */; market: number },
   storedApps: number,
 ): { corrections: Correction[]; withheld: number; why: string | null } {
   const removals = corrections.filter((correction) => correction.kind === 'removed').length;
   if (removals === 0) return { corrections, withheld: 0, why: null };
   let why: string | null = null;
-  if (listedApps === 0) why = `the app service listed no apps but system apps while ${storedApps} are stored`;
+  if (listed.all === 0) why = `the app service listed no apps while ${storedApps} are stored`;
+  // As empty, unless one app went (the last one, uninstalled outside the market, stays removable).
+  else if (listed.market === 0 && removals > 1)
+    why = `the app service listed only system apps while ${storedApps} are stored`;
   else if (removals > REMOVALS_BEYOND_DOUBT && removals * 2 > storedApps)
     why = `the list would remove ${removals} of the ${storedApps} stored apps`;
   if (!why) return { corrections, withheld: 0, why: null };

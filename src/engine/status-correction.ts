@@ -127,8 +127,8 @@ export class StatusCorrection {
         endedSinceRequest: new Set(ended.map(appKeyString)),
       });
       const stored = rows.filter((row) => !this.systemNames.has(row.appName)).length;
-      const marketApps = listed.filter((app) => !app.system).length;
-      const { corrections, withheld, why } = withholdMassRemovals(planned, marketApps, stored);
+      const counts = { all: listed.length, market: listed.filter((app) => !app.system).length };
+      const { corrections, withheld, why } = withholdMassRemovals(planned, counts, stored);
       this.figures.listedApps = listed.length;
       this.figures.removalsWithheld = withheld;
       this.figures.unreadableApps = unreadable.length;

@@ -41,6 +41,8 @@ export const TASK_CURSOR = 'task';
  * beyond, each app's page is read on its own (TaskService.tasksOfApps).
  */
 const APP_TASKS_READ_AT_ONCE = 1_000;
+/** Apps whose pages are read at the same time past that bound. */
+const PAGES_AT_ONCE = 8;
 
 /** Reads of tasks. (Creating and running them is the task engine's job.) */
 export class TaskService {
@@ -120,14 +122,16 @@ export class TaskService {
     // Each app once (its loader does not cache, so an app asked for twice comes twice): in two
     // chunks, its tasks would be read, and listed, twice.
     const apps = [...new Map(keys.map((key) => [appKeyString(key), key])).values()];
-    let tooMany = false;
+    // The bound is the request's, over every chunk: what one chunk read, the next may read less.
+    let room = APP_TASKS_READ_AT_ONCE;
     const rows = await readInChunks(apps, KEYS_PER_OR, async (chunk) => {
+      if (room < 0) return [];
       const where = { OR: chunk.map(({ userId, sourceId, appName }) => ({ userId, sourceId, appName })), ...status };
-      const read = tooMany ? [] : await this.db.task.findMany({ where, take: APP_TASKS_READ_AT_ONCE + 1 });
-      tooMany ||= read.length > APP_TASKS_READ_AT_ONCE;
+      const read = await this.db.task.findMany({ where, take: room + 1 });
+      room -= read.length;
       return read;
     });
-    if (tooMany) return Promise.all(keys.map((key) => this.pageOfApp(key, args)));
+    if (room < 0) return this.pagesOfApps(apps, keys, args);
     const byApp = new Map<string, TaskRow[]>();
     for (const row of rows) {
       const key = appKeyString(row);
@@ -136,6 +140,21 @@ export class TaskService {
       else byApp.set(key, [row]);
     }
     return keys.map((key) => paginateArray(TASK_CURSOR, args, this.maxPageSize, byApp.get(appKeyString(key)) ?? []));
+  }
+
+  /** Each app's page on its own, a few at a time (each is two statements: the pool is shared). */
+  private async pagesOfApps(
+    apps: readonly AppKey[],
+    keys: readonly AppKey[],
+    args: PageArgs & { status?: TaskStatus[] | null },
+  ): Promise<Connection<TaskRow>[]> {
+    const pages = new Map<string, Connection<TaskRow>>();
+    for (let start = 0; start < apps.length; start += PAGES_AT_ONCE) {
+      const some = apps.slice(start, start + PAGES_AT_ONCE);
+      const read = await Promise.all(some.map((key) => this.pageOfApp(key, args)));
+      for (const [index, key] of some.entries()) pages.set(appKeyString(key), read[index] as Connection<TaskRow>);
+    }
+    return keys.map((key) => pages.get(appKeyString(key)) as Connection<TaskRow>);
   }
 
   /** One app's page of tasks, read as a `tasks` page is (an index walk of the page, a count). */
