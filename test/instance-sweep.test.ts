@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { SWEEP_EVENT_BOUND, sweepInstances } from '../src/runtime/instance-sweep.js';
+import { differingSettings, SWEEP_EVENT_BOUND, sweepInstances } from '../src/runtime/instance-sweep.js';
 import { RuntimeApplier } from '../src/runtime/runtime-applier.js';
 import { eventBound, type RuntimeChange } from '../src/runtime/runtime-change.js';
 import { type ComponentStatus, type RuntimeEvent, StateStore } from '../src/runtime/state-store.js';
@@ -81,6 +81,33 @@ describe('sweepInstances', () => {
   test('an instance name holding "@" is read from the last one (component names have none)', () => {
     const sweep = sweepInstances([component('database@b@x', 60_000)], ORDER);
     expect(sweep.silencedInstances).toEqual(['x']);
+  });
+});
+
+describe('settings every instance must share', () => {
+  const collector = (
+    instance: string,
+    settings: Record<string, number> | undefined,
+    state: ComponentStatus['state'] = 'RUNNING',
+  ) => component(`collector@${instance}`, 0, { state, metrics: settings ? { settings } : { intervalMs: 1000 } });
+
+  test('agreeing instances, and those that say nothing of their settings (older ones), differ in nothing', () => {
+    const same = { TASK_LEASE_MS: 30_000, RUNTIME_EVENT_BUFFER: 10_000 };
+    expect(differingSettings([collector('a', same), collector('b', same), collector('old', undefined)])).toBeNull();
+  });
+
+  test('each differing setting is named with its values and the instances that hold them; stopped ones do not count', () => {
+    const message = differingSettings([
+      collector('b', { TASK_LEASE_MS: 30_000, RUNTIME_EVENT_BUFFER: 100 }),
+      collector('a', { TASK_LEASE_MS: 30_000, RUNTIME_EVENT_BUFFER: 10_000 }),
+      collector('c', { TASK_LEASE_MS: 5_000, RUNTIME_EVENT_BUFFER: 10_000 }),
+      collector('gone', { TASK_LEASE_MS: 1, RUNTIME_EVENT_BUFFER: 1 }, 'STOPPED'),
+      component('database@c', 0, { metrics: { settings: { TASK_LEASE_MS: 2 } } }),
+    ]);
+    expect(message).toBe(
+      'settings differ between instances (every instance must have the same): ' +
+        'TASK_LEASE_MS: 30000 on a, b, 5000 on c; RUNTIME_EVENT_BUFFER: 100 on b, 10000 on a, c',
+    );
   });
 });
 

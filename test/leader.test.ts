@@ -315,7 +315,7 @@ describe.runIf(redisUp && databases.includes('postgresql'))('leader election acr
       return cluster?.state === 'DEGRADED' ? cluster : undefined;
     }, 'the cluster to show the differing lease');
     expect((differing as Component & { message: string }).message).toBe(
-      'settings differ between instances (every instance must have the same): TASK_LEASE_MS 30000 on c; 20000 on d',
+      'settings differ between instances (every instance must have the same): TASK_LEASE_MS: 30000 on c, 20000 on d',
     );
     const events = await subscribe({ url: url.origin }, RuntimeEventsSubscription, {});
 

@@ -94,7 +94,7 @@ export function differingSettings(components: readonly ComponentStatus[]): strin
   if (differing.length === 0) return null;
   const described = differing.map(
     ([setting, values]) =>
-      `${setting} ${[...values].map(([value, instances]) => `${value} on ${instances.sort().join(', ')}`).join('; ')}`,
+      `${setting}: ${[...values].map(([value, instances]) => `${value} on ${instances.sort().join(', ')}`).join(', ')}`,
   );
   return `settings differ between instances (every instance must have the same): ${described.join('; ')}`;
 }

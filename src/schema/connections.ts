@@ -2,13 +2,9 @@ import type { ObjectRef } from '@pothos/core';
 import { builder } from './builder.js';
 
 /**
- * The key of a list field's `extensions` that gives how many items the query cost limit
- * (http/query-cost.ts) counts the list for. A list without pages counts one item otherwise, which
- * is wrong only for lists that can be long: a page inside each item of such a list multiplies.
- */
-/**
  * The description of a filter input: the rules src/domain/filters.ts applies to every filter. A
- * `userId` is the exception: it is who may be read (auth/scope), so an empty one is refused.
+ * `userId` is the exception: it is who may be read (userScope in auth/viewer.ts), so an empty one
+ * is refused.
  */
 export function filterDescription(what: string): string {
   return (
@@ -17,6 +13,11 @@ export function filterDescription(what: string): string {
   );
 }
 
+/**
+ * The key of a list field's `extensions` that gives how many items the query cost limit
+ * (http/query-cost.ts) counts the list for. A list without pages counts one item otherwise, which
+ * is wrong only for lists that can be long: a page inside each item of such a list multiplies.
+ */
 export const ASSUMED_LIST_SIZE = 'assumedListSize';
 
 /** A list field's `extensions`: the query cost limit counts it as `items` items. */

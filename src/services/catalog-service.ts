@@ -14,6 +14,7 @@ import {
 import type { CatalogAppRow, CatalogListRow, CatalogView, MarketSourceRow, Prisma } from '../db/models.js';
 import { checkArgumentLength } from '../domain/errors.js';
 import { contains, defineFilter, equals, type StoredCondition, some } from '../domain/filters.js';
+import { byText } from '../domain/text-order.js';
 import { CatalogEntries } from './catalog-entries.js';
 import { type Connection, type PageArgs, paginateWindow } from './pagination.js';
 
@@ -114,23 +115,17 @@ interface Lookup {
   value: Promise<unknown>;
 }
 
+/** Market sources as every list shows them: highest priority first, then by id. */
+export function inSourceOrder<T extends Pick<MarketSourceRow, 'priority' | 'sourceId'>>(rows: T[]): T[] {
+  return rows.sort((a, b) => b.priority - a.priority || byText(a.sourceId, b.sourceId));
+}
+
 /**
  * Whether the viewer may see a source and take apps from it: everyone the visible sources (every
  * local one and the active remote; `marketSources` is the same rule as a query), an admin any
  * source too (to try one before selecting it). To anyone else an inactive remote is a source that
  * does not exist: its URL and errors are the admins' business.
  */
-/**
- * Text in one order on both providers, by UTF-16 code unit. PostgreSQL sorts text by the
- * database's collation: on an en_US one "a-src" comes before "B-src", on C (and SQLite) after.
- */
-export const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-
-/** Market sources as every list shows them: highest priority first, then by id. */
-export function inSourceOrder<T extends Pick<MarketSourceRow, 'priority' | 'sourceId'>>(rows: T[]): T[] {
-  return rows.sort((a, b) => b.priority - a.priority || byText(a.sourceId, b.sourceId));
-}
-
 export function isOfferedTo(viewer: Viewer, source: Pick<MarketSourceRow, 'type' | 'isActive'>): boolean {
   return viewer.isAdmin || source.type !== 'remote' || source.isActive;
 }

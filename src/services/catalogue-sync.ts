@@ -6,6 +6,7 @@ import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
 import { isUniqueViolation } from '../db/hot-path-sql.js';
 import type { MarketSourceRow } from '../db/models.js';
 import { NotFoundError } from '../domain/errors.js';
+import { byText } from '../domain/text-order.js';
 import type { Logger } from '../platform/logger.js';
 import { readEntries, refuseNameClashes } from './catalogue-plan.js';
 import { type CatalogueWrite, SourceGone, type StoredUpsert, writeCatalogue } from './catalogue-writes.js';
@@ -170,8 +171,7 @@ export class CatalogueSyncer {
       where: { type: 'remote', OR: [{ nextSyncAt: null }, { nextSyncAt: { lte: soon } }] },
       orderBy: { sourceId: 'asc' },
     });
-    // The rows just read are the ones synced: no second read per source. A sync that throws (its
-    // failure could not even be recorded: the database went away) resolves with the error.
+    // The rows read are the ones synced. A sync that throws (its failure not even recorded) resolves with the error.
     return due.map((source) =>
       this.once(source.sourceId, () => this.sync(source)).catch((error: unknown) => ({
         ...emptyOutcome(source.sourceId),
@@ -189,7 +189,8 @@ export class CatalogueSyncer {
   async status(): Promise<SourceSyncStatus[]> {
     // One after the other, the sources first: a sync committed between two reads at once showed
     // its time with the catalogue of before (appCount 0 after a first sync, on PostgreSQL).
-    const sources = await this.db.marketSource.findMany({ where: { type: 'remote' }, orderBy: { sourceId: 'asc' } });
+    const sources = await this.db.marketSource.findMany({ where: { type: 'remote' } });
+    sources.sort((a, b) => byText(a.sourceId, b.sourceId));
     const counts = await this.db.catalogApp.groupBy({ by: ['sourceId'], _count: { _all: true } });
     const apps = new Map(counts.map((count) => [count.sourceId, count._count._all]));
     return sources.map((source) => ({

@@ -74,7 +74,6 @@ const baseUrl = z
     return normalized;
   });
 
-/** Whether percent-encoded text decodes (the syncer sends the credentials decoded, as Basic authentication). */
 const addInput = z.object({
   sourceId,
   title: z
