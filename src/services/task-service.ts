@@ -81,15 +81,23 @@ export class TaskService {
   }
 
   /** A page of the tasks the viewer may see, with the columns the API shows (TaskView). */
-  async list(viewer: Viewer, filter: TaskFilter = {}, page: PageArgs = {}): Promise<Connection<TaskView>> {
-    const userId = userScope(viewer, filter.userId);
-    const compiled = TASK_FILTER.compile(filter);
-    const conditions = conditionsSql('Task', [...ownerCondition(userId), ...compiled.stored]);
+  list(viewer: Viewer, filter: TaskFilter = {}, page: PageArgs = {}): Promise<Connection<TaskView>> {
+    return this.page<TaskView>(userScope(viewer, filter.userId), filter, page, TASK_LIST_COLUMNS);
+  }
+
+  /** A page of one user's tasks (everyone's: undefined) matching the filter, with `columns` (all by default). */
+  private page<Row extends { id: number }>(
+    userId: string | undefined,
+    filter: Omit<TaskFilter, 'userId'>,
+    args: PageArgs,
+    columns?: Parameters<typeof pageRows>[4],
+  ): Promise<Connection<Row>> {
+    const conditions = conditionsSql('Task', [...ownerCondition(userId), ...TASK_FILTER.compile(filter).stored]);
     return paginateWindow(
       TASK_CURSOR,
-      page,
+      args,
       this.maxPageSize,
-      (window) => pageRows<TaskView>(this.sql, 'Task', conditions, window, TASK_LIST_COLUMNS),
+      (window) => pageRows<Row>(this.sql, 'Task', conditions, window, columns),
       () => countRows(this.sql, 'Task', conditions),
     );
   }
@@ -159,14 +167,6 @@ export class TaskService {
 
   /** One app's page of tasks, read as a `tasks` page is (an index walk of the page, a count). */
   private pageOfApp(key: AppKey, args: PageArgs & { status?: TaskStatus[] | null }): Promise<Connection<TaskRow>> {
-    const compiled = TASK_FILTER.compile({ sourceId: key.sourceId, appName: key.appName, status: args.status });
-    const conditions = conditionsSql('Task', [...ownerCondition(key.userId), ...compiled.stored]);
-    return paginateWindow(
-      TASK_CURSOR,
-      args,
-      this.maxPageSize,
-      (window) => pageRows<TaskRow>(this.sql, 'Task', conditions, window),
-      () => countRows(this.sql, 'Task', conditions),
-    );
+    return this.page<TaskRow>(key.userId, { sourceId: key.sourceId, appName: key.appName, status: args.status }, args);
   }
 }
