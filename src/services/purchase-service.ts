@@ -94,7 +94,9 @@ export class PurchaseService {
       throw new NotFoundError(`App ${appId} is not in the catalogue of ${sourceId}`);
     }
     const state = await this.stateFor(viewer, sourceId, appId);
-    let payment = state.payment;
+    // A click that found the state another one just created asks the wallet too, unless that one
+    // asked already: else its sign request could commit first, and then nobody asked.
+    let payment = (await this.askWalletOnce(state.payment, state.seen)).payment;
     if (isPurchased(payment)) return payment;
     const unchanged = unchangedSince(state.seen);
     payment = await this.transitions.commit(payment, { paymentNeed: 'required' });
@@ -298,11 +300,17 @@ export class PurchaseService {
       throw new InvalidStateError(`${app.name} names no developer to buy it from`);
     }
     // What this click set (or found, losing the race to create it to another): a new state.
-    const seen: Seen = { signatureStatus: data.signatureStatus, paymentStatus: data.paymentStatus };
-    if (signatureBlocksWalletSync(payment.signatureStatus) || !awaitsWalletAnswer(payment.larePassSync)) {
+    return this.askWalletOnce(payment, { signatureStatus: data.signatureStatus, paymentStatus: data.paymentStatus });
+  }
+
+  /**
+   * Asks the wallet whether it holds a signature, once per state: whichever click finds it not
+   * asked yet (the guard decides between clicks at once); one that finds it asked asks nothing.
+   */
+  private async askWalletOnce(payment: Payment, seen: Seen): Promise<{ payment: Payment; seen: Seen }> {
+    if (signatureBlocksWalletSync(payment.signatureStatus) || payment.larePassSync !== 'not_started') {
       return { payment, seen };
     }
-    // Once per state: a click that lost the race to create it finds the question asked already.
     const asked = await this.transitions.askWalletForSignature(
       payment,
       (current) => current.larePassSync === 'not_started',
