@@ -43,4 +43,18 @@ describe.skipIf(!chromiumAvailable())('GraphiQL in a real browser', () => {
     await page.screenshot({ path: 'test-results/graphiql.png' });
     expect(external).toEqual([]);
   });
+
+  test('arrives compressed: about 2 of its 9 MB cross the network', async () => {
+    const page = await browser.newPage();
+    const response = await page.goto(server.graphqlUrl);
+    expect(response?.headers()['content-encoding']).toBe('br');
+    const pageBytes = (await response?.body())?.length ?? 0; // as the browser decoded it
+    const sent = (await response?.request().sizes())?.responseBodySize; // as it crossed the network
+    expect(pageBytes).toBeGreaterThan(8_000_000);
+    expect(sent).toBeLessThan(pageBytes / 4);
+    await page
+      .getByRole('button', { name: /execute query/i })
+      .first()
+      .waitFor({ timeout: 20_000 });
+  });
 });

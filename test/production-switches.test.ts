@@ -4,8 +4,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { print } from 'graphql';
 import { type Client, createClient, type FormattedExecutionResult, type SubscribePayload } from 'graphql-ws';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import WebSocket from 'ws';
 import { buildApp } from '../src/app/build-app.js';
@@ -161,6 +163,32 @@ describe.each(databases)('production switches (%s)', (kind) => {
         expect(response.status).toBe(200);
         expect(response.headers.get('content-type')).toMatch(/^text\/html/);
         expect(await response.text()).toContain('Market Runtime GraphQL API');
+      }
+    });
+
+    test("GraphiQL's 9 MB page is sent compressed to clients that accept it (brotli first), as it is to others", async () => {
+      const open = (acceptEncoding?: string) =>
+        request(local.graphqlUrl, {
+          headers: { accept: 'text/html', ...(acceptEncoding ? { 'accept-encoding': acceptEncoding } : {}) },
+        });
+      const plain = await open();
+      expect(plain.headers['content-encoding']).toBeUndefined();
+      const page = Buffer.from(await plain.body.arrayBuffer());
+      expect(page.length).toBeGreaterThan(8_000_000);
+      const decoders = { br: brotliDecompressSync, gzip: gunzipSync };
+      for (const [acceptEncoding, expected] of [
+        ['gzip, deflate, br, zstd', 'br'], // what browsers send
+        ['gzip', 'gzip'],
+        ['br;q=0.5, gzip', 'gzip'],
+        ['identity', undefined],
+      ] as const) {
+        const response = await open(acceptEncoding);
+        const body = Buffer.from(await response.body.arrayBuffer());
+        expect(response.headers['content-encoding'], acceptEncoding).toBe(expected);
+        expect(response.headers['content-security-policy']).toBe("frame-ancestors 'none'");
+        expect(Number(response.headers['content-length'])).toBe(body.length);
+        if (expected) expect(body.length).toBeLessThan(page.length / 3);
+        expect((expected ? decoders[expected](body) : body).equals(page), acceptEncoding).toBe(true);
       }
     });
 

@@ -17,6 +17,7 @@ import { multipartLimits } from '../http/body.js';
 import { useCompiledExecution } from '../http/compiled-execution.js';
 import { type OriginPolicy, UPLOAD_PREFLIGHT_HEADER } from '../http/cross-site.js';
 import { parserCacheOptions, useValidationCache } from '../http/document-cache.js';
+import { graphiqlDelivery } from '../http/graphiql-page.js';
 import { createErrorMasker, domainGraphQLError, usePartialResultStatus } from '../http/graphql-errors.js';
 import { useInputBounds } from '../http/input-bounds.js';
 import { productionSwitches } from '../http/production-switches.js';
@@ -73,6 +74,7 @@ export function createGraphQL({
   metrics,
 }: GraphQLDeps): GraphQLServer {
   const counting = metrics?.plugins();
+  const graphiql = graphiqlDelivery(renderGraphiQL);
   return createYoga<ServerContext, Context>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -80,7 +82,7 @@ export function createGraphQL({
     logging: false,
     // Off (GRAPHIQL=0, the default unless in local development mode): Yoga answers as without it.
     graphiql: config.graphiql && { title: 'Market Runtime GraphQL API', defaultQuery: DEFAULT_QUERY },
-    renderGraphiQL,
+    renderGraphiQL: graphiql.render,
     maskedErrors: {
       maskError: createErrorMasker((error) => logger.error({ err: error }, 'unexpected error in a GraphQL operation')),
     },
@@ -89,6 +91,8 @@ export function createGraphQL({
     fetchAPI: createFetch({ formDataLimits: multipartLimits(config) }),
     parserAndValidationCache: parserCacheOptions(),
     plugins: [
+      // Before useBrowserHeaders, which leaves the page's Cache-Control as this sets it.
+      graphiql.plugin,
       useBrowserHeaders(),
       useMultipartRefusals(config),
       useAuthenticationFirst(authenticator),
