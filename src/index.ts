@@ -4,7 +4,7 @@
  * (`node --import tsx`, no shell or npm left in between to swallow the signal).
  */
 import { databaseShown, logStartBanner } from './app/banner.js';
-import { buildApp } from './app/build-app.js';
+import { buildApp, StartAbandoned } from './app/build-app.js';
 import { migrateDatabase } from './db/migrate.js';
 import { loadConfig } from './platform/config.js';
 import { createLogger } from './platform/logger.js';
@@ -45,7 +45,12 @@ async function main() {
     { provider: migrated.provider, applied: migrated.applied },
     migrated.applied.length ? 'migrations applied' : 'database schema is up to date',
   );
-  logStartBanner(logger, config, await app.start());
+  if (stopping) return; // a stop during the migrations: shutdown() ends the process
+  const running = await app.start().catch((error: unknown) => {
+    if (error instanceof StartAbandoned) return null; // shutdown() stops what started and ends the process
+    throw error;
+  });
+  if (running) logStartBanner(logger, config, running);
 }
 
 // A bad setting (ConfigError), a port in use (ListenError) or a database that is not ready: one

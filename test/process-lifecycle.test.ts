@@ -6,11 +6,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createClient as createSseClient, NetworkError } from 'graphql-sse';
 import { type CloseCode, createClient as createWsClient } from 'graphql-ws';
+import pg from 'pg';
 import { afterEach, describe, expect, test } from 'vitest';
 import WebSocket from 'ws';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import {
   killLeftovers,
+  LISTENING,
   listeningUrl,
   processTreeOf,
   SERVER_COMMAND,
@@ -252,6 +254,45 @@ async function postgresBehindProxy() {
   url.port = String(proxy.port);
   return { url, proxy };
 }
+
+describe('a stop that begins while the server is still starting', () => {
+  test.runIf(POSTGRES)(
+    'SIGTERM during the start-up: nothing more starts (no task sent, no "listening"), and the process exits 0',
+    async () => {
+      const { url, proxy } = await postgresBehindProxy();
+      try {
+        // A slow database (every answer 30 ms late) stretches the start-up to seconds (the test
+        // database comes migrated): the signal, sent once the migrations are checked, lands long
+        // before the task engine would start.
+        const env = serverEnv(url.toString(), { DEMO_DATA: '1' });
+        delete env.REDIS_URL;
+        proxy.slow(30);
+        const server = startProcess(SERVER_COMMAND, env);
+        await server.waitForLog((line) => line.msg === 'database schema is up to date', 'the migrations');
+        server.child.kill('SIGTERM');
+        expect(await server.exited, server.output.join('\n')).toEqual({ code: 0, signal: null });
+        expect(server.logs.find((line) => line.msg === STOPPED)).toBeDefined();
+        // Before: the start carried on, said it was listening after the stop began, seeded the demo
+        // data and sent its installs to the (in-memory) app service, then handed them over: the
+        // next start failed them ("lost").
+        expect(server.logs.map((line) => line.msg)).not.toContain(LISTENING);
+        expect(server.logs.find((line) => line.msg?.startsWith('handed the running tasks over'))).toBeUndefined();
+        proxy.slow(0);
+        const client = new pg.Client({ connectionString: url.toString() });
+        await client.connect();
+        try {
+          const { rows } = await client.query<{ status: string }>(`SELECT DISTINCT status FROM "Task"`);
+          expect(rows.filter((row) => row.status !== 'PENDING')).toEqual([]); // nothing ran
+        } finally {
+          await client.end();
+        }
+      } finally {
+        await proxy.close();
+      }
+    },
+    60_000,
+  );
+});
 
 describe('a database that stops answering while the server runs', () => {
   test.runIf(POSTGRES)(

@@ -142,14 +142,12 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions, metric
 
   const listen = (port = config.port) => (listening ??= http.listen(port, config.host));
 
+  // Set when a stop begins: a start-up still under way starts nothing more (StartAbandoned).
+  let stopRequested = false;
+
   const listenAndStart = async (port?: number) => {
     const running = await listen(port);
-    await openDatabase(db, config, services.databaseFile);
-    // Cluster mode: other instances' changes reach this one's bus from here on (and this one's,
-    // such as the catalogue sync's below, reach the others).
-    const runtimeEntries = await connectCluster(services, db, logger);
-    await syncBundledCatalogue(services.catalogueSync, config, logger);
-    await seedDemo(db, config, logger);
+    const runtimeEntries = await prepareStart({ config, logger, db, services }, () => stopRequested);
     await services.engine.start();
     await startOutbox(services, services.localBus);
     await jobs.start();
@@ -173,6 +171,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions, metric
       return starting;
     },
     async stop(signal) {
+      stopRequested = true;
       const began = Date.now();
       const connections = await stopServing({ config, logger, lifecycle, http, live }, signal);
       const progress = { step: 'the start-up still under way' };
@@ -187,6 +186,43 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions, metric
       logger.info({ ...connections, ms: Date.now() - began }, 'stopped');
     },
   };
+}
+
+/**
+ * What `start()` rejects with when a stop began before it was done (Ctrl-C during the first
+ * `npm start`, an orchestrator stopping a pod still starting): it stops between its steps, before
+ * the task engine sends anything, and the server never says it is listening. Up to the task
+ * engine's start a stop is checked before every step; the steps from there on are quick.
+ */
+export class StartAbandoned extends Error {
+  constructor() {
+    super('start-up abandoned: a stop began');
+  }
+}
+
+/**
+ * The start-up's steps up to the task engine's start, each only if no stop began meanwhile: the
+ * database, the cluster log (other instances' changes reach this one's bus from here on, and this
+ * one's, such as the catalogue sync's, reach the others), the bundled catalogue, the demo data.
+ * Returns the cluster log's entries for the collector.
+ */
+async function prepareStart(
+  { config, logger, db, services }: Pick<Started, 'config' | 'logger' | 'db' | 'services'>,
+  stopRequested: () => boolean,
+) {
+  const unlessStopping = () => {
+    if (stopRequested()) throw new StartAbandoned();
+  };
+  unlessStopping();
+  await openDatabase(db, config, services.databaseFile);
+  unlessStopping();
+  const runtimeEntries = await connectCluster(services, db, logger);
+  unlessStopping();
+  await syncBundledCatalogue(services.catalogueSync, config, logger);
+  unlessStopping();
+  await seedDemo(db, config, logger);
+  unlessStopping();
+  return runtimeEntries;
 }
 
 /** What `start()` started, as it stands when the stop begins. */
