@@ -68,6 +68,30 @@ describe('GraphQL over HTTP', () => {
     expect(body.errors[0]?.message).toMatch(/^Aliases limit of 15 exceeded/);
   });
 
+  test('one field selected more than 50 times in one selection set (fragments included) is refused before graphql-js compares them', async () => {
+    type Answer = { data?: unknown; errors?: { message: string; extensions?: { code?: string } }[] };
+    const ask = async (query: string) => (await (await post(JSON.stringify({ query }))).json()) as Answer;
+    const repeated = (times: number, selection: string) => Array.from({ length: times }, () => selection).join(' ');
+    // Every pair of them is compared (their cost grows with the square): 249 copies took 42 ms.
+    expect(await ask(`{ ${repeated(51, 'viewer { userId }')} }`)).toEqual({
+      errors: [
+        {
+          message:
+            '"viewer" is selected 51 times in one selection set (its fragments included); at most 50 are allowed: select it once.',
+          locations: [{ line: 1, column: 1 }],
+          extensions: { code: 'GRAPHQL_VALIDATION_FAILED' },
+        },
+      ],
+    });
+    expect(await ask(`{ ${repeated(50, 'viewer { userId }')} }`)).toEqual({ data: { viewer: { userId: 'admin' } } });
+    const spreads = (count: number) =>
+      `{ ${Array.from({ length: count }, (_, i) => `...F${i}`).join(' ')} } ${Array.from({ length: count }, (_, i) => `fragment F${i} on Query { viewer { userId } }`).join(' ')}`;
+    expect((await ask(spreads(51))).errors?.[0]?.message).toMatch(/^"viewer" is selected 51 times/);
+    // Fragments that spread the next one twice: 2^40 selections, counted without visiting each.
+    const doubling = `{ ...D0 } ${Array.from({ length: 40 }, (_, i) => `fragment D${i} on Query { ...D${i + 1} ...D${i + 1} }`).join(' ')} fragment D40 on Query { viewer { userId } }`;
+    expect((await ask(doubling)).errors?.[0]?.message).toMatch(/^"viewer" is selected 1099511627776 times/);
+  });
+
   test('unexpected errors are masked: no stack trace or internals reach the client', async () => {
     const response = await post(JSON.stringify({ query: '{ viewer { userId } }', variables: 'not an object' }));
     const text = await response.text();

@@ -24,6 +24,7 @@ import { productionSwitches } from '../http/production-switches.js';
 import { useQueryCost } from '../http/query-cost.js';
 import { useMutationRateLimit } from '../http/rate-limit.js';
 import { useReadYourWrites } from '../http/read-your-writes.js';
+import { useRepeatedFieldsBound } from '../http/repeated-fields.js';
 import { useSnapshotResultCache } from '../http/snapshot-result-cache.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
@@ -113,6 +114,8 @@ export function createGraphQL({
       }),
       usePartialResultStatus(),
       useInputBounds(config.inputLimits),
+      // Around the input bounds' validation function: checked before graphql-js compares any fields.
+      useRepeatedFieldsBound(),
       useQueryCost({ maxCost: config.maxQueryCost, maxPageSize: config.maxPageSize }),
       // After the bounds and the cost: a mutation they refuse takes no token (see there).
       ...(config.mutationRateLimit ? [useMutationRateLimit(config.mutationRateLimit)] : []),

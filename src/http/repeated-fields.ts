@@ -1,0 +1,113 @@
+import { type DocumentNode, type FragmentDefinitionNode, GraphQLError, Kind, type SelectionSetNode } from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+
+/**
+ * Most selections of one response name in one selection set, counting those its inline fragments
+ * and fragment spreads bring in. graphql-js checks that such selections can be merged by comparing
+ * every pair of them (OverlappingFieldsCanBeMergedRule), so their cost grows with the square of
+ * their number, within the 1,000 tokens graphql-armor allows: `{ viewer { userId } }` repeated 249
+ * times took 42 ms to validate (0.4 ms for 10 times; measured 2026-12-05), and four clients sending
+ * it held `/health` for half a second. 50 leaves room for fragments colocated by many components
+ * of one page, each asking for the same `id`.
+ */
+export const MAX_REPEATED_SELECTIONS = 50;
+
+/**
+ * Refuses a document that selects one response name more than MAX_REPEATED_SELECTIONS times in
+ * one selection set, before graphql-js validates it. (graphql-js has a budget for these
+ * comparisons of its own, but it is spent only after ~500,000 of them, and its error says no more
+ * than `Validation aborted.`)
+ */
+export function useRepeatedFieldsBound(): Plugin {
+  return {
+    // Only where graphql-js validates: a document validated before is answered by the cache.
+    onValidate({ validateFn, setValidationFn }) {
+      setValidationFn((schema, document, ...rest) => {
+        const refused = repeatedSelection(document);
+        if (refused) return [refused];
+        return validateFn(schema, document, ...rest);
+      });
+    },
+  };
+}
+
+/** The refusal of the first selection set over the bound, or null. */
+export function repeatedSelection(document: DocumentNode): GraphQLError | null {
+  const names = new SelectedNames(document);
+  for (const definition of document.definitions) {
+    if (definition.kind !== Kind.OPERATION_DEFINITION && definition.kind !== Kind.FRAGMENT_DEFINITION) continue;
+    const refused = checkNested(definition.selectionSet, names);
+    if (refused) return refused;
+  }
+  return null;
+}
+
+/** Checks `set` and every selection set nested in it (a tree: each is reached once). */
+function checkNested(set: SelectionSetNode, names: SelectedNames): GraphQLError | null {
+  for (const [name, count] of names.of(set)) {
+    if (count > MAX_REPEATED_SELECTIONS) {
+      return new GraphQLError(
+        `"${name}" is selected ${count} times in one selection set (its fragments included); at most ${MAX_REPEATED_SELECTIONS} are allowed: select it once.`,
+        { nodes: set, extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } },
+      );
+    }
+  }
+  for (const selection of set.selections) {
+    const nested = selection.kind === Kind.FRAGMENT_SPREAD ? null : selection.selectionSet;
+    const refused = nested ? checkNested(nested, names) : null;
+    if (refused) return refused;
+  }
+  return null;
+}
+
+/**
+ * How many times a selection set selects each response name, through its inline fragments and
+ * fragment spreads. Each named fragment is counted once and its counts reused, so fragments that
+ * spread others twice over cannot make the count itself take exponential time.
+ */
+class SelectedNames {
+  private readonly fragments = new Map<string, FragmentDefinitionNode>();
+  private readonly fragmentCounts = new Map<string, Map<string, number>>();
+  /** Fragments being counted: a cycle is graphql-js's to report (NoFragmentCycles). */
+  private readonly counting = new Set<string>();
+
+  constructor(document: DocumentNode) {
+    for (const definition of document.definitions) {
+      if (definition.kind === Kind.FRAGMENT_DEFINITION) this.fragments.set(definition.name.value, definition);
+    }
+  }
+
+  of(set: SelectionSetNode): Map<string, number> {
+    const counts = new Map<string, number>();
+    this.addInto(counts, set);
+    return counts;
+  }
+
+  private addInto(counts: Map<string, number>, set: SelectionSetNode): void {
+    for (const selection of set.selections) {
+      if (selection.kind === Kind.FIELD) {
+        const name = selection.alias?.value ?? selection.name.value;
+        counts.set(name, (counts.get(name) ?? 0) + 1);
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+        this.addInto(counts, selection.selectionSet);
+      } else {
+        for (const [name, count] of this.ofFragment(selection.name.value)) {
+          counts.set(name, (counts.get(name) ?? 0) + count);
+        }
+      }
+    }
+  }
+
+  private ofFragment(name: string): Map<string, number> {
+    const known = this.fragmentCounts.get(name);
+    if (known) return known;
+    const fragment = this.fragments.get(name);
+    // Unknown fragments are graphql-js's to report too (KnownFragmentNames).
+    if (!fragment || this.counting.has(name)) return new Map();
+    this.counting.add(name);
+    const counts = this.of(fragment.selectionSet);
+    this.counting.delete(name);
+    this.fragmentCounts.set(name, counts);
+    return counts;
+  }
+}
