@@ -555,15 +555,18 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
     },
   );
 
-  test('without an admin credential a multipart body gets only MAX_BODY_BYTES (413); an admin sends the same', async () => {
+  test("without an admin's credential a multipart body gets only MAX_BODY_BYTES (413), without an accepted one nothing (401); an admin sends the same", async () => {
     const chart = await packChart({ name: 'anonymous', padding: 3 * MiB });
     const before = await uploadCatalog(server);
-    for (const token of [null, 'not-a-valid-token', TOKENS.alice]) {
+    for (const token of [null, 'not-a-valid-token']) {
       const refused = await upload(server, chart, { token });
-      expect(refused.status, String(token)).toBe(413);
-      expect(refused.body.errors?.[0]).toMatchObject({ extensions: { code: 'VALIDATION' } });
-      expect(refused.body.errors?.[0]?.message).toContain("MAX_BODY_BYTES; a larger chart upload needs an admin's");
+      expect(refused.status, String(token)).toBe(401);
+      expect(refused.body.errors?.[0]).toMatchObject({ extensions: { code: 'UNAUTHENTICATED' } });
     }
+    const user = await upload(server, chart, { token: TOKENS.alice });
+    expect(user.status).toBe(413);
+    expect(user.body.errors?.[0]).toMatchObject({ extensions: { code: 'VALIDATION' } });
+    expect(user.body.errors?.[0]?.message).toContain("MAX_BODY_BYTES; a larger chart upload needs an admin's");
     expect(await uploadCatalog(server)).toEqual(before);
     expect((await upload(server, chart)).body.data?.uploadChart.__typename).toBe('UploadChartSuccess');
   });

@@ -1,5 +1,6 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT } from 'jose';
@@ -264,6 +265,22 @@ function rawRequest(
   });
 }
 
+/** Sends `bytes` on a new connection and resolves with all the server sends until it closes it. */
+function rawExchange(url: string, bytes: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    let received = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      received += chunk;
+    });
+    socket.on('close', () => resolve(received));
+    socket.on('error', reject);
+    socket.write(bytes);
+  });
+}
+
 /** POSTs `size` bytes with chunked encoding (no content-length); the status the server answers. */
 function postChunked(url: string, size: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -313,6 +330,21 @@ describe('every client-controlled resource has a limit, enforced before its cost
   test('a chunked body over MAX_BODY_BYTES gets 413 on /graphql and /graphql/stream', async () => {
     expect(await postChunked(`${server.url}/graphql`, 1024 * 1024)).toBe(413);
     expect(await postChunked(`${server.url}/graphql/stream`, 1024 * 1024)).toBe(413);
+  });
+
+  test('a POST without accepted credentials is refused from its headers, its body never waited for (/graphql, /graphql/stream)', async () => {
+    for (const path of ['/graphql', '/graphql/stream']) {
+      for (const authorization of ['', 'Authorization: Bearer not-a-token-of-anyone\r\n']) {
+        // Declares 60,000 bytes (within MAX_BODY_BYTES) and sends 20: the answer comes, the connection closes.
+        const answer = await rawExchange(
+          server.url,
+          `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: text/event-stream, application/json\r\n${authorization}Content-Length: 60000\r\n\r\n{"query":"{ viewer {`,
+        );
+        expect(answer, `${path} ${authorization}`).toMatch(/^HTTP\/1\.1 401 /);
+        expect(answer).toMatch(/\r\nconnection: close\r\n/i);
+        expect(answer).toContain('"code":"UNAUTHENTICATED"');
+      }
+    }
   });
 
   test('operations per connection are capped: the one over the limit gets LIMIT_EXCEEDED, the others go on', async () => {

@@ -154,11 +154,12 @@ const authenticated = new WeakMap<Request, Viewer>();
  * with introspection off. The lean path (http-fast-path.ts) and the streaming transports
  * authenticate first already.
  */
-function useAuthenticationFirst(authenticator: Authenticator): Plugin {
+function useAuthenticationFirst(authenticator: Authenticator): Plugin<object, ServerContext> {
   return {
-    async onParams({ request, setResult }) {
+    async onParams({ request, setResult, context }) {
       try {
-        authenticated.set(request, await authenticator.fromHeaders(request.headers));
+        // A POST was authenticated by the router before its body was read (routes.ts).
+        authenticated.set(request, context.viewer ?? (await authenticator.fromHeaders(request.headers)));
       } catch (error) {
         if (!(error instanceof DomainError)) throw error;
         setResult({ errors: [domainGraphQLError(error)] });

@@ -1,10 +1,10 @@
 import type { IncomingMessage, Server } from 'node:http';
 import { WebSocketServer } from 'ws';
 import type { Authenticator } from '../auth/viewer.js';
-import { type DomainError, UnauthenticatedError } from '../domain/errors.js';
+import { UnauthenticatedError } from '../domain/errors.js';
 import { SubscriptionCohorts } from '../fanout/cohorts.js';
 import type { OriginPolicy } from '../http/cross-site.js';
-import { domainGraphQLError } from '../http/graphql-errors.js';
+import { domainErrorBody } from '../http/graphql-errors.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import { ConnectionBudget } from '../transports/connection-budget.js';
@@ -92,7 +92,7 @@ function createSseTransport(deps: LiveDeps, cohorts: SubscriptionCohorts, budget
     subscriberBuffer: config.runtime.subscriberBuffer,
     keepAliveMs: config.runtime.keepAliveMs,
     maxBodyBytes: config.maxBodyBytes,
-    errorBody,
+    errorBody: domainErrorBody,
     ...(deps.metrics ? { metrics: deps.metrics.flow('sse') } : {}),
     identify: (req: TrackedRequest, viewer, operationName) => {
       req.userId = viewer.userId;
@@ -100,15 +100,6 @@ function createSseTransport(deps: LiveDeps, cohorts: SubscriptionCohorts, budget
     },
     logger: logger.child({ component: 'sse' }),
   });
-}
-
-/** The status goes into the response line; the body keeps only the code (as Yoga's does). */
-function errorBody(error: DomainError) {
-  const { http, ...extensions } = domainGraphQLError(error).extensions as { http?: { status?: number } };
-  return {
-    status: http?.status ?? 400,
-    body: { errors: [{ message: error.message, extensions }] },
-  };
 }
 
 /** graphql-transport-ws on /graphql, through Yoga's envelop pipeline (same schema, plugins, context). */

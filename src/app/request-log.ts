@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Viewer } from '../auth/viewer.js';
 import type { Logger } from '../platform/logger.js';
 
 const REQUEST_ID = /^[\w.-]{1,64}$/;
@@ -13,6 +14,8 @@ export type TrackedRequest = IncomingMessage & {
   operationName?: string;
   /** The body, read (and bounded) before Yoga sees the request; Yoga uses it as is. */
   body?: Buffer;
+  /** Who sent it, known from its headers before its body is read (routes.ts). */
+  viewer?: Viewer;
 };
 
 /** The operation name as the request log shows it: client-controlled, so only a valid, short name. */

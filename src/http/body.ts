@@ -60,7 +60,7 @@ async function mayUpload(
   try {
     return (await authenticator.fromHeaders(req.headers)).isAdmin;
   } catch (error) {
-    if (error instanceof DomainError) return false; // not accepted: Yoga answers for it if the body fits
+    if (error instanceof DomainError) return false; // not accepted (the router refuses it before: routes.ts)
     throw error;
   }
 }

@@ -28,6 +28,18 @@ export function domainGraphQLError(error: DomainError, from?: GraphQLError): Gra
 }
 
 /**
+ * A domain error answered outside Yoga (before a body is read, by the SSE transport): the status
+ * goes into the response line, the body keeps only the code, as Yoga's does.
+ */
+export function domainErrorBody(error: DomainError): { status: number; body: unknown } {
+  const { http, ...extensions } = domainGraphQLError(error).extensions as { http?: { status?: number } };
+  return {
+    status: http?.status ?? 400,
+    body: { errors: [{ message: error.message, extensions }] },
+  };
+}
+
+/**
  * Yoga's error mask: expected domain errors keep their message and get `extensions.code`; an
  * unreachable database becomes UNAVAILABLE (HTTP 503 for a query alone); everything else is masked by Yoga's default ("Unexpected error.") after `onUnexpected` logs it.
  */

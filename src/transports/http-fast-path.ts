@@ -27,7 +27,8 @@ import { type GraphQLRequest, graphQLRequest, type OperationPipeline } from './g
  * path (test/fast-path.test.ts compares both, request by request).
  */
 
-export type FastPathRequest = IncomingMessage & { body?: Buffer };
+/** A POST whose body was read, and whose sender was authenticated before (routes.ts), when known. */
+export type FastPathRequest = IncomingMessage & { body?: Buffer; viewer?: Viewer };
 
 /** The initial context of Yoga's pipeline for one request (`yoga.getEnveloped(...)`). */
 export interface FastPathContext {
@@ -148,7 +149,7 @@ export class HttpFastPath {
 
     let viewer: Viewer;
     try {
-      viewer = await this.deps.authenticator.fromHeaders(req.headers);
+      viewer = req.viewer ?? (await this.deps.authenticator.fromHeaders(req.headers));
     } catch {
       return false; // Yoga's context answers with the authentication error
     }

@@ -199,17 +199,18 @@ export class SseTransport {
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let request: GraphQLRequest;
-    let viewer: Viewer;
+    let viewer: Viewer | undefined;
     try {
       if (req.method !== 'GET' && req.method !== 'POST') {
         throw new BadRequest(405, "Use GET or POST (graphql-sse's single-connection mode is not served)", 'GET, POST');
       }
-      request = await this.readRequest(req);
+      // Before the body: nobody without credentials has one held (see routes.ts, authenticatedBeforeBody).
       viewer = await this.options.authenticate(req);
+      request = await this.readRequest(req);
     } catch (error) {
       if (error instanceof DomainError) {
         const { status, body } = this.options.errorBody(error);
-        return json(res, status, body);
+        return json(res, status, body, viewer === undefined); // a refused sender's body stays unread
       }
       if (error instanceof BadRequest) return error.answer(res);
       if (error instanceof BodyTooLarge) {
