@@ -228,6 +228,13 @@ describe('local development mode (every request is the admin) is not drivable by
     });
     expect(get.status).toBe(403);
     await expect(openRawSocket(server.url, { headers: rebound })).rejects.toThrow(/403/);
+    // Nor may it read the metrics, the dashboard or the readiness (before: 200 to any Host).
+    for (const path of ['/metrics', '/dashboard', '/readiness', '/health']) {
+      const read = await rawRequest(`${server.url}${path}`, 'GET', { host: rebound.host });
+      expect(read.status, path).toBe(403);
+      expect(read.body).toMatch(/Host evil\.example:\d+ is not a loopback name/);
+    }
+    expect((await rawRequest(`${server.url}/readiness`, 'GET', { host: `127.0.0.1:${port}` })).status).toBe(200);
     // The loopback names keep working, with or without their port.
     for (const host of [
       `localhost:${port}`,
@@ -243,14 +250,14 @@ describe('local development mode (every request is the admin) is not drivable by
   });
 });
 
-/** One request with headers fetch() will not send (a Host of our choosing). */
+/** One request with headers fetch() will not send (a Host of our choosing); to /graphql unless `url` has a path. */
 function rawRequest(
   url: string,
   method: string,
   headers: Record<string, string>,
   body?: string,
 ): Promise<{ status: number; body: string }> {
-  const target = url.endsWith('/graphql') || url.includes('/graphql?') ? url : `${url}/graphql`;
+  const target = new URL(url).pathname === '/' ? `${url}/graphql` : url; // the server's URL: its endpoint
   return new Promise((resolve, reject) => {
     const request = httpRequest(target, { method, headers }, (response) => {
       let text = '';

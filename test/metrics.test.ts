@@ -288,6 +288,8 @@ describe('/metrics with METRICS_TOKEN', () => {
     expect(user.status).toBe(401);
     const metrics = await scrape(server, { authorization: `Bearer ${token}` });
     expect(metrics.types.get(REQUESTS)).toBe('counter');
+    // The scheme is case-insensitive (RFC 9110), as on /graphql.
+    expect((await fetch(`${server.url}/metrics`, { headers: { authorization: `bearer ${token}` } })).status).toBe(200);
   });
 
   test('a query by an authenticated user is counted under its operation name', async () => {

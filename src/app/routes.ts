@@ -7,7 +7,7 @@ import { DomainError } from '../domain/errors.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import { receiveAppStateEvent } from '../http/app-state-intake.js';
 import { BodyTooLarge, bodyForYoga, graphqlBodyLimit, readBody } from '../http/body.js';
-import { allowCrossOriginRead, type OriginPolicy, refuseCrossSite } from '../http/cross-site.js';
+import { allowCrossOriginRead, type OriginPolicy, refuseCrossSite, refuseForeignHost } from '../http/cross-site.js';
 import { domainErrorBody } from '../http/graphql-errors.js';
 import { checkReadiness } from '../http/readiness.js';
 import type { Config } from '../platform/config.js';
@@ -81,6 +81,13 @@ function routeRequest(deps: RouteDeps) {
   const { logger, yoga, origins, sse } = deps;
   return async (req: TrackedRequest, res: ServerResponse): Promise<void> => {
     const path = trackRequest(req, res, logger, deps.config.logProbes);
+    const foreignHost = refuseForeignHost(req, origins);
+    if (foreignHost) {
+      return refuse(req, res, foreignHost.status, {
+        message: foreignHost.message,
+        extensions: { code: foreignHost.code },
+      });
+    }
     const route = operationalRoute(deps, path, req.method);
     if (route) {
       await route(req, res);
@@ -211,9 +218,9 @@ function metricsRoute(metrics: AppMetrics, token: string | undefined): Route {
 /** Compared as digests: equal lengths for timingSafeEqual, and no timing from the token's length. */
 const digest = (text: string) => createHash('sha256').update(text).digest();
 
+/** The credential of `Authorization: Bearer …`, the scheme in any case (RFC 9110 §11.1), as on /graphql. */
 function bearerOf(req: IncomingMessage): string {
-  const header = req.headers.authorization ?? '';
-  return header.startsWith('Bearer ') ? header.slice('Bearer '.length).trim() : '';
+  return /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1] ?? '';
 }
 
 /**

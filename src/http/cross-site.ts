@@ -125,16 +125,24 @@ function isOtherSitesSubrequest(req: IncomingMessage): boolean {
   return !followedLink || toStream;
 }
 
-/** Why a request to a GraphQL endpoint must not run, if it must not. */
+/**
+ * Why a request to any path must not be served, if it must not: in local development mode only
+ * loopback Host names are (against DNS rebinding: a page of another name resolved to 127.0.0.1 is
+ * of its own origin, so the browser lets it read what the server answers, `/metrics` included).
+ */
+export function refuseForeignHost(req: IncomingMessage, policy: OriginPolicy): Refusal | null {
+  const { host } = req.headers;
+  if (policy.allowsHost(host)) return null;
+  return {
+    status: 403,
+    code: 'FORBIDDEN',
+    message: `Host ${host?.slice(0, 200)} is not a loopback name: local development mode serves localhost, 127.0.0.1 and [::1] only`,
+  };
+}
+
+/** Why a request to a GraphQL endpoint must not run, if it must not (its Host checked before: refuseForeignHost). */
 export function refuseCrossSite(req: IncomingMessage, policy: OriginPolicy): Refusal | null {
-  const { origin, host } = req.headers;
-  if (!policy.allowsHost(host)) {
-    return {
-      status: 403,
-      code: 'FORBIDDEN',
-      message: `Host ${host?.slice(0, 200)} is not a loopback name: local development mode serves localhost, 127.0.0.1 and [::1] only`,
-    };
-  }
+  const { origin } = req.headers;
   if (!policy.allows(origin, req.headers.host)) {
     return { status: 403, code: 'FORBIDDEN', message: `Origin ${origin?.slice(0, 200)} is not allowed (CORS_ORIGINS)` };
   }
