@@ -1,4 +1,4 @@
-import { join, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
+import { join, raw, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
 import { paddedIds, type SqlRunner } from './driver-sql.js';
 import type { OutboxMessageRow } from './models.js';
 
@@ -190,6 +190,34 @@ export async function lastKeyOfSubject(db: SqlRunner, webhookId: string, subject
     WHERE "webhookId" = ${webhookId} AND "subject" = ${subject}
     ORDER BY "id" DESC LIMIT 1`;
   return rows[0]?.idempotencyKey ?? null;
+}
+
+/** Subjects looked up per statement of `lastKeysOfSubjects` (two parameters each). */
+const SUBJECTS_PER_QUERY = 100;
+
+/**
+ * `lastKeyOfSubject` for many (webhookId, subject) pairs: one statement per 100, each pair still
+ * one step down the (webhookId, subject, id) index (a UNION ALL of those steps). Keyed by
+ * `<webhookId> <subject>`; a pair with no message is absent.
+ */
+export async function lastKeysOfSubjects(
+  db: SqlRunner,
+  pairs: readonly { webhookId: string; subject: string }[],
+): Promise<Map<string, string>> {
+  const keys = new Map<string, string>();
+  for (let start = 0; start < pairs.length; start += SUBJECTS_PER_QUERY) {
+    const steps = pairs.slice(start, start + SUBJECTS_PER_QUERY).map(
+      ({ webhookId, subject }, index) =>
+        sql`SELECT * FROM (SELECT "webhookId", "subject", "idempotencyKey" FROM "OutboxMessage"
+          WHERE "webhookId" = ${webhookId} AND "subject" = ${subject} ORDER BY "id" DESC LIMIT 1) AS ${raw(`"s${index}"`)}`,
+    );
+    const rows = await db.$queryRaw<{ webhookId: string; subject: string; idempotencyKey: string }[]>`${join(
+      steps,
+      ' UNION ALL ',
+    )}`;
+    for (const row of rows) keys.set(`${row.webhookId} ${row.subject}`, row.idempotencyKey);
+  }
+  return keys;
 }
 
 /** The signing secrets of webhooks, by webhook id (each claim of webhook messages reads them). */

@@ -18,6 +18,11 @@ export interface TaskChanged {
   userId: string;
   sourceId: string;
   appName: string;
+  /**
+   * The status the announcing change committed, when the announcer knows it (not a secret): the
+   * webhook dispatcher skips a change that did not finish the task (its progress) without reading it.
+   */
+  status?: string;
 }
 
 export interface AppChanged {
@@ -311,8 +316,8 @@ export class ChangeFeed {
     this.queue.add(['payment:updated', { paymentId, userId, sourceId, appId }]);
   }
 
-  task({ taskId, userId, sourceId, appName }: TaskChanged): void {
-    this.queue.add(['task:updated', { taskId, userId, sourceId, appName }]);
+  task({ taskId, userId, sourceId, appName, status }: TaskChanged): void {
+    this.queue.add(['task:updated', { taskId, userId, sourceId, appName, status }]);
   }
 
   app({ userId, sourceId, appName }: AppChanged): void {

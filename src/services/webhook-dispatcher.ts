@@ -1,45 +1,66 @@
+import { isDatabaseUnavailable } from '../db/availability.js';
 import type { Db } from '../db/client.js';
-import type { TaskRow, WebhookRow } from '../db/models.js';
-import { lastKeyOfSubject } from '../db/outbox-sql.js';
+import type { AppRow, PaymentRow, TaskRow, WebhookRow } from '../db/models.js';
+import { lastKeysOfSubjects } from '../db/outbox-sql.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import { deriveStage } from '../domain/app-stage.js';
 import { derivePaymentStatus } from '../domain/payment-status.js';
 import { TERMINAL_STATUSES } from '../domain/tasks.js';
-import type { AppChanged, EventBus, PaymentChanged, TaskChanged } from '../events/change-feed.js';
+import type { EventBus } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
-import { redactSecretsIn } from '../platform/redact.js';
+import { RepeatedFailure } from '../platform/repeated-failure.js';
 import { enqueueOutbound, type OutboundMessage } from './outbox-messages.js';
-import { type WebhookEvent, type WebhookService, webhookEvents } from './webhook-service.js';
+import {
+  type Change,
+  couldMatch,
+  type FoundChange,
+  filtersMatch,
+  paymentResource,
+  taskFinishedMessages,
+  webhookMessage,
+} from './webhook-messages.js';
+import type { WebhookEvent, WebhookService } from './webhook-service.js';
+
+export type { Change, FoundChange } from './webhook-messages.js';
 
 /** Changes waiting for the dispatcher beyond this are dropped (with a warning): memory stays bounded. */
 const MAX_QUEUED_CHANGES = 10_000;
+/**
+ * Changes handled together: their rows read with one query per table, their messages written
+ * with one insert. One at a time, a change cost one or two round trips, and under load (a few
+ * thousand progress reports a minute on PostgreSQL) the dispatcher fell minutes behind.
+ */
+const BATCH_SIZE = 100;
+/** While the database is away, how often the dispatcher tries the changes waiting again. */
+const RETRY_MS = 1_000;
 /** Entries of the last-announced map (webhook × subject); the least recently used go first. */
 const MAX_REMEMBERED = 10_000;
 /** The value announced when an app's row is gone (uninstalled, or removed by status correction). */
 const REMOVED = 'removed';
 
-const TOPIC_OF: Record<WebhookEvent, string> = {
-  TASK_FINISHED: 'task.finished',
-  APP_STATE_CHANGED: 'app.state_changed',
-  PAYMENT_STATUS_CHANGED: 'payment.status_changed',
-};
-
-/** A committed change, as the bus announces it; a task's row may come along (the catch-up read it). */
-export type Change =
-  | { kind: 'task'; event: TaskChanged; row?: TaskRow }
-  | { kind: 'app'; event: AppChanged }
-  | { kind: 'payment'; event: PaymentChanged };
-
-/** A change the catch-up found in the database (webhook-catch-up.ts), with when it was made. */
-export type FoundChange = Change & { at: Date };
-
-/** A change waiting in the queue; one the catch-up handed over settles its promise once done. */
-interface Queued {
-  change: Change;
-  found?: { at: Date; resolve: (written: number) => void; reject: (error: unknown) => void };
+/** A page the catch-up handed over: settled with the messages it wrote once all are in the outbox. */
+interface FoundPage {
+  changes: readonly FoundChange[];
+  resolve: (written: number) => void;
+  reject: (error: unknown) => void;
 }
 
-const EVENT_OF = { task: 'TASK_FINISHED', app: 'APP_STATE_CHANGED', payment: 'PAYMENT_STATUS_CHANGED' } as const;
+/** A change with the webhooks it may concern (and `at`, for one the catch-up found). */
+interface Wanted {
+  change: Change;
+  webhooks: WebhookRow[];
+}
+
+/** What a batch's changes need of the database, read together (by task id, app key, payment id). */
+interface BatchRows {
+  tasks: Map<string, TaskRow>;
+  apps: Map<string, AppRow>;
+  activeTasks: Map<string, { type: string; status: string }>;
+  payments: Map<number, PaymentRow>;
+  /** The newest key of each (webhook, subject) to look up: see `changedOnly`. */
+  lastKeys: Map<string, string>;
+}
+
 const terminal = new Set<string>(TERMINAL_STATUSES);
 
 /**
@@ -58,25 +79,34 @@ const terminal = new Set<string>(TERMINAL_STATUSES);
  * (webhook-catch-up.ts) finds in the database and hands over through `catchUp`.
  */
 export class WebhookDispatcher {
-  private readonly queue: Queued[] = [];
+  private readonly queue: (Change | FoundPage)[] = [];
   private draining: Promise<void> | null = null;
   private readonly listening: (() => void)[] = [];
   private dropped = 0;
+  private stopping = false;
+  /** Ends the pause after a failure at once (a stop). */
+  private resume: (() => void) | null = null;
   /**
    * What this instance last announced, by `webhookId subject`, so `changedOnly` costs no query
    * for a subject it announced lately (progress updates announce nothing new, and are many).
    * A miss is read from the newest message of that subject. Bounded: least recently used go.
    */
   private readonly lastAnnounced = new Map<string, string>();
+  /** An outage fails every batch the same way: one line with its stack, then one a minute. */
+  private readonly failures: RepeatedFailure;
 
   constructor(
     /** Public for the catch-up (webhook-catch-up.ts), which reads the changes through the same client. */
     readonly db: Db,
     private readonly webhooks: WebhookService,
     private readonly logger: Logger,
-  ) {}
+    private readonly retryMs = RETRY_MS,
+  ) {
+    this.failures = new RepeatedFailure(logger, 'webhooks: enqueueing changes', 'warn');
+  }
 
   start(bus: EventBus): void {
+    this.stopping = false;
     const failed = (error: unknown) => this.logger.error({ err: error }, 'webhooks: a change could not be taken');
     this.listening.push(
       bus.listen('task:updated', (event) => this.accept({ kind: 'task', event }), failed),
@@ -85,9 +115,14 @@ export class WebhookDispatcher {
     );
   }
 
-  /** Stops following the bus and waits for the changes already taken to be enqueued. */
+  /**
+   * Stops following the bus and waits for the changes already taken to be enqueued; while the
+   * database is away it waits no more (the catch-up finds them).
+   */
   async stop(): Promise<void> {
     for (const stop of this.listening.splice(0)) stop();
+    this.stopping = true;
+    this.resume?.();
     await this.draining;
   }
 
@@ -97,77 +132,127 @@ export class WebhookDispatcher {
   }
 
   /**
-   * The synchronous part, run for every change: with the webhook list cached and no webhook that
-   * could match, nothing more happens.
+   * The synchronous part, run for every change: a task's change that says it is not finished (its
+   * progress) and, with the webhook list cached, a change no webhook could match go no further.
    */
   accept(change: Change): void {
+    if (change.kind === 'task' && change.event.status !== undefined && !terminal.has(change.event.status)) return;
     const cached = this.webhooks.cachedOrNull();
     if (cached && !cached.some((webhook) => couldMatch(webhook, change))) return;
     if (this.queue.length >= MAX_QUEUED_CHANGES) {
       if (this.dropped++ % 1000 === 0) this.logger.warn({ dropped: this.dropped }, 'webhooks: changes dropped');
       return;
     }
-    this.enqueue({ change });
+    this.enqueue(change);
   }
 
   /**
    * Changes the catch-up found (webhook-catch-up.ts); resolves with the messages they wrote once
-   * every one is in the outbox, or rejects when one could not be enqueued (its cursor must then
+   * every one is in the outbox, or rejects when they could not be enqueued (its cursor must then
    * stay put). They queue behind the changes already taken, so "the last state announced" stays
    * in order, and are never dropped: the sweep hands over one bounded page and waits for it.
    * Unlike a change from the bus, only the webhooks that existed when the change was made are
    * told, and the last value announced is read from the outbox, not from this instance's memory:
    * in a cluster another instance may have announced it since (a stale memory would repeat it).
    */
-  async catchUp(changes: readonly FoundChange[]): Promise<number> {
-    const outcomes = await Promise.allSettled(
-      changes.map(
-        (change) =>
-          new Promise<number>((resolve, reject) => this.enqueue({ change, found: { at: change.at, resolve, reject } })),
-      ),
-    );
-    let written = 0;
-    for (const outcome of outcomes) {
-      if (outcome.status === 'rejected') throw outcome.reason;
-      written += outcome.value;
-    }
-    return written;
+  catchUp(changes: readonly FoundChange[]): Promise<number> {
+    if (changes.length === 0) return Promise.resolve(0);
+    return new Promise((resolve, reject) => this.enqueue({ changes, resolve, reject }));
   }
 
-  private enqueue(queued: Queued): void {
-    this.queue.push(queued);
+  private enqueue(item: Change | FoundPage): void {
+    this.queue.push(item);
     this.draining ??= this.drain().finally(() => {
       this.draining = null;
     });
   }
 
-  /** One change at a time: "the last state announced" is read and written in order. */
+  /**
+   * In the order taken, up to BATCH_SIZE changes at a time ("the last state announced" is read
+   * and written in order: a batch reads its rows after the previous batch wrote its messages).
+   * While the database is away, the batch waits and is tried again every `retryMs`: going on
+   * would fail every change waiting, one by one. Another failure drops the batch (the catch-up
+   * finds its changes).
+   */
   private async drain(): Promise<void> {
-    for (let queued = this.queue.shift(); queued; queued = this.queue.shift()) {
-      const { change, found } = queued;
+    while (this.queue.length > 0) {
+      const head = this.queue[0] as Change | FoundPage;
+      if ('changes' in head) {
+        this.queue.shift();
+        await this.handlePage(head);
+        continue;
+      }
+      const end = this.queue.findIndex((item, index) => index >= BATCH_SIZE || 'changes' in item);
+      const batch = this.queue.splice(0, end === -1 ? this.queue.length : end) as Change[];
       try {
-        const matching = (await this.webhooks.current()).filter(
-          (webhook) => couldMatch(webhook, change) && (!found || webhook.createdAt <= found.at),
-        );
-        const written = matching.length > 0 ? await this.dispatch(change, matching, found !== undefined) : 0;
-        found?.resolve(written);
+        await this.handle(batch);
+        this.failures.succeeded();
       } catch (error) {
-        if (found) found.reject(error);
-        else this.logger.warn({ err: error, kind: change.kind }, 'webhooks: a change could not be enqueued');
+        this.failures.failed(error, { changes: batch.length, waiting: this.queue.length });
+        if (!isDatabaseUnavailable(error)) continue;
+        if (this.stopping) return this.abandon(batch.length);
+        this.queue.unshift(...batch);
+        await this.pause();
       }
     }
   }
 
-  /** `fresh`: the last value announced is read from the outbox (see `catchUp`). Returns the messages written. */
-  private async dispatch(change: Change, webhooks: WebhookRow[], fresh: boolean): Promise<number> {
-    const messages =
-      change.kind === 'task'
-        ? await this.taskMessages(change, webhooks)
-        : change.kind === 'app'
-          ? await this.appMessages(change.event, webhooks, fresh)
-          : await this.paymentMessages(change.event, webhooks, fresh);
+  private async handlePage(page: FoundPage): Promise<void> {
     try {
-      return await enqueueOutbound(this.db, messages);
+      let written = 0;
+      for (let start = 0; start < page.changes.length; start += BATCH_SIZE) {
+        written += await this.handle(page.changes.slice(start, start + BATCH_SIZE), true);
+      }
+      page.resolve(written);
+    } catch (error) {
+      page.reject(error);
+    }
+  }
+
+  private pause(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, this.retryMs);
+      this.resume = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    }).finally(() => {
+      this.resume = null;
+    });
+  }
+
+  /** Stopping while the database is away: what waits is left to the catch-up (the cursor reads it). */
+  private abandon(failed: number): void {
+    const pages = this.queue.filter((item): item is FoundPage => 'changes' in item);
+    const left = failed + this.queue.length - pages.length;
+    this.queue.length = 0;
+    for (const page of pages) page.reject(new Error('the webhook dispatcher stopped'));
+    this.logger.warn({ changes: left }, 'webhooks: stopped with changes not enqueued (the catch-up finds them)');
+  }
+
+  /**
+   * One batch: its rows read together, its messages written in one insert. `fresh`: changes the
+   * catch-up found (see `catchUp`). Returns the messages written.
+   */
+  private async handle(changes: readonly (Change & { at?: Date })[], fresh = false): Promise<number> {
+    const all = await this.webhooks.current();
+    const wanted: Wanted[] = [];
+    for (const change of changes) {
+      const { at } = change;
+      const webhooks = all.filter((webhook) => couldMatch(webhook, change) && (!at || webhook.createdAt <= at));
+      if (webhooks.length > 0) wanted.push({ change, webhooks });
+    }
+    if (wanted.length === 0) return 0;
+    try {
+      const rows = await this.read(wanted, fresh);
+      const messages = new Map<string, OutboundMessage>();
+      const decided = new Map<string, string>();
+      for (const { change, webhooks } of wanted) {
+        for (const message of this.messagesOf(change, webhooks, rows, fresh, decided)) {
+          messages.set(message.idempotencyKey, message);
+        }
+      }
+      return await enqueueOutbound(this.db, [...messages.values()]);
     } catch (error) {
       // What changedOnly remembered was not written: read it from the database again.
       this.lastAnnounced.clear();
@@ -175,82 +260,89 @@ export class WebhookDispatcher {
     }
   }
 
-  private async taskMessages(
-    { event, row }: { event: TaskChanged; row?: TaskRow },
-    webhooks: WebhookRow[],
-  ): Promise<OutboundMessage[]> {
-    // A row the catch-up read is as good as a fresh one: a terminal task changes no more.
-    const task = row ?? (await this.db.task.findUnique({ where: { taskId: event.taskId } }));
-    if (!task || !terminal.has(task.status)) return [];
-    const resource = {
-      task: {
-        id: task.taskId,
-        type: task.type,
-        status: task.status,
-        app: { userId: task.userId, sourceId: task.sourceId, appName: task.appName },
-        user: task.userId,
-        version: task.version,
-        error: task.error,
-        result: redactSecretsIn(task.result),
-        completedAt: task.completedAt?.toISOString() ?? null,
-      },
+  /** The rows of a batch's changes, one query per table (together), and the last keys `changedOnly` needs. */
+  private async read(wanted: readonly Wanted[], fresh: boolean): Promise<BatchRows> {
+    const taskIds = new Set<string>();
+    const appKeys = new Map<string, AppKey>();
+    const paymentIds = new Set<number>();
+    const pairs = new Map<string, { webhookId: string; subject: string }>();
+    for (const { change, webhooks } of wanted) {
+      if (change.kind === 'task') {
+        if (!change.row) taskIds.add(change.event.taskId);
+        continue;
+      }
+      const subject = subjectOf(change);
+      if (change.kind === 'app') appKeys.set(appKeyString(change.event), keyOf(change.event));
+      else paymentIds.add(change.event.paymentId);
+      for (const { webhookId } of webhooks) {
+        const remembered = `${webhookId} ${subject}`;
+        if (fresh || !this.lastAnnounced.has(remembered)) pairs.set(remembered, { webhookId, subject });
+      }
+    }
+    const keys = [...appKeys.values()];
+    const [tasks, apps, activeTasks, payments, lastKeys] = await Promise.all([
+      taskIds.size === 0 ? [] : this.db.task.findMany({ where: { taskId: { in: [...taskIds] } } }),
+      keys.length === 0 ? [] : this.db.appState.findMany({ where: { OR: keys } }),
+      keys.length === 0
+        ? []
+        : this.db.task.findMany({
+            where: { activeKey: { in: [...appKeys.keys()] } },
+            select: { activeKey: true, type: true, status: true },
+          }),
+      paymentIds.size === 0 ? [] : this.db.payment.findMany({ where: { id: { in: [...paymentIds] } } }),
+      lastKeysOfSubjects(this.db, [...pairs.values()]),
+    ]);
+    return {
+      tasks: new Map(tasks.map((task) => [task.taskId, task])),
+      apps: new Map(apps.map((row) => [appKeyString(row), row])),
+      activeTasks: new Map(activeTasks.map(({ activeKey, ...task }) => [activeKey ?? '', task])),
+      payments: new Map(payments.map((payment) => [payment.id, payment])),
+      lastKeys,
     };
-    return webhooks
-      .filter((webhook) => filtersMatch(webhook, task))
-      .map((webhook) => message(webhook, 'TASK_FINISHED', `task:${task.taskId}:${task.status}`, resource));
   }
 
-  private async appMessages(event: AppChanged, webhooks: WebhookRow[], fresh: boolean): Promise<OutboundMessage[]> {
-    const key: AppKey = { userId: event.userId, sourceId: event.sourceId, appName: event.appName };
-    const [row, activeTask] = await Promise.all([
-      this.db.appState.findUnique({ where: { userId_sourceId_appName: key } }),
-      this.db.task.findUnique({ where: { activeKey: appKeyString(key) }, select: { type: true, status: true } }),
-    ]);
-    const subject = `app:${appKeyString(key)}`;
+  private messagesOf(
+    change: Change,
+    webhooks: WebhookRow[],
+    rows: BatchRows,
+    fresh: boolean,
+    decided: Map<string, string>,
+  ): OutboundMessage[] {
+    const announce = { rows, fresh, decided };
+    if (change.kind === 'task') {
+      // A row the catch-up read is as good as a fresh one: a terminal task changes no more.
+      const task = change.row ?? rows.tasks.get(change.event.taskId);
+      return task && terminal.has(task.status) ? taskFinishedMessages(task, webhooks) : [];
+    }
+    const subject = subjectOf(change);
+    if (change.kind === 'payment') {
+      const payment = rows.payments.get(change.event.paymentId);
+      if (!payment) return [];
+      const status = derivePaymentStatus(payment);
+      const matching = webhooks.filter((webhook) => filtersMatch(webhook, payment));
+      const value = { event: 'PAYMENT_STATUS_CHANGED', subject, value: status, at: payment.updatedAt } as const;
+      return this.changedOnly(matching, value, paymentResource(payment, status), announce);
+    }
+    const key = keyOf(change.event);
+    const row = rows.apps.get(appKeyString(key));
     if (!row) {
       // Uninstalled, or removed by status correction: its last state is that it is gone.
       const removed = { app: { key, state: 'uninstalled', stage: null, removed: true } };
-      return this.changedOnly(webhooks, 'APP_STATE_CHANGED', subject, REMOVED, new Date(), removed, fresh);
+      const value = { event: 'APP_STATE_CHANGED', subject, value: REMOVED, at: new Date() } as const;
+      return this.changedOnly(webhooks, value, removed, announce);
     }
+    const activeTask = rows.activeTasks.get(appKeyString(key)) ?? null;
     const { stage } = deriveStage({ state: row.state, progress: row.progress, activeTask });
     const resource = { app: { key, state: row.state, stage, installedVersion: row.installedVersion } };
     // The stage too: the app service's last state of an operation comes while its task still runs
     // (`running`, stage INSTALLING); the task's end then changes the stage alone (RUNNING, with the
     // installed version), and a receiver that heard only the state would stay on INSTALLING.
-    const value = `${row.state}/${stage}`;
     // The row's last write, not its report's time: a stage that goes back with no new report (a
     // pending uninstall canceled: RUNNING, UNINSTALLING, RUNNING) had the first RUNNING's key, and
     // was dropped as sent. The submission that starts such a detour writes the row, so the way
     // back carries a time of its own.
-    return this.changedOnly(webhooks, 'APP_STATE_CHANGED', subject, value, row.updatedAt, resource, fresh);
-  }
-
-  private async paymentMessages(
-    event: PaymentChanged,
-    webhooks: WebhookRow[],
-    fresh: boolean,
-  ): Promise<OutboundMessage[]> {
-    const payment = await this.db.payment.findUnique({ where: { id: event.paymentId } });
-    if (!payment) return [];
-    const status = derivePaymentStatus(payment);
-    const resource = {
-      payment: {
-        id: payment.id,
-        status,
-        productId: payment.productId,
-        app: { userId: payment.userId, sourceId: payment.sourceId, appId: payment.appId, appName: payment.appName },
-      },
-    };
-    const matching = webhooks.filter((webhook) => filtersMatch(webhook, payment));
-    return this.changedOnly(
-      matching,
-      'PAYMENT_STATUS_CHANGED',
-      `payment:${payment.id}`,
-      status,
-      payment.updatedAt,
-      resource,
-      fresh,
-    );
+    const value = { event: 'APP_STATE_CHANGED', subject, value: `${row.state}/${stage}`, at: row.updatedAt } as const;
+    return this.changedOnly(webhooks, value, resource, announce);
   }
 
   /**
@@ -258,40 +350,34 @@ export class WebhookDispatcher {
    * `value` (or that never heard of it). The key carries the value and the change's time, so
    * the same change announced again writes nothing, and a later return to an earlier value is
    * a new message. The last value comes from `lastAnnounced`, or on a miss (and always when
-   * `fresh`: the catch-up) from the newest message of the subject (a scan of that webhook's rows,
-   * which the outbox cleanup bounds).
+   * `fresh`: the catch-up) from the newest message of the subject (read for the whole batch
+   * before, `lastKeys`; within the batch, what it decided comes first).
    * In a cluster, a subject announced meanwhile by another instance is not seen by this one's
    * map; an app's changes are announced by the instance that runs its tasks, so this is rare, and
    * costs at most one message repeating a state.
    */
-  private async changedOnly(
+  private changedOnly(
     webhooks: WebhookRow[],
-    event: WebhookEvent,
-    subject: string,
-    value: string,
-    at: Date,
+    { event, subject, value, at }: { event: WebhookEvent; subject: string; value: string; at: Date },
     resource: object,
-    fresh: boolean,
-  ): Promise<OutboundMessage[]> {
+    { rows, fresh, decided }: { rows: BatchRows; fresh: boolean; decided: Map<string, string> },
+  ): OutboundMessage[] {
     const messages: OutboundMessage[] = [];
     for (const webhook of webhooks) {
       const remembered = `${webhook.webhookId} ${subject}`;
+      const stored = rows.lastKeys.get(remembered);
+      const inDatabase = stored?.slice(`webhook:${webhook.webhookId}:${subject}:`.length).split(':')[0];
       // The catch-up asks the outbox first (another instance may have announced it); what the
       // outbox no longer holds (cleaned up after HISTORY_RETENTION_DAYS) this instance may remember.
       const lastValue = fresh
-        ? ((await this.lastInDatabase(webhook, subject)) ?? this.lastAnnounced.get(remembered))
-        : (this.lastAnnounced.get(remembered) ?? (await this.lastInDatabase(webhook, subject)));
+        ? (decided.get(remembered) ?? inDatabase ?? this.lastAnnounced.get(remembered))
+        : (this.lastAnnounced.get(remembered) ?? inDatabase);
       this.remember(remembered, value);
+      decided.set(remembered, value);
       if (lastValue === value) continue;
-      messages.push({ ...message(webhook, event, `${subject}:${value}:${at.getTime()}`, resource), subject });
+      messages.push({ ...webhookMessage(webhook, event, `${subject}:${value}:${at.getTime()}`, resource), subject });
     }
     return messages;
-  }
-
-  private async lastInDatabase(webhook: WebhookRow, subject: string): Promise<string | undefined> {
-    const prefix = `webhook:${webhook.webhookId}:${subject}:`;
-    const last = await lastKeyOfSubject(this.db, webhook.webhookId, subject);
-    return last?.slice(prefix.length).split(':')[0];
   }
 
   private remember(key: string, value: string): void {
@@ -303,30 +389,11 @@ export class WebhookDispatcher {
   }
 }
 
-function message(webhook: WebhookRow, event: WebhookEvent, change: string, resource: object): OutboundMessage {
-  return {
-    kind: 'webhook',
-    topic: TOPIC_OF[event],
-    url: webhook.url,
-    webhookId: webhook.webhookId,
-    idempotencyKey: `webhook:${webhook.webhookId}:${change}`,
-    body: { event, webhookId: webhook.webhookId, occurredAt: new Date().toISOString(), ...resource },
-  };
+function keyOf({ userId, sourceId, appName }: AppKey): AppKey {
+  return { userId, sourceId, appName };
 }
 
-/** Whether the webhook wants this kind of event and its filters do not rule the change out (payments: appName is checked on the row). */
-function couldMatch(webhook: WebhookRow, change: Change): boolean {
-  if (!webhookEvents(webhook).includes(EVENT_OF[change.kind])) return false;
-  const { event } = change;
-  if (webhook.userId !== null && webhook.userId !== event.userId) return false;
-  if (webhook.sourceId !== null && webhook.sourceId !== event.sourceId) return false;
-  return change.kind === 'payment' || webhook.appName === null || webhook.appName === change.event.appName;
-}
-
-function filtersMatch(webhook: WebhookRow, row: AppKey): boolean {
-  return (
-    (webhook.userId === null || webhook.userId === row.userId) &&
-    (webhook.sourceId === null || webhook.sourceId === row.sourceId) &&
-    (webhook.appName === null || webhook.appName === row.appName)
-  );
+/** What an app's or a payment's messages announce a value of (OutboundMessage's `subject`). */
+function subjectOf(change: Change & { kind: 'app' | 'payment' }): string {
+  return change.kind === 'app' ? `app:${appKeyString(change.event)}` : `payment:${change.event.paymentId}`;
 }

@@ -19,6 +19,8 @@ import { type AddressInfo, createServer, type Socket, connect as tcpConnect } fr
 export interface TcpProxy {
   /** The proxy's own port on 127.0.0.1. */
   port: number;
+  /** Connections the proxy accepted so far (refused ones included): a client trying again shows here. */
+  readonly accepted: number;
   cut(mode?: 'hold' | 'refuse'): void;
   freeze(): void;
   restore(options?: { dropHeld?: boolean }): void;
@@ -41,7 +43,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     for (const socket of sockets) socket.destroy();
   };
 
+  let accepted = 0;
   const server = createServer((client) => {
+    accepted += 1;
     track(client);
     if (mode === 'refuse') return void client.destroy();
     if (mode === 'hold' || mode === 'frozen') return; // accepted, never answered
@@ -65,6 +69,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
 
   return {
     port: (server.address() as AddressInfo).port,
+    get accepted() {
+      return accepted;
+    },
     cut(cutMode = 'hold') {
       mode = cutMode;
       destroyAll();

@@ -1,0 +1,94 @@
+import type { PaymentRow, TaskRow, WebhookRow } from '../db/models.js';
+import type { AppKey } from '../domain/app-key.js';
+import type { AppChanged, PaymentChanged, TaskChanged } from '../events/change-feed.js';
+import { redactSecretsIn } from '../platform/redact.js';
+import type { OutboundMessage } from './outbox-messages.js';
+import { type WebhookEvent, webhookEvents } from './webhook-service.js';
+
+/**
+ * What the webhook dispatcher (webhook-dispatcher.ts) writes: the changes it takes, the messages
+ * it makes of them and which webhooks a change concerns. Pure: nothing here reads or writes.
+ */
+
+/** A committed change, as the bus announces it; a task's row may come along (the catch-up read it). */
+export type Change =
+  | { kind: 'task'; event: TaskChanged; row?: TaskRow }
+  | { kind: 'app'; event: AppChanged }
+  | { kind: 'payment'; event: PaymentChanged };
+
+/** A change the catch-up found in the database (webhook-catch-up.ts), with when it was made. */
+export type FoundChange = Change & { at: Date };
+
+const TOPIC_OF: Record<WebhookEvent, string> = {
+  TASK_FINISHED: 'task.finished',
+  APP_STATE_CHANGED: 'app.state_changed',
+  PAYMENT_STATUS_CHANGED: 'payment.status_changed',
+};
+
+const EVENT_OF = { task: 'TASK_FINISHED', app: 'APP_STATE_CHANGED', payment: 'PAYMENT_STATUS_CHANGED' } as const;
+
+/** The message to `webhook` about `change` (its part of the idempotency key), with `resource` in its body. */
+export function webhookMessage(
+  webhook: WebhookRow,
+  event: WebhookEvent,
+  change: string,
+  resource: object,
+): OutboundMessage {
+  return {
+    kind: 'webhook',
+    topic: TOPIC_OF[event],
+    url: webhook.url,
+    webhookId: webhook.webhookId,
+    idempotencyKey: `webhook:${webhook.webhookId}:${change}`,
+    body: { event, webhookId: webhook.webhookId, occurredAt: new Date().toISOString(), ...resource },
+  };
+}
+
+/** A finished task's TASK_FINISHED messages to the webhooks whose filters it matches. */
+export function taskFinishedMessages(task: TaskRow, webhooks: readonly WebhookRow[]): OutboundMessage[] {
+  const resource = {
+    task: {
+      id: task.taskId,
+      type: task.type,
+      status: task.status,
+      app: { userId: task.userId, sourceId: task.sourceId, appName: task.appName },
+      user: task.userId,
+      version: task.version,
+      error: task.error,
+      result: redactSecretsIn(task.result),
+      completedAt: task.completedAt?.toISOString() ?? null,
+    },
+  };
+  return webhooks
+    .filter((webhook) => filtersMatch(webhook, task))
+    .map((webhook) => webhookMessage(webhook, 'TASK_FINISHED', `task:${task.taskId}:${task.status}`, resource));
+}
+
+/** A payment's resource in a PAYMENT_STATUS_CHANGED body, with its visible `status`. */
+export function paymentResource(payment: PaymentRow, status: string): object {
+  return {
+    payment: {
+      id: payment.id,
+      status,
+      productId: payment.productId,
+      app: { userId: payment.userId, sourceId: payment.sourceId, appId: payment.appId, appName: payment.appName },
+    },
+  };
+}
+
+/** Whether the webhook wants this kind of event and its filters do not rule the change out (payments: appName is checked on the row). */
+export function couldMatch(webhook: WebhookRow, change: Change): boolean {
+  if (!webhookEvents(webhook).includes(EVENT_OF[change.kind])) return false;
+  const { event } = change;
+  if (webhook.userId !== null && webhook.userId !== event.userId) return false;
+  if (webhook.sourceId !== null && webhook.sourceId !== event.sourceId) return false;
+  return change.kind === 'payment' || webhook.appName === null || webhook.appName === change.event.appName;
+}
+
+export function filtersMatch(webhook: WebhookRow, row: AppKey): boolean {
+  return (
+    (webhook.userId === null || webhook.userId === row.userId) &&
+    (webhook.sourceId === null || webhook.sourceId === row.sourceId) &&
+    (webhook.appName === null || webhook.appName === row.appName)
+  );
+}
