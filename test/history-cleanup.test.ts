@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { FINISHED_MESSAGES_PER_CLEANUP } from '../src/services/webhook-service.js';
 import { startTestServer, type TestServer, waitFor } from './support/server.js';
 
 describe('history retention', () => {
@@ -25,5 +26,36 @@ describe('history retention', () => {
     );
     expect(await db.historyRecord.count({ where: { message: 'still kept' } })).toBe(1);
     expect(server.logs.some((line) => line.includes('removed old history records'))).toBe(true);
+  });
+
+  test('finished outbox messages older than the cutoff are all removed by one cleanup, however many statements it takes; recent and pending ones stay', async () => {
+    const day = 24 * 60 * 60 * 1000;
+    const { db } = server.app;
+    // Younger than the job's own cutoff (30 days, every 50 ms here), which so leaves them to this call.
+    const old = new Date(Date.now() - 20 * day);
+    const message = (key: string, status: string, updatedAt: Date) => ({
+      kind: 'payment',
+      topic: 'cleanup',
+      url: 'http://127.0.0.1:9/',
+      body: '{}',
+      idempotencyKey: key,
+      status,
+      nextAttemptAt: updatedAt,
+      updatedAt,
+    });
+    await db.outboxMessage.createMany({
+      data: [
+        ...Array.from({ length: FINISHED_MESSAGES_PER_CLEANUP + 5 }, (_, index) =>
+          message(`cleanup:old:${index}`, 'DELIVERED', old),
+        ),
+        message('cleanup:old-pending', 'PENDING', old),
+        message('cleanup:recent', 'DEAD', new Date()),
+      ],
+    });
+    // More than one statement's bound: the rest goes in the same run, not an hour later.
+    const removed = await server.app.services.webhooks.removeFinishedMessages(new Date(Date.now() - 10 * day));
+    expect(removed).toBe(FINISHED_MESSAGES_PER_CLEANUP + 5);
+    const left = await db.outboxMessage.findMany({ where: { topic: 'cleanup' }, orderBy: { id: 'asc' } });
+    expect(left.map((row) => row.idempotencyKey)).toEqual(['cleanup:old-pending', 'cleanup:recent']);
   });
 });

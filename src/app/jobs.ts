@@ -223,7 +223,7 @@ async function removeOldHistory({ config, services, logger }: JobDeps): Promise<
   const cutoff = new Date(Date.now() - config.history.retentionDays * 24 * 60 * 60 * 1000);
   const removed = await services.history.removeOlderThan(cutoff);
   if (removed) logger.info({ removed, cutoff }, 'removed old history records');
-  // Finished outbox messages (delivered or dead) go with the history: one bounded statement a run.
+  // Finished outbox messages (delivered or dead) go with the history: all of them, in bounded statements.
   const messages = await services.webhooks.removeFinishedMessages(cutoff);
   if (messages) logger.info({ removed: messages, cutoff }, 'removed old outbox messages');
 }

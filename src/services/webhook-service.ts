@@ -18,7 +18,7 @@ export const MAX_FILTER_LENGTH = 128;
 export const MAX_RECENT_DELIVERIES = 50;
 /** How long this instance trusts its list of webhooks before reading it again (another instance may have changed it). */
 export const WEBHOOK_CACHE_MS = 5_000;
-/** Finished outbox messages one history cleanup run deletes at most (a backlog goes over several runs). */
+/** Finished outbox messages one statement of the cleanup deletes at most (a run repeats it until none is left). */
 export const FINISHED_MESSAGES_PER_CLEANUP = 10_000;
 /** Webhooks per windowed query of `recentDeliveries` (parameters per statement stay few). */
 const WEBHOOKS_PER_QUERY = 500;
@@ -191,10 +191,19 @@ export class WebhookService {
 
   /**
    * Deletes delivered and dead messages (webhook deliveries and payment pushes) last written before
-   * `cutoff`, at most FINISHED_MESSAGES_PER_CLEANUP of them (the history cleanup calls it each run).
+   * `cutoff`, every one of them (the history cleanup calls it each run): FINISHED_MESSAGES_PER_CLEANUP at a time,
+   * so that no statement holds the database long, with a turn of the event loop between them for
+   * the requests. One bounded statement a run removed 2.8 messages a second at the hourly
+   * interval, while a modest load writes ~19: the table grew whatever HISTORY_RETENTION_DAYS said.
    */
-  removeFinishedMessages(cutoff: Date): Promise<number> {
-    return removeFinishedMessages(this.db, cutoff, FINISHED_MESSAGES_PER_CLEANUP);
+  async removeFinishedMessages(cutoff: Date): Promise<number> {
+    let removed = 0;
+    for (;;) {
+      const count = await removeFinishedMessages(this.db, cutoff, FINISHED_MESSAGES_PER_CLEANUP);
+      removed += count;
+      if (count < FINISHED_MESSAGES_PER_CLEANUP) return removed;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 
   /** The outbox message of each payment push (null: it has none, e.g. no push URL is configured). */
