@@ -4,7 +4,7 @@ import type { ReadyMessage } from '../src/services/outbox-delivery.js';
 import { ReadyQueue } from '../src/services/outbox-ready-queue.js';
 
 function ready(id: number, host: string): ReadyMessage {
-  return { message: { id } as ClaimedMessage, secret: 's', host };
+  return { message: { id } as ClaimedMessage, secret: 's', refused: null, host };
 }
 
 function takeAll(queue: ReadyQueue, hasRoom: (host: string) => boolean): number[] {

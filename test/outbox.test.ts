@@ -314,6 +314,41 @@ describe.each(databases)('the outbox worker on %s', (kind) => {
     }
   });
 
+  test('a message whose every attempt died with its process is dead once claimed past OUTBOX_MAX_ATTEMPTS, not sent again', async () => {
+    const settled: SettledMessage[] = [];
+    const worker = new OutboxWorker(db, SETTINGS, PUSH_SECRET, silent, async (m) => {
+      settled.push(m);
+    });
+    await enqueueOutbound(db, pushes(receiver, 'killed', 1));
+    // Claimed SETTINGS.maxAttempts times by processes killed during each attempt: each claim
+    // counted one, none reported, the last lock has expired.
+    const expired = new Date(Date.now() - 1000);
+    await db.outboxMessage.updateMany({
+      where: { idempotencyKey: 'killed:0' },
+      data: {
+        attempts: SETTINGS.maxAttempts,
+        lockedBy: 'a-killed-worker',
+        lockedUntil: expired,
+        nextAttemptAt: expired,
+      },
+    });
+    try {
+      worker.start();
+      const [row] = await waitFor(async () => {
+        const found = await rows('killed');
+        return found[0]?.status === 'DEAD' ? found : undefined;
+      }, 'the message dead');
+      expect(row).toMatchObject({ attempts: SETTINGS.maxAttempts, lockedBy: null });
+      expect(row?.lastError).toMatch(/attempts \(OUTBOX_MAX_ATTEMPTS\) were made; the last never reported/);
+      expect(receiver.received((d) => d.key === 'killed:0')).toHaveLength(0);
+      await expect
+        .poll(() => settled.filter((m) => m.id === row?.id))
+        .toMatchObject([{ status: 'DEAD', attempts: SETTINGS.maxAttempts }]);
+    } finally {
+      await worker.stop();
+    }
+  });
+
   test('a worker whose lock was taken over records nothing of its attempt: the message is not settled twice', async () => {
     const settled: SettledMessage[] = [];
     const worker = new OutboxWorker(db, { ...SETTINGS, attemptTimeoutMs: 5000 }, PUSH_SECRET, silent, async (m) => {

@@ -125,6 +125,8 @@ export interface FailedAttempt {
   nextAttemptAt: Date;
   lastError: string;
   lastStatusCode: number | null;
+  /** Its claim is not counted as an attempt (one past OUTBOX_MAX_ATTEMPTS, dead-lettered unsent). */
+  uncounted?: boolean;
 }
 
 /**
@@ -133,9 +135,11 @@ export interface FailedAttempt {
  */
 export function markFailed(db: SqlRunner, workerId: string, failed: FailedAttempt, now: Date): Promise<number> {
   const body = failed.status === 'DEAD' ? FINISHED_BODY : sql`"body"`;
+  const attempts = failed.uncounted ? sql`"attempts" - 1` : sql`"attempts"`;
   return db.$executeRaw`
     UPDATE "OutboxMessage"
-    SET "status" = ${failed.status}, "nextAttemptAt" = ${failed.nextAttemptAt}, "lastError" = ${failed.lastError},
+    SET "status" = ${failed.status}, "attempts" = ${attempts}, "nextAttemptAt" = ${failed.nextAttemptAt},
+      "lastError" = ${failed.lastError},
       "lastStatusCode" = ${failed.lastStatusCode}, "lockedBy" = NULL, "lockedUntil" = NULL, "updatedAt" = ${now},
       "body" = ${body}
     WHERE "id" = ${failed.id} AND "lockedBy" = ${workerId}`;

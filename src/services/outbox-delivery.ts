@@ -176,11 +176,24 @@ function networkProblem(error: unknown): string {
   return (code ?? cause?.code ?? cause?.message ?? error.message).slice(0, 200);
 }
 
+/** A message the worker is done with: delivered, or dead-lettered (see OutboxWorker's `onSettled`). */
+export interface SettledMessage {
+  id: number;
+  kind: string;
+  topic: string;
+  notificationId: number | null;
+  status: 'DELIVERED' | 'DEAD';
+  attempts: number;
+  lastError: string | null;
+}
+
 /** A claimed message with what its attempt needs, read before the attempt starts. */
 export interface ReadyMessage {
   message: ClaimedMessage;
   /** The key that signs it; null: it cannot be sent (its webhook was removed, or no push secret). */
   secret: string | null;
+  /** Why it is dead-lettered instead of sent (its `lastError`), or null: it is sent. */
+  refused: string | null;
   /** The receiver's host:port, for the worker's cap on attempts in flight per receiver. */
   host: string;
 }
@@ -189,19 +202,32 @@ export interface ReadyMessage {
  * What the attempts of a claim need, read once for the whole claim (one query for its webhooks,
  * none kept: a removed webhook's secret is gone with it). A webhook removed after its message was
  * written (a drain in flight, another instance's cached list) is found here: secret null.
+ *
+ * A claim counts an attempt (so a message that kills the process at every try still reaches the
+ * limit), and an attempt that ends with its process never reports: a message claimed past
+ * `maxAttempts` had its last attempt die that way, and is not sent again. Without this check, a
+ * message with OUTBOX_MAX_ATTEMPTS 2 whose attempts kept dying was sent 4 times.
  */
 export async function prepareAttempts(
   db: SqlRunner,
   claimed: readonly ClaimedMessage[],
   paymentSecret: string | null,
+  maxAttempts: number,
 ): Promise<ReadyMessage[]> {
   const webhookIds = [...new Set(claimed.flatMap((message) => (message.webhookId ? [message.webhookId] : [])))];
   const secrets = await webhookSecrets(db, webhookIds);
-  return claimed.map((message) => ({
-    message,
-    secret: message.kind === 'payment' ? paymentSecret : (secrets.get(message.webhookId ?? '') ?? null),
-    host: hostOf(message.url),
-  }));
+  return claimed.map((message) => {
+    const secret = message.kind === 'payment' ? paymentSecret : (secrets.get(message.webhookId ?? '') ?? null);
+    const refused =
+      message.attempts > maxAttempts
+        ? `its ${maxAttempts} attempts (OUTBOX_MAX_ATTEMPTS) were made; the last never reported (its process ended during it)`
+        : secret !== null
+          ? null
+          : message.kind === 'payment'
+            ? 'no PAYMENT_PUSH_SECRET to sign it'
+            : 'its webhook was removed';
+    return { message, secret, refused, host: hostOf(message.url) };
+  });
 }
 
 /** host:port of a receiver URL (stored URLs were validated when written; anything else is its own group). */

@@ -19,22 +19,13 @@ import {
   prepareAttempts,
   type ReadyMessage,
   receiversAgent,
+  type SettledMessage,
 } from './outbox-delivery.js';
 import { onOutboundEnqueued } from './outbox-messages.js';
 import { ReadyQueue } from './outbox-ready-queue.js';
 
 export type OutboxSettings = Config['outbox'];
-
-/** A message the worker is done with: delivered, or dead-lettered (see OutboxWorker's `onSettled`). */
-export interface SettledMessage {
-  id: number;
-  kind: string;
-  topic: string;
-  notificationId: number | null;
-  status: 'DELIVERED' | 'DEAD';
-  attempts: number;
-  lastError: string | null;
-}
+export type { SettledMessage } from './outbox-delivery.js';
 
 /** After a wake-up that found nothing: one more look this much later (the enqueuer's commit may follow). */
 const RECHECK_AFTER_WAKE_MS = 25;
@@ -206,7 +197,7 @@ export class OutboxWorker {
           full ? (['payment'] as const) : OUTBOUND_KINDS,
         );
         if (claimed.length > 0) claimedAny = true;
-        this.ready.push(await prepareAttempts(this.sql, claimed, this.paymentSecret));
+        this.ready.push(await prepareAttempts(this.sql, claimed, this.paymentSecret, this.settings.maxAttempts));
         this.startReady();
         if (full || claimed.length < room) break;
       }
@@ -292,10 +283,9 @@ export class OutboxWorker {
     this.attempts.add(attempt);
   }
 
-  private async attempt({ message, secret }: ReadyMessage): Promise<void> {
-    if (secret === null) {
-      const why = message.kind === 'payment' ? 'no PAYMENT_PUSH_SECRET to sign it' : 'its webhook was removed';
-      this.recordFailure(message, { ok: false, statusCode: null, error: why }, true);
+  private async attempt({ message, secret, refused }: ReadyMessage): Promise<void> {
+    if (refused !== null || secret === null) {
+      this.recordFailure(message, { ok: false, statusCode: null, error: refused ?? 'no key to sign it' }, true);
       return;
     }
     const outcome = await deliverOnce(message, secret, this.settings.attemptTimeoutMs, this.agent);
@@ -360,6 +350,8 @@ export class OutboxWorker {
   private recordFailure(message: ClaimedMessage, outcome: AttemptOutcome & { ok: false }, final: boolean): void {
     const { maxAttempts, backoffBaseMs, backoffMaxMs } = this.settings;
     const dead = final || message.attempts >= maxAttempts;
+    // A claim past the limit (the last attempt died with its process) was no attempt: not counted.
+    const uncounted = message.attempts > maxAttempts;
     const pause = Math.min(backoffMaxMs, backoffBaseMs * 2 ** Math.max(0, message.attempts - 1));
     const jittered = Math.round(pause / 2 + (Math.random() * pause) / 2);
     const now = new Date();
@@ -369,6 +361,7 @@ export class OutboxWorker {
       nextAttemptAt: dead ? now : new Date(now.getTime() + jittered),
       lastError: outcome.error,
       lastStatusCode: outcome.statusCode,
+      uncounted,
     };
     const log = { messageId: message.id, topic: message.topic, attempt: message.attempts, error: outcome.error };
     if (dead) this.logger.warn(log, 'outbox: message dead-lettered');
@@ -376,7 +369,8 @@ export class OutboxWorker {
     this.track(
       markFailed(this.sql, this.workerId, failed, now).then(
         (written) => {
-          if (dead && written > 0) this.settled(message, 'DEAD', outcome.error);
+          const attempts = uncounted ? message.attempts - 1 : message.attempts;
+          if (dead && written > 0) this.settled({ ...message, attempts }, 'DEAD', outcome.error);
         },
         (error) => this.logger.warn({ err: error, messageId: message.id }, 'outbox: could not record a failed attempt'),
       ),
