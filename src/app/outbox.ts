@@ -2,7 +2,8 @@ import { type Db, databaseProvider } from '../db/client.js';
 import type { EventBus } from '../events/change-feed.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
-import { OutboxWorker, type SettledMessage } from '../services/outbox-worker.js';
+import type { SettledMessage } from '../services/outbox-delivery.js';
+import { OutboxWorker } from '../services/outbox-worker.js';
 import { WebhookDispatcher } from '../services/webhook-dispatcher.js';
 import { WebhookService } from '../services/webhook-service.js';
 

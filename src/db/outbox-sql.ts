@@ -125,8 +125,8 @@ export interface FailedAttempt {
   nextAttemptAt: Date;
   lastError: string;
   lastStatusCode: number | null;
-  /** Its claim is not counted as an attempt (one past OUTBOX_MAX_ATTEMPTS, dead-lettered unsent). */
-  uncounted?: boolean;
+  /** The attempts it has made: one less than claimed when its claim was past OUTBOX_MAX_ATTEMPTS (not sent). */
+  attempts: number;
 }
 
 /**
@@ -135,14 +135,21 @@ export interface FailedAttempt {
  */
 export function markFailed(db: SqlRunner, workerId: string, failed: FailedAttempt, now: Date): Promise<number> {
   const body = failed.status === 'DEAD' ? FINISHED_BODY : sql`"body"`;
-  const attempts = failed.uncounted ? sql`"attempts" - 1` : sql`"attempts"`;
   return db.$executeRaw`
     UPDATE "OutboxMessage"
-    SET "status" = ${failed.status}, "attempts" = ${attempts}, "nextAttemptAt" = ${failed.nextAttemptAt},
+    SET "status" = ${failed.status}, "attempts" = ${failed.attempts}, "nextAttemptAt" = ${failed.nextAttemptAt},
       "lastError" = ${failed.lastError},
       "lastStatusCode" = ${failed.lastStatusCode}, "lockedBy" = NULL, "lockedUntil" = NULL, "updatedAt" = ${now},
       "body" = ${body}
     WHERE "id" = ${failed.id} AND "lockedBy" = ${workerId}`;
+}
+
+/**
+ * Deletes a message this worker claimed: a webhook's, written after its webhook was removed (by a
+ * dispatcher whose cached list still had it). A dead letter would outlive every way to list it.
+ */
+export function deleteClaimed(db: SqlRunner, workerId: string, id: number): Promise<number> {
+  return db.$executeRaw`DELETE FROM "OutboxMessage" WHERE "id" = ${id} AND "lockedBy" = ${workerId}`;
 }
 
 /**

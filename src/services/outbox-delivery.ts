@@ -176,6 +176,9 @@ function networkProblem(error: unknown): string {
   return (code ?? cause?.code ?? cause?.message ?? error.message).slice(0, 200);
 }
 
+/** Why a webhook message is not sent: its webhook is gone (the worker deletes such a message). */
+export const WEBHOOK_REMOVED = 'its webhook was removed';
+
 /** A message the worker is done with: delivered, or dead-lettered (see OutboxWorker's `onSettled`). */
 export interface SettledMessage {
   id: number;
@@ -219,13 +222,13 @@ export async function prepareAttempts(
   return claimed.map((message) => {
     const secret = message.kind === 'payment' ? paymentSecret : (secrets.get(message.webhookId ?? '') ?? null);
     const refused =
-      message.attempts > maxAttempts
-        ? `its ${maxAttempts} attempts (OUTBOX_MAX_ATTEMPTS) were made; the last never reported (its process ended during it)`
-        : secret !== null
-          ? null
-          : message.kind === 'payment'
-            ? 'no PAYMENT_PUSH_SECRET to sign it'
-            : 'its webhook was removed';
+      secret === null
+        ? message.kind === 'payment'
+          ? 'no PAYMENT_PUSH_SECRET to sign it'
+          : WEBHOOK_REMOVED
+        : message.attempts > maxAttempts
+          ? `its ${maxAttempts} attempts (OUTBOX_MAX_ATTEMPTS) were made; the last never reported (its process ended during it)`
+          : null;
     return { message, secret, refused, host: hostOf(message.url) };
   });
 }

@@ -74,3 +74,19 @@ export function onOutboundEnqueued(listener: () => void): () => void {
   enqueueListeners.add(listener);
   return () => enqueueListeners.delete(listener);
 }
+
+const removalListeners = new Set<(webhookId: string) => void>();
+
+/**
+ * Tells this process's outbox worker that a webhook was removed (its messages deleted): the ones
+ * it claimed ahead and holds in memory are dropped, not sent later with the removed secret.
+ */
+export function notifyWebhookRemoved(webhookId: string): void {
+  for (const listener of removalListeners) listener(webhookId);
+}
+
+/** Calls `listener` on every notifyWebhookRemoved(); returns the function that stops that. */
+export function onWebhookRemoved(listener: (webhookId: string) => void): () => void {
+  removalListeners.add(listener);
+  return () => removalListeners.delete(listener);
+}

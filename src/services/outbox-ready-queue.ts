@@ -55,6 +55,18 @@ export class ReadyQueue {
     return false;
   }
 
+  /** The waiting messages that match, taken out (a walk over every one: for a webhook removed). */
+  remove(match: (ready: ReadyMessage) => boolean): ReadyMessage[] {
+    const removed: ReadyMessage[] = [];
+    for (const [host, queue] of this.byHost) {
+      const kept = queue.filter((waiting) => !match(waiting.ready) || !removed.push(waiting.ready));
+      if (kept.length === 0) this.byHost.delete(host);
+      else this.byHost.set(host, kept);
+    }
+    this.count -= removed.length;
+    return removed;
+  }
+
   /** Every message still waiting, taken out (a stopping worker gives them back). */
   drain(): ReadyMessage[] {
     const all = [...this.byHost.values()].flat().sort((a, b) => a.order - b.order);

@@ -4,6 +4,7 @@ import { type DriverSql, driverSqlOf, providerOf } from '../db/driver-sql.js';
 import {
   type ClaimedMessage,
   claimDueMessages,
+  deleteClaimed,
   type FailedAttempt,
   markDelivered,
   markFailed,
@@ -20,12 +21,12 @@ import {
   type ReadyMessage,
   receiversAgent,
   type SettledMessage,
+  WEBHOOK_REMOVED,
 } from './outbox-delivery.js';
-import { onOutboundEnqueued } from './outbox-messages.js';
+import { onOutboundEnqueued, onWebhookRemoved } from './outbox-messages.js';
 import { ReadyQueue } from './outbox-ready-queue.js';
 
 export type OutboxSettings = Config['outbox'];
-export type { SettledMessage } from './outbox-delivery.js';
 
 /** After a wake-up that found nothing: one more look this much later (the enqueuer's commit may follow). */
 const RECHECK_AFTER_WAKE_MS = 25;
@@ -76,7 +77,7 @@ export class OutboxWorker {
   private pumpAgain = false;
   private pumpScheduled = false;
   private pollTimer: NodeJS.Timeout | null = null;
-  private unsubscribe: (() => void) | null = null;
+  private following: (() => void)[] = [];
   /** Successful deliveries not yet recorded, by status code: written together, one statement each. */
   private delivered = new Map<number, ClaimedMessage[]>();
   private flushScheduled = false;
@@ -114,7 +115,11 @@ export class OutboxWorker {
     if (!this.stopped) return;
     this.stopped = false;
     this.cutting = false;
-    this.unsubscribe = onOutboundEnqueued(() => this.schedulePump(true));
+    this.following = [
+      onOutboundEnqueued(() => this.schedulePump(true)),
+      // Its messages were deleted with it: those claimed ahead are not sent (an attempt in flight is).
+      onWebhookRemoved((id) => this.ready.remove(({ message }) => message.webhookId === id)),
+    ];
     this.schedulePump(false);
   }
 
@@ -124,7 +129,7 @@ export class OutboxWorker {
    */
   async stop(deadline = Date.now() + this.settings.attemptTimeoutMs): Promise<void> {
     this.stopped = true;
-    this.unsubscribe?.();
+    for (const stop of this.following.splice(0)) stop();
     if (this.pollTimer) clearTimeout(this.pollTimer);
     await this.pumping?.catch(() => {});
     let timer: NodeJS.Timeout | undefined;
@@ -284,6 +289,9 @@ export class OutboxWorker {
   }
 
   private async attempt({ message, secret, refused }: ReadyMessage): Promise<void> {
+    if (refused === WEBHOOK_REMOVED) {
+      return this.track(deleteClaimed(this.sql, this.workerId, message.id).catch(() => {})); // else its lock expires
+    }
     if (refused !== null || secret === null) {
       this.recordFailure(message, { ok: false, statusCode: null, error: refused ?? 'no key to sign it' }, true);
       return;
@@ -350,8 +358,6 @@ export class OutboxWorker {
   private recordFailure(message: ClaimedMessage, outcome: AttemptOutcome & { ok: false }, final: boolean): void {
     const { maxAttempts, backoffBaseMs, backoffMaxMs } = this.settings;
     const dead = final || message.attempts >= maxAttempts;
-    // A claim past the limit (the last attempt died with its process) was no attempt: not counted.
-    const uncounted = message.attempts > maxAttempts;
     const pause = Math.min(backoffMaxMs, backoffBaseMs * 2 ** Math.max(0, message.attempts - 1));
     const jittered = Math.round(pause / 2 + (Math.random() * pause) / 2);
     const now = new Date();
@@ -361,7 +367,8 @@ export class OutboxWorker {
       nextAttemptAt: dead ? now : new Date(now.getTime() + jittered),
       lastError: outcome.error,
       lastStatusCode: outcome.statusCode,
-      uncounted,
+      // A claim past the limit (the last attempt died with its process) was no attempt: not counted.
+      attempts: Math.min(message.attempts, maxAttempts),
     };
     const log = { messageId: message.id, topic: message.topic, attempt: message.attempts, error: outcome.error };
     if (dead) this.logger.warn(log, 'outbox: message dead-lettered');
@@ -369,8 +376,7 @@ export class OutboxWorker {
     this.track(
       markFailed(this.sql, this.workerId, failed, now).then(
         (written) => {
-          const attempts = uncounted ? message.attempts - 1 : message.attempts;
-          if (dead && written > 0) this.settled({ ...message, attempts }, 'DEAD', outcome.error);
+          if (dead && written > 0) this.settled({ ...message, attempts: failed.attempts }, 'DEAD', outcome.error);
         },
         (error) => this.logger.warn({ err: error, messageId: message.id }, 'outbox: could not record a failed attempt'),
       ),

@@ -6,6 +6,7 @@ import type { OutboxMessageRow, WebhookRow } from '../db/models.js';
 import { recentMessageIds, removeFinishedMessages } from '../db/outbox-sql.js';
 import { ForbiddenError, InvalidStateError, NotFoundError } from '../domain/errors.js';
 import { parseInput } from '../domain/parse-input.js';
+import { notifyWebhookRemoved } from './outbox-messages.js';
 
 /** The runtime events a webhook may receive. */
 export const WEBHOOK_EVENTS = ['TASK_FINISHED', 'APP_STATE_CHANGED', 'PAYMENT_STATUS_CHANGED'] as const;
@@ -155,6 +156,7 @@ export class WebhookService {
       return row;
     });
     this.forget();
+    notifyWebhookRemoved(webhookId);
     return removed;
   }
 
