@@ -229,11 +229,6 @@ export function signatureBlocksWalletSync(signature: SignatureStatus): boolean {
   );
 }
 
-/** The wallet is asked for an existing signature while this sync has not been answered. */
-export function awaitsWalletAnswer(sync: SyncState): boolean {
-  return sync === 'not_started' || sync === 'in_progress';
-}
-
 /**
  * The developer sync values a polling round may start from: never over a running round, and over
  * a completed one only when the buyer acted (paid, signed again, or restores), which forces a new round.

@@ -9,7 +9,6 @@ import { derivePaymentStatus } from '../domain/payment-status.js';
 import { productIdOf } from '../domain/payment-terms.js';
 import {
   awaitsPaymentRequest,
-  awaitsWalletAnswer,
   developerLookupFailed,
   isPaying,
   isPurchased,
