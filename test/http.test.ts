@@ -37,9 +37,17 @@ describe('GraphQL over HTTP', () => {
     expect(body.errors[0]?.message).toMatch(/JSON/i);
   });
 
-  test('an unsupported content type is refused (415)', async () => {
-    const response = await post('query { viewer { userId } }', { 'content-type': 'text/xml' });
-    expect(response.status).toBe(415);
+  test('an unsupported content type is refused (415) with an error saying what to send', async () => {
+    // The answers' media type is no request body type (Yoga answered it with an empty 415).
+    for (const contentType of ['text/xml', 'application/graphql-response+json']) {
+      const response = await post(JSON.stringify({ query: '{ viewer { userId } }' }), { 'content-type': contentType });
+      expect(response.status).toBe(415);
+      const body = (await response.json()) as { errors: { message: string; extensions?: { code?: string } }[] };
+      expect(body.errors[0]).toMatchObject({
+        message: expect.stringMatching(/^POST bodies must be application\/json/),
+        extensions: { code: 'VALIDATION' },
+      });
+    }
   });
 
   test('a body over MAX_BODY_BYTES is refused with 413 before it is parsed', async () => {

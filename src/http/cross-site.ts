@@ -163,9 +163,12 @@ export function refuseCrossSite(req: IncomingMessage, policy: OriginPolicy): Ref
   return null;
 }
 
+/**
+ * A request body in JSON. Only `application/json`: `application/graphql-response+json` is the
+ * media type of answers (GraphQL over HTTP), which Yoga's parsers refuse with a bare 415.
+ */
 function isJson(contentType: string | undefined): boolean {
-  const type = contentType?.split(';')[0]?.trim().toLowerCase();
-  return type === 'application/json' || type === 'application/graphql-response+json';
+  return contentType?.split(';')[0]?.trim().toLowerCase() === 'application/json';
 }
 
 /**
