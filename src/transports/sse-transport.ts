@@ -274,9 +274,9 @@ export class SseTransport {
     stream.write(KEEP_ALIVE);
     this.streams.add(stream);
     const member = new SseSubscription(stream, policy, () => this.streams.delete(stream));
-    const expiry = onCredentialExpiry(viewer, () => member.expire());
+    const stopExpiry = onCredentialExpiry(viewer, () => member.expire());
     res.once('close', () => {
-      clearTimeout(expiry);
+      stopExpiry();
       budget.close();
       budget.release(viewer.userId);
       this.streams.delete(stream);

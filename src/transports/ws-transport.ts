@@ -74,8 +74,8 @@ class Connection implements Outlet {
   initReceived = false;
   /** Until `connection_init`: closes the connection when it does not come in time. */
   initTimer: NodeJS.Timeout | null = null;
-  /** Closes the connection when its credential expires. */
-  expiryTimer: NodeJS.Timeout | undefined;
+  /** Cancels what closes the connection when its credential expires. */
+  stopExpiry: (() => void) | undefined;
   /** Keep-alive: anything was sent or received since the last tick. */
   active = true;
   /** Keep-alive: a ping went out at the last tick and nothing has come back since. */
@@ -153,7 +153,7 @@ class Connection implements Outlet {
 
   dispose(): void {
     if (this.initTimer) clearTimeout(this.initTimer);
-    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.stopExpiry?.();
     this.waiting = null;
     for (const operation of this.operations.values()) operation.stop();
     this.operations.clear();
@@ -302,7 +302,7 @@ export class WsTransport {
       return connection.close(TOO_MANY, 'Too many connections for this user (MAX_CONNECTIONS_PER_USER)');
     }
     connection.viewer = viewer;
-    connection.expiryTimer = onCredentialExpiry(viewer, () => connection.close(CloseCode.Forbidden, 'Token expired'));
+    connection.stopExpiry = onCredentialExpiry(viewer, () => connection.close(CloseCode.Forbidden, 'Token expired'));
     connection.send(stringifyMessage({ type: MessageType.ConnectionAck }));
   }
 }
