@@ -134,8 +134,13 @@ export function useMutationRateLimit(limit: { perSecond: number; burst: number }
           },
         };
       }
-      const message = `Too many mutations (at most ${limit.burst} at once, then ${limit.perSecond} per second): retry in ${(waitMs / 1000).toFixed(1)} s.`;
+      const message = `Too many mutations (at most ${limit.burst} at once, then ${limit.perSecond} per second): retry in ${retryIn(waitMs)} s.`;
       setResultAndStopExecution({ errors: [rateLimited(message, waitMs)] });
     },
   };
+}
+
+/** Seconds to wait, rounded up to a tenth: 45 ms reads "0.1", never "0.0". */
+function retryIn(waitMs: number): string {
+  return (Math.ceil(waitMs / 100) / 10).toFixed(1);
 }
