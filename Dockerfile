@@ -36,9 +36,12 @@ RUN npm run build \
  && npm prune --omit=dev --ignore-scripts
 
 FROM ${NODE_IMAGE} AS runtime
+# No demo users, apps or payments in a database the image starts on (`docker run` alone included):
+# DEMO_DATA=true turns them on.
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
-    PORT=4000
+    PORT=4000 \
+    DEMO_DATA=false
 WORKDIR /app
 # Owned by root and read-only for the server; only data/ (the SQLite default, unused on
 # PostgreSQL) is writable by the `node` user (uid 1000) of the base image.

@@ -131,6 +131,14 @@ describe('Dockerfile', () => {
     expect(user).not.toMatch(/^(root|0)(:|$)/);
   });
 
+  it('seeds no demo data into the database it starts on, unless told to (DEMO_DATA)', () => {
+    const env = final.instructions
+      .filter((i) => i.op === 'ENV')
+      .map((i) => i.args)
+      .join(' ');
+    expect(env).toMatch(/(^|\s)DEMO_DATA=false(\s|$)/);
+  });
+
   it('ships what the built server reads at run time: package.json, node_modules, dist/, prisma/migrations/', () => {
     const copied = final.instructions
       .filter((i) => i.op === 'COPY')
