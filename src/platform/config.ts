@@ -288,7 +288,7 @@ function authSettings(e: Env): Config['auth'] {
   if (localDevelopment && !LOOPBACK_HOSTS.has(e.HOST)) {
     throw invalidSetting(
       'HOST',
-      `without AUTH_TOKENS, AUTH_JWT_* or AUTH_USER_HEADER the server runs in local development mode and binds only to 127.0.0.1 (got ${e.HOST})`,
+      `without AUTH_TOKENS, AUTH_JWT_* or AUTH_USER_HEADER the server runs in local development mode and binds only to 127.0.0.1, ::1 or localhost (got ${e.HOST})`,
     );
   }
   return {
