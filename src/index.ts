@@ -34,7 +34,7 @@ async function main() {
 
   if (config.auth.localDevelopment) {
     logger.warn(
-      'No AUTH_TOKENS, AUTH_JWT_* or AUTH_USER_HEADER configured: local development mode. Every request runs as the admin user "admin"; the server binds to 127.0.0.1 only.',
+      'No AUTH_TOKENS, AUTH_JWT_* or AUTH_USER_HEADER configured: local development mode. Every request runs as the admin user "admin"; the server binds to a loopback address only (HOST).',
     );
   }
   const migrated = await migrateDatabase(config.databaseUrl).catch((error: unknown) => {
