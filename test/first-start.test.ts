@@ -1,8 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import { LISTENING, startBanner } from '../src/app/banner.js';
+import { buildApp } from '../src/app/build-app.js';
 import { trackRequest } from '../src/app/request-log.js';
 import { loadConfig } from '../src/platform/config.js';
 import { envSchema } from '../src/platform/config-env.js';
@@ -110,6 +113,25 @@ describe('probe requests in the log', () => {
     const { base, logged } = await probeServer(503, false);
     await fetch(`${base}/readiness`);
     expect(logged()).toEqual([expect.objectContaining({ path: '/readiness', status: 503 })]);
+  });
+
+  test("the server's own 503 while it starts is logged too (it was answered before the request log)", async () => {
+    const { logger, lines } = capturedLogger('json');
+    const directory = mkdtempSync(path.join(tmpdir(), 'market-probe-'));
+    const app = buildApp(loadConfig({ DATABASE_URL: `file:${path.join(directory, 'market.db')}`, PORT: '0' }), {
+      logger,
+    });
+    try {
+      const { url } = await app.listen(); // bound, not started: requests wait, probes answer
+      const readiness = await fetch(`${new URL(url).origin}/readiness`);
+      expect(readiness.status).toBe(503);
+      expect(await readiness.json()).toEqual({ status: 'not ready', error: 'starting' });
+      const logged = lines.map((line) => JSON.parse(line) as { path?: string; status?: number });
+      expect(logged).toContainEqual(expect.objectContaining({ path: '/readiness', status: 503 }));
+    } finally {
+      await app.stop();
+      rmSync(directory, { recursive: true, force: true });
+    }
   });
 
   test('with LOG_PROBES every probe is logged', async () => {

@@ -131,6 +131,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions, metric
     sse: live.sse,
     clusterLog: services.clusterLog,
     metrics,
+    lifecycle,
   });
   http.server.on('request', lifecycle.gate(router));
 

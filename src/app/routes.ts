@@ -9,7 +9,7 @@ import { receiveAppStateEvent } from '../http/app-state-intake.js';
 import { BodyTooLarge, bodyForYoga, graphqlBodyLimit, readBody } from '../http/body.js';
 import { allowCrossOriginRead, type OriginPolicy, refuseCrossSite, refuseForeignHost } from '../http/cross-site.js';
 import { domainErrorBody } from '../http/graphql-errors.js';
-import { checkReadiness } from '../http/readiness.js';
+import { checkReadiness, type Lifecycle } from '../http/readiness.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import type { HttpFastPath } from '../transports/http-fast-path.js';
@@ -39,6 +39,8 @@ export interface RouteDeps {
   sse: SseTransport;
   /** Cluster mode: the Redis change log, without which the instance is not ready. */
   clusterLog?: { readonly connected: boolean } | null;
+  /** Starting or stopping, the instance is not ready, whatever its database says. */
+  lifecycle: Pick<Lifecycle, 'notReady'>;
   /** Served on GET /metrics; null: no such route. */
   metrics?: AppMetrics | null;
 }
@@ -150,7 +152,7 @@ type Route = (req: TrackedRequest, res: ServerResponse) => unknown;
  * for any other path.
  */
 function operationalRoute(
-  { config, db, engine, clusterLog, metrics, databaseFile }: RouteDeps,
+  { config, db, engine, clusterLog, metrics, databaseFile, lifecycle }: RouteDeps,
   path: string | undefined,
   method?: string,
 ): Route | undefined {
@@ -160,7 +162,7 @@ function operationalRoute(
   }
   if (path === '/readiness') {
     return async (_req, res) => {
-      let ready = await checkReadiness(db);
+      let ready = lifecycle.notReady() ?? (await checkReadiness(db));
       // SQLite answers from the open file, whatever became of the file: a deleted one loses every
       // write. Said without the path here (unauthenticated); the database component names it.
       const fileProblem = ready.ok ? await databaseFile?.problem() : null;

@@ -60,18 +60,22 @@ export class Lifecycle {
     this.phase = 'stopping';
   }
 
-  /** `handler` behind the phase: probes answer at once, everything else waits for start-up. */
+  /**
+   * `handler` behind the phase: the probes reach it at once (`/readiness` answers 503 with the
+   * phase, through the router so that its request log has it: see `notReady`), everything else
+   * waits for start-up.
+   */
   gate(handler: Handler): Handler {
     return (req, res) => {
       if (this.phase === 'serving') return handler(req, res);
       const path = (req.url ?? '').split('?')[0];
-      if (path === '/readiness') {
-        res.writeHead(503, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-        res.end(JSON.stringify({ status: 'not ready', error: this.phase }));
-        return;
-      }
-      if (path === '/health' || this.phase === 'stopping') return handler(req, res);
+      if (path === '/readiness' || path === '/health' || this.phase === 'stopping') return handler(req, res);
       return this.serving.then(() => handler(req, res));
     };
+  }
+
+  /** Why `/readiness` answers 503 whatever the database says: starting or stopping, if so. */
+  notReady(): { ok: false; error: Phase } | null {
+    return this.phase === 'serving' ? null : { ok: false, error: this.phase };
   }
 }
