@@ -184,9 +184,9 @@ describe.each(databases)('operations on %s', (kind) => {
       expect((await waitForTask(server, retryId, ['FAILED', 'COMPLETED'])).status).toBe('FAILED');
     });
 
-    test('upgradeApp moves an installed app to another version; uninstallApp removes it', async () => {
+    test('upgradeApp moves an installed app to a newer version; uninstallApp removes it', async () => {
       await seed.catalogApp({ name: 'jellyfin', versions: ['1.2.0', '1.1.3', '1.1.0'] });
-      await (await seed.user('alice').app({ appName: 'jellyfin', state: 'running', version: '1.2.0' })).task();
+      await (await seed.user('alice').app({ appName: 'jellyfin', state: 'running', version: '1.1.0' })).task();
       const upgrade = dataOf(
         await execute(
           server,
@@ -396,6 +396,14 @@ describe.each(databases)('operations on %s', (kind) => {
             (n) => ({ sourceId: SOURCE, appName: n.immich, version: '1.120.1' }),
             'INVALID_STATE',
             () => /already at version/,
+          ],
+          [
+            // Sent, the app service was asked to "upgrade" to it, and the task said it completed.
+            'an upgrade to an older version',
+            UpgradeAppMutation,
+            (n) => ({ sourceId: SOURCE, appName: n.immich, version: '1.119.0' }),
+            'INVALID_STATE',
+            () => /is at version 1\.120\.1, newer than 1\.119\.0: upgradeApp does not downgrade/,
           ],
           [
             'an uninstall of an app that never installed',

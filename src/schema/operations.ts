@@ -35,7 +35,7 @@ const InstallAppInput = builder.inputType('InstallAppInput', {
 });
 
 const UpgradeAppInput = builder.inputType('UpgradeAppInput', {
-  description: 'Move an installed app to another version.',
+  description: 'Move an installed app to a newer version.',
   fields: (t) => ({
     sourceId: t.string({ required: true, description: 'Market source of the app.' }),
     appName: t.string({ required: true, description: 'Installed app name (a clone upgrades along its original).' }),

@@ -54,7 +54,7 @@ export const TaskTypeEnum = builder.enumType('TaskType', {
   values: values(TASK_TYPES, {
     INSTALL: 'Install an app from the catalogue.',
     UNINSTALL: 'Remove an installed app.',
-    UPGRADE: 'Move an installed app to another version.',
+    UPGRADE: 'Move an installed app to a newer version.',
     CLONE: 'Install a second instance of an installed app under a new name.',
     CANCEL: 'Cancel an operation in progress.',
     STOP: 'Stop (suspend) a running app; it keeps its data and can be resumed.',

@@ -5,6 +5,7 @@ import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
 import { findAppState, findAppStatesNamed } from '../db/hot-path-sql.js';
 import type { CatalogAppRow, TaskRow } from '../db/models.js';
 import { isFailedFirstInstall } from '../domain/app-stage.js';
+import { compareVersions } from '../domain/catalogue-version.js';
 import { InvalidStateError, NotFoundError, ValidationError } from '../domain/errors.js';
 import { cloneName, imagesOfEntry, readMetadata } from '../domain/operations.js';
 import { parseInput } from '../domain/parse-input.js';
@@ -156,6 +157,13 @@ export class OperationService {
     const app = await this.catalogueVersion(null, input.sourceId, row.rawAppName ?? input.appName, input.version);
     if (row.installedVersion === input.version) {
       throw new InvalidStateError(`${input.appName} is already at version ${input.version}`);
+    }
+    // An upgrade goes to a newer version: an older one was sent as an upgrade and recorded as a
+    // completed one. Versions the catalogue's rules cannot order (`latest`) are sent as asked.
+    if (compareVersions(input.version, row.installedVersion) === -1) {
+      throw new InvalidStateError(
+        `${input.appName} is at version ${row.installedVersion}, newer than ${input.version}: upgradeApp does not downgrade`,
+      );
     }
     return this.submission.create({
       type: 'UPGRADE',
