@@ -195,6 +195,41 @@ describe.each(databases)('the app lifecycle against an app service over HTTP on 
     });
   });
 
+  test('a stop accepted without op id is not ended by a report of another operation, however recent: only by its own', async () => {
+    await seed.catalogApp({ name: 'excalidraw', versions: ['0.17.6'] });
+    await seed.user('alice').app({ appName: 'excalidraw', state: 'running', version: '0.17.6' });
+    fake.setBehaviour('suspend', { respond: 'accept', opId: null });
+    const stopped = dataOf(
+      await execute(
+        server,
+        StopAppHttpMutation,
+        { input: { sourceId: SOURCE, appName: 'excalidraw' } },
+        { token: TOKENS.alice },
+      ),
+    ).stopApp;
+    if (stopped.__typename !== 'StopAppSuccess') throw new Error(`stop refused: ${JSON.stringify(stopped)}`);
+    expect((await accepted(stopped.task.taskId)).opId).toBeNull();
+    const report = (opType: string, opID: string, offsetMs: number) =>
+      sendEvent(intake, SECRET, {
+        name: 'excalidraw',
+        user: 'alice',
+        marketSource: SOURCE,
+        opType,
+        opID,
+        state: 'stopped',
+        createTime: at(offsetMs),
+      });
+    // Newer than the task's start, and `stopped`: but an upgrade's. The app's row takes it.
+    expect(await report('upgrade', 'some-upgrade', 1000)).toBe(202);
+    expect(await taskOf(stopped.task.taskId)).toMatchObject({ status: 'RUNNING', opId: null });
+    expect(await report('stop', 'op-stop-own', 2000)).toBe(202);
+    expect(await taskOf(stopped.task.taskId)).toMatchObject({
+      status: 'COMPLETED',
+      opId: 'op-stop-own',
+      app: { stage: 'STOPPED', state: 'stopped' },
+    });
+  });
+
   test('an install sends the images of its catalogue entry, and its completed result holds the op id and the app service answer with the secret env value redacted', async () => {
     const catalogued = await seed.catalogApp({ name: 'immich-lite', versions: ['1.120.1'] });
     const images = [

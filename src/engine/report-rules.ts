@@ -42,7 +42,9 @@ export function concerns(task: TaskRow, event: AppStateEvent): boolean {
   if (task.status !== 'RUNNING') return false;
   if (event.opId && task.opId) return event.opId === task.opId;
   if (event.opId && !acceptedResult(task)) return false;
-  if (event.opId && answeredWithoutOpId(task) && event.opType?.toLowerCase() === task.type.toLowerCase()) return true;
+  if (event.opId && answeredWithoutOpId(task) && event.opType) {
+    return event.opType.toLowerCase() === task.type.toLowerCase();
+  }
   return !(task.startedAt && event.createTime < task.startedAt);
 }
 
@@ -52,7 +54,9 @@ export function concerns(task: TaskRow, event: AppStateEvent): boolean {
  * ones: each was ignored and the app stayed STOPPING until status correction ended the task. A
  * report of the same operation is taken as this one's; an older one's report (a late duplicate of
  * the previous stop) is older than what the app's row holds, which refuses it, and only a report
- * the row takes ends a task (app-state-reports.ts).
+ * the row takes ends a task (app-state-reports.ts). A report naming another operation type is
+ * never this task's, however recent: a `stopped` of an upgrade completed a stop and gave it the
+ * upgrade's op id.
  */
 function answeredWithoutOpId(task: TaskRow): boolean {
   return !task.opId && (task.type === 'STOP' || task.type === 'RESUME');
