@@ -22,7 +22,7 @@ import { graphqlBodyLimit } from '../src/http/body.js';
 import type { Config } from '../src/platform/config.js';
 import { availableDatabases } from './support/databases.js';
 import { TaskQuery } from './support/operations.js';
-import { startSeededServer } from './support/seed.js';
+import { type Seeder, startSeededServer } from './support/seed.js';
 import { AUTH_ENV, dataOf, execute, installThroughApi, type TestServer, TOKENS, waitFor } from './support/server.js';
 
 /**
@@ -196,8 +196,9 @@ function rawTar(entries: { path: string; type?: 'File' | 'CharacterDevice'; body
 
 describe.each(databases)('chart uploads (%s)', (kind) => {
   let server: TestServer;
+  let seed: Seeder;
   beforeAll(async () => {
-    ({ server } = await startSeededServer(kind, { env: { ...AUTH_ENV, SIMULATED_STEP_MS: '10' } }));
+    ({ server, seed } = await startSeededServer(kind, { env: { ...AUTH_ENV, SIMULATED_STEP_MS: '10' } }));
     await server.app.db.marketSource.upsert({
       where: { sourceId: 'upload' },
       create: { sourceId: 'upload', title: 'Uploads', type: 'local', priority: 50 },
@@ -279,6 +280,50 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
       categories: ['Developer Tools'],
     });
     expect(await installAs(server, 'wiki', '1.1.0')).toMatchObject({ __typename: 'InstallAppSuccess' });
+  });
+
+  test('uploading an older version only adds it to the history: the entry stays the highest version, listed first', async () => {
+    const uploads = [
+      { version: '1.0.0', title: 'Ladder 1.0', categories: ['Utilities'] },
+      { version: '1.2.0', title: 'Ladder 1.2', categories: ['Developer Tools'] },
+      { version: '1.1.0', title: 'Ladder 1.1', categories: ['Productivity'] },
+      { version: '0.9.0', title: 'Ladder 0.9', categories: ['Games'] },
+    ];
+    const answers = [];
+    for (const spec of uploads) answers.push(await upload(server, await packChart({ name: 'ladder', ...spec })));
+    expect(answers.map((answer) => answer.body.data?.uploadChart.app?.version)).toEqual([
+      '1.0.0',
+      '1.2.0',
+      '1.2.0',
+      '1.2.0',
+    ]);
+    const [ladder] = (await uploadCatalog(server)).edges
+      .map((edge) => edge.node)
+      .filter((app) => app.name === 'ladder');
+    expect(ladder).toMatchObject({
+      version: '1.2.0',
+      versions: ['1.2.0', '1.1.0', '1.0.0', '0.9.0'],
+      title: 'Ladder 1.2',
+      categories: ['Developer Tools'],
+    });
+    const history = (ladder?.entry as { versionHistory?: { version: string }[] } | undefined)?.versionHistory;
+    expect(history?.map((item) => item.version)).toEqual(['1.2.0', '1.1.0', '1.0.0', '0.9.0']);
+    // An app installed at 1.1.0 is offered 1.2.0, not the 0.9.0 uploaded last.
+    await seed.user('alice').app({ appName: 'ladder', sourceId: 'upload', state: 'running', version: '1.1.0' });
+    const response = await fetch(server.graphqlUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.alice}` },
+      body: JSON.stringify({
+        query:
+          'query { app(sourceId: "upload", appName: "ladder") { installedVersion latestVersion upgradeAvailable } }',
+      }),
+    });
+    expect(((await response.json()) as { data: { app: unknown } }).data.app).toEqual({
+      installedVersion: '1.1.0',
+      latestVersion: '1.2.0',
+      upgradeAvailable: true,
+    });
+    expect(await installAs(server, 'ladder', '0.9.0')).toMatchObject({ __typename: 'InstallAppSuccess' });
   });
 
   test('uploads of one app at the same time each keep their version, and the app is added once', async () => {

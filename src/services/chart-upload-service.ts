@@ -3,6 +3,7 @@ import type { Db } from '../db/client.js';
 import { UPLOAD_SOURCE } from '../db/default-sources.js';
 import type { CatalogAppRow } from '../db/models.js';
 import { readCatalogueEntry } from '../domain/catalogue-entry.js';
+import { compareVersions, isNewerVersion } from '../domain/catalogue-version.js';
 import { ForbiddenError, NotFoundError, ValidationError } from '../domain/errors.js';
 import { isUploadedFile } from '../domain/uploaded-file.js';
 import type { CatalogueChanged } from '../events/change-feed.js';
@@ -10,7 +11,7 @@ import type { CatalogService } from './catalog-service.js';
 import { catalogueColumns } from './catalogue-writes.js';
 import { type ChartLimits, readChartPackage } from './chart-package.js';
 
-/** Versions kept in an uploaded app's history (newest first); older ones drop off. */
+/** Versions kept in an uploaded app's history (highest first); lower ones drop off. */
 const MAX_HISTORY = 50;
 
 /**
@@ -126,16 +127,25 @@ export class ChartUploadService {
 }
 
 /**
- * The row of the uploaded entry with the versions uploaded before it kept in its history (the
- * package only knows its own), read again by the catalogue's rules.
+ * The row of the app after an upload, read again by the catalogue's rules: the entry of its
+ * highest version, and every version uploaded so far in its history, highest first. A package of
+ * an older version than the stored entry's only adds its version to the history: made the entry,
+ * it became the app's current version, `latestVersion` went back and an installed newer version
+ * was offered no upgrade. A version uploaded again replaces its history record.
  */
 function withHistory(appId: string, served: Record<string, unknown>, previous: CatalogAppRow | null) {
-  const current = served.versionHistory as { version: string }[];
+  const uploaded = served.versionHistory as { version: string }[];
   const earlier = readCatalogueEntry(appId, previous?.entry ?? null);
-  const kept = earlier.ok
-    ? (earlier.row.entry.versionHistory ?? []).filter((item) => !current.some((c) => c.version === item.version))
-    : [];
-  const reading = readCatalogueEntry(appId, { ...served, versionHistory: [...current, ...kept].slice(0, MAX_HISTORY) });
+  const kept = earlier.ok ? (earlier.row.entry.versionHistory ?? []) : [];
+  const records = new Map<string, { version: string }>();
+  for (const item of [...uploaded, ...kept]) if (!records.has(item.version)) records.set(item.version, item);
+  // Helm's versions, which every upload's passed (chart-package.ts), are all ordered by these rules.
+  const history = [...records.values()]
+    .sort((a, b) => compareVersions(b.version, a.version) ?? 0)
+    .slice(0, MAX_HISTORY);
+  const older = earlier.ok && isNewerVersion(earlier.row.version, String(served.version));
+  const entry = older ? earlier.row.entry : served;
+  const reading = readCatalogueEntry(appId, { ...entry, versionHistory: history });
   // The package passed these rules already; the history only adds versions they accepted before.
   if (!reading.ok) throw new ValidationError(reading.reason, [{ path: 'chart', message: reading.reason }]);
   return reading.row;
