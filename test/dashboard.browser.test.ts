@@ -356,7 +356,13 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
       await expect.poll(() => progress.getAttribute('aria-valuenow'), { timeout: 15_000 }).not.toBe(before);
       const focused = () => page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset.task);
       expect(await focused()).toBe(taskId);
-      // The row above leaves the tab (canceled elsewhere): the focus stays where it was.
+      // The row above leaves the tab (canceled elsewhere): the focus stays where it was. Once the
+      // app service has accepted it: a cancel before that is refused.
+      await expect
+        .poll(async () => (await slow.app.db.task.findUnique({ where: { taskId: above } }))?.result, {
+          timeout: 15_000,
+        })
+        .toMatchObject({ status: 'success' });
       await execute(slow, CancelTaskMutation, { input: { taskId: above } });
       await page.locator(`tr[data-task-id="${above}"]`).waitFor({ state: 'detached', timeout: 15_000 });
       expect(await focused()).toBe(taskId);

@@ -172,6 +172,31 @@ describe('task engine against a real app service over HTTP (APP_SERVICE_URL)', (
     expect(await task(uninstall.taskId)).toMatchObject({ status: 'COMPLETED', app: null });
   });
 
+  test('a cancel while the app service has not answered the send yet is refused, and nothing is sent for it', async () => {
+    fake.setBehaviour('install', { respond: 'hang' });
+    try {
+      const taskId = await install('unanswered-app', '1.0.0');
+      await waitFor(
+        async () => fake.requests.some((r) => r.path === '/app-service/v1/apps/unanswered-app/install') || undefined,
+        'the install to be sent',
+      );
+      const { cancelTask } = dataOf(
+        await execute(server, CancelTaskMutation, { input: { taskId } }, { token: TOKENS.alice }),
+      );
+      expect(cancelTask).toMatchObject({
+        code: 'INVALID_STATE',
+        message: `Task ${taskId} is being sent to the app service, which has not accepted its install of unanswered-app yet: cancel it again once it has (the task then has its result)`,
+      });
+      // Sent now, the cancel would reach the app service before the install it is meant for.
+      expect(fake.requests.some((r) => r.path === '/app-service/v1/apps/unanswered-app/cancel')).toBe(false);
+      expect(await task(taskId)).toMatchObject({ status: 'RUNNING', opId: null });
+      const history = await server.app.db.historyRecord.findMany({ where: { app: 'unanswered-app' } });
+      expect(history.map((record) => record.type)).not.toContain('ACTION_CANCEL');
+    } finally {
+      fake.setBehaviour('install', { respond: 'accept' });
+    }
+  });
+
   test("an app service whose clock runs 10 s behind this server's completes a first install", async () => {
     const taskId = await install('clock-behind-app', '1.0.0');
     const { event } = await accepted(taskId, 'clock-behind-app');

@@ -562,8 +562,13 @@ describe.each(databases)('operations on %s', (kind) => {
         ).tasks;
         expect(running.totalCount).toBe(2);
 
-        // Canceling a running task frees a worker: the oldest pending task (n8n) takes it.
+        // Canceling a running task frees a worker: the oldest pending task (n8n) takes it. Once the
+        // app service has accepted it (a cancel before that is refused).
         const oldestRunning = running.edges.at(-1)?.node;
+        await waitFor(async () => {
+          const row = await server.app.db.task.findUnique({ where: { taskId: oldestRunning?.taskId ?? '' } });
+          return row?.opId ? row : undefined;
+        }, 'the running task to be accepted');
         const cancel = dataOf(
           await execute(
             server,

@@ -54,3 +54,13 @@ export function resultEnvelope(
     backend_response: outcome.response,
   };
 }
+
+/**
+ * Whether a task's `result` is the app service's acceptance of its operation: written when it
+ * answered the send with success (status `success`, with or without an op id: stop and resume get
+ * none), before any end.
+ */
+export function isAcceptance(result: unknown): result is Record<string, unknown> & { status: 'success' } {
+  if (typeof result !== 'object' || result === null || Array.isArray(result)) return false;
+  return (result as { status?: unknown }).status === 'success';
+}

@@ -3,6 +3,7 @@
 import type { AppStateEvent } from '../adapters/app-service/port.js';
 import type { ReportedState } from '../db/hot-path-sql.js';
 import type { Prisma, TaskRow } from '../db/models.js';
+import { isAcceptance } from '../domain/task-result.js';
 import type { TerminalStatus } from '../domain/tasks.js';
 import type { EndDetails } from './engine-context.js';
 
@@ -100,9 +101,7 @@ export function endedResult(
 
 /** The result written when the app service accepted the task's operation, if the task holds it. */
 export function acceptedResult(task: TaskRow): Prisma.InputJsonObject | null {
-  const { result } = task;
-  if (typeof result !== 'object' || result === null || Array.isArray(result)) return null;
-  return result.status === 'success' ? (result as Prisma.InputJsonObject) : null;
+  return isAcceptance(task.result) ? (task.result as Prisma.InputJsonObject) : null;
 }
 
 /** An event as the app's state row stores it. */

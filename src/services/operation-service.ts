@@ -10,6 +10,7 @@ import { InvalidStateError, NotFoundError, ValidationError } from '../domain/err
 import { cloneName, imagesOfEntry, readMetadata } from '../domain/operations.js';
 import { parseInput } from '../domain/parse-input.js';
 import { derivePaymentStatus } from '../domain/payment-status.js';
+import { isAcceptance } from '../domain/task-result.js';
 import { MAX_TASK_ID_LENGTH } from '../domain/tasks.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import type { CatalogService } from './catalog-service.js';
@@ -253,7 +254,13 @@ export class OperationService {
     });
   }
 
-  /** Cancels a pending task at once; asks the app service to cancel a running one. */
+  /**
+   * Cancels a pending task at once; asks the app service to cancel a running one, once it has
+   * accepted the task's operation. Its cancel names the app, not the operation: sent while the
+   * operation's send was still unanswered, it reached the app service first, was answered for
+   * nothing, and the install it was meant for then ran to completion. Refused until then (the
+   * send lasts at most APP_SERVICE_TIMEOUT_MS): the task's update tells when to ask again.
+   */
   async cancel(viewer: Viewer, taskId: string): Promise<TaskRow> {
     const task = await this.ownTask(viewer, taskId);
     if (task.status === 'PENDING') {
@@ -264,6 +271,11 @@ export class OperationService {
     const current = (await this.db.task.findUnique({ where: { taskId } })) as TaskRow;
     if (current.status !== 'RUNNING') {
       throw new InvalidStateError(`Task ${taskId} is already ${current.status} and cannot be canceled`);
+    }
+    if (!isAcceptance(current.result)) {
+      throw new InvalidStateError(
+        `Task ${taskId} is being sent to the app service, which has not accepted its ${current.type.toLowerCase()} of ${current.appName} yet: cancel it again once it has (the task then has its result)`,
+      );
     }
     await this.engine.requestCancel(current);
     const records = await this.history.record([
