@@ -222,7 +222,7 @@ describe.each(databases)('operations on %s', (kind) => {
     });
 
     test('cloneApp installs a second instance named raw name + 6 hex; the same clone twice is refused', async () => {
-      await seed.catalogApp({ name: 'immich', versions: ['1.120.1', '1.119.0'] });
+      await seed.catalogApp({ name: 'immich', versions: ['1.120.1', '1.119.0'], entrances: [{ name: 'web' }] });
       await (await seed.user('alice').app({ appName: 'immich', state: 'running', version: '1.120.1' })).task();
       const input = {
         sourceId: SOURCE,
@@ -247,6 +247,51 @@ describe.each(databases)('operations on %s', (kind) => {
       if (otherTitle.__typename !== 'CloneAppSuccess') return;
       expect(otherTitle.task.appName).not.toBe(task?.appName);
       await waitForTask(server, otherTitle.task.taskId, ['COMPLETED']);
+    });
+
+    test("a clone's entrance titles name distinct entrances of the app, and their order does not change the clone", async () => {
+      await seed.catalogApp({
+        name: 'outline',
+        versions: ['0.81.1'],
+        entrances: [{ name: 'web' }, { name: 'admin' }],
+      });
+      await (await seed.user('alice').app({ appName: 'outline', state: 'running', version: '0.81.1' })).task();
+      const clone = async (entrances: { name: string; title: string }[]) =>
+        dataOf(
+          await execute(
+            server,
+            CloneAppMutation,
+            { input: { sourceId: SOURCE, appName: 'outline', title: 'Docs', entrances } },
+            { token: TOKENS.alice },
+          ),
+        ).cloneApp;
+      const tasksBefore = await server.app.db.task.count();
+      expect(
+        await clone([
+          { name: 'web', title: 'b' },
+          { name: 'web', title: 'c' },
+        ]),
+      ).toMatchObject({ code: 'VALIDATION', message: expect.stringMatching(/entrance names must be unique/) });
+      expect(await clone([{ name: 'nope', title: 'Nope' }])).toMatchObject({
+        code: 'VALIDATION',
+        message: 'nope is not an entrance of outline (its entrances: web, admin)',
+        issues: [{ path: 'entrances.0.name', message: 'nope is not an entrance of outline' }],
+      });
+      expect(await server.app.db.task.count()).toBe(tasksBefore);
+
+      const first = await clone([
+        { name: 'web', title: 'Docs' },
+        { name: 'admin', title: 'Docs admin' },
+      ]);
+      if (first.__typename !== 'CloneAppSuccess') throw new Error(JSON.stringify(first));
+      await waitForTask(server, first.task.taskId, ['COMPLETED']);
+      // The same request with its entrances the other way round is the same clone.
+      expect(
+        await clone([
+          { name: 'admin', title: 'Docs admin' },
+          { name: 'web', title: 'Docs' },
+        ]),
+      ).toMatchObject({ code: 'INVALID_STATE', message: expect.stringContaining(`(${first.task.appName})`) });
     });
 
     test('a clone of a clone is a clone of its chart; a name past 128 characters and an unpaid paid app are refused', async () => {

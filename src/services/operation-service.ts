@@ -14,6 +14,7 @@ import { isAcceptance } from '../domain/task-result.js';
 import { MAX_TASK_ID_LENGTH } from '../domain/tasks.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import type { CatalogService } from './catalog-service.js';
+import { assertEntrancesOf } from './clone-entrances.js';
 import type { HistoryService } from './history-service.js';
 import { LifecycleService } from './lifecycle-service.js';
 import { purchaseOfApp } from './payment-service.js';
@@ -57,7 +58,12 @@ const cloneInput = z.object({
     .array(z.object({ name: trimmed('entrance name', 64), title: trimmed('entrance title', 64) }))
     .max(20)
     .nullish()
-    .transform((list) => list ?? []),
+    .transform((list) => list ?? [])
+    // Two titles for one entrance: the clone's name (a hash of the request) depended on their order.
+    .refine(
+      (list) => new Set(list.map((entrance) => entrance.name)).size === list.length,
+      'entrance names must be unique',
+    ),
 });
 
 const taskRef = z.object({
@@ -232,6 +238,7 @@ export class OperationService {
       this.catalog.findApp(input.sourceId, chart),
     ]);
     if (!entry) throw new NotFoundError(`App ${chart} is not in the catalogue of ${input.sourceId}`);
+    assertEntrancesOf(chart, entry, original, input.entrances);
     if (cloneRow?.installedVersion) {
       throw new InvalidStateError(`A clone of ${chart} with these settings already exists (${name})`);
     }

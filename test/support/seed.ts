@@ -37,6 +37,8 @@ export interface CatalogAppInput {
   price?: string;
   /** @default 'app' */
   cfgType?: string;
+  /** The entrances of its manifest (an entry lists them); none unless given. */
+  entrances?: { name: string; title?: string }[];
 }
 
 export interface SourceInput {
@@ -193,6 +195,7 @@ export class Seeder {
           categories,
           developer: 'seed-developer',
           versionHistory: versions.map((v) => ({ appName: name, version: v })),
+          ...(input.entrances ? { entrances: input.entrances } : {}),
         },
         categories: { create: categories.map((category) => ({ category })) },
       },
