@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import type { AppStateEvent } from '../src/adapters/app-service/port.js';
 import { SimulatedAppService } from '../src/adapters/app-service/simulated.js';
-import { appKeyString } from '../src/domain/app-key.js';
+import { type AppKey, appKeyString } from '../src/domain/app-key.js';
 import { imagesOfEntry, MAX_IMAGES, type OperationRequest } from '../src/domain/operations.js';
 import { waitFor } from './support/server.js';
 
@@ -32,6 +32,7 @@ function cluster(options: { failApps?: string[]; stored?: AppStateEvent[] } = {}
               reads += 1;
               return [...stored.values()];
             },
+            storedEntrances: async (key: AppKey) => stored.get(appKeyString(key))?.entrances ?? null,
           }
         : {}),
     },
@@ -126,6 +127,43 @@ describe('the simulated app service', () => {
     // Every listing (three here) reads the stored apps again; an install reads none of the list.
     expect(reads()).toBe(3);
     await service.close();
+  });
+
+  test("a clone's entrances show the titles it was given, and keep them through a stop and a resume, here and after a restart", async () => {
+    const { service, until, stored } = cluster({ stored: [] });
+    const clone: OperationRequest = {
+      ...operation('CLONE', 'immich1a2b3c'),
+      clone: {
+        rawAppName: 'immich',
+        title: 'Family photos',
+        requestHash: '1a2b3c',
+        entrances: [{ name: 'admin', title: 'Family admin' }],
+      },
+    };
+    await service.start(clone);
+    await until('immich1a2b3c', 'running');
+    await service.start(operation('STOP', 'immich1a2b3c'));
+    await until('immich1a2b3c', 'stopped');
+    await service.start(operation('RESUME', 'immich1a2b3c'));
+    const resumed = await until('immich1a2b3c', 'running');
+    const titles = (event: AppStateEvent | undefined) =>
+      event?.entrances?.map(({ name, title, state }) => ({ name, title, state }));
+    expect(titles(resumed)).toEqual([
+      { name: 'immich', title: 'Family photos', state: 'running' },
+      { name: 'admin', title: 'Family admin', state: 'running' },
+    ]);
+    // Each entrance opens at an address of its own.
+    expect(new Set(resumed.entrances?.map((entrance) => entrance.url)).size).toBe(2);
+    await service.close();
+
+    // A restarted process knows the clone from its stored state only.
+    const restarted = cluster({ stored: [...(stored?.values() ?? [])] });
+    await restarted.service.start(operation('STOP', 'immich1a2b3c'));
+    expect(titles(await restarted.until('immich1a2b3c', 'stopped'))).toEqual([
+      { name: 'immich', title: 'Family photos', state: 'stopped' },
+      { name: 'admin', title: 'Family admin', state: 'stopped' },
+    ]);
+    await restarted.service.close();
   });
 
   test('a failed upgrade of an app it had keeps the app, in the failed state', async () => {

@@ -44,7 +44,20 @@ export async function installedBefore(db: Db, key: AppKey): Promise<boolean> {
   return row?.installedVersion != null;
 }
 
-/** The simulated app service's view of the stored states: the whole list at every listing, one row at every install. */
+/**
+ * The entrances the stored state holds for an app (null when none are stored), as the simulated
+ * app service asks when an operation starts on an app it has not reported on itself.
+ */
+export async function storedEntrances(db: Db, key: AppKey): Promise<AppEntrance[] | null> {
+  const row = await findAppState(driverSqlOf(db), key);
+  return Array.isArray(row?.entrances) ? (row.entrances as unknown as AppEntrance[]) : null;
+}
+
+/** The simulated app service's view of the stored states: the whole list at every listing, one row at every operation. */
 export function storedApps(db: Db): AppServiceExtras {
-  return { storedApps: () => storedClusterApps(db), installedBefore: (key) => installedBefore(db, key) };
+  return {
+    storedApps: () => storedClusterApps(db),
+    installedBefore: (key) => installedBefore(db, key),
+    storedEntrances: (key) => storedEntrances(db, key),
+  };
 }

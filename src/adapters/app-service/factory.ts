@@ -2,7 +2,7 @@ import type { AppKey } from '../../domain/app-key.js';
 import type { Config } from '../../platform/config.js';
 import type { Logger } from '../../platform/logger.js';
 import { HttpAppService } from './http.js';
-import type { AppService, AppStateEvent, AppStateSink } from './port.js';
+import type { AppEntrance, AppService, AppStateEvent, AppStateSink } from './port.js';
 import { SimulatedAppService } from './simulated.js';
 
 export interface AppServiceExtras {
@@ -10,6 +10,8 @@ export interface AppServiceExtras {
   storedApps?: () => Promise<AppStateEvent[]>;
   /** For the simulated one: whether an app was installed before (see SimulatedAppServiceOptions). */
   installedBefore?: (key: AppKey) => Promise<boolean>;
+  /** For the simulated one: an app's stored entrances (see SimulatedAppServiceOptions). */
+  storedEntrances?: (key: AppKey) => Promise<AppEntrance[] | null>;
 }
 
 /** The simulated app service by default; the real one over HTTP when APP_SERVICE_URL is set. */
@@ -25,6 +27,7 @@ export function createAppService(
       failApps: config.failApps,
       ...(extras.storedApps ? { storedApps: extras.storedApps } : {}),
       ...(extras.installedBefore ? { installedBefore: extras.installedBefore } : {}),
+      ...(extras.storedEntrances ? { storedEntrances: extras.storedEntrances } : {}),
     });
   }
   return new HttpAppService({

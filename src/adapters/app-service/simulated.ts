@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { entranceState, simulatedEntrance } from '../../domain/app-entrance.js';
+import { type AppEntrance, entranceState, simulatedEntrance } from '../../domain/app-entrance.js';
 import { type AppKey, appKeyString } from '../../domain/app-key.js';
 import type { OperationRequest, OperationType } from '../../domain/operations.js';
 import type { BackendResponse } from '../../domain/task-result.js';
@@ -35,6 +35,11 @@ export interface SimulatedAppServiceOptions {
    * whole list, since it is asked at every install. Without it, what this process reported.
    */
   installedBefore?: (key: AppKey) => Promise<boolean>;
+  /**
+   * The entrances the stored state holds for an app, asked when an operation starts on an app this
+   * process has not reported on (after a restart): a clone keeps the titles it was given.
+   */
+  storedEntrances?: (key: AppKey) => Promise<AppEntrance[] | null>;
 }
 
 interface Step {
@@ -92,6 +97,8 @@ interface RunningOperation {
   timer: NodeJS.Timeout | undefined;
   /** Whether the cluster had the app when the operation began: a failed first install leaves nothing. */
   hadApp: boolean;
+  /** The app's entrances as its reports show them (each report sets their state). */
+  entrances: AppEntrance[];
 }
 
 export class SimulatedAppService implements AppService {
@@ -124,11 +131,24 @@ export class SimulatedAppService implements AppService {
     // leaves nothing); on a failed read, what this process knows.
     const install = operation.type === 'INSTALL' || operation.type === 'CLONE';
     const hadApp = !install || (await this.installedBefore(operation));
-    const run: RunningOperation = { operation, opId, current: 'pending', timer: undefined, hadApp };
+    const entrances = install ? entrancesOfNew(operation) : await this.entrancesOf(operation);
+    const run: RunningOperation = { operation, opId, current: 'pending', timer: undefined, hadApp, entrances };
     this.running.set(key, run);
     this.lostFirstInstalls.delete(key); // its own operation now says what becomes of it
     this.schedule(run, 0);
     return { opId, response: { code: 200, message: 'success', data: { uid: operation.appName, opID: opId } } };
+  }
+
+  /**
+   * The entrances of an app in the cluster, as its last report showed them: a clone keeps the
+   * titles it was given through a stop, a resume or an upgrade (only the clone's operation carries
+   * them). After a restart, the stored ones.
+   */
+  private async entrancesOf(operation: OperationRequest): Promise<AppEntrance[]> {
+    const { storedEntrances } = this.options;
+    const known =
+      this.apps.get(appKeyString(operation))?.entrances ?? (await storedEntrances?.(operation).catch(() => null));
+    return known?.length ? known : entrancesOfNew(operation);
   }
 
   private async installedBefore(target: AppKey): Promise<boolean> {
@@ -286,14 +306,7 @@ export class SimulatedAppService implements AppService {
       // app that runs without one (an install that timed out here, then finished: it could not be
       // stopped). Not with a canceled or failed first install, which installed nothing.
       ...(run.operation.version && RUNS_CHART.test(step.state) ? { listedVersion: run.operation.version } : {}),
-      entrances: [
-        simulatedEntrance(
-          run.operation.userId,
-          run.operation.appName,
-          run.operation.clone?.title ?? run.operation.appName,
-          step.state,
-        ),
-      ],
+      entrances: run.entrances.map((entrance) => ({ ...entrance, state: entranceState(step.state) })),
     };
     this.updateCluster(run, event);
     this.reports.delete(run.opId); // re-inserted last: the map stays in report order
@@ -314,4 +327,21 @@ export class SimulatedAppService implements AppService {
       this.apps.set(key, event);
     }
   }
+}
+
+/**
+ * The entrances an install or clone publishes: one, named after the app's chart, as the original
+ * app's reports name it. A clone's adds the other entrances it was given titles for (its chart's
+ * entrances, which the request was checked against); each shows its given title, or the clone's.
+ */
+function entrancesOfNew(operation: OperationRequest): AppEntrance[] {
+  const { userId, appName, clone } = operation;
+  if (!clone) return [simulatedEntrance(userId, appName, appName, 'pending')];
+  const titles = new Map(clone.entrances.map((entrance) => [entrance.name, entrance.title]));
+  const names = [...new Set([clone.rawAppName, ...titles.keys()])];
+  return names.map((name) => {
+    // Each at a host of its own: the chart's entrance at the clone's, as an app's main one is.
+    const host = name === clone.rawAppName ? appName : `${appName}-${name}`;
+    return { ...simulatedEntrance(userId, host, titles.get(name) ?? clone.title, 'pending'), name };
+  });
 }
