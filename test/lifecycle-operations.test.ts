@@ -245,6 +245,16 @@ describe.each(databases)('stopping and resuming apps on %s (simulated app servic
     expect(canceled.__typename).toBe('CancelTaskSuccess');
     const ended = await waitForTask(taskId, 'canceled', (t) => t.status === 'CANCELED');
     expect(ended.app).toMatchObject({ stage: 'RUNNING', installedVersion: '7.0.0' });
+    // The request, then the end it brought (the simulated app service ends the task within the call).
+    const { history } = dataOf(
+      await execute(server, HistoryQuery, { filter: { app: 'calibre' }, first: 20 }, { token: TOKENS.alice }),
+    );
+    expect(history.edges.map((edge) => edge.node.message).reverse()).toEqual([
+      'stop calibre',
+      'stop calibre started',
+      'cancel stop calibre requested',
+      'stop calibre canceled',
+    ]);
     const again = await stop('calibre');
     expect(again.__typename).toBe('StopAppSuccess');
   });

@@ -392,6 +392,15 @@ describe.each(databases)('no secret reaches a log, a response, history or an eve
         message:
           'The app service could not cancel: app service refused our credentials for cancel of n8n: X-Authorization [redacted] refused; Authorization: Bearer [redacted] (HTTP 401)',
       });
+      // The history has the request, then that it failed and why (redacted as answered).
+      const cancels = await server.app.db.historyRecord.findMany({
+        where: { app: 'n8n', type: 'ACTION_CANCEL' },
+        orderBy: { id: 'asc' },
+      });
+      expect(cancels.map((record) => record.message)).toEqual([
+        'cancel install n8n requested',
+        `cancel install n8n failed: ${(cancel as { message: string }).message}`,
+      ]);
 
       // 7. Reconciliation lists an app whose reason quotes the credential and message a token.
       appService.apps = [

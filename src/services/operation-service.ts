@@ -6,7 +6,7 @@ import { findAppState, findAppStatesNamed } from '../db/hot-path-sql.js';
 import type { CatalogAppRow, TaskRow } from '../db/models.js';
 import { isFailedFirstInstall } from '../domain/app-stage.js';
 import { compareVersions } from '../domain/catalogue-version.js';
-import { InvalidStateError, NotFoundError, ValidationError } from '../domain/errors.js';
+import { InvalidStateError, NotFoundError, UpstreamError, ValidationError } from '../domain/errors.js';
 import { cloneName, imagesOfEntry, readMetadata } from '../domain/operations.js';
 import { parseInput } from '../domain/parse-input.js';
 import { derivePaymentStatus } from '../domain/payment-status.js';
@@ -284,19 +284,32 @@ export class OperationService {
         `Task ${taskId} is being sent to the app service, which has not accepted its ${current.type.toLowerCase()} of ${current.appName} yet: cancel it again once it has (the task then has its result)`,
       );
     }
-    await this.engine.requestCancel(current);
+    // The request first: the app service may end the task before its answer (the simulated one
+    // does, within the call), and its end came before the request in the history.
+    const what = `cancel ${current.type.toLowerCase()} ${current.appName}`;
+    await this.recordCancel(current, viewer, `${what} requested`);
+    try {
+      await this.engine.requestCancel(current);
+    } catch (error) {
+      const reason = error instanceof UpstreamError ? `: ${error.message.slice(0, 500)}` : '';
+      await this.recordCancel(current, viewer, `${what} failed${reason}`);
+      throw error;
+    }
+    return (await this.db.task.findUnique({ where: { taskId } })) as TaskRow;
+  }
+
+  private async recordCancel(task: TaskRow, viewer: Viewer, message: string): Promise<void> {
     const records = await this.history.record([
       {
         type: 'ACTION_CANCEL',
-        message: `cancel ${current.type.toLowerCase()} ${current.appName} requested`,
-        app: current.appName,
-        userId: current.userId,
+        message,
+        app: task.appName,
+        userId: task.userId,
         time: new Date(),
-        extended: { taskId, requestedBy: viewer.userId },
+        extended: { taskId: task.taskId, requestedBy: viewer.userId },
       },
     ]);
     this.feed.history(records);
-    return (await this.db.task.findUnique({ where: { taskId } })) as TaskRow;
   }
 
   /** Re-submits a failed or canceled task with the same parameters, linked to it. */
