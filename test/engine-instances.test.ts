@@ -1,7 +1,19 @@
 import { afterAll, describe, expect, test } from 'vitest';
+import { graphql } from './gql/index.js';
 import { availableDatabases } from './support/databases.js';
 import { InstallAppMutation, TaskDetailQuery } from './support/operations.js';
+import { seed } from './support/seed.js';
 import { dataOf, execute, startTestServer, type TestServer, waitFor } from './support/server.js';
+
+const ResumeLostMutation = graphql(`
+  mutation ResumeLost($input: ResumeAppInput!) {
+    resumeApp(input: $input) {
+      __typename
+      ... on ResumeAppSuccess { task { taskId } }
+      ... on Error { code message }
+    }
+  }
+`);
 
 const databases = await availableDatabases();
 
@@ -38,5 +50,40 @@ describe.each(databases)('several instances on one %s database', (kind) => {
       return row?.status === 'FAILED' ? row : undefined;
     }, 'instance B to recover the task');
     expect(taken.error).toMatch(/^lost: the simulated app service keeps its operations in memory only/);
+  });
+
+  test('a resume lost with its instance leaves its app failed, not RESUMING with no task, and it can be resumed again', async () => {
+    // Steps a minute apart: the resume is `resuming` when its instance goes.
+    const env = { TASK_LEASE_MS: '600', SIMULATED_STEP_MS: '60000' };
+    const a = await startTestServer(kind, { env });
+    servers.push(a);
+    await seed(a.app.db).catalogApp({ name: 'lost-resume', versions: ['10.10.3'] });
+    await seed(a.app.db).user('admin').app({ appName: 'lost-resume', state: 'stopped', version: '10.10.3' });
+    const resume = async (server: TestServer) =>
+      dataOf(
+        await execute(server, ResumeLostMutation, { input: { sourceId: 'market.olares', appName: 'lost-resume' } }),
+      ).resumeApp;
+    const resumed = await resume(a);
+    if (resumed.__typename !== 'ResumeAppSuccess') throw new Error(`resume refused: ${JSON.stringify(resumed)}`);
+    const { taskId } = resumed.task;
+    await waitFor(async () => {
+      const row = await a.app.db.appState.findFirst({ where: { userId: 'admin', appName: 'lost-resume' } });
+      return row?.state === 'resuming' ? row : undefined;
+    }, 'the app to be resuming');
+
+    const b = await startTestServer(kind, { env, database: a.database });
+    servers.push(b);
+    await a.app.stop();
+    const lost = await waitFor(async () => {
+      const { task } = dataOf(await execute(b, TaskDetailQuery, { taskId }));
+      return task?.status === 'FAILED' ? task : undefined;
+    }, 'instance B to fail the lost resume');
+    expect(lost.error).toMatch(/^lost: /);
+    expect(lost.app).toMatchObject({
+      stage: 'FAILED',
+      state: 'resumeFailed',
+      reason: expect.stringMatching(/^lost: /),
+    });
+    expect(await resume(b)).toMatchObject({ __typename: 'ResumeAppSuccess' });
   });
 });

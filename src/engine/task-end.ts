@@ -161,7 +161,7 @@ async function updateAppOnEnd(
     // failure the row held from before (a retry that then timed out kept the first failure's
     // reason: the row names the new op id from the acceptance on, so the op ids could not tell).
     if (reported && byReport) return;
-    const keepsState = reported || task.type === 'STOP' || task.type === 'RESUME';
+    const keepsState = reported || ((task.type === 'STOP' || task.type === 'RESUME') && !underway(task, row.state));
     await setAppStateFailure(
       tx,
       row.id,
@@ -169,4 +169,14 @@ async function updateAppOnEnd(
       now,
     );
   }
+}
+
+/**
+ * Whether the app's state says its stop or resume had begun (`stopping`, `resuming`): a task that
+ * then fails unreported (lost with its instance, timed out) leaves the app in neither its old state
+ * nor its new one, and nothing would ever report it further. Kept, the app showed RESUMING with no
+ * task for good; it shows the failure instead (`resumeFailed`), from which it can be resumed again.
+ */
+function underway(task: TaskRow, state: string): boolean {
+  return state.toLowerCase() === (task.type === 'STOP' ? 'stopping' : 'resuming');
 }
