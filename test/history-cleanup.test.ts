@@ -28,7 +28,7 @@ describe('history retention', () => {
     expect(server.logs.some((line) => line.includes('removed old history records'))).toBe(true);
   });
 
-  test('finished outbox messages older than the cutoff are all removed by one cleanup, however many statements it takes; recent and pending ones stay', async () => {
+  test('finished outbox messages older than the cutoff are removed in bounded statements until none is left or the time of the run is up; recent and pending ones stay', async () => {
     const day = 24 * 60 * 60 * 1000;
     const { db } = server.app;
     // Younger than the job's own cutoff (30 days, every 50 ms here), which so leaves them to this call.
@@ -52,9 +52,21 @@ describe('history retention', () => {
         message('cleanup:recent', 'DEAD', new Date()),
       ],
     });
-    // More than one statement's bound: the rest goes in the same run, not an hour later.
-    const removed = await server.app.services.webhooks.removeFinishedMessages(new Date(Date.now() - 10 * day));
-    expect(removed).toBe(FINISHED_MESSAGES_PER_CLEANUP + 5);
+    const cutoff = new Date(Date.now() - 10 * day);
+    // A run past its deadline stops after its statement (so a backlog of millions never held the
+    // start-up for minutes), and says there is more.
+    expect(await server.app.services.webhooks.removeFinishedMessages(cutoff, Date.now())).toEqual({
+      removed: FINISHED_MESSAGES_PER_CLEANUP,
+      more: true,
+    });
+    await db.outboxMessage.createMany({
+      data: Array.from({ length: FINISHED_MESSAGES_PER_CLEANUP }, (_, index) =>
+        message(`cleanup:old-again:${index}`, 'DELIVERED', old),
+      ),
+    });
+    // More than one statement's bound: within its time the rest goes in the same run, not an hour later.
+    const removed = await server.app.services.webhooks.removeFinishedMessages(cutoff, Date.now() + 60_000);
+    expect(removed).toEqual({ removed: FINISHED_MESSAGES_PER_CLEANUP + 5, more: false });
     const left = await db.outboxMessage.findMany({ where: { topic: 'cleanup' }, orderBy: { id: 'asc' } });
     expect(left.map((row) => row.idempotencyKey)).toEqual(['cleanup:old-pending', 'cleanup:recent']);
   });

@@ -12,6 +12,12 @@ import type { Services } from './create-services.js';
 /** Longest wait between two looks for market sources whose sync is due. */
 const SYNC_CHECK_MS = 5000;
 const HOUR_MS = 60 * 60 * 1000;
+/**
+ * The outbox cleanup runs every minute (or HISTORY_CLEANUP_INTERVAL_MS when shorter) for at most
+ * 2 s: up to 120,000 messages an hour on SQLite, where a modest load wrote ~70,000.
+ */
+const OUTBOX_CLEANUP_CHECK_MS = 60_000;
+const OUTBOX_CLEANUP_RUN_MS = 2_000;
 
 export interface JobDeps {
   config: Config;
@@ -112,6 +118,11 @@ export function createPeriodicJobs({
     );
     historyCleanup = startJob('history cleanup', config.history.cleanupIntervalMs, () =>
       removeOldHistory({ config, services, logger }),
+    );
+    // Not waited for at start (a backlog of millions took minutes), each run bounded in time, and
+    // run often enough to keep up with what the outbox writes.
+    startJob('outbox cleanup', Math.min(config.history.cleanupIntervalMs, OUTBOX_CLEANUP_CHECK_MS), () =>
+      removeOldOutboxMessages({ config, services, logger }),
     );
     // Each source keeps its own schedule (its interval, or its backoff after failures): the job
     // only looks for the sources that are due, often enough for a due one to wait little.
@@ -223,7 +234,15 @@ async function removeOldHistory({ config, services, logger }: JobDeps): Promise<
   const cutoff = new Date(Date.now() - config.history.retentionDays * 24 * 60 * 60 * 1000);
   const removed = await services.history.removeOlderThan(cutoff);
   if (removed) logger.info({ removed, cutoff }, 'removed old history records');
-  // Finished outbox messages (delivered or dead) go with the history: all of them, in bounded statements.
-  const messages = await services.webhooks.removeFinishedMessages(cutoff);
-  if (messages) logger.info({ removed: messages, cutoff }, 'removed old outbox messages');
+}
+
+/**
+ * Finished outbox messages (delivered or dead) older than HISTORY_RETENTION_DAYS, as the history,
+ * for at most OUTBOX_CLEANUP_RUN_MS a run (10,000 take ~0.6 s on SQLite, ~0.1 s on PostgreSQL):
+ * a stop or a leadership handover waits for the run in progress.
+ */
+async function removeOldOutboxMessages({ config, services, logger }: JobDeps): Promise<void> {
+  const cutoff = new Date(Date.now() - config.history.retentionDays * 24 * 60 * 60 * 1000);
+  const { removed, more } = await services.webhooks.removeFinishedMessages(cutoff, Date.now() + OUTBOX_CLEANUP_RUN_MS);
+  if (removed) logger.info({ removed, cutoff, more }, 'removed old outbox messages');
 }

@@ -193,17 +193,19 @@ export class WebhookService {
 
   /**
    * Deletes delivered and dead messages (webhook deliveries and payment pushes) last written before
-   * `cutoff`, every one of them (the history cleanup calls it each run): FINISHED_MESSAGES_PER_CLEANUP at a time,
-   * so that no statement holds the database long, with a turn of the event loop between them for
-   * the requests. One bounded statement a run removed 2.8 messages a second at the hourly
-   * interval, while a modest load writes ~19: the table grew whatever HISTORY_RETENTION_DAYS said.
+   * `cutoff`: FINISHED_MESSAGES_PER_CLEANUP at a time, so that no statement holds the database
+   * long, with a turn of the event loop between them for the requests, until none is left or
+   * `deadline` (epoch ms) has passed. One bounded statement a run removed 2.8 messages a second at
+   * the hourly interval, while a modest load writes ~19: the table grew whatever
+   * HISTORY_RETENTION_DAYS said. Returns how many went, and whether some are left.
    */
-  async removeFinishedMessages(cutoff: Date): Promise<number> {
+  async removeFinishedMessages(cutoff: Date, deadline = Infinity): Promise<{ removed: number; more: boolean }> {
     let removed = 0;
     for (;;) {
       const count = await removeFinishedMessages(this.db, cutoff, FINISHED_MESSAGES_PER_CLEANUP);
       removed += count;
-      if (count < FINISHED_MESSAGES_PER_CLEANUP) return removed;
+      if (count < FINISHED_MESSAGES_PER_CLEANUP) return { removed, more: false };
+      if (Date.now() >= deadline) return { removed, more: true };
       await new Promise((resolve) => setImmediate(resolve));
     }
   }
