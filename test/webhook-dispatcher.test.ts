@@ -138,6 +138,9 @@ describe.runIf(databases.includes('postgresql'))('the webhook dispatcher during 
     // Tried again meanwhile (every 50 ms here), a connection each time, each time failing.
     const tried = proxy.accepted;
     await expect.poll(() => proxy.accepted).toBeGreaterThan(tried + 3);
+    // A page of the catch-up fails at once, its cursor kept (before: held until the database was
+    // back, and with it a stop or a leadership handover, which wait for the catch-up).
+    await expect(dispatcher.catchUp([{ kind: 'app', event: key(0), at: new Date() }])).rejects.toThrow();
     proxy.restore();
     await dispatcher.idle();
     expect(await direct.outboxMessage.count()).toBe(200);

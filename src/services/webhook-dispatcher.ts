@@ -1,6 +1,6 @@
 import { isDatabaseUnavailable } from '../db/availability.js';
 import type { Db } from '../db/client.js';
-import type { AppRow, PaymentRow, TaskRow, WebhookRow } from '../db/models.js';
+import type { WebhookRow } from '../db/models.js';
 import { lastKeysOfSubjects } from '../db/outbox-sql.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import { deriveStage } from '../domain/app-stage.js';
@@ -11,12 +11,15 @@ import type { Logger } from '../platform/logger.js';
 import { RepeatedFailure } from '../platform/repeated-failure.js';
 import { enqueueOutbound, type OutboundMessage } from './outbox-messages.js';
 import {
+  type BatchRows,
   type Change,
   couldMatch,
   type FoundChange,
+  type FoundPage,
   filtersMatch,
   paymentResource,
   taskFinishedMessages,
+  type Wanted,
   webhookMessage,
 } from './webhook-messages.js';
 import type { WebhookEvent, WebhookService } from './webhook-service.js';
@@ -37,29 +40,6 @@ const RETRY_MS = 1_000;
 const MAX_REMEMBERED = 10_000;
 /** The value announced when an app's row is gone (uninstalled, or removed by status correction). */
 const REMOVED = 'removed';
-
-/** A page the catch-up handed over: settled with the messages it wrote once all are in the outbox. */
-interface FoundPage {
-  changes: readonly FoundChange[];
-  resolve: (written: number) => void;
-  reject: (error: unknown) => void;
-}
-
-/** A change with the webhooks it may concern (and `at`, for one the catch-up found). */
-interface Wanted {
-  change: Change;
-  webhooks: WebhookRow[];
-}
-
-/** What a batch's changes need of the database, read together (by task id, app key, payment id). */
-interface BatchRows {
-  tasks: Map<string, TaskRow>;
-  apps: Map<string, AppRow>;
-  activeTasks: Map<string, { type: string; status: string }>;
-  payments: Map<number, PaymentRow>;
-  /** The newest key of each (webhook, subject) to look up: see `changedOnly`. */
-  lastKeys: Map<string, string>;
-}
 
 const terminal = new Set<string>(TERMINAL_STATUSES);
 
@@ -190,6 +170,9 @@ export class WebhookDispatcher {
       } catch (error) {
         this.failures.failed(error, { changes: batch.length, waiting: this.queue.length });
         if (!isDatabaseUnavailable(error)) continue;
+        // The catch-up's pages fail at once (its cursor stays put): held, they held up a stop or a
+        // leadership handover, which wait for the catch-up, until the database came back.
+        this.rejectPages(error);
         if (this.stopping) return this.abandon(batch.length);
         this.queue.unshift(...batch);
         await this.pause();
@@ -223,11 +206,15 @@ export class WebhookDispatcher {
 
   /** Stopping while the database is away: what waits is left to the catch-up (the cursor reads it). */
   private abandon(failed: number): void {
-    const pages = this.queue.filter((item): item is FoundPage => 'changes' in item);
-    const left = failed + this.queue.length - pages.length;
+    const changes = failed + this.queue.length;
     this.queue.length = 0;
-    for (const page of pages) page.reject(new Error('the webhook dispatcher stopped'));
-    this.logger.warn({ changes: left }, 'webhooks: stopped with changes not enqueued (the catch-up finds them)');
+    this.logger.warn({ changes }, 'webhooks: stopped with changes not enqueued (the catch-up finds them)');
+  }
+
+  private rejectPages(reason: unknown): void {
+    const pages = this.queue.filter((item): item is FoundPage => 'changes' in item);
+    this.queue.splice(0, this.queue.length, ...this.queue.filter((item) => !('changes' in item)));
+    for (const page of pages) page.reject(reason);
   }
 
   /**

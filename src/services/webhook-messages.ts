@@ -1,4 +1,4 @@
-import type { PaymentRow, TaskRow, WebhookRow } from '../db/models.js';
+import type { AppRow, PaymentRow, TaskRow, WebhookRow } from '../db/models.js';
 import type { AppKey } from '../domain/app-key.js';
 import type { AppChanged, PaymentChanged, TaskChanged } from '../events/change-feed.js';
 import { redactSecretsIn } from '../platform/redact.js';
@@ -91,4 +91,27 @@ export function filtersMatch(webhook: WebhookRow, row: AppKey): boolean {
     (webhook.sourceId === null || webhook.sourceId === row.sourceId) &&
     (webhook.appName === null || webhook.appName === row.appName)
   );
+}
+
+/** A page the catch-up handed over: settled with the messages it wrote once all are in the outbox. */
+export interface FoundPage {
+  changes: readonly FoundChange[];
+  resolve: (written: number) => void;
+  reject: (error: unknown) => void;
+}
+
+/** A change with the webhooks it may concern (and `at`, for one the catch-up found). */
+export interface Wanted {
+  change: Change;
+  webhooks: WebhookRow[];
+}
+
+/** What a batch's changes need of the database, read together (by task id, app key, payment id). */
+export interface BatchRows {
+  tasks: Map<string, TaskRow>;
+  apps: Map<string, AppRow>;
+  activeTasks: Map<string, { type: string; status: string }>;
+  payments: Map<number, PaymentRow>;
+  /** The newest key of each (webhook, subject) to look up: see `changedOnly`. */
+  lastKeys: Map<string, string>;
 }
