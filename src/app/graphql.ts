@@ -92,7 +92,7 @@ export function createGraphQL({
     fetchAPI: createFetch({ formDataLimits: multipartLimits(config) }),
     parserAndValidationCache: parserCacheOptions(),
     plugins: [
-      // Before useBrowserHeaders, which leaves the page's Cache-Control as this sets it.
+      // Before useBrowserHeaders, which then adds the framing headers to the compressed page too.
       graphiql.plugin,
       useBrowserHeaders(),
       useMultipartRefusals(config),
