@@ -134,6 +134,29 @@ describe('probe requests in the log', () => {
     }
   });
 
+  test('a request waiting for a start-up that a stop ends is answered 503, not cut without an answer', async () => {
+    const directory = mkdtempSync(path.join(tmpdir(), 'market-waiting-'));
+    const app = buildApp(loadConfig({ DATABASE_URL: `file:${path.join(directory, 'market.db')}`, PORT: '0' }), {
+      logger: createLogger('silent'),
+    });
+    try {
+      const { url } = await app.listen(); // bound, never started
+      const arrived = new Promise((resolve) => app.server.once('request', resolve));
+      const waiting = fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: '{ viewer { userId } }' }),
+      });
+      await arrived;
+      await app.stop();
+      const answer = await waiting;
+      expect(answer.status).toBe(503);
+      expect(await answer.json()).toMatchObject({ errors: [{ extensions: { code: 'UNAVAILABLE' } }] });
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
   test('with LOG_PROBES every probe is logged', async () => {
     const { base, logged } = await probeServer(200, true);
     for (const path of ['/health', '/readiness', '/metrics']) await fetch(`${base}${path}`);

@@ -43,10 +43,16 @@ export class Lifecycle {
   /** Resolves once start-up has finished; never when it failed (the process exits then). */
   readonly serving: Promise<void>;
   private markServing!: () => void;
+  /** Resolves when a stop begins. */
+  private readonly stopped: Promise<void>;
+  private markStopping!: () => void;
 
   constructor() {
     this.serving = new Promise((resolve) => {
       this.markServing = resolve;
+    });
+    this.stopped = new Promise((resolve) => {
+      this.markStopping = resolve;
     });
   }
 
@@ -58,6 +64,7 @@ export class Lifecycle {
 
   stopping(): void {
     this.phase = 'stopping';
+    this.markStopping();
   }
 
   /**
@@ -70,7 +77,10 @@ export class Lifecycle {
       if (this.phase === 'serving') return handler(req, res);
       const path = (req.url ?? '').split('?')[0];
       if (path === '/readiness' || path === '/health' || this.phase === 'stopping') return handler(req, res);
-      return this.serving.then(() => handler(req, res));
+      // A stop that begins first answers it: held on, it was cut without an answer once the stop's drain ended.
+      return Promise.race([this.serving.then(() => true), this.stopped.then(() => false)]).then((served) =>
+        served ? handler(req, res) : unavailable(res),
+      );
     };
   }
 
@@ -78,4 +88,14 @@ export class Lifecycle {
   notReady(): { ok: false; error: Phase } | null {
     return this.phase === 'serving' ? null : { ok: false, error: this.phase };
   }
+}
+
+/** A request that waited for a start-up that a stop ended: 503, try another instance or later. */
+function unavailable(res: ServerResponse): void {
+  res.writeHead(503, { 'content-type': 'application/json', 'cache-control': 'no-store', connection: 'close' });
+  res.end(
+    JSON.stringify({
+      errors: [{ message: 'The server stopped before it had started', extensions: { code: 'UNAVAILABLE' } }],
+    }),
+  );
 }
