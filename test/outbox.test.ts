@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createPrismaClient, type Db } from '../src/db/client.js';
 import { driverSqlOf, type SqlRunner } from '../src/db/driver-sql.js';
-import { claimDueMessages, lastKeyOfSubject, removeFinishedMessages } from '../src/db/outbox-sql.js';
+import { claimDueMessages, lastKeysOfSubjects, removeFinishedMessages } from '../src/db/outbox-sql.js';
 import { loadConfig } from '../src/platform/config.js';
 import { createLogger } from '../src/platform/logger.js';
 import { verifySignature } from '../src/platform/signature.js';
@@ -231,9 +231,14 @@ describe.each(databases)('the outbox worker on %s', (kind) => {
         subject,
       })),
     );
-    expect(await lastKeyOfSubject(db, webhookId, subject)).toBe(`webhook:${webhookId}:${subject}:stopped/STOPPED:2`);
-    expect(await lastKeyOfSubject(db, webhookId, 'app:al_ce/market.olares/plan-app')).toBeNull();
-    const plan = await planOf(db, (runner) => lastKeyOfSubject(runner as never, webhookId, subject));
+    const other = 'app:al_ce/market.olares/plan-app';
+    const keys = await lastKeysOfSubjects(db, [
+      { webhookId, subject },
+      { webhookId, subject: other },
+    ]);
+    expect(keys.get(`${webhookId} ${subject}`)).toBe(`webhook:${webhookId}:${subject}:stopped/STOPPED:2`);
+    expect(keys.has(`${webhookId} ${other}`)).toBe(false);
+    const plan = await planOf(db, (runner) => lastKeysOfSubjects(runner as never, [{ webhookId, subject }]));
     // SQLite walks the index; PostgreSQL's planner picks by its statistics (a handful of rows here).
     if (kind === 'sqlite') {
       expect(plan).toContain('OutboxMessage_webhookId_subject_id_idx');

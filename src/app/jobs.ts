@@ -231,7 +231,7 @@ function webhookCatchUp({ config, services, logger }: JobDeps): WebhookCatchUp {
 
 /** Removes the history records older than HISTORY_RETENTION_DAYS. */
 async function removeOldHistory({ config, services, logger }: JobDeps): Promise<void> {
-  const cutoff = new Date(Date.now() - config.history.retentionDays * 24 * 60 * 60 * 1000);
+  const cutoff = retentionCutoff(config);
   const removed = await services.history.removeOlderThan(cutoff);
   if (removed) logger.info({ removed, cutoff }, 'removed old history records');
 }
@@ -242,7 +242,12 @@ async function removeOldHistory({ config, services, logger }: JobDeps): Promise<
  * a stop or a leadership handover waits for the run in progress.
  */
 async function removeOldOutboxMessages({ config, services, logger }: JobDeps): Promise<void> {
-  const cutoff = new Date(Date.now() - config.history.retentionDays * 24 * 60 * 60 * 1000);
+  const cutoff = retentionCutoff(config);
   const { removed, more } = await services.webhooks.removeFinishedMessages(cutoff, Date.now() + OUTBOX_CLEANUP_RUN_MS);
   if (removed) logger.info({ removed, cutoff, more }, 'removed old outbox messages');
+}
+
+/** What is older than HISTORY_RETENTION_DAYS goes: history records and finished outbox messages alike. */
+function retentionCutoff(config: Config): Date {
+  return new Date(Date.now() - config.history.retentionDays * 24 * HOUR_MS);
 }

@@ -7,7 +7,13 @@ import { DomainError } from '../domain/errors.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import { receiveAppStateEvent } from '../http/app-state-intake.js';
 import { BodyTooLarge, bodyForYoga, graphqlBodyLimit, readBody } from '../http/body.js';
-import { allowCrossOriginRead, type OriginPolicy, refuseCrossSite, refuseForeignHost } from '../http/cross-site.js';
+import {
+  allowCrossOriginRead,
+  type OriginPolicy,
+  type Refusal,
+  refuseCrossSite,
+  refuseForeignHost,
+} from '../http/cross-site.js';
 import { domainErrorBody } from '../http/graphql-errors.js';
 import { checkReadiness, type Lifecycle } from '../http/readiness.js';
 import type { Config } from '../platform/config.js';
@@ -59,6 +65,11 @@ function refuse(req: IncomingMessage, res: ServerResponse, status: number, error
   json(res, status, { errors: [error] });
 }
 
+/** `refuse` with what a policy of cross-site.ts decided. */
+function refuseFor(req: IncomingMessage, res: ServerResponse, { status, message, code }: Refusal): void {
+  refuse(req, res, status, { message, extensions: { code } });
+}
+
 function json(res: ServerResponse, status: number, body: unknown) {
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
   res.end(JSON.stringify(body));
@@ -84,12 +95,7 @@ function routeRequest(deps: RouteDeps) {
   return async (req: TrackedRequest, res: ServerResponse): Promise<void> => {
     const path = trackRequest(req, res, logger, deps.config.logProbes);
     const foreignHost = refuseForeignHost(req, origins);
-    if (foreignHost) {
-      return refuse(req, res, foreignHost.status, {
-        message: foreignHost.message,
-        extensions: { code: foreignHost.code },
-      });
-    }
+    if (foreignHost) return refuseFor(req, res, foreignHost);
     const route = operationalRoute(deps, path, req.method);
     if (route) {
       await route(req, res);
@@ -101,9 +107,7 @@ function routeRequest(deps: RouteDeps) {
       return refuse(req, res, 404, { message: `Not found: the GraphQL endpoint is ${yoga.graphqlEndpoint}` });
     }
     const refusal = refuseCrossSite(req, origins);
-    if (refusal) {
-      return refuse(req, res, refusal.status, { message: refusal.message, extensions: { code: refusal.code } });
-    }
+    if (refusal) return refuseFor(req, res, refusal);
     if (sse.accepts(req, path)) {
       allowCrossOriginRead(req, res, origins);
       return sse.handle(req, res);

@@ -189,26 +189,15 @@ export async function recentMessageIds(db: SqlRunner, webhookIds: readonly strin
   return rows.map((row) => Number(row.id));
 }
 
-/**
- * The idempotency key of a webhook's newest message about `subject`, or null: one step down the
- * (webhookId, subject, id) index, compared exactly. Found by the key's prefix before, it walked
- * every message of the webhook that no index could answer: with 300k stored, 190 ms on SQLite
- * (on the main thread: /health took 6.6 s) and 1.5 s on PostgreSQL per new app's change.
- */
-export async function lastKeyOfSubject(db: SqlRunner, webhookId: string, subject: string): Promise<string | null> {
-  const rows = await db.$queryRaw<{ idempotencyKey: string }[]>`
-    SELECT "idempotencyKey" FROM "OutboxMessage"
-    WHERE "webhookId" = ${webhookId} AND "subject" = ${subject}
-    ORDER BY "id" DESC LIMIT 1`;
-  return rows[0]?.idempotencyKey ?? null;
-}
-
 /** Subjects looked up per statement of `lastKeysOfSubjects` (two parameters each). */
 const SUBJECTS_PER_QUERY = 100;
 
 /**
- * `lastKeyOfSubject` for many (webhookId, subject) pairs: one statement per 100, each pair still
- * one step down the (webhookId, subject, id) index (a UNION ALL of those steps). Keyed by
+ * The idempotency key of each webhook's newest message about a subject, for many (webhookId,
+ * subject) pairs: one statement per 100, each pair one step down the (webhookId, subject, id)
+ * index, compared exactly (a UNION ALL of those steps). Found by the key's prefix before, it walked
+ * every message of the webhook that no index could answer: with 300k stored, 190 ms on SQLite (on
+ * the main thread: /health took 6.6 s) and 1.5 s on PostgreSQL per new app's change. Keyed by
  * `<webhookId> <subject>`; a pair with no message is absent.
  */
 export async function lastKeysOfSubjects(

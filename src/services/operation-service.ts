@@ -5,7 +5,7 @@ import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
 import { findAppState, findAppStatesNamed } from '../db/hot-path-sql.js';
 import type { CatalogAppRow, TaskRow } from '../db/models.js';
 import { isFailedFirstInstall } from '../domain/app-stage.js';
-import { compareVersions } from '../domain/catalogue-version.js';
+import { isNewerVersion } from '../domain/catalogue-version.js';
 import { InvalidStateError, NotFoundError, UpstreamError, ValidationError } from '../domain/errors.js';
 import { cloneName, imagesOfEntry, readMetadata } from '../domain/operations.js';
 import { parseInput } from '../domain/parse-input.js';
@@ -167,7 +167,7 @@ export class OperationService {
     }
     // An upgrade goes to a newer version: an older one was sent as an upgrade and recorded as a
     // completed one. Versions the catalogue's rules cannot order (`latest`) are sent as asked.
-    if (compareVersions(input.version, row.installedVersion) === -1) {
+    if (isNewerVersion(row.installedVersion, input.version)) {
       throw new InvalidStateError(
         `${input.appName} is at version ${row.installedVersion}, newer than ${input.version}: upgradeApp does not downgrade`,
       );

@@ -24,7 +24,7 @@ export interface OutboundMessage {
   notificationId?: number;
   /** The webhook it goes to (kind webhook). */
   webhookId?: string;
-  /** What a webhook message announces a value of (see lastKeyOfSubject). */
+  /** What a webhook message announces a value of (see lastKeysOfSubjects). */
   subject?: string;
 }
 
