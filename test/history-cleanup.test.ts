@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { FINISHED_MESSAGES_PER_CLEANUP } from '../src/services/webhook-service.js';
+import { ROWS_PER_STATEMENT } from '../src/platform/bounded-removal.js';
+import { availableDatabases } from './support/databases.js';
 import { startTestServer, type TestServer, waitFor } from './support/server.js';
 
 describe('history retention', () => {
@@ -45,7 +46,7 @@ describe('history retention', () => {
     });
     await db.outboxMessage.createMany({
       data: [
-        ...Array.from({ length: FINISHED_MESSAGES_PER_CLEANUP + 5 }, (_, index) =>
+        ...Array.from({ length: ROWS_PER_STATEMENT + 5 }, (_, index) =>
           message(`cleanup:old:${index}`, 'DELIVERED', old),
         ),
         message('cleanup:old-pending', 'PENDING', old),
@@ -56,18 +57,110 @@ describe('history retention', () => {
     // A run past its deadline stops after its statement (so a backlog of millions never held the
     // start-up for minutes), and says there is more.
     expect(await server.app.services.webhooks.removeFinishedMessages(cutoff, Date.now())).toEqual({
-      removed: FINISHED_MESSAGES_PER_CLEANUP,
+      removed: ROWS_PER_STATEMENT,
       more: true,
     });
     await db.outboxMessage.createMany({
-      data: Array.from({ length: FINISHED_MESSAGES_PER_CLEANUP }, (_, index) =>
+      data: Array.from({ length: ROWS_PER_STATEMENT }, (_, index) =>
         message(`cleanup:old-again:${index}`, 'DELIVERED', old),
       ),
     });
     // More than one statement's bound: within its time the rest goes in the same run, not an hour later.
     const removed = await server.app.services.webhooks.removeFinishedMessages(cutoff, Date.now() + 60_000);
-    expect(removed).toEqual({ removed: FINISHED_MESSAGES_PER_CLEANUP + 5, more: false });
+    expect(removed).toEqual({ removed: ROWS_PER_STATEMENT + 5, more: false });
     const left = await db.outboxMessage.findMany({ where: { topic: 'cleanup' }, orderBy: { id: 'asc' } });
     expect(left.map((row) => row.idempotencyKey)).toEqual(['cleanup:old-pending', 'cleanup:recent']);
+  });
+});
+
+const databases = await availableDatabases();
+
+describe.each(databases)('retention of finished tasks and payment pushes on %s', (kind) => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer(kind, {
+      env: { HISTORY_RETENTION_DAYS: '30', HISTORY_CLEANUP_INTERVAL_MS: '50' },
+    });
+  });
+  afterAll(() => server?.stop());
+
+  test('finished tasks and payment pushes older than HISTORY_RETENTION_DAYS are removed on schedule; running, recent and undelivered ones stay, and so do payments', async () => {
+    const day = 24 * 60 * 60 * 1000;
+    const { db } = server.app;
+    const old = new Date(Date.now() - 31 * day);
+    const task = (taskId: string, status: string, completedAt: Date | null) => ({
+      taskId,
+      type: 'INSTALL',
+      status,
+      userId: 'alice',
+      sourceId: 'market.olares',
+      appName: `retention-${taskId}`,
+      metadata: {},
+      createdAt: old,
+      completedAt,
+    });
+    await db.task.createMany({
+      data: [
+        task('retention-completed', 'COMPLETED', old),
+        task('retention-failed', 'FAILED', old),
+        task('retention-canceled', 'CANCELED', old),
+        task('retention-running', 'RUNNING', null),
+        task('retention-recent', 'COMPLETED', new Date()),
+      ],
+    });
+    const payment = await db.payment.create({
+      data: {
+        userId: 'alice',
+        sourceId: 'market.olares',
+        appId: 'retention-app',
+        appName: 'retention-app',
+        productId: 'retention-license',
+        paymentNeed: 'required',
+        developerSync: 'completed',
+        larePassSync: 'completed',
+        signatureStatus: 'required_and_signed',
+        paymentStatus: 'developer_confirmed',
+      },
+    });
+    const push = (topic: string, createdAt: Date) => ({
+      paymentId: payment.id,
+      userId: 'alice',
+      channel: 'larepass',
+      topic,
+      payload: {},
+      createdAt,
+    });
+    // The undelivered push becomes old only once its pending delivery exists (the job runs every 50 ms).
+    const undelivered = await db.paymentNotification.create({ data: push('retention-old-undelivered', new Date()) });
+    await db.outboxMessage.create({
+      data: {
+        kind: 'payment',
+        topic: 'retention',
+        url: 'http://127.0.0.1:9/',
+        body: '{}',
+        idempotencyKey: 'retention:undelivered',
+        notificationId: undelivered.id,
+        // Waiting for its next attempt (tomorrow): the worker leaves it PENDING meanwhile.
+        nextAttemptAt: new Date(Date.now() + day),
+      },
+    });
+    await db.paymentNotification.update({ where: { id: undelivered.id }, data: { createdAt: old } });
+    await db.paymentNotification.createMany({
+      data: [push('retention-old', old), push('retention-recent', new Date())],
+    });
+
+    await waitFor(async () => {
+      const tasks = await db.task.count({ where: { taskId: { startsWith: 'retention-' } } });
+      const pushes = await db.paymentNotification.count({ where: { paymentId: payment.id } });
+      return tasks === 2 && pushes === 2 ? true : undefined;
+    }, 'the cleanup job');
+    const tasks = await db.task.findMany({ where: { taskId: { startsWith: 'retention-' } }, orderBy: { id: 'asc' } });
+    expect(tasks.map((row) => row.taskId)).toEqual(['retention-running', 'retention-recent']);
+    const pushes = await db.paymentNotification.findMany({ where: { paymentId: payment.id }, orderBy: { id: 'asc' } });
+    expect(pushes.map((row) => row.topic).sort()).toEqual(['retention-old-undelivered', 'retention-recent']);
+    expect(await db.payment.count({ where: { id: payment.id } })).toBe(1);
+    expect(server.logs.some((line) => line.includes('removed old finished tasks'))).toBe(true);
+    expect(server.logs.some((line) => line.includes('removed old payment pushes'))).toBe(true);
+    await db.outboxMessage.deleteMany({ where: { idempotencyKey: 'retention:undelivered' } });
   });
 });

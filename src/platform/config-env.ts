@@ -263,7 +263,7 @@ export const envSchema = z.object({
   COMPONENT_METRICS_PUSH_MS: decimal(nonNegativeMs).default(0),
   /** Chart repository base URL; unset → the chart_repo source is disabled. @default none */
   CHART_REPO_URL: serviceUrl.optional(),
-  /** History records older than this are removed. @default 30 */
+  /** History records, and finished tasks, payment pushes and outbox messages, older than this are removed. @default 30 */
   HISTORY_RETENTION_DAYS: decimal(positiveInt.max(36_500, 'must be at most 36500 (100 years)')).default(30),
   /** How often the history cleanup runs. @default 3600000 (1 h) */
   HISTORY_CLEANUP_INTERVAL_MS: decimal(positiveMs).default(60 * 60 * 1000),

@@ -3,11 +3,13 @@ import { canSee, userScope, type Viewer } from '../auth/viewer.js';
 import { whenAvailable } from '../db/availability.js';
 import type { Db } from '../db/client.js';
 import type { CatalogAppRow, PaymentRow, Prisma } from '../db/models.js';
+import { removeOldPaymentNotifications } from '../db/retention-sql.js';
 import { NotFoundError } from '../domain/errors.js';
 import { defineFilter, derived, equals, oneOf } from '../domain/filters.js';
 import { derivePaymentStatus, type PaymentStatus } from '../domain/payment-status.js';
 import { type ProductTerms, productIdOf } from '../domain/payment-terms.js';
 import type { EventBus } from '../events/change-feed.js';
+import { type Removal, removeInBatches } from '../platform/bounded-removal.js';
 import { type Connection, type PageArgs, paginateArray, paginateQuery } from './pagination.js';
 import { readTerms } from './payment-pushes.js';
 
@@ -140,6 +142,15 @@ export class PaymentService {
     const app = await this.db.catalogApp.findUnique({ where: { sourceId_appId: { sourceId, appId } } });
     if (!app) throw new NotFoundError(`App ${appId} is not in the catalogue of source ${sourceId}`);
     return purchaseOfApp(this.db, viewer.userId, app);
+  }
+
+  /**
+   * Deletes the pushes (Payment.notifications) written before `cutoff` whose delivery is over, in
+   * bounded statements until none is left or `deadline` (epoch ms) has passed. The payments
+   * themselves stay: they are what a user bought.
+   */
+  removeOldNotifications(cutoff: Date, deadline = Infinity): Promise<Removal> {
+    return removeInBatches((limit) => removeOldPaymentNotifications(this.db, cutoff, limit), deadline);
   }
 
   async getById(viewer: Viewer, id: number): Promise<PaymentRow | null> {

@@ -7,11 +7,13 @@ import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
 import { findTasks } from '../db/hot-path-sql.js';
 import { conditionsSql, countRows, pageRows, TASK_LIST_COLUMNS } from '../db/list-sql.js';
 import type { Prisma, TaskRow, TaskView } from '../db/models.js';
+import { removeFinishedTasks } from '../db/retention-sql.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import { checkArgumentLength } from '../domain/errors.js';
 import { atOrAfter, atOrBefore, defineFilter, equals, oneOf, ownerCondition } from '../domain/filters.js';
 import { MAX_TASK_ID_LENGTH, type TaskStatus, type TaskType } from '../domain/tasks.js';
 import type { EventBus } from '../events/change-feed.js';
+import { type Removal, removeInBatches } from '../platform/bounded-removal.js';
 import { type Connection, type PageArgs, paginateArray, paginateWindow } from './pagination.js';
 
 export interface TaskFilter {
@@ -103,6 +105,15 @@ export class TaskService {
   }
 
   /** By the task's own id; null when it does not exist or belongs to someone the viewer may not see. */
+  /**
+   * Deletes the tasks that ended before `cutoff` (HISTORY_RETENTION_DAYS, as their history
+   * records), in bounded statements until none is left or `deadline` (epoch ms) has passed. A task
+   * never ends by itself: without this, every install ever made stayed in the table.
+   */
+  removeFinishedBefore(cutoff: Date, deadline = Infinity): Promise<Removal> {
+    return removeInBatches((limit) => removeFinishedTasks(this.db, cutoff, limit), deadline);
+  }
+
   async get(viewer: Viewer, taskId: string): Promise<TaskRow | null> {
     checkArgumentLength('taskId', taskId, MAX_TASK_ID_LENGTH);
     const [task] = await findTasks(this.sql, [taskId]);

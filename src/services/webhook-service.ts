@@ -6,6 +6,7 @@ import type { OutboxMessageRow, WebhookRow } from '../db/models.js';
 import { recentMessageIds, removeFinishedMessages } from '../db/outbox-sql.js';
 import { ForbiddenError, InvalidStateError, NotFoundError } from '../domain/errors.js';
 import { parseInput } from '../domain/parse-input.js';
+import { type Removal, removeInBatches } from '../platform/bounded-removal.js';
 import { notifyWebhookRemoved } from './outbox-messages.js';
 
 /** The runtime events a webhook may receive. */
@@ -19,8 +20,6 @@ export const MAX_FILTER_LENGTH = 128;
 export const MAX_RECENT_DELIVERIES = 50;
 /** How long this instance trusts its list of webhooks before reading it again (another instance may have changed it). */
 export const WEBHOOK_CACHE_MS = 5_000;
-/** Finished outbox messages one statement of the cleanup deletes at most (a run repeats it until none is left). */
-export const FINISHED_MESSAGES_PER_CLEANUP = 10_000;
 /** Webhooks per windowed query of `recentDeliveries` (parameters per statement stay few). */
 const WEBHOOKS_PER_QUERY = 500;
 /** Deliveries read per query of `recentDeliveries`: ids as parameters, under SQLite's historical 999. */
@@ -193,21 +192,10 @@ export class WebhookService {
 
   /**
    * Deletes delivered and dead messages (webhook deliveries and payment pushes) last written before
-   * `cutoff`: FINISHED_MESSAGES_PER_CLEANUP at a time, so that no statement holds the database
-   * long, with a turn of the event loop between them for the requests, until none is left or
-   * `deadline` (epoch ms) has passed. One bounded statement a run removed 2.8 messages a second at
-   * the hourly interval, while a modest load writes ~19: the table grew whatever
-   * HISTORY_RETENTION_DAYS said. Returns how many went, and whether some are left.
+   * `cutoff`, in bounded statements until none is left or `deadline` (epoch ms) has passed.
    */
-  async removeFinishedMessages(cutoff: Date, deadline = Infinity): Promise<{ removed: number; more: boolean }> {
-    let removed = 0;
-    for (;;) {
-      const count = await removeFinishedMessages(this.db, cutoff, FINISHED_MESSAGES_PER_CLEANUP);
-      removed += count;
-      if (count < FINISHED_MESSAGES_PER_CLEANUP) return { removed, more: false };
-      if (Date.now() >= deadline) return { removed, more: true };
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+  removeFinishedMessages(cutoff: Date, deadline = Infinity): Promise<Removal> {
+    return removeInBatches((limit) => removeFinishedMessages(this.db, cutoff, limit), deadline);
   }
 
   /** The outbox message of each payment push (null: it has none, e.g. no push URL is configured). */

@@ -1,0 +1,3 @@
+-- CreateIndex
+CREATE INDEX "PaymentNotification_createdAt_idx" ON "PaymentNotification"("createdAt");
+
