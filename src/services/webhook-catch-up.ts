@@ -53,7 +53,8 @@ interface ChangeTable<Row> {
 /**
  * The durable half of webhook dispatch. The dispatcher enqueues a change's messages shortly
  * after the change committed; a process that dies in between (SIGKILL, OOM, power), a backlog
- * the dispatcher dropped, or a webhook another instance added a moment earlier leaves a change
+ * the dispatcher dropped, a change whose enqueueing failed (a deadlock, a statement timeout: the
+ * dispatcher logs it), or a webhook another instance added a moment earlier leaves a change
  * announced to no one. The leader therefore looks through the rows changed since a cursor kept in
  * the database (JobCursor): tasks that ended, app states, payments. It hands each to the
  * dispatcher as the change it is; the idempotency keys (and "changed only" for apps and

@@ -1,8 +1,7 @@
 import { isDatabaseUnavailable } from '../db/availability.js';
 import type { Db } from '../db/client.js';
 import type { WebhookRow } from '../db/models.js';
-import { lastKeysOfSubjects } from '../db/outbox-sql.js';
-import { type AppKey, appKeyString } from '../domain/app-key.js';
+import { appKeyString } from '../domain/app-key.js';
 import { deriveStage } from '../domain/app-stage.js';
 import { derivePaymentStatus } from '../domain/payment-status.js';
 import { TERMINAL_STATUSES } from '../domain/tasks.js';
@@ -10,14 +9,18 @@ import type { EventBus } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
 import { RepeatedFailure } from '../platform/repeated-failure.js';
 import { enqueueOutbound, type OutboundMessage } from './outbox-messages.js';
+import { readBatchRows } from './webhook-batch-rows.js';
 import {
   type BatchRows,
   type Change,
+  changeForLog,
   couldMatch,
   type FoundChange,
   type FoundPage,
   filtersMatch,
+  keyOf,
   paymentResource,
+  subjectOf,
   taskFinishedMessages,
   type Wanted,
   webhookMessage,
@@ -72,7 +75,7 @@ export class WebhookDispatcher {
    * A miss is read from the newest message of that subject. Bounded: least recently used go.
    */
   private readonly lastAnnounced = new Map<string, string>();
-  /** An outage fails every batch the same way: one line with its stack, then one a minute. */
+  /** An outage fails every batch the same way: one line with its stack, then one a minute (others: handleApart). */
   private readonly failures: RepeatedFailure;
 
   constructor(
@@ -151,8 +154,7 @@ export class WebhookDispatcher {
    * In the order taken, up to BATCH_SIZE changes at a time ("the last state announced" is read
    * and written in order: a batch reads its rows after the previous batch wrote its messages).
    * While the database is away, the batch waits and is tried again every `retryMs`: going on
-   * would fail every change waiting, one by one. Another failure drops the batch (the catch-up
-   * finds its changes).
+   * would fail every change waiting, one by one. Other failures: see `handleApart`.
    */
   private async drain(): Promise<void> {
     while (this.queue.length > 0) {
@@ -165,11 +167,12 @@ export class WebhookDispatcher {
       const end = this.queue.findIndex((item, index) => index >= BATCH_SIZE || 'changes' in item);
       const batch = this.queue.splice(0, end === -1 ? this.queue.length : end) as Change[];
       try {
-        await this.handle(batch);
+        await this.handleApart(batch, false);
         this.failures.succeeded();
       } catch (error) {
+        // An outage (handleApart keeps the rest). What the batch wrote before it writes nothing
+        // when tried again: the idempotency keys.
         this.failures.failed(error, { changes: batch.length, waiting: this.queue.length });
-        if (!isDatabaseUnavailable(error)) continue;
         // The catch-up's pages fail at once (its cursor stays put): held, they held up a stop or a
         // leadership handover, which wait for the catch-up, until the database came back.
         this.rejectPages(error);
@@ -184,7 +187,7 @@ export class WebhookDispatcher {
     try {
       let written = 0;
       for (let start = 0; start < page.changes.length; start += BATCH_SIZE) {
-        written += await this.handle(page.changes.slice(start, start + BATCH_SIZE), true);
+        written += await this.handleApart(page.changes.slice(start, start + BATCH_SIZE), true);
       }
       page.resolve(written);
     } catch (error) {
@@ -218,6 +221,38 @@ export class WebhookDispatcher {
   }
 
   /**
+   * A batch, and when it fails other than by an outage (a deadlock, a statement timeout, one
+   * change whose message the database refuses) each of its changes again on its own: dropped
+   * whole, one bad change took up to 99 others with it, and the catch-up, meeting the same bad
+   * change in its page, failed the page at every run, its cursor held there for good. A change
+   * that fails alone is logged and skipped: from the bus, the catch-up tries it again; found by
+   * the catch-up, its cursor moves past it (the rest of its table is not held up). Throws only
+   * an outage.
+   */
+  private async handleApart(changes: readonly (Change & { at?: Date })[], fresh: boolean): Promise<number> {
+    try {
+      return await this.handle(changes, fresh);
+    } catch (error) {
+      if (isDatabaseUnavailable(error)) throw error;
+      this.logger.warn(
+        { err: error, changes: changes.length },
+        'webhooks: a batch failed; its changes tried one by one',
+      );
+    }
+    let written = 0;
+    for (const change of changes) {
+      try {
+        written += await this.handle([change], fresh);
+      } catch (error) {
+        if (isDatabaseUnavailable(error)) throw error;
+        const left = fresh ? 'the catch-up skips it' : 'left to the catch-up';
+        this.logger.error({ err: error, change: changeForLog(change) }, `webhooks: a change failed alone (${left})`);
+      }
+    }
+    return written;
+  }
+
+  /**
    * One batch: its rows read together, its messages written in one insert. `fresh`: changes the
    * catch-up found (see `catchUp`). Returns the messages written.
    */
@@ -231,7 +266,8 @@ export class WebhookDispatcher {
     }
     if (wanted.length === 0) return 0;
     try {
-      const rows = await this.read(wanted, fresh);
+      // The catch-up asks the outbox for every subject's last key; the bus only for what it forgot.
+      const rows = await readBatchRows(this.db, wanted, (pair) => fresh || !this.lastAnnounced.has(pair));
       const messages = new Map<string, OutboundMessage>();
       const decided = new Map<string, string>();
       for (const { change, webhooks } of wanted) {
@@ -245,47 +281,6 @@ export class WebhookDispatcher {
       this.lastAnnounced.clear();
       throw error;
     }
-  }
-
-  /** The rows of a batch's changes, one query per table (together), and the last keys `changedOnly` needs. */
-  private async read(wanted: readonly Wanted[], fresh: boolean): Promise<BatchRows> {
-    const taskIds = new Set<string>();
-    const appKeys = new Map<string, AppKey>();
-    const paymentIds = new Set<number>();
-    const pairs = new Map<string, { webhookId: string; subject: string }>();
-    for (const { change, webhooks } of wanted) {
-      if (change.kind === 'task') {
-        if (!change.row) taskIds.add(change.event.taskId);
-        continue;
-      }
-      const subject = subjectOf(change);
-      if (change.kind === 'app') appKeys.set(appKeyString(change.event), keyOf(change.event));
-      else paymentIds.add(change.event.paymentId);
-      for (const { webhookId } of webhooks) {
-        const remembered = `${webhookId} ${subject}`;
-        if (fresh || !this.lastAnnounced.has(remembered)) pairs.set(remembered, { webhookId, subject });
-      }
-    }
-    const keys = [...appKeys.values()];
-    const [tasks, apps, activeTasks, payments, lastKeys] = await Promise.all([
-      taskIds.size === 0 ? [] : this.db.task.findMany({ where: { taskId: { in: [...taskIds] } } }),
-      keys.length === 0 ? [] : this.db.appState.findMany({ where: { OR: keys } }),
-      keys.length === 0
-        ? []
-        : this.db.task.findMany({
-            where: { activeKey: { in: [...appKeys.keys()] } },
-            select: { activeKey: true, type: true, status: true },
-          }),
-      paymentIds.size === 0 ? [] : this.db.payment.findMany({ where: { id: { in: [...paymentIds] } } }),
-      lastKeysOfSubjects(this.db, [...pairs.values()]),
-    ]);
-    return {
-      tasks: new Map(tasks.map((task) => [task.taskId, task])),
-      apps: new Map(apps.map((row) => [appKeyString(row), row])),
-      activeTasks: new Map(activeTasks.map(({ activeKey, ...task }) => [activeKey ?? '', task])),
-      payments: new Map(payments.map((payment) => [payment.id, payment])),
-      lastKeys,
-    };
   }
 
   private messagesOf(
@@ -374,13 +369,4 @@ export class WebhookDispatcher {
       this.lastAnnounced.delete(this.lastAnnounced.keys().next().value as string);
     }
   }
-}
-
-function keyOf({ userId, sourceId, appName }: AppKey): AppKey {
-  return { userId, sourceId, appName };
-}
-
-/** What an app's or a payment's messages announce a value of (OutboundMessage's `subject`). */
-function subjectOf(change: Change & { kind: 'app' | 'payment' }): string {
-  return change.kind === 'app' ? `app:${appKeyString(change.event)}` : `payment:${change.event.paymentId}`;
 }

@@ -1,5 +1,5 @@
 import type { AppRow, PaymentRow, TaskRow, WebhookRow } from '../db/models.js';
-import type { AppKey } from '../domain/app-key.js';
+import { type AppKey, appKeyString } from '../domain/app-key.js';
 import type { AppChanged, PaymentChanged, TaskChanged } from '../events/change-feed.js';
 import { redactSecretsIn } from '../platform/redact.js';
 import type { OutboundMessage } from './outbox-messages.js';
@@ -91,6 +91,22 @@ export function filtersMatch(webhook: WebhookRow, row: AppKey): boolean {
     (webhook.sourceId === null || webhook.sourceId === row.sourceId) &&
     (webhook.appName === null || webhook.appName === row.appName)
   );
+}
+
+export function keyOf({ userId, sourceId, appName }: AppKey): AppKey {
+  return { userId, sourceId, appName };
+}
+
+/** What an app's or a payment's messages announce a value of (OutboundMessage's `subject`); a task's id. */
+export function subjectOf(change: Change): string {
+  if (change.kind === 'task') return `task:${change.event.taskId}`;
+  return change.kind === 'app' ? `app:${appKeyString(change.event)}` : `payment:${change.event.paymentId}`;
+}
+
+/** A change as the log names it: ids only (what the bus carries), never a webhook's URL or secret. */
+export function changeForLog(change: Change & { at?: Date }): { kind: string; subject: string; at?: string } {
+  const named = { kind: change.kind, subject: subjectOf(change) };
+  return change.at ? { ...named, at: change.at.toISOString() } : named;
 }
 
 /** A page the catch-up handed over: settled with the messages it wrote once all are in the outbox. */
