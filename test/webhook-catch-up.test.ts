@@ -12,6 +12,9 @@ import { rawRequest } from './support/untyped.js';
 
 const databases = await availableDatabases();
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** Past the catch-up's settle window (5 s): a run at this long after a write reads it. */
+const SETTLED_MS = 10_000;
+const settledAfter = (at: Date | number) => new Date(new Date(at).getTime() + SETTLED_MS);
 
 /** No demo data, no bundled catalogue; the outbox looks often, the catch-up keeps to its start run. */
 const ENV = {
@@ -98,11 +101,16 @@ describe.each(databases)('webhook catch-up on %s', (kind) => {
     });
     await stop(server);
 
-    // What a process that died right after its commits left behind: the rows, announced to no one.
+    // What a process that died right after its commits left behind: the rows, announced to no one,
+    // committed longer ago than the catch-up's settle window (the webhook older still).
     const key = { userId: 'alice', sourceId: REMOTE_SOURCE, appName: 'crash-app' };
-    const died = new Date();
+    const died = new Date(Date.now() - SETTLED_MS);
     const writer = createPrismaClient(database.url);
     try {
+      await writer.webhook.update({
+        where: { webhookId: hook.webhookId },
+        data: { createdAt: new Date(died.getTime() - 1000) },
+      });
       await writer.task.create({
         data: {
           ...key,
@@ -236,7 +244,7 @@ describe.each(databases)('webhook catch-up on %s', (kind) => {
     expect(added.getTime()).toBeGreaterThan(before.getTime());
 
     // The earlier webhook: both task ends; the later one: the uninstall and the app's removal.
-    expect(await sweepOf(server).run(new Date(ended.getTime() + 1000))).toBe(4);
+    expect(await sweepOf(server).run(settledAfter(ended))).toBe(4);
     const removed = await receiver.waitFor((d) => d.path === path && d.topic === 'app.state_changed', 'the removal');
     expect(JSON.parse(removed.body)).toMatchObject({ app: { key, state: 'uninstalled', removed: true } });
     const keys = (await server.app.db.outboxMessage.findMany({ where: { webhookId: hook.webhookId } })).map(
@@ -249,7 +257,7 @@ describe.each(databases)('webhook catch-up on %s', (kind) => {
       `webhook:${earlier.webhookId}:task:old-task-${kind}:COMPLETED`,
       `webhook:${earlier.webhookId}:task:uninstall-${kind}:COMPLETED`,
     ]);
-    expect(await sweepOf(server).run(new Date(ended.getTime() + 2000))).toBe(0);
+    expect(await sweepOf(server).run(settledAfter(ended.getTime() + 1000))).toBe(0);
   });
 
   test('an app that status correction removed, in a process that died before announcing it, is announced removed once', async () => {
@@ -293,11 +301,11 @@ describe.each(databases)('webhook catch-up on %s', (kind) => {
       ],
     });
 
-    expect(await sweepOf(server).run(new Date(removedAt.getTime() + 1000))).toBe(1);
+    expect(await sweepOf(server).run(settledAfter(removedAt))).toBe(1);
     const removed = await receiver.waitFor((d) => d.path === path && d.topic === 'app.state_changed', 'the removal');
     expect(JSON.parse(removed.body)).toMatchObject({ app: { key, state: 'uninstalled', removed: true } });
     expect(verifySignature(hook.secret, removed.body, removed.signature)).toBe(true);
-    expect(await sweepOf(server).run(new Date(removedAt.getTime() + 2000))).toBe(0);
+    expect(await sweepOf(server).run(settledAfter(removedAt.getTime() + 1000))).toBe(0);
     expect(await cursors(server.app.db)).toHaveProperty('webhook-catch-up:corrections');
   });
 
@@ -320,12 +328,12 @@ describe.each(databases)('webhook catch-up on %s', (kind) => {
     );
     await server.app.services.webhookDispatcher.idle();
     const announced = await server.app.db.outboxMessage.count();
-    expect(await sweepOf(server).run()).toBe(0);
+    expect(await sweepOf(server).run(settledAfter(Date.now()))).toBe(0);
     expect(await server.app.db.outboxMessage.count()).toBe(announced);
     // It did look at them (rows the engine wrote with its own SQL): their messages gone, it writes
     // the task's again; the app's state this instance remembers having announced, so not that one.
     await server.app.db.outboxMessage.deleteMany({ where: { webhookId: hook.webhookId } });
-    expect(await sweepOf(server).run()).toBe(1);
+    expect(await sweepOf(server).run(settledAfter(Date.now()))).toBe(1);
   });
 
   test('a run reads at most its pages and leaves the rest, from the last row read, to the next run, even within one time', async () => {
@@ -412,13 +420,13 @@ describe.each(databases)('webhook catch-up on %s', (kind) => {
       });
     const first = new Date();
     await committed('alice', first);
-    expect(await sweepOf(server).run()).toBe(1);
+    expect(await sweepOf(server).run(settledAfter(first))).toBe(1);
     // Two more users' apps in the same state: `al_ce` (a `_` in SQL LIKE matches any character)
     // and `ALICE` (SQLite's LIKE ignores case). Each has its own first state to announce.
     const later = new Date(first.getTime() + 1000);
     await committed('al_ce', later);
     await committed('ALICE', later);
-    expect(await sweepOf(server).run()).toBe(2);
+    expect(await sweepOf(server).run(settledAfter(later))).toBe(2);
     const keys = (await server.app.db.outboxMessage.findMany({ where: { webhookId: hook.webhookId } }))
       .map((message) => message.idempotencyKey)
       .sort();
