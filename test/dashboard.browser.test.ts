@@ -157,6 +157,64 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
     }
   });
 
+  test('on a slow link the page takes one snapshot, however many changes happen while it arrives', async () => {
+    const page = await browser.newPage();
+    const snapshots: number[] = [];
+    let opened: () => void = () => {};
+    const socketOpened = new Promise<void>((resolve) => {
+      opened = resolve;
+    });
+    page.on('websocket', (socket) => {
+      opened();
+      socket.on('framereceived', ({ payload }) => {
+        if (String(payload).includes('"runtimeSnapshot"')) snapshots.push(Date.now());
+      });
+    });
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', {
+      offline: false,
+      latency: 500,
+      downloadThroughput: 20_000,
+      uploadThroughput: 20_000,
+    });
+    // Changes while the page loads and takes its snapshot (apps no other test here uses): a
+    // snapshot subscription pushed the snapshot again after each, up to SNAPSHOT_MAX_HZ a second.
+    let changing = true;
+    let latest = '';
+    const changes = (async () => {
+      await socketOpened;
+      const apps = [
+        ['grafana', '11.4.0'],
+        ['uptime-kuma', '1.23.16'],
+        ['syncthing', '1.28.1'],
+        ['navidrome', '0.53.3'],
+        ['gitea', '1.22.4'],
+        ['code-server', '4.95.3'],
+        ['audiobookshelf', '2.17.5'],
+        ['minio', '2024.11.7'],
+      ];
+      for (const [appName, version] of apps) {
+        if (!changing) break;
+        latest = await install(appName as string, version as string).catch(() => latest); // the demo data may hold it
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+    try {
+      await page.goto(`${server.url}/dashboard`);
+      await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 30_000 }).toBe('live');
+      changing = false;
+      await changes;
+      // Events, not snapshots, follow: the task the last change started reaches the page.
+      await page.locator(`tr[data-task-id="${latest}"]`).waitFor({ timeout: 30_000 });
+      expect(snapshots).toHaveLength(1);
+    } finally {
+      changing = false;
+      await changes;
+      await page.close();
+    }
+  });
+
   test('a failed install shows its reason, on the task and on the app', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(`${server.url}/dashboard`);

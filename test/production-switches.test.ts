@@ -85,6 +85,9 @@ function wsClient(server: TestServer, token: string) {
     url: `${server.url.replace(/^http/, 'ws')}/graphql`,
     webSocketImpl: WebSocket,
     retryAttempts: 0,
+    // One socket for the client's life, as the dashboard keeps: a lazy client closes it (1000) when
+    // its last operation ends, and completes, unanswered, a subscription sent in that moment.
+    lazy: false,
     connectionParams: { authorization: `Bearer ${token}` },
   });
   return {
