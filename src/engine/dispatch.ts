@@ -11,7 +11,7 @@ import type { Prisma, TaskRow } from '../db/models.js';
 import { isOperationType, type OperationRequest, readMetadata } from '../domain/operations.js';
 import { resultEnvelope, type TaskResultEnvelope } from '../domain/task-result.js';
 import { isTerminal } from '../domain/tasks.js';
-import type { EndDetails, EngineContext } from './engine-context.js';
+import type { Acceptance, EndDetails, EngineContext } from './engine-context.js';
 import { concerns, endDetails, endedResult, outcomeOf } from './report-rules.js';
 import { endOwnTask, finishTask } from './task-end.js';
 
@@ -84,9 +84,9 @@ function startFailure(ctx: EngineContext, task: TaskRow, operation: OperationReq
 /**
  * The op id and the success result (the app service's acceptance) on the task's row, and the op id
  * on its app's, while the task still runs (the first events may already have ended it: a task
- * ended by then keeps the result its end wrote). The task first, then its app's state row (see
- * LOCK ORDER on TaskEngine). Events are matched against the op id in memory, so a failed write
- * only loses the copy on the rows.
+ * ended by then keeps the result its end wrote). Events are matched against the op id in memory,
+ * so a failed write does not stop the task; but cancelTask reads the acceptance from the row, and
+ * would refuse the task for the rest of its run: the repair loop writes it again until it lands.
  */
 async function recordAcceptance(
   ctx: EngineContext,
@@ -96,19 +96,28 @@ async function recordAcceptance(
 ): Promise<void> {
   if (opId) task.opId = opId;
   task.result = result as unknown as Prisma.JsonValue;
-  const now = new Date();
+  const acceptance = { task, opId, result };
   try {
-    const { taken, reportedFirst } = await ctx.sql.$transaction(async (tx) => {
-      const accepted = await setTaskAccepted(tx, task.taskId, opId, result, now);
-      const marked = opId ? await setAppOperation(tx, task, opId, task.type.toLowerCase(), now) : 1;
-      return { taken: accepted, reportedFirst: marked === 0 };
-    });
-    if (!taken) return await recordAfterEnd(ctx, task.taskId, opId, result);
-    ctx.feed.task(task);
-    if (reportedFirst) await endByEarlierReport(ctx, task);
+    await writeAcceptance(ctx, acceptance);
   } catch (error) {
-    ctx.logger.warn({ err: error, taskId: task.taskId, opId }, 'could not record the op id of a task');
+    ctx.oweAcceptance(acceptance, error);
   }
+}
+
+/**
+ * Writes an acceptance (see recordAcceptance): the task first, then its app's state row (see
+ * LOCK ORDER on TaskEngine). Throws when the database fails.
+ */
+export async function writeAcceptance(ctx: EngineContext, { task, opId, result }: Acceptance): Promise<void> {
+  const now = new Date();
+  const { taken, reportedFirst } = await ctx.sql.$transaction(async (tx) => {
+    const accepted = await setTaskAccepted(tx, task.taskId, opId, result, now);
+    const marked = opId ? await setAppOperation(tx, task, opId, task.type.toLowerCase(), now) : 1;
+    return { taken: accepted, reportedFirst: marked === 0 };
+  });
+  if (!taken) return await recordAfterEnd(ctx, task.taskId, opId, result);
+  ctx.feed.task(task);
+  if (reportedFirst) await endByEarlierReport(ctx, task);
 }
 
 /**

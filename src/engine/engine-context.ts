@@ -2,6 +2,7 @@ import type { AppService, AppStateEvent } from '../adapters/app-service/port.js'
 import type { Db } from '../db/client.js';
 import type { DriverSql } from '../db/driver-sql.js';
 import type { Prisma, TaskRow } from '../db/models.js';
+import type { TaskResultEnvelope } from '../domain/task-result.js';
 import type { TerminalStatus } from '../domain/tasks.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
@@ -41,6 +42,9 @@ export type Owed =
   | { kind: 'end'; task: TaskRow; status: TerminalStatus; details: EndDetails; report?: AppStateEvent }
   | { kind: 'requeue'; task: TaskRow };
 
+/** The app service's acceptance of a task's operation (dispatch.ts), as its row is to hold it. */
+export type Acceptance = { task: TaskRow; opId: string | null; result: TaskResultEnvelope };
+
 /** The tasks this instance answers for: those its workers run, and those owed a write. */
 export class TrackedTasks {
   /** Tasks this instance's workers run, by task id (also answers state events without a query). */
@@ -52,6 +56,11 @@ export class TrackedTasks {
    * yet (see followAdopted): asked again on every recovery round until it answers.
    */
   readonly unconfirmed = new Set<string>();
+  /**
+   * Acceptances the database refused, by task id. The task keeps its worker (its reports are
+   * matched in memory) while the repair loop writes them: until then cancelTask refuses it.
+   */
+  readonly unrecorded = new Map<string, Acceptance>();
   private readonly timeouts = new Map<string, NodeJS.Timeout>();
 
   /** Whether this instance still answers for the task (running here, or owed a write). */
@@ -87,6 +96,7 @@ export class TrackedTasks {
     this.inFlight.delete(taskId);
     this.owed.delete(taskId);
     this.unconfirmed.delete(taskId);
+    this.unrecorded.delete(taskId);
   }
 }
 
@@ -111,4 +121,6 @@ export interface EngineContext {
   notify(): void;
   /** The task gives up its worker now; the repair loop writes what it is owed (see Owed). */
   owe(owed: Owed, error: unknown): void;
+  /** The task runs on; the repair loop writes its acceptance (see TrackedTasks.unrecorded). */
+  oweAcceptance(acceptance: Acceptance, error: unknown): void;
 }

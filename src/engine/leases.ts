@@ -30,7 +30,7 @@ export async function heartbeat({ db, instanceId, tracked }: EngineContext): Pro
  * A graceful stop hands this instance's tasks over rather than leaving them to run out their
  * lease: a task the app service runs stays RUNNING with no worker and no heartbeat (the mark of
  * a task handed over, which any instance adopts at once, see recoverAbandoned), with its op id
- * written again in case that write had failed; a task never sent goes back to PENDING. Called once
+ * (and its acceptance, see TrackedTasks.unrecorded) written again in case that write had failed; a task never sent goes back to PENDING. Called once
  * no send is in progress (TaskEngine.stop), so every task still running here has been sent, and
  * only those owed a requeue were not. Should the database refuse, the tasks keep this instance's
  * lease and are adopted when it expires, like a dead instance's.
@@ -49,9 +49,16 @@ export async function handOver(ctx: EngineContext): Promise<void> {
     const released = await db.$transaction(
       taskIds.map((taskId) => {
         const opId = tracked.inFlight.get(taskId)?.opId;
+        // An acceptance still unwritten goes with it: its adopter never writes one.
+        const acceptance = tracked.unrecorded.get(taskId);
         return db.task.updateMany({
           where: { ...mine, taskId },
-          data: { workerId: null, heartbeatAt: null, ...(opId ? { opId } : {}) },
+          data: {
+            workerId: null,
+            heartbeatAt: null,
+            ...(opId ? { opId } : {}),
+            ...(acceptance ? { result: acceptance.result as unknown as Prisma.InputJsonObject } : {}),
+          },
         });
       }),
     );

@@ -1,6 +1,7 @@
 import { isDatabaseUnavailable } from '../db/availability.js';
 import { applyToStateRow } from './app-state-reports.js';
-import type { EngineContext, Owed } from './engine-context.js';
+import { writeAcceptance } from './dispatch.js';
+import type { Acceptance, EngineContext, Owed } from './engine-context.js';
 import { finishTask } from './task-end.js';
 
 /** The repair loop's first retry comes after this long; each round that still fails doubles it. */
@@ -10,7 +11,7 @@ const REPAIR_MAX_DELAY_MS = 2000;
 
 /**
  * Retries the writes the database could not take (see Owed) until each lands, so no task is left
- * RUNNING by a failed write. Meanwhile the heartbeat keeps the lease of every owed task, so no
+ * RUNNING by a failed write; and the acceptances it refused (see TrackedTasks.unrecorded). Meanwhile the heartbeat keeps the lease of every owed task, so no
  * other instance takes it for abandoned.
  */
 export class RepairLoop {
@@ -30,6 +31,17 @@ export class RepairLoop {
     this.ctx.notify(); // a worker is free
   }
 
+  /** The task keeps its worker; the repair loop writes its acceptance (see TrackedTasks.unrecorded). */
+  oweAcceptance(acceptance: Acceptance, error: unknown): void {
+    const { taskId } = acceptance.task;
+    this.ctx.logger.warn(
+      { err: error, taskId, opId: acceptance.opId },
+      'the database failed the acceptance of a task; retrying it',
+    );
+    this.ctx.tracked.unrecorded.set(taskId, acceptance);
+    this.schedule();
+  }
+
   /** Cancels the next round; resolves once the round in progress (if any) is done. */
   async stop(): Promise<void> {
     clearTimeout(this.timer);
@@ -37,7 +49,8 @@ export class RepairLoop {
   }
 
   private schedule(): void {
-    if (this.ctx.stopped() || this.timer || this.ctx.tracked.owed.size === 0) return;
+    const { owed, unrecorded } = this.ctx.tracked;
+    if (this.ctx.stopped() || this.timer || owed.size + unrecorded.size === 0) return;
     this.timer = setTimeout(() => {
       this.repairing = this.repair().finally(() => {
         this.repairing = null;
@@ -50,10 +63,19 @@ export class RepairLoop {
 
   /** One round of the repair loop: every owed write once; the pause doubles while any still fails. */
   private async repair(): Promise<void> {
-    const owed = [...this.ctx.tracked.owed.values()];
-    const results = await Promise.allSettled(owed.map((write) => this.settle(write)));
+    const { owed, unrecorded } = this.ctx.tracked;
+    const results = await Promise.allSettled([
+      ...[...owed.values()].map((write) => this.settle(write)),
+      ...[...unrecorded.values()].map((acceptance) => this.record(acceptance)),
+    ]);
     const failing = results.some((result) => result.status === 'rejected');
     this.delayMs = failing ? Math.min(2 * this.delayMs, REPAIR_MAX_DELAY_MS) : REPAIR_FIRST_DELAY_MS;
+  }
+
+  /** Writes an acceptance; it stays owed when the database fails again. */
+  private async record(acceptance: Acceptance): Promise<void> {
+    await writeAcceptance(this.ctx, acceptance);
+    this.ctx.tracked.unrecorded.delete(acceptance.task.taskId);
   }
 
   /** Writes what a task is owed; throws (and it stays owed) when the database fails again. */

@@ -94,6 +94,7 @@ export class TaskEngine implements TaskRunner {
       stopped: () => this.stopped,
       notify: () => this.notify(),
       owe: (owed, error) => this.repairs.owe(owed, error),
+      oweAcceptance: (acceptance, error) => this.repairs.oweAcceptance(acceptance, error),
     };
     this.repairs = new RepairLoop(this.ctx);
     this.claimFailures = new RepeatedFailure(logger, 'task engine: claiming tasks');
