@@ -5,7 +5,7 @@ import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
 import { findAppState, findAppStatesNamed } from '../db/hot-path-sql.js';
 import type { CatalogAppRow, TaskRow } from '../db/models.js';
 import { isFailedFirstInstall } from '../domain/app-stage.js';
-import { isNewerVersion } from '../domain/catalogue-version.js';
+import { compareVersions } from '../domain/catalogue-version.js';
 import { InvalidStateError, NotFoundError, UpstreamError, ValidationError } from '../domain/errors.js';
 import { cloneName, imagesOfEntry, readMetadata } from '../domain/operations.js';
 import { parseInput } from '../domain/parse-input.js';
@@ -162,12 +162,16 @@ export class OperationService {
     // A clone upgrades along its original's catalogue entry. An installed app upgrades from its
     // own source even once that is no longer the active one (its catalogue is still synced).
     const app = await this.catalogueVersion(null, input.sourceId, row.rawAppName ?? input.appName, input.version);
-    if (row.installedVersion === input.version) {
-      throw new InvalidStateError(`${input.appName} is already at version ${input.version}`);
-    }
-    // An upgrade goes to a newer version: an older one was sent as an upgrade and recorded as a
+    // An upgrade goes to a newer version: an older one, or the installed one written otherwise
+    // (`1.2` for `1.2.0`, another `+build` of it), was sent as an upgrade and recorded as a
     // completed one. Versions the catalogue's rules cannot order (`latest`) are sent as asked.
-    if (isNewerVersion(row.installedVersion, input.version)) {
+    const same = row.installedVersion === input.version;
+    const order = same ? 0 : compareVersions(input.version, row.installedVersion);
+    if (order === 0) {
+      const asked = same ? '' : `, the same as ${input.version}`;
+      throw new InvalidStateError(`${input.appName} is already at version ${row.installedVersion}${asked}`);
+    }
+    if (order === -1) {
       throw new InvalidStateError(
         `${input.appName} is at version ${row.installedVersion}, newer than ${input.version}: upgradeApp does not downgrade`,
       );
