@@ -34,6 +34,28 @@ export const positiveInt = z.number().int('must be a whole number').positive('mu
 export const nonNegativeInt = z.number().int('must be a whole number').min(0, 'must be 0 or more');
 
 /**
+ * The lines of a refused environment, one per variable. zod reports every check a value fails, and
+ * a setting capped below Node's longest timer holds two bounds: SHUTDOWN_TIMEOUT_MS=2147483648
+ * printed both "at most 2147483647" and "at most 600000". Of its bounds, the tightest says it all
+ * (a value within it is within the others); else the variable's first problem.
+ */
+export function settingProblems(issues: readonly z.core.$ZodIssue[]): string[] {
+  const byVariable = new Map<string, z.core.$ZodIssue>();
+  for (const issue of issues) {
+    const variable = issue.path.join('.');
+    const kept = byVariable.get(variable);
+    if (!kept || tighter(issue, kept)) byVariable.set(variable, issue);
+  }
+  return [...byVariable].map(([variable, issue]) => `  ${variable}: ${issue.message}`);
+}
+
+function tighter(issue: z.core.$ZodIssue, than: z.core.$ZodIssue): boolean {
+  if (issue.code === 'too_big' && than.code === 'too_big') return Number(issue.maximum) < Number(than.maximum);
+  if (issue.code === 'too_small' && than.code === 'too_small') return Number(issue.minimum) > Number(than.minimum);
+  return false;
+}
+
+/**
  * Node's longest timer: a setTimeout or setInterval given more fires after 1 ms instead (with a
  * TimeoutOverflowWarning), so a periodic job set to "monthly" would run back to back.
  */

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { type ApiToken, type Env, envSchema } from './config-env.js';
+import { settingProblems } from './config-values.js';
 import { parseSimulatedOutcomes } from './simulated-outcomes.js';
 
 /**
@@ -147,8 +148,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
   const parsed = envSchema.safeParse(present);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
-    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+    throw new ConfigError(`Invalid configuration:\n${settingProblems(parsed.error.issues).join('\n')}`);
   }
   const e = parsed.data;
   const auth = authSettings(e);

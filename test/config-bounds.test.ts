@@ -1,0 +1,51 @@
+import { describe, expect, test } from 'vitest';
+import { ConfigError, loadConfig } from '../src/platform/config.js';
+import { envSchema } from '../src/platform/config-env.js';
+
+/**
+ * A refused setting is one line of the start's error, naming its tightest bound: several settings
+ * hold two (a duration is at most Node's longest timer, and some at most less), and each failed
+ * bound used to print its own line.
+ */
+
+/** The lines of the error loadConfig refuses `env` with. */
+function problems(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    return error.message.split('\n').slice(1);
+  }
+  throw new Error(`${JSON.stringify(env)} was accepted`);
+}
+
+describe('a setting beyond two bounds', () => {
+  test.each([
+    ['SHUTDOWN_TIMEOUT_MS', '2147483648', 'must be at most 600000'],
+    ['LEADER_LEASE_MS', '2147483648', 'must be at most 600000'],
+    ['LEADER_LEASE_MS', '-1', 'must be at least 300'],
+    ['CHANGE_LOG_RETENTION', '0', 'must be at least 1000'],
+    ['SYNC_INTERVAL_MS', '-5', 'must be at least 1000 (1 s)'],
+  ])('%s=%s is one line: %s', (variable, value, message) => {
+    expect(problems({ [variable]: value })).toEqual([`  ${variable}: ${message}`]);
+  });
+
+  // Every variable, at values beyond any bound: whatever its checks, one line.
+  test.each(['99999999999999999999', '-99999999999999999999', '-1', '0'])(
+    'every variable set to %s is taken or refused in one line',
+    (value) => {
+      for (const variable of Object.keys(envSchema.shape)) {
+        let lines: string[];
+        try {
+          lines = problems({ [variable]: value });
+        } catch {
+          continue; // a value this setting takes
+        }
+        expect(
+          lines.filter((line) => line.startsWith(`  ${variable}:`)),
+          variable,
+        ).toHaveLength(1);
+      }
+    },
+  );
+});
