@@ -51,9 +51,14 @@ export function graphiqlDelivery(render: (options?: GraphiQLOptions) => string):
         // Yoga's own GraphiQL answer (use-graphiql.ts), the only HTML it sends.
         if (!page || response.headers.get('content-type') !== 'text/html' || response.status !== 200) return;
         const encoding = preferredEncoding(request.headers.get('accept-encoding'));
-        if (!encoding) return;
+        // Every form of the page says it was chosen by Accept-Encoding, this one too: a shared
+        // cache that stored it without would hand it to all, or the brotli one to all.
+        if (!encoding) {
+          response.headers.append('vary', 'Accept-Encoding');
+          return;
+        }
         const headers = copiedHeaders(response.headers);
-        headers.vary = 'Accept-Encoding';
+        headers.vary = headers.vary ? `${headers.vary}, Accept-Encoding` : 'Accept-Encoding';
         headers['content-encoding'] = encoding;
         return page.encoded[encoding].then((body) =>
           setResponse(new fetchAPI.Response(body, { status: 200, headers })),
