@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Authenticator } from '../auth/viewer.js';
+import type { Authenticator, Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
 import type { SqliteFile } from '../db/sqlite-file.js';
 import { DomainError } from '../domain/errors.js';
@@ -35,8 +35,8 @@ export interface RouteDeps {
   engine: Pick<TaskEngine, 'onAppState'>;
   yoga: GraphQLServer;
   /**
-   * Decides, from the headers alone, whether a chart upload's sender may send a body beyond
-   * MAX_BODY_BYTES (an admin; see graphqlBodyLimit).
+   * Authenticates a POST to /graphql from its headers alone, before its body is read: the viewer
+   * decides the body's limit (graphqlBodyLimit) and is handed to Yoga.
    */
   authenticator: Pick<Authenticator, 'fromHeaders'>;
   /** Plain JSON POSTs to /graphql, when GRAPHQL_FAST_PATH is on; what it declines goes to Yoga. */
@@ -113,8 +113,9 @@ function routeRequest(deps: RouteDeps) {
       return sse.handle(req, res);
     }
     if (req.method === 'POST' && path === yoga.graphqlEndpoint) {
-      if (!(await authenticatedBeforeBody(deps, req, res))) return;
-      const read = await readGraphQLBody(deps, req, res);
+      const viewer = await authenticatedBeforeBody(deps, req, res);
+      if (!viewer) return;
+      const read = await readGraphQLBody(deps, req, res, viewer);
       if (!read) return;
       if (deps.fastPath && (await deps.fastPath.handle(req, res))) return;
       if (req.body) (req as { body?: unknown }).body = bodyForYoga(req.body);
@@ -239,31 +240,32 @@ async function authenticatedBeforeBody(
   { authenticator, origins }: RouteDeps,
   req: TrackedRequest,
   res: ServerResponse,
-): Promise<boolean> {
+): Promise<Viewer | null> {
   try {
     req.viewer = await authenticator.fromHeaders(req.headers);
-    return true;
+    return req.viewer;
   } catch (error) {
     if (!(error instanceof DomainError)) throw error;
     allowCrossOriginRead(req, res, origins); // a browser's page may read why
     res.setHeader('connection', 'close');
     const { status, body } = domainErrorBody(error);
     json(res, status, body);
-    return false;
+    return null;
   }
 }
 
 /**
- * Reads a POST body for Yoga within its limit (graphqlBodyLimit, decided from the headers before a
- * byte is read); false when it was too large and answered with 413.
+ * Reads a POST body for Yoga within its limit (graphqlBodyLimit, decided from the viewer the
+ * headers authenticated before a byte is read); false when it was too large and answered with 413.
  */
 async function readGraphQLBody(
-  { config, authenticator }: RouteDeps,
+  { config }: RouteDeps,
   req: TrackedRequest,
   res: ServerResponse,
+  viewer: Viewer,
 ): Promise<boolean> {
   try {
-    const limit = await graphqlBodyLimit(req, config, authenticator);
+    const limit = graphqlBodyLimit(req, config, viewer);
     req.body = await readBody(req, limit.bytes, limit.setting);
     return true;
   } catch (error) {

@@ -2,9 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { FormDataLimits } from '@whatwg-node/fetch';
 import { GraphQLError } from 'graphql';
-import type { Authenticator } from '../auth/viewer.js';
-import { DomainError } from '../domain/errors.js';
-import type { Config } from '../platform/config.js';
+import type { Viewer } from '../auth/viewer.js';
 import { isPreflightedUpload } from './cross-site.js';
 import { validationError } from './validation-error.js';
 
@@ -27,42 +25,23 @@ export interface BodyLimit {
 
 /**
  * The limit of a POST body to /graphql: MAX_BODY_BYTES, except for a chart upload (a preflighted
- * multipart request) from a sender who may upload, which may carry a package of
- * CHART_UPLOAD_MAX_BYTES besides its JSON parts. Decided from the headers alone, before a byte of
- * the body is read (see mayUpload). Inside the body, Yoga's multipart parser holds each part to
- * its own limit (multipartLimits).
+ * multipart request) from an admin, which may carry a package of CHART_UPLOAD_MAX_BYTES besides
+ * its JSON parts. Only admins may upload (`uploadChart`), so nobody else needs more. The viewer is
+ * the one the router authenticated from the headers (routes.ts; in local development mode every
+ * request is the admin), so this is decided before a byte of the body is read. Inside the body,
+ * Yoga's multipart parser holds each part to its own limit (multipartLimits).
  */
-export async function graphqlBodyLimit(
+export function graphqlBodyLimit(
   req: IncomingMessage,
-  config: { maxBodyBytes: number; chartUploadMaxBytes: number; auth: Config['auth'] },
-  authenticator: Pick<Authenticator, 'fromHeaders'>,
-): Promise<BodyLimit> {
+  config: { maxBodyBytes: number; chartUploadMaxBytes: number },
+  viewer: Viewer,
+): BodyLimit {
   const { maxBodyBytes, chartUploadMaxBytes } = config;
   if (!isPreflightedUpload(req)) return { bytes: maxBodyBytes, setting: 'MAX_BODY_BYTES' };
-  if (await mayUpload(req, config.auth, authenticator)) {
+  if (viewer.isAdmin) {
     return { bytes: maxBodyBytes + chartUploadMaxBytes, setting: 'MAX_BODY_BYTES + CHART_UPLOAD_MAX_BYTES' };
   }
   return { bytes: maxBodyBytes, setting: "MAX_BODY_BYTES; a larger chart upload needs an admin's credential" };
-}
-
-/**
- * Whether the sender of a chart upload may send a package: an admin, as the Authenticator decides
- * from the request's headers (a static token is a hash lookup, a JWT a signature check against
- * local keys: no I/O, no body). Only admins may upload (`uploadChart`), so nobody else needs more
- * than MAX_BODY_BYTES. In local development mode every request is the admin.
- */
-async function mayUpload(
-  req: IncomingMessage,
-  auth: Config['auth'],
-  authenticator: Pick<Authenticator, 'fromHeaders'>,
-): Promise<boolean> {
-  if (auth.localDevelopment) return true;
-  try {
-    return (await authenticator.fromHeaders(req.headers)).isAdmin;
-  } catch (error) {
-    if (error instanceof DomainError) return false; // not accepted (the router refuses it before: routes.ts)
-    throw error;
-  }
 }
 
 /**
