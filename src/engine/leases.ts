@@ -30,10 +30,11 @@ export async function heartbeat({ db, instanceId, tracked }: EngineContext): Pro
  * A graceful stop hands this instance's tasks over rather than leaving them to run out their
  * lease: a task the app service runs stays RUNNING with no worker and no heartbeat (the mark of
  * a task handed over, which any instance adopts at once, see recoverAbandoned), with its op id
- * (and its acceptance, see TrackedTasks.unrecorded) written again in case that write had failed; a task never sent goes back to PENDING. Called once
- * no send is in progress (TaskEngine.stop), so every task still running here has been sent, and
- * only those owed a requeue were not. Should the database refuse, the tasks keep this instance's
- * lease and are adopted when it expires, like a dead instance's.
+ * (and its acceptance, see TrackedTasks.unrecorded) written again in case that write had failed;
+ * a task never sent goes back to PENDING. Called once no send is in progress (TaskEngine.stop),
+ * so every task still running here has been sent, and only those owed a requeue were not. Should
+ * the database refuse, the tasks keep this instance's lease and are adopted when it expires, like
+ * a dead instance's.
  */
 export async function handOver(ctx: EngineContext): Promise<void> {
   const { db, feed, logger, instanceId, tracked } = ctx;

@@ -11,8 +11,9 @@ const REPAIR_MAX_DELAY_MS = 2000;
 
 /**
  * Retries the writes the database could not take (see Owed) until each lands, so no task is left
- * RUNNING by a failed write; and the acceptances it refused (see TrackedTasks.unrecorded). Meanwhile the heartbeat keeps the lease of every owed task, so no
- * other instance takes it for abandoned.
+ * RUNNING by a failed write; and the acceptances it refused (see TrackedTasks.unrecorded).
+ * Meanwhile the heartbeat keeps the lease of every owed task, so no other instance takes it for
+ * abandoned.
  */
 export class RepairLoop {
   private timer: NodeJS.Timeout | undefined;
