@@ -96,6 +96,14 @@ export function eventStream<View>(
     // Joining and the first look at the store happen in the same tick (the store is synchronous):
     // nothing falls between the replay and the live stream.
     const leave = source.join((event) => {
+      // The store forgot events it cannot vouch for (StateStore.forgetUpTo): a live reader may
+      // have been handed a different set there than other instances' readers; one still reading
+      // from the store gets its RESYNC there.
+      if (event.kind === 'RESYNC') {
+        if (behind !== null) return;
+        taken = Math.max(taken, event.sequence);
+        return hand(source.resync());
+      }
       if (behind !== null || event.sequence <= taken) return; // read from the store, or read there already
       if (waiting < limit) return offer(event);
       behind = event.sequence - 1;

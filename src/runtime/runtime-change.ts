@@ -17,6 +17,12 @@ export type RuntimeChange =
       /** The apps asked for; those missing from `apps` have no row any more. */
       appKeys: AppKey[];
       apps: AppRow[];
+      /**
+       * Epoch ms, the origin's clock: when the earliest of the changes it reads back was announced
+       * (announcements follow their commits at once); 0 when unknown (keys a resync re-reads).
+       * Absent in entries of versions before it (cluster-join.ts decides without it).
+       */
+      notedAt?: number;
     }
   | {
       kind: 'components';

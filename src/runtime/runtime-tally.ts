@@ -79,6 +79,14 @@ class Counts {
   }
 }
 
+/** Counted over the given apps and tasks (a snapshot's, or a filter's matches). */
+export function countSummary(apps: readonly CountedApp[], tasks: readonly CountedTask[]): TalliedSummary {
+  const counts = new Counts();
+  for (const app of apps) counts.app(app, 1);
+  for (const task of tasks) counts.task(task, 1);
+  return counts.summary();
+}
+
 function bump<K>(counts: Map<K, number>, key: K, sign: 1 | -1): void {
   const count = (counts.get(key) ?? 0) + sign;
   if (count === 0) counts.delete(key);

@@ -7,6 +7,7 @@ import { allActiveTasks, appStatePages, latestFinishedTasks } from '../db/state-
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import type { EventBus } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
+import { joinCluster } from './cluster-join.js';
 import { chartRepoComponent, component, instanceComponentName, notRunYet, stoppedComponents } from './components.js';
 import type { SweepOrder } from './instance-sweep.js';
 import { LastWriters } from './last-writers.js';
@@ -80,9 +81,12 @@ export class StateCollector {
   private readonly checks: SourceChecks;
   /** Each poll source's last run: how long it took and whether it answered (read by the metrics). */
   readonly sourceRuns = new Map<string, { seconds: number; ok: boolean }>();
-  /** Announced changes not read back yet: task ids, and app keys by their string form. */
-  private readonly staleTasks = new Set<string>();
-  private readonly staleApps = new Map<string, AppKey>();
+  /**
+   * Announced changes not read back yet, by task id and by app key string, each with when it was
+   * first announced (0: unknown), which its read-back carries (RuntimeChange `notedAt`).
+   */
+  private readonly staleTasks = new Map<string, { taskId: string; noted: number }>();
+  private readonly staleApps = new Map<string, { key: AppKey; noted: number }>();
   /** The read-back loop while it runs. */
   private refreshing: Promise<void> | null = null;
   /** Read-backs wait for the initial load: it may have read older rows than they would. */
@@ -122,7 +126,11 @@ export class StateCollector {
     );
     await this.loadInitialState();
     this.loaded = true;
-    if (this.cluster) await this.joinCluster(this.cluster);
+    if (this.cluster) {
+      const { store, applier, logger } = this;
+      const applied = this.applied.bind(this);
+      await joinCluster({ ...this.cluster, store, applier, logger, loadedAt: Date.now(), applied });
+    }
     this.scheduleRefresh();
     await this.collect();
     this.timer = setInterval(() => void this.collect(), this.options.intervalMs);
@@ -133,50 +141,23 @@ export class StateCollector {
       }) ?? (() => {});
   }
 
-  /**
-   * Cluster mode, once the state is loaded: numbers events from the log's position on, takes over
-   * the cluster's events up to there (for clients resuming from before this instance started),
-   * records the events of its own changes from now on for later instances (an event of a change
-   * whose instance died before applying it is not recorded: a later instance answers RESYNC to a
-   * `since` from before it), then applies the log's changes.
-   */
-  private async joinCluster({ log, entries, eventBuffer }: CollectorCluster): Promise<void> {
-    this.store.startAt(entries.position);
-    try {
-      this.store.replay(await log.eventsUpTo(entries.position, eventBuffer));
-    } catch (error) {
-      this.logger.warn({ err: error }, 'could not read the cluster’s recent runtime events; resuming starts here');
-    }
-    // Each event is recorded by the instance whose change caused it (every instance emits it).
-    let own = false;
-    this.store.onEvent((event) => {
-      if (own) log.recordEvent(event);
-    });
-    entries.attach((change, first, last, isOwn) => {
-      own = isOwn;
-      let gone: string[] = [];
-      try {
-        this.store.applyAt(first, last, () => {
-          gone = this.applier.apply(change);
-        });
-      } finally {
-        own = false;
-      }
-      // Logged by the leader whose order found them gone.
-      if (isOwn) for (const instance of gone) this.logger.warn({ instance }, 'instance not heard from');
-      if (change.kind === 'rows') this.confirmOwn(change, isOwn);
-      if (isOwn) this.barrier.returned(change);
-    });
+  /** Cluster mode: after an entry is applied, what follows for this instance (see joinCluster). */
+  private applied(change: RuntimeChange, own: boolean, gone: string[]): void {
+    // Logged by the leader whose order found them gone.
+    if (own) for (const instance of gone) this.logger.warn({ instance }, 'instance not heard from');
+    if (change.kind === 'rows') this.confirmOwn(change, own);
+    if (own) this.barrier.returned(change);
   }
 
   /** Cluster mode: reads this instance's rows again when another instance's entry came between (LastWriters). */
   private confirmOwn({ tasks, appKeys }: Extract<RuntimeChange, { kind: 'rows' }>, own: boolean): void {
     const keys = new Map(appKeys.map((key) => [`app ${appKeyString(key)}`, key]));
     const again = this.lastWriters.note([...tasks.map(({ taskId }) => `task ${taskId}`), ...keys.keys()], own);
+    // Noted now, though the row may have moved earlier: the instance that moved it reads it back
+    // too, and its entry carries when (cluster-join.ts).
     for (const row of again) {
       const key = keys.get(row);
-      if (key) this.staleApps.set(appKeyString(key), key);
-      else this.staleTasks.add(row.slice('task '.length));
+      this.markStale(key ? null : row.slice('task '.length), key ?? null);
     }
     if (again.length > 0) this.scheduleRefresh();
   }
@@ -294,12 +275,20 @@ export class StateCollector {
 
   /** An announcement named a task or an app: it is read back (and a mutation's answer waits for that). */
   private noteStale(taskId: string | null, app: AppKey | null): void {
-    if (taskId !== null) this.staleTasks.add(taskId);
-    if (app !== null) {
-      this.staleApps.set(appKeyString(app), { userId: app.userId, sourceId: app.sourceId, appName: app.appName });
-    }
+    this.markStale(taskId, app);
     this.barrier.note();
     this.scheduleRefresh();
+  }
+
+  /** Marks a task or an app to read back, keeping when it was first announced (`noted`: now). */
+  private markStale(taskId: string | null, app: AppKey | null, noted = Date.now()): void {
+    if (taskId !== null) {
+      this.staleTasks.set(taskId, { taskId, noted: Math.min(noted, this.staleTasks.get(taskId)?.noted ?? noted) });
+    }
+    if (app === null) return;
+    const key = { userId: app.userId, sourceId: app.sourceId, appName: app.appName };
+    const before = this.staleApps.get(appKeyString(key))?.noted ?? noted;
+    this.staleApps.set(appKeyString(key), { key, noted: Math.min(noted, before) });
   }
 
   /** Resyncs run one after the other (each reads the whole state back), the read-back after each. */
@@ -323,10 +312,9 @@ export class StateCollector {
         latestFinishedTasks(this.sql, RECENT_FINISHED_TASKS),
       ]);
       const { apps: heldApps, tasks: heldTasks } = this.store.snapshot();
-      for (const key of [...heldApps, ...apps]) {
-        this.staleApps.set(appKeyString(key), { userId: key.userId, sourceId: key.sourceId, appName: key.appName });
-      }
-      for (const { taskId } of [...heldTasks, ...active, ...recent]) this.staleTasks.add(taskId);
+      // When these changed is unknown (any instance may have loaded them): announced at 0.
+      for (const key of [...heldApps, ...apps]) this.markStale(null, key, 0);
+      for (const { taskId } of [...heldTasks, ...active, ...recent]) this.markStale(taskId, null, 0);
     } catch (error) {
       this.logger.error({ err: error }, 'could not re-read the runtime state; it catches up with the next changes');
     }
@@ -353,13 +341,15 @@ export class StateCollector {
       // A commit is announced as a task and its app together, and each announcement reaches us
       // a few microtasks later: let this turn's arrive, and read them with one statement each.
       await new Promise((resolve) => setImmediate(resolve));
-      const taskIds = takeFirst(this.staleTasks, READ_BATCH);
-      const appKeys = takeFirst(this.staleApps, READ_BATCH);
+      const staleTasks = takeFirst(this.staleTasks, READ_BATCH);
+      const staleApps = takeFirst(this.staleApps, READ_BATCH);
+      const [taskIds, appKeys] = [staleTasks.map(({ taskId }) => taskId), staleApps.map(({ key }) => key)];
+      const notedAt = Math.min(...[...staleTasks, ...staleApps].map(({ noted }) => noted));
       // Every change noted so far is in this read, unless some are left for the next one.
       const covers = this.staleTasks.size === 0 && this.staleApps.size === 0 ? this.barrier.generation : null;
       try {
         const [tasks, apps] = await Promise.all([findTasks(this.sql, taskIds), findAppStates(this.sql, appKeys)]);
-        this.publishRows({ kind: 'rows', tasks, appKeys, apps }, covers);
+        this.publishRows({ kind: 'rows', tasks, appKeys, apps, notedAt }, covers);
       } catch (error) {
         // Logged and skipped (the next change of the task or app reads it again); waiters go on.
         this.logger.error({ err: error }, 'could not apply a change to the runtime state');

@@ -1,10 +1,9 @@
 import type { ChartRepoCollection, ChartRepoStatus } from '../adapters/chart-repo/port.js';
 import type { TaskRow } from '../db/models.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
-import { APP_STAGES, type AppStage } from '../domain/app-stage.js';
 import { ComponentPushes } from './component-pushes.js';
 import { FinishedTasks } from './finished-tasks.js';
-import { RuntimeTally, type TalliedSummary } from './runtime-tally.js';
+import { countSummary, RuntimeTally, type TalliedSummary } from './runtime-tally.js';
 import { type RuntimeApp, SnapshotScope } from './snapshot-scope.js';
 import { IndexedRows } from './store-index.js';
 
@@ -156,12 +155,34 @@ export class StateStore {
    */
   replay(events: RuntimeEvent[]): void {
     const kept = events.filter((event) => event.sequence <= this.sequence).slice(-this.options.bufferSize);
-    const oldest = kept[0];
+    // A RESYNC kept there marks where an instance forgot what it emitted (forgetUpTo): nothing
+    // before it is resumed from.
+    const mark = kept.findLastIndex((event) => event.kind === 'RESYNC');
+    const usable = kept.slice(mark + 1);
+    const oldest = usable[0];
     if (!oldest || this.buffer.length > 0) return;
-    this.buffer.push(...kept);
+    this.buffer.push(...usable);
     // Every event after the one before the oldest kept is here (sequences are not consecutive,
     // so a `since` between two kept events resumes too).
-    this.floor = oldest.sequence - 1;
+    this.floor = kept[mark]?.sequence ?? oldest.sequence - 1;
+  }
+
+  /**
+   * Cluster mode: the events up to `sequence` may not be the ones the other instances emitted
+   * there (cluster-join.ts: this instance had loaded a change they applied only then). A `since`
+   * before it gets RESYNC from now on, and so does every live stream (a RESYNC event at `sequence`
+   * reaches the listeners: it takes no sequence of its own and stays out of the buffer).
+   */
+  forgetUpTo(sequence: number): void {
+    if (sequence <= this.floor) return;
+    this.floor = sequence;
+    let dropped = 0;
+    while (dropped < this.buffer.length && (this.buffer[dropped] as RuntimeEvent).sequence <= sequence) dropped += 1;
+    this.buffer.splice(0, dropped);
+    this.sequence = Math.max(this.sequence, sequence);
+    this.changes += 1;
+    const event: RuntimeEvent = { sequence, kind: 'RESYNC', at: new Date() };
+    for (const listener of this.listeners) listener(event);
   }
 
   /**
@@ -315,7 +336,7 @@ export class StateStore {
     return {
       sequence: this.sequence,
       generatedAt: new Date(),
-      summary: this.summarize(apps, tasks),
+      summary: { ...countSummary(apps, tasks), activeComponents: this.activeComponents() },
       apps,
       tasks,
       components,
@@ -332,42 +353,14 @@ export class StateStore {
     if (scope.tallied) {
       return { ...this.tally.summary(scope.tallied.userId), activeComponents: this.activeComponents() };
     }
-    return this.summarize(this.apps.select(scope.apps, false), this.tasks.select(scope.tasks, false));
+    const counted = countSummary(this.apps.select(scope.apps, false), this.tasks.select(scope.tasks, false));
+    return { ...counted, activeComponents: this.activeComponents() };
   }
 
   private activeComponents(): number {
     let active = 0;
     for (const c of this.components.values()) if (c.healthy && c.state === 'RUNNING') active += 1;
     return active;
-  }
-
-  /** Counted over the given apps and tasks (a snapshot's, or a filter's matches). */
-  private summarize(apps: RuntimeApp[], tasks: TaskRow[]): RuntimeSummary {
-    const byStage = new Map<AppStage, number>();
-    let healthy = 0;
-    let unhealthy = 0;
-    for (const app of apps) {
-      byStage.set(app.derived.stage, (byStage.get(app.derived.stage) ?? 0) + 1);
-      if (app.derived.health === 'HEALTHY') healthy += 1;
-      if (app.derived.health === 'UNHEALTHY') unhealthy += 1;
-    }
-    const count = (status: string) => tasks.filter((task) => task.status === status).length;
-    return {
-      totalApps: apps.length,
-      healthyApps: healthy,
-      unhealthyApps: unhealthy,
-      appsByStage: APP_STAGES.filter((stage) => byStage.has(stage)).map((stage) => ({
-        stage,
-        count: byStage.get(stage) ?? 0,
-      })),
-      totalTasks: tasks.length,
-      pendingTasks: count('PENDING'),
-      runningTasks: count('RUNNING'),
-      completedTasks: count('COMPLETED'),
-      failedTasks: count('FAILED'),
-      canceledTasks: count('CANCELED'),
-      activeComponents: this.activeComponents(),
-    };
   }
 
   /** Keeps every active task and only the most recent finished ones. */
