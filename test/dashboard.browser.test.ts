@@ -215,6 +215,37 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
     }
   });
 
+  test('the task tabs keep the keyboard focus across a selection and live changes; the arrow keys move along them', async () => {
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${server.url}/dashboard`);
+      await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
+      const focused = () => page.evaluate(() => document.activeElement?.getAttribute('data-tab') ?? null);
+      // Only the selected tab is in the Tab order.
+      expect(await page.locator('#task-tabs [role=tab][tabindex="0"]').count()).toBe(1);
+      await page.locator('#task-tabs [data-tab=""]').focus();
+      await page.keyboard.press('ArrowRight');
+      await page.keyboard.press('ArrowRight');
+      expect(await focused()).toBe('RUNNING');
+      await page.keyboard.press('Enter');
+      await expect.poll(() => page.locator('#task-tabs [data-tab=RUNNING]').getAttribute('aria-selected')).toBe('true');
+      expect(await focused()).toBe('RUNNING');
+      // A live change redraws the counts: the focus stays where it was.
+      const all = page.locator('#task-tabs [data-tab=""] .count');
+      const before = Number(await all.innerText());
+      // An app no other test here uses.
+      await install('paperless-ngx', '2.13.5');
+      await expect.poll(async () => Number(await all.innerText()), { timeout: 15_000 }).toBe(before + 1);
+      expect(await focused()).toBe('RUNNING');
+      await page.keyboard.press('End');
+      await page.keyboard.press('Space');
+      await expect.poll(() => page.locator('#task-tabs [role=tab]').last().getAttribute('aria-selected')).toBe('true');
+      expect(await focused()).toBe('CANCELED');
+    } finally {
+      await page.close();
+    }
+  });
+
   test('a failed install shows its reason, on the task and on the app', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(`${server.url}/dashboard`);

@@ -4,6 +4,7 @@
 import { CANCEL_TASK, RETRY_TASK } from './documents.js';
 import { closedUnder } from './live-client.js';
 import { reloadFilters, setFilters, state, TASK_MESSAGES_LIMIT, touch } from './state.js';
+import { bindTabKeys } from './tabs.js';
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -93,6 +94,8 @@ export function bindControls(client) {
     },
     true,
   );
+  bindTabKeys($('#task-tabs'));
+  bindTabKeys($('#repo-tabs'));
   $('#login').addEventListener('submit', (event) => {
     event.preventDefault();
     $('#login').hidden = true;

@@ -5,6 +5,7 @@
 import { badge, esc, progressBar, timeAgo } from './format.js';
 import { flowHref } from './render-apps.js';
 import { filters, showsRepoItem, state } from './state.js';
+import { patchTabs } from './tabs.js';
 
 const $ = (selector) => document.querySelector(selector);
 const TABS = [
@@ -156,11 +157,10 @@ export function renderChartRepo() {
     hydrator: repo?.queues?.hydrator?.queueLength,
     analyzer: repo?.queues?.imageAnalyzer?.queueLength,
   };
-  $('#repo-tabs').innerHTML = TABS.map(
-    ([key, label]) =>
-      `<button type="button" role="tab" data-repo-tab="${esc(key)}" aria-selected="${key === current}">${esc(label)}${
-        count[key] !== undefined && count[key] !== null ? ` <span class="count">${esc(count[key])}</span>` : ''
-      }</button>`,
-  ).join('');
+  patchTabs(
+    $('#repo-tabs'),
+    'repo-tab',
+    TABS.map(([key, label]) => ({ key, label, count: count[key], selected: key === current })),
+  );
   $('#repo-panel').innerHTML = repo ? RENDER_TAB[current](repo) : '';
 }

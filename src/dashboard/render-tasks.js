@@ -3,6 +3,7 @@
 
 import { badge, elapsed, esc, progressBar, timeAgo } from './format.js';
 import { filters, showsTask, state, TASK_STATUSES } from './state.js';
+import { patchTabs } from './tabs.js';
 
 const $ = (selector) => document.querySelector(selector);
 /** Rows drawn per tab; the rest are counted. */
@@ -59,14 +60,11 @@ export function renderTasks() {
   const counts = Object.fromEntries(TASK_STATUSES.map((status) => [status, 0]));
   for (const task of shown) counts[task.status] = (counts[task.status] ?? 0) + 1;
   const tabs = [['', 'all', shown.length], ...TASK_STATUSES.map((s) => [s, s.toLowerCase(), counts[s]])];
-  $('#task-tabs').innerHTML = tabs
-    .map(
-      ([status, label, count]) =>
-        `<button type="button" role="tab" data-tab="${esc(status)}" aria-selected="${filters.status === status}">${esc(
-          label,
-        )} <span class="count">${esc(count)}</span></button>`,
-    )
-    .join('');
+  patchTabs(
+    $('#task-tabs'),
+    'tab',
+    tabs.map(([key, label, count]) => ({ key, label, count, selected: filters.status === key })),
+  );
   const rows = shown
     .filter((task) => !filters.status || task.status === filters.status)
     .sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
