@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { LOAD_OVERLAP_MS, mayBeLoaded } from '../src/runtime/cluster-join.js';
+import { type EventStreamSource, eventStream } from '../src/runtime/event-stream.js';
 import type { RuntimeChange } from '../src/runtime/runtime-change.js';
 import { type ComponentStatus, type RuntimeEvent, StateStore } from '../src/runtime/state-store.js';
 
@@ -68,6 +69,47 @@ describe('StateStore.forgetUpTo', () => {
     ]);
     expect(store.eventsSince(150)).toBeNull();
     expect(store.eventsSince(160)?.map((event) => event.sequence)).toEqual([170]);
+  });
+});
+
+describe('event streams over a store that forgets', () => {
+  /** The store as a stream reads it, each event shown as its kind and sequence. */
+  const sourceOf = (store: StateStore): EventStreamSource<string> => ({
+    eventsSince: (sequence, limit) => store.eventsSince(sequence, limit),
+    sequence: () => store.lastSequence,
+    view: (event) => `${event.kind} ${event.sequence}`,
+    resync: () => 'RESYNC',
+    join: (receive) => store.onEvent(receive),
+    reach: async () => false,
+  });
+  const take = async (stream: AsyncIterator<string>, count: number) => {
+    const taken: string[] = [];
+    while (taken.length < count) taken.push((await stream.next()).value as string);
+    return taken;
+  };
+
+  test('a stream resumed from before gets one RESYNC; a live one, whose snapshot was taken here, none', async () => {
+    const store = storeAt(100);
+    store.applyAt(101, 102, () => store.putComponent(component('a')));
+    const live = eventStream(sourceOf(store), null, 100)[Symbol.asyncIterator]();
+    const resumed = eventStream(sourceOf(store), 100, 100)[Symbol.asyncIterator]();
+    const liveTaken = take(live, 2);
+    const resumedTaken = take(resumed, 4);
+    await new Promise((resolve) => setImmediate(resolve)); // both joined
+    // Two entries its load may have held, each forgotten once applied (cluster-join.ts).
+    store.applyAt(103, 104, () => store.putComponent(component('b')));
+    store.forgetUpTo(104);
+    store.applyAt(105, 106, () => store.putComponent(component('c')));
+    store.forgetUpTo(106);
+    expect(await liveTaken).toEqual(['COMPONENT_CHANGED 103', 'COMPONENT_CHANGED 105']);
+    expect(await resumedTaken).toEqual([
+      'COMPONENT_CHANGED 101',
+      'COMPONENT_CHANGED 103',
+      'RESYNC',
+      'COMPONENT_CHANGED 105',
+    ]);
+    await live.return?.();
+    await resumed.return?.();
   });
 });
 

@@ -51,6 +51,8 @@ export function eventStream<View>(
     let waiting = 0;
     /** While set, the stream reads from the store after this sequence instead of taking changes as they come. */
     let behind: number | null = since ?? null;
+    /** Where the reader resumed from (`since`), until it has been handed a RESYNC. */
+    let resumedFrom: number | null = since ?? null;
     /**
      * The last change taken, handed over or not (the reader may not see it): a change delivered
      * live after the stream read it from the store (live delivery comes a macrotask after the
@@ -82,6 +84,7 @@ export function eventStream<View>(
           next = 0;
           if (more === null) {
             taken = source.sequence(); // then live from here on
+            resumedFrom = null;
             hand(source.resync());
           }
           if (backlog.length === 0) behind = null;
@@ -96,11 +99,15 @@ export function eventStream<View>(
     // Joining and the first look at the store happen in the same tick (the store is synchronous):
     // nothing falls between the replay and the live stream.
     const leave = source.join((event) => {
-      // The store forgot events it cannot vouch for (StateStore.forgetUpTo): a live reader may
-      // have been handed a different set there than other instances' readers; one still reading
-      // from the store gets its RESYNC there.
+      // The store forgot events it cannot vouch for (StateStore.forgetUpTo). Only a reader that
+      // resumed from a `since` before them may have missed what they stood for (one still reading
+      // from the store gets its RESYNC there), and only once: the snapshot it then takes is this
+      // instance's, which holds the rest. A live stream's reader took its snapshot here too: told
+      // at every such entry, for five seconds after each start, its clients refetched the
+      // snapshot at every change.
       if (event.kind === 'RESYNC') {
-        if (behind !== null) return;
+        if (behind !== null || resumedFrom === null || resumedFrom >= event.sequence) return;
+        resumedFrom = null;
         taken = Math.max(taken, event.sequence);
         return hand(source.resync());
       }
