@@ -42,7 +42,7 @@ import { migrateDatabase } from '../src/db/migrate.js';
 import { readCatalogueEntry } from '../src/domain/catalogue-entry.js';
 import { loadConfig } from '../src/platform/config.js';
 import { createLogger } from '../src/platform/logger.js';
-import { fingerprint } from '../src/services/catalogue-sync.js';
+import { fingerprint } from '../src/services/catalogue-plan.js';
 import type { CatalogueSourceRequest } from './catalogue-source.js';
 import { benchEntries } from './lib/catalogue-entries.js';
 import { Child, canPin } from './lib/fanout-parent.js';

@@ -154,6 +154,26 @@ describe.each(databases)('the Syncer on %s', (kind) => {
     );
   });
 
+  test('a source whose hash call and index carry different hashes costs one request per unchanged poll', async () => {
+    fake.setHashPrefix('published:');
+    try {
+      fake.change('notes', { version: '1.0.1' });
+      expect(await syncNow(server)).toMatchObject({ lastError: null, consecutiveFailures: 0 });
+      expect((await catalog(server)).find((app) => app.name === 'notes')?.version).toBe('1.0.1');
+      fake.resetCounters();
+      await syncNow(server);
+      await syncNow(server);
+      expect(fake.requests.map((request) => request.endpoint)).toEqual(['hash', 'hash']);
+      // The source moves: its hash call says so, and the change is read.
+      fake.change('notes', { version: '1.0.2' });
+      await syncNow(server);
+      expect(fake.count('info')).toBe(1);
+      expect((await catalog(server)).find((app) => app.name === 'notes')?.version).toBe('1.0.2');
+    } finally {
+      fake.setHashPrefix('');
+    }
+  });
+
   test('one changed app costs one detail fetch for it and changes its row only', async () => {
     const rowsBefore = await server.app.db.catalogApp.findMany({ orderBy: { appId: 'asc' } });
     fake.change('notes', { version: '1.1.0' });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { type MarketSourceClient, MarketSourceError } from '../adapters/market-source/port.js';
 import { readCatalogueEntry } from '../domain/catalogue-entry.js';
 import { type StoredUpsert, storedUpsert } from './catalogue-writes.js';
@@ -77,4 +78,14 @@ export function refuseNameClashes(
     }
   }
   return refused;
+}
+
+/** A stable digest of an app's summary: JSON with sorted keys, so key order never counts as a change. */
+export function fingerprint(summary: unknown): string {
+  return createHash('sha256').update(JSON.stringify(summary, sortedKeys)).digest('base64url').slice(0, 32);
+}
+
+function sortedKeys(_key: string, value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  return Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { type MarketSourceClient, MarketSourceError, type SourceIndex } from '../adapters/market-source/port.js';
 import { findCatalogSummaries, findMarketSource, recordUnchangedSync, type SyncSuccess } from '../db/catalogue-sql.js';
 import type { Db } from '../db/client.js';
@@ -8,7 +7,7 @@ import type { MarketSourceRow } from '../db/models.js';
 import { NotFoundError } from '../domain/errors.js';
 import { byText } from '../domain/text-order.js';
 import type { Logger } from '../platform/logger.js';
-import { readEntries, refuseNameClashes } from './catalogue-plan.js';
+import { fingerprint, readEntries, refuseNameClashes } from './catalogue-plan.js';
 import { type CatalogueWrite, SourceGone, type StoredUpsert, writeCatalogue } from './catalogue-writes.js';
 
 /**
@@ -240,10 +239,12 @@ export class CatalogueSyncer {
       const index = await client.index();
       const write = await this.plan(source, index, client, outcome);
       outcome.durationMs = elapsed(started);
-      // A hash is kept only for a complete sync: with entries rejected, the next sync reads the
-      // index again (and, by their fingerprints, only the apps still missing).
+      // Kept: the `hash` call's answer, which the next sync compares with (the index's own may be
+      // written otherwise, and every poll read the index again); asked before the index, it is
+      // never newer than what was read. Only for a complete sync: with entries rejected, the next
+      // sync reads the index again (and, by their fingerprints, only the apps still missing).
       const complete = outcome.rejected.length === 0;
-      const status = this.successStatus(attemptAt, outcome, complete ? index.hash : null);
+      const status = this.successStatus(attemptAt, outcome, complete ? hash : null);
       Object.assign(outcome, await writeCatalogue(this.db, write, status)); // what it really changed
     } catch (error) {
       if (error instanceof SourceGone) {
@@ -370,16 +371,6 @@ export class CatalogueSyncer {
 
 function emptyOutcome(sourceId: string): SyncOutcome {
   return { sourceId, read: false, added: [], updated: [], removed: [], rejected: [], error: null, durationMs: 0 };
-}
-
-/** A stable digest of an app's summary: JSON with sorted keys, so key order never counts as a change. */
-export function fingerprint(summary: unknown): string {
-  return createHash('sha256').update(JSON.stringify(summary, sortedKeys)).digest('base64url').slice(0, 32);
-}
-
-function sortedKeys(_key: string, value: unknown): unknown {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
-  return Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 function describe(error: unknown): string {

@@ -77,6 +77,11 @@ export interface FakeMarketSource {
   restore(snapshot: CatalogueSnapshot): void;
   ids(): string[];
   setV1Only(v1Only: boolean): void;
+  /**
+   * Has the hash call answer `prefix` before the catalogue hash, while info carries the bare one:
+   * a source whose published hash covers more than its index. '' for the same hash in both.
+   */
+  setHashPrefix(prefix: string): void;
   /** Sets (or with null, clears) the fault of one endpoint. */
   fault(endpoint: MarketEndpoint, fault: MarketFault | null): void;
   /** Every request, in arrival order, 404s included. */
@@ -243,6 +248,7 @@ export async function startFakeMarketSource(options: FakeMarketSourceOptions = {
   let v1Only = options.v1Only ?? false;
   let lastUpdated = nanoTime(new Date());
   let hash: string | null = null;
+  let hashPrefix = '';
 
   const idOf = (idOrName: string) =>
     apps.has(idOrName) ? idOrName : [...apps].find(([, app]) => app.entry.name === idOrName)?.[0];
@@ -278,7 +284,7 @@ export async function startFakeMarketSource(options: FakeMarketSourceOptions = {
     const version = url.searchParams.get('version') ?? '1.12.0';
     switch (endpoint) {
       case 'hash':
-        return { status: 200, body: { hash: currentHash(), last_updated: lastUpdated, version } };
+        return { status: 200, body: { hash: `${hashPrefix}${currentHash()}`, last_updated: lastUpdated, version } };
       case 'info':
         return { status: 200, body: infoAnswer(version, currentHash(), lastUpdated, summaries(), [...apps.values()]) };
       case 'details': {
@@ -401,6 +407,9 @@ export async function startFakeMarketSource(options: FakeMarketSourceOptions = {
     ids: () => [...apps.keys()],
     setV1Only(value) {
       v1Only = value;
+    },
+    setHashPrefix(prefix) {
+      hashPrefix = prefix;
     },
     fault(endpoint, fault) {
       if (fault) faults.set(endpoint, { ...fault });
