@@ -265,6 +265,8 @@ describe('HttpMarketSource against a source that fails', () => {
     expect(error.message).toBe('hash: no answer within 300 ms');
     expect(elapsed).toBeGreaterThanOrEqual(250);
     expect(elapsed).toBeLessThan(2_000);
+    // A timeout is the source's answer: not asked again.
+    expect(source.count('hash')).toBe(1);
   });
 
   test('a body that is not JSON is garbage', async () => {
@@ -351,10 +353,36 @@ describe('HttpMarketSource against a source that fails', () => {
     expect(error.message).toBe(`info: the answer is larger than ${64 * 1024} bytes`);
   });
 
-  test('a dropped connection and a closed port are unreachable', async () => {
+  test('a connection dropped once is asked again, each retry told, and the call succeeds', async () => {
+    const source = await fakeSource();
+    const retries: unknown[] = [];
+    const market = client(source, { onRetry: (retry) => retries.push(retry) });
+    source.fault('hash', { kind: 'reset', times: 1 });
+    expect((await market.hash()).hash).toBe(source.hash);
+    source.fault('details', { kind: 'reset', times: 2 });
+    const details = await collectDetails(market, [fakeAppId('notes')]);
+    expect([...details.apps.keys()]).toEqual([fakeAppId('notes')]);
+    expect(source.requests.map((request) => request.endpoint)).toEqual([
+      'hash',
+      'hash',
+      'details',
+      'details',
+      'details',
+    ]);
+    expect(retries).toEqual([
+      { call: 'hash', attempt: 1, problem: 'UND_ERR_SOCKET' },
+      { call: 'details', attempt: 1, problem: 'UND_ERR_SOCKET' },
+      { call: 'details', attempt: 2, problem: 'UND_ERR_SOCKET' },
+    ]);
+  });
+
+  test('a connection dropped at every attempt is unreachable after the bounded attempts, a closed port at once', async () => {
     const source = await fakeSource();
     source.fault('hash', { kind: 'reset' });
-    expect((await failure(client(source).hash())).reason).toBe('unreachable');
+    const dropped = await failure(client(source).hash());
+    expect(dropped.reason).toBe('unreachable');
+    expect(dropped.message).toBe(`hash: ${source.url} is unreachable (UND_ERR_SOCKET, 3 attempts)`);
+    expect(source.count('hash')).toBe(3);
 
     const port = await closedPort();
     const error = await failure(new HttpMarketSource({ baseUrl: `http://127.0.0.1:${port}`, timeoutMs: 2_000 }).hash());

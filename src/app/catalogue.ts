@@ -53,7 +53,10 @@ export function createCatalogue({ db, logger, config, bus, feed, history, catalo
       const key = `${source.sourceId}\n${source.baseUrl ?? ''}`;
       let client = clients.get(key);
       if (!client) {
-        client = createMarketSourceClient(source.baseUrl, settings);
+        // Each retry is logged: a source whose syncs succeed only after them is on a flaky link.
+        client = createMarketSourceClient(source.baseUrl, settings, (retry) =>
+          logger.info({ sourceId: source.sourceId, ...retry }, 'a market source dropped a connection; asked again'),
+        );
         clients.set(key, client);
       }
       return client;

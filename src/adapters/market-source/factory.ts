@@ -1,5 +1,5 @@
 import { BundledCatalogue } from './bundled.js';
-import { HttpMarketSource } from './http.js';
+import { HttpMarketSource, type MarketSourceRetry } from './http.js';
 import { type MarketSourceClient, MarketSourceError } from './port.js';
 
 export interface MarketSourceSettings {
@@ -19,7 +19,12 @@ export interface MarketSourceSettings {
  * configured one, whatever follows `bundled:`, so a source URL cannot make the server read
  * another file. Anything else throws MarketSourceError('unreachable').
  */
-export function createMarketSourceClient(baseUrl: string | null, settings: MarketSourceSettings): MarketSourceClient {
+export function createMarketSourceClient(
+  baseUrl: string | null,
+  settings: MarketSourceSettings,
+  /** Told of each HTTP call asked again after its connection failed. */
+  onRetry?: (retry: MarketSourceRetry) => void,
+): MarketSourceClient {
   const url = baseUrl?.trim() ?? '';
   if (isBundledUrl(url)) {
     return new BundledCatalogue({ path: settings.bundledCataloguePath, maxBytes: settings.maxResponseBytes });
@@ -30,6 +35,7 @@ export function createMarketSourceClient(baseUrl: string | null, settings: Marke
     version: settings.version,
     timeoutMs: settings.timeoutMs,
     maxResponseBytes: settings.maxResponseBytes,
+    ...(onRetry ? { onRetry } : {}),
   });
 }
 

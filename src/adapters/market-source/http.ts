@@ -1,3 +1,4 @@
+import { setTimeout } from 'node:timers/promises';
 import { isRecord } from '../../platform/json.js';
 import { fetchJson, type OutboundOutcome, upstreamExcerpt } from '../../platform/outbound-http.js';
 import { redactSecrets } from '../../platform/redact.js';
@@ -37,11 +38,36 @@ export interface HttpMarketSourceOptions {
   timeoutMs?: number;
   /** Largest answer read; the index of a big catalogue is a few MB. @default 16 MiB */
   maxResponseBytes?: number;
+  /** Told of each call asked again after its connection failed (see RETRIED_PROBLEMS), for the log. */
+  onRetry?: (retry: MarketSourceRetry) => void;
+}
+
+export interface MarketSourceRetry {
+  call: Exclude<Call, 'bundled catalogue'>;
+  /** The attempt that failed (1 for the first). */
+  attempt: number;
+  /** How its connection failed (ECONNRESET, UND_ERR_SOCKET …). */
+  problem: string;
 }
 
 export const DEFAULT_OLARES_VERSION = '1.12.0';
 export const DEFAULT_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Connection-level failures after which a call is asked again: a connection reset or closed
+ * under it (a flaky link, a proxy dropping one connection, a keep-alive connection the source
+ * closed as it was reused). Every call is a read (the details' POST included), so asking again is
+ * safe; without it, one dropped connection among the detail batches of a big first sync failed
+ * the whole sync, and a flaky link never finished one. Not asked again: a timeout, an HTTP error
+ * or a wrong answer (the source's answer), nor a refused connection (nothing listens there: the
+ * next scheduled sync tries again, and a source that is down fails at once, not 0.6 s later).
+ */
+const RETRIED_PROBLEMS = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
+/** Attempts of one call at most, the first included. */
+const MAX_CALL_ATTEMPTS = 3;
+/** The wait before the second attempt, doubled before each later one. */
+const RETRY_DELAY_MS = 200;
 
 /** Enough of an upstream's own words to explain a failure, not enough to fill a status field. */
 const MAX_UPSTREAM_MESSAGE = 200;
@@ -66,6 +92,7 @@ export class HttpMarketSource implements MarketSourceClient {
   private readonly version: string;
   private readonly timeoutMs: number;
   private readonly maxResponseBytes: number;
+  private readonly onRetry: (retry: MarketSourceRetry) => void;
   private readonly headers: Record<string, string> = { accept: 'application/json' };
   private readonly secrets: string[] = [];
   private api: ApiVersion = 'v2';
@@ -106,6 +133,7 @@ export class HttpMarketSource implements MarketSourceClient {
     this.version = options.version ?? DEFAULT_OLARES_VERSION;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+    this.onRetry = options.onRetry ?? (() => {});
   }
 
   /** The API version this client asks under now: `v2` until the source answered 404 there. */
@@ -169,7 +197,26 @@ export class HttpMarketSource implements MarketSourceClient {
     return this.bodyOf(call, `/api/${api}/${PATHS[call]}`, outcome);
   }
 
-  private send(api: ApiVersion, call: Exclude<Call, 'bundled catalogue'>, request: Request): Promise<OutboundOutcome> {
+  /** One call, asked again (at most MAX_CALL_ATTEMPTS in all) while its connection fails. */
+  private async send(
+    api: ApiVersion,
+    call: Exclude<Call, 'bundled catalogue'>,
+    request: Request,
+  ): Promise<OutboundOutcome> {
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.sendOnce(api, call, request);
+      if (outcome.kind !== 'unreachable' || !RETRIED_PROBLEMS.has(outcome.problem)) return outcome;
+      if (attempt >= MAX_CALL_ATTEMPTS) return { ...outcome, problem: `${outcome.problem}, ${attempt} attempts` };
+      this.onRetry({ call, attempt, problem: outcome.problem });
+      await setTimeout(RETRY_DELAY_MS * 2 ** (attempt - 1));
+    }
+  }
+
+  private sendOnce(
+    api: ApiVersion,
+    call: Exclude<Call, 'bundled catalogue'>,
+    request: Request,
+  ): Promise<OutboundOutcome> {
     return fetchJson({
       url: `${this.root}/api/${api}/${PATHS[call]}${request.query ? `?${request.query}` : ''}`,
       method: request.method,
