@@ -277,6 +277,42 @@ describe('HttpMarketSource against a source that fails', () => {
     expect(error.message).toBe('hash: the answer is not JSON');
   });
 
+  test.each(['gzip', 'deflate', 'br'])(
+    'an answer compressed with %s although none was asked for is read',
+    async (encoding) => {
+      const source = await fakeSource();
+      const market = client(source);
+      source.fault('info', { kind: 'compressed', encoding, times: 1 });
+      source.fault('details', { kind: 'compressed', encoding, times: 1 });
+      const index = await market.index();
+      expect(index.hash).toBe(source.hash);
+      expect(index.apps.map((app) => app.name)).toEqual(['notes', 'paint']);
+      const details = await collectDetails(market, [fakeAppId('notes')]);
+      expect(details.apps.get(fakeAppId('notes'))).toMatchObject({ name: 'notes' });
+    },
+  );
+
+  test('an answer in a compression that is not read, or corrupt in its own, is garbage naming the encoding', async () => {
+    const source = await fakeSource();
+    source.fault('hash', { kind: 'compressed', encoding: 'zstd', times: 1 });
+    const zstd = await failure(client(source).hash());
+    expect(zstd.reason).toBe('garbage');
+    expect(zstd.message).toBe('hash: the answer is compressed (content-encoding: zstd) and could not be decoded');
+    // Labelled gzip, sent plain.
+    source.fault('hash', { kind: 'compressed', encoding: 'GZIP ', times: 1 });
+    expect((await failure(client(source).hash())).message).toBe(
+      'hash: the answer is compressed (content-encoding: gzip) and could not be decoded',
+    );
+  });
+
+  test('a compressed answer larger than the limit once decompressed is too large (a zip bomb is refused)', async () => {
+    const source = await fakeSource();
+    source.fault('info', { kind: 'gzip-bomb', bytes: 16 * 1024 * 1024 });
+    const error = await failure(client(source, { maxResponseBytes: 1024 * 1024 }).index());
+    expect(error.reason).toBe('too_large');
+    expect(error.message).toBe(`info: the answer is larger than ${1024 * 1024} bytes`);
+  });
+
   test.each([
     ['hash', { hash: 5 }, 'hash: hash is not a string'],
     ['hash', { last_updated: '2026-05-01T10:00:00.000000000Z' }, 'hash: hash is missing'],

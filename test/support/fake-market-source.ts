@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 
 /**
  * A market source on a real port, speaking the Olares market-source protocol as the public
@@ -31,6 +32,14 @@ export type MarketFault = (
   | /** HTTP 200 with this JSON as it is: a wrong shape. */ { kind: 'json'; body: unknown }
   | /** HTTP 200 with a JSON body of `bytes` bytes. */ { kind: 'oversized'; bytes: number }
   | /** The connection is dropped without an answer. */ { kind: 'reset' }
+  | /**
+   * The normal answer compressed with `encoding` (gzip, deflate, br; any other name labels the
+   * plain JSON), sent although the request asked for no compression, as some proxies do.
+   */ { kind: 'compressed'; encoding: string }
+  | /** HTTP 200, gzip: a JSON body of `bytes` bytes that compresses to a few kB. */ {
+      kind: 'gzip-bomb';
+      bytes: number;
+    }
 ) & {
   /** For this many calls, then answers normally again; without it, until cleared. */
   times?: number;
@@ -236,6 +245,12 @@ export interface CatalogueSnapshot {
   apps: ReadonlyMap<string, App>;
 }
 
+const COMPRESSORS: Record<string, (plain: Buffer) => Buffer> = {
+  gzip: (plain) => gzipSync(plain),
+  deflate: (plain) => deflateSync(plain),
+  br: (plain) => brotliCompressSync(plain),
+};
+
 /** Body size read from a details request; real requests are a few KB. */
 const MAX_REQUEST_BYTES = 1024 * 1024;
 
@@ -353,6 +368,20 @@ export async function startFakeMarketSource(options: FakeMarketSourceOptions = {
           return;
         case 'reset':
           req.socket.destroy();
+          return;
+        case 'compressed': {
+          const { status, body } = await answer(endpoint, req, url, record);
+          record.status = status;
+          const json = Buffer.from(JSON.stringify(body));
+          const compress = COMPRESSORS[fault.encoding] ?? ((plain: Buffer) => plain);
+          const headers = { 'content-type': 'application/json', 'content-encoding': fault.encoding };
+          res.writeHead(status, headers).end(compress(json));
+          return;
+        }
+        case 'gzip-bomb':
+          record.status = 200;
+          res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+          res.end(gzipSync(`{"hash":"${'f'.repeat(Math.max(0, fault.bytes - 11))}"}`));
           return;
         case 'delay': {
           const timer = setTimeout(async () => {

@@ -261,6 +261,9 @@ export class HttpMarketSource implements MarketSourceClient {
       throw fail('status', `HTTP ${outcome.status} from ${path}: a redirect ${why}; give the source's new URL instead`);
     }
     if (outcome.status !== 200) throw fail('status', `HTTP ${outcome.status} from ${path}${said ? `: ${said}` : ''}`);
+    if (outcome.undecoded) {
+      throw garbage(call, `the answer is compressed (content-encoding: ${outcome.undecoded}) and could not be decoded`);
+    }
     if (!outcome.isJson) throw garbage(call, 'the answer is not JSON');
     return unwrapEnvelope(call, outcome.body, this.secrets);
   }
