@@ -7,6 +7,9 @@ import { parse as parsePostgresUrl } from 'pg-connection-string';
  * the URL: it may hold a password.
  */
 
+const SCHEMA_NOT_SUPPORTED =
+  'has a schema parameter (?schema=…), which is not supported: the tables are in the public schema, so give each deployment a database of its own';
+
 const NOT_A_URL = 'is not a valid URL (check the host name, and the port: at most 65535)';
 
 /** Says which part of the URL, never its text. */
@@ -36,7 +39,10 @@ export function redisUrlProblem(url: string): string | undefined {
  */
 export function postgresUrlProblem(url: string): string | undefined {
   try {
-    parsePostgresUrl(url);
+    const settings = parsePostgresUrl(url);
+    // Prisma's own URLs carry ?schema=…, but neither pg nor the migrations read it: the tables
+    // went into `public` whatever it named, beside those of whatever else used that schema.
+    if (settings.schema !== undefined && settings.schema !== 'public') return SCHEMA_NOT_SUPPORTED;
     return undefined;
   } catch (error) {
     if (error instanceof URIError) return badEncoding('user name, password, host or database name');

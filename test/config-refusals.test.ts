@@ -1,0 +1,23 @@
+import { describe, expect, test } from 'vitest';
+import { ConfigError, loadConfig } from '../src/platform/config.js';
+
+/** The one line a refused environment prints, or null when it is accepted. */
+function refusal(env: NodeJS.ProcessEnv): string | null {
+  try {
+    loadConfig(env);
+    return null;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    return error.message;
+  }
+}
+
+describe('settings accepted before and then ignored or failing later are refused at start', () => {
+  test('a PostgreSQL DATABASE_URL with ?schema= other than public (the tables went into public anyway)', () => {
+    expect(refusal({ DATABASE_URL: 'postgresql://market:db-pass-7731@db/market?schema=tenant_a' })).toBe(
+      'Invalid configuration:\n  DATABASE_URL: has a schema parameter (?schema=…), which is not supported: the tables are in the public schema, so give each deployment a database of its own',
+    );
+    // Prisma's documented default is what the server does: still accepted.
+    expect(refusal({ DATABASE_URL: 'postgresql://market@db/market?schema=public&sslmode=verify-full' })).toBeNull();
+  });
+});
