@@ -20,4 +20,14 @@ describe('settings accepted before and then ignored or failing later are refused
     // Prisma's documented default is what the server does: still accepted.
     expect(refusal({ DATABASE_URL: 'postgresql://market@db/market?schema=public&sslmode=verify-full' })).toBeNull();
   });
+
+  test('REDIS_URL beside a SQLite DATABASE_URL (each instance would run on a file of its own)', () => {
+    expect(refusal({ REDIS_URL: 'redis://127.0.0.1:6379' })).toBe(
+      'Invalid configuration:\n  REDIS_URL: cluster mode needs a PostgreSQL DATABASE_URL shared by every instance, not a SQLite file',
+    );
+    expect(refusal({ REDIS_URL: 'redis://127.0.0.1:6379', DATABASE_URL: 'file:./data/cluster.db' })).toMatch(
+      /REDIS_URL: /,
+    );
+    expect(refusal({ REDIS_URL: 'redis://127.0.0.1:6379', DATABASE_URL: 'postgresql://market@db/market' })).toBeNull();
+  });
 });

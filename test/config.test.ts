@@ -162,7 +162,7 @@ describe('configuration', () => {
   });
 
   test('a gone instance: silent for INSTANCE_SILENCE_MS (at least three collect intervals), then kept STOPPED_COMPONENT_RETENTION_MS', () => {
-    const cluster = { REDIS_URL: 'redis://127.0.0.1:6379' };
+    const cluster = { REDIS_URL: 'redis://127.0.0.1:6379', DATABASE_URL: 'postgresql://market@db/market' };
     expect(loadConfig(cluster).redis).toMatchObject({
       instanceSilenceMs: 30_000,
       stoppedComponentRetentionMs: 3_600_000,
@@ -220,7 +220,7 @@ describe('configuration', () => {
       expect(loadConfig({ DATABASE_URL: url }).databaseUrl).toBe(url);
     }
     for (const url of ['redis://cache:6379/2', 'rediss://default:p%40ss@cache.internal:6380']) {
-      expect(loadConfig({ REDIS_URL: url }).redis?.url).toBe(url);
+      expect(loadConfig({ REDIS_URL: url, DATABASE_URL: 'postgresql://market@db/market' }).redis?.url).toBe(url);
     }
   });
 

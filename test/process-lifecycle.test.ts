@@ -362,19 +362,26 @@ describe('dependencies that are not there at start: exit 1 with one line naming 
     60_000,
   );
 
-  test('a Redis that refuses connections (cluster mode)', async () => {
-    const closed = createServer();
-    closed.listen(0, '127.0.0.1');
-    await once(closed, 'listening');
-    const { port } = closed.address() as { port: number };
-    closed.close(); // nobody listens there any more
-    const server = startProcess(
-      SERVER_COMMAND,
-      serverEnv(temporaryDatabase().url, { REDIS_URL: `redis://user:secret@127.0.0.1:${port}` }),
-    );
-    expect(await server.exited).toEqual({ code: 1, signal: null });
-    const last = server.output.at(-1) ?? '';
-    expect(last).toMatch(new RegExp(`^Could not reach Redis at 127\\.0\\.0\\.1:${port} \\(REDIS_URL\\): `));
-    expect(server.output.join('\n')).not.toContain('secret');
-  }, 60_000);
+  test.runIf(POSTGRES)(
+    'a Redis that refuses connections (cluster mode)',
+    async () => {
+      // Cluster mode is on PostgreSQL only (a SQLite DATABASE_URL is refused beside REDIS_URL).
+      const database = await createTestDatabase('postgresql');
+      databases.push(database);
+      const closed = createServer();
+      closed.listen(0, '127.0.0.1');
+      await once(closed, 'listening');
+      const { port } = closed.address() as { port: number };
+      closed.close(); // nobody listens there any more
+      const server = startProcess(
+        SERVER_COMMAND,
+        serverEnv(database.url, { REDIS_URL: `redis://user:secret@127.0.0.1:${port}` }),
+      );
+      expect(await server.exited).toEqual({ code: 1, signal: null });
+      const last = server.output.at(-1) ?? '';
+      expect(last).toMatch(new RegExp(`^Could not reach Redis at 127\\.0\\.0\\.1:${port} \\(REDIS_URL\\): `));
+      expect(server.output.join('\n')).not.toContain('secret');
+    },
+    60_000,
+  );
 });

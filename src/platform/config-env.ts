@@ -60,7 +60,7 @@ export const envSchema = z.object({
   DATABASE_URL: databaseUrl,
   /** Seed demo data into an empty database. @default true */
   DEMO_DATA: flag.default(true),
-  /** `redis://…` or `rediss://…`: the cluster mode (changes shared by every instance). @default none */
+  /** `redis://…` or `rediss://…`: the cluster mode (changes shared by every instance), on PostgreSQL only. @default none */
   REDIS_URL: z
     .string()
     .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')

@@ -161,17 +161,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsToken: e.METRICS_TOKEN,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     databaseUrl: e.DATABASE_URL,
-    redis: e.REDIS_URL
-      ? {
-          url: e.REDIS_URL,
-          prefix: e.REDIS_PREFIX,
-          changeLogRetention: e.CHANGE_LOG_RETENTION,
-          instance: e.INSTANCE_NAME ?? `${hostname()}-${process.pid}`,
-          leaderLeaseMs: e.LEADER_LEASE_MS,
-          instanceSilenceMs: Math.max(e.INSTANCE_SILENCE_MS, 3 * e.COLLECT_INTERVAL_MS),
-          stoppedComponentRetentionMs: e.STOPPED_COMPONENT_RETENTION_MS,
-        }
-      : null,
+    redis: clusterSettings(e),
     demoData: e.DEMO_DATA,
     auth,
     corsOrigins: e.CORS_ORIGINS,
@@ -225,6 +215,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       developerService: developerServiceSettings(e),
       pushes: paymentPushSettings(e),
     },
+  };
+}
+
+function clusterSettings(e: Env): Config['redis'] {
+  if (!e.REDIS_URL) return null;
+  // Instances on several machines each open a file of their own: the once-per-cluster jobs ran
+  // against the leader's rows only, and the change log carried rows of databases that disagree.
+  if (e.DATABASE_URL.startsWith('file:')) {
+    throw invalidSetting(
+      'REDIS_URL',
+      'cluster mode needs a PostgreSQL DATABASE_URL shared by every instance, not a SQLite file',
+    );
+  }
+  return {
+    url: e.REDIS_URL,
+    prefix: e.REDIS_PREFIX,
+    changeLogRetention: e.CHANGE_LOG_RETENTION,
+    instance: e.INSTANCE_NAME ?? `${hostname()}-${process.pid}`,
+    leaderLeaseMs: e.LEADER_LEASE_MS,
+    instanceSilenceMs: Math.max(e.INSTANCE_SILENCE_MS, 3 * e.COLLECT_INTERVAL_MS),
+    stoppedComponentRetentionMs: e.STOPPED_COMPONENT_RETENTION_MS,
   };
 }
 
