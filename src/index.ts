@@ -5,7 +5,7 @@
  */
 import { databaseShown, logStartBanner } from './app/banner.js';
 import { buildApp, StartAbandoned } from './app/build-app.js';
-import { migrateDatabase } from './db/migrate.js';
+import { logMigrationResult, migrateDatabase } from './db/migrate.js';
 import { loadConfig } from './platform/config.js';
 import { createLogger } from './platform/logger.js';
 
@@ -41,10 +41,7 @@ async function main() {
     const reason = error instanceof Error ? error.message : String(error);
     throw new Error(`Could not migrate the database (${databaseShown(config.databaseUrl)}): ${reason}`);
   });
-  logger.info(
-    { provider: migrated.provider, applied: migrated.applied },
-    migrated.applied.length ? 'migrations applied' : 'database schema is up to date',
-  );
+  logMigrationResult(logger, migrated);
   if (stopping) return; // a stop during the migrations: shutdown() ends the process
   const running = await app.start().catch((error: unknown) => {
     if (error instanceof StartAbandoned) return null; // shutdown() stops what started and ends the process

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import pg from 'pg';
+import type { Logger } from '../platform/logger.js';
 import { type DatabaseProvider, databaseProvider, POSTGRES_POOL, sqliteFilePath } from './client.js';
 
 /**
@@ -29,7 +30,15 @@ export interface Migration {
 export interface MigrationResult {
   provider: DatabaseProvider;
   applied: string[];
+  /**
+   * Migrations the database has applied that this release does not have: a newer release migrated
+   * it (a rollback). Not refused, so that the rollback still starts; logged (logMigrationResult).
+   */
+  unknown: string[];
 }
+
+/** What one run did inside its transaction. */
+type Outcome = Omit<MigrationResult, 'provider'>;
 
 export function readMigrations(provider: DatabaseProvider, root = MIGRATIONS_ROOT): Migration[] {
   const dir = path.join(root, provider);
@@ -53,7 +62,7 @@ interface AppliedRow {
 }
 
 /** Which migrations still need to run; refuses when an applied one was edited afterwards. */
-function pendingMigrations(all: Migration[], applied: AppliedRow[]): Migration[] {
+function planMigrations(all: Migration[], applied: AppliedRow[]): { pending: Migration[]; unknown: string[] } {
   const byName = new Map(applied.map((row) => [row.migration_name, row.checksum]));
   for (const migration of all) {
     const checksum = byName.get(migration.name);
@@ -63,17 +72,34 @@ function pendingMigrations(all: Migration[], applied: AppliedRow[]): Migration[]
       );
     }
   }
-  return all.filter((migration) => !byName.has(migration.name));
+  const known = new Set(all.map((migration) => migration.name));
+  return {
+    pending: all.filter((migration) => !byName.has(migration.name)),
+    unknown: applied.map((row) => row.migration_name).filter((name) => !known.has(name)),
+  };
 }
 
 export async function migrateDatabase(url: string, root?: string): Promise<MigrationResult> {
   const provider = databaseProvider(url);
   const migrations = readMigrations(provider, root);
-  const applied = provider === 'sqlite' ? migrateSqlite(url, migrations) : await migratePostgres(url, migrations);
-  return { provider, applied };
+  const outcome = provider === 'sqlite' ? migrateSqlite(url, migrations) : await migratePostgres(url, migrations);
+  return { provider, ...outcome };
 }
 
-function migrateSqlite(url: string, migrations: Migration[]): string[] {
+/** The log of a migration run: what it applied, and a warning for a database a newer release migrated. */
+export function logMigrationResult(logger: Logger, result: MigrationResult): void {
+  logger.info(
+    { provider: result.provider, applied: result.applied },
+    result.applied.length ? 'migrations applied' : 'database schema is up to date',
+  );
+  if (!result.unknown.length) return;
+  logger.warn(
+    { unknown: result.unknown },
+    `the database has migrations this release does not know (${result.unknown.join(', ')}): a newer release migrated it, and this one may fail on what they changed`,
+  );
+}
+
+function migrateSqlite(url: string, migrations: Migration[]): Outcome {
   const file = sqliteFilePath(url);
   mkdirSync(path.dirname(file), { recursive: true });
   const db = new Database(file);
@@ -98,7 +124,7 @@ function migrateSqlite(url: string, migrations: Migration[]): string[] {
           'SELECT migration_name, checksum FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL',
         )
         .all() as AppliedRow[];
-      const pending = pendingMigrations(migrations, rows);
+      const { pending, unknown } = planMigrations(migrations, rows);
       const record = db.prepare(
         'INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, started_at, applied_steps_count) VALUES (?, ?, ?, ?, ?, 1)',
       );
@@ -108,7 +134,7 @@ function migrateSqlite(url: string, migrations: Migration[]): string[] {
         record.run(randomUUID(), migration.checksum, Date.now(), migration.name, startedAt);
       }
       db.exec('COMMIT');
-      return pending.map((migration) => migration.name);
+      return { applied: pending.map((migration) => migration.name), unknown };
     } catch (error) {
       db.exec('ROLLBACK');
       throw error;
@@ -118,7 +144,7 @@ function migrateSqlite(url: string, migrations: Migration[]): string[] {
   }
 }
 
-async function migratePostgres(url: string, migrations: Migration[]): Promise<string[]> {
+async function migratePostgres(url: string, migrations: Migration[]): Promise<Outcome> {
   // The pool's connection timeout, so that a database that accepts the connection and never
   // answers (a blackholed network) fails the start after 5 s rather than holding it forever.
   const client = new pg.Client({
@@ -149,7 +175,7 @@ async function migratePostgres(url: string, migrations: Migration[]): Promise<st
       const { rows } = await client.query<AppliedRow>(
         'SELECT migration_name, checksum FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL',
       );
-      const pending = pendingMigrations(migrations, rows);
+      const { pending, unknown } = planMigrations(migrations, rows);
       for (const migration of pending) {
         const startedAt = new Date();
         await client.query(migration.sql);
@@ -159,7 +185,7 @@ async function migratePostgres(url: string, migrations: Migration[]): Promise<st
         );
       }
       await client.query('COMMIT');
-      return pending.map((migration) => migration.name);
+      return { applied: pending.map((migration) => migration.name), unknown };
     } catch (error) {
       await client.query('ROLLBACK');
       throw error;
