@@ -3,9 +3,9 @@
  * the app, and stops it on SIGTERM or SIGINT. `npm start` runs this file as the only process
  * (`node --import tsx`, no shell or npm left in between to swallow the signal).
  */
-import { databaseShown, logStartBanner } from './app/banner.js';
+import { logStartBanner } from './app/banner.js';
 import { buildApp, StartAbandoned } from './app/build-app.js';
-import { logMigrationResult, migrateDatabase } from './db/migrate.js';
+import { logMigrationResult, migrateOrExplain } from './db/migrate.js';
 import { loadConfig } from './platform/config.js';
 import { createLogger } from './platform/logger.js';
 
@@ -37,10 +37,7 @@ async function main() {
       'No AUTH_TOKENS, AUTH_JWT_* or AUTH_USER_HEADER configured: local development mode. Every request runs as the admin user "admin"; the server binds to a loopback address only (HOST).',
     );
   }
-  const migrated = await migrateDatabase(config.databaseUrl).catch((error: unknown) => {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new Error(`Could not migrate the database (${databaseShown(config.databaseUrl)}): ${reason}`);
-  });
+  const migrated = await migrateOrExplain(config.databaseUrl);
   logMigrationResult(logger, migrated);
   if (stopping) return; // a stop during the migrations: shutdown() ends the process
   const running = await app.start().catch((error: unknown) => {

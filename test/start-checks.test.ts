@@ -1,9 +1,25 @@
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, test } from 'vitest';
 import { sqliteFilePath } from '../src/db/client.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { killLeftovers, listeningUrl, SERVER_COMMAND, serverEnv, startProcess } from './support/process.js';
+
+/** What `npm run db:migrate` runs (tsx, as node's loader). */
+const MIGRATE_COMMAND = [process.execPath, '--import', 'tsx', 'src/db/migrate-cli.ts'];
+
+/** A port nobody listens on (bound, then closed). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
 
 /**
  * What the server process says at start about its settings and its database: a mistake is one line
@@ -39,5 +55,24 @@ describe('a database migrated by a newer release (a rollback)', () => {
     ]);
     server.child.kill('SIGTERM');
     expect(await server.exited).toEqual({ code: 0, signal: null });
+  }, 60_000);
+});
+
+describe('npm run db:migrate', () => {
+  test('needs only DATABASE_URL: server settings it does not use (HOST=0.0.0.0 with no authentication) do not stop it', async () => {
+    const database = await sqliteDatabase();
+    const migrate = startProcess(MIGRATE_COMMAND, serverEnv(database.url, { HOST: '0.0.0.0', PORT: 'any' }));
+    expect(await migrate.exited, migrate.output.join('\n')).toEqual({ code: 0, signal: null });
+    expect(migrate.logs.map((line) => line.msg)).toEqual(['database schema is up to date']);
+  }, 60_000);
+
+  test('a database it cannot reach is the one line npm start prints (no stack trace, no password), exit code 1', async () => {
+    const port = await closedPort();
+    const url = `postgresql://market:db-pass-7731@127.0.0.1:${port}/market`;
+    const migrate = startProcess(MIGRATE_COMMAND, serverEnv(url));
+    expect(await migrate.exited).toEqual({ code: 1, signal: null });
+    expect(migrate.output).toEqual([
+      `Could not migrate the database (PostgreSQL at 127.0.0.1:${port}/market): could not connect: connect ECONNREFUSED 127.0.0.1:${port}`,
+    ]);
   }, 60_000);
 });

@@ -1,4 +1,4 @@
-import { databaseProvider, sqliteFilePath } from '../db/client.js';
+import { databaseShown } from '../db/client.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import { hostOf } from '../platform/redact.js';
@@ -77,17 +77,6 @@ function authMode(auth: Config['auth']): string {
   if (auth.userHeader) modes.push(`gateway header ${auth.userHeader} (${auth.adminUsers.length} admin users)`);
   if (auth.jwt) modes.push(`JWT${auth.jwt.issuer ? ` from issuer ${auth.jwt.issuer}` : ''}`);
   return modes.join(' + ');
-}
-
-/** The database as the banner and start-up errors name it: kind, host and path, never a credential. */
-export function databaseShown(url: string): string {
-  if (databaseProvider(url) === 'sqlite') return `SQLite ${sqliteFilePath(url)}`;
-  try {
-    const parsed = new URL(url);
-    return `PostgreSQL at ${parsed.host}${parsed.pathname}`;
-  } catch {
-    return 'PostgreSQL';
-  }
 }
 
 /** The URL with no user, password, query or fragment: those may carry a credential. */

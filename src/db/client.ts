@@ -26,6 +26,17 @@ export function sqliteFilePath(url: string): string {
   return path.resolve(url.slice('file:'.length));
 }
 
+/** The database as the banner and start-up errors name it: kind, host and path, never a credential. */
+export function databaseShown(url: string): string {
+  if (databaseProvider(url) === 'sqlite') return `SQLite ${sqliteFilePath(url)}`;
+  try {
+    const parsed = new URL(url);
+    return `PostgreSQL at ${parsed.host}${parsed.pathname}`;
+  } catch {
+    return 'PostgreSQL';
+  }
+}
+
 export interface PrismaOptions {
   /** Called with every SQL statement Prisma sends (tests count them to prove batching). */
   onQuery?: (sql: string) => void;

@@ -1,15 +1,19 @@
-import { ConfigError, loadConfig } from '../platform/config.js';
+import { loadConfig } from '../platform/config.js';
 import { createLogger } from '../platform/logger.js';
-import { logMigrationResult, migrateDatabase } from './migrate.js';
+import { logMigrationResult, migrateOrExplain } from './migrate.js';
 
 // `npm run db:migrate`: applies pending migrations to DATABASE_URL (SQLite by default).
 // `npm start` runs it before the server; the tests call the same migrateDatabase().
 try {
-  const config = loadConfig();
-  const logger = createLogger(config.logLevel);
-  const result = await migrateDatabase(config.databaseUrl);
-  logMigrationResult(logger, result);
+  // Only the settings this job uses, checked as the server checks them: a migration job (an init
+  // container, a CI step) has no need of the server's other settings, whose checks (HOST=0.0.0.0
+  // without authentication) are the server's to make.
+  const { DATABASE_URL, LOG_LEVEL, LOG_FORMAT } = process.env;
+  const config = loadConfig({ DATABASE_URL, LOG_LEVEL, LOG_FORMAT });
+  const logger = createLogger(config.logLevel, { format: config.logFormat });
+  logMigrationResult(logger, await migrateOrExplain(config.databaseUrl));
 } catch (error) {
-  console.error(error instanceof ConfigError ? error.message : error);
+  // A bad setting (ConfigError) or a database that cannot be migrated: one line, as `npm start` prints it.
+  console.error(error instanceof Error ? error.message : error);
   process.exit(1);
 }

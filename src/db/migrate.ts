@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import type { Logger } from '../platform/logger.js';
-import { type DatabaseProvider, databaseProvider, POSTGRES_POOL, sqliteFilePath } from './client.js';
+import { type DatabaseProvider, databaseProvider, databaseShown, POSTGRES_POOL, sqliteFilePath } from './client.js';
 
 /**
  * Applies the SQL migrations in prisma/migrations/<provider>/ that the database has not seen yet.
@@ -84,6 +84,17 @@ export async function migrateDatabase(url: string, root?: string): Promise<Migra
   const migrations = readMigrations(provider, root);
   const outcome = provider === 'sqlite' ? migrateSqlite(url, migrations) : await migratePostgres(url, migrations);
   return { provider, ...outcome };
+}
+
+/**
+ * migrateDatabase as `npm start` and `npm run db:migrate` run it: a failure is one line for whoever
+ * started them, naming the database (never a credential) and why.
+ */
+export async function migrateOrExplain(url: string): Promise<MigrationResult> {
+  return migrateDatabase(url).catch((error: unknown) => {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`Could not migrate the database (${databaseShown(url)}): ${reason}`);
+  });
 }
 
 /** The log of a migration run: what it applied, and a warning for a database a newer release migrated. */
