@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, test } from 'vitest';
 import { sqliteFilePath } from '../src/db/client.js';
@@ -27,9 +30,11 @@ async function closedPort(): Promise<number> {
  */
 
 const databases: TestDatabase[] = [];
+const directories: string[] = [];
 afterEach(async () => {
   await killLeftovers();
   for (const database of databases.splice(0)) await database.drop();
+  for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true });
 });
 
 async function sqliteDatabase(): Promise<TestDatabase> {
@@ -74,5 +79,18 @@ describe('npm run db:migrate', () => {
     expect(migrate.output).toEqual([
       `Could not migrate the database (PostgreSQL at 127.0.0.1:${port}/market): could not connect: connect ECONNREFUSED 127.0.0.1:${port}`,
     ]);
+  }, 60_000);
+});
+
+describe('a mistake in a setting found only when it is used', () => {
+  test('a HOST that does not resolve is one line naming HOST, exit code 1, nothing migrated', async () => {
+    const directory = mkdtempSync(path.join(tmpdir(), 'market-start-'));
+    directories.push(directory);
+    const file = path.join(directory, 'market.db');
+    const env = serverEnv(`file:${file}`, { HOST: 'no-such-host.invalid', AUTH_TOKENS: 'ops:admin:ops-secret-22' });
+    const server = startProcess(SERVER_COMMAND, env);
+    expect(await server.exited).toEqual({ code: 1, signal: null });
+    expect(server.output).toEqual(['Port 0 on no-such-host.invalid: no such host name (ENOTFOUND); check HOST.']);
+    expect(existsSync(file)).toBe(false);
   }, 60_000);
 });

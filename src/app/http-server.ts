@@ -115,6 +115,11 @@ function listenError(error: NodeJS.ErrnoException, port: number, host: string): 
   if (error.code === 'EADDRNOTAVAIL') {
     return new ListenError(`${where}: no such address on this machine (EADDRNOTAVAIL); check HOST.`);
   }
+  // A host name is looked up before the bind (getaddrinfo): ENOTFOUND names no setting.
+  if (error.code === 'ENOTFOUND' || error.code === 'EAI_AGAIN') {
+    const why = error.code === 'ENOTFOUND' ? 'no such host name' : 'the name lookup failed for now';
+    return new ListenError(`${where}: ${why} (${error.code}); check HOST.`);
+  }
   return error;
 }
 
