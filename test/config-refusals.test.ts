@@ -30,4 +30,19 @@ describe('settings accepted before and then ignored or failing later are refused
     );
     expect(refusal({ REDIS_URL: 'redis://127.0.0.1:6379', DATABASE_URL: 'postgresql://market@db/market' })).toBeNull();
   });
+
+  test.each([
+    ['METRICS_TOKEN', 16],
+    ['AUTH_JWT_SECRET', 32],
+    ['APP_SERVICE_EVENT_SECRET', 16],
+    ['PAYMENT_PUSH_SECRET', 16],
+  ])('a %s of spaces only (long enough, and a key anyone could guess)', (name, length) => {
+    expect(refusal({ [name]: ' '.repeat(length + 4) })).toBe(
+      `Invalid configuration:\n  ${name}: must not be blank (it is made of spaces only)`,
+    );
+    // Too short: still the one line it was.
+    expect(refusal({ [name]: 'x'.repeat(length - 1) })).toBe(
+      `Invalid configuration:\n  ${name}: must be at least ${length} characters`,
+    );
+  });
 });

@@ -15,6 +15,7 @@ import {
   positiveMs,
   publicUrl,
   pushUrl,
+  secret,
   serviceUrl,
   splitList,
 } from './config-values.js';
@@ -50,7 +51,7 @@ export const envSchema = z.object({
    * When set, GET /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` (401 otherwise);
    * unset, the metrics are open, as Prometheus scrapes usually are inside a cluster network.
    */
-  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  METRICS_TOKEN: secret(16).optional(),
   /**
    * How long a stop (SIGTERM) waits for in-flight requests and WebSocket closing handshakes
    * before it cuts the connections left; 0 cuts them at once. @default 10000
@@ -158,7 +159,7 @@ export const envSchema = z.object({
   /** Path of a persisted-documents manifest (hash → document): only those operations run. @default none */
   PERSISTED_DOCUMENTS: z.string().min(1).optional(),
   /** HS256 secret for JWT bearer tokens (32+ characters). @default none */
-  AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  AUTH_JWT_SECRET: secret(32).optional(),
   /** PEM public key (SPKI) for RS256/ES256 JWTs, or a path to one. @default none */
   AUTH_JWT_PUBLIC_KEY: z.string().min(1).optional(),
   /** Path of a JWKS file (RS256/ES256 keys by kid). @default none */
@@ -192,7 +193,7 @@ export const envSchema = z.object({
   /** Timeout of one app-service call. @default 120000 */
   APP_SERVICE_TIMEOUT_MS: decimal(positiveMs).default(120_000),
   /** Shared secret the app service sends (Bearer) with POST /events/app-state. Required with APP_SERVICE_URL. */
-  APP_SERVICE_EVENT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  APP_SERVICE_EVENT_SECRET: secret(16).optional(),
   /** Chart repository URL passed to the app service as `repoUrl`. @default http://127.0.0.1:82/ */
   APP_SERVICE_REPO_URL: httpUrl.default('http://127.0.0.1:82/'),
   /**
@@ -232,7 +233,7 @@ export const envSchema = z.object({
   /** Where payment state pushes to the buyer's Market frontend are POSTed; unset → kept, not sent. @default none */
   PAYMENT_FRONTEND_PUSH_URL: pushUrl,
   /** HMAC-SHA256 key that signs payment pushes (X-Signature); required with a push URL. @default none */
-  PAYMENT_PUSH_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  PAYMENT_PUSH_SECRET: secret(16).optional(),
   /** Credential queries per polling round after a purchase is signed. @default 20 */
   PAYMENT_POLL_ATTEMPTS: decimal(positiveInt.max(1000, 'must be at most 1000')).default(20),
   /** Pause between credential queries. @default 5000 */

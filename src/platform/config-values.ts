@@ -128,6 +128,21 @@ function developerTemplateProblem(template: string): string | null {
   return withoutCredentials(url) ? null : 'must not carry credentials (user:password@ is not sent)';
 }
 
+/**
+ * A shared secret or token of at least `min` characters. One of spaces only passed the length
+ * check: a key anyone could guess, or a bearer token no client can send (HTTP trims it).
+ */
+export function secret(min: number) {
+  return z.string().superRefine((value, ctx) => {
+    const problem = !value.trim()
+      ? 'must not be blank (it is made of spaces only)'
+      : value.length < min
+        ? `must be at least ${min} characters`
+        : null;
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+}
+
 export const flag = z
   .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'], {
     error: 'must be one of 1, 0, true, false, yes, no, on, off',
