@@ -45,4 +45,29 @@ describe('settings accepted before and then ignored or failing later are refused
       `Invalid configuration:\n  ${name}: must be at least ${length} characters`,
     );
   });
+
+  test.each([
+    [
+      'https://a.com:99999',
+      'https://a.com:99999 is not an origin like https://example.com[:port] (a port is at most 65535)',
+    ],
+    ['https://ops:cors-pass-3141@a.com', 'entry 2 has user info (user:password@), which no Origin carries'],
+    ['https://ops:cors-pass-3141@a.com:99999', 'entry 2 has user info (user:password@), which no Origin carries'],
+    ['https://A.example', 'https://A.example never matches: browsers send this origin as https://a.example'],
+    ['https://a.example:443', 'https://a.example:443 never matches: browsers send this origin as https://a.example'],
+  ])('a CORS_ORIGINS entry %s that no browser request can match', (origin, message) => {
+    expect(refusal({ CORS_ORIGINS: `https://ok.example, ${origin}` })).toBe(
+      `Invalid configuration:\n  CORS_ORIGINS: ${message}`,
+    );
+  });
+
+  test('CORS_ORIGINS entries in the form browsers send are kept', () => {
+    const origins = 'https://a.example, http://127.0.0.1:5173, http://[::1]:8080, https://xn--bcher-kva.example';
+    expect(loadConfig({ CORS_ORIGINS: origins }).corsOrigins).toEqual([
+      'https://a.example',
+      'http://127.0.0.1:5173',
+      'http://[::1]:8080',
+      'https://xn--bcher-kva.example',
+    ]);
+  });
 });

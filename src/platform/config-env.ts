@@ -10,6 +10,7 @@ import {
   marketSourceUrl,
   nonNegativeInt,
   nonNegativeMs,
+  originList,
   port,
   positiveInt,
   positiveMs,
@@ -17,7 +18,6 @@ import {
   pushUrl,
   secret,
   serviceUrl,
-  splitList,
 } from './config-values.js';
 import { redisUrlProblem } from './connection-urls.js';
 
@@ -124,19 +124,7 @@ export const envSchema = z.object({
   /** Deepest nesting of a JSON scalar input. @default 8 */
   MAX_INPUT_JSON_DEPTH: decimal(positiveInt.max(64, 'must be at most 64')).default(8),
   /** Origins (scheme://host[:port]) that browsers may call the API from; unset → same origin only. @default none */
-  CORS_ORIGINS: z
-    .string()
-    .optional()
-    .transform((raw, ctx) => {
-      const origins = splitList(raw);
-      for (const origin of origins) {
-        if (!/^https?:\/\/[^/?#\s]+$/.test(origin)) {
-          ctx.addIssue({ code: 'custom', message: `${origin} is not an origin like https://example.com[:port]` });
-          return z.NEVER;
-        }
-      }
-      return origins;
-    }),
+  CORS_ORIGINS: originList,
   /** Subscriptions (and operations in flight) one WebSocket connection may hold. @default 100 */
   MAX_SUBSCRIPTIONS_PER_CONNECTION: decimal(positiveInt).default(100),
   /** WebSocket connections plus SSE streams one user may hold open. @default 50 */

@@ -193,6 +193,36 @@ export function splitList(raw: string | undefined): string[] {
 
 export const commaList = z.string().optional().transform(splitList);
 
+/**
+ * CORS_ORIGINS: origins as browsers send them in `Origin`, which OriginPolicy compares as text.
+ * An entry in any other form passed and matched no request: a port past 65535, user info, upper
+ * case or the scheme's own port (browsers send `https://a.com` for `https://A.com:443`).
+ */
+export const originList = z
+  .string()
+  .optional()
+  .transform((raw, ctx) => {
+    const origins = splitList(raw);
+    for (const [index, origin] of origins.entries()) {
+      const problem = originProblem(origin, index + 1);
+      if (problem) {
+        ctx.addIssue({ code: 'custom', message: problem });
+        return z.NEVER;
+      }
+    }
+    return origins;
+  });
+
+function originProblem(origin: string, entry: number): string | null {
+  // Not echoed: the text before the @ may be a password.
+  if (/^https?:\/\/[^/?#]*@/.test(origin))
+    return `entry ${entry} has user info (user:password@), which no Origin carries`;
+  const url = /^https?:\/\/[^/?#\s]+$/.test(origin) ? URL.parse(origin) : null;
+  if (!url) return `${origin} is not an origin like https://example.com[:port] (a port is at most 65535)`;
+  if (url.origin !== origin) return `${origin} never matches: browsers send this origin as ${url.origin}`;
+  return null;
+}
+
 export const databaseUrl = z
   .string()
   .default('file:./data/market.db')
