@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -92,5 +92,20 @@ describe('a mistake in a setting found only when it is used', () => {
     expect(await server.exited).toEqual({ code: 1, signal: null });
     expect(server.output).toEqual(['Port 0 on no-such-host.invalid: no such host name (ENOTFOUND); check HOST.']);
     expect(existsSync(file)).toBe(false);
+  }, 60_000);
+});
+
+describe('blanks around a setting', () => {
+  test('a DATABASE_URL with a blank at its end (a YAML or .env line) is the file without it, for the migrations and the server', async () => {
+    const directory = mkdtempSync(path.join(tmpdir(), 'market-start-'));
+    directories.push(directory);
+    const file = path.join(directory, 'market.db');
+    const server = startProcess(SERVER_COMMAND, serverEnv(`file:${file} \r`));
+    const url = await listeningUrl(server);
+    expect((await fetch(new URL('/readiness', url))).status).toBe(200);
+    expect(readdirSync(directory).filter((name) => name.startsWith('market.db'))).toContain('market.db');
+    expect(readdirSync(directory).filter((name) => /\s/.test(name))).toEqual([]);
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toEqual({ code: 0, signal: null });
   }, 60_000);
 });

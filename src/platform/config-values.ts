@@ -225,6 +225,9 @@ function originProblem(origin: string, entry: number): string | null {
 
 export const databaseUrl = z
   .string()
+  // "file:./data/market.db " (a blank at the end of a YAML or .env line): the migrations made
+  // market.db, and the server then looked for "market.db " and failed its start with ENOENT.
+  .trim()
   .default('file:./data/market.db')
   .superRefine((url, ctx) => {
     const problem = url.startsWith('file:')
