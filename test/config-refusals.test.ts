@@ -70,4 +70,23 @@ describe('settings accepted before and then ignored or failing later are refused
       'https://xn--bcher-kva.example',
     ]);
   });
+
+  test.each([
+    ['PORT', '99999999999999999999', 'must be between 0 and 65535'],
+    ['PORT', '-99999999999999999999', 'must be between 0 and 65535'],
+    ['MAX_PAGE_SIZE', '99999999999999999999', 'must be at most 1000'],
+    ['MAX_BODY_BYTES', '99999999999999999999', 'must be at most 9007199254740991'],
+    ['MAX_BODY_BYTES', '9007199254740993', 'must be at most 9007199254740991'],
+    ['SNAPSHOT_MAX_HZ', '99999999999999999999.5', 'must be at most 100'],
+    [
+      'TASK_TIMEOUT_MS',
+      '99999999999999999999',
+      'must be at most 2147483647 (about 24.8 days, the longest timer Node keeps)',
+    ],
+  ])(
+    '%s=%s past what JavaScript counts exactly is one line with its bound, not "a whole number"',
+    (name, value, message) => {
+      expect(refusal({ [name]: value })).toBe(`Invalid configuration:\n  ${name}: ${message}`);
+    },
+  );
 });

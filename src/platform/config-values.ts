@@ -19,8 +19,31 @@ export function decimal(checks: z.ZodNumber) {
     .string({ error: 'must be a number written in decimal digits' })
     .trim() // "4000 " and "4000\r" (a trailing space in YAML, a CRLF env file) are still 4000
     .regex(DECIMAL, 'must be a number written in decimal digits')
-    .transform(Number)
+    .transform((text, ctx) => {
+      const value = Number(text);
+      if (Math.abs(value) <= Number.MAX_SAFE_INTEGER) return value;
+      // zod's int() is a safe-integer check: 99999999999999999999 was "not a whole number", and
+      // PORT's own bound said so too, in a second line. Said once, as the setting's bound.
+      ctx.addIssue({ code: 'custom', message: boundPassed(checks, Math.sign(value) * Number.MAX_SAFE_INTEGER) });
+      return z.NEVER;
+    })
     .pipe(checks);
+}
+
+/**
+ * The message of the bound `checks` puts on a value as far out as `extreme`: of several (a
+ * setting's own below Node's longest timer), the tightest, farthest from it; else JavaScript's.
+ */
+function boundPassed(checks: z.ZodNumber, extreme: number): string {
+  let tightest: { message: string; distance: number } | null = null;
+  for (const issue of checks.safeParse(extreme).error?.issues ?? []) {
+    const bound = issue.code === 'too_big' ? issue.maximum : issue.code === 'too_small' ? issue.minimum : null;
+    if (bound === null) continue;
+    const distance = Math.abs(extreme - Number(bound));
+    if (!tightest || distance > tightest.distance) tightest = { message: issue.message, distance };
+  }
+  if (tightest) return tightest.message;
+  return extreme > 0 ? `must be at most ${Number.MAX_SAFE_INTEGER}` : `must be at least ${-Number.MAX_SAFE_INTEGER}`;
 }
 
 export const port = z
