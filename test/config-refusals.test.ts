@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os';
 import { describe, expect, test } from 'vitest';
 import { ConfigError, loadConfig } from '../src/platform/config.js';
 
@@ -89,4 +90,19 @@ describe('settings accepted before and then ignored or failing later are refused
       expect(refusal({ [name]: value })).toBe(`Invalid configuration:\n  ${name}: ${message}`);
     },
   );
+
+  test('a BUNDLED_CATALOGUE_FILE that cannot be read (the start only warned, and market.olares stayed empty)', () => {
+    expect(refusal({ BUNDLED_CATALOGUE_FILE: '/no/such/catalogue.json' })).toBe(
+      'Invalid configuration:\n  BUNDLED_CATALOGUE_FILE: /no/such/catalogue.json cannot be read (ENOENT): name a catalogue file, or off for none',
+    );
+    expect(refusal({ BUNDLED_CATALOGUE_FILE: tmpdir() })).toBe(
+      `Invalid configuration:\n  BUNDLED_CATALOGUE_FILE: ${tmpdir()} is not a file: name a catalogue file, or off for none`,
+    );
+    expect(loadConfig({ BUNDLED_CATALOGUE_FILE: 'off' }).catalogue.bundledFile).toBeNull();
+    expect(loadConfig({ BUNDLED_CATALOGUE_FILE: 'catalogue/bundled.json' }).catalogue.bundledFile).toBe(
+      'catalogue/bundled.json',
+    );
+    // Unset or empty: the project's own file, as before.
+    expect(loadConfig({ BUNDLED_CATALOGUE_FILE: '' }).catalogue.bundledFile).toBeUndefined();
+  });
 });

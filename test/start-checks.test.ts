@@ -83,6 +83,20 @@ describe('npm run db:migrate', () => {
 });
 
 describe('a mistake in a setting found only when it is used', () => {
+  test('a BUNDLED_CATALOGUE_FILE that names nothing is one line naming it, exit code 1, nothing migrated', async () => {
+    const directory = mkdtempSync(path.join(tmpdir(), 'market-start-'));
+    directories.push(directory);
+    const file = path.join(directory, 'market.db');
+    const missing = path.join(directory, 'catalogue.json');
+    const server = startProcess(SERVER_COMMAND, serverEnv(`file:${file}`, { BUNDLED_CATALOGUE_FILE: missing }));
+    expect(await server.exited).toEqual({ code: 1, signal: null });
+    expect(server.output).toEqual([
+      'Invalid configuration:',
+      `  BUNDLED_CATALOGUE_FILE: ${missing} cannot be read (ENOENT): name a catalogue file, or off for none`,
+    ]);
+    expect(existsSync(file)).toBe(false);
+  }, 60_000);
+
   test('a HOST that does not resolve is one line naming HOST, exit code 1, nothing migrated', async () => {
     const directory = mkdtempSync(path.join(tmpdir(), 'market-start-'));
     directories.push(directory);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import {
   authTokens,
+  catalogueFile,
   commaList,
   databaseUrl,
   decimal,
@@ -263,10 +264,11 @@ export const envSchema = z.object({
   MARKET_SOURCE_URL: marketSourceUrl.optional(),
   /**
    * The catalogue file `market.olares` reads when MARKET_SOURCE_URL is unset: a path, or `off`
-   * for none (the source then stays empty; uploads still work). @default the project's
+   * for none (the source then stays empty; uploads still work); a path that cannot be read stops
+   * the start. @default the project's
    * catalogue/bundled.json
    */
-  BUNDLED_CATALOGUE_FILE: z.string().trim().min(1, 'must be a path or off').optional(),
+  BUNDLED_CATALOGUE_FILE: catalogueFile.optional(),
   /** The Olares version sent to market sources (`?version=`). @default 1.12.0 */
   MARKET_SOURCE_VERSION: z
     .string()

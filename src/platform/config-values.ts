@@ -1,3 +1,4 @@
+import { accessSync, constants, statSync } from 'node:fs';
 import { z } from 'zod';
 import { postgresUrlProblem } from './connection-urls.js';
 
@@ -244,6 +245,31 @@ function originProblem(origin: string, entry: number): string | null {
   if (!url) return `${origin} is not an origin like https://example.com[:port] (a port is at most 65535)`;
   if (url.origin !== origin) return `${origin} never matches: browsers send this origin as ${url.origin}`;
   return null;
+}
+
+/**
+ * BUNDLED_CATALOGUE_FILE: `off`, or a file this process can read, checked at start. A path that
+ * named nothing only warned (the start-up sync failing, the variable unnamed) and the server ran
+ * with an empty `market.olares`. The default (the project's own file) is not checked here.
+ */
+export const catalogueFile = z
+  .string()
+  .trim()
+  .min(1, 'must be a path or off')
+  .superRefine((file, ctx) => {
+    const problem = file === 'off' ? null : unreadableFile(file);
+    if (problem)
+      ctx.addIssue({ code: 'custom', message: `${file} ${problem}: name a catalogue file, or off for none` });
+  });
+
+function unreadableFile(file: string): string | null {
+  try {
+    if (!statSync(file).isFile()) return 'is not a file';
+    accessSync(file, constants.R_OK);
+    return null;
+  } catch (error) {
+    return `cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`;
+  }
 }
 
 export const databaseUrl = z
