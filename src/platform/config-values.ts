@@ -33,17 +33,17 @@ export function decimal(checks: z.ZodNumber) {
 
 /**
  * The message of the bound `checks` puts on a value as far out as `extreme`: of several (a
- * setting's own below Node's longest timer), the tightest, farthest from it; else JavaScript's.
+ * setting's own below Node's longest timer), the tightest (see settingProblems); else JavaScript's.
  */
 function boundPassed(checks: z.ZodNumber, extreme: number): string {
-  let tightest: { message: string; distance: number } | null = null;
-  for (const issue of checks.safeParse(extreme).error?.issues ?? []) {
-    const bound = issue.code === 'too_big' ? issue.maximum : issue.code === 'too_small' ? issue.minimum : null;
-    if (bound === null) continue;
-    const distance = Math.abs(extreme - Number(bound));
-    if (!tightest || distance > tightest.distance) tightest = { message: issue.message, distance };
-  }
-  if (tightest) return tightest.message;
+  const bounds = (checks.safeParse(extreme).error?.issues ?? []).filter(
+    (issue) => issue.code === 'too_big' || issue.code === 'too_small',
+  );
+  const bound = bounds.reduce<z.core.$ZodIssue | undefined>(
+    (kept, issue) => (!kept || tighter(issue, kept) ? issue : kept),
+    undefined,
+  );
+  if (bound) return bound.message;
   return extreme > 0 ? `must be at most ${Number.MAX_SAFE_INTEGER}` : `must be at least ${-Number.MAX_SAFE_INTEGER}`;
 }
 
