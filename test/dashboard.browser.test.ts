@@ -596,6 +596,26 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
 
   test('when the server restarts, the page reconnects by itself and shows the new state', async () => {
     const page = await browser.newPage();
+    // In the page's own order: RESYNC and snapshot frames as they arrive, and the badge's states.
+    await page.addInitScript(() => {
+      const timeline: string[] = [];
+      Object.assign(window, { timeline });
+      const Native = window.WebSocket;
+      window.WebSocket = class extends Native {
+        constructor(...args: ConstructorParameters<typeof WebSocket>) {
+          super(...args);
+          this.addEventListener('message', ({ data }) => {
+            if (String(data).includes('"RESYNC"')) timeline.push('resync');
+            else if (String(data).includes('"runtimeSnapshot"')) timeline.push('snapshot');
+          });
+        }
+      };
+      document.addEventListener('DOMContentLoaded', () => {
+        const badge = document.querySelector('#connection') as HTMLElement;
+        const note = () => timeline.push(`badge ${badge.dataset.state}`);
+        new MutationObserver(note).observe(badge, { attributes: true, attributeFilter: ['data-state'] });
+      });
+    });
     await page.goto(`${server.url}/dashboard`);
     await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
     const port = new URL(server.url).port;
@@ -618,6 +638,26 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
       ).installApp;
       const taskId = result.__typename === 'InstallAppSuccess' ? result.task.taskId : '';
       await page.locator(`tr[data-task-id="${taskId}"]`).waitFor({ timeout: 15_000 });
+      // The restarted server numbers afresh: the page's resume got RESYNC, and from there until
+      // its new snapshot arrived the badge did not say "live" (it did when the viewer's answer
+      // came first).
+      const timeline = await page.evaluate(() => (window as unknown as { timeline: string[] }).timeline);
+      expect(timeline).toContain('resync');
+      let badge = '';
+      let waiting = false;
+      let saysLive = false;
+      for (const entry of timeline) {
+        if (entry.startsWith('badge ')) {
+          badge = entry.slice('badge '.length);
+          if (waiting) saysLive = badge === 'live';
+        } else if (entry === 'resync') {
+          waiting = true;
+          saysLive = badge === 'live';
+        } else if (entry === 'snapshot' && waiting) {
+          expect(saysLive, timeline.join(', ')).toBe(false);
+          waiting = false;
+        }
+      }
     } finally {
       await restarted.stop();
     }

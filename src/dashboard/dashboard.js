@@ -232,8 +232,9 @@ function applySnapshot(snapshot) {
 
 function applyEvent(event) {
   if (event.kind === 'RESYNC') {
-    // Missed too much: start again from a snapshot.
+    // Missed too much: start again from a snapshot; until it is here, what the page shows is old.
     state.sequence = null;
+    setConnection('reconnecting', 'catching up…');
     startSnapshot();
     return;
   }
