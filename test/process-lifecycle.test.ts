@@ -384,4 +384,23 @@ describe('dependencies that are not there at start: exit 1 with one line naming 
     },
     60_000,
   );
+
+  test.runIf(POSTGRES)(
+    'a Redis that refuses the credentials says so, not only that the connection closed',
+    async () => {
+      const database = await createTestDatabase('postgresql');
+      databases.push(database);
+      // The shared Redis has no password: it refuses any user and password (WRONGPASS).
+      const redis = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+      const server = startProcess(
+        SERVER_COMMAND,
+        serverEnv(database.url, { REDIS_URL: `redis://nobody:secret@${redis.host}`, REDIS_PREFIX: 'wrongpass:' }),
+      );
+      expect(await server.exited).toEqual({ code: 1, signal: null });
+      const last = server.output.at(-1) ?? '';
+      expect(last).toMatch(/^Could not reach Redis at .* \(REDIS_URL\): WRONGPASS/);
+      expect(server.output.join('\n')).not.toContain('secret');
+    },
+    60_000,
+  );
 });

@@ -5,7 +5,7 @@ import { timed } from '../platform/metrics.js';
 import { hostOf } from '../platform/redact.js';
 import type { Announcement } from './change-feed.js';
 import { RedisEventHistory } from './redis-event-history.js';
-import { logConnections, READ_BLOCK_MS, RETRY_MS, UNREACHABLE } from './redis-log-connections.js';
+import { logConnections, READ_BLOCK_MS, RETRY_MS, startFailure, UNREACHABLE } from './redis-log-connections.js';
 import { APPEND_SCRIPT, type AppendPipeline, lastOf, type Pending } from './redis-log-entry.js';
 import {
   APPEND_BATCH,
@@ -116,8 +116,7 @@ export class RedisChangeLog {
       await Promise.all([this.writer.connect(), this.reader.connect()]);
       [last] = (await this.writer.xrevrange(this.stream, '+', '-', 'COUNT', 1)) as [string, string[]][];
     } catch (error) {
-      // ioredis says only "Connection is closed.", the socket's error or Redis's (WRONGPASS): name what failed.
-      throw new Error(`Could not reach Redis at ${hostOf(this.options.url)} (REDIS_URL): ${(error as Error).message}`);
+      throw startFailure(this.options.url, error, this.lastError);
     }
     this.lastId = last?.[0] ?? '0-0';
     this.running = true;

@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { hostOf } from '../platform/redact.js';
 
 /**
  * How the cluster's change log (redis-change-log.ts) connects to Redis: one connection for the
@@ -43,4 +44,15 @@ export function logConnections(url: string): { writer: Redis; reader: Redis } {
     maxRetriesPerRequest: 0,
   });
   return { writer, reader };
+}
+
+/**
+ * Why the log could not start, naming the setting. ioredis rejects with only "Connection is
+ * closed." when Redis refused the credentials; its `error` event (`lastError`) said why (WRONGPASS,
+ * NOAUTH), which names what to fix.
+ */
+export function startFailure(url: string, error: unknown, lastError: string | null): Error {
+  const message = error instanceof Error ? error.message : String(error);
+  const reason = lastError && /closed/i.test(message) ? lastError : message;
+  return new Error(`Could not reach Redis at ${hostOf(url)} (REDIS_URL): ${reason}`);
 }
