@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { CHECKSUMS, migrationChecksums } from './migrations-lock.mjs';
 import { toPostgres } from './prisma-schemas.mjs';
 
 const name = process.argv[2];
@@ -45,3 +46,5 @@ for (const [provider, { from, to }] of Object.entries(schemas)) {
   console.log(`${provider}: wrote ${folder}/migration.sql`);
 }
 copyFileSync(current, snapshot);
+// The new migrations' checksums (migrations-lock.mjs): edit one before committing? Run `npm run migrations:lock` again.
+writeFileSync(CHECKSUMS, `${JSON.stringify(migrationChecksums(), null, 2)}\n`);

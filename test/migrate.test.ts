@@ -65,3 +65,26 @@ test('every change to prisma/schema.prisma has a migration (run `npm run migrati
   const snapshot = readFileSync(new URL('../prisma/migrations/schema.snapshot.prisma', import.meta.url), 'utf8');
   expect(snapshot).toBe(schema);
 });
+
+describe('released migrations', () => {
+  test('every migration is as it was released (prisma/migrations/checksums.json): an edited one stops every database that applied it', () => {
+    const locked = JSON.parse(readFileSync(new URL('../prisma/migrations/checksums.json', import.meta.url), 'utf8'));
+    const current = Object.fromEntries(
+      (['postgresql', 'sqlite'] as const).flatMap((provider) =>
+        readMigrations(provider).map((migration) => [`${provider}/${migration.name}`, migration.checksum]),
+      ),
+    );
+    const changed = Object.keys(current).filter((name) => name in locked && locked[name] !== current[name]);
+    // A released migration is never edited: add a new one (npm run migrations:diff). A migration
+    // not released yet, added or edited in this change: npm run migrations:lock.
+    expect(changed, 'migrations changed after their release').toEqual([]);
+    expect(
+      Object.keys(current).filter((name) => !(name in locked)),
+      'run npm run migrations:lock',
+    ).toEqual([]);
+    expect(
+      Object.keys(locked).filter((name) => !(name in current)),
+      'released migrations removed',
+    ).toEqual([]);
+  });
+});
