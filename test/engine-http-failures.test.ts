@@ -1,7 +1,15 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { availableDatabases } from './support/databases.js';
 import { type FakeAppService, sendEvent, startFakeAppService } from './support/fake-app-service.js';
-import { RetryTaskMutation, TaskDetailQuery } from './support/operations.js';
+import {
+  at,
+  httpAppServiceWorld,
+  installOwnApp,
+  APP_SERVICE_SECRET as SECRET,
+  SOURCE,
+  taskOf,
+} from './support/http-app-service-world.js';
+import { RetryTaskMutation } from './support/operations.js';
 import { seed } from './support/seed.js';
 import {
   AUTH_ENV,
@@ -22,42 +30,17 @@ import {
  */
 
 const [kind] = await availableDatabases();
-const SECRET = 'app-service-event-secret-0001';
-const SOURCE = 'market.olares';
 
 describe('task engine failures against a real app service over HTTP (APP_SERVICE_URL)', () => {
+  const world = httpAppServiceWorld();
   let fake: FakeAppService;
   let server: TestServer;
   let intake: string;
-  beforeAll(async () => {
-    fake = await startFakeAppService();
-    server = await startTestServer(kind ?? 'sqlite', {
-      env: {
-        ...AUTH_ENV,
-        APP_SERVICE_URL: fake.url,
-        APP_SERVICE_EVENT_SECRET: SECRET,
-        APP_SERVICE_TOKEN: 'service-credential-0001',
-        APP_SERVICE_TIMEOUT_MS: '2000',
-        RECONCILE_INTERVAL_MS: '3600000',
-      },
-    });
-    intake = `${server.url}/events/app-state`;
+  beforeAll(() => {
+    ({ fake, server, intake } = world);
   });
-  afterAll(async () => {
-    await server?.stop();
-    await fake?.stop();
-  });
-
-  const task = async (taskId: string) =>
-    dataOf(await execute(server, TaskDetailQuery, { taskId }, { token: TOKENS.ops })).task;
-
-  /** Installs, as alice, a catalogue app of this test's own (no demo user has it). */
-  async function install(appName: string, version: string) {
-    await seed(server.app.db).catalogApp({ name: appName, versions: [version] });
-    return installThroughApi(server, { sourceId: SOURCE, appName, version }, TOKENS.alice);
-  }
-
-  const at = (offsetMs: number) => new Date(Date.now() + offsetMs).toISOString();
+  const task = (taskId: string) => taskOf(server, taskId);
+  const install = (appName: string, version: string) => installOwnApp(server, appName, version);
 
   test('a business error from the app service (422 missing env values) fails the task with its message and data', async () => {
     fake.setBehaviour('install', {
@@ -166,8 +149,7 @@ describe('with TASK_TIMEOUT_MS, against a real app service over HTTP', () => {
     await fake?.stop();
   });
 
-  const task = async (taskId: string) =>
-    dataOf(await execute(server, TaskDetailQuery, { taskId }, { token: TOKENS.ops })).task;
+  const task = (taskId: string) => taskOf(server, taskId);
   const ended = (taskId: string) =>
     waitFor(async () => {
       const current = await task(taskId);

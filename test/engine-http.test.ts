@@ -1,18 +1,15 @@
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { availableDatabases } from './support/databases.js';
-import { type FakeAppService, sendEvent, startFakeAppService } from './support/fake-app-service.js';
-import { AppQuery, CancelTaskMutation, TaskDetailQuery, UninstallAppMutation } from './support/operations.js';
-import { seed } from './support/seed.js';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { type FakeAppService, sendEvent } from './support/fake-app-service.js';
 import {
-  AUTH_ENV,
-  dataOf,
-  execute,
-  installThroughApi,
-  startTestServer,
-  type TestServer,
-  TOKENS,
-  waitFor,
-} from './support/server.js';
+  at,
+  httpAppServiceWorld,
+  installOwnApp,
+  APP_SERVICE_SECRET as SECRET,
+  SOURCE,
+  taskOf,
+} from './support/http-app-service-world.js';
+import { AppQuery, CancelTaskMutation, UninstallAppMutation } from './support/operations.js';
+import { dataOf, execute, type TestServer, TOKENS, waitFor } from './support/server.js';
 
 /**
  * The task engine against a real app service over HTTP (the fake, APP_SERVICE_URL): how an
@@ -21,54 +18,27 @@ import {
  * engine-http-failures.test.ts.
  */
 
-const [kind] = await availableDatabases();
-const SECRET = 'app-service-event-secret-0001';
-const SOURCE = 'market.olares';
-
 describe('task engine against a real app service over HTTP (APP_SERVICE_URL)', () => {
+  const world = httpAppServiceWorld({
+    // What the app service lists for reconciliation: an app that bob installed outside the market.
+    apps: [
+      {
+        name: 'uptime-kuma',
+        owner: 'bob',
+        state: 'running',
+        marketSource: SOURCE,
+        statusTime: '2026-11-01T10:00:00Z',
+      },
+    ],
+  });
   let fake: FakeAppService;
   let server: TestServer;
   let intake: string;
-  beforeAll(async () => {
-    fake = await startFakeAppService({
-      // What the app service lists for reconciliation: an app that bob installed outside the market.
-      apps: [
-        {
-          name: 'uptime-kuma',
-          owner: 'bob',
-          state: 'running',
-          marketSource: SOURCE,
-          statusTime: '2026-11-01T10:00:00Z',
-        },
-      ],
-    });
-    server = await startTestServer(kind ?? 'sqlite', {
-      env: {
-        ...AUTH_ENV,
-        APP_SERVICE_URL: fake.url,
-        APP_SERVICE_EVENT_SECRET: SECRET,
-        APP_SERVICE_TOKEN: 'service-credential-0001',
-        APP_SERVICE_TIMEOUT_MS: '2000',
-        RECONCILE_INTERVAL_MS: '3600000',
-      },
-    });
-    intake = `${server.url}/events/app-state`;
+  beforeAll(() => {
+    ({ fake, server, intake } = world);
   });
-  afterAll(async () => {
-    await server?.stop();
-    await fake?.stop();
-  });
-
-  const task = async (taskId: string) =>
-    dataOf(await execute(server, TaskDetailQuery, { taskId }, { token: TOKENS.ops })).task;
-
-  /** Installs, as alice, a catalogue app of this test's own (no demo user has it). */
-  async function install(appName: string, version: string) {
-    await seed(server.app.db).catalogApp({ name: appName, versions: [version] });
-    return installThroughApi(server, { sourceId: SOURCE, appName, version }, TOKENS.alice);
-  }
-
-  const at = (offsetMs: number) => new Date(Date.now() + offsetMs).toISOString();
+  const task = (taskId: string) => taskOf(server, taskId);
+  const install = (appName: string, version: string) => installOwnApp(server, appName, version);
 
   test('an install is sent as documented, then follows the state events to COMPLETED with monotonic progress', async () => {
     const taskId = await install('followed-app', '0.53.3');
