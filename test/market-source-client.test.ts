@@ -277,7 +277,7 @@ describe('HttpMarketSource against a source that fails', () => {
     expect(error.message).toBe('hash: the answer is not JSON');
   });
 
-  test.each(['gzip', 'deflate', 'br'])(
+  test.each(['gzip', 'deflate', 'deflate (raw)', 'br'])(
     'an answer compressed with %s although none was asked for is read',
     async (encoding) => {
       const source = await fakeSource();

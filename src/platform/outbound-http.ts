@@ -1,5 +1,5 @@
 import { promisify } from 'node:util';
-import { brotliDecompress, gunzip, inflate, type ZlibOptions } from 'node:zlib';
+import { brotliDecompress, gunzip, inflate, inflateRaw, type ZlibOptions } from 'node:zlib';
 import { Agent, type Dispatcher, interceptors, request } from 'undici';
 import { redactSecrets, rememberSecret } from './redact.js';
 
@@ -146,12 +146,19 @@ async function readBytes(
 /**
  * The decoders of the compressions an upstream may apply although we ask for none (undici's
  * `request`, unlike fetch, does not decode): read as "not JSON", such an answer failed with no
- * word of why.
+ * word of why. `deflate` is zlib-wrapped as the standard says, or raw as some servers send it
+ * (browsers take both). Stacked codings (`gzip, br`) are not decoded: the answer says so.
  */
+const inflateWrapped = promisify(inflate);
+const inflateBare = promisify(inflateRaw);
 const DECODERS: Record<string, (bytes: Buffer, options: ZlibOptions) => Promise<Buffer>> = {
   gzip: promisify(gunzip),
   'x-gzip': promisify(gunzip),
-  deflate: promisify(inflate),
+  deflate: (bytes, options) =>
+    inflateWrapped(bytes, options).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ERR_BUFFER_TOO_LARGE') throw error;
+      return inflateBare(bytes, options);
+    }),
   br: promisify(brotliDecompress),
 };
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
+import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 
 /**
  * A market source on a real port, speaking the Olares market-source protocol as the public
@@ -248,6 +248,8 @@ export interface CatalogueSnapshot {
 const COMPRESSORS: Record<string, (plain: Buffer) => Buffer> = {
   gzip: (plain) => gzipSync(plain),
   deflate: (plain) => deflateSync(plain),
+  // Labelled `deflate` but without zlib's wrapping, as some servers send it.
+  'deflate (raw)': (plain) => deflateRawSync(plain),
   br: (plain) => brotliCompressSync(plain),
 };
 
@@ -374,7 +376,8 @@ export async function startFakeMarketSource(options: FakeMarketSourceOptions = {
           record.status = status;
           const json = Buffer.from(JSON.stringify(body));
           const compress = COMPRESSORS[fault.encoding] ?? ((plain: Buffer) => plain);
-          const headers = { 'content-type': 'application/json', 'content-encoding': fault.encoding };
+          const label = fault.encoding.replace(' (raw)', '');
+          const headers = { 'content-type': 'application/json', 'content-encoding': label };
           res.writeHead(status, headers).end(compress(json));
           return;
         }
