@@ -30,7 +30,7 @@ export async function heartbeat({ db, instanceId, tracked }: EngineContext): Pro
  * A graceful stop hands this instance's tasks over rather than leaving them to run out their
  * lease: a task the app service runs stays RUNNING with no worker and no heartbeat (the mark of
  * a task handed over, which any instance adopts at once, see recoverAbandoned), with its op id
- * (and its acceptance, see TrackedTasks.unrecorded) written again in case that write had failed;
+ * (and its acceptance's result, see TrackedTasks.unrecorded) written again in case that write failed;
  * a task never sent goes back to PENDING. Called once no send is in progress (TaskEngine.stop),
  * so every task still running here has been sent, and only those owed a requeue were not. Should
  * the database refuse, the tasks keep this instance's lease and are adopted when it expires, like
@@ -50,7 +50,8 @@ export async function handOver(ctx: EngineContext): Promise<void> {
     const released = await db.$transaction(
       taskIds.map((taskId) => {
         const opId = tracked.inFlight.get(taskId)?.opId;
-        // An acceptance still unwritten goes with it: its adopter never writes one.
+        // The result of an acceptance still unwritten goes with it (its adopter never writes one),
+        // so that cancelTask takes the task; the adopter follows it by the op id on its row.
         const acceptance = tracked.unrecorded.get(taskId);
         return db.task.updateMany({
           where: { ...mine, taskId },

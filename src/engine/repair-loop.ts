@@ -75,8 +75,17 @@ export class RepairLoop {
 
   /** Writes an acceptance; it stays owed when the database fails again. */
   private async record(acceptance: Acceptance): Promise<void> {
-    await writeAcceptance(this.ctx, acceptance);
-    this.ctx.tracked.unrecorded.delete(acceptance.task.taskId);
+    const { task, opId } = acceptance;
+    // A write whose commit landed though its answer was lost (a connection cut after COMMIT) is
+    // not made again: the app's row holding our op id would then read as a report that came first
+    // (writeAcceptance), and end the task on the app's state from before the operation.
+    const row = await this.ctx.db.task.findUnique({
+      where: { taskId: task.taskId },
+      select: { opId: true, result: true },
+    });
+    if (row && row.result !== null && row.opId === opId) this.ctx.feed.task(task);
+    else await writeAcceptance(this.ctx, acceptance);
+    this.ctx.tracked.unrecorded.delete(task.taskId);
   }
 
   /** Writes what a task is owed; throws (and it stays owed) when the database fails again. */
