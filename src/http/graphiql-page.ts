@@ -53,12 +53,13 @@ export function graphiqlDelivery(render: (options?: GraphiQLOptions) => string):
         const encoding = preferredEncoding(request.headers.get('accept-encoding'));
         // Every form of the page says it was chosen by Accept-Encoding, this one too: a shared
         // cache that stored it without would hand it to all, or the brotli one to all.
+        const vary = withAcceptEncoding(response.headers.get('vary'));
         if (!encoding) {
-          response.headers.append('vary', 'Accept-Encoding');
+          response.headers.set('vary', vary);
           return;
         }
         const headers = copiedHeaders(response.headers);
-        headers.vary = headers.vary ? `${headers.vary}, Accept-Encoding` : 'Accept-Encoding';
+        headers.vary = vary;
         headers['content-encoding'] = encoding;
         return page.encoded[encoding].then((body) =>
           setResponse(new fetchAPI.Response(body, { status: 200, headers })),
@@ -115,4 +116,14 @@ function preferredEncoding(acceptEncoding: string | null): 'br' | 'gzip' | null 
   const accepted = new Negotiator({ headers: { 'accept-encoding': acceptEncoding ?? '' } });
   const [encoding] = preferredOf.call(accepted, ENCODINGS, { preferred: ENCODINGS });
   return encoding === 'br' || encoding === 'gzip' ? encoding : null;
+}
+
+/** A Vary header that names Accept-Encoding, once (the others it names kept). */
+function withAcceptEncoding(vary: string | null): string {
+  const names = (vary ?? '')
+    .split(',')
+    .map((name) => name.trim())
+    .filter(Boolean);
+  if (names.some((name) => name === '*' || name.toLowerCase() === 'accept-encoding')) return names.join(', ');
+  return [...names, 'Accept-Encoding'].join(', ');
 }
