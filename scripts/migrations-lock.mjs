@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 export const CHECKSUMS = path.join('prisma', 'migrations', 'checksums.json');
 
@@ -22,7 +23,7 @@ export function migrationChecksums(root = path.join('prisma', 'migrations')) {
   return Object.fromEntries(Object.entries(checksums).sort(([a], [b]) => (a < b ? -1 : 1)));
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   writeFileSync(CHECKSUMS, `${JSON.stringify(migrationChecksums(), null, 2)}\n`);
   console.log(`wrote ${CHECKSUMS}`);
 }

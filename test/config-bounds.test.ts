@@ -8,15 +8,15 @@ import { envSchema } from '../src/platform/config-env.js';
  * bound used to print its own line.
  */
 
-/** The lines of the error loadConfig refuses `env` with. */
-function problems(env: Record<string, string>): string[] {
+/** The lines of the error loadConfig refuses `env` with; null when it takes it. */
+function problems(env: Record<string, string>): string[] | null {
   try {
     loadConfig(env);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     return error.message.split('\n').slice(1);
   }
-  throw new Error(`${JSON.stringify(env)} was accepted`);
+  return null;
 }
 
 describe('a setting beyond two bounds', () => {
@@ -35,12 +35,8 @@ describe('a setting beyond two bounds', () => {
     'every variable set to %s is taken or refused in one line',
     (value) => {
       for (const variable of Object.keys(envSchema.shape)) {
-        let lines: string[];
-        try {
-          lines = problems({ [variable]: value });
-        } catch {
-          continue; // a value this setting takes
-        }
+        const lines = problems({ [variable]: value });
+        if (lines === null) continue; // a value this setting takes
         expect(
           lines.filter((line) => line.startsWith(`  ${variable}:`)),
           variable,

@@ -57,7 +57,9 @@ test('each of two processes on one database without REDIS_URL says so, until the
       const found = await databaseComponent(url);
       return found?.state === 'ERROR' ? found : undefined;
     }, 'the database component to name the other process');
-    expect(component.message).toBe(`1 ${shared}: each shows only its own changes live (set REDIS_URL to run several)`);
+    expect(component.message).toBe(
+      `1 ${shared}: each shows only its own changes live (several instances need PostgreSQL and REDIS_URL; on SQLite, run one)`,
+    );
   }
   second.process.child.kill('SIGTERM');
   expect(await second.process.exited).toEqual({ code: 0, signal: null });

@@ -77,8 +77,8 @@ export function createCatalogue({ db, logger, config, bus, feed, history, catalo
 /**
  * Start-up's first sync: the sources that read the bundled catalogue file. A file that cannot be
  * read (a BUNDLED_CATALOGUE_FILE that names none stopped the start already: config-values.ts) or
- * is not a catalogue leaves the catalogue as it was (the syncer logs it; the source's sync status and the
- * `syncer` component say why); the server still starts. With BUNDLED_CATALOGUE_FILE=off there is
+ * is not a catalogue leaves the catalogue as it was (the syncer logs it; the source's sync status
+ * and the `syncer` component say why); the server still starts. With BUNDLED_CATALOGUE_FILE=off there is
  * nothing to read.
  */
 export async function syncBundledCatalogue(syncer: CatalogueSyncer, config: Config, logger: Logger): Promise<void> {

@@ -41,6 +41,8 @@ export function followRuntimeEvents(registry: Registry, store: Pick<StateStore, 
   // What the store loads at start (recent finished tasks) ended before: neither a new end nor a lag.
   const since = Date.now();
   store.onEvent((event: RuntimeEvent) => {
+    // A store's RESYNC (StateStore.forgetUpTo) is a mark for its streams, not an event it emitted.
+    if (event.kind === 'RESYNC') return;
     events.inc({ kind: event.kind });
     const task = event.task;
     if (event.kind !== 'TASK_CHANGED' || !task || !task.updatedAt || task.updatedAt.getTime() < since) return;

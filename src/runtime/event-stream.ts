@@ -108,7 +108,7 @@ export function eventStream<View>(
       if (event.kind === 'RESYNC') {
         if (behind !== null || resumedFrom === null || resumedFrom >= event.sequence) return;
         resumedFrom = null;
-        taken = Math.max(taken, event.sequence);
+        taken = source.sequence(); // the RESYNC's snapshot holds everything up to here
         return hand(source.resync());
       }
       if (behind !== null || event.sequence <= taken) return; // read from the store, or read there already

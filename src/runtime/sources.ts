@@ -41,7 +41,7 @@ export function databaseSource(db: Db, { provider, file, presence }: DatabaseChe
       ]);
       const shared =
         others > 0
-          ? `${others} other server process(es) use this database without REDIS_URL: each shows only its own changes live (set REDIS_URL to run several)`
+          ? `${others} other server process(es) use this database without REDIS_URL: each shows only its own changes live (several instances need PostgreSQL and REDIS_URL; on SQLite, run one)`
           : null;
       const low = freeBytes !== null && freeBytes < LOW_DISK_BYTES;
       const full = low

@@ -170,8 +170,9 @@ export class StateStore {
   /**
    * Cluster mode: the events up to `sequence` may not be the ones the other instances emitted
    * there (cluster-join.ts: this instance had loaded a change they applied only then). A `since`
-   * before it gets RESYNC from now on, and so does every live stream (a RESYNC event at `sequence`
-   * reaches the listeners: it takes no sequence of its own and stays out of the buffer).
+   * before it gets RESYNC from now on; a RESYNC event at `sequence` reaches the listeners (it takes
+   * no sequence of its own and stays out of the buffer), and event-stream.ts hands it to the
+   * streams that resumed from before it.
    */
   forgetUpTo(sequence: number): void {
     if (sequence <= this.floor) return;

@@ -104,16 +104,16 @@ export class TaskService {
     );
   }
 
-  /** By the task's own id; null when it does not exist or belongs to someone the viewer may not see. */
   /**
    * Deletes the tasks that ended before `cutoff` (HISTORY_RETENTION_DAYS, as their history
-   * records), in bounded statements until none is left or `deadline` (epoch ms) has passed. A task
-   * never ends by itself: without this, every install ever made stayed in the table.
+   * records), in bounded statements until none is left or `deadline` (epoch ms) has passed.
+   * Nothing else deletes a task row: without this, every operation ever asked for stayed.
    */
   removeFinishedBefore(cutoff: Date, deadline = Infinity): Promise<Removal> {
     return removeInBatches((limit) => removeFinishedTasks(this.db, cutoff, limit), deadline);
   }
 
+  /** By the task's own id; null when it does not exist or belongs to someone the viewer may not see. */
   async get(viewer: Viewer, taskId: string): Promise<TaskRow | null> {
     checkArgumentLength('taskId', taskId, MAX_TASK_ID_LENGTH);
     const [task] = await findTasks(this.sql, [taskId]);
