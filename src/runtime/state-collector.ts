@@ -287,8 +287,8 @@ export class StateCollector {
     }
     if (app === null) return;
     const key = { userId: app.userId, sourceId: app.sourceId, appName: app.appName };
-    const before = this.staleApps.get(appKeyString(key))?.noted ?? noted;
-    this.staleApps.set(appKeyString(key), { key, noted: Math.min(noted, before) });
+    const id = appKeyString(key);
+    this.staleApps.set(id, { key, noted: Math.min(noted, this.staleApps.get(id)?.noted ?? noted) });
   }
 
   /** Resyncs run one after the other (each reads the whole state back), the read-back after each. */
