@@ -32,6 +32,14 @@ describe('settings accepted before and then ignored or failing later are refused
     expect(refusal({ REDIS_URL: 'redis://127.0.0.1:6379', DATABASE_URL: 'postgresql://market@db/market' })).toBeNull();
   });
 
+  test('an APP_SERVICE_TOKEN of spaces only (the app service would see a blank credential)', () => {
+    const service = { APP_SERVICE_URL: 'http://app-service.local:8080', APP_SERVICE_EVENT_SECRET: 'e'.repeat(16) };
+    expect(refusal({ ...service, APP_SERVICE_TOKEN: '    ' })).toBe(
+      'Invalid configuration:\n  APP_SERVICE_TOKEN: must not be blank (it is made of spaces only)',
+    );
+    expect(refusal({ ...service, APP_SERVICE_TOKEN: 'service-credential' })).toBeNull();
+  });
+
   test.each([
     ['METRICS_TOKEN', 16],
     ['AUTH_JWT_SECRET', 32],

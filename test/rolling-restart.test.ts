@@ -35,7 +35,7 @@ import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
 
 const SECRET = 'app-service-event-secret-rolling';
 const VERSION = '1.0.0';
-const HANDED_OVER = 'handed the running tasks over to the other instances';
+const HANDED_OVER = 'handed the running tasks over (another instance, or this one after its restart, adopts them)';
 
 const databases = await availableDatabases();
 const runnable = databases.includes('postgresql') && (await redisAvailable());

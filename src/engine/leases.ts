@@ -69,7 +69,10 @@ export async function handOver(ctx: EngineContext): Promise<void> {
       for (const row of rows) feed.task(row);
     }
     const handedOver = released.reduce((sum, { count }) => sum + count, 0);
-    logger.info({ handedOver, requeued: requeued.count }, 'handed the running tasks over to the other instances');
+    logger.info(
+      { handedOver, requeued: requeued.count },
+      'handed the running tasks over (another instance, or this one after its restart, adopts them)',
+    );
   } catch (error) {
     logger.warn(
       { err: error, tasks: taskIds.length },

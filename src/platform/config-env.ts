@@ -178,7 +178,7 @@ export const envSchema = z.object({
   /** Base URL of the real app service; unset → the simulated one. @default none */
   APP_SERVICE_URL: serviceUrl.optional(),
   /** Credential this server sends to the app service as X-Authorization. @default none */
-  APP_SERVICE_TOKEN: z.string().min(1).optional(),
+  APP_SERVICE_TOKEN: secret(1).optional(),
   /** Timeout of one app-service call. @default 120000 */
   APP_SERVICE_TIMEOUT_MS: decimal(positiveMs).default(120_000),
   /** Shared secret the app service sends (Bearer) with POST /events/app-state. Required with APP_SERVICE_URL. */
