@@ -7,11 +7,12 @@ import { logStartBanner } from './app/banner.js';
 import { buildApp, StartAbandoned } from './app/build-app.js';
 import { logMigrationResult, migrateOrExplain } from './db/migrate.js';
 import { loadConfig } from './platform/config.js';
-import { createLogger } from './platform/logger.js';
+import { createLogger, logProcessWarnings } from './platform/logger.js';
 
 async function main() {
   const config = loadConfig();
   const logger = createLogger(config.logLevel, { format: config.logFormat });
+  logProcessWarnings(logger);
   const app = buildApp(config, { logger });
   // First, so that a port in use is the only thing that happens: nothing migrated, nothing started.
   await app.listen();

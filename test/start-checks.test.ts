@@ -80,6 +80,27 @@ describe('npm run db:migrate', () => {
       `Could not migrate the database (PostgreSQL at 127.0.0.1:${port}/market): could not connect: connect ECONNREFUSED 127.0.0.1:${port}`,
     ]);
   }, 60_000);
+
+  test.each([
+    ['the server', SERVER_COMMAND],
+    ['npm run db:migrate', MIGRATE_COMMAND],
+  ])(
+    'a library warning (pg on sslmode=require) is one JSON log line from %s, not text on stderr',
+    async (_, command) => {
+      const port = await closedPort();
+      const run = startProcess(command, serverEnv(`postgresql://market@127.0.0.1:${port}/market?sslmode=require`));
+      expect(await run.exited).toEqual({ code: 1, signal: null });
+      const [failure, ...logLines] = [...run.output].reverse();
+      expect(failure).toMatch(/^Could not migrate the database \(PostgreSQL at 127\.0\.0\.1:\d+\/market\)/);
+      expect(
+        logLines.filter((line) => !line.startsWith('{')),
+        'lines that are not JSON',
+      ).toEqual([]);
+      const warning = run.logs.find((line) => line.level === 40 && String(line.msg).includes('sslmode'));
+      expect(warning?.msg).toMatch(/^SECURITY WARNING: The SSL modes 'prefer', 'require'/);
+    },
+    60_000,
+  );
 });
 
 describe('a mistake in a setting found only when it is used', () => {

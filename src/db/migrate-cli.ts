@@ -1,5 +1,5 @@
 import { loadConfig } from '../platform/config.js';
-import { createLogger } from '../platform/logger.js';
+import { createLogger, logProcessWarnings } from '../platform/logger.js';
 import { logMigrationResult, migrateOrExplain } from './migrate.js';
 
 // `npm run db:migrate`: applies pending migrations to DATABASE_URL (SQLite by default).
@@ -11,6 +11,7 @@ try {
   const { DATABASE_URL, LOG_LEVEL, LOG_FORMAT } = process.env;
   const config = loadConfig({ DATABASE_URL, LOG_LEVEL, LOG_FORMAT });
   const logger = createLogger(config.logLevel, { format: config.logFormat });
+  logProcessWarnings(logger);
   logMigrationResult(logger, await migrateOrExplain(config.databaseUrl));
 } catch (error) {
   // A bad setting (ConfigError) or a database that cannot be migrated: one line, as `npm start` prints it.

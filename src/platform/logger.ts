@@ -96,3 +96,16 @@ function serializeError(error: unknown): unknown {
 function clean(text: string): string {
   return redactSecrets(text.slice(0, 2 * MAX_ERROR_TEXT)).slice(0, MAX_ERROR_TEXT);
 }
+
+/**
+ * Node prints process warnings (our own emitWarning calls, a library's notice such as pg's about
+ * `sslmode=require`, a deprecation) as several lines of text on stderr: in a JSON log those are
+ * lines no collector reads. Node's printer is a 'warning' listener; it is replaced by one that
+ * writes each warning as one log line, cleaned like an error message.
+ */
+export function logProcessWarnings(logger: Logger): void {
+  process.removeAllListeners('warning');
+  process.on('warning', (warning: Error & { code?: string }) => {
+    logger.warn({ warning: { name: warning.name, code: warning.code } }, clean(warning.message));
+  });
+}
