@@ -755,6 +755,56 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
   });
 });
 
+describe.skipIf(!chromiumAvailable())('the pages behind a gateway that serves the server under a path prefix', () => {
+  test('the dashboard, the flow page of an app, the way back and GraphiQL keep the prefix', async () => {
+    const gated = await startTestServer('sqlite', { env: { ...AUTH_ENV, AUTH_USER_HEADER: 'X-Bfl-User' } });
+    const gateway = await startGateway(gated.url, 'X-Bfl-User', 'alice', { pathPrefix: '/market' });
+    const browser = await launchChromium();
+    try {
+      const outside = recordOutsideRequests(gateway.url);
+      const page = await browser.newPage();
+      page.on('request', (request) => outside.see(request.url()));
+      await page.goto(`${gateway.url}/market/dashboard?stage=RUNNING`);
+      await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
+      const link = page.locator('tr[data-app] a[title="processing flow"]').first();
+      expect(await link.getAttribute('href')).toMatch(/^\/market\/dashboard\/app\?user=alice&/);
+
+      await link.click();
+      await page.waitForURL(/\/market\/dashboard\/app\?/);
+      await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
+      await page.locator('#back').click();
+      await page.waitForURL(`${gateway.url}/market/dashboard?stage=RUNNING`);
+      await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
+
+      // `/` sends a browser to GraphiQL under the prefix, and its queries go there too.
+      await page.goto(`${gateway.url}/market/`);
+      await page.waitForURL(`${gateway.url}/market/graphql`);
+      const run = page.getByRole('button', { name: /execute query/i }).first();
+      await run.waitFor({ timeout: 20_000 });
+      await run.click();
+      const result = page.locator('.graphiql-response');
+      await expect.poll(async () => result.innerText(), { timeout: 15_000 }).toContain('"userId": "alice"');
+      expect(outside.paths, 'requests that left the prefix').toEqual([]);
+    } finally {
+      await browser.close();
+      await gateway.close();
+      await gated.stop();
+    }
+  });
+});
+
+/** The paths of the requests a page made to `origin` outside `/market/`. */
+function recordOutsideRequests(origin: string): { paths: string[]; see(url: string): void } {
+  const paths: string[] = [];
+  return {
+    paths,
+    see: (url) => {
+      const { origin: to, pathname } = new URL(url);
+      if (to === origin && !pathname.startsWith('/market/')) paths.push(pathname);
+    },
+  };
+}
+
 describe.skipIf(!chromiumAvailable())('the live dashboard with many apps', () => {
   let server: TestServer;
   let browser: Browser;

@@ -200,7 +200,8 @@ function operationalRoute(
   }
   if (path === '/') {
     return (_req, res) => {
-      res.writeHead(302, { location: '/graphql' });
+      // Relative: behind a gateway that serves this server under a path prefix, it stays under it.
+      res.writeHead(302, { location: 'graphql' });
       res.end();
     };
   }

@@ -6,7 +6,7 @@
 import { CATALOGUE_EVENTS, FLOW_EVENTS, FLOW_QUERY, SYNCER_QUERY } from './app-flow-documents.js';
 import { buildSteps } from './app-flow-steps.js';
 import { identityHtml, refreshTimes, stepHtml } from './app-flow-view.js';
-import { esc, FILTER_KEYS, filterQuery, MAX_FILTER_LENGTH } from './format.js';
+import { DASHBOARD_PATH, esc, FILTER_KEYS, filterQuery, MAX_FILTER_LENGTH } from './format.js';
 import { CONNECTION_CLOSED, closedUnder, createLiveClient } from './live-client.js';
 
 /** Bounds on the link's parameters: ids and names are short; anything longer is not a real link. */
@@ -48,11 +48,11 @@ function parseParams(search, referrer = '') {
   return problems.length ? { problems, back: params.back } : { params };
 }
 
-/** The query of the dashboard page (same origin, /dashboard) this page was opened from, if any. */
+/** The query of the dashboard page (same origin, DASHBOARD_PATH) this page was opened from, if any. */
 function dashboardFilters(referrer) {
   try {
     const from = new URL(referrer);
-    return from.origin === location.origin && from.pathname === '/dashboard' ? from.search : '';
+    return from.origin === location.origin && from.pathname === DASHBOARD_PATH ? from.search : '';
   } catch {
     return '';
   }
@@ -296,7 +296,7 @@ function startPage(params) {
 function main() {
   const parsed = parseParams(location.search, document.referrer);
   const back = parsed.params?.back ?? parsed.back;
-  $('#back').href = `/dashboard${back ? `?${back}` : ''}`;
+  $('#back').href = `${DASHBOARD_PATH}${back ? `?${back}` : ''}`;
   if (parsed.problems) {
     setConnection('failed', 'bad link');
     showProblem(

@@ -4,6 +4,7 @@
 // socket, so a page never polls and never needs a second connection.
 
 import { VIEWER } from './documents.js';
+import { GRAPHQL_PATH } from './format.js';
 
 const TOKEN_KEY = 'market-token';
 /**
@@ -165,7 +166,7 @@ export function createLiveClient({ onState, onOpen, onUnauthorised, onSignIn }) 
 
   function connect() {
     onState(reconnects ? 'reconnecting' : 'connecting', reconnects ? `reconnecting (${reconnects})…` : 'connecting…');
-    const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/graphql`;
+    const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${GRAPHQL_PATH}`;
     const token = sessionStorage.getItem(TOKEN_KEY) ?? '';
     const current = new WebSocket(url, 'graphql-transport-ws');
     socket = current;

@@ -1,6 +1,6 @@
 // The apps: stage, health, why (App.reason), versions and the entrances that open them.
 
-import { badge, entranceHref, esc, filterQuery, timeAgo } from './format.js';
+import { badge, entranceHref, esc, FLOW_PATH, filterQuery, timeAgo } from './format.js';
 import { appKey, showsApp, state } from './state.js';
 
 const $ = (selector) => document.querySelector(selector);
@@ -14,7 +14,7 @@ export function flowHref({ userId, sourceId, appName }) {
   const params = new URLSearchParams({ user: userId ?? '', source: sourceId ?? '', app: appName ?? '' });
   const back = filterQuery(location.search);
   if (back) params.set('back', back);
-  return `/dashboard/app?${params}`;
+  return `${FLOW_PATH}?${params}`;
 }
 
 function entrances(app) {

@@ -15,9 +15,21 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-export async function startGateway(target: string, header: string, userId: string): Promise<Gateway> {
+/**
+ * `pathPrefix` (e.g. `/market`): the gateway serves the server under it, as one serving several
+ * services on one host does: `/market/x` goes to the server as `/x`, anything else is a 404.
+ */
+export async function startGateway(
+  target: string,
+  header: string,
+  userId: string,
+  { pathPrefix = '' }: { pathPrefix?: string } = {},
+): Promise<Gateway> {
   const upstream = new URL(target);
   let user = userId;
+  /** The server's path for a request's, or null outside the prefix. */
+  const upstreamPath = (url = '/') =>
+    !pathPrefix ? url : url.startsWith(`${pathPrefix}/`) ? url.slice(pathPrefix.length) : null;
   const rewrite = (headers: IncomingHttpHeaders): IncomingHttpHeaders => {
     const out: IncomingHttpHeaders = { ...headers, host: upstream.host };
     delete out[header.toLowerCase()];
@@ -27,12 +39,17 @@ export async function startGateway(target: string, header: string, userId: strin
     return out;
   };
   const server: Server = createServer((req, res) => {
+    const path = upstreamPath(req.url);
+    if (path === null) {
+      res.writeHead(404).end();
+      return;
+    }
     const forwarded = httpRequest(
       {
         host: upstream.hostname,
         port: upstream.port,
         method: req.method,
-        path: req.url,
+        path,
         headers: rewrite(req.headers),
       },
       (response) => {
@@ -44,12 +61,17 @@ export async function startGateway(target: string, header: string, userId: strin
     req.pipe(forwarded);
   });
   server.on('upgrade', (req, socket, head) => {
+    const path = upstreamPath(req.url);
+    if (path === null) {
+      socket.end('HTTP/1.1 404 Not Found\r\n\r\n');
+      return;
+    }
     const upstreamSocket = connect(Number(upstream.port), upstream.hostname, () => {
       const headers = rewrite(req.headers);
       const lines = Object.entries(headers).flatMap(([name, value]) =>
         (Array.isArray(value) ? value : [value]).map((v) => `${name}: ${v}`),
       );
-      upstreamSocket.write(`${req.method} ${req.url} HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`);
+      upstreamSocket.write(`${req.method} ${path} HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`);
       upstreamSocket.write(head);
       upstreamSocket.pipe(socket).pipe(upstreamSocket);
     });
