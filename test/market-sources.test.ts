@@ -258,6 +258,53 @@ describe.each(databases)('market sources on %s', (kind) => {
       }
     });
 
+    test('selecting, adding and removing a source are announced on catalogueChanged: to admins, and the newly offered source to everyone', async () => {
+      const [before] = await activeRemotes();
+      const document = parse(
+        'subscription { catalogueChanged { sourceId added sourcesChanged } }',
+      ) as TypedDocumentNode<
+        { catalogueChanged: { sourceId: string; added: string[]; sourcesChanged: boolean } },
+        Record<string, never>
+      >;
+      const [ofAdmin, ofAlice] = await Promise.all([
+        subscribe(server, document, {}, { token: admin }),
+        subscribe(server, document, {}, { token: alice }),
+      ]);
+      const announce = (added: string) =>
+        server.app.services.catalogueChanges.changed({ sourceId: 'upload', added: [added], updated: [], removed: [] });
+      try {
+        await waitFor(async () => {
+          if (ofAdmin.received.length > 0 && ofAlice.received.length > 0) return true;
+          await announce('probe');
+          return undefined;
+        }, 'both subscriptions to be live');
+        await added('next-store.example');
+        expect((await mutate(SELECT, { sourceId: 'next-store.example', nsfw: false })).__typename).toBe(
+          'SelectMarketSourceSuccess',
+        );
+        expect((await mutate(SELECT, { sourceId: before, nsfw: false })).__typename).toBe('SelectMarketSourceSuccess');
+        expect((await mutate(REMOVE, { sourceId: 'next-store.example' })).__typename).toBe('RemoveMarketSourceSuccess');
+        await announce('end');
+        const seen = async (subscription: typeof ofAdmin) =>
+          (await subscription.until((change) => change.catalogueChanged.added[0] === 'end'))
+            .map(({ catalogueChanged: change }) => change)
+            .filter((change) => change.sourcesChanged)
+            .map((change) => `${change.sourceId} ${change.added.length}`);
+        expect(await seen(ofAdmin)).toEqual([
+          'next-store.example 0', // added
+          'next-store.example 0', // selected
+          `${before} 0`, // no longer offered
+          `${before} 0`, // selected again
+          'next-store.example 0', // no longer offered
+          'next-store.example 0', // removed
+        ]);
+        // Alice is offered the active source only: she hears of each one when it becomes active.
+        expect(await seen(ofAlice)).toEqual(['next-store.example 0', `${before} 0`]);
+      } finally {
+        await Promise.all([ofAdmin.close(), ofAlice.close()]);
+      }
+    });
+
     test("an inactive source that fails to sync is named to admins, and changes no one's syncer state", async () => {
       await added('down.example', { baseUrl: 'http://127.0.0.1:1' });
       const synced = await mutate(SYNC, { sourceId: 'down.example' });

@@ -42,6 +42,8 @@ export interface CatalogueChanged {
   added: string[];
   updated: string[];
   removed: string[];
+  /** An admin added, selected or removed the source: what is offered changed as a whole (the lists are empty). */
+  sourcesChanged?: boolean;
 }
 
 export type Topics = {
@@ -324,8 +326,8 @@ export class ChangeFeed {
     this.queue.add(['app:updated', { userId, sourceId, appName }]);
   }
 
-  catalogue({ sourceId, added, updated, removed }: CatalogueChanged): void {
-    this.queue.add(['catalogue:changed', { sourceId, added, updated, removed }]);
+  catalogue({ sourceId, added, updated, removed, sourcesChanged }: CatalogueChanged): void {
+    this.queue.add(['catalogue:changed', { sourceId, added, updated, removed, sourcesChanged }]);
   }
 
   history(records: readonly HistoryAdded[]): void {

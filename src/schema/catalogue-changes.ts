@@ -8,6 +8,11 @@ const CatalogueChangeRef = builder.objectRef<CatalogueChanged>('CatalogueChange'
     added: t.exposeStringList('added', { description: 'Apps new to the catalogue.' }),
     updated: t.exposeStringList('updated', { description: 'Apps whose entry changed (a new version, new texts …).' }),
     removed: t.exposeStringList('removed', { description: 'Apps no longer offered.' }),
+    sourcesChanged: t.boolean({
+      description:
+        'An admin added, selected (its catalogue is now the one offered; the previous active source has an event too) or removed this source: read `catalog` (and `marketSources`) again. `added`, `updated` and `removed` are empty then.',
+      resolve: (change) => change.sourcesChanged === true,
+    }),
   }),
 });
 
@@ -15,7 +20,7 @@ builder.subscriptionField('catalogueChanged', (t) =>
   t.field({
     type: CatalogueChangeRef,
     description:
-      'Each change of the catalogue, as a sync or an upload commits it: of one source, or of every source (an inactive one: admins only, as `catalog`). Query `catalog` for the entries. Selecting or removing a source (which changes the source offered) is not announced here.',
+      'Each change of the catalogue: a sync or an upload that changed the entries of one source, or an admin adding, selecting or removing a source (`sourcesChanged`), of one source or of every source (an inactive one: admins only, as `catalog`). Query `catalog` for the entries.',
     args: { sourceId: t.arg.string({ description: 'Only this source (at most 50 characters).' }) },
     subscribe: (_root, { sourceId }, ctx) => ctx.services.catalogueChanges.subscribe(ctx.viewer, sourceId),
     resolve: (change) => change,

@@ -240,7 +240,7 @@ export class MarketSourceService {
       return [selected, await this.history.record([this.entry(viewer, message)], tx), before];
     });
     this.changed(sourceId, records);
-    for (const { sourceId: other } of previous) this.catalog.forgetSource(other);
+    for (const { sourceId: other } of previous) this.changed(other, []);
     return row;
   }
 
@@ -312,9 +312,14 @@ export class MarketSourceService {
     return { type: 'system', message, app: null, userId: viewer.userId, time: new Date() };
   }
 
-  /** After a commit: lookups of the source read it again, and the history records are announced. */
+  /**
+   * After a commit: lookups of the source read it again, here at once and on every instance once
+   * the announcement arrives (a store page reads `catalog` again on it), and the history records
+   * are announced.
+   */
   private changed(sourceId: string, records: Parameters<ChangeFeed['history']>[0]): void {
     this.catalog.forgetSource(sourceId);
+    this.feed.catalogue({ sourceId, added: [], updated: [], removed: [], sourcesChanged: true });
     this.feed.history(records);
   }
 }
