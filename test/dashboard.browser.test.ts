@@ -663,7 +663,7 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
     }
   });
 
-  test('with tokens and PERSISTED_DOCUMENTS, a user signs in, sees only their own data, no payments, and retries a failed task', async () => {
+  test('with tokens and PERSISTED_DOCUMENTS, a user signs in, sees only their own data, no payments, retries a failed task and signs out', async () => {
     // Every document the page sends must be in the manifest `npm run codegen` writes
     // (codegen.yml plucks src/dashboard/*.js): the server refuses any other.
     const locked = await startTestServer('sqlite', {
@@ -696,6 +696,15 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
       const retryId = (await failed.locator('.outcome').innerText()).replace('retried as ', '');
       await page.locator(`tr[data-task-id="${retryId}"]`).waitFor({ timeout: 15_000 });
       expect(traffic.polls).toEqual([]);
+
+      // She signs out: the token leaves the tab, her data the page, and the form asks for a token.
+      await page.locator('#sign-out').click();
+      await page.locator('#login').waitFor({ timeout: 15_000 });
+      expect(await page.locator('#connection').getAttribute('data-state')).toBe('failed');
+      expect(await page.locator('tr[data-task-id], tr[data-app], [data-history-id]').count()).toBe(0);
+      expect(await page.evaluate(() => JSON.stringify(sessionStorage))).not.toContain(TOKENS.alice);
+      expect(await page.locator('#token').inputValue()).toBe('');
+      expect(await page.locator('#sign-out').isHidden()).toBe(true);
       await page.close();
     } finally {
       await locked.stop();

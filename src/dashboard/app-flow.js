@@ -7,7 +7,7 @@ import { CATALOGUE_EVENTS, FLOW_EVENTS, FLOW_QUERY, SYNCER_QUERY } from './app-f
 import { buildSteps } from './app-flow-steps.js';
 import { identityHtml, refreshTimes, stepHtml } from './app-flow-view.js';
 import { DASHBOARD_PATH, esc, FILTER_KEYS, filterQuery, MAX_FILTER_LENGTH } from './format.js';
-import { CONNECTION_CLOSED, closedUnder, createLiveClient } from './live-client.js';
+import { bindSignIn, CONNECTION_CLOSED, closedUnder, createLiveClient } from './live-client.js';
 
 /** Bounds on the link's parameters: ids and names are short; anything longer is not a real link. */
 const MAX_PARAM = 128;
@@ -283,11 +283,7 @@ function startPage(params) {
     render(params);
   }
 
-  $('#login').addEventListener('submit', (event) => {
-    event.preventDefault();
-    $('#login').hidden = true;
-    client.login($('#token').value.trim());
-  });
+  bindSignIn(client, { form: $('#login'), input: $('#token'), signOut: $('#sign-out') });
   render(params);
   client.start();
   setInterval(() => refreshTimes(), 1000);

@@ -2,7 +2,7 @@
 // cancel or retry a task (mutations over the same socket), and sign in when the server asks.
 
 import { CANCEL_TASK, RETRY_TASK } from './documents.js';
-import { closedUnder } from './live-client.js';
+import { bindSignIn, closedUnder } from './live-client.js';
 import { reloadFilters, setFilters, state, TASK_MESSAGES_LIMIT, touch } from './state.js';
 import { bindTabKeys } from './tabs.js';
 
@@ -96,9 +96,5 @@ export function bindControls(client) {
   );
   bindTabKeys($('#task-tabs'));
   bindTabKeys($('#repo-tabs'));
-  $('#login').addEventListener('submit', (event) => {
-    event.preventDefault();
-    $('#login').hidden = true;
-    client.login($('#token').value.trim());
-  });
+  bindSignIn(client, { form: $('#login'), input: $('#token'), signOut: $('#sign-out') });
 }

@@ -222,10 +222,11 @@ export function createLiveClient({ onState, onOpen, onUnauthorised, onSignIn }) 
     get reconnects() {
       return reconnects;
     },
-    /** Stores the token for this tab and connects again with it. */
+    /** Stores the token for this tab (null: forgets it) and connects again with it (4403 asks for one). */
     login(token) {
-      sessionStorage.setItem(TOKEN_KEY, token);
-      // Nothing of the previous connection (if still open) may reach the new viewer's page.
+      if (token === null) sessionStorage.removeItem(TOKEN_KEY);
+      else sessionStorage.setItem(TOKEN_KEY, token);
+      // Another viewer from now on: nothing of the previous connection (if still open) may reach the page.
       const previous = socket;
       socket = null;
       acked = false;
@@ -238,4 +239,27 @@ export function createLiveClient({ onState, onOpen, onUnauthorised, onSignIn }) 
       connect();
     },
   };
+}
+
+/**
+ * A page's sign-in form and sign-out button. The form hands the token to the client (and is
+ * emptied: the token stays in the tab's session storage only); the button, shown while the tab
+ * holds a token, forgets it and what the page showed, and the server's refusal brings the form back.
+ */
+export function bindSignIn(client, { form, input, signOut }) {
+  const showSignOut = () => {
+    signOut.hidden = !sessionStorage.getItem(TOKEN_KEY);
+  };
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    form.hidden = true;
+    client.login(input.value.trim());
+    input.value = '';
+    showSignOut();
+  });
+  signOut.addEventListener('click', () => {
+    client.login(null);
+    showSignOut();
+  });
+  showSignOut();
 }
