@@ -8,30 +8,17 @@
  * - **Known values**: the exact secrets a request carried, and every secret this process sent
  *   upstream lately (`rememberSecret`), so a state event that arrives minutes later quoting the
  *   credential is cleaned too. Any piece of one that is long enough to matter is redacted as well,
- *   because an upstream may cut a quoted body short (see KNOWN_PIECE).
+ *   because an upstream may cut a quoted body short (src/platform/known-secrets.ts).
  * - **Shapes**, for secrets whose value we never knew: JWT/JWS (`eyJ….….…`), `Bearer …`, and a
  *   value next to a secret-like name (`"token":"…"`, `password=…`, an env entry
  *   `{"envName":"VERIFIABLE_CREDENTIAL","value":"…"}` in JSON or Go's `%+v`).
  *
- * Imports nothing from the rest of src, so every boundary can use it.
+ * Imports nothing from the rest of src but known-secrets.ts, so every boundary can use it.
  */
+
+import { KnownValues, MAX_REMEMBERED, MAX_REMEMBERED_CHARS, MIN_KNOWN_LENGTH } from './known-secrets.js';
 
 export const REDACTED = '[redacted]';
-
-/**
- * Shorter values are not remembered or matched by value: redacting every "1234" in a message
- * would garble it, and such a value is still caught by shape when it is quoted next to its name.
- */
-const MIN_KNOWN_LENGTH = 6;
-
-/**
- * Any run of at least this many characters of a known secret is redacted (aligned pieces are
- * indexed, so a cut-off prefix or suffix of 16+ characters and any inner piece of 31+ are found).
- */
-const KNOWN_PIECE = 16;
-
-/** Secrets this process remembers; the oldest are forgotten first. Bounds memory and index size. */
-const MAX_REMEMBERED = 2_000;
 
 /** Deeper JSON than this is not walked but replaced: a hostile upstream must not exhaust the stack. */
 const MAX_JSON_DEPTH = 64;
@@ -71,101 +58,6 @@ export function isSecretEnv(env: EnvLike): boolean {
 /** The values of the secret envs among `envs`. */
 export function secretEnvValues(envs: readonly EnvLike[]): string[] {
   return envs.filter((env) => env.value && isSecretEnv(env)).map((env) => env.value as string);
-}
-
-interface Piece {
-  secret: string;
-  offset: number;
-}
-
-/** Known secret values, indexed by aligned pieces of KNOWN_PIECE characters. */
-class KnownValues {
-  /** Insertion order is age: the first is forgotten first. */
-  private readonly values = new Set<string>();
-  /** Values shorter than KNOWN_PIECE, matched whole. */
-  private readonly short = new Set<string>();
-  private readonly pieces = new Map<string, Piece[]>();
-
-  constructor(private readonly max: number) {}
-
-  get size(): number {
-    return this.values.size;
-  }
-
-  add(value: string): void {
-    for (const form of formsOf(value)) {
-      if (this.values.has(form)) {
-        // Seen again: it is recent now.
-        this.values.delete(form);
-        this.values.add(form);
-        continue;
-      }
-      this.values.add(form);
-      if (form.length < KNOWN_PIECE) this.short.add(form);
-      else
-        for (const [piece, offset] of piecesOf(form))
-          this.pieces.set(piece, [...(this.pieces.get(piece) ?? []), { secret: form, offset }]);
-      if (this.values.size > this.max) this.forget(this.values.values().next().value as string);
-    }
-  }
-
-  private forget(value: string): void {
-    this.values.delete(value);
-    this.short.delete(value);
-    for (const [piece] of piecesOf(value)) {
-      const left = (this.pieces.get(piece) ?? []).filter((entry) => entry.secret !== value);
-      if (left.length) this.pieces.set(piece, left);
-      else this.pieces.delete(piece);
-    }
-  }
-
-  /** Character ranges of `text` that are (pieces of) known values. */
-  ranges(text: string): [number, number][] {
-    const ranges: [number, number][] = [];
-    for (const value of this.short) {
-      for (let at = text.indexOf(value); at !== -1; at = text.indexOf(value, at + value.length)) {
-        ranges.push([at, at + value.length]);
-      }
-    }
-    if (this.pieces.size === 0) return ranges;
-    for (let i = 0; i + KNOWN_PIECE <= text.length; i++) {
-      for (const { secret, offset } of this.pieces.get(text.slice(i, i + KNOWN_PIECE)) ?? []) {
-        // Grow the match both ways for as long as text and secret agree.
-        let start = i;
-        let from = offset;
-        while (start > 0 && from > 0 && text[start - 1] === secret[from - 1]) {
-          start--;
-          from--;
-        }
-        let end = i + KNOWN_PIECE;
-        let to = offset + KNOWN_PIECE;
-        while (end < text.length && to < secret.length && text[end] === secret[to]) {
-          end++;
-          to++;
-        }
-        ranges.push([start, end]);
-      }
-    }
-    return ranges;
-  }
-}
-
-/** The value as it may appear in text: as is, JSON-escaped, URL-encoded. */
-function formsOf(value: string): string[] {
-  if (value.length < MIN_KNOWN_LENGTH) return [];
-  const forms = new Set([value, JSON.stringify(value).slice(1, -1), encodeURIComponent(value)]);
-  return [...forms];
-}
-
-/** Aligned pieces (every KNOWN_PIECE characters, plus the last ones) with their offsets. */
-function piecesOf(value: string): [string, number][] {
-  const pieces: [string, number][] = [];
-  for (let offset = 0; offset + KNOWN_PIECE <= value.length; offset += KNOWN_PIECE) {
-    pieces.push([value.slice(offset, offset + KNOWN_PIECE), offset]);
-  }
-  const last = value.length - KNOWN_PIECE;
-  if (last % KNOWN_PIECE !== 0) pieces.push([value.slice(last), last]);
-  return pieces;
 }
 
 function replaceRanges(text: string, ranges: [number, number][]): string {
@@ -299,8 +191,11 @@ function redactShapes(text: string): string {
 export class SecretRedactor {
   private readonly known: KnownValues;
 
-  constructor(options: { maxRemembered?: number } = {}) {
-    this.known = new KnownValues(options.maxRemembered ?? MAX_REMEMBERED);
+  constructor(options: { maxRemembered?: number; maxRememberedChars?: number } = {}) {
+    this.known = new KnownValues(
+      options.maxRemembered ?? MAX_REMEMBERED,
+      options.maxRememberedChars ?? MAX_REMEMBERED_CHARS,
+    );
   }
 
   /** Values too short to match safely are ignored (see MIN_KNOWN_LENGTH). */
@@ -312,13 +207,18 @@ export class SecretRedactor {
     return this.known.size;
   }
 
+  /** What the remembered values cost: their characters, and the pieces indexed to find them. */
+  get rememberedCost(): { chars: number; pieces: number } {
+    return { chars: this.known.chars, pieces: this.known.indexedPieces };
+  }
+
   /** `text` without known secrets (remembered, and the request's own `secrets`) or secret-shaped parts. */
   text(text: string, secrets: readonly (string | null | undefined)[] = []): string {
     if (text === '') return text;
     let ranges = this.known.ranges(text);
     const extra = secrets.filter((secret): secret is string => !!secret && secret.length >= MIN_KNOWN_LENGTH);
     if (extra.length) {
-      const local = new KnownValues(Number.POSITIVE_INFINITY);
+      const local = new KnownValues(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
       for (const secret of extra) local.add(secret);
       ranges = ranges.concat(local.ranges(text));
     }
