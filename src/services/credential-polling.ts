@@ -115,6 +115,8 @@ export class CredentialPolling {
       return this.transitions.noRecord(payment, stillAsked);
     } catch (error) {
       if (!(error instanceof DeveloperServiceError)) throw error;
+      // The payment says only `failed`; the reason (unreachable, a bad answer) is for the operator.
+      this.logger.warn({ paymentId: payment.id, err: error.message }, 'credential query failed');
       return this.transitions.commit(payment, { developerSync: 'failed' }, [], stillAsked);
     }
   }

@@ -30,6 +30,18 @@ const RESIGN_TEXT = ['invalid', 'expired', 'signature'];
 /** Enough of an upstream explanation to act on, without copying a whole error page into a message. */
 const MAX_UPSTREAM_MESSAGE = 200;
 
+/**
+ * The longest credential accepted. A verifiable credential is a signed JWT or a JSON-LD document
+ * with a proof: a few KB. It is stored with the payment, pushed to the wallet, sent to the app
+ * service as an env and remembered for redaction, so one of megabytes is refused like any other bad
+ * answer: an 8,000,000-character one (under the generic 8 MiB answer cap) held the event loop for
+ * seconds and outlasted the 5 s transaction that stores it.
+ */
+export const MAX_CREDENTIAL_LENGTH = 16_384;
+
+/** The developer's whole answer: the credential with room for JSON escapes and an envelope. */
+export const MAX_DEVELOPER_RESPONSE_BYTES = 64 * 1024;
+
 export class HttpDeveloperService implements DeveloperService {
   readonly kind = 'http';
   private readonly urlTemplate: string;
@@ -72,7 +84,14 @@ export class HttpDeveloperService implements DeveloperService {
     }
 
     // The jws travels in the body only.
-    const outcome = await fetchJson({ url, method: 'POST', json: { jws }, timeoutMs: this.timeoutMs, secrets: [jws] });
+    const outcome = await fetchJson({
+      url,
+      method: 'POST',
+      json: { jws },
+      timeoutMs: this.timeoutMs,
+      maxResponseBytes: MAX_DEVELOPER_RESPONSE_BYTES,
+      secrets: [jws],
+    });
     if (outcome.kind === 'timeout') throw fail(`${who} did not answer within ${this.timeoutMs} ms`);
     if (outcome.kind === 'unreachable') throw fail(`${who} is unreachable: ${outcome.problem}`);
     const { status, durationMs } = outcome;
@@ -90,6 +109,12 @@ export class HttpDeveloperService implements DeveloperService {
     if (!isRecord(body)) throw fail(`${who} answered HTTP ${status} with JSON that is not an object`);
 
     const { result, code } = classify(body);
+    if (result.outcome === 'granted' && result.vc.length > MAX_CREDENTIAL_LENGTH) {
+      this.logger.debug({ developer: developerName, productId, status, code, durationMs }, 'developer service call');
+      throw fail(
+        `${who} answered with a credential of ${result.vc.length} characters, more than ${MAX_CREDENTIAL_LENGTH}`,
+      );
+    }
     if (result.outcome === 'granted') rememberSecret(result.vc);
     this.logger.debug(
       { developer: developerName, productId, status, code, outcome: result.outcome, durationMs },

@@ -1,0 +1,136 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { availableDatabases } from './support/databases.js';
+import { type FakeAppService, startFakeAppService } from './support/fake-app-service.js';
+import { type FakeDeveloperService, startFakeDeveloperService } from './support/fake-developer-service.js';
+import {
+  PaymentDetailQuery,
+  PurchaseAppMutation,
+  SignatureCallbackMutation,
+  SubmitPaymentTransactionMutation,
+  SubmitSignatureMutation,
+} from './support/operations.js';
+import { type Seeder, REMOTE_SOURCE as SOURCE, startSeededServer } from './support/seed.js';
+import { AUTH_ENV, dataOf, execute, type TestServer, TOKENS, waitFor } from './support/server.js';
+
+/**
+ * What a buyer, their frontend and a developer's credential service can make the server keep:
+ * the credential a developer grants, the frontend's note while it pays, and the envs of a paid
+ * app's install. Each is bounded, and the credential env is the server's alone.
+ */
+
+const databases = await availableDatabases();
+
+describe.each(databases)('payment bounds on %s', (kind) => {
+  let developer: FakeDeveloperService;
+  let appService: FakeAppService;
+  let server: TestServer;
+  let seeder: Seeder;
+  beforeAll(async () => {
+    developer = await startFakeDeveloperService();
+    appService = await startFakeAppService();
+    ({ server, seed: seeder } = await startSeededServer(kind, {
+      preseed: (seed) => seed.remoteSource(),
+      env: {
+        ...AUTH_ENV,
+        DEVELOPER_SERVICE_URL_TEMPLATE: developer.urlTemplate,
+        APP_SERVICE_URL: appService.url,
+        APP_SERVICE_EVENT_SECRET: 'app-service-event-secret-0003',
+        PAYMENT_POLL_INTERVAL_MS: '30',
+        PAYMENT_POLL_ATTEMPTS: '2',
+      },
+    }));
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await developer?.stop();
+    await appService?.stop();
+  });
+
+  const paidApp = (name: string) => seeder.catalogApp({ name, versions: ['1.0.0', '0.9.0'], price: '9.99' });
+  const payment = async (appId: string) =>
+    dataOf(await execute(server, PaymentDetailQuery, { sourceId: SOURCE, appId }, { token: TOKENS.alice }))
+      .paymentStatus;
+
+  /** alice buys `appId`, signs and pays; resolves with the payment once the polling round ended. */
+  async function payAndPoll(appId: string) {
+    await paidApp(appId);
+    const token = { token: TOKENS.alice };
+    const productId = `${appId}-license`;
+    await execute(server, PurchaseAppMutation, { input: { sourceId: SOURCE, appId } }, token);
+    await execute(server, SubmitSignatureMutation, { input: { productId, jws: `alice.${appId}.jws` } }, token);
+    const paid = dataOf(
+      await execute(
+        server,
+        SubmitPaymentTransactionMutation,
+        { input: { sourceId: SOURCE, appId, productId, txHash: '0xfeed' } },
+        token,
+      ),
+    ).submitPaymentTransaction;
+    expect(paid.__typename).toBe('SubmitPaymentTransactionSuccess');
+    return waitFor(async () => {
+      const current = await payment(appId);
+      return current && current.developerSync !== 'in_progress' ? current : undefined;
+    }, 'the polling round to end');
+  }
+
+  /** What the server kept of the credential and pushed of it. */
+  async function keptCredential(appId: string) {
+    const row = await server.app.db.payment.findFirst({ where: { userId: 'alice', appId } });
+    const pushes = await server.app.db.paymentNotification.findMany({
+      where: { paymentId: row?.id ?? -1, topic: 'save_payment_vc' },
+    });
+    return { vc: row?.vc ?? null, pushes: pushes.length };
+  }
+
+  /** Why the credential queries about alice's payment of `appId` failed, as logged. */
+  async function failedQueries(appId: string): Promise<string[]> {
+    const row = await server.app.db.payment.findFirst({ where: { userId: 'alice', appId } });
+    return server.logs
+      .map((line) => JSON.parse(line) as { msg?: string; paymentId?: number; err?: string })
+      .filter((entry) => entry.msg === 'credential query failed' && entry.paymentId === row?.id)
+      .map((entry) => entry.err ?? '');
+  }
+
+  test('a credential of 8,000,000 characters is refused like a bad answer: nothing stored or pushed, the reason logged', async () => {
+    developer.setBehaviour({ respond: 'grant', vc: 'v'.repeat(8_000_000) });
+    const ended = await payAndPoll('huge-vc');
+
+    expect(ended).toMatchObject({ status: 'WAITING_DEVELOPER_CONFIRMATION', developerSync: 'failed' });
+    expect(await keptCredential('huge-vc')).toEqual({ vc: null, pushes: 0 });
+    expect(await failedQueries('huge-vc')).toEqual([
+      'developer service of seed-developer answered HTTP 200 with a body larger than 65536 bytes',
+      'developer service of seed-developer answered HTTP 200 with a body larger than 65536 bytes',
+    ]);
+  });
+
+  test('a credential over 16,384 characters is refused naming its length; one of 16,384 is granted', async () => {
+    developer.setBehaviour({ respond: 'grant', vc: 'w'.repeat(16_385) });
+    expect(await payAndPoll('long-vc')).toMatchObject({ developerSync: 'failed' });
+    expect(await keptCredential('long-vc')).toEqual({ vc: null, pushes: 0 });
+    expect(await failedQueries('long-vc')).toEqual(
+      Array(2).fill(
+        'developer service of seed-developer answered with a credential of 16385 characters, more than 16384',
+      ),
+    );
+
+    const longest = `eyJ${'x'.repeat(16_381)}`;
+    developer.setBehaviour({ respond: 'grant', vc: longest });
+    expect(await payAndPoll('longest-vc')).toMatchObject({ status: 'PURCHASED', developerSync: 'completed' });
+    expect(await keptCredential('longest-vc')).toEqual({ vc: longest, pushes: 1 });
+  });
+
+  test('the wallet holding a signature and the developer granting an oversized credential: sync failed, the reason logged', async () => {
+    await paidApp('held-huge-vc');
+    developer.setBehaviour({ respond: 'grant', vc: 'h'.repeat(70_000) });
+    const token = { token: TOKENS.alice };
+    await execute(server, PurchaseAppMutation, { input: { sourceId: SOURCE, appId: 'held-huge-vc' } }, token);
+    const input = { productId: 'held-huge-vc-license', signed: true, jws: 'alice.held.jws' };
+    const answered = dataOf(await execute(server, SignatureCallbackMutation, { input }, token)).signatureCallback;
+
+    expect(answered).toMatchObject({ payment: { developerSync: 'failed' } });
+    expect(await keptCredential('held-huge-vc')).toEqual({ vc: null, pushes: 0 });
+    expect(await failedQueries('held-huge-vc')).toEqual([
+      'developer service of seed-developer answered HTTP 200 with a body larger than 65536 bytes',
+    ]);
+  });
+});
