@@ -6,6 +6,7 @@ import {
   PaymentDetailQuery,
   PurchaseAppMutation,
   SignatureCallbackMutation,
+  StartFrontendPaymentMutation,
   SubmitPaymentTransactionMutation,
   SubmitSignatureMutation,
 } from './support/operations.js';
@@ -132,5 +133,37 @@ describe.each(databases)('payment bounds on %s', (kind) => {
     expect(await failedQueries('held-huge-vc')).toEqual([
       'developer service of seed-developer answered HTTP 200 with a body larger than 65536 bytes',
     ]);
+  });
+
+  test('frontendData over 8,192 characters as JSON is refused with VALIDATION and not kept; 8,192 are kept', async () => {
+    await paidApp('noted');
+    await seeder.user('alice').payment({ appId: 'noted', status: 'signed' });
+    const start = async (frontendData: unknown) =>
+      dataOf(
+        await execute(
+          server,
+          StartFrontendPaymentMutation,
+          { input: { sourceId: SOURCE, appId: 'noted', productId: 'noted-license', frontendData } },
+          { token: TOKENS.alice },
+        ),
+      ).startFrontendPayment;
+
+    // 60 strings of 16 KB each passed the generic input bounds: 960 KB echoed in every event and read.
+    const refused = await start({ notes: Array.from({ length: 60 }, () => 'n'.repeat(16_000)) });
+    expect(refused).toEqual({
+      __typename: 'ValidationError',
+      code: 'VALIDATION',
+      message: 'Invalid input: frontendData: frontendData must be at most 8192 characters as JSON',
+    });
+    expect(await start({ note: 'n'.repeat(8_182) })).toMatchObject({ code: 'VALIDATION' });
+    const row = await server.app.db.payment.findFirst({ where: { userId: 'alice', appId: 'noted' } });
+    expect(row).toMatchObject({ frontendData: null, paymentStatus: 'notification_sent' });
+
+    // {"note":"…"} is 11 characters around the note
+    const kept = await start({ note: 'n'.repeat(8_181) });
+    expect(kept.__typename).toBe('StartFrontendPaymentSuccess');
+    expect(kept).toMatchObject({
+      payment: { status: 'PAYMENT_FRONTEND_STARTED', frontendData: { note: 'n'.repeat(8_181) } },
+    });
   });
 });

@@ -41,6 +41,21 @@ import { type Applies, type Patch, type Payment, PaymentTransitions } from './pa
 const appRef = z.object({ sourceId: z.string().trim().min(1).max(64), appId: z.string().trim().min(1).max(128) });
 const productRef = z.object({ productId: z.string().trim().min(1, 'productId must not be empty').max(128) });
 const jws = z.string().trim().min(1, 'jws must not be empty').max(16_384);
+/**
+ * The longest `frontendData` kept, as JSON. It is the frontend's own note while it pays (a
+ * transaction in flight, a chosen chain), echoed in every paymentUpdated event and payment read,
+ * so the generic input bounds (which let through ~1 MB of it) are far too loose.
+ */
+export const MAX_FRONTEND_DATA_LENGTH = 8_192;
+const frontendInput = z.object({
+  frontendData: z
+    .unknown()
+    .transform((data) => data ?? {})
+    .refine(
+      (data) => JSON.stringify(data).length <= MAX_FRONTEND_DATA_LENGTH,
+      `frontendData must be at most ${MAX_FRONTEND_DATA_LENGTH} characters as JSON`,
+    ),
+});
 const txHash = z
   .string()
   .trim()
@@ -193,12 +208,13 @@ export class PurchaseService {
     viewer: Viewer,
     input: { sourceId: string; appId: string; productId: string; frontendData?: unknown },
   ): Promise<Payment> {
+    const { frontendData } = parseInput(frontendInput, { frontendData: input.frontendData });
     const payment = await this.existing(viewer, input);
     this.assertSignedAndUnpaid(payment);
     return this.transitions.commit(payment, {
       paymentStatus: 'frontend_started',
       signatureStatus: 'required_and_signed', // paying again after "no record": it is news to the developer
-      frontendData: (input.frontendData ?? {}) as Prisma.InputJsonValue,
+      frontendData: frontendData as Prisma.InputJsonValue,
     });
   }
 
