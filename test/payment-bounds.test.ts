@@ -1,14 +1,18 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { appKeyString } from '../src/domain/app-key.js';
 import { availableDatabases } from './support/databases.js';
 import { type FakeAppService, startFakeAppService } from './support/fake-app-service.js';
 import { type FakeDeveloperService, startFakeDeveloperService } from './support/fake-developer-service.js';
 import {
+  CloneAppMutation,
+  InstallAppMutation,
   PaymentDetailQuery,
   PurchaseAppMutation,
   SignatureCallbackMutation,
   StartFrontendPaymentMutation,
   SubmitPaymentTransactionMutation,
   SubmitSignatureMutation,
+  UpgradeAppMutation,
 } from './support/operations.js';
 import { type Seeder, REMOTE_SOURCE as SOURCE, startSeededServer } from './support/seed.js';
 import { AUTH_ENV, dataOf, execute, type TestServer, TOKENS, waitFor } from './support/server.js';
@@ -165,5 +169,67 @@ describe.each(databases)('payment bounds on %s', (kind) => {
     expect(kept).toMatchObject({
       payment: { status: 'PAYMENT_FRONTEND_STARTED', frontendData: { note: 'n'.repeat(8_181) } },
     });
+  });
+
+  test('installApp, upgradeApp and cloneApp refuse an env named VERIFIABLE_CREDENTIAL, sending nothing', async () => {
+    await paidApp('forged');
+    await seeder.user('alice').payment({ appId: 'forged', status: 'purchased' });
+    const envs = [{ name: 'VERIFIABLE_CREDENTIAL', value: 'forged-by-user' }];
+    const input = { sourceId: SOURCE, appName: 'forged', envs };
+    const token = { token: TOKENS.alice };
+    const sent = appService.requests.length;
+
+    const install = dataOf(await execute(server, InstallAppMutation, { input: { ...input, version: '1.0.0' } }, token));
+    expect(install.installApp).toMatchObject({
+      __typename: 'ValidationError',
+      code: 'VALIDATION',
+      issues: [
+        { path: 'envs.0.name', message: "VERIFIABLE_CREDENTIAL is set by the server (a paid app's credential)" },
+      ],
+    });
+    const upgrade = dataOf(await execute(server, UpgradeAppMutation, { input: { ...input, version: '1.0.0' } }, token));
+    expect(upgrade.upgradeApp).toMatchObject({ code: 'VALIDATION' });
+    const clone = dataOf(await execute(server, CloneAppMutation, { input: { ...input, title: 'Forged' } }, token));
+    expect(clone.cloneApp).toMatchObject({ code: 'VALIDATION' });
+
+    expect(await server.app.db.task.count({ where: { userId: 'alice', appName: 'forged' } })).toBe(0);
+    expect(appService.requests.slice(sent)).toEqual([]);
+  });
+
+  test('a stored install naming VERIFIABLE_CREDENTIAL itself is sent with the server credential in its place', async () => {
+    // A task written before such envs were refused, waiting to be sent.
+    await paidApp('stored');
+    await seeder.user('alice').payment({ appId: 'stored', status: 'purchased' });
+    const key = { userId: 'alice', sourceId: SOURCE, appName: 'stored' };
+    await server.app.db.task.create({
+      data: {
+        ...key,
+        taskId: 'stored-forged-install',
+        type: 'INSTALL',
+        status: 'PENDING',
+        version: '1.0.0',
+        activeKey: appKeyString(key),
+        progress: 0,
+        metadata: {
+          cfgType: 'app',
+          envs: [
+            { name: 'VERIFIABLE_CREDENTIAL', value: 'forged-by-user' },
+            { name: 'TZ', value: 'UTC' },
+          ],
+          appId: 'stored',
+          paid: true,
+        },
+      },
+    });
+
+    const request = await waitFor(
+      async () => appService.requests.find((r) => r.path === '/app-service/v1/apps/stored/install'),
+      'the install request',
+    );
+    const sentEnvs = (request.body as { envs: { envName: string; value: string }[] }).envs;
+    expect(sentEnvs.map(({ envName, value }) => ({ envName, value }))).toEqual([
+      { envName: 'TZ', value: 'UTC' },
+      { envName: 'VERIFIABLE_CREDENTIAL', value: 'seed-vc-alice-stored' },
+    ]);
   });
 });

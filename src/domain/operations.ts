@@ -22,6 +22,12 @@ export interface EnvVar {
   secret?: boolean | null;
 }
 
+/** The env a paid app's install or clone gets the buyer's credential in (src/engine/dispatch.ts). */
+export const CREDENTIAL_ENV = 'VERIFIABLE_CREDENTIAL';
+
+/** Env names only the server sets: a request naming one is refused, and dispatch drops any it finds. */
+export const RESERVED_ENV_NAMES: ReadonlySet<string> = new Set([CREDENTIAL_ENV]);
+
 export interface OperationRequest {
   type: OperationType;
   userId: string;

@@ -8,7 +8,13 @@ import {
   setTaskAccepted,
 } from '../db/hot-path-sql.js';
 import type { Prisma, TaskRow } from '../db/models.js';
-import { isOperationType, type OperationRequest, readMetadata } from '../domain/operations.js';
+import {
+  CREDENTIAL_ENV,
+  isOperationType,
+  type OperationRequest,
+  RESERVED_ENV_NAMES,
+  readMetadata,
+} from '../domain/operations.js';
 import { resultEnvelope, type TaskResultEnvelope } from '../domain/task-result.js';
 import { isTerminal } from '../domain/tasks.js';
 import type { Acceptance, EndDetails, EngineContext } from './engine-context.js';
@@ -166,13 +172,15 @@ async function recordAfterEnd(
 /** The request sent to the app service; a paid app gets the buyer's credential as an env. */
 async function operationOf(db: Db, task: TaskRow): Promise<OperationRequest> {
   const metadata = readMetadata(task.metadata);
-  const envs = [...metadata.envs];
+  // Requests may not name a reserved env, but a task stored before they were refused may: the
+  // server's value replaces it rather than going next to it.
+  const envs = metadata.envs.filter((env) => !RESERVED_ENV_NAMES.has(env.name));
   if (metadata.paid && metadata.appId && (task.type === 'INSTALL' || task.type === 'CLONE')) {
     const payment = await db.payment.findFirst({
       where: { userId: task.userId, appId: metadata.appId, vc: { not: null } },
       orderBy: { id: 'desc' },
     });
-    if (payment?.vc) envs.push({ name: 'VERIFIABLE_CREDENTIAL', value: payment.vc });
+    if (payment?.vc) envs.push({ name: CREDENTIAL_ENV, value: payment.vc });
   }
   return {
     type: task.type as OperationRequest['type'],

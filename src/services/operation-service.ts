@@ -20,6 +20,7 @@ import { LifecycleService } from './lifecycle-service.js';
 import { purchaseOfApp } from './payment-service.js';
 import {
   commonOperationFields as common,
+  operationEnvs as envs,
   MAX_APP_NAME_LENGTH,
   type TaskRunner,
   TaskSubmission,
@@ -27,21 +28,6 @@ import {
 } from './task-submission.js';
 
 export type { TaskRunner } from './task-submission.js';
-
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
-
-const envs = z
-  .array(
-    z.object({
-      name: z.string().trim().regex(ENV_NAME, 'env names are letters, digits and _, not starting with a digit'),
-      value: z.string().max(4096, 'env values must be at most 4096 characters').nullish(),
-      valueFrom: z.string().trim().regex(ENV_NAME, 'valueFrom must name an env var').nullish(),
-    }),
-  )
-  .max(100, 'at most 100 envs')
-  .nullish()
-  .transform((list) => list ?? [])
-  .refine((list) => new Set(list.map((env) => env.name)).size === list.length, 'env names must be unique');
 
 const installInput = z.object({ ...common, version: trimmed('version', 64), envs });
 const uninstallInput = z.object({

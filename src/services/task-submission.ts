@@ -13,7 +13,7 @@ import type { AppRow, TaskRow } from '../db/models.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import { isCancelFailure } from '../domain/app-stage.js';
 import { ConflictError, InvalidStateError, ValidationError } from '../domain/errors.js';
-import type { OperationType, TaskMetadata } from '../domain/operations.js';
+import { type OperationType, RESERVED_ENV_NAMES, type TaskMetadata } from '../domain/operations.js';
 import { newTaskId, type TaskType } from '../domain/tasks.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import type { HistoryEntry, HistoryService } from './history-service.js';
@@ -34,6 +34,31 @@ export const commonOperationFields = {
   ),
   idempotencyKey: trimmed('idempotencyKey', 128).nullish(),
 };
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+const RESERVED_ENV_MESSAGE = `${[...RESERVED_ENV_NAMES].join(', ')} is set by the server (a paid app's credential)`;
+
+/**
+ * The envs an install, upgrade or clone takes. Names the server sets itself (the purchase
+ * credential) are refused: the app service would get the user's value next to the server's, and
+ * an app reading the first of two would run on a forged credential.
+ */
+export const operationEnvs = z
+  .array(
+    z.object({
+      name: z
+        .string()
+        .trim()
+        .regex(ENV_NAME, 'env names are letters, digits and _, not starting with a digit')
+        .refine((name) => !RESERVED_ENV_NAMES.has(name), RESERVED_ENV_MESSAGE),
+      value: z.string().max(4096, 'env values must be at most 4096 characters').nullish(),
+      valueFrom: z.string().trim().regex(ENV_NAME, 'valueFrom must name an env var').nullish(),
+    }),
+  )
+  .max(100, 'at most 100 envs')
+  .nullish()
+  .transform((list) => list ?? [])
+  .refine((list) => new Set(list.map((env) => env.name)).size === list.length, 'env names must be unique');
 
 /** A validated request, as the task (and app-state row) it becomes. */
 export interface TaskRequest {
