@@ -202,9 +202,10 @@ function entranceKey(entrances: AppEntrance[]): string {
  * Whether the list shows the end of a task still RUNNING (sent, so the app service has it): its
  * app in the operation's end state (`listed`), or gone for an uninstall (`null`). Only when the
  * list is later than the task's start, or the task has run for `minTaskAgeMs` already; never for
- * another operation than the task's (op ids differ), nor by a list older than what the app service
- * reported of the operation itself (`row`, whose op id is the app service's: the report is on its
- * clock, as the list). An upgrade ends in the state it started from, so only a list later than
+ * another operation than the task's (op ids differ), nor by a list older than the app's stored
+ * state (`row`, see onListClock). A stop or resume is answered without an op id: a lagging list
+ * that still showed the app running from before its stop completed the resume 30 s later, while
+ * the row (rightly) kept `stopped`. An upgrade ends in the state it started from, so only a list later than
  * its start, or one naming its op id, shows its end: a running app listed before then was running
  * the old version (a stale list completed upgrades in progress, and left their apps UPGRADING
  * with no task).
@@ -215,13 +216,20 @@ function endShown(task: TaskRow, listed: AppStateEvent | null, comparison: Compa
   if (end === undefined) return false;
   if (listed === null ? end !== null : end === null || listed.state.toLowerCase() !== end) return false;
   if (listed?.opId && task.opId && listed.opId !== task.opId) return false;
-  if (listed && task.opId && row.opId === task.opId && row.eventTime.getTime() > listed.createTime.getTime()) {
-    return false;
-  }
+  if (listed && row.eventTime.getTime() > listed.createTime.getTime() && onListClock(row, task)) return false;
   const listedSinceStart = listed !== null && listed.createTime >= task.startedAt;
   // Or the list names the upgrade's own op id: its `running` is that operation's end, whatever
   // the two clocks say (an app service whose clock is behind listed it before the start).
   if (task.type === 'UPGRADE') return listedSinceStart || (listed?.opId != null && listed.opId === task.opId);
   const ranLongEnough = comparison.requestedAt.getTime() - task.startedAt.getTime() >= comparison.minTaskAgeMs;
   return ranLongEnough || listedSinceStart;
+}
+
+/**
+ * Whether the row's `eventTime` is on the app service's clock, as the list's times are: a report
+ * reached it, or the task's own op id is on it. Not a first install's row no report has reached
+ * (its `eventTime` is still its `createdAt`, this server's clock, see upsertAppStateForTask).
+ */
+function onListClock(row: AppRow, task: TaskRow): boolean {
+  return row.eventTime.getTime() !== row.createdAt.getTime() || (task.opId !== null && row.opId === task.opId);
 }
