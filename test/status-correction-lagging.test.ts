@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Db } from '../src/db/client.js';
+import { appKeyString } from '../src/domain/app-key.js';
 import { graphql } from './gql/index.js';
 import { availableDatabases } from './support/databases.js';
 import { type FakeAppService, sendEvent, startFakeAppService } from './support/fake-app-service.js';
@@ -9,7 +10,8 @@ import { AUTH_ENV, dataOf, execute, type TestServer, TOKENS, waitFor } from './s
 
 /**
  * Status correction against an app service whose list lags behind its events (a cache), over
- * HTTP: a list older than the app's stored state never ends the operation that followed it.
+ * HTTP: a list older than the app's stored state never ends the operation that followed it, and
+ * two runs that plan the same corrections (two leaders, one of them late) record each one once.
  */
 
 const databases = await availableDatabases();
@@ -149,5 +151,48 @@ describe.each(databases)('status correction with a list that lags behind on %s',
 
     expect(await taskOf(taskId)).toMatchObject({ status: 'RUNNING', app: { state: 'running', stage: 'STOPPING' } });
     expect(await historyOf('bob', 'n8n')).toEqual([]);
+  });
+
+  test('two runs that plan the same corrections at once record each app and each completed task once', async () => {
+    // Two leaders, the old one late: both read the rows before either made its corrections.
+    const crowd = Array.from({ length: 60 }, (_, i) => application('carol', `twice-${i}`, 'running', ago(MINUTE)));
+    // Installs another (live) instance runs, which the list shows ended after they started.
+    const carol = seed.user('carol');
+    for (let i = 0; i < 10; i++) {
+      const appName = `ending-${i}`;
+      await carol.app({ appName, state: 'installing' });
+      const key = { userId: 'carol', sourceId: SOURCE, appName };
+      await db.task.create({
+        data: {
+          ...key,
+          taskId: `lagging-${appName}`,
+          type: 'INSTALL',
+          status: 'RUNNING',
+          version: '1.0.0',
+          activeKey: appKeyString(key),
+          metadata: { cfgType: 'app', envs: [], appId: appName },
+          workerId: 'another-instance',
+          heartbeatAt: new Date(Date.now() + 10 * MINUTE),
+          dispatchedAt: ago(MINUTE),
+          startedAt: ago(MINUTE),
+        },
+      });
+      crowd.push(application('carol', appName, 'running', ago(SECOND)));
+    }
+    fake.apps.push(...crowd);
+    await Promise.all([run(), run()]);
+
+    const rows = await db.appState.count({ where: { userId: 'carol', state: 'running' } });
+    expect(rows).toBe(crowd.length);
+    const completed = await db.task.count({ where: { userId: 'carol', status: 'COMPLETED' } });
+    expect(completed).toBe(10);
+    const records = await db.historyRecord.groupBy({
+      by: ['app', 'message'],
+      where: { userId: 'carol', type: 'system' },
+      _count: { _all: true },
+    });
+    expect(records.filter((record) => record._count._all !== 1)).toEqual([]);
+    // Each appeared app once; each ended install its state correction and its completion, once each.
+    expect(records).toHaveLength(60 + 2 * 10);
   });
 });

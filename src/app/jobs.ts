@@ -100,13 +100,13 @@ export function createPeriodicJobs({
   let catchUp: WebhookCatchUp | null = null;
   let stopped = false;
 
-  const startJob = (name: string, intervalMs: number, work: () => Promise<void>) => {
+  const startJob = (name: string, intervalMs: number, work: (signal: AbortSignal) => Promise<void>) => {
     // Asked at every run too: a leader whose event loop stalled past its lease must not act on a
     // timer that fires before it has heard that it no longer leads.
     const job = startPeriodicJob(
       name,
       intervalMs,
-      () => (leadership.isLeader ? work() : Promise.resolve()),
+      (signal) => (leadership.isLeader ? work(signal) : Promise.resolve()),
       logger,
       failureMessage,
     );
@@ -134,8 +134,14 @@ export function createPeriodicJobs({
     });
     // After the engine started (build-app.ts starts it first): tasks the correction ends are ended
     // by the engine, and those a dead instance left are adopted by then.
-    statusCorrection = startJob('status correction', config.statusCorrectionIntervalMs, () =>
-      services.statusCorrection.run(),
+    // Asked between its corrections, which may be thousands: a stop must not wait for them all,
+    // and a leader that lost the lease mid-run (its process paused past it) must not go on making
+    // the corrections its successor makes too. The lease's own clock answers, no round trip.
+    statusCorrection = startJob('status correction', config.statusCorrectionIntervalMs, (signal) =>
+      services.statusCorrection.run(() => {
+        if (!leadership.isLeader) return 'this instance no longer leads';
+        return signal.aborted ? 'the periodic jobs are stopping' : null;
+      }),
     );
     if (config.webhookCatchUpIntervalMs > 0) {
       const sweep = webhookCatchUp({ config, services, logger });

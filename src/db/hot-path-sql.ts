@@ -275,15 +275,26 @@ export interface ReportedState extends AppKey {
  * upsertAppStateForTask) takes any report of the operation it follows: compared with this
  * server's clock, every report of an app service whose clock ran 10 s behind was older, and the
  * install never completed.
+ *
+ * `laterOnly` (a state status correction read from the list): a report at the row's own time is
+ * not taken either. Planned only when later than the row, such a state is already there (another
+ * leader's run wrote it while this one ran), and taking it again recorded the same correction
+ * twice. A state event at the row's time still counts: a repeated event must still end its task.
  */
-export function applyReportedState(db: SqlRunner, report: ReportedState, now: Date): Promise<number> {
+export function applyReportedState(
+  db: SqlRunner,
+  report: ReportedState,
+  now: Date,
+  laterOnly = false,
+): Promise<number> {
+  const notNewer = laterOnly ? sql`"eventTime" < ${report.eventTime}` : sql`"eventTime" <= ${report.eventTime}`;
   return db.$executeRaw`
     UPDATE "AppState" SET "state" = ${report.state}, "progress" = ${report.progress}, "reason" = ${report.reason},
       "message" = ${report.message}, "eventTime" = ${report.eventTime}, "opId" = COALESCE(${report.opId}, "opId"),
       "opType" = COALESCE(${report.opType}, "opType"), "rawAppName" = COALESCE(${report.rawAppName}, "rawAppName"),
       "entrances" = COALESCE(${json(report.entrances ?? undefined)}, "entrances"), "updatedAt" = ${now}
     WHERE "userId" = ${report.userId} AND "sourceId" = ${report.sourceId} AND "appName" = ${report.appName}
-      AND ("eventTime" <= ${report.eventTime} OR ("eventTime" = "createdAt" AND "opId" = ${report.opId}))`;
+      AND (${notNewer} OR ("eventTime" = "createdAt" AND "opId" = ${report.opId}))`;
 }
 
 /** Raises a running task's progress; never lowers it (a late or repeated report changes nothing). */

@@ -37,21 +37,23 @@ export async function receiveReport(ctx: EngineContext, event: AppStateEvent): P
 
 /**
  * A state the app service's list shows (status correction), applied as its state reports are: the
- * app's row takes it unless it holds a newer one, and it may end the app's task. True when the
- * row took it; throws when the database fails (the next correction tries again).
+ * app's row takes it unless it holds a newer one or this very one (same time: another run wrote
+ * it, see applyReportedState), and it may end the app's task. True when the row took it; throws
+ * when the database fails (the next correction tries again).
  */
 export function applyListedState(ctx: EngineContext, event: AppStateEvent): Promise<boolean> {
-  return applyReport(ctx, event, ctx.tracked.supervised(appKeyString(event)));
+  return applyReport(ctx, event, ctx.tracked.supervised(appKeyString(event)), true);
 }
 
 /**
  * Applies a report to the app's state row and its task (see receiveReport); true when the row took
- * it, false when it holds a newer one. Throws when the database fails.
+ * it, false when it holds a newer one (or, `listed`, the same). Throws when the database fails.
  */
 async function applyReport(
   ctx: EngineContext,
   event: AppStateEvent,
   supervised: TaskRow | undefined,
+  listed = false,
 ): Promise<boolean> {
   const { db, feed } = ctx;
   const task = supervised ?? (await db.task.findUnique({ where: { activeKey: appKeyString(event) } }));
@@ -64,7 +66,7 @@ async function applyReport(
     const now = new Date();
     const applied = await ctx.sql.$transaction(async (tx) => {
       await raiseProgress(tx, task.taskId, progress, now);
-      return applyReportedState(tx, reportedState(event), now);
+      return applyReportedState(tx, reportedState(event), now, listed);
     });
     task.progress = progress;
     const took = applied > 0 || (await createStateRow(ctx, event));
@@ -72,7 +74,7 @@ async function applyReport(
     feed.task(task);
     return took;
   }
-  if (!(await applyToStateRow(ctx, event))) return false;
+  if (!(await applyToStateRow(ctx, event, listed))) return false;
   feed.app(event);
   const ending = concerned ? task : task && (await acceptedMeanwhile(ctx, task, event));
   const end = ending && outcomeOf(ending.type, event.state);
@@ -116,9 +118,9 @@ async function removeUninstalled(ctx: EngineContext, event: AppStateEvent): Prom
   ctx.feed.history(records);
 }
 
-/** Writes the event into the app's state row unless the row already has a newer one. */
-export async function applyToStateRow(ctx: EngineContext, event: AppStateEvent): Promise<boolean> {
-  const count = await applyReportedState(ctx.sql, reportedState(event), new Date());
+/** Writes the event into the app's state row unless the row already has a newer one (`listed`: or this one). */
+export async function applyToStateRow(ctx: EngineContext, event: AppStateEvent, listed = false): Promise<boolean> {
+  const count = await applyReportedState(ctx.sql, reportedState(event), new Date(), listed);
   return count > 0 || createStateRow(ctx, event);
 }
 

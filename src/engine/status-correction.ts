@@ -3,7 +3,7 @@ import type { AppService, AppStateEvent } from '../adapters/app-service/port.js'
 import { failureMessage, isDatabaseUnavailable } from '../db/availability.js';
 import type { Db } from '../db/client.js';
 import { driverSqlOf } from '../db/driver-sql.js';
-import type { AppRow, HistoryRow, Prisma } from '../db/models.js';
+import type { AppRow, HistoryRow, Prisma, TaskRow } from '../db/models.js';
 import { allActiveTasks, allAppStates } from '../db/state-reads.js';
 import { appKeyString } from '../domain/app-key.js';
 import type { ChangeFeed } from '../events/change-feed.js';
@@ -68,6 +68,12 @@ export interface StatusCorrectionDeps {
 /** What a task's result says when status correction completed it. */
 const CORRECTED_BY = 'status correction';
 
+/** The result of a task status correction completed: the envelope written when the app service accepted it, completed. */
+function correctedResult(task: Pick<TaskRow, 'type' | 'result'>): Prisma.InputJsonObject {
+  const envelope = isRecord(task.result) ? task.result : { operation: task.type.toLowerCase() };
+  return { ...envelope, status: 'success', correctedBy: CORRECTED_BY } as Prisma.InputJsonObject;
+}
+
 /** Most system-app names remembered from earlier lists (a vanished system app is recognised by name). */
 const MAX_SYSTEM_NAMES = 10_000;
 
@@ -95,8 +101,12 @@ export class StatusCorrection {
     return { ...this.figures, corrections: { ...this.figures.corrections } };
   }
 
-  /** One comparison and its corrections; throws (after recording it) when the list cannot be read. */
-  async run(): Promise<void> {
+  /**
+   * One comparison and its corrections; throws (after recording it) when the list cannot be read.
+   * `interrupted`, asked between corrections, says why the run must end there (null: go on); the
+   * corrections left are planned again by the next run, on whichever instance leads then.
+   */
+  async run(interrupted: () => string | null = () => null): Promise<void> {
     const { db, appService } = this.deps;
     const started = performance.now();
     const requestedAt = new Date();
@@ -132,7 +142,7 @@ export class StatusCorrection {
       this.figures.listedApps = listed.length;
       this.figures.removalsWithheld = withheld;
       this.figures.unreadableApps = unreadable.length;
-      const failed = await this.applyEach(corrections, requestedAt);
+      const failed = await this.applyEach(corrections, requestedAt, interrupted);
       this.figures.failedCorrections = failed.length;
       this.figures.lastError = why && `status correction withheld ${withheld} removals: ${why}`;
       if (why) this.deps.logger.warn({ withheld, listed: listed.length, stored }, this.figures.lastError ?? why);
@@ -156,12 +166,21 @@ export class StatusCorrection {
    * logged and leaves the others to be made, as it would at every run. A database gone fails the
    * run instead. Returns why each failed one failed.
    */
-  private async applyEach(corrections: Correction[], run: Date): Promise<string[]> {
+  private async applyEach(corrections: Correction[], run: Date, interrupted: () => string | null): Promise<string[]> {
     const failed: string[] = [];
-    for (const correction of corrections) {
+    for (const [done, correction] of corrections.entries()) {
       // Between corrections, requests go first: on SQLite every statement completes synchronously,
       // so a run of 2,000 appeared apps answered nothing, /health included, for 40 s.
       await setImmediate();
+      const why = interrupted();
+      if (why) {
+        const left = corrections.length - done;
+        this.deps.logger.info(
+          { done, left },
+          `status correction stopped part-way (${why}): the next run makes the rest`,
+        );
+        break;
+      }
       try {
         await this.apply(correction, run);
       } catch (error) {
@@ -201,18 +220,19 @@ export class StatusCorrection {
   /**
    * Whether this run's state correction ended the task already (the engine ends a task whose end
    * state a state row takes, as for a state report): still a completion by status correction.
+   * Not when another run marked it first (another leader's, late): that run recorded it.
    */
   private async endedBy(taskId: string, run: Date): Promise<boolean> {
     const { db } = this.deps;
-    const select = { status: true, completedAt: true, result: true } as const;
+    const select = { type: true, status: true, completedAt: true, result: true, updatedAt: true } as const;
     const task = await db.task.findUnique({ where: { taskId }, select });
     if (task?.status !== 'COMPLETED' || task.completedAt === null || task.completedAt < run) return false;
-    // Its result envelope says who completed it, as one this run completed itself does.
-    if (isRecord(task.result) && task.result.correctedBy === undefined) {
-      const result = { ...task.result, correctedBy: CORRECTED_BY } as Prisma.InputJsonObject;
-      await db.task.update({ where: { taskId }, data: { result } });
-    }
-    return true;
+    if (isRecord(task.result) && task.result.correctedBy !== undefined) return false;
+    // Its result envelope says who completed it, as one this run completed itself does; the
+    // first run to mark it is the one that records it.
+    const result = correctedResult(task);
+    const { count } = await db.task.updateMany({ where: { taskId, updatedAt: task.updatedAt }, data: { result } });
+    return count > 0;
   }
 
   private async apply(correction: Correction, run: Date): Promise<void> {
@@ -262,12 +282,7 @@ export class StatusCorrection {
       case 'taskCompleted': {
         const { task, listed } = correction;
         const shows = listed ? `reports it ${listed.state}` : 'no longer lists it';
-        // The result envelope written when the app service accepted the operation stays, completed.
-        const result = {
-          ...(isRecord(task.result) ? task.result : { operation: task.type.toLowerCase() }),
-          status: 'success',
-          correctedBy: CORRECTED_BY,
-        } as Prisma.InputJsonObject;
+        const result = correctedResult(task);
         if (!(await engine.finish(task.taskId, 'COMPLETED', { result })) && !(await this.endedBy(task.taskId, run)))
           return;
         const message = `${task.type.toLowerCase()} of ${task.appName} completed by status correction: the app service ${shows}`;

@@ -24,23 +24,25 @@ export interface PeriodicJob {
  * Runs `work` now and then every `intervalMs`, never two runs at once; a failing run is logged
  * (a failure that repeats only now and then, RepeatedFailure) and the next one still happens, its
  * error kept in the status as `describe` words it (the status is shown to every user). `stop()`
- * waits for a run in progress.
+ * aborts `signal` and waits for a run in progress: a long run that looks at it between its steps
+ * ends early (status correction's thousands of corrections held a graceful stop past its budget).
  */
 export function startPeriodicJob(
   name: string,
   intervalMs: number,
-  work: () => Promise<void>,
+  work: (signal: AbortSignal) => Promise<void>,
   logger: Logger,
   describe: (error: unknown) => string,
 ): PeriodicJob {
   const state: JobStatus = { name, intervalMs, runs: 0, lastStartedAt: null, lastDurationMs: null, lastError: null };
   let running: Promise<void> | null = null;
+  const stopping = new AbortController();
   const failures = new RepeatedFailure(logger, name);
   const run = (): void => {
     if (running) return;
     const started = performance.now();
     state.lastStartedAt = new Date();
-    running = work()
+    running = work(stopping.signal)
       .then(() => {
         state.lastError = null;
         failures.succeeded({ job: name });
@@ -66,6 +68,7 @@ export function startPeriodicJob(
     status: () => ({ ...state }),
     async stop() {
       clearInterval(timer);
+      stopping.abort();
       await running;
     },
   };
