@@ -206,12 +206,25 @@ export function mayPayWith(p: {
  * news. The outbox delivers at least once, so the answer can come late: not once the buyer signed
  * since (that signature is newer), nor while the developer is being polled with a signature (the
  * round answers), nor when it repeats the signature the developer already answered for.
+ *
+ * Nor once the buyer paid (or started to): the wallet is only asked that question before paying,
+ * so any answer then is late. The signature paid with is the one the developer must find, whatever
+ * it answered ("no record": restorePurchase asks again with it); after "sign again" the new
+ * signature comes with the answer to the sign request Buy sends (submitSignature), never with this
+ * one. Taken, a late answer put the old signature in its place, or dropped it for a new sign
+ * request, and a restore asked the developer about a signature never paid with.
  */
 export function takesWalletAnswer(
-  p: { signatureStatus: SignatureStatus; developerSync: SyncState; jws?: string | null },
+  p: {
+    signatureStatus: SignatureStatus;
+    developerSync: SyncState;
+    paymentStatus: PaymentProgress;
+    jws?: string | null;
+  },
   jws: string | null,
 ): boolean {
   if (p.signatureStatus === 'required_and_signed' || p.developerSync === 'in_progress') return false;
+  if (isPaying(p.paymentStatus)) return false;
   const answered = p.signatureStatus === 'error_no_record' || p.signatureStatus === 'error_need_resign';
   return !(answered && jws !== null && jws === p.jws);
 }

@@ -1,0 +1,116 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { availableDatabases } from './support/databases.js';
+import { type FakeDeveloperService, startFakeDeveloperService } from './support/fake-developer-service.js';
+import {
+  PaymentDetailQuery,
+  PurchaseAppMutation,
+  RestorePurchaseMutation,
+  SignatureCallbackMutation,
+  StartFrontendPaymentMutation,
+  SubmitPaymentTransactionMutation,
+  SubmitSignatureMutation,
+} from './support/operations.js';
+import { REMOTE_SOURCE, type Seeder, startSeededServer } from './support/seed.js';
+import { AUTH_ENV, dataOf, execute, type TestServer, TOKENS, waitFor } from './support/server.js';
+
+/**
+ * What the buyer's wallet says when its answers come late or several at once (the outbox delivers
+ * every push at least once, so the wallet may answer a push twice, or an old one late): the
+ * signature the buyer paid with stays.
+ */
+
+const databases = await availableDatabases();
+const NEW_SIGNATURE = 'eyJhbGciOiJFUzI1NiJ9.paid-with.TkVXU0lH';
+const OLD_SIGNATURE = 'eyJhbGciOiJFUzI1NiJ9.held-before.T0xEU0lH';
+
+function success<T extends { __typename: string }>(result: T): Extract<T, { payment: unknown }>['payment'] {
+  if (!('payment' in result)) throw new Error(`expected success, got ${JSON.stringify(result)}`);
+  return (result as { payment: unknown }).payment as never;
+}
+
+describe.each(databases)('wallet answers on %s', (kind) => {
+  let server: TestServer;
+  let seeder: Seeder;
+  let developer: FakeDeveloperService;
+  beforeAll(async () => {
+    developer = await startFakeDeveloperService();
+    ({ server, seed: seeder } = await startSeededServer(kind, {
+      preseed: (seed) => seed.remoteSource(),
+      env: {
+        ...AUTH_ENV,
+        DEVELOPER_SERVICE_URL_TEMPLATE: developer.urlTemplate,
+        PAYMENT_POLL_INTERVAL_MS: '20',
+        PAYMENT_POLL_ATTEMPTS: '2',
+      },
+    }));
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await developer?.stop();
+  });
+
+  const as = { token: TOKENS.alice };
+  const paymentOf = async (appId: string) =>
+    dataOf(await execute(server, PaymentDetailQuery, { sourceId: REMOTE_SOURCE, appId }, as)).paymentStatus;
+  const walletAnswers = async (productId: string, signed: boolean, jws?: string) =>
+    success(
+      dataOf(await execute(server, SignatureCallbackMutation, { input: { productId, signed, jws: jws ?? null } }, as))
+        .signatureCallback,
+    );
+
+  test('a late wallet answer after paying neither replaces nor drops the signature paid with; a restore asks the developer about that one', async () => {
+    const appId = 'late-after-paying';
+    const productId = `${appId}-license`;
+    const product = { sourceId: REMOTE_SOURCE, appId, productId };
+    await seeder.catalogApp({ name: appId, versions: ['1.0.0'], price: '9.99' });
+    developer.setBehaviour({ respond: 'json', body: { code: 1501 } }); // no record, until the round ends
+    success(
+      dataOf(await execute(server, PurchaseAppMutation, { input: { sourceId: REMOTE_SOURCE, appId } }, as)).purchaseApp,
+    );
+    success(
+      dataOf(await execute(server, SubmitSignatureMutation, { input: { productId, jws: NEW_SIGNATURE } }, as))
+        .submitSignature,
+    );
+    success(dataOf(await execute(server, StartFrontendPaymentMutation, { input: product }, as)).startFrontendPayment);
+    const txHash = '0xfeedbeef';
+    success(
+      dataOf(await execute(server, SubmitPaymentTransactionMutation, { input: { ...product, txHash } }, as))
+        .submitPaymentTransaction,
+    );
+    const noRecord = await waitFor(async () => {
+      const payment = await paymentOf(appId);
+      return payment?.developerSync === 'completed' ? payment : undefined;
+    }, 'the polling round to end');
+    expect(noRecord).toMatchObject({
+      status: 'SIGNATURE_NO_RECORD',
+      signatureStatus: 'error_no_record',
+      paymentStatus: 'frontend_completed',
+    });
+    const queries = developer.requests.length;
+    const pushes = noRecord.notifications.length;
+
+    // The answers to the first question (does the wallet hold a signature?), arriving late.
+    expect(await walletAnswers(productId, true, OLD_SIGNATURE)).toMatchObject({ status: 'SIGNATURE_NO_RECORD' });
+    expect(await walletAnswers(productId, false)).toMatchObject({
+      status: 'SIGNATURE_NO_RECORD',
+      signatureStatus: 'error_no_record',
+    });
+    const after = await paymentOf(appId);
+    expect(after).toMatchObject({ status: 'SIGNATURE_NO_RECORD', signatureStatus: 'error_no_record', txHash });
+    expect(after?.notifications).toHaveLength(pushes); // no sign request, no frontend push
+    expect(developer.requests).toHaveLength(queries); // nobody asked about the old signature
+    const row = await server.app.db.payment.findFirstOrThrow({ where: { userId: 'alice', appId } });
+    expect(row.jws).toBe(NEW_SIGNATURE);
+
+    // The payment was found since: a restore asks about the signature paid with, not for a new one.
+    developer.setBehaviour({ respond: 'grant', vc: 'vc-late-after-paying' });
+    const restored = success(
+      dataOf(await execute(server, RestorePurchaseMutation, { input: { sourceId: REMOTE_SOURCE, appId } }, as))
+        .restorePurchase,
+    );
+    expect(restored.developerSync).toBe('in_progress');
+    await waitFor(async () => ((await paymentOf(appId))?.status === 'PURCHASED' ? true : undefined), 'the purchase');
+    const asked = developer.requests.slice(queries).map((request) => (request.body as { jws?: string }).jws);
+    expect(asked).toEqual([NEW_SIGNATURE]);
+  });
+});
