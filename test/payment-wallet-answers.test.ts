@@ -16,7 +16,7 @@ import { AUTH_ENV, dataOf, execute, type TestServer, TOKENS, waitFor } from './s
 /**
  * What the buyer's wallet says when its answers come late or several at once (the outbox delivers
  * every push at least once, so the wallet may answer a push twice, or an old one late): the
- * signature the buyer paid with stays.
+ * signature the buyer paid with stays, and the frontend is asked to pay once.
  */
 
 const databases = await availableDatabases();
@@ -112,5 +112,24 @@ describe.each(databases)('wallet answers on %s', (kind) => {
     await waitFor(async () => ((await paymentOf(appId))?.status === 'PURCHASED' ? true : undefined), 'the purchase');
     const asked = developer.requests.slice(queries).map((request) => (request.body as { jws?: string }).jws);
     expect(asked).toEqual([NEW_SIGNATURE]);
+  });
+
+  test('the wallet returning the signature several times at once asks the frontend to pay once', async () => {
+    const appId = 'signed-at-once';
+    const productId = `${appId}-license`;
+    await seeder.catalogApp({ name: appId, versions: ['1.0.0'], price: '9.99' });
+    success(
+      dataOf(await execute(server, PurchaseAppMutation, { input: { sourceId: REMOTE_SOURCE, appId } }, as)).purchaseApp,
+    );
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        execute(server, SubmitSignatureMutation, { input: { productId, jws: NEW_SIGNATURE } }, as),
+      ),
+    );
+    for (const answer of answers) expect(success(dataOf(answer).submitSignature).status).toBe('PAYMENT_REQUIRED');
+    const payment = await paymentOf(appId);
+    expect(payment).toMatchObject({ status: 'PAYMENT_REQUIRED', signatureStatus: 'required_and_signed' });
+    const asked = payment?.notifications.filter((push) => push.status === 'payment_required') ?? [];
+    expect(asked).toHaveLength(1);
   });
 });

@@ -76,6 +76,16 @@ function unchangedSince(seen: Seen): Applies {
   return (current) => current.signatureStatus === seen.signatureStatus && current.paymentStatus === seen.paymentStatus;
 }
 
+/** Whether the payment holds what a submitted signature writes (a concurrent call wrote it, or this one). */
+function holdsSignature(payment: Payment, patch: Patch): boolean {
+  return (
+    payment.signatureStatus === patch.signatureStatus &&
+    payment.jws === patch.jws &&
+    payment.larePassSync === patch.larePassSync &&
+    (patch.txHash === undefined || payment.txHash === patch.txHash)
+  );
+}
+
 function developerOf(app: CatalogAppRow): string | null {
   return ((app.price ?? {}) as { developer?: string }).developer || null;
 }
@@ -165,9 +175,14 @@ export class PurchaseService {
     if (isPurchased(payment)) throw new InvalidStateError(`${payment.appName} is already purchased`);
     const patch: Patch = { signatureStatus: 'required_and_signed', jws: signature, larePassSync: 'completed' };
     if (hash) patch.txHash = hash;
-    payment = awaitsPaymentRequest(payment.paymentStatus)
-      ? await this.transitions.requestPayment(payment, patch)
-      : await this.transitions.commit(payment, patch);
+    // The wallet may answer twice (the outbox delivers at least once) or several answers cross:
+    // only the call that finds the buyer not asked to pay yet (on the locked row) asks, and pushes.
+    if (awaitsPaymentRequest(payment.paymentStatus)) {
+      payment = await this.transitions.requestPayment(payment, patch, (current) =>
+        awaitsPaymentRequest(current.paymentStatus),
+      );
+    }
+    if (!holdsSignature(payment, patch)) payment = await this.transitions.commit(payment, patch);
     // Only ask the developer once the buyer paid, or has started to (the original polled at once);
     // a new signature is the buyer acting, so it asks again after the developer answered the one
     // before ("sign again" or "no record" after paying: the original never asked again).
