@@ -166,14 +166,19 @@ function createPurchases(
   history: HistoryService,
   feed: ChangeFeed,
 ) {
+  const developerService = config.payments.developerService;
   return new PurchaseService(
     db,
     catalog,
     history,
-    createDeveloperService(config.payments.developerService, logger),
+    createDeveloperService(developerService, logger),
     feed,
     logger.child({ component: 'purchases' }),
-    { attempts: config.payments.pollAttempts, intervalMs: config.payments.pollIntervalMs },
+    {
+      attempts: config.payments.pollAttempts,
+      intervalMs: config.payments.pollIntervalMs,
+      callTimeoutMs: developerService.kind === 'http' ? developerService.timeoutMs : 0,
+    },
     {
       // The wallet answers with the submitSignature / signatureCallback mutations on the
       // GraphQL endpoint (graphql.ts), reached from outside under PUBLIC_BASE_URL.

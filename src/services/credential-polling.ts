@@ -10,7 +10,12 @@ const POLLING: SyncState = 'in_progress';
 export interface PollingOptions {
   attempts: number;
   intervalMs: number;
+  /** The longest a credential query may take (DEVELOPER_SERVICE_TIMEOUT_MS; 0 for the simulated service). */
+  callTimeoutMs: number;
 }
+
+/** What an attempt spends besides waiting and the query (its reads and writes), with room to spare. */
+const ATTEMPT_MARGIN_MS = 2000;
 
 /**
  * Asks the developer service for the purchase credential: once, when the wallet turned out to
@@ -33,10 +38,15 @@ export class CredentialPolling {
 
   /**
    * A polling round whose payment row has not moved for this long lost its poller (the process
-   * died): a live poller touches the row at every attempt.
+   * died): a live poller touches the row at every attempt, so between two touches lie at most the
+   * interval, one credential query (its timeout) and the attempt's own reads and writes. Counted
+   * from the interval alone (3 × interval, at least 2 s), a query of a slow developer outlasted
+   * it, and another instance resumed the round while the query was still out: the payment was
+   * polled twice at once and bought twice (two `purchased` pushes, two credential pushes).
    */
   private get staleAfterMs(): number {
-    return Math.max(3 * this.options.intervalMs, 2000);
+    const { intervalMs, callTimeoutMs } = this.options;
+    return Math.max(3 * intervalMs, intervalMs + callTimeoutMs + ATTEMPT_MARGIN_MS);
   }
 
   /** How often to look for polling rounds to resume. */
@@ -135,6 +145,22 @@ export class CredentialPolling {
     this.pollers.set(paymentId, timer);
   }
 
+  /**
+   * Writes the credential of a round's query, unless the payment was bought meanwhile: a poller
+   * whose process stalled past the round's staleness (staleAfterMs) finds its round resumed, and
+   * maybe granted, by another instance. Only the first grant moves the payment to purchased and
+   * pushes; a later one writes nothing (it would replace the credential and push both again).
+   */
+  private async grant(payment: Payment, vc: string): Promise<void> {
+    let first = false;
+    await this.transitions.granted(payment, vc, (current) => {
+      first = !current.vc;
+      return first;
+    });
+    if (first) return;
+    this.logger.info({ paymentId: payment.id }, 'credential granted after the purchase was confirmed: not written');
+  }
+
   /** One attempt of a round: ends it on an answer that settles the purchase, or on the last attempt. */
   private async pollOnce(paymentId: number): Promise<void> {
     const row = await this.db.payment.findUnique({ where: { id: paymentId } });
@@ -156,7 +182,7 @@ export class CredentialPolling {
     } catch (error) {
       this.logger.warn({ paymentId, attempt, err: (error as Error).message }, 'credential query failed');
     }
-    if (result?.outcome === 'granted') return void (await this.transitions.granted(payment, result.vc));
+    if (result?.outcome === 'granted') return this.grant(payment, result.vc);
     // A refusal or "no record" is about the signature asked with: a new one the buyer gave
     // meanwhile is not refused by it, and the next attempt asks about that one.
     const aboutIt: Applies = (current) => current.developerSync === POLLING && current.jws === payment.jws;
