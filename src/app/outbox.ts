@@ -34,6 +34,7 @@ export function createOutbox({
       config.payments.pushes.secret,
       logger.child({ component: 'outbox' }),
       onSettled,
+      { wallet: config.payments.pushes.walletUrl, frontend: config.payments.pushes.frontendUrl },
     ),
   };
 }

@@ -15,6 +15,7 @@ export type ClaimedMessage = Pick<
   | 'kind'
   | 'idempotencyKey'
   | 'url'
+  | 'destination'
   | 'topic'
   | 'body'
   | 'webhookId'
@@ -84,7 +85,7 @@ export async function claimDueMessages(
             AND ("lockedUntil" IS NULL OR "lockedUntil" < ${now})
           ORDER BY "nextAttemptAt" LIMIT ${room})
         AND ("status" = 'PENDING') IS TRUE AND ("lockedUntil" IS NULL OR "lockedUntil" < ${now})
-      RETURNING "id", "kind", "idempotencyKey", "url", "topic", "body", "webhookId", "notificationId", "attempts", "lockedUntil"`;
+      RETURNING "id", "kind", "idempotencyKey", "url", "destination", "topic", "body", "webhookId", "notificationId", "attempts", "lockedUntil"`;
     // In the order written within a kind (RETURNING promises no order).
     claimed.push(...rows.sort((a, b) => a.id - b.id));
   }
@@ -232,7 +233,8 @@ export async function webhookSecrets(db: SqlRunner, webhookIds: readonly string[
 export interface NewOutboxMessage {
   kind: string;
   topic: string;
-  url: string;
+  url: string | null;
+  destination: string | null;
   body: string;
   idempotencyKey: string;
   notificationId: number | null;
@@ -240,8 +242,8 @@ export interface NewOutboxMessage {
   subject: string | null;
 }
 
-/** Rows per INSERT: 11 parameters each, under SQLite's historical limit of 999 per statement. */
-const MESSAGES_PER_INSERT = 90;
+/** Rows per INSERT: 12 parameters each, under SQLite's historical limit of 999 per statement. */
+const MESSAGES_PER_INSERT = 83;
 
 /**
  * Inserts the messages, due at `now`; one whose idempotency key is already in the outbox is
@@ -259,11 +261,11 @@ export async function insertOutboxMessages(
       .slice(start, start + MESSAGES_PER_INSERT)
       .map(
         (m) =>
-          sql`(${m.kind}, ${m.idempotencyKey}, ${m.url}, ${m.topic}, ${m.body}, ${m.notificationId}, ${m.webhookId}, ${m.subject}, ${now}, ${now}, ${now})`,
+          sql`(${m.kind}, ${m.idempotencyKey}, ${m.url}, ${m.destination}, ${m.topic}, ${m.body}, ${m.notificationId}, ${m.webhookId}, ${m.subject}, ${now}, ${now}, ${now})`,
       );
     written += await db.$executeRaw`
-      INSERT INTO "OutboxMessage" ("kind", "idempotencyKey", "url", "topic", "body", "notificationId", "webhookId",
-        "subject", "nextAttemptAt", "createdAt", "updatedAt")
+      INSERT INTO "OutboxMessage" ("kind", "idempotencyKey", "url", "destination", "topic", "body", "notificationId",
+        "webhookId", "subject", "nextAttemptAt", "createdAt", "updatedAt")
       VALUES ${join(values)}
       ON CONFLICT ("idempotencyKey") DO NOTHING`;
   }

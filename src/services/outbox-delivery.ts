@@ -1,9 +1,10 @@
 import { Agent, type Dispatcher } from 'undici';
 import type { SqlRunner } from '../db/driver-sql.js';
 import type { OutboxMessageRow } from '../db/models.js';
-import { type ClaimedMessage, webhookSecrets } from '../db/outbox-sql.js';
+import { type ClaimedMessage, type FailedAttempt, webhookSecrets } from '../db/outbox-sql.js';
 import { upstreamExcerpt } from '../platform/outbound-http.js';
 import { SIGNATURE_HEADER, signatureHeader } from '../platform/signature.js';
+import type { PushDestination, PushDestinations } from './outbox-messages.js';
 
 /**
  * One delivery attempt: a POST of the message's stored body, signed, to its URL. It never throws;
@@ -54,7 +55,7 @@ export function deliverOnce(
   return new Promise((resolve) => {
     let target: URL;
     try {
-      target = new URL(message.url);
+      target = new URL(message.url ?? '');
     } catch {
       resolve({ ok: false, statusCode: null, error: 'unreachable: not a valid URL' });
       return;
@@ -176,6 +177,33 @@ function networkProblem(error: unknown): string {
   return (code ?? cause?.code ?? cause?.message ?? error.message).slice(0, 200);
 }
 
+/**
+ * The record of a failed attempt: retried after BASE × 2^(attempts − 1), at most MAX, at a random
+ * point in the upper half of that pause (receivers coming back are not hit by every sender at
+ * once); dead once `final` (it cannot be sent) or its attempts reached the limit.
+ */
+export function failedAttempt(
+  settings: { maxAttempts: number; backoffBaseMs: number; backoffMaxMs: number },
+  message: Pick<ClaimedMessage, 'id' | 'attempts'>,
+  outcome: AttemptOutcome & { ok: false },
+  final: boolean,
+  now: Date,
+): FailedAttempt {
+  const { maxAttempts, backoffBaseMs, backoffMaxMs } = settings;
+  const dead = final || message.attempts >= maxAttempts;
+  const pause = Math.min(backoffMaxMs, backoffBaseMs * 2 ** Math.max(0, message.attempts - 1));
+  const jittered = Math.round(pause / 2 + (Math.random() * pause) / 2);
+  return {
+    id: message.id,
+    status: dead ? 'DEAD' : 'PENDING',
+    nextAttemptAt: dead ? now : new Date(now.getTime() + jittered),
+    lastError: outcome.error,
+    lastStatusCode: outcome.statusCode,
+    // A claim past the limit (the last attempt died with its process) was no attempt: not counted.
+    attempts: Math.min(message.attempts, maxAttempts),
+  };
+}
+
 /** Why a webhook message is not sent: its webhook is gone (the worker deletes such a message). */
 export const WEBHOOK_REMOVED = 'its webhook was removed';
 
@@ -201,10 +229,21 @@ export interface ReadyMessage {
   host: string;
 }
 
+/** Where a payment push goes when its receiver has no URL (any more): the setting to give it one. */
+const DESTINATION_SETTING: Record<PushDestination, string> = {
+  wallet: 'PAYMENT_WALLET_PUSH_URL',
+  frontend: 'PAYMENT_FRONTEND_PUSH_URL',
+};
+
 /**
  * What the attempts of a claim need, read once for the whole claim (one query for its webhooks,
  * none kept: a removed webhook's secret is gone with it). A webhook removed after its message was
  * written (a drain in flight, another instance's cached list) is found here: secret null.
+ *
+ * A payment push names its receiver (`destination`): its URL is this process's setting now, so a
+ * URL changed since the push was written (and the instance restarted) applies to it. One whose
+ * receiver has no URL any more is dead-lettered, as a push written then would have been kept
+ * unsent. A message written with a URL (a webhook's; a payment push of a release before) keeps it.
  *
  * A claim counts an attempt (so a message that kills the process at every try still reaches the
  * limit), and an attempt that ends with its process never reports: a message claimed past
@@ -216,28 +255,35 @@ export async function prepareAttempts(
   claimed: readonly ClaimedMessage[],
   paymentSecret: string | null,
   maxAttempts: number,
+  destinations: PushDestinations = NO_DESTINATIONS,
 ): Promise<ReadyMessage[]> {
   const webhookIds = [...new Set(claimed.flatMap((message) => (message.webhookId ? [message.webhookId] : [])))];
   const secrets = await webhookSecrets(db, webhookIds);
-  return claimed.map((message) => {
+  return claimed.map((stored) => {
+    const destination = stored.destination as PushDestination | null;
+    const message = destination ? { ...stored, url: destinations[destination] ?? null } : stored;
     const secret = message.kind === 'payment' ? paymentSecret : (secrets.get(message.webhookId ?? '') ?? null);
     const refused =
       secret === null
         ? message.kind === 'payment'
           ? 'no PAYMENT_PUSH_SECRET to sign it'
           : WEBHOOK_REMOVED
-        : message.attempts > maxAttempts
-          ? `its ${maxAttempts} attempts (OUTBOX_MAX_ATTEMPTS) were made; the last never reported (its process ended during it)`
-          : null;
+        : destination && !message.url
+          ? `no ${DESTINATION_SETTING[destination] ?? destination} to send it to`
+          : message.attempts > maxAttempts
+            ? `its ${maxAttempts} attempts (OUTBOX_MAX_ATTEMPTS) were made; the last never reported (its process ended during it)`
+            : null;
     return { message, secret, refused, host: hostOf(message.url) };
   });
 }
 
+const NO_DESTINATIONS: PushDestinations = { wallet: null, frontend: null };
+
 /** host:port of a receiver URL (stored URLs were validated when written; anything else is its own group). */
-function hostOf(url: string): string {
+function hostOf(url: string | null): string {
   try {
-    return new URL(url).host;
+    return new URL(url ?? '').host;
   } catch {
-    return url;
+    return url ?? '';
   }
 }

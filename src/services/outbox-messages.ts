@@ -15,7 +15,13 @@ export interface OutboundMessage {
   kind: OutboundKind;
   /** What it reports, e.g. `market_payment` or `task.finished`; sent as the X-Event-Topic header. */
   topic: string;
-  url: string;
+  /** Where it goes, when that is fixed for good (a webhook's URL never changes). */
+  url?: string;
+  /**
+   * Or the receiver it goes to, whose URL is read from the configuration at each attempt (see
+   * PushDestinations): a payment push, whose URL an operator may change (a token in it, say).
+   */
+  destination?: PushDestination;
   /** The JSON document sent: serialised once here, so every attempt sends (and signs) the same bytes. */
   body: unknown;
   /** Stable for one message through every attempt; a second message with the same key is not written. */
@@ -27,6 +33,15 @@ export interface OutboundMessage {
   /** What a webhook message announces a value of (see lastKeysOfSubjects). */
   subject?: string;
 }
+
+/** The receivers of payment pushes: the buyer's signing wallet (LarePass) and Market frontend. */
+export type PushDestination = 'wallet' | 'frontend';
+
+/**
+ * The URL of each push receiver as this process is configured (PAYMENT_WALLET_PUSH_URL,
+ * PAYMENT_FRONTEND_PUSH_URL); null: not set.
+ */
+export type PushDestinations = { readonly [Destination in PushDestination]: string | null };
 
 /** A database client or the transaction client of `$transaction(async (tx) => …)`. */
 export type DbWriter = Db | Prisma.TransactionClient;
@@ -44,7 +59,8 @@ export async function enqueueOutbound(db: DbWriter, messages: OutboundMessage[],
     messages.map((message) => ({
       kind: message.kind,
       topic: message.topic,
-      url: message.url,
+      url: message.url ?? null,
+      destination: message.destination ?? null,
       body: JSON.stringify(message.body),
       idempotencyKey: message.idempotencyKey,
       notificationId: message.notificationId ?? null,

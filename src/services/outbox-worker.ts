@@ -5,7 +5,6 @@ import {
   type ClaimedMessage,
   claimDueMessages,
   deleteClaimed,
-  type FailedAttempt,
   markDelivered,
   markFailed,
   OUTBOUND_KINDS,
@@ -17,13 +16,14 @@ import { RepeatedFailure } from '../platform/repeated-failure.js';
 import {
   type AttemptOutcome,
   deliverOnce,
+  failedAttempt,
   prepareAttempts,
   type ReadyMessage,
   receiversAgent,
   type SettledMessage,
   WEBHOOK_REMOVED,
 } from './outbox-delivery.js';
-import { onOutboundEnqueued, onWebhookRemoved } from './outbox-messages.js';
+import { onOutboundEnqueued, onWebhookRemoved, type PushDestinations } from './outbox-messages.js';
 import { ReadyQueue } from './outbox-ready-queue.js';
 
 export type OutboxSettings = Config['outbox'];
@@ -104,6 +104,8 @@ export class OutboxWorker {
      * delivery goes into the buyer's history this way. Its failures are logged, never retried.
      */
     private readonly onSettled: (message: SettledMessage) => Promise<void> = async () => {},
+    /** Where payment pushes go, by receiver, as this process is configured (none: they are dead-lettered). */
+    private readonly pushUrls: PushDestinations = { wallet: null, frontend: null },
   ) {
     this.agent = receiversAgent(settings.attemptTimeoutMs);
     this.sql = driverSqlOf(db);
@@ -180,7 +182,7 @@ export class OutboxWorker {
 
   private async pump(woken: boolean): Promise<void> {
     let claimedAny = false;
-    const { concurrency } = this.settings;
+    const { concurrency, maxAttempts } = this.settings;
     try {
       while (!this.stopped) {
         this.startReady();
@@ -202,7 +204,7 @@ export class OutboxWorker {
           full ? (['payment'] as const) : OUTBOUND_KINDS,
         );
         if (claimed.length > 0) claimedAny = true;
-        this.ready.push(await prepareAttempts(this.sql, claimed, this.paymentSecret, this.settings.maxAttempts));
+        this.ready.push(await prepareAttempts(this.sql, claimed, this.paymentSecret, maxAttempts, this.pushUrls));
         this.startReady();
         if (full || claimed.length < room) break;
       }
@@ -356,20 +358,10 @@ export class OutboxWorker {
   }
 
   private recordFailure(message: ClaimedMessage, outcome: AttemptOutcome & { ok: false }, final: boolean): void {
-    const { maxAttempts, backoffBaseMs, backoffMaxMs } = this.settings;
-    const dead = final || message.attempts >= maxAttempts;
-    const pause = Math.min(backoffMaxMs, backoffBaseMs * 2 ** Math.max(0, message.attempts - 1));
-    const jittered = Math.round(pause / 2 + (Math.random() * pause) / 2);
     const now = new Date();
-    const failed: FailedAttempt = {
-      id: message.id,
-      status: dead ? 'DEAD' : 'PENDING',
-      nextAttemptAt: dead ? now : new Date(now.getTime() + jittered),
-      lastError: outcome.error,
-      lastStatusCode: outcome.statusCode,
-      // A claim past the limit (the last attempt died with its process) was no attempt: not counted.
-      attempts: Math.min(message.attempts, maxAttempts),
-    };
+    const failed = failedAttempt(this.settings, message, outcome, final, now);
+    const dead = failed.status === 'DEAD';
+    const jittered = failed.nextAttemptAt.getTime() - now.getTime();
     const log = { messageId: message.id, topic: message.topic, attempt: message.attempts, error: outcome.error };
     if (dead) this.logger.warn(log, 'outbox: message dead-lettered');
     else this.logger.info({ ...log, retryInMs: jittered }, 'outbox: delivery failed, will retry');

@@ -58,14 +58,19 @@ export interface PushTargets {
   frontendUrl: string | null;
 }
 
-/** The outbox message that sends a recorded push; null when its channel has no URL (kept, not sent). */
+/**
+ * The outbox message that sends a recorded push; null when its channel has no URL (kept, not sent).
+ * It names its receiver, not the URL: the outbox worker reads that at each attempt, so a URL the
+ * operator changed (a leaked token in it, say) applies to the pushes already queued, and no token
+ * is stored with them.
+ */
 export function outboundFor(targets: PushTargets, push: Push, notificationId: number): OutboundMessage | null {
-  const url = push.channel === 'larepass' ? targets.walletUrl : targets.frontendUrl;
-  if (!url) return null;
+  const destination = push.channel === 'larepass' ? 'wallet' : 'frontend';
+  if (!(destination === 'wallet' ? targets.walletUrl : targets.frontendUrl)) return null;
   return {
     kind: 'payment',
     topic: push.topic,
-    url,
+    destination,
     body: push.body,
     idempotencyKey: `payment:${notificationId}`,
     notificationId,
