@@ -609,7 +609,7 @@ describe('HttpChartRepo aggregation', () => {
   test('apps, images and task-list entries that are not objects are dropped, and extra fields pass through', async () => {
     fake.setStatus('alice/market.olares', {
       apps: [jellyfinApp, 'gitea', null, 7],
-      images: 'none',
+      images: ['none'],
       future_block: { anything: true },
       tasks: { hydrator: { tasks: [jellyfinTask, 'x'], shard: 'eu-1' } },
     });

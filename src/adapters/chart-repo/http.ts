@@ -3,7 +3,7 @@ import type { Logger } from '../../platform/logger.js';
 import { fetchJson } from '../../platform/outbound-http.js';
 import { redactSecrets } from '../../platform/redact.js';
 import type { ChartRepo, ChartRepoCollection, ChartRepoPair, ChartRepoStatus } from './port.js';
-import { type Answer, aggregate, readAnswer } from './status-answer.js';
+import { type Answer, aggregate, readAnswer, shapeProblem } from './status-answer.js';
 
 /**
  * Polls the chart repo's status endpoint once per (user, source) and merges the answers into one
@@ -155,6 +155,9 @@ export class HttpChartRepo implements ChartRepo {
     }
     if (!body.success) return fail(`the chart repo refused: ${message || 'success is false, without a message'}`);
     if (!isRecord(body.data)) return fail('the answer has no status object in data');
+    // Read leniently, `"apps": "nope"` was an empty, healthy answer that replaced the last good data.
+    const shape = shapeProblem(body.data);
+    if (shape) return fail(`the status is not shaped as one: ${shape}`);
 
     try {
       return { ok: true, answer: readAnswer(body.data, pair), userId };

@@ -60,6 +60,29 @@ export function readAnswer(data: Record<string, unknown>, pair: ChartRepoPair | 
   };
 }
 
+/**
+ * Why `data` is no status answer, or null: a top-level block of the wrong kind (`"apps": "nope"`).
+ * Absent or null blocks are none (Go writes a nil slice as null); wrong items within a block are
+ * dropped one by one instead, and counted (status-parse.ts).
+ */
+export function shapeProblem(data: Record<string, unknown>): string | null {
+  const tasks = isRecord(data.tasks) ? data.tasks : {};
+  const blocks = [
+    ['apps', data.apps, 'a list'],
+    ['images', data.images, 'a list'],
+    ['system', data.system, 'an object'],
+    ['tasks', data.tasks, 'an object'],
+    ['tasks.hydrator', tasks.hydrator, 'an object'],
+    ['tasks.image_analyzer', tasks.image_analyzer, 'an object'],
+  ] as const;
+  const problems: string[] = [];
+  for (const [name, value, kind] of blocks) {
+    const fits = value == null || (kind === 'a list' ? Array.isArray(value) : isRecord(value));
+    if (!fits) problems.push(`data.${name} is not ${kind}`);
+  }
+  return problems.length > 0 ? problems.join(', ') : null;
+}
+
 /** The hydrator block with its task lists cut down to `own`; a list that is not one stays as sent. */
 function ownTasks(
   hydrator: Record<string, unknown>,
