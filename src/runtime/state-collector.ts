@@ -204,7 +204,9 @@ export class StateCollector {
         name: 'chart_repo',
         scope: 'cluster',
         run: async () => {
-          const { all: status, byUser } = await probe.collectByUser(this.userSourcePairs());
+          // What the store holds: a new leader (or one that led before) keeps it through a failing poll.
+          const held = this.store.chartRepoState();
+          const { all: status, byUser } = await probe.collectByUser(this.userSourcePairs(), new Date(), held);
           this.publish({ kind: 'chartRepo', status, byUser: new Map(byUser) });
           this.publishComponent({ ...chartRepoComponent(status), lastCheck: new Date() }, 'cluster');
         },

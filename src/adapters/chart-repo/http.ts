@@ -72,13 +72,21 @@ export class HttpChartRepo implements ChartRepo {
     return (await this.collectByUser(pairs, now)).all;
   }
 
-  /** As collect, with each user's status over their own calls besides (same rules, their own last good data). */
-  async collectByUser(pairs: ChartRepoPair[], now: Date = new Date()): Promise<ChartRepoCollection> {
+  /**
+   * As collect, with each user's status over their own calls besides (same rules, their own last
+   * good data); `held`: what the runtime shows now, kept when every call fails and it is newer
+   * than this process's last good data.
+   */
+  async collectByUser(
+    pairs: ChartRepoPair[],
+    now: Date = new Date(),
+    held: ChartRepoCollection | null = null,
+  ): Promise<ChartRepoCollection> {
     const collect = ++this.collectsStarted;
     const calls = pairs.length === 0 ? [null] : uniquePairs(pairs);
     const outcomes = await mapBounded(calls, MAX_PARALLEL_CALLS, (pair) => this.fetchOne(pair));
 
-    const all = merge(outcomes, now, this.lastGood);
+    const all = merge(outcomes, now, newer(this.lastGood, held?.all ?? null));
     const byUser = new Map<string, ChartRepoStatus>();
     const outcomesByUser = new Map<string, Outcome[]>();
     for (const outcome of outcomes) {
@@ -86,7 +94,10 @@ export class HttpChartRepo implements ChartRepo {
       outcomesByUser.set(outcome.userId, [...(outcomesByUser.get(outcome.userId) ?? []), outcome]);
     }
     for (const [userId, own] of outcomesByUser) {
-      byUser.set(userId, merge(own, now, this.lastGoodByUser.get(userId) ?? null));
+      byUser.set(
+        userId,
+        merge(own, now, newer(this.lastGoodByUser.get(userId) ?? null, held?.byUser.get(userId) ?? null)),
+      );
     }
 
     if (collect > this.latestCollect) {
@@ -181,6 +192,12 @@ function merge(outcomes: Outcome[], now: Date, kept: ChartRepoStatus | null): Ch
   if (answers.length > 0) return { reachable: true, lastError, lastUpdate: now, ...aggregate(answers) };
   if (!kept) return { reachable: false, lastError, lastUpdate: null, ...aggregate([]) };
   return { ...kept, reachable: false, lastError };
+}
+
+/** Of two kept statuses, the one fetched last; one never fetched (no lastUpdate) holds no data to keep. */
+function newer(a: ChartRepoStatus | null, b: ChartRepoStatus | null): ChartRepoStatus | null {
+  const fetched = [a, b].filter((status): status is ChartRepoStatus => status?.lastUpdate instanceof Date);
+  return fetched.sort((x, y) => (y.lastUpdate as Date).getTime() - (x.lastUpdate as Date).getTime())[0] ?? null;
 }
 
 function uniquePairs(pairs: ChartRepoPair[]): ChartRepoPair[] {

@@ -49,7 +49,8 @@ export interface ChartRepo {
   /**
    * The status over one call per pair (no pairs: one call on nobody's behalf, which the chart repo
    * answers for everyone), and each user's over the calls made for them. Never throws: failures
-   * are described in `lastError`.
+   * are described in `lastError`. When every call fails, the data kept is the newer of its own last
+   * good data and `held` (what the runtime shows: in cluster mode the previous leader's).
    */
-  collectByUser(pairs: ChartRepoPair[], now?: Date): Promise<ChartRepoCollection>;
+  collectByUser(pairs: ChartRepoPair[], now?: Date, held?: ChartRepoCollection | null): Promise<ChartRepoCollection>;
 }
