@@ -111,7 +111,7 @@ export class StateCollector {
     private readonly cluster: CollectorCluster | null = null,
   ) {
     this.applier = new RuntimeApplier(store);
-    this.checks = new SourceChecks(options.sourceTimeoutMs);
+    this.checks = new SourceChecks(options.sourceTimeoutMs, logger);
     this.sql = driverSqlOf(db);
     this.barrier = options.barrier ?? new StoreBarrier();
   }
@@ -223,10 +223,7 @@ export class StateCollector {
         try {
           await this.checks.run(name, run);
         } catch (error) {
-          errors[name] = failureMessage(error);
-          // The component shows the gist; the log the whole error, once per change of it.
-          const told = this.lastCycle?.errors[name] === errors[name];
-          if (!told) this.logger.warn({ err: error, source: name }, 'check failed');
+          errors[name] = failureMessage(error); // the component shows the gist; the log is SourceChecks'
           this.publishComponent({ ...component(name, 'ERROR', {}, errors[name]), lastCheck: new Date() }, scope);
         } finally {
           this.sourceRuns.set(name, { seconds: (performance.now() - began) / 1000, ok: !(name in errors) });
