@@ -182,7 +182,10 @@ export function createPeriodicJobs({
     },
     sources: () => [
       appServiceSource(config.appService.kind, () => statusCorrection?.status() ?? null),
-      statusCorrectionSource(() => (statusCorrection ? services.statusCorrection.status() : null)),
+      statusCorrectionSource(
+        () => (statusCorrection ? services.statusCorrection.status() : null),
+        () => statusCorrection?.status() ?? null,
+      ),
       jobsSource(() => [
         { component: 'history_cleanup', status: historyCleanup?.status() ?? null },
         { component: 'payment_polling', status: paymentRecovery?.status() ?? null },

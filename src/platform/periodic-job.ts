@@ -11,6 +11,8 @@ export interface JobStatus {
   lastDurationMs: number | null;
   /** The last run's error message, or null when it succeeded. */
   lastError: string | null;
+  /** Whether a run is in progress (the one started at `lastStartedAt`). */
+  running: boolean;
 }
 
 export interface PeriodicJob {
@@ -34,7 +36,15 @@ export function startPeriodicJob(
   logger: Logger,
   describe: (error: unknown) => string,
 ): PeriodicJob {
-  const state: JobStatus = { name, intervalMs, runs: 0, lastStartedAt: null, lastDurationMs: null, lastError: null };
+  const state: JobStatus = {
+    name,
+    intervalMs,
+    runs: 0,
+    lastStartedAt: null,
+    lastDurationMs: null,
+    lastError: null,
+    running: false,
+  };
   let running: Promise<void> | null = null;
   const stopping = new AbortController();
   const failures = new RepeatedFailure(logger, name);
@@ -42,6 +52,7 @@ export function startPeriodicJob(
     if (running) return;
     const started = performance.now();
     state.lastStartedAt = new Date();
+    state.running = true;
     running = work(stopping.signal)
       .then(() => {
         state.lastError = null;
@@ -54,6 +65,7 @@ export function startPeriodicJob(
       .finally(() => {
         state.runs += 1;
         state.lastDurationMs = Math.round(performance.now() - started);
+        state.running = false;
         running = null;
       });
   };

@@ -24,19 +24,41 @@ export function notRunYet(status: Pick<ComponentStatus, 'name' | 'message' | 'st
   return status.state === 'STOPPED' && status.message === NOT_STARTED && store.component(status.name) !== undefined;
 }
 
-/** A periodic job as a component: running while its last run succeeded. */
-export function jobComponent(name: string, status: JobStatus | null): Omit<ComponentStatus, 'lastCheck'> {
+/** A run that goes on longer than its job's interval, within these bounds, is overdue (overdueRun). */
+const OVERDUE_RUN_MS = { min: 5_000, max: 30_000 };
+
+/**
+ * Why a job's run in progress is overdue, or null: it has gone on for longer than the job's
+ * interval (at least OVERDUE_RUN_MS.min, at most .max). A first run that hung (an app service that
+ * accepts and never answers, for the whole APP_SERVICE_TIMEOUT_MS) had no result to judge by and
+ * showed RUNNING and healthy. The message names when it started, so it does not change every cycle.
+ */
+export function overdueRun(status: JobStatus, what = 'run', now = Date.now()): string | null {
+  if (!status.running || !status.lastStartedAt) return null;
+  const bound = Math.min(Math.max(status.intervalMs, OVERDUE_RUN_MS.min), OVERDUE_RUN_MS.max);
+  if (now - status.lastStartedAt.getTime() <= bound) return null;
+  const since = status.lastStartedAt.toISOString();
+  return `${status.runs === 0 ? 'first ' : ''}${what} still in progress after more than ${bound / 1000} s (since ${since})`;
+}
+
+/** A periodic job as a component: running while its last run succeeded, DEGRADED while a run is overdue. */
+export function jobComponent(
+  name: string,
+  status: JobStatus | null,
+  what?: string,
+): Omit<ComponentStatus, 'lastCheck'> {
   if (!status) return component(name, 'STOPPED', {}, NOT_STARTED);
+  const overdue = overdueRun(status, what);
   return component(
     name,
-    status.lastError ? 'ERROR' : 'RUNNING',
+    status.lastError ? 'ERROR' : overdue ? 'DEGRADED' : 'RUNNING',
     {
       runs: status.runs,
       intervalMs: status.intervalMs,
       lastRunAt: status.lastStartedAt?.toISOString() ?? null,
       lastDurationMs: status.lastDurationMs,
     },
-    status.lastError,
+    status.lastError ?? overdue,
   );
 }
 

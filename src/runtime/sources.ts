@@ -7,7 +7,7 @@ import type { LeadershipStatus } from '../events/leader-lease.js';
 import type { ChangeLogStatus } from '../events/redis-log-types.js';
 import type { JobStatus } from '../platform/periodic-job.js';
 import type { SourceSyncStatus } from '../services/catalogue-sync.js';
-import { component, jobComponent, NOT_STARTED } from './components.js';
+import { component, jobComponent, NOT_STARTED, overdueRun } from './components.js';
 import { differingSettings } from './instance-sweep.js';
 import type { PollSource } from './state-collector.js';
 import type { ComponentStatus } from './state-store.js';
@@ -123,7 +123,8 @@ export function pubsubSource(
 
 /**
  * `app_service`: the simulated one is always there (one per process); the real one is judged by
- * the last status correction, which reads its app list (the leader's: one per cluster).
+ * the last status correction, which reads its app list (the leader's: one per cluster), and is
+ * DEGRADED while that read is overdue (overdueRun): an app service that does not answer.
  */
 export function appServiceSource(kind: 'simulated' | 'http', correction: () => JobStatus | null): PollSource {
   return {
@@ -133,7 +134,7 @@ export function appServiceSource(kind: 'simulated' | 'http', correction: () => J
       if (kind === 'simulated') {
         return [{ name: 'app_service', healthy: true, state: 'RUNNING', message: null, metrics: { kind } }];
       }
-      const status = jobComponent('app_service', correction());
+      const status = jobComponent('app_service', correction(), 'read of the app list (status correction)');
       return [{ ...status, metrics: { kind, ...status.metrics } }];
     },
   };
@@ -141,10 +142,13 @@ export function appServiceSource(kind: 'simulated' | 'http', correction: () => J
 
 /**
  * `status_correction` (the leader's): its comparisons of the app service's list with the stored
- * states. ERROR while the last one failed (the list could not be read), STOPPED on an instance
- * that never led.
+ * states. ERROR while the last one failed (the list could not be read), DEGRADED while the one in
+ * progress is overdue (overdueRun, from its job's status), STOPPED on an instance that never led.
  */
-export function statusCorrectionSource(status: () => StatusCorrectionStatus | null): PollSource {
+export function statusCorrectionSource(
+  status: () => StatusCorrectionStatus | null,
+  job: () => JobStatus | null,
+): PollSource {
   return {
     name: 'status_correction',
     scope: 'cluster',
@@ -153,7 +157,10 @@ export function statusCorrectionSource(status: () => StatusCorrectionStatus | nu
       if (!figures) return [component('status_correction', 'STOPPED', {}, NOT_STARTED)];
       const { lastCheckAt, lastError, ...rest } = figures;
       const metrics = { ...rest, lastCheckAt: lastCheckAt?.toISOString() ?? null, lastError };
-      return [component('status_correction', lastError ? 'ERROR' : 'RUNNING', metrics, lastError)];
+      const running = job();
+      const overdue = running && overdueRun(running, 'comparison');
+      const state = lastError ? 'ERROR' : overdue ? 'DEGRADED' : 'RUNNING';
+      return [component('status_correction', state, metrics, lastError ?? overdue)];
     },
   };
 }
