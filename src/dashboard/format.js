@@ -5,7 +5,6 @@
 /** HTML-escapes any value (null and undefined become ''). */
 export const esc = (value) => String(value ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-/** The dashboard's filters, kept in its URL (state.js) and carried to the flow page and back. */
 /**
  * The dashboard's addresses, relative to where its modules were served from (…/dashboard/*.js):
  * behind a gateway that serves this server under a path prefix, the pages, their links and the
@@ -15,6 +14,7 @@ export const DASHBOARD_PATH = new URL('../dashboard', import.meta.url).pathname;
 export const FLOW_PATH = new URL('app', import.meta.url).pathname;
 export const GRAPHQL_PATH = new URL('../graphql', import.meta.url).pathname;
 
+/** The dashboard's filters, kept in its URL (state.js) and carried to the flow page and back. */
 export const FILTER_KEYS = ['user', 'source', 'stage', 'q', 'status', 'repo'];
 /** The longest value a filter keeps. */
 export const MAX_FILTER_LENGTH = 100;
