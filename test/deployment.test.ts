@@ -114,6 +114,9 @@ describe('Dockerfile', () => {
     expect(buildRuns).toMatch(/npm ci\b/);
     expect(buildRuns).toMatch(/npm run build\b/);
     expect(buildRuns).toMatch(/npm prune --omit=dev\b/);
+    // The prisma CLI, typescript and effect are devOptional peers of @prisma/client: only
+    // --omit=optional removes them.
+    expect(buildRuns).toMatch(/npm prune\b.*--omit=optional\b/);
     // The runtime stage installs nothing and compiles nothing.
     expect(runs(final).join('\n')).not.toMatch(/\bnpm\b|\bnpx\b|\btsc\b|\btsx\b/);
   });
