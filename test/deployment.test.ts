@@ -280,6 +280,10 @@ describe('docker-compose.yml', () => {
     expect(Number(bodyLimit) * 1024 * 1024).toBeGreaterThanOrEqual(
       defaults.MAX_BODY_BYTES + defaults.CHART_UPLOAD_MAX_BYTES,
     );
+    // nginx closes an idle upstream connection before the server does, never reuses one it is closing.
+    const upstreamIdle = /^\s*keepalive_timeout\s+(\d+)s;/m.exec(/upstream market_api \{[^}]*\}/.exec(nginx)![0]);
+    expect(upstreamIdle, 'the upstream block sets keepalive_timeout').not.toBeNull();
+    expect(Number(upstreamIdle![1]) * 1000).toBeLessThan(defaults.HTTP_KEEP_ALIVE_TIMEOUT_MS);
     // What is not for clients is not published through it.
     expect(nginx).toMatch(/location = \/metrics \{ return 404; \}/);
     expect(nginx).toMatch(/location = \/events\/app-state \{ return 404; \}/);

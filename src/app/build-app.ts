@@ -107,7 +107,7 @@ export function buildApp(config: Config, { logger, prisma: prismaOptions, metric
     : null;
 
   const lifecycle = new Lifecycle();
-  const http = createHttpServer();
+  const http = createHttpServer({ keepAliveTimeoutMs: config.httpKeepAliveTimeoutMs });
   const live = createLiveTransports({
     config,
     logger,

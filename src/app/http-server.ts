@@ -36,8 +36,21 @@ export class ListenError extends Error {
   override name = 'ListenError';
 }
 
-export function createHttpServer(): HttpServer {
+export interface HttpServerOptions {
+  /**
+   * How long an idle keep-alive connection waits for its next request (HTTP_KEEP_ALIVE_TIMEOUT_MS).
+   * Longer than the idle timeout of the proxy in front, so that the proxy, never the server, closes
+   * an idle connection: otherwise a request the proxy sends as the server closes is lost (nginx
+   * answers 502 and does not retry a POST). Node's default is 5 s. `headersTimeout` (60 s) need
+   * not be above it: Node 20 times the headers of a request from its first byte, not through the
+   * idle gap before it.
+   */
+  keepAliveTimeoutMs: number;
+}
+
+export function createHttpServer({ keepAliveTimeoutMs }: HttpServerOptions): HttpServer {
   const server = createServer();
+  server.keepAliveTimeout = keepAliveTimeoutMs;
   const sockets = new Set<Socket>();
   const inFlight = new Set<ServerResponse>();
   let accepting = true;

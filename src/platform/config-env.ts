@@ -58,6 +58,15 @@ export const envSchema = z.object({
    * before it cuts the connections left; 0 cuts them at once. @default 10000
    */
   SHUTDOWN_TIMEOUT_MS: decimal(nonNegativeMs.max(600_000, 'must be at most 600000')).default(10_000),
+  /**
+   * How long an idle keep-alive connection stays open for its next request. Above the idle timeout
+   * of any proxy or load balancer in front (nginx's upstream keepalive_timeout, 60 s by default; AWS
+   * ALB 60 s): at Node's 5 s the server closed connections nginx was about to reuse, and nginx
+   * answered 502 to the request it had sent on one (never retried: a POST). @default 65000
+   */
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: decimal(
+    positiveMs.min(1000, 'must be at least 1000').max(1_200_000, 'must be at most 1200000'),
+  ).default(65_000),
   /** `file:<path>` for SQLite, `postgresql://…` for PostgreSQL. @default file:./data/market.db */
   DATABASE_URL: databaseUrl,
   /** Seed demo data into an empty database. @default true */

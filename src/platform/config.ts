@@ -21,6 +21,8 @@ export type Config = {
   metricsToken: string | undefined;
   /** How long a stop waits for in-flight requests and closing handshakes (SHUTDOWN_TIMEOUT_MS). */
   shutdownTimeoutMs: number;
+  /** HTTP_KEEP_ALIVE_TIMEOUT_MS: how long an idle keep-alive connection waits for its next request. */
+  httpKeepAliveTimeoutMs: number;
   databaseUrl: string;
   /** Cluster mode (REDIS_URL): null runs the embedded single-process default. */
   redis: {
@@ -160,6 +162,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logProbes: e.LOG_PROBES,
     metricsToken: e.METRICS_TOKEN,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    httpKeepAliveTimeoutMs: e.HTTP_KEEP_ALIVE_TIMEOUT_MS,
     databaseUrl: e.DATABASE_URL,
     redis: clusterSettings(e),
     demoData: e.DEMO_DATA,
