@@ -61,8 +61,9 @@ USER node
 EXPOSE 4000
 # PID 1 is node itself (exec form, no shell, no npm): SIGTERM from `docker stop` or the kubelet
 # reaches the server, whose handler drains and stops it (README "Starting and stopping"). A PID 1
-# ignores signals it has no handler for, but the server handles SIGTERM and SIGINT, and it starts
-# no child processes, so no init (tini, `docker run --init`) is needed.
+# ignores signals it has no handler for, but the server handles SIGTERM and SIGINT from its first
+# moment (src/index.ts installs the handlers before it loads the rest), and it starts no child
+# processes, so no init (tini, `docker run --init`) is needed.
 # At start the server applies pending migrations itself (under a PostgreSQL advisory lock, so
 # replicas starting together migrate once); `node dist/db/migrate-cli.js` does only that step.
 CMD ["node", "dist/index.js"]

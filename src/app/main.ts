@@ -1,0 +1,54 @@
+import { logMigrationResult, migrateOrExplain } from '../db/migrate.js';
+import { loadConfig } from '../platform/config.js';
+import { createLogger, logProcessWarnings } from '../platform/logger.js';
+import { logStartBanner } from './banner.js';
+import { buildApp, StartAbandoned } from './build-app.js';
+import type { StopSignals } from './stop-signals.js';
+
+/**
+ * The server's start: reads the environment, binds the port, migrates the database, starts the
+ * app, and stops it on SIGTERM or SIGINT (`signals`, installed by src/index.ts before this module
+ * was loaded).
+ */
+export async function main(signals: StopSignals) {
+  const config = loadConfig();
+  const logger = createLogger(config.logLevel, { format: config.logFormat });
+  logProcessWarnings(logger);
+  const app = buildApp(config, { logger });
+  // Until the port is bound nothing has started (no connection, no migration): a stop ends the
+  // process at once.
+  signals.onStop((signal) => {
+    logger.info({ signal }, 'stopped before the start: nothing was started');
+    process.exit(0);
+  });
+  // First, so that a port in use is the only thing that happens: nothing migrated, nothing started.
+  await app.listen();
+
+  let stopping = false;
+  signals.onStop(async (signal) => {
+    // npm forwards the signal a terminal already sent the whole group: the second one is the same request.
+    if (stopping) return;
+    stopping = true;
+    try {
+      await app.stop(signal);
+      process.exit(0);
+    } catch (error) {
+      logger.error({ err: error }, 'shutdown failed');
+      process.exit(1);
+    }
+  });
+
+  if (config.auth.localDevelopment) {
+    logger.warn(
+      'No AUTH_TOKENS, AUTH_JWT_* or AUTH_USER_HEADER configured: local development mode. Every request runs as the admin user "admin"; the server binds to a loopback address only (HOST).',
+    );
+  }
+  const migrated = await migrateOrExplain(config.databaseUrl);
+  logMigrationResult(logger, migrated);
+  if (stopping) return; // a stop during the migrations: the stop handler ends the process
+  const running = await app.start().catch((error: unknown) => {
+    if (error instanceof StartAbandoned) return null; // the stop handler stops what started and ends the process
+    throw error;
+  });
+  if (running) logStartBanner(logger, config, running);
+}
