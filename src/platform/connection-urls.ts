@@ -12,6 +12,13 @@ const SCHEMA_NOT_SUPPORTED =
 
 const NOT_A_URL = 'is not a valid URL (check the host name, and the port: at most 65535)';
 
+/**
+ * The password of deploy/compose.env.example and deploy/k8s/secret.example.yaml. The examples say
+ * to replace it; with it copied as is, the database (compose creates it with that password) would
+ * run on a password anyone can read in this repository.
+ */
+export const PLACEHOLDER_PASSWORD = 'REPLACE_ME';
+
 /** Says which part of the URL, never its text. */
 function badEncoding(part: string): string {
   return `has a ${part} whose percent-encoding does not decode (write % as %25, other special characters as their UTF-8 %XX bytes)`;
@@ -43,6 +50,9 @@ export function postgresUrlProblem(url: string): string | undefined {
     // Prisma's own URLs carry ?schema=…, but neither pg nor the migrations read it: the tables
     // went into `public` whatever it named, beside those of whatever else used that schema.
     if (settings.schema !== undefined && settings.schema !== 'public') return SCHEMA_NOT_SUPPORTED;
+    if (settings.password === PLACEHOLDER_PASSWORD) {
+      return `has the placeholder password ${PLACEHOLDER_PASSWORD} of the deployment examples: set a real one (POSTGRES_PASSWORD in .env, or the Secret)`;
+    }
     return undefined;
   } catch (error) {
     if (error instanceof URIError) return badEncoding('user name, password, host or database name');
