@@ -3,7 +3,7 @@ import type { Plugin } from 'graphql-yoga';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { MemberCounts } from '../fanout/member.js';
 import { createMetricsRegistry, OperationMetrics, type OperationTypeLabel } from '../platform/metrics.js';
-import type { StateStore } from '../runtime/state-store.js';
+import type { ComponentState, StateStore } from '../runtime/state-store.js';
 import { PIPELINE_REQUEST } from '../transports/graphql-operation.js';
 import type { FlowMetrics } from '../transports/subscribe-flow.js';
 import { followRuntimeEvents } from './runtime-event-metrics.js';
@@ -45,6 +45,9 @@ export interface WatchedParts {
 
 const isAsyncIterable = (value: unknown): value is AsyncIterable<unknown> =>
   typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
+
+/** Every state a component can be in (runtime/state-store.ts), each a series of market_component_state. */
+const COMPONENT_STATES: readonly ComponentState[] = ['RUNNING', 'DEGRADED', 'STOPPED', 'ERROR', 'DISABLED'];
 
 const REDIS_BUCKETS = [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 
@@ -311,15 +314,31 @@ function watchRuntime(registry: Registry, parts: WatchedParts): void {
       this.set(store.lastSequence);
     },
   });
+  // As the API's `healthy`: RUNNING and DISABLED (not configured, on purpose) are healthy. A STOPPED
+  // component is not running, which is no fault (an instance that stopped cleanly keeps its
+  // components in the runtime, STOPPED, for STOPPED_COMPONENT_RETENTION_MS): it has no sample here,
+  // so `== 0` alerts only on DEGRADED and ERROR; market_component_state shows it.
   new Gauge({
     name: 'market_component_healthy',
-    help: 'Runtime components (collector sources) healthy and RUNNING (1) or not (0)',
+    help: 'Runtime components healthy (1: RUNNING or DISABLED) or not (0: DEGRADED, ERROR); STOPPED ones are left out',
     labelNames: ['component'],
     registers,
     collect() {
       this.reset();
       for (const c of store.allComponents())
-        this.set({ component: c.name }, c.healthy && c.state === 'RUNNING' ? 1 : 0);
+        if (c.state !== 'STOPPED') this.set({ component: c.name }, c.healthy ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'market_component_state',
+    help: 'Runtime components by state: 1 for the state each is in, 0 for the others',
+    labelNames: ['component', 'state'],
+    registers,
+    collect() {
+      this.reset();
+      for (const c of store.allComponents()) {
+        for (const state of COMPONENT_STATES) this.set({ component: c.name, state }, c.state === state ? 1 : 0);
+      }
     },
   });
   if (redisConnected) {
@@ -336,11 +355,14 @@ function watchRuntime(registry: Registry, parts: WatchedParts): void {
   }
   new Gauge({
     name: 'market_database_ping_seconds',
-    help: "The collector's last `SELECT 1` round trip to the database",
+    help: "The collector's last `SELECT 1` round trip to the database; no sample while it fails",
     registers,
     collect() {
       const latencyMs = store.allComponents().find((c) => c.name === databaseComponent)?.metrics.latencyMs;
+      // No sample when the last ping failed (the component then has no latency): the last good
+      // round trip, kept, showed a database answering in 68 ms while it answered nothing.
       if (typeof latencyMs === 'number') this.set(latencyMs / 1000);
+      else this.remove();
     },
   });
   new Gauge({
