@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createFetch } from '@whatwg-node/fetch';
-import { GraphQLError } from 'graphql';
+import { type DocumentNode, GraphQLError, getOperationAST } from 'graphql';
 import {
   type CORSOptions,
   createYoga,
@@ -18,13 +18,20 @@ import { useCompiledExecution } from '../http/compiled-execution.js';
 import { type OriginPolicy, UPLOAD_PREFLIGHT_HEADER } from '../http/cross-site.js';
 import { parserCacheOptions, useValidationCache } from '../http/document-cache.js';
 import { graphiqlDelivery } from '../http/graphiql-page.js';
-import { createErrorMasker, domainGraphQLError, usePartialResultStatus } from '../http/graphql-errors.js';
+import {
+  createErrorMasker,
+  domainGraphQLError,
+  rememberRequestOf,
+  useErrorRequestIds,
+  usePartialResultStatus,
+} from '../http/graphql-errors.js';
 import { useInputBounds } from '../http/input-bounds.js';
 import { productionSwitches } from '../http/production-switches.js';
 import { useQueryCost } from '../http/query-cost.js';
 import { useMutationRateLimit } from '../http/rate-limit.js';
 import { useReadYourWrites } from '../http/read-your-writes.js';
 import { useRepeatedFieldsBound } from '../http/repeated-fields.js';
+import { noteRefusal } from '../http/request-notes.js';
 import { useSnapshotResultCache } from '../http/snapshot-result-cache.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
@@ -35,8 +42,11 @@ import { type GraphQLRequest, type OperationPipeline, PIPELINE_REQUEST } from '.
 import type { AppMetrics } from './metrics.js';
 import { loggedOperationName, type TrackedRequest } from './request-log.js';
 
-/** What a request brings into Yoga: the streaming transports authenticate once per connection and hand the viewer in. */
-type ServerContext = { req?: TrackedRequest; viewer?: Viewer };
+/**
+ * What a request brings into Yoga: the streaming transports authenticate once per connection and
+ * hand the viewer in; a WebSocket connection's operations carry the connection's request id.
+ */
+type ServerContext = { req?: TrackedRequest; viewer?: Viewer; requestId?: string };
 
 /** Yoga over the schema, with the plugins and the per-request context. */
 export type GraphQLServer = YogaServerInstance<ServerContext, Context>;
@@ -85,7 +95,9 @@ export function createGraphQL({
     graphiql: config.graphiql && { title: 'Market Runtime GraphQL API', defaultQuery: DEFAULT_QUERY },
     renderGraphiQL: graphiql.render,
     maskedErrors: {
-      maskError: createErrorMasker((error) => logger.error({ err: error }, 'unexpected error in a GraphQL operation')),
+      maskError: createErrorMasker((error, requestId) =>
+        logger.error({ err: error, ...(requestId ? { requestId } : {}) }, 'unexpected error in a GraphQL operation'),
+      ),
     },
     cors: corsFor(origins),
     // Yoga's documented way to bound its multipart parser: a Fetch API whose Request carries the limits.
@@ -97,6 +109,8 @@ export function createGraphQL({
       useBrowserHeaders(),
       useMultipartRefusals(config),
       useAuthenticationFirst(authenticator),
+      useRequestNotes(),
+      useErrorRequestIds(),
       useStreamingTransportsForSubscriptions(),
       // Around the rest (AppMetrics.plugins): no parse hook, so the switches below still act first.
       ...(counting ? [counting.first] : []),
@@ -140,9 +154,14 @@ export function createGraphQL({
  */
 export function operationPipeline(
   yoga: GraphQLServer,
-  { params, viewer, req }: { params: GraphQLRequest; viewer: Viewer; req?: TrackedRequest },
+  {
+    params,
+    viewer,
+    req,
+    requestId,
+  }: { params: GraphQLRequest; viewer: Viewer; req?: TrackedRequest; requestId?: string },
 ): OperationPipeline {
-  return yoga.getEnveloped({ params, viewer, req, request: PIPELINE_REQUEST as unknown as Request });
+  return yoga.getEnveloped({ params, viewer, req, requestId, request: PIPELINE_REQUEST as unknown as Request });
 }
 
 /** The viewer of each request Yoga's own path authenticated, for its context (contextFactory). */
@@ -159,13 +178,45 @@ function useAuthenticationFirst(authenticator: Authenticator): Plugin<object, Se
     async onParams({ request, setResult, context }) {
       try {
         // A POST was authenticated by the router before its body was read (routes.ts).
-        authenticated.set(request, context.viewer ?? (await authenticator.fromHeaders(request.headers)));
+        const viewer = context.viewer ?? (await authenticator.fromHeaders(request.headers));
+        authenticated.set(request, viewer);
+        // Known now, for the log line of a request refused before it runs.
+        if (context.req) context.req.userId = viewer.userId;
       } catch (error) {
         if (!(error instanceof DomainError)) throw error;
         setResult({ errors: [domainGraphQLError(error)] });
       }
     },
   };
+}
+
+/**
+ * What a GraphQL request's log line says (request-log.ts), on every path that has a request to
+ * log: its operation's name as /metrics counts it (the parsed document's when it identifies one
+ * operation, else the client's `operationName`), and for Yoga's own answers the first error, which
+ * the line shows when the status is a refusal (the lean path and the SSE transport note theirs).
+ */
+function useRequestNotes(): Plugin<object, ServerContext> {
+  return {
+    onParams({ params, context }) {
+      if (context.req) context.req.operationName = loggedOperationName(params.operationName);
+    },
+    onParse: ({ context }) => ((context as ServerContext).req ? nameFromDocument : undefined),
+    onResultProcess({ result, serverContext }) {
+      const req = (serverContext as ServerContext | undefined)?.req;
+      if (req && !Array.isArray(result) && !(Symbol.asyncIterator in result)) {
+        noteRefusal(req, (result as { errors?: readonly GraphQLError[] }).errors);
+      }
+    },
+  };
+}
+
+/** After a parse: one function for every request (a closure per request would cost on the lean path). */
+function nameFromDocument({ context, result }: { context: object; result: unknown }): void {
+  const { req, params } = context as ServerContext & { params?: GraphQLRequest };
+  if (!req || !result || result instanceof Error) return;
+  const operation = getOperationAST(result as DocumentNode, params?.operationName);
+  req.operationName = loggedOperationName(operation?.name?.value ?? params?.operationName);
 }
 
 /**
@@ -275,14 +326,19 @@ function corsFor(origins: OriginPolicy) {
  * runs its redaction over the bindings of each child).
  */
 function contextFactory({ services, authenticator }: Pick<GraphQLDeps, 'services' | 'authenticator'>) {
-  return async ({ request, req, params, viewer: given }: YogaInitialContext & ServerContext): Promise<Context> => {
-    const requestId = req?.requestId ?? randomUUID();
-    if (req) req.operationName = loggedOperationName(params.operationName);
+  return async ({
+    request,
+    req,
+    viewer: given,
+    requestId: connectionRequestId,
+  }: YogaInitialContext & ServerContext): Promise<Context> => {
+    const requestId = connectionRequestId ?? req?.requestId ?? randomUUID();
     let viewer: Viewer;
     try {
       viewer = given ?? authenticated.get(request) ?? (await authenticator.fromHeaders(request.headers));
     } catch (error) {
-      throw error instanceof DomainError ? domainGraphQLError(error) : error;
+      if (error instanceof DomainError) throw domainGraphQLError(error);
+      throw rememberRequestOf(error, requestId);
     }
     if (req) req.userId = viewer.userId;
     return {

@@ -5,6 +5,7 @@ import { UnauthenticatedError } from '../domain/errors.js';
 import { SubscriptionCohorts } from '../fanout/cohorts.js';
 import type { OriginPolicy } from '../http/cross-site.js';
 import { domainErrorBody } from '../http/graphql-errors.js';
+import { requestIdFor } from '../http/request-notes.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import { ConnectionBudget } from '../transports/connection-budget.js';
@@ -84,7 +85,11 @@ export function createLiveTransports(deps: LiveDeps): LiveTransports {
 function createSseTransport(deps: LiveDeps, cohorts: SubscriptionCohorts, budget: ConnectionBudget): SseTransport {
   const { config, logger, yoga, authenticator } = deps;
   return new SseTransport({
-    authenticate: (req) => authenticator.fromHeaders(req.headers),
+    authenticate: async (req: TrackedRequest) => {
+      const viewer = await authenticator.fromHeaders(req.headers);
+      req.userId = viewer.userId; // for the log line of a stream refused later (its body, its document)
+      return viewer;
+    },
     pipeline: (params, viewer, req) => operationPipeline(yoga, { params, viewer, req }),
     cohorts,
     budget,
@@ -104,27 +109,37 @@ function createSseTransport(deps: LiveDeps, cohorts: SubscriptionCohorts, budget
 
 /** graphql-transport-ws on /graphql, through Yoga's envelop pipeline (same schema, plugins, context). */
 function createWsTransport(deps: LiveDeps, cohorts: SubscriptionCohorts, budget: ConnectionBudget) {
-  const { config, logger, yoga, origins, server, serving } = deps;
+  const { config, yoga, origins, server, serving } = deps;
+  const logger = deps.logger.child({ component: 'graphql-ws' });
   const wss = new WebSocketServer({
     server,
     path: yoga.graphqlEndpoint,
     // ws refuses a larger frame from its header (close 1009) before reading it.
     maxPayload: config.maxBodyBytes,
-    // Browsers always send Origin on an upgrade: pages of other sites may not connect.
-    verifyClient: ({ req }: { req: IncomingMessage }, done: (ok: boolean, status?: number, message?: string) => void) =>
+    // Browsers always send Origin on an upgrade: pages of other sites may not connect. A refusal
+    // is an answer to an HTTP request the router never sees: logged here, as the router would.
+    verifyClient: ({ req }: { req: IncomingMessage }, done: VerifyDone) =>
       void serving.then(() => {
         const { origin, host } = req.headers;
-        if (!origins.allowsHost(host))
-          done(false, 403, 'Host not allowed: local development mode serves localhost only');
-        else done(origins.allows(origin, host), 403, 'Origin not allowed (CORS_ORIGINS)');
+        const refusal = !origins.allowsHost(host)
+          ? 'Host not allowed: local development mode serves localhost only'
+          : !origins.allows(origin, host)
+            ? 'Origin not allowed (CORS_ORIGINS)'
+            : null;
+        if (!refusal) return done(true);
+        const requestId = requestIdFor(req);
+        logger.info({ requestId, status: 403, reason: refusal }, 'websocket refused');
+        done(false, 403, refusal, { 'x-request-id': requestId });
       }),
   });
+  // The id a connection's log line carries, echoed as on every HTTP answer.
+  wss.on('headers', (headers, req) => headers.push(`x-request-id: ${requestIdFor(req)}`));
   // ws re-emits the HTTP server's own errors (a port in use), which listen() reports: without a
   // listener here, each would also crash the process as an unhandled 'error' event.
   wss.on('error', () => {});
   const ws = new WsTransport(wss, {
     authenticate: socketAuthenticator(deps.authenticator),
-    pipeline: (params, viewer) => operationPipeline(yoga, { params, viewer }),
+    pipeline: (params, viewer, requestId) => operationPipeline(yoga, { params, viewer, requestId }),
     cohorts,
     budget,
     maxOperations: config.connectionLimits.perConnectionSubscriptions,
@@ -133,10 +148,12 @@ function createWsTransport(deps: LiveDeps, cohorts: SubscriptionCohorts, budget:
     keepAliveMs: config.runtime.keepAliveMs,
     connectionInitWaitMs: 3000,
     ...(deps.metrics ? { metrics: deps.metrics.flow('ws') } : {}),
-    logger: logger.child({ component: 'graphql-ws' }),
+    logger,
   });
   return { wss, ws };
 }
+
+type VerifyDone = (ok: boolean, status?: number, message?: string, headers?: Record<string, string>) => void;
 
 /**
  * A WebSocket's credentials: a verified one from `connectionParams.authorization`, or the

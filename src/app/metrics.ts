@@ -88,9 +88,9 @@ export class AppMetrics {
     const started = subscriptionsStarted.labels(transport);
     return {
       members: this.members[transport],
-      subscribed(operationName) {
+      subscribed(operationName, userId) {
         started.inc();
-        operations.operation(operationName, 'subscription', null);
+        operations.operation(operationName, 'subscription', null, userId);
       },
       refused(operationName, errors) {
         operations.operation(operationName, 'unknown', null);
@@ -130,11 +130,12 @@ export class AppMetrics {
         const request = requestOf(args.contextValue);
         if (request) executed.add(request);
         const name = operation?.name?.value ?? args.operationName;
+        const userId = (args.contextValue as { viewer?: { userId?: string } } | undefined)?.viewer?.userId;
         const call = { reachedLast: false };
         entering = call;
         return {
           onExecuteDone({ result }) {
-            operations.operation(name, type, (performance.now() - began) / 1000);
+            operations.operation(name, type, (performance.now() - began) / 1000, userId);
             if (!call.reachedLast && !isAsyncIterable(result)) operations.errors(result.errors);
           },
         };
@@ -144,13 +145,18 @@ export class AppMetrics {
         const request = requestOf(args.contextValue);
         if (!request) return;
         executed.add(request);
-        operations.operation(getOperationAST(args.document, args.operationName)?.name?.value, 'subscription', null);
+        const name = getOperationAST(args.document, args.operationName)?.name?.value;
+        const userId = (args.contextValue as { viewer?: { userId?: string } } | undefined)?.viewer?.userId;
+        operations.operation(name, 'subscription', null, userId);
       },
-      onResultProcess({ request, result }) {
+      onResultProcess({ request, result, serverContext }) {
         if (executed.has(request)) return;
+        // The name the request log has for it (graphql.ts, useRequestNotes): its document's when it
+        // parsed, else the one it gave. It takes no label of its own (OperationMetrics.operation).
+        const name = (serverContext as { req?: { operationName?: string } } | undefined)?.req?.operationName;
         for (const one of Array.isArray(result) ? result : [result]) {
           if (isAsyncIterable(one)) continue;
-          operations.operation(null, 'unknown', null);
+          operations.operation(name, 'unknown', null);
           operations.errors((one as ExecutionResult).errors);
         }
       },

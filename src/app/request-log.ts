@@ -1,22 +1,19 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Viewer } from '../auth/viewer.js';
+import { type RequestNotes, requestIdFor } from '../http/request-notes.js';
 import type { Logger } from '../platform/logger.js';
 
-const REQUEST_ID = /^[\w.-]{1,64}$/;
 /** A GraphQL name as the spec defines it, bounded: anything else is not copied into the log. */
 const OPERATION_NAME = /^[_A-Za-z][_0-9A-Za-z]{0,99}$/;
 
 /** What the HTTP layer learns about a request on its way through, for the request log line. */
-export type TrackedRequest = IncomingMessage & {
-  requestId?: string;
-  userId?: string;
-  operationName?: string;
-  /** The body, read (and bounded) before Yoga sees the request; Yoga uses it as is. */
-  body?: Buffer;
-  /** Who sent it, known from its headers before its body is read (routes.ts). */
-  viewer?: Viewer;
-};
+export type TrackedRequest = IncomingMessage &
+  RequestNotes & {
+    /** The body, read (and bounded) before Yoga sees the request; Yoga uses it as is. */
+    body?: Buffer;
+    /** Who sent it, known from its headers before its body is read (routes.ts). */
+    viewer?: Viewer;
+  };
 
 /** The operation name as the request log shows it: client-controlled, so only a valid, short name. */
 export function loggedOperationName(name: unknown): string | undefined {
@@ -30,20 +27,15 @@ export function loggedOperationName(name: unknown): string | undefined {
  */
 const PROBE_PATHS = new Set(['/health', '/readiness', '/metrics']);
 
-/** Whether the request line of a finished request is written. */
+/** Whether the request line of a finished (or abandoned) request is written. */
 function logged(path: string | undefined, status: number, logProbes: boolean): boolean {
   return logProbes || !path || !PROBE_PATHS.has(path) || status >= 400;
 }
 
-/** Per-request id: the caller's `x-request-id` when sane, else a new one. */
-function requestIdOf(req: IncomingMessage): string {
-  const given = req.headers['x-request-id'];
-  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-}
-
 /**
  * Gives the request its id (echoed in the response) and writes one `request` log line when the
- * response is finished, with whatever the layers further in learnt (user, operation); probes
+ * response is finished or the client went away from it (`aborted`), with whatever the layers further in learnt (user, operation, and for a
+ * status of 400 or above the code and reason of the refusal); probes
  * that succeeded are left out unless `logProbes` (LOG_PROBES). Returns the request's path.
  */
 export function trackRequest(
@@ -53,11 +45,12 @@ export function trackRequest(
   logProbes: boolean,
 ): string | undefined {
   const started = performance.now();
-  const requestId = requestIdOf(req);
-  req.requestId = requestId;
+  const requestId = requestIdFor(req);
   const path = req.url?.split('?')[0];
   res.setHeader('x-request-id', requestId);
-  res.on('finish', () => {
+  // 'close', not 'finish': a response the client went away from never finishes, and an SSE stream
+  // ends so (the client unsubscribes): such a request had no line at all.
+  res.once('close', () => {
     if (!logged(path, res.statusCode, logProbes)) return;
     logger.info(
       {
@@ -68,6 +61,8 @@ export function trackRequest(
         ms: Math.round(performance.now() - started),
         ...(req.userId ? { userId: req.userId } : {}),
         ...(req.operationName ? { operation: req.operationName } : {}),
+        ...(req.refusal && res.statusCode >= 400 ? req.refusal : {}),
+        ...(res.writableFinished ? {} : { aborted: true }),
       },
       'request',
     );

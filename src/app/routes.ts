@@ -16,6 +16,7 @@ import {
 } from '../http/cross-site.js';
 import { domainErrorBody } from '../http/graphql-errors.js';
 import { checkReadiness, type Lifecycle } from '../http/readiness.js';
+import { noteRefusal } from '../http/request-notes.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import type { HttpFastPath } from '../transports/http-fast-path.js';
@@ -70,7 +71,12 @@ function refuseFor(req: IncomingMessage, res: ServerResponse, { status, message,
   refuse(req, res, status, { message, extensions: { code } });
 }
 
+/** A JSON answer; a refusal's first error (readiness: its `error`) is what the request's log line says of it. */
 function json(res: ServerResponse, status: number, body: unknown) {
+  if (status >= 400) {
+    const { errors, error } = body as { errors?: []; error?: string };
+    noteRefusal(res.req as TrackedRequest, errors ?? (error ? [{ message: error }] : undefined));
+  }
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
   res.end(JSON.stringify(body));
 }
@@ -213,6 +219,9 @@ function metricsRoute(metrics: AppMetrics, token: string | undefined): Route {
   const expected = token ? digest(token) : null;
   return async (req, res) => {
     if (expected && !timingSafeEqual(digest(bearerOf(req)), expected)) {
+      noteRefusal(req, [
+        { message: 'METRICS_TOKEN: no or another bearer token', extensions: { code: 'UNAUTHENTICATED' } },
+      ]);
       res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer', 'cache-control': 'no-store' });
       res.end('METRICS_TOKEN: send Authorization: Bearer <token>\n');
       return;
@@ -244,6 +253,8 @@ async function authenticatedBeforeBody(
 ): Promise<Viewer | null> {
   try {
     req.viewer = await authenticator.fromHeaders(req.headers);
+    // Known now, for the log line of a request refused later (its body too large, its document).
+    req.userId = req.viewer.userId;
     return req.viewer;
   } catch (error) {
     if (!(error instanceof DomainError)) throw error;

@@ -57,7 +57,10 @@ export async function finishTask(
     ctx.feed.task(ended.task);
     ctx.feed.app(ended.task);
     ctx.feed.history(ended.records);
-    ctx.logger.info({ taskId, status, app: ended.task.appName, userId: ended.task.userId }, 'task ended');
+    const { appName: app, userId, error } = ended.task;
+    // Why it failed, as Task.error says it. The adapters redacted it before it was stored; as `err`
+    // it goes through the logger's error serializer too, which cleans every error text it logs.
+    ctx.logger.info({ taskId, status, app, userId, ...(error ? { err: error } : {}) }, 'task ended');
   }
   ctx.notify(); // a worker is free
   return ended !== null;

@@ -40,10 +40,42 @@ export function domainErrorBody(error: DomainError): { status: number; body: unk
 }
 
 /**
- * Yoga's error mask: expected domain errors keep their message and get `extensions.code`; an
- * unreachable database becomes UNAVAILABLE (HTTP 503 for a query alone); everything else is masked by Yoga's default ("Unexpected error.") after `onUnexpected` logs it.
+ * The request id of each error an operation answered with, for the log line of an unexpected one:
+ * Yoga's mask is given the error alone, not the operation's context.
  */
-export function createErrorMasker(onUnexpected: (error: unknown) => void) {
+const requestIds = new WeakMap<object, string>();
+
+/** Tags `error` (an object) with the request it failed; returns it, to be thrown. */
+export function rememberRequestOf(error: unknown, requestId: string): unknown {
+  if (typeof error === 'object' && error !== null) requestIds.set(error, requestId);
+  return error;
+}
+
+const tagErrors = ({ args, result }: { args: { contextValue: unknown }; result: unknown }): void => {
+  const errors = (result as ExecutionResult).errors;
+  if (!errors) return;
+  const requestId = (args.contextValue as { requestId?: string } | undefined)?.requestId;
+  if (requestId) for (const error of errors) requestIds.set(error, requestId);
+};
+/** The same hooks for every execution: nothing is allocated per request. */
+const TAG_ERRORS = { onExecuteDone: tagErrors };
+
+/**
+ * Tags the errors of each execution with the operation's request id before Yoga masks them (its
+ * masking plugin comes after every plugin of ours). A stream's results (an async iterable) are
+ * not executions here: subscriptions run through the transports' cohorts, one execution per event.
+ */
+export function useErrorRequestIds(): Plugin {
+  return { onExecute: () => TAG_ERRORS };
+}
+
+/**
+ * Yoga's error mask: expected domain errors keep their message and get `extensions.code`; an
+ * unreachable database becomes UNAVAILABLE (HTTP 503 for a query alone); everything else is masked
+ * by Yoga's default ("Unexpected error.") after `onUnexpected` logs it, with the request id of the
+ * operation it failed when known (useErrorRequestIds, rememberRequestOf).
+ */
+export function createErrorMasker(onUnexpected: (error: unknown, requestId: string | undefined) => void) {
   return (error: unknown, message: string, isDev?: boolean): Error => {
     const original = error instanceof GraphQLError ? error.originalError : error;
     if (original instanceof DomainError) {
@@ -62,7 +94,7 @@ export function createErrorMasker(onUnexpected: (error: unknown) => void) {
       });
     }
     if (error instanceof GraphQLError && !error.originalError) return error;
-    onUnexpected(original);
+    onUnexpected(original, requestIds.get(error as object) ?? requestIds.get(original as object));
     return yogaMaskError(error, message, isDev);
   };
 }

@@ -56,21 +56,35 @@ export const OTHER_LABEL = 'other';
 /**
  * Folds client-chosen names into a bounded label set: the names known up front (a persisted
  * documents manifest) and the first `extra` distinct valid names seen keep their own label, every
- * other name becomes `other`, so a client cannot grow the series without bound.
+ * other name becomes `other`, so a client cannot grow the series without bound. A name given with
+ * its claimant (the user who sent it) takes a new label only while that claimant has taken fewer
+ * than `perClaimant`: one client sending made-up names took all 200 labels, and every operation
+ * that came after was `other` until a restart.
  */
 export class LabelFold {
   private readonly seen: Set<string>;
   private readonly limit: number;
+  /** Labels each claimant took; bounded, as each has taken at least one of `extra`. */
+  private readonly claims = new Map<string, number>();
 
-  constructor(known: Iterable<string>, extra: number) {
+  constructor(
+    known: Iterable<string>,
+    extra: number,
+    private readonly perClaimant = Number.POSITIVE_INFINITY,
+  ) {
     this.seen = new Set([...known].filter((name) => LABEL_NAME.test(name)));
     this.limit = this.seen.size + extra;
   }
 
-  label(name: string | null | undefined, fallback = 'anonymous'): string {
+  label(name: string | null | undefined, fallback = 'anonymous', claimant?: string): string {
     if (!name) return fallback;
     if (this.seen.has(name)) return name;
     if (this.seen.size >= this.limit || !LABEL_NAME.test(name)) return OTHER_LABEL;
+    if (claimant !== undefined) {
+      const claimed = this.claims.get(claimant) ?? 0;
+      if (claimed >= this.perClaimant) return OTHER_LABEL;
+      this.claims.set(claimant, claimed + 1);
+    }
     this.seen.add(name);
     return name;
   }
@@ -101,6 +115,13 @@ export interface OperationMetricsOptions {
    * @default 200
    */
   maxOperations?: number;
+  /**
+   * Of those, how many one user's requests may introduce (a name another user's requests
+   * introduced costs nothing): a frontend's operations get their labels from its users together,
+   * and one client cannot take them all. The dashboard's pages use 13.
+   * @default 20
+   */
+  maxOperationsPerUser?: number;
 }
 
 /** An error as it leaves the server: a GraphQL error with its code in `extensions`. */
@@ -141,7 +162,11 @@ export class OperationMetrics {
   private readonly errorCount: Counter<'code'>;
 
   constructor(registry: Registry, options: OperationMetricsOptions = {}) {
-    this.names = new LabelFold(options.knownOperations ?? [], options.maxOperations ?? 200);
+    this.names = new LabelFold(
+      options.knownOperations ?? [],
+      options.maxOperations ?? 200,
+      options.maxOperationsPerUser ?? 20,
+    );
     const registers = [registry];
     const all = () => Object.values(this.series).flatMap((byName) => [...byName.values()]);
     new Counter({
@@ -163,11 +188,14 @@ export class OperationMetrics {
     });
   }
 
-  /** One operation answered (`seconds` null when there is no latency to report: a subscription). */
-  operation(name: string | null | undefined, type: OperationTypeLabel, seconds: number | null): void {
+  /**
+   * One operation answered (`seconds` null when there is no latency to report: a subscription), for
+   * `userId` (undefined: not known, then its name is charged to no one).
+   */
+  operation(name: string | null | undefined, type: OperationTypeLabel, seconds: number | null, userId?: string): void {
     // A request refused before its operation was known names whatever it likes: it takes no label
     // of its own (300 refused requests of made-up names took 300 of the slots real operations get).
-    const operation = type === 'unknown' ? this.names.existing(name) : this.names.label(name);
+    const operation = type === 'unknown' ? this.names.existing(name) : this.names.label(name, undefined, userId);
     const byName = this.series[type];
     let series = byName.get(operation);
     if (!series) {

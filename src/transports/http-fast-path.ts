@@ -4,6 +4,7 @@ import { type FetchAPI, processRegularResult } from 'graphql-yoga';
 import type { Authenticator, Viewer } from '../auth/viewer.js';
 import type { OriginPolicy } from '../http/cross-site.js';
 import { withPartialResultStatus } from '../http/graphql-errors.js';
+import { noteRefusal, type RequestNotes } from '../http/request-notes.js';
 import { BoundedLru } from '../platform/bounded-lru.js';
 import type { Logger } from '../platform/logger.js';
 import { type GraphQLRequest, graphQLRequest, type OperationPipeline } from './graphql-operation.js';
@@ -28,7 +29,7 @@ import { type GraphQLRequest, graphQLRequest, type OperationPipeline } from './g
  */
 
 /** A POST whose body was read, and whose sender was authenticated before (routes.ts), when known. */
-export type FastPathRequest = IncomingMessage & { body?: Buffer; viewer?: Viewer };
+export type FastPathRequest = IncomingMessage & RequestNotes & { body?: Buffer; viewer?: Viewer };
 
 /** The initial context of Yoga's pipeline for one request (`yoga.getEnveloped(...)`). */
 export interface FastPathContext {
@@ -174,9 +175,11 @@ export class HttpFastPath {
       });
     } catch (error) {
       // Yoga's answer to an error outside any resolver: masked, HTTP 500 (no data, not a GraphQLError).
-      this.deps.logger.error({ err: error }, 'unexpected error in a GraphQL operation');
+      this.deps.logger.error({ err: error, requestId: req.requestId }, 'unexpected error in a GraphQL operation');
       result = { errors: [{ message: 'Unexpected error.' } as never] };
     }
+    // For the log line of an answer that is a refusal (a variable that does not coerce, UNAVAILABLE).
+    if (result.errors) noteRefusal(req, result.errors);
     const response = processRegularResult(
       withPartialResultStatus(result),
       CAPTURE,

@@ -5,6 +5,7 @@ import { DomainError } from '../domain/errors.js';
 import type { Delivery, SubscriptionCohorts } from '../fanout/cohorts.js';
 import { type MemberPolicy, type Outlet, QueuedMember } from '../fanout/member.js';
 import { BodyTooLarge, readBody } from '../http/body.js';
+import { noteRefusal, type RequestNotes } from '../http/request-notes.js';
 import type { Logger } from '../platform/logger.js';
 import { type ConnectionBudget, limitExceeded } from './connection-budget.js';
 import { onCredentialExpiry } from './credential-expiry.js';
@@ -242,6 +243,7 @@ export class SseTransport {
       },
       // Before any stream: answered as POST /graphql answers it (400 LIMIT_EXCEEDED, 429 with Retry-After).
       refusedBeforeRunning: (status, headers, errors) => {
+        noteRefusal(req as RequestNotes, errors);
         res.writeHead(status, {
           'content-type': 'application/json; charset=utf-8',
           'cache-control': 'no-store',
@@ -350,8 +352,12 @@ function parseJson(text: string, what: string): unknown {
   }
 }
 
-/** A JSON answer; `close` ends the connection too (a body left unread must not be read on). */
+/**
+ * A JSON answer; `close` ends the connection too (a body left unread must not be read on). Its
+ * first error is what the request's log line says of the refusal.
+ */
 function json(res: ServerResponse, status: number, body: unknown, close = false, allow?: string): void {
+  noteRefusal(res.req as RequestNotes, (body as { errors?: readonly object[] }).errors);
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'cache-control': 'no-store',

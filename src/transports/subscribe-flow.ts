@@ -48,8 +48,8 @@ export interface OperationCall {
 export interface FlowMetrics {
   /** The transport's members, counted as they come, receive and go. */
   readonly members: MemberCounts;
-  /** A subscription started a cohort or joined one. */
-  subscribed(operationName: string | null | undefined): void;
+  /** A subscription started a cohort or joined one, for this user. */
+  subscribed(operationName: string | null | undefined, userId: string): void;
   /** An operation refused before it ran: it did not parse, validate or name an operation. */
   refused(operationName: string | null | undefined, errors: readonly GraphQLError[]): void;
 }
@@ -90,7 +90,7 @@ export class SubscribeFlow {
     const key = cohortKey(scopeOf(viewer), request.query, request.operationName, request.variables);
     const existing = this.cohorts.find(key);
     if (existing) {
-      this.metrics?.subscribed(existing.operationName);
+      this.metrics?.subscribed(existing.operationName, viewer.userId);
       return this.join(call, key, existing.mode, null);
     }
 
@@ -114,7 +114,7 @@ export class SubscribeFlow {
       }
       return call.result(clientResult(result));
     }
-    this.metrics?.subscribed(prepared.name);
+    this.metrics?.subscribed(prepared.name, viewer.userId);
     this.join(call, key, prepared.mode, cohortSource(pipeline, args), prepared.name);
   }
 

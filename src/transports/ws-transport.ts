@@ -17,6 +17,7 @@ import { type ConnectionBudget, limitExceeded } from './connection-budget.js';
 import { onCredentialExpiry } from './credential-expiry.js';
 import { type GraphQLRequest, graphQLRequest, type OperationPipeline } from './graphql-operation.js';
 import { type FlowMetrics, type OperationCall, SubscribeFlow } from './subscribe-flow.js';
+import { ConnectionLog } from './ws-connection-log.js';
 
 /**
  * The graphql-transport-ws protocol (graphql-ws's, whose message types, parser and close codes
@@ -35,8 +36,8 @@ export interface WsTransportOptions {
    * carries the gateway's headers); rejects when the credentials are not accepted.
    */
   authenticate(connectionParams: Record<string, unknown> | undefined, upgrade: IncomingMessage): Promise<Viewer>;
-  /** The pipeline for one operation of a connection, run as its viewer. */
-  pipeline(request: GraphQLRequest, viewer: Viewer): OperationPipeline;
+  /** The pipeline for one operation of a connection, run as its viewer, under the connection's request id. */
+  pipeline(request: GraphQLRequest, viewer: Viewer, requestId: string): OperationPipeline;
   /** Connections in all and per user. */
   budget: ConnectionBudget;
   /** Operations (subscriptions and queries in flight) one connection may hold. */
@@ -89,6 +90,7 @@ class Connection implements Outlet {
     readonly transport: WsTransport,
     /** The HTTP upgrade request: its headers are the gateway's, not the client's payload. */
     readonly upgrade: IncomingMessage,
+    readonly log: ConnectionLog,
   ) {}
 
   /** An answer (a query's result, a pong, an error): when the socket is congested after it, reads stop. */
@@ -126,7 +128,7 @@ class Connection implements Outlet {
   }
 
   close(code: number, reason: string): void {
-    this.socket.close(code, reason);
+    this.log.close(this.socket, code, reason);
   }
 
   get congested(): boolean {
@@ -179,7 +181,7 @@ export class WsTransport {
     this.keepAlive = setInterval(() => {
       for (const connection of this.connections) {
         if (connection.awaitingPong) {
-          connection.socket.terminate();
+          connection.log.cut(connection.socket, 'No pong within the keep-alive period');
         } else if (connection.active) {
           connection.active = false;
         } else {
@@ -208,16 +210,18 @@ export class WsTransport {
   }
 
   private open(socket: WebSocket, upgrade: IncomingMessage): void {
+    const log = new ConnectionLog(upgrade);
+    socket.once('close', (code, reason) => log.write(this.options.logger, code, reason));
     if (socket.protocol !== GRAPHQL_TRANSPORT_WS_PROTOCOL) {
-      socket.close(CloseCode.SubprotocolNotAcceptable, 'Subprotocol not acceptable');
+      log.close(socket, CloseCode.SubprotocolNotAcceptable, 'Subprotocol not acceptable');
       return;
     }
     const { budget } = this.options;
     if (!budget.tryOpen()) {
-      socket.close(TOO_MANY, 'Too many connections (MAX_CONNECTIONS)');
+      log.close(socket, TOO_MANY, 'Too many connections (MAX_CONNECTIONS)');
       return;
     }
-    const connection = new Connection(socket, this, upgrade);
+    const connection = new Connection(socket, this, upgrade, log);
     this.connections.add(connection);
     connection.initTimer = setTimeout(() => {
       connection.close(CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
@@ -230,7 +234,7 @@ export class WsTransport {
         connection.close(CloseCode.InternalServerError, 'Internal server error');
       });
     });
-    socket.once('error', () => socket.terminate());
+    socket.once('error', (error) => log.cut(socket, `Socket error: ${error.message}`));
     socket.once('close', () => {
       this.connections.delete(connection);
       connection.dispose();
@@ -261,6 +265,7 @@ export class WsTransport {
       case MessageType.Pong:
         return;
       case MessageType.Subscribe: {
+        connection.log.operations += 1;
         if (!connection.viewer) return connection.close(CloseCode.Unauthorized, 'Unauthorized');
         if (connection.operations.has(message.id)) {
           return connection.close(CloseCode.SubscriberAlreadyExists, `Subscriber for ${message.id} already exists`);
@@ -298,6 +303,7 @@ export class WsTransport {
       return connection.close(CloseCode.Forbidden, 'Forbidden');
     }
     if (connection.socket.readyState !== connection.socket.OPEN) return;
+    connection.log.userId = viewer.userId;
     if (!this.options.budget.tryClaim(viewer.userId)) {
       return connection.close(TOO_MANY, 'Too many connections for this user (MAX_CONNECTIONS_PER_USER)');
     }
@@ -332,7 +338,7 @@ class WsCall implements OperationCall, Operation {
 
   pipeline(): OperationPipeline {
     const { connection } = this;
-    return connection.transport.options.pipeline(this.request, connection.viewer as Viewer);
+    return connection.transport.options.pipeline(this.request, connection.viewer as Viewer, connection.log.requestId);
   }
 
   refuse(errors: readonly GraphQLError[]): void {

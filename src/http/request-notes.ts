@@ -1,0 +1,52 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { redactSecrets } from '../platform/redact.js';
+
+/**
+ * What the layers a request passes through (router, Yoga, the lean path, the streaming transports)
+ * learn about it for its log line (app/request-log.ts), written onto the request itself.
+ */
+export interface RequestNotes {
+  requestId?: string;
+  userId?: string;
+  operationName?: string;
+  /** Why it was refused: the first error of the answer, when the status is 400 or above. */
+  refusal?: { code?: string; reason: string };
+}
+
+const REQUEST_ID = /^[\w.-]{1,64}$/;
+/** A reason is a sentence, not a document: a longer one is cut. */
+const MAX_REASON = 200;
+
+/**
+ * The request's id, given once: the caller's `x-request-id` when sane, else a new one. A WebSocket
+ * upgrade gets one too (echoed in the 101 or the refusal, and on the connection's log line).
+ */
+export function requestIdFor(req: IncomingMessage & RequestNotes): string {
+  if (req.requestId) return req.requestId;
+  const given = req.headers['x-request-id'];
+  req.requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+  return req.requestId;
+}
+
+type ErrorLike = {
+  readonly message?: unknown;
+  readonly extensions?: Readonly<Record<string, unknown>> | null | undefined;
+};
+
+/**
+ * Keeps the first error of an answer as the request's refusal (the log shows it when the status is
+ * 400 or above). The message may quote what the client sent (a variable's value): bounded, and
+ * cleaned of secret-shaped values as the logger cleans error messages.
+ */
+export function noteRefusal(req: RequestNotes, errors: readonly ErrorLike[] | null | undefined): void {
+  const first = errors?.[0];
+  if (!first) return;
+  const { message, extensions } = first;
+  const code = typeof extensions?.code === 'string' ? extensions.code.slice(0, 64) : undefined;
+  const text = typeof message === 'string' ? message : '';
+  req.refusal = {
+    ...(code ? { code } : {}),
+    reason: redactSecrets(text.slice(0, 2 * MAX_REASON)).slice(0, MAX_REASON),
+  };
+}

@@ -1,0 +1,58 @@
+import type { IncomingMessage } from 'node:http';
+import type { WebSocket } from 'ws';
+import { type RequestNotes, requestIdFor } from '../http/request-notes.js';
+import type { Logger } from '../platform/logger.js';
+
+/** A close reason is at most 123 bytes (RFC 6455); a client's is cut there too. */
+const MAX_REASON = 123;
+
+/**
+ * The log line of one WebSocket connection, gathered over its life and written once at its end (a
+ * WebSocket never reaches the router, whose `request` line every HTTP request gets): the upgrade
+ * request's id (echoed in the 101), its user once known, how many operations it sent, how long it
+ * lasted and how it closed. Never its `connectionParams`, which carry the token. The server closes
+ * a connection through it, so the line says why (the client's echo of a close may never come).
+ */
+export class ConnectionLog {
+  readonly requestId: string;
+  /** Set once its credentials were accepted (also when the user then held too many connections). */
+  userId: string | undefined;
+  /** `subscribe` messages (queries, mutations and subscriptions) it sent. */
+  operations = 0;
+  private readonly began = performance.now();
+  /** The server's own close, when it ended the connection (the first it decided on). */
+  private closedByServer: { code: number; reason: string } | null = null;
+
+  constructor(upgrade: IncomingMessage) {
+    this.requestId = requestIdFor(upgrade as IncomingMessage & RequestNotes);
+  }
+
+  /** The server closes the connection for this reason. */
+  close(socket: WebSocket, code: number, reason: string): void {
+    this.closedByServer ??= { code, reason };
+    socket.close(code, reason);
+  }
+
+  /** The server ends it without a closing handshake (1006, as the client sees it). */
+  cut(socket: WebSocket, reason: string): void {
+    this.closedByServer ??= { code: 1006, reason };
+    socket.terminate();
+  }
+
+  /** The socket closed with `code` and `reason` (the client's, or the echo of the server's). */
+  write(logger: Logger, code: number, reason: Buffer): void {
+    const byServer = this.closedByServer;
+    logger.info(
+      {
+        requestId: this.requestId,
+        ...(this.userId ? { userId: this.userId } : {}),
+        closedBy: byServer ? 'server' : 'client',
+        code: byServer?.code ?? code,
+        reason: (byServer?.reason ?? reason.toString('utf8')).slice(0, MAX_REASON),
+        operations: this.operations,
+        ms: Math.round(performance.now() - this.began),
+      },
+      'websocket closed',
+    );
+  }
+}
