@@ -306,6 +306,18 @@ describe('Kubernetes manifest', () => {
     expect(container.readinessProbe.timeoutSeconds * 1000).toBeGreaterThan(READINESS_TIMEOUT_MS);
   });
 
+  it('holds the liveness probe back with a startup probe on /health while the process loads and binds its port', () => {
+    const startup = container.startupProbe as Yaml;
+    expect(startup?.httpGet?.path).toBe('/health');
+    expect([port.name, port.containerPort]).toContain(probePort(startup));
+    // Loading the server took 24-27 s on a contended node with the 250m CPU request: minutes, not seconds.
+    expect(startup.periodSeconds * startup.failureThreshold).toBeGreaterThanOrEqual(120);
+    const liveness = container.livenessProbe as Yaml;
+    expect(liveness.periodSeconds * liveness.failureThreshold).toBeLessThan(
+      startup.periodSeconds * startup.failureThreshold,
+    );
+  });
+
   it('gives a stop enough time: preStop pause + its longest stop, within the grace period', () => {
     const preStop = container.lifecycle.preStop as Yaml;
     const pauseS = preStop.sleep?.seconds ?? Number((preStop.exec.command as string[]).at(-1));
