@@ -260,7 +260,7 @@ export async function prepareAttempts(
   const webhookIds = [...new Set(claimed.flatMap((message) => (message.webhookId ? [message.webhookId] : [])))];
   const secrets = await webhookSecrets(db, webhookIds);
   return claimed.map((stored) => {
-    const destination = destinationOf(stored);
+    const destination = stored.destination as PushDestination | null;
     const message = destination ? { ...stored, url: destinations[destination] ?? null } : stored;
     const secret = message.kind === 'payment' ? paymentSecret : (secrets.get(message.webhookId ?? '') ?? null);
     const refused =
@@ -278,17 +278,6 @@ export async function prepareAttempts(
 }
 
 const NO_DESTINATIONS: PushDestinations = { wallet: null, frontend: null };
-
-/**
- * A payment push's receiver. A push an instance of the release before migration 0011 wrote during
- * a rolling update names none and holds a URL: it gets the migration's rule, and its stored URL
- * (an old one, maybe with a token the operator replaced) is not used.
- */
-function destinationOf(stored: ClaimedMessage): PushDestination | null {
-  if (stored.destination) return stored.destination as PushDestination;
-  if (stored.kind !== 'payment') return null;
-  return stored.topic === 'payment_state_update' ? 'frontend' : 'wallet';
-}
 
 /** host:port of a receiver URL (stored URLs were validated when written; anything else is its own group). */
 function hostOf(url: string | null): string {
