@@ -34,9 +34,10 @@ function logged(path: string | undefined, status: number, logProbes: boolean): b
 
 /**
  * Gives the request its id (echoed in the response) and writes one `request` log line when the
- * response is finished or the client went away from it (`aborted`), with whatever the layers further in learnt (user, operation, and for a
- * status of 400 or above the code and reason of the refusal); probes
- * that succeeded are left out unless `logProbes` (LOG_PROBES). Returns the request's path.
+ * response is finished or the client went away from it (`aborted`), with whatever the layers
+ * further in learnt (user, operation, and for a status of 400 or above the code and reason of the
+ * refusal); probes that succeeded are left out unless `logProbes` (LOG_PROBES). Returns the
+ * request's path.
  */
 export function trackRequest(
   req: TrackedRequest,
