@@ -101,6 +101,15 @@ describe('npm run db:migrate', () => {
     },
     60_000,
   );
+
+  test('with NODE_NO_WARNINGS=1, as with Node itself, a library warning is neither a log line nor text on stderr', async () => {
+    const port = await closedPort();
+    const url = `postgresql://market@127.0.0.1:${port}/market?sslmode=require`;
+    const run = startProcess(SERVER_COMMAND, serverEnv(url, { NODE_NO_WARNINGS: '1' }));
+    expect(await run.exited).toEqual({ code: 1, signal: null });
+    expect(run.output.filter((line) => line.includes('sslmode') || line.includes('SSL modes'))).toEqual([]);
+    expect(run.output.at(-1)).toMatch(/^Could not migrate the database/);
+  }, 60_000);
 });
 
 describe('a mistake in a setting found only when it is used', () => {

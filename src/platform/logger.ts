@@ -105,7 +105,16 @@ function clean(text: string): string {
  */
 export function logProcessWarnings(logger: Logger): void {
   process.removeAllListeners('warning');
+  // An operator who turned Node's warnings off (NODE_NO_WARNINGS=1, --no-warnings) gets none as log lines either.
+  if (warningsSilenced()) return;
   process.on('warning', (warning: Error & { code?: string }) => {
     logger.warn({ warning: { name: warning.name, code: warning.code } }, clean(warning.message));
   });
+}
+
+/** Node's own test for printing warnings: the environment variable, or the flag on the command line or in NODE_OPTIONS. */
+function warningsSilenced(): boolean {
+  if (process.env.NODE_NO_WARNINGS === '1') return true;
+  const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
+  return flags.includes('--no-warnings');
 }
