@@ -43,6 +43,8 @@ export interface ChartRepoRequest {
   query: Record<string, string>;
   /** `user/source` as used by setStatus and setBehaviour. */
   key: string;
+  /** When it arrived (performance.now()). */
+  at: number;
 }
 
 export interface FakeChartRepo {
@@ -109,6 +111,7 @@ export async function startFakeChartRepo(): Promise<FakeChartRepo> {
       search: url.search.replace(/^\?/, ''),
       query: Object.fromEntries(url.searchParams),
       key,
+      at: performance.now(),
     });
     if (req.method !== 'GET' || url.pathname !== STATUS_PATH) {
       return reply(res, 404, { success: false, message: `no route ${req.method} ${url.pathname}`, data: null });
