@@ -26,6 +26,7 @@ import {
   usePartialResultStatus,
 } from '../http/graphql-errors.js';
 import { useInputBounds } from '../http/input-bounds.js';
+import { mediaTypeOf } from '../http/media-type.js';
 import { productionSwitches } from '../http/production-switches.js';
 import { useQueryCost } from '../http/query-cost.js';
 import { useMutationRateLimit } from '../http/rate-limit.js';
@@ -289,8 +290,7 @@ function useMultipartRefusals({ maxBodyBytes, chartUploadMaxBytes }: Config): Pl
   };
   return {
     onRequestParse({ request, requestParser, setRequestParser }) {
-      if (!requestParser || !request.headers.get('content-type')?.toLowerCase().startsWith('multipart/form-data'))
-        return;
+      if (!requestParser || mediaTypeOf(request.headers.get('content-type')) !== 'multipart/form-data') return;
       setRequestParser(async (request) => {
         try {
           return await requestParser(request);

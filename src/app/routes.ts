@@ -15,6 +15,7 @@ import {
   refuseForeignHost,
 } from '../http/cross-site.js';
 import { domainErrorBody } from '../http/graphql-errors.js';
+import { withLowerCaseMediaType } from '../http/media-type.js';
 import { checkReadiness, type Lifecycle } from '../http/readiness.js';
 import { noteRefusal } from '../http/request-notes.js';
 import type { Config } from '../platform/config.js';
@@ -131,6 +132,9 @@ function routeRequest(deps: RouteDeps) {
     if (!URL.canParse(`http://${req.headers.host ?? 'localhost'}${req.url ?? ''}`)) {
       return refuse(req, res, 400, { message: 'Bad request: the Host header is not a valid host' });
     }
+    // Yoga's own parsers match `application/json` case-sensitively (http/media-type.ts).
+    const contentType = req.headers['content-type'];
+    if (contentType) req.headers['content-type'] = withLowerCaseMediaType(contentType);
     await yoga(req, res, { req, viewer: req.viewer });
   };
 }

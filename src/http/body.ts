@@ -4,6 +4,7 @@ import type { FormDataLimits } from '@whatwg-node/fetch';
 import { GraphQLError } from 'graphql';
 import type { Viewer } from '../auth/viewer.js';
 import { isPreflightedUpload } from './cross-site.js';
+import { mediaTypeOf } from './media-type.js';
 import { validationError } from './validation-error.js';
 
 /** A request body over the limit: answered 413 and the connection closed. */
@@ -123,7 +124,7 @@ export function bodyForYoga(body: Buffer): Readable {
  * `VALIDATION`. Null for any other error.
  */
 export function malformedMultipart(req: Request, error: unknown): GraphQLError | null {
-  if (!req.headers.get('content-type')?.toLowerCase().startsWith('multipart/form-data')) return null;
+  if (mediaTypeOf(req.headers.get('content-type')) !== 'multipart/form-data') return null;
   if (error instanceof GraphQLError) {
     // Yoga's refusals name their field; one with a status (a size limit, bad framing) is answered as it is.
     const field = /multipart form field "(operations|map)"/i.exec(error.message)?.[1];

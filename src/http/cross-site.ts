@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { mediaTypeOf } from './media-type.js';
 
 /** Distinct Host values whose answer OriginPolicy keeps. */
 const MAX_HOSTS_KEPT = 64;
@@ -80,7 +81,7 @@ export const UPLOAD_PREFLIGHT_HEADER = 'x-graphql-yoga-csrf';
 
 /** Whether a request is a multipart POST that carries UPLOAD_PREFLIGHT_HEADER. */
 export function isPreflightedUpload(req: IncomingMessage): boolean {
-  const type = req.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
+  const type = mediaTypeOf(req.headers['content-type']);
   return req.method === 'POST' && type === 'multipart/form-data' && Boolean(req.headers[UPLOAD_PREFLIGHT_HEADER]);
 }
 
@@ -168,7 +169,7 @@ export function refuseCrossSite(req: IncomingMessage, policy: OriginPolicy): Ref
  * media type of answers (GraphQL over HTTP), which Yoga's parsers refuse with a bare 415.
  */
 function isJson(contentType: string | undefined): boolean {
-  return contentType?.split(';')[0]?.trim().toLowerCase() === 'application/json';
+  return mediaTypeOf(contentType) === 'application/json';
 }
 
 /**

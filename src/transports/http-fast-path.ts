@@ -4,6 +4,7 @@ import { type FetchAPI, processRegularResult } from 'graphql-yoga';
 import type { Authenticator, Viewer } from '../auth/viewer.js';
 import type { OriginPolicy } from '../http/cross-site.js';
 import { withPartialResultStatus } from '../http/graphql-errors.js';
+import { mediaTypeOf } from '../http/media-type.js';
 import { noteRefusal, type RequestNotes } from '../http/request-notes.js';
 import { BoundedLru } from '../platform/bounded-lru.js';
 import type { Logger } from '../platform/logger.js';
@@ -83,7 +84,8 @@ export function jsonMediaTypeFor(accept: string | undefined): string | null {
  */
 const ACCEPT_HEADERS_KEPT = 64;
 
-const JSON_CONTENT_TYPE = /^application\/json\s*(;\s*charset=utf-8\s*)?$/i;
+/** The parameters of a JSON body read here: none, or charset=utf-8; any other goes to Yoga. */
+const UTF8_OR_NO_PARAMETERS = /^[^;]*(;\s*charset=utf-8\s*)?$/i;
 const BODY_KEYS = new Set(['query', 'operationName', 'variables', 'extensions', 'documentId']);
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -141,7 +143,9 @@ export class HttpFastPath {
    */
   async handle(req: FastPathRequest, res: ServerResponse): Promise<boolean> {
     const mediaType = this.mediaTypeFor(req.headers.accept);
-    if (!mediaType || !JSON_CONTENT_TYPE.test(req.headers['content-type'] ?? '')) return false;
+    const contentType = req.headers['content-type'];
+    if (!mediaType || mediaTypeOf(contentType) !== 'application/json') return false;
+    if (!UTF8_OR_NO_PARAMETERS.test(contentType ?? '')) return false;
     const origin = req.headers.origin;
     // Yoga adds the CORS headers an allowed cross-origin caller needs; same-origin callers get none.
     if (origin && this.deps.origins.allowsCrossOrigin(origin)) return false;

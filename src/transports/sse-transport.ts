@@ -5,6 +5,7 @@ import { DomainError } from '../domain/errors.js';
 import type { Delivery, SubscriptionCohorts } from '../fanout/cohorts.js';
 import { type MemberPolicy, type Outlet, QueuedMember } from '../fanout/member.js';
 import { BodyTooLarge, readBody } from '../http/body.js';
+import { mediaTypeOf } from '../http/media-type.js';
 import { noteRefusal, type RequestNotes } from '../http/request-notes.js';
 import type { Logger } from '../platform/logger.js';
 import { type ConnectionBudget, limitExceeded } from './connection-budget.js';
@@ -295,7 +296,7 @@ export class SseTransport {
       params = Object.fromEntries(search);
       if (typeof params.variables === 'string') params.variables = parseJson(params.variables, 'variables');
     } else {
-      if (!(req.headers['content-type'] ?? '').includes('application/json')) {
+      if (mediaTypeOf(req.headers['content-type']) !== 'application/json') {
         throw new BadRequest(415, 'POST bodies must be application/json');
       }
       const body = parseJson((await readBody(req, this.options.maxBodyBytes)).toString('utf8'), 'body');
