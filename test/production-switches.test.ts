@@ -28,6 +28,7 @@ import {
   announceHistory,
   dataOf,
   documentIdOf,
+  errorCodes,
   execute,
   type GraphQLResponse,
   startTestServer,
@@ -355,6 +356,23 @@ describe.each(databases)('production switches (%s)', (kind) => {
       }
     });
 
+    test('an APQ client’s flow: an unknown hash gets PERSISTED_QUERY_NOT_FOUND; its retry with the text runs only a manifest text', async () => {
+      const first = await post(server, { extensions: apq(unknownId) }, TOKENS.alice);
+      expect(first.status).toBe(400);
+      expect(first.errors).toEqual([
+        {
+          message: `No persisted document has the id "${'0'.repeat(64)}": this server runs only the documents of its manifest.`,
+          extensions: { code: 'PERSISTED_QUERY_NOT_FOUND' },
+        },
+      ]);
+      const text = manifest[viewerId] as string;
+      const retry = await post(server, { query: text, extensions: apq(unknownId) }, TOKENS.alice);
+      expect(dataOf(retry)).toEqual({ viewer: { userId: 'alice', isAdmin: false } });
+      const arbitrary = await post(server, { query: ARBITRARY, extensions: apq(unknownId) }, TOKENS.alice);
+      expect(arbitrary.status).toBe(400);
+      expect(errorCodes(arbitrary)).toEqual(['PERSISTED_DOCUMENT_REQUIRED']);
+    });
+
     test('over graphql-ws, a known id runs a query and a subscription; unknown ids and arbitrary documents are refused', async () => {
       const ws = wsClient(server, TOKENS.alice);
       try {
@@ -491,6 +509,70 @@ describe.each(databases)('production switches (%s)', (kind) => {
       } finally {
         await ws.dispose();
       }
+    });
+  });
+
+  describe('persisted document ids without PERSISTED_DOCUMENTS', () => {
+    let server: TestServer;
+    beforeAll(async () => {
+      server = await startTestServer(kind, { env: AUTH_ENV });
+    });
+    afterAll(() => server?.stop());
+
+    const viewerId = documentIdOf(ViewerQuery);
+    const notSupported = (id: string) =>
+      expect.objectContaining({
+        message: `This server runs no persisted documents (PERSISTED_DOCUMENTS is not set), so the id ${JSON.stringify(id)} names nothing: send the document's text as \`query\`.`,
+        extensions: { code: 'PERSISTED_QUERY_NOT_SUPPORTED' },
+      });
+    const apqHash = viewerId.replace(/^sha256:/, '');
+
+    test('over HTTP, an id without a document (documentId or APQ, POST or GET) gets PERSISTED_QUERY_NOT_SUPPORTED, 400', async () => {
+      for (const accept of ['application/graphql-response+json', 'application/json']) {
+        const requests: [string, RequestInit, string][] = [
+          [server.graphqlUrl, { method: 'POST', body: JSON.stringify({ documentId: viewerId }) }, viewerId],
+          [server.graphqlUrl, { method: 'POST', body: JSON.stringify({ extensions: apq(viewerId) }) }, apqHash],
+          [`${server.graphqlUrl}?documentId=${encodeURIComponent(viewerId)}`, { method: 'GET' }, viewerId],
+          [
+            `${server.graphqlUrl}?extensions=${encodeURIComponent(JSON.stringify(apq(viewerId)))}`,
+            { method: 'GET' },
+            apqHash,
+          ],
+        ];
+        for (const [url, init, id] of requests) {
+          const response = await fetch(url, {
+            ...init,
+            headers: { authorization: `Bearer ${TOKENS.alice}`, 'content-type': 'application/json', accept },
+          });
+          expect(response.status, `${accept} ${init.method} ${url}`).toBe(400);
+          expect(response.headers.get('content-type')).toBe(`${accept}; charset=utf-8`);
+          expect(await response.json()).toEqual({ errors: [notSupported(id)] });
+        }
+      }
+    });
+
+    test('over HTTP, an id beside its document is ignored: the text runs (an APQ client’s retry), on the lean path and through Yoga', async () => {
+      const alice = { viewer: { userId: 'alice', isAdmin: false } };
+      const query = print(ViewerQuery);
+      expect(dataOf(await post(server, { query, extensions: apq(viewerId) }, TOKENS.alice))).toEqual(alice);
+      expect(dataOf(await post(server, { query, documentId: viewerId }, TOKENS.alice))).toEqual(alice);
+      // A document that does not validate is Yoga's to answer: its own error, not the id's.
+      const invalid = await post(server, { query: '{ viewer { nope } }', documentId: viewerId }, TOKENS.alice);
+      expect(invalid.status).toBe(400);
+      expect(errorCodes(invalid)).toEqual(['GRAPHQL_VALIDATION_FAILED']);
+    });
+
+    test('over graphql-ws and SSE, an id without a document gets PERSISTED_QUERY_NOT_SUPPORTED', async () => {
+      const ws = wsClient(server, TOKENS.alice);
+      try {
+        expect((await ws.run({ query: '', documentId: viewerId })).error).toEqual([notSupported(viewerId)]);
+        expect((await ws.run({ query: '', extensions: apq(viewerId) })).error).toEqual([notSupported(apqHash)]);
+      } finally {
+        await ws.dispose();
+      }
+      const overStream = await overSse(server, { documentId: viewerId }, TOKENS.alice);
+      expect(overStream.status).toBe(400);
+      expect(overStream.refusal).toEqual({ errors: [notSupported(viewerId)] });
     });
   });
 

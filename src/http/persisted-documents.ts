@@ -23,6 +23,10 @@ import { type ConfigError, invalidSetting } from '../platform/config.js';
  * Everything else is refused: PERSISTED_QUERY_NOT_FOUND for an unknown id,
  * PERSISTED_DOCUMENT_REQUIRED for any other document.
  *
+ * Without a manifest, a request that names its document only by id is refused with
+ * PERSISTED_QUERY_NOT_SUPPORTED (HTTP 400; the code Apollo's APQ link reads as "send the text
+ * from now on"), on every transport; one with a `query` runs its text, the id ignored.
+ *
  * How the transports share this: the id is turned into a placeholder text (`documentSource`,
  * which both the Yoga plugin's `onParams` and the streaming transports call, through
  * `graphQLRequest` in transports/graphql-operation.ts), and the Yoga plugin's `onParse` hook, which
@@ -176,12 +180,22 @@ function refusal(code: string, message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code, http: { status: 400 } } });
 }
 
+/** What a request naming its document only by id gets from a server without a manifest. */
+function notSupported(id: string): GraphQLError {
+  const message =
+    `This server runs no persisted documents (PERSISTED_DOCUMENTS is not set), so the id ` +
+    `${JSON.stringify(id.slice(0, 100))} names nothing: send the document's text as \`query\`.`;
+  return refusal('PERSISTED_QUERY_NOT_SUPPORTED', message);
+}
+
 /**
- * The Yoga plugin that enforces the manifest. `onParams` (HTTP only: Yoga's own request parsing)
- * turns an id into its placeholder, since Yoga wants a `query`; `onParse` (every transport)
- * resolves what is about to be parsed, or refuses it before it is parsed.
+ * The Yoga plugin that enforces the manifest, or without one (`null`) refuses ids. `onParams`
+ * (HTTP only: Yoga's own request parsing) turns an id into its placeholder, since Yoga wants a
+ * `query`; `onParse` (every transport) resolves what is about to be parsed, or refuses it before
+ * it is parsed. Without a manifest an id would otherwise be "an unexpected parameter" or "no
+ * query string" to Yoga, and a syntax error in its placeholder to graphql-ws and SSE.
  */
-export function usePersistedDocuments(documents: PersistedDocuments): Plugin {
+export function usePersistedDocuments(documents: PersistedDocuments | null): Plugin {
   return {
     onParams({ params, request, setParams }) {
       const { documentId, ...rest } = params as typeof params & { documentId?: unknown };
@@ -193,7 +207,13 @@ export function usePersistedDocuments(documents: PersistedDocuments): Plugin {
       if (query !== rest.query || documentId !== undefined) setParams({ ...rest, query });
     },
     onParse({ params: { source }, setParsedDocument }) {
-      setParsedDocument(documents.resolve(typeof source === 'string' ? source : source.body));
+      const text = typeof source === 'string' ? source : source.body;
+      if (documents) {
+        setParsedDocument(documents.resolve(text));
+        return;
+      }
+      const id = placeholderId(text);
+      if (id) throw notSupported(id); // any other text parses as it would without this plugin
     },
   };
 }

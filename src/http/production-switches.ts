@@ -35,14 +35,15 @@ export const useHiddenSuggestions: Plugin = {
 
 /**
  * The Yoga plugins of the production switches, for the settings that are on: PERSISTED_DOCUMENTS
- * (the manifest is read here, so a missing or invalid one stops the server from being built),
+ * (the manifest is read here, so a missing or invalid one stops the server from being built; its
+ * plugin is there without one too, to refuse ids with PERSISTED_QUERY_NOT_SUPPORTED),
  * INTROSPECTION off (with suggestions hidden). GRAPHIQL is Yoga's own `graphiql` option; the
  * mutation rate limit acts after the input bounds and the query cost (src/app/graphql.ts). Every one of them hooks the envelop pipeline (parse, validate, execute), which
  * HTTP, graphql-ws and SSE all run.
  */
 export function productionSwitches(config: Config): Plugin[] {
   return [
-    ...(config.persistedDocuments ? [usePersistedDocuments(PersistedDocuments.load(config.persistedDocuments))] : []),
+    usePersistedDocuments(config.persistedDocuments ? PersistedDocuments.load(config.persistedDocuments) : null),
     ...(config.introspection ? [] : [useNoIntrospection, useHiddenSuggestions]),
   ];
 }
