@@ -78,6 +78,18 @@ describe('Content-Type is read case-insensitively, and the cross-site rule with 
     }
   });
 
+  test('a mixed-case Accept: Text/Event-Stream on /graphql is served by the SSE transport (its limits), not by Yoga', async () => {
+    for (const accept of ['Text/Event-Stream', 'TEXT/EVENT-STREAM']) {
+      const answer = await post('/graphql', 'application/json', JSON.stringify({ query: VIEWER }), { accept });
+      // The transport's own headers: what it answers with is the stream whose budget it counted.
+      expect(
+        { status: answer.status, buffering: answer.headers.get('x-accel-buffering') },
+        accept,
+      ).toEqual({ status: 200, buffering: 'no' });
+      expect(answer.text).toContain(`event: next\ndata: ${JSON.stringify(ALICE)}\n`);
+    }
+  });
+
   test('a mixed-case multipart POST with the preflight header is parsed as multipart', async () => {
     const boundary = 'market-boundary';
     const part = (name: string, value: string) =>

@@ -66,6 +66,11 @@ function startStream(res: ServerResponse): void {
   res.removeHeader('transfer-encoding');
   res.writeHead(200, STREAM_HEADERS);
 }
+/**
+ * An Accept naming event streams, in any case (media types are case-insensitive): Yoga serves
+ * `Text/Event-Stream` as SSE too, outside this transport's connection budget.
+ */
+const EVENT_STREAM = /text\/event-stream/i;
 const NEXT = 'event: next\ndata: ';
 const END_OF_EVENT = '\n\n';
 const COMPLETE = 'event: complete\ndata:\n\n';
@@ -177,7 +182,7 @@ export class SseTransport {
     return (
       path === '/graphql' &&
       (req.method === 'GET' || req.method === 'POST') &&
-      (req.headers.accept ?? '').includes('text/event-stream')
+      EVENT_STREAM.test(req.headers.accept ?? '')
     );
   }
 
