@@ -82,10 +82,10 @@ describe('Content-Type is read case-insensitively, and the cross-site rule with 
     for (const accept of ['Text/Event-Stream', 'TEXT/EVENT-STREAM']) {
       const answer = await post('/graphql', 'application/json', JSON.stringify({ query: VIEWER }), { accept });
       // The transport's own headers: what it answers with is the stream whose budget it counted.
-      expect(
-        { status: answer.status, buffering: answer.headers.get('x-accel-buffering') },
-        accept,
-      ).toEqual({ status: 200, buffering: 'no' });
+      expect({ status: answer.status, buffering: answer.headers.get('x-accel-buffering') }, accept).toEqual({
+        status: 200,
+        buffering: 'no',
+      });
       expect(answer.text).toContain(`event: next\ndata: ${JSON.stringify(ALICE)}\n`);
     }
   });
