@@ -49,7 +49,7 @@ describe('a subscriber that stops reading', () => {
   });
   afterAll(() => server?.stop());
 
-  test('gets RESYNC once more than RUNTIME_SUBSCRIBER_BUFFER events wait for it; others get every event meanwhile', async () => {
+  test('gets RESYNC once more than RUNTIME_SUBSCRIBER_BUFFER events (or 4 MiB of them) wait for it; others get every event meanwhile', async () => {
     const slow = await rawSubscriber(server.url);
     // `since` makes delivery independent of when the server registers the subscription.
     const healthy = await subscribe(server, RuntimeEventsSubscription, {

@@ -62,11 +62,17 @@ export const useMissedEventsExecution: Plugin = {
   },
 };
 
-/** One result of a cohort's execution, serialized at most once for all members. */
+/**
+ * One result of a cohort's execution, serialized at most once for all members. Once serialized
+ * only the JSON is kept: a result waiting in slow members' queues then costs its bytes (which
+ * QueuedMember counts), not its object tree, which for a snapshot of many apps is several times
+ * the size of its JSON.
+ */
 export class Delivery {
+  private result: ExecutionResult | undefined;
   private serialized: string | undefined;
+  private utf8Bytes: number | undefined;
   private lastFrame: { prefix: string; bytes: Buffer } | undefined;
-  readonly result: ExecutionResult;
 
   constructor(result: ExecutionResult) {
     this.result = clientResult(result);
@@ -74,8 +80,17 @@ export class Delivery {
 
   /** The result as JSON (GraphQL errors serialize through their own `toJSON`). */
   get json(): string {
-    this.serialized ??= JSON.stringify(this.result);
+    if (this.serialized === undefined) {
+      this.serialized = JSON.stringify(this.result);
+      this.result = undefined;
+    }
     return this.serialized;
+  }
+
+  /** The JSON's length in UTF-8, as members write it: counted once, without building a frame. */
+  get bytes(): number {
+    this.utf8Bytes ??= Buffer.byteLength(this.json);
+    return this.utf8Bytes;
   }
 
   /**

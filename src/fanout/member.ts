@@ -27,10 +27,29 @@ export class MemberCounts {
   catchUps = 0;
 }
 
+/**
+ * Bytes of frames one member may have waiting before it overflows, whatever their number. Results
+ * can be large (a runtime snapshot of 1,500 apps is 0.4 to 1.5 MB): counted by number alone, four
+ * slow subscribers of such snapshots, each view its own cohort, took the heap from 118 to 516 MB in
+ * 60 snapshots (test/slow-consumer-bytes.test.ts), and from 136 MB to 1.3 GB in 120 of a richer
+ * view; with this bound, 123 to 161 MB. 4 MiB keeps the count the bound for ordinary events (a
+ * runtimeEvents APP_CHANGED with the dashboard's selection is 830 to 900 bytes: 1,000 of them fit
+ * with room to spare), and lets a few such snapshots wait.
+ */
+export const QUEUED_BYTES_LIMIT = 4 * 1024 * 1024;
+
+/**
+ * What a frame adds to the result's JSON, counted without building it: graphql-ws wraps it in
+ * `{"id":…,"type":"next","payload":…}` (34 bytes and the id), SSE in `event: next\ndata: …\n\n` (20).
+ */
+const ENVELOPE_BYTES = 64;
+
 /** What every member of one transport shares. */
 export interface MemberPolicy {
   /** Results that may wait while the outlet is congested; beyond it the member overflows. */
   limit: number;
+  /** Bytes of frames that may wait; beyond it the member overflows too. @default QUEUED_BYTES_LIMIT */
+  bytesLimit?: number;
   logger: Logger;
   /** @default not counted */
   counts?: MemberCounts;
@@ -38,7 +57,8 @@ export interface MemberPolicy {
 
 /**
  * One subscriber in a cohort, with the slow-consumer policy every transport shares: a frame is
- * written at once while the outlet keeps up; otherwise results queue, at most `limit` of them.
+ * written at once while the outlet keeps up; otherwise results queue, at most `limit` of them and
+ * `bytesLimit` bytes of their frames (a result bigger than that may still wait alone).
  * When the queue overflows it is dropped and, once the outlet drains, the member gets what its
  * cohort gives a member that missed results (`Cohort.catchUp`: the latest snapshot, a RESYNC, or
  * an error naming what to refetch). Memory per subscriber stays bounded, and nobody else waits.
@@ -50,6 +70,11 @@ export abstract class QueuedMember implements CohortMember {
   cohort: Cohort | null = null;
   /** Results waiting for the outlet; null while nothing waits. */
   private queue: Delivery[] | null = null;
+  /**
+   * Bytes of the frames in `queue`, each counted in full though a cohort's members share its
+   * JSON: it is what this queue keeps alive once the others have written it.
+   */
+  private queuedBytes = 0;
   private overflowed = false;
   private ended = false;
   /** Whether `policy.counts.active` counts this member (once, however it ends). */
@@ -77,12 +102,18 @@ export abstract class QueuedMember implements CohortMember {
       return;
     }
     this.queue ??= [];
-    if (this.queue.length >= this.policy.limit) {
+    // Serializes a result no member has written yet: its write would, and the queue then holds
+    // its JSON, not its objects.
+    const bytes = delivery.bytes + ENVELOPE_BYTES;
+    const bytesLimit = this.policy.bytesLimit ?? QUEUED_BYTES_LIMIT;
+    if (this.queue.length >= this.policy.limit || (this.queue.length > 0 && this.queuedBytes + bytes > bytesLimit)) {
       this.queue = null;
+      this.queuedBytes = 0;
       this.overflowed = true;
       if (this.policy.counts) this.policy.counts.overflows += 1;
     } else {
       this.queue.push(delivery);
+      this.queuedBytes += bytes;
     }
     outlet.waitForDrain(this);
   }
@@ -93,7 +124,9 @@ export abstract class QueuedMember implements CohortMember {
     const { outlet, queue } = this;
     if (queue) {
       while (queue.length && !outlet.congested) {
-        outlet.write(this.frame(queue.shift() as Delivery));
+        const delivery = queue.shift() as Delivery;
+        this.queuedBytes -= delivery.bytes + ENVELOPE_BYTES;
+        outlet.write(this.frame(delivery));
         if (this.policy.counts) this.policy.counts.delivered += 1;
       }
       if (queue.length) {
@@ -101,6 +134,7 @@ export abstract class QueuedMember implements CohortMember {
         return;
       }
       this.queue = null;
+      this.queuedBytes = 0;
     }
     if (!this.overflowed || !this.cohort) return;
     if (this.policy.counts) this.policy.counts.catchUps += 1;
@@ -129,6 +163,7 @@ export abstract class QueuedMember implements CohortMember {
     this.ended = true;
     this.uncount();
     this.queue = null;
+    this.queuedBytes = 0;
     this.cohort?.remove(this);
   }
 
