@@ -112,6 +112,20 @@ describe('the log of WebSocket connections', () => {
     });
   });
 
+  test('a connection without the graphql-transport-ws subprotocol is closed with 4406, and logged', async () => {
+    const socket = new WebSocket(`${server.url.replace(/^http/, 'ws')}/graphql`, {
+      headers: { 'x-request-id': 'ws-no-subprotocol' },
+    });
+    const [code] = (await once(socket, 'close')) as [number];
+    expect(code).toBe(4406);
+    expect(await lineOf('ws-no-subprotocol')).toMatchObject({
+      closedBy: 'server',
+      code: 4406,
+      reason: 'Subprotocol not acceptable',
+      operations: 0,
+    });
+  });
+
   test('an accepted upgrade echoes its request id, or is given one, as the line shows', async () => {
     const socket = new WebSocket(`${server.url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
     const [response] = (await once(socket, 'upgrade')) as [IncomingMessage];

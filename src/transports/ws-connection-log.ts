@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
-import { type RequestNotes, requestIdFor } from '../http/request-notes.js';
+import { lastingRequestIdFor, type RequestNotes } from '../http/request-notes.js';
 import type { Logger } from '../platform/logger.js';
 
 /** A close reason is at most 123 bytes (RFC 6455); a client's is cut there too. */
@@ -19,12 +19,24 @@ export class ConnectionLog {
   userId: string | undefined;
   /** `subscribe` messages (queries, mutations and subscriptions) it sent. */
   operations = 0;
-  private readonly began = performance.now();
+  /** Whole milliseconds: an integer is stored in the object, a fraction in a number of its own (16 bytes more). */
+  private readonly began = Math.trunc(performance.now());
   /** The server's own close, when it ended the connection (the first it decided on). */
   private closedByServer: { code: number; reason: string } | null = null;
 
   constructor(upgrade: IncomingMessage) {
-    this.requestId = requestIdFor(upgrade as IncomingMessage & RequestNotes);
+    this.requestId = lastingRequestIdFor(upgrade as IncomingMessage & RequestNotes);
+  }
+
+  /**
+   * The server refuses the connection as it opens (no Connection is made for it): closes it, and
+   * writes the line when it has closed. An accepted connection's line is written by the close
+   * listener the transport has anyway (ws-transport.ts): a listener of its own cost ~300 bytes
+   * per connection, most of it ws's list of 'close' listeners growing past two.
+   */
+  refuse(socket: WebSocket, logger: Logger, code: number, reason: string): void {
+    socket.once('close', (closeCode, closeReason) => this.write(logger, closeCode, closeReason));
+    this.close(socket, code, reason);
   }
 
   /** The server closes the connection for this reason. */

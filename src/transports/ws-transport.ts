@@ -211,14 +211,13 @@ export class WsTransport {
 
   private open(socket: WebSocket, upgrade: IncomingMessage): void {
     const log = new ConnectionLog(upgrade);
-    socket.once('close', (code, reason) => log.write(this.options.logger, code, reason));
     if (socket.protocol !== GRAPHQL_TRANSPORT_WS_PROTOCOL) {
-      log.close(socket, CloseCode.SubprotocolNotAcceptable, 'Subprotocol not acceptable');
+      log.refuse(socket, this.options.logger, CloseCode.SubprotocolNotAcceptable, 'Subprotocol not acceptable');
       return;
     }
     const { budget } = this.options;
     if (!budget.tryOpen()) {
-      log.close(socket, TOO_MANY, 'Too many connections (MAX_CONNECTIONS)');
+      log.refuse(socket, this.options.logger, TOO_MANY, 'Too many connections (MAX_CONNECTIONS)');
       return;
     }
     const connection = new Connection(socket, this, upgrade, log);
@@ -235,7 +234,9 @@ export class WsTransport {
       });
     });
     socket.once('error', (error) => log.cut(socket, `Socket error: ${error.message}`));
-    socket.once('close', () => {
+    // `on`: ws emits 'close' once, and `once` wraps the listener in two objects per connection.
+    socket.on('close', (code, reason) => {
+      log.write(this.options.logger, code, reason);
       this.connections.delete(connection);
       connection.dispose();
       budget.close();
