@@ -1,4 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { GraphQLError } from 'graphql';
 import type { Viewer } from '../auth/viewer.js';
 import { DomainError } from '../domain/errors.js';
@@ -6,11 +7,12 @@ import type { Delivery, SubscriptionCohorts } from '../fanout/cohorts.js';
 import { type MemberPolicy, type Outlet, QueuedMember } from '../fanout/member.js';
 import { BodyTooLarge, readBody } from '../http/body.js';
 import { mediaTypeOf } from '../http/media-type.js';
-import { noteRefusal, type RequestNotes } from '../http/request-notes.js';
+import { noteRefusal, type RequestNotes, requestIdFor } from '../http/request-notes.js';
 import type { Logger } from '../platform/logger.js';
 import { type ConnectionBudget, limitExceeded } from './connection-budget.js';
 import { onCredentialExpiry } from './credential-expiry.js';
 import { type GraphQLRequest, graphQLRequest, type OperationPipeline } from './graphql-operation.js';
+import { ReadProgress, retryAfterSeconds } from './read-progress.js';
 import { type FlowMetrics, type OperationCall, SubscribeFlow } from './subscribe-flow.js';
 
 /**
@@ -19,7 +21,8 @@ import { type FlowMetrics, type OperationCall, SubscribeFlow } from './subscribe
  * same wire format). Subscriptions join the same cohorts as WebSocket ones, through the same flow
  * (subscribe-flow.ts), and each event is written as bytes shared by every SSE member of the
  * cohort: `event: next` with the serialized result. Slow consumers follow QueuedMember's policy
- * (fanout/member.ts); a response counts as congested past `maxBufferedBytes` unwritten.
+ * (fanout/member.ts); a response counts as congested past `maxBufferedBytes` unwritten, and one
+ * whose client stopped reading is closed (read-progress.ts).
  *
  * graphql-sse's single-connection mode (PUT reservations, event-stream tokens) is not served: its
  * reservations are state a client creates before any operation, and graphql-sse clients use
@@ -91,20 +94,27 @@ class BadRequest extends Error {
   /** Answered as the GraphQL route answers the same refusal: Yoga's BAD_REQUEST, a 415 as VALIDATION. */
   answer(res: ServerResponse): void {
     const code = this.status === 415 ? 'VALIDATION' : 'BAD_REQUEST';
-    json(res, this.status, { errors: [{ message: this.message, extensions: { code } }] }, false, this.allow);
+    const headers = this.allow ? { allow: this.allow } : {};
+    json(res, this.status, { errors: [{ message: this.message, extensions: { code } }] }, false, headers);
   }
 }
 
-/** One SSE response. */
+/** One SSE response, from its start until its connection closes (also after its last event was written). */
 class Stream implements Outlet {
   private draining = false;
   /** Something was written since the last keep-alive tick. */
   active = true;
+  /** Whether its client still reads: a stalled one is closed at a keep-alive tick. */
+  readonly progress: ReadProgress;
 
   constructor(
     readonly res: ServerResponse,
     private readonly maxBufferedBytes: number,
-  ) {}
+    /** Whose stream it is, for the line that says why it was closed. */
+    readonly userId: string,
+  ) {
+    this.progress = new ReadProgress(res.socket as Socket);
+  }
 
   write(frame: Buffer | string): void {
     this.active = true;
@@ -115,38 +125,11 @@ class Stream implements Outlet {
     return this.res.writableLength > this.maxBufferedBytes;
   }
 
-  /** What waited unwritten at the last keep-alive tick that found the stream congested; -1: none. */
-  private pendingAtTick = -1;
-  /** Whether the socket drained since the last tick (the client read all; queued frames then went out). */
-  private drainedSinceTick = false;
-
-  /**
-   * Whether the client read nothing for a whole keep-alive period while frames waited for it:
-   * congested at two ticks in a row, no drain between them, and no less waiting at the second
-   * (nothing is added while congested and not drained: results queue in the member, and no
-   * keep-alive is written; a drain writes the queue, so a client reading fast enough to drain
-   * it between ticks may look as full as before, and is not stalled). Such a stream was
-   * never closed (a WebSocket is, by its unanswered ping): it kept its connection slot and more
-   * than SUBSCRIPTION_MAX_BUFFERED_BYTES for as long as TCP held the socket.
-   */
-  stalled(): boolean {
-    if (!this.congested) {
-      this.pendingAtTick = -1;
-      return false;
-    }
-    const pending = this.res.writableLength;
-    const stalled = this.pendingAtTick >= 0 && !this.drainedSinceTick && pending >= this.pendingAtTick;
-    this.pendingAtTick = pending;
-    this.drainedSinceTick = false;
-    return stalled;
-  }
-
   waitForDrain(member: QueuedMember): void {
     if (this.draining) return;
     this.draining = true;
     this.res.once('drain', () => {
       this.draining = false;
-      this.drainedSinceTick = true;
       member.flush();
     });
   }
@@ -163,13 +146,13 @@ export class SseTransport {
 
   constructor(readonly options: SseTransportOptions) {
     this.flow = new SubscribeFlow(options);
-    // One timer for every stream rather than one per stream; a stream with events needs none.
+    // One timer for every stream rather than one per stream; a stream with events needs none, nor
+    // does one with bytes waiting (a comment would pile up behind them).
     this.keepAlive = setInterval(() => {
       for (const stream of this.streams) {
-        // A stalled stream is closed (its close ends its subscriptions); a congested one has data
-        // waiting, so it needs no keep-alive.
-        if (stream.stalled()) stream.res.destroy();
-        else if (stream.active || stream.congested) stream.active = false;
+        const state = stream.progress.check();
+        if (state === 'stalled') this.cut(stream);
+        else if (stream.active || state === 'waiting') stream.active = false;
         else stream.write(KEEP_ALIVE);
       }
     }, options.keepAliveMs);
@@ -186,9 +169,27 @@ export class SseTransport {
     );
   }
 
-  /** Open SSE streams. */
+  /** Open SSE streams (also those whose last event waits for their client to read it). */
   get streamCount(): number {
     return this.streams.size;
+  }
+
+  /**
+   * Closes the stream of a client that stopped reading (see ReadProgress). Judged only once more
+   * than SUBSCRIPTION_MAX_BUFFERED_BYTES waited, one sent a few kB a minute kept its slot for
+   * hours, and one whose last event waited unread for as long as TCP held the socket. The close
+   * ends its subscription and gives its slot back. Nothing can tell the client (it reads nothing):
+   * a graphql-sse client or an EventSource sees a lost connection and reconnects when it reads again.
+   */
+  private cut(stream: Stream): void {
+    const { res } = stream;
+    const reason = stream.progress.reason(this.options.keepAliveMs);
+    this.options.logger.info(
+      { requestId: requestIdFor(res.req), userId: stream.userId, reason },
+      'sse stream closed: client stalled',
+    );
+    this.streams.delete(stream);
+    res.destroy();
   }
 
   /**
@@ -199,8 +200,12 @@ export class SseTransport {
    */
   dispose(): number {
     clearInterval(this.keepAlive);
-    const ended = this.streams.size;
-    for (const stream of this.streams) stream.end(SERVER_RESTART);
+    let ended = 0;
+    for (const stream of this.streams) {
+      if (stream.res.writableEnded) continue;
+      stream.end(SERVER_RESTART);
+      ended += 1;
+    }
     return ended;
   }
 
@@ -267,21 +272,24 @@ export class SseTransport {
     // so nothing taken here would be given back.
     if (!res.socket || res.socket.destroyed) return null;
     const { budget } = this.options;
+    const retryAfter = retryAfterSeconds(this.options.keepAliveMs);
     if (!budget.tryOpen()) {
-      tooMany(res, 'Too many streams (MAX_CONNECTIONS)');
+      tooMany(res, 'Too many streams (MAX_CONNECTIONS)', retryAfter);
       return null;
     }
     if (!budget.tryClaim(viewer.userId)) {
       budget.close();
-      tooMany(res, 'Too many connections and streams for this user (MAX_CONNECTIONS_PER_USER)');
+      tooMany(res, 'Too many connections and streams for this user (MAX_CONNECTIONS_PER_USER)', retryAfter);
       return null;
     }
-    const stream = new Stream(res, this.options.maxBufferedBytes);
+    const stream = new Stream(res, this.options.maxBufferedBytes, viewer.userId);
     startStream(res);
     // Some clients only report the stream open once a first byte arrives.
     stream.write(KEEP_ALIVE);
+    // Until the connection closes, not until the last event: a stream whose end waits behind
+    // bytes its client does not read holds its slot until then, so it is watched until then.
     this.streams.add(stream);
-    const member = new SseSubscription(stream, policy, () => this.streams.delete(stream));
+    const member = new SseSubscription(stream, policy);
     const stopExpiry = onCredentialExpiry(viewer, () => member.expire());
     res.once('close', () => {
       stopExpiry();
@@ -328,7 +336,6 @@ class SseSubscription extends QueuedMember {
   constructor(
     private readonly stream: Stream,
     policy: MemberPolicy,
-    private readonly onFinish: () => void,
   ) {
     super(stream, policy);
   }
@@ -338,7 +345,6 @@ class SseSubscription extends QueuedMember {
   }
 
   protected finish(errors?: readonly GraphQLError[]): void {
-    this.onFinish();
     const error = errors?.length ? `${NEXT}${JSON.stringify({ errors })}${END_OF_EVENT}` : '';
     this.stream.end(`${error}${COMPLETE}`);
   }
@@ -362,17 +368,28 @@ function parseJson(text: string, what: string): unknown {
  * A JSON answer; `close` ends the connection too (a body left unread must not be read on). Its
  * first error is what the request's log line says of the refusal.
  */
-function json(res: ServerResponse, status: number, body: unknown, close = false, allow?: string): void {
+function json(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  close = false,
+  headers: OutgoingHttpHeaders = {},
+): void {
   noteRefusal(res.req as RequestNotes, (body as { errors?: readonly object[] }).errors);
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'cache-control': 'no-store',
     ...(close ? { connection: 'close' } : {}),
-    ...(allow ? { allow } : {}),
+    ...headers,
   });
   res.end(JSON.stringify(body));
 }
 
-function tooMany(res: ServerResponse, message: string): void {
-  json(res, 429, { errors: [limitExceeded(message).toJSON()] });
+/**
+ * A stream refused for a connection limit. `Retry-After` (see retryAfterSeconds) keeps gateways
+ * and graphql-sse clients that honour it from retrying at once, which cannot succeed before a
+ * stream of the same user or instance closes.
+ */
+function tooMany(res: ServerResponse, message: string, retryAfter: number): void {
+  json(res, 429, { errors: [limitExceeded(message).toJSON()] }, false, { 'retry-after': String(retryAfter) });
 }

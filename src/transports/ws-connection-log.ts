@@ -5,6 +5,8 @@ import type { Logger } from '../platform/logger.js';
 
 /** A close reason is at most 123 bytes (RFC 6455); a client's is cut there too. */
 const MAX_REASON = 123;
+/** RFC 6455's "policy violation" (7.4.1). */
+const POLICY_VIOLATION = 1008;
 
 /**
  * The log line of one WebSocket connection, gathered over its life and written once at its end (a
@@ -48,6 +50,18 @@ export class ConnectionLog {
   /** The server ends it without a closing handshake (1006, as the client sees it). */
   cut(socket: WebSocket, reason: string): void {
     this.closedByServer ??= { code: 1006, reason };
+    socket.terminate();
+  }
+
+  /**
+   * The client stopped reading (see ReadProgress): cut without a closing handshake, since a close
+   * frame would wait behind what it does not read, and ws would hold the socket 30 s more for the
+   * answer. It sees 1006 once it reads again, on which graphql-ws clients reconnect (a tab that
+   * slept comes back). The line says 1008, RFC 6455's "policy violation": the client broke the
+   * server's terms and nothing failed in the server, which 1011 ("internal error") would claim.
+   */
+  cutStalled(socket: WebSocket, reason: string): void {
+    this.closedByServer ??= { code: POLICY_VIOLATION, reason };
     socket.terminate();
   }
 

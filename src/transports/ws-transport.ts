@@ -16,6 +16,7 @@ import type { Logger } from '../platform/logger.js';
 import { type ConnectionBudget, limitExceeded } from './connection-budget.js';
 import { onCredentialExpiry } from './credential-expiry.js';
 import { type GraphQLRequest, graphQLRequest, type OperationPipeline } from './graphql-operation.js';
+import { ReadProgress } from './read-progress.js';
 import { type FlowMetrics, type OperationCall, SubscribeFlow } from './subscribe-flow.js';
 import { ConnectionLog } from './ws-connection-log.js';
 
@@ -24,10 +25,10 @@ import { ConnectionLog } from './ws-connection-log.js';
  * this uses) served over `ws`, with subscription fan-out: a subscription joins the cohort of its
  * document, variables and scope (fanout/cohorts.ts) through the flow it shares with SSE
  * (subscribe-flow.ts), and each event is one serialized payload spliced into every member's
- * `next` frame. graphql-ws's own server runs one execution and one
- * `JSON.stringify` per subscriber per event, and awaits every send, which is what this replaces.
- * Slow consumers: see QueuedMember (fanout/member.ts); a socket counts as congested past
- * `maxBufferedBytes` unsent.
+ * `next` frame. graphql-ws's own server runs one execution and one `JSON.stringify` per subscriber
+ * per event, and awaits every send, which is what this replaces. Slow consumers: see QueuedMember
+ * (fanout/member.ts); a socket counts as congested past `maxBufferedBytes` unsent, and one whose
+ * client stopped reading is cut (read-progress.ts).
  */
 
 export interface WsTransportOptions {
@@ -91,6 +92,7 @@ class Connection implements Outlet {
     /** The HTTP upgrade request: its headers are the gateway's, not the client's payload. */
     readonly upgrade: IncomingMessage,
     readonly log: ConnectionLog,
+    readonly progress = new ReadProgress(upgrade.socket), // keep-alive: does the client still read?
   ) {}
 
   /** An answer (a query's result, a pong, an error): when the socket is congested after it, reads stop. */
@@ -174,13 +176,20 @@ export class WsTransport {
     this.flow = new SubscribeFlow(options);
     wss.options.handleProtocols = handleProtocols;
     wss.on('connection', (socket, request) => this.open(socket, request));
-    // One timer for every connection. A connection with traffic either way since the last tick
-    // needs nothing (the traffic keeps proxies from closing it; a dead peer shows as write errors
-    // and a full buffer, which the slow-consumer policy bounds). A silent one is pinged, and
-    // closed at the next tick if nothing came back.
+    // One timer for every connection. While bytes wait for its client, a connection is judged by
+    // whether they leave (ReadProgress): pings alone kept one that read nothing but got an event
+    // every period, and cut one reading slowly, its pong behind megabytes. Otherwise one with
+    // traffic either way since the last tick needs nothing (it keeps proxies from closing it); a
+    // silent one is pinged, and closed at the next tick if nothing came back.
     this.keepAlive = setInterval(() => {
       for (const connection of this.connections) {
-        if (connection.awaitingPong) {
+        const state = connection.progress.check();
+        if (state === 'stalled') {
+          connection.log.cutStalled(connection.socket, connection.progress.reason(options.keepAliveMs));
+        } else if (state === 'waiting') {
+          connection.active = false;
+          connection.awaitingPong = false;
+        } else if (connection.awaitingPong) {
           connection.log.cut(connection.socket, 'No pong within the keep-alive period');
         } else if (connection.active) {
           connection.active = false;
