@@ -76,6 +76,8 @@ export function createCollector({
             TASK_LEASE_MS: config.tasks.leaseMs,
             RUNTIME_EVENT_BUFFER: config.runtime.eventBuffer,
             CHANGE_LOG_RETENTION: config.redis.changeLogRetention,
+            // An adopted task's send is taken to be open for the adopter's timeout (leases.ts).
+            ...(config.appService.kind === 'http' ? { APP_SERVICE_TIMEOUT_MS: config.appService.timeoutMs } : {}),
           },
           sweep: {
             silenceMs: config.redis.instanceSilenceMs,

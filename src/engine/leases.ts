@@ -4,8 +4,15 @@ import { isOperationType, type OperationType } from '../domain/operations.js';
 import { receiveReport } from './app-state-reports.js';
 import { armTimeout } from './dispatch.js';
 import type { EngineContext } from './engine-context.js';
-import { concerns, endDetails, outcomeOf } from './report-rules.js';
+import { acceptedResult, concerns, endDetails, outcomeOf } from './report-rules.js';
 import { endOwnTask } from './task-end.js';
+
+/**
+ * How long after its request's timeout an adopted task's send is still taken to be open: the time
+ * it was sent is the sender's clock and now is the adopter's (the lease already relies on them
+ * agreeing to within seconds), and the app service lists an operation only once it has taken it.
+ */
+const SEND_WINDOW_MARGIN_MS = 5_000;
 
 /**
  * Renews the lease of the tasks this instance answers for (running, or owed a write), and
@@ -135,8 +142,14 @@ async function adopt(ctx: EngineContext, task: TaskRow, unchanged: Prisma.TaskWh
   ctx.tracked.inFlight.set(task.taskId, task);
   ctx.tracked.unconfirmed.add(task.taskId);
   armTimeout(ctx, task, (task.startedAt ?? now).getTime() + ctx.options.timeoutMs - now.getTime());
+  const openUntil = sendOpenUntil(ctx, task);
   ctx.logger.info(
-    { taskId: task.taskId, opId: task.opId, from },
+    {
+      taskId: task.taskId,
+      opId: task.opId,
+      from,
+      ...(openUntil > now.getTime() ? { sendMayBeOpenUntil: new Date(openUntil).toISOString() } : {}),
+    },
     handedOver
       ? 'adopted a task handed over by a stopping instance'
       : 'adopted a task whose worker died while the app service ran it',
@@ -188,16 +201,23 @@ async function settleAdopted(ctx: EngineContext, task: TaskRow, status: Operatio
   const { tracked } = ctx;
   tracked.unconfirmed.delete(task.taskId);
   if (!status || !tracked.inFlight.has(task.taskId)) return; // ended meanwhile
-  if (status.known === null) {
+  const openUntil = sendOpenUntil(ctx, task);
+  const sending = Date.now() < openUntil;
+  if (status.known === null || (!status.known && sending)) {
+    if (sending) {
+      const until = new Date(openUntil).toISOString();
+      ctx.logger.debug(
+        { taskId: task.taskId, until, reason: status.reason },
+        'an adopted task may still be being sent',
+      );
+    }
     tracked.unconfirmed.add(task.taskId); // followed by its reports meanwhile, and asked about again
     return;
   }
   if (!status.known) {
-    ctx.logger.warn(
-      { taskId: task.taskId, opId: task.opId, reason: status.reason },
-      'an adopted task cannot be followed',
-    );
-    return endOwnTask(ctx, task, 'FAILED', { error: `lost: ${status.reason}; check the app and retry the task` });
+    const reason = openUntil ? `${status.reason}, ${sentAgo(ctx, task)}` : status.reason;
+    ctx.logger.warn({ taskId: task.taskId, opId: task.opId, reason }, 'an adopted task cannot be followed');
+    return endOwnTask(ctx, task, 'FAILED', { error: `lost: ${reason}; check the app and retry the task` });
   }
   const { report } = status;
   // Sent, but the instance died before it wrote the op id: the app service's state of the app
@@ -214,5 +234,32 @@ async function settleAdopted(ctx: EngineContext, task: TaskRow, status: Operatio
   // wrote to the row but not to the task is written here.
   if (outcome && tracked.inFlight.has(task.taskId)) {
     await endOwnTask(ctx, task, outcome, endDetails(task, report, outcome));
+  } else if (sending && !task.opId && tracked.inFlight.has(task.taskId)) {
+    // Listed, but in a state of before the task (an upgrade's app as it was): its operation may
+    // not have been taken yet, so it is asked about again.
+    tracked.unconfirmed.add(task.taskId);
   }
+}
+
+/**
+ * Until when (ms since the epoch) the request that sent an adopted task may still be open, 0 when
+ * it has certainly ended (the task has its op id or the app service's answer, or the app service
+ * runs in the process that sent it). A stop hands over a send still open once its budget is spent
+ * (TaskEngine.stop), and a killed instance leaves its sends behind: the app service may answer the
+ * request (to no one) and run the operation long after the task was adopted, and a first install
+ * is not listed before that. Its window is this instance's own request timeout, counted from when
+ * the sender marked it sent (its clock), plus SEND_WINDOW_MARGIN_MS: every instance is to have the
+ * same APP_SERVICE_TIMEOUT_MS (the cluster component says when they differ).
+ */
+function sendOpenUntil(ctx: EngineContext, task: TaskRow): number {
+  const timeoutMs = ctx.appService.requestTimeoutMs;
+  if (timeoutMs === undefined || !task.dispatchedAt || task.opId || acceptedResult(task)) return 0;
+  return task.dispatchedAt.getTime() + timeoutMs + SEND_WINDOW_MARGIN_MS;
+}
+
+/** How long ago an adopted task was sent, beyond the time its request could stay open: what makes it lost. */
+function sentAgo(ctx: EngineContext, task: TaskRow): string {
+  const seconds = Math.round((Date.now() - (task.dispatchedAt?.getTime() ?? 0)) / 1000);
+  const timeoutMs = ctx.appService.requestTimeoutMs;
+  return `${seconds} s after it was sent, longer than its request can stay open (${timeoutMs} ms)`;
 }

@@ -33,7 +33,8 @@ import { finishTask, historyEntry } from './task-end.js';
  * worker, and any instance (this one after a restart, or another sharing the database) adopts
  * them on its next poll and follows them to their end by their op id; a dead instance's tasks are
  * adopted the same way once their lease expires. Only a task the app service has no record of
- * fails ("lost: …"): nothing would ever report its end, and it is never sent twice.
+ * fails ("lost: …"): nothing would ever report its end, and it is never sent twice. One whose
+ * request may still be open (no op id yet) is not judged so before that request's timeout.
  *
  * DATABASE FAULTS: no write that fails leaves a task stuck. A task that was not sent yet goes
  * back to PENDING; a task whose end could not be written gives up its worker at once, and the
@@ -135,13 +136,11 @@ export class TaskEngine implements TaskRunner {
   /**
    * A graceful stop: takes nothing new, lets the sends in progress finish (so every task it hands
    * over has its op id; they last at most the app service's timeout), then hands its tasks over
-   * to the instances that remain, or to its own restart (see handOver).
-   */
-  /**
-   * Hands this instance's tasks over (see HANDOVER above). `deadline` (ms since the epoch) bounds
-   * the wait for sends in progress, so a hanging app service cannot hold a shutdown beyond its
-   * budget: a send still open then is handed over without its op id, and its adopter finds the
-   * operation by its app.
+   * to the instances that remain, or to its own restart (see HANDOVER above). `deadline` (ms since
+   * the epoch) bounds the wait for sends in progress, so a hanging app service cannot hold a
+   * shutdown beyond its budget: a send still open then is handed over without its op id, and its
+   * adopter finds the operation by its app, which a first install is not listed under until the
+   * app service has taken the request: not lost until that request's timeout has passed (leases.ts).
    */
   async stop(deadline = Number.POSITIVE_INFINITY): Promise<void> {
     this.stopped = true;

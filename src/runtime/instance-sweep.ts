@@ -76,7 +76,8 @@ export function sweepInstances(components: readonly ComponentStatus[], order: Sw
 /**
  * The settings on which live instances disagree, as a message; null when they all agree. Each
  * instance shows its own on its `collector` component (`metrics.settings`). One instance's value
- * decides for all: the shortest TASK_LEASE_MS takes over the others' live tasks, the smallest
+ * decides for all: the shortest TASK_LEASE_MS takes over the others' live tasks, the shortest
+ * APP_SERVICE_TIMEOUT_MS judges lost a task another instance may still be sending, the smallest
  * RUNTIME_EVENT_BUFFER or CHANGE_LOG_RETENTION trims what every instance can resume from.
  */
 export function differingSettings(components: readonly ComponentStatus[]): string | null {

@@ -12,6 +12,8 @@ export type CallKind = 'install' | 'clone' | 'upgrade' | 'uninstall' | 'cancel' 
 export type Behaviour =
   /** HTTP 200 `{code: 200}` with `data.opID` (`op-<n>` unless given; null leaves it out). */
   | { respond: 'accept'; opId?: string | null }
+  /** As `accept`, but only once `released` settles: the app service holds the request open until then. */
+  | { respond: 'accept-when'; released: Promise<unknown>; opId?: string | null }
   /** HTTP 200 with another code: the app service saying no, e.g. 422 missing env values. */
   | { respond: 'business-error'; code: number; message: string; data?: unknown }
   /** Any HTTP status, with a JSON body when given. */
@@ -112,8 +114,10 @@ export async function startFakeAppService(options: FakeAppServiceOptions = {}): 
     if (!kind) return reply(res, 404, { code: 404, message: `no route ${request.method} ${request.path}`, data: null });
     const behaviour = behaviours.get(kind) ?? { respond: 'accept' };
     switch (behaviour.respond) {
+      case 'accept-when':
       case 'accept': {
         if (kind === 'listApps') return reply(res, 200, { code: 200, message: 'success', data: fake.apps });
+        if (behaviour.respond === 'accept-when') await behaviour.released;
         opCount += 1;
         const opId = behaviour.opId === null ? null : (behaviour.opId ?? `op-${opCount}`);
         options.onAccepted?.(kind, request, opId);

@@ -99,7 +99,7 @@ export class HttpAppService implements AppService {
   readonly kind = 'http';
   private readonly baseUrl: string;
   private readonly token: string | undefined;
-  private readonly timeoutMs: number;
+  readonly requestTimeoutMs: number;
   private readonly repoUrl: string;
   private readonly logger: Logger;
 
@@ -108,7 +108,7 @@ export class HttpAppService implements AppService {
     this.token = options.token || undefined;
     // Redacted from every upstream text this process handles, not only this client's answers.
     rememberSecret(this.token);
-    this.timeoutMs = options.timeoutMs;
+    this.requestTimeoutMs = options.timeoutMs;
     this.repoUrl = options.repoUrl;
     this.logger = options.logger;
   }
@@ -285,12 +285,12 @@ export class HttpAppService implements AppService {
       method: call.method,
       headers,
       json: call.body,
-      timeoutMs: this.timeoutMs,
+      timeoutMs: this.requestTimeoutMs,
       secrets: this.secretsOf(call.secrets),
       ...(call.maxResponseBytes ? { maxResponseBytes: call.maxResponseBytes } : {}),
     });
     if (outcome.kind === 'timeout') {
-      throw this.failure('timeout', `app service did not answer ${call.action} within ${this.timeoutMs} ms`);
+      throw this.failure('timeout', `app service did not answer ${call.action} within ${this.requestTimeoutMs} ms`);
     }
     if (outcome.kind === 'unreachable') {
       throw this.failure('unavailable', `app service is unreachable for ${call.action}: ${outcome.problem}`);

@@ -104,6 +104,12 @@ export type OperationStatus =
 export interface AppService {
   readonly kind: 'simulated' | 'http';
   /**
+   * The longest one request to it stays open (the HTTP one's APP_SERVICE_TIMEOUT_MS): the `start`
+   * of a task sent longer ago than that has ended, answered or not. Absent when a start cannot
+   * outlive the process that made it (the simulated one runs in that process).
+   */
+  readonly requestTimeoutMs?: number;
+  /**
    * Asks the app service to run an operation; resolves once accepted with its op id and the app
    * service's answer (secrets redacted), which the task keeps in its result.
    */
