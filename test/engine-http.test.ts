@@ -168,6 +168,23 @@ describe('task engine against a real app service over HTTP (APP_SERVICE_URL)', (
     }
   });
 
+  test('a step of an ended operation, sent again with a new time, leaves the app at rest; its end still counts', async () => {
+    const taskId = await install('late-step-app', '1.0.0');
+    const { event } = await accepted(taskId, 'late-step-app');
+    expect(await event('downloading', at(0))).toBe(202);
+    expect(await event('running', at(1000))).toBe(202);
+    const atRest = { state: 'running', stage: 'RUNNING', installedVersion: '1.0.0' };
+    expect(await task(taskId)).toMatchObject({ status: 'COMPLETED', app: atRest });
+    // The app service sends a step of that operation again, stamped later than its end.
+    expect(await event('downloading', at(2000))).toBe(202);
+    expect((await task(taskId))?.app).toMatchObject(atRest);
+    expect(await event('installing', at(2500))).toBe(202);
+    expect((await task(taskId))?.app).toMatchObject(atRest);
+    // An end of that operation still corrects the row, as the app service's word on it.
+    expect(await event('installFailed', at(3000), 'ImagePullBackOff')).toBe(202);
+    expect((await task(taskId))?.app).toMatchObject({ state: 'installFailed', stage: 'FAILED' });
+  });
+
   test("an app service whose clock runs 10 s behind this server's completes a first install", async () => {
     const taskId = await install('clock-behind-app', '1.0.0');
     const { event } = await accepted(taskId, 'clock-behind-app');

@@ -3,9 +3,18 @@ import { isDatabaseUnavailable } from '../db/availability.js';
 import { applyReportedState, isUniqueViolation, raiseProgress } from '../db/hot-path-sql.js';
 import type { TaskRow } from '../db/models.js';
 import { appKeyString } from '../domain/app-key.js';
+import { TERMINAL_STATUSES } from '../domain/tasks.js';
 import { removedSince, uninstalledMessage } from './app-removals.js';
 import type { EngineContext } from './engine-context.js';
-import { acceptedResult, concerns, endDetails, outcomeOf, progressOf, reportedState } from './report-rules.js';
+import {
+  acceptedResult,
+  concerns,
+  endDetails,
+  endedByTimeout,
+  outcomeOf,
+  progressOf,
+  reportedState,
+} from './report-rules.js';
 import { finishTask } from './task-end.js';
 
 /** Takes one app-service state report (see TaskEngine.onAppState); false when the database could not. */
@@ -74,12 +83,42 @@ async function applyReport(
     feed.task(task);
     return took;
   }
+  if (!concerned && !listed && (await reportsEndedOperation(ctx, event))) return false;
   if (!(await applyToStateRow(ctx, event, listed))) return false;
   feed.app(event);
   const ending = concerned ? task : task && (await acceptedMeanwhile(ctx, task, event));
   const end = ending && outcomeOf(ending.type, event.state);
   if (ending && end) await finishTask(ctx, ending.taskId, end, endDetails(ending, event, end));
   else if (!task && event.state.toLowerCase() === 'uninstalled') await removeUninstalled(ctx, event);
+  return true;
+}
+
+/**
+ * A step of an operation under way (`downloading`, `installing`…) naming the op id of a task of
+ * ours that has ended, and its operation with it: a late report (an app service sending it again
+ * with a new createTime), which the row would take by its time and show the app back in that step,
+ * with no task to move it on, until the app service reported again. Not applied; an end of that
+ * operation still is (it corrects the row as before), and so is a step of one whose task timed
+ * out, which the app service may still be running. Status correction's list is the app service's
+ * present state, taken as it is.
+ */
+async function reportsEndedOperation(ctx: EngineContext, event: AppStateEvent): Promise<boolean> {
+  if (!event.opId || progressOf(event.state, event.progress) === null) return false;
+  const ended = await ctx.db.task.findFirst({
+    where: {
+      userId: event.userId,
+      sourceId: event.sourceId,
+      appName: event.appName,
+      opId: event.opId,
+      status: { in: [...TERMINAL_STATUSES] },
+    },
+    select: { taskId: true, status: true, error: true },
+  });
+  if (!ended || endedByTimeout(ended)) return false;
+  ctx.logger.info(
+    { app: event.appName, userId: event.userId, opId: event.opId, state: event.state, taskId: ended.taskId },
+    `ignored a late state event: the task of its operation has ended (${ended.status})`,
+  );
   return true;
 }
 

@@ -18,7 +18,7 @@ import {
 import { resultEnvelope, type TaskResultEnvelope } from '../domain/task-result.js';
 import { isTerminal } from '../domain/tasks.js';
 import type { Acceptance, EndDetails, EngineContext } from './engine-context.js';
-import { concerns, endDetails, endedResult, outcomeOf } from './report-rules.js';
+import { concerns, endDetails, endedResult, outcomeOf, timedOutError } from './report-rules.js';
 import { endOwnTask, finishTask } from './task-end.js';
 
 /**
@@ -63,9 +63,7 @@ export function armTimeout(ctx: EngineContext, task: TaskRow, delayMs: number): 
     task.taskId,
     setTimeout(
       () => {
-        void endOwnTask(ctx, task, 'FAILED', {
-          error: `timed out: the app service did not finish within ${timeoutMs} ms (TASK_TIMEOUT_MS)`,
-        });
+        void endOwnTask(ctx, task, 'FAILED', { error: timedOutError(timeoutMs) });
       },
       Math.max(0, delayMs),
     ),

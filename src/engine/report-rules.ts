@@ -21,6 +21,18 @@ export function progressOf(state: string, progressText: string | null | undefine
   return null;
 }
 
+const TIMED_OUT = 'timed out: ';
+
+/** Why a task its timeout failed (dispatch.ts) failed. */
+export function timedOutError(timeoutMs: number): string {
+  return `${TIMED_OUT}the app service did not finish within ${timeoutMs} ms (TASK_TIMEOUT_MS)`;
+}
+
+/** Whether a task ended by its timeout: unlike any other end, its operation may still go on at the app service. */
+export function endedByTimeout(task: { status: string; error: string | null }): boolean {
+  return task.status === 'FAILED' && (task.error?.startsWith(TIMED_OUT) ?? false);
+}
+
 /** What a reported state means for the task of the matching type, if it ends it. */
 export function outcomeOf(taskType: string, state: string): TerminalStatus | null {
   const s = state.toLowerCase();
