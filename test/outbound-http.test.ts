@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { fetchJson } from '../src/platform/outbound-http.js';
+import { DEFAULT_MAX_JSON_VALUES, fetchJson } from '../src/platform/outbound-http.js';
+import { fakeAppId, fakeEntry } from './support/fake-market-source.js';
 
 /**
  * The one outbound-HTTP helper every adapter uses (app service, developer service, chart repo),
@@ -11,6 +12,40 @@ const LIMIT = 64 * 1024;
 let server: Server;
 let base: string;
 const stalled: (() => void)[] = [];
+
+/** JSON text of exactly `values` values (member names counted): `{"a":[{},{},…]}`. */
+const emptyObjects = (values: number) => `{"a":[${'{},'.repeat(values - 4)}{}]}`;
+/** Strings holding every byte the count looks at, escaped quotes and backslashes included. */
+const TRICKY_STRING = 'a,b:c{d[e]f}\\"g\\\\';
+/**
+ * An index as a big catalogue's source answers it: 10,000 summaries with the fields real ones
+ * carry (~30 values each), about 300,000 values in all.
+ */
+function bigIndex(): string {
+  const apps: Record<string, unknown> = {};
+  for (let i = 0; i < 10_000; i++) {
+    const { id, name, version, categories, description, icon, tags, updated_at } = fakeEntry(`app${i}`);
+    apps[fakeAppId(`app${i}`)] = {
+      id,
+      name,
+      version,
+      category: 'Productivity',
+      categories,
+      description: (description as Record<string, string>)['en-US'],
+      icon,
+      screenshots: null,
+      tags: [...(tags as string[]), 'one more', 'and another'],
+      metadata: null,
+      source: 1,
+      updated_at,
+      versionHistory: [
+        { version, mergedAt: updated_at },
+        { version: '0.9.0', mergedAt: updated_at },
+      ],
+    };
+  }
+  return JSON.stringify({ version: '1.12.0', hash: 'h', data: { apps } });
+}
 
 beforeAll(async () => {
   server = createServer((req, res) => {
@@ -33,6 +68,17 @@ beforeAll(async () => {
         res.write('{"started":');
         stalled.push(() => res.end('1}'));
         return;
+      case '/values-at-the-bound':
+        return res.end(emptyObjects(DEFAULT_MAX_JSON_VALUES));
+      case '/values-over-the-bound':
+        return res.end(emptyObjects(DEFAULT_MAX_JSON_VALUES + 1));
+      case '/strings': {
+        // 12 values: the object, 5 names, 5 values, the string in b; what the strings hold is not counted.
+        const text = JSON.stringify({ [TRICKY_STRING]: TRICKY_STRING, b: [TRICKY_STRING], c: 1, d: '', e: [] });
+        return res.end(text);
+      }
+      case '/big-index':
+        return res.end(bigIndex());
       case '/redirect':
         res.writeHead(302, { location: '/small' });
         return res.end();
@@ -63,6 +109,24 @@ describe('fetchJson', () => {
       const outcome = await fetchJson({ url: `${base}${path}`, timeoutMs: 2000, maxResponseBytes: LIMIT });
       expect(outcome).toMatchObject({ kind: 'too_large', status: 200, limit: LIMIT });
     }
+  });
+
+  test('an answer of more JSON values than the bound is refused before it is parsed; one at the bound is read', async () => {
+    const over = await fetchJson({ url: `${base}/values-over-the-bound`, timeoutMs: 10_000 });
+    expect(over).toMatchObject({ kind: 'too_many_values', status: 200, limit: DEFAULT_MAX_JSON_VALUES });
+    const at = await fetchJson({ url: `${base}/values-at-the-bound`, timeoutMs: 10_000 });
+    expect(at).toMatchObject({ kind: 'answered', isJson: true });
+    const strings = await fetchJson({ url: `${base}/strings`, timeoutMs: 2000, maxJsonValues: 12 });
+    expect(strings).toMatchObject({ kind: 'answered', isJson: true, body: { [TRICKY_STRING]: TRICKY_STRING } });
+    const tighter = await fetchJson({ url: `${base}/strings`, timeoutMs: 2000, maxJsonValues: 11 });
+    expect(tighter).toMatchObject({ kind: 'too_many_values', limit: 11 });
+  });
+
+  test("a big catalogue's index (10,000 apps) is read whole under the default bound", async () => {
+    const outcome = await fetchJson({ url: `${base}/big-index`, timeoutMs: 30_000, maxResponseBytes: 32 << 20 });
+    expect(outcome).toMatchObject({ kind: 'answered', isJson: true });
+    const body = (outcome as { body: { data: { apps: object } } }).body;
+    expect(Object.keys(body.data.apps)).toHaveLength(10_000);
   });
 
   test('a body that stops half-way ends as a timeout: the timeout covers reading the body', async () => {

@@ -1,6 +1,7 @@
 import { promisify } from 'node:util';
 import { brotliDecompress, gunzip, inflate, inflateRaw, type ZlibOptions } from 'node:zlib';
 import { Agent, type Dispatcher, interceptors, request } from 'undici';
+import { holdsMoreJsonValues } from './json-values.js';
 import { redactSecrets, rememberSecret } from './redact.js';
 
 /**
@@ -17,6 +18,20 @@ import { redactSecrets, rememberSecret } from './redact.js';
  */
 export const DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 
+/**
+ * Answers holding more JSON values than this (member names counted) are refused before they are
+ * parsed: JSON.parse blocks the event loop for its whole run, and its cost follows the values it
+ * creates, whatever the bytes. Measured on the 2-core development machine under load (2026-12-05,
+ * Node 20; median JSON.parse ÷ values): real catalogue answers, the fixture of a public source
+ * scaled up, 0.4–1.2 µs per value (an index of 10,000 apps: 4.5 MB, 298k values, 290 ms; one of
+ * 50,000 apps: 22.7 MB, 1.49M values, 1.8 s; a details batch of 100 apps: 0.6 MB, 17k values,
+ * 8 ms), while `[{},{},…]` takes 2 µs per value and fits 11 million values in 32 MiB (39 s, 736
+ * MB of heap). At this bound such text blocks for at most ~2 s, and an index of ~30 values per app
+ * passes up to ~33,000 apps. Counting (json-values.ts) costs 2–8 % of the parse it spares (the
+ * 10,000-app index: 5–24 ms), and answers under 2 MB, which cannot hold that many, are not counted.
+ */
+export const DEFAULT_MAX_JSON_VALUES = 1_000_000;
+
 export interface OutboundRequest {
   url: string;
   /** @default 'GET' */
@@ -28,6 +43,8 @@ export interface OutboundRequest {
   timeoutMs: number;
   /** @default DEFAULT_MAX_RESPONSE_BYTES */
   maxResponseBytes?: number;
+  /** @default DEFAULT_MAX_JSON_VALUES */
+  maxJsonValues?: number;
   /**
    * Whether a redirect is followed. A redirect would carry the request's headers and body (our
    * service credential, a buyer's signature) to wherever it points, so by default it is not: the
@@ -49,6 +66,8 @@ export type OutboundOutcome =
   | { kind: 'unreachable'; problem: string }
   /** An answer whose body exceeds `limit` bytes; it was not read further. */
   | { kind: 'too_large'; status: number; limit: number; durationMs: number }
+  /** An answer holding more than `limit` JSON values (see DEFAULT_MAX_JSON_VALUES); it was not parsed. */
+  | { kind: 'too_many_values'; status: number; limit: number; durationMs: number }
   | {
       kind: 'answered';
       status: number;
@@ -105,14 +124,20 @@ export async function fetchJson(outbound: OutboundRequest): Promise<OutboundOutc
     if (signal.aborted) return { kind: 'timeout' };
     return { kind: 'unreachable', problem: redactSecrets(networkProblem(error), secrets) };
   }
-  const text = bytes && (await decodedText(bytes, encoding, limit));
+  const decoded = bytes && (await decodedBytes(bytes, encoding, limit));
   const durationMs = Math.round(performance.now() - startedAt);
-  if (text === null) return { kind: 'too_large', status, limit, durationMs };
+  if (decoded === null) return { kind: 'too_large', status, limit, durationMs };
 
   const ok = status >= 200 && status < 300;
   const notJson = { kind: 'answered', status, ok, isJson: false, body: undefined, durationMs } as const;
-  if (typeof text !== 'string') return { ...notJson, ...text };
+  if (!Buffer.isBuffer(decoded)) return { ...notJson, ...decoded };
+  const maxValues = outbound.maxJsonValues ?? DEFAULT_MAX_JSON_VALUES;
+  if (holdsMoreJsonValues(decoded, maxValues)) {
+    return { kind: 'too_many_values', status, limit: maxValues, durationMs };
+  }
   try {
+    // As Response.text() decodes: UTF-8, a leading byte-order mark dropped.
+    const text = new TextDecoder().decode(decoded);
     return { kind: 'answered', status, ok, isJson: true, body: JSON.parse(text), durationMs };
   } catch {
     return notJson;
@@ -169,28 +194,24 @@ function contentEncoding(header: string | string[] | undefined): string | undefi
 }
 
 /**
- * The body as text, decoded as Response.text() decodes (UTF-8, a leading byte-order mark dropped)
- * after its content coding; null when the decoded body exceeds `limit` bytes, as a plain one would
- * (a small compressed answer may stand for gigabytes: decompression stops at the limit); for a
- * coding not read, or a body that is not in its coding, the coding named.
+ * The body after its content coding; null when the decoded body exceeds `limit` bytes, as a plain
+ * one would (a small compressed answer may stand for gigabytes: decompression stops at the limit);
+ * for a coding not read, or a body that is not in its coding, the coding named.
  */
-async function decodedText(
+async function decodedBytes(
   bytes: Buffer,
   encoding: string | undefined,
   limit: number,
-): Promise<string | null | { undecoded: string }> {
-  let decoded = bytes;
-  if (encoding !== undefined) {
-    const decode = DECODERS[encoding];
-    if (!decode) return { undecoded: encoding };
-    try {
-      decoded = await decode(bytes, { maxOutputLength: limit });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return null;
-      return { undecoded: encoding };
-    }
+): Promise<Buffer | null | { undecoded: string }> {
+  if (encoding === undefined) return bytes;
+  const decode = DECODERS[encoding];
+  if (!decode) return { undecoded: encoding };
+  try {
+    return await decode(bytes, { maxOutputLength: limit });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return null;
+    return { undecoded: encoding };
   }
-  return new TextDecoder().decode(decoded);
 }
 
 /**

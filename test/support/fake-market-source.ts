@@ -40,6 +40,11 @@ export type MarketFault = (
       kind: 'gzip-bomb';
       bytes: number;
     }
+  | /**
+   * HTTP 200: `{"hash":"h","junk":[{},{},…]}` holding `values` JSON values, each 3 bytes, so that
+   * parsing it costs far more than its size suggests; gzip-compressed (to ~1/1000) with `gzip`.
+   * The request's `status` is recorded once the whole body has been handed to the socket.
+   */ { kind: 'many-values'; values: number; gzip?: boolean }
 ) & {
   /** For this many calls, then answers normally again; without it, until cleared. */
   times?: number;
@@ -386,6 +391,14 @@ export async function startFakeMarketSource(options: FakeMarketSourceOptions = {
           res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
           res.end(gzipSync(`{"hash":"${'f'.repeat(Math.max(0, fault.bytes - 11))}"}`));
           return;
+        case 'many-values': {
+          const plain = Buffer.from(`{"hash":"h","junk":[${'{},'.repeat(Math.max(0, fault.values - 6))}{}]}`);
+          const headers = { 'content-type': 'application/json', ...(fault.gzip ? { 'content-encoding': 'gzip' } : {}) };
+          res.writeHead(200, headers).end(fault.gzip ? gzipSync(plain) : plain, () => {
+            record.status = 200;
+          });
+          return;
+        }
         case 'delay': {
           const timer = setTimeout(async () => {
             timers.delete(timer);

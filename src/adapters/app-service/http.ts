@@ -301,6 +301,10 @@ export class HttpAppService implements AppService {
       const message = `app service answered ${call.action} with a body larger than ${outcome.limit} bytes`;
       throw this.failure('invalid_response', message, { status }, call.secrets);
     }
+    if (outcome.kind === 'too_many_values') {
+      const message = `app service answered ${call.action} with a body of more than ${outcome.limit} JSON values`;
+      throw this.failure('invalid_response', message, { status }, call.secrets);
+    }
 
     const { body, isJson } = outcome;
     if (outcome.ok) {

@@ -156,6 +156,9 @@ export class HttpChartRepo implements ChartRepo {
     const { status: httpStatus, durationMs } = outcome;
     this.logger.debug({ call, status: httpStatus, durationMs }, 'chart repo status call');
     if (outcome.kind === 'too_large') return fail(`HTTP ${httpStatus} with a body larger than ${outcome.limit} bytes`);
+    if (outcome.kind === 'too_many_values') {
+      return fail(`HTTP ${httpStatus} with a body of more than ${outcome.limit} JSON values`);
+    }
 
     const { body, isJson } = outcome;
     const message = isJson && isRecord(body) ? upstreamMessage(body.message) : '';

@@ -99,6 +99,10 @@ export class HttpDeveloperService implements DeveloperService {
       this.logger.debug({ developer: developerName, productId, status, durationMs }, 'developer service call');
       throw fail(`${who} answered HTTP ${status} with a body larger than ${outcome.limit} bytes`);
     }
+    if (outcome.kind === 'too_many_values') {
+      this.logger.debug({ developer: developerName, productId, status, durationMs }, 'developer service call');
+      throw fail(`${who} answered HTTP ${status} with a body of more than ${outcome.limit} JSON values`);
+    }
     const { body, isJson } = outcome;
     if (!outcome.ok) {
       this.logger.debug({ developer: developerName, productId, status, durationMs }, 'developer service call');

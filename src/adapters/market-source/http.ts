@@ -53,6 +53,14 @@ export interface MarketSourceRetry {
 export const DEFAULT_OLARES_VERSION = '1.12.0';
 export const DEFAULT_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+/**
+ * Largest hash answer read, whatever maxResponseBytes allows. The answer is `{ hash, last_updated,
+ * version }`, about 120 bytes, and it is polled at every interval: under the catalogue-sized
+ * bound, a source answering the poll with 32 MiB of tiny JSON values froze the process at each
+ * poll. 16 KiB, rather than a few hundred bytes, still reads a proxy's HTML error page (a
+ * Cloudflare one is 5–7 kB) as the HTTP status it is.
+ */
+export const MAX_HASH_RESPONSE_BYTES = 16 * 1024;
 
 /**
  * Connection-level failures after which a call is asked again: a connection reset or closed
@@ -223,7 +231,8 @@ export class HttpMarketSource implements MarketSourceClient {
       headers: this.headers,
       ...(request.json === undefined ? {} : { json: request.json }),
       timeoutMs: this.timeoutMs,
-      maxResponseBytes: this.maxResponseBytes,
+      maxResponseBytes:
+        call === 'hash' ? Math.min(MAX_HASH_RESPONSE_BYTES, this.maxResponseBytes) : this.maxResponseBytes,
       // Never followed. A redirect would carry the credential elsewhere; a 301 or 302 turns the
       // details' POST into a GET without its body; and a followed read with unfollowed details
       // mixed two hosts' catalogues in one sync that said it succeeded (one host's index, the
@@ -243,6 +252,8 @@ export class HttpMarketSource implements MarketSourceClient {
         throw fail('unreachable', `${this.describe} is unreachable (${outcome.problem})`);
       case 'too_large':
         throw fail('too_large', `the answer is larger than ${outcome.limit} bytes`);
+      case 'too_many_values':
+        throw fail('too_large', `the answer has more than ${outcome.limit} JSON values`);
       case 'answered':
         break;
     }
