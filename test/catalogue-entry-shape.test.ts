@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
+import { readBundledFile } from '../src/adapters/market-source/answers.js';
 import { readCatalogueEntry } from '../src/domain/catalogue-entry.js';
 import { fakeEntry } from './support/fake-market-source.js';
 
@@ -36,6 +38,28 @@ describe('the shape of a catalogue entry', () => {
     expect(read({ price: 'free' })).toBe('price Invalid input: expected record, received string');
     expect(read({ title: { 'en-US': 3 } })).toBe('title Invalid input');
     expect(read({ name: '-notes' })).toBe('name name may contain letters, digits, ".", "_" and "-" (at most 128)');
+  });
+
+  test("versions, the entry's and its history's, follow Helm's rule for a chart version", () => {
+    for (const version of ['1.2.3', 'v1.10', '2', '2.0.0-beta.2', '1.0.0+build.7', '1.120.1', '30.0.2']) {
+      expect(read({ version, versionHistory: [{ version }, { version: '0.1.0' }] })).toBe('read');
+    }
+    const refused = 'is not a SemVer version (e.g. 1.2.3)';
+    for (const version of ['../../x', '1.0.0\nnewline', '1.0.0 ', 'latest', '1.0.0.1', '1.0.0/..', '1.0.0-']) {
+      expect(read({ version })).toBe(`version ${refused}`);
+      expect(read({ versionHistory: [{ version: '1.0.0' }, { version }] })).toBe(`versionHistory.1.version ${refused}`);
+    }
+    expect(read({ versionHistory: [{ version: '' }] })).toBe('versionHistory.0.version must not be empty');
+  });
+
+  test("every app of the project's bundled catalogue is read, the versions of its history included", () => {
+    const file = JSON.parse(readFileSync(new URL('../catalogue/bundled.json', import.meta.url), 'utf8'));
+    const { index, entries } = readBundledFile(file, 'bundled');
+    expect(entries.size).toBe(index.apps.length);
+    const readings = [...entries].map(([id, entry]) => readCatalogueEntry(id, entry));
+    expect(readings.filter((reading) => !reading.ok)).toEqual([]);
+    const versions = readings.flatMap((reading) => (reading.ok ? reading.row.versions : []));
+    expect(versions.length).toBeGreaterThan(entries.size);
   });
 
   test('records zod takes are read, records it refuses are refused', () => {

@@ -213,6 +213,36 @@ describe.each(databases)('the Syncer on %s', (kind) => {
     expect((await catalog(server)).find((app) => app.name === 'notes')).toEqual(notes);
   });
 
+  test("a version that cannot name a chart (a path, a line break), in an entry's history or as its version, refuses it", async () => {
+    const weird = '../../x\nnewline';
+    const notes = (await catalog(server)).find((app) => app.name === 'notes') as CatalogNode;
+    let added: string | null = null;
+    try {
+      const history = [{ version: '1.0.1' }, { version: notes.version }, { version: weird }];
+      fake.change('notes', { version: '1.0.1', versionHistory: history });
+      expect((await syncNow(server)).lastError).toBe(
+        `1 entries rejected; first: app ${fakeAppId('notes')}: versionHistory.2.version is not a SemVer version (e.g. 1.2.3)`,
+      );
+      // The stored row of notes stays as it was: nothing offers the weird version.
+      expect((await catalog(server)).find((app) => app.name === 'notes')).toEqual(notes);
+      await expect(installThroughApi(server, { appName: 'notes', version: weird })).rejects.toThrow(
+        /is not in the catalogue of market\.olares/,
+      );
+
+      fake.change('notes', { version: notes.version, versionHistory: [{ version: notes.version }] });
+      added = fake.put(fakeEntry('weirdver', { version: weird }));
+      expect((await syncNow(server)).lastError).toBe(
+        `1 entries rejected; first: app ${added}: version is not a SemVer version (e.g. 1.2.3)`,
+      );
+      expect((await catalog(server)).map((app) => app.name)).not.toContain('weirdver');
+      await expect(installThroughApi(server, { appName: 'weirdver', version: weird })).rejects.toThrow(/refused/);
+    } finally {
+      if (added) fake.remove(added);
+      fake.change('notes', { version: notes.version, versionHistory: [{ version: notes.version }] });
+      expect(await syncNow(server)).toMatchObject({ lastError: null, consecutiveFailures: 0 });
+    }
+  });
+
   test('a source removed during its sync and added again under the same id gets its own catalogue', async () => {
     const other = await startFakeMarketSource({ entries: [fakeEntry('first-build')] });
     const replacement = await startFakeMarketSource({ entries: [fakeEntry('second-build')] });

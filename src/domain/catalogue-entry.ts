@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isChartVersion, NOT_A_CHART_VERSION } from './catalogue-version.js';
 import { entryText, FALLBACK_LOCALE, isObject } from './catalogue-views.js';
 
 /**
@@ -32,6 +33,21 @@ export const MAX_ENTRY_BYTES = 256 * 1024;
 /** Deepest nesting of arrays and objects in a stored value (PostgreSQL's jsonb and every reader recurse). */
 export const MAX_ENTRY_DEPTH = 32;
 
+/**
+ * An app's version, the entry's own and each of its history's: one it may be installed at, so one
+ * that can name a chart file (isChartVersion). A history item that breaks the rule refuses the
+ * whole entry rather than being dropped: the entry is stored as served (its history is read back
+ * through `versionHistory`), a too long one already refused it, and a refused entry of a stored
+ * app keeps the stored row, the reason on the sync's lastError.
+ */
+function chartVersion() {
+  return z
+    .string()
+    .min(1, 'must not be empty')
+    .max(MAX_VERSION, `must be at most ${MAX_VERSION} characters`)
+    .refine(isChartVersion, NOT_A_CHART_VERSION);
+}
+
 /** A text that is either one string or a translation per locale (`{ "en-US": "…" }`). */
 const localizedText = z.union([z.string(), z.record(z.string(), z.string())]);
 
@@ -41,7 +57,7 @@ const localizedText = z.union([z.string(), z.record(z.string(), z.string())]);
  */
 const entryShape = z.looseObject({
   name: z.string().regex(APP_NAME, 'name may contain letters, digits, ".", "_" and "-" (at most 128)'),
-  version: z.string().min(1, 'must not be empty').max(MAX_VERSION, `must be at most ${MAX_VERSION} characters`),
+  version: chartVersion(),
   cfgType: z.string().max(MAX_CFG_TYPE, `must be at most ${MAX_CFG_TYPE} characters`).optional(),
   title: localizedText.optional(),
   description: localizedText.optional(),
@@ -49,9 +65,7 @@ const entryShape = z.looseObject({
     .array(z.string().max(MAX_CATEGORY, `must be at most ${MAX_CATEGORY} characters`))
     .max(MAX_CATEGORIES, `must list at most ${MAX_CATEGORIES}`)
     .nullish(),
-  versionHistory: z
-    .array(z.looseObject({ version: z.string().max(MAX_VERSION, `must be at most ${MAX_VERSION} characters`) }))
-    .nullish(),
+  versionHistory: z.array(z.looseObject({ version: chartVersion() })).nullish(),
   i18n: z.record(z.string(), z.unknown()).nullish(),
   price: z.record(z.string(), z.unknown()).nullish(),
 });
@@ -174,20 +188,20 @@ function fitsEntryShape(entry: Record<string, unknown>): boolean {
   return (
     typeof name === 'string' &&
     APP_NAME.test(name) &&
-    isText(version, 1, MAX_VERSION) &&
+    isVersion(version) &&
     (cfgType === undefined || isText(cfgType, 0, MAX_CFG_TYPE)) &&
     (title === undefined || isLocalizedText(title)) &&
     (description === undefined || isLocalizedText(description)) &&
     (categories == null || isListOf(categories, MAX_CATEGORIES, (item) => isText(item, 0, MAX_CATEGORY))) &&
     (versionHistory == null ||
-      isListOf(
-        versionHistory,
-        Number.POSITIVE_INFINITY,
-        (item) => isObject(item) && isText(item.version, 0, MAX_VERSION),
-      )) &&
+      isListOf(versionHistory, Number.POSITIVE_INFINITY, (item) => isObject(item) && isVersion(item.version))) &&
     (i18n == null || isPlainRecord(i18n)) &&
     (price == null || isPlainRecord(price))
   );
+}
+
+function isVersion(value: unknown): boolean {
+  return isText(value, 1, MAX_VERSION) && isChartVersion(value as string);
 }
 
 function isText(value: unknown, min: number, max: number): boolean {

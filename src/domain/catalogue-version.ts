@@ -88,3 +88,22 @@ export function compareVersions(a: string, b: string): -1 | 0 | 1 | null {
 export function isNewerVersion(candidate: string, current: string): boolean {
   return compareVersions(candidate, current) === 1;
 }
+
+/**
+ * Helm's rule for a chart's version (`helm lint`): SemVer 2 as its semver library reads it, with a
+ * leading `v` and missing minor or patch allowed (`1.10` is 1.10.0). An app's version is its
+ * chart's: it names the chart file (`<name>-<version>.tgz`) and is sent to the app service, so
+ * `../../etc/x` or one with a line break must never be stored, whether a market source serves it
+ * (entry and version history), the bundled catalogue file holds it or a chart upload carries it.
+ * Stricter than the order above (no fourth part), as Helm is: the real catalogues seen (the
+ * official one, a public third-party one, the bundled file) have no version it refuses.
+ */
+const CHART_VERSION = /^v?\d+(\.\d+)?(\.\d+)?(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$/;
+
+/** How a refusal says that a version breaks CHART_VERSION's rule. */
+export const NOT_A_CHART_VERSION = 'is not a SemVer version (e.g. 1.2.3)';
+
+/** Whether `version` is one an app may carry (CHART_VERSION). */
+export function isChartVersion(version: string): boolean {
+  return CHART_VERSION.test(version);
+}

@@ -2,6 +2,7 @@ import { gunzip } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
 import { isMap, isScalar, parseDocument } from 'yaml';
 import { type CatalogueRow, MAX_ENTRY_DEPTH, readCatalogueEntry, unstorable } from '../domain/catalogue-entry.js';
+import { isChartVersion, NOT_A_CHART_VERSION } from '../domain/catalogue-version.js';
 import { isLocaleTag, isObject, parseQuantity } from '../domain/catalogue-views.js';
 import { ValidationError } from '../domain/errors.js';
 
@@ -267,14 +268,6 @@ function bytesOf(field: string, value: string | undefined): string | undefined {
   return String(Math.round(bytes));
 }
 
-/**
- * Helm's rule for a chart's version (`helm lint`): SemVer 2 as its semver library reads it, with a
- * leading `v` and missing minor or patch allowed (`1.10` is 1.10.0). The version names the chart
- * file (`<name>-<version>.tgz`) and is sent to the app service: `../../etc/x` or one with a line
- * break was stored and installed.
- */
-const CHART_VERSION = /^v?\d+(\.\d+)?(\.\d+)?(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$/;
-
 /** Fields of the entry built from the manifest, by where the manifest holds them. */
 const MANIFEST_FIELD: Record<string, string> = {
   version: 'metadata.version',
@@ -295,8 +288,8 @@ function buildEntry({ folder, chart, manifest, translations }: Manifests): Chart
   const spec = mapAt(M, manifest, 'spec', false) ?? {};
   const name = textAt(M, metadata, 'metadata.', 'name', true) as string;
   const version = textAt(M, metadata, 'metadata.', 'version', true) as string;
-  if (!CHART_VERSION.test(version)) {
-    refuse(`${M}: metadata.version ${JSON.stringify(version.slice(0, 100))} is not a SemVer version (e.g. 1.2.3)`);
+  if (!isChartVersion(version)) {
+    refuse(`${M}: metadata.version ${JSON.stringify(version.slice(0, 100))} ${NOT_A_CHART_VERSION}`);
   }
   const categories = metadata.categories ?? [];
   if (!Array.isArray(categories) || !categories.every((item) => typeof item === 'string')) {

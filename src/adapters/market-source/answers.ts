@@ -1,4 +1,5 @@
 import { type core, z } from 'zod';
+import { isChartVersion, NOT_A_CHART_VERSION } from '../../domain/catalogue-version.js';
 import { isRecord } from '../../platform/json.js';
 import { parseRfc3339Time } from '../../platform/rfc3339.js';
 import {
@@ -179,6 +180,8 @@ function readSummary(id: string, value: unknown): SourceAppSummary | SkippedApp 
     if (!parsed.success) return { id, reason: describeIssue(parsed.error.issues[0]) };
   }
   const summary = value as z.infer<typeof summaryShape>;
+  // As the entry's (catalogue-entry.ts): the summary's version is the one the entry must carry.
+  if (!isChartVersion(summary.version)) return { id, reason: `version ${NOT_A_CHART_VERSION}` };
   // The official client drops a summary filed under another app's id.
   if (summary.id !== undefined && summary.id !== id) return { id, reason: 'its id is not its key' };
   return { id, name: summary.name, version: summary.version, updatedAt: timeOrNull(value.updated_at), raw: value };
