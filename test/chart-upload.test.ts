@@ -358,6 +358,26 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
     });
   });
 
+  test('text that only looks deep (a block scalar of ever deeper lines, brackets in plain text) is no nesting', async () => {
+    // What the depth scan before the parser must not count: it would refuse a real manifest.
+    const nested = Array.from({ length: 40 }, (_, level) => `${'  '.repeat(level)}level${level}: [[{`).join('\n');
+    const chart = await packChart({ name: 'looksdeep', title: "don't [stop] {me" }, (folder) => {
+      const manifest = manifestOf({ name: 'looksdeep', title: "don't [stop] {me" });
+      const spec = { ...(manifest.spec as object), fullDescription: `An example config:\n${nested}\n` };
+      const text = stringify({ ...manifest, spec }, { blockQuote: 'literal', lineWidth: 0 });
+      expect(text).toContain('fullDescription: |');
+      writeFileSync(path.join(folder, 'OlaresManifest.yaml'), text);
+    });
+    const answer = await upload(server, chart);
+    expect(answer.body.data?.uploadChart).toMatchObject({
+      __typename: 'UploadChartSuccess',
+      app: { name: 'looksdeep', title: "don't [stop] {me" },
+    });
+    expect(answer.body.data?.uploadChart.app?.entry).toMatchObject({
+      fullDescription: expect.stringContaining(`\n${'  '.repeat(39)}level39: [[{\n`),
+    });
+  });
+
   test('a package bigger than MAX_BODY_BYTES but within CHART_UPLOAD_MAX_BYTES is accepted', async () => {
     const chart = await packChart({ name: 'bigchart', padding: 3 * MiB });
     expect(chart.length).toBeGreaterThan(MiB);
@@ -467,6 +487,29 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
           writeFileSync(path.join(folder, 'OlaresManifest.yaml'), `deep: ${'['.repeat(120_000)}\n`),
         ),
       'OlaresManifest.yaml nests deeper than 32 levels',
+    ],
+    [
+      // Refused for its depth before the parser reads it, so before the key twice that it reports first.
+      'a manifest nested 100,000 levels deep after a key twice',
+      () =>
+        packChart({ name: 'deeper' }, (folder) =>
+          writeFileSync(
+            path.join(folder, 'OlaresManifest.yaml'),
+            `metadata: {}\nmetadata: {}\ndeep: ${'['.repeat(100_000)}\n`,
+          ),
+        ),
+      'OlaresManifest.yaml nests deeper than 32 levels',
+    ],
+    [
+      'a Chart.yaml of 50,000 compact sequences (`- - - …`)',
+      () =>
+        packChart({ name: 'compact' }, (folder) =>
+          writeFileSync(
+            path.join(folder, 'Chart.yaml'),
+            `name: compact\nversion: 1.0.0\nx:\n  ${'- '.repeat(50_000)}x\n`,
+          ),
+        ),
+      'Chart.yaml nests deeper than 32 levels',
     ],
     [
       'a manifest with a key twice',
