@@ -12,13 +12,14 @@ import {
   type ValueNode,
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { ASSUMED_LIST_SIZE } from '../schema/connections.js';
+import { ASSUMED_LIST_SIZE, COST_WEIGHT } from '../schema/connections.js';
 import { DEFAULT_PAGE_SIZE } from '../services/pagination.js';
 import { perOperation } from './per-operation.js';
 
 /**
  * The cost of an operation: how many field values its answer can hold at most. Each field counts
- * 1, and a field inside a page (a field with a `first` or `last` argument) counts once per item the
+ * 1, or the weight its definition declares when its value can be large (`costWeight`, see
+ * schema/connections.ts: a catalogue entry counts 1,000), and a field inside a page (a field with a `first` or `last` argument) counts once per item the
  * page may hold: its `first`/`last` as the client gave it, literally or as a variable, else the
  * argument's default, else DEFAULT_PAGE_SIZE; never more than MAX_PAGE_SIZE, which each page
  * refuses beyond anyway. A list without pages that can be long (a snapshot's apps and tasks) counts
@@ -103,9 +104,10 @@ class PlanBuilder {
   }
 
   private field(node: FieldNode, type: GraphQLCompositeType, plan: CostPlan): void {
-    plan.fields += 1;
-    if (!node.selectionSet) return;
     const definition = 'getFields' in type ? type.getFields()[node.name.value] : undefined; // not a union's
+    const weight = definition?.extensions[COST_WEIGHT];
+    plan.fields += typeof weight === 'number' ? weight : 1;
+    if (!node.selectionSet) return;
     const inner = definition ? getNamedType(definition.type) : undefined;
     const innerType = isCompositeType(inner) ? inner : type;
     const pageArgument = definition?.args.find((argument) => PAGE_ARGUMENTS.has(argument.name));
@@ -199,7 +201,8 @@ export function useQueryCost(limit: { maxCost: number; maxPageSize: number }): P
     const message =
       `Query cost ${cost} exceeds the limit of ${limit.maxCost} (MAX_QUERY_COST): each field counts once per ` +
       `item of the pages around it (first/last, or ${DEFAULT_PAGE_SIZE} when not given) and of the long lists around it ` +
-      `(a snapshot's apps and tasks). Ask for smaller pages or fewer fields.`;
+      `(a snapshot's apps and tasks), and fields whose values can be large more than once (a catalogue entry 1,000 ` +
+      `times). Ask for smaller pages or fewer fields.`;
     return new GraphQLError(message, {
       extensions: { code: 'LIMIT_EXCEEDED', cost, maxCost: limit.maxCost, http: { status: 400 } },
     });

@@ -23,12 +23,23 @@ import {
 } from '../domain/catalogue-views.js';
 import { parseRfc3339Time } from '../platform/rfc3339.js';
 import { builder } from './builder.js';
+import { assumedListSize, costWeight } from './connections.js';
 import { CatalogAppRef } from './refs.js';
 
 // The typed parts of a catalogue entry (catalogue-views.ts reads them defensively: a field the
 // source left out or sent malformed answers null or []). CatalogApp's own fields are in catalog.ts.
 
 export const LOCALE_ARG_DESCRIPTION = `Language tag such as \`en-US\` or \`zh\`, at most ${MAX_LOCALE_LENGTH} characters. Falls back to the same language in another region, then \`en-US\`, then any text there is. Default \`en-US\`.`;
+
+/**
+ * What the long texts of an entry count in the query cost, in plain values of ~20 bytes: the rich
+ * entries ENTRY_COST is sized on (catalog.ts) hold 8 KB of description (8,021 bytes in the answer)
+ * and 500 characters of notes per release (524 bytes).
+ */
+const FULL_DESCRIPTION_COST = 400;
+const RELEASE_NOTES_COST = 25;
+/** Releases a version history counts as: the rich entries list 20 (an entry's size bounds them, not a page). */
+const VERSION_HISTORY_ITEMS = 20;
 
 const QuantityRef = builder.objectRef<Quantity>('CatalogQuantity').implement({
   description: 'An amount as the catalogue entry writes it (a Kubernetes quantity), and as a number.',
@@ -109,7 +120,8 @@ const VersionRef = builder.objectRef<VersionRecord>('CatalogAppVersion').impleme
     }),
     upgradeDescription: t.string({
       nullable: true,
-      description: 'Release notes of this version.',
+      description: `Release notes of this version. Counts ${RELEASE_NOTES_COST} in the query cost.`,
+      extensions: costWeight(RELEASE_NOTES_COST),
       args: { locale: t.arg.string({ description: LOCALE_ARG_DESCRIPTION }) },
       resolve: (record, { locale }) => localizedValue(record.upgradeDescription, parseLocale(locale)),
     }),
@@ -188,19 +200,20 @@ const PriceRef = builder.objectRef<Price>('CatalogAppPrice').implement({
   }),
 });
 
-function localizedField(field: LocalizedField, description: string) {
+function localizedField(field: LocalizedField, description: string, cost: number) {
   return builder.objectField(CatalogAppRef, field, (t) =>
     t.string({
       nullable: true,
-      description,
+      description: `${description} Counts ${cost} in the query cost.`,
+      extensions: costWeight(cost),
       args: { locale: t.arg.string({ description: LOCALE_ARG_DESCRIPTION }) },
       resolve: (app, { locale }) => entryText(app.entry, field, parseLocale(locale)),
     }),
   );
 }
 
-localizedField('fullDescription', 'Long description (may hold Markdown).');
-localizedField('upgradeDescription', 'What changed in the latest version.');
+localizedField('fullDescription', 'Long description (may hold Markdown).', FULL_DESCRIPTION_COST);
+localizedField('upgradeDescription', 'What changed in the latest version.', RELEASE_NOTES_COST);
 
 builder.objectFields(CatalogAppRef, (t) => ({
   icon: t.string({ nullable: true, description: 'Icon URL.', resolve: (app) => entryString(app.entry, 'icon') }),
@@ -243,7 +256,8 @@ builder.objectFields(CatalogAppRef, (t) => ({
   }),
   versionHistory: t.field({
     type: [VersionRef],
-    description: 'Releases with their dates and notes, as the source lists them (newest first).',
+    description: `Releases with their dates and notes, as the source lists them (newest first); ${VERSION_HISTORY_ITEMS} items in the query cost, whatever their number.`,
+    extensions: assumedListSize(VERSION_HISTORY_ITEMS),
     resolve: (app) => entryVersionHistory(app.entry),
   }),
   price: t.field({

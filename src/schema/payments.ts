@@ -1,8 +1,9 @@
 import type { PaymentNotificationRow } from '../db/models.js';
 import { eventOrMissed } from '../fanout/cohorts.js';
 import { MAX_LISTED_NOTIFICATIONS } from '../services/payment-service.js';
+import { MAX_FRONTEND_DATA_LENGTH } from '../services/purchase-service.js';
 import { builder } from './builder.js';
-import { assumedListSize, connectionType, filterDescription } from './connections.js';
+import { assumedListSize, connectionType, costWeight, filterDescription, PLAIN_VALUE_BYTES } from './connections.js';
 import { rowId } from './global-id.js';
 import { PaymentRef, PaymentStatusEnum } from './refs.js';
 
@@ -23,6 +24,9 @@ export const PaymentNotificationRef = builder.objectRef<PaymentNotificationRow>(
     createdAt: t.field({ type: 'DateTime', description: 'When it was pushed.', resolve: (n) => n.createdAt }),
   }),
 });
+
+/** What `frontendData` counts in the query cost: its bound (MAX_FRONTEND_DATA_LENGTH) in plain values. */
+const FRONTEND_DATA_COST = Math.ceil(MAX_FRONTEND_DATA_LENGTH / PLAIN_VALUE_BYTES);
 
 builder.node(PaymentRef, {
   description:
@@ -60,7 +64,9 @@ builder.node(PaymentRef, {
     frontendData: t.field({
       type: 'JSON',
       nullable: true,
-      description: 'What the frontend stored while paying (startFrontendPayment); cleared once purchased.',
+      description: `What the frontend stored while paying (startFrontendPayment); cleared once purchased. Counts ${FRONTEND_DATA_COST} in the query cost.`,
+      // Its bound, not its usual size: any buyer may fill it to the bound.
+      extensions: costWeight(FRONTEND_DATA_COST),
       resolve: (payment) => payment.frontendData,
     }),
     notifications: t.field({
