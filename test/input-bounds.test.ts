@@ -176,6 +176,37 @@ describe.each(databases)('client mistakes are VALIDATION errors with a documente
     await expectNoTrace();
   });
 
+  test('paymentStatus and app refuse a source id past 64 characters and an app id past 128 without echoing them; at the bounds they are looked up', async () => {
+    const PAYMENT = 'query ($s: String!, $a: String!) { paymentStatus(sourceId: $s, appId: $a) { status } }';
+    const APP = 'query ($s: String!, $a: String!) { app(sourceId: $s, appName: $a) { appName } }';
+    const ask = (query: string, s: string, a: string) =>
+      rawRequest(server, { query, variables: { s, a } }, { token: TOKENS.bob });
+    // The longest strings the input bounds let through: a NOT_FOUND echoing both was 8 KB here (33 KB at the default).
+    const longest = 'x'.repeat(4096);
+    for (const [query, appArgument] of [
+      [PAYMENT, 'appId'],
+      [APP, 'appName'],
+    ] as const) {
+      for (const [s, a, refused, bound] of [
+        [longest, longest, 'sourceId', 64],
+        ['s'.repeat(65), 'comfyui', 'sourceId', 64],
+        ['market.olares', 'a'.repeat(129), appArgument, 128],
+      ] as const) {
+        const response = await ask(query, s, a);
+        expect(codesOf(response), response.text.slice(0, 200)).toEqual(['VALIDATION']);
+        expect(response.body?.errors?.[0]?.message).toBe(`Argument "${refused}" must be at most ${bound} characters`);
+        expect(response.text.length).toBeLessThan(1000);
+      }
+    }
+    // At the bounds: looked up, nothing there.
+    const [s, a] = ['s'.repeat(64), 'a'.repeat(128)];
+    const payment = await ask(PAYMENT, s, a);
+    expect(codesOf(payment)).toEqual(['NOT_FOUND']);
+    expect(payment.body?.errors?.[0]?.message).toBe(`App ${a} is not in the catalogue of source ${s}`);
+    expect((await ask(APP, s, a)).body).toEqual({ data: { app: null } });
+    await expectNoTrace();
+  });
+
   test('a NUL byte or an unpaired surrogate in a string input is refused, in a variable or a literal, and nothing is written', async () => {
     const install = (idempotencyKey: string) =>
       rawRequest(

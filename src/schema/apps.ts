@@ -206,8 +206,8 @@ builder.queryFields((t) => ({
     nullable: true,
     description: 'One app by source and name; null when not installed. Admins may name the user.',
     args: {
-      sourceId: t.arg.string({ required: true, description: 'Market source id.' }),
-      appName: t.arg.string({ required: true, description: 'App name.' }),
+      sourceId: t.arg.string({ required: true, description: 'Market source id (at most 64 characters).' }),
+      appName: t.arg.string({ required: true, description: 'App name (at most 128 characters).' }),
       userId: t.arg.string({ description: 'Owner (admins only; defaults to you).' }),
     },
     resolve: (_root, args, ctx) => ctx.services.apps.get(ctx.viewer, args),

@@ -117,8 +117,8 @@ builder.queryFields((t) => ({
     nullable: true,
     description: 'Your payment state for an app; null for an app you never started to buy.',
     args: {
-      sourceId: t.arg.string({ required: true, description: 'Market source id.' }),
-      appId: t.arg.string({ required: true, description: 'Catalogue app id.' }),
+      sourceId: t.arg.string({ required: true, description: 'Market source id (at most 64 characters).' }),
+      appId: t.arg.string({ required: true, description: 'Catalogue app id (at most 128 characters).' }),
     },
     resolve: (_root, { sourceId, appId }, ctx) => ctx.services.payments.forApp(ctx.viewer, sourceId, appId),
   }),

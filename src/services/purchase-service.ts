@@ -3,6 +3,7 @@ import { type DeveloperService, DeveloperServiceError } from '../adapters/develo
 import type { Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
 import type { CatalogAppRow, Prisma } from '../db/models.js';
+import { MAX_APP_NAME_ARGUMENT, MAX_SOURCE_ID_ARGUMENT } from '../domain/app-key.js';
 import { InvalidStateError, NotFoundError, UpstreamError, ValidationError } from '../domain/errors.js';
 import { parseInput } from '../domain/parse-input.js';
 import { derivePaymentStatus } from '../domain/payment-status.js';
@@ -38,7 +39,10 @@ import { type Applies, type Patch, type Payment, PaymentTransitions } from './pa
  * whose signature was never evaluated asks for a signature at once.
  */
 
-const appRef = z.object({ sourceId: z.string().trim().min(1).max(64), appId: z.string().trim().min(1).max(128) });
+const appRef = z.object({
+  sourceId: z.string().trim().min(1).max(MAX_SOURCE_ID_ARGUMENT),
+  appId: z.string().trim().min(1).max(MAX_APP_NAME_ARGUMENT),
+});
 const productRef = z.object({ productId: z.string().trim().min(1, 'productId must not be empty').max(128) });
 const jws = z.string().trim().min(1, 'jws must not be empty').max(16_384);
 /**

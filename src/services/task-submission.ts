@@ -10,7 +10,7 @@ import {
   upsertAppStateForTask,
 } from '../db/hot-path-sql.js';
 import type { AppRow, TaskRow } from '../db/models.js';
-import { type AppKey, appKeyString } from '../domain/app-key.js';
+import { type AppKey, appKeyString, MAX_SOURCE_ID_ARGUMENT } from '../domain/app-key.js';
 import { isCancelFailure } from '../domain/app-stage.js';
 import { ConflictError, InvalidStateError, ValidationError } from '../domain/errors.js';
 import { type OperationType, RESERVED_ENV_NAMES, type TaskMetadata } from '../domain/operations.js';
@@ -27,7 +27,7 @@ export const trimmed = (label: string, max: number) =>
 
 /** The fields every operation's input has. */
 export const commonOperationFields = {
-  sourceId: trimmed('sourceId', 64),
+  sourceId: trimmed('sourceId', MAX_SOURCE_ID_ARGUMENT),
   appName: trimmed('appName', MAX_APP_NAME_LENGTH).regex(
     APP_NAME,
     'appName may contain letters, digits, ".", "_" and "-"',
