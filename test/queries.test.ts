@@ -2,6 +2,10 @@ import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { type GraphQLObjectType, getNamedType, isObjectType, parse } from 'graphql';
 import { describe } from 'vitest';
 import { schema } from '../src/schema/index.js';
+import { HISTORY_CURSOR } from '../src/services/history-service.js';
+import { APP_CURSOR } from '../src/services/installed-app-service.js';
+import { encodeCursor, MAX_ROW_ID } from '../src/services/pagination.js';
+import { TASK_CURSOR } from '../src/services/task-service.js';
 import { availableDatabases } from './support/databases.js';
 import {
   AppQuery,
@@ -17,6 +21,7 @@ import {
 } from './support/operations.js';
 import { type Seeder, seededTest } from './support/seed.js';
 import { AUTH_ENV, dataOf, errorCodes, execute, TOKENS } from './support/server.js';
+import { rawRequest } from './support/untyped.js';
 
 const databases = await availableDatabases();
 
@@ -188,6 +193,78 @@ describe.each(databases)('read API on %s', (kind) => {
         before = tasks.pageInfo.startCursor;
       }
       expect(backward).toEqual(forward);
+    });
+
+    test('hasPreviousPage and hasNextPage are true past a cursor only when items lie there: deleted rows, either end, every kind of list', async ({
+      server,
+      seed,
+      expect,
+    }) => {
+      await seedTasks(seed);
+      const page = async (args: { first?: number; after?: string; last?: number; before?: string }) =>
+        dataOf(await execute(server, TasksQuery, args, { token: TOKENS.ops })).tasks;
+      const ids = (tasks: Awaited<ReturnType<typeof page>>) => tasks.edges.map((edge) => edge.node.taskId);
+      const all = ids(await page({ first: 100 }));
+
+      // A cursor whose row still exists: items precede the next page, as before.
+      const first = await page({ first: 3 });
+      const second = await page({ first: 3, after: first.pageInfo.endCursor as string });
+      expect(ids(second)).toEqual(all.slice(3, 6));
+      expect(second.pageInfo).toMatchObject({ hasPreviousPage: true, hasNextPage: true });
+      // That row deleted: the next page is the same, and the first page's rows still precede it.
+      await server.app.db.task.delete({ where: { taskId: all[2] as string } });
+      expect(await page({ first: 3, after: first.pageInfo.endCursor as string })).toMatchObject({
+        edges: second.edges,
+        pageInfo: { hasPreviousPage: true, hasNextPage: true },
+      });
+      // The newest row deleted: a page after its cursor holds every row left, and nothing precedes it.
+      const newest = first.pageInfo.startCursor as string;
+      await server.app.db.task.delete({ where: { taskId: all[0] as string } });
+      const left = all.filter((_, index) => index !== 0 && index !== 2);
+      const afterNewest = await page({ first: 100, after: newest });
+      expect(ids(afterNewest)).toEqual(left);
+      expect(afterNewest.pageInfo).toMatchObject({ hasPreviousPage: false, hasNextPage: false });
+
+      // Backwards: before the oldest row's cursor, once it is deleted, nothing follows.
+      const oldest = (await page({ last: 1 })).pageInfo.endCursor as string;
+      await server.app.db.task.delete({ where: { taskId: left.at(-1) as string } });
+      const beforeOldest = await page({ last: 100, before: oldest });
+      expect(ids(beforeOldest)).toEqual(left.slice(0, -1));
+      expect(beforeOldest.pageInfo).toMatchObject({ hasNextPage: false, hasPreviousPage: false });
+      const lastTwo = await page({ last: 2 });
+      expect((await page({ last: 2, before: lastTwo.pageInfo.startCursor as string })).pageInfo).toMatchObject({
+        hasNextPage: true,
+        hasPreviousPage: true,
+      });
+
+      // Cursors at the ends of the id range (PostgreSQL refuses comparing past 2,147,483,647).
+      const atMost = encodeCursor(TASK_CURSOR, MAX_ROW_ID);
+      expect((await page({ first: 100, after: atMost })).pageInfo).toMatchObject({ hasPreviousPage: false });
+      expect(await page({ last: 5, before: atMost })).toMatchObject({ edges: [], pageInfo: { hasNextPage: true } });
+      expect((await page({ last: 100, before: encodeCursor(TASK_CURSOR, 0) })).pageInfo).toMatchObject({
+        hasNextPage: false,
+      });
+
+      // Lists paged in memory (a derived filter) and through Prisma (history) say the same.
+      await (await seed.user('alice').app({ appName: 'jellyfin', state: 'running' })).task({ status: 'COMPLETED' });
+      await seed.user('alice').history({ type: 'install', app: 'jellyfin' });
+      for (const [list, kind, filter] of [
+        ['apps', APP_CURSOR, 'filter: { stage: [RUNNING] },'],
+        ['history', HISTORY_CURSOR, ''],
+      ] as const) {
+        const pageInfo = 'pageInfo { hasPreviousPage hasNextPage }';
+        const query = (after: string) => `{ ${list}(${filter} first: 10, after: "${after}") { ${pageInfo} } }`;
+        const beyondAll = await rawRequest(
+          server,
+          { query: query(encodeCursor(kind, MAX_ROW_ID)) },
+          { token: TOKENS.ops },
+        );
+        expect(beyondAll.body?.data?.[list], list).toEqual({
+          pageInfo: { hasPreviousPage: false, hasNextPage: false },
+        });
+        const pastNone = await rawRequest(server, { query: query(encodeCursor(kind, 0)) }, { token: TOKENS.ops });
+        expect(pastNone.body?.data?.[list], list).toEqual({ pageInfo: { hasPreviousPage: true, hasNextPage: false } });
+      }
     });
 
     test('newest first: tasks come in descending creation order of their rows', async ({ server, seed, expect }) => {
