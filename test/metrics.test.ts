@@ -123,6 +123,27 @@ describe('/metrics', () => {
     expect(delta(ERRORS, { code: 'VALIDATION' })).toBe(1);
   });
 
+  test('an argument a resolver refuses counts under the code the client gets, not as an internal error', async () => {
+    const before = await scrape(server);
+    const refused = [
+      { query: 'query MetricsBigPage { apps(first: 101) { totalCount } }' },
+      {
+        query: 'query MetricsLongId($id: String!) { task(taskId: $id) { taskId } }',
+        variables: { id: 'x'.repeat(65) },
+      },
+    ];
+    for (const body of refused) {
+      const answer = await post(server, body);
+      expect(JSON.stringify(await answer.json())).toContain('"code":"VALIDATION"');
+    }
+    const after = await scrape(server);
+    const delta = (labels: Record<string, string>) => after.value(ERRORS, labels) - before.value(ERRORS, labels);
+    expect({ validation: delta({ code: 'VALIDATION' }), internal: delta({ code: 'INTERNAL_SERVER_ERROR' }) }).toEqual({
+      validation: 2,
+      internal: 0,
+    });
+  });
+
   test('health probes and scrapes are not GraphQL requests', async () => {
     const before = await value(server, REQUESTS);
     expect((await fetch(`${server.url}/health`)).status).toBe(200);

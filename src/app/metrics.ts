@@ -2,6 +2,7 @@ import { type ExecutionResult, getOperationAST } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { MemberCounts } from '../fanout/member.js';
+import { maskedCodeOf } from '../http/graphql-errors.js';
 import { createMetricsRegistry, OperationMetrics, type OperationTypeLabel } from '../platform/metrics.js';
 import type { ComponentState, StateStore } from '../runtime/state-store.js';
 import { PIPELINE_REQUEST } from '../transports/graphql-operation.js';
@@ -59,10 +60,12 @@ export class AppMetrics {
   private readonly redisAppends: Histogram;
 
   constructor(options: { knownOperations?: Iterable<string> } = {}) {
-    this.operations = new OperationMetrics(
-      this.registry,
-      options.knownOperations ? { knownOperations: options.knownOperations } : {},
-    );
+    // Errors are counted as the client gets them: a resolver's are counted before the mask gives
+    // them their code (a refused argument counted as INTERNAL_SERVER_ERROR).
+    this.operations = new OperationMetrics(this.registry, {
+      codeOf: maskedCodeOf,
+      ...(options.knownOperations ? { knownOperations: options.knownOperations } : {}),
+    });
     const registers = [this.registry];
     this.subscriptionsStarted = new Counter({
       name: 'market_subscriptions_started_total',

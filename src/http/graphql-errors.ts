@@ -100,6 +100,22 @@ export function createErrorMasker(onUnexpected: (error: unknown, requestId: stri
 }
 
 /**
+ * The `extensions.code` an error has once the masker (createErrorMasker) is through with it, read
+ * without masking it (which logs unexpected errors): the error counts see a resolver's errors
+ * before the mask, when a refused argument is still a DomainError with no code in its extensions.
+ * null: masked as unexpected.
+ */
+export function maskedCodeOf(error: { readonly extensions?: Readonly<Record<string, unknown>> }): string | null {
+  const code = error.extensions?.code;
+  if (typeof code === 'string') return code;
+  const original = error instanceof GraphQLError ? error.originalError : error;
+  if (original instanceof DomainError) return original.code;
+  const originalCode = original instanceof GraphQLError ? original.extensions?.code : undefined;
+  if (typeof originalCode === 'string') return originalCode;
+  return isDatabaseUnavailable(original) ? UNAVAILABLE : null;
+}
+
+/**
  * An answer with data beside field errors is a partial success: HTTP 200, as the GraphQL-over-HTTP
  * specification has it. The 503 of UNAVAILABLE is for an answer that is only errors; Yoga took the
  * highest status among the errors whatever the data, so a snapshot served from memory with one

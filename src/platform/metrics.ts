@@ -111,6 +111,11 @@ export interface OperationMetricsOptions {
   /** Operation names that always keep their own label (a persisted documents manifest's). */
   knownOperations?: Iterable<string>;
   /**
+   * The code an error is counted under, as the client will get it (null: INTERNAL_SERVER_ERROR).
+   * @default its `extensions.code`
+   */
+  codeOf?: (error: ErrorLike) => string | null;
+  /**
    * Further distinct operation names that get a label of their own, first come first served.
    * @default 200
    */
@@ -126,6 +131,11 @@ export interface OperationMetricsOptions {
 
 /** An error as it leaves the server: a GraphQL error with its code in `extensions`. */
 type ErrorLike = { readonly extensions?: Readonly<Record<string, unknown>> | undefined };
+
+function extensionsCode(error: ErrorLike): string | null {
+  const code = error.extensions?.code;
+  return typeof code === 'string' ? code : null;
+}
 
 /** One (operation, type) series: its requests and, of those with a latency, the latency histogram. */
 interface OperationSeries {
@@ -160,8 +170,10 @@ export class OperationMetrics {
     unknown: new Map(),
   };
   private readonly errorCount: Counter<'code'>;
+  private readonly codeOf: (error: ErrorLike) => string | null;
 
   constructor(registry: Registry, options: OperationMetricsOptions = {}) {
+    this.codeOf = options.codeOf ?? extensionsCode;
     this.names = new LabelFold(
       options.knownOperations ?? [],
       options.maxOperations ?? 200,
@@ -220,8 +232,7 @@ export class OperationMetrics {
   errors(errors: readonly ErrorLike[] | undefined): void {
     if (!errors) return;
     for (const error of errors) {
-      const code = error.extensions?.code;
-      this.errorCount.inc({ code: this.codes.label(typeof code === 'string' ? code : null, 'INTERNAL_SERVER_ERROR') });
+      this.errorCount.inc({ code: this.codes.label(this.codeOf(error), 'INTERNAL_SERVER_ERROR') });
     }
   }
 }
