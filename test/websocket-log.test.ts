@@ -44,6 +44,17 @@ describe('the log of WebSocket connections', () => {
     return (await socket.closed).code;
   }
 
+  test('a frame over the size limit: the line says 1009, the code the client got, not the socket close 1006', async () => {
+    const socket = await openRawSocket(server.url, { headers: { 'x-request-id': 'ws-too-big' } });
+    socket.socket.send(Buffer.alloc(2 * 1024 * 1024, 0x20));
+    expect(await socket.closed).toMatchObject({ code: 1009 });
+    expect(await lineOf('ws-too-big')).toMatchObject({
+      closedBy: 'server',
+      code: 1009,
+      reason: 'Socket error: Max payload size exceeded',
+    });
+  });
+
   test('refused credentials (a wrong token, a forged JWT, none) give one line each, with the code and no token', async () => {
     expect(await refusedConnection('ws-wrong-token', { authorization: `Bearer ${WRONG_TOKEN}` })).toBe(4403);
     expect(await refusedConnection('ws-forged-jwt', { authorization: `Bearer ${FORGED_JWT}` })).toBe(4403);

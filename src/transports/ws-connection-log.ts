@@ -7,6 +7,25 @@ import type { Logger } from '../platform/logger.js';
 const MAX_REASON = 123;
 /** RFC 6455's "policy violation" (7.4.1). */
 const POLICY_VIOLATION = 1008;
+/**
+ * The close codes ws sends for the errors of what it reads (its receiver's `WS_ERR_*` codes, as in
+ * ws 8's receiver.js): 1009 "message too big", 1008 "policy violation", 1007 "invalid payload
+ * data", 1002 "protocol error".
+ */
+const WS_ERROR_CLOSE_CODES: Record<string, number> = {
+  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: 1009,
+  WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH: 1009,
+  WS_ERR_TOO_MANY_BUFFERED_PARTS: 1008,
+  WS_ERR_INVALID_UTF8: 1007,
+  WS_ERR_INVALID_CLOSE_CODE: 1002,
+  WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH: 1002,
+  WS_ERR_INVALID_OPCODE: 1002,
+  WS_ERR_EXPECTED_FIN: 1002,
+  WS_ERR_EXPECTED_MASK: 1002,
+  WS_ERR_UNEXPECTED_MASK: 1002,
+  WS_ERR_UNEXPECTED_RSV_1: 1002,
+  WS_ERR_UNEXPECTED_RSV_2_3: 1002,
+};
 
 /**
  * The log line of one WebSocket connection, gathered over its life and written once at its end (a
@@ -50,6 +69,17 @@ export class ConnectionLog {
   /** The server ends it without a closing handshake (1006, as the client sees it). */
   cut(socket: WebSocket, reason: string): void {
     this.closedByServer ??= { code: 1006, reason };
+    socket.terminate();
+  }
+
+  /**
+   * ws refused what the client sent (a frame over the size limit, invalid UTF-8, a protocol
+   * error): it has already sent the close code its error names, which the line says (the socket's
+   * own close event says 1006); any other socket error is a cut.
+   */
+  failed(socket: WebSocket, error: Error & { code?: string }): void {
+    const code = (error.code === undefined ? undefined : WS_ERROR_CLOSE_CODES[error.code]) ?? 1006;
+    this.closedByServer ??= { code, reason: `Socket error: ${error.message}` };
     socket.terminate();
   }
 

@@ -242,7 +242,7 @@ export class WsTransport {
         connection.close(CloseCode.InternalServerError, 'Internal server error');
       });
     });
-    socket.once('error', (error) => log.cut(socket, `Socket error: ${error.message}`));
+    socket.once('error', (error) => log.failed(socket, error));
     // `on`: ws emits 'close' once, and `once` wraps the listener in two objects per connection.
     socket.on('close', (code, reason) => {
       log.write(this.options.logger, code, reason);
