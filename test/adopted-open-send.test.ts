@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { createPrismaClient, type Db } from '../src/db/client.js';
-import { as, installOn, USER_HEADER } from './support/cluster.js';
+import { as, installOn, USER_HEADER, workerIdOf } from './support/cluster.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import { type FakeAppService, sendEvent, startFakeAppService } from './support/fake-app-service.js';
 import { HistoryQuery, RuntimeSnapshotQuery, TaskDetailQuery } from './support/operations.js';
@@ -98,16 +98,6 @@ async function world(appName: string): Promise<World> {
   };
   const start: World['start'] = async (settings) => Promise.all([startOne('a', settings), startOne('b', settings)]);
   return { db, fake, start };
-}
-
-/** The task engine's id on the rows its workers claim, from the instance's own component. */
-async function workerIdOf(instance: Instance): Promise<string> {
-  return waitFor(async () => {
-    const { runtimeSnapshot } = dataOf(await execute(instance, RuntimeSnapshotQuery, {}, as('ops')));
-    const engine = runtimeSnapshot.components.find((component) => component.name === `task_engine@${instance.name}`);
-    const id = (engine?.metrics as { instanceId?: string } | undefined)?.instanceId;
-    return typeof id === 'string' ? id : undefined;
-  }, `the task engine of ${instance.name} to report its instance id`);
 }
 
 /**

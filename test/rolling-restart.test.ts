@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { createPrismaClient, type Db } from '../src/db/client.js';
-import { as, runtimeContent, USER_HEADER } from './support/cluster.js';
+import { as, runtimeContent, USER_HEADER, workerIdOf } from './support/cluster.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import { type FakeAppServiceProcess, startFakeAppServiceProcess } from './support/fake-app-service-process.js';
 import { type LoadBalancer, startLoadBalancer } from './support/load-balancer.js';
@@ -50,16 +50,6 @@ interface Instance {
 
 async function readiness(instance: Instance): Promise<number> {
   return (await fetch(`${instance.url}/readiness`)).status;
-}
-
-/** The task engine's id on the rows its workers claim, from the instance's own components. */
-async function workerIdOf(instance: Instance): Promise<string> {
-  return waitFor(async () => {
-    const { runtimeSnapshot } = dataOf(await execute(instance, RuntimeSnapshotQuery, {}, as('ops')));
-    const engine = runtimeSnapshot.components.find((component) => component.name === `task_engine@${instance.name}`);
-    const id = (engine?.metrics as { instanceId?: string } | undefined)?.instanceId;
-    return typeof id === 'string' ? id : undefined;
-  }, `the task engine of ${instance.name} to report its instance id`);
 }
 
 async function install(instance: Instance, user: string, appName: string): Promise<string> {

@@ -50,3 +50,13 @@ export function eventContents(
 ) {
   return events.map(({ runtimeEvents: { sequence, kind, app, task } }) => ({ sequence, kind, app, task }));
 }
+
+/** The task engine's id on the rows its workers claim, from the instance's own components. */
+export async function workerIdOf(instance: { name: string; graphqlUrl: string }): Promise<string> {
+  return waitFor(async () => {
+    const { runtimeSnapshot } = dataOf(await execute(instance, RuntimeSnapshotQuery, {}, as('ops')));
+    const engine = runtimeSnapshot.components.find((component) => component.name === `task_engine@${instance.name}`);
+    const id = (engine?.metrics as { instanceId?: string } | undefined)?.instanceId;
+    return typeof id === 'string' ? id : undefined;
+  }, `the task engine of ${instance.name} to report its instance id`);
+}
