@@ -17,14 +17,15 @@ import { DEFAULT_PAGE_SIZE } from '../services/pagination.js';
 import { perOperation } from './per-operation.js';
 
 /**
- * The cost of an operation: how many field values its answer can hold at most. Each field counts
- * 1, or the weight its definition declares when its value can be large (`costWeight`, see
- * schema/connections.ts: a catalogue entry counts 1,000), and a field inside a page (a field with a `first` or `last` argument) counts once per item the
- * page may hold: its `first`/`last` as the client gave it, literally or as a variable, else the
- * argument's default, else DEFAULT_PAGE_SIZE; never more than MAX_PAGE_SIZE, which each page
- * refuses beyond anyway. A list without pages that can be long (a snapshot's apps and tasks) counts
- * as the size its field declares (`assumedListSize`, see schema/connections.ts), other lists as one
- * item. Pages inside pages, and inside such lists, multiply. An operation over `maxCost` does not run:
+ * The cost of an operation: how many field values its answer can hold at most. Each field counts 1,
+ * or the weight its definition declares when its value can be large (`costWeight`, see
+ * schema/connections.ts: a catalogue entry counts 1,000), and a field inside a page (a field with a
+ * `first` or `last` argument) counts once per item the page may hold: its `first`/`last` as the
+ * client gave it, literally or as a variable, else the argument's default, else DEFAULT_PAGE_SIZE;
+ * never more than MAX_PAGE_SIZE, which each page refuses beyond anyway. A list without pages that
+ * can be long (a snapshot's apps and tasks) counts as the size its field declares
+ * (`assumedListSize`, see schema/connections.ts), other lists as one item. Pages inside pages, and
+ * inside such lists, multiply. An operation over `maxCost` does not run:
  * `LIMIT_EXCEEDED` (HTTP 400), on every transport.
  *
  * Why not graphql-armor's cost limit, which this replaces: it is a validation rule, so it never

@@ -112,7 +112,7 @@ export function logProcessWarnings(logger: Logger): void {
   });
 }
 
-/** Node's own test for printing warnings: the environment variable, or the flag on the command line or in NODE_OPTIONS. */
+/** Node's own test for printing warnings: the variable, or the flag on the command line or in NODE_OPTIONS. */
 function warningsSilenced(): boolean {
   if (process.env.NODE_NO_WARNINGS === '1') return true;
   const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
