@@ -44,7 +44,7 @@ const UPLOAD = `mutation Upload($chart: File!) {
 }`;
 
 const CATALOG = `query UploadCatalog {
-  catalog(sourceId: "upload", first: 100) {
+  catalog(sourceId: "upload", first: 40) {
     totalCount
     edges { node { appId name version versions title description categories entry } }
   }
