@@ -84,6 +84,13 @@ export type OutboundOutcome =
       undecoded?: string;
     };
 
+/** Why an answer was not read, in the words every caller puts after `answered …`. */
+export function unreadBody(outcome: { kind: 'too_large' | 'too_many_values'; limit: number }): string {
+  return outcome.kind === 'too_large'
+    ? `a body larger than ${outcome.limit} bytes`
+    : `a body of more than ${outcome.limit} JSON values`;
+}
+
 /**
  * The HTTP client of every outbound call: undici's `request` (the library Node's own fetch is
  * built on) with a keep-alive pool, rather than fetch itself, whose Fetch-API objects (Request,

@@ -2,7 +2,7 @@ import type { EnvVar, OperationRequest, OperationType } from '../../domain/opera
 import type { BackendResponse } from '../../domain/task-result.js';
 import { isRecord } from '../../platform/json.js';
 import type { Logger } from '../../platform/logger.js';
-import { fetchJson, upstreamExcerpt } from '../../platform/outbound-http.js';
+import { fetchJson, unreadBody, upstreamExcerpt } from '../../platform/outbound-http.js';
 import { redactSecrets, redactSecretsIn, rememberSecret, secretEnvValues } from '../../platform/redact.js';
 import { listedIdentity, operationStatuses, readListedApp, readListedMiddlewares, textOf } from './app-listing.js';
 import {
@@ -297,12 +297,8 @@ export class HttpAppService implements AppService {
     }
     const { status, durationMs } = outcome;
     this.logger.debug({ method: call.method, path: call.path, status, durationMs }, 'app service call');
-    if (outcome.kind === 'too_large') {
-      const message = `app service answered ${call.action} with a body larger than ${outcome.limit} bytes`;
-      throw this.failure('invalid_response', message, { status }, call.secrets);
-    }
-    if (outcome.kind === 'too_many_values') {
-      const message = `app service answered ${call.action} with a body of more than ${outcome.limit} JSON values`;
+    if (outcome.kind === 'too_large' || outcome.kind === 'too_many_values') {
+      const message = `app service answered ${call.action} with ${unreadBody(outcome)}`;
       throw this.failure('invalid_response', message, { status }, call.secrets);
     }
 

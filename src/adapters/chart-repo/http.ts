@@ -1,6 +1,6 @@
 import { isRecord } from '../../platform/json.js';
 import type { Logger } from '../../platform/logger.js';
-import { fetchJson } from '../../platform/outbound-http.js';
+import { fetchJson, unreadBody } from '../../platform/outbound-http.js';
 import { redactSecrets } from '../../platform/redact.js';
 import type { ChartRepo, ChartRepoCollection, ChartRepoPair, ChartRepoStatus } from './port.js';
 import { type Answer, aggregate, readAnswer, shapeProblem } from './status-answer.js';
@@ -155,9 +155,8 @@ export class HttpChartRepo implements ChartRepo {
     if (outcome.kind === 'unreachable') return fail(`unreachable (${outcome.problem})`);
     const { status: httpStatus, durationMs } = outcome;
     this.logger.debug({ call, status: httpStatus, durationMs }, 'chart repo status call');
-    if (outcome.kind === 'too_large') return fail(`HTTP ${httpStatus} with a body larger than ${outcome.limit} bytes`);
-    if (outcome.kind === 'too_many_values') {
-      return fail(`HTTP ${httpStatus} with a body of more than ${outcome.limit} JSON values`);
+    if (outcome.kind === 'too_large' || outcome.kind === 'too_many_values') {
+      return fail(`HTTP ${httpStatus} with ${unreadBody(outcome)}`);
     }
 
     const { body, isJson } = outcome;

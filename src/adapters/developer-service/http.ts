@@ -1,6 +1,6 @@
 import { isRecord } from '../../platform/json.js';
 import type { Logger } from '../../platform/logger.js';
-import { fetchJson, upstreamExcerpt } from '../../platform/outbound-http.js';
+import { fetchJson, unreadBody, upstreamExcerpt } from '../../platform/outbound-http.js';
 import { redactSecrets, rememberSecret } from '../../platform/redact.js';
 import { type DeveloperInfo, type DeveloperService, DeveloperServiceError, type GrantResult } from './port.js';
 
@@ -95,13 +95,9 @@ export class HttpDeveloperService implements DeveloperService {
     if (outcome.kind === 'timeout') throw fail(`${who} did not answer within ${this.timeoutMs} ms`);
     if (outcome.kind === 'unreachable') throw fail(`${who} is unreachable: ${outcome.problem}`);
     const { status, durationMs } = outcome;
-    if (outcome.kind === 'too_large') {
+    if (outcome.kind === 'too_large' || outcome.kind === 'too_many_values') {
       this.logger.debug({ developer: developerName, productId, status, durationMs }, 'developer service call');
-      throw fail(`${who} answered HTTP ${status} with a body larger than ${outcome.limit} bytes`);
-    }
-    if (outcome.kind === 'too_many_values') {
-      this.logger.debug({ developer: developerName, productId, status, durationMs }, 'developer service call');
-      throw fail(`${who} answered HTTP ${status} with a body of more than ${outcome.limit} JSON values`);
+      throw fail(`${who} answered HTTP ${status} with ${unreadBody(outcome)}`);
     }
     const { body, isJson } = outcome;
     if (!outcome.ok) {
