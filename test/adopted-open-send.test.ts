@@ -178,6 +178,17 @@ async function appServiceInstalls(world: World, adopter: Instance, appName: stri
   }, 'the task to end');
 }
 
+/** Holds every install request open until the returned function is called; it is then accepted as `op-held`. */
+function holdInstalls(fake: FakeAppService): () => void {
+  let release!: () => void;
+  fake.setBehaviour('install', {
+    respond: 'accept-when',
+    released: new Promise<void>((resolve) => (release = resolve)),
+    opId: 'op-held',
+  });
+  return () => release();
+}
+
 describe.runIf(runnable)('an adopted task whose send may still be open', () => {
   afterEach(async () => {
     for (const server of started.splice(0)) await gone(server);
@@ -187,12 +198,7 @@ describe.runIf(runnable)('an adopted task whose send may still be open', () => {
   test('SIGTERM mid-send: the other instance adopts the task, waits for the app service; it completes', async () => {
     const appName = 'held-then-stopped';
     const setup = await world(appName);
-    let release!: (value?: unknown) => void;
-    setup.fake.setBehaviour('install', {
-      respond: 'accept-when',
-      released: new Promise((r) => (release = r)),
-      opId: 'op-held',
-    });
+    const release = holdInstalls(setup.fake);
     const instances = await setup.start({ leaseMs: LONG_LEASE_MS, requestTimeoutMs: 30_000 });
     const { taskId, sender: first, adopter: second } = await installHeld(instances, setup, appName);
 
@@ -220,12 +226,7 @@ describe.runIf(runnable)('an adopted task whose send may still be open', () => {
   test('SIGKILL mid-send: the task adopted once the lease lapses completes when the app service answers', async () => {
     const appName = 'held-then-killed';
     const setup = await world(appName);
-    let release!: (value?: unknown) => void;
-    setup.fake.setBehaviour('install', {
-      respond: 'accept-when',
-      released: new Promise((r) => (release = r)),
-      opId: 'op-held',
-    });
+    const release = holdInstalls(setup.fake);
     const leaseMs = 3000;
     const instances = await setup.start({ leaseMs, requestTimeoutMs: 30_000 });
     const { taskId, sender: first, adopter: second } = await installHeld(instances, setup, appName);
