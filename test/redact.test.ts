@@ -70,6 +70,26 @@ describe('SecretRedactor.text by value', () => {
     expect(redacted).toContain(`"envName":"LICENSE","value":"${REDACTED}"`);
   });
 
+  test('a secret quoted back by a Go service, which escapes < > & in JSON, is redacted whole', () => {
+    // encoding/json writes `&` as \u0026 and `<` as \u003c; the app service is written in Go.
+    const secret = 'correct"horse&battery<staple';
+    const goBody = JSON.stringify({ envs: [{ envName: 'LICENSE', value: secret }] }).replace(
+      /[<>&]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+    );
+    for (const known of [
+      new SecretRedactor().text(`invalid request ${goBody}`, [secret]),
+      (() => {
+        const later = new SecretRedactor();
+        later.remember(secret);
+        return later.text(`state event quoting ${goBody}`);
+      })(),
+    ]) {
+      expect(known).not.toMatch(/horse|battery|staple/);
+      expect(known).toContain(`"value":"${REDACTED}"`);
+    }
+  });
+
   test('a remembered secret is redacted from later text that does not name it', () => {
     const later = new SecretRedactor();
     later.remember(OPAQUE);
@@ -140,6 +160,16 @@ describe('SecretRedactor.text by shape', () => {
       'an env entry cut off in its value',
       'invalid request {"envs":[{"envName":"VERIFIABLE_CREDENTIAL","value":"opaque-vc-1',
       `invalid request {"envs":[{"envName":"VERIFIABLE_CREDENTIAL","value":"${REDACTED}`,
+    ],
+    [
+      'a secret-named value holding escaped quotes',
+      String.raw`{"envName":"DB_PASSWORD","value":"correct\"horse\u0026battery"} rejected`,
+      `{"envName":"DB_PASSWORD","value":"${REDACTED}"} rejected`,
+    ],
+    [
+      'a secret-named value holding escaped quotes, quoted inside a JSON string',
+      String.raw`"bad {\"envName\":\"DB_PASSWORD\",\"value\":\"correct\\\"horse\\u0026battery\"}"`,
+      String.raw`"bad {\"envName\":\"DB_PASSWORD\",\"value\":\"${REDACTED}\"}"`,
     ],
     ['KEY=value', 'env API_KEY=abcdef123 missing', `env API_KEY=${REDACTED} missing`],
     ['a credential object', 'vc: {"id":"urn:1","proof":{"x":1}} end', `vc: ${REDACTED} end`],

@@ -121,22 +121,42 @@ interface ValueSpan {
   empty: boolean;
 }
 
+/**
+ * Where the JSON string opening `rest` ends (just past its closing quote), or -1 if it is cut
+ * off: escaped quotes inside it (`\"`, a value holding a quote) do not end it. `nested`: the
+ * string is itself quoted inside another JSON string (`\"…\"`), so its escapes are escaped once
+ * more: its own quotes are `\\\"`, its end `\"`.
+ */
+function jsonStringEnd(rest: string, nested: boolean): number {
+  const quote = nested ? '\\"' : '"';
+  // An escape as written at this level: `\x` in a string, `\\\x` or `\\\\` one level down.
+  const escapeAt = nested ? /\\\\(?:\\.|.)/y : /\\./y;
+  for (let i = quote.length; i < rest.length; ) {
+    if (rest.startsWith(quote, i)) return i + quote.length;
+    escapeAt.lastIndex = i;
+    i = escapeAt.test(rest) ? escapeAt.lastIndex : i + 1;
+  }
+  return -1;
+}
+
+/** Where a value in single quotes (`'…'` or `\'…\'`) ends, past its closing quote (`'` or `\'`), or -1. */
+function quotedEnd(rest: string, quote: string): number {
+  const close = /\\?'/g;
+  close.lastIndex = quote.length;
+  const found = close.exec(rest);
+  return found ? found.index + found[0].length : -1;
+}
+
 /** The value starting at `start`: a quoted string, a bracketed JSON value, or a bare word. */
 function valueAt(text: string, start: number): ValueSpan {
   const rest = text.slice(start);
   const quote = /^\\?(["'])/.exec(rest);
   if (quote) {
-    const close = new RegExp(`\\\\?\\${quote[1]}`, 'g');
-    close.lastIndex = quote[0].length;
-    const found = close.exec(rest);
+    const close = quote[1] === '"' ? jsonStringEnd(rest, quote[0].length === 2) : quotedEnd(rest, quote[0]);
     // A quoted value cut off by the upstream runs to the end of the text.
-    if (!found) return { end: text.length, quote: quote[0], closed: false, empty: rest.length === quote[0].length };
-    return {
-      end: start + found.index + found[0].length,
-      quote: quote[0],
-      closed: true,
-      empty: found.index === quote[0].length,
-    };
+    if (close === -1)
+      return { end: text.length, quote: quote[0], closed: false, empty: rest.length === quote[0].length };
+    return { end: start + close, quote: quote[0], closed: true, empty: close === 2 * quote[0].length };
   }
   if (rest[0] === '{' || rest[0] === '[') {
     let depth = 0;
