@@ -3,7 +3,7 @@ import { createPrismaClient, type Db } from '../src/db/client.js';
 import { as, installOn, USER_HEADER, workerIdOf } from './support/cluster.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import { type FakeAppService, sendEvent, startFakeAppService } from './support/fake-app-service.js';
-import { HistoryQuery, RuntimeSnapshotQuery, TaskDetailQuery } from './support/operations.js';
+import { HistoryQuery, TaskDetailQuery } from './support/operations.js';
 import { listeningUrl, SERVER_COMMAND, type ServerProcess, serverEnv, startProcess } from './support/process.js';
 import { deleteKeys, REDIS_URL, redisAvailable, uniquePrefix } from './support/redis.js';
 import { seed } from './support/seed.js';

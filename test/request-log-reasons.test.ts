@@ -102,6 +102,42 @@ describe('request log lines and operation labels', () => {
     expect(server.logs.join('\n')).not.toContain('no-such-token-OBSFIX');
   });
 
+  test('a refused input value is not in the log line, whose reason still says where and why', async () => {
+    // A secret env value sent in the wrong shape: graphql-js quotes it in its message, twice.
+    const secret = 'ENVSECRET-as-list; hunter2';
+    const mutation = 'mutation LogBadEnv($input: InstallAppInput!) { installApp(input: $input) { __typename } }';
+    const input = {
+      sourceId: 'market.olares',
+      appName: 'calibre-web',
+      version: '1.0.0',
+      envs: [{ name: 'ADMIN_PASSWORD', value: [secret] }],
+    };
+    const asVariable = await post(
+      server,
+      'log-bad-env',
+      JSON.stringify({ query: mutation, variables: { input } }),
+      TOKENS.alice,
+    );
+    expect(asVariable.status).toBe(400);
+    // The client is shown its own value back.
+    expect(await asVariable.text()).toContain(secret);
+    expect(await requestLine(server, 'log-bad-env')).toMatchObject({
+      status: 400,
+      userId: 'alice',
+      reason:
+        'Variable "$input" got invalid value at "input.envs[0].value"; String cannot represent a non string value',
+    });
+
+    const inline = `mutation LogBadEnvLiteral { installApp(input: { sourceId: "market.olares", appName: "x", version: "1.0.0", envs: [{ name: "ADMIN_PASSWORD", value: [${JSON.stringify(secret)}] }] }) { __typename } }`;
+    expect((await post(server, 'log-bad-env-literal', JSON.stringify({ query: inline }), TOKENS.alice)).status).toBe(
+      400,
+    );
+    expect(await requestLine(server, 'log-bad-env-literal')).toMatchObject({
+      reason: 'String cannot represent a non string value',
+    });
+    expect(server.logs.join('\n')).not.toContain('hunter2');
+  });
+
   test('the operation is the name in the document when the client sends no operationName, on every path', async () => {
     const body = JSON.stringify({ query: 'query LogDocumentName { viewer { userId } }' });
     expect((await post(server, 'log-name-lean', body, TOKENS.alice)).status).toBe(200);

@@ -7,7 +7,6 @@ import { type LoadBalancer, startLoadBalancer } from './support/load-balancer.js
 import {
   InstallAppMutation,
   RuntimeEventsSubscription,
-  RuntimeSnapshotQuery,
   TaskDetailQuery,
   TaskUpdatedSubscription,
 } from './support/operations.js';

@@ -60,6 +60,36 @@ export function noteRefusal(req: RequestNotes, errors: readonly ErrorLike[] | nu
   const text = typeof message === 'string' ? message : '';
   req.refusal = {
     ...(code ? { code } : {}),
-    reason: redactSecrets(text.slice(0, 2 * MAX_REASON)).slice(0, MAX_REASON),
+    reason: redactSecrets(withoutInputValues(text.slice(0, 4 * MAX_REASON))).slice(0, MAX_REASON),
   };
+}
+
+/**
+ * graphql-js's reasons for refusing an input value that quote no value, as they follow the value
+ * in its message. Others (`Int cannot represent non-integer value: "x"`, `Value "X" does not
+ * exist in "E" enum`) hold it, and are left out.
+ */
+const VALUE_FREE_REASON =
+  /; ((?:String|Int|Float|Boolean|ID) cannot represent [a-z -]*value|Field "\w+" (?:of required type "[^"]+" was not provided|is not defined by type "\w+")|Expected type "\w+" to be an object)/;
+
+/**
+ * A refusal's message without the input value graphql-js quotes when it cannot coerce one (`Variable
+ * "$input" got invalid value ["…"] at "input.envs[0].value"; String cannot represent a non string
+ * value: ["…"]`, `Expected value of type "Int!", found "x"; …`, `String cannot represent a non string
+ * value: […]`), keeping where and why. The value
+ * may be a secret sent in the wrong shape (an env value as a list): the client may see it again,
+ * the log may not, and no shape rule can tell it is one. The value can hold any text, so what is
+ * kept is found by pattern, never by cutting the message at a separator the value may hold too.
+ */
+export function withoutInputValues(message: string): string {
+  // A literal in the document that a scalar refused: `String cannot represent a non string value: […]`.
+  const scalar = /^((?:\w+|Enum "\w+") cannot represent [a-z -]*value): /.exec(message);
+  if (scalar) return scalar[1] as string;
+  const variable = /^Variable "\$(\w+)" got invalid value /.exec(message);
+  const literal = /^Expected value of type "[^"]+", found /.exec(message);
+  if (!variable && !literal) return message;
+  const path = variable ? new RegExp(` at "${variable[1]}(?:\\.\\w+|\\[\\d+\\])*"(?=; )`).exec(message)?.[0] : '';
+  const reason = VALUE_FREE_REASON.exec(message)?.[1];
+  const head = (variable ?? literal)?.[0].replace(/,? (?:found )?$/, '');
+  return `${head}${path ?? ''}${reason ? `; ${reason}` : ''}`;
 }
