@@ -126,6 +126,30 @@ describe.runIf(redisUp)('LeaderLease on a real Redis', () => {
     expect([x.isLeader, y.isLeader]).toEqual([false, true]);
   });
 
+  test('a lease whose connection lost commands (a network that dropped packets) reconnects and can lead again', async () => {
+    const proxy = await startTcpProxy(redisTarget());
+    proxies.push(proxy);
+    const x = lease('x', redisUrlVia(proxy));
+    const y = lease('y');
+    await x.start();
+    await y.start();
+    expect(x.isLeader).toBe(true);
+
+    // Packets dropped both ways on the open connection: x's claims time out, y takes over.
+    proxy.freeze();
+    await waitFor(async () => (y.isLeader ? true : undefined), 'y to lead once x could not renew');
+    expect(x.isLeader).toBe(false);
+    // The network carries bytes again; what was sent meanwhile is lost for good.
+    proxy.restore({ dropHeld: false });
+    await waitFor(async () => (x.status().holder === 'y' ? true : undefined), 'x to see y lead');
+    expect(x.status().lastError).toBeNull();
+
+    // y leaves: x must be able to take over, knowing it leads.
+    await y.stop();
+    await waitFor(async () => (x.isLeader ? true : undefined), 'x to lead after y left');
+    expect(await redis.get(key)).toMatch(/^x /);
+  });
+
   test('a leader whose event loop stalled past its lease knows at once that it no longer leads', async () => {
     const a = lease('a');
     await a.start();

@@ -52,7 +52,7 @@ export function createCollector({
         presence: services.processPresence,
       }),
       taskEngineSource(db, services.engine, config.tasks.concurrency),
-      pubsubSource(subscriptionStats, services.clusterLog),
+      pubsubSource(subscriptionStats, services.clusterLog, () => jobs.leadership.status().lastError),
       ...jobs.sources(),
       ...(config.redis
         ? [clusterSource(config.redis.instance, jobs.leadership, () => services.store.allComponents())]

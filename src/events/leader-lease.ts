@@ -196,16 +196,27 @@ export class LeaderLease implements Leadership {
 
   private async claim(): Promise<void> {
     const sentAt = performance.now();
+    const wasFailing = this.lastError !== null;
     try {
       const [won, holder] = await this.redis.claimLease(this.key, this.holder, this.options.leaseMs);
       this.lastError = null;
       this.lastHolder = instanceOf(holder);
+      if (wasFailing) this.options.logger.info({ instance: this.options.instance }, 'leader lease: claims work again');
       if (won === 1) this.renewed(sentAt);
       else this.stepDown(`${this.lastHolder} leads`);
     } catch (error) {
       this.lastError = error instanceof Error ? error.message : String(error);
       this.lastHolder = null;
+      if (!wasFailing) {
+        this.options.logger.warn({ instance: this.options.instance, err: error }, 'leader lease: claim failed');
+      }
       this.stepDown(`lease not renewed: ${this.lastError}`);
+      // A command that timed out on an open connection may have been lost on the way (a network
+      // that dropped it): Redis never answers it, and ioredis would match every later answer to
+      // the command before it for as long as the connection lasts. A new connection starts in
+      // step, as the change log's does (redis-change-log.ts). Seen: after 15 s of dropped packets
+      // an instance held the lease in Redis without knowing it, and no instance led.
+      if (/timed out/i.test(this.lastError) && this.redis.status === 'ready') this.redis.disconnect(true);
     }
   }
 

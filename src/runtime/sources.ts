@@ -94,11 +94,14 @@ export function taskEngineSource(
 
 /**
  * `pubsub`: the event bus with the fan-out's connections, cohorts and subscriptions; in cluster
- * mode also the Redis change log, whose connection decides the component's health.
+ * mode also the Redis change log, whose connection decides the component's health, and the
+ * leader lease's own connection: DEGRADED while its claims fail (`leaseError`), since an instance
+ * that cannot claim can neither lead nor take over from a dead leader.
  */
 export function pubsubSource(
   subscriptions: () => Record<string, number>,
   clusterLog: ChangeLogStatusSource | null,
+  leaseError: () => string | null = () => null,
 ): PollSource {
   return {
     name: 'pubsub',
@@ -108,15 +111,13 @@ export function pubsubSource(
         return [{ name: 'pubsub', healthy: true, state: 'RUNNING', message: null, metrics }];
       }
       const { connected, lastError, ...log } = clusterLog.status();
-      return [
-        {
-          name: 'pubsub',
-          healthy: connected,
-          state: connected ? 'RUNNING' : 'ERROR',
-          message: connected ? null : `Redis unreachable: ${lastError ?? 'not connected'}`,
-          metrics: { kind: 'redis', ...log, ...subscriptions() },
-        },
-      ];
+      const lease = leaseError();
+      const state = !connected ? 'ERROR' : lease ? 'DEGRADED' : 'RUNNING';
+      const message = !connected
+        ? `Redis unreachable: ${lastError ?? 'not connected'}`
+        : lease && `Leader lease claims fail: ${lease}`;
+      const metrics = { kind: 'redis', ...log, leaseError: lease, ...subscriptions() };
+      return [{ name: 'pubsub', healthy: state === 'RUNNING', state, message, metrics }];
     },
   };
 }
