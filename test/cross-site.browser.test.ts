@@ -57,6 +57,26 @@ describe.skipIf(!chromiumAvailable())("another site's page, in a real browser", 
     expect(direct.headers.get('x-frame-options')).toBe('DENY');
   });
 
+  test('cannot frame the dashboard; none of its files may be read as another type', async () => {
+    pages.set('/dashboard-frame', `<iframe src="${server.url}/dashboard" width="1000" height="800"></iframe>`);
+    const page = await browser.newPage();
+    const answered = page.waitForResponse((response) => response.url() === `${server.url}/dashboard`);
+    await page.goto(`${attackerUrl}/dashboard-frame`);
+    expect((await answered).status()).toBe(200);
+    // The browser refuses to show it: the frame stays empty.
+    const frame = page.frames().find((each) => each !== page.mainFrame());
+    expect(await frame?.locator('#connection').count()).toBe(0);
+    await page.close();
+    // Browsers that know only X-Frame-Options are told too; a script is never sniffed as markup.
+    for (const path of ['/dashboard', '/dashboard/app', '/dashboard/dashboard.js', '/dashboard/dashboard.css']) {
+      const response = await fetch(`${server.url}${path}`);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+      expect(response.headers.get('x-frame-options'), path).toBe('DENY');
+      expect(response.headers.get('x-content-type-options'), path).toBe('nosniff');
+    }
+  });
+
   test("cannot hold the visitor's stream slots with framed streams; the server's own page still streams", async () => {
     const { port } = new URL(server.url);
     // Other loopback names, as the helper that found it did, past Chromium's 6 connections per host.

@@ -787,6 +787,15 @@ describe.skipIf(!chromiumAvailable())('the pages behind a gateway that serves th
       await page.waitForURL(`${gateway.url}/market/dashboard?stage=RUNNING`);
       await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
 
+      // Asked for with a trailing slash, each page is found, still under the prefix.
+      await page.goto(`${gateway.url}/market/dashboard/?stage=RUNNING`);
+      await page.waitForURL(`${gateway.url}/market/dashboard?stage=RUNNING`);
+      await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
+      const flow = 'user=alice&source=market.olares&app=immich';
+      await page.goto(`${gateway.url}/market/dashboard/app/?${flow}`);
+      await page.waitForURL(`${gateway.url}/market/dashboard/app?${flow}`);
+      await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
+
       // `/` sends a browser to GraphiQL under the prefix, and its queries go there too.
       await page.goto(`${gateway.url}/market/`);
       await page.waitForURL(`${gateway.url}/market/graphql`);

@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Config } from '../platform/config.js';
+import { retryAfterSeconds } from '../transports/read-progress.js';
 
 /**
  * The live dashboard's files: static pages that talk to /graphql over graphql-ws. Read once at
- * start; served by the router (routes.ts) with DASHBOARD_CSP.
+ * start; served by the router (routes.ts) through `dashboardRoutes`.
  */
 const DASHBOARD: Record<string, { type: string; body: string }> = Object.fromEntries(
   (
@@ -35,11 +38,63 @@ const DASHBOARD: Record<string, { type: string; body: string }> = Object.fromEnt
   ]),
 );
 
-/** Everything the dashboard needs comes from this server; nothing else may load. */
-export const DASHBOARD_CSP =
-  "default-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'";
+/**
+ * Everything the dashboard needs comes from this server; nothing else may load. No page may frame
+ * it (X-Frame-Options for browsers without frame-ancestors), and no file is read as another type
+ * than it is served as.
+ */
+const DASHBOARD_HEADERS = {
+  'cache-control': 'no-cache',
+  'content-security-policy':
+    "default-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+  'x-frame-options': 'DENY',
+  'x-content-type-options': 'nosniff',
+};
 
-/** The dashboard file served at this path, if any. */
-export function dashboardAsset(path: string | undefined): { type: string; body: string } | undefined {
-  return path === undefined ? undefined : DASHBOARD[path];
+/** Where a page asked for with a trailing slash is (relative: a gateway's path prefix is kept). */
+const WITHOUT_SLASH: Record<string, string> = { '/dashboard/': '../dashboard', '/dashboard/app/': '../app' };
+
+/**
+ * How the pages' viewer is identified: `tokens` (a token or JWT may be typed in), `gateway` (only
+ * the gateway's header: no token can work, so the page offers no form) or `local`.
+ */
+function authMode({ auth }: Pick<Config, 'auth'>): string {
+  if (auth.localDevelopment) return 'local';
+  return auth.tokens.length > 0 || auth.jwt ? 'tokens' : 'gateway';
+}
+
+type DashboardRoute = (req: IncomingMessage, res: ServerResponse) => void;
+
+/**
+ * The dashboard's routes for this server's settings. Its HTML pages say on their root element
+ * what the scripts cannot find out before they connect: the authentication mode, and how long
+ * (in seconds) a connection refused for a connection limit waits, as the SSE 429's Retry-After.
+ */
+export function dashboardRoutes(
+  config: Pick<Config, 'auth'> & { runtime: Pick<Config['runtime'], 'keepAliveMs'> },
+): (path: string | undefined, method: string | undefined) => DashboardRoute | undefined {
+  const root = `<html lang="en" data-auth="${authMode(config)}" data-busy-retry-s="${retryAfterSeconds(config.runtime.keepAliveMs)}">`;
+  const files = new Map(
+    Object.entries(DASHBOARD).map(([route, { type, body }]) => [
+      route,
+      { type, body: type.startsWith('text/html') ? body.replace('<html lang="en">', root) : body },
+    ]),
+  );
+  return (path, method) => {
+    if (path === undefined || method !== 'GET') return undefined;
+    const file = files.get(path);
+    if (file) {
+      return (_req, res) => {
+        res.writeHead(200, { ...DASHBOARD_HEADERS, 'content-type': file.type });
+        res.end(file.body);
+      };
+    }
+    const to = WITHOUT_SLASH[path];
+    if (!to) return undefined;
+    return (req, res) => {
+      const query = req.url?.includes('?') ? req.url.slice(req.url.indexOf('?')) : '';
+      res.writeHead(302, { location: `${to}${query}`, 'x-content-type-options': 'nosniff' });
+      res.end();
+    };
+  };
 }

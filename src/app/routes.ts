@@ -22,7 +22,7 @@ import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import type { HttpFastPath } from '../transports/http-fast-path.js';
 import type { SseTransport } from '../transports/sse-transport.js';
-import { DASHBOARD_CSP, dashboardAsset } from './dashboard-assets.js';
+import { dashboardRoutes } from './dashboard-assets.js';
 import type { GraphQLServer } from './graphql.js';
 import type { AppMetrics } from './metrics.js';
 import { type TrackedRequest, trackRequest } from './request-log.js';
@@ -99,11 +99,12 @@ export function createRouter(deps: RouteDeps) {
 
 function routeRequest(deps: RouteDeps) {
   const { logger, yoga, origins, sse } = deps;
+  const dashboard = dashboardRoutes(deps.config);
   return async (req: TrackedRequest, res: ServerResponse): Promise<void> => {
     const path = trackRequest(req, res, logger, deps.config.logProbes);
     const foreignHost = refuseForeignHost(req, origins);
     if (foreignHost) return refuseFor(req, res, foreignHost);
-    const route = operationalRoute(deps, path, req.method);
+    const route = dashboard(path, req.method) ?? operationalRoute(deps, path, req.method);
     if (route) {
       await route(req, res);
       return;
@@ -163,8 +164,8 @@ function answerFailure(logger: Logger, req: TrackedRequest, res: ServerResponse,
 type Route = (req: TrackedRequest, res: ServerResponse) => unknown;
 
 /**
- * Health, readiness, metrics, the dashboard, the app-state intake and the redirect from `/`; none
- * for any other path.
+ * Health, readiness, metrics, the app-state intake and the redirect from `/` (the dashboard's are
+ * dashboard-assets.ts's); none for any other path.
  */
 function operationalRoute(
   { config, db, engine, clusterLog, metrics, databaseFile, lifecycle }: RouteDeps,
@@ -186,17 +187,6 @@ function operationalRoute(
       // Without Redis this instance would neither see other instances' changes nor share its own.
       if (ready.ok && clusterLog && !clusterLog.connected) ready = { ok: false, error: 'Redis unreachable' };
       json(res, ready.ok ? 200 : 503, ready.ok ? { status: 'ready' } : { status: 'not ready', error: ready.error });
-    };
-  }
-  const asset = dashboardAsset(path);
-  if (asset && method === 'GET') {
-    return (_req, res) => {
-      res.writeHead(200, {
-        'content-type': asset.type,
-        'cache-control': 'no-cache',
-        'content-security-policy': DASHBOARD_CSP,
-      });
-      res.end(asset.body);
     };
   }
   if (path === '/events/app-state' && config.appService.kind === 'http') {
