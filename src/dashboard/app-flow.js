@@ -204,10 +204,7 @@ function startPage(params) {
   const client = createLiveClient({
     onState: setConnection,
     onOpen: () => (state.sequence === null ? load() : follow()),
-    onUnauthorised: () => {
-      forgetViewer();
-      $('#login').hidden = false;
-    },
+    onUnauthorised: forgetViewer,
     onSignIn: forgetViewer,
   });
   const refreshSyncer = syncerRefresher(client, params);
@@ -283,7 +280,7 @@ function startPage(params) {
     render(params);
   }
 
-  bindSignIn(client, { form: $('#login'), input: $('#token'), signOut: $('#sign-out') });
+  bindSignIn(client, { form: $('#login'), input: $('#token'), signOut: $('#sign-out'), problem: $('#auth-problem') });
   render(params);
   client.start();
   setInterval(() => refreshTimes(), 1000);

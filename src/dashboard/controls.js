@@ -96,5 +96,5 @@ export function bindControls(client) {
   );
   bindTabKeys($('#task-tabs'));
   bindTabKeys($('#repo-tabs'));
-  bindSignIn(client, { form: $('#login'), input: $('#token'), signOut: $('#sign-out') });
+  bindSignIn(client, { form: $('#login'), input: $('#token'), signOut: $('#sign-out'), problem: $('#auth-problem') });
 }

@@ -118,7 +118,7 @@ const client = createLiveClient({
   },
   onUnauthorised: () => {
     forgetViewer();
-    $('#login').hidden = false;
+    state.signedOut = true;
   },
   onSignIn: forgetViewer,
 });

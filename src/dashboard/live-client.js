@@ -21,6 +21,17 @@ const PONG_TIMEOUT_MS = 5_000;
  * stayed "reconnecting" after the network came back.
  */
 const ACK_TIMEOUT_MS = 10_000;
+/**
+ * Set by the server on the page's root element (dashboard-assets.ts): how the viewer is identified
+ * (`gateway`: only by the gateway's header, so no token can help) and how long a connection refused
+ * for a connection limit (4429) waits, as the SSE 429's Retry-After: retried every few seconds it
+ * was refused again, holding the slot of nobody but costing the server each time.
+ */
+const AUTH_MODE = document.documentElement.dataset.auth ?? 'tokens';
+const BUSY_RETRY_MS = 1000 * (Number(document.documentElement.dataset.busyRetryS) || 36);
+const GATEWAY_UNKNOWN = 'The gateway did not say who you are: sign in through it, then reload this page.';
+/** Upgrades refused in a row (never opened) after which the page asks over HTTP who it is. */
+const FAILED_UPGRADES_CHECK = 3;
 /** The error every open operation gets when the socket closes under it. */
 export const CONNECTION_CLOSED = Object.freeze({
   message: 'connection closed',
@@ -73,6 +84,104 @@ function request(subscribe, query, variables) {
 const connectionInit = (token) =>
   JSON.stringify({ type: 'connection_init', payload: token ? { authorization: `Bearer ${token}` } : {} });
 
+/** Why the server refused the page's credentials (4403, or 401 over HTTP), in words for the sign-in form. */
+function refusalText(reason, sentToken, overHttp) {
+  if (sentToken) return `The token was refused${reason && reason !== 'Forbidden' ? `: ${reason}` : ''}.`;
+  if (AUTH_MODE === 'gateway') return GATEWAY_UNKNOWN;
+  // No token sent over the socket: a first visit, nothing to explain; over HTTP, a sign-out elsewhere.
+  return overHttp ? `Signed out${reason ? `: ${reason}` : ''}.` : '';
+}
+
+/**
+ * Who the server says the tab is, asked over HTTP (its own GraphQL URL, relative to keep a gateway's
+ * prefix): `{ viewer }` ("userId/isAdmin"), `{ refused }` (the reason) when it is nobody (401, or a
+ * gateway's redirect to its sign-in), null when there is no telling (the server unreachable).
+ */
+async function askOverHttp(token) {
+  try {
+    const response = await fetch(GRAPHQL_PATH, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify({ query: VIEWER }),
+      redirect: 'manual',
+    });
+    if (response.type === 'opaqueredirect') return { refused: '' };
+    const body = await response.json().catch(() => null);
+    if (response.status === 401) return { refused: body?.errors?.[0]?.message ?? '' };
+    const viewer = body?.data?.viewer;
+    return viewer ? { viewer: `${viewer.userId}/${viewer.isAdmin}` } : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A gateway where the viewer signed out refuses the upgrade itself: the page sees 1006, never
+ * 4403, and went on showing the previous viewer's data. So after a few such refusals the page
+ * asks over HTTP: nobody (`refuse`), or another viewer than the one shown (`onSignIn`).
+ */
+async function checkIdentity({ connected, identity, refuse, onSignIn }) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const answer = await askOverHttp(token);
+  if (connected()) return; // connected meanwhile: the connection asked itself
+  if (answer?.refused !== undefined) {
+    refuse(refusalText(answer.refused, Boolean(token), true));
+  } else if (answer && identity.changed(answer.viewer)) {
+    identity.forget();
+    onSignIn?.();
+  }
+}
+
+/**
+ * How long to wait before the next connection: exponential backoff up to 10 s; over a connection
+ * limit (4429, the page says which) the documented wait, long enough for a slot to be given back.
+ * `check`: the upgrades refused in a row call for an identity check (checkIdentity).
+ */
+function reconnectPolicy() {
+  let attempts = 0;
+  let failedUpgrades = 0; // connections in a row never acknowledged (a gateway refusing the upgrade)
+  return {
+    reset(all = true) {
+      attempts = 0;
+      if (all) failedUpgrades = 0;
+    },
+    next({ code, reason, acked }) {
+      const says = `${reason || 'too many connections'}: trying again in ${BUSY_RETRY_MS / 1000} s`;
+      if (code === 4429) return { waitMs: BUSY_RETRY_MS, check: false, says };
+      attempts += 1;
+      failedUpgrades = acked ? 0 : failedUpgrades + 1;
+      const check = failedUpgrades > 0 && failedUpgrades % FAILED_UPGRADES_CHECK === 0;
+      return { waitMs: Math.min(10_000, 250 * 2 ** attempts), check };
+    },
+  };
+}
+
+/**
+ * Operations by id over the socket `ready()` returns: the current one once acknowledged, else null
+ * (the server closes a socket that sends one before connection_ack with 4401: "open" is not enough).
+ * `subscribe` starts one and returns a function that ends it; `next` gets each execution result.
+ */
+function operationsOver(ready) {
+  const handlers = new Map(); // operation id → { next, error, complete }
+  let nextId = 0;
+  function subscribe(query, variables, { next, error, complete }) {
+    const id = `op${++nextId}`;
+    const socket = ready();
+    if (!socket) {
+      // Between connections (or before the ack): fail at once rather than send too early; onOpen
+      // resubscribes.
+      error?.([CONNECTION_CLOSED]);
+      return () => {};
+    }
+    handlers.set(id, { next, error, complete });
+    socket.send(JSON.stringify({ id, type: 'subscribe', payload: { query, variables } }));
+    return () => {
+      if (handlers.delete(id)) ready()?.send(JSON.stringify({ id, type: 'complete' }));
+    };
+  }
+  return { handlers, subscribe };
+}
+
 /** Who the server says this connection is ("userId/isAdmin"); null when it does not say. */
 function viewerOf(subscribe) {
   return request(subscribe, VIEWER, {}).then(
@@ -95,6 +204,8 @@ function identityWatch(onSignIn) {
       viewer = null;
       shown = false;
     },
+    /** Whether `seen` is another viewer than the one the page shows. */
+    changed: (seen) => viewer !== null && seen !== viewer,
     /** A new connection: `open` (the page subscribes) once it is known whose; `current()` is false once it dropped. */
     opened(asked, current, open) {
       if (!shown) {
@@ -122,27 +233,48 @@ function identityWatch(onSignIn) {
  * @param {(kind: 'connecting'|'reconnecting'|'live'|'failed', text: string) => void} handlers.onState
  * @param {() => void} handlers.onOpen called after every connection_ack (first connect and reconnects):
  *   (re)subscribe there
- * @param {() => void} [handlers.onUnauthorised] the server closed with 4403 (no, a bad or an expired
- *   token)
+ * @param {(why: string) => void} [handlers.onUnauthorised] the server closed with 4403 (no, a bad or
+ *   an expired token), or said over HTTP that the tab is nobody: the connection is not tried again
  * @param {() => void} [handlers.onSignIn] a new token is about to be used: whatever the page holds
  *   was another viewer's, so it starts over (called before the new connection)
  */
 export function createLiveClient({ onState, onOpen, onUnauthorised, onSignIn }) {
   let socket = null;
-  let attempts = 0;
   let reconnects = 0;
-  let nextId = 0;
-  // Operations go out only after connection_ack: the server closes a socket that sends one
-  // before it (4401), so "open" is not enough.
+  const policy = reconnectPolicy();
+  let retry = null; // the timer of the next connection
+  const refusedListeners = [onUnauthorised ?? (() => {})];
   let acked = false;
-  const handlers = new Map(); // operation id → { next, error, complete }
+  const { handlers, subscribe } = operationsOver(() =>
+    acked && socket?.readyState === WebSocket.OPEN ? socket : null,
+  );
   let heardAt = 0; // when the socket last brought a message
   let unwatch = () => {};
   const identity = identityWatch(onSignIn);
 
+  /** Ends the connection (and the one waiting) for another viewer or none: nothing of it may reach the page. */
+  function halt() {
+    clearTimeout(retry); // a reconnection waiting would open a second socket beside the next one
+    const previous = socket;
+    socket = null;
+    acked = false;
+    handlers.clear();
+    previous?.close();
+    identity.forget();
+  }
+
+  /** The tab is nobody to the server: whatever it shows goes, and it connects no more. */
+  function refused(why) {
+    halt();
+    sessionStorage.removeItem(TOKEN_KEY); // a refused token would only be refused again
+    onState('failed', 'not authorised');
+    for (const listener of refusedListeners) listener(why);
+  }
+
   /** The socket is gone (closed, or silent): every open operation fails, then a reconnect. */
-  function dropped(current, code) {
+  function dropped(current, { code, reason = '', sentToken = false }) {
     if (socket !== current) return;
+    const wasAcked = acked;
     socket = null;
     acked = false;
     unwatch();
@@ -153,15 +285,12 @@ export function createLiveClient({ onState, onOpen, onUnauthorised, onSignIn }) 
     // Marked: a page tells a dropped connection (it resubscribes in onOpen) from a refusal by the server.
     for (const handler of handlers.values()) handler.error?.([CONNECTION_CLOSED]);
     handlers.clear();
-    if (code === 4403) {
-      identity.forget();
-      onState('failed', 'not authorised');
-      onUnauthorised?.();
-      return;
-    }
+    if (code === 4403) return refused(refusalText(reason, sentToken, false));
     reconnects += 1;
-    attempts += 1;
-    setTimeout(connect, Math.min(10_000, 250 * 2 ** attempts));
+    const { waitMs, check, says } = policy.next({ code, reason, acked: wasAcked });
+    if (says) onState('reconnecting', says);
+    if (check) checkIdentity({ connected: () => socket && acked, identity, refuse: refused, onSignIn });
+    retry = setTimeout(connect, waitMs);
   }
 
   function connect() {
@@ -172,46 +301,29 @@ export function createLiveClient({ onState, onOpen, onUnauthorised, onSignIn }) 
     socket = current;
     acked = false;
     setTimeout(() => {
-      if (socket === current && !acked) dropped(current, 4408);
+      if (socket === current && !acked) dropped(current, { code: 4408 });
     }, ACK_TIMEOUT_MS);
     current.onopen = () => current.send(connectionInit(token));
     current.onmessage = (message) => {
       heardAt = Date.now();
       receive(current, JSON.parse(message.data));
     };
-    current.onclose = (event) => dropped(current, event.code);
+    current.onclose = ({ code, reason }) => dropped(current, { code, reason, sentToken: Boolean(token) });
   }
 
   function receive(current, data) {
     if (current !== socket) return; // a socket given up on (login): its messages are not ours
     if (data.type === 'connection_ack') {
       acked = true;
-      attempts = 0;
+      policy.reset(false);
       unwatch();
-      unwatch = keepWatch(current, { heardAt: () => heardAt, silent: () => dropped(current, 4408) });
+      unwatch = keepWatch(current, { heardAt: () => heardAt, silent: () => dropped(current, { code: 4408 }) });
       identity.opened(viewerOf(subscribe), () => socket === current, onOpen);
     } else if (data.type === 'ping') {
       current.send(JSON.stringify({ type: 'pong' }));
     } else {
       dispatch(handlers, data);
     }
-  }
-
-  /** Starts a subscription; returns a function that ends it. `next` gets each execution result. */
-  function subscribe(query, variables, { next, error, complete }) {
-    const id = `op${++nextId}`;
-    if (!acked || socket?.readyState !== WebSocket.OPEN) {
-      // Between connections (or before the ack): fail at once rather than send too early; onOpen
-      // resubscribes.
-      error?.([CONNECTION_CLOSED]);
-      return () => {};
-    }
-    handlers.set(id, { next, error, complete });
-    socket.send(JSON.stringify({ id, type: 'subscribe', payload: { query, variables } }));
-    return () => {
-      if (!handlers.delete(id)) return;
-      if (acked && socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ id, type: 'complete' }));
-    };
   }
 
   return {
@@ -222,20 +334,16 @@ export function createLiveClient({ onState, onOpen, onUnauthorised, onSignIn }) 
     get reconnects() {
       return reconnects;
     },
+    /** `listener(why)` when the server refuses the tab (see onUnauthorised). */
+    onRefused: (listener) => refusedListeners.push(listener),
     /** Stores the token for this tab (null: forgets it) and connects again with it (4403 asks for one). */
     login(token) {
       if (token === null) sessionStorage.removeItem(TOKEN_KEY);
       else sessionStorage.setItem(TOKEN_KEY, token);
-      // Another viewer from now on: nothing of the previous connection (if still open) may reach the page.
-      const previous = socket;
-      socket = null;
-      acked = false;
-      handlers.clear();
-      previous?.close();
-      identity.forget();
+      halt(); // another viewer from now on
       onSignIn?.();
       reconnects = 0;
-      attempts = 0;
+      policy.reset();
       connect();
     },
   };
@@ -244,15 +352,23 @@ export function createLiveClient({ onState, onOpen, onUnauthorised, onSignIn }) 
 /**
  * A page's sign-in form and sign-out button. The form hands the token to the client (and is
  * emptied: the token stays in the tab's session storage only); the button, shown while the tab
- * holds a token, forgets it and what the page showed, and the server's refusal brings the form back.
+ * holds a token, forgets it and what the page showed, and the server's refusal brings the form back
+ * with why (`problem`). Identified by a gateway only, the page has no form: no token would work.
  */
-export function bindSignIn(client, { form, input, signOut }) {
+export function bindSignIn(client, { form, input, signOut, problem }) {
   const showSignOut = () => {
     signOut.hidden = !sessionStorage.getItem(TOKEN_KEY);
   };
+  client.onRefused((why) => {
+    form.hidden = AUTH_MODE === 'gateway';
+    problem.textContent = why;
+    problem.hidden = !why;
+    showSignOut();
+  });
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     form.hidden = true;
+    problem.hidden = true;
     client.login(input.value.trim());
     input.value = '';
     showSignOut();

@@ -27,7 +27,7 @@ export function renderHistory() {
         .join('')
     : state.historyError
       ? `<li class="reason">History could not be read (${esc(state.historyError)}); trying again…</li>`
-      : `<li class="muted">${state.historyLoaded ? 'Nothing yet.' : 'Loading…'}</li>`;
+      : `<li class="muted">${state.historyLoaded ? 'Nothing yet.' : state.signedOut ? 'Not signed in.' : 'Loading…'}</li>`;
   $('#history-count').textContent = `${records.length}`;
 }
 

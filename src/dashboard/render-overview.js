@@ -5,6 +5,16 @@ import { state } from './state.js';
 
 const $ = (selector) => document.querySelector(selector);
 
+/**
+ * "up/of": a component up is one that works as it should (`healthy`: RUNNING, or DISABLED on
+ * purpose, as /metrics counts it; the summary's activeComponents leaves DISABLED out); one STOPPED
+ * (an instance stopped cleanly, kept a while) is no fault and not counted.
+ */
+function componentsUp() {
+  const counted = [...state.components.values()].filter((c) => c.state !== 'STOPPED');
+  return `${counted.filter((c) => c.healthy).length}/${counted.length}`;
+}
+
 export function renderSummary() {
   const s = state.summary;
   if (!s) return;
@@ -17,7 +27,7 @@ export function renderSummary() {
     ['Completed', s.completedTasks, ''],
     ['Failed', s.failedTasks, s.failedTasks ? 'warn' : ''],
     ['Canceled', s.canceledTasks, ''],
-    ['Components up', `${s.activeComponents}/${state.components.size}`, ''],
+    ['Components up', componentsUp(), ''],
   ];
   $('#summary').innerHTML = cards
     .map(([label, value, tone]) => `<div class="card ${tone}"><b>${esc(value)}</b><span>${esc(label)}</span></div>`)

@@ -49,6 +49,8 @@ function serverData() {
     paymentsHidden: 0,
     /** The creation time of the oldest payment listed (null before the list arrived). */
     paymentsOldestListed: null,
+    /** The server refused the tab's credentials: nothing is loading until someone signs in. */
+    signedOut: false,
     /** The outcome of the last cancel/retry per task id: `{ ok, text }`. */
     taskMessages: new Map(),
   };

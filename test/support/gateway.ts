@@ -10,6 +10,11 @@ export interface Gateway {
   url: string;
   /** Another user signs in at the gateway: the next requests and connections are theirs. */
   signIn(userId: string): void;
+  /**
+   * The user signs out at the gateway: it refuses WebSocket upgrades itself (401, as one sending
+   * its sign-in page does) and passes plain requests on without the user header.
+   */
+  signOut(): void;
   /** Cuts every connection through it (a gateway restart): clients connect again. */
   cut(): void;
   close(): Promise<void>;
@@ -26,14 +31,14 @@ export async function startGateway(
   { pathPrefix = '' }: { pathPrefix?: string } = {},
 ): Promise<Gateway> {
   const upstream = new URL(target);
-  let user = userId;
+  let user: string | null = userId;
   /** The server's path for a request's, or null outside the prefix. */
   const upstreamPath = (url = '/') =>
     !pathPrefix ? url : url.startsWith(`${pathPrefix}/`) ? url.slice(pathPrefix.length) : null;
   const rewrite = (headers: IncomingHttpHeaders): IncomingHttpHeaders => {
     const out: IncomingHttpHeaders = { ...headers, host: upstream.host };
     delete out[header.toLowerCase()];
-    out[header.toLowerCase()] = user;
+    if (user !== null) out[header.toLowerCase()] = user;
     // The browser's page is the gateway's origin; the server sees it as its own.
     if (out.origin) out.origin = upstream.origin;
     return out;
@@ -62,8 +67,8 @@ export async function startGateway(
   });
   server.on('upgrade', (req, socket, head) => {
     const path = upstreamPath(req.url);
-    if (path === null) {
-      socket.end('HTTP/1.1 404 Not Found\r\n\r\n');
+    if (path === null || user === null) {
+      socket.end(`HTTP/1.1 ${path === null ? '404 Not Found' : '401 Unauthorized'}\r\n\r\n`);
       return;
     }
     const upstreamSocket = connect(Number(upstream.port), upstream.hostname, () => {
@@ -91,6 +96,9 @@ export async function startGateway(
     url: `http://127.0.0.1:${port}`,
     signIn: (next) => {
       user = next;
+    },
+    signOut: () => {
+      user = null;
     },
     cut: () => {
       for (const socket of sockets) socket.destroy();
