@@ -91,8 +91,8 @@ export interface App {
   metrics: AppMetrics | null;
 }
 
-export function buildApp(config: Config, { logger, prisma: prismaOptions, metrics: measured = true }: AppOptions): App {
-  const db = createPrismaClient(config.databaseUrl, prismaOptions);
+export function buildApp(config: Config, { logger, prisma, metrics: measured = true }: AppOptions): App {
+  const db = createPrismaClient(config.databaseUrl, { ...prisma, queryTimeoutMs: config.databaseQueryTimeoutMs });
   const metrics = measured
     ? new AppMetrics({ knownOperations: manifestOperationNames(config.persistedDocuments) })
     : null;

@@ -40,23 +40,28 @@ export function databaseShown(url: string): string {
 export interface PrismaOptions {
   /** Called with every SQL statement Prisma sends (tests count them to prove batching). */
   onQuery?: (sql: string) => void;
+  /** PostgreSQL: how long a statement may go unanswered (DATABASE_QUERY_TIMEOUT_MS). @default 15000 */
+  queryTimeoutMs?: number;
 }
 
 /**
  * Bounds of the PostgreSQL connection pool (pg's Pool options), so that a database that vanishes
  * (stopped, or the network cut or blackholed) makes queries fail instead of waiting forever, and
  * the pool recovers by itself once it is back. A connection not established within 5 s fails its
- * query (pg's default is to wait forever); a query with no answer within 60 s fails and its
- * connection is dropped, the backstop for a connection that died silently (no query of this
- * service legitimately runs that long); TCP keep-alive lets the kernel notice dead idle
+ * query (pg's default is to wait forever); a query with no answer within DATABASE_QUERY_TIMEOUT_MS
+ * (PrismaOptions.queryTimeoutMs) fails and its connection is dropped, the bound for a connection
+ * that died silently: at 60 s, requests on pooled connections hung that long while /readiness
+ * already said the database did not answer. TCP keep-alive lets the kernel notice dead idle
  * connections. pg's pool discards a connection that failed rather than handing it out again.
  */
 export const POSTGRES_POOL = {
   connectionTimeoutMillis: 5_000,
-  query_timeout: 60_000,
   idleTimeoutMillis: 10_000,
   keepAlive: true,
 } as const;
+
+/** DATABASE_QUERY_TIMEOUT_MS's default. @default 15000 */
+export const DEFAULT_QUERY_TIMEOUT_MS = 15_000;
 
 type PostgresAdapter = Awaited<ReturnType<PrismaPg['connect']>>;
 type PostgresTransaction = Awaited<ReturnType<PostgresAdapter['startTransaction']>>;
@@ -184,7 +189,11 @@ export function createPrismaClient(url: string, options: PrismaOptions = {}): Db
     client = new SqlitePrismaClient({ adapter, log, errorFormat: ERROR_FORMAT });
     adapter.driver = registerDriver(client, 'sqlite', options.onQuery);
   } else {
-    const adapter = new LeakFreePrismaPg({ connectionString: url, ...POSTGRES_POOL });
+    const adapter = new LeakFreePrismaPg({
+      connectionString: url,
+      ...POSTGRES_POOL,
+      query_timeout: options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,
+    });
     client = new PostgresPrismaClient({ adapter, log, errorFormat: ERROR_FORMAT }) as unknown as Db;
     adapter.driver = registerDriver(client, 'postgresql', options.onQuery);
   }

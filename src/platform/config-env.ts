@@ -69,6 +69,14 @@ export const envSchema = z.object({
   ).default(65_000),
   /** `file:<path>` for SQLite, `postgresql://…` for PostgreSQL. @default file:./data/market.db */
   DATABASE_URL: databaseUrl,
+  /**
+   * PostgreSQL: how long one statement may go unanswered before it fails (the request then answers
+   * 503) and its connection is dropped. A database that stops answering (packets dropped, no reset)
+   * otherwise held requests for as long. Migrations have no such bound. @default 15000
+   */
+  DATABASE_QUERY_TIMEOUT_MS: decimal(
+    positiveMs.min(1000, 'must be at least 1000').max(600_000, 'must be at most 600000'),
+  ).default(15_000),
   /** Seed demo data into an empty database. @default true */
   DEMO_DATA: flag.default(true),
   /** `redis://…` or `rediss://…`: the cluster mode (changes shared by every instance), on PostgreSQL only. @default none */

@@ -24,6 +24,8 @@ export type Config = {
   /** HTTP_KEEP_ALIVE_TIMEOUT_MS: how long an idle keep-alive connection waits for its next request. */
   httpKeepAliveTimeoutMs: number;
   databaseUrl: string;
+  /** DATABASE_QUERY_TIMEOUT_MS: how long a PostgreSQL statement may go unanswered. */
+  databaseQueryTimeoutMs: number;
   /** Cluster mode (REDIS_URL): null runs the embedded single-process default. */
   redis: {
     url: string;
@@ -164,6 +166,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     httpKeepAliveTimeoutMs: e.HTTP_KEEP_ALIVE_TIMEOUT_MS,
     databaseUrl: e.DATABASE_URL,
+    databaseQueryTimeoutMs: e.DATABASE_QUERY_TIMEOUT_MS,
     redis: clusterSettings(e),
     demoData: e.DEMO_DATA,
     auth,
