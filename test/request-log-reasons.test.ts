@@ -1,3 +1,4 @@
+import { connect, type Socket } from 'node:net';
 import { print } from 'graphql';
 import { createClient as createSseClient } from 'graphql-sse';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -258,5 +259,37 @@ describe('an unexpected error in an operation', () => {
       'the WebSocket line with its connection’s request id',
     );
     expect(unexpected().every((line) => typeof line.requestId === 'string')).toBe(true);
+  });
+});
+
+/**
+ * Opens a POST that asks for `100 Continue` and never sends its body, so it stays without a
+ * response; resolves once the server has taken it in (its 100), with the socket to end it.
+ */
+async function unansweredPost(server: TestServer, requestId: string): Promise<Socket> {
+  const socket = connect(Number(new URL(server.url).port), '127.0.0.1');
+  socket.on('error', () => {});
+  const continued = new Promise<void>((resolve) => socket.once('data', () => resolve()));
+  socket.write(
+    `POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100\r\n` +
+      `expect: 100-continue\r\nx-request-id: ${requestId}\r\n\r\n`,
+  );
+  await continued;
+  return socket;
+}
+
+describe('request log lines of requests that got no response', () => {
+  test('a request its client left, and one cut at the stop, are logged with status 0 and who ended them', async () => {
+    const server = await startTestServer('sqlite', { env: { SHUTDOWN_TIMEOUT_MS: '0' } });
+    try {
+      const left = await unansweredPost(server, 'log-client-left');
+      left.destroy();
+      expect(await requestLine(server, 'log-client-left')).toMatchObject({ status: 0, aborted: true, cutBy: 'client' });
+
+      await unansweredPost(server, 'log-cut-at-stop');
+    } finally {
+      await server.stop();
+    }
+    expect(await requestLine(server, 'log-cut-at-stop')).toMatchObject({ status: 0, aborted: true, cutBy: 'server' });
   });
 });

@@ -48,6 +48,14 @@ export interface HttpServerOptions {
   keepAliveTimeoutMs: number;
 }
 
+/** Responses still in flight when the stop cut their connections (close()), for the request log. */
+const cutAtStop = new WeakSet<ServerResponse>();
+
+/** Whether the server cut this response at its stop, rather than its client going away. */
+export function wasCutAtStop(res: ServerResponse): boolean {
+  return cutAtStop.has(res);
+}
+
 export function createHttpServer({ keepAliveTimeoutMs }: HttpServerOptions): HttpServer {
   const server = createServer();
   server.keepAliveTimeout = keepAliveTimeoutMs;
@@ -105,6 +113,8 @@ export function createHttpServer({ keepAliveTimeoutMs }: HttpServerOptions): Htt
     },
     async close() {
       stopAccepting();
+      // Marked before the sockets go: their responses' 'close' comes after.
+      for (const res of inFlight) if (!res.writableFinished) cutAtStop.add(res);
       for (const socket of sockets) socket.destroy();
       await closed;
     },

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Viewer } from '../auth/viewer.js';
 import { type RequestNotes, requestIdFor } from '../http/request-notes.js';
 import type { Logger } from '../platform/logger.js';
+import { wasCutAtStop } from './http-server.js';
 
 /** A GraphQL name as the spec defines it, bounded: anything else is not copied into the log. */
 const OPERATION_NAME = /^[_A-Za-z][_0-9A-Za-z]{0,99}$/;
@@ -29,15 +30,16 @@ const PROBE_PATHS = new Set(['/health', '/readiness', '/metrics']);
 
 /** Whether the request line of a finished (or abandoned) request is written. */
 function logged(path: string | undefined, status: number, logProbes: boolean): boolean {
-  return logProbes || !path || !PROBE_PATHS.has(path) || status >= 400;
+  return logProbes || !path || !PROBE_PATHS.has(path) || status >= 400 || status === 0;
 }
 
 /**
  * Gives the request its id (echoed in the response) and writes one `request` log line when the
  * response is finished or the client went away from it (`aborted`), with whatever the layers
  * further in learnt (user, operation, and for a status of 400 or above the code and reason of the
- * refusal); probes that succeeded are left out unless `logProbes` (LOG_PROBES). Returns the
- * request's path.
+ * refusal); probes that succeeded are left out unless `logProbes` (LOG_PROBES). A request that got
+ * no response has status 0 and `cutBy`: `client` (it went away) or `server` (cut at the stop).
+ * Returns the request's path.
  */
 export function trackRequest(
   req: TrackedRequest,
@@ -52,18 +54,21 @@ export function trackRequest(
   // 'close', not 'finish': a response the client went away from never finishes, and an SSE stream
   // ends so (the client unsubscribes): such a request had no line at all.
   res.once('close', () => {
-    if (!logged(path, res.statusCode, logProbes)) return;
+    // No response was sent: res.statusCode is then Node's default 200, which no client saw.
+    const status = res.headersSent ? res.statusCode : 0;
+    if (!logged(path, status, logProbes)) return;
+    const aborted = res.writableFinished ? {} : { aborted: true, cutBy: wasCutAtStop(res) ? 'server' : 'client' };
     logger.info(
       {
         requestId,
         method: req.method?.slice(0, 16),
         path: path?.slice(0, 200),
-        status: res.statusCode,
+        status,
         ms: Math.round(performance.now() - started),
         ...(req.userId ? { userId: req.userId } : {}),
         ...(req.operationName ? { operation: req.operationName } : {}),
-        ...(req.refusal && res.statusCode >= 400 ? req.refusal : {}),
-        ...(res.writableFinished ? {} : { aborted: true }),
+        ...(req.refusal && status >= 400 ? req.refusal : {}),
+        ...aborted,
       },
       'request',
     );
