@@ -2,6 +2,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import {
   killLeftovers,
+  type LogLine,
   listeningUrl,
   SERVER_COMMAND,
   type ServerProcess,
@@ -61,10 +62,18 @@ test('each of two processes on one database without REDIS_URL says so, until the
       `1 ${shared}: each shows only its own changes live (several instances need PostgreSQL and REDIS_URL; on SQLite, run one)`,
     );
   }
+  // Each log says so once, as a warning, however many collector cycles it lasts.
+  const warned = (line: LogLine) => line.msg?.startsWith('other server processes use this database') === true;
+  for (const { process } of [first, second]) {
+    expect(await process.waitForLog(warned, 'the warning')).toMatchObject({ level: 40, otherProcesses: 1 });
+  }
   second.process.child.kill('SIGTERM');
   expect(await second.process.exited).toEqual({ code: 0, signal: null });
   await waitFor(
     async () => ((await databaseComponent(first.url))?.state === 'RUNNING' ? true : undefined),
     'the first process alone again',
   );
+  const resolved = await first.process.waitForLog((line) => line.msg?.startsWith('resolved:') === true, 'resolved');
+  expect(resolved).toMatchObject({ level: 30, otherProcesses: 0 });
+  expect(first.process.logs.filter(warned)).toHaveLength(1);
 }, 90_000);

@@ -120,10 +120,7 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
     clusterLog,
     owedResync,
     databaseFile: watchedDatabaseFile(config),
-    // Longer than three collector cycles between two of a live process's beats, and never under 15 s.
-    processPresence: config.redis
-      ? null
-      : new ProcessPresence(db, Math.max(3 * config.runtime.collectIntervalMs, 15_000)),
+    processPresence: processPresenceOf(db, config, logger),
     ...createRuntime(config, feed),
     ...createOutbox({
       db,
@@ -253,4 +250,12 @@ export function resolverServices(services: Services): ResolverServices {
     runtime,
     webhooks: services.webhooks,
   };
+}
+
+/** Without REDIS_URL: whether other server processes use the database (null in cluster mode). */
+function processPresenceOf(db: Db, config: Config, logger: Logger): ProcessPresence | null {
+  if (config.redis) return null;
+  // Longer than three collector cycles between two of a live process's beats, and never under 15 s.
+  const staleMs = Math.max(3 * config.runtime.collectIntervalMs, 15_000);
+  return new ProcessPresence(db, staleMs, logger.child({ component: 'database' }));
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Logger } from '../platform/logger.js';
 import type { Db } from './client.js';
 
 /**
@@ -6,17 +7,21 @@ import type { Db } from './client.js';
  * only: two of them on one database (a second `npm start`, a deployment scaled to two replicas)
  * each showed the other's installs only after a restart, and nothing said why. Each such process
  * writes a row of its own (JobCursor, the table of small named markers) at every collector cycle,
- * and reads whether another wrote one lately; the `database` component says so while one does.
+ * and reads whether another wrote one lately; the `database` component says so while one does,
+ * and the log when it starts (warn) and ends (info): the component alone went unseen.
  */
 const PRESENCE = 'single-process';
 
 export class ProcessPresence {
   private readonly name = `${PRESENCE}:${randomUUID()}`;
+  /** Other processes at the last beat, so that the log tells only of changes between none and some. */
+  private others = 0;
 
   constructor(
     private readonly db: Db,
     /** Longer than a live process's longest gap between two writes of its row. */
     private readonly staleMs: number,
+    private readonly logger?: Logger,
   ) {}
 
   /**
@@ -32,7 +37,17 @@ export class ProcessPresence {
     });
     const since = new Date(now.getTime() - this.staleMs);
     await this.db.jobCursor.deleteMany({ where: { name: { startsWith: `${PRESENCE}:` }, position: { lt: since } } });
-    return this.db.jobCursor.count({ where: { name: { startsWith: `${PRESENCE}:`, not: this.name } } });
+    const others = await this.db.jobCursor.count({ where: { name: { startsWith: `${PRESENCE}:`, not: this.name } } });
+    if (others > 0 && this.others === 0) {
+      this.logger?.warn(
+        { otherProcesses: others },
+        'other server processes use this database without REDIS_URL: each shows only its own changes live (several instances need PostgreSQL and REDIS_URL; on SQLite, run one)',
+      );
+    } else if (others === 0 && this.others > 0) {
+      this.logger?.info({ otherProcesses: 0 }, 'resolved: no other server process uses this database any more');
+    }
+    this.others = others;
+    return others;
   }
 
   /** At the stop: the other processes stop counting this one at once. */
