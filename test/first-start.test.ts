@@ -185,6 +185,7 @@ describe('the start-up banner', () => {
       database: 'PostgreSQL at db.internal:5432/market',
       cluster: 'Redis at cache.internal:6380, instance api-1',
       appService: 'https://apps.internal/base',
+      developerService: 'none: purchases are refused (DEVELOPER_SERVICE_URL_TEMPLATE)',
       demoData: true,
     });
     expect(JSON.stringify(banner)).not.toMatch(/pass/);
@@ -249,8 +250,10 @@ describe('a server started as `npm start` starts it', () => {
       database: expect.stringMatching(/^(PostgreSQL at 127\.0\.0\.1:5432\/market_test_|SQLite \/)/),
       cluster: 'single process (no REDIS_URL)',
       appService: expect.stringMatching(/^simulated/),
+      developerService: 'simulated: grants every purchase',
       demoData: false,
     });
+    expect(server.logs.filter((line) => line.level === 40 && /^Simulated: /.test(String(line.msg)))).toHaveLength(1);
     expect(server.logs.filter((line) => line.msg === LISTENING)).toHaveLength(1);
     for (const path of ['/health', '/health', '/health', '/readiness']) {
       expect((await fetch(new URL(path, url))).status).toBe(200);

@@ -1,3 +1,4 @@
+import { NO_DEVELOPER_SERVICE } from '../adapters/developer-service/none.js';
 import { databaseShown } from '../db/client.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
@@ -24,6 +25,8 @@ export interface StartBanner {
   /** Single process, or the Redis host and this instance's name. */
   cluster: string;
   appService: string;
+  /** Simulated (grants every purchase), the template's address, or none (purchases refused). */
+  developerService: string;
   demoData: boolean;
 }
 
@@ -41,6 +44,7 @@ export function startBanner(config: Config, running: RunningApp): StartBanner {
       config.appService.kind === 'simulated'
         ? `simulated (${config.appService.stepMs} ms per step)`
         : withoutCredentials(config.appService.url),
+    developerService: developerServiceShown(config.payments.developerService),
     demoData: config.demoData,
   };
 }
@@ -63,9 +67,34 @@ export function logStartBanner(logger: Logger, config: Config, running: RunningA
     ['Database', banner.database],
     ['Cluster', banner.cluster],
     ['App service', banner.appService],
+    ['Developer', banner.developerService],
     ['Demo data', banner.demoData ? 'on (DEMO_DATA)' : 'off'],
   ];
   logger.info([LISTENING, ...rows.map(([name, value]) => `  ${name.padEnd(12)} ${value}`)].join('\n'));
+}
+
+/**
+ * The warning a start logs beside the banner when an outside service is simulated or missing:
+ * installs that install nothing and purchases granted to anyone (or refused) should not go unseen.
+ */
+export function simulatedServicesWarning(config: Config): string | null {
+  const simulated = [
+    ...(config.appService.kind === 'simulated' ? ['the app service (APP_SERVICE_URL unset): installs nothing'] : []),
+    ...(config.payments.developerService.kind === 'simulated'
+      ? ['the developer service (DEVELOPER_SERVICE_URL_TEMPLATE unset): grants every purchase']
+      : []),
+  ];
+  const lines = simulated.length ? [`Simulated: ${simulated.join('; ')}.`] : [];
+  if (config.payments.developerService.kind === 'none') lines.push(`${NO_DEVELOPER_SERVICE}.`);
+  return lines.length ? lines.join(' ') : null;
+}
+
+function developerServiceShown(service: Config['payments']['developerService']): string {
+  if (service.kind === 'simulated') return 'simulated: grants every purchase';
+  if (service.kind === 'none') return 'none: purchases are refused (DEVELOPER_SERVICE_URL_TEMPLATE)';
+  // The placeholder may stand in the host name, where URL would not take its braces.
+  const marker = 'developer-placeholder';
+  return withoutCredentials(service.urlTemplate.replaceAll('{developer}', marker)).replaceAll(marker, '{developer}');
 }
 
 function authMode(auth: Config['auth']): string {

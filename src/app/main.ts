@@ -1,7 +1,7 @@
 import { logMigrationResult, migrateOrExplain } from '../db/migrate.js';
 import { loadConfig } from '../platform/config.js';
 import { createLogger, logProcessWarnings } from '../platform/logger.js';
-import { logStartBanner } from './banner.js';
+import { logStartBanner, simulatedServicesWarning } from './banner.js';
 import { buildApp, StartAbandoned } from './build-app.js';
 import type { StopSignals } from './stop-signals.js';
 
@@ -43,6 +43,8 @@ export async function main(signals: StopSignals) {
       'No AUTH_TOKENS, AUTH_JWT_* or AUTH_USER_HEADER configured: local development mode. Every request runs as the admin user "admin"; the server binds to a loopback address only (HOST).',
     );
   }
+  const simulated = simulatedServicesWarning(config);
+  if (simulated) logger.warn(simulated);
   const migrated = await migrateOrExplain(config.databaseUrl);
   logMigrationResult(logger, migrated);
   if (stopping) return; // a stop during the migrations: the stop handler ends the process

@@ -244,8 +244,17 @@ export const envSchema = z.object({
   PAYMENT_POLL_ATTEMPTS: decimal(positiveInt.max(1000, 'must be at most 1000')).default(20),
   /** Pause between credential queries. @default 5000 */
   PAYMENT_POLL_INTERVAL_MS: decimal(positiveMs).default(5000),
-  /** Developer credential endpoint with a {developer} placeholder; unset → simulated. @default none */
+  /**
+   * Developer credential endpoint with a {developer} placeholder. Unset: the simulated developer
+   * service in local development mode or with SIMULATED_DEVELOPER_SERVICE, otherwise none (every
+   * purchase is refused). @default none
+   */
   DEVELOPER_SERVICE_URL_TEMPLATE: developerUrlTemplate.optional(),
+  /**
+   * Use the simulated developer service, which grants every purchase, even though users are
+   * authenticated (demos, tests); ignored when DEVELOPER_SERVICE_URL_TEMPLATE is set. @default false
+   */
+  SIMULATED_DEVELOPER_SERVICE: flag.default(false),
   /** Timeout of one developer-service call. @default 10000 */
   DEVELOPER_SERVICE_TIMEOUT_MS: decimal(positiveMs).default(10_000),
   /** Outcomes of the simulated developer service, `productId=outcome,…`. @default every product: vc-after-2 */

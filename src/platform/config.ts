@@ -122,7 +122,9 @@ export type Config = {
     pollIntervalMs: number;
     developerService:
       | { kind: 'simulated'; outcomes: Record<string, string> }
-      | { kind: 'http'; urlTemplate: string; timeoutMs: number };
+      | { kind: 'http'; urlTemplate: string; timeoutMs: number }
+      /** No template and no simulation asked for: purchases are refused (see developerServiceSettings). */
+      | { kind: 'none' };
     /** Where pushes go (null: written and shown on the payment, not sent) and the key that signs them. */
     pushes: { walletUrl: string | null; frontendUrl: string | null; secret: string | null };
   };
@@ -218,7 +220,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     payments: {
       pollAttempts: e.PAYMENT_POLL_ATTEMPTS,
       pollIntervalMs: e.PAYMENT_POLL_INTERVAL_MS,
-      developerService: developerServiceSettings(e),
+      developerService: developerServiceSettings(e, auth.localDevelopment),
       pushes: paymentPushSettings(e),
     },
   };
@@ -335,7 +337,7 @@ function appServiceSettings(e: Env): Config['appService'] {
   };
 }
 
-function developerServiceSettings(e: Env): Config['payments']['developerService'] {
+function developerServiceSettings(e: Env, localDevelopment: boolean): Config['payments']['developerService'] {
   // Checked even when the HTTP service is configured: a typo should not wait for the day the
   // template is removed to stop the server.
   let outcomes: Record<string, string>;
@@ -344,8 +346,13 @@ function developerServiceSettings(e: Env): Config['payments']['developerService'
   } catch (error) {
     throw invalidSetting('SIMULATED_DEVELOPER_OUTCOMES', (error as Error).message);
   }
-  if (!e.DEVELOPER_SERVICE_URL_TEMPLATE) return { kind: 'simulated', outcomes };
-  return { kind: 'http', urlTemplate: e.DEVELOPER_SERVICE_URL_TEMPLATE, timeoutMs: e.DEVELOPER_SERVICE_TIMEOUT_MS };
+  if (e.DEVELOPER_SERVICE_URL_TEMPLATE) {
+    return { kind: 'http', urlTemplate: e.DEVELOPER_SERVICE_URL_TEMPLATE, timeoutMs: e.DEVELOPER_SERVICE_TIMEOUT_MS };
+  }
+  // The simulation grants every purchase: a deployment that authenticates real users and forgot
+  // the template gave its apps away. Only on the operator's word, or on a developer's own machine.
+  if (localDevelopment || e.SIMULATED_DEVELOPER_SERVICE) return { kind: 'simulated', outcomes };
+  return { kind: 'none' };
 }
 
 function paymentPushSettings(e: Env): Config['payments']['pushes'] {

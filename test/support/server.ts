@@ -44,13 +44,15 @@ export async function startTestServer(kind: DatabaseKind, options: StartOptions 
   const database = options.database ?? (await createTestDatabase(kind));
   // The simulated app service stands still unless a test sets its pace, so reads see a fixed state;
   // status correction runs at start only unless a test sets its pace (rows a test writes later are
-  // not the app service's).
+  // not the app service's). Tests in token mode buy through the simulated developer service, which
+  // outside local development only runs on request (SIMULATED_DEVELOPER_SERVICE; '' turns it off).
   const correctionPace = options.env?.RECONCILE_INTERVAL_MS ? {} : { STATUS_CORRECTION_INTERVAL_MS: '3600000' };
   const config = loadConfig({
     DATABASE_URL: database.url,
     PORT: '0',
     LOG_LEVEL: options.logLevel ?? 'info',
     SIMULATED_STEP_MS: '600000',
+    SIMULATED_DEVELOPER_SERVICE: 'true',
     ...correctionPace,
     ...options.env,
   });

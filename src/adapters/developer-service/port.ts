@@ -1,8 +1,9 @@
 /**
  * The developer's credential service: given the buyer's signed purchase
  * (JWS), it grants a Verifiable Credential once the developer has seen the payment. Two
- * implementations: SimulatedDeveloperService (default, outcome configurable per product) and
- * HttpDeveloperService (DEVELOPER_SERVICE_URL_TEMPLATE).
+ * implementations: SimulatedDeveloperService (local development or SIMULATED_DEVELOPER_SERVICE,
+ * outcome configurable per product) and HttpDeveloperService (DEVELOPER_SERVICE_URL_TEMPLATE); with
+ * neither, NoDeveloperService refuses every purchase.
  */
 
 export interface DeveloperInfo {
@@ -22,7 +23,7 @@ export class DeveloperServiceError extends Error {
 }
 
 export interface DeveloperService {
-  readonly kind: 'simulated' | 'http';
+  readonly kind: 'simulated' | 'http' | 'none';
   /** The developer's identity; null when no such developer exists. Throws DeveloperServiceError when the lookup fails. */
   lookup(developerName: string): Promise<DeveloperInfo | null>;
   /** One credential query. Throws DeveloperServiceError on network errors and non-2xx answers. */
