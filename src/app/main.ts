@@ -43,8 +43,6 @@ export async function main(signals: StopSignals) {
       'No AUTH_TOKENS, AUTH_JWT_* or AUTH_USER_HEADER configured: local development mode. Every request runs as the admin user "admin"; the server binds to a loopback address only (HOST).',
     );
   }
-  const simulated = simulatedServicesWarning(config);
-  if (simulated) logger.warn(simulated);
   const migrated = await migrateOrExplain(config.databaseUrl);
   logMigrationResult(logger, migrated);
   if (stopping) return; // a stop during the migrations: the stop handler ends the process
@@ -52,5 +50,9 @@ export async function main(signals: StopSignals) {
     if (error instanceof StartAbandoned) return null; // the stop handler stops what started and ends the process
     throw error;
   });
-  if (running) logStartBanner(logger, config, running);
+  if (!running) return;
+  // Beside the banner, once started: a start that fails says only why.
+  const simulated = simulatedServicesWarning(config);
+  if (simulated) logger.warn(simulated);
+  logStartBanner(logger, config, running);
 }
