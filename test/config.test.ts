@@ -198,6 +198,9 @@ describe('configuration', () => {
     ['DATABASE_URL', 'postgresql://market:db-pass-%E9@db:5432/market', 'db-pass-', /DATABASE_URL: .*percent-encod/],
     ['REDIS_URL', 'redis://default:Redis%ZZ@cache:6379', 'Redis%ZZ', /REDIS_URL: .*percent-encod/],
     ['REDIS_URL', 'redis://default:redis-pass-5512@cache:99999', 'redis-pass-5512', /REDIS_URL: is not a valid URL/],
+    // ioredis sent `SELECT NaN`, an error nothing caught: the process died with a stack trace.
+    ['REDIS_URL', 'redis://default:redis-pass-5513@cache:6379/abc', 'redis-pass-5513', /REDIS_URL: .*not a number/],
+    ['REDIS_URL', 'redis://default:redis-pass-5514@cache:6379?db=two', 'redis-pass-5514', /REDIS_URL: .*not a number/],
   ])('%s=%s the driver cannot read is refused, without echoing the password', (name, url, secret, message) => {
     expect(() => loadConfig({ [name]: url })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: url })).toThrow(message);

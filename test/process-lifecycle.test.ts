@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createClient as createSseClient, NetworkError } from 'graphql-sse';
 import { type CloseCode, createClient as createWsClient } from 'graphql-ws';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterEach, describe, expect, test } from 'vitest';
 import WebSocket from 'ws';
@@ -381,6 +382,32 @@ describe('dependencies that are not there at start: exit 1 with one line naming 
       const last = server.output.at(-1) ?? '';
       expect(last).toMatch(new RegExp(`^Could not reach Redis at 127\\.0\\.0\\.1:${port} \\(REDIS_URL\\): `));
       expect(server.output.join('\n')).not.toContain('secret');
+    },
+    60_000,
+  );
+
+  test.runIf(POSTGRES)(
+    'a database number Redis refuses stops the start in one line, before anything is written to database 0',
+    async () => {
+      const database = await createTestDatabase('postgresql');
+      databases.push(database);
+      const redis = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+      const prefix = `baddb-${process.pid}:`;
+      const server = startProcess(
+        SERVER_COMMAND,
+        // The shared Redis has 16 databases (0–15): SELECT 99 is refused.
+        serverEnv(database.url, { REDIS_URL: `redis://${redis.host}/99`, REDIS_PREFIX: prefix }),
+      );
+      expect(await server.exited).toEqual({ code: 1, signal: null });
+      expect(server.output.at(-1) ?? '').toMatch(
+        /^Could not reach Redis at .* \(REDIS_URL\): .*DB index is out of range/,
+      );
+      const keys = new Redis(redis.href);
+      try {
+        expect(await keys.keys(`${prefix}*`)).toEqual([]);
+      } finally {
+        keys.disconnect();
+      }
     },
     60_000,
   );

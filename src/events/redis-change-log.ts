@@ -57,6 +57,7 @@ export class RedisChangeLog {
   private readonly writer: Redis;
   /** Blocking reads occupy their connection, hence a second one. */
   private readonly reader: Redis;
+  private readonly connect: () => Promise<void>;
   /**
    * This instance's runtime changes by its own number for them, until they come back from the
    * log: applying its own entry then needs no decoding (a tenth of the origin's CPU per change in
@@ -90,7 +91,7 @@ export class RedisChangeLog {
     this.stream = `${options.prefix}changes`;
     this.counter = `${options.prefix}sequence`;
     this.lastAppended = `${options.prefix}appended:${this.origin}`;
-    ({ writer: this.writer, reader: this.reader } = logConnections(options.url));
+    ({ writer: this.writer, reader: this.reader, connect: this.connect } = logConnections(options.url));
     this.writer.defineCommand('appendChange', { numberOfKeys: 3, lua: APPEND_SCRIPT });
     this.history = new RedisEventHistory(this.writer, `${options.prefix}events`, options.eventRetention);
     // Whatever the way back (a failed read, or a connection replaced between two reads), the
@@ -113,7 +114,7 @@ export class RedisChangeLog {
   async start(handlers: LogHandlers): Promise<number> {
     let last: [string, string[]] | undefined;
     try {
-      await Promise.all([this.writer.connect(), this.reader.connect()]);
+      await this.connect();
       [last] = (await this.writer.xrevrange(this.stream, '+', '-', 'COUNT', 1)) as [string, string[]][];
     } catch (error) {
       throw startFailure(this.options.url, error, this.lastError);

@@ -16,8 +16,12 @@ export const UNREACHABLE =
 /** Delay before an append or read is tried again after a failure (doubling up to the cap). */
 export const RETRY_MS = { first: 100, max: 5000 };
 
-/** The log's two connections to `url`, not connected yet. */
-export function logConnections(url: string): { writer: Redis; reader: Redis } {
+/**
+ * The log's two connections to `url`, not connected yet, and how to connect them: that fails when
+ * Redis refuses the URL's database (`/99` of 16), which ioredis takes as an `error` event of its
+ * connect, going on, on database 0, beside whatever else uses it.
+ */
+export function logConnections(url: string): { writer: Redis; reader: Redis; connect(): Promise<void> } {
   const connection = {
     // Commands fail at once while disconnected (the log keeps what it must send), instead of
     // piling up in ioredis's offline queue without a bound.
@@ -43,7 +47,11 @@ export function logConnections(url: string): { writer: Redis; reader: Redis } {
     // checks for a gap before reading on.
     maxRetriesPerRequest: 0,
   });
-  return { writer, reader };
+  const connect = async () => {
+    await Promise.all([writer.connect(), reader.connect()]);
+    if (writer.options.db) await writer.select(writer.options.db);
+  };
+  return { writer, reader, connect };
 }
 
 /**

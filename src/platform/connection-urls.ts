@@ -24,7 +24,11 @@ function badEncoding(part: string): string {
   return `has a ${part} whose percent-encoding does not decode (write % as %25, other special characters as their UTF-8 %XX bytes)`;
 }
 
-/** ioredis: `new URL`, then decodeURIComponent of the user name and password. */
+/**
+ * ioredis: `new URL`, then decodeURIComponent of the user name and password, and the database
+ * number from the path (or `?db=`): ioredis sends whatever it finds there to SELECT, and `/abc`
+ * became `SELECT NaN`, an error nothing caught, which ended the process with a stack trace.
+ */
 export function redisUrlProblem(url: string): string | undefined {
   const parsed = URL.parse(url);
   if (!parsed) return NOT_A_URL;
@@ -33,6 +37,10 @@ export function redisUrlProblem(url: string): string | undefined {
     decodeURIComponent(parsed.password);
   } catch {
     return badEncoding('user name or password');
+  }
+  const db = parsed.pathname.replace(/^\//, '') || (parsed.searchParams.get('db') ?? '');
+  if (!/^\d*$/.test(db)) {
+    return 'has a database number (the path, or ?db=) that is not a number: write redis://host:6379/2, or leave it out for 0';
   }
   return undefined;
 }
