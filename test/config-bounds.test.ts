@@ -26,6 +26,9 @@ describe('a setting beyond two bounds', () => {
     ['LEADER_LEASE_MS', '-1', 'must be at least 300'],
     ['CHANGE_LOG_RETENTION', '0', 'must be at least 1000'],
     ['SYNC_INTERVAL_MS', '-5', 'must be at least 1000 (1 s)'],
+    // Slips of a unit (seconds for milliseconds) that would cut every WebSocket, or recover every task.
+    ['SUBSCRIPTION_KEEPALIVE_MS', '5', 'must be at least 100'],
+    ['TASK_LEASE_MS', '30', 'must be at least 150 (3 heartbeats of 50 ms)'],
   ])('%s=%s is one line: %s', (variable, value, message) => {
     expect(problems({ [variable]: value })).toEqual([`  ${variable}: ${message}`]);
   });

@@ -187,7 +187,8 @@ export const envSchema = z.object({
   /** How often the engine looks for pending tasks it was not told about (other instances). @default 2000 */
   TASK_POLL_INTERVAL_MS: decimal(positiveMs).default(2000),
   /** A running task whose instance stopped renewing its heartbeat for this long is recovered. @default 30000 */
-  TASK_LEASE_MS: decimal(positiveMs).default(30_000),
+  // At least three of the engine's heartbeats, which are never closer than 50 ms (task-engine.ts).
+  TASK_LEASE_MS: decimal(positiveMs.min(150, 'must be at least 150 (3 heartbeats of 50 ms)')).default(30_000),
   /** Pace of the simulated app service, per state step. @default 800 */
   SIMULATED_STEP_MS: decimal(nonNegativeMs).default(800),
   /** Apps whose operations the simulated app service fails: comma-separated names, `*` wildcards. @default none */
@@ -268,7 +269,9 @@ export const envSchema = z.object({
   /** Unsent bytes a WebSocket or SSE response may hold before its subscriptions queue instead. @default 1048576 */
   SUBSCRIPTION_MAX_BUFFERED_BYTES: decimal(positiveInt).default(1024 * 1024),
   /** Keep-alive period: silent WebSockets are pinged (and closed without an answer), idle SSE streams get a comment. @default 12000 */
-  SUBSCRIPTION_KEEPALIVE_MS: decimal(positiveMs).default(12_000),
+  // A period shorter than a round trip under load closes healthy connections (`5`, meant as seconds,
+  // closed every WebSocket ~200 ms after it opened).
+  SUBSCRIPTION_KEEPALIVE_MS: decimal(positiveMs.min(100, 'must be at least 100')).default(12_000),
   /** Most runtimeSnapshot pushes per second per subscriber. @default 5 */
   SNAPSHOT_MAX_HZ: decimal(z.number().positive('must be greater than 0').max(100, 'must be at most 100')).default(5),
   /**
