@@ -37,6 +37,10 @@ const SubmitSignatureInput = builder.inputType('SubmitSignatureInput', {
   description: "The signing wallet (LarePass) returns the buyer's signature of the purchase.",
   fields: (t) => ({
     productId: t.string({ required: true, description: 'Product signed for.' }),
+    appId: t.string({
+      description:
+        'Catalogue id of the app, as the request named it (`callback_input.appId`): required when several of your purchases are of this product.',
+    }),
     jws: t.string({ required: true, description: 'The signature (JWS). Stored, never shown again.' }),
     txHash: t.string({ description: 'Transaction hash, when the wallet already knows it.' }),
   }),
@@ -46,6 +50,10 @@ const SignatureCallbackInput = builder.inputType('SignatureCallbackInput', {
   description: 'The signing wallet answers whether it already holds a signature for the product.',
   fields: (t) => ({
     productId: t.string({ required: true, description: 'Product asked about.' }),
+    appId: t.string({
+      description:
+        'Catalogue id of the app, as the request named it (`callback_input.appId`): required when several of your purchases are of this product.',
+    }),
     signed: t.boolean({ required: true, description: 'Whether a signature exists.' }),
     jws: t.string({ description: 'The existing signature; required when `signed`.' }),
   }),
@@ -53,7 +61,12 @@ const SignatureCallbackInput = builder.inputType('SignatureCallbackInput', {
 
 const ResendPaymentCredentialInput = builder.inputType('ResendPaymentCredentialInput', {
   description: 'Send the purchase credential to the signing wallet again.',
-  fields: (t) => ({ productId: t.string({ required: true, description: 'Product bought.' }) }),
+  fields: (t) => ({
+    productId: t.string({ required: true, description: 'Product bought.' }),
+    appId: t.string({
+      description: 'Catalogue id of the app: required when several of your purchases are of this product.',
+    }),
+  }),
 });
 
 const paymentResult = (name: string, successDescription: string) =>

@@ -134,6 +134,16 @@ export function signBodyOf(payment: Payment, terms: ProductTerms | null, withTxH
   } as Prisma.InputJsonObject;
 }
 
+/**
+ * What the wallet passes back as the callback mutation's `input`, besides its answer: the product
+ * and the app, which name one payment of the buyer. A product id alone may not (a source can
+ * publish two apps of different developers under one product id), and a signature applied to the
+ * other app's payment would be sent to the other developer.
+ */
+function callbackInputOf(payment: Payment): Prisma.InputJsonObject {
+  return { productId: payment.productId, appId: payment.appId };
+}
+
 function walletPush(payment: Payment, topic: Push['topic'], sign: Prisma.InputJsonObject): Push {
   return { channel: 'larepass', topic, body: { sign, user: payment.userId, vars: {}, topic } };
 }
@@ -148,6 +158,7 @@ export function signRequestPush(
   return walletPush(payment, 'market_payment', {
     callback_url: targets.callbackUrl,
     callback_mutation: 'submitSignature',
+    callback_input: callbackInputOf(payment),
     sign_body: signBody,
     is_resign: resign,
   });
@@ -158,6 +169,7 @@ export function fetchSignaturePush(payment: Payment, signBody: Prisma.InputJsonO
   return walletPush(payment, 'fetch_payment_signature', {
     callback_url: targets.callbackUrl,
     callback_mutation: 'signatureCallback',
+    callback_input: callbackInputOf(payment),
     sign_body: signBody,
   });
 }

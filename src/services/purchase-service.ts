@@ -3,7 +3,6 @@ import { type DeveloperService, DeveloperServiceError } from '../adapters/develo
 import type { Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
 import type { CatalogAppRow, Prisma } from '../db/models.js';
-import { MAX_APP_NAME_ARGUMENT, MAX_SOURCE_ID_ARGUMENT } from '../domain/app-key.js';
 import { InvalidStateError, NotFoundError, UpstreamError, ValidationError } from '../domain/errors.js';
 import { parseInput } from '../domain/parse-input.js';
 import { derivePaymentStatus } from '../domain/payment-status.js';
@@ -27,6 +26,7 @@ import type { HistoryService } from './history-service.js';
 import { type PaymentDelivery, recordPaymentDelivery } from './payment-delivery.js';
 import type { PushTargets } from './payment-pushes.js';
 import { type Applies, type Patch, type Payment, PaymentTransitions } from './payment-transitions.js';
+import { appRef, paymentOfApp, paymentOfProduct } from './purchase-lookup.js';
 
 /**
  * The purchase flow of paid apps: what each request of the buyer, their frontend and their
@@ -39,11 +39,6 @@ import { type Applies, type Patch, type Payment, PaymentTransitions } from './pa
  * whose signature was never evaluated asks for a signature at once.
  */
 
-const appRef = z.object({
-  sourceId: z.string().trim().min(1).max(MAX_SOURCE_ID_ARGUMENT),
-  appId: z.string().trim().min(1).max(MAX_APP_NAME_ARGUMENT),
-});
-const productRef = z.object({ productId: z.string().trim().min(1, 'productId must not be empty').max(128) });
 const jws = z.string().trim().min(1, 'jws must not be empty').max(16_384);
 /**
  * The longest `frontendData` kept, as JSON. It is the frontend's own note while it pays (a
@@ -170,12 +165,11 @@ export class PurchaseService {
   /** The signing wallet returns the buyer's signature. */
   async submitSignature(
     viewer: Viewer,
-    input: { productId: string; jws: string; txHash?: string | null },
+    input: { productId: string; appId?: string | null; jws: string; txHash?: string | null },
   ): Promise<Payment> {
-    const { productId } = parseInput(productRef, input);
     const signature = parseInput(jws, input.jws);
     const hash = input.txHash ? parseInput(txHash, input.txHash) : null;
-    let payment = await this.byProduct(viewer, productId);
+    let payment = await paymentOfProduct(this.db, viewer, input);
     if (isPurchased(payment)) throw new InvalidStateError(`${payment.appName} is already purchased`);
     const patch: Patch = { signatureStatus: 'required_and_signed', jws: signature, larePassSync: 'completed' };
     if (hash) patch.txHash = hash;
@@ -197,15 +191,14 @@ export class PurchaseService {
   /** The signing wallet answers whether it already holds a signature for the product. */
   async signatureCallback(
     viewer: Viewer,
-    input: { productId: string; signed: boolean; jws?: string | null },
+    input: { productId: string; appId?: string | null; signed: boolean; jws?: string | null },
   ): Promise<Payment> {
-    const { productId } = parseInput(productRef, input);
     if (input.signed && !input.jws?.trim()) {
       throw new ValidationError('jws is required when signed is true', [
         { path: 'jws', message: 'required when signed' },
       ]);
     }
-    const payment = await this.byProduct(viewer, productId);
+    const payment = await paymentOfProduct(this.db, viewer, input);
     const held = input.signed ? parseInput(jws, input.jws) : null;
     // The wallet answers a push the outbox may have retried, so an answer can come late: it never
     // undoes a purchase (a failed credential query would have read as not bought), nor replaces
@@ -228,7 +221,7 @@ export class PurchaseService {
     input: { sourceId: string; appId: string; productId: string; frontendData?: unknown },
   ): Promise<Payment> {
     const { frontendData } = parseInput(frontendInput, { frontendData: input.frontendData });
-    const payment = await this.existing(viewer, input);
+    const payment = await paymentOfApp(this.db, viewer, input);
     this.assertSignedAndUnpaid(payment);
     return this.transitions.commit(payment, {
       paymentStatus: 'frontend_started',
@@ -243,15 +236,14 @@ export class PurchaseService {
     input: { sourceId: string; appId: string; productId: string; txHash: string },
   ): Promise<Payment> {
     const hash = parseInput(txHash, input.txHash);
-    const payment = await this.existing(viewer, input);
+    const payment = await paymentOfApp(this.db, viewer, input);
     this.assertSignedAndUnpaid(payment);
     return this.polling.start(await this.transitions.paid(payment, hash), { force: true });
   }
 
   /** Pushes the credential to the signing wallet again (e.g. it lost it). */
-  async resendCredential(viewer: Viewer, input: { productId: string }): Promise<Payment> {
-    const { productId } = parseInput(productRef, input);
-    const payment = await this.byProduct(viewer, productId);
+  async resendCredential(viewer: Viewer, input: { productId: string; appId?: string | null }): Promise<Payment> {
+    const payment = await paymentOfProduct(this.db, viewer, input);
     if (!isPurchased(payment) || payment.paymentStatus !== 'developer_confirmed') {
       throw new InvalidStateError(`There is no confirmed credential for ${payment.appName} to send again`);
     }
@@ -368,29 +360,5 @@ export class PurchaseService {
       if (!(error instanceof DeveloperServiceError)) throw error;
       return { paymentNeed: 'error_developer_fetch_failed', developerSync: 'failed', lookupFailure: error.message };
     }
-  }
-
-  private async byProduct(viewer: Viewer, productId: string): Promise<Payment> {
-    const payment = await this.db.payment.findFirst({
-      where: { userId: viewer.userId, productId },
-      orderBy: { id: 'desc' },
-    });
-    if (!payment) throw new NotFoundError(`You have no purchase of product ${productId}`);
-    return paymentAxesOf(payment);
-  }
-
-  private async existing(viewer: Viewer, input: { sourceId: string; appId: string; productId: string }) {
-    const { sourceId, appId } = parseInput(appRef, input);
-    const { productId } = parseInput(productRef, input);
-    // The purchase of the product, begun from whichever source offered the app (see productIdOf).
-    const payment = await this.db.payment.findUnique({
-      where: { userId_appId_productId: { userId: viewer.userId, appId, productId } },
-    });
-    if (!payment) {
-      throw new NotFoundError(
-        `You have no purchase of ${appId} (product ${productId}) in ${sourceId}; call purchaseApp first`,
-      );
-    }
-    return paymentAxesOf(payment);
   }
 }
