@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/client.js';
 import type { PaymentRow, Prisma } from '../db/models.js';
 import type { PaymentStatus } from '../domain/payment-status.js';
@@ -63,6 +64,11 @@ export interface PushTargets {
  * It names its receiver, not the URL: the outbox worker reads that at each attempt, so a URL the
  * operator changed (a leaked token in it, say) applies to the pushes already queued, and no token
  * is stored with them.
+ *
+ * Its idempotency key is the notification's number (receivers order a payment's pushes by it) and
+ * a random part: numbers restart with every database, and two deployments (or one restored from a
+ * backup) pushing to one receiver sent it the same keys for different pushes, which a receiver
+ * that drops a key it has seen lost. The key is stored with the message, so every retry keeps it.
  */
 export function outboundFor(targets: PushTargets, push: Push, notificationId: number): OutboundMessage | null {
   const destination = push.channel === 'larepass' ? 'wallet' : 'frontend';
@@ -72,7 +78,7 @@ export function outboundFor(targets: PushTargets, push: Push, notificationId: nu
     topic: push.topic,
     destination,
     body: push.body,
-    idempotencyKey: `payment:${notificationId}`,
+    idempotencyKey: `payment:${notificationId}:${randomUUID()}`,
     notificationId,
   };
 }

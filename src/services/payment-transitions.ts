@@ -53,7 +53,7 @@ export class PaymentTransitions {
   /**
    * Writes a change with its pushes and history in one transaction, then announces it. Each push
    * is a PaymentNotification row and, when its channel has a URL, an outbox message keyed by the
-   * row (`payment:<id>`) that the outbox worker delivers: both exist exactly when the change does.
+   * row (`payment:<id>:<uuid>`) that the outbox worker delivers: both exist exactly when the change does.
    *
    * Whether the visible status moved is decided against the row as it is inside the transaction,
    * not against `payment` (read earlier, perhaps before a concurrent request of the same buyer
