@@ -31,6 +31,18 @@ export type ClaimedMessage = Pick<
 export const OUTBOUND_KINDS = ['payment', 'webhook'] as const;
 
 /**
+ * The payment pushes an instance can send: those whose receiver (`destination`) it has a URL for,
+ * and those written with their URL. A push for a receiver it has no URL for is left to an instance
+ * that has one (during a rolling update that sets a push URL, say): claimed here, it was
+ * dead-lettered, and its body blanked. `null`: any (a caller that sends nothing).
+ */
+function sendableBy(destinations: readonly string[] | null) {
+  if (destinations === null) return raw('');
+  if (destinations.length === 0) return sql`AND "destination" IS NULL`;
+  return sql`AND ("destination" IS NULL OR "destination" IN (${join([...destinations])}))`;
+}
+
+/**
  * Claims up to `limit` due messages for `workerId` until `lockedUntil`, and counts the attempt:
  * payment pushes first (a buyer waits on them; webhooks are notifications), then the others, each
  * kind oldest due first, one statement per kind until the limit is reached. Each is one
@@ -69,9 +81,11 @@ export async function claimDueMessages(
   limit: number,
   keepDueTime: boolean,
   kinds: readonly (typeof OUTBOUND_KINDS)[number][] = OUTBOUND_KINDS,
+  pushDestinations: readonly string[] | null = null,
 ): Promise<ClaimedMessage[]> {
   const claimed: ClaimedMessage[] = [];
   const dueAfter = keepDueTime ? sql`"nextAttemptAt"` : sql`${lockedUntil}`;
+  const sendable = sendableBy(pushDestinations);
   for (const kind of kinds) {
     const room = limit - claimed.length;
     if (room <= 0) break;
@@ -82,7 +96,7 @@ export async function claimDueMessages(
       WHERE "id" IN (
           SELECT "id" FROM "OutboxMessage"
           WHERE "status" = 'PENDING' AND "kind" = ${kind} AND "nextAttemptAt" <= ${now}
-            AND ("lockedUntil" IS NULL OR "lockedUntil" < ${now})
+            AND ("lockedUntil" IS NULL OR "lockedUntil" < ${now}) ${kind === 'payment' ? sendable : raw('')}
           ORDER BY "nextAttemptAt" LIMIT ${room})
         AND ("status" = 'PENDING') IS TRUE AND ("lockedUntil" IS NULL OR "lockedUntil" < ${now})
       RETURNING "id", "kind", "idempotencyKey", "url", "destination", "topic", "body", "webhookId", "notificationId", "attempts", "lockedUntil"`;

@@ -241,9 +241,10 @@ const DESTINATION_SETTING: Record<PushDestination, string> = {
  * written (a drain in flight, another instance's cached list) is found here: secret null.
  *
  * A payment push names its receiver (`destination`): its URL is this process's setting now, so a
- * URL changed since the push was written (and the instance restarted) applies to it. One whose
- * receiver has no URL any more is dead-lettered, as a push written then would have been kept
- * unsent. A message written with a URL (a webhook's; a payment push of a release before) keeps it.
+ * URL changed since the push was written (and the instance restarted) applies to it. A worker
+ * claims no push for a receiver it has no URL for (claimDueMessages): one found here all the same
+ * (a caller that claimed without saying) is dead-lettered. A message written with a URL (a
+ * webhook's; a payment push of a release before) keeps it.
  *
  * A claim counts an attempt (so a message that kills the process at every try still reaches the
  * limit), and an attempt that ends with its process never reports: a message claimed past

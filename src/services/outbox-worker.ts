@@ -92,6 +92,8 @@ export class OutboxWorker {
   /** The recording write in progress: one at a time, so deliveries finished meanwhile share the next. */
   private flushing: Promise<unknown> | null = null;
   private readonly claimFailures: RepeatedFailure;
+  /** The push receivers this process has a URL for: it claims no payment push for another (see sendableBy). */
+  private readonly sendsTo: string[];
 
   constructor(
     db: Db,
@@ -104,9 +106,10 @@ export class OutboxWorker {
      * delivery goes into the buyer's history this way. Its failures are logged, never retried.
      */
     private readonly onSettled: (message: SettledMessage) => Promise<void> = async () => {},
-    /** Where payment pushes go, by receiver, as this process is configured (none: they are dead-lettered). */
+    /** Where payment pushes go, by receiver, as this process is configured (none: it claims none of theirs). */
     private readonly pushUrls: PushDestinations = { wallet: null, frontend: null },
   ) {
+    this.sendsTo = Object.entries(pushUrls).flatMap(([destination, url]) => (url ? [destination] : []));
     this.agent = receiversAgent(settings.attemptTimeoutMs);
     this.sql = driverSqlOf(db);
     this.keepDueTime = providerOf(db) === 'postgresql';
@@ -202,6 +205,7 @@ export class OutboxWorker {
           full ? idle : room,
           this.keepDueTime,
           full ? (['payment'] as const) : OUTBOUND_KINDS,
+          this.sendsTo,
         );
         if (claimed.length > 0) claimedAny = true;
         this.ready.push(await prepareAttempts(this.sql, claimed, this.paymentSecret, maxAttempts, this.pushUrls));
