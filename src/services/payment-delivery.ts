@@ -21,7 +21,7 @@ const RECEIVER = { larepass: 'wallet', frontend: 'frontend' } as const;
 /**
  * Records the end of a payment push's delivery as a PAYMENT history record of the buyer, beside
  * the payment's milestones ("payment of comfyui: sign request delivered to the wallet"), and
- * announces it. A push whose notification no longer exists records nothing. The error is the
+ * announces it and the payment. A push whose notification no longer exists records nothing. The error is the
  * worker's (an HTTP status, a timeout, a receiver's answer); it is cut short and has the
  * payment's secrets and secret-shaped text redacted, as any upstream text is before it is stored.
  */
@@ -66,6 +66,14 @@ export async function recordPaymentDelivery(
     },
   ]);
   deps.feed.history(records);
+  // The payment too: its pushes' delivery (`notifications { delivery }`) moved, which is news to a
+  // `paymentUpdated` subscriber waiting for a push to arrive or to be given up on.
+  deps.feed.payment({
+    paymentId: payment.id,
+    userId: payment.userId,
+    sourceId: payment.sourceId,
+    appId: payment.appId,
+  });
 }
 
 function pushName(topic: string, status: string | null): string {
