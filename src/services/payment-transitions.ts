@@ -156,14 +156,16 @@ export class PaymentTransitions {
   }
 
   /**
-   * Asks the wallet to sign, dropping the refused signature first when `resign`. The sign body
-   * carries the product's terms as the catalogue prices them now, and is kept on the payment.
+   * Asks the wallet to sign, dropping the refused signature first when `resign`, with `also` in the
+   * same change. The sign body carries the product's terms as the catalogue prices them now, and
+   * is kept on the payment.
    */
-  async requestSignature(payment: Payment, resign: boolean, applies?: Applies): Promise<Payment> {
+  async requestSignature(payment: Payment, resign: boolean, applies?: Applies, also: Patch = {}): Promise<Payment> {
     const signBody = signBodyOf(payment, await readTerms(this.db, payment, 'current'), true);
     return this.commit(
       payment,
       {
+        ...also,
         signatureStatus: 'required',
         larePassSync: 'in_progress',
         signBody,

@@ -61,7 +61,7 @@ const txHash = z
   .regex(/^0x[0-9a-fA-F]{1,128}$/, 'txHash must be a 0x-prefixed hex transaction hash');
 
 /**
- * Buy clicked several times (a double click, two tabs) pushed the wallet one request per click.
+ * Buy (or restore) clicked several times (a double click, two tabs) pushed the wallet one request per click.
  * Clicks handled at the same time each act only on the state they found (unchangedSince); clicks
  * handled one after another (SQLite's way) each find the request the one before sent, and Buy
  * sends it again only once it is REPEAT_SIGN_REQUEST_MS old (the wallet may have lost it).
@@ -146,16 +146,22 @@ export class PurchaseService {
   /** "Restore purchase" on a new device: ask the developer, or have the buyer sign first. */
   async restore(viewer: Viewer, input: { sourceId: string; appId: string }): Promise<Payment> {
     const { sourceId, appId } = parseInput(appRef, input);
-    const { payment } = await this.stateFor(viewer, sourceId, appId);
+    const { payment, seen } = await this.stateFor(viewer, sourceId, appId);
     if (isPurchased(payment)) return payment;
     const sig = payment.signatureStatus;
     if (sig === 'required_and_signed' && payment.jws) return this.polling.start(payment, { force: true });
+    // Restores repeated (15 aliased in 8 requests at once sent the wallet 120 sign requests) ask
+    // as Buy does: only on the state they found, and again only once the last request is old.
+    const unchanged = unchangedSince(seen);
+    if (sig === 'required' && (await this.transitions.askedToSignWithin(payment, REPEAT_SIGN_REQUEST_MS))) {
+      return payment;
+    }
     if (sig === 'not_evaluated' || sig === 'required' || sig === 'required_but_pending') {
       // A restore goes straight from signing to asking the developer (see submitSignature).
       const patch: Patch = awaitsPaymentRequest(payment.paymentStatus) ? { paymentStatus: 'notification_sent' } : {};
-      return this.transitions.requestSignature(await this.transitions.commit(payment, patch), false);
+      return this.transitions.requestSignature(payment, false, unchanged, patch);
     }
-    if (sig === 'error_need_resign') return this.transitions.requestSignature(payment, true);
+    if (sig === 'error_need_resign') return this.transitions.requestSignature(payment, true, unchanged);
     // No record: a transaction the chain had not confirmed yet, or one paid on another device,
     // may be found now.
     if (sig === 'error_no_record' && payment.jws) return this.polling.start(payment, { force: true });
