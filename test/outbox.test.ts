@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createPrismaClient, type Db } from '../src/db/client.js';
 import { driverSqlOf, type SqlRunner } from '../src/db/driver-sql.js';
@@ -105,7 +106,14 @@ describe.each(databases)('the outbox worker on %s', (kind) => {
   });
 
   test('a failing receiver is retried with growing pauses, then the message is dead with the last error', async () => {
-    const worker = new OutboxWorker(db, SETTINGS, PUSH_SECRET, silent);
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(JSON.parse(String(chunk)));
+        done();
+      },
+    });
+    const worker = new OutboxWorker(db, SETTINGS, PUSH_SECRET, createLogger('info', sink));
     receiver.fail(100, 500);
     try {
       await enqueueOutbound(db, pushes(receiver, 'dead', 1));
@@ -118,6 +126,12 @@ describe.each(databases)('the outbox worker on %s', (kind) => {
       expect(dead?.lastError).toBe('the receiver answered HTTP 500: receiver is failing on purpose');
       const attempts = receiver.received((delivery) => delivery.path === '/dead');
       expect(attempts.map((delivery) => delivery.attempt)).toEqual([1, 2, 3]);
+      // The log names the receiver (its host, never its path); the retries after the first only at debug.
+      const host = new URL(receiver.url('/dead')).host;
+      expect(lines.filter((line) => String(line.msg).startsWith('outbox:'))).toEqual([
+        expect.objectContaining({ level: 30, msg: 'outbox: delivery failed, will retry', host, attempt: 1 }),
+        expect.objectContaining({ level: 40, msg: 'outbox: message dead-lettered', host, attempt: 3 }),
+      ]);
       expect(new Set(attempts.map((delivery) => delivery.key))).toEqual(new Set(['dead:0']));
       // The same bytes every time: the receiver can deduplicate and verify each attempt.
       expect(new Set(attempts.map((delivery) => delivery.body)).size).toBe(1);

@@ -288,3 +288,16 @@ function hostOf(url: string | null): string {
     return url ?? '';
   }
 }
+
+/** The log line of a failed attempt that will be retried. */
+export const RETRY_LINE = 'outbox: delivery failed, will retry';
+
+/**
+ * Where a message was going, for its log lines, so an operator can tell which receiver is down:
+ * the webhook or the push's receiver, and the host of its stored URL (whose path or query may
+ * hold a token).
+ */
+export function receiverOf(message: Pick<ClaimedMessage, 'topic' | 'webhookId' | 'url' | 'destination'>) {
+  const { topic, webhookId, url, destination } = message;
+  return { topic, ...(webhookId ? { webhookId } : { destination }), ...(url ? { host: hostOf(url) } : {}) };
+}

@@ -18,7 +18,9 @@ import {
   deliverOnce,
   failedAttempt,
   prepareAttempts,
+  RETRY_LINE,
   type ReadyMessage,
+  receiverOf,
   receiversAgent,
   type SettledMessage,
   WEBHOOK_REMOVED,
@@ -366,9 +368,10 @@ export class OutboxWorker {
     const failed = failedAttempt(this.settings, message, outcome, final, now);
     const dead = failed.status === 'DEAD';
     const jittered = failed.nextAttemptAt.getTime() - now.getTime();
-    const log = { messageId: message.id, topic: message.topic, attempt: message.attempts, error: outcome.error };
+    const log = { messageId: message.id, ...receiverOf(message), attempt: message.attempts, error: outcome.error };
     if (dead) this.logger.warn(log, 'outbox: message dead-lettered');
-    else this.logger.info({ ...log, retryInMs: jittered }, 'outbox: delivery failed, will retry');
+    // A receiver's first failure at info, the retries after it at debug (up to OUTBOX_MAX_ATTEMPTS each).
+    else this.logger[message.attempts > 1 ? 'debug' : 'info']({ ...log, retryInMs: jittered }, RETRY_LINE);
     this.track(
       markFailed(this.sql, this.workerId, failed, now).then(
         (written) => {
