@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { availableDatabases, createTestDatabase } from './support/databases.js';
 import { startTestServer, waitFor } from './support/server.js';
-import { startTcpProxy } from './support/tcp-proxy.js';
+import { proxyDatabase } from './support/tcp-proxy.js';
 import { componentOf } from './support/untyped.js';
 
 /**
@@ -32,13 +32,10 @@ describe.runIf(databases.includes('postgresql'))('collector checks during a data
   test('each source is logged once while it fails and once when it recovers, timeouts without a stack', async () => {
     const database = await createTestDatabase('postgresql');
     disposers.push(() => database.drop());
-    const url = new URL(database.url);
-    const proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
+    const { proxy, url: proxiedUrl } = await proxyDatabase(database.url);
     disposers.push(() => proxy.close());
-    url.hostname = '127.0.0.1';
-    url.port = String(proxy.port);
     const server = await startTestServer('postgresql', {
-      database: { ...database, url: url.toString() },
+      database: { ...database, url: proxiedUrl },
       env: { DEMO_DATA: '0', COLLECT_INTERVAL_MS: '1000' },
     });
     disposers.push(async () => {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import { deleteKeys, REDIS_URL, redisAvailable } from './support/redis.js';
 import { startTestServer, type TestServer, waitFor } from './support/server.js';
-import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
+import { proxyDatabase, type TcpProxy } from './support/tcp-proxy.js';
 import { rawRequest } from './support/untyped.js';
 
 /**
@@ -101,12 +101,10 @@ describe.runIf(postgres)('market_database_ping_seconds during a database outage'
 
   beforeAll(async () => {
     database = await createTestDatabase('postgresql');
-    const url = new URL(database.url);
-    proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
-    url.hostname = '127.0.0.1';
-    url.port = String(proxy.port);
+    let proxiedUrl: string;
+    ({ proxy, url: proxiedUrl } = await proxyDatabase(database.url));
     server = await startTestServer('postgresql', {
-      database: { ...database, url: url.toString() },
+      database: { ...database, url: proxiedUrl },
       env: { COLLECT_INTERVAL_MS: '200', DEMO_DATA: '0' },
     });
   }, 60_000);

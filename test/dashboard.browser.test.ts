@@ -14,7 +14,7 @@ import { startGateway } from './support/gateway.js';
 import { AppsQuery, CancelTaskMutation, InstallAppMutation } from './support/operations.js';
 import { startSeededServer } from './support/seed.js';
 import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS } from './support/server.js';
-import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
+import { proxyDatabase, startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
 
 /** The example manifest `npm run codegen` writes, as PERSISTED_DOCUMENTS loads it. */
 const MANIFEST = new URL('./gql/persisted-documents.json', import.meta.url).pathname;
@@ -873,12 +873,10 @@ describe.skipIf(!chromiumAvailable() || !(await availableDatabases()).includes('
     let database: TestDatabase;
     beforeAll(async () => {
       database = await createTestDatabase('postgresql');
-      const url = new URL(database.url);
-      proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
-      url.hostname = '127.0.0.1';
-      url.port = String(proxy.port);
+      let proxiedUrl: string;
+      ({ proxy, url: proxiedUrl } = await proxyDatabase(database.url));
       // The server reaches the database only through the proxy the test cuts; the demo data has history.
-      server = await startTestServer('postgresql', { database: { ...database, url: url.toString() } });
+      server = await startTestServer('postgresql', { database: { ...database, url: proxiedUrl } });
       browser = await launchChromium();
     }, 60_000);
     afterAll(async () => {

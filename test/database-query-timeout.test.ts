@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { availableDatabases, createTestDatabase } from './support/databases.js';
 import { AUTH_ENV, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
-import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
+import { proxyDatabase, type TcpProxy } from './support/tcp-proxy.js';
 
 /**
  * A PostgreSQL that stops answering (packets dropped, no reset) while the pool holds open
@@ -22,13 +22,10 @@ afterEach(async () => {
 async function startProxiedServer(): Promise<{ server: TestServer; proxy: TcpProxy }> {
   const database = await createTestDatabase('postgresql');
   disposers.push(() => database.drop());
-  const url = new URL(database.url);
-  const proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
+  const { proxy, url: proxiedUrl } = await proxyDatabase(database.url);
   disposers.push(() => proxy.close());
-  url.hostname = '127.0.0.1';
-  url.port = String(proxy.port);
   const server = await startTestServer('postgresql', {
-    database: { ...database, url: url.toString() },
+    database: { ...database, url: proxiedUrl },
     env: { ...AUTH_ENV, DATABASE_QUERY_TIMEOUT_MS: String(QUERY_TIMEOUT_MS) },
   });
   disposers.push(async () => {

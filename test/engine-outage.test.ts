@@ -9,7 +9,7 @@ import { type AppStateEventBody, startFakeAppService } from './support/fake-app-
 import { RuntimeSnapshotQuery } from './support/operations.js';
 import { UNINSTALLED_APPS } from './support/rows.js';
 import { dataOf, execute, installThroughApi, startTestServer, type TestServer, waitFor } from './support/server.js';
-import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
+import { proxyDatabase, type TcpProxy } from './support/tcp-proxy.js';
 
 /**
  * Database faults with tasks in flight, against real processes: the server talks to the shared
@@ -34,12 +34,9 @@ afterEach(async () => {
 async function proxiedDatabase(): Promise<{ database: TestDatabase; proxy: TcpProxy; proxiedUrl: string }> {
   const database = await createTestDatabase('postgresql');
   disposers.push(() => database.drop());
-  const url = new URL(database.url);
-  const proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
+  const { proxy, url: proxiedUrl } = await proxyDatabase(database.url);
   disposers.push(() => proxy.close());
-  url.hostname = '127.0.0.1';
-  url.port = String(proxy.port);
-  return { database, proxy, proxiedUrl: url.toString() };
+  return { database, proxy, proxiedUrl };
 }
 
 interface Rig {

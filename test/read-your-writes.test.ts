@@ -5,7 +5,7 @@ import { createTestDatabase } from './support/databases.js';
 import { RuntimeSnapshotQuery } from './support/operations.js';
 import { seed } from './support/seed.js';
 import { dataOf, execute, installThroughApi, startTestServer } from './support/server.js';
-import { startTcpProxy } from './support/tcp-proxy.js';
+import { proxyDatabase } from './support/tcp-proxy.js';
 
 const disposers: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -21,13 +21,10 @@ describe('read-your-writes', () => {
     const seeder = seed(direct);
     await seeder.remoteSource();
     await seeder.catalogApp({ name: 'notes', versions: ['1.0.0'] });
-    const url = new URL(database.url);
-    const proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
+    const { proxy, url: proxiedUrl } = await proxyDatabase(database.url);
     disposers.push(() => proxy.close());
-    url.hostname = '127.0.0.1';
-    url.port = String(proxy.port);
     const server = await startTestServer('postgresql', {
-      database: { ...database, url: url.toString() },
+      database: { ...database, url: proxiedUrl },
       env: { DEMO_DATA: '0', BUNDLED_CATALOGUE_FILE: 'off' },
     });
     disposers.push(() => server.stop());

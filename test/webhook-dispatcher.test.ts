@@ -7,7 +7,7 @@ import { createLogger } from '../src/platform/logger.js';
 import { WebhookDispatcher } from '../src/services/webhook-dispatcher.js';
 import { WebhookService } from '../src/services/webhook-service.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
-import { startTcpProxy } from './support/tcp-proxy.js';
+import { proxyDatabase } from './support/tcp-proxy.js';
 
 const databases = await availableDatabases();
 const ALL_EVENTS = ['TASK_FINISHED', 'APP_STATE_CHANGED', 'PAYMENT_STATUS_CHANGED'];
@@ -118,12 +118,9 @@ describe.runIf(databases.includes('postgresql'))('the webhook dispatcher during 
     const direct = createPrismaClient(database.url);
     disposers.push(() => direct.$disconnect());
     await seedInstalls(direct, 200);
-    const url = new URL(database.url);
-    const proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
+    const { proxy, url: proxiedUrl } = await proxyDatabase(database.url);
     disposers.push(() => proxy.close());
-    url.hostname = '127.0.0.1';
-    url.port = String(proxy.port);
-    const { db } = countingClient(url.toString());
+    const { db } = countingClient(proxiedUrl);
     const webhooks = new WebhookService(db, 10, 'postgresql');
     await webhooks.current();
     const { logger, lines } = capturedLogger();
