@@ -6,6 +6,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import type { Pool, PoolClient } from 'pg';
 import { PrismaClient as PostgresPrismaClient } from '../generated/prisma-postgres/client.js';
 import { PrismaClient as SqlitePrismaClient } from '../generated/prisma-sqlite/client.js';
+import { DEFAULT_QUERY_TIMEOUT_MS } from '../platform/config-env.js';
 import { type DriverConnection, type DriverHandle, registerDriver, rollBackThenRelease } from './driver-sql.js';
 
 /**
@@ -59,9 +60,6 @@ export const POSTGRES_POOL = {
   idleTimeoutMillis: 10_000,
   keepAlive: true,
 } as const;
-
-/** DATABASE_QUERY_TIMEOUT_MS's default. @default 15000 */
-export const DEFAULT_QUERY_TIMEOUT_MS = 15_000;
 
 type PostgresAdapter = Awaited<ReturnType<PrismaPg['connect']>>;
 type PostgresTransaction = Awaited<ReturnType<PostgresAdapter['startTransaction']>>;

@@ -31,6 +31,9 @@ import { redisUrlProblem } from './connection-urls.js';
 export type { ApiToken, Role } from './config-values.js';
 
 /** Every environment variable the server reads, with its validation and default. */
+/** DATABASE_QUERY_TIMEOUT_MS's default, also createPrismaClient's when it is given none. */
+export const DEFAULT_QUERY_TIMEOUT_MS = 15_000;
+
 export const envSchema = z.object({
   /** TCP port of the HTTP server. @default 4000 */
   PORT: decimal(port).default(4000),
@@ -76,7 +79,7 @@ export const envSchema = z.object({
    */
   DATABASE_QUERY_TIMEOUT_MS: decimal(
     positiveMs.min(1000, 'must be at least 1000').max(600_000, 'must be at most 600000'),
-  ).default(15_000),
+  ).default(DEFAULT_QUERY_TIMEOUT_MS),
   /** Seed demo data into an empty database. @default true */
   DEMO_DATA: flag.default(true),
   /** `redis://…` or `rediss://…`: the cluster mode (changes shared by every instance), on PostgreSQL only. @default none */
