@@ -35,11 +35,9 @@ export async function paymentOfProduct(
 ): Promise<Payment> {
   const { productId, appId } = parseInput(productRef, input);
   if (appId) {
-    const payment = await db.payment.findUnique({
-      where: { userId_appId_productId: { userId: viewer.userId, appId, productId } },
-    });
+    const payment = await paymentOf(db, viewer, appId, productId);
     if (!payment) throw new NotFoundError(`You have no purchase of ${appId} (product ${productId})`);
-    return paymentAxesOf(payment);
+    return payment;
   }
   const payments = await db.payment.findMany({
     where: { userId: viewer.userId, productId },
@@ -66,13 +64,19 @@ export async function paymentOfApp(
 ): Promise<Payment> {
   const { sourceId, appId } = parseInput(appRef, input);
   const { productId } = parseInput(productRef, { productId: input.productId });
-  const payment = await db.payment.findUnique({
-    where: { userId_appId_productId: { userId: viewer.userId, appId, productId } },
-  });
+  const payment = await paymentOf(db, viewer, appId, productId);
   if (!payment) {
     throw new NotFoundError(
       `You have no purchase of ${appId} (product ${productId}) in ${sourceId}; call purchaseApp first`,
     );
   }
-  return paymentAxesOf(payment);
+  return payment;
+}
+
+/** The buyer's one payment of (app, product), if any. */
+async function paymentOf(db: Db, viewer: Viewer, appId: string, productId: string): Promise<Payment | null> {
+  const row = await db.payment.findUnique({
+    where: { userId_appId_productId: { userId: viewer.userId, appId, productId } },
+  });
+  return row && paymentAxesOf(row);
 }
