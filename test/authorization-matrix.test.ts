@@ -465,6 +465,8 @@ describe.concurrent.each(SERVERS)('$mode mode on $kind', (setup) => {
       url: 'http://127.0.0.1:9/matrix-hook',
       events: ['TASK_FINISHED'],
       webhookId: 'wh_matrix',
+      // Not a delivery id: an admin's redeliverWebhookDelivery is refused with VALIDATION, anyone else's FORBIDDEN.
+      deliveryId: 'not-a-delivery',
       nsfw: false,
       // Not a file: an admin's upload is refused with VALIDATION, anyone else's with FORBIDDEN.
       'Mutation.uploadChart.chart': 'not-a-file',

@@ -175,7 +175,7 @@ describe.runIf(redisUp)('LeaderLease on a real Redis', () => {
 const SERVER_LEASE_MS = 1500;
 const FAILOVER_BOUND_MS = SERVER_LEASE_MS + SERVER_LEASE_MS / 3;
 const CLUSTER_WIDE = ['chart_repo', 'cluster', 'history_cleanup', 'payment_polling', 'status_correction', 'syncer'];
-const PER_PROCESS = ['app_service', 'collector', 'database', 'pubsub', 'task_engine'];
+const PER_PROCESS = ['app_service', 'collector', 'database', 'outbox', 'pubsub', 'task_engine'];
 /** INSTANCE_SILENCE_MS and STOPPED_COMPONENT_RETENTION_MS of the servers below. */
 const SILENCE_MS = 1000;
 const RETENTION_MS = 1500;

@@ -31,6 +31,7 @@ const COMPONENTS = [
   'collector',
   'database',
   'history_cleanup',
+  'outbox',
   'payment_polling',
   'pubsub',
   'status_correction',

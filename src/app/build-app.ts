@@ -36,6 +36,7 @@ import { createPeriodicJobs, type PeriodicJobs } from './jobs.js';
 import { createLiveTransports, type LiveTransports, type SubscriptionStats } from './live.js';
 import { AppMetrics } from './metrics.js';
 import { startOutbox, stopOutbox } from './outbox.js';
+import { watchOutbox } from './outbox-metrics.js';
 import { createRouter } from './routes.js';
 
 /**
@@ -138,6 +139,7 @@ export function buildApp(config: Config, { logger, prisma, metrics: measured = t
   const jobs = createPeriodicJobs({ config, services, logger });
   let collector: StateCollector | null = null;
   metrics?.watch(watchedParts(services, config, live, () => collector));
+  if (metrics) watchOutbox(metrics.registry, services.outboxWorker.figures);
   let listening: Promise<RunningApp> | null = null;
   let starting: Promise<RunningApp> | null = null;
 

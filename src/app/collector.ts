@@ -2,6 +2,7 @@ import { createChartRepo } from '../adapters/chart-repo/factory.js';
 import { type Db, databaseProvider } from '../db/client.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
+import { outboxSource } from '../runtime/outbox-source.js';
 import type { RuntimeEntries } from '../runtime/runtime-change.js';
 import { clusterSource, databaseSource, pubsubSource, taskEngineSource } from '../runtime/sources.js';
 import { StateCollector } from '../runtime/state-collector.js';
@@ -14,7 +15,7 @@ export interface CollectorDeps {
   config: Config;
   services: Pick<
     Services,
-    'store' | 'localBus' | 'engine' | 'clusterLog' | 'barrier' | 'databaseFile' | 'processPresence'
+    'store' | 'localBus' | 'engine' | 'clusterLog' | 'barrier' | 'databaseFile' | 'processPresence' | 'outboxWorker'
   >;
   logger: Logger;
   /** The fan-out figures the `pubsub` component shows. */
@@ -26,8 +27,8 @@ export interface CollectorDeps {
 }
 
 /**
- * The collector that fills the runtime store: the database, the task engine, the subscription
- * fan-out and the periodic jobs as components, and the chart repo when CHART_REPO_URL is set.
+ * The collector that fills the runtime store: the database, the task engine, the outbox, the
+ * subscription fan-out and the periodic jobs as components, and the chart repo when CHART_REPO_URL is set.
  */
 export function createCollector({
   db,
@@ -52,6 +53,7 @@ export function createCollector({
         presence: services.processPresence,
       }),
       taskEngineSource(db, services.engine, config.tasks.concurrency),
+      outboxSource(db, services.outboxWorker.figures, config.outbox),
       pubsubSource(subscriptionStats, services.clusterLog, () => jobs.leadership.status().lastError),
       ...jobs.sources(),
       ...(config.redis

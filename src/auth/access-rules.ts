@@ -70,6 +70,10 @@ export const ACCESS_RULES = {
     cloneApp: { rule: 'self', why: "clones one of the viewer's installed apps, as the viewer" },
     installApp: { rule: 'self', why: 'installs for the viewer; there is no user to name' },
     purchaseApp: { rule: 'self', why: "the buyer's own purchase" },
+    redeliverWebhookDelivery: {
+      rule: 'admin',
+      why: "webhooks are global settings; the delivery carries any user's event",
+    },
     removeMarketSource: { rule: 'admin', why: 'market sources are global settings' },
     removeWebhook: { rule: 'admin', why: 'webhooks are global settings' },
     resendPaymentCredential: { rule: 'self', why: "pushes the buyer's own credential to their own wallet" },

@@ -3,6 +3,7 @@ import type { ChartRepoCollection, ChartRepoStatus } from '../adapters/chart-rep
 import { userScope, type Viewer } from '../auth/viewer.js';
 import { DeliveryQueue } from '../events/change-feed.js';
 import { type EventStreamSource, eventStream, reached } from './event-stream.js';
+import { isOutboxComponent, outboxForUsers } from './outbox-source.js';
 import {
   type ComponentStatus,
   type RuntimeEvent,
@@ -200,6 +201,7 @@ export class RuntimeService {
    */
   private scopedComponent(viewer: Viewer, component: ComponentStatus): ComponentStatus {
     if (!viewer.isAdmin && component.name === 'syncer') return activeSourcesOnly(component);
+    if (!viewer.isAdmin && isOutboxComponent(component.name)) return outboxForUsers(component);
     if (viewer.isAdmin || component.name !== 'chart_repo' || component.state === 'DISABLED') return component;
     const mine = chartRepoFor(viewer, this.store.chartRepoState());
     return {

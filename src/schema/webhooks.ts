@@ -113,6 +113,13 @@ const RemoveWebhookInput = builder.inputType('RemoveWebhookInput', {
   fields: (t) => ({ webhookId: t.string({ required: true, description: 'Its id.' }) }),
 });
 
+const RedeliverWebhookDeliveryInput = builder.inputType('RedeliverWebhookDeliveryInput', {
+  description: 'The dead webhook delivery to send again.',
+  fields: (t) => ({
+    deliveryId: t.id({ required: true, description: 'Its id (`Delivery.id`, from `webhooks { deliveries }`).' }),
+  }),
+});
+
 builder.queryFields((t) => ({
   webhooks: t.field({
     type: [WebhookRef],
@@ -148,5 +155,18 @@ builder.mutationFields((t) => ({
     ),
     args: { input: t.arg({ type: RemoveWebhookInput, required: true, description: 'Which webhook.' }) },
     resolve: (_root, { input }, ctx) => ctx.services.webhooks.remove(ctx.viewer, input),
+  }),
+  redeliverWebhookDelivery: t.field({
+    type: DeliveryRef,
+    description:
+      'Send a DEAD webhook delivery again (admins only): back to PENDING with its attempts reset, the same Idempotency-Key and body. INVALID_STATE when it is not DEAD, or is a payment push (use resendPaymentCredential).',
+    errors: mutationResult(
+      'redeliverWebhookDelivery',
+      { name: 'delivery', description: 'The delivery, PENDING again.' },
+      'The delivery is queued again; the outbox worker sends it as if it were new.',
+    ),
+    args: { input: t.arg({ type: RedeliverWebhookDeliveryInput, required: true, description: 'Which delivery.' }) },
+    resolve: (_root, { input }, ctx) =>
+      ctx.services.webhooks.redeliver(ctx.viewer, { deliveryId: String(input.deliveryId) }),
   }),
 }));

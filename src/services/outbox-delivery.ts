@@ -28,6 +28,23 @@ export function receiversAgent(timeoutMs: number): Agent {
   return new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000, connect: { timeout: timeoutMs } });
 }
 
+type TimingSettings = { attemptTimeoutMs: number };
+
+/** Margin after an attempt's deadline for recording its outcome before its lock expires. */
+export function recordMarginMs({ attemptTimeoutMs }: TimingSettings): number {
+  return Math.min(5_000, attemptTimeoutMs);
+}
+
+/**
+ * A claim's lock covers a wait in the worker's queue of up to one attempt timeout, then the
+ * attempt (which ends by its deadline, OUTBOX_ATTEMPT_TIMEOUT_MS) and the margin for recording
+ * it. A message that waited longer (slow receivers hold every slot) is given back rather than
+ * sent with a lock that could expire during its attempt.
+ */
+export function claimLockMs(settings: TimingSettings): number {
+  return 2 * settings.attemptTimeoutMs + recordMarginMs(settings);
+}
+
 /** undici's errors for a connection, an answer's headers or its body that did not come in time. */
 const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 /** Most of a 2xx answer's body read (and dropped); past it the connection is closed, still delivered. */

@@ -15,6 +15,7 @@ import type { Logger } from '../platform/logger.js';
 import { RepeatedFailure } from '../platform/repeated-failure.js';
 import {
   type AttemptOutcome,
+  claimLockMs,
   deliverOnce,
   failedAttempt,
   prepareAttempts,
@@ -22,9 +23,11 @@ import {
   type ReadyMessage,
   receiverOf,
   receiversAgent,
+  recordMarginMs,
   type SettledMessage,
   WEBHOOK_REMOVED,
 } from './outbox-delivery.js';
+import { OutboxFigures } from './outbox-figures.js';
 import { onOutboundEnqueued, onWebhookRemoved, type PushDestinations } from './outbox-messages.js';
 import { ReadyQueue } from './outbox-ready-queue.js';
 
@@ -96,6 +99,8 @@ export class OutboxWorker {
   private readonly claimFailures: RepeatedFailure;
   /** The push receivers this process has a URL for: it claims no payment push for another (see sendableBy). */
   private readonly sendsTo: string[];
+  /** Its attempts since start and the backlog, for the `outbox` component and /metrics (outbox-figures.ts). */
+  readonly figures = new OutboxFigures();
 
   constructor(
     db: Db,
@@ -203,7 +208,7 @@ export class OutboxWorker {
           this.sql,
           this.workerId,
           now,
-          new Date(now.getTime() + this.lockMs),
+          new Date(now.getTime() + claimLockMs(this.settings)),
           full ? idle : room,
           this.keepDueTime,
           full ? (['payment'] as const) : OUTBOUND_KINDS,
@@ -226,21 +231,6 @@ export class OutboxWorker {
     this.pollTimer.unref();
   }
 
-  /** Margin after an attempt's deadline for recording its outcome before its lock expires. */
-  private get recordMarginMs(): number {
-    return Math.min(5_000, this.settings.attemptTimeoutMs);
-  }
-
-  /**
-   * A claim's lock covers a wait in `ready` of up to one attempt timeout, then the attempt (which
-   * ends by its deadline, OUTBOX_ATTEMPT_TIMEOUT_MS) and the margin for recording it. A message
-   * that waited longer (slow receivers hold every slot) is given back rather than sent with a
-   * lock that could expire during its attempt.
-   */
-  private get lockMs(): number {
-    return 2 * this.settings.attemptTimeoutMs + this.recordMarginMs;
-  }
-
   /**
    * Attempts in flight to one receiver host at most: every slot but one (at least one), so a
    * hanging receiver always leaves a slot to the others. Not half the slots: with one receiver
@@ -254,10 +244,10 @@ export class OutboxWorker {
 
   /**
    * Starts what the free slots allow, in claim order among the hosts below their cap. A message
-   * whose lock would not outlast its attempt is given back instead (see `lockMs`).
+   * whose lock would not outlast its attempt is given back instead (see claimLockMs).
    */
   private startReady(): void {
-    const latestStart = Date.now() + this.settings.attemptTimeoutMs + this.recordMarginMs;
+    const latestStart = Date.now() + this.settings.attemptTimeoutMs + recordMarginMs(this.settings);
     const expiring: number[] = [];
     while (this.inFlight < this.settings.concurrency && !this.stopped) {
       const item = this.ready.take(this.hostHasRoom);
@@ -318,6 +308,7 @@ export class OutboxWorker {
   }
 
   private recordDelivery(message: ClaimedMessage, statusCode: number): void {
+    this.figures.attempted(message.kind, 'delivered');
     const messages = this.delivered.get(statusCode) ?? [];
     messages.push(message);
     this.delivered.set(statusCode, messages);
@@ -369,6 +360,7 @@ export class OutboxWorker {
     const dead = failed.status === 'DEAD';
     const jittered = failed.nextAttemptAt.getTime() - now.getTime();
     const log = { messageId: message.id, ...receiverOf(message), attempt: message.attempts, error: outcome.error };
+    this.figures.failed(message.kind, dead, message.webhookId ?? message.destination ?? message.topic, outcome.error);
     if (dead) this.logger.warn(log, 'outbox: message dead-lettered');
     // A receiver's first failure at info, the retries after it at debug (up to OUTBOX_MAX_ATTEMPTS each).
     else this.logger[message.attempts > 1 ? 'debug' : 'info']({ ...log, retryInMs: jittered }, RETRY_LINE);

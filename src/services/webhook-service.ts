@@ -7,7 +7,7 @@ import { recentMessageIds, removeFinishedMessages } from '../db/outbox-sql.js';
 import { ForbiddenError, InvalidStateError, NotFoundError } from '../domain/errors.js';
 import { parseInput } from '../domain/parse-input.js';
 import { type Removal, removeInBatches } from '../platform/bounded-removal.js';
-import { notifyWebhookRemoved } from './outbox-messages.js';
+import { notifyOutbound, notifyWebhookRemoved } from './outbox-messages.js';
 
 /** The runtime events a webhook may receive. */
 export const WEBHOOK_EVENTS = ['TASK_FINISHED', 'APP_STATE_CHANGED', 'PAYMENT_STATUS_CHANGED'] as const;
@@ -88,6 +88,14 @@ const removeInput = z.object({
   webhookId: z.string().trim().regex(WEBHOOK_ID, 'webhookId must be a webhook id (wh_ and 24 hex digits)'),
 });
 
+/** A delivery's id as `Delivery.id` answers it: the outbox row's id, in decimal. */
+const redeliverInput = z.object({
+  deliveryId: z
+    .string()
+    .trim()
+    .regex(/^[1-9][0-9]{0,15}$/, 'deliveryId must be a delivery id (Delivery.id)'),
+});
+
 export type AddWebhookInput = z.input<typeof addInput>;
 
 /** A new webhook with its secret: the only time the secret is answered. */
@@ -157,6 +165,43 @@ export class WebhookService {
     this.forget();
     notifyWebhookRemoved(webhookId);
     return removed;
+  }
+
+  /**
+   * Puts a DEAD webhook delivery back to PENDING, due now, its attempts reset: the same
+   * Idempotency-Key and body, so a receiver that did process it after all can tell. Only a dead
+   * one (a pending one is on its way, a delivered one arrived) and only a webhook's: a payment
+   * push's body is blanked once it is finished, by design (resendPaymentCredential sends the
+   * buyer's credential again). The write is conditional on DEAD, so two admins redelivering at
+   * once send it once.
+   */
+  async redeliver(viewer: Viewer, rawInput: { deliveryId: string }): Promise<OutboxMessageRow> {
+    this.assertAdmin(viewer, 'redeliver webhook deliveries');
+    const id = Number(parseInput(redeliverInput, rawInput).deliveryId);
+    const row = await this.db.outboxMessage.findUnique({ where: { id } });
+    if (!row) throw new NotFoundError(`Delivery ${id} does not exist`);
+    if (row.kind !== 'webhook') {
+      throw new InvalidStateError(
+        `Delivery ${id} is a payment push, whose body is not kept once it is finished: use resendPaymentCredential`,
+      );
+    }
+    const now = new Date();
+    const { count } = await this.db.outboxMessage.updateMany({
+      where: { id, status: 'DEAD' },
+      data: { status: 'PENDING', attempts: 0, nextAttemptAt: now, lockedBy: null, lockedUntil: null, updatedAt: now },
+    });
+    if (count === 0)
+      throw new InvalidStateError(`Delivery ${id} is ${row.status}: only a DEAD delivery is redelivered`);
+    notifyOutbound();
+    return {
+      ...row,
+      status: 'PENDING',
+      attempts: 0,
+      nextAttemptAt: now,
+      lockedBy: null,
+      lockedUntil: null,
+      updatedAt: now,
+    };
   }
 
   list(viewer: Viewer): Promise<WebhookRow[]> {

@@ -1,0 +1,281 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { graphql } from './gql/index.js';
+import { availableDatabases } from './support/databases.js';
+import { FakeReceiver } from './support/fake-receiver.js';
+import { RuntimeSnapshotQuery } from './support/operations.js';
+import { REMOTE_SOURCE, startSeededServer } from './support/seed.js';
+import { AUTH_ENV, dataOf, execute, installThroughApi, type TestServer, TOKENS, waitFor } from './support/server.js';
+
+const databases = await availableDatabases();
+
+const AddWebhookMutation = graphql(`
+  mutation OutboxOpsAddWebhook($input: AddWebhookInput!) {
+    addWebhook(input: $input) {
+      __typename
+      ... on AddWebhookSuccess { webhook { webhookId } }
+      ... on Error { code message }
+    }
+  }
+`);
+
+const RedeliverMutation = graphql(`
+  mutation OutboxOpsRedeliver($input: RedeliverWebhookDeliveryInput!) {
+    redeliverWebhookDelivery(input: $input) {
+      __typename
+      ... on RedeliverWebhookDeliverySuccess { delivery { id status attempts idempotencyKey nextAttemptAt } }
+      ... on Error { code message }
+    }
+  }
+`);
+
+const DeliveriesQuery = graphql(`
+  query OutboxOpsDeliveries {
+    webhooks { webhookId deliveries(last: 5) { id status attempts idempotencyKey lastError } }
+  }
+`);
+
+/** Short retries, so a refused delivery is dead within seconds; the collector counts every 100 ms. */
+const ENV = {
+  ...AUTH_ENV,
+  SIMULATED_STEP_MS: '0',
+  OUTBOX_MAX_ATTEMPTS: '3',
+  OUTBOX_BACKOFF_BASE_MS: '700',
+  OUTBOX_BACKOFF_MAX_MS: '1000',
+  OUTBOX_ATTEMPT_TIMEOUT_MS: '1000',
+  OUTBOX_POLL_INTERVAL_MS: '100',
+  COLLECT_INTERVAL_MS: '100',
+};
+
+interface OutboxComponent {
+  state: string;
+  message: string | null;
+  metrics: {
+    pending: { payment: number; webhook: number };
+    dead: { payment: number; webhook: number };
+    oldestPendingAgeSeconds: number;
+    deadSinceStart: number;
+    delivered: number;
+    failed: number;
+    lastError?: string | null;
+    lastErrorReceiver?: string | null;
+  };
+}
+
+async function outboxComponent(server: TestServer, token: string = TOKENS.ops): Promise<OutboxComponent> {
+  const { runtimeSnapshot } = dataOf(await execute(server, RuntimeSnapshotQuery, {}, { token }));
+  const found = runtimeSnapshot.components.find((component) => component.name === 'outbox');
+  if (!found) throw new Error('no outbox component');
+  return found as unknown as OutboxComponent;
+}
+
+/** The samples of one metric on /metrics, keyed by their labels as written (`kind="webhook",status="dead"`). */
+async function scrape(server: TestServer, name: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const samples = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const match = line.match(/^([a-z_]+)(?:\{(.*)\})? (\S+)$/);
+    if (match?.[1] === name) samples.set(match[2] ?? '', Number(match[3]));
+  }
+  return samples;
+}
+
+describe.each(databases)('operating the outbox on %s', (kind) => {
+  let server: TestServer;
+  let receiver: FakeReceiver;
+  let webhookId: string;
+  beforeAll(async () => {
+    ({ server } = await startSeededServer(kind, {
+      env: ENV,
+      preseed: async (seed) => {
+        await seed.remoteSource();
+        await seed.catalogApp({ name: 'ops-app', versions: ['1.0.0'] });
+      },
+    }));
+    receiver = await FakeReceiver.start();
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await receiver?.close();
+  });
+
+  test('a refused webhook delivery shows as pending with a growing age, then dead after OUTBOX_MAX_ATTEMPTS, on the component and /metrics', async () => {
+    receiver.fail(1_000, 503);
+    // A token in the URL's query: neither it nor the path may show in what operators read.
+    const url = receiver.url('/ops-hook/secret-path?token=receiver-token-123');
+    const added = dataOf(
+      await execute(
+        server,
+        AddWebhookMutation,
+        { input: { url, events: ['TASK_FINISHED'], appName: 'ops-app' } },
+        { token: TOKENS.ops },
+      ),
+    ).addWebhook;
+    if (added.__typename !== 'AddWebhookSuccess') throw new Error(JSON.stringify(added));
+    webhookId = added.webhook.webhookId;
+    const before = await outboxComponent(server);
+    expect(before).toMatchObject({ state: 'RUNNING', metrics: { pending: { webhook: 0 }, dead: { webhook: 0 } } });
+
+    await installThroughApi(server, { sourceId: REMOTE_SOURCE, appName: 'ops-app', version: '1.0.0' }, TOKENS.alice);
+    await receiver.waitFor((delivery) => delivery.path.startsWith('/ops-hook'), 'the first, refused attempt');
+    const pending = await waitFor(async () => {
+      const seen = await outboxComponent(server);
+      return seen.metrics.pending.webhook === 1 && seen.metrics.oldestPendingAgeSeconds > 0 ? seen : undefined;
+    }, 'the component counting the pending delivery');
+    const grown = await waitFor(async () => {
+      const seen = await outboxComponent(server);
+      return seen.metrics.pending.webhook === 1 &&
+        seen.metrics.oldestPendingAgeSeconds > pending.metrics.oldestPendingAgeSeconds
+        ? seen
+        : undefined;
+    }, 'its age growing');
+    expect(grown.metrics.lastError).toContain('the receiver answered HTTP 503');
+    expect(grown.metrics.lastErrorReceiver).toBe(webhookId);
+    const firstAge = (await scrape(server, 'market_outbox_oldest_pending_age_seconds')).get('');
+    const messages = await scrape(server, 'market_outbox_messages');
+    expect(messages.get('kind="webhook",status="pending"')).toBe(1);
+    expect(firstAge).toBeGreaterThan(0);
+    const laterAge = await waitFor(async () => {
+      const age = (await scrape(server, 'market_outbox_oldest_pending_age_seconds')).get('') ?? 0;
+      return age > (firstAge ?? 0) ? age : undefined;
+    }, 'the oldest pending age growing on /metrics');
+    expect(laterAge).toBeGreaterThan(firstAge ?? 0);
+
+    const dead = await waitFor(async () => {
+      const seen = await outboxComponent(server);
+      return seen.metrics.dead.webhook === 1 && seen.metrics.pending.webhook === 0 ? seen : undefined;
+    }, 'the delivery dead after 3 attempts');
+    expect(dead).toMatchObject({
+      state: 'DEGRADED',
+      metrics: { oldestPendingAgeSeconds: 0, deadSinceStart: 1, failed: 3, delivered: 0 },
+    });
+    expect(dead.message).toContain('1 message(s) dead-lettered since this instance started');
+    expect(receiver.received((delivery) => delivery.path.startsWith('/ops-hook'))).toHaveLength(3);
+    const counted = await scrape(server, 'market_outbox_messages');
+    expect(counted.get('kind="webhook",status="pending"')).toBe(0);
+    expect(counted.get('kind="webhook",status="dead"')).toBe(1);
+    const attempts = await scrape(server, 'market_outbox_delivery_attempts_total');
+    expect(attempts.get('kind="webhook",outcome="failed"')).toBe(2);
+    expect(attempts.get('kind="webhook",outcome="dead"')).toBe(1);
+    expect(attempts.get('kind="webhook",outcome="delivered"')).toBe(0);
+    expect((await scrape(server, 'market_outbox_oldest_pending_age_seconds')).get('')).toBe(0);
+    const shown = JSON.stringify(dead) + [...(await scrape(server, 'market_outbox_messages')).keys()].join();
+    expect(shown).not.toContain('secret-path');
+    expect(shown).not.toContain('receiver-token-123');
+    // A user sees the state and the counts, not whose delivery failed nor why.
+    const forUser = await outboxComponent(server, TOKENS.alice);
+    expect(forUser.state).toBe('DEGRADED');
+    expect(forUser.metrics).not.toHaveProperty('lastError');
+    expect(forUser.metrics).not.toHaveProperty('lastErrorReceiver');
+  });
+
+  test('a dead delivery redelivered reaches the healthy receiver with the same Idempotency-Key and body; the component recovers', async () => {
+    const { webhooks } = dataOf(await execute(server, DeliveriesQuery, {}, { token: TOKENS.ops }));
+    const [delivery] = webhooks.find((webhook) => webhook.webhookId === webhookId)?.deliveries ?? [];
+    expect(delivery).toMatchObject({ status: 'DEAD', attempts: 3 });
+    if (!delivery) return;
+    const refused = receiver.received((d) => d.key === delivery.idempotencyKey);
+    expect(refused).toHaveLength(3);
+
+    const asUser = await execute(
+      server,
+      RedeliverMutation,
+      { input: { deliveryId: delivery.id } },
+      { token: TOKENS.bob },
+    );
+    expect(dataOf(asUser).redeliverWebhookDelivery).toMatchObject({ __typename: 'ForbiddenError', code: 'FORBIDDEN' });
+
+    receiver.ok();
+    const answer = dataOf(
+      await execute(server, RedeliverMutation, { input: { deliveryId: delivery.id } }, { token: TOKENS.ops }),
+    ).redeliverWebhookDelivery;
+    expect(answer).toMatchObject({
+      __typename: 'RedeliverWebhookDeliverySuccess',
+      delivery: { id: delivery.id, status: 'PENDING', attempts: 0, idempotencyKey: delivery.idempotencyKey },
+    });
+    const accepted = await receiver.waitFor(
+      (d) => d.key === delivery.idempotencyKey && d.answered === 200,
+      'the redelivery, accepted',
+    );
+    expect(accepted.body).toBe(refused[0]?.body);
+    expect(accepted.attempt).toBe(1);
+    expect(receiver.processed.get(delivery.idempotencyKey)).toBe(1);
+
+    const recovered = await waitFor(async () => {
+      const seen = await outboxComponent(server);
+      // The redelivery leaves the dead count at once, then the pending one once its 200 is recorded.
+      return seen.state === 'RUNNING' && seen.metrics.pending.webhook === 0 ? seen : undefined;
+    }, 'the component RUNNING again, nothing pending');
+    expect(recovered.metrics).toMatchObject({ pending: { webhook: 0 }, dead: { webhook: 0 }, deadSinceStart: 0 });
+    expect(
+      (await scrape(server, 'market_outbox_delivery_attempts_total')).get('kind="webhook",outcome="delivered"'),
+    ).toBe(1);
+
+    const again = await waitFor(async () => {
+      const result = dataOf(
+        await execute(server, RedeliverMutation, { input: { deliveryId: delivery.id } }, { token: TOKENS.ops }),
+      ).redeliverWebhookDelivery;
+      // Refused while the delivery is still PENDING (its record follows the 200 by a few ms), then as DELIVERED.
+      return result.__typename !== 'RedeliverWebhookDeliverySuccess' && result.message.includes('DELIVERED')
+        ? result
+        : undefined;
+    }, 'a redelivery of the delivered one refused');
+    expect(again).toMatchObject({ __typename: 'InvalidStateError', code: 'INVALID_STATE' });
+
+    const missing = dataOf(
+      await execute(server, RedeliverMutation, { input: { deliveryId: '987654321' } }, { token: TOKENS.ops }),
+    ).redeliverWebhookDelivery;
+    expect(missing).toMatchObject({ __typename: 'NotFoundError', code: 'NOT_FOUND' });
+  });
+
+  test('a payment push is not redelivered (its body is blanked once finished): INVALID_STATE pointing at resendPaymentCredential', async () => {
+    const push = await server.app.db.outboxMessage.create({
+      data: {
+        kind: 'payment',
+        topic: 'market_payment',
+        destination: 'wallet',
+        body: '{}',
+        idempotencyKey: `payment:ops:${kind}`,
+        status: 'DEAD',
+        attempts: 3,
+        nextAttemptAt: new Date(),
+      },
+    });
+    const answer = dataOf(
+      await execute(server, RedeliverMutation, { input: { deliveryId: String(push.id) } }, { token: TOKENS.ops }),
+    ).redeliverWebhookDelivery;
+    expect(answer).toMatchObject({ __typename: 'InvalidStateError', code: 'INVALID_STATE' });
+    if (answer.__typename === 'InvalidStateError') expect(answer.message).toContain('resendPaymentCredential');
+    await server.app.db.outboxMessage.delete({ where: { id: push.id } });
+  });
+
+  test('a payment push for a receiver no instance has a URL for stays pending and, once older than its retries take, makes the component DEGRADED', async () => {
+    // Written an hour ago for the wallet, whose PAYMENT_WALLET_PUSH_URL this server does not have:
+    // no worker claims it (README, payment pushes).
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    const push = await server.app.db.outboxMessage.create({
+      data: {
+        kind: 'payment',
+        topic: 'market_payment',
+        destination: 'wallet',
+        body: '{"credential":"kept until delivered"}',
+        idempotencyKey: `payment:stranded:${kind}`,
+        nextAttemptAt: hourAgo,
+        createdAt: hourAgo,
+      },
+    });
+    const stuck = await waitFor(async () => {
+      const seen = await outboxComponent(server);
+      return seen.metrics.pending.payment === 1 ? seen : undefined;
+    }, 'the stranded push counted');
+    expect(stuck.state).toBe('DEGRADED');
+    expect(stuck.metrics.oldestPendingAgeSeconds).toBeGreaterThanOrEqual(3600);
+    expect(stuck.message).toContain('the oldest pending payment message has waited');
+    expect(stuck.message).toContain('no instance has its receiver');
+    expect((await scrape(server, 'market_outbox_messages')).get('kind="payment",status="pending"')).toBe(1);
+    expect((await scrape(server, 'market_outbox_oldest_pending_age_seconds')).get('')).toBeGreaterThanOrEqual(3600);
+    expect(await server.app.db.outboxMessage.findUnique({ where: { id: push.id } })).toMatchObject({
+      status: 'PENDING',
+      attempts: 0,
+    });
+  });
+});
