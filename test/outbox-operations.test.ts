@@ -269,7 +269,7 @@ describe.each(databases)('operating the outbox on %s', (kind) => {
     }, 'the stranded push counted');
     expect(stuck.state).toBe('DEGRADED');
     expect(stuck.metrics.oldestPendingAgeSeconds).toBeGreaterThanOrEqual(3600);
-    expect(stuck.message).toContain('the oldest pending payment message has waited');
+    expect(stuck.message).toContain(`the oldest pending payment message (written ${hourAgo.toISOString()}) has waited`);
     expect(stuck.message).toContain('no instance has its receiver');
     expect((await scrape(server, 'market_outbox_messages')).get('kind="payment",status="pending"')).toBe(1);
     expect((await scrape(server, 'market_outbox_oldest_pending_age_seconds')).get('')).toBeGreaterThanOrEqual(3600);

@@ -50,7 +50,7 @@ export function outboxSource(db: Db, figures: OutboxFigures, settings: OutboxSet
       const dead = figures.deadSinceStart;
       const stuck =
         oldest && ageSeconds * 1000 > bound
-          ? `the oldest pending ${oldest.kind} message has waited ${Math.round(ageSeconds)} s (more than the ${Math.round(bound / 1000)} s its retries take): its receiver keeps failing, the backlog is not draining, or (a payment push) no instance has its receiver's URL`
+          ? `the oldest pending ${oldest.kind} message (written ${oldest.at.toISOString()}) has waited more than the ${Math.round(bound / 1000)} s its retries take: its receiver keeps failing, the backlog is not draining, or (a payment push) no instance has its receiver's URL`
           : null;
       const died = dead > 0 ? `${dead} message(s) dead-lettered since this instance started` : null;
       const { attempts, lastError } = figures;
@@ -66,6 +66,7 @@ export function outboxSource(db: Db, figures: OutboxFigures, settings: OutboxSet
         lastErrorReceiver: lastError?.receiver ?? null,
         lastErrorAt: lastError?.at.toISOString() ?? null,
       };
+      // No figure that moves every cycle in the message: a changed message is an event to every subscriber.
       const message = [stuck, died].filter(Boolean).join('; ') || null;
       return [component('outbox', message ? 'DEGRADED' : 'RUNNING', metrics, message)];
     },
