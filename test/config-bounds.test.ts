@@ -29,8 +29,16 @@ describe('a setting beyond two bounds', () => {
     // Slips of a unit (seconds for milliseconds) that would cut every WebSocket, or recover every task.
     ['SUBSCRIPTION_KEEPALIVE_MS', '5', 'must be at least 100'],
     ['TASK_LEASE_MS', '30', 'must be at least 150 (3 heartbeats of 50 ms)'],
+    // `1` failed every task the moment it started.
+    ['TASK_TIMEOUT_MS', '1', 'must be at least 100'],
+    ['TASK_TIMEOUT_MS', '99', 'must be at least 100'],
   ])('%s=%s is one line: %s', (variable, value, message) => {
     expect(problems({ [variable]: value })).toEqual([`  ${variable}: ${message}`]);
+  });
+
+  test('TASK_TIMEOUT_MS takes its minimum, 100, and the 300 the tests time tasks out with', () => {
+    expect(problems({ TASK_TIMEOUT_MS: '100' })).toBeNull();
+    expect(problems({ TASK_TIMEOUT_MS: '300' })).toBeNull();
   });
 
   // Every variable, at values beyond any bound: whatever its checks, one line.

@@ -185,8 +185,11 @@ export const envSchema = z.object({
   AUTH_JWT_ROLE_CLAIM: z.string().min(1).default('role'),
   /** Tasks executed at once by this instance. @default 4 */
   TASK_CONCURRENCY: decimal(positiveInt.max(64, 'must be at most 64')).default(4),
-  /** A task still running after this long fails. @default 1800000 (30 min) */
-  TASK_TIMEOUT_MS: decimal(positiveMs).default(30 * 60 * 1000),
+  /** A task still running after this long fails (at least 100). @default 1800000 (30 min) */
+  // No task finishes faster than its app-service round trip and the database writes around it, so a
+  // value under 100 ms is a slip of unit (`1`, `30` meant in minutes or seconds) that fails every task
+  // at once. 100 ms still lets a test time a task out quickly (the tests use 300).
+  TASK_TIMEOUT_MS: decimal(positiveMs.min(100, 'must be at least 100')).default(30 * 60 * 1000),
   /** How often the engine looks for pending tasks it was not told about (other instances). @default 2000 */
   TASK_POLL_INTERVAL_MS: decimal(positiveMs).default(2000),
   /** A running task whose instance stopped renewing its heartbeat for this long is recovered. @default 30000 */
