@@ -16,7 +16,8 @@ import { componentOf, rawRequest } from './support/untyped.js';
 /**
  * The chart repo's last good data is kept through failed polls, as the dashboard shows it: across
  * a leader change (the new leader had none of its own and published an empty status over what
- * every instance held), and when an answer of the wrong shape comes (read as empty and healthy).
+ * every instance held), when an answer of the wrong shape comes (read as empty and healthy), and
+ * when no answer comes within CHART_REPO_TIMEOUT_MS.
  */
 
 const redisUp = await redisAvailable();
@@ -166,6 +167,41 @@ describe('an answer of the wrong shape', () => {
       expect(Date.parse(String(seen.lastUpdate))).toBeGreaterThanOrEqual(Date.parse(String(good.lastUpdate)));
       expect(Date.parse(String(seen.lastUpdate))).toBeLessThanOrEqual(switchedAt);
       expect(seen.apps).toHaveLength(FIXTURE_APPS);
+      expect(await componentOf(server, 'chart_repo')).toMatchObject({ state: 'ERROR', healthy: false });
+    } finally {
+      await server.stop();
+      fake.reset();
+    }
+  }, 60_000);
+});
+
+describe('with CHART_REPO_TIMEOUT_MS', () => {
+  test('a chart repo that accepts the call and never answers shows unreachable after that timeout, not a fixed 5 s', async () => {
+    fake.reset();
+    fake.setStatus('*', FIXTURE);
+    const server = await startTestServer('sqlite', {
+      env: { DEMO_DATA: '0', CHART_REPO_URL: fake.url, COLLECT_INTERVAL_MS: '200', CHART_REPO_TIMEOUT_MS: '300' },
+    });
+    try {
+      await waitFor(async () => ((await chartRepoOf(server))?.reachable ? true : undefined), 'the chart repo data');
+
+      fake.setBehaviour('*', { respond: 'hang' });
+      // The next poll's call is held (300 ms) and fails; at the old fixed 5 s it would still be waiting.
+      const timedOut = await waitFor(
+        async () => {
+          const seen = await chartRepoOf(server);
+          return seen?.reachable === false ? seen : undefined;
+        },
+        'the chart repo to show the call timed out',
+        3_000,
+      );
+
+      expect(timedOut).toMatchObject({
+        reachable: false,
+        lastError: '1 of 1 chart repo status call failed: all users: no answer within 300 ms',
+        systemStatus: SYSTEM,
+      });
+      expect(timedOut.apps).toHaveLength(FIXTURE_APPS);
       expect(await componentOf(server, 'chart_repo')).toMatchObject({ state: 'ERROR', healthy: false });
     } finally {
       await server.stop();

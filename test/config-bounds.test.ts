@@ -32,6 +32,8 @@ describe('a setting beyond two bounds', () => {
     // `1` failed every task the moment it started.
     ['TASK_TIMEOUT_MS', '1', 'must be at least 100'],
     ['TASK_TIMEOUT_MS', '99', 'must be at least 100'],
+    ['CHART_REPO_TIMEOUT_MS', '5', 'must be at least 100'],
+    ['CHART_REPO_TIMEOUT_MS', '2147483648', 'must be at most 600000'],
   ])('%s=%s is one line: %s', (variable, value, message) => {
     expect(problems({ [variable]: value })).toEqual([`  ${variable}: ${message}`]);
   });

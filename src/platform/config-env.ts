@@ -288,6 +288,10 @@ export const envSchema = z.object({
   COMPONENT_METRICS_PUSH_MS: decimal(nonNegativeMs).default(0),
   /** Chart repository base URL; unset → the chart_repo source is disabled. @default none */
   CHART_REPO_URL: serviceUrl.optional(),
+  /** Timeout of one chart-repo status call, reading its answer included. @default 5000 */
+  CHART_REPO_TIMEOUT_MS: decimal(
+    positiveMs.min(100, 'must be at least 100').max(600_000, 'must be at most 600000'),
+  ).default(5000),
   /** History records, and finished tasks, payment pushes and outbox messages, older than this are removed. @default 30 */
   HISTORY_RETENTION_DAYS: decimal(positiveInt.max(36_500, 'must be at most 36500 (100 years)')).default(30),
   /** How often the history cleanup runs. @default 3600000 (1 h) */

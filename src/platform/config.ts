@@ -116,6 +116,8 @@ export type Config = {
     snapshotMaxHz: number;
     componentMetricsPushMs: number;
     chartRepoUrl: string | undefined;
+    /** CHART_REPO_TIMEOUT_MS */
+    chartRepoTimeoutMs: number;
   };
   payments: {
     pollAttempts: number;
@@ -216,6 +218,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       snapshotMaxHz: e.SNAPSHOT_MAX_HZ,
       componentMetricsPushMs: e.COMPONENT_METRICS_PUSH_MS,
       chartRepoUrl: e.CHART_REPO_URL,
+      chartRepoTimeoutMs: e.CHART_REPO_TIMEOUT_MS,
     },
     payments: {
       pollAttempts: e.PAYMENT_POLL_ATTEMPTS,

@@ -17,7 +17,7 @@ import { type Answer, aggregate, readAnswer, shapeProblem } from './status-answe
 export interface HttpChartRepoOptions {
   /** Where the chart repo listens, e.g. `http://localhost:82`. */
   baseUrl: string;
-  /** Per call, not per collect. @default 5000 */
+  /** Per call, not per collect (CHART_REPO_TIMEOUT_MS). @default 5000 */
   timeoutMs?: number;
   logger: Logger;
 }
