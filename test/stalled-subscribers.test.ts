@@ -76,6 +76,16 @@ function tcpOf(socket: WebSocket): Socket {
   return (socket as unknown as { _socket: Socket })._socket;
 }
 
+/** The value of one series of /metrics, as written (`name{label="value",…}`); undefined when absent. */
+async function sample(server: TestServer, series: string): Promise<number | undefined> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const line = text.split('\n').find((each) => each.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+const CUT_SSE = 'market_subscription_clients_cut_total{transport="sse",reason="stalled"}';
+const CUT_WS = 'market_subscription_clients_cut_total{transport="ws",reason="stalled"}';
+
 /** Log lines (parsed) with this message. */
 function logged(server: TestServer, msg: string): Record<string, unknown>[] {
   return server.logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.msg === msg);
@@ -117,7 +127,8 @@ describe('a subscriber that stops reading while its events keep coming', () => {
     return burstEnded;
   }
 
-  test('SSE: closed within the bound, logged; its slot comes free (the refusal said when to retry)', async () => {
+  test('SSE: closed within the bound, logged and counted; its slot comes free (the refusal said when to retry)', async () => {
+    expect(await sample(server, CUT_SSE)).toBe(0);
     const stalled = await rawSseStream(server, TOKENS.alice);
     try {
       expect(stalled.head).toMatch(/^HTTP\/1\.1 200/);
@@ -143,6 +154,8 @@ describe('a subscriber that stops reading while its events keep coming', () => {
       expect(logged(server, 'sse stream closed: client stalled')).toEqual([
         expect.objectContaining({ userId: 'alice', reason: expect.stringMatching(/^Client read nothing for 2 s/) }),
       ]);
+      expect(await sample(server, CUT_SSE)).toBe(1);
+      expect(await sample(server, CUT_WS)).toBe(0);
 
       // Her place is free again.
       const next = await rawSseStream(server, TOKENS.alice);
@@ -154,7 +167,7 @@ describe('a subscriber that stops reading while its events keep coming', () => {
     }
   }, 30_000);
 
-  test('WebSocket: cut within the bound, logged with its user and 1008; its slot comes free', async () => {
+  test('WebSocket: cut within the bound, logged with its user and 1008, and counted; its slot comes free', async () => {
     await waitFor(async () => (server.app.subscriptionStats().streams === 0 ? true : undefined), 'no stream left');
     const stalled = await rawWs(server, TOKENS.alice);
     try {
@@ -180,6 +193,7 @@ describe('a subscriber that stops reading while its events keep coming', () => {
       expect(closes).toEqual([
         expect.objectContaining({ userId: 'alice', closedBy: 'server', reason: expect.stringMatching(/read nothing/) }),
       ]);
+      expect(await sample(server, CUT_WS)).toBe(1);
 
       const next = await rawWs(server, TOKENS.alice);
       await next.nextOfType('connection_ack');
@@ -264,6 +278,8 @@ describe('subscribers that read slowly but steadily', () => {
       expect(server.app.subscriptionStats()).toMatchObject({ streams: 1, connections: 1, subscriptions: 2 });
       expect(logged(server, 'sse stream closed: client stalled')).toEqual([]);
       expect(logged(server, 'websocket closed')).toEqual([]);
+      expect(await sample(server, CUT_SSE)).toBe(0);
+      expect(await sample(server, CUT_WS)).toBe(0);
     } finally {
       clearInterval(producer);
       sse.socket.destroy();

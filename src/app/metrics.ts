@@ -4,17 +4,18 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { MemberCounts } from '../fanout/member.js';
 import { maskedCodeOf } from '../http/graphql-errors.js';
 import { createMetricsRegistry, OperationMetrics, type OperationTypeLabel } from '../platform/metrics.js';
-import type { ComponentState, StateStore } from '../runtime/state-store.js';
+import type { StateStore } from '../runtime/state-store.js';
 import { PIPELINE_REQUEST } from '../transports/graphql-operation.js';
 import type { FlowMetrics } from '../transports/subscribe-flow.js';
 import { followRuntimeEvents } from './runtime-event-metrics.js';
+import { type WatchedParts, watchParts } from './scrape-gauges.js';
 
 /**
  * The app's Prometheus metrics, one registry per app (see platform/metrics.ts). Cheap on the hot
  * paths: a request costs a few map lookups (about 0.4 µs); a delivery one integer increment
  * (MemberCounts); everything that is a state (connections, queue depth, tasks by status,
- * components) is read at scrape time from figures the app keeps anyway (the runtime store's
- * tally, the engine, the transports), never by scanning apps or asking the database.
+ * components) is read at scrape time (scrape-gauges.ts) from figures the app keeps anyway (the
+ * runtime store's tally, the engine, the transports), never by scanning apps or asking the database.
  *
  * Where a GraphQL request is counted, exactly once whatever the path:
  * - every query and mutation that reaches execution, on every path (Yoga, the lean HTTP path,
@@ -29,26 +30,8 @@ import { followRuntimeEvents } from './runtime-event-metrics.js';
 
 export type Transport = 'ws' | 'sse';
 
-/** What the scrape-time gauges read (the collector's runs exist once the app has started). */
-export interface WatchedParts {
-  store: Pick<StateStore, 'summary' | 'lastSequence' | 'allComponents'>;
-  engine: { readonly running: number };
-  workers: number;
-  /** WebSocket connections and SSE streams now open, cohorts and subscriptions. */
-  live(): { connections: number; streams: number; cohorts: number };
-  /** The collector's last run of each poll source; null before it started. */
-  sourceRuns(): ReadonlyMap<string, { seconds: number; ok: boolean }> | null;
-  /** This process's `database` component (`database@<instance>` in cluster mode). */
-  databaseComponent: string;
-  /** Cluster mode: whether the change log's connections to Redis are up and answering; null otherwise. */
-  redisConnected: (() => boolean) | null;
-}
-
 const isAsyncIterable = (value: unknown): value is AsyncIterable<unknown> =>
   typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
-
-/** Every state a component can be in (runtime/state-store.ts), each a series of market_component_state. */
-const COMPONENT_STATES: readonly ComponentState[] = ['RUNNING', 'DEGRADED', 'STOPPED', 'ERROR', 'DISABLED'];
 
 const REDIS_BUCKETS = [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 
@@ -57,6 +40,7 @@ export class AppMetrics {
   readonly operations: OperationMetrics;
   readonly members: Record<Transport, MemberCounts> = { ws: new MemberCounts(), sse: new MemberCounts() };
   private readonly subscriptionsStarted: Counter<'transport'>;
+  private readonly clientsCut: Counter<'transport' | 'reason'>;
   private readonly redisAppends: Histogram;
 
   constructor(options: { knownOperations?: Iterable<string> } = {}) {
@@ -73,6 +57,14 @@ export class AppMetrics {
       labelNames: ['transport'],
       registers,
     });
+    this.clientsCut = new Counter({
+      name: 'market_subscription_clients_cut_total',
+      help: 'WebSocket connections (ws) and SSE streams (sse) the server closed because their client stopped reading, by reason',
+      labelNames: ['transport', 'reason'],
+      registers,
+    });
+    // Each series from the start, at 0: an alert on its increase needs a sample before the first cut.
+    for (const transport of ['ws', 'sse'] as const) this.clientsCut.inc({ transport, reason: 'stalled' }, 0);
     this.redisAppends = new Histogram({
       name: 'market_redis_append_duration_seconds',
       help: 'Redis round trip of each change-log append pipeline (cluster mode)',
@@ -87,7 +79,7 @@ export class AppMetrics {
 
   /** What one transport's SubscribeFlow reports. */
   flow(transport: Transport): FlowMetrics {
-    const { operations, subscriptionsStarted } = this;
+    const { operations, subscriptionsStarted, clientsCut } = this;
     const started = subscriptionsStarted.labels(transport);
     return {
       members: this.members[transport],
@@ -98,6 +90,9 @@ export class AppMetrics {
       refused(operationName, errors) {
         operations.operation(operationName, 'unknown', null);
         operations.errors(errors);
+      },
+      clientCut(reason) {
+        clientsCut.inc({ transport, reason });
       },
     };
   }
@@ -225,9 +220,7 @@ export class AppMetrics {
 
   /** The scrape-time gauges over the app's parts, and the runtime events' counters. */
   watch(parts: WatchedParts): void {
-    watchLive(this.registry, parts);
-    watchTasks(this.registry, parts);
-    watchRuntime(this.registry, parts);
+    watchParts(this.registry, parts);
   }
 
   /**
@@ -242,156 +235,4 @@ export class AppMetrics {
   async scrape(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
-}
-
-function watchLive(registry: Registry, { live }: WatchedParts): void {
-  const registers = [registry];
-  new Gauge({
-    name: 'market_connections',
-    help: 'Open WebSocket connections (ws) and SSE streams (sse)',
-    labelNames: ['transport'],
-    registers,
-    collect() {
-      const { connections, streams } = live();
-      this.set({ transport: 'ws' }, connections);
-      this.set({ transport: 'sse' }, streams);
-    },
-  });
-  new Gauge({
-    name: 'market_cohorts',
-    help: 'Subscription cohorts (one shared execution each) over both transports',
-    registers,
-    collect() {
-      this.set(live().cohorts);
-    },
-  });
-}
-
-function watchTasks(registry: Registry, { store, engine, workers }: WatchedParts): void {
-  const registers = [registry];
-  new Gauge({
-    name: 'market_tasks',
-    help: 'Tasks in the runtime view, by status (finished ones: the most recent kept)',
-    labelNames: ['status'],
-    registers,
-    collect() {
-      const summary = store.summary();
-      this.set({ status: 'PENDING' }, summary.pendingTasks);
-      this.set({ status: 'RUNNING' }, summary.runningTasks);
-      this.set({ status: 'COMPLETED' }, summary.completedTasks);
-      this.set({ status: 'FAILED' }, summary.failedTasks);
-      this.set({ status: 'CANCELED' }, summary.canceledTasks);
-    },
-  });
-  new Gauge({
-    name: 'market_task_queue_depth',
-    help: 'Tasks waiting for a worker (PENDING)',
-    registers,
-    collect() {
-      this.set(store.summary().pendingTasks);
-    },
-  });
-  new Gauge({
-    name: 'market_engine_workers_busy',
-    help: 'Task engine workers running a task on this instance',
-    registers,
-    collect() {
-      this.set(engine.running);
-    },
-  });
-  new Gauge({ name: 'market_engine_workers', help: 'Task engine workers (TASK_CONCURRENCY)', registers }).set(workers);
-  new Gauge({
-    name: 'market_apps',
-    help: 'Apps in the runtime view, by stage',
-    labelNames: ['stage'],
-    registers,
-    collect() {
-      this.reset();
-      for (const { stage, count } of store.summary().appsByStage) this.set({ stage }, count);
-    },
-  });
-}
-
-function watchRuntime(registry: Registry, parts: WatchedParts): void {
-  const { store, sourceRuns, databaseComponent, redisConnected } = parts;
-  const registers = [registry];
-  new Gauge({
-    name: 'market_runtime_event_sequence',
-    help: 'Sequence number of the last runtime event',
-    registers,
-    collect() {
-      this.set(store.lastSequence);
-    },
-  });
-  // As the API's `healthy`: RUNNING and DISABLED (not configured, on purpose) are healthy. A STOPPED
-  // component is not running, which is no fault (an instance that stopped cleanly keeps its
-  // components in the runtime, STOPPED, for STOPPED_COMPONENT_RETENTION_MS): it has no sample here,
-  // so `== 0` alerts only on DEGRADED and ERROR; market_component_state shows it.
-  new Gauge({
-    name: 'market_component_healthy',
-    help: 'Runtime components healthy (1: RUNNING or DISABLED) or not (0: DEGRADED, ERROR); STOPPED ones are left out',
-    labelNames: ['component'],
-    registers,
-    collect() {
-      this.reset();
-      for (const c of store.allComponents())
-        if (c.state !== 'STOPPED') this.set({ component: c.name }, c.healthy ? 1 : 0);
-    },
-  });
-  new Gauge({
-    name: 'market_component_state',
-    help: 'Runtime components by state: 1 for the state each is in, 0 for the others',
-    labelNames: ['component', 'state'],
-    registers,
-    collect() {
-      this.reset();
-      for (const c of store.allComponents()) {
-        for (const state of COMPONENT_STATES) this.set({ component: c.name, state }, c.state === state ? 1 : 0);
-      }
-    },
-  });
-  if (redisConnected) {
-    // Read from the log itself: a process's components reach its runtime store through the log,
-    // so during an outage its `pubsub` component still shows what it last published.
-    new Gauge({
-      name: 'market_redis_connected',
-      help: "1 while the cluster change log's connections to Redis are up and answering (cluster mode)",
-      registers,
-      collect() {
-        this.set(redisConnected() ? 1 : 0);
-      },
-    });
-  }
-  new Gauge({
-    name: 'market_database_ping_seconds',
-    help: "The collector's last `SELECT 1` round trip to the database; no sample while it fails",
-    registers,
-    collect() {
-      const latencyMs = store.allComponents().find((c) => c.name === databaseComponent)?.metrics.latencyMs;
-      // No sample when the last ping failed (the component then has no latency): the last good
-      // round trip, kept, showed a database answering in 68 ms while it answered nothing.
-      if (typeof latencyMs === 'number') this.set(latencyMs / 1000);
-      else this.remove();
-    },
-  });
-  new Gauge({
-    name: 'market_collector_source_duration_seconds',
-    help: "Duration of each collector poll source's last run",
-    labelNames: ['source'],
-    registers,
-    collect() {
-      this.reset();
-      for (const [source, run] of sourceRuns() ?? []) this.set({ source }, run.seconds);
-    },
-  });
-  new Gauge({
-    name: 'market_collector_source_up',
-    help: "Whether each collector poll source's last run answered in time (1) or failed (0)",
-    labelNames: ['source'],
-    registers,
-    collect() {
-      this.reset();
-      for (const [source, run] of sourceRuns() ?? []) this.set({ source }, run.ok ? 1 : 0);
-    },
-  });
 }

@@ -47,7 +47,7 @@ export interface SseTransportOptions {
   /** Tells the request log who asked what (the pipeline's context does it when it runs). */
   identify(req: IncomingMessage, viewer: Viewer, operationName: string | null | undefined): void;
   logger: Logger;
-  /** Subscriptions, refusals and member counts for the metrics. @default not measured */
+  /** Subscriptions, refusals, member counts and stalled clients cut, for the metrics. @default not measured */
   metrics?: FlowMetrics;
 }
 
@@ -188,6 +188,7 @@ export class SseTransport {
       { requestId: requestIdFor(res.req), userId: stream.userId, reason },
       'sse stream closed: client stalled',
     );
+    this.options.metrics?.clientCut('stalled');
     this.streams.delete(stream);
     res.destroy();
   }

@@ -42,7 +42,7 @@ export interface OperationCall {
 }
 
 /**
- * What a transport's flow reports to the metrics. Queries and mutations are counted by the
+ * What a transport and its flow report to the metrics. Queries and mutations are counted by the
  * pipeline's execution (app/metrics.ts); here only what never reaches it on a stream.
  */
 export interface FlowMetrics {
@@ -52,6 +52,8 @@ export interface FlowMetrics {
   subscribed(operationName: string | null | undefined, userId: string): void;
   /** An operation refused before it ran: it did not parse, validate or name an operation. */
   refused(operationName: string | null | undefined, errors: readonly GraphQLError[]): void;
+  /** A stream or connection was closed because its client stopped reading (read-progress.ts). */
+  clientCut(reason: 'stalled'): void;
 }
 
 export interface SubscribeFlowOptions {

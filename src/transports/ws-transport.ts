@@ -11,13 +11,13 @@ import {
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { Viewer } from '../auth/viewer.js';
 import type { Delivery, SubscriptionCohorts } from '../fanout/cohorts.js';
-import { type MemberPolicy, type Outlet, QueuedMember } from '../fanout/member.js';
+import { type MemberPolicy, QueuedMember } from '../fanout/member.js';
 import type { Logger } from '../platform/logger.js';
 import { type ConnectionBudget, limitExceeded } from './connection-budget.js';
 import { onCredentialExpiry } from './credential-expiry.js';
 import { type GraphQLRequest, graphQLRequest, type OperationPipeline } from './graphql-operation.js';
-import { ReadProgress } from './read-progress.js';
 import { type FlowMetrics, type OperationCall, SubscribeFlow } from './subscribe-flow.js';
+import { Connection, type Operation } from './ws-connection.js';
 import { ConnectionLog } from './ws-connection-log.js';
 
 /**
@@ -53,7 +53,7 @@ export interface WsTransportOptions {
   /** How long a connection may take to send `connection_init`. */
   connectionInitWaitMs: number;
   logger: Logger;
-  /** Subscriptions, refusals and member counts for the metrics. @default not measured */
+  /** Subscriptions, refusals, member counts and stalled clients cut, for the metrics. @default not measured */
   metrics?: FlowMetrics;
 }
 
@@ -61,108 +61,6 @@ export interface WsTransportOptions {
 const TOO_MANY = 4429;
 /** RFC 6455's "service restart" (IANA registry): the server stops, the client should reconnect. */
 const SERVICE_RESTART = 1012;
-
-/** Frames are JSON text, even when handed to ws as bytes. */
-const TEXT = { binary: false } as const;
-
-interface Operation {
-  /** Leaves the cohort or abandons the query. */
-  stop(): void;
-}
-
-/** One WebSocket connection speaking graphql-transport-ws. */
-class Connection implements Outlet {
-  viewer: Viewer | null = null;
-  initReceived = false;
-  /** Until `connection_init`: closes the connection when it does not come in time. */
-  initTimer: NodeJS.Timeout | null = null;
-  /** Cancels what closes the connection when its credential expires. */
-  stopExpiry: (() => void) | undefined;
-  /** Keep-alive: anything was sent or received since the last tick. */
-  active = true;
-  /** Keep-alive: a ping went out at the last tick and nothing has come back since. */
-  awaitingPong = false;
-  readonly operations = new Map<string, Operation>();
-  /** Subscriptions with frames waiting for the socket to drain; null while none wait. */
-  private waiting: Set<QueuedMember> | null = null;
-
-  constructor(
-    readonly socket: WebSocket,
-    readonly transport: WsTransport,
-    /** The HTTP upgrade request: its headers are the gateway's, not the client's payload. */
-    readonly upgrade: IncomingMessage,
-    readonly log: ConnectionLog,
-    readonly progress = new ReadProgress(upgrade.socket), // keep-alive: does the client still read?
-  ) {}
-
-  /** An answer (a query's result, a pong, an error): when the socket is congested after it, reads stop. */
-  send(message: string): void {
-    this.active = true;
-    if (this.socket.readyState !== this.socket.OPEN) return;
-    this.socket.send(message);
-    if (this.congested) this.stopReading();
-  }
-
-  /**
-   * A client that sends requests without reading the answers: nothing more is read from it until
-   * what it was sent has left the process, so its requests wait in the kernel's buffers and its
-   * own, not as answers in this process (such a client sending queries took the server from 319 MB
-   * to 1.9 GB in 37 s). Its pongs are not read meanwhile either: the keep-alive closes it if it
-   * stays so. Subscription frames never get here (they queue per subscription instead).
-   */
-  private stopReading(): void {
-    if (this.socket.isPaused) return;
-    this.socket.pause();
-    this.socket.ping(undefined, undefined, () => {
-      if (this.socket.readyState === this.socket.OPEN) this.socket.resume();
-    });
-  }
-
-  write(frame: Buffer): void {
-    this.active = true;
-    if (this.socket.readyState === this.socket.OPEN) this.socket.send(frame, TEXT);
-  }
-
-  /** Something came from the client: it is alive. */
-  heard(): void {
-    this.active = true;
-    this.awaitingPong = false;
-  }
-
-  close(code: number, reason: string): void {
-    this.log.close(this.socket, code, reason);
-  }
-
-  get congested(): boolean {
-    return this.socket.bufferedAmount > this.transport.options.maxBufferedBytes;
-  }
-
-  /**
-   * Calls the waiting subscriptions back once everything written so far has left the process: the
-   * write callback of a ping queued behind it is that signal (ws has no drain event of its own).
-   */
-  waitForDrain(member: QueuedMember): void {
-    if (this.waiting) {
-      this.waiting.add(member);
-      return;
-    }
-    if (this.socket.readyState !== this.socket.OPEN) return;
-    const waiting = new Set([member]);
-    this.waiting = waiting;
-    this.socket.ping(undefined, undefined, () => {
-      this.waiting = null;
-      for (const each of waiting) each.flush();
-    });
-  }
-
-  dispose(): void {
-    if (this.initTimer) clearTimeout(this.initTimer);
-    this.stopExpiry?.();
-    this.waiting = null;
-    for (const operation of this.operations.values()) operation.stop();
-    this.operations.clear();
-  }
-}
 
 export class WsTransport {
   private readonly connections = new Set<Connection>();
@@ -186,6 +84,7 @@ export class WsTransport {
         const state = connection.progress.check();
         if (state === 'stalled') {
           connection.log.cutStalled(connection.socket, connection.progress.reason(options.keepAliveMs));
+          options.metrics?.clientCut('stalled');
         } else if (state === 'waiting') {
           connection.active = false;
           connection.awaitingPong = false;
@@ -229,7 +128,7 @@ export class WsTransport {
       log.refuse(socket, this.options.logger, TOO_MANY, 'Too many connections (MAX_CONNECTIONS)');
       return;
     }
-    const connection = new Connection(socket, this, upgrade, log);
+    const connection = new Connection(socket, upgrade, log, this.options.maxBufferedBytes);
     this.connections.add(connection);
     connection.initTimer = setTimeout(() => {
       connection.close(CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
@@ -285,7 +184,7 @@ export class WsTransport {
           const limit = `A connection may hold at most ${maxOperations} operations (MAX_SUBSCRIPTIONS_PER_CONNECTION)`;
           return connection.send(errorMessage(message.id, [limitExceeded(limit)]));
         }
-        const call = new WsCall(connection, message.id, graphQLRequest(message.payload));
+        const call = new WsCall(connection, message.id, graphQLRequest(message.payload), this.options.pipeline);
         // Registered before anything runs, so that a `complete` while it is prepared cancels it.
         connection.operations.set(message.id, call);
         return this.flow.run(call.request, connection.viewer, call);
@@ -334,6 +233,7 @@ class WsCall implements OperationCall, Operation {
     private readonly connection: Connection,
     private readonly id: string,
     readonly request: GraphQLRequest,
+    private readonly pipelineFor: WsTransportOptions['pipeline'],
   ) {}
 
   /** A `complete`, or the connection's end, while the operation is prepared. */
@@ -348,7 +248,7 @@ class WsCall implements OperationCall, Operation {
 
   pipeline(): OperationPipeline {
     const { connection } = this;
-    return connection.transport.options.pipeline(this.request, connection.viewer as Viewer, connection.log.requestId);
+    return this.pipelineFor(this.request, connection.viewer as Viewer, connection.log.requestId);
   }
 
   refuse(errors: readonly GraphQLError[]): void {
