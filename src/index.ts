@@ -10,10 +10,11 @@ import { installStopSignals } from './app/stop-signals.js';
 const signals = installStopSignals();
 
 // A bad setting (ConfigError), a port in use (ListenError) or a database that is not ready: one
-// line, no stack trace.
+// line, no stack trace (platform/start-failure.ts), plain or JSON by LOG_FORMAT.
 import('./app/main.js')
   .then(({ main }) => main(signals))
-  .catch((error: unknown) => {
-    console.error(error instanceof Error ? error.message : error);
+  .catch(async (error: unknown) => {
+    const { reportStartFailure } = await import('./platform/start-failure.js');
+    reportStartFailure(error);
     process.exit(1);
   });

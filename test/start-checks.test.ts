@@ -153,3 +153,67 @@ describe('blanks around a setting', () => {
     expect(await server.exited).toEqual({ code: 0, signal: null });
   }, 60_000);
 });
+
+/**
+ * With LOG_FORMAT=json a log collector parses every line as JSON: a start that fails is then one
+ * JSON entry at level fatal (60) with the message a terminal gets, not a plain-text line it could
+ * not read.
+ */
+describe('with LOG_FORMAT=json, a start that fails', () => {
+  /** The process's last line, parsed: it must be JSON. */
+  function lastEntry(output: string[]): Record<string, unknown> {
+    const last = output.at(-1) ?? '';
+    expect(() => JSON.parse(last), `the last line is JSON: ${last}`).not.toThrow();
+    return JSON.parse(last) as Record<string, unknown>;
+  }
+
+  test('a bad setting is the one line, a JSON entry at level fatal naming the setting, exit code 1', async () => {
+    const server = startProcess(
+      SERVER_COMMAND,
+      serverEnv(`file:${path.join(tmpdir(), 'market-never-created.db')}`, { LOG_FORMAT: 'json', PORT: 'abc' }),
+    );
+    expect(await server.exited).toEqual({ code: 1, signal: null });
+    expect(server.output).toHaveLength(1);
+    expect(lastEntry(server.output)).toMatchObject({
+      level: 60,
+      service: 'market-runtime-graphql',
+      msg: 'Invalid configuration:\n  PORT: must be a number written in decimal digits',
+    });
+  }, 60_000);
+
+  test('a HOST that does not resolve is a JSON entry at level fatal, even at LOG_LEVEL=silent', async () => {
+    const env = serverEnv(`file:${path.join(tmpdir(), 'market-never-created.db')}`, {
+      LOG_FORMAT: 'json',
+      LOG_LEVEL: 'silent',
+      HOST: 'no-such-host.invalid',
+      AUTH_TOKENS: 'ops:admin:ops-secret-22',
+    });
+    const server = startProcess(SERVER_COMMAND, env);
+    expect(await server.exited).toEqual({ code: 1, signal: null });
+    expect(server.output).toHaveLength(1);
+    expect(lastEntry(server.output)).toMatchObject({
+      level: 60,
+      msg: 'Port 0 on no-such-host.invalid: no such host name (ENOTFOUND); check HOST.',
+    });
+  }, 60_000);
+
+  test.each([
+    ['the server', SERVER_COMMAND],
+    ['npm run db:migrate', MIGRATE_COMMAND],
+  ])(
+    'a database %s cannot reach: every line is JSON, the last the failure at level fatal',
+    async (_, command) => {
+      const port = await closedPort();
+      const url = `postgresql://market:db-pass-7731@127.0.0.1:${port}/market`;
+      const run = startProcess(command, serverEnv(url, { LOG_FORMAT: 'json' }));
+      expect(await run.exited).toEqual({ code: 1, signal: null });
+      expect(run.logs, run.output.join('\n')).toHaveLength(run.output.length);
+      expect(lastEntry(run.output)).toMatchObject({
+        level: 60,
+        msg: `Could not migrate the database (PostgreSQL at 127.0.0.1:${port}/market): could not connect: connect ECONNREFUSED 127.0.0.1:${port}`,
+      });
+      expect(run.output.join('\n')).not.toContain('db-pass-7731');
+    },
+    60_000,
+  );
+});

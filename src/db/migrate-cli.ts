@@ -1,5 +1,6 @@
 import { loadConfig } from '../platform/config.js';
 import { createLogger, logProcessWarnings } from '../platform/logger.js';
+import { reportStartFailure } from '../platform/start-failure.js';
 import { logMigrationResult, migrateOrExplain } from './migrate.js';
 
 // `npm run db:migrate`: applies pending migrations to DATABASE_URL (SQLite by default).
@@ -15,6 +16,6 @@ try {
   logMigrationResult(logger, await migrateOrExplain(config.databaseUrl));
 } catch (error) {
   // A bad setting (ConfigError) or a database that cannot be migrated: one line, as `npm start` prints it.
-  console.error(error instanceof Error ? error.message : error);
+  reportStartFailure(error);
   process.exit(1);
 }

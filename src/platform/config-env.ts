@@ -43,7 +43,8 @@ export const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /**
    * `pretty`: one readable, coloured line per entry (pino-pretty); `json`: one JSON object per line,
-   * for log collectors; `auto`: pretty when standard output is a terminal, JSON otherwise. @default auto
+   * for log collectors; `auto`: pretty when standard output is a terminal, JSON otherwise. Only
+   * `json` makes a failed start a JSON entry too (platform/start-failure.ts). @default auto
    */
   LOG_FORMAT: z.enum(['auto', 'pretty', 'json']).default('auto'),
   /**
