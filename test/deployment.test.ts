@@ -255,6 +255,8 @@ describe('docker-compose.yml', () => {
       );
       expect(env.DATABASE_URL, name).toMatch(/^postgresql:\/\/.*@postgres:5432\//);
       expect(env.REDIS_URL, name).toBe('redis://redis:6379');
+      // A failed start is a JSON entry only with json set explicitly (src/platform/start-failure.ts).
+      expect(env.LOG_FORMAT, `${name}: a log collector parses every line`).toBe('json');
       // The stop budget covers its longest stop: the drain, then twice SHUTDOWN_TIMEOUT_MS + 10 s (build-app.ts).
       expect(durationMs(service.stop_grace_period)).toBeGreaterThanOrEqual(
         3 * Number(env.SHUTDOWN_TIMEOUT_MS) + 10_000,
@@ -334,6 +336,7 @@ describe('Kubernetes manifest', () => {
     expect(podSpec.securityContext.runAsNonRoot).toBe(true);
     expect(container.securityContext.allowPrivilegeEscalation).toBe(false);
     expect(k8sEnv.HOST.value).toBe('0.0.0.0');
+    expect(k8sEnv.LOG_FORMAT?.value, 'a failed start is a JSON entry only with json set').toBe('json');
     for (const name of ['AUTH_TOKENS', 'DATABASE_URL', 'REDIS_URL']) {
       expect(k8sEnv[name]?.valueFrom?.secretKeyRef, name).toBeDefined();
     }
