@@ -298,6 +298,10 @@ describe('keep-alive', () => {
     expect((await silent.closed).code).toBe(1006);
     expect(pinged).toBe(true);
     expect(answering.socket.readyState).toBe(WebSocket.OPEN);
+    // Counted for the operator, apart from clients that stopped reading.
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toContain('market_subscription_clients_cut_total{transport="ws",reason="no_pong"} 1\n');
+    expect(metrics).toContain('market_subscription_clients_cut_total{transport="ws",reason="stalled"} 0\n');
     answering.socket.close();
   });
 });

@@ -59,11 +59,12 @@ export class AppMetrics {
     });
     this.clientsCut = new Counter({
       name: 'market_subscription_clients_cut_total',
-      help: 'WebSocket connections (ws) and SSE streams (sse) the server closed because their client stopped reading, by reason',
+      help: 'WebSocket connections (ws) and SSE streams (sse) the server closed because their client stopped reading (stalled) or answering pings (no_pong, ws only)',
       labelNames: ['transport', 'reason'],
       registers,
     });
     // Each series from the start, at 0: an alert on its increase needs a sample before the first cut.
+    this.clientsCut.inc({ transport: 'ws', reason: 'no_pong' }, 0);
     for (const transport of ['ws', 'sse'] as const) this.clientsCut.inc({ transport, reason: 'stalled' }, 0);
     this.redisAppends = new Histogram({
       name: 'market_redis_append_duration_seconds',

@@ -42,6 +42,12 @@ export interface OperationCall {
 }
 
 /**
+ * Why the server closed a client's stream or connection: `stalled`, bytes waited for it and it read
+ * none of them (read-progress.ts); `no_pong`, a silent WebSocket did not answer the keep-alive ping.
+ */
+export type ClientCutReason = 'stalled' | 'no_pong';
+
+/**
  * What a transport and its flow report to the metrics. Queries and mutations are counted by the
  * pipeline's execution (app/metrics.ts); here only what never reaches it on a stream.
  */
@@ -52,8 +58,8 @@ export interface FlowMetrics {
   subscribed(operationName: string | null | undefined, userId: string): void;
   /** An operation refused before it ran: it did not parse, validate or name an operation. */
   refused(operationName: string | null | undefined, errors: readonly GraphQLError[]): void;
-  /** A stream or connection was closed because its client stopped reading (read-progress.ts). */
-  clientCut(reason: 'stalled'): void;
+  /** A stream or connection was closed because its client stopped reading or answering. */
+  clientCut(reason: ClientCutReason): void;
 }
 
 export interface SubscribeFlowOptions {

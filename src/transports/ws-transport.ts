@@ -90,6 +90,7 @@ export class WsTransport {
           connection.awaitingPong = false;
         } else if (connection.awaitingPong) {
           connection.log.cut(connection.socket, 'No pong within the keep-alive period');
+          options.metrics?.clientCut('no_pong');
         } else if (connection.active) {
           connection.active = false;
         } else {
