@@ -71,6 +71,7 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
     logger.child({ component: 'task-engine' }),
     config.tasks,
   );
+  followTaskChanges(bus, engine, logger);
   // Compares the app service's list with the stored states: run by the leader's jobs (jobs.ts).
   const statusCorrection = new StatusCorrection({
     db,
@@ -216,14 +217,24 @@ export async function connectCluster(
 }
 
 /**
+ * The task engine follows the announced task changes: in cluster mode, another instance's end of a
+ * task this one runs, which it then stops supervising (see forgetEndedElsewhere).
+ */
+function followTaskChanges(bus: Services['bus'], engine: TaskEngine, logger: Logger): void {
+  const failed = (error: unknown) => logger.error({ err: error }, 'task engine: could not take a task change');
+  bus.listen('task:updated', (event) => engine.onTaskChanged(event), failed);
+}
+
+/**
  * Another instance's task and app changes, as its rows read back came through the log, announced
- * on this instance's bus for taskUpdated and appUpdated (the subscribers re-read the rows). Several
+ * on this instance's bus for taskUpdated and appUpdated (the subscribers re-read the rows), and for
+ * the task engine (a task's status as read back: one it runs may have ended there). Several
  * announcements of one row read back together arrive as one.
  */
 function announceRows(bus: Services['bus'], change: RuntimeChange): void {
   if (change.kind !== 'rows') return;
-  for (const { taskId, userId, sourceId, appName } of change.tasks) {
-    bus.publish('task:updated', { taskId, userId, sourceId, appName });
+  for (const { taskId, userId, sourceId, appName, status } of change.tasks) {
+    bus.publish('task:updated', { taskId, userId, sourceId, appName, status });
   }
   for (const { userId, sourceId, appName } of change.appKeys) bus.publish('app:updated', { userId, sourceId, appName });
 }

@@ -15,15 +15,15 @@ import {
   progressOf,
   reportedState,
 } from './report-rules.js';
-import { finishTask } from './task-end.js';
+import { finishTask, forgetEndedElsewhere } from './task-end.js';
 
 /** Takes one app-service state report (see TaskEngine.onAppState); false when the database could not. */
 export async function receiveReport(ctx: EngineContext, event: AppStateEvent): Promise<boolean> {
-  const supervised = ctx.tracked.supervised(appKeyString(event));
   try {
-    await applyReport(ctx, event, supervised);
+    await applyReport(ctx, event);
     return true;
   } catch (error) {
+    const supervised = ctx.tracked.supervised(appKeyString(event));
     // The database away is no fault of the report or the code: a warning, without the driver's stack.
     const away = isDatabaseUnavailable(error);
     ctx.logger[away ? 'warn' : 'error'](
@@ -51,21 +51,33 @@ export async function receiveReport(ctx: EngineContext, event: AppStateEvent): P
  * when the database fails (the next correction tries again).
  */
 export function applyListedState(ctx: EngineContext, event: AppStateEvent): Promise<boolean> {
-  return applyReport(ctx, event, ctx.tracked.supervised(appKeyString(event)), true);
+  return applyReport(ctx, event, true);
+}
+
+/**
+ * The task a report is matched against: the app's task running here, as this instance knows it
+ * (its op id may not be written yet), when the report concerns it; else the app's active task as
+ * the database has it. The one here may have ended on another instance, which received its final
+ * report: then it is no longer the app's active task, and is forgotten (forgetEndedElsewhere).
+ * Matched on, it made every report of the app's next task go ignored.
+ */
+async function reportedTask(ctx: EngineContext, event: AppStateEvent): Promise<TaskRow | null> {
+  const activeKey = appKeyString(event);
+  const supervised = ctx.tracked.supervised(activeKey);
+  if (supervised && concerns(supervised, event)) return supervised;
+  const active = await ctx.db.task.findUnique({ where: { activeKey } });
+  if (!supervised || active?.taskId === supervised.taskId) return supervised ?? active;
+  forgetEndedElsewhere(ctx, [supervised.taskId]);
+  return ctx.tracked.supervised(activeKey) ?? active;
 }
 
 /**
  * Applies a report to the app's state row and its task (see receiveReport); true when the row took
  * it, false when it holds a newer one (or, `listed`, the same). Throws when the database fails.
  */
-async function applyReport(
-  ctx: EngineContext,
-  event: AppStateEvent,
-  supervised: TaskRow | undefined,
-  listed = false,
-): Promise<boolean> {
-  const { db, feed } = ctx;
-  const task = supervised ?? (await db.task.findUnique({ where: { activeKey: appKeyString(event) } }));
+async function applyReport(ctx: EngineContext, event: AppStateEvent, listed = false): Promise<boolean> {
+  const { feed } = ctx;
+  const task = await reportedTask(ctx, event);
   const concerned = task !== null && concerns(task, event);
   const outcome = concerned ? outcomeOf(task.type, event.state) : null;
   const progress = concerned ? progressOf(event.state, event.progress) : null;

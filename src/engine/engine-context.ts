@@ -79,6 +79,18 @@ export class TrackedTasks {
     return undefined;
   }
 
+  /**
+   * The other tasks of `task`'s app running here: ended, since the database gave `task` the app's
+   * active key, which a task holds until it ends (see forgetEndedElsewhere).
+   */
+  othersOfApp(task: TaskRow): string[] {
+    const others: string[] = [];
+    for (const [taskId, other] of this.inFlight) {
+      if (taskId !== task.taskId && other.activeKey === task.activeKey) others.push(taskId);
+    }
+    return others;
+  }
+
   /** Arms the timer that fails a task taking too long. */
   setTimeout(taskId: string, timer: NodeJS.Timeout): void {
     this.timeouts.set(taskId, timer);

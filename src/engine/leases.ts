@@ -5,7 +5,7 @@ import { receiveReport } from './app-state-reports.js';
 import { armTimeout } from './dispatch.js';
 import type { EngineContext } from './engine-context.js';
 import { acceptedResult, concerns, endDetails, outcomeOf } from './report-rules.js';
-import { endOwnTask } from './task-end.js';
+import { endOwnTask, forgetEndedElsewhere } from './task-end.js';
 
 /**
  * How long after its request's timeout an adopted task's send is still taken to be open: the time
@@ -19,7 +19,8 @@ const SEND_WINDOW_MARGIN_MS = 5_000;
  * forgets those that ended elsewhere. Only those: a task it lost track of (e.g. claimed by a
  * statement whose answer never came) lets its lease run out and is recovered like a dead one's.
  */
-export async function heartbeat({ db, instanceId, tracked }: EngineContext): Promise<void> {
+export async function heartbeat(ctx: EngineContext): Promise<void> {
+  const { db, instanceId, tracked } = ctx;
   const taskIds = tracked.ids();
   if (taskIds.length === 0) return;
   await db.task.updateMany({
@@ -30,7 +31,10 @@ export async function heartbeat({ db, instanceId, tracked }: EngineContext): Pro
     where: { taskId: { in: taskIds }, status: { not: 'RUNNING' } },
     select: { taskId: true },
   });
-  for (const { taskId } of ended) tracked.forget(taskId);
+  forgetEndedElsewhere(
+    ctx,
+    ended.map(({ taskId }) => taskId),
+  );
 }
 
 /**
@@ -139,6 +143,7 @@ async function adopt(ctx: EngineContext, task: TaskRow, unchanged: Prisma.TaskWh
   const handedOver = task.heartbeatAt === null;
   const from = task.workerId;
   Object.assign(task, { workerId: ctx.instanceId, heartbeatAt: now });
+  forgetEndedElsewhere(ctx, ctx.tracked.othersOfApp(task));
   ctx.tracked.inFlight.set(task.taskId, task);
   ctx.tracked.unconfirmed.add(task.taskId);
   armTimeout(ctx, task, (task.startedAt ?? now).getTime() + ctx.options.timeoutMs - now.getTime());

@@ -66,6 +66,29 @@ export async function finishTask(
   return ended !== null;
 }
 
+/**
+ * ENDED ELSEWHERE: the one place where this instance stops supervising tasks of its own that
+ * another instance ended (it received the task's final state report, or ran its cancel or status
+ * correction): only the instance that writes an end forgets the task by itself (finishTask). Kept,
+ * such a task was still the app's task here: the next task of the app had every state report
+ * matched against it and ignored (RUNNING until TASK_TIMEOUT_MS failed it, an app service's cancel
+ * never seen), and it held a worker (TASK_CONCURRENCY) until the heartbeat found it ended. What
+ * finds them: the task's ended row announced through the cluster's change log
+ * (TaskEngine.onTaskChanged), the claim or adoption of another task of the same app (the database
+ * gives an app's active key to one task at a time), a report that is not the task's while the
+ * app's active task is another (app-state-reports.ts), and at the latest the heartbeat (leases.ts).
+ */
+export function forgetEndedElsewhere(ctx: EngineContext, taskIds: Iterable<string>): void {
+  let freed = false;
+  for (const taskId of taskIds) {
+    if (!ctx.tracked.has(taskId)) continue;
+    ctx.tracked.forget(taskId);
+    freed = true;
+    ctx.logger.debug({ taskId }, 'stopped supervising a task that ended elsewhere');
+  }
+  if (freed) ctx.notify(); // a worker is free
+}
+
 /** Ends a task of this instance; if the database cannot take the end now, the task is owed it. */
 export async function endOwnTask(
   ctx: EngineContext,

@@ -6,8 +6,8 @@ import { claimPendingTasks } from '../db/hot-path-sql.js';
 import type { HistoryRow, TaskRow } from '../db/models.js';
 import { UpstreamError } from '../domain/errors.js';
 import { isOperationType } from '../domain/operations.js';
-import type { TerminalStatus } from '../domain/tasks.js';
-import type { ChangeFeed } from '../events/change-feed.js';
+import { isTerminal, type TerminalStatus } from '../domain/tasks.js';
+import type { ChangeFeed, TaskChanged } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
 import { RepeatedFailure } from '../platform/repeated-failure.js';
 import type { HistoryService } from '../services/history-service.js';
@@ -17,7 +17,7 @@ import { execute } from './dispatch.js';
 import { type EndDetails, type EngineContext, type TaskEngineOptions, TrackedTasks } from './engine-context.js';
 import { followAdopted, handOver, heartbeat, recoverAbandoned } from './leases.js';
 import { RepairLoop } from './repair-loop.js';
-import { finishTask, historyEntry } from './task-end.js';
+import { finishTask, forgetEndedElsewhere, historyEntry } from './task-end.js';
 
 /**
  * Runs tasks against the app service. Tasks are rows first: a worker claims the oldest PENDING
@@ -214,6 +214,7 @@ export class TaskEngine implements TaskRunner {
       const claimed = await claimPendingTasks(sql, this.instanceId, new Date(), free);
       if (claimed.length === 0) return; // nothing pending (or other instances took it first)
       for (const task of claimed) {
+        forgetEndedElsewhere(this.ctx, tracked.othersOfApp(task));
         tracked.inFlight.set(task.taskId, task);
         feed.task(task);
       }
@@ -255,6 +256,15 @@ export class TaskEngine implements TaskRunner {
    */
   onAppState(event: AppStateEvent): Promise<boolean> {
     return receiveReport(this.ctx, event);
+  }
+
+  /**
+   * A task's change as announced on this instance's bus (in cluster mode, other instances' too):
+   * one that ended a task still supervised here was written by another instance, which is now
+   * followed (see forgetEndedElsewhere).
+   */
+  onTaskChanged({ taskId, status }: TaskChanged): void {
+    if (status !== undefined && isTerminal(status)) forgetEndedElsewhere(this.ctx, [taskId]);
   }
 
   /**
