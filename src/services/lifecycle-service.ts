@@ -68,6 +68,7 @@ export class LifecycleService {
       metadata: { cfgType, envs: [] },
       idempotencyKey: input.idempotencyKey ?? null,
       app: { cfgType, title: row.title },
+      admits: (db) => this.submission.installedRow(key, rule.verb, db),
       ...(retryOfTaskId ? { retryOfTaskId } : {}),
     });
   }

@@ -1,10 +1,9 @@
 import { z } from 'zod';
 import { canSee, type Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
-import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
-import { findAppState, findAppStatesNamed } from '../db/hot-path-sql.js';
+import { type DriverSql, driverSqlOf, type SqlRunner } from '../db/driver-sql.js';
+import { findAppState } from '../db/hot-path-sql.js';
 import type { CatalogAppRow, TaskRow } from '../db/models.js';
-import { isFailedFirstInstall } from '../domain/app-stage.js';
 import { compareVersions } from '../domain/catalogue-version.js';
 import { InvalidStateError, NotFoundError, UpstreamError, ValidationError } from '../domain/errors.js';
 import { cloneName, imagesOfEntry, readMetadata } from '../domain/operations.js';
@@ -104,23 +103,8 @@ export class OperationService {
     const existing = await this.submission.replay(viewer, input.idempotencyKey, 'INSTALL', key);
     if (existing) return existing;
     const app = await this.catalogueVersion(viewer, input.sourceId, input.appName, input.version);
-    const rows = await findAppStatesNamed(this.sql, key.userId, key.appName);
-    const row = rows.find((other) => other.sourceId === key.sourceId);
-    if (row?.installedVersion && !isFailedFirstInstall(row.state)) {
-      throw new InvalidStateError(
-        `${input.appName} is already installed (version ${row.installedVersion}); use upgradeApp to change its version`,
-      );
-    }
-    // The app service runs one app of a name per user: installed from a second source too, an
-    // uninstall from one removed the other's app (its events name their source).
-    const elsewhere = rows.find(
-      (other) => other.sourceId !== key.sourceId && (other.installedVersion || !isFailedFirstInstall(other.state)),
-    );
-    if (elsewhere) {
-      throw new InvalidStateError(
-        `${input.appName} is already installed from ${elsewhere.sourceId}, and a user has one app of a name: uninstall it there first`,
-      );
-    }
+    const admits = (db: SqlRunner) => this.submission.assertInstallable(key, db);
+    await admits(this.sql);
     await this.assertPurchased(viewer, app);
     return this.submission.create({
       type: 'INSTALL',
@@ -135,6 +119,7 @@ export class OperationService {
       },
       idempotencyKey: input.idempotencyKey ?? null,
       app: { cfgType: app.cfgType, title: app.title },
+      admits,
       ...(retryOfTaskId ? { retryOfTaskId } : {}),
     });
   }
@@ -169,6 +154,7 @@ export class OperationService {
       metadata: { cfgType: app.cfgType, envs: input.envs, appId: app.appId, images: imagesFor(app, input.version) },
       idempotencyKey: input.idempotencyKey ?? null,
       app: { cfgType: app.cfgType, title: app.title },
+      admits: (db) => this.submission.installedRow(key, 'upgrade', db),
       ...(retryOfTaskId ? { retryOfTaskId } : {}),
     });
   }
@@ -197,6 +183,7 @@ export class OperationService {
       },
       idempotencyKey: input.idempotencyKey ?? null,
       app: { cfgType: row.cfgType ?? 'app', title: row.title },
+      admits: (db) => this.submission.uninstallableRow(key, db),
       ...(retryOfTaskId ? { retryOfTaskId } : {}),
     });
   }

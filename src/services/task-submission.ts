@@ -1,17 +1,18 @@
 import { z } from 'zod';
 import type { Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
-import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
+import { type DriverSql, driverSqlOf, type SqlRunner } from '../db/driver-sql.js';
 import {
   findActiveTasks,
   findAppState,
+  findAppStatesNamed,
   insertTask,
   isUniqueViolation,
   upsertAppStateForTask,
 } from '../db/hot-path-sql.js';
 import type { AppRow, TaskRow } from '../db/models.js';
 import { type AppKey, appKeyString, MAX_SOURCE_ID_ARGUMENT } from '../domain/app-key.js';
-import { isCancelFailure } from '../domain/app-stage.js';
+import { isCancelFailure, isFailedFirstInstall } from '../domain/app-stage.js';
 import { ConflictError, InvalidStateError, ValidationError } from '../domain/errors.js';
 import { type OperationType, RESERVED_ENV_NAMES, type TaskMetadata } from '../domain/operations.js';
 import { newTaskId, type TaskType } from '../domain/tasks.js';
@@ -70,6 +71,16 @@ export interface TaskRequest {
   retryOfTaskId?: string;
   /** Fields for a new app-state row (first install, clone). */
   app: { cfgType: string; title: string | null; rawAppName?: string };
+  /**
+   * The app-state rule the request was accepted under (INVALID_STATE when it no longer holds), run
+   * again in the task's transaction once its insert holds the app's active-task slot. The caller's
+   * check ran while the app's previous task could still be active: that task's end (and the row
+   * it changes) may commit between the check and the insert, the insert on PostgreSQL waiting on
+   * the slot's unique index until it does. Read after the insert, the row is the one that end left
+   * (SQLite runs one writer at a time; PostgreSQL reads committed rows per statement), so a repeated
+   * install or uninstall gets the answer a later request would, not a second task.
+   */
+  admits?: (db: SqlRunner) => Promise<unknown>;
 }
 
 /**
@@ -131,8 +142,35 @@ export class TaskSubmission {
     return task;
   }
 
-  async installedRow(key: AppKey, operation: string): Promise<AppRow & { installedVersion: string }> {
-    return this.installed(await findAppState(this.sql, key), key, operation);
+  async installedRow(
+    key: AppKey,
+    operation: string,
+    db: SqlRunner = this.sql,
+  ): Promise<AppRow & { installedVersion: string }> {
+    return this.installed(await findAppState(db, key), key, operation);
+  }
+
+  /**
+   * INVALID_STATE when the app is installed (a first install that failed may be installed again),
+   * or installed from another source: the app service runs one app of a name per user, and an
+   * uninstall from one source removed the other's app (its events name their source).
+   */
+  async assertInstallable(key: AppKey, db: SqlRunner = this.sql): Promise<void> {
+    const rows = await findAppStatesNamed(db, key.userId, key.appName);
+    const row = rows.find((other) => other.sourceId === key.sourceId);
+    if (row?.installedVersion && !isFailedFirstInstall(row.state)) {
+      throw new InvalidStateError(
+        `${key.appName} is already installed (version ${row.installedVersion}); use upgradeApp to change its version`,
+      );
+    }
+    const elsewhere = rows.find(
+      (other) => other.sourceId !== key.sourceId && (other.installedVersion || !isFailedFirstInstall(other.state)),
+    );
+    if (elsewhere) {
+      throw new InvalidStateError(
+        `${key.appName} is already installed from ${elsewhere.sourceId}, and a user has one app of a name: uninstall it there first`,
+      );
+    }
   }
 
   /** The app's row, read by the caller, if it is installed; INVALID_STATE otherwise. */
@@ -146,8 +184,8 @@ export class TaskSubmission {
    * app service's cancel took over and could not undo (`installingCancelFailed`): from there the
    * app service only cancels again or uninstalls, so refused here, what it left stayed for good.
    */
-  async uninstallableRow(key: AppKey): Promise<AppRow> {
-    const row = await findAppState(this.sql, key);
+  async uninstallableRow(key: AppKey, db: SqlRunner = this.sql): Promise<AppRow> {
+    const row = await findAppState(db, key);
     if (!row || !(row.installedVersion || isCancelFailure(row.state))) throw notInstalled(key, 'uninstall');
     return row;
   }
@@ -184,6 +222,8 @@ export class TaskSubmission {
         retryOfTaskId: request.retryOfTaskId ?? null,
         createdAt: now,
       });
+      // After the insert, before the row is written (an uninstall's end deleted it): see `admits`.
+      await request.admits?.(tx);
       await upsertAppStateForTask(tx, {
         ...request.key,
         opType: request.type.toLowerCase(),
