@@ -56,6 +56,7 @@ async function main(): Promise<void> {
     result: null,
     error: null,
     idempotencyKey: null,
+    requestDigest: null,
     activeKey: `admin/market.olares/${BENCH_TASK_APP}`,
     retryOfTaskId: null,
     workerId: null,

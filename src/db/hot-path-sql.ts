@@ -61,6 +61,8 @@ export interface NewTask extends AppKey {
   version: string | null;
   metadata: unknown;
   idempotencyKey: string | null;
+  /** What the idempotencyKey is bound to (task-submission.ts, requestDigest); none when omitted. */
+  requestDigest?: string | null;
   /** `appKeyString` of the task's app: the one-active-task-per-app slot it takes. */
   activeKey: string;
   retryOfTaskId: string | null;
@@ -71,10 +73,10 @@ export interface NewTask extends AppKey {
 export function insertTask(db: SqlRunner, task: NewTask): Promise<TaskRow[]> {
   return db.$queryRaw<TaskRow[]>`
     INSERT INTO "Task" ("taskId", "type", "status", "userId", "sourceId", "appName", "version", "metadata",
-      "idempotencyKey", "activeKey", "retryOfTaskId", "createdAt", "updatedAt")
+      "idempotencyKey", "requestDigest", "activeKey", "retryOfTaskId", "createdAt", "updatedAt")
     VALUES (${task.taskId}, ${task.type}, 'PENDING', ${task.userId}, ${task.sourceId}, ${task.appName},
-      ${task.version}, ${json(task.metadata)}, ${task.idempotencyKey}, ${task.activeKey}, ${task.retryOfTaskId},
-      ${task.createdAt}, ${task.createdAt})
+      ${task.version}, ${json(task.metadata)}, ${task.idempotencyKey}, ${task.requestDigest ?? null}, ${task.activeKey},
+      ${task.retryOfTaskId}, ${task.createdAt}, ${task.createdAt})
     RETURNING *`;
 }
 

@@ -21,7 +21,8 @@ const EntranceInput = builder.inputType('EntranceInput', {
   }),
 });
 
-const idempotencyKey = 'Repeating a request with the same key returns the original task instead of a new one.';
+const idempotencyKey =
+  'Repeating the same request with the same key returns the original task instead of a new one; the key with a different request (another app, version, envs or option) is a VALIDATION error.';
 
 const InstallAppInput = builder.inputType('InstallAppInput', {
   description: 'Install an app from a market source.',

@@ -7,7 +7,7 @@ import { InvalidStateError } from '../domain/errors.js';
 import { parseInput } from '../domain/parse-input.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import type { HistoryService } from './history-service.js';
-import { commonOperationFields, type TaskRunner, TaskSubmission } from './task-submission.js';
+import { commonOperationFields, requestDigest, type TaskRunner, TaskSubmission } from './task-submission.js';
 
 const lifecycleInput = z.object(commonOperationFields);
 
@@ -48,7 +48,8 @@ export class LifecycleService {
   ): Promise<TaskRow> {
     const input = parseInput(lifecycleInput, rawInput);
     const key = { userId: viewer.userId, sourceId: input.sourceId, appName: input.appName };
-    const existing = await this.submission.replay(viewer, input.idempotencyKey, type, key);
+    const digest = requestDigest(type, input);
+    const existing = await this.submission.replay(viewer, input.idempotencyKey, type, key, digest);
     if (existing) return existing;
     const rule = RULES[type];
     const row = await this.submission.installedRow(key, rule.verb);
@@ -67,6 +68,7 @@ export class LifecycleService {
       version: row.installedVersion,
       metadata: { cfgType, envs: [] },
       idempotencyKey: input.idempotencyKey ?? null,
+      requestDigest: digest,
       app: { cfgType, title: row.title },
       admits: (db) => this.submission.installedRow(key, rule.verb, db),
       ...(retryOfTaskId ? { retryOfTaskId } : {}),

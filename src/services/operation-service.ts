@@ -21,6 +21,7 @@ import {
   commonOperationFields as common,
   operationEnvs as envs,
   MAX_APP_NAME_LENGTH,
+  requestDigest,
   type TaskRunner,
   TaskSubmission,
   trimmed,
@@ -100,7 +101,8 @@ export class OperationService {
   async install(viewer: Viewer, rawInput: InstallInput, retryOfTaskId?: string): Promise<TaskRow> {
     const input = parseInput(installInput, rawInput);
     const key = { userId: viewer.userId, sourceId: input.sourceId, appName: input.appName };
-    const existing = await this.submission.replay(viewer, input.idempotencyKey, 'INSTALL', key);
+    const digest = requestDigest('INSTALL', input);
+    const existing = await this.submission.replay(viewer, input.idempotencyKey, 'INSTALL', key, digest);
     if (existing) return existing;
     const app = await this.catalogueVersion(viewer, input.sourceId, input.appName, input.version);
     const admits = (db: SqlRunner) => this.submission.assertInstallable(key, db);
@@ -118,6 +120,7 @@ export class OperationService {
         images: imagesFor(app, input.version),
       },
       idempotencyKey: input.idempotencyKey ?? null,
+      requestDigest: digest,
       app: { cfgType: app.cfgType, title: app.title },
       admits,
       ...(retryOfTaskId ? { retryOfTaskId } : {}),
@@ -127,7 +130,8 @@ export class OperationService {
   async upgrade(viewer: Viewer, rawInput: InstallInput, retryOfTaskId?: string): Promise<TaskRow> {
     const input = parseInput(installInput, rawInput);
     const key = { userId: viewer.userId, sourceId: input.sourceId, appName: input.appName };
-    const existing = await this.submission.replay(viewer, input.idempotencyKey, 'UPGRADE', key);
+    const digest = requestDigest('UPGRADE', input);
+    const existing = await this.submission.replay(viewer, input.idempotencyKey, 'UPGRADE', key, digest);
     if (existing) return existing;
     const row = await this.submission.installedRow(key, 'upgrade');
     // A clone upgrades along its original's catalogue entry. An installed app upgrades from its
@@ -153,6 +157,7 @@ export class OperationService {
       version: input.version,
       metadata: { cfgType: app.cfgType, envs: input.envs, appId: app.appId, images: imagesFor(app, input.version) },
       idempotencyKey: input.idempotencyKey ?? null,
+      requestDigest: digest,
       app: { cfgType: app.cfgType, title: app.title },
       admits: (db) => this.submission.installedRow(key, 'upgrade', db),
       ...(retryOfTaskId ? { retryOfTaskId } : {}),
@@ -162,7 +167,8 @@ export class OperationService {
   async uninstall(viewer: Viewer, rawInput: UninstallInput, retryOfTaskId?: string): Promise<TaskRow> {
     const input = parseInput(uninstallInput, rawInput);
     const key = { userId: viewer.userId, sourceId: input.sourceId, appName: input.appName };
-    const existing = await this.submission.replay(viewer, input.idempotencyKey, 'UNINSTALL', key);
+    const digest = requestDigest('UNINSTALL', input);
+    const existing = await this.submission.replay(viewer, input.idempotencyKey, 'UNINSTALL', key, digest);
     if (existing) return existing;
     const row = await this.submission.uninstallableRow(key);
     if (input.version && input.version !== row.installedVersion) {
@@ -182,6 +188,7 @@ export class OperationService {
         uninstall: { all: input.all ?? false, deleteData: input.deleteData ?? false },
       },
       idempotencyKey: input.idempotencyKey ?? null,
+      requestDigest: digest,
       app: { cfgType: row.cfgType ?? 'app', title: row.title },
       admits: (db) => this.submission.uninstallableRow(key, db),
       ...(retryOfTaskId ? { retryOfTaskId } : {}),
@@ -203,7 +210,8 @@ export class OperationService {
     const chart = originalRow?.rawAppName ?? input.appName;
     const { name, requestHash } = cloneName({ ...input, appName: chart });
     const key = { ...of, appName: name };
-    const existing = await this.submission.replay(viewer, input.idempotencyKey, 'CLONE', key);
+    const digest = requestDigest('CLONE', input);
+    const existing = await this.submission.replay(viewer, input.idempotencyKey, 'CLONE', key, digest);
     if (existing) return existing;
     const original = this.submission.installed(originalRow, of, 'clone');
     if (name.length > MAX_APP_NAME_LENGTH) {
@@ -233,6 +241,7 @@ export class OperationService {
         ...(entry.paid ? { appId: entry.appId, paid: true } : {}),
       },
       idempotencyKey: input.idempotencyKey ?? null,
+      requestDigest: digest,
       app: { cfgType: original.cfgType ?? 'app', title: input.title, rawAppName: chart },
       ...(retryOfTaskId ? { retryOfTaskId } : {}),
     });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
@@ -68,6 +69,8 @@ export interface TaskRequest {
   version: string | null;
   metadata: TaskMetadata;
   idempotencyKey: string | null;
+  /** requestDigest of the request, with its idempotencyKey; null without one. */
+  requestDigest: string | null;
   retryOfTaskId?: string;
   /** Fields for a new app-state row (first install, clone). */
   app: { cfgType: string; title: string | null; rawAppName?: string };
@@ -115,6 +118,31 @@ function notInstalled(key: AppKey, operation: string): InvalidStateError {
   return new InvalidStateError(`${key.appName} is not installed from ${key.sourceId}, so it cannot ${operation}`);
 }
 
+/** JSON with object keys sorted and null or absent fields left out: one text for one request, however it was sent. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (typeof value !== 'object' || value === null) return JSON.stringify(value);
+  const fields = Object.entries(value)
+    .filter(([, field]) => field !== null && field !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : 1));
+  return `{${fields.map(([name, field]) => `${JSON.stringify(name)}:${canonicalJson(field)}`).join(',')}}`;
+}
+
+/**
+ * What an idempotencyKey is bound to: the SHA-256 of the whole validated request (its type and
+ * every input field but the key), stored on the task. The task's own columns cannot tell two
+ * requests apart (envs, uninstall options and a clone's entrances are in its metadata, secrets
+ * redacted), and a key reused with another version or envs answered the original task as a
+ * success: the client believed its second request was the one running. Null without a key.
+ */
+export function requestDigest(type: TaskType, input: { idempotencyKey?: string | null | undefined }): string | null {
+  const { idempotencyKey, ...request } = input;
+  if (!idempotencyKey) return null;
+  return createHash('sha256')
+    .update(canonicalJson({ type, ...request }))
+    .digest('hex');
+}
+
 export class TaskSubmission {
   /** The reads every submission makes, on the driver (db/driver-sql.ts). */
   private readonly sql: DriverSql;
@@ -128,13 +156,25 @@ export class TaskSubmission {
     this.sql = driverSqlOf(db);
   }
 
-  /** The original task of a repeated request (same user, same idempotency key). */
-  async replay(viewer: Viewer, idempotencyKey: string | null | undefined, type: TaskType, key: AppKey) {
+  /**
+   * The original task of a repeated request (same user, same idempotency key); VALIDATION when the
+   * key was used for another request. Tasks written before requests had a digest compare by type
+   * and app only.
+   */
+  async replay(
+    viewer: Viewer,
+    idempotencyKey: string | null | undefined,
+    type: TaskType,
+    key: AppKey,
+    digest: string | null,
+  ) {
     if (!idempotencyKey) return null;
     const task = await this.db.task.findUnique({
       where: { userId_idempotencyKey: { userId: viewer.userId, idempotencyKey } },
     });
-    if (task && (task.type !== type || appKeyString(task) !== appKeyString(key))) {
+    if (!task) return null;
+    const sameRequest = task.requestDigest === null || task.requestDigest === digest;
+    if (task.type !== type || appKeyString(task) !== appKeyString(key) || !sameRequest) {
       throw new ValidationError(`idempotencyKey "${idempotencyKey}" was already used for another request`, [
         { path: 'idempotencyKey', message: 'used for another request' },
       ]);
@@ -218,6 +258,7 @@ export class TaskSubmission {
         version: request.version,
         metadata: request.metadata,
         idempotencyKey: request.idempotencyKey,
+        requestDigest: request.requestDigest,
         activeKey: appKeyString(request.key),
         retryOfTaskId: request.retryOfTaskId ?? null,
         createdAt: now,
@@ -263,7 +304,7 @@ export class TaskSubmission {
   /** A unique index refused the task: the same idempotent request won, or another active task for this app. */
   private async lostRace(request: TaskRequest): Promise<TaskRow> {
     const owner = { userId: request.key.userId, isAdmin: false };
-    const replayed = await this.replay(owner, request.idempotencyKey, request.type, request.key);
+    const replayed = await this.replay(owner, request.idempotencyKey, request.type, request.key, request.requestDigest);
     if (replayed) return replayed;
     const [active] = await findActiveTasks(this.sql, [appKeyString(request.key)]);
     throw this.conflict(request.key, active ?? null);
