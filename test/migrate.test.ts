@@ -56,7 +56,9 @@ describe.each(databases)('migrations on %s', (kind) => {
     cpSync(MIGRATIONS, root, { recursive: true });
     writeFileSync(path.join(root, kind, '0001_init', 'migration.sql'), '-- edited\n');
     await expect(migrateDatabase(database.url, root)).rejects.toThrow(MigrationError);
-    await expect(migrateDatabase(database.url, root)).rejects.toThrow(/0001_init was changed after it was applied/);
+    await expect(migrateDatabase(database.url, root)).rejects.toThrow(
+      /records migration 0001_init \(applied at .*\) with contents no build of this service released.*restore a backup/,
+    );
   });
 });
 

@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import type { Logger } from '../platform/logger.js';
 import { type DatabaseProvider, databaseProvider, databaseShown, POSTGRES_POOL, sqliteFilePath } from './client.js';
+import { type PastState, pastStatesOf, RETIRED_NAMES } from './retired-migrations.js';
 
 /**
  * Applies the SQL migrations in prisma/migrations/<provider>/ that the database has not seen yet.
@@ -35,6 +36,8 @@ export interface MigrationResult {
    * it (a rollback). Not refused, so that the rollback still starts; logged (logMigrationResult).
    */
   unknown: string[];
+  /** Past states of main's own history brought forward (src/db/retired-migrations.ts), one line each. */
+  repaired: string[];
 }
 
 /** What one run did inside its transaction. */
@@ -59,24 +62,70 @@ export class MigrationError extends Error {
 interface AppliedRow {
   migration_name: string;
   checksum: string;
+  finished_at: Date | number | string;
 }
 
-/** Which migrations still need to run; refuses when an applied one was edited afterwards. */
-function planMigrations(all: Migration[], applied: AppliedRow[]): { pending: Migration[]; unknown: string[] } {
-  const byName = new Map(applied.map((row) => [row.migration_name, row.checksum]));
-  for (const migration of all) {
-    const checksum = byName.get(migration.name);
-    if (checksum !== undefined && checksum !== migration.checksum) {
-      throw new MigrationError(
-        `migration ${migration.name} was changed after it was applied; add a new migration instead`,
-      );
+const APPLIED_ROWS =
+  'SELECT migration_name, checksum, finished_at FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL';
+
+/** A repair, and the migrations whose records it replaces by its successor's. */
+interface Repair {
+  state: PastState;
+  successor: Migration;
+}
+
+interface Plan {
+  repairs: Repair[];
+  pending: Migration[];
+  unknown: string[];
+}
+
+/**
+ * What the run does: bring past states of main's history forward, then apply what is missing.
+ * Refuses any other applied migration this release has with other contents, or that main retired:
+ * the database's schema is then not one this release can know.
+ */
+function planMigrations(provider: DatabaseProvider, all: Migration[], applied: AppliedRow[]): Plan {
+  const byName = new Map(all.map((migration) => [migration.name, migration]));
+  const repairs = pastStatesOf(provider, new Map(applied.map((row) => [row.migration_name, row.checksum])))
+    .map((state) => ({ state, successor: byName.get(state.becomes) }))
+    .filter((repair): repair is Repair => repair.successor !== undefined);
+  const replaced = new Set(repairs.flatMap((repair) => Object.keys(repair.state.recorded)));
+  const kept = applied.filter((row) => !replaced.has(row.migration_name));
+  for (const row of kept) {
+    const current = byName.get(row.migration_name);
+    if (current ? current.checksum !== row.checksum : RETIRED_NAMES.has(row.migration_name)) {
+      throw new MigrationError(foreignHistory(row));
     }
   }
-  const known = new Set(all.map((migration) => migration.name));
+  const done = new Set([...kept.map((row) => row.migration_name), ...repairs.map((repair) => repair.state.becomes)]);
   return {
-    pending: all.filter((migration) => !byName.has(migration.name)),
-    unknown: applied.map((row) => row.migration_name).filter((name) => !known.has(name)),
+    repairs,
+    pending: all.filter((migration) => !done.has(migration.name)),
+    unknown: kept.map((row) => row.migration_name).filter((name) => !byName.has(name)),
   };
+}
+
+/** For whoever runs the migration: what the database holds, and the ways out. */
+function foreignHistory(row: AppliedRow): string {
+  const at = new Date(typeof row.finished_at === 'string' ? Date.parse(row.finished_at) : row.finished_at);
+  const when = Number.isNaN(at.getTime()) ? 'earlier' : `at ${at.toISOString()}`;
+  return (
+    `the database records migration ${row.migration_name} (applied ${when}) with contents no build of this ` +
+    `service released, so its schema is unknown to this release: restore a backup taken before then, or ` +
+    `go on running the build whose migrations were applied to it (a developer who edited a released ` +
+    `migration adds a new one instead)`
+  );
+}
+
+/** The log line of one repair. */
+function repairShown(repair: Repair): string {
+  return `${Object.keys(repair.state.recorded).join(' + ')} (build ${repair.state.builds}) → ${repair.state.becomes}`;
+}
+
+/** Why a record was written by a repair rather than by its migration. */
+function repairLog(repair: Repair): string {
+  return `brought forward from ${repairShown(repair)} by src/db/retired-migrations.ts`;
 }
 
 export async function migrateDatabase(url: string, root?: string): Promise<MigrationResult> {
@@ -103,6 +152,12 @@ export function logMigrationResult(logger: Logger, result: MigrationResult): voi
     { provider: result.provider, applied: result.applied },
     result.applied.length ? 'migrations applied' : 'database schema is up to date',
   );
+  if (result.repaired.length) {
+    logger.info(
+      { repaired: result.repaired },
+      `migrations an earlier build applied, renamed, merged or edited since, brought to this release's schema: ${result.repaired.join('; ')}`,
+    );
+  }
   if (!result.unknown.length) return;
   logger.warn(
     { unknown: result.unknown },
@@ -130,22 +185,32 @@ function migrateSqlite(url: string, migrations: Migration[]): Outcome {
         "started_at" DATETIME NOT NULL DEFAULT current_timestamp,
         "applied_steps_count" INTEGER UNSIGNED NOT NULL DEFAULT 0
       )`);
-      const rows = db
-        .prepare(
-          'SELECT migration_name, checksum FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL',
-        )
-        .all() as AppliedRow[];
-      const { pending, unknown } = planMigrations(migrations, rows);
+      const rows = db.prepare(APPLIED_ROWS).all() as AppliedRow[];
+      const { repairs, pending, unknown } = planMigrations('sqlite', migrations, rows);
       const record = db.prepare(
-        'INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, started_at, applied_steps_count) VALUES (?, ?, ?, ?, ?, 1)',
+        'INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, started_at, applied_steps_count, logs) VALUES (?, ?, ?, ?, ?, 1, ?)',
       );
+      const forget = db.prepare('DELETE FROM "_prisma_migrations" WHERE migration_name = ?');
+      for (const repair of repairs) {
+        const startedAt = Date.now();
+        db.exec(repair.state.repair.sqlite);
+        for (const name of Object.keys(repair.state.recorded)) forget.run(name);
+        record.run(
+          randomUUID(),
+          repair.successor.checksum,
+          Date.now(),
+          repair.successor.name,
+          startedAt,
+          repairLog(repair),
+        );
+      }
       for (const migration of pending) {
         const startedAt = Date.now();
         db.exec(migration.sql);
-        record.run(randomUUID(), migration.checksum, Date.now(), migration.name, startedAt);
+        record.run(randomUUID(), migration.checksum, Date.now(), migration.name, startedAt, null);
       }
       db.exec('COMMIT');
-      return { applied: pending.map((migration) => migration.name), unknown };
+      return { applied: pending.map((migration) => migration.name), unknown, repaired: repairs.map(repairShown) };
     } catch (error) {
       db.exec('ROLLBACK');
       throw error;
@@ -183,20 +248,27 @@ async function migratePostgres(url: string, migrations: Migration[]): Promise<Ou
         "started_at" TIMESTAMPTZ NOT NULL DEFAULT now(),
         "applied_steps_count" INTEGER NOT NULL DEFAULT 0
       )`);
-      const { rows } = await client.query<AppliedRow>(
-        'SELECT migration_name, checksum FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL',
-      );
-      const { pending, unknown } = planMigrations(migrations, rows);
+      const { rows } = await client.query<AppliedRow>(APPLIED_ROWS);
+      const { repairs, pending, unknown } = planMigrations('postgresql', migrations, rows);
+      const record = (migration: Migration, startedAt: Date, logs: string | null) =>
+        client.query(
+          'INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, started_at, applied_steps_count, logs) VALUES ($1, $2, now(), $3, $4, 1, $5)',
+          [randomUUID(), migration.checksum, migration.name, startedAt, logs],
+        );
+      for (const repair of repairs) {
+        const startedAt = new Date();
+        if (repair.state.repair.postgresql) await client.query(repair.state.repair.postgresql);
+        const names = Object.keys(repair.state.recorded);
+        await client.query('DELETE FROM "_prisma_migrations" WHERE migration_name = ANY($1)', [names]);
+        await record(repair.successor, startedAt, repairLog(repair));
+      }
       for (const migration of pending) {
         const startedAt = new Date();
         await client.query(migration.sql);
-        await client.query(
-          'INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, started_at, applied_steps_count) VALUES ($1, $2, now(), $3, $4, 1)',
-          [randomUUID(), migration.checksum, migration.name, startedAt],
-        );
+        await record(migration, startedAt, null);
       }
       await client.query('COMMIT');
-      return { applied: pending.map((migration) => migration.name), unknown };
+      return { applied: pending.map((migration) => migration.name), unknown, repaired: repairs.map(repairShown) };
     } catch (error) {
       await client.query('ROLLBACK');
       throw error;

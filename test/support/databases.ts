@@ -42,8 +42,11 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** A fresh, migrated, empty database of its own (a temp SQLite file or a new PostgreSQL database). */
-export async function createTestDatabase(kind: DatabaseKind): Promise<TestDatabase> {
+/**
+ * A fresh, migrated, empty database of its own (a temp SQLite file or a new PostgreSQL database);
+ * `migrations` is another root of migrations to apply than the release's (migrateDatabase's root).
+ */
+export async function createTestDatabase(kind: DatabaseKind, migrations?: string): Promise<TestDatabase> {
   let database: TestDatabase;
   if (kind === 'sqlite') {
     const dir = mkdtempSync(path.join(tmpdir(), 'market-test-'));
@@ -80,6 +83,6 @@ export async function createTestDatabase(kind: DatabaseKind): Promise<TestDataba
       },
     };
   }
-  await migrateDatabase(database.url);
+  await migrateDatabase(database.url, migrations);
   return database;
 }
