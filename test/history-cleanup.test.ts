@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ROWS_PER_STATEMENT } from '../src/platform/bounded-removal.js';
 import { availableDatabases } from './support/databases.js';
 import { startTestServer, type TestServer, waitFor } from './support/server.js';
+import { rawRequest } from './support/untyped.js';
 
 describe('history retention', () => {
   let server: TestServer;
@@ -26,7 +27,7 @@ describe('history retention', () => {
       'the cleanup job',
     );
     expect(await db.historyRecord.count({ where: { message: 'still kept' } })).toBe(1);
-    expect(server.logs.some((line) => line.includes('removed old history records'))).toBe(true);
+    expect(server.logs.some((line) => line.includes('"historyRecords":1'))).toBe(true);
   });
 
   test('finished outbox messages older than the cutoff are removed in bounded statements until none is left or the time of the run is up; recent and pending ones stay', async () => {
@@ -159,8 +160,126 @@ describe.each(databases)('retention of finished tasks and payment pushes on %s',
     const pushes = await db.paymentNotification.findMany({ where: { paymentId: payment.id }, orderBy: { id: 'asc' } });
     expect(pushes.map((row) => row.topic).sort()).toEqual(['retention-old-undelivered', 'retention-recent']);
     expect(await db.payment.count({ where: { id: payment.id } })).toBe(1);
-    expect(server.logs.some((line) => line.includes('removed old finished tasks'))).toBe(true);
-    expect(server.logs.some((line) => line.includes('removed old payment pushes'))).toBe(true);
+    expect(server.logs.some((line) => line.includes('"finishedTasks":3'))).toBe(true);
+    expect(server.logs.some((line) => line.includes('"paymentPushes":1'))).toBe(true);
     await db.outboxMessage.deleteMany({ where: { idempotencyKey: 'retention:undelivered' } });
+  });
+});
+
+describe('what the retention cleanup tells operators', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer('sqlite', {
+      env: { HISTORY_RETENTION_DAYS: '30', HISTORY_CLEANUP_INTERVAL_MS: '50', COLLECT_INTERVAL_MS: '50' },
+    });
+  });
+  afterAll(() => server?.stop());
+
+  const REMOVED = 'retention cleanup removed old records';
+  const removalLines = () =>
+    server.logs.filter((line) => line.includes(REMOVED)).map((line) => JSON.parse(line) as Record<string, unknown>);
+  const cleanupComponent = async () => {
+    const response = await rawRequest(server, { query: '{ components { name state metrics } }' });
+    const components = response.body?.data?.components as { name: string; metrics: Record<string, unknown> }[];
+    return components.find((component) => component.name === 'history_cleanup');
+  };
+
+  test('a run that removed old rows logs one line with the count of each kind and the cutoff, and the history_cleanup component shows them; runs that removed nothing say nothing', async () => {
+    const day = 24 * 60 * 60 * 1000;
+    const { db } = server.app;
+    // Both cleanup jobs have run several times over a database with nothing old.
+    await waitFor(async () => {
+      const metrics = (await cleanupComponent())?.metrics;
+      return Number(metrics?.runs) >= 3 && metrics?.finishedRecordsLastRunAt ? true : undefined;
+    }, 'cleanup runs with nothing to remove');
+    expect(removalLines()).toEqual([]);
+    expect((await cleanupComponent())?.metrics).toMatchObject({
+      lastRemoval: null,
+      removedTotal: { historyRecords: 0 },
+    });
+
+    const old = new Date(Date.now() - 31 * day);
+    await db.historyRecord.createMany({
+      data: [1, 2].map((n) => ({ type: 'system', message: `old ${n}`, userId: 'alice', time: old })),
+    });
+    await waitFor(async () => (removalLines().length === 1 ? true : undefined), 'the history cleanup line');
+    const payment = await db.payment.create({
+      data: {
+        userId: 'alice',
+        sourceId: 'market.olares',
+        appId: 'told-app',
+        appName: 'told-app',
+        productId: 'told-license',
+        paymentNeed: 'required',
+        developerSync: 'completed',
+        larePassSync: 'completed',
+        signatureStatus: 'required_and_signed',
+        paymentStatus: 'developer_confirmed',
+      },
+    });
+    // Written in one transaction, so that one run of the finished-records job finds them all.
+    await db.$transaction([
+      db.task.create({
+        data: {
+          taskId: 'told-completed',
+          type: 'INSTALL',
+          status: 'COMPLETED',
+          userId: 'alice',
+          sourceId: 'market.olares',
+          appName: 'told-app',
+          metadata: {},
+          createdAt: old,
+          completedAt: old,
+        },
+      }),
+      db.paymentNotification.create({
+        data: {
+          paymentId: payment.id,
+          userId: 'alice',
+          channel: 'larepass',
+          topic: 'told',
+          payload: {},
+          createdAt: old,
+        },
+      }),
+      ...['told:1', 'told:2', 'told:3'].map((idempotencyKey) =>
+        db.outboxMessage.create({
+          data: {
+            kind: 'payment',
+            topic: 'told',
+            url: 'http://127.0.0.1:9/',
+            body: '{}',
+            idempotencyKey,
+            status: 'DELIVERED',
+            nextAttemptAt: old,
+            updatedAt: old,
+          },
+        }),
+      ),
+    ]);
+    await waitFor(async () => (removalLines().length === 2 ? true : undefined), 'the finished-records cleanup line');
+    const [history, records] = removalLines();
+    const cutoffDay = (line: Record<string, unknown> | undefined) =>
+      Math.round((Date.now() - Date.parse(String(line?.cutoff))) / day);
+    expect(history).toMatchObject({ msg: REMOVED, removed: { historyRecords: 2 } });
+    expect(cutoffDay(history)).toBe(30);
+    expect(records).toMatchObject({ removed: { outboxMessages: 3, finishedTasks: 1, paymentPushes: 1 } });
+    expect(cutoffDay(records)).toBe(30);
+    const metrics = await waitFor(async () => {
+      const figures = (await cleanupComponent())?.metrics;
+      return (figures?.removedTotal as { outboxMessages?: number })?.outboxMessages === 3 ? figures : undefined;
+    }, 'the component figures');
+    expect(metrics).toMatchObject({
+      removedTotal: { historyRecords: 2, outboxMessages: 3, finishedTasks: 1, paymentPushes: 1 },
+      lastRemoval: { removed: { outboxMessages: 3, finishedTasks: 1, paymentPushes: 1 }, cutoff: records?.cutoff },
+      finishedRecordsLastError: null,
+    });
+    // Later runs find nothing more: still two lines.
+    const runs = Number(metrics.runs);
+    await waitFor(
+      async () => (Number((await cleanupComponent())?.metrics.runs) >= runs + 3 ? true : undefined),
+      'runs',
+    );
+    expect(removalLines()).toHaveLength(2);
   });
 });

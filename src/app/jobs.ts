@@ -8,18 +8,11 @@ import { appServiceSource, jobsSource, statusCorrectionSource, syncerSource } fr
 import type { PollSource } from '../runtime/state-collector.js';
 import { WebhookCatchUp } from '../services/webhook-catch-up.js';
 import type { Services } from './create-services.js';
+import { RetentionCleanup } from './retention-cleanup.js';
 
 /** Longest wait between two looks for market sources whose sync is due. */
 const SYNC_CHECK_MS = 5000;
 const HOUR_MS = 60 * 60 * 1000;
-/**
- * The finished-records cleanup runs every minute (or HISTORY_CLEANUP_INTERVAL_MS when shorter)
- * for at most 2 s: up to 120,000 outbox messages an hour on SQLite, where a modest load wrote
- * ~70,000 (and ~4,600 tasks and ~2,300 payment pushes in 23 minutes).
- */
-const RECORDS_CLEANUP_CHECK_MS = 60_000;
-const RECORDS_CLEANUP_RUN_MS = 2_000;
-
 export interface JobDeps {
   config: Config;
   services: Pick<
@@ -95,6 +88,8 @@ export function createPeriodicJobs({
   const started: PeriodicJob[] = [];
   let paymentRecovery: PeriodicJob | null = null;
   let historyCleanup: PeriodicJob | null = null;
+  let recordsCleanup: PeriodicJob | null = null;
+  const retention = new RetentionCleanup(config, services, logger);
   let statusCorrection: PeriodicJob | null = null;
   let catalogueSync: PeriodicJob | null = null;
   let catchUp: WebhookCatchUp | null = null;
@@ -119,13 +114,11 @@ export function createPeriodicJobs({
     paymentRecovery = startJob('payment polling recovery', services.purchases.resumeIntervalMs, () =>
       services.purchases.resumePolling(),
     );
-    historyCleanup = startJob('history cleanup', config.history.cleanupIntervalMs, () =>
-      removeOldHistory({ config, services, logger }),
-    );
+    historyCleanup = startJob('history cleanup', config.history.cleanupIntervalMs, () => retention.removeOldHistory());
     // Not waited for at start (a backlog of millions took minutes), each run bounded in time, and
     // run often enough to keep up with what the outbox writes.
-    startJob('finished records cleanup', Math.min(config.history.cleanupIntervalMs, RECORDS_CLEANUP_CHECK_MS), () =>
-      removeOldFinishedRecords({ config, services, logger }),
+    recordsCleanup = startJob('finished records cleanup', retention.recordsIntervalMs, () =>
+      retention.removeOldFinishedRecords(),
     );
     // Each source keeps its own schedule (its interval, or its backoff after failures): the job
     // only looks for the sources that are due, often enough for a due one to wait little.
@@ -166,7 +159,7 @@ export function createPeriodicJobs({
     catchUp = null;
     await Promise.all(started.splice(0).map((job) => job.stop()));
     await services.catalogueSync.idle(); // the syncs the job started and did not wait for
-    paymentRecovery = historyCleanup = statusCorrection = catalogueSync = null;
+    paymentRecovery = historyCleanup = recordsCleanup = statusCorrection = catalogueSync = null;
   };
   const following = followLeadership(leadership, { start: startAll, stop: stopAll }, logger);
 
@@ -187,7 +180,7 @@ export function createPeriodicJobs({
         () => statusCorrection?.status() ?? null,
       ),
       jobsSource(() => [
-        { component: 'history_cleanup', status: historyCleanup?.status() ?? null },
+        historyCleanupComponent(retention, historyCleanup, recordsCleanup),
         { component: 'payment_polling', status: paymentRecovery?.status() ?? null },
       ]),
       syncerSource(() => services.catalogueSync.status()),
@@ -227,6 +220,19 @@ function followLeadership(
   };
 }
 
+/** `history_cleanup`: the history job's figures, and what both cleanup jobs removed. */
+function historyCleanupComponent(
+  retention: RetentionCleanup,
+  history: PeriodicJob | null,
+  records: PeriodicJob | null,
+) {
+  return {
+    component: 'history_cleanup',
+    status: history?.status() ?? null,
+    metrics: retention.figures(records?.status() ?? null),
+  };
+}
+
 /** The sweep of the changes whose webhook messages were never enqueued (webhook-catch-up.ts). */
 function webhookCatchUp({ config, services, logger }: JobDeps): WebhookCatchUp {
   // An hour short of the finished-records cleanup's cutoff: the messages of the changes it looks
@@ -239,38 +245,4 @@ function webhookCatchUp({ config, services, logger }: JobDeps): WebhookCatchUp {
     logger.child({ component: 'webhook-catch-up' }),
     { lookBackMs },
   );
-}
-
-/** Removes the history records older than HISTORY_RETENTION_DAYS. */
-async function removeOldHistory({ config, services, logger }: JobDeps): Promise<void> {
-  const cutoff = retentionCutoff(config);
-  const removed = await services.history.removeOlderThan(cutoff);
-  if (removed) logger.info({ removed, cutoff }, 'removed old history records');
-}
-
-/**
- * What is over and older than HISTORY_RETENTION_DAYS, as the history: finished outbox messages
- * (delivered or dead), finished tasks and payment pushes, one kind after the other, for about
- * RECORDS_CLEANUP_RUN_MS a run in all (what is left waits for the next run): a stop or a
- * leadership handover waits for the run in progress.
- */
-async function removeOldFinishedRecords({ config, services, logger }: JobDeps): Promise<void> {
-  const cutoff = retentionCutoff(config);
-  const deadline = Date.now() + RECORDS_CLEANUP_RUN_MS;
-  const kinds = [
-    ['outbox messages', () => services.webhooks.removeFinishedMessages(cutoff, deadline)],
-    ['finished tasks', () => services.tasks.removeFinishedBefore(cutoff, deadline)],
-    ['payment pushes', () => services.payments.removeOldNotifications(cutoff, deadline)],
-  ] as const;
-  // Each kind runs at least one statement past the deadline: a backlog of one (millions of outbox
-  // messages after an upgrade) does not hold the others back for good.
-  for (const [what, removeOld] of kinds) {
-    const { removed, more } = await removeOld();
-    if (removed) logger.info({ removed, cutoff, more }, `removed old ${what}`);
-  }
-}
-
-/** What is older than HISTORY_RETENTION_DAYS goes: history records and finished records alike. */
-function retentionCutoff(config: Config): Date {
-  return new Date(Date.now() - config.history.retentionDays * 24 * HOUR_MS);
 }

@@ -167,12 +167,17 @@ export function statusCorrectionSource(
 }
 
 /** Periodic jobs (history cleanup, payment polling recovery) as components: the leader's. */
-export function jobsSource(jobs: () => { component: string; status: JobStatus | null }[]): PollSource {
+export function jobsSource(
+  jobs: () => { component: string; status: JobStatus | null; metrics?: Record<string, unknown> }[],
+): PollSource {
   return {
     name: 'jobs',
     scope: 'cluster',
     async collect() {
-      return jobs().map(({ component, status }) => jobComponent(component, status));
+      return jobs().map(({ component, status, metrics }) => {
+        const job = jobComponent(component, status);
+        return status && metrics ? { ...job, metrics: { ...job.metrics, ...metrics } } : job;
+      });
     },
   };
 }
