@@ -52,6 +52,9 @@ describe('configuration', () => {
     [{ AUTH_ADMIN_USERS: 'ops' }, /AUTH_ADMIN_USERS: names gateway users, but AUTH_USER_HEADER/],
     // Past JavaScript's last date: every cleanup failed on an invalid date.
     [{ HISTORY_RETENTION_DAYS: '200000000' }, /HISTORY_RETENTION_DAYS: must be at most 36500 \(100 years\)/],
+    [{ OUTBOX_RETENTION_DAYS: '200000000' }, /OUTBOX_RETENTION_DAYS: must be at most 36500 \(100 years\)/],
+    // 0 would delete every message the moment it is delivered: a webhook's deliveries always empty.
+    [{ OUTBOX_RETENTION_DAYS: '0' }, /OUTBOX_RETENTION_DAYS/],
   ])('%o is refused with a message naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
@@ -271,4 +274,11 @@ describe('configuration', () => {
     expect(result.stderr).toContain('Invalid configuration');
     expect(result.stderr).toContain('PORT: must be a number');
   });
+});
+
+test('delivered and dead outbox messages are kept 7 days unless OUTBOX_RETENTION_DAYS says otherwise, whatever the history keeps', () => {
+  expect(loadConfig({}).outbox.retentionDays).toBe(7);
+  const config = loadConfig({ OUTBOX_RETENTION_DAYS: '45', HISTORY_RETENTION_DAYS: '30' });
+  expect(config.outbox.retentionDays).toBe(45);
+  expect(config.history.retentionDays).toBe(30);
 });

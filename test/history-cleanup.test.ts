@@ -8,7 +8,7 @@ describe('history retention', () => {
   let server: TestServer;
   beforeAll(async () => {
     server = await startTestServer('sqlite', {
-      env: { HISTORY_RETENTION_DAYS: '30', HISTORY_CLEANUP_INTERVAL_MS: '50' },
+      env: { HISTORY_RETENTION_DAYS: '30', OUTBOX_RETENTION_DAYS: '30', HISTORY_CLEANUP_INTERVAL_MS: '50' },
     });
   });
   afterAll(() => server?.stop());
@@ -33,7 +33,7 @@ describe('history retention', () => {
   test('finished outbox messages older than the cutoff are removed in bounded statements until none is left or the time of the run is up; recent and pending ones stay', async () => {
     const day = 24 * 60 * 60 * 1000;
     const { db } = server.app;
-    // Younger than the job's own cutoff (30 days, every 50 ms here), which so leaves them to this call.
+    // Younger than the job's own cutoff (OUTBOX_RETENTION_DAYS, 30 here; every 50 ms), which so leaves them to this call.
     const old = new Date(Date.now() - 20 * day);
     const message = (key: string, status: string, updatedAt: Date) => ({
       kind: 'payment',
@@ -281,5 +281,65 @@ describe('what the retention cleanup tells operators', () => {
       'runs',
     );
     expect(removalLines()).toHaveLength(2);
+  });
+});
+
+describe('outbox retention', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer('sqlite', {
+      env: { HISTORY_RETENTION_DAYS: '30', OUTBOX_RETENTION_DAYS: '7', HISTORY_CLEANUP_INTERVAL_MS: '50' },
+    });
+  });
+  afterAll(() => server?.stop());
+
+  test('a delivered webhook message older than OUTBOX_RETENTION_DAYS, though younger than HISTORY_RETENTION_DAYS, is removed; a pending one as old and a recent delivered one stay', async () => {
+    const day = 24 * 60 * 60 * 1000;
+    const { db } = server.app;
+    await db.webhook.create({
+      data: {
+        webhookId: 'wh-retention',
+        url: 'http://127.0.0.1:9/',
+        secret: 'retention-secret',
+        events: ['TASK_FINISHED'],
+        createdBy: 'admin',
+      },
+    });
+    const message = (topic: string, status: string, updatedAt: Date, nextAttemptAt = updatedAt) => ({
+      kind: 'webhook',
+      webhookId: 'wh-retention',
+      topic,
+      url: 'http://127.0.0.1:9/',
+      body: '{}',
+      idempotencyKey: `retention:${topic}`,
+      status,
+      nextAttemptAt,
+      updatedAt,
+    });
+    const tenDaysAgo = new Date(Date.now() - 10 * day);
+    await db.outboxMessage.createMany({
+      data: [
+        message('delivered-10-days-ago', 'DELIVERED', tenDaysAgo),
+        message('dead-10-days-ago', 'DEAD', tenDaysAgo),
+        // Due tomorrow (its backoff): the worker leaves it PENDING meanwhile.
+        message('pending-10-days-ago', 'PENDING', tenDaysAgo, new Date(Date.now() + day)),
+        message('delivered-5-days-ago', 'DELIVERED', new Date(Date.now() - 5 * day)),
+      ],
+    });
+    const deliveries = async () => {
+      const response = await rawRequest(server, {
+        query: '{ webhooks { webhookId deliveries(last: 10) { topic status } } }',
+      });
+      const webhooks = response.body?.data?.webhooks as { webhookId: string; deliveries: { topic: string }[] }[];
+      return webhooks.find((webhook) => webhook.webhookId === 'wh-retention')?.deliveries.map((d) => d.topic);
+    };
+    expect(await deliveries()).toHaveLength(4);
+    const left = await waitFor(async () => {
+      const topics = await deliveries();
+      return topics?.length === 2 ? topics : undefined;
+    }, 'the outbox retention cleanup');
+    expect(left.sort()).toEqual(['delivered-5-days-ago', 'pending-10-days-ago']);
+    const line = server.logs.find((entry) => entry.includes('"outboxMessages":2'));
+    expect(Math.round((Date.now() - Date.parse(JSON.parse(line ?? '{}').outboxCutoff)) / day)).toBe(7);
   });
 });

@@ -235,9 +235,9 @@ function historyCleanupComponent(
 
 /** The sweep of the changes whose webhook messages were never enqueued (webhook-catch-up.ts). */
 function webhookCatchUp({ config, services, logger }: JobDeps): WebhookCatchUp {
-  // An hour short of the finished-records cleanup's cutoff: the messages of the changes it looks
-  // at still exist (a change announced already is then recognised, not announced again).
-  const lookBackMs = config.history.retentionDays * 24 * HOUR_MS - HOUR_MS;
+  // An hour short of the outbox cleanup's cutoff (OUTBOX_RETENTION_DAYS): the messages of the
+  // changes it looks at still exist (a change announced already is then recognised, not announced again).
+  const lookBackMs = config.outbox.retentionDays * 24 * HOUR_MS - HOUR_MS;
   return new WebhookCatchUp(
     services.webhookDispatcher.db,
     services.webhooks,

@@ -25,7 +25,7 @@ interface Removal {
   at: Date;
   /** HISTORY_RETENTION_DAYS ago at that run: history records, finished tasks, payment pushes. */
   cutoff: Date;
-  /** The same, for delivered and dead outbox messages. */
+  /** OUTBOX_RETENTION_DAYS ago at that run: delivered and dead outbox messages. */
   outboxCutoff: Date;
   removed: Partial<RemovedCounts>;
   /** Whether a kind had more past its cutoff than the run's time allowed (the next run goes on). */
@@ -64,8 +64,8 @@ export class RetentionCleanup {
   }
 
   /**
-   * Finished outbox messages (delivered or dead), then finished tasks and payment pushes, older
-   * than HISTORY_RETENTION_DAYS, one kind after the other, for about
+   * Finished outbox messages (delivered or dead) older than OUTBOX_RETENTION_DAYS (never the
+   * pending ones), then finished tasks and payment pushes older than HISTORY_RETENTION_DAYS, one kind after the other, for about
    * RECORDS_CLEANUP_RUN_MS a run in all (what is left waits for the next run): a stop or a leadership
    * handover waits for the run in progress.
    */
@@ -111,7 +111,7 @@ export class RetentionCleanup {
   cutoffs(now = Date.now()): { cutoff: Date; outboxCutoff: Date } {
     return {
       cutoff: new Date(now - this.config.history.retentionDays * DAY_MS),
-      outboxCutoff: new Date(now - this.config.history.retentionDays * DAY_MS),
+      outboxCutoff: new Date(now - this.config.outbox.retentionDays * DAY_MS),
     };
   }
 

@@ -182,7 +182,7 @@ export function releaseClaims(db: SqlRunner, workerId: string, ids: readonly num
 
 /**
  * Deletes up to `limit` finished (DELIVERED or DEAD) messages last written before `cutoff`, in one
- * statement (the history cleanup repeats it until fewer are left, so no statement holds the
+ * statement (the retention cleanup, OUTBOX_RETENTION_DAYS, repeats it until fewer are left, so no statement holds the
  * database long). Returns how many were deleted.
  */
 export function removeFinishedMessages(db: SqlRunner, cutoff: Date, limit: number): Promise<number> {

@@ -229,6 +229,15 @@ export const envSchema = z.object({
   OUTBOX_ATTEMPT_TIMEOUT_MS: decimal(positiveMs).default(10_000),
   /** Longest wait before the worker looks for due messages written by another instance. @default 1000 */
   OUTBOX_POLL_INTERVAL_MS: decimal(positiveMs).default(1000),
+  /**
+   * How long DELIVERED and DEAD outbox messages are kept after their last change (PENDING ones are
+   * never removed). A week, not the history's month: a soak wrote ~370 messages a minute with two
+   * webhooks, 16 million rows (~20 GB) at 30 days, more than history and tasks together. What reads
+   * them looks back days, not weeks: a webhook's `deliveries` (its latest 50 at most), a dead
+   * delivery to send again, a payment push's `delivery` (null once it is gone; the push itself stays
+   * HISTORY_RETENTION_DAYS) and the webhook catch-up (which looks back this long less an hour). @default 7
+   */
+  OUTBOX_RETENTION_DAYS: decimal(positiveInt.max(36_500, 'must be at most 36500 (100 years)')).default(7),
   /** Most webhooks an installation may register. @default 100 */
   MAX_WEBHOOKS: decimal(positiveInt.max(10_000, 'must be at most 10000')).default(100),
   /**
@@ -293,7 +302,7 @@ export const envSchema = z.object({
   CHART_REPO_TIMEOUT_MS: decimal(
     positiveMs.min(100, 'must be at least 100').max(600_000, 'must be at most 600000'),
   ).default(5000),
-  /** History records, and finished tasks, payment pushes and outbox messages, older than this are removed. @default 30 */
+  /** History records, finished tasks and payment pushes older than this are removed (outbox messages: OUTBOX_RETENTION_DAYS). @default 30 */
   HISTORY_RETENTION_DAYS: decimal(positiveInt.max(36_500, 'must be at most 36500 (100 years)')).default(30),
   /** How often the history cleanup runs. @default 3600000 (1 h) */
   HISTORY_CLEANUP_INTERVAL_MS: decimal(positiveMs).default(60 * 60 * 1000),

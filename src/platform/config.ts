@@ -88,6 +88,8 @@ export type Config = {
     backoffMaxMs: number;
     attemptTimeoutMs: number;
     pollIntervalMs: number;
+    /** OUTBOX_RETENTION_DAYS: delivered and dead messages older than this are removed. */
+    retentionDays: number;
   };
   maxWebhooks: number;
   /** WEBHOOK_CATCH_UP_INTERVAL_MS: the period of the leader's webhook catch-up; 0 = off. */
@@ -386,6 +388,7 @@ function outboxSettings(e: Env): Config['outbox'] {
     backoffMaxMs: Math.max(e.OUTBOX_BACKOFF_MAX_MS, e.OUTBOX_BACKOFF_BASE_MS),
     attemptTimeoutMs: e.OUTBOX_ATTEMPT_TIMEOUT_MS,
     pollIntervalMs: e.OUTBOX_POLL_INTERVAL_MS,
+    retentionDays: e.OUTBOX_RETENTION_DAYS,
   };
 }
 

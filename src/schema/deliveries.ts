@@ -76,7 +76,7 @@ builder.objectField(PaymentNotificationRef, 'delivery', (t) =>
     type: DeliveryRef,
     nullable: true,
     description:
-      'Its delivery to the configured push URL; null when it was not sent (no push URL configured), or when its record was removed after HISTORY_RETENTION_DAYS.',
+      'Its delivery to the configured push URL; null when it was not sent (no push URL configured), or when its record was removed after OUTBOX_RETENTION_DAYS (7 days by default; the push itself is kept HISTORY_RETENTION_DAYS).',
     resolve: (notification, _args, ctx) => notificationDeliveries(ctx).load(notification.id),
   }),
 );

@@ -59,7 +59,8 @@ const WebhookRef = builder.objectRef<WebhookRow>('Webhook').implement({
     }),
     deliveries: t.field({
       type: [DeliveryRef],
-      description: 'Its latest deliveries, newest first.',
+      description:
+        'Its latest deliveries, newest first. Delivered and dead ones are kept OUTBOX_RETENTION_DAYS (7 by default) after their last change; pending ones until they end.',
       args: {
         last: t.arg.int({
           defaultValue: 10,

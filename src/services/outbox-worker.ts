@@ -31,7 +31,8 @@ import { OutboxFigures } from './outbox-figures.js';
 import { onOutboundEnqueued, onWebhookRemoved, type PushDestinations } from './outbox-messages.js';
 import { ReadyQueue } from './outbox-ready-queue.js';
 
-export type OutboxSettings = Config['outbox'];
+/** The worker's settings: the outbox's but its retention, which the leader's cleanup applies. */
+export type OutboxSettings = Omit<Config['outbox'], 'retentionDays'>;
 
 /** After a wake-up that found nothing: one more look this much later (the enqueuer's commit may follow). */
 const RECHECK_AFTER_WAKE_MS = 25;

@@ -23,7 +23,7 @@ function changedSince<Column extends string>(column: Column, since: Date, afterI
 export interface WebhookCatchUpOptions {
   /**
    * How far back a run may look at most. Finished outbox messages are deleted once they are
-   * HISTORY_RETENTION_DAYS old; a change older than its message would be announced again.
+   * OUTBOX_RETENTION_DAYS old; a change older than its message would be announced again.
    */
   lookBackMs: number;
   /** Rows read per statement. @default 200 */

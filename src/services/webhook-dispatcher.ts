@@ -350,7 +350,7 @@ export class WebhookDispatcher {
       const stored = rows.lastKeys.get(remembered);
       const inDatabase = stored?.slice(`webhook:${webhook.webhookId}:${subject}:`.length).split(':')[0];
       // The catch-up asks the outbox first (another instance may have announced it); what the
-      // outbox no longer holds (cleaned up after HISTORY_RETENTION_DAYS) this instance may remember.
+      // outbox no longer holds (cleaned up after OUTBOX_RETENTION_DAYS) this instance may remember.
       const lastValue = fresh
         ? (decided.get(remembered) ?? inDatabase ?? this.lastAnnounced.get(remembered))
         : (this.lastAnnounced.get(remembered) ?? inDatabase);
