@@ -1,4 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { LOCAL_ADMIN } from '../src/auth/viewer.js';
+import type { Db } from '../src/db/client.js';
+import { InvalidStateError } from '../src/domain/errors.js';
+import { WebhookService } from '../src/services/webhook-service.js';
 import { graphql } from './gql/index.js';
 import { availableDatabases } from './support/databases.js';
 import { FakeReceiver } from './support/fake-receiver.js';
@@ -246,6 +250,67 @@ describe.each(databases)('operating the outbox on %s', (kind) => {
     expect(answer).toMatchObject({ __typename: 'InvalidStateError', code: 'INVALID_STATE' });
     if (answer.__typename === 'InvalidStateError') expect(answer.message).toContain('resendPaymentCredential');
     await server.app.db.outboxMessage.delete({ where: { id: push.id } });
+  });
+
+  test('a deliveryId beyond the column (int4 on PostgreSQL) is VALIDATION on both databases; the largest one is NOT_FOUND', async () => {
+    for (const deliveryId of ['2147483648', '99999999999', '9999999999999999', '0']) {
+      const answer = dataOf(
+        await execute(server, RedeliverMutation, { input: { deliveryId } }, { token: TOKENS.ops }),
+      ).redeliverWebhookDelivery;
+      expect(answer, deliveryId).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION' });
+      if (answer.__typename === 'ValidationError') expect(answer.message).toContain('1 to 2147483647');
+    }
+    const largest = dataOf(
+      await execute(server, RedeliverMutation, { input: { deliveryId: '2147483647' } }, { token: TOKENS.ops }),
+    ).redeliverWebhookDelivery;
+    expect(largest).toMatchObject({ __typename: 'NotFoundError', code: 'NOT_FOUND' });
+  });
+
+  test('of two admins redelivering one dead delivery at once, the later is told it was just redelivered, not that it is DEAD', async () => {
+    const dead = await server.app.db.outboxMessage.create({
+      data: {
+        kind: 'webhook',
+        topic: 'task.finished',
+        url: receiver.url('/ops-hook/raced'),
+        webhookId,
+        body: '{}',
+        idempotencyKey: `webhook:raced:${kind}`,
+        status: 'DEAD',
+        attempts: 3,
+        nextAttemptAt: new Date(),
+      },
+    });
+    // The later admin's read of the row (DEAD) is held until the other's redelivery is answered.
+    let held = true;
+    const db = server.app.db.$extends({
+      query: {
+        outboxMessage: {
+          async findUnique({ args, query }) {
+            const row = await query(args);
+            if (held) {
+              held = false;
+              const first = dataOf(
+                await execute(
+                  server,
+                  RedeliverMutation,
+                  { input: { deliveryId: String(dead.id) } },
+                  { token: TOKENS.ops },
+                ),
+              ).redeliverWebhookDelivery;
+              expect(first).toMatchObject({ __typename: 'RedeliverWebhookDeliverySuccess' });
+            }
+            return row;
+          },
+        },
+      },
+    }) as unknown as Db;
+    const later = new WebhookService(db, 10, kind);
+    const refusal = await later.redeliver(LOCAL_ADMIN, { deliveryId: String(dead.id) }).catch((error: Error) => error);
+    expect(refusal).toBeInstanceOf(InvalidStateError);
+    expect((refusal as Error).message).toMatch(/is (PENDING|DELIVERED) \(it was just redelivered\)/);
+    expect((refusal as Error).message).not.toContain('is DEAD');
+    await receiver.waitFor((d) => d.key === dead.idempotencyKey, 'the one redelivery');
+    await server.app.db.outboxMessage.delete({ where: { id: dead.id } });
   });
 
   test('a payment push for a receiver no instance has a URL for stays pending and, once older than its retries take, makes the component DEGRADED', async () => {

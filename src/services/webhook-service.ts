@@ -88,12 +88,21 @@ const removeInput = z.object({
   webhookId: z.string().trim().regex(WEBHOOK_ID, 'webhookId must be a webhook id (wh_ and 24 hex digits)'),
 });
 
-/** A delivery's id as `Delivery.id` answers it: the outbox row's id, in decimal. */
+/** The largest outbox row id: the column is a 4-byte integer on PostgreSQL (`int4`). */
+export const MAX_DELIVERY_ID = 2_147_483_647;
+const NOT_A_DELIVERY_ID = `deliveryId must be a delivery id (Delivery.id, 1 to ${MAX_DELIVERY_ID})`;
+/**
+ * A delivery's id as `Delivery.id` answers it: the outbox row's id, in decimal. One beyond the
+ * column's range is refused here like any malformed id: PostgreSQL would reject the query
+ * (INTERNAL_SERVER_ERROR) where SQLite finds nothing, and Number() rounds past 2^53.
+ */
 const redeliverInput = z.object({
   deliveryId: z
     .string()
     .trim()
-    .regex(/^[1-9][0-9]{0,15}$/, 'deliveryId must be a delivery id (Delivery.id)'),
+    .regex(/^[1-9][0-9]{0,9}$/, NOT_A_DELIVERY_ID)
+    .transform(Number)
+    .refine((id) => id <= MAX_DELIVERY_ID, NOT_A_DELIVERY_ID),
 });
 
 export type AddWebhookInput = z.input<typeof addInput>;
@@ -173,11 +182,12 @@ export class WebhookService {
    * one (a pending one is on its way, a delivered one arrived) and only a webhook's: a payment
    * push's body is blanked once it is finished, by design (resendPaymentCredential sends the
    * buyer's credential again). The write is conditional on DEAD, so two admins redelivering at
-   * once send it once.
+   * once send it once; the one refused is told the status the other's write left, not the DEAD
+   * both read before writing.
    */
   async redeliver(viewer: Viewer, rawInput: { deliveryId: string }): Promise<OutboxMessageRow> {
     this.assertAdmin(viewer, 'redeliver webhook deliveries');
-    const id = Number(parseInput(redeliverInput, rawInput).deliveryId);
+    const id = parseInput(redeliverInput, rawInput).deliveryId;
     const row = await this.db.outboxMessage.findUnique({ where: { id } });
     if (!row) throw new NotFoundError(`Delivery ${id} does not exist`);
     if (row.kind !== 'webhook') {
@@ -190,8 +200,12 @@ export class WebhookService {
       where: { id, status: 'DEAD' },
       data: { status: 'PENDING', attempts: 0, nextAttemptAt: now, lockedBy: null, lockedUntil: null, updatedAt: now },
     });
-    if (count === 0)
-      throw new InvalidStateError(`Delivery ${id} is ${row.status}: only a DEAD delivery is redelivered`);
+    if (count === 0) {
+      const current = row.status === 'DEAD' ? await this.db.outboxMessage.findUnique({ where: { id } }) : row;
+      if (!current) throw new NotFoundError(`Delivery ${id} does not exist`);
+      const just = current.status !== row.status ? ' (it was just redelivered)' : '';
+      throw new InvalidStateError(`Delivery ${id} is ${current.status}${just}: only a DEAD delivery is redelivered`);
+    }
     notifyOutbound();
     return {
       ...row,
