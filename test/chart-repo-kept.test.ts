@@ -208,4 +208,36 @@ describe('with CHART_REPO_TIMEOUT_MS', () => {
       fake.reset();
     }
   }, 60_000);
+
+  test('a chart repo slower than the collector waits for a check, but within the setting, shows RUNNING steadily: no ERROR, no failed check logged', async () => {
+    fake.reset();
+    fake.setStatus('*', FIXTURE);
+    fake.setBehaviour('*', { respond: 'slow', delayMs: 700 });
+    // The collector waits Math.min(COLLECT_INTERVAL_MS, 10 s) = 200 ms for a check: each answer
+    // takes three and a half of those (as 7 s do against 5 s), yet well within CHART_REPO_TIMEOUT_MS.
+    const server = await startTestServer('sqlite', {
+      env: { DEMO_DATA: '0', CHART_REPO_URL: fake.url, COLLECT_INTERVAL_MS: '200', CHART_REPO_TIMEOUT_MS: '3000' },
+    });
+    try {
+      await waitFor(async () => ((await chartRepoOf(server))?.reachable ? true : undefined), 'the chart repo data');
+      const answered = fake.requests.length;
+      const states = new Set<string>();
+      // Read the component between and across four more slow calls (about 3 s, 15 cycles).
+      await waitFor(
+        async () => {
+          states.add((await componentOf(server, 'chart_repo'))?.state ?? 'missing');
+          return fake.requests.length >= answered + 4 ? true : undefined;
+        },
+        'four more slow calls',
+        15_000,
+      );
+      expect([...states]).toEqual(['RUNNING']);
+      expect(await chartRepoOf(server)).toMatchObject({ reachable: true, lastError: null });
+      const failedChecks = server.logs.filter((line) => line.includes('"source":"chart_repo"'));
+      expect(failedChecks).toEqual([]);
+    } finally {
+      await server.stop();
+      fake.reset();
+    }
+  }, 60_000);
 });

@@ -17,52 +17,80 @@ class CheckTimeout extends Error {}
  * check's message went back and forth between "no answer within" and "still waiting".
  */
 export class SourceChecks {
-  private readonly inFlight = new Set<string>();
+  /** The checks running, with when each began and how long it may take (its bound). */
+  private readonly inFlight = new Map<string, { startedAt: number; boundMs: number }>();
   private readonly failures = new Map<string, RepeatedFailure>();
 
+  /** `timeoutMs`: how long a cycle waits for a check, and the bound of a check not given its own. */
   constructor(
     private readonly timeoutMs: number,
     private readonly logger: Logger,
   ) {}
 
-  /** Runs the check of `name`; rejects when it fails, times out, or the previous one still runs. */
-  async run(name: string, check: () => Promise<void>): Promise<void> {
+  /**
+   * Runs the check of `name`; rejects when it fails, outlives its bound, or the previous one has.
+   * `boundMs` beyond the cycle's wait (the chart repo's, from CHART_REPO_TIMEOUT_MS) lets a slow
+   * check go on after the cycle stops waiting: 'running', with no error and its component as it
+   * was, until it answers (and publishes its own result) or outlives its bound. Failing it at the
+   * cycle's wait made a chart repo slower than that, yet within its setting, ERROR at every other
+   * cycle and RUNNING at the rest.
+   */
+  async run(name: string, check: () => Promise<void>, boundMs = this.timeoutMs): Promise<'answered' | 'running'> {
+    let outcome: 'answered' | 'running';
     try {
-      await this.bounded(name, check);
+      outcome = await this.bounded(name, check, boundMs);
     } catch (error) {
-      this.failuresOf(name).failed(error instanceof CheckTimeout ? error.message : error, { source: name });
+      this.failed(name, error);
       throw error;
     }
-    this.failures.get(name)?.succeeded({ source: name });
+    if (outcome === 'answered') this.failures.get(name)?.succeeded({ source: name });
+    return outcome;
   }
 
-  private failuresOf(name: string): RepeatedFailure {
+  private failed(name: string, error: unknown): void {
     let failures = this.failures.get(name);
     if (!failures) {
       failures = new RepeatedFailure(this.logger, 'check', 'warn');
       this.failures.set(name, failures);
     }
-    return failures;
+    failures.failed(error instanceof CheckTimeout ? error.message : error, { source: name });
   }
 
-  private async bounded(name: string, check: () => Promise<void>): Promise<void> {
-    if (this.inFlight.has(name)) {
-      throw new CheckTimeout(`still waiting for the previous check, which did not answer within ${this.timeoutMs} ms`);
+  private async bounded(name: string, check: () => Promise<void>, boundMs: number): Promise<'answered' | 'running'> {
+    const previous = this.inFlight.get(name);
+    if (previous) {
+      if (performance.now() - previous.startedAt < previous.boundMs) return 'running';
+      throw new CheckTimeout(
+        `still waiting for the previous check, which did not answer within ${previous.boundMs} ms`,
+      );
     }
-    this.inFlight.add(name);
+    this.inFlight.set(name, { startedAt: performance.now(), boundMs });
     const running = check();
     const settled = () => {
       this.inFlight.delete(name);
     };
     running.then(settled, settled);
+    const waitMs = Math.min(this.timeoutMs, boundMs);
     let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
-        running,
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new CheckTimeout(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+      return await Promise.race([
+        running.then(() => 'answered' as const),
+        new Promise<'running'>((resolve, reject) => {
+          timer = setTimeout(() => {
+            if (boundMs > waitMs) resolve('running');
+            else reject(new CheckTimeout(`no answer within ${boundMs} ms`));
+          }, waitMs);
         }),
-      ]);
+      ]).then((outcome) => {
+        // Answered after the cycle stopped waiting: its result is published by the check itself, its failure logged here.
+        if (outcome === 'running') {
+          running.then(
+            () => this.failures.get(name)?.succeeded({ source: name }),
+            (error: unknown) => this.failed(name, error),
+          );
+        }
+        return outcome;
+      });
     } finally {
       clearTimeout(timer);
     }

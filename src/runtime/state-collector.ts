@@ -186,7 +186,8 @@ export class StateCollector {
     const errors: Record<string, string> = {};
     const leads = this.cluster?.leader.isLeader ?? true;
     const sources = this.sources.filter((source) => leads || source.scope !== 'cluster');
-    const work: { name: string; scope?: PollSource['scope']; run: () => Promise<void> }[] = sources.map((source) => ({
+    type Work = { name: string; scope?: PollSource['scope']; run: () => Promise<void>; boundMs?: number };
+    const work: Work[] = sources.map((source) => ({
       name: source.name,
       scope: source.scope,
       run: async () => {
@@ -200,13 +201,16 @@ export class StateCollector {
     // The chart repo is polled by the leader only.
     if (leads && this.chartRepo) {
       const probe = this.chartRepo;
+      const pairs = this.userSourcePairs();
       work.push({
         name: 'chart_repo',
         scope: 'cluster',
+        // Its calls are bounded by CHART_REPO_TIMEOUT_MS, not by the cycle's wait (SourceChecks.run).
+        boundMs: Math.max(this.options.sourceTimeoutMs, probe.collectBoundMs(pairs.length)),
         run: async () => {
           // What the store holds: a new leader (or one that led before) keeps it through a failing poll.
           const held = this.store.chartRepoState();
-          const { all: status, byUser } = await probe.collectByUser(this.userSourcePairs(), new Date(), held);
+          const { all: status, byUser } = await probe.collectByUser(pairs, new Date(), held);
           this.publish({ kind: 'chartRepo', status, byUser: new Map(byUser) });
           this.publishComponent({ ...chartRepoComponent(status), lastCheck: new Date() }, 'cluster');
         },
@@ -218,15 +222,18 @@ export class StateCollector {
       );
     }
     await Promise.all(
-      work.map(async ({ name, scope, run }) => {
+      work.map(async ({ name, scope, run, boundMs }) => {
         const began = performance.now();
+        const ran = (ok: boolean): void => {
+          this.sourceRuns.set(name, { seconds: (performance.now() - began) / 1000, ok });
+        };
         try {
-          await this.checks.run(name, run);
+          // Recorded when it answers, which may be after this cycle stopped waiting for it.
+          await this.checks.run(name, () => run().then(() => ran(true)), boundMs);
         } catch (error) {
           errors[name] = failureMessage(error); // the component shows the gist; the log is SourceChecks'
           this.publishComponent({ ...component(name, 'ERROR', {}, errors[name]), lastCheck: new Date() }, scope);
-        } finally {
-          this.sourceRuns.set(name, { seconds: (performance.now() - began) / 1000, ok: !(name in errors) });
+          ran(false);
         }
       }),
     );

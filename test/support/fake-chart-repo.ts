@@ -32,6 +32,8 @@ export type ChartRepoBehaviour =
   | { respond: 'garbage' }
   /** Never answers (until `stop`), for timeouts. */
   | { respond: 'hang' }
+  /** The normal answer, after `delayMs` (a slow but working chart repo). */
+  | { respond: 'slow'; delayMs: number }
   /** Drops the connection without an answer. */
   | { respond: 'reset' };
 
@@ -118,28 +120,37 @@ export async function startFakeChartRepo(): Promise<FakeChartRepo> {
     }
 
     const userKey = `${url.searchParams.get('user') ?? ''}/*`;
-    const behaviour = behaviours.get(key) ?? behaviours.get(userKey) ?? behaviours.get('*') ?? { respond: 'ok' };
-    switch (behaviour.respond) {
-      case 'ok': {
-        const owner = [key, userKey, '*'].find((candidate) => statuses.has(candidate));
-        const data = owner === undefined ? undefined : statuses.get(owner);
-        return reply(res, 200, { success: true, message: 'ok', data: data ?? DEFAULT_CHART_REPO_STATUS });
+    const answer = (behaviour: ChartRepoBehaviour): void => {
+      switch (behaviour.respond) {
+        case 'ok': {
+          const owner = [key, userKey, '*'].find((candidate) => statuses.has(candidate));
+          const data = owner === undefined ? undefined : statuses.get(owner);
+          reply(res, 200, { success: true, message: 'ok', data: data ?? DEFAULT_CHART_REPO_STATUS });
+          return;
+        }
+        case 'http-error':
+          reply(res, behaviour.status, behaviour.body);
+          return;
+        case 'unsuccessful':
+          reply(res, 200, { success: false, message: behaviour.message, data: null });
+          return;
+        case 'json':
+          reply(res, 200, behaviour.body);
+          return;
+        case 'garbage':
+          res.writeHead(200, { 'content-type': 'text/html' }).end('<html>upstream restarting</html>');
+          return;
+        case 'hang':
+          return;
+        case 'slow':
+          setTimeout(() => answer({ respond: 'ok' }), behaviour.delayMs);
+          return;
+        case 'reset':
+          req.socket.destroy();
+          return;
       }
-      case 'http-error':
-        return reply(res, behaviour.status, behaviour.body);
-      case 'unsuccessful':
-        return reply(res, 200, { success: false, message: behaviour.message, data: null });
-      case 'json':
-        return reply(res, 200, behaviour.body);
-      case 'garbage':
-        res.writeHead(200, { 'content-type': 'text/html' }).end('<html>upstream restarting</html>');
-        return;
-      case 'hang':
-        return;
-      case 'reset':
-        req.socket.destroy();
-        return;
-    }
+    };
+    answer(behaviours.get(key) ?? behaviours.get(userKey) ?? behaviours.get('*') ?? { respond: 'ok' });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;

@@ -58,6 +58,14 @@ export class HttpChartRepo implements ChartRepo {
     this.logger = options.logger;
   }
 
+  /**
+   * Each call answers or fails within timeoutMs, reading included, and they run MAX_PARALLEL_CALLS
+   * at a time: so many rounds of timeoutMs, and a second for merging the answers.
+   */
+  collectBoundMs(pairs: number): number {
+    return this.timeoutMs * Math.ceil(Math.max(pairs, 1) / MAX_PARALLEL_CALLS) + 1_000;
+  }
+
   /** The last status returned by collect (null before the first). */
   get current(): ChartRepoStatus | null {
     return this.latest?.all ?? null;

@@ -53,4 +53,6 @@ export interface ChartRepo {
    * good data and `held` (what the runtime shows: in cluster mode the previous leader's).
    */
   collectByUser(pairs: ChartRepoPair[], now?: Date, held?: ChartRepoCollection | null): Promise<ChartRepoCollection>;
+  /** The longest a collect over `pairs` pairs can take: its calls are each bounded (CHART_REPO_TIMEOUT_MS). */
+  collectBoundMs(pairs: number): number;
 }
