@@ -2,6 +2,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { LOCAL_ADMIN } from '../src/auth/viewer.js';
 import type { Db } from '../src/db/client.js';
 import { InvalidStateError } from '../src/domain/errors.js';
+import { loadConfig } from '../src/platform/config.js';
+import { outboxSource } from '../src/runtime/outbox-source.js';
+import { OutboxFigures } from '../src/services/outbox-figures.js';
 import { WebhookService } from '../src/services/webhook-service.js';
 import { graphql } from './gql/index.js';
 import { availableDatabases } from './support/databases.js';
@@ -311,6 +314,51 @@ describe.each(databases)('operating the outbox on %s', (kind) => {
     expect((refusal as Error).message).not.toContain('is DEAD');
     await receiver.waitFor((d) => d.key === dead.idempotencyKey, 'the one redelivery');
     await server.app.db.outboxMessage.delete({ where: { id: dead.id } });
+  });
+
+  test('past its count cap the outbox component shows the cap and says capped, and the oldest pending is still the oldest written', async () => {
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    const message = (status: string, n: number, createdAt = new Date()) => ({
+      kind: status === 'DEAD' ? 'webhook' : 'payment',
+      topic: 'market_payment',
+      destination: status === 'DEAD' ? null : 'wallet', // no URL for it here: no worker claims it
+      webhookId: status === 'DEAD' ? webhookId : null,
+      body: '{}',
+      idempotencyKey: `capped:${kind}:${status}:${n}`,
+      status,
+      attempts: status === 'DEAD' ? 3 : 0,
+      nextAttemptAt: new Date(Date.now() + 60_000), // due later than the oldest's creation, and after it in the index
+      createdAt,
+    });
+    const data = [
+      message('DEAD', 1),
+      message('DEAD', 2),
+      message('DEAD', 3),
+      message('PENDING', 1),
+      message('PENDING', 2, hourAgo),
+      message('PENDING', 3),
+    ];
+    await server.app.db.outboxMessage.createMany({ data });
+    try {
+      const settings = loadConfig({ DATABASE_URL: 'file:unused.db', ...ENV }).outbox;
+      const figures = new OutboxFigures({ countCap: 2 });
+      const [seen] = await outboxSource(server.app.db, figures, settings).collect();
+      expect(seen?.metrics).toMatchObject({
+        countCap: 2,
+        pending: { payment: 2, webhook: 0 },
+        dead: { payment: 0, webhook: 2 },
+        capped: { pending: { payment: true, webhook: false }, dead: { payment: false, webhook: true } },
+      });
+      expect(seen?.message).toContain(`the oldest pending payment message (written ${hourAgo.toISOString()})`);
+      // The server's own, at its default cap: the same rows, counted in full.
+      const shown = await waitFor(async () => {
+        const outbox = (await outboxComponent(server)) as unknown as { metrics: Record<string, unknown> };
+        return (outbox.metrics.dead as { webhook: number }).webhook >= 3 ? outbox.metrics : undefined;
+      }, 'the server counting the dead deliveries');
+      expect(shown).toMatchObject({ countCap: 10_000, capped: { dead: { webhook: false } } });
+    } finally {
+      await server.app.db.outboxMessage.deleteMany({ where: { idempotencyKey: { startsWith: `capped:${kind}:` } } });
+    }
   });
 
   test('a payment push for a receiver no instance has a URL for stays pending and, once older than its retries take, makes the component DEGRADED', async () => {

@@ -15,7 +15,7 @@ export function watchOutbox(registry: Registry, figures: OutboxFigures): void {
   const registers = [registry];
   new Gauge({
     name: 'market_outbox_messages',
-    help: 'Outbox messages waiting (pending) or given up (dead), by kind (payment, webhook), as last counted',
+    help: 'Outbox messages waiting (pending) or given up (dead), by kind (payment, webhook), as last counted (up to a cap: see market_outbox_messages_capped)',
     labelNames: ['kind', 'status'],
     registers,
     collect() {
@@ -25,6 +25,21 @@ export function watchOutbox(registry: Registry, figures: OutboxFigures): void {
       for (const kind of OUTBOUND_KINDS) {
         this.set({ kind, status: 'pending' }, backlog.pending[kind]);
         this.set({ kind, status: 'dead' }, backlog.dead[kind]);
+      }
+    },
+  });
+  new Gauge({
+    name: 'market_outbox_messages_capped',
+    help: 'Whether market_outbox_messages reached the count cap (1: at least that many), by kind and status',
+    labelNames: ['kind', 'status'],
+    registers,
+    collect() {
+      this.reset();
+      const { backlog } = figures;
+      if (!backlog) return;
+      for (const kind of OUTBOUND_KINDS) {
+        this.set({ kind, status: 'pending' }, backlog.capped.pending[kind] ? 1 : 0);
+        this.set({ kind, status: 'dead' }, backlog.capped.dead[kind] ? 1 : 0);
       }
     },
   });

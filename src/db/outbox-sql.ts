@@ -285,3 +285,16 @@ export async function insertOutboxMessages(
   }
   return written;
 }
+
+/**
+ * How many messages of `status` and `kind` there are, counting at most `limit`: one range of the
+ * (status, kind, …) indexes read up to `limit` entries (PostgreSQL: index-only). Prisma's
+ * `count({ take })` selects more than this and took 90 ms for 10001 rows on SQLite, against 1 ms.
+ */
+export async function countMessagesUpTo(db: SqlRunner, status: string, kind: string, limit: number): Promise<number> {
+  const [row] = await db.$queryRaw<{ n: number | bigint }[]>`
+    SELECT COUNT(*) AS "n" FROM (
+      SELECT 1 FROM "OutboxMessage" WHERE "status" = ${status} AND "kind" = ${kind} LIMIT ${limit}
+    ) AS "upTo"`;
+  return Number(row?.n ?? 0);
+}

@@ -30,8 +30,9 @@ export function stuckAfterMs(settings: OutboxSettings): number {
  * attempts since it started. A component of every instance (`outbox@<instance>` in cluster
  * mode), not the leader's: the worker runs on each, so the attempts and the last error are each
  * instance's own, and an instance without a push URL shows the pushes it leaves waiting. The
- * backlog is the shared database's, the same on every instance; counting it is one grouped COUNT
- * (and the oldest PENDING per kind) per COLLECT_INTERVAL_MS per instance, never per delivery.
+ * backlog is the shared database's, the same on every instance; counting it is a few bounded
+ * reads (OutboxFigures.refresh) per COLLECT_INTERVAL_MS per instance, never per delivery: past
+ * `countCap` a count says "at least" (`capped`).
  *
  * DEGRADED (the worker runs; deliveries are not getting through) while the oldest PENDING message
  * is older than stuckAfterMs, or while there are more DEAD messages than when this process
@@ -57,6 +58,8 @@ export function outboxSource(db: Db, figures: OutboxFigures, settings: OutboxSet
       const metrics = {
         pending: backlog.pending,
         dead: backlog.dead,
+        countCap: figures.countCap,
+        capped: backlog.capped,
         oldestPendingAgeSeconds: Math.round(ageSeconds * 10) / 10,
         deadSinceStart: dead,
         delivered: attempts.payment.delivered + attempts.webhook.delivered,

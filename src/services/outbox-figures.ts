@@ -1,5 +1,5 @@
 import type { Db } from '../db/client.js';
-import { OUTBOUND_KINDS } from '../db/outbox-sql.js';
+import { countMessagesUpTo, OUTBOUND_KINDS } from '../db/outbox-sql.js';
 import { redactSecrets } from '../platform/redact.js';
 
 export type OutboundKind = (typeof OUTBOUND_KINDS)[number];
@@ -7,10 +7,15 @@ export type OutboundKind = (typeof OUTBOUND_KINDS)[number];
 export type AttemptResult = 'delivered' | 'failed' | 'dead';
 export const ATTEMPT_RESULTS: readonly AttemptResult[] = ['delivered', 'failed', 'dead'];
 
+/** Messages counted per status and kind at most (OutboxFigures `countCap`). @default 10000 */
+export const OUTBOX_COUNT_CAP = 10_000;
+
 /** The outbox's backlog as one count read it (the database's: every instance's messages). */
 export interface OutboxBacklog {
+  /** Each at most `countCap`: a count that reached it means at least that many (`capped`). */
   pending: Record<OutboundKind, number>;
   dead: Record<OutboundKind, number>;
+  capped: { pending: Record<OutboundKind, boolean>; dead: Record<OutboundKind, boolean> };
   /** When the oldest PENDING message of each kind was written; null: none pending. */
   oldestPendingAt: Record<OutboundKind, Date | null>;
   readAt: Date;
@@ -23,11 +28,11 @@ const perKind = <T>(value: T) =>
  * What an operator reads of the outbox (the `outbox` component, the market_outbox_* metrics):
  * this process's attempts since it started, counted by the worker as they end (an integer
  * increment each), and the backlog, read by `refresh()` at the collector's pace, never per
- * delivery: one grouped COUNT over the (status, kind, nextAttemptAt) index, and the oldest
- * PENDING message's creation per kind (read from the PENDING rows only, which are few unless a
- * receiver is down).
+ * delivery (see refresh for what it costs).
  */
 export class OutboxFigures {
+  /** Messages counted per status and kind at most: beyond it the figure is "at least" (`capped`). */
+  readonly countCap: number;
   readonly attempts: Record<OutboundKind, Record<AttemptResult, number>> = {
     payment: { delivered: 0, failed: 0, dead: 0 },
     webhook: { delivered: 0, failed: 0, dead: 0 },
@@ -40,6 +45,10 @@ export class OutboxFigures {
   backlog: OutboxBacklog | null = null;
   /** Fewest DEAD messages seen since start: more than this now means messages died since (see deadSinceStart). */
   private deadFloor: number | null = null;
+
+  constructor({ countCap = OUTBOX_COUNT_CAP }: { countCap?: number } = {}) {
+    this.countCap = countCap;
+  }
 
   attempted(kind: string, result: AttemptResult): void {
     const counts = this.attempts[kind as OutboundKind];
@@ -62,29 +71,47 @@ export class OutboxFigures {
     return Math.max(0, total(this.backlog.dead) - this.deadFloor);
   }
 
+  /**
+   * Each (status, kind) counted up to countCap + 1 rows, and each kind's oldest PENDING message
+   * read first on the (status, kind, createdAt) index: bounded work, however large the backlog.
+   * Every instance runs this every COLLECT_INTERVAL_MS. Measured with 1M PENDING and 1M DEAD
+   * webhook rows (median of 5): the unbounded reads this replaced, a grouped COUNT and
+   * MIN(createdAt) of the PENDING rows, took 299 + 154 ms on PostgreSQL (parallel scans) and
+   * 222 + 116 ms on SQLite, there on the event loop; these take 2.4 ms per capped count and
+   * 0.9 ms per oldest on PostgreSQL, 0.8 and 0.5 ms on SQLite (the whole refresh 21 and 10 ms).
+   */
   async refresh(db: Db, now = new Date()): Promise<OutboxBacklog> {
+    const take = this.countCap + 1;
+    const pairs = (['PENDING', 'DEAD'] as const).flatMap((status) => OUTBOUND_KINDS.map((kind) => ({ status, kind })));
     const [counts, oldest] = await Promise.all([
-      db.outboxMessage.groupBy({
-        by: ['status', 'kind'],
-        where: { status: { in: ['PENDING', 'DEAD'] } },
-        _count: { _all: true },
-      }),
-      db.outboxMessage.groupBy({ by: ['kind'], where: { status: 'PENDING' }, _min: { createdAt: true } }),
+      Promise.all(pairs.map(({ status, kind }) => countMessagesUpTo(db, status, kind, take))),
+      Promise.all(
+        OUTBOUND_KINDS.map((kind) =>
+          db.outboxMessage.findFirst({
+            where: { status: 'PENDING', kind },
+            orderBy: { createdAt: 'asc' },
+            select: { createdAt: true },
+          }),
+        ),
+      ),
     ]);
     const backlog: OutboxBacklog = {
       pending: perKind(0),
       dead: perKind(0),
+      capped: { pending: perKind(false), dead: perKind(false) },
       oldestPendingAt: perKind(null),
       readAt: now,
     };
-    for (const row of counts) {
-      const kind = row.kind as OutboundKind;
-      if (!(kind in backlog.pending)) continue;
-      backlog[row.status === 'DEAD' ? 'dead' : 'pending'][kind] = row._count._all;
-    }
-    for (const row of oldest) {
-      if (row.kind in backlog.oldestPendingAt) backlog.oldestPendingAt[row.kind as OutboundKind] = row._min.createdAt;
-    }
+    pairs.forEach(({ status, kind }, index) => {
+      const count = counts[index] ?? 0;
+      const figure = status === 'DEAD' ? 'dead' : 'pending';
+      backlog[figure][kind] = Math.min(count, this.countCap);
+      backlog.capped[figure][kind] = count > this.countCap;
+    });
+    OUTBOUND_KINDS.forEach((kind, index) => {
+      backlog.oldestPendingAt[kind] = oldest[index]?.createdAt ?? null;
+    });
+    // Capped, the dead count stops growing: deadSinceStart then says at most what it did below the cap.
     const dead = total(backlog.dead);
     this.deadFloor = this.deadFloor === null ? dead : Math.min(this.deadFloor, dead);
     this.backlog = backlog;

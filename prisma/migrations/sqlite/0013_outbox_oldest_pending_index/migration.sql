@@ -1,0 +1,3 @@
+-- CreateIndex
+CREATE INDEX "OutboxMessage_status_kind_createdAt_idx" ON "OutboxMessage"("status", "kind", "createdAt");
+
