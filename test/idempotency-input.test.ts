@@ -69,6 +69,38 @@ describe.each(databases)('an idempotencyKey reused on %s', (kind) => {
     expect(await uninstall({ deleteData: true })).toEqual(reused('keyed-uninstall-1'));
     expect(await uninstall({})).toMatchObject({ task: { taskId: first.task.taskId } });
   });
+
+  test('a retry spelling out the defaults or listing the envs in another order returns the original task', async () => {
+    await seed.catalogApp({ name: 'keyed-defaults', versions: ['1.0.0'] });
+    await seed.user('admin').app({ appName: 'keyed-defaults', state: 'running', version: '1.0.0' });
+    const uninstall = async (options: { all?: boolean; deleteData?: boolean }) =>
+      dataOf(
+        await execute(server, UninstallAppMutation, {
+          input: { sourceId: SOURCE, appName: 'keyed-defaults', idempotencyKey: 'keyed-defaults-1', ...options },
+        }),
+      ).uninstallApp;
+    const first = await uninstall({});
+    if (first.__typename !== 'UninstallAppSuccess') throw new Error(`uninstall refused: ${JSON.stringify(first)}`);
+    expect(await uninstall({ all: false, deleteData: false })).toMatchObject({ task: { taskId: first.task.taskId } });
+    expect(await uninstall({ all: true })).toEqual(reused('keyed-defaults-1'));
+
+    await seed.catalogApp({ name: 'keyed-envs', versions: ['1.0.0'] });
+    const envs = [
+      { name: 'A', value: '1' },
+      { name: 'B', value: '2' },
+    ];
+    const request = { appName: 'keyed-envs', version: '1.0.0', idempotencyKey: 'keyed-envs-1' };
+    const installed = await install({ ...request, envs });
+    if (installed.__typename !== 'InstallAppSuccess') throw new Error(`install refused: ${JSON.stringify(installed)}`);
+    expect(await install({ ...request, envs: [...envs].reverse() })).toMatchObject({
+      __typename: 'InstallAppSuccess',
+      task: { taskId: installed.task.taskId },
+    });
+    expect(await install({ ...request, envs: [envs[1], { name: 'A', value: '3' }] })).toMatchObject(
+      reused('keyed-envs-1'),
+    );
+    expect(await server.app.db.task.count({ where: { appName: { in: ['keyed-defaults', 'keyed-envs'] } } })).toBe(2);
+  });
 });
 
 /**

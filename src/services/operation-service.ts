@@ -18,6 +18,7 @@ import type { HistoryService } from './history-service.js';
 import { LifecycleService } from './lifecycle-service.js';
 import { purchaseOfApp } from './payment-service.js';
 import {
+  byName,
   commonOperationFields as common,
   operationEnvs as envs,
   MAX_APP_NAME_LENGTH,
@@ -33,8 +34,15 @@ const installInput = z.object({ ...common, version: trimmed('version', 64), envs
 const uninstallInput = z.object({
   ...common,
   version: trimmed('version', 64).nullish(),
-  all: z.boolean().nullish(),
-  deleteData: z.boolean().nullish(),
+  // Defaults applied here, once: the task's metadata and the request's digest read the same values.
+  all: z
+    .boolean()
+    .nullish()
+    .transform((all) => all ?? false),
+  deleteData: z
+    .boolean()
+    .nullish()
+    .transform((deleteData) => deleteData ?? false),
 });
 const cloneInput = z.object({
   ...common,
@@ -49,7 +57,8 @@ const cloneInput = z.object({
     .refine(
       (list) => new Set(list.map((entrance) => entrance.name)).size === list.length,
       'entrance names must be unique',
-    ),
+    )
+    .transform((list) => [...list].sort(byName)),
 });
 
 const taskRef = z.object({
@@ -185,7 +194,7 @@ export class OperationService {
       metadata: {
         cfgType: row.cfgType ?? 'app',
         envs: [],
-        uninstall: { all: input.all ?? false, deleteData: input.deleteData ?? false },
+        uninstall: { all: input.all, deleteData: input.deleteData },
       },
       idempotencyKey: input.idempotencyKey ?? null,
       requestDigest: digest,

@@ -40,10 +40,14 @@ export const commonOperationFields = {
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const RESERVED_ENV_MESSAGE = `${[...RESERVED_ENV_NAMES].join(', ')} is set by the server (a paid app's credential)`;
 
+/** Orders a list keyed by unique names: the app service takes envs (and a clone's entrances) as a set by name. */
+export const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
 /**
  * The envs an install, upgrade or clone takes. Names the server sets itself (the purchase
  * credential) are refused: the app service would get the user's value next to the server's, and
- * an app reading the first of two would run on a forged credential.
+ * an app reading the first of two would run on a forged credential. Ordered by name, so one set
+ * of envs is one request however it was sent (requestDigest).
  */
 export const operationEnvs = z
   .array(
@@ -60,7 +64,8 @@ export const operationEnvs = z
   .max(100, 'at most 100 envs')
   .nullish()
   .transform((list) => list ?? [])
-  .refine((list) => new Set(list.map((env) => env.name)).size === list.length, 'env names must be unique');
+  .refine((list) => new Set(list.map((env) => env.name)).size === list.length, 'env names must be unique')
+  .transform((list) => [...list].sort(byName));
 
 /** A validated request, as the task (and app-state row) it becomes. */
 export interface TaskRequest {
@@ -130,7 +135,9 @@ function canonicalJson(value: unknown): string {
 
 /**
  * What an idempotencyKey is bound to: the SHA-256 of the whole validated request (its type and
- * every input field but the key), stored on the task. The task's own columns cannot tell two
+ * every input field but the key), stored on the task. `input` is the parsed input, the request as
+ * the operation uses it (defaults applied, envs and entrances ordered by name): a retry that
+ * spells out a default or lists the envs in another order is the same request, not another one. The task's own columns cannot tell two
  * requests apart (envs, uninstall options and a clone's entrances are in its metadata, secrets
  * redacted), and a key reused with another version or envs answered the original task as a
  * success: the client believed its second request was the one running. Null without a key.
