@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
-import type { TaskRow } from '../db/models.js';
+import type { AppRow, TaskRow } from '../db/models.js';
 import { type AppStage, deriveStage } from '../domain/app-stage.js';
 import { InvalidStateError } from '../domain/errors.js';
 import { parseInput } from '../domain/parse-input.js';
@@ -56,11 +56,7 @@ export class LifecycleService {
     // Another operation in progress is a CONFLICT (as for install), not a wrong stage: its stage
     // is only where that operation stands.
     await this.submission.assertNoActiveTask(key);
-    const { stage } = deriveStage({ state: row.state, progress: row.progress });
-    // An app whose stop (resume) failed on the app service may be stopped (resumed) again.
-    if (stage !== rule.from && row.state.toLowerCase() !== rule.retries) {
-      throw new InvalidStateError(`${input.appName} is ${stage}, so it cannot ${rule.verb}: ${rule.hint}`);
-    }
+    this.assertStage(type, row);
     const cfgType = row.cfgType ?? 'app';
     return this.submission.create({
       type,
@@ -70,8 +66,19 @@ export class LifecycleService {
       idempotencyKey: input.idempotencyKey ?? null,
       requestDigest: digest,
       app: { cfgType, title: row.title },
-      admits: (db) => this.submission.installedRow(key, rule.verb, db),
+      // The whole rule again inside (TaskRequest.admits); the CONFLICT check is the insert itself there.
+      admits: async (db) => this.assertStage(type, await this.submission.installedRow(key, rule.verb, db)),
       ...(retryOfTaskId ? { retryOfTaskId } : {}),
     });
+  }
+
+  /** INVALID_STATE unless the app is in the stage the operation starts from. */
+  private assertStage(type: keyof typeof RULES, row: AppRow): void {
+    const rule = RULES[type];
+    const { stage } = deriveStage({ state: row.state, progress: row.progress });
+    // An app whose stop (resume) failed on the app service may be stopped (resumed) again.
+    if (stage !== rule.from && row.state.toLowerCase() !== rule.retries) {
+      throw new InvalidStateError(`${row.appName} is ${stage}, so it cannot ${rule.verb}: ${rule.hint}`);
+    }
   }
 }

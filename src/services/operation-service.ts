@@ -4,7 +4,7 @@ import type { Db } from '../db/client.js';
 import { type DriverSql, driverSqlOf, type SqlRunner } from '../db/driver-sql.js';
 import { findAppState } from '../db/hot-path-sql.js';
 import type { CatalogAppRow, TaskRow } from '../db/models.js';
-import { compareVersions } from '../domain/catalogue-version.js';
+import type { AppKey } from '../domain/app-key.js';
 import { InvalidStateError, NotFoundError, UpstreamError, ValidationError } from '../domain/errors.js';
 import { cloneName, imagesOfEntry, readMetadata } from '../domain/operations.js';
 import { parseInput } from '../domain/parse-input.js';
@@ -142,24 +142,11 @@ export class OperationService {
     const digest = requestDigest('UPGRADE', input);
     const existing = await this.submission.replay(viewer, input.idempotencyKey, 'UPGRADE', key, digest);
     if (existing) return existing;
-    const row = await this.submission.installedRow(key, 'upgrade');
+    const admits = (db: SqlRunner) => this.submission.upgradableRow(key, input.version, db);
+    const row = await admits(this.sql);
     // A clone upgrades along its original's catalogue entry. An installed app upgrades from its
     // own source even once that is no longer the active one (its catalogue is still synced).
     const app = await this.catalogueVersion(null, input.sourceId, row.rawAppName ?? input.appName, input.version);
-    // An upgrade goes to a newer version: an older one, or the installed one written otherwise
-    // (`1.2` for `1.2.0`, another `+build` of it), was sent as an upgrade and recorded as a
-    // completed one. Versions the catalogue's rules cannot order (`latest`) are sent as asked.
-    const same = row.installedVersion === input.version;
-    const order = same ? 0 : compareVersions(input.version, row.installedVersion);
-    if (order === 0) {
-      const asked = same ? '' : `, the same as ${input.version}`;
-      throw new InvalidStateError(`${input.appName} is already at version ${row.installedVersion}${asked}`);
-    }
-    if (order === -1) {
-      throw new InvalidStateError(
-        `${input.appName} is at version ${row.installedVersion}, newer than ${input.version}: upgradeApp does not downgrade`,
-      );
-    }
     return this.submission.create({
       type: 'UPGRADE',
       key,
@@ -168,7 +155,7 @@ export class OperationService {
       idempotencyKey: input.idempotencyKey ?? null,
       requestDigest: digest,
       app: { cfgType: app.cfgType, title: app.title },
-      admits: (db) => this.submission.installedRow(key, 'upgrade', db),
+      admits,
       ...(retryOfTaskId ? { retryOfTaskId } : {}),
     });
   }
@@ -179,14 +166,8 @@ export class OperationService {
     const digest = requestDigest('UNINSTALL', input);
     const existing = await this.submission.replay(viewer, input.idempotencyKey, 'UNINSTALL', key, digest);
     if (existing) return existing;
-    const row = await this.submission.uninstallableRow(key);
-    if (input.version && input.version !== row.installedVersion) {
-      throw new InvalidStateError(
-        row.installedVersion
-          ? `${input.appName} is installed at version ${row.installedVersion}, not ${input.version}`
-          : `${input.appName} has no installed version (its install did not complete), so not ${input.version}`,
-      );
-    }
+    const admits = (db: SqlRunner) => this.submission.uninstallableRow(key, input.version, db);
+    const row = await admits(this.sql);
     return this.submission.create({
       type: 'UNINSTALL',
       key,
@@ -199,7 +180,7 @@ export class OperationService {
       idempotencyKey: input.idempotencyKey ?? null,
       requestDigest: digest,
       app: { cfgType: row.cfgType ?? 'app', title: row.title },
-      admits: (db) => this.submission.uninstallableRow(key, db),
+      admits,
       ...(retryOfTaskId ? { retryOfTaskId } : {}),
     });
   }
@@ -222,20 +203,15 @@ export class OperationService {
     const digest = requestDigest('CLONE', input);
     const existing = await this.submission.replay(viewer, input.idempotencyKey, 'CLONE', key, digest);
     if (existing) return existing;
-    const original = this.submission.installed(originalRow, of, 'clone');
+    this.submission.installed(originalRow, of, 'clone');
     if (name.length > MAX_APP_NAME_LENGTH) {
       const message = `a clone's name is its chart's and 6 characters: ${name.length} in all, at most ${MAX_APP_NAME_LENGTH}`;
       throw new ValidationError(message, [{ path: 'appName', message }]);
     }
-    const [cloneRow, entry] = await Promise.all([
-      findAppState(this.sql, key),
-      this.catalog.findApp(input.sourceId, chart),
-    ]);
+    const entry = await this.catalog.findApp(input.sourceId, chart);
     if (!entry) throw new NotFoundError(`App ${chart} is not in the catalogue of ${input.sourceId}`);
-    assertEntrancesOf(chart, entry, original, input.entrances);
-    if (cloneRow?.installedVersion) {
-      throw new InvalidStateError(`A clone of ${chart} with these settings already exists (${name})`);
-    }
+    const admits = (db: SqlRunner) => this.cloneable({ of, clone: key, chart, entry, entrances: input.entrances }, db);
+    const original = await admits(this.sql);
     await this.assertPurchased(viewer, entry);
     return this.submission.create({
       type: 'CLONE',
@@ -252,8 +228,29 @@ export class OperationService {
       idempotencyKey: input.idempotencyKey ?? null,
       requestDigest: digest,
       app: { cfgType: original.cfgType ?? 'app', title: input.title, rawAppName: chart },
+      admits,
       ...(retryOfTaskId ? { retryOfTaskId } : {}),
     });
+  }
+
+  /**
+   * A clone's app-state rule, on the rows `db` reads: the original installed, with the entrances
+   * asked for, and no clone of these settings installed yet. Its task holds the clone's slot (its
+   * name), so run again inside its transaction (TaskRequest.admits) it reads the clone's row as
+   * the clone's previous task left it.
+   */
+  private async cloneable(
+    request: { of: AppKey; clone: AppKey; chart: string; entry: CatalogAppRow; entrances: { name: string }[] },
+    db: SqlRunner,
+  ) {
+    const original = await this.submission.installedRow(request.of, 'clone', db);
+    assertEntrancesOf(request.chart, request.entry, original, request.entrances);
+    if ((await findAppState(db, request.clone))?.installedVersion) {
+      throw new InvalidStateError(
+        `A clone of ${request.chart} with these settings already exists (${request.clone.appName})`,
+      );
+    }
+    return original;
   }
 
   /**

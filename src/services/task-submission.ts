@@ -14,6 +14,7 @@ import {
 import type { AppRow, TaskRow } from '../db/models.js';
 import { type AppKey, appKeyString, MAX_SOURCE_ID_ARGUMENT } from '../domain/app-key.js';
 import { isCancelFailure, isFailedFirstInstall } from '../domain/app-stage.js';
+import { compareVersions } from '../domain/catalogue-version.js';
 import { ConflictError, InvalidStateError, ValidationError } from '../domain/errors.js';
 import { type OperationType, RESERVED_ENV_NAMES, type TaskMetadata } from '../domain/operations.js';
 import { newTaskId, type TaskType } from '../domain/tasks.js';
@@ -86,7 +87,9 @@ export interface TaskRequest {
    * it changes) may commit between the check and the insert, the insert on PostgreSQL waiting on
    * the slot's unique index until it does. Read after the insert, the row is the one that end left
    * (SQLite runs one writer at a time; PostgreSQL reads committed rows per statement), so a repeated
-   * install or uninstall gets the answer a later request would, not a second task.
+   * request gets the answer a later request would, not a second task. So it is the operation's
+   * whole app-state rule, the function its caller ran first (assertInstallable, upgradableRow,
+   * uninstallableRow, a clone's and a stop's or resume's own), not part of it.
    */
   admits?: (db: SqlRunner) => Promise<unknown>;
 }
@@ -227,13 +230,43 @@ export class TaskSubmission {
   }
 
   /**
-   * The row of an app that can be uninstalled: an installed one, or one whose first install the
-   * app service's cancel took over and could not undo (`installingCancelFailed`): from there the
-   * app service only cancels again or uninstalls, so refused here, what it left stayed for good.
+   * The row of an app that can be upgraded to `version`: an installed one at an older version. An
+   * upgrade to an older one, or to the installed one written otherwise (`1.2` for `1.2.0`, another
+   * `+build` of it), was sent as an upgrade and recorded as a completed one. Versions the
+   * catalogue's rules cannot order (`latest`) are sent as asked.
    */
-  async uninstallableRow(key: AppKey, db: SqlRunner = this.sql): Promise<AppRow> {
+  async upgradableRow(key: AppKey, version: string, db: SqlRunner = this.sql) {
+    const row = await this.installedRow(key, 'upgrade', db);
+    const same = row.installedVersion === version;
+    const order = same ? 0 : compareVersions(version, row.installedVersion);
+    if (order === 0) {
+      const asked = same ? '' : `, the same as ${version}`;
+      throw new InvalidStateError(`${key.appName} is already at version ${row.installedVersion}${asked}`);
+    }
+    if (order === -1) {
+      throw new InvalidStateError(
+        `${key.appName} is at version ${row.installedVersion}, newer than ${version}: upgradeApp does not downgrade`,
+      );
+    }
+    return row;
+  }
+
+  /**
+   * The row of an app that can be uninstalled (at `version`, when asked for one): an installed one,
+   * or one whose first install the app service's cancel took over and could not undo
+   * (`installingCancelFailed`): from there the app service only cancels again or uninstalls, so
+   * refused here, what it left stayed for good.
+   */
+  async uninstallableRow(key: AppKey, version: string | null | undefined, db: SqlRunner = this.sql): Promise<AppRow> {
     const row = await findAppState(db, key);
     if (!row || !(row.installedVersion || isCancelFailure(row.state))) throw notInstalled(key, 'uninstall');
+    if (version && version !== row.installedVersion) {
+      throw new InvalidStateError(
+        row.installedVersion
+          ? `${key.appName} is installed at version ${row.installedVersion}, not ${version}`
+          : `${key.appName} has no installed version (its install did not complete), so not ${version}`,
+      );
+    }
     return row;
   }
 

@@ -69,7 +69,7 @@ export interface TaskInput {
   /** @default 'COMPLETED' */
   status?: 'PENDING' | 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELED';
   /** @default 'INSTALL' */
-  type?: 'INSTALL' | 'UNINSTALL' | 'UPGRADE';
+  type?: 'INSTALL' | 'UNINSTALL' | 'UPGRADE' | 'CLONE';
   taskId?: string;
   error?: string;
 }
