@@ -353,8 +353,10 @@ describe('a chart repo that stops answering', () => {
     // Measured here, on arrival: a first call that reached the fake late shortens its gap; a call
     // while the other hangs would come within one cycle (100 ms).
     expect(gaps.filter((gap) => gap < 4_500)).toEqual([]);
+    // A call still within CHART_REPO_TIMEOUT_MS is the chart repo's to end (its component says
+    // so when it does): the collector, whose cycles go on without it, is not failing.
     const { runtimeSnapshot } = dataOf(await execute(server, ChartRepoScopeQuery, {}, {}));
     const collector = runtimeSnapshot.components.find((component) => component.name === 'collector');
-    expect(collector?.message).toBe('sources failing: chart_repo');
+    expect(collector).toMatchObject({ state: 'RUNNING', message: null });
   });
 });

@@ -87,7 +87,7 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
     const traffic = recordTraffic(page);
     await page.goto(`${server.url}/dashboard`);
     await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
-    await expect.poll(() => page.locator('[data-component]').count()).toBe(10); // the components of test/runtime.test.ts's list (status_correction the tenth)
+    await expect.poll(() => page.locator('[data-component]').count()).toBe(11); // the components of test/runtime.test.ts's list
 
     const result = dataOf(
       await execute(server, InstallAppMutation, {

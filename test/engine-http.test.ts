@@ -219,6 +219,9 @@ describe('task engine against a real app service over HTTP (APP_SERVICE_URL)', (
     const installedAt = at(10);
     expect(await event('running', installedAt, opId as string, 'install')).toBe(202);
     expect((await task(taskId))?.status).toBe('COMPLETED');
+    // The uninstall comes after that event's time (10 ms ahead when sent): on a fast machine the
+    // whole uninstall fit in those 10 ms, stamped before the install it removes.
+    await waitFor(async () => (Date.now() > Date.parse(installedAt) ? true : undefined), 'the install event time');
 
     const variables = { input: { sourceId: SOURCE, appName: 'late-app' } };
     const { uninstallApp } = dataOf(await execute(server, UninstallAppMutation, variables, { token: TOKENS.alice }));
