@@ -5,6 +5,13 @@ import type { Logger } from '../platform/logger.js';
 
 /** A close reason is at most 123 bytes (RFC 6455); a client's is cut there too. */
 const MAX_REASON = 123;
+/**
+ * How long a client the server closed has to answer the close frame before its socket is cut. ws
+ * itself waits 30 s (not configurable), holding the socket, its buffers and its MAX_CONNECTIONS
+ * slot: 250 anonymous sockets that never sent `connection_init` nor answered locked every user
+ * out for 33 s. A client that cooperates answers within a round trip.
+ */
+const CLOSE_ANSWER_MS = 1000;
 /** RFC 6455's "policy violation" (7.4.1). */
 const POLICY_VIOLATION = 1008;
 /**
@@ -60,8 +67,20 @@ export class ConnectionLog {
     this.close(socket, code, reason);
   }
 
-  /** The server closes the connection for this reason. */
+  /**
+   * The server closes the connection for this reason: a close frame, and the socket cut if the
+   * client has not answered it within CLOSE_ANSWER_MS (terminate() does nothing once it closed).
+   */
   close(socket: WebSocket, code: number, reason: string): void {
+    this.closeAndWait(socket, code, reason);
+    setTimeout(() => socket.terminate(), CLOSE_ANSWER_MS).unref();
+  }
+
+  /**
+   * A stop's close (1012): its closing handshake may take until SHUTDOWN_TIMEOUT_MS, after which
+   * the stop cuts what is left; a client reading slowly still gets the frames before it.
+   */
+  closeAndWait(socket: WebSocket, code: number, reason: string): void {
     this.closedByServer ??= { code, reason };
     socket.close(code, reason);
   }

@@ -78,8 +78,14 @@ export class Connection implements Outlet {
     this.awaitingPong = false;
   }
 
+  /** The server ends a connection: cut if its client does not answer the close (ConnectionLog.close). */
   close(code: number, reason: string): void {
     this.log.close(this.socket, code, reason);
+  }
+
+  /** The server stops: the closing handshake may take as long as the stop waits. */
+  closeForRestart(code: number, reason: string): void {
+    this.log.closeAndWait(this.socket, code, reason);
   }
 
   get congested(): boolean {

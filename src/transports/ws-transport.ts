@@ -114,7 +114,7 @@ export class WsTransport {
    */
   async dispose(): Promise<void> {
     clearInterval(this.keepAlive);
-    for (const connection of this.connections) connection.close(SERVICE_RESTART, 'Service restart');
+    for (const connection of this.connections) connection.closeForRestart(SERVICE_RESTART, 'Service restart');
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 

@@ -1,0 +1,60 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { openRawSocket, type RawSocket } from './support/raw-ws.js';
+import { AUTH_ENV, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
+
+/**
+ * WebSockets that never authenticate cannot hold what real users need: a connection closed for
+ * not sending `connection_init` gives its MAX_CONNECTIONS slot back at once, not after ws's 30 s
+ * wait for an answer to the close its client never gives.
+ */
+
+/** The server's time for `connection_init` (live.ts), in which an anonymous socket holds its slot. */
+const INIT_WAIT_MS = 3000;
+const MAX_CONNECTIONS = 5;
+
+describe('anonymous WebSockets', () => {
+  let server: TestServer;
+  const sockets: RawSocket[] = [];
+
+  beforeAll(async () => {
+    server = await startTestServer('sqlite', { env: { ...AUTH_ENV, MAX_CONNECTIONS: String(MAX_CONNECTIONS) } });
+  });
+  afterAll(async () => {
+    for (const each of sockets) each.socket.terminate();
+    await server?.stop();
+  });
+
+  /** alice's graphql-ws connection: 'ack', or the code it was closed with. */
+  async function aliceConnects(): Promise<string> {
+    const socket = await openRawSocket(server.url);
+    sockets.push(socket);
+    socket.send({ type: 'connection_init', payload: { authorization: `Bearer ${TOKENS.alice}` } });
+    const outcome = await Promise.race([
+      socket.nextOfType('connection_ack').then(() => 'ack'),
+      socket.closed.then(({ code }) => String(code)),
+    ]);
+    socket.socket.terminate();
+    return outcome;
+  }
+
+  test('sockets that never init and never answer the close give their slots back within the init wait and 1 s', async () => {
+    const opened = Date.now();
+    const anonymous: RawSocket[] = [];
+    for (let i = 0; i < MAX_CONNECTIONS; i++) {
+      const socket = await openRawSocket(server.url);
+      // Reads nothing: never sees the close frame, so never answers it (as a flood's sockets do).
+      socket.socket.pause();
+      anonymous.push(socket);
+      sockets.push(socket);
+    }
+    expect(await aliceConnects()).toBe('4429');
+
+    await waitFor(async () => ((await aliceConnects()) === 'ack' ? true : undefined), 'alice accepted', 8000);
+    expect(Date.now() - opened).toBeLessThan(INIT_WAIT_MS + 2000);
+
+    // The close frame went out before the cut: a client that reads again learns why.
+    const [first] = anonymous;
+    first?.socket.resume();
+    expect(await first?.closed).toMatchObject({ code: 4408, reason: 'Connection initialisation timeout' });
+  });
+});
