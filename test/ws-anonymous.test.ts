@@ -58,3 +58,33 @@ describe('anonymous WebSockets', () => {
     expect(await first?.closed).toMatchObject({ code: 4408, reason: 'Connection initialisation timeout' });
   });
 });
+
+describe('messages before connection_ack', () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startTestServer('sqlite', { env: AUTH_ENV });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  test('a 1 MiB ping before connection_init is not echoed: the socket is closed with 1009', async () => {
+    const socket = await openRawSocket(server.url);
+    socket.send({ type: 'ping', payload: { padding: 'x'.repeat(1_000_000) } });
+    expect(await socket.closed).toEqual({ code: 1009, reason: 'More than 16384 bytes before connection_ack' });
+    expect(socket.messages).toEqual([]);
+  });
+
+  test('a small ping before connection_init gets its pong, as the protocol requires, and the connection is acknowledged', async () => {
+    const socket = await openRawSocket(server.url);
+    socket.send({ type: 'ping', payload: { sentAt: 1 } });
+    expect(await socket.nextOfType('pong')).toEqual({ type: 'pong', payload: { sentAt: 1 } });
+    socket.send({ type: 'connection_init', payload: { authorization: `Bearer ${TOKENS.alice}` } });
+    await socket.nextOfType('connection_ack');
+    // Once acknowledged, the budget no longer applies (MAX_BODY_BYTES per frame does).
+    socket.send({ type: 'ping', payload: { padding: 'x'.repeat(100_000) } });
+    expect(await socket.nextOfType('pong')).toMatchObject({ type: 'pong' });
+    socket.socket.close();
+  });
+});

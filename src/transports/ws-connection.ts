@@ -31,6 +31,8 @@ export class Connection implements Outlet {
   /** Keep-alive: a ping went out at the last tick and nothing has come back since. */
   awaitingPong = false;
   readonly operations = new Map<string, Operation>();
+  /** What the client sent before it was acknowledged (MAX_BYTES_BEFORE_ACK). */
+  private bytesBeforeAck = 0;
   /** Subscriptions with frames waiting for the socket to drain; null while none wait. */
   private waiting: Set<QueuedMember> | null = null;
 
@@ -70,6 +72,12 @@ export class Connection implements Outlet {
   write(frame: Buffer): void {
     this.active = true;
     if (this.socket.readyState === this.socket.OPEN) this.socket.send(frame, TEXT);
+  }
+
+  /** Counts a message that came before `connection_ack`; false once they add up to more than `limit`. */
+  mayReadBeforeAck(bytes: number, limit: number): boolean {
+    this.bytesBeforeAck += bytes;
+    return this.bytesBeforeAck <= limit;
   }
 
   /** Something came from the client: it is alive. */

@@ -59,6 +59,14 @@ export interface WsTransportOptions {
 
 /** Close code of a connection over a limit (graphql-ws has none; 4429 mirrors HTTP 429). */
 const TOO_MANY = 4429;
+/** RFC 6455's "message too big". */
+const MESSAGE_TOO_BIG = 1009;
+/**
+ * Bytes a connection may send before `connection_ack`, in all: its `connection_init` (a large
+ * JWT is ~8 KiB) and a few pings. Unbounded, anyone could make the server read and echo pings:
+ * 150 anonymous sockets sending 1 MiB pings they never read took it from 258 to 763 MB.
+ */
+export const MAX_BYTES_BEFORE_ACK = 16 * 1024;
 /** RFC 6455's "service restart" (IANA registry): the server stops, the client should reconnect. */
 const SERVICE_RESTART = 1012;
 
@@ -154,6 +162,9 @@ export class WsTransport {
   }
 
   private async receive(connection: Connection, data: string): Promise<void> {
+    if (!connection.viewer && !connection.mayReadBeforeAck(Buffer.byteLength(data), MAX_BYTES_BEFORE_ACK)) {
+      return connection.close(MESSAGE_TOO_BIG, `More than ${MAX_BYTES_BEFORE_ACK} bytes before connection_ack`);
+    }
     let message: ReturnType<typeof parseMessage>;
     try {
       message = parseMessage(data);
@@ -170,6 +181,8 @@ export class WsTransport {
         connection.initTimer = null;
         return this.authenticate(connection, message.payload);
       }
+      // Answered before `connection_ack` too: the protocol lets a ping come "at any time" and
+      // requires its pong (PROTOCOL.md); what such pings may cost is bounded by MAX_BYTES_BEFORE_ACK.
       case MessageType.Ping:
         return connection.send(stringifyMessage({ type: MessageType.Pong, payload: message.payload }));
       case MessageType.Pong:
