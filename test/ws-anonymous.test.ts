@@ -10,7 +10,9 @@ import { AUTH_ENV, startTestServer, type TestServer, TOKENS, waitFor } from './s
 
 /** The server's time for `connection_init` (live.ts), in which an anonymous socket holds its slot. */
 const INIT_WAIT_MS = 3000;
-const MAX_CONNECTIONS = 5;
+const MAX_CONNECTIONS = 50;
+/** Up to which bob's connections fill MAX_CONNECTIONS, so that anonymous ones within their tenth fill the rest. */
+const BOBS = 45;
 
 describe('anonymous WebSockets', () => {
   let server: TestServer;
@@ -24,32 +26,25 @@ describe('anonymous WebSockets', () => {
     await server?.stop();
   });
 
-  /** alice's graphql-ws connection: 'ack', or the code it was closed with. */
-  async function aliceConnects(): Promise<string> {
-    const socket = await openRawSocket(server.url);
-    sockets.push(socket);
-    socket.send({ type: 'connection_init', payload: { authorization: `Bearer ${TOKENS.alice}` } });
-    const outcome = await Promise.race([
-      socket.nextOfType('connection_ack').then(() => 'ack'),
-      socket.closed.then(({ code }) => String(code)),
-    ]);
-    socket.socket.terminate();
-    return outcome;
-  }
-
   test('sockets that never init and never answer the close give their slots back within the init wait and 1 s', async () => {
+    for (let i = 0; i < BOBS; i++) {
+      const socket = await openRawSocket(server.url);
+      sockets.push(socket);
+      socket.send({ type: 'connection_init', payload: { authorization: `Bearer ${TOKENS.bob}` } });
+      await socket.nextOfType('connection_ack');
+    }
     const opened = Date.now();
     const anonymous: RawSocket[] = [];
-    for (let i = 0; i < MAX_CONNECTIONS; i++) {
+    for (let i = BOBS; i < MAX_CONNECTIONS; i++) {
       const socket = await openRawSocket(server.url);
       // Reads nothing: never sees the close frame, so never answers it (as a flood's sockets do).
       socket.socket.pause();
       anonymous.push(socket);
       sockets.push(socket);
     }
-    expect(await aliceConnects()).toBe('4429');
+    expect(await aliceConnects(server)).toBe('4429');
 
-    await waitFor(async () => ((await aliceConnects()) === 'ack' ? true : undefined), 'alice accepted', 8000);
+    await waitFor(async () => ((await aliceConnects(server)) === 'ack' ? true : undefined), 'alice accepted', 8000);
     expect(Date.now() - opened).toBeLessThan(INIT_WAIT_MS + 2000);
 
     // The close frame went out before the cut: a client that reads again learns why.
@@ -58,6 +53,18 @@ describe('anonymous WebSockets', () => {
     expect(await first?.closed).toMatchObject({ code: 4408, reason: 'Connection initialisation timeout' });
   });
 });
+
+/** alice's graphql-ws connection: 'ack', or the code it was closed with. */
+async function aliceConnects(server: TestServer): Promise<string> {
+  const socket = await openRawSocket(server.url);
+  socket.send({ type: 'connection_init', payload: { authorization: `Bearer ${TOKENS.alice}` } });
+  const outcome = await Promise.race([
+    socket.nextOfType('connection_ack').then(() => 'ack'),
+    socket.closed.then(({ code }) => String(code)),
+  ]);
+  socket.socket.terminate();
+  return outcome;
+}
 
 describe('messages before connection_ack', () => {
   let server: TestServer;
@@ -86,5 +93,36 @@ describe('messages before connection_ack', () => {
     socket.send({ type: 'ping', payload: { padding: 'x'.repeat(100_000) } });
     expect(await socket.nextOfType('pong')).toMatchObject({ type: 'pong' });
     socket.socket.close();
+  });
+});
+
+describe('a flood of sockets that never authenticate', () => {
+  const LIMIT = 20;
+  let server: TestServer;
+  const flood: RawSocket[] = [];
+
+  beforeAll(async () => {
+    server = await startTestServer('sqlite', { env: { ...AUTH_ENV, MAX_CONNECTIONS: String(LIMIT) } });
+  });
+  afterAll(async () => {
+    for (const each of flood) each.socket.terminate();
+    await server?.stop();
+  });
+
+  test('holds at most a tenth of MAX_CONNECTIONS: a user connecting meanwhile is acknowledged, the oldest closed 4429', async () => {
+    for (let i = 0; i < LIMIT; i++) {
+      const socket = await openRawSocket(server.url);
+      // Reads nothing, so never answers a close.
+      socket.socket.pause();
+      flood.push(socket);
+    }
+    expect(await aliceConnects(server)).toBe('ack');
+    flood[0]?.socket.resume();
+    expect(await flood[0]?.closed).toEqual({ code: 4429, reason: 'Too many connections not yet authenticated' });
+    // The newest tenth (2) is still open and may still authenticate.
+    const newest = flood[LIMIT - 1] as RawSocket;
+    newest.socket.resume();
+    newest.send({ type: 'connection_init', payload: { authorization: `Bearer ${TOKENS.bob}` } });
+    await newest.nextOfType('connection_ack');
   });
 });

@@ -142,6 +142,9 @@ function createWsTransport(deps: LiveDeps, cohorts: SubscriptionCohorts, budget:
     pipeline: (params, viewer, requestId) => operationPipeline(yoga, { params, viewer, requestId }),
     cohorts,
     budget,
+    // A connection is unacknowledged for a round trip and an authentication: a tenth of
+    // MAX_CONNECTIONS (2,000 by default) is room for a reconnecting crowd, not for a flood.
+    maxUnacknowledged: Math.ceil(config.connectionLimits.total / 10),
     maxOperations: config.connectionLimits.perConnectionSubscriptions,
     maxBufferedBytes: config.runtime.maxBufferedBytes,
     subscriberBuffer: config.runtime.subscriberBuffer,

@@ -77,6 +77,15 @@ export class ConnectionLog {
   }
 
   /**
+   * The close frame, then the socket cut at once: its slot is wanted now (a connection evicted for
+   * a newer one), and the frame, handed to the kernel, still reaches a client that reads.
+   */
+  closeAndCut(socket: WebSocket, code: number, reason: string): void {
+    this.closeAndWait(socket, code, reason);
+    socket.terminate();
+  }
+
+  /**
    * A stop's close (1012): its closing handshake may take until SHUTDOWN_TIMEOUT_MS, after which
    * the stop cuts what is left; a client reading slowly still gets the frames before it.
    */

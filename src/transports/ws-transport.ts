@@ -41,6 +41,8 @@ export interface WsTransportOptions {
   pipeline(request: GraphQLRequest, viewer: Viewer, requestId: string): OperationPipeline;
   /** Connections in all and per user. */
   budget: ConnectionBudget;
+  /** Connections not yet acknowledged; past it the oldest of them is closed for the new one. */
+  maxUnacknowledged: number;
   /** Operations (subscriptions and queries in flight) one connection may hold. */
   maxOperations: number;
   cohorts: SubscriptionCohorts;
@@ -72,6 +74,8 @@ const SERVICE_RESTART = 1012;
 
 export class WsTransport {
   private readonly connections = new Set<Connection>();
+  /** Connections not yet acknowledged, oldest first (a Set keeps the order they were added in). */
+  private readonly unacknowledged = new Set<Connection>();
   private readonly keepAlive: NodeJS.Timeout;
   private readonly flow: SubscribeFlow;
 
@@ -139,6 +143,7 @@ export class WsTransport {
     }
     const connection = new Connection(socket, upgrade, log, this.options.maxBufferedBytes);
     this.connections.add(connection);
+    this.holdUnacknowledged(connection);
     connection.initTimer = setTimeout(() => {
       connection.close(CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
     }, this.options.connectionInitWaitMs);
@@ -155,10 +160,29 @@ export class WsTransport {
     socket.on('close', (code, reason) => {
       log.write(this.options.logger, code, reason);
       this.connections.delete(connection);
+      this.unacknowledged.delete(connection);
       connection.dispose();
       budget.close();
       if (connection.viewer) budget.release(connection.viewer.userId);
     });
+  }
+
+  /**
+   * A flood of sockets that never authenticate must not lock users out: past `maxUnacknowledged`
+   * the oldest of them is cut (4429, which graphql-ws clients retry), not the new one refused. A
+   * client that authenticates is acknowledged within a round trip of opening, so a flood would
+   * have to open `maxUnacknowledged` sockets in that time to crowd it out.
+   */
+  private holdUnacknowledged(connection: Connection): void {
+    if (this.unacknowledged.size >= this.options.maxUnacknowledged) {
+      const [oldest] = this.unacknowledged;
+      if (oldest) {
+        this.unacknowledged.delete(oldest);
+        // Cut at once: waiting for its answer would hold its MAX_CONNECTIONS slot a second more.
+        oldest.log.closeAndCut(oldest.socket, TOO_MANY, 'Too many connections not yet authenticated');
+      }
+    }
+    this.unacknowledged.add(connection);
   }
 
   private async receive(connection: Connection, data: string): Promise<void> {
@@ -231,6 +255,7 @@ export class WsTransport {
       return connection.close(TOO_MANY, 'Too many connections for this user (MAX_CONNECTIONS_PER_USER)');
     }
     connection.viewer = viewer;
+    this.unacknowledged.delete(connection);
     connection.stopExpiry = onCredentialExpiry(viewer, () => connection.close(CloseCode.Forbidden, 'Token expired'));
     connection.send(stringifyMessage({ type: MessageType.ConnectionAck }));
   }
