@@ -56,6 +56,55 @@ export function wasCutAtStop(res: ServerResponse): boolean {
   return cutAtStop.has(res);
 }
 
+/** How a response ended: its own 'close', or its connection closed while it waited behind another. */
+export type ResponseEnd = 'closed' | 'connection-gone';
+
+/** Each response's end, settled by whichever of the two comes first (see `settleWithConnection`). */
+const responseEnds = new WeakMap<ServerResponse, Promise<ResponseEnd>>();
+
+/**
+ * Resolves when `res` is done with: its 'close', or for a pipelined response queued behind the one
+ * in progress, the close of its connection, on which Node never emits its 'close'. The in-flight set
+ * and the request log both wait on this, so neither keeps such a response forever.
+ */
+export function responseEnded(res: ServerResponse): Promise<ResponseEnd> {
+  return responseEnds.get(res) ?? new Promise((resolve) => res.once('close', () => resolve('closed')));
+}
+
+/**
+ * Settles `res` on its 'close' or, failing that, on its connection's: `waiting` holds the responses
+ * of one connection not yet closed, and is settled once when the connection closes.
+ */
+function settleWithConnection(res: ServerResponse, waiting: Map<ServerResponse, (end: ResponseEnd) => void>) {
+  const ended = new Promise<ResponseEnd>((resolve) => {
+    waiting.set(res, resolve);
+    res.once('close', () => resolve('closed'));
+  });
+  void ended.then(() => waiting.delete(res));
+  responseEnds.set(res, ended);
+  return ended;
+}
+
+/** The responses of each connection not yet ended, for `settleWithConnection`. */
+function waitingOn(socket: Socket): Map<ServerResponse, (end: ResponseEnd) => void> {
+  let waiting = waitingBySocket.get(socket);
+  if (!waiting) {
+    const responses = new Map<ServerResponse, (end: ResponseEnd) => void>();
+    // After the 'close' Node emits on the response in progress (from a socket 'close' listener of its
+    // own, registered before or after this one), so only the queued ones are settled as `connection-gone`.
+    socket.once('close', () =>
+      setImmediate(() => {
+        for (const settle of responses.values()) settle('connection-gone');
+      }),
+    );
+    waitingBySocket.set(socket, responses);
+    waiting = responses;
+  }
+  return waiting;
+}
+
+const waitingBySocket = new WeakMap<Socket, Map<ServerResponse, (end: ResponseEnd) => void>>();
+
 export function createHttpServer({ keepAliveTimeoutMs }: HttpServerOptions): HttpServer {
   const server = createServer();
   server.keepAliveTimeout = keepAliveTimeoutMs;
@@ -70,10 +119,10 @@ export function createHttpServer({ keepAliveTimeoutMs }: HttpServerOptions): Htt
     socket.on('close', () => sockets.delete(socket));
   });
   // Registered before the router, so every request is counted before anything answers it.
-  server.on('request', (_req, res: ServerResponse) => {
+  server.on('request', (req, res: ServerResponse) => {
     inFlight.add(res);
     if (!accepting) res.setHeader('connection', 'close');
-    res.once('close', () => {
+    void settleWithConnection(res, waitingOn(req.socket)).then(() => {
       inFlight.delete(res);
       // A response that had started before the stop kept its connection alive: close it now it is idle.
       if (!accepting) server.closeIdleConnections();
@@ -113,7 +162,7 @@ export function createHttpServer({ keepAliveTimeoutMs }: HttpServerOptions): Htt
     },
     async close() {
       stopAccepting();
-      // Marked before the sockets go: their responses' 'close' comes after.
+      // Marked before the sockets go: their responses end after.
       for (const res of inFlight) if (!res.writableFinished) cutAtStop.add(res);
       for (const socket of sockets) socket.destroy();
       await closed;
@@ -146,11 +195,11 @@ function listenError(error: NodeJS.ErrnoException, port: number, host: string): 
   return error;
 }
 
-/** Resolves when every response of `responses` (a live set) has closed. */
+/** Resolves when every response of `responses` (a live set) has ended. */
 async function allFinished(responses: Set<ServerResponse>): Promise<void> {
   for (const res of [...responses]) {
-    // Still in the set: its 'close' has not fired yet.
-    if (responses.has(res)) await new Promise((resolve) => res.once('close', resolve));
+    // Still in the set: it has not ended yet.
+    if (responses.has(res)) await responseEnded(res);
   }
   if (responses.size) await allFinished(responses);
 }

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Viewer } from '../auth/viewer.js';
 import { type RequestNotes, requestIdFor } from '../http/request-notes.js';
 import type { Logger } from '../platform/logger.js';
-import { wasCutAtStop } from './http-server.js';
+import { responseEnded, wasCutAtStop } from './http-server.js';
 
 /** A GraphQL name as the spec defines it, bounded: anything else is not copied into the log. */
 const OPERATION_NAME = /^[_A-Za-z][_0-9A-Za-z]{0,99}$/;
@@ -51,13 +51,16 @@ export function trackRequest(
   const requestId = requestIdFor(req);
   const path = req.url?.split('?')[0];
   res.setHeader('x-request-id', requestId);
-  // 'close', not 'finish': a response the client went away from never finishes, and an SSE stream
+  // Its end, not 'finish': a response the client went away from never finishes, and an SSE stream
   // ends so (the client unsubscribes): such a request had no line at all.
-  res.once('close', () => {
-    // No response was sent: res.statusCode is then Node's default 200, which no client saw.
-    const status = res.headersSent ? res.statusCode : 0;
+  void responseEnded(res).then((end) => {
+    // No response was sent (or it waited behind another on a connection that closed, so none left):
+    // res.statusCode is then Node's default 200 or an answer no client saw.
+    const sent = end === 'closed';
+    const status = sent && res.headersSent ? res.statusCode : 0;
     if (!logged(path, status, logProbes)) return;
-    const aborted = res.writableFinished ? {} : { aborted: true, cutBy: wasCutAtStop(res) ? 'server' : 'client' };
+    const finished = sent && res.writableFinished;
+    const aborted = finished ? {} : { aborted: true, cutBy: wasCutAtStop(res) ? 'server' : 'client' };
     logger.info(
       {
         requestId,
