@@ -66,3 +66,49 @@ describe('pipelined requests whose client leaves', () => {
     });
   }, 60_000);
 });
+
+describe('a connection pipelining more than 16 requests', () => {
+  test('runs at most 16 of them and is closed, however many it sent without reading', async () => {
+    const server = await startTestServer('sqlite', { env: AUTH_ENV });
+    try {
+      const ids = Array.from({ length: 1000 }, (_, index) => `pipe-flood-${index}`);
+      const socket = await rawConnection(server);
+      socket.pause();
+      // The server resets it (unread data was waiting): 'error' then 'close'.
+      const closed = new Promise((resolve) => socket.once('close', resolve));
+      socket.write(endlessRequest + ids.map(healthRequest).join(''));
+      await closed;
+      // Every request that ran has a line once its connection is gone (status 0: its answer was never read).
+      await waitFor(
+        async () => linesOf(server).find((line) => line.msg === 'request' && line.requestId === 'pipe-stream'),
+        'the request line of the stream',
+      );
+      const ran = linesOf(server).filter((line) => line.msg === 'request' && ids.includes(line.requestId ?? ''));
+      expect(ran.length).toBeLessThanOrEqual(15);
+      expect(ran.length).toBeGreaterThan(0);
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
+
+  test('a client pipelining 16 requests and reading gets every answer', async () => {
+    const server = await startTestServer('sqlite', { env: AUTH_ENV });
+    try {
+      const socket = await rawConnection(server);
+      let received = '';
+      const statuses = new Promise<string[]>((resolve) => {
+        socket.on('data', (chunk) => {
+          received += String(chunk);
+          const found = received.match(/^HTTP\/1\.1 \d+/gm) ?? [];
+          if (found.length >= 16) resolve(found);
+        });
+        socket.once('close', () => resolve(received.match(/^HTTP\/1\.1 \d+/gm) ?? []));
+      });
+      socket.write(Array.from({ length: 16 }, (_, index) => healthRequest(`pipe-ok-${index}`)).join(''));
+      expect(await statuses).toEqual(Array(16).fill('HTTP/1.1 200'));
+      socket.destroy();
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
+});

@@ -134,7 +134,7 @@ export function buildApp(config: Config, { logger, prisma, metrics: measured = t
     metrics,
     lifecycle,
   });
-  http.server.on('request', lifecycle.gate(router));
+  http.onRequest(lifecycle.gate(router));
 
   const jobs = createPeriodicJobs({ config, services, logger });
   let collector: StateCollector | null = null;

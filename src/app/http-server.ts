@@ -1,4 +1,4 @@
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
 /** Where a started server listens. */
@@ -18,6 +18,11 @@ export interface HttpDrainSummary {
 /** The node:http server, tracking its sockets and requests so that closing it really ends them. */
 export interface HttpServer {
   server: Server;
+  /**
+   * Registers the application's request handler; it never sees a request the server turned away
+   * (beyond `MAX_PIPELINED_REQUESTS`).
+   */
+  onRequest(handler: (req: IncomingMessage, res: ServerResponse) => void): void;
   /** Binds the port; a port in use or not permitted rejects with a ListenError. */
   listen(port: number, host: string): Promise<RunningApp>;
   /**
@@ -47,6 +52,19 @@ export interface HttpServerOptions {
    */
   keepAliveTimeoutMs: number;
 }
+
+/**
+ * Most requests one connection may have unanswered (the one in progress and those pipelined
+ * behind it); one more closes the connection, unrun. Browsers, curl, undici, nginx and the load
+ * balancers do not pipeline: they send the next request after the answer, so they never have more
+ * than one. A client pipelining on purpose gets 16 in flight, plenty to hide a round trip. Without
+ * a bound, Node runs every request of a 64 KiB read before it pauses the socket (about 250 of them)
+ * and buffers each answer for a client that may never read: 10.7 MB per connection.
+ */
+export const MAX_PIPELINED_REQUESTS = 16;
+
+/** Requests beyond MAX_PIPELINED_REQUESTS: not handed to the application. */
+const turnedAway = new WeakSet<IncomingMessage>();
 
 /** Responses still in flight when the stop cut their connections (close()), for the request log. */
 const cutAtStop = new WeakSet<ServerResponse>();
@@ -120,9 +138,15 @@ export function createHttpServer({ keepAliveTimeoutMs }: HttpServerOptions): Htt
   });
   // Registered before the router, so every request is counted before anything answers it.
   server.on('request', (req, res: ServerResponse) => {
+    const waiting = waitingOn(req.socket);
+    if (req.socket.destroyed || waiting.size >= MAX_PIPELINED_REQUESTS) {
+      turnedAway.add(req);
+      req.socket.destroy();
+      return;
+    }
     inFlight.add(res);
     if (!accepting) res.setHeader('connection', 'close');
-    void settleWithConnection(res, waitingOn(req.socket)).then(() => {
+    void settleWithConnection(res, waiting).then(() => {
       inFlight.delete(res);
       // A response that had started before the stop kept its connection alive: close it now it is idle.
       if (!accepting) server.closeIdleConnections();
@@ -142,6 +166,11 @@ export function createHttpServer({ keepAliveTimeoutMs }: HttpServerOptions): Htt
   return {
     server,
     stopAccepting,
+    onRequest(handler) {
+      server.on('request', (req, res) => {
+        if (!turnedAway.has(req)) handler(req, res);
+      });
+    },
     async listen(port, host) {
       await new Promise<void>((resolve, reject) => {
         const failed = (error: NodeJS.ErrnoException) => reject(listenError(error, port, host));
