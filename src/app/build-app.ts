@@ -108,7 +108,7 @@ export function buildApp(config: Config, { logger, prisma, metrics: measured = t
     : null;
 
   const lifecycle = new Lifecycle();
-  const http = createHttpServer({ keepAliveTimeoutMs: config.httpKeepAliveTimeoutMs });
+  const http = createHttpServer(config.http);
   const live = createLiveTransports({
     config,
     logger,

@@ -46,12 +46,23 @@ export interface HttpServerOptions {
    * How long an idle keep-alive connection waits for its next request (HTTP_KEEP_ALIVE_TIMEOUT_MS).
    * Longer than the idle timeout of the proxy in front, so that the proxy, never the server, closes
    * an idle connection: otherwise a request the proxy sends as the server closes is lost (nginx
-   * answers 502 and does not retry a POST). Node's default is 5 s. `headersTimeout` (60 s) need
+   * answers 502 and does not retry a POST). Node's default is 5 s. `headersTimeout` (≤ 20 s) need
    * not be above it: Node 20 times the headers of a request from its first byte, not through the
    * idle gap before it.
    */
   keepAliveTimeoutMs: number;
+  /**
+   * How long one request, headers and body, may take to arrive (HTTP_REQUEST_TIMEOUT_MS): Node's
+   * 300 s (and 60 s for the headers) let a client trickling bytes hold a connection for minutes.
+   */
+  requestTimeoutMs: number;
 }
+
+/** The most a request's headers may take to arrive, whatever HTTP_REQUEST_TIMEOUT_MS allows its body. */
+const HEADERS_TIMEOUT_MS = 20_000;
+
+/** How often Node checks requests against those deadlines: its default, 30 s, made them late by as much. */
+const TIMEOUT_CHECK_INTERVAL_MS = 1000;
 
 /**
  * Most requests one connection may have unanswered (the one in progress and those pipelined
@@ -123,8 +134,12 @@ function waitingOn(socket: Socket): Map<ServerResponse, (end: ResponseEnd) => vo
 
 const waitingBySocket = new WeakMap<Socket, Map<ServerResponse, (end: ResponseEnd) => void>>();
 
-export function createHttpServer({ keepAliveTimeoutMs }: HttpServerOptions): HttpServer {
-  const server = createServer();
+export function createHttpServer({ keepAliveTimeoutMs, requestTimeoutMs }: HttpServerOptions): HttpServer {
+  const server = createServer({
+    requestTimeout: requestTimeoutMs,
+    headersTimeout: Math.min(HEADERS_TIMEOUT_MS, requestTimeoutMs),
+    connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
+  });
   server.keepAliveTimeout = keepAliveTimeoutMs;
   const sockets = new Set<Socket>();
   const inFlight = new Set<ServerResponse>();
@@ -146,6 +161,7 @@ export function createHttpServer({ keepAliveTimeoutMs }: HttpServerOptions): Htt
     }
     inFlight.add(res);
     if (!accepting) res.setHeader('connection', 'close');
+    closeIfAnsweredBeforeBody(req, res);
     void settleWithConnection(res, waiting).then(() => {
       inFlight.delete(res);
       // A response that had started before the stop kept its connection alive: close it now it is idle.
@@ -197,6 +213,18 @@ export function createHttpServer({ keepAliveTimeoutMs }: HttpServerOptions): Htt
       await closed;
     },
   };
+}
+
+/**
+ * Closes the connection once `res` is sent when the body of `req` is still coming (a route that
+ * answers without reading it: /health, a refusal, Yoga's GET): kept alive, Node would read and drop
+ * a body of any declared length first, for as long as its sender trickles it.
+ */
+function closeIfAnsweredBeforeBody(req: IncomingMessage, res: ServerResponse): void {
+  if (!req.headers['transfer-encoding'] && !(Number(req.headers['content-length']) > 0)) return;
+  res.once('finish', () => {
+    if (!req.complete) req.socket.destroySoon();
+  });
 }
 
 function shownHost(host: string): string {

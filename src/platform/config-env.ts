@@ -71,6 +71,15 @@ export const envSchema = z.object({
   HTTP_KEEP_ALIVE_TIMEOUT_MS: decimal(
     positiveMs.min(1000, 'must be at least 1000').max(1_200_000, 'must be at most 1200000'),
   ).default(65_000),
+  /**
+   * How long one request (its headers and body) may take to arrive: a client trickling it in
+   * (slowloris) holds a connection no longer; its headers get at most 20 s of it. 60 s carries a
+   * chart upload of the largest size (MAX_BODY_BYTES + CHART_UPLOAD_MAX_BYTES, 11 MiB) at about
+   * 1.5 Mbit/s; raise it for admins uploading over slower links. @default 60000
+   */
+  HTTP_REQUEST_TIMEOUT_MS: decimal(
+    positiveMs.min(1000, 'must be at least 1000').max(600_000, 'must be at most 600000'),
+  ).default(60_000),
   /** `file:<path>` for SQLite, `postgresql://…` for PostgreSQL. @default file:./data/market.db */
   DATABASE_URL: databaseUrl,
   /**

@@ -21,8 +21,8 @@ export type Config = {
   metricsToken: string | undefined;
   /** How long a stop waits for in-flight requests and closing handshakes (SHUTDOWN_TIMEOUT_MS). */
   shutdownTimeoutMs: number;
-  /** HTTP_KEEP_ALIVE_TIMEOUT_MS: how long an idle keep-alive connection waits for its next request. */
-  httpKeepAliveTimeoutMs: number;
+  /** HTTP_KEEP_ALIVE_TIMEOUT_MS (an idle connection's wait), HTTP_REQUEST_TIMEOUT_MS (one request's arrival). */
+  http: { keepAliveTimeoutMs: number; requestTimeoutMs: number };
   databaseUrl: string;
   /** DATABASE_QUERY_TIMEOUT_MS: how long a PostgreSQL statement may go unanswered. */
   databaseQueryTimeoutMs: number;
@@ -170,7 +170,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logProbes: e.LOG_PROBES,
     metricsToken: e.METRICS_TOKEN,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
-    httpKeepAliveTimeoutMs: e.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+    http: { keepAliveTimeoutMs: e.HTTP_KEEP_ALIVE_TIMEOUT_MS, requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS },
     databaseUrl: e.DATABASE_URL,
     databaseQueryTimeoutMs: e.DATABASE_QUERY_TIMEOUT_MS,
     redis: clusterSettings(e),
