@@ -20,7 +20,11 @@ import { waitFor } from './support/server.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SUBSCRIBERS = 2000;
-const MAX_HEAP_PER_SUBSCRIPTION = 6 * 1024;
+/**
+ * 5.83–5.99 KiB measured on 2026-12-06 at 71e36f6 and after it (6.05 once in a loaded CI run,
+ * which failed a bound of 6): the bound leaves ~4 % and still catches the 6.4 KiB above.
+ */
+const MAX_HEAP_PER_SUBSCRIPTION = 6.25 * 1024;
 const QUERY = 'subscription { runtimeEvents { sequence kind task { taskId status progress } } }';
 
 type Reply = { type: string; id?: number; value?: unknown; url?: string; error?: string };
