@@ -1,6 +1,14 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { OUTBOUND_KINDS } from '../db/outbox-sql.js';
-import { ATTEMPT_RESULTS, type OutboxFigures, oldestPendingAgeSeconds } from '../services/outbox-figures.js';
+import {
+  ATTEMPT_RESULTS,
+  type OutboundKind,
+  type OutboxBacklog,
+  type OutboxFigures,
+  oldestPendingAgeSeconds,
+} from '../services/outbox-figures.js';
+
+type BacklogValue = (backlog: OutboxBacklog, status: 'pending' | 'dead', kind: OutboundKind) => number;
 
 /**
  * The outbox's Prometheus metrics (payment pushes and webhook deliveries), read at scrape time
@@ -13,36 +21,32 @@ import { ATTEMPT_RESULTS, type OutboxFigures, oldestPendingAgeSeconds } from '..
  */
 export function watchOutbox(registry: Registry, figures: OutboxFigures): void {
   const registers = [registry];
-  new Gauge({
-    name: 'market_outbox_messages',
-    help: 'Outbox messages waiting (pending) or given up (dead), by kind (payment, webhook), as last counted (up to a cap: see market_outbox_messages_capped)',
-    labelNames: ['kind', 'status'],
-    registers,
-    collect() {
-      this.reset();
-      const { backlog } = figures;
-      if (!backlog) return;
-      for (const kind of OUTBOUND_KINDS) {
-        this.set({ kind, status: 'pending' }, backlog.pending[kind]);
-        this.set({ kind, status: 'dead' }, backlog.dead[kind]);
-      }
-    },
-  });
-  new Gauge({
-    name: 'market_outbox_messages_capped',
-    help: 'Whether market_outbox_messages reached the count cap (1: at least that many), by kind and status',
-    labelNames: ['kind', 'status'],
-    registers,
-    collect() {
-      this.reset();
-      const { backlog } = figures;
-      if (!backlog) return;
-      for (const kind of OUTBOUND_KINDS) {
-        this.set({ kind, status: 'pending' }, backlog.capped.pending[kind] ? 1 : 0);
-        this.set({ kind, status: 'dead' }, backlog.capped.dead[kind] ? 1 : 0);
-      }
-    },
-  });
+  /** A gauge of the last counted backlog by kind and status (pending, dead); no sample before the first count. */
+  const backlogGauge = (name: string, help: string, value: BacklogValue) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['kind', 'status'],
+      registers,
+      collect() {
+        this.reset();
+        const { backlog } = figures;
+        if (!backlog) return;
+        for (const kind of OUTBOUND_KINDS) {
+          for (const status of ['pending', 'dead'] as const) this.set({ kind, status }, value(backlog, status, kind));
+        }
+      },
+    });
+  backlogGauge(
+    'market_outbox_messages',
+    'Outbox messages waiting (pending) or given up (dead), by kind (payment, webhook), as last counted (up to a cap: see market_outbox_messages_capped)',
+    (backlog, figure, kind) => backlog[figure][kind],
+  );
+  backlogGauge(
+    'market_outbox_messages_capped',
+    'Whether market_outbox_messages reached the count cap (1: at least that many), by kind and status',
+    (backlog, figure, kind) => (backlog.capped[figure][kind] ? 1 : 0),
+  );
   new Gauge({
     name: 'market_outbox_oldest_pending_age_seconds',
     help: 'Age of the oldest pending outbox message (0: none pending)',

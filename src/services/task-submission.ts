@@ -18,6 +18,7 @@ import { compareVersions } from '../domain/catalogue-version.js';
 import { ConflictError, InvalidStateError, ValidationError } from '../domain/errors.js';
 import { type OperationType, RESERVED_ENV_NAMES, type TaskMetadata } from '../domain/operations.js';
 import { newTaskId, type TaskType } from '../domain/tasks.js';
+import { byText } from '../domain/text-order.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import type { HistoryEntry, HistoryService } from './history-service.js';
 
@@ -42,7 +43,7 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const RESERVED_ENV_MESSAGE = `${[...RESERVED_ENV_NAMES].join(', ')} is set by the server (a paid app's credential)`;
 
 /** Orders a list keyed by unique names: the app service takes envs (and a clone's entrances) as a set by name. */
-export const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+export const byName = (a: { name: string }, b: { name: string }) => byText(a.name, b.name);
 
 /**
  * The envs an install, upgrade or clone takes. Names the server sets itself (the purchase
