@@ -3,8 +3,10 @@ import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createClient } from 'graphql-ws';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import WebSocket from 'ws';
 import { Authenticator } from '../src/auth/viewer.js';
 import { loadConfig } from '../src/platform/config.js';
 import { ViewerQuery } from './support/operations.js';
@@ -372,7 +374,7 @@ describe('every client-controlled resource has a limit, enforced before its cost
     socket.socket.close();
   });
 
-  test('connections and streams per user are capped (4429 / 429); other users are unaffected', async () => {
+  test('connections and streams per user are capped (1013 / 429); other users are unaffected', async () => {
     const open = async (token: string) => {
       const socket = await openRawSocket(server.url);
       socket.send({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } });
@@ -383,7 +385,7 @@ describe('every client-controlled resource has a limit, enforced before its cost
     const second = await open(TOKENS.alice);
     await second.nextOfType('connection_ack');
     const third = await open(TOKENS.alice);
-    expect(await third.closed).toMatchObject({ code: 4429 });
+    expect(await third.closed).toMatchObject({ code: 1013 });
     const stream = await fetch(`${server.url}/graphql/stream`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.alice}` },
@@ -399,6 +401,46 @@ describe('every client-controlled resource has a limit, enforced before its cost
     const again = await open(TOKENS.alice);
     await again.nextOfType('connection_ack');
     for (const socket of [second, bobs, again]) socket.socket.close();
+  });
+
+  test('a stock graphql-ws client refused over the per-user cap retries and gets through once a place is free', async () => {
+    const holders = [];
+    for (let index = 0; index < 2; index += 1) {
+      const socket = await openRawSocket(server.url);
+      socket.send({ type: 'connection_init', payload: { authorization: `Bearer ${TOKENS.alice}` } });
+      await socket.nextOfType('connection_ack');
+      holders.push(socket);
+    }
+    const closeCodes: number[] = [];
+    let refused!: () => void;
+    const wasRefused = new Promise<void>((resolve) => {
+      refused = resolve;
+    });
+    const client = createClient({
+      url: `${server.url.replace(/^http/, 'ws')}/graphql`,
+      webSocketImpl: WebSocket,
+      connectionParams: { authorization: `Bearer ${TOKENS.alice}` },
+      // The client's own backoff policy, shortened; its default retries 5 times over ~30 s.
+      retryAttempts: 50,
+      retryWait: () => new Promise((resolve) => setTimeout(resolve, 50)),
+    });
+    client.on('closed', (event) => {
+      closeCodes.push((event as { code: number }).code);
+      refused();
+    });
+    const answer = new Promise<unknown>((resolve, reject) => {
+      client.subscribe({ query: VIEWER }, { next: resolve, error: reject, complete: () => {} });
+    });
+    try {
+      await wasRefused;
+      // A place is given back: the client, still retrying, connects and is answered.
+      holders[0]?.socket.close();
+      expect(await answer).toEqual({ data: { viewer: { userId: 'alice', isAdmin: false } } });
+      expect(closeCodes[0]).toBe(1013);
+    } finally {
+      await client.dispose();
+      for (const socket of holders) socket.socket.close();
+    }
   });
 });
 

@@ -176,10 +176,10 @@ describe('a subscriber that stops reading while its events keep coming', () => {
       await waitFor(async () => (server.app.subscriptionStats().subscriptions === 1 ? true : undefined), 'the sub');
       tcpOf(stalled.socket).pause();
 
-      // alice holds her one connection: another is refused with 4429, the reason naming the limit.
+      // alice holds her one connection: another is refused with 1013, the reason naming the limit.
       const refused = await rawWs(server, TOKENS.alice);
       expect(await refused.closed).toEqual({
-        code: 4429,
+        code: 1013,
         reason: 'Too many connections for this user (MAX_CONNECTIONS_PER_USER)',
       });
 

@@ -93,15 +93,15 @@ describe('the log of WebSocket connections', () => {
     expect(server.logs.join('\n')).not.toContain(TOKENS.alice);
   });
 
-  test('a user over MAX_CONNECTIONS_PER_USER is closed with 4429, and the line names the user', async () => {
+  test('a user over MAX_CONNECTIONS_PER_USER is closed with 1013, and the line names the user', async () => {
     const first = await openRawSocket(server.url, { headers: { 'x-request-id': 'ws-bob-1' } });
     first.send({ type: 'connection_init', payload: { authorization: `Bearer ${TOKENS.bob}` } });
     await first.nextOfType('connection_ack');
-    expect(await refusedConnection('ws-bob-2', { authorization: `Bearer ${TOKENS.bob}` })).toBe(4429);
+    expect(await refusedConnection('ws-bob-2', { authorization: `Bearer ${TOKENS.bob}` })).toBe(1013);
     expect(await lineOf('ws-bob-2')).toMatchObject({
       userId: 'bob',
       closedBy: 'server',
-      code: 4429,
+      code: 1013,
       reason: 'Too many connections for this user (MAX_CONNECTIONS_PER_USER)',
     });
     first.socket.close(1000);

@@ -42,7 +42,7 @@ describe('anonymous WebSockets', () => {
       anonymous.push(socket);
       sockets.push(socket);
     }
-    expect(await aliceConnects(server)).toBe('4429');
+    expect(await aliceConnects(server)).toBe('1013');
 
     await waitFor(async () => ((await aliceConnects(server)) === 'ack' ? true : undefined), 'alice accepted', 8000);
     expect(Date.now() - opened).toBeLessThan(INIT_WAIT_MS + 2000);
@@ -109,7 +109,7 @@ describe('a flood of sockets that never authenticate', () => {
     await server?.stop();
   });
 
-  test('holds at most a tenth of MAX_CONNECTIONS: a user connecting meanwhile is acknowledged, the oldest closed 4429', async () => {
+  test('holds at most a tenth of MAX_CONNECTIONS: a user connecting meanwhile is acknowledged, the oldest closed 1013', async () => {
     for (let i = 0; i < LIMIT; i++) {
       const socket = await openRawSocket(server.url);
       // Reads nothing, so never answers a close.
@@ -118,7 +118,7 @@ describe('a flood of sockets that never authenticate', () => {
     }
     expect(await aliceConnects(server)).toBe('ack');
     flood[0]?.socket.resume();
-    expect(await flood[0]?.closed).toEqual({ code: 4429, reason: 'Too many connections not yet authenticated' });
+    expect(await flood[0]?.closed).toEqual({ code: 1013, reason: 'Too many connections not yet authenticated' });
     // The newest tenth (2) is still open and may still authenticate.
     const newest = flood[LIMIT - 1] as RawSocket;
     newest.socket.resume();

@@ -24,7 +24,7 @@ const ACK_TIMEOUT_MS = 10_000;
 /**
  * Set by the server on the page's root element (dashboard-assets.ts): how the viewer is identified
  * (`gateway`: only by the gateway's header, so no token can help) and how long a connection refused
- * for a connection limit (4429) waits, as the SSE 429's Retry-After: retried every few seconds it
+ * for a connection limit (1013) waits, as the SSE 429's Retry-After: retried every few seconds it
  * was refused again, holding the slot of nobody but costing the server each time.
  */
 const AUTH_MODE = document.documentElement.dataset.auth ?? 'tokens';
@@ -134,7 +134,7 @@ async function checkIdentity({ connected, identity, refuse, onSignIn }) {
 
 /**
  * How long to wait before the next connection: exponential backoff up to 10 s; over a connection
- * limit (4429, the page says which) the documented wait, long enough for a slot to be given back.
+ * limit (1013, the page says which) the documented wait, long enough for a slot to be given back.
  * `check`: the upgrades refused in a row call for an identity check (checkIdentity).
  */
 function reconnectPolicy() {
@@ -147,7 +147,7 @@ function reconnectPolicy() {
     },
     next({ code, reason, acked }) {
       const says = `${reason || 'too many connections'}: trying again in ${BUSY_RETRY_MS / 1000} s`;
-      if (code === 4429) return { waitMs: BUSY_RETRY_MS, check: false, says };
+      if (code === 1013) return { waitMs: BUSY_RETRY_MS, check: false, says };
       attempts += 1;
       failedUpgrades = acked ? 0 : failedUpgrades + 1;
       const check = failedUpgrades > 0 && failedUpgrades % FAILED_UPGRADES_CHECK === 0;

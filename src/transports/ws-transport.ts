@@ -59,8 +59,12 @@ export interface WsTransportOptions {
   metrics?: FlowMetrics;
 }
 
-/** Close code of a connection over a limit (graphql-ws has none; 4429 mirrors HTTP 429). */
-const TOO_MANY = 4429;
+/**
+ * Close code of a connection over a limit: RFC 6455's "Try Again Later", which graphql-ws clients
+ * retry with their backoff. Not 4429: graphql-ws defines it as "too many initialisation requests"
+ * and its client gives up for good on it, so a frontend refused once never reconnected.
+ */
+const TOO_MANY = 1013;
 /** RFC 6455's "message too big". */
 const MESSAGE_TOO_BIG = 1009;
 /**
@@ -169,7 +173,7 @@ export class WsTransport {
 
   /**
    * A flood of sockets that never authenticate must not lock users out: past `maxUnacknowledged`
-   * the oldest of them is cut (4429, which graphql-ws clients retry), not the new one refused. A
+   * the oldest of them is cut (1013, which graphql-ws clients retry), not the new one refused. A
    * client that authenticates is acknowledged within a round trip of opening, so a flood would
    * have to open `maxUnacknowledged` sockets in that time to crowd it out.
    */
