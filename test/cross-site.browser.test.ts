@@ -169,4 +169,30 @@ describe.skipIf(!chromiumAvailable())('a page of an allowed origin (CORS_ORIGINS
     }
     await page.close();
   });
+
+  test('reads the request id of a query answer and of a stream, what a frontend hands to support', async () => {
+    const page = await browser.newPage();
+    await page.goto(siteUrl);
+    const requestIds = await page.evaluate(
+      async ({ base, subscription }) => {
+        const headers = { 'content-type': 'application/json', accept: 'application/graphql-response+json' };
+        const query = await fetch(`${base}/graphql`, {
+          method: 'POST',
+          headers,
+          body: JSON.stringify({ query: '{ viewer { userId } }' }),
+        });
+        await query.text();
+        const stream = await fetch(`${base}/graphql/stream`, {
+          method: 'POST',
+          headers: { ...headers, accept: 'text/event-stream' },
+          body: JSON.stringify({ query: subscription }),
+        });
+        await stream.body?.cancel();
+        return [query.headers.get('x-request-id'), stream.headers.get('x-request-id')];
+      },
+      { base: server.url, subscription: SUBSCRIPTION },
+    );
+    for (const requestId of requestIds) expect(requestId).toMatch(/^[\w-]{8,}$/);
+    await page.close();
+  });
 });

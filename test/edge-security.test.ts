@@ -351,8 +351,19 @@ describe('every client-controlled resource has a limit, enforced before its cost
         );
         expect(answer, `${path} ${authorization}`).toMatch(/^HTTP\/1\.1 401 /);
         expect(answer).toMatch(/\r\nconnection: close\r\n/i);
+        expect(answer).toMatch(/\r\nwww-authenticate: Bearer\r\n/i);
         expect(answer).toContain('"code":"UNAUTHENTICATED"');
       }
+    }
+    // The other ways in name the scheme too (RFC 9110: a 401 carries a challenge).
+    const query = encodeURIComponent('{ viewer { userId } }');
+    for (const [path, accept] of [
+      [`/graphql?query=${query}`, 'application/json'],
+      [`/graphql/stream?query=${query}`, 'text/event-stream'],
+    ] as const) {
+      const response = await fetch(`${server.url}${path}`, { headers: { accept } });
+      expect([path, response.status, response.headers.get('www-authenticate')]).toEqual([path, 401, 'Bearer']);
+      await response.text();
     }
   });
 

@@ -15,7 +15,7 @@ import { DomainError } from '../domain/errors.js';
 import { useMissedEventsExecution } from '../fanout/cohorts.js';
 import { multipartLimits } from '../http/body.js';
 import { useCompiledExecution } from '../http/compiled-execution.js';
-import { type OriginPolicy, UPLOAD_PREFLIGHT_HEADER } from '../http/cross-site.js';
+import { EXPOSED_HEADERS, type OriginPolicy, UPLOAD_PREFLIGHT_HEADER } from '../http/cross-site.js';
 import { parserCacheOptions, useValidationCache } from '../http/document-cache.js';
 import { graphiqlDelivery } from '../http/graphiql-page.js';
 import {
@@ -313,6 +313,7 @@ function corsFor(origins: OriginPolicy) {
       methods: ['GET', 'POST'],
       // x-graphql-yoga-csrf: the header a chart upload (multipart) must carry (http/cross-site.ts).
       allowedHeaders: ['content-type', 'authorization', 'accept', 'x-request-id', UPLOAD_PREFLIGHT_HEADER],
+      exposedHeaders: EXPOSED_HEADERS,
       maxAge: 600,
     };
   };

@@ -254,7 +254,8 @@ async function authenticatedBeforeBody(
     if (!(error instanceof DomainError)) throw error;
     allowCrossOriginRead(req, res, origins); // a browser's page may read why
     res.setHeader('connection', 'close');
-    const { status, body } = domainErrorBody(error);
+    const { status, headers, body } = domainErrorBody(error);
+    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
     json(res, status, body);
     return null;
   }

@@ -184,4 +184,12 @@ export function allowCrossOriginRead(req: IncomingMessage, res: ServerResponse, 
   if (!origin || !policy.allowsCrossOrigin(origin)) return;
   res.setHeader('access-control-allow-origin', origin);
   res.setHeader('access-control-allow-credentials', 'true');
+  res.setHeader('access-control-expose-headers', EXPOSED_HEADERS.join(', '));
 }
+
+/**
+ * Response headers an allowed origin's page may read besides the CORS-safelisted ones: the
+ * request id (what a frontend hands to support, the only trace of a masked "Unexpected error.")
+ * and a refusal's Retry-After. Without the list, `response.headers.get(…)` returns null for them.
+ */
+export const EXPOSED_HEADERS = ['x-request-id', 'retry-after'];

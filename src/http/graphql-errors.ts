@@ -3,7 +3,17 @@ import { type Plugin, maskError as yogaMaskError } from 'graphql-yoga';
 import { isDatabaseUnavailable } from '../db/availability.js';
 import { DomainError, ValidationError } from '../domain/errors.js';
 
-const HTTP_STATUS: Partial<Record<DomainError['code'], number>> = { UNAUTHENTICATED: 401 };
+/**
+ * The HTTP answer of an error refused before anything ran. RFC 9110: a 401 carries a challenge,
+ * the scheme that would do (every mode but local development, which refuses nobody, takes Bearer).
+ */
+interface HttpAnswer {
+  status: number;
+  headers: Record<string, string>;
+}
+const HTTP_ANSWER: Partial<Record<DomainError['code'], HttpAnswer>> = {
+  UNAUTHENTICATED: { status: 401, headers: { 'www-authenticate': 'Bearer' } },
+};
 
 /**
  * The code of an error that says "not now": the database is away. Not one of the schema's
@@ -13,7 +23,7 @@ export const UNAVAILABLE = 'UNAVAILABLE';
 
 /** A GraphQL error carrying the domain error's code (and field issues) in `extensions`. */
 export function domainGraphQLError(error: DomainError, from?: GraphQLError): GraphQLError {
-  const status = HTTP_STATUS[error.code];
+  const http = HTTP_ANSWER[error.code];
   return new GraphQLError(error.message, {
     nodes: from?.nodes,
     source: from?.source,
@@ -22,7 +32,7 @@ export function domainGraphQLError(error: DomainError, from?: GraphQLError): Gra
     extensions: {
       code: error.code,
       ...(error instanceof ValidationError && error.issues.length ? { issues: error.issues } : {}),
-      ...(status ? { http: { status } } : {}),
+      ...(http ? { http } : {}),
     },
   });
 }
@@ -31,10 +41,11 @@ export function domainGraphQLError(error: DomainError, from?: GraphQLError): Gra
  * A domain error answered outside Yoga (before a body is read, by the SSE transport): the status
  * goes into the response line, the body keeps only the code, as Yoga's does.
  */
-export function domainErrorBody(error: DomainError): { status: number; body: unknown } {
-  const { http, ...extensions } = domainGraphQLError(error).extensions as { http?: { status?: number } };
+export function domainErrorBody(error: DomainError): HttpAnswer & { body: unknown } {
+  const { http, ...extensions } = domainGraphQLError(error).extensions as { http?: HttpAnswer };
   return {
     status: http?.status ?? 400,
+    headers: http?.headers ?? {},
     body: { errors: [{ message: error.message, extensions }] },
   };
 }

@@ -43,7 +43,7 @@ export interface SseTransportOptions {
   keepAliveMs: number;
   maxBodyBytes: number;
   /** Turns a refused credential into the JSON error body and status to answer with. */
-  errorBody(error: DomainError): { status: number; body: unknown };
+  errorBody(error: DomainError): { status: number; headers: Record<string, string>; body: unknown };
   /** Tells the request log who asked what (the pipeline's context does it when it runs). */
   identify(req: IncomingMessage, viewer: Viewer, operationName: string | null | undefined): void;
   logger: Logger;
@@ -222,8 +222,8 @@ export class SseTransport {
       request = await this.readRequest(req);
     } catch (error) {
       if (error instanceof DomainError) {
-        const { status, body } = this.options.errorBody(error);
-        return json(res, status, body, viewer === undefined); // a refused sender's body stays unread
+        const { status, headers, body } = this.options.errorBody(error);
+        return json(res, status, body, viewer === undefined, headers); // a refused sender's body stays unread
       }
       if (error instanceof BadRequest) return error.answer(res);
       if (error instanceof BodyTooLarge) {
