@@ -74,8 +74,14 @@ export const builder = new SchemaBuilder<{
     hasPreviousPageFieldOptions: { description: 'Whether items precede this page.' },
     startCursorFieldOptions: { description: 'Cursor of the first item of this page.' },
     endCursorFieldOptions: { description: 'Cursor of the last item of this page.' },
-    firstArgOptions: { description: 'Return at most this many items from the start (after `after`).' },
-    lastArgOptions: { description: 'Return at most this many items from the end (before `before`).' },
+    firstArgOptions: {
+      description:
+        'Return at most this many items from the start (after `after`); 20 when neither `first` nor `last` is given, at most the server’s MAX_PAGE_SIZE (100 by default).',
+    },
+    lastArgOptions: {
+      description:
+        'Return at most this many items from the end (before `before`); at most the server’s MAX_PAGE_SIZE (100 by default).',
+    },
     afterArgOptions: { description: 'Return items after this cursor.' },
     beforeArgOptions: { description: 'Return items before this cursor.' },
     pageInfoTypeOptions: { description: 'Relay pagination state of a connection.' },

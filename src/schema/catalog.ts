@@ -73,7 +73,8 @@ builder.queryFields((t) => ({
   catalog: t.connection(
     {
       type: CatalogAppRef,
-      description: 'The app catalogue.',
+      description:
+        'The app catalogue, in the order its entries were first stored (by a sync or an upload), oldest first.',
       args: {
         sourceId: t.arg.string({ description: 'Only apps of this source.' }),
         search: t.arg.string({

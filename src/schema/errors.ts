@@ -15,7 +15,8 @@ import { builder } from './builder.js';
 const CODE_DESCRIPTIONS: Record<(typeof ERROR_CODES)[number], string> = {
   NOT_FOUND: 'The app, version, task or payment does not exist (or is not yours).',
   VALIDATION: 'The input is malformed; `issues` says which fields.',
-  CONFLICT: 'Another active task already exists for the same app.',
+  CONFLICT:
+    'It clashes with something that exists or runs at the same time: an active task for the same app, a market source of that id, a concurrent selection of the active source.',
   FORBIDDEN: 'You may not act on or read this object.',
   UNAUTHENTICATED: 'No valid credentials were sent.',
   INVALID_STATE: "The operation does not apply in the object's current state.",
