@@ -48,6 +48,16 @@ const RECEIVER_ENTRY = new URL('./outbox-receiver.ts', import.meta.url).href;
 const silent = createLogger('silent');
 const WARM_UP_RUNS = 2;
 
+/**
+ * This process's CPU (user + system, µs) since `since`: the sender's cost per message, which the
+ * machine's load moves far less than the rates (the receiver is another process; PostgreSQL's
+ * server is not counted).
+ */
+function cpuMicros(since: NodeJS.CpuUsage): number {
+  const { user, system } = process.cpuUsage(since);
+  return user + system;
+}
+
 /** A webhook delivery's body of the usual size (a finished task). */
 function bodies(count: number): string[] {
   return Array.from({ length: count }, (_, index) =>
@@ -74,7 +84,7 @@ function bodies(count: number): string[] {
  * timed). One database and client serve every repetition of a provider, as one serves a server
  * for its whole life: a fresh client per repetition would time its warm-up.
  */
-async function outboxRun(db: Db, url: string, count: number, concurrency: number, rep: number) {
+export async function outboxRun(db: Db, url: string, count: number, concurrency: number, rep: number) {
   await db.outboxMessage.deleteMany();
   const messages: OutboundMessage[] = bodies(count).map((body, index) => ({
     kind: 'payment',
@@ -108,23 +118,26 @@ async function outboxRun(db: Db, url: string, count: number, concurrency: number
       if (++settled === count) allSettled();
     },
   );
+  const cpu = process.cpuUsage();
   const started = performance.now();
   worker.start();
   await done;
   const [counts] = await db.$queryRaw<{ delivered: number | bigint }[]>`
     SELECT COUNT(*) AS "delivered" FROM "OutboxMessage" WHERE "status" = 'DELIVERED'`;
   const seconds = (performance.now() - started) / 1000;
+  const cpuUs = cpuMicros(cpu) / count;
   await worker.stop();
   // What the database does not show as delivered (dead, or anything else) is an error.
-  return { seconds, errors: count - Number(counts?.delivered ?? 0) };
+  return { seconds, cpuUs, errors: count - Number(counts?.delivered ?? 0) };
 }
 
 /** Seconds for raw undici POSTs of the same bodies, `concurrency` at once. */
-async function rawRun(url: string, count: number, concurrency: number) {
+export async function rawRun(url: string, count: number, concurrency: number) {
   const agent = new Agent({ keepAliveTimeout: 30_000 });
   const all = bodies(count);
   let next = 0;
   let errors = 0;
+  const cpu = process.cpuUsage();
   const started = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -141,11 +154,12 @@ async function rawRun(url: string, count: number, concurrency: number) {
     }),
   );
   const seconds = (performance.now() - started) / 1000;
+  const cpuUs = cpuMicros(cpu) / count;
   await agent.close();
-  return { seconds, errors };
+  return { seconds, cpuUs, errors };
 }
 
-async function throughput(kind: 'sqlite' | 'postgresql', url: string, options: OutboxBenchOptions) {
+export async function throughput(kind: 'sqlite' | 'postgresql', url: string, options: OutboxBenchOptions) {
   const { messages, reps, concurrency, log } = options;
   const database = await createTestDatabase(kind);
   const db = createPrismaClient(database.url);
@@ -159,6 +173,8 @@ async function throughput(kind: 'sqlite' | 'postgresql', url: string, options: O
   }
   const outbox: number[] = [];
   const raw: number[] = [];
+  const outboxCpu: number[] = [];
+  const rawCpu: number[] = [];
   let errors = 0;
   for (let rep = 0; rep < reps; rep++) {
     const a = await outboxRun(db, url, messages, concurrency, rep);
@@ -166,8 +182,11 @@ async function throughput(kind: 'sqlite' | 'postgresql', url: string, options: O
     errors += a.errors + b.errors;
     outbox.push(messages / a.seconds);
     raw.push(messages / b.seconds);
+    outboxCpu.push(a.cpuUs);
+    rawCpu.push(b.cpuUs);
     log(
-      `  ${kind} rep ${rep + 1}: outbox ${round(messages / a.seconds, 0)}/s, raw ${round(messages / b.seconds, 0)}/s`,
+      `  ${kind} rep ${rep + 1}: outbox ${round(messages / a.seconds, 0)}/s, raw ${round(messages / b.seconds, 0)}/s; ` +
+        `CPU ${round(a.cpuUs, 1)} µs/delivery, ${round(b.cpuUs, 1)} µs/POST`,
     );
   }
   await db.$disconnect();
@@ -192,9 +211,11 @@ async function throughput(kind: 'sqlite' | 'postgresql', url: string, options: O
       concurrency: String(concurrency),
       'outbox /s per rep': outbox.map((v) => round(v, 0)).join(', '),
       'raw /s per rep': raw.map((v) => round(v, 0)).join(', '),
+      'sender CPU µs per delivery, per rep': outboxCpu.map((v) => round(v, 1)).join(', '),
+      'sender CPU µs per raw POST, per rep': rawCpu.map((v) => round(v, 1)).join(', '),
     },
     notes: [],
-    details: { outbox, raw, messages, reps, concurrency },
+    details: { outbox, raw, outboxCpu, rawCpu, messages, reps, concurrency },
   } satisfies BenchResult;
 }
 
