@@ -277,6 +277,48 @@ describe.each(databases)('the Syncer on %s', (kind) => {
     }
   });
 
+  test('a source removed and added again under the same id is never asked at its old URL with its old credentials', async () => {
+    const oldSource = await startFakeMarketSource({
+      entries: [fakeEntry('old-build')],
+      credentials: { username: 'old2', password: 'OLDPW2' },
+    });
+    const newSource = await startFakeMarketSource({
+      entries: [fakeEntry('new-build')],
+      credentials: { username: 'new2', password: 'NEWPW2' },
+    });
+    const withCredentials = (url: string, user: string, password: string) =>
+      url.replace('http://', `http://${user}:${password}@`);
+    const add = async (baseUrl: string) => {
+      const added = await rawRequest(server, {
+        query: `mutation { addMarketSource(input: { sourceId: "re-added", title: "R", baseUrl: "${baseUrl}" }) { __typename } }`,
+      });
+      expect(added.body?.data?.addMarketSource, added.text).toEqual({ __typename: 'AddMarketSourceSuccess' });
+    };
+    const remove = () =>
+      rawRequest(server, { query: 'mutation { removeMarketSource(input: { sourceId: "re-added" }) { __typename } }' });
+    try {
+      await add(withCredentials(oldSource.url, 'old2', 'OLDPW2'));
+      expect(await syncNow(server, 're-added')).toMatchObject({ lastError: null, appCount: 1 });
+      // An unchanged-hash sync: the row it synced is the one the next would start from, were it kept.
+      expect(await syncNow(server, 're-added')).toMatchObject({ lastError: null, appCount: 1 });
+      expect((await remove()).body?.data?.removeMarketSource).toEqual({ __typename: 'RemoveMarketSourceSuccess' });
+      oldSource.resetCounters();
+      await add(withCredentials(newSource.url, 'new2', 'NEWPW2'));
+      expect(await syncNow(server, 're-added')).toMatchObject({ lastError: null, appCount: 1 });
+      expect(oldSource.requests).toEqual([]);
+      expect(newSource.requests.map((request) => [request.endpoint, request.user, request.status])).toEqual([
+        ['hash', 'new2', 200],
+        ['info', 'new2', 200],
+        ['details', 'new2', 200],
+      ]);
+      expect((await catalog(server, 're-added')).map((app) => app.name)).toEqual(['new-build']);
+    } finally {
+      await remove();
+      await oldSource.close();
+      await newSource.close();
+    }
+  });
+
   test('a sync whose changed entries come to more than SYNC_MAX_CATALOGUE_BYTES fails and keeps the catalogue', async () => {
     const good = await catalog(server);
     // 4 entries of ~60 kB each: every answer and entry within its bound, together over 200 kB.

@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { createPrismaClient } from '../src/db/client.js';
 import { as, completedOn, eventContents, installOn, runtimeContent, USER_HEADER } from './support/cluster.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
+import { fakeEntry, startFakeMarketSource } from './support/fake-market-source.js';
 import {
   AppUpdatedSubscription,
   CatalogQuery,
@@ -604,4 +605,48 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
       return back.find((component) => component.name === 'database@b')?.state === 'RUNNING' ? true : undefined;
     }, 'B’s components to run again on A once B is back');
   }, 90_000);
+
+  test('a source removed and added again on B is asked by A at its new URL only, never with the old credentials', async () => {
+    const oldSource = await startFakeMarketSource({ entries: [fakeEntry('old-build')] });
+    const newSource = await startFakeMarketSource({ entries: [fakeEntry('new-build')] });
+    const admin = async (instance: Instance, query: string) => {
+      const response = await fetch(instance.graphqlUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...as('ops').headers },
+        body: JSON.stringify({ query }),
+      });
+      const body = (await response.json()) as { data?: Record<string, { __typename: string }> };
+      return Object.values(body.data ?? {})[0]?.__typename ?? JSON.stringify(body);
+    };
+    const add = (instance: Instance, url: string, user: string) =>
+      admin(
+        instance,
+        `mutation { addMarketSource(input: { sourceId: "re-added", title: "R", baseUrl: "${url.replace('http://', `http://${user}:pw@`)}" }) { __typename } }`,
+      );
+    const sync = (instance: Instance) =>
+      admin(instance, 'mutation { syncMarketSource(input: { sourceId: "re-added" }) { __typename } }');
+    const remove = (instance: Instance) =>
+      admin(instance, 'mutation { removeMarketSource(input: { sourceId: "re-added" }) { __typename } }');
+    try {
+      expect(await add(a, oldSource.url, 'old')).toBe('AddMarketSourceSuccess');
+      // A syncs it twice: a full sync, then one that found the hash unchanged.
+      expect(await sync(a)).toBe('SyncMarketSourceSuccess');
+      expect(await sync(a)).toBe('SyncMarketSourceSuccess');
+      expect(oldSource.requests.map((request) => request.user)).toEqual(['old', 'old', 'old', 'old']);
+      expect(await remove(b)).toBe('RemoveMarketSourceSuccess');
+      expect(await add(b, newSource.url, 'new')).toBe('AddMarketSourceSuccess');
+      oldSource.resetCounters();
+      expect(await sync(a)).toBe('SyncMarketSourceSuccess');
+      expect(oldSource.requests).toEqual([]);
+      expect(newSource.requests.map((request) => `${request.endpoint} ${request.user}`)).toEqual([
+        'hash new',
+        'info new',
+        'details new',
+      ]);
+    } finally {
+      await remove(b);
+      await oldSource.close();
+      await newSource.close();
+    }
+  });
 });

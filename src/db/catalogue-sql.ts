@@ -199,9 +199,9 @@ export function recordSyncSuccess(db: SqlRunner, sourceRowId: number, status: Sy
 
 /**
  * Records a sync that found the source's hash unchanged, only if the row still has that hash and
- * that base URL (the Syncer read it in an earlier sync; another instance may have synced since,
- * or a restart pointed it elsewhere). One statement instead of a read and a write; returns the
- * rows written (0: read the row again and sync from it).
+ * that base URL (the Syncer read it before asking the hash; another instance may have synced it
+ * meanwhile, or it was removed and added again). Returns the rows written (0: read the row again
+ * and sync from it).
  */
 export function recordUnchangedSync(
   db: SqlRunner,
