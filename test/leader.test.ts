@@ -126,6 +126,27 @@ describe.runIf(redisUp)('LeaderLease on a real Redis', () => {
     expect([x.isLeader, y.isLeader]).toEqual([false, true]);
   });
 
+  test('a connection that drops logs one claim failed line, and claims work again once it is back', async () => {
+    const proxy = await startTcpProxy(redisTarget());
+    proxies.push(proxy);
+    const lines: { msg: string; level: number }[] = [];
+    const logger = createLogger('info', { destination: { write: (line: string) => lines.push(JSON.parse(line)) } });
+    const x = new LeaderLease({ url: redisUrlVia(proxy), prefix, instance: 'x', leaseMs: LEASE_MS, logger });
+    leases.push(x);
+    await x.start();
+    const stopped = next(x, false);
+    proxy.cut('refuse');
+    await stopped;
+    // A few more failed claims, which say nothing more.
+    await waitFor(async () => (x.status().lastError && !x.isLeader ? true : undefined), 'claims to fail');
+    const leads = next(x, true);
+    proxy.restore();
+    await leads;
+    const said = lines.map((line) => line.msg).filter((msg) => msg.startsWith('leader lease'));
+    expect(said).toEqual(['leader lease: claim failed', 'leader lease: claims work again']);
+    expect(lines.find((line) => line.msg === 'leader lease: claim failed')?.level).toBe(40);
+  });
+
   test('a lease whose connection lost commands (a network that dropped packets) reconnects and can lead again', async () => {
     const proxy = await startTcpProxy(redisTarget());
     proxies.push(proxy);

@@ -114,6 +114,11 @@ export class LeaderLease implements Leadership {
   private since: Date | null = null;
   private lastHolder: string | null = null;
   private lastError: string | null = null;
+  /**
+   * Whether the last claim failed: its own flag, not `lastError`, which the connection's 'error'
+   * events set first when the connection drops, so the failure's one line was never written.
+   */
+  private claimsFailing = false;
   private running = false;
   private timer: NodeJS.Timeout | undefined;
   private expiry: NodeJS.Timeout | undefined;
@@ -196,16 +201,18 @@ export class LeaderLease implements Leadership {
 
   private async claim(): Promise<void> {
     const sentAt = performance.now();
-    const wasFailing = this.lastError !== null;
+    const wasFailing = this.claimsFailing;
     try {
       const [won, holder] = await this.redis.claimLease(this.key, this.holder, this.options.leaseMs);
       this.lastError = null;
+      this.claimsFailing = false;
       this.lastHolder = instanceOf(holder);
       if (wasFailing) this.options.logger.info({ instance: this.options.instance }, 'leader lease: claims work again');
       if (won === 1) this.renewed(sentAt);
       else this.stepDown(`${this.lastHolder} leads`);
     } catch (error) {
       this.lastError = error instanceof Error ? error.message : String(error);
+      this.claimsFailing = true;
       this.lastHolder = null;
       if (!wasFailing) {
         this.options.logger.warn({ instance: this.options.instance, err: error }, 'leader lease: claim failed');
