@@ -500,6 +500,24 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
         ),
       'OlaresManifest.yaml nests deeper than 32 levels',
     ],
+    // Refused by the scan before the parser (which names no field: `OlaresManifest.yaml: extra
+    // nests …` is the check after a parse). 500 levels: the parser copes, so the words tell;
+    // at 100,000 (yaml-depth.test.ts) it took 0.8–2.5 s and 100–155 MB before refusing them.
+    ...(
+      [
+        ['an anchor', `extra: &a ${'['.repeat(500)}${']'.repeat(500)}`],
+        ['a tag', `extra: !t ${'['.repeat(500)}${']'.repeat(500)}`],
+        ['a quote inside a plain scalar', `extra: [a'b, ${'['.repeat(500)}${']'.repeat(500)}]`],
+      ] as const
+    ).map(([after, nested]): [string, () => Promise<Buffer>, string] => [
+      `a manifest nested 500 levels deep after ${after}`,
+      () =>
+        packChart({ name: 'hidden' }, (folder) => {
+          const file = path.join(folder, 'OlaresManifest.yaml');
+          writeFileSync(file, `${readFileSync(file, 'utf8')}${nested}\n`);
+        }),
+      'OlaresManifest.yaml nests deeper than 32 levels',
+    ]),
     [
       'a Chart.yaml of 50,000 compact sequences (`- - - …`)',
       () =>

@@ -35,6 +35,11 @@ describe('yamlNestsDeeperThan', () => {
     ['a comment with brackets', 'a: 1 # [[[[ {{{\nb: "x # [" \n', 1],
     ['a quoted scalar over lines', 'a: "line [\n  more [ { "\nb: [1]\n', 2],
     ['anchors and documents', '---\na: &x\n  b: [1]\nc: *x\n...\n', 3],
+    ['an anchor and a tag before a flow collection', 'a: &x !t [[1]]\nb: !!map {c: [1]}\n', 3],
+    ['a verbatim tag and anchors in flow', 'a: !<tag:yaml.org,2002:seq> [&y [1], !t {b: [2]}]\n', 4],
+    ['quotes inside plain scalars in flow', "a: [it's, b'c, [1], {d: e'f}]\n", 3],
+    ['a plain scalar in flow going on over lines', "a: [b\n  'c, [1]]\n", 3],
+    ['a quoted key and value in flow without spaces', '{"a":\'[b\'}\n', 1],
   ])('%s: counted as the parser nests it', (_name, text, depth) => {
     expect(depthOf(parse(text))).toBe(depth);
     expect(scanned(text)).toBe(depth);
@@ -50,6 +55,18 @@ describe('yamlNestsDeeperThan', () => {
     ['100,000 `[`', `deep: ${'['.repeat(100_000)}`],
     ['50,000 `{a: `', '{a: '.repeat(50_000)],
     ['100,000 compact `- `', `${'- '.repeat(100_000)}x`],
+    ['100,000 `[` after an anchor', `extra: &a ${'['.repeat(100_000)}`],
+    ['100,000 `[` after a tag', `extra: !t ${'['.repeat(100_000)}`],
+    ['100,000 `[` after a verbatim tag and an anchor', `extra: !<tag:x> &a ${'['.repeat(100_000)}`],
+    ['20,000 `{a: ` after a tag', `extra: !t ${'{a: '.repeat(20_000)}`],
+    ['100,000 `[` after a quote in a plain scalar in flow', `extra: [a'b, ${'['.repeat(100_000)}]`],
+    ['100,000 `[` after `a:` and a quote in a flow map', `extra: {a:'b ${'['.repeat(100_000)}' }`],
+    ['100,000 `[` after a quote on the next line of a flow plain scalar', `extra: [a\n'b, ${'['.repeat(100_000)}]`],
+    ['100,000 `[` after a quoted value on its line', `extra: "b" ${'['.repeat(100_000)}`],
+    ['100,000 `[` on the line after a quoted value', `extra: "b"\n  ${'['.repeat(100_000)}`],
+    // Not valid YAML (props before a compact sequence), yet the parser nests each `- `.
+    ['20,000 compact `- ` after an anchor', `extra:\n- &a ${'- '.repeat(20_000)}x`],
+    ['20,000 compact `- ` after a tag', `extra:\n- !t ${'- '.repeat(20_000)}x`],
     ['700 indented keys', `a:\n${Array.from({ length: 700 }, (_, i) => `${' '.repeat(i + 1)}k:`).join('\n')}`],
   ])('%s is refused at the bound of 32', (_name, text) => {
     expect(yamlNestsDeeperThan(text, 32)).toBe(true);
