@@ -378,6 +378,40 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
     });
   });
 
+  test('an operation selecting uploadChart more than once (aliases, a fragment) is refused before any runs', async () => {
+    const chart = await packChart({ name: 'twiceup' });
+    const selection = '{ __typename ... on Error { code message } }';
+    const documents = [
+      `mutation($c: File!) { a: uploadChart(chart: $c) ${selection} b: uploadChart(chart: $c) ${selection} c: uploadChart(chart: $c) ${selection} }`,
+      `mutation($c: File!) { a: uploadChart(chart: $c) ${selection} ...More } fragment More on Mutation { b: uploadChart(chart: $c) ${selection} }`,
+    ];
+    for (const query of documents) {
+      const before = await uploadCatalog(server);
+      const answer = await upload(server, chart, {
+        operations: JSON.stringify({ query, variables: { c: null } }),
+        edit: (form) => form.set('map', JSON.stringify({ 0: ['variables.c'] })),
+      });
+      expect(answer.status).toBe(400);
+      expect(answer.body.data).toBeUndefined();
+      expect(answer.body.errors).toEqual([
+        expect.objectContaining({
+          message: expect.stringContaining('uploadChart may run at most once per operation'),
+          extensions: expect.objectContaining({ code: 'LIMIT_EXCEEDED' }),
+        }),
+      ]);
+      expect(await uploadCatalog(server)).toEqual(before);
+    }
+    // One, aliased or not, runs.
+    const one = `mutation($c: File!) { only: uploadChart(chart: $c) ${selection} }`;
+    const answer = await upload(server, chart, {
+      operations: JSON.stringify({ query: one, variables: { c: null } }),
+      edit: (form) => form.set('map', JSON.stringify({ 0: ['variables.c'] })),
+    });
+    expect((answer.body.data as unknown as { only: { __typename: string } }).only.__typename).toBe(
+      'UploadChartSuccess',
+    );
+  });
+
   test('a package bigger than MAX_BODY_BYTES but within CHART_UPLOAD_MAX_BYTES is accepted', async () => {
     const chart = await packChart({ name: 'bigchart', padding: 3 * MiB });
     expect(chart.length).toBeGreaterThan(MiB);

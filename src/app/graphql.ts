@@ -27,6 +27,7 @@ import {
 } from '../http/graphql-errors.js';
 import { useInputBounds } from '../http/input-bounds.js';
 import { mediaTypeOf } from '../http/media-type.js';
+import { useOncePerOperation } from '../http/once-per-operation.js';
 import { productionSwitches } from '../http/production-switches.js';
 import { useQueryCost } from '../http/query-cost.js';
 import { useMutationRateLimit } from '../http/rate-limit.js';
@@ -132,6 +133,8 @@ export function createGraphQL({
       // Around the input bounds' validation function: checked before graphql-js compares any fields.
       useRepeatedFieldsBound(),
       useQueryCost({ maxCost: config.maxQueryCost, maxPageSize: config.maxPageSize }),
+      // Before the rate limit, like the cost: an operation refused here takes no token.
+      useOncePerOperation(),
       // After the bounds and the cost: a mutation they refuse takes no token (see there).
       ...(config.mutationRateLimit ? [useMutationRateLimit(config.mutationRateLimit)] : []),
       useSnapshotResultCache(),
