@@ -326,6 +326,39 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
     expect(await installAs(server, 'ladder', '0.9.0')).toMatchObject({ __typename: 'InstallAppSuccess' });
   });
 
+  test('a version uploaded again however written (v1.1.0, 1.1.0+build.1) replaces its record: one per version', async () => {
+    const uploads = [
+      { version: '1.0.0', title: 'Same 1.0' },
+      { version: '1.1.0', title: 'Same 1.1.0' },
+      { version: 'v1.1.0', title: 'Same v1.1.0' },
+      { version: '1.1.0+build.1', title: 'Same build 1' },
+    ];
+    for (const spec of uploads) {
+      const answer = await upload(server, await packChart({ name: 'sameversion', ...spec }));
+      expect(answer.body.data?.uploadChart.__typename).toBe('UploadChartSuccess');
+    }
+    const [app] = (await uploadCatalog(server)).edges
+      .map((edge) => edge.node)
+      .filter((node) => node.name === 'sameversion');
+    expect(app).toMatchObject({
+      version: '1.1.0+build.1',
+      versions: ['1.1.0+build.1', '1.0.0'],
+      title: 'Same build 1',
+    });
+    const history = (app?.entry as { versionHistory?: { version: string }[] } | undefined)?.versionHistory ?? [];
+    expect(history.map((item) => item.version)).toEqual(['1.1.0+build.1', '1.0.0']);
+    // An older upload after them still only adds its record.
+    await upload(server, await packChart({ name: 'sameversion', version: '1.0', title: 'Same 1.0 again' }));
+    const [after] = (await uploadCatalog(server)).edges
+      .map((edge) => edge.node)
+      .filter((node) => node.name === 'sameversion');
+    expect(after).toMatchObject({
+      version: '1.1.0+build.1',
+      versions: ['1.1.0+build.1', '1.0'],
+      title: 'Same build 1',
+    });
+  });
+
   test('uploads of one app at the same time each keep their version, and the app is added once', async () => {
     const versions = ['2.0.0', '2.0.1', '2.0.2', '2.0.3', '2.0.4', '2.0.5', '2.0.6', '2.0.7'];
     const charts = await Promise.all(versions.map((version) => packChart({ name: 'concur', version })));

@@ -131,18 +131,23 @@ export class ChartUploadService {
  * highest version, and every version uploaded so far in its history, highest first. A package of
  * an older version than the stored entry's only adds its version to the history: made the entry,
  * it became the app's current version, `latestVersion` went back and an installed newer version
- * was offered no upgrade. A version uploaded again replaces its history record.
+ * was offered no upgrade. A version uploaded again, however written (`v1.1.0`, `1.1.0+build.1`),
+ * replaces its history record and, being the highest, the entry.
  */
 function withHistory(appId: string, served: Record<string, unknown>, previous: CatalogAppRow | null) {
   const uploaded = served.versionHistory as { version: string }[];
   const earlier = readCatalogueEntry(appId, previous?.entry ?? null);
   const kept = earlier.ok ? (earlier.row.entry.versionHistory ?? []) : [];
-  const records = new Map<string, { version: string }>();
-  for (const item of [...uploaded, ...kept]) if (!records.has(item.version)) records.set(item.version, item);
+  // One record per version as the catalogue orders them: `1.1.0`, `v1.1.0`, `1.1` and
+  // `1.1.0+build.1` are one version (isNewerVersion finds none newer), and each upload of it
+  // replaces the record before; kept side by side, all four were listed and installable, and the
+  // entry flipped to whichever came last. (At most MAX_HISTORY + 1 records: the pairs are few.)
+  const records: { version: string }[] = [];
+  for (const item of [...uploaded, ...kept]) {
+    if (!records.some((record) => compareVersions(record.version, item.version) === 0)) records.push(item);
+  }
   // Helm's versions, which every upload's passed (chart-package.ts), are all ordered by these rules.
-  const history = [...records.values()]
-    .sort((a, b) => compareVersions(b.version, a.version) ?? 0)
-    .slice(0, MAX_HISTORY);
+  const history = records.sort((a, b) => compareVersions(b.version, a.version) ?? 0).slice(0, MAX_HISTORY);
   const older = earlier.ok && isNewerVersion(earlier.row.version, String(served.version));
   const entry = older ? earlier.row.entry : served;
   const reading = readCatalogueEntry(appId, { ...entry, versionHistory: history });
