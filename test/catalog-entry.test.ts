@@ -69,7 +69,7 @@ function fullEntry(name: string) {
         openMethod: 'window',
         invisible: false,
       },
-      { name: 'api', port: 'not a port', invisible: true },
+      { name: 'api', invisible: true },
     ],
     versionHistory: [
       {
@@ -266,6 +266,34 @@ describe('what an entry must be to be stored, on either database', () => {
     // A pair of surrogates is one character, not a lone half.
     const emoji = readCatalogueEntry('media-vault', { ...readable('media-vault'), title: 'Vault 🎬' });
     expect(emoji.ok && emoji.row.title).toBe('Vault 🎬');
+  });
+
+  test('links and entrances that frontends and the app service act on are refused per entry, naming the field', () => {
+    const entry = readable('media-vault');
+    const web = { name: 'web', host: 'media-vault', port: 8096 };
+    const cases: [Record<string, unknown>, string][] = [
+      [{ icon: 'javascript:alert(1)' }, 'icon must be an http or https URL (or empty)'],
+      [{ icon: 'data:image/svg+xml,<svg onload=alert(1)>' }, 'icon must be an http or https URL (or empty)'],
+      [
+        { promoteImage: ['https://ok.example/a.png', 'file:///etc/passwd'] },
+        'promoteImage.1 must be an http or https URL',
+      ],
+      [{ entrances: [{ ...web, host: 'evil.example.com\r\nX: y' }] }, 'entrances.0.host must be a lowercase DNS label'],
+      [{ entrances: [{ ...web, port: -1 }] }, 'entrances.0.port must be a whole number from 0 to 65535'],
+      [{ entrances: [{ ...web, port: 65536 }] }, 'entrances.0.port must be a whole number from 0 to 65535'],
+      [
+        { entrances: [{ ...web, openMethod: 'javascript:alert(1)' }] },
+        'entrances.0.openMethod must be default, iframe or window',
+      ],
+      [{ entrances: [web, { name: '../../x' }] }, 'entrances.1.name must be a lowercase DNS label'],
+    ];
+    for (const [fields, reason] of cases)
+      expect(refusal({ ...entry, ...fields })).toContain(`app media-vault: ${reason}`);
+    const fine = {
+      icon: 'https://icons.example/a.png',
+      entrances: [{ ...web, port: 0, openMethod: 'iframe' }, { name: 'api' }],
+    };
+    expect(readCatalogueEntry('media-vault', { ...entry, ...fine }).ok).toBe(true);
   });
 
   test('NUL in a title is refused, naming the field (PostgreSQL cannot store it; SQLite would)', () => {

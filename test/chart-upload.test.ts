@@ -150,6 +150,19 @@ function manifestOf({ name, version = '1.0.0', title = `${name} title`, categori
   };
 }
 
+/** The fields of manifestOf the field cases change. */
+type Manifest = {
+  metadata: Record<string, unknown>;
+  entrances: [Record<string, unknown>, ...Record<string, unknown>[]];
+};
+
+/** Names the manifest's entrance `main`, so that only the app's name is at fault. */
+function lowercaseEntrance(folder: string, name: string): void {
+  const manifest = manifestOf({ name }) as unknown as Manifest;
+  manifest.entrances = [{ ...manifest.entrances[0], name: 'main', host: 'main' }];
+  writeFileSync(path.join(folder, 'OlaresManifest.yaml'), stringify(manifest));
+}
+
 /** Writes a chart folder and packs it with node-tar, as `helm package` would; `edit` changes the files first. */
 async function packChart(spec: ChartSpec, edit?: (folder: string) => void): Promise<Buffer> {
   const dir = workDir();
@@ -595,6 +608,69 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
           ),
         ),
       'Chart.yaml nests deeper than 32 levels',
+    ],
+    ...(
+      [
+        [
+          'an icon that is a javascript: URL',
+          'fieldicon',
+          (m: Manifest) => {
+            m.metadata.icon = 'javascript:alert(1)';
+          },
+          'OlaresManifest.yaml: icon must be an http or https URL',
+        ],
+        [
+          'an entrance host with a line break',
+          'fieldhost',
+          (m: Manifest) => {
+            m.entrances[0].host = 'evil.example.com\r\nX: y';
+          },
+          'OlaresManifest.yaml: entrances.0.host must be a lowercase DNS label',
+        ],
+        [
+          'an entrance port of -1',
+          'fieldport',
+          (m: Manifest) => {
+            m.entrances[0].port = -1;
+          },
+          'OlaresManifest.yaml: entrances.0.port must be a whole number from 0 to 65535',
+        ],
+        [
+          'an openMethod that is a javascript: URL',
+          'fieldopen',
+          (m: Manifest) => {
+            m.entrances[0].openMethod = 'javascript:alert(1)';
+          },
+          'OlaresManifest.yaml: entrances.0.openMethod must be default, iframe or window',
+        ],
+        [
+          'an entrance named ../../x',
+          'fieldentrance',
+          (m: Manifest) => {
+            m.entrances[0].name = '../../x';
+          },
+          'OlaresManifest.yaml: entrances.0.name must be a lowercase DNS label',
+        ],
+      ] as const
+    ).map(([what, name, edit, problem]): [string, () => Promise<Buffer>, string] => [
+      what,
+      () =>
+        packChart({ name }, (folder) => {
+          const manifest = manifestOf({ name }) as unknown as Manifest;
+          edit(manifest);
+          writeFileSync(path.join(folder, 'OlaresManifest.yaml'), stringify(manifest));
+        }),
+      problem,
+    ]),
+    [
+      'an app name with capitals (Plex)',
+      () => packChart({ name: 'Plex' }, (folder) => lowercaseEntrance(folder, 'Plex')),
+      'OlaresManifest.yaml: metadata.name "Plex" must be a lowercase DNS label',
+    ],
+    [
+      'an app name of 64 characters',
+      () => packChart({ name: 'a'.repeat(64) }, (folder) => lowercaseEntrance(folder, 'a'.repeat(64))),
+      `OlaresManifest.yaml: metadata.name "${'a'.repeat(64)}" must be a lowercase DNS label`,
     ],
     [
       'a manifest with a key twice',

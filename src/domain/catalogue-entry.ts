@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { isChartVersion, NOT_A_CHART_VERSION } from './catalogue-version.js';
 import { entryText, FALLBACK_LOCALE, isObject } from './catalogue-views.js';
+import { entryFieldProblem } from './entry-fields.js';
 
 /**
  * A catalogue entry: the ApplicationInfoEntry a market source serves (market-domain.md §6.3),
@@ -124,6 +125,9 @@ export function readCatalogueEntry(appId: string, served: unknown): EntryReading
   // The entry as served, which the shape has just accepted (it transforms nothing): zod's output
   // holds only the fields it checked, and no second copy of each entry lives until the write.
   const entry = candidate as CatalogueEntry;
+  // Links and entrances, which frontends and the app service act on (entry-fields.ts).
+  const fieldProblem = entryFieldProblem(entry);
+  if (fieldProblem !== null) return { ok: false, reason: `app ${appId}: ${fieldProblem}` };
   storedText.set(entry, texts.entry);
   if (isObject(price) && texts.price !== null) storedText.set(price, texts.price);
   const priceConfig = isObject(price) ? price : (entry.price ?? null);

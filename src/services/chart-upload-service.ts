@@ -4,6 +4,7 @@ import { UPLOAD_SOURCE } from '../db/default-sources.js';
 import type { CatalogAppRow } from '../db/models.js';
 import { readCatalogueEntry } from '../domain/catalogue-entry.js';
 import { compareVersions, isNewerVersion } from '../domain/catalogue-version.js';
+import { DNS_LABEL } from '../domain/entry-fields.js';
 import { ForbiddenError, NotFoundError, ValidationError } from '../domain/errors.js';
 import { isUploadedFile } from '../domain/uploaded-file.js';
 import type { CatalogueChanged } from '../events/change-feed.js';
@@ -56,6 +57,7 @@ export class ChartUploadService {
     }
     const { appId, app, existed } = await this.oneAtATime(async () => {
       const chart = await readChartPackage(new Uint8Array(await file.arrayBuffer()), this.limits);
+      uploadedNameRule(chart.row.name);
       return { appId: chart.row.name, ...(await this.store(chart.row.name, chart.served)) };
     });
     // An install right after must find the new entry, not a lookup cached before the upload.
@@ -154,4 +156,16 @@ function withHistory(appId: string, served: Record<string, unknown>, previous: C
   // The package passed these rules already; the history only adds versions they accepted before.
   if (!reading.ok) throw new ValidationError(reading.reason, [{ path: 'chart', message: reading.reason }]);
   return reading.row;
+}
+
+/**
+ * An uploaded app's name is a Helm release and Kubernetes name: a lowercase DNS label (at most 63),
+ * stricter than the catalogue's rule for synced names (letters of either case, 128). Every name in
+ * the bundled catalogue and the market's fixtures is one (the longest 31); `Plex` beside `plex`
+ * were two apps that one cluster could not tell apart.
+ */
+function uploadedNameRule(name: string): void {
+  if (DNS_LABEL.test(name)) return;
+  const message = `OlaresManifest.yaml: metadata.name ${JSON.stringify(name.slice(0, 100))} must be a lowercase DNS label (a-z, 0-9, "-", at most 63 characters)`;
+  throw new ValidationError(message, [{ path: 'chart', message }]);
 }
