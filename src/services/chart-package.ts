@@ -1,10 +1,8 @@
-import { gunzip } from 'node:zlib';
-import { Parser, type ReadEntry } from 'tar';
 import { isMap, isScalar, parseDocument } from 'yaml';
 import { type CatalogueRow, MAX_ENTRY_DEPTH, readCatalogueEntry, unstorable } from '../domain/catalogue-entry.js';
 import { isChartVersion, NOT_A_CHART_VERSION } from '../domain/catalogue-version.js';
 import { isLocaleTag, isObject, parseQuantity } from '../domain/catalogue-views.js';
-import { ValidationError } from '../domain/errors.js';
+import { readTar, refuse } from './chart-tar.js';
 import { yamlNestsDeeperThan } from './yaml-depth.js';
 
 /**
@@ -27,10 +25,6 @@ export interface ChartLimits {
 /** Helm's own packages rarely pass a few MiB unpacked; Helm refuses 100 MiB. */
 export const DEFAULT_MAX_UNPACKED_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_ENTRIES = 1000;
-/** Largest single manifest read (Chart.yaml, OlaresManifest.yaml, a translation): real ones are a few KiB. */
-const MAX_MANIFEST_BYTES = 256 * 1024;
-/** Largest sum of the manifests read: the entry built from them is stored whole. */
-const MAX_MANIFESTS_BYTES = 1024 * 1024;
 /** Most translations (`i18n/<locale>/OlaresManifest.yaml`). */
 const MAX_LOCALES = 32;
 
@@ -39,10 +33,6 @@ export interface ChartPackage {
   served: Record<string, unknown>;
   /** What the catalogue row holds, read from `served` by the catalogue's own rules. */
   row: CatalogueRow;
-}
-
-function refuse(message: string): never {
-  throw new ValidationError(message, [{ path: 'chart', message }]);
 }
 
 /** Reads and checks a package; every problem is a ValidationError naming it. */
@@ -64,21 +54,10 @@ async function unpackManifests(bytes: Uint8Array, limits: ChartLimits): Promise<
     refuse(`the archive is larger than ${limits.maxBytes} bytes (CHART_UPLOAD_MAX_BYTES)`);
   }
   if (bytes[0] !== 0x1f || bytes[1] !== 0x8b) refuse('not a gzip-compressed tar archive');
-  const maxUnpacked = limits.maxUnpackedBytes ?? DEFAULT_MAX_UNPACKED_BYTES;
-  let tarBytes: Buffer;
-  try {
-    // zlib stops inflating once the output passes the cap, so a bomb costs at most the cap; node-tar's
-    // own guard (a compression ratio) would let a 10 MiB bomb inflate to 10 GiB first. Off the main thread.
-    tarBytes = await new Promise<Buffer>((resolve, reject) =>
-      gunzip(bytes, { maxOutputLength: maxUnpacked }, (error, result) => (error ? reject(error) : resolve(result))),
-    );
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
-      refuse(`the archive is larger than ${maxUnpacked} bytes unpacked`);
-    }
-    refuse(`not a gzip-compressed tar archive (${(error as Error).message})`);
-  }
-  const kept = await readTar(tarBytes, limits.maxEntries ?? DEFAULT_MAX_ENTRIES);
+  const kept = await readTar(bytes, {
+    maxUnpackedBytes: limits.maxUnpackedBytes ?? DEFAULT_MAX_UNPACKED_BYTES,
+    maxEntries: limits.maxEntries ?? DEFAULT_MAX_ENTRIES,
+  });
   const folder = kept.folder ?? refuse('the archive is empty');
   const text = (name: string) => kept.files.get(`${folder}/${name}`);
   const chartText = text('Chart.yaml') ?? refuse(`Chart.yaml is missing (expected ${folder}/Chart.yaml)`);
@@ -98,88 +77,6 @@ async function unpackManifests(bytes: Uint8Array, limits: ChartLimits): Promise<
     manifest: parseManifest('OlaresManifest.yaml', manifestText),
     translations,
   };
-}
-
-/** Entry types that are plain files (`OldFile`: a pre-POSIX header; `ContiguousFile`: a file). */
-const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
-
-/** The manifests to keep: `<folder>/Chart.yaml`, `<folder>/OlaresManifest.yaml`, translations. */
-const WANTED = /^[^/]+\/(Chart\.yaml|OlaresManifest\.yaml|i18n\/[^/]+\/OlaresManifest\.yaml)$/;
-
-/** Walks the tar entries (node-tar's Parser over the unpacked stream), refusing the first bad one. */
-function readTar(tarBytes: Buffer, maxEntries: number): Promise<{ folder?: string; files: Map<string, Buffer> }> {
-  return new Promise((resolve, reject) => {
-    const files = new Map<string, Buffer>();
-    const seen = new Set<string>();
-    let folder: string | undefined;
-    let entries = 0;
-    let manifestBytes = 0;
-    let failed = false;
-    // Compressed input was already inflated: no sniffing for brotli or zstd, warnings are errors.
-    const parser = new Parser({ strict: true, brotli: false, zstd: false });
-    const fail = (error: unknown) => {
-      if (failed) return;
-      failed = true;
-      reject(
-        error instanceof ValidationError
-          ? error
-          : new ValidationError(`not a valid tar archive (${(error as Error).message})`, [
-              { path: 'chart', message: 'not a valid tar archive' },
-            ]),
-      );
-      parser.abort(error instanceof Error ? error : new Error(String(error)));
-    };
-    parser.on('entry', (entry: ReadEntry) => {
-      try {
-        entries += 1;
-        if (entries > maxEntries) refuse(`the archive has more than ${maxEntries} entries`);
-        const path = checkedPath(entry);
-        const segments = path.split('/').filter((segment) => segment !== '' && segment !== '.');
-        const top = segments[0];
-        if (top === undefined) return entry.resume(); // `./` itself
-        if (segments.length === 1 && entry.type !== 'Directory') {
-          refuse(`the chart must be inside one top-level folder: ${path} is not`);
-        }
-        if (folder !== undefined && top !== folder) {
-          refuse(`the archive holds more than one top-level folder: ${folder} and ${top}`);
-        }
-        folder = top;
-        const normal = segments.join('/');
-        if (seen.has(normal)) refuse(`the archive holds ${normal} twice`);
-        seen.add(normal);
-        if (!WANTED.test(normal) || entry.type === 'Directory') return entry.resume();
-        const name = normal.slice(top.length + 1);
-        if (entry.size > MAX_MANIFEST_BYTES) refuse(`${name} is larger than ${MAX_MANIFEST_BYTES} bytes`);
-        manifestBytes += entry.size;
-        if (manifestBytes > MAX_MANIFESTS_BYTES) refuse(`the manifests are larger than ${MAX_MANIFESTS_BYTES} bytes`);
-        const chunks: Buffer[] = [];
-        entry.on('data', (chunk: Buffer) => chunks.push(chunk));
-        entry.on('end', () => files.set(normal, Buffer.concat(chunks)));
-      } catch (error) {
-        entry.resume();
-        fail(error);
-      }
-    });
-    parser.on('error', fail);
-    parser.on('end', () => {
-      if (!failed) resolve(folder === undefined ? { files } : { folder, files });
-    });
-    parser.end(tarBytes);
-  });
-}
-
-/** The entry's path, refused when it is not a plain file or folder inside the archive. */
-function checkedPath(entry: ReadEntry): string {
-  const path = entry.path;
-  if (entry.type === 'SymbolicLink') refuse(`symbolic links are not allowed: ${path}`);
-  if (entry.type === 'Link') refuse(`hard links are not allowed: ${path}`);
-  if (!FILE_TYPES.has(entry.type) && entry.type !== 'Directory') {
-    refuse(`only files and folders are allowed: ${path} is a ${entry.type}`);
-  }
-  if (path.includes('\\')) refuse(`entry ${path} has a backslash in its path`);
-  if (path.startsWith('/') || /^[A-Za-z]:/.test(path)) refuse(`entry ${path} is an absolute path`);
-  if (path.split('/').includes('..')) refuse(`entry ${path} escapes the chart folder`);
-  return path;
 }
 
 /**

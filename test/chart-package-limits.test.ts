@@ -1,0 +1,135 @@
+import { randomBytes } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import { Header } from 'tar';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { stringify } from 'yaml';
+import { startSeededServer } from './support/seed.js';
+import { AUTH_ENV, type TestServer, TOKENS } from './support/server.js';
+
+/**
+ * The bounds of a chart upload on what it costs to read (src/services/chart-package.ts,
+ * chart-tar.ts, yaml-nodes.ts): archives built here by hand, header by header, sent through a real
+ * server as an admin uploads them. Each is refused as VALIDATION naming the problem, and nothing
+ * is stored. Uploads that pass and the other refusals: chart-upload.test.ts.
+ */
+
+const MiB = 1024 * 1024;
+
+const UPLOAD = `mutation Upload($chart: File!) {
+  uploadChart(chart: $chart) {
+    __typename
+    ... on UploadChartSuccess { app { name version } }
+    ... on Error { code message }
+  }
+}`;
+
+interface Entry {
+  path: string;
+  type?: 'File' | 'Directory' | 'SymbolicLink' | 'GlobalExtendedHeader' | 'ExtendedHeader';
+  body?: Buffer | string;
+  linkpath?: string;
+}
+
+/** One entry: its header, then its body padded to 512-byte blocks. */
+function block({ path, type = 'File', body = '', linkpath }: Entry): Buffer {
+  const content = Buffer.from(body);
+  const header = Buffer.alloc(512);
+  new Header({ path, type, size: content.length, mode: 0o644, mtime: new Date(0), linkpath }).encode(header, 0);
+  return Buffer.concat([header, content, Buffer.alloc((512 - (content.length % 512)) % 512)]);
+}
+
+/** An uncompressed tar of the entries, ended by its two zero blocks. */
+function tar(entries: (Entry | Buffer)[]): Buffer {
+  return Buffer.concat([
+    ...entries.map((entry) => (Buffer.isBuffer(entry) ? entry : block(entry))),
+    Buffer.alloc(1024),
+  ]);
+}
+
+/** A valid chart `notes` 1.0.0, its manifest changed by `manifestText` if given. */
+function chart(manifestText?: string, extra: (Entry | Buffer)[] = []): (Entry | Buffer)[] {
+  const manifest = {
+    'olaresManifest.type': 'app',
+    metadata: { name: 'notes', version: '1.0.0', title: 'Notes', categories: ['Utilities'] },
+    spec: { requiredMemory: '512Mi' },
+  };
+  return [
+    { path: 'notes/', type: 'Directory' },
+    { path: 'notes/Chart.yaml', body: stringify({ apiVersion: 'v2', name: 'notes', version: '1.0.0' }) },
+    { path: 'notes/OlaresManifest.yaml', body: manifestText ?? stringify(manifest) },
+    ...extra,
+  ];
+}
+
+/** `n` MiB that gzip shrinks about 600:1 (under node-tar's 1000:1 ratio check), as a file entry. */
+function padding(path: string, n: number): Buffer {
+  const body = Buffer.alloc(n * MiB);
+  for (let at = 0; at < body.length; at += MiB) randomBytes(600).copy(body, at);
+  return block({ path, body });
+}
+
+let server: TestServer;
+beforeAll(async () => {
+  ({ server } = await startSeededServer('sqlite', { env: AUTH_ENV }));
+  await server.app.db.marketSource.upsert({
+    where: { sourceId: 'upload' },
+    create: { sourceId: 'upload', title: 'Uploads', type: 'local', priority: 50 },
+    update: {},
+  });
+});
+afterAll(() => server?.stop());
+
+/** Uploads the package as an admin: the uploadChart answer. */
+async function upload(chartBytes: Buffer): Promise<{ __typename: string; code?: string; message?: string }> {
+  const form = new FormData();
+  form.set('operations', JSON.stringify({ query: UPLOAD, variables: { chart: null } }));
+  form.set('map', JSON.stringify({ 0: ['variables.chart'] }));
+  form.set('0', new Blob([new Uint8Array(chartBytes)], { type: 'application/gzip' }), 'chart.tgz');
+  const response = await fetch(server.graphqlUrl, {
+    method: 'POST',
+    body: form,
+    headers: { authorization: `Bearer ${TOKENS.ops}`, 'x-graphql-yoga-csrf': '1' },
+  });
+  expect(response.status).toBe(200);
+  return ((await response.json()) as { data: { uploadChart: { __typename: string } } }).data.uploadChart;
+}
+
+/** Uploads the package and expects it refused, naming `problem`, with nothing stored. */
+async function expectRefused(chartBytes: Buffer, problem: string) {
+  const stored = () => server.app.db.catalogApp.findMany({ where: { sourceId: 'upload' } });
+  const before = await stored();
+  const answer = await upload(chartBytes);
+  expect(answer).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION' });
+  expect(answer.message).toContain(problem);
+  expect(await stored()).toEqual(before);
+  return answer;
+}
+
+describe('the unpacked archive', () => {
+  test('a chart gzipped twice (its tar.gz gzipped again, 70 MiB inside) is refused, not inflated by node-tar', async () => {
+    const inner = gzipSync(tar(chart(undefined, [padding('notes/values.bin', 70)])));
+    await expectRefused(
+      gzipSync(inner),
+      'the archive is compressed twice: the tar inside the gzip is itself gzip-compressed',
+    );
+  });
+
+  test('a tar of zstd-compressed content inside the gzip is refused, naming zstd', async () => {
+    const zstd = Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), randomBytes(2000)]);
+    await expectRefused(gzipSync(zstd), 'the tar inside the gzip is itself zstd-compressed');
+  });
+
+  test('the first bad entry is refused as the stream reaches it, before the rest (past 64 MiB) is inflated', async () => {
+    // Read whole first, the archive was refused for its size, not for the link the reader met first.
+    const entries = chart(undefined, [
+      { path: 'notes/link', type: 'SymbolicLink', linkpath: '/etc/passwd' },
+      padding('notes/values.bin', 70),
+    ]);
+    await expectRefused(gzipSync(tar(entries)), 'symbolic links are not allowed: notes/link');
+  });
+
+  test('a chart of 60 MiB unpacked is still accepted', async () => {
+    const answer = await upload(gzipSync(tar(chart(undefined, [padding('notes/values.bin', 60)]))));
+    expect(answer).toMatchObject({ __typename: 'UploadChartSuccess' });
+  });
+});
