@@ -46,17 +46,19 @@ function tar(entries: (Entry | Buffer)[]): Buffer {
   ]);
 }
 
-/** A valid chart `notes` 1.0.0, its manifest changed by `manifestText` if given. */
+/** The manifest of a valid chart `notes` 1.0.0, as text. */
+const MANIFEST = stringify({
+  'olaresManifest.type': 'app',
+  metadata: { name: 'notes', version: '1.0.0', title: 'Notes', categories: ['Utilities'] },
+  spec: { requiredMemory: '512Mi' },
+});
+
+/** A valid chart `notes` 1.0.0, its manifest replaced by `manifestText` if given. */
 function chart(manifestText?: string, extra: (Entry | Buffer)[] = []): (Entry | Buffer)[] {
-  const manifest = {
-    'olaresManifest.type': 'app',
-    metadata: { name: 'notes', version: '1.0.0', title: 'Notes', categories: ['Utilities'] },
-    spec: { requiredMemory: '512Mi' },
-  };
   return [
     { path: 'notes/', type: 'Directory' },
     { path: 'notes/Chart.yaml', body: stringify({ apiVersion: 'v2', name: 'notes', version: '1.0.0' }) },
-    { path: 'notes/OlaresManifest.yaml', body: manifestText ?? stringify(manifest) },
+    { path: 'notes/OlaresManifest.yaml', body: manifestText ?? MANIFEST },
     ...extra,
   ];
 }
@@ -131,5 +133,49 @@ describe('the unpacked archive', () => {
   test('a chart of 60 MiB unpacked is still accepted', async () => {
     const answer = await upload(gzipSync(tar(chart(undefined, [padding('notes/values.bin', 60)]))));
     expect(answer).toMatchObject({ __typename: 'UploadChartSuccess' });
+  });
+});
+
+/** `count` lines made by `line(index)`. */
+const lines = (count: number, line: (index: number) => string) =>
+  Array.from({ length: count }, (_, index) => line(index)).join('');
+
+describe('the manifests as YAML', () => {
+  test('a manifest of 23,000 keys is refused by its size in nodes (keys, values and items)', async () => {
+    // yaml's own duplicate check compared each key with every earlier one: 14 s of event loop.
+    const manifest = `${MANIFEST}${lines(23_000, (index) => `k${index}: 1\n`)}`;
+    await expectRefused(
+      gzipSync(tar(chart(manifest))),
+      'OlaresManifest.yaml has more than 10000 keys, values and items',
+    );
+  });
+
+  test.each([
+    ['a block map', `${MANIFEST}metadata: {}\n`, 'at line 10, column 1'],
+    ['a flow map', `${MANIFEST}x: {a: 1, b: 2, a: 3}\n`, 'at line 10, column 17'],
+    ['a nested map', `${MANIFEST}x:\n  a: 1\n  "a": 2\n`, 'at line 12, column 3'],
+    [
+      'a map of 4,000 keys, at its end',
+      `${MANIFEST}${lines(4000, (i) => `k${i}: 1\n`)}k0: 2\n`,
+      'at line 4010, column 1',
+    ],
+  ])('a key twice in %s is refused, named by line and column as yaml names it', async (_case, manifest, where) => {
+    await expectRefused(
+      gzipSync(tar(chart(manifest))),
+      `OlaresManifest.yaml is not valid YAML: Map keys must be unique ${where}`,
+    );
+  });
+
+  test('keys that differ, as yaml compares them, are no duplicates (.nan, collections, aliases)', async () => {
+    const manifest = `${MANIFEST}x:\n  .nan: 1\n  .NaN: 2\n  ? [a]\n  : 1\n  ? [a]\n  : 2\ns: &s y\nz:\n  *s : 1\n  y2: 2\n`;
+    expect(await upload(gzipSync(tar(chart(manifest))))).toMatchObject({ __typename: 'UploadChartSuccess' });
+  });
+
+  test('more than 50 aliases are refused before any is resolved', async () => {
+    const manifest = `${MANIFEST}s: &s x\n${lines(51, (index) => `a${index}: *s\n`)}`;
+    await expectRefused(
+      gzipSync(tar(chart(manifest))),
+      'OlaresManifest.yaml is not valid YAML: Excessive alias count indicates a resource exhaustion attack',
+    );
   });
 });

@@ -2,8 +2,10 @@ import { isMap, isScalar, parseDocument } from 'yaml';
 import { type CatalogueRow, MAX_ENTRY_DEPTH, readCatalogueEntry, unstorable } from '../domain/catalogue-entry.js';
 import { isChartVersion, NOT_A_CHART_VERSION } from '../domain/catalogue-version.js';
 import { isLocaleTag, isObject, parseQuantity } from '../domain/catalogue-views.js';
+import { ValidationError } from '../domain/errors.js';
 import { readTar, refuse } from './chart-tar.js';
 import { yamlNestsDeeperThan } from './yaml-depth.js';
+import { linePosition, MAX_YAML_NODES, yamlNodesProblem } from './yaml-nodes.js';
 
 /**
  * A packaged chart (`helm package`'s .tgz: one folder `<name>/` holding `Chart.yaml`,
@@ -96,11 +98,20 @@ function parseManifest(name: string, content: Buffer): unknown {
   let value: unknown;
   try {
     // The YAML 1.2 core schema: no timestamps, no merge keys; aliases capped against "billion laughs".
-    const document = parseDocument(text, { uniqueKeys: true });
-    if (document.errors.length > 0) throw document.errors[0];
+    // Duplicate keys are found by yamlNodesProblem, in linear time (yaml's check is quadratic).
+    const document = parseDocument(text, { uniqueKeys: false });
+    const nodes = yamlNodesProblem(document.contents);
+    const first = document.errors[0];
+    if (nodes?.kind === 'duplicate' && (first === undefined || first.pos[0] > nodes.offset)) {
+      throw new Error(`Map keys must be unique ${linePosition(text, nodes.offset)}`);
+    }
+    if (first !== undefined) throw first;
+    if (nodes?.kind === 'nodes') return refuse(`${name} has more than ${MAX_YAML_NODES} keys, values and items`);
+    if (nodes?.kind === 'aliases') throw new Error('Excessive alias count indicates a resource exhaustion attack');
     value = document.toJS({ maxAliasCount: 50 });
     rememberWrittenNumbers(document.contents, value);
   } catch (error) {
+    if (error instanceof ValidationError) throw error;
     // What yamlNestsDeeperThan undercounts may still overflow the parser's stack.
     const { message } = error as Error;
     if (error instanceof RangeError || /Maximum call stack size exceeded/.test(message)) {
