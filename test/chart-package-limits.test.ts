@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { Header } from 'tar';
+import { Header, Pax } from 'tar';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { stringify } from 'yaml';
 import { startSeededServer } from './support/seed.js';
@@ -177,5 +177,39 @@ describe('the manifests as YAML', () => {
       gzipSync(tar(chart(manifest))),
       'OlaresManifest.yaml is not valid YAML: Excessive alias count indicates a resource exhaustion attack',
     );
+  });
+});
+
+/** A pax extended header (type x) carrying `path` for the entry after it. */
+function paxPath(path: string): Buffer {
+  return new Pax({ path, mtime: new Date(0) }).encode();
+}
+
+describe('late and unbounded checks', () => {
+  test('a refusal quotes at most 200 characters of an entry name (a 50,000-character symlink name)', async () => {
+    const name = `notes/${'b'.repeat(50_000)}`;
+    const answer = await expectRefused(
+      gzipSync(tar(chart(undefined, [paxPath(name), { path: 'notes/short', type: 'SymbolicLink', linkpath: 'x' }]))),
+      `symbolic links are not allowed: ${name.slice(0, 200)}…`,
+    );
+    expect(answer.message?.length).toBeLessThan(300);
+  });
+
+  test('33 translations are refused before any is parsed', async () => {
+    const translations = Array.from({ length: 33 }, (_, index) => ({
+      path: `notes/i18n/en-${String.fromCharCode(65 + Math.floor(index / 26), 65 + (index % 26))}/OlaresManifest.yaml`,
+      body: index === 0 ? 'metadata: [\n' : 'metadata: {title: T}\n',
+    }));
+    await expectRefused(gzipSync(tar(chart(undefined, translations))), 'more than 32 translations in i18n/');
+  });
+
+  test('tar metadata headers (1,001 global pax headers) count toward the 1,000 entries', async () => {
+    const globals = Array.from({ length: 1001 }, () => new Pax({ comment: 'x' }, true).encode());
+    await expectRefused(gzipSync(tar(chart(undefined, globals))), 'the archive has more than 1000 entries');
+  });
+
+  test('a pax header over 64 KiB is refused, not skipped (the entry after it would take its short name)', async () => {
+    const entries = chart(undefined, [paxPath(`notes/${'a'.repeat(100_000)}`), { path: 'notes/x', body: 'x' }]);
+    await expectRefused(gzipSync(tar(entries)), 'a tar metadata header (ExtendedHeader) is larger than 65536 bytes');
   });
 });

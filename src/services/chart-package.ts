@@ -3,7 +3,7 @@ import { type CatalogueRow, MAX_ENTRY_DEPTH, readCatalogueEntry, unstorable } fr
 import { isChartVersion, NOT_A_CHART_VERSION } from '../domain/catalogue-version.js';
 import { isLocaleTag, isObject, parseQuantity } from '../domain/catalogue-views.js';
 import { ValidationError } from '../domain/errors.js';
-import { readTar, refuse } from './chart-tar.js';
+import { quoted, readTar, refuse } from './chart-tar.js';
 import { yamlNestsDeeperThan } from './yaml-depth.js';
 import { linePosition, MAX_YAML_NODES, yamlNodesProblem } from './yaml-nodes.js';
 
@@ -62,17 +62,23 @@ async function unpackManifests(bytes: Uint8Array, limits: ChartLimits): Promise<
   });
   const folder = kept.folder ?? refuse('the archive is empty');
   const text = (name: string) => kept.files.get(`${folder}/${name}`);
-  const chartText = text('Chart.yaml') ?? refuse(`Chart.yaml is missing (expected ${folder}/Chart.yaml)`);
+  const chartText = text('Chart.yaml') ?? refuse(`Chart.yaml is missing (expected ${quoted(folder)}/Chart.yaml)`);
   const manifestText =
-    text('OlaresManifest.yaml') ?? refuse(`OlaresManifest.yaml is missing (expected ${folder}/OlaresManifest.yaml)`);
-  const translations = new Map<string, unknown>();
+    text('OlaresManifest.yaml') ??
+    refuse(`OlaresManifest.yaml is missing (expected ${quoted(folder)}/OlaresManifest.yaml)`);
+  // Counted before any is parsed: each may be 256 KiB of YAML.
+  const locales: [string, Buffer][] = [];
   for (const [path, content] of kept.files) {
     const locale = /^[^/]+\/i18n\/([^/]+)\/OlaresManifest\.yaml$/.exec(path)?.[1];
     if (locale === undefined) continue;
     if (!isLocaleTag(locale)) refuse(`i18n/${locale.slice(0, 40)}: not a locale like en-US`);
+    locales.push([locale, content]);
+  }
+  if (locales.length > MAX_LOCALES) refuse(`more than ${MAX_LOCALES} translations in i18n/`);
+  const translations = new Map<string, unknown>();
+  for (const [locale, content] of locales) {
     translations.set(locale, parseManifest(`i18n/${locale}/OlaresManifest.yaml`, content));
   }
-  if (translations.size > MAX_LOCALES) refuse(`more than ${MAX_LOCALES} translations in i18n/`);
   return {
     folder,
     chart: parseManifest('Chart.yaml', chartText),
@@ -259,10 +265,10 @@ function buildEntry({ folder, chart, manifest, translations }: Manifests): Chart
     refuse(`${M}: ${MANIFEST_FIELD[field] ? `${MANIFEST_FIELD[field]}${detail.slice(field.length)}` : detail}`);
   }
   // Helm's rule (`helm lint`) and Olares's: the folder, the chart and the app carry one name and version.
-  if (chartName !== name) refuse(`Chart.yaml name ${chartName} differs from metadata.name ${name} in ${M}`);
-  if (folder !== name) refuse(`the chart folder ${folder} differs from metadata.name ${name}`);
+  if (chartName !== name) refuse(`Chart.yaml name ${quoted(chartName)} differs from metadata.name ${name} in ${M}`);
+  if (folder !== name) refuse(`the chart folder ${quoted(folder)} differs from metadata.name ${name}`);
   if (chartVersion !== version) {
-    refuse(`Chart.yaml version ${chartVersion} differs from metadata.version ${version} in ${M}`);
+    refuse(`Chart.yaml version ${quoted(chartVersion)} differs from metadata.version ${version} in ${M}`);
   }
   return { served, row: reading.row };
 }
