@@ -362,7 +362,12 @@ describe.runIf(redisUp && databases.includes('postgresql'))('leader election acr
     expect((differing as Component & { message: string }).message).toBe(
       'settings differ between instances (every instance must have the same): TASK_LEASE_MS: 30000 on c, 20000 on d',
     );
-    const events = await subscribe({ url: url.origin }, RuntimeEventsSubscription, {});
+    // From the sequence before the stop: the subscription may be registered after the stop's events
+    // (the client's `connected` is the connection's, not the operation's), and the buffer replays them.
+    const before = dataOf(await execute({ graphqlUrl: url.toString() }, RuntimeSnapshotQuery, {}));
+    const events = await subscribe({ url: url.origin }, RuntimeEventsSubscription, {
+      since: before.runtimeSnapshot.sequence,
+    });
 
     leaving.child.kill('SIGTERM');
     await leaving.exited;

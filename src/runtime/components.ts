@@ -75,12 +75,12 @@ export function chartRepoComponent(status: ChartRepoStatus): Omit<ComponentStatu
   );
 }
 
-/** An instance's own components as it leaves: the others keep them, and would say RUNNING for good. */
 /** A process's own component in cluster mode is `<component>@<instance>`; the cluster's, and all in one process, are not. */
 export function instanceComponentName(name: string, instance: string | undefined): string {
   return instance ? `${name}@${instance}` : name;
 }
 
+/** An instance's own components as it leaves: the others keep them, and would say RUNNING for good. */
 export function stoppedComponents(names: Iterable<string>): ComponentStatus[] {
   const lastCheck = new Date();
   return [...names].map((name) => ({ ...component(name, 'STOPPED', {}, 'instance stopped'), lastCheck }));
