@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import { afterAll, describe, expect, test } from 'vitest';
-import { startTestServer, type TestServer } from './support/server.js';
+import { describe, expect, test } from 'vitest';
+import { serversOfThisFile } from './support/server.js';
 
 /**
  * How long the server keeps an idle keep-alive connection (HTTP_KEEP_ALIVE_TIMEOUT_MS), seen the
@@ -10,16 +10,7 @@ import { startTestServer, type TestServer } from './support/server.js';
  * nginx (60 s idle) was about to reuse, and nginx answered 502 to the POST it had sent on one.
  */
 
-const servers: TestServer[] = [];
-afterAll(async () => {
-  await Promise.all(servers.map((server) => server.stop()));
-});
-
-async function serverWith(env: Record<string, string> = {}): Promise<TestServer> {
-  const server = await startTestServer('sqlite', { env: { DEMO_DATA: '0', ...env } });
-  servers.push(server);
-  return server;
-}
+const serverWith = serversOfThisFile();
 
 interface KeepAliveConnection {
   /** Sends a GraphQL POST on this connection and resolves with the status line once the whole answer arrived. */

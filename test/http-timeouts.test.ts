@@ -1,23 +1,14 @@
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import { afterAll, describe, expect, test } from 'vitest';
-import { startTestServer, type TestServer } from './support/server.js';
+import { describe, expect, test } from 'vitest';
+import { serversOfThisFile, type TestServer } from './support/server.js';
 
 /**
  * Clients that trickle a request in (slowloris), over raw sockets: how long they hold a connection.
  * Node's defaults let them hold it 60 s for headers, 300 s for a body, checked every 30 s.
  */
 
-const servers: TestServer[] = [];
-afterAll(async () => {
-  await Promise.all(servers.map((server) => server.stop()));
-});
-
-async function serverWith(env: Record<string, string> = {}): Promise<TestServer> {
-  const server = await startTestServer('sqlite', { env: { DEMO_DATA: '0', ...env } });
-  servers.push(server);
-  return server;
-}
+const serverWith = serversOfThisFile();
 
 interface Trickle {
   socket: Socket;

@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { print } from 'graphql';
+import { afterAll } from 'vitest';
 import { type App, buildApp } from '../../src/app/build-app.js';
 import { loadConfig } from '../../src/platform/config.js';
 import { createLogger } from '../../src/platform/logger.js';
@@ -90,6 +91,22 @@ export interface GraphQLResponse<T> {
   headers: Headers;
   data?: T | null;
   errors?: { message: string; path?: string[]; extensions?: { code?: string; [key: string]: unknown } }[];
+}
+
+/**
+ * Starts SQLite servers without demo data for one test file, each stopped after the file's tests:
+ * call it at the top of the file and use what it returns as `serverWith(env)`.
+ */
+export function serversOfThisFile(): (env?: Record<string, string>) => Promise<TestServer> {
+  const servers: TestServer[] = [];
+  afterAll(async () => {
+    await Promise.all(servers.map((server) => server.stop()));
+  });
+  return async (env = {}) => {
+    const server = await startTestServer('sqlite', { env: { DEMO_DATA: '0', ...env } });
+    servers.push(server);
+    return server;
+  };
 }
 
 /**
