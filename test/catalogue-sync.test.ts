@@ -213,6 +213,29 @@ describe.each(databases)('the Syncer on %s', (kind) => {
     expect((await catalog(server)).find((app) => app.name === 'notes')).toEqual(notes);
   });
 
+  test('a synced link or entrance that a page or the app service would act on unsafely refuses that entry only', async () => {
+    const notes = (await catalog(server)).find((app) => app.name === 'notes') as CatalogNode;
+    const added: string[] = [];
+    try {
+      // A changed entry with a script link keeps its stored row; a new one with a bad entrance is not stored.
+      fake.change('notes', { version: '1.0.2', icon: 'javascript:alert(1)' });
+      added.push(fake.put(fakeEntry('badhost', { entrances: [{ name: 'web', host: 'evil\r\nx', port: 80 }] })));
+      added.push(fake.put(fakeEntry('goodnew')));
+      const status = await syncNow(server);
+      expect(status.lastError).toBe(
+        `2 entries rejected; first: app ${fakeAppId('notes')}: icon must be an http or https URL (or empty)`,
+      );
+      const names = (await catalog(server)).map((app) => app.name);
+      expect(names).toContain('goodnew');
+      expect(names).not.toContain('badhost');
+      expect((await catalog(server)).find((app) => app.name === 'notes')).toEqual(notes);
+    } finally {
+      for (const id of added) fake.remove(id);
+      fake.change('notes', { version: notes.version, icon: fakeEntry('notes').icon });
+      expect(await syncNow(server)).toMatchObject({ lastError: null, consecutiveFailures: 0 });
+    }
+  });
+
   test("a version that cannot name a chart (a path, a line break), in an entry's history or as its version, refuses it", async () => {
     const weird = '../../x\nnewline';
     const notes = (await catalog(server)).find((app) => app.name === 'notes') as CatalogNode;
