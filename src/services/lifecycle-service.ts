@@ -68,6 +68,7 @@ export class LifecycleService {
       app: { cfgType, title: row.title },
       // The whole rule again inside (TaskRequest.admits); the CONFLICT check is the insert itself there.
       admits: async (db) => this.assertStage(type, await this.submission.installedRow(key, rule.verb, db)),
+      builtOn: row,
       ...(retryOfTaskId ? { retryOfTaskId } : {}),
     });
   }

@@ -181,6 +181,7 @@ export class OperationService {
       requestDigest: digest,
       app: { cfgType: row.cfgType ?? 'app', title: row.title },
       admits,
+      builtOn: row,
       ...(retryOfTaskId ? { retryOfTaskId } : {}),
     });
   }

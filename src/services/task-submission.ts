@@ -93,6 +93,15 @@ export interface TaskRequest {
    * uninstallableRow, a clone's and a stop's or resume's own), not part of it.
    */
   admits?: (db: SqlRunner) => Promise<unknown>;
+  /**
+   * The app's row the request took its version and cfgType from (a stop, resume or uninstall sends
+   * the installed ones), read before the insert like the caller's check. An upgrade that ended in
+   * between left the app at another version, and the task was accepted with the one it replaced: a
+   * completed stop wrote that back as the app's installed version. Compared with the row read after
+   * the insert (see `admits`): CONFLICT when they differ, and the request sent again reads the app
+   * as it is.
+   */
+  builtOn?: Pick<AppRow, 'installedVersion' | 'cfgType'>;
 }
 
 /**
@@ -306,6 +315,7 @@ export class TaskSubmission {
       });
       // After the insert, before the row is written (an uninstall's end deleted it): see `admits`.
       await request.admits?.(tx);
+      await this.assertUnchanged(tx, request);
       await upsertAppStateForTask(tx, {
         ...request.key,
         opType: request.type.toLowerCase(),
@@ -340,6 +350,19 @@ export class TaskSubmission {
     this.feed.history(records);
     this.engine.notify();
     return task;
+  }
+
+  /** CONFLICT when the app's row no longer has what the request was built on (TaskRequest.builtOn). */
+  private async assertUnchanged(tx: SqlRunner, request: TaskRequest): Promise<void> {
+    const built = request.builtOn;
+    if (!built) return;
+    const row = await findAppState(tx, request.key);
+    if (row?.installedVersion === built.installedVersion && row.cfgType === built.cfgType) return;
+    const was = built.installedVersion ?? 'none';
+    const is = row?.installedVersion ?? 'none';
+    throw new ConflictError(
+      `${request.key.appName} changed while this ${request.type.toLowerCase()} was accepted (installed version ${was} when read, ${is} now); send it again`,
+    );
   }
 
   /** A unique index refused the task: the same idempotent request won, or another active task for this app. */

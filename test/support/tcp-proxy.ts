@@ -15,6 +15,9 @@ import { type AddressInfo, createServer, type Socket, connect as tcpConnect } fr
  *   and dead (what their clients sent was lost), frozen ones carry bytes again.
  * - `slow(ms)`: every answer of the service reaches the client `ms` later (a slow network), in
  *   order; `slow(0)` makes it prompt again.
+ * - `holdAnswers()`: what the client sends still reaches the service (which runs it at once), but
+ *   its answers are kept until `releaseAnswers()` delivers them, in order: the client stands still
+ *   between a statement the service ran and its next one, for as long as the test needs.
  */
 export interface TcpProxy {
   /** The proxy's own port on 127.0.0.1. */
@@ -25,12 +28,16 @@ export interface TcpProxy {
   freeze(): void;
   restore(options?: { dropHeld?: boolean }): void;
   slow(ms: number): void;
+  holdAnswers(): void;
+  releaseAnswers(): void;
   close(): Promise<void>;
 }
 
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   let mode: 'open' | 'hold' | 'refuse' | 'frozen' = 'open';
   let delayMs = 0;
+  /** Answers kept while held (holdAnswers), each with the client it is for. */
+  let heldAnswers: { client: Socket; chunk: Buffer }[] | null = null;
   /** Every socket on either side, so a cut can end them all. */
   const sockets = new Set<Socket>();
   const track = (socket: Socket) => {
@@ -57,6 +64,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     let due = 0;
     upstream.on('data', (chunk: Buffer) => {
       if (mode !== 'open') return;
+      if (heldAnswers) return void heldAnswers.push({ client, chunk });
       due = Math.max(Date.now() + delayMs, due);
       const wait = due - Date.now();
       if (wait <= 0) client.write(chunk);
@@ -85,6 +93,14 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     },
     slow(ms) {
       delayMs = ms;
+    },
+    holdAnswers() {
+      heldAnswers ??= [];
+    },
+    releaseAnswers() {
+      const answers = heldAnswers ?? [];
+      heldAnswers = null;
+      for (const { client, chunk } of answers) if (client.writable) client.write(chunk);
     },
     async close() {
       destroyAll();
