@@ -71,6 +71,14 @@ export class ReadProgress {
     return waiting ? 'waiting' : 'clear';
   }
 
+  /**
+   * At a keep-alive tick in the middle of a period: whether bytes wait, without counting toward a
+   * stall (that is judged once a period, by `check`).
+   */
+  peek(): Exclude<ReadState, 'stalled'> {
+    return this.socket.writableLength > 0 ? 'waiting' : 'clear';
+  }
+
   /** Why the client was cut, for its log line. */
   reason(keepAliveMs: number): string {
     const waiting = this.socket.writableLength;

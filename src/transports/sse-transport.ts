@@ -12,6 +12,7 @@ import type { Logger } from '../platform/logger.js';
 import { type ConnectionBudget, limitExceeded } from './connection-budget.js';
 import { onCredentialExpiry } from './credential-expiry.js';
 import { type GraphQLRequest, graphQLRequest, type OperationPipeline } from './graphql-operation.js';
+import { keepAliveTimer } from './keep-alive.js';
 import { ReadProgress, retryAfterSeconds } from './read-progress.js';
 import { type FlowMetrics, type OperationCall, SubscribeFlow } from './subscribe-flow.js';
 
@@ -39,7 +40,7 @@ export interface SseTransportOptions {
   budget: ConnectionBudget;
   maxBufferedBytes: number;
   subscriberBuffer: number;
-  /** Period of the comment line that keeps idle streams (and proxies) open. */
+  /** Longest a stream goes without a write: idle ones get a comment line, which keeps them (and proxies) open. */
   keepAliveMs: number;
   maxBodyBytes: number;
   /** Turns a refused credential into the JSON error body and status to answer with. */
@@ -102,7 +103,7 @@ class BadRequest extends Error {
 /** One SSE response, from its start until its connection closes (also after its last event was written). */
 class Stream implements Outlet {
   private draining = false;
-  /** Something was written since the last keep-alive tick. */
+  /** Something was written since the last keep-alive tick (twice a period, keep-alive.ts). */
   active = true;
   /** Whether its client still reads: a stalled one is closed at a keep-alive tick. */
   readonly progress: ReadProgress;
@@ -146,17 +147,16 @@ export class SseTransport {
 
   constructor(readonly options: SseTransportOptions) {
     this.flow = new SubscribeFlow(options);
-    // One timer for every stream rather than one per stream; a stream with events needs none, nor
-    // does one with bytes waiting (a comment would pile up behind them).
-    this.keepAlive = setInterval(() => {
+    // One timer for every stream (keep-alive.ts); a stream written to since the last tick needs no
+    // comment, nor does one with bytes waiting (a comment would pile up behind them).
+    this.keepAlive = keepAliveTimer(options.keepAliveMs, (periodEnd) => {
       for (const stream of this.streams) {
-        const state = stream.progress.check();
+        const state = periodEnd ? stream.progress.check() : stream.progress.peek();
         if (state === 'stalled') this.cut(stream);
         else if (stream.active || state === 'waiting') stream.active = false;
         else stream.write(KEEP_ALIVE);
       }
-    }, options.keepAliveMs);
-    this.keepAlive.unref();
+    });
   }
 
   /** Whether `req` is an SSE request for this transport (OPTIONS preflights are Yoga's, for CORS). */

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import type { Viewer } from '../auth/viewer.js';
 import type { Outlet, QueuedMember } from '../fanout/member.js';
+import { TICKS_PER_PERIOD } from './keep-alive.js';
 import { ReadProgress } from './read-progress.js';
 import type { ConnectionLog } from './ws-connection-log.js';
 
@@ -26,10 +27,13 @@ export class Connection implements Outlet {
   initTimer: NodeJS.Timeout | null = null;
   /** Cancels what closes the connection when its credential expires. */
   stopExpiry: (() => void) | undefined;
-  /** Keep-alive: anything was sent or received since the last tick. */
-  active = true;
-  /** Keep-alive: a ping went out at the last tick and nothing has come back since. */
-  awaitingPong = false;
+  /**
+   * Keep-alive: the server wrote to it since the last tick. What the client sends does not count:
+   * a proxy's idle timeout (nginx's proxy_read_timeout) is about bytes from the server.
+   */
+  private written = true;
+  /** Keep-alive: ticks since a ping that nothing has come back for; 0 while none is unanswered. */
+  private pingTicks = 0;
   readonly operations = new Map<string, Operation>();
   /** What the client sent before it was acknowledged (MAX_BYTES_BEFORE_ACK). */
   private bytesBeforeAck = 0;
@@ -48,7 +52,7 @@ export class Connection implements Outlet {
 
   /** An answer (a query's result, a pong, an error): when the socket is congested after it, reads stop. */
   send(message: string): void {
-    this.active = true;
+    this.written = true;
     if (this.socket.readyState !== this.socket.OPEN) return;
     this.socket.send(message);
     if (this.congested) this.stopReading();
@@ -70,7 +74,7 @@ export class Connection implements Outlet {
   }
 
   write(frame: Buffer): void {
-    this.active = true;
+    this.written = true;
     if (this.socket.readyState === this.socket.OPEN) this.socket.send(frame, TEXT);
   }
 
@@ -80,10 +84,37 @@ export class Connection implements Outlet {
     return this.bytesBeforeAck <= limit;
   }
 
-  /** Something came from the client: it is alive. */
+  /** Something came from the client: it is alive (a ping is answered). */
   heard(): void {
-    this.active = true;
-    this.awaitingPong = false;
+    this.pingTicks = 0;
+  }
+
+  /**
+   * A keep-alive tick (keep-alive.ts) while bytes wait for the client: ReadProgress judges it
+   * then, a pong may wait behind them, and what leaves reaches the proxy.
+   */
+  bytesWaiting(): void {
+    this.written = false;
+    this.pingTicks = 0;
+  }
+
+  /**
+   * A keep-alive tick with no bytes waiting: pings the connection unless the server wrote to it
+   * since the last tick. False when a ping went unanswered for a whole period (it is to be cut).
+   */
+  keepAlive(): boolean {
+    if (this.pingTicks > 0) {
+      if (this.pingTicks >= TICKS_PER_PERIOD) return false;
+      this.pingTicks += 1;
+    }
+    if (this.written) {
+      this.written = false;
+      return true;
+    }
+    if (this.pingTicks === 0) this.pingTicks = 1;
+    this.written = true;
+    this.socket.ping();
+    return true;
   }
 
   /** The server ends a connection: cut if its client does not answer the close (ConnectionLog.close). */

@@ -16,6 +16,7 @@ import type { Logger } from '../platform/logger.js';
 import { type ConnectionBudget, limitExceeded } from './connection-budget.js';
 import { onCredentialExpiry } from './credential-expiry.js';
 import { type GraphQLRequest, graphQLRequest, type OperationPipeline } from './graphql-operation.js';
+import { keepAliveTimer } from './keep-alive.js';
 import { type FlowMetrics, type OperationCall, SubscribeFlow } from './subscribe-flow.js';
 import { Connection, type Operation } from './ws-connection.js';
 import { ConnectionLog } from './ws-connection-log.js';
@@ -50,7 +51,10 @@ export interface WsTransportOptions {
   maxBufferedBytes: number;
   /** Results one subscription may have queued before it overflows. */
   subscriberBuffer: number;
-  /** Keep-alive period: a connection silent for a whole period is pinged, and closed if it stays silent. */
+  /**
+   * Keep-alive period: the longest a connection goes without a write from the server (a ping when
+   * nothing else); one that does not answer a ping within a period is closed.
+   */
   keepAliveMs: number;
   /** How long a connection may take to send `connection_init`. */
   connectionInitWaitMs: number;
@@ -90,32 +94,25 @@ export class WsTransport {
     this.flow = new SubscribeFlow(options);
     wss.options.handleProtocols = handleProtocols;
     wss.on('connection', (socket, request) => this.open(socket, request));
-    // One timer for every connection. While bytes wait for its client, a connection is judged by
-    // whether they leave (ReadProgress): pings alone kept one that read nothing but got an event
-    // every period, and cut one reading slowly, its pong behind megabytes. Otherwise one with
-    // traffic either way since the last tick needs nothing (it keeps proxies from closing it); a
-    // silent one is pinged, and closed at the next tick if nothing came back.
-    this.keepAlive = setInterval(() => {
+    // One timer for every connection (keep-alive.ts). While bytes wait for its client, a connection
+    // is judged by whether they leave (ReadProgress): pings alone kept one that read nothing but got
+    // an event every period, and cut one reading slowly, its pong behind megabytes. Otherwise one
+    // written to since the last tick needs nothing; one that was not is pinged, and closed if no
+    // pong came a period later (Connection.keepAlive).
+    this.keepAlive = keepAliveTimer(options.keepAliveMs, (periodEnd) => {
       for (const connection of this.connections) {
-        const state = connection.progress.check();
+        const state = periodEnd ? connection.progress.check() : connection.progress.peek();
         if (state === 'stalled') {
           connection.log.cutStalled(connection.socket, connection.progress.reason(options.keepAliveMs));
           options.metrics?.clientCut('stalled');
         } else if (state === 'waiting') {
-          connection.active = false;
-          connection.awaitingPong = false;
-        } else if (connection.awaitingPong) {
+          connection.bytesWaiting();
+        } else if (!connection.keepAlive()) {
           connection.log.cut(connection.socket, 'No pong within the keep-alive period');
           options.metrics?.clientCut('no_pong');
-        } else if (connection.active) {
-          connection.active = false;
-        } else {
-          connection.awaitingPong = true;
-          connection.socket.ping();
         }
       }
-    }, options.keepAliveMs);
-    this.keepAlive.unref();
+    });
   }
 
   /** Open WebSocket connections. */
