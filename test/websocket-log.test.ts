@@ -119,7 +119,8 @@ describe('the log of WebSocket connections', () => {
     response.destroy();
     expect(await lineOf('ws-foreign-origin', 'websocket refused')).toMatchObject({
       status: 403,
-      reason: 'Origin not allowed (CORS_ORIGINS)',
+      origin: 'https://elsewhere.example',
+      reason: expect.stringContaining('Origin https://elsewhere.example does not match the Host'),
     });
   });
 

@@ -3,7 +3,7 @@ import { WebSocketServer } from 'ws';
 import type { Authenticator } from '../auth/viewer.js';
 import { UnauthenticatedError } from '../domain/errors.js';
 import { SubscriptionCohorts } from '../fanout/cohorts.js';
-import type { OriginPolicy } from '../http/cross-site.js';
+import { type OriginPolicy, originRefusal, shown } from '../http/cross-site.js';
 import { domainErrorBody } from '../http/graphql-errors.js';
 import { requestIdFor } from '../http/request-notes.js';
 import type { Config } from '../platform/config.js';
@@ -124,11 +124,15 @@ function createWsTransport(deps: LiveDeps, cohorts: SubscriptionCohorts, budget:
         const refusal = !origins.allowsHost(host)
           ? 'Host not allowed: local development mode serves localhost only'
           : !origins.allows(origin, host)
-            ? 'Origin not allowed (CORS_ORIGINS)'
+            ? originRefusal(origin as string, host)
             : null;
         if (!refusal) return done(true);
         const requestId = requestIdFor(req);
-        logger.info({ requestId, status: 403, reason: refusal }, 'websocket refused');
+        // Both, bounded (client input): whether a proxy rewrote Host shows only from the two.
+        logger.info(
+          { requestId, status: 403, reason: refusal, origin: shown(origin), host: shown(host) },
+          'websocket refused',
+        );
         done(false, 403, refusal, { 'x-request-id': requestId });
       }),
   });

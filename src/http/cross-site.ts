@@ -143,9 +143,9 @@ export function refuseForeignHost(req: IncomingMessage, policy: OriginPolicy): R
 
 /** Why a request to a GraphQL endpoint must not run, if it must not (its Host checked before: refuseForeignHost). */
 export function refuseCrossSite(req: IncomingMessage, policy: OriginPolicy): Refusal | null {
-  const { origin } = req.headers;
-  if (!policy.allows(origin, req.headers.host)) {
-    return { status: 403, code: 'FORBIDDEN', message: `Origin ${origin?.slice(0, 200)} is not allowed (CORS_ORIGINS)` };
+  const { origin, host } = req.headers;
+  if (!policy.allows(origin, host)) {
+    return { status: 403, code: 'FORBIDDEN', message: originRefusal(origin as string, host) };
   }
   if (isOtherSitesSubrequest(req)) {
     return {
@@ -162,6 +162,38 @@ export function refuseCrossSite(req: IncomingMessage, policy: OriginPolicy): Ref
     };
   }
   return null;
+}
+
+/** Characters of a header value `shown` keeps: those of an origin or a host name with its port. */
+const SHOWN = /[^\w.:/[\]-]/g;
+/** Characters of a header value `shown` keeps at most. */
+const MAX_SHOWN = 200;
+
+/**
+ * A header value for a message or a log line: client input, so bounded and cut down to the
+ * characters of an origin (a WebSocket refusal's message is the body of a text/html answer).
+ */
+export function shown(value: string | null | undefined): string {
+  if (value === undefined || value === null) return '(none)';
+  const kept = value.slice(0, MAX_SHOWN).replace(SHOWN, '?');
+  return value.length > MAX_SHOWN ? `${kept}…` : kept;
+}
+
+/**
+ * Why a page at `origin` may not call this server, reached under the `host` header. A page of the
+ * server's own origin is refused too when a proxy in front rewrites Host (nginx does by default,
+ * to the upstream's address): the message names both, so that an operator sees that case, which
+ * "not in CORS_ORIGINS" alone sent them to the wrong setting for.
+ */
+export function originRefusal(origin: string, host: string | null | undefined): string {
+  const url = URL.parse(origin);
+  if (url?.protocol !== 'http:' && url?.protocol !== 'https:')
+    return `Origin ${shown(origin)} is not allowed (CORS_ORIGINS)`;
+  return (
+    `Origin ${shown(origin)} does not match the Host the server was reached under (${shown(host)}) and is not in ` +
+    'CORS_ORIGINS: a proxy in front must pass the Host header unchanged (nginx: proxy_set_header Host $http_host); ' +
+    'if the page is of another site, list its origin in CORS_ORIGINS'
+  );
 }
 
 /**
