@@ -67,8 +67,17 @@ function refuse(req: IncomingMessage, res: ServerResponse, status: number, error
   json(res, status, { errors: [error] });
 }
 
-/** `refuse` with what a policy of cross-site.ts decided. */
-function refuseFor(req: IncomingMessage, res: ServerResponse, { status, message, code }: Refusal): void {
+/**
+ * `refuse` with what a policy of cross-site.ts decided, readable by an allowed origin's page (a
+ * 415 for a form POST, say): without CORS headers its frontend sees only an opaque network error.
+ */
+function refuseReadably(
+  { origins }: RouteDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+  { status, message, code }: Refusal,
+): void {
+  allowCrossOriginRead(req, res, origins);
   refuse(req, res, status, { message, extensions: { code } });
 }
 
@@ -94,7 +103,7 @@ function json(res: ServerResponse, status: number, body: unknown) {
 export function createRouter(deps: RouteDeps) {
   const route = routeRequest(deps);
   return (req: TrackedRequest, res: ServerResponse): Promise<void> =>
-    route(req, res).catch((error: unknown) => answerFailure(deps.logger, req, res, error));
+    route(req, res).catch((error: unknown) => answerFailure(deps, req, res, error));
 }
 
 function routeRequest(deps: RouteDeps) {
@@ -103,7 +112,7 @@ function routeRequest(deps: RouteDeps) {
   return async (req: TrackedRequest, res: ServerResponse): Promise<void> => {
     const path = trackRequest(req, res, logger, deps.config.logProbes);
     const foreignHost = refuseForeignHost(req, origins);
-    if (foreignHost) return refuseFor(req, res, foreignHost);
+    if (foreignHost) return refuseReadably(deps, req, res, foreignHost);
     const route = dashboard(path, req.method) ?? operationalRoute(deps, path, req.method);
     if (route) {
       await route(req, res);
@@ -115,7 +124,7 @@ function routeRequest(deps: RouteDeps) {
       return refuse(req, res, 404, { message: `Not found: the GraphQL endpoint is ${yoga.graphqlEndpoint}` });
     }
     const refusal = refuseCrossSite(req, origins);
-    if (refusal) return refuseFor(req, res, refusal);
+    if (refusal) return refuseReadably(deps, req, res, refusal);
     if (sse.accepts(req, path)) {
       allowCrossOriginRead(req, res, origins);
       return sse.handle(req, res);
@@ -131,6 +140,7 @@ function routeRequest(deps: RouteDeps) {
     // Yoga builds the request's URL from the Host header, and answers one that does not parse with
     // a 500 and its stack trace. (Checked here, not for all: a URL parse is ~2 µs of the lean path's ~70.)
     if (!URL.canParse(`http://${req.headers.host ?? 'localhost'}${req.url ?? ''}`)) {
+      allowCrossOriginRead(req, res, origins);
       return refuse(req, res, 400, { message: 'Bad request: the Host header is not a valid host' });
     }
     // Yoga's own parsers match `application/json` case-sensitively (http/media-type.ts).
@@ -148,7 +158,7 @@ const CLIENT_GONE = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'EPIPE'
  * side) is no fault of the server's: logged at debug, nothing to answer. Anything else is logged
  * as an error and answered 500 without details, as Yoga masks unexpected errors.
  */
-function answerFailure(logger: Logger, req: TrackedRequest, res: ServerResponse, error: unknown): void {
+function answerFailure({ logger, origins }: RouteDeps, req: TrackedRequest, res: ServerResponse, error: unknown): void {
   const { code, message } = (error ?? {}) as { code?: string; message?: string };
   const clientGone = CLIENT_GONE.has(code ?? '') || message === 'aborted';
   if (clientGone) logger.debug({ err: error, requestId: req.requestId }, 'client went away mid-request');
@@ -158,6 +168,7 @@ function answerFailure(logger: Logger, req: TrackedRequest, res: ServerResponse,
     return;
   }
   res.setHeader('connection', 'close'); // the rest of a body may not have been read
+  allowCrossOriginRead(req, res, origins);
   json(res, 500, { errors: [{ message: 'Unexpected error.' }] });
 }
 
@@ -266,7 +277,7 @@ async function authenticatedBeforeBody(
  * headers authenticated before a byte is read); false when it was too large and answered with 413.
  */
 async function readGraphQLBody(
-  { config }: RouteDeps,
+  { config, origins }: RouteDeps,
   req: TrackedRequest,
   res: ServerResponse,
   viewer: Viewer,
@@ -278,6 +289,7 @@ async function readGraphQLBody(
   } catch (error) {
     if (!(error instanceof BodyTooLarge)) throw error;
     res.setHeader('connection', 'close'); // the rest of the body is not read
+    allowCrossOriginRead(req, res, origins); // a browser's page may read why, as a 401's
     json(res, 413, { errors: [{ message: error.message, extensions: { code: 'VALIDATION' } }] });
     return false;
   }
