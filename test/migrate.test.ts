@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,6 +47,18 @@ describe.each(databases)('migrations on %s', (kind) => {
     writeFileSync(path.join(extra, 'migration.sql'), 'CREATE TABLE "ConcurrencyProbe" ("id" INTEGER PRIMARY KEY);');
     const results = await Promise.all([1, 2, 3].map(() => migrateDatabase(database.url, root)));
     expect(results.flatMap((result) => result.applied)).toEqual(['9999_test_extra']);
+  });
+
+  test('a database at the previous release is brought forward by the last migration alone', async () => {
+    // The previous release: every migration but the last (today 0014_task_list_filter_indexes).
+    const root = mkdtempSync(path.join(tmpdir(), 'migrations-'));
+    cpSync(MIGRATIONS, root, { recursive: true });
+    const last = readMigrations(kind).at(-1)?.name as string;
+    rmSync(path.join(root, kind, last), { recursive: true });
+    const database = await createTestDatabase(kind, root);
+    created.push(database);
+    expect((await migrateDatabase(database.url)).applied).toEqual([last]);
+    expect((await migrateDatabase(database.url)).applied).toEqual([]);
   });
 
   test('an applied migration that was edited afterwards is refused', async () => {
