@@ -11,7 +11,8 @@ import { type AppStage, deriveStage, type Health, type StageAndHealth } from '..
 import { checkArgumentLength } from '../domain/errors.js';
 import { defineFilter, derived, equals, oneOf, ownerCondition } from '../domain/filters.js';
 import type { EventBus } from '../events/change-feed.js';
-import { type Connection, type PageArgs, paginateArray, paginateWindow } from './pagination.js';
+import { batchedCount, batchedFinder } from './derived-pages.js';
+import { type Connection, type PageArgs, type PageWindow, paginateWindow } from './pagination.js';
 
 export interface AppFilter {
   userId?: string | null;
@@ -82,8 +83,8 @@ export class InstalledAppService {
   async list(viewer: Viewer, filter: AppFilter = {}, page: PageArgs = {}): Promise<Connection<AppRow>> {
     const userId = userScope(viewer, filter.userId);
     const wanted = APP_FILTER.compile(filter);
+    const conditions = conditionsSql('AppState', [...ownerCondition(userId), ...wanted.stored]);
     if (!wanted.hasDerived) {
-      const conditions = conditionsSql('AppState', [...ownerCondition(userId), ...wanted.stored]);
       return paginateWindow(
         APP_CURSOR,
         page,
@@ -92,13 +93,16 @@ export class InstalledAppService {
         () => countRows(this.sql, 'AppState', conditions),
       );
     }
-    // Stage and health are derived, so these filters apply after reading the rows the SQL
-    // filters leave (one query for the rows, one for their active tasks).
-    const where: Prisma.AppStateWhereInput = { ...(userId !== undefined ? { userId } : {}), ...wanted.where };
-    const rows = await this.db.appState.findMany({ where });
-    const stages = await this.stagesOf(rows);
-    const matching = rows.filter((row, index) => wanted.matches({ ...row, derived: stages[index] as StageAndHealth }));
-    return paginateArray(APP_CURSOR, page, this.maxPageSize, matching);
+    // Stage and health are derived (from the row and its active task): the rows the SQL
+    // conditions leave are read a batch at a time, each batch's stages with them (derived-pages.ts).
+    const read = (window: PageWindow) => pageRows<AppRow>(this.sql, 'AppState', conditions, window);
+    const keep = async (rows: AppRow[]) => {
+      const stages = await this.stagesOf(rows);
+      return rows.filter((row, index) => wanted.matches({ ...row, derived: stages[index] as StageAndHealth }));
+    };
+    return paginateWindow(APP_CURSOR, page, this.maxPageSize, batchedFinder(read, keep), () =>
+      batchedCount(read, keep),
+    );
   }
 
   /** One app of one user; admins may name the user, others read their own. */

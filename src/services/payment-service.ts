@@ -11,7 +11,15 @@ import { derivePaymentStatus, type PaymentStatus } from '../domain/payment-statu
 import { type ProductTerms, productIdOf } from '../domain/payment-terms.js';
 import type { EventBus } from '../events/change-feed.js';
 import { type Removal, removeInBatches } from '../platform/bounded-removal.js';
-import { type Connection, type PageArgs, paginateArray, paginateQuery } from './pagination.js';
+import { batchedCount, batchedFinder } from './derived-pages.js';
+import {
+  type Connection,
+  idBounds,
+  type PageArgs,
+  type PageWindow,
+  paginateQuery,
+  paginateWindow,
+} from './pagination.js';
 import { readTerms } from './payment-pushes.js';
 
 export interface PaymentFilter {
@@ -128,13 +136,17 @@ export class PaymentService {
         () => this.db.payment.count({ where }),
       );
     }
-    // The status is derived, so its rule applies to the rows the SQL conditions leave.
-    const rows = await this.db.payment.findMany({ where });
-    return paginateArray(
-      PAYMENT_CURSOR,
-      page,
-      this.maxPageSize,
-      rows.filter((row) => wanted.matches(this.withStatus(row))),
+    // The status is derived (domain/payment-status.ts, the one rule), so it applies to the rows
+    // the SQL conditions leave, read a batch at a time (derived-pages.ts), never all at once.
+    const read = (window: PageWindow) =>
+      this.db.payment.findMany({
+        where: { AND: [where, idBounds(window)] },
+        orderBy: { id: window.fromNewest ? 'desc' : 'asc' },
+        take: window.take,
+      });
+    const keep = (rows: PaymentRow[]) => rows.filter((row) => wanted.matches(this.withStatus(row)));
+    return paginateWindow(PAYMENT_CURSOR, page, this.maxPageSize, batchedFinder(read, keep), () =>
+      batchedCount(read, keep),
     );
   }
 
