@@ -1,6 +1,9 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { removeOldHistory } from '../src/db/retention-sql.js';
 import { ROWS_PER_STATEMENT } from '../src/platform/bounded-removal.js';
-import { availableDatabases } from './support/databases.js';
+import { availableDatabases, createTestDatabase } from './support/databases.js';
+import { planOf, SORTS } from './support/query-plans.js';
 import { startTestServer, type TestServer, waitFor } from './support/server.js';
 import { rawRequest } from './support/untyped.js';
 
@@ -75,6 +78,89 @@ describe('history retention', () => {
 });
 
 const databases = await availableDatabases();
+
+describe.each(databases)('history retention in bounded statements on %s', (kind) => {
+  let server: TestServer;
+  beforeAll(async () => {
+    // The job's own runs (at start, then every minute) find nothing: this test's rows come later.
+    server = await startTestServer(kind, { env: { HISTORY_RETENTION_DAYS: '30', DEMO_DATA: '0' } });
+  });
+  afterAll(() => server?.stop());
+
+  test('records written before the cutoff go oldest first, one bounded statement down the time index after the other; the record written at the cutoff stays', async () => {
+    const day = 24 * 60 * 60 * 1000;
+    const { db } = server.app;
+    const cutoff = new Date(Date.now() - 30 * day);
+    const record = (message: string, time: Date) => ({ type: 'system', message, userId: 'alice', time });
+    await db.historyRecord.createMany({
+      data: Array.from({ length: ROWS_PER_STATEMENT + 2 }, (_, index) =>
+        record('old', new Date(cutoff.getTime() - day - index)),
+      ),
+    });
+    await db.historyRecord.createMany({
+      data: [
+        record('just before the cutoff', new Date(cutoff.getTime() - 1)),
+        record('at the cutoff', cutoff),
+        record('recent', new Date()),
+      ],
+    });
+    if (kind === 'postgresql') await db.$executeRawUnsafe('ANALYZE "HistoryRecord"');
+    const plan = await planOf(db, (runner) => removeOldHistory(runner, cutoff, ROWS_PER_STATEMENT));
+    expect(plan).toContain('HistoryRecord_time_idx');
+    expect(plan).not.toMatch(SORTS);
+
+    // A run past its deadline stops after its statement, and says there is more; the newest of the
+    // old records waits for the next statement (oldest first).
+    expect(await server.app.services.history.removeOlderThan(cutoff, Date.now())).toEqual({
+      removed: ROWS_PER_STATEMENT,
+      more: true,
+    });
+    expect(await db.historyRecord.count({ where: { message: 'just before the cutoff' } })).toBe(1);
+    expect(await server.app.services.history.removeOlderThan(cutoff, Date.now() + 60_000)).toEqual({
+      removed: 3,
+      more: false,
+    });
+    const left = await db.historyRecord.findMany({ where: { userId: 'alice' }, orderBy: { time: 'asc' } });
+    expect(left.map((row) => row.message)).toEqual(['at the cutoff', 'recent']);
+  });
+});
+
+describe.runIf(databases.includes('postgresql'))('a start with old history on postgresql', () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
+  let holder: pg.Client | undefined;
+  let server: TestServer | undefined;
+  afterAll(async () => {
+    await holder?.end().catch(() => {});
+    await server?.stop();
+    await database?.drop();
+  });
+
+  test('the server answers while the history cleanup is held up, and its line says what it removed once it could', async () => {
+    database = await createTestDatabase('postgresql');
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    await client.query(`
+      INSERT INTO "HistoryRecord" ("type", "message", "userId", "time")
+      VALUES ('system', 'old 1', 'alice', now() - interval '31 days'),
+             ('system', 'old 2', 'alice', now() - interval '32 days')`);
+    await client.end();
+    // Another transaction holds one of the old records: the cleanup's DELETE waits for it.
+    holder = new pg.Client({ connectionString: database.url });
+    await holder.connect();
+    await holder.query('BEGIN');
+    await holder.query(`SELECT "id" FROM "HistoryRecord" WHERE "message" = 'old 1' FOR UPDATE`);
+
+    server = await startTestServer('postgresql', { database, env: { HISTORY_RETENTION_DAYS: '30' } });
+    expect((await fetch(`${server.url}/readiness`)).status).toBe(200);
+    const removalLine = () => server?.logs.find((line) => line.includes('"historyRecords":2'));
+    expect(removalLine()).toBeUndefined();
+    expect(await server.app.db.historyRecord.count()).toBeGreaterThanOrEqual(2);
+
+    await holder.query('COMMIT');
+    await waitFor(async () => removalLine(), 'the history cleanup line');
+    expect(await server.app.db.historyRecord.count({ where: { message: { startsWith: 'old' } } })).toBe(0);
+  });
+});
 
 describe.each(databases)('retention of finished tasks and payment pushes on %s', (kind) => {
   let server: TestServer;

@@ -42,8 +42,8 @@ export interface PeriodicJobs {
   readonly leadership: Leadership;
   /**
    * Takes part in the leader election (cluster mode), then, while this instance leads, runs
-   * payment polling recovery, history cleanup (waiting for its first run, so old history is gone
-   * before the first request), the catalogue sync and status correction against the app service
+   * payment polling recovery, the retention cleanup (bounded runs, its first not waited for: a
+   * backlog of history held SQLite for seconds), the catalogue sync and status correction against the app service
    * (both modes; its first run starts at once, right after the task engine started, and is not
    * waited for: a slow app service must not hold up the start), and the webhook catch-up
    * (WEBHOOK_CATCH_UP_INTERVAL_MS, unless 0; its first run at start, not waited for either, finds
@@ -87,8 +87,7 @@ export function createPeriodicJobs({
 }: JobDeps): PeriodicJobs {
   const started: PeriodicJob[] = [];
   let paymentRecovery: PeriodicJob | null = null;
-  let historyCleanup: PeriodicJob | null = null;
-  let recordsCleanup: PeriodicJob | null = null;
+  let retentionCleanup: PeriodicJob | null = null;
   const retention = new RetentionCleanup(config, services, logger);
   let statusCorrection: PeriodicJob | null = null;
   let catalogueSync: PeriodicJob | null = null;
@@ -108,18 +107,15 @@ export function createPeriodicJobs({
     started.push(job);
     return job;
   };
-  /** Starts every job (unless they run); resolves once history cleanup's first run is over. */
+  /** Starts every job (unless they run), waiting for none of their runs. */
   const startAll = async (): Promise<void> => {
     if (stopped || started.length > 0) return;
     paymentRecovery = startJob('payment polling recovery', services.purchases.resumeIntervalMs, () =>
       services.purchases.resumePolling(),
     );
-    historyCleanup = startJob('history cleanup', config.history.cleanupIntervalMs, () => retention.removeOldHistory());
     // Not waited for at start (a backlog of millions took minutes), each run bounded in time, and
-    // run often enough to keep up with what the outbox writes.
-    recordsCleanup = startJob('finished records cleanup', retention.recordsIntervalMs, () =>
-      retention.removeOldFinishedRecords(),
-    );
+    // run often enough to keep up with what the outbox and the history write.
+    retentionCleanup = startJob('retention cleanup', retention.intervalMs, () => retention.removeOldRecords());
     // Each source keeps its own schedule (its interval, or its backoff after failures): the job
     // only looks for the sources that are due, often enough for a due one to wait little.
     catalogueSync = startJob('catalogue sync', Math.min(config.catalogue.syncIntervalMs, SYNC_CHECK_MS), async () => {
@@ -152,14 +148,13 @@ export function createPeriodicJobs({
         clusterLog.requestResync();
       });
     }
-    await historyCleanup.firstRun;
   };
   const stopAll = async (): Promise<void> => {
     catchUp?.stop(); // a long catch-up must not hold up a stop or a handover: it goes on from its cursor
     catchUp = null;
     await Promise.all(started.splice(0).map((job) => job.stop()));
     await services.catalogueSync.idle(); // the syncs the job started and did not wait for
-    paymentRecovery = historyCleanup = recordsCleanup = statusCorrection = catalogueSync = null;
+    paymentRecovery = retentionCleanup = statusCorrection = catalogueSync = null;
   };
   const following = followLeadership(leadership, { start: startAll, stop: stopAll }, logger);
 
@@ -171,7 +166,7 @@ export function createPeriodicJobs({
         throw new Error(`Could not take part in the leader election through ${where}: ${(error as Error).message}`);
       });
       following.start();
-      if (leadership.isLeader) await startAll(); // old history is gone before the first request
+      if (leadership.isLeader) await startAll();
     },
     sources: () => [
       appServiceSource(config.appService.kind, () => statusCorrection?.status() ?? null),
@@ -180,7 +175,7 @@ export function createPeriodicJobs({
         () => statusCorrection?.status() ?? null,
       ),
       jobsSource(() => [
-        historyCleanupComponent(retention, historyCleanup, recordsCleanup),
+        historyCleanupComponent(retention, retentionCleanup),
         { component: 'payment_polling', status: paymentRecovery?.status() ?? null },
       ]),
       syncerSource(() => services.catalogueSync.status()),
@@ -220,17 +215,10 @@ function followLeadership(
   };
 }
 
-/** `history_cleanup`: the history job's figures, and what both cleanup jobs removed. */
-function historyCleanupComponent(
-  retention: RetentionCleanup,
-  history: PeriodicJob | null,
-  records: PeriodicJob | null,
-) {
-  return {
-    component: 'history_cleanup',
-    status: history?.status() ?? null,
-    metrics: retention.figures(records?.status() ?? null),
-  };
+/** `history_cleanup`: the retention cleanup job's figures, and what it removed. */
+function historyCleanupComponent(retention: RetentionCleanup, job: PeriodicJob | null) {
+  const status = job?.status() ?? null;
+  return { component: 'history_cleanup', status, metrics: retention.figures(status) };
 }
 
 /** The sweep of the changes whose webhook messages were never enqueued (webhook-catch-up.ts). */

@@ -5,9 +5,9 @@ import type { Services } from './create-services.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /**
- * The finished-records cleanup runs every minute (or HISTORY_CLEANUP_INTERVAL_MS when shorter)
- * for at most 2 s: up to 120,000 outbox messages an hour on SQLite, where a modest load wrote
- * ~70,000 (and ~4,600 tasks and ~2,300 payment pushes in 23 minutes).
+ * The retention cleanup runs every minute (or HISTORY_CLEANUP_INTERVAL_MS when shorter) for at
+ * most 2 s: up to 120,000 outbox messages an hour on SQLite, where a modest load wrote ~70,000
+ * (and ~4,600 tasks and ~2,300 payment pushes in 23 minutes).
  */
 const RECORDS_CLEANUP_CHECK_MS = 60_000;
 const RECORDS_CLEANUP_RUN_MS = 2_000;
@@ -33,13 +33,14 @@ interface Removal {
 }
 
 /**
- * The leader's removal of what is older than its retention, in two jobs (jobs.ts): the history
- * records (HISTORY_CLEANUP_INTERVAL_MS, waited for at start) and the finished records (every
- * minute, bounded in time). A run that removed something logs one line with the count of each
- * kind and the cutoffs: an upgrade to the first release with retention deleted months of tasks
- * and a payment's pushes at its first start, and nothing said so. A run that removed nothing
- * says nothing, so an idle server does not log every minute. The figures (last removal, totals
- * since this instance began leading) show on the `history_cleanup` component.
+ * The leader's removal of what is older than its retention, in one job (jobs.ts) that runs every
+ * minute (or HISTORY_CLEANUP_INTERVAL_MS when shorter), bounded in time and not waited for at
+ * start: history records once went in one unbounded DELETE the start-up waited for (500,000 held
+ * SQLite, and so every request, for 13.5 s). A run that removed something logs one line with the
+ * count of each kind and the cutoffs: an upgrade to the first release with retention deleted months
+ * of tasks and a payment's pushes at its first start, and nothing said so. A run that removed
+ * nothing says nothing, so an idle server does not log every minute. The figures (last removal,
+ * totals since this instance began leading) show on the `history_cleanup` component.
  */
 export class RetentionCleanup {
   private lastRemoval: Removal | null = null;
@@ -51,30 +52,25 @@ export class RetentionCleanup {
     private readonly logger: Logger,
   ) {}
 
-  /** How often the finished-records job runs. */
-  get recordsIntervalMs(): number {
+  /** How often the cleanup job runs. */
+  get intervalMs(): number {
     return Math.min(this.config.history.cleanupIntervalMs, RECORDS_CLEANUP_CHECK_MS);
-  }
-
-  /** Removes the history records older than HISTORY_RETENTION_DAYS. */
-  async removeOldHistory(): Promise<void> {
-    const { cutoff, outboxCutoff } = this.cutoffs();
-    const historyRecords = await this.services.history.removeOlderThan(cutoff);
-    this.report({ at: new Date(), cutoff, outboxCutoff, removed: { historyRecords }, more: false });
   }
 
   /**
    * Finished outbox messages (delivered or dead) older than OUTBOX_RETENTION_DAYS (never the
-   * pending ones), then finished tasks and payment pushes older than HISTORY_RETENTION_DAYS, one kind after the other, for about
-   * RECORDS_CLEANUP_RUN_MS a run in all (what is left waits for the next run): a stop or a leadership
-   * handover waits for the run in progress.
+   * pending ones), then history records, finished tasks and payment pushes older than
+   * HISTORY_RETENTION_DAYS, one kind after the other, for about RECORDS_CLEANUP_RUN_MS a run in all
+   * (what is left waits for the next run): a stop or a leadership handover waits for the run in
+   * progress.
    */
-  async removeOldFinishedRecords(): Promise<void> {
+  async removeOldRecords(): Promise<void> {
     const { cutoff, outboxCutoff } = this.cutoffs();
     const deadline = Date.now() + RECORDS_CLEANUP_RUN_MS;
-    const { webhooks, tasks, payments } = this.services;
+    const { webhooks, history, tasks, payments } = this.services;
     const kinds = [
       ['outboxMessages', () => webhooks.removeFinishedMessages(outboxCutoff, deadline)],
+      ['historyRecords', () => history.removeOlderThan(cutoff, deadline)],
       ['finishedTasks', () => tasks.removeFinishedBefore(cutoff, deadline)],
       ['paymentPushes', () => payments.removeOldNotifications(cutoff, deadline)],
     ] as const;

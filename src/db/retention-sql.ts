@@ -3,10 +3,21 @@ import { join } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
 import type { SqlRunner } from './driver-sql.js';
 
 /**
- * The statements of the finished-records cleanup (HISTORY_RETENTION_DAYS): each deletes at most
- * `limit` rows, oldest first, so that no statement holds the database long; the caller repeats it
+ * The statements of the retention cleanup (HISTORY_RETENTION_DAYS): each deletes at most `limit`
+ * rows, oldest first, so that no statement holds the database long; the caller repeats it
  * (platform/bounded-removal.ts). Each walks an index on the time it compares.
  */
+
+/**
+ * History records written before `cutoff`, down the HistoryRecord(time) index. One unbounded
+ * DELETE of 500,000 took 13.5 s on SQLite (every request waited) and 1.5 s on PostgreSQL.
+ * Returns how many went.
+ */
+export function removeOldHistory(db: SqlRunner, cutoff: Date, limit: number): Promise<number> {
+  return db.$executeRaw`
+    DELETE FROM "HistoryRecord" WHERE "id" IN (
+      SELECT "id" FROM "HistoryRecord" WHERE "time" < ${cutoff} ORDER BY "time" LIMIT ${limit})`;
+}
 
 /** Finished tasks (COMPLETED, FAILED, CANCELED) that ended before `cutoff`. Returns how many went. */
 export function removeFinishedTasks(db: SqlRunner, cutoff: Date, limit: number): Promise<number> {

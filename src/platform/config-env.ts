@@ -313,7 +313,7 @@ export const envSchema = z.object({
   ).default(5000),
   /** History records, finished tasks and payment pushes older than this are removed (outbox messages: OUTBOX_RETENTION_DAYS). @default 30 */
   HISTORY_RETENTION_DAYS: decimal(positiveInt.max(36_500, 'must be at most 36500 (100 years)')).default(30),
-  /** How often the history cleanup runs. @default 3600000 (1 h) */
+  /** The retention cleanup runs every minute, or this often when shorter. @default 3600000 (1 h) */
   HISTORY_CLEANUP_INTERVAL_MS: decimal(positiveMs).default(60 * 60 * 1000),
   /**
    * The remote catalogue `market.olares` syncs from (an Olares market source); unset → the

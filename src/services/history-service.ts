@@ -5,8 +5,10 @@ import type { Db } from '../db/client.js';
 import type { SqlRunner } from '../db/driver-sql.js';
 import { insertHistory } from '../db/hot-path-sql.js';
 import type { HistoryRow, Prisma } from '../db/models.js';
+import { removeOldHistory } from '../db/retention-sql.js';
 import { atOrAfter, atOrBefore, defineFilter, equals, oneOf } from '../domain/filters.js';
 import type { EventBus } from '../events/change-feed.js';
+import { type Removal, removeInBatches } from '../platform/bounded-removal.js';
 import { type Connection, type PageArgs, paginateQuery } from './pagination.js';
 
 export interface HistoryFilter {
@@ -111,10 +113,12 @@ export class HistoryService {
     return insertHistory(tx, entry);
   }
 
-  /** Removes records older than the retention; returns how many. */
-  async removeOlderThan(cutoff: Date): Promise<number> {
-    const { count } = await this.db.historyRecord.deleteMany({ where: { time: { lt: cutoff } } });
-    return count;
+  /**
+   * Deletes the records written before `cutoff` (HISTORY_RETENTION_DAYS), in bounded statements
+   * until none is left or `deadline` (epoch ms) has passed.
+   */
+  removeOlderThan(cutoff: Date, deadline = Infinity): Promise<Removal> {
+    return removeInBatches((limit) => removeOldHistory(this.db, cutoff, limit), deadline);
   }
 
   async getById(viewer: Viewer, id: number): Promise<HistoryRow | null> {
