@@ -63,7 +63,7 @@ async function measure(kind: DatabaseKind): Promise<void> {
   started = performance.now();
   for (;;) {
     const statementStart = performance.now();
-    const batch = await removeOldHistory(after.db, cutoff, ROWS_PER_STATEMENT);
+    const batch = await removeOldHistory(after.db, kind, cutoff, ROWS_PER_STATEMENT);
     longestMs = Math.max(longestMs, performance.now() - statementStart);
     removed += batch;
     if (batch < ROWS_PER_STATEMENT) break;

@@ -2,7 +2,7 @@ import { filter, map, pipe } from 'graphql-yoga';
 import { canSee, userScope, type Viewer } from '../auth/viewer.js';
 import { whenAvailable } from '../db/availability.js';
 import type { Db } from '../db/client.js';
-import type { SqlRunner } from '../db/driver-sql.js';
+import { providerOf, type SqlRunner } from '../db/driver-sql.js';
 import { insertHistory } from '../db/hot-path-sql.js';
 import type { HistoryRow, Prisma } from '../db/models.js';
 import { removeOldHistory } from '../db/retention-sql.js';
@@ -118,7 +118,7 @@ export class HistoryService {
    * until none is left or `deadline` (epoch ms) has passed.
    */
   removeOlderThan(cutoff: Date, deadline = Infinity): Promise<Removal> {
-    return removeInBatches((limit) => removeOldHistory(this.db, cutoff, limit), deadline);
+    return removeInBatches((limit) => removeOldHistory(this.db, providerOf(this.db), cutoff, limit), deadline);
   }
 
   async getById(viewer: Viewer, id: number): Promise<HistoryRow | null> {

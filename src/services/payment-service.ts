@@ -2,6 +2,7 @@ import { filter, map, pipe } from 'graphql-yoga';
 import { canSee, userScope, type Viewer } from '../auth/viewer.js';
 import { whenAvailable } from '../db/availability.js';
 import type { Db } from '../db/client.js';
+import { providerOf } from '../db/driver-sql.js';
 import type { CatalogAppRow, PaymentRow, Prisma } from '../db/models.js';
 import { removeOldPaymentNotifications } from '../db/retention-sql.js';
 import { MAX_APP_NAME_ARGUMENT, MAX_SOURCE_ID_ARGUMENT } from '../domain/app-key.js';
@@ -165,7 +166,10 @@ export class PaymentService {
    * themselves stay: they are what a user bought.
    */
   removeOldNotifications(cutoff: Date, deadline = Infinity): Promise<Removal> {
-    return removeInBatches((limit) => removeOldPaymentNotifications(this.db, cutoff, limit), deadline);
+    return removeInBatches(
+      (limit) => removeOldPaymentNotifications(this.db, providerOf(this.db), cutoff, limit),
+      deadline,
+    );
   }
 
   async getById(viewer: Viewer, id: number): Promise<PaymentRow | null> {

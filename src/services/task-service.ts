@@ -3,7 +3,7 @@ import { canSee, userScope, type Viewer } from '../auth/viewer.js';
 import { whenAvailable } from '../db/availability.js';
 import { KEYS_PER_OR, readInChunks } from '../db/chunks.js';
 import type { Db } from '../db/client.js';
-import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
+import { type DriverSql, driverSqlOf, providerOf } from '../db/driver-sql.js';
 import { findTasks } from '../db/hot-path-sql.js';
 import { conditionsSql, countRows, pageRows, TASK_LIST_COLUMNS } from '../db/list-sql.js';
 import type { Prisma, TaskRow, TaskView } from '../db/models.js';
@@ -110,7 +110,7 @@ export class TaskService {
    * Nothing else deletes a task row: without this, every operation ever asked for stayed.
    */
   removeFinishedBefore(cutoff: Date, deadline = Infinity): Promise<Removal> {
-    return removeInBatches((limit) => removeFinishedTasks(this.db, cutoff, limit), deadline);
+    return removeInBatches((limit) => removeFinishedTasks(this.db, providerOf(this.db), cutoff, limit), deadline);
   }
 
   /** By the task's own id; null when it does not exist or belongs to someone the viewer may not see. */
