@@ -7,9 +7,13 @@
  *  - after: removeOldHistory (10,000 rows per statement) repeated until fewer are left, on a second
  *    copy of the same rows: total time and the longest single statement (what a request waits for
  *    at most on SQLite).
+ * Then 200,000 outbox messages (finished or pending, all changed within the week: nothing to delete,
+ * as in a steady state) and one cleanup statement of each form, median of 5: before, on `updatedAt`
+ * alone ordered by id; after, removeFinishedMessages.
  */
 import pg from 'pg';
 import { createPrismaClient, type Db, prepareDatabase } from '../src/db/client.js';
+import { removeFinishedMessages } from '../src/db/outbox-sql.js';
 import { removeOldHistory } from '../src/db/retention-sql.js';
 import { ROWS_PER_STATEMENT } from '../src/platform/bounded-removal.js';
 import { availableDatabases, createTestDatabase, type DatabaseKind } from '../test/support/databases.js';
@@ -76,4 +80,62 @@ async function measure(kind: DatabaseKind): Promise<void> {
   );
 }
 
-for (const kind of await availableDatabases()) await measure(kind);
+const MESSAGES = 200_000;
+
+async function medianMs(run: () => Promise<unknown>): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const started = performance.now();
+    await run();
+    times.push(performance.now() - started);
+  }
+  return times.sort((a, b) => a - b)[2] as number;
+}
+
+async function measureOutbox(kind: DatabaseKind): Promise<void> {
+  const database = await createTestDatabase(kind);
+  const db = createPrismaClient(database.url);
+  await prepareDatabase(db, database.url);
+  const client = kind === 'postgresql' ? new pg.Client({ connectionString: database.url }) : null;
+  await client?.connect();
+  const status = (n: string) =>
+    `CASE WHEN ${n} % 10 = 0 THEN 'PENDING' WHEN ${n} % 10 = 1 THEN 'DEAD' ELSE 'DELIVERED' END`;
+  if (client) {
+    await client.query(`INSERT INTO "OutboxMessage" ("kind", "idempotencyKey", "url", "topic", "body", "status",
+      "nextAttemptAt", "createdAt", "updatedAt", "webhookId")
+      SELECT CASE WHEN n % 2 = 0 THEN 'webhook' ELSE 'payment' END, 'm:' || n, 'http://127.0.0.1:9/', 't', '{}',
+        ${status('n')}, now(), now() - (n % 6000) * interval '1 minute', now() - (n % 3000) * interval '1 minute',
+        CASE WHEN n % 2 = 0 THEN 'wh' || (n % 20) END
+      FROM generate_series(1, ${MESSAGES}) AS n`);
+    await client.query('ANALYZE "OutboxMessage"');
+    await client.end();
+  } else {
+    const iso = (expr: string) => `strftime('%Y-%m-%dT%H:%M:%fZ', ${expr}, 'unixepoch')`;
+    const now = Date.now() / 1000;
+    await db.$executeRawUnsafe(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${MESSAGES})
+      INSERT INTO "OutboxMessage" ("kind", "idempotencyKey", "url", "topic", "body", "status",
+        "nextAttemptAt", "createdAt", "updatedAt", "webhookId")
+      SELECT CASE WHEN i % 2 = 0 THEN 'webhook' ELSE 'payment' END, 'm:' || i, 'http://127.0.0.1:9/', 't', '{}',
+        ${status('i')}, ${iso(String(now))}, ${iso(`${now} - (i % 6000) * 60`)}, ${iso(`${now} - (i % 3000) * 60`)},
+        CASE WHEN i % 2 = 0 THEN 'wh' || (i % 20) END
+      FROM n`);
+  }
+  const cutoff = new Date(Date.now() - 7 * DAY_MS);
+  const before = await medianMs(
+    () => db.$executeRaw`DELETE FROM "OutboxMessage" WHERE "id" IN (
+      SELECT "id" FROM "OutboxMessage" WHERE "status" IN ('DELIVERED', 'DEAD') AND "updatedAt" < ${cutoff}
+      ORDER BY "id" LIMIT ${ROWS_PER_STATEMENT})`,
+  );
+  const after = await medianMs(() => removeFinishedMessages(db, kind, cutoff, ROWS_PER_STATEMENT));
+  console.info(
+    `${kind}: outbox cleanup statement, ${MESSAGES} messages, nothing to delete: before ${before.toFixed(1)} ms, after ${after.toFixed(1)} ms`,
+  );
+  await db.$disconnect();
+  await database.drop();
+}
+
+const only = process.argv[2];
+for (const kind of await availableDatabases()) {
+  if (!only || only === 'history') await measure(kind);
+  if (!only || only === 'outbox') await measureOutbox(kind);
+}

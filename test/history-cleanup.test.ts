@@ -46,6 +46,7 @@ describe('history retention', () => {
       idempotencyKey: key,
       status,
       nextAttemptAt: updatedAt,
+      createdAt: updatedAt,
       updatedAt,
     });
     await db.outboxMessage.createMany({
@@ -82,8 +83,8 @@ const databases = await availableDatabases();
 describe.each(databases)('history retention in bounded statements on %s', (kind) => {
   let server: TestServer;
   beforeAll(async () => {
-    // The job's own runs (at start, then every minute) find nothing: this test's rows come later.
-    server = await startTestServer(kind, { env: { HISTORY_RETENTION_DAYS: '30', DEMO_DATA: '0' } });
+    // The job's own runs (at start, then every minute) keep a year: this test's cutoff is its own.
+    server = await startTestServer(kind, { env: { HISTORY_RETENTION_DAYS: '365', DEMO_DATA: '0' } });
   });
   afterAll(() => server?.stop());
 
@@ -340,6 +341,7 @@ describe('what the retention cleanup tells operators', () => {
             idempotencyKey,
             status: 'DELIVERED',
             nextAttemptAt: old,
+            createdAt: old,
             updatedAt: old,
           },
         }),
@@ -402,6 +404,7 @@ describe('outbox retention', () => {
       idempotencyKey: `retention:${topic}`,
       status,
       nextAttemptAt,
+      createdAt: updatedAt,
       updatedAt,
     });
     const tenDaysAgo = new Date(Date.now() - 10 * day);

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createPrismaClient, type Db } from '../src/db/client.js';
 import { driverSqlOf, type SqlRunner } from '../src/db/driver-sql.js';
 import { claimDueMessages, lastKeysOfSubjects, removeFinishedMessages } from '../src/db/outbox-sql.js';
+import { ROWS_PER_STATEMENT } from '../src/platform/bounded-removal.js';
 import { loadConfig } from '../src/platform/config.js';
 import { createLogger } from '../src/platform/logger.js';
 import { verifySignature } from '../src/platform/signature.js';
@@ -447,20 +448,71 @@ describe.each(databases)('the outbox worker on %s', (kind) => {
     const ids = all.map((row) => row.id);
     await db.outboxMessage.updateMany({
       where: { id: { in: ids.slice(0, 3) } },
-      data: { status: 'DELIVERED', updatedAt: long },
+      data: { status: 'DELIVERED', createdAt: long, updatedAt: long },
     });
     await db.outboxMessage.updateMany({
       where: { id: ids[3] as number },
-      data: { status: 'PENDING', updatedAt: long },
+      data: { status: 'PENDING', createdAt: long, updatedAt: long },
     });
     await db.outboxMessage.updateMany({ where: { id: ids[4] as number }, data: { status: 'DEAD' } });
     const cutoff = new Date(Date.now() - 30 * 24 * 3600 * 1000);
     // Other tests' finished messages are all recent: only these three are old enough.
-    expect(await removeFinishedMessages(db, cutoff, 2)).toBe(2);
-    expect(await removeFinishedMessages(db, cutoff, 2)).toBe(1);
-    expect(await removeFinishedMessages(db, cutoff, 2)).toBe(0);
+    expect(await removeFinishedMessages(db, kind, cutoff, 2)).toBe(2);
+    expect(await removeFinishedMessages(db, kind, cutoff, 2)).toBe(1);
+    expect(await removeFinishedMessages(db, kind, cutoff, 2)).toBe(0);
     expect((await rows('old')).map((row) => row.id)).toEqual(ids.slice(3));
     await db.outboxMessage.deleteMany({ where: { id: { in: ids.slice(3) } } });
+  });
+
+  test('a finished message goes once its last change is older than the cutoff, however long ago it was created; one changed at the cutoff or later stays', async () => {
+    const day = 24 * 3600 * 1000;
+    const cutoff = new Date(Date.now() - 30 * day);
+    const at = (ms: number) => new Date(cutoff.getTime() + ms);
+    await enqueueOutbound(db, pushes(receiver, 'edge', 6));
+    const ids = (await rows('edge')).map((row) => row.id);
+    const cases: [string, number, number][] = [
+      ['DELIVERED', -2 * day, -day], // finished a day before the cutoff: goes
+      ['DEAD', -2 * day, -1], // a millisecond before: goes
+      ['DELIVERED', -2 * day, 0], // at the cutoff: stays
+      ['DEAD', -200 * day, 20 * day], // created long ago, finished ten days ago: stays
+      ['PENDING', -2 * day, -2 * day], // never finished: stays
+      ['DELIVERED', -1, -1], // created and finished a millisecond before: goes
+    ];
+    for (const [index, [status, created, changed]] of cases.entries()) {
+      await db.outboxMessage.update({
+        where: { id: ids[index] as number },
+        data: { status, createdAt: at(created), updatedAt: at(changed), nextAttemptAt: at(day * 60) },
+      });
+    }
+    const service = new WebhookService(db, 10, kind);
+    expect(await service.removeFinishedMessages(cutoff, Date.now() + 60_000)).toEqual({ removed: 3, more: false });
+    expect((await rows('edge')).map((row) => row.id)).toEqual([ids[2], ids[3], ids[4]]);
+    await db.outboxMessage.deleteMany({ where: { id: { in: ids } } });
+  });
+
+  test('the outbox cleanup walks the (status, kind, createdAt) index, however many messages are stored', async () => {
+    const now = new Date();
+    // Messages finished now and pending ones: none is past the cutoff, as after a quiet week.
+    await db.$executeRawUnsafe(
+      kind === 'postgresql'
+        ? `INSERT INTO "OutboxMessage" ("kind", "idempotencyKey", "url", "topic", "body", "status", "nextAttemptAt", "createdAt", "updatedAt")
+           SELECT 'payment', 'plan-cleanup:' || n, 'http://127.0.0.1:9/', 't', '{}',
+             CASE WHEN n % 10 = 0 THEN 'PENDING' ELSE 'DELIVERED' END, now() + interval '1 day', now(), now()
+           FROM generate_series(1, 20000) AS n`
+        : `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+           INSERT INTO "OutboxMessage" ("kind", "idempotencyKey", "url", "topic", "body", "status", "nextAttemptAt", "createdAt", "updatedAt")
+           SELECT 'payment', 'plan-cleanup:' || i, 'http://127.0.0.1:9/', 't', '{}',
+             CASE WHEN i % 10 = 0 THEN 'PENDING' ELSE 'DELIVERED' END, '${new Date(now.getTime() + 86_400_000).toISOString()}',
+             '${now.toISOString()}', '${now.toISOString()}' FROM n`,
+    );
+    if (kind === 'postgresql') await db.$executeRawUnsafe('ANALYZE "OutboxMessage"');
+    const cutoff = new Date(now.getTime() - 7 * 24 * 3600 * 1000);
+    const plan = await planOf(db, (runner) => removeFinishedMessages(runner, kind, cutoff, ROWS_PER_STATEMENT));
+    expect(plan).toContain('OutboxMessage_status_kind_createdAt_idx');
+    expect(plan).not.toMatch(/Seq Scan|SCAN "?OutboxMessage"?(?! USING)/);
+    expect(plan).not.toMatch(SORTS);
+    expect(await removeFinishedMessages(db, kind, cutoff, ROWS_PER_STATEMENT)).toBe(0);
+    await db.outboxMessage.deleteMany({ where: { idempotencyKey: { startsWith: 'plan-cleanup:' } } });
   });
 
   test('payment pushes are claimed before webhook deliveries that are due earlier', async () => {

@@ -1,6 +1,7 @@
 import { join, raw, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
 import { paddedIds, type SqlRunner } from './driver-sql.js';
 import type { OutboxMessageRow } from './models.js';
+import { deleteByIds, type Provider } from './retention-sql.js';
 
 /**
  * The outbox worker's statements, hand-written for the reasons hot-path-sql.ts gives (one SQL text
@@ -182,15 +183,25 @@ export function releaseClaims(db: SqlRunner, workerId: string, ids: readonly num
 
 /**
  * Deletes up to `limit` finished (DELIVERED or DEAD) messages last written before `cutoff`, in one
- * statement (the retention cleanup, OUTBOX_RETENTION_DAYS, repeats it until fewer are left, so no statement holds the
- * database long). Returns how many were deleted.
+ * statement (the retention cleanup, OUTBOX_RETENTION_DAYS, repeats it until fewer are left, so no
+ * statement holds the database long). Returns how many were deleted.
+ * A message is written (createdAt) before any change of it (updatedAt), so `createdAt < cutoff`
+ * adds nothing to what goes but lets the (status, kind, createdAt) index bound the walk to the
+ * finished messages created before the cutoff: on `updatedAt` alone, with no index, each run
+ * scanned the whole outbox (200,000 rows: 279-441 ms on PostgreSQL, 157 ms on SQLite, with nothing
+ * to delete). No ORDER BY: it would sort every eligible message of a backlog at each statement.
  */
-export function removeFinishedMessages(db: SqlRunner, cutoff: Date, limit: number): Promise<number> {
-  return db.$executeRaw`
-    DELETE FROM "OutboxMessage" WHERE "id" IN (
-      SELECT "id" FROM "OutboxMessage"
-      WHERE "status" IN ('DELIVERED', 'DEAD') AND "updatedAt" < ${cutoff}
-      ORDER BY "id" LIMIT ${limit})`;
+export function removeFinishedMessages(
+  db: SqlRunner,
+  provider: Provider,
+  cutoff: Date,
+  limit: number,
+): Promise<number> {
+  const ids = sql`SELECT "id" FROM "OutboxMessage"
+    WHERE "status" IN ('DELIVERED', 'DEAD') AND "kind" IN (${join([...OUTBOUND_KINDS])})
+      AND "createdAt" < ${cutoff} AND "updatedAt" < ${cutoff}
+    LIMIT ${limit}`;
+  return deleteByIds(db, provider, 'OutboxMessage', ids);
 }
 
 /** Row (message) ids of the latest `take` messages of each webhook, in one windowed query. */

@@ -3,7 +3,8 @@ import { join, raw, type Sql, sql } from '../generated/prisma-sqlite/internal/pr
 import type { DriverHandle, SqlRunner } from './driver-sql.js';
 
 /**
- * The statements of the retention cleanup (HISTORY_RETENTION_DAYS): each deletes at most `limit`
+ * The statements of the retention cleanup (HISTORY_RETENTION_DAYS; the outbox's are in
+ * outbox-sql.ts, removeFinishedMessages): each deletes at most `limit`
  * rows, oldest first, so that no statement holds the database long; the caller repeats it
  * (platform/bounded-removal.ts). Each walks an index on the time it compares.
  */

@@ -254,7 +254,7 @@ export class WebhookService {
    * `cutoff`, in bounded statements until none is left or `deadline` (epoch ms) has passed.
    */
   removeFinishedMessages(cutoff: Date, deadline = Infinity): Promise<Removal> {
-    return removeInBatches((limit) => removeFinishedMessages(this.db, cutoff, limit), deadline);
+    return removeInBatches((limit) => removeFinishedMessages(this.db, this.provider, cutoff, limit), deadline);
   }
 
   /** The outbox message of each payment push (null: it has none, e.g. no push URL is configured). */
