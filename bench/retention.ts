@@ -9,12 +9,15 @@
  *    at most on SQLite).
  * Then 200,000 outbox messages (finished or pending, all changed within the week: nothing to delete,
  * as in a steady state) and one cleanup statement of each form, median of 5: before, on `updatedAt`
- * alone ordered by id; after, removeFinishedMessages.
+ * alone ordered by id; after, removeFinishedMessages. On the same rows (half of them webhook
+ * messages of 20 webhooks), the ids of `webhooks { deliveries(last: 20) }`, median of 5: before, the
+ * ROW_NUMBER() window; after, recentMessageIds.
  */
 import pg from 'pg';
 import { createPrismaClient, type Db, prepareDatabase } from '../src/db/client.js';
-import { removeFinishedMessages } from '../src/db/outbox-sql.js';
+import { recentMessageIds, removeFinishedMessages } from '../src/db/outbox-sql.js';
 import { removeOldHistory } from '../src/db/retention-sql.js';
+import { join } from '../src/generated/prisma-sqlite/internal/prismaNamespace.js';
 import { ROWS_PER_STATEMENT } from '../src/platform/bounded-removal.js';
 import { availableDatabases, createTestDatabase, type DatabaseKind } from '../test/support/databases.js';
 
@@ -129,6 +132,16 @@ async function measureOutbox(kind: DatabaseKind): Promise<void> {
   const after = await medianMs(() => removeFinishedMessages(db, kind, cutoff, ROWS_PER_STATEMENT));
   console.info(
     `${kind}: outbox cleanup statement, ${MESSAGES} messages, nothing to delete: before ${before.toFixed(1)} ms, after ${after.toFixed(1)} ms`,
+  );
+  const webhookIds = Array.from({ length: 20 }, (_, index) => `wh${index}`);
+  const windowBefore = await medianMs(
+    () => db.$queryRaw`SELECT "id" FROM (
+      SELECT "id", ROW_NUMBER() OVER (PARTITION BY "webhookId" ORDER BY "id" DESC) AS "rank"
+      FROM "OutboxMessage" WHERE "webhookId" IN (${join(webhookIds)})) AS "ranked" WHERE "rank" <= 20`,
+  );
+  const walksAfter = await medianMs(() => recentMessageIds(db, webhookIds, 20));
+  console.info(
+    `${kind}: deliveries of 20 webhooks (last 20): before ${windowBefore.toFixed(1)} ms, after ${walksAfter.toFixed(1)} ms`,
   );
   await db.$disconnect();
   await database.drop();

@@ -2,7 +2,12 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createPrismaClient, type Db } from '../src/db/client.js';
 import { driverSqlOf, type SqlRunner } from '../src/db/driver-sql.js';
-import { claimDueMessages, lastKeysOfSubjects, removeFinishedMessages } from '../src/db/outbox-sql.js';
+import {
+  claimDueMessages,
+  lastKeysOfSubjects,
+  recentMessageIds,
+  removeFinishedMessages,
+} from '../src/db/outbox-sql.js';
 import { ROWS_PER_STATEMENT } from '../src/platform/bounded-removal.js';
 import { loadConfig } from '../src/platform/config.js';
 import { createLogger } from '../src/platform/logger.js';
@@ -260,6 +265,42 @@ describe.each(databases)('the outbox worker on %s', (kind) => {
       expect(plan).not.toMatch(SORTS);
     }
     await db.outboxMessage.deleteMany({ where: { webhookId } });
+  });
+
+  test('recent deliveries list each webhook newest first, at most the limit, each one walk down its index, across more than one statement', async () => {
+    const message = (webhookId: string, n: number): OutboundMessage => ({
+      kind: 'webhook',
+      topic: 'task.finished',
+      url: receiver.url('/recent'),
+      body: { n },
+      idempotencyKey: `recent:${webhookId}:${n}`,
+      webhookId,
+    });
+    // Interleaved, so that each webhook's newest are not the table's newest.
+    for (let n = 1; n <= 5; n++) {
+      await enqueueOutbound(db, [message('wh_recent_a', n), ...(n <= 2 ? [message('wh_recent_b', n)] : [])]);
+    }
+    const stored = await rows('recent');
+    const idOf = (webhookId: string, n: number) =>
+      stored.find((row) => row.idempotencyKey === `recent:${webhookId}:${n}`)?.id;
+    // wh_recent_b is the 101st: its walk is in the second statement.
+    const none = Array.from({ length: 99 }, (_, index) => `wh_recent_none_${index}`);
+    const listed = await new WebhookService(db, 10, kind).recentDeliveries(
+      ['wh_recent_a', ...none, 'wh_recent_b', 'wh_recent_c'],
+      3,
+    );
+    expect(listed.map((list) => list.map((row) => row.id))).toEqual([
+      [idOf('wh_recent_a', 5), idOf('wh_recent_a', 4), idOf('wh_recent_a', 3)],
+      ...none.map(() => []),
+      [idOf('wh_recent_b', 2), idOf('wh_recent_b', 1)],
+      [],
+    ]);
+    const plan = await planOf(db, (runner) => recentMessageIds(runner, ['wh_recent_a', 'wh_recent_b'], 3));
+    // One walk down the (webhookId, id) index per webhook, no window ranking every message.
+    expect(plan.match(/OutboxMessage_webhookId_id_idx/g)).toHaveLength(2);
+    expect(plan).not.toMatch(/WindowAgg|ranked/);
+    expect(plan).not.toMatch(SORTS);
+    await db.outboxMessage.deleteMany({ where: { idempotencyKey: { startsWith: 'recent:' } } });
   });
 
   test('a receiver that drips its answer is cut at the attempt timeout, not kept as long as it drips', async () => {

@@ -224,9 +224,9 @@ export class WebhookService {
   }
 
   /**
-   * The latest `limit` deliveries of each webhook, newest first: a windowed query finds their ids
-   * (per 500 webhooks), then the rows are read by id (per 900): a few queries for a typical list,
-   * never one per webhook.
+   * The latest `limit` deliveries of each webhook, newest first: one index walk per webhook finds
+   * their ids (recentMessageIds, 100 webhooks a statement), then the rows are read by id (per 900):
+   * a few queries for a typical list, never one per webhook.
    */
   async recentDeliveries(webhookIds: readonly string[], limit: number): Promise<OutboxMessageRow[][]> {
     const take = Math.max(1, Math.min(MAX_RECENT_DELIVERIES, limit));
