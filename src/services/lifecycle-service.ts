@@ -67,7 +67,11 @@ export class LifecycleService {
       requestDigest: digest,
       app: { cfgType, title: row.title },
       // The whole rule again inside (TaskRequest.admits); the CONFLICT check is the insert itself there.
-      admits: async (db) => this.assertStage(type, await this.submission.installedRow(key, rule.verb, db)),
+      admits: async (db) => {
+        const now = await this.submission.installedRow(key, rule.verb, db);
+        this.assertStage(type, now);
+        return now;
+      },
       builtOn: row,
       ...(retryOfTaskId ? { retryOfTaskId } : {}),
     });

@@ -90,16 +90,17 @@ export interface TaskRequest {
    * (SQLite runs one writer at a time; PostgreSQL reads committed rows per statement), so a repeated
    * request gets the answer a later request would, not a second task. So it is the operation's
    * whole app-state rule, the function its caller ran first (assertInstallable, upgradableRow,
-   * uninstallableRow, a clone's and a stop's or resume's own), not part of it.
+   * uninstallableRow, a clone's and a stop's or resume's own), not part of it. It resolves with
+   * the row it judged, which `builtOn` is compared with.
    */
-  admits?: (db: SqlRunner) => Promise<unknown>;
+  admits?: (db: SqlRunner) => Promise<AppRow | undefined | void>;
   /**
    * The app's row the request took its version and cfgType from (a stop, resume or uninstall sends
    * the installed ones), read before the insert like the caller's check. An upgrade that ended in
    * between left the app at another version, and the task was accepted with the one it replaced: a
-   * completed stop wrote that back as the app's installed version. Compared with the row read after
-   * the insert (see `admits`): CONFLICT when they differ, and the request sent again reads the app
-   * as it is.
+   * completed stop wrote that back as the app's installed version. Compared with the row `admits`
+   * read after the insert: CONFLICT when they differ, and the request sent again reads the app as
+   * it is.
    */
   builtOn?: Pick<AppRow, 'installedVersion' | 'cfgType'>;
 }
@@ -314,8 +315,8 @@ export class TaskSubmission {
         createdAt: now,
       });
       // After the insert, before the row is written (an uninstall's end deleted it): see `admits`.
-      await request.admits?.(tx);
-      await this.assertUnchanged(tx, request);
+      const admitted = await request.admits?.(tx);
+      assertUnchanged(request, admitted);
       await upsertAppStateForTask(tx, {
         ...request.key,
         opType: request.type.toLowerCase(),
@@ -352,19 +353,6 @@ export class TaskSubmission {
     return task;
   }
 
-  /** CONFLICT when the app's row no longer has what the request was built on (TaskRequest.builtOn). */
-  private async assertUnchanged(tx: SqlRunner, request: TaskRequest): Promise<void> {
-    const built = request.builtOn;
-    if (!built) return;
-    const row = await findAppState(tx, request.key);
-    if (row?.installedVersion === built.installedVersion && row.cfgType === built.cfgType) return;
-    const was = built.installedVersion ?? 'none';
-    const is = row?.installedVersion ?? 'none';
-    throw new ConflictError(
-      `${request.key.appName} changed while this ${request.type.toLowerCase()} was accepted (installed version ${was} when read, ${is} now); send it again`,
-    );
-  }
-
   /** A unique index refused the task: the same idempotent request won, or another active task for this app. */
   private async lostRace(request: TaskRequest): Promise<TaskRow> {
     const owner = { userId: request.key.userId, isAdmin: false };
@@ -379,4 +367,19 @@ export class TaskSubmission {
       `${key.appName} already has an active task${active ? ` (${active.taskId}, ${active.type} ${active.status})` : ''}; wait for it or cancel it`,
     );
   }
+}
+
+/**
+ * CONFLICT when the app's row, as the request's `admits` read it in the task's transaction, no
+ * longer has what the request was built on (TaskRequest.builtOn).
+ */
+function assertUnchanged(request: TaskRequest, row: AppRow | undefined | void): void {
+  const built = request.builtOn;
+  if (!built) return;
+  if (row && row.installedVersion === built.installedVersion && row.cfgType === built.cfgType) return;
+  const was = built.installedVersion ?? 'none';
+  const is = row?.installedVersion ?? 'none';
+  throw new ConflictError(
+    `${request.key.appName} changed while this ${request.type.toLowerCase()} was accepted (installed version ${was} when read, ${is} now); send it again`,
+  );
 }
