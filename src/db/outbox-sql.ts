@@ -1,4 +1,5 @@
 import { join, raw, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
+import { readInChunks } from './chunks.js';
 import { paddedIds, type SqlRunner } from './driver-sql.js';
 import type { OutboxMessageRow } from './models.js';
 import { deleteByIds, type Provider } from './retention-sql.js';
@@ -215,17 +216,16 @@ const WEBHOOKS_PER_QUERY = 100;
  * PostgreSQL, 255 ms on SQLite's main thread, to return 20.
  */
 export async function recentMessageIds(db: SqlRunner, webhookIds: readonly string[], take: number): Promise<number[]> {
-  const ids: number[] = [];
-  for (let start = 0; start < webhookIds.length; start += WEBHOOKS_PER_QUERY) {
-    const walks = webhookIds.slice(start, start + WEBHOOKS_PER_QUERY).map(
+  if (webhookIds.length === 0) return [];
+  const rows = await readInChunks(webhookIds, WEBHOOKS_PER_QUERY, (chunk) => {
+    const walks = chunk.map(
       (webhookId, index) =>
         sql`SELECT * FROM (SELECT "id" FROM "OutboxMessage"
           WHERE "webhookId" = ${webhookId} ORDER BY "id" DESC LIMIT ${take}) AS ${raw(`"w${index}"`)}`,
     );
-    const rows = await db.$queryRaw<{ id: number }[]>`${join(walks, ' UNION ALL ')}`;
-    ids.push(...rows.map((row) => Number(row.id)));
-  }
-  return ids;
+    return db.$queryRaw<{ id: number }[]>`${join(walks, ' UNION ALL ')}`;
+  });
+  return rows.map((row) => Number(row.id));
 }
 
 /** Subjects looked up per statement of `lastKeysOfSubjects` (two parameters each). */
