@@ -1,4 +1,5 @@
 import { rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { parse, validate } from 'graphql';
 import { serverAudits } from 'graphql-http';
 import pg from 'pg';
@@ -58,6 +59,17 @@ describe('GraphQL over HTTP', () => {
     expect(response.status).toBe(413);
     const body = (await response.json()) as { errors: { message: string }[] };
     expect(body.errors[0]?.message).toContain('4096 bytes');
+  });
+
+  test('a client expecting 100 Continue is told to send its body only when the body is within the limit', async () => {
+    const over = await expectingContinue(server.graphqlUrl, 5000, null);
+    // Refused from its headers: the client never sends the 5,000 bytes (node:http said 100 at once).
+    expect(over).toMatch(/^HTTP\/1.1 413 /);
+    expect(over).not.toContain('100 Continue');
+    const body = JSON.stringify({ query: '{ viewer { userId } }' });
+    const within = await expectingContinue(server.graphqlUrl, Buffer.byteLength(body), body);
+    expect(within).toMatch(/^HTTP\/1.1 100 Continue\r\n\r\nHTTP\/1.1 200 OK\r\n/);
+    expect(within).toContain('"userId"');
   });
 
   test('a query nested deeper than MAX_QUERY_DEPTH is rejected', async () => {
@@ -145,6 +157,31 @@ describe('GraphQL over HTTP', () => {
     expect(await readiness.json()).toEqual({ status: 'ready' });
   });
 });
+
+/**
+ * A raw POST with `Expect: 100-continue` (what curl sends for large bodies): the body goes only
+ * after the server's `100 Continue`. Returns everything the server wrote until it closed.
+ */
+function expectingContinue(url: string, length: number, body: string | null): Promise<string> {
+  const { hostname, port, pathname } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    let answer = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      answer += chunk;
+      if (body !== null && answer.includes('100 Continue\r\n\r\n')) {
+        socket.write(body);
+        body = null;
+      }
+    });
+    socket.on('error', reject).on('close', () => resolve(answer));
+    socket.write(
+      `POST ${pathname} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
+    );
+  });
+}
 
 describe('readiness when the SQLite file goes away', () => {
   test('a file deleted while the server runs: SELECT 1 still answers, yet /readiness is 503 and the database component says why', async () => {

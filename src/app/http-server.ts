@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { continueWhenRead } from '../http/body.js';
 
 /** Where a started server listens. */
 export interface RunningApp {
@@ -147,6 +148,11 @@ export function createHttpServer({ keepAliveTimeoutMs, requestTimeoutMs }: HttpS
   /** Settles once the listening socket and every connection are closed. */
   let closed: Promise<void> | null = null;
 
+  // A request expecting `100 Continue` gets it only once a route reads its body (http/body.ts).
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    continueWhenRead(req, res);
+    server.emit('request', req, res);
+  });
   server.on('connection', (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { FormDataLimits } from '@whatwg-node/fetch';
 import { GraphQLError } from 'graphql';
@@ -75,6 +75,7 @@ export function multipartLimits({
  */
 export function readBody(req: IncomingMessage, limit: number, setting?: string): Promise<Buffer> {
   if (Number(req.headers['content-length'] ?? 0) > limit) return Promise.reject(new BodyTooLarge(limit, setting));
+  continueIfExpected(req);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -98,6 +99,27 @@ export function readBody(req: IncomingMessage, limit: number, setting?: string):
     else if (req.destroyed) reject(req.errored ?? clientGone());
     else req.on('data', onData).on('end', onEnd).on('error', settle).on('close', onClose);
   });
+}
+
+/**
+ * The responses of requests that sent `Expect: 100-continue` and have not been told to go on yet.
+ * node:http answers `100 Continue` at once unless the server handles 'checkContinue'; the HTTP
+ * server (app/http-server.ts) does, and registers them here, so the interim answer goes only when a
+ * route reads the body within its limit: a body refused for its size (413), its credential (401)
+ * or its route is then never sent (RFC 9110 §10.1.1). Every route reads its body through readBody.
+ */
+const awaitingContinue = new WeakMap<IncomingMessage, ServerResponse>();
+
+/** Holds back `100 Continue` for `req` until its body is read (see awaitingContinue). */
+export function continueWhenRead(req: IncomingMessage, res: ServerResponse): void {
+  awaitingContinue.set(req, res);
+}
+
+function continueIfExpected(req: IncomingMessage): void {
+  const res = awaitingContinue.get(req);
+  if (!res) return;
+  awaitingContinue.delete(req);
+  if (!res.headersSent) res.writeContinue();
 }
 
 /** A request closed before its end without an error (node:http usually reports it as ECONNRESET). */
