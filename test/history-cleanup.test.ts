@@ -408,6 +408,8 @@ describe('outbox retention', () => {
       updatedAt,
     });
     const tenDaysAgo = new Date(Date.now() - 10 * day);
+    // The cleanup runs every 50 ms: it may remove the old ones before any read here, so no count of
+    // them is asserted before it (that assertion failed once when it had).
     await db.outboxMessage.createMany({
       data: [
         message('delivered-10-days-ago', 'DELIVERED', tenDaysAgo),
@@ -424,7 +426,6 @@ describe('outbox retention', () => {
       const webhooks = response.body?.data?.webhooks as { webhookId: string; deliveries: { topic: string }[] }[];
       return webhooks.find((webhook) => webhook.webhookId === 'wh-retention')?.deliveries.map((d) => d.topic);
     };
-    expect(await deliveries()).toHaveLength(4);
     const left = await waitFor(async () => {
       const topics = await deliveries();
       return topics?.length === 2 ? topics : undefined;
