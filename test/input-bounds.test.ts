@@ -305,6 +305,21 @@ describe.each(databases)('client mistakes are VALIDATION errors with a documente
       { token: TOKENS.alice },
     );
     expectValidation(unknownEnum, /Value "NOPE" does not exist in "TaskStatus" enum/);
+    // A subscription's variables are coerced by the executor's subscribe(), which calls the mistake
+    // BAD_USER_INPUT: the same code as a query's for the client to branch on.
+    const subscription = await subscribe(
+      server,
+      parse('subscription($status: [TaskStatus!]) { taskUpdated(filter: { status: $status }) { taskId } }'),
+      { status: ['NOPE'] },
+      { token: TOKENS.alice },
+    );
+    try {
+      await expect(subscription.next(5000)).rejects.toThrow(
+        /NOPE.{1,4} does not exist in .{1,4}TaskStatus.*"code":"VALIDATION"/,
+      );
+    } finally {
+      await subscription.close();
+    }
     await expectNoTrace();
   });
 

@@ -278,8 +278,12 @@ function asRequestErrors(result: ExecutionResult): ExecutionResult | null {
           nodes: error.nodes ?? null,
           source: error.source ?? null,
           positions: error.positions ?? null,
-          // A refusal with a code and status of its own (another plugin's limit: 429 RATE_LIMITED) keeps them.
-          extensions: { code: 'VALIDATION', http: { status: 400 }, ...error.extensions },
+          // A refusal with a code and status of its own (another plugin's limit: 429 RATE_LIMITED) keeps them;
+          // the executor's BAD_USER_INPUT (what its subscribe() calls a variable that does not coerce) does not.
+          extensions:
+            error.extensions.code === 'BAD_USER_INPUT'
+              ? { ...error.extensions, code: 'VALIDATION' }
+              : { code: 'VALIDATION', http: { status: 400 }, ...error.extensions },
         }),
     ),
   };
