@@ -41,6 +41,20 @@ describe('GraphQL over HTTP', () => {
     expect(body.errors[0]?.message).toMatch(/JSON/i);
   });
 
+  test('a query that is not a string is a 400 saying so, whatever the Accept', async () => {
+    for (const query of [{ a: 1 }, 5, ['{ viewer { userId } }']]) {
+      for (const accept of ['application/json', 'application/graphql-response+json', '*/*']) {
+        const response = await post(JSON.stringify({ query }), { 'content-type': 'application/json', accept });
+        expect(response.status, `${JSON.stringify(query)} ${accept}`).toBe(400);
+        const body = (await response.json()) as { errors: { message: string; extensions?: { code?: string } }[] };
+        expect(body.errors[0]).toMatchObject({
+          message: expect.stringMatching(/"query" param to be a string/),
+          extensions: { code: 'BAD_REQUEST' },
+        });
+      }
+    }
+  });
+
   test('an unsupported content type is refused (415) with an error saying what to send', async () => {
     // The answers' media type is no request body type (Yoga answered it with an empty 415).
     for (const contentType of ['text/xml', 'application/graphql-response+json']) {

@@ -199,6 +199,8 @@ export function usePersistedDocuments(documents: PersistedDocuments | null): Plu
   return {
     onParams({ params, request, setParams }) {
       const { documentId, ...rest } = params as typeof params & { documentId?: unknown };
+      // Not a request for a document at all: Yoga refuses it (400, `"query" param to be a string`).
+      if (rest.query != null && typeof rest.query !== 'string') return;
       // Yoga's GET parsing keeps only query, variables, operationName and extensions.
       const id =
         documentId ?? (request.method === 'GET' ? new URL(request.url).searchParams.get('documentId') : undefined);
