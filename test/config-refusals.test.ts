@@ -40,6 +40,34 @@ describe('settings accepted before and then ignored or failing later are refused
     expect(refusal({ ...service, APP_SERVICE_TOKEN: 'service-credential' })).toBeNull();
   });
 
+  test('a token ending in a CR or a space (a CRLF .env file read by a shell): no HTTP client can send it', () => {
+    const service = { APP_SERVICE_URL: 'http://app-service.local:8080', APP_SERVICE_EVENT_SECRET: 'e'.repeat(16) };
+    // undici refused every app-service call carrying it (UND_ERR_INVALID_ARG), logged as "unreachable".
+    expect(refusal({ ...service, APP_SERVICE_TOKEN: 'service-credential\r' })).toBe(
+      'Invalid configuration:\n  APP_SERVICE_TOKEN: must not begin or end with spaces or a line end (a .env file saved with CRLF line ends?)',
+    );
+    // HTTP trims header values: /metrics answered 401 to every scrape.
+    expect(refusal({ METRICS_TOKEN: 'metrics-token-0001 ' })).toMatch(
+      /^Invalid configuration:\n {2}METRICS_TOKEN: must not begin/,
+    );
+    expect(refusal({ METRICS_TOKEN: 'metrics-\u0007token-0001' })).toMatch(/METRICS_TOKEN: must not contain control/);
+  });
+
+  test('a SNAPSHOT_MAX_HZ so small that its pause passes the longest timer (pushes then came every 1 ms)', () => {
+    expect(refusal({ SNAPSHOT_MAX_HZ: '0.0000001' })).toBe(
+      'Invalid configuration:\n  SNAPSHOT_MAX_HZ: must be at least 0.001',
+    );
+    expect(refusal({ SNAPSHOT_MAX_HZ: '0.001' })).toBeNull();
+  });
+
+  test('text settings are trimmed, and one of spaces only is refused (every JWT would lack its user)', () => {
+    expect(loadConfig({ HOST: '127.0.0.1 ' }).host).toBe('127.0.0.1');
+    const jwt = { AUTH_JWT_SECRET: 's'.repeat(32) };
+    expect(refusal({ ...jwt, AUTH_JWT_USER_CLAIM: ' ' })).toMatch(/AUTH_JWT_USER_CLAIM: /);
+    expect(refusal({ ...jwt, AUTH_JWT_ROLE_CLAIM: ' ' })).toMatch(/AUTH_JWT_ROLE_CLAIM: /);
+    expect(refusal({ REDIS_PREFIX: '  ' })).toMatch(/REDIS_PREFIX: /);
+  });
+
   test.each([
     ['METRICS_TOKEN', 16],
     ['AUTH_JWT_SECRET', 32],

@@ -38,7 +38,7 @@ export const envSchema = z.object({
   /** TCP port of the HTTP server. @default 4000 */
   PORT: decimal(port).default(4000),
   /** Interface to bind. Must be loopback when no authentication is configured. @default 127.0.0.1 */
-  HOST: z.string().min(1).default('127.0.0.1'),
+  HOST: z.string().trim().min(1).default('127.0.0.1'),
   /** pino level. @default info */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /**
@@ -102,7 +102,7 @@ export const envSchema = z.object({
     })
     .optional(),
   /** Prefix of every Redis key and channel, so several deployments can share one Redis. @default market: */
-  REDIS_PREFIX: z.string().min(1).max(100).default('market:'),
+  REDIS_PREFIX: z.string().trim().min(1).max(100).default('market:'),
   /** This instance's name in the cluster's runtime (its components are `<name>@<instance>`). @default <hostname>-<pid> */
   INSTANCE_NAME: z
     .string()
@@ -190,9 +190,9 @@ export const envSchema = z.object({
   /** Clock skew tolerated on exp/nbf/iat, in seconds. @default 30 */
   AUTH_JWT_CLOCK_SKEW_S: decimal(nonNegativeInt.max(600, 'must be at most 600')).default(30),
   /** Claim holding the user id. @default sub */
-  AUTH_JWT_USER_CLAIM: z.string().min(1).default('sub'),
+  AUTH_JWT_USER_CLAIM: z.string().trim().min(1).default('sub'),
   /** Claim holding the role (a string or a list); the value "admin" makes an admin. @default role */
-  AUTH_JWT_ROLE_CLAIM: z.string().min(1).default('role'),
+  AUTH_JWT_ROLE_CLAIM: z.string().trim().min(1).default('role'),
   /** Tasks executed at once by this instance. @default 4 */
   TASK_CONCURRENCY: decimal(positiveInt.max(64, 'must be at most 64')).default(4),
   /** A task still running after this long fails (at least 100). @default 1800000 (30 min) */
@@ -298,7 +298,7 @@ export const envSchema = z.object({
   // closed every WebSocket ~200 ms after it opened).
   SUBSCRIPTION_KEEPALIVE_MS: decimal(positiveMs.min(100, 'must be at least 100')).default(12_000),
   /** Most runtimeSnapshot pushes per second per subscriber. @default 5 */
-  SNAPSHOT_MAX_HZ: decimal(z.number().positive('must be greater than 0').max(100, 'must be at most 100')).default(5),
+  SNAPSHOT_MAX_HZ: decimal(z.number().min(0.001, 'must be at least 0.001').max(100, 'must be at most 100')).default(5),
   /**
    * A component whose metrics alone changed is pushed as a runtime event at most this often; 0:
    * never (read them with `components` or `runtimeSnapshot`). State, health or message changes are

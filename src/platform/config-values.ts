@@ -154,15 +154,21 @@ function developerTemplateProblem(template: string): string | null {
 
 /**
  * A shared secret or token of at least `min` characters. One of spaces only passed the length
- * check: a key anyone could guess, or a bearer token no client can send (HTTP trims it).
+ * check: a key anyone could guess, or a bearer token no client can send (HTTP trims it). So did
+ * one ending in a CR (a CRLF `.env` file read by a shell): no HTTP client can send it either, and
+ * undici refused every request carrying it (APP_SERVICE_TOKEN), reported as an unreachable peer.
  */
 export function secret(min: number) {
   return z.string().superRefine((value, ctx) => {
     const problem = !value.trim()
       ? 'must not be blank (it is made of spaces only)'
-      : value.length < min
-        ? `must be at least ${min} characters`
-        : null;
+      : value !== value.trim()
+        ? 'must not begin or end with spaces or a line end (a .env file saved with CRLF line ends?)'
+        : /\p{Cc}/u.test(value)
+          ? 'must not contain control characters'
+          : value.length < min
+            ? `must be at least ${min} characters`
+            : null;
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   });
 }
