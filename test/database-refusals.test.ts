@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { afterEach, describe, expect, test } from 'vitest';
 import { availableDatabases, createTestDatabase, POSTGRES_URL, type TestDatabase } from './support/databases.js';
@@ -137,6 +138,85 @@ describe('SQLite whose file cannot grow (a disk full)', () => {
 
     await db.$queryRawUnsafe('PRAGMA max_page_count = 1073741823');
     const again = await rawRequest(server, { query: addSource(1000) });
+    expect(again.body?.data, again.text).toEqual({ addMarketSource: { __typename: 'AddMarketSourceSuccess' } });
+  });
+});
+
+/**
+ * Another process (an operator's sqlite3, a backup) holding the SQLite file's write lock: a child
+ * process with better-sqlite3 in `BEGIN EXCLUSIVE` until told to commit.
+ */
+async function holdWriteLock(file: string): Promise<{ release(): Promise<void> }> {
+  const holder = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const db = require('better-sqlite3')(${JSON.stringify(file)});
+       db.exec('BEGIN EXCLUSIVE');
+       console.log('locked');
+       process.stdin.once('data', () => { db.exec('COMMIT'); process.exit(0); });`,
+    ],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  const exited = new Promise((resolve) => holder.once('exit', resolve));
+  disposers.push(async () => {
+    holder.kill();
+    await exited;
+  });
+  await new Promise((resolve) => holder.stdout.once('data', resolve));
+  return {
+    async release() {
+      holder.stdin.write('commit\n');
+      await exited;
+    },
+  };
+}
+
+/** Milliseconds `work` took, with its result. */
+async function timed<T>(work: () => Promise<T>): Promise<[number, T]> {
+  const started = performance.now();
+  const result = await work();
+  return [performance.now() - started, result];
+}
+
+describe('SQLite whose write lock another process holds', () => {
+  test('the server stays responsive, writes answer UNAVAILABLE at once, and succeed once the lock goes', async () => {
+    const database = await createTestDatabase('sqlite');
+    disposers.push(() => database.drop());
+    const server = await serverOn(database);
+    const lock = await holdWriteLock(database.url.slice('file:'.length));
+    const logged = server.logs.length;
+
+    // /health, polled all through the lock (3 s, the background writers meeting it meanwhile).
+    const healthTimes: number[] = [];
+    const polling = (async () => {
+      const until = performance.now() + 3000;
+      while (performance.now() < until) {
+        const [ms, response] = await timed(() => fetch(`${server.url}/health`));
+        expect(response.status).toBe(200);
+        healthTimes.push(ms);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    })();
+    const [writeMs] = await timed(() => expectUnavailable(server, addSource(1)));
+    expect(writeMs).toBeLessThan(2000);
+    // Reads go on from the WAL, and readiness answers in time (the database answers SELECT 1).
+    expect((await rawRequest(server, { query: APPS })).status).toBe(200);
+    const [readinessMs, readiness] = await timed(() => fetch(`${server.url}/readiness`));
+    expect(readiness.status).toBe(200);
+    expect(readinessMs).toBeLessThan(500);
+    await polling;
+    expect(Math.max(...healthTimes)).toBeLessThan(500);
+    // The background writers that met the lock said so once each, not at every run.
+    const warned = server.logs
+      .slice(logged)
+      .map((line) => JSON.parse(line) as { level: number; msg: string })
+      .filter(({ level }) => level >= 40)
+      .map(({ msg }) => msg);
+    expect(warned.length, warned.join('\n')).toBe(new Set(warned).size);
+
+    await lock.release();
+    const again = await rawRequest(server, { query: addSource(1) });
     expect(again.body?.data, again.text).toEqual({ addMarketSource: { __typename: 'AddMarketSourceSuccess' } });
   });
 });

@@ -23,13 +23,15 @@ const ADAPTER_KINDS = new Set([
 /**
  * SQLite's file that cannot be written or read (a disk full or read-only, an I/O error, the file
  * gone): the database is away for writes as a stopped server is, until someone frees the disk.
- * Matched on the driver's code (`SQLITE_IOERR_WRITE`, …), unwrapped or as the adapter's cause.
+ * And its write lock held by another process ("database is locked", SQLITE_BUSY after the busy
+ * timeout, SQLITE_BUSY_SNAPSHOT for a transaction whose snapshot the other's commit made stale):
+ * away until that process lets go. Matched on the driver's code (`SQLITE_IOERR_WRITE`, …),
+ * unwrapped or as the adapter's cause (the adapter maps only the plain SQLITE_BUSY, to SocketTimeout).
  */
-const SQLITE_FILE_CODES = /^SQLITE_(IOERR|FULL|READONLY|CANTOPEN)/;
+const SQLITE_AWAY_CODES = /^SQLITE_(IOERR|FULL|READONLY|CANTOPEN|BUSY)/;
 /**
  * Socket errors, PostgreSQL's admin_shutdown, crash_shutdown, cannot_connect_now and
- * too_many_connections, and SQLite's busy file (what the adapter reports as SocketTimeout): the
- * codes of driver errors as they reach us unwrapped, from the adapter or from db/driver-sql.ts.
+ * too_many_connections: the codes of driver errors as they reach us unwrapped, from the adapter or from db/driver-sql.ts.
  */
 const DRIVER_CODES = new Set([
   'ECONNREFUSED',
@@ -46,7 +48,6 @@ const DRIVER_CODES = new Set([
   '3D000',
   '28000',
   '28P01',
-  'SQLITE_BUSY',
 ]);
 /**
  * pg's own messages, which reach us unwrapped through the adapter (seen with a TCP proxy that
@@ -61,12 +62,12 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     meta?: { driverAdapterError?: { cause?: { kind?: string; originalCode?: string } } };
     message?: unknown;
   };
-  if (typeof code === 'string' && (PRISMA_CODES.has(code) || DRIVER_CODES.has(code) || SQLITE_FILE_CODES.test(code))) {
+  if (typeof code === 'string' && (PRISMA_CODES.has(code) || DRIVER_CODES.has(code) || SQLITE_AWAY_CODES.test(code))) {
     return true;
   }
   const cause = meta?.driverAdapterError?.cause;
   if (cause?.kind && ADAPTER_KINDS.has(cause.kind)) return true;
-  if (cause?.originalCode && SQLITE_FILE_CODES.test(cause.originalCode)) return true;
+  if (cause?.originalCode && SQLITE_AWAY_CODES.test(cause.originalCode)) return true;
   return typeof message === 'string' && DRIVER_MESSAGES.test(message);
 }
 

@@ -170,6 +170,21 @@ function releasedOnFailedEnd(transaction: PostgresTransaction): PostgresTransact
 }
 
 /**
+ * How long a statement that finds the SQLite file's write lock taken waits for it (better-sqlite3's
+ * `timeout`, SQLite's busy_timeout), blocking the event loop meanwhile: better-sqlite3 runs on the
+ * main thread. The server's one connection never meets its own lock, so the lock is another
+ * process's (a backup, an operator's sqlite3, a second server wrongly on the file). At 5000 every
+ * statement that met it froze the server up to 5 s, the background writers in turns: /health took
+ * 26 s under a 30 s lock and a mutation answered 30 s later. 20 ms still waits out a momentary lock
+ * (another process's single write), and then the write fails as UNAVAILABLE (db/availability.ts).
+ * Measured (event loop blocked per second, timers at 10 ms, demo data with the simulated app
+ * service stepping every 200 ms, a 3 s lock; baseline without a lock 106–265 ms/s on the loaded
+ * 2-core test machine): busy_timeout 0 +0–30 ms/s, 5 +21, 20 +29–59, 50 +190–234, 200 +356, 5000
+ * the loop stood still while the lock was held (one /health took 74 s, the whole of the lock).
+ */
+export const SQLITE_BUSY_TIMEOUT_MS = 20;
+
+/**
  * Prisma's errors without the code frame it quotes by default (the calling source file, its lines
  * and the query's arguments): a log line per failed query then carried a dozen lines of this
  * project's source (a database outage logged over a hundred of them per instance), and could carry
@@ -183,7 +198,7 @@ export function createPrismaClient(url: string, options: PrismaOptions = {}): Db
   if (databaseProvider(url) === 'sqlite') {
     const file = sqliteFilePath(url);
     mkdirSync(path.dirname(file), { recursive: true });
-    const adapter = new SharedPrismaBetterSQLite3({ url: file });
+    const adapter = new SharedPrismaBetterSQLite3({ url: file, timeout: SQLITE_BUSY_TIMEOUT_MS });
     client = new SqlitePrismaClient({ adapter, log, errorFormat: ERROR_FORMAT });
     adapter.driver = registerDriver(client, 'sqlite', options.onQuery);
   } else {
@@ -208,10 +223,10 @@ export function createPrismaClient(url: string, options: PrismaOptions = {}): Db
  * Per-connection settings, applied once at start. SQLite (one connection through the adapter):
  * WAL journal (set by the migration step) with `synchronous = NORMAL`, SQLite's recommended
  * pairing: a commit no longer waits for an fsync, a crash of the process loses nothing, and only
- * a power cut can lose the last commits (never corrupts the file).
+ * a power cut can lose the last commits (never corrupts the file). The busy timeout is the
+ * connection's own (SQLITE_BUSY_TIMEOUT_MS), so a connection Prisma opens again has it too.
  */
 export async function prepareDatabase(db: Db, url: string): Promise<void> {
   if (databaseProvider(url) !== 'sqlite') return;
   await db.$queryRawUnsafe('PRAGMA synchronous = NORMAL');
-  await db.$queryRawUnsafe('PRAGMA busy_timeout = 5000');
 }
