@@ -8,8 +8,8 @@ import { sqliteFilePath } from '../src/db/client.js';
 import { repeatedSelection } from '../src/http/repeated-fields.js';
 import { schema } from '../src/schema/index.js';
 import { availableDatabases, POSTGRES_URL } from './support/databases.js';
-import { startTestServer, type TestServer, waitFor } from './support/server.js';
-import { componentOf } from './support/untyped.js';
+import { AUTH_ENV, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
+import { componentOf, rawRequest } from './support/untyped.js';
 
 const databases = await availableDatabases();
 
@@ -199,25 +199,40 @@ function expectingContinue(url: string, length: number, body: string | null): Pr
 
 describe('readiness when the SQLite file goes away', () => {
   test('a file deleted while the server runs: SELECT 1 still answers, yet /readiness is 503 and the database component says why', async () => {
-    const server = await startTestServer('sqlite', { env: { COLLECT_INTERVAL_MS: '100' } });
-    const component = () => componentOf(server, 'database');
+    const server = await startTestServer('sqlite', { env: { COLLECT_INTERVAL_MS: '100', ...AUTH_ENV } });
+    const component = (token: string) => componentOf(server, 'database', token);
     try {
       expect(await (await fetch(`${server.url}/readiness`)).json()).toEqual({ status: 'ready' });
-      expect((await waitFor(component, 'the database component'))?.metrics.freeBytes).toBeGreaterThan(0);
       const file = sqliteFilePath(server.database.url);
+      const seen = await waitFor(() => component(TOKENS.ops), 'the database component');
+      expect(seen.metrics).toMatchObject({ file, freeBytes: expect.any(Number) });
       for (const suffix of ['', '-wal', '-shm']) rmSync(`${file}${suffix}`, { force: true });
       const readiness = await fetch(`${server.url}/readiness`);
       expect(readiness.status).toBe(503);
-      const gone = `the database file ${file} was deleted while the server ran: what is written since is lost at the next start`;
+      const gone =
+        'the database file was deleted while the server ran: what is written since is lost at the next start';
       expect(await readiness.json()).toEqual({
         status: 'not ready',
         error: 'the database file is not the one opened (see the database component)',
       });
       const reported = await waitFor(async () => {
-        const found = await component();
+        const found = await component(TOKENS.ops);
         return found?.state === 'ERROR' ? found : undefined;
       }, 'the database component to report the file gone');
       expect(reported.message).toBe(gone);
+      // Admins see where the file lies and the room left; a user only what is wrong.
+      expect(reported.metrics).toMatchObject({ file, freeBytes: expect.any(Number) });
+      const users = await component(TOKENS.alice);
+      expect(users?.message).toBe(gone);
+      expect(Object.keys(users?.metrics ?? {}).sort()).toEqual(['latencyMs', 'otherProcesses', 'provider']);
+      const snapshot = await rawRequest(
+        server,
+        { query: '{ runtimeSnapshot { components { name message metrics } } }' },
+        { token: TOKENS.alice },
+      );
+      expect(snapshot.text).toContain(gone);
+      expect(snapshot.text).not.toContain(file);
+      expect(snapshot.text).not.toContain('freeBytes');
     } finally {
       await server.stop();
     }

@@ -8,7 +8,9 @@ export const LOW_DISK_BYTES = 16 * 1024 * 1024;
  * The SQLite file the server opened, watched from outside: `SELECT 1` keeps answering from the
  * open file after it was deleted or replaced (every write since is lost at the next start, which
  * finds an empty database and migrates it), and on a full disk (its writes fail). Readiness says
- * not ready for a file gone or replaced; the `database` component reports both.
+ * not ready for a file gone or replaced; the `database` component reports both. Its messages do
+ * not name the file: every signed-in user sees them; the path is the component's `file` figure,
+ * which only admins see (runtime/sources.ts).
  */
 export class SqliteFile {
   private opened: { dev: number; ino: number } | null = null;
@@ -27,11 +29,11 @@ export class SqliteFile {
     try {
       const { dev, ino } = await stat(this.filePath);
       if (dev === this.opened.dev && ino === this.opened.ino) return null;
-      return `the database file ${this.filePath} was replaced while the server ran: restart it`;
+      return 'the database file was replaced while the server ran: restart it';
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT') return `the database file ${this.filePath} cannot be checked (${code})`;
-      return `the database file ${this.filePath} was deleted while the server ran: what is written since is lost at the next start`;
+      if (code !== 'ENOENT') return `the database file cannot be checked (${code})`;
+      return 'the database file was deleted while the server ran: what is written since is lost at the next start';
     }
   }
 

@@ -4,6 +4,7 @@ import { userScope, type Viewer } from '../auth/viewer.js';
 import { DeliveryQueue } from '../events/change-feed.js';
 import { type EventStreamSource, eventStream, reached } from './event-stream.js';
 import { isOutboxComponent, outboxForUsers } from './outbox-source.js';
+import { databaseForUsers } from './sources.js';
 import {
   type ComponentStatus,
   type RuntimeEvent,
@@ -202,6 +203,7 @@ export class RuntimeService {
   private scopedComponent(viewer: Viewer, component: ComponentStatus): ComponentStatus {
     if (!viewer.isAdmin && component.name === 'syncer') return activeSourcesOnly(component);
     if (!viewer.isAdmin && isOutboxComponent(component.name)) return outboxForUsers(component);
+    if (!viewer.isAdmin && component.name === 'database') return databaseForUsers(component);
     if (viewer.isAdmin || component.name !== 'chart_repo' || component.state === 'DISABLED') return component;
     const mine = chartRepoFor(viewer, this.store.chartRepoState());
     return {

@@ -51,6 +51,7 @@ export function databaseSource(db: Db, { provider, file, presence }: DatabaseChe
       const metrics = {
         provider,
         latencyMs,
+        ...(file ? { file: file.filePath } : {}),
         ...(freeBytes !== null ? { freeBytes } : {}),
         ...(presence ? { otherProcesses: others } : {}),
       };
@@ -58,6 +59,15 @@ export function databaseSource(db: Db, { provider, file, presence }: DatabaseChe
       return [{ name: 'database', healthy: message === null, state, message, metrics }];
     },
   };
+}
+
+/**
+ * The `database` component as a non-admin sees it: its state and message, not where the SQLite
+ * file lies nor how much room its filesystem has (the host's business, as `/readiness` keeps it).
+ */
+export function databaseForUsers(component: ComponentStatus): ComponentStatus {
+  const { file: _file, freeBytes: _freeBytes, ...metrics } = component.metrics;
+  return { ...component, metrics };
 }
 
 /** `task_engine`: queue and workers. */

@@ -56,9 +56,13 @@ export async function rawRequest(
   return { status: response.status, body, text };
 }
 
-/** A component of the runtime state, as `components` shows it (to the local admin, without a token). */
-export async function componentOf(server: Pick<TestServer, 'graphqlUrl'>, name: string) {
-  const response = await rawRequest(server, { query: '{ components { name state healthy message metrics } }' });
+/** A component of the runtime state, as `components` shows it (to the local admin without a token, else to its owner). */
+export async function componentOf(server: Pick<TestServer, 'graphqlUrl'>, name: string, token?: string) {
+  const response = await rawRequest(
+    server,
+    { query: '{ components { name state healthy message metrics } }' },
+    token ? { token } : {},
+  );
   const components = (response.body?.data?.components ?? []) as {
     name: string;
     state: string;
