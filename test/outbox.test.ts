@@ -303,6 +303,34 @@ describe.each(databases)('the outbox worker on %s', (kind) => {
     await db.outboxMessage.deleteMany({ where: { idempotencyKey: { startsWith: 'recent:' } } });
   });
 
+  test('recent deliveries refuse a limit outside 1 to 50 before reading anything; null or none is the default of 10', async () => {
+    const webhooks = new WebhookService(db, 10, kind);
+    for (const last of [0, -1, 51, 1.5]) {
+      await expect(webhooks.recentDeliveries(['wh_limit'], last)).rejects.toMatchObject({
+        code: 'VALIDATION',
+        message: 'last must be between 1 and 50',
+        issues: [{ path: 'last', message: 'must be between 1 and 50' }],
+      });
+    }
+    for (let n = 1; n <= 11; n++) {
+      await enqueueOutbound(db, [
+        {
+          kind: 'webhook',
+          topic: 'task.finished',
+          url: receiver.url('/limit'),
+          body: { n },
+          idempotencyKey: `limit:${n}`,
+          webhookId: 'wh_limit',
+        },
+      ]);
+    }
+    const [byNull] = await webhooks.recentDeliveries(['wh_limit'], null);
+    const [byDefault] = await webhooks.recentDeliveries(['wh_limit']);
+    const [fifty] = await webhooks.recentDeliveries(['wh_limit'], 50);
+    expect([byNull?.length, byDefault?.length, fifty?.length]).toEqual([10, 10, 11]);
+    await db.outboxMessage.deleteMany({ where: { idempotencyKey: { startsWith: 'limit:' } } });
+  });
+
   test('a receiver that drips its answer is cut at the attempt timeout, not kept as long as it drips', async () => {
     const worker = new OutboxWorker(db, { ...SETTINGS, attemptTimeoutMs: 300, maxAttempts: 1 }, PUSH_SECRET, silent);
     const dripping = await FakeReceiver.start();

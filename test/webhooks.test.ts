@@ -162,6 +162,18 @@ describe.each(databases)('webhooks on %s', (kind) => {
     expect(again).toMatchObject({ code: 'NOT_FOUND' });
   });
 
+  test('deliveries(last:) outside 1 to 50 is VALIDATION; null is the default', async () => {
+    const hook = await addWebhook({ url: receiver.url('/last'), events: ['TASK_FINISHED'], appName: 'nothing-here' });
+    for (const last of [0, 51]) {
+      const refused = await execute(server, WebhooksQuery, { last }, { token: TOKENS.ops });
+      expect(errorCodes(refused)).toContain('VALIDATION');
+      expect(refused.errors?.[0]?.message).toBe('last must be between 1 and 50');
+    }
+    const listed = await execute(server, WebhooksQuery, { last: null }, { token: TOKENS.ops });
+    expect(listed.errors).toBeUndefined();
+    await execute(server, RemoveWebhookMutation, { input: { webhookId: hook.webhookId } }, { token: TOKENS.ops });
+  });
+
   test("a webhook filtered to alice's hook-a receives its task finishing and its state change, signed; bob's install of it and other apps reach no one", async () => {
     const hook = await addWebhook({
       url: receiver.url('/alice-a'),

@@ -1,8 +1,12 @@
 import { createContextCache } from '@pothos/core';
 import DataLoader from 'dataloader';
 import type { OutboxMessageRow, WebhookRow } from '../db/models.js';
-import { ValidationError } from '../domain/errors.js';
-import { MAX_RECENT_DELIVERIES, type WebhookRegistration, webhookEvents } from '../services/webhook-service.js';
+import {
+  DEFAULT_RECENT_DELIVERIES,
+  MAX_RECENT_DELIVERIES,
+  type WebhookRegistration,
+  webhookEvents,
+} from '../services/webhook-service.js';
 import { builder, type Context } from './builder.js';
 import { DeliveryRef } from './deliveries.js';
 import { MUTATION_ERRORS, mutationResult } from './errors.js';
@@ -16,20 +20,27 @@ const WebhookEventEnum = builder.enumType('WebhookEvent', {
   },
 });
 
+type DeliveriesRequest = { webhookId: string; last: number | null };
+
 /** Each webhook's latest deliveries, the webhooks of one request asking with the same `last` together. */
 const recentDeliveries = createContextCache(
   (ctx: Context) =>
-    new DataLoader<{ webhookId: string; last: number }, OutboxMessageRow[], string>(
+    new DataLoader<DeliveriesRequest, OutboxMessageRow[], string>(
       async (requests) => {
-        // One batch per distinct `last` (usually one): never a query per webhook.
-        const answers = new Map<{ webhookId: string; last: number }, OutboxMessageRow[]>();
+        // One batch per distinct `last` (usually one): never a query per webhook. A `last` the
+        // service refuses fails the fields that asked for it, not the others.
+        const answers = new Map<DeliveriesRequest, OutboxMessageRow[] | Error>();
         for (const last of new Set(requests.map((request) => request.last))) {
           const asking = requests.filter((request) => request.last === last);
-          const found = await ctx.services.webhooks.recentDeliveries(
-            asking.map((request) => request.webhookId),
-            last,
-          );
-          for (const [index, request] of asking.entries()) answers.set(request, found[index] ?? []);
+          const found = await ctx.services.webhooks
+            .recentDeliveries(
+              asking.map((request) => request.webhookId),
+              last,
+            )
+            .catch((error: Error) => error);
+          for (const [index, request] of asking.entries()) {
+            answers.set(request, found instanceof Error ? found : (found[index] ?? []));
+          }
         }
         return requests.map((request) => answers.get(request) ?? []);
       },
@@ -63,19 +74,12 @@ const WebhookRef = builder.objectRef<WebhookRow>('Webhook').implement({
         'Its latest deliveries, newest first. Delivered and dead ones are kept OUTBOX_RETENTION_DAYS (7 by default) after their last change; pending ones until they end.',
       args: {
         last: t.arg.int({
-          defaultValue: 10,
-          description: `How many, 1 to ${MAX_RECENT_DELIVERIES} (default 10).`,
+          defaultValue: DEFAULT_RECENT_DELIVERIES,
+          description: `How many, 1 to ${MAX_RECENT_DELIVERIES} (default ${DEFAULT_RECENT_DELIVERIES}).`,
         }),
       },
-      resolve: (webhook, { last }, ctx) => {
-        const count = last ?? 10;
-        if (count < 1 || count > MAX_RECENT_DELIVERIES) {
-          throw new ValidationError(`last must be between 1 and ${MAX_RECENT_DELIVERIES}`, [
-            { path: 'last', message: `must be between 1 and ${MAX_RECENT_DELIVERIES}` },
-          ]);
-        }
-        return recentDeliveries(ctx).load({ webhookId: webhook.webhookId, last: count });
-      },
+      resolve: (webhook, { last }, ctx) =>
+        recentDeliveries(ctx).load({ webhookId: webhook.webhookId, last: last ?? null }),
     }),
   }),
 });

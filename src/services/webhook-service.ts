@@ -4,7 +4,7 @@ import type { Viewer } from '../auth/viewer.js';
 import type { DatabaseProvider, Db } from '../db/client.js';
 import type { OutboxMessageRow, WebhookRow } from '../db/models.js';
 import { recentMessageIds, removeFinishedMessages } from '../db/outbox-sql.js';
-import { ForbiddenError, InvalidStateError, NotFoundError } from '../domain/errors.js';
+import { ForbiddenError, InvalidStateError, NotFoundError, ValidationError } from '../domain/errors.js';
 import { parseInput } from '../domain/parse-input.js';
 import { type Removal, removeInBatches } from '../platform/bounded-removal.js';
 import { notifyOutbound, notifyWebhookRemoved } from './outbox-messages.js';
@@ -16,6 +16,8 @@ export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 export const MAX_WEBHOOK_URL_LENGTH = 2_048;
 /** Longest userId / sourceId / appName filter (far above any real id). */
 export const MAX_FILTER_LENGTH = 128;
+/** Recent deliveries `webhooks { deliveries }` lists per webhook when `last` is not given. */
+export const DEFAULT_RECENT_DELIVERIES = 10;
 /** Most recent deliveries one `webhooks { deliveries }` lists per webhook. */
 export const MAX_RECENT_DELIVERIES = 50;
 /** How long this instance trusts its list of webhooks before reading it again (another instance may have changed it). */
@@ -226,10 +228,19 @@ export class WebhookService {
   /**
    * The latest `limit` deliveries of each webhook, newest first: one index walk per webhook finds
    * their ids (recentMessageIds, 100 webhooks a statement), then the rows are read by id (per 900):
-   * a few queries for a typical list, never one per webhook.
+   * a few queries for a typical list, never one per webhook. `last` null or left out: the default;
+   * outside 1..MAX_RECENT_DELIVERIES it is refused.
    */
-  async recentDeliveries(webhookIds: readonly string[], limit: number): Promise<OutboxMessageRow[][]> {
-    const take = Math.max(1, Math.min(MAX_RECENT_DELIVERIES, limit));
+  async recentDeliveries(
+    webhookIds: readonly string[],
+    last: number | null = DEFAULT_RECENT_DELIVERIES,
+  ): Promise<OutboxMessageRow[][]> {
+    const take = last ?? DEFAULT_RECENT_DELIVERIES;
+    if (!Number.isInteger(take) || take < 1 || take > MAX_RECENT_DELIVERIES) {
+      throw new ValidationError(`last must be between 1 and ${MAX_RECENT_DELIVERIES}`, [
+        { path: 'last', message: `must be between 1 and ${MAX_RECENT_DELIVERIES}` },
+      ]);
+    }
     const ids: number[] = [];
     for (let start = 0; start < webhookIds.length; start += WEBHOOKS_PER_QUERY) {
       ids.push(...(await recentMessageIds(this.db, webhookIds.slice(start, start + WEBHOOKS_PER_QUERY), take)));
