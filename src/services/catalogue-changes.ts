@@ -2,6 +2,7 @@ import { filter, pipe } from 'graphql-yoga';
 import { SYSTEM_USER } from '../auth/user-id.js';
 import type { Viewer } from '../auth/viewer.js';
 import { installedAppsOf } from '../db/catalogue-sql.js';
+import { RAW_PARAMETERS, readInChunks } from '../db/chunks.js';
 import type { Db } from '../db/client.js';
 import { driverSqlOf } from '../db/driver-sql.js';
 import { checkArgumentLength } from '../domain/errors.js';
@@ -9,9 +10,6 @@ import type { CatalogueChanged, ChangeFeed, EventBus } from '../events/change-fe
 import type { CatalogService } from './catalog-service.js';
 import type { HistoryService } from './history-service.js';
 import { MAX_SOURCE_ID_LENGTH } from './market-source-service.js';
-
-/** App ids per lookup of installed apps: within SQLite's historical 999 parameters per statement. */
-const IDS_PER_QUERY = 500;
 
 /** Most app ids named in a history record's message; the record's data holds them all. */
 const MAX_IDS_IN_MESSAGE = 10;
@@ -79,11 +77,11 @@ export class CatalogueChanges {
    * changes stay on this instance's bus (ChangeFeed): each instance does this for its own.
    */
   private async announceInstalledApps({ sourceId, added, updated }: CatalogueChanged): Promise<void> {
-    for (let start = 0; start < added.length + updated.length; start += IDS_PER_QUERY) {
-      const appIds = [...added, ...updated].slice(start, start + IDS_PER_QUERY);
-      const installed = await installedAppsOf(driverSqlOf(this.db), sourceId, appIds);
-      for (const { userId, appName } of installed) this.feed.app({ userId, sourceId, appName });
-    }
+    // A statement on the driver (not Prisma's query API): its parameter limit is the raw one.
+    const installed = await readInChunks([...added, ...updated], RAW_PARAMETERS, (appIds) =>
+      installedAppsOf(driverSqlOf(this.db), sourceId, appIds),
+    );
+    for (const { userId, appName } of installed) this.feed.app({ userId, sourceId, appName });
   }
 
   /** Changes from now on, of one source or of all that the viewer is offered. */

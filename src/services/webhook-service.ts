@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { Viewer } from '../auth/viewer.js';
+import { PRISMA_PARAMETERS, readInChunks } from '../db/chunks.js';
 import type { DatabaseProvider, Db } from '../db/client.js';
 import type { OutboxMessageRow, WebhookRow } from '../db/models.js';
 import { recentMessageIds, removeFinishedMessages } from '../db/outbox-sql.js';
@@ -22,10 +23,6 @@ export const DEFAULT_RECENT_DELIVERIES = 10;
 export const MAX_RECENT_DELIVERIES = 50;
 /** How long this instance trusts its list of webhooks before reading it again (another instance may have changed it). */
 export const WEBHOOK_CACHE_MS = 5_000;
-/** Webhooks per windowed query of `recentDeliveries` (parameters per statement stay few). */
-const WEBHOOKS_PER_QUERY = 500;
-/** Deliveries read per query of `recentDeliveries`: ids as parameters, under SQLite's historical 999. */
-const ROWS_PER_QUERY = 900;
 
 /**
  * Where deliveries go. Only http and https; no credentials in the URL (a receiver authenticates
@@ -226,10 +223,10 @@ export class WebhookService {
   }
 
   /**
-   * The latest `limit` deliveries of each webhook, newest first: one index walk per webhook finds
-   * their ids (recentMessageIds, 100 webhooks a statement), then the rows are read by id (per 900):
-   * a few queries for a typical list, never one per webhook. `last` null or left out: the default;
-   * outside 1..MAX_RECENT_DELIVERIES it is refused.
+   * The latest `last` deliveries of each webhook, newest first: one index walk per webhook finds
+   * their ids (recentMessageIds, 100 webhooks a statement), then the rows are read by id
+   * (PRISMA_PARAMETERS a statement): a few queries for a typical list, never one per webhook.
+   * `last` null or left out: the default; outside 1..MAX_RECENT_DELIVERIES it is refused.
    */
   async recentDeliveries(
     webhookIds: readonly string[],
@@ -241,21 +238,15 @@ export class WebhookService {
         { path: 'last', message: `must be between 1 and ${MAX_RECENT_DELIVERIES}` },
       ]);
     }
-    const ids: number[] = [];
-    for (let start = 0; start < webhookIds.length; start += WEBHOOKS_PER_QUERY) {
-      ids.push(...(await recentMessageIds(this.db, webhookIds.slice(start, start + WEBHOOKS_PER_QUERY), take)));
-    }
+    const ids = await recentMessageIds(this.db, webhookIds, take);
+    const rows = await readInChunks(ids, PRISMA_PARAMETERS, (chunk) =>
+      this.db.outboxMessage.findMany({ where: { id: { in: [...chunk] } } }),
+    );
     const byWebhook = new Map<string, OutboxMessageRow[]>();
-    for (let start = 0; start < ids.length; start += ROWS_PER_QUERY) {
-      const rows = await this.db.outboxMessage.findMany({
-        where: { id: { in: ids.slice(start, start + ROWS_PER_QUERY) } },
-        orderBy: { id: 'desc' },
-      });
-      for (const row of rows) {
-        const list = byWebhook.get(row.webhookId ?? '') ?? [];
-        list.push(row);
-        byWebhook.set(row.webhookId ?? '', list);
-      }
+    for (const row of rows) {
+      const list = byWebhook.get(row.webhookId ?? '') ?? [];
+      list.push(row);
+      byWebhook.set(row.webhookId ?? '', list);
     }
     return webhookIds.map((webhookId) => (byWebhook.get(webhookId) ?? []).sort((a, b) => b.id - a.id));
   }
