@@ -9,6 +9,7 @@ import { ForbiddenError, InvalidStateError, NotFoundError, ValidationError } fro
 import { parseInput } from '../domain/parse-input.js';
 import { type Removal, removeInBatches } from '../platform/bounded-removal.js';
 import { notifyOutbound, notifyWebhookRemoved } from './outbox-messages.js';
+import { MAX_ROW_ID } from './pagination.js';
 
 /** The runtime events a webhook may receive. */
 export const WEBHOOK_EVENTS = ['TASK_FINISHED', 'APP_STATE_CHANGED', 'PAYMENT_STATUS_CHANGED'] as const;
@@ -87,9 +88,7 @@ const removeInput = z.object({
   webhookId: z.string().trim().regex(WEBHOOK_ID, 'webhookId must be a webhook id (wh_ and 24 hex digits)'),
 });
 
-/** The largest outbox row id: the column is a 4-byte integer on PostgreSQL (`int4`). */
-export const MAX_DELIVERY_ID = 2_147_483_647;
-const NOT_A_DELIVERY_ID = `deliveryId must be a delivery id (Delivery.id, 1 to ${MAX_DELIVERY_ID})`;
+const NOT_A_DELIVERY_ID = `deliveryId must be a delivery id (Delivery.id, 1 to ${MAX_ROW_ID})`;
 /**
  * A delivery's id as `Delivery.id` answers it: the outbox row's id, in decimal. One beyond the
  * column's range is refused here like any malformed id: PostgreSQL would reject the query
@@ -101,7 +100,7 @@ const redeliverInput = z.object({
     .trim()
     .regex(/^[1-9][0-9]{0,9}$/, NOT_A_DELIVERY_ID)
     .transform(Number)
-    .refine((id) => id <= MAX_DELIVERY_ID, NOT_A_DELIVERY_ID),
+    .refine((id) => id <= MAX_ROW_ID, NOT_A_DELIVERY_ID),
 });
 
 export type AddWebhookInput = z.input<typeof addInput>;
