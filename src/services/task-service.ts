@@ -120,12 +120,6 @@ export class TaskService {
     return task && canSee(viewer, task.userId) ? task : null;
   }
 
-  async byTaskIds(taskIds: readonly string[]): Promise<(TaskRow | null)[]> {
-    const rows = await findTasks(this.sql, taskIds);
-    const byId = new Map(rows.map((row) => [row.taskId, row]));
-    return taskIds.map((taskId) => byId.get(taskId) ?? null);
-  }
-
   /**
    * The task lists of several apps with the same arguments: `App.tasks` under a list of apps. An
    * app has few tasks, so all of theirs are read in one query and each app's page is cut in

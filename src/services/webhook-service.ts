@@ -12,10 +12,10 @@ import { notifyOutbound, notifyWebhookRemoved } from './outbox-messages.js';
 import { MAX_ROW_ID } from './pagination.js';
 
 /** The runtime events a webhook may receive. */
-export const WEBHOOK_EVENTS = ['TASK_FINISHED', 'APP_STATE_CHANGED', 'PAYMENT_STATUS_CHANGED'] as const;
+const WEBHOOK_EVENTS = ['TASK_FINISHED', 'APP_STATE_CHANGED', 'PAYMENT_STATUS_CHANGED'] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
-export const MAX_WEBHOOK_URL_LENGTH = 2_048;
+const MAX_WEBHOOK_URL_LENGTH = 2_048;
 /** Longest userId / sourceId / appName filter (far above any real id). */
 export const MAX_FILTER_LENGTH = 128;
 /** Recent deliveries `webhooks { deliveries }` lists per webhook when `last` is not given. */
