@@ -11,7 +11,7 @@ import type { ChangeFeed, TaskChanged } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
 import { RepeatedFailure } from '../platform/repeated-failure.js';
 import type { HistoryService } from '../services/history-service.js';
-import type { TaskRunner } from '../services/operation-service.js';
+import type { TaskRunner } from '../services/task-submission.js';
 import { applyListedState, receiveReport } from './app-state-reports.js';
 import { execute } from './dispatch.js';
 import { type EndDetails, type EngineContext, type TaskEngineOptions, TrackedTasks } from './engine-context.js';
