@@ -1,6 +1,6 @@
 import type { DocumentNode, ExecutionArgs, ExecutionResult } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { VersionedLru, type VersionedLruOptions } from '../runtime/versioned-lru.js';
+import { VersionedLru, type VersionedLruOptions } from '../platform/versioned-lru.js';
 import type { Context } from '../schema/builder.js';
 import { perOperation } from './per-operation.js';
 import { readsOnlyRuntimeState } from './snapshot-selection.js';

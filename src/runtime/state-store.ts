@@ -114,7 +114,7 @@ export class StateStore {
   /**
    * Moves with every change of what a snapshot shows, including those that make no event (a
    * component's metrics, the chart repo's lastUpdate) and a sequence moved without one (cluster
-   * mode): results computed from the store are cached per revision (runtime/versioned-lru.ts).
+   * mode): results computed from the store are cached per revision (platform/versioned-lru.ts).
    */
   private changes = 0;
   /**

@@ -1,4 +1,4 @@
-import { BoundedLru, type BoundedLruOptions } from '../platform/bounded-lru.js';
+import { BoundedLru, type BoundedLruOptions } from './bounded-lru.js';
 
 /**
  * A cache of values computed from one version of some state (the runtime store's), shared by
