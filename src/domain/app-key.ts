@@ -10,13 +10,22 @@ export interface AppKey {
 }
 
 /**
- * The longest source id and app name (or catalogue app id) an argument may name, as operations
- * and purchases take them (task-submission.ts, purchase-service.ts); a market source's own id is at
- * most 50. Nothing longer can match, and a refusal naming the bound answers instead of a lookup
- * whose NOT_FOUND would echo 16,384 characters of each back.
+ * The longest source id an argument may name, as operations and purchases take them
+ * (task-submission.ts, purchase-service.ts); a market source's own id is at most 50. Nothing longer
+ * can match, and a refusal naming the bound answers instead of a lookup whose NOT_FOUND would echo
+ * 16,384 characters of it back.
  */
 export const MAX_SOURCE_ID_ARGUMENT = 64;
-export const MAX_APP_NAME_ARGUMENT = 128;
+
+/**
+ * The longest app name (or catalogue app id) anywhere: what an operation takes, what a catalogue
+ * entry and a source's index may name, what the app service's events carry. A lookup by a longer
+ * name refuses with the bound rather than answering NOT_FOUND.
+ */
+export const MAX_APP_NAME_LENGTH = 128;
+
+/** An app name: letters, digits, `.`, `_` and `-`, starting with a letter or digit, and no longer than the bound. */
+export const APP_NAME = new RegExp(`^[A-Za-z0-9][A-Za-z0-9._-]{0,${MAX_APP_NAME_LENGTH - 1}}$`);
 
 export function appKeyString({ userId, sourceId, appName }: AppKey): string {
   return `${userId}/${sourceId}/${appName}`;

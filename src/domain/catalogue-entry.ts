@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { APP_NAME, MAX_APP_NAME_LENGTH } from './app-key.js';
 import { isChartVersion, NOT_A_CHART_VERSION } from './catalogue-version.js';
 import { entryText, FALLBACK_LOCALE, isObject } from './catalogue-views.js';
 import { entryFieldProblem } from './entry-fields.js';
@@ -9,9 +10,6 @@ import { entryFieldProblem } from './entry-fields.js';
  * sync from a remote source, the bundled catalogue file, an uploaded chart. The entry is stored
  * whole (`CatalogApp.entry`); the columns are what lists filter and sort on.
  */
-
-/** App names as the install mutation accepts them (operation-service's APP_NAME), and no longer. */
-const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** Longest text kept in a column (title, description); the whole text stays in the entry. */
 const MAX_COLUMN_TEXT = 1000;
@@ -57,7 +55,9 @@ const localizedText = z.union([z.string(), z.record(z.string(), z.string())]);
  * (`loose`): sources add fields over time and frontends may read them through `entry`.
  */
 const entryShape = z.looseObject({
-  name: z.string().regex(APP_NAME, 'name may contain letters, digits, ".", "_" and "-" (at most 128)'),
+  name: z
+    .string()
+    .regex(APP_NAME, `name may contain letters, digits, ".", "_" and "-" (at most ${MAX_APP_NAME_LENGTH})`),
   version: chartVersion(),
   cfgType: z.string().max(MAX_CFG_TYPE, `must be at most ${MAX_CFG_TYPE} characters`).optional(),
   title: localizedText.optional(),

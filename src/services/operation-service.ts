@@ -4,7 +4,7 @@ import type { Db } from '../db/client.js';
 import { type DriverSql, driverSqlOf, type SqlRunner } from '../db/driver-sql.js';
 import { findAppState } from '../db/hot-path-sql.js';
 import type { CatalogAppRow, TaskRow } from '../db/models.js';
-import type { AppKey } from '../domain/app-key.js';
+import { type AppKey, MAX_APP_NAME_LENGTH } from '../domain/app-key.js';
 import { InvalidStateError, NotFoundError, UpstreamError, ValidationError } from '../domain/errors.js';
 import { cloneName, imagesOfEntry, readMetadata } from '../domain/operations.js';
 import { parseInput } from '../domain/parse-input.js';
@@ -21,7 +21,6 @@ import {
   byName,
   commonOperationFields as common,
   operationEnvs as envs,
-  MAX_APP_NAME_LENGTH,
   requestDigest,
   type TaskRunner,
   TaskSubmission,

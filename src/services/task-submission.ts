@@ -12,7 +12,7 @@ import {
   upsertAppStateForTask,
 } from '../db/hot-path-sql.js';
 import type { AppRow, TaskRow } from '../db/models.js';
-import { type AppKey, appKeyString, MAX_SOURCE_ID_ARGUMENT } from '../domain/app-key.js';
+import { APP_NAME, type AppKey, appKeyString, MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_ARGUMENT } from '../domain/app-key.js';
 import { isCancelFailure, isFailedFirstInstall } from '../domain/app-stage.js';
 import { compareVersions } from '../domain/catalogue-version.js';
 import { ConflictError, InvalidStateError, ValidationError } from '../domain/errors.js';
@@ -21,10 +21,6 @@ import { newTaskId, type TaskType } from '../domain/tasks.js';
 import { byText } from '../domain/text-order.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import type { HistoryEntry, HistoryService } from './history-service.js';
-
-/** The longest app name an operation takes (and the app service's events carry: state-event.ts). */
-export const MAX_APP_NAME_LENGTH = 128;
-const APP_NAME = new RegExp(`^[A-Za-z0-9][A-Za-z0-9._-]{0,${MAX_APP_NAME_LENGTH - 1}}$`);
 
 export const trimmed = (label: string, max: number) =>
   z.string().trim().min(1, `${label} must not be empty`).max(max, `${label} must be at most ${max} characters`);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { RESERVED_USER_IDS } from '../../auth/user-id.js';
+import { MAX_APP_NAME_LENGTH } from '../../domain/app-key.js';
 import { type FieldIssue, ValidationError } from '../../domain/errors.js';
 import { redactSecrets } from '../../platform/redact.js';
 import { parseRfc3339Time } from '../../platform/rfc3339.js';
@@ -54,22 +55,22 @@ function optionalFreeText(max: number) {
  * alike (app-listing.ts checks a listed item against the same bounds).
  */
 const identityShape = {
-  name: requiredName(128),
+  name: requiredName(MAX_APP_NAME_LENGTH),
   // The server writes its own records under `system` (auth/user-id.ts): no app service user is it.
   user: requiredName(128).refine((value) => !RESERVED_USER_IDS.has(value), 'names a user id the server reserves'),
   state: requiredName(64),
   marketSource: optionalName(128),
-  rawAppName: optionalName(128),
+  rawAppName: optionalName(MAX_APP_NAME_LENGTH),
   opID: optionalName(128),
   opType: optionalName(64),
 };
 /** Each field's longest length, as identityShape has it (fitsIdentity's copy of its rule). */
 const IDENTITY_MAX = Object.entries({
-  name: 128,
+  name: MAX_APP_NAME_LENGTH,
   user: 128,
   state: 64,
   marketSource: 128,
-  rawAppName: 128,
+  rawAppName: MAX_APP_NAME_LENGTH,
   opID: 128,
   opType: 64,
 }) as [keyof typeof identityShape, number][];

@@ -1,4 +1,5 @@
 import { type core, z } from 'zod';
+import { MAX_APP_NAME_LENGTH } from '../../domain/app-key.js';
 import { isChartVersion, NOT_A_CHART_VERSION } from '../../domain/catalogue-version.js';
 import { isRecord } from '../../platform/json.js';
 import { parseRfc3339Time } from '../../platform/rfc3339.js';
@@ -22,8 +23,6 @@ import {
 export const MAX_INDEX_APPS = 50_000;
 /** Real ids are 8 hex digits; the catalogue's columns are not meant for more than this. */
 export const MAX_APP_ID_LENGTH = 64;
-/** As long as an app name may be anywhere else (catalogue-entry.ts, installApp). */
-export const MAX_APP_NAME_LENGTH = 128;
 const MAX_VERSION_LENGTH = 64;
 /** Real hashes are 32 (MD5) or 64 (SHA-256) hex digits. */
 const MAX_HASH_LENGTH = 256;
