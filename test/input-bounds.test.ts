@@ -1,5 +1,6 @@
 import { parse } from 'graphql';
 import { afterAll, beforeAll, beforeEach, describe, expect, test, vi } from 'vitest';
+import { MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_LENGTH } from '../src/domain/app-key.js';
 import { availableDatabases } from './support/databases.js';
 import { seed } from './support/seed.js';
 import { AUTH_ENV, startTestServer, type TestServer, TOKENS } from './support/server.js';
@@ -176,7 +177,7 @@ describe.each(databases)('client mistakes are VALIDATION errors with a documente
     await expectNoTrace();
   });
 
-  test('paymentStatus and app refuse a source id past 64 characters and an app id past 128 without echoing them; at the bounds they are looked up', async () => {
+  test('paymentStatus, app and catalog refuse a source id longer than a source can have and an app id past 128 without echoing them; at the bounds they are looked up', async () => {
     const PAYMENT = 'query ($s: String!, $a: String!) { paymentStatus(sourceId: $s, appId: $a) { status } }';
     const APP = 'query ($s: String!, $a: String!) { app(sourceId: $s, appName: $a) { appName } }';
     const ask = (query: string, s: string, a: string) =>
@@ -188,9 +189,9 @@ describe.each(databases)('client mistakes are VALIDATION errors with a documente
       [APP, 'appName'],
     ] as const) {
       for (const [s, a, refused, bound] of [
-        [longest, longest, 'sourceId', 64],
-        ['s'.repeat(65), 'comfyui', 'sourceId', 64],
-        ['market.olares', 'a'.repeat(129), appArgument, 128],
+        [longest, longest, 'sourceId', MAX_SOURCE_ID_LENGTH],
+        ['s'.repeat(MAX_SOURCE_ID_LENGTH + 1), 'comfyui', 'sourceId', MAX_SOURCE_ID_LENGTH],
+        ['market.olares', 'a'.repeat(MAX_APP_NAME_LENGTH + 1), appArgument, MAX_APP_NAME_LENGTH],
       ] as const) {
         const response = await ask(query, s, a);
         expect(codesOf(response), response.text.slice(0, 200)).toEqual(['VALIDATION']);
@@ -199,11 +200,21 @@ describe.each(databases)('client mistakes are VALIDATION errors with a documente
       }
     }
     // At the bounds: looked up, nothing there.
-    const [s, a] = ['s'.repeat(64), 'a'.repeat(128)];
+    const [s, a] = ['s'.repeat(MAX_SOURCE_ID_LENGTH), 'a'.repeat(MAX_APP_NAME_LENGTH)];
     const payment = await ask(PAYMENT, s, a);
     expect(codesOf(payment)).toEqual(['NOT_FOUND']);
     expect(payment.body?.errors?.[0]?.message).toBe(`App ${a} is not in the catalogue of source ${s}`);
     expect((await ask(APP, s, a)).body).toEqual({ data: { app: null } });
+    // The catalogue's filter has the same bound (it was 128: a 100-character id was filtered on, though no source has one).
+    const CATALOG_OF = 'query ($s: String) { catalog(sourceId: $s) { totalCount } }';
+    const catalog = (id: string) =>
+      rawRequest(server, { query: CATALOG_OF, variables: { s: id } }, { token: TOKENS.bob });
+    const tooLong = await catalog('s'.repeat(MAX_SOURCE_ID_LENGTH + 1));
+    expect(codesOf(tooLong)).toEqual(['VALIDATION']);
+    expect(tooLong.body?.errors?.[0]?.message).toBe(
+      `Argument "sourceId" must be at most ${MAX_SOURCE_ID_LENGTH} characters`,
+    );
+    expect((await catalog(s)).body).toEqual({ data: { catalog: { totalCount: 0 } } });
     await expectNoTrace();
   });
 

@@ -10,12 +10,12 @@ export interface AppKey {
 }
 
 /**
- * The longest source id an argument may name, as operations and purchases take them
- * (task-submission.ts, purchase-service.ts); a market source's own id is at most 50. Nothing longer
+ * The longest source id: what adding a market source accepts (the original's `source_id` column,
+ * market-domain.md §6.1), and so what any argument or filter naming a source may be. Nothing longer
  * can match, and a refusal naming the bound answers instead of a lookup whose NOT_FOUND would echo
  * 16,384 characters of it back.
  */
-export const MAX_SOURCE_ID_ARGUMENT = 64;
+export const MAX_SOURCE_ID_LENGTH = 50;
 
 /**
  * The longest app name (or catalogue app id) anywhere: what an operation takes, what a catalogue

@@ -1,6 +1,7 @@
 import { readEntrance } from '../adapters/app-service/entrances.js';
 import type { AppEntrance } from '../adapters/app-service/port.js';
 import type { AppRow } from '../db/models.js';
+import { MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import type { StageAndHealth } from '../domain/app-stage.js';
 import { isNewerVersion } from '../domain/catalogue-version.js';
 import { eventOrMissed } from '../fanout/cohorts.js';
@@ -206,8 +207,11 @@ builder.queryFields((t) => ({
     nullable: true,
     description: 'One app by source and name; null when not installed. Admins may name the user.',
     args: {
-      sourceId: t.arg.string({ required: true, description: 'Market source id (at most 64 characters).' }),
-      appName: t.arg.string({ required: true, description: 'App name (at most 128 characters).' }),
+      sourceId: t.arg.string({
+        required: true,
+        description: `Market source id (at most ${MAX_SOURCE_ID_LENGTH} characters).`,
+      }),
+      appName: t.arg.string({ required: true, description: `App name (at most ${MAX_APP_NAME_LENGTH} characters).` }),
       userId: t.arg.string({ description: 'Owner (admins only; defaults to you).' }),
     },
     resolve: (_root, args, ctx) => ctx.services.apps.get(ctx.viewer, args),

@@ -1,3 +1,4 @@
+import { MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import type { CatalogueChanged } from '../events/change-feed.js';
 import { builder } from './builder.js';
 
@@ -21,7 +22,7 @@ builder.subscriptionField('catalogueChanged', (t) =>
     type: CatalogueChangeRef,
     description:
       'Each change of the catalogue: a sync or an upload that changed the entries of one source, or an admin adding, selecting or removing a source (`sourcesChanged`), of one source or of every source (an inactive one: admins only, as `catalog`). Query `catalog` for the entries.',
-    args: { sourceId: t.arg.string({ description: 'Only this source (at most 50 characters).' }) },
+    args: { sourceId: t.arg.string({ description: `Only this source (at most ${MAX_SOURCE_ID_LENGTH} characters).` }) },
     subscribe: (_root, { sourceId }, ctx) => ctx.services.catalogueChanges.subscribe(ctx.viewer, sourceId),
     resolve: (change) => change,
   }),

@@ -1,6 +1,7 @@
 import { createContextCache } from '@pothos/core';
 import DataLoader from 'dataloader';
 import type { MarketSourceRow } from '../db/models.js';
+import { MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import { REDACTED, redactSecrets } from '../platform/redact.js';
 import type { SourceRemoval } from '../services/market-source-service.js';
 import { builder, type Context } from './builder.js';
@@ -100,7 +101,7 @@ const RemovalRef = builder.objectRef<SourceRemoval>('MarketSourceRemoval').imple
   }),
 });
 
-const sourceIdField = 'Source id: letters, digits, `.`, `_` and `-`, at most 50 characters.';
+const sourceIdField = `Source id: letters, digits, \`.\`, \`_\` and \`-\`, at most ${MAX_SOURCE_ID_LENGTH} characters.`;
 
 const AddMarketSourceInput = builder.inputType('AddMarketSourceInput', {
   description: 'A remote market source to add (inactive until selected).',

@@ -1,4 +1,5 @@
 import type { PaymentNotificationRow } from '../db/models.js';
+import { MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import { eventOrMissed } from '../fanout/cohorts.js';
 import { MAX_LISTED_NOTIFICATIONS } from '../services/payment-service.js';
 import { MAX_FRONTEND_DATA_LENGTH } from '../services/purchase-service.js';
@@ -117,8 +118,14 @@ builder.queryFields((t) => ({
     nullable: true,
     description: 'Your payment state for an app; null for an app you never started to buy.',
     args: {
-      sourceId: t.arg.string({ required: true, description: 'Market source id (at most 64 characters).' }),
-      appId: t.arg.string({ required: true, description: 'Catalogue app id (at most 128 characters).' }),
+      sourceId: t.arg.string({
+        required: true,
+        description: `Market source id (at most ${MAX_SOURCE_ID_LENGTH} characters).`,
+      }),
+      appId: t.arg.string({
+        required: true,
+        description: `Catalogue app id (at most ${MAX_APP_NAME_LENGTH} characters).`,
+      }),
     },
     resolve: (_root, { sourceId, appId }, ctx) => ctx.services.payments.forApp(ctx.viewer, sourceId, appId),
   }),

@@ -12,6 +12,7 @@ import {
   type Relations,
 } from '../db/list-sql.js';
 import type { CatalogAppRow, CatalogListRow, CatalogView, MarketSourceRow, Prisma } from '../db/models.js';
+import { MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import { checkArgumentLength } from '../domain/errors.js';
 import { contains, defineFilter, equals, type StoredCondition, some } from '../domain/filters.js';
 import { byText } from '../domain/text-order.js';
@@ -63,8 +64,8 @@ const VISIBLE_SOURCES = 'visible-sources';
  */
 export const MAX_SEARCH_LENGTH = 200;
 
-/** Longest source id or category name a filter may name (the columns hold short names). */
-const MAX_NAME_LENGTH = 128;
+/** Longest category name a filter may name (as long as an entry's categories may be: catalogue-entry.ts). */
+const MAX_CATEGORY_LENGTH = 128;
 
 /**
  * The LIKE pattern of a search (Prisma's `contains` does not escape). `%` would match any run of
@@ -247,8 +248,8 @@ export class CatalogService {
   async list(viewer: Viewer, filter: CatalogFilter = {}, page: PageArgs = {}): Promise<Connection<CatalogView>> {
     for (const [name, value, max] of [
       ['search', filter.search, MAX_SEARCH_LENGTH],
-      ['sourceId', filter.sourceId, MAX_NAME_LENGTH],
-      ['category', filter.category, MAX_NAME_LENGTH],
+      ['sourceId', filter.sourceId, MAX_SOURCE_ID_LENGTH],
+      ['category', filter.category, MAX_CATEGORY_LENGTH],
     ] as const) {
       checkArgumentLength(name, value, max);
     }

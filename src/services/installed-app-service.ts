@@ -6,7 +6,7 @@ import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
 import { findActiveTasks, findAppState, findAppStates } from '../db/hot-path-sql.js';
 import { conditionsSql, countRows, pageRows } from '../db/list-sql.js';
 import type { AppRow, Prisma, TaskRow } from '../db/models.js';
-import { type AppKey, appKeyString, MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_ARGUMENT } from '../domain/app-key.js';
+import { type AppKey, appKeyString, MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import { type AppStage, deriveStage, type Health, type StageAndHealth } from '../domain/app-stage.js';
 import { checkArgumentLength } from '../domain/errors.js';
 import { defineFilter, derived, equals, oneOf, ownerCondition } from '../domain/filters.js';
@@ -110,7 +110,7 @@ export class InstalledAppService {
     viewer: Viewer,
     key: { sourceId: string; appName: string; userId?: string | null },
   ): Promise<AppRow | null> {
-    checkArgumentLength('sourceId', key.sourceId, MAX_SOURCE_ID_ARGUMENT);
+    checkArgumentLength('sourceId', key.sourceId, MAX_SOURCE_ID_LENGTH);
     checkArgumentLength('appName', key.appName, MAX_APP_NAME_LENGTH);
     const userId = userScope(viewer, key.userId) ?? viewer.userId;
     return findAppState(this.sql, { userId, sourceId: key.sourceId, appName: key.appName });

@@ -4,6 +4,7 @@ import type { Db } from '../db/client.js';
 import { providerOf } from '../db/driver-sql.js';
 import { isUniqueViolation } from '../db/hot-path-sql.js';
 import type { MarketSourceRow } from '../db/models.js';
+import { MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import { ConflictError, ForbiddenError, InvalidStateError, NotFoundError, ValidationError } from '../domain/errors.js';
 import { parseInput } from '../domain/parse-input.js';
 import type { ChangeFeed } from '../events/change-feed.js';
@@ -11,8 +12,8 @@ import { credentialsDecodable } from '../platform/config-values.js';
 import { type CatalogService, inSourceOrder, isOfferedTo } from './catalog-service.js';
 import type { HistoryEntry, HistoryService } from './history-service.js';
 
-/** Longest source id (the original's `source_id` column, market-domain.md §6.1). */
-export const MAX_SOURCE_ID_LENGTH = 50;
+// Re-exported while services/catalogue-changes.ts still imports it from here; its home is domain/app-key.ts.
+export { MAX_SOURCE_ID_LENGTH };
 export const MAX_SOURCE_TITLE_LENGTH = 100;
 export const MAX_SOURCE_DESCRIPTION_LENGTH = 1_000;
 /** Longest base URL: room for any real host and path, far below what would burden a request line. */

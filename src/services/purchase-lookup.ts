@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
-import { MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_ARGUMENT } from '../domain/app-key.js';
+import { MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import { NotFoundError, ValidationError } from '../domain/errors.js';
 import { parseInput } from '../domain/parse-input.js';
 import { paymentAxesOf } from '../domain/payments.js';
@@ -14,7 +14,7 @@ import type { Payment } from './payment-transitions.js';
  */
 
 export const appRef = z.object({
-  sourceId: z.string().trim().min(1).max(MAX_SOURCE_ID_ARGUMENT),
+  sourceId: z.string().trim().min(1).max(MAX_SOURCE_ID_LENGTH),
   appId: z.string().trim().min(1).max(MAX_APP_NAME_LENGTH),
 });
 const productRef = z.object({

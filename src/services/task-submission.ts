@@ -12,7 +12,7 @@ import {
   upsertAppStateForTask,
 } from '../db/hot-path-sql.js';
 import type { AppRow, TaskRow } from '../db/models.js';
-import { APP_NAME, type AppKey, appKeyString, MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_ARGUMENT } from '../domain/app-key.js';
+import { APP_NAME, type AppKey, appKeyString, MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import { isCancelFailure, isFailedFirstInstall } from '../domain/app-stage.js';
 import { compareVersions } from '../domain/catalogue-version.js';
 import { ConflictError, InvalidStateError, ValidationError } from '../domain/errors.js';
@@ -27,7 +27,7 @@ export const trimmed = (label: string, max: number) =>
 
 /** The fields every operation's input has. */
 export const commonOperationFields = {
-  sourceId: trimmed('sourceId', MAX_SOURCE_ID_ARGUMENT),
+  sourceId: trimmed('sourceId', MAX_SOURCE_ID_LENGTH),
   appName: trimmed('appName', MAX_APP_NAME_LENGTH).regex(
     APP_NAME,
     'appName may contain letters, digits, ".", "_" and "-"',
