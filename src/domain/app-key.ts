@@ -30,3 +30,11 @@ export const APP_NAME = new RegExp(`^[A-Za-z0-9][A-Za-z0-9._-]{0,${MAX_APP_NAME_
 export function appKeyString({ userId, sourceId, appName }: AppKey): string {
   return `${userId}/${sourceId}/${appName}`;
 }
+
+/**
+ * The name of the catalogue entry an installed app follows: its own, or for a clone its original's
+ * chart (`rawAppName`). A clone shows that entry's app and latest version, and upgrades along it.
+ */
+export function catalogueNameOf(app: { appName: string; rawAppName?: string | null | undefined }): string {
+  return app.rawAppName ?? app.appName;
+}

@@ -1,7 +1,7 @@
 import { readEntrance } from '../adapters/app-service/entrances.js';
 import type { AppEntrance } from '../adapters/app-service/port.js';
 import type { AppRow } from '../db/models.js';
-import { MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
+import { catalogueNameOf, MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import type { StageAndHealth } from '../domain/app-stage.js';
 import { isNewerVersion } from '../domain/catalogue-version.js';
 import { eventOrMissed } from '../fanout/cohorts.js';
@@ -12,9 +12,9 @@ import { rowId } from './global-id.js';
 import { AppRef, AppStageEnum, CatalogAppRef, HealthEnum, TaskRef, TaskStatusEnum } from './refs.js';
 import { TaskConnection } from './tasks.js';
 
-/** The catalogue entry an installed app follows: a clone upgrades along its original's. */
+/** The catalogue entry an installed app follows (a clone's is its original's). */
 function catalogKeyOf(app: AppRow): CatalogAppKey {
-  return { sourceId: app.sourceId, name: app.rawAppName ?? app.appName };
+  return { sourceId: app.sourceId, name: catalogueNameOf(app) };
 }
 
 const AppEntranceRef = builder.objectRef<AppEntrance>('AppEntrance').implement({

@@ -4,7 +4,7 @@ import type { Db } from '../db/client.js';
 import { type DriverSql, driverSqlOf, type SqlRunner } from '../db/driver-sql.js';
 import { findAppState } from '../db/hot-path-sql.js';
 import type { CatalogAppRow, TaskRow } from '../db/models.js';
-import { type AppKey, MAX_APP_NAME_LENGTH } from '../domain/app-key.js';
+import { type AppKey, catalogueNameOf, MAX_APP_NAME_LENGTH } from '../domain/app-key.js';
 import { InvalidStateError, NotFoundError, UpstreamError, ValidationError } from '../domain/errors.js';
 import { cloneName, imagesOfEntry, readMetadata } from '../domain/operations.js';
 import { parseInput } from '../domain/parse-input.js';
@@ -145,7 +145,7 @@ export class OperationService {
     const row = await admits(this.sql);
     // A clone upgrades along its original's catalogue entry. An installed app upgrades from its
     // own source even once that is no longer the active one (its catalogue is still synced).
-    const app = await this.catalogueVersion(null, input.sourceId, row.rawAppName ?? input.appName, input.version);
+    const app = await this.catalogueVersion(null, input.sourceId, catalogueNameOf(row), input.version);
     return this.submission.create({
       type: 'UPGRADE',
       key,
@@ -197,7 +197,7 @@ export class OperationService {
     // Read before the replay: the clone's name comes from the chart. A repeated request finds its
     // task though the app it cloned is gone since.
     const originalRow = await findAppState(this.sql, of);
-    const chart = originalRow?.rawAppName ?? input.appName;
+    const chart = catalogueNameOf({ appName: input.appName, rawAppName: originalRow?.rawAppName });
     const { name, requestHash } = cloneName({ ...input, appName: chart });
     const key = { ...of, appName: name };
     const digest = requestDigest('CLONE', input);
