@@ -30,10 +30,13 @@ import { redisUrlProblem } from './connection-urls.js';
 
 export type { ApiToken, Role } from './config-values.js';
 
-/** Every environment variable the server reads, with its validation and default. */
 /** DATABASE_QUERY_TIMEOUT_MS's default, also createPrismaClient's when it is given none. */
 export const DEFAULT_QUERY_TIMEOUT_MS = 15_000;
 
+/** MAX_PAGE_SIZE's default, also what the schema's `first`/`last` descriptions state. */
+export const DEFAULT_MAX_PAGE_SIZE = 100;
+
+/** Every environment variable the server reads, with its validation and default. */
 export const envSchema = z.object({
   /** TCP port of the HTTP server. @default 4000 */
   PORT: decimal(port).default(4000),
@@ -137,7 +140,7 @@ export const envSchema = z.object({
   /** User ids that the gateway header marks as admins, comma-separated. @default none */
   AUTH_ADMIN_USERS: commaList,
   /** Largest `first`/`last` a connection accepts. @default 100 */
-  MAX_PAGE_SIZE: decimal(positiveInt.max(1000, 'must be at most 1000')).default(100),
+  MAX_PAGE_SIZE: decimal(positiveInt.max(1000, 'must be at most 1000')).default(DEFAULT_MAX_PAGE_SIZE),
   /** Largest request body in bytes. @default 1048576 */
   MAX_BODY_BYTES: decimal(positiveInt).default(1024 * 1024),
   /** Largest chart package `uploadChart` accepts (a multipart POST may be this plus its framing). @default 10485760 (10 MiB) */

@@ -2,6 +2,7 @@ import SchemaBuilder from '@pothos/core';
 import ErrorsPlugin from '@pothos/plugin-errors';
 import RelayPlugin from '@pothos/plugin-relay';
 import type { Viewer } from '../auth/viewer.js';
+import { DEFAULT_MAX_PAGE_SIZE } from '../platform/config-env.js';
 import type { RuntimeService } from '../runtime/runtime-service.js';
 import type { CatalogService } from '../services/catalog-service.js';
 import type { CatalogueChanges } from '../services/catalogue-changes.js';
@@ -12,6 +13,7 @@ import type { LifecycleService } from '../services/lifecycle-service.js';
 import type { Loaders } from '../services/loaders.js';
 import type { MarketSourceService } from '../services/market-source-service.js';
 import type { OperationService } from '../services/operation-service.js';
+import { DEFAULT_PAGE_SIZE } from '../services/pagination.js';
 import type { PaymentService } from '../services/payment-service.js';
 import type { PurchaseService } from '../services/purchase-service.js';
 import type { TaskService } from '../services/task-service.js';
@@ -75,12 +77,10 @@ export const builder = new SchemaBuilder<{
     startCursorFieldOptions: { description: 'Cursor of the first item of this page.' },
     endCursorFieldOptions: { description: 'Cursor of the last item of this page.' },
     firstArgOptions: {
-      description:
-        'Return at most this many items from the start (after `after`); 20 when neither `first` nor `last` is given, at most the server’s MAX_PAGE_SIZE (100 by default).',
+      description: `Return at most this many items from the start (after \`after\`); ${DEFAULT_PAGE_SIZE} when neither \`first\` nor \`last\` is given, at most the server’s MAX_PAGE_SIZE (${DEFAULT_MAX_PAGE_SIZE} by default).`,
     },
     lastArgOptions: {
-      description:
-        'Return at most this many items from the end (before `before`); at most the server’s MAX_PAGE_SIZE (100 by default).',
+      description: `Return at most this many items from the end (before \`before\`); at most the server’s MAX_PAGE_SIZE (${DEFAULT_MAX_PAGE_SIZE} by default).`,
     },
     afterArgOptions: { description: 'Return items after this cursor.' },
     beforeArgOptions: { description: 'Return items before this cursor.' },
