@@ -1,7 +1,8 @@
 /**
  * The process entry point: installs the SIGTERM and SIGINT handlers, then loads and runs the
- * server (app/main.ts). `npm start` runs this file as the only process (`node --import tsx`, no
- * shell or npm left in between to swallow the signal); the image runs `node dist/index.js` as PID 1.
+ * server (app/main.ts). `npm start` runs this file as npm's child (`exec node --import tsx`: the
+ * exec leaves no shell in between; npm stays the parent and forwards SIGTERM and SIGINT); the image
+ * runs `node dist/index.js` as PID 1.
  */
 import { installStopSignals } from './app/stop-signals.js';
 

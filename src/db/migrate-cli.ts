@@ -4,7 +4,8 @@ import { reportStartFailure } from '../platform/start-failure.js';
 import { logMigrationResult, migrateOrExplain } from './migrate.js';
 
 // `npm run db:migrate`: applies pending migrations to DATABASE_URL (SQLite by default).
-// `npm start` runs it before the server; the tests call the same migrateDatabase().
+// The server applies the same migrations itself before it starts (app/main.ts); the tests call
+// the same migrateDatabase().
 try {
   // Only the settings this job uses, checked as the server checks them: a migration job (an init
   // container, a CI step) has no need of the server's other settings, whose checks (HOST=0.0.0.0
