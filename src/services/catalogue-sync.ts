@@ -6,6 +6,7 @@ import { isUniqueViolation } from '../db/hot-path-sql.js';
 import type { MarketSourceRow } from '../db/models.js';
 import { NotFoundError } from '../domain/errors.js';
 import { byText } from '../domain/text-order.js';
+import { clipText } from '../platform/clip-text.js';
 import type { Logger } from '../platform/logger.js';
 import { fingerprint, readEntries, refuseNameClashes } from './catalogue-plan.js';
 import { type CatalogueWrite, SourceGone, type StoredUpsert, writeCatalogue } from './catalogue-writes.js';
@@ -323,7 +324,7 @@ export class CatalogueSyncer {
       catalogHash,
       at: attemptAt,
       error: outcome.rejected.length
-        ? clip(`${outcome.rejected.length} entries rejected; first: ${outcome.rejected[0]}`)
+        ? clipText(`${outcome.rejected.length} entries rejected; first: ${outcome.rejected[0]}`, MAX_ERROR_LENGTH)
         : null,
       durationMs: outcome.durationMs,
       nextSyncAt: new Date(attemptAt.getTime() + this.settings.intervalMs),
@@ -344,7 +345,7 @@ export class CatalogueSyncer {
       where: { id: source.id },
       data: {
         syncAttemptAt: attemptAt,
-        syncError: clip(outcome.error ?? 'failed'),
+        syncError: clipText(outcome.error ?? 'failed', MAX_ERROR_LENGTH),
         syncFailures: failures,
         syncDurationMs: outcome.durationMs,
         nextSyncAt,
@@ -371,10 +372,6 @@ function describe(error: unknown): string {
   // Prisma's messages may start with a line break: keep the first line that says something.
   const lines = String((error as Error)?.message ?? error).split('\n');
   return `could not store the catalogue: ${lines.map((line) => line.trim()).find(Boolean) ?? 'unknown error'}`;
-}
-
-function clip(text: string): string {
-  return text.length > MAX_ERROR_LENGTH ? `${text.slice(0, MAX_ERROR_LENGTH - 1)}…` : text;
 }
 
 function elapsed(started: number): number {

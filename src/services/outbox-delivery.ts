@@ -2,6 +2,7 @@ import { Agent, type Dispatcher } from 'undici';
 import type { SqlRunner } from '../db/driver-sql.js';
 import type { OutboxMessageRow } from '../db/models.js';
 import { type ClaimedMessage, type FailedAttempt, webhookSecrets } from '../db/outbox-sql.js';
+import { clipText } from '../platform/clip-text.js';
 import { upstreamExcerpt } from '../platform/outbound-http.js';
 import { SIGNATURE_HEADER, signatureHeader } from '../platform/signature.js';
 import type { PushDestination, PushDestinations } from './outbox-messages.js';
@@ -159,7 +160,11 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (TIMEOUTS.has((error as { code?: string }).code ?? '')) {
       this.settle({ ok: false, statusCode: null, error: `no answer within ${this.timeoutMs} ms` });
     } else {
-      this.settle({ ok: false, statusCode: null, error: bounded(`unreachable: ${networkProblem(error)}`) });
+      this.settle({
+        ok: false,
+        statusCode: null,
+        error: clipText(`unreachable: ${networkProblem(error)}`, MAX_ERROR_CHARS),
+      });
     }
   }
 
@@ -170,7 +175,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     return {
       ok: false,
       statusCode: this.statusCode,
-      error: bounded(`the receiver answered HTTP ${this.statusCode}${said}`),
+      error: clipText(`the receiver answered HTTP ${this.statusCode}${said}`, MAX_ERROR_CHARS),
     };
   }
 
@@ -182,10 +187,6 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.resolve(outcome);
     if (!this.ended) this.controller?.abort(new Error('the attempt is over'));
   }
-}
-
-function bounded(text: string): string {
-  return text.length > MAX_ERROR_CHARS ? `${text.slice(0, MAX_ERROR_CHARS - 1)}…` : text;
 }
 
 function networkProblem(error: unknown): string {

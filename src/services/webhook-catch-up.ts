@@ -1,5 +1,6 @@
 import type { Db } from '../db/client.js';
 import type { HistoryRow, TaskRow, WebhookRow } from '../db/models.js';
+import { appKeyString } from '../domain/app-key.js';
 import { isRecord } from '../platform/json.js';
 import type { Logger } from '../platform/logger.js';
 import type { FoundChange, WebhookDispatcher } from './webhook-dispatcher.js';
@@ -195,12 +196,12 @@ export class WebhookCatchUp {
 
   /** App changes for the apps of `tasks` whose row is gone (the dispatcher announces them removed). */
   private async removedApps(tasks: TaskRow[]): Promise<FoundChange[]> {
-    const keys = new Map(tasks.map((task) => [`${task.userId}/${task.sourceId}/${task.appName}`, task]));
+    const keys = new Map(tasks.map((task) => [appKeyString(task), task]));
     const present = await this.db.appState.findMany({
       where: { OR: [...keys.values()].map(({ userId, sourceId, appName }) => ({ userId, sourceId, appName })) },
       select: { userId: true, sourceId: true, appName: true },
     });
-    for (const row of present) keys.delete(`${row.userId}/${row.sourceId}/${row.appName}`);
+    for (const row of present) keys.delete(appKeyString(row));
     return [...keys.values()].map(({ userId, sourceId, appName, completedAt }) => ({
       kind: 'app',
       event: { userId, sourceId, appName },
