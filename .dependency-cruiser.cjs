@@ -13,7 +13,7 @@ const LAYERS = [
   'events', // announcing committed changes
   'auth', // who is asking, and what they may see
   'fanout', // subscription cohorts and their members
-  'adapters', // outside systems: app service, developer service, chart repo
+  'adapters', // outside systems: app service, developer service, chart repo, market sources
   'services', // request-time domain services
   'engine', // the task engine
   'runtime', // sources → collector → store → runtime service
@@ -39,7 +39,7 @@ module.exports = {
     ...layerRules,
     {
       name: 'adapters-stand-alone',
-      comment: 'each adapter (app service, developer service, chart repo) stands on its own',
+      comment: 'each adapter (app service, developer service, chart repo, market source) stands on its own',
       severity: 'error',
       from: { path: '^src/adapters/([^/]+)/' },
       to: { path: '^src/adapters/', pathNot: '^src/adapters/$1/' },

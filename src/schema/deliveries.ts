@@ -1,8 +1,6 @@
-import { createContextCache } from '@pothos/core';
-import DataLoader from 'dataloader';
 import type { OutboxMessageRow } from '../db/models.js';
 import { redactSecrets } from '../platform/redact.js';
-import { builder, type Context } from './builder.js';
+import { builder } from './builder.js';
 import { PaymentNotificationRef } from './payments.js';
 
 export const DeliveryStatusEnum = builder.enumType('DeliveryStatus', {
@@ -63,20 +61,12 @@ export const DeliveryRef = builder.objectRef<OutboxMessageRow>('Delivery').imple
   }),
 });
 
-/** The outbox message of each payment push of a request, in one query (batch only: see loaders.ts). */
-const notificationDeliveries = createContextCache(
-  (ctx: Context) =>
-    new DataLoader<number, OutboxMessageRow | null>((ids) => ctx.services.webhooks.deliveriesOfNotifications(ids), {
-      cache: false,
-    }),
-);
-
 builder.objectField(PaymentNotificationRef, 'delivery', (t) =>
   t.field({
     type: DeliveryRef,
     nullable: true,
     description:
       'Its delivery to the configured push URL; null when it was not sent (no push URL configured), or when its record was removed after OUTBOX_RETENTION_DAYS (7 days by default; the push itself is kept HISTORY_RETENTION_DAYS).',
-    resolve: (notification, _args, ctx) => notificationDeliveries(ctx).load(notification.id),
+    resolve: (notification, _args, ctx) => ctx.loaders.notificationDelivery.load(notification.id),
   }),
 );

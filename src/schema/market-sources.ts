@@ -1,33 +1,9 @@
-import { createContextCache } from '@pothos/core';
-import DataLoader from 'dataloader';
 import type { MarketSourceRow } from '../db/models.js';
 import { MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
-import { REDACTED, redactSecrets } from '../platform/redact.js';
-import type { SourceRemoval } from '../services/market-source-service.js';
-import { builder, type Context } from './builder.js';
+import { publicSyncError, publicUrl, type SourceRemoval } from '../services/market-source-service.js';
+import { builder } from './builder.js';
 import { mutationResult } from './errors.js';
 import { MarketSourceRef } from './refs.js';
-
-/** `scheme://user:password@` in a URL, anywhere in a text: the credentials part. */
-const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@]*@/gi;
-
-/**
- * A base URL as it may be shown: a source behind basic authentication has its credentials in
- * the stored URL (the Syncer needs them), and they are never answered.
- */
-export function publicUrl(url: string): string {
-  return url.replace(USERINFO, `$1${REDACTED}@`);
-}
-
-/**
- * Catalogue-app counts per source, batched per request (one grouped query for a list of
- * sources). Batch only, like the loaders of services/loaders.ts: a subscription's context lives
- * on, and a cached count would go stale.
- */
-const appCounts = createContextCache(
-  (ctx: Context) =>
-    new DataLoader<string, number>((ids) => ctx.services.marketSources.appCounts(ids), { cache: false }),
-);
 
 const MarketSourceSyncRef = builder.objectRef<MarketSourceRow>('MarketSourceSync').implement({
   description: "The Syncer's last outcome for a source, as every instance sees it.",
@@ -47,7 +23,7 @@ const MarketSourceSyncRef = builder.objectRef<MarketSourceRow>('MarketSourceSync
     lastError: t.string({
       nullable: true,
       description: 'Why the last attempt failed; null when it succeeded. The last good catalogue stays.',
-      resolve: (source) => (source.syncError === null ? null : redactSecrets(publicUrl(source.syncError))),
+      resolve: (source) => (source.syncError === null ? null : publicSyncError(source.syncError)),
     }),
     consecutiveFailures: t.exposeInt('syncFailures', { description: 'Failed attempts since the last success.' }),
     durationMs: t.exposeInt('syncDurationMs', { nullable: true, description: 'How long the last attempt took.' }),
@@ -59,7 +35,7 @@ const MarketSourceSyncRef = builder.objectRef<MarketSourceRow>('MarketSourceSync
     }),
     appCount: t.int({
       description: 'Catalogue apps of the source now.',
-      resolve: (source, _args, ctx) => appCounts(ctx).load(source.sourceId),
+      resolve: (source, _args, ctx) => ctx.loaders.sourceAppCount.load(source.sourceId),
     }),
   }),
 });

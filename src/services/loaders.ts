@@ -1,19 +1,22 @@
 import DataLoader from 'dataloader';
-import type { AppRow, CatalogAppRow, TaskRow } from '../db/models.js';
+import type { AppRow, CatalogAppRow, OutboxMessageRow, TaskRow } from '../db/models.js';
 import type { AppKey } from '../domain/app-key.js';
 import { deriveStage, type StageAndHealth } from '../domain/app-stage.js';
 import type { TaskStatus } from '../domain/tasks.js';
 import type { CatalogAppKey, CatalogService, CatalogVersion } from './catalog-service.js';
 import type { InstalledAppService } from './installed-app-service.js';
+import type { MarketSourceService } from './market-source-service.js';
 import type { Connection, PageArgs } from './pagination.js';
 import type { TaskService } from './task-service.js';
+import type { WebhookService } from './webhook-service.js';
 
 type AppTasksArgs = PageArgs & { status?: TaskStatus[] | null };
 
 /**
  * Per-request batching: every nested field that reads the database (App.activeTask, App.stage,
- * App.tasks, App.catalogApp and its kin, Task.app, CatalogApp.categories) goes through one of
- * these, so a list of N parents costs one query per field, not N.
+ * App.tasks, App.catalogApp and its kin, Task.app, CatalogApp.categories, MarketSource.appCount,
+ * PaymentNotification.delivery) goes through one of these, so a list of N parents costs one query
+ * per field, not N. (Webhook.recentDeliveries batches in schema/webhooks.ts.)
  *
  * They batch but do not cache (`cache: false`): a subscription keeps one context for its whole
  * life, and a cached active task would make every later event show a stale stage.
@@ -25,6 +28,8 @@ export interface LoaderServices {
   apps: Pick<InstalledAppService, 'activeTasks' | 'byKeys'>;
   tasks: Pick<TaskService, 'tasksOfApps'>;
   catalog: Pick<CatalogService, 'categoriesOf' | 'appsNamed' | 'latestVersions' | 'existingSources'>;
+  marketSources: Pick<MarketSourceService, 'appCounts'>;
+  webhooks: Pick<WebhookService, 'deliveriesOfNotifications'>;
 }
 
 export function createLoaders(services: LoaderServices) {
@@ -81,6 +86,15 @@ export function createLoaders(services: LoaderServices) {
   );
   const sourceExists = new DataLoader<string, boolean>((ids) => services.catalog.existingSources(ids), BATCH_ONLY);
 
+  // Catalogue-app counts per source (MarketSource.appCount), one grouped query for a list of sources.
+  const sourceAppCount = new DataLoader<string, number>((ids) => services.marketSources.appCounts(ids), BATCH_ONLY);
+
+  // The outbox message of each payment push (PaymentNotification.delivery).
+  const notificationDelivery = new DataLoader<number, OutboxMessageRow | null>(
+    (ids) => services.webhooks.deliveriesOfNotifications(ids),
+    BATCH_ONLY,
+  );
+
   return {
     activeTask,
     appStage,
@@ -90,6 +104,8 @@ export function createLoaders(services: LoaderServices) {
     catalogAppByName,
     catalogVersion,
     sourceExists,
+    sourceAppCount,
+    notificationDelivery,
   };
 }
 

@@ -9,6 +9,7 @@ import { ConflictError, ForbiddenError, InvalidStateError, NotFoundError, Valida
 import { parseInput } from '../domain/parse-input.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import { credentialsDecodable } from '../platform/config-values.js';
+import { REDACTED, redactSecrets } from '../platform/redact.js';
 import { type CatalogService, inSourceOrder, isOfferedTo } from './catalog-service.js';
 import type { HistoryEntry, HistoryService } from './history-service.js';
 
@@ -111,6 +112,22 @@ export interface SourceRemoval {
 export type SyncSource = (sourceId: string) => Promise<void>;
 
 const ACTIVE_REMOTE = 'remote';
+
+/** `scheme://user:password@` in a URL, anywhere in a text: the credentials part. */
+const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@]*@/gi;
+
+/**
+ * A base URL as it may be shown: a source behind basic authentication has its credentials in
+ * the stored URL (the Syncer needs them), and they are never answered.
+ */
+export function publicUrl(url: string): string {
+  return url.replace(USERINFO, `$1${REDACTED}@`);
+}
+
+/** A sync's stored error as it may be shown: without the URL's credentials or any other secret it names. */
+export function publicSyncError(error: string): string {
+  return redactSecrets(publicUrl(error));
+}
 
 /**
  * Market-source management (market-domain.md §6.1): admins add remote sources, choose the single
