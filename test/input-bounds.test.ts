@@ -388,16 +388,20 @@ describe.each(databases)('client mistakes are VALIDATION errors with a documente
       },
       body: JSON.stringify({ query: CATALOG, variables: { search: 'x'.repeat(5000) } }),
     });
-    // Refused before it ran: answered before any stream, as POST /graphql answers it.
-    expect(sse.status).toBe(400);
-    expect(await sse.json()).toEqual({
-      errors: [
-        expect.objectContaining({
-          message: 'Variable $search is 5000 characters long; at most 4096 are accepted.',
-          extensions: expect.objectContaining({ code: 'VALIDATION' }),
-        }),
-      ],
-    });
+    // Refused before it ran: graphql-sse's protocol puts the errors in the stream's one `next`.
+    expect(sse.status).toBe(200);
+    const text = await sse.text();
+    expect([...text.matchAll(/event: next\ndata: (.*)\n\n/g)].map((m) => JSON.parse(m[1] as string))).toEqual([
+      {
+        errors: [
+          expect.objectContaining({
+            message: 'Variable $search is 5000 characters long; at most 4096 are accepted.',
+            extensions: expect.objectContaining({ code: 'VALIDATION' }),
+          }),
+        ],
+      },
+    ]);
+    expect(text.endsWith('event: complete\ndata:\n\n')).toBe(true);
     await expectNoTrace();
   });
 });

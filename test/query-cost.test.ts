@@ -114,18 +114,34 @@ describe('the query cost limit', () => {
     expect(nested.error?.extensions).toMatchObject({ cost: 2 + 1000 * (2 + 99 * 3) });
   });
 
-  test('over SSE a query over the limit is refused before any stream: HTTP 400 and the error, as POST answers', async () => {
+  test('over SSE a query over the limit is refused before it runs: its error as the one `next` of the stream', async () => {
     for (const path of ['/graphql/stream', '/graphql']) {
       const response = await fetch(`${server.url}${path}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
         body: JSON.stringify({ query: `{ apps(first: 100) { ${APPS_FIELDS} } }` }),
       });
-      expect(response.status, path).toBe(400);
-      expect(response.headers.get('content-type')).toMatch(/^application\/json/);
-      const body = (await response.json()) as { errors: { extensions: Record<string, unknown> }[] };
-      expect(body.errors[0]?.extensions).toMatchObject({ code: 'LIMIT_EXCEEDED', cost: 1501 });
+      // graphql-sse's protocol: errors before execution go through an accepted stream, not a 400.
+      expect(response.status, path).toBe(200);
+      expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      const text = await response.text();
+      const nexts = [...text.matchAll(/event: next\ndata: (.*)\n\n/g)].map((m) => JSON.parse(m[1] as string));
+      expect(nexts, path).toHaveLength(1);
+      const body = nexts[0] as { data?: unknown; errors: { extensions: Record<string, unknown> }[] };
+      expect(body).not.toHaveProperty('data');
+      expect(body.errors[0]?.extensions).toEqual({ code: 'LIMIT_EXCEEDED', cost: 1501, maxCost: 1000 });
+      expect(text.endsWith('event: complete\ndata:\n\n'), path).toBe(true);
     }
+    // Asked for as JSON (no event stream), the same query still gets the 400 POST answers with.
+    const json = await fetch(`${server.url}/graphql/stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: `{ apps(first: 100) { ${APPS_FIELDS} } }` }),
+    });
+    expect(json.status).toBe(400);
+    expect(((await json.json()) as { errors: { extensions: unknown }[] }).errors[0]?.extensions).toMatchObject({
+      code: 'LIMIT_EXCEEDED',
+    });
   });
 
   test('over a WebSocket the same operation is refused the same way', async () => {

@@ -94,6 +94,7 @@ describe('server-sent events', () => {
     expect(await noToken.json()).toMatchObject({ errors: [{ extensions: { code: 'UNAUTHENTICATED' } }] });
 
     const headers = { authorization: `Bearer ${TOKENS.ops}`, 'content-type': 'application/json' };
+    // Without Accept: text/event-stream, an invalid document is a 400 (graphql-sse's handler answers so too).
     const invalid = await fetch(`${server.url}/graphql/stream`, {
       method: 'POST',
       headers,
@@ -122,6 +123,77 @@ describe('server-sent events', () => {
     expect(mutationByGet.headers.get('allow')).toBe('POST');
     expect(await mutationByGet.json()).toMatchObject({ errors: [{ extensions: { code: 'BAD_REQUEST' } }] });
     expect(server.app.subscriptionStats()).toMatchObject({ streams: 0, subscriptions: 0 });
+  });
+
+  test('an invalid document asked for as an event stream gets its errors as one `next`, then `complete`, on both paths', async () => {
+    // graphql-sse's PROTOCOL.md: errors of the steps before execution go through an accepted stream.
+    for (const path of ['/graphql/stream', '/graphql']) {
+      const stream = await rawStream(server, path, {
+        method: 'POST',
+        token: TOKENS.ops,
+        body: JSON.stringify({ query: 'subscription { noSuchField }' }),
+      });
+      await waitFor(async () => (stream.ended ? true : undefined), 'the response to end');
+      expect(stream.response.status, path).toBe(200);
+      expect(stream.response.headers.get('content-type'), path).toMatch(/^text\/event-stream/);
+      expect(stream.nexts(), path).toEqual([
+        {
+          errors: [
+            expect.objectContaining({
+              message: expect.stringMatching(/noSuchField/),
+              extensions: expect.objectContaining({ code: 'GRAPHQL_VALIDATION_FAILED' }),
+            }),
+          ],
+        },
+      ]);
+      expect(stream.text.endsWith('event: complete\ndata:\n\n'), path).toBe(true);
+    }
+    // No stream was counted for them, nothing subscribed.
+    expect(server.app.subscriptionStats()).toMatchObject({ streams: 0, subscriptions: 0 });
+  });
+
+  test("graphql-sse's own client, with its default retries, gets an invalid subscription's errors at once, in one request", async () => {
+    let requests = 0;
+    const client = createClient({
+      url: `${server.url}/graphql/stream`,
+      headers: { authorization: `Bearer ${TOKENS.ops}`, 'x-request-id': 'sse-invalid-document' },
+      fetchFn: (input: RequestInfo | URL, init?: RequestInit) => {
+        requests += 1;
+        return fetch(input, init);
+      },
+    });
+    const started = performance.now();
+    const outcome = new Promise<{ next?: unknown; error?: unknown }>((resolve) => {
+      client.subscribe(
+        { query: 'subscription { noSuchField }' },
+        { next: (next) => resolve({ next }), error: (error) => resolve({ error }), complete: () => {} },
+      );
+    });
+    // A deadline, not a wait: a 400 made the client retry for some 40 s before reporting a NetworkError.
+    let deadline: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      deadline = setTimeout(() => resolve('late'), 5000);
+    });
+    try {
+      const result = await Promise.race([outcome, late]);
+      expect(result).toEqual({
+        next: { errors: [expect.objectContaining({ message: expect.stringMatching(/noSuchField/) })] },
+      });
+      expect(performance.now() - started).toBeLessThan(1000);
+      expect(requests).toBe(1);
+    } finally {
+      clearTimeout(deadline);
+      client.dispose();
+    }
+    // The request's log line still says why it was refused, although its status is 200.
+    const line = await waitFor(
+      async () =>
+        server.logs.find(
+          (text) => text.includes('"requestId":"sse-invalid-document"') && text.includes('"msg":"request"'),
+        ),
+      'the request line',
+    );
+    expect(JSON.parse(line)).toMatchObject({ status: 200, code: 'GRAPHQL_VALIDATION_FAILED' });
   });
 
   test('a subscription to /graphql that does not ask for text/event-stream is refused (406), never streamed', async () => {

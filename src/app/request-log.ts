@@ -36,8 +36,8 @@ function logged(path: string | undefined, status: number, logProbes: boolean): b
 /**
  * Gives the request its id (echoed in the response) and writes one `request` log line when the
  * response is finished or the client went away from it (`aborted`), with whatever the layers
- * further in learnt (user, operation, and for a status of 400 or above the code and reason of the
- * refusal); probes that succeeded are left out unless `logProbes` (LOG_PROBES). A request that got
+ * further in learnt (user, operation, and for a status of 400 or above, or a refusal answered in a
+ * stream, the code and reason of the refusal); probes that succeeded are left out unless `logProbes` (LOG_PROBES). A request that got
  * no response has status 0 and `cutBy`: `client` (it went away) or `server` (cut at the stop).
  * Returns the request's path.
  */
@@ -70,7 +70,7 @@ export function trackRequest(
         ms: Math.round(performance.now() - started),
         ...(req.userId ? { userId: req.userId } : {}),
         ...(req.operationName ? { operation: req.operationName } : {}),
-        ...(req.refusal && status >= 400 ? req.refusal : {}),
+        ...(req.refusal && (status >= 400 || req.refusedInStream) ? req.refusal : {}),
         ...aborted,
       },
       'request',

@@ -12,6 +12,8 @@ export interface RequestNotes {
   operationName?: string;
   /** Why it was refused: the first error of the answer, when the status is 400 or above. */
   refusal?: { code?: string; reason: string };
+  /** The refusal was answered with status 200, as an event of a stream (an SSE `next`): it is still one. */
+  refusedInStream?: boolean;
 }
 
 const REQUEST_ID = /^[\w.-]{1,64}$/;
@@ -49,12 +51,17 @@ type ErrorLike = {
 
 /**
  * Keeps the first error of an answer as the request's refusal (the log shows it when the status is
- * 400 or above). The message may quote what the client sent (a variable's value): bounded, and
+ * 400 or above, or when `inStream`, the refusal's event in a 200 stream). The message may quote what the client sent (a variable's value): bounded, and
  * cleaned of secret-shaped values as the logger cleans error messages.
  */
-export function noteRefusal(req: RequestNotes, errors: readonly ErrorLike[] | null | undefined): void {
+export function noteRefusal(
+  req: RequestNotes,
+  errors: readonly ErrorLike[] | null | undefined,
+  inStream = false,
+): void {
   const first = errors?.[0];
   if (!first) return;
+  if (inStream) req.refusedInStream = true;
   const { message, extensions } = first;
   const code = typeof extensions?.code === 'string' ? extensions.code.slice(0, 64) : undefined;
   const text = typeof message === 'string' ? message : '';

@@ -14,6 +14,16 @@ import { onCredentialExpiry } from './credential-expiry.js';
 import { type GraphQLRequest, graphQLRequest, type OperationPipeline } from './graphql-operation.js';
 import { keepAliveTimer } from './keep-alive.js';
 import { ReadProgress, retryAfterSeconds } from './read-progress.js';
+import {
+  COMPLETE,
+  END_OF_EVENT,
+  EVENT_STREAM,
+  KEEP_ALIVE,
+  NEXT,
+  oneEvent,
+  SERVER_RESTART,
+  startStream,
+} from './sse-frames.js';
 import { type FlowMetrics, type OperationCall, SubscribeFlow } from './subscribe-flow.js';
 
 /**
@@ -23,7 +33,8 @@ import { type FlowMetrics, type OperationCall, SubscribeFlow } from './subscribe
  * (subscribe-flow.ts), and each event is written as bytes shared by every SSE member of the
  * cohort: `event: next` with the serialized result. Slow consumers follow QueuedMember's policy
  * (fanout/member.ts); a response counts as congested past `maxBufferedBytes` unwritten, and one
- * whose client stopped reading is closed (read-progress.ts).
+ * whose client stopped reading is closed (read-progress.ts). An operation refused before it runs
+ * gets its errors as a stream's one event, as graphql-sse's protocol asks (refuseOperation).
  *
  * graphql-sse's single-connection mode (PUT reservations, event-stream tokens) is not served: its
  * reservations are state a client creates before any operation, and graphql-sse clients use
@@ -51,36 +62,6 @@ export interface SseTransportOptions {
   /** Subscriptions, refusals, member counts and stalled clients cut, for the metrics. @default not measured */
   metrics?: FlowMetrics;
 }
-
-const STREAM_HEADERS = {
-  'content-type': 'text/event-stream; charset=utf-8',
-  'cache-control': 'no-store', // the viewer's own, as every GraphQL answer (graphql.ts)
-  // The stream's end is the connection's end (see startStream): no chunked encoding.
-  connection: 'close',
-  'content-encoding': 'none',
-  'x-accel-buffering': 'no', // nginx: do not buffer the stream
-};
-
-/**
- * Starts an event stream. Without Transfer-Encoding the body runs until the connection closes,
- * and each event is one socket write; chunked encoding would add three (size, CRLF, CRLF) to every
- * event, a large share of an event's cost at thousands of subscribers.
- */
-function startStream(res: ServerResponse): void {
-  res.removeHeader('transfer-encoding');
-  res.writeHead(200, STREAM_HEADERS);
-}
-/**
- * An Accept naming event streams, in any case (media types are case-insensitive): Yoga serves
- * `Text/Event-Stream` as SSE too, outside this transport's connection budget.
- */
-const EVENT_STREAM = /text\/event-stream/i;
-const NEXT = 'event: next\ndata: ';
-const END_OF_EVENT = '\n\n';
-const COMPLETE = 'event: complete\ndata:\n\n';
-const KEEP_ALIVE = ':\n\n';
-/** A comment, which clients ignore, for whoever reads the stream by hand. */
-const SERVER_RESTART = ': server restarting, reconnect\n\n';
 
 class BadRequest extends Error {
   constructor(
@@ -240,7 +221,7 @@ export class SseTransport {
   private call(req: IncomingMessage, res: ServerResponse, request: GraphQLRequest, viewer: Viewer): OperationCall {
     return {
       pipeline: () => this.options.pipeline(request, viewer, req),
-      refuse: (errors) => json(res, 400, { errors: errors.map((e) => e.toJSON()) }),
+      refuse: (errors) => refuseOperation(res, 400, {}, errors),
       accepts: (type) => {
         // A GET can be sent by any page (a link, an image): it must never change anything.
         if (type !== 'mutation' || req.method === 'POST') return true;
@@ -249,20 +230,8 @@ export class SseTransport {
       },
       // A request cannot take its operation back: as over plain HTTP, it runs even if its client left.
       withdrawn: false,
-      result: (result) => {
-        startStream(res);
-        res.end(`${NEXT}${JSON.stringify(result)}${END_OF_EVENT}${COMPLETE}`);
-      },
-      // Before any stream: answered as POST /graphql answers it (400 LIMIT_EXCEEDED, 429 with Retry-After).
-      refusedBeforeRunning: (status, headers, errors) => {
-        noteRefusal(req as RequestNotes, errors);
-        res.writeHead(status, {
-          'content-type': 'application/json; charset=utf-8',
-          'cache-control': 'no-store',
-          ...headers,
-        });
-        res.end(JSON.stringify({ errors: errors.map((error) => error.toJSON()) }));
-      },
+      result: (result) => oneEvent(res, result),
+      refusedBeforeRunning: (status, headers, errors) => refuseOperation(res, status, headers, errors),
       member: (policy) => this.openStream(res, viewer, policy),
     };
   }
@@ -362,6 +331,29 @@ function parseJson(text: string, what: string): unknown {
     return JSON.parse(text);
   } catch {
     throw new BadRequest(400, `${what} is not valid JSON`);
+  }
+}
+
+/**
+ * An operation refused before it ran (it did not parse or validate, its variables did not coerce,
+ * it costs too much: 400; a rate limit: 429), with the status its errors ask for. graphql-sse's
+ * protocol wants the errors of the steps before execution in an accepted stream, as a `next` event,
+ * when the client asked for one: its client takes a 400 for a lost connection, and retried it five
+ * times over some 40 s before reporting a NetworkError. A client that asked for no event stream,
+ * and a refusal that asks it to wait (429 with Retry-After), get the status.
+ */
+function refuseOperation(
+  res: ServerResponse,
+  status: number,
+  headers: Record<string, string>,
+  errors: readonly GraphQLError[],
+): void {
+  const body = { errors: errors.map((error) => error.toJSON()) };
+  if (status === 400 && EVENT_STREAM.test(res.req.headers.accept ?? '')) {
+    noteRefusal(res.req as RequestNotes, body.errors, true);
+    oneEvent(res, body);
+  } else {
+    json(res, status, body, false, headers);
   }
 }
 

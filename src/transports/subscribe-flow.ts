@@ -33,7 +33,7 @@ export interface OperationCall {
   result(result: ExecutionResult): void;
   /**
    * A query or mutation refused before it ran (the query cost, the rate limit), with the HTTP
-   * status its errors ask for: a transport answering over HTTP answers with it, as plain HTTP does.
+   * status its errors ask for: a transport answering over HTTP may answer with it, as plain HTTP does.
    * @default `result` takes it, without the status
    */
   refusedBeforeRunning?(status: number, headers: Record<string, string>, errors: readonly GraphQLError[]): void;
