@@ -276,7 +276,7 @@ async function stopStarted(started: Started, progress: { step: string }): Promis
   await services.catalogueChanges.close();
   step('the database connection');
   await services.processPresence?.leave().catch(() => {}); // a database gone: its row goes stale by itself
-  await closeDatabase(db, logger);
+  await closeDatabase(db, logger, services.databaseFile);
 }
 
 /** What the metrics read at scrape time; the collector exists once the app has started. */

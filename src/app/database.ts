@@ -38,8 +38,14 @@ export async function seedDemo(db: Db, config: Config, logger: Logger): Promise<
   if (config.demoData && (await seedDemoData(db))) logger.info('seeded demo data into the empty database');
 }
 
-/** Disconnects, but a database that vanished can leave the driver's pool waiting forever: bound the wait. */
-export async function closeDatabase(db: Db, logger: Logger): Promise<void> {
+/**
+ * Disconnects, but a database that vanished can leave the driver's pool waiting forever: bound the
+ * wait. A SQLite file replaced (a restore) or deleted while the server ran: its `-wal` and `-shm`
+ * go too, which SQLite keeps then and would apply to the file now at the path (sqlite-wal.ts).
+ */
+export async function closeDatabase(db: Db, logger: Logger, file: SqliteFile | null): Promise<void> {
+  const orphaned = file && (await file.wal.orphaned()) ? file.wal : null;
+  await orphaned?.empty(db).catch((error: unknown) => logger.warn({ err: error }, 'could not empty the WAL'));
   let timer: NodeJS.Timeout | undefined;
   const gaveUp = await Promise.race([
     db.$disconnect().then(() => false),
@@ -49,4 +55,11 @@ export async function closeDatabase(db: Db, logger: Logger): Promise<void> {
   ]);
   clearTimeout(timer);
   if (gaveUp) logger.warn('the database connection did not close within 5 s; leaving it');
+  // Only once closed: an open connection writes to its WAL still.
+  if (!orphaned || gaveUp) return;
+  const removed = await orphaned.removeOrphans();
+  logger.warn(
+    { file: orphaned.filePath, removed },
+    'the database file was replaced or deleted while the server ran: the -wal and -shm it had open are removed (SQLite would apply them to the file now at the path)',
+  );
 }

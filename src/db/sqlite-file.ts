@@ -1,5 +1,6 @@
 import { stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
+import { SqliteWal } from './sqlite-wal.js';
 
 /** Free space below this on the database file's filesystem is reported: SQLite's writes are about to fail. */
 export const LOW_DISK_BYTES = 16 * 1024 * 1024;
@@ -15,12 +16,18 @@ export const LOW_DISK_BYTES = 16 * 1024 * 1024;
 export class SqliteFile {
   private opened: { dev: number; ino: number } | null = null;
 
-  constructor(readonly filePath: string) {}
+  /** Its `-wal` and `-shm`, which the stop of a server whose file was replaced or deleted removes. */
+  readonly wal: SqliteWal;
+
+  constructor(readonly filePath: string) {
+    this.wal = new SqliteWal(filePath);
+  }
 
   /** Called once the database is open: the file from now on is this one. */
   async remember(): Promise<void> {
     const { dev, ino } = await stat(this.filePath);
     this.opened = { dev, ino };
+    await this.wal.remember();
   }
 
   /** Why the file is no longer the one opened (null while it is, or before `remember`). */
@@ -29,7 +36,7 @@ export class SqliteFile {
     try {
       const { dev, ino } = await stat(this.filePath);
       if (dev === this.opened.dev && ino === this.opened.ino) return null;
-      return 'the database file was replaced while the server ran: restart it';
+      return "the database file was replaced while the server ran: stop the server, then start it (the stop removes the replaced file's -wal and -shm files; if they remain, after a kill, and did not come with the new file, move them away before the start: SQLite would apply them to it)";
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT') return `the database file cannot be checked (${code})`;
