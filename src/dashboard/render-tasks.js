@@ -2,6 +2,7 @@
 // durations, the reason of a failure and the cancel/retry buttons the viewer may use.
 
 import { badge, elapsed, esc, progressBar, timeAgo } from './format.js';
+import { patchRows, showLine } from './patch-rows.js';
 import { filters, showsTask, state, TASK_STATUSES } from './state.js';
 import { patchTabs } from './tabs.js';
 
@@ -43,6 +44,7 @@ function row(t) {
   // Queued time until a worker started it, then run time (still ticking while running).
   const waited = t.startedAt ? elapsed(t.createdAt, t.startedAt) : elapsed(t.createdAt, t.completedAt);
   const ran = t.startedAt ? elapsed(t.startedAt, t.completedAt) : '<span class="muted">—</span>';
+  const buttons = `${actions(t)}${outcome(t)}`;
   return `<tr data-task-id="${esc(t.taskId)}" data-status="${esc(t.status)}">
     <td data-label="Task"><code title="${esc(t.taskId)}">${esc(t.taskId)}</code><div class="muted">${esc(t.type)}</div>${retried}</td>
     <td data-label="User">${esc(t.userId)}</td>
@@ -51,7 +53,7 @@ function row(t) {
     <td data-label="Progress">${progressBar(t.progress, `progress of ${t.appName}`)}</td>
     <td data-label="Created">${timeAgo(t.createdAt)}</td>
     <td data-label="Queued / ran">${waited} / ${ran}</td>
-    <td data-label="Actions" class="actions">${actions(t)}${outcome(t)}</td>
+    <td data-label="Actions" class="actions${buttons ? '' : ' none'}">${buttons}</td>
   </tr>`;
 }
 
@@ -69,47 +71,14 @@ export function renderTasks() {
     .filter((task) => !filters.status || task.status === filters.status)
     .sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
   const tbody = $('#tasks tbody');
-  if (rows.length) patchRows(tbody, rows.slice(0, TASK_ROWS));
-  else tbody.innerHTML = '<tr class="empty"><td colspan="8">No tasks here.</td></tr>';
+  if (rows.length) {
+    patchRows(tbody, rows.slice(0, TASK_ROWS), {
+      attribute: 'task-id',
+      key: (task) => task.taskId,
+      // An event replaces the task's object; the buttons depend on the viewer, the outcome on its message.
+      inputs: (task) => [task, state.viewer, state.taskMessages.get(task.taskId)],
+      html: row,
+    });
+  } else showLine(tbody, '<tr class="empty"><td colspan="8">No tasks here.</td></tr>');
   $('#tasks-more').textContent = rows.length > TASK_ROWS ? `${rows.length - TASK_ROWS} older tasks not shown` : '';
-}
-
-/** The HTML each cell of a drawn row was last drawn from, by row (what patchRows compares with). */
-const drawn = new WeakMap();
-
-/**
- * Draws the rows in place: a row already shown is kept, and only its cells whose HTML changed are
- * replaced; rows move only when the order changed. Redrawn whole at every event (progress, every
- * step of every running task), a row lost the keyboard focus of its Cancel button, a press on it
- * landed on a button gone by the release, and its "disabled while asked" state went.
- */
-function patchRows(tbody, tasks) {
-  const wanted = new Set(tasks.map((task) => task.taskId));
-  const shown = new Map();
-  // Rows no longer wanted go first: left in place while the others are put in order, each row
-  // below one of them was moved, and a moved row loses the focus.
-  for (const tr of [...tbody.children]) {
-    if (tr.dataset.taskId && wanted.has(tr.dataset.taskId)) shown.set(tr.dataset.taskId, tr);
-    else tr.remove();
-  }
-  const parse = document.createElement('tbody');
-  tasks.forEach((task, index) => {
-    parse.innerHTML = row(task);
-    const fresh = parse.firstElementChild;
-    const cells = [...fresh.children].map((cell) => cell.outerHTML);
-    let tr = shown.get(task.taskId);
-    if (tr) {
-      shown.delete(task.taskId);
-      tr.dataset.status = task.status;
-      const before = drawn.get(tr) ?? [];
-      cells.forEach((html, i) => {
-        if (html !== before[i]) tr.children[i].replaceWith(fresh.children[0]);
-        else fresh.children[0].remove();
-      });
-    } else {
-      tr = fresh;
-    }
-    drawn.set(tr, cells);
-    if (tbody.children[index] !== tr) tbody.insertBefore(tr, tbody.children[index] ?? null);
-  });
 }

@@ -93,6 +93,12 @@ export function touch(...sections) {
   changed();
 }
 
+/** The operator changed what is shown (a filter, a tab): drawn at once, not at the live changes' pace. */
+function touchAllNow() {
+  state.dirty.add('*');
+  changed({ now: true });
+}
+
 // ---- filters in the URL -------------------------------------------------------------------
 
 /** The filters in the address bar now (unknown keys ignored, values bounded). */
@@ -121,13 +127,13 @@ export function setFilters(changes, { push = true } = {}) {
     if (push) history.pushState(null, '', url);
     else history.replaceState(null, '', url);
   }
-  touch('*');
+  touchAllNow();
 }
 
 /** After back/forward: the filters are whatever the URL says now. */
 export function reloadFilters() {
   filters = readFilters();
-  touch('*');
+  touchAllNow();
 }
 
 const contains = (values, q) =>

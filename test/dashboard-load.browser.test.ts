@@ -1,0 +1,92 @@
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { chromiumAvailable, launchChromium } from './support/browser.js';
+import { InstallAppMutation, RuntimeSnapshotQuery, UninstallAppMutation } from './support/operations.js';
+import { dataOf, execute, startTestServer, type TestServer } from './support/server.js';
+
+/** Apps installed and uninstalled over and over to make a stream of runtime events. */
+const APPS = [
+  ['grafana', '11.4.0'],
+  ['uptime-kuma', '1.23.16'],
+  ['syncthing', '1.28.1'],
+  ['navidrome', '0.53.3'],
+  ['gitea', '1.22.4'],
+  ['code-server', '4.95.3'],
+  ['audiobookshelf', '2.17.5'],
+  ['minio', '2024.11.7'],
+] as const;
+
+const live = (page: Page) =>
+  expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
+
+describe.skipIf(!chromiumAvailable())('the live dashboard under a stream of changes', () => {
+  let server: TestServer;
+  let browser: Browser;
+  beforeAll(async () => {
+    server = await startTestServer('sqlite', { env: { SIMULATED_STEP_MS: '20' } });
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  /** Installs, then uninstalls, each app in turn (each as soon as the last is accepted) until `until` passes. */
+  async function churn(apps: readonly (readonly [string, string])[], until: number): Promise<void> {
+    await Promise.all(
+      apps.map(async ([appName, version]) => {
+        while (Date.now() < until) {
+          const input = { sourceId: 'market.olares', appName };
+          const installed = await execute(server, InstallAppMutation, { input: { ...input, version } });
+          if (installed.data?.installApp.__typename !== 'InstallAppSuccess') {
+            await execute(server, UninstallAppMutation, { input });
+          }
+          await new Promise((resolve) => setTimeout(resolve, 50)); // pacing the load, not synchronising
+        }
+      }),
+    );
+  }
+
+  /** What the page shows (task id → status, app key → stage) equals runtimeSnapshot. */
+  async function showsSnapshot(page: Page): Promise<boolean> {
+    const { runtimeSnapshot } = dataOf(await execute(server, RuntimeSnapshotQuery, {}));
+    const shown = await page.evaluate(() => ({
+      tasks: [...document.querySelectorAll<HTMLElement>('tr[data-task-id]')].map(
+        (tr) => `${tr.dataset.taskId} ${tr.dataset.status}`,
+      ),
+      apps: [...document.querySelectorAll<HTMLElement>('tr[data-app]')].map(
+        (tr) => `${tr.dataset.app} ${tr.dataset.stage}`,
+      ),
+    }));
+    const tasks = new Set(runtimeSnapshot.tasks.map((t) => `${t.taskId} ${t.status}`));
+    const apps = new Set(runtimeSnapshot.apps.map((a) => `${a.userId}/market.olares/${a.appName} ${a.stage}`));
+    return (
+      shown.tasks.length === Math.min(100, tasks.size) &&
+      shown.tasks.every((t) => tasks.has(t)) &&
+      shown.apps.length === apps.size &&
+      shown.apps.every((a) => apps.has(a))
+    );
+  }
+
+  test('while events stream in, the page draws at most four times a second, and then shows the final state', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    let frames = 0;
+    page.on('websocket', (socket) => socket.on('framereceived', () => (frames += 1)));
+    await page.goto(`${server.url}/dashboard`);
+    await live(page);
+    const draws = async () => Number(await page.evaluate(() => document.documentElement.dataset.draws));
+
+    const stream = churn(APPS, Date.now() + 6000);
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // the stream under way
+    const [framesBefore, drawsBefore, startedAt] = [frames, await draws(), Date.now()];
+    await new Promise((resolve) => setTimeout(resolve, 3000)); // the window measured
+    const [framesAfter, drawsAfter, seconds] = [frames, await draws(), (Date.now() - startedAt) / 1000];
+    await stream;
+
+    const rates = { frames: (framesAfter - framesBefore) / seconds, draws: (drawsAfter - drawsBefore) / seconds };
+    expect(rates.frames, JSON.stringify(rates)).toBeGreaterThan(20); // a stream, not a trickle
+    expect(rates.draws, JSON.stringify(rates)).toBeLessThanOrEqual(4.5);
+    await expect.poll(() => showsSnapshot(page), { timeout: 15_000 }).toBe(true);
+    await page.close();
+  }, 60_000);
+});
