@@ -89,4 +89,53 @@ describe.skipIf(!chromiumAvailable())('the live dashboard under a stream of chan
     await expect.poll(() => showsSnapshot(page), { timeout: 15_000 }).toBe(true);
     await page.close();
   }, 60_000);
+
+  test("another app's changes leave an app's row, its focused link and the history's items as they were", async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${server.url}/dashboard`);
+    await live(page);
+    const stage = (appName: string) =>
+      page.locator(`tr[data-app="admin/market.olares/${appName}"]`).getAttribute('data-stage');
+    await execute(server, InstallAppMutation, {
+      input: { sourceId: 'market.olares', appName: 'excalidraw', version: '0.17.6' },
+    });
+    await expect.poll(() => stage('excalidraw'), { timeout: 15_000 }).toBe('RUNNING');
+    await expect.poll(() => page.locator('[data-history-id]').count()).toBeGreaterThan(0);
+    // Marks on the elements themselves: a row or item drawn again is another element, without it.
+    await page.evaluate(() => {
+      const row = document.querySelector('tr[data-app="admin/market.olares/excalidraw"]') as HTMLElement;
+      Object.assign(row, { kept: true });
+      for (const item of document.querySelectorAll('[data-history-id]')) Object.assign(item, { kept: true });
+      row.querySelector<HTMLAnchorElement>('[data-label=App] a')?.focus();
+    });
+    const ids = () =>
+      page
+        .locator('[data-history-id]')
+        .evaluateAll((items) => items.map((item) => item.getAttribute('data-history-id')));
+    const historyBefore = new Set(await ids());
+
+    await execute(server, InstallAppMutation, {
+      input: { sourceId: 'market.olares', appName: 'stirling-pdf', version: '0.36.6' },
+    });
+    await expect.poll(() => stage('stirling-pdf'), { timeout: 15_000 }).toBe('RUNNING');
+    await expect.poll(async () => (await ids()).some((id) => !historyBefore.has(id))).toBe(true);
+    const after = await page.evaluate(
+      (before) => {
+        const row = document.querySelector('tr[data-app="admin/market.olares/excalidraw"]') as HTMLElement & {
+          kept?: boolean;
+        };
+        const focused = document.activeElement;
+        const items = [...document.querySelectorAll('[data-history-id]')] as (HTMLElement & { kept?: boolean })[];
+        return {
+          rowKept: row.kept === true,
+          focusInRow: Boolean(focused && focused.tagName === 'A' && row.contains(focused)),
+          // Those still listed (the newest 50 are) that were there before.
+          redrawn: items.filter((item) => !item.kept && before.includes(item.dataset.historyId ?? '')).length,
+        };
+      },
+      [...historyBefore],
+    );
+    expect(after).toEqual({ rowKept: true, focusInRow: true, redrawn: 0 });
+    await page.close();
+  }, 60_000);
 });

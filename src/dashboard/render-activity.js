@@ -1,6 +1,7 @@
 // The live history feed and, for admins, the payment states.
 
 import { badge, esc, timeAgo } from './format.js';
+import { patchRows, showLine } from './patch-rows.js';
 import { showsHistory, showsPayment, state } from './state.js';
 
 const $ = (selector) => document.querySelector(selector);
@@ -12,22 +13,26 @@ function historyTone(type) {
   return '';
 }
 
+const historyItem = (h) => `<li data-history-id="${esc(h.id)}">
+  <div class="line"><span class="tag ${esc(historyTone(h.type))}">${esc(h.type)}</span>
+    <span class="muted">${timeAgo(h.time)} · ${esc(h.userId)}${h.app ? ` · ${esc(h.app)}` : ''}</span></div>
+  <div>${esc(h.message)}</div>
+</li>`;
+
 export function renderHistory() {
   const records = state.history.filter(showsHistory);
   $('#history').dataset.loaded = String(state.historyLoaded);
-  $('#history').innerHTML = records.length
-    ? records
-        .map(
-          (h) => `<li data-history-id="${esc(h.id)}">
-            <div class="line"><span class="tag ${esc(historyTone(h.type))}">${esc(h.type)}</span>
-              <span class="muted">${timeAgo(h.time)} · ${esc(h.userId)}${h.app ? ` · ${esc(h.app)}` : ''}</span></div>
-            <div>${esc(h.message)}</div>
-          </li>`,
-        )
-        .join('')
-    : state.historyError
-      ? `<li class="reason">History could not be read (${esc(state.historyError)}); trying again…</li>`
-      : `<li class="muted">${state.historyLoaded ? 'Nothing yet.' : state.signedOut ? 'Not signed in.' : 'Loading…'}</li>`;
+  const list = $('#history');
+  if (records.length) {
+    patchRows(list, records, { attribute: 'history-id', key: (h) => h.id, inputs: (h) => [h], html: historyItem });
+  } else {
+    showLine(
+      list,
+      state.historyError
+        ? `<li class="reason">History could not be read (${esc(state.historyError)}); trying again…</li>`
+        : `<li class="muted">${state.historyLoaded ? 'Nothing yet.' : state.signedOut ? 'Not signed in.' : 'Loading…'}</li>`,
+    );
+  }
   $('#history-count').textContent = `${records.length}`;
 }
 

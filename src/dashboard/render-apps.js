@@ -1,6 +1,7 @@
 // The apps: stage, health, why (App.reason), versions and the entrances that open them.
 
 import { badge, entranceHref, esc, FLOW_PATH, filterQuery, timeAgo } from './format.js';
+import { patchRows, showLine } from './patch-rows.js';
 import { appKey, showsApp, state } from './state.js';
 
 const $ = (selector) => document.querySelector(selector);
@@ -69,9 +70,16 @@ export function renderApps() {
     .map((app) => [appKey(app), app])
     .sort(([a], [b]) => byKey(a, b))
     .map(([, app]) => app);
-  $('#apps tbody').innerHTML = apps.length
-    ? apps.slice(0, APP_ROWS).map(row).join('')
-    : '<tr class="empty"><td colspan="8">No apps match.</td></tr>';
+  const tbody = $('#apps tbody');
+  if (apps.length) {
+    patchRows(tbody, apps.slice(0, APP_ROWS), {
+      attribute: 'app',
+      key: appKey,
+      // An event replaces the app's object; its link carries the page's filters (flowHref).
+      inputs: (app) => [app, location.search],
+      html: row,
+    });
+  } else showLine(tbody, '<tr class="empty"><td colspan="8">No apps match.</td></tr>');
   $('#apps-count').textContent = apps.length === all.length ? `${all.length}` : `${apps.length} of ${all.length}`;
   $('#apps-more').textContent =
     apps.length > APP_ROWS ? `${apps.length - APP_ROWS} more apps not shown: narrow them with the filters` : '';
