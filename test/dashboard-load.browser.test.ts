@@ -138,4 +138,35 @@ describe.skipIf(!chromiumAvailable())('the live dashboard under a stream of chan
     expect(after).toEqual({ rowKept: true, focusInRow: true, redrawn: 0 });
     await page.close();
   }, 60_000);
+
+  test('on a 390 px phone, no label of a task card runs over the next one, and a finished task has no Actions line', async () => {
+    const page = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    await page.goto(`${server.url}/dashboard`);
+    await live(page);
+    await page.locator('tr[data-task-id][data-status=COMPLETED]').first().waitFor({ timeout: 15_000 });
+    const cards = await page.evaluate(() =>
+      [...document.querySelectorAll<HTMLElement>('tr[data-task-id]')].map((tr) => {
+        // Each visible cell's label (its ::before): from the cell's content top, as tall as it is.
+        const labels = [...tr.querySelectorAll<HTMLElement>('td')]
+          .filter((td) => td.getBoundingClientRect().height > 0)
+          .map((td) => {
+            const top = td.getBoundingClientRect().top + Number.parseFloat(getComputedStyle(td).paddingTop);
+            const height = Number.parseFloat(getComputedStyle(td, '::before').height);
+            return { label: td.dataset.label, top, bottom: top + height };
+          });
+        const overlaps = labels.flatMap((label, i) => {
+          const next = labels[i + 1];
+          return next && label.bottom > next.top + 0.5 ? [`${label.label} over ${next.label}`] : [];
+        });
+        const actions = tr.querySelector<HTMLElement>('td[data-label=Actions]')?.getBoundingClientRect().height;
+        return { status: tr.dataset.status, overlaps, actions };
+      }),
+    );
+    expect(cards.length).toBeGreaterThan(0);
+    expect(cards.flatMap((card) => card.overlaps)).toEqual([]);
+    const finished = cards.filter((card) => card.status === 'COMPLETED');
+    expect(finished.length).toBeGreaterThan(0);
+    expect(finished.map((card) => card.actions)).toEqual(finished.map(() => 0));
+    await page.close();
+  }, 60_000);
 });
