@@ -169,4 +169,29 @@ describe.skipIf(!chromiumAvailable())('the live dashboard under a stream of chan
     expect(finished.map((card) => card.actions)).toEqual(finished.map(() => 0));
     await page.close();
   }, 60_000);
+
+  test('after a server restart the badge counts the connections lost, not the attempts made while it was down', async () => {
+    const first = await startTestServer('sqlite', { env: { SIMULATED_STEP_MS: '150' } });
+    const page = await browser.newPage();
+    await page.goto(`${first.url}/dashboard`);
+    await live(page);
+    await first.app.stop();
+    // Down long enough for several attempts (backoff 0.5 s, 1 s, 2 s …): the page counts them.
+    await expect
+      .poll(() => page.locator('#connection').innerText(), { timeout: 15_000 })
+      .toMatch(/^reconnecting \([3-9]\d*\)/);
+    const restarted = await startTestServer('sqlite', {
+      env: { SIMULATED_STEP_MS: '150', PORT: new URL(first.url).port },
+      database: first.database,
+    });
+    try {
+      await expect
+        .poll(() => page.locator('#connection').innerText(), { timeout: 20_000 })
+        .toBe('live · reconnected after 1 lost connection(s)');
+    } finally {
+      await page.close();
+      await restarted.stop();
+      await first.database.drop();
+    }
+  }, 60_000);
 });

@@ -14,7 +14,7 @@ import { renderChartRepo } from './render-chart-repo.js';
 import { renderFilters } from './render-filters.js';
 import { renderComponents, renderSummary, renderUpdated } from './render-overview.js';
 import { renderTasks } from './render-tasks.js';
-import { appKey, HISTORY_LIMIT, onChange, PAYMENTS_LIMIT, resetState, state, touch } from './state.js';
+import { addHistory, addPayments, appKey, onChange, resetState, state, touch } from './state.js';
 
 // These two documents are also GraphQL Code Generator documents (codegen.yml plucks the
 // /* GraphQL */ literals), so the persisted-documents manifest it writes holds them. Under
@@ -109,9 +109,17 @@ function setConnection(kind, text, title = '') {
   el.title = title;
 }
 
+/**
+ * Connections acknowledged since the page loaded (or a sign-in); each after the first followed a
+ * lost one. `client.reconnects` counts attempts, failed ones too: "resumed after 9 reconnect(s)"
+ * after one restart.
+ */
+let connections = 0;
+
 const client = createLiveClient({
   onState: setConnection,
   onOpen: () => {
+    connections += 1;
     if (state.sequence === null) startSnapshot();
     else startEvents();
     loadSideFeeds();
@@ -131,6 +139,7 @@ function forgetViewer() {
   for (const timer of listRetries.values()) clearTimeout(timer);
   listRetries.clear();
   resetState();
+  connections = 0;
 }
 
 /** A refusal by the server (not a dropped connection, which the client recovers from itself). */
@@ -139,8 +148,9 @@ function isRefusal(errors) {
 }
 
 function markLive() {
-  const n = client.reconnects;
-  setConnection('live', `live${n ? ` · resumed after ${n} reconnect(s)` : ''}`, `runtime sequence ${state.sequence}`);
+  const n = Math.max(0, connections - 1);
+  const note = n ? ` · reconnected after ${n} lost connection(s)` : '';
+  setConnection('live', `live${note}`, `runtime sequence ${state.sequence}`);
 }
 
 // ---- the runtime feed ---------------------------------------------------------------------
@@ -274,15 +284,6 @@ function loadSideFeeds() {
   loadHistory();
 }
 
-/** Adds history records (from the list or the subscription), newest first, without duplicates. */
-function addHistory(records) {
-  const byId = new Map(state.history.map((record) => [record.id, record]));
-  for (const record of records) byId.set(record.id, record);
-  state.history = [...byId.values()].sort((a, b) => (a.time < b.time ? 1 : a.time > b.time ? -1 : 0));
-  state.history.length = Math.min(state.history.length, HISTORY_LIMIT);
-  touch('history', 'filters');
-}
-
 function loadHistory() {
   // Subscribe first, then list: a record added in between arrives by one or the other.
   client.subscribe(HISTORY_ADDED, {}, { next: (result) => result.data && addHistory([result.data.historyAdded]) });
@@ -319,21 +320,6 @@ function listUntilRead(name, query, read, delayMs = 2000) {
     .catch(() => {});
 }
 
-function addPayments(payments) {
-  for (const payment of payments) {
-    const known = state.payments.get(payment.id);
-    // One of those left out of the list, changed since: no longer among the hidden ones.
-    const hidden = !known && state.paymentsOldestListed !== null && payment.createdAt < state.paymentsOldestListed;
-    if (hidden && state.paymentsHidden > 0) state.paymentsHidden -= 1;
-    if (!known || known.updatedAt <= payment.updatedAt) state.payments.set(payment.id, payment);
-  }
-  if (state.payments.size > PAYMENTS_LIMIT) {
-    const newest = [...state.payments.values()].sort((a, b) => String(b.updatedAt).localeCompare(String(a.updatedAt)));
-    state.payments = new Map(newest.slice(0, PAYMENTS_LIMIT).map((payment) => [payment.id, payment]));
-  }
-  touch('payments', 'filters');
-}
-
 function loadPayments() {
   client.subscribe(PAYMENT_UPDATED, {}, { next: (result) => result.data && addPayments([result.data.paymentUpdated]) });
   listUntilRead('payments', PAYMENTS, (data) => {
@@ -358,22 +344,8 @@ const SECTIONS = {
   chartRepo: renderChartRepo,
 };
 
-/**
- * Draws are at least this far apart while changes stream in. Each draw used to be scheduled 16 ms
- * after a change, so under a steady stream (54 messages/s) the page drew without pause: the main
- * thread was busy 27.7 s of 30 s and a tab took up to 3.7 s to switch. Four draws a second keep
- * progress moving visibly; a change after a quiet spell, or the operator's own (a filter, a tab),
- * is drawn at once.
- */
-const DRAW_GAP_MS = 250;
-let drawTimer = null;
-let lastDrawAt = -Infinity;
-let draws = 0;
-
 /** Draws the sections that changed since the last draw, however many events arrived meanwhile. */
 function draw() {
-  drawTimer = null;
-  lastDrawAt = performance.now();
   const all = state.dirty.has('*');
   for (const [name, render] of Object.entries(SECTIONS)) if (all || state.dirty.has(name)) render();
   state.dirty.clear();
@@ -381,18 +353,9 @@ function draw() {
   for (const details of document.querySelectorAll('details[data-open-key]')) {
     if (state.openDetails.has(details.dataset.openKey)) details.open = true;
   }
-  // How many draws so far, for the tests (test/dashboard-load.browser.test.ts bounds their rate).
-  document.documentElement.dataset.draws = String(++draws);
 }
 
-onChange(({ now = false } = {}) => {
-  const waitMs = now ? 0 : Math.max(0, lastDrawAt + DRAW_GAP_MS - performance.now());
-  if (drawTimer !== null) {
-    if (waitMs > 0) return; // already due when the gap is over
-    clearTimeout(drawTimer);
-  }
-  drawTimer = setTimeout(draw, waitMs);
-});
+onChange(draw);
 
 bindControls(client);
 setInterval(() => {
