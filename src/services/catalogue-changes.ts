@@ -5,11 +5,11 @@ import { installedAppsOf } from '../db/catalogue-sql.js';
 import { RAW_PARAMETERS, readInChunks } from '../db/chunks.js';
 import type { Db } from '../db/client.js';
 import { driverSqlOf } from '../db/driver-sql.js';
+import { MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import { checkArgumentLength } from '../domain/errors.js';
 import type { CatalogueChanged, ChangeFeed, EventBus } from '../events/change-feed.js';
 import type { CatalogService } from './catalog-service.js';
 import type { HistoryService } from './history-service.js';
-import { MAX_SOURCE_ID_LENGTH } from './market-source-service.js';
 
 /** Most app ids named in a history record's message; the record's data holds them all. */
 const MAX_IDS_IN_MESSAGE = 10;

@@ -13,8 +13,6 @@ import { REDACTED, redactSecrets } from '../platform/redact.js';
 import { type CatalogService, inSourceOrder, isOfferedTo } from './catalog-service.js';
 import type { HistoryEntry, HistoryService } from './history-service.js';
 
-// Re-exported while services/catalogue-changes.ts still imports it from here; its home is domain/app-key.ts.
-export { MAX_SOURCE_ID_LENGTH };
 export const MAX_SOURCE_TITLE_LENGTH = 100;
 export const MAX_SOURCE_DESCRIPTION_LENGTH = 1_000;
 /** Longest base URL: room for any real host and path, far below what would burden a request line. */

@@ -27,8 +27,6 @@ import {
   trimmed,
 } from './task-submission.js';
 
-export type { TaskRunner } from './task-submission.js';
-
 const installInput = z.object({ ...common, version: trimmed('version', 64), envs });
 const uninstallInput = z.object({
   ...common,
