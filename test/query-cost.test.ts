@@ -1,7 +1,7 @@
 import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import WebSocket from 'ws';
-import { startTestServer, type TestServer } from './support/server.js';
+import { startTestServer, type TestServer, TOKENS } from './support/server.js';
 import { rawRequest } from './support/untyped.js';
 
 /**
@@ -163,5 +163,30 @@ describe('the query cost limit', () => {
     } finally {
       await client.dispose();
     }
+  });
+});
+
+describe('the list of webhooks in the query cost', () => {
+  let server: TestServer;
+  // webhooks (1) + MAX_WEBHOOKS × (deliveries + 50 × id): the limit one below it.
+  const cost = 1 + 20 * (1 + 50);
+  beforeAll(async () => {
+    server = await startTestServer('sqlite', { env: { MAX_WEBHOOKS: '20', MAX_QUERY_COST: String(cost - 1) } });
+  }, 60_000);
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  test('counts MAX_WEBHOOKS webhooks, however few there are, and the deliveries page inside each', async () => {
+    const ask = (last: number) =>
+      rawRequest(server, { query: `{ webhooks { deliveries(last: ${last}) { id } } }` }, { token: TOKENS.ops });
+    const refused = await ask(50);
+    expect(refused.status, refused.text).toBe(400);
+    expect(refused.body?.data ?? null).toBeNull();
+    expect(refused.body?.errors?.[0]?.extensions).toMatchObject({ code: 'LIMIT_EXCEEDED', cost, maxCost: cost - 1 });
+    const smaller = await ask(49);
+    expect(smaller.status, smaller.text).toBe(200);
+    expect(smaller.body?.errors, smaller.text).toBeUndefined();
+    expect(smaller.body?.data).toEqual({ webhooks: [] });
   });
 });

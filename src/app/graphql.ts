@@ -132,7 +132,11 @@ export function createGraphQL({
       useInputBounds(config.inputLimits),
       // Around the input bounds' validation function: checked before graphql-js compares any fields.
       useRepeatedFieldsBound(),
-      useQueryCost({ maxCost: config.maxQueryCost, maxPageSize: config.maxPageSize }),
+      useQueryCost({
+        maxCost: config.maxQueryCost,
+        maxPageSize: config.maxPageSize,
+        listLimits: { maxWebhooks: config.maxWebhooks },
+      }),
       // Before the rate limit, like the cost: an operation refused here takes no token.
       useOncePerOperation(),
       // After the bounds and the cost: a mutation they refuse takes no token (see there).

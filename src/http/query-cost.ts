@@ -12,7 +12,7 @@ import {
   type ValueNode,
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { ASSUMED_LIST_SIZE, COST_WEIGHT } from '../schema/connections.js';
+import { ASSUMED_LIST_SIZE, COST_WEIGHT, type ListLimits } from '../schema/connections.js';
 import { DEFAULT_PAGE_SIZE } from '../services/pagination.js';
 import { perOperation } from './per-operation.js';
 
@@ -24,7 +24,8 @@ import { perOperation } from './per-operation.js';
  * client gave it, literally or as a variable, else the argument's default, else DEFAULT_PAGE_SIZE;
  * never more than MAX_PAGE_SIZE, which each page refuses beyond anyway. A list without pages that
  * can be long (a snapshot's apps and tasks) counts as the size its field declares
- * (`assumedListSize`, see schema/connections.ts), other lists as one item. Pages inside pages, and
+ * (`assumedListSize`, see schema/connections.ts: a number, or a configured limit such as MAX_WEBHOOKS
+ * for the list of webhooks), other lists as one item. Pages inside pages, and
  * inside such lists, multiply. An operation over `maxCost` does not run:
  * `LIMIT_EXCEEDED` (HTTP 400), on every transport.
  *
@@ -76,6 +77,7 @@ class PlanBuilder {
     private readonly schema: GraphQLSchema,
     private readonly document: ExecutionArgs['document'],
     private readonly defaults: Map<string, number | null>,
+    private readonly listLimits: ListLimits,
   ) {}
 
   selection(set: SelectionSetNode, type: GraphQLCompositeType, plan: CostPlan): void {
@@ -112,8 +114,8 @@ class PlanBuilder {
     const inner = definition ? getNamedType(definition.type) : undefined;
     const innerType = isCompositeType(inner) ? inner : type;
     const pageArgument = definition?.args.find((argument) => PAGE_ARGUMENTS.has(argument.name));
-    const listSize = definition?.extensions[ASSUMED_LIST_SIZE];
-    if (!pageArgument && typeof listSize !== 'number') {
+    const listSize = this.listSize(definition?.extensions[ASSUMED_LIST_SIZE]);
+    if (!pageArgument && listSize === null) {
       this.selection(node.selectionSet, innerType, plan);
       return;
     }
@@ -123,6 +125,15 @@ class PlanBuilder {
       size: pageArgument ? this.pageSize(node, pageArgument.defaultValue) : (listSize as number),
       item,
     });
+  }
+
+  /** A list's declared size (see assumedListSize): its number, or the configured limit it names. */
+  private listSize(declared: unknown): number | null {
+    if (typeof declared === 'number') return declared;
+    if (typeof declared === 'string' && Object.hasOwn(this.listLimits, declared)) {
+      return this.listLimits[declared as keyof ListLimits];
+    }
+    return null;
   }
 
   private pageSize(node: FieldNode, argumentDefault: unknown): PageSize {
@@ -146,7 +157,10 @@ class PlanBuilder {
 }
 
 /** The plan of an operation, or null when it has none to cost (an unknown operation name). */
-function planOf({ schema, document, operationName }: Pick<ExecutionArgs, 'schema' | 'document' | 'operationName'>) {
+function planOf(
+  { schema, document, operationName }: Pick<ExecutionArgs, 'schema' | 'document' | 'operationName'>,
+  listLimits: ListLimits,
+) {
   const operation = getOperationAST(document, operationName);
   const root = operation && schema.getRootType(operation.operation);
   if (!operation || !root) return null;
@@ -157,7 +171,7 @@ function planOf({ schema, document, operationName }: Pick<ExecutionArgs, 'schema
     ]),
   );
   const plan = emptyPlan();
-  new PlanBuilder(schema, document, defaults).selection(operation.selectionSet, root, plan);
+  new PlanBuilder(schema, document, defaults, listLimits).selection(operation.selectionSet, root, plan);
   return plan;
 }
 
@@ -191,9 +205,12 @@ function costOf(
   return cost;
 }
 
-/** The envelop/Yoga plugin that refuses operations costing more than `maxCost` (MAX_QUERY_COST). */
-export function useQueryCost(limit: { maxCost: number; maxPageSize: number }): Plugin {
-  const plans = perOperation(planOf);
+/**
+ * The envelop/Yoga plugin that refuses operations costing more than `maxCost` (MAX_QUERY_COST).
+ * `listLimits` are the configured sizes that lists declared by name count as (assumedListSize).
+ */
+export function useQueryCost(limit: { maxCost: number; maxPageSize: number; listLimits: ListLimits }): Plugin {
+  const plans = perOperation((operation) => planOf(operation, limit.listLimits));
   const refusal = (args: ExecutionArgs) => {
     const plan = plans(args);
     if (!plan) return null;
@@ -201,9 +218,9 @@ export function useQueryCost(limit: { maxCost: number; maxPageSize: number }): P
     if (cost <= limit.maxCost) return null;
     const message =
       `Query cost ${cost} exceeds the limit of ${limit.maxCost} (MAX_QUERY_COST): each field counts once per ` +
-      `item of the pages around it (first/last, or ${DEFAULT_PAGE_SIZE} when not given) and of the long lists around it ` +
-      `(a snapshot's apps and tasks), and fields whose values can be large more than once (a catalogue entry 1,000 ` +
-      `times). Ask for smaller pages or fewer fields.`;
+      `item of the pages around it (first/last, or ${DEFAULT_PAGE_SIZE} when not given) and of the long lists around ` +
+      `it (a snapshot's apps and tasks, MAX_WEBHOOKS webhooks), and fields whose values can be large more than once ` +
+      `(a catalogue entry 1,000 times). Ask for smaller pages or fewer fields.`;
     return new GraphQLError(message, {
       extensions: { code: 'LIMIT_EXCEEDED', cost, maxCost: limit.maxCost, http: { status: 400 } },
     });

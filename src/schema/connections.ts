@@ -20,8 +20,22 @@ export function filterDescription(what: string): string {
  */
 export const ASSUMED_LIST_SIZE = 'assumedListSize';
 
-/** A list field's `extensions`: the query cost limit counts it as `items` items. */
-export function assumedListSize(items: number): { [ASSUMED_LIST_SIZE]: number } {
+/**
+ * The configured limits a list's size can be: the most items it can hold is set by the operator
+ * (MAX_WEBHOOKS), not fixed in the schema. The query cost limit is given their values (app/graphql.ts).
+ */
+export interface ListLimits {
+  /** MAX_WEBHOOKS: the most webhooks there can be. */
+  maxWebhooks: number;
+}
+
+/**
+ * A list field's `extensions`: the query cost limit counts it as `items` items, or as the value of
+ * the configured limit of that name.
+ */
+export function assumedListSize(items: number | keyof ListLimits): {
+  [ASSUMED_LIST_SIZE]: number | keyof ListLimits;
+} {
   return { [ASSUMED_LIST_SIZE]: items };
 }
 

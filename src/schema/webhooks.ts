@@ -8,6 +8,7 @@ import {
   webhookEvents,
 } from '../services/webhook-service.js';
 import { builder, type Context } from './builder.js';
+import { assumedListSize } from './connections.js';
 import { DeliveryRef } from './deliveries.js';
 import { MUTATION_ERRORS, mutationResult } from './errors.js';
 
@@ -130,6 +131,8 @@ builder.queryFields((t) => ({
     type: [WebhookRef],
     description:
       'Every webhook with its recent deliveries, oldest webhook first (admins only). Secrets are never shown.',
+    // Up to MAX_WEBHOOKS of them, each with a page of deliveries: counted one, that page went uncounted.
+    extensions: assumedListSize('maxWebhooks'),
     resolve: (_root, _args, ctx) => ctx.services.webhooks.list(ctx.viewer),
   }),
 }));
