@@ -557,6 +557,37 @@ describe.each(databases)('webhooks on %s', (kind) => {
       await execute(server, RemoveWebhookMutation, { input: { webhookId } }, { token: TOKENS.ops });
     }
   });
+  test('a filter longer than any id it could match is refused naming its field; one as long as the id is accepted', async () => {
+    const add = async (filter: Record<string, string>) =>
+      dataOf(
+        await execute(
+          server,
+          AddWebhookMutation,
+          { input: { url: receiver.url('/bounds'), events: ['TASK_FINISHED'], ...filter } },
+          { token: TOKENS.ops },
+        ),
+      ).addWebhook;
+    // Source ids are at most 50 characters (MAX_SOURCE_ID_LENGTH), app names and user ids 128.
+    for (const [field, longest] of [
+      ['sourceId', 50],
+      ['appName', 128],
+      ['userId', 128],
+    ] as const) {
+      expect(await add({ [field]: 's'.repeat(longest + 1) }), field).toMatchObject({
+        __typename: 'ValidationError',
+        code: 'VALIDATION',
+        issues: [{ path: field, message: `${field} must be at most ${longest} characters` }],
+      });
+      const accepted = await add({ [field]: 's'.repeat(longest) });
+      expect(accepted, field).toMatchObject({
+        __typename: 'AddWebhookSuccess',
+        webhook: { [field]: 's'.repeat(longest) },
+      });
+      if (accepted.__typename !== 'AddWebhookSuccess') continue;
+      const { webhookId } = accepted.webhook;
+      await execute(server, RemoveWebhookMutation, { input: { webhookId } }, { token: TOKENS.ops });
+    }
+  });
 });
 
 describe('an app whose stage goes back to an earlier one, with no new report', () => {

@@ -1,8 +1,11 @@
+/** The longest user id a client may be known by, and so what any filter naming a user may be. */
+export const MAX_USER_ID_LENGTH = 128;
+
 /**
  * The user ids a client may be known by: what the original system's users look like (letters,
  * digits, `_ . @ : -`), bounded, and never one the server writes records under itself.
  */
-const USER_ID = /^[\w.@:-]{1,128}$/;
+const USER_ID = new RegExp(`^[\\w.@:-]{1,${MAX_USER_ID_LENGTH}}$`);
 
 /**
  * The user the server writes its own records under: the history records of catalogue changes

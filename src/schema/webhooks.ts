@@ -1,6 +1,8 @@
 import { createContextCache } from '@pothos/core';
 import DataLoader from 'dataloader';
+import { MAX_USER_ID_LENGTH } from '../auth/user-id.js';
 import type { OutboxMessageRow, WebhookRow } from '../db/models.js';
+import { MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import {
   DEFAULT_RECENT_DELIVERIES,
   MAX_RECENT_DELIVERIES,
@@ -108,9 +110,9 @@ const AddWebhookInput = builder.inputType('AddWebhookInput', {
       required: true,
       description: 'The events it receives (at least one).',
     }),
-    userId: t.string({ description: "Only this user's events (at most 128 characters)." }),
-    sourceId: t.string({ description: "Only this market source's apps (at most 128 characters)." }),
-    appName: t.string({ description: 'Only this app (at most 128 characters).' }),
+    userId: t.string({ description: `Only this user's events (at most ${MAX_USER_ID_LENGTH} characters).` }),
+    sourceId: t.string({ description: `Only this market source's apps (at most ${MAX_SOURCE_ID_LENGTH} characters).` }),
+    appName: t.string({ description: `Only this app (at most ${MAX_APP_NAME_LENGTH} characters).` }),
   }),
 });
 

@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { MAX_USER_ID_LENGTH } from '../auth/user-id.js';
 import type { Viewer } from '../auth/viewer.js';
 import { PRISMA_PARAMETERS, readInChunks } from '../db/chunks.js';
 import type { DatabaseProvider, Db } from '../db/client.js';
 import type { OutboxMessageRow, WebhookRow } from '../db/models.js';
 import { recentMessageIds, removeFinishedMessages } from '../db/outbox-sql.js';
+import { MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import { ForbiddenError, InvalidStateError, NotFoundError, ValidationError } from '../domain/errors.js';
 import { parseInput } from '../domain/parse-input.js';
 import { type Removal, removeInBatches } from '../platform/bounded-removal.js';
@@ -16,8 +18,6 @@ const WEBHOOK_EVENTS = ['TASK_FINISHED', 'APP_STATE_CHANGED', 'PAYMENT_STATUS_CH
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
 const MAX_WEBHOOK_URL_LENGTH = 2_048;
-/** Longest userId / sourceId / appName filter (far above any real id). */
-export const MAX_FILTER_LENGTH = 128;
 /** Recent deliveries `webhooks { deliveries }` lists per webhook when `last` is not given. */
 export const DEFAULT_RECENT_DELIVERIES = 10;
 /** Most recent deliveries one `webhooks { deliveries }` lists per webhook. */
@@ -63,12 +63,16 @@ const url = z
     return parsed.href;
   });
 
-const filter = (name: string) =>
+/**
+ * A filter on an id, bounded by that id's own bound: a longer value could never match, and the
+ * webhook would silently receive nothing.
+ */
+const filter = (name: string, maxLength: number) =>
   z
     .string()
     .trim()
     .min(1, `${name} must not be empty (leave it out for any)`)
-    .max(MAX_FILTER_LENGTH, `${name} must be at most ${MAX_FILTER_LENGTH} characters`)
+    .max(maxLength, `${name} must be at most ${maxLength} characters`)
     .nullish();
 
 const addInput = z.object({
@@ -78,9 +82,9 @@ const addInput = z.object({
     .min(1, 'events must name at least one event')
     .max(WEBHOOK_EVENTS.length * 4, 'events lists too many entries')
     .transform((events) => [...new Set(events)]),
-  userId: filter('userId'),
-  sourceId: filter('sourceId'),
-  appName: filter('appName'),
+  userId: filter('userId', MAX_USER_ID_LENGTH),
+  sourceId: filter('sourceId', MAX_SOURCE_ID_LENGTH),
+  appName: filter('appName', MAX_APP_NAME_LENGTH),
 });
 /** What addWebhook generates: `wh_` and 24 hex digits. */
 const WEBHOOK_ID = /^wh_[0-9a-f]{24}$/;
