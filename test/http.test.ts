@@ -210,7 +210,7 @@ describe('readiness when the SQLite file goes away', () => {
       const readiness = await fetch(`${server.url}/readiness`);
       expect(readiness.status).toBe(503);
       const gone =
-        'the database file was deleted while the server ran: what is written since is lost at the next start';
+        'the database file was deleted while the server ran: writes are refused until it restarts, which starts on an empty database';
       expect(await readiness.json()).toEqual({
         status: 'not ready',
         error: 'the database file is not the one opened (see the database component)',

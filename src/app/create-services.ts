@@ -120,7 +120,7 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
     feed,
     clusterLog,
     owedResync,
-    databaseFile: watchedDatabaseFile(config),
+    databaseFile: watchedDatabaseFile(config, db),
     processPresence: processPresenceOf(db, config, logger),
     ...createRuntime(config, feed),
     ...createOutbox({

@@ -8,10 +8,13 @@ import type { Logger } from '../platform/logger.js';
 /** How long `stop()` waits for the database connection to close. */
 const DISCONNECT_TIMEOUT_MS = 5000;
 
-/** SQLite: the database file, watched from now on (readiness, the `database` component); null on PostgreSQL. */
-export function watchedDatabaseFile(config: Config): SqliteFile | null {
+/**
+ * SQLite: the database file, watched from now on (readiness, the `database` component), whose loss
+ * stops `db`'s writes; null on PostgreSQL.
+ */
+export function watchedDatabaseFile(config: Config, db: Db): SqliteFile | null {
   const url = config.databaseUrl;
-  return databaseProvider(url) === 'sqlite' ? new SqliteFile(sqliteFilePath(url)) : null;
+  return databaseProvider(url) === 'sqlite' ? new SqliteFile(sqliteFilePath(url), db) : null;
 }
 
 /**

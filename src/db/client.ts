@@ -122,10 +122,19 @@ type SqliteTransaction = Awaited<ReturnType<SqliteAdapter['startTransaction']>>;
 class SharedPrismaBetterSQLite3 extends PrismaBetterSQLite3 {
   /** Where the connection goes once connected, for driver-sql.ts (set by createPrismaClient). */
   driver: DriverConnection | null = null;
+  /** Set by refuseWrites: every connection from then on is `query_only`. */
+  private writesRefused = false;
+
+  refuseWrites(): void {
+    this.writesRefused = true;
+    const current = this.driver?.current;
+    if (current?.kind === 'sqlite') current.connection.pragma('query_only = 1');
+  }
 
   override async connect(): Promise<SqliteAdapter> {
     const adapter = await super.connect();
     const connection = (adapter as unknown as { client: BetterSqlite3.Database }).client;
+    if (this.writesRefused) connection.pragma('query_only = 1');
     const startTransaction = adapter.startTransaction.bind(adapter);
     adapter.startTransaction = async (isolationLevel) =>
       unlockedOnFailedEnd(await startTransaction(isolationLevel), connection);
@@ -192,6 +201,20 @@ export const SQLITE_BUSY_TIMEOUT_MS = 20;
  */
 const ERROR_FORMAT = 'minimal';
 
+const sqliteAdapters = new WeakMap<object, SharedPrismaBetterSQLite3>();
+
+/**
+ * SQLite: from now on until the process ends, the connection refuses every write (SQLite's own
+ * `PRAGMA query_only`: a write fails with SQLITE_READONLY, which db/availability.ts takes for the
+ * database away, so a mutation answers UNAVAILABLE), Prisma's and driver-sql.ts's alike, inside a
+ * transaction or not; reads, ROLLBACK, COMMIT and checkpoints still run. For a file deleted or
+ * replaced under the server (SqliteFile): what it wrote would go into the orphaned file, lost at
+ * the next start, though acknowledged. Nothing on PostgreSQL.
+ */
+export function refuseWrites(db: Db): void {
+  sqliteAdapters.get(db)?.refuseWrites();
+}
+
 export function createPrismaClient(url: string, options: PrismaOptions = {}): Db {
   const log = options.onQuery ? [{ emit: 'event' as const, level: 'query' as const }] : [];
   let client: Db;
@@ -201,6 +224,7 @@ export function createPrismaClient(url: string, options: PrismaOptions = {}): Db
     const adapter = new SharedPrismaBetterSQLite3({ url: file, timeout: SQLITE_BUSY_TIMEOUT_MS });
     client = new SqlitePrismaClient({ adapter, log, errorFormat: ERROR_FORMAT });
     adapter.driver = registerDriver(client, 'sqlite', options.onQuery);
+    sqliteAdapters.set(client, adapter);
   } else {
     const adapter = new LeakFreePrismaPg({
       connectionString: url,

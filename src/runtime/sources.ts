@@ -34,10 +34,11 @@ export function databaseSource(db: Db, { provider, file, presence }: DatabaseChe
       const started = performance.now();
       await db.$queryRawUnsafe('SELECT 1');
       const latencyMs = Math.round((performance.now() - started) * 10) / 10;
-      const [problem, freeBytes, others] = await Promise.all([
-        file?.problem() ?? null,
+      const problem = (await file?.problem()) ?? null;
+      // The presence row is a write: refused once the file is gone or replaced (SqliteFile).
+      const [freeBytes, others] = await Promise.all([
         file?.freeBytes() ?? null,
-        presence?.beat() ?? 0,
+        problem === null ? (presence?.beat() ?? 0) : 0,
       ]);
       const shared =
         others > 0
