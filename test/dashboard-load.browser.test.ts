@@ -2,19 +2,8 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { chromiumAvailable, launchChromium } from './support/browser.js';
 import { InstallAppMutation, RuntimeSnapshotQuery, UninstallAppMutation } from './support/operations.js';
+import { CHURN_APPS } from './support/rows.js';
 import { dataOf, execute, startTestServer, type TestServer } from './support/server.js';
-
-/** Apps installed and uninstalled over and over to make a stream of runtime events. */
-const APPS = [
-  ['grafana', '11.4.0'],
-  ['uptime-kuma', '1.23.16'],
-  ['syncthing', '1.28.1'],
-  ['navidrome', '0.53.3'],
-  ['gitea', '1.22.4'],
-  ['code-server', '4.95.3'],
-  ['audiobookshelf', '2.17.5'],
-  ['minio', '2024.11.7'],
-] as const;
 
 const live = (page: Page) =>
   expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
@@ -76,7 +65,7 @@ describe.skipIf(!chromiumAvailable())('the live dashboard under a stream of chan
     await live(page);
     const draws = async () => Number(await page.evaluate(() => document.documentElement.dataset.draws));
 
-    const stream = churn(APPS, Date.now() + 6000);
+    const stream = churn(CHURN_APPS, Date.now() + 6000);
     await new Promise((resolve) => setTimeout(resolve, 1000)); // the stream under way
     const [framesBefore, drawsBefore, startedAt] = [frames, await draws(), Date.now()];
     await new Promise((resolve) => setTimeout(resolve, 3000)); // the window measured

@@ -12,6 +12,7 @@ import {
 } from './support/fake-chart-repo.js';
 import { startGateway } from './support/gateway.js';
 import { AppsQuery, CancelTaskMutation, InstallAppMutation } from './support/operations.js';
+import { CHURN_APPS } from './support/rows.js';
 import { startSeededServer } from './support/seed.js';
 import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS } from './support/server.js';
 import { proxyDatabase, startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
@@ -184,16 +185,7 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
     let latest = '';
     const changes = (async () => {
       await socketOpened;
-      const apps = [
-        ['grafana', '11.4.0'],
-        ['uptime-kuma', '1.23.16'],
-        ['syncthing', '1.28.1'],
-        ['navidrome', '0.53.3'],
-        ['gitea', '1.22.4'],
-        ['code-server', '4.95.3'],
-        ['audiobookshelf', '2.17.5'],
-        ['minio', '2024.11.7'],
-      ];
+      const apps = CHURN_APPS;
       for (const [appName, version] of apps) {
         if (!changing) break;
         latest = await install(appName as string, version as string).catch(() => latest); // the demo data may hold it

@@ -43,3 +43,15 @@ export const UNINSTALLED_APPS = [
   { appName: 'redis', version: '7.4.1' },
   { appName: 'photoprism', version: '240915' },
 ] as const;
+
+/** Catalogue apps the dashboard tests install and uninstall over and over, for a stream of runtime events. */
+export const CHURN_APPS = [
+  ['grafana', '11.4.0'],
+  ['uptime-kuma', '1.23.16'],
+  ['syncthing', '1.28.1'],
+  ['navidrome', '0.53.3'],
+  ['gitea', '1.22.4'],
+  ['code-server', '4.95.3'],
+  ['audiobookshelf', '2.17.5'],
+  ['minio', '2024.11.7'],
+] as const;
