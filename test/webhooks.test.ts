@@ -557,7 +557,7 @@ describe.each(databases)('webhooks on %s', (kind) => {
       await execute(server, RemoveWebhookMutation, { input: { webhookId } }, { token: TOKENS.ops });
     }
   });
-  test('a filter longer than any id it could match is refused naming its field; one as long as the id is accepted', async () => {
+  test('a filter no id could match (too long, or other characters) is refused naming its field; one as long as the id is accepted', async () => {
     const add = async (filter: Record<string, string>) =>
       dataOf(
         await execute(
@@ -586,6 +586,23 @@ describe.each(databases)('webhooks on %s', (kind) => {
       if (accepted.__typename !== 'AddWebhookSuccess') continue;
       const { webhookId } = accepted.webhook;
       await execute(server, RemoveWebhookMutation, { input: { webhookId } }, { token: TOKENS.ops });
+    }
+    // Within the bound but made of characters no id has: it could never match either.
+    for (const [field, value, rule] of [
+      ['userId', '用户', 'must be a user id: 1 to 128 ASCII letters, digits, "_", ".", "@", ":" or "-", not "system"'],
+      [
+        'userId',
+        'system',
+        'must be a user id: 1 to 128 ASCII letters, digits, "_", ".", "@", ":" or "-", not "system"',
+      ],
+      ['sourceId', 'market olares', 'may hold only letters, digits, ".", "_" and "-"'],
+      ['appName', '相册管理器', 'may contain letters, digits, ".", "_" and "-"'],
+    ] as const) {
+      expect(await add({ [field]: value }), `${field} ${value}`).toMatchObject({
+        __typename: 'ValidationError',
+        code: 'VALIDATION',
+        issues: [{ path: field, message: `${field} ${rule}` }],
+      });
     }
   });
 });

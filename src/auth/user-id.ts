@@ -13,6 +13,9 @@ const USER_ID = new RegExp(`^[\\w.@:-]{1,${MAX_USER_ID_LENGTH}}$`);
  */
 export const SYSTEM_USER = 'system';
 
+/** The refusal of an id userIdProblem does not accept, after the name of the field that held it. */
+export const USER_ID_RULE = `must be a user id: 1 to ${MAX_USER_ID_LENGTH} ASCII letters, digits, "_", ".", "@", ":" or "-", not "${SYSTEM_USER}"`;
+
 /**
  * User ids the server owns: a client who became SYSTEM_USER would read its records as their own.
  * Compared exactly, as the stores compare user ids.

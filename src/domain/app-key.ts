@@ -17,6 +17,11 @@ export interface AppKey {
  */
 export const MAX_SOURCE_ID_LENGTH = 50;
 
+/** What a source id may hold (the original's ids: `market.olares`, `upload`). */
+export const SOURCE_ID_CHARACTERS = /^[A-Za-z0-9._-]*$/;
+/** The refusal of any other, after the name of the field that held it. */
+export const SOURCE_ID_RULE = 'may hold only letters, digits, ".", "_" and "-"';
+
 /**
  * The longest app name (or catalogue app id) anywhere: what an operation takes, what a catalogue
  * entry and a source's index may name, what the app service's events carry. A lookup by a longer
@@ -26,6 +31,8 @@ export const MAX_APP_NAME_LENGTH = 128;
 
 /** An app name: letters, digits, `.`, `_` and `-`, starting with a letter or digit, and no longer than the bound. */
 export const APP_NAME = new RegExp(`^[A-Za-z0-9][A-Za-z0-9._-]{0,${MAX_APP_NAME_LENGTH - 1}}$`);
+/** The refusal of a name APP_NAME does not match, after the name of the field that held it. */
+export const APP_NAME_RULE = 'may contain letters, digits, ".", "_" and "-"';
 
 export function appKeyString({ userId, sourceId, appName }: AppKey): string {
   return `${userId}/${sourceId}/${appName}`;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { APP_NAME, MAX_APP_NAME_LENGTH } from './app-key.js';
+import { APP_NAME, APP_NAME_RULE, MAX_APP_NAME_LENGTH } from './app-key.js';
 import { isChartVersion, NOT_A_CHART_VERSION } from './catalogue-version.js';
 import { entryText, FALLBACK_LOCALE, isObject } from './catalogue-views.js';
 import { entryFieldProblem } from './entry-fields.js';
@@ -55,9 +55,7 @@ const localizedText = z.union([z.string(), z.record(z.string(), z.string())]);
  * (`loose`): sources add fields over time and frontends may read them through `entry`.
  */
 const entryShape = z.looseObject({
-  name: z
-    .string()
-    .regex(APP_NAME, `name may contain letters, digits, ".", "_" and "-" (at most ${MAX_APP_NAME_LENGTH})`),
+  name: z.string().regex(APP_NAME, `${APP_NAME_RULE} (at most ${MAX_APP_NAME_LENGTH})`),
   version: chartVersion(),
   cfgType: z.string().max(MAX_CFG_TYPE, `must be at most ${MAX_CFG_TYPE} characters`).optional(),
   title: localizedText.optional(),

@@ -4,7 +4,7 @@ import type { Db } from '../db/client.js';
 import { providerOf } from '../db/driver-sql.js';
 import { isUniqueViolation } from '../db/hot-path-sql.js';
 import type { MarketSourceRow } from '../db/models.js';
-import { MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
+import { MAX_SOURCE_ID_LENGTH, SOURCE_ID_CHARACTERS, SOURCE_ID_RULE } from '../domain/app-key.js';
 import { ConflictError, ForbiddenError, InvalidStateError, NotFoundError, ValidationError } from '../domain/errors.js';
 import { parseInput } from '../domain/parse-input.js';
 import type { ChangeFeed } from '../events/change-feed.js';
@@ -27,7 +27,7 @@ const sourceId = z
   .string()
   .min(1, 'sourceId must not be empty')
   .max(MAX_SOURCE_ID_LENGTH, `sourceId must be at most ${MAX_SOURCE_ID_LENGTH} characters`)
-  .regex(/^[A-Za-z0-9._-]*$/, 'sourceId may hold only letters, digits, ".", "_" and "-"');
+  .regex(SOURCE_ID_CHARACTERS, `sourceId ${SOURCE_ID_RULE}`);
 
 /**
  * An absolute http(s) URL the Syncer appends `/api/v1/…` to, so it carries no query or fragment;

@@ -12,7 +12,14 @@ import {
   upsertAppStateForTask,
 } from '../db/hot-path-sql.js';
 import type { AppRow, TaskRow } from '../db/models.js';
-import { APP_NAME, type AppKey, appKeyString, MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
+import {
+  APP_NAME,
+  APP_NAME_RULE,
+  type AppKey,
+  appKeyString,
+  MAX_APP_NAME_LENGTH,
+  MAX_SOURCE_ID_LENGTH,
+} from '../domain/app-key.js';
 import { isCancelFailure, isFailedFirstInstall } from '../domain/app-stage.js';
 import { compareVersions } from '../domain/catalogue-version.js';
 import { ConflictError, InvalidStateError, ValidationError } from '../domain/errors.js';
@@ -28,10 +35,7 @@ export const trimmed = (label: string, max: number) =>
 /** The fields every operation's input has. */
 export const commonOperationFields = {
   sourceId: trimmed('sourceId', MAX_SOURCE_ID_LENGTH),
-  appName: trimmed('appName', MAX_APP_NAME_LENGTH).regex(
-    APP_NAME,
-    'appName may contain letters, digits, ".", "_" and "-"',
-  ),
+  appName: trimmed('appName', MAX_APP_NAME_LENGTH).regex(APP_NAME, `appName ${APP_NAME_RULE}`),
   idempotencyKey: trimmed('idempotencyKey', 128).nullish(),
 };
 

@@ -1,12 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { MAX_USER_ID_LENGTH } from '../auth/user-id.js';
+import { MAX_USER_ID_LENGTH, USER_ID_RULE, userIdProblem } from '../auth/user-id.js';
 import type { Viewer } from '../auth/viewer.js';
 import { PRISMA_PARAMETERS, readInChunks } from '../db/chunks.js';
 import type { DatabaseProvider, Db } from '../db/client.js';
 import type { OutboxMessageRow, WebhookRow } from '../db/models.js';
 import { recentMessageIds, removeFinishedMessages } from '../db/outbox-sql.js';
-import { MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
+import {
+  APP_NAME,
+  APP_NAME_RULE,
+  MAX_APP_NAME_LENGTH,
+  MAX_SOURCE_ID_LENGTH,
+  SOURCE_ID_CHARACTERS,
+  SOURCE_ID_RULE,
+} from '../domain/app-key.js';
 import { ForbiddenError, InvalidStateError, NotFoundError, ValidationError } from '../domain/errors.js';
 import { parseInput } from '../domain/parse-input.js';
 import { type Removal, removeInBatches } from '../platform/bounded-removal.js';
@@ -64,15 +71,16 @@ const url = z
   });
 
 /**
- * A filter on an id, bounded by that id's own bound: a longer value could never match, and the
- * webhook would silently receive nothing.
+ * A filter on an id, held to that id's own rules (its bound and its characters): any other value
+ * could never match, and the webhook would silently receive nothing (`userId: "用户"` was taken).
  */
-const filter = (name: string, maxLength: number) =>
+const filter = (name: string, maxLength: number, matchable: (value: string) => boolean, rule: string) =>
   z
     .string()
     .trim()
-    .min(1, `${name} must not be empty (leave it out for any)`)
-    .max(maxLength, `${name} must be at most ${maxLength} characters`)
+    .min(1, { message: `${name} must not be empty (leave it out for any)`, abort: true })
+    .max(maxLength, { message: `${name} must be at most ${maxLength} characters`, abort: true })
+    .refine(matchable, `${name} ${rule}`)
     .nullish();
 
 const addInput = z.object({
@@ -82,9 +90,9 @@ const addInput = z.object({
     .min(1, 'events must name at least one event')
     .max(WEBHOOK_EVENTS.length * 4, 'events lists too many entries')
     .transform((events) => [...new Set(events)]),
-  userId: filter('userId', MAX_USER_ID_LENGTH),
-  sourceId: filter('sourceId', MAX_SOURCE_ID_LENGTH),
-  appName: filter('appName', MAX_APP_NAME_LENGTH),
+  userId: filter('userId', MAX_USER_ID_LENGTH, (userId) => userIdProblem(userId) === null, USER_ID_RULE),
+  sourceId: filter('sourceId', MAX_SOURCE_ID_LENGTH, (id) => SOURCE_ID_CHARACTERS.test(id), SOURCE_ID_RULE),
+  appName: filter('appName', MAX_APP_NAME_LENGTH, (name) => APP_NAME.test(name), APP_NAME_RULE),
 });
 /** What addWebhook generates: `wh_` and 24 hex digits. */
 const WEBHOOK_ID = /^wh_[0-9a-f]{24}$/;
