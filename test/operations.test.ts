@@ -294,6 +294,34 @@ describe.each(databases)('operations on %s', (kind) => {
       ).toMatchObject({ code: 'INVALID_STATE', message: expect.stringContaining(`(${first.task.appName})`) });
     });
 
+    test('a clone title or entrance title holding bidirectional formatting or control characters is refused', async () => {
+      await seed.catalogApp({ name: 'gitea', versions: ['1.22.0'], entrances: [{ name: 'web' }] });
+      await (await seed.user('alice').app({ appName: 'gitea', state: 'running', version: '1.22.0' })).task();
+      const clone = async (title: string, entranceTitle = 'Web') =>
+        dataOf(
+          await execute(
+            server,
+            CloneAppMutation,
+            {
+              input: { sourceId: SOURCE, appName: 'gitea', title, entrances: [{ name: 'web', title: entranceTitle }] },
+            },
+            { token: TOKENS.alice },
+          ),
+        ).cloneApp;
+      const rule = 'must not contain control characters or bidirectional formatting characters';
+      // U+202E reversed the entrance URL shown beside the title; a newline split the row it was in.
+      expect(await clone('Mirror \u202egit')).toMatchObject({
+        code: 'VALIDATION',
+        issues: [{ path: 'title', message: expect.stringContaining(`title ${rule}`) }],
+      });
+      expect(await clone('Mirror', 'Web\u2067x')).toMatchObject({
+        code: 'VALIDATION',
+        issues: [{ path: 'entrances.0.title', message: expect.stringContaining(`entrance title ${rule}`) }],
+      });
+      expect(await clone('Two\nlines')).toMatchObject({ code: 'VALIDATION', issues: [{ path: 'title' }] });
+      // Right-to-left text itself is a title like any other.
+      expect(await clone('مرآة', 'الويب')).toMatchObject({ __typename: 'CloneAppSuccess' });
+    });
     test('a clone of a clone is a clone of its chart; a name past 128 characters and an unpaid paid app are refused', async () => {
       await seed.catalogApp({ name: 'vikunja', versions: ['0.24.1'] });
       await (await seed.user('alice').app({ appName: 'vikunja', state: 'running', version: '0.24.1' })).task();

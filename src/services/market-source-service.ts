@@ -6,7 +6,7 @@ import { isUniqueViolation } from '../db/hot-path-sql.js';
 import type { MarketSourceRow } from '../db/models.js';
 import { MAX_SOURCE_ID_LENGTH, SOURCE_ID_CHARACTERS, SOURCE_ID_RULE } from '../domain/app-key.js';
 import { ConflictError, ForbiddenError, InvalidStateError, NotFoundError, ValidationError } from '../domain/errors.js';
-import { parseInput } from '../domain/parse-input.js';
+import { parseInput, shownText } from '../domain/parse-input.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import { credentialsDecodable } from '../platform/config-values.js';
 import { REDACTED, redactSecrets } from '../platform/redact.js';
@@ -76,11 +76,7 @@ const baseUrl = z
 
 const addInput = z.object({
   sourceId,
-  title: z
-    .string()
-    .trim()
-    .min(1, 'title must not be empty')
-    .max(MAX_SOURCE_TITLE_LENGTH, `title must be at most ${MAX_SOURCE_TITLE_LENGTH} characters`),
+  title: shownText('title', MAX_SOURCE_TITLE_LENGTH),
   baseUrl,
   description: z
     .string()

@@ -7,7 +7,7 @@ import type { CatalogAppRow, TaskRow } from '../db/models.js';
 import { type AppKey, catalogueNameOf, MAX_APP_NAME_LENGTH } from '../domain/app-key.js';
 import { InvalidStateError, NotFoundError, UpstreamError, ValidationError } from '../domain/errors.js';
 import { cloneName, imagesOfEntry, readMetadata } from '../domain/operations.js';
-import { parseInput } from '../domain/parse-input.js';
+import { parseInput, shownText } from '../domain/parse-input.js';
 import { derivePaymentStatus } from '../domain/payment-status.js';
 import { isAcceptance } from '../domain/task-result.js';
 import { MAX_TASK_ID_LENGTH } from '../domain/tasks.js';
@@ -43,10 +43,10 @@ const uninstallInput = z.object({
 });
 const cloneInput = z.object({
   ...common,
-  title: trimmed('title', 64),
+  title: shownText('title', 64),
   envs,
   entrances: z
-    .array(z.object({ name: trimmed('entrance name', 64), title: trimmed('entrance title', 64) }))
+    .array(z.object({ name: trimmed('entrance name', 64), title: shownText('entrance title', 64) }))
     .max(20)
     .nullish()
     .transform((list) => list ?? [])
