@@ -138,6 +138,12 @@ describe.each(databases)('client mistakes are VALIDATION errors with a documente
     expect(long.status).toBe(200);
     expect(codesOf(long)).toEqual(['VALIDATION']);
     expect(long.body?.errors?.[0]?.message).toBe('Argument "search" must be at most 200 characters');
+    // Characters, as every bound counts them: 200 emoji are 400 UTF-16 units and still 200 characters.
+    const emoji = async (count: number) =>
+      rawRequest(server, { query: CATALOG, variables: { search: '😀'.repeat(count) } }, { token: TOKENS.bob });
+    expect((await emoji(200)).body).toEqual({ data: { catalog: { totalCount: 0, edges: [] } } });
+    expect((await emoji(201)).body?.errors?.[0]?.message).toBe('Argument "search" must be at most 200 characters');
+    expectValidation(await emoji(4097), /^Variable \$search is 4097 characters long; at most 4096 are accepted\.$/);
     // `\` is PostgreSQL's LIKE escape but a plain character in SQLite: both now read it as "any one".
     for (const search of ['quokk\\', 'quokk%', 'QUOKK_']) {
       const found = await rawRequest(server, { query: CATALOG, variables: { search } }, { token: TOKENS.bob });

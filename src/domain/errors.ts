@@ -1,3 +1,5 @@
+import { longerThan } from './text-length.js';
+
 /**
  * Expected failures. Services throw these; the schema turns them into typed mutation results
  * (errors plugin) or into GraphQL errors with `extensions.code` on queries. Anything else that
@@ -42,7 +44,7 @@ export class ValidationError extends DomainError {
 
 /** Refuses a client's text argument longer than `max` characters: VALIDATION, naming the argument. */
 export function checkArgumentLength(name: string, value: string | null | undefined, max: number): void {
-  if (value && value.length > max) {
+  if (value && longerThan(value, max)) {
     throw new ValidationError(`Argument "${name}" must be at most ${max} characters`, [
       { path: name, message: `longer than ${max} characters` },
     ]);

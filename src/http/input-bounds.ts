@@ -14,6 +14,7 @@ import {
   type ValueNode,
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import { characterCount, longerThan } from '../domain/text-length.js';
 import { isUploadedFile } from '../domain/uploaded-file.js';
 import { malformedMultipart } from './body.js';
 import { perOperation } from './per-operation.js';
@@ -94,8 +95,9 @@ export class InputBounds {
 
   private string(value: string, path: InputPath): void {
     const { maxStringLength } = this.limits;
-    if (value.length > maxStringLength) {
-      throw new BoundExceeded(path, `is ${value.length} characters long; at most ${maxStringLength} are accepted`);
+    if (longerThan(value, maxStringLength)) {
+      const length = characterCount(value);
+      throw new BoundExceeded(path, `is ${length} characters long; at most ${maxStringLength} are accepted`);
     }
     if (value.includes(NUL)) throw new BoundExceeded(path, 'contains a NUL character (U+0000), which is not accepted');
     if (LONE_SURROGATE.test(value)) {
