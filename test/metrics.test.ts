@@ -350,4 +350,23 @@ describe('/metrics with METRICS_TOKEN', () => {
     expect((await scrapeValue(REQUESTS, mutation)) - before).toBe(2);
     expect((await scrapeValue(ERRORS, { code: 'RATE_LIMITED' })) - limitedBefore).toBe(1);
   });
+
+  test('POSTs refused before their body is read (no token, a wrong one, a body past MAX_BODY_BYTES) are counted', async () => {
+    const metrics = async () => scrape(server, { authorization: `Bearer ${token}` });
+    // Their operation's name was never read: counted without one.
+    const refused = { operation: 'anonymous', type: 'unknown' };
+    const before = await metrics();
+    const post = (headers: Record<string, string>, body = '{"query":"{ viewer { userId } }"}') =>
+      fetch(server.graphqlUrl, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+    expect((await post({})).status).toBe(401);
+    expect((await post({ authorization: 'Bearer not-a-token-of-anyone' })).status).toBe(401);
+    const large = JSON.stringify({ query: '{ viewer { userId } }', variables: { pad: 'x'.repeat(1_100_000) } });
+    expect((await post({ authorization: `Bearer ${TOKENS.bob}` }, large)).status).toBe(413);
+    const after = await metrics();
+    const delta = (name: string, labels: Record<string, string>) =>
+      after.value(name, labels) - before.value(name, labels);
+    expect(delta(REQUESTS, refused)).toBe(3);
+    expect(delta(ERRORS, { code: 'UNAUTHENTICATED' })).toBe(2);
+    expect(delta(ERRORS, { code: 'VALIDATION' })).toBe(1);
+  });
 });

@@ -78,6 +78,16 @@ export class AppMetrics {
   /** The Redis change log's hook (RedisChangeLogOptions.onAppend). */
   readonly redisAppend = (seconds: number): void => this.redisAppends.observe(seconds);
 
+  /**
+   * A POST to /graphql the router refused before Yoga saw it (its credentials, its body's size, its
+   * origin or Host): counted as Yoga's own refusals are (no operation known, `type="unknown"`), so
+   * that a token rollout locking every client out shows in the metrics, not only in the logs.
+   */
+  refusedBeforeYoga(errors: readonly { extensions?: Record<string, unknown> }[]): void {
+    this.operations.operation(undefined, 'unknown', null);
+    this.operations.errors(errors);
+  }
+
   /** What one transport's SubscribeFlow reports. */
   flow(transport: Transport): FlowMetrics {
     const { operations, subscriptionsStarted, clientsCut } = this;

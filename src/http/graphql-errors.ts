@@ -41,7 +41,9 @@ export function domainGraphQLError(error: DomainError, from?: GraphQLError): Gra
  * A domain error answered outside Yoga (before a body is read, by the SSE transport): the status
  * goes into the response line, the body keeps only the code, as Yoga's does.
  */
-export function domainErrorBody(error: DomainError): HttpAnswer & { body: unknown } {
+export function domainErrorBody(
+  error: DomainError,
+): HttpAnswer & { body: { errors: { message: string; extensions: Record<string, unknown> }[] } } {
   const { http, ...extensions } = domainGraphQLError(error).extensions as { http?: HttpAnswer };
   return {
     status: http?.status ?? 400,
