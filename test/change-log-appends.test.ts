@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { RedisChangeLog } from '../src/events/redis-change-log.js';
 import { createLogger } from '../src/platform/logger.js';
 import { deleteKeys, REDIS_URL, redisAvailable, redisTarget, redisUrlVia, uniquePrefix } from './support/redis.js';
@@ -89,4 +89,35 @@ describe.runIf(runnable)('the change log on Redis', () => {
       [30, 'Redis reachable again: cluster changes are appended again'],
     ]);
   }, 60_000);
+
+  test('entries appended by an instance whose clock runs ahead, then lost with Redis, do not hide the next ones', async () => {
+    prefix = uniquePrefix();
+    const options = { url: REDIS_URL, prefix, retention: 1000, eventRetention: 1000, logger: createLogger('silent') };
+    const seen: unknown[] = [];
+    const ignore = { announcement: () => {}, resync: () => {} };
+    const reader = new RedisChangeLog(options);
+    const ahead = new RedisChangeLog(options);
+    const behind = new RedisChangeLog(options);
+    try {
+      await reader.start({ ...ignore, runtime: (change) => seen.push(change) });
+      await ahead.start({ ...ignore, runtime: () => {} });
+      await behind.start({ ...ignore, runtime: () => {} });
+      // This process's clock 45 s ahead while one instance appends (the others read the log).
+      const now = Date.now;
+      const spy = vi.spyOn(Date, 'now').mockImplementation(() => now() + 45_000);
+      try {
+        ahead.appendRuntime({ row: 'ahead' }, 1);
+        await waitFor(async () => (seen.length === 1 ? true : undefined), 'the first entry to be read');
+      } finally {
+        spy.mockRestore();
+      }
+      // Redis restarts without its data (the reader keeps its position, as a live instance does).
+      await deleteKeys(prefix);
+      behind.appendRuntime({ row: 'after the loss' }, 1);
+      await waitFor(async () => (seen.length === 2 ? true : undefined), 'the entry after the loss to be read', 5_000);
+      expect(seen).toEqual([{ row: 'ahead' }, { row: 'after the loss' }]);
+    } finally {
+      await Promise.all([reader.stop(), ahead.stop(), behind.stop()]);
+    }
+  }, 30_000);
 });

@@ -36,8 +36,9 @@ import {
  * change can cause) from one counter in Redis, in the same script that appends it, and carries the
  * range's end as its stream id (`0-<last>`). The same change so has the same sequences on every
  * instance, and `runtimeEvents(since:)` can resume on any of them. The counter never falls behind
- * the clock in microseconds, as the single-process numbering, so a counter lost with Redis restarts
- * above every sequence handed out before (clients holding one get RESYNC, never a wrong position).
+ * Redis's clock in microseconds (see APPEND_SCRIPT), as the single-process numbering follows its
+ * own, so a counter lost with Redis restarts above every sequence handed out before (clients
+ * holding one get RESYNC, never a wrong position), whatever the instances' clocks say.
  *
  * When an instance may have missed entries (Redis lost them, or it was cut off for longer than
  * the retention, or its own appends had to be dropped while Redis was away), it delivers a
@@ -113,17 +114,20 @@ export class RedisChangeLog {
    */
   async start(handlers: LogHandlers): Promise<number> {
     let last: [string, string[]] | undefined;
+    let redisMicros: number;
     try {
       await this.connect();
       [last] = (await this.writer.xrevrange(this.stream, '+', '-', 'COUNT', 1)) as [string, string[]][];
+      const [seconds, micros] = await this.writer.time();
+      redisMicros = Number(seconds) * 1_000_000 + Number(micros);
     } catch (error) {
       throw startFailure(this.options.url, error, this.lastError);
     }
     this.lastId = last?.[0] ?? '0-0';
     this.running = true;
     this.reading = this.readLoop(handlers);
-    // An empty log: start where the next entry's range will (the counter keeps up with the clock).
-    return last ? lastOf(this.lastId) : Date.now() * 1000;
+    // An empty log: start where the next entry's range will (the counter keeps up with Redis's clock).
+    return last ? lastOf(this.lastId) : redisMicros;
   }
 
   /**
@@ -296,13 +300,11 @@ export class RedisChangeLog {
       : [];
     entries.push(...batch);
     const pipeline = this.writer.pipeline();
-    const clock = String(Date.now() * 1000);
     for (const { field, value, reserve, local, appendNumber } of entries) {
       (pipeline as unknown as AppendPipeline).appendChange(
         this.stream,
         this.counter,
         this.lastAppended,
-        clock,
         this.options.retention,
         this.origin,
         reserve,

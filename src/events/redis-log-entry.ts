@@ -6,9 +6,15 @@
 
 /**
  * Appends one entry with its range of sequences: KEYS = stream, counter, the origin's last append
- * number; ARGV = the clock in microseconds, retention, origin, how many sequences to reserve, the
- * field and value of the body, the origin's own number for a runtime change (see
- * RedisChangeLog.ownChanges), and the entry's append number (0: none).
+ * number; ARGV = retention, origin, how many sequences to reserve, the field and value of the
+ * body, the origin's own number for a runtime change (see RedisChangeLog.ownChanges), and the
+ * entry's append number (0: none).
+ *
+ * The counter never falls behind Redis's own clock in microseconds (TIME), so a counter lost with
+ * Redis's data restarts above every sequence handed out before. Redis's clock, not the appending
+ * instance's: an instance whose clock ran 45 s ahead pushed the counter 45 s ahead of real time,
+ * and once Redis lost its data the next entries got lower ids than every reader had seen, which
+ * they all skipped, their own included (runtime state frozen, silently, for as long as the lead).
  *
  * An origin numbers its entries in the order it appends them, and the script appends an entry
  * only if its number is above the last one appended: a pipeline sent again after a timeout (Redis
@@ -19,21 +25,22 @@
  * number format would print 1.7e+15.)
  */
 export const APPEND_SCRIPT = `
-local appendNumber = tonumber(ARGV[8])
+local appendNumber = tonumber(ARGV[7])
 if appendNumber > 0 then
   local appended = redis.call('GET', KEYS[3])
   if appended and tonumber(appended) >= appendNumber then return false end
-  redis.call('SET', KEYS[3], ARGV[8], 'EX', 86400)
+  redis.call('SET', KEYS[3], ARGV[7], 'EX', 86400)
 end
-local count = tonumber(ARGV[4])
+local count = tonumber(ARGV[3])
 local last = redis.call('INCRBY', KEYS[2], count)
-local clock = tonumber(ARGV[1]) + count
+local time = redis.call('TIME')
+local clock = tonumber(time[1]) * 1000000 + tonumber(time[2]) + count
 if last < clock then
   last = clock
   redis.call('SET', KEYS[2], string.format('%.0f', last))
 end
 local id = '0-' .. string.format('%.0f', last)
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], id, 'origin', ARGV[3], 'count', ARGV[4], 'local', ARGV[7], ARGV[5], ARGV[6])
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], id, 'origin', ARGV[2], 'count', ARGV[3], 'local', ARGV[6], ARGV[4], ARGV[5])
 return string.format('%.0f', last)
 `;
 
