@@ -1,5 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, test } from 'vitest';
 import { createPrismaClient, type Db } from '../src/db/client.js';
 import type { TaskRow } from '../src/db/models.js';
@@ -21,6 +22,8 @@ const databases = await availableDatabases();
 
 const SECRET = 'app-service-event-secret-0001';
 const VERSION = '1.0.0';
+/** The preload that sets a server process's clock ahead or behind (TEST_CLOCK_SKEW_MS). */
+const SKEWED_CLOCK = fileURLToPath(new URL('./support/skewed-clock.mjs', import.meta.url));
 /** Longer than any of these tests: a task taken over before it expires was handed over, not recovered. */
 const LONG_LEASE_MS = '120000';
 
@@ -46,10 +49,17 @@ async function waitForExit(child: ChildProcess): Promise<void> {
 }
 
 /** `node --import tsx src/index.ts` against the fake app service; resolves once it logs that it listens. */
-async function startServer(databaseUrl: string, fake: FakeAppService, leaseMs: string): Promise<ChildServer> {
+async function startServer(
+  databaseUrl: string,
+  fake: FakeAppService,
+  leaseMs: string,
+  clockSkewMs = 0,
+): Promise<ChildServer> {
+  const skewed = { NODE_OPTIONS: `--import ${SKEWED_CLOCK}`, TEST_CLOCK_SKEW_MS: String(clockSkewMs) };
   const server = startProcess(
     SERVER_COMMAND,
     serverEnv(databaseUrl, {
+      ...(clockSkewMs ? skewed : {}),
       APP_SERVICE_URL: fake.url,
       // The test's own catalogue rows only: no bundled catalogue synced over them.
       BUNDLED_CATALOGUE_FILE: 'off',
@@ -342,6 +352,43 @@ describe.each(databases)('task handover on %s', (kind) => {
     expectSentOnce(fake, apps);
     await stopGracefully(second);
   }, 120_000);
+
+  test.runIf(kind === 'postgresql')(
+    'an instance whose clock runs 45 s ahead leaves the running tasks of a live one alone, whatever their heartbeats say on its clock',
+    async () => {
+      const apps = ['skew-1', 'skew-2'];
+      const setup = await setUp(kind, apps);
+      const { db, fake } = setup;
+      const leaseMs = 2000;
+      const first = await startServer(setup.database.url, fake, String(leaseMs));
+      const sent = await installAll(first, setup, apps);
+      const owner = sent[0]!.workerId;
+      fake.apps = sent.map((task) => listed(task, 'installing'));
+      const ahead = await startServer(setup.database.url, fake, String(leaseMs), 45_000);
+      const since = Date.now();
+      // Two leases on: the instance ahead has looked for abandoned tasks (every 200 ms) all along,
+      // and the owner has renewed its heartbeats (every lease / 3) past the end of the first lease.
+      const rows = await waitFor(async () => {
+        const now = await tasksOf(
+          db,
+          sent.map((task) => task.taskId),
+        );
+        const renewed = (row: TaskRow) => row.workerId !== owner || row.heartbeatAt!.getTime() > since + 2 * leaseMs;
+        return now.every(renewed) ? now : undefined;
+      }, 'two leases to pass');
+      expect(rows.map((row) => [row.status, row.workerId])).toEqual(sent.map(() => ['RUNNING', owner]));
+      expect(ahead.output.join('\n')).not.toMatch(/adopted a task/);
+      for (const task of sent) await reportRunning(first, task);
+      expect(
+        (
+          await allEnded(
+            db,
+            sent.map((task) => task.taskId),
+          )
+        ).map((row) => row.status),
+      ).toEqual(sent.map(() => 'COMPLETED'));
+    },
+  );
 
   test('an app service that lists no apps at all (just restarted) fails no adopted task: it is asked again, and the task followed', async () => {
     const apps = ['after-empty-list'];

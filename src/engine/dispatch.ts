@@ -37,7 +37,7 @@ export async function execute(ctx: EngineContext, task: TaskRow): Promise<void> 
     if (ctx.stopped()) return;
     // Recorded before sending: from here on, a crash must not send it a second time. A task
     // that is no longer ours to run (canceled meanwhile) is not sent at all.
-    if (!(await markDispatched(ctx.sql, task.taskId, ctx.instanceId, new Date()))) {
+    if (!(await markDispatched(ctx.sql, task.taskId, ctx.instanceId, ctx.clock.date()))) {
       return ctx.tracked.forget(task.taskId);
     }
   } catch (error) {

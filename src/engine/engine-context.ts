@@ -1,5 +1,6 @@
 import type { AppService, AppStateEvent } from '../adapters/app-service/port.js';
 import type { Db } from '../db/client.js';
+import type { DatabaseClock } from '../db/database-clock.js';
 import type { DriverSql } from '../db/driver-sql.js';
 import type { Prisma, TaskRow } from '../db/models.js';
 import type { TaskResultEnvelope } from '../domain/task-result.js';
@@ -117,6 +118,8 @@ export interface EngineContext {
   readonly db: Db;
   /** `db`'s driver (db/driver-sql.ts): the claim, start records, dispatch, progress and end commit there. */
   readonly sql: DriverSql;
+  /** The clock of leases and of the times they are compared with (see DatabaseClock). */
+  readonly clock: DatabaseClock;
   readonly appService: AppService;
   readonly history: HistoryService;
   readonly feed: ChangeFeed;

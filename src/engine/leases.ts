@@ -9,8 +9,8 @@ import { endOwnTask, forgetEndedElsewhere } from './task-end.js';
 
 /**
  * How long after its request's timeout an adopted task's send is still taken to be open: the time
- * it was sent is the sender's clock and now is the adopter's (the lease already relies on them
- * agreeing to within seconds), and the app service lists an operation only once it has taken it.
+ * it was sent and now are both the database's clock as each instance reads it (DatabaseClock, to
+ * within a round trip), and the app service lists an operation only once it has taken it.
  */
 const SEND_WINDOW_MARGIN_MS = 5_000;
 
@@ -21,11 +21,12 @@ const SEND_WINDOW_MARGIN_MS = 5_000;
  */
 export async function heartbeat(ctx: EngineContext): Promise<void> {
   const { db, instanceId, tracked } = ctx;
+  await ctx.clock.sync(); // the database's clock, read again: the leases are stamped and judged on it
   const taskIds = tracked.ids();
   if (taskIds.length === 0) return;
   await db.task.updateMany({
     where: { taskId: { in: taskIds }, workerId: instanceId, status: 'RUNNING' },
-    data: { heartbeatAt: new Date() },
+    data: { heartbeatAt: ctx.clock.date() },
   });
   const ended = await db.task.findMany({
     where: { taskId: { in: taskIds }, status: { not: 'RUNNING' } },
@@ -107,7 +108,7 @@ export async function handOver(ctx: EngineContext): Promise<void> {
  */
 export async function recoverAbandoned(ctx: EngineContext): Promise<void> {
   const { db, feed, logger, tracked } = ctx;
-  const expired = new Date(Date.now() - ctx.options.leaseMs);
+  const expired = new Date(ctx.clock.now() - ctx.options.leaseMs);
   const orphans = await db.task.findMany({
     where: { status: 'RUNNING', OR: [{ heartbeatAt: null }, { heartbeatAt: { lt: expired } }] },
   });
@@ -134,7 +135,7 @@ export async function recoverAbandoned(ctx: EngineContext): Promise<void> {
 
 /** Makes a sent task nobody follows this instance's own (see recoverAbandoned); the app service is asked about it next. */
 async function adopt(ctx: EngineContext, task: TaskRow, unchanged: Prisma.TaskWhereInput): Promise<void> {
-  const now = new Date();
+  const now = ctx.clock.date();
   const { count } = await ctx.db.task.updateMany({
     where: unchanged,
     data: { workerId: ctx.instanceId, heartbeatAt: now },
@@ -207,7 +208,7 @@ async function settleAdopted(ctx: EngineContext, task: TaskRow, status: Operatio
   tracked.unconfirmed.delete(task.taskId);
   if (!status || !tracked.inFlight.has(task.taskId)) return; // ended meanwhile
   const openUntil = sendOpenUntil(ctx, task);
-  const sending = Date.now() < openUntil;
+  const sending = ctx.clock.now() < openUntil;
   if (status.known === null || (!status.known && sending)) {
     if (sending) {
       const until = new Date(openUntil).toISOString();
@@ -264,7 +265,7 @@ function sendOpenUntil(ctx: EngineContext, task: TaskRow): number {
 
 /** How long ago an adopted task was sent, beyond the time its request could stay open: what makes it lost. */
 function sentAgo(ctx: EngineContext, task: TaskRow): string {
-  const seconds = Math.round((Date.now() - (task.dispatchedAt?.getTime() ?? 0)) / 1000);
+  const seconds = Math.round((ctx.clock.now() - (task.dispatchedAt?.getTime() ?? 0)) / 1000);
   const timeoutMs = ctx.appService.requestTimeoutMs;
   return `${seconds} s after it was sent, longer than its request can stay open (${timeoutMs} ms)`;
 }

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { type AppService, AppServiceError, type AppStateEvent } from '../adapters/app-service/port.js';
 import type { Db } from '../db/client.js';
-import { driverSqlOf } from '../db/driver-sql.js';
+import { DatabaseClock } from '../db/database-clock.js';
+import { driverSqlOf, providerOf } from '../db/driver-sql.js';
 import { claimPendingTasks } from '../db/hot-path-sql.js';
 import type { HistoryRow, TaskRow } from '../db/models.js';
 import { UpstreamError } from '../domain/errors.js';
@@ -80,6 +81,7 @@ export class TaskEngine implements TaskRunner {
     this.ctx = {
       db,
       sql: driverSqlOf(db),
+      clock: new DatabaseClock(providerOf(db) === 'postgresql' ? driverSqlOf(db) : null),
       appService,
       history,
       feed,
@@ -108,6 +110,7 @@ export class TaskEngine implements TaskRunner {
    */
   async start(): Promise<void> {
     this.stopped = false;
+    await this.ctx.clock.sync();
     await recoverAbandoned(this.ctx);
     void this.recover();
     // Also the retry of a claim that failed (database away): a failed pump ends, the next tick starts another.
@@ -211,7 +214,7 @@ export class TaskEngine implements TaskRunner {
     while (!this.stopped && tracked.inFlight.size < this.options.concurrency) {
       // One statement claims what the free workers can take (see claimPendingTasks).
       const free = this.options.concurrency - tracked.inFlight.size;
-      const claimed = await claimPendingTasks(sql, this.instanceId, new Date(), free);
+      const claimed = await claimPendingTasks(sql, this.instanceId, this.ctx.clock.date(), free);
       if (claimed.length === 0) return; // nothing pending (or other instances took it first)
       for (const task of claimed) {
         forgetEndedElsewhere(this.ctx, tracked.othersOfApp(task));
