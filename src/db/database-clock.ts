@@ -16,6 +16,8 @@ import type { DriverSql } from './driver-sql.js';
 export class DatabaseClock {
   private offset = 0;
   private measured = false;
+  /** When the offset was last measured, on this process's clock (0: never). */
+  private syncedAt = 0;
 
   constructor(private readonly sql: DriverSql | null) {}
 
@@ -42,5 +44,11 @@ export class DatabaseClock {
     if (!row) return;
     this.offset = Math.round(row.now.getTime() - (sent + received) / 2);
     this.measured = true;
+    this.syncedAt = received;
+  }
+
+  /** `sync()` when the offset is older than `maxAgeMs` (for a hot path: otherwise one comparison). */
+  async syncEvery(maxAgeMs: number): Promise<void> {
+    if (this.sql && Date.now() - this.syncedAt >= maxAgeMs) await this.sync();
   }
 }

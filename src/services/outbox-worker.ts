@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/client.js';
+import { DatabaseClock } from '../db/database-clock.js';
 import { type DriverSql, driverSqlOf, providerOf } from '../db/driver-sql.js';
 import {
   type ClaimedMessage,
@@ -49,6 +50,8 @@ const isPayment = ({ message }: ReadyMessage) => message.kind === 'payment';
  * took 2–3 statements per 8 deliveries, and the statements, not the POSTs, held the rate.
  */
 const RECORD_EVERY_MS = 10;
+/** How often the worker reads the database's clock again (a query; the lock margins are seconds). */
+const CLOCK_SYNC_MS = 10_000;
 
 /**
  * Delivers the outbox (outbox-messages.ts), on every instance: each worker claims due messages
@@ -95,6 +98,8 @@ export class OutboxWorker {
   private readonly sql: DriverSql;
   /** Claims leave nextAttemptAt alone on PostgreSQL, where that makes them HOT updates (see claimDueMessages). */
   private readonly keepDueTime: boolean;
+  /** Locks on the database's clock (DatabaseClock): on its own, one 45 s ahead re-sent messages still being sent. */
+  private readonly clock: DatabaseClock;
   /** The recording write in progress: one at a time, so deliveries finished meanwhile share the next. */
   private flushing: Promise<unknown> | null = null;
   private readonly claimFailures: RepeatedFailure;
@@ -121,6 +126,7 @@ export class OutboxWorker {
     this.agent = receiversAgent(settings.attemptTimeoutMs);
     this.sql = driverSqlOf(db);
     this.keepDueTime = providerOf(db) === 'postgresql';
+    this.clock = new DatabaseClock(this.keepDueTime ? this.sql : null);
     this.claimFailures = new RepeatedFailure(logger, 'outbox: claiming due messages', 'warn');
   }
 
@@ -204,7 +210,8 @@ export class OutboxWorker {
         const room = concurrency * CLAIM_AHEAD - this.ready.size - this.inFlight;
         const [full, idle] = [room < (concurrency * CLAIM_AHEAD) / 4, concurrency - this.inFlight];
         if (full && (idle === 0 || this.ready.some(isPayment))) break; // a finishing attempt pumps again
-        const now = new Date();
+        await this.clock.syncEvery(CLOCK_SYNC_MS);
+        const now = this.clock.date();
         const claimed = await claimDueMessages(
           this.sql,
           this.workerId,
@@ -248,7 +255,7 @@ export class OutboxWorker {
    * whose lock would not outlast its attempt is given back instead (see claimLockMs).
    */
   private startReady(): void {
-    const latestStart = Date.now() + this.settings.attemptTimeoutMs + recordMarginMs(this.settings);
+    const latestStart = this.clock.now() + this.settings.attemptTimeoutMs + recordMarginMs(this.settings);
     const expiring: number[] = [];
     while (this.inFlight < this.settings.concurrency && !this.stopped) {
       const item = this.ready.take(this.hostHasRoom);
@@ -262,7 +269,7 @@ export class OutboxWorker {
   private readonly hostHasRoom = (host: string): boolean => (this.hostsInFlight.get(host) ?? 0) < this.perHostCap;
 
   private release(ids: number[]): Promise<unknown> {
-    return releaseClaims(this.sql, this.workerId, ids, new Date()).catch((error) =>
+    return releaseClaims(this.sql, this.workerId, ids, this.clock.date()).catch((error) =>
       // Not given back: their locks expire and they are claimed again then.
       this.logger.warn({ err: error, count: ids.length }, 'outbox: could not release claims'),
     );
@@ -328,7 +335,7 @@ export class OutboxWorker {
     const batches = this.delivered;
     this.delivered = new Map();
     if (batches.size === 0) return;
-    const now = new Date();
+    const now = this.clock.date();
     const writes = [...batches].map(([statusCode, messages]) =>
       markDelivered(
         this.sql,
@@ -356,7 +363,7 @@ export class OutboxWorker {
   }
 
   private recordFailure(message: ClaimedMessage, outcome: AttemptOutcome & { ok: false }, final: boolean): void {
-    const now = new Date();
+    const now = this.clock.date();
     const failed = failedAttempt(this.settings, message, outcome, final, now);
     const dead = failed.status === 'DEAD';
     const jittered = failed.nextAttemptAt.getTime() - now.getTime();

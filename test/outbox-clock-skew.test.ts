@@ -1,0 +1,83 @@
+import { fileURLToPath } from 'node:url';
+import { describe, expect, test } from 'vitest';
+import { createPrismaClient, prepareDatabase } from '../src/db/client.js';
+import { createLogger } from '../src/platform/logger.js';
+import { enqueueOutbound } from '../src/services/outbox-messages.js';
+import { OutboxWorker } from '../src/services/outbox-worker.js';
+import { availableDatabases, createTestDatabase } from './support/databases.js';
+import { FakeReceiver } from './support/fake-receiver.js';
+import { startProcess } from './support/process.js';
+import { waitFor } from './support/server.js';
+
+/**
+ * Outbox locks between instances whose clocks disagree (PostgreSQL, the cluster's database): a
+ * worker in this process is still sending three messages (the receiver holds them) when a worker
+ * in another process, on a clock 45 s ahead, starts. On its own clock their locks had expired and
+ * it sent them again; on the database's clock (DatabaseClock) it leaves them alone.
+ */
+
+const databases = await availableDatabases();
+const SKEWED_CLOCK = fileURLToPath(new URL('./support/skewed-clock.mjs', import.meta.url));
+const WORKER = fileURLToPath(new URL('./support/outbox-worker-process.ts', import.meta.url));
+const SECRET = 'payment-push-secret-0123456789';
+/** The lock of a claim is 2 × this + the record margin (this): 15 s, far below the skew. */
+const ATTEMPT_TIMEOUT_MS = 5000;
+
+describe.runIf(databases.includes('postgresql'))('outbox locks across clocks', () => {
+  test('a worker on a clock 45 s ahead does not send again what another worker is still sending', async () => {
+    const database = await createTestDatabase('postgresql');
+    const db = createPrismaClient(database.url);
+    await prepareDatabase(db, database.url);
+    const receiver = await FakeReceiver.start();
+    receiver.hang();
+    const settings = {
+      concurrency: 4,
+      maxAttempts: 5,
+      backoffBaseMs: 1000,
+      backoffMaxMs: 60_000,
+      attemptTimeoutMs: ATTEMPT_TIMEOUT_MS,
+      pollIntervalMs: 100,
+    };
+    const here = new OutboxWorker(db, settings, SECRET, createLogger('silent'));
+    const keys = ['held-1', 'held-2', 'held-3'];
+    let ahead: ReturnType<typeof startProcess> | undefined;
+    try {
+      const url = receiver.url('/held');
+      await enqueueOutbound(
+        db,
+        keys.map((key) => ({ kind: 'payment', topic: 'market_payment', url, body: { key }, idempotencyKey: key })),
+      );
+      here.start();
+      for (const key of keys) await receiver.waitFor((delivery) => delivery.key === key, `${key} to be sent`);
+      // A push only the worker ahead may send (it alone has a wallet URL): once it arrives, that
+      // worker has claimed, and the held messages, older, came first in its claim.
+      await enqueueOutbound(db, [
+        { kind: 'payment', topic: 'market_payment', destination: 'wallet', body: {}, idempotencyKey: 'probe' },
+      ]);
+      ahead = startProcess([process.execPath, '--import', 'tsx', '--import', SKEWED_CLOCK, WORKER], {
+        ...process.env,
+        DATABASE_URL: database.url,
+        TEST_CLOCK_SKEW_MS: '45000',
+        PAYMENT_PUSH_SECRET: SECRET,
+        PAYMENT_WALLET_PUSH_URL: receiver.url('/wallet'),
+        OUTBOX_ATTEMPT_TIMEOUT_MS: String(ATTEMPT_TIMEOUT_MS),
+      });
+      await receiver.waitFor((delivery) => delivery.key === 'probe', 'the probe from the worker ahead');
+      expect(keys.map((key) => receiver.received((delivery) => delivery.key === key).length)).toEqual([1, 1, 1]);
+      receiver.release();
+      await waitFor(async () => {
+        const delivered = await db.outboxMessage.count({ where: { status: 'DELIVERED' } });
+        return delivered === keys.length + 1 ? true : undefined;
+      }, 'every message to be recorded delivered');
+      expect(receiver.duplicates).toBe(0);
+    } finally {
+      receiver.release();
+      ahead?.child.kill('SIGTERM');
+      await ahead?.exited;
+      await here.stop(Date.now());
+      await db.$disconnect();
+      await database.drop();
+      await receiver.close();
+    }
+  }, 60_000);
+});
