@@ -4,6 +4,7 @@ import type { AppStateEvent } from '../adapters/app-service/port.js';
 import { parseAppStateEvent } from '../adapters/app-service/state-event.js';
 import { DomainError } from '../domain/errors.js';
 import { BodyTooLarge, readBody } from './body.js';
+import { noteRefusal, type RequestNotes } from './request-notes.js';
 
 export interface AppStateIntakeOptions {
   /** The Bearer secret the app service sends (APP_SERVICE_EVENT_SECRET). */
@@ -52,7 +53,24 @@ export async function receiveAppStateEvent(
   return json(res, 202, { accepted: true });
 }
 
-function json(res: ServerResponse, status: number, body: unknown) {
+/** Request-log codes of the intake's refusals, by status (the app service reads only `error`). */
+const REFUSAL_CODES: Record<number, string> = {
+  400: 'VALIDATION',
+  401: 'UNAUTHENTICATED',
+  405: 'BAD_REQUEST',
+  413: 'VALIDATION',
+  503: 'UNAVAILABLE',
+};
+
+/**
+ * The answer; a refusal's code and reason go into the request's log line too: an app service
+ * upgraded to send events this server cannot read (apps stop moving) shows why there, not only
+ * as `status 400` (the README's request-log promise for every refusal).
+ */
+function json(res: ServerResponse, status: number, body: { error?: string; accepted?: boolean }) {
+  if (status >= 400 && body.error) {
+    noteRefusal(res.req as RequestNotes, [{ message: body.error, extensions: { code: REFUSAL_CODES[status] } }]);
+  }
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
   res.end(JSON.stringify(body));
 }
