@@ -103,6 +103,30 @@ describe('request log lines and operation labels', () => {
     expect(server.logs.join('\n')).not.toContain('no-such-token-OBSFIX');
   });
 
+  test('a refusal answered 200 (to a client that accepts only application/json) still carries its code and reason', async () => {
+    const refused = await fetch(server.graphqlUrl, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json',
+        'x-request-id': 'log-200-refusal',
+        authorization: `Bearer ${TOKENS.alice}`,
+      },
+      body: JSON.stringify({ query: '{ viewer { noSuchField } }' }),
+    });
+    expect(refused.status).toBe(200);
+    expect(await requestLine(server, 'log-200-refusal')).toMatchObject({
+      status: 200,
+      code: 'GRAPHQL_VALIDATION_FAILED',
+      reason: expect.stringContaining('noSuchField'),
+    });
+    // An answer with data carries none.
+    expect(
+      (await post(server, 'log-200-ok', JSON.stringify({ query: '{ viewer { userId } }' }), TOKENS.alice)).status,
+    ).toBe(200);
+    expect(await requestLine(server, 'log-200-ok')).not.toHaveProperty('code');
+  });
+
   test('a refused input value is not in the log line, whose reason still says where and why', async () => {
     // A secret env value sent in the wrong shape: graphql-js quotes it in its message, twice.
     const secret = 'ENVSECRET-as-list; hunter2';

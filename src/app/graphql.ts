@@ -213,7 +213,8 @@ function useRequestNotes(): Plugin<object, ServerContext> {
     onResultProcess({ result, serverContext }) {
       const req = (serverContext as ServerContext | undefined)?.req;
       if (req && !Array.isArray(result) && !(Symbol.asyncIterator in result)) {
-        noteRefusal(req, (result as { errors?: readonly GraphQLError[] }).errors);
+        const { errors, data } = result as { errors?: readonly GraphQLError[]; data?: unknown };
+        noteRefusal(req, errors, data == null);
       }
     },
   };

@@ -70,7 +70,7 @@ export function trackRequest(
         ms: Math.round(performance.now() - started),
         ...(req.userId ? { userId: req.userId } : {}),
         ...(req.operationName ? { operation: req.operationName } : {}),
-        ...(req.refusal && (status >= 400 || req.refusedInStream) ? req.refusal : {}),
+        ...(req.refusal && (status >= 400 || req.refusedWith200) ? req.refusal : {}),
         ...aborted,
       },
       'request',

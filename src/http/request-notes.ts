@@ -12,8 +12,12 @@ export interface RequestNotes {
   operationName?: string;
   /** Why it was refused: the first error of the answer, when the status is 400 or above. */
   refusal?: { code?: string; reason: string };
-  /** The refusal was answered with status 200, as an event of a stream (an SSE `next`): it is still one. */
-  refusedInStream?: boolean;
+  /**
+   * The refusal was answered with status 200 and is still one: as an event of a stream (an SSE
+   * `next`), or as a GraphQL answer with errors and no data to a client that did not ask for
+   * application/graphql-response+json (a validation failure, say).
+   */
+  refusedWith200?: boolean;
 }
 
 const REQUEST_ID = /^[\w.-]{1,64}$/;
@@ -51,17 +55,14 @@ type ErrorLike = {
 
 /**
  * Keeps the first error of an answer as the request's refusal (the log shows it when the status is
- * 400 or above, or when `inStream`, the refusal's event in a 200 stream). The message may quote what the client sent (a variable's value): bounded, and
- * cleaned of secret-shaped values as the logger cleans error messages.
+ * 400 or above, or when `with200`: answered 200 and still a refusal, see RequestNotes). The message
+ * may quote what the client sent (a variable's value): bounded, and cleaned of secret-shaped values
+ * as the logger cleans error messages.
  */
-export function noteRefusal(
-  req: RequestNotes,
-  errors: readonly ErrorLike[] | null | undefined,
-  inStream = false,
-): void {
+export function noteRefusal(req: RequestNotes, errors: readonly ErrorLike[] | null | undefined, with200 = false): void {
   const first = errors?.[0];
   if (!first) return;
-  if (inStream) req.refusedInStream = true;
+  if (with200) req.refusedWith200 = true;
   const { message, extensions } = first;
   const code = typeof extensions?.code === 'string' ? extensions.code.slice(0, 64) : undefined;
   const text = typeof message === 'string' ? message : '';

@@ -183,7 +183,7 @@ export class HttpFastPath {
       result = { errors: [{ message: 'Unexpected error.' } as never] };
     }
     // For the log line of an answer that is a refusal (a variable that does not coerce, UNAVAILABLE).
-    if (result.errors) noteRefusal(req, result.errors);
+    if (result.errors) noteRefusal(req, result.errors, result.data == null);
     const response = processRegularResult(
       withPartialResultStatus(result),
       CAPTURE,
