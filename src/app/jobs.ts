@@ -169,7 +169,11 @@ export function createPeriodicJobs({
       if (leadership.isLeader) await startAll();
     },
     sources: () => [
-      appServiceSource(config.appService.kind, () => statusCorrection?.status() ?? null),
+      appServiceSource(
+        config.appService.kind,
+        () => statusCorrection?.status() ?? null,
+        () => services.statusCorrection.appServiceReads(),
+      ),
       statusCorrectionSource(
         () => (statusCorrection ? services.statusCorrection.status() : null),
         () => statusCorrection?.status() ?? null,

@@ -53,6 +53,18 @@ export interface StatusCorrectionStatus {
   lastError: string | null;
 }
 
+/**
+ * The runs' reads of the app service's list, which the `app_service` component judges it by: a
+ * run the database failed after the list was read says nothing about the app service (during a
+ * PostgreSQL outage `app_service` showed ERROR "database unavailable" and paged its team).
+ */
+export interface AppServiceReads {
+  /** Why the last read of the list failed, or null when it succeeded (or none was made). */
+  lastError: string | null;
+  /** Whether a read is in progress. */
+  reading: boolean;
+}
+
 export interface StatusCorrectionDeps {
   db: Db;
   appService: AppService;
@@ -80,6 +92,7 @@ const MAX_SYSTEM_NAMES = 10_000;
 export class StatusCorrection {
   private readonly figures: StatusCorrectionStatus;
   private readonly systemNames = new Set<string>();
+  private readonly reads: AppServiceReads = { lastError: null, reading: false };
 
   constructor(private readonly deps: StatusCorrectionDeps) {
     this.figures = {
@@ -101,18 +114,22 @@ export class StatusCorrection {
     return { ...this.figures, corrections: { ...this.figures.corrections } };
   }
 
+  appServiceReads(): AppServiceReads {
+    return { ...this.reads };
+  }
+
   /**
    * One comparison and its corrections; throws (after recording it) when the list cannot be read.
    * `interrupted`, asked between corrections, says why the run must end there (null: go on); the
    * corrections left are planned again by the next run, on whichever instance leads then.
    */
   async run(interrupted: () => string | null = () => null): Promise<void> {
-    const { db, appService } = this.deps;
+    const { db } = this.deps;
     const started = performance.now();
     const requestedAt = new Date();
     this.figures.lastCheckAt = requestedAt;
     try {
-      const { apps: listed, unreadable } = await appService.listAppsInFull();
+      const { apps: listed, unreadable } = await this.listApps();
       const middlewares = await this.listMiddlewares();
       for (const app of listed) if (app.system) this.rememberSystem(app.appName);
       // Rows before tasks: a task accepted in between touches its app's row, which a removal checks;
@@ -192,6 +209,20 @@ export class StatusCorrection {
       }
     }
     return failed;
+  }
+
+  private async listApps(): ReturnType<AppService['listAppsInFull']> {
+    this.reads.reading = true;
+    try {
+      const listed = await this.deps.appService.listAppsInFull();
+      this.reads.lastError = null;
+      return listed;
+    } catch (error) {
+      this.reads.lastError = failureMessage(error);
+      throw error;
+    } finally {
+      this.reads.reading = false;
+    }
   }
 
   /** The middlewares, or null when their absence proves nothing (not listed, or not listable). */

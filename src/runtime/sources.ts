@@ -1,7 +1,7 @@
 import type { Db } from '../db/client.js';
 import type { ProcessPresence } from '../db/process-presence.js';
 import { LOW_DISK_BYTES, type SqliteFile } from '../db/sqlite-file.js';
-import type { StatusCorrectionStatus } from '../engine/status-correction.js';
+import type { AppServiceReads, StatusCorrectionStatus } from '../engine/status-correction.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import type { LeadershipStatus } from '../events/leader-lease.js';
 import type { ChangeLogStatus } from '../events/redis-log-types.js';
@@ -135,10 +135,15 @@ export function pubsubSource(
 
 /**
  * `app_service`: the simulated one is always there (one per process); the real one is judged by
- * the last status correction, which reads its app list (the leader's: one per cluster), and is
- * DEGRADED while that read is overdue (overdueRun): an app service that does not answer.
+ * status correction's reads of its app list (the leader's: one per cluster), and is DEGRADED while
+ * a read is overdue (overdueRun): an app service that does not answer. A run that failed on the
+ * database after the read is `database`'s and `status_correction`'s to show, not this one's.
  */
-export function appServiceSource(kind: 'simulated' | 'http', correction: () => JobStatus | null): PollSource {
+export function appServiceSource(
+  kind: 'simulated' | 'http',
+  correction: () => JobStatus | null,
+  reads: () => AppServiceReads,
+): PollSource {
   return {
     name: 'app_service',
     scope: kind === 'http' ? 'cluster' : 'process',
@@ -146,7 +151,10 @@ export function appServiceSource(kind: 'simulated' | 'http', correction: () => J
       if (kind === 'simulated') {
         return [{ name: 'app_service', healthy: true, state: 'RUNNING', message: null, metrics: { kind } }];
       }
-      const status = jobComponent('app_service', correction(), 'read of the app list (status correction)');
+      const job = correction();
+      const { lastError, reading } = reads();
+      const judged = job && { ...job, lastError, running: job.running && reading };
+      const status = jobComponent('app_service', judged, 'read of the app list (status correction)');
       return [{ ...status, metrics: { kind, ...status.metrics } }];
     },
   };
