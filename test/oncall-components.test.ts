@@ -1,7 +1,11 @@
+import { execFileSync } from 'node:child_process';
+import { closeSync, copyFileSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { availableDatabases, createTestDatabase } from './support/databases.js';
 import { startFakeAppService } from './support/fake-app-service.js';
-import { startTestServer, waitFor } from './support/server.js';
+import { startTestServer, type TestServer, waitFor } from './support/server.js';
 import { proxyDatabase } from './support/tcp-proxy.js';
 import { componentOf } from './support/untyped.js';
 
@@ -61,5 +65,75 @@ describe.runIf(databases.includes('postgresql'))('a PostgreSQL outage on the com
     );
     expect(await componentOf(server, 'status_correction')).toMatchObject({ state: 'ERROR' });
     expect(await componentOf(server, 'app_service')).toMatchObject({ state: 'RUNNING', healthy: true, message: null });
+  }, 60_000);
+});
+
+/** A small tmpfs of its own (needs root, as a container's CI has); null where mounting is not allowed. */
+function mountTmpfs(bytes: number): { dir: string; unmount(): void } | null {
+  const dir = mkdtempSync(path.join(tmpdir(), 'oncall-tmpfs-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes}`, 'tmpfs', dir], { stdio: 'ignore' });
+  } catch {
+    rmSync(dir, { recursive: true, force: true });
+    return null;
+  }
+  return {
+    dir,
+    unmount() {
+      execFileSync('umount', [dir]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Writes a file until its filesystem has not a byte left; returns its path. */
+function fillDisk(dir: string): string {
+  const filler = path.join(dir, 'filler');
+  const fd = openSync(filler, 'w');
+  try {
+    for (const size of [1 << 20, 4096, 1]) {
+      try {
+        for (;;) writeSync(fd, Buffer.alloc(size));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return filler;
+}
+
+const probe = mountTmpfs(1 << 20);
+probe?.unmount();
+
+describe.runIf(probe)('SQLite on a disk with no byte free', () => {
+  test('the database component says the disk is full and still shows freeBytes', async () => {
+    const disk = mountTmpfs(16 << 20)!;
+    disposers.push(async () => disk.unmount());
+    const migrated = await createTestDatabase('sqlite');
+    disposers.push(() => migrated.drop());
+    const file = path.join(disk.dir, 'test.db');
+    copyFileSync(migrated.url.replace(/^file:/, ''), file);
+    const server: TestServer = await startTestServer('sqlite', {
+      database: { kind: 'sqlite', url: `file:${file}`, drop: async () => {} },
+      env: { DEMO_DATA: '0', COLLECT_INTERVAL_MS: '200' },
+    });
+    disposers.push(() => server.stop());
+    await waitFor(
+      async () => ((await componentOf(server, 'database'))?.metrics.otherProcesses === 0 ? true : undefined),
+      'a first check',
+    );
+
+    const filler = fillDisk(disk.dir);
+    disposers.push(async () => rmSync(filler)); // before the stop, which checkpoints the WAL
+    const full = await waitFor(async () => {
+      const seen = await componentOf(server, 'database');
+      return seen?.state === 'ERROR' && seen.message?.includes('SQLITE_FULL') ? seen : undefined;
+    }, 'the database component to show the full disk');
+    expect(full.message).toBe(
+      "the database's disk is full (SQLITE_FULL): writes fail until space is freed (0 bytes free on its filesystem)",
+    );
+    expect(full.metrics).toMatchObject({ provider: 'sqlite', freeBytes: 0, file });
   }, 60_000);
 });

@@ -29,6 +29,17 @@ const ADAPTER_KINDS = new Set([
  * unwrapped or as the adapter's cause (the adapter maps only the plain SQLITE_BUSY, to SocketTimeout).
  */
 const SQLITE_AWAY_CODES = /^SQLITE_(IOERR|FULL|READONLY|CANTOPEN|BUSY)/;
+/** SQLITE_FULL: the disk holding the file (or the file's own max_page_count) has no room for a write. */
+export function isDiskFull(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { code, meta } = error as {
+    code?: unknown;
+    meta?: { driverAdapterError?: { cause?: { originalCode?: unknown } } };
+  };
+  const codes = [code, meta?.driverAdapterError?.cause?.originalCode];
+  return codes.some((candidate) => typeof candidate === 'string' && candidate.startsWith('SQLITE_FULL'));
+}
+
 /**
  * Socket errors, PostgreSQL's admin_shutdown, crash_shutdown, cannot_connect_now and
  * too_many_connections: the codes of driver errors as they reach us unwrapped, from the adapter or from db/driver-sql.ts.
@@ -100,6 +111,7 @@ export async function whenAvailable<T>(read: () => Promise<T>): Promise<T> {
  * messages are written to be shown: "app service is unreachable …: ECONNREFUSED").
  */
 export function failureMessage(error: unknown): string {
+  if (isDiskFull(error)) return DISK_FULL;
   if (isDatabaseUnavailable(error)) return 'database unavailable';
   const { name, message } = error instanceof Error ? error : { name: '', message: String(error) };
   if (name.startsWith('PrismaClient')) {
@@ -109,6 +121,9 @@ export function failureMessage(error: unknown): string {
   const line = message.split('\n').find((text) => text.trim()) ?? 'failed';
   return line.trim().slice(0, MAX_FAILURE_MESSAGE);
 }
+
+/** What a write SQLite refused for want of room says (it said "database unavailable", the cause only in a log line). */
+export const DISK_FULL = "the database's disk is full (SQLITE_FULL): writes fail until space is freed";
 
 /** Longest message a failure shows. */
 const MAX_FAILURE_MESSAGE = 300;

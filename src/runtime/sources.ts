@@ -1,3 +1,4 @@
+import { DISK_FULL, isDiskFull } from '../db/availability.js';
 import type { Db } from '../db/client.js';
 import type { ProcessPresence } from '../db/process-presence.js';
 import { LOW_DISK_BYTES, type SqliteFile } from '../db/sqlite-file.js';
@@ -38,28 +39,43 @@ export function databaseSource(db: Db, { provider, file, presence }: DatabaseChe
       // The presence row is a write: refused once the file is gone or replaced (SqliteFile).
       const [freeBytes, others] = await Promise.all([
         file?.freeBytes() ?? null,
-        problem === null ? (presence?.beat() ?? 0) : 0,
+        problem === null ? beatUnlessFull(presence) : 0,
       ]);
       const shared =
-        others > 0
+        others !== null && others > 0
           ? `${others} other server process(es) use this database without REDIS_URL: each shows only its own changes live (several instances need PostgreSQL and REDIS_URL; on SQLite, run one)`
           : null;
       const low = freeBytes !== null && freeBytes < LOW_DISK_BYTES;
       const full = low
         ? `${freeBytes} bytes free on the database file's filesystem: writes fail when it is full`
         : null;
-      const message = problem ?? shared ?? full;
+      const diskFull = others === null ? `${DISK_FULL} (${freeBytes ?? '?'} bytes free on its filesystem)` : null;
+      const message = problem ?? diskFull ?? shared ?? full;
       const metrics = {
         provider,
         latencyMs,
         ...(file ? { file: file.filePath } : {}),
         ...(freeBytes !== null ? { freeBytes } : {}),
-        ...(presence ? { otherProcesses: others } : {}),
+        ...(presence && others !== null ? { otherProcesses: others } : {}),
       };
       const state = message === null ? 'RUNNING' : 'ERROR';
       return [{ name: 'database', healthy: message === null, state, message, metrics }];
     },
   };
+}
+
+/**
+ * How many other processes use the database (ProcessPresence), or null when the disk had no room
+ * for this one's row: with 0 bytes free the whole check failed on that write, and the component
+ * showed "database unavailable" without the free space, the cause only in a collector warning.
+ */
+async function beatUnlessFull(presence: ProcessPresence | null): Promise<number | null> {
+  try {
+    return (await presence?.beat()) ?? 0;
+  } catch (error) {
+    if (isDiskFull(error)) return null;
+    throw error;
+  }
 }
 
 /**
