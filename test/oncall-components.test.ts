@@ -137,3 +137,41 @@ describe.runIf(probe)('SQLite on a disk with no byte free', () => {
     expect(full.metrics).toMatchObject({ provider: 'sqlite', freeBytes: 0, file });
   }, 60_000);
 });
+
+describe.runIf(databases.includes('postgresql'))('the task engine heartbeat through a database outage', () => {
+  test('logs its first failure and its recovery, not a line with a stack per beat', async () => {
+    const database = await createTestDatabase('postgresql');
+    disposers.push(() => database.drop());
+    const { proxy, url } = await proxyDatabase(database.url);
+    disposers.push(() => proxy.close());
+    // Demo data: its pending installs run on the simulated app service, which stands still, so the engine beats for them.
+    const server = await startTestServer('postgresql', {
+      database: { ...database, url },
+      env: { TASK_LEASE_MS: '600' },
+    });
+    disposers.push(async () => {
+      proxy.restore(); // a server stopping during a cut would wait for its database in vain
+      await server.stop();
+    });
+    expect(server.app.services.engine.running).toBeGreaterThan(0);
+    const heartbeatLines = () =>
+      server.logs
+        .map((line) => JSON.parse(line) as { msg: string; failures?: number })
+        .filter((line) => /heartbeat/.test(line.msg));
+
+    proxy.cut('refuse');
+    const cutAt = Date.now();
+    // Beats every 200 ms: a dozen or more fail.
+    await waitFor(async () => (Date.now() - cutAt > 3000 ? true : undefined), 'three seconds of outage');
+    proxy.restore();
+    const lines = await waitFor(async () => {
+      const seen = heartbeatLines();
+      return seen.some((line) => line.msg.endsWith('recovered')) ? seen : undefined;
+    }, 'the heartbeat to recover');
+    expect(lines.map((line) => line.msg)).toEqual([
+      'task engine: heartbeat failed',
+      'task engine: heartbeat recovered',
+    ]);
+    expect(lines[1]?.failures).toBeGreaterThan(5);
+  }, 60_000);
+});

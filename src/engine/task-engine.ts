@@ -59,6 +59,7 @@ export class TaskEngine implements TaskRunner {
   private readonly repairs: RepairLoop;
   private readonly claimFailures: RepeatedFailure;
   private readonly recoveryFailures: RepeatedFailure;
+  private readonly heartbeatFailures: RepeatedFailure;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private beating: Promise<void> | null = null;
   private recovering: Promise<void> | null = null;
@@ -102,6 +103,9 @@ export class TaskEngine implements TaskRunner {
     this.repairs = new RepairLoop(this.ctx);
     this.claimFailures = new RepeatedFailure(logger, 'task engine: claiming tasks');
     this.recoveryFailures = new RepeatedFailure(logger, 'task engine: recovery of abandoned tasks');
+    // Logged at every beat (TASK_LEASE_MS / 3), an outage wrote an error with a stack every few
+    // seconds and nothing when it ended.
+    this.heartbeatFailures = new RepeatedFailure(logger, 'task engine: heartbeat');
   }
 
   /**
@@ -124,8 +128,11 @@ export class TaskEngine implements TaskRunner {
       () => {
         // One beat at a time: while the database is away, a beat can take as long as the pool's connect timeout.
         this.beating ??= heartbeat(this.ctx)
-          .then(() => this.recover())
-          .catch((error) => this.logger.error({ err: error }, 'task engine heartbeat failed'))
+          .then(() => {
+            this.heartbeatFailures.succeeded();
+            return this.recover();
+          })
+          .catch((error) => this.heartbeatFailures.failed(error))
           .finally(() => {
             this.beating = null;
           });
