@@ -9,6 +9,7 @@ interface Line {
   msg: string;
   failures?: number;
   failingForMs?: number;
+  time?: number;
   job?: string;
   err?: { message: string; stack?: string };
 }
@@ -48,7 +49,7 @@ describe('a failure that repeats (an outage) reaches the log now and then, and i
     expect(lines[0]?.err?.stack).toContain('repeated-failure.test.ts');
   });
 
-  it('work that fails every other run (a flapping connection) logs once a minute, not a stack and a recovery per run', () => {
+  it('work that fails every other run (a flapping connection) logs two outages a minute, not a stack and a recovery per run', () => {
     vi.useFakeTimers({ now: 0, toFake: ['Date'] });
     const { logger, lines } = capturedLogger();
     const failures = new RepeatedFailure(logger, 'outbox: claiming due messages', 'warn', 60_000);
@@ -59,14 +60,18 @@ describe('a failure that repeats (an outage) reaches the log now and then, and i
       vi.setSystemTime(second * 1000 + 1000);
       failures.succeeded();
     }
-    expect(lines.map(({ msg }) => msg)).toEqual([
-      'outbox: claiming due messages failed',
-      'outbox: claiming due messages recovered',
-      'outbox: claiming due messages failed',
-      'outbox: claiming due messages recovered',
+    expect(lines.map(({ msg, time }) => `${msg} at ${time}`)).toEqual([
+      'outbox: claiming due messages failed at 0',
+      'outbox: claiming due messages recovered at 1000',
+      'outbox: claiming due messages failed at 2000',
+      'outbox: claiming due messages recovered at 3000',
+      'outbox: claiming due messages failed at 60000',
+      'outbox: claiming due messages recovered at 61000',
+      'outbox: claiming due messages failed at 62000',
+      'outbox: claiming due messages recovered at 63000',
     ]);
-    // A new outage a minute after the last line is told in full again.
-    expect(lines[2]).toMatchObject({ failures: 1, err: { message: away.message } });
+    // A new outage a minute after the last ones is told in full again.
+    expect(lines[4]).toMatchObject({ failures: 1, err: { message: away.message } });
   });
 
   it('reminds that the same failure goes on at most once per interval, with the count and since when', () => {
@@ -118,6 +123,40 @@ describe('a failure that repeats (an outage) reaches the log now and then, and i
       { msg: 'history cleanup recovered', job: 'history cleanup', failures: 20 },
     ]);
     expect(job.status().lastError).toBeNull();
+  });
+
+  it('a periodic job that fails again right after it recovered logs the new outage at once, with its own duration', async () => {
+    const { logger, lines } = capturedLogger();
+    // Two outages of three runs, the second right after the first's recovery, then success.
+    const outcomes = ['fail', 'fail', 'fail', 'ok', 'fail', 'fail', 'fail', 'ok'];
+    let runs = 0;
+    let settled!: () => void;
+    const done = new Promise<void>((resolve) => {
+      settled = resolve;
+    });
+    const job = startPeriodicJob(
+      'history cleanup',
+      1,
+      async () => {
+        const outcome = outcomes[runs] ?? 'ok';
+        runs += 1;
+        if (runs === outcomes.length) settled();
+        if (outcome === 'fail') throw new Error('database away');
+      },
+      logger,
+      (error) => (error as Error).message,
+    );
+    await done;
+    await job.stop();
+
+    expect(lines.map(({ msg, failures }) => ({ msg, failures }))).toEqual([
+      { msg: 'history cleanup failed', failures: 1 },
+      { msg: 'history cleanup recovered', failures: 3 },
+      { msg: 'history cleanup failed', failures: 1 },
+      { msg: 'history cleanup recovered', failures: 3 },
+    ]);
+    const [, firstRecovery, , secondRecovery] = lines;
+    expect(secondRecovery?.failingForMs).toBeLessThan(Date.now() - (firstRecovery?.time ?? 0) + 1);
   });
 
   it('a job whose interval is longer than a Node timer can wait runs once, not back to back', async () => {

@@ -18,6 +18,8 @@ export class RepeatedFailure {
   private failures = 0;
   private since = 0;
   private lastLoggedAt = Number.NEGATIVE_INFINITY;
+  /** When the last two runs of failures that reached the log began to (their "failed" lines). */
+  private toldStarts: number[] = [];
   /** Whether this run of failures reached the log (a recovery is told only then). */
   private told = false;
 
@@ -30,23 +32,32 @@ export class RepeatedFailure {
   ) {}
 
   /**
-   * The work failed with `error`; `fields` go into the log line too. A failure within a minute of
-   * the last line logged is only counted, even after a recovery: work that fails every other run
-   * (a flapping connection) would otherwise log a stack and a recovery per run.
+   * The work failed with `error`; `fields` go into the log line too. The first failure after a
+   * success starts a new run of failures, logged at once: held back for a minute after the last
+   * line, a new outage right after a recovery went unlogged for ~50 s. Only when two runs of
+   * failures already began within the last minute is a third only counted until a minute has
+   * passed: work that fails every other run (a flapping connection) would otherwise log a stack
+   * and a recovery per run. A line after the first failure says for how long it has been failing.
    */
   failed(error: unknown, fields: Record<string, unknown> = {}): void {
     const now = Date.now();
     if (this.failures === 0) this.since = now;
     this.failures += 1;
-    if (now - this.lastLoggedAt < this.remindMs) return;
     const first = !this.told;
+    if (first) {
+      const [earlier] = this.toldStarts;
+      if (this.toldStarts.length === 2 && earlier !== undefined && now - earlier < this.remindMs) return;
+      this.toldStarts = [...this.toldStarts.slice(-1), now];
+    } else if (now - this.lastLoggedAt < this.remindMs) {
+      return;
+    }
     this.told = true;
     this.lastLoggedAt = now;
     const line = {
       ...fields,
       err: error,
       failures: this.failures,
-      ...(first ? {} : { failingForMs: now - this.since }),
+      ...(this.failures > 1 ? { failingForMs: now - this.since } : {}),
     };
     this.logger[this.level](line, first ? `${this.what} failed` : `${this.what} still failing`);
   }
