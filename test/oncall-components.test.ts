@@ -175,3 +175,36 @@ describe.runIf(databases.includes('postgresql'))('the task engine heartbeat thro
     expect(lines[1]?.failures).toBeGreaterThan(5);
   }, 60_000);
 });
+
+describe.runIf(databases.includes('postgresql'))('a periodic job that failed on the database', () => {
+  test('history_cleanup says when its next run tries again, and clears at that run once the database is back', async () => {
+    const database = await createTestDatabase('postgresql');
+    disposers.push(() => database.drop());
+    const { proxy, url } = await proxyDatabase(database.url);
+    disposers.push(() => proxy.close());
+    const server = await startTestServer('postgresql', {
+      database: { ...database, url },
+      env: { DEMO_DATA: '0', HISTORY_CLEANUP_INTERVAL_MS: '2000', COLLECT_INTERVAL_MS: '200' },
+    });
+    disposers.push(async () => {
+      proxy.restore(); // a server stopping during a cut would wait for its database in vain
+      await server.stop();
+    });
+
+    proxy.cut('refuse');
+    const failed = await waitFor(async () => {
+      const seen = await componentOf(server, 'history_cleanup');
+      // Between runs: during one (running) the last error is shown as it is.
+      return seen?.state === 'ERROR' && seen.message !== 'database unavailable' ? seen : undefined;
+    }, 'history_cleanup to fail');
+    const nextRun = new Date(Date.parse(String(failed.metrics.lastRunAt)) + 2000).toISOString();
+    expect(failed.message).toBe(`database unavailable; tried again at the next run, by ${nextRun}`);
+
+    proxy.restore();
+    const back = await waitFor(async () => {
+      const seen = await componentOf(server, 'history_cleanup');
+      return seen?.state === 'RUNNING' ? seen : undefined;
+    }, 'history_cleanup to run again');
+    expect(back.message).toBeNull();
+  }, 60_000);
+});

@@ -201,7 +201,11 @@ export function statusCorrectionSource(
   };
 }
 
-/** Periodic jobs (history cleanup, payment polling recovery) as components: the leader's. */
+/**
+ * Periodic jobs (history cleanup, payment polling recovery) as components: the leader's. A failed
+ * run's error stands until the next run, which the message dates: `history_cleanup` said "database
+ * unavailable" for up to a minute after the database was back, with nothing saying it was stale.
+ */
 export function jobsSource(
   jobs: () => { component: string; status: JobStatus | null; metrics?: Record<string, unknown> }[],
 ): PollSource {
@@ -211,10 +215,17 @@ export function jobsSource(
     async collect() {
       return jobs().map(({ component, status, metrics }) => {
         const job = jobComponent(component, status);
-        return status && metrics ? { ...job, metrics: { ...job.metrics, ...metrics } } : job;
+        const nextRun = status?.lastError && !status.running ? nextRunOf(status) : null;
+        const message = nextRun ? `${job.message}; tried again at the next run, by ${nextRun}` : job.message;
+        return status && metrics ? { ...job, message, metrics: { ...job.metrics, ...metrics } } : { ...job, message };
       });
     },
   };
+}
+
+/** When a job's next run starts (its runs start every interval from the first), or null before its first. */
+function nextRunOf({ lastStartedAt, intervalMs }: JobStatus): string | null {
+  return lastStartedAt && new Date(lastStartedAt.getTime() + intervalMs).toISOString();
 }
 
 /**
