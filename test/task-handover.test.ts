@@ -378,6 +378,19 @@ describe.each(databases)('task handover on %s', (kind) => {
       }, 'two leases to pass');
       expect(rows.map((row) => [row.status, row.workerId])).toEqual(sent.map(() => ['RUNNING', owner]));
       expect(ahead.output.join('\n')).not.toMatch(/adopted a task/);
+      // The instance ahead says so, to whoever looks at its task engine.
+      const engine = await waitFor(async () => {
+        const response = await fetch(ahead.graphqlUrl, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ query: '{ components { name state message metrics } }' }),
+        });
+        const { data } = (await response.json()) as { data: { components: Record<string, unknown>[] } };
+        const found = data.components.find((component) => component.name === 'task_engine');
+        return found?.state === 'DEGRADED' ? found : undefined;
+      }, 'the task engine of the instance ahead to say its clock is off');
+      expect(engine.message).toMatch(/^this machine's clock is 4[45]\.\d s ahead of the database's/);
+      expect((engine.metrics as { clockOffsetMs: number }).clockOffsetMs).toBeGreaterThan(44_000);
       for (const task of sent) await reportRunning(first, task);
       expect(
         (

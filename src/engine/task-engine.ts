@@ -191,6 +191,11 @@ export class TaskEngine implements TaskRunner {
   }
 
   /** Counts for health reporting. */
+  /** This machine's clock against the database's, as last measured (null: SQLite, or not yet). */
+  get clockOffsetMs(): number | null {
+    return this.ctx.clock.offsetMs;
+  }
+
   get running(): number {
     return this.tracked.inFlight.size;
   }

@@ -90,7 +90,7 @@ export function databaseForUsers(component: ComponentStatus): ComponentStatus {
 /** `task_engine`: queue and workers. */
 export function taskEngineSource(
   db: Db,
-  engine: Pick<TaskEngine, 'running' | 'instanceId'>,
+  engine: Pick<TaskEngine, 'running' | 'instanceId' | 'clockOffsetMs'>,
   concurrency: number,
 ): PollSource {
   return {
@@ -100,23 +100,41 @@ export function taskEngineSource(
         db.task.count({ where: { status: 'PENDING' } }),
         db.task.count({ where: { status: 'RUNNING' } }),
       ]);
+      const offset = engine.clockOffsetMs;
+      const skewed = clockSkewMessage(offset);
       return [
         {
           name: 'task_engine',
           healthy: true,
-          state: 'RUNNING',
-          message: null,
+          state: skewed ? 'DEGRADED' : 'RUNNING',
+          message: skewed,
           metrics: {
             pendingTasks: pending,
             runningTasks: running,
             busyWorkers: engine.running,
             workers: concurrency,
             instanceId: engine.instanceId,
+            ...(offset === null ? {} : { clockOffsetMs: -offset }),
           },
         },
       ];
     },
   };
+}
+
+/**
+ * How far this machine's clock may be from the database's before the task engine says so. Leases
+ * and outbox locks read the database's clock whatever this one says (DatabaseClock); the instance
+ * sweep, JWT times, due times and the times shown to clients still take it at its word, and NTP
+ * keeps a healthy one within milliseconds.
+ */
+const CLOCK_SKEW_WARNING_MS = 1000;
+
+/** Why the clock is worth a look, or null (`offset`: the database's clock minus this machine's). */
+function clockSkewMessage(offset: number | null): string | null {
+  if (offset === null || Math.abs(offset) < CLOCK_SKEW_WARNING_MS) return null;
+  const seconds = (Math.abs(offset) / 1000).toFixed(1);
+  return `this machine's clock is ${seconds} s ${offset < 0 ? 'ahead of' : 'behind'} the database's: keep the instances' clocks in sync (NTP)`;
 }
 
 /**
