@@ -2,7 +2,7 @@
 // → database), each with a status and, when it failed, the reason. Pure: it reads the page's
 // state and returns plain objects; app-flow-view.js turns them into HTML.
 
-import { duration } from './format.js';
+import { duration, isolate } from './format.js';
 
 /** Every step is in one of these; the page shows them as badges. */
 export const STATUS_LABEL = {
@@ -83,8 +83,14 @@ function syncerStep({ source, catalogEntry, components, sourcesLoaded }, params)
     };
   }
   step.facts.push(
-    ['Source', source.title ? `${source.title} (${source.sourceId}, ${source.type})` : source.sourceId],
-    ['In catalogue', catalogEntry ? `${catalogEntry.title || catalogEntry.name} ${catalogEntry.version}` : 'no'],
+    [
+      'Source',
+      source.title ? `${isolate(source.title)} (${isolate(source.sourceId)}, ${source.type})` : source.sourceId,
+    ],
+    [
+      'In catalogue',
+      catalogEntry ? `${isolate(catalogEntry.title || catalogEntry.name)} ${catalogEntry.version}` : 'no',
+    ],
     ['Last sync', { time: sync.lastSyncAt }],
     ['Last attempt', { time: sync.lastAttemptAt }],
     ['Next sync', { time: sync.nextSyncAt }],

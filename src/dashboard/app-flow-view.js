@@ -1,9 +1,10 @@
 // HTML for the app processing-flow page. Every value shown comes from users or from external
 // services (app service, chart repo, market source), so everything goes through `esc` before it
-// reaches innerHTML; numbers used in styles go through Number().
+// reaches innerHTML (`text` for text from users and sources, which also isolates its direction);
+// numbers used in styles go through Number().
 
 import { STATUS_LABEL } from './app-flow-steps.js';
-import { badge, duration, esc, progressBar } from './format.js';
+import { badge, duration, esc, progressBar, text } from './format.js';
 
 /** "12 s ago", "4 min ago", "in 3 min": a time relative to now; '' for none. */
 export function relative(time, now = Date.now()) {
@@ -38,11 +39,11 @@ function bytes(n) {
 
 /** A step's status as a badge: its kind (data-value, styled by app-flow.css) in words. */
 const stepBadge = (status) => badge(status, STATUS_LABEL[status] ?? status);
-const word = (text) => `<span class="word">${esc(text)}</span>`;
+const word = (value) => `<span class="word">${text(value)}</span>`;
 
 function factValue(value, extra) {
-  const main = value && typeof value === 'object' && 'time' in value ? timeHtml(value.time) : esc(value);
-  return `${main === '' ? '<span class="muted">—</span>' : main}${extra ? ` <span class="muted">${esc(extra)}</span>` : ''}`;
+  const main = value && typeof value === 'object' && 'time' in value ? timeHtml(value.time) : text(value);
+  return `${main === '' ? '<span class="muted">—</span>' : main}${extra ? ` <span class="muted">${text(extra)}</span>` : ''}`;
 }
 
 function facts(list) {
@@ -59,10 +60,10 @@ function hydratorHtml(step) {
   if (tasks.length === 0) return '';
   const items = tasks.map(
     (t) => `<li data-hydrator-task="${esc(t.taskId)}"><b>${esc(t.taskId)}</b> ${word(t.status)}
-      ${t.stepName ? `<span>at ${esc(t.stepName)}</span>` : ''}${t.totalSteps ? `<span class="muted">${esc(t.totalSteps)} steps</span>` : ''}
+      ${t.stepName ? `<span>at ${text(t.stepName)}</span>` : ''}${t.totalSteps ? `<span class="muted">${esc(t.totalSteps)} steps</span>` : ''}
       ${t.retryCount ? `<span>retries ${esc(t.retryCount)}</span>` : ''}
       ${t.updatedAt || t.createdAt ? `<span>${timeHtml(t.updatedAt ?? t.createdAt)}</span>` : ''}
-      ${t.lastError ? `<div class="error">${esc(t.lastError)}</div>` : ''}</li>`,
+      ${t.lastError ? `<div class="error">${text(t.lastError)}</div>` : ''}</li>`,
   );
   return `<h4>Hydrator tasks</h4><ul class="items">${items.join('')}</ul>`;
 }
@@ -71,24 +72,24 @@ function imagesHtml(step) {
   const images = (step.images ?? []).map((image) => {
     const nodes = (image.nodes ?? []).map(
       (node) =>
-        `<li data-node="${esc(node.nodeName)}"><span class="node">${esc(node.nodeName)}</span> ${progressBar(node.progress, `${node.nodeName} download`)}
+        `<li data-node="${esc(node.nodeName)}"><span class="node">${text(node.nodeName)}</span> ${progressBar(node.progress, `${node.nodeName} download`)}
         <span class="muted">${esc(bytes(node.downloadedSize))}${node.totalSize ? ` / ${esc(bytes(node.totalSize))}` : ''}</span></li>`,
     );
     const layers = image.layerCount ? `layers ${esc(image.downloadedLayers ?? 0)} / ${esc(image.layerCount)}` : '';
     const sizes = image.totalSize ? `${esc(bytes(image.downloadedSize ?? 0))} / ${esc(bytes(image.totalSize))}` : '';
-    return `<li data-image="${esc(image.imageName)}"><b class="image-name">${esc(image.imageName)}</b> ${word(image.status)}
-      <div>${progressBar(image.downloadProgress, `${image.imageName} download`)} <span class="muted">${sizes} ${layers} ${esc(image.architecture ?? '')}</span></div>
+    return `<li data-image="${esc(image.imageName)}"><b class="image-name">${text(image.imageName)}</b> ${word(image.status)}
+      <div>${progressBar(image.downloadProgress, `${image.imageName} download`)} <span class="muted">${sizes} ${layers} ${text(image.architecture ?? '')}</span></div>
       <div>analysis ${word(image.analysisStatus ?? 'unknown')}${image.analyzedAt ? ` ${timeHtml(image.analyzedAt)}` : ''}</div>
-      ${image.errorMessage ? `<div class="error">${esc(image.errorMessage)}</div>` : ''}
+      ${image.errorMessage ? `<div class="error">${text(image.errorMessage)}</div>` : ''}
       ${nodes.length ? `<ul class="nodes">${nodes.join('')}</ul>` : ''}</li>`;
   });
   const tasks = (step.analyzerTasks ?? []).map(
     (
       t,
-    ) => `<li data-analyzer-task="${esc(t.taskId)}"><b>${esc(t.taskId)}</b> ${word(t.status)}${t.queue === t.status ? '' : ` <span class="muted">${esc(t.queue)}</span>`}
+    ) => `<li data-analyzer-task="${esc(t.taskId)}"><b>${esc(t.taskId)}</b> ${word(t.status)}${t.queue === t.status ? '' : ` <span class="muted">${text(t.queue)}</span>`}
       <span>${esc(t.analyzedCount ?? 0)} of ${esc(t.imagesCount)} image(s) analysed</span>
       ${t.durationMs ? `<span>${esc(duration(t.durationMs, { fine: true }))}</span>` : ''}
-      ${t.error ? `<div class="error">${esc(t.error)}${t.errorStep ? ` (at ${esc(t.errorStep)})` : ''}</div>` : ''}</li>`,
+      ${t.error ? `<div class="error">${text(t.error)}${t.errorStep ? ` (at ${text(t.errorStep)})` : ''}</div>` : ''}</li>`,
   );
   return `${images.length ? `<h4>Images</h4><ul class="items">${images.join('')}</ul>` : ''}${
     tasks.length ? `<h4>Image-analyzer tasks</h4><ul class="items">${tasks.join('')}</ul>` : ''
@@ -99,16 +100,16 @@ function databaseHtml(step) {
   const entrances = (step.app?.entrances ?? []).map(
     (
       e,
-    ) => `<li><b>${esc(e.title || e.name)}</b> ${word(e.state ?? 'unknown')}${e.shared ? ' <span class="muted">shared</span>' : ''}
-      ${e.url ? `<span class="url">${esc(e.url)}</span>` : '<span class="muted">no address yet</span>'}</li>`,
+    ) => `<li><b>${text(e.title || e.name)}</b> ${word(e.state ?? 'unknown')}${e.shared ? ' <span class="muted">shared</span>' : ''}
+      ${e.url ? `<span class="url">${text(e.url)}</span>` : '<span class="muted">no address yet</span>'}</li>`,
   );
   const tasks = (step.tasks ?? []).map(
     (
       t,
     ) => `<li data-task-id="${esc(t.taskId)}"><b>${esc(t.type)}</b> ${word(t.status)} ${progressBar(t.progress, `task ${t.taskId}`)}
-      <span>${timeHtml(t.createdAt)}</span>${t.version ? ` <span>${esc(t.version)}</span>` : ''}
+      <span>${timeHtml(t.createdAt)}</span>${t.version ? ` <span>${text(t.version)}</span>` : ''}
       <span class="muted task-id">${esc(t.taskId)}</span>
-      ${t.error ? `<div class="error">${esc(t.error)}</div>` : ''}</li>`,
+      ${t.error ? `<div class="error">${text(t.error)}</div>` : ''}</li>`,
   );
   return `${entrances.length ? `<h4>Entrances</h4><ul class="items">${entrances.join('')}</ul>` : ''}${
     tasks.length
@@ -124,9 +125,9 @@ export function stepHtml(step, number) {
   const detail = DETAILS[step.id]?.(step) ?? '';
   return `<li class="step" data-step="${esc(step.id)}" data-status="${esc(step.status)}">
     <div class="step-head"><span class="number">${number}</span><h3>${esc(step.title)}</h3>${stepBadge(step.status)}
-      <span class="summary">${esc(step.summary ?? '')}</span></div>
-    ${step.reason ? `<p class="reason">${esc(step.reason)}</p>` : ''}
-    ${step.notes.map((note) => `<p class="note">${esc(note)}</p>`).join('')}
+      <span class="summary">${text(step.summary ?? '')}</span></div>
+    ${step.reason ? `<p class="reason">${text(step.reason)}</p>` : ''}
+    ${step.notes.map((note) => `<p class="note">${text(note)}</p>`).join('')}
     ${facts(step.facts)}${detail}</li>`;
 }
 
@@ -135,7 +136,7 @@ export function identityHtml(params, chartRepo) {
   const repo = !chartRepo
     ? 'chart repo: no data'
     : `chart repo: ${chartRepo.reachable ? 'reachable' : 'unreachable'}${chartRepo.lastError ? ` — ${chartRepo.lastError}` : ''}`;
-  return `<h2 id="app-name">${esc(params.app)}</h2>
-    <span class="muted">user <b>${esc(params.user)}</b> · source <b>${esc(params.source)}</b></span>
-    <span class="muted chart-repo">${esc(repo)}${chartRepo?.lastUpdate ? ` · collected ${timeHtml(chartRepo.lastUpdate)}` : ''}</span>`;
+  return `<h2 id="app-name">${text(params.app)}</h2>
+    <span class="muted">user <b>${text(params.user)}</b> · source <b>${text(params.source)}</b></span>
+    <span class="muted chart-repo">${text(repo)}${chartRepo?.lastUpdate ? ` · collected ${timeHtml(chartRepo.lastUpdate)}` : ''}</span>`;
 }

@@ -1,9 +1,24 @@
 // Formatting shared by the dashboard's renderers. Every value shown comes from users or from
 // external services (app service, chart repo), so everything goes through `esc` before it
-// reaches innerHTML.
+// reaches innerHTML, and such text shown as text goes through `text`, which also isolates its
+// direction.
 
 /** HTML-escapes any value (null and undefined become ''). */
 export const esc = (value) => String(value ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/**
+ * A value from users or upstream (a title, a name, a user id, an error) as the text of an element:
+ * escaped, and isolated in a <bdi> so that its direction stays inside it. Inserted bare, a clone
+ * titled "Mirror \u202egit" (an unterminated RIGHT-TO-LEFT OVERRIDE) showed the entrance URL next
+ * to it reversed, and an Arabic title put the version beside it on its other side.
+ */
+export function text(value) {
+  const html = esc(value);
+  return html && `<bdi>${html}</bdi>`;
+}
+
+/** The same isolation for a value inside a plain string (a fact joined from several values). */
+export const isolate = (value) => `\u2068${value ?? ''}\u2069`;
 
 /**
  * The dashboard's addresses, relative to where its modules were served from (…/dashboard/*.js):
@@ -145,7 +160,7 @@ export function keyValues(json, openKey, inline = 4) {
   const pairs = Object.entries(json);
   if (!pairs.length) return '';
   const dl = (list) =>
-    `<dl class="kv">${list.map(([k, v]) => `<div><dt>${esc(k)}</dt><dd>${esc(scalar(v))}</dd></div>`).join('')}</dl>`;
+    `<dl class="kv">${list.map(([k, v]) => `<div><dt>${esc(k)}</dt><dd>${text(scalar(v))}</dd></div>`).join('')}</dl>`;
   if (pairs.length <= inline) return dl(pairs);
   return `${dl(pairs.slice(0, inline))}<details data-open-key="${esc(openKey)}"><summary>${esc(
     pairs.length - inline,

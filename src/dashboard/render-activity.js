@@ -1,6 +1,6 @@
 // The live history feed and, for admins, the payment states.
 
-import { badge, esc, timeAgo } from './format.js';
+import { badge, esc, text, timeAgo } from './format.js';
 import { patchRows, showLine } from './patch-rows.js';
 import { showsHistory, showsPayment, state } from './state.js';
 
@@ -15,8 +15,8 @@ function historyTone(type) {
 
 const historyItem = (h) => `<li data-history-id="${esc(h.id)}">
   <div class="line"><span class="tag ${esc(historyTone(h.type))}">${esc(h.type)}</span>
-    <span class="muted">${timeAgo(h.time)} · ${esc(h.userId)}${h.app ? ` · ${esc(h.app)}` : ''}</span></div>
-  <div>${esc(h.message)}</div>
+    <span class="muted">${timeAgo(h.time)} · ${text(h.userId)}${h.app ? ` · ${text(h.app)}` : ''}</span></div>
+  <div>${text(h.message)}</div>
 </li>`;
 
 export function renderHistory() {
@@ -29,7 +29,7 @@ export function renderHistory() {
     showLine(
       list,
       state.historyError
-        ? `<li class="reason">History could not be read (${esc(state.historyError)}); trying again…</li>`
+        ? `<li class="reason">History could not be read (${text(state.historyError)}); trying again…</li>`
         : `<li class="muted">${state.historyLoaded ? 'Nothing yet.' : state.signedOut ? 'Not signed in.' : 'Loading…'}</li>`,
     );
   }
@@ -56,21 +56,21 @@ export function renderPayments() {
     ? payments
         .map(
           (p) => `<tr data-payment-id="${esc(p.id)}">
-            <td data-label="User">${esc(p.userId)}</td>
-            <td data-label="App">${esc(p.appName)}<div class="muted">${esc(p.sourceId)} · ${esc(p.appId)}</div></td>
+            <td data-label="User">${text(p.userId)}</td>
+            <td data-label="App">${text(p.appName)}<div class="muted">${text(p.sourceId)} · ${text(p.appId)}</div></td>
             <td data-label="Status">${badge(p.status)}</td>
             <td data-label="Axes"><dl class="kv">
-              <div><dt>need</dt><dd>${esc(p.paymentNeed)}</dd></div>
-              <div><dt>developer</dt><dd>${esc(p.developerSync)}</dd></div>
-              <div><dt>LarePass</dt><dd>${esc(p.larePassSync)}</dd></div>
-              <div><dt>signature</dt><dd>${esc(p.signatureStatus)}</dd></div>
-              <div><dt>payment</dt><dd>${esc(p.paymentStatus)}</dd></div>
-            </dl>${p.txHash ? `<code class="muted">${esc(p.txHash)}</code>` : ''}</td>
+              <div><dt>need</dt><dd>${text(p.paymentNeed)}</dd></div>
+              <div><dt>developer</dt><dd>${text(p.developerSync)}</dd></div>
+              <div><dt>LarePass</dt><dd>${text(p.larePassSync)}</dd></div>
+              <div><dt>signature</dt><dd>${text(p.signatureStatus)}</dd></div>
+              <div><dt>payment</dt><dd>${text(p.paymentStatus)}</dd></div>
+            </dl>${p.txHash ? `<code class="muted">${text(p.txHash)}</code>` : ''}</td>
             <td data-label="Changed">${timeAgo(p.updatedAt)}</td>
           </tr>`,
         )
         .join('')
     : state.paymentsError
-      ? `<tr class="empty"><td colspan="5" class="reason">Payment states could not be read (${esc(state.paymentsError)}); trying again…</td></tr>`
+      ? `<tr class="empty"><td colspan="5" class="reason">Payment states could not be read (${text(state.paymentsError)}); trying again…</td></tr>`
       : '<tr class="empty"><td colspan="5">No payment states.</td></tr>';
 }

@@ -1,6 +1,6 @@
 // The apps: stage, health, why (App.reason), versions and the entrances that open them.
 
-import { badge, entranceHref, esc, FLOW_PATH, filterQuery, timeAgo } from './format.js';
+import { badge, entranceHref, esc, FLOW_PATH, filterQuery, text, timeAgo } from './format.js';
 import { patchRows, showLine } from './patch-rows.js';
 import { appKey, showsApp, state } from './state.js';
 
@@ -23,9 +23,9 @@ function entrances(app) {
   if (!visible.length) return '';
   return `<div class="entrances">${visible
     .map((e) => {
-      const label = esc(e.title || e.name);
+      const label = text(e.title || e.name);
       const href = entranceHref(e.url);
-      const stateNote = e.state && e.state !== 'running' ? ` <span class="muted">(${esc(e.state)})</span>` : '';
+      const stateNote = e.state && e.state !== 'running' ? ` <span class="muted">(${text(e.state)})</span>` : '';
       return href
         ? `<a href="${esc(href)}" target="_blank" rel="noopener noreferrer" data-entrance="${esc(e.name)}">${label} ↗</a>${stateNote}`
         : `<span class="muted" title="no URL published yet">${label}</span>${stateNote}`;
@@ -35,18 +35,18 @@ function entrances(app) {
 
 function versions(app) {
   if (app.targetVersion && app.targetVersion !== app.installedVersion) {
-    return `${esc(app.installedVersion ?? '—')} → ${esc(app.targetVersion)}`;
+    return `${text(app.installedVersion ?? '—')} → ${text(app.targetVersion)}`;
   }
-  return esc(app.installedVersion ?? '');
+  return text(app.installedVersion ?? '');
 }
 
 function row(a) {
-  const reason = a.reason ? `<div class="reason">${esc(a.reason)}</div>` : '';
-  const raw = a.state ? `<div class="muted">${esc(a.state)}${a.progress ? ` · ${esc(a.progress)}` : ''}</div>` : '';
+  const reason = a.reason ? `<div class="reason">${text(a.reason)}</div>` : '';
+  const raw = a.state ? `<div class="muted">${text(a.state)}${a.progress ? ` · ${text(a.progress)}` : ''}</div>` : '';
   return `<tr data-app="${esc(appKey(a))}" data-stage="${esc(a.stage)}">
-    <td data-label="User">${esc(a.userId)}</td>
-    <td data-label="Source">${esc(a.sourceId)}</td>
-    <td data-label="App"><a href="${esc(flowHref(a))}" title="processing flow">${esc(a.appName)}</a>${entrances(a)}</td>
+    <td data-label="User">${text(a.userId)}</td>
+    <td data-label="Source">${text(a.sourceId)}</td>
+    <td data-label="App"><a href="${esc(flowHref(a))}" title="processing flow">${text(a.appName)}</a>${entrances(a)}</td>
     <td data-label="Stage">${badge(a.stage)}${raw}</td>
     <td data-label="Health">${badge(a.health)}</td>
     <td data-label="Reason"${reason ? '' : ' class="none"'}>${reason || '<span class="muted">—</span>'}</td>

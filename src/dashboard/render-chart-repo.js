@@ -2,7 +2,7 @@
 // with their download progress, the hydrator's tasks and the image analyzer's queues. Each app
 // links to its processing-flow page (/dashboard/app).
 
-import { badge, esc, progressBar, timeAgo } from './format.js';
+import { badge, esc, progressBar, text, timeAgo } from './format.js';
 import { flowHref } from './render-apps.js';
 import { filters, showsRepoItem, state } from './state.js';
 import { patchTabs } from './tabs.js';
@@ -26,7 +26,7 @@ const more = (total) =>
     ? `<p class="muted more" data-more-rows="${total - MAX_ROWS}">${esc(total - MAX_ROWS)} more — narrow them down with the filters</p>`
     : '';
 
-const empty = (text) => `<p class="muted">${esc(text)}</p>`;
+const empty = (line) => `<p class="muted">${esc(line)}</p>`;
 const wrap = (head, rows, colspan, none) =>
   `<div class="table-wrap"><table class="stack"><thead><tr>${head
     .map((h) => `<th>${esc(h)}</th>`)
@@ -46,14 +46,14 @@ function appsTab(repo) {
   const rows = apps.slice(0, MAX_ROWS).map((a) => {
     const step = a.currentStep;
     const stepText = step
-      ? `${esc(step.name)} <span class="muted">${esc(step.index)} of ${esc(step.total)}</span> ${badge(step.status)}`
+      ? `${text(step.name)} <span class="muted">${esc(step.index)} of ${esc(step.total)}</span> ${badge(step.status)}`
       : '<span class="muted">—</span>';
     const error = a.error
-      ? `<div class="reason">${a.error.step ? `${esc(a.error.step)}: ` : ''}${esc(a.error.message)}</div>`
+      ? `<div class="reason">${a.error.step ? `${text(a.error.step)}: ` : ''}${text(a.error.message)}</div>`
       : '';
     return `<tr data-repo-app="${esc(`${a.userId}/${a.sourceId}/${a.appName}`)}">
-      <td data-label="App"><a href="${esc(flowHref(a))}">${esc(a.appName || a.appId)}</a>
-        <div class="muted">${esc(a.userId)} · ${esc(a.sourceId)}</div></td>
+      <td data-label="App"><a href="${esc(flowHref(a))}">${text(a.appName || a.appId)}</a>
+        <div class="muted">${text(a.userId)} · ${text(a.sourceId)}</div></td>
       <td data-label="State">${badge(a.state)}${error}</td>
       <td data-label="Current step">${stepText}</td>
       <td data-label="Updated">${timeAgo(a.lastUpdate)}</td></tr>`;
@@ -69,17 +69,17 @@ function imagesTab(repo) {
   const mb = (bytes) => (Number.isFinite(bytes) ? `${(bytes / 1_048_576).toFixed(1)} MB` : '—');
   const rows = images.slice(0, MAX_ROWS).map(
     (i) => `<tr data-image="${esc(i.imageName)}">
-      <td data-label="Image"><code>${esc(i.imageName)}</code><div class="muted">${esc(i.appName)}</div></td>
+      <td data-label="Image"><code>${text(i.imageName)}</code><div class="muted">${text(i.appName)}</div></td>
       <td data-label="Download">${badge(i.status)} ${progressBar(Math.round(Number(i.downloadProgress) || 0), i.imageName)}
         <div class="muted">${esc(mb(i.downloadedSize))} of ${esc(mb(i.totalSize))}</div></td>
-      <td data-label="Analysis">${badge(i.analysisStatus)}${i.errorMessage ? `<div class="reason">${esc(i.errorMessage)}</div>` : ''}</td>
+      <td data-label="Analysis">${badge(i.analysisStatus)}${i.errorMessage ? `<div class="reason">${text(i.errorMessage)}</div>` : ''}</td>
     </tr>`,
   );
   return `${wrap(['Image', 'Download', 'Analysis'], rows, 3, 'No images reported.')}${more(images.length)}`;
 }
 
 const figures = (pairs) =>
-  `<dl class="kv figures">${pairs.map(([k, v]) => `<div><dt>${esc(k)}</dt><dd>${esc(v ?? '—')}</dd></div>`).join('')}</dl>`;
+  `<dl class="kv figures">${pairs.map(([k, v]) => `<div><dt>${esc(k)}</dt><dd>${text(v ?? '—')}</dd></div>`).join('')}</dl>`;
 
 function hydratorTab(repo) {
   const h = repo.queues?.hydrator;
@@ -89,15 +89,16 @@ function hydratorTab(repo) {
   );
   const rows = tasks.slice(0, MAX_ROWS).map(
     (t) => `<tr data-hydrator-task="${esc(t.taskId)}">
-      <td data-label="Task"><code>${esc(t.taskId)}</code><div class="muted">${esc(t.appName)}</div></td>
-      <td data-label="Status">${badge(t.status)} ${esc(t.stepName ?? '')} <span class="muted">of ${esc(t.totalSteps)}</span></td>
-      <td data-label="Retries">${esc(t.retryCount)}${t.lastError ? `<div class="reason">${esc(t.lastError)}</div>` : ''}</td>
+      <td data-label="Task"><code>${esc(t.taskId)}</code><div class="muted">${text(t.appName)}</div></td>
+      <td data-label="Status">${badge(t.status)} ${text(t.stepName ?? '')} <span class="muted">of ${esc(t.totalSteps)}</span></td>
+      <td data-label="Retries">${esc(t.retryCount)}${t.lastError ? `<div class="reason">${text(t.lastError)}</div>` : ''}</td>
     </tr>`,
   );
   const failed = (h.recentFailed ?? [])
     .slice(0, MAX_ROWS)
     .map(
-      (f) => `<li><code>${esc(f.taskId)}</code> ${esc(f.appName)} <span class="reason">${esc(f.lastError)}</span></li>`,
+      (f) =>
+        `<li><code>${esc(f.taskId)}</code> ${text(f.appName)} <span class="reason">${text(f.lastError)}</span></li>`,
     );
   return `${figures([
     ['queue', h.queueLength],
@@ -117,7 +118,7 @@ function analyzerTab(repo) {
     const shown = (tasks ?? []).filter((t) => showsRepoItem({ appName: t.appName, text: [t.taskId] }));
     const items = shown
       .slice(0, MAX_ROWS)
-      .map((t) => `<li><code>${esc(t.taskId)}</code> ${esc(t.appName)} ${detail(t)}</li>`);
+      .map((t) => `<li><code>${esc(t.taskId)}</code> ${text(t.appName)} ${detail(t)}</li>`);
     return `<h3>${esc(title)} <span class="muted">${esc(tasks?.length ?? 0)}</span></h3>${
       items.length ? `<ul class="plain">${items.join('')}</ul>${more(shown.length)}` : ''
     }`;
@@ -134,7 +135,7 @@ function analyzerTab(repo) {
     ['avg time', Number.isFinite(a.averageAnalysisTimeMs) ? `${Math.round(a.averageAnalysisTimeMs)} ms` : '—'],
   ])}${list('Processing', a.processingTasks, (t) => badge(t.status))}${list('Queued', a.queuedTasks, (t) =>
     badge(t.status),
-  )}${list('Recently failed', a.recentFailed, (t) => `<span class="reason">${esc(t.error)}</span>`)}`;
+  )}${list('Recently failed', a.recentFailed, (t) => `<span class="reason">${text(t.error)}</span>`)}`;
 }
 
 const RENDER_TAB = { apps: appsTab, images: imagesTab, hydrator: hydratorTab, analyzer: analyzerTab };
@@ -143,7 +144,7 @@ export function renderChartRepo() {
   const repo = state.chartRepo;
   $('#chart-repo-status').innerHTML = repo
     ? `${repo.reachable ? badge('REACHABLE') : badge('UNREACHABLE')}${
-        repo.lastError ? ` <span class="reason">${esc(repo.lastError)}</span>` : ''
+        repo.lastError ? ` <span class="reason">${text(repo.lastError)}</span>` : ''
       } <span class="muted">fetched ${timeAgo(repo.lastUpdate)}</span>${
         repo.droppedItems
           ? ` <span class="muted" title="items of its answers left out: a required field missing or of the wrong type, or another user's or source's in a per-user answer">· ${esc(repo.droppedItems)} item(s) left out</span>`

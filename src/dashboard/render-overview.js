@@ -1,6 +1,6 @@
 // The summary cards, the "updated N s ago" line and the components with their metrics.
 
-import { ago, badge, esc, keyValues, timeAgo } from './format.js';
+import { ago, badge, esc, keyValues, text, timeAgo } from './format.js';
 import { state } from './state.js';
 
 const $ = (selector) => document.querySelector(selector);
@@ -59,7 +59,7 @@ export function renderComponents() {
       (c) => `<li data-component="${esc(c.name)}">
         <div class="line">${badge(c.state)} <b>${esc(c.name)}</b>
           <span class="muted">checked ${timeAgo(c.lastCheck)}</span></div>
-        ${c.message ? `<div class="${c.state === 'ERROR' || c.state === 'DEGRADED' ? 'reason' : 'muted'}">${esc(c.message)}</div>` : ''}
+        ${c.message ? `<div class="${c.state === 'ERROR' || c.state === 'DEGRADED' ? 'reason' : 'muted'}">${text(c.message)}</div>` : ''}
         ${keyValues(c.metrics, `metrics:${c.name}`)}
       </li>`,
     )

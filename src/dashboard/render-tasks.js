@@ -1,7 +1,7 @@
 // The tasks: tabs by status with their counts, then the rows of the chosen tab with times,
 // durations, the reason of a failure and the cancel/retry buttons the viewer may use.
 
-import { badge, elapsed, esc, progressBar, timeAgo } from './format.js';
+import { badge, elapsed, esc, progressBar, text, timeAgo } from './format.js';
 import { patchRows, showLine } from './patch-rows.js';
 import { filters, showsTask, state, TASK_STATUSES } from './state.js';
 import { patchTabs } from './tabs.js';
@@ -34,12 +34,12 @@ function actions(task) {
 function outcome(task) {
   const message = state.taskMessages.get(task.taskId);
   if (!message) return '';
-  return `<div class="outcome ${message.ok ? 'ok' : 'error'}" role="status">${esc(message.text)}</div>`;
+  return `<div class="outcome ${message.ok ? 'ok' : 'error'}" role="status">${text(message.text)}</div>`;
 }
 
 function row(t) {
   const reason =
-    t.error && (t.status === 'FAILED' || t.status === 'CANCELED') ? `<div class="reason">${esc(t.error)}</div>` : '';
+    t.error && (t.status === 'FAILED' || t.status === 'CANCELED') ? `<div class="reason">${text(t.error)}</div>` : '';
   const retried = t.retryOfTaskId ? `<div class="muted">retry of ${esc(t.retryOfTaskId)}</div>` : '';
   // Queued time until a worker started it, then run time (still ticking while running).
   const waited = t.startedAt ? elapsed(t.createdAt, t.startedAt) : elapsed(t.createdAt, t.completedAt);
@@ -47,8 +47,8 @@ function row(t) {
   const buttons = `${actions(t)}${outcome(t)}`;
   return `<tr data-task-id="${esc(t.taskId)}" data-status="${esc(t.status)}">
     <td data-label="Task"><code title="${esc(t.taskId)}">${esc(t.taskId)}</code><div class="muted">${esc(t.type)}</div>${retried}</td>
-    <td data-label="User">${esc(t.userId)}</td>
-    <td data-label="App">${esc(t.appName)}<div class="muted">${esc(t.sourceId)}</div></td>
+    <td data-label="User">${text(t.userId)}</td>
+    <td data-label="App">${text(t.appName)}<div class="muted">${text(t.sourceId)}</div></td>
     <td data-label="Status">${badge(t.status)}${reason}</td>
     <td data-label="Progress">${progressBar(t.progress, `progress of ${t.appName}`)}</td>
     <td data-label="Created">${timeAgo(t.createdAt)}</td>

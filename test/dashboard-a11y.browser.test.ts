@@ -1,0 +1,78 @@
+import type { Browser, Locator, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { chromiumAvailable, launchChromium } from './support/browser.js';
+import { startSeededServer } from './support/seed.js';
+import type { TestServer } from './support/server.js';
+
+/** A clone title with an unterminated RIGHT-TO-LEFT OVERRIDE (U+202E). */
+const RLO_TITLE = 'Mirror \u202egit';
+const URL_SHOWN = 'https://mirror.admin.olares.local';
+
+/**
+ * Whether the first text of `locator` is drawn left to right: its first character left of its
+ * last. A bidi override leaking from the text before it draws it mirrored.
+ */
+const drawnLeftToRight = (locator: Locator) =>
+  locator.evaluate((el) => {
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    let node = walker.nextNode();
+    while (node && (node.textContent ?? '').trim().length < 2) node = walker.nextNode();
+    if (!node) throw new Error('no text');
+    const at = (i: number) => {
+      const range = document.createRange();
+      range.setStart(node, i);
+      range.setEnd(node, i + 1);
+      return range.getBoundingClientRect().left;
+    };
+    const text = node.textContent ?? '';
+    const first = text.search(/\S/);
+    return at(first) < at(text.trimEnd().length - 1);
+  });
+
+const live = (page: Page) =>
+  expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
+
+describe.skipIf(!chromiumAvailable())('the dashboard for assistive technology and any script', () => {
+  let server: TestServer;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    ({ server } = await startSeededServer('sqlite', {
+      preseed: async (seed) => {
+        const admin = seed.user('admin');
+        const mirror = await admin.app({ appName: 'gitea0a1b2c', rawAppName: 'gitea', state: 'running' });
+        // The app service's entrance of the clone: its title, and its state and URL beside it.
+        await seed.db.appState.update({
+          where: { id: mirror.row.id },
+          data: {
+            title: RLO_TITLE,
+            entrances: [
+              { name: 'web', title: RLO_TITLE, url: URL_SHOWN, state: 'starting', authLevel: null, icon: null },
+            ],
+          },
+        });
+      },
+    }));
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  test('a title with a right-to-left override does not reverse the fields beside it, on the dashboard and the app page', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${server.url}/dashboard`);
+    await live(page);
+    const cell = page.locator('tr[data-app="admin/market.olares/gitea0a1b2c"] [data-label=App]');
+    await cell.locator('a[data-entrance=web]').waitFor();
+    // The entrance state written after the title: "(starting)", not ")gnitrats(".
+    expect(await drawnLeftToRight(cell.locator('.entrances > .muted'))).toBe(true);
+
+    await page.goto(`${server.url}/dashboard/app?user=admin&source=market.olares&app=gitea0a1b2c`);
+    const url = page.locator('li.step[data-step=database] .url');
+    await expect.poll(() => url.innerText(), { timeout: 15_000 }).toBe(URL_SHOWN);
+    expect(await drawnLeftToRight(url)).toBe(true);
+    await page.close();
+  });
+});
