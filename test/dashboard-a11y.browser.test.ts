@@ -35,7 +35,8 @@ const live = (page: Page) =>
 describe.skipIf(!chromiumAvailable())('the dashboard for assistive technology and any script', () => {
   let server: TestServer;
   let browser: Browser;
-
+  /** A failed install of excalidraw, which the admin may retry. */
+  let failedTaskId = '';
   beforeAll(async () => {
     ({ server } = await startSeededServer('sqlite', {
       preseed: async (seed) => {
@@ -51,6 +52,11 @@ describe.skipIf(!chromiumAvailable())('the dashboard for assistive technology an
             ],
           },
         });
+        const failed = await (await admin.app({ appName: 'excalidraw', state: 'installFailed' })).task({
+          status: 'FAILED',
+          error: 'image pull failed',
+        });
+        failedTaskId = failed.taskId;
       },
     }));
     browser = await launchChromium();
@@ -73,6 +79,23 @@ describe.skipIf(!chromiumAvailable())('the dashboard for assistive technology an
     const url = page.locator('li.step[data-step=database] .url');
     await expect.poll(() => url.innerText(), { timeout: 15_000 }).toBe(URL_SHOWN);
     expect(await drawnLeftToRight(url)).toBe(true);
+    await page.close();
+  });
+
+  test('Retry pressed with the keyboard keeps the focus on that Retry button once its outcome is shown', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${server.url}/dashboard`);
+    await live(page);
+    const row = page.locator(`tr[data-task-id="${failedTaskId}"]`);
+    const retry = row.locator('button[data-action=retry]');
+    await retry.focus();
+    await page.keyboard.press('Enter');
+    await row.locator('.outcome').waitFor({ timeout: 15_000 });
+    const focused = await page.evaluate(() => {
+      const el = document.activeElement as HTMLElement | null;
+      return { tag: el?.tagName, action: el?.dataset.action, task: el?.dataset.task };
+    });
+    expect(focused).toEqual({ tag: 'BUTTON', action: 'retry', task: failedTaskId });
     await page.close();
   });
 });

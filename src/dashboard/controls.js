@@ -18,7 +18,9 @@ function outcomeOf(action, payload) {
 async function act(client, button) {
   const { action, task: taskId } = button.dataset;
   const field = action === 'cancel' ? 'cancelTask' : 'retryTask';
-  button.disabled = true;
+  // aria-disabled, not disabled: a disabled button loses the keyboard focus.
+  if (button.getAttribute('aria-disabled') === 'true') return;
+  button.setAttribute('aria-disabled', 'true');
   let outcome;
   try {
     const result = await client.request(action === 'cancel' ? CANCEL_TASK : RETRY_TASK, { input: { taskId } });
@@ -38,6 +40,7 @@ async function act(client, button) {
         : String(error);
     outcome = { ok: false, text };
   }
+  button.removeAttribute('aria-disabled'); // kept when its cell is not drawn again
   state.taskMessages.delete(taskId); // re-added as the newest
   state.taskMessages.set(taskId, outcome);
   for (const oldest of state.taskMessages.keys()) {

@@ -6,6 +6,40 @@
 /** What each row was last drawn from: `{ inputs, cells }` by element (what patchRows compares with). */
 const drawn = new WeakMap();
 
+/**
+ * The element in `root` that stands for `focused`, drawn again: the same tag with the same data
+ * attributes (a task's Retry button is `button[data-action=retry][data-task=…]`).
+ */
+function counterpart(root, focused) {
+  const names = (el) => el.getAttributeNames().filter((name) => name.startsWith('data-'));
+  const identity = names(focused);
+  if (!identity.length) return null;
+  const same = (el) =>
+    el.tagName === focused.tagName &&
+    names(el).length === identity.length &&
+    identity.every((name) => el.getAttribute(name) === focused.getAttribute(name));
+  return [root, ...root.querySelectorAll(focused.tagName)].find(same) ?? null;
+}
+
+/**
+ * Replaces `old` with `fresh`, and the keyboard focus with it: the focus inside `old` goes to its
+ * counterpart in `fresh`, or to `fresh` itself when that is gone. Left to the browser, it fell to
+ * <body> (Retry pressed with the keyboard: the outcome written beside it replaced its cell), and
+ * a keyboard or screen-reader user started again from the top of the page.
+ */
+function replaceKeepingFocus(old, fresh) {
+  const focused = document.activeElement;
+  const inside = focused && focused !== document.body && old.contains(focused);
+  old.replaceWith(fresh);
+  if (!inside) return;
+  const target = counterpart(fresh, focused);
+  if (target) target.focus();
+  else {
+    if (!fresh.hasAttribute('tabindex')) fresh.tabIndex = -1;
+    fresh.focus();
+  }
+}
+
 const sameInputs = (a, b) => a.length === b.length && a.every((value, i) => Object.is(value, b[i]));
 
 /**
@@ -42,11 +76,11 @@ export function patchRows(list, items, { attribute, key, inputs, html }) {
         for (const { name, value } of fresh.attributes)
           if (el.getAttribute(name) !== value) el.setAttribute(name, value);
         cells.forEach((cellHtml, i) => {
-          if (cellHtml !== before.cells[i]) el.children[i].replaceWith(fresh.children[0]);
+          if (cellHtml !== before.cells[i]) replaceKeepingFocus(el.children[i], fresh.children[0]);
           else fresh.children[0].remove();
         });
       } else {
-        el?.replaceWith(fresh);
+        if (el) replaceKeepingFocus(el, fresh);
         el = fresh;
       }
       drawn.set(el, { inputs: now, cells });
