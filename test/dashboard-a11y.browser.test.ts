@@ -98,4 +98,22 @@ describe.skipIf(!chromiumAvailable())('the dashboard for assistive technology an
     expect(focused).toEqual({ tag: 'BUTTON', action: 'retry', task: failedTaskId });
     await page.close();
   });
+
+  test('the outcome of a Retry is said by the page live region, and the button names the task it acts on', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${server.url}/dashboard`);
+    await live(page);
+    // The live region is there, empty, before anything is said in it.
+    const announcer = page.locator('#announcer');
+    expect(await announcer.count()).toBe(1);
+    expect(await announcer.getAttribute('aria-live')).toBe('polite');
+    expect(await announcer.textContent()).toBe('');
+    const retry = page.getByRole('button', { name: 'Retry install of excalidraw for admin' });
+    expect(await retry.getAttribute('data-task')).toBe(failedTaskId);
+    await retry.click();
+    const shown = page.locator(`tr[data-task-id="${failedTaskId}"] .outcome`);
+    await shown.waitFor({ timeout: 15_000 });
+    expect(await announcer.textContent()).toBe(`Retry install of excalidraw for admin: ${await shown.innerText()}`);
+    await page.close();
+  });
 });

@@ -3,6 +3,7 @@
 
 import { CANCEL_TASK, RETRY_TASK } from './documents.js';
 import { bindSignIn, closedUnder } from './live-client.js';
+import { actionName } from './render-tasks.js';
 import { reloadFilters, setFilters, state, TASK_MESSAGES_LIMIT, touch } from './state.js';
 import { bindTabKeys } from './tabs.js';
 
@@ -41,6 +42,8 @@ async function act(client, button) {
     outcome = { ok: false, text };
   }
   button.removeAttribute('aria-disabled'); // kept when its cell is not drawn again
+  const task = state.tasks.get(taskId);
+  announce(`${task ? actionName(action === 'cancel' ? 'Cancel' : 'Retry', task) : action}: ${outcome.text}`);
   state.taskMessages.delete(taskId); // re-added as the newest
   state.taskMessages.set(taskId, outcome);
   for (const oldest of state.taskMessages.keys()) {
@@ -48,6 +51,11 @@ async function act(client, button) {
     state.taskMessages.delete(oldest);
   }
   touch('tasks');
+}
+
+/** Says `text` through the page's persistent live region (#announcer), where screen readers hear it. */
+function announce(text) {
+  $('#announcer').textContent = text;
 }
 
 function bindFilters() {

@@ -18,23 +18,32 @@ function mayAct(task) {
   return Boolean(viewer && (viewer.isAdmin || viewer.userId === task.userId));
 }
 
+/** What a button does to which task, for a screen reader: "Retry install of immich for alice". */
+export const actionName = (action, task) =>
+  `${action} ${task.type.toLowerCase()} of ${task.appName} for ${task.userId}`;
+
 /** The buttons this viewer may use on this task now (the service's rules, mirrored). */
 function actions(task) {
   if (!mayAct(task)) return '';
+  const button = (action, label) =>
+    `<button type="button" data-action="${action}" data-task="${esc(task.taskId)}" aria-label="${esc(actionName(label, task))}">${label}</button>`;
   const buttons = [];
-  if (task.status === 'PENDING' || task.status === 'RUNNING') {
-    buttons.push(`<button type="button" data-action="cancel" data-task="${esc(task.taskId)}">Cancel</button>`);
-  }
+  if (task.status === 'PENDING' || task.status === 'RUNNING') buttons.push(button('cancel', 'Cancel'));
   if ((task.status === 'FAILED' || task.status === 'CANCELED') && RETRYABLE_TYPES.includes(task.type)) {
-    buttons.push(`<button type="button" data-action="retry" data-task="${esc(task.taskId)}">Retry</button>`);
+    buttons.push(button('retry', 'Retry'));
   }
   return buttons.join(' ');
 }
 
+/**
+ * The outcome of the viewer's last Cancel or Retry on the task, shown under its buttons. Screen
+ * readers hear it from the page's one announcer (controls.js): a live region written already
+ * filled, as this one is, is not read out.
+ */
 function outcome(task) {
   const message = state.taskMessages.get(task.taskId);
   if (!message) return '';
-  return `<div class="outcome ${message.ok ? 'ok' : 'error'}" role="status">${text(message.text)}</div>`;
+  return `<div class="outcome ${message.ok ? 'ok' : 'error'}">${text(message.text)}</div>`;
 }
 
 function row(t) {
