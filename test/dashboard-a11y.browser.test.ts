@@ -1,8 +1,9 @@
 import type { Browser, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { chromiumAvailable, launchChromium } from './support/browser.js';
+import { InstallAppMutation } from './support/operations.js';
 import { startSeededServer } from './support/seed.js';
-import type { TestServer } from './support/server.js';
+import { dataOf, execute, type TestServer } from './support/server.js';
 
 /** A clone title with an unterminated RIGHT-TO-LEFT OVERRIDE (U+202E). */
 const RLO_TITLE = 'Mirror \u202egit';
@@ -29,6 +30,9 @@ const drawnLeftToRight = (locator: Locator) =>
     return at(first) < at(text.trimEnd().length - 1);
   });
 
+/** Apps of the catalogue that tests install to make events flow. */
+const CHURN = ['grafana', 'minio', 'syncthing'];
+
 const live = (page: Page) =>
   expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
 
@@ -39,7 +43,10 @@ describe.skipIf(!chromiumAvailable())('the dashboard for assistive technology an
   let failedTaskId = '';
   beforeAll(async () => {
     ({ server } = await startSeededServer('sqlite', {
+      // The simulated app service moves installs on, so that runtime events flow.
+      env: { SIMULATED_STEP_MS: '100' },
       preseed: async (seed) => {
+        for (const name of CHURN) await seed.catalogApp({ name });
         const admin = seed.user('admin');
         const mirror = await admin.app({ appName: 'gitea0a1b2c', rawAppName: 'gitea', state: 'running' });
         // The app service's entrance of the clone: its title, and its state and URL beside it.
@@ -114,6 +121,40 @@ describe.skipIf(!chromiumAvailable())('the dashboard for assistive technology an
     const shown = page.locator(`tr[data-task-id="${failedTaskId}"] .outcome`);
     await shown.waitFor({ timeout: 15_000 });
     expect(await announcer.textContent()).toBe(`Retry install of excalidraw for admin: ${await shown.innerText()}`);
+    await page.close();
+  });
+
+  test('the connection badge, a live region, is not written again while events flow', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${server.url}/dashboard`);
+    await live(page);
+    await page.evaluate(() => {
+      const w = window as unknown as { badgeMutations: number };
+      w.badgeMutations = 0;
+      new MutationObserver((records) => {
+        w.badgeMutations += records.length;
+      }).observe(document.querySelector('#connection') as Node, {
+        attributes: true,
+        characterData: true,
+        childList: true,
+        subtree: true,
+      });
+    });
+    const taskIds: string[] = [];
+    for (const appName of CHURN) {
+      const result = dataOf(
+        await execute(server, InstallAppMutation, { input: { sourceId: 'market.olares', appName, version: '1.0.0' } }),
+      ).installApp;
+      if (result.__typename !== 'InstallAppSuccess') throw new Error(`install refused: ${result.__typename}`);
+      taskIds.push(result.task.taskId);
+    }
+    for (const taskId of taskIds) {
+      await expect
+        .poll(() => page.locator(`tr[data-task-id="${taskId}"]`).getAttribute('data-status'), { timeout: 20_000 })
+        .toBe('COMPLETED');
+    }
+    expect(await page.evaluate(() => (window as unknown as { badgeMutations: number }).badgeMutations)).toBe(0);
+    expect(await page.locator('#connection').innerText()).toBe('live');
     await page.close();
   });
 });

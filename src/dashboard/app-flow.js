@@ -6,7 +6,7 @@
 import { CATALOGUE_EVENTS, FLOW_EVENTS, FLOW_QUERY, SYNCER_QUERY } from './app-flow-documents.js';
 import { buildSteps } from './app-flow-steps.js';
 import { identityHtml, refreshTimes, stepHtml } from './app-flow-view.js';
-import { DASHBOARD_PATH, esc, FILTER_KEYS, filterQuery, MAX_FILTER_LENGTH } from './format.js';
+import { DASHBOARD_PATH, esc, FILTER_KEYS, filterQuery, MAX_FILTER_LENGTH, showConnection } from './format.js';
 import { bindSignIn, CONNECTION_CLOSED, closedUnder, createLiveClient } from './live-client.js';
 
 /** Bounds on the link's parameters: ids and names are short; anything longer is not a real link. */
@@ -82,11 +82,7 @@ function trimTasks() {
 const isThisApp = (item, params) =>
   item.appName === params.app && item.sourceId === params.source && item.userId === params.user;
 
-function setConnection(kind, text) {
-  const el = $('#connection');
-  el.dataset.state = kind;
-  el.textContent = text;
-}
+const setConnection = (kind, text) => showConnection($('#connection'), kind, text);
 
 function showProblem(text) {
   const el = $('#problem');

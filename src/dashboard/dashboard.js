@@ -6,7 +6,7 @@
 
 import { bindControls } from './controls.js';
 import { HISTORY, HISTORY_ADDED, PAYMENT_UPDATED, PAYMENTS, VIEWER } from './documents.js';
-import { tickTimes } from './format.js';
+import { showConnection, tickTimes } from './format.js';
 import { CONNECTION_CLOSED, createLiveClient } from './live-client.js';
 import { renderHistory, renderPayments } from './render-activity.js';
 import { renderApps } from './render-apps.js';
@@ -102,12 +102,7 @@ const EVENTS = /* GraphQL */ `subscription DashboardEvents($since: Float) {
 
 const $ = (selector) => document.querySelector(selector);
 
-function setConnection(kind, text, title = '') {
-  const el = $('#connection');
-  el.dataset.state = kind;
-  el.textContent = text;
-  el.title = title;
-}
+const setConnection = (kind, text) => showConnection($('#connection'), kind, text);
 
 /**
  * Connections acknowledged since the page loaded (or a sign-in); each after the first followed a
@@ -150,7 +145,8 @@ function isRefusal(errors) {
 function markLive() {
   const n = Math.max(0, connections - 1);
   const note = n ? ` · reconnected after ${n} lost connection(s)` : '';
-  setConnection('live', `live${note}`, `runtime sequence ${state.sequence}`);
+  // No sequence number in it: it changes at every event (the header says how fresh the data is).
+  setConnection('live', `live${note}`);
 }
 
 // ---- the runtime feed ---------------------------------------------------------------------
