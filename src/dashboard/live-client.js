@@ -364,6 +364,9 @@ export function bindSignIn(client, { form, input, signOut, problem }) {
     problem.textContent = why;
     problem.hidden = !why;
     showSignOut();
+    // The form (or Sign out) that had the focus was hidden: it fell to <body>, and a keyboard or
+    // screen-reader user had to look for the field to try again.
+    if (!form.hidden && (!document.activeElement || document.activeElement === document.body)) input.focus();
   });
   form.addEventListener('submit', (event) => {
     event.preventDefault();
@@ -376,6 +379,7 @@ export function bindSignIn(client, { form, input, signOut, problem }) {
   signOut.addEventListener('click', () => {
     client.login(null);
     showSignOut();
+    if (!form.hidden) input.focus(); // else when the server asks for a token (onRefused)
   });
   showSignOut();
 }
