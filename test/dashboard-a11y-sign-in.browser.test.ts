@@ -41,4 +41,20 @@ describe.skipIf(!chromiumAvailable())('signing in to the dashboard from the keyb
       await page.close();
     }
   });
+
+  test('behind a gateway, a user id the server refuses is shown with the server reason', async () => {
+    const gated = await startTestServer('sqlite', { env: { AUTH_USER_HEADER: 'X-Bfl-User' } });
+    const context = await browser.newContext({ extraHTTPHeaders: { 'X-Bfl-User': 'a b' } });
+    try {
+      const page = await context.newPage();
+      await page.goto(`${gated.url}/dashboard`);
+      await expect
+        .poll(() => page.locator('#auth-problem').innerText(), { timeout: 15_000 })
+        .toBe('Refused: X-Bfl-User is not a valid user id.');
+      expect(await page.locator('#connection').getAttribute('data-state')).toBe('failed');
+    } finally {
+      await context.close();
+      await gated.stop();
+    }
+  });
 });

@@ -29,6 +29,8 @@ const ACK_TIMEOUT_MS = 10_000;
  */
 const AUTH_MODE = document.documentElement.dataset.auth ?? 'tokens';
 const BUSY_RETRY_MS = 1000 * (Number(document.documentElement.dataset.busyRetryS) || 36);
+/** The reasons that say the request named nobody (the server's "Authentication required: …", a bare 4403). */
+const UNIDENTIFIED = /^(Forbidden$|Authentication required\b)/;
 const GATEWAY_UNKNOWN = 'The gateway did not say who you are: sign in through it, then reload this page.';
 /** Upgrades refused in a row (never opened) after which the page asks over HTTP who it is. */
 const FAILED_UPGRADES_CHECK = 3;
@@ -87,9 +89,20 @@ const connectionInit = (token) =>
 /** Why the server refused the page's credentials (4403, or 401 over HTTP), in words for the sign-in form. */
 function refusalText(reason, sentToken, overHttp) {
   if (sentToken) return `The token was refused${reason && reason !== 'Forbidden' ? `: ${reason}` : ''}.`;
-  if (AUTH_MODE === 'gateway') return GATEWAY_UNKNOWN;
+  // A gateway's user id the server refuses ("X-Bfl-User is not a valid user id"): its reason, not
+  // "did not say who you are", which sent the user to sign in again at a gateway that had.
+  if (AUTH_MODE === 'gateway') return reason && !UNIDENTIFIED.test(reason) ? `Refused: ${reason}.` : GATEWAY_UNKNOWN;
   // No token sent over the socket: a first visit, nothing to explain; over HTTP, a sign-out elsewhere.
   return overHttp ? `Signed out${reason ? `: ${reason}` : ''}.` : '';
+}
+
+/**
+ * Why the server refused the tab (4403), in words. Behind a gateway it is asked over HTTP: the
+ * socket's refusal says only "Forbidden", HTTP says why (a user id the server refuses).
+ */
+function whyRefused(reason, sentToken) {
+  if (AUTH_MODE !== 'gateway' || sentToken) return refusalText(reason, sentToken, false);
+  return askOverHttp('').then((answer) => refusalText(answer?.refused ?? reason, false, false));
 }
 
 /**
@@ -285,7 +298,7 @@ export function createLiveClient({ onState, onOpen, onUnauthorised, onSignIn }) 
     // Marked: a page tells a dropped connection (it resubscribes in onOpen) from a refusal by the server.
     for (const handler of handlers.values()) handler.error?.([CONNECTION_CLOSED]);
     handlers.clear();
-    if (code === 4403) return refused(refusalText(reason, sentToken, false));
+    if (code === 4403) return Promise.resolve(whyRefused(reason, sentToken)).then(refused);
     reconnects += 1;
     const { waitMs, check, says } = policy.next({ code, reason, acked: wasAcked });
     if (says) onState('reconnecting', says);
