@@ -32,6 +32,17 @@ const drawnLeftToRight = (locator: Locator) =>
 
 /** Apps of the catalogue that tests install to make events flow. */
 const CHURN = ['grafana', 'minio', 'syncthing'];
+/** More of them, for another test. */
+const OTHERS = ['navidrome', 'uptime-kuma', 'audiobookshelf'];
+
+/** Installs `appName` as the local admin; returns the task id. */
+async function install(server: TestServer, appName: string): Promise<string> {
+  const result = dataOf(
+    await execute(server, InstallAppMutation, { input: { sourceId: 'market.olares', appName, version: '1.0.0' } }),
+  ).installApp;
+  if (result.__typename !== 'InstallAppSuccess') throw new Error(`install refused: ${result.__typename}`);
+  return result.task.taskId;
+}
 
 const live = (page: Page) =>
   expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
@@ -46,7 +57,7 @@ describe.skipIf(!chromiumAvailable())('the dashboard for assistive technology an
       // The simulated app service moves installs on, so that runtime events flow.
       env: { SIMULATED_STEP_MS: '100' },
       preseed: async (seed) => {
-        for (const name of CHURN) await seed.catalogApp({ name });
+        for (const name of [...CHURN, ...OTHERS]) await seed.catalogApp({ name });
         const admin = seed.user('admin');
         const mirror = await admin.app({ appName: 'gitea0a1b2c', rawAppName: 'gitea', state: 'running' });
         // The app service's entrance of the clone: its title, and its state and URL beside it.
@@ -141,13 +152,7 @@ describe.skipIf(!chromiumAvailable())('the dashboard for assistive technology an
       });
     });
     const taskIds: string[] = [];
-    for (const appName of CHURN) {
-      const result = dataOf(
-        await execute(server, InstallAppMutation, { input: { sourceId: 'market.olares', appName, version: '1.0.0' } }),
-      ).installApp;
-      if (result.__typename !== 'InstallAppSuccess') throw new Error(`install refused: ${result.__typename}`);
-      taskIds.push(result.task.taskId);
-    }
+    for (const appName of CHURN) taskIds.push(await install(server, appName));
     for (const taskId of taskIds) {
       await expect
         .poll(() => page.locator(`tr[data-task-id="${taskId}"]`).getAttribute('data-status'), { timeout: 20_000 })
@@ -155,6 +160,37 @@ describe.skipIf(!chromiumAvailable())('the dashboard for assistive technology an
     }
     expect(await page.evaluate(() => (window as unknown as { badgeMutations: number }).badgeMutations)).toBe(0);
     expect(await page.locator('#connection').innerText()).toBe('live');
+    await page.close();
+  });
+
+  test('the app page draws its steps again only when what they show changed, at most four times a second', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    let events = 0;
+    page.on('websocket', (socket) =>
+      socket.on('framereceived', ({ payload }) => {
+        if (String(payload).includes('"runtimeEvents"')) events += 1;
+      }),
+    );
+    const [appName] = OTHERS as [string];
+    await page.goto(`${server.url}/dashboard/app?user=admin&source=market.olares&app=${appName}`);
+    await live(page);
+    await page.locator('li.step[data-step=database]').waitFor();
+    await page.evaluate(() => {
+      const w = window as unknown as { rebuilds: number };
+      w.rebuilds = 0;
+      new MutationObserver((records) => {
+        w.rebuilds += records.length;
+      }).observe(document.querySelector('#flow') as Node, { childList: true });
+    });
+    const startedAt = Date.now();
+    const before = events;
+    const taskId = await install(server, appName);
+    const task = page.locator(`li.step[data-step=database] li[data-task-id="${taskId}"]`);
+    await expect.poll(() => task.innerText(), { timeout: 20_000 }).toContain('COMPLETED');
+    const seconds = (Date.now() - startedAt) / 1000;
+    const rebuilds = await page.evaluate(() => (window as unknown as { rebuilds: number }).rebuilds);
+    expect(rebuilds).toBeLessThan(events - before);
+    expect(rebuilds).toBeLessThanOrEqual(Math.ceil(seconds * 4) + 1);
     await page.close();
   });
 });

@@ -6,7 +6,7 @@
 import { CATALOGUE_EVENTS, FLOW_EVENTS, FLOW_QUERY, SYNCER_QUERY } from './app-flow-documents.js';
 import { buildSteps } from './app-flow-steps.js';
 import { identityHtml, refreshTimes, stepHtml } from './app-flow-view.js';
-import { DASHBOARD_PATH, esc, FILTER_KEYS, filterQuery, MAX_FILTER_LENGTH, showConnection } from './format.js';
+import { DASHBOARD_PATH, esc, FILTER_KEYS, filterQuery, MAX_FILTER_LENGTH, pacer, showConnection } from './format.js';
 import { bindSignIn, CONNECTION_CLOSED, closedUnder, createLiveClient } from './live-client.js';
 
 /** Bounds on the link's parameters: ids and names are short; anything longer is not a real link. */
@@ -90,11 +90,30 @@ function showProblem(text) {
   el.hidden = !text;
 }
 
+/** The HTML each region of the page was last drawn from. */
+const drawn = new Map();
+
+/**
+ * Draws `html` into the region `selector` only when it differs from what is there. Rebuilt at
+ * every event of the app (18 times in 15 s of an install, most changing nothing shown), the step
+ * list sent a screen reader back to its top and lost the reader's text selection.
+ */
+function drawRegion(selector, html) {
+  if (drawn.get(selector) === html) return;
+  drawn.set(selector, html);
+  const el = $(selector);
+  el.innerHTML = html;
+  refreshTimes(el); // times are drawn empty, so that the HTML does not change each second
+}
+
 function render(params) {
-  $('#identity').innerHTML = identityHtml(params, state.chartRepo);
-  $('#flow').innerHTML = buildSteps(state, params)
-    .map((step, i) => stepHtml(step, i + 1))
-    .join('');
+  drawRegion('#identity', identityHtml(params, state.chartRepo));
+  drawRegion(
+    '#flow',
+    buildSteps(state, params)
+      .map((step, i) => stepHtml(step, i + 1))
+      .join(''),
+  );
 }
 
 function applySyncer(params, data) {
@@ -204,6 +223,8 @@ function startPage(params) {
     onSignIn: forgetViewer,
   });
   const refreshSyncer = syncerRefresher(client, params);
+  // Events are drawn at the dashboard's pace (a draw every DRAW_GAP_MS at most while they stream).
+  const renderSoon = pacer(() => render(params));
 
   async function load() {
     stopEvents?.();
@@ -222,7 +243,7 @@ function startPage(params) {
     if (!result?.data) {
       // Refused as a whole (e.g. another user's app): the message says why; no steps to show.
       setConnection('failed', 'refused');
-      $('#flow').innerHTML = '';
+      drawRegion('#flow', '');
       return;
     }
     applyStart(params, result.data);
@@ -273,7 +294,7 @@ function startPage(params) {
     }
     if (applyEventToState(event, params)) refreshSyncer();
     state.sequence = event.sequence;
-    render(params);
+    renderSoon();
   }
 
   bindSignIn(client, { form: $('#login'), input: $('#token'), signOut: $('#sign-out'), problem: $('#auth-problem') });
@@ -291,7 +312,7 @@ function main() {
     showProblem(
       `This link does not name an app: ${parsed.problems.join('; ')}. Open an app from the dashboard, or use /dashboard/app?user=…&source=…&app=…`,
     );
-    $('#identity').innerHTML = `<h2>${esc('No app')}</h2>`;
+    drawRegion('#identity', `<h2>${esc('No app')}</h2>`);
     return;
   }
   document.title = `${parsed.params.app} — app processing flow`;

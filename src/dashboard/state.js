@@ -3,7 +3,7 @@
 // filters live in the URL's query string, so a reload keeps them and back/forward moves
 // between them.
 
-import { FILTER_KEYS, MAX_FILTER_LENGTH } from './format.js';
+import { FILTER_KEYS, MAX_FILTER_LENGTH, pacer } from './format.js';
 
 export const TASK_STATUSES = ['PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELED'];
 export const APP_STAGES = [
@@ -81,17 +81,7 @@ export function resetState() {
 
 export const appKey = (app) => `${app.userId}/${app.sourceId}/${app.appName}`;
 
-/**
- * Draws are at least this far apart while changes stream in. Each draw used to be scheduled 16 ms
- * after a change, so under a steady stream (54 messages/s) the page drew without pause: the main
- * thread was busy 27.7 s of 30 s and a tab took up to 3.7 s to switch. Four draws a second keep
- * progress moving visibly; a change after a quiet spell, or the operator's own (a filter, a tab),
- * is drawn at once.
- */
-const DRAW_GAP_MS = 250;
 let draw = () => {};
-let drawTimer = null;
-let lastDrawAt = Number.NEGATIVE_INFINITY;
 let draws = 0;
 
 /** Who draws the page after a change (dashboard.js): at most once per DRAW_GAP_MS while changes stream. */
@@ -99,22 +89,11 @@ export function onChange(drawer) {
   draw = drawer;
 }
 
-function drawNow() {
-  drawTimer = null;
-  lastDrawAt = performance.now();
+const schedule = pacer(() => {
   draw();
   // How many draws so far, for the tests (test/dashboard-load.browser.test.ts bounds their rate).
   document.documentElement.dataset.draws = String(++draws);
-}
-
-function schedule(now) {
-  const waitMs = now ? 0 : Math.max(0, lastDrawAt + DRAW_GAP_MS - performance.now());
-  if (drawTimer !== null) {
-    if (waitMs > 0) return; // already due when the gap is over
-    clearTimeout(drawTimer);
-  }
-  drawTimer = setTimeout(drawNow, waitMs);
-}
+});
 
 /** Marks sections to draw again ('*': all of them) and asks for a draw. */
 export function touch(...sections) {
