@@ -2,6 +2,7 @@
 // cancel or retry a task (mutations over the same socket), and sign in when the server asks.
 
 import { CANCEL_TASK, RETRY_TASK } from './documents.js';
+import { clip } from './format.js';
 import { bindSignIn, closedUnder } from './live-client.js';
 import { actionName } from './render-tasks.js';
 import { reloadFilters, setFilters, state, TASK_MESSAGES_LIMIT, touch } from './state.js';
@@ -66,7 +67,7 @@ function bindFilters() {
   });
   // Typing replaces the history entry instead of adding one per key.
   form.addEventListener('input', (event) => {
-    if (event.target.name === 'q') setFilters({ q: event.target.value.slice(0, 100) }, { push: false });
+    if (event.target.name === 'q') setFilters({ q: clip(event.target.value) }, { push: false });
   });
   form.addEventListener('submit', (event) => event.preventDefault());
   form.addEventListener('reset', (event) => {

@@ -34,13 +34,25 @@ export const FILTER_KEYS = ['user', 'source', 'stage', 'q', 'status', 'repo'];
 /** The longest value a filter keeps. */
 export const MAX_FILTER_LENGTH = 100;
 
+/**
+ * `value` cut to at most `max` UTF-16 units (as the search field's maxlength counts), never between
+ * the two halves of a character outside the BMP (an emoji): `slice` there left a lone surrogate,
+ * which the URL and the search showed as U+FFFD.
+ */
+export function clip(value, max = MAX_FILTER_LENGTH) {
+  const text = String(value ?? '');
+  if (text.length <= max) return text;
+  const cut = /[\uD800-\uDBFF]/.test(text[max - 1] ?? '') ? max - 1 : max;
+  return text.slice(0, cut);
+}
+
 /** The dashboard's filters in a query string, as a query string: known keys only, each bounded. */
 export function filterQuery(search) {
   const from = new URLSearchParams(String(search ?? '').replace(/^\?/, ''));
   const kept = new URLSearchParams();
   for (const key of FILTER_KEYS) {
     const value = from.get(key);
-    if (value) kept.set(key, value.slice(0, MAX_FILTER_LENGTH));
+    if (value) kept.set(key, clip(value));
   }
   return kept.toString();
 }
@@ -187,7 +199,7 @@ function scalar(value) {
   if (value === null || value === undefined) return '—';
   if (typeof value === 'object') {
     const text = JSON.stringify(value);
-    return text.length > 80 ? `${text.slice(0, 77)}…` : text;
+    return text.length > 80 ? `${clip(text, 77)}…` : text;
   }
   return String(value);
 }

@@ -3,7 +3,7 @@
 // filters live in the URL's query string, so a reload keeps them and back/forward moves
 // between them.
 
-import { FILTER_KEYS, MAX_FILTER_LENGTH, pacer } from './format.js';
+import { clip, FILTER_KEYS, pacer } from './format.js';
 
 export const TASK_STATUSES = ['PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELED'];
 export const APP_STAGES = [
@@ -138,7 +138,7 @@ export function addPayments(payments) {
 export function readFilters() {
   const params = new URLSearchParams(location.search);
   const filters = {};
-  for (const key of FILTER_KEYS) filters[key] = (params.get(key) ?? '').slice(0, MAX_FILTER_LENGTH);
+  for (const key of FILTER_KEYS) filters[key] = clip(params.get(key));
   if (filters.stage && !APP_STAGES.includes(filters.stage)) filters.stage = '';
   if (filters.status && !TASK_STATUSES.includes(filters.status)) filters.status = '';
   return filters;
