@@ -30,6 +30,9 @@ const drawnLeftToRight = (locator: Locator) =>
     return at(first) < at(text.trimEnd().length - 1);
   });
 
+/** An app name as long as the app service allows. */
+const LONG_NAME = `long${'x'.repeat(123)}`;
+
 /** Apps of the catalogue that tests install to make events flow. */
 const CHURN = ['grafana', 'minio', 'syncthing'];
 /** More of them, for another test. */
@@ -59,6 +62,7 @@ describe.skipIf(!chromiumAvailable())('the dashboard for assistive technology an
       preseed: async (seed) => {
         for (const name of [...CHURN, ...OTHERS]) await seed.catalogApp({ name });
         const admin = seed.user('admin');
+        await admin.app({ appName: LONG_NAME, state: 'running' });
         const mirror = await admin.app({ appName: 'gitea0a1b2c', rawAppName: 'gitea', state: 'running' });
         // The app service's entrance of the clone: its title, and its state and URL beside it.
         await seed.db.appState.update({
@@ -212,6 +216,48 @@ describe.skipIf(!chromiumAvailable())('the dashboard for assistive technology an
     await search.fill(`${'b'.repeat(99)}\u{1F600}`);
     await expect.poll(() => new URL(page.url()).searchParams.get('q')).toBe('b'.repeat(99));
     expect(loneSurrogate.test(await search.inputValue())).toBe(false);
+    await page.close();
+  });
+
+  test('the connection badge reads at 4.5:1 or more, a long app name wraps on a desktop, and tabs name their panel', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${server.url}/dashboard`);
+    await live(page);
+    // WCAG 2 contrast of the badge text on its background, in each state (set here by hand).
+    const contrastIn = (state: string) =>
+      page.evaluate((stateName) => {
+        const el = document.querySelector('#connection') as HTMLElement;
+        const was = el.dataset.state;
+        el.dataset.state = stateName;
+        const style = getComputedStyle(el);
+        el.dataset.state = was;
+        const luminance = (css: string) => {
+          const [r, g, b] = (css.match(/\d+(\.\d+)?/g) ?? []).slice(0, 3).map((v) => {
+            const c = Number(v) / 255;
+            return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+          }) as [number, number, number];
+          return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+        };
+        const [light, dark] = [luminance(style.color), luminance(style.backgroundColor)].sort((a, b) => b - a) as [
+          number,
+          number,
+        ];
+        return (light + 0.05) / (dark + 0.05);
+      }, state);
+    for (const state of ['live', 'connecting', 'reconnecting', 'failed']) {
+      expect(await contrastIn(state), state).toBeGreaterThanOrEqual(4.5);
+    }
+
+    const wrap = page.locator('#apps-section .table-wrap');
+    await page.locator(`tr[data-app="admin/market.olares/${LONG_NAME}"]`).waitFor();
+    const widths = await wrap.evaluate((el) => ({ scroll: el.scrollWidth, client: el.clientWidth }));
+    expect(widths.scroll).toBeLessThanOrEqual(widths.client);
+
+    for (const tab of await page.locator('[role=tab]').all()) {
+      const panel = await tab.getAttribute('aria-controls');
+      expect(panel).toBeTruthy();
+      expect(await page.locator(`#${panel}`).getAttribute('role')).toBe('tabpanel');
+    }
     await page.close();
   });
 });

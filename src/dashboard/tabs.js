@@ -14,7 +14,11 @@ export function patchTabs(list, attribute, tabs) {
   const buttons = [...list.children];
   const same = buttons.length === tabs.length && tabs.every((tab, i) => buttons[i].getAttribute(name) === tab.key);
   if (!same) {
-    list.innerHTML = tabs.map((tab) => `<button type="button" role="tab" ${name}="${esc(tab.key)}"></button>`).join('');
+    // Each tab names the panel it shows (the list's data-panel), for assistive technology.
+    const controls = list.dataset.panel ? ` aria-controls="${esc(list.dataset.panel)}"` : '';
+    list.innerHTML = tabs
+      .map((tab) => `<button type="button" role="tab" ${name}="${esc(tab.key)}"${controls}></button>`)
+      .join('');
   }
   tabs.forEach((tab, i) => {
     const button = list.children[i];
