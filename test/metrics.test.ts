@@ -278,6 +278,8 @@ describe('/metrics', () => {
       exposed.add(name);
       if (type === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) exposed.add(name + suffix);
     }
+    // Exposed in cluster mode only (REDIS_URL), where test/cluster.test.ts reads it from /metrics.
+    exposed.add('market_redis_connected');
     const referenced = new Set(expressions.flatMap((expr) => expr.match(/\b(market|process|nodejs)_\w+/g) ?? []));
     expect(referenced.size).toBeGreaterThan(10);
     expect([...referenced].filter((name) => !exposed.has(name))).toEqual([]);
