@@ -1,6 +1,7 @@
 import { createAppService } from '../adapters/app-service/factory.js';
 import { createDeveloperService } from '../adapters/developer-service/factory.js';
 import type { Db } from '../db/client.js';
+import { databaseClockOf } from '../db/database-clock.js';
 import { OwedResyncMarker, takeOwedResync } from '../db/owed-resync.js';
 import { ProcessPresence } from '../db/process-presence.js';
 import { StatusCorrection } from '../engine/status-correction.js';
@@ -38,6 +39,23 @@ export interface ServiceDeps {
   onRedisAppend?: (seconds: number) => void;
 }
 
+/** Cluster mode's change log on Redis; while Redis does not take this instance's changes, `owedResync` says so. */
+function clusterLogOf(
+  { config, logger, onRedisAppend }: ServiceDeps,
+  redis: NonNullable<Config['redis']>,
+  owedResync: OwedResyncMarker,
+) {
+  return new RedisChangeLog({
+    url: redis.url,
+    prefix: redis.prefix,
+    retention: redis.changeLogRetention,
+    eventRetention: config.runtime.eventBuffer,
+    logger: logger.child({ component: 'cluster-log' }),
+    ...(onRedisAppend ? { onAppend: onRedisAppend } : {}),
+    owing: (owing) => owedResync.owing(owing),
+  });
+}
+
 /** Builds the domain services and the task engine: the first step of the composition root (build-app.ts). */
 export function createServices({ db, config, logger, onRedisAppend }: ServiceDeps) {
   const { maxPageSize } = config;
@@ -45,17 +63,8 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
   // Cluster mode: announcements also go to the Redis change log, and other instances' come from it.
   // While Redis does not take this instance's changes, a marker in the database says so (owed-resync.ts).
   const owedResync = config.redis ? new OwedResyncMarker(db, config.redis.instance, logger) : null;
-  const clusterLog = config.redis
-    ? new RedisChangeLog({
-        url: config.redis.url,
-        prefix: config.redis.prefix,
-        retention: config.redis.changeLogRetention,
-        eventRetention: config.runtime.eventBuffer,
-        logger: logger.child({ component: 'cluster-log' }),
-        ...(onRedisAppend ? { onAppend: onRedisAppend } : {}),
-        owing: (owing) => owedResync?.owing(owing),
-      })
-    : null;
+  const clusterLog =
+    config.redis && owedResync ? clusterLogOf({ db, config, logger, onRedisAppend }, config.redis, owedResync) : null;
   // What the runtime collector follows: this instance's own announcements (in cluster mode the
   // others' changes reach its store through the log, as runtime changes).
   const localBus = clusterLog ? createEventBus() : bus;
@@ -63,6 +72,8 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
   const history = new HistoryService(db, maxPageSize, bus);
   // The app service reports state events to the engine, which itself drives the app service.
   const appService = createAppService(config.appService, (event) => engine.onAppState(event), logger, storedApps(db));
+  // The database's clock, for every time that instances compare (leases, outbox locks, task ages).
+  const clock = databaseClockOf(db);
   const engine = new TaskEngine(
     db,
     appService,
@@ -70,6 +81,7 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
     feed,
     logger.child({ component: 'task-engine' }),
     config.tasks,
+    clock,
   );
   followTaskChanges(bus, engine, logger);
   // Compares the app service's list with the stored states: run by the leader's jobs (jobs.ts).
@@ -81,6 +93,7 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
     feed,
     logger: logger.child({ component: 'status-correction' }),
     intervalMs: config.statusCorrectionIntervalMs,
+    clock,
   });
   const catalog = new CatalogService(db, maxPageSize);
   const catalogue = createCatalogue({
@@ -127,6 +140,7 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
       db,
       config,
       logger,
+      clock,
       // A payment push delivered or given up on is a line in the buyer's history.
       onSettled: async (message) => {
         if (message.kind !== 'payment' || message.notificationId === null) return;

@@ -1,4 +1,5 @@
 import { type Db, databaseProvider } from '../db/client.js';
+import type { DatabaseClock } from '../db/database-clock.js';
 import type { EventBus } from '../events/change-feed.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
@@ -16,11 +17,14 @@ export function createOutbox({
   db,
   config,
   logger,
+  clock,
   onSettled,
 }: {
   db: Db;
   config: Config;
   logger: Logger;
+  /** The process's DatabaseClock: the worker's claims and locks are on it. */
+  clock: DatabaseClock;
   /** A message delivered or dead-lettered (see OutboxWorker). */
   onSettled?: (message: SettledMessage) => Promise<void>;
 }) {
@@ -35,6 +39,7 @@ export function createOutbox({
       logger.child({ component: 'outbox' }),
       onSettled,
       { wallet: config.payments.pushes.walletUrl, frontend: config.payments.pushes.frontendUrl },
+      clock,
     ),
   };
 }

@@ -1,4 +1,4 @@
-import type { DriverSql } from './driver-sql.js';
+import { type DriverSql, driverSqlOf, providerOf } from './driver-sql.js';
 
 /**
  * The database's clock as this process reads it: its own clock plus the offset last measured
@@ -10,8 +10,8 @@ import type { DriverSql } from './driver-sql.js';
  * stays 0.
  *
  * Measured as the middle of the round trip, so it is right to within half of one (a millisecond
- * or two next to the database); `offsetMs` is also how far this machine's clock is from the
- * database's, which the `database` component shows.
+ * or two next to the database). One per process (createServices), shared by the task engine, the
+ * outbox worker and status correction; `task_engine` shows how far this machine's clock is off.
  */
 export class DatabaseClock {
   private offset = 0;
@@ -30,12 +30,12 @@ export class DatabaseClock {
     return new Date(this.now());
   }
 
-  /** The database's clock minus this process's, as last measured (null: never, or SQLite). */
-  get offsetMs(): number | null {
-    return this.measured ? this.offset : null;
+  /** How far this machine's clock is ahead of the database's, as last measured (null: never, or SQLite). */
+  get machineLeadMs(): number | null {
+    return this.measured ? -this.offset : null;
   }
 
-  /** Reads the database's clock again (PostgreSQL); a failure keeps the last offset and is the caller's. */
+  /** Reads the database's clock again (PostgreSQL). A failure throws, and the last offset stays in use. */
   async sync(): Promise<void> {
     if (!this.sql) return;
     const sent = Date.now();
@@ -51,4 +51,9 @@ export class DatabaseClock {
   async syncEvery(maxAgeMs: number): Promise<void> {
     if (this.sql && Date.now() - this.syncedAt >= maxAgeMs) await this.sync();
   }
+}
+
+/** The clock of `db`'s database: PostgreSQL's, read through its driver; on SQLite this machine's. */
+export function databaseClockOf(db: { $connect(): Promise<void> }): DatabaseClock {
+  return new DatabaseClock(providerOf(db) === 'postgresql' ? driverSqlOf(db) : null);
 }

@@ -21,7 +21,9 @@ const SEND_WINDOW_MARGIN_MS = 5_000;
  */
 export async function heartbeat(ctx: EngineContext): Promise<void> {
   const { db, instanceId, tracked } = ctx;
-  await ctx.clock.sync(); // the database's clock, read again: the leases are stamped and judged on it
+  // The database's clock, read again (leases are stamped and judged on it); a failed read keeps the
+  // last offset, and the renewal below says whether the database answers.
+  await ctx.clock.sync().catch(() => {});
   const taskIds = tracked.ids();
   if (taskIds.length === 0) return;
   await db.task.updateMany({
@@ -254,7 +256,7 @@ async function settleAdopted(ctx: EngineContext, task: TaskRow, status: Operatio
  * (TaskEngine.stop), and a killed instance leaves its sends behind: the app service may answer the
  * request (to no one) and run the operation long after the task was adopted, and a first install
  * is not listed before that. Its window is this instance's own request timeout, counted from when
- * the sender marked it sent (its clock), plus SEND_WINDOW_MARGIN_MS: every instance is to have the
+ * the sender marked it sent (the database's clock), plus SEND_WINDOW_MARGIN_MS: every instance is to have the
  * same APP_SERVICE_TIMEOUT_MS (the cluster component says when they differ).
  */
 function sendOpenUntil(ctx: EngineContext, task: TaskRow): number {

@@ -2,6 +2,7 @@ import { setImmediate } from 'node:timers/promises';
 import type { AppService, AppStateEvent } from '../adapters/app-service/port.js';
 import { failureMessage, isDatabaseUnavailable } from '../db/availability.js';
 import type { Db } from '../db/client.js';
+import type { DatabaseClock } from '../db/database-clock.js';
 import { driverSqlOf } from '../db/driver-sql.js';
 import type { AppRow, HistoryRow, Prisma, TaskRow } from '../db/models.js';
 import { allActiveTasks, allAppStates } from '../db/state-reads.js';
@@ -73,6 +74,11 @@ export interface StatusCorrectionDeps {
   feed: ChangeFeed;
   logger: Logger;
   intervalMs: number;
+  /**
+   * The clock of the times it compares with rows the engine stamped (a task's start, on the
+   * database's clock: DatabaseClock). @default this machine's
+   */
+  clock?: Pick<DatabaseClock, 'date'>;
   /** @default 30000 (the original's) */
   minTaskAgeMs?: number;
 }
@@ -126,7 +132,7 @@ export class StatusCorrection {
   async run(interrupted: () => string | null = () => null): Promise<void> {
     const { db } = this.deps;
     const started = performance.now();
-    const requestedAt = new Date();
+    const requestedAt = this.deps.clock?.date() ?? new Date();
     this.figures.lastCheckAt = requestedAt;
     try {
       const { apps: listed, unreadable } = await this.listApps();

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { type AppService, AppServiceError, type AppStateEvent } from '../adapters/app-service/port.js';
 import type { Db } from '../db/client.js';
-import { DatabaseClock } from '../db/database-clock.js';
-import { driverSqlOf, providerOf } from '../db/driver-sql.js';
+import { type DatabaseClock, databaseClockOf } from '../db/database-clock.js';
+import { driverSqlOf } from '../db/driver-sql.js';
 import { claimPendingTasks } from '../db/hot-path-sql.js';
 import type { HistoryRow, TaskRow } from '../db/models.js';
 import { UpstreamError } from '../domain/errors.js';
@@ -77,12 +77,14 @@ export class TaskEngine implements TaskRunner {
     feed: ChangeFeed,
     private readonly logger: Logger,
     private readonly options: TaskEngineOptions,
+    /** Leases are stamped and judged on it (see DatabaseClock); shared with the process's other users. */
+    clock: DatabaseClock = databaseClockOf(db),
   ) {
     const { instanceId, tracked } = this;
     this.ctx = {
       db,
       sql: driverSqlOf(db),
-      clock: new DatabaseClock(providerOf(db) === 'postgresql' ? driverSqlOf(db) : null),
+      clock,
       appService,
       history,
       feed,
@@ -190,12 +192,12 @@ export class TaskEngine implements TaskRunner {
     while (this.pumping) await this.pumping;
   }
 
-  /** Counts for health reporting. */
-  /** This machine's clock against the database's, as last measured (null: SQLite, or not yet). */
-  get clockOffsetMs(): number | null {
-    return this.ctx.clock.offsetMs;
+  /** How far this machine's clock is ahead of the database's (null: SQLite, or not measured yet). */
+  get machineClockLeadMs(): number | null {
+    return this.ctx.clock.machineLeadMs;
   }
 
+  /** Counts for health reporting. */
   get running(): number {
     return this.tracked.inFlight.size;
   }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/client.js';
-import { DatabaseClock } from '../db/database-clock.js';
+import { type DatabaseClock, databaseClockOf } from '../db/database-clock.js';
 import { type DriverSql, driverSqlOf, providerOf } from '../db/driver-sql.js';
 import {
   type ClaimedMessage,
@@ -121,12 +121,13 @@ export class OutboxWorker {
     private readonly onSettled: (message: SettledMessage) => Promise<void> = async () => {},
     /** Where payment pushes go, by receiver, as this process is configured (none: it claims none of theirs). */
     private readonly pushUrls: PushDestinations = { wallet: null, frontend: null },
+    clock: DatabaseClock = databaseClockOf(db),
   ) {
     this.sendsTo = Object.entries(pushUrls).flatMap(([destination, url]) => (url ? [destination] : []));
     this.agent = receiversAgent(settings.attemptTimeoutMs);
     this.sql = driverSqlOf(db);
     this.keepDueTime = providerOf(db) === 'postgresql';
-    this.clock = new DatabaseClock(this.keepDueTime ? this.sql : null);
+    this.clock = clock;
     this.claimFailures = new RepeatedFailure(logger, 'outbox: claiming due messages', 'warn');
   }
 
