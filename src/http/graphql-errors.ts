@@ -1,6 +1,6 @@
 import { type ExecutionResult, GraphQLError } from 'graphql';
 import { type Plugin, maskError as yogaMaskError } from 'graphql-yoga';
-import { isDatabaseUnavailable } from '../db/availability.js';
+import { isDatabaseUnavailable, isDiskFull } from '../db/availability.js';
 import { DomainError, ValidationError } from '../domain/errors.js';
 
 /**
@@ -82,6 +82,9 @@ export function useErrorRequestIds(): Plugin {
   return { onExecute: () => TAG_ERRORS };
 }
 
+/** A write refused for the database's full disk, as its client reads it (no path, no figure). */
+const DISK_FULL_ANSWER = "The database's disk is full: changes are refused until an operator frees space.";
+
 /**
  * Yoga's error mask: expected domain errors keep their message and get `extensions.code`; an
  * unreachable database becomes UNAVAILABLE (HTTP 503 for a query alone); everything else is masked
@@ -95,10 +98,12 @@ export function createErrorMasker(onUnexpected: (error: unknown, requestId: stri
       return domainGraphQLError(original, error instanceof GraphQLError ? error : undefined);
     }
     if (original instanceof GraphQLError && original.extensions?.code) return original;
-    // Not a bug: the database is away (readiness says so too). The client is told to retry.
+    // Not a bug: the database is away (readiness says so too). The client is told to retry, but
+    // not soon when the database's disk is full: that waits for an operator.
     if (isDatabaseUnavailable(original)) {
       const from = error instanceof GraphQLError ? error : undefined;
-      return new GraphQLError('The database is unavailable; retry shortly.', {
+      const message = isDiskFull(original) ? DISK_FULL_ANSWER : 'The database is unavailable; retry shortly.';
+      return new GraphQLError(message, {
         nodes: from?.nodes,
         source: from?.source,
         positions: from?.positions,

@@ -90,7 +90,7 @@ export function databaseForUsers(component: ComponentStatus): ComponentStatus {
 /** `task_engine`: queue and workers. */
 export function taskEngineSource(
   db: Db,
-  engine: Pick<TaskEngine, 'running' | 'instanceId' | 'clockOffsetMs'>,
+  engine: Pick<TaskEngine, 'running' | 'instanceId' | 'machineClockLeadMs'>,
   concurrency: number,
 ): PollSource {
   return {
@@ -100,8 +100,8 @@ export function taskEngineSource(
         db.task.count({ where: { status: 'PENDING' } }),
         db.task.count({ where: { status: 'RUNNING' } }),
       ]);
-      const offset = engine.clockOffsetMs;
-      const skewed = clockSkewMessage(offset);
+      const lead = engine.machineClockLeadMs;
+      const skewed = clockSkewMessage(lead);
       return [
         {
           name: 'task_engine',
@@ -114,7 +114,7 @@ export function taskEngineSource(
             busyWorkers: engine.running,
             workers: concurrency,
             instanceId: engine.instanceId,
-            ...(offset === null ? {} : { clockOffsetMs: -offset }),
+            ...(lead === null ? {} : { clockOffsetMs: lead }),
           },
         },
       ];
@@ -130,11 +130,11 @@ export function taskEngineSource(
  */
 const CLOCK_SKEW_WARNING_MS = 1000;
 
-/** Why the clock is worth a look, or null (`offset`: the database's clock minus this machine's). */
-function clockSkewMessage(offset: number | null): string | null {
-  if (offset === null || Math.abs(offset) < CLOCK_SKEW_WARNING_MS) return null;
-  const seconds = (Math.abs(offset) / 1000).toFixed(1);
-  return `this machine's clock is ${seconds} s ${offset < 0 ? 'ahead of' : 'behind'} the database's: keep the instances' clocks in sync (NTP)`;
+/** Why the clock is worth a look, or null (`lead`: how far this machine's clock is ahead of the database's). */
+function clockSkewMessage(lead: number | null): string | null {
+  if (lead === null || Math.abs(lead) < CLOCK_SKEW_WARNING_MS) return null;
+  const seconds = (Math.abs(lead) / 1000).toFixed(1);
+  return `this machine's clock is ${seconds} s ${lead > 0 ? 'ahead of' : 'behind'} the database's: keep the instances' clocks in sync (NTP)`;
 }
 
 /**
@@ -221,8 +221,11 @@ export function statusCorrectionSource(
 
 /**
  * Periodic jobs (history cleanup, payment polling recovery) as components: the leader's. A failed
- * run's error stands until the next run, which the message dates: `history_cleanup` said "database
- * unavailable" for up to a minute after the database was back, with nothing saying it was stale.
+ * run's error stands until the next run, which the message says comes with the job's period:
+ * `history_cleanup` said "database unavailable" for up to a minute after the database was back,
+ * with nothing saying it was stale. The period, not the next run's time: that changed at every
+ * failed run (an event to every dashboard each time) and, after a run longer than the period, was
+ * already past.
  */
 export function jobsSource(
   jobs: () => { component: string; status: JobStatus | null; metrics?: Record<string, unknown> }[],
@@ -233,17 +236,19 @@ export function jobsSource(
     async collect() {
       return jobs().map(({ component, status, metrics }) => {
         const job = jobComponent(component, status);
-        const nextRun = status?.lastError && !status.running ? nextRunOf(status) : null;
-        const message = nextRun ? `${job.message}; tried again at the next run, by ${nextRun}` : job.message;
+        const retried = status?.lastError && !status.running;
+        const message = retried
+          ? `${job.message}; tried again at its next run (every ${seconds(status)})`
+          : job.message;
         return status && metrics ? { ...job, message, metrics: { ...job.metrics, ...metrics } } : { ...job, message };
       });
     },
   };
 }
 
-/** When a job's next run starts (its runs start every interval from the first), or null before its first. */
-function nextRunOf({ lastStartedAt, intervalMs }: JobStatus): string | null {
-  return lastStartedAt && new Date(lastStartedAt.getTime() + intervalMs).toISOString();
+/** A job's period, in seconds as people write it ("60 s", "0.5 s"). */
+function seconds({ intervalMs }: JobStatus): string {
+  return `${Number((intervalMs / 1000).toFixed(1))} s`;
 }
 
 /**
