@@ -37,7 +37,9 @@ describe('the shape of a catalogue entry', () => {
     expect(read({ i18n: [] })).toBe('i18n Invalid input: expected record, received array');
     expect(read({ price: 'free' })).toBe('price Invalid input: expected record, received string');
     expect(read({ title: { 'en-US': 3 } })).toBe('title Invalid input');
-    expect(read({ name: '-notes' })).toBe('name may contain letters, digits, ".", "_" and "-" (at most 128)');
+    expect(read({ name: '-notes' })).toBe(
+      'name must start with a letter or digit and may contain letters, digits, ".", "_" and "-" (at most 128)',
+    );
   });
 
   test("versions, the entry's and its history's, follow Helm's rule for a chart version", () => {

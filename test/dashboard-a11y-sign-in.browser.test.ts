@@ -1,4 +1,4 @@
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { chromiumAvailable, launchChromium } from './support/browser.js';
 import { AUTH_ENV, startTestServer, type TestServer, TOKENS } from './support/server.js';
@@ -44,8 +44,9 @@ describe.skipIf(!chromiumAvailable())('signing in to the dashboard from the keyb
 
   test('behind a gateway, a user id the server refuses is shown with the server reason', async () => {
     const gated = await startTestServer('sqlite', { env: { AUTH_USER_HEADER: 'X-Bfl-User' } });
-    const context = await browser.newContext({ extraHTTPHeaders: { 'X-Bfl-User': 'a b' } });
+    let context: BrowserContext | undefined;
     try {
+      context = await browser.newContext({ extraHTTPHeaders: { 'X-Bfl-User': 'a b' } });
       const page = await context.newPage();
       await page.goto(`${gated.url}/dashboard`);
       await expect
@@ -53,7 +54,7 @@ describe.skipIf(!chromiumAvailable())('signing in to the dashboard from the keyb
         .toBe('Refused: X-Bfl-User is not a valid user id.');
       expect(await page.locator('#connection').getAttribute('data-state')).toBe('failed');
     } finally {
-      await context.close();
+      await context?.close();
       await gated.stop();
     }
   });

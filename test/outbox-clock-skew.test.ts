@@ -20,16 +20,20 @@ const databases = await availableDatabases();
 const SKEWED_CLOCK = fileURLToPath(new URL('./support/skewed-clock.mjs', import.meta.url));
 const WORKER = fileURLToPath(new URL('./support/outbox-worker-process.ts', import.meta.url));
 const SECRET = 'payment-push-secret-0123456789';
-/** The lock of a claim is 2 × this + the record margin (this): 15 s, far below the skew. */
-const ATTEMPT_TIMEOUT_MS = 5000;
+/**
+ * The lock of a claim is 2 × this + the record margin (5 s): 29 s, below the skew; and the held
+ * attempts time out (and are retried) only 12 s after they were sent, time enough for the other
+ * process to start and claim on a loaded machine.
+ */
+const ATTEMPT_TIMEOUT_MS = 12_000;
 
 describe.runIf(databases.includes('postgresql'))('outbox locks across clocks', () => {
   test('a worker on a clock 45 s ahead does not send again what another worker is still sending', async () => {
+    const cleanups: (() => Promise<unknown>)[] = [];
     const database = await createTestDatabase('postgresql');
+    cleanups.push(() => database.drop());
     const db = createPrismaClient(database.url);
-    await prepareDatabase(db, database.url);
-    const receiver = await FakeReceiver.start();
-    receiver.hang();
+    cleanups.push(() => db.$disconnect());
     const settings = {
       concurrency: 4,
       maxAttempts: 5,
@@ -39,9 +43,14 @@ describe.runIf(databases.includes('postgresql'))('outbox locks across clocks', (
       pollIntervalMs: 100,
     };
     const here = new OutboxWorker(db, settings, SECRET, createLogger('silent'));
+    cleanups.push(() => here.stop(Date.now()));
     const keys = ['held-1', 'held-2', 'held-3'];
-    let ahead: ReturnType<typeof startProcess> | undefined;
     try {
+      await prepareDatabase(db, database.url);
+      const receiver = await FakeReceiver.start();
+      cleanups.push(() => receiver.close());
+      cleanups.push(async () => receiver.release()); // first: the held attempts end
+      receiver.hang();
       const url = receiver.url('/held');
       await enqueueOutbound(
         db,
@@ -54,13 +63,17 @@ describe.runIf(databases.includes('postgresql'))('outbox locks across clocks', (
       await enqueueOutbound(db, [
         { kind: 'payment', topic: 'market_payment', destination: 'wallet', body: {}, idempotencyKey: 'probe' },
       ]);
-      ahead = startProcess([process.execPath, '--import', 'tsx', '--import', SKEWED_CLOCK, WORKER], {
+      const ahead = startProcess([process.execPath, '--import', 'tsx', '--import', SKEWED_CLOCK, WORKER], {
         ...process.env,
         DATABASE_URL: database.url,
         TEST_CLOCK_SKEW_MS: '45000',
         PAYMENT_PUSH_SECRET: SECRET,
         PAYMENT_WALLET_PUSH_URL: receiver.url('/wallet'),
         OUTBOX_ATTEMPT_TIMEOUT_MS: String(ATTEMPT_TIMEOUT_MS),
+      });
+      cleanups.push(async () => {
+        ahead.child.kill('SIGTERM');
+        await ahead.exited;
       });
       await receiver.waitFor((delivery) => delivery.key === 'probe', 'the probe from the worker ahead');
       expect(keys.map((key) => receiver.received((delivery) => delivery.key === key).length)).toEqual([1, 1, 1]);
@@ -71,13 +84,7 @@ describe.runIf(databases.includes('postgresql'))('outbox locks across clocks', (
       }, 'every message to be recorded delivered');
       expect(receiver.duplicates).toBe(0);
     } finally {
-      receiver.release();
-      ahead?.child.kill('SIGTERM');
-      await ahead?.exited;
-      await here.stop(Date.now());
-      await db.$disconnect();
-      await database.drop();
-      await receiver.close();
+      for (const cleanup of cleanups.reverse()) await cleanup();
     }
   }, 60_000);
 });

@@ -596,7 +596,7 @@ describe.each(databases)('webhooks on %s', (kind) => {
         'must be a user id: 1 to 128 ASCII letters, digits, "_", ".", "@", ":" or "-", not "system"',
       ],
       ['sourceId', 'market olares', 'may hold only letters, digits, ".", "_" and "-"'],
-      ['appName', '相册管理器', 'may contain letters, digits, ".", "_" and "-"'],
+      ['appName', '相册管理器', 'must start with a letter or digit and may contain letters, digits, ".", "_" and "-"'],
     ] as const) {
       expect(await add({ [field]: value }), `${field} ${value}`).toMatchObject({
         __typename: 'ValidationError',

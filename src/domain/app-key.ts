@@ -32,7 +32,7 @@ export const MAX_APP_NAME_LENGTH = 128;
 /** An app name: letters, digits, `.`, `_` and `-`, starting with a letter or digit, and no longer than the bound. */
 export const APP_NAME = new RegExp(`^[A-Za-z0-9][A-Za-z0-9._-]{0,${MAX_APP_NAME_LENGTH - 1}}$`);
 /** The refusal of a name APP_NAME does not match, after the name of the field that held it. */
-export const APP_NAME_RULE = 'may contain letters, digits, ".", "_" and "-"';
+export const APP_NAME_RULE = 'must start with a letter or digit and may contain letters, digits, ".", "_" and "-"';
 
 export function appKeyString({ userId, sourceId, appName }: AppKey): string {
   return `${userId}/${sourceId}/${appName}`;

@@ -36,9 +36,8 @@ import {
  * change can cause) from one counter in Redis, in the same script that appends it, and carries the
  * range's end as its stream id (`0-<last>`). The same change so has the same sequences on every
  * instance, and `runtimeEvents(since:)` can resume on any of them. The counter never falls behind
- * Redis's clock in microseconds (see APPEND_SCRIPT), as the single-process numbering follows its
- * own, so a counter lost with Redis restarts above every sequence handed out before (clients
- * holding one get RESYNC, never a wrong position), whatever the instances' clocks say.
+ * Redis's clock in µs (APPEND_SCRIPT), so a counter lost with Redis restarts above every sequence
+ * handed out before (clients holding one get RESYNC, never a wrong position).
  *
  * When an instance may have missed entries (Redis lost them, or it was cut off for longer than
  * the retention, or its own appends had to be dropped while Redis was away), it delivers a
@@ -114,20 +113,19 @@ export class RedisChangeLog {
    */
   async start(handlers: LogHandlers): Promise<number> {
     let last: [string, string[]] | undefined;
-    let redisMicros: number;
+    let time: (string | number)[];
     try {
       await this.connect();
       [last] = (await this.writer.xrevrange(this.stream, '+', '-', 'COUNT', 1)) as [string, string[]][];
-      const [seconds, micros] = await this.writer.time();
-      redisMicros = Number(seconds) * 1_000_000 + Number(micros);
+      time = await this.writer.time();
     } catch (error) {
       throw startFailure(this.options.url, error, this.lastError);
     }
     this.lastId = last?.[0] ?? '0-0';
     this.running = true;
     this.reading = this.readLoop(handlers);
-    // An empty log: start where the next entry's range will (the counter keeps up with Redis's clock).
-    return last ? lastOf(this.lastId) : redisMicros;
+    // An empty log: start where the next entry's range will (the counter keeps up with Redis's clock, in µs).
+    return last ? lastOf(this.lastId) : Number(time[0]) * 1_000_000 + Number(time[1]);
   }
 
   /**

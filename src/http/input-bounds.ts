@@ -41,7 +41,7 @@ import { validationError } from './validation-error.js';
 export interface InputLimits {
   /** Most entries of a list or JSON object (MAX_INPUT_LIST_LENGTH). @default 100 */
   maxListLength: number;
-  /** Most UTF-16 code units of a string, JSON strings and keys included (MAX_INPUT_STRING_LENGTH). @default 16384 */
+  /** Most characters (code points) of a string, JSON strings and keys included (MAX_INPUT_STRING_LENGTH). @default 16384 */
   maxStringLength: number;
   /** Deepest nesting of arrays and objects in a JSON value (MAX_INPUT_JSON_DEPTH). @default 8 */
   maxJsonDepth: number;

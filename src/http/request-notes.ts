@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { clipText } from '../platform/clip-text.js';
 import { redactSecrets } from '../platform/redact.js';
 
 /**
@@ -68,7 +69,7 @@ export function noteRefusal(req: RequestNotes, errors: readonly ErrorLike[] | nu
   const text = typeof message === 'string' ? message : '';
   req.refusal = {
     ...(code ? { code } : {}),
-    reason: redactSecrets(withoutInputValues(text.slice(0, 4 * MAX_REASON))).slice(0, MAX_REASON),
+    reason: clipText(redactSecrets(withoutInputValues(text.slice(0, 4 * MAX_REASON))), MAX_REASON),
   };
 }
 

@@ -1,6 +1,7 @@
 /**
- * `text` at most `max` characters long: cut, with `…` as its last character, where it is longer.
- * For stored error texts (a delivery's lastError, a source's syncError), which are shown whole.
+ * `text` at most `max` UTF-16 units long (so at most `max` characters too): cut, with `…` as its
+ * last character, where it is longer. For stored error texts (a delivery's lastError, a source's
+ * syncError), which are shown whole.
  */
 export function clipText(text: string, max: number): string {
   if (text.length <= max) return text;

@@ -18,7 +18,7 @@ export class RepeatedFailure {
   private failures = 0;
   private since = 0;
   private lastLoggedAt = Number.NEGATIVE_INFINITY;
-  /** When the last two runs of failures that reached the log began to (their "failed" lines). */
+  /** When the last two runs of failures that reached the log began (the times of their "failed" lines). */
   private toldStarts: number[] = [];
   /** Whether this run of failures reached the log (a recovery is told only then). */
   private told = false;

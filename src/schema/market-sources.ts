@@ -83,7 +83,10 @@ const AddMarketSourceInput = builder.inputType('AddMarketSourceInput', {
   description: 'A remote market source to add (inactive until selected).',
   fields: (t) => ({
     sourceId: t.string({ required: true, description: sourceIdField }),
-    title: t.string({ required: true, description: 'Display name, at most 100 characters.' }),
+    title: t.string({
+      required: true,
+      description: 'Display name: 1 to 100 characters, no control or bidirectional formatting characters.',
+    }),
     baseUrl: t.string({
       required: true,
       description:

@@ -2,6 +2,9 @@ import { builder } from './builder.js';
 import { mutationResult } from './errors.js';
 import { TaskRef } from './refs.js';
 
+/** What a title others read may hold (shownText in domain/parse-input.ts). */
+const SHOWN_TITLE = '1 to 64 characters; no control or bidirectional formatting characters';
+
 builder.mutationType({ description: 'Changes: operations on apps (executed as tasks) and purchases.' });
 
 const EnvInput = builder.inputType('EnvInput', {
@@ -17,7 +20,7 @@ const EntranceInput = builder.inputType('EntranceInput', {
   description: 'Title override for one entrance of a cloned app.',
   fields: (t) => ({
     name: t.string({ required: true, description: "Entrance name, as in the app's manifest." }),
-    title: t.string({ required: true, description: 'Title the clone shows for it.' }),
+    title: t.string({ required: true, description: `Title the clone shows for it (${SHOWN_TITLE}).` }),
   }),
 });
 
@@ -64,7 +67,7 @@ const CloneAppInput = builder.inputType('CloneAppInput', {
   fields: (t) => ({
     sourceId: t.string({ required: true, description: 'Market source of the original app.' }),
     appName: t.string({ required: true, description: 'The installed original.' }),
-    title: t.string({ required: true, description: 'Title of the clone.' }),
+    title: t.string({ required: true, description: `Title of the clone (${SHOWN_TITLE}).` }),
     envs: t.field({ type: [EnvInput], description: 'Environment values for the clone.' }),
     entrances: t.field({ type: [EntranceInput], description: 'Entrance title overrides.' }),
     idempotencyKey: t.string({ description: idempotencyKey }),

@@ -110,9 +110,15 @@ const AddWebhookInput = builder.inputType('AddWebhookInput', {
       required: true,
       description: 'The events it receives (at least one).',
     }),
-    userId: t.string({ description: `Only this user's events (at most ${MAX_USER_ID_LENGTH} characters).` }),
-    sourceId: t.string({ description: `Only this market source's apps (at most ${MAX_SOURCE_ID_LENGTH} characters).` }),
-    appName: t.string({ description: `Only this app (at most ${MAX_APP_NAME_LENGTH} characters).` }),
+    userId: t.string({
+      description: `Only this user's events: a user id (at most ${MAX_USER_ID_LENGTH} ASCII letters, digits, _ . @ : -; not system).`,
+    }),
+    sourceId: t.string({
+      description: `Only this market source's apps: a source id (at most ${MAX_SOURCE_ID_LENGTH} letters, digits, . _ -).`,
+    }),
+    appName: t.string({
+      description: `Only this app: an app name (at most ${MAX_APP_NAME_LENGTH} letters, digits, . _ -, starting with a letter or digit).`,
+    }),
   }),
 });
 
