@@ -21,27 +21,33 @@ afterEach(async () => {
   for (const dispose of disposers.splice(0).reverse()) await dispose();
 });
 
+/**
+ * A server on a PostgreSQL database of its own, reached through a TCP proxy the test cuts; the
+ * proxy is restored before the server stops (a stop during a cut would wait for its database in vain).
+ */
+async function serverBehindProxy(env: Record<string, string>) {
+  const database = await createTestDatabase('postgresql');
+  disposers.push(() => database.drop());
+  const { proxy, url } = await proxyDatabase(database.url);
+  disposers.push(() => proxy.close());
+  const server = await startTestServer('postgresql', { database: { ...database, url }, env });
+  disposers.push(async () => {
+    proxy.restore();
+    await server.stop();
+  });
+  return { proxy, server };
+}
+
 describe.runIf(databases.includes('postgresql'))('a PostgreSQL outage on the components', () => {
   test('status_correction and database show it; app_service, whose list reads still succeed, stays RUNNING', async () => {
     const fake = await startFakeAppService();
     disposers.push(() => fake.stop());
-    const database = await createTestDatabase('postgresql');
-    disposers.push(() => database.drop());
-    const { proxy, url } = await proxyDatabase(database.url);
-    disposers.push(() => proxy.close());
-    const server = await startTestServer('postgresql', {
-      database: { ...database, url },
-      env: {
-        DEMO_DATA: '0', // stored apps the fake does not list would make status correction withhold removals
-        APP_SERVICE_URL: fake.url,
-        APP_SERVICE_EVENT_SECRET: 'app-service-event-secret-0001',
-        STATUS_CORRECTION_INTERVAL_MS: '300',
-        COLLECT_INTERVAL_MS: '200',
-      },
-    });
-    disposers.push(async () => {
-      proxy.restore(); // a server stopping during a cut would wait for its database in vain
-      await server.stop();
+    const { proxy, server } = await serverBehindProxy({
+      DEMO_DATA: '0', // stored apps the fake does not list would make status correction withhold removals
+      APP_SERVICE_URL: fake.url,
+      APP_SERVICE_EVENT_SECRET: 'app-service-event-secret-0001',
+      STATUS_CORRECTION_INTERVAL_MS: '300',
+      COLLECT_INTERVAL_MS: '200',
     });
     for (const name of ['app_service', 'status_correction']) {
       await waitFor(async () => ((await componentOf(server, name))?.state === 'RUNNING' ? true : undefined), name);
@@ -156,19 +162,8 @@ describe.runIf(probe)('SQLite on a disk with no byte free', () => {
 
 describe.runIf(databases.includes('postgresql'))('the task engine heartbeat through a database outage', () => {
   test('logs its first failure and its recovery, not a line with a stack per beat', async () => {
-    const database = await createTestDatabase('postgresql');
-    disposers.push(() => database.drop());
-    const { proxy, url } = await proxyDatabase(database.url);
-    disposers.push(() => proxy.close());
     // Demo data: its pending installs run on the simulated app service, which stands still, so the engine beats for them.
-    const server = await startTestServer('postgresql', {
-      database: { ...database, url },
-      env: { TASK_LEASE_MS: '600' },
-    });
-    disposers.push(async () => {
-      proxy.restore(); // a server stopping during a cut would wait for its database in vain
-      await server.stop();
-    });
+    const { proxy, server } = await serverBehindProxy({ TASK_LEASE_MS: '600' });
     await waitFor(
       async () => (server.app.services.engine.running > 0 ? true : undefined),
       'the engine to run the demo installs',
@@ -202,17 +197,10 @@ describe.runIf(databases.includes('postgresql'))('the task engine heartbeat thro
 
 describe.runIf(databases.includes('postgresql'))('a periodic job that failed on the database', () => {
   test('history_cleanup says when its next run tries again, and clears at that run once the database is back', async () => {
-    const database = await createTestDatabase('postgresql');
-    disposers.push(() => database.drop());
-    const { proxy, url } = await proxyDatabase(database.url);
-    disposers.push(() => proxy.close());
-    const server = await startTestServer('postgresql', {
-      database: { ...database, url },
-      env: { DEMO_DATA: '0', HISTORY_CLEANUP_INTERVAL_MS: '2000', COLLECT_INTERVAL_MS: '200' },
-    });
-    disposers.push(async () => {
-      proxy.restore(); // a server stopping during a cut would wait for its database in vain
-      await server.stop();
+    const { proxy, server } = await serverBehindProxy({
+      DEMO_DATA: '0',
+      HISTORY_CLEANUP_INTERVAL_MS: '2000',
+      COLLECT_INTERVAL_MS: '200',
     });
 
     proxy.cut('refuse');
