@@ -76,9 +76,9 @@ export interface StatusCorrectionDeps {
   intervalMs: number;
   /**
    * The clock of the times it compares with rows the engine stamped (a task's start, on the
-   * database's clock: DatabaseClock). @default this machine's
+   * database's clock): the engine's own DatabaseClock.
    */
-  clock?: Pick<DatabaseClock, 'date'>;
+  clock: Pick<DatabaseClock, 'date'>;
   /** @default 30000 (the original's) */
   minTaskAgeMs?: number;
 }
@@ -132,7 +132,7 @@ export class StatusCorrection {
   async run(interrupted: () => string | null = () => null): Promise<void> {
     const { db } = this.deps;
     const started = performance.now();
-    const requestedAt = this.deps.clock?.date() ?? new Date();
+    const requestedAt = this.deps.clock.date();
     this.figures.lastCheckAt = requestedAt;
     try {
       const { apps: listed, unreadable } = await this.listApps();
