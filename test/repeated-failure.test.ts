@@ -26,6 +26,31 @@ function capturedLogger() {
   return { logger: createLogger('info', sink), lines };
 }
 
+/**
+ * A "history cleanup" job every 1 ms whose runs fail ('fail', "database away") or succeed in this
+ * order (then succeed); `done` settles once the last of them has run.
+ */
+function jobThrough(outcomes: ('fail' | 'ok')[], logger: ReturnType<typeof createLogger>) {
+  let runs = 0;
+  let settled!: () => void;
+  const done = new Promise<void>((resolve) => {
+    settled = resolve;
+  });
+  const job = startPeriodicJob(
+    'history cleanup',
+    1,
+    async () => {
+      const outcome = outcomes[runs] ?? 'ok';
+      runs += 1;
+      if (runs === outcomes.length) settled();
+      if (outcome === 'fail') throw new Error('database away');
+    },
+    logger,
+    (error) => (error as Error).message,
+  );
+  return { job, done };
+}
+
 describe('a failure that repeats (an outage) reaches the log now and then, and its end too', () => {
   afterEach(() => {
     vi.useRealTimers();
@@ -97,22 +122,7 @@ describe('a failure that repeats (an outage) reaches the log now and then, and i
 
   it('a periodic job that fails at every run logs its first failure and its recovery, with its status kept', async () => {
     const { logger, lines } = capturedLogger();
-    let runs = 0;
-    let recovered!: () => void;
-    const done = new Promise<void>((resolve) => {
-      recovered = resolve;
-    });
-    const job = startPeriodicJob(
-      'history cleanup',
-      1,
-      async () => {
-        runs += 1;
-        if (runs <= 20) throw new Error('database away');
-        recovered();
-      },
-      logger,
-      (error) => (error as Error).message,
-    );
+    const { job, done } = jobThrough([...Array(20).fill('fail'), 'ok'], logger);
     await job.firstRun;
     expect(job.status().lastError).toBe('database away');
     await done;
@@ -128,24 +138,7 @@ describe('a failure that repeats (an outage) reaches the log now and then, and i
   it('a periodic job that fails again right after it recovered logs the new outage at once, with its own duration', async () => {
     const { logger, lines } = capturedLogger();
     // Two outages of three runs, the second right after the first's recovery, then success.
-    const outcomes = ['fail', 'fail', 'fail', 'ok', 'fail', 'fail', 'fail', 'ok'];
-    let runs = 0;
-    let settled!: () => void;
-    const done = new Promise<void>((resolve) => {
-      settled = resolve;
-    });
-    const job = startPeriodicJob(
-      'history cleanup',
-      1,
-      async () => {
-        const outcome = outcomes[runs] ?? 'ok';
-        runs += 1;
-        if (runs === outcomes.length) settled();
-        if (outcome === 'fail') throw new Error('database away');
-      },
-      logger,
-      (error) => (error as Error).message,
-    );
+    const { job, done } = jobThrough(['fail', 'fail', 'fail', 'ok', 'fail', 'fail', 'fail', 'ok'], logger);
     await done;
     await job.stop();
 
