@@ -32,7 +32,7 @@ export interface ServerProcess {
   logs: LogLine[];
   /** Resolves with the first log line (past or future) that `matches`; rejects if the process exits first. */
   waitForLog(matches: (line: LogLine) => boolean, what: string): Promise<LogLine>;
-  /** Resolves with the exit code (or the signal) once the process has exited. */
+  /** Resolves with the exit code (or the signal) once the process has exited and its output was read to the end. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
@@ -61,8 +61,11 @@ export function startProcess(command: string[], env: NodeJS.ProcessEnv): ServerP
   const output: string[] = [];
   const logs: LogLine[] = [];
   const watchers = new Set<(line: LogLine) => void>();
+  // On 'close', once its output has been read to the end, not on 'exit', which can come first: a
+  // test that read the logs once the process had exited missed its last lines now and then (a
+  // rolling-restart test found no "handed the running tasks over" line, and counted 0 handed over).
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('close', (code, signal) => resolve({ code, signal }));
   });
   const read = (line: string) => {
     output.push(line);
