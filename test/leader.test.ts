@@ -10,6 +10,7 @@ import {
   SERVER_COMMAND,
   type ServerProcess,
   serverEnv,
+  skewedClockEnv,
   startProcess,
 } from './support/process.js';
 import { deleteKeys, REDIS_URL, redisAvailable, redisTarget, redisUrlVia, uniquePrefix } from './support/redis.js';
@@ -390,5 +391,38 @@ describe.runIf(redisUp && databases.includes('postgresql'))('leader election acr
       async () => ((await componentsOf(url)).get('cluster')?.state === 'RUNNING' ? true : undefined),
       'the cluster to agree again',
     );
+  }, 120_000);
+
+  test('an instance whose clock runs behind by more than the silence is not taken for gone', async () => {
+    const env = (instance: string, extra: Record<string, string> = {}) =>
+      serverEnv(database.url, {
+        ...extra,
+        REDIS_URL,
+        REDIS_PREFIX: `${prefix}skewed:`,
+        INSTANCE_NAME: instance,
+        LEADER_LEASE_MS: String(SERVER_LEASE_MS),
+        COLLECT_INTERVAL_MS: '200',
+        INSTANCE_SILENCE_MS: String(SILENCE_MS),
+        STOPPED_COMPONENT_RETENTION_MS: String(RETENTION_MS),
+      });
+    const leader = startProcess(SERVER_COMMAND, env('e'));
+    const url = await listeningUrl(leader);
+    await leader.waitForLog((line) => line.msg === 'leading the cluster', 'e to lead');
+    // Five silences behind: on each instance's own clock the leader swept it at every cycle.
+    const behind = startProcess(SERVER_COMMAND, env('f', skewedClockEnv(-5 * SILENCE_MS)));
+    await listeningUrl(behind);
+    const cycleOfF = async () =>
+      (await componentsOf(url)).get('collector@f')?.metrics.lastCycleAt as string | undefined;
+    const firstSeen = Date.parse(await waitFor(cycleOfF, "f's collector on the leader"));
+    await waitFor(async () => {
+      const lastCycleAt = await cycleOfF();
+      return lastCycleAt && Date.parse(lastCycleAt) - firstSeen >= 2 * SILENCE_MS ? true : undefined;
+    }, 'two silences of collect cycles of f');
+    expect(notHeardFrom(leader)).toEqual([]);
+    const ofF = [...(await componentsOf(url)).values()].filter(({ name }) => name.endsWith('@f'));
+    expect(ofF.map(({ name }) => name).sort()).toEqual(PER_PROCESS.map((name) => `${name}@f`));
+    expect(ofF.filter(({ state }) => state === 'STOPPED')).toEqual([]);
+    for (const server of [behind, leader]) server.child.kill('SIGTERM');
+    await Promise.all([behind.exited, leader.exited]);
   }, 120_000);
 });

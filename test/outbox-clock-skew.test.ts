@@ -6,7 +6,7 @@ import { enqueueOutbound } from '../src/services/outbox-messages.js';
 import { OutboxWorker } from '../src/services/outbox-worker.js';
 import { availableDatabases, createTestDatabase } from './support/databases.js';
 import { FakeReceiver } from './support/fake-receiver.js';
-import { startProcess } from './support/process.js';
+import { SKEWED_CLOCK, startProcess } from './support/process.js';
 import { waitFor } from './support/server.js';
 
 /**
@@ -17,7 +17,6 @@ import { waitFor } from './support/server.js';
  */
 
 const databases = await availableDatabases();
-const SKEWED_CLOCK = fileURLToPath(new URL('./support/skewed-clock.mjs', import.meta.url));
 const WORKER = fileURLToPath(new URL('./support/outbox-worker-process.ts', import.meta.url));
 const SECRET = 'payment-push-secret-0123456789';
 /**

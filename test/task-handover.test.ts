@@ -1,12 +1,11 @@
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, test } from 'vitest';
 import { createPrismaClient, type Db } from '../src/db/client.js';
 import type { TaskRow } from '../src/db/models.js';
 import { availableDatabases, createTestDatabase, type DatabaseKind, type TestDatabase } from './support/databases.js';
 import { type FakeAppService, sendEvent, startFakeAppService } from './support/fake-app-service.js';
-import { listeningUrl, SERVER_COMMAND, serverEnv, startProcess } from './support/process.js';
+import { listeningUrl, SERVER_COMMAND, serverEnv, skewedClockEnv, startProcess } from './support/process.js';
 import { seed } from './support/seed.js';
 import { installThroughApi, waitFor } from './support/server.js';
 
@@ -22,8 +21,6 @@ const databases = await availableDatabases();
 
 const SECRET = 'app-service-event-secret-0001';
 const VERSION = '1.0.0';
-/** The preload that sets a server process's clock ahead or behind (TEST_CLOCK_SKEW_MS). */
-const SKEWED_CLOCK = fileURLToPath(new URL('./support/skewed-clock.mjs', import.meta.url));
 /** Longer than any of these tests: a task taken over before it expires was handed over, not recovered. */
 const LONG_LEASE_MS = '120000';
 
@@ -55,11 +52,10 @@ async function startServer(
   leaseMs: string,
   clockSkewMs = 0,
 ): Promise<ChildServer> {
-  const skewed = { NODE_OPTIONS: `--import ${SKEWED_CLOCK}`, TEST_CLOCK_SKEW_MS: String(clockSkewMs) };
   const server = startProcess(
     SERVER_COMMAND,
     serverEnv(databaseUrl, {
-      ...(clockSkewMs ? skewed : {}),
+      ...(clockSkewMs ? skewedClockEnv(clockSkewMs) : {}),
       APP_SERVICE_URL: fake.url,
       // The test's own catalogue rows only: no bundled catalogue synced over them.
       BUNDLED_CATALOGUE_FILE: 'off',

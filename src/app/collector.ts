@@ -15,7 +15,15 @@ export interface CollectorDeps {
   config: Config;
   services: Pick<
     Services,
-    'store' | 'localBus' | 'engine' | 'clusterLog' | 'barrier' | 'databaseFile' | 'processPresence' | 'outboxWorker'
+    | 'store'
+    | 'localBus'
+    | 'engine'
+    | 'clusterLog'
+    | 'barrier'
+    | 'databaseFile'
+    | 'processPresence'
+    | 'outboxWorker'
+    | 'clock'
   >;
   logger: Logger;
   /** The fan-out figures the `pubsub` component shows. */
@@ -85,6 +93,7 @@ export function createCollector({
             silenceMs: config.redis.instanceSilenceMs,
             retentionMs: config.redis.stoppedComponentRetentionMs,
           },
+          clock: services.clock,
         }
       : null,
   );

@@ -125,6 +125,8 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
     operations: new OperationService(db, catalog, history, feed, engine),
     lifecycle: new LifecycleService(db, history, feed, engine),
     engine,
+    /** The database's clock (DatabaseClock): for every time that instances compare. */
+    clock,
     appService,
     statusCorrection,
     bus,

@@ -81,7 +81,6 @@ export function instanceComponentName(name: string, instance: string | undefined
 }
 
 /** An instance's own components as it leaves: the others keep them, and would say RUNNING for good. */
-export function stoppedComponents(names: Iterable<string>): ComponentStatus[] {
-  const lastCheck = new Date();
+export function stoppedComponents(names: Iterable<string>, lastCheck: Date): ComponentStatus[] {
   return [...names].map((name) => ({ ...component(name, 'STOPPED', {}, 'instance stopped'), lastCheck }));
 }

@@ -10,9 +10,10 @@ import type { ComponentStatus } from './state-store.js';
  * The leader puts a SweepOrder into the change log every cycle, and every instance applies it to
  * its own store where it stands in the log: so instances holding the same components decide alike
  * (the same events at the same sequences), and one holding components the leader never saw (it
- * started after they were last published) sweeps those too. Times are the order's `at` (the
- * leader's clock) against each `lastCheck` (the publishing instance's): instance clocks must agree
- * to well within INSTANCE_SILENCE_MS.
+ * started after they were last published) sweeps those too. Times are the order's `at` (when the
+ * leader gave it) against each `lastCheck` (when the instance published it), both on the database's
+ * clock (DatabaseClock): on each instance's own, the leader took an instance whose clock ran more
+ * than INSTANCE_SILENCE_MS behind for gone at every cycle, and it came back at its next.
  */
 export interface SweepOrder {
   /** When the leader gave it (ms since the epoch). */

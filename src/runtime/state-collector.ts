@@ -61,6 +61,8 @@ export interface CollectorCluster {
   settings: Record<string, number>;
   /** INSTANCE_SILENCE_MS and STOPPED_COMPONENT_RETENTION_MS, for the leader's sweep orders. */
   sweep: Omit<SweepOrder, 'at'>;
+  /** The database's clock (DatabaseClock): `lastCheck` and sweep orders' `at` are compared across instances. */
+  clock: { now(): number };
 }
 
 /**
@@ -91,7 +93,6 @@ export class StateCollector {
   private refreshing: Promise<void> | null = null;
   /** Read-backs wait for the initial load: it may have read older rows than they would. */
   private loaded = false;
-
   private readonly applier: RuntimeApplier;
   private readonly sql: DriverSql; // read-backs and the load at start: on the driver (db/driver-sql.ts)
   private readonly lastWriters = new LastWriters();
@@ -170,7 +171,7 @@ export class StateCollector {
     while (this.refreshing) await this.refreshing;
     await this.cycle;
     // The other instances keep this one's components: they would say RUNNING for good.
-    if (this.ownComponents.size) this.publishComponents(stoppedComponents(this.ownComponents));
+    if (this.ownComponents.size) this.publishComponents(stoppedComponents(this.ownComponents, this.checkedAt()));
   }
 
   /** One poll cycle over every source, at most one at a time. */
@@ -191,9 +192,10 @@ export class StateCollector {
       name: source.name,
       scope: source.scope,
       run: async () => {
-        const lastCheck = new Date();
+        const lastCheck = this.checkedAt();
+        const statuses = await source.collect();
         this.publishComponents(
-          (await source.collect()).map((status) => ({ ...status, lastCheck })),
+          statuses.map((status) => ({ ...status, lastCheck })),
           source.scope,
         );
       },
@@ -212,14 +214,11 @@ export class StateCollector {
           const held = this.store.chartRepoState();
           const { all: status, byUser } = await probe.collectByUser(pairs, new Date(), held);
           this.publish({ kind: 'chartRepo', status, byUser: new Map(byUser) });
-          this.publishComponent({ ...chartRepoComponent(status), lastCheck: new Date() }, 'cluster');
+          this.publishComponent(chartRepoComponent(status), 'cluster');
         },
       });
     } else if (leads) {
-      this.publishComponent(
-        { ...component('chart_repo', 'DISABLED', {}, 'CHART_REPO_URL is not set'), lastCheck: new Date() },
-        'cluster',
-      );
+      this.publishComponent(component('chart_repo', 'DISABLED', {}, 'CHART_REPO_URL is not set'), 'cluster');
     }
     await Promise.all(
       work.map(async ({ name, scope, run, boundMs }) => {
@@ -232,19 +231,20 @@ export class StateCollector {
           await this.checks.run(name, () => run().then(() => ran(true)), boundMs);
         } catch (error) {
           errors[name] = failureMessage(error); // the component shows the gist; the log is SourceChecks'
-          this.publishComponent({ ...component(name, 'ERROR', {}, errors[name]), lastCheck: new Date() }, scope);
+          this.publishComponent(component(name, 'ERROR', {}, errors[name]), scope);
           ran(false);
         }
       }),
     );
     // Every instance applies the order where it stands in the log (instance-sweep.ts).
     if (leads && this.cluster) {
-      this.publish({ kind: 'components', components: [], sweep: { at: Date.now(), ...this.cluster.sweep } });
+      const sweep = { at: this.checkedAt().getTime(), ...this.cluster.sweep };
+      this.publish({ kind: 'components', components: [], sweep });
     }
-    this.lastCycle = { at: new Date(), durationMs: Math.round(performance.now() - started), errors };
+    this.lastCycle = { at: this.checkedAt(), durationMs: Math.round(performance.now() - started), errors };
     const failed = Object.keys(errors).sort(); // in one order: each cycle's finishing order changed the message
-    this.publishComponent({
-      ...component(
+    this.publishComponent(
+      component(
         'collector',
         failed.length ? 'DEGRADED' : 'RUNNING',
         {
@@ -258,8 +258,12 @@ export class StateCollector {
         },
         failed.length ? `sources failing: ${failed.join(', ')}` : null,
       ),
-      lastCheck: new Date(),
-    });
+    );
+  }
+
+  /** Now, as components are stamped: in cluster mode on the clock every instance shares (CollectorCluster.clock). */
+  private checkedAt(): Date {
+    return new Date(this.cluster ? this.cluster.clock.now() : Date.now());
   }
 
   private userSourcePairs(): { userId: string; sourceId: string }[] {
@@ -378,8 +382,9 @@ export class StateCollector {
     else this.barrier.applied(covers);
   }
 
-  private publishComponent(status: ComponentStatus, scope?: PollSource['scope']): void {
-    this.publishComponents([status], scope);
+  /** One component, checked now. */
+  private publishComponent(status: Omit<ComponentStatus, 'lastCheck'>, scope?: PollSource['scope']): void {
+    this.publishComponents([{ ...status, lastCheck: this.checkedAt() }], scope);
   }
 
   /** In cluster mode a process's components are named `<component>@<instance>`; the cluster's are not. */

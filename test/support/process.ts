@@ -15,6 +15,14 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** What `npm start` runs once npm and its shell are out of the way. */
 export const SERVER_COMMAND = [process.execPath, '--import', 'tsx', 'src/index.ts'];
 
+/** Preloaded (`--import`), runs a process on a clock TEST_CLOCK_SKEW_MS ahead (negative: behind) of the machine's. */
+export const SKEWED_CLOCK = fileURLToPath(new URL('./skewed-clock.mjs', import.meta.url));
+
+/** The environment of a server process whose clock runs `skewMs` ahead (negative: behind) of the machine's. */
+export function skewedClockEnv(skewMs: number): Record<string, string> {
+  return { NODE_OPTIONS: `--import ${SKEWED_CLOCK}`, TEST_CLOCK_SKEW_MS: String(skewMs) };
+}
+
 /** The log line of a server that has started. */
 export const LISTENING = 'Market Runtime GraphQL API listening';
 
