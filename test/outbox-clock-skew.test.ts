@@ -4,10 +4,19 @@ import { createPrismaClient, prepareDatabase } from '../src/db/client.js';
 import { createLogger } from '../src/platform/logger.js';
 import { enqueueOutbound } from '../src/services/outbox-messages.js';
 import { OutboxWorker } from '../src/services/outbox-worker.js';
+import { graphql } from './gql/index.js';
 import { availableDatabases, createTestDatabase } from './support/databases.js';
 import { FakeReceiver } from './support/fake-receiver.js';
-import { SKEWED_CLOCK, startProcess } from './support/process.js';
-import { waitFor } from './support/server.js';
+import {
+  listeningUrl,
+  SERVER_COMMAND,
+  SKEWED_CLOCK,
+  serverEnv,
+  skewedClockEnv,
+  startProcess,
+} from './support/process.js';
+import { seed } from './support/seed.js';
+import { dataOf, execute, installThroughApi, waitFor } from './support/server.js';
 
 /**
  * Outbox locks between instances whose clocks disagree (PostgreSQL, the cluster's database): a
@@ -25,6 +34,12 @@ const SECRET = 'payment-push-secret-0123456789';
  * process to start and claim on a loaded machine.
  */
 const ATTEMPT_TIMEOUT_MS = 12_000;
+
+const AddWebhookMutation = graphql(`
+  mutation OutboxSkewAddWebhook($input: AddWebhookInput!) {
+    addWebhook(input: $input) { __typename }
+  }
+`);
 
 describe.runIf(databases.includes('postgresql'))('outbox locks across clocks', () => {
   test('a worker on a clock 45 s ahead does not send again what another worker is still sending', async () => {
@@ -82,6 +97,41 @@ describe.runIf(databases.includes('postgresql'))('outbox locks across clocks', (
         return delivered === keys.length + 1 ? true : undefined;
       }, 'every message to be recorded delivered');
       expect(receiver.duplicates).toBe(0);
+    } finally {
+      for (const cleanup of cleanups.reverse()) await cleanup();
+    }
+  }, 60_000);
+
+  test('a server whose clock runs 45 s ahead delivers its webhooks at once, not 45 s later', async () => {
+    const cleanups: (() => Promise<unknown>)[] = [];
+    try {
+      const database = await createTestDatabase('postgresql');
+      cleanups.push(() => database.drop());
+      const db = createPrismaClient(database.url);
+      cleanups.push(() => db.$disconnect());
+      await prepareDatabase(db, database.url);
+      await seed(db).remoteSource();
+      await seed(db).catalogApp({ name: 'skew-hook', versions: ['1.0.0'] });
+      const receiver = await FakeReceiver.start();
+      cleanups.push(() => receiver.close());
+      // Local development mode: every request is the local admin, who may add webhooks.
+      const ahead = startProcess(
+        SERVER_COMMAND,
+        serverEnv(database.url, { ...skewedClockEnv(45_000), BUNDLED_CATALOGUE_FILE: 'off', SIMULATED_STEP_MS: '0' }),
+      );
+      cleanups.push(async () => {
+        ahead.child.kill('SIGTERM');
+        await ahead.exited;
+      });
+      const server = { graphqlUrl: (await listeningUrl(ahead)).toString() };
+      const input = { url: receiver.url('/hook'), events: ['TASK_FINISHED' as const] };
+      expect(dataOf(await execute(server, AddWebhookMutation, { input })).addWebhook.__typename).toBe(
+        'AddWebhookSuccess',
+      );
+      const taskId = await installThroughApi(server, { appName: 'skew-hook', version: '1.0.0' });
+      // Due at its enqueuer's clock, the message waited 45 s for the workers' (the database's).
+      const delivery = await receiver.waitFor((each) => each.body.includes(taskId), 'the task finished webhook');
+      expect(delivery.topic).toBe('task.finished');
     } finally {
       for (const cleanup of cleanups.reverse()) await cleanup();
     }

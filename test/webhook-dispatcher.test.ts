@@ -124,7 +124,7 @@ describe.runIf(databases.includes('postgresql'))('the webhook dispatcher during 
     const webhooks = new WebhookService(db, 10, 'postgresql');
     await webhooks.current();
     const { logger, lines } = capturedLogger();
-    const dispatcher = new WebhookDispatcher(db, webhooks, logger, 50);
+    const dispatcher = new WebhookDispatcher(db, webhooks, logger, undefined, 50);
     disposers.push(async () => {
       proxy.restore();
       await dispatcher.stop();

@@ -1,7 +1,7 @@
 import { createAppService } from '../adapters/app-service/factory.js';
 import { createDeveloperService } from '../adapters/developer-service/factory.js';
 import type { Db } from '../db/client.js';
-import { databaseClockOf } from '../db/database-clock.js';
+import { type DatabaseClock, databaseClockOf } from '../db/database-clock.js';
 import { OwedResyncMarker, takeOwedResync } from '../db/owed-resync.js';
 import { ProcessPresence } from '../db/process-presence.js';
 import { StatusCorrection } from '../engine/status-correction.js';
@@ -60,9 +60,11 @@ function clusterLogOf(
 export function createServices({ db, config, logger, onRedisAppend }: ServiceDeps) {
   const { maxPageSize } = config;
   const bus = createEventBus();
+  // The database's clock, for every time that instances compare (leases, outbox locks, task ages).
+  const clock = databaseClockOf(db);
   // Cluster mode: announcements also go to the Redis change log, and other instances' come from it.
   // While Redis does not take this instance's changes, a marker in the database says so (owed-resync.ts).
-  const owedResync = config.redis ? new OwedResyncMarker(db, config.redis.instance, logger) : null;
+  const owedResync = config.redis ? new OwedResyncMarker(db, config.redis.instance, logger, clock) : null;
   const clusterLog =
     config.redis && owedResync ? clusterLogOf({ db, config, logger, onRedisAppend }, config.redis, owedResync) : null;
   // What the runtime collector follows: this instance's own announcements (in cluster mode the
@@ -71,9 +73,10 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
   const feed = new ChangeFeed(bus, clusterLog, localBus);
   const history = new HistoryService(db, maxPageSize, bus);
   // The app service reports state events to the engine, which itself drives the app service.
-  const appService = createAppService(config.appService, (event) => engine.onAppState(event), logger, storedApps(db));
-  // The database's clock, for every time that instances compare (leases, outbox locks, task ages).
-  const clock = databaseClockOf(db);
+  const appService = createAppService(config.appService, (event) => engine.onAppState(event), logger, {
+    ...storedApps(db),
+    clock,
+  });
   const engine = new TaskEngine(
     db,
     appService,
@@ -105,7 +108,7 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
     history,
     catalog,
   });
-  const purchases = createPurchases({ db, config, logger }, catalog, history, feed);
+  const purchases = createPurchases({ db, config, logger }, catalog, history, feed, clock);
   return {
     apps: new InstalledAppService(db, maxPageSize, bus),
     tasks: new TaskService(db, maxPageSize, bus),
@@ -179,6 +182,7 @@ function createPurchases(
   catalog: CatalogService,
   history: HistoryService,
   feed: ChangeFeed,
+  clock: DatabaseClock,
 ) {
   const developerService = config.payments.developerService;
   return new PurchaseService(
@@ -200,6 +204,7 @@ function createPurchases(
       walletUrl: config.payments.pushes.walletUrl,
       frontendUrl: config.payments.pushes.frontendUrl,
     },
+    clock,
   );
 }
 

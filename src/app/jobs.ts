@@ -27,6 +27,7 @@ export interface JobDeps {
     | 'webhookDispatcher'
     | 'clusterLog'
     | 'owedResync'
+    | 'clock'
   >;
   logger: Logger;
   /** Who runs the jobs. @default createLeadership(config, logger) */
@@ -135,8 +136,9 @@ export function createPeriodicJobs({
     if (config.webhookCatchUpIntervalMs > 0) {
       const sweep = webhookCatchUp({ config, services, logger });
       catchUp = sweep;
+      // On the database's clock, as the ends it looks for are: a leader ahead of it passed over changes.
       startJob('webhook catch-up', config.webhookCatchUpIntervalMs, async () => {
-        await sweep.run();
+        await sweep.run(services.clock.date());
       });
     }
     const { clusterLog, owedResync } = services;

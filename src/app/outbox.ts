@@ -31,7 +31,7 @@ export function createOutbox({
   const webhooks = new WebhookService(db, config.maxWebhooks, databaseProvider(config.databaseUrl));
   return {
     webhooks,
-    webhookDispatcher: new WebhookDispatcher(db, webhooks, logger.child({ component: 'webhooks' })),
+    webhookDispatcher: new WebhookDispatcher(db, webhooks, logger.child({ component: 'webhooks' }), clock),
     outboxWorker: new OutboxWorker(
       db,
       config.outbox,

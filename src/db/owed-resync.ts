@@ -1,5 +1,6 @@
 import type { Logger } from '../platform/logger.js';
 import type { Db } from './client.js';
+import type { DatabaseClock } from './database-clock.js';
 
 /**
  * Markers that an instance owes the cluster changes Redis never took (it is, or was when it died,
@@ -31,6 +32,8 @@ export class OwedResyncMarker {
     private readonly db: Db,
     instance: string,
     private readonly logger: Logger,
+    /** The marker's age is judged by another instance: both on the database's clock. */
+    private readonly clock: DatabaseClock,
   ) {
     this.name = `${OWED_RESYNC}:${instance}`;
   }
@@ -58,7 +61,7 @@ export class OwedResyncMarker {
   }
 
   private async write(): Promise<void> {
-    const position = new Date();
+    const position = this.clock.date();
     await this.db.jobCursor
       .upsert({ where: { name: this.name }, create: { name: this.name, position }, update: { position } })
       .then(this.succeeded, this.failed);
@@ -71,7 +74,7 @@ export class OwedResyncMarker {
    * for Redis to time out). True when it took some.
    */
   takeAbandoned(silenceMs: number): Promise<boolean> {
-    return takeOwedResync(this.db, new Date(Date.now() - Math.max(silenceMs, MIN_ABANDONED_MS)));
+    return takeOwedResync(this.db, new Date(this.clock.now() - Math.max(silenceMs, MIN_ABANDONED_MS)));
   }
 
   /** The writes asked for so far are done (before the database connection closes). */

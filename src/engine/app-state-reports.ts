@@ -84,7 +84,7 @@ async function applyReport(ctx: EngineContext, event: AppStateEvent, listed = fa
   if (task && concerned && !outcome && progress !== null && progress > task.progress) {
     // The common case, one commit: the task's progress, then the app's state (LOCK ORDER on
     // TaskEngine). Progress is monotonic (a late or repeated report never moves it back).
-    const now = new Date();
+    const now = ctx.clock.date();
     const applied = await ctx.sql.$transaction(async (tx) => {
       await raiseProgress(tx, task.taskId, progress, now);
       return applyReportedState(tx, reportedState(event), now, listed);
@@ -171,7 +171,7 @@ async function removeUninstalled(ctx: EngineContext, event: AppStateEvent): Prom
 
 /** Writes the event into the app's state row unless the row already has a newer one (`listed`: or this one). */
 export async function applyToStateRow(ctx: EngineContext, event: AppStateEvent, listed = false): Promise<boolean> {
-  const count = await applyReportedState(ctx.sql, reportedState(event), new Date(), listed);
+  const count = await applyReportedState(ctx.sql, reportedState(event), ctx.clock.date(), listed);
   return count > 0 || createStateRow(ctx, event);
 }
 

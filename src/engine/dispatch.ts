@@ -113,7 +113,7 @@ async function recordAcceptance(
  * LOCK ORDER on TaskEngine). Throws when the database fails.
  */
 export async function writeAcceptance(ctx: EngineContext, { task, opId, result }: Acceptance): Promise<void> {
-  const now = new Date();
+  const now = ctx.clock.date();
   const { taken, reportedFirst } = await ctx.sql.$transaction(async (tx) => {
     const accepted = await setTaskAccepted(tx, task.taskId, opId, result, now);
     const marked = opId ? await setAppOperation(tx, task, opId, task.type.toLowerCase(), now) : 1;
@@ -163,7 +163,7 @@ async function recordAfterEnd(
   if (!ended || !isTerminal(ended.status)) return;
   if (ended.result !== null && (ended.opId !== null || opId === null)) return; // its end wrote both
   const result = ended.result ?? endedResult(accepted as unknown as Prisma.InputJsonObject, ended.status, ended.error);
-  const updated = await setEndedTaskAcceptance(ctx.sql, taskId, opId, result, new Date());
+  const updated = await setEndedTaskAcceptance(ctx.sql, taskId, opId, result, ctx.clock.date());
   if (updated) ctx.feed.task(updated);
 }
 

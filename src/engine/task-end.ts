@@ -49,7 +49,7 @@ export async function finishTask(
   status: TerminalStatus,
   details: EndDetails = {},
 ): Promise<boolean> {
-  const now = new Date();
+  const now = ctx.clock.date();
   const ended = await ctx.sql.$transaction((tx) => writeEnd(ctx.history, tx, taskId, status, details, now));
   // Only once that committed: should it fail, the caller still answers for the task (see endOwnTask).
   ctx.tracked.forget(taskId);

@@ -192,6 +192,11 @@ export class TaskEngine implements TaskRunner {
     while (this.pumping) await this.pumping;
   }
 
+  /** The database's clock (DatabaseClock), which the engine's times are on. */
+  get clock(): DatabaseClock {
+    return this.ctx.clock;
+  }
+
   /** How far this machine's clock is ahead of the database's (null: SQLite, or not measured yet). */
   get machineClockLeadMs(): number | null {
     return this.ctx.clock.machineLeadMs;

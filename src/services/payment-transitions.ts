@@ -43,6 +43,8 @@ export class PaymentTransitions {
     private readonly feed: ChangeFeed,
     private readonly logger: Logger,
     private readonly targets: PushTargets,
+    /** The pushes' due time is on it: the outbox workers of every instance claim on the database's clock. */
+    private readonly clock: { date(): Date },
   ) {}
 
   /** The payment as it is now (it exists: payments are never deleted). */
@@ -88,7 +90,7 @@ export class PaymentTransitions {
         const message = outboundFor(this.targets, push, notification.id);
         if (message) messages.push(message);
       }
-      const enqueued = await enqueueOutbound(tx, messages);
+      const enqueued = await enqueueOutbound(tx, messages, this.clock.date());
       const records = await this.recordMilestone(tx, current, row);
       return { skipped: false as const, before: current, updated: row, records, enqueued };
     });

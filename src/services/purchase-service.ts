@@ -102,8 +102,10 @@ export class PurchaseService {
     logger: Logger,
     polling: PollingOptions,
     pushes: PushTargets,
+    /** The database's clock (DatabaseClock): the outbox's due times are on it. */
+    clock: { date(): Date },
   ) {
-    this.transitions = new PaymentTransitions(db, history, feed, logger, pushes);
+    this.transitions = new PaymentTransitions(db, history, feed, logger, pushes, clock);
     this.polling = new CredentialPolling(db, developers, this.transitions, logger, polling);
   }
 

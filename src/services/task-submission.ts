@@ -116,6 +116,8 @@ export interface TaskRunner {
   finish(taskId: string, status: 'CANCELED', details: { error?: string }): Promise<boolean>;
   /** Asks the app service to cancel the running operation of a task. */
   requestCancel(task: TaskRow): Promise<void>;
+  /** The database's clock (DatabaseClock): a task's times are compared across instances. */
+  readonly clock: { date(): Date };
 }
 
 /**
@@ -289,7 +291,7 @@ export class TaskSubmission {
 
   async create(request: TaskRequest): Promise<TaskRow> {
     try {
-      return await this.insert(request, new Date());
+      return await this.insert(request, this.engine.clock.date());
     } catch (error) {
       if (!isUniqueViolation(error)) throw error;
       return this.lostRace(request);

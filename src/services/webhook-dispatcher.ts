@@ -1,5 +1,6 @@
 import { isDatabaseUnavailable } from '../db/availability.js';
 import type { Db } from '../db/client.js';
+import { databaseClockOf } from '../db/database-clock.js';
 import type { WebhookRow } from '../db/models.js';
 import { appKeyString } from '../domain/app-key.js';
 import { deriveStage } from '../domain/app-stage.js';
@@ -83,6 +84,8 @@ export class WebhookDispatcher {
     readonly db: Db,
     private readonly webhooks: WebhookService,
     private readonly logger: Logger,
+    /** The messages' due time is on it: the outbox workers of every instance claim on the database's clock. */
+    private readonly clock: { date(): Date } = databaseClockOf(db),
     private readonly retryMs = RETRY_MS,
   ) {
     this.failures = new RepeatedFailure(logger, 'webhooks: enqueueing changes', 'warn');
@@ -275,7 +278,7 @@ export class WebhookDispatcher {
           messages.set(message.idempotencyKey, message);
         }
       }
-      return await enqueueOutbound(this.db, [...messages.values()]);
+      return await enqueueOutbound(this.db, [...messages.values()], this.clock.date());
     } catch (error) {
       // What changedOnly remembered was not written: read it from the database again.
       this.lastAnnounced.clear();

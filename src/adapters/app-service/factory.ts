@@ -12,6 +12,8 @@ export interface AppServiceExtras {
   installedBefore?: (key: AppKey) => Promise<boolean>;
   /** For the simulated one: an app's stored entrances (see SimulatedAppServiceOptions). */
   storedEntrances?: (key: AppKey) => Promise<AppEntrance[] | null>;
+  /** For the simulated one: the clock of its events' times (see SimulatedAppServiceOptions). */
+  clock?: { now(): number };
 }
 
 /** The simulated app service by default; the real one over HTTP when APP_SERVICE_URL is set. */
@@ -28,6 +30,7 @@ export function createAppService(
       ...(extras.storedApps ? { storedApps: extras.storedApps } : {}),
       ...(extras.installedBefore ? { installedBefore: extras.installedBefore } : {}),
       ...(extras.storedEntrances ? { storedEntrances: extras.storedEntrances } : {}),
+      ...(extras.clock ? { clock: extras.clock } : {}),
     });
   }
   return new HttpAppService({

@@ -40,6 +40,12 @@ export interface SimulatedAppServiceOptions {
    * process has not reported on (after a restart): a clone keeps the titles it was given.
    */
   storedEntrances?: (key: AppKey) => Promise<AppEntrance[] | null>;
+  /**
+   * The clock its events' times are on: in a cluster each instance simulates the app service for
+   * its own tasks, and status correction compares those times with other instances' (the
+   * database's clock, DatabaseClock). Default: this machine's.
+   */
+  clock?: { now(): number };
 }
 
 interface Step {
@@ -124,6 +130,10 @@ export class SimulatedAppService implements AppService {
     this.shouldFail = matcher(options.failApps);
   }
 
+  private now(): number {
+    return this.options.clock ? this.options.clock.now() : Date.now();
+  }
+
   async start(operation: OperationRequest): Promise<{ opId: string; response: BackendResponse }> {
     const opId = `sim-${randomUUID()}`;
     const key = appKeyString(operation);
@@ -204,7 +214,7 @@ export class SimulatedAppService implements AppService {
     const key = appKeyString(target);
     if (this.running.has(key) || (app && SETTLED.test(app.state))) return;
     if (!app && target.type !== 'INSTALL' && target.type !== 'CLONE') return;
-    this.lastEventTime = Math.max(Date.now(), this.lastEventTime + 1);
+    this.lastEventTime = Math.max(this.now(), this.lastEventTime + 1);
     const state = FAILURE[target.type].state;
     const entrances = app?.entrances?.map((entrance) => ({ ...entrance, state: entranceState(state) })) ?? [
       simulatedEntrance(target.userId, target.appName, target.appName, state),
@@ -289,7 +299,7 @@ export class SimulatedAppService implements AppService {
 
   private async emit(run: RunningOperation, step: Step, reason?: string) {
     // Strictly increasing event times, even within one millisecond.
-    this.lastEventTime = Math.max(Date.now(), this.lastEventTime + 1);
+    this.lastEventTime = Math.max(this.now(), this.lastEventTime + 1);
     const event: AppStateEvent = {
       userId: run.operation.userId,
       sourceId: run.operation.sourceId,
