@@ -239,7 +239,7 @@ export function upstreamExcerpt(text: string, max: number, secrets?: readonly (s
 const EXCERPT_INPUT_FACTOR = 4;
 
 /** The reason a call got no answer (ECONNREFUSED, ENOTFOUND, a closed socket …), as undici names it. */
-function networkProblem(error: unknown): string {
+export function networkProblem(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const { code, cause } = error as Error & { code?: string; cause?: Error & { code?: string } };
   if (code) return code;

@@ -3,7 +3,7 @@ import type { SqlRunner } from '../db/driver-sql.js';
 import type { OutboxMessageRow } from '../db/models.js';
 import { type ClaimedMessage, type FailedAttempt, webhookSecrets } from '../db/outbox-sql.js';
 import { clipText } from '../platform/clip-text.js';
-import { upstreamExcerpt } from '../platform/outbound-http.js';
+import { networkProblem, upstreamExcerpt } from '../platform/outbound-http.js';
 import { SIGNATURE_HEADER, signatureHeader } from '../platform/signature.js';
 import type { PushDestination, PushDestinations } from './outbox-messages.js';
 
@@ -187,12 +187,6 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.resolve(outcome);
     if (!this.ended) this.controller?.abort(new Error('the attempt is over'));
   }
-}
-
-function networkProblem(error: unknown): string {
-  if (!(error instanceof Error)) return String(error).slice(0, 100);
-  const { code, cause } = error as Error & { code?: string; cause?: Error & { code?: string } };
-  return (code ?? cause?.code ?? cause?.message ?? error.message).slice(0, 200);
 }
 
 /**
