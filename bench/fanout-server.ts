@@ -34,6 +34,7 @@ async function main(): Promise<void> {
     COLLECT_INTERVAL_MS: '3600000',
     // Every subscriber of the benchmark is the one local user: lift the per-user and total caps.
     MAX_CONNECTIONS_PER_USER: '1000000',
+    MAX_DISTINCT_SUBSCRIPTIONS_PER_USER: '1000000',
     MAX_CONNECTIONS: '1000000',
   });
   const app = buildApp(config, { logger: createLogger('silent') });

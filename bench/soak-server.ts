@@ -75,6 +75,8 @@ async function main(): Promise<void> {
     // Every client is the one local user. The cap stays finite (the parent sets it a little above
     // its peak) so that a connection the budget forgets to release shows up as a refused one.
     MAX_CONNECTIONS_PER_USER: maxConnectionsPerUser,
+    // As many distinct subscriptions as those connections may hold, finite for the same reason.
+    MAX_DISTINCT_SUBSCRIPTIONS_PER_USER: String(Number(maxConnectionsPerUser) * 100),
     // The ring buffer of runtime events is bounded by design; the parent picks a size its warm-up
     // fills, so that the buffer filling up during the soak is not taken for a leak.
     RUNTIME_EVENT_BUFFER: process.env.SOAK_EVENT_BUFFER ?? '10000',

@@ -11,7 +11,7 @@ import { Authenticator } from '../src/auth/viewer.js';
 import { loadConfig } from '../src/platform/config.js';
 import { ViewerQuery } from './support/operations.js';
 import { openRawSocket } from './support/raw-ws.js';
-import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS } from './support/server.js';
+import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
 
 /**
  * The edge of the server probed as an attacker would: who a connection is, which pages may drive
@@ -628,5 +628,86 @@ describe('JWT bearer tokens', () => {
     await expect(byPem.authenticate({ authorization: `Bearer ${confused}`, gatewayUser: null })).rejects.toThrow(
       /algorithm|Invalid/,
     );
+  });
+});
+
+describe('distinct subscriptions per user (MAX_DISTINCT_SUBSCRIPTIONS_PER_USER)', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer('sqlite', { env: { ...AUTH_ENV, MAX_DISTINCT_SUBSCRIPTIONS_PER_USER: '3' } });
+  });
+  afterAll(() => server?.stop());
+
+  const open = async (token: string) => {
+    const socket = await openRawSocket(server.url);
+    socket.send({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } });
+    await socket.nextOfType('connection_ack');
+    return socket;
+  };
+  const subscription = (name: string) => ({ query: `subscription ${name} { taskUpdated { taskId } }` });
+
+  test('equal subscriptions share a place, on any connection or stream; the one over the limit gets LIMIT_EXCEEDED until a place is free', async () => {
+    const first = await open(TOKENS.alice);
+    for (const id of ['1', '2', '3', '4']) first.send({ id, type: 'subscribe', payload: subscription(`S${id}`) });
+    // Messages of one connection are handled in order: the first error is the first refusal.
+    expect(await first.nextOfType('error')).toMatchObject({
+      id: '4',
+      payload: [
+        {
+          message: expect.stringContaining(
+            'at most 3 distinct subscriptions at once (MAX_DISTINCT_SUBSCRIPTIONS_PER_USER)',
+          ),
+          extensions: { code: 'LIMIT_EXCEEDED' },
+        },
+      ],
+    });
+    // The same document again, on another connection, takes no new place; a new one is refused.
+    const second = await open(TOKENS.alice);
+    second.send({ id: 'a', type: 'subscribe', payload: subscription('S1') });
+    second.send({ id: 'b', type: 'subscribe', payload: subscription('S5') });
+    expect(await second.nextOfType('error')).toMatchObject({
+      id: 'b',
+      payload: [{ extensions: { code: 'LIMIT_EXCEEDED' } }],
+    });
+    // Over SSE too: the places are the user's, not the transport's.
+    const stream = await fetch(`${server.url}/graphql/stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.alice}` },
+      body: JSON.stringify(subscription('S6')),
+    });
+    expect(stream.status).toBe(429);
+    expect(JSON.stringify(await stream.json())).toContain('MAX_DISTINCT_SUBSCRIPTIONS_PER_USER');
+    // Another user has places of their own.
+    const bobs = await open(TOKENS.bob);
+    bobs.send({ id: 'x', type: 'subscribe', payload: subscription('S7') });
+    bobs.send({ id: 'y', type: 'subscribe', payload: { query: VIEWER } });
+    expect(await bobs.nextOfType('next')).toMatchObject({ id: 'y' });
+    expect(bobs.messages.filter((message) => message.type === 'error')).toEqual([]);
+    // Completing one gives its place back (S1 is still held by the second connection).
+    first.send({ id: '2', type: 'complete' });
+    first.send({ id: '8', type: 'subscribe', payload: subscription('S8') });
+    first.send({ id: '9', type: 'subscribe', payload: { query: VIEWER } });
+    expect(await first.nextOfType('next')).toMatchObject({ id: '9' });
+    expect(first.messages.filter((message) => message.type === 'error')).toEqual([]);
+    // Closed connections give back all of their places.
+    for (const socket of [first, second]) {
+      socket.socket.close();
+      await socket.closed;
+    }
+    const third = await open(TOKENS.alice);
+    /** Subscribes `names` (distinct), then a query: true when none of them was refused before its answer. */
+    const accepted = async (names: string[]) => {
+      for (const name of names) third.send({ id: name, type: 'subscribe', payload: subscription(name) });
+      third.send({ id: `viewer-${names[0]}`, type: 'subscribe', payload: { query: VIEWER } });
+      await third.nextOfType('next');
+      return third.messages.some((message) => message.type === 'error' && names.includes(message.id ?? ''))
+        ? undefined
+        : true;
+    };
+    // The server may handle the closes a moment after the client saw them: asked again until it has.
+    let probe = 0;
+    await waitFor(() => accepted([`P${++probe}`]), 'a place given back by the closed connections');
+    expect(await accepted(['Q1', 'Q2'])).toBe(true);
+    for (const socket of [third, bobs]) socket.socket.close();
   });
 });

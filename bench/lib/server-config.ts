@@ -3,7 +3,7 @@
  * mode (no AUTH_* variable, so every connection is the one local admin), a free port on loopback,
  * silent logs, an instant simulated app service, the poll-only collector cycle set to an hour (so no
  * COMPONENT_CHANGED event lands in a measured window), and the per-user and total connection caps
- * lifted. Passed to loadConfig as it is, never merged with process.env: a stray AUTH_* variable
+ * (and the per-user cap of distinct subscriptions) lifted. Passed to loadConfig as it is, never merged with process.env: a stray AUTH_* variable
  * would leave local mode.
  */
 export const SUBSCRIBER_SERVER_ENV = {
@@ -13,6 +13,7 @@ export const SUBSCRIBER_SERVER_ENV = {
   SIMULATED_STEP_MS: '0',
   COLLECT_INTERVAL_MS: '3600000',
   MAX_CONNECTIONS_PER_USER: '1000000',
+  MAX_DISTINCT_SUBSCRIPTIONS_PER_USER: '1000000',
   MAX_CONNECTIONS: '1000000',
 } as const;
 

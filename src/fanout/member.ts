@@ -53,6 +53,8 @@ export interface MemberPolicy {
   logger: Logger;
   /** @default not counted */
   counts?: MemberCounts;
+  /** A member holding a place (`placeOf`) ended: its place is given back. */
+  left?: (member: QueuedMember) => void;
 }
 
 /**
@@ -68,6 +70,8 @@ export interface MemberPolicy {
  */
 export abstract class QueuedMember implements CohortMember {
   cohort: Cohort | null = null;
+  /** The user whose place among their subscriptions it holds, given back once it ends (`MemberPolicy.left`). */
+  placeOf: string | null = null;
   /** Results waiting for the outlet; null while nothing waits. */
   private queue: Delivery[] | null = null;
   /**
@@ -168,6 +172,8 @@ export abstract class QueuedMember implements CohortMember {
   }
 
   private uncount(): void {
+    if (this.placeOf !== null) this.policy.left?.(this);
+    this.placeOf = null;
     if (!this.counted || !this.policy.counts) return;
     this.counted = false;
     this.policy.counts.active -= 1;

@@ -36,8 +36,7 @@ export type Config = {
     leaderLeaseMs: number;
     /** INSTANCE_SILENCE_MS, at least three COLLECT_INTERVAL_MS; see runtime/instance-sweep.ts. */
     instanceSilenceMs: number;
-    /** STOPPED_COMPONENT_RETENTION_MS. */
-    stoppedComponentRetentionMs: number;
+    stoppedComponentRetentionMs: number; // STOPPED_COMPONENT_RETENTION_MS
   } | null;
   demoData: boolean;
   auth: {
@@ -51,7 +50,7 @@ export type Config = {
   /** Origins allowed to call the API from a browser, besides the server's own. */
   corsOrigins: string[];
   inputLimits: { maxListLength: number; maxStringLength: number; maxJsonDepth: number };
-  connectionLimits: { perConnectionSubscriptions: number; perUser: number; total: number };
+  connectionLimits: { perConnectionSubscriptions: number; perUser: number; perUserDistinct: number; total: number };
   /** Per-user token bucket for mutations; null when off. */
   mutationRateLimit: { perSecond: number; burst: number } | null;
   graphiql: boolean;
@@ -185,6 +184,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     connectionLimits: {
       perConnectionSubscriptions: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
       perUser: e.MAX_CONNECTIONS_PER_USER,
+      perUserDistinct: e.MAX_DISTINCT_SUBSCRIPTIONS_PER_USER,
       total: e.MAX_CONNECTIONS,
     },
     mutationRateLimit: e.MUTATION_RATE_PER_S > 0 ? { perSecond: e.MUTATION_RATE_PER_S, burst: e.MUTATION_BURST } : null,

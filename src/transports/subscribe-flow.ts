@@ -4,6 +4,7 @@ import { clientErrors, clientResult, refusalStatusOf } from '../fanout/client-er
 import { type CohortSource, cohortKey, type FanOutMode, type SubscriptionCohorts } from '../fanout/cohorts.js';
 import type { MemberCounts, MemberPolicy, QueuedMember } from '../fanout/member.js';
 import type { Logger } from '../platform/logger.js';
+import { type ConnectionBudget, limitExceeded } from './connection-budget.js';
 import {
   cohortSource,
   executionArgs,
@@ -64,6 +65,8 @@ export interface FlowMetrics {
 
 export interface SubscribeFlowOptions {
   cohorts: SubscriptionCohorts;
+  /** Each user's places for distinct subscriptions (MAX_DISTINCT_SUBSCRIPTIONS_PER_USER). */
+  budget: ConnectionBudget;
   /** @default not measured */
   metrics?: FlowMetrics;
   /** Results one subscription may have queued before it overflows. */
@@ -80,17 +83,21 @@ export interface SubscribeFlowOptions {
  */
 export class SubscribeFlow {
   private readonly cohorts: SubscriptionCohorts;
+  private readonly budget: ConnectionBudget;
   /** One for every member of the transport: members hold a reference, not a copy. */
   private readonly policy: MemberPolicy;
   private readonly metrics: FlowMetrics | undefined;
 
   constructor(options: SubscribeFlowOptions) {
     this.cohorts = options.cohorts;
+    this.budget = options.budget;
     this.metrics = options.metrics;
     this.policy = {
       limit: options.subscriberBuffer,
       logger: options.logger,
       ...(options.metrics ? { counts: options.metrics.members } : {}),
+      // Its cohort's key is the key its place was taken for (null: a cohort never shared).
+      left: (member) => this.budget.releaseSubscription(member.placeOf as string, member.cohort?.key ?? null),
     };
   }
 
@@ -98,8 +105,9 @@ export class SubscribeFlow {
     const key = cohortKey(scopeOf(viewer), request.query, request.operationName, request.variables);
     const existing = this.cohorts.find(key);
     if (existing) {
+      if (!this.takePlace(call, viewer, key, existing.mode, existing.operationName)) return;
       this.metrics?.subscribed(existing.operationName, viewer.userId);
-      return this.join(call, key, existing.mode, null);
+      return this.join(call, viewer, key, existing.mode, null);
     }
 
     const pipeline = call.pipeline();
@@ -122,14 +130,48 @@ export class SubscribeFlow {
       }
       return call.result(clientResult(result));
     }
+    if (!this.takePlace(call, viewer, key, prepared.mode, prepared.name)) return;
     this.metrics?.subscribed(prepared.name, viewer.userId);
-    this.join(call, key, prepared.mode, cohortSource(pipeline, args), prepared.name);
+    this.join(call, viewer, key, prepared.mode, cohortSource(pipeline, args), prepared.name);
   }
 
-  /** `source` is null when joining an open cohort, which needs none. */
-  private join(call: OperationCall, key: string, mode: FanOutMode, source: CohortSource | null, name?: string): void {
+  /** Takes the subscription's place among its user's (ConnectionBudget); false when refused (the client was told). */
+  private takePlace(
+    call: OperationCall,
+    viewer: Viewer,
+    key: string,
+    mode: FanOutMode,
+    name: string | null | undefined,
+  ): boolean {
+    if (this.budget.takeSubscription(viewer.userId, mode === 'alone' ? null : key)) return true;
+    const { perUserDistinct } = this.budget.limits;
+    const errors = [
+      limitExceeded(
+        `A user may hold at most ${perUserDistinct} distinct subscriptions at once (MAX_DISTINCT_SUBSCRIPTIONS_PER_USER); equal ones (same document and variables) count once`,
+      ),
+    ];
+    this.metrics?.refused(name, errors);
+    // Over HTTP (SSE) as the per-user connection cap answers: 429; over a socket an `error` message.
+    if (call.refusedBeforeRunning) call.refusedBeforeRunning(429, {}, errors);
+    else call.refuse(errors);
+    return false;
+  }
+
+  /** `source` is null when joining an open cohort, which needs none. The viewer's place is taken already. */
+  private join(
+    call: OperationCall,
+    viewer: Viewer,
+    key: string,
+    mode: FanOutMode,
+    source: CohortSource | null,
+    name?: string,
+  ): void {
     const member = call.member(this.policy);
-    if (!member) return;
+    if (!member) {
+      this.budget.releaseSubscription(viewer.userId, mode === 'alone' ? null : key);
+      return;
+    }
+    member.placeOf = viewer.userId;
     member.cohort = this.cohorts.join(key, mode, member, () => {
       if (!source) throw new Error('a cohort to join was expected');
       return source;
