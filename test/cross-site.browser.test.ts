@@ -20,12 +20,15 @@ describe.skipIf(!chromiumAvailable())("another site's page, in a real browser", 
   let attacker: Server;
   /** The attacker's pages by path. */
   const pages = new Map<string, string>();
+  /** The Referer each request to the attacker's server came with, by path. */
+  const referers = new Map<string, string | undefined>();
   let attackerUrl = '';
 
   beforeAll(async () => {
     server = await startTestServer('sqlite');
     browser = await launchChromium();
     attacker = createServer((req, res) => {
+      referers.set(req.url ?? '', req.headers.referer);
       res.writeHead(200, { 'content-type': 'text/html' }).end(pages.get(req.url ?? '') ?? '');
     });
     await new Promise<void>((resolve) => attacker.listen(0, '127.0.0.1', resolve));
@@ -75,6 +78,36 @@ describe.skipIf(!chromiumAvailable())("another site's page, in a real browser", 
       expect(response.headers.get('x-frame-options'), path).toBe('DENY');
       expect(response.headers.get('x-content-type-options'), path).toBe('nosniff');
     }
+  });
+
+  test('is not told the address of GraphiQL or the dashboard a link to it was followed from', async () => {
+    const page = await browser.newPage();
+    // As a link followed in the page: its document starts the navigation.
+    const follow = async (to: string) => {
+      const arrived = page.waitForURL(to);
+      await page.evaluate((url) => {
+        location.href = url;
+      }, to);
+      await arrived;
+    };
+    const query = encodeURIComponent('mutation { removeMarketSource(input: { sourceId: "secret" }) { __typename } }');
+    for (const [from, landing] of [
+      [`${server.graphqlUrl}?query=${query}`, '/from-graphiql'],
+      [`${server.url}/dashboard?source=market.olares&stage=FAILED`, '/from-dashboard'],
+    ] as const) {
+      await page.goto(from, { waitUntil: 'domcontentloaded' });
+      await follow(`${attackerUrl}${landing}`);
+      // Not even the origin, which Chromium's default (strict-origin-when-cross-origin) would send.
+      expect(referers.has(landing), landing).toBe(true);
+      expect(referers.get(landing), landing).toBeUndefined();
+    }
+    // Within the server the whole address still goes along: the app page finds the dashboard's filters in it.
+    await page.goto(`${server.url}/dashboard?source=market.olares&stage=FAILED`, { waitUntil: 'domcontentloaded' });
+    await follow(`${server.url}/dashboard/app?user=admin&source=market.olares&app=vaultwarden`);
+    await expect
+      .poll(() => page.locator('#back').getAttribute('href'))
+      .toBe('/dashboard?source=market.olares&stage=FAILED');
+    await page.close();
   });
 
   test("cannot hold the visitor's stream slots with framed streams; the server's own page still streams", async () => {

@@ -42,7 +42,9 @@ const DASHBOARD: Record<string, { type: string; body: string }> = Object.fromEnt
 /**
  * Everything the dashboard needs comes from this server; nothing else may load. No page may frame
  * it (X-Frame-Options for browsers without frame-ancestors), and no file is read as another type
- * than it is served as.
+ * than it is served as. No other site learns a page's address (its filters name users and apps):
+ * `same-origin` and not `no-referrer`, because the app page reads the dashboard's filters from its
+ * referrer when a link to it carries no `back` (app-flow.js).
  */
 const DASHBOARD_HEADERS = {
   'cache-control': 'no-cache',
@@ -50,6 +52,7 @@ const DASHBOARD_HEADERS = {
     "default-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
   'x-frame-options': 'DENY',
   'x-content-type-options': 'nosniff',
+  'referrer-policy': 'same-origin',
 };
 
 /** Where a page asked for with a trailing slash is (relative: a gateway's path prefix is kept). */
