@@ -38,4 +38,13 @@ describe('the HTML pages', () => {
       expect(headers['referrer-policy'], JSON.stringify(encoding)).toBe('same-origin');
     }
   });
+
+  test('GraphiQL is never read as another type than it is sent as, in each of its forms, as the dashboard', async () => {
+    for (const encoding of GRAPHIQL_FORMS) {
+      const { status, headers } = await open(server.graphqlUrl, { accept: 'text/html', ...encoding });
+      expect(status).toBe(200);
+      expect(headers['x-content-type-options'], JSON.stringify(encoding)).toBe('nosniff');
+    }
+    expect((await open(`${server.url}/dashboard`)).headers['x-content-type-options']).toBe('nosniff');
+  });
 });

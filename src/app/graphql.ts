@@ -256,7 +256,8 @@ function useStreamingTransportsForSubscriptions(): Plugin {
  * site, whose page could otherwise lay a button over GraphiQL's Run and have a user run a mutation
  * it put in the editor (`?query=`), as that user (the dashboard's pages say the same in their CSP).
  * Its address, whose `?query=` may hold anything typed in the editor, goes to no other site a link
- * leads to (`same-origin`, as the dashboard's pages). And an answer with CORS headers names its
+ * leads to (`same-origin`, as the dashboard's pages), and it is never read as another type than it
+ * is sent as (`nosniff`, as the dashboard's files). And an answer with CORS headers names its
  * origin: `Vary: Origin` keeps a shared cache from handing one origin's answer to another. Every
  * answer is the viewer's own (a GET query included, which caches may keep): `Cache-Control:
  * no-store` unless it says otherwise.
@@ -270,6 +271,7 @@ function useBrowserHeaders(): Plugin {
         headers.set('content-security-policy', "frame-ancestors 'none'");
         headers.set('x-frame-options', 'DENY');
         headers.set('referrer-policy', 'same-origin');
+        headers.set('x-content-type-options', 'nosniff');
       }
       if (headers.has('access-control-allow-origin') && !headers.get('vary')?.toLowerCase().includes('origin')) {
         headers.append('vary', 'Origin');
