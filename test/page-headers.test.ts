@@ -1,3 +1,6 @@
+import { once } from 'node:events';
+import { readdirSync } from 'node:fs';
+import { connect } from 'node:net';
 import { request } from 'undici';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { serversOfThisFile, type TestServer } from './support/server.js';
@@ -15,6 +18,31 @@ async function open(url: string, headers: Record<string, string> = {}) {
   await body.dump();
   return { status: statusCode, headers: received };
 }
+
+/**
+ * The headers that describe the answer, as RFC 9110 asks HEAD to repeat them: not those of the
+ * connection (undici closes it after a HEAD), the time or the request's id.
+ */
+function endToEnd(headers: Record<string, unknown>): Record<string, unknown> {
+  const apart = new Set(['date', 'connection', 'keep-alive', 'x-request-id']);
+  return Object.fromEntries(Object.entries(headers).filter(([name]) => !apart.has(name)));
+}
+
+/** Every byte the server sends for one request on a connection of its own, read until it closes. */
+async function onTheWire(url: string, method: string): Promise<string> {
+  const { hostname, port, pathname } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  socket.end(`${method} ${pathname} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nConnection: close\r\n\r\n`);
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  await once(socket, 'close');
+  return Buffer.concat(chunks).toString('latin1');
+}
+
+/** Every dashboard file's path: the pages at /dashboard and /dashboard/app, the others by name. */
+const DASHBOARD_PATHS = readdirSync(new URL('../src/dashboard/', import.meta.url)).map(
+  (file) => ({ 'dashboard.html': '/dashboard', 'app.html': '/dashboard/app' })[file] ?? `/dashboard/${file}`,
+);
 
 /** GraphiQL's page, as sent uncompressed and as browsers get it (brotli). */
 const GRAPHIQL_FORMS: Record<string, string>[] = [{}, { 'accept-encoding': 'gzip, deflate, br, zstd' }];
@@ -46,5 +74,25 @@ describe('the HTML pages', () => {
       expect(headers['x-content-type-options'], JSON.stringify(encoding)).toBe('nosniff');
     }
     expect((await open(`${server.url}/dashboard`)).headers['x-content-type-options']).toBe('nosniff');
+  });
+
+  test('HEAD answers every dashboard file as GET does, with no body: the same status and headers (uptime checks use it)', async () => {
+    expect(DASHBOARD_PATHS).toEqual(
+      expect.arrayContaining(['/dashboard', '/dashboard/app', '/dashboard/dashboard.js']),
+    );
+    for (const path of [...DASHBOARD_PATHS, '/dashboard/', '/dashboard/app/']) {
+      const got = await request(`${server.url}${path}?stage=FAILED`);
+      const body = Buffer.from(await got.body.arrayBuffer());
+      const head = await request(`${server.url}${path}?stage=FAILED`, { method: 'HEAD' });
+      expect(await head.body.text(), path).toBe('');
+      expect(head.statusCode, path).toBe(got.statusCode);
+      expect(got.statusCode, path).toBe(path.endsWith('/') ? 302 : 200);
+      expect(endToEnd(head.headers), path).toEqual(endToEnd(got.headers));
+      if (got.statusCode === 200) expect(Number(got.headers['content-length']), path).toBe(body.length);
+    }
+    // As curl -I sees it: the head of the answer, and nothing after it.
+    const answer = await onTheWire(`${server.url}/dashboard`, 'HEAD');
+    expect(answer).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(answer.indexOf('\r\n\r\n')).toBe(answer.length - 4);
   });
 });

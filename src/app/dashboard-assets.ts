@@ -79,25 +79,28 @@ export function dashboardRoutes(
 ): (path: string | undefined, method: string | undefined) => DashboardRoute | undefined {
   const root = `<html lang="en" data-auth="${authMode(config)}" data-busy-retry-s="${retryAfterSeconds(config.runtime.keepAliveMs)}">`;
   const files = new Map(
-    Object.entries(DASHBOARD).map(([route, { type, body }]) => [
-      route,
-      { type, body: type.startsWith('text/html') ? body.replace('<html lang="en">', root) : body },
-    ]),
+    Object.entries(DASHBOARD).map(([route, { type, body }]) => {
+      const bytes = Buffer.from(type.startsWith('text/html') ? body.replace('<html lang="en">', root) : body);
+      const headers = { ...DASHBOARD_HEADERS, 'content-type': type, 'content-length': bytes.length };
+      return [route, { headers, bytes }];
+    }),
   );
+  // HEAD is answered as GET, without the body (RFC 9110 §9.3.2): uptime checks use it.
   return (path, method) => {
-    if (path === undefined || method !== 'GET') return undefined;
+    if (path === undefined || (method !== 'GET' && method !== 'HEAD')) return undefined;
     const file = files.get(path);
     if (file) {
       return (_req, res) => {
-        res.writeHead(200, { ...DASHBOARD_HEADERS, 'content-type': file.type });
-        res.end(file.body);
+        res.writeHead(200, file.headers);
+        res.end(method === 'HEAD' ? undefined : file.bytes);
       };
     }
     const to = WITHOUT_SLASH[path];
     if (!to) return undefined;
     return (req, res) => {
       const query = req.url?.includes('?') ? req.url.slice(req.url.indexOf('?')) : '';
-      res.writeHead(302, { location: `${to}${query}`, 'x-content-type-options': 'nosniff' });
+      // Its length said: else a GET's empty body is sent chunked, and HEAD's headers would differ.
+      res.writeHead(302, { location: `${to}${query}`, 'x-content-type-options': 'nosniff', 'content-length': 0 });
       res.end();
     };
   };
