@@ -22,11 +22,14 @@ import {
   startProcess,
   stillRunning,
 } from './support/process.js';
+import { deleteKeys, REDIS_URL, redisAvailable, uniquePrefix } from './support/redis.js';
 import { waitFor } from './support/server.js';
 import { startTcpProxy } from './support/tcp-proxy.js';
 
 /** PostgreSQL answers (else its cases are skipped, loudly; REQUIRE_SERVICES=1 makes that a failure). */
 const POSTGRES = (await availableDatabases()).includes('postgresql');
+/** Redis answers: the cluster mode's cases need it (skipped, loudly, otherwise). */
+const REDIS = await redisAvailable();
 
 const SHUTTING_DOWN = 'shutting down: no longer accepting connections';
 const STOPPED = 'stopped';
@@ -289,6 +292,35 @@ describe('a stop that begins while the server is still starting', () => {
         }
       } finally {
         await proxy.close();
+      }
+    },
+    60_000,
+  );
+
+  test.runIf(POSTGRES && REDIS)(
+    'SIGTERM during the last start-up steps, after the task engine started: no "listening", and the process exits 0',
+    async () => {
+      const { url, proxy } = await postgresBehindProxy();
+      const prefix = uniquePrefix();
+      try {
+        const server = startProcess(SERVER_COMMAND, serverEnv(url.toString(), { REDIS_URL, REDIS_PREFIX: prefix }));
+        // Logged once the engine and the outbox have started, as the periodic jobs start. The next
+        // step, the collector, first reads the database: its answers are held from here (the line
+        // reaches the test before that read can have been answered), so the start-up stands still
+        // until the stop has begun.
+        await server.waitForLog((line) => line.msg === 'leading the cluster', 'it led the cluster');
+        proxy.holdAnswers();
+        server.child.kill('SIGTERM');
+        await server.waitForLog((line) => line.msg === SHUTTING_DOWN, 'it began shutting down');
+        proxy.releaseAnswers();
+        expect(await server.exited, server.output.join('\n')).toEqual({ code: 0, signal: null });
+        const messages = server.logs.map((line) => line.msg);
+        // Before: "shutting down", then "Market Runtime GraphQL API listening", then "stopped".
+        expect(messages, server.output.join('\n')).not.toContain(LISTENING);
+        expect(messages.indexOf(STOPPED)).toBeGreaterThan(messages.indexOf(SHUTTING_DOWN));
+      } finally {
+        await proxy.close();
+        await deleteKeys(prefix);
       }
     },
     60_000,

@@ -195,7 +195,8 @@ export function buildApp(config: Config, { logger, prisma, metrics: measured = t
  * What `start()` rejects with when a stop began before it was done (Ctrl-C during the first
  * `npm start`, an orchestrator stopping a pod still starting): it stops between its steps, before
  * the task engine sends anything, and the server never says it is listening. Up to the task
- * engine's start a stop is checked before every step; the steps from there on are quick.
+ * engine's start a stop is checked before every step; the steps from there on are quick (a stop
+ * that began during them lets `start()` resolve: src/app/main.ts checks for it before the banner).
  */
 export class StartAbandoned extends Error {
   constructor() {

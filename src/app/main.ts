@@ -50,7 +50,9 @@ export async function main(signals: StopSignals) {
     if (error instanceof StartAbandoned) return null; // the stop handler stops what started and ends the process
     throw error;
   });
-  if (!running) return;
+  // A stop that began during the steps that no longer check for one (from the task engine's start
+  // on): the start-up finished, the stop handler stops it, and the server never says it listened.
+  if (!running || stopping) return;
   // Beside the banner, once started: a start that fails says only why.
   const simulated = simulatedServicesWarning(config);
   if (simulated) logger.warn(simulated);
