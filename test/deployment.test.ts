@@ -229,6 +229,18 @@ describe('docker-compose.yml', () => {
     expect(Object.keys(compose.services)).toEqual(expect.arrayContaining(['postgres', 'redis', 'proxy']));
   });
 
+  it('runs a Redis line that has the fixes for CVE-2025-49844 and its companion Lua CVEs', () => {
+    // The first fixed release of each line; a line not named (6.x, 7.0) got none. A tag without the
+    // patch number follows the line's latest release.
+    const fixedFrom: Record<string, number> = { '7.2': 11, '7.4': 6, '8.0': 4, '8.2': 2 };
+    const image = compose.services.redis.image as string;
+    const [, major = '0', minor = '0', patch] = /^redis:(\d+)\.(\d+)(?:\.(\d+))?/.exec(image) ?? [];
+    const line = `${major}.${minor}`;
+    const laterLine = Number(major) > 8 || (Number(major) === 8 && Number(minor) > 2);
+    expect(laterLine || line in fixedFrom, image).toBe(true);
+    if (patch !== undefined && !laterLine) expect(Number(patch), image).toBeGreaterThanOrEqual(fixedFrom[line]!);
+  });
+
   it('references only services, volumes and files that exist', () => {
     const services = compose.services as Record<string, Yaml>;
     for (const [name, service] of Object.entries(services)) {
