@@ -278,6 +278,21 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  it('hands the settings in .env to the instances, and the example names only real settings', () => {
+    // Compose reads .env by itself only for the ${…} of the file: without env_file, APP_SERVICE_URL
+    // and the rest put there never reached the servers (simulated installs).
+    for (const [name, service] of apiServices) {
+      expect(service.env_file, name).toEqual([{ path: '.env', required: false }]);
+    }
+    // Every setting the example names (set or commented out) is the server's, or one of compose's own.
+    const composeOnly = ['POSTGRES_PASSWORD', 'PROXY_PORT'];
+    const named = [...read('deploy/compose.env.example').matchAll(/^(?:# )?([A-Z][A-Z0-9_]*)=/gm)].map(([, n]) => n!);
+    expect(named).toEqual(expect.arrayContaining(['APP_SERVICE_URL', 'DEVELOPER_SERVICE_URL_TEMPLATE']));
+    for (const name of named) {
+      expect([...Object.keys(envSchema.shape), ...composeOnly], `${name} in compose.env.example`).toContain(name);
+    }
+  });
+
   it('has the proxy balance the instances on their port, with WebSocket upgrade and SSE unbuffered', () => {
     const nginx = read('deploy/nginx.conf');
     const upstreams = [...nginx.matchAll(/^\s*server\s+([\w.-]+):(\d+)/gm)].map(([, host, port]) => `${host}:${port}`);
