@@ -313,6 +313,13 @@ describe('docker-compose.yml', () => {
     const upstreamIdle = /^\s*keepalive_timeout\s+(\d+)s;/m.exec(/upstream market_api \{[^}]*\}/.exec(nginx)![0]);
     expect(upstreamIdle, 'the upstream block sets keepalive_timeout').not.toBeNull();
     expect(Number(upstreamIdle![1]) * 1000).toBeLessThan(defaults.HTTP_KEEP_ALIVE_TIMEOUT_MS);
+    // Every connection is an open file: the worker's limit covers worker_connections, and the
+    // container allows it (Docker 25+ starts containers at a soft limit of 1024).
+    const connections = Number(/^\s*worker_connections\s+(\d+);/m.exec(nginx)?.[1]);
+    const openFiles = Number(/^\s*worker_rlimit_nofile\s+(\d+);/m.exec(nginx)?.[1]);
+    expect(openFiles, 'worker_rlimit_nofile').toBeGreaterThanOrEqual(2 * connections);
+    const { soft, hard } = compose.services.proxy.ulimits.nofile as { soft: number; hard: number };
+    expect(Math.min(soft, hard), 'the proxy container allows worker_rlimit_nofile').toBeGreaterThanOrEqual(openFiles);
     // What is not for clients is not published through it.
     expect(nginx).toMatch(/location = \/metrics \{ return 404; \}/);
     expect(nginx).toMatch(/location = \/events\/app-state \{ return 404; \}/);
