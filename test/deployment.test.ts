@@ -285,7 +285,7 @@ describe('docker-compose.yml', () => {
       expect(service.env_file, name).toEqual([{ path: '.env', required: false }]);
     }
     // Every setting the example names (set or commented out) is the server's, or one of compose's own.
-    const composeOnly = ['POSTGRES_PASSWORD', 'PROXY_PORT'];
+    const composeOnly = ['POSTGRES_PASSWORD', 'PROXY_BIND', 'PROXY_PORT'];
     const named = [...read('deploy/compose.env.example').matchAll(/^(?:# )?([A-Z][A-Z0-9_]*)=/gm)].map(([, n]) => n!);
     expect(named).toEqual(expect.arrayContaining(['APP_SERVICE_URL', 'DEVELOPER_SERVICE_URL_TEMPLATE']));
     for (const name of named) {
@@ -324,6 +324,15 @@ describe('docker-compose.yml', () => {
     expect(nginx).toMatch(/location = \/metrics \{ return 404; \}/);
     expect(nginx).toMatch(/location = \/events\/app-state \{ return 404; \}/);
     expect((compose.services.proxy.volumes as string[]).some((v) => v.startsWith('./deploy/nginx.conf:'))).toBe(true);
+  });
+
+  it('publishes the plain-HTTP proxy on the loopback interface unless PROXY_BIND says otherwise', () => {
+    const ports = compose.services.proxy.ports as string[];
+    expect(ports).toHaveLength(1);
+    expect(ports[0]).toMatch(/^\$\{PROXY_BIND:-127\.0\.0\.1\}:\$\{PROXY_PORT:-8080\}:80$/);
+    for (const [name, service] of Object.entries(compose.services as Record<string, Yaml>)) {
+      if (name !== 'proxy') expect(service.ports, `${name} publishes no port`).toBeUndefined();
+    }
   });
 });
 
