@@ -302,6 +302,8 @@ describe('docker-compose.yml', () => {
     expect(nginx).toMatch(/proxy_set_header\s+Upgrade\s+\$http_upgrade;/);
     expect(nginx).toMatch(/proxy_set_header\s+Connection\s+\$connection_upgrade;/);
     expect(nginx).toMatch(/proxy_buffering\s+off;/);
+    // The gateway header a client sends never reaches the servers (README "A gateway header under compose").
+    expect(nginx).toMatch(/^\s*proxy_set_header\s+X-Bfl-User\s+"";/m);
     expect(nginx).toMatch(/proxy_http_version\s+1\.1;/);
     // An admin's chart upload (MAX_BODY_BYTES + CHART_UPLOAD_MAX_BYTES) passes the proxy.
     const bodyLimit = /client_max_body_size\s+(\d+)m;/.exec(nginx)?.[1];
