@@ -1,4 +1,6 @@
+import { parse } from 'graphql';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { DOCUMENT_BYTES_KEPT, DOCUMENTS_KEPT, documentHeapBytes, HEAP_COST } from '../src/http/document-cache.js';
 import { BoundedLru } from '../src/platform/bounded-lru.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { startTestServer, type TestServer } from './support/server.js';
@@ -9,7 +11,7 @@ import { startTestServer, type TestServer } from './support/server.js';
  * and through Yoga alike.
  */
 
-describe('BoundedLru (the parser caches weigh texts by their length)', () => {
+describe('BoundedLru (the parser caches weigh each entry by the heap it holds)', () => {
   test('keeps at most its bound, the least recently used leaving first', () => {
     const cache = new BoundedLru<string, number>({ maxEntries: 3 });
     for (const [index, key] of ['a', 'b', 'c'].entries()) cache.set(key, index);
@@ -99,4 +101,36 @@ describe('documents sent again', () => {
       code: 'GRAPHQL_PARSE_FAILED',
     });
   });
+
+  test('a refused document weighs its validation errors as well', async () => {
+    const query = `query Unknown { ${Array.from({ length: 97 }, (_, k) => `f${k}`).join(' ')} }`;
+    const before = server.app.documents.kept.bytes;
+    const refused = await post(query);
+    expect(refused.body.errors).toHaveLength(97);
+    const added = server.app.documents.kept.bytes - before;
+    expect(added).toBeGreaterThanOrEqual(documentHeapBytes(query, parse(query)) + 97 * HEAP_COST.error);
+  });
+
+  test('documents dense in tokens are kept up to the heap budget, ordinary ones all the same', async () => {
+    // `{ __typename ×990 }` held 548 kB of heap per document on a server (see HEAP_COST), refused or not.
+    const dense = (i: number) => `query Dense${i} { ${'__typename '.repeat(990)}}`;
+    const sent = 200;
+    for (let i = 0; i < sent; i++) {
+      const { status, body } = await post(dense(i));
+      expect([status, body.errors?.[0]?.extensions]).toEqual([400, { code: 'GRAPHQL_VALIDATION_FAILED' }]);
+    }
+    const keptDense = Array.from({ length: sent }, (_, i) => i).filter((i) => server.app.documents.keeps(dense(i)));
+    expect(server.app.documents.kept.bytes).toBeLessThanOrEqual(DOCUMENT_BYTES_KEPT);
+    expect(keptDense.length).toBeGreaterThan(0);
+    expect(keptDense.length).toBeLessThanOrEqual(Math.floor(DOCUMENT_BYTES_KEPT / 480_000));
+    // The most recently sent are the ones kept.
+    expect(keptDense).toContain(sent - 1);
+
+    const ordinary = [documents.valid, documents.tooDeep, documents.unknownField, '{ viewer { userId } }'];
+    for (const query of ordinary) await post(query);
+    expect(ordinary.filter((query) => server.app.documents.keeps(query))).toEqual(ordinary);
+    // Their number, not their weight, bounds documents like these: 1,024 of the heaviest fit in the budget.
+    const heaviest = Math.max(...ordinary.map((query) => documentHeapBytes(query, parse(query))));
+    expect(heaviest * DOCUMENTS_KEPT).toBeLessThan(DOCUMENT_BYTES_KEPT);
+  }, 60_000);
 });

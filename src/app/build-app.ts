@@ -19,6 +19,7 @@ import type { Server } from 'node:http';
 import { Authenticator } from '../auth/viewer.js';
 import { createPrismaClient, type Db, type PrismaOptions } from '../db/client.js';
 import { OriginPolicy } from '../http/cross-site.js';
+import { DocumentCache } from '../http/document-cache.js';
 import { Lifecycle } from '../http/readiness.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
@@ -86,10 +87,32 @@ export interface App {
   server: Server;
   /** The lean path for plain JSON POSTs; null when GRAPHQL_FAST_PATH is off. */
   fastPath: HttpFastPath | null;
+  /** Parsed documents and validation results kept (what they weigh, for tests). */
+  documents: DocumentCache;
   /** WebSocket connections, SSE streams, subscription cohorts and subscriptions now open. */
   subscriptionStats(): SubscriptionStats;
   /** The Prometheus metrics served on /metrics; null when built without (AppOptions.metrics). */
   metrics: AppMetrics | null;
+}
+
+/** Yoga over the schema, with what it shares with the other transports: authentication, origins, documents. */
+function graphqlParts(
+  config: Config,
+  { logger, services, metrics }: { logger: Logger; services: Services; metrics: AppMetrics | null },
+) {
+  const authenticator = new Authenticator(config.auth);
+  const origins = new OriginPolicy(config.corsOrigins, { loopbackHostsOnly: config.auth.localDevelopment });
+  const documents = new DocumentCache();
+  const yoga = createGraphQL({
+    config,
+    logger,
+    services: resolverServices(services),
+    authenticator,
+    origins,
+    metrics,
+    documents,
+  });
+  return { authenticator, origins, documents, yoga };
 }
 
 export function buildApp(config: Config, { logger, prisma, metrics: measured = true }: AppOptions): App {
@@ -99,9 +122,7 @@ export function buildApp(config: Config, { logger, prisma, metrics: measured = t
     : null;
   const services = createServices({ db, config, logger, ...(metrics ? { onRedisAppend: metrics.redisAppend } : {}) });
 
-  const authenticator = new Authenticator(config.auth);
-  const origins = new OriginPolicy(config.corsOrigins, { loopbackHostsOnly: config.auth.localDevelopment });
-  const yoga = createGraphQL({ config, logger, services: resolverServices(services), authenticator, origins, metrics });
+  const { authenticator, origins, documents, yoga } = graphqlParts(config, { logger, services, metrics });
 
   const fastPath = config.graphqlFastPath
     ? new HttpFastPath({ pipeline: (initial) => operationPipeline(yoga, initial), authenticator, origins, logger })
@@ -166,6 +187,7 @@ export function buildApp(config: Config, { logger, prisma, metrics: measured = t
     db,
     server: http.server,
     fastPath,
+    documents,
     subscriptionStats: live.stats,
     metrics,
     listen,

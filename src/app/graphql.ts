@@ -16,7 +16,7 @@ import { useMissedEventsExecution } from '../fanout/cohorts.js';
 import { multipartLimits } from '../http/body.js';
 import { useCompiledExecution } from '../http/compiled-execution.js';
 import { EXPOSED_HEADERS, type OriginPolicy, UPLOAD_PREFLIGHT_HEADER } from '../http/cross-site.js';
-import { parserCacheOptions, useValidationCache } from '../http/document-cache.js';
+import type { DocumentCache } from '../http/document-cache.js';
 import { graphiqlDelivery } from '../http/graphiql-page.js';
 import {
   createErrorMasker,
@@ -62,6 +62,8 @@ export interface GraphQLDeps {
   origins: OriginPolicy;
   /** Counts the operations; null leaves them uncounted (the benchmark's baseline). */
   metrics: AppMetrics | null;
+  /** Parsed documents and validation results, shared by every transport. */
+  documents: DocumentCache;
 }
 
 const DEFAULT_QUERY = `# Welcome to the Market Runtime GraphQL API.
@@ -85,6 +87,7 @@ export function createGraphQL({
   authenticator,
   origins,
   metrics,
+  documents,
 }: GraphQLDeps): GraphQLServer {
   const counting = metrics?.plugins();
   const graphiql = graphiqlDelivery(renderGraphiQL);
@@ -104,7 +107,7 @@ export function createGraphQL({
     cors: corsFor(origins),
     // Yoga's documented way to bound its multipart parser: a Fetch API whose Request carries the limits.
     fetchAPI: createFetch({ formDataLimits: multipartLimits(config) }),
-    parserAndValidationCache: parserCacheOptions(),
+    parserAndValidationCache: documents.parserOptions(),
     plugins: [
       // Before useBrowserHeaders, which then adds the framing headers to the compressed page too.
       graphiql.plugin,
@@ -145,7 +148,7 @@ export function createGraphQL({
       useReadYourWrites(),
       ...(counting ? [counting.last] : []),
       // Last: every validation rule has been added by the plugins above (see there).
-      useValidationCache(),
+      documents.useValidationCache(),
     ],
     context: contextFactory({ services, authenticator }),
   });

@@ -1,4 +1,4 @@
-import type { DocumentNode, GraphQLSchema } from 'graphql';
+import { type DocumentNode, type GraphQLSchema, type Token, TokenKind } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { BoundedLru } from '../platform/bounded-lru.js';
 
@@ -15,63 +15,162 @@ import { BoundedLru } from '../platform/bounded-lru.js';
 /** Documents (and parse errors) kept at most: Yoga's own default. */
 export const DOCUMENTS_KEPT = 1024;
 /**
- * Characters of document text kept at most, per cache: the count alone would let 1,024 bodies of
- * MAX_BODY_BYTES (mostly a comment, or one long string) pin a gigabyte.
+ * Heap the kept documents may hold, as HEAP_COST estimates it: an eighth of the 524 MiB heap Node
+ * gives itself under the deployment's 1 GiB limit. Ordinary documents are bounded by their number
+ * instead: the dashboard's weigh ~30 kB each (28.7 kB measured), so 1,024 of them fit in half of
+ * this. A client sending documents dense in tokens (each refused or not) pins at most this much:
+ * `query Q<i> { __typename ×990 }` weighs 688 kB, so ~97 of them are kept (55 MB measured with
+ * 1,100 sent); weighed by their characters, all 1,024 could be kept: ~560 MB, more than that heap.
  */
-export const DOCUMENT_CHARS_KEPT = 16 * 2 ** 20;
+export const DOCUMENT_BYTES_KEPT = 64 * 2 ** 20;
+/** Heap the kept parse errors may hold, as HEAP_COST estimates it: ~1,000 of a few kB each fit. */
+export const PARSE_ERROR_BYTES_KEPT = 16 * 2 ** 20;
 
 /**
- * A cache of Yoga's parser (get, set by document text), over a BoundedLru without Yoga's TTL,
- * weighed by the length of its texts.
+ * What a kept document holds on the heap, estimated from its parts: the text's characters, its
+ * tokens (graphql-js keeps them all, linked from every node's `loc`) and, when refused, its
+ * validation errors. Each figure is the highest measured (node 20, `--expose-gc`, heap after GC
+ * on a server on port 0, 40–400 distinct documents of one shape POSTed, divided by what they
+ * held; 2026-12):
+ * - `token`: a field `{ __typename ×990 }` 551 B per token, a valid `{ v0: viewer { userId
+ *   isAdmin ×30 } … ×15 }` 536 (its graphql-jit function included), `{ a ×995 }` 482, arguments,
+ *   lists, objects, directives, spreads and variables 243–293 (parse alone);
+ * - `comment`: a comment line 90 B (`#` alone; armor's token limit does not count comments, so a
+ *   1 MiB body of them held 31 MB in one document);
+ * - `char`: a one-byte text 1.5 B per character (2.6 when refused: one copy more), a two-byte one
+ *   (CJK) 2.5, in a block string 6.6 (its value is a second two-byte string);
+ * - `escape`: a string's escape 32 B (graphql-js builds the value by concatenation, one cons
+ *   string per escape: `"\n" ×5000` held 17 B per character);
+ * - `document`: 8–11 kB a document beside its tokens (`{ __typename }`, `{ viewer { … } }`, the
+ *   dashboard's), for its compiled function or its validation result;
+ * - `error`: 2.4 kB a validation error (100 unknown fields), with its stack read (see
+ *   useValidationCache), and `errorChar` 2 bytes per character of its message twice (the message
+ *   and the stack), when a client's name is in it.
  */
-function textCache<V>() {
-  const kept = new BoundedLru<string, V>({ maxEntries: DOCUMENTS_KEPT, maxWeight: DOCUMENT_CHARS_KEPT });
-  return {
-    get: (text: string) => kept.get(text),
-    set: (text: string, value: V) => kept.set(text, value, text.length),
-  };
+export const HEAP_COST = {
+  document: 12 * 1024,
+  token: 600,
+  comment: 100,
+  char: 7,
+  escape: 32,
+  error: 2560,
+  errorChar: 4,
+} as const;
+
+/** The heap a parsed document holds, its text included: HEAP_COST's estimate, by walking its tokens once. */
+export function documentHeapBytes(text: string, document: DocumentNode): number {
+  let bytes = HEAP_COST.document + HEAP_COST.char * text.length + HEAP_COST.escape * backslashesIn(text);
+  let token: Token | null | undefined = document.loc?.startToken;
+  if (!token) return bytes + HEAP_COST.token * text.length; // parsed without locations: a token per character at most
+  for (; token !== null; token = token.next) {
+    bytes += token.kind === TokenKind.COMMENT ? HEAP_COST.comment : HEAP_COST.token;
+  }
+  return bytes;
+}
+
+/** The heap errors hold beside what they point to: HEAP_COST's estimate. */
+export function errorsHeapBytes(errors: readonly unknown[]): number {
+  let bytes = 0;
+  for (const error of errors) {
+    bytes += HEAP_COST.error + (error instanceof Error ? HEAP_COST.errorChar * error.message.length : 0);
+  }
+  return bytes;
+}
+
+function backslashesIn(text: string): number {
+  let count = 0;
+  for (let at = text.indexOf('\\'); at !== -1; at = text.indexOf('\\', at + 1)) count++;
+  return count;
 }
 
 /**
- * Yoga's `parserAndValidationCache` option: its parser cache over textCache, its validation cache
- * off (useValidationCache takes its place).
+ * Yoga's parser cache (`parserOptions`: documents and parse errors by their text, over
+ * BoundedLrus without Yoga's TTL, weighed by HEAP_COST) and the validation cache that takes the
+ * place of Yoga's (`useValidationCache`), which adds a refused document's errors to its weight.
  */
-export function parserCacheOptions() {
-  return { documentCache: textCache<DocumentNode>(), errorCache: textCache<unknown>(), validationCache: false };
-}
+export class DocumentCache {
+  private readonly documents = new BoundedLru<string, DocumentNode>({
+    maxEntries: DOCUMENTS_KEPT,
+    maxWeight: DOCUMENT_BYTES_KEPT,
+  });
+  private readonly parseErrors = new BoundedLru<string, unknown>({
+    maxEntries: DOCUMENTS_KEPT,
+    maxWeight: PARSE_ERROR_BYTES_KEPT,
+  });
+  /** Each document kept, with its text and its weight before validation. */
+  private readonly keptAs = new WeakMap<DocumentNode, { text: string; bytes: number }>();
 
-/**
- * Validation results by schema and document, for the last of the plugins: by then every plugin has
- * added its rules (graphql-armor's, the input bounds', INTROSPECTION off's), and each adds the same
- * rules to every operation on every transport, so that a document's result depends on the
- * document alone. (graphql-armor makes its rules anew for each operation, so they cannot be told
- * apart by identity; Yoga tells them apart by name, and theirs have none.) The number of rules is
- * checked all the same; a plugin that adds a rule to some operations only must not come before
- * this one. Keyed by the document object, which the parser cache hands out for the same text:
- * documents it lets go take their results along.
- */
-export function useValidationCache(): Plugin {
-  const results = new WeakMap<GraphQLSchema, WeakMap<DocumentNode, { rules: number; errors: readonly Error[] }>>();
-  return {
-    onValidate({ params: { schema, documentAST, rules }, setResult }) {
-      let bySchema = results.get(schema);
-      if (bySchema === undefined) {
-        bySchema = new WeakMap();
-        results.set(schema, bySchema);
-      }
-      const ruleCount = rules?.length ?? 0;
-      const known = bySchema.get(documentAST);
-      if (known !== undefined && known.rules === ruleCount) {
-        setResult(known.errors);
-        return;
-      }
-      return ({ result }) => {
-        // V8 formats an error's stack when it is first read; until then it keeps the frames, and
-        // with them this request's closures, its context and body (a cached 900 kB request kept
-        // 2.6 MB). Read now, the stack is a string and the request can go.
-        for (const error of result) void error.stack;
-        bySchema.set(documentAST, { rules: ruleCount, errors: result });
-      };
-    },
-  };
+  /** Documents kept now and the heap HEAP_COST says they hold. */
+  get kept(): { documents: number; bytes: number } {
+    return { documents: this.documents.size, bytes: this.documents.totalWeight };
+  }
+
+  /** Whether the document parsed from `text` is kept (without making it the most recently used). */
+  keeps(text: string): boolean {
+    return this.documents.peek(text) !== undefined;
+  }
+
+  /** Yoga's `parserAndValidationCache` option: its parser cache over these maps, its validation cache off. */
+  parserOptions() {
+    return {
+      documentCache: {
+        get: (text: string) => this.documents.get(text),
+        set: (text: string, document: DocumentNode) => {
+          const bytes = documentHeapBytes(text, document);
+          this.keptAs.set(document, { text, bytes });
+          this.documents.set(text, document, bytes);
+        },
+      },
+      errorCache: {
+        get: (text: string) => this.parseErrors.get(text),
+        set: (text: string, error: unknown) =>
+          this.parseErrors.set(text, error, HEAP_COST.char * text.length + errorsHeapBytes([error])),
+      },
+      validationCache: false,
+    } as const;
+  }
+
+  /**
+   * Validation results by schema and document, for the last of the plugins: by then every plugin has
+   * added its rules (graphql-armor's, the input bounds', INTROSPECTION off's), and each adds the same
+   * rules to every operation on every transport, so that a document's result depends on the
+   * document alone. (graphql-armor makes its rules anew for each operation, so they cannot be told
+   * apart by identity; Yoga tells them apart by name, and theirs have none.) The number of rules is
+   * checked all the same; a plugin that adds a rule to some operations only must not come before
+   * this one. Keyed by the document object, which the parser cache hands out for the same text:
+   * documents it lets go take their results along, and a refused one weighs its errors as well.
+   */
+  useValidationCache(): Plugin {
+    const results = new WeakMap<GraphQLSchema, WeakMap<DocumentNode, { rules: number; errors: readonly Error[] }>>();
+    return {
+      onValidate: ({ params: { schema, documentAST, rules }, setResult }) => {
+        let bySchema = results.get(schema);
+        if (bySchema === undefined) {
+          bySchema = new WeakMap();
+          results.set(schema, bySchema);
+        }
+        const ruleCount = rules?.length ?? 0;
+        const known = bySchema.get(documentAST);
+        if (known !== undefined && known.rules === ruleCount) {
+          setResult(known.errors);
+          return;
+        }
+        return ({ result }) => {
+          // V8 formats an error's stack when it is first read; until then it keeps the frames, and
+          // with them this request's closures, its context and body (a cached 900 kB request kept
+          // 2.6 MB). Read now, the stack is a string and the request can go.
+          for (const error of result) void error.stack;
+          bySchema.set(documentAST, { rules: ruleCount, errors: result });
+          if (result.length > 0) this.weighErrors(documentAST, result);
+        };
+      },
+    };
+  }
+
+  /** Adds `errors` to the weight of `document` if it is kept (again from its own weight: once however often validated). */
+  private weighErrors(document: DocumentNode, errors: readonly Error[]): void {
+    const kept = this.keptAs.get(document);
+    if (kept === undefined || this.documents.peek(kept.text) !== document) return;
+    this.documents.set(kept.text, document, kept.bytes + errorsHeapBytes(errors));
+  }
 }
