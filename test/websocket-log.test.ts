@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import WebSocket from 'ws';
+import { killLeftovers, startProcess } from './support/process.js';
 import { openRawSocket } from './support/raw-ws.js';
 import { AUTH_ENV, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
 
@@ -146,4 +147,27 @@ describe('the log of WebSocket connections', () => {
     socket.close(1000);
     expect(await lineOf(requestId)).toMatchObject({ closedBy: 'client', code: 1000, operations: 0 });
   });
+});
+
+describe('a frame over the size limit from a client in another process', () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startTestServer('sqlite', { env: AUTH_ENV });
+  });
+  afterAll(async () => {
+    await killLeftovers();
+    await server?.stop();
+  });
+
+  test('a 10 MB frame after connection_ack reaches the client as close 1009 every time, not as a reset (1006)', async () => {
+    const rounds = 40;
+    const client = startProcess(
+      [process.execPath, 'test/support/oversized-frame-client.mjs', server.url, TOKENS.alice, String(rounds)],
+      process.env,
+    );
+    const { codes } = await client.waitForLog((line) => line.msg === 'closed', 'the client saw its closes');
+    expect(codes).toEqual(Array.from({ length: rounds }, () => 1009));
+    expect(await client.exited).toEqual({ code: 0, signal: null });
+  }, 60_000);
 });
