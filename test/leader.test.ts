@@ -231,17 +231,23 @@ describe.runIf(redisUp && databases.includes('postgresql'))('leader election acr
     await deleteKeys(prefix);
   }, 60_000);
 
-  test('one of two instances runs the periodic work; SIGKILLed, it is replaced within LEADER_LEASE_MS + a third', async () => {
-    const env = (instance: string) =>
+  /** The environment of an instance of these tests' clusters (`under`: a prefix of its own, within the file's). */
+  const clusterEnv =
+    (under: string) =>
+    (instance: string, extra: Record<string, string> = {}) =>
       serverEnv(database.url, {
+        ...extra,
         REDIS_URL,
-        REDIS_PREFIX: prefix,
+        REDIS_PREFIX: `${prefix}${under}`,
         INSTANCE_NAME: instance,
         LEADER_LEASE_MS: String(SERVER_LEASE_MS),
         COLLECT_INTERVAL_MS: '200',
         INSTANCE_SILENCE_MS: String(SILENCE_MS),
         STOPPED_COMPONENT_RETENTION_MS: String(RETENTION_MS),
       });
+
+  test('one of two instances runs the periodic work; SIGKILLed, it is replaced within LEADER_LEASE_MS + a third', async () => {
+    const env = clusterEnv('');
     const servers: Record<string, ServerProcess> = { a: startProcess(SERVER_COMMAND, env('a')) };
     const urls: Record<string, URL> = { a: await listeningUrl(servers.a as ServerProcess) };
     servers.b = startProcess(SERVER_COMMAND, env('b'));
@@ -335,17 +341,7 @@ describe.runIf(redisUp && databases.includes('postgresql'))('leader election acr
   }, 120_000);
 
   test('an instance stopped with SIGTERM shows STOPPED on the other, then leaves after the retention; while it ran with another TASK_LEASE_MS, the cluster said so', async () => {
-    const env = (instance: string, extra: Record<string, string> = {}) =>
-      serverEnv(database.url, {
-        ...extra,
-        REDIS_URL,
-        REDIS_PREFIX: `${prefix}graceful:`,
-        INSTANCE_NAME: instance,
-        LEADER_LEASE_MS: String(SERVER_LEASE_MS),
-        COLLECT_INTERVAL_MS: '200',
-        INSTANCE_SILENCE_MS: String(SILENCE_MS),
-        STOPPED_COMPONENT_RETENTION_MS: String(RETENTION_MS),
-      });
+    const env = clusterEnv('graceful:');
     const staying = startProcess(SERVER_COMMAND, env('c'));
     const url = await listeningUrl(staying);
     // A shorter lease on one instance takes over the others' live tasks: the cluster says so.
@@ -394,17 +390,7 @@ describe.runIf(redisUp && databases.includes('postgresql'))('leader election acr
   }, 120_000);
 
   test('an instance whose clock runs behind by more than the silence is not taken for gone', async () => {
-    const env = (instance: string, extra: Record<string, string> = {}) =>
-      serverEnv(database.url, {
-        ...extra,
-        REDIS_URL,
-        REDIS_PREFIX: `${prefix}skewed:`,
-        INSTANCE_NAME: instance,
-        LEADER_LEASE_MS: String(SERVER_LEASE_MS),
-        COLLECT_INTERVAL_MS: '200',
-        INSTANCE_SILENCE_MS: String(SILENCE_MS),
-        STOPPED_COMPONENT_RETENTION_MS: String(RETENTION_MS),
-      });
+    const env = clusterEnv('skewed:');
     const leader = startProcess(SERVER_COMMAND, env('e'));
     const url = await listeningUrl(leader);
     await leader.waitForLog((line) => line.msg === 'leading the cluster', 'e to lead');
