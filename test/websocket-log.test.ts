@@ -147,6 +147,14 @@ describe('the log of WebSocket connections', () => {
     socket.close(1000);
     expect(await lineOf(requestId)).toMatchObject({ closedBy: 'client', code: 1000, operations: 0 });
   });
+
+  test('a close reason with control characters (C1 too, which JSON leaves as they are) is logged with each shown as ?', async () => {
+    const socket = await openRawSocket(server.url, { headers: { 'x-request-id': 'ws-log-controls' } });
+    // U+009B is CSI to a terminal that takes C1 codes: this would clear the screen and move the cursor.
+    socket.socket.close(4000, '\u009b2J\u009bHgone\u0085\u202e!\u0007');
+    await socket.closed;
+    expect(await lineOf('ws-log-controls')).toMatchObject({ closedBy: 'client', code: 4000, reason: '?2J?Hgone??!?' });
+  });
 });
 
 describe('a frame over the size limit from a client in another process', () => {

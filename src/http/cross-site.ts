@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { loggedText } from '../platform/clip-text.js';
 import { mediaTypeOf } from './media-type.js';
 
 /** Distinct Host values whose answer OriginPolicy keeps. */
@@ -137,7 +138,7 @@ export function refuseForeignHost(req: IncomingMessage, policy: OriginPolicy): R
   return {
     status: 403,
     code: 'FORBIDDEN',
-    message: `Host ${host?.slice(0, 200)} is not a loopback name: local development mode serves localhost, 127.0.0.1 and [::1] only`,
+    message: `Host ${loggedText(host ?? '', 200)} is not a loopback name: local development mode serves localhost, 127.0.0.1 and [::1] only`,
   };
 }
 

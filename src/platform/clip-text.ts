@@ -9,3 +9,15 @@ export function clipText(text: string, max: number): string {
   const end = /[\uD800-\uDBFF]/.test(text.charAt(max - 2)) ? max - 2 : max - 1;
   return `${text.slice(0, end)}…`;
 }
+
+/** Control characters (C0, C1) and bidirectional overrides: what a terminal or a log viewer may act on. */
+const CONTROLS = /[\p{Cc}\u202A-\u202E\u2066-\u2069]/gu;
+
+/**
+ * Client-controlled text for a log line: clipped as clipText does, and every control character
+ * (C1 included, which JSON leaves as it is and a terminal may take for an escape: U+009B is CSI)
+ * shown as `?`.
+ */
+export function loggedText(text: string, max: number): string {
+  return clipText(text.replace(CONTROLS, '?'), max);
+}

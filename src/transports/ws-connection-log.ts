@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import { lastingRequestIdFor, type RequestNotes } from '../http/request-notes.js';
+import { loggedText } from '../platform/clip-text.js';
 import type { Logger } from '../platform/logger.js';
 
 /** A close reason is at most 123 bytes (RFC 6455); a client's is cut there too. */
@@ -139,7 +140,8 @@ export class ConnectionLog {
         ...(this.userId ? { userId: this.userId } : {}),
         closedBy: byServer ? 'server' : 'client',
         code: byServer?.code ?? code,
-        reason: (byServer?.reason ?? reason.toString('utf8')).slice(0, MAX_REASON),
+        // The client's own words (a close reason is any UTF-8 it likes): no control character reaches the log.
+        reason: loggedText(byServer?.reason ?? reason.toString('utf8'), MAX_REASON),
         operations: this.operations,
         ms: Math.round(performance.now() - this.began),
       },
