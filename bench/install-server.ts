@@ -43,6 +43,7 @@ async function main(): Promise<void> {
     // The benchmark sends hundreds of installApp mutations a second as one user: that is its
     // measure, not abuse, so the per-user mutation rate limit is off.
     MUTATION_RATE_PER_S: '0',
+    MAX_OPERATIONS_IN_FLIGHT_PER_USER: '1000000', // one user's load here, many users' in production
   });
   const logger = createLogger('silent');
   const app = buildApp(config, { logger });

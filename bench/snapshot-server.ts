@@ -90,6 +90,7 @@ async function main(): Promise<void> {
     BUNDLED_CATALOGUE_FILE: 'off',
     SIMULATED_STEP_MS: '0',
     MUTATION_RATE_PER_S: '0',
+    MAX_OPERATIONS_IN_FLIGHT_PER_USER: '1000000', // one user's load here, many users' in production
     TASK_LEASE_MS: String(24 * 3600 * 1000),
     AUTH_USER_HEADER: USER_HEADER,
     AUTH_ADMIN_USERS: ADMIN_USER,

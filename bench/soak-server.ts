@@ -72,6 +72,7 @@ async function main(): Promise<void> {
     SIMULATED_STEP_MS: process.env.SOAK_STEP_MS ?? '20',
     // The soak sends every mutation as the one local user: that is its load, not abuse.
     MUTATION_RATE_PER_S: '0',
+    MAX_OPERATIONS_IN_FLIGHT_PER_USER: '1000000', // one user's load here, many users' in production
     // Every client is the one local user. The cap stays finite (the parent sets it a little above
     // its peak) so that a connection the budget forgets to release shows up as a refused one.
     MAX_CONNECTIONS_PER_USER: maxConnectionsPerUser,

@@ -14,14 +14,16 @@ export const SUBSCRIBER_SERVER_ENV = {
   COLLECT_INTERVAL_MS: '3600000',
   MAX_CONNECTIONS_PER_USER: '1000000',
   MAX_DISTINCT_SUBSCRIPTIONS_PER_USER: '1000000',
+  MAX_OPERATIONS_IN_FLIGHT_PER_USER: '1000000',
   MAX_CONNECTIONS: '1000000',
 } as const;
 
 /**
  * The environment of a G1 query server (bench/g1-servers.ts, and bench/lib/metrics-server.ts's
  * G1 roles): local development mode on a free loopback port, silent logs, an instant simulated
- * app service, and no mutation rate limit (queries are not limited; this keeps a mutation of a
- * future query set from being refused). Passed to loadConfig as it is, as above.
+ * app service, no mutation rate limit (this keeps a mutation of a future query set from being
+ * refused) and no bound on one user's operations in flight: the load's 50 connections are one
+ * user here, 50 users in production. Passed to loadConfig as it is, as above.
  */
 export function g1ServerEnv(databaseUrl: string, demoData: boolean): Record<string, string> {
   return {
@@ -32,5 +34,6 @@ export function g1ServerEnv(databaseUrl: string, demoData: boolean): Record<stri
     DEMO_DATA: demoData ? '1' : '0',
     SIMULATED_STEP_MS: '0',
     MUTATION_RATE_PER_S: '0',
+    MAX_OPERATIONS_IN_FLIGHT_PER_USER: '1000000',
   };
 }

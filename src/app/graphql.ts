@@ -28,6 +28,7 @@ import {
 import { useInputBounds } from '../http/input-bounds.js';
 import { mediaTypeOf } from '../http/media-type.js';
 import { useOncePerOperation } from '../http/once-per-operation.js';
+import { useOperationsInFlightLimit } from '../http/operations-in-flight.js';
 import { productionSwitches } from '../http/production-switches.js';
 import { useQueryCost } from '../http/query-cost.js';
 import { useMutationRateLimit } from '../http/rate-limit.js';
@@ -146,6 +147,8 @@ export function createGraphQL({
       ...(config.mutationRateLimit ? [useMutationRateLimit(config.mutationRateLimit)] : []),
       useSnapshotResultCache(),
       useReadYourWrites(),
+      // After every plugin that may answer without executing: those answers take no place.
+      useOperationsInFlightLimit(config.operationsInFlightPerUser),
       ...(counting ? [counting.last] : []),
       // Last: every validation rule has been added by the plugins above (see there).
       documents.useValidationCache(),

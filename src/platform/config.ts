@@ -4,9 +4,8 @@ import { settingProblems } from './config-values.js';
 import { parseSimulatedOutcomes } from './simulated-outcomes.js';
 
 /**
- * Every setting of the server, read from the environment once at start and validated here.
- * A bad value stops the server with a message naming the variable (see `loadConfig`).
- * The README's "Configuration" table documents each of them with its default.
+ * Every setting of the server, read from the environment once at start and validated here. A bad value stops the
+ * server with a message naming the variable (see `loadConfig`); the README's "Configuration" table documents each.
  */
 
 export type Config = {
@@ -53,6 +52,7 @@ export type Config = {
   connectionLimits: { perConnectionSubscriptions: number; perUser: number; perUserDistinct: number; total: number };
   /** Per-user token bucket for mutations; null when off. */
   mutationRateLimit: { perSecond: number; burst: number } | null;
+  operationsInFlightPerUser: number; // MAX_OPERATIONS_IN_FLIGHT_PER_USER
   graphiql: boolean;
   introspection: boolean;
   /** Plain JSON POSTs skip Yoga's Fetch-API layer (GRAPHQL_FAST_PATH). */
@@ -63,8 +63,7 @@ export type Config = {
   /** CHART_UPLOAD_MAX_BYTES: the largest chart package an upload may carry. */
   chartUploadMaxBytes: number;
   maxQueryDepth: number;
-  /** MAX_QUERY_COST: see http/query-cost.ts. */
-  maxQueryCost: number;
+  maxQueryCost: number; // MAX_QUERY_COST: see http/query-cost.ts
   tasks: { concurrency: number; timeoutMs: number; pollIntervalMs: number; leaseMs: number };
   appService:
     | { kind: 'simulated'; stepMs: number; failApps: string[] }
@@ -188,6 +187,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       total: e.MAX_CONNECTIONS,
     },
     mutationRateLimit: e.MUTATION_RATE_PER_S > 0 ? { perSecond: e.MUTATION_RATE_PER_S, burst: e.MUTATION_BURST } : null,
+    operationsInFlightPerUser: e.MAX_OPERATIONS_IN_FLIGHT_PER_USER,
     graphiql: e.GRAPHIQL ?? auth.localDevelopment,
     introspection: e.INTROSPECTION ?? auth.localDevelopment,
     graphqlFastPath: e.GRAPHQL_FAST_PATH,
