@@ -111,6 +111,35 @@ describe.each(databases)('the outbox worker on %s', (kind) => {
     }
   });
 
+  test('a receiver failing many messages logs its outage once at info, and once that it answers again', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(JSON.parse(String(chunk)));
+        done();
+      },
+    });
+    const worker = new OutboxWorker(db, SETTINGS, PUSH_SECRET, createLogger('info', sink));
+    receiver.fail(4, 500);
+    try {
+      await enqueueOutbound(db, pushes(receiver, 'outage', 4));
+      worker.start();
+      await waitFor(async () => {
+        const found = await rows('outage');
+        return found.length === 4 && found.every((row) => row.status === 'DELIVERED') ? true : undefined;
+      }, 'every message delivered once the receiver answers');
+      // Four first attempts failed: one line at info for the outage, not one per message.
+      const outbox = lines.filter((line) => String(line.msg).startsWith('outbox:'));
+      expect(outbox.map(({ level, msg }) => [level, msg])).toEqual([
+        [30, 'outbox: delivery failed, will retry'],
+        [30, 'outbox: the receiver answers again'],
+      ]);
+    } finally {
+      receiver.ok();
+      await worker.stop();
+    }
+  });
+
   test('a failing receiver is retried with growing pauses, then the message is dead with the last error', async () => {
     const lines: Record<string, unknown>[] = [];
     const sink = new Writable({

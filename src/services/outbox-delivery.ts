@@ -313,3 +313,8 @@ export function receiverOf(message: Pick<ClaimedMessage, 'topic' | 'webhookId' |
   const { topic, webhookId, url, destination } = message;
   return { topic, ...(webhookId ? { webhookId } : { destination }), ...(url ? { host: hostOf(url) } : {}) };
 }
+
+/** Which receiver a message goes to, for the figures: its webhook, or the push's destination (else its topic). */
+export function receiverKey(message: Pick<ClaimedMessage, 'topic' | 'webhookId' | 'destination'>): string {
+  return message.webhookId ?? message.destination ?? message.topic;
+}

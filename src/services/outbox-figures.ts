@@ -45,6 +45,8 @@ export class OutboxFigures {
   backlog: OutboxBacklog | null = null;
   /** Fewest DEAD messages seen since start: more than this now means messages died since (see deadSinceStart). */
   private deadFloor: number | null = null;
+  /** Receivers whose last attempt failed (at most the webhooks and push destinations there are). */
+  private readonly failing = new Set<string>();
 
   constructor({ countCap = OUTBOX_COUNT_CAP }: { countCap?: number } = {}) {
     this.countCap = countCap;
@@ -55,10 +57,22 @@ export class OutboxFigures {
     if (counts) counts[result]++;
   }
 
-  /** A failed attempt to `receiver` (a webhook id or a push's destination): retried, or `dead`. */
-  failed(kind: string, dead: boolean, receiver: string, error: string, at = new Date()): void {
+  /**
+   * A failed attempt to `receiver` (a webhook id or a push's destination): retried, or `dead`. True
+   * when it is the receiver's first since it last took one (its outage's first: logged at info).
+   */
+  failed(kind: string, dead: boolean, receiver: string, error: string, at = new Date()): boolean {
     this.attempted(kind, dead ? 'dead' : 'failed');
     this.lastError = { at, receiver, error: redactSecrets(error) };
+    if (this.failing.has(receiver)) return false;
+    this.failing.add(receiver);
+    return true;
+  }
+
+  /** A delivery to `receiver`: true when its last attempt before had failed (its outage is over). */
+  delivered(kind: string, receiver: string): boolean {
+    this.attempted(kind, 'delivered');
+    return this.failing.delete(receiver);
   }
 
   /**

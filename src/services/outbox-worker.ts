@@ -22,6 +22,7 @@ import {
   prepareAttempts,
   RETRY_LINE,
   type ReadyMessage,
+  receiverKey,
   receiverOf,
   receiversAgent,
   recordMarginMs,
@@ -76,10 +77,8 @@ export class OutboxWorker {
   private inFlight = 0;
   /** Claimed, not started yet (at most CLAIM_AHEAD × OUTBOX_CONCURRENCY with those in flight). */
   private readonly ready = new ReadyQueue();
-  /** Attempts in flight per receiver host (see `perHostCap`). */
-  private readonly hostsInFlight = new Map<string, number>();
-  /** Set by `stop()` before it cuts the attempts still running: their outcome is not recorded. */
-  private cutting = false;
+  private readonly hostsInFlight = new Map<string, number>(); // attempts in flight per receiver host (perHostCap)
+  private cutting = false; // set by `stop()` before it cuts the attempts still running: their outcome is not recorded
   private readonly attempts = new Set<Promise<void>>();
   private readonly writes = new Set<Promise<unknown>>();
   private pumping: Promise<void> | null = null;
@@ -87,8 +86,7 @@ export class OutboxWorker {
   private pumpScheduled = false;
   private pollTimer: NodeJS.Timeout | null = null;
   private following: (() => void)[] = [];
-  /** Successful deliveries not yet recorded, by status code: written together, one statement each. */
-  private delivered = new Map<number, ClaimedMessage[]>();
+  private delivered = new Map<number, ClaimedMessage[]>(); // delivered, not recorded yet, by status code: one statement each
   private flushScheduled = false;
   private readonly agent: ReturnType<typeof receiversAgent>;
   /**
@@ -317,7 +315,9 @@ export class OutboxWorker {
   }
 
   private recordDelivery(message: ClaimedMessage, statusCode: number): void {
-    this.figures.attempted(message.kind, 'delivered');
+    if (this.figures.delivered(message.kind, receiverKey(message))) {
+      this.logger.info(receiverOf(message), 'outbox: the receiver answers again');
+    }
     const messages = this.delivered.get(statusCode) ?? [];
     messages.push(message);
     this.delivered.set(statusCode, messages);
@@ -369,10 +369,10 @@ export class OutboxWorker {
     const dead = failed.status === 'DEAD';
     const jittered = failed.nextAttemptAt.getTime() - now.getTime();
     const log = { messageId: message.id, ...receiverOf(message), attempt: message.attempts, error: outcome.error };
-    this.figures.failed(message.kind, dead, message.webhookId ?? message.destination ?? message.topic, outcome.error);
+    const first = this.figures.failed(message.kind, dead, receiverKey(message), outcome.error);
     if (dead) this.logger.warn(log, 'outbox: message dead-lettered');
-    // A receiver's first failure at info, the retries after it at debug (up to OUTBOX_MAX_ATTEMPTS each).
-    else this.logger[message.attempts > 1 ? 'debug' : 'info']({ ...log, retryInMs: jittered }, RETRY_LINE);
+    // At info the first failure of a receiver's outage, the others (any message's) at debug: a line per outage.
+    else this.logger[first ? 'info' : 'debug']({ ...log, retryInMs: jittered }, RETRY_LINE);
     this.track(
       markFailed(this.sql, this.workerId, failed, now).then(
         (written) => {
