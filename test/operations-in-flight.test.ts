@@ -1,4 +1,4 @@
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { UserPlaces, WAITING_PER_USER } from '../src/http/operations-in-flight.js';
 import { availableDatabases, createTestDatabase } from './support/databases.js';
 import { AUTH_ENV, startTestServer, TOKENS } from './support/server.js';
@@ -18,20 +18,36 @@ describe('UserPlaces', () => {
     const places = new UserPlaces(1, 2);
     expect(places.take('alice')).toBe(true);
     const order: string[] = [];
-    const second = places.take('alice') as Promise<void>;
-    const third = places.take('alice') as Promise<void>;
+    const second = places.take('alice') as Promise<boolean>;
+    const third = places.take('alice') as Promise<boolean>;
     void second.then(() => order.push('second'));
     void third.then(() => order.push('third'));
     expect(places.take('alice')).toBe(false);
     expect(places.take('bob')).toBe(true);
     places.release('alice');
-    await second;
+    expect(await second).toBe(true);
     places.release('alice');
-    await third;
+    expect(await third).toBe(true);
     expect(order).toEqual(['second', 'third']);
     places.release('alice');
     places.release('bob');
     expect(places.size).toBe(0);
+  });
+
+  test('an operation that waited longer than its limit is told so, and leaves the queue', async () => {
+    vi.useFakeTimers();
+    try {
+      const places = new UserPlaces(1, 2, 1000);
+      expect(places.take('alice')).toBe(true);
+      const waiting = places.take('alice') as Promise<boolean>;
+      vi.advanceTimersByTime(1000);
+      expect(await waiting).toBe(false);
+      // The place it no longer waits for is not handed to it: the user leaves once it comes back.
+      places.release('alice');
+      expect(places.size).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 
@@ -51,7 +67,7 @@ describe.runIf(databases.includes('postgresql'))('operations in flight per user,
       });
     try {
       proxy.holdAnswers();
-      // Two run (their statements held), a hundred wait: whichever arrives last of these is refused.
+      // Two run (their statements held), a thousand wait: whichever arrives last of these is refused.
       const alices = Array.from({ length: 2 + WAITING_PER_USER + 1 }, () => ask(TOKENS.alice));
       const refused = await Promise.race(
         alices.map((answer) =>
@@ -67,6 +83,13 @@ describe.runIf(databases.includes('postgresql'))('operations in flight per user,
           },
         ],
       });
+      // Another user's places are his own: a read needing no database is answered while alice's wait.
+      const viewer = await fetch(server.graphqlUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.bob}` },
+        body: JSON.stringify({ query: '{ viewer { userId } }' }),
+      });
+      expect(await viewer.json()).toEqual({ data: { viewer: { userId: 'bob' } } });
       const bobs = ask(TOKENS.bob);
       proxy.releaseAnswers();
       const statuses = (await Promise.all(alices)).map((response) => response.status);

@@ -5,10 +5,13 @@ import { perOperation } from './per-operation.js';
 
 /** Operations of one user that may wait for a place; the one after them is refused. */
 export const WAITING_PER_USER = 1000;
+/** The longest an operation waits for a place before it is refused (its client may retry). */
+export const MAX_WAIT_MS = 30_000;
 
 /**
  * Places for one user's executing operations: `max` at once, the next ones wait in order of
- * arrival (at most WAITING_PER_USER), and a place that frees goes to the first of them.
+ * arrival (at most WAITING_PER_USER, each at most MAX_WAIT_MS), and a place that frees goes to
+ * the first of them.
  */
 export class UserPlaces {
   private readonly users = new Map<string, { running: number; waiting: (() => void)[] }>();
@@ -16,10 +19,14 @@ export class UserPlaces {
   constructor(
     readonly max: number,
     private readonly maxWaiting = WAITING_PER_USER,
+    private readonly maxWaitMs = MAX_WAIT_MS,
   ) {}
 
-  /** True when the user has a place now, a promise of it when it has to wait, false when too many wait. */
-  take(userId: string): true | false | Promise<void> {
+  /**
+   * True when the user has a place now; else a promise of whether it got one in time (false after
+   * maxWaitMs); false at once when too many wait already.
+   */
+  take(userId: string): boolean | Promise<boolean> {
     let user = this.users.get(userId);
     if (!user) {
       user = { running: 0, waiting: [] };
@@ -29,9 +36,20 @@ export class UserPlaces {
       user.running++;
       return true;
     }
-    if (user.waiting.length >= this.maxWaiting) return false;
-    const waiting = user.waiting;
-    return new Promise((resolve) => waiting.push(resolve));
+    const { waiting } = user;
+    if (waiting.length >= this.maxWaiting) return false;
+    return new Promise((resolve) => {
+      const give = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        waiting.splice(waiting.indexOf(give), 1);
+        resolve(false);
+      }, this.maxWaitMs);
+      timer.unref();
+      waiting.push(give);
+    });
   }
 
   /** Gives a place back: to the user's first waiting operation, if any. */
@@ -63,49 +81,51 @@ const isSubscription = perOperation(
  * at once, held all ten connections of the PostgreSQL pool: other users' requests waited 4–9 s or
  * got 503 (their wait for a connection timed out), the task engine could not claim, and /readiness
  * answered 503 (fairness review, 10k apps on PostgreSQL). An operation over the limit waits for a
- * place of its user's (so a page's parallel queries are answered, later) and only past
- * WAITING_PER_USER waiting is refused: `LIMIT_EXCEEDED`, HTTP 429 with `Retry-After`. A thousand:
- * a script firing hundreds of requests at once as one user is slowed, not refused.
+ * place of its user's (so a page's parallel queries are answered, later); past WAITING_PER_USER
+ * waiting, or after MAX_WAIT_MS, it is refused: `LIMIT_EXCEEDED`, HTTP 429 with `Retry-After`.
  *
- * Placed after every plugin that may answer without executing (the snapshot result cache): those
- * take no place. The place is held by wrapping the execute function (the last one set: the
- * compiled one comes earlier), so it is given back however the execution ends, an exception
- * included. Subscriptions are not counted: their executions are bounded per user by
- * MAX_DISTINCT_SUBSCRIPTIONS_PER_USER.
+ * The place is taken and given back by the execute function itself, which this wraps (the last
+ * one set: the compiled one comes earlier): so only an execution that starts takes one, and it
+ * comes back however that ends, an exception included; an operation answered without executing
+ * (the snapshot result cache, before this plugin) takes none. The onExecute hook stays
+ * synchronous, as the metrics' counting plugins around it expect (app/metrics.ts); the
+ * operation's measured duration includes its wait. Subscriptions are not counted: their
+ * executions are bounded per user by MAX_DISTINCT_SUBSCRIPTIONS_PER_USER.
  */
 export function useOperationsInFlightLimit(max: number): Plugin {
   const places = new UserPlaces(max);
   return {
-    onExecute({ args, executeFn, setExecuteFn, setResultAndStopExecution }) {
+    onExecute({ args, executeFn, setExecuteFn }) {
       if (isSubscription(args)) return;
-      const { viewer } = args.contextValue as unknown as Pick<Context, 'viewer'>;
-      const release = () => places.release(viewer.userId);
+      const { userId } = (args.contextValue as unknown as Pick<Context, 'viewer'>).viewer;
       const holding = (execArgs: ExecutionArgs) => {
         try {
           const result = executeFn(execArgs);
           if (typeof (result as PromiseLike<unknown>)?.then !== 'function') {
-            release();
+            places.release(userId);
             return result;
           }
-          return Promise.resolve(result).finally(release);
+          return Promise.resolve(result).finally(() => places.release(userId));
         } catch (error) {
-          release();
+          places.release(userId);
           throw error;
         }
       };
-      const taken = places.take(viewer.userId);
-      if (taken === false) {
-        setResultAndStopExecution({ errors: [tooManyWaiting(max)] });
-        return;
-      }
-      setExecuteFn(holding as typeof executeFn);
-      if (taken !== true) return taken;
+      const limited = (execArgs: ExecutionArgs) => {
+        const taken = places.take(userId);
+        if (taken === true) return holding(execArgs);
+        if (taken === false) return { errors: [refused(`${WAITING_PER_USER} wait already`)] };
+        return taken.then((given) =>
+          given ? holding(execArgs) : { errors: [refused(`none was free within ${MAX_WAIT_MS / 1000} s`)] },
+        );
+      };
+      setExecuteFn(limited as typeof executeFn);
     },
   };
 }
 
-function tooManyWaiting(max: number): GraphQLError {
-  const message = `Too many operations at once: ${max} run and ${WAITING_PER_USER} wait for this user (MAX_OPERATIONS_IN_FLIGHT_PER_USER); retry shortly.`;
+function refused(why: string): GraphQLError {
+  const message = `Too many operations of this user at once (MAX_OPERATIONS_IN_FLIGHT_PER_USER run, the others wait for a place; ${why}): retry shortly.`;
   return new GraphQLError(message, {
     extensions: { code: 'LIMIT_EXCEEDED', http: { status: 429, headers: { 'Retry-After': '1' } } },
   });

@@ -109,7 +109,8 @@ function rateLimited(message: string, waitMs: number): GraphQLError {
  * alike, after validation, the input bounds and the query cost; an operation whose variables then
  * fail coercion (a request error: no `data`) gets its tokens back. An invalid mutation costs
  * nothing: five refused for an oversized variable used to spend a burst of 5, and the valid one
- * after them got 429. Queries and subscriptions are not limited.
+ * after them got 429. Queries and subscriptions are not limited in rate (in number at once:
+ * operations-in-flight.ts, MAX_DISTINCT_SUBSCRIPTIONS_PER_USER).
  */
 export function useMutationRateLimit(limit: { perSecond: number; burst: number }): Plugin {
   const buckets = new TokenBuckets(limit.perSecond, limit.burst);
