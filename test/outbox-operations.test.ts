@@ -307,7 +307,7 @@ describe.each(databases)('operating the outbox on %s', (kind) => {
         },
       },
     }) as unknown as Db;
-    const later = new WebhookService(db, 10, kind);
+    const later = new WebhookService(db, 10, kind, { date: () => new Date() });
     const refusal = await later.redeliver(LOCAL_ADMIN, { deliveryId: String(dead.id) }).catch((error: Error) => error);
     expect(refusal).toBeInstanceOf(InvalidStateError);
     expect((refusal as Error).message).toMatch(/is (PENDING|DELIVERED) \(it was just redelivered\)/);

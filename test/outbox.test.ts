@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createPrismaClient, type Db } from '../src/db/client.js';
+import { databaseClockOf } from '../src/db/database-clock.js';
 import { driverSqlOf, type SqlRunner } from '../src/db/driver-sql.js';
 import {
   claimDueMessages,
@@ -314,7 +315,7 @@ describe.each(databases)('the outbox worker on %s', (kind) => {
       stored.find((row) => row.idempotencyKey === `recent:${webhookId}:${n}`)?.id;
     // wh_recent_b is the 101st: its walk is in the second statement.
     const none = Array.from({ length: 99 }, (_, index) => `wh_recent_none_${index}`);
-    const listed = await new WebhookService(db, 10, kind).recentDeliveries(
+    const listed = await new WebhookService(db, 10, kind, databaseClockOf(db)).recentDeliveries(
       ['wh_recent_a', ...none, 'wh_recent_b', 'wh_recent_c'],
       3,
     );
@@ -349,7 +350,7 @@ describe.each(databases)('the outbox worker on %s', (kind) => {
   });
 
   test('recent deliveries refuse a limit outside 1 to 50 before reading anything; null or none is the default of 10', async () => {
-    const webhooks = new WebhookService(db, 10, kind);
+    const webhooks = new WebhookService(db, 10, kind, databaseClockOf(db));
     for (const last of [0, -1, 51, 1.5]) {
       await expect(webhooks.recentDeliveries(['wh_limit'], last)).rejects.toMatchObject({
         code: 'VALIDATION',
@@ -439,7 +440,10 @@ describe.each(databases)('the outbox worker on %s', (kind) => {
       await enqueueOutbound(db, messages);
       worker.start();
       await holding.waitFor(() => true, 'the first attempt, held');
-      await new WebhookService(db, 10, kind).remove({ userId: 'admin', isAdmin: true }, { webhookId });
+      await new WebhookService(db, 10, kind, databaseClockOf(db)).remove(
+        { userId: 'admin', isAdmin: true },
+        { webhookId },
+      );
       holding.ok();
       holding.release(200);
       await waitFor(async () => (worker.busy === 0 ? true : undefined), 'the attempts over');
@@ -598,7 +602,7 @@ describe.each(databases)('the outbox worker on %s', (kind) => {
         data: { status, createdAt: at(created), updatedAt: at(changed), nextAttemptAt: at(day * 60) },
       });
     }
-    const service = new WebhookService(db, 10, kind);
+    const service = new WebhookService(db, 10, kind, databaseClockOf(db));
     expect(await service.removeFinishedMessages(cutoff, Date.now() + 60_000)).toEqual({ removed: 3, more: false });
     expect((await rows('edge')).map((row) => row.id)).toEqual([ids[2], ids[3], ids[4]]);
     await db.outboxMessage.deleteMany({ where: { id: { in: ids } } });

@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, test } from 'vitest';
 import { createPrismaClient } from '../src/db/client.js';
+import { databaseClockOf } from '../src/db/database-clock.js';
 import { createLogger } from '../src/platform/logger.js';
 import { WebhookCatchUp } from '../src/services/webhook-catch-up.js';
 import { WebhookDispatcher } from '../src/services/webhook-dispatcher.js';
@@ -29,8 +30,8 @@ describe.each(databases)('the webhook catch-up on %s', (kind) => {
       },
     });
     const logger = createLogger('info', output);
-    const webhooks = new WebhookService(db, 10, kind);
-    const dispatcher = new WebhookDispatcher(db, webhooks, logger);
+    const webhooks = new WebhookService(db, 10, kind, databaseClockOf(db));
+    const dispatcher = new WebhookDispatcher(db, webhooks, logger, databaseClockOf(db));
     disposers.push(() => dispatcher.stop());
     const catchUp = new WebhookCatchUp(db, webhooks, dispatcher, logger, { lookBackMs: 24 * 60 * 60 * 1000 });
     await db.webhook.create({

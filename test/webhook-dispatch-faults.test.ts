@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, test } from 'vitest';
 import { createPrismaClient, type Db } from '../src/db/client.js';
+import { databaseClockOf } from '../src/db/database-clock.js';
 import { createLogger } from '../src/platform/logger.js';
 import { WebhookCatchUp } from '../src/services/webhook-catch-up.js';
 import { WebhookDispatcher } from '../src/services/webhook-dispatcher.js';
@@ -94,7 +95,12 @@ describe.each(databases)('the webhook dispatcher on %s when the database refuses
     const db = await seeded(kind);
     await refuseMessagesAbout(db, kind, BAD);
     const { logger, lines, text } = capturedLogger();
-    const dispatcher = new WebhookDispatcher(db, new WebhookService(db, 10, kind), logger);
+    const dispatcher = new WebhookDispatcher(
+      db,
+      new WebhookService(db, 10, kind, databaseClockOf(db)),
+      logger,
+      databaseClockOf(db),
+    );
     disposers.push(() => dispatcher.stop());
 
     for (let index = 0; index < APPS; index++) dispatcher.accept({ kind: 'app', event: key(index) });
@@ -114,8 +120,8 @@ describe.each(databases)('the webhook dispatcher on %s when the database refuses
     const db = await seeded(kind);
     await refuseMessagesAbout(db, kind, BAD);
     const { logger, lines } = capturedLogger();
-    const webhooks = new WebhookService(db, 10, kind);
-    const dispatcher = new WebhookDispatcher(db, webhooks, logger);
+    const webhooks = new WebhookService(db, 10, kind, databaseClockOf(db));
+    const dispatcher = new WebhookDispatcher(db, webhooks, logger, databaseClockOf(db));
     disposers.push(() => dispatcher.stop());
     const catchUp = new WebhookCatchUp(db, webhooks, dispatcher, logger, { lookBackMs: 24 * 60 * 60 * 1000 });
 

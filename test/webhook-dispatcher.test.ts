@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, test } from 'vitest';
 import { createPrismaClient, type Db } from '../src/db/client.js';
+import { databaseClockOf } from '../src/db/database-clock.js';
 import type { TaskRow } from '../src/db/models.js';
 import { ChangeFeed, createEventBus } from '../src/events/change-feed.js';
 import { createLogger } from '../src/platform/logger.js';
@@ -79,7 +80,12 @@ describe.each(databases)('the webhook dispatcher on %s', (kind) => {
     const tasks = await seedInstalls(db, 30);
     const bus = createEventBus();
     const feed = new ChangeFeed(bus);
-    const dispatcher = new WebhookDispatcher(db, new WebhookService(db, 10, kind), createLogger('silent'));
+    const dispatcher = new WebhookDispatcher(
+      db,
+      new WebhookService(db, 10, kind, databaseClockOf(db)),
+      createLogger('silent'),
+      databaseClockOf(db),
+    );
     dispatcher.start(bus);
     disposers.push(() => dispatcher.stop());
     statements.count = 0;
@@ -121,10 +127,10 @@ describe.runIf(databases.includes('postgresql'))('the webhook dispatcher during 
     const { proxy, url: proxiedUrl } = await proxyDatabase(database.url);
     disposers.push(() => proxy.close());
     const { db } = countingClient(proxiedUrl);
-    const webhooks = new WebhookService(db, 10, 'postgresql');
+    const webhooks = new WebhookService(db, 10, 'postgresql', databaseClockOf(db));
     await webhooks.current();
     const { logger, lines } = capturedLogger();
-    const dispatcher = new WebhookDispatcher(db, webhooks, logger, undefined, 50);
+    const dispatcher = new WebhookDispatcher(db, webhooks, logger, databaseClockOf(db), 50);
     disposers.push(async () => {
       proxy.restore();
       await dispatcher.stop();

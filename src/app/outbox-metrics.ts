@@ -52,7 +52,7 @@ export function watchOutbox(registry: Registry, figures: OutboxFigures): void {
     help: 'Age of the oldest pending outbox message (0: none pending)',
     registers,
     collect() {
-      this.set(oldestPendingAgeSeconds(figures.backlog));
+      this.set(oldestPendingAgeSeconds(figures.backlog, figures.now()));
     },
   });
   new Counter({

@@ -28,7 +28,7 @@ export function createOutbox({
   /** A message delivered or dead-lettered (see OutboxWorker). */
   onSettled?: (message: SettledMessage) => Promise<void>;
 }) {
-  const webhooks = new WebhookService(db, config.maxWebhooks, databaseProvider(config.databaseUrl));
+  const webhooks = new WebhookService(db, config.maxWebhooks, databaseProvider(config.databaseUrl), clock);
   return {
     webhooks,
     webhookDispatcher: new WebhookDispatcher(db, webhooks, logger.child({ component: 'webhooks' }), clock),

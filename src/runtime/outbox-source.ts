@@ -45,7 +45,7 @@ export function outboxSource(db: Db, figures: OutboxFigures, settings: OutboxSet
     name: 'outbox',
     async collect() {
       const backlog = await figures.refresh(db);
-      const now = Date.now();
+      const now = figures.now();
       const ageSeconds = oldestPendingAgeSeconds(backlog, now);
       const oldest = oldestPending(backlog);
       const dead = figures.deadSinceStart;

@@ -77,7 +77,8 @@ export class OutboxWorker {
   private inFlight = 0;
   /** Claimed, not started yet (at most CLAIM_AHEAD × OUTBOX_CONCURRENCY with those in flight). */
   private readonly ready = new ReadyQueue();
-  private readonly hostsInFlight = new Map<string, number>(); // attempts in flight per receiver host (perHostCap)
+  /** Attempts in flight per receiver host (see `perHostCap`). */
+  private readonly hostsInFlight = new Map<string, number>();
   private cutting = false; // set by `stop()` before it cuts the attempts still running: their outcome is not recorded
   private readonly attempts = new Set<Promise<void>>();
   private readonly writes = new Set<Promise<unknown>>();
@@ -86,7 +87,8 @@ export class OutboxWorker {
   private pumpScheduled = false;
   private pollTimer: NodeJS.Timeout | null = null;
   private following: (() => void)[] = [];
-  private delivered = new Map<number, ClaimedMessage[]>(); // delivered, not recorded yet, by status code: one statement each
+  /** Successful deliveries not yet recorded, by status code: written together, one statement each. */
+  private delivered = new Map<number, ClaimedMessage[]>();
   private flushScheduled = false;
   private readonly agent: ReturnType<typeof receiversAgent>;
   /**
@@ -96,15 +98,13 @@ export class OutboxWorker {
   private readonly sql: DriverSql;
   /** Claims leave nextAttemptAt alone on PostgreSQL, where that makes them HOT updates (see claimDueMessages). */
   private readonly keepDueTime: boolean;
-  /** Locks on the database's clock (DatabaseClock): on its own, one 45 s ahead re-sent messages still being sent. */
-  private readonly clock: DatabaseClock;
   /** The recording write in progress: one at a time, so deliveries finished meanwhile share the next. */
   private flushing: Promise<unknown> | null = null;
   private readonly claimFailures: RepeatedFailure;
   /** The push receivers this process has a URL for: it claims no payment push for another (see sendableBy). */
   private readonly sendsTo: string[];
   /** Its attempts since start and the backlog, for the `outbox` component and /metrics (outbox-figures.ts). */
-  readonly figures = new OutboxFigures();
+  readonly figures = new OutboxFigures({ now: () => this.clock.now() });
 
   constructor(
     db: Db,
@@ -119,13 +119,13 @@ export class OutboxWorker {
     private readonly onSettled: (message: SettledMessage) => Promise<void> = async () => {},
     /** Where payment pushes go, by receiver, as this process is configured (none: it claims none of theirs). */
     private readonly pushUrls: PushDestinations = { wallet: null, frontend: null },
-    clock: DatabaseClock = databaseClockOf(db),
+    /** Locks, due times and ages on the database's clock: on its own, one 45 s ahead re-sent messages being sent. */
+    private readonly clock: DatabaseClock = databaseClockOf(db),
   ) {
     this.sendsTo = Object.entries(pushUrls).flatMap(([destination, url]) => (url ? [destination] : []));
     this.agent = receiversAgent(settings.attemptTimeoutMs);
     this.sql = driverSqlOf(db);
     this.keepDueTime = providerOf(db) === 'postgresql';
-    this.clock = clock;
     this.claimFailures = new RepeatedFailure(logger, 'outbox: claiming due messages', 'warn');
   }
 

@@ -1,6 +1,5 @@
 import { isDatabaseUnavailable } from '../db/availability.js';
 import type { Db } from '../db/client.js';
-import { databaseClockOf } from '../db/database-clock.js';
 import type { WebhookRow } from '../db/models.js';
 import { appKeyString } from '../domain/app-key.js';
 import { deriveStage } from '../domain/app-stage.js';
@@ -84,8 +83,8 @@ export class WebhookDispatcher {
     readonly db: Db,
     private readonly webhooks: WebhookService,
     private readonly logger: Logger,
-    /** The messages' due time is on it: the outbox workers of every instance claim on the database's clock. */
-    private readonly clock: { date(): Date } = databaseClockOf(db),
+    /** The messages' due time is on it (the process's DatabaseClock): the outbox workers of every instance claim on it. */
+    private readonly clock: { date(): Date },
     private readonly retryMs = RETRY_MS,
   ) {
     this.failures = new RepeatedFailure(logger, 'webhooks: enqueueing changes', 'warn');

@@ -139,6 +139,8 @@ export class WebhookService {
     private readonly db: Db,
     private readonly maxWebhooks: number,
     private readonly provider: DatabaseProvider,
+    /** A redelivery's due time is on it: the outbox workers of every instance claim on the database's clock. */
+    private readonly clock: { date(): Date },
   ) {}
 
   async add(viewer: Viewer, rawInput: AddWebhookInput): Promise<WebhookRegistration> {
@@ -205,7 +207,7 @@ export class WebhookService {
         `Delivery ${id} is a payment push, whose body is not kept once it is finished: use resendPaymentCredential`,
       );
     }
-    const now = new Date();
+    const now = this.clock.date();
     const { count } = await this.db.outboxMessage.updateMany({
       where: { id, status: 'DEAD' },
       data: { status: 'PENDING', attempts: 0, nextAttemptAt: now, lockedBy: null, lockedUntil: null, updatedAt: now },
