@@ -58,6 +58,18 @@ function pushes(receiver: FakeReceiver, tag: string, count: number): OutboundMes
   }));
 }
 
+/** A worker whose log lines (at info and above) the test reads. */
+function loggingWorker(db: Db) {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(JSON.parse(String(chunk)));
+      done();
+    },
+  });
+  return { lines, worker: new OutboxWorker(db, SETTINGS, PUSH_SECRET, createLogger('info', sink)) };
+}
+
 describe.each(databases)('the outbox worker on %s', (kind) => {
   let database: TestDatabase;
   let db: Db;
@@ -113,14 +125,7 @@ describe.each(databases)('the outbox worker on %s', (kind) => {
   });
 
   test('a receiver failing many messages logs its outage once at info, and once that it answers again', async () => {
-    const lines: Record<string, unknown>[] = [];
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        lines.push(JSON.parse(String(chunk)));
-        done();
-      },
-    });
-    const worker = new OutboxWorker(db, SETTINGS, PUSH_SECRET, createLogger('info', sink));
+    const { lines, worker } = loggingWorker(db);
     receiver.fail(4, 500);
     try {
       await enqueueOutbound(db, pushes(receiver, 'outage', 4));
@@ -142,14 +147,7 @@ describe.each(databases)('the outbox worker on %s', (kind) => {
   });
 
   test('a failing receiver is retried with growing pauses, then the message is dead with the last error', async () => {
-    const lines: Record<string, unknown>[] = [];
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        lines.push(JSON.parse(String(chunk)));
-        done();
-      },
-    });
-    const worker = new OutboxWorker(db, SETTINGS, PUSH_SECRET, createLogger('info', sink));
+    const { lines, worker } = loggingWorker(db);
     receiver.fail(100, 500);
     try {
       await enqueueOutbound(db, pushes(receiver, 'dead', 1));
