@@ -215,6 +215,11 @@ export class Cohort {
   }
 }
 
+/** The key a subscription shares its cohort under: none (null) for one never shared. */
+export function sharedKey(key: string, mode: FanOutMode): string | null {
+  return mode === 'alone' ? null : key;
+}
+
 /** The cohorts of one transport, by key. */
 export class SubscriptionCohorts {
   private readonly shared = new Map<string, Cohort>();
@@ -230,12 +235,13 @@ export class SubscriptionCohorts {
    * when the mode says the subscription cannot be shared). Returns the cohort to leave later.
    */
   join(key: string, mode: FanOutMode, member: CohortMember, source: () => CohortSource): Cohort {
-    const existing = mode === 'alone' ? undefined : this.shared.get(key);
+    const shared = sharedKey(key, mode);
+    const existing = shared === null ? undefined : this.shared.get(shared);
     if (existing) {
       existing.add(member);
       return existing;
     }
-    const cohort = new Cohort(mode === 'alone' ? null : key, mode, source(), (closed) => {
+    const cohort = new Cohort(shared, mode, source(), (closed) => {
       if (closed.key === null) this.alone -= 1;
       else if (this.shared.get(closed.key) === closed) this.shared.delete(closed.key);
     });

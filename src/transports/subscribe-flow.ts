@@ -1,7 +1,13 @@
 import type { ExecutionResult, GraphQLError, OperationTypeNode } from 'graphql';
 import type { Viewer } from '../auth/viewer.js';
 import { clientErrors, clientResult, refusalStatusOf } from '../fanout/client-errors.js';
-import { type CohortSource, cohortKey, type FanOutMode, type SubscriptionCohorts } from '../fanout/cohorts.js';
+import {
+  type CohortSource,
+  cohortKey,
+  type FanOutMode,
+  type SubscriptionCohorts,
+  sharedKey,
+} from '../fanout/cohorts.js';
 import type { MemberCounts, MemberPolicy, QueuedMember } from '../fanout/member.js';
 import type { Logger } from '../platform/logger.js';
 import { type ConnectionBudget, limitExceeded } from './connection-budget.js';
@@ -96,7 +102,7 @@ export class SubscribeFlow {
       limit: options.subscriberBuffer,
       logger: options.logger,
       ...(options.metrics ? { counts: options.metrics.members } : {}),
-      // Its cohort's key is the key its place was taken for (null: a cohort never shared).
+      // Its cohort's key is the key its place was taken for (both sharedKey's: null for one never shared).
       left: (member) => this.budget.releaseSubscription(member.placeOf as string, member.cohort?.key ?? null),
     };
   }
@@ -143,7 +149,7 @@ export class SubscribeFlow {
     mode: FanOutMode,
     name: string | null | undefined,
   ): boolean {
-    if (this.budget.takeSubscription(viewer.userId, mode === 'alone' ? null : key)) return true;
+    if (this.budget.takeSubscription(viewer.userId, sharedKey(key, mode))) return true;
     const { perUserDistinct } = this.budget.limits;
     const errors = [
       limitExceeded(
@@ -168,7 +174,7 @@ export class SubscribeFlow {
   ): void {
     const member = call.member(this.policy);
     if (!member) {
-      this.budget.releaseSubscription(viewer.userId, mode === 'alone' ? null : key);
+      this.budget.releaseSubscription(viewer.userId, sharedKey(key, mode));
       return;
     }
     member.placeOf = viewer.userId;
