@@ -139,7 +139,7 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
     clusterLog,
     owedResync,
     databaseFile: watchedDatabaseFile(config, db),
-    processPresence: processPresenceOf(db, config, logger),
+    processPresence: processPresenceOf(db, config, logger, clock),
     ...createRuntime(config, feed),
     ...createOutbox({
       db,
@@ -285,9 +285,9 @@ export function resolverServices(services: Services): ResolverServices {
 }
 
 /** Without REDIS_URL: whether other server processes use the database (null in cluster mode). */
-function processPresenceOf(db: Db, config: Config, logger: Logger): ProcessPresence | null {
+function processPresenceOf(db: Db, config: Config, logger: Logger, clock: DatabaseClock): ProcessPresence | null {
   if (config.redis) return null;
   // Longer than three collector cycles between two of a live process's beats, and never under 15 s.
   const staleMs = Math.max(3 * config.runtime.collectIntervalMs, 15_000);
-  return new ProcessPresence(db, staleMs, logger.child({ component: 'database' }));
+  return new ProcessPresence(db, staleMs, clock, logger.child({ component: 'database' }));
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../platform/logger.js';
 import type { Db } from './client.js';
+import type { DatabaseClock } from './database-clock.js';
 
 /**
  * Without REDIS_URL each server process keeps the runtime state and live views of its own changes
@@ -21,6 +22,12 @@ export class ProcessPresence {
     private readonly db: Db,
     /** Longer than a live process's longest gap between two writes of its row. */
     private readonly staleMs: number,
+    /**
+     * The rows are stamped and judged on the database's clock: processes on machines whose clocks
+     * disagree by more than staleMs would otherwise take each other's rows for stale and remove
+     * them (a process ahead), or count a gone process for longer (a process behind).
+     */
+    private readonly clock: Pick<DatabaseClock, 'date'>,
     private readonly logger?: Logger,
   ) {}
 
@@ -29,7 +36,7 @@ export class ProcessPresence {
    * rows older than that (a process killed without its stop) are removed.
    */
   async beat(): Promise<number> {
-    const now = new Date();
+    const now = this.clock.date();
     await this.db.jobCursor.upsert({
       where: { name: this.name },
       create: { name: this.name, position: now },
