@@ -24,7 +24,13 @@ describe.skipIf(!chromiumAvailable())('GraphiQL in a real browser', () => {
       if (!['127.0.0.1', 'localhost'].includes(url.hostname) && url.protocol.startsWith('http'))
         external.push(request.url());
     });
-    await page.goto(server.graphqlUrl);
+    // Its Content-Security-Policy lets GraphiQL's own scripts and workers run, and nothing else.
+    const refused: string[] = [];
+    page.on('console', (message) => {
+      if (message.text().includes('Content Security Policy')) refused.push(message.text());
+    });
+    const response = await page.goto(server.graphqlUrl);
+    expect(response?.headers()['content-security-policy']).toMatch(/script-src 'sha256-[^']+'; worker-src blob:;/);
     await page
       .getByRole('button', { name: /execute query/i })
       .first()
@@ -42,6 +48,31 @@ describe.skipIf(!chromiumAvailable())('GraphiQL in a real browser', () => {
     mkdirSync('test-results', { recursive: true });
     await page.screenshot({ path: 'test-results/graphiql.png' });
     expect(external).toEqual([]);
+    expect(refused).toEqual([]);
+  });
+
+  test('runs no script its page did not bring', async () => {
+    const page = await browser.newPage();
+    const refused: string[] = [];
+    page.on('console', (message) => {
+      if (message.text().includes('Content Security Policy')) refused.push(message.text());
+    });
+    await page.goto(server.graphqlUrl);
+    await page
+      .getByRole('button', { name: /execute query/i })
+      .first()
+      .waitFor({ timeout: 20_000 });
+    // What an injected inline script or handler would do: refused by the page's policy.
+    const ran = await page.evaluate(() => {
+      const script = document.createElement('script');
+      script.textContent = 'window.injected = true';
+      document.body.append(script);
+      return (window as unknown as { injected?: boolean }).injected === true;
+    });
+    expect(ran).toBe(false);
+    expect(refused.join('\n')).toContain(
+      "Executing inline script violates the following Content Security Policy directive 'script-src 'sha256-",
+    );
   });
 
   test('arrives compressed: about 2 of its 9 MB cross the network', async () => {

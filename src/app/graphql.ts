@@ -274,7 +274,8 @@ function useBrowserHeaders(): Plugin {
       const { headers } = response;
       if (!headers.has('cache-control')) headers.set('cache-control', 'no-store');
       if (headers.get('content-type')?.startsWith('text/html')) {
-        headers.set('content-security-policy', "frame-ancestors 'none'");
+        // GraphiQL's page has its own, stricter (graphiql-page.ts pagePolicy).
+        if (!headers.has('content-security-policy')) headers.set('content-security-policy', "frame-ancestors 'none'");
         headers.set('x-frame-options', 'DENY');
         headers.set('referrer-policy', 'same-origin');
         headers.set('x-content-type-options', 'nosniff');
