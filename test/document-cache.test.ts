@@ -1,9 +1,15 @@
 import { parse } from 'graphql';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { DOCUMENT_BYTES_KEPT, DOCUMENTS_KEPT, documentHeapBytes, HEAP_COST } from '../src/http/document-cache.js';
+import {
+  DOCUMENT_BYTES_KEPT,
+  DOCUMENTS_KEPT,
+  documentHeapBytes,
+  HEAP_COST,
+  REFUSED_DOCUMENT_BYTES_KEPT,
+} from '../src/http/document-cache.js';
 import { BoundedLru } from '../src/platform/bounded-lru.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { serversOfThisFile, startTestServer, type TestServer } from './support/server.js';
 
 /**
  * Parsed documents and validation results are kept (src/http/document-cache.ts): a document sent
@@ -39,8 +45,28 @@ describe('BoundedLru (the parser caches weigh each entry by the heap it holds)',
     expect(cache.totalWeight).toBe(8);
     set('bbbb', 5); // replaced: counted once
     expect(cache.totalWeight).toBe(8);
+    cache.delete('bbbb');
+    cache.delete('bbbb'); // not held: nothing to let go
+    expect([cache.get('bbbb'), cache.size, cache.totalWeight]).toEqual([undefined, 1, 4]);
   });
 });
+
+/** Status and body of the answer to a POST, or with `viaYoga` to a GET (which the lean path leaves to Yoga). */
+async function postTo(server: TestServer, query: string, viaYoga = false) {
+  const accept = 'application/graphql-response+json';
+  const response = viaYoga
+    ? await fetch(`${server.graphqlUrl}?${new URLSearchParams({ query })}`, { headers: { accept } })
+    : await fetch(server.graphqlUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept },
+        body: JSON.stringify({ query }),
+      });
+  const body = (await response.json()) as { data?: unknown; errors?: { message: string; extensions?: object }[] };
+  return { status: response.status, body };
+}
+
+/** `{ __typename ×990 }`: within the token limit, refused (too many repeated fields), 686 kB of heap as parsed. */
+const dense = (name: string) => `query ${name} { ${'__typename '.repeat(990)}}`;
 
 describe('documents sent again', () => {
   let database: TestDatabase;
@@ -58,19 +84,7 @@ describe('documents sent again', () => {
     await database?.drop();
   });
 
-  /** Status and body of the answer to a POST, or with `viaYoga` to a GET (which the lean path leaves to Yoga). */
-  async function post(query: string, viaYoga = false) {
-    const accept = 'application/graphql-response+json';
-    const response = viaYoga
-      ? await fetch(`${server.graphqlUrl}?${new URLSearchParams({ query })}`, { headers: { accept } })
-      : await fetch(server.graphqlUrl, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', accept },
-          body: JSON.stringify({ query }),
-        });
-    const body = (await response.json()) as { data?: unknown; errors?: { message: string; extensions?: object }[] };
-    return { status: response.status, body };
-  }
+  const post = (query: string, viaYoga = false) => postTo(server, query, viaYoga);
 
   const documents = {
     valid: '{ viewer { userId isAdmin } }',
@@ -104,25 +118,26 @@ describe('documents sent again', () => {
 
   test('a refused document weighs its validation errors as well', async () => {
     const query = `query Unknown { ${Array.from({ length: 97 }, (_, k) => `f${k}`).join(' ')} }`;
-    const before = server.app.documents.kept.bytes;
+    const before = server.app.documents.kept.unvalidated.bytes;
     const refused = await post(query);
     expect(refused.body.errors).toHaveLength(97);
-    const added = server.app.documents.kept.bytes - before;
+    const added = server.app.documents.kept.unvalidated.bytes - before;
     expect(added).toBeGreaterThanOrEqual(documentHeapBytes(query, parse(query)) + 97 * HEAP_COST.error);
   });
 
-  test('documents dense in tokens are kept up to the heap budget, ordinary ones all the same', async () => {
+  test('refused documents dense in tokens are kept up to their own heap budget, ordinary ones all the same', async () => {
     // `{ __typename ×990 }` held 548 kB of heap per document on a server (see HEAP_COST), refused or not.
-    const dense = (i: number) => `query Dense${i} { ${'__typename '.repeat(990)}}`;
     const sent = 200;
     for (let i = 0; i < sent; i++) {
-      const { status, body } = await post(dense(i));
+      const { status, body } = await post(dense(`Dense${i}`));
       expect([status, body.errors?.[0]?.extensions]).toEqual([400, { code: 'GRAPHQL_VALIDATION_FAILED' }]);
     }
-    const keptDense = Array.from({ length: sent }, (_, i) => i).filter((i) => server.app.documents.keeps(dense(i)));
-    expect(server.app.documents.kept.bytes).toBeLessThanOrEqual(DOCUMENT_BYTES_KEPT);
+    const keptDense = Array.from({ length: sent }, (_, i) => i).filter((i) =>
+      server.app.documents.keeps(dense(`Dense${i}`)),
+    );
+    expect(server.app.documents.kept.unvalidated.bytes).toBeLessThanOrEqual(REFUSED_DOCUMENT_BYTES_KEPT);
     expect(keptDense.length).toBeGreaterThan(0);
-    expect(keptDense.length).toBeLessThanOrEqual(Math.floor(DOCUMENT_BYTES_KEPT / 480_000));
+    expect(keptDense.length).toBeLessThanOrEqual(Math.floor(REFUSED_DOCUMENT_BYTES_KEPT / 480_000));
     // The most recently sent are the ones kept.
     expect(keptDense).toContain(sent - 1);
 
@@ -132,5 +147,34 @@ describe('documents sent again', () => {
     // Their number, not their weight, bounds documents like these: 1,024 of the heaviest fit in the budget.
     const heaviest = Math.max(...ordinary.map((query) => documentHeapBytes(query, parse(query))));
     expect(heaviest * DOCUMENTS_KEPT).toBeLessThan(DOCUMENT_BYTES_KEPT);
+  }, 60_000);
+});
+
+describe('refused documents have their own budget', () => {
+  const serverWith = serversOfThisFile();
+
+  test('a flood of dense refused documents leaves every document that validated kept', async () => {
+    const server = await serverWith();
+    const valid = ['{ viewer { userId isAdmin } }', '{ viewer { userId } }', 'query Mine { viewer { isAdmin } }'];
+    for (const query of valid) expect((await postTo(server, query)).status).toBe(200);
+    const validated = server.app.documents.kept.validated;
+
+    // Twice what, sharing one budget with them, pushed every other document out (~97 fit in it).
+    const sent = 2 * Math.ceil(DOCUMENT_BYTES_KEPT / documentHeapBytes(dense('F0'), parse(dense('F0'))));
+    for (let i = 0; i < sent; i++) {
+      const { status, body } = await postTo(server, dense(`Flood${i}`));
+      expect([status, body.errors?.[0]?.extensions]).toEqual([400, { code: 'GRAPHQL_VALIDATION_FAILED' }]);
+    }
+
+    expect(valid.filter((query) => server.app.documents.keeps(query))).toEqual(valid);
+    expect(server.app.documents.kept.validated).toEqual(validated);
+    expect(validated.documents).toBe(valid.length);
+    const { unvalidated } = server.app.documents.kept;
+    expect(unvalidated.bytes).toBeLessThanOrEqual(REFUSED_DOCUMENT_BYTES_KEPT);
+    expect(unvalidated.documents).toBeGreaterThan(0);
+    expect(server.app.documents.keeps(dense(`Flood${sent - 1}`))).toBe(true);
+    // Sent again, a document that validated is answered from what was kept, not parsed anew.
+    expect((await postTo(server, valid[0] as string)).status).toBe(200);
+    expect(server.app.documents.kept.validated).toEqual(validated);
   }, 60_000);
 });

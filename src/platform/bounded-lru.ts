@@ -68,6 +68,14 @@ export class BoundedLru<K, V> {
     }
   }
 
+  /** Lets the entry for `key` go, if held. */
+  delete(key: K): void {
+    const entry = this.entries.get(key);
+    if (!entry) return;
+    this.entries.delete(key);
+    this.weight -= entry.weight;
+  }
+
   clear(): void {
     this.entries.clear();
     this.weight = 0;
