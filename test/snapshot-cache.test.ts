@@ -123,6 +123,23 @@ describe('runtimeSnapshot served from one computation per store revision and sco
     }
   });
 
+  test('texts of one operation that differ by comments, whitespace and unused variables share one computation', async () => {
+    // The same operation as another client might write it: a comment, its own layout, commas.
+    const written = `# the dashboard's snapshot\n${SNAPSHOT.replace(/\s*\n\s*/g, ' , ')}`;
+    expect(written).not.toBe(SNAPSHOT);
+    const { first, other } = await waitFor(async () => {
+      const first = await post(server, TOKENS.alice);
+      // A computation from now on would show another generatedAt.
+      while (Date.now() <= Date.parse(first.snapshot?.generatedAt ?? '')) await new Promise(setImmediate);
+      const other = await post(server, TOKENS.alice, { unused: 'x' }, written);
+      const again = await post(server, TOKENS.alice);
+      // The store did not move meanwhile: all three were asked of one revision.
+      return again.text === first.text ? { first, other } : undefined;
+    }, 'three reads of one revision');
+    expect(other.snapshot?.apps.length).toBeGreaterThan(0);
+    expect(other.text).toBe(first.text);
+  });
+
   test('a change of the store is seen by the next query', async () => {
     const before = await sameTwice(server, [TOKENS.alice, TOKENS.alice]);
     expect(before.snapshot?.apps.some((app) => app.appName === 'ghost')).toBe(false);

@@ -1,4 +1,5 @@
-import type { DocumentNode, ExecutionArgs, ExecutionResult } from 'graphql';
+import { createHash } from 'node:crypto';
+import { type ExecutionArgs, type ExecutionResult, getOperationAST, print } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { VersionedLru, type VersionedLruOptions } from '../platform/versioned-lru.js';
 import type { Context } from '../schema/builder.js';
@@ -18,10 +19,19 @@ import { readsOnlyRuntimeState } from './snapshot-selection.js';
  * What may be cached is decided per document and operation name (snapshot-selection.ts): a query
  * whose every root field is `runtimeSnapshot` and whose every selected field is computed from the
  * store's content alone (not the catalogue, not the database). Its key is the viewer's scope
- * (RuntimeService.viewScope), the document, the operation name and the variables as sent; its
- * version is the store's revision, which moves with every change a snapshot shows, so a query
- * after a change is never answered from before it. `generatedAt` is the time the cached result
- * was computed.
+ * (RuntimeService.viewScope), the operation and its variables; its version is the store's
+ * revision, which moves with every change a snapshot shows, so a query after a change is never
+ * answered from before it. `generatedAt` is the time the cached result was computed.
+ *
+ * The operation is the document as graphql-js prints it (without comments, whitespace and commas:
+ * two texts of it that differ only by those execute alike), hashed, and the name of the operation
+ * it runs; its variables are those the operation defines, as sent. Keyed by the document object,
+ * each text of one query had its own entry, so a client varying a comment computed a full snapshot
+ * every time (and pushed out other scopes' entries). Printed and hashed once per document object
+ * (perOperation), so an operation pays what it paid before: two lookups. Whatever changes the
+ * answer's text still makes another entry (field order, aliases, variables' key order, a
+ * `__typename`): a client can always ask for a snapshot no one asked before, which query cost and
+ * MAX_OPERATIONS_IN_FLIGHT_PER_USER bound, not this cache.
  *
  * Only results without errors are kept, and only when the store did not move while they were
  * computed. Kept as UTF-8 bytes only, not as the result's objects (far less memory): Yoga's HTTP
@@ -33,8 +43,9 @@ import { readsOnlyRuntimeState } from './snapshot-selection.js';
  */
 
 /**
- * Entries at most (per distinct scope, document and variables, all of the current revision) and
- * the bytes of their results at most: a 100k-app admin snapshot is about 22 MB.
+ * Entries at most (per distinct scope, operation and variables, all of the current revision) and
+ * the bytes of their results at most: a 100k-app admin snapshot is about 22 MB. 64 as before: a
+ * dashboard asks for a few snapshots per scope, and the texts of one operation now share one entry.
  */
 export const SNAPSHOT_RESULT_CACHE_BOUNDS: VersionedLruOptions = { maxEntries: 64, maxWeight: 96 * 2 ** 20 };
 
@@ -61,34 +72,39 @@ function isPlainResult(result: unknown): result is ExecutionResult {
   return typeof result === 'object' && result !== null && !(Symbol.asyncIterator in result);
 }
 
+/** The same text for the same operation however it is written (see above), or null: not cacheable. */
+function operationOf({
+  schema,
+  document,
+  operationName,
+}: Pick<ExecutionArgs, 'schema' | 'document' | 'operationName'>) {
+  const operation = getOperationAST(document, operationName);
+  if (operation == null || !readsOnlyRuntimeState(schema, document, operationName)) return null;
+  const printed = createHash('sha256').update(print(document)).digest('base64url');
+  const variables = (operation.variableDefinitions ?? []).map((definition) => definition.variable.name.value);
+  return { key: `${printed}\n${operation.name?.value ?? ''}`, variables };
+}
+
+/** The values of the variables the operation defines, in their order (others change nothing). */
+function variablesOf(names: readonly string[], values: ExecutionArgs['variableValues']): string {
+  if (names.length === 0 || values == null) return '{}';
+  const defined: Record<string, unknown> = {};
+  for (const name of names) if (Object.hasOwn(values, name)) defined[name] = values[name];
+  return JSON.stringify(defined);
+}
+
 export function useSnapshotResultCache(bounds: VersionedLruOptions = SNAPSHOT_RESULT_CACHE_BOUNDS): Plugin {
   const cache = new VersionedLru<Buffer>(bounds);
-  const documentIds = new WeakMap<DocumentNode, number>();
-  const cacheable = perOperation(({ schema, document, operationName }) =>
-    readsOnlyRuntimeState(schema, document, operationName),
-  );
-  let nextDocumentId = 0;
-
-  /** `document` and operation name as part of a key; null when its result may not be cached. */
-  function operationKey(args: ExecutionArgs): string | null {
-    const name = args.operationName ?? '';
-    if (!cacheable(args) || args.rootValue != null) return null;
-    let id = documentIds.get(args.document);
-    if (id === undefined) {
-      id = nextDocumentId++;
-      documentIds.set(args.document, id);
-    }
-    return `${id}\n${name}`;
-  }
+  const operations = perOperation(operationOf);
 
   return {
     onExecute({ args, setResultAndStopExecution }) {
-      const operation = operationKey(args);
-      if (operation === null) return;
+      const operation = operations(args);
+      if (operation === null || args.rootValue != null) return;
       const { services, viewer } = args.contextValue as unknown as Context;
       const runtime = services.runtime;
       const revision = runtime.revision;
-      const key = `${runtime.viewScope(viewer)}\n${operation}\n${JSON.stringify(args.variableValues ?? null)}`;
+      const key = `${runtime.viewScope(viewer)}\n${operation.key}\n${variablesOf(operation.variables, args.variableValues)}`;
       const kept = cache.get(revision, key);
       if (kept !== undefined) return setResultAndStopExecution(resultOf(kept));
       return {
