@@ -32,6 +32,16 @@ describe('BoundedLru (the parser caches weigh each entry by the heap it holds)',
     expect(cache.get('c')).toBe(20);
   });
 
+  test('a hit among the newer half leaves the order as it is, one in the older half moves last', () => {
+    const cache = new BoundedLru<string, number>({ maxEntries: 4 });
+    for (const [index, key] of ['a', 'b', 'c', 'd'].entries()) cache.set(key, index);
+    expect(cache.get('c')).toBe(2); // among the newer half: stays before d
+    expect(cache.get('a')).toBe(0); // the oldest: moved last
+    cache.set('e', 4); // b leaves
+    cache.set('f', 5); // c leaves: placed before d, though hit after it
+    expect(['a', 'b', 'c', 'd', 'e', 'f'].map((key) => cache.peek(key))).toEqual([0, undefined, undefined, 3, 4, 5]);
+  });
+
   test('keeps at most its total key length: long texts push out the oldest, one too long is not kept', () => {
     const cache = new BoundedLru<string, number>({ maxEntries: 100, maxWeight: 10 });
     const set = (text: string, value: number) => cache.set(text, value, text.length);

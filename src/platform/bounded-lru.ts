@@ -13,11 +13,15 @@ export interface BoundedLruOptions {
 interface Entry<V> {
   value: V;
   weight: number;
+  /** `placements` when it was last put at the end of the map. */
+  placed: number;
 }
 
 export class BoundedLru<K, V> {
-  /** In least-recently-used-first order: a hit moves its entry last. */
+  /** In least-recently-used-first order, nearly: a hit moves its entry last (see `get`). */
   private readonly entries = new Map<K, Entry<V>>();
+  /** Entries put at the end of the map so far (set, or moved by a hit). */
+  private placements = 0;
   private weight = 0;
   private readonly maxEntries: number;
   private readonly maxWeight: number;
@@ -37,12 +41,23 @@ export class BoundedLru<K, V> {
     return this.weight;
   }
 
-  /** The value held for `key`, which becomes the most recently used. */
+  /**
+   * The value held for `key`, which becomes the most recently used: moved to the end of the map,
+   * unless it is among the newer half already (fewer than size/2 entries placed after it). V8's
+   * Map pays for a delete and set of one key in proportion to its size when done again and again
+   * (its table fills with deleted slots and is rebuilt): a hit on one of 1,024 parsed documents cost
+   * 4.5 µs that way, 0.04 µs without the move (node 20, plain loop, 2026-12-06), on a lean path
+   * whose whole GraphQL work is ~7 µs. So an entry hit at least once every size/2 placements is
+   * never the oldest; the others leave least recently used first, as before.
+   */
   get(key: K): V | undefined {
     const entry = this.entries.get(key);
     if (!entry) return undefined;
-    this.entries.delete(key);
-    this.entries.set(key, entry);
+    if (this.placements - entry.placed > this.entries.size >> 1) {
+      this.entries.delete(key);
+      this.entries.set(key, entry);
+      entry.placed = ++this.placements;
+    }
     return entry.value;
   }
 
@@ -59,7 +74,7 @@ export class BoundedLru<K, V> {
       this.entries.delete(key);
       this.weight -= replaced.weight;
     }
-    this.entries.set(key, { value, weight });
+    this.entries.set(key, { value, weight, placed: ++this.placements });
     this.weight += weight;
     for (const [oldest, entry] of this.entries) {
       if (this.entries.size <= this.maxEntries && this.weight <= this.maxWeight) break;
