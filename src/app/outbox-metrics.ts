@@ -55,6 +55,14 @@ export function watchOutbox(registry: Registry, figures: OutboxFigures): void {
       this.set(oldestPendingAgeSeconds(figures.backlog, figures.now()));
     },
   });
+  new Gauge({
+    name: 'market_outbox_failing_receivers',
+    help: 'Receivers (webhooks, push destinations) whose last attempt from this instance failed and for which messages are still pending',
+    registers,
+    collect() {
+      this.set(figures.failingReceivers);
+    },
+  });
   new Counter({
     name: 'market_outbox_delivery_attempts_total',
     help: "This instance's outbox delivery attempts, by kind and outcome (delivered, failed and retried, dead)",

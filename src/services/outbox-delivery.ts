@@ -314,7 +314,10 @@ export function receiverOf(message: Pick<ClaimedMessage, 'topic' | 'webhookId' |
   return { topic, ...(webhookId ? { webhookId } : { destination }), ...(url ? { host: hostOf(url) } : {}) };
 }
 
+/** What tells a message's receiver (receiverKey), and finds the other messages going to it. */
+export type Receiver = Pick<ClaimedMessage, 'kind' | 'topic' | 'webhookId' | 'destination'>;
+
 /** Which receiver a message goes to, for the figures: its webhook, or the push's destination (else its topic). */
-export function receiverKey(message: Pick<ClaimedMessage, 'topic' | 'webhookId' | 'destination'>): string {
+export function receiverKey(message: Receiver): string {
   return message.webhookId ?? message.destination ?? message.topic;
 }

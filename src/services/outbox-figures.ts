@@ -1,6 +1,7 @@
 import type { Db } from '../db/client.js';
 import { countMessagesUpTo, OUTBOUND_KINDS } from '../db/outbox-sql.js';
 import { redactSecrets } from '../platform/redact.js';
+import { type Receiver, receiverKey } from './outbox-delivery.js';
 
 export type OutboundKind = (typeof OUTBOUND_KINDS)[number];
 /** How an attempt ended: delivered (2xx), failed (retried later), dead (failed, and given up). */
@@ -45,8 +46,11 @@ export class OutboxFigures {
   backlog: OutboxBacklog | null = null;
   /** Fewest DEAD messages seen since start: more than this now means messages died since (see deadSinceStart). */
   private deadFloor: number | null = null;
-  /** Receivers whose last attempt failed (at most the webhooks and push destinations there are). */
-  private readonly failing = new Set<string>();
+  /**
+   * Receivers whose last attempt failed, by receiverKey, with their failures so far: each one forgotten
+   * once no PENDING message goes to it any more (see forgetIdle), so at most the receivers with a backlog.
+   */
+  private readonly failing = new Map<string, { receiver: Receiver; failures: number }>();
 
   /** Now on the clock the messages' times are written with (the outbox worker's: the database's). */
   readonly now: () => number;
@@ -62,21 +66,33 @@ export class OutboxFigures {
   }
 
   /**
-   * A failed attempt to `receiver` (a webhook id or a push's destination): retried, or `dead`. True
-   * when it is the receiver's first since it last took one (its outage's first: logged at info).
+   * A failed attempt to `receiver` (a webhook, a push's destination): retried, or `dead`. True when
+   * it is the receiver's first since it last took one or was forgotten (its outage's first: logged at info).
    */
-  failed(kind: string, dead: boolean, receiver: string, error: string, at = new Date()): boolean {
-    this.attempted(kind, dead ? 'dead' : 'failed');
-    this.lastError = { at, receiver, error: redactSecrets(error) };
-    if (this.failing.has(receiver)) return false;
-    this.failing.add(receiver);
-    return true;
+  failed(receiver: Receiver, dead: boolean, error: string, at = new Date()): boolean {
+    const key = receiverKey(receiver);
+    this.attempted(receiver.kind, dead ? 'dead' : 'failed');
+    this.lastError = { at, receiver: key, error: redactSecrets(error) };
+    const known = this.failing.get(key);
+    if (known) known.failures++;
+    else this.failing.set(key, { receiver, failures: 1 });
+    return !known;
   }
 
   /** A delivery to `receiver`: true when its last attempt before had failed (its outage is over). */
-  delivered(kind: string, receiver: string): boolean {
-    this.attempted(kind, 'delivered');
-    return this.failing.delete(receiver);
+  delivered(receiver: Receiver): boolean {
+    this.attempted(receiver.kind, 'delivered');
+    return this.failing.delete(receiverKey(receiver));
+  }
+
+  /** Receivers whose last attempt from this process failed and that have messages pending (as of the last refresh). */
+  get failingReceivers(): number {
+    return this.failing.size;
+  }
+
+  /** A webhook removed in this process: its messages are gone with it, so is its outage. */
+  forgetWebhook(webhookId: string): void {
+    this.failing.delete(webhookId);
   }
 
   /**
@@ -101,6 +117,7 @@ export class OutboxFigures {
   async refresh(db: Db, now = new Date(this.now())): Promise<OutboxBacklog> {
     const take = this.countCap + 1;
     const pairs = (['PENDING', 'DEAD'] as const).flatMap((status) => OUTBOUND_KINDS.map((kind) => ({ status, kind })));
+    // The idle receivers are looked for beside the counts, not after them: no round trip added.
     const [counts, oldest] = await Promise.all([
       Promise.all(pairs.map(({ status, kind }) => countMessagesUpTo(db, status, kind, take))),
       Promise.all(
@@ -112,6 +129,7 @@ export class OutboxFigures {
           }),
         ),
       ),
+      this.forgetIdle(db),
     ]);
     const backlog: OutboxBacklog = {
       pending: perKind(0),
@@ -135,6 +153,22 @@ export class OutboxFigures {
     this.backlog = backlog;
     return backlog;
   }
+
+  /**
+   * Forgets the failing receivers no PENDING message goes to any more: their messages all
+   * dead-lettered, delivered by another instance, or deleted with their webhook by another instance
+   * (this one's removals call forgetWebhook at once). Kept, a removed webhook stayed in `failing`
+   * for the life of the process, counted by market_outbox_failing_receivers. One read per failing
+   * receiver, stopping at its newest pending message; a receiver that failed again during the
+   * reads is kept (its failure may be for a message written since).
+   */
+  private async forgetIdle(db: Db): Promise<void> {
+    const entries = [...this.failing].map(([key, entry]) => ({ key, entry, failures: entry.failures }));
+    const pending = await Promise.all(entries.map(({ entry }) => hasPendingMessage(db, entry.receiver)));
+    entries.forEach(({ key, entry, failures }, index) => {
+      if (!pending[index] && this.failing.get(key) === entry && entry.failures === failures) this.failing.delete(key);
+    });
+  }
 }
 
 /** The age of the oldest PENDING message (any kind) at `now`, in seconds; 0 when none is pending. */
@@ -151,6 +185,25 @@ export function oldestPending(backlog: OutboxBacklog | null): { kind: OutboundKi
     if (at && (!found || at < found.at)) found = { kind, at };
   }
   return found;
+}
+
+/**
+ * Whether a PENDING message goes to `receiver`: a webhook's newest first on its (webhookId, id)
+ * index (a failing one's pending messages are its newest); a push's among the pending of its kind.
+ */
+async function hasPendingMessage(db: Db, receiver: Receiver): Promise<boolean> {
+  const { kind, webhookId, destination, topic } = receiver;
+  const where = webhookId
+    ? { webhookId }
+    : destination
+      ? { kind, destination }
+      : { kind, topic, webhookId: null, destination: null };
+  const found = await db.outboxMessage.findFirst({
+    where: { ...where, status: 'PENDING' },
+    orderBy: { id: 'desc' },
+    select: { id: true },
+  });
+  return found !== null;
 }
 
 function total(counts: Record<OutboundKind, number>): number {

@@ -22,7 +22,6 @@ import {
   prepareAttempts,
   RETRY_LINE,
   type ReadyMessage,
-  receiverKey,
   receiverOf,
   receiversAgent,
   recordMarginMs,
@@ -135,8 +134,9 @@ export class OutboxWorker {
     this.cutting = false;
     this.following = [
       onOutboundEnqueued(() => this.schedulePump(true)),
-      // Its messages were deleted with it: those claimed ahead are not sent (an attempt in flight is).
+      // Its messages were deleted with it: those claimed ahead are not sent (one in flight is), its outage forgotten.
       onWebhookRemoved((id) => this.ready.remove(({ message }) => message.webhookId === id)),
+      onWebhookRemoved((id) => this.figures.forgetWebhook(id)),
     ];
     this.schedulePump(false);
   }
@@ -315,7 +315,7 @@ export class OutboxWorker {
   }
 
   private recordDelivery(message: ClaimedMessage, statusCode: number): void {
-    if (this.figures.delivered(message.kind, receiverKey(message))) {
+    if (this.figures.delivered(message)) {
       this.logger.info(receiverOf(message), 'outbox: the receiver answers again');
     }
     const messages = this.delivered.get(statusCode) ?? [];
@@ -369,7 +369,7 @@ export class OutboxWorker {
     const dead = failed.status === 'DEAD';
     const jittered = failed.nextAttemptAt.getTime() - now.getTime();
     const log = { messageId: message.id, ...receiverOf(message), attempt: message.attempts, error: outcome.error };
-    const first = this.figures.failed(message.kind, dead, receiverKey(message), outcome.error);
+    const first = this.figures.failed(message, dead, outcome.error);
     if (dead) this.logger.warn(log, 'outbox: message dead-lettered');
     // At info the first failure of a receiver's outage, the others (any message's) at debug: a line per outage.
     else this.logger[first ? 'info' : 'debug']({ ...log, retryInMs: jittered }, RETRY_LINE);
