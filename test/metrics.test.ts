@@ -67,6 +67,7 @@ function post(server: TestServer, body: unknown) {
 
 const REQUESTS = 'market_graphql_requests_total';
 const ERRORS = 'market_graphql_errors_total';
+const FOLDED = 'market_metric_label_values_folded_total';
 
 describe('/metrics', () => {
   let server: TestServer;
@@ -241,9 +242,13 @@ describe('/metrics', () => {
     expect(labels.filter((label) => label.startsWith('Ghost'))).toEqual([]);
     const unknown = { operation: 'other', type: 'unknown' };
     expect(after.value(REQUESTS, unknown) - before.value(REQUESTS, unknown)).toBe(30);
+    const refused = { metric: REQUESTS, reason: 'refused' };
+    expect(after.value(FOLDED, refused) - before.value(FOLDED, refused)).toBe(30);
   });
 
   test('operation names are folded: 500 distinct names keep the label set bounded', async () => {
+    const before = await scrape(server);
+    expect(before.types.get(FOLDED)).toBe('counter');
     for (let index = 0; index < 500; index += 25) {
       await Promise.all(
         Array.from({ length: 25 }, (_, offset) =>
@@ -264,6 +269,25 @@ describe('/metrics', () => {
       )
       .reduce((sum, s) => sum + s.value, 0);
     expect(flood).toBe(500);
+    // Each request counted as `other` is counted as a fold, so an operator sees it: one user (the
+    // local development viewer) brought them all, so past its share of the labels.
+    const other = { operation: 'other', type: 'query' };
+    const perUser = { metric: REQUESTS, reason: 'per_user' };
+    const folded = metrics.value(FOLDED, perUser) - before.value(FOLDED, perUser);
+    expect(folded).toBeGreaterThanOrEqual(480);
+    expect(folded).toBe(metrics.value(REQUESTS, other) - before.value(REQUESTS, other));
+  });
+
+  test('an operation name longer than a label may be is counted as other, and its fold as invalid', async () => {
+    const before = await scrape(server);
+    const name = `Long${'x'.repeat(120)}`;
+    expect((await post(server, { query: `query ${name} { viewer { userId } }` })).status).toBe(200);
+    const after = await scrape(server);
+    const invalid = { metric: REQUESTS, reason: 'invalid' };
+    expect(after.value(FOLDED, invalid) - before.value(FOLDED, invalid)).toBe(1);
+    expect(after.samples.some((s) => s.labels.operation === name)).toBe(false);
+    // The bound of error codes reports its folds too, from the start at 0.
+    expect(after.samples.some((s) => s.name === FOLDED && s.labels.metric === ERRORS && s.value === 0)).toBe(true);
   });
 
   test('the Grafana dashboard reads only metrics that /metrics exposes', async () => {
@@ -353,6 +377,26 @@ describe('/metrics with METRICS_TOKEN', () => {
     expect((await scrapeValue(ERRORS, { code: 'RATE_LIMITED' })) - limitedBefore).toBe(1);
   });
 
+  test('names past the labels one user may bring are counted as other, each fold as per_user', async () => {
+    const metrics = async () => scrape(server, { authorization: `Bearer ${token}` });
+    const before = await metrics();
+    const names = Array.from({ length: 25 }, (_, index) => `OpsShare${index}`);
+    for (const name of names) {
+      const response = await fetch(server.graphqlUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.ops}` },
+        body: JSON.stringify({ query: `query ${name} { viewer { userId } }` }),
+      });
+      expect(response.status).toBe(200);
+    }
+    const after = await metrics();
+    const labelled = names.filter((name) => after.value(REQUESTS, { operation: name }) === 1).length;
+    const perUser = { metric: REQUESTS, reason: 'per_user' };
+    // One user brings at most 20 names (OperationMetrics' maxOperationsPerUser); the other 5 are folds.
+    expect(labelled).toBe(20);
+    expect(after.value(FOLDED, perUser) - before.value(FOLDED, perUser)).toBe(5);
+  });
+
   test('POSTs refused before their body is read (no token, a wrong one, a body past MAX_BODY_BYTES) are counted', async () => {
     const metrics = async () => scrape(server, { authorization: `Bearer ${token}` });
     // Their operation's name was never read: counted without one.
@@ -370,5 +414,45 @@ describe('/metrics with METRICS_TOKEN', () => {
     expect(delta(REQUESTS, refused)).toBe(3);
     expect(delta(ERRORS, { code: 'UNAUTHENTICATED' })).toBe(2);
     expect(delta(ERRORS, { code: 'VALIDATION' })).toBe(1);
+  });
+});
+
+describe('/metrics once every operation label is taken', () => {
+  let server: TestServer;
+  /** Eleven users of 20 names each bring more names than the 200 labels. */
+  const users = Array.from({ length: 11 }, (_, index) => ({
+    name: `user${index}`,
+    token: `label-user-token-${index}`,
+  }));
+
+  beforeAll(async () => {
+    const tokens = users.map(({ name, token }) => `${name}:user:${token}`).join(',');
+    server = await startTestServer('sqlite', { env: { AUTH_TOKENS: tokens, DEMO_DATA: '0' } });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  test('names past the 200 labels are counted as other, each fold as full', async () => {
+    const before = await scrape(server);
+    for (const { name: user, token } of users) {
+      const names = Array.from({ length: 20 }, (_, index) => `Full${user}n${index}`);
+      for (const name of names) {
+        const response = await fetch(server.graphqlUrl, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          body: JSON.stringify({ query: `query ${name} { viewer { userId } }` }),
+        });
+        expect(response.status).toBe(200);
+      }
+    }
+    const after = await scrape(server);
+    const full = { metric: REQUESTS, reason: 'full' };
+    const other = { operation: 'other', type: 'query' };
+    const folded = after.value(FOLDED, full) - before.value(FOLDED, full);
+    // 220 names for 200 labels: at least 20 folds (fewer labels are left when others were taken before).
+    expect(folded).toBeGreaterThanOrEqual(20);
+    expect(folded).toBe(after.value(REQUESTS, other) - before.value(REQUESTS, other));
+    expect(after.value(FOLDED, { metric: REQUESTS, reason: 'per_user' })).toBe(0);
   });
 });

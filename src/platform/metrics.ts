@@ -54,6 +54,13 @@ const LABEL_NAME = /^[_A-Za-z][_0-9A-Za-z]{0,99}$/;
 export const OTHER_LABEL = 'other';
 
 /**
+ * Why a name was counted as `other`: every label was taken (`full`), its claimant had taken its
+ * share (`per_user`), it is no name a label may be (`invalid`), or it was asked for with
+ * `existing` and has no label (`refused`: a request refused before it ran takes none).
+ */
+export type FoldReason = 'full' | 'per_user' | 'invalid' | 'refused';
+
+/**
  * Folds client-chosen names into a bounded label set: the names known up front (a persisted
  * documents manifest) and the first `extra` distinct valid names seen keep their own label, every
  * other name becomes `other`, so a client cannot grow the series without bound. A name given with
@@ -66,6 +73,11 @@ export class LabelFold {
   private readonly limit: number;
   /** Labels each claimant took; bounded, as each has taken at least one of `extra`. */
   private readonly claims = new Map<string, number>();
+  /**
+   * Names counted as `other`, by why (market_metric_label_values_folded_total): without it nothing
+   * told an operator that the bound was reached and operations were counted under `other` since.
+   */
+  readonly folded: Record<FoldReason, number> = { full: 0, per_user: 0, invalid: 0, refused: 0 };
 
   constructor(
     known: Iterable<string>,
@@ -79,10 +91,11 @@ export class LabelFold {
   label(name: string | null | undefined, fallback = 'anonymous', claimant?: string): string {
     if (!name) return fallback;
     if (this.seen.has(name)) return name;
-    if (this.seen.size >= this.limit || !LABEL_NAME.test(name)) return OTHER_LABEL;
+    if (!LABEL_NAME.test(name)) return this.fold('invalid');
+    if (this.seen.size >= this.limit) return this.fold('full');
     if (claimant !== undefined) {
       const claimed = this.claims.get(claimant) ?? 0;
-      if (claimed >= this.perClaimant) return OTHER_LABEL;
+      if (claimed >= this.perClaimant) return this.fold('per_user');
       this.claims.set(claimant, claimed + 1);
     }
     this.seen.add(name);
@@ -92,7 +105,12 @@ export class LabelFold {
   /** `name`'s label if it has one already, else `other`: takes no slot (for a name nothing vouches for). */
   existing(name: string | null | undefined, fallback = 'anonymous'): string {
     if (!name) return fallback;
-    return this.seen.has(name) ? name : OTHER_LABEL;
+    return this.seen.has(name) ? name : this.fold('refused');
+  }
+
+  private fold(reason: FoldReason): string {
+    this.folded[reason] += 1;
+    return OTHER_LABEL;
   }
 
   /** Distinct labels in use (the folded `other` and the fallback aside). */
@@ -100,6 +118,9 @@ export class LabelFold {
     return this.seen.size;
   }
 }
+
+const REQUESTS = 'market_graphql_requests_total';
+const ERRORS = 'market_graphql_errors_total';
 
 /** The operation types as labels; `unknown` for a request refused before its operation was known. */
 export type OperationTypeLabel = 'query' | 'mutation' | 'subscription' | 'unknown';
@@ -182,7 +203,7 @@ export class OperationMetrics {
     const registers = [registry];
     const all = () => Object.values(this.series).flatMap((byName) => [...byName.values()]);
     new Counter({
-      name: 'market_graphql_requests_total',
+      name: REQUESTS,
       help: 'GraphQL operations answered, by operation name (unknown names folded into "other") and type',
       labelNames: ['operation', 'type'],
       registers,
@@ -193,11 +214,16 @@ export class OperationMetrics {
     });
     registry.registerMetric(latencyCollector(all) as never);
     this.errorCount = new Counter({
-      name: 'market_graphql_errors_total',
+      name: ERRORS,
       help: 'GraphQL errors in answers, by extensions.code (INTERNAL_SERVER_ERROR when it has none)',
       labelNames: ['code'],
       registers,
     });
+    foldCounter(registry, [
+      [REQUESTS, this.names, ['full', 'per_user', 'invalid', 'refused']],
+      // Codes come without a claimant and are never asked for with `existing`.
+      [ERRORS, this.codes, ['full', 'invalid']],
+    ]);
   }
 
   /**
@@ -238,6 +264,26 @@ export class OperationMetrics {
 }
 
 const LATENCY = 'market_graphql_operation_duration_seconds';
+
+/**
+ * market_metric_label_values_folded_total: the values each bounded label counted as `other`, by
+ * the metric it bounds and why; every series from the start, at 0, so an alert on its increase
+ * sees the first fold. Read at scrape time: a fold costs the request one integer increment.
+ */
+function foldCounter(registry: Registry, folds: [metric: string, fold: LabelFold, reasons: FoldReason[]][]): void {
+  new Counter({
+    name: 'market_metric_label_values_folded_total',
+    help: 'Label values counted as "other" by a bounded label, by metric and why (full, per_user, invalid, refused)',
+    labelNames: ['metric', 'reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [metric, fold, reasons] of folds) {
+        for (const reason of reasons) this.inc({ metric, reason }, fold.folded[reason]);
+      }
+    },
+  });
+}
 
 /** The latency histogram as prom-client's registry reads a metric: `_bucket` (cumulative), `_sum`, `_count`. */
 function latencyCollector(all: () => OperationSeries[]) {
