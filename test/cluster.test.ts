@@ -149,6 +149,9 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
       expect(ping(lines)).toBeLessThan(5);
       expect(lines).toContain(`market_component_healthy{component="database@${name}"} 1`);
       expect(lines).toContain('market_redis_connected 1');
+      // Registered in cluster mode only (single-process mode has no Redis: test/metrics.test.ts).
+      expect(lines).toContain('# TYPE market_redis_append_duration_seconds histogram');
+      expect(lines.some((line) => line.startsWith('market_redis_append_duration_seconds_count '))).toBe(true);
     }
   });
 

@@ -290,6 +290,12 @@ describe('/metrics', () => {
     expect(after.samples.some((s) => s.name === FOLDED && s.labels.metric === ERRORS && s.value === 0)).toBe(true);
   });
 
+  test('a single process without REDIS_URL shows no Redis metric: it talks to no Redis', async () => {
+    const { types } = await scrape(server);
+    expect(types.get(REQUESTS)).toBe('counter');
+    expect([...types.keys()].filter((name) => name.includes('redis'))).toEqual([]);
+  });
+
   test('the Grafana dashboard reads only metrics that /metrics exposes', async () => {
     const dashboard = JSON.parse(readFileSync('deploy/grafana/market-runtime.json', 'utf8')) as {
       panels: { targets?: { expr: string }[] }[];
@@ -302,8 +308,9 @@ describe('/metrics', () => {
       exposed.add(name);
       if (type === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) exposed.add(name + suffix);
     }
-    // Exposed in cluster mode only (REDIS_URL), where test/cluster.test.ts reads it from /metrics.
+    // Exposed in cluster mode only (REDIS_URL), where test/cluster.test.ts reads them from /metrics.
     exposed.add('market_redis_connected');
+    for (const suffix of ['_bucket', '_sum', '_count']) exposed.add(`market_redis_append_duration_seconds${suffix}`);
     const referenced = new Set(expressions.flatMap((expr) => expr.match(/\b(market|process|nodejs)_\w+/g) ?? []));
     expect(referenced.size).toBeGreaterThan(10);
     expect([...referenced].filter((name) => !exposed.has(name))).toEqual([]);

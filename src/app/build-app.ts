@@ -115,12 +115,17 @@ function graphqlParts(
   return { authenticator, origins, documents, yoga };
 }
 
+/** The app's metrics; the Redis change log's only in cluster mode (a single process talks to no Redis). */
+function appMetrics(config: Config): AppMetrics {
+  const knownOperations = manifestOperationNames(config.persistedDocuments);
+  return new AppMetrics({ knownOperations, clustered: config.redis !== null });
+}
+
 export function buildApp(config: Config, { logger, prisma, metrics: measured = true }: AppOptions): App {
   const db = createPrismaClient(config.databaseUrl, { ...prisma, queryTimeoutMs: config.databaseQueryTimeoutMs });
-  const metrics = measured
-    ? new AppMetrics({ knownOperations: manifestOperationNames(config.persistedDocuments) })
-    : null;
-  const services = createServices({ db, config, logger, ...(metrics ? { onRedisAppend: metrics.redisAppend } : {}) });
+  const metrics = measured ? appMetrics(config) : null;
+  const onRedisAppend = metrics?.redisAppend;
+  const services = createServices({ db, config, logger, ...(onRedisAppend ? { onRedisAppend } : {}) });
 
   const { authenticator, origins, documents, yoga } = graphqlParts(config, { logger, services, metrics });
 

@@ -41,9 +41,14 @@ export class AppMetrics {
   readonly members: Record<Transport, MemberCounts> = { ws: new MemberCounts(), sse: new MemberCounts() };
   private readonly subscriptionsStarted: Counter<'transport'>;
   private readonly clientsCut: Counter<'transport' | 'reason'>;
-  private readonly redisAppends: Histogram;
+  /**
+   * The Redis change log's hook (RedisChangeLogOptions.onAppend); null in single-process mode
+   * (no REDIS_URL), where market_redis_append_duration_seconds is not registered: shown there, it
+   * was an empty histogram of a Redis the process never talks to.
+   */
+  readonly redisAppend: ((seconds: number) => void) | null = null;
 
-  constructor(options: { knownOperations?: Iterable<string> } = {}) {
+  constructor(options: { knownOperations?: Iterable<string>; clustered?: boolean } = {}) {
     // Errors are counted as the client gets them: a resolver's are counted before the mask gives
     // them their code (a refused argument counted as INTERNAL_SERVER_ERROR).
     this.operations = new OperationMetrics(this.registry, {
@@ -66,17 +71,17 @@ export class AppMetrics {
     // Each series from the start, at 0: an alert on its increase needs a sample before the first cut.
     this.clientsCut.inc({ transport: 'ws', reason: 'no_pong' }, 0);
     for (const transport of ['ws', 'sse'] as const) this.clientsCut.inc({ transport, reason: 'stalled' }, 0);
-    this.redisAppends = new Histogram({
-      name: 'market_redis_append_duration_seconds',
-      help: 'Redis round trip of each change-log append pipeline (cluster mode)',
-      buckets: REDIS_BUCKETS,
-      registers,
-    });
+    if (options.clustered) {
+      const appends = new Histogram({
+        name: 'market_redis_append_duration_seconds',
+        help: 'Redis round trip of each change-log append pipeline (cluster mode)',
+        buckets: REDIS_BUCKETS,
+        registers,
+      });
+      this.redisAppend = (seconds) => appends.observe(seconds);
+    }
     this.memberFigures();
   }
-
-  /** The Redis change log's hook (RedisChangeLogOptions.onAppend). */
-  readonly redisAppend = (seconds: number): void => this.redisAppends.observe(seconds);
 
   /**
    * A POST to /graphql the router refused before Yoga saw it (its credentials, its body's size, its
