@@ -21,10 +21,11 @@ import { RepairLoop } from './repair-loop.js';
 import { finishTask, forgetEndedElsewhere, historyEntry } from './task-end.js';
 
 /**
- * Runs tasks against the app service. Tasks are rows first: a worker claims the oldest PENDING
- * one with a conditional update (so instances sharing a database never run a task twice), asks
- * the app service to start it, and the task then follows the app service's state events until
- * they end it. One active task per app is guaranteed by the database (`Task.activeKey`).
+ * Runs tasks against the app service. Tasks are rows first: a worker claims a PENDING one, users
+ * taking turns (claimPendingTasks), with a conditional update (so instances sharing a database
+ * never run a task twice), asks the app service to start it, and the task then follows the app
+ * service's state events until they end it. One active task per app is guaranteed by the database
+ * (`Task.activeKey`).
  *
  * Its parts: dispatch.ts sends a claimed task, app-state-reports.ts applies the app service's
  * reports, task-end.ts writes a task's end, leases.ts keeps and recovers leases, and

@@ -1,0 +1,122 @@
+// `npx tsx bench/fair-claim.ts`: the task engine's fair claim (claimPendingTasks, hot-path-sql.ts)
+// with 10,000 PENDING tasks of 100 users (one of them 5,000), 8 RUNNING and 300,000 finished tasks,
+// on both providers: its plan and its time (median of 7 warm runs, each claim of 4 rolled back),
+// with and without the (status, userId, id) index of 0015_task_fair_claim_index.
+// Seeds a PostgreSQL database `fairclaim_bench` and /tmp/fairclaim-bench.db once, migrated by the
+// release's migrateDatabase. Drop them afterwards: `DROP DATABASE fairclaim_bench`, rm /tmp/fairclaim-bench.db.
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { migrateDatabase } from '../src/db/migrate.js';
+
+const PG_ADMIN = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
+const PG_URL = PG_ADMIN.replace(/\/[^/]*$/, '/fairclaim_bench');
+const SQLITE_FILE = '/tmp/fairclaim-bench.db';
+const INDEX = '"Task_status_userId_id_idx"';
+
+// n 1..300000 finished; then 10,000 pending (half of them user0's, the rest over 99 users); 8 running.
+const STATUS = `CASE WHEN n > 310000 THEN 'RUNNING' WHEN n > 300000 THEN 'PENDING' ELSE 'COMPLETED' END`;
+const USER = `CASE WHEN n > 300000 AND n % 2 = 0 THEN 'user0' ELSE 'user' || (1 + n % 99) END`;
+const seed = (series: string, ts: string) => `
+  INSERT INTO "Task" ("taskId","type","status","userId","sourceId","appName","progress","metadata","activeKey",
+    "createdAt","updatedAt")
+  SELECT 't' || n, 'CLONE', ${STATUS}, ${USER}, 'market.olares', 'app' || n, 0, '{}',
+    CASE WHEN n > 300000 THEN 'k' || n END, ${ts}, ${ts} FROM ${series}`;
+
+const CLAIM_IDS = `
+  SELECT "pending"."id" FROM (
+    SELECT "id", "userId", ROW_NUMBER() OVER (PARTITION BY "userId" ORDER BY "id") AS "place"
+    FROM "Task" WHERE "status" = 'PENDING'
+  ) AS "pending"
+  LEFT JOIN (
+    SELECT "userId", COUNT(*) AS "count" FROM "Task" WHERE "status" = 'RUNNING' GROUP BY "userId"
+  ) AS "running" ON "running"."userId" = "pending"."userId"
+  WHERE "pending"."place" <= 4
+  ORDER BY "pending"."place" + COALESCE("running"."count", 0), "pending"."id"
+  LIMIT 4`;
+const CLAIM = `UPDATE "Task" SET "status" = 'RUNNING', "workerId" = 'bench'
+  WHERE "id" IN (${CLAIM_IDS}) AND "status" = 'PENDING' RETURNING "id", "userId"`;
+const OLDEST = `UPDATE "Task" SET "status" = 'RUNNING', "workerId" = 'bench'
+  WHERE "id" IN (SELECT "id" FROM "Task" WHERE "status" = 'PENDING' ORDER BY "id" LIMIT 4) AND "status" = 'PENDING'
+  RETURNING "id", "userId"`;
+
+const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+
+async function postgres() {
+  const admin = new pg.Client({ connectionString: PG_ADMIN });
+  await admin.connect();
+  const exists = (await admin.query(`SELECT 1 FROM pg_database WHERE datname = 'fairclaim_bench'`)).rowCount;
+  if (!exists) await admin.query('CREATE DATABASE fairclaim_bench');
+  await admin.end();
+  await migrateDatabase(PG_URL);
+  const db = new pg.Client({ connectionString: PG_URL });
+  await db.connect();
+  if (Number((await db.query('SELECT COUNT(*) FROM "Task"')).rows[0].count) === 0) {
+    await db.query(seed('generate_series(1, 310008) AS n', `TIMESTAMP '2026-06-01' + n * INTERVAL '1 second'`));
+    await db.query('VACUUM ANALYZE "Task"');
+  }
+  for (const indexed of [true, false]) {
+    await db.query(
+      indexed ? `CREATE INDEX IF NOT EXISTS ${INDEX} ON "Task"("status","userId","id")` : `DROP INDEX ${INDEX}`,
+    );
+    await db.query('ANALYZE "Task"');
+    for (const [name, statement] of [
+      ['fair', CLAIM],
+      ['oldest', OLDEST],
+    ] as const) {
+      const times: number[] = [];
+      let claimed = '';
+      for (let run = 0; run < 7; run++) {
+        await db.query('BEGIN');
+        const start = performance.now();
+        const { rows } = await db.query(statement);
+        times.push(performance.now() - start);
+        claimed = rows.map((row) => row.userId).join(',');
+        await db.query('ROLLBACK');
+      }
+      await db.query('BEGIN');
+      const plan = await db.query(`EXPLAIN (ANALYZE, BUFFERS) ${statement}`);
+      await db.query('ROLLBACK');
+      console.log(`\npostgresql ${name}, index ${indexed}: ${median(times).toFixed(2)} ms, claimed ${claimed}`);
+      console.log(plan.rows.map((row) => `  ${row['QUERY PLAN']}`).join('\n'));
+    }
+  }
+  await db.query(`CREATE INDEX IF NOT EXISTS ${INDEX} ON "Task"("status","userId","id")`);
+  await db.end();
+}
+
+async function sqlite() {
+  await migrateDatabase(`file:${SQLITE_FILE}`);
+  const db = new Database(SQLITE_FILE);
+  if ((db.prepare('SELECT COUNT(*) AS n FROM "Task"').get() as { n: number }).n === 0) {
+    const ts = `strftime('%Y-%m-%dT%H:%M:%S.000+00:00', '2026-06-01', '+' || n || ' seconds')`;
+    db.exec(`WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 310008) ${seed('s', ts)}`);
+    db.exec('ANALYZE');
+  }
+  for (const indexed of [true, false]) {
+    db.exec(indexed ? `CREATE INDEX IF NOT EXISTS ${INDEX} ON "Task"("status","userId","id")` : `DROP INDEX ${INDEX}`);
+    db.exec('ANALYZE');
+    for (const [name, statement] of [
+      ['fair', CLAIM],
+      ['oldest', OLDEST],
+    ] as const) {
+      const times: number[] = [];
+      let claimed = '';
+      for (let run = 0; run < 7; run++) {
+        db.exec('BEGIN');
+        const start = performance.now();
+        const rows = db.prepare(statement).all() as { userId: string }[];
+        times.push(performance.now() - start);
+        claimed = rows.map((row) => row.userId).join(',');
+        db.exec('ROLLBACK');
+      }
+      const plan = db.prepare(`EXPLAIN QUERY PLAN ${statement}`).all() as { detail: string }[];
+      console.log(`\nsqlite ${name}, index ${indexed}: ${median(times).toFixed(2)} ms, claimed ${claimed}`);
+      console.log(plan.map((row) => `  ${row.detail}`).join('\n'));
+    }
+  }
+  db.exec(`CREATE INDEX IF NOT EXISTS ${INDEX} ON "Task"("status","userId","id")`);
+  db.close();
+}
+
+await postgres();
+await sqlite();
