@@ -22,6 +22,16 @@ describe('settings accepted before and then ignored or failing later are refused
     expect(refusal({ DATABASE_URL: 'postgresql://market@db/market?schema=public&sslmode=verify-full' })).toBeNull();
   });
 
+  test('a PostgreSQL DATABASE_URL with Prisma pool parameters, which the pool (pg) never read', () => {
+    const refused =
+      "Invalid configuration:\n  DATABASE_URL: has ?connection_limit=… or ?pool_timeout=…, which this server does not read (its pool is pg's, not Prisma's): size the pool with DATABASE_POOL_SIZE and leave them out";
+    expect(refusal({ DATABASE_URL: 'postgresql://market@db/market?connection_limit=40' })).toBe(refused);
+    expect(refusal({ DATABASE_URL: 'postgresql://market@db/market?sslmode=require&pool_timeout=20' })).toBe(refused);
+    const sized = loadConfig({ DATABASE_URL: 'postgresql://market@db/market', DATABASE_POOL_SIZE: '40' });
+    expect(sized.databasePoolSize).toBe(40);
+    expect(loadConfig({}).databasePoolSize).toBe(10);
+  });
+
   test('REDIS_URL beside a SQLite DATABASE_URL (each instance would run on a file of its own)', () => {
     expect(refusal({ REDIS_URL: 'redis://127.0.0.1:6379' })).toBe(
       'Invalid configuration:\n  REDIS_URL: cluster mode needs a PostgreSQL DATABASE_URL shared by every instance, not a SQLite file',

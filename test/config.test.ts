@@ -46,6 +46,8 @@ describe('configuration', () => {
     [{ WEBHOOK_CATCH_UP_INTERVAL_MS: '2147483648' }, /WEBHOOK_CATCH_UP_INTERVAL_MS: must be at most 2147483647/],
     // The SQLite driver takes the whole text as the path: a file named `market.db?connection_limit=1`.
     [{ DATABASE_URL: 'file:./data/q.db?connection_limit=1' }, /DATABASE_URL: a SQLite file: URL takes no query string/],
+    [{ DATABASE_POOL_SIZE: '0' }, /DATABASE_POOL_SIZE: must be greater than 0/],
+    [{ DATABASE_POOL_SIZE: '1001' }, /DATABASE_POOL_SIZE: must be at most 1000/],
     // Alone, these left the server in local development mode (every request the admin).
     [{ AUTH_JWT_ISSUER: 'https://id.example' }, /AUTH_JWT_ISSUER: set, but there is no key to verify tokens with/],
     [{ AUTH_JWT_AUDIENCE: 'market' }, /AUTH_JWT_AUDIENCE: set, but there is no key to verify tokens with/],

@@ -3,7 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, test } from 'vitest';
 import { closeDatabase } from '../src/app/database.js';
-import { createPrismaClient, sqliteFilePath } from '../src/db/client.js';
+import { createPrismaClient, databaseProbe, sqliteFilePath } from '../src/db/client.js';
 import { SqliteFile } from '../src/db/sqlite-file.js';
 import { createLogger } from '../src/platform/logger.js';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
@@ -102,7 +102,7 @@ describe('restoring a SQLite file under a running server', () => {
     writer.close();
     for (const suffix of ['-wal', '-shm', '']) renameSync(`${file}.staged${suffix}`, `${file}${suffix}`);
 
-    await closeDatabase(db, createLogger('silent'), watched);
+    await closeDatabase(db, createLogger('silent'), { file: watched, probe: databaseProbe(db, database.url) });
     expect([existsSync(`${file}-wal`), existsSync(`${file}-shm`)]).toEqual([true, true]);
     expect(integrityOf(file)).toBe('ok');
     const reader = new Database(file);

@@ -17,10 +17,17 @@
  */
 import type { Server } from 'node:http';
 import { Authenticator } from '../auth/viewer.js';
-import { createPrismaClient, type Db, type PrismaOptions } from '../db/client.js';
+import {
+  createPrismaClient,
+  type DatabaseProbe,
+  type Db,
+  databaseProbe,
+  type PrismaOptions,
+  poolFigures,
+} from '../db/client.js';
 import { OriginPolicy } from '../http/cross-site.js';
 import { DocumentCache } from '../http/document-cache.js';
-import { Lifecycle } from '../http/readiness.js';
+import { Lifecycle, READINESS_TIMEOUT_MS } from '../http/readiness.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import { manifestOperationNames } from '../platform/metrics.js';
@@ -121,8 +128,18 @@ function appMetrics(config: Config): AppMetrics {
   return new AppMetrics({ knownOperations, clustered: config.redis !== null });
 }
 
+/** The Prisma client and /readiness's probe of the database (on PostgreSQL, a connection of its own). */
+function databaseOf(config: Config, prisma: PrismaOptions | undefined): { db: Db; probe: DatabaseProbe } {
+  const db = createPrismaClient(config.databaseUrl, {
+    ...prisma,
+    queryTimeoutMs: config.databaseQueryTimeoutMs,
+    poolSize: config.databasePoolSize,
+  });
+  return { db, probe: databaseProbe(db, config.databaseUrl, READINESS_TIMEOUT_MS) };
+}
+
 export function buildApp(config: Config, { logger, prisma, metrics: measured = true }: AppOptions): App {
-  const db = createPrismaClient(config.databaseUrl, { ...prisma, queryTimeoutMs: config.databaseQueryTimeoutMs });
+  const { db, probe } = databaseOf(config, prisma);
   const metrics = measured ? appMetrics(config) : null;
   const onRedisAppend = metrics?.redisAppend;
   const services = createServices({ db, config, logger, ...(onRedisAppend ? { onRedisAppend } : {}) });
@@ -148,7 +165,7 @@ export function buildApp(config: Config, { logger, prisma, metrics: measured = t
   const router = createRouter({
     config,
     logger,
-    db,
+    probe,
     databaseFile: services.databaseFile,
     engine: services.engine,
     yoga,
@@ -164,7 +181,7 @@ export function buildApp(config: Config, { logger, prisma, metrics: measured = t
 
   const jobs = createPeriodicJobs({ config, services, logger });
   let collector: StateCollector | null = null;
-  metrics?.watch(watchedParts(services, config, live, () => collector));
+  metrics?.watch(watchedParts({ services, config, db }, live, () => collector));
   if (metrics) watchOutbox(metrics.registry, services.outboxWorker.figures);
   let listening: Promise<RunningApp> | null = null;
   let starting: Promise<RunningApp> | null = null;
@@ -206,7 +223,7 @@ export function buildApp(config: Config, { logger, prisma, metrics: measured = t
       const connections = await stopServing({ config, logger, lifecycle, http, live }, signal);
       const progress = { step: 'the start-up still under way' };
       const deadline = Date.now() + 2 * config.shutdownTimeoutMs + STOP_ALLOWANCE_MS + CLUSTER_LOG_STOP_WAIT_MS;
-      const started = { config, logger, db, services, jobs, starting, collector: () => collector };
+      const started = { config, logger, db, probe, services, jobs, starting, collector: () => collector };
       if (!(await settledBy(stopStarted(started, progress), deadline))) {
         const waited = Date.now() - began;
         throw new Error(
@@ -261,6 +278,7 @@ interface Started {
   config: Config;
   logger: Logger;
   db: Db;
+  probe: DatabaseProbe;
   services: Services;
   jobs: PeriodicJobs;
   starting: Promise<RunningApp> | null;
@@ -270,7 +288,7 @@ interface Started {
 
 /** Everything `start()` started, in reverse; `progress.step` names the part being stopped. */
 async function stopStarted(started: Started, progress: { step: string }): Promise<void> {
-  const { config, logger, db, services, jobs } = started;
+  const { config, logger, db, probe, services, jobs } = started;
   const step = (name: string) => {
     progress.step = name;
   };
@@ -304,13 +322,12 @@ async function stopStarted(started: Started, progress: { step: string }): Promis
   await services.catalogueChanges.close();
   step('the database connection');
   await services.processPresence?.leave().catch(() => {}); // a database gone: its row goes stale by itself
-  await closeDatabase(db, logger, services.databaseFile);
+  await closeDatabase(db, logger, { file: services.databaseFile, probe });
 }
 
 /** What the metrics read at scrape time; the collector exists once the app has started. */
 function watchedParts(
-  services: Services,
-  config: Config,
+  { services, config, db }: { services: Services; config: Config; db: Db },
   live: LiveTransports,
   collector: () => StateCollector | null,
 ) {
@@ -322,6 +339,7 @@ function watchedParts(
     sourceRuns: () => collector()?.sourceRuns ?? null,
     databaseComponent: instanceComponentName('database', config.redis?.instance),
     redisConnected: services.clusterLog ? () => services.clusterLog?.connected ?? false : null,
+    databasePool: poolFigures(db),
   };
 }
 

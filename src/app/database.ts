@@ -1,4 +1,4 @@
-import { type Db, databaseProvider, prepareDatabase, sqliteFilePath } from '../db/client.js';
+import { type DatabaseProbe, type Db, databaseProvider, prepareDatabase, sqliteFilePath } from '../db/client.js';
 import { ensureDefaultSources } from '../db/default-sources.js';
 import { seedDemoData } from '../db/demo-data.js';
 import { SqliteFile } from '../db/sqlite-file.js';
@@ -42,16 +42,20 @@ export async function seedDemo(db: Db, config: Config, logger: Logger): Promise<
 }
 
 /**
- * Disconnects, but a database that vanished can leave the driver's pool waiting forever: bound the
- * wait. A SQLite file replaced (a restore) or deleted while the server ran: its `-wal` and `-shm`
+ * Disconnects (the readiness probe's connection too), but a database that vanished can leave the
+ * driver's pool waiting forever: bound the wait. A SQLite file replaced (a restore) or deleted while the server ran: its `-wal` and `-shm`
  * go too, which SQLite keeps then and would apply to the file now at the path (sqlite-wal.ts).
  */
-export async function closeDatabase(db: Db, logger: Logger, file: SqliteFile | null): Promise<void> {
+export async function closeDatabase(
+  db: Db,
+  logger: Logger,
+  { file, probe }: { file: SqliteFile | null; probe: DatabaseProbe },
+): Promise<void> {
   const orphaned = file && (await file.wal.orphaned()) ? file.wal : null;
   await orphaned?.empty(db).catch((error: unknown) => logger.warn({ err: error }, 'could not empty the WAL'));
   let timer: NodeJS.Timeout | undefined;
   const gaveUp = await Promise.race([
-    db.$disconnect().then(() => false),
+    Promise.all([db.$disconnect(), probe.close()]).then(() => false),
     new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(true), DISCONNECT_TIMEOUT_MS);
     }),

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Authenticator, Viewer } from '../auth/viewer.js';
-import type { Db } from '../db/client.js';
+import type { DatabaseProbe } from '../db/client.js';
 import type { SqliteFile } from '../db/sqlite-file.js';
 import { DomainError } from '../domain/errors.js';
 import type { TaskEngine } from '../engine/task-engine.js';
@@ -30,7 +30,8 @@ import { type TrackedRequest, trackRequest } from './request-log.js';
 export interface RouteDeps {
   config: Config;
   logger: Logger;
-  db: Db;
+  /** What /readiness asks the database (on PostgreSQL a connection apart from the pool's). */
+  probe: DatabaseProbe;
   /** SQLite: the file the server opened, watched (null on PostgreSQL). */
   databaseFile: SqliteFile | null;
   /** Receives the app service's state events (the intake endpoint). */
@@ -187,7 +188,7 @@ type Route = (req: TrackedRequest, res: ServerResponse) => unknown;
  * dashboard-assets.ts's); none for any other path.
  */
 function operationalRoute(
-  { config, db, engine, clusterLog, metrics, databaseFile, lifecycle }: RouteDeps,
+  { config, probe, engine, clusterLog, metrics, databaseFile, lifecycle }: RouteDeps,
   path: string | undefined,
   method?: string,
 ): Route | undefined {
@@ -197,7 +198,7 @@ function operationalRoute(
   }
   if (path === '/readiness') {
     return async (_req, res) => {
-      let ready = lifecycle.notReady() ?? (await checkReadiness(db));
+      let ready = lifecycle.notReady() ?? (await checkReadiness(probe));
       // SQLite answers from the open file, whatever became of the file: a deleted one loses every
       // write. Said without the path here (unauthenticated); the database component names it.
       const fileProblem = ready.ok ? await databaseFile?.problem() : null;

@@ -1,4 +1,5 @@
-import { Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { PoolFigures } from '../db/postgres-pool.js';
 import type { ComponentState, StateStore } from '../runtime/state-store.js';
 
 /**
@@ -19,6 +20,8 @@ export interface WatchedParts {
   databaseComponent: string;
   /** Cluster mode: whether the change log's connections to Redis are up and answering; null otherwise. */
   redisConnected: (() => boolean) | null;
+  /** PostgreSQL: the pool's size, state and busy waits; null on SQLite (one connection, no pool). */
+  databasePool: PoolFigures | null;
 }
 
 /** Every state a component can be in (runtime/state-store.ts), each a series of market_component_state. */
@@ -29,6 +32,46 @@ export function watchParts(registry: Registry, parts: WatchedParts): void {
   watchLive(registry, parts);
   watchTasks(registry, parts);
   watchRuntime(registry, parts);
+  watchDatabasePool(registry, parts);
+}
+
+/**
+ * The PostgreSQL pool (none on SQLite): a pool whose connections are all in use with queries
+ * waiting, and busy timeouts rising, is an instance short of connections (DATABASE_POOL_SIZE) or
+ * with slow queries, not a database down.
+ */
+function watchDatabasePool(registry: Registry, { databasePool }: WatchedParts): void {
+  if (!databasePool) return;
+  const registers = [registry];
+  new Gauge({
+    name: 'market_database_pool_connections',
+    help: 'Connections of the PostgreSQL pool: in_use (or being established), idle, and size (DATABASE_POOL_SIZE)',
+    labelNames: ['state'],
+    registers,
+    collect() {
+      const { totalCount = 0, idleCount = 0 } = databasePool.pool ?? {};
+      this.set({ state: 'in_use' }, totalCount - idleCount);
+      this.set({ state: 'idle' }, idleCount);
+      this.set({ state: 'size' }, databasePool.size);
+    },
+  });
+  new Gauge({
+    name: 'market_database_pool_waiting',
+    help: 'Queries waiting for a connection of the PostgreSQL pool',
+    registers,
+    collect() {
+      this.set(databasePool.pool?.waitingCount ?? 0);
+    },
+  });
+  new Counter({
+    name: 'market_database_pool_busy_timeouts_total',
+    help: 'Queries whose wait for a pool connection ran out while every connection was in use (answered "database busy")',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(databasePool.busyTimeouts);
+    },
+  });
 }
 
 function watchLive(registry: Registry, { live }: WatchedParts): void {

@@ -66,8 +66,26 @@ const DRIVER_CODES = new Set([
  */
 const DRIVER_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Query read timeout/i;
 
+/**
+ * A query that waited for a connection of the PostgreSQL pool while every connection was in use,
+ * until the wait's bound (db/postgres-pool.ts): the database answers, this instance has more
+ * queries than connections (DATABASE_POOL_SIZE). Load, not an outage: still "not now" (every
+ * isDatabaseUnavailable caller retries it), but told apart where a client or an operator reads it.
+ */
+export class DatabaseBusyError extends Error {
+  constructor(poolSize: number, waitedMs: number) {
+    super(`no connection of the database pool (${poolSize}) was free within ${waitedMs} ms: every one was in use`);
+    this.name = 'DatabaseBusyError';
+  }
+}
+
+export function isDatabaseBusy(error: unknown): boolean {
+  return error instanceof DatabaseBusyError;
+}
+
 export function isDatabaseUnavailable(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
+  if (error instanceof DatabaseBusyError) return true;
   const { code, meta, message } = error as {
     code?: unknown;
     meta?: { driverAdapterError?: { cause?: { kind?: string; originalCode?: string } } };
@@ -112,6 +130,7 @@ export async function whenAvailable<T>(read: () => Promise<T>): Promise<T> {
  */
 export function failureMessage(error: unknown): string {
   if (isDiskFull(error)) return DISK_FULL;
+  if (isDatabaseBusy(error)) return DATABASE_BUSY;
   if (isDatabaseUnavailable(error)) return 'database unavailable';
   const { name, message } = error instanceof Error ? error : { name: '', message: String(error) };
   if (name.startsWith('PrismaClient')) {
@@ -124,6 +143,9 @@ export function failureMessage(error: unknown): string {
 
 /** What a write SQLite refused for want of room says (it said "database unavailable", the cause only in a log line). */
 export const DISK_FULL = "the database's disk is full (SQLITE_FULL): writes fail until space is freed";
+
+/** What a query that found no connection of the pool free in time says (it said "database unavailable"). */
+export const DATABASE_BUSY = 'database busy: every connection of the pool was in use (DATABASE_POOL_SIZE)';
 
 /** Longest message a failure shows. */
 const MAX_FAILURE_MESSAGE = 300;

@@ -6,8 +6,9 @@ import type BetterSqlite3 from 'better-sqlite3';
 import type { Pool, PoolClient } from 'pg';
 import { PrismaClient as PostgresPrismaClient } from '../generated/prisma-postgres/client.js';
 import { PrismaClient as SqlitePrismaClient } from '../generated/prisma-sqlite/client.js';
-import { DEFAULT_QUERY_TIMEOUT_MS } from '../platform/config-env.js';
+import { DEFAULT_POOL_SIZE, DEFAULT_QUERY_TIMEOUT_MS } from '../platform/config-env.js';
 import { type DriverConnection, type DriverHandle, registerDriver, rollBackThenRelease } from './driver-sql.js';
+import { POSTGRES_POOL, type PoolFigures, readinessPool, reportBusyWaits } from './postgres-pool.js';
 
 /**
  * The Prisma client the services use. Prisma generates one client per provider (a client refuses
@@ -43,23 +44,9 @@ export interface PrismaOptions {
   onQuery?: (sql: string) => void;
   /** PostgreSQL: how long a statement may go unanswered (DATABASE_QUERY_TIMEOUT_MS). @default 15000 */
   queryTimeoutMs?: number;
+  /** PostgreSQL: connections of the pool (DATABASE_POOL_SIZE). @default 10 */
+  poolSize?: number;
 }
-
-/**
- * Bounds of the PostgreSQL connection pool (pg's Pool options), so that a database that vanishes
- * (stopped, or the network cut or blackholed) makes queries fail instead of waiting forever, and
- * the pool recovers by itself once it is back. A connection not established within 5 s fails its
- * query (pg's default is to wait forever); a query with no answer within DATABASE_QUERY_TIMEOUT_MS
- * (PrismaOptions.queryTimeoutMs) fails and its connection is dropped, the bound for a connection
- * that died silently: at 60 s, requests on pooled connections hung that long while /readiness
- * already said the database did not answer. TCP keep-alive lets the kernel notice dead idle
- * connections. pg's pool discards a connection that failed rather than handing it out again.
- */
-export const POSTGRES_POOL = {
-  connectionTimeoutMillis: 5_000,
-  idleTimeoutMillis: 10_000,
-  keepAlive: true,
-} as const;
 
 type PostgresAdapter = Awaited<ReturnType<PrismaPg['connect']>>;
 type PostgresTransaction = Awaited<ReturnType<PostgresAdapter['startTransaction']>>;
@@ -75,6 +62,13 @@ type PostgresTransaction = Awaited<ReturnType<PostgresAdapter['startTransaction'
 class LeakFreePrismaPg extends PrismaPg {
   /** Where the pool goes once connected, for driver-sql.ts (set by createPrismaClient). */
   driver: DriverConnection | null = null;
+  /** The pool's figures for /metrics, of whichever pool is current (Prisma makes a new one after $disconnect). */
+  readonly figures: PoolFigures;
+
+  constructor(config: ConstructorParameters<typeof PrismaPg>[0] & { max: number }) {
+    super(config);
+    this.figures = { size: config.max, pool: null, busyTimeouts: 0 };
+  }
 
   override async connect(): Promise<PostgresAdapter> {
     const adapter = await super.connect();
@@ -83,6 +77,7 @@ class LeakFreePrismaPg extends PrismaPg {
     // an unheard 'error' ends the process. Its queries fail on their own and the pool drops it.
     const pool = (adapter as unknown as { client: Pool }).client;
     pool.on('connect', (connection) => connection.on('error', () => {}));
+    reportBusyWaits(pool, this.figures);
     const startTransaction = adapter.startTransaction.bind(adapter);
     adapter.startTransaction = async (isolationLevel) => releasedOnFailedEnd(await startTransaction(isolationLevel));
     handOver(adapter, this.driver, { kind: 'postgresql', pool });
@@ -202,6 +197,30 @@ export const SQLITE_BUSY_TIMEOUT_MS = 20;
 const ERROR_FORMAT = 'minimal';
 
 const sqliteAdapters = new WeakMap<object, SharedPrismaBetterSQLite3>();
+const postgresAdapters = new WeakMap<object, LeakFreePrismaPg>();
+
+/** The PostgreSQL pool's figures (size, state, busy waits) for /metrics; null on SQLite. */
+export function poolFigures(db: Db): PoolFigures | null {
+  return postgresAdapters.get(db)?.figures ?? null;
+}
+
+/** What `/readiness` asks the database (http/readiness.ts). */
+export interface DatabaseProbe {
+  /** Resolves once the database answered `SELECT 1`. */
+  answer(): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+/**
+ * PostgreSQL: a connection of its own (readinessPool, see there for why); SQLite: `db`'s one
+ * connection, which no pool stands before.
+ */
+export function databaseProbe(db: Db, url: string, queryTimeoutMs = DEFAULT_QUERY_TIMEOUT_MS): DatabaseProbe {
+  if (databaseProvider(url) === 'sqlite')
+    return { answer: () => db.$queryRawUnsafe('SELECT 1'), close: async () => {} };
+  const pool = readinessPool(url, queryTimeoutMs);
+  return { answer: () => pool.query('SELECT 1'), close: () => pool.end() };
+}
 
 /**
  * SQLite: from now on until the process ends, the connection refuses every write (SQLite's own
@@ -229,9 +248,11 @@ export function createPrismaClient(url: string, options: PrismaOptions = {}): Db
     const adapter = new LeakFreePrismaPg({
       connectionString: url,
       ...POSTGRES_POOL,
+      max: options.poolSize ?? DEFAULT_POOL_SIZE,
       query_timeout: options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,
     });
     client = new PostgresPrismaClient({ adapter, log, errorFormat: ERROR_FORMAT }) as unknown as Db;
+    postgresAdapters.set(client, adapter);
     adapter.driver = registerDriver(client, 'postgresql', options.onQuery);
   }
   if (options.onQuery) {

@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import type { Logger } from '../platform/logger.js';
-import { type DatabaseProvider, databaseProvider, databaseShown, POSTGRES_POOL, sqliteFilePath } from './client.js';
+import { type DatabaseProvider, databaseProvider, databaseShown, sqliteFilePath } from './client.js';
+import { POSTGRES_POOL } from './postgres-pool.js';
 import { type PastState, pastStatesOf, RETIRED_NAMES } from './retired-migrations.js';
 
 /**

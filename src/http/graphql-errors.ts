@@ -1,6 +1,6 @@
 import { type ExecutionResult, GraphQLError } from 'graphql';
 import { type Plugin, maskError as yogaMaskError } from 'graphql-yoga';
-import { isDatabaseUnavailable, isDiskFull } from '../db/availability.js';
+import { isDatabaseBusy, isDatabaseUnavailable, isDiskFull } from '../db/availability.js';
 import { DomainError, ValidationError } from '../domain/errors.js';
 
 /**
@@ -86,8 +86,28 @@ export function useErrorRequestIds(): Plugin {
 const DISK_FULL_ANSWER = "The database's disk is full: changes are refused until an operator frees space.";
 
 /**
+ * A query that found every connection of this instance's database pool in use for the whole of
+ * its wait (db/availability.ts DatabaseBusyError): the database answers, this instance is loaded.
+ * Still UNAVAILABLE, the code clients retry on, with its own message and a Retry-After; before, it
+ * said "the database is unavailable" like an outage, and the operator looked for one.
+ */
+const DATABASE_BUSY_ANSWER = 'The database is busy (every connection of this server was in use); retry shortly.';
+
+/**
+ * What an UNAVAILABLE error says and its HTTP answer: a busy pool (retry in a second), a full
+ * disk (retry not soon: that waits for an operator), or the database away.
+ */
+function unavailableAnswer(error: unknown): { message: string; http: HttpAnswer | { status: number } } {
+  if (isDatabaseBusy(error)) {
+    return { message: DATABASE_BUSY_ANSWER, http: { status: 503, headers: { 'Retry-After': '1' } } };
+  }
+  const message = isDiskFull(error) ? DISK_FULL_ANSWER : 'The database is unavailable; retry shortly.';
+  return { message, http: { status: 503 } };
+}
+
+/**
  * Yoga's error mask: expected domain errors keep their message and get `extensions.code`; an
- * unreachable database becomes UNAVAILABLE (HTTP 503 for a query alone); everything else is masked
+ * unreachable or busy database becomes UNAVAILABLE (HTTP 503 for a query alone); everything else is masked
  * by Yoga's default ("Unexpected error.") after `onUnexpected` logs it, with the request id of the
  * operation it failed when known (useErrorRequestIds, rememberRequestOf).
  */
@@ -98,17 +118,16 @@ export function createErrorMasker(onUnexpected: (error: unknown, requestId: stri
       return domainGraphQLError(original, error instanceof GraphQLError ? error : undefined);
     }
     if (original instanceof GraphQLError && original.extensions?.code) return original;
-    // Not a bug: the database is away (readiness says so too). The client is told to retry, but
-    // not soon when the database's disk is full: that waits for an operator.
+    // Not a bug: the database is away (readiness says so too), or busy (see DATABASE_BUSY_ANSWER).
     if (isDatabaseUnavailable(original)) {
       const from = error instanceof GraphQLError ? error : undefined;
-      const message = isDiskFull(original) ? DISK_FULL_ANSWER : 'The database is unavailable; retry shortly.';
+      const { message, http } = unavailableAnswer(original);
       return new GraphQLError(message, {
         nodes: from?.nodes,
         source: from?.source,
         positions: from?.positions,
         path: from?.path,
-        extensions: { code: UNAVAILABLE, http: { status: 503 } },
+        extensions: { code: UNAVAILABLE, http },
       });
     }
     if (error instanceof GraphQLError && !error.originalError) return error;

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Db } from '../db/client.js';
+import type { DatabaseProbe } from '../db/client.js';
 
 /**
  * How long `GET /readiness` waits for the database. A database behind a blackholed network
@@ -7,9 +7,14 @@ import type { Db } from '../db/client.js';
  */
 export const READINESS_TIMEOUT_MS = 2000;
 
-/** Ready when the database answers `SELECT 1` within READINESS_TIMEOUT_MS. */
+/**
+ * Ready when the database answers `SELECT 1` within READINESS_TIMEOUT_MS: on PostgreSQL on a
+ * connection of its own (db/postgres-pool.ts readinessPool), so that a pool busy with queries,
+ * which answers some of them "database busy", leaves the instance ready: the load balancer would
+ * otherwise take a healthy instance out for its load, and move that load onto the others.
+ */
 export async function checkReadiness(
-  db: Pick<Db, '$queryRawUnsafe'>,
+  probe: Pick<DatabaseProbe, 'answer'>,
   timeoutMs = READINESS_TIMEOUT_MS,
 ): Promise<{ ok: boolean; error?: string }> {
   let timer: NodeJS.Timeout | undefined;
@@ -18,7 +23,7 @@ export async function checkReadiness(
   });
   try {
     // A query given up on may still fail later; the race has already handled its rejection.
-    const answer = await Promise.race([db.$queryRawUnsafe('SELECT 1').then(() => 'answered' as const), late]);
+    const answer = await Promise.race([probe.answer().then(() => 'answered' as const), late]);
     return answer === 'answered' ? { ok: true } : { ok: false, error: 'database did not answer in time' };
   } catch {
     return { ok: false, error: 'database unreachable' };

@@ -33,6 +33,12 @@ export type { ApiToken, Role } from './config-values.js';
 /** DATABASE_QUERY_TIMEOUT_MS's default, also createPrismaClient's when it is given none. */
 export const DEFAULT_QUERY_TIMEOUT_MS = 15_000;
 
+/**
+ * DATABASE_POOL_SIZE's default: pg's own (its Pool's `max`), the size every instance ran with
+ * before it was a setting.
+ */
+export const DEFAULT_POOL_SIZE = 10;
+
 /** MAX_PAGE_SIZE's default, also what the schema's `first`/`last` descriptions state. */
 export const DEFAULT_MAX_PAGE_SIZE = 100;
 
@@ -93,6 +99,13 @@ export const envSchema = z.object({
   DATABASE_QUERY_TIMEOUT_MS: decimal(
     positiveMs.min(1000, 'must be at least 1000').max(600_000, 'must be at most 600000'),
   ).default(DEFAULT_QUERY_TIMEOUT_MS),
+  /**
+   * PostgreSQL: connections of this instance's pool, the most it holds at once (readiness has one
+   * more of its own). Size it so that every instance's, plus the migration job's one, fit under
+   * the server's max_connections. A query that finds them all in use waits up to 5 s for
+   * one, then answers 503 "database busy". @default 10
+   */
+  DATABASE_POOL_SIZE: decimal(positiveInt.max(1000, 'must be at most 1000')).default(DEFAULT_POOL_SIZE),
   /** Seed demo data into an empty database. @default true */
   DEMO_DATA: flag.default(true),
   /** `redis://…` or `rediss://…`: the cluster mode (changes shared by every instance), on PostgreSQL only. @default none */

@@ -25,6 +25,8 @@ export type Config = {
   databaseUrl: string;
   /** DATABASE_QUERY_TIMEOUT_MS: how long a PostgreSQL statement may go unanswered. */
   databaseQueryTimeoutMs: number;
+  /** DATABASE_POOL_SIZE: connections of the PostgreSQL pool. */
+  databasePoolSize: number;
   /** Cluster mode (REDIS_URL): null runs the embedded single-process default. */
   redis: {
     url: string;
@@ -171,6 +173,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     http: { keepAliveTimeoutMs: e.HTTP_KEEP_ALIVE_TIMEOUT_MS, requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS },
     databaseUrl: e.DATABASE_URL,
     databaseQueryTimeoutMs: e.DATABASE_QUERY_TIMEOUT_MS,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
     redis: clusterSettings(e),
     demoData: e.DEMO_DATA,
     auth,

@@ -10,6 +10,14 @@ import { parse as parsePostgresUrl } from 'pg-connection-string';
 const SCHEMA_NOT_SUPPORTED =
   'has a schema parameter (?schema=…), which is not supported: the tables are in the public schema, so give each deployment a database of its own';
 
+/**
+ * Prisma documents `?connection_limit=` and `?pool_timeout=` for sizing its pool, but with the
+ * driver adapter this server uses, the pool is pg's, which reads neither: the pool stayed at its
+ * size whatever the URL said. Refused, so that no operator believes a pool sized that is not.
+ */
+const POOL_PARAMETERS_NOT_READ =
+  "has ?connection_limit=… or ?pool_timeout=…, which this server does not read (its pool is pg's, not Prisma's): size the pool with DATABASE_POOL_SIZE and leave them out";
+
 const NOT_A_URL = 'is not a valid URL (check the host name, and the port: at most 65535)';
 
 /**
@@ -58,6 +66,8 @@ export function postgresUrlProblem(url: string): string | undefined {
     // Prisma's own URLs carry ?schema=…, but neither pg nor the migrations read it: the tables
     // went into `public` whatever it named, beside those of whatever else used that schema.
     if (settings.schema !== undefined && settings.schema !== 'public') return SCHEMA_NOT_SUPPORTED;
+    const { connection_limit, pool_timeout } = settings as Record<string, unknown>;
+    if (connection_limit !== undefined || pool_timeout !== undefined) return POOL_PARAMETERS_NOT_READ;
     if (settings.password === PLACEHOLDER_PASSWORD) {
       return `has the placeholder password ${PLACEHOLDER_PASSWORD} of the deployment examples: set a real one (POSTGRES_PASSWORD in .env, or the Secret)`;
     }
