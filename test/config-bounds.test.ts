@@ -34,6 +34,9 @@ describe('a setting beyond two bounds', () => {
     ['TASK_TIMEOUT_MS', '99', 'must be at least 100'],
     ['CHART_REPO_TIMEOUT_MS', '5', 'must be at least 100'],
     ['CHART_REPO_TIMEOUT_MS', '2147483648', 'must be at most 600000'],
+    // 0 would refuse every task; there is no off.
+    ['MAX_ACTIVE_TASKS_PER_USER', '0', 'must be greater than 0'],
+    ['MAX_ACTIVE_TASKS_PER_USER', '10001', 'must be at most 10000'],
   ])('%s=%s is one line: %s', (variable, value, message) => {
     expect(problems({ [variable]: value })).toEqual([`  ${variable}: ${message}`]);
   });

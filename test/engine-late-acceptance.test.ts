@@ -82,6 +82,7 @@ describe.each(databases)('an end reported before the acceptance on %s', (kind) =
       timeoutMs: 60_000,
       pollIntervalMs: 50,
       leaseMs: 60_000,
+      maxActivePerUser: 100,
     });
     await createPendingInstall(db, key, 'task-late-acceptance');
     await engine.start();
@@ -164,6 +165,7 @@ describe.each(databases)('which reports end a task, by op id, on %s', (kind) => 
         timeoutMs: 60_000,
         pollIntervalMs: 50,
         leaseMs: 60_000,
+        maxActivePerUser: 100,
       },
     );
     engine = started;

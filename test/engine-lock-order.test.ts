@@ -56,6 +56,7 @@ describe.skipIf(!databases.includes('postgresql'))('task engine lock order on po
       timeoutMs: 60_000,
       pollIntervalMs: 60_000,
       leaseMs: 60_000,
+      maxActivePerUser: 100,
     });
   }
 

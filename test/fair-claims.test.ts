@@ -121,7 +121,7 @@ describe.each(databases)('fair claims on %s', (kind) => {
       new HistoryService(db, 100, bus),
       new ChangeFeed(bus),
       createLogger('error'),
-      { concurrency: 2, timeoutMs: 600_000, pollIntervalMs: 600_000, leaseMs: 600_000 },
+      { concurrency: 2, timeoutMs: 600_000, pollIntervalMs: 600_000, leaseMs: 600_000, maxActivePerUser: 1000 },
     );
     const clones = await pending('mallory', names('engine-clone', 20));
     await engine.start();

@@ -34,6 +34,8 @@ const ADDED_ENUM_VALUES: Record<string, string[]> = {
   TaskType: ['STOP', 'RESUME'],
   // A gone instance's components leave the runtime in cluster mode (runtime/instance-sweep.ts).
   RuntimeEventKind: ['COMPONENT_REMOVED'],
+  // A task over MAX_ACTIVE_TASKS_PER_USER: the mutations that submit one return LimitExceededError.
+  ErrorCode: ['LIMIT_EXCEEDED'],
 };
 
 describe('the printed schema', () => {

@@ -170,6 +170,14 @@ export async function findActiveTasks(db: SqlRunner, activeKeys: readonly string
   );
 }
 
+/** How many PENDING or RUNNING tasks a user has (two ranges of the (status, userId, id) index). */
+export async function countActiveTasks(db: SqlRunner, userId: string): Promise<number> {
+  const [row] = await db.$queryRaw<{ count: number }[]>`
+    SELECT CAST(COUNT(*) AS INTEGER) AS "count" FROM "Task"
+    WHERE "status" IN ('PENDING', 'RUNNING') AND "userId" = ${userId}`;
+  return Number(row?.count ?? 0);
+}
+
 /**
  * The state rows these apps have (an app without one is simply absent), in no particular order.
  * A few hundred keys at most per call. One equality per key column, ORed: both SQLite and
@@ -195,7 +203,8 @@ export async function findAppStates(db: SqlRunner, keys: readonly AppKey[]): Pro
  * The `"status" = 'PENDING'` condition is re-checked on each row as it is updated, so instances
  * sharing a database never claim the same task (one that lost a row to another claims fewer).
  * A user's tasks past the `limit`-th can never be among the first `limit`, so only those are sorted.
- * Its cost grows with the pending tasks (each is numbered): 10,000 of 100 users (and 300,000 finished tasks), 10 ms on PostgreSQL, 37 ms on SQLite,
+ * Its cost grows with the pending tasks (each is numbered), which MAX_ACTIVE_TASKS_PER_USER bounds
+ * per user: 10,000 of 100 users (and 300,000 finished tasks), 10 ms on PostgreSQL, 37 ms on SQLite,
  * by the (status, userId, id) index (bench/fair-claim.ts; oldest first was 0.2 ms on SQLite, and
  * 180-240 ms on PostgreSQL, which walked the primary key past every finished task).
  */

@@ -13,6 +13,7 @@ export const ERROR_CODES = [
   'UNAUTHENTICATED',
   'INVALID_STATE',
   'UPSTREAM',
+  'LIMIT_EXCEEDED',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -69,6 +70,12 @@ export class UnauthenticatedError extends DomainError {
 export class InvalidStateError extends DomainError {
   override name = 'InvalidStateError';
   readonly code = 'INVALID_STATE';
+}
+
+/** A per-user bound refused the request; the message names the setting and its figure. */
+export class LimitExceededError extends DomainError {
+  override name = 'LimitExceededError';
+  readonly code = 'LIMIT_EXCEEDED';
 }
 
 export class UpstreamError extends DomainError {

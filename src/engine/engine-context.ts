@@ -20,6 +20,11 @@ export interface TaskEngineOptions {
    * handed over by a graceful stop is taken over at once).
    */
   leaseMs: number;
+  /**
+   * MAX_ACTIVE_TASKS_PER_USER: the PENDING and RUNNING tasks one user may have; a submission over
+   * it is refused (TaskSubmission). The engine only carries it to the submissions (TaskRunner).
+   */
+  maxActivePerUser: number;
 }
 
 /**

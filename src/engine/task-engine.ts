@@ -203,6 +203,11 @@ export class TaskEngine implements TaskRunner {
     return this.ctx.clock.machineLeadMs;
   }
 
+  /** MAX_ACTIVE_TASKS_PER_USER, for the submissions (TaskRunner). */
+  get maxActivePerUser(): number {
+    return this.options.maxActivePerUser;
+  }
+
   /** Counts for health reporting. */
   get running(): number {
     return this.tracked.inFlight.size;

@@ -225,6 +225,11 @@ export const envSchema = z.object({
   /** A running task whose instance stopped renewing its heartbeat for this long is recovered. @default 30000 */
   // At least three of the engine's heartbeats, which are never closer than 50 ms (task-engine.ts).
   TASK_LEASE_MS: decimal(positiveMs.min(150, 'must be at least 150 (3 heartbeats of 50 ms)')).default(30_000),
+  /** PENDING plus RUNNING tasks one user may have; a submission over it is LIMIT_EXCEEDED. @default 100 */
+  // Bounds how many tasks one user can queue ahead of everyone (the claim takes turns between users,
+  // but every pending task costs it: 10,000 pending, 37 ms a claim on SQLite), and well above what
+  // a person starts by hand.
+  MAX_ACTIVE_TASKS_PER_USER: decimal(positiveInt.max(10_000, 'must be at most 10000')).default(100),
   /** Pace of the simulated app service, per state step. @default 800 */
   SIMULATED_STEP_MS: decimal(nonNegativeMs).default(800),
   /** Apps whose operations the simulated app service fails: comma-separated names, `*` wildcards. @default none */

@@ -7,7 +7,6 @@ import { parseSimulatedOutcomes } from './simulated-outcomes.js';
  * Every setting of the server, read from the environment once at start and validated here. A bad value stops the
  * server with a message naming the variable (see `loadConfig`); the README's "Configuration" table documents each.
  */
-
 export type Config = {
   port: number;
   host: string;
@@ -66,7 +65,7 @@ export type Config = {
   chartUploadMaxBytes: number;
   maxQueryDepth: number;
   maxQueryCost: number; // MAX_QUERY_COST: see http/query-cost.ts
-  tasks: { concurrency: number; timeoutMs: number; pollIntervalMs: number; leaseMs: number };
+  tasks: { concurrency: number; timeoutMs: number; pollIntervalMs: number; leaseMs: number; maxActivePerUser: number };
   appService:
     | { kind: 'simulated'; stepMs: number; failApps: string[] }
     | {
@@ -205,6 +204,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       timeoutMs: e.TASK_TIMEOUT_MS,
       pollIntervalMs: e.TASK_POLL_INTERVAL_MS,
       leaseMs: e.TASK_LEASE_MS,
+      maxActivePerUser: e.MAX_ACTIVE_TASKS_PER_USER,
     },
     appService: appServiceSettings(e),
     history: { retentionDays: e.HISTORY_RETENTION_DAYS, cleanupIntervalMs: e.HISTORY_CLEANUP_INTERVAL_MS },

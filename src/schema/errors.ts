@@ -5,6 +5,7 @@ import {
   type FieldIssue,
   ForbiddenError,
   InvalidStateError,
+  LimitExceededError,
   NotFoundError,
   UnauthenticatedError,
   UpstreamError,
@@ -21,6 +22,8 @@ const CODE_DESCRIPTIONS: Record<(typeof ERROR_CODES)[number], string> = {
   UNAUTHENTICATED: 'No valid credentials were sent.',
   INVALID_STATE: "The operation does not apply in the object's current state.",
   UPSTREAM: 'A service this API depends on failed.',
+  LIMIT_EXCEEDED:
+    'A per-user bound was reached: a new task beyond MAX_ACTIVE_TASKS_PER_USER pending or running ones (the message names the figure); submit it again once some have ended.',
 };
 
 export const ErrorCodeEnum = builder.enumType('ErrorCode', {
@@ -64,6 +67,11 @@ errorType(ForbiddenError, 'ForbiddenError', 'You may not act on this object.');
 errorType(InvalidStateError, 'InvalidStateError', 'The operation does not apply in the current state.');
 errorType(UpstreamError, 'UpstreamError', 'A dependency (app service, developer service) failed.');
 errorType(UnauthenticatedError, 'UnauthenticatedError', 'No valid credentials were sent.');
+errorType(
+  LimitExceededError,
+  'LimitExceededError',
+  'You have as many pending and running tasks as one user may (MAX_ACTIVE_TASKS_PER_USER): wait for some to end.',
+);
 builder.objectType(ValidationError, {
   name: 'ValidationError',
   description: 'The input is malformed.',
@@ -82,10 +90,11 @@ export function mutationResult(
   name: string,
   dataField: { name: string; description: string },
   successDescription: string,
+  types: readonly (new (message: string) => DomainError)[] = MUTATION_ERRORS,
 ) {
   const typeName = name.charAt(0).toUpperCase() + name.slice(1);
   return {
-    types: MUTATION_ERRORS,
+    types: [...types],
     union: {
       name: `${typeName}Result`,
       description: `Result of ${name}: the ${dataField.name}, or why it was refused.`,
@@ -104,3 +113,6 @@ export const MUTATION_ERRORS = [
   InvalidStateError,
   UpstreamError,
 ];
+
+/** A mutation that submits a task may also meet the per-user bound on active tasks (TaskSubmission). */
+export const SUBMISSION_ERRORS = [...MUTATION_ERRORS, LimitExceededError];

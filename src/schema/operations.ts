@@ -1,5 +1,5 @@
 import { builder } from './builder.js';
-import { mutationResult } from './errors.js';
+import { MUTATION_ERRORS, mutationResult, SUBMISSION_ERRORS } from './errors.js';
 import { TaskRef } from './refs.js';
 
 /** What a title others read may hold (shownText in domain/parse-input.ts). */
@@ -102,8 +102,14 @@ const TaskIdInput = (name: string, description: string) =>
 const CancelTaskInput = TaskIdInput('CancelTaskInput', 'Cancel a pending or running task.');
 const RetryTaskInput = TaskIdInput('RetryTaskInput', 'Run a failed or canceled task again.');
 
-const taskResult = (name: string, successDescription: string) =>
-  mutationResult(name, { name: 'task', description: 'The task.' }, successDescription);
+/** `submits`: the mutation writes a new task, which MAX_ACTIVE_TASKS_PER_USER may refuse (a cancel writes none). */
+const taskResult = (name: string, successDescription: string, submits = true) =>
+  mutationResult(
+    name,
+    { name: 'task', description: 'The task.' },
+    successDescription,
+    submits ? SUBMISSION_ERRORS : MUTATION_ERRORS,
+  );
 
 builder.mutationFields((t) => {
   return {
@@ -154,7 +160,7 @@ builder.mutationFields((t) => {
       type: TaskRef,
       description:
         'Cancel a task: a pending one ends CANCELED at once; for a running one the app service is asked to cancel, and the task ends CANCELED when it confirms.',
-      errors: taskResult('cancelTask', 'The cancel was done (pending task) or requested (running task).'),
+      errors: taskResult('cancelTask', 'The cancel was done (pending task) or requested (running task).', false),
       args: { input: t.arg({ type: CancelTaskInput, required: true, description: 'Which task.' }) },
       resolve: (_root, { input }, ctx) => ctx.services.operations.cancel(ctx.viewer, input.taskId),
     }),

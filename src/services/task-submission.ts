@@ -27,6 +27,7 @@ import { type OperationType, RESERVED_ENV_NAMES, type TaskMetadata } from '../do
 import { newTaskId, type TaskType } from '../domain/tasks.js';
 import { byText } from '../domain/text-order.js';
 import type { ChangeFeed } from '../events/change-feed.js';
+import { assertWithinActiveLimit } from './active-task-limit.js';
 import type { HistoryEntry, HistoryService } from './history-service.js';
 
 export const trimmed = (label: string, max: number) =>
@@ -118,6 +119,8 @@ export interface TaskRunner {
   requestCancel(task: TaskRow): Promise<void>;
   /** The database's clock (DatabaseClock): a task's times are compared across instances. */
   readonly clock: { date(): Date };
+  /** MAX_ACTIVE_TASKS_PER_USER: pending and running tasks one user may have (see TaskSubmission.insert). */
+  readonly maxActivePerUser: number;
 }
 
 /**
@@ -316,6 +319,7 @@ export class TaskSubmission {
         retryOfTaskId: request.retryOfTaskId ?? null,
         createdAt: now,
       });
+      await assertWithinActiveLimit(tx, request.key.userId, this.engine.maxActivePerUser);
       // After the insert, before the row is written (an uninstall's end deleted it): see `admits`.
       const admitted = await request.admits?.(tx);
       assertUnchanged(request, admitted);
