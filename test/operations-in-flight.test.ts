@@ -1,7 +1,12 @@
+import { print } from 'graphql';
+import pg from 'pg';
 import { describe, expect, test, vi } from 'vitest';
-import { UserPlaces, WAITING_PER_USER } from '../src/http/operations-in-flight.js';
+import { type Turn, UserPlaces, WAITING_PER_USER } from '../src/http/operations-in-flight.js';
 import { availableDatabases, createTestDatabase } from './support/databases.js';
-import { AUTH_ENV, startTestServer, TOKENS } from './support/server.js';
+import { InstallAppMutation } from './support/operations.js';
+import { UNINSTALLED_APPS } from './support/rows.js';
+import { AUTH_ENV, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
+import { subscribe } from './support/subscriptions.js';
 import { proxyDatabase } from './support/tcp-proxy.js';
 
 /**
@@ -15,33 +20,48 @@ const TASKS = JSON.stringify({ query: '{ tasks(first: 1) { totalCount } }' });
 
 describe('UserPlaces', () => {
   test('a place that frees goes to the first operation waiting, and the user leaves once none runs or waits', async () => {
-    const places = new UserPlaces(1, 2);
+    const places = new UserPlaces(1, () => false, 2);
     expect(places.take('alice')).toBe(true);
     const order: string[] = [];
-    const second = places.take('alice') as Promise<boolean>;
-    const third = places.take('alice') as Promise<boolean>;
+    const second = places.take('alice') as Promise<Turn>;
+    const third = places.take('alice') as Promise<Turn>;
     void second.then(() => order.push('second'));
     void third.then(() => order.push('third'));
     expect(places.take('alice')).toBe(false);
     expect(places.take('bob')).toBe(true);
     places.release('alice');
-    expect(await second).toBe(true);
+    expect(await second).toBe('given');
     places.release('alice');
-    expect(await third).toBe(true);
+    expect(await third).toBe('given');
     expect(order).toEqual(['second', 'third']);
     places.release('alice');
     places.release('bob');
     expect(places.size).toBe(0);
   });
 
+  test('a place that frees passes over the operations whose client left, which are told so and never hold it', async () => {
+    const left = new Set<string>();
+    const places = new UserPlaces<string>(1, (waiter) => left.has(waiter), 5);
+    expect(places.take('alice', 'first')).toBe(true);
+    const gone = places.take('alice', 'gone') as Promise<Turn>;
+    const present = places.take('alice', 'present') as Promise<Turn>;
+    expect(places.waitingCount).toBe(2);
+    left.add('gone');
+    places.release('alice');
+    expect([await gone, await present]).toEqual(['gone', 'given']);
+    expect(places.waitingCount).toBe(0);
+    places.release('alice');
+    expect(places.size).toBe(0);
+  });
+
   test('an operation that waited longer than its limit is told so, and leaves the queue', async () => {
     vi.useFakeTimers();
     try {
-      const places = new UserPlaces(1, 2, 1000);
+      const places = new UserPlaces(1, () => false, 2, 1000);
       expect(places.take('alice')).toBe(true);
-      const waiting = places.take('alice') as Promise<boolean>;
+      const waiting = places.take('alice') as Promise<Turn>;
       vi.advanceTimersByTime(1000);
-      expect(await waiting).toBe(false);
+      expect(await waiting).toBe('late');
       // The place it no longer waits for is not handed to it: the user leaves once it comes back.
       places.release('alice');
       expect(places.size).toBe(0);
@@ -106,4 +126,81 @@ describe.runIf(databases.includes('postgresql'))('operations in flight per user,
       await database.drop();
     }
   }, 60_000);
+
+  test('an operation whose client left while it waited for a place never runs: a mutation over HTTP or a WebSocket changes nothing', async () => {
+    const database = await createTestDatabase('postgresql');
+    const { proxy, url } = await proxyDatabase(database.url);
+    const server = await startTestServer('postgresql', {
+      database: { ...database, url },
+      env: { ...AUTH_ENV, MAX_OPERATIONS_IN_FLIGHT_PER_USER: '1' },
+    });
+    const [overHttp, overWebSocket] = UNINSTALLED_APPS;
+    const install = (appName: string, version: string) => ({
+      query: print(InstallAppMutation),
+      variables: { input: { sourceId: 'market.olares', appName, version } },
+    });
+    const ask = (body: object, signal?: AbortSignal) =>
+      fetch(server.graphqlUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.alice}` },
+        body: JSON.stringify(body),
+        ...(signal ? { signal } : {}),
+      });
+    try {
+      proxy.holdAnswers();
+      // alice's one place, held by one of two reads (the proxy holds their answers); the other waits first.
+      const reads = [ask(JSON.parse(TASKS)), ask(JSON.parse(TASKS))];
+      await waitForMetric(server, 'market_operations_waiting', 1);
+      const leaving = new AbortController();
+      const abandoned = ask(install(overHttp.appName, overHttp.version), leaving.signal).catch(() => 'aborted');
+      await waitForMetric(server, 'market_operations_waiting', 2);
+      const { variables } = install(overWebSocket.appName, overWebSocket.version);
+      const socket = await subscribe(server, InstallAppMutation, variables, { token: TOKENS.alice });
+      await waitForMetric(server, 'market_operations_waiting', 3);
+      leaving.abort();
+      await socket.close();
+      // The server has seen both clients go: the request's log line, the WebSocket's.
+      await waitFor(
+        async () => (server.logs.some((line) => /"cutBy":"client"/.test(line)) ? true : undefined),
+        'the request cut',
+      );
+      await waitFor(
+        async () => (server.logs.some((line) => line.includes('websocket closed')) ? true : undefined),
+        'the socket closed',
+      );
+      // Behind them, a client that stays.
+      const last = ask(JSON.parse(TASKS));
+      await waitForMetric(server, 'market_operations_waiting', 4);
+      proxy.releaseAnswers();
+      expect((await Promise.all([...reads, last])).map((response) => response.status)).toEqual([200, 200, 200]);
+      expect(await abandoned).toBe('aborted');
+      // Neither install happened (the last read ran after their turns): alice has no task for either app.
+      const direct = new pg.Client({ connectionString: database.url });
+      await direct.connect();
+      const { rows } = await direct.query('SELECT "appName" FROM "Task" WHERE "userId" = $1 AND "appName" = ANY($2)', [
+        'alice',
+        [overHttp.appName, overWebSocket.appName],
+      ]);
+      await direct.end();
+      expect(rows).toEqual([]);
+      expect(await waitForMetric(server, 'market_operations_waiting', 0)).toBe(0);
+      expect(await metricValue(server, 'market_graphql_errors_total{code="CLIENT_GONE"}')).toBe(2);
+    } finally {
+      proxy.releaseAnswers();
+      await server.stop();
+      await proxy.close();
+      await database.drop();
+    }
+  }, 60_000);
 });
+
+async function metricValue(server: TestServer, series: string): Promise<number | undefined> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+/** Polls /metrics until `series` is `value` (the scrape reads figures in memory, never the held database). */
+function waitForMetric(server: TestServer, series: string, value: number): Promise<number> {
+  return waitFor(async () => ((await metricValue(server, series)) === value ? value : undefined), `${series} ${value}`);
+}

@@ -27,6 +27,7 @@ import {
 } from '../db/client.js';
 import { OriginPolicy } from '../http/cross-site.js';
 import { DocumentCache } from '../http/document-cache.js';
+import { clientGone, UserPlaces } from '../http/operations-in-flight.js';
 import { Lifecycle, READINESS_TIMEOUT_MS } from '../http/readiness.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
@@ -110,6 +111,7 @@ function graphqlParts(
   const authenticator = new Authenticator(config.auth);
   const origins = new OriginPolicy(config.corsOrigins, { loopbackHostsOnly: config.auth.localDevelopment });
   const documents = new DocumentCache();
+  const operationPlaces = new UserPlaces(config.operationsInFlightPerUser, clientGone);
   const yoga = createGraphQL({
     config,
     logger,
@@ -118,8 +120,9 @@ function graphqlParts(
     origins,
     metrics,
     documents,
+    operationPlaces,
   });
-  return { authenticator, origins, documents, yoga };
+  return { authenticator, origins, documents, yoga, operationPlaces };
 }
 
 /** The app's metrics; the Redis change log's only in cluster mode (a single process talks to no Redis). */
@@ -144,7 +147,8 @@ export function buildApp(config: Config, { logger, prisma, metrics: measured = t
   const onRedisAppend = metrics?.redisAppend;
   const services = createServices({ db, config, logger, ...(onRedisAppend ? { onRedisAppend } : {}) });
 
-  const { authenticator, origins, documents, yoga } = graphqlParts(config, { logger, services, metrics });
+  const parts = graphqlParts(config, { logger, services, metrics });
+  const { authenticator, origins, documents, yoga } = parts;
 
   const fastPath = config.graphqlFastPath
     ? new HttpFastPath({ pipeline: (initial) => operationPipeline(yoga, initial), authenticator, origins, logger })
@@ -181,7 +185,7 @@ export function buildApp(config: Config, { logger, prisma, metrics: measured = t
 
   const jobs = createPeriodicJobs({ config, services, logger });
   let collector: StateCollector | null = null;
-  metrics?.watch(watchedParts({ services, config, db }, live, () => collector));
+  metrics?.watch(watchedParts({ services, config, db, operationPlaces: parts.operationPlaces }, live, () => collector));
   if (metrics) watchOutbox(metrics.registry, services.outboxWorker.figures);
   let listening: Promise<RunningApp> | null = null;
   let starting: Promise<RunningApp> | null = null;
@@ -327,7 +331,12 @@ async function stopStarted(started: Started, progress: { step: string }): Promis
 
 /** What the metrics read at scrape time; the collector exists once the app has started. */
 function watchedParts(
-  { services, config, db }: { services: Services; config: Config; db: Db },
+  {
+    services,
+    config,
+    db,
+    operationPlaces,
+  }: { services: Services; config: Config; db: Db; operationPlaces: UserPlaces },
   live: LiveTransports,
   collector: () => StateCollector | null,
 ) {
@@ -340,6 +349,7 @@ function watchedParts(
     databaseComponent: instanceComponentName('database', config.redis?.instance),
     redisConnected: services.clusterLog ? () => services.clusterLog?.connected ?? false : null,
     databasePool: poolFigures(db),
+    operationsWaiting: () => operationPlaces.waitingCount,
   };
 }
 

@@ -28,7 +28,7 @@ import {
 import { useInputBounds } from '../http/input-bounds.js';
 import { mediaTypeOf } from '../http/media-type.js';
 import { useOncePerOperation } from '../http/once-per-operation.js';
-import { useOperationsInFlightLimit } from '../http/operations-in-flight.js';
+import { type UserPlaces, useOperationsInFlightLimit } from '../http/operations-in-flight.js';
 import { productionSwitches } from '../http/production-switches.js';
 import { useQueryCost } from '../http/query-cost.js';
 import { useMutationRateLimit } from '../http/rate-limit.js';
@@ -65,6 +65,8 @@ export interface GraphQLDeps {
   metrics: AppMetrics | null;
   /** Parsed documents and validation results, shared by every transport. */
   documents: DocumentCache;
+  /** Each user's places for executing operations (MAX_OPERATIONS_IN_FLIGHT_PER_USER), read by /metrics too. */
+  operationPlaces: UserPlaces;
 }
 
 const DEFAULT_QUERY = `# Welcome to the Market Runtime GraphQL API.
@@ -89,6 +91,7 @@ export function createGraphQL({
   origins,
   metrics,
   documents,
+  operationPlaces,
 }: GraphQLDeps): GraphQLServer {
   const counting = metrics?.plugins();
   const graphiql = graphiqlDelivery(renderGraphiQL);
@@ -148,7 +151,7 @@ export function createGraphQL({
       useSnapshotResultCache(),
       useReadYourWrites(),
       // After every plugin that may answer without executing: those answers take no place.
-      useOperationsInFlightLimit(config.operationsInFlightPerUser),
+      useOperationsInFlightLimit(operationPlaces),
       ...(counting ? [counting.last] : []),
       // Last: every validation rule has been added by the plugins above (see there).
       documents.useValidationCache(),
@@ -173,9 +176,18 @@ export function operationPipeline(
     viewer,
     req,
     requestId,
-  }: { params: GraphQLRequest; viewer: Viewer; req?: TrackedRequest; requestId?: string },
+    call,
+  }: {
+    params: GraphQLRequest;
+    viewer: Viewer;
+    req?: TrackedRequest;
+    requestId?: string;
+    /** A WebSocket operation, which knows whether its client withdrew it (http/operations-in-flight.ts). */
+    call?: { readonly withdrawn: boolean };
+  },
 ): OperationPipeline {
-  return yoga.getEnveloped({ params, viewer, req, requestId, request: PIPELINE_REQUEST as unknown as Request });
+  const request = PIPELINE_REQUEST as unknown as Request;
+  return yoga.getEnveloped({ params, viewer, req, requestId, call, request });
 }
 
 /** The viewer of each request Yoga's own path authenticated, for its context (contextFactory). */

@@ -143,7 +143,7 @@ function createWsTransport(deps: LiveDeps, cohorts: SubscriptionCohorts, budget:
   wss.on('error', () => {});
   const ws = new WsTransport(wss, {
     authenticate: socketAuthenticator(deps.authenticator),
-    pipeline: (params, viewer, requestId) => operationPipeline(yoga, { params, viewer, requestId }),
+    pipeline: (params, viewer, requestId, call) => operationPipeline(yoga, { params, viewer, requestId, call }),
     cohorts,
     budget,
     // A connection is unacknowledged for a round trip and an authentication: a tenth of

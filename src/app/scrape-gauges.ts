@@ -22,6 +22,8 @@ export interface WatchedParts {
   redisConnected: (() => boolean) | null;
   /** PostgreSQL: the pool's size, state and busy waits; null on SQLite (one connection, no pool). */
   databasePool: PoolFigures | null;
+  /** Queries and mutations waiting for a place of their user's (MAX_OPERATIONS_IN_FLIGHT_PER_USER). */
+  operationsWaiting(): number;
 }
 
 /** Every state a component can be in (runtime/state-store.ts), each a series of market_component_state. */
@@ -74,8 +76,16 @@ function watchDatabasePool(registry: Registry, { databasePool }: WatchedParts): 
   });
 }
 
-function watchLive(registry: Registry, { live }: WatchedParts): void {
+function watchLive(registry: Registry, { live, operationsWaiting }: WatchedParts): void {
   const registers = [registry];
+  new Gauge({
+    name: 'market_operations_waiting',
+    help: 'Queries and mutations waiting for a place of their user (MAX_OPERATIONS_IN_FLIGHT_PER_USER)',
+    registers,
+    collect() {
+      this.set(operationsWaiting());
+    },
+  });
   new Gauge({
     name: 'market_connections',
     help: 'Open WebSocket connections (ws) and SSE streams (sse)',

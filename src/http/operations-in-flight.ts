@@ -8,25 +8,36 @@ export const WAITING_PER_USER = 1000;
 /** The longest an operation waits for a place before it is refused (its client may retry). */
 export const MAX_WAIT_MS = 30_000;
 
+/** What became of an operation that waited for a place. */
+export type Turn = 'given' | 'late' | 'gone';
+
 /**
  * Places for one user's executing operations: `max` at once, the next ones wait in order of
  * arrival (at most WAITING_PER_USER, each at most MAX_WAIT_MS), and a place that frees goes to
- * the first of them.
+ * the first of them whose client is still there (`gone`, asked of what each waits with): one whose
+ * client left is passed over and told so ('gone'), and never runs. Asked then, not watched: a
+ * listener per waiting operation on its socket would cost each a closure and a registration for
+ * what the hand-over learns with one property read; the one left behind keeps its place in the
+ * queue (one of WAITING_PER_USER, its own user's) until its turn or MAX_WAIT_MS.
  */
-export class UserPlaces {
-  private readonly users = new Map<string, { running: number; waiting: (() => void)[] }>();
+export class UserPlaces<Waiter = unknown> {
+  private readonly users = new Map<string, { running: number; waiting: (() => boolean)[] }>();
+  /** Operations waiting now, every user's (market_operations_waiting). */
+  waitingCount = 0;
 
   constructor(
     readonly max: number,
+    private readonly gone: (waiter: Waiter) => boolean = () => false,
     private readonly maxWaiting = WAITING_PER_USER,
     private readonly maxWaitMs = MAX_WAIT_MS,
   ) {}
 
   /**
-   * True when the user has a place now; else a promise of whether it got one in time (false after
-   * maxWaitMs); false at once when too many wait already.
+   * True when the user has a place now; else a promise of what became of its wait (given a place,
+   * late after maxWaitMs, or its client gone when the place came); false at once when too many
+   * wait already.
    */
-  take(userId: string): boolean | Promise<boolean> {
+  take(userId: string, waiter?: Waiter): boolean | Promise<Turn> {
     let user = this.users.get(userId);
     if (!user) {
       user = { running: 0, waiting: [] };
@@ -38,28 +49,32 @@ export class UserPlaces {
     }
     const { waiting } = user;
     if (waiting.length >= this.maxWaiting) return false;
+    this.waitingCount++;
     return new Promise((resolve) => {
-      const give = () => {
+      /** Takes the place that came, or says its client is gone (false: the place goes on). */
+      const give = (): boolean => {
         clearTimeout(timer);
-        resolve(true);
+        this.waitingCount--;
+        const taken = waiter === undefined || !this.gone(waiter);
+        resolve(taken ? 'given' : 'gone');
+        return taken;
       };
       const timer = setTimeout(() => {
         waiting.splice(waiting.indexOf(give), 1);
-        resolve(false);
+        this.waitingCount--;
+        resolve('late');
       }, this.maxWaitMs);
       timer.unref();
       waiting.push(give);
     });
   }
 
-  /** Gives a place back: to the user's first waiting operation, if any. */
+  /** Gives a place back: to the user's first waiting operation whose client is there, if any. */
   release(userId: string): void {
     const user = this.users.get(userId);
     if (!user) return;
-    const next = user.waiting.shift();
-    if (next) {
-      next(); // the place passes on: as many run as before
-      return;
+    for (let next = user.waiting.shift(); next; next = user.waiting.shift()) {
+      if (next()) return; // the place passes on: as many run as before
     }
     user.running--;
     if (user.running === 0) this.users.delete(userId);
@@ -69,6 +84,23 @@ export class UserPlaces {
   get size(): number {
     return this.users.size;
   }
+}
+
+/**
+ * What an operation's context tells of its client: the HTTP request it came in (Yoga's path, the
+ * lean path, an SSE stream: `req`), or the WebSocket operation it is (`call`, withdrawn by a
+ * `complete` or by the socket's end).
+ */
+interface OperationClient {
+  req?: { readonly socket: { readonly destroyed: boolean } | null } | undefined;
+  call?: { readonly withdrawn: boolean } | undefined;
+}
+
+/** Whether the client of an operation (its context) went away: no one is there to read its answer. */
+export function clientGone(context: unknown): boolean {
+  const { req, call } = context as OperationClient;
+  if (call) return call.withdrawn;
+  return req ? (req.socket?.destroyed ?? true) : false;
 }
 
 const isSubscription = perOperation(
@@ -83,6 +115,9 @@ const isSubscription = perOperation(
  * answered 503 (fairness review, 10k apps on PostgreSQL). An operation over the limit waits for a
  * place of its user's (so a page's parallel queries are answered, later); past WAITING_PER_USER
  * waiting, or after MAX_WAIT_MS, it is refused: `LIMIT_EXCEEDED`, HTTP 429 with `Retry-After`.
+ * `places` are made with clientGone: an operation whose client left while it waited is passed
+ * over when its place comes and never runs (a mutation that no one waits for any more changed
+ * things all the same); one that finds a place at once asks nothing and allocates nothing more.
  *
  * The place is taken and given back by the execute function itself, which this wraps (the last
  * one set: the compiled one comes earlier): so only an execution that starts takes one, and it
@@ -92,8 +127,7 @@ const isSubscription = perOperation(
  * operation's measured duration includes its wait. Subscriptions are not counted: their
  * executions are bounded per user by MAX_DISTINCT_SUBSCRIPTIONS_PER_USER.
  */
-export function useOperationsInFlightLimit(max: number): Plugin {
-  const places = new UserPlaces(max);
+export function useOperationsInFlightLimit(places: UserPlaces): Plugin {
   // One wrapper per execute function (graphql-jit's compiled one, graphql-js's), made once: a
   // closure per operation, named as tsx's keepNames names it (`__name`, a defineProperty), took
   // ~8 % of the lean path's CPU in a profile of `{ viewer }` in-process, more than the path itself.
@@ -130,14 +164,27 @@ function limitedExecute(places: UserPlaces, executeFn: ExecuteFn): ExecuteFn {
     return Promise.resolve(result).finally(() => places.release(userId));
   }
   return function limited(execArgs: ExecutionArgs): unknown {
-    const { userId } = (execArgs.contextValue as Pick<Context, 'viewer'>).viewer;
-    const taken = places.take(userId);
+    const { contextValue } = execArgs;
+    const { userId } = (contextValue as Pick<Context, 'viewer'>).viewer;
+    const taken = places.take(userId, contextValue);
     if (taken === true) return holding(execArgs, userId);
     if (taken === false) return { errors: [refused(`${WAITING_PER_USER} wait already`)] };
-    return taken.then((given) =>
-      given ? holding(execArgs, userId) : { errors: [refused(`none was free within ${MAX_WAIT_MS / 1000} s`)] },
+    return taken.then((turn) =>
+      turn === 'given'
+        ? holding(execArgs, userId)
+        : { errors: [turn === 'late' ? refused(`none was free within ${MAX_WAIT_MS / 1000} s`) : clientWentAway()] },
     );
   };
+}
+
+/**
+ * The answer of an operation whose client went away while it waited: never run (a mutation
+ * changes nothing), and read by no one, but counted (market_graphql_errors_total{code="CLIENT_GONE"}).
+ */
+function clientWentAway(): GraphQLError {
+  return new GraphQLError('The client went away while the operation waited for a place: it was not run.', {
+    extensions: { code: 'CLIENT_GONE' },
+  });
 }
 
 function refused(why: string): GraphQLError {

@@ -176,7 +176,10 @@ export const envSchema = z.object({
   MAX_SUBSCRIPTIONS_PER_CONNECTION: decimal(positiveInt).default(100),
   /** WebSocket connections plus SSE streams one user may hold open. @default 50 */
   MAX_CONNECTIONS_PER_USER: decimal(positiveInt).default(50),
-  /** Queries and mutations of one user executing at once; more wait (up to 1,000, 30 s each), then get 429. @default 4 */
+  /**
+   * Queries and mutations of one user executing at once; more wait (up to 1,000, 30 s each), then
+   * get 429; one whose client left while it waited never runs. @default 4
+   */
   MAX_OPERATIONS_IN_FLIGHT_PER_USER: decimal(positiveInt).default(4),
   /** Distinct subscriptions (executions run for every event) one user may hold at once; equal ones count once. @default 32 */
   MAX_DISTINCT_SUBSCRIPTIONS_PER_USER: decimal(positiveInt).default(32),

@@ -39,7 +39,13 @@ export interface WsTransportOptions {
    */
   authenticate(connectionParams: Record<string, unknown> | undefined, upgrade: IncomingMessage): Promise<Viewer>;
   /** The pipeline for one operation of a connection, run as its viewer, under the connection's request id. */
-  pipeline(request: GraphQLRequest, viewer: Viewer, requestId: string): OperationPipeline;
+  /** `call`: the operation, which says whether its client withdrew it (a `complete`, the socket's end). */
+  pipeline(
+    request: GraphQLRequest,
+    viewer: Viewer,
+    requestId: string,
+    call: { readonly withdrawn: boolean },
+  ): OperationPipeline;
   /** Connections in all and per user. */
   budget: ConnectionBudget;
   /** Connections not yet acknowledged; past it the oldest of them is closed for the new one. */
@@ -288,7 +294,7 @@ class WsCall implements OperationCall, Operation {
 
   pipeline(): OperationPipeline {
     const { connection } = this;
-    return this.pipelineFor(this.request, connection.viewer as Viewer, connection.log.requestId);
+    return this.pipelineFor(this.request, connection.viewer as Viewer, connection.log.requestId, this);
   }
 
   refuse(errors: readonly GraphQLError[]): void {
