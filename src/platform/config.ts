@@ -22,10 +22,8 @@ export type Config = {
   /** HTTP_KEEP_ALIVE_TIMEOUT_MS (an idle connection's wait), HTTP_REQUEST_TIMEOUT_MS (one request's arrival). */
   http: { keepAliveTimeoutMs: number; requestTimeoutMs: number };
   databaseUrl: string;
-  /** DATABASE_QUERY_TIMEOUT_MS: how long a PostgreSQL statement may go unanswered. */
-  databaseQueryTimeoutMs: number;
-  /** DATABASE_POOL_SIZE: connections of the PostgreSQL pool. */
-  databasePoolSize: number;
+  databaseQueryTimeoutMs: number; // DATABASE_QUERY_TIMEOUT_MS: how long a PostgreSQL statement may go unanswered
+  databasePoolSize: number; // DATABASE_POOL_SIZE: connections of the PostgreSQL pool
   /** Cluster mode (REDIS_URL): null runs the embedded single-process default. */
   redis: {
     url: string;
@@ -105,8 +103,7 @@ export type Config = {
     backoffMaxMs: number;
     timeoutMs: number;
     maxResponseBytes: number;
-    /** SYNC_MAX_CATALOGUE_BYTES */
-    maxCatalogueBytes: number;
+    maxCatalogueBytes: number; // SYNC_MAX_CATALOGUE_BYTES
   };
   runtime: {
     collectIntervalMs: number;
