@@ -46,6 +46,13 @@ describe('requests trickled in', () => {
     expect(received).toMatch(/^HTTP\/1\.1 408 /);
     // The setting, plus at most the one-second check interval and some slack; Node's defaults took 60-90 s.
     expect(Date.now() - began).toBeLessThan(3500);
+    // No request reached the app, so no request line: its trace is this one, and the counter.
+    const line = server.logs
+      .map((text) => JSON.parse(text))
+      .find((logged) => logged.reason === 'ERR_HTTP_REQUEST_TIMEOUT');
+    expect(line).toMatchObject({ msg: 'request refused before it reached the app', status: 408 });
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toContain('market_http_client_errors_total{reason="ERR_HTTP_REQUEST_TIMEOUT"} 1');
   }, 20_000);
 
   test('a body of 100 MB trickling to a route that does not read it: answered, then the connection closed', async () => {

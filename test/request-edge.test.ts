@@ -1,5 +1,5 @@
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { rawExchange } from './support/raw-http.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 /**
@@ -10,27 +10,6 @@ import { startTestServer, type TestServer } from './support/server.js';
 
 const WEBHOOK =
   'mutation { addWebhook(input: { url: "http://127.0.0.1:9/steal", events: [TASK_FINISHED] }) { __typename } }';
-
-/** Writes `text` on a raw socket: the answer, once complete or once the connection ends (at once with `cutAfterWrite`). */
-function rawExchange(port: number, text: string, { cutAfterWrite = false } = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    let answer = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      answer += chunk;
-      // One answer is enough: the status line, the headers and a body of the announced length.
-      const [head = '', body = ''] = answer.split('\r\n\r\n');
-      const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? Number.NaN);
-      if (body.length >= length) socket.end();
-    });
-    socket.on('error', (error) => (cutAfterWrite ? resolve(answer) : reject(error)));
-    socket.on('close', () => resolve(answer));
-    socket.write(text, () => {
-      if (cutAfterWrite) socket.destroy();
-    });
-  });
-}
 
 const statusOf = (answer: string) => Number(answer.split(' ')[1]);
 

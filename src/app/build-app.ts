@@ -36,6 +36,7 @@ import { instanceComponentName } from '../runtime/components.js';
 import type { StateCollector } from '../runtime/state-collector.js';
 import { HttpFastPath } from '../transports/http-fast-path.js';
 import { syncBundledCatalogue } from './catalogue.js';
+import { clientErrorLog } from './client-error-log.js';
 import { createCollector } from './collector.js';
 import { connectCluster, createServices, resolverServices, type Services } from './create-services.js';
 import { closeDatabase, openDatabase, seedDemo } from './database.js';
@@ -155,7 +156,7 @@ export function buildApp(config: Config, { logger, prisma, metrics: measured = t
     : null;
 
   const lifecycle = new Lifecycle();
-  const http = createHttpServer(config.http);
+  const http = createHttpServer({ ...config.http, onClientError: clientErrorLog(logger, metrics) });
   const live = createLiveTransports({
     config,
     logger,

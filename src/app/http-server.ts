@@ -1,5 +1,6 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { continueWhenRead } from '../http/body.js';
 
 /** Where a started server listens. */
@@ -57,6 +58,22 @@ export interface HttpServerOptions {
    * 300 s (and 60 s for the headers) let a client trickling bytes hold a connection for minutes.
    */
   requestTimeoutMs: number;
+  /** Told of each request node:http refused before the application saw it (see ClientError). @default none */
+  onClientError?: (refused: ClientError) => void;
+}
+
+/**
+ * A request node:http refused before any handler saw it ('clientError'): one it could not parse,
+ * or whose headers or body did not come in time. Answered as Node answers it without a listener.
+ * A connection's own failure (a reset: ECONNRESET) is no request's, and is not reported.
+ */
+export interface ClientError {
+  /** llhttp's code (HPE_…: a fixed set), ERR_HTTP_REQUEST_TIMEOUT, or `other`: a bounded label. */
+  reason: string;
+  /** The status written, as Node writes it: 400, 431 (HPE_HEADER_OVERFLOW), 413, 408; 0: none could be. */
+  status: number;
+  error: Error;
+  remoteAddress: string | undefined;
 }
 
 /** The most a request's headers may take to arrive, whatever HTTP_REQUEST_TIMEOUT_MS allows its body. */
@@ -135,7 +152,11 @@ function waitingOn(socket: Socket): Map<ServerResponse, (end: ResponseEnd) => vo
 
 const waitingBySocket = new WeakMap<Socket, Map<ServerResponse, (end: ResponseEnd) => void>>();
 
-export function createHttpServer({ keepAliveTimeoutMs, requestTimeoutMs }: HttpServerOptions): HttpServer {
+export function createHttpServer({
+  keepAliveTimeoutMs,
+  requestTimeoutMs,
+  onClientError,
+}: HttpServerOptions): HttpServer {
   const server = createServer({
     requestTimeout: requestTimeoutMs,
     headersTimeout: Math.min(HEADERS_TIMEOUT_MS, requestTimeoutMs),
@@ -152,6 +173,13 @@ export function createHttpServer({ keepAliveTimeoutMs, requestTimeoutMs }: HttpS
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     continueWhenRead(req, res);
     server.emit('request', req, res);
+  });
+  // With a listener, answering is ours: Node then writes nothing itself.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    const { remoteAddress } = socket as Socket; // read before the socket is destroyed, which forgets it
+    const status = answerClientError(error, socket);
+    const reason = clientErrorReason(error);
+    if (reason !== null) onClientError?.({ reason, status, error, remoteAddress });
   });
   server.on('connection', (socket) => {
     sockets.add(socket);
@@ -231,6 +259,39 @@ function closeIfAnsweredBeforeBody(req: IncomingMessage, res: ServerResponse): v
   res.once('finish', () => {
     if (!req.complete) req.socket.destroySoon();
   });
+}
+
+/** Node's answers to a client error (lib/_http_server.js socketOnError); 400 for any other. */
+const CLIENT_ERROR_STATUS: Readonly<Record<string, number>> = {
+  HPE_HEADER_OVERFLOW: 431,
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: 413,
+  ERR_HTTP_REQUEST_TIMEOUT: 408,
+};
+
+/** llhttp's error codes: an enum of about 30 names, so a bounded set of labels. */
+const PARSE_ERROR = /^HPE_[A-Z_]{1,40}$/;
+
+/**
+ * What Node does without a 'clientError' listener: the status line and `Connection: close`, unless
+ * the socket cannot take it or a response to an earlier request has begun on it; then the socket
+ * is destroyed. Returns the status written (0: none).
+ */
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): number {
+  const response = (socket as { _httpMessage?: { _headerSent?: boolean } | null })._httpMessage;
+  let status = 0;
+  if (socket.writable && !response?._headerSent) {
+    status = CLIENT_ERROR_STATUS[error.code ?? ''] ?? 400;
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
+  }
+  socket.destroy(error);
+  return status;
+}
+
+/** The request's fault as a label, or null for the connection's own (a system call's error: a reset). */
+function clientErrorReason(error: NodeJS.ErrnoException): string | null {
+  const code = error.code ?? '';
+  if (PARSE_ERROR.test(code) || code === 'ERR_HTTP_REQUEST_TIMEOUT') return code;
+  return error.syscall ? null : 'other';
 }
 
 function shownHost(host: string): string {

@@ -41,6 +41,7 @@ export class AppMetrics {
   readonly members: Record<Transport, MemberCounts> = { ws: new MemberCounts(), sse: new MemberCounts() };
   private readonly subscriptionsStarted: Counter<'transport'>;
   private readonly clientsCut: Counter<'transport' | 'reason'>;
+  private readonly clientErrors: Counter<'reason'>;
   /**
    * The Redis change log's hook (RedisChangeLogOptions.onAppend); null in single-process mode
    * (no REDIS_URL), where market_redis_append_duration_seconds is not registered: shown there, it
@@ -71,6 +72,12 @@ export class AppMetrics {
     // Each series from the start, at 0: an alert on its increase needs a sample before the first cut.
     this.clientsCut.inc({ transport: 'ws', reason: 'no_pong' }, 0);
     for (const transport of ['ws', 'sse'] as const) this.clientsCut.inc({ transport, reason: 'stalled' }, 0);
+    this.clientErrors = new Counter({
+      name: 'market_http_client_errors_total',
+      help: 'Requests node:http refused before the app saw them, by reason (HPE_*, ERR_HTTP_REQUEST_TIMEOUT)',
+      labelNames: ['reason'],
+      registers,
+    });
     if (options.clustered) {
       const appends = new Histogram({
         name: 'market_redis_append_duration_seconds',
@@ -82,6 +89,9 @@ export class AppMetrics {
     }
     this.memberFigures();
   }
+
+  /** A request node:http refused before the app saw it (http-server.ts ClientError), by its bounded reason. */
+  readonly clientError = (reason: string): void => this.clientErrors.inc({ reason });
 
   /**
    * A POST to /graphql the router refused before Yoga saw it (its credentials, its body's size, its
