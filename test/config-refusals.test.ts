@@ -32,6 +32,14 @@ describe('settings accepted before and then ignored or failing later are refused
     expect(loadConfig({}).databasePoolSize).toBe(10);
   });
 
+  test('a PostgreSQL DATABASE_URL whose pgbouncer parameter is neither true nor false', () => {
+    expect(refusal({ DATABASE_URL: 'postgresql://market@db/market?pgbouncer=yes' })).toBe(
+      'Invalid configuration:\n  DATABASE_URL: has a pgbouncer parameter that is neither true nor false: write ?pgbouncer=true behind PgBouncer in transaction mode, or leave it out',
+    );
+    expect(refusal({ DATABASE_URL: 'postgresql://market@db/market?pgbouncer=true' })).toBeNull();
+    expect(refusal({ DATABASE_URL: 'postgresql://market@db/market?pgbouncer=false' })).toBeNull();
+  });
+
   test('REDIS_URL beside a SQLite DATABASE_URL (each instance would run on a file of its own)', () => {
     expect(refusal({ REDIS_URL: 'redis://127.0.0.1:6379' })).toBe(
       'Invalid configuration:\n  REDIS_URL: cluster mode needs a PostgreSQL DATABASE_URL shared by every instance, not a SQLite file',

@@ -17,6 +17,27 @@ const SCHEMA_NOT_SUPPORTED =
  */
 const POOL_PARAMETERS_NOT_READ =
   "has ?connection_limit=… or ?pool_timeout=…, which this server does not read (its pool is pg's, not Prisma's): size the pool with DATABASE_POOL_SIZE and leave them out";
+const PGBOUNCER_NOT_BOOLEAN =
+  'has a pgbouncer parameter that is neither true nor false: write ?pgbouncer=true behind PgBouncer in transaction mode, or leave it out';
+
+/** `?pgbouncer=…` as pg-connection-string reads it (it keeps every parameter it does not know). */
+function pgbouncerParameter(settings: object): string | undefined {
+  return (settings as { pgbouncer?: string }).pgbouncer;
+}
+
+/**
+ * Whether DATABASE_URL says the server reaches PostgreSQL through PgBouncer in transaction mode:
+ * Prisma's own switch, `?pgbouncer=true`. pg itself ignores the parameter; db/driver-sql.ts then
+ * names no statement (a named one lives on one server connection, PgBouncer hands out another).
+ */
+export function pgbouncerMode(url: string | undefined): boolean {
+  if (!url || url.startsWith('file:')) return false;
+  try {
+    return pgbouncerParameter(parsePostgresUrl(url)) === 'true';
+  } catch {
+    return false;
+  }
+}
 
 const NOT_A_URL = 'is not a valid URL (check the host name, and the port: at most 65535)';
 
@@ -68,6 +89,7 @@ export function postgresUrlProblem(url: string): string | undefined {
     if (settings.schema !== undefined && settings.schema !== 'public') return SCHEMA_NOT_SUPPORTED;
     const { connection_limit, pool_timeout } = settings as Record<string, unknown>;
     if (connection_limit !== undefined || pool_timeout !== undefined) return POOL_PARAMETERS_NOT_READ;
+    if (!['true', 'false', undefined].includes(pgbouncerParameter(settings))) return PGBOUNCER_NOT_BOOLEAN;
     if (settings.password === PLACEHOLDER_PASSWORD) {
       return `has the placeholder password ${PLACEHOLDER_PASSWORD} of the deployment examples: set a real one (POSTGRES_PASSWORD in .env, or the Secret)`;
     }
