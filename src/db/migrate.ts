@@ -221,6 +221,40 @@ function migrateSqlite(url: string, migrations: Migration[]): Outcome {
   }
 }
 
+/**
+ * The outcome of a run with nothing to do, found by reads alone; null when the run has work (a
+ * migration or a repair is pending, or the database has no `_prisma_migrations` yet). A pending
+ * migration the role may not apply (no CREATE on the schema) fails here, before any DDL, saying so.
+ */
+async function withNothingPending(client: pg.Client, migrations: Migration[]): Promise<Outcome | null> {
+  const { rows: found } = await client.query<{ table: string | null; schema: string | null; role: string }>(
+    `SELECT to_regclass('"_prisma_migrations"')::text AS table, current_schema() AS schema, current_user AS role`,
+  );
+  const { table, schema, role } = found[0] ?? { table: null, schema: null, role: '' };
+  const applied = table ? (await client.query<AppliedRow>(APPLIED_ROWS)).rows : [];
+  const { repairs, pending, unknown } = planMigrations('postgresql', migrations, applied);
+  if (table && !repairs.length && !pending.length) return { applied: [], unknown, repaired: [] };
+  const { rows: may } = await client.query<{ creates: boolean | null }>(
+    "SELECT has_schema_privilege(current_schema(), 'CREATE') AS creates",
+  );
+  if (may[0]?.creates) return null;
+  const first = pending[0]?.name ?? (repairs[0] ? repairShown(repairs[0]) : '_prisma_migrations');
+  throw new MigrationError(
+    `migration ${first} is pending, and the role "${role}" has no CREATE privilege on the schema ` +
+      `${schema ?? '(none: the search_path names no schema that exists)'}: an owner role (one that may CREATE ` +
+      `in it and owns the tables) must run "npm run db:migrate" first; then this role can run the server`,
+  );
+}
+
+/** A migration PostgreSQL refused for want of a privilege (42501): which one, and who can apply it. */
+function privilegeExplained(error: unknown, migration: string): unknown {
+  if ((error as { code?: string }).code !== '42501') return error;
+  return new MigrationError(
+    `migration ${migration} needs a privilege the role lacks (${(error as Error).message}): an owner role ` +
+      `(one that may CREATE in the schema and owns the tables) must run "npm run db:migrate"`,
+  );
+}
+
 async function migratePostgres(url: string, migrations: Migration[]): Promise<Outcome> {
   // The pool's connection timeout, so that a database that accepts the connection and never
   // answers (a blackholed network) fails the start after 5 s rather than holding it forever.
@@ -236,6 +270,11 @@ async function migratePostgres(url: string, migrations: Migration[]): Promise<Ou
     throw new Error(`could not connect: ${reason}`);
   });
   try {
+    // Nothing to do (every start of an up-to-date database): no DDL, no lock, so that a role with
+    // no CREATE privilege (least privilege, DML only) starts the server. PostgreSQL checks that
+    // privilege before it finds that the table of `CREATE TABLE IF NOT EXISTS` exists.
+    const upToDate = await withNothingPending(client, migrations);
+    if (upToDate) return upToDate;
     await client.query('BEGIN');
     try {
       await client.query('SELECT pg_advisory_xact_lock($1)', [ADVISORY_LOCK_ID]);
@@ -265,7 +304,9 @@ async function migratePostgres(url: string, migrations: Migration[]): Promise<Ou
       }
       for (const migration of pending) {
         const startedAt = new Date();
-        await client.query(migration.sql);
+        await client.query(migration.sql).catch((error: unknown) => {
+          throw privilegeExplained(error, migration.name);
+        });
         await record(migration, startedAt, null);
       }
       await client.query('COMMIT');

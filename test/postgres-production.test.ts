@@ -1,0 +1,132 @@
+import { randomBytes } from 'node:crypto';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { afterEach, describe, expect, test } from 'vitest';
+import { migrateDatabase } from '../src/db/migrate.js';
+import { availableDatabases, POSTGRES_URL } from './support/databases.js';
+import { killLeftovers, listeningUrl, SERVER_COMMAND, serverEnv, startProcess } from './support/process.js';
+import { installThroughApi, waitFor } from './support/server.js';
+import { rawRequest } from './support/untyped.js';
+
+/**
+ * PostgreSQL as production deployments set it up: an owner role that migrates, a role with DML
+ * only that runs the server, and the limits a database or role can set (connections, timeouts).
+ */
+
+const databases = await availableDatabases();
+const MIGRATIONS = fileURLToPath(new URL('../prisma/migrations', import.meta.url));
+
+const disposers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  await killLeftovers();
+  for (const dispose of disposers.splice(0).reverse()) await dispose();
+});
+
+async function asAdmin<T>(work: (client: pg.Client) => Promise<T>, url = POSTGRES_URL): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+function urlAs(role: string, database: string): string {
+  const url = new URL(POSTGRES_URL);
+  url.username = role;
+  url.password = '';
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+interface RolesDatabase {
+  /** The owner role's URL: it owns the database (so the public schema), migrates, and grants. */
+  ownerUrl: string;
+  /** The run-time role's URL: DML on the tables and sequences, no CREATE anywhere. */
+  appUrl: string;
+  app: string;
+}
+
+/**
+ * A fresh, empty database owned by a new owner role, with a new DML-only role beside it; the
+ * database and both roles are dropped after the test. `migrate` (as the owner) then grants.
+ */
+async function rolesDatabase(): Promise<RolesDatabase> {
+  const suffix = randomBytes(4).toString('hex');
+  const [name, owner, app] = [`market_roles_${suffix}`, `market_owner_${suffix}`, `market_app_${suffix}`];
+  await asAdmin(async (client) => {
+    await client.query(`CREATE ROLE ${owner} LOGIN`);
+    await client.query(`CREATE ROLE ${app} LOGIN`);
+    await client.query(`CREATE DATABASE ${name} OWNER ${owner}`);
+  });
+  disposers.push(() =>
+    asAdmin(async (client) => {
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await client.query(`DROP ROLE IF EXISTS ${app}`);
+      await client.query(`DROP ROLE IF EXISTS ${owner}`);
+    }),
+  );
+  const ownerUrl = urlAs(owner, name);
+  // PostgreSQL 15 gives PUBLIC no CREATE on the public schema; older servers did: take it back.
+  await asAdmin((client) => client.query('REVOKE CREATE ON SCHEMA public FROM PUBLIC'), ownerUrl);
+  return { ownerUrl, appUrl: urlAs(app, name), app };
+}
+
+/** The grants of the README's "PostgreSQL in production", run by the owner after its migration. */
+async function grantDml({ ownerUrl, app }: RolesDatabase): Promise<void> {
+  await asAdmin(async (client) => {
+    await client.query(`GRANT USAGE ON SCHEMA public TO ${app}`);
+    await client.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${app}`);
+    await client.query(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${app}`);
+  }, ownerUrl);
+}
+
+/** A copy of the release's migrations with one more, `sql`, still to apply. */
+function migrationsWithOneMore(sql: string): string {
+  const root = mkdtempSync(path.join(tmpdir(), 'migrations-'));
+  disposers.push(async () => rmSync(root, { recursive: true, force: true }));
+  cpSync(MIGRATIONS, root, { recursive: true });
+  const extra = path.join(root, 'postgresql', '9999_test_extra');
+  cpSync(path.join(root, 'postgresql', '0001_init'), extra, { recursive: true });
+  writeFileSync(path.join(extra, 'migration.sql'), sql);
+  return root;
+}
+
+describe.runIf(databases.includes('postgresql'))('a least-privilege role at run time', () => {
+  test('with every migration applied by the owner, a DML-only role starts the server, which answers and installs', async () => {
+    const roles = await rolesDatabase();
+    await migrateDatabase(roles.ownerUrl);
+    await grantDml(roles);
+    const server = startProcess(SERVER_COMMAND, serverEnv(roles.appUrl, { SIMULATED_STEP_MS: '10' }));
+    const graphql = { graphqlUrl: (await listeningUrl(server)).toString() };
+    const apps = await rawRequest(graphql, { query: '{ apps(first: 5) { totalCount } }' });
+    expect(apps.body, apps.text).toEqual({ data: { apps: { totalCount: 0 } } });
+    const taskId = await installThroughApi(graphql, { appName: 'n8n', version: '1.70.1' });
+    await waitFor(async () => {
+      const task = await rawRequest(graphql, { query: `{ task(taskId: "${taskId}") { status } }` });
+      return (task.body?.data?.task as { status: string } | null)?.status === 'COMPLETED' ? true : undefined;
+    }, 'the install to complete');
+    expect(server.logs.filter((line) => Number(line.level) >= 50)).toEqual([]);
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toEqual({ code: 0, signal: null });
+  }, 60_000);
+
+  test('a migration still pending is refused before any DDL: which migration, which privilege, who must run it', async () => {
+    const roles = await rolesDatabase();
+    await migrateDatabase(roles.ownerUrl);
+    await grantDml(roles);
+    const root = migrationsWithOneMore('ALTER TABLE "Task" ADD COLUMN "probe" INTEGER;');
+    await expect(migrateDatabase(roles.appUrl, root)).rejects.toThrow(
+      `migration 9999_test_extra is pending, and the role "${roles.app}" has no CREATE privilege on the schema public: an owner role (one that may CREATE in it and owns the tables) must run "npm run db:migrate" first; then this role can run the server`,
+    );
+    // CREATE on the schema, but not the tables' owner: PostgreSQL's own reason, with the same advice.
+    await asAdmin((client) => client.query(`GRANT CREATE ON SCHEMA public TO ${roles.app}`), roles.ownerUrl);
+    await expect(migrateDatabase(roles.appUrl, root)).rejects.toThrow(
+      'migration 9999_test_extra needs a privilege the role lacks (must be owner of table Task): an owner role (one that may CREATE in the schema and owns the tables) must run "npm run db:migrate"',
+    );
+  });
+});
