@@ -3,7 +3,16 @@ import { createClient as createSseClient } from 'graphql-sse';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { createPrismaClient } from '../src/db/client.js';
-import { as, completedOn, eventContents, installOn, runtimeContent, USER_HEADER } from './support/cluster.js';
+import {
+  as,
+  completedOn,
+  eventContents,
+  type Instance,
+  installOn,
+  redisConnected,
+  runtimeContent,
+  startInstance,
+} from './support/cluster.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import { fakeEntry, startFakeMarketSource } from './support/fake-market-source.js';
 import {
@@ -16,14 +25,7 @@ import {
   TaskDetailQuery,
   TaskUpdatedSubscription,
 } from './support/operations.js';
-import {
-  killLeftovers,
-  listeningUrl,
-  SERVER_COMMAND,
-  type ServerProcess,
-  serverEnv,
-  startProcess,
-} from './support/process.js';
+import { killLeftovers } from './support/process.js';
 import { deleteKeys, REDIS_URL, redisAvailable, redisTarget, redisUrlVia, uniquePrefix } from './support/redis.js';
 import { dataOf, execute, waitFor } from './support/server.js';
 import { subscribe } from './support/subscriptions.js';
@@ -38,32 +40,6 @@ import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
 const databases = await availableDatabases();
 const runnable = databases.includes('postgresql') && (await redisAvailable());
 
-interface Instance {
-  server: ServerProcess;
-  url: string;
-  graphqlUrl: string;
-  /** What it was started with, to start it again. */
-  env: Record<string, string>;
-}
-
-/** One server process (`node --import tsx src/index.ts`), resolved once it listens. */
-async function startInstance(env: Record<string, string>): Promise<Instance> {
-  const server = startProcess(
-    SERVER_COMMAND,
-    serverEnv(env.DATABASE_URL as string, {
-      AUTH_USER_HEADER: USER_HEADER,
-      AUTH_ADMIN_USERS: 'ops',
-      MUTATION_RATE_PER_S: '0',
-      SIMULATED_STEP_MS: '10',
-      SIMULATED_FAIL_APPS: '',
-      TASK_CONCURRENCY: '4',
-      ...env,
-    }),
-  );
-  const url = (await listeningUrl(server)).origin;
-  return { server, url, graphqlUrl: `${url}/graphql`, env };
-}
-
 /** SIGTERM, and once it has exited, the same instance again (on a new port). */
 async function restart(instance: Instance): Promise<Instance> {
   instance.server.child.kill('SIGTERM');
@@ -75,12 +51,6 @@ async function restart(instance: Instance): Promise<Instance> {
 async function appsOf(instance: Instance, userId: string): Promise<string[]> {
   const { runtimeSnapshot } = dataOf(await execute(instance, RuntimeSnapshotQuery, { filter: { userId } }, as('ops')));
   return runtimeSnapshot.apps.map((app) => `${app.appName}:${app.stage}`);
-}
-
-/** `market_redis_connected` on the instance's /metrics. */
-async function redisConnected(instance: Instance): Promise<string | undefined> {
-  const lines = (await (await fetch(`${instance.url}/metrics`)).text()).split('\n');
-  return lines.find((line) => line.startsWith('market_redis_connected '))?.split(' ')[1];
 }
 
 describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', () => {

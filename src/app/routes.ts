@@ -47,7 +47,7 @@ export interface RouteDeps {
   origins: OriginPolicy;
   sse: SseTransport;
   /** Cluster mode: the Redis change log, without which the instance is not ready. */
-  clusterLog?: { readonly connected: boolean } | null;
+  clusterLog?: { readonly problem: string | null } | null;
   /** Starting or stopping, the instance is not ready, whatever its database says. */
   lifecycle: Pick<Lifecycle, 'notReady'>;
   /** Served on GET /metrics; null: no such route. */
@@ -204,8 +204,10 @@ function operationalRoute(
       const fileProblem = ready.ok ? await databaseFile?.problem() : null;
       if (fileProblem)
         ready = { ok: false, error: 'the database file is not the one opened (see the database component)' };
-      // Without Redis this instance would neither see other instances' changes nor share its own.
-      if (ready.ok && clusterLog && !clusterLog.connected) ready = { ok: false, error: 'Redis unreachable' };
+      // Without Redis (away, or refusing the log's writes: OOM, READONLY) this instance would
+      // neither see other instances' changes nor share its own.
+      const redisProblem = ready.ok ? clusterLog?.problem : null;
+      if (redisProblem) ready = { ok: false, error: redisProblem };
       json(res, ready.ok ? 200 : 503, ready.ok ? { status: 'ready' } : { status: 'not ready', error: ready.error });
     };
   }

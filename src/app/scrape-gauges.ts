@@ -195,7 +195,7 @@ function watchRuntime(registry: Registry, parts: WatchedParts): void {
     // so during an outage its `pubsub` component still shows what it last published.
     new Gauge({
       name: 'market_redis_connected',
-      help: "1 while the cluster change log's connections to Redis are up and answering (cluster mode)",
+      help: "1 while the cluster change log's connections to Redis are up and Redis takes its appends and reads (cluster mode)",
       registers,
       collect() {
         this.set(redisConnected() ? 1 : 0);

@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { deserialize, serialize } from 'node:v8';
 import type { Redis } from 'ioredis';
 import { timed } from '../platform/metrics.js';
-import { hostOf } from '../platform/redact.js';
 import type { Announcement } from './change-feed.js';
 import { RedisEventHistory } from './redis-event-history.js';
-import { logConnections, READ_BLOCK_MS, RETRY_MS, startFailure, UNREACHABLE } from './redis-log-connections.js';
+import { logConnections, READ_BLOCK_MS, RETRY_MS, startFailure } from './redis-log-connections.js';
 import { APPEND_SCRIPT, type AppendPipeline, lastOf, type Pending } from './redis-log-entry.js';
+import { LogHealth } from './redis-log-health.js';
 import {
   APPEND_BATCH,
   type ChangeLogStatus,
@@ -85,7 +85,7 @@ export class RedisChangeLog {
    * that stops answering (a frozen process, a network that drops packets) leaves ioredis's status
    * `ready`: only the commands' timeouts tell.
    */
-  private readonly failing = { append: false, read: false };
+  private readonly health: LogHealth;
 
   constructor(private readonly options: RedisChangeLogOptions) {
     this.stream = `${options.prefix}changes`;
@@ -93,7 +93,8 @@ export class RedisChangeLog {
     this.lastAppended = `${options.prefix}appended:${this.origin}`;
     ({ writer: this.writer, reader: this.reader, connect: this.connect } = logConnections(options.url));
     this.writer.defineCommand('appendChange', { numberOfKeys: 3, lua: APPEND_SCRIPT });
-    this.history = new RedisEventHistory(this.writer, `${options.prefix}events`, options.eventRetention);
+    this.health = new LogHealth(options.url, options.logger);
+    this.history = new RedisEventHistory(this.writer, `${options.prefix}events`, options.eventRetention, this.health);
     // Whatever the way back (a failed read, or a connection replaced between two reads), the
     // first read after a reconnection checks for a gap.
     this.reader.on('ready', () => {
@@ -168,41 +169,28 @@ export class RedisChangeLog {
     this.schedule();
   }
 
-  /** Whether both connections are up and the last append and read went through (readiness). */
+  /** Whether both connections are up and Redis took the last append and read (readiness). */
   get connected(): boolean {
-    const up = this.writer.status === 'ready' && this.reader.status === 'ready';
-    return up && !this.failing.append && !this.failing.read;
+    return this.problem === null;
+  }
+
+  /** Why not (`connected`), in a few words for /readiness: Redis unreachable, or refusing. */
+  get problem(): string | null {
+    if (this.writer.status !== 'ready' || this.reader.status !== 'ready') return 'Redis unreachable';
+    return this.health.problem;
   }
 
   /**
-   * An append or a read failed. A timeout means a connection that still looks open but carries
-   * nothing: it is dropped and made again (ioredis reconnects with its retry strategy), as a reset
-   * would have done; the reader's `ready` then triggers the check for a gap.
+   * An append or a read failed (Redis unreachable, or refusing: see LogHealth). A timeout means a
+   * connection that still looks open but carries nothing: it is dropped and made again (ioredis
+   * reconnects with its retry strategy), as a reset would have done; the reader's `ready` then
+   * triggers the check for a gap.
    */
   private commandFailed(command: 'append' | 'read', error: unknown): void {
     const client = command === 'append' ? this.writer : this.reader;
     this.lastError = (error as Error | null)?.message ?? String(error);
-    // Redis answering with an error (out of memory, say) is not Redis gone: readiness is for the latter.
-    if (!UNREACHABLE.test(this.lastError)) return;
-    if (!this.failing[command]) {
-      const what = command === 'append' ? `appended (up to ${MAX_WAITING} wait)` : 'read';
-      this.options.logger.warn(
-        { command, error: this.lastError },
-        `Redis unreachable (${hostOf(this.options.url)}): cluster changes cannot be ${what} until it is back`,
-      );
-    }
-    this.failing[command] = true;
+    this.health.failed(command, this.lastError);
     if (/timed out/i.test(this.lastError) && client.status === 'ready') client.disconnect(true);
-  }
-
-  /** An append or a read went through: after failures, Redis is back (logged once per outage). */
-  private succeeded(command: 'append' | 'read'): void {
-    if (!this.failing[command]) return;
-    this.failing[command] = false;
-    this.options.logger.info(
-      { command },
-      `Redis reachable again: cluster changes are ${command === 'append' ? 'appended' : 'read'} again`,
-    );
   }
 
   status(): ChangeLogStatus {
@@ -273,7 +261,7 @@ export class RedisChangeLog {
       if (this.pending.length === 0 && !this.droppedEntries) return this.options.owing?.(false);
       try {
         await this.flush();
-        this.succeeded('append');
+        this.health.succeeded('append');
         delay = RETRY_MS.first;
       } catch (error) {
         this.commandFailed('append', error);
@@ -342,7 +330,7 @@ export class RedisChangeLog {
           this.lastId = id.toString();
           this.deliver(this.lastId, fields, handlers);
         }
-        this.succeeded('read');
+        this.health.succeeded('read');
         delay = RETRY_MS.first;
       } catch (error) {
         if (!this.running) return;

@@ -1,5 +1,6 @@
 import { deserialize, serialize } from 'node:v8';
 import type { Redis } from 'ioredis';
+import type { LogHealth } from './redis-log-health.js';
 
 /**
  * The runtime events the cluster's instances emitted, kept in Redis (`<prefix>events`) by their
@@ -10,8 +11,9 @@ import type { Redis } from 'ioredis';
  * recording it N times cost two thirds of all Redis commands in `npm run bench -- --only
  * cluster`). Instances record in their own time, so a later sequence may arrive first: a sorted
  * set by sequence takes them in any order (a stream would refuse an id behind its newest). Best
- * effort: an event not recorded (Redis away, or its instance died first) cannot be replayed, and
- * a client asking from before it gets RESYNC from an instance that started later.
+ * effort: an event not recorded (Redis away or refusing, or its instance died first) cannot be
+ * replayed, and a client asking from before it gets RESYNC from an instance that started later.
+ * A failed write is told to `health` (one log line per streak of failures), not dropped unseen.
  */
 export class RedisEventHistory {
   private waiting: (number | Buffer)[] = [];
@@ -22,6 +24,7 @@ export class RedisEventHistory {
     private readonly key: string,
     /** RUNTIME_EVENT_BUFFER: the stream is trimmed (approximately) to this many events. */
     private readonly retention: number,
+    private readonly health: LogHealth,
   ) {}
 
   /** Records an event; all of one event-loop turn go out in one pipeline. */
@@ -49,11 +52,17 @@ export class RedisEventHistory {
     const members = this.waiting;
     this.waiting = [];
     // One round trip: the events (score, member, …), then all but the latest `retention` dropped.
-    await this.redis
-      .pipeline()
-      .zadd(this.key, ...members)
-      .zremrangebyrank(this.key, 0, -this.retention - 1)
-      .exec()
-      .catch(() => {});
+    try {
+      const results = await this.redis
+        .pipeline()
+        .zadd(this.key, ...members)
+        .zremrangebyrank(this.key, 0, -this.retention - 1)
+        .exec();
+      const failed = results?.find(([error]) => error)?.[0];
+      if (failed) throw failed;
+      this.health.succeeded('history');
+    } catch (error) {
+      this.health.failed('history', (error as Error).message);
+    }
   }
 }

@@ -1,4 +1,5 @@
 import { InstallAppMutation, RuntimeSnapshotQuery, TaskDetailQuery } from './operations.js';
+import { listeningUrl, SERVER_COMMAND, type ServerProcess, serverEnv, startProcess } from './process.js';
 import { dataOf, execute, waitFor } from './server.js';
 
 /** The gateway header the cluster tests' instances trust (AUTH_USER_HEADER); `ops` is their admin. */
@@ -59,4 +60,37 @@ export async function workerIdOf(instance: { name: string; graphqlUrl: string })
     const id = (engine?.metrics as { instanceId?: string } | undefined)?.instanceId;
     return typeof id === 'string' ? id : undefined;
   }, `the task engine of ${instance.name} to report its instance id`);
+}
+
+/** A server process of a cluster test. */
+export interface Instance {
+  server: ServerProcess;
+  url: string;
+  graphqlUrl: string;
+  /** What it was started with, to start it again. */
+  env: Record<string, string>;
+}
+
+/** One server process (`node --import tsx src/index.ts`), resolved once it listens. */
+export async function startInstance(env: Record<string, string>): Promise<Instance> {
+  const server = startProcess(
+    SERVER_COMMAND,
+    serverEnv(env.DATABASE_URL as string, {
+      AUTH_USER_HEADER: USER_HEADER,
+      AUTH_ADMIN_USERS: 'ops',
+      MUTATION_RATE_PER_S: '0',
+      SIMULATED_STEP_MS: '10',
+      SIMULATED_FAIL_APPS: '',
+      TASK_CONCURRENCY: '4',
+      ...env,
+    }),
+  );
+  const url = (await listeningUrl(server)).origin;
+  return { server, url, graphqlUrl: `${url}/graphql`, env };
+}
+
+/** `market_redis_connected` on the instance's /metrics. */
+export async function redisConnected(instance: Instance): Promise<string | undefined> {
+  const lines = (await (await fetch(`${instance.url}/metrics`)).text()).split('\n');
+  return lines.find((line) => line.startsWith('market_redis_connected '))?.split(' ')[1];
 }
