@@ -10,7 +10,7 @@ import {
 } from './support/cluster.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import { RuntimeSnapshotQuery } from './support/operations.js';
-import { killLeftovers, type LogLine } from './support/process.js';
+import { killLeftovers, type LogLine, SERVER_COMMAND, serverEnv, startProcess } from './support/process.js';
 import { uniquePrefix } from './support/redis.js';
 import { type OwnRedis, redisServerInstalled, startOwnRedis } from './support/redis-server.js';
 import { dataOf, execute, waitFor } from './support/server.js';
@@ -102,4 +102,24 @@ describe.runIf(runnable)('cluster mode: a Redis that refuses writes', () => {
     );
     expect(runtimeSnapshot.apps.map((app) => `${app.appName}:${app.stage}`)).toEqual(['n8n:RUNNING']);
   }, 120_000);
+});
+
+describe.runIf(runnable)('cluster mode: a Redis it cannot work with', () => {
+  test('a Redis Cluster node stops the start in one line that says so', async () => {
+    const database = await createTestDatabase('postgresql');
+    // A one-node Redis Cluster holding every slot: single-key commands work, the log's script does not.
+    const redis = await startOwnRedis(['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf']);
+    try {
+      await redis.admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
+      const server = startProcess(SERVER_COMMAND, serverEnv(database.url, { REDIS_URL: redis.url }));
+      expect(await server.exited).toEqual({ code: 1, signal: null });
+      expect(server.output.at(-1)).toBe(
+        `Redis at 127.0.0.1:${redis.port} (REDIS_URL) is a Redis Cluster node (cluster_enabled:1), which is not ` +
+          'supported: point REDIS_URL at one Redis (a primary, or a managed service’s primary endpoint)',
+      );
+    } finally {
+      await redis.stop();
+      await database.drop();
+    }
+  }, 60_000);
 });

@@ -15,6 +15,7 @@ import {
   READ_COUNT,
   type RedisChangeLogOptions,
 } from './redis-log-types.js';
+import { checkRedisServer } from './redis-server-checks.js';
 
 /**
  * The cluster's change log: every instance appends the changes it commits to one Redis Stream,
@@ -110,7 +111,8 @@ export class RedisChangeLog {
   /**
    * Connects and starts reading after the stream's current end: what was appended before belongs
    * to the state the instance loads from the database. Returns the sequence the end stands for
-   * (the runtime store continues from it). Fails when Redis cannot be reached.
+   * (the runtime store continues from it). Fails when Redis cannot be reached, or is a Redis
+   * Cluster node (redis-server-checks.ts).
    */
   async start(handlers: LogHandlers): Promise<number> {
     let last: [string, string[]] | undefined;
@@ -122,6 +124,7 @@ export class RedisChangeLog {
     } catch (error) {
       throw startFailure(this.options.url, error, this.lastError);
     }
+    await checkRedisServer(this.writer, this.options.url);
     this.lastId = last?.[0] ?? '0-0';
     this.running = true;
     this.reading = this.readLoop(handlers);
