@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import {
   as,
@@ -9,11 +10,12 @@ import {
   startInstance,
 } from './support/cluster.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
-import { RuntimeSnapshotQuery } from './support/operations.js';
+import { RuntimeEventsSubscription, RuntimeSnapshotQuery, UninstallAppMutation } from './support/operations.js';
 import { killLeftovers, type LogLine, SERVER_COMMAND, serverEnv, startProcess } from './support/process.js';
 import { uniquePrefix } from './support/redis.js';
 import { type OwnRedis, redisServerInstalled, startOwnRedis } from './support/redis-server.js';
 import { dataOf, execute, waitFor } from './support/server.js';
+import { subscribe } from './support/subscriptions.js';
 
 /**
  * Cluster mode against a Redis that is there but refuses the log's writes, as deployments meet
@@ -23,6 +25,12 @@ import { dataOf, execute, waitFor } from './support/server.js';
 
 const databases = await availableDatabases();
 const runnable = databases.includes('postgresql') && redisServerInstalled();
+
+/** A user's apps in the instance's runtime state, as `name:STAGE`. */
+async function appsOf(instance: Instance, userId: string): Promise<string[]> {
+  const { runtimeSnapshot } = dataOf(await execute(instance, RuntimeSnapshotQuery, { filter: { userId } }, as('ops')));
+  return runtimeSnapshot.apps.map((app) => `${app.appName}:${app.stage}`);
+}
 
 const readiness = async (instance: Instance) => {
   const answer = await fetch(`${instance.url}/readiness`);
@@ -101,6 +109,64 @@ describe.runIf(runnable)('cluster mode: a Redis that refuses writes', () => {
       await execute(b, RuntimeSnapshotQuery, { filter: { userId: 'dora' } }, as('ops')),
     );
     expect(runtimeSnapshot.apps.map((app) => `${app.appName}:${app.stage}`)).toEqual(['n8n:RUNNING']);
+  }, 120_000);
+
+  test('the log lost, then back as an older copy (a replica after a failover): nothing old is applied again', async () => {
+    const user = 'frank';
+    const changes = `${a.env.REDIS_PREFIX}changes`;
+    const agree = () =>
+      waitFor(async () => {
+        const [onA, onB] = await Promise.all([runtimeContent(a), runtimeContent(b)]);
+        return JSON.stringify(onA) === JSON.stringify(onB) ? onA : undefined;
+      }, 'both runtime states to agree');
+    await completedOn(b, await installOn(a, user, 'n8n', '1.70.1'));
+    await agree();
+    const olderCopy = await redis.admin.dumpBuffer(changes);
+    // After the copy: n8n uninstalled (the database has it gone), jellyfin installed.
+    const { uninstallApp } = dataOf(
+      await execute(a, UninstallAppMutation, { input: { sourceId: 'market.olares', appName: 'n8n' } }, as(user)),
+    );
+    if (uninstallApp.__typename !== 'UninstallAppSuccess') throw new Error(JSON.stringify(uninstallApp));
+    await completedOn(b, uninstallApp.task.taskId);
+    await completedOn(b, await installOn(a, user, 'jellyfin', '1.2.0'));
+    await waitFor(async () => ((await appsOf(b, user)).join() === 'jellyfin:RUNNING' ? true : undefined), 'B');
+
+    const events = await subscribe(b, RuntimeEventsSubscription, { filter: { userId: user } }, as('ops'));
+    try {
+      // Redis loses the log and drops every connection (a failover to an empty replica), and takes
+      // no write from the instances for a while, so that they find the log empty ...
+      const missed = (line: LogLine) => line.msg === 'cluster log: entries may have been missed';
+      const before = [a, b].map((instance) => instance.server.logs.filter(missed).length);
+      await redis.admin.acl('SETUSER', 'test-admin', 'on', '>test-admin', '~*', '&*', '+@all');
+      const admin = new Redis(redis.url, { username: 'test-admin', password: 'test-admin' });
+      try {
+        await admin.acl('SETUSER', 'default', '-@write');
+        await admin.del(changes);
+        await admin.client('KILL', 'USER', 'default');
+        await waitFor(
+          async () =>
+            [a, b].every((x, i) => x.server.logs.filter(missed).length > (before[i] ?? 0)) ? true : undefined,
+          'both instances to find the log lost',
+        );
+        // ... then the older copy comes back (the replica synced from an old primary).
+        await admin.restore(changes, 0, olderCopy);
+        await admin.acl('SETUSER', 'default', '+@all');
+      } finally {
+        admin.disconnect();
+      }
+      const taskId = await installOn(a, user, 'gitea', '1.22.0');
+      await completedOn(b, taskId);
+      const seen = await events.until((event) => event.runtimeEvents.app?.appName === 'gitea');
+      expect(seen.filter((event) => event.runtimeEvents.app?.appName === 'n8n')).toEqual([]);
+      expect(seen.filter((event) => event.runtimeEvents.task?.appName === 'n8n')).toEqual([]);
+    } finally {
+      await events.close();
+    }
+    await waitFor(async () => ((await appsOf(b, user)).includes('gitea:RUNNING') ? true : undefined), 'gitea on B');
+    await agree();
+    // As the database has it: n8n uninstalled, on both instances.
+    expect((await appsOf(a, user)).sort()).toEqual(['gitea:RUNNING', 'jellyfin:RUNNING']);
+    expect((await appsOf(b, user)).sort()).toEqual(['gitea:RUNNING', 'jellyfin:RUNNING']);
   }, 120_000);
 });
 

@@ -374,6 +374,13 @@ export class RedisChangeLog {
   /**
    * After a failed read: were entries after the last one seen trimmed away (or the stream lost
    * with Redis)? Then what they said is unknown, and the state is re-read instead.
+   *
+   * The reader reads on after the last entry it applied, even from an empty stream: the next
+   * entries are appended above it (the counter follows Redis's clock, APPEND_SCRIPT). Reading from
+   * the start instead (`0-0`, as it did) applied again every entry of an older copy that came back
+   * (a replica syncing after a failover): 2,500 old changes reached subscribers as new ones, and the
+   * runtime state no longer matched the database. What an older copy holds was applied already,
+   * or is covered by the resync.
    */
   private async checkForGap(handlers: LogHandlers): Promise<void> {
     const [first] = (await this.reader.xrange(this.stream, '-', '+', 'COUNT', 1)) as [string, string[]][];
@@ -385,6 +392,5 @@ export class RedisChangeLog {
     this.counts.resyncs += 1;
     this.options.logger.warn({ lastId: this.lastId, firstId }, 'cluster log: entries may have been missed');
     handlers.resync('this instance was cut off from the cluster log');
-    if (firstId === undefined) this.lastId = '0-0';
   }
 }
