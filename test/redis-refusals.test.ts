@@ -188,4 +188,24 @@ describe.runIf(runnable)('cluster mode: a Redis it cannot work with', () => {
       await database.drop();
     }
   }, 60_000);
+
+  test('a Redis that evicts keys under memory pressure is warned of once at start, naming the policy to set', async () => {
+    const database = await createTestDatabase('postgresql');
+    const redis = await startOwnRedis(['--maxmemory-policy', 'volatile-lru']);
+    try {
+      const instance = await startInstance({ DATABASE_URL: database.url, REDIS_URL: redis.url, INSTANCE_NAME: 'e' });
+      const evicts = (line: LogLine) => line.maxmemoryPolicy === 'volatile-lru';
+      const warning = await instance.server.waitForLog(evicts, 'the eviction policy to be warned of');
+      expect(warning).toMatchObject({
+        level: 40,
+        msg: `Redis at 127.0.0.1:${redis.port} evicts keys under memory pressure (maxmemory-policy volatile-lru): the leader lease and the change log's markers can go, giving two leaders at once; set maxmemory-policy noeviction`,
+      });
+      instance.server.child.kill('SIGTERM');
+      expect(await instance.server.exited).toEqual({ code: 0, signal: null });
+      expect(instance.server.logs.filter(evicts)).toHaveLength(1);
+    } finally {
+      await redis.stop();
+      await database.drop();
+    }
+  }, 60_000);
 });

@@ -124,7 +124,7 @@ export class RedisChangeLog {
     } catch (error) {
       throw startFailure(this.options.url, error, this.lastError);
     }
-    await checkRedisServer(this.writer, this.options.url);
+    await checkRedisServer(this.writer, this.options.url, this.options.logger);
     this.lastId = last?.[0] ?? '0-0';
     this.running = true;
     this.reading = this.readLoop(handlers);
