@@ -32,6 +32,21 @@ describe('settings accepted before and then ignored or failing later are refused
     expect(loadConfig({}).databasePoolSize).toBe(10);
   });
 
+  test('a PostgreSQL DATABASE_URL with a search_path in ?options= (the way around the ?schema= refusal)', () => {
+    const refused =
+      'Invalid configuration:\n  DATABASE_URL: sets a search_path in ?options=, which is not supported: the tables are in the public schema, so give each deployment a database of its own';
+    for (const options of [
+      '-c%20search_path%3Dtenant1',
+      '-csearch_path%3Dtenant1',
+      '--search-path%3Dtenant1',
+      '-c%20SEARCH_PATH%3Dx',
+    ]) {
+      expect(refusal({ DATABASE_URL: `postgresql://market@db/market?options=${options}` }), options).toBe(refused);
+    }
+    // Other run-time settings in options are PostgreSQL's to take.
+    expect(refusal({ DATABASE_URL: 'postgresql://market@db/market?options=-c%20statement_timeout%3D5000' })).toBeNull();
+  });
+
   test('a PostgreSQL DATABASE_URL whose pgbouncer parameter is neither true nor false', () => {
     expect(refusal({ DATABASE_URL: 'postgresql://market@db/market?pgbouncer=yes' })).toBe(
       'Invalid configuration:\n  DATABASE_URL: has a pgbouncer parameter that is neither true nor false: write ?pgbouncer=true behind PgBouncer in transaction mode, or leave it out',

@@ -5,7 +5,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterEach, describe, expect, test } from 'vitest';
+import { buildApp } from '../src/app/build-app.js';
 import { migrateDatabase } from '../src/db/migrate.js';
+import { loadConfig } from '../src/platform/config.js';
+import { createLogger } from '../src/platform/logger.js';
 import { availableDatabases, POSTGRES_URL } from './support/databases.js';
 import { killLeftovers, listeningUrl, SERVER_COMMAND, serverEnv, startProcess } from './support/process.js';
 import { installThroughApi, waitFor } from './support/server.js';
@@ -43,11 +46,15 @@ function urlAs(role: string, database: string): string {
   return url.toString();
 }
 
+/** The database's name in a URL. */
+const nameOf = (url: string) => new URL(url).pathname.slice(1);
+
 interface RolesDatabase {
   /** The owner role's URL: it owns the database (so the public schema), migrates, and grants. */
   ownerUrl: string;
   /** The run-time role's URL: DML on the tables and sequences, no CREATE anywhere. */
   appUrl: string;
+  owner: string;
   app: string;
 }
 
@@ -73,7 +80,7 @@ async function rolesDatabase(): Promise<RolesDatabase> {
   const ownerUrl = urlAs(owner, name);
   // PostgreSQL 15 gives PUBLIC no CREATE on the public schema; older servers did: take it back.
   await asAdmin((client) => client.query('REVOKE CREATE ON SCHEMA public FROM PUBLIC'), ownerUrl);
-  return { ownerUrl, appUrl: urlAs(app, name), app };
+  return { ownerUrl, appUrl: urlAs(app, name), owner, app };
 }
 
 /** The grants of the README's "PostgreSQL in production", run by the owner after its migration. */
@@ -127,6 +134,46 @@ describe.runIf(databases.includes('postgresql'))('a least-privilege role at run 
     await asAdmin((client) => client.query(`GRANT CREATE ON SCHEMA public TO ${roles.app}`), roles.ownerUrl);
     await expect(migrateDatabase(roles.appUrl, root)).rejects.toThrow(
       'migration 9999_test_extra needs a privilege the role lacks (must be owner of table Task): an owner role (one that may CREATE in the schema and owns the tables) must run "npm run db:migrate"',
+    );
+  });
+});
+
+/** `app.start()`'s failure on `url`, the app stopped after. */
+async function startFailure(url: string): Promise<string> {
+  const app = buildApp(loadConfig({ DATABASE_URL: url, PORT: '0', DEMO_DATA: '0' }), {
+    logger: createLogger('silent'),
+  });
+  try {
+    await app.start();
+    return 'started';
+  } catch (error) {
+    return (error as Error).message;
+  } finally {
+    await app.stop();
+  }
+}
+
+describe.runIf(databases.includes('postgresql'))('a database not ready at start', () => {
+  test('its tables missing: the reason, then the advice to migrate', async () => {
+    const roles = await rolesDatabase();
+    expect(await startFailure(roles.ownerUrl)).toBe(
+      'The database is not ready (The table `public.MarketSource` does not exist in the current database.). Run "npm run db:migrate" first.',
+    );
+  });
+
+  test('a statement cancelled by the statement_timeout: the reason, and no advice to migrate', async () => {
+    const roles = await rolesDatabase();
+    await migrateDatabase(roles.ownerUrl);
+    await asAdmin((client) => client.query(`ALTER DATABASE ${nameOf(roles.ownerUrl)} SET statement_timeout = '200ms'`));
+    // The table the start reads first, locked by another session: the start's read waits, and is cancelled.
+    const holder = new pg.Client({ connectionString: roles.ownerUrl });
+    await holder.connect();
+    disposers.push(() => holder.end());
+    await holder.query('SET statement_timeout = 0');
+    await holder.query('BEGIN');
+    await holder.query('LOCK TABLE "MarketSource" IN ACCESS EXCLUSIVE MODE');
+    expect(await startFailure(roles.ownerUrl)).toBe(
+      'The database is not ready (canceling statement due to statement timeout).',
     );
   });
 });

@@ -19,18 +19,46 @@ export function watchedDatabaseFile(config: Config, db: Db): SqliteFile | null {
 
 /**
  * Checks that the database is migrated and creates the default market sources. A database that
- * is not ready becomes one error that says what to run. The SQLite file is the one opened from then on.
+ * is not ready becomes one error that says why, and what to run when its tables are missing. The
+ * SQLite file is the one opened from then on.
  */
 export async function openDatabase(db: Db, config: Config, file: SqliteFile | null): Promise<void> {
   try {
     await prepareDatabase(db, config.databaseUrl);
     await ensureDefaultSources(db, config.catalogue.marketSourceUrl);
   } catch (error) {
-    throw new Error(
-      `The database is not ready (${(error as Error).message.split('\n')[0]}). Run "npm run db:migrate" first.`,
-    );
+    const advice = isTableMissing(error) ? ' Run "npm run db:migrate" first.' : '';
+    throw new Error(`The database is not ready (${meaningfulLine(error)}).${advice}`);
   }
   await file?.remember();
+}
+
+/**
+ * The line of an error that says what went wrong. Prisma's messages begin with a blank line and
+ * "Invalid `prisma.marketSource.findMany()` invocation:" (the start said "The database is not
+ * ready ()"); the reason is the next line with text.
+ */
+function meaningfulLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const lines = message.split('\n').map((line) => line.trim());
+  return lines.find((line) => line && !/^Invalid `.*` invocation:?$/.test(line)) ?? 'no reason given';
+}
+
+/**
+ * A table or column the statement needs is not there: migrations not applied (Prisma's P2021,
+ * P2022; PostgreSQL's 42P01, 42703 unwrapped; SQLite's "no such table"). Only then is
+ * `db:migrate` the advice: a statement timeout or a refused connection has nothing to do with it.
+ */
+function isTableMissing(error: unknown): boolean {
+  const { code, meta, message } = (error ?? {}) as {
+    code?: unknown;
+    meta?: { driverAdapterError?: { cause?: { kind?: string } } };
+    message?: unknown;
+  };
+  const kind = meta?.driverAdapterError?.cause?.kind;
+  if (kind === 'TableDoesNotExist' || kind === 'ColumnNotFound') return true;
+  if (typeof code === 'string' && ['P2021', 'P2022', '42P01', '42703'].includes(code)) return true;
+  return typeof message === 'string' && /no such (table|column)/.test(message);
 }
 
 /**

@@ -39,6 +39,16 @@ export function pgbouncerMode(url: string | undefined): boolean {
   }
 }
 
+/**
+ * `?options=-c search_path=tenant1` (or `--search_path=…`), PostgreSQL's own way to the same end
+ * as ?schema=: it got around that refusal, and the migrations then created the tables in
+ * tenant1 while Prisma's statements name `public` (as the search path's name PostgreSQL reads it:
+ * case-insensitive, `-` for `_`).
+ */
+const SEARCH_PATH_OPTION = /(?:^|\s)(?:-c\s*|--)search[_-]path\s*=/i;
+const SEARCH_PATH_NOT_SUPPORTED =
+  'sets a search_path in ?options=, which is not supported: the tables are in the public schema, so give each deployment a database of its own';
+
 const NOT_A_URL = 'is not a valid URL (check the host name, and the port: at most 65535)';
 
 /**
@@ -89,6 +99,7 @@ export function postgresUrlProblem(url: string): string | undefined {
     if (settings.schema !== undefined && settings.schema !== 'public') return SCHEMA_NOT_SUPPORTED;
     const { connection_limit, pool_timeout } = settings as Record<string, unknown>;
     if (connection_limit !== undefined || pool_timeout !== undefined) return POOL_PARAMETERS_NOT_READ;
+    if (SEARCH_PATH_OPTION.test(settings.options ?? '')) return SEARCH_PATH_NOT_SUPPORTED;
     if (!['true', 'false', undefined].includes(pgbouncerParameter(settings))) return PGBOUNCER_NOT_BOOLEAN;
     if (settings.password === PLACEHOLDER_PASSWORD) {
       return `has the placeholder password ${PLACEHOLDER_PASSWORD} of the deployment examples: set a real one (POSTGRES_PASSWORD in .env, or the Secret)`;
