@@ -177,3 +177,40 @@ describe.runIf(databases.includes('postgresql'))('a database not ready at start'
     );
   });
 });
+
+describe.runIf(databases.includes('postgresql'))('connections refused for want of a slot at start', () => {
+  const ADVICE =
+    "PostgreSQL's max_connections and the CONNECTION LIMIT of the role and of the database must allow every instance's pool (instances × DATABASE_POOL_SIZE) plus the migrations and some headroom, and a start opens several connections at once: raise the limit, or run fewer instances or smaller pools.";
+
+  test.each(['role', 'database'] as const)(
+    'a CONNECTION LIMIT on the %s: the start fails in one line naming the step, the database and what to change',
+    async (limited) => {
+      const roles = await rolesDatabase();
+      await migrateDatabase(roles.ownerUrl);
+      const name = nameOf(roles.ownerUrl);
+      // Not a superuser: PostgreSQL exempts superusers from both limits.
+      await asAdmin((client) =>
+        client.query(`ALTER ${limited} ${limited === 'role' ? roles.owner : name} CONNECTION LIMIT 0`),
+      );
+      const config = loadConfig({ DATABASE_URL: roles.ownerUrl, PORT: '0', DEMO_DATA: '0' });
+      const app = buildApp(config, { logger: createLogger('silent') });
+      const refused = `too many connections for ${limited} "${limited === 'role' ? roles.owner : name}"`;
+      await expect(app.start()).rejects.toThrow(
+        `Could not start: PostgreSQL at 127.0.0.1:5432/${name} refused a connection during opening the database (${refused}). ${ADVICE}`,
+      );
+      await app.stop();
+    },
+  );
+
+  test('the server process: the first step that connects (the migrations) says the same, exit code 1', async () => {
+    const roles = await rolesDatabase();
+    await migrateDatabase(roles.ownerUrl);
+    const name = nameOf(roles.ownerUrl);
+    await asAdmin((client) => client.query(`ALTER DATABASE ${name} CONNECTION LIMIT 0`));
+    const server = startProcess(SERVER_COMMAND, serverEnv(roles.ownerUrl));
+    expect(await server.exited).toEqual({ code: 1, signal: null });
+    expect(server.output.at(-1)).toBe(
+      `Could not migrate the database (PostgreSQL at 127.0.0.1:5432/${name}): could not connect: too many connections for database "${name}". ${ADVICE}`,
+    );
+  }, 60_000);
+});

@@ -35,19 +35,20 @@ import { manifestOperationNames } from '../platform/metrics.js';
 import { instanceComponentName } from '../runtime/components.js';
 import type { StateCollector } from '../runtime/state-collector.js';
 import { HttpFastPath } from '../transports/http-fast-path.js';
-import { syncBundledCatalogue } from './catalogue.js';
 import { clientErrorLog } from './client-error-log.js';
-import { createCollector } from './collector.js';
-import { connectCluster, createServices, resolverServices, type Services } from './create-services.js';
-import { closeDatabase, openDatabase, seedDemo } from './database.js';
+import { createServices, resolverServices, type Services } from './create-services.js';
+import { closeDatabase } from './database.js';
 import { createGraphQL, operationPipeline } from './graphql.js';
 import { createHttpServer, type HttpServer, type RunningApp, settledBy } from './http-server.js';
 import { createPeriodicJobs, type PeriodicJobs } from './jobs.js';
 import { createLiveTransports, type LiveTransports, type SubscriptionStats } from './live.js';
 import { AppMetrics } from './metrics.js';
-import { startOutbox, stopOutbox } from './outbox.js';
+import { stopOutbox } from './outbox.js';
 import { watchOutbox } from './outbox-metrics.js';
 import { createRouter } from './routes.js';
+import { explainedStartFailure, startSteps } from './start-steps.js';
+
+export { StartAbandoned } from './start-steps.js';
 
 /**
  * How long the stop may take after the drain beyond the budgets of the engine's sends and the
@@ -198,12 +199,13 @@ export function buildApp(config: Config, { logger, prisma, metrics: measured = t
 
   const listenAndStart = async (port?: number) => {
     const running = await listen(port);
-    const runtimeEntries = await prepareStart({ config, logger, db, services }, () => stopRequested);
-    await services.engine.start();
-    await startOutbox(services, services.localBus);
-    await jobs.start();
-    collector = createCollector({ db, config, services, logger, subscriptionStats: live.stats, jobs, runtimeEntries });
-    await collector.start();
+    const progress = { step: 'the start' };
+    const parts = { config, logger, db, services, jobs, live };
+    await startSteps(parts, progress, { stopRequested: () => stopRequested, started: (c) => (collector = c) }).catch(
+      (error: unknown) => {
+        throw explainedStartFailure(error, progress.step, config.databaseUrl);
+      },
+    );
     metrics?.followRuntime(services.store);
     lifecycle.started();
     return running;
@@ -238,44 +240,6 @@ export function buildApp(config: Config, { logger, prisma, metrics: measured = t
       logger.info({ ...connections, ms: Date.now() - began }, 'stopped');
     },
   };
-}
-
-/**
- * What `start()` rejects with when a stop began before it was done (Ctrl-C during the first
- * `npm start`, an orchestrator stopping a pod still starting): it stops between its steps, before
- * the task engine sends anything, and the server never says it is listening. Up to the task
- * engine's start a stop is checked before every step; the steps from there on are quick (a stop
- * that began during them lets `start()` resolve: src/app/main.ts checks for it before the banner).
- */
-export class StartAbandoned extends Error {
-  constructor() {
-    super('start-up abandoned: a stop began');
-  }
-}
-
-/**
- * The start-up's steps up to the task engine's start, each only if no stop began meanwhile: the
- * database, the cluster log (other instances' changes reach this one's bus from here on, and this
- * one's, such as the catalogue sync's, reach the others), the bundled catalogue, the demo data.
- * Returns the cluster log's entries for the collector.
- */
-async function prepareStart(
-  { config, logger, db, services }: Pick<Started, 'config' | 'logger' | 'db' | 'services'>,
-  stopRequested: () => boolean,
-) {
-  const unlessStopping = () => {
-    if (stopRequested()) throw new StartAbandoned();
-  };
-  unlessStopping();
-  await openDatabase(db, config, services.databaseFile);
-  unlessStopping();
-  const runtimeEntries = await connectCluster(services, db, logger);
-  unlessStopping();
-  await syncBundledCatalogue(services.catalogueSync, config, logger);
-  unlessStopping();
-  await seedDemo(db, config, logger);
-  unlessStopping();
-  return runtimeEntries;
 }
 
 /** What `start()` started, as it stands when the stop begins. */

@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import type { Logger } from '../platform/logger.js';
 import { type DatabaseProvider, databaseProvider, databaseShown, sqliteFilePath } from './client.js';
+import { CONNECTION_LIMIT_ADVICE, tooManyConnections } from './connection-limits.js';
 import { POSTGRES_POOL } from './postgres-pool.js';
 import { type PastState, pastStatesOf, RETIRED_NAMES } from './retired-migrations.js';
 
@@ -143,7 +144,8 @@ export async function migrateDatabase(url: string, root?: string): Promise<Migra
 export async function migrateOrExplain(url: string): Promise<MigrationResult> {
   return migrateDatabase(url).catch((error: unknown) => {
     const reason = error instanceof Error ? error.message : String(error);
-    throw new Error(`Could not migrate the database (${databaseShown(url)}): ${reason}`);
+    const advice = tooManyConnections(error) ? `. ${CONNECTION_LIMIT_ADVICE}.` : '';
+    throw new Error(`Could not migrate the database (${databaseShown(url)}): ${reason}${advice}`);
   });
 }
 
