@@ -183,12 +183,22 @@ describe('the start-up banner', () => {
       dashboard: 'http://0.0.0.0:4321/dashboard',
       mode: 'API tokens (1)',
       database: 'PostgreSQL at db.internal:5432/market',
-      cluster: 'Redis at cache.internal:6380, instance api-1',
+      cluster: 'Redis at cache.internal:6380, database 2, instance api-1',
       appService: 'https://apps.internal/base',
       developerService: 'none: purchases are refused (DEVELOPER_SERVICE_URL_TEMPLATE)',
       demoData: true,
     });
     expect(JSON.stringify(banner)).not.toMatch(/pass/);
+  });
+
+  test('says when Redis is reached over TLS, and leaves database 0 unsaid', () => {
+    const config = loadConfig({
+      DATABASE_URL: 'postgresql://market@db.internal:5432/market',
+      REDIS_URL: 'rediss://default:redis-pass-5512@cache.internal:6380',
+      INSTANCE_NAME: 'api-1',
+    });
+    const banner = startBanner(config, { url: 'http://127.0.0.1:4321', port: 4321 });
+    expect(banner.cluster).toBe('Redis at cache.internal:6380 over TLS, instance api-1');
   });
 
   test('names the gateway header and the JWT issuer', () => {

@@ -11,7 +11,7 @@ import {
 } from './support/cluster.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import { RuntimeEventsSubscription, RuntimeSnapshotQuery, UninstallAppMutation } from './support/operations.js';
-import { killLeftovers, type LogLine, SERVER_COMMAND, serverEnv, startProcess } from './support/process.js';
+import { killLeftovers, LISTENING, type LogLine, SERVER_COMMAND, serverEnv, startProcess } from './support/process.js';
 import { uniquePrefix } from './support/redis.js';
 import { type OwnRedis, redisServerInstalled, startOwnRedis } from './support/redis-server.js';
 import { dataOf, execute, waitFor } from './support/server.js';
@@ -31,6 +31,13 @@ async function appsOf(instance: Instance, userId: string): Promise<string[]> {
   const { runtimeSnapshot } = dataOf(await execute(instance, RuntimeSnapshotQuery, { filter: { userId } }, as('ops')));
   return runtimeSnapshot.apps.map((app) => `${app.appName}:${app.stage}`);
 }
+
+/** The README's "Redis permissions", as ACL rules (beside `~<REDIS_PREFIX>*` and `resetchannels -@all`). */
+const PERMISSIONS = [
+  ...['+eval', '+evalsha', '+get', '+set', '+incrby', '+time', '+xadd', '+pexpire', '+del'],
+  ...['+xrevrange', '+xrange', '+xread', '+zadd', '+zremrangebyrank', '+zrevrangebyscore'],
+  ...['+client|setname', '+select', '+ping', '+quit'],
+];
 
 const readiness = async (instance: Instance) => {
   const answer = await fetch(`${instance.url}/readiness`);
@@ -203,6 +210,68 @@ describe.runIf(runnable)('cluster mode: a Redis it cannot work with', () => {
       instance.server.child.kill('SIGTERM');
       expect(await instance.server.exited).toEqual({ code: 0, signal: null });
       expect(instance.server.logs.filter(evicts)).toHaveLength(1);
+    } finally {
+      await redis.stop();
+      await database.drop();
+    }
+  }, 60_000);
+
+  test('a Redis user with only the permissions the README lists (no INFO, no CONFIG) runs the cluster log, in JSON lines only', async () => {
+    const database = await createTestDatabase('postgresql');
+    const redis = await startOwnRedis();
+    const prefix = uniquePrefix();
+    try {
+      await redis.admin.acl(
+        'SETUSER',
+        'market',
+        'on',
+        '>market-pass',
+        `~${prefix}*`,
+        'resetchannels',
+        '-@all',
+        ...PERMISSIONS,
+      );
+      const url = `redis://market:market-pass@127.0.0.1:${redis.port}/3`;
+      const instance = await startInstance({
+        DATABASE_URL: database.url,
+        REDIS_URL: url,
+        REDIS_PREFIX: prefix,
+        INSTANCE_NAME: 'acl',
+      });
+      expect(instance.server.logs.find((line) => line.msg === LISTENING)?.cluster).toBe(
+        `Redis at 127.0.0.1:${redis.port}, database 3, instance acl`,
+      );
+      // The change log works (the runtime state follows it) and the lease too (the leader's jobs run).
+      await completedOn(instance, await installOn(instance, 'gail', 'n8n', '1.70.1'));
+      await waitFor(async () => ((await appsOf(instance, 'gail')).join() === 'n8n:RUNNING' ? true : undefined), 'n8n');
+      await waitFor(async () => ((await readiness(instance)).status === 200 ? true : undefined), 'ready');
+      await instance.server.waitForLog((line) => line.msg === 'leading the cluster', 'the lease to be taken');
+      instance.server.child.kill('SIGTERM');
+      expect(await instance.server.exited).toEqual({ code: 0, signal: null });
+      expect(instance.server.output.filter((line) => !line.startsWith('{'))).toEqual([]);
+      expect(
+        instance.server.logs.filter((line) => (line.level ?? 0) >= 40 && /redis|lease|cluster/i.test(String(line.msg))),
+      ).toEqual([]);
+    } finally {
+      await redis.stop();
+      await database.drop();
+    }
+  }, 60_000);
+
+  test('a Redis user refused a command the log needs stops the start in one line that says so', async () => {
+    const database = await createTestDatabase('postgresql');
+    const redis = await startOwnRedis();
+    try {
+      const without = PERMISSIONS.filter((permission) => permission !== '+xrevrange');
+      await redis.admin.acl('SETUSER', 'market', 'on', '>market-pass', '~*', 'resetchannels', '-@all', ...without);
+      const url = `redis://market:market-pass@127.0.0.1:${redis.port}`;
+      const server = startProcess(SERVER_COMMAND, serverEnv(database.url, { REDIS_URL: url }));
+      expect(await server.exited).toEqual({ code: 1, signal: null });
+      expect(server.output.at(-1)).toMatch(
+        new RegExp(
+          `^Redis at 127\\.0\\.0\\.1:${redis.port} \\(REDIS_URL\\) refused a command to this user: NOPERM .*xrevrange.* \\(give it the permissions the README lists under "Redis permissions"\\)$`,
+        ),
+      );
     } finally {
       await redis.stop();
       await database.drop();

@@ -38,7 +38,7 @@ export function startBanner(config: Config, running: RunningApp): StartBanner {
     mode: authMode(config.auth),
     database: databaseShown(config.databaseUrl),
     cluster: config.redis
-      ? `Redis at ${hostOf(config.redis.url)}, instance ${config.redis.instance}`
+      ? `Redis at ${redisShown(config.redis.url)}, instance ${config.redis.instance}`
       : 'single process (no REDIS_URL)',
     appService:
       config.appService.kind === 'simulated'
@@ -47,6 +47,12 @@ export function startBanner(config: Config, running: RunningApp): StartBanner {
     developerService: developerServiceShown(config.payments.developerService),
     demoData: config.demoData,
   };
+}
+
+/** Redis's host, whether over TLS (`rediss://`) and which database (`/2`; 0 unsaid), never a credential. */
+function redisShown(url: string): string {
+  const database = Number(URL.canParse(url) ? new URL(url).pathname.slice(1) || 0 : 0);
+  return `${hostOf(url)}${url.startsWith('rediss:') ? ' over TLS' : ''}${database ? `, database ${database}` : ''}`;
 }
 
 /**

@@ -28,6 +28,7 @@ export function logConnections(url: string): { writer: Redis; reader: Redis; con
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     lazyConnect: true,
+    ...NO_READY_CHECK,
     retryStrategy: (attempt: number) => Math.min(RETRY_MS.first * 2 ** attempt, RETRY_MS.max),
     // A Redis behind a dead network never answers: without these, a command (above all the
     // reader's XREAD) would wait forever instead of failing and reconnecting.
@@ -55,12 +56,44 @@ export function logConnections(url: string): { writer: Redis; reader: Redis; con
 }
 
 /**
+ * What Redis (or TLS) answered that stops the start, what that means and how to fix it: Redis was
+ * reached, so "Could not reach" would send the operator after the network instead.
+ */
+const REFUSALS: [RegExp, string, string][] = [
+  [
+    /WRONGPASS|NOAUTH|invalid username-password/i,
+    'refused the credentials',
+    'check the user and password in REDIS_URL',
+  ],
+  [/NOPERM/, 'refused a command to this user', 'give it the permissions the README lists under "Redis permissions"'],
+  [
+    /certificate|self[- ]signed/i,
+    'has a TLS certificate this process does not trust',
+    'for a private CA set NODE_EXTRA_CA_CERTS',
+  ],
+  [/unknown command/i, "does not know the change log's commands", 'REDIS_URL must lead to Redis, not to a Sentinel'],
+  [/DB index is out of range/i, 'has no such database', "use a database number below Redis's `databases` setting"],
+  [/LOADING/, 'is still loading its data', 'the next start, once it has, goes through'],
+];
+
+/**
  * Why the log could not start, naming the setting. ioredis rejects with only "Connection is
  * closed." when Redis refused the credentials; its `error` event (`lastError`) said why (WRONGPASS,
- * NOAUTH), which names what to fix.
+ * NOAUTH), which names what to fix. A refusal (REFUSALS) says what was refused and the fix.
  */
 export function startFailure(url: string, error: unknown, lastError: string | null): Error {
   const message = error instanceof Error ? error.message : String(error);
   const reason = lastError && /closed/i.test(message) ? lastError : message;
-  return new Error(`Could not reach Redis at ${hostOf(url)} (REDIS_URL): ${reason}`);
+  const refusal = REFUSALS.find(([pattern]) => pattern.test(reason));
+  if (!refusal) return new Error(`Could not reach Redis at ${hostOf(url)} (REDIS_URL): ${reason}`);
+  const [, what, fix] = refusal;
+  return new Error(`Redis at ${hostOf(url)} (REDIS_URL) ${what}: ${reason.trim()} (${fix})`);
 }
+
+/**
+ * ioredis's ready check asks INFO at each connection, and when an ACL refuses INFO it prints a
+ * plain-text line on standard error (`Skipping the ready check because INFO command fails`),
+ * breaking the one-JSON-object-per-line log. Off: a Redis still loading its data answers LOADING to
+ * the commands themselves, which the log and the lease retry (and a start reports, REFUSALS).
+ */
+export const NO_READY_CHECK = { enableReadyCheck: false } as const;
