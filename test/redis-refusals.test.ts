@@ -101,7 +101,9 @@ describe.runIf(runnable)('cluster mode: a Redis that refuses writes', () => {
 
     await redis.admin.config('SET', 'maxmemory', '0');
     await a.server.waitForLog(
-      (line) => line.command === 'append' && line.msg === 'Redis reachable again: cluster changes are appended again',
+      (line) =>
+        line.command === 'append' &&
+        line.msg === "Redis takes the cluster log's commands again: cluster changes are appended again",
       'the appends to be logged as working again',
     );
     await waitFor(async () => ((await readiness(a)).status === 200 ? true : undefined), 'A to be ready again');

@@ -31,7 +31,7 @@ export interface PoolFigures {
   busyTimeouts: number;
 }
 
-/** pg's internals read to tell a busy pool from one still connecting (pg is pinned in package.json). */
+/** pg-pool's internals read to tell a busy pool from one still connecting (pg-pool 3: its list of clients). */
 type PoolInternals = { _clients: { _connected?: boolean }[] };
 
 /**
@@ -39,20 +39,24 @@ type PoolInternals = { _clients: { _connected?: boolean }[] };
  * pg-pool gives the same error whether its connections were all established and in use (load: the
  * database answers, only slower than queries arrive) or still being established (the database does
  * not answer them: an outage, which the connections' own failures report a moment later). Only the
- * first is busy; the second stays pg's error, the database unavailable.
+ * first is busy; the second stays pg's error, the database unavailable. A network that silently
+ * drops the packets of connections already open looks like the first until DATABASE_QUERY_TIMEOUT_MS
+ * ends their queries: /readiness, on a connection of its own, tells the two apart meanwhile.
  */
 export function reportBusyWaits(pool: Pool, figures: PoolFigures): void {
   figures.pool = pool;
   const busy = (error: unknown): unknown => {
     if (!(error instanceof Error) || error.message !== POOL_WAIT_TIMED_OUT) return error;
-    if (!(pool as unknown as PoolInternals)._clients.every((client) => client._connected)) return error;
+    const clients = (pool as unknown as PoolInternals)._clients;
+    if (clients.length === 0 || !clients.every((client) => client._connected)) return error;
     figures.busyTimeouts++;
     return new DatabaseBusyError(figures.size, POSTGRES_POOL.connectionTimeoutMillis);
   };
-  const connect = pool.connect.bind(pool) as (callback?: (...args: unknown[]) => void) => Promise<unknown> | undefined;
+  type Connected = (error: unknown, client: unknown, done: unknown) => void;
+  const connect = pool.connect.bind(pool) as (callback?: Connected) => Promise<unknown> | undefined;
   // pool.query waits through connect(callback), a transaction through connect(): both are replaced.
-  pool.connect = ((callback?: (error: unknown, ...rest: unknown[]) => void) => {
-    if (callback) return connect((error, ...rest) => callback(busy(error), ...rest));
+  pool.connect = ((callback?: Connected) => {
+    if (callback) return connect((error, client, done) => callback(busy(error), client, done));
     return (connect() as Promise<unknown>).catch((error: unknown) => {
       throw busy(error);
     });

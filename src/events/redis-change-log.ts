@@ -119,12 +119,18 @@ export class RedisChangeLog {
     let time: (string | number)[];
     try {
       await this.connect();
+    } catch (error) {
+      throw startFailure(this.options.url, error, this.lastError);
+    }
+    // Before the first command on a key: on a Redis Cluster of several nodes that one may be
+    // answered MOVED, which would read as "could not reach" rather than as the Cluster it is.
+    await checkRedisServer(this.writer, this.options.url, this.options.logger);
+    try {
       [last] = (await this.writer.xrevrange(this.stream, '+', '-', 'COUNT', 1)) as [string, string[]][];
       time = await this.writer.time();
     } catch (error) {
       throw startFailure(this.options.url, error, this.lastError);
     }
-    await checkRedisServer(this.writer, this.options.url, this.options.logger);
     this.lastId = last?.[0] ?? '0-0';
     this.running = true;
     this.reading = this.readLoop(handlers);

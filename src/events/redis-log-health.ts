@@ -39,10 +39,12 @@ export class LogHealth {
     return failing.includes('refused') ? "Redis refuses the change log's commands (see the log)" : null;
   }
 
+  /** A command of this kind failed: a line when the kind starts failing, or fails another way (now refused, not unreachable). */
   failed(command: LogCommand, error: string): void {
-    if (this.failing[command]) return;
     const unreachable = UNREACHABLE.test(error);
-    this.failing[command] = unreachable ? 'unreachable' : 'refused';
+    const how = unreachable ? 'unreachable' : 'refused';
+    if (this.failing[command] === how) return;
+    this.failing[command] = how;
     const what = {
       append: `appended (up to ${MAX_WAITING} wait)`,
       read: 'read',
@@ -57,9 +59,11 @@ export class LogHealth {
 
   /** A command of this kind went through: after failures, one line says so. */
   succeeded(command: LogCommand): void {
-    if (!this.failing[command]) return;
+    const how = this.failing[command];
+    if (!how) return;
     this.failing[command] = false;
     const what = { append: 'appended', read: 'read', history: 'kept' }[command];
-    this.logger.info({ command }, `Redis reachable again: cluster changes are ${what} again`);
+    const again = how === 'unreachable' ? 'Redis reachable again' : "Redis takes the cluster log's commands again";
+    this.logger.info({ command }, `${again}: cluster changes are ${what} again`);
   }
 }

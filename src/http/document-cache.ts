@@ -17,9 +17,10 @@ import { BoundedLru } from '../platform/bounded-lru.js';
  * parser cache's lookup and the validation cache's, 1,000,000 in a loop, 500 documents of each
  * kind kept, one map and two interleaved in one process, medians of 12 rounds on the loaded 2-core
  * machine): `{ viewer { userId isAdmin } }` 5.9 → 3.4 µs, refused `{ viewer { userId nickname } }`
- * 5.7 → 3.3 µs; faster, not slower, because each map holds half the documents: BoundedLru.get
- * moves a hit to the end of its Map, and in V8 a delete and set of one key costs with the Map's
- * size (0.4 µs in a Map of 10 entries, 4.0 µs of 1,000, measured in a loop).
+ * 5.7 → 3.3 µs; faster, not slower, because each map held half the documents and BoundedLru.get
+ * then moved every hit to the end of its Map, which in V8 costs with the Map's size. BoundedLru
+ * has since stopped moving hits among the newer half of its entries (see there), which removed
+ * most of that cost for either layout.
  */
 
 /** Documents (and parse errors) kept at most, in each of the two maps: Yoga's own default. */

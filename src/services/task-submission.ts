@@ -319,10 +319,11 @@ export class TaskSubmission {
         retryOfTaskId: request.retryOfTaskId ?? null,
         createdAt: now,
       });
-      await assertWithinActiveLimit(tx, request.key.userId, this.engine.maxActivePerUser);
       // After the insert, before the row is written (an uninstall's end deleted it): see `admits`.
       const admitted = await request.admits?.(tx);
       assertUnchanged(request, admitted);
+      // After the request's own checks: a request refused for what it asks says so, not that the user is at the limit.
+      await assertWithinActiveLimit(tx, request.key.userId, this.engine.maxActivePerUser);
       await upsertAppStateForTask(tx, {
         ...request.key,
         opType: request.type.toLowerCase(),

@@ -228,7 +228,8 @@ export class SseTransport {
         new BadRequest(405, 'Mutations are only accepted in a POST request', 'POST').answer(res);
         return false;
       },
-      // A request cannot take its operation back: as over plain HTTP, it runs even if its client left.
+      // A request cannot take its operation back; one still waiting for a place of its user's when
+      // its socket closed never runs (operations-in-flight.ts reads the request, as over plain HTTP).
       withdrawn: false,
       result: (result) => oneEvent(res, result),
       refusedBeforeRunning: (status, headers, errors) => refuseOperation(res, status, headers, errors),

@@ -38,8 +38,10 @@ export interface WsTransportOptions {
    * carries the gateway's headers); rejects when the credentials are not accepted.
    */
   authenticate(connectionParams: Record<string, unknown> | undefined, upgrade: IncomingMessage): Promise<Viewer>;
-  /** The pipeline for one operation of a connection, run as its viewer, under the connection's request id. */
-  /** `call`: the operation, which says whether its client withdrew it (a `complete`, the socket's end). */
+  /**
+   * The pipeline for one operation of a connection, run as its viewer, under the connection's request
+   * id; `call`: the operation, which says whether its client withdrew it (a `complete`, the socket's end).
+   */
   pipeline(
     request: GraphQLRequest,
     viewer: Viewer,
