@@ -214,3 +214,77 @@ describe.runIf(databases.includes('postgresql'))('connections refused for want o
     );
   }, 60_000);
 });
+
+describe.runIf(databases.includes('postgresql'))('a statement_timeout or lock_timeout set on the database', () => {
+  /** A fresh migrated database of the owner role whose database-level setting `name` is `value`. */
+  async function databaseWith(setting: string, value: string): Promise<RolesDatabase & { name: string }> {
+    const roles = await rolesDatabase();
+    await migrateDatabase(roles.ownerUrl);
+    const name = nameOf(roles.ownerUrl);
+    await asAdmin((client) => client.query(`ALTER DATABASE ${name} SET ${setting} = '${value}'`));
+    return { ...roles, name };
+  }
+
+  async function heldSession(url: string): Promise<pg.Client> {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    disposers.push(() => client.end());
+    await client.query('SET statement_timeout = 0; SET lock_timeout = 0');
+    return client;
+  }
+
+  test('a migration longer than the statement_timeout is not cancelled', async () => {
+    const roles = await databaseWith('statement_timeout', '100ms');
+    const root = migrationsWithOneMore('SELECT pg_sleep(0.5);');
+    expect((await migrateDatabase(roles.ownerUrl, root)).applied).toEqual(['9999_test_extra']);
+  });
+
+  test('the migration waits for another instance migrating past the lock_timeout, then applies', async () => {
+    const roles = await databaseWith('lock_timeout', '100ms');
+    const root = migrationsWithOneMore('CREATE TABLE "LockProbe" ("id" INTEGER PRIMARY KEY);');
+    // Another instance's migration: the same advisory lock, held.
+    const other = await heldSession(roles.ownerUrl);
+    await other.query('BEGIN');
+    await other.query('SELECT pg_advisory_xact_lock(727063311)');
+    let settled = false;
+    const migrating = migrateDatabase(roles.ownerUrl, root).finally(() => {
+      settled = true;
+    });
+    migrating.catch(() => {});
+    // Waiting on the lock for three times the lock_timeout, as PostgreSQL itself sees it.
+    await waitFor(async () => {
+      if (settled) return true;
+      // Not on `other`: inside its transaction pg_stat_activity stays the snapshot first read.
+      const { rows } = await asAdmin((client) =>
+        client.query(
+          `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND wait_event = 'advisory'
+          AND now() - state_change > interval '300 milliseconds'`,
+          [roles.name],
+        ),
+      );
+      return rows.length ? true : undefined;
+    }, 'the migration to wait on the advisory lock');
+    await other.query('COMMIT');
+    expect((await migrating).applied).toEqual(['9999_test_extra']);
+  });
+
+  test('a request whose statement the statement_timeout cancels answers UNAVAILABLE (503), as a query timeout does', async () => {
+    const roles = await databaseWith('statement_timeout', '200ms');
+    const server = startProcess(SERVER_COMMAND, serverEnv(roles.ownerUrl));
+    const graphql = { graphqlUrl: (await listeningUrl(server)).toString() };
+    const holder = await heldSession(roles.ownerUrl);
+    await holder.query('BEGIN');
+    await holder.query('LOCK TABLE "AppState", "MarketSource" IN ACCESS EXCLUSIVE MODE');
+    // A hand-written statement (driver-sql.ts) and a Prisma query: their errors differ in shape.
+    for (const query of ['{ apps(first: 5) { totalCount } }', '{ marketSources { sourceId } }']) {
+      const answer = await rawRequest(graphql, { query });
+      expect(answer.status, answer.text).toBe(503);
+      expect(answer.body?.errors?.map((error) => [error.message, error.extensions?.code])).toEqual([
+        ['The database is unavailable; retry shortly.', 'UNAVAILABLE'],
+      ]);
+    }
+    await holder.query('ROLLBACK');
+    const back = await rawRequest(graphql, { query: '{ apps(first: 5) { totalCount } }' });
+    expect(back.status, back.text).toBe(200);
+  }, 60_000);
+});

@@ -59,6 +59,7 @@ const DRIVER_CODES = new Set([
   '3D000',
   '28000',
   '28P01',
+  '57014', // query_canceled (a statement_timeout): answered as DATABASE_QUERY_TIMEOUT_MS's timeout is
 ]);
 /**
  * pg's own messages, which reach us unwrapped through the adapter (seen with a TCP proxy that
@@ -94,9 +95,12 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   if (typeof code === 'string' && (PRISMA_CODES.has(code) || DRIVER_CODES.has(code) || SQLITE_AWAY_CODES.test(code))) {
     return true;
   }
-  const cause = meta?.driverAdapterError?.cause;
+  const cause =
+    meta?.driverAdapterError?.cause ?? (error as { cause?: { kind?: string; originalCode?: string } }).cause;
   if (cause?.kind && ADAPTER_KINDS.has(cause.kind)) return true;
-  if (cause?.originalCode && SQLITE_AWAY_CODES.test(cause.originalCode)) return true;
+  if (cause?.originalCode && (SQLITE_AWAY_CODES.test(cause.originalCode) || DRIVER_CODES.has(cause.originalCode))) {
+    return true;
+  }
   return typeof message === 'string' && DRIVER_MESSAGES.test(message);
 }
 

@@ -279,6 +279,10 @@ async function migratePostgres(url: string, migrations: Migration[]): Promise<Ou
     if (upToDate) return upToDate;
     await client.query('BEGIN');
     try {
+      // This transaction only: a statement_timeout or lock_timeout set on the role or database for
+      // the server's requests would cancel an index build on a big table (seconds: see README) or
+      // the wait for another instance's migration (the lock below), and the start with it.
+      await client.query('SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0');
       await client.query('SELECT pg_advisory_xact_lock($1)', [ADVISORY_LOCK_ID]);
       await client.query(`CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
         "id" VARCHAR(36) PRIMARY KEY NOT NULL,
