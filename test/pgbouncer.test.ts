@@ -5,10 +5,10 @@ import { installThroughApi, startTestServer, type TestServer, waitFor } from './
 import { rawRequest } from './support/untyped.js';
 
 /**
- * The server behind PgBouncer in transaction pooling mode, as production deployments run it: each
+ * The server behind PgBouncer, as production deployments run it. In transaction pooling mode each
  * transaction (each statement outside one) may run on another server connection, so nothing may
- * rely on what a connection kept from before, such as a named prepared statement. DATABASE_URL says
- * so with Prisma's switch `?pgbouncer=true`.
+ * rely on what a connection kept from before, such as a named prepared statement: DATABASE_URL says
+ * so with Prisma's switch `?pgbouncer=true`. Session mode needs nothing.
  */
 
 const databases = await availableDatabases();
@@ -20,39 +20,48 @@ if (!HAVE_PGBOUNCER) {
 const APPS = '{ apps(first: 5) { totalCount } }';
 const PREPARED_STATEMENT_ERROR = /prepared statement/;
 
-describe.runIf(HAVE_PGBOUNCER && databases.includes('postgresql'))('PgBouncer in transaction mode', () => {
-  let bouncer: PgBouncer;
-  let database: TestDatabase;
-  let server: TestServer;
-  beforeAll(async () => {
-    bouncer = await startPgBouncer('transaction', 2);
-    database = await createTestDatabase('postgresql');
-    const url = bouncer.urlOf(database.url, { pgbouncer: 'true' });
-    server = await startTestServer('postgresql', {
-      database: { ...database, url },
-      env: { DEMO_DATA: '0', SIMULATED_STEP_MS: '10' },
-    });
-  });
-  afterAll(async () => {
-    await server?.stop();
-    await bouncer?.stop();
-    await database?.drop();
-  });
+/** Transaction mode needs Prisma's switch; session mode, where a client keeps its server connection, does not. */
+const MODES = [
+  ['transaction', 'with pgbouncer=true', { pgbouncer: 'true' }],
+  ['session', 'without pgbouncer=true', {}],
+] as const;
 
-  test('with pgbouncer=true the server answers queries and completes an install', async () => {
-    for (let i = 0; i < 20; i++) {
-      const apps = await rawRequest(server, { query: APPS });
-      expect(apps.body, apps.text).toEqual({ data: { apps: { totalCount: expect.any(Number) } } });
-    }
-    const taskId = await installThroughApi(server, { appName: 'n8n', version: '1.70.1' });
-    await waitFor(async () => {
-      const task = await rawRequest(server, { query: `{ task(taskId: "${taskId}") { status } }` });
-      return (task.body?.data?.task as { status: string } | null)?.status === 'COMPLETED' ? true : undefined;
-    }, 'the install to complete');
-    const installed = await rawRequest(server, { query: '{ apps(first: 5) { edges { node { appName stage } } } }' });
-    expect(installed.body?.data, installed.text).toEqual({
-      apps: { edges: [{ node: { appName: 'n8n', stage: 'RUNNING' } }] },
+describe.runIf(HAVE_PGBOUNCER && databases.includes('postgresql')).each(MODES)(
+  'PgBouncer in %s mode',
+  (mode, flag, parameters) => {
+    let bouncer: PgBouncer;
+    let database: TestDatabase;
+    let server: TestServer;
+    beforeAll(async () => {
+      bouncer = await startPgBouncer(mode, mode === 'transaction' ? 2 : 20);
+      database = await createTestDatabase('postgresql');
+      const url = bouncer.urlOf(database.url, parameters);
+      server = await startTestServer('postgresql', {
+        database: { ...database, url },
+        env: { DEMO_DATA: '0', SIMULATED_STEP_MS: '10' },
+      });
     });
-    expect(server.logs.filter((line) => PREPARED_STATEMENT_ERROR.test(line))).toEqual([]);
-  });
-});
+    afterAll(async () => {
+      await server?.stop();
+      await bouncer?.stop();
+      await database?.drop();
+    });
+
+    test(`${flag} the server answers queries and completes an install`, async () => {
+      for (let i = 0; i < 20; i++) {
+        const apps = await rawRequest(server, { query: APPS });
+        expect(apps.body, apps.text).toEqual({ data: { apps: { totalCount: expect.any(Number) } } });
+      }
+      const taskId = await installThroughApi(server, { appName: 'n8n', version: '1.70.1' });
+      await waitFor(async () => {
+        const task = await rawRequest(server, { query: `{ task(taskId: "${taskId}") { status } }` });
+        return (task.body?.data?.task as { status: string } | null)?.status === 'COMPLETED' ? true : undefined;
+      }, 'the install to complete');
+      const installed = await rawRequest(server, { query: '{ apps(first: 5) { edges { node { appName stage } } } }' });
+      expect(installed.body?.data, installed.text).toEqual({
+        apps: { edges: [{ node: { appName: 'n8n', stage: 'RUNNING' } }] },
+      });
+      expect(server.logs.filter((line) => PREPARED_STATEMENT_ERROR.test(line))).toEqual([]);
+    });
+  },
+);
