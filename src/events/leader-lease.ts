@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Logger } from '../platform/logger.js';
-import { NO_READY_CHECK } from './redis-log-connections.js';
 
 /**
  * Who does the once-per-cluster work (the periodic jobs, the chart-repo polling). In one process
@@ -133,7 +132,6 @@ export class LeaderLease implements Leadership {
     this.redis = new Redis(options.url, {
       connectionName: 'market-leader-lease',
       lazyConnect: true,
-      ...NO_READY_CHECK,
       // A command fails at once while disconnected, and within a renewal interval when Redis does
       // not answer: either way the leader learns in time that it could not renew.
       enableOfflineQueue: false,

@@ -28,7 +28,6 @@ export function logConnections(url: string): { writer: Redis; reader: Redis; con
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     lazyConnect: true,
-    ...NO_READY_CHECK,
     retryStrategy: (attempt: number) => Math.min(RETRY_MS.first * 2 ** attempt, RETRY_MS.max),
     // A Redis behind a dead network never answers: without these, a command (above all the
     // reader's XREAD) would wait forever instead of failing and reconnecting.
@@ -89,11 +88,3 @@ export function startFailure(url: string, error: unknown, lastError: string | nu
   const [, what, fix] = refusal;
   return new Error(`Redis at ${hostOf(url)} (REDIS_URL) ${what}: ${reason.trim()} (${fix})`);
 }
-
-/**
- * ioredis's ready check asks INFO at each connection, and when an ACL refuses INFO it prints a
- * plain-text line on standard error (`Skipping the ready check because INFO command fails`),
- * breaking the one-JSON-object-per-line log. Off: a Redis still loading its data answers LOADING to
- * the commands themselves, which the log and the lease retry (and a start reports, REFUSALS).
- */
-export const NO_READY_CHECK = { enableReadyCheck: false } as const;

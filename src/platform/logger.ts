@@ -1,3 +1,4 @@
+import { format } from 'node:util';
 import pino from 'pino';
 import { isColorSupported, prettyFactory } from 'pino-pretty';
 import { redactSecrets } from './redact.js';
@@ -104,6 +105,11 @@ function clean(text: string): string {
  * writes each warning as one log line, cleaned like an error message.
  */
 export function logProcessWarnings(logger: Logger): void {
+  // A library's notice printed with console.warn is a warning line too: ioredis prints `Skipping
+  // the ready check because INFO command fails: "NOPERM …"` as plain text when an ACL refuses INFO.
+  // (Turning its ready check off instead left a connection that closed while connecting `ready`
+  // with no socket, for good: test/leader.test.ts's lease never led again.)
+  console.warn = (...args: unknown[]) => logger.warn({ source: 'console.warn' }, clean(format(...args)));
   process.removeAllListeners('warning');
   // An operator who turned Node's warnings off (NODE_NO_WARNINGS=1, --no-warnings) gets none as log lines either.
   if (warningsSilenced()) return;
