@@ -80,7 +80,13 @@ describe('requests node:http cannot read', () => {
       expect(answer).toMatch(/^HTTP\/1\.1 400 /);
     }
     expect((await counted(server)).get('HPE_INVALID_METHOD')).toBe(40);
-    expect(refusedLines(server)).toHaveLength(10);
+    // The lines reach the log stream after the answers: wait for them rather than count too early
+    // (and pass only when exactly 10 are there).
+    const lines = await waitFor(async () => {
+      const found = refusedLines(server);
+      return found.length >= 10 ? found : undefined;
+    }, 'ten log lines');
+    expect(lines).toHaveLength(10);
   });
 
   test('a reset of an idle connection is no request and is not counted; one cut off mid-headers is counted', async () => {
