@@ -32,6 +32,32 @@ export function redisServerInstalled(): boolean {
 /** Ports the tests' own redis-servers take: a port in use makes redis-server exit, and the next is tried. */
 const PORTS = { first: 49_000, count: 1000 };
 
+/** How much of a redis-server's stdout `readyToAccept` keeps: its start-up banner is about 2 KB. */
+const KEPT_OUTPUT = 64 * 1024;
+
+/**
+ * Resolves once a redis-server says it is ready; rejects with its output if it exits first. Its
+ * stdout is matched as a whole, not chunk by chunk: a line split across two chunks was never
+ * matched, and the test hung until its timeout.
+ */
+function readyToAccept(server: ServerProcess): Promise<void> {
+  const stdout = server.child.stdout!;
+  let text = '';
+  return new Promise<void>((resolve, reject) => {
+    const read = (data: Buffer) => {
+      text = (text + String(data)).slice(-KEPT_OUTPUT);
+      if (!/Ready to accept/.test(text)) return;
+      stdout.off('data', read);
+      resolve();
+    };
+    stdout.on('data', read);
+    void server.exited.then(({ code, signal }) => {
+      stdout.off('data', read);
+      reject(new Error(`redis-server exited (${signal ?? code}) before it was ready:\n${server.output.join('\n')}`));
+    });
+  });
+}
+
 /**
  * Starts a redis-server on a free port of PORTS (`extra`: more command-line options, e.g. the
  * cluster mode's) and resolves once it answers PING.
@@ -42,13 +68,13 @@ export async function startOwnRedis(extra: string[] = []): Promise<OwnRedis> {
     const port = PORTS.first + Math.floor(Math.random() * PORTS.count);
     const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
     const child = startProcess(['redis-server', ...args, '--dir', directory, ...extra], process.env);
-    const ready = await Promise.race([
-      new Promise<true>((resolve) =>
-        child.child.stdout?.on('data', (data) => /Ready to accept/.test(String(data)) && resolve(true)),
-      ),
-      child.exited.then(() => false as const),
-    ]);
-    if (!ready) continue; // the port was taken
+    try {
+      await readyToAccept(child);
+    } catch (error) {
+      if (/Address already in use/.test(String(error))) continue; // the port was taken
+      rmSync(directory, { recursive: true, force: true });
+      throw error;
+    }
     const url = `redis://127.0.0.1:${port}`;
     const admin = new Redis(url);
     await admin.ping();
