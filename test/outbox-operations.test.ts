@@ -182,7 +182,11 @@ describe.each(databases)('operating the outbox on %s', (kind) => {
     expect(shown).not.toContain('secret-path');
     expect(shown).not.toContain('receiver-token-123');
     // A user sees the state and the counts, not whose delivery failed nor why.
-    const forUser = await outboxComponent(server, TOKENS.alice);
+    // Past a count that outlasted the 100-ms interval (ERROR, without figures, until the next).
+    const forUser = await waitFor(async () => {
+      const seen = await outboxComponent(server, TOKENS.alice);
+      return seen.state === 'ERROR' ? undefined : seen;
+    }, 'the outbox as a user sees it');
     expect(forUser.state).toBe('DEGRADED');
     expect(forUser.metrics).not.toHaveProperty('lastError');
     expect(forUser.metrics).not.toHaveProperty('lastErrorReceiver');
