@@ -180,6 +180,9 @@ describe.runIf(runnable)('cluster mode: a Redis that refuses writes', () => {
 });
 
 describe.runIf(runnable)('cluster mode: a Redis it cannot work with', () => {
+  // A test that timed out leaves its server and redis-server behind: ended here.
+  afterAll(() => killLeftovers());
+
   test('a Redis Cluster node stops the start in one line that says so', async () => {
     const database = await createTestDatabase('postgresql');
     // A one-node Redis Cluster holding every slot: single-key commands work, the log's script does not.
