@@ -117,13 +117,10 @@ export class RedisChangeLog {
   async start(handlers: LogHandlers): Promise<number> {
     let last: [string, string[]] | undefined;
     let time: (string | number)[];
-    try {
-      await this.connect();
-    } catch (error) {
+    await this.connect().catch((error) => {
       throw startFailure(this.options.url, error, this.lastError);
-    }
-    // Before the first command on a key: on a Redis Cluster of several nodes that one may be
-    // answered MOVED, which would read as "could not reach" rather than as the Cluster it is.
+    });
+    // Before any command on a key: a Cluster of several nodes may answer it MOVED, read as "could not reach".
     await checkRedisServer(this.writer, this.options.url, this.options.logger);
     try {
       [last] = (await this.writer.xrevrange(this.stream, '+', '-', 'COUNT', 1)) as [string, string[]][];
