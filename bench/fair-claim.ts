@@ -22,6 +22,8 @@ const seed = (series: string, ts: string) => `
   SELECT 't' || n, 'CLONE', ${STATUS}, ${USER}, 'market.olares', 'app' || n, 0, '{}',
     CASE WHEN n > 300000 THEN 'k' || n END, ${ts}, ${ts} FROM ${series}`;
 
+// claimPendingTasks's statement as text (EXPLAIN needs it, Prisma's tagged template does not give it):
+// a copy, to keep in step with src/db/hot-path-sql.ts by hand.
 const CLAIM_IDS = `
   SELECT "pending"."id" FROM (
     SELECT "id", "userId", ROW_NUMBER() OVER (PARTITION BY "userId" ORDER BY "id") AS "place"
