@@ -88,7 +88,7 @@ export interface App {
   /**
    * Stops accepting, ends every stream and WebSocket, waits for the requests in flight (up to
    * SHUTDOWN_TIMEOUT_MS), then stops everything `start()` started and closes the database.
-   * `signal` only goes into the log.
+   * `signal` only goes into the log. Once only: a second call waits for the first stop.
    */
   stop(signal?: string): Promise<void>;
   /** Every service, the engine, bus and store included: for tests and benchmarks, never for resolvers. */
@@ -196,6 +196,7 @@ export function buildApp(config: Config, { logger, prisma, metrics: measured = t
 
   // Set when a stop begins: a start-up still under way starts nothing more (StartAbandoned).
   let stopRequested = false;
+  let stopping: Promise<void> | null = null;
 
   const listenAndStart = async (port?: number) => {
     const running = await listen(port);
@@ -224,22 +225,29 @@ export function buildApp(config: Config, { logger, prisma, metrics: measured = t
       starting = listenAndStart(port);
       return starting;
     },
-    async stop(signal) {
+    stop(signal) {
       stopRequested = true;
-      const began = Date.now();
-      const connections = await stopServing({ config, logger, lifecycle, http, live }, signal);
-      const progress = { step: 'the start-up still under way' };
-      const deadline = Date.now() + 2 * config.shutdownTimeoutMs + STOP_ALLOWANCE_MS + CLUSTER_LOG_STOP_WAIT_MS;
       const started = { config, logger, db, probe, services, jobs, starting, collector: () => collector };
-      if (!(await settledBy(stopStarted(started, progress), deadline))) {
-        const waited = Date.now() - began;
-        throw new Error(
-          `stop cut after ${waited} ms: ${progress.step} did not stop in time (is the database or Redis not answering?); running tasks are taken over once their lease expires`,
-        );
-      }
-      logger.info({ ...connections, ms: Date.now() - began }, 'stopped');
+      stopping ??= stopOnce({ config, logger, lifecycle, http, live }, started, signal);
+      return stopping;
     },
   };
+}
+
+/** What `stop()` does, once: stops serving, then what `start()` started, within a deadline. */
+async function stopOnce(serving: Edge, started: Started, signal?: string): Promise<void> {
+  const { config, logger } = started;
+  const began = Date.now();
+  const connections = await stopServing(serving, signal);
+  const progress = { step: 'the start-up still under way' };
+  const deadline = Date.now() + 2 * config.shutdownTimeoutMs + STOP_ALLOWANCE_MS + CLUSTER_LOG_STOP_WAIT_MS;
+  if (!(await settledBy(stopStarted(started, progress), deadline))) {
+    const waited = Date.now() - began;
+    throw new Error(
+      `stop cut after ${waited} ms: ${progress.step} did not stop in time (is the database or Redis not answering?); running tasks are taken over once their lease expires`,
+    );
+  }
+  logger.info({ ...connections, ms: Date.now() - began }, 'stopped');
 }
 
 /** What `start()` started, as it stands when the stop begins. */
