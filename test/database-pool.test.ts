@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterEach, describe, expect, test } from 'vitest';
 import { availableDatabases, createTestDatabase } from './support/databases.js';
+import { metricValue, readinessOf } from './support/metrics.js';
 import { AUTH_ENV, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
 import { proxyDatabase, type TcpProxy } from './support/tcp-proxy.js';
 
@@ -74,23 +75,12 @@ async function waitingOnLock(url: string): Promise<number> {
   }
 }
 
-async function metric(server: TestServer, series: string): Promise<number | undefined> {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
-  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
-
 const askTasks = (server: TestServer) =>
   fetch(server.graphqlUrl, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.alice}` },
     body: TASKS,
   });
-
-const readiness = async (server: TestServer) => {
-  const response = await fetch(`${server.url}/readiness`);
-  return { status: response.status, body: await response.json() };
-};
 
 describe.runIf(databases.includes('postgresql'))('the PostgreSQL pool', () => {
   test('holds DATABASE_POOL_SIZE connections; a query that waited for one in vain is told the database is busy, and readiness stays ready', async () => {
@@ -100,13 +90,13 @@ describe.runIf(databases.includes('postgresql'))('the PostgreSQL pool', () => {
     // The pool's two connections wait inside PostgreSQL; the two other queries wait for a connection.
     await waitFor(async () => ((await waitingOnLock(direct)) === POOL_SIZE ? true : undefined), 'the pool busy');
     await waitFor(
-      async () => ((await metric(server, 'market_database_pool_waiting')) === 2 ? true : undefined),
+      async () => ((await metricValue(server, 'market_database_pool_waiting')) === 2 ? true : undefined),
       'two queries waiting for a connection',
     );
-    expect(await metric(server, 'market_database_pool_connections{state="in_use"}')).toBe(POOL_SIZE);
-    expect(await metric(server, 'market_database_pool_connections{state="size"}')).toBe(POOL_SIZE);
+    expect(await metricValue(server, 'market_database_pool_connections{state="in_use"}')).toBe(POOL_SIZE);
+    expect(await metricValue(server, 'market_database_pool_connections{state="size"}')).toBe(POOL_SIZE);
     // Busy is not unready: the database answers, on the probe's own connection.
-    expect(await readiness(server)).toEqual({ status: 200, body: { status: 'ready' } });
+    expect(await readinessOf(server)).toEqual({ status: 200, body: { status: 'ready' } });
 
     // 5 s into their wait, the two queries without a connection are answered: busy, retry in a second.
     const busy = await Promise.race(
@@ -129,16 +119,16 @@ describe.runIf(databases.includes('postgresql'))('the PostgreSQL pool', () => {
     await release();
     const statuses = (await Promise.all(asked)).map((response) => response.status).sort();
     expect(statuses).toEqual([200, 200, 503, 503]);
-    expect(await metric(server, 'market_database_pool_busy_timeouts_total')).toBe(2);
+    expect(await metricValue(server, 'market_database_pool_busy_timeouts_total')).toBe(2);
     const logged = server.logs.filter((line) => line.includes('"status":503') && line.includes('database is busy'));
     expect(logged).toHaveLength(2);
   }, 60_000);
 
   test('a database cut off is unavailable, not busy, and the instance is not ready', async () => {
     const { server, proxy } = await startPooledServer();
-    expect(await readiness(server)).toEqual({ status: 200, body: { status: 'ready' } });
+    expect(await readinessOf(server)).toEqual({ status: 200, body: { status: 'ready' } });
     proxy.cut('hold');
-    expect(await readiness(server)).toEqual({
+    expect(await readinessOf(server)).toEqual({
       status: 503,
       body: { status: 'not ready', error: 'database did not answer in time' },
     });
@@ -151,8 +141,8 @@ describe.runIf(databases.includes('postgresql'))('the PostgreSQL pool', () => {
     );
     expect(answers.map((response) => response.status)).toEqual([503, 503, 503, 503]);
     expect(new Set(messages)).toEqual(new Set(['The database is unavailable; retry shortly.']));
-    expect(await metric(server, 'market_database_pool_busy_timeouts_total')).toBe(0);
+    expect(await metricValue(server, 'market_database_pool_busy_timeouts_total')).toBe(0);
     proxy.restore();
-    await waitFor(async () => ((await readiness(server)).status === 200 ? true : undefined), 'ready again');
+    await waitFor(async () => ((await readinessOf(server)).status === 200 ? true : undefined), 'ready again');
   }, 60_000);
 });

@@ -2,12 +2,13 @@ import { print } from 'graphql';
 import pg from 'pg';
 import { describe, expect, test, vi } from 'vitest';
 import { type Turn, UserPlaces, WAITING_PER_USER } from '../src/http/operations-in-flight.js';
-import { availableDatabases, createTestDatabase } from './support/databases.js';
+import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
+import { metricValue } from './support/metrics.js';
 import { InstallAppMutation } from './support/operations.js';
 import { UNINSTALLED_APPS } from './support/rows.js';
 import { AUTH_ENV, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
 import { subscribe } from './support/subscriptions.js';
-import { proxyDatabase } from './support/tcp-proxy.js';
+import { proxyDatabase, type TcpProxy } from './support/tcp-proxy.js';
 
 /**
  * One user's queries and mutations executing at once (MAX_OPERATIONS_IN_FLIGHT_PER_USER): without
@@ -73,19 +74,13 @@ describe('UserPlaces', () => {
 
 describe.runIf(databases.includes('postgresql'))('operations in flight per user, on a server', () => {
   test('past its places and the operations waiting, a user gets 429; the waiting ones run once places free; other users are not refused', async () => {
-    const database = await createTestDatabase('postgresql');
-    const { proxy, url } = await proxyDatabase(database.url);
-    const server = await startTestServer('postgresql', {
-      database: { ...database, url },
-      env: { ...AUTH_ENV, MAX_OPERATIONS_IN_FLIGHT_PER_USER: '2' },
-    });
-    const ask = (token: string) =>
-      fetch(server.graphqlUrl, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-        body: TASKS,
-      });
-    try {
+    await onHeldDatabase(2, async ({ server, proxy }) => {
+      const ask = (token: string) =>
+        fetch(server.graphqlUrl, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          body: TASKS,
+        });
       proxy.holdAnswers();
       // Two run (their statements held), a thousand wait: whichever arrives last of these is refused.
       const alices = Array.from({ length: 2 + WAITING_PER_USER + 1 }, () => ask(TOKENS.alice));
@@ -119,34 +114,23 @@ describe.runIf(databases.includes('postgresql'))('operations in flight per user,
       // Every place came back: a burst as large as the places and the waiting ones is answered in full.
       const again = await Promise.all(Array.from({ length: 2 + WAITING_PER_USER }, () => ask(TOKENS.alice)));
       expect(again.map((response) => response.status).filter((status) => status !== 200)).toEqual([]);
-    } finally {
-      proxy.releaseAnswers();
-      await server.stop();
-      await proxy.close();
-      await database.drop();
-    }
+    });
   }, 60_000);
 
   test('an operation whose client left while it waited for a place never runs: a mutation over HTTP or a WebSocket changes nothing', async () => {
-    const database = await createTestDatabase('postgresql');
-    const { proxy, url } = await proxyDatabase(database.url);
-    const server = await startTestServer('postgresql', {
-      database: { ...database, url },
-      env: { ...AUTH_ENV, MAX_OPERATIONS_IN_FLIGHT_PER_USER: '1' },
-    });
-    const [overHttp, overWebSocket] = UNINSTALLED_APPS;
-    const install = (appName: string, version: string) => ({
-      query: print(InstallAppMutation),
-      variables: { input: { sourceId: 'market.olares', appName, version } },
-    });
-    const ask = (body: object, signal?: AbortSignal) =>
-      fetch(server.graphqlUrl, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.alice}` },
-        body: JSON.stringify(body),
-        ...(signal ? { signal } : {}),
+    await onHeldDatabase(1, async ({ server, proxy, database }) => {
+      const [overHttp, overWebSocket] = UNINSTALLED_APPS;
+      const install = (appName: string, version: string) => ({
+        query: print(InstallAppMutation),
+        variables: { input: { sourceId: 'market.olares', appName, version } },
       });
-    try {
+      const ask = (body: object, signal?: AbortSignal) =>
+        fetch(server.graphqlUrl, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.alice}` },
+          body: JSON.stringify(body),
+          ...(signal ? { signal } : {}),
+        });
       proxy.holdAnswers();
       // alice's one place, held by one of two reads (the proxy holds their answers); the other waits first.
       const reads = [ask(JSON.parse(TASKS)), ask(JSON.parse(TASKS))];
@@ -185,22 +169,35 @@ describe.runIf(databases.includes('postgresql'))('operations in flight per user,
       expect(rows).toEqual([]);
       expect(await waitForMetric(server, 'market_operations_waiting', 0)).toBe(0);
       expect(await metricValue(server, 'market_graphql_errors_total{code="CLIENT_GONE"}')).toBe(2);
-    } finally {
-      proxy.releaseAnswers();
-      await server.stop();
-      await proxy.close();
-      await database.drop();
-    }
+    });
   }, 60_000);
 });
-
-async function metricValue(server: TestServer, series: string): Promise<number | undefined> {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
-  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
 
 /** Polls /metrics until `series` is `value` (the scrape reads figures in memory, never the held database). */
 function waitForMetric(server: TestServer, series: string, value: number): Promise<number> {
   return waitFor(async () => ((await metricValue(server, series)) === value ? value : undefined), `${series} ${value}`);
+}
+
+/**
+ * A PostgreSQL server whose database answers pass through a proxy the test can hold, with
+ * `places` operations in flight per user; everything stops once `run` has ended.
+ */
+async function onHeldDatabase(
+  places: number,
+  run: (parts: { server: TestServer; proxy: TcpProxy; database: TestDatabase }) => Promise<void>,
+): Promise<void> {
+  const database = await createTestDatabase('postgresql');
+  const { proxy, url } = await proxyDatabase(database.url);
+  const server = await startTestServer('postgresql', {
+    database: { ...database, url },
+    env: { ...AUTH_ENV, MAX_OPERATIONS_IN_FLIGHT_PER_USER: String(places) },
+  });
+  try {
+    await run({ server, proxy, database });
+  } finally {
+    proxy.releaseAnswers();
+    await server.stop();
+    await proxy.close();
+    await database.drop();
+  }
 }

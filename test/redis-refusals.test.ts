@@ -10,6 +10,7 @@ import {
   startInstance,
 } from './support/cluster.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
+import { readinessOf } from './support/metrics.js';
 import { RuntimeEventsSubscription, RuntimeSnapshotQuery, UninstallAppMutation } from './support/operations.js';
 import { killLeftovers, LISTENING, type LogLine, SERVER_COMMAND, serverEnv, startProcess } from './support/process.js';
 import { uniquePrefix } from './support/redis.js';
@@ -38,11 +39,6 @@ const PERMISSIONS = [
   ...['+xrevrange', '+xrange', '+xread', '+zadd', '+zremrangebyrank', '+zrevrangebyscore'],
   ...['+client|setname', '+select', '+ping', '+quit'],
 ];
-
-const readiness = async (instance: Instance) => {
-  const answer = await fetch(`${instance.url}/readiness`);
-  return { status: answer.status, body: await answer.json() };
-};
 
 describe.runIf(runnable)('cluster mode: a Redis that refuses writes', () => {
   let database: TestDatabase;
@@ -79,7 +75,7 @@ describe.runIf(runnable)('cluster mode: a Redis that refuses writes', () => {
 
   test('out of memory under noeviction: the instances say so (log, readiness, metric), then catch up and agree', async () => {
     for (const instance of [a, b]) {
-      await waitFor(async () => ((await readiness(instance)).status === 200 ? true : undefined), 'ready');
+      await waitFor(async () => ((await readinessOf(instance)).status === 200 ? true : undefined), 'ready');
     }
     // Every write refused: `-OOM command not allowed when used memory > 'maxmemory'`.
     await redis.admin.config('SET', 'maxmemory-policy', 'noeviction');
@@ -92,7 +88,7 @@ describe.runIf(runnable)('cluster mode: a Redis that refuses writes', () => {
     expect(warning.msg).toMatch(
       /^Redis refuses the cluster log's commands \(127\.0\.0\.1:\d+\): cluster changes cannot be appended/,
     );
-    expect(await readiness(a)).toEqual({
+    expect(await readinessOf(a)).toEqual({
       status: 503,
       body: { status: 'not ready', error: "Redis refuses the change log's commands (see the log)" },
     });
@@ -106,7 +102,7 @@ describe.runIf(runnable)('cluster mode: a Redis that refuses writes', () => {
         line.msg === "Redis takes the cluster log's commands again: cluster changes are appended again",
       'the appends to be logged as working again',
     );
-    await waitFor(async () => ((await readiness(a)).status === 200 ? true : undefined), 'A to be ready again');
+    await waitFor(async () => ((await readinessOf(a)).status === 200 ? true : undefined), 'A to be ready again');
     expect(await redisConnected(a)).toBe('1');
     // What waited went through: B sees the install, and both runtime states end equal.
     await completedOn(b, taskId);
@@ -249,7 +245,7 @@ describe.runIf(runnable)('cluster mode: a Redis it cannot work with', () => {
       // The change log works (the runtime state follows it) and the lease too (the leader's jobs run).
       await completedOn(instance, await installOn(instance, 'gail', 'n8n', '1.70.1'));
       await waitFor(async () => ((await appsOf(instance, 'gail')).join() === 'n8n:RUNNING' ? true : undefined), 'n8n');
-      await waitFor(async () => ((await readiness(instance)).status === 200 ? true : undefined), 'ready');
+      await waitFor(async () => ((await readinessOf(instance)).status === 200 ? true : undefined), 'ready');
       await instance.server.waitForLog((line) => line.msg === 'leading the cluster', 'the lease to be taken');
       instance.server.child.kill('SIGTERM');
       expect(await instance.server.exited).toEqual({ code: 0, signal: null });

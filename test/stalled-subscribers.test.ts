@@ -2,6 +2,7 @@ import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type WebSocket from 'ws';
 import { STALL_PERIODS } from '../src/transports/read-progress.js';
+import { metricValue } from './support/metrics.js';
 import { openRawSocket, type RawSocket } from './support/raw-ws.js';
 import { AUTH_ENV, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
 
@@ -76,13 +77,6 @@ function tcpOf(socket: WebSocket): Socket {
   return (socket as unknown as { _socket: Socket })._socket;
 }
 
-/** The value of one series of /metrics, as written (`name{label="value",…}`); undefined when absent. */
-async function sample(server: TestServer, series: string): Promise<number | undefined> {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
-  const line = text.split('\n').find((each) => each.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
-
 const CUT_SSE = 'market_subscription_clients_cut_total{transport="sse",reason="stalled"}';
 const CUT_WS = 'market_subscription_clients_cut_total{transport="ws",reason="stalled"}';
 
@@ -128,7 +122,7 @@ describe('a subscriber that stops reading while its events keep coming', () => {
   }
 
   test('SSE: closed within the bound, logged and counted; its slot comes free (the refusal said when to retry)', async () => {
-    expect(await sample(server, CUT_SSE)).toBe(0);
+    expect(await metricValue(server, CUT_SSE)).toBe(0);
     const stalled = await rawSseStream(server, TOKENS.alice);
     try {
       expect(stalled.head).toMatch(/^HTTP\/1\.1 200/);
@@ -154,8 +148,8 @@ describe('a subscriber that stops reading while its events keep coming', () => {
       expect(logged(server, 'sse stream closed: client stalled')).toEqual([
         expect.objectContaining({ userId: 'alice', reason: expect.stringMatching(/^Client read nothing for 2 s/) }),
       ]);
-      expect(await sample(server, CUT_SSE)).toBe(1);
-      expect(await sample(server, CUT_WS)).toBe(0);
+      expect(await metricValue(server, CUT_SSE)).toBe(1);
+      expect(await metricValue(server, CUT_WS)).toBe(0);
 
       // Her place is free again.
       const next = await rawSseStream(server, TOKENS.alice);
@@ -193,7 +187,7 @@ describe('a subscriber that stops reading while its events keep coming', () => {
       expect(closes).toEqual([
         expect.objectContaining({ userId: 'alice', closedBy: 'server', reason: expect.stringMatching(/read nothing/) }),
       ]);
-      expect(await sample(server, CUT_WS)).toBe(1);
+      expect(await metricValue(server, CUT_WS)).toBe(1);
 
       const next = await rawWs(server, TOKENS.alice);
       await next.nextOfType('connection_ack');
@@ -278,8 +272,8 @@ describe('subscribers that read slowly but steadily', () => {
       expect(server.app.subscriptionStats()).toMatchObject({ streams: 1, connections: 1, subscriptions: 2 });
       expect(logged(server, 'sse stream closed: client stalled')).toEqual([]);
       expect(logged(server, 'websocket closed')).toEqual([]);
-      expect(await sample(server, CUT_SSE)).toBe(0);
-      expect(await sample(server, CUT_WS)).toBe(0);
+      expect(await metricValue(server, CUT_SSE)).toBe(0);
+      expect(await metricValue(server, CUT_WS)).toBe(0);
     } finally {
       clearInterval(producer);
       sse.socket.destroy();
