@@ -65,20 +65,18 @@ async function postgres() {
       ['fair', CLAIM],
       ['oldest', OLDEST],
     ] as const) {
-      const times: number[] = [];
-      let claimed = '';
-      for (let run = 0; run < 7; run++) {
+      const { ms, claimed } = await sevenRuns(async () => {
         await db.query('BEGIN');
         const start = performance.now();
         const { rows } = await db.query(statement);
-        times.push(performance.now() - start);
-        claimed = rows.map((row) => row.userId).join(',');
+        const took = performance.now() - start;
         await db.query('ROLLBACK');
-      }
+        return { took, users: rows.map((row) => row.userId) };
+      });
       await db.query('BEGIN');
       const plan = await db.query(`EXPLAIN (ANALYZE, BUFFERS) ${statement}`);
       await db.query('ROLLBACK');
-      console.log(`\npostgresql ${name}, index ${indexed}: ${median(times).toFixed(2)} ms, claimed ${claimed}`);
+      console.log(`\npostgresql ${name}, index ${indexed}: ${ms.toFixed(2)} ms, claimed ${claimed}`);
       console.log(plan.rows.map((row) => `  ${row['QUERY PLAN']}`).join('\n'));
     }
   }
@@ -101,23 +99,33 @@ async function sqlite() {
       ['fair', CLAIM],
       ['oldest', OLDEST],
     ] as const) {
-      const times: number[] = [];
-      let claimed = '';
-      for (let run = 0; run < 7; run++) {
+      const { ms, claimed } = await sevenRuns(async () => {
         db.exec('BEGIN');
         const start = performance.now();
         const rows = db.prepare(statement).all() as { userId: string }[];
-        times.push(performance.now() - start);
-        claimed = rows.map((row) => row.userId).join(',');
+        const took = performance.now() - start;
         db.exec('ROLLBACK');
-      }
+        return { took, users: rows.map((row) => row.userId) };
+      });
       const plan = db.prepare(`EXPLAIN QUERY PLAN ${statement}`).all() as { detail: string }[];
-      console.log(`\nsqlite ${name}, index ${indexed}: ${median(times).toFixed(2)} ms, claimed ${claimed}`);
+      console.log(`\nsqlite ${name}, index ${indexed}: ${ms.toFixed(2)} ms, claimed ${claimed}`);
       console.log(plan.map((row) => `  ${row.detail}`).join('\n'));
     }
   }
   db.exec(`CREATE INDEX IF NOT EXISTS ${INDEX} ON "Task"("status","userId","id")`);
   db.close();
+}
+
+/** The median of seven claims, each rolled back, and whom the last one claimed for. */
+async function sevenRuns(claim: () => Promise<{ took: number; users: string[] }>) {
+  const times: number[] = [];
+  let users: string[] = [];
+  for (let run = 0; run < 7; run++) {
+    const result = await claim();
+    times.push(result.took);
+    users = result.users;
+  }
+  return { ms: median(times), claimed: users.join(',') };
 }
 
 await postgres();
