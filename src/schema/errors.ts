@@ -23,7 +23,7 @@ const CODE_DESCRIPTIONS: Record<(typeof ERROR_CODES)[number], string> = {
   INVALID_STATE: "The operation does not apply in the object's current state.",
   UPSTREAM: 'A service this API depends on failed.',
   LIMIT_EXCEEDED:
-    'A per-user bound was reached: a new task beyond MAX_ACTIVE_TASKS_PER_USER pending or running ones (the message names the figure); submit it again once some have ended.',
+    'A bound was reached. In a result: a new task beyond MAX_ACTIVE_TASKS_PER_USER pending or running ones (the message names the figure); submit it again once some have ended. As `extensions.code` of a GraphQL error: an operation over MAX_QUERY_COST, a mutation that selects a once-per-operation field twice, or of more mutations than MUTATION_BURST (HTTP 400: it never runs as sent), or one more than the user may have in flight and waiting (HTTP 429 with `Retry-After`: send it again then).',
 };
 
 export const ErrorCodeEnum = builder.enumType('ErrorCode', {
