@@ -4,6 +4,18 @@ import { postgresUrlProblem } from './connection-urls.js';
 
 /** The kinds of values environment variables hold, with their checks (config-env.ts is the table of variables). */
 
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * One bad variable, in the form loadConfig reports them (the server prints it and exits 1): for
+ * the checks made after parsing, and those made where a setting is used (key files, manifests).
+ */
+export function invalidSetting(variable: string, message: string): ConfigError {
+  return new ConfigError(`Invalid configuration:\n  ${variable}: ${message}`);
+}
+
 /**
  * Environment values are text, and only decimal digits (with a fraction where the setting allows
  * one), as the README writes numbers, are read as a number. `z.coerce.number` used `Number()`,

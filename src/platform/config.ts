@@ -1,7 +1,11 @@
 import { hostname } from 'node:os';
-import { type ApiToken, type Env, envSchema } from './config-env.js';
-import { settingProblems } from './config-values.js';
+import { type AuthConfig, authSettings } from './config-auth.js';
+import { type Env, envSchema } from './config-env.js';
+import { ConfigError, invalidSetting, settingProblems } from './config-values.js';
 import { parseSimulatedOutcomes } from './simulated-outcomes.js';
+
+export type { AuthConfig, JwtConfig } from './config-auth.js';
+export { ConfigError, invalidSetting } from './config-values.js';
 
 /**
  * Every setting of the server, read from the environment once at start and validated here. A bad value stops the
@@ -37,14 +41,7 @@ export type Config = {
     stoppedComponentRetentionMs: number; // STOPPED_COMPONENT_RETENTION_MS
   } | null;
   demoData: boolean;
-  auth: {
-    tokens: ApiToken[];
-    userHeader: string | undefined;
-    adminUsers: string[];
-    jwt: JwtConfig | null;
-    /** No tokens, no JWT and no gateway header: a single local admin, loopback only. */
-    localDevelopment: boolean;
-  };
+  auth: AuthConfig;
   /** Origins allowed to call the API from a browser, besides the server's own. */
   corsOrigins: string[];
   inputLimits: { maxListLength: number; maxStringLength: number; maxJsonDepth: number };
@@ -129,24 +126,6 @@ export type Config = {
     pushes: { walletUrl: string | null; frontendUrl: string | null; secret: string | null };
   };
 };
-
-export interface JwtConfig {
-  /** Exactly one key source is set. */
-  secret: string | undefined;
-  publicKey: string | undefined;
-  jwksFile: string | undefined;
-  issuer: string | undefined;
-  audience: string | undefined;
-  clockSkewS: number;
-  userClaim: string;
-  roleClaim: string;
-}
-
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1']);
 
 /** Reads and validates the environment; throws a ConfigError listing every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -262,65 +241,6 @@ function catalogueSettings(e: Env): Config['catalogue'] {
     timeoutMs: e.SYNC_TIMEOUT_MS,
     maxResponseBytes: e.SYNC_MAX_RESPONSE_BYTES,
     maxCatalogueBytes: e.SYNC_MAX_CATALOGUE_BYTES,
-  };
-}
-
-/**
- * One bad variable, in the form loadConfig reports them (the server prints it and exits 1): for
- * the checks made after parsing, and those made where a setting is used (key files, manifests).
- */
-export function invalidSetting(variable: string, message: string): ConfigError {
-  return new ConfigError(`Invalid configuration:\n  ${variable}: ${message}`);
-}
-
-function authSettings(e: Env): Config['auth'] {
-  const jwtKeys = [e.AUTH_JWT_SECRET, e.AUTH_JWT_PUBLIC_KEY, e.AUTH_JWT_JWKS_FILE].filter(Boolean).length;
-  if (jwtKeys > 1) {
-    throw invalidSetting(
-      'AUTH_JWT_SECRET',
-      'set only one of AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY and AUTH_JWT_JWKS_FILE',
-    );
-  }
-  // Settings that only mean something beside another: alone, the server started in local
-  // development mode (every request the admin) with the operator believing otherwise.
-  const jwtOnly = (['AUTH_JWT_ISSUER', 'AUTH_JWT_AUDIENCE'] as const).find((name) => e[name] !== undefined);
-  if (jwtOnly && !jwtKeys) {
-    throw invalidSetting(
-      jwtOnly,
-      'set, but there is no key to verify tokens with (AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWT_JWKS_FILE)',
-    );
-  }
-  if (e.AUTH_ADMIN_USERS.length > 0 && !e.AUTH_USER_HEADER) {
-    throw invalidSetting(
-      'AUTH_ADMIN_USERS',
-      'names gateway users, but AUTH_USER_HEADER (the gateway header) is not set',
-    );
-  }
-  const jwt: JwtConfig | null = jwtKeys
-    ? {
-        secret: e.AUTH_JWT_SECRET,
-        publicKey: e.AUTH_JWT_PUBLIC_KEY,
-        jwksFile: e.AUTH_JWT_JWKS_FILE,
-        issuer: e.AUTH_JWT_ISSUER,
-        audience: e.AUTH_JWT_AUDIENCE,
-        clockSkewS: e.AUTH_JWT_CLOCK_SKEW_S,
-        userClaim: e.AUTH_JWT_USER_CLAIM,
-        roleClaim: e.AUTH_JWT_ROLE_CLAIM,
-      }
-    : null;
-  const localDevelopment = e.AUTH_TOKENS.length === 0 && !e.AUTH_USER_HEADER && !jwt;
-  if (localDevelopment && !LOOPBACK_HOSTS.has(e.HOST)) {
-    throw invalidSetting(
-      'HOST',
-      `without AUTH_TOKENS, AUTH_JWT_* or AUTH_USER_HEADER the server runs in local development mode and binds only to 127.0.0.1, ::1 or localhost (got ${e.HOST})`,
-    );
-  }
-  return {
-    tokens: e.AUTH_TOKENS,
-    userHeader: e.AUTH_USER_HEADER,
-    adminUsers: e.AUTH_ADMIN_USERS,
-    jwt,
-    localDevelopment,
   };
 }
 
