@@ -397,6 +397,7 @@ describe.each(databases)('task handover on %s', (kind) => {
         ).map((row) => row.status),
       ).toEqual(sent.map(() => 'COMPLETED'));
     },
+    120_000, // two processes started, two leases waited out: 20-28 s on a loaded 2-core machine, near the 30 s default
   );
 
   test('an app service that lists no apps at all (just restarted) fails no adopted task: it is asked again, and the task followed', async () => {
