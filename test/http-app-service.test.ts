@@ -309,6 +309,12 @@ describe('HttpAppService failures', () => {
       message: /^app service failed on install of jellyfin \(HTTP 500\)$/,
     },
     {
+      case: 'a 429 (its load, not the request)',
+      behaviour: { respond: 'http-error', status: 429, body: { code: 429, message: 'slow down', data: null } },
+      kind: 'unavailable',
+      message: /^app service is too busy for install of jellyfin: slow down \(HTTP 429\)$/,
+    },
+    {
       case: 'a 404',
       behaviour: { respond: 'http-error', status: 404 },
       kind: 'not_found',
@@ -589,6 +595,28 @@ describe('HttpAppService.listApps', () => {
     expect(events).toHaveLength(count);
     expect(events.at(-1)).toMatchObject({ userId: 'alice', appName: `app-${count - 1}`, state: 'running' });
   });
+
+  test('the listing of a cluster of 12,000 apps with their entrances, over a million JSON values, is read whole', async () => {
+    // What a real listing holds per app (~100 JSON values: entrances, settings): the listing used
+    // to be held to the 1,000,000 values any answer is, which refused every cluster past ~11,000 apps.
+    const count = 12_000;
+    const entranceStatuses = Array.from({ length: 4 }, (_, j) => ({
+      name: `e${j}`,
+      title: `Entrance ${j}`,
+      state: 'running',
+      statusTime: '2026-11-22T10:00:00Z',
+      reason: '',
+      message: '',
+      url: `https://e${j}.alice.olares.com`,
+      authLevel: 'private',
+      invisible: false,
+      openMethod: 'default',
+    }));
+    for (let i = 0; i < count; i++) fake.apps.push({ ...running, name: `app-${i}`, opID: `op-${i}`, entranceStatuses });
+    const events = await createService({ timeoutMs: 60_000 }).listApps();
+    expect(events).toHaveLength(count);
+    expect(events.at(-1)).toMatchObject({ userId: 'alice', appName: `app-${count - 1}`, state: 'running' });
+  }, 60_000);
 
   test('any other answer over 8 MiB is an invalid response, not read whole', async () => {
     fake.setBehaviour('install', { respond: 'json', body: { code: 200, data: 'x'.repeat(8 * 1024 * 1024) } });

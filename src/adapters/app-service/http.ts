@@ -5,6 +5,7 @@ import type { Logger } from '../../platform/logger.js';
 import { fetchJson, unreadBody, upstreamExcerpt } from '../../platform/outbound-http.js';
 import { redactSecrets, redactSecretsIn, rememberSecret, secretEnvValues } from '../../platform/redact.js';
 import { listedIdentity, operationStatuses, readListedApp, readListedMiddlewares, textOf } from './app-listing.js';
+import { asEnvelope, describeHttpFailure, type Envelope } from './http-answers.js';
 import {
   type AppListing,
   type AppService,
@@ -41,17 +42,11 @@ interface WireEnv {
   valueFrom?: { envName: string };
 }
 
-/** The app service's response body: `{ code, message, data }`, where code 200 means success. */
-interface Envelope {
-  /** The HTTP status it came with. */
-  status: number;
-  code: number;
-  message: string;
-  data: unknown;
-}
-
-/** The listing of every app of every user grows with the cluster (~1 KB an app): room for ~100k. */
-const ALL_APPS_MAX_BYTES = 128 * 1024 * 1024;
+/**
+ * The listings of every app (and middleware) outgrow any other answer's bounds (8 MiB, 1,000,000 JSON values): an
+ * app is ~1 KB and ~90 values, and ~11,000 apps were refused (status correction and adoption stopped). The parse
+ * blocks the event loop (2-core machine, 2026-12-07: 12,000 apps 72-118 ms, 100,000 apps 0.85-1.2 s). */
+const WHOLE_CLUSTER = { maxResponseBytes: 128 * 1024 * 1024, maxJsonValues: 16_000_000 };
 
 interface Call {
   method: 'GET' | 'POST';
@@ -61,17 +56,14 @@ interface Call {
   /** Whose request it is; listing apps is on nobody's behalf. */
   caller?: { userId: string; sourceId: string };
   body?: unknown;
-  /** @default DEFAULT_MAX_RESPONSE_BYTES (8 MiB) */
-  maxResponseBytes?: number;
+  /** @default DEFAULT_MAX_RESPONSE_BYTES (8 MiB) and DEFAULT_MAX_JSON_VALUES (1,000,000) */
+  limits?: typeof WHOLE_CLUSTER;
   /**
    * Secret values the body carries; redacted from whatever the app service answers, and remembered
    * before sending, because the state events that quote them arrive later, through another door.
    */
   secrets?: string[];
 }
-
-/** Long enough for any real explanation, short enough that a stack trace does not end up on a task. */
-const MAX_UPSTREAM_MESSAGE = 500;
 
 /** Upstream names in a log line: enough to find the app, never a whole body. */
 const MAX_LOGGED_TEXT = 128;
@@ -160,7 +152,7 @@ export class HttpAppService implements AppService {
 
   async listAppsInFull(): Promise<AppListing> {
     const action = 'listing of all apps';
-    const listing = { method: 'GET', path: '/app-service/v1/all/apps', maxResponseBytes: ALL_APPS_MAX_BYTES } as const;
+    const listing = { method: 'GET', path: '/app-service/v1/all/apps', limits: WHOLE_CLUSTER } as const;
     const requestedAt = Date.now(); // what a time too far ahead counts as (reportTime): not the parse's
     const { status, body } = await this.request({ ...listing, action });
     let items: unknown[];
@@ -199,7 +191,7 @@ export class HttpAppService implements AppService {
   async listMiddlewares(): Promise<AppStateEvent[]> {
     const action = 'listing of middlewares';
     const path = '/app-service/v1/middlewares/status';
-    const envelope = await this.send({ method: 'GET', path, action, maxResponseBytes: ALL_APPS_MAX_BYTES });
+    const envelope = await this.send({ method: 'GET', path, action, limits: WHOLE_CLUSTER });
     this.ensureAccepted(envelope, action);
     const read = readListedMiddlewares(envelope.data);
     const { status, code } = envelope;
@@ -287,7 +279,7 @@ export class HttpAppService implements AppService {
       json: call.body,
       timeoutMs: this.requestTimeoutMs,
       secrets: this.secretsOf(call.secrets),
-      ...(call.maxResponseBytes ? { maxResponseBytes: call.maxResponseBytes } : {}),
+      ...call.limits,
     });
     if (outcome.kind === 'timeout') {
       throw this.failure('timeout', `app service did not answer ${call.action} within ${this.requestTimeoutMs} ms`);
@@ -360,30 +352,12 @@ export class HttpAppService implements AppService {
   }
 }
 
-function describeHttpFailure(status: number, action: string, explanation: string): [AppServiceErrorKind, string] {
-  if (status >= 500) return ['unavailable', `app service failed on ${action}${explanation} (HTTP ${status})`];
-  if (status === 404) return ['not_found', `app service found nothing for ${action}${explanation} (HTTP 404)`];
-  if (status === 401 || status === 403) {
-    return ['unauthorized', `app service refused our credentials for ${action}${explanation} (HTTP ${status})`];
-  }
-  if (status >= 400) return ['rejected', `app service rejected ${action}${explanation} (HTTP ${status})`];
-  return ['invalid_response', `app service answered ${action} with an unexpected HTTP ${status}`];
-}
-
 function toWireEnv(env: EnvVar): WireEnv {
   return {
     envName: env.name,
     ...(env.value == null ? {} : { value: env.value }),
     ...(env.valueFrom == null ? {} : { valueFrom: { envName: env.valueFrom } }),
   };
-}
-
-/** The envelope of an answer, its message already without secrets (redacted before it is cut to length). */
-function asEnvelope(status: number, body: unknown, secrets: string[]): Envelope | null {
-  if (!isRecord(body) || typeof body.code !== 'number') return null;
-  const message =
-    typeof body.message === 'string' ? upstreamExcerpt(body.message.trim(), MAX_UPSTREAM_MESSAGE, secrets) : '';
-  return { status, code: body.code, message, data: body.data ?? null };
 }
 
 /** Upstream text for a log line: bounded, and without secrets. */
