@@ -57,6 +57,9 @@ function entrancesOf(app: AppRow): AppEntrance[] {
   });
 }
 
+const APP_SERVICE_MESSAGE =
+  "The app service's words with its last state (e.g. what failed, when `reason` is only a code or empty), secret values removed; null when it sent none.";
+
 builder.node(AppRef, {
   description:
     'One app of one user in one market source: its operation state as reported by the app service, and the derived stage.',
@@ -108,6 +111,7 @@ builder.node(AppRef, {
       nullable: true,
       description: 'Why the app is in this state (e.g. a failure reason).',
     }),
+    message: t.exposeString('message', { nullable: true, description: APP_SERVICE_MESSAGE }),
     entrances: t.field({
       type: [AppEntranceRef],
       description:
