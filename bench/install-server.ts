@@ -44,6 +44,7 @@ async function main(): Promise<void> {
     // measure, not abuse, so the per-user mutation rate limit is off.
     MUTATION_RATE_PER_S: '0',
     MAX_OPERATIONS_IN_FLIGHT_PER_USER: '1000000', // one user's load here, many users' in production
+    MAX_ACTIVE_TASKS_PER_USER: '10000', // its 150 installs a rep, accepted faster than the engine ends them
   });
   const logger = createLogger('silent');
   const app = buildApp(config, { logger });
