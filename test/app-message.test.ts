@@ -24,6 +24,12 @@ describe('the app service message on an app', () => {
     await appService?.stop();
   });
 
+  const sendEvent = (event: Record<string, string>) =>
+    fetch(`${server.url}/events/app-state`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${SECRET}` },
+      body: JSON.stringify(event),
+    });
   const appOf = async (appName: string) => {
     const response = await fetch(server.graphqlUrl, {
       method: 'POST',
@@ -44,20 +50,11 @@ describe('the app service message on an app', () => {
       createTime: new Date().toISOString(),
       message: 'image pull failed: manifest unknown for docker.io/excalidraw/excalidraw:v0.17',
     };
-    const sent = await fetch(`${server.url}/events/app-state`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${SECRET}` },
-      body: JSON.stringify(event),
-    });
-    expect(sent.status).toBe(202);
+    expect((await sendEvent(event)).status).toBe(202);
     const app = await waitFor(async () => (await appOf('excalidraw')) ?? undefined, 'the app stored');
     expect(app).toEqual({ state: 'installFailed', reason: null, message: event.message });
 
-    await fetch(`${server.url}/events/app-state`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${SECRET}` },
-      body: JSON.stringify({ name: 'gitea', user: 'alice', state: 'running', createTime: new Date().toISOString() }),
-    });
+    await sendEvent({ name: 'gitea', user: 'alice', state: 'running', createTime: new Date().toISOString() });
     expect(await waitFor(async () => (await appOf('gitea')) ?? undefined, 'gitea stored')).toEqual({
       state: 'running',
       reason: null,
