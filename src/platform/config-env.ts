@@ -230,7 +230,7 @@ export const envSchema = z.object({
   TASK_LEASE_MS: decimal(positiveMs.min(150, 'must be at least 150 (3 heartbeats of 50 ms)')).default(30_000),
   /** PENDING plus RUNNING tasks one user may have; a submission over it is LIMIT_EXCEEDED. @default 100 */
   // Bounds how many tasks one user can queue ahead of everyone (the claim takes turns between users,
-  // but every pending task costs it: 10,000 pending, 37 ms a claim on SQLite), and well above what
+  // but every pending task costs it: 10,000 pending, 4-37 ms a claim on SQLite), and well above what
   // a person starts by hand.
   MAX_ACTIVE_TASKS_PER_USER: decimal(positiveInt.max(10_000, 'must be at most 10000')).default(100),
   /** Pace of the simulated app service, per state step. @default 800 */
