@@ -180,27 +180,23 @@ describe.runIf(runnable)('cluster mode: a Redis it cannot work with', () => {
   afterAll(() => killLeftovers());
 
   test('a Redis Cluster node stops the start in one line that says so', async () => {
-    const database = await createTestDatabase('postgresql');
     // A one-node Redis Cluster holding every slot: single-key commands work, the log's script does not.
-    const redis = await startOwnRedis(['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf']);
-    try {
-      await redis.admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
-      const server = startProcess(SERVER_COMMAND, serverEnv(database.url, { REDIS_URL: redis.url }));
-      expect(await server.exited).toEqual({ code: 1, signal: null });
-      expect(server.output.at(-1)).toBe(
-        `Redis at 127.0.0.1:${redis.port} (REDIS_URL) is a Redis Cluster node (cluster_enabled:1), which is not ` +
-          'supported: point REDIS_URL at one Redis (a primary, or a managed service’s primary endpoint)',
-      );
-    } finally {
-      await redis.stop();
-      await database.drop();
-    }
+    await withOwnRedis(
+      ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf'],
+      async ({ database, redis }) => {
+        await redis.admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
+        const server = startProcess(SERVER_COMMAND, serverEnv(database.url, { REDIS_URL: redis.url }));
+        expect(await server.exited).toEqual({ code: 1, signal: null });
+        expect(server.output.at(-1)).toBe(
+          `Redis at 127.0.0.1:${redis.port} (REDIS_URL) is a Redis Cluster node (cluster_enabled:1), which is not ` +
+            'supported: point REDIS_URL at one Redis (a primary, or a managed service’s primary endpoint)',
+        );
+      },
+    );
   }, 60_000);
 
   test('a Redis that evicts keys under memory pressure is warned of once at start, naming the policy to set', async () => {
-    const database = await createTestDatabase('postgresql');
-    const redis = await startOwnRedis(['--maxmemory-policy', 'volatile-lru']);
-    try {
+    await withOwnRedis(['--maxmemory-policy', 'volatile-lru'], async ({ database, redis }) => {
       const instance = await startInstance({ DATABASE_URL: database.url, REDIS_URL: redis.url, INSTANCE_NAME: 'e' });
       const evicts = (line: LogLine) => line.maxmemoryPolicy === 'volatile-lru';
       const warning = await instance.server.waitForLog(evicts, 'the eviction policy to be warned of');
@@ -211,17 +207,12 @@ describe.runIf(runnable)('cluster mode: a Redis it cannot work with', () => {
       instance.server.child.kill('SIGTERM');
       expect(await instance.server.exited).toEqual({ code: 0, signal: null });
       expect(instance.server.logs.filter(evicts)).toHaveLength(1);
-    } finally {
-      await redis.stop();
-      await database.drop();
-    }
+    });
   }, 60_000);
 
   test('a Redis user with only the permissions the README lists (no INFO, no CONFIG) runs the cluster log, in JSON lines only', async () => {
-    const database = await createTestDatabase('postgresql');
-    const redis = await startOwnRedis();
     const prefix = uniquePrefix();
-    try {
+    await withOwnRedis([], async ({ database, redis }) => {
       await redis.admin.acl(
         'SETUSER',
         'market',
@@ -256,16 +247,11 @@ describe.runIf(runnable)('cluster mode: a Redis it cannot work with', () => {
       expect(instance.server.logs.filter(notice).length).toBeGreaterThan(0); // one per connection
       const aboutRedis = (line: LogLine) => (line.level ?? 0) >= 40 && /redis|lease|cluster/i.test(String(line.msg));
       expect(instance.server.logs.filter((line) => aboutRedis(line) && !notice(line))).toEqual([]);
-    } finally {
-      await redis.stop();
-      await database.drop();
-    }
+    });
   }, 60_000);
 
   test('a Redis user refused a command the log needs stops the start in one line that says so', async () => {
-    const database = await createTestDatabase('postgresql');
-    const redis = await startOwnRedis();
-    try {
+    await withOwnRedis([], async ({ database, redis }) => {
       const without = PERMISSIONS.filter((permission) => permission !== '+xrevrange');
       await redis.admin.acl('SETUSER', 'market', 'on', '>market-pass', '~*', 'resetchannels', '-@all', ...without);
       const url = `redis://market:market-pass@127.0.0.1:${redis.port}`;
@@ -276,9 +262,21 @@ describe.runIf(runnable)('cluster mode: a Redis it cannot work with', () => {
           `^Redis at 127\\.0\\.0\\.1:${redis.port} \\(REDIS_URL\\) refused a command to this user: NOPERM .*xrevrange.* \\(give it the permissions the README lists under "Redis permissions"\\)$`,
         ),
       );
-    } finally {
-      await redis.stop();
-      await database.drop();
-    }
+    });
   }, 60_000);
 });
+
+/** A database and a redis-server of the test's own (started with `extra`), both gone once `run` has ended. */
+async function withOwnRedis(
+  extra: string[],
+  run: (parts: { database: TestDatabase; redis: OwnRedis }) => Promise<void>,
+): Promise<void> {
+  const database = await createTestDatabase('postgresql');
+  const redis = await startOwnRedis(extra);
+  try {
+    await run({ database, redis });
+  } finally {
+    await redis.stop();
+    await database.drop();
+  }
+}
