@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { afterEach, describe, expect, test } from 'vitest';
 import { availableDatabases, createTestDatabase, POSTGRES_URL, type TestDatabase } from './support/databases.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { startTestServer, type TestServer, waitFor } from './support/server.js';
 import { rawRequest } from './support/untyped.js';
 
 /**
@@ -67,6 +67,14 @@ describe.runIf(databases.includes('postgresql'))('PostgreSQL that refuses the se
     expect((await rawRequest(server, { query: APPS })).status).toBe(200);
     const installed = await rawRequest(server, { query: INSTALL });
     expect(installed.body?.data, installed.text).toEqual({ installApp: { __typename: 'InstallAppSuccess' } });
+    // Installed, so whether an upgrade is offered needs the catalogue.
+    await waitFor(async () => {
+      const answer = await rawRequest(server, { query: '{ runtimeSnapshot { apps { installedVersion } } }' });
+      const data = answer.body?.data as
+        | { runtimeSnapshot: { apps: { installedVersion: string | null }[] } }
+        | undefined;
+      return data?.runtimeSnapshot.apps[0]?.installedVersion ?? undefined;
+    }, 'n8n installed');
     await admin((client) => client.query(`DROP DATABASE ${new URL(database.url).pathname.slice(1)} WITH (FORCE)`));
     await expectUnavailable(server, APPS);
     await expectUnavailable(server, INSTALL);
@@ -79,13 +87,19 @@ describe.runIf(databases.includes('postgresql'))('PostgreSQL that refuses the se
     ]);
     // The same field alone: its null is no answer, the error is the whole of it (503, retry).
     await expectUnavailable(server, '{ task(taskId: "t-1") { taskId } }');
-    // One root field, served from memory, with a field deep inside it that needed the database.
+    // One root field, served from memory, with fields deep inside it that needed the database.
     const snapshot = await rawRequest(server, {
-      query: '{ runtimeSnapshot { apps { appName catalogApp { name } } } }',
+      query: '{ runtimeSnapshot { apps { appName catalogApp { name } upgradeAvailable sourceRemoved } } }',
     });
     expect(snapshot.status, snapshot.text).toBe(200);
-    expect(snapshot.body?.data).toEqual({ runtimeSnapshot: { apps: [{ appName: 'n8n', catalogApp: null }] } });
-    expect(snapshot.body?.errors?.map((error) => error.extensions?.code)).toEqual(['UNAVAILABLE']);
+    expect(snapshot.body?.data).toEqual({
+      runtimeSnapshot: { apps: [{ appName: 'n8n', catalogApp: null, upgradeAvailable: null, sourceRemoved: null }] },
+    });
+    expect(snapshot.body?.errors?.map((error) => error.extensions?.code)).toEqual([
+      'UNAVAILABLE',
+      'UNAVAILABLE',
+      'UNAVAILABLE',
+    ]);
   });
 
   test('a role whose login was taken away: UNAVAILABLE, and answers again once it is given back', async () => {

@@ -60,6 +60,14 @@ function entrancesOf(app: AppRow): AppEntrance[] {
 const APP_SERVICE_MESSAGE =
   "The app service's words with its last state (e.g. what failed, when `reason` is only a code or empty), secret values removed; null when it sent none.";
 
+// Nullable, as catalogApp and latestVersion are: they read the database, and a non-null field
+// that fails takes its parent with it, up to the whole `runtimeSnapshot` the server serves from
+// memory while the database is away.
+const UPGRADE_AVAILABLE =
+  'Whether the catalogue offers a newer version than the installed one (`latestVersion` > `installedVersion`, semver-like: a `v` prefix is ignored, pre-releases come before their release). False while nothing is installed yet, when the catalogue no longer offers the app, or when a version cannot be ordered. Null (with an `UNAVAILABLE` error) when the catalogue could not be read.';
+const SOURCE_REMOVED =
+  'Whether the market source it was installed from has been removed (`removeMarketSource`). The app stays installed and keeps working, but the catalogue no longer offers it: no upgrades, no reinstall from there. Null (with an `UNAVAILABLE` error) when the sources could not be read.';
+
 builder.node(AppRef, {
   description:
     'One app of one user in one market source: its operation state as reported by the app service, and the derived stage.',
@@ -140,8 +148,8 @@ builder.node(AppRef, {
       resolve: async (app, _args, ctx) => (await ctx.loaders.catalogVersion.load(catalogKeyOf(app)))?.version ?? null,
     }),
     upgradeAvailable: t.boolean({
-      description:
-        'Whether the catalogue offers a newer version than the installed one (`latestVersion` > `installedVersion`, semver-like: a `v` prefix is ignored, pre-releases come before their release). False while nothing is installed yet, when the catalogue no longer offers the app, or when a version cannot be ordered.',
+      nullable: true,
+      description: UPGRADE_AVAILABLE,
       resolve: async (app, _args, ctx) => {
         if (!app.installedVersion) return false;
         const latest = await ctx.loaders.catalogVersion.load(catalogKeyOf(app));
@@ -149,8 +157,8 @@ builder.node(AppRef, {
       },
     }),
     sourceRemoved: t.boolean({
-      description:
-        'Whether the market source it was installed from has been removed (`removeMarketSource`). The app stays installed and keeps working, but the catalogue no longer offers it: no upgrades, no reinstall from there.',
+      nullable: true,
+      description: SOURCE_REMOVED,
       resolve: async (app, _args, ctx) => !(await ctx.loaders.sourceExists.load(app.sourceId)),
     }),
     activeTask: t.field({

@@ -74,7 +74,7 @@ builder.queryFields((t) => ({
     {
       type: CatalogAppRef,
       description:
-        'The app catalogue, in the order its entries were first stored (by a sync or an upload), oldest first.',
+        'The app catalogue, newest first: in the reverse order its entries were first stored (by a sync or an upload), as every list is.',
       args: {
         sourceId: t.arg.string({ description: 'Only apps of this source.' }),
         search: t.arg.string({
