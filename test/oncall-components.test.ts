@@ -1,12 +1,11 @@
-import { execFileSync } from 'node:child_process';
-import { closeSync, copyFileSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { availableDatabases, createTestDatabase } from './support/databases.js';
 import { startFakeAppService } from './support/fake-app-service.js';
 import { startTestServer, type TestServer, waitFor } from './support/server.js';
 import { proxyDatabase } from './support/tcp-proxy.js';
+import { canMountTmpfs, fillDisk, mountTmpfs } from './support/tmpfs.js';
 import { componentOf } from './support/untyped.js';
 
 /**
@@ -74,46 +73,7 @@ describe.runIf(databases.includes('postgresql'))('a PostgreSQL outage on the com
   }, 60_000);
 });
 
-/** A small tmpfs of its own (needs root, as a container's CI has); null where mounting is not allowed. */
-function mountTmpfs(bytes: number): { dir: string; unmount(): void } | null {
-  const dir = mkdtempSync(path.join(tmpdir(), 'oncall-tmpfs-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes}`, 'tmpfs', dir], { stdio: 'ignore' });
-  } catch {
-    rmSync(dir, { recursive: true, force: true });
-    return null;
-  }
-  return {
-    dir,
-    unmount() {
-      execFileSync('umount', [dir]);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-/** Writes a file until its filesystem has not a byte left; returns its path. */
-function fillDisk(dir: string): string {
-  const filler = path.join(dir, 'filler');
-  const fd = openSync(filler, 'w');
-  try {
-    for (const size of [1 << 20, 4096, 1]) {
-      try {
-        for (;;) writeSync(fd, Buffer.alloc(size));
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return filler;
-}
-
-const probe = mountTmpfs(1 << 20);
-probe?.unmount();
-
-describe.runIf(probe)('SQLite on a disk with no byte free', () => {
+describe.runIf(canMountTmpfs('the SQLite full-disk component test'))('SQLite on a disk with no byte free', () => {
   test('the database component says the disk is full and still shows freeBytes', async () => {
     const disk = mountTmpfs(16 << 20)!;
     disposers.push(async () => disk.unmount());
@@ -135,10 +95,10 @@ describe.runIf(probe)('SQLite on a disk with no byte free', () => {
     disposers.push(async () => rmSync(filler)); // before the stop, which checkpoints the WAL
     const full = await waitFor(async () => {
       const seen = await componentOf(server, 'database');
-      return seen?.state === 'ERROR' && seen.message?.includes('SQLITE_FULL') ? seen : undefined;
+      return seen?.state === 'ERROR' && seen.message?.includes('disk is full') ? seen : undefined;
     }, 'the database component to show the full disk');
     expect(full.message).toBe(
-      "the database's disk is full (SQLITE_FULL): writes fail until space is freed (0 bytes free on its filesystem)",
+      "the database's disk is full: writes fail until space is freed (0 bytes free on its filesystem)",
     );
     expect(full.metrics).toMatchObject({ provider: 'sqlite', freeBytes: 0, file });
     // A client's write is told why, not to retry shortly.

@@ -123,6 +123,7 @@ function graphqlParts(
     metrics,
     documents,
     operationPlaces,
+    diskFull: services.diskFull,
   });
   return { authenticator, origins, documents, yoga, operationPlaces };
 }
@@ -173,6 +174,7 @@ export function buildApp(config: Config, { logger, prisma, metrics: measured = t
     logger,
     probe,
     databaseFile: services.databaseFile,
+    diskFull: services.diskFull,
     engine: services.engine,
     yoga,
     fastPath,
@@ -322,6 +324,7 @@ function watchedParts(
     databaseComponent: instanceComponentName('database', config.redis?.instance),
     redisConnected: services.clusterLog ? () => services.clusterLog?.connected ?? false : null,
     databasePool: poolFigures(db),
+    diskFull: services.diskFull,
     operationsWaiting: () => operationPlaces.waitingCount,
   };
 }

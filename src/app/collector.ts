@@ -22,6 +22,7 @@ export interface CollectorDeps {
     | 'barrier'
     | 'databaseFile'
     | 'processPresence'
+    | 'diskFull'
     | 'outboxWorker'
     | 'clock'
   >;
@@ -59,6 +60,7 @@ export function createCollector({
         provider: databaseProvider(config.databaseUrl),
         file: services.databaseFile,
         presence: services.processPresence,
+        diskFull: services.diskFull,
       }),
       taskEngineSource(db, services.engine, config.tasks.concurrency),
       outboxSource(db, services.outboxWorker.figures, config.outbox),

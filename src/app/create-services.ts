@@ -1,7 +1,8 @@
 import { createAppService } from '../adapters/app-service/factory.js';
 import { createDeveloperService } from '../adapters/developer-service/factory.js';
-import type { Db } from '../db/client.js';
+import { type Db, onFailedCommit } from '../db/client.js';
 import { type DatabaseClock, databaseClockOf } from '../db/database-clock.js';
+import { DiskFullWatch } from '../db/disk-full.js';
 import { OwedResyncMarker, takeOwedResync } from '../db/owed-resync.js';
 import { ProcessPresence } from '../db/process-presence.js';
 import { StatusCorrection } from '../engine/status-correction.js';
@@ -140,6 +141,8 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
     owedResync,
     databaseFile: watchedDatabaseFile(config, db),
     processPresence: processPresenceOf(db, config, logger, clock),
+    /** Writes refused for want of room: one log line per episode, a count, and `/readiness`. */
+    diskFull: diskFullWatch(db, logger),
     ...createRuntime(config, feed),
     ...createOutbox({
       db,
@@ -285,6 +288,13 @@ export function resolverServices(services: Services): ResolverServices {
 }
 
 /** Without REDIS_URL: whether other server processes use the database (null in cluster mode). */
+/** The watch, told also of the failed COMMITs of Prisma's own transactions (their cause reaches only the adapter). */
+function diskFullWatch(db: Db, logger: Logger): DiskFullWatch {
+  const watch = new DiskFullWatch(logger.child({ component: 'database' }));
+  onFailedCommit(db, (error) => watch.observe(error));
+  return watch;
+}
+
 function processPresenceOf(db: Db, config: Config, logger: Logger, clock: DatabaseClock): ProcessPresence | null {
   if (config.redis) return null;
   // Longer than three collector cycles between two of a live process's beats, and never under 15 s.

@@ -11,6 +11,7 @@ import {
   type YogaServerInstance,
 } from 'graphql-yoga';
 import type { Authenticator, Viewer } from '../auth/viewer.js';
+import type { DiskFullWatch } from '../db/disk-full.js';
 import { DomainError } from '../domain/errors.js';
 import { useMissedEventsExecution } from '../fanout/cohorts.js';
 import { multipartLimits } from '../http/body.js';
@@ -67,6 +68,8 @@ export interface GraphQLDeps {
   documents: DocumentCache;
   /** Each user's places for executing operations (MAX_OPERATIONS_IN_FLIGHT_PER_USER), read by /metrics too. */
   operationPlaces: UserPlaces;
+  /** Told of each database failure a client is answered UNAVAILABLE for (a full disk's episode). */
+  diskFull?: Pick<DiskFullWatch, 'observe'>;
 }
 
 const DEFAULT_QUERY = `# Welcome to the Market Runtime GraphQL API.
@@ -92,6 +95,7 @@ export function createGraphQL({
   metrics,
   documents,
   operationPlaces,
+  diskFull,
 }: GraphQLDeps): GraphQLServer {
   const counting = metrics?.plugins();
   const graphiql = graphiqlDelivery(renderGraphiQL);
@@ -104,8 +108,10 @@ export function createGraphQL({
     graphiql: config.graphiql && { title: 'Market Runtime GraphQL API', defaultQuery: DEFAULT_QUERY },
     renderGraphiQL: graphiql.render,
     maskedErrors: {
-      maskError: createErrorMasker((error, requestId) =>
-        logger.error({ err: error, ...(requestId ? { requestId } : {}) }, 'unexpected error in a GraphQL operation'),
+      maskError: createErrorMasker(
+        (error, requestId) =>
+          logger.error({ err: error, ...(requestId ? { requestId } : {}) }, 'unexpected error in a GraphQL operation'),
+        (error) => diskFull?.observe(error),
       ),
     },
     cors: corsFor(origins),

@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Authenticator, Viewer } from '../auth/viewer.js';
 import type { DatabaseProbe } from '../db/client.js';
+import type { DiskFullWatch } from '../db/disk-full.js';
 import type { SqliteFile } from '../db/sqlite-file.js';
 import { DomainError } from '../domain/errors.js';
 import type { TaskEngine } from '../engine/task-engine.js';
@@ -34,6 +35,8 @@ export interface RouteDeps {
   probe: DatabaseProbe;
   /** SQLite: the file the server opened, watched (null on PostgreSQL). */
   databaseFile: SqliteFile | null;
+  /** Writes refused for want of room lately: not ready meanwhile. */
+  diskFull?: Pick<DiskFullWatch, 'problem'>;
   /** Receives the app service's state events (the intake endpoint). */
   engine: Pick<TaskEngine, 'onAppState'>;
   yoga: GraphQLServer;
@@ -188,7 +191,7 @@ type Route = (req: TrackedRequest, res: ServerResponse) => unknown;
  * dashboard-assets.ts's); none for any other path.
  */
 function operationalRoute(
-  { config, probe, engine, clusterLog, metrics, databaseFile, lifecycle }: RouteDeps,
+  { config, probe, engine, clusterLog, metrics, databaseFile, diskFull, lifecycle }: RouteDeps,
   path: string | undefined,
   method?: string,
 ): Route | undefined {
@@ -204,6 +207,9 @@ function operationalRoute(
       const fileProblem = ready.ok ? await databaseFile?.problem() : null;
       if (fileProblem)
         ready = { ok: false, error: 'the database file is not the one opened (see the database component)' };
+      // The database answers reads, but refuses writes for want of room: not ready (without writing here).
+      const full = ready.ok ? diskFull?.problem() : null;
+      if (full) ready = { ok: false, error: full };
       // Without Redis (away, or refusing the log's writes: OOM, READONLY) this instance would
       // neither see other instances' changes nor share its own.
       const redisProblem = ready.ok ? clusterLog?.problem : null;

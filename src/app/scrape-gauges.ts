@@ -22,6 +22,8 @@ export interface WatchedParts {
   redisConnected: (() => boolean) | null;
   /** PostgreSQL: the pool's size, state and busy waits; null on SQLite (one connection, no pool). */
   databasePool: PoolFigures | null;
+  /** Writes the database refused for want of room (db/disk-full.ts). */
+  diskFull: { readonly failures: number };
   /** Queries and mutations waiting for a place of their user's (MAX_OPERATIONS_IN_FLIGHT_PER_USER). */
   operationsWaiting(): number;
 }
@@ -42,9 +44,18 @@ export function watchParts(registry: Registry, parts: WatchedParts): void {
  * waiting, and busy timeouts rising, is an instance short of connections (DATABASE_POOL_SIZE) or
  * with slow queries, not a database down.
  */
-function watchDatabasePool(registry: Registry, { databasePool }: WatchedParts): void {
-  if (!databasePool) return;
+function watchDatabasePool(registry: Registry, { databasePool, diskFull }: WatchedParts): void {
   const registers = [registry];
+  new Counter({
+    name: 'market_database_disk_full_errors_total',
+    help: 'Writes the database refused for want of room (SQLite SQLITE_FULL, PostgreSQL disk_full 53100)',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(diskFull.failures);
+    },
+  });
+  if (!databasePool) return;
   new Gauge({
     name: 'market_database_pool_connections',
     help: 'Connections of the PostgreSQL pool: in_use (or being established), idle, and size (DATABASE_POOL_SIZE)',

@@ -29,15 +29,33 @@ const ADAPTER_KINDS = new Set([
  * unwrapped or as the adapter's cause (the adapter maps only the plain SQLITE_BUSY, to SocketTimeout).
  */
 const SQLITE_AWAY_CODES = /^SQLITE_(IOERR|FULL|READONLY|CANTOPEN|BUSY)/;
-/** SQLITE_FULL: the disk holding the file (or the file's own max_page_count) has no room for a write. */
+/**
+ * No room for a write: SQLite's SQLITE_FULL (the disk holding the file, or the file's own
+ * max_page_count) and PostgreSQL's disk_full (SQLSTATE 53100, the server could not extend a file),
+ * unwrapped or as the adapter's cause. Away for writes until an operator frees space: reads go on.
+ */
 export function isDiskFull(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
-  const { code, meta } = error as {
+  const { code, meta, cause } = error as {
     code?: unknown;
     meta?: { driverAdapterError?: { cause?: { originalCode?: unknown } } };
+    cause?: { originalCode?: unknown };
   };
-  const codes = [code, meta?.driverAdapterError?.cause?.originalCode];
-  return codes.some((candidate) => typeof candidate === 'string' && candidate.startsWith('SQLITE_FULL'));
+  const codes = [code, (meta?.driverAdapterError?.cause ?? cause)?.originalCode];
+  return codes.some((one) => typeof one === 'string' && (one.startsWith('SQLITE_FULL') || one === DISK_FULL_SQLSTATE));
+}
+const DISK_FULL_SQLSTATE = '53100';
+
+/**
+ * Prisma's own transaction (one its query plan needs, e.g. some `updateMany`) whose COMMIT failed:
+ * Prisma 6.19's client engine then tries a ROLLBACK of a transaction it already counts as
+ * committed and reports that ("Transaction already closed: A rollback cannot be executed on a
+ * committed transaction", P2028) instead of the COMMIT's error. Seen with SQLite's disk full: the
+ * task engine's heartbeat logged it as an unexpected error. The database refused the write; the
+ * cause reached the adapter (see client.ts onFailedCommit), not the caller.
+ */
+function isFailedCommit(code: unknown, message: unknown): boolean {
+  return code === 'P2028' && typeof message === 'string' && message.includes('cannot be executed on a committed');
 }
 
 /**
@@ -95,6 +113,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   if (typeof code === 'string' && (PRISMA_CODES.has(code) || DRIVER_CODES.has(code) || SQLITE_AWAY_CODES.test(code))) {
     return true;
   }
+  if (isDiskFull(error) || isFailedCommit(code, message)) return true;
   const cause =
     meta?.driverAdapterError?.cause ?? (error as { cause?: { kind?: string; originalCode?: string } }).cause;
   if (cause?.kind && ADAPTER_KINDS.has(cause.kind)) return true;
@@ -145,8 +164,8 @@ export function failureMessage(error: unknown): string {
   return line.trim().slice(0, MAX_FAILURE_MESSAGE);
 }
 
-/** What a write SQLite refused for want of room says (it said "database unavailable", the cause only in a log line). */
-export const DISK_FULL = "the database's disk is full (SQLITE_FULL): writes fail until space is freed";
+/** What a write the database refused for want of room says (it said "database unavailable", the cause only in a log line). */
+export const DISK_FULL = "the database's disk is full: writes fail until space is freed";
 
 /** What a query that found no connection of the pool free in time says (it said "database unavailable"). */
 export const DATABASE_BUSY = 'database busy: every connection of the pool was in use (DATABASE_POOL_SIZE)';

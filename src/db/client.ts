@@ -64,6 +64,8 @@ class LeakFreePrismaPg extends PrismaPg {
   driver: DriverConnection | null = null;
   /** The pool's figures for /metrics, of whichever pool is current (Prisma makes a new one after $disconnect). */
   readonly figures: PoolFigures;
+  /** Told of each failed COMMIT or ROLLBACK (see onFailedCommit). */
+  failedEnd: (error: unknown) => void = () => {};
 
   constructor(config: ConstructorParameters<typeof PrismaPg>[0] & { max: number }) {
     super(config);
@@ -79,7 +81,8 @@ class LeakFreePrismaPg extends PrismaPg {
     pool.on('connect', (connection) => connection.on('error', () => {}));
     reportBusyWaits(pool, this.figures);
     const startTransaction = adapter.startTransaction.bind(adapter);
-    adapter.startTransaction = async (isolationLevel) => releasedOnFailedEnd(await startTransaction(isolationLevel));
+    adapter.startTransaction = async (isolationLevel) =>
+      releasedOnFailedEnd(await startTransaction(isolationLevel), (error) => this.failedEnd(error));
     handOver(adapter, this.driver, { kind: 'postgresql', pool });
     return adapter;
   }
@@ -119,6 +122,8 @@ class SharedPrismaBetterSQLite3 extends PrismaBetterSQLite3 {
   driver: DriverConnection | null = null;
   /** Set by refuseWrites: every connection from then on is `query_only`. */
   private writesRefused = false;
+  /** Told of each failed COMMIT or ROLLBACK (see onFailedCommit). */
+  failedEnd: (error: unknown) => void = () => {};
 
   refuseWrites(): void {
     this.writesRefused = true;
@@ -132,7 +137,7 @@ class SharedPrismaBetterSQLite3 extends PrismaBetterSQLite3 {
     if (this.writesRefused) connection.pragma('query_only = 1');
     const startTransaction = adapter.startTransaction.bind(adapter);
     adapter.startTransaction = async (isolationLevel) =>
-      unlockedOnFailedEnd(await startTransaction(isolationLevel), connection);
+      unlockedOnFailedEnd(await startTransaction(isolationLevel), connection, (error) => this.failedEnd(error));
     const begin = async () => {
       const transaction = await adapter.startTransaction();
       return () => void transaction.commit(); // releases the lock (the adapter sends no SQL here)
@@ -142,7 +147,11 @@ class SharedPrismaBetterSQLite3 extends PrismaBetterSQLite3 {
   }
 }
 
-function unlockedOnFailedEnd(transaction: SqliteTransaction, connection: BetterSqlite3.Database): SqliteTransaction {
+function unlockedOnFailedEnd(
+  transaction: SqliteTransaction,
+  connection: BetterSqlite3.Database,
+  failedEnd: (error: unknown) => void,
+): SqliteTransaction {
   const executeRaw = transaction.executeRaw.bind(transaction);
   // The adapter's commit() and rollback() send nothing: both only release the lock.
   const unlock = () => void transaction.rollback();
@@ -150,14 +159,20 @@ function unlockedOnFailedEnd(transaction: SqliteTransaction, connection: BetterS
     try {
       return await executeRaw(query);
     } catch (error) {
-      if (query.sql === 'COMMIT' || query.sql === 'ROLLBACK') rollBackThenRelease(connection, unlock);
+      if (query.sql === 'COMMIT' || query.sql === 'ROLLBACK') {
+        rollBackThenRelease(connection, unlock);
+        failedEnd(error);
+      }
       throw error;
     }
   };
   return transaction;
 }
 
-function releasedOnFailedEnd(transaction: PostgresTransaction): PostgresTransaction {
+function releasedOnFailedEnd(
+  transaction: PostgresTransaction,
+  failedEnd: (error: unknown) => void,
+): PostgresTransaction {
   const executeRaw = transaction.executeRaw.bind(transaction);
   transaction.executeRaw = async (query) => {
     try {
@@ -166,6 +181,7 @@ function releasedOnFailedEnd(transaction: PostgresTransaction): PostgresTransact
       if (query.sql === 'COMMIT' || query.sql === 'ROLLBACK') {
         // The adapter's own connection (a protected field): Prisma will not release it now.
         (transaction as unknown as { client: PoolClient }).client.release(error as Error);
+        failedEnd(error);
       }
       throw error;
     }
@@ -220,6 +236,16 @@ export function databaseProbe(db: Db, url: string, queryTimeoutMs = DEFAULT_QUER
     return { answer: () => db.$queryRawUnsafe('SELECT 1'), close: async () => {} };
   const pool = readinessPool(url, queryTimeoutMs);
   return { answer: () => pool.query('SELECT 1'), close: () => pool.end() };
+}
+
+/**
+ * Tells `listener` of each COMMIT (or ROLLBACK) of a Prisma transaction that failed, with the
+ * driver's error: Prisma 6.19 reports the failed COMMIT of its own transactions as a failed
+ * ROLLBACK (db/availability.ts isFailedCommit), so the cause (a full disk) reaches only the adapter.
+ */
+export function onFailedCommit(db: Db, listener: (error: unknown) => void): void {
+  const adapter = sqliteAdapters.get(db) ?? postgresAdapters.get(db);
+  if (adapter) adapter.failedEnd = listener;
 }
 
 /**

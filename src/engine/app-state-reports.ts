@@ -1,5 +1,5 @@
 import type { AppStateEvent } from '../adapters/app-service/port.js';
-import { isDatabaseUnavailable } from '../db/availability.js';
+import { failureMessage, isDatabaseUnavailable } from '../db/availability.js';
 import { applyReportedState, isUniqueViolation, raiseProgress } from '../db/hot-path-sql.js';
 import type { TaskRow } from '../db/models.js';
 import { appKeyString } from '../domain/app-key.js';
@@ -28,7 +28,7 @@ export async function receiveReport(ctx: EngineContext, event: AppStateEvent): P
     const away = isDatabaseUnavailable(error);
     ctx.logger[away ? 'warn' : 'error'](
       {
-        ...(away ? { error: 'database unavailable' } : { err: error }),
+        ...(away ? { error: failureMessage(error) } : { err: error }),
         app: event.appName,
         userId: event.userId,
         state: event.state,

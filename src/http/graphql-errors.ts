@@ -94,6 +94,13 @@ const DISK_FULL_ANSWER = "The database's disk is full: changes are refused until
 const DATABASE_BUSY_ANSWER = 'The database is busy (every connection of this server was in use); retry shortly.';
 
 /**
+ * How soon a client may retry a write refused for the full disk: freeing space waits for an
+ * operator, so not in a second as a busy pool; about as long as `/readiness` holds the episode
+ * (db/disk-full.ts DISK_FULL_HOLD_MS) after the last refusal.
+ */
+const DISK_FULL_RETRY_AFTER_S = '30';
+
+/**
  * What an UNAVAILABLE error says and its HTTP answer: a busy pool (retry in a second), a full
  * disk (retry not soon: that waits for an operator), or the database away.
  */
@@ -101,17 +108,23 @@ function unavailableAnswer(error: unknown): { message: string; http: HttpAnswer 
   if (isDatabaseBusy(error)) {
     return { message: DATABASE_BUSY_ANSWER, http: { status: 503, headers: { 'Retry-After': '1' } } };
   }
-  const message = isDiskFull(error) ? DISK_FULL_ANSWER : 'The database is unavailable; retry shortly.';
-  return { message, http: { status: 503 } };
+  if (isDiskFull(error)) {
+    return { message: DISK_FULL_ANSWER, http: { status: 503, headers: { 'Retry-After': DISK_FULL_RETRY_AFTER_S } } };
+  }
+  return { message: 'The database is unavailable; retry shortly.', http: { status: 503 } };
 }
 
 /**
  * Yoga's error mask: expected domain errors keep their message and get `extensions.code`; an
  * unreachable or busy database becomes UNAVAILABLE (HTTP 503 for a query alone); everything else is masked
  * by Yoga's default ("Unexpected error.") after `onUnexpected` logs it, with the request id of the
- * operation it failed when known (useErrorRequestIds, rememberRequestOf).
+ * operation it failed when known (useErrorRequestIds, rememberRequestOf). `onUnavailable` sees each
+ * database failure answered UNAVAILABLE (db/disk-full.ts counts and logs a full disk's once per episode).
  */
-export function createErrorMasker(onUnexpected: (error: unknown, requestId: string | undefined) => void) {
+export function createErrorMasker(
+  onUnexpected: (error: unknown, requestId: string | undefined) => void,
+  onUnavailable: (error: unknown) => void = () => {},
+) {
   return (error: unknown, message: string, isDev?: boolean): Error => {
     const original = error instanceof GraphQLError ? error.originalError : error;
     if (original instanceof DomainError) {
@@ -120,6 +133,7 @@ export function createErrorMasker(onUnexpected: (error: unknown, requestId: stri
     if (original instanceof GraphQLError && original.extensions?.code) return original;
     // Not a bug: the database is away (readiness says so too), or busy (see DATABASE_BUSY_ANSWER).
     if (isDatabaseUnavailable(original)) {
+      onUnavailable(original);
       const from = error instanceof GraphQLError ? error : undefined;
       const { message, http } = unavailableAnswer(original);
       return new GraphQLError(message, {

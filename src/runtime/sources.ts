@@ -1,5 +1,6 @@
 import { DISK_FULL, isDiskFull } from '../db/availability.js';
 import type { Db } from '../db/client.js';
+import type { DiskFullWatch } from '../db/disk-full.js';
 import type { ProcessPresence } from '../db/process-presence.js';
 import { LOW_DISK_BYTES, type SqliteFile } from '../db/sqlite-file.js';
 import type { AppServiceReads, StatusCorrectionStatus } from '../engine/status-correction.js';
@@ -25,10 +26,12 @@ export interface DatabaseChecks {
   file: SqliteFile | null;
   /** Without REDIS_URL: whether another server process uses the database too. */
   presence: ProcessPresence | null;
+  /** Told of the beat's outcome: a write at every check (see DiskFullWatch). */
+  diskFull?: Pick<DiskFullWatch, 'observe' | 'wrote'>;
 }
 
 /** `database`: answers a trivial query, and how fast; then what DatabaseChecks adds, the worst first. */
-export function databaseSource(db: Db, { provider, file, presence }: DatabaseChecks): PollSource {
+export function databaseSource(db: Db, { provider, file, presence, diskFull: watch }: DatabaseChecks): PollSource {
   return {
     name: 'database',
     async collect() {
@@ -39,7 +42,7 @@ export function databaseSource(db: Db, { provider, file, presence }: DatabaseChe
       // The presence row is a write: refused once the file is gone or replaced (SqliteFile).
       const [freeBytes, others] = await Promise.all([
         file?.freeBytes() ?? null,
-        problem === null ? beatUnlessFull(presence) : 0,
+        problem === null ? beatUnlessFull(presence, watch) : 0,
       ]);
       const shared =
         others !== null && others > 0
@@ -69,11 +72,17 @@ export function databaseSource(db: Db, { provider, file, presence }: DatabaseChe
  * for this one's row: with 0 bytes free the whole check failed on that write, and the component
  * showed "database unavailable" without the free space, the cause only in a collector warning.
  */
-async function beatUnlessFull(presence: ProcessPresence | null): Promise<number | null> {
+async function beatUnlessFull(
+  presence: ProcessPresence | null,
+  diskFull: DatabaseChecks['diskFull'],
+): Promise<number | null> {
+  if (!presence) return 0;
   try {
-    return (await presence?.beat()) ?? 0;
+    const others = await presence.beat();
+    diskFull?.wrote();
+    return others;
   } catch (error) {
-    if (isDiskFull(error)) return null;
+    if (diskFull ? diskFull.observe(error) : isDiskFull(error)) return null;
     throw error;
   }
 }
