@@ -287,7 +287,6 @@ export function resolverServices(services: Services): ResolverServices {
   };
 }
 
-/** Without REDIS_URL: whether other server processes use the database (null in cluster mode). */
 /** The watch, told also of the failed COMMITs of Prisma's own transactions (their cause reaches only the adapter). */
 function diskFullWatch(db: Db, logger: Logger): DiskFullWatch {
   const watch = new DiskFullWatch(logger.child({ component: 'database' }));
@@ -295,6 +294,7 @@ function diskFullWatch(db: Db, logger: Logger): DiskFullWatch {
   return watch;
 }
 
+/** Without REDIS_URL: whether other server processes use the database (null in cluster mode). */
 function processPresenceOf(db: Db, config: Config, logger: Logger, clock: DatabaseClock): ProcessPresence | null {
   if (config.redis) return null;
   // Longer than three collector cycles between two of a live process's beats, and never under 15 s.
