@@ -124,7 +124,7 @@ describe.each(databases)('payment bounds on %s', (kind) => {
     expect(await keptCredential('longest-vc')).toEqual({ vc: longest, pushes: 1 });
   });
 
-  test('the wallet holding a signature and the developer granting an oversized credential: sync failed, the reason logged', async () => {
+  test('the wallet holding a signature and the developer granting an oversized credential: asked again, then sync failed, the reason logged', async () => {
     await paidApp('held-huge-vc');
     developer.setBehaviour({ respond: 'grant', vc: 'h'.repeat(70_000) });
     const token = { token: TOKENS.alice };
@@ -132,9 +132,16 @@ describe.each(databases)('payment bounds on %s', (kind) => {
     const input = { productId: 'held-huge-vc-license', signed: true, jws: 'alice.held.jws' };
     const answered = dataOf(await execute(server, SignatureCallbackMutation, { input }, token)).signatureCallback;
 
-    expect(answered).toMatchObject({ payment: { developerSync: 'failed' } });
+    // A bad answer concludes nothing: a polling round asks again (PAYMENT_POLL_ATTEMPTS in all).
+    expect(answered).toMatchObject({ payment: { developerSync: 'in_progress', status: 'SYNCING' } });
+    const ended = await waitFor(async () => {
+      const current = await payment('held-huge-vc');
+      return current && current.developerSync !== 'in_progress' ? current : undefined;
+    }, 'the polling round to end');
+    expect(ended).toMatchObject({ developerSync: 'failed', status: 'NOT_BUY' });
     expect(await keptCredential('held-huge-vc')).toEqual({ vc: null, pushes: 0 });
     expect(await failedQueries('held-huge-vc')).toEqual([
+      'developer service of seed-developer answered HTTP 200 with a body larger than 65536 bytes',
       'developer service of seed-developer answered HTTP 200 with a body larger than 65536 bytes',
     ]);
   });

@@ -66,7 +66,29 @@ describe('frontend payment status, as the status query derives it from the five 
       { paymentStatus: 'notification_sent', signatureStatus: 'required' },
       'NOTIFICATION_SENT',
     ],
-    ['5: signed', { signatureStatus: 'required_and_signed' }, 'PAYMENT_REQUIRED'],
+    // Rule 5 of the original (signed → PAYMENT_REQUIRED) would ask to pay with a signature that
+    // may have been paid for: until the developer answers for it, it is being checked.
+    ['5: signed (the wallet held it), not answered for yet', { signatureStatus: 'required_and_signed' }, 'SYNCING'],
+    [
+      '5: signed, the developer being asked (after a failed query, or a restore once asked to pay)',
+      { signatureStatus: 'required_and_signed', developerSync: 'in_progress', paymentStatus: 'notification_sent' },
+      'SYNCING',
+    ],
+    [
+      '5: signed, the developer could not be asked: not bought, as far as anyone knows',
+      { signatureStatus: 'required_and_signed', developerSync: 'failed' },
+      'NOT_BUY',
+    ],
+    [
+      '5: signed and asked to pay, the developer could not be asked since',
+      { signatureStatus: 'required_and_signed', developerSync: 'failed', paymentStatus: 'notification_sent' },
+      'NOT_BUY',
+    ],
+    [
+      'after paying, a developer that could not be asked leaves it waiting',
+      { signatureStatus: 'required_and_signed', developerSync: 'failed', paymentStatus: 'frontend_completed' },
+      'WAITING_DEVELOPER_CONFIRMATION',
+    ],
     ['6: signature required', { signatureStatus: 'required' }, 'SIGNATURE_REQUIRED'],
     ['6: signature required but pending', { signatureStatus: 'required_but_pending' }, 'SIGNATURE_REQUIRED'],
     ['7: no record', { signatureStatus: 'error_no_record' }, 'SIGNATURE_NO_RECORD'],

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { availableDatabases } from './support/databases.js';
 import { type FakeDeveloperService, startFakeDeveloperService } from './support/fake-developer-service.js';
+import { FakeReceiver } from './support/fake-receiver.js';
 import {
   PaymentDetailQuery,
   PurchaseAppMutation,
@@ -16,7 +17,8 @@ import { AUTH_ENV, dataOf, execute, type TestServer, TOKENS, waitFor } from './s
 /**
  * What the buyer's wallet says when its answers come late or several at once (the outbox delivers
  * every push at least once, so the wallet may answer a push twice, or an old one late): the
- * signature the buyer paid with stays, and the frontend is asked to pay once.
+ * signature the buyer paid with stays, and the frontend is asked to pay once. And a signature the
+ * wallet held already, about which the developer could not be asked: never one to pay with.
  */
 
 const databases = await availableDatabases();
@@ -32,8 +34,10 @@ describe.each(databases)('wallet answers on %s', (kind) => {
   let server: TestServer;
   let seeder: Seeder;
   let developer: FakeDeveloperService;
+  let frontend: FakeReceiver;
   beforeAll(async () => {
     developer = await startFakeDeveloperService();
+    frontend = await FakeReceiver.start();
     ({ server, seed: seeder } = await startSeededServer(kind, {
       preseed: (seed) => seed.remoteSource(),
       env: {
@@ -41,13 +45,32 @@ describe.each(databases)('wallet answers on %s', (kind) => {
         DEVELOPER_SERVICE_URL_TEMPLATE: developer.urlTemplate,
         PAYMENT_POLL_INTERVAL_MS: '20',
         PAYMENT_POLL_ATTEMPTS: '2',
+        PAYMENT_FRONTEND_PUSH_URL: frontend.url('/frontend'),
+        PAYMENT_PUSH_SECRET: 'payment-push-secret-wallet-answers',
       },
     }));
   });
   afterAll(async () => {
     await server?.stop();
     await developer?.stop();
+    await frontend?.close();
   });
+
+  /**
+   * The statuses the frontend received about an app, in the order they were pushed (the number
+   * in the Idempotency-Key, as receivers order them), once `count` of them arrived.
+   */
+  const pushedToFrontend = (appId: string, count: number) =>
+    waitFor(async () => {
+      const pushes = frontend
+        .received((delivery) => JSON.parse(delivery.body).extensions?.app_id === appId)
+        .map((delivery) => ({
+          order: Number(delivery.key.split(':')[1]),
+          status: JSON.parse(delivery.body).extensions.status as string,
+        }));
+      if (pushes.length < count) return undefined;
+      return pushes.sort((a, b) => a.order - b.order).map((push) => push.status);
+    }, `${count} pushes about ${appId} at the frontend`);
 
   const as = { token: TOKENS.alice };
   const paymentOf = async (appId: string) =>
@@ -131,5 +154,84 @@ describe.each(databases)('wallet answers on %s', (kind) => {
     expect(payment).toMatchObject({ status: 'PAYMENT_REQUIRED', signatureStatus: 'required_and_signed' });
     const asked = payment?.notifications.filter((push) => push.status === 'payment_required') ?? [];
     expect(asked).toHaveLength(1);
+  });
+
+  test('a credential query failing after the wallet answers signed is asked again; its grant buys, and the frontend hears each step', async () => {
+    const appId = 'held-then-granted';
+    const productId = `${appId}-license`;
+    await seeder.catalogApp({ name: appId, versions: ['1.0.0'], price: '9.99' });
+    success(
+      dataOf(await execute(server, PurchaseAppMutation, { input: { sourceId: REMOTE_SOURCE, appId } }, as)).purchaseApp,
+    );
+    developer.setBehaviour({
+      respond: 'sequence',
+      steps: [
+        { respond: 'http-error', status: 503 },
+        { respond: 'grant', vc: 'vc-held-then-granted' },
+      ],
+    });
+    const queries = developer.requests.length;
+
+    // The wallet held a signature; the developer cannot be asked about it right now.
+    const answered = await walletAnswers(productId, true, OLD_SIGNATURE);
+    expect(answered).toMatchObject({
+      status: 'SYNCING',
+      developerSync: 'in_progress',
+      signatureStatus: 'required_and_signed',
+    });
+    const bought = await waitFor(async () => {
+      const payment = await paymentOf(appId);
+      return payment?.status === 'PURCHASED' ? payment : undefined;
+    }, 'the purchase');
+    expect(bought).toMatchObject({ developerSync: 'completed', paymentStatus: 'developer_confirmed' });
+    const asked = developer.requests.slice(queries).map((request) => (request.body as { jws?: string }).jws);
+    expect(asked).toEqual([OLD_SIGNATURE, OLD_SIGNATURE]);
+    expect(await pushedToFrontend(appId, 3)).toEqual(['signature_required', 'syncing', 'purchased']);
+  });
+
+  test('a credential query failing every time after the wallet answers signed ends NOT_BUY, never asking to pay; Buy asks the developer again', async () => {
+    const appId = 'held-never-answered';
+    const productId = `${appId}-license`;
+    await seeder.catalogApp({ name: appId, versions: ['1.0.0'], price: '9.99' });
+    success(
+      dataOf(await execute(server, PurchaseAppMutation, { input: { sourceId: REMOTE_SOURCE, appId } }, as)).purchaseApp,
+    );
+    // A bad answer, then a 5xx for every attempt after it.
+    developer.setBehaviour({
+      respond: 'sequence',
+      steps: [{ respond: 'garbage' }, { respond: 'http-error', status: 502 }],
+    });
+    const queries = developer.requests.length;
+
+    expect(await walletAnswers(productId, true, OLD_SIGNATURE)).toMatchObject({ status: 'SYNCING' });
+    const gaveUp = await waitFor(async () => {
+      const payment = await paymentOf(appId);
+      return payment?.developerSync === 'failed' ? payment : undefined;
+    }, 'the polling round to give up');
+    // Not bought as far as anyone knows, the signature kept: the buyer may have paid with it.
+    expect(gaveUp).toMatchObject({
+      status: 'NOT_BUY',
+      signatureStatus: 'required_and_signed',
+      paymentStatus: 'not_evaluated',
+    });
+    expect(developer.requests.length - queries).toBe(2); // PAYMENT_POLL_ATTEMPTS, the first query included
+    expect(await pushedToFrontend(appId, 3)).toEqual(['signature_required', 'syncing', 'not_buy']);
+
+    // Buy on it asks the developer again, not the buyer to pay; this time it answers.
+    developer.setBehaviour({ respond: 'grant', vc: 'vc-held-never-answered' });
+    const again = success(
+      dataOf(await execute(server, PurchaseAppMutation, { input: { sourceId: REMOTE_SOURCE, appId } }, as)).purchaseApp,
+    );
+    expect(again).toMatchObject({ status: 'SYNCING', developerSync: 'in_progress' });
+    await waitFor(async () => ((await paymentOf(appId))?.status === 'PURCHASED' ? true : undefined), 'the purchase');
+    expect(await pushedToFrontend(appId, 5)).toEqual([
+      'signature_required',
+      'syncing',
+      'not_buy',
+      'syncing',
+      'purchased',
+    ]);
+    const recorded = (await paymentOf(appId))?.notifications.map((push) => push.status) ?? [];
+    expect(recorded).not.toContain('payment_required');
   });
 });

@@ -84,11 +84,29 @@ const ROWS: Row[] = [
     pushes: ['larepass:market_payment', 'frontend:signature_required'],
   },
   {
-    name: 'T5 Buy when signed: the frontend is asked to pay',
+    // The original asked to pay (T5): with a signature the buyer may have paid with already.
+    name: 'T5 Buy on a signature the wallet held, not answered for yet: the developer is asked, not the buyer to pay',
     from: { ...SIGNED },
     trigger: 'purchase',
-    expect: { paymentStatus: 'notification_sent', status: 'PAYMENT_REQUIRED' },
-    pushes: ['frontend:payment_required'],
+    developer: { respond: 'grant' },
+    expect: { paymentStatus: 'developer_confirmed', status: 'PURCHASED' },
+    pushes: ['frontend:purchased', 'larepass:save_payment_vc'],
+  },
+  {
+    name: 'T5 Buy after the developer could not be asked about a held signature: asked again, not to pay',
+    from: { ...SIGNED, developerSync: 'failed' },
+    trigger: 'purchase',
+    developer: { respond: 'grant' },
+    expect: { paymentStatus: 'developer_confirmed', status: 'PURCHASED' },
+    pushes: ['frontend:syncing', 'frontend:purchased', 'larepass:save_payment_vc'],
+  },
+  {
+    name: 'T5 Buy after the developer could not be asked, still unreachable: checked again, never asked to pay',
+    from: { ...SIGNED, developerSync: 'failed', paymentStatus: 'notification_sent' },
+    trigger: 'purchase',
+    developer: { respond: 'http-error', status: 503 },
+    expect: { developerSync: 'failed', paymentStatus: 'notification_sent', status: 'NOT_BUY' },
+    pushes: ['frontend:syncing', 'frontend:not_buy'],
   },
   {
     name: 'T5 Buy when paid but unconfirmed: polling starts',
@@ -117,7 +135,7 @@ const ROWS: Row[] = [
     trigger: 'signed',
     developer: { respond: 'grant' },
     expect: { developerSync: 'completed', paymentStatus: 'developer_confirmed', status: 'PURCHASED' },
-    pushes: ['frontend:purchased', 'larepass:save_payment_vc'],
+    pushes: ['frontend:syncing', 'frontend:purchased', 'larepass:save_payment_vc'],
   },
   {
     name: 'T3+T4 existing signature, developer has no record (1501)',
@@ -125,7 +143,7 @@ const ROWS: Row[] = [
     trigger: 'signed',
     developer: { respond: 'json', body: { code: 1501 } },
     expect: { developerSync: 'completed', signatureStatus: 'error_no_record', status: 'SIGNATURE_NO_RECORD' },
-    pushes: ['frontend:signature_no_record'],
+    pushes: ['frontend:syncing', 'frontend:signature_no_record'],
   },
   {
     name: 'T3+T4 existing signature, no record (1502)',
@@ -147,7 +165,7 @@ const ROWS: Row[] = [
     trigger: 'signed',
     developer: { respond: 'json', body: { code: 1100 } },
     expect: { developerSync: 'completed', signatureStatus: 'error_need_resign', status: 'SIGNATURE_NEED_RESIGN' },
-    pushes: ['frontend:signature_need_resign'],
+    pushes: ['frontend:syncing', 'frontend:signature_need_resign'],
   },
   {
     name: 'T3+T4 existing signature, developer wants a new one (1101)',
@@ -164,12 +182,13 @@ const ROWS: Row[] = [
     expect: { signatureStatus: 'error_need_resign', status: 'SIGNATURE_NEED_RESIGN' },
   },
   {
-    name: 'T3+T4 existing signature, developer unreachable: sync failed',
+    // The original left it at PAYMENT_REQUIRED, with no push: paying again perhaps.
+    name: 'T3+T4 existing signature, developer unreachable: asked again in a polling round, then not bought as far as known',
     from: {},
     trigger: 'signed',
     developer: { respond: 'http-error', status: 503 },
-    expect: { developerSync: 'failed', signatureStatus: 'required_and_signed', status: 'PAYMENT_REQUIRED' },
-    pushes: [],
+    expect: { developerSync: 'failed', signatureStatus: 'required_and_signed', status: 'NOT_BUY' },
+    pushes: ['frontend:syncing', 'frontend:not_buy'],
   },
   {
     name: 'T6 signature before any payment: the frontend is asked to pay, no polling yet',
@@ -371,7 +390,7 @@ const ROWS: Row[] = [
   },
   {
     name: 'T11 resend without a credential is refused',
-    from: { ...SIGNED },
+    from: { ...SIGNED, paymentStatus: 'notification_sent' },
     trigger: 'resend',
     expect: { status: 'PAYMENT_REQUIRED' },
     error: 'INVALID_STATE',

@@ -1,4 +1,4 @@
-import { isPurchased } from './payments.js';
+import { awaitsPurchaseCheck, isPurchased } from './payments.js';
 
 /**
  * The payment status a frontend shows, derived from the five axes by the first rule that matches.
@@ -50,6 +50,9 @@ export function derivePaymentStatus(p: PaymentStatusInput): PaymentStatus {
   }
   if (p.paymentStatus === 'frontend_completed') return 'WAITING_DEVELOPER_CONFIRMATION';
   if (p.paymentStatus === 'frontend_started') return 'PAYMENT_FRONTEND_STARTED';
+  // Before that (rule 5 of the original said PAYMENT_REQUIRED): a signature not known to be
+  // unpaid is never one to pay with; the developer is being asked, or could not be.
+  if (awaitsPurchaseCheck(p)) return p.developerSync === 'failed' ? 'NOT_BUY' : 'SYNCING';
   if (p.paymentStatus === 'notification_sent') {
     // Asked to pay: the signature decides whether paying can go ahead.
     if (sig === 'required_and_signed') return 'PAYMENT_REQUIRED';

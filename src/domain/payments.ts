@@ -187,6 +187,30 @@ export function isPaying(progress: PaymentProgress): boolean {
 }
 
 /**
+ * Nobody knows yet whether the signature held was paid for: the wallet held it already
+ * (signatureCallback; the buyer was never asked to pay with it), or the developer is being asked
+ * about it (a polling round before paying: a restore, a retried query), or could not be (the
+ * round gave up on errors). Until the developer answers, the buyer is not asked to pay: they may
+ * have paid with it already (on another device), and paying again is paying twice. SYNCING while
+ * the answer may come, NOT_BUY once the round gave up (payment-status.ts); Buy or a restore asks
+ * the developer again.
+ */
+export function awaitsPurchaseCheck(p: {
+  signatureStatus: string;
+  paymentStatus: string;
+  developerSync: string;
+}): boolean {
+  if (p.signatureStatus !== 'required_and_signed') return false;
+  if (p.paymentStatus === 'frontend_started' || p.paymentStatus === 'frontend_completed') return false;
+  return (
+    p.developerSync === 'in_progress' ||
+    p.developerSync === 'failed' ||
+    p.paymentStatus === 'not_evaluated' ||
+    p.paymentStatus === 'not_notified'
+  );
+}
+
+/**
  * The buyer may pay with the signature held: a signed purchase, or one the developer found no
  * payment for before the buyer paid (`error_no_record` with its signature: "pay again",
  * PAYMENT_RETRY_REQUIRED, or SIGNATURE_NO_RECORD for a signature never paid for). Not after paying:

@@ -2,10 +2,22 @@ import { type DeveloperService, DeveloperServiceError, type GrantResult } from '
 import type { Db } from '../db/client.js';
 import { POLL_STARTS_FROM, paymentAxesOf, type SyncState } from '../domain/payments.js';
 import type { Logger } from '../platform/logger.js';
-import type { Applies, Payment, PaymentTransitions } from './payment-transitions.js';
+import { type Applies, checkPushes, type Patch, type Payment, type PaymentTransitions } from './payment-transitions.js';
 
 /** The developer sync of a payment whose polling round is running. */
 const POLLING: SyncState = 'in_progress';
+
+/** How a polling round starts (CredentialPolling.start). */
+export interface StartOptions {
+  /** Over a completed sync too (the buyer paid, signed again, or restores). */
+  force?: boolean;
+  /** Attempts already made: the query that failed before the round (queryOnce). @default 0 */
+  attemptsMade?: number;
+  /** When the first attempt of the round is made. @default 0 */
+  afterMs?: number;
+  /** A further condition on the payment as the claim finds it (locked). */
+  applies?: Applies;
+}
 
 export interface PollingOptions {
   attempts: number;
@@ -83,25 +95,23 @@ export class CredentialPolling {
   }
 
   /**
-   * Starts a polling round unless one is running: the claim is a conditional update of
-   * `developerSync` to in_progress, so two requests (or instances) never poll the same payment.
-   * `force` (the buyer paid, or restores) starts one over a completed sync too.
+   * Starts a polling round unless one is running: the claim is a conditional change of
+   * `developerSync` to in_progress, decided on the locked row, so two requests (or instances)
+   * never poll the same payment. A claim that moves the visible status to SYNCING (a signature
+   * not known to be paid for: domain/payments.ts awaitsPurchaseCheck) tells the frontend so.
    * Resolves with the payment as the claim left it; the queries run in the background.
    */
-  async start(payment: Payment, options: { force?: boolean } = {}): Promise<Payment> {
-    const { count } = await this.db.payment.updateMany({
-      where: {
-        id: payment.id,
-        vc: null,
-        developerSync: options.force ? { not: POLLING } : { in: [...POLL_STARTS_FROM] },
-      },
-      data: { developerSync: POLLING, pollAttempts: 0 },
-    });
-    const current = await this.transitions.read(payment.id);
-    if (count === 0) return current;
-    this.transitions.announce(current);
-    this.schedule(payment.id, 0);
-    return current;
+  async start(payment: Payment, options: StartOptions = {}): Promise<Payment> {
+    let claimed = false;
+    const claims: Applies = (current) => {
+      const from = options.force ? current.developerSync !== POLLING : POLL_STARTS_FROM.includes(current.developerSync);
+      claimed = !current.vc && from && (options.applies?.(current) ?? true);
+      return claimed;
+    };
+    const patch = { developerSync: POLLING, pollAttempts: options.attemptsMade ?? 0 };
+    const started = await this.transitions.commit(payment, patch, checkPushes, claims);
+    if (claimed) this.schedule(payment.id, options.afterMs ?? 0);
+    return started;
   }
 
   /**
@@ -125,9 +135,13 @@ export class CredentialPolling {
       return this.transitions.noRecord(payment, stillAsked);
     } catch (error) {
       if (!(error instanceof DeveloperServiceError)) throw error;
-      // The payment says only `failed`; the reason (unreachable, a bad answer) is for the operator.
+      // The reason (unreachable, a bad answer) is for the operator. The failure concludes
+      // nothing: the buyer may have paid with this signature, so it is not one to pay with
+      // (PAYMENT_REQUIRED) until the developer answers. This query was the first attempt of a
+      // polling round, whose next one comes an interval later (SYNCING, NOT_BUY if they all fail).
       this.logger.warn({ paymentId: payment.id, err: error.message }, 'credential query failed');
-      return this.transitions.commit(payment, { developerSync: 'failed' }, [], stillAsked);
+      const retry = { force: true, attemptsMade: 1, afterMs: this.options.intervalMs, applies: stillAsked };
+      return this.start(payment, retry);
     }
   }
 
@@ -167,7 +181,7 @@ export class CredentialPolling {
     if (row?.developerSync !== POLLING) return;
     const payment = paymentAxesOf(row);
     if (payment.vc || !payment.jws) {
-      await this.transitions.commit(payment, { developerSync: payment.vc ? 'completed' : 'failed' });
+      await this.transitions.commit(payment, { developerSync: payment.vc ? 'completed' : 'failed' }, checkPushes);
       return;
     }
     const attempt = payment.pollAttempts + 1;
@@ -190,11 +204,12 @@ export class CredentialPolling {
     if (result?.outcome === 'need_resign') answered = await this.transitions.needResign(payment, aboutIt);
     else if (last) {
       // Exhausted: "no record" answers mean the developer never saw the payment; errors mean we
-      // could not ask.
+      // could not ask (a signature not known to be paid for shows NOT_BUY then, and says so).
+      const failed: Patch = { developerSync: 'failed', pollAttempts: attempt };
       answered =
         result?.outcome === 'no_record'
           ? await this.transitions.noRecord(payment, aboutIt)
-          : await this.transitions.commit(payment, { developerSync: 'failed', pollAttempts: attempt }, [], aboutIt);
+          : await this.transitions.commit(payment, failed, checkPushes, aboutIt);
     } else await this.db.payment.update({ where: { id: paymentId }, data: { pollAttempts: attempt } });
     if (answered && answered.developerSync !== POLLING) return; // the round ended (here or elsewhere)
     this.schedule(paymentId, this.options.intervalMs);

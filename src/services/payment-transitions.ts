@@ -31,6 +31,20 @@ export type Applies = (current: Payment) => boolean;
 /** A change of a payment row; the axes take only their own values. */
 export type Patch = Omit<Prisma.PaymentUpdateInput, PaymentAxis> & Partial<PaymentAxes>;
 
+/** The pushes of a change, or how to tell them from the row as the commit found it and left it. */
+export type Pushes = Push[] | ((before: Payment, after: Payment) => Push[]);
+
+/**
+ * The frontend's push when a change moves the visible status to SYNCING (the developer is being
+ * asked whether a signature was paid for) or NOT_BUY (it could not be: domain/payments.ts
+ * awaitsPurchaseCheck). Told from the locked row: whether the status moves is known only there.
+ */
+export function checkPushes(before: Payment, after: Payment): Push[] {
+  const status = derivePaymentStatus(after);
+  if (status === derivePaymentStatus(before) || (status !== 'SYNCING' && status !== 'NOT_BUY')) return [];
+  return [frontendPush(after, status === 'SYNCING' ? 'syncing' : 'not_buy')];
+}
+
 /**
  * Writes the changes of payment states: each in one transaction with its pushes and, when the
  * visible status moves, a history record; then announced through the change feed. The named
@@ -47,11 +61,6 @@ export class PaymentTransitions {
     private readonly clock: { date(): Date },
   ) {}
 
-  /** The payment as it is now (it exists: payments are never deleted). */
-  async read(id: number): Promise<Payment> {
-    return paymentAxesOf((await this.db.payment.findUnique({ where: { id } })) as PaymentRow);
-  }
-
   /**
    * Writes a change with its pushes and history in one transaction, then announces it. Each push
    * is a PaymentNotification row and, when its channel has a URL, an outbox message keyed by the
@@ -67,7 +76,7 @@ export class PaymentTransitions {
    * the row is returned as it is): for a decision taken on a read that a concurrent request or a
    * polling round may have overtaken meanwhile.
    */
-  async commit(payment: Payment, patch: Patch, pushes: Push[] = [], applies?: Applies): Promise<Payment> {
+  async commit(payment: Payment, patch: Patch, pushes: Pushes = [], applies?: Applies): Promise<Payment> {
     const written = await this.db.$transaction(async (tx) => {
       await tx.$executeRaw`UPDATE "Payment" SET "pollAttempts" = "pollAttempts" WHERE "id" = ${payment.id}`;
       const locked = await tx.payment.findUnique({ where: { id: payment.id } });
@@ -75,7 +84,7 @@ export class PaymentTransitions {
       if (applies && !applies(current)) return { skipped: true as const, updated: current };
       const row = paymentAxesOf(await tx.payment.update({ where: { id: payment.id }, data: patch }));
       const messages: OutboundMessage[] = [];
-      for (const push of pushes) {
+      for (const push of typeof pushes === 'function' ? pushes(current, row) : pushes) {
         // One row at a time: each outbox message names its row's id.
         const notification = await tx.paymentNotification.create({
           data: {

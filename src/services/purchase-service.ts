@@ -9,6 +9,7 @@ import { derivePaymentStatus } from '../domain/payment-status.js';
 import { productIdOf } from '../domain/payment-terms.js';
 import {
   awaitsPaymentRequest,
+  awaitsPurchaseCheck,
   developerLookupFailed,
   isPaying,
   isPurchased,
@@ -25,7 +26,7 @@ import { CredentialPolling, type PollingOptions } from './credential-polling.js'
 import type { HistoryService } from './history-service.js';
 import { type PaymentDelivery, recordPaymentDelivery } from './payment-delivery.js';
 import type { PushTargets } from './payment-pushes.js';
-import { type Applies, type Patch, type Payment, PaymentTransitions } from './payment-transitions.js';
+import { type Applies, checkPushes, type Patch, type Payment, PaymentTransitions } from './payment-transitions.js';
 import { appRef, paymentOfApp, paymentOfProduct } from './purchase-lookup.js';
 
 /**
@@ -140,6 +141,8 @@ export class PurchaseService {
     }
     if (sig === 'required_and_signed') {
       if (payment.paymentStatus === 'frontend_completed') return this.polling.start(payment);
+      // Perhaps paid for already (the wallet held it; the developer could not say): ask again, not to pay.
+      if (awaitsPurchaseCheck(payment)) return this.polling.start(payment, { force: true });
       if (awaitsPaymentRequest(payment.paymentStatus)) return this.transitions.requestPayment(payment, {}, unchanged);
     }
     return payment;
@@ -217,7 +220,8 @@ export class PurchaseService {
     const patch: Patch = held
       ? { larePassSync: 'completed', signatureStatus: 'required_and_signed', jws: held }
       : { larePassSync: 'completed', signatureStatus: 'required' };
-    const answered = await this.transitions.commit(payment, patch, [], takes);
+    // A held signature is SYNCING until the developer answers for it (checkPushes says so).
+    const answered = await this.transitions.commit(payment, patch, checkPushes, takes);
     return held && answered.jws === held && answered.developerSync !== 'in_progress'
       ? this.polling.queryOnce(answered)
       : answered;
