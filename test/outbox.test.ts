@@ -699,6 +699,32 @@ describe.each(databases)('the outbox worker on %s', (kind) => {
     await db.outboxMessage.deleteMany({ where: { idempotencyKey: { startsWith: 'hot:' } } });
   });
 
+  test.runIf(kind === 'postgresql')(
+    'a claim passes over the messages another uncommitted claim holds instead of waiting for it',
+    async () => {
+      // Two instances' claims used to wait for each other's rows, and now and then deadlocked.
+      const past = new Date(Date.now() - 120_000);
+      await enqueueOutbound(db, pushes(receiver, 'held', 10), past);
+      const then = new Date(past.getTime() + 1000);
+      const lockedUntil = new Date(then.getTime() + 60_000);
+      const sql = driverSqlOf(db);
+      const others = await sql.$transaction(async (holding) => {
+        expect(await claimDueMessages(holding, 'first', then, lockedUntil, 4, true)).toHaveLength(4);
+        // Still uncommitted: a claim that waited for these rows would fail on its lock timeout.
+        return sql.$transaction(async (other) => {
+          await other.$executeRaw`SET LOCAL lock_timeout = '2s'`;
+          return claimDueMessages(other, 'second', then, lockedUntil, 10, true);
+        });
+      });
+      expect(others).toHaveLength(6);
+      expect((await rows('held')).map((row) => row.lockedBy).sort()).toEqual([
+        ...Array(4).fill('first'),
+        ...Array(6).fill('second'),
+      ]);
+      await db.outboxMessage.deleteMany({ where: { idempotencyKey: { startsWith: 'held:' } } });
+    },
+  );
+
   test('a hanging receiver gets every slot but one: a push to another receiver goes out while it hangs', async () => {
     const worker = new OutboxWorker(db, { ...SETTINGS, concurrency: 2, attemptTimeoutMs: 10_000 }, PUSH_SECRET, silent);
     const hanging = await FakeReceiver.start();

@@ -95,8 +95,8 @@ export class OutboxWorker {
    * Prisma's `$queryRaw` those two statements cost more CPU than the HTTP POST itself.
    */
   private readonly sql: DriverSql;
-  /** Claims leave nextAttemptAt alone on PostgreSQL, where that makes them HOT updates (see claimDueMessages). */
-  private readonly keepDueTime: boolean;
+  /** On PostgreSQL claims leave nextAttemptAt alone (HOT updates) and pass over rows other claims hold (see claimDueMessages). */
+  private readonly onPostgres: boolean;
   /** The recording write in progress: one at a time, so deliveries finished meanwhile share the next. */
   private flushing: Promise<unknown> | null = null;
   private readonly claimFailures: RepeatedFailure;
@@ -124,7 +124,7 @@ export class OutboxWorker {
     this.sendsTo = Object.entries(pushUrls).flatMap(([destination, url]) => (url ? [destination] : []));
     this.agent = receiversAgent(settings.attemptTimeoutMs);
     this.sql = driverSqlOf(db);
-    this.keepDueTime = providerOf(db) === 'postgresql';
+    this.onPostgres = providerOf(db) === 'postgresql';
     this.claimFailures = new RepeatedFailure(logger, 'outbox: claiming due messages', 'warn');
   }
 
@@ -217,7 +217,7 @@ export class OutboxWorker {
           now,
           new Date(now.getTime() + claimLockMs(this.settings)),
           full ? idle : room,
-          this.keepDueTime,
+          this.onPostgres,
           full ? (['payment'] as const) : OUTBOUND_KINDS,
           this.sendsTo,
         );
