@@ -83,6 +83,7 @@ describe.each(databases)('an end reported before the acceptance on %s', (kind) =
       pollIntervalMs: 50,
       leaseMs: 60_000,
       maxActivePerUser: 100,
+      startRetry: { attempts: 1, firstDelayMs: 1000, maxDelayMs: 1000 },
     });
     await createPendingInstall(db, key, 'task-late-acceptance');
     await engine.start();
@@ -166,6 +167,7 @@ describe.each(databases)('which reports end a task, by op id, on %s', (kind) => 
         pollIntervalMs: 50,
         leaseMs: 60_000,
         maxActivePerUser: 100,
+        startRetry: { attempts: 1, firstDelayMs: 1000, maxDelayMs: 1000 },
       },
     );
     engine = started;

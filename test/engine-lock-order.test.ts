@@ -57,6 +57,7 @@ describe.skipIf(!databases.includes('postgresql'))('task engine lock order on po
       pollIntervalMs: 60_000,
       leaseMs: 60_000,
       maxActivePerUser: 100,
+      startRetry: { attempts: 1, firstDelayMs: 1000, maxDelayMs: 1000 },
     });
   }
 

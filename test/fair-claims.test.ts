@@ -81,6 +81,23 @@ describe.each(databases)('fair claims on %s', (kind) => {
     expect(await claim('w1', 1)).toEqual([victim]);
   });
 
+  test('a task waiting to be sent again is neither claimed nor counted in its turn before its time, and is claimed at it', async () => {
+    await endAll();
+    const [waiting, second] = await pending('alice', ['waiting', 'second']);
+    const [bob, bobsSecond] = await pending('bob', ['turn0', 'turn1']);
+    const due = at(clock + 1000);
+    await db.task.updateMany({
+      where: { taskId: waiting },
+      data: { notBefore: due, startAttempts: 1, message: 'busy' },
+    });
+    // alice's second task has her first turn while the other waits: it comes before bob's second.
+    expect(await claim('w1', 2)).toEqual([second, bob].sort());
+    expect(await claim('w1', 5)).toEqual([bobsSecond]);
+    const [claimed] = await claimPendingTasks(db, 'w1', due, 5);
+    expect(claimed).toMatchObject({ taskId: waiting, status: 'RUNNING', startAttempts: 1, message: null });
+    clock += 1001;
+  });
+
   test('claims racing from several connections never take a task twice', async () => {
     await endAll();
     const all = [...(await pending('dave', names('d', 30))), ...(await pending('erin', names('e', 10)))];
@@ -121,7 +138,14 @@ describe.each(databases)('fair claims on %s', (kind) => {
       new HistoryService(db, 100, bus),
       new ChangeFeed(bus),
       createLogger('error'),
-      { concurrency: 2, timeoutMs: 600_000, pollIntervalMs: 600_000, leaseMs: 600_000, maxActivePerUser: 1000 },
+      {
+        concurrency: 2,
+        timeoutMs: 600_000,
+        pollIntervalMs: 600_000,
+        leaseMs: 600_000,
+        maxActivePerUser: 1000,
+        startRetry: { attempts: 1, firstDelayMs: 1000, maxDelayMs: 1000 },
+      },
     );
     const clones = await pending('mallory', names('engine-clone', 20));
     await engine.start();

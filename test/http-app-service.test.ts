@@ -412,6 +412,45 @@ describe('HttpAppService failures', () => {
     const error = await failureOf(createService({ baseUrl: `http://127.0.0.1:${closedPort}` }).start(install()));
     expect(error.kind).toBe('unavailable');
     expect(error.message).toBe('app service is unreachable for install of jellyfin: ECONNREFUSED');
+    expect(error.notTaken).toEqual({ retryAfterMs: null });
+  });
+
+  test('only a 429, a 503 or no connection at all says the app service took nothing, with the wait it asked for', async () => {
+    const notTaken = async (behaviour: Behaviour) => {
+      fake.setBehaviour('install', behaviour);
+      return (await failureOf(createService({ timeoutMs: 300 }).start(install()))).notTaken;
+    };
+    const inSeconds = (seconds: number) => new Date(Date.now() + seconds * 1000).toUTCString();
+    const busy = { code: 429, message: 'slow down', data: null };
+    expect(await notTaken({ respond: 'http-error', status: 429, body: busy, headers: { 'Retry-After': '7' } })).toEqual(
+      { retryAfterMs: 7000 },
+    );
+    expect(await notTaken({ respond: 'http-error', status: 503 })).toEqual({ retryAfterMs: null });
+    const dated = await notTaken({ respond: 'http-error', status: 503, headers: { 'Retry-After': inSeconds(30) } });
+    expect(dated?.retryAfterMs).toBeGreaterThan(25_000);
+    expect(dated?.retryAfterMs).toBeLessThanOrEqual(30_000);
+    expect(await notTaken({ respond: 'http-error', status: 429, headers: { 'Retry-After': 'soon' } })).toEqual({
+      retryAfterMs: null,
+    });
+    // It may have started the operation before failing, or before the answer was late.
+    for (const status of [500, 502, 504]) expect(await notTaken({ respond: 'http-error', status })).toBeUndefined();
+    expect(await notTaken({ respond: 'hang' })).toBeUndefined();
+    fake.setBehaviour('install', { respond: 'accept' });
+
+    const unresolved = await failureOf(createService({ baseUrl: 'http://no-such-host.invalid' }).start(install()));
+    expect(unresolved.message).toMatch(/unreachable for install of jellyfin: (ENOTFOUND|EAI_AGAIN)/);
+    expect(unresolved.notTaken).toEqual({ retryAfterMs: null });
+    // A connection that breaks once the request is sent: it may have been taken.
+    const cutting = createServer((socket) => socket.once('data', () => socket.destroy()));
+    await new Promise<void>((resolve) => cutting.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = cutting.address() as { port: number };
+      const cut = await failureOf(createService({ baseUrl: `http://127.0.0.1:${port}` }).start(install()));
+      expect(cut.kind).toBe('unavailable');
+      expect(cut.notTaken).toBeUndefined();
+    } finally {
+      await new Promise((resolve) => cutting.close(resolve));
+    }
   });
 
   test('the token appears in no error message, error detail or log line, even when the app service echoes it', async () => {

@@ -414,13 +414,13 @@ describe.each(databases)('the app lifecycle against an app service over HTTP on 
       if (answer.__typename !== 'StopAppSuccess') throw new Error(`stop refused: ${JSON.stringify(answer)}`);
       return answer.task.taskId;
     };
-    fake.setBehaviour('suspend', { respond: 'http-error', status: 503 });
+    fake.setBehaviour('suspend', { respond: 'http-error', status: 500 });
     try {
       const failed = await waitForTask(await stop(), (task) => task.status === 'FAILED');
-      expect(failed.error).toMatch(/app service failed on stop of flaky-stop.*HTTP 503/);
+      expect(failed.error).toMatch(/app service failed on stop of flaky-stop.*HTTP 500/);
       expect(failed.app).toMatchObject({ state: 'running', stage: 'RUNNING' });
       const row = await server.app.db.appState.findFirst({ where: { userId: 'alice', appName: 'flaky-stop' } });
-      expect(row?.reason).toMatch(/HTTP 503/);
+      expect(row?.reason).toMatch(/HTTP 500/);
     } finally {
       fake.setBehaviour('suspend', { respond: 'accept' });
     }

@@ -10,7 +10,7 @@ import type { ComponentState, StateStore } from '../runtime/state-store.js';
 /** What the scrape-time gauges read (the collector's runs exist once the app has started). */
 export interface WatchedParts {
   store: Pick<StateStore, 'summary' | 'lastSequence' | 'allComponents'>;
-  engine: { readonly running: number };
+  engine: { readonly running: number; readonly startRetries: number };
   workers: number;
   /** WebSocket connections and SSE streams now open, cohorts and subscriptions. */
   live(): { connections: number; streams: number; cohorts: number };
@@ -151,6 +151,15 @@ function watchTasks(registry: Registry, { store, engine, workers }: WatchedParts
     },
   });
   new Gauge({ name: 'market_engine_workers', help: 'Task engine workers (TASK_CONCURRENCY)', registers }).set(workers);
+  new Counter({
+    name: 'market_task_start_retries_total',
+    help: 'Task starts the app service did not take (HTTP 429, 503, no connection) that this instance put back to wait to be sent again',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(engine.startRetries);
+    },
+  });
   new Gauge({
     name: 'market_apps',
     help: 'Apps in the runtime view, by stage',

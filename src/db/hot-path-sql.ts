@@ -170,7 +170,7 @@ export async function findActiveTasks(db: SqlRunner, activeKeys: readonly string
   );
 }
 
-/** How many PENDING or RUNNING tasks a user has (two ranges of the (status, userId, id) index). */
+/** How many PENDING or RUNNING tasks a user has (two ranges of the (status, userId, id, notBefore) index). */
 export async function countActiveTasks(db: SqlRunner, userId: string): Promise<number> {
   const [row] = await db.$queryRaw<{ count: number }[]>`
     SELECT CAST(COUNT(*) AS INTEGER) AS "count" FROM "Task"
@@ -206,17 +206,19 @@ export async function findAppStates(db: SqlRunner, keys: readonly AppKey[]): Pro
  * Its cost grows with the pending tasks (each is numbered), which MAX_ACTIVE_TASKS_PER_USER bounds
  * per user: 10,000 of 100 users (and 300,000 finished tasks), 10 ms on PostgreSQL, 37 ms on SQLite
  * under load (2.4 and 4.4 ms on a quiet machine, 2026-12-07),
- * by the (status, userId, id) index (bench/fair-claim.ts; oldest first was 0.2 ms on SQLite, and
+ * by the (status, userId, id, notBefore) index (bench/fair-claim.ts; oldest first was 0.2 ms on SQLite, and
  * 180-240 ms on PostgreSQL, which walked the primary key past every finished task).
+ * A task waiting to be sent again (start-retry.ts) is not pending before its `notBefore`: neither
+ * claimed nor numbered. A claim clears its `message`, which told of that wait.
  */
 export async function claimPendingTasks(db: SqlRunner, workerId: string, now: Date, limit: number): Promise<TaskRow[]> {
   const rows = await db.$queryRaw<TaskRow[]>`
     UPDATE "Task" SET "status" = 'RUNNING', "startedAt" = ${now}, "workerId" = ${workerId}, "heartbeatAt" = ${now},
-      "dispatchedAt" = NULL, "updatedAt" = ${now}
+      "dispatchedAt" = NULL, "message" = NULL, "updatedAt" = ${now}
     WHERE "id" IN (
       SELECT "pending"."id" FROM (
         SELECT "id", "userId", ROW_NUMBER() OVER (PARTITION BY "userId" ORDER BY "id") AS "place"
-        FROM "Task" WHERE "status" = 'PENDING'
+        FROM "Task" WHERE "status" = 'PENDING' AND ("notBefore" IS NULL OR "notBefore" <= ${now})
       ) AS "pending"
       LEFT JOIN (
         SELECT "userId", COUNT(*) AS "count" FROM "Task" WHERE "status" = 'RUNNING' GROUP BY "userId"
@@ -224,7 +226,7 @@ export async function claimPendingTasks(db: SqlRunner, workerId: string, now: Da
       WHERE "pending"."place" <= ${limit}
       ORDER BY "pending"."place" + COALESCE("running"."count", 0), "pending"."id"
       LIMIT ${limit})
-      AND "status" = 'PENDING'
+      AND "status" = 'PENDING' AND ("notBefore" IS NULL OR "notBefore" <= ${now})
     RETURNING *`;
   return rows.sort((a, b) => a.id - b.id);
 }

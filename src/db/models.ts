@@ -31,6 +31,7 @@ export const TASK_VIEW_COLUMNS = [
   'version',
   'opId',
   'error',
+  'message',
   'result',
   'createdAt',
   'startedAt',

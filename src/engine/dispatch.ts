@@ -19,11 +19,13 @@ import { resultEnvelope, type TaskResultEnvelope } from '../domain/task-result.j
 import { isTerminal } from '../domain/tasks.js';
 import type { Acceptance, EndDetails, EngineContext } from './engine-context.js';
 import { concerns, endDetails, endedResult, outcomeOf, timedOutError } from './report-rules.js';
+import { sendAgainLater, startFailureReason } from './start-retry.js';
 import { endOwnTask, finishTask } from './task-end.js';
 
 /**
  * Runs one claimed task: arms its timeout, records that it is sent, and sends it to the app
  * service. From then on the app service's state reports move it on (see app-state-reports.ts).
+ * One the app service did not take waits to be sent again (start-retry.ts).
  */
 export async function execute(ctx: EngineContext, task: TaskRow): Promise<void> {
   if (!isOperationType(task.type)) {
@@ -47,6 +49,7 @@ export async function execute(ctx: EngineContext, task: TaskRow): Promise<void> 
   try {
     accepted = await ctx.appService.start(operation);
   } catch (error) {
+    if (await sendAgainLater(ctx, task, error)) return;
     return endOwnTask(ctx, task, 'FAILED', startFailure(ctx, task, operation, error));
   }
   const { opId, response } = accepted;
@@ -81,8 +84,9 @@ function startFailure(ctx: EngineContext, task: TaskRow, operation: OperationReq
     message: error.message,
     data: error.details.data ?? null,
   };
-  const envelope = resultEnvelope(operation, { opId: null, status: 'failed', error: error.message, response });
-  return { error: error.message, result: envelope as unknown as Prisma.InputJsonValue };
+  const reason = startFailureReason(ctx, task, error);
+  const envelope = resultEnvelope(operation, { opId: null, status: 'failed', error: reason, response });
+  return { error: reason, result: envelope as unknown as Prisma.InputJsonValue };
 }
 
 /**

@@ -25,6 +25,18 @@ export interface TaskEngineOptions {
    * it is refused (TaskSubmission). The engine only carries it to the submissions (TaskRunner).
    */
   maxActivePerUser: number;
+  /** How a start the app service did not take is sent again (start-retry.ts). */
+  startRetry: StartRetrySettings;
+}
+
+/** TASK_START_ATTEMPTS, TASK_START_RETRY_FIRST_MS and TASK_START_RETRY_MAX_MS (start-retry.ts). */
+export interface StartRetrySettings {
+  /** Sends of one task in all, the first included: 1 never sends one again. */
+  attempts: number;
+  /** The wait after the first refusal; it doubles with each one after. */
+  firstDelayMs: number;
+  /** The longest wait, also for what a `Retry-After` asks. */
+  maxDelayMs: number;
 }
 
 /**
@@ -46,7 +58,10 @@ export type EndDetails = {
  */
 export type Owed =
   | { kind: 'end'; task: TaskRow; status: TerminalStatus; details: EndDetails; report?: AppStateEvent }
-  | { kind: 'requeue'; task: TaskRow };
+  | { kind: 'requeue'; task: TaskRow; wait?: StartWait };
+
+/** A refused start's wait before it is sent again, as its row holds it (start-retry.ts). */
+export type StartWait = { notBefore: Date; startAttempts: number; message: string };
 
 /** The app service's acceptance of a task's operation (dispatch.ts), as its row is to hold it. */
 export type Acceptance = { task: TaskRow; opId: string | null; result: TaskResultEnvelope };
@@ -139,6 +154,10 @@ export interface EngineContext {
   stopped(): boolean;
   /** Something may be pending, or a worker is free: claim now. */
   notify(): void;
+  /** Claim once `delayMs` has passed, when a task waiting to be sent again is due (the poll would, later). */
+  wakeAfter(delayMs: number): void;
+  /** Figures for /metrics: starts the app service did not take that were put back to wait. */
+  readonly counts: { startRetries: number };
   /** The task gives up its worker now; the repair loop writes what it is owed (see Owed). */
   owe(owed: Owed, error: unknown): void;
   /** The task runs on; the repair loop writes its acceptance (see TrackedTasks.unrecorded). */

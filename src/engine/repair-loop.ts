@@ -2,6 +2,7 @@ import { isDatabaseUnavailable } from '../db/availability.js';
 import { applyToStateRow } from './app-state-reports.js';
 import { writeAcceptance } from './dispatch.js';
 import type { Acceptance, EngineContext, Owed } from './engine-context.js';
+import { REQUEUED } from './start-retry.js';
 import { finishTask } from './task-end.js';
 
 /** The repair loop's first retry comes after this long; each round that still fails doubles it. */
@@ -93,10 +94,11 @@ export class RepairLoop {
     const { ctx } = this;
     const { task } = owed;
     if (owed.kind === 'requeue') {
-      // This worker never sent it, so it may run again: even if the write marking it sent committed.
+      // This worker never sent it (or the app service did not take it: its wait goes with it), so it
+      // may run again: even if the write marking it sent committed.
       const { count } = await ctx.db.task.updateMany({
         where: { taskId: task.taskId, status: 'RUNNING', workerId: ctx.instanceId },
-        data: { status: 'PENDING', startedAt: null, workerId: null, heartbeatAt: null, dispatchedAt: null },
+        data: { ...REQUEUED, ...owed.wait },
       });
       ctx.tracked.forget(task.taskId);
       if (count) ctx.feed.task(task);

@@ -29,7 +29,8 @@ import { finishTask, forgetEndedElsewhere, historyEntry } from './task-end.js';
  *
  * Its parts: dispatch.ts sends a claimed task, app-state-reports.ts applies the app service's
  * reports, task-end.ts writes a task's end, leases.ts keeps and recovers leases, and
- * repair-loop.ts retries the writes the database refused.
+ * repair-loop.ts retries the writes the database refused, and start-retry.ts puts a task the app
+ * service did not take back to wait.
  *
  * HANDOVER: a graceful stop hands the running tasks over (leases.ts): they stay RUNNING without a
  * worker, and any instance (this one after a restart, or another sharing the database) adopts
@@ -70,6 +71,9 @@ export class TaskEngine implements TaskRunner {
   private pumping: Promise<void> | null = null;
   private pumpAgain = false;
   private stopped = true;
+  /** Claims when a task waiting to be sent again is due (start-retry.ts); the poll would, later. */
+  private readonly wakeTimers = new Set<NodeJS.Timeout>();
+  private readonly counts = { startRetries: 0 };
 
   constructor(
     db: Db,
@@ -100,6 +104,8 @@ export class TaskEngine implements TaskRunner {
       ),
       stopped: () => this.stopped,
       notify: () => this.notify(),
+      wakeAfter: (delayMs) => this.wakeAfter(delayMs),
+      counts: this.counts,
       owe: (owed, error) => this.repairs.owe(owed, error),
       oweAcceptance: (acceptance, error) => this.repairs.oweAcceptance(acceptance, error),
     };
@@ -159,6 +165,8 @@ export class TaskEngine implements TaskRunner {
     this.stopped = true;
     clearInterval(this.pollTimer);
     clearInterval(this.heartbeatTimer);
+    for (const timer of this.wakeTimers) clearTimeout(timer);
+    this.wakeTimers.clear();
     this.tracked.clearTimeouts();
     await Promise.all([this.pumping, this.repairs.stop(), this.beating, this.recovering]);
     let timer: NodeJS.Timeout | undefined;
@@ -213,6 +221,22 @@ export class TaskEngine implements TaskRunner {
     return this.tracked.inFlight.size;
   }
 
+  /** Starts the app service did not take that this instance put back to wait (start-retry.ts), for /metrics. */
+  get startRetries(): number {
+    return this.counts.startRetries;
+  }
+
+  private wakeAfter(delayMs: number): void {
+    if (this.stopped) return;
+    // A little after: a timer may fire a millisecond early, and the claim would find nothing due yet.
+    const timer = setTimeout(() => {
+      this.wakeTimers.delete(timer);
+      this.notify();
+    }, delayMs + 5);
+    timer.unref();
+    this.wakeTimers.add(timer);
+  }
+
   /** Something may be pending: take as many tasks as there are free workers. */
   notify(): void {
     if (this.stopped) return;
@@ -251,7 +275,8 @@ export class TaskEngine implements TaskRunner {
         // One commit for all the start records, so they are written all or none.
         records = await sql.$transaction(async (tx) => {
           const written: HistoryRow[] = [];
-          for (const task of claimed) {
+          // A task sent again (start-retry.ts) was recorded started at its first send.
+          for (const task of claimed.filter(({ startAttempts }) => startAttempts === 0)) {
             const started = historyEntry(task, 'action', `${task.type.toLowerCase()} ${task.appName} started`);
             written.push(...(await history.recordOne(started, tx)));
           }

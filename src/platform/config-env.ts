@@ -228,6 +228,14 @@ export const envSchema = z.object({
   /** A running task whose instance stopped renewing its heartbeat for this long is recovered. @default 30000 */
   // At least three of the engine's heartbeats, which are never closer than 50 ms (task-engine.ts).
   TASK_LEASE_MS: decimal(positiveMs.min(150, 'must be at least 150 (3 heartbeats of 50 ms)')).default(30_000),
+  /** Sends of a task's start the app service did not take (HTTP 429, 503, no connection), the first included. @default 8 */
+  // 1 never sends one again. With the waits below (1, 2, 4 … 32, 60 s, each drawn between half and all of it)
+  // the eighth send comes 1-2 minutes after the first: an app service's rolling restart; then the task fails.
+  TASK_START_ATTEMPTS: decimal(positiveInt.max(100, 'must be at most 100')).default(8),
+  /** The wait before a start the app service did not take is sent again; it doubles with each refusal. @default 1000 */
+  TASK_START_RETRY_FIRST_MS: decimal(positiveMs).default(1000),
+  /** The longest such wait, also for what the app service's Retry-After asks. @default 60000 */
+  TASK_START_RETRY_MAX_MS: decimal(positiveMs).default(60_000),
   /** PENDING plus RUNNING tasks one user may have; a submission over it is LIMIT_EXCEEDED. @default 100 */
   // Bounds how many tasks one user can queue ahead of everyone (the claim takes turns between users,
   // but every pending task costs it: 10,000 pending, 4-37 ms a claim on SQLite), and well above what

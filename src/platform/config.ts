@@ -60,7 +60,15 @@ export type Config = {
   chartUploadMaxBytes: number;
   maxQueryDepth: number;
   maxQueryCost: number; // MAX_QUERY_COST: see http/query-cost.ts
-  tasks: { concurrency: number; timeoutMs: number; pollIntervalMs: number; leaseMs: number; maxActivePerUser: number };
+  tasks: {
+    concurrency: number;
+    timeoutMs: number;
+    pollIntervalMs: number;
+    leaseMs: number;
+    maxActivePerUser: number;
+    /** TASK_START_ATTEMPTS and its waits (src/engine/start-retry.ts). */
+    startRetry: { attempts: number; firstDelayMs: number; maxDelayMs: number };
+  };
   appService:
     | { kind: 'simulated'; stepMs: number; failApps: string[] }
     | {
@@ -181,6 +189,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       pollIntervalMs: e.TASK_POLL_INTERVAL_MS,
       leaseMs: e.TASK_LEASE_MS,
       maxActivePerUser: e.MAX_ACTIVE_TASKS_PER_USER,
+      startRetry: {
+        attempts: e.TASK_START_ATTEMPTS,
+        firstDelayMs: e.TASK_START_RETRY_FIRST_MS,
+        maxDelayMs: e.TASK_START_RETRY_MAX_MS,
+      },
     },
     appService: appServiceSettings(e),
     history: { retentionDays: e.HISTORY_RETENTION_DAYS, cleanupIntervalMs: e.HISTORY_CLEANUP_INTERVAL_MS },

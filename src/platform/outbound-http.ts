@@ -77,6 +77,8 @@ export type OutboundOutcome =
       isJson: boolean;
       body: unknown;
       durationMs: number;
+      /** The answer's `Retry-After` header, when it has one: how long an upstream refusing the call asks us to wait. */
+      retryAfter?: string;
       /**
        * The answer's `content-encoding` when its body could not be decoded (an encoding other than
        * gzip, deflate and br, or a corrupt body); `isJson` is false then.
@@ -116,6 +118,7 @@ export async function fetchJson(outbound: OutboundRequest): Promise<OutboundOutc
   let status: number;
   let bytes: Buffer | null;
   let encoding: string | undefined;
+  let retryAfter: string | undefined;
   try {
     const response = await request(outbound.url, {
       method: outbound.method ?? 'GET',
@@ -126,6 +129,7 @@ export async function fetchJson(outbound: OutboundRequest): Promise<OutboundOutc
     });
     status = response.statusCode;
     encoding = contentEncoding(response.headers['content-encoding']);
+    retryAfter = [response.headers['retry-after']].flat()[0];
     bytes = await readBytes(response.headers['content-length'], response.body, limit);
   } catch (error) {
     if (signal.aborted) return { kind: 'timeout' };
@@ -136,7 +140,15 @@ export async function fetchJson(outbound: OutboundRequest): Promise<OutboundOutc
   if (decoded === null) return { kind: 'too_large', status, limit, durationMs };
 
   const ok = status >= 200 && status < 300;
-  const notJson = { kind: 'answered', status, ok, isJson: false, body: undefined, durationMs } as const;
+  const notJson = {
+    kind: 'answered',
+    status,
+    ok,
+    isJson: false,
+    body: undefined,
+    durationMs,
+    ...(retryAfter === undefined ? {} : { retryAfter }),
+  } as const;
   if (!Buffer.isBuffer(decoded)) return { ...notJson, ...decoded };
   const maxValues = outbound.maxJsonValues ?? DEFAULT_MAX_JSON_VALUES;
   if (holdsMoreJsonValues(decoded, maxValues)) {
@@ -145,7 +157,7 @@ export async function fetchJson(outbound: OutboundRequest): Promise<OutboundOutc
   try {
     // As Response.text() decodes: UTF-8, a leading byte-order mark dropped.
     const text = new TextDecoder().decode(decoded);
-    return { kind: 'answered', status, ok, isJson: true, body: JSON.parse(text), durationMs };
+    return { ...notJson, isJson: true, body: JSON.parse(text) };
   } catch {
     return notJson;
   }

@@ -31,6 +31,11 @@ builder.node(TaskRef, {
       nullable: true,
       description: "Why the task failed, including the app service's own message.",
     }),
+    message: t.exposeString('message', {
+      nullable: true,
+      description:
+        'What a PENDING task waits for: the app service did not take it (busy, restarting or unreachable), and it is sent again at the time this says, e.g. "app service is too busy for install of n8n (HTTP 429); attempt 2 of 8 at 2026-12-07T12:00:03Z" (TASK_START_ATTEMPTS). Null otherwise.',
+    }),
     result: t.field({
       type: 'JSON',
       nullable: true,

@@ -16,8 +16,8 @@ export type Behaviour =
   | { respond: 'accept-when'; released: Promise<unknown>; opId?: string | null }
   /** HTTP 200 with another code: the app service saying no, e.g. 422 missing env values. */
   | { respond: 'business-error'; code: number; message: string; data?: unknown }
-  /** Any HTTP status, with a JSON body when given. */
-  | { respond: 'http-error'; status: number; body?: unknown }
+  /** Any HTTP status, with a JSON body and headers (e.g. `Retry-After`) when given. */
+  | { respond: 'http-error'; status: number; body?: unknown; headers?: Record<string, string> }
   /** HTTP 200 with this JSON as it is, e.g. something that is not the envelope. */
   | { respond: 'json'; body: unknown }
   /** HTTP 200 with a body that is not JSON. */
@@ -38,6 +38,8 @@ export interface RecordedRequest {
   headers: IncomingHttpHeaders;
   /** Parsed JSON, the raw text when it is not JSON, or undefined when there was no body. */
   body: unknown;
+  /** When it arrived (Date.now()). */
+  receivedAt: number;
 }
 
 /** The fields of an app-state event as the app service sends them. */
@@ -69,7 +71,8 @@ export interface FakeAppService {
    * null: it answers HTTP 500 (middlewares cannot be listed now).
    */
   middlewares: unknown[] | null;
-  setBehaviour(kind: CallKind, behaviour: Behaviour): void;
+  /** How it answers calls of `kind`: all of them, or only the next `times` (then it accepts them again). */
+  setBehaviour(kind: CallKind, behaviour: Behaviour, times?: number): void;
   /** Back to accepting everything, with no recorded requests. */
   reset(): void;
   sendEvent(intakeUrl: string, secret: string, event: AppStateEventBody): Promise<number>;
@@ -88,7 +91,7 @@ export interface FakeAppServiceOptions {
 
 export async function startFakeAppService(options: FakeAppServiceOptions = {}): Promise<FakeAppService> {
   const requests: RecordedRequest[] = [];
-  const behaviours = new Map<CallKind, Behaviour>();
+  const behaviours = new Map<CallKind, { behaviour: Behaviour; times: number }>();
   let opCount = 0;
 
   const server = createServer(async (req, res) => {
@@ -102,6 +105,7 @@ export async function startFakeAppService(options: FakeAppServiceOptions = {}): 
       query: Object.fromEntries(url.searchParams),
       headers: req.headers,
       body: text === '' ? undefined : parseJson(text),
+      receivedAt: Date.now(),
     };
     requests.push(request);
     if (request.method === 'GET' && request.path === '/app-service/v1/middlewares/status') {
@@ -112,7 +116,9 @@ export async function startFakeAppService(options: FakeAppServiceOptions = {}): 
 
     const kind = callKindOf(request);
     if (!kind) return reply(res, 404, { code: 404, message: `no route ${request.method} ${request.path}`, data: null });
-    const behaviour = behaviours.get(kind) ?? { respond: 'accept' };
+    const set = behaviours.get(kind);
+    if (set && --set.times === 0) behaviours.delete(kind);
+    const behaviour = set?.behaviour ?? { respond: 'accept' };
     switch (behaviour.respond) {
       case 'accept-when':
       case 'accept': {
@@ -126,7 +132,7 @@ export async function startFakeAppService(options: FakeAppServiceOptions = {}): 
       case 'business-error':
         return reply(res, 200, { code: behaviour.code, message: behaviour.message, data: behaviour.data ?? null });
       case 'http-error':
-        return reply(res, behaviour.status, behaviour.body);
+        return reply(res, behaviour.status, behaviour.body, behaviour.headers);
       case 'json':
         return reply(res, 200, behaviour.body);
       case 'garbage':
@@ -150,8 +156,8 @@ export async function startFakeAppService(options: FakeAppServiceOptions = {}): 
     requests,
     apps: options.apps ?? [],
     middlewares: [],
-    setBehaviour(kind, behaviour) {
-      behaviours.set(kind, behaviour);
+    setBehaviour(kind, behaviour, times = Number.POSITIVE_INFINITY) {
+      behaviours.set(kind, { behaviour, times });
     },
     reset() {
       behaviours.clear();
@@ -196,10 +202,10 @@ function parseJson(text: string): unknown {
   }
 }
 
-function reply(res: ServerResponse, status: number, body: unknown): void {
+function reply(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (body === undefined) {
-    res.writeHead(status).end();
+    res.writeHead(status, headers).end();
     return;
   }
-  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  res.writeHead(status, { ...headers, 'content-type': 'application/json' }).end(JSON.stringify(body));
 }

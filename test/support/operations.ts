@@ -184,7 +184,7 @@ export const RetryTaskMutation = graphql(`
 export const TaskDetailQuery = graphql(`
   query TaskDetail($taskId: String!) {
     task(taskId: $taskId) {
-      taskId type status progress error opId startedAt completedAt retryOfTaskId
+      taskId type status progress error message opId startedAt completedAt retryOfTaskId
       app { appName stage health state installedVersion targetVersion reason }
     }
   }

@@ -1,6 +1,6 @@
 import { isRecord } from '../../platform/json.js';
-import { upstreamExcerpt } from '../../platform/outbound-http.js';
-import type { AppServiceErrorKind } from './port.js';
+import { type OutboundOutcome, upstreamExcerpt } from '../../platform/outbound-http.js';
+import type { AppServiceErrorKind, NotTaken } from './port.js';
 
 /** How the app service's answers read: their envelope, and what an HTTP error status means. */
 
@@ -39,4 +39,37 @@ export function describeHttpFailure(
   }
   if (status >= 400) return ['rejected', `app service rejected ${action}${explanation} (HTTP ${status})`];
   return ['invalid_response', `app service answered ${action} with an unexpected HTTP ${status}`];
+}
+
+/**
+ * SAFE TO SEND AGAIN: the one place that tells a failed call the app service certainly did not take
+ * from one it may have. Only the first may be sent again (a task's start, src/engine/start-retry.ts):
+ * an install the app service started once and is asked for twice is worse than a failed task.
+ * - HTTP 429 and 503: the app service (or what stands before it) answered that it does not take
+ *   the request now; its `Retry-After`, when it gives one, says when to ask again.
+ * - No connection was ever made (refused, a name that did not resolve, a connect that timed out):
+ *   the request never left this process.
+ * Not a timeout (the request may have been sent and started before the answer was late), not a
+ * connection that broke (ECONNRESET, a socket closed: possibly after the request went out), not
+ * 500, 502 or 504 (the app service, or a proxy after forwarding it, may have started it first).
+ */
+export function notTakenBy(outcome: OutboundOutcome, now = Date.now()): NotTaken | undefined {
+  if (outcome.kind === 'unreachable') return NEVER_CONNECTED.has(outcome.problem) ? { retryAfterMs: null } : undefined;
+  if (outcome.kind !== 'answered' || (outcome.status !== 429 && outcome.status !== 503)) return undefined;
+  return { retryAfterMs: retryAfterMs(outcome.retryAfter, now) };
+}
+
+/**
+ * How undici names a connection that was never made (networkProblem): refused, a DNS failure (the
+ * name does not exist, or cannot be resolved now), and its own connect timeout (10 s; a call whose
+ * APP_SERVICE_TIMEOUT_MS ends first is a timeout, which may have been sent).
+ */
+const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/** A `Retry-After` header in ms from `now`: delay-seconds or an HTTP date; null when absent or unreadable. */
+export function retryAfterMs(header: string | undefined, now: number): number | null {
+  const text = header?.trim() ?? '';
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const date = /[a-z]/i.test(text) ? Date.parse(text) : Number.NaN;
+  return Number.isNaN(date) ? null : Math.max(0, date - now);
 }

@@ -5,13 +5,14 @@ import type { Logger } from '../../platform/logger.js';
 import { fetchJson, unreadBody, upstreamExcerpt } from '../../platform/outbound-http.js';
 import { redactSecrets, redactSecretsIn, rememberSecret, secretEnvValues } from '../../platform/redact.js';
 import { listedIdentity, operationStatuses, readListedApp, readListedMiddlewares, textOf } from './app-listing.js';
-import { asEnvelope, describeHttpFailure, type Envelope } from './http-answers.js';
+import { asEnvelope, describeHttpFailure, type Envelope, notTakenBy } from './http-answers.js';
 import {
   type AppListing,
   type AppService,
   AppServiceError,
   type AppServiceErrorKind,
   type AppStateEvent,
+  type NotTaken,
   type OperationStatus,
   type OperationTarget,
   type UnreadableListedApp,
@@ -285,7 +286,8 @@ export class HttpAppService implements AppService {
       throw this.failure('timeout', `app service did not answer ${call.action} within ${this.requestTimeoutMs} ms`);
     }
     if (outcome.kind === 'unreachable') {
-      throw this.failure('unavailable', `app service is unreachable for ${call.action}: ${outcome.problem}`);
+      const message = `app service is unreachable for ${call.action}: ${outcome.problem}`;
+      throw this.failure('unavailable', message, undefined, undefined, notTakenBy(outcome));
     }
     const { status, durationMs } = outcome;
     this.logger.debug({ method: call.method, path: call.path, status, durationMs }, 'app service call');
@@ -304,7 +306,7 @@ export class HttpAppService implements AppService {
     const details = envelope ? { status, code: envelope.code, data: envelope.data } : { status };
     const explanation = envelope?.message ? `: ${envelope.message}` : '';
     const [kind, message] = describeHttpFailure(status, call.action, explanation);
-    throw this.failure(kind, message, details, call.secrets);
+    throw this.failure(kind, message, details, call.secrets, notTakenBy(outcome));
   }
 
   private envelopeOf(status: number, body: unknown, action: string, secrets?: string[]): Envelope {
@@ -341,6 +343,7 @@ export class HttpAppService implements AppService {
     message: string,
     details?: AppServiceError['details'],
     secrets?: string[],
+    notTaken?: NotTaken,
   ): AppServiceError {
     const known = this.secretsOf(secrets);
     const data = details?.data === undefined ? undefined : redactSecretsIn(details.data, known);
@@ -348,6 +351,7 @@ export class HttpAppService implements AppService {
       kind,
       redactSecrets(message, known),
       details && { ...details, ...(data === undefined ? {} : { data }) },
+      notTaken,
     );
   }
 }

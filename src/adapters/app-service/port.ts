@@ -77,6 +77,12 @@ export type AppServiceErrorKind =
   | 'invalid_response' // not the documented envelope
   | 'rejected'; // a business error: HTTP 200 with code ≠ 200, e.g. 422 missing env values
 
+/** A failure that proves the app service did not take the request (see notTakenBy in http-answers.ts). */
+export interface NotTaken {
+  /** How long it asked us to wait before sending it again (`Retry-After`); null when it did not say. */
+  retryAfterMs: number | null;
+}
+
 export class AppServiceError extends Error {
   override name = 'AppServiceError';
   constructor(
@@ -87,6 +93,8 @@ export class AppServiceError extends Error {
      * implementation redacts secrets from it (and from the message) before throwing.
      */
     readonly details: { status?: number; code?: number; data?: unknown } = {},
+    /** Set only when the app service certainly did not take the request: sending it again is safe. */
+    readonly notTaken?: NotTaken,
   ) {
     super(message);
   }
