@@ -31,7 +31,9 @@ export function createOutbox({
   const webhooks = new WebhookService(db, config.maxWebhooks, databaseProvider(config.databaseUrl), clock);
   return {
     webhooks,
-    webhookDispatcher: new WebhookDispatcher(db, webhooks, logger.child({ component: 'webhooks' }), clock),
+    webhookDispatcher: new WebhookDispatcher(db, webhooks, logger.child({ component: 'webhooks' }), clock, {
+      cluster: config.redis !== null,
+    }),
     outboxWorker: new OutboxWorker(
       db,
       config.outbox,

@@ -44,6 +44,17 @@ const MAX_REMEMBERED = 10_000;
 /** The value announced when an app's row is gone (uninstalled, or removed by status correction). */
 const REMOVED = 'removed';
 
+export interface WebhookDispatcherOptions {
+  /** While the database is away, how often the dispatcher tries the changes waiting again. @default 1000 */
+  retryMs?: number;
+  /**
+   * Cluster mode (REDIS_URL): other instances announce changes of the same apps and payments into
+   * the same outbox, so what this instance remembers announcing is not the last value announced
+   * (see `outboxFirst`). @default false
+   */
+  cluster?: boolean;
+}
+
 const terminal = new Set<string>(TERMINAL_STATUSES);
 
 /**
@@ -70,9 +81,10 @@ export class WebhookDispatcher {
   /** Ends the pause after a failure at once (a stop). */
   private resume: (() => void) | null = null;
   /**
-   * What this instance last announced, by `webhookId subject`, so `changedOnly` costs no query
-   * for a subject it announced lately (progress updates announce nothing new, and are many).
-   * A miss is read from the newest message of that subject. Bounded: least recently used go.
+   * What this instance last announced, by `webhookId subject`, so that with no other instance
+   * (see `outboxFirst`) `changedOnly` costs no query for a subject it announced lately (progress
+   * updates announce nothing new, and are many). A miss is read from the newest message of that
+   * subject. Bounded: least recently used go.
    */
   private readonly lastAnnounced = new Map<string, string>();
   /** An outage fails every batch the same way: one line with its stack, then one a minute (others: handleApart). */
@@ -85,7 +97,7 @@ export class WebhookDispatcher {
     private readonly logger: Logger,
     /** The messages' due time is on it (the process's DatabaseClock): the outbox workers of every instance claim on it. */
     private readonly clock: { date(): Date },
-    private readonly retryMs = RETRY_MS,
+    private readonly options: WebhookDispatcherOptions = {},
   ) {
     this.failures = new RepeatedFailure(logger, 'webhooks: enqueueing changes', 'warn');
   }
@@ -137,8 +149,8 @@ export class WebhookDispatcher {
    * stay put). They queue behind the changes already taken, so "the last state announced" stays
    * in order, and are never dropped: the sweep hands over one bounded page and waits for it.
    * Unlike a change from the bus, only the webhooks that existed when the change was made are
-   * told, and the last value announced is read from the outbox, not from this instance's memory:
-   * in a cluster another instance may have announced it since (a stale memory would repeat it).
+   * told, and the last value announced is read from the outbox, not from this instance's memory
+   * (see `outboxFirst`).
    */
   catchUp(changes: readonly FoundChange[]): Promise<number> {
     if (changes.length === 0) return Promise.resolve(0);
@@ -199,7 +211,7 @@ export class WebhookDispatcher {
 
   private pause(): Promise<void> {
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, this.retryMs);
+      const timer = setTimeout(resolve, this.options.retryMs ?? RETRY_MS);
       this.resume = () => {
         clearTimeout(timer);
         resolve();
@@ -267,13 +279,13 @@ export class WebhookDispatcher {
       if (webhooks.length > 0) wanted.push({ change, webhooks });
     }
     if (wanted.length === 0) return 0;
+    const outboxFirst = this.outboxFirst(fresh);
     try {
-      // The catch-up asks the outbox for every subject's last key; the bus only for what it forgot.
-      const rows = await readBatchRows(this.db, wanted, (pair) => fresh || !this.lastAnnounced.has(pair));
+      const rows = await readBatchRows(this.db, wanted, (pair) => outboxFirst || !this.lastAnnounced.has(pair));
       const messages = new Map<string, OutboundMessage>();
       const decided = new Map<string, string>();
       for (const { change, webhooks } of wanted) {
-        for (const message of this.messagesOf(change, webhooks, rows, fresh, decided)) {
+        for (const message of this.messagesOf(change, webhooks, rows, outboxFirst, decided)) {
           messages.set(message.idempotencyKey, message);
         }
       }
@@ -285,14 +297,28 @@ export class WebhookDispatcher {
     }
   }
 
+  /**
+   * Whether "the last value announced" is the outbox's newest message (read for every subject of
+   * the batch) rather than this instance's memory, which is right only while no other instance
+   * announces: the catch-up's changes (`fresh`) and, in cluster mode, every change, since each
+   * instance announces what it changed. A stale memory suppressed real changes: uninstalled on A
+   * (A remembers "removed"), installed on B ("pending"), canceled on A: A's "removed" was never
+   * sent. The read is one statement per batch, beside its other reads. A message another instance
+   * has yet to write is not seen; it read its row before this change, so it ends last either way:
+   * the catch-up's to repair, like any messages written out of order across instances.
+   */
+  private outboxFirst(fresh: boolean): boolean {
+    return fresh || this.options.cluster === true;
+  }
+
   private messagesOf(
     change: Change,
     webhooks: WebhookRow[],
     rows: BatchRows,
-    fresh: boolean,
+    outboxFirst: boolean,
     decided: Map<string, string>,
   ): OutboundMessage[] {
-    const announce = { rows, fresh, decided };
+    const announce = { rows, outboxFirst, decided };
     if (change.kind === 'task') {
       // A row the catch-up read is as good as a fresh one: a terminal task changes no more.
       const task = change.row ?? rows.tasks.get(change.event.taskId);
@@ -334,26 +360,22 @@ export class WebhookDispatcher {
    * `value` (or that never heard of it). The key carries the value and the change's time, so
    * the same change announced again writes nothing, and a later return to an earlier value is
    * a new message. The last value comes from `lastAnnounced`, or on a miss (and always when
-   * `fresh`: the catch-up) from the newest message of the subject (read for the whole batch
-   * before, `lastKeys`; within the batch, what it decided comes first).
-   * In a cluster, a subject announced meanwhile by another instance is not seen by this one's
-   * map; an app's changes are announced by the instance that runs its tasks, so this is rare, and
-   * costs at most one message repeating a state.
+   * `outboxFirst`: the catch-up, cluster mode) from the newest message of the subject (read for
+   * the whole batch before, `lastKeys`; within the batch, what it decided comes first).
    */
   private changedOnly(
     webhooks: WebhookRow[],
     { event, subject, value, at }: { event: WebhookEvent; subject: string; value: string; at: Date },
     resource: object,
-    { rows, fresh, decided }: { rows: BatchRows; fresh: boolean; decided: Map<string, string> },
+    { rows, outboxFirst, decided }: { rows: BatchRows; outboxFirst: boolean; decided: Map<string, string> },
   ): OutboundMessage[] {
     const messages: OutboundMessage[] = [];
     for (const webhook of webhooks) {
       const remembered = `${webhook.webhookId} ${subject}`;
       const stored = rows.lastKeys.get(remembered);
       const inDatabase = stored?.slice(`webhook:${webhook.webhookId}:${subject}:`.length).split(':')[0];
-      // The catch-up asks the outbox first (another instance may have announced it); what the
-      // outbox no longer holds (cleaned up after OUTBOX_RETENTION_DAYS) this instance may remember.
-      const lastValue = fresh
+      // What the outbox no longer holds (cleaned up after OUTBOX_RETENTION_DAYS) this instance may remember.
+      const lastValue = outboxFirst
         ? (decided.get(remembered) ?? inDatabase ?? this.lastAnnounced.get(remembered))
         : (this.lastAnnounced.get(remembered) ?? inDatabase);
       this.remember(remembered, value);
