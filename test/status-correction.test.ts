@@ -521,6 +521,71 @@ describe.each(databases)('status correction over HTTP on %s', (kind) => {
     }
   });
 
+  /**
+   * A first install of alice's that another instance runs (its row still `installing`), and one
+   * run of status correction whose list the app service holds until `end` has committed (the
+   * install's end, written the way that instance writes it, completed at `completedAt`, else as it
+   * commits); the list then answers with `listed` added, as it stood when it was asked for.
+   * Returns the install's task id.
+   */
+  async function runWhileInstallEnds(appName: string, end: { completedAt?: Date; reported: Date }, listed: unknown[]) {
+    await seed(db).user('alice').app({ appName, state: 'installing' });
+    await db.appState.updateMany({ where: { userId: 'alice', appName }, data: { eventTime: ago(10 * SECOND) } });
+    const { taskId } = await runningTask(db, 'alice', appName, 'INSTALL', ago(5 * SECOND));
+    const lists = () => fake.requests.filter((request) => request.path === '/app-service/v1/all/apps').length;
+    const asked = lists();
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    fake.setBehaviour('listApps', { respond: 'accept-when', released });
+    const run = correction().run();
+    try {
+      await waitFor(async () => (lists() > asked ? true : undefined), 'the list to be asked for');
+      // The running report, then the task's end (its version on the row), committed after the list was asked for.
+      const data = { state: 'running', eventTime: end.reported, installedVersion: '1.0.0' };
+      await db.appState.updateMany({ where: { userId: 'alice', appName }, data });
+      await db.task.update({
+        where: { taskId },
+        data: { status: 'COMPLETED', activeKey: null, progress: 100, completedAt: end.completedAt ?? new Date() },
+      });
+      fake.apps.push(...listed);
+    } finally {
+      release();
+      fake.setBehaviour('listApps', { respond: 'accept' });
+    }
+    await run;
+    return taskId;
+  }
+
+  test('an install that ends while the list is asked for, in a list from before its end, is not removed', async () => {
+    const removed = correction().status().corrections.removed;
+    // Its completion time stamped before the run began, and committed after the list was asked for
+    // (on another instance, whose transaction waited), so that run finds no task of the app ended since.
+    const end = { completedAt: ago(SECOND), reported: ago(2 * SECOND) };
+    // Another app listed: a list with no app at all would remove nothing anyway (withholdMassRemovals).
+    await runWhileInstallEnds('photoprism', end, [application('alice', 'bystander', 'running', ago(60 * SECOND))]);
+
+    const filter = { appName: 'photoprism' };
+    const { apps } = dataOf(await execute(server, AppsQuery, { filter, first: 5 }, { token: TOKENS.alice }));
+    expect(apps.edges.map((edge) => edge.node)).toMatchObject([{ stage: 'RUNNING', installedVersion: '1.0.0' }]);
+    expect(await systemRecords('alice', 'photoprism')).toEqual([]);
+    expect(correction().status().corrections.removed).toBe(removed);
+  });
+
+  test('an install that ends on its own report while the list is asked for is not said to be completed by status correction', async () => {
+    const completed = correction().status().corrections.tasksCompleted;
+    // The list shows the app running as its report did, after the task's start: the install's end.
+    const end = { reported: ago(SECOND) };
+    const listed = application('alice', 'self-ended', 'running', end.reported);
+    const taskId = await runWhileInstallEnds('self-ended', end, [listed]);
+
+    const task = await db.task.findUnique({ where: { taskId } });
+    expect(task).toMatchObject({ status: 'COMPLETED', result: null });
+    expect(await systemRecords('alice', 'self-ended')).toEqual([]);
+    expect(correction().status().corrections.tasksCompleted).toBe(completed);
+  });
+
   test('requests are answered while a run makes many corrections', async () => {
     const crowd = Array.from({ length: 400 }, (_, i) => application('carol', `crowd-${i}`, 'running', ago(SECOND)));
     fake.apps.push(...crowd);

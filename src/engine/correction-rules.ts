@@ -29,9 +29,9 @@ export interface Comparison {
   /** Its middlewares, or null when they could not be listed (stored middlewares are then kept). */
   middlewares: AppStateEvent[] | null;
   rows: AppRow[];
-  /** PENDING and RUNNING tasks, read after the rows. */
+  /** PENDING and RUNNING tasks, read after the rows and, as they were, before the list was asked for. */
   active: TaskRow[];
-  /** When the list was asked for: a row with a later state was written after it, and is kept. */
+  /** When the run began, before its reads and the list: a row with a later state was written after it, and is kept. */
   requestedAt: Date;
   /** Names the app service lists as its own system apps (this list's and earlier ones'). */
   systemNames: ReadonlySet<string>;
@@ -43,8 +43,8 @@ export interface Comparison {
   /** Items of the list that could not be read: an app they may be is never taken for gone. */
   unreadable?: UnreadableListedApp[];
   /**
-   * Apps (app keys) whose task ended at or after `requestedAt`, read after the rows: the list may
-   * predate that end (an uninstall that removed the row), so an absent row proves nothing.
+   * Apps (app keys) whose task ended at or after `requestedAt`, read after the rows and the list:
+   * the list may predate that end (an uninstall that removed the row), so an absent row proves nothing.
    */
   endedSinceRequest?: ReadonlySet<string>;
 }

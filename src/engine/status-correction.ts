@@ -92,6 +92,9 @@ function correctedResult(task: Pick<TaskRow, 'type' | 'result'>): Prisma.InputJs
   return { ...envelope, status: 'success', correctedBy: CORRECTED_BY } as Prisma.InputJsonObject;
 }
 
+/** One run: when it began (before its reads), and the apps (keys) whose row took its listed state. */
+type Run = { at: Date; applied: Set<string> };
+
 /** Most system-app names remembered from earlier lists (a vanished system app is recognised by name). */
 const MAX_SYSTEM_NAMES = 10_000;
 
@@ -135,15 +138,17 @@ export class StatusCorrection {
     const requestedAt = this.deps.clock.date();
     this.figures.lastCheckAt = requestedAt;
     try {
-      const { apps: listed, unreadable } = await this.listApps();
-      const middlewares = await this.listMiddlewares();
-      for (const app of listed) if (app.system) this.rememberSystem(app.appName);
-      // Rows before tasks: a task accepted in between touches its app's row, which a removal checks;
-      // and a task that ended (an uninstall that removed its row) before the rows were read is
-      // among the ended ones read after them.
+      // Rows and tasks before the list: what they hold committed before it was asked for, and the app
+      // service knows a state before it reports it, so the list shows the app unless it went; a row
+      // changed since is not removed (the delete is on updatedAt). Read after the list, an install that
+      // ended meanwhile, its completedAt stamped before requestedAt, was an app the list left out: removed.
+      // Rows before tasks: a task accepted in between touches its row; one that ended is among `ended`.
       const sql = driverSqlOf(db); // whole tables: see state-reads.ts
       const rows = await allAppStates(sql);
       const active = await allActiveTasks(sql);
+      const { apps: listed, unreadable } = await this.listApps();
+      const middlewares = await this.listMiddlewares();
+      for (const app of listed) if (app.system) this.rememberSystem(app.appName);
       const ended = await db.task.findMany({
         where: { completedAt: { gte: requestedAt } },
         select: { userId: true, sourceId: true, appName: true },
@@ -189,8 +194,9 @@ export class StatusCorrection {
    * logged and leaves the others to be made, as it would at every run. A database gone fails the
    * run instead. Returns why each failed one failed.
    */
-  private async applyEach(corrections: Correction[], run: Date, interrupted: () => string | null): Promise<string[]> {
+  private async applyEach(corrections: Correction[], at: Date, interrupted: () => string | null): Promise<string[]> {
     const failed: string[] = [];
+    const run: Run = { at, applied: new Set() };
     for (const [done, correction] of corrections.entries()) {
       // Between corrections, requests go first: on SQLite every statement completes synchronously,
       // so a run of 2,000 appeared apps answered nothing, /health included, for 40 s.
@@ -257,7 +263,9 @@ export class StatusCorrection {
   /**
    * Whether this run's state correction ended the task already (the engine ends a task whose end
    * state a state row takes, as for a state report): still a completion by status correction.
-   * Not when another run marked it first (another leader's, late): that run recorded it.
+   * Not when another run marked it first (another leader's, late): that run recorded it. Asked
+   * only of an app whose row took this run's listed state: a task read before the list that ended
+   * on its own report meanwhile was completed by that report, not by status correction.
    */
   private async endedBy(taskId: string, run: Date): Promise<boolean> {
     const { db } = this.deps;
@@ -272,7 +280,7 @@ export class StatusCorrection {
     return count > 0;
   }
 
-  private async apply(correction: Correction, run: Date): Promise<void> {
+  private async apply(correction: Correction, run: Run): Promise<void> {
     const { db, engine, feed } = this.deps;
     switch (correction.kind) {
       case 'appeared': {
@@ -287,6 +295,7 @@ export class StatusCorrection {
       case 'corrected': {
         const { row, listed } = correction;
         const took = await engine.applyListedState(listed); // false: a newer state came meanwhile
+        if (took) run.applied.add(appKeyString(row));
         const versioned = correction.unversioned && (await this.completeListedRow(listed));
         if (!took && !versioned) return;
         const changes = [
@@ -320,8 +329,8 @@ export class StatusCorrection {
         const { task, listed } = correction;
         const shows = listed ? `reports it ${listed.state}` : 'no longer lists it';
         const result = correctedResult(task);
-        if (!(await engine.finish(task.taskId, 'COMPLETED', { result })) && !(await this.endedBy(task.taskId, run)))
-          return;
+        const finished = await engine.finish(task.taskId, 'COMPLETED', { result });
+        if (!finished && !(run.applied.has(appKeyString(task)) && (await this.endedBy(task.taskId, run.at)))) return;
         const message = `${task.type.toLowerCase()} of ${task.appName} completed by status correction: the app service ${shows}`;
         await this.record('tasksCompleted', task, message, { taskId: task.taskId, state: listed?.state ?? null });
       }

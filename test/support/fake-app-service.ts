@@ -12,7 +12,10 @@ export type CallKind = 'install' | 'clone' | 'upgrade' | 'uninstall' | 'cancel' 
 export type Behaviour =
   /** HTTP 200 `{code: 200}` with `data.opID` (`op-<n>` unless given; null leaves it out). */
   | { respond: 'accept'; opId?: string | null }
-  /** As `accept`, but only once `released` settles: the app service holds the request open until then. */
+  /**
+   * As `accept`, but only once `released` settles: the app service holds the request open until
+   * then (a list is then answered with `apps` as they are at that moment).
+   */
   | { respond: 'accept-when'; released: Promise<unknown>; opId?: string | null }
   /** HTTP 200 with another code: the app service saying no, e.g. 422 missing env values. */
   | { respond: 'business-error'; code: number; message: string; data?: unknown }
@@ -122,8 +125,8 @@ export async function startFakeAppService(options: FakeAppServiceOptions = {}): 
     switch (behaviour.respond) {
       case 'accept-when':
       case 'accept': {
-        if (kind === 'listApps') return reply(res, 200, { code: 200, message: 'success', data: fake.apps });
         if (behaviour.respond === 'accept-when') await behaviour.released;
+        if (kind === 'listApps') return reply(res, 200, { code: 200, message: 'success', data: fake.apps });
         opCount += 1;
         const opId = behaviour.opId === null ? null : (behaviour.opId ?? `op-${opCount}`);
         options.onAccepted?.(kind, request, opId);
