@@ -6,6 +6,7 @@ const base: PaymentStatusInput = {
   developerSync: 'not_started',
   signatureStatus: 'not_evaluated',
   paymentStatus: 'not_evaluated',
+  signingForRestore: false,
   productId: 'p-1',
   jws: null,
   vc: null,
@@ -73,6 +74,26 @@ describe('frontend payment status, as the status query derives it from the five 
       '5: signed, the developer being asked (after a failed query, or a restore once asked to pay)',
       { signatureStatus: 'required_and_signed', developerSync: 'in_progress', paymentStatus: 'notification_sent' },
       'SYNCING',
+    ],
+    [
+      '5: signed for a restore, asked to pay by it, before the developer is asked',
+      {
+        signatureStatus: 'required_and_signed',
+        paymentStatus: 'notification_sent',
+        developerSync: 'completed',
+        signingForRestore: true,
+      },
+      'SYNCING',
+    ],
+    [
+      '5: signed for a restore, the developer could not be asked',
+      {
+        signatureStatus: 'required_and_signed',
+        paymentStatus: 'notification_sent',
+        developerSync: 'failed',
+        signingForRestore: true,
+      },
+      'NOT_BUY',
     ],
     [
       '5: signed, the developer could not be asked: not bought, as far as anyone knows',

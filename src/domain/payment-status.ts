@@ -31,6 +31,8 @@ export interface PaymentStatusInput {
   developerSync: string;
   signatureStatus: string;
   paymentStatus: string;
+  /** The wallet's latest sign request is a restore's (see awaitsPurchaseCheck). */
+  signingForRestore: boolean;
   productId: string;
   jws?: string | null;
   vc?: string | null;

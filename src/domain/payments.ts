@@ -118,10 +118,11 @@ export const PAYMENT_MOVES: { readonly [Axis in PaymentAxis]: Moves<PaymentAxes[
     error_need_resign: ['required', 'required_and_signed', 'error_no_record'],
   },
   /**
-   * The buyer is asked to pay (`notification_sent`) once, when signed (a restore asks before
-   * signing, so the signature leads straight to the developer). The frontend then reports that it
-   * started paying and the transaction it sent; the developer's credential confirms the payment
-   * from any of these, and a confirmed payment is final.
+   * The buyer is asked to pay (`notification_sent`) once, when signed (a restore counts them asked
+   * before signing, as the original did, yet its signature goes to the developer first: see
+   * awaitsPurchaseCheck). The frontend then reports that it started paying and the transaction it
+   * sent; the developer's credential confirms the payment from any of these, and a confirmed
+   * payment is final.
    */
   paymentStatus: {
     not_evaluated: ['notification_sent', 'frontend_started', 'frontend_completed', 'developer_confirmed'],
@@ -188,21 +189,24 @@ export function isPaying(progress: PaymentProgress): boolean {
 
 /**
  * Nobody knows yet whether the signature held was paid for: the wallet held it already
- * (signatureCallback; the buyer was never asked to pay with it), or the developer is being asked
+ * (signatureCallback; the buyer was never asked to pay with it), or signed it for a restore
+ * (`signingForRestore`: the buyer says they bought before), or the developer is being asked
  * about it (a polling round before paying: a restore, a retried query), or could not be (the
  * round gave up on errors). Until the developer answers, the buyer is not asked to pay: they may
  * have paid with it already (on another device), and paying again is paying twice. SYNCING while
  * the answer may come, NOT_BUY once the round gave up (payment-status.ts); Buy or a restore asks
- * the developer again.
+ * the developer again. Asking the buyer to pay (requestPayment) ends a restore's mark.
  */
 export function awaitsPurchaseCheck(p: {
   signatureStatus: string;
   paymentStatus: string;
   developerSync: string;
+  signingForRestore: boolean;
 }): boolean {
   if (p.signatureStatus !== 'required_and_signed') return false;
   if (p.paymentStatus === 'frontend_started' || p.paymentStatus === 'frontend_completed') return false;
   return (
+    p.signingForRestore ||
     p.developerSync === 'in_progress' ||
     p.developerSync === 'failed' ||
     p.paymentStatus === 'not_evaluated' ||

@@ -167,11 +167,17 @@ export class PaymentTransitions {
   }
 
   /**
-   * Asks the wallet to sign, dropping the refused signature first when `resign`, with `also` in the
-   * same change. The sign body carries the product's terms as the catalogue prices them now, and
-   * is kept on the payment.
+   * Asks the wallet to sign, for a Buy or a restore (`forRestore`: the signature answering it is
+   * then checked with the developer before anything else, see awaitsPurchaseCheck), dropping the
+   * refused signature first when `resign`, with `also` in the same change. The sign body carries
+   * the product's terms as the catalogue prices them now, and is kept on the payment.
    */
-  async requestSignature(payment: Payment, resign: boolean, applies?: Applies, also: Patch = {}): Promise<Payment> {
+  async requestSignature(
+    payment: Payment,
+    { resign, forRestore }: { resign: boolean; forRestore: boolean },
+    applies?: Applies,
+    also: Patch = {},
+  ): Promise<Payment> {
     const signBody = signBodyOf(payment, await readTerms(this.db, payment, 'current'), true);
     return this.commit(
       payment,
@@ -180,6 +186,7 @@ export class PaymentTransitions {
         signatureStatus: 'required',
         larePassSync: 'in_progress',
         signBody,
+        signingForRestore: forRestore,
         ...(resign ? { jws: null } : {}),
       },
       [signRequestPush(payment, signBody, resign, this.targets), frontendPush(payment, 'signature_required')],
@@ -198,12 +205,15 @@ export class PaymentTransitions {
     );
   }
 
-  /** Asks the frontend to pay, with what it needs to. */
+  /**
+   * Asks the frontend to pay, with what it needs to: the signature is one to pay with now, even one
+   * a restore had the wallet sign (the developer found no payment for it).
+   */
   async requestPayment(payment: Payment, patch: Patch = {}, applies?: Applies): Promise<Payment> {
     const terms = await readTerms(this.db, payment, 'signed');
     return this.commit(
       payment,
-      { ...patch, paymentStatus: 'notification_sent' },
+      { ...patch, paymentStatus: 'notification_sent', signingForRestore: false },
       [paymentRequiredPush(payment, terms)],
       applies,
     );

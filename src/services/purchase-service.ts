@@ -36,8 +36,9 @@ import { appRef, paymentOfApp, paymentOfProduct } from './purchase-lookup.js';
  * after it committed; the developer is asked for the credential by `CredentialPolling`.
  *
  * Departures from the original, on purpose: polling the developer for the credential starts
- * when the buyer has paid (or started paying), not right after signing; and Buy on a state
- * whose signature was never evaluated asks for a signature at once.
+ * when the buyer has paid (or started paying), not right after signing (but for the signature a
+ * restore asked for: the buyer says they paid already); and Buy on a state whose signature was
+ * never evaluated asks for a signature at once.
  */
 
 const jws = z.string().trim().min(1, 'jws must not be empty').max(16_384);
@@ -137,7 +138,8 @@ export class PurchaseService {
       return payment;
     }
     if (sig === 'error_need_resign' || sig === 'required' || sig === 'not_evaluated') {
-      return this.transitions.requestSignature(payment, sig === 'error_need_resign', unchanged);
+      const resign = sig === 'error_need_resign';
+      return this.transitions.requestSignature(payment, { resign, forRestore: false }, unchanged);
     }
     if (sig === 'required_and_signed') {
       if (payment.paymentStatus === 'frontend_completed') return this.polling.start(payment);
@@ -161,12 +163,15 @@ export class PurchaseService {
     if (sig === 'required' && (await this.transitions.askedToSignWithin(payment, REPEAT_SIGN_REQUEST_MS))) {
       return payment;
     }
+    // The signature the wallet returns goes to the developer (forRestore, see submitSignature).
     if (sig === 'not_evaluated' || sig === 'required' || sig === 'required_but_pending') {
-      // A restore goes straight from signing to asking the developer (see submitSignature).
+      // As in the original, the buyer counts as asked to pay: "no record" then reads "pay again".
       const patch: Patch = awaitsPaymentRequest(payment.paymentStatus) ? { paymentStatus: 'notification_sent' } : {};
-      return this.transitions.requestSignature(payment, false, unchanged, patch);
+      return this.transitions.requestSignature(payment, { resign: false, forRestore: true }, unchanged, patch);
     }
-    if (sig === 'error_need_resign') return this.transitions.requestSignature(payment, true, unchanged);
+    if (sig === 'error_need_resign') {
+      return this.transitions.requestSignature(payment, { resign: true, forRestore: true }, unchanged);
+    }
     // No record: a transaction the chain had not confirmed yet, or one paid on another device,
     // may be found now.
     if (sig === 'error_no_record' && payment.jws) return this.polling.start(payment, { force: true });
@@ -186,16 +191,18 @@ export class PurchaseService {
     if (hash) patch.txHash = hash;
     // The wallet may answer twice (the outbox delivers at least once) or several answers cross:
     // only the call that finds the buyer not asked to pay yet (on the locked row) asks, and pushes.
-    if (awaitsPaymentRequest(payment.paymentStatus)) {
-      payment = await this.transitions.requestPayment(payment, patch, (current) =>
-        awaitsPaymentRequest(current.paymentStatus),
-      );
+    // Never for a restore's signature: the buyer says they paid already (awaitsPurchaseCheck).
+    const asksToPay = (current: Payment) => !current.signingForRestore && awaitsPaymentRequest(current.paymentStatus);
+    if (asksToPay(payment)) payment = await this.transitions.requestPayment(payment, patch, asksToPay);
+    // A restore's signature shows SYNCING from here on (checkPushes tells the frontend).
+    if (!holdsSignature(payment, patch)) payment = await this.transitions.commit(payment, patch, checkPushes);
+    // Only ask the developer once the buyer paid, or has started to (the original polled at once),
+    // or about a restore's signature; a new signature is the buyer acting, so it asks again after
+    // the developer answered the one before ("sign again" or "no record" after paying, or for a
+    // restore: the original never asked again).
+    if (isPaying(payment.paymentStatus) || hash || payment.signingForRestore) {
+      return this.polling.start(payment, { force: true });
     }
-    if (!holdsSignature(payment, patch)) payment = await this.transitions.commit(payment, patch);
-    // Only ask the developer once the buyer paid, or has started to (the original polled at once);
-    // a new signature is the buyer acting, so it asks again after the developer answered the one
-    // before ("sign again" or "no record" after paying: the original never asked again).
-    if (isPaying(payment.paymentStatus) || hash) return this.polling.start(payment, { force: true });
     return payment;
   }
 
