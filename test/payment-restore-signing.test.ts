@@ -188,6 +188,74 @@ describe.each(databases)('a restore that has the wallet sign, on %s', (kind) => 
     expect(askedSince(queries)).toEqual([]);
   });
 
+  /**
+   * Once every push about `appId` written so far (Payment.notifications) reached the frontend: the
+   * `payment_required` pushes it received, one per push written (a retried delivery counts once).
+   */
+  const paymentRequestsAtFrontend = async (appId: string) => {
+    const written = (await paymentOf(appId))?.notifications.filter((push) => push.channel === 'frontend') ?? [];
+    return waitFor(async () => {
+      const byKey = new Map(
+        frontend
+          .received((delivery) => JSON.parse(delivery.body).extensions?.app_id === appId)
+          .map((delivery) => [delivery.key, JSON.parse(delivery.body)] as const),
+      );
+      if (byKey.size < written.length) return undefined;
+      return [...byKey.values()].filter((body) => body.extensions.status === 'payment_required');
+    }, `the ${written.length} pushes about ${appId} at the frontend`);
+  };
+  const paymentData = (amount: string) => ({
+    product: [{ product_id: expect.stringMatching(/-license$/) }],
+    token_info: [{ chain: 'optimism', token_symbol: 'USDC', token_amount: amount, receive_wallet: '0x01' }],
+  });
+
+  test('Buy after a refused restored signature: its signature brings the frontend one payment_required push, with the payment data', async () => {
+    const appId = 'restore-refused-then-buy';
+    await seeder.catalogApp({ name: appId, versions: ['1.0.0'], price: '9.99' });
+    developer.setBehaviour({ respond: 'json', body: { code: 1604 } });
+
+    await restore(appId);
+    await walletSigns(appId, 1, SIGNED);
+    await waitFor(
+      async () => ((await statusOf(appId)) === 'SIGNATURE_NEED_RESIGN' ? true : undefined),
+      'the refusal of the restored signature',
+    );
+    await buy(appId);
+    expect(await walletSigns(appId, 2, RESIGNED)).toMatchObject({ status: 'PAYMENT_REQUIRED' });
+    expect(await walletSigns(appId, 2, RESIGNED)).toMatchObject({ status: 'PAYMENT_REQUIRED' }); // answered twice
+    const requests = await paymentRequestsAtFrontend(appId);
+    expect(requests).toHaveLength(1);
+    expect(requests[0]?.extensions_obj.payment_data).toMatchObject(paymentData('9.99'));
+  });
+
+  test('Buy after a restore sign request the wallet left unanswered: its signature brings the frontend one payment_required push, at the current price', async () => {
+    const appId = 'restore-unanswered-then-buy';
+    await seeder.catalogApp({ name: appId, versions: ['1.0.0'], price: '9.99' });
+    developer.setBehaviour({ respond: 'grant', vc: 'vc-never-asked' });
+    const queries = developer.requests.length;
+
+    expect(await restore(appId)).toMatchObject({ status: 'NOTIFICATION_SENT' });
+    // The wallet never answers; a Buy 5 s later asks it again (the request's time set back as if
+    // those seconds had passed), at the price the catalogue says by then.
+    const row = await server.app.db.payment.findFirstOrThrow({ where: { userId: 'alice', appId } });
+    await server.app.db.paymentNotification.updateMany({
+      where: { paymentId: row.id, topic: 'market_payment' },
+      data: { createdAt: new Date(Date.now() - 6_000) },
+    });
+    const app = await server.app.db.catalogApp.findFirstOrThrow({ where: { appId } });
+    const price = app.price as { paid: { price: { product_price: string }[] } };
+    price.paid.price[0] = { ...price.paid.price[0], product_price: '12.50' };
+    await server.app.db.catalogApp.update({ where: { id: app.id }, data: { price } });
+    expect(await buy(appId)).toMatchObject({ signatureStatus: 'required' });
+
+    expect(await walletSigns(appId, 2, SIGNED)).toMatchObject({ status: 'PAYMENT_REQUIRED' });
+    expect(await walletSigns(appId, 2, SIGNED)).toMatchObject({ status: 'PAYMENT_REQUIRED' }); // answered twice
+    const requests = await paymentRequestsAtFrontend(appId);
+    expect(requests).toHaveLength(1);
+    expect(requests[0]?.extensions_obj.payment_data).toMatchObject(paymentData('12.50'));
+    expect(askedSince(queries)).toEqual([]);
+  });
+
   test('a restore asked again after its signature was refused has the new signature checked too', async () => {
     const appId = 'restore-signs-twice';
     await seeder.catalogApp({ name: appId, versions: ['1.0.0'], price: '9.99' });

@@ -25,10 +25,10 @@ type Trigger =
 interface Row {
   name: string;
   /** null: no payment state yet. */
-  from: (Partial<Axes> & { jws?: string | null; vc?: string | null }) | null;
+  from: (Partial<Axes> & { jws?: string | null; vc?: string | null; signingForRestore?: boolean }) | null;
   trigger: Trigger;
   developer?: DeveloperBehaviour;
-  expect: Partial<Axes> & { status: string; jws?: null };
+  expect: Partial<Axes> & { status: string; jws?: string | null };
   pushes?: string[];
   error?: string;
 }
@@ -202,6 +202,34 @@ const ROWS: Row[] = [
       status: 'PAYMENT_REQUIRED',
     },
     pushes: ['frontend:payment_required'],
+  },
+  {
+    // A restore counted the buyer asked to pay before they had a signature: they never got the payment data.
+    name: 'T6 the signature a Buy asked for after a restore counted the buyer asked to pay: the frontend is asked to pay',
+    from: { signatureStatus: 'required', larePassSync: 'in_progress', paymentStatus: 'notification_sent' },
+    trigger: 'submitSignature',
+    expect: {
+      signatureStatus: 'required_and_signed',
+      paymentStatus: 'notification_sent',
+      developerSync: 'not_started',
+      status: 'PAYMENT_REQUIRED',
+    },
+    pushes: ['frontend:payment_required'],
+  },
+  {
+    name: 'T6 a second signature after the buyer was asked to pay with one asks nothing more',
+    from: { ...SIGNED, paymentStatus: 'notification_sent' },
+    trigger: 'submitSignature',
+    expect: { signatureStatus: 'required_and_signed', jws: 'new.jws.value', status: 'PAYMENT_REQUIRED' },
+    pushes: [],
+  },
+  {
+    name: 'T6 the signature a restore asked for goes to the developer, not to a payment request',
+    from: { signatureStatus: 'required', paymentStatus: 'notification_sent', signingForRestore: true },
+    trigger: 'submitSignature',
+    developer: { respond: 'grant' },
+    expect: { paymentStatus: 'developer_confirmed', status: 'PURCHASED' },
+    pushes: ['frontend:syncing', 'frontend:purchased', 'larepass:save_payment_vc'],
   },
   {
     name: 'T6 signature while paying: polling starts',

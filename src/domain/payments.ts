@@ -120,9 +120,9 @@ export const PAYMENT_MOVES: { readonly [Axis in PaymentAxis]: Moves<PaymentAxes[
   /**
    * The buyer is asked to pay (`notification_sent`) once, when signed (a restore counts them asked
    * before signing, as the original did, yet its signature goes to the developer first: see
-   * awaitsPurchaseCheck). The frontend then reports that it started paying and the transaction it
-   * sent; the developer's credential confirms the payment from any of these, and a confirmed
-   * payment is final.
+   * awaitsPurchaseCheck; a Buy's signature after that is still sent what to pay: asksToPayWith).
+   * The frontend then reports that it started paying and the transaction it sent; the developer's
+   * credential confirms the payment from any of these, and a confirmed payment is final.
    */
   paymentStatus: {
     not_evaluated: ['notification_sent', 'frontend_started', 'frontend_completed', 'developer_confirmed'],
@@ -180,6 +180,27 @@ export function developerLookupFailed(need: PaymentNeed): boolean {
 /** The buyer has not been asked to pay yet: that request goes out once the purchase is signed. */
 export function awaitsPaymentRequest(progress: PaymentProgress): boolean {
   return progress === 'not_evaluated' || progress === 'not_notified';
+}
+
+/**
+ * Whether the signature the wallet returns (submitSignature) is one to ask the buyer to pay with,
+ * and they were not asked for it yet: it answers a Buy's sign request (a restore's goes to the
+ * developer first: awaitsPurchaseCheck), before paying, and either the buyer was never asked to
+ * pay, or they were (`notification_sent`) while the sign request is still open. A restore counts
+ * the buyer asked to pay before they hold anything to pay with, as the original did, and a refused
+ * signature is replaced by a new one: either way the buyer was never sent what to pay for the
+ * signature the Buy asked for. Told from the row as the commit finds it (locked): of several
+ * answers (a retried push, answers crossing), only the first finds the request open.
+ */
+export function asksToPayWith(p: {
+  signatureStatus: SignatureStatus;
+  paymentStatus: PaymentProgress;
+  signingForRestore: boolean;
+}): boolean {
+  if (p.signingForRestore) return false;
+  if (awaitsPaymentRequest(p.paymentStatus)) return true;
+  const open = p.signatureStatus === 'required' || p.signatureStatus === 'required_but_pending';
+  return p.paymentStatus === 'notification_sent' && open;
 }
 
 /** The buyer paid, or started to: the developer can be asked for the credential. */

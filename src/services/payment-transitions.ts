@@ -1,7 +1,13 @@
 import type { Db } from '../db/client.js';
 import { DbNull, type PaymentRow, type Prisma } from '../db/models.js';
 import { derivePaymentStatus } from '../domain/payment-status.js';
-import { movesOutsideRules, type PaymentAxes, type PaymentAxis, paymentAxesOf } from '../domain/payments.js';
+import {
+  asksToPayWith,
+  movesOutsideRules,
+  type PaymentAxes,
+  type PaymentAxis,
+  paymentAxesOf,
+} from '../domain/payments.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
 import type { HistoryService } from './history-service.js';
@@ -43,6 +49,16 @@ export function checkPushes(before: Payment, after: Payment): Push[] {
   const status = derivePaymentStatus(after);
   if (status === derivePaymentStatus(before) || (status !== 'SYNCING' && status !== 'NOT_BUY')) return [];
   return [frontendPush(after, status === 'SYNCING' ? 'syncing' : 'not_buy')];
+}
+
+/** Whether the payment holds what a returned signature writes (a concurrent call wrote it, or this one). */
+function holdsSignature(payment: Payment, patch: Patch): boolean {
+  return (
+    payment.signatureStatus === patch.signatureStatus &&
+    payment.jws === patch.jws &&
+    payment.larePassSync === patch.larePassSync &&
+    (patch.txHash === undefined || payment.txHash === patch.txHash)
+  );
 }
 
 /**
@@ -217,6 +233,19 @@ export class PaymentTransitions {
       [paymentRequiredPush(payment, terms)],
       applies,
     );
+  }
+
+  /**
+   * The wallet returns a signature, which `patch` writes. When the buyer is to pay with it and was
+   * not asked for it yet (asksToPayWith, on the locked row), they are asked, with what to pay
+   * (requestPayment): the wallet may answer twice (the outbox delivers at least once) or several
+   * answers cross, and only the first asks. Any other answer is only written: a restore's shows
+   * SYNCING from here on (checkPushes tells the frontend).
+   */
+  async takeSignature(payment: Payment, patch: Patch): Promise<Payment> {
+    let taken = payment;
+    if (asksToPayWith(taken)) taken = await this.requestPayment(taken, patch, asksToPayWith);
+    return holdsSignature(taken, patch) ? taken : this.commit(taken, patch, checkPushes);
   }
 
   /** Whether a sign request went to the buyer's wallet for this payment less than `ms` ago. */

@@ -77,16 +77,6 @@ function unchangedSince(seen: Seen): Applies {
   return (current) => current.signatureStatus === seen.signatureStatus && current.paymentStatus === seen.paymentStatus;
 }
 
-/** Whether the payment holds what a submitted signature writes (a concurrent call wrote it, or this one). */
-function holdsSignature(payment: Payment, patch: Patch): boolean {
-  return (
-    payment.signatureStatus === patch.signatureStatus &&
-    payment.jws === patch.jws &&
-    payment.larePassSync === patch.larePassSync &&
-    (patch.txHash === undefined || payment.txHash === patch.txHash)
-  );
-}
-
 function developerOf(app: CatalogAppRow): string | null {
   return ((app.price ?? {}) as { developer?: string }).developer || null;
 }
@@ -189,13 +179,9 @@ export class PurchaseService {
     if (isPurchased(payment)) throw new InvalidStateError(`${payment.appName} is already purchased`);
     const patch: Patch = { signatureStatus: 'required_and_signed', jws: signature, larePassSync: 'completed' };
     if (hash) patch.txHash = hash;
-    // The wallet may answer twice (the outbox delivers at least once) or several answers cross:
-    // only the call that finds the buyer not asked to pay yet (on the locked row) asks, and pushes.
-    // Never for a restore's signature: the buyer says they paid already (awaitsPurchaseCheck).
-    const asksToPay = (current: Payment) => !current.signingForRestore && awaitsPaymentRequest(current.paymentStatus);
-    if (asksToPay(payment)) payment = await this.transitions.requestPayment(payment, patch, asksToPay);
-    // A restore's signature shows SYNCING from here on (checkPushes tells the frontend).
-    if (!holdsSignature(payment, patch)) payment = await this.transitions.commit(payment, patch, checkPushes);
+    // A Buy's signature asks the buyer to pay, once however often the wallet answers; a restore's
+    // goes to the developer first, the buyer says they paid already (awaitsPurchaseCheck).
+    payment = await this.transitions.takeSignature(payment, patch);
     // Only ask the developer once the buyer paid, or has started to (the original polled at once),
     // or about a restore's signature; a new signature is the buyer acting, so it asks again after
     // the developer answered the one before ("sign again" or "no record" after paying, or for a
