@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { graphql } from './gql/index.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import { type FakeAppService, sendEvent, startFakeAppService } from './support/fake-app-service.js';
 import { APP_SERVICE_SECRET as SECRET, SOURCE, taskOf } from './support/http-app-service-world.js';
@@ -15,6 +16,7 @@ import {
   TOKENS,
   waitFor,
 } from './support/server.js';
+import { subscribe } from './support/subscriptions.js';
 
 /**
  * A task whose start the app service did not take (HTTP 429 or 503: busy, restarting) waits
@@ -24,6 +26,19 @@ import {
  */
 
 const databases = await availableDatabases();
+
+/** The runtime feed the dashboard follows: its snapshot and its events, of one app's tasks. */
+const WaitingTaskSnapshot = graphql(`
+  query WaitingTaskSnapshot($filter: SnapshotFilter) {
+    runtimeSnapshot(filter: $filter) { tasks { taskId status message } }
+  }
+`);
+const WaitingTaskEvents = graphql(`
+  subscription WaitingTaskEvents($filter: SnapshotFilter) {
+    runtimeEvents(filter: $filter) { kind task { taskId status message } }
+  }
+`);
+
 const BUSY = { code: 429, message: 'slow down', data: null };
 const WAITING = 'the app service did not take a task; sending it again later';
 
@@ -113,6 +128,40 @@ describe.each(databases)('starts the app service did not take, on %s', (kind) =>
     const started = await server.app.db.historyRecord.count({ where: { message: 'install busy-app started' } });
     expect(started).toBe(1);
   }, 30_000);
+
+  test('a waiting task shows why in the runtime feed: its message in runtimeSnapshot and in a runtimeEvents frame', async () => {
+    // Each wait the longest these settings allow (1.5 s): the snapshot is read while it waits.
+    const refusal = { respond: 'http-error', status: 429, body: BUSY, headers: { 'Retry-After': '60' } } as const;
+    fake.setBehaviour('install', refusal);
+    const filter = { appName: 'queued-app' };
+    const events = await subscribe(server, WaitingTaskEvents, { filter }, { token: TOKENS.alice });
+    try {
+      const taskId = await install('queued-app');
+      const framed = await events.until((frame) => Boolean(frame.runtimeEvents.task?.message));
+      expect(framed.at(-1)?.runtimeEvents).toEqual({
+        kind: 'TASK_CHANGED',
+        task: {
+          taskId,
+          status: 'PENDING',
+          message: expect.stringMatching(/: slow down \(HTTP 429\); attempt \d of 3 at /),
+        },
+      });
+      const shown = await waitFor(async () => {
+        const { runtimeSnapshot } = dataOf(
+          await execute(server, WaitingTaskSnapshot, { filter }, { token: TOKENS.alice }),
+        );
+        return runtimeSnapshot.tasks.find((task) => task.taskId === taskId && task.message);
+      }, 'the snapshot to show the task waiting');
+      expect(shown).toEqual({ taskId, status: 'PENDING', message: expect.stringMatching(/^app service is too busy/) });
+      const { cancelTask } = dataOf(
+        await execute(server, CancelTaskMutation, { input: { taskId } }, { token: TOKENS.alice }),
+      );
+      expect(cancelTask.__typename).toBe('CancelTaskSuccess');
+    } finally {
+      await events.close();
+      fake.setBehaviour('install', { respond: 'accept' });
+    }
+  });
 
   test('an install the app service refuses every time fails after TASK_START_ATTEMPTS sends, saying how many and the last answer', async () => {
     fake.setBehaviour('install', { respond: 'http-error', status: 503, body: { code: 503, message: 'restarting' } });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { parse, print } from 'graphql';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -175,6 +176,14 @@ describe('what may be cached', () => {
     expect(cacheable('{ components { name } }')).toBe(false);
     expect(cacheable('subscription { runtimeSnapshot { sequence } }')).toBe(false);
     expect(cacheable('query A { runtimeSnapshot { sequence } } query B { viewer { userId } }', 'B')).toBe(false);
+  });
+
+  test('the dashboard’s snapshot, as dashboard.js sends it, waiting tasks’ messages included', () => {
+    const source = readFileSync(new URL('../src/dashboard/dashboard.js', import.meta.url), 'utf8');
+    const [snapshot] = [...source.matchAll(/\/\* GraphQL \*\/ `([^`]*)`/g)].map((m) => m[1] as string);
+    expect(snapshot).toContain('error message progress');
+    expect(cacheable(snapshot as string)).toBe(true);
+    expect(cacheable('{ runtimeSnapshot { tasks { taskId status message } } }')).toBe(true);
   });
 });
 

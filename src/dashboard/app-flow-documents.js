@@ -53,7 +53,7 @@ export const FLOW_QUERY = /* GraphQL */ `query AppFlow($appName: String!, $filte
   }
   runtimeSnapshot(filter: $filter) { sequence }
   tasks(filter: $taskFilter, first: 10) {
-    edges { node { appName completedAt createdAt error progress sourceId status taskId type userId version } }
+    edges { node { appName completedAt createdAt error message progress sourceId status taskId type userId version } }
   }
 }`;
 
@@ -111,7 +111,7 @@ export const FLOW_EVENTS = /* GraphQL */ `subscription AppFlowEvents($appName: S
     kind
     removedApp { appName sourceId userId }
     sequence
-    task { appName completedAt createdAt error progress sourceId status taskId type userId version }
+    task { appName completedAt createdAt error message progress sourceId status taskId type userId version }
   }
 }`;
 

@@ -4,7 +4,7 @@
 // numbers used in styles go through Number().
 
 import { STATUS_LABEL } from './app-flow-steps.js';
-import { badge, duration, esc, progressBar, text } from './format.js';
+import { badge, duration, esc, progressBar, text, waitingHtml } from './format.js';
 
 /** "12 s ago", "4 min ago", "in 3 min": a time relative to now; '' for none. */
 export function relative(time, now = Date.now()) {
@@ -110,7 +110,7 @@ function databaseHtml(step) {
     ) => `<li data-task-id="${esc(t.taskId)}"><b>${esc(t.type)}</b> ${word(t.status)} ${progressBar(t.progress, `task ${t.taskId}`)}
       <span>${timeHtml(t.createdAt)}</span>${t.version ? ` <span>${text(t.version)}</span>` : ''}
       <span class="muted task-id">${esc(t.taskId)}</span>
-      ${t.error ? `<div class="error">${text(t.error)}</div>` : ''}</li>`,
+      ${t.error ? `<div class="error">${text(t.error)}</div>` : ''}${waitingHtml(t)}</li>`,
   );
   return `${entrances.length ? `<h4>Entrances</h4><ul class="items">${entrances.join('')}</ul>` : ''}${
     tasks.length

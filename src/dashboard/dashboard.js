@@ -56,7 +56,7 @@ const SNAPSHOT = /* GraphQL */ `query DashboardSnapshot {
       activeComponents appsByStage { count stage } canceledTasks completedTasks failedTasks healthyApps
       pendingTasks runningTasks totalApps totalTasks unhealthyApps
     }
-    tasks { appName completedAt createdAt error progress retryOfTaskId sourceId startedAt status taskId type userId }
+    tasks { appName completedAt createdAt error message progress retryOfTaskId sourceId startedAt status taskId type userId }
   }
 }`;
 const EVENTS = /* GraphQL */ `subscription DashboardEvents($since: Float) {
@@ -96,7 +96,7 @@ const EVENTS = /* GraphQL */ `subscription DashboardEvents($since: Float) {
       activeComponents appsByStage { count stage } canceledTasks completedTasks failedTasks healthyApps
       pendingTasks runningTasks totalApps totalTasks unhealthyApps
     }
-    task { appName completedAt createdAt error progress retryOfTaskId sourceId startedAt status taskId type userId }
+    task { appName completedAt createdAt error message progress retryOfTaskId sourceId startedAt status taskId type userId }
   }
 }`;
 

@@ -14,7 +14,7 @@ export const CANCEL_TASK = /* GraphQL */ `mutation DashboardCancelTask($input: C
   cancelTask(input: $input) {
     __typename
     ... on CancelTaskSuccess {
-      task { appName completedAt createdAt error progress retryOfTaskId sourceId startedAt status taskId type userId }
+      task { appName completedAt createdAt error message progress retryOfTaskId sourceId startedAt status taskId type userId }
     }
     ... on Error { code message }
   }
@@ -25,7 +25,7 @@ export const RETRY_TASK = /* GraphQL */ `mutation DashboardRetryTask($input: Ret
     __typename
     ... on Error { code message }
     ... on RetryTaskSuccess {
-      task { appName completedAt createdAt error progress retryOfTaskId sourceId startedAt status taskId type userId }
+      task { appName completedAt createdAt error message progress retryOfTaskId sourceId startedAt status taskId type userId }
     }
   }
 }`;

@@ -194,6 +194,14 @@ export function progressBar(value, label = '') {
   }><i style="width:${pct}%"></i></span> <span class="pct">${pct}%</span>`;
 }
 
+/**
+ * Why a PENDING task waits, on both pages: the app service did not take its start, and it is sent
+ * again at the time its `message` names (src/engine/start-retry.ts). Without it such a task looked
+ * stuck in PENDING.
+ */
+export const waitingHtml = (task) =>
+  task.status === 'PENDING' && task.message ? `<div class="waiting">${text(task.message)}</div>` : '';
+
 /** A compact scalar for a key/value list: numbers as they are, objects as short JSON. */
 function scalar(value) {
   if (value === null || value === undefined) return '—';

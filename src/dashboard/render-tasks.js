@@ -1,7 +1,8 @@
 // The tasks: tabs by status with their counts, then the rows of the chosen tab with times,
-// durations, the reason of a failure and the cancel/retry buttons the viewer may use.
+// durations, the reason of a failure, why a pending task waits and the cancel/retry buttons the
+// viewer may use.
 
-import { badge, elapsed, esc, progressBar, text, timeAgo } from './format.js';
+import { badge, elapsed, esc, progressBar, text, timeAgo, waitingHtml } from './format.js';
 import { patchRows, showLine } from './patch-rows.js';
 import { filters, showsTask, state, TASK_STATUSES } from './state.js';
 import { patchTabs } from './tabs.js';
@@ -58,7 +59,7 @@ function row(t) {
     <td data-label="Task"><code title="${esc(t.taskId)}">${esc(t.taskId)}</code><div class="muted">${esc(t.type)}</div>${retried}</td>
     <td data-label="User">${text(t.userId)}</td>
     <td data-label="App">${text(t.appName)}<div class="muted">${text(t.sourceId)}</div></td>
-    <td data-label="Status">${badge(t.status)}${reason}</td>
+    <td data-label="Status">${badge(t.status)}${reason}${waitingHtml(t)}</td>
     <td data-label="Progress">${progressBar(t.progress, `progress of ${t.appName}`)}</td>
     <td data-label="Created">${timeAgo(t.createdAt)}</td>
     <td data-label="Queued / ran">${waited} / ${ran}</td>

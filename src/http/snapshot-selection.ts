@@ -63,6 +63,7 @@ const STORE_FIELDS: Readonly<Record<string, ReadonlySet<string>>> = {
     'version',
     'opId',
     'error',
+    'message',
     'result',
     'createdAt',
     'startedAt',
