@@ -9,6 +9,7 @@ import {
   RestorePurchaseMutation,
   SubmitSignatureMutation,
 } from './support/operations.js';
+import { success } from './support/payments.js';
 import { REMOTE_SOURCE, type Seeder, startSeededServer } from './support/seed.js';
 import { AUTH_ENV, dataOf, execute, type TestServer, TOKENS, waitFor } from './support/server.js';
 
@@ -21,11 +22,6 @@ import { AUTH_ENV, dataOf, execute, type TestServer, TOKENS, waitFor } from './s
 const databases = await availableDatabases();
 const SIGNED = 'eyJhbGciOiJFUzI1NiJ9.restore-signs.UkVTVE9SRQ';
 const RESIGNED = 'eyJhbGciOiJFUzI1NiJ9.restore-signs-again.QUdBSU4';
-
-function success<T extends { __typename: string }>(result: T): Extract<T, { payment: unknown }>['payment'] {
-  if (!('payment' in result)) throw new Error(`expected success, got ${JSON.stringify(result)}`);
-  return (result as { payment: unknown }).payment as never;
-}
 
 describe.each(databases)('a restore that has the wallet sign, on %s', (kind) => {
   let server: TestServer;

@@ -11,6 +11,7 @@ import {
   SubmitPaymentTransactionMutation,
   SubmitSignatureMutation,
 } from './support/operations.js';
+import { success } from './support/payments.js';
 import { REMOTE_SOURCE, type Seeder, startSeededServer } from './support/seed.js';
 import { AUTH_ENV, dataOf, execute, type TestServer, TOKENS, waitFor } from './support/server.js';
 
@@ -24,11 +25,6 @@ import { AUTH_ENV, dataOf, execute, type TestServer, TOKENS, waitFor } from './s
 const databases = await availableDatabases();
 const NEW_SIGNATURE = 'eyJhbGciOiJFUzI1NiJ9.paid-with.TkVXU0lH';
 const OLD_SIGNATURE = 'eyJhbGciOiJFUzI1NiJ9.held-before.T0xEU0lH';
-
-function success<T extends { __typename: string }>(result: T): Extract<T, { payment: unknown }>['payment'] {
-  if (!('payment' in result)) throw new Error(`expected success, got ${JSON.stringify(result)}`);
-  return (result as { payment: unknown }).payment as never;
-}
 
 describe.each(databases)('wallet answers on %s', (kind) => {
   let server: TestServer;

@@ -20,6 +20,7 @@ import {
   SubmitSignatureMutation,
   TaskDetailQuery,
 } from './support/operations.js';
+import { success } from './support/payments.js';
 import { REMOTE_SOURCE, type Seeder, seed, startSeededServer } from './support/seed.js';
 import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
 import { subscribe } from './support/subscriptions.js';
@@ -32,11 +33,6 @@ const JWS = 'eyJhbGciOiJFUzI1NiJ9.alice-signs-comfyui.c2lnbmF0dXJl';
 /** The payment as its owner sees it. */
 async function payment(server: TestServer, token: string, appId: string) {
   return dataOf(await execute(server, PaymentDetailQuery, { sourceId: SOURCE, appId }, { token })).paymentStatus;
-}
-
-function success<T extends { __typename: string }>(result: T): Extract<T, { payment: unknown }>['payment'] {
-  if (!('payment' in result)) throw new Error(`expected success, got ${JSON.stringify(result)}`);
-  return (result as { payment: unknown }).payment as never;
 }
 
 /** The developer finds no record of the payment twice, then grants the credential. */
