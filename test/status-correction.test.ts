@@ -17,7 +17,16 @@ import {
   TaskDetailQuery,
 } from './support/operations.js';
 import { seed, startSeededServer } from './support/seed.js';
-import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
+import {
+  AUTH_ENV,
+  dataOf,
+  execute,
+  installThroughApi,
+  startTestServer,
+  type TestServer,
+  TOKENS,
+  waitFor,
+} from './support/server.js';
 import { subscribe } from './support/subscriptions.js';
 
 /**
@@ -522,16 +531,10 @@ describe.each(databases)('status correction over HTTP on %s', (kind) => {
   });
 
   /**
-   * A first install of alice's that another instance runs (its row still `installing`), and one
-   * run of status correction whose list the app service holds until `end` has committed (the
-   * install's end, written the way that instance writes it, completed at `completedAt`, else as it
-   * commits); the list then answers with `listed` added, as it stood when it was asked for.
-   * Returns the install's task id.
+   * One run of status correction whose list the app service holds until `meanwhile` has committed;
+   * the list then answers with the apps as they are then (`meanwhile` may add some).
    */
-  async function runWhileInstallEnds(appName: string, end: { completedAt?: Date; reported: Date }, listed: unknown[]) {
-    await seed(db).user('alice').app({ appName, state: 'installing' });
-    await db.appState.updateMany({ where: { userId: 'alice', appName }, data: { eventTime: ago(10 * SECOND) } });
-    const { taskId } = await runningTask(db, 'alice', appName, 'INSTALL', ago(5 * SECOND));
+  async function runWhileListHeld(meanwhile: () => Promise<void>) {
     const lists = () => fake.requests.filter((request) => request.path === '/app-service/v1/all/apps').length;
     const asked = lists();
     let release = () => {};
@@ -542,6 +545,26 @@ describe.each(databases)('status correction over HTTP on %s', (kind) => {
     const run = correction().run();
     try {
       await waitFor(async () => (lists() > asked ? true : undefined), 'the list to be asked for');
+      await meanwhile();
+    } finally {
+      release();
+      fake.setBehaviour('listApps', { respond: 'accept' });
+    }
+    await run;
+  }
+
+  /**
+   * A first install of alice's that another instance runs (its row still `installing`), and one
+   * run of status correction whose list the app service holds until `end` has committed (the
+   * install's end, written the way that instance writes it, completed at `completedAt`, else as it
+   * commits); the list then answers with `listed` added, as it stood when it was asked for.
+   * Returns the install's task id.
+   */
+  async function runWhileInstallEnds(appName: string, end: { completedAt?: Date; reported: Date }, listed: unknown[]) {
+    await seed(db).user('alice').app({ appName, state: 'installing' });
+    await db.appState.updateMany({ where: { userId: 'alice', appName }, data: { eventTime: ago(10 * SECOND) } });
+    const { taskId } = await runningTask(db, 'alice', appName, 'INSTALL', ago(5 * SECOND));
+    await runWhileListHeld(async () => {
       // The running report, then the task's end (its version on the row), committed after the list was asked for.
       const data = { state: 'running', eventTime: end.reported, installedVersion: '1.0.0' };
       await db.appState.updateMany({ where: { userId: 'alice', appName }, data });
@@ -550,11 +573,7 @@ describe.each(databases)('status correction over HTTP on %s', (kind) => {
         data: { status: 'COMPLETED', activeKey: null, progress: 100, completedAt: end.completedAt ?? new Date() },
       });
       fake.apps.push(...listed);
-    } finally {
-      release();
-      fake.setBehaviour('listApps', { respond: 'accept' });
-    }
-    await run;
+    });
     return taskId;
   }
 
@@ -584,6 +603,46 @@ describe.each(databases)('status correction over HTTP on %s', (kind) => {
     expect(task).toMatchObject({ status: 'COMPLETED', result: null });
     expect(await systemRecords('alice', 'self-ended')).toEqual([]);
     expect(correction().status().corrections.tasksCompleted).toBe(completed);
+  });
+
+  test('an app whose failed first install is retried while the list is asked for is not corrected from that list', async () => {
+    const appName = 'retried-app';
+    await seed(db).catalogApp({ name: appName, versions: ['2.0.0'] });
+    await seed(db).user('alice').app({ appName, state: 'installFailed' });
+    await db.appState.updateMany({ where: { userId: 'alice', appName }, data: { eventTime: ago(10 * SECOND) } });
+    // Listed running, later than the failure and before the retry: read without a task, the row
+    // would take that state and version, under the install now running.
+    const listed = application('alice', appName, 'running', ago(SECOND), {
+      settings: { market_source: SOURCE, version: '1.0.0', title: 'Retried' },
+    });
+    fake.setBehaviour('install', { respond: 'accept', opId: 'op-retried' }, 1);
+    let taskId = '';
+    try {
+      await runWhileListHeld(async () => {
+        taskId = await installThroughApi(server, { appName, version: '2.0.0' }, TOKENS.alice);
+        fake.apps.push(listed);
+      });
+      const filter = { appName };
+      const { apps } = dataOf(await execute(server, AppsQuery, { filter, first: 5 }, { token: TOKENS.alice }));
+      expect(apps.edges.map((edge) => edge.node)).toMatchObject([{ state: 'installFailed', installedVersion: null }]);
+      expect(await systemRecords('alice', appName)).toEqual([]);
+      const task = await db.task.findUnique({ where: { taskId } });
+      expect(task?.status).toMatch(/^(PENDING|RUNNING)$/);
+      expect(task?.result).not.toMatchObject({ correctedBy: expect.anything() });
+
+      // The retry ends on its own report, at its own version.
+      await waitFor(async () => ((await db.task.findUnique({ where: { taskId } }))?.opId ? true : undefined), 'op id');
+      const event = { name: appName, user: 'alice', marketSource: SOURCE, state: 'running', opID: 'op-retried' };
+      expect(
+        await sendEvent(`${server.url}/events/app-state`, SECRET, { ...event, createTime: new Date().toISOString() }),
+      ).toBe(202);
+      expect(await db.task.findUnique({ where: { taskId } })).toMatchObject({ status: 'COMPLETED' });
+      expect(await rowOf('alice', appName)).toMatchObject({ state: 'running', installedVersion: '2.0.0' });
+    } finally {
+      if (fake.apps.includes(listed)) fake.apps.splice(fake.apps.indexOf(listed), 1);
+      await db.task.deleteMany({ where: { userId: 'alice', appName } });
+      await db.appState.deleteMany({ where: { userId: 'alice', appName } });
+    }
   });
 
   test('requests are answered while a run makes many corrections', async () => {

@@ -1,6 +1,6 @@
 import type { AppKey } from '../domain/app-key.js';
 import type { TerminalStatus } from '../domain/tasks.js';
-import { join, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
+import { empty, join, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
 import { KEYS_PER_OR, RAW_PARAMETERS, readInChunks } from './chunks.js';
 import type { SqlRunner } from './driver-sql.js';
 import type { AppRow, CatalogAppRow, HistoryRow, TaskRow } from './models.js';
@@ -308,25 +308,24 @@ export interface ReportedState extends AppKey {
  * server's clock, every report of an app service whose clock ran 10 s behind was older, and the
  * install never completed.
  *
- * `laterOnly` (a state status correction read from the list): a report at the row's own time is
- * not taken either. Planned only when later than the row, such a state is already there (another
- * leader's run wrote it while this one ran), and taking it again recorded the same correction
- * twice. A state event at the row's time still counts: a repeated event must still end its task.
+ * `readAt` (a state status correction read from the list; the row's `updatedAt` as it read the
+ * row, before it asked for the list): the row takes it only unchanged since, and a report at the
+ * row's own time is not taken either. A row changed since (a report, an operation accepted) is not
+ * the one the list was compared with. Planned only when later than the row, a state at its time is
+ * already there (another leader's run wrote it while this one ran), and taking it again recorded
+ * the same correction twice. A state event at the row's time still counts: a repeated event must
+ * still end its task.
  */
-export function applyReportedState(
-  db: SqlRunner,
-  report: ReportedState,
-  now: Date,
-  laterOnly = false,
-): Promise<number> {
-  const notNewer = laterOnly ? sql`"eventTime" < ${report.eventTime}` : sql`"eventTime" <= ${report.eventTime}`;
+export function applyReportedState(db: SqlRunner, report: ReportedState, now: Date, readAt?: Date): Promise<number> {
+  const notNewer = readAt ? sql`"eventTime" < ${report.eventTime}` : sql`"eventTime" <= ${report.eventTime}`;
+  const unchanged = readAt ? sql`AND "updatedAt" = ${readAt}` : empty;
   return db.$executeRaw`
     UPDATE "AppState" SET "state" = ${report.state}, "progress" = ${report.progress}, "reason" = ${report.reason},
       "message" = ${report.message}, "eventTime" = ${report.eventTime}, "opId" = COALESCE(${report.opId}, "opId"),
       "opType" = COALESCE(${report.opType}, "opType"), "rawAppName" = COALESCE(${report.rawAppName}, "rawAppName"),
       "entrances" = COALESCE(${json(report.entrances ?? undefined)}, "entrances"), "updatedAt" = ${now}
     WHERE "userId" = ${report.userId} AND "sourceId" = ${report.sourceId} AND "appName" = ${report.appName}
-      AND (${notNewer} OR ("eventTime" = "createdAt" AND "opId" = ${report.opId}))`;
+      AND (${notNewer} OR ("eventTime" = "createdAt" AND "opId" = ${report.opId})) ${unchanged}`;
 }
 
 /** Raises a running task's progress; never lowers it (a late or repeated report changes nothing). */

@@ -1,5 +1,6 @@
 import type { AppStateEvent } from '../adapters/app-service/port.js';
 import { failureMessage, isDatabaseUnavailable } from '../db/availability.js';
+import type { SqlRunner } from '../db/driver-sql.js';
 import { applyReportedState, isUniqueViolation, raiseProgress } from '../db/hot-path-sql.js';
 import type { TaskRow } from '../db/models.js';
 import { appKeyString } from '../domain/app-key.js';
@@ -11,6 +12,7 @@ import {
   concerns,
   endDetails,
   endedByTimeout,
+  listedChart,
   outcomeOf,
   progressOf,
   reportedState,
@@ -45,13 +47,21 @@ export async function receiveReport(ctx: EngineContext, event: AppStateEvent): P
 }
 
 /**
- * A state the app service's list shows (status correction), applied as its state reports are: the
- * app's row takes it unless it holds a newer one or this very one (same time: another run wrote
- * it, see applyReportedState), and it may end the app's task. True when the row took it; throws
- * when the database fails (the next correction tries again).
+ * The app's state row as status correction read it, before it asked for the list: its `updatedAt`,
+ * or null when it had none. A listed state goes only onto that row, unchanged since (null: only
+ * into a new row): a row changed since (a report, an operation accepted, the row gone) is not the
+ * one the list was compared with, and the next run judges it again.
  */
-export function applyListedState(ctx: EngineContext, event: AppStateEvent): Promise<boolean> {
-  return applyReport(ctx, event, true);
+export type RowAsRead = { updatedAt: Date } | null;
+
+/**
+ * A state the app service's list shows (status correction), applied as its state reports are: the
+ * app's row as read (`asRead`) takes it unless it holds a newer one or this very one (same time:
+ * another run wrote it, see applyReportedState), and it may end the app's task. True when the row
+ * took it; throws when the database fails (the next correction tries again).
+ */
+export function applyListedState(ctx: EngineContext, event: AppStateEvent, asRead: RowAsRead): Promise<boolean> {
+  return applyReport(ctx, event, asRead);
 }
 
 /**
@@ -73,10 +83,12 @@ async function reportedTask(ctx: EngineContext, event: AppStateEvent): Promise<T
 
 /**
  * Applies a report to the app's state row and its task (see receiveReport); true when the row took
- * it, false when it holds a newer one (or, `listed`, the same). Throws when the database fails.
+ * it, false when it holds a newer one (or, listed: the same, or it changed since `asRead`). Throws
+ * when the database fails.
  */
-async function applyReport(ctx: EngineContext, event: AppStateEvent, listed = false): Promise<boolean> {
+async function applyReport(ctx: EngineContext, event: AppStateEvent, asRead?: RowAsRead): Promise<boolean> {
   const { feed } = ctx;
+  const listed = asRead !== undefined;
   const task = await reportedTask(ctx, event);
   const concerned = task !== null && concerns(task, event);
   const outcome = concerned ? outcomeOf(task.type, event.state) : null;
@@ -87,16 +99,16 @@ async function applyReport(ctx: EngineContext, event: AppStateEvent, listed = fa
     const now = ctx.clock.date();
     const applied = await ctx.sql.$transaction(async (tx) => {
       await raiseProgress(tx, task.taskId, progress, now);
-      return applyReportedState(tx, reportedState(event), now, listed);
+      return updateStateRow(tx, event, now, asRead);
     });
     task.progress = progress;
-    const took = applied > 0 || (await createStateRow(ctx, event));
+    const took = applied > 0 || (await createUnlessRead(ctx, event, asRead));
     if (took) feed.app(event);
     feed.task(task);
     return took;
   }
   if (!concerned && !listed && (await reportsEndedOperation(ctx, event))) return false;
-  if (!(await applyToStateRow(ctx, event, listed))) return false;
+  if (!(await applyToStateRow(ctx, event, asRead))) return false;
   feed.app(event);
   const ending = concerned ? task : task && (await acceptedMeanwhile(ctx, task, event));
   const end = ending && outcomeOf(ending.type, event.state);
@@ -169,25 +181,41 @@ async function removeUninstalled(ctx: EngineContext, event: AppStateEvent): Prom
   ctx.feed.history(records);
 }
 
-/** Writes the event into the app's state row unless the row already has a newer one (`listed`: or this one). */
-export async function applyToStateRow(ctx: EngineContext, event: AppStateEvent, listed = false): Promise<boolean> {
-  const count = await applyReportedState(ctx.sql, reportedState(event), ctx.clock.date(), listed);
-  return count > 0 || createStateRow(ctx, event);
+/** Writes the event into the app's state row unless the row already has a newer one (listed: see applyReport). */
+export async function applyToStateRow(ctx: EngineContext, event: AppStateEvent, asRead?: RowAsRead): Promise<boolean> {
+  const count = await updateStateRow(ctx.sql, event, ctx.clock.date(), asRead);
+  return count > 0 || createUnlessRead(ctx, event, asRead);
+}
+
+/** The update of the app's row (listed: of the row as read only, and none where none was read). */
+function updateStateRow(db: SqlRunner, event: AppStateEvent, now: Date, asRead?: RowAsRead): Promise<number> {
+  if (asRead === null) return Promise.resolve(0);
+  return applyReportedState(db, reportedState(event), now, asRead?.updatedAt);
+}
+
+/** A new row when no row took the event: a report's, or a listed state's where no row was read. */
+function createUnlessRead(ctx: EngineContext, event: AppStateEvent, asRead?: RowAsRead): Promise<boolean> {
+  if (asRead) return Promise.resolve(false); // the row read changed or went since: judged again
+  return createStateRow(ctx, event, asRead === null);
 }
 
 /**
  * An app we had no row for (installed outside the market, or reconciled): create it, unless the
  * event is older than the removal of the app's row (app-removals.ts): a late or repeated event of
- * before it would otherwise bring the app back.
+ * before it would otherwise bring the app back. One status correction creates (`listed`) holds the
+ * listed chart (listedChart).
  */
-async function createStateRow({ db }: EngineContext, event: AppStateEvent): Promise<boolean> {
+async function createStateRow({ db }: EngineContext, event: AppStateEvent, listed = false): Promise<boolean> {
   const key = { userId: event.userId, sourceId: event.sourceId, appName: event.appName };
   if (await db.appState.findFirst({ where: key })) return false; // we hold a newer state
   if (event.state.toLowerCase() === 'uninstalled') return false; // nothing to remove
   if (await removedSince(db, key, event.createTime)) return false;
   try {
     const { entrances, ...state } = reportedState(event);
-    await db.appState.create({ data: { ...state, ...(entrances ? { entrances: [...entrances] as object[] } : {}) } });
+    const chart = listed ? listedChart(event) : {};
+    await db.appState.create({
+      data: { ...state, ...chart, ...(entrances ? { entrances: [...entrances] as object[] } : {}) },
+    });
     return true;
   } catch (error) {
     if (isUniqueViolation(error)) return false; // created concurrently by a newer event

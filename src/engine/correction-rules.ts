@@ -5,8 +5,9 @@
 
 import { mayBeListedAs } from '../adapters/app-service/app-listing.js';
 import type { AppEntrance, AppStateEvent, UnreadableListedApp } from '../adapters/app-service/port.js';
-import type { AppRow, TaskRow } from '../db/models.js';
+import type { AppRow, Prisma, TaskRow } from '../db/models.js';
 import { appKeyString } from '../domain/app-key.js';
+import { isRecord } from '../platform/json.js';
 
 /** One correction to make. */
 export type Correction =
@@ -47,6 +48,15 @@ export interface Comparison {
    * the list may predate that end (an uninstall that removed the row), so an absent row proves nothing.
    */
   endedSinceRequest?: ReadonlySet<string>;
+}
+
+/** What a task's result says when status correction completed it. */
+const CORRECTED_BY = 'status correction';
+
+/** The result of a task status correction completed: the envelope written when the app service accepted it, completed. */
+export function correctedResult(task: Pick<TaskRow, 'type' | 'result'>): Prisma.InputJsonObject {
+  const envelope = isRecord(task.result) ? task.result : { operation: task.type.toLowerCase() };
+  return { ...envelope, status: 'success', correctedBy: CORRECTED_BY } as Prisma.InputJsonObject;
 }
 
 /** Removals one run makes without question; more, and more than half of the apps, are withheld. */

@@ -116,6 +116,19 @@ export function acceptedResult(task: TaskRow): Prisma.InputJsonObject | null {
   return isAcceptance(task.result) ? (task.result as Prisma.InputJsonObject) : null;
 }
 
+/**
+ * What the app service's list says of an app's installed chart (version, title, configuration
+ * type): a row status correction creates holds it, and a row without the installed version takes
+ * it (status-correction.ts), so that the app can be stopped, upgraded and uninstalled through the API.
+ */
+export function listedChart(event: AppStateEvent): { installedVersion?: string; title?: string; cfgType?: string } {
+  return {
+    ...(event.listedVersion ? { installedVersion: event.listedVersion } : {}),
+    ...(event.listedTitle ? { title: event.listedTitle } : {}),
+    ...(event.listedCfgType ? { cfgType: event.listedCfgType } : {}),
+  };
+}
+
 /** An event as the app's state row stores it. */
 export function reportedState(event: AppStateEvent): ReportedState {
   return {

@@ -4,7 +4,7 @@ import { failureMessage, isDatabaseUnavailable } from '../db/availability.js';
 import type { Db } from '../db/client.js';
 import type { DatabaseClock } from '../db/database-clock.js';
 import { driverSqlOf } from '../db/driver-sql.js';
-import type { AppRow, HistoryRow, Prisma, TaskRow } from '../db/models.js';
+import type { AppRow, HistoryRow, Prisma } from '../db/models.js';
 import { allActiveTasks, allAppStates } from '../db/state-reads.js';
 import { appKeyString } from '../domain/app-key.js';
 import type { ChangeFeed } from '../events/change-feed.js';
@@ -12,7 +12,8 @@ import { isRecord } from '../platform/json.js';
 import type { Logger } from '../platform/logger.js';
 import type { HistoryEntry, HistoryService } from '../services/history-service.js';
 import { goneFromListMessage } from './app-removals.js';
-import { type Correction, planCorrections, withholdMassRemovals } from './correction-rules.js';
+import { type Correction, correctedResult, planCorrections, withholdMassRemovals } from './correction-rules.js';
+import { listedChart } from './report-rules.js';
 import type { TaskEngine } from './task-engine.js';
 
 /**
@@ -83,13 +84,15 @@ export interface StatusCorrectionDeps {
   minTaskAgeMs?: number;
 }
 
-/** What a task's result says when status correction completed it. */
-const CORRECTED_BY = 'status correction';
-
-/** The result of a task status correction completed: the envelope written when the app service accepted it, completed. */
-function correctedResult(task: Pick<TaskRow, 'type' | 'result'>): Prisma.InputJsonObject {
-  const envelope = isRecord(task.result) ? task.result : { operation: task.type.toLowerCase() };
-  return { ...envelope, status: 'success', correctedBy: CORRECTED_BY } as Prisma.InputJsonObject;
+/**
+ * The condition of a write onto an app's row that status correction judged: the row as it read it,
+ * before it asked for the list. A row changed since (a state report, an operation accepted: a
+ * failed first install retried while the list was asked for) is not the one the list was compared
+ * with: the write refuses, and the next run judges the row again. The listed state is written on
+ * the same condition (RowAsRead, applyReportedState).
+ */
+function asRead(row: Pick<AppRow, 'id' | 'updatedAt'>): { id: number; updatedAt: Date } {
+  return { id: row.id, updatedAt: row.updatedAt };
 }
 
 /** One run: when it began (before its reads), and the apps (keys) whose row took its listed state. */
@@ -285,8 +288,8 @@ export class StatusCorrection {
     switch (correction.kind) {
       case 'appeared': {
         const { listed } = correction;
-        if (!(await engine.applyListedState(listed))) return; // a state row came meanwhile
-        await this.completeListedRow(listed);
+        // A new row, holding the listed chart; none when a row came meanwhile.
+        if (!(await engine.applyListedState(listed, null))) return;
         await this.record(correction.kind, listed, `${listed.appName} appeared on the app service (${listed.state})`, {
           state: listed.state,
         });
@@ -294,9 +297,12 @@ export class StatusCorrection {
       }
       case 'corrected': {
         const { row, listed } = correction;
-        const took = await engine.applyListedState(listed); // false: a newer state came meanwhile
+        // The version first, onto the row as read; the state then onto the row as that write left it.
+        const versionedAt = correction.unversioned ? await this.completeListedRow(listed, row) : null;
+        const versioned = versionedAt !== null;
+        // False: the row changed since it was read, or holds a newer state.
+        const took = await engine.applyListedState(listed, { updatedAt: versionedAt ?? row.updatedAt });
         if (took) run.applied.add(appKeyString(row));
-        const versioned = correction.unversioned && (await this.completeListedRow(listed));
         if (!took && !versioned) return;
         const changes = [
           ...(took && row.state !== listed.state ? [`${row.state || '(none)'} → ${listed.state}`] : []),
@@ -316,8 +322,7 @@ export class StatusCorrection {
         // The row goes with its history record, in one transaction: the record is how the webhook
         // catch-up finds a removal that a process dying right after it never announced.
         const records = await db.$transaction(async (tx) => {
-          // Unless the row changed since it was read (a state report, or an operation accepted).
-          const { count } = await tx.appState.deleteMany({ where: { id: row.id, updatedAt: row.updatedAt } });
+          const { count } = await tx.appState.deleteMany({ where: asRead(row) });
           return count === 0 ? null : await this.deps.history.record([entry], tx);
         });
         if (!records) return;
@@ -338,22 +343,17 @@ export class StatusCorrection {
   }
 
   /**
-   * A row created from the list, or one without the installed version, holds what the list says of
-   * the installed chart (version, title, configuration type), so that the app can be stopped,
-   * upgraded and uninstalled through the API. True when the row took it.
+   * A row without the installed version, as it was read, takes what the list says of the installed
+   * chart (listedChart). The time the row then holds as `updatedAt`, or null when it did not take it.
    */
-  private async completeListedRow(listed: AppStateEvent): Promise<boolean> {
-    const data = {
-      ...(listed.listedVersion ? { installedVersion: listed.listedVersion } : {}),
-      ...(listed.listedTitle ? { title: listed.listedTitle } : {}),
-      ...(listed.listedCfgType ? { cfgType: listed.listedCfgType } : {}),
-    };
-    if (Object.keys(data).length === 0) return false;
-    const key = { userId: listed.userId, sourceId: listed.sourceId, appName: listed.appName };
-    const { count } = await this.deps.db.appState.updateMany({ where: { ...key, installedVersion: null }, data });
-    // Announced again once written: the row's announcement of its state may be read before this.
-    if (count > 0) this.deps.feed.app(key);
-    return count > 0;
+  private async completeListedRow(listed: AppStateEvent, row: AppRow): Promise<Date | null> {
+    const data = listedChart(listed);
+    if (Object.keys(data).length === 0) return null;
+    const updatedAt = this.deps.clock.date();
+    const where = { ...asRead(row), installedVersion: null };
+    const { count } = await this.deps.db.appState.updateMany({ where, data: { ...data, updatedAt } });
+    if (count > 0) this.deps.feed.app(row);
+    return count > 0 ? updatedAt : null;
   }
 
   /** Counts a correction made and writes its `system` history record (announced once written). */

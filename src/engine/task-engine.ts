@@ -13,7 +13,7 @@ import type { Logger } from '../platform/logger.js';
 import { RepeatedFailure } from '../platform/repeated-failure.js';
 import type { HistoryService } from '../services/history-service.js';
 import type { TaskRunner } from '../services/task-submission.js';
-import { applyListedState, receiveReport } from './app-state-reports.js';
+import { applyListedState, type RowAsRead, receiveReport } from './app-state-reports.js';
 import { execute } from './dispatch.js';
 import { type EndDetails, type EngineContext, type TaskEngineOptions, TrackedTasks } from './engine-context.js';
 import { followAdopted, handOver, heartbeat, recoverAbandoned } from './leases.js';
@@ -322,11 +322,11 @@ export class TaskEngine implements TaskRunner {
 
   /**
    * A state the app service lists (status correction), applied like a state report (older than
-   * the app's row: nothing changes), possibly ending the app's task. True when the row took it;
-   * throws when the database fails.
+   * the app's row, or a row changed since status correction read it: nothing changes), possibly
+   * ending the app's task. True when the row took it; throws when the database fails.
    */
-  applyListedState(event: AppStateEvent): Promise<boolean> {
-    return applyListedState(this.ctx, event);
+  applyListedState(event: AppStateEvent, asRead: RowAsRead): Promise<boolean> {
+    return applyListedState(this.ctx, event, asRead);
   }
 
   /**
