@@ -153,7 +153,7 @@ describe.runIf(runnable)('rolling restarts and a PostgreSQL cut, two instances b
     const handover = instance.server.logs.find((line) => line.msg === HANDED_OVER);
     const successor = await startInstance(instance.name, databaseUrl);
     balancer.setBackends([...others, successor].map(backend));
-    return { successor, handedOver: Number(handover?.handedOver ?? 0) };
+    return { successor, handedOver: Number(handover?.handedOver ?? 0), requeued: Number(handover?.requeued ?? 0) };
   }
 
   beforeAll(async () => {
@@ -236,11 +236,16 @@ describe.runIf(runnable)('rolling restarts and a PostgreSQL cut, two instances b
     a = stepA.successor;
     expect(stepA.handedOver, 'tasks A handed over').toBeGreaterThan(0);
 
-    // Then B, once it runs installs (its own, or those it adopted from A).
+    // Then B, once it runs installs (its own, or those it adopted from A). The app service plays
+    // them out slower meanwhile: at 400 ms a state, under a loaded machine's full suite, every
+    // install B had sent could end between this check and its stop (twice in CI: 0 handed over),
+    // leaving only tasks claimed and not yet sent, which a stop puts back instead.
+    await fake.configure({ eventUrl: `${balancer.url}/events/app-state`, secret: SECRET, stepMs: 2000 });
     await runningOn(workerB, 'B to run installs on the app service');
     const stepB = await restart(b, [a], bDatabaseUrl);
     b = stepB.successor;
-    expect(stepB.handedOver, 'tasks B handed over').toBeGreaterThan(0);
+    await fake.configure({ eventUrl: `${balancer.url}/events/app-state`, secret: SECRET, stepMs: 400 });
+    expect(stepB.handedOver, `tasks B handed over (${stepB.requeued} put back unsent)`).toBeGreaterThan(0);
     const pendingAtLastRestart = await db.task.count({
       where: { taskId: { in: taskIds }, status: { in: ['PENDING', 'RUNNING'] } },
     });
