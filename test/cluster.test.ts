@@ -12,6 +12,7 @@ import {
   redisConnected,
   runtimeContent,
   startInstance,
+  stopRunning,
 } from './support/cluster.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import { fakeEntry, startFakeMarketSource } from './support/fake-market-source.js';
@@ -90,13 +91,7 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
   });
 
   afterAll(async () => {
-    for (const instance of [a, b]) {
-      const { child, exited } = instance?.server ?? {};
-      if (child?.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        await exited;
-      }
-    }
+    await stopRunning([a, b]);
     await killLeftovers();
     await bToRedis?.close();
     await database?.drop();

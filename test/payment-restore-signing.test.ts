@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { availableDatabases } from './support/databases.js';
-import { type FakeDeveloperService, startFakeDeveloperService } from './support/fake-developer-service.js';
-import { FakeReceiver } from './support/fake-receiver.js';
+import type { FakeDeveloperService } from './support/fake-developer-service.js';
+import type { FakeReceiver } from './support/fake-receiver.js';
 import {
   HistoryQuery,
   PaymentDetailQuery,
@@ -9,9 +9,9 @@ import {
   RestorePurchaseMutation,
   SubmitSignatureMutation,
 } from './support/operations.js';
-import { success } from './support/payments.js';
-import { REMOTE_SOURCE, type Seeder, startSeededServer } from './support/seed.js';
-import { AUTH_ENV, dataOf, execute, type TestServer, TOKENS, waitFor } from './support/server.js';
+import { type PaymentWorld, startPaymentWorld, success } from './support/payments.js';
+import { REMOTE_SOURCE, type Seeder } from './support/seed.js';
+import { dataOf, execute, type TestServer, TOKENS, waitFor } from './support/server.js';
 
 /**
  * "Restore purchase" when no signature is held: the wallet is asked to sign, and the signature it
@@ -24,35 +24,18 @@ const SIGNED = 'eyJhbGciOiJFUzI1NiJ9.restore-signs.UkVTVE9SRQ';
 const RESIGNED = 'eyJhbGciOiJFUzI1NiJ9.restore-signs-again.QUdBSU4';
 
 describe.each(databases)('a restore that has the wallet sign, on %s', (kind) => {
+  let world: PaymentWorld;
   let server: TestServer;
   let seeder: Seeder;
   let developer: FakeDeveloperService;
   let frontend: FakeReceiver;
   let wallet: FakeReceiver;
   beforeAll(async () => {
-    developer = await startFakeDeveloperService();
-    frontend = await FakeReceiver.start();
-    wallet = await FakeReceiver.start();
-    ({ server, seed: seeder } = await startSeededServer(kind, {
-      preseed: (seed) => seed.remoteSource(),
-      env: {
-        ...AUTH_ENV,
-        DEVELOPER_SERVICE_URL_TEMPLATE: developer.urlTemplate,
-        PAYMENT_POLL_INTERVAL_MS: '20',
-        PAYMENT_POLL_ATTEMPTS: '2',
-        PAYMENT_FRONTEND_PUSH_URL: frontend.url('/frontend'),
-        PAYMENT_WALLET_PUSH_URL: wallet.url('/wallet'),
-        PUBLIC_BASE_URL: 'https://market.example.com',
-        PAYMENT_PUSH_SECRET: 'payment-push-secret-restore-signing',
-      },
-    }));
+    world = await startPaymentWorld(kind, { wallet: true, secret: 'payment-push-secret-restore-signing' });
+    ({ server, seeder, developer, frontend } = world);
+    wallet = world.wallet as FakeReceiver;
   });
-  afterAll(async () => {
-    await server?.stop();
-    await developer?.stop();
-    await frontend?.close();
-    await wallet?.close();
-  });
+  afterAll(() => world?.stop());
 
   const as = { token: TOKENS.alice };
   const paymentOf = async (appId: string) =>

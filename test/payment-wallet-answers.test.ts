@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { availableDatabases } from './support/databases.js';
-import { type FakeDeveloperService, startFakeDeveloperService } from './support/fake-developer-service.js';
-import { FakeReceiver } from './support/fake-receiver.js';
+import type { FakeDeveloperService } from './support/fake-developer-service.js';
+import type { FakeReceiver } from './support/fake-receiver.js';
 import {
   PaymentDetailQuery,
   PurchaseAppMutation,
@@ -11,9 +11,9 @@ import {
   SubmitPaymentTransactionMutation,
   SubmitSignatureMutation,
 } from './support/operations.js';
-import { success } from './support/payments.js';
-import { REMOTE_SOURCE, type Seeder, startSeededServer } from './support/seed.js';
-import { AUTH_ENV, dataOf, execute, type TestServer, TOKENS, waitFor } from './support/server.js';
+import { type PaymentWorld, startPaymentWorld, success } from './support/payments.js';
+import { REMOTE_SOURCE, type Seeder } from './support/seed.js';
+import { dataOf, execute, type TestServer, TOKENS, waitFor } from './support/server.js';
 
 /**
  * What the buyer's wallet says when its answers come late or several at once (the outbox delivers
@@ -27,30 +27,16 @@ const NEW_SIGNATURE = 'eyJhbGciOiJFUzI1NiJ9.paid-with.TkVXU0lH';
 const OLD_SIGNATURE = 'eyJhbGciOiJFUzI1NiJ9.held-before.T0xEU0lH';
 
 describe.each(databases)('wallet answers on %s', (kind) => {
+  let world: PaymentWorld;
   let server: TestServer;
   let seeder: Seeder;
   let developer: FakeDeveloperService;
   let frontend: FakeReceiver;
   beforeAll(async () => {
-    developer = await startFakeDeveloperService();
-    frontend = await FakeReceiver.start();
-    ({ server, seed: seeder } = await startSeededServer(kind, {
-      preseed: (seed) => seed.remoteSource(),
-      env: {
-        ...AUTH_ENV,
-        DEVELOPER_SERVICE_URL_TEMPLATE: developer.urlTemplate,
-        PAYMENT_POLL_INTERVAL_MS: '20',
-        PAYMENT_POLL_ATTEMPTS: '2',
-        PAYMENT_FRONTEND_PUSH_URL: frontend.url('/frontend'),
-        PAYMENT_PUSH_SECRET: 'payment-push-secret-wallet-answers',
-      },
-    }));
+    world = await startPaymentWorld(kind, { wallet: false, secret: 'payment-push-secret-wallet-answers' });
+    ({ server, seeder, developer, frontend } = world);
   });
-  afterAll(async () => {
-    await server?.stop();
-    await developer?.stop();
-    await frontend?.close();
-  });
+  afterAll(() => world?.stop());
 
   /**
    * The statuses the frontend received about an app, in the order they were pushed (the number

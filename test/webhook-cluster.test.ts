@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { graphql } from './gql/index.js';
-import { as, completedOn, type Instance, installOn, startInstance } from './support/cluster.js';
+import { as, completedOn, type Instance, installOn, startInstance, stopRunning } from './support/cluster.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import { FakeReceiver, type ReceivedDelivery } from './support/fake-receiver.js';
 import { CancelTaskMutation, UninstallAppMutation } from './support/operations.js';
@@ -75,13 +75,7 @@ describe.runIf(runnable)('webhooks in cluster mode: two instances on PostgreSQL 
   }, 90_000);
 
   afterAll(async () => {
-    for (const instance of [a, b]) {
-      const { child, exited } = instance?.server ?? {};
-      if (child?.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        await exited;
-      }
-    }
+    await stopRunning([a, b]);
     await killLeftovers();
     await receiver?.close();
     await database?.drop();

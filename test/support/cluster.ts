@@ -89,6 +89,17 @@ export async function startInstance(env: Record<string, string>): Promise<Instan
   return { server, url, graphqlUrl: `${url}/graphql`, env };
 }
 
+/** Stops (SIGTERM) each instance still running, and waits for it to exit: a test's clean-up. */
+export async function stopRunning(instances: readonly (Instance | undefined)[]): Promise<void> {
+  for (const instance of instances) {
+    const { child, exited } = instance?.server ?? {};
+    if (child?.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await exited;
+    }
+  }
+}
+
 /** `market_redis_connected` on the instance's /metrics. */
 export async function redisConnected(instance: Instance): Promise<string | undefined> {
   const lines = (await (await fetch(`${instance.url}/metrics`)).text()).split('\n');
