@@ -17,6 +17,7 @@ import {
   waitFor,
 } from './support/server.js';
 import { subscribe } from './support/subscriptions.js';
+import { startUnacceptingPort } from './support/unaccepting-port.js';
 
 /**
  * A task whose start the app service did not take (HTTP 429 or 503: busy, restarting) waits
@@ -47,7 +48,7 @@ const RETRY_ENV = { TASK_START_ATTEMPTS: '3', TASK_START_RETRY_FIRST_MS: '50', T
 
 function serverOn(
   kind: (typeof databases)[number],
-  fake: FakeAppService,
+  fake: Pick<FakeAppService, 'url'>,
   database?: TestDatabase,
   retryEnv: Record<string, string> = RETRY_ENV,
 ) {
@@ -214,6 +215,39 @@ describe.each(databases)('starts the app service did not take, on %s', (kind) =>
       expect(installsOf('canceled-app')).toHaveLength(1);
     } finally {
       fake.setBehaviour('install', { respond: 'accept' });
+    }
+  });
+});
+
+describe.each(databases)('an app service that never accepts the connection, on %s', (kind) => {
+  test('a start whose time is up before a connection is made waits to be sent again, not failed: nothing was sent', async () => {
+    // Its 2 s timeout ends the call while it still connects (undici's own connect timeout is 10 s);
+    // a wait of 30 s or more, so the task is read while it waits, however loaded the machine.
+    const unaccepting = await startUnacceptingPort();
+    const waitAMinute = { ...RETRY_ENV, TASK_START_RETRY_FIRST_MS: '60000', TASK_START_RETRY_MAX_MS: '60000' };
+    const server = await serverOn(kind, { url: `http://127.0.0.1:${unaccepting.port}` }, undefined, waitAMinute);
+    try {
+      await seed(server.app.db).catalogApp({ name: 'unaccepted-app', versions: ['1.0.0'] });
+      const input = { sourceId: SOURCE, appName: 'unaccepted-app', version: '1.0.0' };
+      const taskId = await installThroughApi(server, input, TOKENS.alice);
+      const first = await waitFor(async () => {
+        const current = await taskOf(server, taskId);
+        return current?.message || current?.status === 'FAILED' ? current : undefined;
+      }, 'the first send to end');
+      expect(first).toMatchObject({
+        status: 'PENDING',
+        error: null,
+        message: expect.stringMatching(
+          /^app service is unreachable for install of unaccepted-app: UND_ERR_CONNECT_TIMEOUT; attempt 2 of 3 at /,
+        ),
+      });
+      const { cancelTask } = dataOf(
+        await execute(server, CancelTaskMutation, { input: { taskId } }, { token: TOKENS.alice }),
+      );
+      expect(cancelTask.__typename).toBe('CancelTaskSuccess');
+    } finally {
+      await server.stop();
+      await unaccepting.close();
     }
   });
 });

@@ -8,6 +8,7 @@ import { ValidationError } from '../src/domain/errors.js';
 import type { OperationRequest } from '../src/domain/operations.js';
 import { createLogger } from '../src/platform/logger.js';
 import { type Behaviour, type FakeAppService, startFakeAppService } from './support/fake-app-service.js';
+import { startUnacceptingPort } from './support/unaccepting-port.js';
 
 const TOKEN = 'market-service-credential-7f3a9c';
 const REPO_URL = 'http://chart-repo.local:82/';
@@ -413,6 +414,24 @@ describe('HttpAppService failures', () => {
     expect(error.kind).toBe('unavailable');
     expect(error.message).toBe('app service is unreachable for install of jellyfin: ECONNREFUSED');
     expect(error.notTaken).toEqual({ retryAfterMs: null });
+  });
+
+  test('an app service that never accepts the connection is unreachable at our timeout, as not taken: nothing was sent', async () => {
+    // Shorter than undici's own connect timeout (10 s): the call's time is up while it connects.
+    const unaccepting = await startUnacceptingPort();
+    try {
+      const startedAt = Date.now();
+      const service = createService({ baseUrl: `http://127.0.0.1:${unaccepting.port}`, timeoutMs: 300 });
+      const error = await failureOf(service.start(install()));
+      expect(error).toMatchObject({
+        kind: 'unavailable',
+        message: 'app service is unreachable for install of jellyfin: UND_ERR_CONNECT_TIMEOUT',
+        notTaken: { retryAfterMs: null },
+      });
+      expect(Date.now() - startedAt).toBeLessThan(5000);
+    } finally {
+      await unaccepting.close();
+    }
   });
 
   test('only a 429, a 503 or no connection at all says the app service took nothing, with the wait it asked for', async () => {

@@ -60,9 +60,12 @@ export interface OutboundRequest {
 }
 
 export type OutboundOutcome =
-  /** No complete answer within `timeoutMs`. */
+  /** No complete answer within `timeoutMs` to a request that was sent (written on its connection). */
   | { kind: 'timeout' }
-  /** No answer at all; `problem` names why (ECONNREFUSED, ENOTFOUND …), without secrets. */
+  /**
+   * No answer at all; `problem` names why (ECONNREFUSED, ENOTFOUND, CONNECT_TIMEOUT when `timeoutMs`
+   * ended before a connection took the request …), without secrets.
+   */
   | { kind: 'unreachable'; problem: string }
   /** An answer whose body exceeds `limit` bytes; it was not read further. */
   | { kind: 'too_large'; status: number; limit: number; durationMs: number }
@@ -115,23 +118,26 @@ export async function fetchJson(outbound: OutboundRequest): Promise<OutboundOutc
   const startedAt = performance.now();
   // Covers reading the body too: the body stream errors once the signal fires.
   const signal = AbortSignal.timeout(outbound.timeoutMs);
+  const written = { yet: false };
   let status: number;
   let bytes: Buffer | null;
   let encoding: string | undefined;
   let retryAfter: string | undefined;
   try {
-    const response = await request(outbound.url, {
+    const sending = request(outbound.url, {
       method: outbound.method ?? 'GET',
       headers,
       ...(outbound.json === undefined ? {} : { body: JSON.stringify(outbound.json) }),
       signal,
-      dispatcher: outbound.followRedirects ? followingRedirects : direct,
+      dispatcher: watchingWrites(outbound.followRedirects ? followingRedirects : direct, written),
     });
+    const response = await Promise.race([sending, unwrittenAtTimeout(signal, written)]);
     status = response.statusCode;
     encoding = contentEncoding(response.headers['content-encoding']);
     retryAfter = [response.headers['retry-after']].flat()[0];
     bytes = await readBytes(response.headers['content-length'], response.body, limit);
   } catch (error) {
+    if (error === NEVER_WRITTEN) return { kind: 'unreachable', problem: CONNECT_TIMEOUT };
     if (signal.aborted) return { kind: 'timeout' };
     return { kind: 'unreachable', problem: redactSecrets(networkProblem(error), secrets) };
   }
@@ -160,6 +166,62 @@ export async function fetchJson(outbound: OutboundRequest): Promise<OutboundOutc
     return { ...notJson, isJson: true, body: JSON.parse(text) };
   } catch {
     return notJson;
+  }
+}
+
+/**
+ * NOT SENT IN TIME: undici keeps a request whose signal fires before its connection is made until
+ * that connection is made or fails (its own connect timeout, 10 s, whatever `timeoutMs` says), then
+ * drops it unwritten; only then did the call end, and as a timeout, as if the request might have
+ * been sent (an app service whose listener never accepts: a 10 s wait, and a task failed that it
+ * never received). So a call whose time is up before its request was written ends then, as a
+ * connection never made: `CONNECT_TIMEOUT`, the name undici gives its own connect timeout. Written
+ * or not is known from the dispatch: undici starts a request (`onRequestStart`) on its connected
+ * socket just before it writes it, and never writes one whose signal fired before that.
+ */
+export const CONNECT_TIMEOUT = 'UND_ERR_CONNECT_TIMEOUT';
+
+/** What the timeout's race rejects with when the request was never written (see NOT SENT IN TIME). */
+const NEVER_WRITTEN = Symbol('never written');
+
+/** Rejects with NEVER_WRITTEN if `signal` fires before the request is written; else never settles. */
+function unwrittenAtTimeout(signal: AbortSignal, written: { yet: boolean }): Promise<never> {
+  return new Promise((_, reject) => {
+    signal.addEventListener('abort', () => written.yet || reject(NEVER_WRITTEN), { once: true });
+  });
+}
+
+/** `dispatcher`, noting in `written` when a request of this call is about to be written on its socket. */
+function watchingWrites(dispatcher: Dispatcher, written: { yet: boolean }): Dispatcher {
+  return dispatcher.compose((dispatch) => (options, handler) => dispatch(options, new WriteWatch(handler, written)));
+}
+
+/** A dispatch handler passing everything on, having noted the request's start (see NOT SENT IN TIME). */
+class WriteWatch implements Dispatcher.DispatchHandler {
+  readonly #handler: Dispatcher.DispatchHandler;
+  readonly #written: { yet: boolean };
+  constructor(handler: Dispatcher.DispatchHandler, written: { yet: boolean }) {
+    this.#handler = handler;
+    this.#written = written;
+  }
+  onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
+    this.#written.yet = true;
+    this.#handler.onRequestStart?.(controller, context);
+  }
+  onRequestUpgrade(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onRequestUpgrade']>>): void {
+    this.#handler.onRequestUpgrade?.(...args);
+  }
+  onResponseStart(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseStart']>>): void {
+    this.#handler.onResponseStart?.(...args);
+  }
+  onResponseData(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseData']>>): void {
+    this.#handler.onResponseData?.(...args);
+  }
+  onResponseEnd(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseEnd']>>): void {
+    this.#handler.onResponseEnd?.(...args);
+  }
+  onResponseError(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseError']>>): void {
+    this.#handler.onResponseError?.(...args);
   }
 }
 

@@ -1,5 +1,5 @@
 import { isRecord } from '../../platform/json.js';
-import { type OutboundOutcome, upstreamExcerpt } from '../../platform/outbound-http.js';
+import { CONNECT_TIMEOUT, type OutboundOutcome, upstreamExcerpt } from '../../platform/outbound-http.js';
 import type { AppServiceErrorKind, NotTaken } from './port.js';
 
 /** How the app service's answers read: their envelope, and what an HTTP error status means. */
@@ -47,8 +47,8 @@ export function describeHttpFailure(
  * an install the app service started once and is asked for twice is worse than a failed task.
  * - HTTP 429 and 503: the app service (or what stands before it) answered that it does not take
  *   the request now; its `Retry-After`, when it gives one, says when to ask again.
- * - No connection was ever made (refused, a name that did not resolve, a connect that timed out):
- *   the request never left this process.
+ * - No connection was ever made (refused, a name that did not resolve, a connect that timed out,
+ *   ours or undici's): the request never left this process.
  * Not a timeout (the request may have been sent and started before the answer was late), not a
  * connection that broke (ECONNRESET, a socket closed: possibly after the request went out), not
  * 500, 502 or 504 (the app service, or a proxy after forwarding it, may have started it first).
@@ -61,10 +61,11 @@ export function notTakenBy(outcome: OutboundOutcome, now = Date.now()): NotTaken
 
 /**
  * How undici names a connection that was never made (networkProblem): refused, a DNS failure (the
- * name does not exist, or cannot be resolved now), and its own connect timeout (10 s; a call whose
- * APP_SERVICE_TIMEOUT_MS ends first is a timeout, which may have been sent).
+ * name does not exist, or cannot be resolved now), and a connect timeout: its own (10 s), or the
+ * call's APP_SERVICE_TIMEOUT_MS ending before the request was written (CONNECT_TIMEOUT in
+ * outbound-http.ts; a request written once is a timeout, which may have been taken).
  */
-const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
+const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', CONNECT_TIMEOUT]);
 
 /** A `Retry-After` header in ms from `now`: delay-seconds or an HTTP date; null when absent or unreadable. */
 export function retryAfterMs(header: string | undefined, now: number): number | null {
