@@ -66,6 +66,16 @@ interface Call {
   secrets?: string[];
 }
 
+/** What a failure carries besides its kind and message (see HttpAppService.failure). */
+interface FailureAbout {
+  /** What the app service answered: status, code, data (the data cleaned of secrets). */
+  details?: AppServiceError['details'] | undefined;
+  /** The request's own secret values, redacted from the message and the data besides our token. */
+  secrets?: string[] | undefined;
+  /** Set when the app service certainly did not take the request (notTakenBy). */
+  notTaken?: NotTaken | undefined;
+}
+
 /** Upstream names in a log line: enough to find the app, never a whole body. */
 const MAX_LOGGED_TEXT = 128;
 
@@ -121,12 +131,10 @@ export class HttpAppService implements AppService {
     const opId = opIdOf(envelope.data);
     // Without an op id the state events of this install cannot be told apart from an earlier one.
     if (opId === null && (operation.type === 'INSTALL' || operation.type === 'CLONE')) {
-      throw this.failure(
-        'invalid_response',
-        `app service accepted ${action} but returned no operation id`,
-        { status: envelope.status, code: envelope.code, data: envelope.data },
+      throw this.failure('invalid_response', `app service accepted ${action} but returned no operation id`, {
+        details: { status: envelope.status, code: envelope.code, data: envelope.data },
         secrets,
-      );
+      });
     }
     // The envelope's message is already redacted; its data may quote the request back.
     const data = redactSecretsIn(envelope.data, this.secretsOf(secrets));
@@ -164,8 +172,7 @@ export class HttpAppService implements AppService {
       this.ensureAccepted(envelope, action);
       if (!Array.isArray(envelope.data)) {
         throw this.failure('invalid_response', `app service answered ${action} without a list of apps`, {
-          status,
-          code: envelope.code,
+          details: { status, code: envelope.code },
         });
       }
       items = envelope.data;
@@ -197,7 +204,9 @@ export class HttpAppService implements AppService {
     const read = readListedMiddlewares(envelope.data);
     const { status, code } = envelope;
     if (!read)
-      throw this.failure('invalid_response', `app service answered ${action} without a list`, { status, code });
+      throw this.failure('invalid_response', `app service answered ${action} without a list`, {
+        details: { status, code },
+      });
     for (const problem of read.problems)
       this.logger.warn({ problem: loggable(problem) }, 'skipping a listed middleware');
     return read.middlewares;
@@ -287,45 +296,43 @@ export class HttpAppService implements AppService {
     }
     if (outcome.kind === 'unreachable') {
       const message = `app service is unreachable for ${call.action}: ${outcome.problem}`;
-      throw this.failure('unavailable', message, undefined, undefined, notTakenBy(outcome));
+      throw this.failure('unavailable', message, { notTaken: notTakenBy(outcome) });
     }
     const { status, durationMs } = outcome;
     this.logger.debug({ method: call.method, path: call.path, status, durationMs }, 'app service call');
     if (outcome.kind === 'too_large' || outcome.kind === 'too_many_values') {
       const message = `app service answered ${call.action} with ${unreadBody(outcome)}`;
-      throw this.failure('invalid_response', message, { status }, call.secrets);
+      throw this.failure('invalid_response', message, { details: { status }, secrets: call.secrets });
     }
 
     const { body, isJson } = outcome;
     if (outcome.ok) {
       if (isJson) return { status, body };
       const message = `app service answered ${call.action} with a body that is not JSON`;
-      throw this.failure('invalid_response', message, { status }, call.secrets);
+      throw this.failure('invalid_response', message, { details: { status }, secrets: call.secrets });
     }
     const envelope = isJson ? asEnvelope(status, body, this.secretsOf(call.secrets)) : null;
     const details = envelope ? { status, code: envelope.code, data: envelope.data } : { status };
     const explanation = envelope?.message ? `: ${envelope.message}` : '';
     const [kind, message] = describeHttpFailure(status, call.action, explanation);
-    throw this.failure(kind, message, details, call.secrets, notTakenBy(outcome));
+    throw this.failure(kind, message, { details, secrets: call.secrets, notTaken: notTakenBy(outcome) });
   }
 
   private envelopeOf(status: number, body: unknown, action: string, secrets?: string[]): Envelope {
     const envelope = asEnvelope(status, body, this.secretsOf(secrets));
     if (envelope) return envelope;
     const message = `app service answered ${action} without the {code, message, data} envelope`;
-    throw this.failure('invalid_response', message, { status }, secrets);
+    throw this.failure('invalid_response', message, { details: { status }, secrets });
   }
 
   /** HTTP 200 with another code is the app service saying no, e.g. 422 when env values are missing. */
   private ensureAccepted(envelope: Envelope, action: string, secrets?: string[]): void {
     if (envelope.code === 200) return;
     const explanation = envelope.message || `code ${envelope.code}`;
-    throw this.failure(
-      'rejected',
-      `app service rejected ${action}: ${explanation}`,
-      { status: envelope.status, code: envelope.code, data: envelope.data },
+    throw this.failure('rejected', `app service rejected ${action}: ${explanation}`, {
+      details: { status: envelope.status, code: envelope.code, data: envelope.data },
       secrets,
-    );
+    });
   }
 
   /** Our token and the request's own secrets: what a failure's text is cleaned of by value. */
@@ -338,13 +345,8 @@ export class HttpAppService implements AppService {
    * a secret, even when the app service echoes the request back. (The envelope's message was
    * already redacted before it was cut to length, so a cut cannot leave a piece behind.)
    */
-  private failure(
-    kind: AppServiceErrorKind,
-    message: string,
-    details?: AppServiceError['details'],
-    secrets?: string[],
-    notTaken?: NotTaken,
-  ): AppServiceError {
+  private failure(kind: AppServiceErrorKind, message: string, about: FailureAbout = {}): AppServiceError {
+    const { details, secrets, notTaken } = about;
     const known = this.secretsOf(secrets);
     const data = details?.data === undefined ? undefined : redactSecretsIn(details.data, known);
     return new AppServiceError(
