@@ -174,6 +174,38 @@ describe.each(databases)('the Syncer on %s', (kind) => {
     }
   });
 
+  test('an entry whose version or name is not its summary is refused, and asked for again once the details catch up', async () => {
+    const notes = (await catalog(server)).find((app) => app.name === 'notes') as CatalogNode;
+    const id = fakeAppId('notes');
+    const served = fake.entry('notes') as Record<string, unknown>;
+    try {
+      fake.lagDetails('notes', served);
+      fake.change('notes', { version: '7.7.7' });
+      expect((await syncNow(server)).lastError).toBe(
+        `1 entries rejected; first: app ${id}: the entry has version ${notes.version} while the index lists 7.7.7 (the details lag the index)`,
+      );
+      expect((await catalog(server)).find((app) => app.name === 'notes')).toEqual(notes);
+      fake.lagDetails('notes', null);
+      fake.resetCounters();
+      expect(await syncNow(server)).toMatchObject({ lastError: null, consecutiveFailures: 0 });
+      expect(fake.detailCalls).toEqual([[id]]);
+      expect((await catalog(server)).find((app) => app.name === 'notes')?.version).toBe('7.7.7');
+
+      fake.lagDetails('notes', { ...served, name: 'othername', version: '7.7.8' });
+      fake.change('notes', { version: '7.7.8' });
+      expect((await syncNow(server)).lastError).toBe(
+        `1 entries rejected; first: app ${id}: the entry is named othername while the index lists notes`,
+      );
+      const names = (await catalog(server)).map((app) => app.name);
+      expect(names).toContain('notes');
+      expect(names).not.toContain('othername');
+    } finally {
+      fake.lagDetails('notes', null);
+      fake.change('notes', { version: notes.version });
+      expect(await syncNow(server)).toMatchObject({ lastError: null, consecutiveFailures: 0 });
+    }
+  });
+
   test('one changed app costs one detail fetch for it and changes its row only', async () => {
     const rowsBefore = await server.app.db.catalogApp.findMany({ orderBy: { appId: 'asc' } });
     fake.change('notes', { version: '1.1.0' });

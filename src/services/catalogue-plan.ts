@@ -7,6 +7,14 @@ import { type StoredUpsert, storedUpsert } from './catalogue-writes.js';
 
 export type StoredReading = { ok: true; row: StoredUpsert } | { ok: false; reason: string };
 
+/** What the index says of an app: its entry must carry the same name and version. */
+export interface ListedApp {
+  name: string;
+  version: string;
+  /** The summary's fingerprint, which the stored row keeps. */
+  fingerprint: string;
+}
+
 /**
  * The entries of `wanted`, each read as its batch of details arrives (while the next ones are on
  * their way) and kept only as stored (storedUpsert): the parsed answer of a batch is garbage as
@@ -16,11 +24,15 @@ export type StoredReading = { ok: true; row: StoredUpsert } | { ok: false; reaso
  * in characters of the stored text): every answer and entry within its own bound, a source
  * serving 14,000 entries of 240 kB grew the process past its heap limit, and again at every
  * start. Over the bound the sync fails (too_large), the catalogue stays as it was.
+ *
+ * An entry is kept only under the summary it answers: one whose name or version is not its
+ * summary's (details served by a cache behind the index) is refused, so that the old row and its
+ * fingerprint stay and the next sync asks for it again.
  */
 export async function readEntries(
   client: MarketSourceClient,
   wanted: readonly string[],
-  summaryHash: (id: string) => string,
+  listed: (id: string) => ListedApp,
   maxBytes: number,
 ): Promise<Map<string, StoredReading>> {
   const readings = new Map<string, StoredReading>();
@@ -32,7 +44,13 @@ export async function readEntries(
         readings.set(id, reading);
         continue;
       }
-      const row = storedUpsert(reading.row, summaryHash(id));
+      const summary = listed(id);
+      const disagreement = disagreementOf(reading.row, summary);
+      if (disagreement !== null) {
+        readings.set(id, { ok: false, reason: `app ${id}: ${disagreement}` });
+        continue;
+      }
+      const row = storedUpsert(reading.row, summary.fingerprint);
       kept += row.entry.length + row.searchText.length + (row.price?.length ?? 0) + row.versions.length;
       if (kept > maxBytes) {
         throw new MarketSourceError(
@@ -45,6 +63,13 @@ export async function readEntries(
     for (const app of answer.skipped) readings.set(app.id, { ok: false, reason: `app ${app.id}: ${app.reason}` });
   });
   return readings;
+}
+
+/** Why an entry cannot stand for its summary, or null. */
+function disagreementOf(entry: { name: string; version: string }, summary: ListedApp): string | null {
+  if (entry.name !== summary.name) return `the entry is named ${entry.name} while the index lists ${summary.name}`;
+  if (entry.version === summary.version) return null;
+  return `the entry has version ${entry.version} while the index lists ${summary.version} (the details lag the index)`;
 }
 
 /**

@@ -303,8 +303,11 @@ export class CatalogueSyncer {
     const skipped = new Set(index.skipped.map((app) => app.id));
     for (const app of index.skipped) outcome.rejected.push(`app ${app.id}: ${app.reason}`);
     outcome.removed = [...stored.keys()].filter((id) => !summaries.has(id) && !skipped.has(id));
-    const summaryHash = (id: string) => fingerprints.get(id) ?? fingerprint(summaries.get(id)?.raw);
-    const readings = await readEntries(client, wanted, summaryHash, this.settings.maxCatalogueBytes);
+    const listed = (id: string) => {
+      const { name, version, raw } = summaries.get(id) as SourceIndex['apps'][number]; // `wanted` are listed apps
+      return { name, version, fingerprint: fingerprints.get(id) ?? fingerprint(raw) };
+    };
+    const readings = await readEntries(client, wanted, listed, this.settings.maxCatalogueBytes);
     const candidates = new Map<string, StoredUpsert>();
     // In the index's order, whatever order the answers came in.
     for (const id of wanted) {

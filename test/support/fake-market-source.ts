@@ -96,6 +96,16 @@ export interface FakeMarketSource {
    * a source whose published hash covers more than its index. '' for the same hash in both.
    */
   setHashPrefix(prefix: string): void;
+  /**
+   * Has info answer the catalogue `snapshot` took (its summaries and its hash) while the hash call
+   * answers the one served now: a cache in front of the index. null to answer the current one again.
+   */
+  lagIndex(snapshot: CatalogueSnapshot | null): void;
+  /**
+   * Has details answer `entry` for an app (by id or name) whatever its summary says: a cache behind
+   * the index. null to answer its current entry again.
+   */
+  lagDetails(idOrName: string, entry: Record<string, unknown> | null): void;
   /** Sets (or with null, clears) the fault of one endpoint. */
   fault(endpoint: MarketEndpoint, fault: MarketFault | null): void;
   /** Every request, in arrival order, 404s included. */
@@ -271,6 +281,8 @@ export async function startFakeMarketSource(options: FakeMarketSourceOptions = {
   let lastUpdated = nanoTime(new Date());
   let hash: string | null = null;
   let hashPrefix = '';
+  let laggingIndex: CatalogueSnapshot | null = null;
+  const laggingDetails = new Map<string, Record<string, unknown>>();
 
   const idOf = (idOrName: string) =>
     apps.has(idOrName) ? idOrName : [...apps].find(([, app]) => app.entry.name === idOrName)?.[0];
@@ -287,12 +299,10 @@ export async function startFakeMarketSource(options: FakeMarketSourceOptions = {
   };
   for (const entry of options.entries ?? []) put(entry);
 
-  const summaries = () => Object.fromEntries([...apps].map(([id, app]) => [id, summaryOf(id, app)]));
+  const summaries = (catalogue: ReadonlyMap<string, App>) =>
+    Object.fromEntries([...catalogue].map(([id, app]) => [id, summaryOf(id, app)]));
   const currentHash = () => {
-    // Content-addressed, as public sources compute theirs when they build the catalogue.
-    hash ??= createHash('md5')
-      .update(JSON.stringify([...apps].sort(([a], [b]) => a.localeCompare(b)).map(([id, app]) => [id, app.entry])))
-      .digest('hex');
+    hash ??= hashOf(apps);
     return hash;
   };
 
@@ -307,8 +317,14 @@ export async function startFakeMarketSource(options: FakeMarketSourceOptions = {
     switch (endpoint) {
       case 'hash':
         return { status: 200, body: { hash: `${hashPrefix}${currentHash()}`, last_updated: lastUpdated, version } };
-      case 'info':
-        return { status: 200, body: infoAnswer(version, currentHash(), lastUpdated, summaries(), [...apps.values()]) };
+      case 'info': {
+        const served = laggingIndex?.apps ?? apps;
+        const servedHash = laggingIndex ? hashOf(served) : currentHash();
+        return {
+          status: 200,
+          body: infoAnswer(version, servedHash, lastUpdated, summaries(served), [...served.values()]),
+        };
+      }
       case 'details': {
         const body = await readJson(req);
         if (!isObject(body) || !Array.isArray(body.app_ids) || !body.app_ids.every((id) => typeof id === 'string')) {
@@ -321,7 +337,9 @@ export async function startFakeMarketSource(options: FakeMarketSourceOptions = {
         const notFound: string[] = [];
         for (const id of asked) {
           const app = apps.get(id);
-          if (app) found[id] = app.entry;
+          const lagging = laggingDetails.get(id);
+          if (lagging) found[id] = lagging;
+          else if (app) found[id] = app.entry;
           else notFound.push(id);
         }
         const version = record.version ?? '1.12.0';
@@ -456,6 +474,15 @@ export async function startFakeMarketSource(options: FakeMarketSourceOptions = {
     setHashPrefix(prefix) {
       hashPrefix = prefix;
     },
+    lagIndex(snapshot) {
+      laggingIndex = snapshot;
+    },
+    lagDetails(idOrName, entry) {
+      const id = idOf(idOrName);
+      if (id === undefined) throw new Error(`fake market source: no app ${idOrName}`);
+      if (entry) laggingDetails.set(id, entry);
+      else laggingDetails.delete(id);
+    },
     fault(endpoint, fault) {
       if (fault) faults.set(endpoint, { ...fault });
       else faults.delete(endpoint);
@@ -476,6 +503,12 @@ export async function startFakeMarketSource(options: FakeMarketSourceOptions = {
       await new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
     },
   };
+}
+
+/** Content-addressed, as public sources compute theirs when they build the catalogue. */
+function hashOf(catalogue: ReadonlyMap<string, App>): string {
+  const sorted = [...catalogue].sort(([a], [b]) => a.localeCompare(b)).map(([id, app]) => [id, app.entry]);
+  return createHash('md5').update(JSON.stringify(sorted)).digest('hex');
 }
 
 function routeEndpoint(path: string | undefined, method: string | undefined): MarketEndpoint | null {
