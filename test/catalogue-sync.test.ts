@@ -174,6 +174,35 @@ describe.each(databases)('the Syncer on %s', (kind) => {
     }
   });
 
+  test('an index that lags its hash call is read again at every sync until it catches up, and says so meanwhile', async () => {
+    // Stored under the index's hash, which lagging is told by (an earlier test may leave another).
+    await syncNow(server);
+    const before = fake.snapshot();
+    const staleHash = fake.hash;
+    const notes = (await catalog(server)).find((app) => app.name === 'notes') as CatalogNode;
+    fake.lagIndex(before);
+    try {
+      fake.change('notes', { version: '1.0.4' });
+      const lag = `the index (info) still has hash ${staleHash} while the hash call answers ${fake.hash}: it is read again at the next sync`;
+      expect(await syncNow(server)).toMatchObject({ lastError: lag, consecutiveFailures: 0 });
+      expect((await catalog(server)).find((app) => app.name === 'notes')).toEqual(notes);
+      fake.resetCounters();
+      expect(await syncNow(server)).toMatchObject({ lastError: lag, consecutiveFailures: 0 });
+      expect(fake.count('info')).toBe(1);
+      fake.lagIndex(null);
+      expect(await syncNow(server)).toMatchObject({ lastError: null, consecutiveFailures: 0 });
+      expect((await catalog(server)).find((app) => app.name === 'notes')?.version).toBe('1.0.4');
+      const stored = await server.app.db.marketSource.findUniqueOrThrow({ where: { sourceId: 'market.olares' } });
+      expect(stored.catalogHash).toBe(fake.hash);
+      fake.resetCounters();
+      await syncNow(server);
+      expect(fake.requests.map((request) => request.endpoint)).toEqual(['hash']);
+    } finally {
+      fake.lagIndex(null);
+      expect(await syncNow(server)).toMatchObject({ lastError: null, consecutiveFailures: 0 });
+    }
+  });
+
   test('an entry whose version or name is not its summary is refused, and asked for again once the details catch up', async () => {
     const notes = (await catalog(server)).find((app) => app.name === 'notes') as CatalogNode;
     const id = fakeAppId('notes');

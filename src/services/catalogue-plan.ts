@@ -105,6 +105,21 @@ export function refuseNameClashes(
   return refused;
 }
 
+/**
+ * The hash a read catalogue is kept under (what the next poll compares the hash call's answer
+ * with), from the hash call's `polled`, the index's own `indexed` and the `stored` one, and a
+ * note when the index lags. The hash call's answer when the index agrees with it, or moved with it
+ * (a source whose published hash covers more than its index: its unchanged polls then cost one
+ * request). When the hash call moved and the index did not (a cache in front of `info` still
+ * serving the catalogue of before), the index's own: the content kept is that one, and the next
+ * poll, finding the hash call elsewhere, reads the index again.
+ */
+export function keptHash(polled: string, indexed: string, stored: string | null): { hash: string; lag: string | null } {
+  if (indexed === polled || indexed !== stored) return { hash: polled, lag: null };
+  const lag = `the index (info) still has hash ${indexed} while the hash call answers ${polled}`;
+  return { hash: indexed, lag: `${lag}: it is read again at the next sync` };
+}
+
 /** A stable digest of an app's summary: JSON with sorted keys, so key order never counts as a change. */
 export function fingerprint(summary: unknown): string {
   return createHash('sha256').update(JSON.stringify(summary, sortedKeys)).digest('base64url').slice(0, 32);

@@ -8,13 +8,13 @@ import { NotFoundError } from '../domain/errors.js';
 import { byText } from '../domain/text-order.js';
 import { clipText } from '../platform/clip-text.js';
 import type { Logger } from '../platform/logger.js';
-import { fingerprint, readEntries, refuseNameClashes } from './catalogue-plan.js';
+import { fingerprint, keptHash, readEntries, refuseNameClashes } from './catalogue-plan.js';
 import { type CatalogueWrite, SourceGone, type StoredUpsert, writeCatalogue } from './catalogue-writes.js';
 
 /**
  * The Syncer: keeps each remote market source's catalogue in the database, as the original's
  * Syncer does (seed 002). One sync of a source:
- * 1. `hash`: one small request; the same hash as the last complete sync ends it there;
+ * 1. `hash`: one small request; the hash the last complete sync kept (keptHash) ends it there;
  * 2. `info`: the index of every app; each app's summary is fingerprinted, and only apps whose
  *    fingerprint is new or changed are read further;
  * 3. `applications/info` for those, in batches of MAX_DETAIL_BATCH, DETAIL_CONCURRENCY at a time;
@@ -237,12 +237,16 @@ export class CatalogueSyncer {
       const index = await client.index();
       const write = await this.plan(source, index, client, outcome);
       outcome.durationMs = elapsed(started);
-      // Kept: the `hash` call's answer, which the next sync compares with (the index's own may be
-      // written otherwise, and every poll read the index again); asked before the index, it is
-      // never newer than what was read. Only for a complete sync: with entries rejected, the next
-      // sync reads the index again (and, by their fingerprints, only the apps still missing).
+      // Asked before the index, the hash call's answer is never newer than what was read, but the
+      // index may be older (keptHash). A hash only for a complete sync: with entries rejected, the
+      // next sync reads the index again (and, by their fingerprints, only the apps still missing).
+      const kept = keptHash(hash, index.hash, source.catalogHash);
+      if (kept.lag) {
+        const lagging = { sourceId: source.sourceId, hash, indexHash: index.hash };
+        this.logger.warn(lagging, 'a market source index lags its hash call; it is read again at the next sync');
+      }
       const complete = outcome.rejected.length === 0;
-      const status = this.successStatus(attemptAt, outcome, complete ? hash : null);
+      const status = this.successStatus(attemptAt, outcome, complete ? kept.hash : null, kept.lag);
       Object.assign(outcome, await writeCatalogue(this.db, write, status)); // what it really changed
     } catch (error) {
       if (error instanceof SourceGone) {
@@ -322,13 +326,21 @@ export class CatalogueSyncer {
     return { sourceId, sourceRowId, upserts: [...candidates.values()], removals: outcome.removed };
   }
 
-  private successStatus(attemptAt: Date, outcome: SyncOutcome, catalogHash: string | null): SyncSuccess {
+  /** `lag`: the index lags the hash call (keptHash), said before any rejected entries. */
+  private successStatus(
+    attemptAt: Date,
+    outcome: SyncOutcome,
+    catalogHash: string | null,
+    lag: string | null = null,
+  ): SyncSuccess {
+    const rejected = outcome.rejected.length
+      ? `${outcome.rejected.length} entries rejected; first: ${outcome.rejected[0]}`
+      : null;
+    const error = [lag, rejected].filter(Boolean).join('; ');
     return {
       catalogHash,
       at: attemptAt,
-      error: outcome.rejected.length
-        ? clipText(`${outcome.rejected.length} entries rejected; first: ${outcome.rejected[0]}`, MAX_ERROR_LENGTH)
-        : null,
+      error: error ? clipText(error, MAX_ERROR_LENGTH) : null,
       durationMs: outcome.durationMs,
       nextSyncAt: new Date(attemptAt.getTime() + this.settings.intervalMs),
     };
