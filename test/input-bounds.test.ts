@@ -279,6 +279,40 @@ describe.each(databases)('client mistakes are VALIDATION errors with a documente
     await expectNoTrace();
   });
 
+  test('DateTime takes a lower-case t and z (RFC 3339) and refuses digits below the millisecond, which a range filter would cut the wrong way', async () => {
+    const task = await server.app.db.task.findFirst({ where: { userId: 'alice' }, orderBy: { id: 'asc' } });
+    const at = task?.createdAt.toISOString() ?? '';
+    expect(at).toMatch(/\.\d{3}Z$/);
+    const exactly = await server.app.db.task.count({ where: { userId: 'alice', createdAt: task?.createdAt } });
+    const query =
+      'query Between($after: DateTime, $before: DateTime) { tasks(filter: { createdAfter: $after, createdBefore: $before }) { totalCount } }';
+    const between = (after: string, before: string) =>
+      rawRequest(server, { query, variables: { after, before } }, { token: TOKENS.alice });
+    for (const spelling of [at, at.replace('T', 't').replace('Z', 'z'), at.replace('Z', '000000z')]) {
+      const served = await between(spelling, spelling);
+      expect(served.body, spelling).toEqual({ data: { tasks: { totalCount: exactly } } });
+    }
+    const literal = `{ tasks(filter: { createdAfter: "${at.toLowerCase()}", createdBefore: "${at}" }) { totalCount } }`;
+    expect((await rawRequest(server, { query: literal }, { token: TOKENS.alice })).body).toEqual({
+      data: { tasks: { totalCount: exactly } },
+    });
+    // 0.9 µs after the task: cut to the millisecond, the lower bound took it in.
+    const later = at.replace('Z', '0009Z');
+    const finer = /is finer than the millisecond times are stored to: give at most 3 fraction digits/;
+    expectValidation(await between(later, '9999-12-31T23:59:59.999Z'), finer);
+    expectValidation(
+      await rawRequest(
+        server,
+        { query: `{ tasks(filter: { createdAfter: "${later}" }) { totalCount } }` },
+        {
+          token: TOKENS.alice,
+        },
+      ),
+      finer,
+    );
+    await expectNoTrace();
+  });
+
   test('JSON nested 500 deep in a mutation input is refused and the payment is untouched; 8 levels are accepted', async () => {
     const deep = await rawRequest(
       server,

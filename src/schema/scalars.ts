@@ -9,7 +9,9 @@ function invalidInput(message: string, node?: ValueNode): GraphQLError {
   return new GraphQLError(message, { nodes: node ?? null, extensions: { code: 'VALIDATION' } });
 }
 
-const ISO_DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|([+-])(\d{2}):(\d{2}))$/;
+/** RFC 3339 §5.6 lets `T` and `Z` be written in lower case too. */
+const ISO_DATE_TIME =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:[Zz]|([+-])(\d{2}):(\d{2}))$/;
 
 /**
  * The instants both databases store: PostgreSQL's `timestamp` has no year 0 (an ISO year 0000 is
@@ -36,7 +38,15 @@ function parseDateTime(value: unknown, node?: ValueNode): Date {
       node,
     );
   }
-  const [year, month, day, hour, minute, second, , offsetHour, offsetMinute] = parts
+  // Times are stored to the millisecond, and a filter bound cut to it would be wrong on one side
+  // (`createdAfter: …00.0009` took a task created at …00.000): finer digits are refused.
+  if (/[1-9]/.test(parts[7]?.slice(3) ?? '')) {
+    throw invalidInput(
+      `DateTime ${shown} is finer than the millisecond times are stored to: give at most 3 fraction digits`,
+      node,
+    );
+  }
+  const [year, month, day, hour, minute, second, , , offsetHour, offsetMinute] = parts
     .slice(1)
     .map((part) => Number(part ?? 0));
   // Date would roll 2026-02-30 over to March 2 and 24:00 to the next day: refuse them instead.
@@ -52,7 +62,7 @@ function parseDateTime(value: unknown, node?: ValueNode): Date {
     (second ?? 0) <= 59 &&
     (offsetHour ?? 0) <= 23 &&
     (offsetMinute ?? 0) <= 59;
-  const time = valid ? Date.parse(value as string) : Number.NaN;
+  const time = valid ? Date.parse((value as string).toUpperCase()) : Number.NaN;
   if (Number.isNaN(time)) throw invalidInput(`DateTime ${shown} is not a valid date and time`, node);
   if (time < MIN_TIME || time > MAX_TIME) {
     throw invalidInput(
@@ -65,7 +75,7 @@ function parseDateTime(value: unknown, node?: ValueNode): Date {
 
 builder.scalarType('DateTime', {
   description:
-    'A point in time, as an ISO-8601 string with a time zone (e.g. 2026-01-31T12:00:00.000Z), from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z.',
+    'A point in time, as an ISO-8601 string with a time zone (e.g. 2026-01-31T12:00:00.000Z), from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z, to the millisecond. In an input `T` and `Z` may be lower case (RFC 3339), and any digit below the millisecond must be 0.',
   serialize: (value) => (value instanceof Date ? value.toISOString() : new Date(value as string).toISOString()),
   parseValue: parseDateTime,
   parseLiteral: (ast) => parseDateTime(ast.kind === Kind.STRING ? ast.value : undefined, ast),
