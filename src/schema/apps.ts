@@ -8,7 +8,7 @@ import { eventOrMissed } from '../fanout/cohorts.js';
 import type { CatalogAppKey } from '../services/catalog-service.js';
 import { builder } from './builder.js';
 import { connectionType, filterDescription } from './connections.js';
-import { rowId } from './global-id.js';
+import { rowIdParser } from './global-id.js';
 import { AppRef, AppStageEnum, CatalogAppRef, HealthEnum, TaskRef, TaskStatusEnum } from './refs.js';
 import { TaskConnection } from './tasks.js';
 
@@ -71,11 +71,8 @@ const SOURCE_REMOVED =
 builder.node(AppRef, {
   description:
     'One app of one user in one market source: its operation state as reported by the app service, and the derived stage.',
-  id: { resolve: (app) => app.id },
-  loadOne: (id, ctx) => {
-    const row = rowId(id);
-    return row === null ? null : ctx.services.apps.getById(ctx.viewer, row);
-  },
+  id: { resolve: (app) => app.id, parse: rowIdParser('App') },
+  loadOne: (id, ctx) => ctx.services.apps.getById(ctx.viewer, id),
   fields: (t) => ({
     userId: t.exposeString('userId', { description: 'Owner of the app.' }),
     sourceId: t.exposeString('sourceId', { description: 'Market source the app was installed from.' }),

@@ -4,7 +4,7 @@ import { builder } from './builder.js';
 // Also registers the typed fields of CatalogApp read from its entry (icon, requirements, price …).
 import { LOCALE_ARG_DESCRIPTION } from './catalog-entry.js';
 import { connectionType, costWeight } from './connections.js';
-import { rowId } from './global-id.js';
+import { rowIdParser } from './global-id.js';
 import { CatalogAppRef } from './refs.js';
 
 /**
@@ -26,11 +26,8 @@ const ENTRY_COST = 1_000;
 
 builder.node(CatalogAppRef, {
   description: 'An app offered by a market source.',
-  id: { resolve: (app) => app.id },
-  loadOne: (id, ctx) => {
-    const row = rowId(id);
-    return row === null ? null : ctx.services.catalog.getById(ctx.viewer, row);
-  },
+  id: { resolve: (app) => app.id, parse: rowIdParser('CatalogApp') },
+  loadOne: (id, ctx) => ctx.services.catalog.getById(ctx.viewer, id),
   fields: (t) => ({
     sourceId: t.exposeString('sourceId', { description: 'Source offering it.' }),
     appId: t.exposeString('appId', { description: 'Catalogue id within the source.' }),

@@ -1,16 +1,13 @@
 import { eventOrMissed } from '../fanout/cohorts.js';
 import { builder } from './builder.js';
 import { connectionType, filterDescription } from './connections.js';
-import { rowId } from './global-id.js';
+import { rowIdParser } from './global-id.js';
 import { HistoryRecordRef } from './refs.js';
 
 builder.node(HistoryRecordRef, {
   description: 'An audit record of a task transition or payment milestone.',
-  id: { resolve: (record) => record.id },
-  loadOne: (id, ctx) => {
-    const row = rowId(id);
-    return row === null ? null : ctx.services.history.getById(ctx.viewer, row);
-  },
+  id: { resolve: (record) => record.id, parse: rowIdParser('HistoryRecord') },
+  loadOne: (id, ctx) => ctx.services.history.getById(ctx.viewer, id),
   fields: (t) => ({
     type: t.exposeString('type', {
       description: 'Record type, e.g. `ACTION_INSTALL`, `SYSTEM_INSTALL_SUCCEED`, `system`.',

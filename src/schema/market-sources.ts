@@ -3,6 +3,7 @@ import { MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import { publicSyncError, publicUrl, type SourceRemoval } from '../services/market-source-service.js';
 import { builder } from './builder.js';
 import { mutationResult } from './errors.js';
+import { textIdParser } from './global-id.js';
 import { MarketSourceRef } from './refs.js';
 
 const MarketSourceSyncRef = builder.objectRef<MarketSourceRow>('MarketSourceSync').implement({
@@ -42,8 +43,8 @@ const MarketSourceSyncRef = builder.objectRef<MarketSourceRow>('MarketSourceSync
 
 builder.node(MarketSourceRef, {
   description: 'A market source: the remote catalogue or a local one (upload, studio, cli).',
-  id: { resolve: (source) => source.sourceId },
-  loadOne: (sourceId, ctx) => ctx.services.marketSources.get(ctx.viewer, String(sourceId)),
+  id: { resolve: (source) => source.sourceId, parse: textIdParser('MarketSource', MAX_SOURCE_ID_LENGTH) },
+  loadOne: (sourceId, ctx) => ctx.services.marketSources.get(ctx.viewer, sourceId),
   fields: (t) => ({
     sourceId: t.exposeString('sourceId', { description: 'Source id, e.g. `market.olares`.' }),
     title: t.exposeString('title', { description: 'Display name.' }),

@@ -5,7 +5,7 @@ import { MAX_LISTED_NOTIFICATIONS } from '../services/payment-service.js';
 import { MAX_FRONTEND_DATA_LENGTH } from '../services/purchase-service.js';
 import { builder } from './builder.js';
 import { assumedListSize, connectionType, costWeight, filterDescription, PLAIN_VALUE_BYTES } from './connections.js';
-import { rowId } from './global-id.js';
+import { rowIdParser } from './global-id.js';
 import { PaymentRef, PaymentStatusEnum } from './refs.js';
 
 export const PaymentNotificationRef = builder.objectRef<PaymentNotificationRow>('PaymentNotification').implement({
@@ -32,11 +32,8 @@ const FRONTEND_DATA_COST = Math.ceil(MAX_FRONTEND_DATA_LENGTH / PLAIN_VALUE_BYTE
 builder.node(PaymentRef, {
   description:
     'Purchase state of one paid app product for one user. Secrets (signature, credential) are never exposed.',
-  id: { resolve: (payment) => payment.id },
-  loadOne: (id, ctx) => {
-    const row = rowId(id);
-    return row === null ? null : ctx.services.payments.getById(ctx.viewer, row);
-  },
+  id: { resolve: (payment) => payment.id, parse: rowIdParser('Payment') },
+  loadOne: (id, ctx) => ctx.services.payments.getById(ctx.viewer, id),
   fields: (t) => ({
     userId: t.exposeString('userId', { description: 'The buyer.' }),
     sourceId: t.exposeString('sourceId', { description: 'Market source of the app.' }),

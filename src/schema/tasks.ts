@@ -2,15 +2,15 @@ import { MAX_TASK_ID_LENGTH, taskStatusOf, taskTypeOf } from '../domain/tasks.js
 import { eventOrMissed } from '../fanout/cohorts.js';
 import { builder } from './builder.js';
 import { connectionType, filterDescription } from './connections.js';
+import { textIdParser } from './global-id.js';
 import { AppRef, TaskRef, TaskStatusEnum, TaskTypeEnum } from './refs.js';
 
 builder.node(TaskRef, {
   description:
     'An operation (install, uninstall, upgrade, clone, cancel) requested by a user and executed against the app service.',
-  id: { resolve: (task) => task.taskId },
-  // An id no task can have is no task (the `taskId` argument's bound named an argument the client never sent).
-  loadOne: (taskId, ctx) =>
-    String(taskId).length > MAX_TASK_ID_LENGTH ? null : ctx.services.tasks.get(ctx.viewer, String(taskId)),
+  // An id no task can have is malformed, like any other (the service's refusal would name a `taskId` argument).
+  id: { resolve: (task) => task.taskId, parse: textIdParser('Task', MAX_TASK_ID_LENGTH) },
+  loadOne: (taskId, ctx) => ctx.services.tasks.get(ctx.viewer, taskId),
   fields: (t) => ({
     taskId: t.exposeString('taskId', { description: "The task's own id, also accepted by `task(taskId:)`." }),
     type: t.field({ type: TaskTypeEnum, description: 'What the task does.', resolve: (task) => taskTypeOf(task.type) }),
