@@ -183,6 +183,38 @@ describe.each(databases)('client mistakes are VALIDATION errors with a documente
     await expectNoTrace();
   });
 
+  test('an empty id argument is refused by task, app, paymentStatus, taskUpdated and catalogueChanged as by cancelTask', async () => {
+    const ask = (query: string) => rawRequest(server, { query }, { token: TOKENS.bob });
+    for (const [query, argument] of [
+      ['{ task(taskId: "") { taskId } }', 'taskId'],
+      ['{ app(sourceId: "", appName: "n8n") { appName } }', 'sourceId'],
+      ['{ app(sourceId: "market.olares", appName: "") { appName } }', 'appName'],
+      ['{ paymentStatus(sourceId: "", appId: "comfyui") { status } }', 'sourceId'],
+      ['{ paymentStatus(sourceId: "market.olares", appId: "") { status } }', 'appId'],
+    ] as const) {
+      const response = await ask(query);
+      expect(codesOf(response), query).toEqual(['VALIDATION']);
+      expect(response.body?.errors?.[0]?.message, query).toBe(`Argument "${argument}" must not be empty`);
+    }
+    const cancel = await ask('mutation { cancelTask(input: { taskId: "" }) { __typename ... on Error { code } } }');
+    expect(cancel.body).toEqual({ data: { cancelTask: { __typename: 'ValidationError', code: 'VALIDATION' } } });
+    // Optional there, an empty one meant every task (every source) instead of none.
+    for (const [document, argument] of [
+      ['subscription { taskUpdated(taskId: "") { taskId } }', 'taskId'],
+      ['subscription { catalogueChanged(sourceId: "") { sourceId } }', 'sourceId'],
+    ] as const) {
+      const live = await subscribe(server, parse(document), {}, { token: TOKENS.bob });
+      try {
+        await expect(live.next(5000)).rejects.toThrow(
+          new RegExp(`Argument \\\\"${argument}\\\\" must not be empty.*"code":"VALIDATION"`),
+        );
+      } finally {
+        await live.close();
+      }
+    }
+    await expectNoTrace();
+  });
+
   test('paymentStatus, app and catalog refuse a source id longer than a source can have and an app id past 128 without echoing them; at the bounds they are looked up', async () => {
     const PAYMENT = 'query ($s: String!, $a: String!) { paymentStatus(sourceId: $s, appId: $a) { status } }';
     const APP = 'query ($s: String!, $a: String!) { app(sourceId: $s, appName: $a) { appName } }';

@@ -52,6 +52,18 @@ export function checkArgumentLength(name: string, value: string | null | undefin
   }
 }
 
+/**
+ * Refuses an argument naming one object (a task, a source, an app) that no object can have: empty
+ * or longer than `max`. Left out (null) is not refused. An empty one answered null, as if looked
+ * up, and where it was optional (`taskUpdated(taskId: "")`) it meant every object.
+ */
+export function checkIdArgument(name: string, value: string | null | undefined, max: number): void {
+  if (value === '') {
+    throw new ValidationError(`Argument "${name}" must not be empty`, [{ path: name, message: 'empty' }]);
+  }
+  checkArgumentLength(name, value, max);
+}
+
 export class ConflictError extends DomainError {
   override name = 'ConflictError';
   readonly code = 'CONFLICT';

@@ -6,7 +6,7 @@ import { RAW_PARAMETERS, readInChunks } from '../db/chunks.js';
 import type { Db } from '../db/client.js';
 import { driverSqlOf } from '../db/driver-sql.js';
 import { MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
-import { checkArgumentLength } from '../domain/errors.js';
+import { checkIdArgument } from '../domain/errors.js';
 import type { CatalogueChanged, ChangeFeed, EventBus } from '../events/change-feed.js';
 import type { CatalogService } from './catalog-service.js';
 import type { HistoryService } from './history-service.js';
@@ -86,7 +86,7 @@ export class CatalogueChanges {
 
   /** Changes from now on, of one source or of all that the viewer is offered. */
   subscribe(viewer: Viewer, sourceId?: string | null): AsyncIterable<CatalogueChanged> {
-    checkArgumentLength('sourceId', sourceId, MAX_SOURCE_ID_LENGTH);
+    checkIdArgument('sourceId', sourceId, MAX_SOURCE_ID_LENGTH);
     const changes = this.bus.subscribe('catalogue:changed', (change) => !sourceId || change.sourceId === sourceId);
     if (viewer.isAdmin) return changes;
     return pipe(

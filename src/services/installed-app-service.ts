@@ -8,7 +8,7 @@ import { conditionsSql, countRows, pageRows } from '../db/list-sql.js';
 import type { AppRow, Prisma, TaskRow } from '../db/models.js';
 import { type AppKey, appKeyString, MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import { type AppStage, deriveStage, type Health, type StageAndHealth } from '../domain/app-stage.js';
-import { checkArgumentLength } from '../domain/errors.js';
+import { checkIdArgument } from '../domain/errors.js';
 import { defineFilter, derived, equals, oneOf, ownerCondition } from '../domain/filters.js';
 import type { EventBus } from '../events/change-feed.js';
 import { batchedCount, batchedFinder } from './derived-pages.js';
@@ -110,8 +110,8 @@ export class InstalledAppService {
     viewer: Viewer,
     key: { sourceId: string; appName: string; userId?: string | null },
   ): Promise<AppRow | null> {
-    checkArgumentLength('sourceId', key.sourceId, MAX_SOURCE_ID_LENGTH);
-    checkArgumentLength('appName', key.appName, MAX_APP_NAME_LENGTH);
+    checkIdArgument('sourceId', key.sourceId, MAX_SOURCE_ID_LENGTH);
+    checkIdArgument('appName', key.appName, MAX_APP_NAME_LENGTH);
     const userId = userScope(viewer, key.userId) ?? viewer.userId;
     return findAppState(this.sql, { userId, sourceId: key.sourceId, appName: key.appName });
   }

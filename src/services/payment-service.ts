@@ -6,7 +6,7 @@ import { providerOf } from '../db/driver-sql.js';
 import type { CatalogAppRow, PaymentRow, Prisma } from '../db/models.js';
 import { removeOldPaymentNotifications } from '../db/retention-sql.js';
 import { MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
-import { checkArgumentLength, NotFoundError } from '../domain/errors.js';
+import { checkIdArgument, NotFoundError } from '../domain/errors.js';
 import { defineFilter, derived, equals, oneOf } from '../domain/filters.js';
 import { derivePaymentStatus, type PaymentStatus } from '../domain/payment-status.js';
 import { type ProductTerms, productIdOf } from '../domain/payment-terms.js';
@@ -153,8 +153,8 @@ export class PaymentService {
 
   /** The viewer's payment for an app of a source: null for an app they never started to buy. */
   async forApp(viewer: Viewer, sourceId: string, appId: string): Promise<PaymentRow | null> {
-    checkArgumentLength('sourceId', sourceId, MAX_SOURCE_ID_LENGTH);
-    checkArgumentLength('appId', appId, MAX_APP_NAME_LENGTH);
+    checkIdArgument('sourceId', sourceId, MAX_SOURCE_ID_LENGTH);
+    checkIdArgument('appId', appId, MAX_APP_NAME_LENGTH);
     const app = await this.db.catalogApp.findUnique({ where: { sourceId_appId: { sourceId, appId } } });
     if (!app) throw new NotFoundError(`App ${appId} is not in the catalogue of source ${sourceId}`);
     return purchaseOfApp(this.db, viewer.userId, app);

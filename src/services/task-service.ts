@@ -9,7 +9,7 @@ import { conditionsSql, countRows, pageRows, TASK_LIST_COLUMNS } from '../db/lis
 import type { Prisma, TaskRow, TaskView } from '../db/models.js';
 import { removeFinishedTasks } from '../db/retention-sql.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
-import { checkArgumentLength } from '../domain/errors.js';
+import { checkIdArgument } from '../domain/errors.js';
 import { atOrAfter, atOrBefore, defineFilter, equals, oneOf, ownerCondition } from '../domain/filters.js';
 import { MAX_TASK_ID_LENGTH, type TaskStatus, type TaskType } from '../domain/tasks.js';
 import type { EventBus } from '../events/change-feed.js';
@@ -64,7 +64,7 @@ export class TaskService {
 
   /** Every change of a task the viewer may see matching the filter (or one task), read per subscriber. */
   subscribe(viewer: Viewer, filter_: TaskFilter = {}, taskId?: string | null): AsyncIterable<TaskRow> {
-    checkArgumentLength('taskId', taskId, MAX_TASK_ID_LENGTH);
+    checkIdArgument('taskId', taskId, MAX_TASK_ID_LENGTH);
     const userId = userScope(viewer, filter_.userId);
     const wanted = TASK_FILTER.compile(filter_);
     // The event carries the key: skip reading the tasks whose key already fails the filter.
@@ -115,7 +115,7 @@ export class TaskService {
 
   /** By the task's own id; null when it does not exist or belongs to someone the viewer may not see. */
   async get(viewer: Viewer, taskId: string): Promise<TaskRow | null> {
-    checkArgumentLength('taskId', taskId, MAX_TASK_ID_LENGTH);
+    checkIdArgument('taskId', taskId, MAX_TASK_ID_LENGTH);
     const [task] = await findTasks(this.sql, [taskId]);
     return task && canSee(viewer, task.userId) ? task : null;
   }
