@@ -78,7 +78,7 @@ const WebhookRef = builder.objectRef<WebhookRow>('Webhook').implement({
       args: {
         last: t.arg.int({
           defaultValue: DEFAULT_RECENT_DELIVERIES,
-          description: `How many, 1 to ${MAX_RECENT_DELIVERIES} (default ${DEFAULT_RECENT_DELIVERIES}).`,
+          description: `How many, 0 to ${MAX_RECENT_DELIVERIES} (default ${DEFAULT_RECENT_DELIVERIES}).`,
         }),
       },
       resolve: (webhook, { last }, ctx) =>

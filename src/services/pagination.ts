@@ -65,21 +65,31 @@ export interface PageWindow {
   idAbove?: number;
 }
 
+/**
+ * The one rule for how many items a client asks for (`first`/`last` of every connection,
+ * `Webhook.deliveries(last:)`): 0 (an empty page) to `max`; left out (null) is not refused.
+ * `bound` says what `max` is, after it in the refusal.
+ */
+export function checkPageSize(name: string, value: number | null | undefined, max: number, bound = ''): void {
+  if (value == null) return;
+  if (value < 0) {
+    throw new ValidationError(`Argument "${name}" must not be negative`, [{ path: name, message: 'negative' }]);
+  }
+  if (value > max) {
+    throw new ValidationError(`Argument "${name}" must be at most ${max}${bound}`, [
+      { path: name, message: `above ${max}` },
+    ]);
+  }
+  // GraphQL's Int is whole: only a caller inside the server can pass 1.5.
+  if (!Number.isInteger(value)) {
+    throw new ValidationError(`Argument "${name}" must be a whole number`, [{ path: name, message: 'not whole' }]);
+  }
+}
+
 export function pageWindow(kind: string, args: PageArgs, maxPageSize: number): PageWindow {
   const { first, last, after, before } = args;
-  for (const [name, value] of [
-    ['first', first],
-    ['last', last],
-  ] as const) {
-    if (value == null) continue;
-    if (value < 0)
-      throw new ValidationError(`Argument "${name}" must not be negative`, [{ path: name, message: 'negative' }]);
-    if (value > maxPageSize) {
-      throw new ValidationError(`Argument "${name}" must be at most ${maxPageSize} (the maximum page size)`, [
-        { path: name, message: `above ${maxPageSize}` },
-      ]);
-    }
-  }
+  checkPageSize('first', first, maxPageSize, ' (the maximum page size)');
+  checkPageSize('last', last, maxPageSize, ' (the maximum page size)');
   if (first != null && last != null) {
     throw new ValidationError('Use either "first" or "last", not both', [{ path: 'last', message: 'with first' }]);
   }

@@ -14,11 +14,11 @@ import {
   SOURCE_ID_CHARACTERS,
   SOURCE_ID_RULE,
 } from '../domain/app-key.js';
-import { ForbiddenError, InvalidStateError, NotFoundError, ValidationError } from '../domain/errors.js';
+import { ForbiddenError, InvalidStateError, NotFoundError } from '../domain/errors.js';
 import { parseInput } from '../domain/parse-input.js';
 import { type Removal, removeInBatches } from '../platform/bounded-removal.js';
 import { notifyOutbound, notifyWebhookRemoved } from './outbox-messages.js';
-import { MAX_ROW_ID } from './pagination.js';
+import { checkPageSize, MAX_ROW_ID } from './pagination.js';
 
 /** The runtime events a webhook may receive. */
 const WEBHOOK_EVENTS = ['TASK_FINISHED', 'APP_STATE_CHANGED', 'PAYMENT_STATUS_CHANGED'] as const;
@@ -239,18 +239,16 @@ export class WebhookService {
    * The latest `last` deliveries of each webhook, newest first: one index walk per webhook finds
    * their ids (recentMessageIds, 100 webhooks a statement), then the rows are read by id
    * (PRISMA_PARAMETERS a statement): a few queries for a typical list, never one per webhook.
-   * `last` null or left out: the default; outside 1..MAX_RECENT_DELIVERIES it is refused.
+   * `last` null or left out: the default; it is refused as a connection's is (checkPageSize), 0
+   * being an empty list.
    */
   async recentDeliveries(
     webhookIds: readonly string[],
     last: number | null = DEFAULT_RECENT_DELIVERIES,
   ): Promise<OutboxMessageRow[][]> {
+    checkPageSize('last', last, MAX_RECENT_DELIVERIES);
     const take = last ?? DEFAULT_RECENT_DELIVERIES;
-    if (!Number.isInteger(take) || take < 1 || take > MAX_RECENT_DELIVERIES) {
-      throw new ValidationError(`last must be between 1 and ${MAX_RECENT_DELIVERIES}`, [
-        { path: 'last', message: `must be between 1 and ${MAX_RECENT_DELIVERIES}` },
-      ]);
-    }
+    if (take === 0) return webhookIds.map(() => []);
     const ids = await recentMessageIds(this.db, webhookIds, take);
     const rows = await readInChunks(ids, PRISMA_PARAMETERS, (chunk) =>
       this.db.outboxMessage.findMany({ where: { id: { in: [...chunk] } } }),
