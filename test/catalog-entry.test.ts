@@ -407,6 +407,23 @@ describe('what an entry must be to be stored, on either database', () => {
     const plain = readCatalogueEntry('app', cases[1]);
     expect(plain.ok && plain.row.title).toBe('Media Vault');
   });
+
+  test('the title, description and search columns are cut at their bound, never inside an emoji', () => {
+    // Each bound falls on the first half of an emoji: title unit 1,000, description unit 1,000,
+    // search text unit 3,000 ("app t " and 999 x before the emoji).
+    const title = `a${'😀'.repeat(600)}`;
+    const description = `${'x'.repeat(999)}${'🚀'.repeat(1100)}`;
+    for (const [entry, columns] of [
+      [{ title }, { title: `a${'😀'.repeat(499)}` }],
+      [
+        { title: 'T', description },
+        { description: 'x'.repeat(999), searchText: `app t ${'x'.repeat(999)}${'🚀'.repeat(997)}` },
+      ],
+    ] as const) {
+      const reading = readCatalogueEntry('app', { name: 'app', version: '1', ...entry });
+      expect(reading.ok && reading.row).toMatchObject(columns);
+    }
+  });
 });
 
 describe('version precedence', () => {

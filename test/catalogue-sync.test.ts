@@ -297,6 +297,24 @@ describe.each(databases)('the Syncer on %s', (kind) => {
     }
   });
 
+  test('a title or description past its column, an emoji on the cut, is listed cut before that emoji', async () => {
+    // Unit 1,000 of each is the first half of an emoji: the column kept it alone, shown as U+FFFD.
+    const description = `${'x'.repeat(999)}🚀 and more`;
+    const id = fake.put(
+      fakeEntry('longtext', { title: { 'en-US': `a${'😀'.repeat(600)}` }, description: { 'en-US': description } }),
+    );
+    try {
+      expect(await syncNow(server)).toMatchObject({ lastError: null });
+      expect((await catalog(server)).find((app) => app.name === 'longtext')).toMatchObject({
+        title: `a${'😀'.repeat(499)}`,
+        description: 'x'.repeat(999),
+      });
+    } finally {
+      fake.remove(id);
+      await syncNow(server);
+    }
+  });
+
   test("a version that cannot name a chart (a path, a line break), in an entry's history or as its version, refuses it", async () => {
     const weird = '../../x\nnewline';
     const notes = (await catalog(server)).find((app) => app.name === 'notes') as CatalogNode;

@@ -424,6 +424,20 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
     });
   });
 
+  test('a title or description past its 1,000-unit column, an emoji on the cut, is listed cut before that emoji', async () => {
+    // 'a' and 600 emoji: unit 1,000 is the first half of the 500th emoji. The column kept that half
+    // alone, which Prisma refused (INTERNAL_SERVER_ERROR) and a raw write stored as U+FFFD.
+    const title = `a${'😀'.repeat(600)}`;
+    const answer = await upload(server, await packChart({ name: 'longemoji', title }));
+    expect(answer.body.data?.uploadChart, JSON.stringify(answer.body)).toMatchObject({
+      __typename: 'UploadChartSuccess',
+      app: { title: `a${'😀'.repeat(499)}`, description: `a${'😀'.repeat(499)}` },
+    });
+    const listed = (await uploadCatalog(server)).edges.map((edge) => edge.node).find((app) => app.name === 'longemoji');
+    expect(listed).toMatchObject({ title: `a${'😀'.repeat(499)}` });
+    expect(listed?.entry).toMatchObject({ title });
+  });
+
   test('an operation selecting uploadChart more than once (aliases, a fragment) is refused before any runs', async () => {
     const chart = await packChart({ name: 'twiceup' });
     const selection = '{ __typename ... on Error { code message } }';

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { characterCount, longerThan } from '../src/domain/text-length.js';
+import { characterCount, clipUnits, longerThan } from '../src/domain/text-length.js';
 import { clipText } from '../src/platform/clip-text.js';
 
 describe('stored texts cut to their bound', () => {
@@ -9,6 +9,14 @@ describe('stored texts cut to their bound', () => {
     expect(clipText(text, 11)).toBe(`${'a'.repeat(8)}😀…`);
     expect(clipText(text, 12)).toBe(text);
     for (let max = 2; max <= 12; max++) expect(clipText(text, max)).not.toMatch(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/);
+  });
+  test('a cut without a mark keeps whole characters only, up to the bound', () => {
+    const text = `${'a'.repeat(8)}😀😀`;
+    expect(clipUnits(text, 9)).toBe('a'.repeat(8));
+    expect(clipUnits(text, 10)).toBe(`${'a'.repeat(8)}😀`);
+    expect(clipUnits(text, 11)).toBe(`${'a'.repeat(8)}😀`);
+    expect(clipUnits(text, 12)).toBe(text);
+    expect(clipUnits('😀', 1)).toBe('');
   });
   test('lengths count characters, not UTF-16 units', () => {
     expect(characterCount('😀é')).toBe(2);

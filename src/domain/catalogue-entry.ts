@@ -3,6 +3,7 @@ import { APP_NAME, APP_NAME_RULE, MAX_APP_NAME_LENGTH } from './app-key.js';
 import { isChartVersion, NOT_A_CHART_VERSION } from './catalogue-version.js';
 import { entryText, FALLBACK_LOCALE, isObject } from './catalogue-views.js';
 import { entryFieldProblem } from './entry-fields.js';
+import { clipUnits } from './text-length.js';
 
 /**
  * A catalogue entry: the ApplicationInfoEntry a market source serves (market-domain.md §6.3),
@@ -143,11 +144,10 @@ export function readCatalogueEntry(appId: string, served: unknown): EntryReading
       cfgType: entry.cfgType ?? 'app',
       title: clip(title),
       description: clip(description),
-      searchText: [entry.name, title, description]
-        .filter(Boolean)
-        .join(' ')
-        .toLowerCase()
-        .slice(0, 3 * MAX_COLUMN_TEXT),
+      searchText: clipUnits(
+        [entry.name, title, description].filter(Boolean).join(' ').toLowerCase(),
+        3 * MAX_COLUMN_TEXT,
+      ),
       paid: isPaid(priceConfig),
       price: priceConfig,
       categories: [...new Set(entry.categories ?? [])],
@@ -239,7 +239,7 @@ function isPaid(price: Record<string, unknown> | null): boolean {
 }
 
 function clip(text: string | null): string | null {
-  return text === null ? null : text.slice(0, MAX_COLUMN_TEXT);
+  return text === null ? null : clipUnits(text, MAX_COLUMN_TEXT);
 }
 
 /** In a `u` regex a surrogate pair is one code point: this matches only unpaired halves. */
@@ -356,7 +356,7 @@ function oversized(entry: unknown, price: Record<string, unknown> | undefined, b
 /** A path as named in a reason: keys are the source's, of any length. */
 function where(path: readonly (string | number)[]): string {
   const named = path.join('.') || 'entry';
-  return named.length > 200 ? `${named.slice(0, 200)}…` : named;
+  return named.length > 200 ? `${clipUnits(named, 200)}…` : named;
 }
 
 function jsonBytes(value: unknown): number {

@@ -14,3 +14,15 @@ export function characterCount(text: string): number {
 export function longerThan(text: string, max: number): boolean {
   return text.length > max && characterCount(text) > max;
 }
+
+/**
+ * `text` cut to at most `max` UTF-16 units (the bound of a stored column or message), never between
+ * the two halves of a surrogate pair (an emoji): a lone half is not text. Prisma's JSON protocol
+ * refuses it ("unexpected end of hex escape"), PostgreSQL too, and a raw driver stored U+FFFD.
+ * Every cut of text that is stored or shown goes through here.
+ */
+export function clipUnits(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const last = text.charCodeAt(max - 1);
+  return text.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max);
+}

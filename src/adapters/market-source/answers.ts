@@ -1,6 +1,7 @@
 import { type core, z } from 'zod';
 import { MAX_APP_NAME_LENGTH } from '../../domain/app-key.js';
 import { isChartVersion, NOT_A_CHART_VERSION } from '../../domain/catalogue-version.js';
+import { clipUnits } from '../../domain/text-length.js';
 import { isRecord } from '../../platform/json.js';
 import { parseRfc3339Time } from '../../platform/rfc3339.js';
 import {
@@ -169,7 +170,7 @@ export function readData(
 
 function readSummary(id: string, value: unknown): SourceAppSummary | SkippedApp {
   if (id.length > MAX_APP_ID_LENGTH || !APP_ID.test(id)) {
-    return { id: id.slice(0, SHOWN_KEY_LENGTH), reason: 'the key is not an app id' };
+    return { id: clipUnits(id, SHOWN_KEY_LENGTH), reason: 'the key is not an app id' };
   }
   if (!isRecord(value)) return { id, reason: 'the summary is not an object' };
   // summaryShape by hand for the summaries it accepts, by zod to name a fault: readInfo of the
