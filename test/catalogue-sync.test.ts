@@ -297,6 +297,48 @@ describe.each(databases)('the Syncer on %s', (kind) => {
     }
   });
 
+  test('every entry a sync rejects is in one warning with its reason, past the first that lastError names', async () => {
+    const reasons = new Map<string, string>();
+    const reject = (name: string, patch: Record<string, unknown>, reason: string) =>
+      reasons.set(fake.put(fakeEntry(name, patch)), `app ${fakeAppId(name)}: ${reason}`);
+    const host = 'entrances.0.host must be a lowercase DNS label (a-z, 0-9, "-", at most 63)';
+    const icon = 'icon must be an http or https URL (or empty)';
+    const warned = async () => {
+      const logged = server.logs.length;
+      const status = await syncNow(server);
+      const warnings = server.logs
+        .slice(logged)
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .filter((line) => line.msg === 'a market source sync rejected entries; each keeps its stored row, if any');
+      expect(warnings).toHaveLength(1);
+      const warning = warnings[0] as { level: number; sourceId: string; rejected: string[] };
+      expect(warning).toMatchObject({ level: 40, sourceId: 'market.olares' });
+      expect(status.lastError).toBe(`${reasons.size} entries rejected; first: ${warning.rejected[0]}`);
+      return warning;
+    };
+    try {
+      reject('badhost', { entrances: [{ name: 'web', host: 'evil\r\nx', port: 80 }] }, host);
+      reject('badicon', { icon: 'javascript:alert(1)' }, icon);
+      reject(
+        'badversion',
+        { versionHistory: [{ version: '../x' }] },
+        'versionHistory.0.version is not a SemVer version (e.g. 1.2.3)',
+      );
+      const few = await warned();
+      expect(few).toMatchObject({ rejectedCount: 3, unlisted: 0 });
+      expect(few.rejected.toSorted()).toEqual([...reasons.values()].toSorted());
+      // Past 20 the line lists 20 and counts the rest.
+      for (let i = 0; i < 19; i++) reject(`badicon${i}`, { icon: 'javascript:alert(1)' }, icon);
+      const many = await warned();
+      expect(many).toMatchObject({ rejectedCount: 22, unlisted: 2 });
+      expect(new Set(many.rejected).size).toBe(20);
+      for (const reason of many.rejected) expect([...reasons.values()]).toContain(reason);
+    } finally {
+      for (const id of reasons.keys()) fake.remove(id);
+      expect(await syncNow(server)).toMatchObject({ lastError: null });
+    }
+  });
+
   test('a title or description past its column, an emoji on the cut, is listed cut before that emoji', async () => {
     // Unit 1,000 of each is the first half of an emoji: the column kept it alone, shown as U+FFFD.
     const description = `${'x'.repeat(999)}🚀 and more`;

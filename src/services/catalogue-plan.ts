@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type MarketSourceClient, MarketSourceError } from '../adapters/market-source/port.js';
 import { readCatalogueEntry } from '../domain/catalogue-entry.js';
+import { loggedText } from '../platform/clip-text.js';
 import { type StoredUpsert, storedUpsert } from './catalogue-writes.js';
 
 /** Steps of the Syncer's plan (catalogue-sync.ts): reading the details of what changed, and the name rule. */
@@ -118,6 +119,23 @@ export function keptHash(polled: string, indexed: string, stored: string | null)
   if (indexed === polled || indexed !== stored) return { hash: polled, lag: null };
   const lag = `the index (info) still has hash ${indexed} while the hash call answers ${polled}`;
   return { hash: indexed, lag: `${lag}: it is read again at the next sync` };
+}
+
+/** Most rejected entries one sync's warning lists, and the longest reason it keeps of each (the source's text). */
+const MAX_LOGGED_REJECTIONS = 20;
+const MAX_LOGGED_REASON = 300;
+
+/**
+ * The fields of the warning a sync that rejected entries logs: `sync.lastError` keeps only the
+ * first reason, so this is where an operator finds the others. Bounded (at most 6 kB of reasons),
+ * `unlisted` counting those left out.
+ */
+export function rejectionLog(rejected: readonly string[]) {
+  return {
+    rejectedCount: rejected.length,
+    rejected: rejected.slice(0, MAX_LOGGED_REJECTIONS).map((reason) => loggedText(reason, MAX_LOGGED_REASON)),
+    unlisted: Math.max(0, rejected.length - MAX_LOGGED_REJECTIONS),
+  };
 }
 
 /** A stable digest of an app's summary: JSON with sorted keys, so key order never counts as a change. */

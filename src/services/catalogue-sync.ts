@@ -8,7 +8,7 @@ import { NotFoundError } from '../domain/errors.js';
 import { byText } from '../domain/text-order.js';
 import { clipText } from '../platform/clip-text.js';
 import type { Logger } from '../platform/logger.js';
-import { fingerprint, keptHash, readEntries, refuseNameClashes } from './catalogue-plan.js';
+import { fingerprint, keptHash, readEntries, refuseNameClashes, rejectionLog } from './catalogue-plan.js';
 import { type CatalogueWrite, SourceGone, type StoredUpsert, writeCatalogue } from './catalogue-writes.js';
 
 /**
@@ -264,6 +264,10 @@ export class CatalogueSyncer {
       return outcome;
     }
     this.logRecovery(source);
+    if (outcome.rejected.length > 0) {
+      const fields = { sourceId: outcome.sourceId, ...rejectionLog(outcome.rejected) };
+      this.logger.warn(fields, 'a market source sync rejected entries; each keeps its stored row, if any');
+    }
     if (outcome.added.length + outcome.updated.length + outcome.removed.length > 0) {
       // After the commit: the callback owns its failures (app/catalogue.ts logs them), so that a
       // sync that changed the catalogue never reports itself as failed.
