@@ -1,5 +1,6 @@
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { parse } from 'graphql';
+import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { availableDatabases } from './support/databases.js';
 import {
@@ -29,7 +30,7 @@ const CATALOG = `query ($sourceId: String, $first: Int) {
 const SYNC = `mutation ($sourceId: String!) {
   syncMarketSource(input: { sourceId: $sourceId }) {
     __typename
-    ... on SyncMarketSourceSuccess { marketSource { sync { lastSyncAt lastError consecutiveFailures appCount nextSyncAt } } }
+    ... on SyncMarketSourceSuccess { marketSource { sync { lastSyncAt lastError consecutiveFailures appCount nextSyncAt durationMs } } }
   }
 }`;
 const COMPONENTS = '{ runtimeSnapshot { components { name state healthy message metrics } } }';
@@ -59,6 +60,7 @@ interface SyncStatus {
   lastError: string | null;
   consecutiveFailures: number;
   appCount: number;
+  durationMs: number | null;
 }
 
 async function syncNow(server: TestServer, sourceId = 'market.olares'): Promise<SyncStatus> {
@@ -356,6 +358,44 @@ describe.each(databases)('the Syncer on %s', (kind) => {
       await syncNow(server);
     }
   });
+
+  test.skipIf(kind !== 'postgresql')(
+    'the duration of a sync counts its write, held up as long as it may be',
+    async () => {
+      // The source row held: the write waits at its first statement, after everything read.
+      const blocker = new pg.Client({ connectionString: server.database.url });
+      const monitor = new pg.Client({ connectionString: server.database.url });
+      await Promise.all([blocker.connect(), monitor.connect()]);
+      const version = fake.entry('notes')?.version;
+      try {
+        fake.change('notes', { version: '1.0.7' });
+        await blocker.query('BEGIN');
+        await blocker.query(`SELECT 1 FROM "MarketSource" WHERE "sourceId" = 'market.olares' FOR UPDATE`);
+        const asked = performance.now();
+        const syncing = syncNow(server);
+        await waitFor(async () => {
+          const { rows } = await monitor.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+          );
+          return (rows[0]?.n ?? 0) >= 1 ? true : undefined;
+        }, 'the sync to wait on the source row');
+        const held = performance.now();
+        // Held longer than everything before the write took: a duration taken before the write is
+        // shorter than the hold, one that counts it is not. The time held is what is measured.
+        await new Promise((resolve) => setTimeout(resolve, held - asked + 200));
+        await blocker.query('COMMIT');
+        const released = performance.now();
+        const status = await syncing;
+        expect(status.durationMs).toBeGreaterThanOrEqual(Math.floor(released - held));
+        expect((await catalog(server)).find((app) => app.name === 'notes')?.version).toBe('1.0.7');
+      } finally {
+        await blocker.query('ROLLBACK').catch(() => undefined);
+        await Promise.all([blocker.end(), monitor.end()]);
+        fake.change('notes', { version });
+        await syncNow(server);
+      }
+    },
+  );
 
   test("a version that cannot name a chart (a path, a line break), in an entry's history or as its version, refuses it", async () => {
     const weird = '../../x\nnewline';

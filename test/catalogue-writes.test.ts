@@ -140,6 +140,7 @@ describe.each(databases)('the catalogue writes on %s', (kind) => {
       added: [added.appId],
       updated: [left.appId, right.appId, kept.appId],
       removed: [gone.appId],
+      durationMs: 7,
     });
 
     const after = await db.catalogApp.findMany({ where: { sourceId }, orderBy: { appId: 'asc' } });
@@ -173,12 +174,14 @@ describe.each(databases)('the catalogue writes on %s', (kind) => {
       added: [one.appId, two.appId],
       updated: [],
       removed: [],
+      durationMs: 7,
     });
     // The same sync's write again, as the second instance's, planned before the first committed.
     expect(await writeCatalogue(db, { ...write, removals: ['never-stored'] }, status(later(1000)))).toEqual({
       added: [],
       updated: [],
       removed: [],
+      durationMs: 7,
     });
     const rows = await db.catalogApp.findMany({ where: { sourceId } });
     expect(rows.map((app) => app.updatedAt)).toEqual([T0, T0]);

@@ -198,6 +198,14 @@ export function recordSyncSuccess(db: SqlRunner, sourceRowId: number, status: Sy
 }
 
 /**
+ * Sets the duration of the source's sync, as the last statement of its write: recordSyncSuccess,
+ * its first (it locks the row), cannot know how long the write takes.
+ */
+export function recordSyncDuration(db: SqlRunner, sourceRowId: number, durationMs: number) {
+  return db.$executeRaw`UPDATE "MarketSource" SET "syncDurationMs" = ${durationMs} WHERE "id" = ${sourceRowId}`;
+}
+
+/**
  * Records a sync that found the source's hash unchanged, only if the row still has that hash and
  * that base URL (the Syncer read it before asking the hash; another instance may have synced it
  * meanwhile, or it was removed and added again). Returns the rows written (0: read the row again

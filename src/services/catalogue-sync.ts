@@ -247,7 +247,8 @@ export class CatalogueSyncer {
       }
       const complete = outcome.rejected.length === 0;
       const status = this.successStatus(attemptAt, outcome, complete ? kept.hash : null, kept.lag);
-      Object.assign(outcome, await writeCatalogue(this.db, write, status)); // what it really changed
+      // What it really changed, and the duration it stored, its own time included.
+      Object.assign(outcome, await writeCatalogue(this.db, write, status, () => elapsed(started)));
     } catch (error) {
       if (error instanceof SourceGone) {
         return { ...emptyOutcome(source.sourceId), error: error.message, gone: true, durationMs: elapsed(started) };
