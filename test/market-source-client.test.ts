@@ -443,6 +443,15 @@ describe('HttpMarketSource against a source that fails', () => {
       "details: HTTP 301 from /api/v2/applications/info: a redirect not followed since the POST would arrive as a GET without its body; give the source's new URL instead",
     );
     expect(source.requests.filter((request) => request.endpoint === 'details')).toEqual([]);
+    // A 307 or 308 would keep the POST and its body: what stands against it is the other host.
+    for (const status of [307, 308]) {
+      const kept = await failure(
+        client(source, { baseUrl: await movedTo(source.url, status) }).detailsEach([fakeAppId('notes')], () => {}),
+      );
+      expect(kept.message).toBe(
+        `details: HTTP ${status} from /api/v2/applications/info: a redirect not followed since the index and its details must come from the same place; give the source's new URL instead`,
+      );
+    }
 
     const withCredentials = await failure(
       client(source, { baseUrl: moved.replace('http://', 'http://u:secret-pw@') }).hash(),
@@ -621,9 +630,9 @@ async function closedPort(): Promise<number> {
 }
 
 /** A server on a real port that answers every request with a 301 to the same path under `target`. */
-async function movedTo(target: string): Promise<string> {
+async function movedTo(target: string, status = 301): Promise<string> {
   const server = createHttpServer((request, response) => {
-    response.writeHead(301, { location: `${target}${request.url}` }).end();
+    response.writeHead(status, { location: `${target}${request.url}` }).end();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   movedServers.push(server);

@@ -263,10 +263,11 @@ export class HttpMarketSource implements MarketSourceClient {
       throw fail('status', `HTTP 202 from ${path}: the source is still loading${said ? ` (${said})` : ''}`);
     }
     if (outcome.status >= 300 && outcome.status < 400) {
+      // Only 301, 302 and 303 turn a POST into a GET; a 307 or 308 keeps it, body and all.
       const why =
         this.secrets.length > 0
           ? 'not followed since it would carry the credentials'
-          : call === 'details'
+          : call === 'details' && outcome.status >= 301 && outcome.status <= 303
             ? 'not followed since the POST would arrive as a GET without its body'
             : 'not followed since the index and its details must come from the same place';
       throw fail('status', `HTTP ${outcome.status} from ${path}: a redirect ${why}; give the source's new URL instead`);
