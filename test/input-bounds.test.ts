@@ -121,8 +121,10 @@ describe.each(databases)('client mistakes are VALIDATION errors with a documente
     await expectNoTrace();
   });
 
-  test('a 900 KB catalogue search is refused; past 200 characters too; LIKE wildcards match one character on both databases', async () => {
+  test('a 900 KB catalogue search is refused; past 200 characters too; %, _ and \\ are searched for as themselves on both databases', async () => {
     await seed(server.app.db).catalogApp({ name: 'quokka', title: 'Quokka', description: 'The one app named so' });
+    await seed(server.app.db).catalogApp({ name: 'qwen', title: 'Qwen', description: 'A language model' });
+    await seed(server.app.db).catalogApp({ name: 'wildcard', description: 'Takes 100% off q_en, in a\\b' });
     before = await fingerprint(server.app.db);
     expectValidation(
       await rawRequest(server, { query: CATALOG, variables: { search: 'a%'.repeat(450_000) } }, { token: TOKENS.bob }),
@@ -144,11 +146,17 @@ describe.each(databases)('client mistakes are VALIDATION errors with a documente
     expect((await emoji(200)).body).toEqual({ data: { catalog: { totalCount: 0, edges: [] } } });
     expect((await emoji(201)).body?.errors?.[0]?.message).toBe('Argument "search" must be at most 200 characters');
     expectValidation(await emoji(4097), /^Variable \$search is 4097 characters long; at most 4096 are accepted\.$/);
-    // `\` is PostgreSQL's LIKE escape but a plain character in SQLite: both now read it as "any one".
-    for (const search of ['quokk\\', 'quokk%', 'QUOKK_']) {
-      const found = await rawRequest(server, { query: CATALOG, variables: { search } }, { token: TOKENS.bob });
-      expect(found.body, search).toEqual({
-        data: { catalog: { totalCount: 1, edges: [{ node: { name: 'quokka' } }] } },
+    // As typed: `%` and `_` were LIKE's wildcards (`%` listed every app, `q_en` found qwen), and `\`
+    // PostgreSQL's escape but a plain character in SQLite.
+    const found = async (search: string) =>
+      (await rawRequest(server, { query: CATALOG, variables: { search } }, { token: TOKENS.bob })).body;
+    for (const search of ['quokk\\', 'quokk%', 'QUOKK_', '_wen', '%_%', '%%']) {
+      expect(await found(search), search).toEqual({ data: { catalog: { totalCount: 0, edges: [] } } });
+    }
+    for (const search of ['%', '_', 'q_en', '100% off', 'A\\B', 'quokk', 'qwen']) {
+      const name = { quokk: 'quokka', qwen: 'qwen' }[search] ?? 'wildcard';
+      expect(await found(search), search).toEqual({
+        data: { catalog: { totalCount: 1, edges: [{ node: { name } }] } },
       });
     }
     await expectNoTrace();

@@ -58,8 +58,9 @@ export function conditionsSql(
         parts.push(sql`${col} <= ${value}`);
         break;
       case 'contains':
-        // Prisma's `contains`: LIKE with the pattern between wildcards, unescaped.
-        parts.push(sql`${col} LIKE ${`%${value as string}%`}`);
+        // The text itself: its `%` and `_` escaped, with an escape character that needs no
+        // escaping in an SQL string on either database (`\` is PostgreSQL's default, not SQLite's).
+        parts.push(sql`${col} LIKE ${`%${(value as string).replace(/[!%_]/g, '!$&')}%`} ESCAPE '!'`);
         break;
       case 'some': {
         const related = relations[relation];

@@ -29,9 +29,10 @@ type StoredRuleOf<Row> =
   /** `column` is at or before the field's time. */
   | { readonly op: 'atOrBefore'; readonly column: Column<Row> }
   /**
-   * `column` contains `pattern(value)` as SQL LIKE understands it (Prisma's `contains`, which
-   * does not escape): `_` is any one character. An empty pattern constrains nothing. The column
-   * and the pattern must be lower-cased (SQLite's LIKE ignores ASCII case, PostgreSQL's does not).
+   * `column` contains `pattern(value)`, character for character: `%`, `_` and `\` are themselves
+   * (db/list-sql.ts escapes them). An empty pattern constrains nothing. The column and the pattern
+   * must be lower-cased (SQLite's LIKE ignores ASCII case, PostgreSQL's does not). It has no Prisma
+   * form (`where` refuses it): Prisma's `contains` does not escape, and has no ESCAPE to ask for.
    */
   | { readonly op: 'contains'; readonly column: Column<Row>; readonly pattern: (value: string) => string }
   /** Some row of the `relation` list has `column` equal to the field's value. */
@@ -73,26 +74,19 @@ interface Check {
   readonly relation: string;
   /** equals/some: the value; oneOf: a Set; atOrAfter/atOrBefore: the time; contains: the pattern. */
   readonly value: unknown;
-  /** For `contains`, the pattern as a RegExp with LIKE's meaning; otherwise null. */
-  readonly like: RegExp | null;
-}
-
-function likeRegExp(pattern: string): RegExp {
-  // Escape everything RegExp would read, then give `_` LIKE's meaning (any one character).
-  return new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/_/g, '.'), 'su');
 }
 
 /** Any rule, its columns no longer tied to a row type. */
 type AnyRule = StoredRuleOf<Record<string, unknown>> & { readonly derived?: boolean };
 
 function toCheck(rule: AnyRule, value: unknown): Check | null {
-  const base = { op: rule.op, derived: rule.derived === true, column: rule.column, relation: '', value, like: null };
+  const base = { op: rule.op, derived: rule.derived === true, column: rule.column, relation: '', value };
   switch (rule.op) {
     case 'oneOf':
       return Array.isArray(value) && value.length > 0 ? { ...base, value: new Set(value) } : null;
     case 'contains': {
       const pattern = typeof value === 'string' && value ? rule.pattern(value) : '';
-      return pattern ? { ...base, value: pattern, like: likeRegExp(pattern) } : null;
+      return pattern ? { ...base, value: pattern } : null;
     }
     case 'some':
       return value ? { ...base, relation: rule.relation } : null;
@@ -122,8 +116,8 @@ function toWhere(checks: readonly Check[]): Record<string, unknown> {
         where[column] = { ...range, lte: value };
         break;
       case 'contains':
-        where[column] = { contains: value };
-        break;
+        // Dropped, it would widen the list; as Prisma's `contains`, `%` in a search matched everything.
+        throw new Error(`no Prisma form for a search of ${column}: list it through db/list-sql.ts`);
       case 'some':
         where[check.relation] = { some: { [column]: value } };
         break;
@@ -182,8 +176,7 @@ function toStored(checks: readonly Check[]): StoredCondition[] {
 
 /** A filter's value, compiled once: its Prisma `where` and its predicate over rows. */
 export class CompiledFilter<Row, Where = Record<string, unknown>> {
-  /** The conditions on stored columns, as a Prisma where-object (`{}` when there are none). */
-  readonly where: Where;
+  private whereForm: Where | undefined;
   /** The same conditions, for SQL written by hand. */
   readonly stored: readonly StoredCondition[];
   /** Whether some condition is on a derived value (so it is not in `where`). */
@@ -194,11 +187,19 @@ export class CompiledFilter<Row, Where = Record<string, unknown>> {
   readonly matchesAll: boolean;
 
   constructor(private readonly checks: readonly Check[]) {
-    this.where = toWhere(checks) as Where;
     this.stored = toStored(checks);
     this.hasDerived = checks.some((check) => check.derived);
     this.lookups = toLookups(checks);
     this.matchesAll = checks.length === 0;
+  }
+
+  /**
+   * The conditions on stored columns, as a Prisma where-object (`{}` when there are none); built
+   * when first asked for. A `contains` condition has none: asked for, it throws.
+   */
+  get where(): Where {
+    this.whereForm ??= toWhere(this.checks) as Where;
+    return this.whereForm;
   }
 
   /** Whether the row satisfies every condition. Allocates nothing. */
@@ -222,7 +223,7 @@ export class CompiledFilter<Row, Where = Record<string, unknown>> {
           break;
         case 'contains': {
           const text = source[check.column];
-          if (typeof text !== 'string' || !(check.like as RegExp).test(text)) return false;
+          if (typeof text !== 'string' || !text.includes(check.value as string)) return false;
           break;
         }
         case 'some':

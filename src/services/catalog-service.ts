@@ -67,13 +67,9 @@ export const MAX_SEARCH_LENGTH = 200;
 /** Longest category name a filter may name (as long as an entry's categories may be: catalogue-entry.ts). */
 const MAX_CATEGORY_LENGTH = 128;
 
-/**
- * The LIKE pattern of a search (Prisma's `contains` does not escape). `%` would match any run of
- * characters, and `\` is PostgreSQL's escape character but a plain one in SQLite: both become
- * `_` (any one character, the same on both databases), as `_` itself already is.
- */
+/** The text a search looks for in `searchText`, as typed (`%`, `_` and `\` are themselves): trimmed, lower-cased. */
 export function searchPattern(search: string): string {
-  return search.trim().toLowerCase().replace(/[%\\]/g, '_');
+  return search.trim().toLowerCase();
 }
 
 /** A catalogue app with its categories, as CatalogFilter's category rule reads it. */
