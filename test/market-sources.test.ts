@@ -345,6 +345,11 @@ describe.each(databases)('market sources on %s', (kind) => {
       ['priority', '1001', { priority: 1_001 }],
       ['baseUrl', 'empty', { baseUrl: '' }],
       ['baseUrl', 'relative', { baseUrl: 'market.example/relative' }],
+      // What the URL parser reads as http://relative/ (one slash, none, backslashes, three slashes).
+      ['baseUrl', 'with one slash after the scheme', { baseUrl: 'http:/relative' }],
+      ['baseUrl', 'with no slash after the scheme', { baseUrl: 'https:market.example' }],
+      ['baseUrl', 'with backslashes after the scheme', { baseUrl: 'http:\\\\market.example' }],
+      ['baseUrl', 'with three slashes after the scheme', { baseUrl: 'http:///market.example' }],
       ['baseUrl', 'ftp:', { baseUrl: 'ftp://market.example' }],
       ['baseUrl', 'file:', { baseUrl: 'file:///etc/passwd' }],
       ['baseUrl', 'javascript:', { baseUrl: 'javascript:alert(1)' }],

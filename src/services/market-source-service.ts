@@ -37,16 +37,22 @@ const sourceId = z
  * sources behind basic authentication; it is never answered or logged (see schema/market-sources.ts).
  * Messages never repeat the URL, which may hold such credentials.
  */
+/** A URL's text starting `scheme://` and then something other than a slash or a backslash. */
+const SCHEME_AND_HOST = /^[a-z][a-z0-9+.-]*:\/\/[^/\\]/i;
+
 const baseUrl = z
   .string()
   .trim()
   .min(1, 'baseUrl must not be empty')
   .max(MAX_BASE_URL_LENGTH, `baseUrl must be at most ${MAX_BASE_URL_LENGTH} characters`)
   .transform((value, context) => {
-    let url: URL;
+    let url: URL | null = null;
     try {
-      url = new URL(value);
-    } catch {
+      // Written as scheme://host: the URL parser also reads `http:/x`, `http:x` and `http:\\x` as
+      // http://x/, and stored so, the admin's typo became a host.
+      url = SCHEME_AND_HOST.test(value) ? new URL(value) : null;
+    } catch {}
+    if (!url) {
       context.addIssue({ code: 'custom', message: 'baseUrl must be an absolute URL (http:// or https://)' });
       return z.NEVER;
     }
