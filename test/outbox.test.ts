@@ -284,7 +284,9 @@ describe.each(databases)('the outbox worker on %s', (kind) => {
       { webhookId, subject },
       { webhookId, subject: other },
     ]);
-    expect(keys.get(`${webhookId} ${subject}`)).toBe(`webhook:${webhookId}:${subject}:stopped/STOPPED:2`);
+    expect(keys.get(`${webhookId} ${subject}`)?.idempotencyKey).toBe(
+      `webhook:${webhookId}:${subject}:stopped/STOPPED:2`,
+    );
     expect(keys.has(`${webhookId} ${other}`)).toBe(false);
     const plan = await planOf(db, (runner) => lastKeysOfSubjects(runner as never, [{ webhookId, subject }]));
     // SQLite walks the index; PostgreSQL's planner picks by its statistics (a handful of rows here).

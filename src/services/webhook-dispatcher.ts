@@ -11,6 +11,8 @@ import { RepeatedFailure } from '../platform/repeated-failure.js';
 import { enqueueOutbound, type OutboundMessage } from './outbox-messages.js';
 import { readBatchRows } from './webhook-batch-rows.js';
 import {
+  type Announced,
+  announcedIn,
   type BatchRows,
   type Change,
   changeForLog,
@@ -19,6 +21,7 @@ import {
   type FoundPage,
   filtersMatch,
   keyOf,
+  nextSequence,
   paymentResource,
   subjectOf,
   taskFinishedMessages,
@@ -81,12 +84,11 @@ export class WebhookDispatcher {
   /** Ends the pause after a failure at once (a stop). */
   private resume: (() => void) | null = null;
   /**
-   * What this instance last announced, by `webhookId subject`, so that with no other instance
-   * (see `outboxFirst`) `changedOnly` costs no query for a subject it announced lately (progress
-   * updates announce nothing new, and are many). A miss is read from the newest message of that
-   * subject. Bounded: least recently used go.
+   * What this instance last announced (value, sequence), by `webhookId subject`, so that with no
+   * other instance (see `outboxFirst`) `changedOnly` costs no query for a subject it announced lately
+   * (progress updates announce nothing new, and are many); a miss reads the subject's newest message.
    */
-  private readonly lastAnnounced = new Map<string, string>();
+  private readonly lastAnnounced = new Map<string, Announced>();
   /** An outage fails every batch the same way: one line with its stack, then one a minute (others: handleApart). */
   private readonly failures: RepeatedFailure;
 
@@ -283,7 +285,7 @@ export class WebhookDispatcher {
     try {
       const rows = await readBatchRows(this.db, wanted, (pair) => outboxFirst || !this.lastAnnounced.has(pair));
       const messages = new Map<string, OutboundMessage>();
-      const decided = new Map<string, string>();
+      const decided = new Map<string, Announced>();
       for (const { change, webhooks } of wanted) {
         for (const message of this.messagesOf(change, webhooks, rows, outboxFirst, decided)) {
           messages.set(message.idempotencyKey, message);
@@ -316,7 +318,7 @@ export class WebhookDispatcher {
     webhooks: WebhookRow[],
     rows: BatchRows,
     outboxFirst: boolean,
-    decided: Map<string, string>,
+    decided: Map<string, Announced>,
   ): OutboundMessage[] {
     const announce = { rows, outboxFirst, decided };
     if (change.kind === 'task') {
@@ -338,7 +340,7 @@ export class WebhookDispatcher {
     if (!row) {
       // Uninstalled, or removed by status correction: its last state is that it is gone.
       const removed = { app: { key, state: 'uninstalled', stage: null, removed: true } };
-      const value = { event: 'APP_STATE_CHANGED', subject, value: REMOVED, at: new Date() } as const;
+      const value = { event: 'APP_STATE_CHANGED', subject, value: REMOVED, at: this.clock.date() } as const;
       return this.changedOnly(webhooks, value, removed, announce);
     }
     const activeTask = rows.activeTasks.get(appKeyString(key)) ?? null;
@@ -346,11 +348,10 @@ export class WebhookDispatcher {
     const resource = { app: { key, state: row.state, stage, installedVersion: row.installedVersion } };
     // The stage too: the app service's last state of an operation comes while its task still runs
     // (`running`, stage INSTALLING); the task's end then changes the stage alone (RUNNING, with the
-    // installed version), and a receiver that heard only the state would stay on INSTALLING.
-    // The row's last write, not its report's time: a stage that goes back with no new report (a
-    // pending uninstall canceled: RUNNING, UNINSTALLING, RUNNING) had the first RUNNING's key, and
-    // was dropped as sent. The submission that starts such a detour writes the row, so the way
-    // back carries a time of its own.
+    // installed version), and a receiver that heard only the state would stay on INSTALLING. The
+    // row's last write, not its report's time: a stage that goes back with no new report (a pending
+    // uninstall canceled: RUNNING, UNINSTALLING, RUNNING) had the first RUNNING's key, and was
+    // dropped as sent; the submission that starts such a detour writes the row.
     const value = { event: 'APP_STATE_CHANGED', subject, value: `${row.state}/${stage}`, at: row.updatedAt } as const;
     return this.changedOnly(webhooks, value, resource, announce);
   }
@@ -361,36 +362,38 @@ export class WebhookDispatcher {
    * the same change announced again writes nothing, and a later return to an earlier value is
    * a new message. The last value comes from `lastAnnounced`, or on a miss (and always when
    * `outboxFirst`: the catch-up, cluster mode) from the newest message of the subject (read for
-   * the whole batch before, `lastKeys`; within the batch, what it decided comes first).
+   * the whole batch before, `lastKeys`; within the batch, what it decided comes first), with its
+   * `sequence`, which the new message's exceeds (nextSequence).
    */
   private changedOnly(
     webhooks: WebhookRow[],
     { event, subject, value, at }: { event: WebhookEvent; subject: string; value: string; at: Date },
     resource: object,
-    { rows, outboxFirst, decided }: { rows: BatchRows; outboxFirst: boolean; decided: Map<string, string> },
+    { rows, outboxFirst, decided }: { rows: BatchRows; outboxFirst: boolean; decided: Map<string, Announced> },
   ): OutboundMessage[] {
     const messages: OutboundMessage[] = [];
     for (const webhook of webhooks) {
       const remembered = `${webhook.webhookId} ${subject}`;
       const stored = rows.lastKeys.get(remembered);
-      const inDatabase = stored?.slice(`webhook:${webhook.webhookId}:${subject}:`.length).split(':')[0];
+      const inDatabase = stored && announcedIn(stored, `webhook:${webhook.webhookId}:${subject}:`);
       // What the outbox no longer holds (cleaned up after OUTBOX_RETENTION_DAYS) this instance may remember.
-      const lastValue = outboxFirst
+      const last = outboxFirst
         ? (decided.get(remembered) ?? inDatabase ?? this.lastAnnounced.get(remembered))
         : (this.lastAnnounced.get(remembered) ?? inDatabase);
-      this.remember(remembered, value);
-      decided.set(remembered, value);
-      if (lastValue === value) continue;
-      messages.push({ ...webhookMessage(webhook, event, `${subject}:${value}:${at.getTime()}`, resource), subject });
+      const next = last?.value === value ? last : { value, sequence: nextSequence(at, last) };
+      this.remember(remembered, next);
+      decided.set(remembered, next);
+      if (next === last) continue;
+      const key = `${subject}:${value}:${at.getTime()}`;
+      messages.push({ ...webhookMessage(webhook, event, key, resource, { at, sequence: next.sequence }), subject });
     }
     return messages;
   }
 
-  private remember(key: string, value: string): void {
+  private remember(key: string, value: Announced): void {
     this.lastAnnounced.delete(key); // re-inserted: the newest in the map's order
     this.lastAnnounced.set(key, value);
-    if (this.lastAnnounced.size > MAX_REMEMBERED) {
-      this.lastAnnounced.delete(this.lastAnnounced.keys().next().value as string);
-    }
+    const oldest = this.lastAnnounced.keys().next().value;
+    if (this.lastAnnounced.size > MAX_REMEMBERED && oldest !== undefined) this.lastAnnounced.delete(oldest);
   }
 }

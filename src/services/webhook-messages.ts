@@ -1,4 +1,5 @@
 import type { AppRow, PaymentRow, TaskRow, WebhookRow } from '../db/models.js';
+import type { LastMessage } from '../db/outbox-sql.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import type { AppChanged, PaymentChanged, TaskChanged } from '../events/change-feed.js';
 import { redactSecretsIn } from '../platform/redact.js';
@@ -27,12 +28,56 @@ const TOPIC_OF: Record<WebhookEvent, string> = {
 
 const EVENT_OF = { task: 'TASK_FINISHED', app: 'APP_STATE_CHANGED', payment: 'PAYMENT_STATUS_CHANGED' } as const;
 
+/**
+ * Where a message stands among its subject's: `at`, when its change was made (the row's last
+ * write, a task's end), sent as `occurredAt`; `sequence`, what a receiver orders a subject's
+ * messages by (see `nextSequence`).
+ */
+export interface Order {
+  at: Date;
+  sequence: number;
+}
+
+/** A webhook's last message about a subject: the value it announced and its `sequence`. */
+export interface Announced {
+  value: string;
+  sequence: number;
+}
+
+/**
+ * The `sequence` of a webhook's next message about a subject: its change's time in milliseconds,
+ * raised to one more than the previous message's when not above it. Strictly increasing per
+ * webhook and subject, where the time alone is not: a task's end moves an app's stage with no
+ * write of its row (stopped/STOPPING, then stopped/STOPPED, at one time), and two writes can share
+ * a millisecond.
+ */
+export function nextSequence(at: Date, previous: Announced | undefined): number {
+  return previous === undefined ? at.getTime() : Math.max(at.getTime(), previous.sequence + 1);
+}
+
+/**
+ * What a stored message announced (found by lastKeysOfSubjects): its value from its key
+ * (`<prefix><value>:<time>`), its `sequence` from its body; one written before `sequence` existed
+ * counts its change's time (the key's last part).
+ */
+export function announcedIn(stored: LastMessage, prefix: string): Announced {
+  const [value = '', time] = stored.idempotencyKey.slice(prefix.length).split(':');
+  let sequence: unknown;
+  try {
+    sequence = (JSON.parse(stored.body) as { sequence?: unknown }).sequence;
+  } catch {
+    sequence = undefined;
+  }
+  return { value, sequence: typeof sequence === 'number' ? sequence : Number(time) || 0 };
+}
+
 /** The message to `webhook` about `change` (its part of the idempotency key), with `resource` in its body. */
 export function webhookMessage(
   webhook: WebhookRow,
   event: WebhookEvent,
   change: string,
   resource: object,
+  { at, sequence }: Order,
 ): OutboundMessage {
   return {
     kind: 'webhook',
@@ -40,7 +85,7 @@ export function webhookMessage(
     url: webhook.url,
     webhookId: webhook.webhookId,
     idempotencyKey: `webhook:${webhook.webhookId}:${change}`,
-    body: { event, webhookId: webhook.webhookId, occurredAt: new Date().toISOString(), ...resource },
+    body: { event, webhookId: webhook.webhookId, occurredAt: at.toISOString(), sequence, ...resource },
   };
 }
 
@@ -59,9 +104,13 @@ export function taskFinishedMessages(task: TaskRow, webhooks: readonly WebhookRo
       completedAt: task.completedAt?.toISOString() ?? null,
     },
   };
+  // A task is announced once, at its end: its sequence is that time.
+  const at = task.completedAt ?? task.updatedAt;
+  const order = { at, sequence: at.getTime() };
+  const change = `task:${task.taskId}:${task.status}`;
   return webhooks
     .filter((webhook) => filtersMatch(webhook, task))
-    .map((webhook) => webhookMessage(webhook, 'TASK_FINISHED', `task:${task.taskId}:${task.status}`, resource));
+    .map((webhook) => webhookMessage(webhook, 'TASK_FINISHED', change, resource, order));
 }
 
 /** A payment's resource in a PAYMENT_STATUS_CHANGED body, with its visible `status`. */
@@ -128,6 +177,6 @@ export interface BatchRows {
   apps: Map<string, AppRow>;
   activeTasks: Map<string, { type: string; status: string }>;
   payments: Map<number, PaymentRow>;
-  /** The newest key of each (webhook, subject) to look up: see `changedOnly`. */
-  lastKeys: Map<string, string>;
+  /** The newest message of each (webhook, subject) to look up (its key and body): see `changedOnly`. */
+  lastKeys: Map<string, LastMessage>;
 }
