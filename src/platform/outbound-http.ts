@@ -319,3 +319,11 @@ export function networkProblem(error: unknown): string {
   if (code) return code;
   return cause?.code ?? cause?.message ?? error.message;
 }
+
+/** A `Retry-After` header in ms from `now`: delay-seconds or an HTTP date; null when absent or unreadable. */
+export function retryAfterMs(header: string | undefined, now: number): number | null {
+  const text = header?.trim() ?? '';
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const date = /[a-z]/i.test(text) ? Date.parse(text) : Number.NaN;
+  return Number.isNaN(date) ? null : Math.max(0, date - now);
+}

@@ -1,9 +1,10 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, type Dispatcher } from 'undici';
 import type { SqlRunner } from '../db/driver-sql.js';
 import type { OutboxMessageRow } from '../db/models.js';
 import { type ClaimedMessage, type FailedAttempt, webhookSecrets } from '../db/outbox-sql.js';
 import { clipText } from '../platform/clip-text.js';
-import { networkProblem, upstreamExcerpt } from '../platform/outbound-http.js';
+import { networkProblem, retryAfterMs, upstreamExcerpt } from '../platform/outbound-http.js';
 import { SIGNATURE_HEADER, signatureHeader } from '../platform/signature.js';
 import type { PushDestination, PushDestinations } from './outbox-messages.js';
 
@@ -18,7 +19,10 @@ const ANSWER_EXCERPT_CHARS = 200;
 /** Longest lastError stored. */
 export const MAX_ERROR_CHARS = 500;
 
-export type AttemptOutcome = { ok: true; statusCode: number } | { ok: false; statusCode: number | null; error: string };
+/** A failure's `retryAfterMs`: the wait a 429's or 503's `Retry-After` asked for (seconds or a date). */
+export type AttemptOutcome =
+  | { ok: true; statusCode: number }
+  | { ok: false; statusCode: number | null; error: string; retryAfterMs?: number };
 
 /**
  * Keep-alive connections to the receivers, for every attempt of one worker. Redirects are never
@@ -108,6 +112,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   /** The first bytes of a refusing answer (not 2xx), for lastError; null while the answer is 2xx. */
   private excerpt: Buffer[] | null = null;
   private received = 0;
+  /** What a 429's or 503's Retry-After asks for, in ms; null without one. */
+  private retryAfterMs: number | null = null;
   /** The answer ended (completely or in an error): nothing is left to cut. */
   private ended = false;
   private readonly deadline: NodeJS.Timeout;
@@ -134,10 +140,14 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (this.settled) controller.abort(new Error('the attempt is over'));
   }
 
-  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number): void {
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     if (statusCode < 200) return; // 1xx: informational, the answer follows
     this.statusCode = statusCode;
     if (statusCode >= 300) this.excerpt = [];
+    if (statusCode === 429 || statusCode === 503) {
+      const header = headers['retry-after'];
+      this.retryAfterMs = retryAfterMs(Array.isArray(header) ? header[0] : header, Date.now());
+    }
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -172,11 +182,9 @@ class Attempt implements Dispatcher.DispatchHandler {
     const chunks = this.excerpt ?? [];
     const text = new TextDecoder().decode(Buffer.concat(chunks)).replace(/\s+/g, ' ').trim();
     const said = text ? `: ${upstreamExcerpt(text, ANSWER_EXCERPT_CHARS, [this.secret])}` : '';
-    return {
-      ok: false,
-      statusCode: this.statusCode,
-      error: clipText(`the receiver answered HTTP ${this.statusCode}${said}`, MAX_ERROR_CHARS),
-    };
+    const error = clipText(`the receiver answered HTTP ${this.statusCode}${said}`, MAX_ERROR_CHARS);
+    const asked = this.retryAfterMs === null ? {} : { retryAfterMs: this.retryAfterMs };
+    return { ok: false, statusCode: this.statusCode, error, ...asked };
   }
 
   /** The outcome, once; an answer still coming is cut (its connection closed, not reused). */
@@ -192,7 +200,10 @@ class Attempt implements Dispatcher.DispatchHandler {
 /**
  * The record of a failed attempt: retried after BASE × 2^(attempts − 1), at most MAX, at a random
  * point in the upper half of that pause (receivers coming back are not hit by every sender at
- * once); dead once `final` (it cannot be sent) or its attempts reached the limit.
+ * once), or after the Retry-After of a 429 or 503 when that is later (also at most MAX, which
+ * lastError then says); dead once `final` (it cannot be sent), the receiver answered 410 Gone (it
+ * says the message's resource is gone for good: sending it again cannot help) or its attempts
+ * reached the limit.
  */
 export function failedAttempt(
   settings: { maxAttempts: number; backoffBaseMs: number; backoffMaxMs: number },
@@ -202,19 +213,37 @@ export function failedAttempt(
   now: Date,
 ): FailedAttempt {
   const { maxAttempts, backoffBaseMs, backoffMaxMs } = settings;
-  const dead = final || message.attempts >= maxAttempts;
+  const gone = outcome.statusCode === GONE;
+  const dead = final || gone || message.attempts >= maxAttempts;
   const pause = Math.min(backoffMaxMs, backoffBaseMs * 2 ** Math.max(0, message.attempts - 1));
   const jittered = Math.round(pause / 2 + (Math.random() * pause) / 2);
+  const asked = outcome.retryAfterMs ?? 0;
+  const wait = Math.min(backoffMaxMs, Math.max(jittered, asked));
+  const note = gone
+    ? ' (410 Gone: dead-lettered at once, not retried)'
+    : dead || asked <= jittered
+      ? ''
+      : asked > backoffMaxMs
+        ? ` (its Retry-After, ${seconds(asked)}, is past OUTBOX_BACKOFF_MAX_MS: retried after ${seconds(backoffMaxMs)})`
+        : ` (retried after its Retry-After, ${seconds(asked)})`;
   return {
     id: message.id,
     status: dead ? 'DEAD' : 'PENDING',
-    nextAttemptAt: dead ? now : new Date(now.getTime() + jittered),
-    lastError: outcome.error,
+    nextAttemptAt: dead ? now : new Date(now.getTime() + wait),
+    lastError: note ? `${clipText(outcome.error, MAX_ERROR_CHARS - note.length)}${note}` : outcome.error,
     lastStatusCode: outcome.statusCode,
     // A claim past the limit (the last attempt died with its process) was no attempt: not counted.
     attempts: Math.min(message.attempts, maxAttempts),
   };
 }
+
+/** A wait in lastError: seconds, to a tenth. */
+function seconds(ms: number): string {
+  return `${Math.round(ms / 100) / 10} s`;
+}
+
+/** The status of a receiver that says the message's resource is gone for good: not retried. */
+const GONE = 410;
 
 /** Why a webhook message is not sent: its webhook is gone (the worker deletes such a message). */
 export const WEBHOOK_REMOVED = 'its webhook was removed';

@@ -5,7 +5,7 @@ import type { AddressInfo, Socket } from 'node:net';
  * A receiver of outbound deliveries (webhooks, payment pushes): a real HTTP server on port 0 that
  * records every request, in one of these modes:
  * - `ok`: answers 200;
- * - `fail`: answers `status` (500) to the next `times` requests, then 200;
+ * - `fail`: answers `status` (500), with `headers`, to the next `times` requests, then 200;
  * - `hang`: holds every request open, answering nothing (until `release()` or the sender gives up);
  * - `redirect`: answers 302 to another path of its own;
  * - `drip`: answers 200 at once, then its body one byte every `everyMs` without ever ending it;
@@ -22,13 +22,15 @@ export interface ReceivedDelivery {
   topic: string;
   attempt: number;
   signature: string;
+  /** When it came in (Date.now()). */
+  receivedAt: number;
   /** What it answered: a status, or 'held' (hang mode). */
   answered: number | 'held';
 }
 
 type Mode =
   | { kind: 'ok' }
-  | { kind: 'fail'; times: number; status: number }
+  | { kind: 'fail'; times: number; status: number; headers: Record<string, string> }
   | { kind: 'hang' }
   | { kind: 'redirect' }
   | { kind: 'drip'; everyMs: number };
@@ -68,8 +70,8 @@ export class FakeReceiver {
   ok(): void {
     this.mode = { kind: 'ok' };
   }
-  fail(times: number, status = 500): void {
-    this.mode = { kind: 'fail', times, status };
+  fail(times: number, status = 500, headers: Record<string, string> = {}): void {
+    this.mode = { kind: 'fail', times, status, headers };
   }
   hang(): void {
     this.mode = { kind: 'hang' };
@@ -164,6 +166,7 @@ export class FakeReceiver {
         topic: header('x-event-topic'),
         attempt: Number(header('x-delivery-attempt')),
         signature: header('x-signature'),
+        receivedAt: Date.now(),
         answered: 'held',
       };
       const { mode } = this;
@@ -185,7 +188,8 @@ export class FakeReceiver {
       } else if (mode.kind === 'fail' && mode.times > 0) {
         mode.times--;
         delivery.answered = mode.status;
-        response.writeHead(mode.status, { 'content-type': 'text/plain' }).end('receiver is failing on purpose');
+        const headers = { 'content-type': 'text/plain', ...mode.headers };
+        response.writeHead(mode.status, headers).end('receiver is failing on purpose');
       } else {
         delivery.answered = 200;
         const seen = this.processed.get(delivery.key) ?? 0;

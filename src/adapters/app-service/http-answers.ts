@@ -1,5 +1,5 @@
 import { isRecord } from '../../platform/json.js';
-import { CONNECT_TIMEOUT, type OutboundOutcome, upstreamExcerpt } from '../../platform/outbound-http.js';
+import { CONNECT_TIMEOUT, type OutboundOutcome, retryAfterMs, upstreamExcerpt } from '../../platform/outbound-http.js';
 import type { AppServiceErrorKind, NotTaken } from './port.js';
 
 /** How the app service's answers read: their envelope, and what an HTTP error status means. */
@@ -66,11 +66,3 @@ export function notTakenBy(outcome: OutboundOutcome, now = Date.now()): NotTaken
  * outbound-http.ts; a request written once is a timeout, which may have been taken).
  */
 const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', CONNECT_TIMEOUT]);
-
-/** A `Retry-After` header in ms from `now`: delay-seconds or an HTTP date; null when absent or unreadable. */
-export function retryAfterMs(header: string | undefined, now: number): number | null {
-  const text = header?.trim() ?? '';
-  if (/^\d+$/.test(text)) return Number(text) * 1000;
-  const date = /[a-z]/i.test(text) ? Date.parse(text) : Number.NaN;
-  return Number.isNaN(date) ? null : Math.max(0, date - now);
-}
