@@ -5,6 +5,7 @@ import type { OutboxMessageRow } from '../db/models.js';
 import { type ClaimedMessage, type FailedAttempt, webhookSecrets } from '../db/outbox-sql.js';
 import { clipText } from '../platform/clip-text.js';
 import { networkProblem, retryAfterMs, upstreamExcerpt } from '../platform/outbound-http.js';
+import { rememberSecret } from '../platform/redact.js';
 import { SIGNATURE_HEADER, signatureHeader } from '../platform/signature.js';
 import type { PushDestination, PushDestinations } from './outbox-messages.js';
 
@@ -13,6 +14,18 @@ import type { PushDestination, PushDestinations } from './outbox-messages.js';
  * the outcome says what happened, in words fit for `lastError` (bounded, no secret, at most a
  * short excerpt of what the receiver answered).
  */
+
+/**
+ * Puts secrets the outbox signs with on the process's list of secrets redacted from what comes
+ * back from outside (platform/redact.ts), which a refusing receiver's answer goes through on its
+ * way to lastError and the log: PAYMENT_PUSH_SECRET and every webhook's secret, wherever this
+ * process makes or reads them (the webhook list, read at start and every few seconds while changes
+ * come; an added webhook; each claim's signing keys). A receiver echoing any of them, not only its
+ * message's own key (one webhook's receiver quoting another's), shows `[redacted]`.
+ */
+export function rememberOutboundSecrets(secrets: Iterable<string | null | undefined>): void {
+  rememberSecret(...secrets);
+}
 
 /** The part of a refusing receiver's answer kept in lastError. */
 const ANSWER_EXCERPT_CHARS = 200;
@@ -301,6 +314,7 @@ export async function prepareAttempts(
 ): Promise<ReadyMessage[]> {
   const webhookIds = [...new Set(claimed.flatMap((message) => (message.webhookId ? [message.webhookId] : [])))];
   const secrets = await webhookSecrets(db, webhookIds);
+  rememberOutboundSecrets([paymentSecret, ...secrets.values()]); // before any attempt that could echo them
   return claimed.map((stored) => {
     const destination = stored.destination as PushDestination | null;
     const message = destination ? { ...stored, url: destinations[destination] ?? null } : stored;

@@ -17,6 +17,7 @@ import {
 import { ForbiddenError, InvalidStateError, NotFoundError } from '../domain/errors.js';
 import { parseInput } from '../domain/parse-input.js';
 import { type Removal, removeInBatches } from '../platform/bounded-removal.js';
+import { rememberOutboundSecrets } from './outbox-delivery.js';
 import { notifyOutbound, notifyWebhookRemoved } from './outbox-messages.js';
 import { checkPageSize, MAX_ROW_ID } from './pagination.js';
 
@@ -147,6 +148,7 @@ export class WebhookService {
     this.assertAdmin(viewer, 'add webhooks');
     const input = parseInput(addInput, rawInput);
     const secret = `whsec_${randomBytes(32).toString('base64url')}`;
+    rememberOutboundSecrets([secret]);
     const webhook = await this.db.$transaction(async (tx) => {
       // Count and insert are one step: on PostgreSQL concurrent adds would each count the rows
       // committed before them and together exceed MAX_WEBHOOKS, so they queue on this lock (it
@@ -295,6 +297,7 @@ export class WebhookService {
     const loading = this.db.webhook
       .findMany({ orderBy: { id: 'asc' } })
       .then((rows) => {
+        rememberOutboundSecrets(rows.map((row) => row.secret));
         if (generation === this.generation) this.cache = { rows, loadedAt: Date.now() };
         return rows;
       })
