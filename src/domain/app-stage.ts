@@ -44,6 +44,9 @@ export interface StageAndHealth {
 
 const FETCHING_WORDS = ['downloading', 'fetching', 'syncing'];
 
+/** The words (lower case) whose presence in a RUNNING app's progress makes it FETCHING. */
+export const PROGRESS_FETCHING_WORDS: readonly string[] = FETCHING_WORDS;
+
 /**
  * Whether a state says the app service's cancel of an operation failed (`installingCancelFailed`,
  * `upgradingCancelFailed`): its cancel took the app over and the operation does not go on; from
@@ -136,4 +139,14 @@ export function deriveStage({ state, progress, activeTask }: StageInput): StageA
     }
   }
   return result;
+}
+
+/**
+ * What deriveStage gives a row with this state and no active task: `plain` when its progress names
+ * none of PROGRESS_FETCHING_WORDS, `fetching` when it names one (progress is read for nothing else).
+ * So a stage or health filter can only match a row whose state has a matching outcome, or one with an
+ * active task: the candidates `apps` reads before applying deriveStage (installed-app-service.ts).
+ */
+export function outcomesOfState(state: string): { plain: StageAndHealth; fetching: StageAndHealth } {
+  return { plain: deriveStage({ state }), fetching: deriveStage({ state, progress: FETCHING_WORDS[0] as string }) };
 }
