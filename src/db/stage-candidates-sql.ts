@@ -1,6 +1,9 @@
 import { join, type Sql, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
 import type { SqlRunner } from './driver-sql.js';
 
+/** The condition stageCandidatesSql builds, for the services that hold it between their reads. */
+export type { Sql as CandidateCondition };
+
 /**
  * The SQL side of `apps` filtered by stage or health (installed-app-service.ts): which AppState rows
  * can derive to the wanted values, so that only they are read and given deriveStage. Same rules as

@@ -6,7 +6,7 @@ import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
 import { findActiveTasks, findAppState, findAppStates } from '../db/hot-path-sql.js';
 import { conditionsSql, countRows, pageRows } from '../db/list-sql.js';
 import type { AppRow, Prisma, TaskRow } from '../db/models.js';
-import { distinctAppStates, stageCandidatesSql } from '../db/stage-candidates-sql.js';
+import { type CandidateCondition, distinctAppStates, stageCandidatesSql } from '../db/stage-candidates-sql.js';
 import { type AppKey, appKeyString, MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import {
   type AppStage,
@@ -19,7 +19,6 @@ import {
 import { checkIdArgument } from '../domain/errors.js';
 import { defineFilter, derived, equals, oneOf, ownerCondition } from '../domain/filters.js';
 import type { EventBus } from '../events/change-feed.js';
-import type { Sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
 import { batchedCount, batchedFinder } from './derived-pages.js';
 import { type Connection, type PageArgs, type PageWindow, paginateWindow } from './pagination.js';
 
@@ -105,7 +104,7 @@ export class InstalledAppService {
     // Stage and health are derived (from the row and its active task): of the rows the SQL
     // conditions leave, those that can derive to the wanted values (stageCandidates) are read a
     // batch at a time, each batch's stages with them (derived-pages.ts).
-    let candidates: Promise<Sql> | undefined;
+    let candidates: Promise<CandidateCondition> | undefined;
     const read = async (window: PageWindow) => {
       candidates ??= this.stageCandidates(filter);
       return pageRows<AppRow>(this.sql, 'AppState', [...conditions, await candidates], window);
@@ -127,7 +126,7 @@ export class InstalledAppService {
    * { totalCount }` took 7.6-13.6 s on PostgreSQL and 35-63 s on SQLite, a stage no app had
    * 9.5-15.5 s and over 600 s. With them: see the figures in 0018_app_state_state_index.
    */
-  private async stageCandidates(filter: AppFilter): Promise<Sql> {
+  private async stageCandidates(filter: AppFilter): Promise<CandidateCondition> {
     const wanted = APP_FILTER.compile({ stage: filter.stage ?? null, health: filter.health ?? null });
     const fits = (derived: StageAndHealth) => wanted.matches({ derived } as AppWithStage);
     const states: string[] = [];
