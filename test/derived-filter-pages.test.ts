@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { LOCAL_ADMIN } from '../src/auth/viewer.js';
 import { createPrismaClient, type Db } from '../src/db/client.js';
@@ -9,8 +10,10 @@ import { InstalledAppService } from '../src/services/installed-app-service.js';
 import type { Connection, PageArgs } from '../src/services/pagination.js';
 import { PaymentService } from '../src/services/payment-service.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
+import { metricValue } from './support/metrics.js';
 import { seededTest } from './support/seed.js';
-import { AUTH_ENV, TOKENS } from './support/server.js';
+import { AUTH_ENV, startTestServer, TOKENS, waitFor } from './support/server.js';
+import { proxyDatabase } from './support/tcp-proxy.js';
 import { rawRequest } from './support/untyped.js';
 
 /**
@@ -261,6 +264,74 @@ describe.each(databases)('%s: a stage filter after a mutation', (kind) => {
     expect(await names('STOPPING, STOPPED')).toEqual({ total: 1, names: ['hoarder'] });
     expect(await names('RUNNING')).toEqual({ total: 0, names: [] });
   });
+});
+
+/**
+ * A client that leaves while its derived filter scans the table: the scan stops before its next
+ * batch (it went on to the end, each batch a statement taking a pool connection from everyone
+ * else). The proxy holds the database's answer to the first batch until the server has seen the
+ * client go; then the statements the request sent are counted once its execution ended.
+ */
+describe.runIf(databases.includes('postgresql'))('a derived filter whose client left', () => {
+  const APPS = 20_000;
+  test.each([
+    // No app failed: the page reads every row, 500 at a time.
+    ['page', '{ apps(first: 1, filter: { stage: [FAILED] }) { edges { node { appName } } } }'],
+    // The first batch fills the page; totalCount then counts every row, 2,000 at a time.
+    ['totalCount', '{ apps(first: 1, filter: { stage: [RUNNING] }) { totalCount } }'],
+  ])(
+    'its %s stops reading once the client went away',
+    async (_, selection) => {
+      const database = await createTestDatabase('postgresql');
+      const { proxy, url } = await proxyDatabase(database.url);
+      const server = await startTestServer('postgresql', {
+        database: { ...database, url },
+        env: { ...AUTH_ENV, DEMO_DATA: '0' },
+        recordQueries: true,
+      });
+      try {
+        const direct = new pg.Client({ connectionString: database.url });
+        await direct.connect();
+        await direct.query(
+          `INSERT INTO "AppState" ("userId", "sourceId", "appName", "state", "installedVersion", "eventTime", "updatedAt")
+         SELECT 'user' || (n % 40), $1, 'app' || n, 'running', '1.0.0', now(), now() FROM generate_series(1, ${APPS}) AS n`,
+          [SOURCE],
+        );
+        await direct.end();
+        const scans = () => server.queries.filter((sql) => /FROM "AppState".*ORDER BY "id"/s.test(sql)).length;
+        const before = scans();
+        proxy.holdAnswers();
+        const leaving = new AbortController();
+        const answer = fetch(server.graphqlUrl, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.ops}` },
+          body: JSON.stringify({ query: `query AbandonedScan ${selection}` }),
+          signal: leaving.signal,
+        }).catch(() => 'aborted');
+        await waitFor(async () => (scans() > before ? true : undefined), 'the first batch read');
+        leaving.abort();
+        expect(await answer).toBe('aborted');
+        await waitFor(
+          async () => (server.logs.some((line) => /"cutBy":"client"/.test(line)) ? true : undefined),
+          'the request cut',
+        );
+        proxy.releaseAnswers();
+        const ended = 'market_graphql_operation_duration_seconds_count{operation="AbandonedScan",type="query"}';
+        await waitFor(async () => ((await metricValue(server, ended)) === 1 ? true : undefined), 'the execution ended');
+        // The batch in flight when the client left, and none after it (the whole scan: 41 statements for
+        // the page, 1 + 11 for the count).
+        expect(scans() - before).toBe(1);
+        expect(await metricValue(server, 'market_graphql_errors_total{code="CLIENT_GONE"}')).toBe(1);
+        expect(server.logs.filter((line) => line.includes('unexpected error'))).toEqual([]);
+      } finally {
+        proxy.releaseAnswers();
+        await server.stop();
+        await proxy.close();
+        await database.drop();
+      }
+    },
+    60_000,
+  );
 });
 
 /** Walks every page forwards and backwards (40 rows a page) and checks ids, pageInfo and totalCount. */

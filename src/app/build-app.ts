@@ -25,9 +25,10 @@ import {
   type PrismaOptions,
   poolFigures,
 } from '../db/client.js';
+import { clientGone } from '../domain/operation-client.js';
 import { OriginPolicy } from '../http/cross-site.js';
 import { DocumentCache } from '../http/document-cache.js';
-import { clientGone, UserPlaces } from '../http/operations-in-flight.js';
+import { UserPlaces } from '../http/operations-in-flight.js';
 import { Lifecycle, READINESS_TIMEOUT_MS } from '../http/readiness.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';

@@ -2,6 +2,7 @@ import { type ExecutionResult, GraphQLError } from 'graphql';
 import { type Plugin, maskError as yogaMaskError } from 'graphql-yoga';
 import { isDatabaseBusy, isDatabaseUnavailable, isDiskFull } from '../db/availability.js';
 import { DomainError, ValidationError } from '../domain/errors.js';
+import { ClientGoneError } from '../domain/operation-client.js';
 
 /**
  * The HTTP answer of an error refused before anything ran. RFC 9110: a 401 carries a challenge,
@@ -20,6 +21,8 @@ const HTTP_ANSWER: Partial<Record<DomainError['code'], HttpAnswer>> = {
  * ErrorCode values (clients switch over those), only an `extensions.code` beside them.
  */
 export const UNAVAILABLE = 'UNAVAILABLE';
+/** The code of an operation whose client went away before it was answered (read by no one). */
+export const CLIENT_GONE = 'CLIENT_GONE';
 
 /** A GraphQL error carrying the domain error's code (and field issues) in `extensions`. */
 export function domainGraphQLError(error: DomainError, from?: GraphQLError): GraphQLError {
@@ -114,12 +117,25 @@ function unavailableAnswer(error: unknown): { message: string; http: HttpAnswer 
   return { message: 'The database is unavailable; retry shortly.', http: { status: 503 } };
 }
 
+/** An error answered with `code` (and `http`) in its extensions, where the error it replaces stood. */
+function withCode(message: string, error: unknown, code: string, http?: HttpAnswer | { status: number }): GraphQLError {
+  const from = error instanceof GraphQLError ? error : undefined;
+  return new GraphQLError(message, {
+    nodes: from?.nodes,
+    source: from?.source,
+    positions: from?.positions,
+    path: from?.path,
+    extensions: { code, ...(http ? { http } : {}) },
+  });
+}
+
 /**
  * Yoga's error mask: expected domain errors keep their message and get `extensions.code`; an
- * unreachable or busy database becomes UNAVAILABLE (HTTP 503 for a query alone); everything else is masked
- * by Yoga's default ("Unexpected error.") after `onUnexpected` logs it, with the request id of the
- * operation it failed when known (useErrorRequestIds, rememberRequestOf). `onUnavailable` sees each
- * database failure answered UNAVAILABLE (db/disk-full.ts counts and logs a full disk's once per episode).
+ * unreachable or busy database becomes UNAVAILABLE (HTTP 503 for a query alone); a read stopped
+ * because its client went away, CLIENT_GONE; everything else is masked by Yoga's default
+ * ("Unexpected error.") after `onUnexpected` logs it, with the request id of the operation it
+ * failed when known (useErrorRequestIds, rememberRequestOf). `onUnavailable` sees each database
+ * failure answered UNAVAILABLE (db/disk-full.ts counts and logs a full disk's once per episode).
  */
 export function createErrorMasker(
   onUnexpected: (error: unknown, requestId: string | undefined) => void,
@@ -131,18 +147,13 @@ export function createErrorMasker(
       return domainGraphQLError(original, error instanceof GraphQLError ? error : undefined);
     }
     if (original instanceof GraphQLError && original.extensions?.code) return original;
+    // Not a bug: a read stopped for a client that left (derived-pages.ts); counted, read by no one.
+    if (original instanceof ClientGoneError) return withCode(original.message, error, CLIENT_GONE);
     // Not a bug: the database is away (readiness says so too), or busy (see DATABASE_BUSY_ANSWER).
     if (isDatabaseUnavailable(original)) {
       onUnavailable(original);
-      const from = error instanceof GraphQLError ? error : undefined;
       const { message, http } = unavailableAnswer(original);
-      return new GraphQLError(message, {
-        nodes: from?.nodes,
-        source: from?.source,
-        positions: from?.positions,
-        path: from?.path,
-        extensions: { code: UNAVAILABLE, http },
-      });
+      return withCode(message, error, UNAVAILABLE, http);
     }
     if (error instanceof GraphQLError && !error.originalError) return error;
     onUnexpected(original, requestIds.get(error as object) ?? requestIds.get(original as object));
@@ -161,6 +172,7 @@ export function maskedCodeOf(error: { readonly extensions?: Readonly<Record<stri
   if (typeof code === 'string') return code;
   const original = error instanceof GraphQLError ? error.originalError : error;
   if (original instanceof DomainError) return original.code;
+  if (original instanceof ClientGoneError) return CLIENT_GONE;
   const originalCode = original instanceof GraphQLError ? original.extensions?.code : undefined;
   if (typeof originalCode === 'string') return originalCode;
   return isDatabaseUnavailable(original) ? UNAVAILABLE : null;

@@ -1,6 +1,7 @@
 import { type ExecutionArgs, GraphQLError, getOperationAST } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Context } from '../schema/builder.js';
+import { CLIENT_GONE } from './graphql-errors.js';
 import { perOperation } from './per-operation.js';
 
 /** Operations of one user that may wait for a place; the one after them is refused. */
@@ -86,23 +87,6 @@ export class UserPlaces<Waiter = unknown> {
   }
 }
 
-/**
- * What an operation's context tells of its client: the HTTP request it came in (Yoga's path, the
- * lean path, an SSE stream: `req`), or the WebSocket operation it is (`call`, withdrawn by a
- * `complete` or by the socket's end).
- */
-interface OperationClient {
-  req?: { readonly socket: { readonly destroyed: boolean } | null } | undefined;
-  call?: { readonly withdrawn: boolean } | undefined;
-}
-
-/** Whether the client of an operation (its context) went away: no one is there to read its answer. */
-export function clientGone(context: unknown): boolean {
-  const { req, call } = context as OperationClient;
-  if (call) return call.withdrawn;
-  return req ? (req.socket?.destroyed ?? true) : false;
-}
-
 const isSubscription = perOperation(
   ({ document, operationName }) => getOperationAST(document, operationName)?.operation === 'subscription',
 );
@@ -183,7 +167,7 @@ function limitedExecute(places: UserPlaces, executeFn: ExecuteFn): ExecuteFn {
  */
 function clientWentAway(): GraphQLError {
   return new GraphQLError('The client went away while the operation waited for a place: it was not run.', {
-    extensions: { code: 'CLIENT_GONE' },
+    extensions: { code: CLIENT_GONE },
   });
 }
 

@@ -4,6 +4,7 @@ import type { AppRow } from '../db/models.js';
 import { catalogueNameOf, MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import type { StageAndHealth } from '../domain/app-stage.js';
 import { isNewerVersion } from '../domain/catalogue-version.js';
+import { clientGone } from '../domain/operation-client.js';
 import { eventOrMissed } from '../fanout/cohorts.js';
 import type { CatalogAppKey } from '../services/catalog-service.js';
 import { builder } from './builder.js';
@@ -207,7 +208,8 @@ builder.queryFields((t) => ({
       type: AppRef,
       description: "Apps of users (yours, or everyone's for admins), newest first.",
       args: { filter: t.arg({ type: AppFilterInput, description: 'Which apps.' }) },
-      resolve: (_root, { filter, ...page }, ctx) => ctx.services.apps.list(ctx.viewer, filter ?? {}, page),
+      resolve: (_root, { filter, ...page }, ctx) =>
+        ctx.services.apps.list(ctx.viewer, filter ?? {}, page, () => clientGone(ctx)),
     },
     AppConnection,
   ),

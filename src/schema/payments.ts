@@ -1,5 +1,6 @@
 import type { PaymentNotificationRow } from '../db/models.js';
 import { MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
+import { clientGone } from '../domain/operation-client.js';
 import { eventOrMissed } from '../fanout/cohorts.js';
 import { MAX_LISTED_NOTIFICATIONS } from '../services/payment-service.js';
 import { MAX_FRONTEND_DATA_LENGTH } from '../services/purchase-service.js';
@@ -106,7 +107,8 @@ builder.queryFields((t) => ({
       type: PaymentRef,
       description: "Payment states (yours, or everyone's for admins), newest first.",
       args: { filter: t.arg({ type: PaymentFilterInput, description: 'Which payments.' }) },
-      resolve: (_root, { filter, ...page }, ctx) => ctx.services.payments.list(ctx.viewer, filter ?? {}, page),
+      resolve: (_root, { filter, ...page }, ctx) =>
+        ctx.services.payments.list(ctx.viewer, filter ?? {}, page, () => clientGone(ctx)),
     },
     PaymentConnection,
   ),

@@ -19,7 +19,7 @@ import {
 import { checkIdArgument } from '../domain/errors.js';
 import { defineFilter, derived, equals, oneOf, ownerCondition } from '../domain/filters.js';
 import type { EventBus } from '../events/change-feed.js';
-import { batchedCount, batchedFinder } from './derived-pages.js';
+import { batchedCount, batchedFinder, type ClientGone } from './derived-pages.js';
 import { type Connection, type PageArgs, type PageWindow, paginateWindow } from './pagination.js';
 
 export interface AppFilter {
@@ -88,7 +88,13 @@ export class InstalledAppService {
     );
   }
 
-  async list(viewer: Viewer, filter: AppFilter = {}, page: PageArgs = {}): Promise<Connection<AppRow>> {
+  /** A page of apps; a derived filter's scan stops once `gone` says the client left (derived-pages.ts). */
+  async list(
+    viewer: Viewer,
+    filter: AppFilter = {},
+    page: PageArgs = {},
+    gone?: ClientGone,
+  ): Promise<Connection<AppRow>> {
     const userId = userScope(viewer, filter.userId);
     const wanted = APP_FILTER.compile(filter);
     const conditions = conditionsSql('AppState', [...ownerCondition(userId), ...wanted.stored]);
@@ -113,8 +119,8 @@ export class InstalledAppService {
       const stages = await this.stagesOf(rows);
       return rows.filter((row, index) => wanted.matches({ ...row, derived: stages[index] as StageAndHealth }));
     };
-    return paginateWindow(APP_CURSOR, page, this.maxPageSize, batchedFinder(read, keep), () =>
-      batchedCount(read, keep),
+    return paginateWindow(APP_CURSOR, page, this.maxPageSize, batchedFinder(read, keep, gone), () =>
+      batchedCount(read, keep, gone),
     );
   }
 

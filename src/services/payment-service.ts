@@ -12,7 +12,7 @@ import { derivePaymentStatus, type PaymentStatus } from '../domain/payment-statu
 import { type ProductTerms, productIdOf } from '../domain/payment-terms.js';
 import type { EventBus } from '../events/change-feed.js';
 import { type Removal, removeInBatches } from '../platform/bounded-removal.js';
-import { batchedCount, batchedFinder } from './derived-pages.js';
+import { batchedCount, batchedFinder, type ClientGone } from './derived-pages.js';
 import {
   type Connection,
   idBounds,
@@ -124,7 +124,13 @@ export class PaymentService {
     return { ...payment, derived: { status: this.statusOf(payment) } };
   }
 
-  async list(viewer: Viewer, filter: PaymentFilter = {}, page: PageArgs = {}): Promise<Connection<PaymentRow>> {
+  /** A page of payments; a status filter's scan stops once `gone` says the client left (derived-pages.ts). */
+  async list(
+    viewer: Viewer,
+    filter: PaymentFilter = {},
+    page: PageArgs = {},
+    gone?: ClientGone,
+  ): Promise<Connection<PaymentRow>> {
     const userId = userScope(viewer, filter.userId);
     const wanted = PAYMENT_FILTER.compile(filter);
     const where: Prisma.PaymentWhereInput = { ...(userId !== undefined ? { userId } : {}), ...wanted.where };
@@ -146,8 +152,8 @@ export class PaymentService {
         take: window.take,
       });
     const keep = (rows: PaymentRow[]) => rows.filter((row) => wanted.matches(this.withStatus(row)));
-    return paginateWindow(PAYMENT_CURSOR, page, this.maxPageSize, batchedFinder(read, keep), () =>
-      batchedCount(read, keep),
+    return paginateWindow(PAYMENT_CURSOR, page, this.maxPageSize, batchedFinder(read, keep, gone), () =>
+      batchedCount(read, keep, gone),
     );
   }
 
