@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { derivePaymentStatus, type PaymentStatusInput } from '../src/domain/payment-status.js';
+import { derivePaymentStatus, type PaymentStatusInput, statusesOfAxes } from '../src/domain/payment-status.js';
+import { PAYMENT_NEEDS, PAYMENT_PROGRESS, SIGNATURE_STATUSES, SYNC_STATES } from '../src/domain/payments.js';
 
 const base: PaymentStatusInput = {
   paymentNeed: 'required',
@@ -118,5 +119,33 @@ describe('frontend payment status, as the status query derives it from the five 
     ['8: nothing yet, no product', { productId: '' }, 'NOT_EVALUATED'],
   ])('%s → %s', (_rule, axes, status) => {
     expect(derivePaymentStatus({ ...base, ...axes })).toBe(status);
+  });
+});
+
+describe('the statuses a payment with given axes can have (the candidates of a status filter)', () => {
+  test('every payment has a status among those of its axes, whatever its productId, jws and vc', () => {
+    const texts = [null, '', 'x', 'another value'];
+    let checked = 0;
+    for (const paymentNeed of [...PAYMENT_NEEDS, 'hand_edited'])
+      for (const developerSync of [...SYNC_STATES, 'hand_edited'])
+        for (const signatureStatus of [...SIGNATURE_STATUSES, 'hand_edited'])
+          for (const paymentStatus of [...PAYMENT_PROGRESS, 'hand_edited'])
+            for (const signingForRestore of [false, true]) {
+              const axes = { paymentNeed, developerSync, signatureStatus, paymentStatus, signingForRestore };
+              const statuses = statusesOfAxes(axes);
+              for (const productId of ['', 'p-1'])
+                for (const jws of texts)
+                  for (const vc of texts) {
+                    expect(statuses.has(derivePaymentStatus({ ...axes, productId, jws, vc }))).toBe(true);
+                    checked += 1;
+                  }
+            }
+    expect(checked).toBe(5 * 5 * 8 * 7 * 2 * 2 * 16);
+  });
+
+  test('a status the axes cannot give is not among them', () => {
+    expect([...statusesOfAxes({ ...base, paymentNeed: 'not_required' })]).toEqual(['FREE']);
+    expect(statusesOfAxes(base).has('PURCHASED')).toBe(false);
+    expect(statusesOfAxes({ ...base, developerSync: 'completed' }).has('PURCHASED')).toBe(true);
   });
 });

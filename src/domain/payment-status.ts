@@ -69,3 +69,22 @@ export function derivePaymentStatus(p: PaymentStatusInput): PaymentStatus {
   if (sig === 'error_need_resign') return 'SIGNATURE_NEED_RESIGN';
   return p.productId ? 'NOT_BUY' : 'NOT_EVALUATED';
 }
+
+/** The stored axes a status is derived from, without the texts it reads only for whether they are set. */
+export type PaymentStatusAxes = Omit<PaymentStatusInput, 'productId' | 'jws' | 'vc'>;
+
+/**
+ * The statuses derivePaymentStatus gives a row with these axes, whatever its productId, jws and vc:
+ * the rule reads those only for whether they are set, so every way they can be set is tried. A
+ * status filter can only match a row whose axes have the wanted status among these: the candidates
+ * `payments` reads before applying derivePaymentStatus (payment-service.ts).
+ */
+export function statusesOfAxes(axes: PaymentStatusAxes): Set<PaymentStatus> {
+  const statuses = new Set<PaymentStatus>();
+  for (const productId of ['', 'product']) {
+    for (const jws of [null, 'jws']) {
+      for (const vc of [null, 'vc']) statuses.add(derivePaymentStatus({ ...axes, productId, jws, vc }));
+    }
+  }
+  return statuses;
+}
