@@ -10,6 +10,7 @@ import { createPrismaClient } from '../src/db/client.js';
 import { createEventBus } from '../src/events/change-feed.js';
 import { type AppFilter, InstalledAppService } from '../src/services/installed-app-service.js';
 import { createTestDatabase, type DatabaseKind } from '../test/support/databases.js';
+import { timeFilteredPages } from './lib/filtered-pages.js';
 
 const kind = process.argv[2] as DatabaseKind;
 const database = await createTestDatabase(kind);
@@ -38,16 +39,6 @@ const filters: AppFilter[] = [
   { health: 'UNKNOWN' },
   { stage: ['FAILED'], userId: 'u4' },
 ];
-for (const filter of filters) {
-  const times: string[] = [];
-  let total = 0;
-  for (let i = 0; i < 3; i += 1) {
-    const t0 = performance.now();
-    const page = await apps.list(LOCAL_ADMIN, filter, { first: 20 });
-    total = await page.totalCount();
-    times.push((performance.now() - t0).toFixed(0));
-  }
-  console.log(`${JSON.stringify(filter)} first:20 + totalCount ${total}: ${times.join(', ')} ms`);
-}
+await timeFilteredPages(LOCAL_ADMIN, (viewer, filter, page) => apps.list(viewer, filter, page), filters);
 await db.$disconnect();
 await database.drop();

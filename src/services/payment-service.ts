@@ -187,7 +187,10 @@ export class PaymentService {
    */
   private async statusCandidates(wanted: readonly PaymentStatus[]): Promise<Prisma.PaymentWhereInput | null> {
     const held = await distinctPaymentAxes(this.db, providerOf(this.db));
-    const fit = held.filter((axes) => wanted.some((status) => statusesOfAxes(axes).has(status)));
+    const fit = held.filter((axes) => {
+      const statuses = statusesOfAxes(axes);
+      return wanted.some((status) => statuses.has(status));
+    });
     if (fit.length === 0) return null;
     if (fit.length <= MAX_NAMED_AXES) return { OR: fit };
     // Many (a status most steps can show, or hand-edited rows): the values each axis takes among them.
