@@ -319,36 +319,43 @@ describe.each(databases)('client mistakes are VALIDATION errors with a documente
     await expectNoTrace();
   });
 
-  test('DateTime takes a lower-case t and z (RFC 3339) and refuses digits below the millisecond, which a range filter would cut the wrong way', async () => {
+  test('DateTime takes a lower-case t and z (RFC 3339) and digits below the millisecond, each bound of a range filter moved as the exact instant would', async () => {
     const task = await server.app.db.task.findFirst({ where: { userId: 'alice' }, orderBy: { id: 'asc' } });
     const at = task?.createdAt.toISOString() ?? '';
     expect(at).toMatch(/\.\d{3}Z$/);
-    const exactly = await server.app.db.task.count({ where: { userId: 'alice', createdAt: task?.createdAt } });
+    const count = (createdAt: Record<string, Date>) =>
+      server.app.db.task.count({ where: { userId: 'alice', createdAt } });
+    const exactly = await count({ equals: task?.createdAt ?? new Date(0) });
     const query =
       'query Between($after: DateTime, $before: DateTime) { tasks(filter: { createdAfter: $after, createdBefore: $before }) { totalCount } }';
-    const between = (after: string, before: string) =>
-      rawRequest(server, { query, variables: { after, before } }, { token: TOKENS.alice });
+    const between = async (after: string, before: string) =>
+      (await rawRequest(server, { query, variables: { after, before } }, { token: TOKENS.alice })).body;
     for (const spelling of [at, at.replace('T', 't').replace('Z', 'z'), at.replace('Z', '000000z')]) {
-      const served = await between(spelling, spelling);
-      expect(served.body, spelling).toEqual({ data: { tasks: { totalCount: exactly } } });
+      expect(await between(spelling, spelling), spelling).toEqual({ data: { tasks: { totalCount: exactly } } });
     }
     const literal = `{ tasks(filter: { createdAfter: "${at.toLowerCase()}", createdBefore: "${at}" }) { totalCount } }`;
     expect((await rawRequest(server, { query: literal }, { token: TOKENS.alice })).body).toEqual({
       data: { tasks: { totalCount: exactly } },
     });
-    // 0.9 µs after the task: cut to the millisecond, the lower bound took it in.
+    // 0.9 µs after the task (as Python's isoformat or Go's RFC3339Nano write times): a task created
+    // at the millisecond before it is not at or after it, and is at or before it.
     const later = at.replace('Z', '0009Z');
-    const finer = /is finer than the millisecond times are stored to: give at most 3 fraction digits/;
-    expectValidation(await between(later, '9999-12-31T23:59:59.999Z'), finer);
+    const last = '9999-12-31T23:59:59.999Z';
+    const afterTask = await count({ gt: task?.createdAt ?? new Date(0) });
+    const untilTask = await count({ lte: task?.createdAt ?? new Date(0) });
+    expect(await between(later, last)).toEqual({ data: { tasks: { totalCount: afterTask } } });
+    expect(await between('0001-01-01T00:00:00Z', at.replace('Z', '999999Z'))).toEqual({
+      data: { tasks: { totalCount: untilTask } },
+    });
+    expect(await between(later, later)).toEqual({ data: { tasks: { totalCount: 0 } } });
+    const literalLater = `{ tasks(filter: { createdAfter: "${later}" }) { totalCount } }`;
+    expect((await rawRequest(server, { query: literalLater }, { token: TOKENS.alice })).body).toEqual({
+      data: { tasks: { totalCount: afterTask } },
+    });
+    // The instant after the last stored millisecond is past the range, not moved beyond it.
     expectValidation(
-      await rawRequest(
-        server,
-        { query: `{ tasks(filter: { createdAfter: "${later}" }) { totalCount } }` },
-        {
-          token: TOKENS.alice,
-        },
-      ),
-      finer,
+      await rawRequest(server, { query, variables: { after: '9999-12-31T23:59:59.9991Z' } }, { token: TOKENS.alice }),
+      /out of range/,
     );
     await expectNoTrace();
   });

@@ -14,6 +14,8 @@
  * caller applies them in memory (see `hasDerived`).
  */
 
+import { storedBound, type TimeInput } from './instant.js';
+
 type Column<T> = Extract<keyof T, string>;
 
 /** A rule on a column the database stores. */
@@ -90,6 +92,9 @@ function toCheck(rule: AnyRule, value: unknown): Check | null {
     }
     case 'some':
       return value ? { ...base, relation: rule.relation } : null;
+    case 'atOrAfter':
+    case 'atOrBefore':
+      return value ? { ...base, value: storedBound(rule.op, value as TimeInput) } : null;
     default:
       return value ? base : null;
   }

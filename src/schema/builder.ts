@@ -2,6 +2,7 @@ import SchemaBuilder from '@pothos/core';
 import ErrorsPlugin from '@pothos/plugin-errors';
 import RelayPlugin from '@pothos/plugin-relay';
 import type { Viewer } from '../auth/viewer.js';
+import type { TimeInput } from '../domain/instant.js';
 import { DEFAULT_MAX_PAGE_SIZE } from '../platform/config-env.js';
 import type { RuntimeService } from '../runtime/runtime-service.js';
 import type { CatalogService } from '../services/catalog-service.js';
@@ -56,7 +57,7 @@ export const builder = new SchemaBuilder<{
   Connection: { totalCount: () => number | Promise<number> };
   Scalars: {
     ID: { Input: string; Output: string | number };
-    DateTime: { Input: Date; Output: Date };
+    DateTime: { Input: TimeInput; Output: Date };
     JSON: { Input: unknown; Output: unknown };
     /** An uploaded file (GraphQL multipart request); checked by the service that reads it. */
     File: { Input: unknown; Output: never };

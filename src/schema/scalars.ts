@@ -1,4 +1,5 @@
 import { GraphQLError, Kind, type ValueNode } from 'graphql';
+import type { TimeInput } from '../domain/instant.js';
 import { builder } from './builder.js';
 
 /**
@@ -28,21 +29,13 @@ function daysInMonth(year: number, month: number): number {
   return month === 2 && leap ? 29 : (DAYS_IN_MONTH[month - 1] ?? 0);
 }
 
-function parseDateTime(value: unknown, node?: ValueNode): Date {
+function parseDateTime(value: unknown, node?: ValueNode): TimeInput {
   // A malformed value is quoted back, but never at length.
   const shown = JSON.stringify(typeof value === 'string' && value.length > 64 ? `${value.slice(0, 64)}…` : value);
   const parts = typeof value === 'string' ? ISO_DATE_TIME.exec(value) : null;
   if (!parts) {
     throw invalidInput(
       `DateTime must be an ISO-8601 string with a time zone, e.g. 2026-01-31T12:00:00Z (got ${shown})`,
-      node,
-    );
-  }
-  // Times are stored to the millisecond, and a filter bound cut to it would be wrong on one side
-  // (`createdAfter: …00.0009` took a task created at …00.000): finer digits are refused.
-  if (/[1-9]/.test(parts[7]?.slice(3) ?? '')) {
-    throw invalidInput(
-      `DateTime ${shown} is finer than the millisecond times are stored to: give at most 3 fraction digits`,
       node,
     );
   }
@@ -64,18 +57,20 @@ function parseDateTime(value: unknown, node?: ValueNode): Date {
     (offsetMinute ?? 0) <= 59;
   const time = valid ? Date.parse((value as string).toUpperCase()) : Number.NaN;
   if (Number.isNaN(time)) throw invalidInput(`DateTime ${shown} is not a valid date and time`, node);
-  if (time < MIN_TIME || time > MAX_TIME) {
+  // Date.parse keeps the millisecond a finer time falls in; the filters move their bounds from it.
+  const finer = /[1-9]/.test(parts[7]?.slice(3) ?? '');
+  if (time < MIN_TIME || time > MAX_TIME || (finer && time === MAX_TIME)) {
     throw invalidInput(
       `DateTime ${shown} is out of range: from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z`,
       node,
     );
   }
-  return new Date(time);
+  return finer ? { millisecondBefore: new Date(time) } : new Date(time);
 }
 
 builder.scalarType('DateTime', {
   description:
-    'A point in time, as an ISO-8601 string with a time zone (e.g. 2026-01-31T12:00:00.000Z), from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z, to the millisecond. In an input `T` and `Z` may be lower case (RFC 3339), and any digit below the millisecond must be 0.',
+    'A point in time, as an ISO-8601 string with a time zone (e.g. 2026-01-31T12:00:00.000Z), from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z, to the millisecond. In an input `T` and `Z` may be lower case (RFC 3339), and finer digits (up to 9) are taken exactly: times are stored to the millisecond, so `createdAfter: "…00.0009Z"` starts at …00.001.',
   serialize: (value) => (value instanceof Date ? value.toISOString() : new Date(value as string).toISOString()),
   parseValue: parseDateTime,
   parseLiteral: (ast) => parseDateTime(ast.kind === Kind.STRING ? ast.value : undefined, ast),

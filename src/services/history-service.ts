@@ -7,6 +7,7 @@ import { insertHistory } from '../db/hot-path-sql.js';
 import type { HistoryRow, Prisma } from '../db/models.js';
 import { removeOldHistory } from '../db/retention-sql.js';
 import { atOrAfter, atOrBefore, defineFilter, equals, oneOf } from '../domain/filters.js';
+import type { TimeInput } from '../domain/instant.js';
 import type { EventBus } from '../events/change-feed.js';
 import { type Removal, removeInBatches } from '../platform/bounded-removal.js';
 import { type Connection, type PageArgs, paginateQuery } from './pagination.js';
@@ -15,8 +16,8 @@ export interface HistoryFilter {
   type?: string[] | null;
   app?: string | null;
   userId?: string | null;
-  from?: Date | null;
-  to?: Date | null;
+  from?: TimeInput | null;
+  to?: TimeInput | null;
 }
 
 /**

@@ -11,6 +11,7 @@ import { removeFinishedTasks } from '../db/retention-sql.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import { checkIdArgument } from '../domain/errors.js';
 import { atOrAfter, atOrBefore, defineFilter, equals, oneOf, ownerCondition } from '../domain/filters.js';
+import type { TimeInput } from '../domain/instant.js';
 import { MAX_TASK_ID_LENGTH, type TaskStatus, type TaskType } from '../domain/tasks.js';
 import type { EventBus } from '../events/change-feed.js';
 import { type Removal, removeInBatches } from '../platform/bounded-removal.js';
@@ -22,8 +23,8 @@ export interface TaskFilter {
   appName?: string | null;
   status?: TaskStatus[] | null;
   type?: TaskType[] | null;
-  createdAfter?: Date | null;
-  createdBefore?: Date | null;
+  createdAfter?: TimeInput | null;
+  createdBefore?: TimeInput | null;
 }
 
 /** What each TaskFilter field means, for the SQL and the subscription alike (userId: userScope). */
