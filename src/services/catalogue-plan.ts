@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { type MarketSourceClient, MarketSourceError } from '../adapters/market-source/port.js';
+import { type MarketSourceClient, MarketSourceError, type SourceIndex } from '../adapters/market-source/port.js';
 import { readCatalogueEntry } from '../domain/catalogue-entry.js';
 import { loggedText } from '../platform/clip-text.js';
+import { turnPacer } from '../platform/turn-pacer.js';
 import { type StoredUpsert, storedUpsert } from './catalogue-writes.js';
 
 /** Steps of the Syncer's plan (catalogue-sync.ts): reading the details of what changed, and the name rule. */
@@ -29,6 +30,10 @@ export interface ListedApp {
  * An entry is kept only under the summary it answers: one whose name or version is not its
  * summary's (details served by a cache behind the index) is refused, so that the old row and its
  * fingerprint stay and the next sync asks for it again.
+ *
+ * The entries are read with turns of the event loop between (turnPacer): answers arriving together
+ * were read in one turn, 100 entries each, and at 5,000 apps such turns held every other request of
+ * the process for 70–190 ms of CPU each (up to 0.9 s on the loaded 2-core test machine).
  */
 export async function readEntries(
   client: MarketSourceClient,
@@ -38,8 +43,10 @@ export async function readEntries(
 ): Promise<Map<string, StoredReading>> {
   const readings = new Map<string, StoredReading>();
   let kept = 0;
-  await client.detailsEach(wanted, (answer) => {
+  const pace = turnPacer();
+  await client.detailsEach(wanted, async (answer) => {
     for (const [id, served] of answer.apps) {
+      await pace();
       const reading = readCatalogueEntry(id, served);
       if (!reading.ok) {
         readings.set(id, reading);
@@ -64,6 +71,30 @@ export async function readEntries(
     for (const app of answer.skipped) readings.set(app.id, { ok: false, reason: `app ${app.id}: ${app.reason}` });
   });
   return readings;
+}
+
+/**
+ * The apps of the index whose details a sync reads (new ones, and those whose summary's fingerprint
+ * is not the stored one), and the fingerprints taken meanwhile: only a stored app's is needed now.
+ * Fingerprinting every summary (stable JSON, SHA-256) is done with turns of the event loop between:
+ * at 5,000 stored apps it took a turn of its own of 90–170 ms of CPU on the loaded test machine.
+ */
+export async function changedApps(
+  apps: SourceIndex['apps'],
+  stored: ReadonlyMap<string, string | null>,
+): Promise<{ wanted: string[]; fingerprints: Map<string, string> }> {
+  const pace = turnPacer();
+  const fingerprints = new Map<string, string>();
+  const wanted: string[] = [];
+  for (const app of apps) {
+    const known = stored.get(app.id);
+    if (known !== undefined) {
+      await pace();
+      fingerprints.set(app.id, fingerprint(app.raw));
+    }
+    if (known === undefined || known !== fingerprints.get(app.id)) wanted.push(app.id);
+  }
+  return { wanted, fingerprints };
 }
 
 /** Why an entry cannot stand for its summary, or null. */

@@ -8,7 +8,7 @@ import { NotFoundError } from '../domain/errors.js';
 import { byText } from '../domain/text-order.js';
 import { clipText } from '../platform/clip-text.js';
 import type { Logger } from '../platform/logger.js';
-import { fingerprint, keptHash, readEntries, refuseNameClashes, rejectionLog } from './catalogue-plan.js';
+import { changedApps, fingerprint, keptHash, readEntries, refuseNameClashes, rejectionLog } from './catalogue-plan.js';
 import { type CatalogueWrite, SourceGone, type StoredUpsert, writeCatalogue } from './catalogue-writes.js';
 
 /**
@@ -298,16 +298,9 @@ export class CatalogueSyncer {
         `info: the index lists no apps while ${stored.size} are stored; the catalogue is kept`,
       );
     }
-    // Only a stored app needs its fingerprint now, to tell whether it changed: a new app's is taken
-    // while the details are on their way (readEntries).
+    // A new app's fingerprint is taken while the details are on their way (readEntries).
     const summaries = new Map(index.apps.map((app) => [app.id, app]));
-    const fingerprints = new Map<string, string>();
-    const wanted: string[] = [];
-    for (const app of index.apps) {
-      const known = stored.get(app.id);
-      if (known !== undefined) fingerprints.set(app.id, fingerprint(app.raw));
-      if (known === undefined || known !== fingerprints.get(app.id)) wanted.push(app.id);
-    }
+    const { wanted, fingerprints } = await changedApps(index.apps, stored);
     // An app the source listed but whose summary was unreadable is kept as it was, not removed.
     const skipped = new Set(index.skipped.map((app) => app.id));
     for (const app of index.skipped) outcome.rejected.push(`app ${app.id}: ${app.reason}`);

@@ -59,7 +59,7 @@ export class BundledCatalogue implements MarketSourceClient {
   }
 
   /** One answer: the file is parsed whole anyway. */
-  async detailsEach(appIds: readonly string[], each: (answer: SourceDetails) => void): Promise<void> {
+  async detailsEach(appIds: readonly string[], each: (answer: SourceDetails) => void | Promise<void>): Promise<void> {
     const { entries } = this.snapshot ?? (await this.load());
     const result: SourceDetails = { apps: new Map(), notFound: [], skipped: [] };
     for (const id of new Set(appIds)) {
@@ -67,7 +67,7 @@ export class BundledCatalogue implements MarketSourceClient {
       if (entry) result.apps.set(id, entry);
       else result.notFound.push(id);
     }
-    each(result);
+    await each(result);
   }
 
   /** The file's current snapshot: its bytes are read and hashed, and parsed only when the hash moved. */

@@ -158,7 +158,7 @@ export class HttpMarketSource implements MarketSourceClient {
   }
 
   /** In batches of MAX_DETAIL_BATCH ids, DETAIL_CONCURRENCY batches in flight at once. */
-  async detailsEach(appIds: readonly string[], each: (answer: SourceDetails) => void): Promise<void> {
+  async detailsEach(appIds: readonly string[], each: (answer: SourceDetails) => void | Promise<void>): Promise<void> {
     const ids = [...new Set(appIds)];
     const batches: string[][] = [];
     for (let start = 0; start < ids.length; start += MAX_DETAIL_BATCH) {
@@ -171,7 +171,7 @@ export class HttpMarketSource implements MarketSourceClient {
         const batch = batches[next++] as string[];
         try {
           const body = await this.call('details', { method: 'POST', json: { app_ids: batch, version: this.version } });
-          each(readDetails(body, batch));
+          await each(readDetails(body, batch));
         } catch (error) {
           // The sync fails with the first error: the batches not yet asked for are not.
           failed = true;

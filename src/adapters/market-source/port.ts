@@ -89,9 +89,11 @@ export interface MarketSourceClient {
    * ids (a longer list takes several calls; an empty one costs no call). The Syncer reads a batch's
    * entries while the next ones are on their way (it used to wait for the last answer first) and
    * keeps none parsed past its batch. After a failure no further batch is asked for. An exception
-   * of `each` rejects as it is.
+   * of `each` (or its rejection) rejects as it is. `each` may return a promise (reading a batch in
+   * steps, with turns of the event loop between): the batch's call asks for its next batch once it
+   * resolves.
    */
-  detailsEach(appIds: readonly string[], each: (answer: SourceDetails) => void): Promise<void>;
+  detailsEach(appIds: readonly string[], each: (answer: SourceDetails) => void | Promise<void>): Promise<void>;
 }
 
 /** Every answer of `detailsEach` together, in the order the ids were asked. */
