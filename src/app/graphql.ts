@@ -43,6 +43,7 @@ import type { Context, ResolverServices } from '../schema/builder.js';
 import { schema } from '../schema/index.js';
 import { createLoaders } from '../services/loaders.js';
 import { type GraphQLRequest, type OperationPipeline, PIPELINE_REQUEST } from '../transports/graphql-operation.js';
+import { GRAPHIQL_EXAMPLES } from './graphiql-examples.js';
 import type { AppMetrics } from './metrics.js';
 import { loggedOperationName, type TrackedRequest } from './request-log.js';
 
@@ -72,19 +73,6 @@ export interface GraphQLDeps {
   diskFull?: Pick<DiskFullWatch, 'observe'>;
 }
 
-const DEFAULT_QUERY = `# Welcome to the Market Runtime GraphQL API.
-# Press the run button to see the apps and their active tasks.
-query Apps {
-  viewer { userId isAdmin }
-  apps(first: 10) {
-    totalCount
-    edges {
-      node { appName sourceId userId stage health installedVersion activeTask { taskId type status progress } }
-    }
-  }
-}
-`;
-
 /** Yoga on /graphql: the schema, its plugins, CORS, error masking and the per-request context. */
 export function createGraphQL({
   config,
@@ -105,7 +93,7 @@ export function createGraphQL({
     landingPage: false,
     logging: false,
     // Off (GRAPHIQL=0, the default unless in local development mode): Yoga answers as without it.
-    graphiql: config.graphiql && { title: 'Market Runtime GraphQL API', defaultQuery: DEFAULT_QUERY },
+    graphiql: config.graphiql && { title: 'Market Runtime GraphQL API', defaultQuery: GRAPHIQL_EXAMPLES },
     renderGraphiQL: graphiql.render,
     maskedErrors: {
       maskError: createErrorMasker(
