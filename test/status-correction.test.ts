@@ -1046,6 +1046,38 @@ describe('what a comparison corrects (correction-rules.ts)', () => {
     ]);
   });
 
+  test('at the time of the stored state, only a failure this server wrote gives way to another listed state at rest', () => {
+    const failed = row('wiki', 'upgradeFailed', at(0));
+    const corrections = (listed: AppStateEvent, rows = [failed], active: TaskRow[] = []) =>
+      planCorrections({
+        listed: [listed],
+        middlewares: [],
+        rows,
+        active,
+        requestedAt: at(600),
+        systemNames: new Set(),
+        minTaskAgeMs: 30_000,
+      });
+    expect(corrections(listedApp('wiki', 'running', at(0), { listedVersion: '1.0.0' }))).toEqual([
+      expect.objectContaining({ kind: 'corrected', ownState: 'upgradeFailed', takesVersion: false }),
+    ]);
+    expect(corrections(listedApp('wiki', 'running', at(0), { listedVersion: '2.0.0' }))).toEqual([
+      expect.objectContaining({ kind: 'corrected', ownState: 'upgradeFailed', takesVersion: true }),
+    ]);
+    // Older lists never win; a step under way proves nothing; nor while a task of the app is active.
+    expect(corrections(listedApp('wiki', 'running', at(-1)))).toEqual([]);
+    expect(corrections(listedApp('wiki', 'stopping', at(0)))).toEqual([]);
+    expect(
+      corrections(
+        listedApp('wiki', 'running', at(0)),
+        [failed],
+        [task('wiki', { type: 'UPGRADE', startedAt: at(1), dispatchedAt: at(1) })],
+      ),
+    ).toEqual([]);
+    // A state at its time that is not a failure stays as it is: the list is no later than it.
+    expect(corrections(listedApp('wiki', 'running', at(0)), [row('wiki', 'stopped', at(0))])).toEqual([]);
+  });
+
   test('a task is not completed for another operation, nor before it was sent', () => {
     const rows = [row('wiki', 'installing', at(0))];
     const listed = [listedApp('wiki', 'running', at(100), { opId: 'op-2' })];

@@ -300,6 +300,9 @@ export interface ReportedState extends AppKey {
   entrances?: readonly unknown[] | null;
 }
 
+/** The row as status correction read it (see applyReportedState). */
+type RowRead = { updatedAt: Date; ownState?: string | null | undefined };
+
 /**
  * An app-service report into the app's state row, unless the row holds a newer one (its
  * `eventTime` is later): returns how many rows took it (0 or 1). A row no report has reached yet
@@ -308,19 +311,22 @@ export interface ReportedState extends AppKey {
  * server's clock, every report of an app service whose clock ran 10 s behind was older, and the
  * install never completed.
  *
- * `readAt` (a state status correction read from the list; the row's `updatedAt` as it read the
+ * `read` (a state status correction read from the list; the row's `updatedAt` as it read the
  * row, before it asked for the list): the row takes it only unchanged since, and a report at the
  * row's own time is not taken either. A row changed since (a report, an operation accepted) is not
  * the one the list was compared with. Planned only when later than the row, a state at its time is
  * already there (another leader's run wrote it while this one ran), and taking it again recorded
  * the same correction twice. A state event at the row's time still counts: a repeated event must
- * still end its task.
+ * still end its task. `ownState`: the row holds, at the report's time, a failure this server wrote
+ * itself (heldOwnFailure), replaced at that time; its reason stays unless the report gives one.
  */
-export function applyReportedState(db: SqlRunner, report: ReportedState, now: Date, readAt?: Date): Promise<number> {
-  const notNewer = readAt ? sql`"eventTime" < ${report.eventTime}` : sql`"eventTime" <= ${report.eventTime}`;
-  const unchanged = readAt ? sql`AND "updatedAt" = ${readAt}` : empty;
+export function applyReportedState(db: SqlRunner, report: ReportedState, now: Date, read?: RowRead): Promise<number> {
+  const own = read?.ownState ? sql`OR ("eventTime" = ${report.eventTime} AND "state" = ${read.ownState})` : empty;
+  const notNewer = read ? sql`("eventTime" < ${report.eventTime} ${own})` : sql`"eventTime" <= ${report.eventTime}`;
+  const unchanged = read ? sql`AND "updatedAt" = ${read.updatedAt}` : empty;
+  const reason = read?.ownState ? sql`COALESCE(${report.reason || null}, "reason")` : sql`${report.reason}`;
   return db.$executeRaw`
-    UPDATE "AppState" SET "state" = ${report.state}, "progress" = ${report.progress}, "reason" = ${report.reason},
+    UPDATE "AppState" SET "state" = ${report.state}, "progress" = ${report.progress}, "reason" = ${reason},
       "message" = ${report.message}, "eventTime" = ${report.eventTime}, "opId" = COALESCE(${report.opId}, "opId"),
       "opType" = COALESCE(${report.opType}, "opType"), "rawAppName" = COALESCE(${report.rawAppName}, "rawAppName"),
       "entrances" = COALESCE(${json(report.entrances ?? undefined)}, "entrances"), "updatedAt" = ${now}

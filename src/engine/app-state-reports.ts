@@ -50,9 +50,11 @@ export async function receiveReport(ctx: EngineContext, event: AppStateEvent): P
  * The app's state row as status correction read it, before it asked for the list: its `updatedAt`,
  * or null when it had none. A listed state goes only onto that row, unchanged since (null: only
  * into a new row): a row changed since (a report, an operation accepted, the row gone) is not the
- * one the list was compared with, and the next run judges it again.
+ * one the list was compared with, and the next run judges it again. `ownState`: the row holds a
+ * failure this server wrote itself, which the listed state replaces at the row's own time
+ * (correction-rules.ts, heldOwnFailure).
  */
-export type RowAsRead = { updatedAt: Date } | null;
+export type RowAsRead = { updatedAt: Date; ownState?: string | null } | null;
 
 /**
  * A state the app service's list shows (status correction), applied as its state reports are: the
@@ -190,7 +192,7 @@ export async function applyToStateRow(ctx: EngineContext, event: AppStateEvent, 
 /** The update of the app's row (listed: of the row as read only, and none where none was read). */
 function updateStateRow(db: SqlRunner, event: AppStateEvent, now: Date, asRead?: RowAsRead): Promise<number> {
   if (asRead === null) return Promise.resolve(0);
-  return applyReportedState(db, reportedState(event), now, asRead?.updatedAt);
+  return applyReportedState(db, reportedState(event), now, asRead ?? undefined);
 }
 
 /** A new row when no row took the event: a report's, or a listed state's where no row was read. */

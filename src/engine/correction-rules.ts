@@ -15,10 +15,12 @@ export type Correction =
   | { kind: 'appeared'; listed: AppStateEvent }
   /**
    * Listed in another state (or with other entrances) than the row holds, and listed later than
-   * the row's state; `unversioned`: the row also takes the listed version (no task of ours, the
-   * app at rest: never a first install still on its way, whose cancel would leave it behind).
+   * the row's state, or at its time over a failure this server wrote itself (`ownState`, that
+   * failure, see heldOwnFailure; else null); `takesVersion`: the row also takes the listed version
+   * (no task of ours, the app at rest: never a first install still on its way, whose cancel would
+   * leave it behind; or over a failure of its own, the version the app service still runs).
    */
-  | { kind: 'corrected'; row: AppRow; listed: AppStateEvent; unversioned: boolean }
+  | { kind: 'corrected'; row: AppRow; listed: AppStateEvent; takesVersion: boolean; ownState: string | null }
   /** Not listed any more, not a system app, no active task, nothing newer than the list: the row goes. */
   | { kind: 'removed'; row: AppRow }
   /** A running task whose end the app service's list shows (its end state, or the app gone for an uninstall). */
@@ -125,10 +127,14 @@ export function planCorrections(comparison: Comparison): Correction[] {
     // without op id, while the app service went on; an app first seen in its events) cannot be
     // stopped, upgraded or uninstalled through the API: the list says which chart runs.
     const unversioned = !task && !row.installedVersion && Boolean(app.listedVersion) && settledIn(app.state);
-    const corrected = (app.createTime.getTime() > row.eventTime.getTime() && differs(row, app)) || unversioned;
+    const ownState = !task && heldOwnFailure(row, app) ? row.state : null;
+    const later = app.createTime.getTime() > row.eventTime.getTime();
+    const corrected = ((later || ownState !== null) && differs(row, app)) || unversioned;
     if (!corrected && !task) continue;
     const asRow = app.sourceId === row.sourceId ? app : { ...app, sourceId: row.sourceId };
-    if (corrected) corrections.push({ kind: 'corrected', row, listed: asRow, unversioned });
+    const otherVersion = Boolean(app.listedVersion) && app.listedVersion !== row.installedVersion;
+    const takesVersion = unversioned || (ownState !== null && otherVersion);
+    if (corrected) corrections.push({ kind: 'corrected', row, listed: asRow, takesVersion, ownState });
     if (task && endShown(task, asRow, comparison, row)) {
       corrections.push({ kind: 'taskCompleted', task, listed: asRow });
     }
@@ -192,6 +198,21 @@ function newestByUserApp(apps: AppStateEvent[]): Map<string, AppStateEvent> {
 /** An app the list shows installed and at rest (not on its way in or out). */
 function settledIn(state: string): boolean {
   return state.toLowerCase() !== 'uninstalled' && !isTransitional(state);
+}
+
+/**
+ * Whether the row holds, at the time of the listed state, a failure this server wrote itself: a
+ * task that failed with no report of it (refused, answered 500, timed out, lost) shows the failure
+ * on its app (task-end.ts) without a time of the app service's, so the row keeps the time of the
+ * app service's last report. The app service has one state at a time: listed at that very time in
+ * another state, at rest, the app never left it (an upgrade refused: still `running`, on the old
+ * version). Left as it was, a `…Failed` row outranked a list that never changed, through every run
+ * (stopApp refused a running app). A listed step under way (`stopping`) is no such proof: it stays
+ * failed, to be retried.
+ */
+function heldOwnFailure(row: AppRow, listed: AppStateEvent): boolean {
+  if (listed.createTime.getTime() !== row.eventTime.getTime() || row.state === listed.state) return false;
+  return row.state.toLowerCase().endsWith('failed') && settledIn(listed.state);
 }
 
 /** Whether the list shows something else than the row: another state, or other entrances (when it lists them). */

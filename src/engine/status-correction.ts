@@ -296,12 +296,12 @@ export class StatusCorrection {
         return;
       }
       case 'corrected': {
-        const { row, listed } = correction;
+        const { row, listed, ownState } = correction;
         // The version first, onto the row as read; the state then onto the row as that write left it.
-        const versionedAt = correction.unversioned ? await this.completeListedRow(listed, row) : null;
+        const versionedAt = correction.takesVersion ? await this.completeListedRow(listed, row) : null;
         const versioned = versionedAt !== null;
         // False: the row changed since it was read, or holds a newer state.
-        const took = await engine.applyListedState(listed, { updatedAt: versionedAt ?? row.updatedAt });
+        const took = await engine.applyListedState(listed, { updatedAt: versionedAt ?? row.updatedAt, ownState });
         if (took) run.applied.add(appKeyString(row));
         if (!took && !versioned) return;
         const changes = [
@@ -343,14 +343,14 @@ export class StatusCorrection {
   }
 
   /**
-   * A row without the installed version, as it was read, takes what the list says of the installed
-   * chart (listedChart). The time the row then holds as `updatedAt`, or null when it did not take it.
+   * A row as it was read (without the installed version, or holding a failure of its own) takes what the list says of
+   * the installed chart (listedChart). The time the row then holds as `updatedAt`, or null when it did not take it.
    */
   private async completeListedRow(listed: AppStateEvent, row: AppRow): Promise<Date | null> {
     const data = listedChart(listed);
     if (Object.keys(data).length === 0) return null;
     const updatedAt = this.deps.clock.date();
-    const where = { ...asRead(row), installedVersion: null };
+    const where = { ...asRead(row), installedVersion: row.installedVersion };
     const { count } = await this.deps.db.appState.updateMany({ where, data: { ...data, updatedAt } });
     if (count > 0) this.deps.feed.app(row);
     return count > 0 ? updatedAt : null;

@@ -179,8 +179,10 @@ async function updateAppOnEnd(
     // Unless the app service reported the failure, it never saw the operation fail (it refused it,
     // or timed out). A stop or resume that failed so changed nothing on the app: it keeps its state
     // (a running app is still running, and can be stopped again). Other operations show the
-    // failure. The reason is this task's either way: one written by an earlier failure stayed,
-    // through every later one.
+    // failure, at the time of the app service's last report: status correction's next run puts back
+    // the state the app service still lists at that time, keeping the reason (heldOwnFailure in
+    // correction-rules.ts). The reason is this task's either way: one written by an earlier failure
+    // stayed, through every later one.
     const reason = (error ?? 'failed').slice(0, 200);
     const reported = row.state.toLowerCase().includes('failed');
     // The app service's own report of this operation's failure keeps its reason, in full. Not a

@@ -19,8 +19,17 @@ export type Behaviour =
   | { respond: 'accept-when'; released: Promise<unknown>; opId?: string | null }
   /** HTTP 200 with another code: the app service saying no, e.g. 422 missing env values. */
   | { respond: 'business-error'; code: number; message: string; data?: unknown }
-  /** Any HTTP status, with a JSON body and headers (e.g. `Retry-After`) when given. */
-  | { respond: 'http-error'; status: number; body?: unknown; headers?: Record<string, string> }
+  /**
+   * Any HTTP status, with a JSON body and headers (e.g. `Retry-After`) when given; only once
+   * `released` settles when given (an operation it started, and reported, before failing the call).
+   */
+  | {
+      respond: 'http-error';
+      status: number;
+      body?: unknown;
+      headers?: Record<string, string>;
+      released?: Promise<unknown>;
+    }
   /** HTTP 200 with this JSON as it is, e.g. something that is not the envelope. */
   | { respond: 'json'; body: unknown }
   /** HTTP 200 with a body that is not JSON. */
@@ -135,6 +144,7 @@ export async function startFakeAppService(options: FakeAppServiceOptions = {}): 
       case 'business-error':
         return reply(res, 200, { code: behaviour.code, message: behaviour.message, data: behaviour.data ?? null });
       case 'http-error':
+        await behaviour.released;
         return reply(res, behaviour.status, behaviour.body, behaviour.headers);
       case 'json':
         return reply(res, 200, behaviour.body);
