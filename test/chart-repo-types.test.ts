@@ -270,4 +270,14 @@ describe.each(databases)('typed chart repo fields on %s', (kind) => {
     expect(errorCodes(response)).toContain('VALIDATION');
     expect(response.errors?.[0]?.message).toBe('Argument "appName" must be at most 512 characters');
   });
+
+  test('an empty filter is refused with a validation error, as every argument naming an object is', async () => {
+    for (const variables of [{ appName: '' }, { userId: '' }]) {
+      const response = await execute(server, ChartRepoTypedQuery, variables, { token: TOKENS.ops });
+      expect(errorCodes(response)).toContain('VALIDATION');
+      expect(response.errors?.[0]?.message).toBe(`Argument "${Object.keys(variables)[0]}" must not be empty`);
+    }
+    const bySource = await execute(server, ChartRepoSourceFilterQuery, { sourceId: '' }, { token: TOKENS.ops });
+    expect(bySource.errors?.[0]?.message).toBe('Argument "sourceId" must not be empty');
+  });
 });

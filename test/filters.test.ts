@@ -5,7 +5,8 @@ import { conditionsSql, pageRows, type Relations } from '../src/db/list-sql.js';
 import type { TaskRow } from '../src/db/models.js';
 import type { AppKey } from '../src/domain/app-key.js';
 import { APP_STAGES, type AppStage, HEALTHS, type Health } from '../src/domain/app-stage.js';
-import { defineFilter, derived, equals, oneOf } from '../src/domain/filters.js';
+import { ValidationError } from '../src/domain/errors.js';
+import { defineFilter, derived, equals, equalsId, oneOf, oneOfIds } from '../src/domain/filters.js';
 import { PAYMENT_STATUSES } from '../src/domain/payment-status.js';
 import { TASK_STATUSES, TASK_TYPES, type TaskStatus, type TaskType } from '../src/domain/tasks.js';
 import { type RuntimeApp, type SnapshotFilter, SnapshotScope } from '../src/runtime/state-store.js';
@@ -101,8 +102,8 @@ describe.each(databases)('filters on %s: the Prisma where selects exactly the ro
     const rows = await db.task.findMany({ orderBy: { id: 'asc' } });
     for (let i = 0; i < FILTERS; i += 1) {
       const compiled = TASK_FILTER.compile({
-        sourceId: r.scalar(['', ...SOURCES, 'nope']),
-        appName: r.scalar(['', ...APP_NAMES]),
+        sourceId: r.scalar([...SOURCES, 'nope']),
+        appName: r.scalar(APP_NAMES),
         status: r.list(TASK_STATUSES),
         type: r.list(TASK_TYPES),
         createdAfter: r.scalar(TIMES),
@@ -129,7 +130,7 @@ describe.each(databases)('filters on %s: the Prisma where selects exactly the ro
     for (let i = 0; i < FILTERS; i += 1) {
       const compiled = HISTORY_FILTER.compile({
         type: r.list(['ACTION_INSTALL', 'PAYMENT', 'action', 'ACTION']),
-        app: r.scalar(['', ...APP_NAMES]),
+        app: r.scalar(APP_NAMES),
         from: r.scalar(TIMES),
         to: r.scalar(TIMES),
       });
@@ -289,6 +290,40 @@ describe('a compiled filter', () => {
     }
   });
 
+  test('refuses an empty or over-long id, alone or in a list, naming the field inside its argument', ({ expect }) => {
+    const IDS = defineFilter<{ name?: string | null; tags?: string[] | null }, typeof row>({
+      name: equalsId('name', 3),
+      tags: oneOfIds('tags', 3),
+    });
+    const refusal = (filter: { name?: string | null; tags?: string[] | null }) => {
+      try {
+        IDS.compile(filter);
+        return null;
+      } catch (error) {
+        if (!(error instanceof ValidationError)) throw error;
+        return { message: error.message, issues: error.issues };
+      }
+    };
+    expect(refusal({ name: '' })).toEqual({
+      message: 'Argument "filter.name" must not be empty',
+      issues: [{ path: 'filter.name', message: 'empty' }],
+    });
+    expect(refusal({ tags: ['a', ''] })).toEqual({
+      message: 'Argument "filter.tags.1" must not be empty',
+      issues: [{ path: 'filter.tags.1', message: 'empty' }],
+    });
+    expect(refusal({ name: 'abcd' })?.message).toBe('Argument "filter.name" must be at most 3 characters');
+    expect(refusal({ tags: ['abcd'] })?.message).toBe('Argument "filter.tags.0" must be at most 3 characters');
+    // Characters, not UTF-16 units; absent, null and an empty list still constrain nothing.
+    expect(refusal({ name: '😀😀😀', tags: ['😀😀😀'] })).toBeNull();
+    for (const absent of [{}, { name: null, tags: null }, { tags: [] }]) {
+      expect(IDS.compile(absent).matchesAll).toBe(true);
+    }
+    // An argument of its own (catalog(sourceId:)) is named alone.
+    const topLevel = defineFilter<{ name?: string | null }, typeof row>({ name: equalsId('name', 3) }, null);
+    expect(() => topLevel.compile({ name: '' })).toThrow('Argument "name" must not be empty');
+  });
+
   test('gives an IN list of distinct values and compares exactly, case included', ({ expect }) => {
     const compiled = ROW_FILTER.compile({ name: 'N8N', tags: ['a', 'b', 'a'] });
     expect(compiled.where).toEqual({ name: 'N8N', tags: { in: ['a', 'b'] } });
@@ -356,8 +391,8 @@ test('the runtime store matches apps, removed apps and tasks as its hand-written
   for (let i = 0; i < FILTERS * 2; i += 1) {
     const filter: SnapshotFilter = {
       userId: r.scalar(['', ...USERS]),
-      sourceId: r.scalar(['', ...SOURCES]),
-      appName: r.scalar(['', ...APP_NAMES]),
+      sourceId: r.scalar(SOURCES),
+      appName: r.scalar(APP_NAMES),
       taskStatus: r.list(TASK_STATUSES),
       taskType: r.list(TASK_TYPES),
       stage: r.list<AppStage>(APP_STAGES),

@@ -1,6 +1,8 @@
 import { parse } from 'graphql';
 import { afterAll, beforeAll, beforeEach, describe, expect, test, vi } from 'vitest';
+import { MAX_USER_ID_LENGTH } from '../src/auth/user-id.js';
 import { MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_LENGTH } from '../src/domain/app-key.js';
+import { MAX_HISTORY_TYPE_LENGTH } from '../src/services/history-service.js';
 import { availableDatabases } from './support/databases.js';
 import { seed } from './support/seed.js';
 import { AUTH_ENV, startTestServer, type TestServer, TOKENS } from './support/server.js';
@@ -220,6 +222,71 @@ describe.each(databases)('client mistakes are VALIDATION errors with a documente
         await live.close();
       }
     }
+    await expectNoTrace();
+  });
+
+  test('every filter naming a user, source, app or record type refuses an empty or over-long one, in lists and live views alike', async () => {
+    const ask = (query: string, variables: Record<string, unknown>) =>
+      rawRequest(server, { query, variables }, { token: TOKENS.ops });
+    const tooLong = (max: number) => 'x'.repeat(max + 1);
+    const LISTS = {
+      tasks: 'query ($f: TaskFilter) { tasks(filter: $f) { totalCount } }',
+      apps: 'query ($f: AppFilter) { apps(filter: $f) { totalCount } }',
+      payments: 'query ($f: PaymentFilter) { payments(filter: $f) { totalCount } }',
+      history: 'query ($f: HistoryFilter) { history(filter: $f) { totalCount } }',
+      runtimeSnapshot: 'query ($f: SnapshotFilter) { runtimeSnapshot(filter: $f) { sequence } }',
+    };
+    /** The list, its filter, the argument the refusal names, and the bound (null: refused as empty). */
+    type Case = [keyof typeof LISTS, Record<string, unknown>, string, number | null];
+    const cases: Case[] = [
+      ...(['tasks', 'apps', 'runtimeSnapshot'] as const).flatMap((list): Case[] => [
+        [list, { sourceId: '' }, 'filter.sourceId', null],
+        [list, { appName: '' }, 'filter.appName', null],
+        [list, { sourceId: tooLong(MAX_SOURCE_ID_LENGTH) }, 'filter.sourceId', MAX_SOURCE_ID_LENGTH],
+        [list, { appName: tooLong(MAX_APP_NAME_LENGTH) }, 'filter.appName', MAX_APP_NAME_LENGTH],
+      ]),
+      ['payments', { sourceId: '' }, 'filter.sourceId', null],
+      ['payments', { appId: '' }, 'filter.appId', null],
+      ['payments', { appId: tooLong(MAX_APP_NAME_LENGTH) }, 'filter.appId', MAX_APP_NAME_LENGTH],
+      ['history', { app: '' }, 'filter.app', null],
+      ['history', { type: ['ACTION_INSTALL', ''] }, 'filter.type.1', null],
+      ['history', { type: [tooLong(MAX_HISTORY_TYPE_LENGTH)] }, 'filter.type.0', MAX_HISTORY_TYPE_LENGTH],
+      ['history', { userId: '' }, 'filter.userId', null],
+      ['apps', { userId: tooLong(MAX_USER_ID_LENGTH) }, 'filter.userId', MAX_USER_ID_LENGTH],
+    ];
+    for (const [list, filter, argument, max] of cases) {
+      const response = await ask(LISTS[list], { f: filter });
+      const message =
+        max === null
+          ? `Argument "${argument}" must not be empty`
+          : `Argument "${argument}" must be at most ${max} characters`;
+      expect(codesOf(response), `${list} ${JSON.stringify(filter)}`).toEqual(['VALIDATION']);
+      expect(response.body?.errors?.[0]?.message, `${list} ${JSON.stringify(filter)}`).toBe(message);
+    }
+    // The catalogue's own arguments: an empty source listed every source's apps.
+    for (const argument of ['sourceId', 'category']) {
+      const response = await ask(`query ($v: String) { catalog(${argument}: $v) { totalCount } }`, { v: '' });
+      expect(codesOf(response), argument).toEqual(['VALIDATION']);
+      expect(response.body?.errors?.[0]?.message).toBe(`Argument "${argument}" must not be empty`);
+    }
+    // The live views of the same filters.
+    for (const document of [
+      'subscription { appUpdated(filter: { sourceId: "" }) { appName } }',
+      'subscription { paymentUpdated(filter: { appId: "" }) { appId } }',
+      'subscription { historyAdded(filter: { app: "" }) { app } }',
+      'subscription { runtimeEvents(filter: { appName: "" }) { sequence } }',
+      'subscription { taskUpdated(filter: { sourceId: "" }) { taskId } }',
+    ]) {
+      const live = await subscribe(server, parse(document), {}, { token: TOKENS.ops });
+      try {
+        await expect(live.next(5000), document).rejects.toThrow(/must not be empty.*"code":"VALIDATION"/);
+      } finally {
+        await live.close();
+      }
+    }
+    // A filter within the bounds is applied: a source no app is from matches nothing, an app name at the bound too.
+    const bounded = await ask(LISTS.apps, { f: { sourceId: 's'.repeat(MAX_SOURCE_ID_LENGTH) } });
+    expect(bounded.body).toEqual({ data: { apps: { totalCount: 0 } } });
     await expectNoTrace();
   });
 

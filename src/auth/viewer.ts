@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { ForbiddenError, UnauthenticatedError, ValidationError } from '../domain/errors.js';
+import { checkIdArgument, ForbiddenError, UnauthenticatedError, ValidationError } from '../domain/errors.js';
 import { type Config, invalidSetting } from '../platform/config.js';
 import { JwtRejected, JwtVerifier } from './jwt.js';
-import { userIdProblem } from './user-id.js';
+import { MAX_USER_ID_LENGTH, userIdProblem } from './user-id.js';
 
 /** Who is asking. Every service call that reads or changes user data takes one. */
 export interface Viewer {
@@ -138,16 +138,17 @@ export class Authenticator {
 /**
  * The user whose data a read may cover. A non-admin always reads their own data; naming another
  * user is refused rather than silently ignored. An admin reads everyone's unless a user is named.
- * An empty name is no user's and is refused: read as "everyone" by the runtime state and as "the
- * user ''" by the lists, it gave an admin a snapshot of every app, lists of none, and live views
- * that never moved.
+ * An empty name is no user's and is refused, as a longer one than any user has (`argument` is
+ * where the request gave it: `userId`, `filter.userId`): read as "everyone" by the runtime state
+ * and as "the user ''" by the lists, it gave an admin a snapshot of every app, lists of none, and
+ * live views that never moved.
  */
-export function userScope(viewer: Viewer, requestedUserId?: string | null): string | undefined {
-  if (requestedUserId === '') {
-    throw new ValidationError("userId must not be empty (leave it out for every user's)", [
-      { path: 'userId', message: 'empty' },
-    ]);
-  }
+export function userScope(
+  viewer: Viewer,
+  requestedUserId?: string | null,
+  argument = 'filter.userId',
+): string | undefined {
+  checkIdArgument(argument, requestedUserId, MAX_USER_ID_LENGTH);
   if (viewer.isAdmin) return requestedUserId ?? undefined;
   if (requestedUserId != null && requestedUserId !== viewer.userId) {
     throw new ForbiddenError("Only admins may read another user's data (filter userId)");

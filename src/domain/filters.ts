@@ -1,3 +1,5 @@
+import { checkIdArgument } from './errors.js';
+
 /**
  * Declarative filters: each filter argument (TaskFilter, AppFilter, SnapshotFilter …) is described
  * once, as a table from its fields to rules on the row's columns. From that one table come both the
@@ -7,7 +9,9 @@
  * Common to every rule: a field that is null, undefined, empty ('') or an empty list constrains
  * nothing (the test is for any falsy value, so a rule on a boolean or a number, which no filter
  * has yet, would need its own); the given fields must all hold. Comparisons are exact
- * (case-sensitive).
+ * (case-sensitive). A field naming objects by id (`equalsId`, `oneOfIds`) is never empty: `compile`
+ * refuses an empty or over-long id (checkIdArgument), as every argument naming an object does;
+ * `catalog(sourceId: "")` listed every source's apps.
  *
  * A rule on a *derived* column reads `row.derived[column]`: a value computed from the row (an
  * app's stage and health), which SQL cannot filter on. Such rules are left out of `where`; the
@@ -22,10 +26,10 @@ type Column<T> = Extract<keyof T, string>;
 export type StoredRule<Row> = StoredRuleOf<Row> & { readonly derived?: false };
 
 type StoredRuleOf<Row> =
-  /** `column` equals the field's value. */
-  | { readonly op: 'equals'; readonly column: Column<Row> }
-  /** `column` is one of the field's values. */
-  | { readonly op: 'oneOf'; readonly column: Column<Row> }
+  /** `column` equals the field's value; an id of at most `max` characters when `max` is set. */
+  | { readonly op: 'equals'; readonly column: Column<Row>; readonly max?: number }
+  /** `column` is one of the field's values; ids of at most `max` characters when `max` is set. */
+  | { readonly op: 'oneOf'; readonly column: Column<Row>; readonly max?: number }
   /** `column` is at or after the field's time. */
   | { readonly op: 'atOrAfter'; readonly column: Column<Row> }
   /** `column` is at or before the field's time. */
@@ -52,6 +56,10 @@ export type FilterRules<Filter, Row> = { readonly [Field in keyof Filter]-?: Fie
 
 export const equals = <C extends string>(column: C) => ({ op: 'equals', column }) as const;
 export const oneOf = <C extends string>(column: C) => ({ op: 'oneOf', column }) as const;
+/** `equals`, of a field naming one object by an id of at most `max` characters (never empty). */
+export const equalsId = <C extends string>(column: C, max: number) => ({ op: 'equals', column, max }) as const;
+/** `oneOf`, of a list of ids of at most `max` characters (none of them empty). */
+export const oneOfIds = <C extends string>(column: C, max: number) => ({ op: 'oneOf', column, max }) as const;
 export const atOrAfter = <C extends string>(column: C) => ({ op: 'atOrAfter', column }) as const;
 export const atOrBefore = <C extends string>(column: C) => ({ op: 'atOrBefore', column }) as const;
 export const contains = <C extends string>(column: C, pattern: (value: string) => string) =>
@@ -259,18 +267,33 @@ function someEquals(related: readonly Record<string, unknown>[] | undefined, col
   return false;
 }
 
+/** Refuses an id field's value (a list's items one by one) that is empty or longer than `max`. */
+function checkIds(path: string, value: unknown, max: number): void {
+  if (typeof value === 'string') checkIdArgument(path, value, max);
+  if (!Array.isArray(value)) return;
+  for (const [index, item] of value.entries()) checkIdArgument(`${path}.${index}`, item as string, max);
+}
+
 /** The table of one filter's rules; `compile` a value of the filter once, then match many rows. */
 export class FilterDefinition<Filter, Row, Where = Record<string, unknown>> {
   private readonly rules: readonly (readonly [string, AnyRule])[];
 
-  constructor(rules: FilterRules<Filter, Row>) {
+  constructor(
+    rules: FilterRules<Filter, Row>,
+    private readonly argument: string | null,
+  ) {
     this.rules = Object.entries(rules) as [string, AnyRule][];
   }
 
+  /** The filter's conditions; throws ValidationError for an id field that is empty or too long. */
   compile(filter: Filter): CompiledFilter<Row, Where> {
     const checks: Check[] = [];
     for (const [field, rule] of this.rules) {
-      const check = toCheck(rule, (filter as Record<string, unknown>)[field]);
+      const value = (filter as Record<string, unknown>)[field];
+      if ('max' in rule && rule.max !== undefined) {
+        checkIds(this.argument ? `${this.argument}.${field}` : field, value, rule.max);
+      }
+      const check = toCheck(rule, value);
       if (check) checks.push(check);
     }
     return new CompiledFilter(checks);
@@ -279,10 +302,13 @@ export class FilterDefinition<Filter, Row, Where = Record<string, unknown>> {
 
 /**
  * Defines a filter: `Filter` is the argument's type (less the fields its service handles itself),
- * `Row` what its predicate reads, `Where` the Prisma where-input its `where` is.
+ * `Row` what its predicate reads, `Where` the Prisma where-input its `where` is. `argument` is the
+ * argument holding its fields, as a refusal names them (`filter.sourceId`); null when the fields
+ * are arguments of their own (`catalog(sourceId:)`).
  */
 export function defineFilter<Filter, Row, Where = Record<string, unknown>>(
   rules: FilterRules<Filter, Row>,
+  argument: string | null = 'filter',
 ): FilterDefinition<Filter, Row, Where> {
-  return new FilterDefinition(rules);
+  return new FilterDefinition(rules, argument);
 }

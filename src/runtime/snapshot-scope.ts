@@ -1,7 +1,7 @@
 import type { AppRow, TaskRow } from '../db/models.js';
-import type { AppKey } from '../domain/app-key.js';
+import { type AppKey, MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import type { AppStage, Health, StageAndHealth } from '../domain/app-stage.js';
-import { type CompiledFilter, defineFilter, derived, equals, oneOf } from '../domain/filters.js';
+import { type CompiledFilter, defineFilter, derived, equals, equalsId, oneOf } from '../domain/filters.js';
 import type { TaskStatus, TaskType } from '../domain/tasks.js';
 
 /*
@@ -25,8 +25,8 @@ export interface SnapshotFilter {
 /** What SnapshotFilter means for apps (the task fields do not concern them). */
 const RUNTIME_APP_FILTER = defineFilter<Omit<SnapshotFilter, 'taskStatus' | 'taskType'>, RuntimeApp>({
   userId: equals('userId'),
-  sourceId: equals('sourceId'),
-  appName: equals('appName'),
+  sourceId: equalsId('sourceId', MAX_SOURCE_ID_LENGTH),
+  appName: equalsId('appName', MAX_APP_NAME_LENGTH),
   stage: derived(oneOf('stage')),
   health: derived(equals('health')),
 });
@@ -37,8 +37,8 @@ const RUNTIME_APP_FILTER = defineFilter<Omit<SnapshotFilter, 'taskStatus' | 'tas
  */
 const RUNTIME_TASK_FILTER = defineFilter<Omit<SnapshotFilter, 'stage' | 'health'>, TaskRow>({
   userId: equals('userId'),
-  sourceId: equals('sourceId'),
-  appName: equals('appName'),
+  sourceId: equalsId('sourceId', MAX_SOURCE_ID_LENGTH),
+  appName: equalsId('appName', MAX_APP_NAME_LENGTH),
   taskStatus: oneOf('status'),
   taskType: oneOf('type'),
 });

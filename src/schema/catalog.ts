@@ -1,5 +1,7 @@
 import type { CatalogView } from '../db/models.js';
+import { MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import { entryText, parseLocale } from '../domain/catalogue-views.js';
+import { MAX_CATEGORY_LENGTH } from '../services/catalog-service.js';
 import { builder } from './builder.js';
 // Also registers the typed fields of CatalogApp read from its entry (icon, requirements, price …).
 import { LOCALE_ARG_DESCRIPTION } from './catalog-entry.js';
@@ -73,12 +75,12 @@ builder.queryFields((t) => ({
       description:
         'The app catalogue, newest first: in the reverse order its entries were first stored (by a sync or an upload), as every list is.',
       args: {
-        sourceId: t.arg.string({ description: 'Only apps of this source.' }),
+        sourceId: t.arg.string({ description: `Only apps of this source (1 to ${MAX_SOURCE_ID_LENGTH} characters).` }),
         search: t.arg.string({
           description:
             'Case-insensitive text in the name, title or description, at most 200 characters; `%`, `_` and `\\` each match any one character.',
         }),
-        category: t.arg.string({ description: 'Only apps in this category.' }),
+        category: t.arg.string({ description: `Only apps in this category (1 to ${MAX_CATEGORY_LENGTH} characters).` }),
         paid: t.arg.boolean({ description: 'Only paid apps (true) or only free ones (false).' }),
       },
       resolve: (_root, { sourceId, search, category, paid, ...page }, ctx) =>

@@ -159,7 +159,7 @@ const ChartRepoImageStateRef = builder.objectRef<ChartRepoImageState>('ChartRepo
   }),
 });
 
-const FILTER_ARG = 'exact match, at most 512 characters';
+const FILTER_ARG = 'exact match, 1 to 512 characters';
 
 const deprecatedJson = (description: string, typed: string, pick: (c: ChartRepoStatus) => unknown) =>
   ({

@@ -1,15 +1,18 @@
 import type { ObjectRef } from '@pothos/core';
+import { MAX_USER_ID_LENGTH } from '../auth/user-id.js';
+import { MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import { builder } from './builder.js';
 
 /**
- * The description of a filter input: the rules src/domain/filters.ts applies to every filter. A
- * `userId` is the exception: it is who may be read (userScope in auth/viewer.ts), so an empty one
- * is refused.
+ * The description of a filter input: the rules src/domain/filters.ts applies to every filter (and
+ * userScope in auth/viewer.ts to its `userId`).
  */
 export function filterDescription(what: string): string {
   return (
-    `Filters on ${what}; all given conditions must hold. A field left out or null, an empty list and an empty ` +
-    'string constrain nothing (an empty list is every value, not none); an empty userId is refused.'
+    `Filters on ${what}; all given conditions must hold. A field left out or null and an empty list constrain ` +
+    'nothing (an empty list is every value, not none). A field naming a user, source, app or record type is ' +
+    `refused (VALIDATION) when empty or longer than one can be (user ids ${MAX_USER_ID_LENGTH} characters, app ` +
+    `names and ids ${MAX_APP_NAME_LENGTH}, source ids ${MAX_SOURCE_ID_LENGTH}).`
   );
 }
 

@@ -1,4 +1,5 @@
 import { eventOrMissed } from '../fanout/cohorts.js';
+import { MAX_HISTORY_TYPE_LENGTH } from '../services/history-service.js';
 import { builder } from './builder.js';
 import { connectionType, filterDescription } from './connections.js';
 import { rowIdParser } from './global-id.js';
@@ -30,7 +31,7 @@ const HistoryRecordConnection = connectionType(HistoryRecordRef, 'HistoryRecord'
 const HistoryFilterInput = builder.inputType('HistoryFilter', {
   description: filterDescription('history records'),
   fields: (t) => ({
-    type: t.stringList({ description: 'Only these record types.' }),
+    type: t.stringList({ description: `Only these record types (each 1 to ${MAX_HISTORY_TYPE_LENGTH} characters).` }),
     app: t.string({ description: 'Only this app.' }),
     userId: t.string({ description: 'Only this user (admins only).' }),
     from: t.field({ type: 'DateTime', description: 'Only records at or after this time.' }),

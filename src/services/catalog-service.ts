@@ -13,8 +13,8 @@ import {
 } from '../db/list-sql.js';
 import type { CatalogAppRow, CatalogListRow, CatalogView, MarketSourceRow, Prisma } from '../db/models.js';
 import { MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
-import { checkArgumentLength } from '../domain/errors.js';
-import { contains, defineFilter, equals, type StoredCondition, some } from '../domain/filters.js';
+import { checkArgumentLength, checkIdArgument } from '../domain/errors.js';
+import { contains, defineFilter, equalsId, type StoredCondition, some } from '../domain/filters.js';
 import { byText } from '../domain/text-order.js';
 import { CatalogEntries } from './catalog-entries.js';
 import { type Connection, type PageArgs, paginateWindow } from './pagination.js';
@@ -65,7 +65,7 @@ const VISIBLE_SOURCES = 'visible-sources';
 export const MAX_SEARCH_LENGTH = 200;
 
 /** Longest category name a filter may name (as long as an entry's categories may be: catalogue-entry.ts). */
-const MAX_CATEGORY_LENGTH = 128;
+export const MAX_CATEGORY_LENGTH = 128;
 
 /** The text a search looks for in `searchText`, as typed (`%`, `_` and `\` are themselves): trimmed, lower-cased. */
 export function searchPattern(search: string): string {
@@ -80,11 +80,14 @@ const CATALOG_RELATIONS: Relations = { categories: { table: 'CatalogAppCategory'
 
 /** What each CatalogFilter field means (list queries only; the predicate is for tests). */
 
-export const CATALOG_FILTER = defineFilter<CatalogFilterRules, CatalogAppWithCategories, Prisma.CatalogAppWhereInput>({
-  sourceId: equals('sourceId'),
-  search: contains('searchText', searchPattern),
-  category: some('categories', 'category'),
-});
+export const CATALOG_FILTER = defineFilter<CatalogFilterRules, CatalogAppWithCategories, Prisma.CatalogAppWhereInput>(
+  {
+    sourceId: equalsId('sourceId', MAX_SOURCE_ID_LENGTH),
+    search: contains('searchText', searchPattern),
+    category: some('categories', 'category'),
+  },
+  null,
+);
 
 /**
  * How long a catalogue entry read for a mutation is reused. The catalogue changes rarely (a sync
@@ -242,13 +245,8 @@ export class CatalogService {
   }
 
   async list(viewer: Viewer, filter: CatalogFilter = {}, page: PageArgs = {}): Promise<Connection<CatalogView>> {
-    for (const [name, value, max] of [
-      ['search', filter.search, MAX_SEARCH_LENGTH],
-      ['sourceId', filter.sourceId, MAX_SOURCE_ID_LENGTH],
-      ['category', filter.category, MAX_CATEGORY_LENGTH],
-    ] as const) {
-      checkArgumentLength(name, value, max);
-    }
+    checkArgumentLength('search', filter.search, MAX_SEARCH_LENGTH);
+    checkIdArgument('category', filter.category, MAX_CATEGORY_LENGTH);
     const { paid, ...rules } = filter;
     // Without a source named, the sources users see: the active remote and the local ones (the
     // Syncer keeps inactive remotes' catalogues too, so that selecting one shows it at once). A

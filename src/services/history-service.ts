@@ -6,7 +6,8 @@ import { providerOf, type SqlRunner } from '../db/driver-sql.js';
 import { insertHistory } from '../db/hot-path-sql.js';
 import type { HistoryRow, Prisma } from '../db/models.js';
 import { removeOldHistory } from '../db/retention-sql.js';
-import { atOrAfter, atOrBefore, defineFilter, equals, oneOf } from '../domain/filters.js';
+import { MAX_APP_NAME_LENGTH } from '../domain/app-key.js';
+import { atOrAfter, atOrBefore, defineFilter, equalsId, oneOfIds } from '../domain/filters.js';
 import type { TimeInput } from '../domain/instant.js';
 import type { EventBus } from '../events/change-feed.js';
 import { type Removal, removeInBatches } from '../platform/bounded-removal.js';
@@ -20,13 +21,16 @@ export interface HistoryFilter {
   to?: TimeInput | null;
 }
 
+/** Longest record type a filter may name: every type is far shorter (`SYSTEM_INSTALL_FAILED`). */
+export const MAX_HISTORY_TYPE_LENGTH = 64;
+
 /**
  * What each HistoryFilter field means, for the SQL and the subscription alike (userId: userScope).
  * The input-bounds plugin caps the type list's length (MAX_INPUT_LIST_LENGTH); repeats add nothing.
  */
 export const HISTORY_FILTER = defineFilter<Omit<HistoryFilter, 'userId'>, HistoryRow, Prisma.HistoryRecordWhereInput>({
-  type: oneOf('type'),
-  app: equals('app'),
+  type: oneOfIds('type', MAX_HISTORY_TYPE_LENGTH),
+  app: equalsId('app', MAX_APP_NAME_LENGTH),
   from: atOrAfter('time'),
   to: atOrBefore('time'),
 });

@@ -17,7 +17,7 @@ import {
   type StageAndHealth,
 } from '../domain/app-stage.js';
 import { checkIdArgument } from '../domain/errors.js';
-import { defineFilter, derived, equals, oneOf, ownerCondition } from '../domain/filters.js';
+import { defineFilter, derived, equals, equalsId, oneOf, ownerCondition } from '../domain/filters.js';
 import type { EventBus } from '../events/change-feed.js';
 import { batchedCount, batchedFinder, type ClientGone } from './derived-pages.js';
 import { type Connection, type PageArgs, type PageWindow, paginateWindow } from './pagination.js';
@@ -38,8 +38,8 @@ export type AppWithStage = AppRow & { derived: StageAndHealth };
  * Stage and health are derived (from the row and its active task), so they apply in memory.
  */
 export const APP_FILTER = defineFilter<Omit<AppFilter, 'userId'>, AppWithStage, Prisma.AppStateWhereInput>({
-  sourceId: equals('sourceId'),
-  appName: equals('appName'),
+  sourceId: equalsId('sourceId', MAX_SOURCE_ID_LENGTH),
+  appName: equalsId('appName', MAX_APP_NAME_LENGTH),
   stage: derived(oneOf('stage')),
   health: derived(equals('health')),
 });
@@ -152,7 +152,7 @@ export class InstalledAppService {
   ): Promise<AppRow | null> {
     checkIdArgument('sourceId', key.sourceId, MAX_SOURCE_ID_LENGTH);
     checkIdArgument('appName', key.appName, MAX_APP_NAME_LENGTH);
-    const userId = userScope(viewer, key.userId) ?? viewer.userId;
+    const userId = userScope(viewer, key.userId, 'userId') ?? viewer.userId;
     return findAppState(this.sql, { userId, sourceId: key.sourceId, appName: key.appName });
   }
 

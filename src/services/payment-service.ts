@@ -8,7 +8,7 @@ import { distinctPaymentAxes } from '../db/payment-status-sql.js';
 import { removeOldPaymentNotifications } from '../db/retention-sql.js';
 import { MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import { checkIdArgument, NotFoundError } from '../domain/errors.js';
-import { defineFilter, derived, equals, oneOf } from '../domain/filters.js';
+import { defineFilter, derived, equalsId, oneOf } from '../domain/filters.js';
 import {
   derivePaymentStatus,
   type PaymentStatus,
@@ -44,8 +44,8 @@ export type PaymentWithStatus = PaymentRow & { derived: { status: PaymentStatus 
  * The status is derived from five columns, so that rule applies in memory, after the SQL ones.
  */
 export const PAYMENT_FILTER = defineFilter<Omit<PaymentFilter, 'userId'>, PaymentWithStatus, Prisma.PaymentWhereInput>({
-  sourceId: equals('sourceId'),
-  appId: equals('appId'),
+  sourceId: equalsId('sourceId', MAX_SOURCE_ID_LENGTH),
+  appId: equalsId('appId', MAX_APP_NAME_LENGTH),
   status: derived(oneOf('status')),
 });
 

@@ -8,9 +8,9 @@ import { findTasks } from '../db/hot-path-sql.js';
 import { conditionsSql, countRows, pageRows, TASK_LIST_COLUMNS } from '../db/list-sql.js';
 import type { Prisma, TaskRow, TaskView } from '../db/models.js';
 import { removeFinishedTasks } from '../db/retention-sql.js';
-import { type AppKey, appKeyString } from '../domain/app-key.js';
+import { type AppKey, appKeyString, MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import { checkIdArgument } from '../domain/errors.js';
-import { atOrAfter, atOrBefore, defineFilter, equals, oneOf, ownerCondition } from '../domain/filters.js';
+import { atOrAfter, atOrBefore, defineFilter, equalsId, oneOf, ownerCondition } from '../domain/filters.js';
 import type { TimeInput } from '../domain/instant.js';
 import { MAX_TASK_ID_LENGTH, type TaskStatus, type TaskType } from '../domain/tasks.js';
 import type { EventBus } from '../events/change-feed.js';
@@ -29,8 +29,8 @@ export interface TaskFilter {
 
 /** What each TaskFilter field means, for the SQL and the subscription alike (userId: userScope). */
 export const TASK_FILTER = defineFilter<Omit<TaskFilter, 'userId'>, TaskRow, Prisma.TaskWhereInput>({
-  sourceId: equals('sourceId'),
-  appName: equals('appName'),
+  sourceId: equalsId('sourceId', MAX_SOURCE_ID_LENGTH),
+  appName: equalsId('appName', MAX_APP_NAME_LENGTH),
   status: oneOf('status'),
   type: oneOf('type'),
   createdAfter: atOrAfter('createdAt'),

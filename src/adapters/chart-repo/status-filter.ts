@@ -1,8 +1,11 @@
-import { ValidationError } from '../../domain/errors.js';
+import { checkIdArgument } from '../../domain/errors.js';
 import { MAX_IDENTIFIER_LENGTH } from './status-fields.js';
 import type { ChartRepoAppState, ChartRepoImageState } from './status-types.js';
 
-/** Exact-match filters on the typed chart repo lists; a filter left out (or null) matches everything. */
+/**
+ * Exact-match filters on the typed chart repo lists; a filter left out (or null) matches everything,
+ * an empty one is refused (it named nothing, and matched nothing).
+ */
 export interface ChartRepoAppFilter {
   userId?: string | null | undefined;
   sourceId?: string | null | undefined;
@@ -29,14 +32,11 @@ export function filterImageStates(
   return appName == null ? [...states] : states.filter((state) => state.appName === appName);
 }
 
-/** No value the chart repo holds is longer than an identifier, so a longer filter is a mistake, said so. */
+/**
+ * No value the chart repo holds is empty or longer than an identifier, so such a filter is a
+ * mistake, said so as by every argument naming an object (checkIdArgument).
+ */
 function bounded<F extends ChartRepoAppFilter>(filter: F): F {
-  for (const [name, value] of Object.entries(filter)) {
-    if (typeof value === 'string' && value.length > MAX_IDENTIFIER_LENGTH) {
-      throw new ValidationError(`Argument "${name}" must be at most ${MAX_IDENTIFIER_LENGTH} characters`, [
-        { path: name, message: `longer than ${MAX_IDENTIFIER_LENGTH} characters` },
-      ]);
-    }
-  }
+  for (const [name, value] of Object.entries(filter)) checkIdArgument(name, value, MAX_IDENTIFIER_LENGTH);
   return filter;
 }
