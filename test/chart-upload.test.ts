@@ -719,6 +719,12 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
       () => packChart({ name: 'breakver', version: '1.0.0\nfoo' }),
       'OlaresManifest.yaml: metadata.version "1.0.0\\nfoo" is not a SemVer version (e.g. 1.2.3)',
     ],
+    [
+      // Quoted to 100 UTF-16 units: the cut falls inside the emoji, which is left out whole.
+      'a version of 99 letters and an emoji',
+      () => packChart({ name: 'emojiver', version: `${'a'.repeat(99)}😀z` }),
+      `OlaresManifest.yaml: metadata.version "${'a'.repeat(99)}…" is not a SemVer version (e.g. 1.2.3)`,
+    ],
   ];
 
   test.each(malicious)('%s is refused (VALIDATION naming it) and nothing is stored', async (_case, build, problem) => {
@@ -728,6 +734,7 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
     expect(answer.body.data?.uploadChart).toMatchObject({ __typename: 'ValidationError', code: 'VALIDATION' });
     expect(answer.body.data?.uploadChart.message).toContain(problem);
     expect(answer.body.data?.uploadChart.message).not.toMatch(/:\s*$/); // no dangling colon
+    expect(answer.body.data?.uploadChart.message).not.toMatch(/\p{Cs}|\\u[dD][89abAB]/u); // no half of an emoji
     expect(await uploadCatalog(server)).toEqual(before);
   });
 

@@ -331,6 +331,32 @@ describe.each(databases)('client mistakes are VALIDATION errors with a documente
     await expectNoTrace();
   });
 
+  test('a value quoted back in a refusal is cut before an emoji, never inside it', async () => {
+    // A lone surrogate (half an emoji) is not text: shown as U+FFFD, or refused by a strict JSON reader.
+    const halfAnEmoji = /\p{Cs}|\\u[dD][89abAB]/u;
+    const query = 'query Since($after: DateTime) { tasks(filter: { createdAfter: $after }) { totalCount } }';
+    const dateTime = await rawRequest(
+      server,
+      { query, variables: { after: `${'a'.repeat(63)}😀z` } },
+      { token: TOKENS.alice },
+    );
+    expectValidation(dateTime, /must be an ISO-8601 string/);
+    const dateTimeMessage = dateTime.body?.errors?.[0]?.message ?? '';
+    expect(dateTimeMessage).toContain(`(got "${'a'.repeat(63)}…")`);
+    expect(dateTimeMessage).not.toMatch(halfAnEmoji);
+    const node = await rawRequest(
+      server,
+      { query: 'query ($id: ID!) { node(id: $id) { id } }', variables: { id: `${'x'.repeat(199)}😀z` } },
+      { token: TOKENS.alice },
+    );
+    expect(codesOf(node)).toEqual(['VALIDATION']);
+    const nodeMessage = node.body?.errors?.[0]?.message ?? '';
+    expect(nodeMessage).toBe(`"${'x'.repeat(199)}…" is not a valid id`);
+    expect(nodeMessage).not.toMatch(halfAnEmoji);
+    expect(node.text).not.toMatch(halfAnEmoji);
+    await expectNoTrace();
+  });
+
   test('a NUL byte or an unpaired surrogate in a string input is refused, in a variable or a literal, and nothing is written', async () => {
     const install = (idempotencyKey: string) =>
       rawRequest(

@@ -1,4 +1,5 @@
 import { ValidationError } from './errors.js';
+import { excerpt } from './text-length.js';
 
 /**
  * Typed views of a stored catalogue entry (ApplicationInfoEntry, market-domain.md §6.3) and of its
@@ -34,7 +35,7 @@ export function isLocaleTag(tag: string): boolean {
 export function parseLocale(locale: string | null | undefined): string | null {
   if (locale === null || locale === undefined) return null;
   if (!isLocaleTag(locale)) {
-    const shown = JSON.stringify(locale.length > MAX_LOCALE_LENGTH ? `${locale.slice(0, MAX_LOCALE_LENGTH)}…` : locale);
+    const shown = JSON.stringify(excerpt(locale, MAX_LOCALE_LENGTH));
     throw new ValidationError(
       `Argument "locale" must be a language tag such as en-US, at most ${MAX_LOCALE_LENGTH} characters (got ${shown})`,
       [{ path: 'locale', message: `not a language tag of at most ${MAX_LOCALE_LENGTH} characters` }],

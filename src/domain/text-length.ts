@@ -26,3 +26,12 @@ export function clipUnits(text: string, max: number): string {
   const last = text.charCodeAt(max - 1);
   return text.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max);
 }
+
+/**
+ * Text a message quotes back (a client's value, a name from an upload): its first `max` UTF-16
+ * units, cut by clipUnits (never half an emoji: a lone surrogate in an answer is shown as U+FFFD
+ * or refused by a strict JSON reader), with `…` when something was cut.
+ */
+export function excerpt(text: string, max: number): string {
+  return text.length <= max ? text : `${clipUnits(text, max)}…`;
+}

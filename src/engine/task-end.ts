@@ -9,6 +9,7 @@ import {
 } from '../db/hot-path-sql.js';
 import type { HistoryRow, TaskRow } from '../db/models.js';
 import type { TerminalStatus } from '../domain/tasks.js';
+import { clipUnits } from '../domain/text-length.js';
 import type { HistoryEntry, HistoryService } from '../services/history-service.js';
 import type { EndDetails, EngineContext } from './engine-context.js';
 
@@ -116,7 +117,7 @@ async function writeEnd(
     status,
     now,
     ...(status === 'COMPLETED' ? { progress: 100 } : {}),
-    ...(details.error ? { error: details.error.slice(0, 2000) } : {}),
+    ...(details.error ? { error: clipUnits(details.error, 2000) } : {}),
     ...(details.result ? { result: details.result } : {}),
     ...(details.opId ? { opId: details.opId } : {}),
   });
@@ -183,7 +184,7 @@ async function updateAppOnEnd(
     // the state the app service still lists at that time, keeping the reason (heldOwnFailure in
     // correction-rules.ts). The reason is this task's either way: one written by an earlier failure
     // stayed, through every later one.
-    const reason = (error ?? 'failed').slice(0, 200);
+    const reason = clipUnits(error ?? 'failed', 200);
     const reported = row.state.toLowerCase().includes('failed');
     // The app service's own report of this operation's failure keeps its reason, in full. Not a
     // failure the row held from before (a retry that then timed out kept the first failure's

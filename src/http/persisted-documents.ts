@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type DocumentNode, GraphQLError, Kind, parse } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import { excerpt } from '../domain/text-length.js';
 import { type ConfigError, invalidSetting } from '../platform/config.js';
 
 /**
@@ -145,7 +146,7 @@ export class PersistedDocuments {
       if (!document) {
         throw refusal(
           'PERSISTED_QUERY_NOT_FOUND',
-          `No persisted document has the id ${JSON.stringify(id.slice(0, 100))}: this server runs only the documents of its manifest.`,
+          `No persisted document has the id ${JSON.stringify(excerpt(id, 100))}: this server runs only the documents of its manifest.`,
         );
       }
       return document;
@@ -184,7 +185,7 @@ function refusal(code: string, message: string): GraphQLError {
 function notSupported(id: string): GraphQLError {
   const message =
     `This server runs no persisted documents (PERSISTED_DOCUMENTS is not set), so the id ` +
-    `${JSON.stringify(id.slice(0, 100))} names nothing: send the document's text as \`query\`.`;
+    `${JSON.stringify(excerpt(id, 100))} names nothing: send the document's text as \`query\`.`;
   return refusal('PERSISTED_QUERY_NOT_SUPPORTED', message);
 }
 

@@ -1,5 +1,5 @@
 import { ValidationError } from '../domain/errors.js';
-import { longerThan } from '../domain/text-length.js';
+import { excerpt, longerThan } from '../domain/text-length.js';
 import { MAX_ROW_ID } from '../services/pagination.js';
 
 /**
@@ -15,7 +15,7 @@ export function registerNodeTypes(names: Iterable<string>): void {
 }
 
 function malformedId(globalId: string): ValidationError {
-  return new ValidationError(`"${globalId.slice(0, 200)}" is not a valid id`, [
+  return new ValidationError(`"${excerpt(globalId, 200)}" is not a valid id`, [
     { path: 'id', message: 'malformed id' },
   ]);
 }

@@ -1,5 +1,6 @@
 import { GraphQLError, Kind, type ValueNode } from 'graphql';
 import type { TimeInput } from '../domain/instant.js';
+import { excerpt } from '../domain/text-length.js';
 import { builder } from './builder.js';
 
 /**
@@ -31,7 +32,7 @@ function daysInMonth(year: number, month: number): number {
 
 function parseDateTime(value: unknown, node?: ValueNode): TimeInput {
   // A malformed value is quoted back, but never at length.
-  const shown = JSON.stringify(typeof value === 'string' && value.length > 64 ? `${value.slice(0, 64)}…` : value);
+  const shown = JSON.stringify(typeof value === 'string' ? excerpt(value, 64) : value);
   const parts = typeof value === 'string' ? ISO_DATE_TIME.exec(value) : null;
   if (!parts) {
     throw invalidInput(

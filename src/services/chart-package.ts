@@ -3,6 +3,7 @@ import { type CatalogueRow, MAX_ENTRY_DEPTH, readCatalogueEntry, unstorable } fr
 import { isChartVersion, NOT_A_CHART_VERSION } from '../domain/catalogue-version.js';
 import { isLocaleTag, isObject, parseQuantity } from '../domain/catalogue-views.js';
 import { ValidationError } from '../domain/errors.js';
+import { excerpt } from '../domain/text-length.js';
 import { quoted, readTar, refuse } from './chart-tar.js';
 import { yamlNestsDeeperThan } from './yaml-depth.js';
 import { linePosition, MAX_YAML_NODES, yamlNodesProblem } from './yaml-nodes.js';
@@ -71,7 +72,7 @@ async function unpackManifests(bytes: Uint8Array, limits: ChartLimits): Promise<
   for (const [path, content] of kept.files) {
     const locale = /^[^/]+\/i18n\/([^/]+)\/OlaresManifest\.yaml$/.exec(path)?.[1];
     if (locale === undefined) continue;
-    if (!isLocaleTag(locale)) refuse(`i18n/${locale.slice(0, 40)}: not a locale like en-US`);
+    if (!isLocaleTag(locale)) refuse(`i18n/${excerpt(locale, 40)}: not a locale like en-US`);
     locales.push([locale, content]);
   }
   if (locales.length > MAX_LOCALES) refuse(`more than ${MAX_LOCALES} translations in i18n/`);
@@ -124,8 +125,8 @@ function parseManifest(name: string, content: Buffer): unknown {
       return refuse(`${name} nests deeper than ${MAX_ENTRY_DEPTH} levels`);
     }
     // Its first line, which for a mark-up error ends on a colon before the excerpt it quotes.
-    const reason = message.split('\n')[0]?.replace(/:\s*$/, '').slice(0, 200);
-    return refuse(`${name} is not valid YAML: ${reason}`);
+    const reason = message.split('\n')[0]?.replace(/:\s*$/, '');
+    return refuse(`${name} is not valid YAML: ${excerpt(reason ?? '', 200)}`);
   }
   const problem = unstorable(value);
   // `entry holds …` for the whole file, `metadata.title holds …` for a field of it.
@@ -180,7 +181,7 @@ function bytesOf(field: string, value: string | undefined): string | undefined {
   const bytes = parseQuantity(value);
   // Whole bytes, written in digits: past 2^53 a number is written with an exponent (1.15e+47).
   if (bytes === null || Math.round(bytes) > Number.MAX_SAFE_INTEGER) {
-    return refuse(`OlaresManifest.yaml: ${field} must be a quantity like 512Mi or 2Gi (got ${value.slice(0, 40)})`);
+    return refuse(`OlaresManifest.yaml: ${field} must be a quantity like 512Mi or 2Gi (got ${excerpt(value, 40)})`);
   }
   return String(Math.round(bytes));
 }
@@ -206,7 +207,7 @@ function buildEntry({ folder, chart, manifest, translations }: Manifests): Chart
   const name = textAt(M, metadata, 'metadata.', 'name', true) as string;
   const version = textAt(M, metadata, 'metadata.', 'version', true) as string;
   if (!isChartVersion(version)) {
-    refuse(`${M}: metadata.version ${JSON.stringify(version.slice(0, 100))} ${NOT_A_CHART_VERSION}`);
+    refuse(`${M}: metadata.version ${JSON.stringify(excerpt(version, 100))} ${NOT_A_CHART_VERSION}`);
   }
   const categories = metadata.categories ?? [];
   if (!Array.isArray(categories) || !categories.every((item) => typeof item === 'string')) {
@@ -258,7 +259,7 @@ function buildEntry({ folder, chart, manifest, translations }: Manifests): Chart
   if (!reading.ok) {
     const detail = reading.reason.replace(`app ${name}: `, '');
     if (detail.startsWith('name ')) {
-      refuse(`${M}: metadata.name ${JSON.stringify(name.slice(0, 100))} is not accepted: ${detail.slice(5)}`);
+      refuse(`${M}: metadata.name ${JSON.stringify(excerpt(name, 100))} is not accepted: ${detail.slice(5)}`);
     }
     // The entry's field as the manifest names it (`categories` is `metadata.categories` there).
     const field = detail.split(/[ .]/)[0] ?? '';

@@ -1,6 +1,7 @@
 import { createGunzip } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
 import { ValidationError } from '../domain/errors.js';
+import { excerpt } from '../domain/text-length.js';
 
 /**
  * The tar inside a chart package (chart-package.ts), unpacked as a stream: gunzipped once, by us,
@@ -27,9 +28,9 @@ export interface KeptFiles {
 /** Longest entry name (or folder) quoted in a refusal: a tar path may be megabytes long. */
 const MAX_QUOTED = 200;
 
-/** `name`, cut to MAX_QUOTED characters with `…`, for a message. */
+/** `name`, cut to MAX_QUOTED UTF-16 units (whole characters) with `…`, for a message. */
 export function quoted(name: string): string {
-  return name.length > MAX_QUOTED ? `${name.slice(0, MAX_QUOTED)}…` : name;
+  return excerpt(name, MAX_QUOTED);
 }
 
 export function refuse(message: string): never {

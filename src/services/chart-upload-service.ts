@@ -6,6 +6,7 @@ import { readCatalogueEntry } from '../domain/catalogue-entry.js';
 import { compareVersions, isNewerVersion } from '../domain/catalogue-version.js';
 import { DNS_LABEL } from '../domain/entry-fields.js';
 import { ForbiddenError, NotFoundError, ValidationError } from '../domain/errors.js';
+import { excerpt } from '../domain/text-length.js';
 import { isUploadedFile } from '../domain/uploaded-file.js';
 import type { CatalogueChanged } from '../events/change-feed.js';
 import type { CatalogService } from './catalog-service.js';
@@ -166,6 +167,6 @@ function withHistory(appId: string, served: Record<string, unknown>, previous: C
  */
 function uploadedNameRule(name: string): void {
   if (DNS_LABEL.test(name)) return;
-  const message = `OlaresManifest.yaml: metadata.name ${JSON.stringify(name.slice(0, 100))} must be a lowercase DNS label (a-z, 0-9, "-", at most 63 characters)`;
+  const message = `OlaresManifest.yaml: metadata.name ${JSON.stringify(excerpt(name, 100))} must be a lowercase DNS label (a-z, 0-9, "-", at most 63 characters)`;
   throw new ValidationError(message, [{ path: 'chart', message }]);
 }

@@ -11,6 +11,7 @@ import { parseInput, shownText } from '../domain/parse-input.js';
 import { derivePaymentStatus } from '../domain/payment-status.js';
 import { isAcceptance } from '../domain/task-result.js';
 import { MAX_TASK_ID_LENGTH } from '../domain/tasks.js';
+import { clipUnits } from '../domain/text-length.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import type { CatalogService } from './catalog-service.js';
 import { assertEntrancesOf } from './clone-entrances.js';
@@ -281,7 +282,7 @@ export class OperationService {
     try {
       await this.engine.requestCancel(current);
     } catch (error) {
-      const reason = error instanceof UpstreamError ? `: ${error.message.slice(0, 500)}` : '';
+      const reason = error instanceof UpstreamError ? `: ${clipUnits(error.message, 500)}` : '';
       await this.recordCancel(current, viewer, `${what} failed${reason}`);
       throw error;
     }

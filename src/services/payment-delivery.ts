@@ -1,4 +1,5 @@
 import type { Db } from '../db/client.js';
+import { clipUnits } from '../domain/text-length.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import { redactSecrets } from '../platform/redact.js';
 import type { HistoryService } from './history-service.js';
@@ -41,7 +42,7 @@ export async function recordPaymentDelivery(
   const what = pushName(notification.topic, notification.status);
   // A receiver may quote the body back, and the credential push's body carries the credential.
   const error = delivery.lastError
-    ? redactSecrets(delivery.lastError, [payment.vc, payment.jws]).slice(0, MAX_ERROR_LENGTH)
+    ? clipUnits(redactSecrets(delivery.lastError, [payment.vc, payment.jws]), MAX_ERROR_LENGTH)
     : null;
   const message =
     delivery.status === 'DELIVERED'

@@ -1,4 +1,5 @@
 import { appKeyString } from '../../domain/app-key.js';
+import { excerpt } from '../../domain/text-length.js';
 import { isRecord } from '../../platform/json.js';
 import { upstreamExcerpt } from '../../platform/outbound-http.js';
 import { parseRfc3339Time } from '../../platform/rfc3339.js';
@@ -215,7 +216,7 @@ function readFields(fields: ListedFields): AppStateEvent | string {
   const timeText = fields.times.map(textOf).find((text) => text !== null) ?? null;
   const createTime = timeText === null ? null : parseRfc3339Time(timeText);
   if (!createTime)
-    return timeText === null ? 'no statusTime or updateTime' : `invalid time ${JSON.stringify(timeText.slice(0, 64))}`;
+    return timeText === null ? 'no statusTime or updateTime' : `invalid time ${JSON.stringify(excerpt(timeText, 64))}`;
   const progress = typeof fields.progress === 'number' ? String(fields.progress) : textOf(fields.progress);
   return {
     userId,

@@ -1,3 +1,4 @@
+import { excerpt } from '../../domain/text-length.js';
 import { isRecord } from '../../platform/json.js';
 import type { Logger } from '../../platform/logger.js';
 import { fetchJson, unreadBody } from '../../platform/outbound-http.js';
@@ -242,7 +243,7 @@ async function mapBounded<T, R>(items: T[], limit: number, work: (item: T) => Pr
 function upstreamMessage(value: unknown): string {
   if (typeof value !== 'string') return '';
   const firstLine = redactSecrets((value.trim().split('\n', 1)[0] ?? '').slice(0, 4 * MAX_UPSTREAM_MESSAGE));
-  return firstLine.length > MAX_UPSTREAM_MESSAGE ? `${firstLine.slice(0, MAX_UPSTREAM_MESSAGE)}…` : firstLine;
+  return excerpt(firstLine, MAX_UPSTREAM_MESSAGE);
 }
 
 function describeFailures(failures: { call: string; problem: string }[], total: number): string {

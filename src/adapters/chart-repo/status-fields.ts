@@ -1,3 +1,4 @@
+import { excerpt } from '../../domain/text-length.js';
 import { isRecord } from '../../platform/json.js';
 import { redactSecrets } from '../../platform/redact.js';
 import { parseRfc3339Time } from '../../platform/rfc3339.js';
@@ -28,7 +29,7 @@ export function identifier(value: unknown): string | null {
 /** A string, cut to MAX_TEXT_LENGTH; null when missing, of another type or empty. */
 export function text(value: unknown): string | null {
   if (typeof value !== 'string' || value === '') return null;
-  return value.length > MAX_TEXT_LENGTH ? `${value.slice(0, MAX_TEXT_LENGTH)}…` : value;
+  return excerpt(value, MAX_TEXT_LENGTH);
 }
 
 /**
