@@ -353,7 +353,8 @@ export const envSchema = z.object({
   HISTORY_CLEANUP_INTERVAL_MS: decimal(positiveMs).default(60 * 60 * 1000),
   /**
    * The remote catalogue `market.olares` syncs from (an Olares market source); unset → the
-   * catalogue file bundled with the project. Applied to `market.olares` at every start. @default none
+   * catalogue file bundled with the project. Applied to `market.olares` at every start. Held to the
+   * rule addMarketSource holds a baseUrl to (readMarketSourceUrl). @default none
    */
   MARKET_SOURCE_URL: marketSourceUrl.optional(),
   /**

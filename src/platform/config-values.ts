@@ -1,5 +1,6 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { z } from 'zod';
+import { longerThan } from '../domain/text-length.js';
 import { postgresUrlProblem } from './connection-urls.js';
 
 /** The kinds of values environment variables hold, with their checks (config-env.ts is the table of variables). */
@@ -124,11 +125,49 @@ export function credentialsDecodable(url: URL): boolean {
   }
 }
 
-/** A market source's base URL: credentials in it are sent as Basic authentication, so they must decode. */
-export const marketSourceUrl = baseUrl.refine(
-  (url) => !URL.canParse(url) || credentialsDecodable(new URL(url)),
-  'has malformed credentials (a % not followed by two hex digits)',
-);
+/** Longest market source base URL: room for any real host and path, far below what would burden a request line. */
+export const MAX_BASE_URL_LENGTH = 2_048;
+
+/** A URL's text starting `scheme://` and then something other than a slash or a backslash. */
+const SCHEME_AND_HOST = /^[a-z][a-z0-9+.-]*:\/\/[^/\\]/i;
+
+/** How readMarketSourceUrl read a URL: as stored and called, or why it is refused. */
+export type MarketSourceUrlReading = { url: string; problem: null } | { url: null; problem: string };
+
+/**
+ * A market source's base URL, the one rule for addMarketSource and MARKET_SOURCE_URL: an absolute
+ * http(s) URL written `scheme://host` (the URL parser also reads `http:/x`, `http:x` and `http:\\x`
+ * as http://x/, and stored so, the typo became a host), naming a host, without a query string or
+ * fragment (the Syncer appends `/api/v1/…` to it), whose credentials decode (they are sent as Basic
+ * authentication), at most MAX_BASE_URL_LENGTH characters once encoded. `url` is it trimmed and
+ * without trailing slashes; `problem` a phrase to follow the field's or setting's name. Neither
+ * repeats the URL, which may hold credentials.
+ */
+export function readMarketSourceUrl(text: string): MarketSourceUrlReading {
+  const value = text.trim();
+  const refused = (problem: string): MarketSourceUrlReading => ({ url: null, problem });
+  if (value === '') return refused('must not be empty');
+  if (longerThan(value, MAX_BASE_URL_LENGTH)) return refused(`must be at most ${MAX_BASE_URL_LENGTH} characters`);
+  const url = SCHEME_AND_HOST.test(value) ? URL.parse(value) : null;
+  if (!url) return refused('must be an absolute URL (http:// or https://)');
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return refused('must use http or https');
+  if (!url.hostname) return refused('must name a host');
+  if (url.search || value.includes('?')) return refused('must not have a query string (paths are appended to it)');
+  if (url.hash || value.includes('#')) return refused('must not have a fragment');
+  if (!credentialsDecodable(url)) return refused('has malformed credentials (a % not followed by two hex digits)');
+  // As stored and called: a space or a non-ASCII letter grows threefold once percent-encoded.
+  const normalized = url.href.replace(/\/+$/, '');
+  if (normalized.length > MAX_BASE_URL_LENGTH) {
+    return refused(`must be at most ${MAX_BASE_URL_LENGTH} characters once encoded`);
+  }
+  return { url: normalized, problem: null };
+}
+
+/** MARKET_SOURCE_URL: refused as addMarketSource refuses a base URL (readMarketSourceUrl). */
+export const marketSourceUrl = z.string().superRefine((value, context) => {
+  const { problem } = readMarketSourceUrl(value);
+  if (problem !== null) context.addIssue({ code: 'custom', message: problem });
+});
 
 function withoutCredentials(url: string): boolean {
   const parsed = URL.parse(url); // null: refused as a URL already

@@ -8,15 +8,13 @@ import { MAX_SOURCE_ID_LENGTH, SOURCE_ID_CHARACTERS, SOURCE_ID_RULE } from '../d
 import { ConflictError, ForbiddenError, InvalidStateError, NotFoundError, ValidationError } from '../domain/errors.js';
 import { parseInput, shownText } from '../domain/parse-input.js';
 import type { ChangeFeed } from '../events/change-feed.js';
-import { credentialsDecodable } from '../platform/config-values.js';
+import { readMarketSourceUrl } from '../platform/config-values.js';
 import { REDACTED, redactSecrets } from '../platform/redact.js';
 import { type CatalogService, inSourceOrder, isOfferedTo } from './catalog-service.js';
 import type { HistoryEntry, HistoryService } from './history-service.js';
 
 export const MAX_SOURCE_TITLE_LENGTH = 100;
 export const MAX_SOURCE_DESCRIPTION_LENGTH = 1_000;
-/** Longest base URL: room for any real host and path, far below what would burden a request line. */
-export const MAX_BASE_URL_LENGTH = 2_048;
 /** Priorities sort sources (higher first); the defaults are 100 (remote) and 50 (local). */
 export const MIN_PRIORITY = 0;
 export const MAX_PRIORITY = 1_000;
@@ -30,55 +28,18 @@ const sourceId = z
   .regex(SOURCE_ID_CHARACTERS, `sourceId ${SOURCE_ID_RULE}`);
 
 /**
- * An absolute http(s) URL the Syncer appends `/api/v1/…` to, so it carries no query or fragment;
- * stored without trailing slashes. Private and loopback addresses are accepted on purpose:
- * self-hosted market sources live there. That is also why only admins may add sources — the
- * server will fetch whatever address is stored here. Userinfo (`user:password@`) is accepted for
- * sources behind basic authentication; it is never answered or logged (see schema/market-sources.ts).
- * Messages never repeat the URL, which may hold such credentials.
+ * A market source's base URL (readMarketSourceUrl, the rule MARKET_SOURCE_URL is held to too).
+ * Private and loopback addresses are accepted on purpose: self-hosted market sources live there.
+ * That is also why only admins may add sources — the server will fetch whatever address is stored
+ * here. Userinfo (`user:password@`) is accepted for sources behind basic authentication; it is
+ * never answered or logged (see schema/market-sources.ts).
  */
-/** A URL's text starting `scheme://` and then something other than a slash or a backslash. */
-const SCHEME_AND_HOST = /^[a-z][a-z0-9+.-]*:\/\/[^/\\]/i;
-
-const baseUrl = z
-  .string()
-  .trim()
-  .min(1, 'baseUrl must not be empty')
-  .max(MAX_BASE_URL_LENGTH, `baseUrl must be at most ${MAX_BASE_URL_LENGTH} characters`)
-  .transform((value, context) => {
-    let url: URL | null = null;
-    try {
-      // Written as scheme://host: the URL parser also reads `http:/x`, `http:x` and `http:\\x` as
-      // http://x/, and stored so, the admin's typo became a host.
-      url = SCHEME_AND_HOST.test(value) ? new URL(value) : null;
-    } catch {}
-    if (!url) {
-      context.addIssue({ code: 'custom', message: 'baseUrl must be an absolute URL (http:// or https://)' });
-      return z.NEVER;
-    }
-    const problem =
-      url.protocol !== 'http:' && url.protocol !== 'https:'
-        ? 'baseUrl must use http or https'
-        : !url.hostname
-          ? 'baseUrl must name a host'
-          : url.search || value.includes('?')
-            ? 'baseUrl must not have a query string (paths are appended to it)'
-            : url.hash || value.includes('#')
-              ? 'baseUrl must not have a fragment'
-              : !credentialsDecodable(url)
-                ? 'baseUrl has malformed credentials (a % not followed by two hex digits)'
-                : null;
-    // As stored and called: a space or a non-ASCII letter grows threefold once percent-encoded.
-    const normalized = url.href.replace(/\/+$/, '');
-    const tooLong = normalized.length > MAX_BASE_URL_LENGTH;
-    const refused =
-      problem ?? (tooLong ? `baseUrl must be at most ${MAX_BASE_URL_LENGTH} characters once encoded` : null);
-    if (refused) {
-      context.addIssue({ code: 'custom', message: refused });
-      return z.NEVER;
-    }
-    return normalized;
-  });
+const baseUrl = z.string().transform((value, context) => {
+  const read = readMarketSourceUrl(value);
+  if (read.problem === null) return read.url;
+  context.addIssue({ code: 'custom', message: `baseUrl ${read.problem}` });
+  return z.NEVER;
+});
 
 const addInput = z.object({
   sourceId,
