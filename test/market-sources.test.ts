@@ -2,6 +2,7 @@ import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { parse } from 'graphql';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { isUniqueViolation } from '../src/db/hot-path-sql.js';
 import { availableDatabases } from './support/databases.js';
 import { type Seeder, startSeededServer } from './support/seed.js';
 import { AUTH_ENV, installThroughApi, type TestServer, TOKENS, waitFor } from './support/server.js';
@@ -380,6 +381,53 @@ describe.each(databases)('market sources on %s', (kind) => {
       expect(await mutate(ADD, validSource('local-twin'))).toMatchObject({ code: 'CONFLICT' });
       const listed = (await sources(admin, true)).find((s) => s.sourceId === 'twice.example');
       expect(listed).toMatchObject({ title: 'Source twice.example' });
+    });
+
+    test('an id equal to an existing one but for letter case is a CONFLICT naming it, and nothing is added', async () => {
+      await added('Case.Example');
+      await seed.source({ sourceId: 'case-local', type: 'local' });
+      const before = await sources(admin, true);
+      for (const [sourceId, existing] of [
+        ['case.example', 'Case.Example'],
+        ['CASE.EXAMPLE', 'Case.Example'],
+        ['Case-Local', 'case-local'],
+      ]) {
+        expect(await mutate(ADD, validSource(sourceId as string))).toEqual({
+          __typename: 'ConflictError',
+          code: 'CONFLICT',
+          message: `Market source ${sourceId} differs from the existing source ${existing} only in letter case: ids must differ in more than case`,
+        });
+      }
+      expect(await mutate(ADD, validSource('Case.Example'))).toMatchObject({
+        message: 'Market source Case.Example already exists',
+      });
+      expect(await sources(admin, true)).toEqual(before);
+    });
+
+    test('the database refuses a second id differing only in case, so adds at the same moment cannot both pass', async () => {
+      // What two adds that both passed the service's check would each write: the second is refused.
+      await added('race.example');
+      const insert = server.app.db.marketSource.create({
+        data: {
+          sourceId: 'RACE.example',
+          title: 'Race',
+          type: 'remote',
+          baseUrl: 'https://market.example',
+          isActive: false,
+        },
+      });
+      const refused = await insert.then(
+        () => null,
+        (error: unknown) => error,
+      );
+      expect(isUniqueViolation(refused), String(refused)).toBe(true);
+      // And through the API at once: one of the variants is added, every other is a CONFLICT.
+      const variants = ['Burst.example', 'burst.example', 'BURST.example', 'burst.EXAMPLE'];
+      const results = await Promise.all(variants.map((sourceId) => mutate(ADD, validSource(sourceId))));
+      expect(results.filter((result) => result.__typename === 'AddMarketSourceSuccess')).toHaveLength(1);
+      expect(results.filter((result) => result.__typename === 'ConflictError')).toHaveLength(variants.length - 1);
+      const listed = (await sources(admin, true)).filter((s) => s.sourceId.toLowerCase() === 'burst.example');
+      expect(listed).toHaveLength(1);
     });
 
     test('non-admins are FORBIDDEN every market-source mutation, and nothing changes', async () => {

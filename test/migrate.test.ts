@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, test } from 'vitest';
 import { createPrismaClient } from '../src/db/client.js';
+import { isUniqueViolation } from '../src/db/hot-path-sql.js';
 import { MigrationError, migrateDatabase, readMigrations } from '../src/db/migrate.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 
@@ -59,6 +60,41 @@ describe.each(databases)('migrations on %s', (kind) => {
     created.push(database);
     expect((await migrateDatabase(database.url)).applied).toEqual([last]);
     expect((await migrateDatabase(database.url)).applied).toEqual([]);
+  });
+
+  test('0021 keeps market sources whose ids already differ only in case, marks all but the oldest, and refuses any new one', async () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'migrations-'));
+    cpSync(MIGRATIONS, root, { recursive: true });
+    rmSync(path.join(root, kind, '0021_market_source_caseless_id'), { recursive: true });
+    const database = await createTestDatabase(kind, root);
+    created.push(database);
+    const db = createPrismaClient(database.url);
+    const insert = (sourceId: string) =>
+      db.$executeRawUnsafe(
+        `INSERT INTO "MarketSource" ("sourceId", "title", "type", "updatedAt") VALUES ('${sourceId}', 't', 'remote', CURRENT_TIMESTAMP)`,
+      );
+    try {
+      for (const sourceId of ['FX', 'fx', 'Fx', 'other']) await insert(sourceId);
+      const applied = (await migrateDatabase(database.url)).applied;
+      expect(applied.filter((name) => name.startsWith('0021'))).toEqual(['0021_market_source_caseless_id']);
+      const rows = await db.$queryRawUnsafe<{ sourceId: string; caseDuplicate: boolean | number }[]>(
+        'SELECT "sourceId", "caseDuplicate" FROM "MarketSource" WHERE "sourceId" IN (\'FX\', \'fx\', \'Fx\', \'other\') ORDER BY "id"',
+      );
+      expect(rows.map((row) => [row.sourceId, Boolean(row.caseDuplicate)])).toEqual([
+        ['FX', false],
+        ['fx', true],
+        ['Fx', true],
+        ['other', false],
+      ]);
+      const refused = await insert('fX').then(
+        () => null,
+        (error: unknown) => error,
+      );
+      expect(isUniqueViolation(refused), String(refused)).toBe(true);
+      await insert('OTHER.x');
+    } finally {
+      await db.$disconnect();
+    }
   });
 
   test('an applied migration that was edited afterwards is refused', async () => {

@@ -78,7 +78,7 @@ const RemovalRef = builder.objectRef<SourceRemoval>('MarketSourceRemoval').imple
   }),
 });
 
-const sourceIdField = `Source id: letters, digits, \`.\`, \`_\` and \`-\`, at most ${MAX_SOURCE_ID_LENGTH} characters.`;
+const sourceIdField = `Source id: letters, digits, \`.\`, \`_\` and \`-\`, at most ${MAX_SOURCE_ID_LENGTH} characters; different from every existing source's in more than letter case.`;
 
 const AddMarketSourceInput = builder.inputType('AddMarketSourceInput', {
   description: 'A remote market source to add (inactive until selected).',

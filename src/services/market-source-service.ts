@@ -142,12 +142,18 @@ export class MarketSourceService {
     return sourceIds.map((id) => counts.get(id) ?? 0);
   }
 
-  /** Adds a remote source, inactive until selected. An existing sourceId is a CONFLICT. */
+  /**
+   * Adds a remote source, inactive until selected. An existing sourceId, or one differing from the
+   * new one only in letter case, is a CONFLICT naming it. Two adds at once both pass the check;
+   * the unique index on lower("sourceId") (migration 0021) refuses the later insert, answered the same.
+   */
   async add(viewer: Viewer, rawInput: AddSourceInput): Promise<MarketSourceRow> {
     this.assertAdmin(viewer, 'add market sources');
     const input = parseInput(addInput, rawInput);
     try {
       const [row, records] = await this.db.$transaction(async (tx) => {
+        const existing = await sameIdButCase(tx, input.sourceId);
+        if (existing !== null) throw idConflict(input.sourceId, existing);
         const created = await tx.marketSource.create({
           data: {
             sourceId: input.sourceId,
@@ -165,8 +171,8 @@ export class MarketSourceService {
       this.changed(input.sourceId, records);
       return row;
     } catch (error) {
-      if (isUniqueViolation(error)) throw new ConflictError(`Market source ${input.sourceId} already exists`);
-      throw error;
+      if (!isUniqueViolation(error)) throw error;
+      throw idConflict(input.sourceId, (await sameIdButCase(this.db, input.sourceId)) ?? input.sourceId);
     }
   }
 
@@ -301,4 +307,21 @@ export class MarketSourceService {
     this.feed.catalogue({ sourceId, added: [], updated: [], removed: [], sourcesChanged: true });
     this.feed.history(records);
   }
+}
+
+/** The id of the source whose id is `sourceId` ignoring letter case (the same one first), or null. */
+async function sameIdButCase(db: Pick<Db, 'marketSource'>, sourceId: string): Promise<string | null> {
+  // Source ids are ASCII (SOURCE_ID_CHARACTERS), so lower-casing folds them as lower() does in the index.
+  const folded = sourceId.toLowerCase();
+  const ids = (await db.marketSource.findMany({ select: { sourceId: true } })).map((row) => row.sourceId);
+  return ids.includes(sourceId) ? sourceId : (ids.find((id) => id.toLowerCase() === folded) ?? null);
+}
+
+/** The CONFLICT of adding `sourceId` beside `existing`, the same id or the same but for letter case. */
+function idConflict(sourceId: string, existing: string): ConflictError {
+  return new ConflictError(
+    existing === sourceId
+      ? `Market source ${sourceId} already exists`
+      : `Market source ${sourceId} differs from the existing source ${existing} only in letter case: ids must differ in more than case`,
+  );
 }
