@@ -341,6 +341,10 @@ describe.each(databases)('market sources on %s', (kind) => {
       ['sourceId', 'with non-ASCII letters', { sourceId: 'ünïcode' }],
       ['title', 'blank', { title: '   ' }],
       ['title', '101 characters', { title: 't'.repeat(101) }],
+      ['title', 'of a right-to-left mark only', { title: '\u200f' }],
+      ['title', 'of a zero-width space only', { title: '\u200b' }],
+      ['title', 'of a Hangul filler only', { title: '\u3164' }],
+      ['title', 'with a paragraph separator', { title: 'Main\u2029market' }],
       ['description', '1001 characters', { description: 'd'.repeat(1_001) }],
       ['priority', '-1', { priority: -1 }],
       ['priority', '1001', { priority: 1_001 }],
@@ -371,6 +375,17 @@ describe.each(databases)('market sources on %s', (kind) => {
       const url = (change as { baseUrl?: string }).baseUrl;
       if (url) expect(result.message).not.toContain(url);
       expect(await sources(admin, true)).toEqual(before);
+    });
+
+    test('a title stored before the rules on titles tightened is read back as stored', async () => {
+      const source = await added('stored-title.example');
+      await server.app.db.marketSource.update({
+        where: { sourceId: source.sourceId },
+        data: { title: '\u200fx\u2029' },
+      });
+      const listed = (await sources(admin, true)).find((one) => one.sourceId === source.sourceId);
+      expect(listed).toMatchObject({ title: '\u200fx\u2029' });
+      expect((await mutate(REMOVE, { sourceId: source.sourceId })).__typename).toBe('RemoveMarketSourceSuccess');
     });
 
     test('an existing source id is a CONFLICT, remote or local, and the source is unchanged', async () => {

@@ -294,7 +294,7 @@ describe.each(databases)('operations on %s', (kind) => {
       ).toMatchObject({ code: 'INVALID_STATE', message: expect.stringContaining(`(${first.task.appName})`) });
     });
 
-    test('a clone title or entrance title holding bidirectional formatting or control characters is refused', async () => {
+    test('a clone title or entrance title holding control or invisible format characters, or nothing visible, is refused', async () => {
       await seed.catalogApp({ name: 'gitea', versions: ['1.22.0'], entrances: [{ name: 'web' }] });
       await (await seed.user('alice').app({ appName: 'gitea', state: 'running', version: '1.22.0' })).task();
       const clone = async (title: string, entranceTitle = 'Web') =>
@@ -308,7 +308,8 @@ describe.each(databases)('operations on %s', (kind) => {
             { token: TOKENS.alice },
           ),
         ).cloneApp;
-      const rule = 'must not contain control characters or bidirectional formatting characters';
+      const rule = 'must not contain control characters, line or paragraph separators or invisible format characters';
+      const tasksBefore = await server.app.db.task.count();
       // U+202E reversed the entrance URL shown beside the title; a newline split the row it was in.
       expect(await clone('Mirror \u202egit')).toMatchObject({
         code: 'VALIDATION',
@@ -319,8 +320,70 @@ describe.each(databases)('operations on %s', (kind) => {
         issues: [{ path: 'entrances.0.title', message: expect.stringContaining(`entrance title ${rule}`) }],
       });
       expect(await clone('Two\nlines')).toMatchObject({ code: 'VALIDATION', issues: [{ path: 'title' }] });
-      // Right-to-left text itself is a title like any other.
-      expect(await clone('مرآة', 'الويب')).toMatchObject({ __typename: 'CloneAppSuccess' });
+      // Bidirectional marks, zero-width and soft-hyphen characters, line and paragraph separators,
+      // a tag character outside a flag: each was taken, several as a title that showed blank.
+      for (const title of [
+        '\u200f',
+        '\u200e',
+        '\u061c',
+        '\u200b',
+        '\u00ad',
+        'Mirror\ufeffgit',
+        'x\u2029y',
+        'x\u2028y',
+        'Mirror\u200fgit',
+        'a\u{E0041}',
+      ]) {
+        expect(await clone(title), JSON.stringify(title)).toMatchObject({
+          code: 'VALIDATION',
+          issues: [{ path: 'title', message: expect.stringContaining(`title ${rule}`) }],
+        });
+      }
+      // Nothing that draws: a combining grapheme joiner, a Hangul filler, a lone combining accent.
+      for (const title of ['\u034f', '\u3164', '\u0301', '\ufe0f']) {
+        expect(await clone(title), JSON.stringify(title)).toMatchObject({
+          code: 'VALIDATION',
+          issues: [
+            {
+              path: 'title',
+              message: 'title must contain a visible character (a letter, digit, punctuation mark or symbol)',
+            },
+          ],
+        });
+      }
+      expect(await clone('Mirror', '\u200b')).toMatchObject({
+        code: 'VALIDATION',
+        issues: [{ path: 'entrances.0.title' }],
+      });
+      expect(await server.app.db.task.count()).toBe(tasksBefore);
+      // Right-to-left text itself is a title like any other, and so are the joiners real titles need:
+      // ZWNJ in a Persian word, ZWJ in an emoji sequence, the tags of a subdivision flag.
+      for (const title of [
+        'مرآة',
+        'می\u200cخواهم',
+        'Dev \u{1F469}\u200d\u{1F4BB}',
+        'Scots \u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}',
+      ]) {
+        const taken = await clone(title, title === 'مرآة' ? 'الويب' : 'Web');
+        if (taken.__typename !== 'CloneAppSuccess')
+          throw new Error(`${JSON.stringify(title)}: ${JSON.stringify(taken)}`);
+        // Settled before the next test, which compares the database before and after a refusal.
+        await waitForTask(server, taken.task.taskId, ['COMPLETED']);
+      }
+      // A failed clone stored with such a title (before the rule) reads back as it is; its retry
+      // checks the title again and is refused like a new clone.
+      const failed = await seed.user('alice').task({ appName: 'gitea0blank', type: 'CLONE', status: 'FAILED' });
+      const clone_ = { rawAppName: 'gitea', title: '\u200f', requestHash: 'stored-before', entrances: [] };
+      await server.app.db.task.update({
+        where: { taskId: failed.taskId },
+        data: { metadata: { cfgType: 'app', envs: [], appId: 'gitea0blank', clone: clone_ } },
+      });
+      const read = dataOf(await execute(server, TaskDetailQuery, { taskId: failed.taskId }, { token: TOKENS.alice }));
+      expect(read.task).toMatchObject({ taskId: failed.taskId, status: 'FAILED' });
+      const retried = dataOf(
+        await execute(server, RetryTaskMutation, { input: { taskId: failed.taskId } }, { token: TOKENS.alice }),
+      ).retryTask;
+      expect(retried).toMatchObject({ code: 'VALIDATION', message: expect.stringContaining(`title ${rule}`) });
     });
     test('a clone of a clone is a clone of its chart; a name past 128 characters and an unpaid paid app are refused', async () => {
       await seed.catalogApp({ name: 'vikunja', versions: ['0.24.1'] });

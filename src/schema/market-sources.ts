@@ -1,6 +1,12 @@
 import type { MarketSourceRow } from '../db/models.js';
 import { MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
-import { publicSyncError, publicUrl, type SourceRemoval } from '../services/market-source-service.js';
+import { SHOWN_TEXT_RULE } from '../domain/parse-input.js';
+import {
+  MAX_SOURCE_TITLE_LENGTH,
+  publicSyncError,
+  publicUrl,
+  type SourceRemoval,
+} from '../services/market-source-service.js';
 import { builder } from './builder.js';
 import { mutationResult } from './errors.js';
 import { textIdParser } from './global-id.js';
@@ -86,7 +92,7 @@ const AddMarketSourceInput = builder.inputType('AddMarketSourceInput', {
     sourceId: t.string({ required: true, description: sourceIdField }),
     title: t.string({
       required: true,
-      description: 'Display name: 1 to 100 characters, no control or bidirectional formatting characters.',
+      description: `Display name: 1 to ${MAX_SOURCE_TITLE_LENGTH} characters, ${SHOWN_TEXT_RULE}.`,
     }),
     baseUrl: t.string({
       required: true,

@@ -1,9 +1,10 @@
+import { SHOWN_TEXT_RULE } from '../domain/parse-input.js';
 import { builder } from './builder.js';
 import { MUTATION_ERRORS, mutationResult, SUBMISSION_ERRORS } from './errors.js';
 import { TaskRef } from './refs.js';
 
 /** What a title others read may hold (shownText in domain/parse-input.ts). */
-const SHOWN_TITLE = '1 to 64 characters; no control or bidirectional formatting characters';
+const SHOWN_TITLE = `1 to 64 characters, ${SHOWN_TEXT_RULE}`;
 
 builder.mutationType({ description: 'Changes: operations on apps (executed as tasks) and purchases.' });
 
@@ -20,7 +21,7 @@ const EntranceInput = builder.inputType('EntranceInput', {
   description: 'Title override for one entrance of a cloned app.',
   fields: (t) => ({
     name: t.string({ required: true, description: "Entrance name, as in the app's manifest." }),
-    title: t.string({ required: true, description: `Title the clone shows for it (${SHOWN_TITLE}).` }),
+    title: t.string({ required: true, description: `Title the clone shows for it: ${SHOWN_TITLE}.` }),
   }),
 });
 
@@ -67,7 +68,7 @@ const CloneAppInput = builder.inputType('CloneAppInput', {
   fields: (t) => ({
     sourceId: t.string({ required: true, description: 'Market source of the original app.' }),
     appName: t.string({ required: true, description: 'The installed original.' }),
-    title: t.string({ required: true, description: `Title of the clone (${SHOWN_TITLE}).` }),
+    title: t.string({ required: true, description: `Title of the clone: ${SHOWN_TITLE}.` }),
     envs: t.field({ type: [EnvInput], description: 'Environment values for the clone.' }),
     entrances: t.field({ type: [EntranceInput], description: 'Entrance title overrides.' }),
     idempotencyKey: t.string({ description: idempotencyKey }),
