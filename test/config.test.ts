@@ -91,12 +91,13 @@ describe('configuration', () => {
     ['APP_SERVICE_URL', { APP_SERVICE_EVENT_SECRET: 'e'.repeat(16) }, NOT_SENT],
     ['CHART_REPO_URL', {}, NOT_SENT],
     ['PUBLIC_BASE_URL', {}, 'must not carry credentials (user:password@): it is handed out to clients'],
-  ])('%s, a base URL, refuses a query string and a fragment', (name, companions, credentialsRefused) => {
+  ])('%s, a base URL, refuses a query string, a fragment and port 0', (name, companions, credentialsRefused) => {
     const refused = (url: string, message: string) => {
       expect(() => loadConfig({ ...companions, [name]: url }), url).toThrow(`${name}: ${message}`);
     };
-    refused('http://service.example/base?token=abc', 'must have no query string or fragment');
-    refused('http://service.example/base#part', 'must have no query string or fragment');
+    refused('http://service.example/base?token=abc', 'must not have a query string (paths are appended to it)');
+    refused('http://service.example/base#part', 'must not have a fragment (it is never sent)');
+    refused('http://service.example:0/base', 'must not name port 0');
     refused('http://reader:s3cret@service.example/base', credentialsRefused);
   });
 
@@ -118,7 +119,8 @@ describe('configuration', () => {
       ['http:\\\\market.example', 'must be an absolute URL (http:// or https://)'],
       ['ftp://market.example', 'must use http or https'],
       ['http://market.example/base?token=abc', 'must not have a query string (paths are appended to it)'],
-      ['http://market.example/base#part', 'must not have a fragment'],
+      ['http://market.example/base#part', 'must not have a fragment (it is never sent)'],
+      ['http://market.example:0/base', 'must not name port 0 (nothing can be reached on it)'],
       ['http://u:p%zz@127.0.0.1:4601', 'has malformed credentials (a % not followed by two hex digits)'],
       // Taken by the setting at any length, by addMarketSource at 2,048 characters once encoded.
       [`http://market.example/${'é'.repeat(1_000)}`, 'must be at most 2048 characters once encoded'],

@@ -359,6 +359,8 @@ describe.each(databases)('market sources on %s', (kind) => {
       ['baseUrl', 'file:', { baseUrl: 'file:///etc/passwd' }],
       ['baseUrl', 'javascript:', { baseUrl: 'javascript:alert(1)' }],
       ['baseUrl', 'with a fragment', { baseUrl: 'https://market.example/#fragment' }],
+      ['baseUrl', 'with an empty fragment', { baseUrl: 'https://market.example/#' }],
+      ['baseUrl', 'with port 0', { baseUrl: 'http://127.0.0.1:0/' }],
       ['baseUrl', 'with a query', { baseUrl: 'https://market.example/?token=abc' }],
       ['baseUrl', 'with a space in the host', { baseUrl: 'https://exa mple.com' }],
       ['baseUrl', 'with credentials that do not decode', { baseUrl: 'http://u:%zz@market.example' }],

@@ -527,13 +527,35 @@ describe.each(databases)('webhooks on %s', (kind) => {
     }
   });
 
-  test('URLs that are not http(s), carry credentials or are too long, an empty event list and more than MAX_WEBHOOKS are refused', async () => {
+  test('URLs that are not http(s), name port 0, have a fragment, carry credentials or are too long, an empty event list and more than MAX_WEBHOOKS are refused', async () => {
     const refused = async (input: Record<string, unknown>) =>
       dataOf(await execute(server, AddWebhookMutation, { input } as never, { token: TOKENS.ops })).addWebhook;
     expect(await refused({ url: 'ftp://127.0.0.1/hook', events: ['TASK_FINISHED'] })).toMatchObject({
       code: 'VALIDATION',
       issues: [{ path: 'url', message: 'url must use http or https' }],
     });
+    // Nothing listens on port 0, and a fragment is never sent: both were stored as given.
+    expect(await refused({ url: 'http://127.0.0.1:0/', events: ['TASK_FINISHED'] })).toMatchObject({
+      code: 'VALIDATION',
+      issues: [{ path: 'url', message: 'url must not name port 0 (nothing can be reached on it)' }],
+    });
+    for (const url of [receiver.url('/hook#part'), receiver.url('/hook#')]) {
+      expect(await refused({ url, events: ['TASK_FINISHED'] }), url).toMatchObject({
+        code: 'VALIDATION',
+        issues: [{ path: 'url', message: 'url must not have a fragment (it is never sent)' }],
+      });
+    }
+    // A query string is the receiver's to read (a token), and is kept.
+    const withQuery = await refused({ url: receiver.url('/hook?token=abc'), events: ['TASK_FINISHED'] });
+    expect(withQuery).toMatchObject({ webhook: { url: receiver.url('/hook?token=abc') } });
+    if ('webhook' in withQuery) {
+      await execute(
+        server,
+        RemoveWebhookMutation,
+        { input: { webhookId: withQuery.webhook.webhookId } },
+        { token: TOKENS.ops },
+      );
+    }
     const withCredentials = await refused({ url: 'https://user:pw@example.com/hook', events: ['TASK_FINISHED'] });
     expect(withCredentials).toMatchObject({ code: 'VALIDATION', issues: [{ path: 'url' }] });
     expect(JSON.stringify(withCredentials)).not.toContain('pw@');

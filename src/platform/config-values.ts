@@ -2,6 +2,7 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { z } from 'zod';
 import { longerThan } from '../domain/text-length.js';
 import { postgresUrlProblem } from './connection-urls.js';
+import { type HttpUrlUse, httpUrlProblem } from './http-url.js';
 
 /** The kinds of values environment variables hold, with their checks (config-env.ts is the table of variables). */
 
@@ -107,12 +108,19 @@ export const nonNegativeMs = nonNegativeInt.max(MAX_TIMER_MS, TIMER_BOUND);
  * takes any scheme, so ftp:, file: and javascript: passed and failed only at the first call. The
  * protocol pattern is zod's own httpProtocol, which also requires the `//` ("http:host" refused).
  */
-export const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' });
-/** A URL that paths are appended to: a query string or fragment would swallow them. */
-export const baseUrl = httpUrl.refine(
-  (url) => !url.includes('?') && !url.includes('#'),
-  'must have no query string or fragment (paths are appended to it)',
-);
+export const httpUrl = callableUrl({ query: true });
+/** A URL that paths are appended to: a query string would swallow them. */
+export const baseUrl = callableUrl({ query: false });
+
+/** An http(s) URL held to httpUrlProblem's rule (no port 0, no fragment; a query string as `use` says). */
+function callableUrl(use: HttpUrlUse) {
+  return z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' }).superRefine((text, ctx) => {
+    // Not an http(s) URL at all: refused as such already, in one message.
+    const url = z.url({ protocol: /^https?$/ }).safeParse(text).success ? URL.parse(text) : null;
+    const problem = url && httpUrlProblem(url, text, use);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+}
 
 /** Whether a URL's user info decodes (`%zz` does not): sent as Basic authentication, it must. */
 export function credentialsDecodable(url: URL): boolean {
@@ -137,8 +145,8 @@ export type MarketSourceUrlReading = { url: string; problem: null } | { url: nul
 /**
  * A market source's base URL, the one rule for addMarketSource and MARKET_SOURCE_URL: an absolute
  * http(s) URL written `scheme://host` (the URL parser also reads `http:/x`, `http:x` and `http:\\x`
- * as http://x/, and stored so, the typo became a host), naming a host, without a query string or
- * fragment (the Syncer appends `/api/v1/…` to it), whose credentials decode (they are sent as Basic
+ * as http://x/, and stored so, the typo became a host), held to httpUrlProblem without a query
+ * string (the Syncer appends `/api/v1/…` to it), whose credentials decode (they are sent as Basic
  * authentication), at most MAX_BASE_URL_LENGTH characters once encoded. `url` is it trimmed and
  * without trailing slashes; `problem` a phrase to follow the field's or setting's name. Neither
  * repeats the URL, which may hold credentials.
@@ -150,10 +158,8 @@ export function readMarketSourceUrl(text: string): MarketSourceUrlReading {
   if (longerThan(value, MAX_BASE_URL_LENGTH)) return refused(`must be at most ${MAX_BASE_URL_LENGTH} characters`);
   const url = SCHEME_AND_HOST.test(value) ? URL.parse(value) : null;
   if (!url) return refused('must be an absolute URL (http:// or https://)');
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return refused('must use http or https');
-  if (!url.hostname) return refused('must name a host');
-  if (url.search || value.includes('?')) return refused('must not have a query string (paths are appended to it)');
-  if (url.hash || value.includes('#')) return refused('must not have a fragment');
+  const shape = httpUrlProblem(url, value, { query: false });
+  if (shape) return refused(shape);
   if (!credentialsDecodable(url)) return refused('has malformed credentials (a % not followed by two hex digits)');
   // As stored and called: a space or a non-ASCII letter grows threefold once percent-encoded.
   const normalized = url.href.replace(/\/+$/, '');
@@ -199,7 +205,8 @@ export const developerUrlTemplate = z.string().superRefine((template, ctx) => {
 function developerTemplateProblem(template: string): string | null {
   if (!template.includes('{developer}')) return 'must contain {developer}';
   const url = template.replaceAll('{developer}', 'example');
-  if (!httpUrl.safeParse(url).success) return 'must be an absolute http(s) URL';
+  const parsed = httpUrl.safeParse(url);
+  if (!parsed.success) return parsed.error.issues[0]?.message ?? 'must be an absolute http(s) URL';
   return withoutCredentials(url) ? null : 'must not carry credentials (user:password@ is not sent)';
 }
 

@@ -17,6 +17,7 @@ import {
 import { ForbiddenError, InvalidStateError, NotFoundError } from '../domain/errors.js';
 import { parseInput } from '../domain/parse-input.js';
 import { type Removal, removeInBatches } from '../platform/bounded-removal.js';
+import { httpUrlProblem } from '../platform/http-url.js';
 import { rememberOutboundSecrets } from './outbox-delivery.js';
 import { notifyOutbound, notifyWebhookRemoved } from './outbox-messages.js';
 import { checkPageSize, MAX_ROW_ID } from './pagination.js';
@@ -34,7 +35,8 @@ export const MAX_RECENT_DELIVERIES = 50;
 export const WEBHOOK_CACHE_MS = 5_000;
 
 /**
- * Where deliveries go. Only http and https; no credentials in the URL (a receiver authenticates
+ * Where deliveries go. Only http and https, a query string allowed (a token), no fragment and no
+ * port 0 (platform/http-url.ts); no credentials in the URL (a receiver authenticates
  * deliveries by their signature, and a URL is shown to every admin). Private and loopback
  * addresses are accepted on purpose (receivers next to the server), which is one reason only
  * admins may add webhooks. Messages never repeat the URL.
@@ -52,14 +54,12 @@ const url = z
       context.addIssue({ code: 'custom', message: 'url must be an absolute URL (http:// or https://)' });
       return z.NEVER;
     }
-    const problem =
-      parsed.protocol !== 'http:' && parsed.protocol !== 'https:'
-        ? 'url must use http or https'
-        : !parsed.hostname
-          ? 'url must name a host'
-          : parsed.username || parsed.password
-            ? 'url must not carry credentials (deliveries are authenticated by their signature)'
-            : null;
+    const shape = httpUrlProblem(parsed, value, { query: true });
+    const problem = shape
+      ? `url ${shape}`
+      : parsed.username || parsed.password
+        ? 'url must not carry credentials (deliveries are authenticated by their signature)'
+        : null;
     // As stored and sent: a space or a non-ASCII letter grows threefold once percent-encoded.
     const tooLong = parsed.href.length > MAX_WEBHOOK_URL_LENGTH;
     const refused =
