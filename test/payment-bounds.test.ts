@@ -96,6 +96,52 @@ describe.each(databases)('payment bounds on %s', (kind) => {
       .map((entry) => entry.err ?? '');
   }
 
+  test('a signature that is not a compact JWS is refused before it is stored or sent; an empty txHash counts as none', async () => {
+    await paidApp('jws-shape');
+    const token = { token: TOKENS.alice };
+    const productId = 'jws-shape-license';
+    await execute(server, PurchaseAppMutation, { input: { sourceId: SOURCE, appId: 'jws-shape' } }, token);
+    const row = () => server.app.db.payment.findFirstOrThrow({ where: { userId: 'alice', appId: 'jws-shape' } });
+    const asked = developer.requests.length;
+    const submit = async (input: { jws: string; txHash?: string }) =>
+      dataOf(await execute(server, SubmitSignatureMutation, { input: { productId, ...input } }, token)).submitSignature;
+    // Each was stored and forwarded to the developer's service as the buyer's signature.
+    for (const jws of [
+      '../../../etc/passwd',
+      'eyJhbGciOiJFUzI1NiJ9.cGF5.c2ln\r\nX-Injected: 1',
+      'eyJhbGciOiJFUzI1NiJ9.cGF5', // two segments
+      'eyJhbGciOiJFUzI1NiJ9.cGF5.c2ln.ZXh0cmE', // four
+      '.cGF5.c2ln', // no header
+      'eyJhbGciOiJFUzI1NiJ9.cGF5.', // no signature
+      'eyJhbGciOiJFUzI1NiJ9.cGF5.c2ln==', // padded: base64url in a JWS has none
+      'eyJhbGciOiJFUzI1NiJ9.c+Y/.c2ln', // base64, not base64url
+    ]) {
+      expect(await submit({ jws }), JSON.stringify(jws)).toMatchObject({
+        code: 'VALIDATION',
+        message: expect.stringContaining('jws must be a compact JWS'),
+      });
+    }
+    const held = dataOf(
+      await execute(server, SignatureCallbackMutation, { input: { productId, signed: true, jws: 'a/b' } }, token),
+    ).signatureCallback;
+    expect(held).toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('jws must be a compact JWS') });
+    expect(await row()).toMatchObject({ jws: null, txHash: null });
+    expect(developer.requests.length).toBe(asked);
+
+    expect(await submit({ jws: 'eyJhbGciOiJFUzI1NiJ9.cGF5.c2ln', txHash: '0xzz' })).toMatchObject({
+      code: 'VALIDATION',
+    });
+    // The hash is optional: empty or blank, as a wallet with none may send it, is none, whichever.
+    for (const txHash of ['', '   ']) {
+      expect(await submit({ jws: 'eyJhbGciOiJFUzI1NiJ9.cGF5.c2ln', txHash }), JSON.stringify(txHash)).toMatchObject({
+        __typename: 'SubmitSignatureSuccess',
+      });
+      expect(await row()).toMatchObject({ jws: 'eyJhbGciOiJFUzI1NiJ9.cGF5.c2ln', txHash: null });
+    }
+    // A detached payload (RFC 7515 Appendix F) is a JWS too.
+    expect(await submit({ jws: 'eyJhbGciOiJFUzI1NiJ9..c2ln' })).toMatchObject({ __typename: 'SubmitSignatureSuccess' });
+  });
+
   test('a credential of 8,000,000 characters is refused like a bad answer: nothing stored or pushed, the reason logged', async () => {
     developer.setBehaviour({ respond: 'grant', vc: 'v'.repeat(8_000_000) });
     const ended = await payAndPoll('huge-vc');

@@ -691,7 +691,7 @@ describe.each(databases)('payments on %s', (kind) => {
         await execute(
           server,
           SubmitSignatureMutation,
-          { input: { productId: 'owl-pro-license', jws: 'bob.jws' } },
+          { input: { productId: 'owl-pro-license', jws: 'bob.jws.sig' } },
           { token: TOKENS.bob },
         ),
       ).submitSignature;

@@ -1,3 +1,4 @@
+import { MAX_JWS_LENGTH } from '../services/purchase-service.js';
 import { builder } from './builder.js';
 import { mutationResult } from './errors.js';
 import { PaymentRef } from './refs.js';
@@ -41,8 +42,14 @@ const SubmitSignatureInput = builder.inputType('SubmitSignatureInput', {
       description:
         'Catalogue id of the app, as the request named it (`callback_input.appId`): required when several of your purchases are of this product.',
     }),
-    jws: t.string({ required: true, description: 'The signature (JWS). Stored, never shown again.' }),
-    txHash: t.string({ description: 'Transaction hash, when the wallet already knows it.' }),
+    jws: t.string({
+      required: true,
+      description: `The signature: a compact JWS (three base64url segments joined by dots, header and signature not empty), at most ${MAX_JWS_LENGTH} characters. Stored, never shown again.`,
+    }),
+    txHash: t.string({
+      description:
+        'Transaction hash (0x and 1 to 128 hex digits), when the wallet already knows it; empty or blank counts as none.',
+    }),
   }),
 });
 
@@ -55,7 +62,9 @@ const SignatureCallbackInput = builder.inputType('SignatureCallbackInput', {
         'Catalogue id of the app, as the request named it (`callback_input.appId`): required when several of your purchases are of this product.',
     }),
     signed: t.boolean({ required: true, description: 'Whether a signature exists.' }),
-    jws: t.string({ description: 'The existing signature; required when `signed`.' }),
+    jws: t.string({
+      description: 'The existing signature, a compact JWS as in `submitSignature`; required when `signed`.',
+    }),
   }),
 });
 

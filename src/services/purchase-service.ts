@@ -41,7 +41,24 @@ import { appRef, paymentOfApp, paymentOfProduct } from './purchase-lookup.js';
  * never evaluated asks for a signature at once.
  */
 
-const jws = z.string().trim().min(1, 'jws must not be empty').max(16_384);
+/**
+ * The buyer's signature as the wallet gives it: a JWS in compact serialization (RFC 7515 §7.1),
+ * three base64url segments without padding, joined by dots; the header and the signature are
+ * never empty (the payload may be, when detached). It is stored and sent to the developer's
+ * service as is, so anything else (a path, a line break) was stored and forwarded, to fail there.
+ * Only its shape is checked: whether it is valid is the developer service's to say.
+ */
+export const MAX_JWS_LENGTH = 16_384;
+const JWS_COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$/;
+const jws = z
+  .string()
+  .trim()
+  .min(1, 'jws must not be empty')
+  .max(MAX_JWS_LENGTH, `jws must be at most ${MAX_JWS_LENGTH} characters`)
+  .regex(
+    JWS_COMPACT,
+    'jws must be a compact JWS: three base64url segments joined by dots, header and signature not empty',
+  );
 /**
  * The longest `frontendData` kept, as JSON. It is the frontend's own note while it pays (a
  * transaction in flight, a chosen chain), echoed in every paymentUpdated event and payment read,
@@ -174,7 +191,9 @@ export class PurchaseService {
     input: { productId: string; appId?: string | null; jws: string; txHash?: string | null },
   ): Promise<Payment> {
     const signature = parseInput(jws, input.jws);
-    const hash = input.txHash ? parseInput(txHash, input.txHash) : null;
+    // Optional (the sign request's `txHash?`): an empty one, as a client whose zero value is ""
+    // sends it, means none, blank or not; a non-empty one must be a hash.
+    const hash = input.txHash?.trim() ? parseInput(txHash, input.txHash) : null;
     let payment = await paymentOfProduct(this.db, viewer, input);
     if (isPurchased(payment)) throw new InvalidStateError(`${payment.appName} is already purchased`);
     const patch: Patch = { signatureStatus: 'required_and_signed', jws: signature, larePassSync: 'completed' };
