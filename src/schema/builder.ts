@@ -78,10 +78,10 @@ export const builder = new SchemaBuilder<{
     startCursorFieldOptions: { description: 'Cursor of the first item of this page.' },
     endCursorFieldOptions: { description: 'Cursor of the last item of this page.' },
     firstArgOptions: {
-      description: `Return at most this many items from the start (after \`after\`); ${DEFAULT_PAGE_SIZE} when neither \`first\` nor \`last\` is given, at most the server’s MAX_PAGE_SIZE (${DEFAULT_MAX_PAGE_SIZE} by default).`,
+      description: `Return at most this many items from the start (after \`after\`); ${DEFAULT_PAGE_SIZE} when neither \`first\` nor \`last\` is given, at most the server’s MAX_PAGE_SIZE (${DEFAULT_MAX_PAGE_SIZE} by default); not with \`last\`. 0 reads no item: \`endCursor\` is then null, whatever \`hasNextPage\` says.`,
     },
     lastArgOptions: {
-      description: `Return at most this many items from the end (before \`before\`); at most the server’s MAX_PAGE_SIZE (${DEFAULT_MAX_PAGE_SIZE} by default).`,
+      description: `Return at most this many items from the end (before \`before\`); at most the server’s MAX_PAGE_SIZE (${DEFAULT_MAX_PAGE_SIZE} by default); not with \`first\`. 0 reads no item: \`startCursor\` is then null, whatever \`hasPreviousPage\` says.`,
     },
     afterArgOptions: { description: 'Return items after this cursor.' },
     beforeArgOptions: { description: 'Return items before this cursor.' },

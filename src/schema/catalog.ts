@@ -78,7 +78,7 @@ builder.queryFields((t) => ({
         sourceId: t.arg.string({ description: `Only apps of this source (1 to ${MAX_SOURCE_ID_LENGTH} characters).` }),
         search: t.arg.string({
           description:
-            'Case-insensitive text in the name, title or description, at most 200 characters; `%`, `_` and `\\` each match any one character.',
+            'Case-insensitive text in the name, title or description, at most 200 characters, matched as written: `%`, `_` and `\\` are themselves, not wildcards.',
         }),
         category: t.arg.string({ description: `Only apps in this category (1 to ${MAX_CATEGORY_LENGTH} characters).` }),
         paid: t.arg.boolean({ description: 'Only paid apps (true) or only free ones (false).' }),
