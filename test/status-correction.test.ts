@@ -1078,6 +1078,37 @@ describe('what a comparison corrects (correction-rules.ts)', () => {
     expect(corrections(listedApp('wiki', 'running', at(0)), [row('wiki', 'stopped', at(0))])).toEqual([]);
   });
 
+  test('another listed version at rest, no older than the stored state and with no task active, is taken', () => {
+    const running = row('wiki', 'running', at(0));
+    const corrections = (listed: AppStateEvent, rows = [running], active: TaskRow[] = []) =>
+      planCorrections({
+        listed: [listed],
+        middlewares: [],
+        rows,
+        active,
+        requestedAt: at(600),
+        systemNames: new Set(),
+        minTaskAgeMs: 30_000,
+      });
+    const v2 = { listedVersion: '2.0.0' };
+    const taken = [expect.objectContaining({ kind: 'corrected', takesVersion: true, ownState: null })];
+    // Later, or at the time of the state the row holds (a report without version), or over its own failure.
+    expect(corrections(listedApp('wiki', 'running', at(5), v2))).toEqual(taken);
+    expect(corrections(listedApp('wiki', 'running', at(0), v2))).toEqual(taken);
+    expect(corrections(listedApp('wiki', 'running', at(5), v2), [row('wiki', 'upgradeFailed', at(0))])).toEqual(taken);
+    expect(corrections(listedApp('wiki', 'running', at(0), v2), [row('wiki', 'upgradeFailed', at(0))])).toEqual([
+      expect.objectContaining({ kind: 'corrected', takesVersion: true, ownState: 'upgradeFailed' }),
+    ]);
+    // The same version is nothing to correct; an older list never wins; a step under way proves
+    // nothing; another state at the same time is no later report; an active task decides.
+    expect(corrections(listedApp('wiki', 'running', at(5), { listedVersion: '1.0.0' }))).toEqual([]);
+    expect(corrections(listedApp('wiki', 'running', at(-1), v2))).toEqual([]);
+    expect(corrections(listedApp('wiki', 'upgrading', at(0), v2))).toEqual([]);
+    expect(corrections(listedApp('wiki', 'running', at(0), v2), [row('wiki', 'stopped', at(0))])).toEqual([]);
+    const upgrade = task('wiki', { type: 'UPGRADE', startedAt: at(10), dispatchedAt: at(10) });
+    expect(corrections(listedApp('wiki', 'running', at(5), v2), [running], [upgrade])).toEqual([]);
+  });
+
   test('a task is not completed for another operation, nor before it was sent', () => {
     const rows = [row('wiki', 'installing', at(0))];
     const listed = [listedApp('wiki', 'running', at(100), { opId: 'op-2' })];

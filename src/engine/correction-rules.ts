@@ -18,7 +18,8 @@ export type Correction =
    * the row's state, or at its time over a failure this server wrote itself (`ownState`, that
    * failure, see heldOwnFailure; else null); `takesVersion`: the row also takes the listed version
    * (no task of ours, the app at rest: never a first install still on its way, whose cancel would
-   * leave it behind; or over a failure of its own, the version the app service still runs).
+   * leave it behind): where it has none, or where the list, no older than the row, shows another
+   * one (runsOtherVersion: an upgrade that failed here and that the app service carried out).
    */
   | { kind: 'corrected'; row: AppRow; listed: AppStateEvent; takesVersion: boolean; ownState: string | null }
   /** Not listed any more, not a system app, no active task, nothing newer than the list: the row goes. */
@@ -129,11 +130,10 @@ export function planCorrections(comparison: Comparison): Correction[] {
     const unversioned = !task && !row.installedVersion && Boolean(app.listedVersion) && settledIn(app.state);
     const ownState = !task && heldOwnFailure(row, app) ? row.state : null;
     const later = app.createTime.getTime() > row.eventTime.getTime();
-    const corrected = ((later || ownState !== null) && differs(row, app)) || unversioned;
+    const takesVersion = unversioned || (!task && runsOtherVersion(row, app, ownState));
+    const corrected = ((later || ownState !== null) && differs(row, app)) || takesVersion;
     if (!corrected && !task) continue;
     const asRow = app.sourceId === row.sourceId ? app : { ...app, sourceId: row.sourceId };
-    const otherVersion = Boolean(app.listedVersion) && app.listedVersion !== row.installedVersion;
-    const takesVersion = unversioned || (ownState !== null && otherVersion);
     if (corrected) corrections.push({ kind: 'corrected', row, listed: asRow, takesVersion, ownState });
     if (task && endShown(task, asRow, comparison, row)) {
       corrections.push({ kind: 'taskCompleted', task, listed: asRow });
@@ -213,6 +213,21 @@ function settledIn(state: string): boolean {
 function heldOwnFailure(row: AppRow, listed: AppStateEvent): boolean {
   if (listed.createTime.getTime() !== row.eventTime.getTime() || row.state === listed.state) return false;
   return row.state.toLowerCase().endsWith('failed') && settledIn(listed.state);
+}
+
+/**
+ * Whether the list shows the app at rest on another chart version than the row holds, and is no
+ * older than the row's state: later, or at its very time over a failure this server wrote itself
+ * (`ownState`) or in the state the row holds (the report the row took, which carried no version).
+ * The app service runs one chart at a time, and only its list says which (state events carry no
+ * version, market-domain.md §6.5): an upgrade that failed here (answered HTTP 500, timed out) that
+ * the app service carried out all the same runs the new one. Asked only with no task of ours active.
+ */
+function runsOtherVersion(row: AppRow, listed: AppStateEvent, ownState: string | null): boolean {
+  if (!listed.listedVersion || listed.listedVersion === row.installedVersion || !settledIn(listed.state)) return false;
+  const listedAt = listed.createTime.getTime();
+  const rowAt = row.eventTime.getTime();
+  return listedAt > rowAt || (listedAt === rowAt && (ownState !== null || row.state === listed.state));
 }
 
 /** Whether the list shows something else than the row: another state, or other entrances (when it lists them). */

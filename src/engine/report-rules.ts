@@ -118,8 +118,9 @@ export function acceptedResult(task: TaskRow): Prisma.InputJsonObject | null {
 
 /**
  * What the app service's list says of an app's installed chart (version, title, configuration
- * type): a row status correction creates holds it, and a row without the installed version takes
- * it (status-correction.ts), so that the app can be stopped, upgraded and uninstalled through the API.
+ * type): a row status correction creates holds it, and a row without the installed version, or on
+ * another one, takes it (status-correction.ts), so that the app can be stopped, upgraded and
+ * uninstalled through the API at the version the app service runs.
  */
 export function listedChart(event: AppStateEvent): { installedVersion?: string; title?: string; cfgType?: string } {
   return {

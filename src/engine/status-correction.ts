@@ -343,8 +343,8 @@ export class StatusCorrection {
   }
 
   /**
-   * A row as it was read (without the installed version, or holding a failure of its own) takes what the list says of
-   * the installed chart (listedChart). The time the row then holds as `updatedAt`, or null when it did not take it.
+   * A row as it was read (without the installed version, or on another one than the list shows) takes what the list
+   * says of the installed chart (listedChart). The time the row then holds as `updatedAt`, or null when it did not take it.
    */
   private async completeListedRow(listed: AppStateEvent, row: AppRow): Promise<Date | null> {
     const data = listedChart(listed);

@@ -1,0 +1,173 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { Db } from '../src/db/client.js';
+import { availableDatabases } from './support/databases.js';
+import { type FakeAppService, sendEvent, startFakeAppService } from './support/fake-app-service.js';
+import { AppsQuery, TaskDetailQuery, UpgradeAppMutation } from './support/operations.js';
+import { seed } from './support/seed.js';
+import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
+
+/**
+ * An upgrade the app service answered HTTP 500 (or let time out) and then carried out all the
+ * same: its task rightly failed, but the app service runs the new chart. State events carry no
+ * version (market-domain.md §6.5); only the list says which chart runs. Status correction takes
+ * the listed version for an app at rest with no task of ours, when the list is no older than the
+ * row's state. Before, the app showed RUNNING on the old version for good (the list's state
+ * matched, so nothing was corrected), and upgradeApp / uninstallApp worked from the wrong version.
+ */
+
+const databases = await availableDatabases();
+const SECRET = 'app-service-event-secret-0032';
+const SOURCE = 'market.olares';
+
+/** An app as Olares's app service lists it: an Application resource, with its chart's version. */
+function application(owner: string, name: string, state: string, statusTime: Date, version: string) {
+  return {
+    metadata: { name: `${name}-${owner}`, namespace: `${name}-${owner}` },
+    spec: { name, owner, appid: name, isSysApp: false, settings: { market_source: SOURCE, version, title: name } },
+    status: { state, statusTime: statusTime.toISOString(), updateTime: statusTime.toISOString() },
+  };
+}
+
+describe.each(databases)('status correction of the version an upgrade that failed here left, on %s', (kind) => {
+  let fake: FakeAppService;
+  let server: TestServer;
+  let db: Db;
+  beforeAll(async () => {
+    fake = await startFakeAppService();
+    server = await startTestServer(kind, {
+      env: {
+        ...AUTH_ENV,
+        APP_SERVICE_URL: fake.url,
+        APP_SERVICE_EVENT_SECRET: SECRET,
+        APP_SERVICE_TIMEOUT_MS: '2000',
+        DEMO_DATA: '0',
+        STATUS_CORRECTION_INTERVAL_MS: '3600000',
+        TASK_LEASE_MS: '600000',
+      },
+    });
+    db = server.app.db;
+    await waitFor(async () => (correction().status().checks >= 1 ? true : undefined), 'the correction at start');
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await fake?.stop();
+  });
+
+  const correction = () => server.app.services.statusCorrection;
+  const rowOf = (appName: string) => db.appState.findFirst({ where: { userId: 'alice', appName } });
+  const corrections = async (app: string) => {
+    const records = await db.historyRecord.findMany({
+      where: { type: 'system', userId: 'alice', app },
+      orderBy: { id: 'asc' },
+    });
+    return records.filter((record) => JSON.stringify(record.extended).includes('"correction"')).map((r) => r.message);
+  };
+  const reportRunning = async (appName: string, at: Date) => {
+    const event = { name: appName, user: 'alice', marketSource: SOURCE, state: 'running', opID: `op-${appName}` };
+    const intake = `${server.url}/events/app-state`;
+    expect(await sendEvent(intake, SECRET, { ...event, createTime: at.toISOString() })).toBe(202);
+  };
+  const shown = async (appName: string) => {
+    const { apps } = dataOf(
+      await execute(server, AppsQuery, { filter: { appName }, first: 5 }, { token: TOKENS.alice }),
+    );
+    return apps.edges.map((edge) => ({ stage: edge.node.stage, installedVersion: edge.node.installedVersion }));
+  };
+
+  /**
+   * A running app at 1.0.0, last reported `reported`, whose upgrade to 2.0.0 the app service
+   * answers HTTP 500; the task's id once it has FAILED (the app then shows `upgradeFailed`).
+   */
+  async function upgradeAnswered500(appName: string, reported: Date): Promise<string> {
+    await seed(db).catalogApp({ name: appName, versions: ['2.0.0', '1.0.0'] });
+    await seed(db).user('alice').app({ appName, state: 'running', version: '1.0.0' });
+    await reportRunning(appName, reported);
+    fake.setBehaviour(
+      'upgrade',
+      { respond: 'http-error', status: 500, body: { code: 500, message: 'internal error' } },
+      1,
+    );
+    const input = { sourceId: SOURCE, appName, version: '2.0.0' };
+    const { upgradeApp } = dataOf(await execute(server, UpgradeAppMutation, { input }, { token: TOKENS.alice }));
+    if (upgradeApp.__typename !== 'UpgradeAppSuccess') throw new Error(JSON.stringify(upgradeApp));
+    const { taskId } = upgradeApp.task;
+    await waitFor(async () => {
+      const { task } = dataOf(await execute(server, TaskDetailQuery, { taskId }, { token: TOKENS.ops }));
+      return task?.status === 'FAILED' ? task : undefined;
+    }, 'the upgrade to fail');
+    expect(await rowOf(appName)).toMatchObject({ state: 'upgradeFailed', installedVersion: '1.0.0' });
+    return taskId;
+  }
+
+  async function cleanUp(appName: string, listed: unknown) {
+    if (fake.apps.includes(listed)) fake.apps.splice(fake.apps.indexOf(listed), 1);
+    await db.task.deleteMany({ where: { userId: 'alice', appName } });
+    await db.appState.deleteMany({ where: { userId: 'alice', appName } });
+  }
+
+  test('an upgrade answered HTTP 500 that the app service carried out is running at the listed version after one run, its task still failed', async () => {
+    const appName = 'upgraded-anyway';
+    const listed = application('alice', appName, 'running', new Date(Date.now() - 5_000), '1.0.0');
+    try {
+      const taskId = await upgradeAnswered500(appName, new Date(Date.now() - 5_000));
+      // The app service went on with the upgrade and finished it: it lists 2.0.0, running, later.
+      Object.assign(listed, application('alice', appName, 'running', new Date(), '2.0.0'));
+      fake.apps.push(listed);
+
+      await correction().run();
+      expect(await rowOf(appName)).toMatchObject({ state: 'running', installedVersion: '2.0.0' });
+      expect(await shown(appName)).toEqual([{ stage: 'RUNNING', installedVersion: '2.0.0' }]);
+      expect(await corrections(appName)).toEqual([
+        `${appName} corrected from the app service's list: upgradeFailed → running, installed version 2.0.0`,
+      ]);
+      expect(await db.task.findUnique({ where: { taskId } })).toMatchObject({ status: 'FAILED' });
+
+      await correction().run();
+      expect(await corrections(appName)).toHaveLength(1);
+    } finally {
+      await cleanUp(appName, listed);
+    }
+  });
+
+  test('a running event after the failed upgrade leaves the old version (events carry none); the list at its time gives the new one', async () => {
+    const appName = 'upgraded-then-reported';
+    const listed = application('alice', appName, 'running', new Date(), '2.0.0');
+    try {
+      const taskId = await upgradeAnswered500(appName, new Date(Date.now() - 5_000));
+      const finished = new Date();
+      await reportRunning(appName, finished);
+      expect(await rowOf(appName)).toMatchObject({ state: 'running', installedVersion: '1.0.0', eventTime: finished });
+
+      Object.assign(listed, application('alice', appName, 'running', finished, '2.0.0'));
+      fake.apps.push(listed);
+      await correction().run();
+      expect(await rowOf(appName)).toMatchObject({ state: 'running', installedVersion: '2.0.0', eventTime: finished });
+      expect(await corrections(appName)).toEqual([
+        `${appName} corrected from the app service's list: installed version 2.0.0`,
+      ]);
+      expect(await db.task.findUnique({ where: { taskId } })).toMatchObject({ status: 'FAILED' });
+
+      await correction().run();
+      expect(await corrections(appName)).toHaveLength(1);
+    } finally {
+      await cleanUp(appName, listed);
+    }
+  });
+
+  test('a list older than the stored state does not change the installed version', async () => {
+    const appName = 'older-list';
+    const reported = new Date(Date.now() - 5_000);
+    const listed = application('alice', appName, 'running', new Date(reported.getTime() - 60_000), '2.0.0');
+    try {
+      await seed(db).catalogApp({ name: appName, versions: ['2.0.0', '1.0.0'] });
+      await seed(db).user('alice').app({ appName, state: 'running', version: '1.0.0' });
+      await reportRunning(appName, reported);
+      fake.apps.push(listed);
+      await correction().run();
+      expect(await rowOf(appName)).toMatchObject({ state: 'running', installedVersion: '1.0.0' });
+      expect(await corrections(appName)).toEqual([]);
+    } finally {
+      await cleanUp(appName, listed);
+    }
+  });
+});
