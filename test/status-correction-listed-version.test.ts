@@ -129,7 +129,7 @@ describe.each(databases)('status correction of the version an upgrade that faile
     }
   });
 
-  test('a running event after the failed upgrade leaves the old version (events carry none); the list at its time gives the new one', async () => {
+  test('a running event after the failed upgrade leaves the old version (events carry none), the list at its time too; a later list gives the new one', async () => {
     const appName = 'upgraded-then-reported';
     const listed = application('alice', appName, 'running', new Date(), '2.0.0');
     try {
@@ -138,10 +138,17 @@ describe.each(databases)('status correction of the version an upgrade that faile
       await reportRunning(appName, finished);
       expect(await rowOf(appName)).toMatchObject({ state: 'running', installedVersion: '1.0.0', eventTime: finished });
 
+      // At the time of the state the row holds, the listed version may lag the state: not taken.
       Object.assign(listed, application('alice', appName, 'running', finished, '2.0.0'));
       fake.apps.push(listed);
       await correction().run();
-      expect(await rowOf(appName)).toMatchObject({ state: 'running', installedVersion: '2.0.0', eventTime: finished });
+      expect(await rowOf(appName)).toMatchObject({ state: 'running', installedVersion: '1.0.0', eventTime: finished });
+      expect(await corrections(appName)).toEqual([]);
+
+      const later = new Date(finished.getTime() + 1_000);
+      Object.assign(listed, application('alice', appName, 'running', later, '2.0.0'));
+      await correction().run();
+      expect(await rowOf(appName)).toMatchObject({ state: 'running', installedVersion: '2.0.0' });
       expect(await corrections(appName)).toEqual([
         `${appName} corrected from the app service's list: installed version 2.0.0`,
       ]);

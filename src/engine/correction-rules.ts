@@ -216,18 +216,21 @@ function heldOwnFailure(row: AppRow, listed: AppStateEvent): boolean {
 }
 
 /**
- * Whether the list shows the app at rest on another chart version than the row holds, and is no
- * older than the row's state: later, or at its very time over a failure this server wrote itself
- * (`ownState`) or in the state the row holds (the report the row took, which carried no version).
- * The app service runs one chart at a time, and only its list says which (state events carry no
+ * Whether the list shows the app at rest on another chart version than the row holds, later than
+ * the row's state, or at its very time over a failure this server wrote itself (`ownState`). The
+ * app service runs one chart at a time, and only its list says which (state events carry no
  * version, market-domain.md §6.5): an upgrade that failed here (answered HTTP 500, timed out) that
- * the app service carried out all the same runs the new one. Asked only with no task of ours active.
+ * the app service carried out all the same runs the new one. A list at the time of the state the
+ * row holds is not taken: its version may lag its state (a state cache written in two steps), and
+ * would then take a completed upgrade back to the old version. So after an upgrade failed here, a
+ * `running` report of the app service (which names no version) leaves the old version until the
+ * app service lists a later state. Asked only with no task of ours active.
  */
 function runsOtherVersion(row: AppRow, listed: AppStateEvent, ownState: string | null): boolean {
   if (!listed.listedVersion || listed.listedVersion === row.installedVersion || !settledIn(listed.state)) return false;
   const listedAt = listed.createTime.getTime();
   const rowAt = row.eventTime.getTime();
-  return listedAt > rowAt || (listedAt === rowAt && (ownState !== null || row.state === listed.state));
+  return listedAt > rowAt || (listedAt === rowAt && ownState !== null);
 }
 
 /** Whether the list shows something else than the row: another state, or other entrances (when it lists them). */
