@@ -33,17 +33,18 @@ export interface ListedApp {
  *
  * The entries are read with turns of the event loop between (turnPacer): answers arriving together
  * were read in one turn, 100 entries each, and at 5,000 apps such turns held every other request of
- * the process for 70–190 ms of CPU each (up to 0.9 s on the loaded 2-core test machine).
+ * the process for 70–190 ms of CPU each (up to 0.9 s on the loaded 2-core test machine). `pace`:
+ * the pacer, one of TURN_BUDGET_MS unless given.
  */
 export async function readEntries(
   client: MarketSourceClient,
   wanted: readonly string[],
   listed: (id: string) => ListedApp,
   maxBytes: number,
+  pace = turnPacer(),
 ): Promise<Map<string, StoredReading>> {
   const readings = new Map<string, StoredReading>();
   let kept = 0;
-  const pace = turnPacer();
   await client.detailsEach(wanted, async (answer) => {
     for (const [id, served] of answer.apps) {
       await pace();
@@ -82,8 +83,8 @@ export async function readEntries(
 export async function changedApps(
   apps: SourceIndex['apps'],
   stored: ReadonlyMap<string, string | null>,
+  pace = turnPacer(),
 ): Promise<{ wanted: string[]; fingerprints: Map<string, string> }> {
-  const pace = turnPacer();
   const fingerprints = new Map<string, string>();
   const wanted: string[] = [];
   for (const app of apps) {
