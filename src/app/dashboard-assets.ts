@@ -26,6 +26,7 @@ const DASHBOARD: Record<string, { type: string; body: string }> = Object.fromEnt
       ['/dashboard/render-chart-repo.js', 'render-chart-repo.js', 'text/javascript; charset=utf-8'],
       ['/dashboard/tabs.js', 'tabs.js', 'text/javascript; charset=utf-8'],
       ['/dashboard/patch-rows.js', 'patch-rows.js', 'text/javascript; charset=utf-8'],
+      ['/dashboard/app-map.js', 'app-map.js', 'text/javascript; charset=utf-8'],
       ['/dashboard/app', 'app.html', 'text/html; charset=utf-8'],
       ['/dashboard/app-flow.js', 'app-flow.js', 'text/javascript; charset=utf-8'],
       ['/dashboard/app-flow-documents.js', 'app-flow-documents.js', 'text/javascript; charset=utf-8'],

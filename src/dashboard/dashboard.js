@@ -4,6 +4,7 @@
 // Beside that feed: the viewer (which buttons to show), the history feed and, for admins, the
 // payment states, each a first list plus a subscription.
 
+import { AppMap, OwnedMap } from './app-map.js';
 import { bindControls } from './controls.js';
 import { HISTORY, HISTORY_ADDED, PAYMENT_UPDATED, PAYMENTS, VIEWER } from './documents.js';
 import { showConnection, tickTimes } from './format.js';
@@ -225,8 +226,8 @@ function startEvents() {
 }
 
 function applySnapshot(snapshot) {
-  state.apps = new Map(snapshot.apps.map((app) => [appKey(app), app]));
-  state.tasks = new Map(snapshot.tasks.map((task) => [task.taskId, task]));
+  state.apps = new AppMap(snapshot.apps.map((app) => [appKey(app), app]));
+  state.tasks = new OwnedMap(snapshot.tasks.map((task) => [task.taskId, task]));
   state.components = new Map(snapshot.components.map((c) => [c.name, c]));
   state.chartRepo = snapshot.chartRepo;
   state.summary = snapshot.summary;

@@ -2,7 +2,7 @@
 
 import { badge, entranceHref, esc, FLOW_PATH, filterQuery, text, timeAgo } from './format.js';
 import { patchRows, showLine } from './patch-rows.js';
-import { appKey, showsApp, state } from './state.js';
+import { appKey, filters, showsApp, state } from './state.js';
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -60,19 +60,15 @@ function row(a) {
  * all of 5,000 apps (85k DOM nodes) typing in the search took 20 s; the filters find the rest.
  */
 const APP_ROWS = 200;
-/** One collator for every comparison: `localeCompare` builds one per call. */
-const byKey = new Intl.Collator('en').compare;
 
 export function renderApps() {
-  const all = [...state.apps.values()];
-  const apps = all
-    .filter(showsApp)
-    .map((app) => [appKey(app), app])
-    .sort(([a], [b]) => byKey(a, b))
-    .map(([, app]) => app);
+  // In list order, patched per app changed since the last draw (app-map.js), not sorted again.
+  const shown = state.apps.shownKeys(showsApp, filters);
+  const total = state.apps.size;
+  const apps = shown.slice(0, APP_ROWS).map((key) => state.apps.get(key));
   const tbody = $('#apps tbody');
   if (apps.length) {
-    patchRows(tbody, apps.slice(0, APP_ROWS), {
+    patchRows(tbody, apps, {
       attribute: 'app',
       key: appKey,
       // An event replaces the app's object; its link carries the page's filters (flowHref).
@@ -80,7 +76,7 @@ export function renderApps() {
       html: row,
     });
   } else showLine(tbody, '<tr class="empty"><td colspan="8">No apps match.</td></tr>');
-  $('#apps-count').textContent = apps.length === all.length ? `${all.length}` : `${apps.length} of ${all.length}`;
+  $('#apps-count').textContent = shown.length === total ? `${total}` : `${shown.length} of ${total}`;
   $('#apps-more').textContent =
-    apps.length > APP_ROWS ? `${apps.length - APP_ROWS} more apps not shown: narrow them with the filters` : '';
+    shown.length > APP_ROWS ? `${shown.length - APP_ROWS} more apps not shown: narrow them with the filters` : '';
 }

@@ -3,6 +3,7 @@
 // filters live in the URL's query string, so a reload keeps them and back/forward moves
 // between them.
 
+import { AppMap, OwnedMap } from './app-map.js';
 import { clip, FILTER_KEYS, pacer } from './format.js';
 
 export const TASK_STATUSES = ['PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELED'];
@@ -30,8 +31,9 @@ function serverData() {
     /** When the last snapshot or event arrived (epoch ms, this browser's clock). */
     updatedAt: null,
     summary: null,
-    apps: new Map(),
-    tasks: new Map(),
+    /** By appKey; keeps its list order and owners as apps change (app-map.js). */
+    apps: new AppMap(),
+    tasks: new OwnedMap(),
     components: new Map(),
     chartRepo: null,
     /** `{ userId, isAdmin }` once the viewer query answered. */
@@ -222,13 +224,16 @@ export function showsRepoItem({ userId, sourceId, appName, text = [] }) {
   return !q || contains([appName, userId, ...text], q);
 }
 
-/** The users and sources seen anywhere, for the filter menus. */
+/**
+ * The users and sources seen anywhere, for the filter menus: those of the apps and tasks are
+ * counted as they change (app-map.js); walking all 50,000 apps at each draw took 118 ms.
+ */
 export function knownOwners() {
-  const users = new Set();
-  const sources = new Set();
-  for (const row of [...state.apps.values(), ...state.tasks.values(), ...state.payments.values()]) {
-    if (row.userId) users.add(row.userId);
-    if (row.sourceId) sources.add(row.sourceId);
+  const users = new Set([...state.apps.users.keys(), ...state.tasks.users.keys()]);
+  const sources = new Set([...state.apps.sources.keys(), ...state.tasks.sources.keys()]);
+  for (const payment of state.payments.values()) {
+    if (payment.userId) users.add(payment.userId);
+    if (payment.sourceId) sources.add(payment.sourceId);
   }
   for (const record of state.history) if (record.userId) users.add(record.userId);
   return { users: [...users].sort(), sources: [...sources].sort() };
