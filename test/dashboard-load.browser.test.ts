@@ -159,13 +159,40 @@ describe.skipIf(!chromiumAvailable())('the live dashboard under a stream of chan
     await page.close();
   }, 60_000);
 
+  test('after a server stops, dashboards open on it try again at spread-out times, not in step', async () => {
+    const stopped = await startTestServer('sqlite');
+    const context = await browser.newContext();
+    const attempts: number[][] = [];
+    try {
+      for (let i = 0; i < 8; i += 1) {
+        const page = await context.newPage();
+        const times: number[] = [];
+        attempts.push(times);
+        page.on('websocket', () => times.push(Date.now()));
+        await page.goto(`${stopped.url}/dashboard`);
+        await live(page);
+      }
+      await stopped.app.stop(); // closes every socket at once: each page starts its backoff together
+      // The first connection and four attempts after it (0.5, 1, 2 and 4 s apart without jitter).
+      await expect.poll(() => Math.min(...attempts.map((times) => times.length)), { timeout: 20_000 }).toBe(5);
+    } finally {
+      await context.close();
+      await stopped.database.drop();
+    }
+    const fourth = attempts.map((times) => times[4] ?? 0);
+    // In step, the pages try within 0.2 s of each other (0.17 s on a loaded machine); with jitter
+    // (a random half of each wait: the fourth attempt 3.75 to 7.5 s after the stop, SD ~0.67 s) 8
+    // pages spread over about 2 s, under 0.4 s about once in 10,000 runs.
+    expect(Math.max(...fourth) - Math.min(...fourth), JSON.stringify(fourth)).toBeGreaterThan(400);
+  }, 60_000);
+
   test('after a server restart the badge counts the connections lost, not the attempts made while it was down', async () => {
     const first = await startTestServer('sqlite', { env: { SIMULATED_STEP_MS: '150' } });
     const page = await browser.newPage();
     await page.goto(`${first.url}/dashboard`);
     await live(page);
     await first.app.stop();
-    // Down long enough for several attempts (backoff 0.5 s, 1 s, 2 s …): the page counts them.
+    // Down long enough for several attempts (backoff 0.25–0.5 s, 0.5–1 s, 1–2 s …): the page counts them.
     await expect
       .poll(() => page.locator('#connection').innerText(), { timeout: 15_000 })
       .toMatch(/^reconnecting \([3-9]\d*\)/);

@@ -146,6 +146,16 @@ async function checkIdentity({ connected, identity, refuse, onSignIn }) {
 }
 
 /**
+ * The wait before reconnect attempt `attempts` (1, 2, …): doubling from 0.5 s up to 10 s, of which
+ * a random half (equal jitter). Without it every dashboard open when a server restarted tried
+ * again at the same instants, all of them at once each time.
+ */
+function backoffMs(attempts) {
+  const ceiling = Math.min(10_000, 250 * 2 ** attempts);
+  return ceiling / 2 + Math.random() * (ceiling / 2);
+}
+
+/**
  * How long to wait before the next connection: exponential backoff up to 10 s; over a connection
  * limit (1013, the page says which) the documented wait, long enough for a slot to be given back.
  * `check`: the upgrades refused in a row call for an identity check (checkIdentity).
@@ -164,7 +174,7 @@ function reconnectPolicy() {
       attempts += 1;
       failedUpgrades = acked ? 0 : failedUpgrades + 1;
       const check = failedUpgrades > 0 && failedUpgrades % FAILED_UPGRADES_CHECK === 0;
-      return { waitMs: Math.min(10_000, 250 * 2 ** attempts), check };
+      return { waitMs: backoffMs(attempts), check };
     },
   };
 }
