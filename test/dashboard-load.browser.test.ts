@@ -189,6 +189,15 @@ describe.skipIf(!chromiumAvailable())('the live dashboard under a stream of chan
   test('after a server restart the badge counts the connections lost, not the attempts made while it was down', async () => {
     const first = await startTestServer('sqlite', { env: { SIMULATED_STEP_MS: '150' } });
     const page = await browser.newPage();
+    // Every text the badge shows, in order.
+    await page.addInitScript(() => {
+      const badges: string[] = [];
+      Object.assign(window, { badges });
+      new MutationObserver(() => {
+        const text = document.querySelector('#connection')?.textContent ?? '';
+        if (badges.at(-1) !== text) badges.push(text);
+      }).observe(document, { subtree: true, childList: true, characterData: true });
+    });
     await page.goto(`${first.url}/dashboard`);
     await live(page);
     await first.app.stop();
@@ -204,6 +213,11 @@ describe.skipIf(!chromiumAvailable())('the live dashboard under a stream of chan
       await expect
         .poll(() => page.locator('#connection').innerText(), { timeout: 20_000 })
         .toBe('live · reconnected after 1 lost connection(s)');
+      // The new instance numbers its changes anew: the replay answers RESYNC. Until the replay
+      // answered, the badge says it is catching up, never live (and then not live again).
+      const badges = await page.evaluate(() => (window as unknown as { badges: string[] }).badges);
+      const back = badges.slice(badges.findLastIndex((text) => text.startsWith('reconnecting')) + 1);
+      expect(back).toEqual(['catching up…', 'live · reconnected after 1 lost connection(s)']);
     } finally {
       await page.close();
       await restarted.stop();

@@ -116,8 +116,14 @@ const client = createLiveClient({
   onState: setConnection,
   onOpen: () => {
     connections += 1;
+    clearTimeout(quietReplay);
     if (state.sequence === null) startSnapshot();
-    else startEvents();
+    else {
+      // Resuming: what was missed is still to come (or a RESYNC), however soon the socket is back.
+      catchingUp = true;
+      setConnection('reconnecting', 'catching up…');
+      startEvents();
+    }
     loadSideFeeds();
   },
   onUnauthorised: () => {
@@ -136,6 +142,8 @@ function forgetViewer() {
   listRetries.clear();
   resetState();
   connections = 0;
+  catchingUp = false;
+  clearTimeout(quietReplay);
 }
 
 /** A refusal by the server (not a dropped connection, which the client recovers from itself). */
@@ -143,7 +151,26 @@ function isRefusal(errors) {
   return errors?.[0] !== CONNECTION_CLOSED;
 }
 
+/**
+ * After a reconnection, until the replay from `since` answered: the page may still lack changes,
+ * or be told RESYNC. Marked live at the viewer's answer, the badge said `live · reconnected…`
+ * for ~0.2 s before a RESYNC turned it to `catching up…`.
+ */
+let catchingUp = false;
+/**
+ * A replay with nothing to replay sends nothing: once the viewer answered (the subscriptions were
+ * in place before it), this long without a word from it counts as caught up.
+ */
+const QUIET_REPLAY_MS = 2000;
+let quietReplay;
+
+function caughtUp() {
+  catchingUp = false;
+  clearTimeout(quietReplay);
+}
+
 function markLive() {
+  if (catchingUp) return;
   const n = Math.max(0, connections - 1);
   const note = n ? ` · reconnected after ${n} lost connection(s)` : '';
   // No sequence number in it: it changes at every event (the header says how fresh the data is).
@@ -198,6 +225,7 @@ function startEvents() {
   const handOver = () => {
     if (!replaying || held.length === 0 || state.sequence === null || state.sequence < held[0].sequence) return;
     replaying = false;
+    caughtUp();
     stopReplay();
     for (const event of held.splice(0)) if (event.sequence > state.sequence) applyEvent(event);
   };
@@ -215,6 +243,7 @@ function startEvents() {
     { since: state.sequence },
     feedHandlers(({ runtimeEvents: event }) => {
       if (!replaying) return;
+      if (event.kind !== 'RESYNC') caughtUp(); // the replay answered: what it brings is applied now
       applyEvent(event); // a RESYNC starts over from a snapshot, ending both streams
       handOver();
     }),
@@ -233,6 +262,7 @@ function applySnapshot(snapshot) {
   state.summary = snapshot.summary;
   state.sequence = snapshot.sequence;
   state.updatedAt = Date.now();
+  caughtUp();
   markLive();
   touch('*');
 }
@@ -272,8 +302,13 @@ function loadSideFeeds() {
     .request(VIEWER, {})
     .then((result) => {
       state.viewer = result?.data?.viewer ?? null;
-      // The runtime subscription was sent before this answer on the same socket, so it is in place.
-      if (state.sequence !== null) markLive();
+      // The runtime subscriptions were sent before this answer on the same socket, so they are in place.
+      if (catchingUp) {
+        quietReplay = setTimeout(() => {
+          caughtUp();
+          markLive();
+        }, QUIET_REPLAY_MS);
+      } else if (state.sequence !== null) markLive();
       touch('tasks', 'payments');
       if (state.viewer?.isAdmin) loadPayments();
     })
