@@ -88,6 +88,8 @@ describe.skipIf(!chromiumAvailable())('the dashboard for assistive technology an
           error: 'image pull failed',
         });
         announcedTaskId = announced.taskId;
+        // More history than its list shows without scrolling.
+        for (let i = 0; i < 30; i += 1) await admin.history({ type: 'app.installed', app: `seeded-${i}` });
       },
     }));
     browser = await launchChromium();
@@ -221,6 +223,31 @@ describe.skipIf(!chromiumAvailable())('the dashboard for assistive technology an
     expect(loneSurrogate.test(await search.inputValue())).toBe(false);
     await page.close();
   });
+
+  test('every region that scrolls can be reached with the keyboard and has a name (axe scrollable-region-focusable)', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${server.url}/dashboard`);
+    await live(page);
+    await expect.poll(() => page.locator('#history li').count()).toBeGreaterThanOrEqual(30);
+    const scrolling = await page.evaluate(() =>
+      [...document.querySelectorAll<HTMLElement>('body *')].flatMap((el) => {
+        const style = getComputedStyle(el);
+        const scrolls = (overflow: string, content: number, box: number) =>
+          /auto|scroll/.test(overflow) && content > box;
+        if (
+          !scrolls(style.overflowY, el.scrollHeight, el.clientHeight) &&
+          !scrolls(style.overflowX, el.scrollWidth, el.clientWidth)
+        ) {
+          return [];
+        }
+        const name = el.getAttribute('aria-label') || el.getAttribute('aria-labelledby') || '';
+        return [{ id: el.id || `${el.tagName} ${el.className}`, tabIndex: el.tabIndex, named: name.length > 0 }];
+      }),
+    );
+    expect(scrolling.map((region) => region.id)).toContain('history');
+    expect(scrolling.filter((region) => region.tabIndex < 0 || !region.named)).toEqual([]);
+    await page.close();
+  }, 60_000);
 
   test('the connection badge reads at 4.5:1 or more, a long app name wraps on a desktop, and tabs name their panel', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });

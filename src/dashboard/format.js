@@ -214,9 +214,10 @@ function scalar(value) {
 
 /**
  * A JSON object as key/value pairs: the first `inline` pairs always visible, the rest behind a
- * <details> (its `data-open-key` lets the page keep it open across re-renders).
+ * <details> (its `data-open-key` lets the page keep it open across re-renders), with all of it as
+ * JSON, which scrolls: reachable with the keyboard (tabindex 0) and named `name`.
  */
-export function keyValues(json, openKey, inline = 4) {
+export function keyValues(json, openKey, name, inline = 4) {
   if (json === null || json === undefined) return '';
   if (typeof json !== 'object' || Array.isArray(json)) return `<code>${esc(scalar(json))}</code>`;
   const pairs = Object.entries(json);
@@ -226,7 +227,9 @@ export function keyValues(json, openKey, inline = 4) {
   if (pairs.length <= inline) return dl(pairs);
   return `${dl(pairs.slice(0, inline))}<details data-open-key="${esc(openKey)}"><summary>${esc(
     pairs.length - inline,
-  )} more</summary>${dl(pairs.slice(inline))}<pre>${esc(JSON.stringify(json, null, 2))}</pre></details>`;
+  )} more</summary>${dl(pairs.slice(inline))}<pre tabindex="0" aria-label="${esc(name)}">${esc(
+    JSON.stringify(json, null, 2),
+  )}</pre></details>`;
 }
 
 /**

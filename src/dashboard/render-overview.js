@@ -60,7 +60,7 @@ export function renderComponents() {
         <div class="line">${badge(c.state)} <b>${esc(c.name)}</b>
           <span class="muted">checked ${timeAgo(c.lastCheck)}</span></div>
         ${c.message ? `<div class="${c.state === 'ERROR' || c.state === 'DEGRADED' ? 'reason' : 'muted'}">${text(c.message)}</div>` : ''}
-        ${keyValues(c.metrics, `metrics:${c.name}`)}
+        ${keyValues(c.metrics, `metrics:${c.name}`, `All figures of ${c.name}, as JSON`)}
       </li>`,
     )
     .join('');
