@@ -249,6 +249,30 @@ describe.skipIf(!chromiumAvailable())('the dashboard for assistive technology an
     await page.close();
   }, 60_000);
 
+  test('under prefers-reduced-motion nothing on either page moves by itself; without it, the progress bars slide', async () => {
+    const page = await browser.newPage();
+    /** The transitions and animations of every element, with a progress bar added (format.js progressBar's shape). */
+    const motion = () =>
+      page.evaluate(() => {
+        document.body.insertAdjacentHTML('beforeend', '<span class="bar"><i style="width:50%"></i></span>');
+        return [...document.querySelectorAll<HTMLElement>('body *')].flatMap((el) => {
+          const style = getComputedStyle(el);
+          const moves = style.transitionDuration.split(',').some((d) => Number.parseFloat(d) > 0);
+          return moves || style.animationName !== 'none' ? [el.tagName] : [];
+        });
+      });
+    const pages = [`${server.url}/dashboard`, `${server.url}/dashboard/app?user=admin&source=market.olares&app=memos`];
+    for (const url of pages) {
+      await page.emulateMedia({ reducedMotion: 'no-preference' });
+      await page.goto(url);
+      expect(await motion(), url).toContain('I');
+      await page.emulateMedia({ reducedMotion: 'reduce' });
+      await page.goto(url);
+      expect(await motion(), url).toEqual([]);
+    }
+    await page.close();
+  }, 60_000);
+
   test('the connection badge reads at 4.5:1 or more, a long app name wraps on a desktop, and tabs name their panel', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(`${server.url}/dashboard`);
