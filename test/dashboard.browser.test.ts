@@ -794,6 +794,8 @@ describe.skipIf(!chromiumAvailable())('the pages behind a gateway that serves th
       const run = page.getByRole('button', { name: /execute query/i }).first();
       await run.waitFor({ timeout: 20_000 });
       await run.click();
+      // The editor opens with several operations (src/app/graphiql-examples.ts): run asks which.
+      await page.getByRole('menuitem', { name: 'Apps' }).click();
       const result = page.locator('.graphiql-response');
       // CodeMirror renders spaces as non-breaking ones; compare on normalised whitespace.
       const shown = async () => (await result.innerText()).replace(/\s+/g, ' ');

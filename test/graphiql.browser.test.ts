@@ -16,7 +16,7 @@ describe.skipIf(!chromiumAvailable())('GraphiQL in a real browser', () => {
     await server?.stop();
   });
 
-  test('opens offline (no request leaves the machine), runs the default query and shows the result', async () => {
+  test('opens offline (no request leaves the machine), runs its example queries and shows their results', async () => {
     const page = await browser.newPage();
     const external: string[] = [];
     page.on('request', (request) => {
@@ -35,16 +35,25 @@ describe.skipIf(!chromiumAvailable())('GraphiQL in a real browser', () => {
       .getByRole('button', { name: /execute query/i })
       .first()
       .waitFor({ timeout: 20_000 });
-    await page
-      .getByRole('button', { name: /execute query/i })
-      .first()
-      .click();
+    // The editor opens with several example operations: run asks which one.
+    const runExample = async (name: string) => {
+      await page
+        .getByRole('button', { name: /execute query/i })
+        .first()
+        .click();
+      await page.getByRole('menuitem', { name }).click();
+    };
+    await runExample('Apps');
     const result = page.locator('.graphiql-response');
-    await expect.poll(async () => result.innerText(), { timeout: 15_000 }).toContain('"totalCount"');
+    await expect.poll(async () => result.innerText(), { timeout: 15_000 }).toContain('"viewer"');
     // CodeMirror renders spaces as non-breaking ones; compare on normalised whitespace.
     const text = (await result.innerText()).replace(/\s+/g, ' ');
     expect(text).toContain('"userId": "admin"');
     expect(text).toMatch(/"stage": "(RUNNING|INSTALLING|FAILED|STOPPED|FETCHING)"/);
+    // The catalogue example shows what the install example needs: a source, a name, versions.
+    await runExample('Catalog');
+    await expect.poll(async () => result.innerText(), { timeout: 15_000 }).toContain('"versions"');
+    expect((await result.innerText()).replace(/\s+/g, ' ')).toContain('"sourceId": "market.olares"');
     mkdirSync('test-results', { recursive: true });
     await page.screenshot({ path: 'test-results/graphiql.png' });
     expect(external).toEqual([]);
