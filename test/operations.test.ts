@@ -339,8 +339,9 @@ describe.each(databases)('operations on %s', (kind) => {
           issues: [{ path: 'title', message: expect.stringContaining(`title ${rule}`) }],
         });
       }
-      // Nothing that draws: a combining grapheme joiner, a Hangul filler, a lone combining accent.
-      for (const title of ['\u034f', '\u3164', '\u0301', '\ufe0f']) {
+      // Nothing that draws: a combining grapheme joiner, a Hangul filler, a lone combining accent, a
+      // variation selector, the blank braille pattern.
+      for (const title of ['\u034f', '\u3164', '\u0301', '\ufe0f', '\u2800']) {
         expect(await clone(title), JSON.stringify(title)).toMatchObject({
           code: 'VALIDATION',
           issues: [

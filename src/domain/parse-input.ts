@@ -32,10 +32,11 @@ const UNSHOWABLE = /(?![\u200C\u200D])[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
 const EMOJI_TAG_SEQUENCE = /\u{1F3F4}[\u{E0020}-\u{E007E}]+\u{E007F}/gu;
 /**
  * A character that draws something: a letter, digit, punctuation mark or symbol, other than the
- * default-ignorable ones that render as nothing (the Hangul fillers U+3164 and U+FFA0 are letters).
- * A title of spaces, combining marks (U+034F) or variation selectors alone showed as blank.
+ * default-ignorable ones that render as nothing (the Hangul fillers U+3164 and U+FFA0 are letters)
+ * and the blank braille pattern U+2800 (a symbol with no dots). A title of spaces, combining marks
+ * (U+034F), variation selectors or U+2800 alone showed as blank.
  */
-const VISIBLE = /(?!\p{Default_Ignorable_Code_Point})[\p{L}\p{N}\p{P}\p{S}]/u;
+const VISIBLE = /(?!\p{Default_Ignorable_Code_Point}|\u2800)[\p{L}\p{N}\p{P}\p{S}]/u;
 
 /** Why a (trimmed, non-empty) text cannot be shown as one line to others, or null. */
 function unshowable(text: string): string | null {
