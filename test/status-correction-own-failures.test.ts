@@ -21,6 +21,11 @@ import {
  * time, still shows the state the app never left: the next status correction puts it back, with
  * its `system` record, and the failed task and its reason stay. Kept, the made-up failure
  * outranked the list through every run (stopApp refused a running app).
+ *
+ * The version too: an upgrade answered HTTP 500 that the app service carried out all the same runs
+ * the new chart. State events carry no version; status correction takes the listed one for an app
+ * at rest with no task of ours, from a list later than the row's state (or at the time of a
+ * failure of its own). Before, the app showed RUNNING on the old version for good.
  */
 
 const databases = await availableDatabases();
@@ -181,6 +186,119 @@ describe.each(databases)('status correction after a failure nobody reported, on 
       if (fake.apps.includes(listed)) fake.apps.splice(fake.apps.indexOf(listed), 1);
       await db.task.deleteMany({ where: { userId: 'alice', appName } });
       await db.appState.deleteMany({ where: { userId: 'alice', appName } });
+    }
+  });
+
+  // The version: state events carry none (market-domain.md §6.5), only the list says which chart
+  // runs; an upgrade that failed here but ran there shows the new version once the list says so.
+  const shown = async (appName: string) => {
+    const { apps } = dataOf(
+      await execute(server, AppsQuery, { filter: { appName }, first: 5 }, { token: TOKENS.alice }),
+    );
+    return apps.edges.map((edge) => ({ stage: edge.node.stage, installedVersion: edge.node.installedVersion }));
+  };
+
+  /**
+   * A running app at 1.0.0, last reported `reported`, whose upgrade to 2.0.0 the app service
+   * answers HTTP 500; the task's id once it has FAILED (the app then shows `upgradeFailed`).
+   */
+  async function upgradeAnswered500(appName: string, reported: Date): Promise<string> {
+    await seed(db).catalogApp({ name: appName, versions: ['2.0.0', '1.0.0'] });
+    await seed(db).user('alice').app({ appName, state: 'running', version: '1.0.0' });
+    await reportRunning(appName, reported);
+    fake.setBehaviour(
+      'upgrade',
+      { respond: 'http-error', status: 500, body: { code: 500, message: 'internal error' } },
+      1,
+    );
+    const input = { sourceId: SOURCE, appName, version: '2.0.0' };
+    const { upgradeApp } = dataOf(await execute(server, UpgradeAppMutation, { input }, { token: TOKENS.alice }));
+    if (upgradeApp.__typename !== 'UpgradeAppSuccess') throw new Error(JSON.stringify(upgradeApp));
+    const { taskId } = upgradeApp.task;
+    await waitFor(async () => {
+      const { task } = dataOf(await execute(server, TaskDetailQuery, { taskId }, { token: TOKENS.ops }));
+      return task?.status === 'FAILED' ? task : undefined;
+    }, 'the upgrade to fail');
+    expect(await rowOf(appName)).toMatchObject({ state: 'upgradeFailed', installedVersion: '1.0.0' });
+    return taskId;
+  }
+
+  async function cleanUp(appName: string, listed: unknown) {
+    if (fake.apps.includes(listed)) fake.apps.splice(fake.apps.indexOf(listed), 1);
+    await db.task.deleteMany({ where: { userId: 'alice', appName } });
+    await db.appState.deleteMany({ where: { userId: 'alice', appName } });
+  }
+
+  test('an upgrade answered HTTP 500 that the app service carried out is running at the listed version after one run, its task still failed', async () => {
+    const appName = 'upgraded-anyway';
+    const listed = application('alice', appName, 'running', new Date(Date.now() - 5_000), '1.0.0');
+    try {
+      const taskId = await upgradeAnswered500(appName, new Date(Date.now() - 5_000));
+      // The app service went on with the upgrade and finished it: it lists 2.0.0, running, later.
+      Object.assign(listed, application('alice', appName, 'running', new Date(), '2.0.0'));
+      fake.apps.push(listed);
+
+      await correction().run();
+      expect(await rowOf(appName)).toMatchObject({ state: 'running', installedVersion: '2.0.0' });
+      expect(await shown(appName)).toEqual([{ stage: 'RUNNING', installedVersion: '2.0.0' }]);
+      expect(await corrections(appName)).toEqual([
+        `${appName} corrected from the app service's list: upgradeFailed → running, installed version 2.0.0`,
+      ]);
+      expect(await db.task.findUnique({ where: { taskId } })).toMatchObject({ status: 'FAILED' });
+
+      await correction().run();
+      expect(await corrections(appName)).toHaveLength(1);
+    } finally {
+      await cleanUp(appName, listed);
+    }
+  });
+
+  test('a running event after the failed upgrade leaves the old version (events carry none), the list at its time too; a later list gives the new one', async () => {
+    const appName = 'upgraded-then-reported';
+    const listed = application('alice', appName, 'running', new Date(), '2.0.0');
+    try {
+      const taskId = await upgradeAnswered500(appName, new Date(Date.now() - 5_000));
+      const finished = new Date();
+      await reportRunning(appName, finished);
+      expect(await rowOf(appName)).toMatchObject({ state: 'running', installedVersion: '1.0.0', eventTime: finished });
+
+      // At the time of the state the row holds, the listed version may lag the state: not taken.
+      Object.assign(listed, application('alice', appName, 'running', finished, '2.0.0'));
+      fake.apps.push(listed);
+      await correction().run();
+      expect(await rowOf(appName)).toMatchObject({ state: 'running', installedVersion: '1.0.0', eventTime: finished });
+      expect(await corrections(appName)).toEqual([]);
+
+      const later = new Date(finished.getTime() + 1_000);
+      Object.assign(listed, application('alice', appName, 'running', later, '2.0.0'));
+      await correction().run();
+      expect(await rowOf(appName)).toMatchObject({ state: 'running', installedVersion: '2.0.0' });
+      expect(await corrections(appName)).toEqual([
+        `${appName} corrected from the app service's list: installed version 2.0.0`,
+      ]);
+      expect(await db.task.findUnique({ where: { taskId } })).toMatchObject({ status: 'FAILED' });
+
+      await correction().run();
+      expect(await corrections(appName)).toHaveLength(1);
+    } finally {
+      await cleanUp(appName, listed);
+    }
+  });
+
+  test('a list older than the stored state does not change the installed version', async () => {
+    const appName = 'older-list';
+    const reported = new Date(Date.now() - 5_000);
+    const listed = application('alice', appName, 'running', new Date(reported.getTime() - 60_000), '2.0.0');
+    try {
+      await seed(db).catalogApp({ name: appName, versions: ['2.0.0', '1.0.0'] });
+      await seed(db).user('alice').app({ appName, state: 'running', version: '1.0.0' });
+      await reportRunning(appName, reported);
+      fake.apps.push(listed);
+      await correction().run();
+      expect(await rowOf(appName)).toMatchObject({ state: 'running', installedVersion: '1.0.0' });
+      expect(await corrections(appName)).toEqual([]);
+    } finally {
+      await cleanUp(appName, listed);
     }
   });
 });
