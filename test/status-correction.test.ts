@@ -1003,7 +1003,8 @@ describe('what a comparison corrects (correction-rules.ts)', () => {
       dispatchedAt: at(0),
       ...extra,
     }) as TaskRow;
-  const plan = (input: Partial<Parameters<typeof planCorrections>[0]>) =>
+  /** planCorrections with nothing listed, stored or active, at 600 s, unless `input` says otherwise. */
+  const planFor = (input: Partial<Parameters<typeof planCorrections>[0]>) =>
     planCorrections({
       listed: [],
       middlewares: [],
@@ -1013,7 +1014,11 @@ describe('what a comparison corrects (correction-rules.ts)', () => {
       systemNames: new Set(),
       minTaskAgeMs: 30_000,
       ...input,
-    }).map((c) => `${c.kind}:${'row' in c ? c.row.sourceId : 'task' in c ? c.task.appName : c.listed.appName}`);
+    });
+  const plan = (input: Partial<Parameters<typeof planCorrections>[0]>) =>
+    planFor(input).map(
+      (c) => `${c.kind}:${'row' in c ? c.row.sourceId : 'task' in c ? c.task.appName : c.listed.appName}`,
+    );
 
   test('of two rows of one app in two sources, only the listed source is corrected and neither is removed', () => {
     expect(
@@ -1049,15 +1054,7 @@ describe('what a comparison corrects (correction-rules.ts)', () => {
   test('at the time of the stored state, only a failure this server wrote gives way to another listed state at rest', () => {
     const failed = row('wiki', 'upgradeFailed', at(0));
     const corrections = (listed: AppStateEvent, rows = [failed], active: TaskRow[] = []) =>
-      planCorrections({
-        listed: [listed],
-        middlewares: [],
-        rows,
-        active,
-        requestedAt: at(600),
-        systemNames: new Set(),
-        minTaskAgeMs: 30_000,
-      });
+      planFor({ listed: [listed], rows, active });
     expect(corrections(listedApp('wiki', 'running', at(0), { listedVersion: '1.0.0' }))).toEqual([
       expect.objectContaining({ kind: 'corrected', ownState: 'upgradeFailed', takesVersion: false }),
     ]);
@@ -1081,15 +1078,7 @@ describe('what a comparison corrects (correction-rules.ts)', () => {
   test('another listed version at rest, later than the stored state or over its own failure, with no task active, is taken', () => {
     const running = row('wiki', 'running', at(0));
     const corrections = (listed: AppStateEvent, rows = [running], active: TaskRow[] = []) =>
-      planCorrections({
-        listed: [listed],
-        middlewares: [],
-        rows,
-        active,
-        requestedAt: at(600),
-        systemNames: new Set(),
-        minTaskAgeMs: 30_000,
-      });
+      planFor({ listed: [listed], rows, active });
     const v2 = { listedVersion: '2.0.0' };
     const taken = [expect.objectContaining({ kind: 'corrected', takesVersion: true, ownState: null })];
     // Later, or at the time of a failure of its own; not at the time of the state the row holds,
@@ -1128,15 +1117,7 @@ describe('what a comparison corrects (correction-rules.ts)', () => {
 
     const stored = Array.from({ length: 12 }, (_, i) => row(`app-${i}`, 'running', at(0)));
     const listed = stored.slice(0, 5).map((r) => listedApp(r.appName, 'running', at(0)));
-    const planned = planCorrections({
-      listed,
-      middlewares: [],
-      rows: stored,
-      active: [],
-      requestedAt: at(600),
-      systemNames: new Set(),
-      minTaskAgeMs: 30_000,
-    });
+    const planned = planFor({ listed, rows: stored });
     const counts = { all: listed.length, market: listed.length };
     expect(withholdMassRemovals(planned, counts, stored.length)).toMatchObject({
       corrections: [],
