@@ -78,7 +78,9 @@ describe('configuration', () => {
     }
     for (const url of ['ftp://files.example.com/', 'file:///etc/passwd', 'javascript:alert(1)']) {
       expect(() => loadConfig({ ...companions, [name]: url }), url).toThrow(ConfigError);
-      expect(() => loadConfig({ ...companions, [name]: url }), url).toThrow(`${name}: must be an absolute http(s) URL`);
+      expect(() => loadConfig({ ...companions, [name]: url }), url).toThrow(
+        `${name}: must be an absolute URL (http:// or https://)`,
+      );
     }
   });
 
@@ -91,15 +93,21 @@ describe('configuration', () => {
     ['APP_SERVICE_URL', { APP_SERVICE_EVENT_SECRET: 'e'.repeat(16) }, NOT_SENT],
     ['CHART_REPO_URL', {}, NOT_SENT],
     ['PUBLIC_BASE_URL', {}, 'must not carry credentials (user:password@): it is handed out to clients'],
-  ])('%s, a base URL, refuses a query string, a fragment and port 0', (name, companions, credentialsRefused) => {
-    const refused = (url: string, message: string) => {
-      expect(() => loadConfig({ ...companions, [name]: url }), url).toThrow(`${name}: ${message}`);
-    };
-    refused('http://service.example/base?token=abc', 'must not have a query string (paths are appended to it)');
-    refused('http://service.example/base#part', 'must not have a fragment (it is never sent)');
-    refused('http://service.example:0/base', 'must not name port 0');
-    refused('http://reader:s3cret@service.example/base', credentialsRefused);
-  });
+  ])(
+    '%s, a base URL, refuses a query string, a fragment, port 0 and a typo the URL parser reads as a host',
+    (name, companions, credentialsRefused) => {
+      const refused = (url: string, message: string) => {
+        expect(() => loadConfig({ ...companions, [name]: url }), url).toThrow(`${name}: ${message}`);
+      };
+      refused('http://service.example/base?token=abc', 'must not have a query string (paths are appended to it)');
+      refused('http://service.example/base#part', 'must not have a fragment (it is never sent)');
+      refused('http://service.example:0/base', 'must not name port 0');
+      // Read by the URL parser as http://service.example/ and called so.
+      refused('http:/service.example', 'must be an absolute URL (http:// or https://)');
+      refused('http:///service.example', 'must be an absolute URL (http:// or https://)');
+      refused('http://reader:s3cret@service.example/base', credentialsRefused);
+    },
+  );
 
   test('MARKET_SOURCE_URL is held to the rule addMarketSource holds a base URL to, in one line naming it', () => {
     const refusal = (url: string) => {
@@ -156,10 +164,10 @@ describe('configuration', () => {
       expect(attempt, template).toThrow(`DEVELOPER_SERVICE_URL_TEMPLATE: ${message}`);
       expect(attempt, template).toThrow(expect.objectContaining({ message: expect.not.stringContaining('s3cret') }));
     };
-    refused('http://dev:s3cret@bad host/{developer}/grant', 'must be an absolute http(s) URL');
+    refused('http://dev:s3cret@bad host/{developer}/grant', 'must be an absolute URL (http:// or https://)');
     refused('http://dev:s3cret@dev.example/{developer}/grant', 'must not carry credentials');
     refused('https://dev.example/grant?key=s3cret', 'must contain {developer}');
-    refused('ftp://dev.example/{developer}', 'must be an absolute http(s) URL');
+    refused('ftp://dev.example/{developer}', 'must be an absolute URL (http:// or https://)');
     expect(loadConfig({ DEVELOPER_SERVICE_URL_TEMPLATE: 'https://{developer}.dev.example/grant' })).toBeTruthy();
   });
 

@@ -527,7 +527,7 @@ describe.each(databases)('webhooks on %s', (kind) => {
     }
   });
 
-  test('URLs that are not http(s), name port 0, have a fragment, carry credentials or are too long, an empty event list and more than MAX_WEBHOOKS are refused', async () => {
+  test('URLs that are not http(s), are not written scheme://host, name port 0, have a fragment, carry credentials or are too long, an empty event list and more than MAX_WEBHOOKS are refused', async () => {
     const refused = async (input: Record<string, unknown>) =>
       dataOf(await execute(server, AddWebhookMutation, { input } as never, { token: TOKENS.ops })).addWebhook;
     expect(await refused({ url: 'ftp://127.0.0.1/hook', events: ['TASK_FINISHED'] })).toMatchObject({
@@ -539,6 +539,18 @@ describe.each(databases)('webhooks on %s', (kind) => {
       code: 'VALIDATION',
       issues: [{ path: 'url', message: 'url must not name port 0 (nothing can be reached on it)' }],
     });
+    // The URL parser reads each as http://hooks.example/: stored so, the typo became the host called.
+    for (const url of [
+      'http:/hooks.example',
+      'http:hooks.example',
+      'http:\\\\hooks.example',
+      'http:///hooks.example',
+    ]) {
+      expect(await refused({ url, events: ['TASK_FINISHED'] }), url).toMatchObject({
+        code: 'VALIDATION',
+        issues: [{ path: 'url', message: 'url must be an absolute URL (http:// or https://)' }],
+      });
+    }
     for (const url of [receiver.url('/hook#part'), receiver.url('/hook#')]) {
       expect(await refused({ url, events: ['TASK_FINISHED'] }), url).toMatchObject({
         code: 'VALIDATION',

@@ -114,12 +114,14 @@ export const baseUrl = callableUrl({ query: false });
 
 /** An http(s) URL held to httpUrlProblem's rule (no port 0, no fragment; a query string as `use` says). */
 function callableUrl(use: HttpUrlUse) {
-  return z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' }).superRefine((text, ctx) => {
-    // Not an http(s) URL at all: refused as such already, in one message.
-    const url = z.url({ protocol: /^https?$/ }).safeParse(text).success ? URL.parse(text) : null;
-    const problem = url && httpUrlProblem(url, text, use);
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  });
+  return z
+    .url({ protocol: /^https?$/, error: 'must be an absolute URL (http:// or https://)' })
+    .superRefine((text, ctx) => {
+      // Not an http(s) URL at all: refused as such already, in one message.
+      const url = z.url({ protocol: /^https?$/ }).safeParse(text).success ? URL.parse(text) : null;
+      const problem = url && httpUrlProblem(url, text, use);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    });
 }
 
 /** Whether a URL's user info decodes (`%zz` does not): sent as Basic authentication, it must. */
@@ -136,16 +138,12 @@ export function credentialsDecodable(url: URL): boolean {
 /** Longest market source base URL: room for any real host and path, far below what would burden a request line. */
 export const MAX_BASE_URL_LENGTH = 2_048;
 
-/** A URL's text starting `scheme://` and then something other than a slash or a backslash. */
-const SCHEME_AND_HOST = /^[a-z][a-z0-9+.-]*:\/\/[^/\\]/i;
-
 /** How readMarketSourceUrl read a URL: as stored and called, or why it is refused. */
 export type MarketSourceUrlReading = { url: string; problem: null } | { url: null; problem: string };
 
 /**
  * A market source's base URL, the one rule for addMarketSource and MARKET_SOURCE_URL: an absolute
- * http(s) URL written `scheme://host` (the URL parser also reads `http:/x`, `http:x` and `http:\\x`
- * as http://x/, and stored so, the typo became a host), held to httpUrlProblem without a query
+ * http(s) URL written `scheme://host`, held to httpUrlProblem without a query
  * string (the Syncer appends `/api/v1/…` to it), whose credentials decode (they are sent as Basic
  * authentication), at most MAX_BASE_URL_LENGTH characters once encoded. `url` is it trimmed and
  * without trailing slashes; `problem` a phrase to follow the field's or setting's name. Neither
@@ -156,7 +154,7 @@ export function readMarketSourceUrl(text: string): MarketSourceUrlReading {
   const refused = (problem: string): MarketSourceUrlReading => ({ url: null, problem });
   if (value === '') return refused('must not be empty');
   if (longerThan(value, MAX_BASE_URL_LENGTH)) return refused(`must be at most ${MAX_BASE_URL_LENGTH} characters`);
-  const url = SCHEME_AND_HOST.test(value) ? URL.parse(value) : null;
+  const url = URL.parse(value);
   if (!url) return refused('must be an absolute URL (http:// or https://)');
   const shape = httpUrlProblem(url, value, { query: false });
   if (shape) return refused(shape);
@@ -206,7 +204,7 @@ function developerTemplateProblem(template: string): string | null {
   if (!template.includes('{developer}')) return 'must contain {developer}';
   const url = template.replaceAll('{developer}', 'example');
   const parsed = httpUrl.safeParse(url);
-  if (!parsed.success) return parsed.error.issues[0]?.message ?? 'must be an absolute http(s) URL';
+  if (!parsed.success) return parsed.error.issues[0]?.message ?? 'must be an absolute URL (http:// or https://)';
   return withoutCredentials(url) ? null : 'must not carry credentials (user:password@ is not sent)';
 }
 
