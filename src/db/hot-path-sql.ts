@@ -300,8 +300,8 @@ export interface ReportedState extends AppKey {
   entrances?: readonly unknown[] | null;
 }
 
-/** The row as status correction read it (see applyReportedState). */
-type RowRead = { updatedAt: Date; ownState?: string | null | undefined };
+/** An app's state row as status correction read it (see applyReportedState; engine RowAsRead). */
+export type RowRead = { updatedAt: Date; ownState?: string | null | undefined };
 
 /**
  * An app-service report into the app's state row, unless the row holds a newer one (its

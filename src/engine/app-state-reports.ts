@@ -1,7 +1,7 @@
 import type { AppStateEvent } from '../adapters/app-service/port.js';
 import { failureMessage, isDatabaseUnavailable } from '../db/availability.js';
 import type { SqlRunner } from '../db/driver-sql.js';
-import { applyReportedState, isUniqueViolation, raiseProgress } from '../db/hot-path-sql.js';
+import { applyReportedState, isUniqueViolation, type RowRead, raiseProgress } from '../db/hot-path-sql.js';
 import type { TaskRow } from '../db/models.js';
 import { appKeyString } from '../domain/app-key.js';
 import { TERMINAL_STATUSES } from '../domain/tasks.js';
@@ -54,7 +54,7 @@ export async function receiveReport(ctx: EngineContext, event: AppStateEvent): P
  * failure this server wrote itself, which the listed state replaces at the row's own time
  * (correction-rules.ts, heldOwnFailure).
  */
-export type RowAsRead = { updatedAt: Date; ownState?: string | null } | null;
+export type RowAsRead = RowRead | null;
 
 /**
  * A state the app service's list shows (status correction), applied as its state reports are: the
