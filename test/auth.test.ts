@@ -91,11 +91,14 @@ describe('identity', () => {
       expect(bobsApps.edges.every((edge) => edge.node.userId === 'bob')).toBe(true);
     });
 
-    test('without the header the request is unauthenticated', async () => {
+    test('without the header the request is unauthenticated, and the message does not name the header', async () => {
       const response = await execute(server, ViewerQuery, {});
       expect(response.status).toBe(401);
       expect(errorCodes(response)).toEqual(['UNAUTHENTICATED']);
-      expect(response.errors?.[0]?.message).toContain('X-Bfl-User');
+      // Named, it told anyone who found a way past the gateway what to send to be any user.
+      expect(response.errors?.[0]?.message).toBe(
+        'Authentication required: send "Authorization: Bearer <token>", or come through the gateway',
+      );
     });
 
     test('the header naming "system" (the user of the server\'s own history records) is 401 and reads nothing', async () => {

@@ -97,9 +97,11 @@ export class Authenticator {
       }
       return { userId, isAdmin: this.auth.adminUsers.includes(userId) };
     }
+    // The gateway header is not named to anonymous clients: it is the one thing a client that
+    // found a way past the gateway (a direct port, a location that does not clear it) would need.
     throw new UnauthenticatedError(
       this.auth.userHeader
-        ? `Authentication required: send "Authorization: Bearer <token>" or the ${this.auth.userHeader} header`
+        ? 'Authentication required: send "Authorization: Bearer <token>", or come through the gateway'
         : 'Authentication required: send "Authorization: Bearer <token>"',
     );
   }
