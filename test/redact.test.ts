@@ -125,6 +125,8 @@ describe('SecretRedactor.text by shape', () => {
     ['a JWS', `signature ${VC} rejected`, `signature ${REDACTED} rejected`],
     ['a JWS cut short', `bad jws eyJhbGciOiJFUzI1NiIsInR5cCI6`, `bad jws ${REDACTED}`],
     ['a Bearer token', 'got Authorization: Bearer abc.def-123', `got Authorization: Bearer ${REDACTED}`],
+    // Named like a source file, but what follows is no stack frame's line:column.
+    ['a name like a file, then no position', 'credential.ts: abc123', `credential.ts: ${REDACTED}`],
     [
       'a JSON field named like a secret',
       '{"user":"alice","token":"s3cr3t-t0k3n"}',
@@ -183,6 +185,10 @@ describe('SecretRedactor.text by shape', () => {
     '{"envName":"DB_PASSWORD"} is missing',
     'timestamps: 2026-05-15T10:00:00Z',
     `app service rejected install of x: ${REDACTED} (HTTP 422)`,
+    // A stack frame in a file named like a secret: the position was redacted ("credential-polling.ts:[redacted])").
+    '    at async CredentialPolling.grant (/srv/market/src/services/credential-polling.ts:131:7)',
+    '    at signatureOf (file:///srv/market/dist/services/signature-check.js:12:3)\n    at next',
+    '    at keyOf (/srv/market/src/platform/api-key.mjs:8)',
   ])('leaves text without secrets alone: %s', (text) => {
     expect(redactor.text(text)).toBe(text);
   });

@@ -184,7 +184,8 @@ function redactValuesAfter(text: string, pattern: RegExp): string {
   pattern.lastIndex = 0;
   for (let match = pattern.exec(text); match; match = pattern.exec(text)) {
     const start = match.index + match[0].length;
-    if (!isSecretName(match[1] as string) || alreadyRedacted(text, start)) continue;
+    const name = match[1] as string;
+    if (!isSecretName(name) || alreadyRedacted(text, start) || isSourcePosition(name, text, start)) continue;
     const value = valueAt(text, start);
     if (value.empty) continue;
     out += text.slice(at, start) + value.quote + REDACTED + (value.quote && value.closed ? value.quote : '');
@@ -192,6 +193,15 @@ function redactValuesAfter(text: string, pattern: RegExp): string {
     pattern.lastIndex = Math.max(value.end, pattern.lastIndex);
   }
   return out + text.slice(at);
+}
+
+/**
+ * A stack frame's `file.ts:line:column`: a source file named like a secret (credential-polling.ts,
+ * token-bucket.js) is no secret's name, and its position is what an incident needs. Only a
+ * position is kept (digits, an optional `:column`, then the frame's end): `token.js: abc` is not one.
+ */
+function isSourcePosition(name: string, text: string, start: number): boolean {
+  return /\.[cm]?[jt]sx?$/.test(name) && /^\d+(?::\d+)?(?:\)|\s|$)/.test(text.slice(start, start + 24));
 }
 
 function redactShapes(text: string): string {
