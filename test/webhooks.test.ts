@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { verifySignature } from '../src/platform/signature.js';
 import type { AddWebhookInput } from './gql/graphql.js';
@@ -526,6 +527,38 @@ describe.each(databases)('webhooks on %s', (kind) => {
       );
     }
   });
+
+  test.skipIf(kind !== 'postgresql')(
+    'an add held past its transaction time (the table locked) answers 503 UNAVAILABLE, and adds again after',
+    async () => {
+      // Another session holds the table longer than Prisma's transaction timeout (5 s): the add
+      // waits at its LOCK TABLE, its transaction expires, and it was an unexpected error (500).
+      const blocker = new pg.Client({ connectionString: server.database.url });
+      await blocker.connect();
+      try {
+        await blocker.query('BEGIN');
+        await blocker.query('LOCK TABLE "Webhook" IN ACCESS EXCLUSIVE MODE');
+        const adding = execute(
+          server,
+          AddWebhookMutation,
+          { input: { url: receiver.url('/held'), events: ['TASK_FINISHED'] } },
+          { token: TOKENS.ops },
+        );
+        // The fault's length, not a wait for an event: the lock held past the transaction's 5 s.
+        await new Promise((resolve) => setTimeout(resolve, 5_500));
+        await blocker.query('COMMIT');
+        const answer = await adding;
+        expect(answer.status).toBe(503);
+        expect(errorCodes(answer)).toEqual(['UNAVAILABLE']);
+      } finally {
+        await blocker.query('ROLLBACK').catch(() => undefined);
+        await blocker.end();
+      }
+      const again = await addWebhook({ url: receiver.url('/held'), events: ['TASK_FINISHED'] });
+      await execute(server, RemoveWebhookMutation, { input: { webhookId: again.webhookId } }, { token: TOKENS.ops });
+    },
+    30_000,
+  );
 
   test('URLs that are not http(s), are not written scheme://host, name port 0, have a fragment, carry credentials or are too long, an empty event list and more than MAX_WEBHOOKS are refused', async () => {
     const refused = async (input: Record<string, unknown>) =>

@@ -59,6 +59,21 @@ function isFailedCommit(code: unknown, message: unknown): boolean {
 }
 
 /**
+ * An interactive transaction that outlived its time (Prisma's `timeout`, 5 s by default: "A query
+ * cannot be executed on an expired transaction") or could not start within its `maxWait` ("Unable
+ * to start a transaction in the given time"), both P2028: the database or this process was too
+ * slow now (a lock held by another session, a pool full, a long GC pause), not the request wrong.
+ * `addWebhook` waiting on its table lock past 5 s answered 500 "Unexpected error.".
+ */
+function isTransactionOutOfTime(code: unknown, message: unknown): boolean {
+  return (
+    code === 'P2028' &&
+    typeof message === 'string' &&
+    /expired transaction|start a transaction in the given time/.test(message)
+  );
+}
+
+/**
  * Socket errors, PostgreSQL's admin_shutdown, crash_shutdown, cannot_connect_now and
  * too_many_connections: the codes of driver errors as they reach us unwrapped, from the adapter or from db/driver-sql.ts.
  */
@@ -113,7 +128,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   if (typeof code === 'string' && (PRISMA_CODES.has(code) || DRIVER_CODES.has(code) || SQLITE_AWAY_CODES.test(code))) {
     return true;
   }
-  if (isDiskFull(error) || isFailedCommit(code, message)) return true;
+  if (isDiskFull(error) || isFailedCommit(code, message) || isTransactionOutOfTime(code, message)) return true;
   const cause =
     meta?.driverAdapterError?.cause ?? (error as { cause?: { kind?: string; originalCode?: string } }).cause;
   if (cause?.kind && ADAPTER_KINDS.has(cause.kind)) return true;
