@@ -1,6 +1,12 @@
 import { describe, expect, test } from 'vitest';
 import { derivePaymentStatus, type PaymentStatusInput, statusesOfAxes } from '../src/domain/payment-status.js';
-import { PAYMENT_NEEDS, PAYMENT_PROGRESS, SIGNATURE_STATUSES, SYNC_STATES } from '../src/domain/payments.js';
+import {
+  grantRefusal,
+  PAYMENT_NEEDS,
+  PAYMENT_PROGRESS,
+  SIGNATURE_STATUSES,
+  SYNC_STATES,
+} from '../src/domain/payments.js';
 
 const base: PaymentStatusInput = {
   paymentNeed: 'required',
@@ -147,5 +153,20 @@ describe('the statuses a payment with given axes can have (the candidates of a s
     expect([...statusesOfAxes({ ...base, paymentNeed: 'not_required' })]).toEqual(['FREE']);
     expect(statusesOfAxes(base).has('PURCHASED')).toBe(false);
     expect(statusesOfAxes({ ...base, developerSync: 'completed' }).has('PURCHASED')).toBe(true);
+  });
+});
+
+describe('a credential the developer granted, as the payment its commit finds takes it', () => {
+  const asked = { developerName: 'acme' };
+  test('is written whatever the buyer did since the query about its signature went out', () => {
+    expect(grantRefusal({ vc: null, developerName: 'acme' }, asked)).toBeNull();
+  });
+  test('is not written to a payment that holds a credential, nor one now bought from another developer', () => {
+    expect(grantRefusal({ vc: 'vc-first', developerName: 'acme' }, asked)).toBe(
+      'the payment holds a credential already',
+    );
+    expect(grantRefusal({ vc: null, developerName: 'other' }, asked)).toBe(
+      'the purchase is now from another developer',
+    );
   });
 });

@@ -279,6 +279,24 @@ export function takesWalletAnswer(
 }
 
 /**
+ * Why a credential the developer granted is not written to the payment as its commit finds it
+ * (locked), or null when it is. The grant answers a query about a signature this payment was
+ * given (the wallet held it, or the buyer signed it), so it proves the purchase whatever was
+ * written since: a newer signature, a round that ended in "no record" or "sign again", the buyer
+ * asked to pay or paying. Not written only to a payment that holds a credential already (bought:
+ * a second grant would push both again) or whose state was created again for another developer
+ * since (a failed lookup repeated: a purchase from someone else).
+ */
+export function grantRefusal(
+  current: { vc?: string | null; developerName: string | null },
+  asked: { developerName: string | null },
+): string | null {
+  if (current.vc) return 'the payment holds a credential already';
+  if (current.developerName !== asked.developerName) return 'the purchase is now from another developer';
+  return null;
+}
+
+/**
  * Asking the wallet for an existing signature is pointless once a signature was asked for, or
  * once the developer answered the one there was.
  */

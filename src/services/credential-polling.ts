@@ -116,9 +116,11 @@ export class CredentialPolling {
 
   /**
    * One credential query, right after the wallet confirmed it holds a signature. It claims
-   * nothing, so its answer is written only if nothing was written to the payment since: a polling
-   * round started meanwhile (the buyer paid) answers for itself, and a newer signature makes this
-   * answer moot.
+   * nothing. A grant is written as any grant is (PaymentTransitions.granted): the developer found
+   * a signature this payment was given paid for, whatever the buyer did since (the wallet may
+   * answer a sign request with a new one meanwhile). Any other answer is written only if nothing
+   * was written to the payment since: a polling round started meanwhile (the buyer paid) answers
+   * for itself, and a newer signature makes "no record" or "sign again" for this one moot.
    */
   async queryOnce(payment: Payment): Promise<Payment> {
     // Nothing written since the wallet's answer was (a round started and ended meanwhile, the
@@ -130,7 +132,7 @@ export class CredentialPolling {
         productId: payment.productId,
         jws: payment.jws ?? '',
       });
-      if (result.outcome === 'granted') return this.transitions.granted(payment, result.vc, stillAsked);
+      if (result.outcome === 'granted') return this.transitions.granted(payment, result.vc);
       if (result.outcome === 'need_resign') return this.transitions.needResign(payment, stillAsked);
       return this.transitions.noRecord(payment, stillAsked);
     } catch (error) {
@@ -159,22 +161,6 @@ export class CredentialPolling {
     this.pollers.set(paymentId, timer);
   }
 
-  /**
-   * Writes the credential of a round's query, unless the payment was bought meanwhile: a poller
-   * whose process stalled past the round's staleness (staleAfterMs) finds its round resumed, and
-   * maybe granted, by another instance. Only the first grant moves the payment to purchased and
-   * pushes; a later one writes nothing (it would replace the credential and push both again).
-   */
-  private async grant(payment: Payment, vc: string): Promise<void> {
-    let first = false;
-    await this.transitions.granted(payment, vc, (current) => {
-      first = !current.vc;
-      return first;
-    });
-    if (first) return;
-    this.logger.info({ paymentId: payment.id }, 'credential granted after the purchase was confirmed: not written');
-  }
-
   /** One attempt of a round: ends it on an answer that settles the purchase, or on the last attempt. */
   private async pollOnce(paymentId: number): Promise<void> {
     const row = await this.db.payment.findUnique({ where: { id: paymentId } });
@@ -196,7 +182,12 @@ export class CredentialPolling {
     } catch (error) {
       this.logger.warn({ paymentId, attempt, err: (error as Error).message }, 'credential query failed');
     }
-    if (result?.outcome === 'granted') return this.grant(payment, result.vc);
+    if (result?.outcome === 'granted') {
+      // A poller whose process stalled past the round's staleness (staleAfterMs) finds its round
+      // resumed, and maybe granted, by another instance: granted writes only the first credential.
+      await this.transitions.granted(payment, result.vc);
+      return;
+    }
     // A refusal or "no record" is about the signature asked with: a new one the buyer gave
     // meanwhile is not refused by it, and the next attempt asks about that one.
     const aboutIt: Applies = (current) => current.developerSync === POLLING && current.jws === payment.jws;

@@ -3,6 +3,7 @@ import { DbNull, type PaymentRow, type Prisma } from '../db/models.js';
 import { derivePaymentStatus } from '../domain/payment-status.js';
 import {
   asksToPayWith,
+  grantRefusal,
   movesOutsideRules,
   type PaymentAxes,
   type PaymentAxis,
@@ -159,14 +160,25 @@ export class PaymentTransitions {
     });
   }
 
-  /** The developer granted the credential: bought. */
-  granted(payment: Payment, vc: string, applies?: Applies): Promise<Payment> {
-    return this.commit(
+  /**
+   * The developer granted the credential for the signature `payment` held when it was asked:
+   * bought, unless the payment as the commit finds it refuses the grant (grantRefusal), which is
+   * logged with the reason. Whoever asked (a polling round, the one query about a held signature,
+   * an instance that stalled with a query out) takes the same rule.
+   */
+  async granted(payment: Payment, vc: string): Promise<Payment> {
+    let refusal: string | null = null;
+    const written = await this.commit(
       payment,
       { vc, developerSync: 'completed', paymentStatus: 'developer_confirmed', frontendData: DbNull },
       [frontendPush(payment, 'purchased'), credentialPush(payment, vc)],
-      applies,
+      (current) => {
+        refusal = grantRefusal(current, payment);
+        return refusal === null;
+      },
     );
+    if (refusal) this.logger.info({ paymentId: payment.id, reason: refusal }, 'credential granted, not written');
+    return written;
   }
 
   /** The developer has no record of the payment: pay again if asked to pay already, else restore. */
