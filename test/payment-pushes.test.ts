@@ -182,10 +182,9 @@ describe.each(databases)('payment pushes on %s', (kind) => {
         { token: TOKENS.alice },
       );
       expect(refused.errors?.[0]?.message).toBe('Unexpected error.');
-      const payment = await server.app.db.payment.findFirstOrThrow({ where: { userId: 'alice', appId: 'atomic' } });
-      // created (a write of its own, without pushes), but the wallet was never asked: no row, no change
-      expect(payment).toMatchObject({ larePassSync: 'not_started', signatureStatus: 'not_evaluated', signBody: null });
-      expect(await server.app.db.paymentNotification.count({ where: { paymentId: payment.id } })).toBe(0);
+      // created in the transaction that asks the wallet: no payment, no push
+      expect(await server.app.db.payment.findFirst({ where: { userId: 'alice', appId: 'atomic' } })).toBeNull();
+      expect(await server.app.db.paymentNotification.count({ where: { userId: 'alice', id: { gte: next } } })).toBe(0);
       await server.app.db.outboxMessage.deleteMany({ where: { topic: 'planted' } });
     });
 

@@ -1,6 +1,7 @@
 import type { Db } from '../db/client.js';
 import { DbNull, type PaymentRow, type Prisma } from '../db/models.js';
 import { derivePaymentStatus } from '../domain/payment-status.js';
+import type { ProductTerms } from '../domain/payment-terms.js';
 import {
   asksToPayWith,
   grantRefusal,
@@ -40,6 +41,24 @@ export type Patch = Omit<Prisma.PaymentUpdateInput, PaymentAxis> & Partial<Payme
 
 /** The pushes of a change, or how to tell them from the row as the commit found it and left it. */
 export type Pushes = Push[] | ((before: Payment, after: Payment) => Push[]);
+
+/** What the request that creates a payment asks the wallet (PaymentTransitions.create). */
+export interface Opening {
+  /** The signature is for a restore (see requestSignature). */
+  forRestore: boolean;
+  /** More of the first state, written with the sign request. */
+  also: Patch;
+}
+
+/** A change as its transaction wrote it, to publish once committed. */
+interface Written {
+  /** The row as the transaction found it; null: created there. */
+  before: Payment | null;
+  updated: Payment;
+  records: Awaited<ReturnType<HistoryService['record']>>;
+  /** Outbox messages written. @default 0 */
+  enqueued?: number;
+}
 
 /**
  * The frontend's push when a change moves the visible status to SYNCING (the developer is being
@@ -99,55 +118,89 @@ export class PaymentTransitions {
       const locked = await tx.payment.findUnique({ where: { id: payment.id } });
       const current = locked ? paymentAxesOf(locked) : payment;
       if (applies && !applies(current)) return { skipped: true as const, updated: current };
-      const row = paymentAxesOf(await tx.payment.update({ where: { id: payment.id }, data: patch }));
-      const messages: OutboundMessage[] = [];
-      for (const push of typeof pushes === 'function' ? pushes(current, row) : pushes) {
-        // One row at a time: each outbox message names its row's id.
-        const notification = await tx.paymentNotification.create({
-          data: {
-            paymentId: row.id,
-            userId: row.userId,
-            channel: push.channel,
-            topic: push.topic,
-            status: push.status ?? null,
-            payload: push.recorded ?? push.body,
-          },
-        });
-        const message = outboundFor(this.targets, push, notification.id);
-        if (message) messages.push(message);
-      }
-      const enqueued = await enqueueOutbound(tx, messages, this.clock.date());
-      const records = await this.recordMilestone(tx, current, row);
-      return { skipped: false as const, before: current, updated: row, records, enqueued };
+      const pushesOf = (row: Payment) => (typeof pushes === 'function' ? pushes(current, row) : pushes);
+      return { skipped: false as const, ...(await this.write(tx, payment.id, current, patch, pushesOf)) };
     });
     if (written.skipped) return written.updated;
-    const { before, updated, records, enqueued } = written;
-    // Woken inside the transaction, the outbox worker could not see the messages yet.
-    if (enqueued) notifyOutbound();
-    const moves = movesOutsideRules(before, updated);
-    if (moves.length) this.logger.warn({ paymentId: updated.id, moves }, 'payment state moved outside its rules');
-    this.feed.history(records);
-    this.announce(updated);
-    return updated;
+    return this.published(written);
   }
 
   /**
    * Creates a purchase state; a concurrent request of the same buyer that created it first wins,
-   * and its state is returned.
+   * and its state is returned. With `opening`, the request creating it asks the wallet whether it
+   * holds a signature, then to sign, in the transaction that creates it: the first state anyone
+   * sees (paymentUpdated, history) is the one the request leaves, SIGNATURE_REQUIRED (or a
+   * restore's NOTIFICATION_SENT), never a NOT_BUY committed a moment before (each step was a
+   * transaction of its own). A concurrent request finds the wallet asked.
    */
-  async create(data: Omit<Prisma.PaymentUncheckedCreateInput, PaymentAxis> & PaymentAxes): Promise<Payment> {
+  async create(
+    data: Omit<Prisma.PaymentUncheckedCreateInput, PaymentAxis> & PaymentAxes,
+    opening?: Opening,
+  ): Promise<Payment> {
+    const terms = opening ? await readTerms(this.db, { ...data, signBody: null }, 'current') : null;
     try {
-      const payment = paymentAxesOf(await this.db.payment.create({ data }));
-      this.feed.history(await this.recordMilestone(this.db, null, payment));
-      this.announce(payment);
-      return payment;
+      const written = await this.db.$transaction(async (tx) => {
+        const created = paymentAxesOf(await tx.payment.create({ data }));
+        if (!opening) return { before: null, updated: created, records: await this.recordMilestone(tx, null, created) };
+        const { patch, pushes } = this.signRequest(created, terms, { resign: false, forRestore: opening.forRestore });
+        const signBody = patch.signBody as Prisma.InputJsonObject;
+        const asks = [fetchSignaturePush(created, signBody, this.targets), ...pushes];
+        return this.write(tx, created.id, null, { ...opening.also, ...patch }, () => asks);
+      });
+      return this.published(written);
     } catch (error) {
       if ((error as { code?: string }).code !== 'P2002') throw error;
       const existing = await this.db.payment.findUnique({
         where: { userId_appId_productId: { userId: data.userId, appId: data.appId, productId: data.productId } },
       });
-      return paymentAxesOf(existing as PaymentRow);
+      // Another unique key of the transaction (a push's outbox message) failed: not a race.
+      if (!existing) throw error;
+      return paymentAxesOf(existing);
     }
+  }
+
+  /**
+   * The update of a change with its pushes and history, in the transaction `tx` that found the row
+   * as `before` (locked; null: created in it).
+   */
+  private async write(
+    tx: Prisma.TransactionClient,
+    id: number,
+    before: Payment | null,
+    patch: Patch,
+    pushesOf: (row: Payment) => Push[],
+  ): Promise<Written> {
+    const row = paymentAxesOf(await tx.payment.update({ where: { id }, data: patch }));
+    const messages: OutboundMessage[] = [];
+    for (const push of pushesOf(row)) {
+      // One row at a time: each outbox message names its row's id.
+      const notification = await tx.paymentNotification.create({
+        data: {
+          paymentId: row.id,
+          userId: row.userId,
+          channel: push.channel,
+          topic: push.topic,
+          status: push.status ?? null,
+          payload: push.recorded ?? push.body,
+        },
+      });
+      const message = outboundFor(this.targets, push, notification.id);
+      if (message) messages.push(message);
+    }
+    const enqueued = await enqueueOutbound(tx, messages, this.clock.date());
+    const records = await this.recordMilestone(tx, before, row);
+    return { before, updated: row, records, enqueued };
+  }
+
+  /** After a change committed: the outbox woken, the history and the payment announced. */
+  private published({ before, updated, records, enqueued = 0 }: Written): Payment {
+    // Woken inside the transaction, the outbox worker could not see the messages yet.
+    if (enqueued) notifyOutbound();
+    const moves = before ? movesOutsideRules(before, updated) : [];
+    if (moves.length) this.logger.warn({ paymentId: updated.id, moves }, 'payment state moved outside its rules');
+    this.feed.history(records);
+    this.announce(updated);
+    return updated;
   }
 
   /** Announces a change written without `commit` (a claim of the polling round). */
@@ -202,24 +255,31 @@ export class PaymentTransitions {
    */
   async requestSignature(
     payment: Payment,
-    { resign, forRestore }: { resign: boolean; forRestore: boolean },
+    how: { resign: boolean; forRestore: boolean },
     applies?: Applies,
     also: Patch = {},
   ): Promise<Payment> {
-    const signBody = signBodyOf(payment, await readTerms(this.db, payment, 'current'), true);
-    return this.commit(
-      payment,
-      {
-        ...also,
+    const { patch, pushes } = this.signRequest(payment, await readTerms(this.db, payment, 'current'), how);
+    return this.commit(payment, { ...also, ...patch }, pushes, applies);
+  }
+
+  /** The change and pushes of a sign request (requestSignature), with the product's `terms`. */
+  private signRequest(
+    payment: Payment,
+    terms: ProductTerms | null,
+    { resign, forRestore }: { resign: boolean; forRestore: boolean },
+  ): { patch: Patch; pushes: Push[] } {
+    const signBody = signBodyOf(payment, terms, true);
+    return {
+      patch: {
         signatureStatus: 'required',
         larePassSync: 'in_progress',
         signBody,
         signingForRestore: forRestore,
         ...(resign ? { jws: null } : {}),
       },
-      [signRequestPush(payment, signBody, resign, this.targets), frontendPush(payment, 'signature_required')],
-      applies,
-    );
+      pushes: [signRequestPush(payment, signBody, resign, this.targets), frontendPush(payment, 'signature_required')],
+    };
   }
 
   /** Asks the wallet whether it already holds a signature for the product (no transaction: it asks for any). */

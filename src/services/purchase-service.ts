@@ -26,7 +26,14 @@ import { CredentialPolling, type PollingOptions } from './credential-polling.js'
 import type { HistoryService } from './history-service.js';
 import { type PaymentDelivery, recordPaymentDelivery } from './payment-delivery.js';
 import type { PushTargets } from './payment-pushes.js';
-import { type Applies, checkPushes, type Patch, type Payment, PaymentTransitions } from './payment-transitions.js';
+import {
+  type Applies,
+  checkPushes,
+  type Opening,
+  type Patch,
+  type Payment,
+  PaymentTransitions,
+} from './payment-transitions.js';
 import { appRef, paymentOfApp, paymentOfProduct } from './purchase-lookup.js';
 
 /**
@@ -127,7 +134,7 @@ export class PurchaseService {
     if (!(await this.catalog.offers(viewer, sourceId))) {
       throw new NotFoundError(`App ${appId} is not in the catalogue of ${sourceId}`);
     }
-    const state = await this.stateFor(viewer, sourceId, appId);
+    const state = await this.stateFor(viewer, sourceId, appId, { forRestore: false, also: {} });
     // A click that found the state another one just created asks the wallet too, unless that one
     // asked already: else its sign request could commit first, and then nobody asked.
     let payment = (await this.askWalletOnce(state.payment, state.seen)).payment;
@@ -160,7 +167,9 @@ export class PurchaseService {
   /** "Restore purchase" on a new device: ask the developer, or have the buyer sign first. */
   async restore(viewer: Viewer, input: { sourceId: string; appId: string }): Promise<Payment> {
     const { sourceId, appId } = parseInput(appRef, input);
-    const { payment, seen } = await this.stateFor(viewer, sourceId, appId);
+    // As in the original, the buyer counts as asked to pay (see below).
+    const opening: Opening = { forRestore: true, also: { paymentStatus: 'notification_sent' } };
+    const { payment, seen } = await this.stateFor(viewer, sourceId, appId, opening);
     if (isPurchased(payment)) return payment;
     const sig = payment.signatureStatus;
     if (sig === 'required_and_signed' && payment.jws) return this.polling.start(payment, { force: true });
@@ -312,10 +321,16 @@ export class PurchaseService {
   /**
    * The viewer's state for a paid app, created (after looking the developer up) when missing or
    * when an earlier lookup failed. A failed lookup is recorded on the state, then reported as
-   * UPSTREAM. Then the wallet is asked for an existing signature, unless the state rules it out.
-   * Also what the click found (see unchangedSince).
+   * UPSTREAM. A state created with its developer found is created asking the wallet as `opening`
+   * says (PaymentTransitions.create); otherwise the wallet is asked for an existing signature,
+   * unless the state rules it out. Also what the click found (see unchangedSince).
    */
-  private async stateFor(viewer: Viewer, sourceId: string, appId: string): Promise<{ payment: Payment; seen: Seen }> {
+  private async stateFor(
+    viewer: Viewer,
+    sourceId: string,
+    appId: string,
+    opening: Opening,
+  ): Promise<{ payment: Payment; seen: Seen }> {
     const app = await this.db.catalogApp.findUnique({ where: { sourceId_appId: { sourceId, appId } } });
     if (!app) throw new NotFoundError(`App ${appId} is not in the catalogue of ${sourceId}`);
     if (!app.paid) throw new InvalidStateError(`${app.name} is free: there is nothing to buy`);
@@ -337,14 +352,10 @@ export class PurchaseService {
     } satisfies Patch;
     const payment = existing
       ? await this.transitions.commit(existing, data)
-      : await this.transitions.create({
-          userId: viewer.userId,
-          sourceId,
-          appId,
-          appName: app.name,
-          productId,
-          ...data,
-        });
+      : await this.transitions.create(
+          { userId: viewer.userId, sourceId, appId, appName: app.name, productId, ...data },
+          data.paymentNeed === 'required' ? opening : undefined,
+        );
     if (lookupFailure) throw new UpstreamError(`The developer service could not be reached: ${lookupFailure}`);
     if (payment.paymentNeed === 'error_missing_developer') {
       throw new InvalidStateError(`${app.name} names no developer to buy it from`);
