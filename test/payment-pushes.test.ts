@@ -157,6 +157,28 @@ describe.each(databases)('payment pushes on %s', (kind) => {
       expect(stored.body).toBe('{}');
     });
 
+    test('the same transaction reported three times at once pushes waiting for the developer once', async () => {
+      await paidApp(server, 'ledger');
+      await purchase(server, 'ledger');
+      const productId = 'ledger-license';
+      const jws = 'eyJhbGciOiJFZERTQSJ9.ledger.c2lnbmF0dXJl';
+      await execute(server, SubmitSignatureMutation, { input: { productId, jws } }, { token: TOKENS.alice });
+      const input = { sourceId: REMOTE_SOURCE, appId: 'ledger', productId, txHash: '0xbeef01' };
+      const answers = await Promise.all(
+        [1, 2, 3].map(() => execute(server, SubmitPaymentTransactionMutation, { input }, { token: TOKENS.alice })),
+      );
+      // Each is taken, or finds the purchase granted already (the developer may answer before a later one is read).
+      for (const answer of answers) {
+        expect(dataOf(answer).submitPaymentTransaction.__typename).toMatch(
+          /^(SubmitPaymentTransactionSuccess|InvalidStateError)$/,
+        );
+      }
+      const payment = await server.app.db.payment.findFirstOrThrow({ where: { userId: 'alice', appId: 'ledger' } });
+      const { rows } = await pushesOf(server, payment.id);
+      expect(rows.filter((row) => row.status === 'waiting_developer_confirmation')).toHaveLength(1);
+      expect(payment.txHash).toBe('0xbeef01');
+    });
+
     test('when the outbox message of a push cannot be written, neither the push nor the change is: one transaction', async () => {
       await paidApp(server, 'atomic');
       // The fault: outbox rows already claim the next notification ids (notificationId is unique),

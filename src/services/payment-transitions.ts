@@ -336,7 +336,12 @@ export class PaymentTransitions {
   paid(payment: Payment, txHash: string): Promise<Payment> {
     // Paid again after "no record": a signature the developer is to look for afresh.
     const patch: Patch = { paymentStatus: 'frontend_completed', signatureStatus: 'required_and_signed', txHash };
-    return this.commit(payment, patch, [frontendPush(payment, 'waiting_developer_confirmation')]);
+    // The same transaction reported again (a frontend retrying, the same report sent through two
+    // instances at once) changes nothing: each pushed "waiting for the developer" to the frontend
+    // again. Another hash is taken, the last one reported wins: a wallet that speeds a transaction
+    // up replaces it with one of a new hash.
+    const news: Applies = (current) => !(current.paymentStatus === 'frontend_completed' && current.txHash === txHash);
+    return this.commit(payment, patch, [frontendPush(payment, 'waiting_developer_confirmation')], news);
   }
 
   /** A history record whenever the visible status changes (never with a secret). */
