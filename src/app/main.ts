@@ -43,7 +43,7 @@ export async function main(signals: StopSignals) {
       'No AUTH_TOKENS, AUTH_JWT_* or AUTH_USER_HEADER configured: local development mode. Every request runs as the admin user "admin"; the server binds to a loopback address only (HOST).',
     );
   }
-  const migrated = await migrateOrExplain(config.databaseUrl);
+  const migrated = await migrateOrExplain(config.databaseUrl, logger);
   logMigrationResult(logger, migrated);
   if (stopping) return; // a stop during the migrations: the stop handler ends the process
   const running = await app.start().catch((error: unknown) => {

@@ -14,7 +14,7 @@ try {
   const config = loadConfig({ DATABASE_URL, LOG_LEVEL, LOG_FORMAT });
   const logger = createLogger(config.logLevel, { format: config.logFormat });
   logProcessWarnings(logger);
-  logMigrationResult(logger, await migrateOrExplain(config.databaseUrl));
+  logMigrationResult(logger, await migrateOrExplain(config.databaseUrl, logger));
 } catch (error) {
   // A bad setting (ConfigError) or a database that cannot be migrated: one line, as `npm start` prints it.
   reportStartFailure(error);

@@ -7,6 +7,7 @@ import pg from 'pg';
 import type { Logger } from '../platform/logger.js';
 import { type DatabaseProvider, databaseProvider, databaseShown, sqliteFilePath } from './client.js';
 import { CONNECTION_LIMIT_ADVICE, tooManyConnections } from './connection-limits.js';
+import { beginImmediate } from './migration-lock.js';
 import { POSTGRES_POOL } from './postgres-pool.js';
 import { type PastState, pastStatesOf, RETIRED_NAMES } from './retired-migrations.js';
 
@@ -130,10 +131,12 @@ function repairLog(repair: Repair): string {
   return `brought forward from ${repairShown(repair)} by src/db/retired-migrations.ts`;
 }
 
-export async function migrateDatabase(url: string, root?: string): Promise<MigrationResult> {
+/** `logger` gets a line when the run has to wait for another process's migration, and one when it may go on. */
+export async function migrateDatabase(url: string, root?: string, logger?: Logger): Promise<MigrationResult> {
   const provider = databaseProvider(url);
   const migrations = readMigrations(provider, root);
-  const outcome = provider === 'sqlite' ? migrateSqlite(url, migrations) : await migratePostgres(url, migrations);
+  const outcome =
+    provider === 'sqlite' ? await migrateSqlite(url, migrations, logger) : await migratePostgres(url, migrations);
   return { provider, ...outcome };
 }
 
@@ -141,8 +144,8 @@ export async function migrateDatabase(url: string, root?: string): Promise<Migra
  * migrateDatabase as `npm start` and `npm run db:migrate` run it: a failure is one line for whoever
  * started them, naming the database (never a credential) and why.
  */
-export async function migrateOrExplain(url: string): Promise<MigrationResult> {
-  return migrateDatabase(url).catch((error: unknown) => {
+export async function migrateOrExplain(url: string, logger: Logger): Promise<MigrationResult> {
+  return migrateDatabase(url, undefined, logger).catch((error: unknown) => {
     const reason = error instanceof Error ? error.message : String(error);
     const advice = tooManyConnections(error) ? `. ${CONNECTION_LIMIT_ADVICE}.` : '';
     throw new Error(`Could not migrate the database (${databaseShown(url)}): ${reason}${advice}`);
@@ -168,15 +171,33 @@ export function logMigrationResult(logger: Logger, result: MigrationResult): voi
   );
 }
 
-function migrateSqlite(url: string, migrations: Migration[]): Outcome {
+/** The outcome of a run on SQLite with nothing to do, found by reads alone; null when it has work. */
+function sqliteNothingPending(db: Database.Database, migrations: Migration[]): Outcome | null {
+  const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_prisma_migrations'").get();
+  if (!table) return null;
+  const { repairs, pending, unknown } = planMigrations(
+    'sqlite',
+    migrations,
+    db.prepare(APPLIED_ROWS).all() as AppliedRow[],
+  );
+  return repairs.length || pending.length ? null : { applied: [], unknown, repaired: [] };
+}
+
+async function migrateSqlite(url: string, migrations: Migration[], logger: Logger | undefined): Promise<Outcome> {
   const file = sqliteFilePath(url);
   mkdirSync(path.dirname(file), { recursive: true });
   const db = new Database(file);
   try {
     db.pragma('busy_timeout = 10000');
     db.pragma('journal_mode = WAL');
-    // IMMEDIATE takes the write lock up front: a second instance waits here, then finds nothing to do.
-    db.exec('BEGIN IMMEDIATE');
+    // Nothing to do (every start of an up-to-date file): reads only, which WAL lets through while
+    // another process writes or migrates, so that such a start neither waits nor fails.
+    const upToDate = sqliteNothingPending(db, migrations);
+    if (upToDate) return upToDate;
+    // IMMEDIATE takes the write lock up front: a second instance waits here, then plans again
+    // below and finds nothing to do.
+    await beginImmediate(db, file, logger);
+    db.pragma('busy_timeout = 10000');
     try {
       db.exec(`CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
         "id" TEXT PRIMARY KEY NOT NULL,
