@@ -2,10 +2,11 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { afterEach, describe, expect, test } from 'vitest';
 import { sqliteFilePath } from '../src/db/client.js';
 import { readMigrations } from '../src/db/migrate.js';
-import { createTestDatabase, type TestDatabase } from './support/databases.js';
+import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 import { killLeftovers, type LogLine, serverEnv, startProcess } from './support/process.js';
 
 /**
@@ -17,6 +18,7 @@ import { killLeftovers, type LogLine, serverEnv, startProcess } from './support/
 
 /** What `npm run db:migrate` runs (tsx, as node's loader). */
 const MIGRATE_COMMAND = [process.execPath, '--import', 'tsx', 'src/db/migrate-cli.ts'];
+const databases = await availableDatabases();
 const MIGRATIONS = fileURLToPath(new URL('../prisma/migrations', import.meta.url));
 const WAITING = "waiting for another process's migration";
 
@@ -93,6 +95,37 @@ describe('SQLite: another process holds the write lock', () => {
     expect(messages(holder.logs)).toEqual(['held', 'committed']);
     const got = migrate.logs.find((line) => line.msg === 'got the migration lock: migrating');
     expect(got?.waitedMs).toBeGreaterThan(0);
+    expect(migrate.logs.find((line) => line.msg === 'migrations applied')?.applied).toEqual([last]);
+  }, 60_000);
+});
+
+describe.skipIf(!databases.includes('postgresql'))('PostgreSQL: another session holds the advisory lock', () => {
+  test('a pending migration says it waits for another process, and applies once the other commits', async () => {
+    const { database, last } = await databaseOneBehind('postgresql');
+    // Another process's migration: a transaction holding the advisory lock of src/db/migrate.ts.
+    const other = new pg.Client({ connectionString: database.url });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query('SELECT pg_advisory_xact_lock(727063311)');
+      const migrate = startProcess(MIGRATE_COMMAND, serverEnv(database.url));
+      const waiting = await migrate.waitForLog((line) => String(line.msg).startsWith(WAITING), 'it waited');
+      expect(waiting.msg).toContain("advisory lock (pg_locks: locktype 'advisory', objid 727063311)");
+      expect(messages(migrate.logs)).not.toContain('got the migration lock: migrating');
+      await other.query('COMMIT');
+      expect(await migrate.exited, migrate.output.join('\n')).toEqual({ code: 0, signal: null });
+      expect(messages(migrate.logs).filter((msg) => msg.startsWith('got the migration lock'))).toHaveLength(1);
+      expect(migrate.logs.find((line) => line.msg === 'migrations applied')?.applied).toEqual([last]);
+    } finally {
+      await other.end();
+    }
+  }, 60_000);
+
+  test('a migration nobody holds up logs no wait', async () => {
+    const { database, last } = await databaseOneBehind('postgresql');
+    const migrate = startProcess(MIGRATE_COMMAND, serverEnv(database.url));
+    expect(await migrate.exited, migrate.output.join('\n')).toEqual({ code: 0, signal: null });
+    expect(messages(migrate.logs).filter((msg) => /migration lock|another process/.test(msg))).toEqual([]);
     expect(migrate.logs.find((line) => line.msg === 'migrations applied')?.applied).toEqual([last]);
   }, 60_000);
 });

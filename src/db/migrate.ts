@@ -7,7 +7,7 @@ import pg from 'pg';
 import type { Logger } from '../platform/logger.js';
 import { type DatabaseProvider, databaseProvider, databaseShown, sqliteFilePath } from './client.js';
 import { CONNECTION_LIMIT_ADVICE, tooManyConnections } from './connection-limits.js';
-import { beginImmediate } from './migration-lock.js';
+import { advisoryLock, beginImmediate } from './migration-lock.js';
 import { POSTGRES_POOL } from './postgres-pool.js';
 import { type PastState, pastStatesOf, RETIRED_NAMES } from './retired-migrations.js';
 
@@ -136,7 +136,9 @@ export async function migrateDatabase(url: string, root?: string, logger?: Logge
   const provider = databaseProvider(url);
   const migrations = readMigrations(provider, root);
   const outcome =
-    provider === 'sqlite' ? await migrateSqlite(url, migrations, logger) : await migratePostgres(url, migrations);
+    provider === 'sqlite'
+      ? await migrateSqlite(url, migrations, logger)
+      : await migratePostgres(url, migrations, logger);
   return { provider, ...outcome };
 }
 
@@ -278,7 +280,7 @@ function privilegeExplained(error: unknown, migration: string): unknown {
   );
 }
 
-async function migratePostgres(url: string, migrations: Migration[]): Promise<Outcome> {
+async function migratePostgres(url: string, migrations: Migration[], logger: Logger | undefined): Promise<Outcome> {
   // The pool's connection timeout, so that a database that accepts the connection and never
   // answers (a blackholed network) fails the start after 5 s rather than holding it forever.
   const client = new pg.Client({
@@ -304,7 +306,7 @@ async function migratePostgres(url: string, migrations: Migration[]): Promise<Ou
       // the server's requests would cancel an index build on a big table (seconds: see README) or
       // the wait for another instance's migration (the lock below), and the start with it.
       await client.query('SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0');
-      await client.query('SELECT pg_advisory_xact_lock($1)', [ADVISORY_LOCK_ID]);
+      await advisoryLock(client, ADVISORY_LOCK_ID, logger);
       await client.query(`CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
         "id" VARCHAR(36) PRIMARY KEY NOT NULL,
         "checksum" VARCHAR(64) NOT NULL,

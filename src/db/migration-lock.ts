@@ -1,5 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type Database from 'better-sqlite3';
+import type pg from 'pg';
 import type { Logger } from '../platform/logger.js';
 
 /**
@@ -48,4 +49,20 @@ export async function beginImmediate(db: Database.Database, file: string, logger
     }
     await delay(SQLITE_LOCK_RETRY_MS);
   }
+}
+
+/**
+ * pg_advisory_xact_lock(id) in the client's transaction, tried first without waiting so that a
+ * run held up by another process's migration says so (the wait has no bound: see migrate.ts).
+ */
+export async function advisoryLock(client: pg.Client, id: number, logger: Logger | undefined): Promise<void> {
+  const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS locked', [id]);
+  if (rows[0]?.locked) return;
+  const since = Date.now();
+  logger?.info(
+    `waiting for another process's migration: another session holds the migrations' advisory lock ` +
+      `(pg_locks: locktype 'advisory', objid ${id}); waiting until it commits or rolls back`,
+  );
+  await client.query('SELECT pg_advisory_xact_lock($1)', [id]);
+  logger?.info({ waitedMs: Date.now() - since }, 'got the migration lock: migrating');
 }
