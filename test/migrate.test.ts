@@ -37,6 +37,27 @@ describe.each(databases)('migrations on %s', (kind) => {
     expect((await migrateDatabase(database.url)).applied).toEqual([]);
   });
 
+  test('each migration is recorded with the time it started and the later time it finished', async () => {
+    const database = await createTestDatabase(kind); // every migration, in one run
+    created.push(database);
+    const db = createPrismaClient(database.url);
+    try {
+      const rows = await db.$queryRawUnsafe<{ started_at: unknown; finished_at: unknown }[]>(
+        'SELECT started_at, finished_at FROM "_prisma_migrations" ORDER BY migration_name',
+      );
+      // Dates on PostgreSQL, milliseconds since the epoch as SQLite stores them.
+      const times = rows.flatMap((row) =>
+        [row.started_at, row.finished_at].map((at) => new Date(at as Date).getTime()),
+      );
+      expect(rows.length).toBeGreaterThanOrEqual(2);
+      expect(times.every(Number.isFinite)).toBe(true);
+      // started ≤ finished ≤ the next one's start: one clock, read as each statement ran
+      expect(times).toEqual([...times].sort((a, b) => a - b));
+    } finally {
+      await db.$disconnect();
+    }
+  });
+
   test('instances migrating at the same time apply each migration exactly once', async () => {
     const database = await createTestDatabase(kind);
     created.push(database);

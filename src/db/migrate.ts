@@ -319,20 +319,25 @@ async function migratePostgres(url: string, migrations: Migration[], logger: Log
       )`);
       const { rows } = await client.query<AppliedRow>(APPLIED_ROWS);
       const { repairs, pending, unknown } = planMigrations('postgresql', migrations, rows);
-      const record = (migration: Migration, startedAt: Date, logs: string | null) =>
+      // Both times on the database's clock as the statements run (clock_timestamp(); now() is the
+      // transaction's start, the same for every migration of the run and before any of them began).
+      // As text, which keeps the microseconds a Date would drop.
+      const clock = async () =>
+        (await client.query<{ at: string }>('SELECT clock_timestamp()::text AS at')).rows[0]?.at;
+      const record = (migration: Migration, startedAt: string | undefined, logs: string | null) =>
         client.query(
-          'INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, started_at, applied_steps_count, logs) VALUES ($1, $2, now(), $3, $4, 1, $5)',
+          'INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, started_at, applied_steps_count, logs) VALUES ($1, $2, clock_timestamp(), $3, $4, 1, $5)',
           [randomUUID(), migration.checksum, migration.name, startedAt, logs],
         );
       for (const repair of repairs) {
-        const startedAt = new Date();
+        const startedAt = await clock();
         if (repair.state.repair.postgresql) await client.query(repair.state.repair.postgresql);
         const names = Object.keys(repair.state.recorded);
         await client.query('DELETE FROM "_prisma_migrations" WHERE migration_name = ANY($1)', [names]);
         await record(repair.successor, startedAt, repairLog(repair));
       }
       for (const migration of pending) {
-        const startedAt = new Date();
+        const startedAt = await clock();
         await client.query(migration.sql).catch((error: unknown) => {
           throw privilegeExplained(error, migration.name);
         });
