@@ -65,5 +65,6 @@ EXPOSE 4000
 # moment (src/index.ts installs the handlers before it loads the rest), and it starts no child
 # processes, so no init (tini, `docker run --init`) is needed.
 # At start the server applies pending migrations itself (under a PostgreSQL advisory lock, so
-# replicas starting together migrate once); `node dist/db/migrate-cli.js` does only that step.
+# replicas starting together migrate once); `node dist/db/migrate-cli.js` does only that step
+# (deploy/k8s/migrate-job.yaml runs it as a Job, for separate database roles).
 CMD ["node", "dist/index.js"]

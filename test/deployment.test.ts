@@ -195,14 +195,26 @@ describe('Dockerfile', () => {
 
 const compose = parse(read('docker-compose.yml'), { merge: true }) as Yaml;
 const apiServices = Object.entries(compose.services as Record<string, Yaml>).filter(([, service]) => service.build);
-const k8sDocs = parseAllDocuments(read('deploy/k8s/market-api.yaml')).map((doc) => {
-  if (doc.errors.length) throw new Error(`deploy/k8s/market-api.yaml: ${doc.errors.join('; ')}`);
-  return doc.toJS() as Yaml;
-});
+/** The documents of a Kubernetes manifest, each as plain data. */
+function k8sManifest(file: string): Yaml[] {
+  return parseAllDocuments(read(file)).map((doc) => {
+    if (doc.errors.length) throw new Error(`${file}: ${doc.errors.join('; ')}`);
+    return doc.toJS() as Yaml;
+  });
+}
+const envByName = (container: Yaml): Yaml =>
+  Object.fromEntries((container.env as Yaml[]).map((entry) => [entry.name, entry]));
+const k8sDocs = k8sManifest('deploy/k8s/market-api.yaml');
 const deployment = k8sDocs.find((doc) => doc.kind === 'Deployment')!;
 const podSpec = deployment.spec.template.spec as Yaml;
 const container = podSpec.containers[0] as Yaml;
-const k8sEnv = Object.fromEntries((container.env as Yaml[]).map((entry) => [entry.name, entry]));
+const k8sEnv = envByName(container);
+const migrateJob = k8sManifest('deploy/k8s/migrate-job.yaml').find((doc) => doc.kind === 'Job')!;
+const jobPodSpec = migrateJob.spec.template.spec as Yaml;
+const jobContainer = jobPodSpec.containers[0] as Yaml;
+const jobEnv = envByName(jobContainer);
+/** `npm run db:migrate` as the image holds it (no tsx, no sources); the build test below runs it. */
+const BUILT_MIGRATE_CLI = 'dist/db/migrate-cli.js';
 
 /** Milliseconds of a compose duration such as `30s` or `1m30s`. */
 function durationMs(text: string): number {
@@ -405,6 +417,61 @@ describe('Kubernetes manifest', () => {
   });
 });
 
+describe('Kubernetes migration Job (separate database roles)', () => {
+  const secret = parse(read('deploy/k8s/secret.example.yaml')) as Yaml;
+
+  it('runs the built `npm run db:migrate` in the Deployment’s image, never restarting in place', () => {
+    expect(migrateJob, 'deploy/k8s/migrate-job.yaml has a Job').toBeDefined();
+    expect(jobContainer.image).toBe(container.image);
+    expect(jobContainer.command).toEqual(['node', BUILT_MIGRATE_CLI]);
+    const scripts = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts;
+    expect(scripts['db:migrate']).toBe(`tsx ${BUILT_MIGRATE_CLI.replace(/^dist/, 'src').replace(/\.js$/, '.ts')}`);
+    // A failed migration rolled back whole: a new pod retries (backoffLimit), not the same one.
+    expect(jobPodSpec.restartPolicy).toBe('Never');
+    expect(migrateJob.spec.backoffLimit).toBeGreaterThanOrEqual(0);
+  });
+
+  it('migrates as the owner role, from a Secret key no server pod reads, with only the settings it reads', () => {
+    const reads = /const \{ ([A-Z_, ]+) \} = process\.env/.exec(read('src/db/migrate-cli.ts'))?.[1]?.split(', ');
+    expect(reads).toContain('DATABASE_URL');
+    expect(Object.keys(jobEnv).sort()).toEqual([...(reads ?? [])].sort());
+    expect(jobEnv.LOG_FORMAT?.value, 'a failed migration is a JSON entry only with json set').toBe('json');
+    const ref = jobEnv.DATABASE_URL?.valueFrom?.secretKeyRef as Yaml;
+    expect(ref.name).toBe(secret.metadata.name);
+    expect(Object.keys(secret.stringData)).toContain(ref.key);
+    const serverKeys = (container.env as Yaml[]).map((entry) => entry.valueFrom?.secretKeyRef?.key);
+    expect(serverKeys).toContain(k8sEnv.DATABASE_URL?.valueFrom?.secretKeyRef?.key);
+    expect(serverKeys, 'the owner URL stays out of the server pods').not.toContain(ref.key);
+  });
+
+  it('runs locked down like the server pods', () => {
+    expect(jobPodSpec.securityContext).toEqual(podSpec.securityContext);
+    expect(jobPodSpec.automountServiceAccountToken).toBe(false);
+    expect(jobContainer.securityContext).toEqual(container.securityContext);
+  });
+
+  it('is no server: its pod matches neither the Deployment, the Service nor the PodDisruptionBudget', () => {
+    const labels = migrateJob.spec.template.metadata.labels as Record<string, string>;
+    const selectors = [
+      deployment.spec.selector.matchLabels,
+      k8sDocs.find((doc) => doc.kind === 'Service')?.spec.selector,
+      k8sDocs.find((doc) => doc.kind === 'PodDisruptionBudget')?.spec.selector.matchLabels,
+    ] as Record<string, string>[];
+    for (const selector of selectors) {
+      expect(selector).toBeDefined();
+      expect(Object.entries(selector).every(([key, value]) => labels[key] === value)).toBe(false);
+    }
+  });
+
+  it('is named in the README where the migrations of a deployment are explained', () => {
+    const readme = read('README.md');
+    const deploymentSection = readme.slice(readme.indexOf('\n## Deployment\n'));
+    expect(deploymentSection).toContain('deploy/k8s/migrate-job.yaml');
+    expect(readme.slice(readme.indexOf('### PostgreSQL in production'))).toContain('deploy/k8s/migrate-job.yaml');
+    expect(readme).not.toContain('There is therefore no init container');
+  });
+});
+
 describe('variables named by the manifests', () => {
   const configTable = (() => {
     const readme = read('README.md');
@@ -424,7 +491,11 @@ describe('variables named by the manifests', () => {
     return start < 0 ? '' : readme.slice(start, readme.indexOf('\n## ', start + 1));
   })();
   const manifestVariables = [
-    ...new Set([...apiServices.flatMap(([, service]) => Object.keys(service.environment)), ...Object.keys(k8sEnv)]),
+    ...new Set([
+      ...apiServices.flatMap(([, service]) => Object.keys(service.environment)),
+      ...Object.keys(k8sEnv),
+      ...Object.keys(jobEnv),
+    ]),
   ];
 
   it('are server settings: in config-env.ts and in the README configuration table', () => {
@@ -522,7 +593,7 @@ describe('the pre-transpiled build, laid out like the image', () => {
   });
 
   it('migrates a fresh database with the built migrate CLI', async () => {
-    const { stdout } = await run(process.execPath, ['dist/db/migrate-cli.js'], { cwd: dir, env: env({}) });
+    const { stdout } = await run(process.execPath, [BUILT_MIGRATE_CLI], { cwd: dir, env: env({}) });
     const line = JSON.parse(stdout.trim().split('\n').at(-1)!) as { msg: string; applied: string[] };
     expect(line.msg).toBe('migrations applied');
     const migrations = readdirSync(path.join(ROOT, 'prisma', 'migrations', 'sqlite'), { withFileTypes: true })
