@@ -14,7 +14,7 @@
  * measured window; the task engine runs as usual (the demo's PENDING tasks finish at start-up).
  */
 import { buildApp } from '../src/app/build-app.js';
-import type { TaskRow } from '../src/db/models.js';
+import type { RuntimeTaskRow } from '../src/db/models.js';
 import { loadConfig } from '../src/platform/config.js';
 import { createLogger } from '../src/platform/logger.js';
 import { failed, fdLimit, send, serveFanoutServer } from './lib/fanout-child.js';
@@ -42,7 +42,7 @@ async function main(): Promise<void> {
   const { store } = app.services;
 
   const created = new Date();
-  const task: TaskRow = {
+  const task: RuntimeTaskRow = {
     id: 1_000_000_000,
     taskId: BENCH_TASK_ID,
     type: 'INSTALL',
@@ -53,18 +53,9 @@ async function main(): Promise<void> {
     version: '1.0.0',
     opId: 'bench-fanout-op',
     progress: 0,
-    metadata: { cfgType: 'app', envs: [], appId: BENCH_TASK_APP },
     result: null,
     error: null,
-    idempotencyKey: null,
-    requestDigest: null,
-    activeKey: `admin/market.olares/${BENCH_TASK_APP}`,
     retryOfTaskId: null,
-    workerId: null,
-    heartbeatAt: null,
-    dispatchedAt: created,
-    notBefore: null,
-    startAttempts: 0,
     message: null,
     createdAt: created,
     startedAt: created,

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Viewer } from '../src/auth/viewer.js';
-import type { TaskRow } from '../src/db/models.js';
+import type { RuntimeTaskRow } from '../src/db/models.js';
 import { ChangeFeed, createEventBus, type TaskChanged } from '../src/events/change-feed.js';
 import { RuntimeService } from '../src/runtime/runtime-service.js';
 import { type ComponentStatus, type RuntimeApp, StateStore } from '../src/runtime/state-store.js';
@@ -50,7 +50,7 @@ function app(userId: string, appName: string): RuntimeApp {
   } as unknown as RuntimeApp;
 }
 
-function task(userId: string, id: number, progress = 0): TaskRow {
+function task(userId: string, id: number, progress = 0): RuntimeTaskRow {
   return {
     id,
     taskId: `task-${id}`,
@@ -62,7 +62,7 @@ function task(userId: string, id: number, progress = 0): TaskRow {
     progress,
     createdAt: at,
     updatedAt: at,
-  } as unknown as TaskRow;
+  } as unknown as RuntimeTaskRow;
 }
 
 function component(message: string): ComponentStatus {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createPrismaClient, type Db } from '../src/db/client.js';
 import { driverSqlOf } from '../src/db/driver-sql.js';
 import { conditionsSql, pageRows, type Relations } from '../src/db/list-sql.js';
-import type { TaskRow } from '../src/db/models.js';
+import type { RuntimeTaskRow, TaskRow } from '../src/db/models.js';
 import type { AppKey } from '../src/domain/app-key.js';
 import { APP_STAGES, type AppStage, HEALTHS, type Health } from '../src/domain/app-stage.js';
 import { ValidationError } from '../src/domain/errors.js';
@@ -367,7 +367,7 @@ function handWrittenAppMatches(app: RuntimeApp | AppKey, filter: SnapshotFilter)
   return true;
 }
 
-function handWrittenTaskMatches(task: TaskRow, filter: SnapshotFilter): boolean {
+function handWrittenTaskMatches(task: RuntimeTaskRow, filter: SnapshotFilter): boolean {
   if (filter.userId && task.userId !== filter.userId) return false;
   if (filter.sourceId && task.sourceId !== filter.sourceId) return false;
   if (filter.appName && task.appName !== filter.appName) return false;
@@ -386,7 +386,7 @@ test('the runtime store matches apps, removed apps and tasks as its hand-written
   const keys = Array.from({ length: 20 }, key);
   const tasks = Array.from(
     { length: 40 },
-    () => ({ ...key(), status: r.pick(TASK_STATUSES), type: r.pick(TASK_TYPES) }) as TaskRow,
+    () => ({ ...key(), status: r.pick(TASK_STATUSES), type: r.pick(TASK_TYPES) }) as RuntimeTaskRow,
   );
   for (let i = 0; i < FILTERS * 2; i += 1) {
     const filter: SnapshotFilter = {

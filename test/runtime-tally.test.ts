@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import type { TaskRow } from '../src/db/models.js';
+import type { RuntimeTaskRow } from '../src/db/models.js';
 import { APP_STAGES } from '../src/domain/app-stage.js';
 import { TASK_STATUSES } from '../src/domain/tasks.js';
 import { type RuntimeApp, SnapshotScope, StateStore } from '../src/runtime/state-store.js';
@@ -45,7 +45,7 @@ function app(userId: string, appName: string, stage: RuntimeApp['derived']['stag
   } as unknown as RuntimeApp;
 }
 
-function task(taskNo: number, userId: string, status: string): TaskRow {
+function task(taskNo: number, userId: string, status: string): RuntimeTaskRow {
   return {
     id: taskNo,
     taskId: `task-${taskNo}`,
@@ -54,7 +54,7 @@ function task(taskNo: number, userId: string, status: string): TaskRow {
     appName: 'a',
     type: 'INSTALL',
     status,
-  } as unknown as TaskRow;
+  } as unknown as RuntimeTaskRow;
 }
 
 describe('runtime summary counts', () => {
@@ -95,8 +95,8 @@ describe('runtime summary counts', () => {
 
   test('the finished tasks kept are the most recent by id, and the dropped ones are announced in id order', () => {
     // The rule as it reads, recomputed from scratch after every change.
-    function expected(puts: TaskRow[], keep: number) {
-      const tasks = new Map<string, TaskRow>();
+    function expected(puts: RuntimeTaskRow[], keep: number) {
+      const tasks = new Map<string, RuntimeTaskRow>();
       const removed: string[] = [];
       for (const put of puts) {
         tasks.set(put.taskId, put);

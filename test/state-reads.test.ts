@@ -1,7 +1,15 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createPrismaClient, type Db } from '../src/db/client.js';
 import { driverSqlOf } from '../src/db/driver-sql.js';
-import { allActiveTasks, allAppStates, appStatePages, latestFinishedTasks } from '../src/db/state-reads.js';
+import { RUNTIME_TASK_COLUMNS } from '../src/db/models.js';
+import {
+  activeRuntimeTasks,
+  allActiveTasks,
+  allAppStates,
+  appStatePages,
+  latestFinishedRuntimeTasks,
+  runtimeTasks,
+} from '../src/db/state-reads.js';
 import { availableDatabases, createTestDatabase, type TestDatabase } from './support/databases.js';
 
 /**
@@ -13,6 +21,8 @@ import { availableDatabases, createTestDatabase, type TestDatabase } from './sup
 const databases = await availableDatabases();
 const T0 = new Date('2026-11-22T18:14:09.003Z');
 const at = (ms: number) => new Date(T0.getTime() + ms);
+/** The columns the runtime state reads of a task, as Prisma's `select` names them. */
+const RUNTIME_SELECT = Object.fromEntries(RUNTIME_TASK_COLUMNS.map((column) => [column, true]));
 
 describe.each(databases)('whole-table state reads on %s', (kind) => {
   let database: TestDatabase;
@@ -104,15 +114,42 @@ describe.each(databases)('whole-table state reads on %s', (kind) => {
     );
   });
 
-  test('the latest finished tasks, newest first, at most the number asked for', async () => {
-    const rows = await latestFinishedTasks(driverSqlOf(db), 3);
+  test('every PENDING or RUNNING task with the runtime columns (no metadata), oldest first', async () => {
+    const rows = await activeRuntimeTasks(driverSqlOf(db));
+    expect(rows.map((task) => task.taskId)).toEqual(['task-1', 'task-3']);
+    expect(rows).toEqual(
+      await db.task.findMany({
+        where: { status: { in: ['PENDING', 'RUNNING'] } },
+        orderBy: { id: 'asc' },
+        select: RUNTIME_SELECT,
+      }),
+    );
+    expect(rows.every((task) => !('metadata' in task))).toBe(true);
+  });
+
+  test('the latest finished tasks with the runtime columns, newest first, at most the number asked for', async () => {
+    const rows = await latestFinishedRuntimeTasks(driverSqlOf(db), 3);
     expect(rows.map((task) => task.taskId)).toEqual(['task-5', 'task-4', 'task-2']);
     expect(rows).toEqual(
       await db.task.findMany({
         where: { status: { notIn: ['PENDING', 'RUNNING'] } },
         orderBy: { id: 'desc' },
         take: 3,
+        select: RUNTIME_SELECT,
       }),
     );
+  });
+
+  test('tasks by id with the runtime columns, those that exist', async () => {
+    const rows = await runtimeTasks(driverSqlOf(db), ['task-4', 'task-0', 'task-unknown']);
+    const byId = (a: { id: number }, b: { id: number }) => a.id - b.id;
+    expect(rows.sort(byId)).toEqual(
+      await db.task.findMany({
+        where: { taskId: { in: ['task-0', 'task-4'] } },
+        orderBy: { id: 'asc' },
+        select: RUNTIME_SELECT,
+      }),
+    );
+    expect(await runtimeTasks(driverSqlOf(db), [])).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import type { TaskRow } from '../src/db/models.js';
+import type { RuntimeTaskRow } from '../src/db/models.js';
 import { appKeyString } from '../src/domain/app-key.js';
 import { APP_STAGES, HEALTHS } from '../src/domain/app-stage.js';
 import { defineFilter, equals } from '../src/domain/filters.js';
@@ -77,13 +77,13 @@ function app(c: { userId: string; sourceId: string; appName: string; stage: stri
   return { userId, sourceId, appName, derived: { stage, health } } as unknown as RuntimeApp;
 }
 
-function task(c: Omit<TaskChange, 'op'>): TaskRow {
+function task(c: Omit<TaskChange, 'op'>): RuntimeTaskRow {
   const { id, taskNo, userId, sourceId, appName, status, type } = c;
-  return { id, taskId: `task-${taskNo}`, userId, sourceId, appName, status, type } as TaskRow;
+  return { id, taskId: `task-${taskNo}`, userId, sourceId, appName, status, type } as RuntimeTaskRow;
 }
 
 /** What the summary says about these apps and tasks, counted the plain way. */
-function counted(apps: RuntimeApp[], tasks: TaskRow[]): Omit<RuntimeSummary, 'activeComponents'> {
+function counted(apps: RuntimeApp[], tasks: RuntimeTaskRow[]): Omit<RuntimeSummary, 'activeComponents'> {
   const tasksIn = (status: string) => tasks.filter((t) => t.status === status).length;
   return {
     totalApps: apps.length,
@@ -107,7 +107,7 @@ function replay(changes: Change[]) {
   // Few finished tasks kept, so trimming (which drops tasks from the indexes) happens often.
   const store = new StateStore({ bufferSize: 10, recentFinishedTasks: 3 });
   const apps = new Map<string, RuntimeApp>();
-  const tasks = new Map<string, TaskRow>();
+  const tasks = new Map<string, RuntimeTaskRow>();
   store.onEvent((event) => {
     if (event.kind === 'TASK_REMOVED' && event.task) tasks.delete(event.task.taskId);
   });

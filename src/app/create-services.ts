@@ -12,7 +12,7 @@ import { RedisChangeLog } from '../events/redis-change-log.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import { AHEAD_WAIT_MS } from '../runtime/event-stream.js';
-import { type RuntimeChange, RuntimeEntries } from '../runtime/runtime-change.js';
+import { type RuntimeChange, RuntimeEntries, runtimeChangeOf } from '../runtime/runtime-change.js';
 import { RuntimeService } from '../runtime/runtime-service.js';
 import { RECENT_FINISHED_TASKS, StateStore } from '../runtime/state-store.js';
 import { StoreBarrier } from '../runtime/store-barrier.js';
@@ -227,9 +227,10 @@ export async function connectCluster(
   const entries = new RuntimeEntries();
   entries.position = await clusterLog.start({
     announcement: ([topic, event]) => bus.publish(topic, event as never),
-    runtime: (change, first, last, own) => {
-      entries.deliver(change as RuntimeChange, first, last, own);
-      if (!own) announceRows(bus, change as RuntimeChange);
+    runtime: (value, first, last, own) => {
+      const change = runtimeChangeOf(value);
+      entries.deliver(change, first, last, own);
+      if (!own) announceRows(bus, change);
     },
     resync: (reason) => localBus.publish('runtime:resync', { reason }),
   });

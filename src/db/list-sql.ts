@@ -124,7 +124,8 @@ export function appCategories(
   );
 }
 
-const columnList = (columns: readonly string[]) => raw(columns.map((column) => `"${column}"`).join(', '));
+/** A list of quoted column names, written in code (never taken from a request). */
+export const columnList = (columns: readonly string[]) => raw(columns.map((column) => `"${column}"`).join(', '));
 
 /** The columns of a catalogue page (CatalogListRow): not the entry, which the page takes from CatalogEntries. */
 export const CATALOG_LIST_COLUMNS = columnList(CATALOG_VIEW_COLUMNS);

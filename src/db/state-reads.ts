@@ -1,11 +1,14 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { join } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
+import { RAW_PARAMETERS, readInChunks } from './chunks.js';
 import type { SqlRunner } from './driver-sql.js';
-import type { AppRow, TaskRow } from './models.js';
+import { columnList } from './list-sql.js';
+import { type AppRow, RUNTIME_TASK_COLUMNS, type RuntimeTaskRow, type TaskRow } from './models.js';
 
 /**
- * The whole-table reads of the runtime state: the runtime store's load at start, status
- * correction's comparison with the app service (at start and every interval), and the simulated
- * app service's cluster. They grow with the fleet, and through Prisma's query API its result
+ * The whole-table reads of the runtime state: the runtime store's load at start (and its
+ * read-back of changed tasks), status correction's comparison with the app service (at start and
+ * every interval), and the simulated app service's cluster. They grow with the fleet, and through Prisma's query API its result
  * mapping was most of their cost: 10k app rows took 100–150 ms with `appState.findMany()` and
  * 54–72 ms with this statement on the driver (SQLite, the same rows; a 10k-app start-up reads
  * them three times). Same contract as hot-path-sql.ts (rows exactly as the query API returns
@@ -53,8 +56,28 @@ export function allActiveTasks(db: SqlRunner): Promise<TaskRow[]> {
   return db.$queryRaw<TaskRow[]>`SELECT * FROM "Task" WHERE "status" IN ('PENDING', 'RUNNING') ORDER BY "id"`;
 }
 
-/** The latest `take` finished tasks (neither PENDING nor RUNNING), newest first. */
-export function latestFinishedTasks(db: SqlRunner, take: number): Promise<TaskRow[]> {
-  return db.$queryRaw<TaskRow[]>`
-    SELECT * FROM "Task" WHERE "status" NOT IN ('PENDING', 'RUNNING') ORDER BY "id" DESC LIMIT ${take}`;
+/** The runtime state's task reads: its columns (RUNTIME_TASK_COLUMNS), never `metadata`. */
+const RUNTIME_TASK = columnList(RUNTIME_TASK_COLUMNS);
+
+/** Every PENDING or RUNNING task, oldest first, with the runtime's columns. */
+export function activeRuntimeTasks(db: SqlRunner): Promise<RuntimeTaskRow[]> {
+  return db.$queryRaw<RuntimeTaskRow[]>`
+    SELECT ${RUNTIME_TASK} FROM "Task" WHERE "status" IN ('PENDING', 'RUNNING') ORDER BY "id"`;
+}
+
+/** The latest `take` finished tasks (neither PENDING nor RUNNING), newest first, with the runtime's columns. */
+export function latestFinishedRuntimeTasks(db: SqlRunner, take: number): Promise<RuntimeTaskRow[]> {
+  return db.$queryRaw<RuntimeTaskRow[]>`
+    SELECT ${RUNTIME_TASK} FROM "Task" WHERE "status" NOT IN ('PENDING', 'RUNNING') ORDER BY "id" DESC
+    LIMIT ${take}`;
+}
+
+/** The tasks with these ids that exist, in no particular order, with the runtime's columns (a read-back). */
+export async function runtimeTasks(db: SqlRunner, taskIds: readonly string[]): Promise<RuntimeTaskRow[]> {
+  if (taskIds.length === 0) return [];
+  return readInChunks(
+    taskIds,
+    RAW_PARAMETERS,
+    (ids) => db.$queryRaw<RuntimeTaskRow[]>`SELECT ${RUNTIME_TASK} FROM "Task" WHERE "taskId" IN (${join(ids)})`,
+  );
 }

@@ -1,6 +1,6 @@
 import type { Logger } from '../platform/logger.js';
 import type { RuntimeApplier } from './runtime-applier.js';
-import type { RuntimeChange, RuntimeEntries, RuntimeLog } from './runtime-change.js';
+import { type RuntimeChange, type RuntimeEntries, type RuntimeLog, runtimeEventOf } from './runtime-change.js';
 import type { StateStore } from './state-store.js';
 
 /**
@@ -55,7 +55,7 @@ export async function joinCluster(join: ClusterJoin): Promise<void> {
   const { log, entries, store, applier } = join;
   store.startAt(entries.position);
   try {
-    store.replay(await log.eventsUpTo(entries.position, join.eventBuffer));
+    store.replay((await log.eventsUpTo(entries.position, join.eventBuffer)).map(runtimeEventOf));
   } catch (error) {
     join.logger.warn({ err: error }, 'could not read the cluster’s recent runtime events; resuming starts here');
   }

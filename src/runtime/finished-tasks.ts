@@ -1,4 +1,4 @@
-import type { TaskRow } from '../db/models.js';
+import type { RuntimeTaskRow } from '../db/models.js';
 
 /**
  * The finished tasks the runtime store holds, by ascending id, so that the oldest go first when
@@ -7,18 +7,18 @@ import type { TaskRow } from '../db/models.js';
  * with 20k active tasks a finished task's change took 1.0 ms in-process, now 0.016 ms).
  */
 export class FinishedTasks {
-  private readonly byId: TaskRow[] = [];
+  private readonly byId: RuntimeTaskRow[] = [];
 
-  add(task: TaskRow): void {
+  add(task: RuntimeTaskRow): void {
     this.byId.splice(this.position(task.id), 0, task);
   }
 
-  remove(task: TaskRow): void {
+  remove(task: RuntimeTaskRow): void {
     this.byId.splice(this.byId.indexOf(task), 1);
   }
 
   /** Removes and returns the oldest beyond `keep`. */
-  trim(keep: number): TaskRow[] {
+  trim(keep: number): RuntimeTaskRow[] {
     const excess = this.byId.length - keep;
     return excess > 0 ? this.byId.splice(0, excess) : [];
   }
@@ -29,7 +29,7 @@ export class FinishedTasks {
     let high = this.byId.length;
     while (low < high) {
       const middle = (low + high) >>> 1;
-      if ((this.byId[middle] as TaskRow).id <= id) low = middle + 1;
+      if ((this.byId[middle] as RuntimeTaskRow).id <= id) low = middle + 1;
       else high = middle;
     }
     return low;

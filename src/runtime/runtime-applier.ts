@@ -1,4 +1,4 @@
-import type { AppRow, TaskRow } from '../db/models.js';
+import type { AppRow, RuntimeTaskRow } from '../db/models.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import { deriveStage } from '../domain/app-stage.js';
 import { type SweepOrder, sweepInstances } from './instance-sweep.js';
@@ -16,12 +16,12 @@ export class RuntimeApplier {
    * The active task of each app by app key, as last put into the store: what an app's stage is
    * derived from, found without scanning every task the store holds on each change.
    */
-  private readonly activeByApp = new Map<string, TaskRow>();
+  private readonly activeByApp = new Map<string, RuntimeTaskRow>();
 
   constructor(private readonly store: StateStore) {}
 
   /** The state as loaded at start: tasks first, then the apps (their stages depend on the tasks). */
-  loadTasks(tasks: TaskRow[]): void {
+  loadTasks(tasks: RuntimeTaskRow[]): void {
     for (const task of tasks) this.putTask(task);
   }
 
@@ -58,7 +58,7 @@ export class RuntimeApplier {
    * collector's confirming read (StateCollector.confirmOwn), not guessed from row times, which the
    * instances' transactions take before they commit. A row read again unchanged is not put again.
    */
-  private applyRows(tasks: TaskRow[], appKeys: AppKey[], apps: AppRow[]): void {
+  private applyRows(tasks: RuntimeTaskRow[], appKeys: AppKey[], apps: AppRow[]): void {
     // An app's stage depends on its active task, so it is derived after the tasks are in.
     for (const task of tasks) {
       const held = this.store.task(task.taskId);
@@ -92,7 +92,7 @@ export class RuntimeApplier {
   }
 
   /** Puts a task into the store, keeping activeByApp in step with it. */
-  private putTask(task: TaskRow): void {
+  private putTask(task: RuntimeTaskRow): void {
     this.store.putTask(task);
     const key = appKeyString(task);
     if (task.status === 'PENDING' || task.status === 'RUNNING') this.activeByApp.set(key, task);

@@ -1,5 +1,5 @@
 import type { ChartRepoStatus } from '../adapters/chart-repo/port.js';
-import type { AppRow, TaskRow } from '../db/models.js';
+import { type AppRow, type RuntimeTaskRow, runtimeTaskOf } from '../db/models.js';
 import type { AppKey } from '../domain/app-key.js';
 import { SWEEP_EVENT_BOUND, type SweepOrder } from './instance-sweep.js';
 import type { ComponentStatus, RuntimeEvent } from './state-store.js';
@@ -13,7 +13,7 @@ export type RuntimeChange =
   | {
       kind: 'rows';
       /** Tasks as read back. */
-      tasks: TaskRow[];
+      tasks: RuntimeTaskRow[];
       /** The apps asked for; those missing from `apps` have no row any more. */
       appKeys: AppKey[];
       apps: AppRow[];
@@ -37,6 +37,22 @@ export type RuntimeChange =
   | { kind: 'chartRepo'; status: ChartRepoStatus; byUser: Map<string, ChartRepoStatus> };
 
 /**
+ * A runtime change as the change log brings it (V8's deserialization of what an instance appended).
+ * An instance of an earlier version appended whole task rows, `metadata` included: during a rolling
+ * deploy the runtime keeps its own columns of them, as of the rows it reads itself.
+ */
+export function runtimeChangeOf(value: unknown): RuntimeChange {
+  const change = value as RuntimeChange;
+  return change.kind === 'rows' ? { ...change, tasks: change.tasks.map(runtimeTaskOf) } : change;
+}
+
+/** A runtime event as the cluster's event history keeps it (see runtimeChangeOf: an earlier version's has whole rows). */
+export function runtimeEventOf(value: unknown): RuntimeEvent {
+  const event = value as RuntimeEvent;
+  return event.task ? { ...event, task: runtimeTaskOf(event.task) } : event;
+}
+
+/**
  * The most runtime events applying a change can cause, the sequences its log entry reserves: a
  * task changes, may move its app's stage and may push the oldest finished task out; an app
  * changes or goes; a component changes or goes; the chart repo changes.
@@ -57,8 +73,8 @@ export interface RuntimeLog {
   appendRuntime(change: RuntimeChange, events: number): void;
   /** Keeps an event the store emitted for instances that start later (see StateStore.replay). */
   recordEvent(event: RuntimeEvent): void;
-  /** The events kept, oldest first, up to `sequence`: at most `count` of the latest. */
-  eventsUpTo(sequence: number, count: number): Promise<RuntimeEvent[]>;
+  /** The events kept, oldest first, up to `sequence`: at most `count` of the latest (as stored: runtimeEventOf). */
+  eventsUpTo(sequence: number, count: number): Promise<unknown[]>;
 }
 
 /** `own`: the change is this instance's (it appended the entry). */

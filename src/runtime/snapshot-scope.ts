@@ -1,4 +1,4 @@
-import type { AppRow, TaskRow } from '../db/models.js';
+import type { AppRow, RuntimeTaskRow } from '../db/models.js';
 import { type AppKey, MAX_APP_NAME_LENGTH, MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import type { AppStage, Health, StageAndHealth } from '../domain/app-stage.js';
 import { type CompiledFilter, defineFilter, derived, equals, equalsId, oneOf } from '../domain/filters.js';
@@ -35,7 +35,7 @@ const RUNTIME_APP_FILTER = defineFilter<Omit<SnapshotFilter, 'taskStatus' | 'tas
  * What SnapshotFilter means for tasks: user, source, app, status and type (unlike the original,
  * source too); stage and health are the apps'.
  */
-const RUNTIME_TASK_FILTER = defineFilter<Omit<SnapshotFilter, 'stage' | 'health'>, TaskRow>({
+const RUNTIME_TASK_FILTER = defineFilter<Omit<SnapshotFilter, 'stage' | 'health'>, RuntimeTaskRow>({
   userId: equals('userId'),
   sourceId: equalsId('sourceId', MAX_SOURCE_ID_LENGTH),
   appName: equalsId('appName', MAX_APP_NAME_LENGTH),
@@ -52,7 +52,7 @@ export class SnapshotScope {
   readonly apps: CompiledFilter<RuntimeApp>;
   /** For the key of a removed app: the conditions on the key alone. */
   readonly appKeys: CompiledFilter<AppKey>;
-  readonly tasks: CompiledFilter<TaskRow>;
+  readonly tasks: CompiledFilter<RuntimeTaskRow>;
   /**
    * Set when the filter names at most a user: its summary is then read from the store's running
    * counts (everything for `userId` null) instead of counted over the matches.

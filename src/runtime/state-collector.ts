@@ -2,8 +2,8 @@ import type { ChartRepo } from '../adapters/chart-repo/port.js';
 import { failureMessage } from '../db/availability.js';
 import type { Db } from '../db/client.js';
 import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
-import { findAppStates, findTasks } from '../db/hot-path-sql.js';
-import { allActiveTasks, appStatePages, latestFinishedTasks } from '../db/state-reads.js';
+import { findAppStates } from '../db/hot-path-sql.js';
+import { activeRuntimeTasks, appStatePages, latestFinishedRuntimeTasks, runtimeTasks } from '../db/state-reads.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import type { EventBus } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
@@ -276,8 +276,8 @@ export class StateCollector {
   /** Tasks first (an app's stage depends on its active task), then the apps a page at a time (state-reads.ts). */
   private async loadInitialState(): Promise<void> {
     const [active, recent] = await Promise.all([
-      allActiveTasks(this.sql),
-      latestFinishedTasks(this.sql, RECENT_FINISHED_TASKS),
+      activeRuntimeTasks(this.sql),
+      latestFinishedRuntimeTasks(this.sql, RECENT_FINISHED_TASKS),
     ]);
     this.applier.loadTasks([...recent.reverse(), ...active]);
     for await (const apps of appStatePages(this.sql)) this.applier.loadApps(apps);
@@ -319,7 +319,7 @@ export class StateCollector {
       const [apps, active, recent] = await Promise.all([
         this.db.appState.findMany({ select: { userId: true, sourceId: true, appName: true } }),
         this.db.task.findMany({ where: { status: { in: ['PENDING', 'RUNNING'] } }, select: { taskId: true } }),
-        latestFinishedTasks(this.sql, RECENT_FINISHED_TASKS),
+        latestFinishedRuntimeTasks(this.sql, RECENT_FINISHED_TASKS),
       ]);
       const { apps: heldApps, tasks: heldTasks } = this.store.snapshot();
       // When these changed is unknown (any instance may have loaded them): announced at 0.
@@ -358,7 +358,7 @@ export class StateCollector {
       // Every change noted so far is in this read, unless some are left for the next one.
       const covers = this.staleTasks.size === 0 && this.staleApps.size === 0 ? this.barrier.generation : null;
       try {
-        const [tasks, apps] = await Promise.all([findTasks(this.sql, taskIds), findAppStates(this.sql, appKeys)]);
+        const [tasks, apps] = await Promise.all([runtimeTasks(this.sql, taskIds), findAppStates(this.sql, appKeys)]);
         this.publishRows({ kind: 'rows', tasks, appKeys, apps, notedAt }, covers);
       } catch (error) {
         // Logged and skipped (the next change of the task or app reads it again); waiters go on.

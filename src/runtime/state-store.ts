@@ -1,5 +1,5 @@
 import type { ChartRepoCollection, ChartRepoStatus } from '../adapters/chart-repo/port.js';
-import type { TaskRow } from '../db/models.js';
+import type { RuntimeTaskRow } from '../db/models.js';
 import { type AppKey, appKeyString } from '../domain/app-key.js';
 import { ComponentPushes } from './component-pushes.js';
 import { FinishedTasks } from './finished-tasks.js';
@@ -44,7 +44,7 @@ export interface RuntimeEvent {
   app?: RuntimeApp;
   /** Key of an app that is gone (APP_REMOVED). */
   appKey?: AppKey;
-  task?: TaskRow;
+  task?: RuntimeTaskRow;
   component?: ComponentStatus;
   /** Name of a component that left the runtime (COMPONENT_REMOVED). */
   componentName?: string;
@@ -62,7 +62,7 @@ export interface Snapshot {
   generatedAt: Date;
   summary: RuntimeSummary;
   apps: RuntimeApp[];
-  tasks: TaskRow[];
+  tasks: RuntimeTaskRow[];
   components: ComponentStatus[];
   chartRepo: ChartRepoStatus | null;
 }
@@ -103,7 +103,7 @@ export class StateStore {
   /** By app key, in the order keys were first added (a replaced app keeps its place). */
   private readonly apps = new IndexedRows<RuntimeApp>(APP_INDEXES);
   /** By taskId, in the order keys were first added. */
-  private readonly tasks = new IndexedRows<TaskRow>(TASK_INDEXES);
+  private readonly tasks = new IndexedRows<RuntimeTaskRow>(TASK_INDEXES);
   private readonly components = new Map<string, ComponentStatus>();
   /** The finished tasks held: the oldest are dropped when there are too many. */
   private readonly finished = new FinishedTasks();
@@ -244,7 +244,7 @@ export class StateStore {
     this.emit({ kind: 'APP_REMOVED', appKey: key });
   }
 
-  putTask(task: TaskRow): void {
+  putTask(task: RuntimeTaskRow): void {
     const before = this.tasks.set(task.taskId, task);
     this.tally.task(before, task);
     if (before && !ACTIVE.includes(before.status)) this.finished.remove(before);
@@ -283,7 +283,7 @@ export class StateStore {
   }
 
   /** A task the store holds (active, or among the latest finished). */
-  task(taskId: string): TaskRow | undefined {
+  task(taskId: string): RuntimeTaskRow | undefined {
     return this.tasks.get(taskId);
   }
 
@@ -292,7 +292,7 @@ export class StateStore {
   }
 
   /** Pending and running tasks (they are always held), without building a snapshot. */
-  activeTasks(): TaskRow[] {
+  activeTasks(): RuntimeTaskRow[] {
     return this.tasks.all().filter((task) => ACTIVE.includes(task.status));
   }
 
