@@ -37,8 +37,14 @@ describe('a setting beyond two bounds', () => {
     // 0 would refuse every task; there is no off.
     ['MAX_ACTIVE_TASKS_PER_USER', '0', 'must be greater than 0'],
     ['MAX_ACTIVE_TASKS_PER_USER', '10001', 'must be at most 10000'],
+    // ~1.3 KB of heap an event: 1,000,000 of them were more than the heap under a 1 GiB limit.
+    ['RUNTIME_EVENT_BUFFER', '100001', 'must be at most 100000'],
   ])('%s=%s is one line: %s', (variable, value, message) => {
     expect(problems({ [variable]: value })).toEqual([`  ${variable}: ${message}`]);
+  });
+
+  test('RUNTIME_EVENT_BUFFER takes its maximum, 100000', () => {
+    expect(problems({ RUNTIME_EVENT_BUFFER: '100000' })).toBeNull();
   });
 
   test('TASK_TIMEOUT_MS takes its minimum, 100, and the 300 the tests time tasks out with', () => {

@@ -323,8 +323,12 @@ export const envSchema = z.object({
   SIMULATED_DEVELOPER_OUTCOMES: z.string().optional(),
   /** Period of the poll-only runtime sources (component health, chart repo). @default 5000 */
   COLLECT_INTERVAL_MS: decimal(positiveMs).default(5000),
-  /** Runtime events kept for clients resuming with `since`. @default 10000 */
-  RUNTIME_EVENT_BUFFER: decimal(positiveInt.max(1_000_000, 'must be at most 1000000')).default(10_000),
+  /**
+   * Runtime events kept for clients resuming with `since`: ~1.3 KB of heap each (README), so at
+   * most 100,000 (~130 MB), within the ~524 MiB heap Node takes under the 1 GiB limit of
+   * deploy/k8s/market-api.yaml; 1,000,000 took more heap than that. @default 10000
+   */
+  RUNTIME_EVENT_BUFFER: decimal(positiveInt.max(100_000, 'must be at most 100000')).default(10_000),
   /** Events one slow subscriber may have waiting before it gets RESYNC instead. @default 1000 */
   RUNTIME_SUBSCRIBER_BUFFER: decimal(positiveInt.max(100_000, 'must be at most 100000')).default(1000),
   /** Unsent bytes a WebSocket or SSE response may hold before its subscriptions queue instead. @default 1048576 */
