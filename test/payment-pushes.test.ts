@@ -158,12 +158,12 @@ describe.each(databases)('payment pushes on %s', (kind) => {
     });
 
     test('the same transaction reported three times at once pushes waiting for the developer once', async () => {
-      await paidApp(server, 'ledger');
-      await purchase(server, 'ledger');
-      const productId = 'ledger-license';
-      const jws = 'eyJhbGciOiJFZERTQSJ9.ledger.c2lnbmF0dXJl';
+      await paidApp(server, 'tally');
+      await purchase(server, 'tally');
+      const productId = 'tally-license';
+      const jws = 'eyJhbGciOiJFZERTQSJ9.tally.c2lnbmF0dXJl';
       await execute(server, SubmitSignatureMutation, { input: { productId, jws } }, { token: TOKENS.alice });
-      const input = { sourceId: REMOTE_SOURCE, appId: 'ledger', productId, txHash: '0xbeef01' };
+      const input = { sourceId: REMOTE_SOURCE, appId: 'tally', productId, txHash: '0xbeef01' };
       const answers = await Promise.all(
         [1, 2, 3].map(() => execute(server, SubmitPaymentTransactionMutation, { input }, { token: TOKENS.alice })),
       );
@@ -173,7 +173,7 @@ describe.each(databases)('payment pushes on %s', (kind) => {
           /^(SubmitPaymentTransactionSuccess|InvalidStateError)$/,
         );
       }
-      const payment = await server.app.db.payment.findFirstOrThrow({ where: { userId: 'alice', appId: 'ledger' } });
+      const payment = await server.app.db.payment.findFirstOrThrow({ where: { userId: 'alice', appId: 'tally' } });
       const { rows } = await pushesOf(server, payment.id);
       expect(rows.filter((row) => row.status === 'waiting_developer_confirmation')).toHaveLength(1);
       expect(payment.txHash).toBe('0xbeef01');
