@@ -597,20 +597,20 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
       admin(instance, 'mutation { removeMarketSource(input: { sourceId: "re-added" }) { __typename } }');
     try {
       expect(await add(a, oldSource.url, 'old')).toBe('AddMarketSourceSuccess');
-      // A syncs it twice: a full sync, then one that found the hash unchanged.
+      // A syncs it twice: a full sync, then one that found the hash unchanged. The leader's own
+      // look for due sources (every 5 s) may sync the new source too: one more hash asked.
       expect(await sync(a)).toBe('SyncMarketSourceSuccess');
       expect(await sync(a)).toBe('SyncMarketSourceSuccess');
-      expect(oldSource.requests.map((request) => request.user)).toEqual(['old', 'old', 'old', 'old']);
+      // Which endpoints a source was asked, with which user: its hash, catalogue and details, nothing else.
+      const asked = (source: typeof oldSource) =>
+        new Set(source.requests.map((request) => `${request.endpoint} ${request.user}`));
+      expect(asked(oldSource)).toEqual(new Set(['hash old', 'info old', 'details old']));
       expect(await remove(b)).toBe('RemoveMarketSourceSuccess');
       expect(await add(b, newSource.url, 'new')).toBe('AddMarketSourceSuccess');
       oldSource.resetCounters();
       expect(await sync(a)).toBe('SyncMarketSourceSuccess');
       expect(oldSource.requests).toEqual([]);
-      expect(newSource.requests.map((request) => `${request.endpoint} ${request.user}`)).toEqual([
-        'hash new',
-        'info new',
-        'details new',
-      ]);
+      expect(asked(newSource)).toEqual(new Set(['hash new', 'info new', 'details new']));
     } finally {
       await remove(b);
       await oldSource.close();
