@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { checkIdArgument, ForbiddenError, UnauthenticatedError, ValidationError } from '../domain/errors.js';
+import { checkIdArgument, ForbiddenError, UnauthenticatedError } from '../domain/errors.js';
 import { type Config, invalidSetting } from '../platform/config.js';
 import { JwtRejected, JwtVerifier } from './jwt.js';
 import { MAX_USER_ID_LENGTH, userIdProblem } from './user-id.js';

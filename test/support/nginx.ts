@@ -1,12 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { type IncomingHttpHeaders, type IncomingMessage, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { REQUIRE_SERVICES } from './databases.js';
-import { ROOT } from './process.js';
+import { ROOT, spawnUntilReady } from './process.js';
 
 /**
  * Debian's nginx running the shipped deploy/nginx.conf, read at test time and changed only where a
@@ -81,19 +78,13 @@ export async function startNginx(upstreamPorts: number[]): Promise<Nginx> {
   const configFile = path.join(dir, 'nginx.conf');
   const shipped = readFileSync(path.join(ROOT, 'deploy/nginx.conf'), 'utf8');
   writeFileSync(configFile, nginxConfigFor(shipped, dir, upstreamPorts));
-  const child: ChildProcess = spawn(NGINX, ['-p', dir, '-e', 'stderr', '-c', configFile, '-g', 'daemon off;'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const output: string[] = [];
-  const exited = once(child, 'exit');
   // The master listens before it starts a worker, which then accepts what waited in the backlog.
-  await new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stderr! }).on('line', (line) => {
-      output.push(line);
-      if (/start worker process/.test(line)) resolve();
-    });
-    void exited.then(() => reject(new Error(`nginx exited before it started a worker:\n${output.join('\n')}`)));
-  });
+  const { child, output, exited } = await spawnUntilReady(
+    NGINX,
+    ['-p', dir, '-e', 'stderr', '-c', configFile, '-g', 'daemon off;'],
+    /start worker process/,
+    'nginx exited before it started a worker',
+  );
   const socketPath = path.join(dir, 'nginx.sock');
   const send = (method: string, urlPath: string, headers: Record<string, string>, body?: string) =>
     new Promise<IncomingMessage>((resolve, reject) => {

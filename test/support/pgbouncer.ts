@@ -1,11 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { POSTGRES_URL } from './databases.js';
+import { spawnUntilReady } from './process.js';
 
 /**
  * A PgBouncer of the test's own, between the server and the shared PostgreSQL, as production
@@ -53,18 +51,12 @@ export async function startPgBouncer(poolMode: 'session' | 'transaction', poolSi
   // PgBouncer refuses to run as root (a CI container): it then runs as nobody, who must reach the socket's directory.
   const asRoot = process.getuid?.() === 0;
   if (asRoot) await chmod(dir, 0o777);
-  const child: ChildProcess = spawn(PGBOUNCER, [...(asRoot ? ['-u', 'nobody'] : []), ini], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const output: string[] = [];
-  const exited = once(child, 'exit');
-  await new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stderr! }).on('line', (line) => {
-      output.push(line);
-      if (/process up/.test(line)) resolve();
-    });
-    void exited.then(() => reject(new Error(`pgbouncer exited before it listened:\n${output.join('\n')}`)));
-  });
+  const { child, exited } = await spawnUntilReady(
+    PGBOUNCER,
+    [...(asRoot ? ['-u', 'nobody'] : []), ini],
+    /process up/,
+    'pgbouncer exited before it listened',
+  );
   return {
     urlOf(databaseUrl, parameters = {}) {
       // The host pg reads is the `host` parameter (the socket's directory); the URL's own host only keeps it a valid URL.

@@ -109,6 +109,29 @@ export function startProcess(command: string[], env: NodeJS.ProcessEnv): ServerP
 }
 
 /** Waits for the server's "listening" line and returns its GraphQL URL. */
+/**
+ * A service a test runs beside the servers (nginx, PgBouncer), started and resolved once a line
+ * of its standard error says it is up (`ready`); `output` keeps every line, for a failure's message.
+ */
+export async function spawnUntilReady(
+  command: string,
+  args: string[],
+  ready: RegExp,
+  what: string,
+): Promise<{ child: ChildProcess; output: string[]; exited: Promise<unknown> }> {
+  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const output: string[] = [];
+  const exited = once(child, 'exit');
+  await new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      output.push(line);
+      if (ready.test(line)) resolve();
+    });
+    void exited.then(() => reject(new Error(`${what}:\n${output.join('\n')}`)));
+  });
+  return { child, output, exited };
+}
+
 export async function listeningUrl(server: ServerProcess): Promise<URL> {
   const line = await server.waitForLog((entry) => entry.msg === LISTENING, 'it listened');
   return new URL(line.url as string);
