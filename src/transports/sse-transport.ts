@@ -132,6 +132,7 @@ export class SseTransport {
     // comment, nor does one with bytes waiting (a comment would pile up behind them).
     this.keepAlive = keepAliveTimer(options.keepAliveMs, (periodEnd) => {
       for (const stream of this.streams) {
+        if (stream.res.destroyed) continue; // cut, its 'close' not yet run
         const state = periodEnd ? stream.progress.check() : stream.progress.peek();
         if (state === 'stalled') this.cut(stream);
         else if (stream.active || state === 'waiting') stream.active = false;
@@ -170,7 +171,8 @@ export class SseTransport {
       'sse stream closed: client stalled',
     );
     this.options.metrics?.clientCut('stalled');
-    this.streams.delete(stream);
+    // It leaves `streams` on its 'close' (openStream), with its slot and subscription: counted
+    // open until then, so a free stream count means a free slot.
     res.destroy();
   }
 
@@ -184,7 +186,7 @@ export class SseTransport {
     clearInterval(this.keepAlive);
     let ended = 0;
     for (const stream of this.streams) {
-      if (stream.res.writableEnded) continue;
+      if (stream.res.writableEnded || stream.res.destroyed) continue;
       stream.end(SERVER_RESTART);
       ended += 1;
     }
