@@ -370,6 +370,46 @@ describe.each(databases)('the app lifecycle against an app service over HTTP on 
     expect(running.result).not.toHaveProperty('version');
   });
 
+  test('an acceptance whose data is longer than a result keeps is named in the result, not copied into it', async () => {
+    await seed.catalogApp({ name: 'chatty', versions: ['1.0.0'] });
+    // An app service that sends back a large document with its op id (here 200,000 characters).
+    const echo = 'e'.repeat(200_000);
+    fake.setBehaviour('install', {
+      respond: 'json',
+      body: { code: 200, message: 'success', data: { opID: 'op-chatty', echo } },
+    });
+    try {
+      const installed = dataOf(
+        await execute(
+          server,
+          InstallAppMutation,
+          { input: { sourceId: SOURCE, appName: 'chatty', version: '1.0.0' } },
+          { token: TOKENS.alice },
+        ),
+      ).installApp;
+      if (installed.__typename !== 'InstallAppSuccess') throw new Error(`refused: ${JSON.stringify(installed)}`);
+      const running = await accepted(installed.task.taskId);
+      expect(running.opId).toBe('op-chatty');
+      const length = JSON.stringify({ opID: 'op-chatty', echo }).length;
+      expect(running.result).toMatchObject({
+        operation: 'install',
+        opID: 'op-chatty',
+        status: 'success',
+        backend_response: {
+          code: 200,
+          message: 'success',
+          data: { omitted: `${length} characters of JSON, more than the 16384 a task result keeps` },
+        },
+      });
+      // Ends it, as the next tests need alice's turn.
+      const ran = stateEvent('chatty', 'install', 'running', at(1000));
+      expect(await sendEvent(intake, SECRET, { ...ran, opID: 'op-chatty' })).toBe(202);
+      expect((await waitForTask(installed.task.taskId, (task) => task.status !== 'RUNNING')).status).toBe('COMPLETED');
+    } finally {
+      fake.setBehaviour('install', { respond: 'accept' });
+    }
+  });
+
   test('a stop the app service refuses fails the task with its answer in the result envelope', async () => {
     await seed.catalogApp({ name: 'system-files', versions: ['1.0.0'] });
     await seed.user('alice').app({ appName: 'system-files', state: 'running', version: '1.0.0' });

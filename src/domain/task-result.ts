@@ -30,6 +30,21 @@ export interface TaskResultEnvelope {
   backend_response: BackendResponse;
 }
 
+/**
+ * How much of the app service's `data` a result keeps, in characters of JSON. Its answers are
+ * `{opID}` or an empty object; one that quoted a request back (envs, up to 100 of 4,096
+ * characters) or sent anything up to the 8 MiB a response may have would be held in the task row,
+ * in each of its runtime events (RUNTIME_EVENT_BUFFER of them) and in every answer that reads it.
+ */
+export const MAX_KEPT_RESPONSE_DATA = 16 * 1024;
+
+/** The app service's data, or what it was when it is longer than a result keeps. */
+function keptData(data: unknown): unknown {
+  const length = data === undefined ? 0 : (JSON.stringify(data)?.length ?? 0);
+  if (length <= MAX_KEPT_RESPONSE_DATA) return data;
+  return { omitted: `${length} characters of JSON, more than the ${MAX_KEPT_RESPONSE_DATA} a task result keeps` };
+}
+
 export function resultEnvelope(
   operation: OperationRequest,
   outcome: { opId: string | null; status: 'success' | 'failed'; error?: string; response: BackendResponse },
@@ -51,7 +66,7 @@ export function resultEnvelope(
     opID: outcome.opId,
     status: outcome.status,
     ...(outcome.error ? { error: outcome.error } : {}),
-    backend_response: outcome.response,
+    backend_response: { ...outcome.response, data: keptData(outcome.response.data) },
   };
 }
 
