@@ -119,17 +119,23 @@ describe.each(databases)('payment bounds on %s', (kind) => {
       expect(await submit({ jws }), JSON.stringify(jws)).toMatchObject({
         code: 'VALIDATION',
         message: expect.stringContaining('jws must be a compact JWS'),
+        issues: [{ path: 'jws' }], // the field a form marks
       });
     }
     const held = dataOf(
       await execute(server, SignatureCallbackMutation, { input: { productId, signed: true, jws: 'a/b' } }, token),
     ).signatureCallback;
-    expect(held).toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('jws must be a compact JWS') });
+    expect(held).toMatchObject({
+      code: 'VALIDATION',
+      message: expect.stringContaining('jws must be a compact JWS'),
+      issues: [{ path: 'jws' }],
+    });
     expect(await row()).toMatchObject({ jws: null, txHash: null });
     expect(developer.requests.length).toBe(asked);
 
     expect(await submit({ jws: 'eyJhbGciOiJFUzI1NiJ9.cGF5.c2ln', txHash: '0xzz' })).toMatchObject({
       code: 'VALIDATION',
+      issues: [{ path: 'txHash' }],
     });
     // The hash is optional: empty or blank, as a wallet with none may send it, is none, whichever.
     for (const txHash of ['', '   ']) {
@@ -140,6 +146,13 @@ describe.each(databases)('payment bounds on %s', (kind) => {
     }
     // A detached payload (RFC 7515 Appendix F) is a JWS too.
     expect(await submit({ jws: 'eyJhbGciOiJFUzI1NiJ9..c2ln' })).toMatchObject({ __typename: 'SubmitSignatureSuccess' });
+    const paid = await execute(
+      server,
+      SubmitPaymentTransactionMutation,
+      { input: { sourceId: SOURCE, appId: 'jws-shape', productId, txHash: 'feed' } },
+      token,
+    );
+    expect(dataOf(paid).submitPaymentTransaction).toMatchObject({ code: 'VALIDATION', issues: [{ path: 'txHash' }] });
   });
 
   test('a credential of 8,000,000 characters is refused like a bad answer: nothing stored or pushed, the reason logged', async () => {

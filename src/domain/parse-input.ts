@@ -1,12 +1,15 @@
 import { z } from 'zod';
 import { ValidationError } from './errors.js';
 
-/** Validates a mutation's input: the parsed value, or a ValidationError naming every bad field. */
-export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
+/**
+ * Validates a mutation's input: the parsed value, or a ValidationError naming every bad field.
+ * `field` names the input field when `input` is one field's value, so issues point at it.
+ */
+export function parseInput<S extends z.ZodType>(schema: S, input: unknown, field?: string): z.output<S> {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
   const issues = result.error.issues.map((issue) => ({
-    path: issue.path.join('.') || 'input',
+    path: [...(field ? [field] : []), ...issue.path].join('.') || 'input',
     message: issue.message,
   }));
   throw new ValidationError(`Invalid input: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);

@@ -199,10 +199,10 @@ export class PurchaseService {
     viewer: Viewer,
     input: { productId: string; appId?: string | null; jws: string; txHash?: string | null },
   ): Promise<Payment> {
-    const signature = parseInput(jws, input.jws);
+    const signature = parseInput(jws, input.jws, 'jws');
     // Optional (the sign request's `txHash?`): an empty one, as a client whose zero value is ""
     // sends it, means none, blank or not; a non-empty one must be a hash.
-    const hash = input.txHash?.trim() ? parseInput(txHash, input.txHash) : null;
+    const hash = input.txHash?.trim() ? parseInput(txHash, input.txHash, 'txHash') : null;
     let payment = await paymentOfProduct(this.db, viewer, input);
     if (isPurchased(payment)) throw new InvalidStateError(`${payment.appName} is already purchased`);
     const patch: Patch = { signatureStatus: 'required_and_signed', jws: signature, larePassSync: 'completed' };
@@ -231,7 +231,7 @@ export class PurchaseService {
       ]);
     }
     const payment = await paymentOfProduct(this.db, viewer, input);
-    const held = input.signed ? parseInput(jws, input.jws) : null;
+    const held = input.signed ? parseInput(jws, input.jws, 'jws') : null;
     // The wallet answers a push the outbox may have retried, so an answer can come late: it never
     // undoes a purchase (a failed credential query would have read as not bought), nor replaces
     // or drops a signature the buyer gave since, nor cuts a polling round short (takesWalletAnswer),
@@ -268,7 +268,7 @@ export class PurchaseService {
     viewer: Viewer,
     input: { sourceId: string; appId: string; productId: string; txHash: string },
   ): Promise<Payment> {
-    const hash = parseInput(txHash, input.txHash);
+    const hash = parseInput(txHash, input.txHash, 'txHash');
     const payment = await paymentOfApp(this.db, viewer, input);
     this.assertSignedAndUnpaid(payment);
     return this.polling.start(await this.transitions.paid(payment, hash), { force: true });

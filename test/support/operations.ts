@@ -216,6 +216,7 @@ export const SubmitSignatureMutation = graphql(`
       __typename
       ... on SubmitSignatureSuccess { payment { id status signatureStatus paymentStatus larePassSync } }
       ... on Error { code message }
+      ... on ValidationError { issues { path } }
     }
   }
 `);
@@ -226,6 +227,7 @@ export const SignatureCallbackMutation = graphql(`
       __typename
       ... on SignatureCallbackSuccess { payment { id status developerSync signatureStatus larePassSync } }
       ... on Error { code message }
+      ... on ValidationError { issues { path } }
     }
   }
 `);
@@ -246,6 +248,7 @@ export const SubmitPaymentTransactionMutation = graphql(`
       __typename
       ... on SubmitPaymentTransactionSuccess { payment { id status paymentStatus txHash developerSync } }
       ... on Error { code message }
+      ... on ValidationError { issues { path } }
     }
   }
 `);
