@@ -4,9 +4,10 @@ import {
   AppUpdatedSubscription,
   HistoryAddedSubscription,
   InstallAppMutation,
+  TaskQuery,
   TaskUpdatedSubscription,
 } from './support/operations.js';
-import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS } from './support/server.js';
+import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
 import { subscribe } from './support/subscriptions.js';
 
 const databases = await availableDatabases();
@@ -68,6 +69,37 @@ describe.each(databases)('live updates over graphql-ws on %s', (kind) => {
       expect(bob.received.filter((e) => e.taskUpdated.userId !== 'bob')).toEqual([]);
     } finally {
       await Promise.all([tasks.close(), apps.close(), history.close(), bob.close()]);
+    }
+  });
+
+  test('a subscription to one task starts with its state, also once it ended; another user gets nothing of it', async () => {
+    const result = dataOf(
+      await execute(
+        server,
+        InstallAppMutation,
+        { input: { sourceId: 'market.olares', appName: 'ghost', version: '5.104.2' } },
+        { token: TOKENS.alice },
+      ),
+    ).installApp;
+    if (result.__typename !== 'InstallAppSuccess') throw new Error(`refused: ${JSON.stringify(result)}`);
+    const { taskId } = result.task;
+    // The client subscribes after the task ended (SIMULATED_STEP_MS 0): it is told so at once.
+    await waitFor(async () => {
+      const task = dataOf(await execute(server, TaskQuery, { taskId }, { token: TOKENS.alice })).task;
+      return task?.status === 'COMPLETED' ? task : undefined;
+    }, 'the install to end');
+    const bob = await subscribe(server, TaskUpdatedSubscription, { taskId }, { token: TOKENS.bob });
+    const alice = await subscribe(server, TaskUpdatedSubscription, { taskId }, { token: TOKENS.alice });
+    try {
+      expect((await alice.next()).taskUpdated).toMatchObject({
+        taskId,
+        userId: 'alice',
+        status: 'COMPLETED',
+        progress: 100,
+      });
+      expect(bob.received).toEqual([]);
+    } finally {
+      await Promise.all([alice.close(), bob.close()]);
     }
   });
 });

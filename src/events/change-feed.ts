@@ -112,6 +112,26 @@ function subscriberOn(eventTarget: EventTarget, maxPending: number) {
   };
 }
 
+/**
+ * `first`, then what `rest` yields. Not an async generator: its `return()` waits behind a pending
+ * `next()`, so a client leaving while no event came would never stop `rest` (its listener stayed).
+ */
+export function startingWith<T>(first: T, rest: AsyncIterableIterator<T>): AsyncIterableIterator<T> {
+  let firstRead = false;
+  return {
+    next: () => {
+      if (firstRead) return rest.next();
+      firstRead = true;
+      return Promise.resolve({ value: first, done: false });
+    },
+    return: () => rest.return?.() ?? Promise.resolve({ value: undefined, done: true }),
+    throw: (error: unknown) => rest.throw?.(error) ?? Promise.reject(error),
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
 /** The events a subscription has not read yet, at most `maxPending` (see subscriberOn). */
 class PendingEvents<T> implements AsyncIterableIterator<T> {
   private queue: T[] = [];

@@ -90,7 +90,8 @@ const TaskFilterInput = builder.inputType('TaskFilter', {
 builder.subscriptionField('taskUpdated', (t) =>
   t.field({
     type: TaskRef,
-    description: 'Each change of a task you may see (status, progress, op id) that matches the filter, or of one task.',
+    description:
+      'Each change of a task you may see (status, progress, op id) that matches the filter. With `taskId`, that task only, starting with its current state (so subscribing once a mutation returned its id misses nothing).',
     args: {
       filter: t.arg({ type: TaskFilterInput, description: 'Which tasks.' }),
       taskId: t.arg.string({ description: 'Only this task.' }),

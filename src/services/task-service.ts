@@ -13,7 +13,7 @@ import { checkIdArgument } from '../domain/errors.js';
 import { atOrAfter, atOrBefore, defineFilter, equalsId, oneOf, ownerCondition } from '../domain/filters.js';
 import type { TimeInput } from '../domain/instant.js';
 import { MAX_TASK_ID_LENGTH, type TaskStatus, type TaskType } from '../domain/tasks.js';
-import type { EventBus } from '../events/change-feed.js';
+import { type EventBus, startingWith } from '../events/change-feed.js';
 import { type Removal, removeInBatches } from '../platform/bounded-removal.js';
 import { type Connection, type PageArgs, paginateArray, paginateWindow } from './pagination.js';
 
@@ -63,23 +63,34 @@ export class TaskService {
     this.sql = driverSqlOf(db);
   }
 
-  /** Every change of a task the viewer may see matching the filter (or one task), read per subscriber. */
+  /**
+   * Every change of a task the viewer may see matching the filter, read per subscriber. One task
+   * (`taskId`) starts with its state as it is: a client subscribes once the mutation gave it the
+   * id, and a task that moved or ended before that would otherwise never be shown (an uninstall on
+   * the simulated app service had ended, and its subscriber waited for nothing).
+   */
   subscribe(viewer: Viewer, filter_: TaskFilter = {}, taskId?: string | null): AsyncIterable<TaskRow> {
     checkIdArgument('taskId', taskId, MAX_TASK_ID_LENGTH);
     const userId = userScope(viewer, filter_.userId);
     const wanted = TASK_FILTER.compile(filter_);
     // The event carries the key: skip reading the tasks whose key already fails the filter.
     const wantedKey = wanted.only(['sourceId', 'appName']);
+    // Listening before the first read: a change between them is read again, never missed.
+    const changes = this.bus.subscribe(
+      'task:updated',
+      (event) =>
+        (userId === undefined || event.userId === userId) &&
+        (!taskId || event.taskId === taskId) &&
+        wantedKey.matches(event),
+    );
     return pipe(
-      this.bus.subscribe(
-        'task:updated',
-        (event) =>
-          (userId === undefined || event.userId === userId) &&
-          (!taskId || event.taskId === taskId) &&
-          wantedKey.matches(event),
-      ),
+      taskId ? startingWith<{ taskId: string }>({ taskId }, changes) : changes,
       map((event) => whenAvailable(() => this.db.task.findUnique({ where: { taskId: event.taskId } }))),
-      filter((task): task is TaskRow => task !== null && wanted.matches(task)),
+      // The owner again: the first read is of whatever task id the client named.
+      filter(
+        (task): task is TaskRow =>
+          task !== null && (userId === undefined || task.userId === userId) && wanted.matches(task),
+      ),
     );
   }
 
