@@ -45,7 +45,9 @@ describe("a receiver whose refusal echoes the server's outbound secrets", () => 
     }));
     receiver = createServer((request, response) => {
       request.resume();
-      request.on('end', () => response.writeHead(500).end(echoed));
+      // `{signature}`: the X-Signature this delivery came with (the timestamp too: easily guessed).
+      const signature = String(request.headers['x-signature']);
+      request.on('end', () => response.writeHead(500).end(echoed.replaceAll('{signature}', signature)));
     });
     await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   });
@@ -64,11 +66,13 @@ describe("a receiver whose refusal echoes the server's outbound secrets", () => 
     return { webhookId: answer.webhook.webhookId, secret: answer.secret };
   }
 
-  test('lastError and the retry log line redact the push secret and every webhook secret', async () => {
+  test('lastError and the retry log line redact the push secret, every webhook secret and the delivery signature', async () => {
     const port = (receiver.address() as AddressInfo).port;
     const another = await addWebhook(`http://127.0.0.1:${port}/another`, 'never-installed-either');
     const hook = await addWebhook(`http://127.0.0.1:${port}/echo`, 'echo-app');
-    echoed = `failed: push=${PUSH_SECRET} another=${another.secret} other=${OTHER_SECRET} own=${hook.secret}`;
+    echoed =
+      `failed: push=${PUSH_SECRET} another=${another.secret} other=${OTHER_SECRET} own=${hook.secret}` +
+      ' sig={signature} got {signature}, "x-signature": "{signature}"';
     await installThroughApi(server, { sourceId: REMOTE_SOURCE, appName: 'echo-app', version: '1.0.0' }, TOKENS.alice);
     const lastError = await waitFor(async () => {
       const listed = await rawRequest(
@@ -85,13 +89,17 @@ describe("a receiver whose refusal echoes the server's outbound secrets", () => 
       return webhooks.find((webhook) => webhook.webhookId === hook.webhookId)?.deliveries[0]?.lastError ?? undefined;
     }, 'the failed attempt recorded');
     expect(lastError).toBe(
-      'the receiver answered HTTP 500: failed: push=[redacted] another=[redacted] other=[redacted] own=[redacted]',
+      'the receiver answered HTTP 500: failed: push=[redacted] another=[redacted] other=[redacted] own=[redacted]' +
+        ' sig=[redacted] got [redacted], "x-signature": "[redacted]"',
     );
     const logged = await waitFor(
       async () => server.logs.find((line) => line.includes('outbox: delivery failed, will retry')),
       'the retry logged',
     );
-    expect(logged).toContain('push=[redacted] another=[redacted] other=[redacted] own=[redacted]');
+    expect(logged).toContain(
+      'push=[redacted] another=[redacted] other=[redacted] own=[redacted] sig=[redacted] got [redacted]',
+    );
+    expect(server.logs.join('\n')).not.toMatch(/v1=[0-9a-f]{64}/);
     for (const secret of [PUSH_SECRET, another.secret, OTHER_SECRET, hook.secret]) {
       expect(server.logs.join('\n')).not.toContain(secret);
     }

@@ -79,6 +79,14 @@ function replaceRanges(text: string, ranges: [number, number][]): string {
 /** A JWT/JWS (header `{"` is `eyJ` in base64url), whole or cut short. */
 const JWT = /\beyJ[A-Za-z0-9_-]{2,}(?:\.[A-Za-z0-9_-]*){0,2}/g;
 
+/**
+ * An HMAC-SHA256 in hex after `v1=`: the outbound deliveries' `X-Signature` (signature.ts), which a
+ * receiver may echo in its refusal, in any quoting. Unique to its delivery, so not known by value;
+ * with its `t` (whole seconds, easily guessed) the reader could replay that delivery to its
+ * receiver. Its `t=` goes with it when it is there.
+ */
+const DELIVERY_SIGNATURE = /\b(?:t=\d+,\s*)?v1=[0-9a-fA-F]{64}\b/g;
+
 /** An HTTP credential after its scheme. */
 const SCHEME_CREDENTIAL = /\b([Bb]earer|Basic)(\s+)(?!\[redacted\])[A-Za-z0-9\-._~+/]+=*/g;
 
@@ -205,7 +213,10 @@ function isSourcePosition(name: string, text: string, start: number): boolean {
 }
 
 function redactShapes(text: string): string {
-  let out = text.replace(JWT, REDACTED).replace(SCHEME_CREDENTIAL, `$1$2${REDACTED}`);
+  let out = text
+    .replace(JWT, REDACTED)
+    .replace(SCHEME_CREDENTIAL, `$1$2${REDACTED}`)
+    .replace(DELIVERY_SIGNATURE, REDACTED);
   out = out.replace(VALUE_THEN_NAME, (whole, before: string, value: string, between: string, name: string) => {
     if (!isSecretName(name) || value.replace(/^\\?["']/, '').startsWith(REDACTED)) return whole;
     const quote = /^\\?["']/.exec(value)?.[0] ?? '';
