@@ -481,7 +481,21 @@ describe.each(databases)('operations on %s', (kind) => {
             InstallAppMutation,
             (_n) => ({ sourceId: SOURCE, appName: ' ', version: '1.22.4' }),
             'VALIDATION',
-            () => /appName/,
+            () => /^Invalid input: appName: appName must not be empty$/, // that issue alone
+          ],
+          [
+            'an app name longer than any',
+            InstallAppMutation,
+            (_n) => ({ sourceId: SOURCE, appName: 'a'.repeat(129), version: '1.22.4' }),
+            'VALIDATION',
+            () => /^Invalid input: appName: appName must be at most 128 characters$/,
+          ],
+          [
+            'an app name with a slash',
+            InstallAppMutation,
+            (_n) => ({ sourceId: SOURCE, appName: 'a/b', version: '1.22.4' }),
+            'VALIDATION',
+            () => /^Invalid input: appName: appName must start with a letter or digit and may contain/,
           ],
           [
             'a malformed env name',

@@ -13,7 +13,7 @@ import {
 } from '../db/hot-path-sql.js';
 import type { AppRow, TaskRow } from '../db/models.js';
 import {
-  APP_NAME,
+  APP_NAME_CHARACTERS,
   APP_NAME_RULE,
   type AppKey,
   appKeyString,
@@ -36,7 +36,7 @@ export const trimmed = (label: string, max: number) =>
 /** The fields every operation's input has. */
 export const commonOperationFields = {
   sourceId: trimmed('sourceId', MAX_SOURCE_ID_LENGTH),
-  appName: trimmed('appName', MAX_APP_NAME_LENGTH).regex(APP_NAME, `appName ${APP_NAME_RULE}`),
+  appName: trimmed('appName', MAX_APP_NAME_LENGTH).regex(APP_NAME_CHARACTERS, `appName ${APP_NAME_RULE}`),
   idempotencyKey: trimmed('idempotencyKey', 128).nullish(),
 };
 
