@@ -183,6 +183,25 @@ describe.each(databases)('stopping and resuming apps on %s (simulated app servic
     expect(await resume('never-installed')).toMatchObject({ code: 'INVALID_STATE' });
   });
 
+  test('an app whose first install failed is refused stop, resume and uninstall with what happened and what to do', async () => {
+    await seed.catalogApp({ name: 'lidarr', versions: ['0.8.4'] });
+    await seed.user('alice').app({ appName: 'lidarr', state: 'installFailed', version: '0.8.4' });
+    const why = (operation: string) =>
+      `lidarr from ${SOURCE} has no installed version (its install ended installFailed), so it cannot ${operation}: install it again`;
+
+    expect(await stop('lidarr')).toMatchObject({ code: 'INVALID_STATE', message: why('stop') });
+    expect(await resume('lidarr')).toMatchObject({ code: 'INVALID_STATE', message: why('resume') });
+    const uninstalled = dataOf(
+      await execute(
+        server,
+        UninstallAppMutation,
+        { input: { sourceId: SOURCE, appName: 'lidarr' } },
+        { token: TOKENS.alice },
+      ),
+    ).uninstallApp;
+    expect(uninstalled).toMatchObject({ code: 'INVALID_STATE', message: why('uninstall') });
+  });
+
   test('stopping while another task of the app is active is a CONFLICT naming that task', async () => {
     await seed.catalogApp({ name: 'paperless', versions: ['2.13.5'] });
     const app = await seed.user('alice').app({ appName: 'paperless', state: 'running', version: '2.13.5' });

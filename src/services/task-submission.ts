@@ -138,7 +138,13 @@ function actionType(type: OperationType): HistoryEntry['type'] {
  * persisted as PENDING (with the app's state row and a history record, in one transaction) before
  * the task engine is told, and a second active task for the same app is a CONFLICT.
  */
-function notInstalled(key: AppKey, operation: string): InvalidStateError {
+function notInstalled(key: AppKey, operation: string, row: AppRow | null): InvalidStateError {
+  // Listed (stage FAILED): "not installed" alone read as if the app were not there at all.
+  if (row && isFailedFirstInstall(row.state)) {
+    return new InvalidStateError(
+      `${key.appName} from ${key.sourceId} has no installed version (its install ended ${row.state}), so it cannot ${operation}: install it again`,
+    );
+  }
   return new InvalidStateError(`${key.appName} is not installed from ${key.sourceId}, so it cannot ${operation}`);
 }
 
@@ -241,7 +247,7 @@ export class TaskSubmission {
 
   /** The app's row, read by the caller, if it is installed; INVALID_STATE otherwise. */
   installed(row: AppRow | null, key: AppKey, operation: string): AppRow & { installedVersion: string } {
-    if (!row?.installedVersion) throw notInstalled(key, operation);
+    if (!row?.installedVersion) throw notInstalled(key, operation, row);
     return row as AppRow & { installedVersion: string };
   }
 
@@ -275,7 +281,7 @@ export class TaskSubmission {
    */
   async uninstallableRow(key: AppKey, version: string | null | undefined, db: SqlRunner = this.sql): Promise<AppRow> {
     const row = await findAppState(db, key);
-    if (!row || !(row.installedVersion || isCancelFailure(row.state))) throw notInstalled(key, 'uninstall');
+    if (!row || !(row.installedVersion || isCancelFailure(row.state))) throw notInstalled(key, 'uninstall', row);
     if (version && version !== row.installedVersion) {
       throw new InvalidStateError(
         row.installedVersion
