@@ -74,6 +74,8 @@ describe.each(databases)('webhooks on %s', (kind) => {
         OUTBOX_ATTEMPT_TIMEOUT_MS: '1500',
         OUTBOX_POLL_INTERVAL_MS: '100',
         MAX_WEBHOOKS: '12',
+        // ops runs ~80 mutations across these tests, faster than 10 a second on a quiet machine.
+        MUTATION_RATE_PER_S: '0',
       },
       preseed: async (seed) => {
         await seed.remoteSource();
