@@ -8,6 +8,7 @@
 import { LOCAL_ADMIN } from '../src/auth/viewer.js';
 import { createPrismaClient } from '../src/db/client.js';
 import { createEventBus } from '../src/events/change-feed.js';
+import { CatalogService } from '../src/services/catalog-service.js';
 import { type PaymentFilter, PaymentService } from '../src/services/payment-service.js';
 import { createTestDatabase, type DatabaseKind } from '../test/support/databases.js';
 import { timeFilteredPages } from './lib/filtered-pages.js';
@@ -34,7 +35,7 @@ await db.$executeRawUnsafe(`${series(200_000)}
     CASE WHEN n % 10 BETWEEN 2 AND 5 THEN 'vc' || n END, ${now} FROM g`);
 if (kind === 'postgresql') await db.$executeRawUnsafe('ANALYZE');
 console.log(`${kind}: seeded in ${Math.round(performance.now() - started)} ms`);
-const payments = new PaymentService(db, 100, createEventBus());
+const payments = new PaymentService(db, 100, createEventBus(), new CatalogService(db, 100));
 const filters: PaymentFilter[] = [
   { status: ['PAYMENT_RETRY_REQUIRED'] },
   { status: ['SYNCING', 'NOTIFICATION_SENT'] },

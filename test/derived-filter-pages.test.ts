@@ -12,6 +12,7 @@ import {
 } from '../src/domain/payment-status.js';
 import { PAYMENT_NEEDS, PAYMENT_PROGRESS, SIGNATURE_STATUSES, SYNC_STATES } from '../src/domain/payments.js';
 import { createEventBus } from '../src/events/change-feed.js';
+import { CatalogService } from '../src/services/catalog-service.js';
 import { DERIVED_FILTER_BATCH } from '../src/services/derived-pages.js';
 import { InstalledAppService } from '../src/services/installed-app-service.js';
 import type { Connection, PageArgs } from '../src/services/pagination.js';
@@ -183,7 +184,7 @@ describe.each(databases)('%s: lists filtered by a derived field', (kind) => {
   });
 
   const apps = () => new InstalledAppService(db, 100, createEventBus());
-  const payments = () => new PaymentService(db, 100, createEventBus());
+  const payments = () => new PaymentService(db, 100, createEventBus(), new CatalogService(db, 100));
 
   test('a filtered apps page reads its rows in bounded batches, not the table', async () => {
     for (const filter of [{ stage: ['FAILED' as const] }, { health: 'UNHEALTHY' as const }]) {

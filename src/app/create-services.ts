@@ -113,7 +113,7 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
   return {
     apps: new InstalledAppService(db, maxPageSize, bus),
     tasks: new TaskService(db, maxPageSize, bus),
-    payments: new PaymentService(db, maxPageSize, bus),
+    payments: new PaymentService(db, maxPageSize, bus, catalog),
     purchases,
     history,
     catalog,

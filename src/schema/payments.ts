@@ -115,7 +115,8 @@ builder.queryFields((t) => ({
   paymentStatus: t.field({
     type: PaymentRef,
     nullable: true,
-    description: 'Your payment state for an app; null for an app you never started to buy.',
+    description:
+      'Your payment state for an app; null for an app you never started to buy. `NOT_FOUND` for an app not in the catalogue, and for every app of a source not offered to you (an inactive remote) but one you began to buy there.',
     args: {
       sourceId: t.arg.string({
         required: true,

@@ -91,7 +91,8 @@ builder.mutationFields((t) => ({
   }),
   restorePurchase: t.field({
     type: PaymentRef,
-    description: 'Restore an earlier purchase (new device, reinstall).',
+    description:
+      'Restore an earlier purchase (new device, reinstall). From a source not offered to you (an inactive remote) only a purchase you began there; anything else there is `NOT_FOUND`, as for `purchaseApp`.',
     errors: paymentResult('restorePurchase', 'The restore moved on.'),
     args: { input: t.arg({ type: PurchaseAppInput, required: true, description: 'Which app.' }) },
     resolve: (_root, { input }, ctx) => ctx.services.purchases.restore(ctx.viewer, input),

@@ -18,6 +18,7 @@ import {
 import { type ProductTerms, productIdOf } from '../domain/payment-terms.js';
 import type { EventBus } from '../events/change-feed.js';
 import { type Removal, removeInBatches } from '../platform/bounded-removal.js';
+import type { CatalogService } from './catalog-service.js';
 import { batchedCount, batchedFinder, type ClientGone } from './derived-pages.js';
 import {
   type Connection,
@@ -76,6 +77,8 @@ export class PaymentService {
     private readonly db: Db,
     private readonly maxPageSize: number,
     private readonly bus: EventBus,
+    /** Whether a source is offered to the viewer (forApp). */
+    private readonly catalog: Pick<CatalogService, 'offers'>,
   ) {}
 
   /**
@@ -208,13 +211,22 @@ export class PaymentService {
     };
   }
 
-  /** The viewer's payment for an app of a source: null for an app they never started to buy. */
+  /**
+   * The viewer's payment for an app of a source: null for an app they never started to buy,
+   * NOT_FOUND for one the catalogue does not have. A source not offered to the viewer (an inactive
+   * remote, to a non-admin) does not exist for them, so every app of it is NOT_FOUND, as in
+   * purchaseApp and restorePurchase, but for a payment they began there (theirs to read): a null
+   * there told its apps from the ones it does not have.
+   */
   async forApp(viewer: Viewer, sourceId: string, appId: string): Promise<PaymentRow | null> {
     checkIdArgument('sourceId', sourceId, MAX_SOURCE_ID_LENGTH);
     checkIdArgument('appId', appId, MAX_APP_NAME_LENGTH);
     const app = await this.db.catalogApp.findUnique({ where: { sourceId_appId: { sourceId, appId } } });
-    if (!app) throw new NotFoundError(`App ${appId} is not in the catalogue of source ${sourceId}`);
-    return purchaseOfApp(this.db, viewer.userId, app);
+    const payment = app && (await purchaseOfApp(this.db, viewer.userId, app));
+    if (!app || (payment?.sourceId !== sourceId && !(await this.catalog.offers(viewer, sourceId)))) {
+      throw new NotFoundError(`App ${appId} is not in the catalogue of source ${sourceId}`);
+    }
+    return payment;
   }
 
   /**

@@ -56,6 +56,14 @@ export async function paymentOfProduct(
   return paymentAxesOf(payment);
 }
 
+/**
+ * What a purchase, or a restore, of an app of no catalogue (or of a source not offered to the
+ * buyer, which does not exist for them) answers: the same words either way.
+ */
+export function notInCatalogue(appId: string, sourceId: string): NotFoundError {
+  return new NotFoundError(`App ${appId} is not in the catalogue of ${sourceId}`);
+}
+
 /** The buyer's payment of an app's product, begun from whichever source offered the app (see productIdOf). */
 export async function paymentOfApp(
   db: Db,

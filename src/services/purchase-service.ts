@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { type DeveloperService, DeveloperServiceError } from '../adapters/developer-service/port.js';
+import type { DeveloperService } from '../adapters/developer-service/port.js';
 import type { Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
-import type { CatalogAppRow, Prisma } from '../db/models.js';
-import { InvalidStateError, NotFoundError, UpstreamError, ValidationError } from '../domain/errors.js';
+import type { Prisma } from '../db/models.js';
+import { InvalidStateError, UpstreamError, ValidationError } from '../domain/errors.js';
 import { parseInput } from '../domain/parse-input.js';
 import { derivePaymentStatus } from '../domain/payment-status.js';
 import { productIdOf } from '../domain/payment-terms.js';
@@ -23,6 +23,7 @@ import type { ChangeFeed } from '../events/change-feed.js';
 import type { Logger } from '../platform/logger.js';
 import type { CatalogService } from './catalog-service.js';
 import { CredentialPolling, type PollingOptions } from './credential-polling.js';
+import { developerOf, lookUpDeveloper } from './developer-lookup.js';
 import type { HistoryService } from './history-service.js';
 import { type PaymentDelivery, recordPaymentDelivery } from './payment-delivery.js';
 import type { PushTargets } from './payment-pushes.js';
@@ -34,7 +35,7 @@ import {
   type Payment,
   PaymentTransitions,
 } from './payment-transitions.js';
-import { appRef, paymentOfApp, paymentOfProduct } from './purchase-lookup.js';
+import { appRef, notInCatalogue, paymentOfApp, paymentOfProduct } from './purchase-lookup.js';
 
 /**
  * The purchase flow of paid apps: what each request of the buyer, their frontend and their
@@ -101,10 +102,6 @@ function unchangedSince(seen: Seen): Applies {
   return (current) => current.signatureStatus === seen.signatureStatus && current.paymentStatus === seen.paymentStatus;
 }
 
-function developerOf(app: CatalogAppRow): string | null {
-  return ((app.price ?? {}) as { developer?: string }).developer || null;
-}
-
 export class PurchaseService {
   private readonly transitions: PaymentTransitions;
   private readonly polling: CredentialPolling;
@@ -130,11 +127,9 @@ export class PurchaseService {
   /** The buyer clicks Buy (the state is created first when there is none). */
   async purchase(viewer: Viewer, input: { sourceId: string; appId: string }): Promise<Payment> {
     const { sourceId, appId } = parseInput(appRef, input);
-    // A new purchase only from a source the buyer is offered; a restore from any (bought before).
-    if (!(await this.catalog.offers(viewer, sourceId))) {
-      throw new NotFoundError(`App ${appId} is not in the catalogue of ${sourceId}`);
-    }
-    const state = await this.stateFor(viewer, sourceId, appId, { forRestore: false, also: {} });
+    // A new purchase only from a source the buyer is offered (a restore: see there).
+    if (!(await this.catalog.offers(viewer, sourceId))) throw notInCatalogue(appId, sourceId);
+    const state = await this.stateFor(viewer, { sourceId, appId, offered: true }, { forRestore: false, also: {} });
     // A click that found the state another one just created asks the wallet too, unless that one
     // asked already: else its sign request could commit first, and then nobody asked.
     let payment = (await this.askWalletOnce(state.payment, state.seen)).payment;
@@ -169,7 +164,9 @@ export class PurchaseService {
     const { sourceId, appId } = parseInput(appRef, input);
     // As in the original, the buyer counts as asked to pay (see below).
     const opening: Opening = { forRestore: true, also: { paymentStatus: 'notification_sent' } };
-    const { payment, seen } = await this.stateFor(viewer, sourceId, appId, opening);
+    // From a source hidden from the buyer only a purchase they began there (see stateFor).
+    const offered = await this.catalog.offers(viewer, sourceId);
+    const { payment, seen } = await this.stateFor(viewer, { sourceId, appId, offered }, opening);
     if (isPurchased(payment)) return payment;
     const sig = payment.signatureStatus;
     if (sig === 'required_and_signed' && payment.jws) return this.polling.start(payment, { force: true });
@@ -324,24 +321,28 @@ export class PurchaseService {
    * UPSTREAM. A state created with its developer found is created asking the wallet as `opening`
    * says (PaymentTransitions.create); otherwise the wallet is asked for an existing signature,
    * unless the state rules it out. Also what the click found (see unchangedSince).
+   *
+   * A source not `offered` to the viewer (an inactive remote, to a non-admin) does not exist for
+   * them: only a payment they began there is found (a purchase made before the admin selected
+   * another source stays theirs); any other app of it is not in its catalogue, paid, free or
+   * missing alike, and nothing is created or pushed.
    */
   private async stateFor(
     viewer: Viewer,
-    sourceId: string,
-    appId: string,
+    { sourceId, appId, offered }: { sourceId: string; appId: string; offered: boolean },
     opening: Opening,
   ): Promise<{ payment: Payment; seen: Seen }> {
     const app = await this.db.catalogApp.findUnique({ where: { sourceId_appId: { sourceId, appId } } });
-    if (!app) throw new NotFoundError(`App ${appId} is not in the catalogue of ${sourceId}`);
-    if (!app.paid) throw new InvalidStateError(`${app.name} is free: there is nothing to buy`);
-    const productId = productIdOf(app.price, app.appId);
+    const productId = app ? productIdOf(app.price, app.appId) : '';
     const where = { userId_appId_productId: { userId: viewer.userId, appId, productId } };
-    const row = await this.db.payment.findUnique({ where });
+    const row = app && (await this.db.payment.findUnique({ where }));
+    if (!app || (!offered && row?.sourceId !== sourceId)) throw notInCatalogue(appId, sourceId);
+    if (!app.paid) throw new InvalidStateError(`${app.name} is free: there is nothing to buy`);
     const existing = row && paymentAxesOf(row);
     if (existing && !developerLookupFailed(existing.paymentNeed)) return { payment: existing, seen: existing };
 
     const developerName = developerOf(app);
-    const { developer, lookupFailure, ...need } = await this.lookUpDeveloper(developerName);
+    const { developer, lookupFailure, ...need } = await lookUpDeveloper(this.developers, developerName);
     const data = {
       ...need,
       ...(developer ? { developer } : {}),
@@ -377,23 +378,5 @@ export class PurchaseService {
       (current) => current.larePassSync === 'not_started',
     );
     return { payment: asked, seen };
-  }
-
-  /** The need and developer sync a developer lookup leads to, with the developer when found. */
-  private async lookUpDeveloper(name: string | null): Promise<
-    Pick<PaymentAxes, 'paymentNeed' | 'developerSync'> & {
-      developer?: Prisma.InputJsonValue;
-      lookupFailure?: string;
-    }
-  > {
-    try {
-      const developer = name ? await this.developers.lookup(name) : null;
-      return developer
-        ? { paymentNeed: 'required', developerSync: 'not_started', developer: { ...developer } }
-        : { paymentNeed: 'error_missing_developer', developerSync: 'failed' };
-    } catch (error) {
-      if (!(error instanceof DeveloperServiceError)) throw error;
-      return { paymentNeed: 'error_developer_fetch_failed', developerSync: 'failed', lookupFailure: error.message };
-    }
   }
 }
