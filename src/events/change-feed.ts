@@ -1,4 +1,4 @@
-import { setMaxListeners } from 'node:events';
+import { getEventListeners, setMaxListeners } from 'node:events';
 import { GraphQLError } from 'graphql';
 
 /**
@@ -72,6 +72,8 @@ export function createEventBus(maxPendingEvents = MAX_PENDING_EVENTS) {
     },
     subscribe: subscriberOn(eventTarget, maxPendingEvents),
     listen: listenerOn(eventTarget),
+    /** How many subscriptions and followers listen to `topic` (one that ended and still does leaks). */
+    listenerCount: (topic: keyof Topics): number => getEventListeners(eventTarget, topic).length,
   };
 }
 
@@ -109,26 +111,6 @@ function subscriberOn(eventTarget: EventTarget, maxPending: number) {
     };
     eventTarget.addEventListener(topic, listener);
     return events;
-  };
-}
-
-/**
- * `first`, then what `rest` yields. Not an async generator: its `return()` waits behind a pending
- * `next()`, so a client leaving while no event came would never stop `rest` (its listener stayed).
- */
-export function startingWith<T>(first: T, rest: AsyncIterableIterator<T>): AsyncIterableIterator<T> {
-  let firstRead = false;
-  return {
-    next: () => {
-      if (firstRead) return rest.next();
-      firstRead = true;
-      return Promise.resolve({ value: first, done: false });
-    },
-    return: () => rest.return?.() ?? Promise.resolve({ value: undefined, done: true }),
-    throw: (error: unknown) => rest.throw?.(error) ?? Promise.reject(error),
-    [Symbol.asyncIterator]() {
-      return this;
-    },
   };
 }
 

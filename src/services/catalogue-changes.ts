@@ -1,4 +1,3 @@
-import { filter, pipe } from 'graphql-yoga';
 import { SYSTEM_USER } from '../auth/user-id.js';
 import type { Viewer } from '../auth/viewer.js';
 import { installedAppsOf } from '../db/catalogue-sql.js';
@@ -8,6 +7,7 @@ import { driverSqlOf } from '../db/driver-sql.js';
 import { MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import { checkIdArgument } from '../domain/errors.js';
 import type { CatalogueChanged, ChangeFeed, EventBus } from '../events/change-feed.js';
+import { readEach } from '../events/subscription-reads.js';
 import type { CatalogService } from './catalog-service.js';
 import type { HistoryService } from './history-service.js';
 
@@ -89,10 +89,7 @@ export class CatalogueChanges {
     checkIdArgument('sourceId', sourceId, MAX_SOURCE_ID_LENGTH);
     const changes = this.bus.subscribe('catalogue:changed', (change) => !sourceId || change.sourceId === sourceId);
     if (viewer.isAdmin) return changes;
-    return pipe(
-      changes,
-      filter((change: CatalogueChanged) => this.catalog.offers(viewer, change.sourceId)),
-    );
+    return readEach(changes, async (change) => ((await this.catalog.offers(viewer, change.sourceId)) ? change : null));
   }
 }
 

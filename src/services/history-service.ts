@@ -1,4 +1,3 @@
-import { filter, map, pipe } from 'graphql-yoga';
 import { canSee, userScope, type Viewer } from '../auth/viewer.js';
 import { whenAvailable } from '../db/availability.js';
 import type { Db } from '../db/client.js';
@@ -10,6 +9,7 @@ import { MAX_APP_NAME_LENGTH } from '../domain/app-key.js';
 import { atOrAfter, atOrBefore, defineFilter, equalsId, oneOfIds } from '../domain/filters.js';
 import type { TimeInput } from '../domain/instant.js';
 import type { EventBus } from '../events/change-feed.js';
+import { readEach } from '../events/subscription-reads.js';
 import { type Removal, removeInBatches } from '../platform/bounded-removal.js';
 import { type Connection, type PageArgs, paginateQuery } from './pagination.js';
 
@@ -77,11 +77,11 @@ export class HistoryService {
   subscribe(viewer: Viewer, filter_: HistoryFilter = {}): AsyncIterable<HistoryRow> {
     const userId = userScope(viewer, filter_.userId);
     const wanted = HISTORY_FILTER.compile(filter_);
-    return pipe(
-      this.bus.subscribe('history:added', (event) => userId === undefined || event.userId === userId),
-      map((event) => whenAvailable(() => this.db.historyRecord.findUnique({ where: { id: event.id } }))),
-      filter((row): row is HistoryRow => row !== null && wanted.matches(row)),
-    );
+    const added = this.bus.subscribe('history:added', (event) => userId === undefined || event.userId === userId);
+    return readEach(added, async (event) => {
+      const row = await whenAvailable(() => this.db.historyRecord.findUnique({ where: { id: event.id } }));
+      return row && wanted.matches(row) ? row : null;
+    });
   }
 
   async list(viewer: Viewer, filter: HistoryFilter = {}, page: PageArgs = {}): Promise<Connection<HistoryRow>> {

@@ -1,4 +1,3 @@
-import { filter, map, pipe } from 'graphql-yoga';
 import { canSee, userScope, type Viewer } from '../auth/viewer.js';
 import { whenAvailable } from '../db/availability.js';
 import type { Db } from '../db/client.js';
@@ -19,6 +18,7 @@ import {
 import { checkIdArgument } from '../domain/errors.js';
 import { defineFilter, derived, equals, equalsId, oneOf, ownerCondition } from '../domain/filters.js';
 import type { EventBus } from '../events/change-feed.js';
+import { readEach } from '../events/subscription-reads.js';
 import { batchedCount, batchedFinder, type ClientGone } from './derived-pages.js';
 import { type Connection, type PageArgs, type PageWindow, paginateWindow } from './pagination.js';
 
@@ -71,20 +71,17 @@ export class InstalledAppService {
     const userId = userScope(viewer, filter_.userId);
     const wanted = APP_FILTER.compile(filter_);
     const wantedKey = wanted.only(['sourceId', 'appName']);
-    return pipe(
-      this.bus.subscribe(
-        'app:updated',
-        (event) => (userId === undefined || event.userId === userId) && wantedKey.matches(event),
-      ),
-      map((event) =>
-        whenAvailable(async () => {
-          const row = await this.db.appState.findUnique({ where: { userId_sourceId_appName: event } });
-          if (!row || !wanted.hasDerived) return row;
-          const [derived] = await this.stagesOf([row]);
-          return derived && wanted.matches({ ...row, derived }) ? row : null;
-        }),
-      ),
-      filter((row): row is AppRow => row !== null),
+    const changes = this.bus.subscribe(
+      'app:updated',
+      (event) => (userId === undefined || event.userId === userId) && wantedKey.matches(event),
+    );
+    return readEach(changes, (event) =>
+      whenAvailable(async () => {
+        const row = await this.db.appState.findUnique({ where: { userId_sourceId_appName: event } });
+        if (!row || !wanted.hasDerived) return row;
+        const [derived] = await this.stagesOf([row]);
+        return derived && wanted.matches({ ...row, derived }) ? row : null;
+      }),
     );
   }
 

@@ -1,4 +1,3 @@
-import { filter, map, pipe } from 'graphql-yoga';
 import { canSee, userScope, type Viewer } from '../auth/viewer.js';
 import { whenAvailable } from '../db/availability.js';
 import type { Db } from '../db/client.js';
@@ -17,6 +16,7 @@ import {
 } from '../domain/payment-status.js';
 import { type ProductTerms, productIdOf } from '../domain/payment-terms.js';
 import type { EventBus } from '../events/change-feed.js';
+import { readEach } from '../events/subscription-reads.js';
 import { type Removal, removeInBatches } from '../platform/bounded-removal.js';
 import type { CatalogService } from './catalog-service.js';
 import { batchedCount, batchedFinder, type ClientGone } from './derived-pages.js';
@@ -89,17 +89,14 @@ export class PaymentService {
     const userId = userScope(viewer, filter_.userId);
     const wanted = PAYMENT_FILTER.compile(filter_);
     const wantedKey = wanted.only(['sourceId', 'appId']);
-    return pipe(
-      this.bus.subscribe(
-        'payment:updated',
-        (event) => (userId === undefined || event.userId === userId) && wantedKey.matches(event),
-      ),
-      map((event) => whenAvailable(() => this.db.payment.findUnique({ where: { id: event.paymentId } }))),
-      filter(
-        (payment): payment is PaymentRow =>
-          payment !== null && (!wanted.hasDerived || wanted.matches(this.withStatus(payment))),
-      ),
+    const changes = this.bus.subscribe(
+      'payment:updated',
+      (event) => (userId === undefined || event.userId === userId) && wantedKey.matches(event),
     );
+    return readEach(changes, async (event) => {
+      const payment = await whenAvailable(() => this.db.payment.findUnique({ where: { id: event.paymentId } }));
+      return payment && (!wanted.hasDerived || wanted.matches(this.withStatus(payment))) ? payment : null;
+    });
   }
 
   /**

@@ -1,4 +1,3 @@
-import { filter, map, pipe } from 'graphql-yoga';
 import { canSee, userScope, type Viewer } from '../auth/viewer.js';
 import { whenAvailable } from '../db/availability.js';
 import { KEYS_PER_OR, readInChunks } from '../db/chunks.js';
@@ -13,7 +12,8 @@ import { checkIdArgument } from '../domain/errors.js';
 import { atOrAfter, atOrBefore, defineFilter, equalsId, oneOf, ownerCondition } from '../domain/filters.js';
 import type { TimeInput } from '../domain/instant.js';
 import { MAX_TASK_ID_LENGTH, type TaskStatus, type TaskType } from '../domain/tasks.js';
-import { type EventBus, startingWith } from '../events/change-feed.js';
+import type { EventBus } from '../events/change-feed.js';
+import { readEach, startingWith } from '../events/subscription-reads.js';
 import { type Removal, removeInBatches } from '../platform/bounded-removal.js';
 import { type Connection, type PageArgs, paginateArray, paginateWindow } from './pagination.js';
 
@@ -83,15 +83,13 @@ export class TaskService {
         (!taskId || event.taskId === taskId) &&
         wantedKey.matches(event),
     );
-    return pipe(
-      taskId ? startingWith<{ taskId: string }>({ taskId }, changes) : changes,
-      map((event) => whenAvailable(() => this.db.task.findUnique({ where: { taskId: event.taskId } }))),
+    const events = taskId ? startingWith<{ taskId: string }>({ taskId }, changes) : changes;
+    return readEach(events, async (event) => {
+      const task = await whenAvailable(() => this.db.task.findUnique({ where: { taskId: event.taskId } }));
       // The owner again: the first read is of whatever task id the client named.
-      filter(
-        (task): task is TaskRow =>
-          task !== null && (userId === undefined || task.userId === userId) && wanted.matches(task),
-      ),
-    );
+      const visible = task !== null && (userId === undefined || task.userId === userId);
+      return visible && wanted.matches(task) ? task : null;
+    });
   }
 
   /** A page of the tasks the viewer may see, with the columns the API shows (TaskView). */
