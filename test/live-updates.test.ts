@@ -72,7 +72,7 @@ describe.each(databases)('live updates over graphql-ws on %s', (kind) => {
     }
   });
 
-  test('a subscription to one task starts with its state, also once it ended; another user gets nothing of it', async () => {
+  test('a subscription to one task starts with its state, also once it ended and for a second subscriber; another user gets nothing of it', async () => {
     const result = dataOf(
       await execute(
         server,
@@ -98,6 +98,13 @@ describe.each(databases)('live updates over graphql-ws on %s', (kind) => {
         progress: 100,
       });
       expect(bob.received).toEqual([]);
+      // Her second tab, the same subscription: it shares the first one's execution, and is told too.
+      const again = await subscribe(server, TaskUpdatedSubscription, { taskId }, { token: TOKENS.alice });
+      try {
+        expect((await again.next()).taskUpdated).toMatchObject({ taskId, status: 'COMPLETED', progress: 100 });
+      } finally {
+        await again.close();
+      }
     } finally {
       await Promise.all([alice.close(), bob.close()]);
     }

@@ -1,5 +1,5 @@
 import { MAX_TASK_ID_LENGTH, taskStatusOf, taskTypeOf } from '../domain/tasks.js';
-import { eventOrMissed } from '../fanout/cohorts.js';
+import { eventOrMissed, fanOut } from '../fanout/cohorts.js';
 import { builder } from './builder.js';
 import { connectionType, filterDescription } from './connections.js';
 import { textIdParser } from './global-id.js';
@@ -91,12 +91,15 @@ builder.subscriptionField('taskUpdated', (t) =>
   t.field({
     type: TaskRef,
     description:
-      'Each change of a task you may see (status, progress, op id) that matches the filter. With `taskId`, that task only, starting with its current state (so subscribing once a mutation returned its id misses nothing).',
+      'Each change of a task you may see (status, progress, op id) that matches the filter. With `taskId`, that task only, starting with its current state (a state may come twice), so a subscription made once a mutation returned the id shows where the task is.',
     args: {
       filter: t.arg({ type: TaskFilterInput, description: 'Which tasks.' }),
       taskId: t.arg.string({ description: 'Only this task.' }),
     },
     subscribe: (_root, { filter, taskId }, ctx) => ctx.services.tasks.subscribe(ctx.viewer, filter ?? {}, taskId),
+    // One task's results are its states, each replacing the one before: a subscriber that joins a
+    // running one (a second tab, a reconnect) gets the latest at once, as the first got its first.
+    extensions: fanOut(({ taskId }) => (taskId ? 'latest' : 'events')),
     resolve: (task) => eventOrMissed(task, 'query tasks to see their current state'),
   }),
 );
