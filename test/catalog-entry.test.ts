@@ -722,6 +722,49 @@ describe.each(databases)('the catalogue in the schema on %s', (kind) => {
     expect(await names(null)).toEqual(['free-one', 'free-two', 'paid-one']);
   });
 
+  test('the text for a locale a map has no exact key for is the same on both databases, whatever order the source wrote', async ({
+    server,
+    seed,
+    expect,
+  }) => {
+    await seed.source({ sourceId: SOURCE, type: 'local' });
+    // PostgreSQL keeps `entry` as jsonb, keys shorter first; SQLite keeps the source's order.
+    const entry = {
+      name: 'order-app',
+      version: '1.0.0',
+      title: { 'zh-TW': '繁體標題', 'zh-CN': '简体标题', 'fr-FR': 'Titre', 'de-DE': 'Titel' },
+      description: { 'fr-FR': 'Description', de: 'Beschreibung' },
+      i18n: {
+        'pt-BR': { metadata: { fullDescription: 'BR' } },
+        pt: { metadata: { fullDescription: 'PT' } },
+        'es-419': { metadata: { fullDescription: 'LatAm' } },
+        es: { metadata: { fullDescription: 'ES' } },
+      },
+    };
+    await seed.db.catalogApp.create({
+      data: {
+        sourceId: SOURCE,
+        appId: 'order-app',
+        name: 'order-app',
+        version: '1.0.0',
+        versions: ['1.0.0'],
+        searchText: 'order-app',
+        entry,
+      },
+    });
+    const id = dataOf(await execute(server, CatalogListQuery, { sourceId: SOURCE }, { token: TOKENS.alice })).catalog
+      .edges[0]?.node.id as string;
+    const read = async (locale: string) => {
+      const node = (await details(server, id, locale)) as unknown as Record<string, string>;
+      return [node.localizedTitle, node.description, node.fullDescription];
+    };
+    // The region first in code-unit order; the bare language before any region; else the first key.
+    expect(await read('zh')).toEqual(['简体标题', 'Beschreibung', 'ES']);
+    expect(await read('pt-PT')).toEqual(['Titel', 'Beschreibung', 'PT']);
+    expect(await read('es-MX')).toEqual(['Titel', 'Beschreibung', 'ES']);
+    expect(await read('en-US')).toEqual(['Titel', 'Beschreibung', 'ES']);
+  });
+
   test('a locale longer than 35 characters or not a language tag is refused with VALIDATION', async ({
     server,
     seed,

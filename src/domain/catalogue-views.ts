@@ -66,14 +66,26 @@ function objects(value: unknown): Json[] {
 const languageOf = (tag: string) => tag.split(/[-_]/)[0]?.toLowerCase() ?? tag;
 
 /**
- * The key of `keys` that best answers `locale`: the tag itself (any case, `-` or `_`), then one
- * of the same language (`de` for `de-AT`, `zh-CN` for `zh`).
+ * An object's keys in code-unit order. Where several keys could answer, the choice must not
+ * follow the order they were written in: PostgreSQL keeps `entry` as jsonb, which stores keys
+ * shorter first, so the first of them differed from SQLite's (`title(locale: "zh")` read zh-TW on
+ * one and zh-CN on the other).
+ */
+const sortedKeys = (object: Json) => Object.keys(object).sort();
+
+/**
+ * The key of `keys` that best answers `locale`: the tag itself (any case, `-` or `_`), then the
+ * bare language (`pt` for `pt-PT`), then the first of the same language in code-unit order (`de-AT`
+ * for `de`, `zh-CN` for `zh`, before `zh-TW`).
  */
 function bestKey(keys: readonly string[], locale: string): string | undefined {
   const wanted = locale.replaceAll('_', '-').toLowerCase();
+  const language = languageOf(locale);
+  const sameLanguage = keys.filter((key) => languageOf(key) === language).sort();
   return (
     keys.find((key) => key.replaceAll('_', '-').toLowerCase() === wanted) ??
-    keys.find((key) => languageOf(key) === languageOf(locale))
+    sameLanguage.find((key) => key.toLowerCase() === language) ??
+    sameLanguage[0]
   );
 }
 
@@ -86,12 +98,14 @@ function inLocaleMap(map: Json, locale: string): string | null {
   return key === undefined ? null : (map[key] as string);
 }
 
-/** A locale map's best non-empty text: in `locale`, else in FALLBACK_LOCALE, else the first. */
+/** A locale map's best non-empty text: in `locale`, else in FALLBACK_LOCALE, else the first in key order. */
 function fromLocaleMap(map: Json, locale: string): string | null {
   return (
     inLocaleMap(map, locale) ??
     inLocaleMap(map, FALLBACK_LOCALE) ??
-    (Object.values(map).find((value) => text(value) !== null) as string | undefined) ??
+    sortedKeys(map)
+      .map((key) => text(map[key]))
+      .find((found) => found !== null) ??
     null
   );
 }
@@ -119,7 +133,7 @@ export function entryText(entry: unknown, field: LocalizedField, locale: string 
   const wanted = locale ?? FALLBACK_LOCALE;
   const value = entry[field];
   const map = isObject(value) ? value : null;
-  const translations = isObject(entry.i18n) ? Object.keys(entry.i18n) : [];
+  const translations = isObject(entry.i18n) ? sortedKeys(entry.i18n) : [];
   return (
     (map && inLocaleMap(map, wanted)) ??
     i18nText(entry, bestKey(translations, wanted), field) ??
@@ -146,7 +160,7 @@ export function entryLocales(entry: unknown): string[] {
   if (!isObject(entry)) return [];
   const listed = entryStrings(entry, 'locale');
   if (listed.length > 0) return listed;
-  return isObject(entry.i18n) ? Object.keys(entry.i18n).filter((key) => isObject((entry.i18n as Json)[key])) : [];
+  return isObject(entry.i18n) ? sortedKeys(entry.i18n).filter((key) => isObject((entry.i18n as Json)[key])) : [];
 }
 
 // Requirements
