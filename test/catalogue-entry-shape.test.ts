@@ -23,6 +23,8 @@ describe('the shape of a catalogue entry', () => {
       read({ version: '1'.repeat(64), cfgType: 'c'.repeat(32), categories: Array(32).fill('c'.repeat(128)) }),
     ).toBe('read');
     expect(read({ categories: null, versionHistory: null, i18n: null, price: null })).toBe('read');
+    // A Go source's empty map: no title or description of its own (its texts in i18n).
+    expect(read({ title: null, description: null })).toBe('read');
     expect(read({ version: '' })).toBe('version must not be empty');
     expect(read({ version: '1'.repeat(65) })).toBe('version must be at most 64 characters');
     expect(read({ cfgType: 'c'.repeat(33) })).toBe('cfgType must be at most 32 characters');
@@ -36,7 +38,7 @@ describe('the shape of a catalogue entry', () => {
     );
     expect(read({ i18n: [] })).toBe('i18n Invalid input: expected record, received array');
     expect(read({ price: 'free' })).toBe('price Invalid input: expected record, received string');
-    expect(read({ title: { 'en-US': 3 } })).toBe('title Invalid input');
+    expect(read({ title: { 'en-US': 3 } })).toBe('title must be a text or an object of texts by locale');
     expect(read({ name: '-notes' })).toBe(
       'name must start with a letter or digit and may contain letters, digits, ".", "_" and "-" (at most 128)',
     );
@@ -68,14 +70,16 @@ describe('the shape of a catalogue entry', () => {
     expect(read({ title: Object.assign(Object.create(null), { 'en-US': 'Notes' }) })).toBe('read');
     expect(read({ title: { 'en-US': 'Notes', constructor: 'Notes' } })).toBe('read');
     expect(read({ title: JSON.parse('{"en-US":"Notes","__proto__":1}') })).toBe('read');
-    expect(read({ title: { 'en-US': 'Notes', [Symbol('hidden')]: 'x' } })).toBe('title Invalid input');
+    expect(read({ title: { 'en-US': 'Notes', [Symbol('hidden')]: 'x' } })).toBe(
+      'title must be a text or an object of texts by locale',
+    );
     expect(
       read({
         title: new (class Text {
           'en-US' = 'Notes';
         })(),
       }),
-    ).toBe('title Invalid input');
+    ).toBe('title must be a text or an object of texts by locale');
     expect(read({ i18n: { constructor: () => 1 } })).toBe('i18n Invalid input: expected record, received object');
   });
 });

@@ -49,7 +49,9 @@ function chartVersion() {
 }
 
 /** A text that is either one string or a translation per locale (`{ "en-US": "…" }`). */
-const localizedText = z.union([z.string(), z.record(z.string(), z.string())]);
+const localizedText = z.union([z.string(), z.record(z.string(), z.string())], {
+  error: 'must be a text or an object of texts by locale',
+});
 
 /**
  * What must hold for an object to be taken as an entry. Everything else in it is kept as sent
@@ -59,8 +61,9 @@ const entryShape = z.looseObject({
   name: z.string().regex(APP_NAME, `${APP_NAME_RULE} (at most ${MAX_APP_NAME_LENGTH})`),
   version: chartVersion(),
   cfgType: z.string().max(MAX_CFG_TYPE, `must be at most ${MAX_CFG_TYPE} characters`).optional(),
-  title: localizedText.optional(),
-  description: localizedText.optional(),
+  // null: none (a Go source marshals an empty map so); its texts may be in i18n.
+  title: localizedText.nullish(),
+  description: localizedText.nullish(),
   categories: z
     .array(z.string().max(MAX_CATEGORY, `must be at most ${MAX_CATEGORY} characters`))
     .max(MAX_CATEGORIES, `must list at most ${MAX_CATEGORIES}`)
@@ -192,8 +195,8 @@ function fitsEntryShape(entry: Record<string, unknown>): boolean {
     APP_NAME.test(name) &&
     isVersion(version) &&
     (cfgType === undefined || isText(cfgType, 0, MAX_CFG_TYPE)) &&
-    (title === undefined || isLocalizedText(title)) &&
-    (description === undefined || isLocalizedText(description)) &&
+    (title == null || isLocalizedText(title)) &&
+    (description == null || isLocalizedText(description)) &&
     (categories == null || isListOf(categories, MAX_CATEGORIES, (item) => isText(item, 0, MAX_CATEGORY))) &&
     (versionHistory == null ||
       isListOf(versionHistory, Number.POSITIVE_INFINITY, (item) => isObject(item) && isVersion(item.version))) &&
