@@ -7,6 +7,7 @@ import { AUTH_ENV, installThroughApi, type TestServer, TOKENS, waitFor } from '.
 import { rawRequest } from './support/untyped.js';
 
 const PUSH_SECRET = `push-${randomBytes(16).toString('hex')}`;
+const QUERY_TOKEN = randomBytes(12).toString('hex');
 /** A webhook another instance added: this one reads it from the database only. */
 const OTHER_SECRET = `whsec_${randomBytes(32).toString('base64url')}`;
 
@@ -47,7 +48,8 @@ describe("a receiver whose refusal echoes the server's outbound secrets", () => 
       request.resume();
       // `{signature}`: the X-Signature this delivery came with (the timestamp too: easily guessed).
       const signature = String(request.headers['x-signature']);
-      request.on('end', () => response.writeHead(500).end(echoed.replaceAll('{signature}', signature)));
+      const said = echoed.replaceAll('{signature}', signature).replaceAll('{url}', String(request.url));
+      request.on('end', () => response.writeHead(500).end(said));
     });
     await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   });
@@ -66,13 +68,14 @@ describe("a receiver whose refusal echoes the server's outbound secrets", () => 
     return { webhookId: answer.webhook.webhookId, secret: answer.secret };
   }
 
-  test('lastError and the retry log line redact the push secret, every webhook secret and the delivery signature', async () => {
+  test('lastError and the retry log line redact the push secret, every webhook secret, the delivery signature and a token in its URL', async () => {
     const port = (receiver.address() as AddressInfo).port;
     const another = await addWebhook(`http://127.0.0.1:${port}/another`, 'never-installed-either');
-    const hook = await addWebhook(`http://127.0.0.1:${port}/echo`, 'echo-app');
+    // Its URL carries a token under a name no rule knows as a secret's, which the receiver quotes.
+    const hook = await addWebhook(`http://127.0.0.1:${port}/echo?t=${QUERY_TOKEN}`, 'echo-app');
     echoed =
       `failed: push=${PUSH_SECRET} another=${another.secret} other=${OTHER_SECRET} own=${hook.secret}` +
-      ' sig={signature} got {signature}, "x-signature": "{signature}"';
+      ' sig={signature} got {signature}, "x-signature": "{signature}" at {url}';
     await installThroughApi(server, { sourceId: REMOTE_SOURCE, appName: 'echo-app', version: '1.0.0' }, TOKENS.alice);
     const lastError = await waitFor(async () => {
       const listed = await rawRequest(
@@ -90,7 +93,7 @@ describe("a receiver whose refusal echoes the server's outbound secrets", () => 
     }, 'the failed attempt recorded');
     expect(lastError).toBe(
       'the receiver answered HTTP 500: failed: push=[redacted] another=[redacted] other=[redacted] own=[redacted]' +
-        ' sig=[redacted] got [redacted], "x-signature": "[redacted]"',
+        ' sig=[redacted] got [redacted], "x-signature": "[redacted]" at /echo?t=[redacted]',
     );
     const logged = await waitFor(
       async () => server.logs.find((line) => line.includes('outbox: delivery failed, will retry')),
@@ -100,7 +103,7 @@ describe("a receiver whose refusal echoes the server's outbound secrets", () => 
       'push=[redacted] another=[redacted] other=[redacted] own=[redacted] sig=[redacted] got [redacted]',
     );
     expect(server.logs.join('\n')).not.toMatch(/v1=[0-9a-f]{64}/);
-    for (const secret of [PUSH_SECRET, another.secret, OTHER_SECRET, hook.secret]) {
+    for (const secret of [PUSH_SECRET, another.secret, OTHER_SECRET, hook.secret, QUERY_TOKEN]) {
       expect(server.logs.join('\n')).not.toContain(secret);
     }
   });

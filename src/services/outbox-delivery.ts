@@ -95,7 +95,8 @@ export function deliverOnce(
       resolve({ ok: false, statusCode: null, error: 'unreachable: not a valid URL' });
       return;
     }
-    const attempt = new Attempt(resolve, secret, timeoutMs);
+    const signature = signatureHeader(secret, message.body, Math.floor(now / 1000));
+    const attempt = new Attempt(resolve, [secret, signature, ...credentialsIn(target)], timeoutMs);
     agent.dispatch(
       {
         origin: target.origin,
@@ -106,7 +107,7 @@ export function deliverOnce(
           'idempotency-key': message.idempotencyKey,
           'x-event-topic': message.topic,
           'x-delivery-attempt': String(message.attempts),
-          [SIGNATURE_HEADER]: signatureHeader(secret, message.body, Math.floor(now / 1000)),
+          [SIGNATURE_HEADER]: signature,
         },
         body: message.body,
         headersTimeout: timeoutMs,
@@ -115,6 +116,33 @@ export function deliverOnce(
       attempt,
     );
   });
+}
+
+/**
+ * What a receiver's URL carries that is a credential: its user info and query values (a push or
+ * webhook URL such as `…/frontend?t=…`, whose parameter no name rule recognises). Values under 8
+ * characters are left (`?v=2` is no secret, and redacting every "2" would garble the answer).
+ */
+function credentialsIn(url: URL): string[] {
+  // As written (a receiver quoting its URL) and decoded (one quoting the value it read).
+  const raw = [
+    url.username,
+    url.password,
+    ...url.search
+      .slice(1)
+      .split('&')
+      .map((pair) => pair.split('=')[1] ?? ''),
+  ];
+  const values = [...raw, ...raw.map(decoded), ...url.searchParams.values()];
+  return [...new Set(values)].filter((value) => value.length >= 8);
+}
+
+function decoded(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text; // a malformed escape: as written
+  }
 }
 
 /** The handler of one attempt: settles its outcome once, whichever of answer, error or deadline comes first. */
@@ -133,7 +161,8 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   constructor(
     private readonly resolve: (outcome: AttemptOutcome) => void,
-    private readonly secret: string,
+    /** What its receiver must not see quoted back in lastError: the key, the signature, the URL's credentials. */
+    private readonly secrets: string[],
     private readonly timeoutMs: number,
   ) {
     this.deadline = setTimeout(() => {
@@ -194,7 +223,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   private refused(): AttemptOutcome {
     const chunks = this.excerpt ?? [];
     const text = new TextDecoder().decode(Buffer.concat(chunks)).replace(/\s+/g, ' ').trim();
-    const said = text ? `: ${upstreamExcerpt(text, ANSWER_EXCERPT_CHARS, [this.secret])}` : '';
+    const said = text ? `: ${upstreamExcerpt(text, ANSWER_EXCERPT_CHARS, this.secrets)}` : '';
     const error = clipText(`the receiver answered HTTP ${this.statusCode}${said}`, MAX_ERROR_CHARS);
     const asked = this.retryAfterMs === null ? {} : { retryAfterMs: this.retryAfterMs };
     return { ok: false, statusCode: this.statusCode, error, ...asked };
