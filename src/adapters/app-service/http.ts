@@ -1,5 +1,5 @@
 import type { EnvVar, OperationRequest, OperationType } from '../../domain/operations.js';
-import type { BackendResponse } from '../../domain/task-result.js';
+import { type BackendResponse, keptData } from '../../domain/task-result.js';
 import { isRecord } from '../../platform/json.js';
 import type { Logger } from '../../platform/logger.js';
 import { fetchJson, unreadBody, upstreamExcerpt } from '../../platform/outbound-http.js';
@@ -137,7 +137,7 @@ export class HttpAppService implements AppService {
       });
     }
     // The envelope's message is already redacted; its data may quote the request back.
-    const data = redactSecretsIn(envelope.data, this.secretsOf(secrets));
+    const data = redactSecretsIn(keptData(envelope.data), this.secretsOf(secrets));
     return { opId, response: { code: envelope.code, message: envelope.message, data } };
   }
 
@@ -348,7 +348,9 @@ export class HttpAppService implements AppService {
   private failure(kind: AppServiceErrorKind, message: string, about: FailureAbout = {}): AppServiceError {
     const { details, secrets, notTaken } = about;
     const known = this.secretsOf(secrets);
-    const data = details?.data === undefined ? undefined : redactSecretsIn(details.data, known);
+    // Cut before the walk: redacting all of an 8 MiB answer (2,000 envs of 4 KB) blocked the
+    // event loop for 0.5–0.7 s here.
+    const data = details?.data === undefined ? undefined : redactSecretsIn(keptData(details.data), known);
     return new AppServiceError(
       kind,
       redactSecrets(message, known),
