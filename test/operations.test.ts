@@ -505,6 +505,13 @@ describe.each(databases)('operations on %s', (kind) => {
             () => /envs.0.name/,
           ],
           [
+            'an env name longer than any',
+            InstallAppMutation,
+            (n) => ({ sourceId: SOURCE, appName: n.gitea, version: '1.22.4', envs: [{ name: 'E'.repeat(129) }] }),
+            'VALIDATION',
+            () => /^Invalid input: envs\.0\.name: env names must be at most 128 characters$/,
+          ],
+          [
             'duplicate env names',
             InstallAppMutation,
             (n) => ({ sourceId: SOURCE, appName: n.gitea, version: '1.22.4', envs: [{ name: 'A' }, { name: 'A' }] }),
@@ -561,7 +568,7 @@ describe.each(databases)('operations on %s', (kind) => {
             UninstallAppMutation,
             (n) => ({ sourceId: SOURCE, appName: n.nextcloud }),
             'INVALID_STATE',
-            () => /not installed/,
+            () => /has no installed version \(its install ended \w+\), so it cannot uninstall: install it again/,
           ],
           [
             'an uninstall naming the wrong version',

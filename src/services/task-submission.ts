@@ -40,7 +40,8 @@ export const commonOperationFields = {
   idempotencyKey: trimmed('idempotencyKey', 128).nullish(),
 };
 
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/; // after envNameLength, which stops there (one issue, the true one)
+const envNameLength = { error: 'env names must be at most 128 characters', abort: true };
 const RESERVED_ENV_MESSAGE = `${[...RESERVED_ENV_NAMES].join(', ')} is set by the server (a paid app's credential)`;
 
 /** Orders a list keyed by unique names: the app service takes envs (and a clone's entrances) as a set by name. */
@@ -58,10 +59,11 @@ export const operationEnvs = z
       name: z
         .string()
         .trim()
+        .max(128, envNameLength)
         .regex(ENV_NAME, 'env names are letters, digits and _, not starting with a digit')
         .refine((name) => !RESERVED_ENV_NAMES.has(name), RESERVED_ENV_MESSAGE),
       value: z.string().max(4096, 'env values must be at most 4096 characters').nullish(),
-      valueFrom: z.string().trim().regex(ENV_NAME, 'valueFrom must name an env var').nullish(),
+      valueFrom: z.string().trim().max(128, envNameLength).regex(ENV_NAME, 'valueFrom must name an env var').nullish(),
     }),
   )
   .max(100, 'at most 100 envs')
@@ -140,12 +142,11 @@ function actionType(type: OperationType): HistoryEntry['type'] {
  */
 function notInstalled(key: AppKey, operation: string, row: AppRow | null): InvalidStateError {
   // Listed (stage FAILED): "not installed" alone read as if the app were not there at all.
-  if (row && isFailedFirstInstall(row.state)) {
-    return new InvalidStateError(
-      `${key.appName} from ${key.sourceId} has no installed version (its install ended ${row.state}), so it cannot ${operation}: install it again`,
-    );
-  }
-  return new InvalidStateError(`${key.appName} is not installed from ${key.sourceId}, so it cannot ${operation}`);
+  const failed = row && isFailedFirstInstall(row.state) ? row.state : null;
+  if (!failed)
+    return new InvalidStateError(`${key.appName} is not installed from ${key.sourceId}, so it cannot ${operation}`);
+  const what = `${key.appName} from ${key.sourceId} has no installed version (its install ended ${failed})`;
+  return new InvalidStateError(`${what}, so it cannot ${operation}: install it again`);
 }
 
 /** JSON with object keys sorted and null or absent fields left out: one text for one request, however it was sent. */
