@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Authenticator, Viewer } from '../auth/viewer.js';
@@ -16,9 +17,10 @@ import {
   refuseForeignHost,
 } from '../http/cross-site.js';
 import { domainErrorBody } from '../http/graphql-errors.js';
-import { withLowerCaseMediaType } from '../http/media-type.js';
+import { mediaTypeOf, withLowerCaseMediaType } from '../http/media-type.js';
 import { checkReadiness, type Lifecycle } from '../http/readiness.js';
 import { noteRefusal } from '../http/request-notes.js';
+import { isUtf8Query, NOT_UTF8_BODY, NOT_UTF8_QUERY, refuseNonUtf8Charset } from '../http/text-encoding.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import type { HttpFastPath } from '../transports/http-fast-path.js';
@@ -127,7 +129,7 @@ function routeRequest(deps: RouteDeps) {
     if (path !== yoga.graphqlEndpoint && path !== STREAM_PATH) {
       return refuse(req, res, 404, { message: `Not found: the GraphQL endpoint is ${yoga.graphqlEndpoint}` });
     }
-    const refusal = refuseCrossSite(req, origins);
+    const refusal = refuseCrossSite(req, origins) ?? refuseNonUtf8Charset(req) ?? refuseNonUtf8Query(req);
     if (refusal) {
       deps.metrics?.refusedBeforeYoga([{ extensions: { code: refusal.code } }]);
       return refuseReadably(deps, req, res, refusal);
@@ -290,9 +292,16 @@ async function authenticatedBeforeBody(
   }
 }
 
+/** A GET whose query string is not UTF-8 (text-encoding.ts): 400, as Yoga answers a query string it cannot read. */
+function refuseNonUtf8Query(req: IncomingMessage): Refusal | null {
+  if (req.method !== 'GET' || isUtf8Query(req.url)) return null;
+  return { status: 400, code: 'BAD_REQUEST', message: NOT_UTF8_QUERY };
+}
+
 /**
  * Reads a POST body for Yoga within its limit (graphqlBodyLimit, decided from the viewer the
- * headers authenticated before a byte is read); false when it was too large and answered with 413.
+ * headers authenticated before a byte is read); false when it was too large (413) or, in JSON, not
+ * UTF-8 (400 BAD_REQUEST, as Yoga's answer to a body that is not JSON) and answered so.
  */
 async function readGraphQLBody(
   { config, origins, metrics }: RouteDeps,
@@ -303,7 +312,6 @@ async function readGraphQLBody(
   try {
     const limit = graphqlBodyLimit(req, config, viewer);
     req.body = await readBody(req, limit.bytes, limit.setting);
-    return true;
   } catch (error) {
     if (!(error instanceof BodyTooLarge)) throw error;
     res.setHeader('connection', 'close'); // the rest of the body is not read
@@ -313,4 +321,11 @@ async function readGraphQLBody(
     json(res, 413, { errors });
     return false;
   }
+  // Multipart bodies carry a binary file; their JSON parts are Yoga's parser's to read.
+  if (mediaTypeOf(req.headers['content-type']) !== 'application/json' || isUtf8(req.body)) return true;
+  allowCrossOriginRead(req, res, origins);
+  const errors = [{ message: NOT_UTF8_BODY, extensions: { code: 'BAD_REQUEST' } }];
+  metrics?.refusedBeforeYoga(errors);
+  json(res, 400, { errors });
+  return false;
 }

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppStateEvent } from '../adapters/app-service/port.js';
@@ -41,6 +42,8 @@ export async function receiveAppStateEvent(
     res.setHeader('connection', 'close'); // the rest of the body is not read
     return json(res, 413, { error: error.message });
   }
+  // Decoded leniently, a byte that is not UTF-8 would become U+FFFD in a stored message.
+  if (!isUtf8(body)) return json(res, 400, { error: 'body is not valid UTF-8 (JSON must be UTF-8, RFC 8259 §8.1)' });
   let event: AppStateEvent;
   try {
     event = parseAppStateEvent(JSON.parse(body.toString('utf8')));

@@ -84,7 +84,7 @@ export function jsonMediaTypeFor(accept: string | undefined): string | null {
  */
 const ACCEPT_HEADERS_KEPT = 64;
 
-/** The parameters of a JSON body read here: none, or charset=utf-8; any other goes to Yoga. */
+/** The parameters of a JSON body read here: none, or charset=utf-8; `utf8` and others go to Yoga (other charsets were refused: text-encoding.ts). */
 const UTF8_OR_NO_PARAMETERS = /^[^;]*(;\s*charset=utf-8\s*)?$/i;
 const BODY_KEYS = new Set(['query', 'operationName', 'variables', 'extensions', 'documentId']);
 

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { GraphQLError } from 'graphql';
@@ -8,6 +9,7 @@ import { type MemberPolicy, type Outlet, QueuedMember } from '../fanout/member.j
 import { BodyTooLarge, readBody } from '../http/body.js';
 import { mediaTypeOf } from '../http/media-type.js';
 import { noteRefusal, type RequestNotes, requestIdFor } from '../http/request-notes.js';
+import { NOT_UTF8_BODY } from '../http/text-encoding.js';
 import type { Logger } from '../platform/logger.js';
 import { type ConnectionBudget, limitExceeded } from './connection-budget.js';
 import { onCredentialExpiry } from './credential-expiry.js';
@@ -285,7 +287,9 @@ export class SseTransport {
       if (mediaTypeOf(req.headers['content-type']) !== 'application/json') {
         throw new BadRequest(415, 'POST bodies must be application/json');
       }
-      const body = parseJson((await readBody(req, this.options.maxBodyBytes)).toString('utf8'), 'body');
+      const bytes = await readBody(req, this.options.maxBodyBytes);
+      if (!isUtf8(bytes)) throw new BadRequest(400, NOT_UTF8_BODY);
+      const body = parseJson(bytes.toString('utf8'), 'body');
       if (typeof body !== 'object' || body === null || Array.isArray(body)) {
         throw new BadRequest(400, 'The body must be a JSON object');
       }

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 import type { ExecutionResult, GraphQLError } from 'graphql';
 import {
@@ -77,6 +78,8 @@ export interface WsTransportOptions {
  * and its client gives up for good on it, so a frontend refused once never reconnected.
  */
 const TOO_MANY = 1013;
+/** RFC 6455's "invalid frame payload data" (7.4.1): what ws closes with on a text frame that is not UTF-8. */
+const INVALID_PAYLOAD = 1007;
 /** RFC 6455's "message too big". */
 const MESSAGE_TOO_BIG = 1009;
 /**
@@ -157,8 +160,11 @@ export class WsTransport {
       connection.close(CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
     }, this.options.connectionInitWaitMs);
     socket.on('pong', () => connection.heard());
-    socket.on('message', (data) => {
+    socket.on('message', (data, isBinary) => {
       connection.heard();
+      // ws refuses a text frame that is not UTF-8 (1007) but hands binary ones over as bytes, which
+      // String() would decode leniently (U+FFFD in stored input): refused alike.
+      if (isBinary && !isUtf8(data as Buffer)) return connection.close(INVALID_PAYLOAD, 'Message is not valid UTF-8');
       this.receive(connection, String(data)).catch((error: unknown) => {
         this.options.logger.error({ err: error }, 'graphql-ws message handling failed');
         connection.close(CloseCode.InternalServerError, 'Internal server error');
