@@ -380,6 +380,55 @@ describe.each(databases)('client mistakes are VALIDATION errors with a documente
     await expectNoTrace();
   });
 
+  test('a refused JSON key is named by an excerpt, an unpaired surrogate in it by its escape, never echoed whole', async () => {
+    const start = (frontendData: unknown) =>
+      rawRequest(
+        server,
+        { query: START_PAYMENT, variables: { input: { ...BOBS_PAYMENT, frontendData } } },
+        { token: TOKENS.bob },
+      );
+    // An unescaped `\uD800`–`\uDFFF` in the JSON answer is a lone surrogate; `\\udfff` is the text the path shows.
+    const loneSurrogate = /(^|[^\\])\\u[dD][89a-fA-F]/;
+    const surrogate = await start({ '\udfff': 1 });
+    expectValidation(surrogate, /^Variable \$input\.frontendData\.\\udfff contains an unpaired UTF-16 surrogate/);
+    expect(surrogate.text).not.toMatch(loneSurrogate);
+    expect(surrogate.body?.errors?.[0]?.extensions?.issues?.[0]?.path).toBe('$input.frontendData.\\udfff');
+    expect(JSON.stringify(surrogate.body)).not.toMatch(/\p{Cs}/u);
+
+    const long = await start({ [`${'k'.repeat(150_000)}\udfff`]: 1 });
+    expectValidation(
+      long,
+      new RegExp(`^Variable \\$input\\.frontendData\\.${'k'.repeat(64)}… is 150001 characters long`),
+    );
+    expect(long.text.length).toBeLessThan(1000);
+    const literal = `mutation { startFrontendPayment(input: { sourceId: "market.olares", appId: "comfyui", productId: "comfyui-license", frontendData: { ${'k'.repeat(150_000)}: "a\\u0000" } }) { __typename } }`;
+    const longLiteral = await rawRequest(server, { query: literal }, { token: TOKENS.bob });
+    expectValidation(
+      longLiteral,
+      new RegExp(
+        `^Argument startFrontendPayment\\(input\\)\\.frontendData\\.${'k'.repeat(64)}… contains a NUL character`,
+      ),
+    );
+    expect(longLiteral.text.length).toBeLessThan(1000);
+    // An unknown field of an input object: graphql-js's refusal quoted its name whole, three times (450 KB).
+    const install = (key: string) =>
+      rawRequest(
+        server,
+        {
+          query: INSTALL,
+          variables: { input: { sourceId: 'market.olares', appName: 'n8n', version: '1.70.1', [key]: 1 } },
+        },
+        { token: TOKENS.bob },
+      );
+    const unknown = await install('k'.repeat(150_000));
+    expectValidation(unknown, new RegExp(`^Variable \\$input\\.${'k'.repeat(64)}… is 150000 characters long`));
+    expect(unknown.text.length).toBeLessThan(1000);
+    const unknownSurrogate = await install('\udfff');
+    expectValidation(unknownSurrogate, /^Variable \$input\.\\udfff contains an unpaired UTF-16 surrogate/);
+    expect(unknownSurrogate.text).not.toMatch(loneSurrogate);
+    await expectNoTrace();
+  });
+
   test('DateTime years outside 0001–9999 (in UTC) and impossible dates are refused; the bounds themselves work', async () => {
     const query = 'query Since($after: DateTime) { tasks(filter: { createdAfter: $after }) { totalCount } }';
     for (const [after, message] of [

@@ -14,7 +14,7 @@ import {
   type ValueNode,
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { characterCount, longerThan } from '../domain/text-length.js';
+import { characterCount, excerpt, longerThan } from '../domain/text-length.js';
 import { isUploadedFile } from '../domain/uploaded-file.js';
 import { malformedMultipart } from './body.js';
 import { perOperation } from './per-operation.js';
@@ -53,11 +53,26 @@ interface InputPath {
   readonly key: string | number;
 }
 
+/**
+ * UTF-16 units of one key a path shows. A JSON object's keys are the client's: one of 150,000
+ * characters was echoed in full, twice (the message and `issues`), a 300 KB answer.
+ */
+const MAX_KEY_SHOWN = 64;
+
+/**
+ * A key as a path shows it: an excerpt, with an unpaired surrogate written as its escape
+ * (`\udfff`): the refusal of one such key quoted it, and so answered with invalid Unicode itself.
+ */
+function shownKey(key: string): string {
+  return excerpt(key, MAX_KEY_SHOWN).replace(LONE_SURROGATES, (half) => `\\u${half.charCodeAt(0).toString(16)}`);
+}
+
 function printPath(path: InputPath): string {
   let text = '';
   for (let at: InputPath | undefined = path; at; at = at.prev) {
     const { key } = at;
-    text = typeof key === 'number' ? `[${key}]${text}` : at.prev ? `.${key}${text}` : `${key}${text}`;
+    if (typeof key === 'number') text = `[${key}]${text}`;
+    else text = at.prev ? `.${shownKey(key)}${text}` : `${shownKey(key)}${text}`;
   }
   return text;
 }
@@ -75,6 +90,7 @@ const NUL = '\u0000';
 
 /** In a `u` regex a surrogate pair is one code point: this matches only unpaired halves. */
 const LONE_SURROGATE = /\p{Surrogate}/u;
+const LONE_SURROGATES = /\p{Surrogate}/gu;
 
 /** The checks themselves, over raw JSON values (variables) and over literals (documents). */
 export class InputBounds {
@@ -139,8 +155,10 @@ export class InputBounds {
       const keys = Object.keys(value);
       this.entries(keys.length, path, 'fields');
       for (const key of keys) {
-        // Unknown fields are refused by coercion, which quotes them: they are bounded all the same.
-        this.value((value as Record<string, unknown>)[key], fields[key]?.type, { prev: path, key });
+        const at = { prev: path, key };
+        // Coercion refuses an unknown field quoting its name whole (thrice), so the name is bounded first, as a JSON key.
+        if (!fields[key]) this.string(key, at);
+        this.value((value as Record<string, unknown>)[key], fields[key]?.type, at);
       }
     } else {
       // A leaf (scalar, enum), or a value of the wrong shape that coercion will refuse: any JSON.
