@@ -148,6 +148,16 @@ describe('configuration', () => {
     );
   });
 
+  test('a proxy variable must be an http(s) URL, checked under the name undici reads first', () => {
+    const message = 'must be the URL of an HTTP proxy, such as http://proxy.internal:3128';
+    expect(() => loadConfig({ HTTP_PROXY: 'proxy.internal:3128' })).toThrow(`HTTP_PROXY: ${message}`);
+    expect(() => loadConfig({ HTTPS_PROXY: 'socks5://proxy.internal:1080' })).toThrow(`HTTPS_PROXY: ${message}`);
+    expect(() => loadConfig({ HTTP_PROXY: 'http://user:pw@proxy.internal:3128', NO_PROXY: '*' })).not.toThrow();
+    // undici takes http_proxy over HTTP_PROXY: the lower-case value is the one that must be usable.
+    expect(() => loadConfig({ http_proxy: '127.0.0.1:3128', HTTP_PROXY: 'http://proxy:3128' })).toThrow(message);
+    expect(() => loadConfig({ https_proxy: 'https://proxy:3128', HTTPS_PROXY: 'proxy' })).not.toThrow();
+  });
+
   test('a push URL may carry a token in its query string, not user info (which was dropped: every push got 401)', () => {
     const companions = { PAYMENT_PUSH_SECRET: 's'.repeat(16), PUBLIC_BASE_URL: 'https://market.example.com' };
     for (const name of ['PAYMENT_WALLET_PUSH_URL', 'PAYMENT_FRONTEND_PUSH_URL']) {

@@ -15,6 +15,7 @@ import {
   port,
   positiveInt,
   positiveMs,
+  proxyUrl,
   publicUrl,
   pushUrl,
   secret,
@@ -383,6 +384,12 @@ export const envSchema = z.object({
   SYNC_MAX_RESPONSE_BYTES: decimal(positiveInt).default(32 * 1024 * 1024),
   /** Most entry text one sync of a source reads (changed apps, held until its write). @default 268435456 (256 MiB) */
   SYNC_MAX_CATALOGUE_BYTES: decimal(positiveInt).default(256 * 1024 * 1024),
+  /** Proxy of outbound http:// calls, and https:// ones without HTTPS_PROXY (outbound-agent.ts). @default none */
+  HTTP_PROXY: proxyUrl.optional(),
+  /** Proxy of outbound https:// calls (CONNECT). @default HTTP_PROXY */
+  HTTPS_PROXY: proxyUrl.optional(),
+  /** Hosts called directly despite a proxy: names, `.suffix`, `host:port`, `*` (comma- or space-separated). @default none */
+  NO_PROXY: z.string().optional(),
 });
 
 export type Env = z.infer<typeof envSchema>;

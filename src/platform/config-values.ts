@@ -178,6 +178,26 @@ function withoutCredentials(url: string): boolean {
   return !parsed || (parsed.username === '' && parsed.password === '');
 }
 
+/**
+ * A forward proxy (HTTP_PROXY, HTTPS_PROXY): undici makes the pool with it as a URL, and one it
+ * cannot use (`proxy:3128` without a scheme) would fail every outbound call instead of the start.
+ */
+export const proxyUrl = z.url({
+  protocol: /^https?$/,
+  error:
+    'must be the URL of an HTTP proxy, such as http://proxy.internal:3128 (the lower-case variable, read first, when set)',
+});
+
+/** The proxy variables under their upper-case names, with the values undici takes: a lower-case one wins when set. */
+export function proxyVariables(env: NodeJS.ProcessEnv): Record<string, string> {
+  const taken: Record<string, string> = {};
+  for (const name of ['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY']) {
+    const value = env[name.toLowerCase()] ?? env[name];
+    if (value !== undefined) taken[name] = value;
+  }
+  return taken;
+}
+
 /** A service this server calls with credentials of its own, if any: user info in the URL would not be sent. */
 export const serviceUrl = baseUrl.refine(withoutCredentials, 'must not carry credentials (user:password@ is not sent)');
 /** An address handed out (to wallets, in callbacks): user info in it would reach every one of them. */

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { type AuthConfig, authSettings } from './config-auth.js';
 import { type Env, envSchema } from './config-env.js';
-import { ConfigError, invalidSetting, settingProblems } from './config-values.js';
+import { ConfigError, invalidSetting, proxyVariables, settingProblems } from './config-values.js';
 import { parseSimulatedOutcomes } from './simulated-outcomes.js';
 
 export type { AuthConfig, JwtConfig } from './config-auth.js';
@@ -138,7 +138,9 @@ export type Config = {
 /** Reads and validates the environment; throws a ConfigError listing every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // Empty strings count as unset, as in most deployment tools.
-  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
+  // The proxy variables are checked as undici will read them (http_proxy before HTTP_PROXY …).
+  const read = { ...env, ...proxyVariables(env) };
+  const present = Object.fromEntries(Object.entries(read).filter(([, value]) => value !== ''));
   const parsed = envSchema.safeParse(present);
   if (!parsed.success) {
     throw new ConfigError(`Invalid configuration:\n${settingProblems(parsed.error.issues).join('\n')}`);

@@ -1,7 +1,8 @@
 import { promisify } from 'node:util';
 import { brotliDecompress, gunzip, inflate, inflateRaw, type ZlibOptions } from 'node:zlib';
-import { Agent, type Dispatcher, interceptors, request } from 'undici';
+import { type Dispatcher, interceptors, request } from 'undici';
 import { holdsMoreJsonValues } from './json-values.js';
+import { outboundAgent } from './outbound-agent.js';
 import { redactSecrets, rememberSecret } from './redact.js';
 
 /**
@@ -103,9 +104,20 @@ export function unreadBody(outcome: { kind: 'too_large' | 'too_many_values'; lim
  * source, 0.75–1.05 ms of CPU per small JSON answer with fetch, 0.10–0.15 ms with `request`
  * (after warm-up; an unchanged-hash catalogue sync is one such call).
  */
-const direct = new Agent();
+let direct: Dispatcher | undefined;
 /** The same pool, following redirects (at most 5), for the calls that ask for it. */
-const followingRedirects = direct.compose(interceptors.redirect({ maxRedirections: 5 }));
+let followingRedirects: Dispatcher | undefined;
+
+/**
+ * The pool, made at the first call rather than at import: by then loadConfig has checked the
+ * proxy variables it reads (outbound-agent.ts), which a bad one would otherwise end the import on.
+ */
+function pool(followRedirects: boolean | undefined): Dispatcher {
+  direct ??= outboundAgent();
+  if (!followRedirects) return direct;
+  followingRedirects ??= direct.compose(interceptors.redirect({ maxRedirections: 5 }));
+  return followingRedirects;
+}
 
 /** Sends one request and reads its answer as JSON; see OutboundOutcome for what can come back. */
 export async function fetchJson(outbound: OutboundRequest): Promise<OutboundOutcome> {
@@ -129,7 +141,7 @@ export async function fetchJson(outbound: OutboundRequest): Promise<OutboundOutc
       headers,
       ...(outbound.json === undefined ? {} : { body: JSON.stringify(outbound.json) }),
       signal,
-      dispatcher: watchingWrites(outbound.followRedirects ? followingRedirects : direct, written),
+      dispatcher: watchingWrites(pool(outbound.followRedirects), written),
     });
     const response = await Promise.race([sending, unwrittenAtTimeout(signal, written)]);
     status = response.statusCode;

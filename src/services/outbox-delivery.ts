@@ -1,9 +1,10 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { SqlRunner } from '../db/driver-sql.js';
 import type { OutboxMessageRow } from '../db/models.js';
 import { type ClaimedMessage, type FailedAttempt, webhookSecrets } from '../db/outbox-sql.js';
 import { clipText } from '../platform/clip-text.js';
+import { outboundAgent } from '../platform/outbound-agent.js';
 import { networkProblem, retryAfterMs, upstreamExcerpt } from '../platform/outbound-http.js';
 import { rememberSecret } from '../platform/redact.js';
 import { SIGNATURE_HEADER, signatureHeader } from '../platform/signature.js';
@@ -40,10 +41,11 @@ export type AttemptOutcome =
 /**
  * Keep-alive connections to the receivers, for every attempt of one worker. Redirects are never
  * followed (the agent has no redirect interceptor): a 3xx would carry the signed body elsewhere,
- * and it counts as a failed attempt. Connecting is bounded by the attempt's timeout.
+ * and it counts as a failed attempt. Connecting is bounded by the attempt's timeout. Through the
+ * proxy the standard variables name, if any (outbound-agent.ts).
  */
-export function receiversAgent(timeoutMs: number): Agent {
-  return new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000, connect: { timeout: timeoutMs } });
+export function receiversAgent(timeoutMs: number): Dispatcher {
+  return outboundAgent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000, connect: { timeout: timeoutMs } });
 }
 
 type TimingSettings = { attemptTimeoutMs: number };

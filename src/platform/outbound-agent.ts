@@ -1,0 +1,35 @@
+import { Agent, type Dispatcher, EnvHttpProxyAgent } from 'undici';
+
+/**
+ * The connection pool of an outbound HTTP client (outbound-http.ts: market sources, developer
+ * credential services, the chart repo, the app service; outbox-delivery.ts: webhooks and payment
+ * pushes), through the proxy the standard variables name. A private undici Agent reads none of
+ * them (Node's NODE_USE_ENV_PROXY only sets its global dispatcher), so where a proxy is the only
+ * way out every call failed as ENOTFOUND or UND_ERR_CONNECT_TIMEOUT. Redis and PostgreSQL are not
+ * HTTP and never go through here.
+ *
+ * Read as undici's EnvHttpProxyAgent reads them, at the pool's creation: `http_proxy` before
+ * `HTTP_PROXY` for http:// targets, `https_proxy` before `HTTPS_PROXY` for https:// ones (falling
+ * back to the HTTP proxy), and `no_proxy`/`NO_PROXY` (names, `.suffix`, `host:port`, `*`) for the
+ * hosts reached directly. config.ts refuses a proxy value that is not an http(s) URL before any
+ * pool is made. With none set the pool is the plain Agent, as before, with the same options.
+ *
+ * Through a proxy, http:// targets are sent to it in absolute form and https:// ones through a
+ * CONNECT tunnel (TLS still ends at the target), as curl does: undici's default, a tunnel for
+ * plain HTTP too, is refused by proxies that allow CONNECT only to port 443 (Squid's default).
+ * The proxy then resolves the target's name and opens the connection: which addresses a call can
+ * reach is the proxy's policy (this server puts no bound on addresses of its own; private ones are
+ * allowed on purpose), and a loopback or in-cluster target must be listed in NO_PROXY to be
+ * reached directly.
+ */
+export function outboundAgent(options: Agent.Options = {}): Dispatcher {
+  if (!PROXY_VARIABLES.some((name) => process.env[name])) return new Agent(options);
+  // A proxy's pool has undici's own connect step (to the proxy, then CONNECT), not `connect`'s:
+  // its timeout is given to the connection to the proxy and to the TLS handshake through it.
+  const timeout = typeof options.connect === 'object' ? options.connect?.timeout : undefined;
+  const tls = timeout === undefined || timeout === null ? {} : { proxyTls: { timeout }, requestTls: { timeout } };
+  return new EnvHttpProxyAgent({ ...options, ...tls, proxyTunnel: false });
+}
+
+/** The variables that make a call go through a proxy (NO_PROXY alone changes nothing). */
+const PROXY_VARIABLES = ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY'];
