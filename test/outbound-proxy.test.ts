@@ -1,9 +1,6 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { type AddressInfo, connect } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './support/databases.js';
 import { type FakeMarketSource, fakeEntry, startFakeMarketSource } from './support/fake-market-source.js';
@@ -11,6 +8,7 @@ import { FakeReceiver } from './support/fake-receiver.js';
 import { type ForwardProxy, startForwardProxy } from './support/forward-proxy.js';
 import { listeningUrl, SERVER_COMMAND, type ServerProcess, serverEnv, startProcess } from './support/process.js';
 import { installThroughApi, waitFor } from './support/server.js';
+import { startTlsFront } from './support/tls-front.js';
 import { rawRequest } from './support/untyped.js';
 
 /**
@@ -20,32 +18,6 @@ import { rawRequest } from './support/untyped.js';
  * its environment when its connection pools are made, and set in this process they would reach
  * every other test's server.
  */
-
-/**
- * An https:// front of `target` (TLS ended here, the bytes passed on), with a certificate for
- * `name` made for the test; its file is what the server trusts (NODE_EXTRA_CA_CERTS).
- */
-async function startTlsFront(name: string, target: string, directory: string) {
-  const key = path.join(directory, 'key.pem');
-  const certificate = path.join(directory, 'cert.pem');
-  execFileSync(
-    'openssl',
-    [
-      ...['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-keyout', key, '-out', certificate],
-      ...['-subj', `/CN=${name}`, '-addext', `subjectAltName=DNS:${name}`],
-    ],
-    { stdio: 'ignore' },
-  );
-  const { port } = new URL(target);
-  const server: TlsServer = createTlsServer({ key: readFileSync(key), cert: readFileSync(certificate) }, (socket) => {
-    const upstream = connect(Number(port), '127.0.0.1');
-    socket.pipe(upstream).pipe(socket);
-    upstream.on('error', () => socket.destroy());
-    socket.on('error', () => upstream.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, port: (server.address() as AddressInfo).port, certificate };
-}
 
 const CATALOG = `query ($sourceId: String) { catalog(sourceId: $sourceId, first: 100) { edges { node { name } } } }`;
 

@@ -324,13 +324,33 @@ export function upstreamExcerpt(text: string, max: number, secrets?: readonly (s
 /** How much more raw text than the excerpt is redacted first: redaction may shorten what it replaces. */
 const EXCERPT_INPUT_FACTOR = 4;
 
-/** The reason a call got no answer (ECONNREFUSED, ENOTFOUND, a closed socket …), as undici names it. */
+/**
+ * The reason a call got no answer (ECONNREFUSED, ENOTFOUND, a closed socket …), as undici names
+ * it; a certificate refused in the TLS handshake says so in words too, and what to do about a
+ * private CA: a bare UNABLE_TO_VERIFY_LEAF_SIGNATURE, shown as "unreachable", named neither.
+ */
 export function networkProblem(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const { code, cause } = error as Error & { code?: string; cause?: Error & { code?: string } };
-  if (code) return code;
-  return cause?.code ?? cause?.message ?? error.message;
+  const named = code ?? cause?.code;
+  if (!named) return cause?.message ?? error.message;
+  const tls = TLS_PROBLEMS[named] ?? (UNTRUSTED_CERTIFICATE.has(named) ? UNTRUSTED : undefined);
+  return tls ? `${named}: ${tls}` : named;
 }
+
+const UNTRUSTED = 'its TLS certificate is not signed by a trusted CA (a private CA: NODE_EXTRA_CA_CERTS)';
+const UNTRUSTED_CERTIFICATE = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+]);
+const TLS_PROBLEMS: Record<string, string> = {
+  CERT_HAS_EXPIRED: 'its TLS certificate has expired',
+  CERT_NOT_YET_VALID: 'its TLS certificate is not valid yet',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'its TLS certificate is not for this host name',
+};
 
 /** A `Retry-After` header in ms from `now`: delay-seconds or an HTTP date; null when absent or unreadable. */
 export function retryAfterMs(header: string | undefined, now: number): number | null {
