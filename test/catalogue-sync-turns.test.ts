@@ -52,7 +52,7 @@ describe('a large catalogue sync gives the event loop turns', () => {
         client,
         index.apps.map((app) => app.id),
         (id) => ({ name: listed.get(id)?.name ?? '', version: listed.get(id)?.version ?? '', fingerprint: 'f' }),
-        256 * 1024 * 1024,
+        { maxBytes: 256 * 1024 * 1024 },
         turnPacer(0),
       );
     });

@@ -41,7 +41,7 @@ import { createServices, resolverServices, type Services } from './create-servic
 import { closeDatabase } from './database.js';
 import { createGraphQL, operationPipeline } from './graphql.js';
 import { createHttpServer, type HttpServer, type RunningApp, settledBy } from './http-server.js';
-import { createPeriodicJobs, type PeriodicJobs } from './jobs.js';
+import { createPeriodicJobs, type PeriodicJobs, SERVER_STOPPING } from './jobs.js';
 import { createLiveTransports, type LiveTransports, type SubscriptionStats } from './live.js';
 import { AppMetrics } from './metrics.js';
 import { stopOutbox } from './outbox.js';
@@ -241,16 +241,27 @@ export function buildApp(config: Config, { logger, prisma, metrics: measured = t
 async function stopOnce(serving: Edge, started: Started, signal?: string): Promise<void> {
   const { config, logger } = started;
   const began = Date.now();
+  // Before the requests in flight are waited for: a syncMarketSource one answers (cut short) at once.
+  void started.services.catalogueSync.stop(SERVER_STOPPING);
   const connections = await stopServing(serving, signal);
-  const progress = { step: 'the start-up still under way' };
+  const progress: StopProgress = { step: 'the start-up still under way' };
   const deadline = Date.now() + 2 * config.shutdownTimeoutMs + STOP_ALLOWANCE_MS + CLUSTER_LOG_STOP_WAIT_MS;
   if (!(await settledBy(stopStarted(started, progress), deadline))) {
     const waited = Date.now() - began;
+    // Named when known (a slow upstream, not the database, held the periodic jobs); else a guess.
+    const still = progress.stillRunning?.() ?? [];
+    const why = still.length > 0 ? `still running: ${still.join(', ')}` : 'is the database or Redis not answering?';
     throw new Error(
-      `stop cut after ${waited} ms: ${progress.step} did not stop in time (is the database or Redis not answering?); running tasks are taken over once their lease expires`,
+      `stop cut after ${waited} ms: ${progress.step} did not stop in time (${why}); running tasks are taken over once their lease expires`,
     );
   }
   logger.info({ ...connections, ms: Date.now() - began }, 'stopped');
+}
+
+/** The part of a stop under way, and what it still waits for when that is known. */
+interface StopProgress {
+  step: string;
+  stillRunning?: (() => string[]) | undefined;
 }
 
 /** What `start()` started, as it stands when the stop begins. */
@@ -267,14 +278,15 @@ interface Started {
 }
 
 /** Everything `start()` started, in reverse; `progress.step` names the part being stopped. */
-async function stopStarted(started: Started, progress: { step: string }): Promise<void> {
+async function stopStarted(started: Started, progress: StopProgress): Promise<void> {
   const { config, logger, db, probe, services, jobs } = started;
-  const step = (name: string) => {
+  const step = (name: string, stillRunning?: () => string[]) => {
     progress.step = name;
+    progress.stillRunning = stillRunning;
   };
   // A start-up still under way finishes first, so that what it started is stopped too.
   await started.starting?.catch(() => {});
-  step('the periodic jobs');
+  step('the periodic jobs', () => jobs.stillRunning());
   await jobs.stop();
   step('the task engine');
   // The engine's sends to the app service in progress get a budget of their own.

@@ -13,6 +13,9 @@ import { RetentionCleanup } from './retention-cleanup.js';
 /** Longest wait between two looks for market sources whose sync is due. */
 const SYNC_CHECK_MS = 5000;
 const HOUR_MS = 60 * 60 * 1000;
+/** Why the market-source syncs running are cut short (SyncOutcome.error, the log). */
+export const SERVER_STOPPING = 'the server is stopping';
+const LOST_LEADERSHIP = 'this instance stopped leading';
 export interface JobDeps {
   config: Config;
   services: Pick<
@@ -55,8 +58,10 @@ export interface PeriodicJobs {
   start(): Promise<void>;
   /** How the collector reports them: the `app_service`, `status_correction` and `jobs` components. */
   sources(): PollSource[];
-  /** Stops the jobs started, waiting for runs in progress. */
+  /** Stops the jobs started, waiting for runs in progress; the market-source syncs running are cut short. */
   stop(): Promise<void>;
+  /** What a stop still waits for: the jobs with a run in progress, the market sources syncing. */
+  stillRunning(): string[];
   /**
    * After `stop()` and the task engine's stop: gives up the lease (cluster mode), so that another
    * instance takes the jobs over at its next attempt instead of after LEADER_LEASE_MS.
@@ -151,11 +156,13 @@ export function createPeriodicJobs({
       });
     }
   };
-  const stopAll = async (): Promise<void> => {
+  const stopAll = async (why = LOST_LEADERSHIP): Promise<void> => {
     catchUp?.stop(); // a long catch-up must not hold up a stop or a handover: it goes on from its cursor
     catchUp = null;
-    await Promise.all(started.splice(0).map((job) => job.stop()));
-    await services.catalogueSync.idle(); // the syncs the job started and did not wait for
+    // Listed until stopped, for a stop that overran its time to name them (stillRunning).
+    await Promise.all(started.map((job) => job.stop()));
+    started.length = 0;
+    await cutSyncs(services.catalogueSync, why);
     paymentRecovery = retentionCleanup = statusCorrection = catalogueSync = null;
   };
   const following = followLeadership(leadership, { start: startAll, stop: stopAll }, logger);
@@ -189,8 +196,9 @@ export function createPeriodicJobs({
     async stop() {
       stopped = true;
       await following.stop();
-      await stopAll();
+      await stopAll(SERVER_STOPPING);
     },
+    stillRunning: () => stillRunning(started, services.catalogueSync),
     release: () => leadership.stop(),
   };
 }
@@ -219,6 +227,22 @@ function followLeadership(
       await transition;
     },
   };
+}
+
+/**
+ * The syncs the catalogue sync job started and did not wait for, cut short once it can start no
+ * more: a whole sync has no time bound (only each call), and a stop waiting for one overran its time.
+ */
+function cutSyncs(syncer: Services['catalogueSync'], why: string): Promise<void> {
+  return why === SERVER_STOPPING ? syncer.stop(why) : syncer.interrupt(why);
+}
+
+/** The jobs whose run is in progress, and the market sources syncing. */
+function stillRunning(jobs: readonly PeriodicJob[], syncer: Services['catalogueSync']): string[] {
+  return [
+    ...jobs.filter((job) => job.status().running).map((job) => job.status().name),
+    ...syncer.syncing().map((sourceId) => `the sync of market source ${sourceId}`),
+  ];
 }
 
 /** `history_cleanup`: the retention cleanup job's figures, and what it removed. */

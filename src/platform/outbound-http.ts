@@ -58,6 +58,12 @@ export interface OutboundRequest {
    * the outcome's `problem`.
    */
   secrets?: readonly (string | null | undefined)[];
+  /**
+   * The caller's cancel (a stop cutting a sync short): once it fires, the call is abandoned, its
+   * connection closed, and fetchJson rejects with the signal's reason instead of resolving: a
+   * call the caller gave up is no outcome of the upstream's (not a timeout, not unreachable).
+   */
+  signal?: AbortSignal;
 }
 
 export type OutboundOutcome =
@@ -128,8 +134,10 @@ export async function fetchJson(outbound: OutboundRequest): Promise<OutboundOutc
   if (outbound.json !== undefined) headers['content-type'] = 'application/json';
 
   const startedAt = performance.now();
+  outbound.signal?.throwIfAborted();
   // Covers reading the body too: the body stream errors once the signal fires.
-  const signal = AbortSignal.timeout(outbound.timeoutMs);
+  const timeout = AbortSignal.timeout(outbound.timeoutMs);
+  const signal = outbound.signal ? AbortSignal.any([timeout, outbound.signal]) : timeout;
   const written = { yet: false };
   let status: number;
   let bytes: Buffer | null;
@@ -149,6 +157,7 @@ export async function fetchJson(outbound: OutboundRequest): Promise<OutboundOutc
     retryAfter = [response.headers['retry-after']].flat()[0];
     bytes = await readBytes(response.headers['content-length'], response.body, limit);
   } catch (error) {
+    if (outbound.signal?.aborted) throw outbound.signal.reason;
     if (error === NEVER_WRITTEN) return { kind: 'unreachable', problem: CONNECT_TIMEOUT };
     if (signal.aborted) return { kind: 'timeout' };
     return { kind: 'unreachable', problem: redactSecrets(networkProblem(error), secrets) };

@@ -9,7 +9,20 @@ import { byText } from '../domain/text-order.js';
 import { clipText } from '../platform/clip-text.js';
 import type { Logger } from '../platform/logger.js';
 import { changedApps, fingerprint, keptHash, readEntries, refuseNameClashes, rejectionLog } from './catalogue-plan.js';
+import {
+  type CatalogueChange,
+  describe,
+  elapsed,
+  emptyOutcome,
+  type SourceSyncStatus,
+  SyncCut,
+  type SyncOutcome,
+  type SyncRound,
+  type SyncSettings,
+} from './catalogue-sync-outcome.js';
 import { type CatalogueWrite, SourceGone, type StoredUpsert, writeCatalogue } from './catalogue-writes.js';
+
+export type { CatalogueChange, SourceSyncStatus, SyncOutcome, SyncSettings };
 
 /**
  * The Syncer: keeps each remote market source's catalogue in the database, as the original's
@@ -21,54 +34,14 @@ import { type CatalogueWrite, SourceGone, type StoredUpsert, writeCatalogue } fr
  * 4. one transaction: changed entries upserted, vanished apps removed, the source's sync status.
  * A failure anywhere leaves the catalogue as the last good sync wrote it, and is recorded on the
  * source (its error, consecutive failures, the next attempt after an exponential backoff).
- * Sources are independent: each has its own schedule, failures and single flight.
+ * Sources are independent: each has its own schedule, failures and single flight. A stop (or a
+ * leader stepping down) cuts the syncs running short (`interrupt`, `stop`): their calls in flight
+ * are abandoned, nothing is written, and the source's status stays as it was (no failure, no
+ * backoff: the next sync, here or on the next leader, starts over).
  */
 
 /** Longest error text kept on a source row (and shown in the `syncer` component). */
 const MAX_ERROR_LENGTH = 500;
-
-export interface SyncSettings {
-  intervalMs: number;
-  /** The longest wait after failures (SYNC_BACKOFF_MAX_MS, at least intervalMs). */
-  backoffMaxMs: number;
-  /** Most entry text one sync reads (SYNC_MAX_CATALOGUE_BYTES; see readEntries). */
-  maxCatalogueBytes: number;
-}
-
-/** What a sync changed, for the catalogue-change announcement and the history record. */
-export interface CatalogueChange {
-  sourceId: string;
-  added: string[];
-  updated: string[];
-  removed: string[];
-}
-
-export interface SyncOutcome extends CatalogueChange {
-  /** False when the source's hash had not moved (nothing read past `hash`). */
-  read: boolean;
-  /** Entries the source sent that were not entries (each with its reason); their old rows stay. */
-  rejected: string[];
-  /** Why the sync failed; the catalogue is unchanged then. */
-  error: string | null;
-  /** The source's row was removed while the sync ran (SourceGone). */
-  gone?: boolean;
-  durationMs: number;
-}
-
-/** One remote source's sync figures (the seed's Syncer status), for the `syncer` component. */
-export interface SourceSyncStatus {
-  sourceId: string;
-  active: boolean;
-  /** The last successful sync (an unchanged hash counts: the source was checked). */
-  lastSyncAt: Date | null;
-  lastAttemptAt: Date | null;
-  /** The last failure's reason while failing; after a success, entries it rejected, else null. */
-  lastError: string | null;
-  consecutiveFailures: number;
-  durationMs: number | null;
-  nextSyncAt: Date | null;
-  appCount: number;
-}
 
 export class CatalogueSyncer {
   private readonly running = new Map<string, Promise<SyncOutcome>>();
@@ -83,6 +56,9 @@ export class CatalogueSyncer {
    * log line for the recovery; the stored count is the one the API reports).
    */
   private readonly failing = new Map<string, number>();
+  /** Fired to cut the syncs running short; replaced after an interrupt, kept fired after a stop. */
+  private cut = new AbortController();
+  private stopped = false;
 
   constructor(
     private readonly db: Db,
@@ -172,7 +148,30 @@ export class CatalogueSyncer {
     );
   }
 
-  /** Resolves once no sync is running (a stop, or a leader stepping down, waits for them). */
+  /**
+   * Cuts the syncs running short (`why`: a leader stepping down), and resolves once none runs;
+   * later syncs run as usual. Waiting for them instead held a stop for as long as a slow source
+   * took to answer a whole sync, which no timeout bounds (only each call).
+   */
+  interrupt(why: string): Promise<void> {
+    const cut = this.cut;
+    if (!this.stopped) this.cut = new AbortController();
+    cut.abort(new SyncCut(why));
+    return this.idle();
+  }
+
+  /** As `interrupt`, for good: a sync asked for from now on is cut short at once (the server is stopping). */
+  stop(why: string): Promise<void> {
+    this.stopped = true;
+    return this.interrupt(why);
+  }
+
+  /** The sources whose sync is running, for a stop that overran its time to name them. */
+  syncing(): string[] {
+    return [...this.running.keys()];
+  }
+
+  /** Resolves once no sync is running. */
   async idle(): Promise<void> {
     while (this.running.size > 0) await Promise.allSettled([...this.running.values()]);
   }
@@ -204,18 +203,19 @@ export class CatalogueSyncer {
    */
   private async sync(
     source: MarketSourceRow,
-    { again = false, reread = false }: { again?: boolean; reread?: boolean } = {},
+    { again = false, reread = false, signal = this.cut.signal }: SyncRound = {},
   ): Promise<SyncOutcome> {
     const started = performance.now();
     const attemptAt = this.now();
     const outcome = emptyOutcome(source.sourceId);
     try {
+      signal.throwIfAborted();
       const client = this.clientFor(source);
       if (!client) {
         outcome.error = 'nothing to sync from: no base URL, and BUNDLED_CATALOGUE_FILE is off';
         return outcome;
       }
-      const { hash } = await client.hash();
+      const { hash } = await client.hash(signal);
       if (hash === source.catalogHash) {
         // Only the source's status moves: no catalogue row is written.
         outcome.durationMs = elapsed(started);
@@ -230,12 +230,12 @@ export class CatalogueSyncer {
         if (!reread) {
           const now = await findMarketSource(this.sql, source.sourceId);
           if (!now) throw new SourceGone(source.sourceId);
-          return this.sync(now, { again, reread: true });
+          return this.sync(now, { again, reread: true, signal });
         }
       }
       outcome.read = true;
-      const index = await client.index();
-      const write = await this.plan(source, index, client, outcome);
+      const index = await client.index(signal);
+      const write = await this.plan(source, index, client, outcome, signal);
       outcome.durationMs = elapsed(started);
       // Asked before the index, the hash call's answer is never newer than what was read, but the
       // index may be older (keptHash). A hash only for a complete sync: with entries rejected, the
@@ -247,9 +247,13 @@ export class CatalogueSyncer {
       }
       const complete = outcome.rejected.length === 0;
       const status = this.successStatus(attemptAt, outcome, complete ? kept.hash : null, kept.lag);
+      // Nothing of a sync cut short is written; once the write began, it commits as one.
+      signal.throwIfAborted();
       // What it really changed, and the duration it stored, its own time included.
       Object.assign(outcome, await writeCatalogue(this.db, write, status, () => elapsed(started)));
     } catch (error) {
+      // Whatever failed after the cut (a call abandoned, a batch refused meanwhile) is the cut's.
+      if (signal.aborted) return this.cutShort(source, signal, started);
       if (error instanceof SourceGone) {
         return { ...emptyOutcome(source.sourceId), error: error.message, gone: true, durationMs: elapsed(started) };
       }
@@ -257,7 +261,7 @@ export class CatalogueSyncer {
       // bundled file; a syncMarketSource beside the leader's run): sync again from what it wrote.
       if (!again && isUniqueViolation(error)) {
         const fresh = await this.db.marketSource.findUnique({ where: { id: source.id } });
-        if (fresh) return this.sync(fresh, { again: true });
+        if (fresh) return this.sync(fresh, { again: true, signal });
       }
       outcome.error = describe(error);
       outcome.durationMs = elapsed(started);
@@ -288,6 +292,7 @@ export class CatalogueSyncer {
     index: SourceIndex,
     client: MarketSourceClient,
     outcome: SyncOutcome,
+    signal: AbortSignal,
   ): Promise<CatalogueWrite> {
     const storedRows = await findCatalogSummaries(this.sql, sourceId);
     const stored = new Map(storedRows.map((row) => [row.appId, row.summaryHash]));
@@ -309,7 +314,7 @@ export class CatalogueSyncer {
       const { name, version, raw } = summaries.get(id) as SourceIndex['apps'][number]; // `wanted` are listed apps
       return { name, version, fingerprint: fingerprints.get(id) ?? fingerprint(raw) };
     };
-    const readings = await readEntries(client, wanted, listed, this.settings.maxCatalogueBytes);
+    const readings = await readEntries(client, wanted, listed, { maxBytes: this.settings.maxCatalogueBytes, signal });
     const candidates = new Map<string, StoredUpsert>();
     // In the index's order, whatever order the answers came in.
     for (const id of wanted) {
@@ -366,6 +371,14 @@ export class CatalogueSyncer {
     });
   }
 
+  /** A sync cut short: not the source's failure, so nothing is recorded on it (its next sync is due as before). */
+  private cutShort(source: MarketSourceRow, signal: AbortSignal, started: number): SyncOutcome {
+    const why = signal.reason instanceof SyncCut ? signal.reason.message : 'the sync was cut short';
+    const error = `sync cut short: ${why}; nothing was written, and the next sync starts over`;
+    this.logger.info({ sourceId: source.sourceId, reason: why }, 'a market source sync was cut short');
+    return { ...emptyOutcome(source.sourceId), error, durationMs: elapsed(started) };
+  }
+
   /** A success after failures this process logged is worth a line: the warnings stop there. */
   private logRecovery(source: MarketSourceRow): void {
     const failuresBefore = this.failing.get(source.sourceId);
@@ -373,20 +386,4 @@ export class CatalogueSyncer {
     this.failing.delete(source.sourceId);
     this.logger.info({ sourceId: source.sourceId, failuresBefore }, 'a market source syncs again after failures');
   }
-}
-
-function emptyOutcome(sourceId: string): SyncOutcome {
-  return { sourceId, read: false, added: [], updated: [], removed: [], rejected: [], error: null, durationMs: 0 };
-}
-
-function describe(error: unknown): string {
-  if (error instanceof MarketSourceError || error instanceof SourceGone) return error.message;
-  // A database failure while writing: say so without the driver's whole text.
-  // Prisma's messages may start with a line break: keep the first line that says something.
-  const lines = String((error as Error)?.message ?? error).split('\n');
-  return `could not store the catalogue: ${lines.map((line) => line.trim()).find(Boolean) ?? 'unknown error'}`;
-}
-
-function elapsed(started: number): number {
-  return Math.round(performance.now() - started);
 }

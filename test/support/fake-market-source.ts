@@ -59,6 +59,8 @@ export interface MarketRequest {
   /** The Basic-authentication user name sent, if any. */
   user: string | null;
   status: number;
+  /** The client closed the connection before the answer was sent (a call it gave up). */
+  abandoned: boolean;
 }
 
 export interface FakeMarketSourceOptions {
@@ -360,8 +362,12 @@ export async function startFakeMarketSource(options: FakeMarketSourceOptions = {
       version: url.searchParams.get('version'),
       user: basicUser(req.headers.authorization),
       status: 0,
+      abandoned: false,
     };
     requests.push(record);
+    res.once('close', () => {
+      if (!res.writableFinished) record.abandoned = true;
+    });
     const send = (status: number, body: unknown) => {
       record.status = status;
       reply(res, status, body);

@@ -149,16 +149,20 @@ export class HttpMarketSource implements MarketSourceClient {
     return this.api;
   }
 
-  async hash(): Promise<SourceHash> {
-    return readHash(await this.call('hash', { method: 'GET', query: this.versionQuery() }));
+  async hash(signal?: AbortSignal): Promise<SourceHash> {
+    return readHash(await this.call('hash', { method: 'GET', query: this.versionQuery() }, signal));
   }
 
-  async index(): Promise<SourceIndex> {
-    return readInfo(await this.call('info', { method: 'GET', query: this.versionQuery() }));
+  async index(signal?: AbortSignal): Promise<SourceIndex> {
+    return readInfo(await this.call('info', { method: 'GET', query: this.versionQuery() }, signal));
   }
 
   /** In batches of MAX_DETAIL_BATCH ids, DETAIL_CONCURRENCY batches in flight at once. */
-  async detailsEach(appIds: readonly string[], each: (answer: SourceDetails) => void | Promise<void>): Promise<void> {
+  async detailsEach(
+    appIds: readonly string[],
+    each: (answer: SourceDetails) => void | Promise<void>,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const ids = [...new Set(appIds)];
     const batches: string[][] = [];
     for (let start = 0; start < ids.length; start += MAX_DETAIL_BATCH) {
@@ -170,7 +174,8 @@ export class HttpMarketSource implements MarketSourceClient {
       while (next < batches.length && !failed) {
         const batch = batches[next++] as string[];
         try {
-          const body = await this.call('details', { method: 'POST', json: { app_ids: batch, version: this.version } });
+          const json = { app_ids: batch, version: this.version };
+          const body = await this.call('details', { method: 'POST', json }, signal);
           await each(readDetails(body, batch));
         } catch (error) {
           // The sync fails with the first error: the batches not yet asked for are not.
@@ -187,15 +192,19 @@ export class HttpMarketSource implements MarketSourceClient {
   }
 
   /** The JSON body of a 200 answer, under v2 or (after a 404 there) v1; any other outcome throws. */
-  private async call(call: Exclude<Call, 'bundled catalogue'>, request: Request): Promise<unknown> {
+  private async call(
+    call: Exclude<Call, 'bundled catalogue'>,
+    request: Request,
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> {
     let api = this.api;
-    let outcome = await this.send(api, call, request);
+    let outcome = await this.send(api, call, request, signal);
     if (outcome.kind === 'answered' && outcome.status === 404) {
       // Under the other version: v1 for a source that speaks only v1; v2 again for one asked under
       // v1 since a passing 404 under v2 (a deploy), which would otherwise fail for good. Only an
       // answer there switches; concurrent calls may both find out, and come to the same conclusion.
       const other: ApiVersion = api === 'v2' ? 'v1' : 'v2';
-      const there = await this.send(other, call, request);
+      const there = await this.send(other, call, request, signal);
       if (there.kind !== 'answered' || there.status !== 404) {
         this.api = other;
         api = other;
@@ -210,13 +219,14 @@ export class HttpMarketSource implements MarketSourceClient {
     api: ApiVersion,
     call: Exclude<Call, 'bundled catalogue'>,
     request: Request,
+    signal: AbortSignal | undefined,
   ): Promise<OutboundOutcome> {
     for (let attempt = 1; ; attempt++) {
-      const outcome = await this.sendOnce(api, call, request);
+      const outcome = await this.sendOnce(api, call, request, signal);
       if (outcome.kind !== 'unreachable' || !RETRIED_PROBLEMS.has(outcome.problem)) return outcome;
       if (attempt >= MAX_CALL_ATTEMPTS) return { ...outcome, problem: `${outcome.problem}, ${attempt} attempts` };
       this.onRetry({ call, attempt, problem: outcome.problem });
-      await setTimeout(RETRY_DELAY_MS * 2 ** (attempt - 1));
+      await setTimeout(RETRY_DELAY_MS * 2 ** (attempt - 1), undefined, signal ? { signal } : {});
     }
   }
 
@@ -224,6 +234,7 @@ export class HttpMarketSource implements MarketSourceClient {
     api: ApiVersion,
     call: Exclude<Call, 'bundled catalogue'>,
     request: Request,
+    signal: AbortSignal | undefined,
   ): Promise<OutboundOutcome> {
     return fetchJson({
       url: `${this.root}/api/${api}/${PATHS[call]}${request.query ? `?${request.query}` : ''}`,
@@ -239,6 +250,7 @@ export class HttpMarketSource implements MarketSourceClient {
       // other's entries). The admin gives the new URL (bodyOf names the redirect).
       followRedirects: false,
       secrets: this.secrets,
+      ...(signal ? { signal } : {}),
     });
   }
 

@@ -77,12 +77,16 @@ export class MarketSourceError extends Error {
   }
 }
 
-/** The three reads of a sync. Every method throws MarketSourceError, and nothing else, on failure. */
+/**
+ * The three reads of a sync. Every method throws MarketSourceError, and nothing else, on failure;
+ * once `signal` fires (a stop cutting the sync short), the call in flight is abandoned and the
+ * method rejects with the signal's reason instead.
+ */
 export interface MarketSourceClient {
   /** What the client reads, for messages (the base URL without credentials, or `bundled catalogue`). */
   readonly describe: string;
-  hash(): Promise<SourceHash>;
-  index(): Promise<SourceIndex>;
+  hash(signal?: AbortSignal): Promise<SourceHash>;
+  index(signal?: AbortSignal): Promise<SourceIndex>;
   /**
    * The full entries of `appIds`, handed to `each` one answer (batch) at a time as it arrives, in
    * no particular order; resolves once every batch was handed over. Batches of MAX_DETAIL_BATCH
@@ -93,7 +97,11 @@ export interface MarketSourceClient {
    * steps, with turns of the event loop between): the batch's call asks for its next batch once it
    * resolves.
    */
-  detailsEach(appIds: readonly string[], each: (answer: SourceDetails) => void | Promise<void>): Promise<void>;
+  detailsEach(
+    appIds: readonly string[],
+    each: (answer: SourceDetails) => void | Promise<void>,
+    signal?: AbortSignal,
+  ): Promise<void>;
 }
 
 /** Every answer of `detailsEach` together, in the order the ids were asked. */
