@@ -213,6 +213,16 @@ describe.each(databases)('stopping and resuming apps on %s (simulated app servic
     expect(refused.__typename === 'ConflictError' && refused.message).toContain(pending.taskId);
   });
 
+  test('stopping an app during its first install is a CONFLICT naming the install, not a refusal as not installed', async () => {
+    await seed.catalogApp({ name: 'docmost', versions: ['0.8.1'] });
+    const app = await seed.user('alice').app({ appName: 'docmost', state: 'installing', version: '0.8.1' });
+    const installing = await app.task({ status: 'RUNNING', type: 'INSTALL' });
+
+    const refused = await stop('docmost');
+    expect(refused).toMatchObject({ __typename: 'ConflictError', code: 'CONFLICT' });
+    expect(refused.__typename === 'ConflictError' && refused.message).toContain(installing.taskId);
+  });
+
   test('two stops of one app at once: one task, the other request a CONFLICT', async () => {
     await seed.catalogApp({ name: 'wallabag', versions: ['2.6.10'] });
     await seed.user('alice').app({ appName: 'wallabag', state: 'running', version: '2.6.10' });

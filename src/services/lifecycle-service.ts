@@ -52,7 +52,11 @@ export class LifecycleService {
     const existing = await this.submission.replay(viewer, input.idempotencyKey, type, key, digest);
     if (existing) return existing;
     const rule = RULES[type];
-    const row = await this.submission.installedRow(key, rule.verb);
+    const row = await this.submission.installedRow(key, rule.verb).catch(async (notInstalled: unknown) => {
+      // A first install in progress has no installed version yet: a CONFLICT naming it, as below.
+      await this.submission.assertNoActiveTask(key);
+      throw notInstalled;
+    });
     // Another operation in progress is a CONFLICT (as for install), not a wrong stage: its stage
     // is only where that operation stands.
     await this.submission.assertNoActiveTask(key);
