@@ -31,11 +31,6 @@ export const MAX_APP_NAME_LENGTH = 128;
 
 /** An app name: letters, digits, `.`, `_` and `-`, starting with a letter or digit, and no longer than the bound. */
 export const APP_NAME = new RegExp(`^[A-Za-z0-9][A-Za-z0-9._-]{0,${MAX_APP_NAME_LENGTH - 1}}$`);
-/**
- * APP_NAME's characters alone, for an input whose length its own checks refuse: APP_NAME there
- * added a second, false refusal to "must be at most 128 characters" (and to "must not be empty").
- */
-export const APP_NAME_CHARACTERS = /^(?:[A-Za-z0-9][A-Za-z0-9._-]*)?$/;
 /** The refusal of a name APP_NAME does not match, after the name of the field that held it. */
 export const APP_NAME_RULE = 'must start with a letter or digit and may contain letters, digits, ".", "_" and "-"';
 

@@ -15,6 +15,17 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown, field
   throw new ValidationError(`Invalid input: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
 }
 
+/** A length refusal that stops there: a rule chained after it (a pattern) would add a false second issue. */
+export const lengthAlone = (error: string) => ({ error, abort: true });
+
+/** A trimmed text of 1 to `max` characters. */
+export const trimmed = (label: string, max: number) =>
+  z
+    .string()
+    .trim()
+    .min(1, lengthAlone(`${label} must not be empty`))
+    .max(max, lengthAlone(`${label} must be at most ${max} characters`));
+
 /**
  * What a one-line text shown to other people may not hold:
  * - control characters and the line and paragraph separators U+2028 and U+2029: a newline split

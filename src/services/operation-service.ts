@@ -7,7 +7,7 @@ import type { CatalogAppRow, TaskRow } from '../db/models.js';
 import { type AppKey, catalogueNameOf, MAX_APP_NAME_LENGTH } from '../domain/app-key.js';
 import { InvalidStateError, NotFoundError, UpstreamError, ValidationError } from '../domain/errors.js';
 import { cloneName, imagesOfEntry, readMetadata } from '../domain/operations.js';
-import { parseInput, shownText } from '../domain/parse-input.js';
+import { parseInput, shownText, trimmed } from '../domain/parse-input.js';
 import { derivePaymentStatus } from '../domain/payment-status.js';
 import { isAcceptance } from '../domain/task-result.js';
 import { MAX_TASK_ID_LENGTH } from '../domain/tasks.js';
@@ -25,7 +25,6 @@ import {
   requestDigest,
   type TaskRunner,
   TaskSubmission,
-  trimmed,
 } from './task-submission.js';
 
 const installInput = z.object({ ...common, version: trimmed('version', 64), envs });

@@ -13,7 +13,7 @@ import {
 } from '../db/hot-path-sql.js';
 import type { AppRow, TaskRow } from '../db/models.js';
 import {
-  APP_NAME_CHARACTERS,
+  APP_NAME,
   APP_NAME_RULE,
   type AppKey,
   appKeyString,
@@ -24,24 +24,22 @@ import { isCancelFailure, isFailedFirstInstall } from '../domain/app-stage.js';
 import { compareVersions } from '../domain/catalogue-version.js';
 import { ConflictError, InvalidStateError, ValidationError } from '../domain/errors.js';
 import { type OperationType, RESERVED_ENV_NAMES, type TaskMetadata } from '../domain/operations.js';
+import { lengthAlone, trimmed } from '../domain/parse-input.js';
 import { newTaskId, type TaskType } from '../domain/tasks.js';
 import { byText } from '../domain/text-order.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import { assertWithinActiveLimit } from './active-task-limit.js';
 import type { HistoryEntry, HistoryService } from './history-service.js';
 
-export const trimmed = (label: string, max: number) =>
-  z.string().trim().min(1, `${label} must not be empty`).max(max, `${label} must be at most ${max} characters`);
-
 /** The fields every operation's input has. */
 export const commonOperationFields = {
   sourceId: trimmed('sourceId', MAX_SOURCE_ID_LENGTH),
-  appName: trimmed('appName', MAX_APP_NAME_LENGTH).regex(APP_NAME_CHARACTERS, `appName ${APP_NAME_RULE}`),
+  appName: trimmed('appName', MAX_APP_NAME_LENGTH).regex(APP_NAME, `appName ${APP_NAME_RULE}`),
   idempotencyKey: trimmed('idempotencyKey', 128).nullish(),
 };
 
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/; // after envNameLength, which stops there (one issue, the true one)
-const envNameLength = { error: 'env names must be at most 128 characters', abort: true };
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/; // after envNameLength, which stops there
+const envNameLength = lengthAlone('env names must be at most 128 characters');
 const RESERVED_ENV_MESSAGE = `${[...RESERVED_ENV_NAMES].join(', ')} is set by the server (a paid app's credential)`;
 
 /** Orders a list keyed by unique names: the app service takes envs (and a clone's entrances) as a set by name. */
