@@ -16,16 +16,31 @@ export function longerThan(text: string, max: number): boolean {
 }
 
 /**
- * `text` cut to at most `max` UTF-16 units (the bound of a stored column or message), never between
- * the two halves of a surrogate pair (an emoji): a lone half is not text. Prisma's JSON protocol
- * refuses it ("unexpected end of hex escape"), PostgreSQL too, and a raw driver stored U+FFFD.
+ * `text` cut to at most `max` UTF-16 units (the bound of a stored column or message), at the end of
+ * a user-perceived character (a grapheme cluster: Intl.Segmenter): never between the two halves of
+ * a surrogate pair (a lone half is not text; Prisma's JSON protocol refuses it, "unexpected end of
+ * hex escape", PostgreSQL too, and a raw driver stored U+FFFD), nor inside a family emoji (its
+ * people joined by U+200D), a flag (two regional indicators: half of 🇩🇪 is a lone 🇩), a skin
+ * tone or a base letter's accents (a title ending in "e" where the source wrote "é" as e + U+0301).
+ * Only a cluster longer than `max` alone (hundreds of stacked marks) is cut by code point instead.
  * Every cut of text that is stored or shown goes through here.
  */
 export function clipUnits(text: string, max: number): string {
   if (text.length <= max) return text;
+  // Whether `max` is a boundary depends on the code point after it (two units at most) and on what
+  // comes before, never on anything later: segmenting this prefix finds the same boundaries.
+  let cut = 0;
+  for (const { index, segment } of GRAPHEMES.segment(text.slice(0, max + 2))) {
+    if (index + segment.length > max) break;
+    cut = index + segment.length;
+  }
+  if (cut > 0) return text.slice(0, cut);
   const last = text.charCodeAt(max - 1);
   return text.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max);
 }
+
+/** Created once: building a segmenter costs far more than segmenting a short text. */
+const GRAPHEMES = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
 
 /**
  * Text a message quotes back (a client's value, a name from an upload): its first `max` UTF-16
