@@ -11,7 +11,7 @@ import {
   startFakeChartRepo,
 } from './support/fake-chart-repo.js';
 import { startGateway } from './support/gateway.js';
-import { AppsQuery, CancelTaskMutation, InstallAppMutation } from './support/operations.js';
+import { AppsQuery, CancelTaskMutation, CloneAppMutation, InstallAppMutation } from './support/operations.js';
 import { CHURN_APPS } from './support/rows.js';
 import { startSeededServer } from './support/seed.js';
 import { AUTH_ENV, dataOf, execute, startTestServer, type TestServer, TOKENS } from './support/server.js';
@@ -326,6 +326,23 @@ describe.skipIf(!chromiumAvailable())('the live dashboard in a real browser', ()
         { timeout: 20_000 },
       )
       .toBe(true);
+    await page.close();
+  });
+
+  test('the search box finds a clone by the title it was given, which its row shows', async () => {
+    await installAndWait('excalidraw', '0.17.6', 'RUNNING');
+    const input = { sourceId: 'market.olares', appName: 'excalidraw', title: 'Team whiteboard' };
+    const clone = dataOf(await execute(server, CloneAppMutation, { input })).cloneApp;
+    if (clone.__typename !== 'CloneAppSuccess') throw new Error(`clone refused: ${clone.__typename}`);
+    const key = `admin/market.olares/${clone.task.appName}`;
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${server.url}/dashboard?q=${encodeURIComponent('team WHITEBOARD')}`);
+    await expect.poll(() => page.locator('#connection').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
+    const shown = () =>
+      page.locator('tr[data-app]').evaluateAll((rows) => rows.map((row) => row.getAttribute('data-app')));
+    // Shown once the clone reports its entrance (live, no reload), and only it: not its original.
+    await expect.poll(shown, { timeout: 20_000 }).toEqual([key]);
+    expect(await page.locator(`tr[data-app="${key}"]`).innerText()).toContain('Team whiteboard');
     await page.close();
   });
 

@@ -184,7 +184,10 @@ export function showsApp(app) {
   if (filters.source && app.sourceId !== filters.source) return false;
   if (filters.stage && app.stage !== filters.stage) return false;
   const q = filters.q.toLowerCase();
-  return !q || contains([app.appName, app.userId, app.sourceId, app.reason, app.state], q);
+  // The titles its row shows too: a clone is known by the title it was given ("Family photos"),
+  // which only its entrances carry (its appName is the original's name and six hex digits).
+  const titles = (app.entrances ?? []).filter((e) => !e.invisible).map((e) => e.title);
+  return !q || contains([app.appName, app.userId, app.sourceId, app.reason, app.state, ...titles], q);
 }
 
 /**
