@@ -729,6 +729,45 @@ describe.each(databases)('production switches (%s)', (kind) => {
   });
 });
 
+describe('a manifest without the dashboard pages documents', () => {
+  const warning = (server: TestServer) =>
+    server.logs.find((line) => line.includes("the dashboard pages' 13 operations"));
+
+  test('is named at start, with what is missing; the full manifest starts without it', async () => {
+    // A frontend's manifest: codegen run over its own code, not over src/dashboard.
+    const frontends = Object.fromEntries(
+      Object.entries(manifest).filter(
+        ([, document]) => !/(query|mutation|subscription) (Dashboard|AppFlow)/.test(document),
+      ),
+    );
+    const partial = path.join(scratch, 'frontends-only.json');
+    writeFileSync(partial, JSON.stringify(frontends));
+    const alone = await startTestServer('sqlite', { env: { ...AUTH_ENV, PERSISTED_DOCUMENTS: partial } });
+    const full = await startTestServer('sqlite', { env: { ...AUTH_ENV, PERSISTED_DOCUMENTS: MANIFEST } });
+    try {
+      const line = JSON.parse(warning(alone) ?? '{}') as { level?: number; msg?: string; missing?: string[] };
+      expect(line.level).toBe(40);
+      expect(line.msg).toContain('lacks 13 of');
+      expect(line.msg).toContain('codegen.yml');
+      expect(line.missing).toEqual(expect.arrayContaining(['DashboardSnapshot', 'DashboardViewer', 'AppFlow']));
+      expect(line.missing).toHaveLength(13);
+      // What the warning foretells: the page's first request is refused.
+      const page = await fetch(`${alone.url}/dashboard/documents.js`).then((response) => response.text());
+      const viewer = /`(query DashboardViewer[^`]*)`/.exec(page)?.[1] ?? '';
+      const refused = await fetch(alone.graphqlUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.ops}` },
+        body: JSON.stringify({ query: viewer }),
+      }).then((response) => response.json());
+      expect(refused.errors[0].extensions.code).toBe('PERSISTED_DOCUMENT_REQUIRED');
+      expect(warning(full)).toBeUndefined();
+    } finally {
+      await alone.stop();
+      await full.stop();
+    }
+  });
+});
+
 describe('a bad PERSISTED_DOCUMENTS manifest stops start-up', () => {
   const dir = scratch;
   const [viewerId, viewerText] = Object.entries(manifest)[0] as [string, string];

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { PersistedDocuments } from '../http/persisted-documents.js';
 import type { Config } from '../platform/config.js';
+import type { Logger } from '../platform/logger.js';
 import { retryAfterSeconds } from '../transports/read-progress.js';
 
 /**
@@ -39,6 +41,32 @@ const DASHBOARD: Record<string, { type: string; body: string }> = Object.fromEnt
     { type, body: readFileSync(new URL(`../dashboard/${file}`, import.meta.url), 'utf8') },
   ]),
 );
+
+/**
+ * The GraphQL documents the pages send: their scripts' template literals marked with a GraphQL
+ * comment, the ones codegen.yml plucks into the persisted-documents manifest.
+ */
+function pageDocuments(): string[] {
+  return Object.values(DASHBOARD)
+    .filter(({ type }) => type.startsWith('text/javascript'))
+    .flatMap(({ body }) => [...body.matchAll(/\/\* GraphQL \*\/ `([^`]*)`/g)].map((match) => match[1] as string));
+}
+
+/**
+ * Under PERSISTED_DOCUMENTS the pages' documents run only if the manifest holds them. A manifest
+ * made from the frontends' code alone refuses every one of them, and the operator only saw pages
+ * that never loaded, each request refused PERSISTED_DOCUMENT_REQUIRED: said once at start, naming
+ * what is missing and how to add it (not refused: a deployment may leave the pages unused).
+ */
+export function warnOfUnpersistedPages(manifest: PersistedDocuments, logger: Logger): void {
+  const missing = pageDocuments().filter((text) => !manifest.runsText(text));
+  if (!missing.length) return;
+  const names = missing.map((text) => /^\s*(?:query|mutation|subscription)\s+(\w+)/.exec(text)?.[1] ?? '(unnamed)');
+  logger.warn(
+    { missing: names },
+    `PERSISTED_DOCUMENTS: the manifest lacks ${missing.length} of the dashboard pages' ${pageDocuments().length} operations, so /dashboard and its app pages will not load; generate the manifest with the pages' documents too (codegen.yml's src/dashboard/*.js)`,
+  );
+}
 
 /**
  * Everything the dashboard needs comes from this server; nothing else may load. No page may frame

@@ -30,7 +30,7 @@ import { useInputBounds } from '../http/input-bounds.js';
 import { mediaTypeOf } from '../http/media-type.js';
 import { useOncePerOperation } from '../http/once-per-operation.js';
 import { type UserPlaces, useOperationsInFlightLimit } from '../http/operations-in-flight.js';
-import { productionSwitches } from '../http/production-switches.js';
+import { persistedDocumentsOf, productionSwitches } from '../http/production-switches.js';
 import { useQueryCost } from '../http/query-cost.js';
 import { useMutationRateLimit } from '../http/rate-limit.js';
 import { useReadYourWrites } from '../http/read-your-writes.js';
@@ -43,6 +43,7 @@ import type { Context, ResolverServices } from '../schema/builder.js';
 import { schema } from '../schema/index.js';
 import { createLoaders } from '../services/loaders.js';
 import { type GraphQLRequest, type OperationPipeline, PIPELINE_REQUEST } from '../transports/graphql-operation.js';
+import { warnOfUnpersistedPages } from './dashboard-assets.js';
 import { GRAPHIQL_EXAMPLES } from './graphiql-examples.js';
 import type { AppMetrics } from './metrics.js';
 import { loggedOperationName, type TrackedRequest } from './request-log.js';
@@ -87,6 +88,8 @@ export function createGraphQL({
 }: GraphQLDeps): GraphQLServer {
   const counting = metrics?.plugins();
   const graphiql = graphiqlDelivery(renderGraphiQL);
+  const manifest = persistedDocumentsOf(config);
+  if (manifest) warnOfUnpersistedPages(manifest, logger);
   return createYoga<ServerContext, Context>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -118,7 +121,7 @@ export function createGraphQL({
       // Around the rest (AppMetrics.plugins): no parse hook, so the switches below still act first.
       ...(counting ? [counting.first] : []),
       // First, so that a refused document is never parsed.
-      ...productionSwitches(config),
+      ...productionSwitches(config, manifest),
       // Before useMissedEventsExecution, whose plain execute must win for a cohort's catch-up.
       useCompiledExecution(),
       useMissedEventsExecution,

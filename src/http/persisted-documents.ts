@@ -134,6 +134,11 @@ export class PersistedDocuments {
     return new PersistedDocuments(manifest as Record<string, string>, path);
   }
 
+  /** Whether a document sent as this text runs (the way the dashboard's pages send theirs). */
+  runsText(text: string): boolean {
+    return this.byText.has(collapseWhitespace(text));
+  }
+
   /**
    * The manifest document a parse source stands for (a placeholder's id, or a manifest text);
    * throws the GraphQL error to answer with when there is none.

@@ -34,16 +34,20 @@ export const useHiddenSuggestions: Plugin = {
 };
 
 /**
+ * The manifest of PERSISTED_DOCUMENTS, or null when it is not set. Read while the server is built,
+ * so a missing or invalid one stops it from being built.
+ */
+export function persistedDocumentsOf(config: Config): PersistedDocuments | null {
+  return config.persistedDocuments ? PersistedDocuments.load(config.persistedDocuments) : null;
+}
+
+/**
  * The Yoga plugins of the production switches, for the settings that are on: PERSISTED_DOCUMENTS
- * (the manifest is read here, so a missing or invalid one stops the server from being built; its
- * plugin is there without one too, to refuse ids with PERSISTED_QUERY_NOT_SUPPORTED),
+ * (`manifest`; its plugin is there without one too, to refuse ids with PERSISTED_QUERY_NOT_SUPPORTED),
  * INTROSPECTION off (with suggestions hidden). GRAPHIQL is Yoga's own `graphiql` option; the
  * mutation rate limit acts after the input bounds and the query cost (src/app/graphql.ts). Every one of them hooks the envelop pipeline (parse, validate, execute), which
  * HTTP, graphql-ws and SSE all run.
  */
-export function productionSwitches(config: Config): Plugin[] {
-  return [
-    usePersistedDocuments(config.persistedDocuments ? PersistedDocuments.load(config.persistedDocuments) : null),
-    ...(config.introspection ? [] : [useNoIntrospection, useHiddenSuggestions]),
-  ];
+export function productionSwitches(config: Config, manifest: PersistedDocuments | null): Plugin[] {
+  return [usePersistedDocuments(manifest), ...(config.introspection ? [] : [useNoIntrospection, useHiddenSuggestions])];
 }
