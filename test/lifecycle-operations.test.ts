@@ -223,6 +223,28 @@ describe.each(databases)('stopping and resuming apps on %s (simulated app servic
     expect(refused.__typename === 'ConflictError' && refused.message).toContain(installing.taskId);
   });
 
+  test('uninstalling an app during its first install is a CONFLICT naming the install, as stopping it is', async () => {
+    await seed.catalogApp({ name: 'outline', versions: ['0.81.1'] });
+    const app = await seed.user('alice').app({ appName: 'outline', state: 'installing', version: '0.81.1' });
+    const installing = await app.task({ status: 'RUNNING', type: 'INSTALL' });
+    const uninstall = async (version?: string) =>
+      dataOf(
+        await execute(
+          server,
+          UninstallAppMutation,
+          { input: { sourceId: SOURCE, appName: 'outline', ...(version ? { version } : {}) } },
+          { token: TOKENS.alice },
+        ),
+      ).uninstallApp;
+
+    // With or without the version being installed: the install has none yet, and it is what is in the way.
+    for (const refused of [await uninstall(), await uninstall('0.81.1')]) {
+      expect(refused).toMatchObject({ __typename: 'ConflictError', code: 'CONFLICT' });
+      expect(refused.__typename === 'ConflictError' && refused.message).toContain(installing.taskId);
+    }
+    expect(await taskOf(installing.taskId)).toMatchObject({ type: 'INSTALL', status: 'RUNNING' });
+  });
+
   test('two stops of one app at once: one task, the other request a CONFLICT', async () => {
     await seed.catalogApp({ name: 'wallabag', versions: ['2.6.10'] });
     await seed.user('alice').app({ appName: 'wallabag', state: 'running', version: '2.6.10' });

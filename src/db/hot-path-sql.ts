@@ -61,7 +61,7 @@ export interface NewTask extends AppKey {
   version: string | null;
   metadata: unknown;
   idempotencyKey: string | null;
-  /** What the idempotencyKey is bound to (task-submission.ts, requestDigest); none when omitted. */
+  /** What the idempotencyKey is bound to (services/request-digest.ts); none when omitted. */
   requestDigest?: string | null;
   /** `appKeyString` of the task's app: the one-active-task-per-app slot it takes. */
   activeKey: string;

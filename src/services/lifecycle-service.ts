@@ -7,7 +7,8 @@ import { InvalidStateError } from '../domain/errors.js';
 import { parseInput } from '../domain/parse-input.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import type { HistoryService } from './history-service.js';
-import { commonOperationFields, requestDigest, type TaskRunner, TaskSubmission } from './task-submission.js';
+import { requestDigest } from './request-digest.js';
+import { commonOperationFields, type TaskRunner, TaskSubmission } from './task-submission.js';
 
 const lifecycleInput = z.object(commonOperationFields);
 
@@ -52,11 +53,9 @@ export class LifecycleService {
     const existing = await this.submission.replay(viewer, input.idempotencyKey, type, key, digest);
     if (existing) return existing;
     const rule = RULES[type];
-    const row = await this.submission.installedRow(key, rule.verb).catch(async (notInstalled: unknown) => {
-      // A first install in progress has no installed version yet: a CONFLICT naming it, as below.
-      await this.submission.assertNoActiveTask(key);
-      throw notInstalled;
-    });
+    const row = await this.submission
+      .installedRow(key, rule.verb)
+      .catch((refusal: unknown) => this.submission.conflictOr(key, refusal));
     // Another operation in progress is a CONFLICT (as for install), not a wrong stage: its stage
     // is only where that operation stands.
     await this.submission.assertNoActiveTask(key);

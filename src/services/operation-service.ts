@@ -18,11 +18,11 @@ import { assertEntrancesOf } from './clone-entrances.js';
 import type { HistoryService } from './history-service.js';
 import { LifecycleService } from './lifecycle-service.js';
 import { purchaseOfApp } from './payment-service.js';
+import { requestDigest } from './request-digest.js';
 import {
   byName,
   commonOperationFields as common,
   operationEnvs as envs,
-  requestDigest,
   type TaskRunner,
   TaskSubmission,
 } from './task-submission.js';
@@ -164,7 +164,7 @@ export class OperationService {
     const existing = await this.submission.replay(viewer, input.idempotencyKey, 'UNINSTALL', key, digest);
     if (existing) return existing;
     const admits = (db: SqlRunner) => this.submission.uninstallableRow(key, input.version, db);
-    const row = await admits(this.sql);
+    const row = await admits(this.sql).catch((refusal: unknown) => this.submission.conflictOr(key, refusal));
     return this.submission.create({
       type: 'UNINSTALL',
       key,

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { Viewer } from '../auth/viewer.js';
 import type { Db } from '../db/client.js';
@@ -133,11 +132,7 @@ function actionType(type: OperationType): HistoryEntry['type'] {
   return `ACTION_${type}`;
 }
 
-/**
- * How every operation becomes a task: an idempotent request is replayed, an accepted one is
- * persisted as PENDING (with the app's state row and a history record, in one transaction) before
- * the task engine is told, and a second active task for the same app is a CONFLICT.
- */
+/** INVALID_STATE for an operation on an app with no installed version. */
 function notInstalled(key: AppKey, operation: string, row: AppRow | null): InvalidStateError {
   // Listed (stage FAILED): "not installed" alone read as if the app were not there at all.
   const failed = row && isFailedFirstInstall(row.state) ? row.state : null;
@@ -147,33 +142,11 @@ function notInstalled(key: AppKey, operation: string, row: AppRow | null): Inval
   return new InvalidStateError(`${what}, so it cannot ${operation}: install it again`);
 }
 
-/** JSON with object keys sorted and null or absent fields left out: one text for one request, however it was sent. */
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (typeof value !== 'object' || value === null) return JSON.stringify(value);
-  const fields = Object.entries(value)
-    .filter(([, field]) => field !== null && field !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : 1));
-  return `{${fields.map(([name, field]) => `${JSON.stringify(name)}:${canonicalJson(field)}`).join(',')}}`;
-}
-
 /**
- * What an idempotencyKey is bound to: the SHA-256 of the whole validated request (its type and
- * every input field but the key), stored on the task. `input` is the parsed input, the request as
- * the operation uses it (defaults applied, envs and entrances ordered by name): a retry that
- * spells out a default or lists the envs in another order is the same request, not another one. The task's own columns cannot tell two
- * requests apart (envs, uninstall options and a clone's entrances are in its metadata, secrets
- * redacted), and a key reused with another version or envs answered the original task as a
- * success: the client believed its second request was the one running. Null without a key.
+ * How every operation becomes a task: an idempotent request is replayed, an accepted one is
+ * persisted as PENDING (with the app's state row and a history record, in one transaction) before
+ * the task engine is told, and a second active task for the same app is a CONFLICT.
  */
-export function requestDigest(type: TaskType, input: { idempotencyKey?: string | null | undefined }): string | null {
-  const { idempotencyKey, ...request } = input;
-  if (!idempotencyKey) return null;
-  return createHash('sha256')
-    .update(canonicalJson({ type, ...request }))
-    .digest('hex');
-}
-
 export class TaskSubmission {
   /** The reads every submission makes, on the driver (db/driver-sql.ts). */
   private readonly sql: DriverSql;
@@ -295,6 +268,16 @@ export class TaskSubmission {
   async assertNoActiveTask(key: AppKey): Promise<void> {
     const [active] = await findActiveTasks(this.sql, [appKeyString(key)]);
     if (active) throw this.conflict(key, active);
+  }
+
+  /**
+   * For a request its app's row refused (not installed): a CONFLICT naming the app's active task
+   * if it has one, else `refusal`. A first install in progress has no installed version yet, and
+   * another operation in progress is a CONFLICT (README), not a refusal as not installed.
+   */
+  async conflictOr(key: AppKey, refusal: unknown): Promise<never> {
+    await this.assertNoActiveTask(key);
+    throw refusal;
   }
 
   async create(request: TaskRequest): Promise<TaskRow> {
