@@ -116,6 +116,13 @@ describe('SecretRedactor.text by value', () => {
     expect(small.remembered).toBe(2);
     expect(small.text('first-secret-value third-secret-value')).toBe(`first-secret-value ${REDACTED}`);
   });
+
+  test('a kept secret (the configuration: a proxy password) is never forgotten, however many come after it', () => {
+    const small = new SecretRedactor({ maxRemembered: 2 });
+    small.keep('proxy-password-value');
+    small.remember('first-secret-value', 'second-secret-value', 'third-secret-value');
+    expect(small.text('proxy-password-value first-secret-value')).toBe(`${REDACTED} first-secret-value`);
+  });
 });
 
 describe('SecretRedactor.text by shape', () => {

@@ -1,4 +1,5 @@
 import { Agent, type Dispatcher, EnvHttpProxyAgent } from 'undici';
+import { keepSecret } from './redact.js';
 
 /**
  * The connection pool of an outbound HTTP client (outbound-http.ts: market sources, developer
@@ -21,9 +22,13 @@ import { Agent, type Dispatcher, EnvHttpProxyAgent } from 'undici';
  * reach is the proxy's policy (this server puts no bound on addresses of its own; private ones are
  * allowed on purpose), and a loopback or in-cluster target must be listed in NO_PROXY to be
  * reached directly.
+ *
+ * A proxy URL's credentials (`http://user:password@proxy:3128`) are secrets the redactor knows
+ * from then on (rememberProxyCredentials).
  */
 export function outboundAgent(options: Agent.Options = {}): Dispatcher {
   if (!PROXY_VARIABLES.some((name) => process.env[name])) return new Agent(options);
+  rememberProxyCredentials();
   // A proxy's pool has undici's own connect step (to the proxy, then CONNECT), not `connect`'s:
   // its timeout is given to the connection to the proxy and to the TLS handshake through it.
   const timeout = typeof options.connect === 'object' ? options.connect?.timeout : undefined;
@@ -33,3 +38,29 @@ export function outboundAgent(options: Agent.Options = {}): Dispatcher {
 
 /** The variables that make a call go through a proxy (NO_PROXY alone changes nothing). */
 const PROXY_VARIABLES = ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY'];
+
+/**
+ * Puts the credentials in the proxy variables on the process's list of secrets redacted from what
+ * comes back from outside (platform/redact.ts), for good: they are sent with every call through
+ * the proxy, but remembered only here. A proxy refusing a call may quote what it was given
+ * in its answer, which a sync's or a delivery's lastError and the log show. The password, the
+ * `user:password` undici sends and that as the Proxy-Authorization carries it (base64), decoded as
+ * undici decodes them.
+ */
+function rememberProxyCredentials(): void {
+  for (const name of PROXY_VARIABLES) {
+    const url = URL.parse(process.env[name] ?? '');
+    if (!url || (!url.username && !url.password)) continue;
+    const userinfo = `${decoded(url.username)}:${decoded(url.password)}`;
+    keepSecret(decoded(url.password), url.password, userinfo, Buffer.from(userinfo).toString('base64'));
+  }
+}
+
+/** A URL's percent-encoded part as text; as written when it does not decode. */
+function decoded(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}

@@ -7,8 +7,9 @@
  *
  * - **Known values**: the exact secrets a request carried, and every secret this process sent
  *   upstream lately (`rememberSecret`), so a state event that arrives minutes later quoting the
- *   credential is cleaned too. Any piece of one that is long enough to matter is redacted as well,
- *   because an upstream may cut a quoted body short (src/platform/known-secrets.ts).
+ *   credential is cleaned too, and for good the configuration's own (`keepSecret`: the proxy's).
+ *   Any piece of one that is long enough to matter is redacted as well, because an upstream may
+ *   cut a quoted body short (src/platform/known-secrets.ts).
  * - **Shapes**, for secrets whose value we never knew: JWT/JWS (`eyJ….….…`), `Bearer …`, and a
  *   value next to a secret-like name (`"token":"…"`, `password=…`, an env entry
  *   `{"envName":"VERIFIABLE_CREDENTIAL","value":"…"}` in JSON or Go's `%+v`).
@@ -231,6 +232,8 @@ function redactShapes(text: string): string {
 /** Redacts known secret values and secret-shaped text; `remember` adds values to know. */
 export class SecretRedactor {
   private readonly known: KnownValues;
+  /** Secrets of the configuration (`keep`): a few, never forgotten however many others come after. */
+  private readonly kept = new KnownValues(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
 
   constructor(options: { maxRemembered?: number; maxRememberedChars?: number } = {}) {
     this.known = new KnownValues(
@@ -242,6 +245,11 @@ export class SecretRedactor {
   /** Values too short to match safely are ignored (see MIN_KNOWN_LENGTH). */
   remember(...values: (string | null | undefined)[]): void {
     for (const value of values) if (value) this.known.add(value);
+  }
+
+  /** Like `remember`, for values known from start to end (the configuration's): never forgotten. */
+  keep(...values: (string | null | undefined)[]): void {
+    for (const value of values) if (value) this.kept.add(value);
   }
 
   get remembered(): number {
@@ -256,7 +264,7 @@ export class SecretRedactor {
   /** `text` without known secrets (remembered, and the request's own `secrets`) or secret-shaped parts. */
   text(text: string, secrets: readonly (string | null | undefined)[] = []): string {
     if (text === '') return text;
-    let ranges = this.known.ranges(text);
+    let ranges = this.known.ranges(text).concat(this.kept.ranges(text));
     const extra = secrets.filter((secret): secret is string => !!secret && secret.length >= MIN_KNOWN_LENGTH);
     if (extra.length) {
       const local = new KnownValues(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
@@ -304,6 +312,11 @@ const upstream = new SecretRedactor();
 /** Remembers secrets this process sends upstream (credentials, secret envs, tokens), for later redaction. */
 export function rememberSecret(...values: (string | null | undefined)[]): void {
   upstream.remember(...values);
+}
+
+/** Remembers secrets of the configuration for good: the bound on remembered ones never drops them. */
+export function keepSecret(...values: (string | null | undefined)[]): void {
+  upstream.keep(...values);
 }
 
 /** Upstream text without secrets: the remembered ones, `secrets` (the request's own) and secret shapes. */
