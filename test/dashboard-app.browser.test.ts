@@ -204,6 +204,34 @@ describe.skipIf(!chromiumAvailable())('the app processing-flow page in a real br
     }
   });
 
+  test('a sync that succeeded but rejected an entry is told as that, not as a failed sync', async () => {
+    // photos is no entry (its version a number): the sync stores notes and says what it rejected.
+    const source = await startFakeMarketSource({ entries: [fakeEntry('notes'), fakeEntry('photos', { version: 7 })] });
+    const synced = await startTestServer('sqlite', {
+      env: { DEMO_DATA: '0', MARKET_SOURCE_URL: source.url, SYNC_INTERVAL_MS: '3600000' },
+    });
+    try {
+      const page = await browser.newPage();
+      await page.goto(flowUrl(synced, 'notes'));
+      await expect.poll(() => statusOf(page, 'syncer'), { timeout: 15_000 }).toBe('done');
+      const notes = await step(page, 'syncer').innerText();
+      expect(notes).toContain('The last sync succeeded, with a warning: 1 entries rejected; first: app ');
+      expect(notes).toMatch(/Last sync warning\s+1 entries rejected/);
+      expect(notes).not.toMatch(/sync failed|Last sync error/i);
+
+      // The rejected app is not in the catalogue, and the page says why it may not be.
+      await page.goto(flowUrl(synced, 'photos'));
+      await expect.poll(() => statusOf(page, 'syncer'), { timeout: 15_000 }).toBe('failed');
+      expect(await step(page, 'syncer').locator('.summary').innerText()).toBe('not in the catalogue');
+      expect(await step(page, 'syncer').locator('.reason').innerText()).toMatch(
+        /^The catalogue of market\.olares does not offer photos\. The last sync succeeded, with a warning: 1 entries rejected/,
+      );
+    } finally {
+      await synced.stop();
+      await source.close();
+    }
+  });
+
   test('an app the chart repo knows nothing of shows its catalogue entry and database row, and says so', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
     await page.goto(flowUrl(server, 'vaultwarden'));

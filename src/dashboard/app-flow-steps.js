@@ -96,20 +96,27 @@ function syncerStep({ source, catalogEntry, components, sourcesLoaded }, params)
     ['Next sync', { time: sync.nextSyncAt }],
     ['Catalogue apps', sync.appCount],
   );
-  if (sync.lastError) step.facts.push(['Last sync error', sync.lastError]);
+  // A sync that succeeded keeps on lastError what it rejected (`N entries rejected; first: …`) or
+  // that the index lags: only failures since the last success are a failed sync.
+  const failed = sync.lastError && sync.consecutiveFailures > 0 ? sync.lastError : null;
+  const warning = sync.lastError && !failed ? sync.lastError : null;
+  if (failed) step.facts.push(['Last sync error', failed]);
+  if (warning) step.facts.push(['Last sync warning', warning]);
   if (catalogEntry) {
-    if (sync.lastError) step.notes.push('The last sync failed; the last good catalogue is kept.');
+    if (failed) step.notes.push('The last sync failed; the last good catalogue is kept.');
+    if (warning) step.notes.push(`The last sync succeeded, with a warning: ${warning}`);
     return { ...step, status: 'done', summary: `version ${catalogEntry.version} in the catalogue` };
   }
-  if (sync.lastError)
-    return { ...step, status: 'failed', reason: `Sync failed: ${sync.lastError}`, summary: 'sync failed' };
+  if (failed) return { ...step, status: 'failed', reason: `Sync failed: ${failed}`, summary: 'sync failed' };
   if (!sync.lastSyncAt) {
     return { ...step, status: 'not-started', reason: 'The source has not been synced yet.', summary: 'never synced' };
   }
+  // An entry the sync rejected is not in the catalogue: the warning may say why.
+  const why = warning ? ` The last sync succeeded, with a warning: ${warning}` : '';
   return {
     ...step,
     status: 'failed',
-    reason: `The catalogue of ${params.source} does not offer ${params.app}.`,
+    reason: `The catalogue of ${params.source} does not offer ${params.app}.${why}`,
     summary: 'not in the catalogue',
   };
 }

@@ -29,7 +29,8 @@ const MarketSourceSyncRef = builder.objectRef<MarketSourceRow>('MarketSourceSync
     }),
     lastError: t.string({
       nullable: true,
-      description: 'Why the last attempt failed; null when it succeeded. The last good catalogue stays.',
+      description:
+        'Why the last attempt failed (consecutiveFailures is then above 0; the last good catalogue stays). After a successful one, what it warns of: the entries it rejected (`N entries rejected; first: …`) or an index that lags its hash; else null.',
       resolve: (source) => (source.syncError === null ? null : publicSyncError(source.syncError)),
     }),
     consecutiveFailures: t.exposeInt('syncFailures', { description: 'Failed attempts since the last success.' }),
