@@ -232,6 +232,48 @@ describe.skipIf(!chromiumAvailable())('the app processing-flow page in a real br
     }
   });
 
+  test('a catalogue title with a right-to-left override does not reverse the version after it, even past an isolate end of its own', async () => {
+    // Titles from a market source, third-party text: an unterminated U+202E, and one behind a
+    // stray U+2069 (POP DIRECTIONAL ISOLATE), which might end the isolate around the title early.
+    const titled = (name: string, title: string) =>
+      fakeEntry(name, { version: '1.2.3', title: { 'en-US': title }, i18n: { 'en-US': { metadata: { title } } } });
+    const source = await startFakeMarketSource({
+      entries: [titled('notes', 'Notes \u202e'), titled('photos', 'Photos \u2069\u202e')],
+    });
+    const synced = await startTestServer('sqlite', {
+      env: { DEMO_DATA: '0', MARKET_SOURCE_URL: source.url, SYNC_INTERVAL_MS: '3600000' },
+    });
+    try {
+      const page = await browser.newPage();
+      for (const app of ['notes', 'photos']) {
+        await page.goto(flowUrl(synced, app));
+        await expect.poll(() => statusOf(page, 'syncer'), { timeout: 15_000 }).toBe('done');
+        const fact = step(page, 'syncer').locator('dt:text-is("In catalogue") + dd');
+        expect(await fact.innerText()).toContain('1.2.3');
+        // "1.2.3" drawn as written: its 1 left of its 3 (an override leaking onto it draws "3.2.1").
+        const drawn = await fact.evaluate((dd) => {
+          const walker = document.createTreeWalker(dd, NodeFilter.SHOW_TEXT);
+          for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            const at = (node.textContent ?? '').indexOf('1.2.3');
+            if (at === -1) continue;
+            const left = (i: number) => {
+              const range = document.createRange();
+              range.setStart(node, i);
+              range.setEnd(node, i + 1);
+              return range.getBoundingClientRect().left;
+            };
+            return left(at) < left(at + 4);
+          }
+          throw new Error('no version drawn');
+        });
+        expect(drawn, app).toBe(true);
+      }
+    } finally {
+      await synced.stop();
+      await source.close();
+    }
+  });
+
   test('an app the chart repo knows nothing of shows its catalogue entry and database row, and says so', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
     await page.goto(flowUrl(server, 'vaultwarden'));
