@@ -1,5 +1,7 @@
 import { simulatedEntrance } from '../domain/app-entrance.js';
 import { appKeyString } from '../domain/app-key.js';
+import { catalogueSearchText } from '../domain/catalogue-entry.js';
+import { SEARCH_FOLDING } from '../domain/search-fold.js';
 import type { Db } from './client.js';
 import { REMOTE_SOURCE } from './default-sources.js';
 import { DEMO_LOCAL_APPS, type DemoApp } from './demo-catalogue.js';
@@ -23,7 +25,8 @@ function catalogRow(sourceId: string, app: DemoApp) {
     cfgType: app.cfgType ?? 'app',
     title: app.title,
     description: app.description,
-    searchText: `${app.name} ${app.title} ${app.description}`.toLowerCase(),
+    searchText: catalogueSearchText(app.name, app.title, app.description),
+    searchFolding: SEARCH_FOLDING,
     entry: {
       id: app.name,
       name: app.name,

@@ -3,6 +3,7 @@ import { APP_NAME, APP_NAME_RULE, MAX_APP_NAME_LENGTH } from './app-key.js';
 import { isChartVersion, NOT_A_CHART_VERSION } from './catalogue-version.js';
 import { entryText, FALLBACK_LOCALE, isObject } from './catalogue-views.js';
 import { entryFieldProblem } from './entry-fields.js';
+import { searchFold } from './search-fold.js';
 import { clipUnits } from './text-length.js';
 
 /**
@@ -147,16 +148,35 @@ export function readCatalogueEntry(appId: string, served: unknown): EntryReading
       cfgType: entry.cfgType ?? 'app',
       title: clip(title),
       description: clip(description),
-      searchText: clipUnits(
-        [entry.name, title, description].filter(Boolean).join(' ').toLowerCase(),
-        3 * MAX_COLUMN_TEXT,
-      ),
+      searchText: catalogueSearchText(entry.name, title, description),
       paid: isPaid(priceConfig),
       price: priceConfig,
       categories: [...new Set(entry.categories ?? [])],
       entry,
     },
   };
+}
+
+/**
+ * The stored search text of an app: its name, title and description (whole, as its entry holds
+ * them in FALLBACK_LOCALE: the columns keep a clipped copy) folded as search compares them
+ * (search-fold.ts), then clipped.
+ */
+export function catalogueSearchText(name: string, title: string | null, description: string | null): string {
+  return clipUnits(searchFold([name, title, description].filter(Boolean).join(' ')), 3 * MAX_COLUMN_TEXT);
+}
+
+/**
+ * The search text of an app named `name` whose stored entry is `entry`, as readCatalogueEntry
+ * computed it when it read the entry: the start's refolding computes it again from the stored row
+ * (db/search-folding.ts).
+ */
+export function entrySearchText(name: string, entry: unknown): string {
+  return catalogueSearchText(
+    name,
+    entryText(entry, 'title', FALLBACK_LOCALE),
+    entryText(entry, 'description', FALLBACK_LOCALE),
+  );
 }
 
 /**

@@ -37,7 +37,8 @@ type StoredRuleOf<Row> =
   /**
    * `column` contains `pattern(value)`, character for character: `%`, `_` and `\` are themselves
    * (db/list-sql.ts escapes them). An empty pattern constrains nothing. The column and the pattern
-   * must be lower-cased (SQLite's LIKE ignores ASCII case, PostgreSQL's does not). It has no Prisma
+   * must be folded alike, letter case included (SQLite's LIKE ignores ASCII case, PostgreSQL's
+   * does not): the catalogue's both go through domain/search-fold.ts. It has no Prisma
    * form (`where` refuses it): Prisma's `contains` does not escape, and has no ESCAPE to ask for.
    */
   | { readonly op: 'contains'; readonly column: Column<Row>; readonly pattern: (value: string) => string }

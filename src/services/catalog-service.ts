@@ -15,6 +15,7 @@ import type { CatalogAppRow, CatalogListRow, CatalogView, MarketSourceRow, Prism
 import { MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import { checkArgumentLength, checkIdArgument } from '../domain/errors.js';
 import { contains, defineFilter, equalsId, type StoredCondition, some } from '../domain/filters.js';
+import { searchFold } from '../domain/search-fold.js';
 import { byText } from '../domain/text-order.js';
 import { CatalogEntries } from './catalog-entries.js';
 import { type Connection, type PageArgs, paginateWindow } from './pagination.js';
@@ -67,9 +68,12 @@ export const MAX_SEARCH_LENGTH = 200;
 /** Longest category name a filter may name (as long as an entry's categories may be: catalogue-entry.ts). */
 export const MAX_CATEGORY_LENGTH = 128;
 
-/** The text a search looks for in `searchText`, as typed (`%`, `_` and `\` are themselves): trimmed, lower-cased. */
+/**
+ * The text a search looks for in `searchText`, as typed (`%`, `_` and `\` are themselves), folded
+ * as the stored text is (domain/search-fold.ts). MAX_SEARCH_LENGTH applies to the search as typed.
+ */
 export function searchPattern(search: string): string {
-  return search.trim().toLowerCase();
+  return searchFold(search);
 }
 
 /** A catalogue app with its categories, as CatalogFilter's category rule reads it. */

@@ -4,6 +4,8 @@ import { createPrismaClient, type Db } from '../../src/db/client.js';
 import type { AppRow, CatalogAppRow, HistoryRow, MarketSourceRow, PaymentRow, TaskRow } from '../../src/db/models.js';
 import { appKeyString } from '../../src/domain/app-key.js';
 import { isFailedFirstInstall } from '../../src/domain/app-stage.js';
+import { catalogueSearchText } from '../../src/domain/catalogue-entry.js';
+import { SEARCH_FOLDING } from '../../src/domain/search-fold.js';
 import { createTestDatabase, type DatabaseKind } from './databases.js';
 import { type StartOptions, startTestServer, type TestServer } from './server.js';
 
@@ -181,7 +183,8 @@ export class Seeder {
         cfgType,
         title,
         description,
-        searchText: `${name} ${title} ${description}`.toLowerCase(),
+        searchText: catalogueSearchText(name, title, description),
+        searchFolding: SEARCH_FOLDING,
         paid: price !== undefined,
         ...(price ? { price } : {}),
         entry: {
