@@ -1,6 +1,7 @@
 import { isObjectType, lexicographicSortSchema } from 'graphql';
 import { builder } from './builder.js';
 import { registerNodeTypes } from './global-id.js';
+import { rootFieldsInTurn } from './root-fields-in-turn.js';
 import './scalars.js';
 import './errors.js';
 import './viewer.js';
@@ -21,6 +22,7 @@ import './webhooks.js';
 
 /** The whole schema, sorted so its printed form is stable. Building it opens no database. */
 export const schema = lexicographicSortSchema(builder.toSchema());
+rootFieldsInTurn(schema);
 
 registerNodeTypes(
   Object.values(schema.getTypeMap())
