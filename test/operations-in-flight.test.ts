@@ -28,7 +28,7 @@ describe('UserPlaces', () => {
     const third = places.take('alice') as Promise<Turn>;
     void second.then(() => order.push('second'));
     void third.then(() => order.push('third'));
-    expect(places.take('alice')).toBe(false);
+    expect(places.take('alice')).toBe('user');
     expect(places.take('bob')).toBe(true);
     places.release('alice');
     expect(await second).toBe('given');
@@ -53,6 +53,23 @@ describe('UserPlaces', () => {
     expect(places.waitingCount).toBe(0);
     places.release('alice');
     expect(places.size).toBe(0);
+  });
+
+  test('an operation whose request would take the waiting bytes past their bound is refused; the bytes come back as the waiting ones run', async () => {
+    const places = new UserPlaces(1, () => false, 10, 1000, 100);
+    expect(places.take('alice', undefined, 1000)).toBe(true); // one running holds no waiting bytes
+    const first = places.take('alice', undefined, 60) as Promise<Turn>;
+    expect(places.take('bob', undefined, 1000)).toBe(true);
+    expect(places.take('bob', undefined, 50)).toBe('instance');
+    const second = places.take('bob', undefined, 40) as Promise<Turn>;
+    expect(places.waitingBytes).toBe(100);
+    places.release('alice');
+    expect(await first).toBe('given');
+    expect(places.waitingBytes).toBe(40);
+    expect(places.take('alice', undefined, 60)).toBeInstanceOf(Promise);
+    places.release('bob');
+    expect(await second).toBe('given');
+    expect(places.waitingBytes).toBe(60);
   });
 
   test('an operation that waited longer than its limit is told so, and leaves the queue', async () => {
@@ -115,6 +132,44 @@ describe.runIf(databases.includes('postgresql'))('operations in flight per user,
       const again = await Promise.all(Array.from({ length: 2 + WAITING_PER_USER }, () => ask(TOKENS.alice)));
       expect(again.map((response) => response.status).filter((status) => status !== 200)).toEqual([]);
     });
+  }, 60_000);
+
+  test('past MAX_WAITING_BYTES of requests waiting on the instance, large requests are refused 429 instead of waiting; those within it run', async () => {
+    // A query padded to ~300 KB (whitespace, which graphql-js skips): each waiting one holds its body.
+    const body = JSON.stringify({ query: `{ tasks(first: 1) { totalCount } }${' '.repeat(300_000)}` });
+    const room = 6;
+    const env = { MAX_WAITING_BYTES: String(room * body.length + body.length / 2) };
+    await onHeldDatabase(
+      1,
+      async ({ server, proxy }) => {
+        const ask = () =>
+          fetch(server.graphqlUrl, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS.alice}` },
+            body,
+          });
+        proxy.holdAnswers();
+        // One runs (its statement held), six wait (the bytes allow no more), the other 33 are refused at once.
+        const answers = Array.from({ length: 40 }, ask);
+        const refusals: Response[] = [];
+        for (const answer of answers)
+          void answer.then((response) => response.status === 429 && refusals.push(response));
+        await waitFor(async () => (refusals.length === 40 - 1 - room ? true : undefined), 'the refusals');
+        expect(await metricValue(server, 'market_operations_waiting')).toBe(room);
+        for (const refused of refusals) {
+          expect(refused.headers.get('retry-after')).toBe('1');
+          expect(await refused.json()).toMatchObject({
+            errors: [{ message: expect.stringContaining('MAX_WAITING_BYTES'), extensions: { code: 'LIMIT_EXCEEDED' } }],
+          });
+        }
+        proxy.releaseAnswers();
+        const statuses = (await Promise.all(answers)).map((response) => response.status);
+        expect(statuses.filter((status) => status === 200)).toHaveLength(1 + room);
+        expect(statuses.filter((status) => status === 429)).toHaveLength(40 - 1 - room);
+        expect(await waitForMetric(server, 'market_operations_waiting', 0)).toBe(0);
+      },
+      env,
+    );
   }, 60_000);
 
   test('an operation whose client left while it waited for a place never runs: a mutation over HTTP or a WebSocket changes nothing', async () => {
@@ -185,12 +240,13 @@ function waitForMetric(server: TestServer, series: string, value: number): Promi
 async function onHeldDatabase(
   places: number,
   run: (parts: { server: TestServer; proxy: TcpProxy; database: TestDatabase }) => Promise<void>,
+  env: Record<string, string> = {},
 ): Promise<void> {
   const database = await createTestDatabase('postgresql');
   const { proxy, url } = await proxyDatabase(database.url);
   const server = await startTestServer('postgresql', {
     database: { ...database, url },
-    env: { ...AUTH_ENV, MAX_OPERATIONS_IN_FLIGHT_PER_USER: String(places) },
+    env: { ...AUTH_ENV, MAX_OPERATIONS_IN_FLIGHT_PER_USER: String(places), ...env },
   });
   try {
     await run({ server, proxy, database });

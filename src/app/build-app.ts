@@ -28,7 +28,7 @@ import {
 import { clientGone } from '../domain/operation-client.js';
 import { OriginPolicy } from '../http/cross-site.js';
 import { DocumentCache } from '../http/document-cache.js';
-import { UserPlaces } from '../http/operations-in-flight.js';
+import { MAX_WAIT_MS, UserPlaces, WAITING_PER_USER } from '../http/operations-in-flight.js';
 import { Lifecycle, READINESS_TIMEOUT_MS } from '../http/readiness.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
@@ -114,7 +114,13 @@ function graphqlParts(
   const authenticator = new Authenticator(config.auth);
   const origins = new OriginPolicy(config.corsOrigins, { loopbackHostsOnly: config.auth.localDevelopment });
   const documents = new DocumentCache();
-  const operationPlaces = new UserPlaces(config.operationsInFlightPerUser, clientGone);
+  const operationPlaces = new UserPlaces(
+    config.operationsInFlightPerUser,
+    clientGone,
+    WAITING_PER_USER,
+    MAX_WAIT_MS,
+    config.maxWaitingBytes,
+  );
   const yoga = createGraphQL({
     config,
     logger,

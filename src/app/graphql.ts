@@ -180,7 +180,7 @@ export function operationPipeline(
     req?: TrackedRequest;
     requestId?: string;
     /** A WebSocket operation, which knows whether its client withdrew it (http/operations-in-flight.ts). */
-    call?: { readonly withdrawn: boolean };
+    call?: { readonly withdrawn: boolean; readonly bytes: number };
   },
 ): OperationPipeline {
   const request = PIPELINE_REQUEST as unknown as Request;

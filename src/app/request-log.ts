@@ -12,6 +12,8 @@ export type TrackedRequest = IncomingMessage &
   RequestNotes & {
     /** The body, read (and bounded) before Yoga sees the request; Yoga uses it as is. */
     body?: Buffer;
+    /** Its size, which an operation waiting for a place holds (http/operations-in-flight.ts). */
+    bodyBytes?: number;
     /** Who sent it, known from its headers before its body is read (routes.ts). */
     viewer?: Viewer;
   };

@@ -312,6 +312,7 @@ async function readGraphQLBody(
   try {
     const limit = graphqlBodyLimit(req, config, viewer);
     req.body = await readBody(req, limit.bytes, limit.setting);
+    req.bodyBytes = req.body.length;
   } catch (error) {
     if (!(error instanceof BodyTooLarge)) throw error;
     res.setHeader('connection', 'close'); // the rest of the body is not read

@@ -4,13 +4,20 @@ import type { Context } from '../schema/builder.js';
 import { CLIENT_GONE } from './graphql-errors.js';
 import { perOperation } from './per-operation.js';
 
-/** Operations of one user that may wait for a place; the one after them is refused. */
-export const WAITING_PER_USER = 1000;
+/**
+ * Operations of one user that may wait for a place; the one after them is refused. A page's
+ * parallel queries are a dozen; each waiting one holds its request (up to MAX_BODY_BYTES): at
+ * 1,000, one user's burst of 0.9 MB bodies ended a 512 MiB heap ("JavaScript heap out of memory").
+ */
+export const WAITING_PER_USER = 32;
 /** The longest an operation waits for a place before it is refused (its client may retry). */
 export const MAX_WAIT_MS = 30_000;
 
 /** What became of an operation that waited for a place. */
 export type Turn = 'given' | 'late' | 'gone';
+
+/** Why an operation may not wait: its user's queue is full, or the instance's waiting bytes are. */
+export type Full = 'user' | 'instance';
 
 /**
  * Places for one user's executing operations: `max` at once, the next ones wait in order of
@@ -20,25 +27,32 @@ export type Turn = 'given' | 'late' | 'gone';
  * listener per waiting operation on its socket would cost each a closure and a registration for
  * what the hand-over learns with one property read; the one left behind keeps its place in the
  * queue (one of WAITING_PER_USER, its own user's) until its turn or MAX_WAIT_MS.
+ *
+ * What waits is also bounded in bytes, over every user (`maxWaitingBytes`, MAX_WAITING_BYTES): each
+ * waiting operation counts the request it came in (its HTTP body, its WebSocket message), which
+ * it holds, parsed, until it runs; per user alone, many users' queues could still fill the heap.
  */
 export class UserPlaces<Waiter = unknown> {
   private readonly users = new Map<string, { running: number; waiting: (() => boolean)[] }>();
   /** Operations waiting now, every user's (market_operations_waiting). */
   waitingCount = 0;
+  /** The bytes of their requests. */
+  waitingBytes = 0;
 
   constructor(
     readonly max: number,
     private readonly gone: (waiter: Waiter) => boolean = () => false,
     private readonly maxWaiting = WAITING_PER_USER,
     private readonly maxWaitMs = MAX_WAIT_MS,
+    private readonly maxWaitingBytes = Number.POSITIVE_INFINITY,
   ) {}
 
   /**
    * True when the user has a place now; else a promise of what became of its wait (given a place,
-   * late after maxWaitMs, or its client gone when the place came); false at once when too many
-   * wait already.
+   * late after maxWaitMs, or its client gone when the place came); at once, what is full when too
+   * many of its user's wait already, or too many bytes of every user's (`bytes`: its request's).
    */
-  take(userId: string, waiter?: Waiter): boolean | Promise<Turn> {
+  take(userId: string, waiter?: Waiter, bytes = 0): true | Full | Promise<Turn> {
     let user = this.users.get(userId);
     if (!user) {
       user = { running: 0, waiting: [] };
@@ -49,13 +63,16 @@ export class UserPlaces<Waiter = unknown> {
       return true;
     }
     const { waiting } = user;
-    if (waiting.length >= this.maxWaiting) return false;
+    if (waiting.length >= this.maxWaiting) return 'user';
+    if (this.waitingBytes + bytes > this.maxWaitingBytes) return 'instance';
     this.waitingCount++;
+    this.waitingBytes += bytes;
     return new Promise((resolve) => {
       /** Takes the place that came, or says its client is gone (false: the place goes on). */
       const give = (): boolean => {
         clearTimeout(timer);
         this.waitingCount--;
+        this.waitingBytes -= bytes;
         const taken = waiter === undefined || !this.gone(waiter);
         resolve(taken ? 'given' : 'gone');
         return taken;
@@ -63,6 +80,7 @@ export class UserPlaces<Waiter = unknown> {
       const timer = setTimeout(() => {
         waiting.splice(waiting.indexOf(give), 1);
         this.waitingCount--;
+        this.waitingBytes -= bytes;
         resolve('late');
       }, this.maxWaitMs);
       timer.unref();
@@ -98,7 +116,8 @@ const isSubscription = perOperation(
  * got 503 (their wait for a connection timed out), the task engine could not claim, and /readiness
  * answered 503 (fairness review, 10k apps on PostgreSQL). An operation over the limit waits for a
  * place of its user's (so a page's parallel queries are answered, later); past WAITING_PER_USER
- * waiting, or after MAX_WAIT_MS, it is refused: `LIMIT_EXCEEDED`, HTTP 429 with `Retry-After`.
+ * waiting or the instance's MAX_WAITING_BYTES, or after MAX_WAIT_MS, it is refused:
+ * `LIMIT_EXCEEDED`, HTTP 429 with `Retry-After`.
  * `places` are made with clientGone: an operation whose client left while it waited is passed
  * over when its place comes and never runs (a mutation that no one waits for any more changed
  * things all the same); one that finds a place at once asks nothing and allocates nothing more.
@@ -150,13 +169,13 @@ function limitedExecute(places: UserPlaces, executeFn: ExecuteFn): ExecuteFn {
   return function limited(execArgs: ExecutionArgs): unknown {
     const { contextValue } = execArgs;
     const { userId } = (contextValue as Pick<Context, 'viewer'>).viewer;
-    const taken = places.take(userId, contextValue);
+    const taken = places.take(userId, contextValue, requestBytes(contextValue as RequestContext));
     if (taken === true) return holding(execArgs, userId);
-    if (taken === false) return { errors: [refused(`${WAITING_PER_USER} wait already`)] };
+    if (taken === 'user') return { errors: [refused(ofUser(`${WAITING_PER_USER} wait already`))] };
+    if (taken === 'instance') return { errors: [refused(WAITING_BYTES_FULL)] };
+    const late = () => refused(ofUser(`none was free within ${MAX_WAIT_MS / 1000} s`));
     return taken.then((turn) =>
-      turn === 'given'
-        ? holding(execArgs, userId)
-        : { errors: [turn === 'late' ? refused(`none was free within ${MAX_WAIT_MS / 1000} s`) : clientWentAway()] },
+      turn === 'given' ? holding(execArgs, userId) : { errors: [turn === 'late' ? late() : clientWentAway()] },
     );
   };
 }
@@ -171,8 +190,25 @@ function clientWentAway(): GraphQLError {
   });
 }
 
-function refused(why: string): GraphQLError {
-  const message = `Too many operations of this user at once (MAX_OPERATIONS_IN_FLIGHT_PER_USER run, the others wait for a place; ${why}): retry shortly.`;
+/** What an operation's context knows of the request it came in: an HTTP one's, a WebSocket message's. */
+interface RequestContext {
+  req?: { bodyBytes?: number };
+  call?: { readonly bytes?: number };
+}
+
+/** The bytes an operation's request held when it was read, which it keeps while it waits (0: unknown). */
+function requestBytes({ req, call }: RequestContext): number {
+  return req?.bodyBytes ?? call?.bytes ?? 0;
+}
+
+const WAITING_BYTES_FULL =
+  'Too many operations waiting on this instance (their requests reach MAX_WAITING_BYTES): retry shortly.';
+
+function ofUser(why: string): string {
+  return `Too many operations of this user at once (MAX_OPERATIONS_IN_FLIGHT_PER_USER run, the others wait for a place; ${why}): retry shortly.`;
+}
+
+function refused(message: string): GraphQLError {
   return new GraphQLError(message, {
     extensions: { code: 'LIMIT_EXCEEDED', http: { status: 429, headers: { 'Retry-After': '1' } } },
   });

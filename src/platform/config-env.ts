@@ -178,10 +178,12 @@ export const envSchema = z.object({
   /** WebSocket connections plus SSE streams one user may hold open. @default 50 */
   MAX_CONNECTIONS_PER_USER: decimal(positiveInt).default(50),
   /**
-   * Queries and mutations of one user executing at once; more wait (up to 1,000, 30 s each), then
+   * Queries and mutations of one user executing at once; more wait (up to 32, 30 s each), then
    * get 429; one whose client left while it waited never runs. @default 4
    */
   MAX_OPERATIONS_IN_FLIGHT_PER_USER: decimal(positiveInt).default(4),
+  /** Bytes of the requests of every user's operations waiting for a place; past them 429. @default 67108864 (64 MiB) */
+  MAX_WAITING_BYTES: decimal(positiveInt).default(64 * 1024 * 1024),
   /** Distinct subscriptions (executions run for every event) one user may hold at once; equal ones count once. @default 32 */
   MAX_DISTINCT_SUBSCRIPTIONS_PER_USER: decimal(positiveInt).default(32),
   /** WebSocket connections and SSE streams the instance holds in all, authenticated or not. @default 20000 */

@@ -49,6 +49,7 @@ export type Config = {
   /** Per-user token bucket for mutations; null when off. */
   mutationRateLimit: { perSecond: number; burst: number } | null;
   operationsInFlightPerUser: number; // MAX_OPERATIONS_IN_FLIGHT_PER_USER
+  maxWaitingBytes: number; // MAX_WAITING_BYTES: see http/operations-in-flight.ts
   graphiql: boolean;
   introspection: boolean;
   /** Plain JSON POSTs skip Yoga's Fetch-API layer (GRAPHQL_FAST_PATH). */
@@ -176,6 +177,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     mutationRateLimit: e.MUTATION_RATE_PER_S > 0 ? { perSecond: e.MUTATION_RATE_PER_S, burst: e.MUTATION_BURST } : null,
     operationsInFlightPerUser: e.MAX_OPERATIONS_IN_FLIGHT_PER_USER,
+    maxWaitingBytes: e.MAX_WAITING_BYTES,
     graphiql: e.GRAPHIQL ?? auth.localDevelopment,
     introspection: e.INTROSPECTION ?? auth.localDevelopment,
     graphqlFastPath: e.GRAPHQL_FAST_PATH,

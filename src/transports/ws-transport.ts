@@ -41,13 +41,14 @@ export interface WsTransportOptions {
   authenticate(connectionParams: Record<string, unknown> | undefined, upgrade: IncomingMessage): Promise<Viewer>;
   /**
    * The pipeline for one operation of a connection, run as its viewer, under the connection's request
-   * id; `call`: the operation, which says whether its client withdrew it (a `complete`, the socket's end).
+   * id; `call`: the operation, which says whether its client withdrew it (a `complete`, the socket's end),
+   * and its message's size.
    */
   pipeline(
     request: GraphQLRequest,
     viewer: Viewer,
     requestId: string,
-    call: { readonly withdrawn: boolean },
+    call: { readonly withdrawn: boolean; readonly bytes: number },
   ): OperationPipeline;
   /** Connections in all and per user. */
   budget: ConnectionBudget;
@@ -237,7 +238,8 @@ export class WsTransport {
           const limit = `A connection may hold at most ${maxOperations} operations (MAX_SUBSCRIPTIONS_PER_CONNECTION)`;
           return connection.send(errorMessage(message.id, [limitExceeded(limit)]));
         }
-        const call = new WsCall(connection, message.id, graphQLRequest(message.payload), this.options.pipeline);
+        const request = graphQLRequest(message.payload);
+        const call = new WsCall(connection, message.id, request, this.options.pipeline, data.length);
         // Registered before anything runs, so that a `complete` while it is prepared cancels it.
         connection.operations.set(message.id, call);
         return this.flow.run(call.request, connection.viewer, call);
@@ -288,6 +290,8 @@ class WsCall implements OperationCall, Operation {
     private readonly id: string,
     readonly request: GraphQLRequest,
     private readonly pipelineFor: WsTransportOptions['pipeline'],
+    /** The message's size (UTF-16 units), which the operation holds while it waits for a place. */
+    readonly bytes: number,
   ) {}
 
   /** A `complete`, or the connection's end, while the operation is prepared. */
