@@ -17,6 +17,7 @@ import {
   refuseForeignHost,
 } from '../http/cross-site.js';
 import { domainErrorBody } from '../http/graphql-errors.js';
+import { HeldUploads, UPLOADS_BUSY } from '../http/held-uploads.js';
 import { mediaTypeOf, withLowerCaseMediaType } from '../http/media-type.js';
 import { checkReadiness, type Lifecycle } from '../http/readiness.js';
 import { noteRefusal } from '../http/request-notes.js';
@@ -115,6 +116,7 @@ export function createRouter(deps: RouteDeps) {
 function routeRequest(deps: RouteDeps) {
   const { logger, yoga, origins, sse } = deps;
   const dashboard = dashboardRoutes(deps.config);
+  const uploads = new HeldUploads();
   return async (req: TrackedRequest, res: ServerResponse): Promise<void> => {
     const path = trackRequest(req, res, logger, deps.config.logProbes);
     const foreignHost = refuseForeignHost(req, origins);
@@ -141,27 +143,53 @@ function routeRequest(deps: RouteDeps) {
     if (req.method === 'POST' && path === yoga.graphqlEndpoint) {
       const viewer = await authenticatedBeforeBody(deps, req, res);
       if (!viewer) return;
-      const read = await readGraphQLBody(deps, req, res, viewer);
-      if (!read) return;
-      if (deps.fastPath && (await deps.fastPath.handle(req, res))) return;
-      if (req.body) (req as { body?: unknown }).body = bodyForYoga(req.body);
+      if (!HeldUploads.counts(req, viewer)) return postToGraphQL(deps, req, res, viewer);
+      // Held from before its body is read until it is answered: its bytes, parsed and copied, live that long.
+      if (!uploads.take()) return refuseUpload(deps, req, res);
+      try {
+        return await postToGraphQL(deps, req, res, viewer);
+      } finally {
+        uploads.release();
+      }
     }
-    // Yoga builds the request's URL from the Host header, and answers one that does not parse with
-    // a 500 and its stack trace. (Checked here, not for all: a URL parse is ~2 µs of the lean path's ~70.)
-    if (!URL.canParse(`http://${req.headers.host ?? 'localhost'}${req.url ?? ''}`)) {
-      allowCrossOriginRead(req, res, origins);
-      const error = {
-        message: 'Bad request: the Host header is not a valid host',
-        extensions: { code: 'BAD_REQUEST' },
-      };
-      deps.metrics?.refusedBeforeYoga([error]);
-      return refuse(req, res, 400, error);
-    }
-    // Yoga's own parsers match `application/json` case-sensitively (http/media-type.ts).
-    const contentType = req.headers['content-type'];
-    if (contentType) req.headers['content-type'] = withLowerCaseMediaType(contentType);
-    await yoga(req, res, { req, viewer: req.viewer });
+    return toYoga(deps, req, res);
   };
+}
+
+/** A POST to /graphql: its body read within its limit, then answered on the lean path or by Yoga. */
+async function postToGraphQL(deps: RouteDeps, req: TrackedRequest, res: ServerResponse, viewer: Viewer) {
+  const read = await readGraphQLBody(deps, req, res, viewer);
+  if (!read) return;
+  if (deps.fastPath && (await deps.fastPath.handle(req, res))) return;
+  if (req.body) (req as { body?: unknown }).body = bodyForYoga(req.body);
+  return toYoga(deps, req, res);
+}
+
+/** A chart upload beyond UPLOADS_AT_ONCE: 429 with Retry-After, its body unread (the connection closes). */
+function refuseUpload(deps: RouteDeps, req: TrackedRequest, res: ServerResponse): void {
+  deps.metrics?.refusedBeforeYoga([{ extensions: { code: UPLOADS_BUSY.code } }]);
+  res.setHeader('retry-after', String(UPLOADS_BUSY.retryAfterS));
+  refuseReadably(deps, req, res, UPLOADS_BUSY);
+}
+
+/** Hands a request to Yoga, once its Host and content type are as Yoga can read them. */
+async function toYoga(deps: RouteDeps, req: TrackedRequest, res: ServerResponse): Promise<void> {
+  const { yoga, origins } = deps;
+  // Yoga builds the request's URL from the Host header, and answers one that does not parse with
+  // a 500 and its stack trace. (Checked here, not for all: a URL parse is ~2 µs of the lean path's ~70.)
+  if (!URL.canParse(`http://${req.headers.host ?? 'localhost'}${req.url ?? ''}`)) {
+    allowCrossOriginRead(req, res, origins);
+    const error = {
+      message: 'Bad request: the Host header is not a valid host',
+      extensions: { code: 'BAD_REQUEST' },
+    };
+    deps.metrics?.refusedBeforeYoga([error]);
+    return refuse(req, res, 400, error);
+  }
+  // Yoga's own parsers match `application/json` case-sensitively (http/media-type.ts).
+  const contentType = req.headers['content-type'];
+  if (contentType) req.headers['content-type'] = withLowerCaseMediaType(contentType);
+  await yoga(req, res, { req, viewer: req.viewer });
 }
 
 /** How reading a request fails when its client went away (Node's "aborted" has the first code). */
