@@ -1,7 +1,13 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { graphql } from './gql/index.js';
 import { availableDatabases } from './support/databases.js';
-import { CancelTaskMutation, HistoryQuery, InstallAppMutation, UninstallAppMutation } from './support/operations.js';
+import {
+  CancelTaskMutation,
+  HistoryQuery,
+  InstallAppMutation,
+  UninstallAppMutation,
+  UpgradeAppMutation,
+} from './support/operations.js';
 import { REMOTE_SOURCE, type Seeder, startSeededServer } from './support/seed.js';
 import { AUTH_ENV, dataOf, execute, type TestServer, TOKENS, waitFor } from './support/server.js';
 
@@ -242,6 +248,23 @@ describe.each(databases)('stopping and resuming apps on %s (simulated app servic
       expect(refused).toMatchObject({ __typename: 'ConflictError', code: 'CONFLICT' });
       expect(refused.__typename === 'ConflictError' && refused.message).toContain(installing.taskId);
     }
+    expect(await taskOf(installing.taskId)).toMatchObject({ type: 'INSTALL', status: 'RUNNING' });
+  });
+
+  test('upgrading an app during its first install is a CONFLICT naming the install, as uninstalling it is', async () => {
+    await seed.catalogApp({ name: 'memos', versions: ['0.22.0', '0.23.0'] });
+    const app = await seed.user('alice').app({ appName: 'memos', state: 'installing', version: '0.22.0' });
+    const installing = await app.task({ status: 'RUNNING', type: 'INSTALL' });
+    const refused = dataOf(
+      await execute(
+        server,
+        UpgradeAppMutation,
+        { input: { sourceId: SOURCE, appName: 'memos', version: '0.23.0' } },
+        { token: TOKENS.alice },
+      ),
+    ).upgradeApp;
+    expect(refused).toMatchObject({ __typename: 'ConflictError', code: 'CONFLICT' });
+    expect(refused.__typename === 'ConflictError' && refused.message).toContain(installing.taskId);
     expect(await taskOf(installing.taskId)).toMatchObject({ type: 'INSTALL', status: 'RUNNING' });
   });
 

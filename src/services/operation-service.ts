@@ -140,7 +140,7 @@ export class OperationService {
     const existing = await this.submission.replay(viewer, input.idempotencyKey, 'UPGRADE', key, digest);
     if (existing) return existing;
     const admits = (db: SqlRunner) => this.submission.upgradableRow(key, input.version, db);
-    const row = await admits(this.sql);
+    const row = await admits(this.sql).catch((refusal: unknown) => this.submission.conflictOr(key, refusal));
     // A clone upgrades along its original's catalogue entry. An installed app upgrades from its
     // own source even once that is no longer the active one (its catalogue is still synced).
     const app = await this.catalogueVersion(null, input.sourceId, catalogueNameOf(row), input.version);
