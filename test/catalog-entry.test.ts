@@ -765,6 +765,65 @@ describe.each(databases)('the catalogue in the schema on %s', (kind) => {
     expect(await read('en-US')).toEqual(['Titel', 'Beschreibung', 'ES']);
   });
 
+  test('an exact translation anywhere wins, then the same script: Traditional Chinese reads Traditional text', async ({
+    server,
+    seed,
+    expect,
+  }) => {
+    await seed.source({ sourceId: SOURCE, type: 'local' });
+    const entries = [
+      {
+        name: 'traditional-in-i18n',
+        version: '1.0.0',
+        title: { 'en-US': 'Title', 'zh-CN': '简体标题', 'pt-BR': 'Título BR' },
+        description: { 'en-US': 'Description' },
+        i18n: {
+          'zh-TW': { metadata: { title: '繁體標題', description: '繁體描述' } },
+          'pt-PT': { metadata: { title: 'Título PT' } },
+        },
+      },
+      // A Simplified request reads Simplified text from i18n rather than the map's Traditional one;
+      // with no text in its script at all, it reads the other script rather than en-US.
+      {
+        name: 'simplified-in-i18n',
+        version: '1.0.0',
+        title: { 'en-US': 'Title', 'zh-TW': '繁體標題' },
+        description: { 'en-US': 'Description', 'zh-HK': '繁體描述' },
+        i18n: { 'zh-Hans': { metadata: { title: '简体标题' } } },
+      },
+    ];
+    for (const entry of entries) {
+      await seed.db.catalogApp.create({
+        data: {
+          sourceId: SOURCE,
+          appId: entry.name,
+          name: entry.name,
+          version: '1.0.0',
+          versions: ['1.0.0'],
+          searchText: entry.name,
+          entry,
+        },
+      });
+    }
+    const { catalog } = dataOf(await execute(server, CatalogListQuery, { sourceId: SOURCE }, { token: TOKENS.alice }));
+    const idOf = (name: string) => catalog.edges.find((edge) => edge.node.name === name)?.node.id as string;
+    const read = async (name: string, locale: string) => {
+      const node = (await details(server, idOf(name), locale)) as unknown as Record<string, string>;
+      return [node.localizedTitle, node.description];
+    };
+    for (const locale of ['zh-TW', 'zh-HK', 'zh-MO', 'zh-Hant', 'zh-Hant-TW', 'zh_tw']) {
+      expect(await read('traditional-in-i18n', locale), locale).toEqual(['繁體標題', '繁體描述']);
+    }
+    for (const locale of ['zh-CN', 'zh', 'zh-SG', 'zh-Hans', 'zh-Hans-CN']) {
+      expect(await read('traditional-in-i18n', locale), locale).toEqual(['简体标题', '繁體描述']);
+      expect(await read('simplified-in-i18n', locale), locale).toEqual(['简体标题', '繁體描述']);
+    }
+    expect(await read('simplified-in-i18n', 'zh-HK')).toEqual(['繁體標題', '繁體描述']);
+    expect(await read('traditional-in-i18n', 'pt-PT')).toEqual(['Título PT', 'Description']);
+    expect(await read('traditional-in-i18n', 'pt')).toEqual(['Título BR', 'Description']);
+    expect(await read('traditional-in-i18n', 'fr')).toEqual(['Title', 'Description']);
+  });
+
   test('a locale longer than 35 characters or not a language tag is refused with VALIDATION', async ({
     server,
     seed,

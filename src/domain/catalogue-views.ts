@@ -1,4 +1,5 @@
 import { ValidationError } from './errors.js';
+import { closestLocale } from './locale-match.js';
 import { excerpt } from './text-length.js';
 
 /**
@@ -63,8 +64,6 @@ function objects(value: unknown): Json[] {
   return Array.isArray(value) ? value.filter(isObject) : [];
 }
 
-const languageOf = (tag: string) => tag.split(/[-_]/)[0]?.toLowerCase() ?? tag;
-
 /**
  * An object's keys in code-unit order. Where several keys could answer, the choice must not
  * follow the order they were written in: PostgreSQL keeps `entry` as jsonb, which stores keys
@@ -73,49 +72,31 @@ const languageOf = (tag: string) => tag.split(/[-_]/)[0]?.toLowerCase() ?? tag;
  */
 const sortedKeys = (object: Json) => Object.keys(object).sort();
 
-/**
- * The key of `keys` that best answers `locale`: the tag itself (any case, `-` or `_`), then the
- * bare language (`pt` for `pt-PT`), then the first of the same language in code-unit order (`de-AT`
- * for `de`, `zh-CN` for `zh`, before `zh-TW`).
- */
-function bestKey(keys: readonly string[], locale: string): string | undefined {
-  const wanted = locale.replaceAll('_', '-').toLowerCase();
-  const language = languageOf(locale);
-  const sameLanguage = keys.filter((key) => languageOf(key) === language).sort();
-  return (
-    keys.find((key) => key.replaceAll('_', '-').toLowerCase() === wanted) ??
-    sameLanguage.find((key) => key.toLowerCase() === language) ??
-    sameLanguage[0]
-  );
+/** The keys of a locale map that hold a non-empty text. */
+const textKeys = (map: Json) => Object.keys(map).filter((key) => text(map[key]) !== null);
+
+/** A locale map's non-empty text in `locale` or its language (closestLocale), else null. */
+function inLocaleMap(map: Json, locale: string): string | null {
+  const match = closestLocale(textKeys(map), locale);
+  return match === undefined ? null : (map[match.key] as string);
 }
 
-/** A locale map's non-empty text in `locale` or its language, else null. */
-function inLocaleMap(map: Json, locale: string): string | null {
-  const key = bestKey(
-    Object.keys(map).filter((key) => text(map[key]) !== null),
-    locale,
-  );
-  return key === undefined ? null : (map[key] as string);
-}
+/** A locale map's first non-empty text in key order. */
+const firstText = (map: Json) =>
+  sortedKeys(map)
+    .map((key) => text(map[key]))
+    .find((found) => found !== null) ?? null;
 
 /** A locale map's best non-empty text: in `locale`, else in FALLBACK_LOCALE, else the first in key order. */
 function fromLocaleMap(map: Json, locale: string): string | null {
-  return (
-    inLocaleMap(map, locale) ??
-    inLocaleMap(map, FALLBACK_LOCALE) ??
-    sortedKeys(map)
-      .map((key) => text(map[key]))
-      .find((found) => found !== null) ??
-    null
-  );
+  return inLocaleMap(map, locale) ?? inLocaleMap(map, FALLBACK_LOCALE) ?? firstText(map);
 }
 
 /** The localized texts of an entry; `i18n[locale]` keeps them under `metadata` or `spec`. */
 export type LocalizedField = 'title' | 'description' | 'fullDescription' | 'upgradeDescription';
 
-function i18nText(entry: Json, key: string | undefined, field: LocalizedField): string | null {
-  if (key === undefined || !isObject(entry.i18n)) return null;
-  const translation = entry.i18n[key];
+function i18nText(entry: Json, key: string, field: LocalizedField): string | null {
+  const translation = isObject(entry.i18n) ? entry.i18n[key] : null;
   if (!isObject(translation)) return null;
   for (const part of [translation.metadata, translation.spec]) {
     if (isObject(part) && text(part[field]) !== null) return part[field] as string;
@@ -124,24 +105,39 @@ function i18nText(entry: Json, key: string | undefined, field: LocalizedField): 
 }
 
 /**
- * A localized text of an entry in `locale` (FALLBACK_LOCALE when null): the field's own locale
- * map in that locale (or its language), else `i18n` in it, else the plain string (the source's
- * own language); failing those, the map's or `i18n`'s FALLBACK_LOCALE text, else any text.
+ * The text closest to `locale` in the field's own locale map and `i18n` together, so that an
+ * exact `i18n[zh-TW]` wins over the map's `zh-CN`; the map wins a tie (its texts are the field's own).
+ */
+function closestText(entry: Json, map: Json | null, translated: string[], field: LocalizedField, locale: string) {
+  const own = map === null ? undefined : closestLocale(textKeys(map), locale);
+  const other = closestLocale(translated, locale);
+  if (map !== null && own !== undefined && (other === undefined || own.distance <= other.distance)) {
+    return map[own.key] as string;
+  }
+  return other === undefined ? null : i18nText(entry, other.key, field);
+}
+
+/**
+ * A localized text of an entry in `locale` (FALLBACK_LOCALE when null): the closest of the field's
+ * locale map and `i18n` (closestLocale: the locale itself, then its language, same script first),
+ * else the plain string (the source's own language), else the closest to FALLBACK_LOCALE, else
+ * the map's first text in key order, else `i18n`'s.
  */
 export function entryText(entry: unknown, field: LocalizedField, locale: string | null): string | null {
   if (!isObject(entry)) return null;
-  const wanted = locale ?? FALLBACK_LOCALE;
   const value = entry[field];
   const map = isObject(value) ? value : null;
-  const translations = isObject(entry.i18n) ? sortedKeys(entry.i18n) : [];
+  // The i18n keys that hold this field, in code-unit order.
+  const translated = isObject(entry.i18n)
+    ? sortedKeys(entry.i18n).filter((key) => i18nText(entry, key, field) !== null)
+    : [];
+  const first = translated[0];
   return (
-    (map && inLocaleMap(map, wanted)) ??
-    i18nText(entry, bestKey(translations, wanted), field) ??
+    closestText(entry, map, translated, field, locale ?? FALLBACK_LOCALE) ??
     text(value) ??
-    (map && fromLocaleMap(map, FALLBACK_LOCALE)) ??
-    i18nText(entry, bestKey(translations, FALLBACK_LOCALE), field) ??
-    translations.map((key) => i18nText(entry, key, field)).find((found) => found !== null) ??
-    null
+    closestText(entry, map, translated, field, FALLBACK_LOCALE) ??
+    (map && firstText(map)) ??
+    (first === undefined ? null : i18nText(entry, first, field))
   );
 }
 
@@ -363,6 +359,6 @@ export function readPrice(price: unknown): Price | null {
 /** The description of a product in `locale`: that language, else FALLBACK_LOCALE's, else the first. */
 export function productDescription(item: Product, locale: string | null): PriceDescription | null {
   const langs = item.descriptions.flatMap((description) => (description.lang === null ? [] : [description.lang]));
-  const lang = bestKey(langs, locale ?? FALLBACK_LOCALE) ?? bestKey(langs, FALLBACK_LOCALE);
+  const lang = (closestLocale(langs, locale ?? FALLBACK_LOCALE) ?? closestLocale(langs, FALLBACK_LOCALE))?.key;
   return item.descriptions.find((description) => description.lang === lang) ?? item.descriptions[0] ?? null;
 }
