@@ -98,6 +98,31 @@ describe('GraphQL over HTTP', () => {
     });
   });
 
+  test('fragments add no depth of their own: nested fragments pass, a deep query split into fragments is refused', async () => {
+    type Answer = { data?: unknown; errors?: { message: string; extensions?: { code?: string } }[] };
+    const ask = async (query: string) => (await (await post(JSON.stringify({ query }))).json()) as Answer;
+    // A Relay-style client: 6 fragments each spreading the next, a real depth of 2.
+    const chain = Array.from({ length: 6 }, (_, i) =>
+      i < 5 ? `fragment F${i} on Viewer { ...F${i + 1} }` : `fragment F${i} on Viewer { userId }`,
+    ).join(' ');
+    const nested = await ask(`{ viewer { ...F0 } } ${chain}`);
+    expect(nested.errors).toBeUndefined();
+    expect(nested.data).toEqual({ viewer: { userId: expect.any(String) } });
+    // Inline fragments at every level, too: the depth of the fields alone is 4.
+    const inline = await ask(
+      '{ apps { edges { ... on AppEdge { node { ... on App { ... on App { appName } } } } } } }',
+    );
+    expect(inline.errors).toBeUndefined();
+    // The deep query of the test above, one hop per fragment: refused as it is without fragments.
+    const hops = Array.from({ length: 7 }, (_, i) =>
+      i < 6 ? `fragment H${i} on App { activeTask { app { ...H${i + 1} } } }` : `fragment H${i} on App { appName }`,
+    ).join(' ');
+    const plain = `{ apps { edges { node { ${'activeTask { app { '.repeat(6)}appName${' } }'.repeat(6)} } } } }`;
+    const refusal = (await ask(plain)).errors?.[0];
+    expect(refusal?.message).toMatch(/^Query depth limit of 12 exceeded/);
+    expect((await ask(`{ apps { edges { node { ...H0 } } } } ${hops}`)).errors).toEqual([refusal]);
+  });
+
   test('a query of more aliases than allowed is rejected, not as a syntax error', async () => {
     const aliased = Array.from({ length: 16 }, (_, i) => `a${i}: viewer { userId }`).join(' ');
     const response = await post(JSON.stringify({ query: `{ ${aliased} }` }));

@@ -126,7 +126,9 @@ export function createGraphQL({
       useCompiledExecution(),
       useMissedEventsExecution,
       EnvelopArmorPlugin({
-        maxDepth: { n: config.maxQueryDepth, ignoreIntrospection: true },
+        // The depth of the fields: a fragment spread or inline fragment adds no level (by default each
+        // did, and a Relay-style client's fragments nested six deep were refused at a real depth of 2).
+        maxDepth: { n: config.maxQueryDepth, ignoreIntrospection: true, flattenFragments: true },
         // Replaced by useQueryCost, which sees the variables (see there).
         costLimit: { enabled: false },
         // Suggestions are hidden with introspection off by graphql-js itself (useHiddenSuggestions).
