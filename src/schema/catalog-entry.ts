@@ -29,7 +29,7 @@ import { CatalogAppRef } from './refs.js';
 // The typed parts of a catalogue entry (catalogue-views.ts reads them defensively: a field the
 // source left out or sent malformed answers null or []). CatalogApp's own fields are in catalog.ts.
 
-export const LOCALE_ARG_DESCRIPTION = `Language tag such as \`en-US\` or \`zh\`, at most ${MAX_LOCALE_LENGTH} characters. Falls back to the same language in another region (for Chinese, in the script asked for first: Traditional for \`zh-TW\`, \`zh-HK\`, \`zh-Hant\`), then \`en-US\`, then any text there is. Default \`en-US\`.`;
+export const LOCALE_ARG_DESCRIPTION = `Language tag such as \`en-US\` or \`zh\`, at most ${MAX_LOCALE_LENGTH} characters. Falls back to the same language in another region (for Chinese, in the script asked for first: Traditional for \`zh-TW\`, \`zh-HK\`, \`zh-Hant\`), then \`en-US\`, then any text there is. Default \`en-US\`. Only this argument chooses: the \`Accept-Language\` header is not read.`;
 
 /**
  * What the long texts of an entry count in the query cost, in plain values of ~20 bytes: the rich
