@@ -97,7 +97,7 @@ describe.skipIf(!chromiumAvailable())('the dashboard when the server will not ha
       await page.goto(`${busy.url}/dashboard`);
       await expect
         .poll(() => page.locator('#connection').innerText(), { timeout: 15_000 })
-        .toBe('Too many connections for this user (MAX_CONNECTIONS_PER_USER): trying again in 3 s');
+        .toBe('Too many connections for this user on this instance (MAX_CONNECTIONS_PER_USER): trying again in 3 s');
       expect(await stateOf(page)).toBe('reconnecting');
 
       held.socket.close();

@@ -655,7 +655,7 @@ describe('distinct subscriptions per user (MAX_DISTINCT_SUBSCRIPTIONS_PER_USER)'
       payload: [
         {
           message: expect.stringContaining(
-            'at most 3 distinct subscriptions at once (MAX_DISTINCT_SUBSCRIPTIONS_PER_USER)',
+            'at most 3 distinct subscriptions at once on this instance (MAX_DISTINCT_SUBSCRIPTIONS_PER_USER)',
           ),
           extensions: { code: 'LIMIT_EXCEEDED' },
         },

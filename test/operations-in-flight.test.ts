@@ -110,7 +110,7 @@ describe.runIf(databases.includes('postgresql'))('operations in flight per user,
       expect(await refused.json()).toMatchObject({
         errors: [
           {
-            message: expect.stringContaining('MAX_OPERATIONS_IN_FLIGHT_PER_USER'),
+            message: expect.stringContaining('at once on this instance (MAX_OPERATIONS_IN_FLIGHT_PER_USER'),
             extensions: { code: 'LIMIT_EXCEEDED' },
           },
         ],

@@ -641,7 +641,7 @@ describe.each(databases)('production switches (%s)', (kind) => {
         const error = limited?.errors?.[0] as { message: string; extensions: Record<string, unknown> } | undefined;
         expect(error?.extensions.code).toBe('RATE_LIMITED');
         expect(error?.extensions.retryAfterMs).toEqual(expect.any(Number));
-        expect(error?.message).toMatch(/retry in/);
+        expect(error?.message).toMatch(/per second, on this instance\): retry in/);
         // Queries over the same socket are not limited.
         expect((await ws.run({ query: print(ViewerQuery) })).results[0]?.data).toMatchObject({
           viewer: { userId: 'ops' },

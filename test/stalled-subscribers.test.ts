@@ -174,7 +174,7 @@ describe('a subscriber that stops reading while its events keep coming', () => {
       const refused = await rawWs(server, TOKENS.alice);
       expect(await refused.closed).toEqual({
         code: 1013,
-        reason: 'Too many connections for this user (MAX_CONNECTIONS_PER_USER)',
+        reason: 'Too many connections for this user on this instance (MAX_CONNECTIONS_PER_USER)',
       });
 
       const burstEnded = await stallWithTrickle();

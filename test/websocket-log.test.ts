@@ -103,7 +103,7 @@ describe('the log of WebSocket connections', () => {
       userId: 'bob',
       closedBy: 'server',
       code: 1013,
-      reason: 'Too many connections for this user (MAX_CONNECTIONS_PER_USER)',
+      reason: 'Too many connections for this user on this instance (MAX_CONNECTIONS_PER_USER)',
     });
     first.socket.close(1000);
     await lineOf('ws-bob-1');

@@ -205,7 +205,7 @@ const WAITING_BYTES_FULL =
   'Too many operations waiting on this instance (their requests reach MAX_WAITING_BYTES): retry shortly.';
 
 function ofUser(why: string): string {
-  return `Too many operations of this user at once (MAX_OPERATIONS_IN_FLIGHT_PER_USER run, the others wait for a place; ${why}): retry shortly.`;
+  return `Too many operations of this user at once on this instance (MAX_OPERATIONS_IN_FLIGHT_PER_USER run, the others wait for a place; ${why}): retry shortly.`;
 }
 
 function refused(message: string): GraphQLError {

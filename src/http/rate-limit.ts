@@ -135,7 +135,7 @@ export function useMutationRateLimit(limit: { perSecond: number; burst: number }
           },
         };
       }
-      const message = `Too many mutations (at most ${limit.burst} at once, then ${limit.perSecond} per second): retry in ${retryIn(waitMs)} s.`;
+      const message = `Too many mutations (at most ${limit.burst} at once, then ${limit.perSecond} per second, on this instance): retry in ${retryIn(waitMs)} s.`;
       setResultAndStopExecution({ errors: [rateLimited(message, waitMs)] });
     },
   };

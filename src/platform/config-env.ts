@@ -175,20 +175,20 @@ export const envSchema = z.object({
   CORS_ORIGINS: originList,
   /** Subscriptions (and operations in flight) one WebSocket connection may hold. @default 100 */
   MAX_SUBSCRIPTIONS_PER_CONNECTION: decimal(positiveInt).default(100),
-  /** WebSocket connections plus SSE streams one user may hold open. @default 50 */
+  /** WebSocket connections plus SSE streams one user may hold open on this instance (each counts its own). @default 50 */
   MAX_CONNECTIONS_PER_USER: decimal(positiveInt).default(50),
   /**
-   * Queries and mutations of one user executing at once; more wait (up to 32, 30 s each), then
-   * get 429; one whose client left while it waited never runs. @default 4
+   * Queries and mutations of one user executing at once on this instance; more wait (up to 32, 30 s
+   * each), then get 429; one whose client left while it waited never runs. @default 4
    */
   MAX_OPERATIONS_IN_FLIGHT_PER_USER: decimal(positiveInt).default(4),
   /** Bytes of the requests of every user's operations waiting for a place; past them 429. @default 67108864 (64 MiB) */
   MAX_WAITING_BYTES: decimal(positiveInt).default(64 * 1024 * 1024),
-  /** Distinct subscriptions (executions run for every event) one user may hold at once; equal ones count once. @default 32 */
+  /** Distinct subscriptions (run for every event) one user may hold at once per instance; equal ones count once. @default 32 */
   MAX_DISTINCT_SUBSCRIPTIONS_PER_USER: decimal(positiveInt).default(32),
   /** WebSocket connections and SSE streams the instance holds in all, authenticated or not. @default 20000 */
   MAX_CONNECTIONS: decimal(positiveInt).default(20_000),
-  /** Mutations per second a user's bucket refills with; 0 turns the limit off. @default 10 */
+  /** Mutations per second a user's bucket (one per instance) refills with; 0 turns the limit off. @default 10 */
   MUTATION_RATE_PER_S: decimal(z.number().min(0, 'must be 0 or more')).default(10),
   /** Mutations a user may send at once before the rate applies (the bucket's size), and the most one operation may carry. @default 60 */
   MUTATION_BURST: decimal(positiveInt).default(60),

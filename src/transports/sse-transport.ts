@@ -249,12 +249,16 @@ export class SseTransport {
     const { budget } = this.options;
     const retryAfter = retryAfterSeconds(this.options.keepAliveMs);
     if (!budget.tryOpen()) {
-      tooMany(res, 'Too many streams (MAX_CONNECTIONS)', retryAfter);
+      tooMany(res, 'Too many streams on this instance (MAX_CONNECTIONS)', retryAfter);
       return null;
     }
     if (!budget.tryClaim(viewer.userId)) {
       budget.close();
-      tooMany(res, 'Too many connections and streams for this user (MAX_CONNECTIONS_PER_USER)', retryAfter);
+      tooMany(
+        res,
+        'Too many connections and streams for this user on this instance (MAX_CONNECTIONS_PER_USER)',
+        retryAfter,
+      );
       return null;
     }
     const stream = new Stream(res, this.options.maxBufferedBytes, viewer.userId);

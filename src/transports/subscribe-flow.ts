@@ -153,7 +153,7 @@ export class SubscribeFlow {
     const { perUserDistinct } = this.budget.limits;
     const errors = [
       limitExceeded(
-        `A user may hold at most ${perUserDistinct} distinct subscriptions at once (MAX_DISTINCT_SUBSCRIPTIONS_PER_USER); equal ones (same document and variables) count once`,
+        `A user may hold at most ${perUserDistinct} distinct subscriptions at once on this instance (MAX_DISTINCT_SUBSCRIPTIONS_PER_USER); equal ones (same document and variables) count once`,
       ),
     ];
     this.metrics?.refused(name, errors);

@@ -151,7 +151,7 @@ export class WsTransport {
     }
     const { budget } = this.options;
     if (!budget.tryOpen()) {
-      log.refuse(socket, this.options.logger, TOO_MANY, 'Too many connections (MAX_CONNECTIONS)');
+      log.refuse(socket, this.options.logger, TOO_MANY, 'Too many connections on this instance (MAX_CONNECTIONS)');
       return;
     }
     const connection = new Connection(socket, upgrade, log, this.options.maxBufferedBytes);
@@ -269,7 +269,10 @@ export class WsTransport {
     if (connection.socket.readyState !== connection.socket.OPEN) return;
     connection.log.userId = viewer.userId;
     if (!this.options.budget.tryClaim(viewer.userId)) {
-      return connection.close(TOO_MANY, 'Too many connections for this user (MAX_CONNECTIONS_PER_USER)');
+      return connection.close(
+        TOO_MANY,
+        'Too many connections for this user on this instance (MAX_CONNECTIONS_PER_USER)',
+      );
     }
     connection.viewer = viewer;
     this.unacknowledged.delete(connection);
