@@ -171,6 +171,37 @@ describe('the manifests as YAML', () => {
     expect(await upload(gzipSync(tar(chart(manifest))))).toMatchObject({ __typename: 'UploadChartSuccess' });
   });
 
+  test('a manifest of 51,000 unknown tags on one line is refused for its warnings, the first placed', async () => {
+    // 610 bytes packed: yaml quoted each warning's 255 KB line, 26 s of event loop; then refused by its nodes.
+    const manifest = `${MANIFEST}x: [${Array.from({ length: 51_000 }, () => '!t a').join(',')}]\n`;
+    await expectRefused(
+      gzipSync(tar(chart(manifest))),
+      'OlaresManifest.yaml has more than 100 YAML warnings (the first: Unresolved tag: !t at line 10, column 5)',
+    );
+  });
+
+  test('translations of 9,000 unknown tags each are refused at the first, though under the node bound', async () => {
+    // Each under 10,000 nodes: 21 of them were stored, after 11 s of event loop.
+    const tags = `x: [${Array.from({ length: 9000 }, () => '!t a').join(',')}]\n`;
+    const translations = ['de-DE', 'en-US', 'fr-FR', 'ja-JP', 'zh-CN'].map((locale) => ({
+      path: `notes/i18n/${locale}/OlaresManifest.yaml`,
+      body: tags,
+    }));
+    await expectRefused(
+      gzipSync(tar(chart(undefined, translations))),
+      'i18n/de-DE/OlaresManifest.yaml has more than 100 YAML warnings (the first: Unresolved tag: !t at line 1, column 5)',
+    );
+  });
+
+  test('256 KiB of commas in a flow sequence (an error each) is refused, naming the first by line and column', async () => {
+    // Each error's line was quoted too: over two minutes of event loop for a 500-byte package.
+    const manifest = `${MANIFEST}x: [${','.repeat(256 * 1024 - MANIFEST.length - 10)}]\n`;
+    await expectRefused(
+      gzipSync(tar(chart(manifest))),
+      'OlaresManifest.yaml is not valid YAML: Unexpected , in flow sequence at line 10, column 6',
+    );
+  });
+
   test('more than 50 aliases are refused before any is resolved', async () => {
     const manifest = `${MANIFEST}s: &s x\n${lines(51, (index) => `a${index}: *s\n`)}`;
     await expectRefused(
