@@ -286,12 +286,36 @@ describe('what an entry must be to be stored, on either database', () => {
         'entrances.0.openMethod must be default, iframe or window',
       ],
       [{ entrances: [web, { name: '../../x' }] }, 'entrances.1.name must be a lowercase DNS label'],
+      // Each translation alike, and its texts are texts.
+      [
+        { i18n: { 'en-US': { entrances: [{ name: 'web', icon: 'javascript:alert(1)' }] } } },
+        'i18n.en-US.entrances.0.icon must be an http or https URL',
+      ],
+      [
+        { i18n: { 'en-US': { entrances: [{ ...web, host: 'BAD HOST\r\nX: y' }] } } },
+        'i18n.en-US.entrances.0.host must be a lowercase DNS label',
+      ],
+      [{ i18n: { 'en-US': { entrances: [{ ...web, port: 99999 }] } } }, 'i18n.en-US.entrances.0.port must be a whole'],
+      [
+        { i18n: { 'en-US': { entrances: [{ ...web, openMethod: 'javascript:' }] } } },
+        'i18n.en-US.entrances.0.openMethod must be default, iframe or window',
+      ],
+      [{ i18n: { 'en-US': { entrances: 'web' } } }, 'i18n.en-US.entrances must be a list'],
+      [{ i18n: { 'en-US': { metadata: { title: { nested: 'obj' } } } } }, 'i18n.en-US.metadata.title must be a text'],
+      [{ i18n: { 'en-US': { metadata: { description: ['a'] } } } }, 'i18n.en-US.metadata.description must be a text'],
+      [{ i18n: { 'en-US': { spec: { fullDescription: 1 } } } }, 'i18n.en-US.spec.fullDescription must be a text'],
+      [{ i18n: { 'en-US': { metadata: 'Title' } } }, 'i18n.en-US.metadata must be a map'],
+      [{ i18n: { 'en-US': 'Title' } }, 'i18n.en-US must be a map'],
     ];
     for (const [fields, reason] of cases)
       expect(refusal({ ...entry, ...fields })).toContain(`app media-vault: ${reason}`);
     const fine = {
       icon: 'https://icons.example/a.png',
       entrances: [{ ...web, port: 0, openMethod: 'iframe' }, { name: 'api' }],
+      i18n: {
+        'zh-CN': { metadata: { title: '媒体库', description: null }, entrances: [{ name: 'web', title: '网页' }] },
+        'de-DE': { metadata: null, entrances: null, spec: { fullDescription: '' } },
+      },
     };
     expect(readCatalogueEntry('media-vault', { ...entry, ...fine }).ok).toBe(true);
   });

@@ -283,14 +283,18 @@ describe.each(databases)('the Syncer on %s', (kind) => {
       // A changed entry with a script link keeps its stored row; a new one with a bad entrance is not stored.
       fake.change('notes', { version: '1.0.2', icon: 'javascript:alert(1)' });
       added.push(fake.put(fakeEntry('badhost', { entrances: [{ name: 'web', host: 'evil\r\nx', port: 80 }] })));
+      // A translation's entrance is held to the same rules.
+      const translated = { 'en-US': { entrances: [{ name: 'web', openMethod: 'javascript:alert(1)' }] } };
+      added.push(fake.put(fakeEntry('badi18n', { i18n: translated })));
       added.push(fake.put(fakeEntry('goodnew')));
       const status = await syncNow(server);
       expect(status.lastError).toBe(
-        `2 entries rejected; first: app ${fakeAppId('notes')}: icon must be an http or https URL (or empty)`,
+        `3 entries rejected; first: app ${fakeAppId('notes')}: icon must be an http or https URL (or empty)`,
       );
       const names = (await catalog(server)).map((app) => app.name);
       expect(names).toContain('goodnew');
       expect(names).not.toContain('badhost');
+      expect(names).not.toContain('badi18n');
       expect((await catalog(server)).find((app) => app.name === 'notes')).toEqual(notes);
     } finally {
       for (const id of added) fake.remove(id);

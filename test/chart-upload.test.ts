@@ -404,6 +404,20 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
     });
   });
 
+  test('a translation keeps its entrance titles, and a title YAML reads as a number as written', async () => {
+    const chart = await packChart({ name: 'translated' }, (folder) =>
+      writeFileSync(
+        path.join(folder, 'i18n', 'zh-CN', 'OlaresManifest.yaml'),
+        'metadata:\n  title: 2048.10\nentrances:\n  - name: translated\n    title: 入口\n',
+      ),
+    );
+    const answer = await upload(server, chart);
+    expect(answer.body.data?.uploadChart).toMatchObject({ __typename: 'UploadChartSuccess' });
+    expect(answer.body.data?.uploadChart.app?.entry).toMatchObject({
+      i18n: { 'zh-CN': { metadata: { title: '2048.10' }, entrances: [{ name: 'translated', title: '入口' }] } },
+    });
+  });
+
   test('text that only looks deep (a block scalar of ever deeper lines, brackets in plain text) is no nesting', async () => {
     // What the depth scan before the parser must not count: it would refuse a real manifest.
     const nested = Array.from({ length: 40 }, (_, level) => `${'  '.repeat(level)}level${level}: [[{`).join('\n');
@@ -676,6 +690,38 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
         }),
       problem,
     ]),
+    ...(
+      [
+        [{ name: 'web', icon: 'javascript:alert(1)' }, 'entrances.0.icon must be an http or https URL'],
+        [{ name: 'web', host: 'web\r\nX: y' }, 'entrances.0.host must be a lowercase DNS label'],
+        [{ name: 'web', port: 99999 }, 'entrances.0.port must be a whole number from 0 to 65535'],
+        [
+          { name: 'web', openMethod: 'javascript:alert(1)' },
+          'entrances.0.openMethod must be default, iframe or window',
+        ],
+      ] as const
+    ).map(([entrance, problem]): [string, () => Promise<Buffer>, string] => [
+      `a translation whose entrance breaks the rules (${Object.keys(entrance)[1]})`,
+      () =>
+        packChart({ name: 'translated' }, (folder) =>
+          writeFileSync(
+            path.join(folder, 'i18n', 'zh-CN', 'OlaresManifest.yaml'),
+            stringify({ metadata: { title: '测试应用' }, entrances: [entrance] }),
+          ),
+        ),
+      `i18n/zh-CN/OlaresManifest.yaml: ${problem}`,
+    ]),
+    [
+      'a translation whose title is a map',
+      () =>
+        packChart({ name: 'translated' }, (folder) =>
+          writeFileSync(
+            path.join(folder, 'i18n', 'zh-CN', 'OlaresManifest.yaml'),
+            stringify({ metadata: { title: { nested: 'map' } } }),
+          ),
+        ),
+      'i18n/zh-CN/OlaresManifest.yaml: metadata.title must be text',
+    ],
     [
       'an app name with capitals (Plex)',
       () => packChart({ name: 'Plex' }, (folder) => lowercaseEntrance(folder, 'Plex')),

@@ -1,4 +1,5 @@
-import { isObject } from './catalogue-views.js';
+import { isObject, MAX_LOCALE_LENGTH } from './catalogue-views.js';
+import { excerpt } from './text-length.js';
 
 /**
  * The fields of a catalogue entry that frontends and the app service act on, beyond its shape
@@ -7,7 +8,8 @@ import { isObject } from './catalogue-views.js';
  * an entrance host with a CR/LF in it, port -1, an `openMethod` of `javascript:alert(1)` and an
  * entrance named `../../x`. Every way an entry arrives is checked alike (a sync refuses that one
  * app with the reason, as it refuses garbage); the bundled catalogue and the market's own fixtures
- * all pass (http(s) links, DNS label names and hosts, ports 1–65535, `openMethod: window`).
+ * all pass (http(s) links, DNS label names and hosts, ports 1–65535, `openMethod: window`). The
+ * rules hold for each translation (`i18n.<locale>`) too.
  */
 
 /** A lowercase RFC 1123 label, as Kubernetes names a Service (entrance names, hosts): at most 63. */
@@ -36,12 +38,45 @@ export function entryFieldProblem(entry: Record<string, unknown>): string | null
       if (!isLink(list[i])) return `${field}.${i} must be an http or https URL`;
     }
   }
-  const entrances = entry.entrances;
+  return entrancesProblem(entry.entrances) ?? translationsProblem(entry.i18n);
+}
+
+function entrancesProblem(entrances: unknown): string | null {
   if (entrances == null) return null;
   if (!Array.isArray(entrances)) return 'entrances must be a list';
   for (let i = 0; i < entrances.length; i++) {
     const problem = entranceProblem(entrances[i]);
     if (problem !== null) return `entrances.${i}.${problem}`;
+  }
+  return null;
+}
+
+/** The texts a translation (`i18n.<locale>`) carries, by the part of it that holds them. */
+const TRANSLATED_TEXTS = { metadata: ['title', 'description'], spec: ['fullDescription', 'upgradeDescription'] };
+
+/**
+ * Each translation is held to the same rules: its entrances (titles by locale, but a frontend
+ * reads the whole entrance there) and its texts. An upload's `i18n/en-US/OlaresManifest.yaml` was
+ * stored with an entrance icon `javascript:alert(1)`, a host with CR/LF, port 99999 and a title
+ * that was a map.
+ */
+function translationsProblem(i18n: unknown): string | null {
+  if (!isObject(i18n)) return null; // its shape is catalogue-entry.ts's
+  for (const [locale, translation] of Object.entries(i18n)) {
+    if (translation == null) continue;
+    const at = `i18n.${excerpt(locale, MAX_LOCALE_LENGTH)}`;
+    if (!isObject(translation)) return `${at} must be a map`;
+    for (const [part, fields] of Object.entries(TRANSLATED_TEXTS)) {
+      const texts = translation[part];
+      if (texts == null) continue;
+      if (!isObject(texts)) return `${at}.${part} must be a map`;
+      for (const field of fields) {
+        const value = texts[field];
+        if (value != null && typeof value !== 'string') return `${at}.${part}.${field} must be a text`;
+      }
+    }
+    const problem = entrancesProblem(translation.entrances);
+    if (problem !== null) return `${at}.${problem}`;
   }
   return null;
 }

@@ -279,7 +279,9 @@ function buildEntry({ folder, chart, manifest, translations }: Manifests): Chart
     options: manifest.options ?? {},
     permission: manifest.permission ?? {},
     envs: manifest.envs ?? [],
-    i18n: Object.fromEntries([...translations].map(([locale, translation]) => [locale, translationOf(translation)])),
+    i18n: Object.fromEntries(
+      [...translations].map(([locale, translation]) => [locale, translationOf(locale, translation)]),
+    ),
     versionHistory: [{ appName: name, version, versionName: spectext('versionName') ?? version, mergedAt: now }],
     createTime: Math.floor(Date.now() / 1000),
     updateTime: Math.floor(Date.now() / 1000),
@@ -291,6 +293,9 @@ function buildEntry({ folder, chart, manifest, translations }: Manifests): Chart
     if (detail.startsWith('name ')) {
       refuse(`${M}: metadata.name ${JSON.stringify(excerpt(name, 100))} is not accepted: ${detail.slice(5)}`);
     }
+    // A translation's field in its own file (`i18n.en-US.entrances.0.port`: entrances.0.port there).
+    const translated = /^i18n\.([^.]+)\.(.*)$/s.exec(detail);
+    if (translated) refuse(`i18n/${translated[1]}/${M}: ${translated[2]}`);
     // The entry's field as the manifest names it (`categories` is `metadata.categories` there).
     const field = detail.split(/[ .]/)[0] ?? '';
     refuse(`${M}: ${MANIFEST_FIELD[field] ? `${MANIFEST_FIELD[field]}${detail.slice(field.length)}` : detail}`);
@@ -304,14 +309,20 @@ function buildEntry({ folder, chart, manifest, translations }: Manifests): Chart
   return { served, row: reading.row };
 }
 
-/** What a translation carries, in the shape sources serve `i18n.<locale>`. */
-function translationOf(translation: unknown): Yaml {
+/**
+ * What a translation carries, in the shape sources serve `i18n.<locale>`: its texts taken as
+ * written, like the manifest's; the catalogue's rules check the rest (entry-fields.ts).
+ */
+function translationOf(locale: string, translation: unknown): Yaml {
   if (!isObject(translation)) return {};
-  const metadata = isObject(translation.metadata) ? translation.metadata : {};
-  const spec = isObject(translation.spec) ? translation.spec : {};
+  const file = `i18n/${locale}/OlaresManifest.yaml`;
+  const metadata = mapAt(file, translation, 'metadata', false) ?? {};
+  const spec = mapAt(file, translation, 'spec', false) ?? {};
+  const texts = (part: Yaml, path: string, keys: string[]) =>
+    Object.fromEntries(keys.map((key) => [key, textAt(file, part, path, key) ?? null]));
   return {
-    metadata: { title: metadata.title ?? null, description: metadata.description ?? null },
+    metadata: texts(metadata, 'metadata.', ['title', 'description']),
     entrances: translation.entrances ?? null,
-    spec: { fullDescription: spec.fullDescription ?? null, upgradeDescription: spec.upgradeDescription ?? null },
+    spec: texts(spec, 'spec.', ['fullDescription', 'upgradeDescription']),
   };
 }
