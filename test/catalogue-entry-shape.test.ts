@@ -27,7 +27,11 @@ describe('the shape of a catalogue entry', () => {
     expect(read({ title: null, description: null })).toBe('read');
     expect(read({ version: '' })).toBe('version must not be empty');
     expect(read({ version: '1'.repeat(65) })).toBe('version must be at most 64 characters');
-    expect(read({ cfgType: 'c'.repeat(33) })).toBe('cfgType must be at most 32 characters');
+    const cfgTypeRule = 'cfgType must be a lowercase name (a-z, 0-9, "-"), at most 32 characters';
+    expect(read({ cfgType: 'c'.repeat(33) })).toBe(cfgTypeRule);
+    // Sent to the app service: a name, not a path, or empty (a Go source's unset field).
+    for (const cfgType of ['../../evil', 'App', 'app\n', '-app', 'a b']) expect(read({ cfgType })).toBe(cfgTypeRule);
+    for (const cfgType of ['', 'app', 'middleware', 'recommend', 'model-2']) expect(read({ cfgType })).toBe('read');
     expect(read({ categories: Array(33).fill('c') })).toBe('categories must list at most 32');
     expect(read({ categories: ['c'.repeat(129)] })).toBe('categories.0 must be at most 128 characters');
     expect(read({ versionHistory: [{ mergedAt: '2026-01-01T00:00:00Z' }] })).toBe(

@@ -712,6 +712,17 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
       `i18n/zh-CN/OlaresManifest.yaml: ${problem}`,
     ]),
     [
+      'an app type that is a path',
+      () =>
+        packChart({ name: 'pathtype' }, (folder) =>
+          writeFileSync(
+            path.join(folder, 'OlaresManifest.yaml'),
+            stringify({ ...manifestOf({ name: 'pathtype' }), 'olaresManifest.type': '../../evil' }),
+          ),
+        ),
+      'OlaresManifest.yaml: olaresManifest.type must be a lowercase name (a-z, 0-9, "-"), at most 32 characters',
+    ],
+    [
       'a translation whose title is a map',
       () =>
         packChart({ name: 'translated' }, (folder) =>

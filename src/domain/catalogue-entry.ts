@@ -24,6 +24,14 @@ const MAX_CFG_TYPE = 32;
 const MAX_CATEGORY = 128;
 
 /**
+ * An app's type (`olaresManifest.type`: `app`, `middleware`, `recommend`, …), sent to the app
+ * service as `cfgType`: a lowercase name, or empty (a Go source's unset field). Any text was
+ * taken: an upload's `../../evil` was stored and sent on.
+ */
+const CFG_TYPE = /^(?:[a-z][a-z0-9-]*)?$/;
+const CFG_TYPE_RULE = `must be a lowercase name (a-z, 0-9, "-"), at most ${MAX_CFG_TYPE} characters`;
+
+/**
  * Largest entry a row keeps, as UTF-8 JSON text (the entry and its price). Real entries are a few
  * KiB, the longest (full descriptions in a dozen languages, long version histories) tens of KiB.
  * Past this an entry is garbage or an attack: it would swell the sync transaction, the row and
@@ -61,7 +69,7 @@ const localizedText = z.union([z.string(), z.record(z.string(), z.string())], {
 const entryShape = z.looseObject({
   name: z.string().regex(APP_NAME, `${APP_NAME_RULE} (at most ${MAX_APP_NAME_LENGTH})`),
   version: chartVersion(),
-  cfgType: z.string().max(MAX_CFG_TYPE, `must be at most ${MAX_CFG_TYPE} characters`).optional(),
+  cfgType: z.string().max(MAX_CFG_TYPE, CFG_TYPE_RULE).regex(CFG_TYPE, CFG_TYPE_RULE).optional(),
   // null: none (a Go source marshals an empty map so); its texts may be in i18n.
   title: localizedText.nullish(),
   description: localizedText.nullish(),
@@ -214,7 +222,7 @@ function fitsEntryShape(entry: Record<string, unknown>): boolean {
     typeof name === 'string' &&
     APP_NAME.test(name) &&
     isVersion(version) &&
-    (cfgType === undefined || isText(cfgType, 0, MAX_CFG_TYPE)) &&
+    (cfgType === undefined || (isText(cfgType, 0, MAX_CFG_TYPE) && CFG_TYPE.test(cfgType as string))) &&
     (title == null || isLocalizedText(title)) &&
     (description == null || isLocalizedText(description)) &&
     (categories == null || isListOf(categories, MAX_CATEGORIES, (item) => isText(item, 0, MAX_CATEGORY))) &&
