@@ -206,6 +206,9 @@ describe('typed views of a catalogue entry', () => {
     expect(parseRfc3339Time(history[1]?.mergedAt ?? '')).toBeNull();
     expect(entryLocales(entry)).toEqual(['en-US', 'zh-CN']);
     expect(entryLocales({ i18n: { 'fr-FR': {}, broken: 1 } })).toEqual(['fr-FR']);
+    // Only language tags, in the list as among i18n's keys.
+    expect(entryLocales({ locale: [1, { a: 2 }, '../x', 'de-DE'] })).toEqual(['de-DE']);
+    expect(entryLocales({ locale: [1, '../x'], i18n: { '../y': {}, 'ja-JP': {} } })).toEqual(['ja-JP']);
   });
 
   test('a price shows what to pay on each chain and to whom, with descriptions by language', () => {

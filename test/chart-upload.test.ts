@@ -712,6 +712,16 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
       `i18n/zh-CN/OlaresManifest.yaml: ${problem}`,
     ]),
     [
+      'a locale list naming a path',
+      () =>
+        packChart({ name: 'pathlocale' }, (folder) => {
+          const manifest = manifestOf({ name: 'pathlocale' });
+          const spec = { ...(manifest.spec as object), locale: ['en-US', '../x', { a: 2 }] };
+          writeFileSync(path.join(folder, 'OlaresManifest.yaml'), stringify({ ...manifest, spec }));
+        }),
+      'OlaresManifest.yaml: spec.locale.1 is not a locale like en-US',
+    ],
+    [
       'an app type that is a path',
       () =>
         packChart({ name: 'pathtype' }, (folder) =>

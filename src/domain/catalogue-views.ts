@@ -151,12 +151,16 @@ export function entryStrings(entry: unknown, field: string): string[] {
   return isObject(entry) ? [...new Set(strings(entry[field]))] : [];
 }
 
-/** The locales an entry has texts in: its `locale` list, else the languages of `i18n`. */
+/**
+ * The locales an entry has texts in: its `locale` list, else the languages of `i18n`; only those
+ * shaped like a language tag (isLocaleTag): `locale: [1, {a: 2}, "../x"]` answered `["../x"]`.
+ */
 export function entryLocales(entry: unknown): string[] {
   if (!isObject(entry)) return [];
-  const listed = entryStrings(entry, 'locale');
+  const listed = entryStrings(entry, 'locale').filter(isLocaleTag);
   if (listed.length > 0) return listed;
-  return isObject(entry.i18n) ? sortedKeys(entry.i18n).filter((key) => isObject((entry.i18n as Json)[key])) : [];
+  const i18n = isObject(entry.i18n) ? entry.i18n : {};
+  return sortedKeys(i18n).filter((key) => isObject(i18n[key]) && isLocaleTag(key));
 }
 
 // Requirements

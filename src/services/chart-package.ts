@@ -205,6 +205,22 @@ function textAt(file: string, parent: Yaml, path: string, key: string, required 
   return typeof value === 'string' ? value : refuse(`${file}: ${path}${key} must be text`);
 }
 
+/**
+ * `spec.locale`, the locales the app is in: each one like the folders of i18n/ (isLocaleTag).
+ * Refused rather than dropped, as a folder is: the admin can correct the manifest, and a list
+ * cut silently would name fewer locales than the chart's author wrote.
+ */
+function localeList(value: unknown): unknown[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value)) return refuse('OlaresManifest.yaml: spec.locale must be a list of locales like en-US');
+  value.forEach((item, index) => {
+    if (typeof item !== 'string' || !isLocaleTag(item)) {
+      refuse(`OlaresManifest.yaml: spec.locale.${index} is not a locale like en-US`);
+    }
+  });
+  return value;
+}
+
 /** A Kubernetes quantity (`512Mi`, `2G`, `1073741824`) in whole bytes, as market sources serve requirements. */
 function bytesOf(field: string, value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
@@ -266,7 +282,7 @@ function buildEntry({ folder, chart, manifest, translations }: Manifests): Chart
     doc: spectext('doc') ?? '',
     featuredImage: spectext('featuredImage') ?? '',
     promoteImage: spec.promoteImage ?? [],
-    locale: spec.locale ?? [...translations.keys()],
+    locale: localeList(spec.locale) ?? [...translations.keys()],
     license: spec.license ?? [],
     requiredMemory: bytesOf('spec.requiredMemory', spectext('requiredMemory')) ?? '',
     requiredDisk: bytesOf('spec.requiredDisk', spectext('requiredDisk')) ?? '',
