@@ -923,6 +923,32 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
     expect(await uploadCatalog(server)).toEqual(before);
   });
 
+  test('a gzipped multipart body (Content-Encoding: gzip) is refused with 415 naming the coding, nothing stored', async () => {
+    const before = await uploadCatalog(server);
+    const form = new FormData();
+    form.set('operations', JSON.stringify({ query: UPLOAD, variables: { chart: null } }));
+    form.set('map', JSON.stringify({ 0: ['variables.chart'] }));
+    form.set('0', new Blob([new Uint8Array(await packChart({ name: 'gzipped' }))]), 'chart.tgz');
+    const multipart = new Request('http://localhost/', { method: 'POST', body: form });
+    const response = await fetch(server.graphqlUrl, {
+      method: 'POST',
+      body: gzipSync(Buffer.from(await multipart.arrayBuffer())),
+      headers: {
+        authorization: `Bearer ${TOKENS.ops}`,
+        'content-type': multipart.headers.get('content-type') as string,
+        'content-encoding': 'gzip',
+        ...PREFLIGHT,
+      },
+    });
+    expect(response.status).toBe(415);
+    const body = (await response.json()) as { errors: { message: string; extensions: { code: string } }[] };
+    expect(body.errors[0]).toEqual({
+      message: 'Request bodies are read as sent: Content-Encoding gzip is not accepted (send it uncompressed)',
+      extensions: { code: 'VALIDATION' },
+    });
+    expect(await uploadCatalog(server)).toEqual(before);
+  });
+
   test('an upload from a page of another origin is refused with 403, header or not', async () => {
     const before = await uploadCatalog(server);
     const answer = await upload(server, await packChart({ name: 'crossorigin' }), {

@@ -1,3 +1,4 @@
+import { deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { AUTH_ENV, startTestServer, type TestServer, TOKENS } from './support/server.js';
 
@@ -122,5 +123,36 @@ describe('Content-Type is read case-insensitively, and the cross-site rule with 
       }
     }
     expect(await server.app.db.task.count()).toBe(before);
+  });
+
+  test('a compressed body (Content-Encoding gzip, deflate, any case) is refused with 415 naming the coding', async () => {
+    const json = Buffer.from(JSON.stringify({ query: VIEWER }));
+    const send = (body: Buffer, encoding: string, path = '/graphql') =>
+      fetch(`${server.url}${path}`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json', 'content-encoding': encoding },
+        body: new Uint8Array(body),
+      });
+    for (const [encoding, body, shown] of [
+      ['gzip', gzipSync(json), 'gzip'],
+      ['Deflate', deflateSync(json), 'Deflate'],
+      ['identity, gzip', gzipSync(json), 'identity, gzip'],
+    ] as const) {
+      for (const path of ['/graphql', '/graphql/stream']) {
+        const answer = await send(body, encoding, path);
+        expect(answer.status, `${path} ${encoding}`).toBe(415);
+        expect(await answer.json()).toEqual({
+          errors: [
+            {
+              message: `Request bodies are read as sent: Content-Encoding ${shown} is not accepted (send it uncompressed)`,
+              extensions: { code: 'VALIDATION' },
+            },
+          ],
+        });
+      }
+    }
+    // No coding: the body as sent.
+    const plain = await send(json, 'identity');
+    expect({ status: plain.status, body: await plain.json() }).toEqual({ status: 200, body: ALICE });
   });
 });

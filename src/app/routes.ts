@@ -21,7 +21,13 @@ import { HeldUploads, UPLOADS_BUSY } from '../http/held-uploads.js';
 import { mediaTypeOf, withLowerCaseMediaType } from '../http/media-type.js';
 import { checkReadiness, type Lifecycle } from '../http/readiness.js';
 import { noteRefusal } from '../http/request-notes.js';
-import { isUtf8Query, NOT_UTF8_BODY, NOT_UTF8_QUERY, refuseNonUtf8Charset } from '../http/text-encoding.js';
+import {
+  isUtf8Query,
+  NOT_UTF8_BODY,
+  NOT_UTF8_QUERY,
+  refuseContentEncoding,
+  refuseNonUtf8Charset,
+} from '../http/text-encoding.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import type { HttpFastPath } from '../transports/http-fast-path.js';
@@ -131,7 +137,11 @@ function routeRequest(deps: RouteDeps) {
     if (path !== yoga.graphqlEndpoint && path !== STREAM_PATH) {
       return refuse(req, res, 404, { message: `Not found: the GraphQL endpoint is ${yoga.graphqlEndpoint}` });
     }
-    const refusal = refuseCrossSite(req, origins) ?? refuseNonUtf8Charset(req) ?? refuseNonUtf8Query(req);
+    const refusal =
+      refuseCrossSite(req, origins) ??
+      refuseContentEncoding(req) ??
+      refuseNonUtf8Charset(req) ??
+      refuseNonUtf8Query(req);
     if (refusal) {
       deps.metrics?.refusedBeforeYoga([{ extensions: { code: refusal.code } }]);
       return refuseReadably(deps, req, res, refusal);

@@ -54,6 +54,23 @@ export function refuseNonUtf8Charset(req: IncomingMessage): { status: number; co
   };
 }
 
+/**
+ * Why a POST body must not be read, if it declares a content coding (`Content-Encoding: gzip`):
+ * bodies are read as sent, and a gzipped one was read as its compressed bytes (a chart upload's
+ * multipart body: 400 "Unexpected end of multipart data"; a JSON body: 400 as not UTF-8). A 415
+ * naming the coding (RFC 9110 §15.5.16), before anything is read; none, or `identity`, passes.
+ */
+export function refuseContentEncoding(req: IncomingMessage): { status: number; code: string; message: string } | null {
+  const encoding = req.headers['content-encoding'];
+  if (req.method !== 'POST' || encoding === undefined) return null;
+  if (encoding.split(',').every((coding) => /^\s*(?:identity)?\s*$/i.test(coding))) return null;
+  return {
+    status: 415,
+    code: 'VALIDATION',
+    message: `Request bodies are read as sent: Content-Encoding ${encoding.slice(0, 40).replace(/[^\w.:, -]/g, '?')} is not accepted (send it uncompressed)`,
+  };
+}
+
 /** The value of a Content-Type's `charset` parameter, as sent; undefined without one. */
 function charsetOf(contentType: string): string | undefined {
   for (const parameter of contentType.split(';').slice(1)) {
