@@ -383,7 +383,11 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
     expect([...((listed?.versions as string[] | undefined) ?? [])].sort()).toEqual(versions);
     expect(await installAs(server, 'concur', '2.0.1')).toMatchObject({ __typename: 'InstallAppSuccess' });
     const records = await server.app.db.historyRecord.findMany({ where: { type: 'system', userId: 'system' } });
-    expect(records.filter((record) => record.message.includes('1 added (concur)'))).toHaveLength(1);
+    const added = records.filter((record) => record.message.includes('1 added (concur)'));
+    expect(added).toHaveLength(1);
+    // Who put the chart into every user's catalogue: the uploading admin, in the message and the data.
+    expect(added[0]?.message).toBe('catalogue of upload changed by ops: 1 added (concur)');
+    expect(added[0]?.extended).toMatchObject({ sourceId: 'upload', added: ['concur'], by: 'ops' });
   });
 
   test('an unquoted version that YAML reads as a number (1.10) is kept as written, not as 1.1', async () => {

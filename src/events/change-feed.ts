@@ -44,6 +44,8 @@ export interface CatalogueChanged {
   removed: string[];
   /** An admin added, selected or removed the source: what is offered changed as a whole (the lists are empty). */
   sourcesChanged?: boolean;
+  /** The admin whose upload made the change (a sync's has none): the history record names them. */
+  by?: string;
 }
 
 export type Topics = {

@@ -48,22 +48,33 @@ export class CatalogueChanges {
     this.stopListening();
   }
 
-  /** After the change committed: one `system` history record, then the announcement. */
+  /**
+   * After the change committed: one `system` history record, then the announcement. An upload's
+   * names its admin (`by`, also in the message): the record is the audit trail of who put a chart
+   * into every user's catalogue, and the request log alone kept it only as long as the logs.
+   */
   async changed(change: CatalogueChanged): Promise<void> {
     this.catalog.forgetSource(change.sourceId);
     const parts = (['added', 'updated', 'removed'] as const)
       .filter((kind) => change[kind].length > 0)
       .map((kind) => `${change[kind].length} ${kind} (${preview(change[kind])})`);
+    const by = change.by === undefined ? '' : ` by ${change.by}`;
     const records = await this.history.record([
       {
         type: 'system',
-        message: `catalogue of ${change.sourceId} changed: ${parts.join(', ')}`,
+        message: `catalogue of ${change.sourceId} changed${by}: ${parts.join(', ')}`,
         app: null,
         // They concern no user: only admins (who see every user's records) read them, and no client
         // can be this user (auth/user-id.ts).
         userId: SYSTEM_USER,
         time: new Date(),
-        extended: { sourceId: change.sourceId, added: change.added, updated: change.updated, removed: change.removed },
+        extended: {
+          sourceId: change.sourceId,
+          added: change.added,
+          updated: change.updated,
+          removed: change.removed,
+          ...(change.by === undefined ? {} : { by: change.by }),
+        },
       },
     ]);
     this.feed.history(records);

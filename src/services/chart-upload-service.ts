@@ -71,6 +71,7 @@ export class ChartUploadService {
       added: existed ? [] : [appId],
       updated: existed ? [appId] : [],
       removed: [],
+      by: viewer.userId,
     };
     try {
       await this.onChanged(change);
