@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createPrismaClient } from '../src/db/client.js';
+import { createPrismaClient, type Db } from '../src/db/client.js';
+import { replaceSearchText, searchTextsAfter } from '../src/db/search-refold-sql.js';
 import { catalogueSearchText } from '../src/domain/catalogue-entry.js';
-import { SEARCH_FOLDING, searchFold } from '../src/domain/search-fold.js';
+import { isSearchFolded, searchFold } from '../src/domain/search-fold.js';
 import { availableDatabases, createTestDatabase, type DatabaseKind, type TestDatabase } from './support/databases.js';
 import { type FakeMarketSource, fakeEntry, startFakeMarketSource } from './support/fake-market-source.js';
 import { CatalogQuery } from './support/operations.js';
@@ -10,7 +11,7 @@ import { dataOf, execute, startTestServer, type TestServer, waitFor } from './su
 /**
  * Catalogue search as users type it: composed or decomposed accents, no accents, full-width
  * letters, Turkish and Greek letter forms, invisible characters pasted in. The apps come in
- * through a real sync (the fake market source) or, for the refolding at start, as rows a release
+ * through a real sync (the fake market source) or, for the background refold, as rows a release
  * before it wrote (searchText only lower-cased), and are searched through the API.
  */
 
@@ -84,6 +85,22 @@ describe('searchFold', () => {
   test('folding a folded text changes nothing, so stored and typed text fold alike', () => {
     for (const [search] of CASES) expect(searchFold(searchFold(search))).toBe(searchFold(search));
   });
+
+  test('a folded text is a fixed point however tricky the input, so the refold can tell old rows from new', () => {
+    const tricky = [
+      '\u00a8 \u00b4 \u02dc', // spacing accents: NFKD gives a space and a mark
+      '\ufdfa \u33ff \ufb01', // one character, several words or letters
+      '\u01c5 \u1e9e \u00df \u2126 \u212b \u0130 \u03a3\u0301 \u0390 \u1e9b\u0323',
+      '\uff71\uff9e \u3000x\u00a0y\u2028z \u0345 \u13a0 \uab70',
+      '\ud83d\ude00 \ud800 a\u200b \u00ad b \ufeff',
+      `  ${'Crème brûlée '.repeat(3)}\t\n`,
+    ];
+    for (const text of tricky) expect(isSearchFolded(searchFold(text))).toBe(true);
+    // Clipped at 3,000 units where a space falls: still a fixed point.
+    expect(isSearchFolded(catalogueSearchText('x', 'Title', 'a '.repeat(2000)))).toBe(true);
+    expect(isSearchFolded('bistro café bistro espresso')).toBe(false);
+    expect(isSearchFolded('plain ascii text')).toBe(true);
+  });
 });
 
 describe.each(databases)('catalogue search on %s', (kind) => {
@@ -107,7 +124,7 @@ describe.each(databases)('catalogue search on %s', (kind) => {
   });
 });
 
-/** An app as a release before the folding stored it: searchText only lower-cased, `searchFolding` left at 0. */
+/** An app as a release before the folding stored it: searchText only lower-cased. */
 interface OldRow {
   name: string;
   title: string;
@@ -120,81 +137,150 @@ const OLD_ROWS: OldRow[] = [
   { name: 'guide', title: 'İSTANBUL Guide', description: 'Kırmızı tours' },
   // The title and description columns hold 1,000 characters; the search text covers the entry's whole text.
   { name: 'longread', title: 'Long read', description: `${'Long text. '.repeat(100)}Made in Zürich` },
+  // ASCII: the same text either way, left alone.
+  { name: 'plain', title: 'Plain Notes', description: 'Nothing to fold' },
 ];
 
 const clip = (text: string) => text.slice(0, 1000);
 
-async function writeOldRows(database: TestDatabase): Promise<void> {
+/** The rows as an older release wrote them (its sync's columns, searchText only lower-cased). */
+function oldRowData({ name, title, description }: OldRow) {
+  return {
+    sourceId: 'upload',
+    appId: name,
+    name,
+    version: '1.0.0',
+    versions: ['1.0.0'],
+    title,
+    description: clip(description),
+    searchText: `${name} ${title} ${description}`.toLowerCase(),
+    entry: { name, version: '1.0.0', title: { 'en-US': title }, description: { 'en-US': description } },
+  };
+}
+
+async function withDb<T>(database: TestDatabase, work: (db: Db) => Promise<T>): Promise<T> {
   const db = createPrismaClient(database.url);
   try {
-    for (const row of OLD_ROWS) {
-      const entry = JSON.stringify({
-        name: row.name,
-        version: '1.0.0',
-        title: { 'en-US': row.title },
-        description: { 'en-US': row.description },
-      });
-      const searchText = `${row.name} ${row.title} ${row.description}`.toLowerCase();
-      await db.$executeRaw`
-        INSERT INTO "CatalogApp" ("sourceId", "appId", "name", "version", "versions", "title", "description",
-          "searchText", "entry", "updatedAt")
-        VALUES ('upload', ${row.name}, ${row.name}, '1.0.0', '["1.0.0"]', ${row.title}, ${clip(row.description)},
-          ${searchText}, ${entry}, ${new Date()})`;
-    }
+    return await work(db);
   } finally {
     await db.$disconnect();
   }
 }
 
-/** The rows' search text and folding, by name. */
-async function storedSearch(server: TestServer) {
-  const rows = await server.app.db.catalogApp.findMany({
-    select: { name: true, searchText: true, searchFolding: true },
-  });
-  return Object.fromEntries(rows.map((row) => [row.name, { searchText: row.searchText, folding: row.searchFolding }]));
+const writeOldRows = (database: TestDatabase, rows: OldRow[]) =>
+  withDb(database, (db) => db.catalogApp.createMany({ data: rows.map(oldRowData) }));
+
+/** The rows' search text, by name. */
+async function storedSearch(db: Db): Promise<Record<string, string>> {
+  const rows = await db.catalogApp.findMany({ select: { name: true, searchText: true }, orderBy: { name: 'asc' } });
+  return Object.fromEntries(rows.map((row) => [row.name, row.searchText]));
 }
 
-const refoldedIn = (server: TestServer) =>
-  server.logs
-    .map((line) => JSON.parse(line) as { refolded?: number })
-    .reduce((sum, line) => sum + (line.refolded ?? 0), 0);
+const refolded = (rows: OldRow[]) =>
+  Object.fromEntries(
+    rows
+      .map((row) => [row.name, catalogueSearchText(row.name, row.title, row.description)])
+      .sort(([a], [b]) => ((a ?? '') < (b ?? '') ? -1 : 1)),
+  );
+
+const env = { DEMO_DATA: '0', BUNDLED_CATALOGUE_FILE: 'off' };
 
 describe.each(databases)('search text stored before the folding, on %s', (kind: DatabaseKind) => {
-  test('two instances starting at once fold every old row exactly once, and searches find them the new way', async () => {
+  test('two instances starting at once both refold in the background, and searches find every old row the new way', async () => {
     const database = await createTestDatabase(kind);
     const servers: TestServer[] = [];
-    const env = { DEMO_DATA: '0', BUNDLED_CATALOGUE_FILE: 'off' };
     try {
-      await writeOldRows(database);
+      await writeOldRows(database, OLD_ROWS);
       servers.push(...(await Promise.all([1, 2].map(() => startTestServer(kind, { database, env })))));
       const [first, second] = servers as [TestServer, TestServer];
+      const expected = refolded(OLD_ROWS);
+      const stored = () => storedSearch(first.app.db);
+      await waitFor(
+        async () => (JSON.stringify(await stored()) === JSON.stringify(expected) ? true : undefined),
+        'the refold',
+      );
+      expect(await stored()).toEqual(expected);
       expect(await found(first, 'cafe')).toEqual(['bistro']);
       expect(await found(second, 'uber')).toEqual(['maps']);
       expect(await found(first, 'istanbul')).toEqual(['guide']);
       expect(await found(second, 'kirmizi')).toEqual(['guide']);
       expect(await found(first, 'zurich')).toEqual(['longread']);
-      // Each row folded by one of the two: the other found it current (or lost the race to it).
-      expect(refoldedIn(first) + refoldedIn(second)).toBe(OLD_ROWS.length);
-      const stored = await storedSearch(first);
-      for (const row of OLD_ROWS) {
-        expect(stored[row.name]).toEqual({
-          searchText: catalogueSearchText(row.name, row.title, row.description),
-          folding: SEARCH_FOLDING,
-        });
-      }
-
-      // Folded once: a later start reads the rows as current and leaves them as they are.
-      await Promise.all(servers.splice(0).map((server) => server.stop()));
-      const db = createPrismaClient(database.url);
-      await db.catalogApp
-        .updateMany({ where: { name: 'maps' }, data: { searchText: 'kept as written' } })
-        .finally(() => db.$disconnect());
-      const third = await startTestServer(kind, { database, env });
-      servers.push(third);
-      expect(refoldedIn(third)).toBe(0);
-      expect((await storedSearch(third)).maps?.searchText).toBe('kept as written');
     } finally {
       await Promise.all(servers.map((server) => server.stop()));
+      await database.drop();
+    }
+  });
+
+  test('a row written between the refold read and its write keeps what the other writer wrote', async () => {
+    const database = await createTestDatabase(kind);
+    try {
+      await writeOldRows(database, OLD_ROWS.slice(0, 1));
+      await withDb(database, async (db) => {
+        const [read] = await searchTextsAfter(db, 0, 10);
+        if (!read) throw new Error('no row');
+        await db.catalogApp.update({ where: { id: read.id }, data: { searchText: 'written meanwhile' } });
+        expect(await replaceSearchText(db, read.id, read.searchText, 'refolded')).toBe(false);
+        expect((await storedSearch(db)).bistro).toBe('written meanwhile');
+        expect(await replaceSearchText(db, read.id, 'written meanwhile', 'refolded')).toBe(true);
+        expect((await storedSearch(db)).bistro).toBe('refolded');
+      });
+    } finally {
+      await database.drop();
+    }
+  });
+
+  test('an app an older instance rewrote after the start is refolded when its catalogue change is announced', async () => {
+    const database = await createTestDatabase(kind);
+    const [bistro, maps] = OLD_ROWS as [OldRow, OldRow];
+    let server: TestServer | null = null;
+    try {
+      await writeOldRows(database, [bistro]);
+      server = await startTestServer(kind, { database, env });
+      const running = server;
+      // The start scan is over once it has logged the row it folded.
+      await waitFor(
+        async () => (running.logs.some((line) => line.includes('"run":"scan"')) ? true : undefined),
+        'the scan',
+      );
+      await writeOldRows(database, [maps]);
+      expect(await found(running, 'uber')).toEqual([]);
+      running.app.services.bus.publish('catalogue:changed', {
+        sourceId: 'upload',
+        added: [],
+        updated: ['maps'],
+        removed: [],
+      });
+      await waitFor(
+        async () => ((await found(running, 'uber')).length > 0 ? true : undefined),
+        'the refold of the change',
+      );
+      expect(await found(running, 'uber')).toEqual(['maps']);
+    } finally {
+      await server?.stop();
+      await database.drop();
+    }
+  });
+
+  test('a server stopped during a long refold stops between rows, leaving the rest to the next start', async () => {
+    const database = await createTestDatabase(kind);
+    const many = Array.from({ length: 5000 }, (_, index) => ({
+      name: `app${index}`,
+      title: `Crème ${index}`,
+      description: 'Brûlée',
+    }));
+    const unfolded = (db: Db) => db.catalogApp.count({ where: { searchText: { contains: 'crème' } } });
+    let next: TestServer | null = null;
+    try {
+      await writeOldRows(database, many);
+      // Stopped as soon as it has started: the scan has just begun, and the stop does not wait for its end.
+      const server = await startTestServer(kind, { database, env });
+      await server.stop();
+      expect(await withDb(database, unfolded)).toBeGreaterThan(0);
+      next = await startTestServer(kind, { database, env });
+      const running = next;
+      await waitFor(async () => ((await unfolded(running.app.db)) === 0 ? true : undefined), 'the next refold');
+    } finally {
+      await next?.stop();
       await database.drop();
     }
   });

@@ -249,6 +249,8 @@ async function stopOnce(serving: Edge, started: Started, signal?: string): Promi
   const began = Date.now();
   // Before the requests in flight are waited for: a syncMarketSource one answers (cut short) at once.
   void started.services.catalogueSync.stop(SERVER_STOPPING);
+  // The search refold too: it ends between two rows, and the stop waits for that later (stopStarted).
+  void started.services.searchRefold.stop();
   const connections = await stopServing(serving, signal);
   const progress: StopProgress = { step: 'the start-up still under way' };
   const deadline = Date.now() + 2 * config.shutdownTimeoutMs + STOP_ALLOWANCE_MS + CLUSTER_LOG_STOP_WAIT_MS;
@@ -292,6 +294,9 @@ async function stopStarted(started: Started, progress: StopProgress): Promise<vo
   };
   // A start-up still under way finishes first, so that what it started is stopped too.
   await started.starting?.catch(() => {});
+  step("the catalogue's search refold");
+  // Ended between two rows when the stop began: a long scan is not waited for (the next start goes on).
+  await services.searchRefold.stop();
   step('the periodic jobs', () => jobs.stillRunning());
   await jobs.stop();
   step('the task engine');

@@ -26,6 +26,7 @@ import { MarketSourceService } from '../services/market-source-service.js';
 import { OperationService } from '../services/operation-service.js';
 import { PaymentService } from '../services/payment-service.js';
 import { PurchaseService } from '../services/purchase-service.js';
+import { SearchRefold } from '../services/search-refold.js';
 import { TaskService } from '../services/task-service.js';
 import { createCatalogue } from './catalogue.js';
 import { watchedDatabaseFile } from './database.js';
@@ -126,6 +127,8 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
     }),
     catalogueSync: catalogue.syncer,
     catalogueChanges: catalogue.changes,
+    /** Folds search text stored by an older release again, in the background (started by the start's steps). */
+    searchRefold: new SearchRefold(db, bus, logger.child({ component: 'search-refold' })),
     operations: new OperationService(db, catalog, history, feed, engine),
     lifecycle: new LifecycleService(db, history, feed, engine),
     engine,

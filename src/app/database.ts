@@ -1,7 +1,6 @@
 import { type DatabaseProbe, type Db, databaseProvider, prepareDatabase, sqliteFilePath } from '../db/client.js';
 import { ensureDefaultSources } from '../db/default-sources.js';
 import { seedDemoData } from '../db/demo-data.js';
-import { refoldCatalogueSearch } from '../db/search-folding.js';
 import { SqliteFile } from '../db/sqlite-file.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
@@ -60,15 +59,6 @@ function isTableMissing(error: unknown): boolean {
   if (kind === 'TableDoesNotExist' || kind === 'ColumnNotFound') return true;
   if (typeof code === 'string' && ['P2021', 'P2022', '42P01', '42703'].includes(code)) return true;
   return typeof message === 'string' && /no such (table|column)/.test(message);
-}
-
-/**
- * Brings the catalogue's search text stored with an older folding to the current one (once: the
- * rows then record it), before the catalogue is synced or searched (db/search-folding.ts).
- */
-export async function refoldSearchText(db: Db, logger: Logger): Promise<void> {
-  const refolded = await refoldCatalogueSearch(db);
-  if (refolded > 0) logger.info({ refolded }, "folded the catalogue's stored search text the current way");
 }
 
 /**

@@ -6,7 +6,7 @@ import type { StateCollector } from '../runtime/state-collector.js';
 import { syncBundledCatalogue } from './catalogue.js';
 import { createCollector } from './collector.js';
 import { connectCluster, type Services } from './create-services.js';
-import { openDatabase, refoldSearchText, seedDemo } from './database.js';
+import { openDatabase, seedDemo } from './database.js';
 import type { PeriodicJobs } from './jobs.js';
 import type { LiveTransports } from './live.js';
 import { startOutbox } from './outbox.js';
@@ -68,6 +68,9 @@ export async function startSteps(
   });
   started(collector);
   await collector.start();
+  // Once the rest has started, and not waited for: searches find the accented words of rows an
+  // older release stored once it is done.
+  services.searchRefold.start();
 }
 
 /**
@@ -84,9 +87,8 @@ export function explainedStartFailure(error: unknown, step: string, databaseUrl:
 
 /**
  * The start-up's steps up to the task engine's start, each only if no stop began meanwhile: the
- * database, the catalogue's search text in the current folding, the cluster log (other
- * instances' changes reach this one's bus from here on, and this one's, such as the catalogue
- * sync's, reach the others), the bundled catalogue, the demo data.
+ * database, the cluster log (other instances' changes reach this one's bus from here on, and this
+ * one's, such as the catalogue sync's, reach the others), the bundled catalogue, the demo data.
  * Returns the cluster log's entries for the collector.
  */
 async function prepareStart(
@@ -100,8 +102,6 @@ async function prepareStart(
   };
   unlessStopping('opening the database');
   await openDatabase(db, config, services.databaseFile);
-  unlessStopping("the catalogue's search text");
-  await refoldSearchText(db, logger);
   unlessStopping("joining the cluster log and reading the runtime's state");
   const runtimeEntries = await connectCluster(services, db, logger);
   unlessStopping("the bundled catalogue's sync");

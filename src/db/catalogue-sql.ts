@@ -1,5 +1,4 @@
-import { SEARCH_FOLDING } from '../domain/search-fold.js';
-import { join, raw, type Sql, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
+import { join, type Sql, sql } from '../generated/prisma-sqlite/internal/prismaNamespace.js';
 import { chunks } from './chunks.js';
 import type { SqlRunner } from './driver-sql.js';
 import type { MarketSourceRow } from './models.js';
@@ -60,25 +59,18 @@ export interface NewCatalogApp {
   summaryHash: string | null;
 }
 
-/**
- * The folding every row's searchText is written in (readCatalogueEntry's), as a literal in the SQL
- * text: as a 16th parameter per row, a chunk of APPS_PER_INSERT rows would pass the 999 parameters.
- */
-const FOLDING = raw(String(SEARCH_FOLDING));
-
 function appValues(sourceId: string, rows: readonly NewCatalogApp[], now: Date): Sql {
   return join(
     rows.map(
       (row) =>
         sql`(${sourceId}, ${row.appId}, ${row.name}, ${row.version}, ${row.versions}, ${row.cfgType}, ${row.title},
-            ${row.description}, ${row.searchText}, ${FOLDING}, ${row.paid}, ${row.price}, ${row.entry}, ${row.summaryHash},
-            ${now}, ${now})`,
+            ${row.description}, ${row.searchText}, ${row.paid}, ${row.price}, ${row.entry}, ${row.summaryHash}, ${now}, ${now})`,
     ),
   );
 }
 
 const APP_COLUMNS = sql`("sourceId", "appId", "name", "version", "versions", "cfgType", "title", "description",
-  "searchText", "searchFolding", "paid", "price", "entry", "summaryHash", "createdAt", "updatedAt")`;
+  "searchText", "paid", "price", "entry", "summaryHash", "createdAt", "updatedAt")`;
 
 /** Inserts new catalogue rows of a source, in chunks; returns their ids by app id. */
 export async function insertCatalogApps(
@@ -116,8 +108,7 @@ export async function updateCatalogApps(
       INSERT INTO "CatalogApp" ${APP_COLUMNS} VALUES ${appValues(sourceId, chunk, now)}
       ON CONFLICT ("sourceId", "appId") DO UPDATE SET "name" = excluded."name", "version" = excluded."version",
         "versions" = excluded."versions", "cfgType" = excluded."cfgType", "title" = excluded."title",
-        "description" = excluded."description", "searchText" = excluded."searchText",
-        "searchFolding" = excluded."searchFolding", "paid" = excluded."paid",
+        "description" = excluded."description", "searchText" = excluded."searchText", "paid" = excluded."paid",
         "price" = excluded."price", "entry" = excluded."entry", "summaryHash" = excluded."summaryHash",
         "updatedAt" = excluded."updatedAt"`;
   }

@@ -1,7 +1,6 @@
 import { simulatedEntrance } from '../domain/app-entrance.js';
 import { appKeyString } from '../domain/app-key.js';
 import { catalogueSearchText } from '../domain/catalogue-entry.js';
-import { SEARCH_FOLDING } from '../domain/search-fold.js';
 import type { Db } from './client.js';
 import { REMOTE_SOURCE } from './default-sources.js';
 import { DEMO_LOCAL_APPS, type DemoApp } from './demo-catalogue.js';
@@ -26,7 +25,6 @@ function catalogRow(sourceId: string, app: DemoApp) {
     title: app.title,
     description: app.description,
     searchText: catalogueSearchText(app.name, app.title, app.description),
-    searchFolding: SEARCH_FOLDING,
     entry: {
       id: app.name,
       name: app.name,

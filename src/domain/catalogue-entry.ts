@@ -168,16 +168,18 @@ export function readCatalogueEntry(appId: string, served: unknown): EntryReading
 /**
  * The stored search text of an app: its name, title and description (whole, as its entry holds
  * them in FALLBACK_LOCALE: the columns keep a clipped copy) folded as search compares them
- * (search-fold.ts), then clipped.
+ * (search-fold.ts), then clipped. Trimmed again after the clip, which may end at a space: the
+ * result is a fixed point of searchFold, which is how the refold tells a row folded the current
+ * way (services/search-refold.ts).
  */
 export function catalogueSearchText(name: string, title: string | null, description: string | null): string {
-  return clipUnits(searchFold([name, title, description].filter(Boolean).join(' ')), 3 * MAX_COLUMN_TEXT);
+  return clipUnits(searchFold([name, title, description].filter(Boolean).join(' ')), 3 * MAX_COLUMN_TEXT).trimEnd();
 }
 
 /**
  * The search text of an app named `name` whose stored entry is `entry`, as readCatalogueEntry
- * computed it when it read the entry: the start's refolding computes it again from the stored row
- * (db/search-folding.ts).
+ * computed it when it read the entry: the background refold computes it again from the stored row
+ * (services/search-refold.ts).
  */
 export function entrySearchText(name: string, entry: unknown): string {
   return catalogueSearchText(

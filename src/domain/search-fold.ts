@@ -5,13 +5,6 @@
  * LIKE, escaped after folding, so a `%` that folding produces, from a full-width `％`, is a `%`).
  */
 
-/**
- * The folding `CatalogApp.searchText` holds, recorded in its row (`searchFolding`): rows written
- * with an older one are folded again at start (db/search-folding.ts). Raise it whenever searchFold
- * changes what it returns. 0 was `toLowerCase` alone.
- */
-export const SEARCH_FOLDING = 1;
-
 /** Combining marks (accents, a Turkish İ's dot once decomposed) and format characters (U+200B, U+200D, U+FEFF, a soft hyphen). */
 const MARKS_AND_FORMAT = /[\p{M}\p{Cf}]/gu;
 /** Letters lower-casing leaves apart from their plain form: the dotless ı, the final sigma ς. */
@@ -34,6 +27,9 @@ const PLAIN_LOWER: Record<string, string> = { ı: 'i', ς: 'σ' };
  *   is typed while the word is not yet ended); a Turkish keyboard types `ı` where others type `i`.
  * - Runs of white space (any Unicode space, a line break) as one space, trimmed: a description's
  *   line break or a doubled space matches a single space typed.
+ * Idempotent (folding a folded text changes nothing): a row whose searchText is not a fixed point
+ * was stored folded another way (by a release that only lower-cased) and is folded again
+ * (services/search-refold.ts); an ASCII row reads the same either way and needs nothing.
  * The result is never longer than NFKD's (at most 18 code points per character, U+FDFA), which
  * bounds a pattern: MAX_SEARCH_LENGTH characters stay far below SQLite's 50,000-byte LIKE limit.
  */
@@ -46,4 +42,9 @@ export function searchFold(text: string): string {
     .replace(LOWER_VARIANTS, (letter) => PLAIN_LOWER[letter] ?? letter)
     .replace(/\s+/gu, ' ')
     .trim();
+}
+
+/** Whether `text` is stored folded as search compares it (searchFold leaves it as it is). */
+export function isSearchFolded(text: string): boolean {
+  return searchFold(text) === text;
 }

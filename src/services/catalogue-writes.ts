@@ -16,7 +16,6 @@ import type { Db } from '../db/client.js';
 import { driverSqlOf } from '../db/driver-sql.js';
 import { DbNull, type Prisma } from '../db/models.js';
 import { type CatalogueRow, jsonText } from '../domain/catalogue-entry.js';
-import { SEARCH_FOLDING } from '../domain/search-fold.js';
 
 /** A read entry with its summary's fingerprint, as one sync writes it. */
 export type CatalogueUpsert = CatalogueRow & { summaryHash: string | null };
@@ -153,7 +152,6 @@ export function catalogueColumns(sourceId: string, row: CatalogueUpsert) {
     title: row.title,
     description: row.description,
     searchText: row.searchText,
-    searchFolding: SEARCH_FOLDING,
     paid: row.paid,
     price: row.price === null ? DbNull : (row.price as Prisma.InputJsonValue),
     entry: row.entry as Prisma.InputJsonValue,

@@ -5,7 +5,6 @@ import type { AppRow, CatalogAppRow, HistoryRow, MarketSourceRow, PaymentRow, Ta
 import { appKeyString } from '../../src/domain/app-key.js';
 import { isFailedFirstInstall } from '../../src/domain/app-stage.js';
 import { catalogueSearchText } from '../../src/domain/catalogue-entry.js';
-import { SEARCH_FOLDING } from '../../src/domain/search-fold.js';
 import { createTestDatabase, type DatabaseKind } from './databases.js';
 import { type StartOptions, startTestServer, type TestServer } from './server.js';
 
@@ -184,7 +183,6 @@ export class Seeder {
         title,
         description,
         searchText: catalogueSearchText(name, title, description),
-        searchFolding: SEARCH_FOLDING,
         paid: price !== undefined,
         ...(price ? { price } : {}),
         entry: {
