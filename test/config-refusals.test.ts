@@ -55,6 +55,14 @@ describe('settings accepted before and then ignored or failing later are refused
     expect(refusal({ DATABASE_URL: 'postgresql://market@db/market?pgbouncer=false' })).toBeNull();
   });
 
+  test('MAX_WAITING_BYTES below MAX_BODY_BYTES (no operation of a full-size body could ever wait)', () => {
+    expect(refusal({ MAX_WAITING_BYTES: '1000', MAX_BODY_BYTES: '2000' })).toBe(
+      'Invalid configuration:\n  MAX_WAITING_BYTES: 1000 is below MAX_BODY_BYTES (2000): an operation whose request is that large could never wait for a place; raise MAX_WAITING_BYTES or lower MAX_BODY_BYTES',
+    );
+    expect(refusal({ MAX_WAITING_BYTES: '1000' })).toContain('below MAX_BODY_BYTES (1048576)');
+    expect(loadConfig({ MAX_WAITING_BYTES: '2000', MAX_BODY_BYTES: '2000' }).maxWaitingBytes).toBe(2000);
+  });
+
   test('REDIS_URL beside a SQLite DATABASE_URL (each instance would run on a file of its own)', () => {
     expect(refusal({ REDIS_URL: 'redis://127.0.0.1:6379' })).toBe(
       'Invalid configuration:\n  REDIS_URL: cluster mode needs a PostgreSQL DATABASE_URL shared by every instance, not a SQLite file',

@@ -177,7 +177,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     mutationRateLimit: e.MUTATION_RATE_PER_S > 0 ? { perSecond: e.MUTATION_RATE_PER_S, burst: e.MUTATION_BURST } : null,
     operationsInFlightPerUser: e.MAX_OPERATIONS_IN_FLIGHT_PER_USER,
-    maxWaitingBytes: e.MAX_WAITING_BYTES,
+    maxWaitingBytes: waitingBytes(e),
     graphiql: e.GRAPHIQL ?? auth.localDevelopment,
     introspection: e.INTROSPECTION ?? auth.localDevelopment,
     graphqlFastPath: e.GRAPHQL_FAST_PATH,
@@ -315,6 +315,20 @@ function paymentPushSettings(e: Env): Config['payments']['pushes'] {
     );
   }
   return { walletUrl, frontendUrl, secret: e.PAYMENT_PUSH_SECRET ?? null };
+}
+
+/**
+ * MAX_WAITING_BYTES, never below MAX_BODY_BYTES: a waiting operation holds its whole request, so
+ * below it no operation of a full-size body could ever wait (each got 429 while its user was busy).
+ */
+function waitingBytes(e: Env): number {
+  if (e.MAX_WAITING_BYTES < e.MAX_BODY_BYTES) {
+    throw invalidSetting(
+      'MAX_WAITING_BYTES',
+      `${e.MAX_WAITING_BYTES} is below MAX_BODY_BYTES (${e.MAX_BODY_BYTES}): an operation whose request is that large could never wait for a place; raise MAX_WAITING_BYTES or lower MAX_BODY_BYTES`,
+    );
+  }
+  return e.MAX_WAITING_BYTES;
 }
 
 function outboxSettings(e: Env): Config['outbox'] {
