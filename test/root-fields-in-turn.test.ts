@@ -28,13 +28,16 @@ function recordingSchema() {
 /** Lets every promise callback queued so far run. */
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
+type Schema = ReturnType<typeof recordingSchema>['schema'];
+
+/** Each runs a query over `schema` with `context` as its context, its answer always as a promise. */
 const runners = {
-  'graphql-js': (schema: ReturnType<typeof recordingSchema>['schema'], query: string) =>
-    Promise.resolve(execute({ schema, document: parse(query), contextValue: {} })),
-  'graphql-jit (as the server runs them)': (schema: ReturnType<typeof recordingSchema>['schema'], query: string) => {
+  'graphql-js': (schema: Schema, query: string, context: object = {}) =>
+    Promise.resolve(execute({ schema, document: parse(query), contextValue: context })),
+  'graphql-jit (as the server runs them)': (schema: Schema, query: string, context: object = {}) => {
     const compiled = compileQuery(schema, parse(query));
     if (!isCompiledQuery(compiled)) throw new Error('did not compile');
-    return Promise.resolve(compiled.query(undefined, {}, {}));
+    return Promise.resolve(compiled.query(undefined, context, {}));
   },
 };
 
@@ -66,13 +69,21 @@ describe.each(Object.entries(runners))('root fields of a query on %s', (_name, r
     expect(await answer).toEqual({ data: { x: 'a', y: 'a' } });
   });
 
-  test('a query of one root field is not queued; a synchronous field answers at once', async () => {
+  test('a query of one root field is not queued: its context gets no queue, as one of two fields does', async () => {
     const { schema, started, finish } = recordingSchema();
-    const one = run(schema, '{ a }');
+    const alone = {};
+    const one = run(schema, '{ a }', alone);
     await settle();
     expect(started).toEqual(['a']);
     finish('a');
     expect(await one).toEqual({ data: { a: 'a' } });
-    expect(await run(schema, '{ now }')).toEqual({ data: { now: 'now' } });
+    expect(Object.getOwnPropertySymbols(alone)).toEqual([]);
+
+    const beside = {};
+    const two = run(schema, '{ a now }', beside);
+    await settle();
+    finish('a');
+    expect(await two).toEqual({ data: { a: 'a', now: 'now' } });
+    expect(Object.getOwnPropertySymbols(beside)).toHaveLength(1);
   });
 });

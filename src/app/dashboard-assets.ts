@@ -59,12 +59,13 @@ function pageDocuments(): string[] {
  * what is missing and how to add it (not refused: a deployment may leave the pages unused).
  */
 export function warnOfUnpersistedPages(manifest: PersistedDocuments, logger: Logger): void {
-  const missing = pageDocuments().filter((text) => !manifest.runsText(text));
+  const documents = pageDocuments();
+  const missing = documents.filter((text) => !manifest.runsText(text));
   if (!missing.length) return;
   const names = missing.map((text) => /^\s*(?:query|mutation|subscription)\s+(\w+)/.exec(text)?.[1] ?? '(unnamed)');
   logger.warn(
     { missing: names },
-    `PERSISTED_DOCUMENTS: the manifest lacks ${missing.length} of the dashboard pages' ${pageDocuments().length} operations, so /dashboard and its app pages will not load; generate the manifest with the pages' documents too (codegen.yml's src/dashboard/*.js)`,
+    `PERSISTED_DOCUMENTS: the manifest lacks ${missing.length} of the dashboard pages' ${documents.length} operations, so /dashboard and its app pages will not load; generate the manifest with the pages' documents too (codegen.yml's src/dashboard/*.js)`,
   );
 }
 
