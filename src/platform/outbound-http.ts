@@ -1,8 +1,8 @@
 import { promisify } from 'node:util';
 import { brotliDecompress, gunzip, inflate, inflateRaw, type ZlibOptions } from 'node:zlib';
-import { type Dispatcher, interceptors, request } from 'undici';
+import { type Dispatcher, request } from 'undici';
 import { holdsMoreJsonValues } from './json-values.js';
-import { outboundAgent } from './outbound-agent.js';
+import { outboundPool } from './outbound-agent.js';
 import { redactSecrets, rememberSecret } from './redact.js';
 
 /**
@@ -52,6 +52,12 @@ export interface OutboundRequest {
    * 3xx comes back as the answer it is. @default false
    */
   followRedirects?: boolean;
+  /**
+   * Whether the request may go on a kept-alive connection of an earlier call. False for a request
+   * that must not be sent twice, which a connection closed under it leaves in doubt (see A
+   * CONNECTION OF ITS OWN, outbound-agent.ts). @default true
+   */
+  reuseConnection?: boolean;
   /**
    * Secret values the request carries. They are remembered before the request leaves, so that an
    * upstream quoting them later, through another door, is cleaned too, and they are redacted from
@@ -103,28 +109,6 @@ export function unreadBody(outcome: { kind: 'too_large' | 'too_many_values'; lim
     : `a body of more than ${outcome.limit} JSON values`;
 }
 
-/**
- * The HTTP client of every outbound call: undici's `request` (the library Node's own fetch is
- * built on) with a keep-alive pool, rather than fetch itself, whose Fetch-API objects (Request,
- * Headers, Response, a web stream per body) cost more than the call: measured against a local
- * source, 0.75–1.05 ms of CPU per small JSON answer with fetch, 0.10–0.15 ms with `request`
- * (after warm-up; an unchanged-hash catalogue sync is one such call).
- */
-let direct: Dispatcher | undefined;
-/** The same pool, following redirects (at most 5), for the calls that ask for it. */
-let followingRedirects: Dispatcher | undefined;
-
-/**
- * The pool, made at the first call rather than at import: by then loadConfig has checked the
- * proxy variables it reads (outbound-agent.ts), which a bad one would otherwise end the import on.
- */
-function pool(followRedirects: boolean | undefined): Dispatcher {
-  direct ??= outboundAgent();
-  if (!followRedirects) return direct;
-  followingRedirects ??= direct.compose(interceptors.redirect({ maxRedirections: 5 }));
-  return followingRedirects;
-}
-
 /** Sends one request and reads its answer as JSON; see OutboundOutcome for what can come back. */
 export async function fetchJson(outbound: OutboundRequest): Promise<OutboundOutcome> {
   const limit = outbound.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
@@ -149,7 +133,7 @@ export async function fetchJson(outbound: OutboundRequest): Promise<OutboundOutc
       headers,
       ...(outbound.json === undefined ? {} : { body: JSON.stringify(outbound.json) }),
       signal,
-      dispatcher: watchingWrites(pool(outbound.followRedirects), written),
+      dispatcher: watchingWrites(outboundPool(outbound), written),
     });
     const response = await Promise.race([sending, unwrittenAtTimeout(signal, written)]);
     status = response.statusCode;

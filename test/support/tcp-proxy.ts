@@ -14,7 +14,8 @@ import { type AddressInfo, createServer, type Socket, connect as tcpConnect } fr
  *   `restore({ dropHeld: false })` as a partition ends: the connections held meanwhile stay open
  *   and dead (what their clients sent was lost), frozen ones carry bytes again.
  * - `slow(ms)`: every answer of the service reaches the client `ms` later (a slow network), in
- *   order; `slow(0)` makes it prompt again.
+ *   order, and so does its closing of a connection (a reset, as its host would answer, when the
+ *   client sent bytes after the close); `slow(0)` makes it prompt again.
  * - `holdAnswers()`: what the client sends still reaches the service (which runs it at once), but
  *   its answers are kept until `releaseAnswers()` delivers them, in order: the client stands still
  *   between a statement the service ran and its next one, for as long as the test needs.
@@ -58,8 +59,14 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     if (mode === 'hold' || mode === 'frozen') return; // accepted, never answered
     const upstream = tcpConnect(target.port, target.host);
     track(upstream);
+    /** Whether the client sent bytes after the service had closed: its kernel would answer them with a reset. */
+    let lost = false;
     // Frozen: what either side sends is lost (restore() drops these connections anyway).
-    client.on('data', (chunk: Buffer) => mode === 'open' && upstream.write(chunk));
+    client.on('data', (chunk: Buffer) => {
+      if (mode !== 'open') return;
+      if (upstream.destroyed) lost = true;
+      else upstream.write(chunk);
+    });
     // The answers, each held `delayMs` (and never before the one ahead of it).
     let due = 0;
     upstream.on('data', (chunk: Buffer) => {
@@ -71,7 +78,13 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       else setTimeout(() => client.writable && client.write(chunk), wait);
     });
     client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
+    // The service's close travels as its answers do: `delayMs` later, after them.
+    upstream.on('close', () => {
+      const end = () => client.destroyed || (lost ? client.resetAndDestroy() : client.destroy());
+      const wait = Math.max(Date.now() + delayMs, due) - Date.now();
+      if (wait <= 0) end();
+      else setTimeout(end, wait);
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
 

@@ -288,6 +288,9 @@ export class HttpAppService implements AppService {
       headers,
       json: call.body,
       timeoutMs: this.requestTimeoutMs,
+      // A POST starts or cancels an operation: never on a connection the app service may be closing
+      // as idle, where a broken connection fails the task (A CONNECTION OF ITS OWN, outbound-agent.ts).
+      reuseConnection: call.method === 'GET',
       secrets: this.secretsOf(call.secrets),
       ...call.limits,
     });
