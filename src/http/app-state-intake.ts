@@ -6,6 +6,7 @@ import { parseAppStateEvent } from '../adapters/app-service/state-event.js';
 import { DomainError } from '../domain/errors.js';
 import { BodyTooLarge, readBody } from './body.js';
 import { noteRefusal, type RequestNotes } from './request-notes.js';
+import { refuseContentEncoding } from './text-encoding.js';
 
 export interface AppStateIntakeOptions {
   /** The Bearer secret the app service sends (APP_SERVICE_EVENT_SECRET). */
@@ -22,7 +23,8 @@ const NOT_APPLIED = { error: 'database unavailable: the event was not applied; s
  * State-event intake of the real app service (HTTP mode): `POST /events/app-state` with
  * `Authorization: Bearer <APP_SERVICE_EVENT_SECRET>` and one state event as JSON (its fields:
  * src/adapters/app-service/state-event.ts). 202 once the event is applied (one older than the
- * app's current state is accepted and ignored); 400 when it is malformed; 503 when the database
+ * app's current state is accepted and ignored); 400 when it is malformed; 415 when it comes with a
+ * Content-Encoding (as the GraphQL endpoints answer: text-encoding.ts); 503 when the database
  * could not take it, so that the app service sends it again.
  */
 export async function receiveAppStateEvent(
@@ -34,6 +36,12 @@ export async function receiveAppStateEvent(
   const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
   const digest = (value: string) => createHash('sha256').update(value).digest();
   if (!timingSafeEqual(digest(given), digest(options.secret))) return json(res, 401, { error: 'invalid event secret' });
+  // A gzipped event was read as its compressed bytes: 400 as not UTF-8, with nothing saying why.
+  const encoded = refuseContentEncoding(req);
+  if (encoded) {
+    res.setHeader('connection', 'close'); // its body is not read
+    return json(res, encoded.status, { error: encoded.message });
+  }
   let body: Buffer;
   try {
     body = await readBody(req, options.maxBodyBytes);
@@ -62,6 +70,7 @@ const REFUSAL_CODES: Record<number, string> = {
   401: 'UNAUTHENTICATED',
   405: 'BAD_REQUEST',
   413: 'VALIDATION',
+  415: 'VALIDATION',
   503: 'UNAVAILABLE',
 };
 
