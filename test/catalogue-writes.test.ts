@@ -37,8 +37,19 @@ function row(name: string, overrides: Record<string, unknown> = {}): Upsert {
   return { ...reading.row, summaryHash: `hash-${name}-${String(overrides.version ?? '1')}` };
 }
 
+/** Each write a later sync's: its ticket above every one before (the ticket orders syncs, not `at`). */
+let tickets = 0;
+
 function status(at: Date): SyncSuccess {
-  return { catalogHash: `catalog-${at.getTime()}`, at, error: null, durationMs: 7, nextSyncAt: later(3_600_000) };
+  tickets += 1;
+  return {
+    catalogHash: `catalog-${at.getTime()}`,
+    at,
+    error: null,
+    durationMs: 7,
+    nextSyncAt: later(3_600_000),
+    ticket: tickets,
+  };
 }
 
 describe.each(databases)('the catalogue writes on %s', (kind) => {

@@ -174,6 +174,27 @@ export async function findMarketSource(db: SqlRunner, sourceId: string): Promise
   return rows[0] ?? null;
 }
 
+/**
+ * Starts a sync of the source's row (by row id): takes the row's next sync ticket, which orders
+ * this sync after every sync of the row started before it, on any instance. Returns the ticket,
+ * or null when the row is gone.
+ */
+export async function takeSyncTicket(db: SqlRunner, sourceRowId: number): Promise<number | null> {
+  const rows = await db.$queryRaw<{ syncTicket: number }[]>`
+    UPDATE "MarketSource" SET "syncTicket" = "syncTicket" + 1 WHERE "id" = ${sourceRowId} RETURNING "syncTicket"`;
+  return rows[0] ? Number(rows[0].syncTicket) : null;
+}
+
+/**
+ * The ticket of the sync whose outcome the row holds (null when the row is gone): a write that
+ * matched no row tells by it whether the row went or a later sync's outcome is stored.
+ */
+export async function findSyncOutcomeTicket(db: SqlRunner, sourceRowId: number): Promise<number | null> {
+  const rows = await db.$queryRaw<{ syncOutcomeTicket: number }[]>`
+    SELECT "syncOutcomeTicket" FROM "MarketSource" WHERE "id" = ${sourceRowId}`;
+  return rows[0] ? Number(rows[0].syncOutcomeTicket) : null;
+}
+
 /** A source's sync status after a success (the catalogue hash too when the sync was complete). */
 export interface SyncSuccess {
   catalogHash: string | null;
@@ -181,11 +202,14 @@ export interface SyncSuccess {
   error: string | null;
   durationMs: number;
   nextSyncAt: Date;
+  /** The sync's ticket (takeSyncTicket): written only over the outcome of a sync started before it. */
+  ticket: number;
 }
 
 /**
  * Records a successful sync of the source's row (by row id: one removed and added again under the
- * same source id is another). A null `catalogHash` (a sync that rejected entries) clears the
+ * same source id is another), unless the row holds the outcome of a sync started after this one
+ * (0 rows: findSyncOutcomeTicket tells which). A null `catalogHash` (a sync that rejected entries) clears the
  * stored one, so that the next sync reads the index again whatever hash the source shows: kept,
  * a source going back to that hash (a rollback) left the entries the incomplete sync had taken.
  */
@@ -193,8 +217,9 @@ export function recordSyncSuccess(db: SqlRunner, sourceRowId: number, status: Sy
   return db.$executeRaw`
     UPDATE "MarketSource" SET "catalogHash" = ${status.catalogHash}, "syncedAt" = ${status.at},
       "syncAttemptAt" = ${status.at}, "syncError" = ${status.error}, "syncFailures" = 0,
-      "syncDurationMs" = ${status.durationMs}, "nextSyncAt" = ${status.nextSyncAt}, "updatedAt" = ${status.at}
-    WHERE "id" = ${sourceRowId}`;
+      "syncDurationMs" = ${status.durationMs}, "nextSyncAt" = ${status.nextSyncAt}, "updatedAt" = ${status.at},
+      "syncOutcomeTicket" = ${status.ticket}
+    WHERE "id" = ${sourceRowId} AND "syncOutcomeTicket" < ${status.ticket}`;
 }
 
 /**
@@ -208,8 +233,9 @@ export function recordSyncDuration(db: SqlRunner, sourceRowId: number, durationM
 /**
  * Records a sync that found the source's hash unchanged, only if the row still has that hash and
  * that base URL (the Syncer read it before asking the hash; another instance may have synced it
- * meanwhile, or it was removed and added again). Returns the rows written (0: read the row again
- * and sync from it).
+ * meanwhile, or it was removed and added again) and holds no later sync's outcome. Returns the
+ * rows written (0: read the row again and sync from it, or stop there if a later sync's outcome is
+ * stored).
  */
 export function recordUnchangedSync(
   db: SqlRunner,
@@ -219,9 +245,9 @@ export function recordUnchangedSync(
   return db.$executeRaw`
     UPDATE "MarketSource" SET "syncedAt" = ${status.at}, "syncAttemptAt" = ${status.at}, "syncError" = NULL,
       "syncFailures" = 0, "syncDurationMs" = ${status.durationMs}, "nextSyncAt" = ${status.nextSyncAt},
-      "updatedAt" = ${status.at}
+      "updatedAt" = ${status.at}, "syncOutcomeTicket" = ${status.ticket}
     WHERE "sourceId" = ${source.sourceId} AND "catalogHash" = ${source.catalogHash}
-      AND COALESCE("baseUrl", '') = ${source.baseUrl ?? ''}`;
+      AND COALESCE("baseUrl", '') = ${source.baseUrl ?? ''} AND "syncOutcomeTicket" < ${status.ticket}`;
 }
 
 /**

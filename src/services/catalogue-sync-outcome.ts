@@ -28,6 +28,11 @@ export interface SyncOutcome extends CatalogueChange {
   error: string | null;
   /** The source's row was removed while the sync ran (SourceGone). */
   gone?: boolean;
+  /**
+   * A sync that started later (here or on another instance) stored its outcome first: this one's
+   * older reading was dropped, nothing of it written (SyncSuperseded).
+   */
+  superseded?: boolean;
   durationMs: number;
 }
 
@@ -53,6 +58,8 @@ export interface SyncRound {
   again?: boolean;
   reread?: boolean;
   signal?: AbortSignal;
+  /** The sync's ticket, taken at its start (takeSyncTicket); a sync again of the same row keeps it. */
+  ticket?: number;
 }
 
 export function emptyOutcome(sourceId: string): SyncOutcome {

@@ -1,5 +1,5 @@
 import { type MarketSourceClient, MarketSourceError, type SourceIndex } from '../adapters/market-source/port.js';
-import { findCatalogSummaries, findMarketSource, recordUnchangedSync, type SyncSuccess } from '../db/catalogue-sql.js';
+import { findCatalogSummaries, findMarketSource, recordUnchangedSync, takeSyncTicket } from '../db/catalogue-sql.js';
 import type { Db } from '../db/client.js';
 import { type DriverSql, driverSqlOf } from '../db/driver-sql.js';
 import { isUniqueViolation } from '../db/hot-path-sql.js';
@@ -20,7 +20,14 @@ import {
   type SyncRound,
   type SyncSettings,
 } from './catalogue-sync-outcome.js';
-import { type CatalogueWrite, SourceGone, type StoredUpsert, writeCatalogue } from './catalogue-writes.js';
+import { MAX_ERROR_LENGTH, type SyncMark, successStatus } from './catalogue-sync-record.js';
+import {
+  type CatalogueWrite,
+  SourceGone,
+  type StoredUpsert,
+  SyncSuperseded,
+  writeCatalogue,
+} from './catalogue-writes.js';
 
 export type { CatalogueChange, SourceSyncStatus, SyncOutcome, SyncSettings };
 
@@ -38,10 +45,17 @@ export type { CatalogueChange, SourceSyncStatus, SyncOutcome, SyncSettings };
  * leader stepping down) cuts the syncs running short (`interrupt`, `stop`): their calls in flight
  * are abandoned, nothing is written, and the source's status stays as it was (no failure, no
  * backoff: the next sync, here or on the next leader, starts over).
+ *
+ * Syncs of one source can run side by side (the leader's scheduled one, a syncMarketSource on
+ * another instance); the database orders them. Each sync takes the source row's next `syncTicket`
+ * at its start (one UPDATE), and each write of its outcome (the catalogue with its status, an
+ * unchanged hash) requires the row's `syncOutcomeTicket` below its own, and sets it: the sync that
+ * started later (read the source later) wins whatever order they finish in, the earlier one's
+ * write is dropped (SyncSuperseded, logged). Chosen over a per-source cluster lock: held across a
+ * source's slow answers, a lock makes the other instance wait (or give up) and needs an expiry
+ * for a holder that died (Redis is not always there, advisory locks not on SQLite); a ticket is
+ * one statement on both providers, never waits, and leaves nothing behind a crash.
  */
-
-/** Longest error text kept on a source row (and shown in the `syncer` component). */
-const MAX_ERROR_LENGTH = 500;
 
 export class CatalogueSyncer {
   private readonly running = new Map<string, Promise<SyncOutcome>>();
@@ -199,15 +213,18 @@ export class CatalogueSyncer {
 
   /**
    * One sync of `source`, a row just read. `reread`: the row moved while its hash was asked, and
-   * this is the sync again from the row as it is now (once: not again).
+   * this is the sync again from the row as it is now (once: not again). `ticket`: the sync's place
+   * in the row's order (taken at its start; kept by the sync again of the same row).
    */
-  private async sync(
-    source: MarketSourceRow,
-    { again = false, reread = false, signal = this.cut.signal }: SyncRound = {},
-  ): Promise<SyncOutcome> {
+  private async sync(source: MarketSourceRow, round: SyncRound = {}): Promise<SyncOutcome> {
+    const { again = false, reread = false, signal = this.cut.signal } = round;
     const started = performance.now();
     const attemptAt = this.now();
     const outcome = emptyOutcome(source.sourceId);
+    // Before the first request to the source: a sync that starts later takes a later ticket.
+    const ticket = round.ticket ?? (await takeSyncTicket(this.sql, source.id));
+    if (ticket === null) return this.goneOutcome(new SourceGone(source.sourceId), started);
+    const mark = { attemptAt, ticket };
     try {
       signal.throwIfAborted();
       const client = this.clientFor(source);
@@ -219,9 +236,9 @@ export class CatalogueSyncer {
       if (hash === source.catalogHash) {
         // Only the source's status moves: no catalogue row is written.
         outcome.durationMs = elapsed(started);
-        const { at, durationMs, nextSyncAt } = this.successStatus(attemptAt, outcome, hash);
+        const { at, durationMs, nextSyncAt } = successStatus(this.settings, mark, outcome, hash);
         const unchanged = { sourceId: source.sourceId, baseUrl: source.baseUrl, catalogHash: hash };
-        if ((await recordUnchangedSync(this.sql, unchanged, { at, durationMs, nextSyncAt })) === 1) {
+        if ((await recordUnchangedSync(this.sql, unchanged, { at, durationMs, nextSyncAt, ticket })) === 1) {
           this.logRecovery(source);
           return outcome;
         }
@@ -230,7 +247,9 @@ export class CatalogueSyncer {
         if (!reread) {
           const now = await findMarketSource(this.sql, source.sourceId);
           if (!now) throw new SourceGone(source.sourceId);
-          return this.sync(now, { again, reread: true, signal });
+          if (now.id !== source.id) return this.sync(now, { again, reread: true, signal });
+          if (now.syncOutcomeTicket >= ticket) throw new SyncSuperseded(source.sourceId, ticket, now.syncOutcomeTicket);
+          return this.sync(now, { again, reread: true, signal, ticket });
         }
       }
       outcome.read = true;
@@ -246,7 +265,7 @@ export class CatalogueSyncer {
         this.logger.warn(lagging, 'a market source index lags its hash call; it is read again at the next sync');
       }
       const complete = outcome.rejected.length === 0;
-      const status = this.successStatus(attemptAt, outcome, complete ? kept.hash : null, kept.lag);
+      const status = successStatus(this.settings, mark, outcome, complete ? kept.hash : null, kept.lag);
       // Nothing of a sync cut short is written; once the write began, it commits as one.
       signal.throwIfAborted();
       // What it really changed, and the duration it stored, its own time included.
@@ -254,18 +273,17 @@ export class CatalogueSyncer {
     } catch (error) {
       // Whatever failed after the cut (a call abandoned, a batch refused meanwhile) is the cut's.
       if (signal.aborted) return this.cutShort(source, signal, started);
-      if (error instanceof SourceGone) {
-        return { ...emptyOutcome(source.sourceId), error: error.message, gone: true, durationMs: elapsed(started) };
-      }
+      if (error instanceof SourceGone) return this.goneOutcome(error, started);
+      if (error instanceof SyncSuperseded) return this.superseded(error, started);
       // Another instance wrote the same entries first (instances starting together each sync the
       // bundled file; a syncMarketSource beside the leader's run): sync again from what it wrote.
       if (!again && isUniqueViolation(error)) {
         const fresh = await this.db.marketSource.findUnique({ where: { id: source.id } });
-        if (fresh) return this.sync(fresh, { again: true, signal });
+        if (fresh) return this.sync(fresh, { again: true, signal, ticket });
       }
       outcome.error = describe(error);
       outcome.durationMs = elapsed(started);
-      await this.recordFailure(source, attemptAt, outcome);
+      await this.recordFailure(source, mark, outcome);
       return outcome;
     }
     this.logRecovery(source);
@@ -329,27 +347,7 @@ export class CatalogueSyncer {
     return { sourceId, sourceRowId, upserts: [...candidates.values()], removals: outcome.removed };
   }
 
-  /** `lag`: the index lags the hash call (keptHash), said before any rejected entries. */
-  private successStatus(
-    attemptAt: Date,
-    outcome: SyncOutcome,
-    catalogHash: string | null,
-    lag: string | null = null,
-  ): SyncSuccess {
-    const rejected = outcome.rejected.length
-      ? `${outcome.rejected.length} entries rejected; first: ${outcome.rejected[0]}`
-      : null;
-    const error = [lag, rejected].filter(Boolean).join('; ');
-    return {
-      catalogHash,
-      at: attemptAt,
-      error: error ? clipText(error, MAX_ERROR_LENGTH) : null,
-      durationMs: outcome.durationMs,
-      nextSyncAt: new Date(attemptAt.getTime() + this.settings.intervalMs),
-    };
-  }
-
-  private async recordFailure(source: MarketSourceRow, attemptAt: Date, outcome: SyncOutcome) {
+  private async recordFailure(source: MarketSourceRow, { attemptAt }: SyncMark, outcome: SyncOutcome) {
     const failures = source.syncFailures + 1;
     const backoff = Math.min(this.settings.backoffMaxMs, this.settings.intervalMs * 2 ** (failures - 1));
     const nextSyncAt = new Date(attemptAt.getTime() + backoff);
@@ -369,6 +367,17 @@ export class CatalogueSyncer {
         nextSyncAt,
       },
     });
+  }
+
+  private goneOutcome(error: SourceGone, started: number): SyncOutcome {
+    return { ...emptyOutcome(error.sourceId), error: error.message, gone: true, durationMs: elapsed(started) };
+  }
+
+  /** A sync started later stored its outcome first: this one's older reading is dropped, not an error. */
+  private superseded(error: SyncSuperseded, started: number): SyncOutcome {
+    const fields = { sourceId: error.sourceId, ticket: error.ticket, storedTicket: error.storedTicket };
+    this.logger.info(fields, 'a market source sync was superseded by one started later; its reading was dropped');
+    return { ...emptyOutcome(error.sourceId), superseded: true, durationMs: elapsed(started) };
   }
 
   /** A sync cut short: not the source's failure, so nothing is recorded on it (its next sync is due as before). */

@@ -2,6 +2,7 @@ import {
   deleteCatalogApps,
   deleteCategoriesOf,
   findCatalogAppIds,
+  findSyncOutcomeTicket,
   insertCatalogApps,
   insertCategories,
   type NewCatalogApp,
@@ -60,10 +61,14 @@ export async function writeCatalogue(
 ): Promise<WrittenChanges> {
   const now = status.at;
   return driverSqlOf(db).$transaction(async (tx) => {
-    // First, so that a source removed while its sync ran is noticed before anything is written
-    // (on PostgreSQL the update also locks the row against a removal until this commits, and
-    // against another instance's write of the same source: that one's rows are seen below).
-    if ((await recordSyncSuccess(tx, sourceRowId, status)) === 0) throw new SourceGone(sourceId);
+    // First, so that a source removed while its sync ran, or synced by a sync that started after
+    // this one, is noticed before anything is written (on PostgreSQL the update also locks the row
+    // against a removal until this commits, and against another instance's write of the same
+    // source: that one's rows are seen below).
+    if ((await recordSyncSuccess(tx, sourceRowId, status)) === 0) {
+      const stored = await findSyncOutcomeTicket(tx, sourceRowId);
+      throw stored === null ? new SourceGone(sourceId) : new SyncSuperseded(sourceId, status.ticket, stored);
+    }
     // By source, not by an `in` list of every app id (the parameter limit).
     const before = await findCatalogAppIds(tx, sourceId);
     const removed = new Set(removals);
@@ -112,9 +117,24 @@ export interface WrittenChanges {
 
 /** The source was removed while its sync ran: nothing of the sync is written. */
 export class SourceGone extends Error {
-  constructor(sourceId: string) {
+  constructor(readonly sourceId: string) {
     super(`market source ${sourceId} was removed during the sync; nothing was written`);
     this.name = 'SourceGone';
+  }
+}
+
+/**
+ * A sync that started after this one (on this instance or another) stored its outcome first: it
+ * read the source later, so this one's older reading is dropped, nothing of it written.
+ */
+export class SyncSuperseded extends Error {
+  constructor(
+    readonly sourceId: string,
+    readonly ticket: number,
+    readonly storedTicket: number,
+  ) {
+    super(`market source ${sourceId}: a sync started later stored its outcome first; this one's was dropped`);
+    this.name = 'SyncSuperseded';
   }
 }
 

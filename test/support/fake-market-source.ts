@@ -33,6 +33,11 @@ export type MarketFault = (
   | /** HTTP 200 with a JSON body of `bytes` bytes. */ { kind: 'oversized'; bytes: number }
   | /** The connection is dropped without an answer. */ { kind: 'reset' }
   | /**
+   * The answer as it is when the request arrives (the catalogue of that moment), sent once `until`
+   * settles: a slow source whose answer a test releases when it chooses, with no timer. `arrived`
+   * is called when the request is in; `status` (other than 200) answers that status instead.
+   */ { kind: 'hold'; until: Promise<unknown>; arrived?: () => void; status?: number }
+  | /**
    * The normal answer compressed with `encoding` (gzip, deflate, br; any other name labels the
    * plain JSON), sent although the request asked for no compression, as some proxies do.
    */ { kind: 'compressed'; encoding: string }
@@ -422,6 +427,15 @@ export async function startFakeMarketSource(options: FakeMarketSourceOptions = {
             record.status = 200;
           });
           return;
+        }
+        case 'hold': {
+          const held = await answer(endpoint, req, url, record);
+          fault.arrived?.();
+          await fault.until.catch(() => undefined);
+          if (res.destroyed) return;
+          if (fault.status !== undefined && fault.status !== 200)
+            return send(fault.status, { error: 'upstream failed' });
+          return send(held.status, held.body);
         }
         case 'delay': {
           const timer = setTimeout(async () => {
