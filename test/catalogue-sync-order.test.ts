@@ -116,4 +116,52 @@ describe.each(databases)('syncs of one source side by side on %s', (kind) => {
       }),
     );
   });
+
+  test('the failure of a sync that started earlier leaves a later success as it was', async () => {
+    const { fake, sourceId, one, two, row, versions } = await setUp(['delta']);
+    expect((await one.syncNow(sourceId)).error).toBeNull();
+    fake.put(fakeEntry('delta', { version: '7.1.0' }));
+    const held = holdDetails(fake, 500);
+    const earlier = one.syncNow(sourceId);
+    await held.arrived;
+    fake.put(fakeEntry('delta', { version: '7.2.0' }));
+    expect((await two.syncNow(sourceId)).error).toBeNull();
+    const success = await row();
+
+    held.release();
+    expect((await earlier).error).toMatch(/500/);
+    const stored = await row();
+    expect(stored).toMatchObject({ syncError: null, syncFailures: 0, catalogHash: fake.hash });
+    expect(stored.syncAttemptAt).toEqual(success.syncedAt);
+    expect(stored.nextSyncAt).toEqual(success.nextSyncAt);
+    expect(await versions()).toEqual({ delta: '7.2.0' });
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        sourceId,
+        msg: 'a market source sync failed after a later one stored its outcome; not recorded',
+      }),
+    );
+  });
+
+  test('two failures side by side count two: each adds one to the failures stored, not to those it read', async () => {
+    const { fake, sourceId, one, two, row } = await setUp(['delta']);
+    expect((await one.syncNow(sourceId)).error).toBeNull();
+    fake.put(fakeEntry('delta', { version: '8.0.0' }));
+    const first = holdDetails(fake, 500);
+    const earlier = one.syncNow(sourceId);
+    await first.arrived;
+    const second = holdDetails(fake, 500);
+    const later = two.syncNow(sourceId);
+    await second.arrived;
+    // Both read the row with no failure; the earlier fails first, then the later.
+    first.release();
+    expect((await earlier).error).toMatch(/500/);
+    expect((await row()).syncFailures).toBe(1);
+    second.release();
+    expect((await later).error).toMatch(/500/);
+    const stored = await row();
+    expect(stored.syncFailures).toBe(2);
+    // The backoff of two failures: twice the interval, from the later sync's attempt.
+    expect((stored.nextSyncAt?.getTime() ?? 0) - (stored.syncAttemptAt?.getTime() ?? 0)).toBe(2 * INTERVAL_MS);
+  });
 });

@@ -250,6 +250,40 @@ export function recordUnchangedSync(
       AND COALESCE("baseUrl", '') = ${source.baseUrl ?? ''} AND "syncOutcomeTicket" < ${status.ticket}`;
 }
 
+/** A failed sync, as recordSyncFailure stores it. */
+export interface SyncFailure {
+  at: Date;
+  error: string;
+  durationMs: number;
+  ticket: number;
+}
+
+/**
+ * Records a failed sync of the source's row, unless the row holds the outcome of a sync started
+ * after it (a later success, or a later failure that counted already): the failures are counted
+ * from the row as it is now, not as the sync read it at its start. Returns the consecutive
+ * failures now stored, or null when nothing was written. `nextSyncAt` (the backoff, from that
+ * count) is the caller's, in the same transaction: on PostgreSQL the update locks the row till then.
+ */
+export async function recordSyncFailure(
+  db: SqlRunner,
+  sourceRowId: number,
+  failure: SyncFailure,
+): Promise<number | null> {
+  const rows = await db.$queryRaw<{ syncFailures: number }[]>`
+    UPDATE "MarketSource" SET "syncAttemptAt" = ${failure.at}, "syncError" = ${failure.error},
+      "syncFailures" = "syncFailures" + 1, "syncDurationMs" = ${failure.durationMs},
+      "syncOutcomeTicket" = ${failure.ticket}
+    WHERE "id" = ${sourceRowId} AND "syncOutcomeTicket" < ${failure.ticket}
+    RETURNING "syncFailures"`;
+  return rows[0] ? Number(rows[0].syncFailures) : null;
+}
+
+/** Sets the next sync of the source's row (a failure's backoff, counted by recordSyncFailure). */
+export function recordNextSync(db: SqlRunner, sourceRowId: number, nextSyncAt: Date) {
+  return db.$executeRaw`UPDATE "MarketSource" SET "nextSyncAt" = ${nextSyncAt} WHERE "id" = ${sourceRowId}`;
+}
+
 /**
  * Who has installed the entries of these app ids of a source (their state rows), in one join: a
  * sync announces those apps, whose `latestVersion` moved. Through Prisma, two `findMany` per 500

@@ -1,4 +1,5 @@
-import type { SyncSuccess } from '../db/catalogue-sql.js';
+import { recordNextSync, recordSyncFailure, type SyncSuccess } from '../db/catalogue-sql.js';
+import type { DriverSql } from '../db/driver-sql.js';
 import { clipText } from '../platform/clip-text.js';
 import type { SyncOutcome, SyncSettings } from './catalogue-sync-outcome.js';
 
@@ -9,7 +10,7 @@ export interface SyncMark {
 }
 
 /** Longest error text kept on a source row (and shown in the `syncer` component). */
-export const MAX_ERROR_LENGTH = 500;
+const MAX_ERROR_LENGTH = 500;
 
 /**
  * The status a successful sync stores. `ticket`: the sync's (only stored over an earlier sync's
@@ -34,4 +35,28 @@ export function successStatus(
     nextSyncAt: new Date(attemptAt.getTime() + settings.intervalMs),
     ticket,
   };
+}
+
+/**
+ * Stores a failed sync: one more consecutive failure, counted in SQL from the row as it is now,
+ * and the next attempt after the backoff that count gives, in one transaction. Null when the row
+ * holds the outcome of a sync started after this one (or is gone): nothing was written.
+ */
+export function storeFailure(
+  sql: DriverSql,
+  settings: SyncSettings,
+  sourceRowId: number,
+  { attemptAt, ticket }: SyncMark,
+  outcome: SyncOutcome,
+): Promise<{ failures: number; nextSyncAt: Date } | null> {
+  const error = clipText(outcome.error ?? 'failed', MAX_ERROR_LENGTH);
+  return sql.$transaction(async (tx) => {
+    const failure = { at: attemptAt, error, durationMs: outcome.durationMs, ticket };
+    const failures = await recordSyncFailure(tx, sourceRowId, failure);
+    if (failures === null) return null;
+    const backoff = Math.min(settings.backoffMaxMs, settings.intervalMs * 2 ** (failures - 1));
+    const nextSyncAt = new Date(attemptAt.getTime() + backoff);
+    await recordNextSync(tx, sourceRowId, nextSyncAt);
+    return { failures, nextSyncAt };
+  });
 }

@@ -6,7 +6,6 @@ import { isUniqueViolation } from '../db/hot-path-sql.js';
 import type { MarketSourceRow } from '../db/models.js';
 import { NotFoundError } from '../domain/errors.js';
 import { byText } from '../domain/text-order.js';
-import { clipText } from '../platform/clip-text.js';
 import type { Logger } from '../platform/logger.js';
 import { changedApps, fingerprint, keptHash, readEntries, refuseNameClashes, rejectionLog } from './catalogue-plan.js';
 import {
@@ -20,7 +19,7 @@ import {
   type SyncRound,
   type SyncSettings,
 } from './catalogue-sync-outcome.js';
-import { MAX_ERROR_LENGTH, type SyncMark, successStatus } from './catalogue-sync-record.js';
+import { type SyncMark, storeFailure, successStatus } from './catalogue-sync-record.js';
 import {
   type CatalogueWrite,
   SourceGone,
@@ -49,7 +48,7 @@ export type { CatalogueChange, SourceSyncStatus, SyncOutcome, SyncSettings };
  * Syncs of one source can run side by side (the leader's scheduled one, a syncMarketSource on
  * another instance); the database orders them. Each sync takes the source row's next `syncTicket`
  * at its start (one UPDATE), and each write of its outcome (the catalogue with its status, an
- * unchanged hash) requires the row's `syncOutcomeTicket` below its own, and sets it: the sync that
+ * unchanged hash, a failure) requires the row's `syncOutcomeTicket` below its own, and sets it: the sync that
  * started later (read the source later) wins whatever order they finish in, the earlier one's
  * write is dropped (SyncSuperseded, logged). Chosen over a per-source cluster lock: held across a
  * source's slow answers, a lock makes the other instance wait (or give up) and needs an expiry
@@ -347,26 +346,24 @@ export class CatalogueSyncer {
     return { sourceId, sourceRowId, upserts: [...candidates.values()], removals: outcome.removed };
   }
 
-  private async recordFailure(source: MarketSourceRow, { attemptAt }: SyncMark, outcome: SyncOutcome) {
-    const failures = source.syncFailures + 1;
-    const backoff = Math.min(this.settings.backoffMaxMs, this.settings.intervalMs * 2 ** (failures - 1));
-    const nextSyncAt = new Date(attemptAt.getTime() + backoff);
-    this.failing.set(source.sourceId, failures);
-    // Logged before it is stored: a failure to store it (the database gone) is the caller's.
-    this.logger.warn(
-      { sourceId: source.sourceId, error: outcome.error, consecutiveFailures: failures, nextSyncAt },
-      'a market source could not be synced; its catalogue stays as the last good sync wrote it',
-    );
-    await this.db.marketSource.updateMany({
-      where: { id: source.id },
-      data: {
-        syncAttemptAt: attemptAt,
-        syncError: clipText(outcome.error ?? 'failed', MAX_ERROR_LENGTH),
-        syncFailures: failures,
-        syncDurationMs: outcome.durationMs,
-        nextSyncAt,
-      },
+  /**
+   * Records a failure, unless a sync started after this one stored its outcome (a later success
+   * stays; a later failure counted already).
+   */
+  private async recordFailure(source: MarketSourceRow, mark: SyncMark, outcome: SyncOutcome) {
+    const reason = { sourceId: source.sourceId, error: outcome.error };
+    const line = 'a market source could not be synced; its catalogue stays as the last good sync wrote it';
+    const stored = await storeFailure(this.sql, this.settings, source.id, mark, outcome).catch((error: unknown) => {
+      // Logged all the same: the failure to store it (the database gone) is the caller's.
+      this.logger.warn(reason, line);
+      throw error;
     });
+    if (!stored) {
+      this.logger.info(reason, 'a market source sync failed after a later one stored its outcome; not recorded');
+      return;
+    }
+    this.failing.set(source.sourceId, stored.failures);
+    this.logger.warn({ ...reason, consecutiveFailures: stored.failures, nextSyncAt: stored.nextSyncAt }, line);
   }
 
   private goneOutcome(error: SourceGone, started: number): SyncOutcome {
