@@ -164,4 +164,26 @@ describe.each(databases)('syncs of one source side by side on %s', (kind) => {
     // The backoff of two failures: twice the interval, from the later sync's attempt.
     expect((stored.nextSyncAt?.getTime() ?? 0) - (stored.syncAttemptAt?.getTime() ?? 0)).toBe(2 * INTERVAL_MS);
   });
+
+  test('a sync asked for while one runs runs again after it, once for every request made meanwhile', async () => {
+    const { fake, sourceId, one, versions } = await setUp(['delta']);
+    expect((await one.syncNow(sourceId)).error).toBeNull();
+    fake.put(fakeEntry('delta', { version: '4.0.0' }));
+    const held = holdDetails(fake);
+    const running = one.syncNow(sourceId);
+    await held.arrived;
+    // Asked after the source moved to 5.0.0: the sync running read 4.0.0's index before.
+    fake.put(fakeEntry('delta', { version: '5.0.0' }));
+    fake.resetCounters();
+    const asked = [one.syncNow(sourceId), one.syncNow(sourceId), one.syncNow(sourceId)];
+    held.release();
+    expect((await running).updated).toEqual([fakeAppId('delta')]);
+    const answers = await Promise.all(asked);
+    expect(await versions()).toEqual({ delta: '5.0.0' });
+    // One follow-up for the three requests: one hash call after the release, one details call.
+    expect(answers.map((answer) => answer.error)).toEqual([null, null, null]);
+    expect(new Set(answers).size).toBe(1);
+    expect(fake.count('hash')).toBe(1);
+    expect(fake.detailCalls).toEqual([[expect.any(String)]]);
+  });
 });

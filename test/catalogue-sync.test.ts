@@ -450,7 +450,7 @@ describe.each(databases)('the Syncer on %s', (kind) => {
       expect((await source(replacement.url)).body?.data?.addMarketSource).toEqual({
         __typename: 'AddMarketSourceSuccess',
       });
-      // Asked while the removed row's sync still runs: joined, found gone, and run again for the new row.
+      // Asked while the removed row's sync still runs: run after it, for the row as it is then (the new one).
       expect(await syncNow(server, 'swapped')).toMatchObject({ lastError: null, appCount: 1 });
       await slow;
       expect((await catalog(server, 'swapped')).map((app) => app.name)).toEqual(['second-build']);

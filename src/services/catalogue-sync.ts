@@ -27,6 +27,7 @@ import {
   SyncSuperseded,
   writeCatalogue,
 } from './catalogue-writes.js';
+import { SyncFlights } from './sync-flights.js';
 
 export type { CatalogueChange, SourceSyncStatus, SyncOutcome, SyncSettings };
 
@@ -48,16 +49,16 @@ export type { CatalogueChange, SourceSyncStatus, SyncOutcome, SyncSettings };
  * Syncs of one source can run side by side (the leader's scheduled one, a syncMarketSource on
  * another instance); the database orders them. Each sync takes the source row's next `syncTicket`
  * at its start (one UPDATE), and each write of its outcome (the catalogue with its status, an
- * unchanged hash, a failure) requires the row's `syncOutcomeTicket` below its own, and sets it: the sync that
- * started later (read the source later) wins whatever order they finish in, the earlier one's
- * write is dropped (SyncSuperseded, logged). Chosen over a per-source cluster lock: held across a
- * source's slow answers, a lock makes the other instance wait (or give up) and needs an expiry
- * for a holder that died (Redis is not always there, advisory locks not on SQLite); a ticket is
- * one statement on both providers, never waits, and leaves nothing behind a crash.
+ * unchanged hash, a failure) requires the row's `syncOutcomeTicket` below its own, and sets it: the
+ * sync that started later (read the source later) wins whatever order they finish in, the earlier
+ * one's write is dropped (SyncSuperseded, logged). Chosen over a per-source cluster lock: held
+ * across a source's slow answers, a lock makes the other instance wait (or give up) and needs an
+ * expiry for a holder that died (Redis is not always there, advisory locks not on SQLite); a ticket
+ * is one statement on both providers, never waits, and leaves nothing behind a crash.
  */
 
 export class CatalogueSyncer {
-  private readonly running = new Map<string, Promise<SyncOutcome>>();
+  private readonly flights = new SyncFlights<SyncOutcome>();
   /**
    * The per-sync statements (the source row, the unchanged-hash status, the stored fingerprints)
    * straight on the driver (db/driver-sql.ts): through Prisma they cost more CPU than the sync of
@@ -87,18 +88,20 @@ export class CatalogueSyncer {
   }
 
   /**
-   * Syncs one source now, whatever its schedule; a sync of it already running is joined, not
-   * doubled. A failed sync resolves (with `error`); an unknown source rejects with NOT_FOUND.
+   * Syncs one source now, whatever its schedule, from what it serves from now on: a sync of it
+   * already running here read it before, so it is followed by one more, which every request made
+   * meanwhile shares (SyncFlights). A failed sync resolves (with `error`); an unknown source
+   * rejects with NOT_FOUND.
    */
   async syncNow(sourceId: string): Promise<SyncOutcome> {
     // The row is read before every sync, never remembered from an earlier one: a source removed
     // and added again (on any instance) under the same id has another URL and credentials, and a
     // remembered row sent the old ones its first request. One single-row read: an unchanged-hash
     // sync stays within its 2 ms of CPU (bench catalogue-unchanged).
-    const outcome = await this.once(sourceId, async () => this.sync(await this.read(sourceId)));
-    // The sync (perhaps one joined) was of a row removed meanwhile: the source may have been
-    // added again under the same id, and is synced as it is now (or is NOT_FOUND).
-    return outcome.gone ? this.once(sourceId, async () => this.sync(await this.read(sourceId))) : outcome;
+    const outcome = await this.flights.after(sourceId, async () => this.sync(await this.read(sourceId)));
+    // The sync was of a row removed meanwhile: the source may have been added again under the
+    // same id, and is synced as it is now (or is NOT_FOUND).
+    return outcome.gone ? this.flights.after(sourceId, async () => this.sync(await this.read(sourceId))) : outcome;
   }
 
   /** The source's row as stored now (NOT_FOUND when it is gone). */
@@ -106,17 +109,6 @@ export class CatalogueSyncer {
     const source = await findMarketSource(this.sql, sourceId);
     if (!source) throw new NotFoundError(`Market source ${sourceId} does not exist`);
     return source;
-  }
-
-  /** Runs `sync` unless a sync of the source is running, which is joined instead. */
-  private once(sourceId: string, sync: () => Promise<SyncOutcome>): Promise<SyncOutcome> {
-    const running = this.running.get(sourceId);
-    if (running) return running;
-    const started = sync();
-    this.running.set(sourceId, started);
-    const forget = () => this.running.delete(sourceId);
-    started.then(forget, forget);
-    return started;
   }
 
   /**
@@ -154,10 +146,12 @@ export class CatalogueSyncer {
     });
     // The rows read are the ones synced. A sync that throws (its failure not even recorded) resolves with the error.
     return due.map((source) =>
-      this.once(source.sourceId, () => this.sync(source)).catch((error: unknown) => ({
-        ...emptyOutcome(source.sourceId),
-        error: describe(error),
-      })),
+      this.flights
+        .join(source.sourceId, () => this.sync(source))
+        .catch((error: unknown) => ({
+          ...emptyOutcome(source.sourceId),
+          error: describe(error),
+        })),
     );
   }
 
@@ -181,12 +175,12 @@ export class CatalogueSyncer {
 
   /** The sources whose sync is running, for a stop that overran its time to name them. */
   syncing(): string[] {
-    return [...this.running.keys()];
+    return this.flights.keys();
   }
 
-  /** Resolves once no sync is running. */
-  async idle(): Promise<void> {
-    while (this.running.size > 0) await Promise.allSettled([...this.running.values()]);
+  /** Resolves once no sync is running (nor waits to follow one). */
+  idle(): Promise<void> {
+    return this.flights.idle();
   }
 
   /** Every remote source's sync status, as stored (so any instance reports the leader's syncs). */
