@@ -9,6 +9,7 @@ import { type DatabaseProvider, databaseProvider, databaseShown, sqliteFilePath 
 import { CONNECTION_LIMIT_ADVICE, tooManyConnections } from './connection-limits.js';
 import { advisoryLock, beginImmediate } from './migration-lock.js';
 import { POSTGRES_POOL } from './postgres-pool.js';
+import { SESSION_SETTINGS_SQL, type SessionSettings, sessionRefusal } from './postgres-session.js';
 import { type PastState, pastStatesOf, RETIRED_NAMES } from './retired-migrations.js';
 
 /**
@@ -295,6 +296,11 @@ async function migratePostgres(url: string, migrations: Migration[], logger: Log
     throw new Error(`could not connect: ${reason}`);
   });
   try {
+    // Before any statement that depends on them: the settings a role, the database or PGOPTIONS gave the session.
+    const refusal = sessionRefusal(
+      (await client.query<SessionSettings>(SESSION_SETTINGS_SQL)).rows[0] as SessionSettings,
+    );
+    if (refusal) throw new MigrationError(refusal);
     // Nothing to do (every start of an up-to-date database): no DDL, no lock, so that a role with
     // no CREATE privilege (least privilege, DML only) starts the server. PostgreSQL checks that
     // privilege before it finds that the table of `CREATE TABLE IF NOT EXISTS` exists.

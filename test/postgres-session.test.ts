@@ -1,0 +1,115 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterEach, describe, expect, test } from 'vitest';
+import { migrateDatabase } from '../src/db/migrate.js';
+import { availableDatabases, POSTGRES_URL } from './support/databases.js';
+import { killLeftovers, SERVER_COMMAND, serverEnv, startProcess } from './support/process.js';
+
+/**
+ * PostgreSQL sessions as a DBA may configure them outside DATABASE_URL (ALTER ROLE … SET, ALTER
+ * DATABASE … SET, PGOPTIONS): settings the server's statements depend on.
+ */
+
+const databases = await availableDatabases();
+
+const disposers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  await killLeftovers();
+  for (const dispose of disposers.splice(0).reverse()) await dispose();
+});
+
+async function asAdmin<T>(work: (client: pg.Client) => Promise<T>, url = POSTGRES_URL): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+interface OwnDatabase {
+  name: string;
+  role: string;
+  /** The role's URL on the database it owns. */
+  url: string;
+}
+
+/** A fresh empty database owned by a new login role, both dropped after the test. */
+async function ownDatabase(): Promise<OwnDatabase> {
+  const suffix = randomBytes(4).toString('hex');
+  const [name, role] = [`market_session_${suffix}`, `market_session_${suffix}`];
+  await asAdmin(async (client) => {
+    await client.query(`CREATE ROLE ${role} LOGIN`);
+    await client.query(`CREATE DATABASE ${name} OWNER ${role}`);
+  });
+  disposers.push(() =>
+    asAdmin(async (client) => {
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await client.query(`DROP ROLE IF EXISTS ${role}`);
+    }),
+  );
+  const url = new URL(POSTGRES_URL);
+  url.username = role;
+  url.password = '';
+  url.pathname = `/${name}`;
+  return { name, role, url: url.toString() };
+}
+
+/** The tables of `schema` in the database at `url`. */
+async function tablesIn(url: string, schema: string): Promise<string[]> {
+  const { rows } = await asAdmin(
+    (client) =>
+      client.query<{ name: string }>('SELECT tablename AS name FROM pg_tables WHERE schemaname = $1', [schema]),
+    url,
+  );
+  return rows.map((row) => row.name);
+}
+
+const RESET =
+  'A search_path set outside DATABASE_URL does this: ALTER ROLE … SET search_path, ALTER DATABASE … SET search_path, or PGOPTIONS="-c search_path=…" in the environment; reset it (ALTER ROLE … RESET search_path, ALTER DATABASE … RESET search_path, unset PGOPTIONS), and give each deployment a database of its own.';
+
+describe.runIf(databases.includes('postgresql'))('a search_path set outside DATABASE_URL', () => {
+  test('a schema named after the role (first on the default search_path): refused before any DDL, naming it and the fix', async () => {
+    const own = await ownDatabase();
+    await asAdmin((client) => client.query(`CREATE SCHEMA ${own.role} AUTHORIZATION ${own.role}`), own.url);
+    await expect(migrateDatabase(own.url)).rejects.toThrow(
+      `the server's tables must be in the schema public, but this session's unqualified statements land in the schema "${own.role}" (first on the search_path "$user", public). ${RESET} Here the schema is named after the role "${own.role}", which PostgreSQL's default search_path ("$user", public) picks first: drop or rename it, or give the role a search_path of "public".`,
+    );
+    expect(await tablesIn(own.url, own.role)).toEqual([]);
+    expect(await tablesIn(own.url, 'public')).toEqual([]);
+  });
+
+  test('ALTER DATABASE SET search_path: the server process stops in one line, exit code 1, nothing created', async () => {
+    const own = await ownDatabase();
+    await asAdmin(async (client) => {
+      await client.query('CREATE SCHEMA market');
+      await client.query(`ALTER DATABASE ${own.name} SET search_path = market, public`);
+    }, own.url);
+    const server = startProcess(SERVER_COMMAND, serverEnv(own.url));
+    expect(await server.exited).toEqual({ code: 1, signal: null });
+    expect(server.output.at(-1)).toBe(
+      `Could not migrate the database (PostgreSQL at 127.0.0.1:5432/${own.name}): the server's tables must be in the schema public, but this session's unqualified statements land in the schema "market" (first on the search_path market, public). ${RESET}`,
+    );
+    expect(await tablesIn(own.url, 'market')).toEqual([]);
+  }, 60_000);
+
+  test('PGOPTIONS in the environment naming a search_path: refused too', async () => {
+    const own = await ownDatabase();
+    await asAdmin((client) => client.query('CREATE SCHEMA market'), own.url);
+    const server = startProcess(SERVER_COMMAND, serverEnv(own.url, { PGOPTIONS: '-c search_path=market' }));
+    expect(await server.exited).toEqual({ code: 1, signal: null });
+    expect(server.output.at(-1)).toContain(
+      'but this session\'s unqualified statements land in the schema "market" (first on the search_path market).',
+    );
+    expect(await tablesIn(own.url, 'market')).toEqual([]);
+  }, 60_000);
+
+  test('ALTER ROLE SET search_path to a schema that does not exist: no schema, refused', async () => {
+    const own = await ownDatabase();
+    await asAdmin((client) => client.query(`ALTER ROLE ${own.role} SET search_path = nowhere`));
+    await expect(migrateDatabase(own.url)).rejects.toThrow(
+      "this session's unqualified statements land in no schema: the search_path (nowhere) names none that exists.",
+    );
+  });
+});
