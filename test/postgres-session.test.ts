@@ -1,9 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterEach, describe, expect, test } from 'vitest';
+import { createPrismaClient } from '../src/db/client.js';
+import { driverSqlOf } from '../src/db/driver-sql.js';
 import { migrateDatabase } from '../src/db/migrate.js';
-import { availableDatabases, POSTGRES_URL } from './support/databases.js';
+import { availableDatabases, createTestDatabase, POSTGRES_URL, type TestDatabase } from './support/databases.js';
 import { killLeftovers, SERVER_COMMAND, serverEnv, startProcess } from './support/process.js';
+import { startTestServer } from './support/server.js';
+import { rawRequest } from './support/untyped.js';
 
 /**
  * PostgreSQL sessions as a DBA may configure them outside DATABASE_URL (ALTER ROLE … SET, ALTER
@@ -112,4 +116,63 @@ describe.runIf(databases.includes('postgresql'))('a search_path set outside DATA
       "this session's unqualified statements land in no schema: the search_path (nowhere) names none that exists.",
     );
   });
+});
+
+/** A fresh migrated test database (the suite's helper) whose sessions get `setting` = `value` from ALTER DATABASE. */
+async function migratedWith(setting: string, value: string): Promise<TestDatabase> {
+  const database = await createTestDatabase('postgresql');
+  disposers.push(() => database.drop());
+  await asAdmin((client) =>
+    client.query(`ALTER DATABASE ${new URL(database.url).pathname.slice(1)} SET ${setting} = '${value}'`),
+  );
+  return database;
+}
+
+describe.runIf(databases.includes('postgresql'))('default_transaction_isolation = serializable on the database', () => {
+  test('the transactions of Prisma and of the hand-written statements say READ COMMITTED', async () => {
+    const database = await migratedWith('default_transaction_isolation', 'serializable');
+    const db = createPrismaClient(database.url);
+    disposers.push(() => db.$disconnect());
+    const isolation = 'SELECT current_setting($1) AS level';
+    type Level = { level: string }[];
+    expect(await db.$queryRawUnsafe<Level>(isolation, 'transaction_isolation')).toEqual([{ level: 'serializable' }]);
+    const prisma = await db.$transaction((tx) => tx.$queryRawUnsafe<Level>(isolation, 'transaction_isolation'));
+    const driver = await driverSqlOf(db).$transaction(
+      (tx) => tx.$queryRaw<Level>`SELECT current_setting('transaction_isolation') AS level`,
+    );
+    expect([prisma, driver]).toEqual([[{ level: 'read committed' }], [{ level: 'read committed' }]]);
+  });
+
+  test('the server process refuses to start, naming the setting and the fix', async () => {
+    const database = await migratedWith('default_transaction_isolation', 'serializable');
+    const server = startProcess(SERVER_COMMAND, serverEnv(database.url));
+    expect(await server.exited).toEqual({ code: 1, signal: null });
+    expect(server.output.at(-1)).toBe(
+      `Could not migrate the database (PostgreSQL at 127.0.0.1:5432/${new URL(database.url).pathname.slice(1)}): the server's statements are written for the isolation level read committed, but this session's default_transaction_isolation is serializable, at which a statement outside a transaction runs (concurrent writes fail with "could not serialize access"). A default_transaction_isolation set outside DATABASE_URL does this: ALTER ROLE … SET default_transaction_isolation, ALTER DATABASE … SET default_transaction_isolation, or PGOPTIONS="-c default_transaction_isolation='serializable'" in the environment; reset it (ALTER ROLE … RESET default_transaction_isolation, ALTER DATABASE … RESET default_transaction_isolation, unset PGOPTIONS).`,
+    );
+  }, 60_000);
+
+  // The app started in-process, past the migration step's check: as after a DBA's change while it runs.
+  test('on sessions that are serializable all the same, 25 installs at once all succeed', async () => {
+    const database = await migratedWith('default_transaction_isolation', 'serializable');
+    const server = await startTestServer('postgresql', { database, env: { DEMO_DATA: '0' } });
+    disposers.push(() => server.stop());
+    const catalog = await rawRequest(server, {
+      query: '{ catalog(sourceId: "market.olares", paid: false, first: 50) { edges { node { name versions } } } }',
+    });
+    type Catalog = { catalog: { edges: { node: { name: string; versions: string[] } }[] } };
+    const listed = (catalog.body?.data as Catalog | undefined)?.catalog.edges ?? [];
+    const apps = listed.map((edge) => edge.node).slice(0, 25);
+    expect(apps.length).toBe(25);
+    const answers = await Promise.all(
+      apps.map((app) =>
+        rawRequest(server, {
+          query: `mutation { installApp(input: { sourceId: "market.olares", appName: "${app.name}", version: "${app.versions[0]}" }) { __typename ... on Error { code message } } }`,
+        }),
+      ),
+    );
+    expect(answers.map((answer) => answer.body?.data ?? answer.body?.errors?.[0]?.message)).toEqual(
+      apps.map(() => ({ installApp: { __typename: 'InstallAppSuccess' } })),
+    );
+  }, 60_000);
 });

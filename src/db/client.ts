@@ -81,8 +81,9 @@ class LeakFreePrismaPg extends PrismaPg {
     pool.on('connect', (connection) => connection.on('error', () => {}));
     reportBusyWaits(pool, this.figures);
     const startTransaction = adapter.startTransaction.bind(adapter);
+    // READ COMMITTED unless asked otherwise, as driver-sql.ts's, not the database's default (a DBA's serializable).
     adapter.startTransaction = async (isolationLevel) =>
-      releasedOnFailedEnd(await startTransaction(isolationLevel), (error) => this.failedEnd(error));
+      releasedOnFailedEnd(await startTransaction(isolationLevel ?? 'READ COMMITTED'), (error) => this.failedEnd(error));
     handOver(adapter, this.driver, { kind: 'postgresql', pool });
     return adapter;
   }

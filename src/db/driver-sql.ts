@@ -378,7 +378,9 @@ class PostgresDriver implements DriverSql {
         throw error;
       });
     try {
-      await control('BEGIN');
+      // Said, not the database's default_transaction_isolation: at a DBA's `serializable`, concurrent
+      // installs failed with 40001 (nothing retries it), "Unexpected error.". Prisma's: client.ts.
+      await control('BEGIN ISOLATION LEVEL READ COMMITTED');
       let result: T;
       try {
         result = await body(new PostgresDriver(connection, this.named, true));

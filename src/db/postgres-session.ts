@@ -13,21 +13,53 @@ export interface SessionSettings {
   schema: string | null;
   searchPath: string;
   role: string;
+  /** default_transaction_isolation: what a statement outside a transaction, or a bare BEGIN, runs at. */
+  isolation: string;
 }
 
 export const SESSION_SETTINGS_SQL = `SELECT current_schema() AS schema, current_setting('search_path') AS "searchPath",
-  current_user AS role`;
+  current_user AS role, current_setting('default_transaction_isolation') AS isolation`;
+
+/** Where such settings come from, and how they go (`setting` named). */
+function outsideTheUrl(setting: string, example: string): string {
+  return (
+    `A ${setting} set outside DATABASE_URL does this: ALTER ROLE … SET ${setting}, ALTER DATABASE … SET ` +
+    `${setting}, or PGOPTIONS="-c ${setting}=${example}" in the environment; reset it (ALTER ROLE … RESET ${setting}, ` +
+    `ALTER DATABASE … RESET ${setting}, unset PGOPTIONS)`
+  );
+}
+
+/** Why the session cannot serve this server, or null: the first of the checks below that fails. */
+export function sessionRefusal(settings: SessionSettings): string | null {
+  return schemaRefusal(settings) ?? isolationRefusal(settings);
+}
 
 /**
- * Why the session cannot serve this server, or null. The schema: Prisma's queries name `public`,
+ * The isolation the server's statements are written for is READ COMMITTED. Its transactions say
+ * so in their BEGIN (driver-sql.ts, and Prisma's through client.ts), but a statement outside a
+ * transaction runs at the session's default: at `serializable` (a DBA's ALTER DATABASE), 25
+ * concurrent installs answered "Unexpected error." two times in three and app-state events were
+ * dropped ("could not serialize access", 40001, which nothing retries). PostgreSQL runs `read
+ * uncommitted` as read committed.
+ */
+function isolationRefusal({ isolation }: SessionSettings): string | null {
+  if (isolation === 'read committed' || isolation === 'read uncommitted') return null;
+  return (
+    `the server's statements are written for the isolation level read committed, but this session's ` +
+    `default_transaction_isolation is ${isolation}, at which a statement outside a transaction runs (concurrent ` +
+    `writes fail with "could not serialize access"). ${outsideTheUrl('default_transaction_isolation', "'serializable'")}.`
+  );
+}
+
+/**
+ * The schema: Prisma's queries name `public`,
  * while the migrations and the hand-written statements (driver-sql.ts) are unqualified and land in
  * `current_schema()`: with another one first on the search_path, the migrations created their
  * tables there (and recorded themselves there, so a second run found nothing to do) and the start
  * failed on `public.MarketSource`; or, with the tables in `public` as well, the hand-written
  * statements read and wrote another deployment's.
  */
-export function sessionRefusal(settings: SessionSettings): string | null {
-  const { schema, searchPath, role } = settings;
+function schemaRefusal({ schema, searchPath, role }: SessionSettings): string | null {
   if (schema === 'public') return null;
   const where =
     schema === null
@@ -39,8 +71,6 @@ export function sessionRefusal(settings: SessionSettings): string | null {
       : '';
   return (
     `the server's tables must be in the schema public, but this session's unqualified statements land in ${where}. ` +
-    'A search_path set outside DATABASE_URL does this: ALTER ROLE … SET search_path, ALTER DATABASE … SET ' +
-    'search_path, or PGOPTIONS="-c search_path=…" in the environment; reset it (ALTER ROLE … RESET search_path, ' +
-    `ALTER DATABASE … RESET search_path, unset PGOPTIONS), and give each deployment a database of its own.${byRole}`
+    `${outsideTheUrl('search_path', '…')}, and give each deployment a database of its own.${byRole}`
   );
 }
