@@ -176,3 +176,24 @@ describe.runIf(databases.includes('postgresql'))('default_transaction_isolation 
     );
   }, 60_000);
 });
+
+describe.runIf(databases.includes('postgresql'))('a DateStyle set on the database', () => {
+  test.each(['SQL, DMY', 'German'])(
+    'DateStyle %s: the server process refuses to start, naming the setting and the fix',
+    async (style) => {
+      const database = await migratedWith('DateStyle', style);
+      const server = startProcess(SERVER_COMMAND, serverEnv(database.url));
+      expect(await server.exited).toEqual({ code: 1, signal: null });
+      const shown = style === 'German' ? 'German, DMY' : style;
+      expect(server.output.at(-1)).toBe(
+        `Could not migrate the database (PostgreSQL at 127.0.0.1:5432/${new URL(database.url).pathname.slice(1)}): the server reads timestamps in PostgreSQL's ISO output format, but this session's DateStyle is ${shown}. A DateStyle set outside DATABASE_URL does this: ALTER ROLE … SET DateStyle, ALTER DATABASE … SET DateStyle, or PGOPTIONS="-c DateStyle='SQL, DMY'" in the environment; reset it (ALTER ROLE … RESET DateStyle, ALTER DATABASE … RESET DateStyle, unset PGOPTIONS), or set it to ISO with the order wanted ('ISO, DMY').`,
+      );
+    },
+    60_000,
+  );
+
+  test('DateStyle ISO, DMY: migrated and read as ever', async () => {
+    const database = await migratedWith('DateStyle', 'ISO, DMY');
+    expect((await migrateDatabase(database.url)).applied).toEqual([]);
+  });
+});

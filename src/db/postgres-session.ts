@@ -15,10 +15,12 @@ export interface SessionSettings {
   role: string;
   /** default_transaction_isolation: what a statement outside a transaction, or a bare BEGIN, runs at. */
   isolation: string;
+  dateStyle: string;
 }
 
 export const SESSION_SETTINGS_SQL = `SELECT current_schema() AS schema, current_setting('search_path') AS "searchPath",
-  current_user AS role, current_setting('default_transaction_isolation') AS isolation`;
+  current_user AS role, current_setting('default_transaction_isolation') AS isolation,
+  current_setting('DateStyle') AS "dateStyle"`;
 
 /** Where such settings come from, and how they go (`setting` named). */
 function outsideTheUrl(setting: string, example: string): string {
@@ -31,7 +33,22 @@ function outsideTheUrl(setting: string, example: string): string {
 
 /** Why the session cannot serve this server, or null: the first of the checks below that fails. */
 export function sessionRefusal(settings: SessionSettings): string | null {
-  return schemaRefusal(settings) ?? isolationRefusal(settings);
+  return schemaRefusal(settings) ?? isolationRefusal(settings) ?? dateStyleRefusal(settings);
+}
+
+/**
+ * Timestamps come back as text in the session's DateStyle, and pg (driver-sql.ts) and Prisma's
+ * adapter read only its ISO output: at `SQL, DMY` or `German` pg's parser returned null, and the
+ * start, having migrated and seeded, ended with "Cannot read properties of null (reading
+ * 'getTime')" (database-clock.ts); every timestamp read would have failed. The order part (`DMY`)
+ * changes only how input is read, which the server writes in ISO: `ISO, DMY` works.
+ */
+function dateStyleRefusal({ dateStyle }: SessionSettings): string | null {
+  if (/^ISO\b/i.test(dateStyle)) return null;
+  return (
+    `the server reads timestamps in PostgreSQL's ISO output format, but this session's DateStyle is ${dateStyle}. ` +
+    `${outsideTheUrl('DateStyle', "'SQL, DMY'")}, or set it to ISO with the order wanted ('ISO, DMY').`
+  );
 }
 
 /**
