@@ -6,7 +6,7 @@ import { driverSqlOf } from '../src/db/driver-sql.js';
 import { migrateDatabase } from '../src/db/migrate.js';
 import { availableDatabases, createTestDatabase, POSTGRES_URL, type TestDatabase } from './support/databases.js';
 import { killLeftovers, SERVER_COMMAND, serverEnv, startProcess } from './support/process.js';
-import { startTestServer } from './support/server.js';
+import { startTestServer, waitFor } from './support/server.js';
 import { rawRequest } from './support/untyped.js';
 
 /**
@@ -196,4 +196,73 @@ describe.runIf(databases.includes('postgresql'))('a DateStyle set on the databas
     const database = await migratedWith('DateStyle', 'ISO, DMY');
     expect((await migrateDatabase(database.url)).applied).toEqual([]);
   });
+});
+
+/** Ends the server's connections to `database`, so that the next ones get its new settings. */
+async function terminateSessionsOf(database: TestDatabase): Promise<void> {
+  await asAdmin((client) =>
+    client.query(
+      'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+      [new URL(database.url).pathname.slice(1)],
+    ),
+  );
+}
+
+describe.runIf(databases.includes('postgresql'))('a database that turns read-only (a failover onto a standby)', () => {
+  const READ_ONLY = 'the database accepts no writes (read-only: a standby, or default_transaction_read_only)';
+  const ADD_SOURCE = `mutation { addMarketSource(input: { sourceId: "after-failover", title: "After",
+    baseUrl: "https://after.example/" }) { __typename } }`;
+
+  test('mutations answer UNAVAILABLE (503) and /readiness says not ready, until it takes writes again', async () => {
+    const database = await createTestDatabase('postgresql');
+    disposers.push(() => database.drop());
+    const server = await startTestServer('postgresql', { database, env: { DEMO_DATA: '0' } });
+    disposers.push(() => server.stop());
+    const name = new URL(database.url).pathname.slice(1);
+    await asAdmin((client) => client.query(`ALTER DATABASE ${name} SET default_transaction_read_only = on`));
+    await terminateSessionsOf(database);
+    const readiness = async () => {
+      const response = await fetch(`${server.url}/readiness`);
+      return { status: response.status, body: await response.json() };
+    };
+    // The probe's connection was ended too: its next one is read-only.
+    await waitFor(async () => ((await readiness()).body.error === READ_ONLY ? true : undefined), 'not ready');
+    expect(await readiness()).toEqual({ status: 503, body: { status: 'not ready', error: READ_ONLY } });
+    // Reads go on (on fresh connections: the pool dropped the ended ones), writes are refused (25006).
+    await waitFor(async () => {
+      const answer = await rawRequest(server, { query: '{ marketSources { sourceId } }' });
+      return answer.status === 200 ? true : undefined;
+    }, 'a read to succeed');
+    const logged = server.logs.length;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const answer = await rawRequest(server, { query: ADD_SOURCE });
+      expect(answer.status, answer.text).toBe(503);
+      expect(answer.body?.errors?.map((error) => [error.message, error.extensions?.code])).toEqual([
+        ['The database is unavailable; retry shortly.', 'UNAVAILABLE'],
+      ]);
+    }
+    expect(server.logs.slice(logged).filter((line) => /unexpected error in a GraphQL operation/.test(line))).toEqual(
+      [],
+    );
+
+    await asAdmin((client) => client.query(`ALTER DATABASE ${name} RESET default_transaction_read_only`));
+    await terminateSessionsOf(database);
+    await waitFor(async () => ((await readiness()).status === 200 ? true : undefined), 'ready again');
+    await waitFor(async () => {
+      const answer = await rawRequest(server, { query: ADD_SOURCE });
+      return answer.status === 200 ? answer.body?.data : undefined;
+    }, 'the write to succeed');
+  }, 60_000);
+
+  test('the server process on a migrated read-only database: refused at the migration step, naming the cause', async () => {
+    const database = await createTestDatabase('postgresql');
+    disposers.push(() => database.drop());
+    const name = new URL(database.url).pathname.slice(1);
+    await asAdmin((client) => client.query(`ALTER DATABASE ${name} SET default_transaction_read_only = on`));
+    const server = startProcess(SERVER_COMMAND, serverEnv(database.url));
+    expect(await server.exited).toEqual({ code: 1, signal: null });
+    expect(server.output.at(-1)).toBe(
+      `Could not migrate the database (PostgreSQL at 127.0.0.1:5432/${name}): ${READ_ONLY}: the server writes at start and in every mutation. Point DATABASE_URL at the primary (after a failover: the new one), or reset default_transaction_read_only (ALTER DATABASE … RESET default_transaction_read_only, ALTER ROLE … RESET default_transaction_read_only, unset PGOPTIONS).`,
+    );
+  }, 60_000);
 });

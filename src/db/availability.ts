@@ -93,6 +93,7 @@ const DRIVER_CODES = new Set([
   '28000',
   '28P01',
   '57014', // query_canceled (a statement_timeout): answered as DATABASE_QUERY_TIMEOUT_MS's timeout is
+  '25006', // read_only_sql_transaction: a failover onto a standby, or default_transaction_read_only (/readiness says so)
 ]);
 /**
  * pg's own messages, which reach us unwrapped through the adapter (seen with a TCP proxy that

@@ -9,6 +9,7 @@ import { PrismaClient as SqlitePrismaClient } from '../generated/prisma-sqlite/c
 import { DEFAULT_POOL_SIZE, DEFAULT_QUERY_TIMEOUT_MS } from '../platform/config-env.js';
 import { type DriverConnection, type DriverHandle, registerDriver, rollBackThenRelease } from './driver-sql.js';
 import { POSTGRES_POOL, type PoolFigures, readinessPool, reportBusyWaits } from './postgres-pool.js';
+import { answerWritable } from './postgres-session.js';
 
 /**
  * The Prisma client the services use. Prisma generates one client per provider (a client refuses
@@ -223,7 +224,7 @@ export function poolFigures(db: Db): PoolFigures | null {
 
 /** What `/readiness` asks the database (http/readiness.ts). */
 export interface DatabaseProbe {
-  /** Resolves once the database answered `SELECT 1`. */
+  /** Resolves once the database answered (PostgreSQL: rejects with DatabaseReadOnlyError while it refuses writes). */
   answer(): Promise<unknown>;
   close(): Promise<void>;
 }
@@ -236,7 +237,7 @@ export function databaseProbe(db: Db, url: string, queryTimeoutMs = DEFAULT_QUER
   if (databaseProvider(url) === 'sqlite')
     return { answer: () => db.$queryRawUnsafe('SELECT 1'), close: async () => {} };
   const pool = readinessPool(url, queryTimeoutMs);
-  return { answer: () => pool.query('SELECT 1'), close: () => pool.end() };
+  return { answer: () => answerWritable(pool), close: () => pool.end() };
 }
 
 /**

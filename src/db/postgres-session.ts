@@ -16,11 +16,13 @@ export interface SessionSettings {
   /** default_transaction_isolation: what a statement outside a transaction, or a bare BEGIN, runs at. */
   isolation: string;
   dateStyle: string;
+  /** transaction_read_only as a statement outside a transaction sees it: 'on' on a hot standby too. */
+  readOnly: string;
 }
 
 export const SESSION_SETTINGS_SQL = `SELECT current_schema() AS schema, current_setting('search_path') AS "searchPath",
   current_user AS role, current_setting('default_transaction_isolation') AS isolation,
-  current_setting('DateStyle') AS "dateStyle"`;
+  current_setting('DateStyle') AS "dateStyle", current_setting('transaction_read_only') AS "readOnly"`;
 
 /** Where such settings come from, and how they go (`setting` named). */
 function outsideTheUrl(setting: string, example: string): string {
@@ -33,7 +35,46 @@ function outsideTheUrl(setting: string, example: string): string {
 
 /** Why the session cannot serve this server, or null: the first of the checks below that fails. */
 export function sessionRefusal(settings: SessionSettings): string | null {
-  return schemaRefusal(settings) ?? isolationRefusal(settings) ?? dateStyleRefusal(settings);
+  return (
+    schemaRefusal(settings) ?? isolationRefusal(settings) ?? dateStyleRefusal(settings) ?? readOnlyRefusal(settings)
+  );
+}
+
+/** Why a database refuses writes: what /readiness says (without the fix, which is for the logs). */
+export const READ_ONLY = 'the database accepts no writes (read-only: a standby, or default_transaction_read_only)';
+
+/**
+ * A database that answers but refuses every write (SQLSTATE 25006): a hot standby (a failover onto
+ * a replica, a URL pointing at one) or default_transaction_read_only set on it. Before, the start
+ * ended with a bare "cannot execute UPDATE in a read-only transaction".
+ */
+function readOnlyRefusal({ readOnly }: SessionSettings): string | null {
+  if (readOnly !== 'on') return null;
+  return (
+    `${READ_ONLY}: the server writes at start and in every mutation. Point DATABASE_URL at the primary ` +
+    `(after a failover: the new one), or reset default_transaction_read_only (ALTER DATABASE … RESET ` +
+    'default_transaction_read_only, ALTER ROLE … RESET default_transaction_read_only, unset PGOPTIONS).'
+  );
+}
+
+/** What /readiness's probe throws while the database answers but refuses writes. */
+export class DatabaseReadOnlyError extends Error {
+  constructor() {
+    super(READ_ONLY);
+    this.name = 'DatabaseReadOnlyError';
+  }
+}
+
+/**
+ * /readiness's question on PostgreSQL: does the database answer, and take writes? An instance on a
+ * database that refuses them (a failover onto a read-only one) answered every mutation with an
+ * error while it said ready, and kept its load balancer's traffic.
+ */
+export async function answerWritable(pool: {
+  query(text: string): Promise<{ rows: { readOnly?: string }[] }>;
+}): Promise<void> {
+  const { rows } = await pool.query(`SELECT current_setting('transaction_read_only') AS "readOnly"`);
+  if (rows[0]?.readOnly === 'on') throw new DatabaseReadOnlyError();
 }
 
 /**

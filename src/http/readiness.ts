@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DatabaseProbe } from '../db/client.js';
+import { DatabaseReadOnlyError } from '../db/postgres-session.js';
 
 /**
  * How long `GET /readiness` waits for the database. A database behind a blackholed network
@@ -8,7 +9,8 @@ import type { DatabaseProbe } from '../db/client.js';
 export const READINESS_TIMEOUT_MS = 2000;
 
 /**
- * Ready when the database answers `SELECT 1` within READINESS_TIMEOUT_MS: on PostgreSQL on a
+ * Ready when the database answers within READINESS_TIMEOUT_MS, on PostgreSQL taking writes (not a
+ * read-only standby a failover left the URL on: db/postgres-session.ts answerWritable), there on a
  * connection of its own (db/postgres-pool.ts readinessPool), so that a pool busy with queries,
  * which answers some of them "database busy", leaves the instance ready: the load balancer would
  * otherwise take a healthy instance out for its load, and move that load onto the others.
@@ -25,8 +27,8 @@ export async function checkReadiness(
     // A query given up on may still fail later; the race has already handled its rejection.
     const answer = await Promise.race([probe.answer().then(() => 'answered' as const), late]);
     return answer === 'answered' ? { ok: true } : { ok: false, error: 'database did not answer in time' };
-  } catch {
-    return { ok: false, error: 'database unreachable' };
+  } catch (error) {
+    return { ok: false, error: error instanceof DatabaseReadOnlyError ? error.message : 'database unreachable' };
   } finally {
     clearTimeout(timer);
   }
