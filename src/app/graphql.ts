@@ -247,9 +247,9 @@ function nameFromDocument({ context, result }: { context: object; result: unknow
 
 /**
  * A subscription that reaches Yoga's own HTTP handling is refused. The SSE transport takes the
- * requests to /graphql that ask for `text/event-stream`; one with no Accept, or accepting any
- * type (curl's default), came here, and Yoga streamed it itself: outside the connection limits,
- * keep-alive, token expiry and shutdown of the streaming transports. Refused as Yoga refuses one
+ * subscriptions to /graphql that name `text/event-stream` (transports/sse-accept.ts); one with no
+ * Accept, or accepting any type (curl's default), came here, and Yoga streamed it itself: outside
+ * the connection limits, keep-alive, token expiry and shutdown of the streaming transports. Refused as Yoga refuses one
  * under `Accept: application/json`: 406, naming the Accept to send. The transports' operations
  * carry PIPELINE_REQUEST as their request (operationPipeline).
  */

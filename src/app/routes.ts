@@ -31,6 +31,7 @@ import {
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import type { HttpFastPath } from '../transports/http-fast-path.js';
+import { asksForSubscription, type SseTake } from '../transports/sse-accept.js';
 import type { SseTransport } from '../transports/sse-transport.js';
 import { dashboardRoutes } from './dashboard-assets.js';
 import type { GraphQLServer } from './graphql.js';
@@ -146,18 +147,20 @@ function routeRequest(deps: RouteDeps) {
       deps.metrics?.refusedBeforeYoga([{ extensions: { code: refusal.code } }]);
       return refuseReadably(deps, req, res, refusal);
     }
-    if (sse.accepts(req, path)) {
+    // A subscription, when the client prefers JSON to an event stream (sse-accept.ts): known once read.
+    const take = sse.accepts(req, path);
+    if (take === 'all' || (take === 'subscription' && req.method === 'GET' && asksForSubscription(req, undefined))) {
       allowCrossOriginRead(req, res, origins);
       return sse.handle(req, res);
     }
     if (req.method === 'POST' && path === yoga.graphqlEndpoint) {
       const viewer = await authenticatedBeforeBody(deps, req, res);
       if (!viewer) return;
-      if (!HeldUploads.counts(req, viewer)) return postToGraphQL(deps, req, res, viewer);
+      if (!HeldUploads.counts(req, viewer)) return postToGraphQL(deps, req, res, viewer, take);
       // Held from before its body is read until it is answered: its bytes, parsed and copied, live that long.
       if (!uploads.take()) return refuseUpload(deps, req, res);
       try {
-        return await postToGraphQL(deps, req, res, viewer);
+        return await postToGraphQL(deps, req, res, viewer, take);
       } finally {
         uploads.release();
       }
@@ -166,10 +169,14 @@ function routeRequest(deps: RouteDeps) {
   };
 }
 
-/** A POST to /graphql: its body read within its limit, then answered on the lean path or by Yoga. */
-async function postToGraphQL(deps: RouteDeps, req: TrackedRequest, res: ServerResponse, viewer: Viewer) {
+/** A POST to /graphql: its body read within its limit, then streamed, answered on the lean path or by Yoga. */
+async function postToGraphQL(deps: RouteDeps, req: TrackedRequest, res: ServerResponse, viewer: Viewer, take: SseTake) {
   const read = await readGraphQLBody(deps, req, res, viewer);
   if (!read) return;
+  if (take === 'subscription' && req.body && asksForSubscription(req, req.body)) {
+    allowCrossOriginRead(req, res, deps.origins);
+    return deps.sse.handle(req, res, { viewer, body: req.body });
+  }
   if (deps.fastPath && (await deps.fastPath.handle(req, res))) return;
   if (req.body) (req as { body?: unknown }).body = bodyForYoga(req.body);
   return toYoga(deps, req, res);

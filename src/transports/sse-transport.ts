@@ -16,16 +16,8 @@ import { onCredentialExpiry } from './credential-expiry.js';
 import { type GraphQLRequest, graphQLRequest, type OperationPipeline } from './graphql-operation.js';
 import { keepAliveTimer } from './keep-alive.js';
 import { ReadProgress, retryAfterSeconds } from './read-progress.js';
-import {
-  COMPLETE,
-  END_OF_EVENT,
-  EVENT_STREAM,
-  KEEP_ALIVE,
-  NEXT,
-  oneEvent,
-  SERVER_RESTART,
-  startStream,
-} from './sse-frames.js';
+import { prefersEventStream, type SseTake, sseTake } from './sse-accept.js';
+import { COMPLETE, END_OF_EVENT, KEEP_ALIVE, NEXT, oneEvent, SERVER_RESTART, startStream } from './sse-frames.js';
 import { type FlowMetrics, type OperationCall, SubscribeFlow } from './subscribe-flow.js';
 
 /**
@@ -143,14 +135,9 @@ export class SseTransport {
     });
   }
 
-  /** Whether `req` is an SSE request for this transport (OPTIONS preflights are Yoga's, for CORS). */
-  accepts(req: IncomingMessage, path: string): boolean {
-    if (path === '/graphql/stream') return req.method !== 'OPTIONS';
-    return (
-      path === '/graphql' &&
-      (req.method === 'GET' || req.method === 'POST') &&
-      EVENT_STREAM.test(req.headers.accept ?? '')
-    );
+  /** What of `req` is for this transport (sse-accept.ts; OPTIONS preflights are Yoga's, for CORS). */
+  accepts(req: IncomingMessage, path: string): SseTake {
+    return sseTake(req, path);
   }
 
   /** Open SSE streams (also those whose last event waits for their client to read it). */
@@ -195,7 +182,8 @@ export class SseTransport {
     return ended;
   }
 
-  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** `read`: the viewer and body of a POST the router authenticated and read (a subscription, sse-accept.ts). */
+  async handle(req: IncomingMessage, res: ServerResponse, read?: { viewer: Viewer; body: Buffer }): Promise<void> {
     let request: GraphQLRequest;
     let viewer: Viewer | undefined;
     try {
@@ -203,8 +191,8 @@ export class SseTransport {
         throw new BadRequest(405, "Use GET or POST (graphql-sse's single-connection mode is not served)", 'GET, POST');
       }
       // Before the body: nobody without credentials has one held (see routes.ts, authenticatedBeforeBody).
-      viewer = await this.options.authenticate(req);
-      request = await this.readRequest(req);
+      viewer = read?.viewer ?? (await this.options.authenticate(req));
+      request = await this.readRequest(req, read?.body);
     } catch (error) {
       if (error instanceof DomainError) {
         const { status, headers, body } = this.options.errorBody(error);
@@ -281,7 +269,7 @@ export class SseTransport {
   }
 
   /** The operation from the query string (GET) or the JSON body (POST). */
-  private async readRequest(req: IncomingMessage): Promise<GraphQLRequest> {
+  private async readRequest(req: IncomingMessage, read: Buffer | undefined): Promise<GraphQLRequest> {
     let params: Record<string, unknown>;
     if (req.method === 'GET') {
       const search = new URL(req.url ?? '/', 'http://localhost').searchParams;
@@ -291,7 +279,7 @@ export class SseTransport {
       if (mediaTypeOf(req.headers['content-type']) !== 'application/json') {
         throw new BadRequest(415, 'POST bodies must be application/json');
       }
-      const bytes = await readBody(req, this.options.maxBodyBytes);
+      const bytes = read ?? (await readBody(req, this.options.maxBodyBytes));
       if (!isUtf8(bytes)) throw new BadRequest(400, NOT_UTF8_BODY);
       const body = parseJson(bytes.toString('utf8'), 'body');
       if (typeof body !== 'object' || body === null || Array.isArray(body)) {
@@ -360,7 +348,7 @@ function refuseOperation(
   errors: readonly GraphQLError[],
 ): void {
   const body = { errors: errors.map((error) => error.toJSON()) };
-  if (status === 400 && EVENT_STREAM.test(res.req.headers.accept ?? '')) {
+  if (status === 400 && prefersEventStream(res.req)) {
     noteRefusal(res.req as RequestNotes, body.errors, true);
     oneEvent(res, body);
   } else {
