@@ -589,6 +589,8 @@ describe('JWT bearer tokens', () => {
     const text = await stream.text();
     expect(text).toContain('Token expired');
     expect(text).toContain('UNAUTHENTICATED');
+    // No `complete`: a graphql-sse client reconnects with a fresh token (test/sse-token-expiry.test.ts).
+    expect(text).not.toContain('event: complete');
   });
 
   test('RS256 with a PEM public key and ES256 with a JWKS file', async () => {

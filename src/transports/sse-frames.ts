@@ -22,6 +22,8 @@ export const COMPLETE = 'event: complete\ndata:\n\n';
 export const KEEP_ALIVE = ':\n\n';
 /** A comment, which clients ignore, for whoever reads the stream by hand. */
 export const SERVER_RESTART = ': server restarting, reconnect\n\n';
+/** The same, for a stream whose token expired (sse-transport.ts SseSubscription.expire). */
+export const TOKEN_EXPIRED = ': Token expired (UNAUTHENTICATED): reconnect with a fresh token\n\n';
 
 /**
  * Starts an event stream. Without Transfer-Encoding the body runs until the connection closes,

@@ -1,23 +1,33 @@
 import { isUtf8 } from 'node:buffer';
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { GraphQLError } from 'graphql';
+import type { GraphQLError } from 'graphql';
 import type { Viewer } from '../auth/viewer.js';
 import { DomainError } from '../domain/errors.js';
 import type { Delivery, SubscriptionCohorts } from '../fanout/cohorts.js';
 import { type MemberPolicy, type Outlet, QueuedMember } from '../fanout/member.js';
 import { BodyTooLarge, readBody } from '../http/body.js';
 import { mediaTypeOf } from '../http/media-type.js';
-import { noteRefusal, type RequestNotes, requestIdFor } from '../http/request-notes.js';
+import { requestIdFor } from '../http/request-notes.js';
 import { NOT_UTF8_BODY } from '../http/text-encoding.js';
 import type { Logger } from '../platform/logger.js';
-import { type ConnectionBudget, limitExceeded } from './connection-budget.js';
+import type { ConnectionBudget } from './connection-budget.js';
 import { onCredentialExpiry } from './credential-expiry.js';
 import { type GraphQLRequest, graphQLRequest, type OperationPipeline } from './graphql-operation.js';
 import { keepAliveTimer } from './keep-alive.js';
 import { ReadProgress, retryAfterSeconds } from './read-progress.js';
-import { prefersEventStream, type SseTake, sseTake } from './sse-accept.js';
-import { COMPLETE, END_OF_EVENT, KEEP_ALIVE, NEXT, oneEvent, SERVER_RESTART, startStream } from './sse-frames.js';
+import { type SseTake, sseTake } from './sse-accept.js';
+import { BadRequest, json, parseJson, refuseOperation, tooMany } from './sse-answers.js';
+import {
+  COMPLETE,
+  END_OF_EVENT,
+  KEEP_ALIVE,
+  NEXT,
+  oneEvent,
+  SERVER_RESTART,
+  startStream,
+  TOKEN_EXPIRED,
+} from './sse-frames.js';
 import { type FlowMetrics, type OperationCall, SubscribeFlow } from './subscribe-flow.js';
 
 /**
@@ -55,24 +65,6 @@ export interface SseTransportOptions {
   logger: Logger;
   /** Subscriptions, refusals, member counts and stalled clients cut, for the metrics. @default not measured */
   metrics?: FlowMetrics;
-}
-
-class BadRequest extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    /** A 405's `Allow` header: the methods that would be served. */
-    readonly allow?: string,
-  ) {
-    super(message);
-  }
-
-  /** Answered as the GraphQL route answers the same refusal: Yoga's BAD_REQUEST, a 415 as VALIDATION. */
-  answer(res: ServerResponse): void {
-    const code = this.status === 415 ? 'VALIDATION' : 'BAD_REQUEST';
-    const headers = this.allow ? { allow: this.allow } : {};
-    json(res, this.status, { errors: [{ message: this.message, extensions: { code } }] }, false, headers);
-  }
 }
 
 /** One SSE response, from its start until its connection closes (also after its last event was written). */
@@ -318,70 +310,15 @@ class SseSubscription extends QueuedMember {
     this.stream.end(`${error}${COMPLETE}`);
   }
 
-  /** The viewer's credential expired: the stream ends with an error saying so. */
+  /**
+   * The viewer's credential expired: the stream ends without `complete`, saying why in a comment.
+   * A graphql-sse client takes that for a lost connection and reconnects, asking its `headers`
+   * for a fresh token, as graphql-ws's close 4403 has a client reconnect. `complete` (after an
+   * UNAUTHENTICATED `next`, until this) told it the subscription was over, and a live dashboard
+   * stopped for good. A client whose token is really gone learns why from the reconnect's 401.
+   */
   expire(): void {
     this.stop();
-    this.finish([new GraphQLError('Token expired', { extensions: { code: 'UNAUTHENTICATED' } })]);
+    this.stream.end(TOKEN_EXPIRED);
   }
-}
-
-function parseJson(text: string, what: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new BadRequest(400, `${what} is not valid JSON`);
-  }
-}
-
-/**
- * An operation refused before it ran (it did not parse or validate, its variables did not coerce,
- * it costs too much: 400; a rate limit: 429), with the status its errors ask for. graphql-sse's
- * protocol wants the errors of the steps before execution in an accepted stream, as a `next` event,
- * when the client asked for one: its client takes a 400 for a lost connection, and retried it five
- * times over some 40 s before reporting a NetworkError. A client that asked for no event stream,
- * and a refusal that asks it to wait (429 with Retry-After), get the status.
- */
-function refuseOperation(
-  res: ServerResponse,
-  status: number,
-  headers: Record<string, string>,
-  errors: readonly GraphQLError[],
-): void {
-  const body = { errors: errors.map((error) => error.toJSON()) };
-  if (status === 400 && prefersEventStream(res.req)) {
-    noteRefusal(res.req as RequestNotes, body.errors, true);
-    oneEvent(res, body);
-  } else {
-    json(res, status, body, false, headers);
-  }
-}
-
-/**
- * A JSON answer; `close` ends the connection too (a body left unread must not be read on). Its
- * first error is what the request's log line says of the refusal.
- */
-function json(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  close = false,
-  headers: OutgoingHttpHeaders = {},
-): void {
-  noteRefusal(res.req as RequestNotes, (body as { errors?: readonly object[] }).errors);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'cache-control': 'no-store',
-    ...(close ? { connection: 'close' } : {}),
-    ...headers,
-  });
-  res.end(JSON.stringify(body));
-}
-
-/**
- * A stream refused for a connection limit. `Retry-After` (see retryAfterSeconds) keeps gateways
- * and graphql-sse clients that honour it from retrying at once, which cannot succeed before a
- * stream of the same user or instance closes.
- */
-function tooMany(res: ServerResponse, message: string, retryAfter: number): void {
-  json(res, 429, { errors: [limitExceeded(message).toJSON()] }, false, { 'retry-after': String(retryAfter) });
 }
