@@ -18,7 +18,7 @@ import {
 } from '../http/cross-site.js';
 import { domainErrorBody } from '../http/graphql-errors.js';
 import { HeldUploads, UPLOADS_BUSY } from '../http/held-uploads.js';
-import { mediaTypeOf, withLowerCaseMediaType } from '../http/media-type.js';
+import { errorContentType, mediaTypeOf, withLowerCaseMediaType } from '../http/media-type.js';
 import { checkReadiness, type Lifecycle } from '../http/readiness.js';
 import { noteRefusal } from '../http/request-notes.js';
 import {
@@ -95,13 +95,15 @@ function refuseReadably(
   refuse(req, res, status, { message, extensions: { code } });
 }
 
-/** A JSON answer; a refusal's first error (readiness: its `error`) is what the request's log line says of it. */
+/**
+ * A JSON answer; a refusal's first error (readiness: its `error`) is what the request's log line
+ * says of it. GraphQL errors are in the JSON type the client's Accept asks for, as Yoga's.
+ */
 function json(res: ServerResponse, status: number, body: unknown) {
-  if (status >= 400) {
-    const { errors, error } = body as { errors?: []; error?: string };
-    noteRefusal(res.req as TrackedRequest, errors ?? (error ? [{ message: error }] : undefined));
-  }
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  const { errors, error } = body as { errors?: []; error?: string };
+  if (status >= 400) noteRefusal(res.req as TrackedRequest, errors ?? (error ? [{ message: error }] : undefined));
+  const type = errors ? errorContentType(res.req.headers.accept) : 'application/json';
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
   res.end(JSON.stringify(body));
 }
 

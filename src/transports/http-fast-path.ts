@@ -4,7 +4,7 @@ import { type FetchAPI, processRegularResult } from 'graphql-yoga';
 import type { Authenticator, Viewer } from '../auth/viewer.js';
 import type { OriginPolicy } from '../http/cross-site.js';
 import { withPartialResultStatus } from '../http/graphql-errors.js';
-import { mediaTypeOf } from '../http/media-type.js';
+import { jsonMediaTypeFor, mediaTypeOf } from '../http/media-type.js';
 import { noteRefusal, type RequestNotes } from '../http/request-notes.js';
 import { BoundedLru } from '../platform/bounded-lru.js';
 import type { Logger } from '../platform/logger.js';
@@ -47,35 +47,6 @@ export interface FastPathDeps {
   authenticator: Authenticator;
   origins: OriginPolicy;
   logger: Logger;
-}
-
-/** The media types of Yoga's regular (not streamed) result processor, in its order. */
-const REGULAR_MEDIA_TYPES = ['application/graphql-response+json', 'application/json'] as const;
-
-/** Whether an Accept entry (`*\/*`, `application/*`, a type) covers a media type (Yoga's isMatchingMediaType). */
-function covers(asked: string, mediaType: string): boolean {
-  const [askedType, askedSubtype] = asked.split('/');
-  const [type, subtype] = mediaType.split('/');
-  return (askedType === '*' || askedType === type) && (askedSubtype === '*' || askedSubtype === subtype);
-}
-
-/**
- * The media type Yoga answers a query's or mutation's result with, for this Accept header, or
- * null when it would not be JSON (only streaming types acceptable, or nothing: 406). Yoga's rule
- * (graphql-yoga's result-processor/accept.js and use-result-processor.js): entries with a charset
- * other than utf-8 are ignored, q-values are not read, and the regular processor wins whenever an
- * entry covers one of its types, with the first such entry deciding which (`*\/*` and
- * `application/*` give application/json).
- */
-export function jsonMediaTypeFor(accept: string | undefined): string | null {
-  for (const entry of (accept || '*/*').replace(/\s/g, '').toLowerCase().split(',')) {
-    const [asked, ...params] = entry.split(';');
-    const charset = params.find((param) => param.includes('charset=')) ?? 'charset=utf-8';
-    if (!asked || charset !== 'charset=utf-8') continue;
-    const covered = REGULAR_MEDIA_TYPES.filter((mediaType) => covers(asked, mediaType));
-    if (covered.length > 0) return covered[covered.length - 1] as string;
-  }
-  return null;
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { GraphQLError } from 'graphql';
+import { errorContentType } from '../http/media-type.js';
 import { noteRefusal, type RequestNotes } from '../http/request-notes.js';
 import { limitExceeded } from './connection-budget.js';
 import { prefersEventStream } from './sse-accept.js';
@@ -69,7 +70,7 @@ export function json(
 ): void {
   noteRefusal(res.req as RequestNotes, (body as { errors?: readonly object[] }).errors);
   res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
+    'content-type': errorContentType(res.req.headers.accept),
     'cache-control': 'no-store',
     ...(close ? { connection: 'close' } : {}),
     ...headers,
