@@ -29,17 +29,12 @@ export class CatalogueChanges {
     private readonly history: HistoryService,
     private readonly catalog: CatalogService,
   ) {
-    // Every instance, whichever instance changed the catalogue: drops its cached lookups of the
-    // source and announces its installed apps of the changed entries to its own subscribers.
-    const warn = (error: unknown) =>
-      process.emitWarning(`the apps of a catalogue change could not be announced: ${String(error)}`);
+    // Every instance, whichever instance changed the catalogue, drops its cached lookups of the
+    // source. Its installed apps are announced by the instance that made the change (changed()).
     this.stopListening = bus.listen(
       'catalogue:changed',
-      (change) => {
-        catalog.forgetSource(change.sourceId);
-        this.announceInstalledApps(change).catch(warn);
-      },
-      warn,
+      (change) => catalog.forgetSource(change.sourceId),
+      (error) => process.emitWarning(`a catalogue change could not be taken: ${String(error)}`),
     );
   }
 
@@ -79,13 +74,20 @@ export class CatalogueChanges {
     ]);
     this.feed.history(records);
     this.feed.catalogue(change);
+    await this.announceInstalledApps(change).catch((error: unknown) => {
+      process.emitWarning(`the apps of a catalogue change could not be announced: ${String(error)}`);
+    });
   }
 
   /**
    * The installed apps of the changed entries, announced as app changes: their `latestVersion`
    * and `upgradeAvailable` moved, and `appUpdated` subscribers (the dashboard, a store page)
-   * re-read them. Added entries count too (an app installed before its source listed it). App
-   * changes stay on this instance's bus (ChangeFeed): each instance does this for its own.
+   * re-read them. Added entries count too (an app installed before its source listed it).
+   *
+   * Only the instance that made the change announces them: in cluster mode its collector reads
+   * the apps back and the change log carries them to the others, whose buses announce them in
+   * turn (create-services.ts, announceRows). Each instance announcing its own as well pushed each
+   * app once per instance to every subscriber (two instances: twice, identical).
    */
   private async announceInstalledApps({ sourceId, added, updated }: CatalogueChanged): Promise<void> {
     // A statement on the driver (not Prisma's query API): its parameter limit is the raw one.
