@@ -22,17 +22,28 @@ interface AppPush {
   appUpdated: { appName: string; latestVersion: string | null };
 }
 
+interface FullAppPush {
+  appUpdated: {
+    appName: string;
+    sourceId: string;
+    latestVersion: string | null;
+    upgradeAvailable: boolean | null;
+    sourceRemoved: boolean | null;
+    catalogApp: { version: string } | null;
+  };
+}
+
+const APP_UPDATED_FULL = parse(
+  'subscription { appUpdated { appName sourceId latestVersion upgradeAvailable sourceRemoved catalogApp { version } } }',
+) as TypedDocumentNode<FullAppPush, Record<string, never>>;
+
 const APP_UPDATED = parse('subscription { appUpdated { appName latestVersion } }') as TypedDocumentNode<
   AppPush,
   Record<string, never>
 >;
 
-async function syncOn(server: TestServer): Promise<void> {
-  const response = await rawRequest(
-    server,
-    { query: SYNC, variables: { sourceId: 'market.olares' } },
-    { token: TOKENS.ops },
-  );
+async function syncOn(server: TestServer, sourceId = 'market.olares'): Promise<void> {
+  const response = await rawRequest(server, { query: SYNC, variables: { sourceId } }, { token: TOKENS.ops });
   expect(response.body?.data?.syncMarketSource, response.text).toEqual({ __typename: 'SyncMarketSourceSuccess' });
 }
 
@@ -106,3 +117,82 @@ describe.runIf(runnable)('catalogue changes in cluster mode: two instances on Po
     }
   });
 });
+
+describe.each(databases)('catalogue changes on %s', (kind) => {
+  let olares: FakeMarketSource;
+  let other: FakeMarketSource;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    olares = await startFakeMarketSource({
+      entries: [fakeEntry('delta', { version: '4.0.0' }), fakeEntry('kept', { version: '1.0.0' })],
+    });
+    other = await startFakeMarketSource({ entries: [fakeEntry('epsilon', { version: '2.0.0' })] });
+    server = await startTestServer(kind, {
+      env: { ...AUTH_ENV, DEMO_DATA: '0', MARKET_SOURCE_URL: olares.url, SYNC_INTERVAL_MS: '3600000' },
+    });
+    await waitFor(async () => {
+      const [source] = await server.app.services.catalogueSync.status();
+      return source?.appCount === 2 ? true : undefined;
+    }, 'the first sync');
+    await addSource(server, 'other.market', other.url);
+    await syncOn(server, 'other.market');
+    const users = seed(server.app.db);
+    await users.user('alice').app({ appName: 'delta', state: 'running', version: '3.0.0' });
+    await users.user('alice').app({ appName: 'kept', state: 'running' });
+    await users.user('bob').app({ appName: 'epsilon', sourceId: 'other.market', state: 'running' });
+  }, 60_000);
+
+  afterAll(async () => {
+    await server?.stop();
+    await olares?.close();
+    await other?.close();
+  });
+
+  test('an entry a sync removes is pushed to the appUpdated subscribers of its installed apps', async () => {
+    const alice = await subscribe(server, APP_UPDATED_FULL, {}, { token: TOKENS.alice });
+    try {
+      olares.remove('delta');
+      await syncOn(server);
+      expect(await alice.next()).toEqual({
+        appUpdated: {
+          appName: 'delta',
+          sourceId: 'market.olares',
+          latestVersion: null,
+          upgradeAvailable: false,
+          sourceRemoved: false,
+          catalogApp: null,
+        },
+      });
+    } finally {
+      await alice.close();
+    }
+  });
+
+  test('a source removed, then added again, is pushed to the appUpdated subscribers of its installed apps', async () => {
+    const bob = await subscribe(server, APP_UPDATED_FULL, {}, { token: TOKENS.bob });
+    try {
+      const removal = await rawRequest(
+        server,
+        { query: 'mutation { removeMarketSource(input: { sourceId: "other.market" }) { __typename } }' },
+        { token: TOKENS.ops },
+      );
+      expect(removal.body?.data?.removeMarketSource, removal.text).toEqual({ __typename: 'RemoveMarketSourceSuccess' });
+      const epsilon = { appName: 'epsilon', sourceId: 'other.market', upgradeAvailable: false };
+      expect(await bob.next()).toEqual({
+        appUpdated: { ...epsilon, latestVersion: null, sourceRemoved: true, catalogApp: null },
+      });
+      await addSource(server, 'other.market', other.url);
+      // Its catalogue comes with its first sync, which may have run by the time the push is read.
+      expect(await bob.next()).toMatchObject({ appUpdated: { appName: 'epsilon', sourceRemoved: false } });
+    } finally {
+      await bob.close();
+    }
+  });
+});
+
+async function addSource(server: TestServer, sourceId: string, baseUrl: string): Promise<void> {
+  const query = `mutation { addMarketSource(input: { sourceId: "${sourceId}", title: "T", baseUrl: "${baseUrl}" }) { __typename } }`;
+  const response = await rawRequest(server, { query }, { token: TOKENS.ops });
+  expect(response.body?.data?.addMarketSource, response.text).toEqual({ __typename: 'AddMarketSourceSuccess' });
+}

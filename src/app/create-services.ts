@@ -122,9 +122,7 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
     uploads: new ChartUploadService(db, catalog, { maxBytes: config.chartUploadMaxBytes }, (change) =>
       catalogue.changes.changed(change),
     ),
-    marketSources: new MarketSourceService(db, catalog, history, feed, async (sourceId) => {
-      await catalogue.syncer.syncNow(sourceId);
-    }),
+    marketSources: createMarketSources({ db, catalog, history, feed }, catalogue),
     catalogueSync: catalogue.syncer,
     catalogueChanges: catalogue.changes,
     /** Folds search text stored by an older release again, in the background (started by the start's steps). */
@@ -160,6 +158,23 @@ export function createServices({ db, config, logger, onRedisAppend }: ServiceDep
       },
     }),
   };
+}
+
+/** Market-source management: its syncs, and the announcements of a source's installed apps, go through the catalogue. */
+function createMarketSources(
+  { db, catalog, history, feed }: { db: Db; catalog: CatalogService; history: HistoryService; feed: ChangeFeed },
+  catalogue: ReturnType<typeof createCatalogue>,
+) {
+  return new MarketSourceService(
+    db,
+    catalog,
+    history,
+    feed,
+    async (sourceId) => {
+      await catalogue.syncer.syncNow(sourceId);
+    },
+    (sourceId) => catalogue.changes.sourceAddedOrRemoved(sourceId),
+  );
 }
 
 /** The runtime store, what the collector tells of its progress (read-your-writes), and the service over them. */

@@ -4,6 +4,7 @@ import { installedAppsOf } from '../db/catalogue-sql.js';
 import { RAW_PARAMETERS, readInChunks } from '../db/chunks.js';
 import type { Db } from '../db/client.js';
 import { driverSqlOf } from '../db/driver-sql.js';
+import { type InstalledAppKey, installedAppsOfSource, installedAppsWithoutEntry } from '../db/installed-app-keys.js';
 import { MAX_SOURCE_ID_LENGTH } from '../domain/app-key.js';
 import { checkIdArgument } from '../domain/errors.js';
 import type { CatalogueChanged, ChangeFeed, EventBus } from '../events/change-feed.js';
@@ -74,27 +75,54 @@ export class CatalogueChanges {
     ]);
     this.feed.history(records);
     this.feed.catalogue(change);
-    await this.announceInstalledApps(change).catch((error: unknown) => {
-      process.emitWarning(`the apps of a catalogue change could not be announced: ${String(error)}`);
-    });
+    await this.announceInstalledApps(change).catch(warnUnannounced);
+  }
+
+  /**
+   * After an admin added or removed a source (committed): its installed apps, whose
+   * `sourceRemoved`, `catalogApp`, `latestVersion` and `upgradeAvailable` moved with it, are
+   * announced as app changes. A selection moves none of them.
+   */
+  async sourceAddedOrRemoved(sourceId: string): Promise<void> {
+    try {
+      this.announce(sourceId, await installedAppsOfSource(driverSqlOf(this.db), sourceId));
+    } catch (error) {
+      warnUnannounced(error);
+    }
   }
 
   /**
    * The installed apps of the changed entries, announced as app changes: their `latestVersion`
    * and `upgradeAvailable` moved, and `appUpdated` subscribers (the dashboard, a store page)
-   * re-read them. Added entries count too (an app installed before its source listed it).
+   * re-read them. Added entries count too (an app installed before its source listed it), and
+   * removed ones (`latestVersion` and `catalogApp` are null now).
    *
    * Only the instance that made the change announces them: in cluster mode its collector reads
    * the apps back and the change log carries them to the others, whose buses announce them in
    * turn (create-services.ts, announceRows). Each instance announcing its own as well pushed each
    * app once per instance to every subscriber (two instances: twice, identical).
    */
-  private async announceInstalledApps({ sourceId, added, updated }: CatalogueChanged): Promise<void> {
+  private async announceInstalledApps({ sourceId, added, updated, removed }: CatalogueChanged): Promise<void> {
+    const sql = driverSqlOf(this.db);
     // A statement on the driver (not Prisma's query API): its parameter limit is the raw one.
     const installed = await readInChunks([...added, ...updated], RAW_PARAMETERS, (appIds) =>
-      installedAppsOf(driverSqlOf(this.db), sourceId, appIds),
+      installedAppsOf(sql, sourceId, appIds),
     );
-    for (const { userId, appName } of installed) this.feed.app({ userId, sourceId, appName });
+    // A removed entry's row is gone, and its name with it (the change names app ids): the installed
+    // apps the catalogue no longer offers, those of entries removed by an earlier change included.
+    if (removed.length > 0) installed.push(...(await installedAppsWithoutEntry(sql, sourceId)));
+    this.announce(sourceId, installed);
+  }
+
+  /** Each installed app once, as an app change. */
+  private announce(sourceId: string, installed: readonly InstalledAppKey[]): void {
+    const seen = new Set<string>();
+    for (const { userId, appName } of installed) {
+      const key = `${userId}\n${appName}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      this.feed.app({ userId, sourceId, appName });
+    }
   }
 
   /** Changes from now on, of one source or of all that the viewer is offered. */
@@ -104,6 +132,10 @@ export class CatalogueChanges {
     if (viewer.isAdmin) return changes;
     return readEach(changes, async (change) => ((await this.catalog.offers(viewer, change.sourceId)) ? change : null));
   }
+}
+
+function warnUnannounced(error: unknown): void {
+  process.emitWarning(`the apps of a catalogue change could not be announced: ${String(error)}`);
 }
 
 function preview(ids: readonly string[]): string {

@@ -104,6 +104,8 @@ export class MarketSourceService {
     private readonly history: HistoryService,
     private readonly feed: ChangeFeed,
     private readonly sync: SyncSource,
+    /** After a source was added or removed: announces its installed apps (CatalogueChanges). */
+    private readonly announceApps: (sourceId: string) => Promise<void> = async () => {},
   ) {
     this.postgres = providerOf(db) === 'postgresql';
   }
@@ -169,6 +171,8 @@ export class MarketSourceService {
         return [created, await this.history.record([this.entry(viewer, `Market source ${input.sourceId} added`)], tx)];
       });
       this.changed(input.sourceId, records);
+      // A source added under a removed one's id takes its installed apps back.
+      await this.announceApps(input.sourceId);
       return row;
     } catch (error) {
       if (!isUniqueViolation(error)) throw error;
@@ -262,6 +266,7 @@ export class MarketSourceService {
       return [{ sourceId: id, catalogAppsRemoved: apps.count }, written] as const;
     });
     this.changed(id, records);
+    await this.announceApps(id);
     return removal;
   }
 
