@@ -73,8 +73,8 @@ describe('ChartUploadService', () => {
       await service.upload(ADMIN, chart('notes', '1.0.0'));
       await service.upload(ADMIN, chart('notes', '1.1.0'));
       expect(changes).toEqual([
-        { sourceId: 'upload', added: ['notes'], updated: [], removed: [] },
-        { sourceId: 'upload', added: [], updated: ['notes'], removed: [] },
+        { sourceId: 'upload', added: ['notes'], updated: [], removed: [], versions: { notes: '1.0.0' } },
+        { sourceId: 'upload', added: [], updated: ['notes'], removed: [], versions: { notes: '1.1.0' } },
       ]);
     } finally {
       await close();

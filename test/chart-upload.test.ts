@@ -382,12 +382,25 @@ describe.each(databases)('chart uploads (%s)', (kind) => {
     const listed = (await uploadCatalog(server)).edges.map((edge) => edge.node).find((app) => app.name === 'concur');
     expect([...((listed?.versions as string[] | undefined) ?? [])].sort()).toEqual(versions);
     expect(await installAs(server, 'concur', '2.0.1')).toMatchObject({ __typename: 'InstallAppSuccess' });
-    const records = await server.app.db.historyRecord.findMany({ where: { type: 'system', userId: 'system' } });
-    const added = records.filter((record) => record.message.includes('1 added (concur)'));
+    const records = (
+      await server.app.db.historyRecord.findMany({ where: { type: 'system', userId: 'system' } })
+    ).filter((record) => record.message.includes('(concur'));
+    const added = records.filter((record) => record.message.includes('1 added (concur'));
     expect(added).toHaveLength(1);
-    // Who put the chart into every user's catalogue: the uploading admin, in the message and the data.
-    expect(added[0]?.message).toBe('catalogue of upload changed by ops: 1 added (concur)');
-    expect(added[0]?.extended).toMatchObject({ sourceId: 'upload', added: ['concur'], by: 'ops' });
+    // Who put which chart into every user's catalogue: the uploading admin and the version, in the
+    // message and the data, one record per upload.
+    const version = (record: { message: string } | undefined) => /\(concur (.+)\)$/.exec(record?.message ?? '')?.[1];
+    expect(added[0]?.message).toBe(`catalogue of upload changed by ops: 1 added (concur ${version(added[0])})`);
+    expect(added[0]?.extended).toMatchObject({
+      sourceId: 'upload',
+      added: ['concur'],
+      by: 'ops',
+      versions: { concur: version(added[0]) },
+    });
+    expect(records.map((record) => version(record)).sort()).toEqual(versions);
+    for (const record of records) {
+      expect(record.extended).toMatchObject({ by: 'ops', versions: { concur: version(record) } });
+    }
   });
 
   test('an unquoted version that YAML reads as a number (1.10) is kept as written, not as 1.1', async () => {

@@ -46,6 +46,11 @@ export interface CatalogueChanged {
   sourcesChanged?: boolean;
   /** The admin whose upload made the change (a sync's has none): the history record names them. */
   by?: string;
+  /**
+   * An upload's: the version of the package uploaded, by app id (not always the entry's: an older
+   * version only joins its history). The history record names it; not announced.
+   */
+  versions?: Record<string, string>;
 }
 
 export type Topics = {

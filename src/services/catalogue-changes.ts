@@ -46,14 +46,15 @@ export class CatalogueChanges {
 
   /**
    * After the change committed: one `system` history record, then the announcement. An upload's
-   * names its admin (`by`, also in the message): the record is the audit trail of who put a chart
-   * into every user's catalogue, and the request log alone kept it only as long as the logs.
+   * names its admin (`by`, also in the message) and the version uploaded (`versions`, also in the
+   * message): the record is the audit trail of who put which chart into every user's catalogue,
+   * and the request log alone kept it only as long as the logs.
    */
   async changed(change: CatalogueChanged): Promise<void> {
     this.catalog.forgetSource(change.sourceId);
     const parts = (['added', 'updated', 'removed'] as const)
       .filter((kind) => change[kind].length > 0)
-      .map((kind) => `${change[kind].length} ${kind} (${preview(change[kind])})`);
+      .map((kind) => `${change[kind].length} ${kind} (${preview(change[kind], change.versions)})`);
     const by = change.by === undefined ? '' : ` by ${change.by}`;
     const records = await this.history.record([
       {
@@ -70,6 +71,7 @@ export class CatalogueChanges {
           updated: change.updated,
           removed: change.removed,
           ...(change.by === undefined ? {} : { by: change.by }),
+          ...(change.versions === undefined ? {} : { versions: change.versions }),
         },
       },
     ]);
@@ -138,7 +140,9 @@ function warnUnannounced(error: unknown): void {
   process.emitWarning(`the apps of a catalogue change could not be announced: ${String(error)}`);
 }
 
-function preview(ids: readonly string[]): string {
-  const shown = ids.slice(0, MAX_IDS_IN_MESSAGE).join(', ');
+/** The first ids, each with its version where the change names one (an upload's: `zeta 1.2.0`). */
+function preview(ids: readonly string[], versions: Readonly<Record<string, string>> = {}): string {
+  const named = (id: string) => (Object.hasOwn(versions, id) ? `${id} ${versions[id]}` : id);
+  const shown = ids.slice(0, MAX_IDS_IN_MESSAGE).map(named).join(', ');
   return ids.length > MAX_IDS_IN_MESSAGE ? `${shown}, …` : shown;
 }

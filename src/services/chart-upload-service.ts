@@ -56,10 +56,10 @@ export class ChartUploadService {
       const message = `the archive is larger than ${this.limits.maxBytes} bytes (CHART_UPLOAD_MAX_BYTES)`;
       throw new ValidationError(message, [{ path: 'chart', message }]);
     }
-    const { appId, app, existed } = await this.oneAtATime(async () => {
+    const { appId, version, app, existed } = await this.oneAtATime(async () => {
       const chart = await readChartPackage(new Uint8Array(await file.arrayBuffer()), this.limits);
       uploadedNameRule(chart.row.name);
-      return { appId: chart.row.name, ...(await this.store(chart.row.name, chart.served)) };
+      return { appId: chart.row.name, version: chart.row.version, ...(await this.store(chart.row.name, chart.served)) };
     });
     // An install right after must find the new entry, not a lookup cached before the upload.
     this.catalog.forgetSource(UPLOAD_SOURCE);
@@ -72,6 +72,7 @@ export class ChartUploadService {
       updated: existed ? [appId] : [],
       removed: [],
       by: viewer.userId,
+      versions: { [appId]: version },
     };
     try {
       await this.onChanged(change);
