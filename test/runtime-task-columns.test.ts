@@ -136,6 +136,31 @@ describe.runIf(redisUp)('the runtime state of a cluster', () => {
     }
   });
 
+  test('an instance whose own read-back came back from the log no longer holds its mutations for it', async () => {
+    const { barrier, feed, store } = a.app.services;
+    await seed(a.app.db).user('carol').app({ appName: 'barrier-probe', state: 'running' });
+    const applied = new Promise<void>((resolve) => {
+      const stop = store.onEvent((event) => {
+        if (event.app?.appName !== 'barrier-probe') return;
+        stop();
+        resolve();
+      });
+    });
+    feed.app({ userId: 'carol', sourceId: 'market.olares', appName: 'barrier-probe' });
+    // As a mutation's answer waits (read-your-writes), with no time limit that could end the wait.
+    let caughtUp = false;
+    const waiting = barrier
+      .caughtUp(() => feed.delivered(), 3_600_000)
+      .then(() => {
+        caughtUp = true;
+      });
+    await applied;
+    // The entry's return is noted as it is applied: the waiter is released within the same turn.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(caughtUp).toBe(true);
+    await waiting;
+  });
+
   test('keeps only its own columns of the whole task rows an instance of an earlier version appends', async () => {
     const [row] = await a.app.db.task.findMany({ where: { appName: APPS[0] } });
     if (!row) throw new Error('no task to copy');

@@ -1,5 +1,5 @@
 import type { ChartRepoStatus } from '../adapters/chart-repo/port.js';
-import { type AppRow, type RuntimeTaskRow, runtimeTaskOf } from '../db/models.js';
+import { type AppRow, RUNTIME_TASK_COLUMNS, type RuntimeTaskRow, runtimeTaskOf } from '../db/models.js';
 import type { AppKey } from '../domain/app-key.js';
 import { SWEEP_EVENT_BOUND, type SweepOrder } from './instance-sweep.js';
 import type { ComponentStatus, RuntimeEvent } from './state-store.js';
@@ -43,7 +43,15 @@ export type RuntimeChange =
  */
 export function runtimeChangeOf(value: unknown): RuntimeChange {
   const change = value as RuntimeChange;
-  return change.kind === 'rows' ? { ...change, tasks: change.tasks.map(runtimeTaskOf) } : change;
+  // This version's read-backs hold those columns only: kept as they are, the same object. An
+  // instance knows its own entry coming back by it (StoreBarrier.returned): a copy of every one
+  // left each read-your-writes wait to run out its time (a mutation answered a second late).
+  if (change.kind !== 'rows' || change.tasks.every(hasRuntimeColumnsOnly)) return change;
+  return { ...change, tasks: change.tasks.map(runtimeTaskOf) };
+}
+
+function hasRuntimeColumnsOnly(task: object): boolean {
+  return Object.keys(task).length === RUNTIME_TASK_COLUMNS.length;
 }
 
 /** A runtime event as the cluster's event history keeps it (see runtimeChangeOf: an earlier version's has whole rows). */
