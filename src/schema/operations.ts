@@ -116,31 +116,32 @@ builder.mutationFields((t) => {
   return {
     installApp: t.field({
       type: TaskRef,
-      description: 'Install an app. The task is persisted as PENDING and executed by the task engine.',
+      description:
+        'Install an app. The task is persisted as PENDING and executed by the task engine; the answer reads it again, so it may already be RUNNING.',
       errors: taskResult('installApp', 'The install was accepted.'),
       args: { input: t.arg({ type: InstallAppInput, required: true, description: 'What to install.' }) },
-      resolve: (_root, { input }, ctx) => ctx.services.operations.install(ctx.viewer, input),
+      resolve: (_root, { input }, ctx) => ctx.loaders.showTask(ctx.services.operations.install(ctx.viewer, input)),
     }),
     upgradeApp: t.field({
       type: TaskRef,
       description: 'Upgrade an installed app to another catalogue version.',
       errors: taskResult('upgradeApp', 'The upgrade was accepted.'),
       args: { input: t.arg({ type: UpgradeAppInput, required: true, description: 'What to upgrade.' }) },
-      resolve: (_root, { input }, ctx) => ctx.services.operations.upgrade(ctx.viewer, input),
+      resolve: (_root, { input }, ctx) => ctx.loaders.showTask(ctx.services.operations.upgrade(ctx.viewer, input)),
     }),
     uninstallApp: t.field({
       type: TaskRef,
       description: 'Uninstall an installed app.',
       errors: taskResult('uninstallApp', 'The uninstall was accepted.'),
       args: { input: t.arg({ type: UninstallAppInput, required: true, description: 'What to remove.' }) },
-      resolve: (_root, { input }, ctx) => ctx.services.operations.uninstall(ctx.viewer, input),
+      resolve: (_root, { input }, ctx) => ctx.loaders.showTask(ctx.services.operations.uninstall(ctx.viewer, input)),
     }),
     cloneApp: t.field({
       type: TaskRef,
       description: 'Clone an installed app under a new name.',
       errors: taskResult('cloneApp', 'The clone was accepted.'),
       args: { input: t.arg({ type: CloneAppInput, required: true, description: 'What to clone.' }) },
-      resolve: (_root, { input }, ctx) => ctx.services.operations.clone(ctx.viewer, input),
+      resolve: (_root, { input }, ctx) => ctx.loaders.showTask(ctx.services.operations.clone(ctx.viewer, input)),
     }),
     stopApp: t.field({
       type: TaskRef,
@@ -148,14 +149,14 @@ builder.mutationFields((t) => {
         'Stop a running app (the app service suspends it). Its stage is STOPPING while the task runs, STOPPED once done.',
       errors: taskResult('stopApp', 'The stop was accepted.'),
       args: { input: t.arg({ type: StopAppInput, required: true, description: 'What to stop.' }) },
-      resolve: (_root, { input }, ctx) => ctx.services.lifecycle.stop(ctx.viewer, input),
+      resolve: (_root, { input }, ctx) => ctx.loaders.showTask(ctx.services.lifecycle.stop(ctx.viewer, input)),
     }),
     resumeApp: t.field({
       type: TaskRef,
       description: 'Start a stopped app again. Its stage is RESUMING while the task runs, RUNNING once done.',
       errors: taskResult('resumeApp', 'The resume was accepted.'),
       args: { input: t.arg({ type: ResumeAppInput, required: true, description: 'What to resume.' }) },
-      resolve: (_root, { input }, ctx) => ctx.services.lifecycle.resume(ctx.viewer, input),
+      resolve: (_root, { input }, ctx) => ctx.loaders.showTask(ctx.services.lifecycle.resume(ctx.viewer, input)),
     }),
     cancelTask: t.field({
       type: TaskRef,
@@ -163,14 +164,15 @@ builder.mutationFields((t) => {
         'Cancel a task: a pending one ends CANCELED at once; for a running one the app service is asked to cancel, and the task ends CANCELED when it confirms.',
       errors: taskResult('cancelTask', 'The cancel was done (pending task) or requested (running task).', false),
       args: { input: t.arg({ type: CancelTaskInput, required: true, description: 'Which task.' }) },
-      resolve: (_root, { input }, ctx) => ctx.services.operations.cancel(ctx.viewer, input.taskId),
+      resolve: (_root, { input }, ctx) =>
+        ctx.loaders.showTask(ctx.services.operations.cancel(ctx.viewer, input.taskId)),
     }),
     retryTask: t.field({
       type: TaskRef,
       description: 'Submit a failed or canceled task again as a new task with the same parameters.',
       errors: taskResult('retryTask', 'The new task.'),
       args: { input: t.arg({ type: RetryTaskInput, required: true, description: 'Which task.' }) },
-      resolve: (_root, { input }, ctx) => ctx.services.operations.retry(ctx.viewer, input.taskId),
+      resolve: (_root, { input }, ctx) => ctx.loaders.showTask(ctx.services.operations.retry(ctx.viewer, input.taskId)),
     }),
   };
 });

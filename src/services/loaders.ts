@@ -26,14 +26,36 @@ const BATCH_ONLY = { cache: false } as const;
 /** The services the loaders read through. */
 export interface LoaderServices {
   apps: Pick<InstalledAppService, 'activeTasks' | 'byKeys'>;
-  tasks: Pick<TaskService, 'tasksOfApps'>;
+  tasks: Pick<TaskService, 'tasksOfApps' | 'byIds'>;
   catalog: Pick<CatalogService, 'categoriesOf' | 'appsNamed' | 'latestVersions' | 'existingSources'>;
   marketSources: Pick<MarketSourceService, 'appCounts'>;
   webhooks: Pick<WebhookService, 'deliveriesOfNotifications'>;
 }
 
 export function createLoaders(services: LoaderServices) {
-  const activeTask = new DataLoader<AppKey, TaskRow | null>((keys) => services.apps.activeTasks(keys), BATCH_ONLY);
+  // The tasks a mutation answered with (showTask), by id. The engine may start a task while its
+  // response is written: a field that reads the same task again (Task.app.activeTask, App.stage,
+  // App.tasks) shows the row the payload showed, so one response has one state per task. Only
+  // mutations add to it: a subscription's context, which lasts, never does.
+  const shown = new Map<string, TaskRow>();
+  const asShown = <Row extends TaskRow | null>(row: Row): Row => ((row && shown.get(row.taskId)) ?? row) as Row;
+  const taskById = new DataLoader<string, TaskRow | null>((ids) => services.tasks.byIds(ids), BATCH_ONLY);
+
+  /**
+   * The task a mutation answers with, read again once the service has written it and told the
+   * engine (as fresh as the fields under it, which read after), and kept as this response's row.
+   */
+  const showTask = async (answered: Promise<TaskRow>): Promise<TaskRow> => {
+    const written = await answered;
+    const task = (await taskById.load(written.taskId)) ?? written;
+    shown.set(task.taskId, task);
+    return task;
+  };
+
+  const activeTask = new DataLoader<AppKey, TaskRow | null>(
+    async (keys) => (await services.apps.activeTasks(keys)).map(asShown),
+    BATCH_ONLY,
+  );
 
   const appStage = new DataLoader<AppRow, StageAndHealth, number>(async (rows) => {
     const tasks = await activeTask.loadMany(rows);
@@ -63,7 +85,9 @@ export function createLoaders(services: LoaderServices) {
             first.args,
           );
           indexes.forEach((index, position) => {
-            results[index] = pages[position] as Connection<TaskRow>;
+            const page = pages[position] as Connection<TaskRow>;
+            const edges = shown.size ? page.edges.map((edge) => ({ ...edge, node: asShown(edge.node) })) : page.edges;
+            results[index] = { ...page, edges };
           });
         }),
       );
@@ -96,6 +120,7 @@ export function createLoaders(services: LoaderServices) {
   );
 
   return {
+    showTask,
     activeTask,
     appStage,
     appByKey,

@@ -131,6 +131,15 @@ export class TaskService {
   }
 
   /**
+   * Tasks by id, in the order asked (null for one that is gone), seen by no one in particular: for
+   * a task the service has just answered with, whose viewer it already checked (loaders.showTask).
+   */
+  async byIds(taskIds: readonly string[]): Promise<(TaskRow | null)[]> {
+    const byId = new Map((await findTasks(this.sql, [...new Set(taskIds)])).map((task) => [task.taskId, task]));
+    return taskIds.map((taskId) => byId.get(taskId) ?? null);
+  }
+
+  /**
    * The task lists of several apps with the same arguments: `App.tasks` under a list of apps. An
    * app has few tasks, so all of theirs are read in one query and each app's page is cut in
    * memory. Unless they have many (an app installed and uninstalled over and over has thousands,
