@@ -25,6 +25,7 @@ import {
   RuntimeSnapshotQuery,
   TaskDetailQuery,
   TaskUpdatedSubscription,
+  UninstallAppMutation,
 } from './support/operations.js';
 import { killLeftovers } from './support/process.js';
 import { deleteKeys, REDIS_URL, redisAvailable, redisTarget, redisUrlVia, uniquePrefix } from './support/redis.js';
@@ -162,6 +163,29 @@ describe.runIf(runnable)('cluster mode: two instances on PostgreSQL and Redis', 
       await Promise.all([overWs.close(), history.close(), appsOnB.close()]);
       sse.dispose();
       await sseDone.catch(() => {});
+    }
+  });
+
+  test('an uninstall on A is an APP_REMOVED on B carrying the id the app had, for a client cache to evict', async () => {
+    const user = 'erin';
+    const onB = await subscribe(b, RuntimeEventsSubscription, { filter: { userId: user } }, as('ops'));
+    try {
+      await completedOn(a, await installOn(a, user, 'ghost', '5.104.2'));
+      const installed = await onB.until(
+        ({ runtimeEvents: { app } }) => app?.appName === 'ghost' && app.stage === 'RUNNING',
+        30_000,
+      );
+      const id = installed.at(-1)?.runtimeEvents.app?.id;
+      expect(id).toEqual(expect.any(String));
+
+      const input = { sourceId: 'market.olares', appName: 'ghost' };
+      const { uninstallApp } = dataOf(await execute(a, UninstallAppMutation, { input }, as(user)));
+      if (uninstallApp.__typename !== 'UninstallAppSuccess') throw new Error(JSON.stringify(uninstallApp));
+      await completedOn(a, uninstallApp.task.taskId);
+      const removal = await onB.until(({ runtimeEvents }) => runtimeEvents.kind === 'APP_REMOVED', 30_000);
+      expect(removal.at(-1)?.runtimeEvents.removedApp).toEqual({ id, userId: user, appName: 'ghost' });
+    } finally {
+      await onB.close();
     }
   });
 

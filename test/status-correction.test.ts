@@ -200,9 +200,12 @@ describe.each(databases)('status correction over HTTP on %s', (kind) => {
       { token: TOKENS.ops },
     );
     try {
+      // The global id the app had (App.id), which a client cache keyed it by.
+      const held = await rowOf('alice', 'old-wiki');
+      const id = Buffer.from(`App:${held?.id}`).toString('base64');
       await correction().run();
       const removal = await events.until((event) => event.runtimeEvents.kind === 'APP_REMOVED');
-      expect(removal.at(-1)?.runtimeEvents.removedApp).toEqual({ userId: 'alice', appName: 'old-wiki' });
+      expect(removal.at(-1)?.runtimeEvents.removedApp).toEqual({ id, userId: 'alice', appName: 'old-wiki' });
     } finally {
       await events.close();
     }

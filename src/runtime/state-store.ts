@@ -37,13 +37,20 @@ export type RuntimeEventKind =
   | 'CHART_REPO_CHANGED'
   | 'RESYNC';
 
+/** An app that is gone: its key and the id of the row it had. */
+export type RemovedAppKey = AppKey & { id: number };
+
 export interface RuntimeEvent {
   sequence: number;
   kind: RuntimeEventKind;
   at: Date;
   app?: RuntimeApp;
-  /** Key of an app that is gone (APP_REMOVED). */
-  appKey?: AppKey;
+  /**
+   * Key of an app that is gone (APP_REMOVED), with the row id it had: the store only tells of an
+   * app it held, so the id is the one its APP_CHANGED events and `App.id` carried, whichever
+   * path removed it (an uninstall's end, a status correction, a change log entry of any release).
+   */
+  appKey?: RemovedAppKey;
   task?: RuntimeTaskRow;
   component?: ComponentStatus;
   /** Name of a component that left the runtime (COMPONENT_REMOVED). */
@@ -241,7 +248,8 @@ export class StateStore {
     const removed = this.apps.delete(appKeyString(key));
     if (!removed) return;
     this.tally.app(removed, undefined);
-    this.emit({ kind: 'APP_REMOVED', appKey: key });
+    const { userId, sourceId, appName, id } = removed;
+    this.emit({ kind: 'APP_REMOVED', appKey: { userId, sourceId, appName, id } });
   }
 
   putTask(task: RuntimeTaskRow): void {

@@ -195,7 +195,8 @@ const AppFilterInput = builder.inputType('AppFilter', {
 builder.subscriptionField('appUpdated', (t) =>
   t.field({
     type: AppRef,
-    description: 'Each change of an app you may see (state, progress, versions) that matches the filter.',
+    description:
+      'Each change of an app you may see (state, progress, versions) that matches the filter. A removed app has no row to push: the last push of an uninstall is UNINSTALLING; `runtimeEvents` tells of the removal (APP_REMOVED, `removedApp.id`).',
     args: { filter: t.arg({ type: AppFilterInput, description: 'Which apps.' }) },
     subscribe: (_root, { filter }, ctx) => ctx.services.apps.subscribe(ctx.viewer, filter ?? {}),
     resolve: (app) => eventOrMissed(app, 'query apps to see their current state'),

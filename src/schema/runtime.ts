@@ -1,9 +1,9 @@
-import type { AppKey } from '../domain/app-key.js';
 import { fanOut, isMissedEvents } from '../fanout/cohorts.js';
 import type { RuntimeEventView } from '../runtime/runtime-service.js';
 import {
   type ComponentStatus,
   RECENT_FINISHED_TASKS,
+  type RemovedAppKey,
   type RuntimeSummary,
   type Snapshot,
   type SnapshotFilter,
@@ -148,9 +148,14 @@ const RuntimeEventKindEnum = builder.enumType('RuntimeEventKind', {
   },
 });
 
-const RemovedAppRef = builder.objectRef<AppKey>('RemovedApp').implement({
+const RemovedAppRef = builder.objectRef<RemovedAppKey>('RemovedApp').implement({
   description: 'The identity of an app that is gone.',
   fields: (t) => ({
+    id: t.globalID({
+      description:
+        'The `id` the app had (`App.id`): a normalized client cache evicts that object (`cache.evict({ id: cache.identify({ __typename: "App", id }) })` in Apollo Client).',
+      resolve: (app) => ({ type: 'App', id: app.id }),
+    }),
     userId: t.exposeString('userId', { description: 'Owner.' }),
     sourceId: t.exposeString('sourceId', { description: 'Market source.' }),
     appName: t.exposeString('appName', { description: 'App name.' }),

@@ -303,8 +303,8 @@ export const RuntimeEventsSubscription = graphql(`
   subscription RuntimeEvents($filter: SnapshotFilter, $since: Float) {
     runtimeEvents(filter: $filter, since: $since) {
       sequence kind
-      app { userId appName stage }
-      removedApp { userId appName }
+      app { id userId appName stage }
+      removedApp { id userId appName }
       task { taskId userId appName status progress }
       component { name state message }
       removedComponent
