@@ -1,6 +1,7 @@
 import { logMigrationResult, migrateOrExplain } from '../db/migrate.js';
-import { loadConfig } from '../platform/config.js';
-import { createLogger, logProcessWarnings } from '../platform/logger.js';
+import { type Config, loadConfig } from '../platform/config.js';
+import { createLogger, type Logger, logProcessWarnings } from '../platform/logger.js';
+import { connectionCeiling, fileHeadroom, softOpenFileLimit } from '../platform/open-files.js';
 import { logStartBanner, simulatedServicesWarning } from './banner.js';
 import { buildApp, StartAbandoned } from './build-app.js';
 import type { StopSignals } from './stop-signals.js';
@@ -14,6 +15,7 @@ export async function main(signals: StopSignals) {
   const config = loadConfig();
   const logger = createLogger(config.logLevel, { format: config.logFormat });
   logProcessWarnings(logger);
+  keepConnectionsWithinOpenFiles(config, logger);
   const app = buildApp(config, { logger });
   // Until the port is bound nothing has started (no connection, no migration): a stop ends the
   // process at once.
@@ -57,4 +59,24 @@ export async function main(signals: StopSignals) {
   const simulated = simulatedServicesWarning(config);
   if (simulated) logger.warn(simulated);
   logStartBanner(logger, config, running);
+}
+
+/**
+ * Lowers MAX_CONNECTIONS to what the soft open-file limit leaves (platform/open-files.ts), saying so
+ * once: beyond it a client is refused as documented (1013, HTTP 429) instead of reset.
+ */
+function keepConnectionsWithinOpenFiles(config: Config, logger: Logger): void {
+  const limits = config.connectionLimits;
+  const ceiling = connectionCeiling(limits.total, config.databasePoolSize, softOpenFileLimit());
+  if (ceiling.softLimit === undefined) return;
+  logger.warn(
+    {
+      maxConnections: limits.total,
+      softOpenFileLimit: ceiling.softLimit,
+      headroom: fileHeadroom(ceiling.softLimit, config.databasePoolSize),
+      connectionLimit: ceiling.total,
+    },
+    `the soft open-file limit (${ceiling.softLimit}, ulimit -n) leaves room for ${ceiling.total} connections, fewer than MAX_CONNECTIONS (${limits.total}): this instance takes ${ceiling.total}. Raise the limit (docker run --ulimit nofile=65536:65536, compose ulimits, systemd LimitNOFILE; see "Open files" in the README)`,
+  );
+  limits.total = ceiling.total;
 }
