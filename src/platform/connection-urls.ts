@@ -58,6 +58,24 @@ const NOT_A_URL = 'is not a valid URL (check the host name, and the port: at mos
  */
 export const PLACEHOLDER_PASSWORD = 'REPLACE_ME';
 
+/**
+ * A password written raw: with `@` then `/`, `?` or `#` in it (`postgresql://u:p@ss/w:rd@db/market`)
+ * the URL still parses, as another one (host `ss`, database `w:rd@db/market`), and the start then
+ * failed naming that host and database, pieces of the password, in the log. Neither a `#` (a
+ * fragment, read by no driver) nor an `@` after the host (the path, the query) means anything in a
+ * database or Redis URL; a percent-encoded one (%40, %23) is fine. Says so without quoting the URL.
+ */
+const RAW_SPECIAL_CHARACTER =
+  'has an @ after its host, or a #, which no database or Redis URL holds: a password (or user name) written raw was read as host and path; percent-encode its special characters (@ as %40, / as %2F, : as %3A, ? as %3F, # as %23, % as %25; encodeURIComponent does it)';
+
+function rawSpecialCharacter(url: string): string | undefined {
+  const start = url.indexOf('//');
+  const rest = start === -1 ? url : url.slice(start + 2);
+  const authorityEnd = rest.search(/[/?#]/);
+  const afterHost = authorityEnd === -1 ? '' : rest.slice(authorityEnd);
+  return url.includes('#') || afterHost.includes('@') ? RAW_SPECIAL_CHARACTER : undefined;
+}
+
 /** Says which part of the URL, never its text. */
 function badEncoding(part: string): string {
   return `has a ${part} whose percent-encoding does not decode (write % as %25, other special characters as their UTF-8 %XX bytes)`;
@@ -69,6 +87,8 @@ function badEncoding(part: string): string {
  * became `SELECT NaN`, an error nothing caught, which ended the process with a stack trace.
  */
 export function redisUrlProblem(url: string): string | undefined {
+  const raw = rawSpecialCharacter(url);
+  if (raw) return raw;
   const parsed = URL.parse(url);
   if (!parsed) return NOT_A_URL;
   try {
@@ -92,6 +112,8 @@ export function redisUrlProblem(url: string): string | undefined {
  * reads the files `sslcert`, `sslkey` and `sslrootcert` name, as pg would.
  */
 export function postgresUrlProblem(url: string): string | undefined {
+  const raw = rawSpecialCharacter(url);
+  if (raw) return raw;
   try {
     const settings = parsePostgresUrl(url);
     // Prisma's own URLs carry ?schema=…, but neither pg nor the migrations read it: the tables
