@@ -4,6 +4,7 @@ import { PrismaBetterSQLite3 } from '@prisma/adapter-better-sqlite3';
 import { PrismaPg } from '@prisma/adapter-pg';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Pool, PoolClient } from 'pg';
+import { parse as parsePostgresUrl } from 'pg-connection-string';
 import { PrismaClient as PostgresPrismaClient } from '../generated/prisma-postgres/client.js';
 import { PrismaClient as SqlitePrismaClient } from '../generated/prisma-sqlite/client.js';
 import { DEFAULT_POOL_SIZE, DEFAULT_QUERY_TIMEOUT_MS } from '../platform/config-env.js';
@@ -29,10 +30,18 @@ export function sqliteFilePath(url: string): string {
   return path.resolve(url.slice('file:'.length));
 }
 
-/** The database as the banner and start-up errors name it: kind, host and path, never a credential. */
+/**
+ * The database as the banner and start-up errors name it: kind, host and path, never a credential.
+ * A Unix socket's directory is read as pg reads it (`@/db?host=/run/postgresql`, or the host
+ * `%2Frun%2Fpostgresql`): `new URL` took the first for no URL and showed the second encoded.
+ */
 export function databaseShown(url: string): string {
   if (databaseProvider(url) === 'sqlite') return `SQLite ${sqliteFilePath(url)}`;
   try {
+    const { host, port, database } = parsePostgresUrl(url);
+    if (host?.startsWith('/')) {
+      return `PostgreSQL on the Unix socket in ${host}${port ? ` (port ${port})` : ''}, database ${database}`;
+    }
     const parsed = new URL(url);
     return `PostgreSQL at ${parsed.host}${parsed.pathname}`;
   } catch {
