@@ -1,4 +1,5 @@
 import { logMigrationResult, migrateOrExplain } from '../db/migrate.js';
+import { assertSqliteWritable } from '../db/sqlite-access.js';
 import { type Config, loadConfig } from '../platform/config.js';
 import { createLogger, type Logger, logProcessWarnings } from '../platform/logger.js';
 import { connectionCeiling, fileHeadroom, softOpenFileLimit } from '../platform/open-files.js';
@@ -16,6 +17,8 @@ export async function main(signals: StopSignals) {
   const logger = createLogger(config.logLevel, { format: config.logFormat });
   logProcessWarnings(logger);
   keepConnectionsWithinOpenFiles(config, logger);
+  // Before buildApp, whose database client makes the SQLite file's directory.
+  assertSqliteWritable(config.databaseUrl);
   const app = buildApp(config, { logger });
   // Until the port is bound nothing has started (no connection, no migration): a stop ends the
   // process at once.

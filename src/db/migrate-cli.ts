@@ -2,6 +2,7 @@ import { loadConfig } from '../platform/config.js';
 import { createLogger, logProcessWarnings } from '../platform/logger.js';
 import { reportStartFailure } from '../platform/start-failure.js';
 import { logMigrationResult, migrateOrExplain } from './migrate.js';
+import { assertSqliteWritable } from './sqlite-access.js';
 
 // `npm run db:migrate`: applies pending migrations to DATABASE_URL (SQLite by default).
 // The server applies the same migrations itself before it starts (app/main.ts); the tests call
@@ -14,6 +15,7 @@ try {
   const config = loadConfig({ DATABASE_URL, LOG_LEVEL, LOG_FORMAT });
   const logger = createLogger(config.logLevel, { format: config.logFormat });
   logProcessWarnings(logger);
+  assertSqliteWritable(config.databaseUrl);
   logMigrationResult(logger, await migrateOrExplain(config.databaseUrl, logger));
 } catch (error) {
   // A bad setting (ConfigError) or a database that cannot be migrated: one line, as `npm start` prints it.
