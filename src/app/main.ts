@@ -16,7 +16,7 @@ export async function main(signals: StopSignals) {
   const config = loadConfig();
   const logger = createLogger(config.logLevel, { format: config.logFormat });
   logProcessWarnings(logger);
-  keepConnectionsWithinOpenFiles(config, logger);
+  const lowered = keepConnectionsWithinOpenFiles(config);
   // Before buildApp, whose database client makes the SQLite file's directory.
   assertSqliteWritable(config.databaseUrl);
   const app = buildApp(config, { logger });
@@ -28,6 +28,7 @@ export async function main(signals: StopSignals) {
   });
   // First, so that a port in use is the only thing that happens: nothing migrated, nothing started.
   await app.listen();
+  lowered?.(logger); // once the port is bound, so that a port in use is still the only line
 
   let stopping = false;
   signals.onStop(async (signal) => {
@@ -65,21 +66,25 @@ export async function main(signals: StopSignals) {
 }
 
 /**
- * Lowers MAX_CONNECTIONS to what the soft open-file limit leaves (platform/open-files.ts), saying so
- * once: beyond it a client is refused as documented (1013, HTTP 429) instead of reset.
+ * Lowers MAX_CONNECTIONS to what the soft open-file limit leaves (platform/open-files.ts), before
+ * buildApp sizes the transports by it: beyond it a client is refused as documented (1013, HTTP 429)
+ * instead of reset. Returns the warning that says so, to log once the port is bound.
  */
-function keepConnectionsWithinOpenFiles(config: Config, logger: Logger): void {
+function keepConnectionsWithinOpenFiles(config: Config): ((logger: Logger) => void) | null {
   const limits = config.connectionLimits;
-  const ceiling = connectionCeiling(limits.total, config.databasePoolSize, softOpenFileLimit());
-  if (ceiling.softLimit === undefined) return;
-  logger.warn(
-    {
-      maxConnections: limits.total,
-      softOpenFileLimit: ceiling.softLimit,
-      headroom: fileHeadroom(ceiling.softLimit, config.databasePoolSize),
-      connectionLimit: ceiling.total,
-    },
-    `the soft open-file limit (${ceiling.softLimit}, ulimit -n) leaves room for ${ceiling.total} connections, fewer than MAX_CONNECTIONS (${limits.total}): this instance takes ${ceiling.total}. Raise the limit (docker run --ulimit nofile=65536:65536, compose ulimits, systemd LimitNOFILE; see "Open files" in the README)`,
-  );
+  const maxConnections = limits.total;
+  const ceiling = connectionCeiling(maxConnections, config.databasePoolSize, softOpenFileLimit());
+  if (ceiling.softLimit === undefined) return null;
+  const softLimit = ceiling.softLimit;
   limits.total = ceiling.total;
+  return (logger) =>
+    logger.warn(
+      {
+        maxConnections,
+        softOpenFileLimit: softLimit,
+        headroom: fileHeadroom(softLimit, config.databasePoolSize),
+        connectionLimit: ceiling.total,
+      },
+      `the soft open-file limit (${softLimit}, ulimit -n) leaves room for ${ceiling.total} connections, fewer than MAX_CONNECTIONS (${maxConnections}): this instance takes ${ceiling.total}. Raise the limit (docker run --ulimit nofile=65536:65536, compose ulimits, systemd LimitNOFILE; see "Open files" in the README)`,
+    );
 }

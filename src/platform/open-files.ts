@@ -9,8 +9,10 @@ import { readFileSync } from 'node:fs';
  * 227 of 400 WebSockets got in and 173 were reset, none refused with the documented 1013.
  */
 
-/** Files kept for everything but the connections: a quarter of the limit, at least this many. */
+/** Files kept for everything but the connections: a quarter of the limit, at least this many… */
 export const MIN_FILE_HEADROOM = 64;
+/** …and at most this many: what else the process opens does not grow with the limit. */
+export const MAX_FILE_HEADROOM = 1024;
 
 /**
  * The soft limit on open files (RLIMIT_NOFILE) of this process, read from /proc/self/limits (Node
@@ -29,12 +31,12 @@ export function softOpenFileLimit(limitsFile = '/proc/self/limits'): number | nu
 
 /**
  * The files kept from the connections: the database pool's (DATABASE_POOL_SIZE), and a quarter of
- * the limit (at least MIN_FILE_HEADROOM) for the rest: Node's own (about 30 at rest), Redis, the
+ * the limit (between MIN_FILE_HEADROOM and MAX_FILE_HEADROOM) for the rest: Node's own (about 30 at rest), Redis, the
  * readiness probe's connection, outbound calls (app service, developer service, market sources,
  * webhooks), the SQLite files, plain HTTP requests and connections being refused.
  */
 export function fileHeadroom(softLimit: number, poolSize: number): number {
-  return poolSize + Math.max(MIN_FILE_HEADROOM, Math.ceil(softLimit / 4));
+  return poolSize + Math.min(MAX_FILE_HEADROOM, Math.max(MIN_FILE_HEADROOM, Math.ceil(softLimit / 4)));
 }
 
 export interface ConnectionCeiling {
