@@ -54,9 +54,38 @@ export function storeFailure(
     const failure = { at: attemptAt, error, durationMs: outcome.durationMs, ticket };
     const failures = await recordSyncFailure(tx, sourceRowId, failure);
     if (failures === null) return null;
-    const backoff = Math.min(settings.backoffMaxMs, settings.intervalMs * 2 ** (failures - 1));
-    const nextSyncAt = new Date(attemptAt.getTime() + backoff);
+    const nextSyncAt = new Date(attemptAt.getTime() + syncDelayMs(settings, failures));
     await recordNextSync(tx, sourceRowId, nextSyncAt);
     return { failures, nextSyncAt };
   });
+}
+
+/** How long after a sync's start the next is due: SYNC_INTERVAL_MS, doubled per consecutive failure up to SYNC_BACKOFF_MAX_MS. */
+export function syncDelayMs(settings: SyncSettings, failures: number): number {
+  if (failures === 0) return settings.intervalMs;
+  return Math.min(settings.backoffMaxMs, settings.intervalMs * 2 ** (failures - 1));
+}
+
+/** What of a source row tells when its next sync is due. */
+export interface SyncSchedule {
+  nextSyncAt: Date | null;
+  syncAttemptAt: Date | null;
+  syncFailures: number;
+}
+
+/**
+ * Whether a source's next sync is due by `soon`: at the time its last outcome stored, or earlier
+ * when the settings in force now give an earlier one. The stored time counted the settings of the
+ * instance that synced: after a restart with a lower SYNC_INTERVAL_MS (an operator who wants new
+ * apps sooner) the source waited out the old interval, 5 minutes by default, up to an hour of
+ * backoff. A higher interval never delays a time already stored.
+ */
+export function isSyncDue(source: SyncSchedule, settings: SyncSettings, soon: Date): boolean {
+  if (source.nextSyncAt === null) return true;
+  const stored = source.nextSyncAt.getTime();
+  const bySettings =
+    source.syncAttemptAt === null
+      ? stored
+      : source.syncAttemptAt.getTime() + syncDelayMs(settings, source.syncFailures);
+  return Math.min(stored, bySettings) <= soon.getTime();
 }

@@ -19,7 +19,7 @@ import {
   type SyncRound,
   type SyncSettings,
 } from './catalogue-sync-outcome.js';
-import { type SyncMark, storeFailure, successStatus } from './catalogue-sync-record.js';
+import { isSyncDue, type SyncMark, storeFailure, successStatus } from './catalogue-sync-record.js';
 import {
   type CatalogueWrite,
   SourceGone,
@@ -140,10 +140,9 @@ export class CatalogueSyncer {
     // Due a little early: a sync's next time counts from its start, a moment after the job's tick,
     // so the next tick found it not yet due and skipped it (a 5 s interval synced every 10 s).
     const soon = new Date(this.now().getTime() + Math.min(1000, this.settings.intervalMs / 5));
-    const due = await this.db.marketSource.findMany({
-      where: { type: 'remote', OR: [{ nextSyncAt: null }, { nextSyncAt: { lte: soon } }] },
-      orderBy: { sourceId: 'asc' },
-    });
+    // Every remote row is read (one per source an admin added): whether one is due depends on the settings too.
+    const remote = await this.db.marketSource.findMany({ where: { type: 'remote' }, orderBy: { sourceId: 'asc' } });
+    const due = remote.filter((source) => isSyncDue(source, this.settings, soon));
     // The rows read are the ones synced. A sync that throws (its failure not even recorded) resolves with the error.
     return due.map((source) =>
       this.flights
