@@ -9,7 +9,7 @@ import { buildApp } from '../src/app/build-app.js';
 import { migrateDatabase } from '../src/db/migrate.js';
 import { loadConfig } from '../src/platform/config.js';
 import { createLogger } from '../src/platform/logger.js';
-import { availableDatabases, POSTGRES_URL } from './support/databases.js';
+import { availableDatabases, POSTGRES_URL, withPostgresClient } from './support/databases.js';
 import { killLeftovers, listeningUrl, SERVER_COMMAND, serverEnv, startProcess } from './support/process.js';
 import { installThroughApi, waitFor } from './support/server.js';
 import { rawRequest } from './support/untyped.js';
@@ -27,16 +27,6 @@ afterEach(async () => {
   await killLeftovers();
   for (const dispose of disposers.splice(0).reverse()) await dispose();
 });
-
-async function asAdmin<T>(work: (client: pg.Client) => Promise<T>, url = POSTGRES_URL): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
 
 function urlAs(role: string, database: string): string {
   const url = new URL(POSTGRES_URL);
@@ -65,13 +55,13 @@ interface RolesDatabase {
 async function rolesDatabase(): Promise<RolesDatabase> {
   const suffix = randomBytes(4).toString('hex');
   const [name, owner, app] = [`market_roles_${suffix}`, `market_owner_${suffix}`, `market_app_${suffix}`];
-  await asAdmin(async (client) => {
+  await withPostgresClient(async (client) => {
     await client.query(`CREATE ROLE ${owner} LOGIN`);
     await client.query(`CREATE ROLE ${app} LOGIN`);
     await client.query(`CREATE DATABASE ${name} OWNER ${owner}`);
   });
   disposers.push(() =>
-    asAdmin(async (client) => {
+    withPostgresClient(async (client) => {
       await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await client.query(`DROP ROLE IF EXISTS ${app}`);
       await client.query(`DROP ROLE IF EXISTS ${owner}`);
@@ -79,13 +69,13 @@ async function rolesDatabase(): Promise<RolesDatabase> {
   );
   const ownerUrl = urlAs(owner, name);
   // PostgreSQL 15 gives PUBLIC no CREATE on the public schema; older servers did: take it back.
-  await asAdmin((client) => client.query('REVOKE CREATE ON SCHEMA public FROM PUBLIC'), ownerUrl);
+  await withPostgresClient((client) => client.query('REVOKE CREATE ON SCHEMA public FROM PUBLIC'), ownerUrl);
   return { ownerUrl, appUrl: urlAs(app, name), owner, app };
 }
 
 /** The grants of the README's "PostgreSQL in production", run by the owner after its migration. */
 async function grantDml({ ownerUrl, app }: RolesDatabase): Promise<void> {
-  await asAdmin(async (client) => {
+  await withPostgresClient(async (client) => {
     await client.query(`GRANT USAGE ON SCHEMA public TO ${app}`);
     await client.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${app}`);
     await client.query(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${app}`);
@@ -131,7 +121,7 @@ describe.runIf(databases.includes('postgresql'))('a least-privilege role at run 
       `migration 9999_test_extra is pending, and the role "${roles.app}" has no CREATE privilege on the schema public: an owner role (one that may CREATE in it and owns the tables) must run "npm run db:migrate" first; then this role can run the server`,
     );
     // CREATE on the schema, but not the tables' owner: PostgreSQL's own reason, with the same advice.
-    await asAdmin((client) => client.query(`GRANT CREATE ON SCHEMA public TO ${roles.app}`), roles.ownerUrl);
+    await withPostgresClient((client) => client.query(`GRANT CREATE ON SCHEMA public TO ${roles.app}`), roles.ownerUrl);
     await expect(migrateDatabase(roles.appUrl, root)).rejects.toThrow(
       'migration 9999_test_extra needs a privilege the role lacks (must be owner of table Task): an owner role (one that may CREATE in the schema and owns the tables) must run "npm run db:migrate"',
     );
@@ -164,7 +154,9 @@ describe.runIf(databases.includes('postgresql'))('a database not ready at start'
   test('a statement cancelled by the statement_timeout: the reason, and no advice to migrate', async () => {
     const roles = await rolesDatabase();
     await migrateDatabase(roles.ownerUrl);
-    await asAdmin((client) => client.query(`ALTER DATABASE ${nameOf(roles.ownerUrl)} SET statement_timeout = '200ms'`));
+    await withPostgresClient((client) =>
+      client.query(`ALTER DATABASE ${nameOf(roles.ownerUrl)} SET statement_timeout = '200ms'`),
+    );
     // The table the start reads first, locked by another session: the start's read waits, and is cancelled.
     const holder = new pg.Client({ connectionString: roles.ownerUrl });
     await holder.connect();
@@ -189,7 +181,7 @@ describe.runIf(databases.includes('postgresql'))('connections refused for want o
       await migrateDatabase(roles.ownerUrl);
       const name = nameOf(roles.ownerUrl);
       // Not a superuser: PostgreSQL exempts superusers from both limits.
-      await asAdmin((client) =>
+      await withPostgresClient((client) =>
         client.query(`ALTER ${limited} ${limited === 'role' ? roles.owner : name} CONNECTION LIMIT 0`),
       );
       const config = loadConfig({ DATABASE_URL: roles.ownerUrl, PORT: '0', DEMO_DATA: '0' });
@@ -206,7 +198,7 @@ describe.runIf(databases.includes('postgresql'))('connections refused for want o
     const roles = await rolesDatabase();
     await migrateDatabase(roles.ownerUrl);
     const name = nameOf(roles.ownerUrl);
-    await asAdmin((client) => client.query(`ALTER DATABASE ${name} CONNECTION LIMIT 0`));
+    await withPostgresClient((client) => client.query(`ALTER DATABASE ${name} CONNECTION LIMIT 0`));
     const server = startProcess(SERVER_COMMAND, serverEnv(roles.ownerUrl));
     expect(await server.exited).toEqual({ code: 1, signal: null });
     expect(server.output.at(-1)).toBe(
@@ -221,7 +213,7 @@ describe.runIf(databases.includes('postgresql'))('a statement_timeout or lock_ti
     const roles = await rolesDatabase();
     await migrateDatabase(roles.ownerUrl);
     const name = nameOf(roles.ownerUrl);
-    await asAdmin((client) => client.query(`ALTER DATABASE ${name} SET ${setting} = '${value}'`));
+    await withPostgresClient((client) => client.query(`ALTER DATABASE ${name} SET ${setting} = '${value}'`));
     return { ...roles, name };
   }
 
@@ -255,7 +247,7 @@ describe.runIf(databases.includes('postgresql'))('a statement_timeout or lock_ti
     await waitFor(async () => {
       if (settled) return true;
       // Not on `other`: inside its transaction pg_stat_activity stays the snapshot first read.
-      const { rows } = await asAdmin((client) =>
+      const { rows } = await withPostgresClient((client) =>
         client.query(
           `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND wait_event = 'advisory'
           AND now() - state_change > interval '300 milliseconds'`,

@@ -4,7 +4,13 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { createPrismaClient } from '../src/db/client.js';
 import { driverSqlOf } from '../src/db/driver-sql.js';
 import { migrateDatabase } from '../src/db/migrate.js';
-import { availableDatabases, createTestDatabase, POSTGRES_URL, type TestDatabase } from './support/databases.js';
+import {
+  availableDatabases,
+  createTestDatabase,
+  POSTGRES_URL,
+  type TestDatabase,
+  withPostgresClient,
+} from './support/databases.js';
 import { killLeftovers, SERVER_COMMAND, serverEnv, startProcess } from './support/process.js';
 import { startTestServer, waitFor } from './support/server.js';
 import { rawRequest } from './support/untyped.js';
@@ -22,16 +28,6 @@ afterEach(async () => {
   for (const dispose of disposers.splice(0).reverse()) await dispose();
 });
 
-async function asAdmin<T>(work: (client: pg.Client) => Promise<T>, url = POSTGRES_URL): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
 interface OwnDatabase {
   name: string;
   role: string;
@@ -43,12 +39,12 @@ interface OwnDatabase {
 async function ownDatabase(): Promise<OwnDatabase> {
   const suffix = randomBytes(4).toString('hex');
   const [name, role] = [`market_session_${suffix}`, `market_session_${suffix}`];
-  await asAdmin(async (client) => {
+  await withPostgresClient(async (client) => {
     await client.query(`CREATE ROLE ${role} LOGIN`);
     await client.query(`CREATE DATABASE ${name} OWNER ${role}`);
   });
   disposers.push(() =>
-    asAdmin(async (client) => {
+    withPostgresClient(async (client) => {
       await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await client.query(`DROP ROLE IF EXISTS ${role}`);
     }),
@@ -62,7 +58,7 @@ async function ownDatabase(): Promise<OwnDatabase> {
 
 /** The tables of `schema` in the database at `url`. */
 async function tablesIn(url: string, schema: string): Promise<string[]> {
-  const { rows } = await asAdmin(
+  const { rows } = await withPostgresClient(
     (client) =>
       client.query<{ name: string }>('SELECT tablename AS name FROM pg_tables WHERE schemaname = $1', [schema]),
     url,
@@ -76,7 +72,7 @@ const RESET =
 describe.runIf(databases.includes('postgresql'))('a search_path set outside DATABASE_URL', () => {
   test('a schema named after the role (first on the default search_path): refused before any DDL, naming it and the fix', async () => {
     const own = await ownDatabase();
-    await asAdmin((client) => client.query(`CREATE SCHEMA ${own.role} AUTHORIZATION ${own.role}`), own.url);
+    await withPostgresClient((client) => client.query(`CREATE SCHEMA ${own.role} AUTHORIZATION ${own.role}`), own.url);
     await expect(migrateDatabase(own.url)).rejects.toThrow(
       `the server's tables must be in the schema public, but this session's unqualified statements land in the schema "${own.role}" (first on the search_path "$user", public). ${RESET} Here the schema is named after the role "${own.role}", which PostgreSQL's default search_path ("$user", public) picks first: drop or rename it, or give the role a search_path of "public".`,
     );
@@ -86,7 +82,7 @@ describe.runIf(databases.includes('postgresql'))('a search_path set outside DATA
 
   test('ALTER DATABASE SET search_path: the server process stops in one line, exit code 1, nothing created', async () => {
     const own = await ownDatabase();
-    await asAdmin(async (client) => {
+    await withPostgresClient(async (client) => {
       await client.query('CREATE SCHEMA market');
       await client.query(`ALTER DATABASE ${own.name} SET search_path = market, public`);
     }, own.url);
@@ -100,7 +96,7 @@ describe.runIf(databases.includes('postgresql'))('a search_path set outside DATA
 
   test('PGOPTIONS in the environment naming a search_path: refused too', async () => {
     const own = await ownDatabase();
-    await asAdmin((client) => client.query('CREATE SCHEMA market'), own.url);
+    await withPostgresClient((client) => client.query('CREATE SCHEMA market'), own.url);
     const server = startProcess(SERVER_COMMAND, serverEnv(own.url, { PGOPTIONS: '-c search_path=market' }));
     expect(await server.exited).toEqual({ code: 1, signal: null });
     expect(server.output.at(-1)).toContain(
@@ -111,7 +107,7 @@ describe.runIf(databases.includes('postgresql'))('a search_path set outside DATA
 
   test('ALTER ROLE SET search_path to a schema that does not exist: no schema, refused', async () => {
     const own = await ownDatabase();
-    await asAdmin((client) => client.query(`ALTER ROLE ${own.role} SET search_path = nowhere`));
+    await withPostgresClient((client) => client.query(`ALTER ROLE ${own.role} SET search_path = nowhere`));
     await expect(migrateDatabase(own.url)).rejects.toThrow(
       "this session's unqualified statements land in no schema: the search_path (nowhere) names none that exists.",
     );
@@ -122,7 +118,7 @@ describe.runIf(databases.includes('postgresql'))('a search_path set outside DATA
 async function migratedWith(setting: string, value: string): Promise<TestDatabase> {
   const database = await createTestDatabase('postgresql');
   disposers.push(() => database.drop());
-  await asAdmin((client) =>
+  await withPostgresClient((client) =>
     client.query(`ALTER DATABASE ${new URL(database.url).pathname.slice(1)} SET ${setting} = '${value}'`),
   );
   return database;
@@ -200,7 +196,7 @@ describe.runIf(databases.includes('postgresql'))('a DateStyle set on the databas
 
 /** Ends the server's connections to `database`, so that the next ones get its new settings. */
 async function terminateSessionsOf(database: TestDatabase): Promise<void> {
-  await asAdmin((client) =>
+  await withPostgresClient((client) =>
     client.query(
       'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
       [new URL(database.url).pathname.slice(1)],
@@ -219,7 +215,7 @@ describe.runIf(databases.includes('postgresql'))('a database that turns read-onl
     const server = await startTestServer('postgresql', { database, env: { DEMO_DATA: '0' } });
     disposers.push(() => server.stop());
     const name = new URL(database.url).pathname.slice(1);
-    await asAdmin((client) => client.query(`ALTER DATABASE ${name} SET default_transaction_read_only = on`));
+    await withPostgresClient((client) => client.query(`ALTER DATABASE ${name} SET default_transaction_read_only = on`));
     await terminateSessionsOf(database);
     const readiness = async () => {
       const response = await fetch(`${server.url}/readiness`);
@@ -245,7 +241,7 @@ describe.runIf(databases.includes('postgresql'))('a database that turns read-onl
       [],
     );
 
-    await asAdmin((client) => client.query(`ALTER DATABASE ${name} RESET default_transaction_read_only`));
+    await withPostgresClient((client) => client.query(`ALTER DATABASE ${name} RESET default_transaction_read_only`));
     await terminateSessionsOf(database);
     await waitFor(async () => ((await readiness()).status === 200 ? true : undefined), 'ready again');
     await waitFor(async () => {
@@ -258,7 +254,7 @@ describe.runIf(databases.includes('postgresql'))('a database that turns read-onl
     const database = await createTestDatabase('postgresql');
     disposers.push(() => database.drop());
     const name = new URL(database.url).pathname.slice(1);
-    await asAdmin((client) => client.query(`ALTER DATABASE ${name} SET default_transaction_read_only = on`));
+    await withPostgresClient((client) => client.query(`ALTER DATABASE ${name} SET default_transaction_read_only = on`));
     const server = startProcess(SERVER_COMMAND, serverEnv(database.url));
     expect(await server.exited).toEqual({ code: 1, signal: null });
     expect(server.output.at(-1)).toBe(

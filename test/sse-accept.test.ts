@@ -1,34 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { AUTH_ENV, announceHistory, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
+import { readAsItArrives } from './support/subscriptions.js';
 
 /** The Accept urql (@urql/core 5) sends with every query, mutation and fetched subscription. */
 const URQL_ACCEPT =
   'application/graphql-response+json, application/graphql+json, application/json, text/event-stream, multipart/mixed';
 const HISTORY = 'subscription { historyAdded { userId } }';
-
-/** A response read as it arrives, until `done` says enough. */
-async function readStream(response: Response, abort: AbortController) {
-  let text = '';
-  const reading = (async () => {
-    const decoder = new TextDecoder();
-    try {
-      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-        text += decoder.decode(chunk, { stream: true });
-      }
-    } catch {
-      // aborted
-    }
-  })();
-  return {
-    get text() {
-      return text;
-    },
-    async close() {
-      abort.abort();
-      await reading;
-    },
-  };
-}
 
 describe('the Accept header decides between JSON and an event stream on /graphql', () => {
   let server: TestServer;
@@ -92,7 +69,7 @@ describe('the Accept header decides between JSON and an event stream on /graphql
     for (const [url, init] of requests) {
       const abort = new AbortController();
       const response = await fetch(url, { ...init, signal: abort.signal });
-      const stream = await readStream(response, abort);
+      const stream = readAsItArrives(response, abort);
       try {
         expect(response.status, init.method).toBe(200);
         expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);

@@ -3,7 +3,7 @@ import { createClient } from 'graphql-sse';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { HistoryAddedSubscription } from './support/operations.js';
 import { AUTH_ENV, announceHistory, startTestServer, type TestServer, TOKENS, waitFor } from './support/server.js';
-import { subscribe } from './support/subscriptions.js';
+import { readAsItArrives, subscribe } from './support/subscriptions.js';
 
 const HISTORY = 'subscription { historyAdded { id userId type } }';
 
@@ -19,35 +19,20 @@ async function rawStream(server: TestServer, path: string, init: RequestInit & {
       ...(init.body ? { 'content-type': 'application/json' } : {}),
     },
   });
-  let text = '';
-  let ended = false;
-  const reading = (async () => {
-    const decoder = new TextDecoder();
-    try {
-      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-        text += decoder.decode(chunk, { stream: true });
-      }
-    } catch {
-      // aborted
-    }
-    ended = true;
-  })();
+  const stream = readAsItArrives(response, abort);
   return {
     response,
     get text() {
-      return text;
+      return stream.text;
     },
     get ended() {
-      return ended;
+      return stream.ended;
     },
     /** The `data` of every `next` event so far. */
     nexts(): unknown[] {
-      return [...text.matchAll(/event: next\ndata: (.*)\n\n/g)].map((m) => JSON.parse(m[1] as string));
+      return [...stream.text.matchAll(/event: next\ndata: (.*)\n\n/g)].map((m) => JSON.parse(m[1] as string));
     },
-    async close() {
-      abort.abort();
-      await reading;
-    },
+    close: () => stream.close(),
   };
 }
 

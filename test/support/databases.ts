@@ -86,3 +86,14 @@ export async function createTestDatabase(kind: DatabaseKind, migrations?: string
   await migrateDatabase(database.url, migrations);
   return database;
 }
+
+/** Runs `work` on a client of its own connected to `url` (the test server's administrative database by default), closed after. */
+export async function withPostgresClient<T>(work: (client: pg.Client) => Promise<T>, url = POSTGRES_URL): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}

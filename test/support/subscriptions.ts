@@ -109,3 +109,33 @@ export async function subscribe<T, V>(
     },
   };
 }
+
+/** A streamed response's text as it arrives (an SSE stream read by hand), until `close()` aborts it. */
+export function readAsItArrives(response: Response, abort: AbortController) {
+  let text = '';
+  let ended = false;
+  const reading = (async () => {
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        text += decoder.decode(chunk, { stream: true });
+      }
+    } catch {
+      // aborted
+    }
+    ended = true;
+  })();
+  return {
+    get text() {
+      return text;
+    },
+    /** Whether the server ended the stream (or close() aborted it). */
+    get ended() {
+      return ended;
+    },
+    async close() {
+      abort.abort();
+      await reading;
+    },
+  };
+}
