@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterEach, expect, test } from 'vitest';
 import { loadConfig } from '../src/platform/config.js';
 import { killLeftovers, SERVER_COMMAND, serverEnv, startProcess } from './support/process.js';
@@ -49,4 +52,18 @@ test('the same passwords percent-encoded, and a socket directory, are accepted',
   expect(loadConfig({ DATABASE_URL: encoded, REDIS_URL: redis }).redis?.url).toBe(redis);
   const socket = 'postgresql://appuser:pw@/db?host=/var/run/postgresql';
   expect(loadConfig({ DATABASE_URL: socket }).databaseUrl).toBe(socket);
+});
+
+test('an @ in a query parameter value is not a raw password: user@server names, application names, certificate paths', () => {
+  const certificate = path.join(mkdtempSync(path.join(tmpdir(), 'raw-password-')), 'ca@x.pem');
+  writeFileSync(certificate, 'not read before connecting');
+  for (const url of [
+    'postgresql://app:pw@127.0.0.1:5432/market?application_name=market@prod',
+    'postgresql://127.0.0.1:5432/market?user=app@myserver&password=pw',
+    `postgresql://app:pw@127.0.0.1/market?sslmode=verify-full&sslrootcert=${certificate}`,
+  ]) {
+    expect(loadConfig({ DATABASE_URL: url }).databaseUrl, url).toBe(url);
+  }
+  // A raw password's piece in the query has no parameter name: still refused.
+  expect(() => loadConfig({ DATABASE_URL: 'postgresql://app:p?w@rd@127.0.0.1/market' })).toThrow(/percent-encode/);
 });

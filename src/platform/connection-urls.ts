@@ -62,18 +62,23 @@ export const PLACEHOLDER_PASSWORD = 'REPLACE_ME';
  * A password written raw: with `@` then `/`, `?` or `#` in it (`postgresql://u:p@ss/w:rd@db/market`)
  * the URL still parses, as another one (host `ss`, database `w:rd@db/market`), and the start then
  * failed naming that host and database, pieces of the password, in the log. Neither a `#` (a
- * fragment, read by no driver) nor an `@` after the host (the path, the query) means anything in a
- * database or Redis URL; a percent-encoded one (%40, %23) is fine. Says so without quoting the URL.
+ * fragment, read by no driver) nor an `@` in the path or in a query parameter's name means anything
+ * in a database or Redis URL (a parameter's value may hold one); a percent-encoded one (%40, %23) is fine. Says so without quoting the URL.
  */
 const RAW_SPECIAL_CHARACTER =
   'has an @ after its host, or a #, which no database or Redis URL holds: a password (or user name) written raw was read as host and path; percent-encode its special characters (@ as %40, / as %2F, : as %3A, ? as %3F, # as %23, % as %25; encodeURIComponent does it)';
 
 function rawSpecialCharacter(url: string): string | undefined {
+  if (url.includes('#')) return RAW_SPECIAL_CHARACTER;
   const start = url.indexOf('//');
   const rest = start === -1 ? url : url.slice(start + 2);
-  const authorityEnd = rest.search(/[/?#]/);
-  const afterHost = authorityEnd === -1 ? '' : rest.slice(authorityEnd);
-  return url.includes('#') || afterHost.includes('@') ? RAW_SPECIAL_CHARACTER : undefined;
+  const authorityEnd = rest.search(/[/?]/);
+  if (authorityEnd === -1) return undefined;
+  const [path = '', query = ''] = rest.slice(authorityEnd).split(/\?(.*)/s);
+  // A parameter's value may hold an @ (`?user=app@server`, `application_name=market@prod`, a
+  // certificate path): pg reads it as written. A password's piece has no name (`?w@rd@db`).
+  const rawInQuery = query.split('&').some((pair) => pair.split('=', 1)[0]?.includes('@') || !pair.includes('='));
+  return path.includes('@') || (query.includes('@') && rawInQuery) ? RAW_SPECIAL_CHARACTER : undefined;
 }
 
 /** Says which part of the URL, never its text. */
