@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { afterEach, describe, expect, test } from 'vitest';
+import { databaseShown } from '../src/db/client.js';
 import { availableDatabases, createTestDatabase } from './support/databases.js';
 import { killLeftovers, listeningUrl, SERVER_COMMAND, serverEnv, startProcess } from './support/process.js';
 
@@ -39,3 +40,10 @@ describe.runIf(databases.includes('postgresql') && existsSync(`${SOCKET_DIRECTOR
     });
   },
 );
+
+test('a socket URL without a database names the socket alone, not an undefined database', () => {
+  expect(databaseShown('postgresql://u@%2Frun%2Fpostgresql')).toBe('PostgreSQL on the Unix socket in /run/postgresql');
+  expect(databaseShown('postgresql://u@%2Frun%2Fpostgresql/market')).toBe(
+    'PostgreSQL on the Unix socket in /run/postgresql, database market',
+  );
+});

@@ -74,7 +74,7 @@ describe.runIf(databases.includes('postgresql'))('a search_path set outside DATA
     const own = await ownDatabase();
     await withPostgresClient((client) => client.query(`CREATE SCHEMA ${own.role} AUTHORIZATION ${own.role}`), own.url);
     await expect(migrateDatabase(own.url)).rejects.toThrow(
-      `the server's tables must be in the schema public, but this session's unqualified statements land in the schema "${own.role}" (first on the search_path "$user", public). ${RESET} Here the schema is named after the role "${own.role}", which PostgreSQL's default search_path ("$user", public) picks first: drop or rename it, or give the role a search_path of "public".`,
+      `the server's tables must be in the schema public, but this session's unqualified statements land in the schema "${own.role}" (first on the search_path "$user", public). The schema is named after the role "${own.role}", which PostgreSQL's default search_path ("$user", public) picks first: drop or rename it, or give the role a search_path of "public" (ALTER ROLE ${own.role} SET search_path = public), and give each deployment a database of its own.`,
     );
     expect(await tablesIn(own.url, own.role)).toEqual([]);
     expect(await tablesIn(own.url, 'public')).toEqual([]);

@@ -40,7 +40,8 @@ export function databaseShown(url: string): string {
   try {
     const { host, port, database } = parsePostgresUrl(url);
     if (host?.startsWith('/')) {
-      return `PostgreSQL on the Unix socket in ${host}${port ? ` (port ${port})` : ''}, database ${database}`;
+      const named = database ? `, database ${database}` : '';
+      return `PostgreSQL on the Unix socket in ${host}${port ? ` (port ${port})` : ''}${named}`;
     }
     const parsed = new URL(url);
     return `PostgreSQL at ${parsed.host}${parsed.pathname}`;

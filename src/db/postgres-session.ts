@@ -123,12 +123,14 @@ function schemaRefusal({ schema, searchPath, role }: SessionSettings): string | 
     schema === null
       ? `no schema: the search_path (${searchPath}) names none that exists`
       : `the schema "${schema}" (first on the search_path ${searchPath})`;
-  const byRole =
+  // A schema named after the role needs no setting at all: PostgreSQL's default search_path
+  // ("$user", public) picks it first, so there is nothing to reset.
+  const cause =
     schema === role
-      ? ` Here the schema is named after the role "${role}", which PostgreSQL's default search_path ("$user", public) picks first: drop or rename it, or give the role a search_path of "public".`
-      : '';
+      ? `The schema is named after the role "${role}", which PostgreSQL's default search_path ("$user", public) picks first: drop or rename it, or give the role a search_path of "public" (ALTER ROLE ${role} SET search_path = public)`
+      : outsideTheUrl('search_path', '…');
   return (
     `the server's tables must be in the schema public, but this session's unqualified statements land in ${where}. ` +
-    `${outsideTheUrl('search_path', '…')}, and give each deployment a database of its own.${byRole}`
+    `${cause}, and give each deployment a database of its own.`
   );
 }
