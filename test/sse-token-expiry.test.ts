@@ -101,4 +101,23 @@ describe('an SSE stream whose JWT expires', () => {
     expect(text).toMatch(/\n: Token expired \(UNAUTHENTICATED\)[^\n]*\n\n$/);
     expect(text).not.toContain('event: complete');
   });
+
+  test('a client that prefers JSON and streams its subscriptions (urql) gets UNAUTHENTICATED and `complete`', async () => {
+    const token = await tokenUntil(inSeconds(1));
+    const response = await fetch(`${server.url}/graphql`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        // urql's Accept (@urql/core 5): JSON first, the event stream for its fetched subscriptions.
+        accept:
+          'application/graphql-response+json, application/graphql+json, application/json, text/event-stream, multipart/mixed',
+        authorization: `Bearer ${token}`,
+      },
+      body: JSON.stringify({ query: HISTORY }),
+    });
+    expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const text = await response.text(); // ends when the token does
+    expect(text).toContain('"code":"UNAUTHENTICATED"');
+    expect(text).toMatch(/event: complete\ndata:[^\n]*\n\n$/);
+  });
 });

@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { GraphQLError } from 'graphql';
+import { GraphQLError } from 'graphql';
 import type { Viewer } from '../auth/viewer.js';
 import { DomainError } from '../domain/errors.js';
 import type { Delivery, SubscriptionCohorts } from '../fanout/cohorts.js';
@@ -217,12 +217,17 @@ export class SseTransport {
       withdrawn: false,
       result: (result) => oneEvent(res, result),
       refusedBeforeRunning: (status, headers, errors) => refuseOperation(res, status, headers, errors),
-      member: (policy) => this.openStream(res, viewer, policy),
+      member: (policy) => this.openStream(req, res, viewer, policy),
     };
   }
 
   /** The stream of a subscription, or null when the response had to refuse it. */
-  private openStream(res: ServerResponse, viewer: Viewer, policy: MemberPolicy): SseSubscription | null {
+  private openStream(
+    req: IncomingMessage,
+    res: ServerResponse,
+    viewer: Viewer,
+    policy: MemberPolicy,
+  ): SseSubscription | null {
     // The client may have gone while the operation was prepared: its 'close' has fired already,
     // so nothing taken here would be given back.
     if (!res.socket || res.socket.destroyed) return null;
@@ -248,7 +253,8 @@ export class SseTransport {
     // Until the connection closes, not until the last event: a stream whose end waits behind
     // bytes its client does not read holds its slot until then, so it is watched until then.
     this.streams.add(stream);
-    const member = new SseSubscription(stream, policy);
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const member = new SseSubscription(stream, policy, sseTake(req, path) === 'all');
     const stopExpiry = onCredentialExpiry(viewer, () => member.expire());
     res.once('close', () => {
       stopExpiry();
@@ -297,6 +303,8 @@ class SseSubscription extends QueuedMember {
   constructor(
     private readonly stream: Stream,
     policy: MemberPolicy,
+    /** Whether its client chose the event stream (graphql-sse's client, EventSource): see expire(). */
+    private readonly reconnects: boolean,
   ) {
     super(stream, policy);
   }
@@ -311,14 +319,19 @@ class SseSubscription extends QueuedMember {
   }
 
   /**
-   * The viewer's credential expired: the stream ends without `complete`, saying why in a comment.
-   * A graphql-sse client takes that for a lost connection and reconnects, asking its `headers`
-   * for a fresh token, as graphql-ws's close 4403 has a client reconnect. `complete` (after an
-   * UNAUTHENTICATED `next`, until this) told it the subscription was over, and a live dashboard
-   * stopped for good. A client whose token is really gone learns why from the reconnect's 401.
+   * The viewer's credential expired. To a client that chose the event stream (graphql-sse's,
+   * EventSource) the stream ends without `complete`, saying why in a comment: graphql-sse's client
+   * takes that for a lost connection and reconnects, asking its `headers` for a fresh token, as
+   * graphql-ws's close 4403 has a client reconnect; `complete` (after an UNAUTHENTICATED `next`)
+   * told it the subscription was over, and a live dashboard stopped for good. A client whose token
+   * is really gone learns why from the reconnect's 401. A client that prefers JSON and streams
+   * only its subscriptions (urql's `fetchSubscriptions`) reads the end of the body as the end of
+   * the subscription, reconnecting or not: it gets the UNAUTHENTICATED `next` and `complete`, so
+   * that it learns why and can subscribe again.
    */
   expire(): void {
     this.stop();
-    this.stream.end(TOKEN_EXPIRED);
+    if (this.reconnects) this.stream.end(TOKEN_EXPIRED);
+    else this.finish([new GraphQLError('Token expired', { extensions: { code: 'UNAUTHENTICATED' } })]);
   }
 }
