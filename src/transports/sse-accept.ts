@@ -13,8 +13,9 @@ import { EVENT_STREAM } from './sse-frames.js';
  * text/event-stream, multipart/mixed` with every operation; taken as SSE whenever the Accept
  * named `text/event-stream`, each of its queries was a stream on a connection of its own, and its
  * multipart upload was refused (415). The preference is read as RFC 9110 says (q-values, then
- * order, by `negotiator`, as for GraphiQL's encodings); a JSON type the client likes as much as
- * `text/event-stream` wins.
+ * order, by `negotiator`, as for GraphiQL's encodings); a JSON type the client names with the q
+ * of `text/event-stream` wins, but one only a wildcard covers loses to it (`*\/*, text/event-stream`
+ * streams: the type named is the more specific, RFC 9110 §12.5.1).
  *
  * - `all`: `text/event-stream` is preferred (graphql-sse's client and EventSource send it alone):
  *   every operation is answered as a stream, as before.
